@@ -1,0 +1,197 @@
+// atomic_file.cpp — see atomic_file.h.
+#include "atomic_file.h"
+
+#include <QDir>
+#include <QFileInfo>
+#include <QRandomGenerator>
+#include <QThread>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace postern {
+
+namespace {
+QString errnoText(int err) { return QString::fromLocal8Bit(std::strerror(err)); }
+
+Status writeAll(int fd, const char* data, size_t len, const QString& path) {
+    while (len > 0) {
+        ssize_t n = ::write(fd, data, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int err = errno;
+            return Status::fail(QStringLiteral("%1: write failed: %2").arg(path, errnoText(err)), err);
+        }
+        data += n;
+        len -= size_t(n);
+    }
+    return {};
+}
+}  // namespace
+
+Status syncDirectory(const QString& dir) {
+    int fd = ::open(QFile::encodeName(dir).constData(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        return Status::fail(QStringLiteral("%1: cannot open folder: %2").arg(dir, errnoText(err)), err);
+    }
+    int rc = ::fsync(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0 && err != EINVAL)  // some file systems cannot sync folders; nothing more to do there
+        return Status::fail(QStringLiteral("%1: fsync failed: %2").arg(dir, errnoText(err)), err);
+    return {};
+}
+
+Status ensureDirectory(const QString& dir, mode_t mode) {
+    QFileInfo info(dir);
+    if (info.isDir()) return {};
+    if (info.exists()) return Status::fail(QStringLiteral("%1 exists and is not a folder").arg(dir));
+    QString parent = info.absolutePath();
+    if (parent != info.absoluteFilePath()) {
+        if (auto st = ensureDirectory(parent, mode); !st) return st;
+    }
+    if (::mkdir(QFile::encodeName(dir).constData(), mode) != 0 && errno != EEXIST) {
+        int err = errno;
+        return Status::fail(QStringLiteral("%1: cannot create folder: %2").arg(dir, errnoText(err)), err);
+    }
+    return {};
+}
+
+Result<QByteArray> readFile(const QString& path, qint64 maxBytes) {
+    int fd = ::open(QFile::encodeName(path).constData(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        return Result<QByteArray>::fail(QStringLiteral("%1: cannot open: %2").arg(path, errnoText(err)), err);
+    }
+    QByteArray out;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int err = errno;
+            ::close(fd);
+            return Result<QByteArray>::fail(QStringLiteral("%1: read failed: %2").arg(path, errnoText(err)), err);
+        }
+        if (n == 0) break;
+        if (out.size() + n > maxBytes) {
+            ::close(fd);
+            return Result<QByteArray>::fail(QStringLiteral("%1: larger than %2 bytes").arg(path).arg(maxBytes), EFBIG);
+        }
+        out.append(buf, n);
+    }
+    ::close(fd);
+    return out;
+}
+
+Status writeFileAtomic(const QString& path, const QByteArray& content, mode_t mode) {
+    QFileInfo info(path);
+    const QString dir = info.absolutePath();
+    QString tmp;
+    int fd = -1;
+    for (int attempt = 0; attempt < 16 && fd < 0; ++attempt) {
+        tmp = QStringLiteral("%1/.%2.tmp.%3.%4")
+                  .arg(dir, info.fileName())
+                  .arg(::getpid())
+                  .arg(QRandomGenerator::system()->generate(), 8, 16, QLatin1Char('0'));
+        fd = ::open(QFile::encodeName(tmp).constData(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        if (fd < 0 && errno != EEXIST) {
+            int err = errno;
+            return Status::fail(QStringLiteral("%1: cannot create temporary file: %2").arg(tmp, errnoText(err)), err);
+        }
+    }
+    if (fd < 0) return Status::fail(QStringLiteral("%1: cannot pick a temporary name").arg(path));
+    ::fchmod(fd, mode);  // the umask may have narrowed it; the caller's mode is what was asked for
+    auto fail = [&](Status st) {
+        ::close(fd);
+        ::unlink(QFile::encodeName(tmp).constData());
+        return st;
+    };
+    if (auto st = writeAll(fd, content.constData(), size_t(content.size()), tmp); !st) return fail(st);
+    if (::fsync(fd) != 0) {
+        int err = errno;
+        return fail(Status::fail(QStringLiteral("%1: fsync failed: %2").arg(tmp, errnoText(err)), err));
+    }
+    if (::close(fd) != 0) {
+        int err = errno;
+        ::unlink(QFile::encodeName(tmp).constData());
+        return Status::fail(QStringLiteral("%1: close failed: %2").arg(tmp, errnoText(err)), err);
+    }
+    if (::rename(QFile::encodeName(tmp).constData(), QFile::encodeName(path).constData()) != 0) {
+        int err = errno;
+        ::unlink(QFile::encodeName(tmp).constData());
+        return Status::fail(QStringLiteral("%1: rename failed: %2").arg(path, errnoText(err)), err);
+    }
+    return syncDirectory(dir);
+}
+
+FileStamp FileStamp::of(const QString& path) {
+    FileStamp s;
+    struct stat st {};
+    if (::stat(QFile::encodeName(path).constData(), &st) == 0) {
+        s.exists = true;
+        s.device = st.st_dev;
+        s.inode = st.st_ino;
+        s.size = st.st_size;
+        s.mtimeNs = qint64(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+    }
+    return s;
+}
+
+FileLock::~FileLock() { release(); }
+
+FileLock::FileLock(FileLock&& other) noexcept : m_fd(other.m_fd) { other.m_fd = -1; }
+
+FileLock& FileLock::operator=(FileLock&& other) noexcept {
+    if (this != &other) {
+        release();
+        m_fd = other.m_fd;
+        other.m_fd = -1;
+    }
+    return *this;
+}
+
+void FileLock::release() {
+    if (m_fd >= 0) {
+        ::flock(m_fd, LOCK_UN);
+        ::close(m_fd);
+        m_fd = -1;
+    }
+}
+
+Result<FileLock> FileLock::acquire(const QString& lockPath, Mode mode, int timeoutMs) {
+    int fd = ::open(QFile::encodeName(lockPath).constData(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        int err = errno;
+        return Result<FileLock>::fail(QStringLiteral("%1: cannot open lock file: %2").arg(lockPath, errnoText(err)), err);
+    }
+    const int op = (mode == Mode::Exclusive ? LOCK_EX : LOCK_SH);
+    int waitedMs = 0;
+    int pauseMs = 1;
+    for (;;) {
+        if (::flock(fd, op | LOCK_NB) == 0) break;
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            int err = errno;
+            ::close(fd);
+            return Result<FileLock>::fail(QStringLiteral("%1: flock failed: %2").arg(lockPath, errnoText(err)), err);
+        }
+        if (timeoutMs >= 0 && waitedMs >= timeoutMs) {
+            ::close(fd);
+            return Result<FileLock>::fail(
+                QStringLiteral("%1: still locked by another process after %2 ms").arg(lockPath).arg(timeoutMs), EWOULDBLOCK);
+        }
+        QThread::msleep(pauseMs);
+        waitedMs += pauseMs;
+        pauseMs = std::min(pauseMs * 2, 50);
+    }
+    FileLock lock;
+    lock.m_fd = fd;
+    return lock;
+}
+
+}  // namespace postern

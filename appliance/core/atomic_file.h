@@ -1,0 +1,63 @@
+// atomic_file.h — durable file writes and advisory locks.
+//
+// Interface:
+//   writeFileAtomic(path, bytes, mode)  temp file in the same folder, write,
+//       fsync, rename over `path`, fsync the folder. Readers see the old or the
+//       new content, never a mix; after it returns OK the content survives a
+//       crash or power loss.
+//   syncDirectory(dir)   fsync a folder (after creating/renaming entries in it).
+//   FileLock             flock(2) on a lock file; exclusive or shared; released
+//                        on destruction or process death (never stale).
+//   FileStamp            (device, inode, size, mtime) of a file, to notice that
+//                        somebody else replaced it between read and write.
+// All return Result/Status; errno text is in the message.
+//
+// Security: temp names are created with O_EXCL|O_NOFOLLOW, mode given by the
+// caller (secrets use 0600/0640). Limits: none beyond the file system's.
+#pragma once
+
+#include "result.h"
+
+#include <QByteArray>
+#include <QString>
+#include <sys/types.h>
+
+namespace postern {
+
+Status writeFileAtomic(const QString& path, const QByteArray& content, mode_t mode = 0644);
+Status syncDirectory(const QString& dir);
+// Create `dir` and missing parents with `mode`; existing folders are left as they are.
+Status ensureDirectory(const QString& dir, mode_t mode = 0755);
+// Read a whole file, refusing files larger than maxBytes.
+Result<QByteArray> readFile(const QString& path, qint64 maxBytes = 64 * 1024 * 1024);
+
+struct FileStamp {
+    dev_t device = 0;
+    ino_t inode = 0;
+    off_t size = -1;
+    qint64 mtimeNs = 0;
+    bool exists = false;
+    static FileStamp of(const QString& path);
+    bool operator==(const FileStamp&) const = default;
+};
+
+class FileLock {
+public:
+    enum class Mode { Shared, Exclusive };
+    FileLock() = default;
+    ~FileLock();
+    FileLock(const FileLock&) = delete;
+    FileLock& operator=(const FileLock&) = delete;
+    FileLock(FileLock&& other) noexcept;
+    FileLock& operator=(FileLock&& other) noexcept;
+
+    // Blocks until the lock is held, or until timeoutMs elapses (-1: wait forever).
+    static Result<FileLock> acquire(const QString& lockPath, Mode mode = Mode::Exclusive, int timeoutMs = 30000);
+    bool held() const { return m_fd >= 0; }
+    void release();
+
+private:
+    int m_fd = -1;
+};
+
+}  // namespace postern

@@ -1,0 +1,167 @@
+// log.cpp — see log.h.
+#include "log.h"
+
+#include <QDateTime>
+#include <QFile>
+#include <QMutex>
+#include <QRandomGenerator>
+
+#include <atomic>
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace postern::log {
+
+namespace {
+struct State {
+    QMutex mutex;
+    Options options;
+    int fd = -1;
+    ino_t inode = 0;
+    qint64 lastCheckMs = 0;
+};
+State& state() {
+    static State s;
+    return s;
+}
+std::atomic<int> g_minLevel{int(Level::Info)};
+
+void openFileLocked(State& s) {
+    if (s.fd >= 0) ::close(s.fd);
+    s.fd = -1;
+    if (s.options.logFile.isEmpty()) return;
+    s.fd = ::open(QFile::encodeName(s.options.logFile).constData(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    struct stat st {};
+    if (s.fd >= 0 && ::fstat(s.fd, &st) == 0) s.inode = st.st_ino;
+}
+
+void writeAll(int fd, const QByteArray& b) {
+    const char* p = b.constData();
+    size_t left = size_t(b.size());
+    while (left > 0) {
+        ssize_t n = ::write(fd, p, left);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return;  // nowhere to report a failing log
+        }
+        p += n;
+        left -= size_t(n);
+    }
+}
+
+const char* levelName(Level l) {
+    switch (l) {
+        case Level::Debug: return "debug";
+        case Level::Info: return "info";
+        case Level::Warning: return "warning";
+        case Level::Error: return "error";
+    }
+    return "info";
+}
+}  // namespace
+
+Level levelFromString(const QString& s) {
+    if (s == u"debug") return Level::Debug;
+    if (s == u"warning") return Level::Warning;
+    if (s == u"error") return Level::Error;
+    return Level::Info;
+}
+
+void init(const Options& options) {
+    State& s = state();
+    QMutexLocker lock(&s.mutex);
+    s.options = options;
+    g_minLevel = int(options.minLevel);
+    openFileLocked(s);
+}
+
+void setMinLevel(Level level) { g_minLevel = int(level); }
+bool enabled(Level level) { return int(level) >= g_minLevel.load(); }
+QString program() {
+    State& s = state();
+    QMutexLocker lock(&s.mutex);
+    return s.options.program;
+}
+
+QString quoteValue(const QString& value) {
+    bool needQuotes = value.isEmpty();
+    for (QChar c : value) {
+        if (c.isSpace() || c == QLatin1Char('"') || c == QLatin1Char('=') || c == QLatin1Char('\\') || c.unicode() < 0x20 ||
+            c.unicode() == 0x7f) {
+            needQuotes = true;
+            break;
+        }
+    }
+    if (!needQuotes) return value;
+    QString out;
+    out.reserve(value.size() + 2);
+    out += QLatin1Char('"');
+    for (QChar c : value) {
+        switch (c.unicode()) {
+            case '"': out += QStringLiteral("\\\""); break;
+            case '\\': out += QStringLiteral("\\\\"); break;
+            case '\n': out += QStringLiteral("\\n"); break;
+            case '\r': out += QStringLiteral("\\r"); break;
+            case '\t': out += QStringLiteral("\\t"); break;
+            default:
+                if (c.unicode() < 0x20 || c.unicode() == 0x7f)
+                    out += QStringLiteral("\\x%1").arg(c.unicode(), 2, 16, QLatin1Char('0'));
+                else
+                    out += c;
+        }
+    }
+    out += QLatin1Char('"');
+    return out;
+}
+
+Fields& Fields::add(const char* key, const QString& value) {
+    if (!m_text.isEmpty()) m_text += QLatin1Char(' ');
+    m_text += QLatin1String(key);
+    m_text += QLatin1Char('=');
+    m_text += quoteValue(value);
+    return *this;
+}
+
+QString newSessionId() {
+    return QStringLiteral("%1").arg(QRandomGenerator::global()->generate(), 8, 16, QLatin1Char('0'));
+}
+
+void write(Level level, QStringView session, QStringView event, const Fields& fields) {
+    if (!enabled(level)) return;
+    State& s = state();
+    const QDateTime now = QDateTime::currentDateTimeUtc();
+    QString line = now.toString(Qt::ISODateWithMs);
+    QMutexLocker lock(&s.mutex);
+    line += QLatin1Char(' ');
+    line += s.options.program.isEmpty() ? QStringLiteral("postern") : s.options.program;
+    line += QStringLiteral("[%1]: ").arg(::getpid());
+    line += QLatin1String(levelName(level));
+    if (!session.isEmpty()) {
+        line += QStringLiteral(" session=");
+        line += session;
+    }
+    line += QLatin1Char(' ');
+    // The event name is ours, but keep it to one token regardless.
+    for (QChar c : event) line += (c.isSpace() || c.unicode() < 0x20) ? QLatin1Char('_') : c;
+    if (!fields.text().isEmpty()) {
+        line += QLatin1Char(' ');
+        line += fields.text();
+    }
+    line += QLatin1Char('\n');
+    const QByteArray bytes = line.toUtf8();
+    if (!s.options.logFile.isEmpty()) {
+        const qint64 nowMs = now.toMSecsSinceEpoch();
+        if (s.fd < 0 || nowMs - s.lastCheckMs > 1000) {
+            s.lastCheckMs = nowMs;
+            struct stat st {};
+            if (s.fd < 0 || ::stat(QFile::encodeName(s.options.logFile).constData(), &st) != 0 || st.st_ino != s.inode)
+                openFileLocked(s);
+        }
+        if (s.fd >= 0) writeAll(s.fd, bytes);
+    }
+    if (s.options.toStderr) writeAll(STDERR_FILENO, bytes);
+}
+
+}  // namespace postern::log

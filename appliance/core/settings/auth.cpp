@@ -1,0 +1,35 @@
+// settings/auth.cpp — password hashing cost, the verification cache and the
+// failed-login throttle shared by SMTP, IMAP and POP3.
+#include "../config_schema.h"
+
+namespace postern::settings {
+
+void addAuth(QList<Setting>& out) {
+    const QString sec = QStringLiteral("auth");
+    using T = SettingType;
+    out << Setting{.key = QStringLiteral("auth.argon2_memory"), .type = T::Size, .defaultValue = QStringLiteral("19M"),
+                   .doc = QStringLiteral("Argon2id memory cost for new password hashes"), .section = sec,
+                   .min = 1 << 20, .max = qint64(4) << 30};
+    out << Setting{.key = QStringLiteral("auth.argon2_iterations"), .type = T::Int, .defaultValue = QStringLiteral("2"),
+                   .doc = QStringLiteral("Argon2id time cost (passes) for new password hashes"), .section = sec,
+                   .min = 1, .max = 64};
+    out << Setting{.key = QStringLiteral("auth.argon2_parallelism"), .type = T::Int, .defaultValue = QStringLiteral("1"),
+                   .doc = QStringLiteral("Argon2id lanes for new password hashes"), .section = sec, .min = 1, .max = 16};
+    out << Setting{.key = QStringLiteral("auth.cache_ttl"), .type = T::Duration, .defaultValue = QStringLiteral("15m"),
+                   .doc = QStringLiteral("How long a successful password check is remembered (0 disables the cache)"),
+                   .section = sec, .min = 0, .max = 86400};
+    out << Setting{.key = QStringLiteral("auth.cache_size"), .type = T::Int, .defaultValue = QStringLiteral("10000"),
+                   .doc = QStringLiteral("Most entries kept in the verification cache"), .section = sec, .min = 0,
+                   .max = 10000000};
+    out << Setting{.key = QStringLiteral("auth.failure_delay"), .type = T::Duration, .defaultValue = QStringLiteral("2s"),
+                   .doc = QStringLiteral("Delay before answering the first failed login; doubles per failure"),
+                   .section = sec, .min = 0, .max = 60};
+    out << Setting{.key = QStringLiteral("auth.failure_delay_max"), .type = T::Duration, .defaultValue = QStringLiteral("15s"),
+                   .doc = QStringLiteral("Largest delay before answering a failed login"), .section = sec, .min = 0,
+                   .max = 600};
+    out << Setting{.key = QStringLiteral("auth.failure_window"), .type = T::Duration, .defaultValue = QStringLiteral("15m"),
+                   .doc = QStringLiteral("Failed logins older than this are forgotten"), .section = sec, .min = 1,
+                   .max = 86400};
+}
+
+}  // namespace postern::settings

@@ -1,0 +1,17 @@
+// settings/imap.cpp — the IMAP daemon's limits.
+#include "../config_schema.h"
+
+namespace postern::settings {
+
+void addImap(QList<Setting>& out) {
+    const QString sec = QStringLiteral("imap");
+    using T = SettingType;
+    out << Setting{.key = QStringLiteral("imap.max_line_length"), .type = T::Size, .defaultValue = QStringLiteral("64K"),
+                   .doc = QStringLiteral("Longest command line, literals excluded"), .section = sec, .min = 1024,
+                   .max = qint64(16) << 20};
+    out << Setting{.key = QStringLiteral("imap.idle_timeout"), .type = T::Duration, .defaultValue = QStringLiteral("30m"),
+                   .doc = QStringLiteral("Idle time before an authenticated client is logged out (RFC 9051: at least 30m)"),
+                   .section = sec, .min = 1800, .max = 86400};
+}
+
+}  // namespace postern::settings

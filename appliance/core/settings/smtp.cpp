@@ -1,0 +1,51 @@
+// settings/smtp.cpp — the SMTP daemon's limits and policy (MX, submission, submissions).
+// Defaults follow RFC 5321 4.5.3.1 minimums and Postfix's defaults where the RFC is silent.
+#include "../config_schema.h"
+
+namespace postern::settings {
+
+void addSmtp(QList<Setting>& out) {
+    const QString sec = QStringLiteral("smtp");
+    using T = SettingType;
+    out << Setting{.key = QStringLiteral("smtp.max_message_size"), .type = T::Size, .defaultValue = QStringLiteral("25M"),
+                   .doc = QStringLiteral("Largest message accepted (advertised as SIZE; 552 5.3.4 above it)"),
+                   .section = sec, .min = 1024, .max = qint64(2) << 30};
+    out << Setting{.key = QStringLiteral("smtp.max_recipients"), .type = T::Int, .defaultValue = QStringLiteral("100"),
+                   .doc = QStringLiteral("Recipients per message (RFC 5321 requires at least 100)"), .section = sec,
+                   .min = 1, .max = 100000};
+    out << Setting{.key = QStringLiteral("smtp.max_command_line"), .type = T::Int, .defaultValue = QStringLiteral("2048"),
+                   .doc = QStringLiteral("Longest command line in octets incl. CRLF (512 plus room for ESMTP parameters)"),
+                   .section = sec, .min = 512, .max = 65536};
+    out << Setting{.key = QStringLiteral("smtp.max_line_length"), .type = T::Int, .defaultValue = QStringLiteral("1000"),
+                   .doc = QStringLiteral("Longest message text line in octets incl. CRLF (RFC 5321: 1000)"),
+                   .section = sec, .min = 1000, .max = 1000000};
+    out << Setting{.key = QStringLiteral("smtp.max_header_size"), .type = T::Size, .defaultValue = QStringLiteral("1M"),
+                   .doc = QStringLiteral("Largest header section of a message"), .section = sec, .min = 1024,
+                   .max = qint64(64) << 20};
+    out << Setting{.key = QStringLiteral("smtp.max_header_count"), .type = T::Int, .defaultValue = QStringLiteral("1000"),
+                   .doc = QStringLiteral("Most header fields in a message"), .section = sec, .min = 10, .max = 100000};
+    out << Setting{.key = QStringLiteral("smtp.max_errors"), .type = T::Int, .defaultValue = QStringLiteral("20"),
+                   .doc = QStringLiteral("Errors before the connection is closed with 421"), .section = sec, .min = 1,
+                   .max = 1000};
+    out << Setting{.key = QStringLiteral("smtp.command_timeout"), .type = T::Duration, .defaultValue = QStringLiteral("5m"),
+                   .doc = QStringLiteral("Idle time allowed while waiting for a command (RFC 5321 4.5.3.2.7)"),
+                   .section = sec, .min = 1, .max = 3600};
+    out << Setting{.key = QStringLiteral("smtp.data_timeout"), .type = T::Duration, .defaultValue = QStringLiteral("10m"),
+                   .doc = QStringLiteral("Idle time allowed between message data blocks"), .section = sec, .min = 1,
+                   .max = 3600};
+    out << Setting{.key = QStringLiteral("smtp.session_timeout"), .type = T::Duration, .defaultValue = QStringLiteral("1h"),
+                   .doc = QStringLiteral("Total time a connection may last"), .section = sec, .min = 10, .max = 86400};
+    out << Setting{.key = QStringLiteral("smtp.max_connections"), .type = T::Int, .defaultValue = QStringLiteral("500"),
+                   .doc = QStringLiteral("Concurrent SMTP connections over all listeners"), .section = sec, .min = 1,
+                   .max = 100000};
+    out << Setting{.key = QStringLiteral("smtp.max_connections_per_ip"), .type = T::Int, .defaultValue = QStringLiteral("20"),
+                   .doc = QStringLiteral("Concurrent SMTP connections from one client address"), .section = sec,
+                   .min = 1, .max = 100000};
+    out << Setting{.key = QStringLiteral("smtp.vrfy"), .type = T::Bool, .defaultValue = QStringLiteral("false"),
+                   .doc = QStringLiteral("Answer VRFY truthfully (off: 252, as most servers do)"), .section = sec};
+    out << Setting{.key = QStringLiteral("smtp.bare_lf"), .type = T::Enum, .defaultValue = QStringLiteral("reject"),
+                   .doc = QStringLiteral("A bare LF or CR in DATA: reject the message or normalise it to CRLF"),
+                   .section = sec, .choices = {QStringLiteral("reject"), QStringLiteral("normalize")}};
+}
+
+}  // namespace postern::settings

@@ -1,0 +1,14 @@
+// settings/web.cpp — the small web services (MTA-STS, autoconfig, ACME, health).
+#include "../config_schema.h"
+
+namespace postern::settings {
+
+void addWeb(QList<Setting>& out) {
+    const QString sec = QStringLiteral("web");
+    using T = SettingType;
+    out << Setting{.key = QStringLiteral("mta_sts.mode"), .type = T::Enum, .defaultValue = QStringLiteral("testing"),
+                   .doc = QStringLiteral("Inbound MTA-STS policy mode published for our domains (RFC 8461)"),
+                   .section = sec, .choices = {QStringLiteral("none"), QStringLiteral("testing"), QStringLiteral("enforce")}};
+}
+
+}  // namespace postern::settings

@@ -1,0 +1,138 @@
+// tls.cpp — see tls.h.
+#include "tls.h"
+
+#include "atomic_file.h"
+#include "config.h"
+
+#include <QFile>
+#include <QFileInfo>
+#include <QSslCertificate>
+#include <QSslKey>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <memory>
+
+namespace postern {
+
+Result<QSslConfiguration> serverTlsConfiguration(const Config& config) {
+    const QString certPath = config.path(QStringLiteral("tls.cert"));
+    const QString keyPath = config.path(QStringLiteral("tls.key"));
+    auto certBytes = readFile(certPath, 1 << 20);
+    if (!certBytes) return Result<QSslConfiguration>::fail(QStringLiteral("TLS certificate: %1").arg(certBytes.errorMessage()));
+    auto keyBytes = readFile(keyPath, 1 << 20);
+    if (!keyBytes) return Result<QSslConfiguration>::fail(QStringLiteral("TLS key: %1").arg(keyBytes.errorMessage()));
+    const QList<QSslCertificate> chain = QSslCertificate::fromData(*certBytes, QSsl::Pem);
+    if (chain.isEmpty() || chain.first().isNull())
+        return Result<QSslConfiguration>::fail(QStringLiteral("%1: no PEM certificate found").arg(certPath));
+    QSslKey key(*keyBytes, QSsl::Ec, QSsl::Pem);
+    if (key.isNull()) key = QSslKey(*keyBytes, QSsl::Rsa, QSsl::Pem);
+    if (key.isNull()) return Result<QSslConfiguration>::fail(QStringLiteral("%1: no usable PEM private key (EC or RSA)").arg(keyPath));
+
+    QSslConfiguration c = QSslConfiguration::defaultConfiguration();
+    c.setLocalCertificateChain(chain);
+    c.setPrivateKey(key);
+    c.setPeerVerifyMode(QSslSocket::VerifyNone);  // we do not ask clients for certificates
+    c.setProtocol(config.value(QStringLiteral("tls.min_version")) == u"1.3" ? QSsl::TlsV1_3OrLater : QSsl::TlsV1_2OrLater);
+    c.setSslOption(QSsl::SslOptionDisableCompression, true);
+    c.setSslOption(QSsl::SslOptionDisableLegacyRenegotiation, true);
+    c.setSslOption(QSsl::SslOptionDisableSessionTickets, false);
+    return c;
+}
+
+QSslConfiguration clientTlsConfiguration() {
+    QSslConfiguration c = QSslConfiguration::defaultConfiguration();
+    c.setProtocol(QSsl::TlsV1_2OrLater);
+    c.setSslOption(QSsl::SslOptionDisableCompression, true);
+    return c;
+}
+
+namespace {
+template <typename T, void (*F)(T*)>
+struct Deleter {
+    void operator()(T* p) const { F(p); }
+};
+using PKeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
+using X509Ptr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
+using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
+
+QByteArray bioToBytes(BIO* bio) {
+    char* data = nullptr;
+    long len = BIO_get_mem_data(bio, &data);
+    return QByteArray(data, int(len));
+}
+
+bool addExt(X509* cert, int nid, const char* value) {
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, cert, cert, nullptr, nullptr, 0);
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+    if (!ext) return false;
+    bool ok = X509_add_ext(cert, ext, -1) == 1;
+    X509_EXTENSION_free(ext);
+    return ok;
+}
+}  // namespace
+
+Status generateSelfSigned(const QString& certPath, const QString& keyPath, const QStringList& dnsNames, int days) {
+    if (dnsNames.isEmpty()) return Status::fail(QStringLiteral("a certificate needs at least one name"));
+    PKeyPtr key(EVP_EC_gen("P-256"));
+    if (!key) return Status::fail(QStringLiteral("cannot generate an EC key"));
+    X509Ptr cert(X509_new());
+    X509_set_version(cert.get(), 2);
+    unsigned char serial[16];
+    if (RAND_bytes(serial, sizeof serial) != 1) return Status::fail(QStringLiteral("no randomness for a serial"));
+    serial[0] &= 0x7f;
+    BIGNUM* bn = BN_bin2bn(serial, sizeof serial, nullptr);
+    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert.get()));
+    BN_free(bn);
+    X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(cert.get()), long(days) * 86400);
+    X509_set_pubkey(cert.get(), key.get());
+    X509_NAME* name = X509_get_subject_name(cert.get());
+    const QByteArray cn = dnsNames.first().toUtf8();
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.constData()), -1, -1, 0);
+    X509_set_issuer_name(cert.get(), name);
+    QStringList sans;
+    for (const QString& n : dnsNames) sans << QStringLiteral("DNS:") + n;
+    const QByteArray sanText = sans.join(QLatin1Char(',')).toUtf8();
+    if (!addExt(cert.get(), NID_subject_alt_name, sanText.constData()) ||
+        !addExt(cert.get(), NID_basic_constraints, "critical,CA:FALSE") ||
+        !addExt(cert.get(), NID_key_usage, "critical,digitalSignature") ||
+        !addExt(cert.get(), NID_ext_key_usage, "serverAuth") ||
+        !addExt(cert.get(), NID_subject_key_identifier, "hash"))
+        return Status::fail(QStringLiteral("cannot add certificate extensions"));
+    if (X509_sign(cert.get(), key.get(), EVP_sha256()) <= 0) return Status::fail(QStringLiteral("cannot sign the certificate"));
+
+    BioPtr keyBio(BIO_new(BIO_s_mem()));
+    BioPtr certBio(BIO_new(BIO_s_mem()));
+    if (PEM_write_bio_PrivateKey(keyBio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1 ||
+        PEM_write_bio_X509(certBio.get(), cert.get()) != 1)
+        return Status::fail(QStringLiteral("cannot encode the certificate"));
+    if (auto st = ensureDirectory(QFileInfo(keyPath).absolutePath(), 0755); !st) return st;
+    if (auto st = ensureDirectory(QFileInfo(certPath).absolutePath(), 0755); !st) return st;
+    if (auto st = writeFileAtomic(keyPath, bioToBytes(keyBio.get()), 0600); !st) return st;
+    return writeFileAtomic(certPath, bioToBytes(certBio.get()), 0644);
+}
+
+Result<CertificateInfo> certificateInfo(const QString& certPath) {
+    auto bytes = readFile(certPath, 1 << 20);
+    if (!bytes) return bytes.error();
+    const QList<QSslCertificate> chain = QSslCertificate::fromData(*bytes, QSsl::Pem);
+    if (chain.isEmpty() || chain.first().isNull())
+        return Result<CertificateInfo>::fail(QStringLiteral("%1: no PEM certificate found").arg(certPath));
+    const QSslCertificate& c = chain.first();
+    CertificateInfo info;
+    info.subject = c.subjectDisplayName();
+    info.issuer = c.issuerDisplayName();
+    info.notBefore = c.effectiveDate();
+    info.notAfter = c.expiryDate();
+    info.selfSigned = c.isSelfSigned();
+    for (const QString& n : c.subjectAlternativeNames().values(QSsl::DnsEntry)) info.dnsNames << n;
+    return info;
+}
+
+}  // namespace postern

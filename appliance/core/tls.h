@@ -1,0 +1,43 @@
+// tls.h — TLS settings built in one place, and certificate generation.
+//
+// Interface:
+//   serverTlsConfiguration(config)  QSslConfiguration for every server socket:
+//       certificate chain and key from tls.cert/tls.key, TLS 1.2 or later
+//       (tls.min_version), no client certificates requested, OpenSSL's default
+//       cipher list minus anything below TLS 1.2. Errors name the file.
+//   clientTlsConfiguration()        for outbound connections and self-checks.
+//   generateSelfSigned(...)         ECDSA P-256 key + self-signed X.509v3 cert with
+//       the given DNS names as SANs, written atomically (key 0600).
+//   CertificateInfo certificateInfo(path)  subject, names, expiry, self-signed?
+//
+// Security: the private key file is written 0600 and read only here. Standards:
+// RFC 8996 (no TLS 1.0/1.1), RFC 8314 (implicit TLS), RFC 5280 (SAN).
+#pragma once
+
+#include "result.h"
+
+#include <QDateTime>
+#include <QSslConfiguration>
+#include <QString>
+#include <QStringList>
+
+namespace postern {
+
+class Config;
+
+Result<QSslConfiguration> serverTlsConfiguration(const Config& config);
+QSslConfiguration clientTlsConfiguration();
+
+Status generateSelfSigned(const QString& certPath, const QString& keyPath, const QStringList& dnsNames, int days = 825);
+
+struct CertificateInfo {
+    QString subject;
+    QStringList dnsNames;
+    QDateTime notBefore;
+    QDateTime notAfter;
+    bool selfSigned = false;
+    QString issuer;
+};
+Result<CertificateInfo> certificateInfo(const QString& certPath);
+
+}  // namespace postern

@@ -1,0 +1,207 @@
+// ctl.cpp — dispatch and help for posternctl; see ctl.h.
+#include "ctl.h"
+
+#include "core/password.h"
+
+#include <QFile>
+#include <cstdio>
+#include <termios.h>
+#include <unistd.h>
+
+namespace postern::ctl {
+
+bool CtlContext::loadConfig(Config& config) const {
+    auto c = Config::load(configDir);
+    if (!c) {
+        err << "posternctl: " << c.errorMessage() << Qt::endl;
+        return false;
+    }
+    config = std::move(*c);
+    return true;
+}
+
+int CtlContext::fail(const QString& message) const {
+    err << "posternctl: " << message << Qt::endl;
+    return 1;
+}
+
+int CtlContext::usage(const QString& message) const {
+    err << "posternctl: " << message << Qt::endl;
+    return 2;
+}
+
+QList<Command> allCommands() {
+    QList<Command> cmds;
+    addAccountCommands(cmds);
+    addConfigCommands(cmds);
+    addDnsCommands(cmds);
+    return cmds;
+}
+
+namespace {
+void printHelp(QTextStream& s, const QList<Command>& cmds) {
+    s << "usage: posternctl [--config DIR] COMMAND ...\n\n"
+         "The config folder is --config DIR, else $POSTERN_CONFIG, else /etc/postern.\n\ncommands:\n";
+    for (const Command& c : cmds) {
+        QString line = QStringLiteral("  %1 %2").arg(c.words.join(QLatin1Char(' ')), c.usage).trimmed();
+        s << "  " << line.leftJustified(58) << " " << c.summary << "\n";
+    }
+    s.flush();
+}
+
+QString readLineNoEcho(const char* prompt, bool* ok) {
+    *ok = false;
+    FILE* tty = std::fopen("/dev/tty", "r+");
+    if (!tty) return {};
+    std::fputs(prompt, tty);
+    std::fflush(tty);
+    termios old {};
+    const int fd = fileno(tty);
+    const bool haveTerm = tcgetattr(fd, &old) == 0;
+    if (haveTerm) {
+        termios noEcho = old;
+        noEcho.c_lflag &= ~tcflag_t(ECHO);
+        tcsetattr(fd, TCSAFLUSH, &noEcho);
+    }
+    char buf[1024];
+    const bool got = std::fgets(buf, sizeof buf, tty) != nullptr;
+    if (haveTerm) tcsetattr(fd, TCSAFLUSH, &old);
+    std::fputs("\n", tty);
+    std::fclose(tty);
+    if (!got) return {};
+    QString s = QString::fromUtf8(buf);
+    while (s.endsWith(QLatin1Char('\n')) || s.endsWith(QLatin1Char('\r'))) s.chop(1);
+    *ok = true;
+    return s;
+}
+}  // namespace
+
+QString readNewPassword(CtlContext& ctx, QString* error, bool* generated) {
+    *generated = false;
+    if (ctx.has(QStringLiteral("generate"))) {
+        *generated = true;
+        return generatePassword();
+    }
+    if (ctx.has(QStringLiteral("password-stdin"))) {
+        QFile in;
+        if (!in.open(stdin, QIODevice::ReadOnly)) {
+            *error = QStringLiteral("cannot read standard input");
+            return {};
+        }
+        QByteArray line = in.readLine(4096);
+        while (line.endsWith('\n') || line.endsWith('\r')) line.chop(1);
+        if (line.isEmpty()) {
+            *error = QStringLiteral("empty password on standard input");
+            return {};
+        }
+        return QString::fromUtf8(line);
+    }
+    if (!isatty(STDIN_FILENO)) {
+        *error = QStringLiteral("no terminal to ask for a password; use --password-stdin or --generate");
+        return {};
+    }
+    bool ok1 = false, ok2 = false;
+    const QString a = readLineNoEcho("New password: ", &ok1);
+    if (!ok1 || a.isEmpty()) {
+        *error = QStringLiteral("no password entered");
+        return {};
+    }
+    const QString b = readLineNoEcho("Repeat password: ", &ok2);
+    if (!ok2 || a != b) {
+        *error = QStringLiteral("the passwords differ");
+        return {};
+    }
+    return a;
+}
+
+int runCtl(const QStringList& arguments, QTextStream& out, QTextStream& err) {
+    const QList<Command> cmds = allCommands();
+    QStringList rest = arguments.mid(1);
+    QString configDir;
+    // Global options come before the command words.
+    while (!rest.isEmpty() && rest.first().startsWith(QLatin1Char('-'))) {
+        const QString a = rest.takeFirst();
+        if (a == u"-h" || a == u"--help") {
+            printHelp(out, cmds);
+            return 0;
+        }
+        if (a == u"--version") {
+            out << "posternctl " << POSTERN_VERSION << Qt::endl;
+            return 0;
+        }
+        if (a == u"--config" || a == u"-c") {
+            if (rest.isEmpty()) {
+                err << "posternctl: --config needs a folder" << Qt::endl;
+                return 2;
+            }
+            configDir = rest.takeFirst();
+        } else if (a.startsWith(u"--config=")) {
+            configDir = a.mid(9);
+        } else {
+            err << "posternctl: unknown option " << a << " (see posternctl --help)" << Qt::endl;
+            return 2;
+        }
+    }
+    if (rest.isEmpty()) {
+        printHelp(err, cmds);
+        return 2;
+    }
+    // Longest match of command words.
+    const Command* best = nullptr;
+    for (const Command& c : cmds) {
+        if (c.words.size() > rest.size()) continue;
+        if (rest.mid(0, c.words.size()) != c.words) continue;
+        if (!best || c.words.size() > best->words.size()) best = &c;
+    }
+    if (!best) {
+        QStringList near;
+        for (const Command& c : cmds)
+            if (c.words.first() == rest.first()) near << c.words.join(QLatin1Char(' '));
+        err << "posternctl: unknown command '" << rest.join(QLatin1Char(' ')) << "'";
+        if (!near.isEmpty()) err << " (try: " << near.join(QStringLiteral(", ")) << ")";
+        err << Qt::endl;
+        return 2;
+    }
+    if (configDir.isEmpty()) configDir = resolveConfigDir({});
+    CtlContext ctx{configDir, {}, {}, out, err};
+    const QStringList tail = rest.mid(best->words.size());
+    for (qsizetype i = 0; i < tail.size(); ++i) {
+        const QString& a = tail.at(i);
+        if (a == u"--") {
+            ctx.args << tail.mid(i + 1);
+            break;
+        }
+        if (a.startsWith(u"--") && a.size() > 2) {
+            QString name = a.mid(2);
+            QString value;
+            const qsizetype eq = name.indexOf(QLatin1Char('='));
+            if (eq >= 0) {
+                value = name.mid(eq + 1);
+                name = name.left(eq);
+            } else if (best->valueOptions.contains(name)) {
+                if (i + 1 >= tail.size()) return ctx.usage(QStringLiteral("--%1 needs a value").arg(name));
+                value = tail.at(++i);
+            }
+            if (name == u"help") {
+                out << "usage: posternctl " << best->words.join(QLatin1Char(' ')) << " " << best->usage << "\n  "
+                    << best->summary << Qt::endl;
+                return 0;
+            }
+            if (name == u"config") {  // also accepted after the command words
+                ctx.configDir = value;
+                continue;
+            }
+            if (!best->valueOptions.contains(name) && !best->flags.contains(name))
+                return ctx.usage(QStringLiteral("unknown option --%1 for '%2' (usage: %2 %3)")
+                                     .arg(name, best->words.join(QLatin1Char(' ')), best->usage));
+            if (eq >= 0 && !best->valueOptions.contains(name))
+                return ctx.usage(QStringLiteral("--%1 takes no value").arg(name));
+            ctx.opts.insert(name, value);
+        } else {
+            ctx.args << a;
+        }
+    }
+    return best->run(ctx);
+}
+
+}  // namespace postern::ctl

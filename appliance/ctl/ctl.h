@@ -1,0 +1,57 @@
+// ctl.h — posternctl's command table.
+//
+// posternctl is a grammar table: each entry is a command path ("user add"),
+// a usage line, a one-line summary and a handler. Each area of the product
+// contributes its commands from its own file (commands_<area>.cpp) through
+// one function declared here; main.cpp only dispatches and prints help.
+//
+// Handlers get a CtlContext (config folder, parsed options, output streams)
+// and return the exit status: 0 ok, 1 operation failed, 2 usage error.
+// Every error is one clear line on stderr starting with "posternctl: ".
+#pragma once
+
+#include "core/config.h"
+
+#include <QStringList>
+#include <QTextStream>
+#include <functional>
+
+namespace postern::ctl {
+
+struct CtlContext {
+    QString configDir;
+    QStringList args;              // positional arguments after the command words
+    QMap<QString, QString> opts;   // --name value / --name=value / --flag ("")
+    QTextStream& out;
+    QTextStream& err;
+    bool has(const QString& opt) const { return opts.contains(opt); }
+    QString opt(const QString& name, const QString& fallback = {}) const { return opts.value(name, fallback); }
+    // Loads the config; on error prints it and returns false.
+    bool loadConfig(Config& config) const;
+    int fail(const QString& message) const;   // prints, returns 1
+    int usage(const QString& message) const;  // prints, returns 2
+};
+
+struct Command {
+    QStringList words;      // e.g. {"user", "add"}
+    QString usage;          // arguments and options after the words
+    QString summary;
+    QStringList valueOptions;  // options that take a value
+    QStringList flags;         // options without a value
+    std::function<int(CtlContext&)> run;
+    bool needsRoot = false;    // documented; checked by the handler where it matters
+};
+
+// Areas append their commands here.
+void addAccountCommands(QList<Command>& out);
+void addConfigCommands(QList<Command>& out);
+void addDnsCommands(QList<Command>& out);
+
+QList<Command> allCommands();
+int runCtl(const QStringList& arguments, QTextStream& out, QTextStream& err);
+
+// Reads a password: from stdin (--password-stdin), generated (--generate, printed
+// once), or from the terminal twice without echo. Empty result + message on error.
+QString readNewPassword(CtlContext& ctx, QString* error, bool* generated);
+
+}  // namespace postern::ctl
