@@ -1,0 +1,109 @@
+// daemon_main.cpp — see daemon_main.h.
+#include "daemon_main.h"
+
+#include "unix_signals.h"
+
+#include "core/log.h"
+#include "core/process.h"
+
+#include <QCoreApplication>
+#include <QFile>
+#include <QTextStream>
+#include <unistd.h>
+
+namespace postern {
+
+namespace {
+constexpr int kExitConfig = 78;  // EX_CONFIG
+constexpr int kGraceMs = 10'000;
+}  // namespace
+
+int runDaemon(int argc, char** argv, const DaemonSpec& spec) {
+    QCoreApplication app(argc, argv);
+    app.setApplicationName(spec.program);
+    const QStringList args = app.arguments();
+    QTextStream err(stderr);
+    for (qsizetype i = 1; i < args.size(); ++i) {
+        const QString& a = args.at(i);
+        if (a == u"--help" || a == u"-h") {
+            QTextStream(stdout) << "usage: " << spec.program << " [--config DIR]\n" << spec.description << "\n";
+            return 0;
+        }
+        if (a == u"--version") {
+            QTextStream(stdout) << spec.program << " " << POSTERN_VERSION << "\n";
+            return 0;
+        }
+        if (a == u"--config" || a == u"-c") {
+            ++i;
+            continue;
+        }
+        if (a.startsWith(u"--config=")) continue;
+        err << spec.program << ": unknown argument " << a << "\n";
+        return 2;
+    }
+    const QString configDir = resolveConfigDir(args);
+    auto loaded = Config::load(configDir);
+    if (!loaded) {
+        err << spec.program << ": " << loaded.errorMessage() << "\n";
+        return kExitConfig;
+    }
+    Config config = std::move(*loaded);
+    initDaemonLogging(config, spec.program);
+    auto server = spec.create(config, &app);
+    if (!server) {
+        log::error(u"start.failed", log::Fields().add("error", server.errorMessage()));
+        err << spec.program << ": " << server.errorMessage() << "\n";
+        return 1;
+    }
+    if (auto st = (*server)->start(); !st) {
+        log::error(u"start.failed", log::Fields().add("error", st.errorMessage()));
+        err << spec.program << ": " << st.errorMessage() << "\n";
+        return 1;
+    }
+    if (::geteuid() == 0) {
+        if (auto st = dropPrivileges(config.value(QStringLiteral("system_user"))); !st) {
+            log::error(u"start.failed", log::Fields().add("error", st.errorMessage()));
+            err << spec.program << ": " << st.errorMessage() << "\n";
+            return 1;
+        }
+    }
+    if (auto st = writeReadyFile(config, spec.program, (*server)->listenerAddresses()); !st)
+        log::warn(u"ready_file.failed", log::Fields().add("error", st.errorMessage()));
+    log::info(u"ready", log::Fields().add("version", POSTERN_VERSION).add("config", configDir));
+
+    DaemonServer* srv = *server;
+    UnixSignals* unixSignals = UnixSignals::install(&app);
+    bool stopping = false;
+    QObject::connect(unixSignals, &UnixSignals::terminateRequested, &app, [&](int sig) {
+        if (stopping) return;
+        stopping = true;
+        log::info(u"stopping", log::Fields().add("signal", sig));
+        if (spec.stopping) spec.stopping();
+        srv->shutdown(kGraceMs, [&] {
+            QFile::remove(readyFilePath(config, spec.program));
+            log::info(u"stopped");
+            app.quit();
+        });
+    });
+    QObject::connect(unixSignals, &UnixSignals::reloadRequested, &app, [&] {
+        auto fresh = Config::load(configDir);
+        if (!fresh) {
+            log::error(u"reload.refused", log::Fields().add("error", fresh.errorMessage()));
+            return;
+        }
+        QStringList restartNeeded;
+        for (const Setting& s : Schema::instance().all())
+            if (s.restart && fresh->value(s.key) != config.value(s.key)) restartNeeded << s.key;
+        if (!restartNeeded.isEmpty())
+            log::warn(u"reload.restart_needed", log::Fields().add("settings", restartNeeded.join(QLatin1Char(','))));
+        config = std::move(*fresh);
+        log::setMinLevel(log::levelFromString(config.value(QStringLiteral("log.level"))));
+        if (auto st = srv->reloadTls(); !st)
+            log::error(u"reload.tls_failed", log::Fields().add("error", st.errorMessage()));
+        if (spec.reloaded) spec.reloaded(srv);
+        log::info(u"reloaded");
+    });
+    return app.exec();
+}
+
+}  // namespace postern

@@ -1,0 +1,35 @@
+// daemon_main.h — the common main() of every Postern daemon.
+//
+// runDaemon(argc, argv, spec):
+//   1. parses --config DIR (else $POSTERN_CONFIG, else /etc/postern), --help, --version;
+//   2. loads the configuration (errors: message on stderr, exit 78 = EX_CONFIG);
+//   3. starts logging (mail.log in log_dir, stderr);
+//   4. spec.create() builds the daemon's objects and its DaemonServer, which
+//      binds its listeners (exit 1 with the reason when a bind fails);
+//   5. drops root to `system_user` when started as root (exit 1 if it cannot);
+//   6. writes <run_dir>/<program>.ready with the real addresses;
+//   7. runs the event loop: SIGTERM/SIGINT -> graceful shutdown (sessions say
+//      goodbye, 10 s grace), SIGHUP -> re-read the configuration; an invalid new
+//      configuration is refused and logged, the old one stays (restart-only
+//      settings are logged as such); then spec.reloaded() and a TLS reload.
+#pragma once
+
+#include "daemon_server.h"
+
+#include "core/config.h"
+
+#include <functional>
+
+namespace postern {
+
+struct DaemonSpec {
+    QString program;      // "postern-smtpd"
+    QString description;  // one line for --help
+    std::function<Result<DaemonServer*>(Config& config, QObject* parent)> create;
+    std::function<void(DaemonServer* server)> reloaded;   // optional
+    std::function<void()> stopping;                        // optional, before shutdown starts
+};
+
+int runDaemon(int argc, char** argv, const DaemonSpec& spec);
+
+}  // namespace postern

@@ -1,0 +1,141 @@
+// daemon_server.cpp — see daemon_server.h.
+#include "daemon_server.h"
+
+#include "core/log.h"
+#include "core/tls.h"
+
+#include <QSslSocket>
+#include <QTimer>
+
+namespace postern {
+
+DaemonServer::DaemonServer(const Config& config, QString program, QList<ListenerSpec> specs, SessionFactory factory,
+                           QObject* parent)
+    : QObject(parent), m_config(config), m_program(std::move(program)), m_specs(std::move(specs)),
+      m_factory(std::move(factory)) {
+    m_options.handshakeTimeoutMs = config.durationMs(QStringLiteral("tls.handshake_timeout"));
+}
+
+DaemonServer::~DaemonServer() = default;
+
+bool DaemonServer::needsTls() const { return true; }  // every protocol offers STARTTLS or implicit TLS
+
+Status DaemonServer::reloadTls() {
+    auto tls = serverTlsConfiguration(m_config);
+    if (!tls) return tls.error();
+    m_tls = *tls;
+    m_haveTls = true;
+    return {};
+}
+
+Status DaemonServer::start() {
+    if (auto st = reloadTls(); !st) return st;
+    for (const ListenerSpec& spec : m_specs) {
+        const auto addresses = m_config.listeners(spec.settingKey);
+        for (const ListenAddress& la : addresses) {
+            auto* l = new Listener(spec.mode, this);
+            // QHostAddress::Any ("*") is dual-stack: IPv6 and IPv4-mapped on one socket.
+            if (!l->listen(la.address, la.port)) {
+                const QString err = QStringLiteral("%1 %2: %3").arg(listenerName(spec.mode), la.toString(), l->errorString());
+                delete l;
+                for (Listener* other : m_listeners) other->close();
+                return Status::fail(err);
+            }
+            l->setMaxPendingConnections(512);
+            connect(l, &Listener::descriptorAccepted, this, [this, l](qintptr fd) { accept(l, fd); });
+            m_listeners << l;
+            log::info(u"listen", log::Fields()
+                                      .add("listener", listenerName(spec.mode))
+                                      .add("address", ListenAddress{l->serverAddress(), l->serverPort()}.toString()));
+        }
+    }
+    return {};
+}
+
+QMap<QString, QStringList> DaemonServer::listenerAddresses() const {
+    QMap<QString, QStringList> out;
+    for (const Listener* l : m_listeners) {
+        QHostAddress a = l->serverAddress();
+        out[listenerName(l->mode())] << ListenAddress{a, l->serverPort()}.toString();
+    }
+    return out;
+}
+
+void DaemonServer::setLimits(int maxConnections, int maxPerAddress, Refusal refusal) {
+    m_maxConnections = maxConnections;
+    m_maxPerAddress = maxPerAddress;
+    m_refusal = std::move(refusal);
+}
+
+QString DaemonServer::addressKey(const QHostAddress& address) {
+    bool isV4 = false;
+    const quint32 v4 = address.toIPv4Address(&isV4);
+    if (isV4) return QHostAddress(v4).toString();
+    // IPv6 clients get a /64 each: one host usually owns a whole /64.
+    Q_IPV6ADDR a = address.toIPv6Address();
+    for (int i = 8; i < 16; ++i) a[i] = 0;
+    return QHostAddress(a).toString() + QStringLiteral("/64");
+}
+
+void DaemonServer::accept(Listener* listener, qintptr descriptor) {
+    auto* socket = new QSslSocket;
+    if (!socket->setSocketDescriptor(descriptor)) {
+        log::warn(u"accept.failed", log::Fields().add("error", socket->errorString()));
+        delete socket;
+        return;
+    }
+    const QString key = addressKey(socket->peerAddress());
+    const bool overGlobal = m_connections.size() >= m_maxConnections;
+    const bool overAddress = m_perAddress.value(key) >= m_maxPerAddress;
+    if (m_shuttingDown || overGlobal || overAddress) {
+        log::warn(u"connection.refused",
+                  log::Fields()
+                      .add("listener", listenerName(listener->mode()))
+                      .add("remote", socket->peerAddress().toString())
+                      .add("reason", m_shuttingDown ? "shutting down" : overGlobal ? "too many connections" : "too many connections from this address"));
+        // Implicit-TLS listeners cannot say anything readable before a handshake; just close.
+        if (m_refusal && !isImplicitTls(listener->mode())) socket->write(m_refusal(listener->mode()));
+        socket->disconnectFromHost();
+        connect(socket, &QSslSocket::disconnected, socket, &QObject::deleteLater);
+        QTimer::singleShot(5000, socket, [socket] { socket->abort(); socket->deleteLater(); });
+        return;
+    }
+    auto* conn = new Connection(socket, listener->mode(), m_tls, m_options, this);
+    conn->setSession(m_factory(*conn, listener->mode()));
+    m_connections.insert(conn);
+    m_perAddress[key] += 1;
+    connect(conn, &Connection::finished, this, [this, conn, key] {
+        m_connections.remove(conn);
+        if (--m_perAddress[key] <= 0) m_perAddress.remove(key);
+        conn->deleteLater();
+    });
+    Q_EMIT connectionOpened(conn);
+    conn->begin();
+}
+
+QList<Connection*> DaemonServer::connections() const { return m_connections.values(); }
+
+void DaemonServer::shutdown(int graceMs, std::function<void()> done) {
+    m_shuttingDown = true;
+    for (Listener* l : m_listeners) l->close();
+    for (Connection* c : m_connections.values()) c->shutdown();
+    if (m_connections.isEmpty()) {
+        QMetaObject::invokeMethod(this, [done] { done(); }, Qt::QueuedConnection);
+        return;
+    }
+    auto* timer = new QTimer(this);
+    timer->setInterval(50);
+    auto started = std::make_shared<QElapsedTimer>();
+    started->start();
+    connect(timer, &QTimer::timeout, this, [this, timer, started, graceMs, done] {
+        if (!m_connections.isEmpty() && started->elapsed() < graceMs) return;
+        timer->stop();
+        timer->deleteLater();
+        if (!m_connections.isEmpty())
+            log::warn(u"shutdown.forced", log::Fields().add("connections", int(m_connections.size())));
+        done();
+    });
+    timer->start();
+}
+
+}  // namespace postern

@@ -1,0 +1,102 @@
+// daemon_server.h — listeners, connection limits and lifecycle of one daemon.
+//
+// Interface:
+//   DaemonServer(config, program, specs, factory)
+//     specs: which listener settings this daemon serves ({"smtp.listen", Mx}, ...).
+//     factory(io, mode) -> the ProtocolSession for a new connection.
+//   start()        load TLS (core serverTlsConfiguration), bind every address of
+//                  every enabled listener (port 0 = OS chooses). Errors name the
+//                  listener and address ("smtp 0.0.0.0:25: address in use").
+//   listenerAddresses()  {"smtp": ["127.0.0.1:34567"], ...} for the ready file.
+//   setLimits(global, perIp, refusal)  over-limit connections get `refusal(mode)`
+//                  (a protocol-correct "try later" line) and are closed at once.
+//   shutdown(graceMs, done)  stop accepting, let every session say goodbye,
+//                  abort what is left after graceMs, then call done.
+//   reloadTls()    re-read certificate and key for new connections.
+//
+// Limits: global and per-client-address connection counts (IPv6 per /64).
+// Security: the TLS configuration is built once in core/tls.cpp.
+#pragma once
+
+#include "connection.h"
+#include "listener_mode.h"
+
+#include "core/config.h"
+#include "core/result.h"
+
+#include <QHash>
+#include <QList>
+#include <QMap>
+#include <QSet>
+#include <QSslConfiguration>
+#include <QTcpServer>
+#include <functional>
+#include <memory>
+
+namespace postern {
+
+class Listener : public QTcpServer {
+    Q_OBJECT
+public:
+    Listener(ListenerMode mode, QObject* parent) : QTcpServer(parent), m_mode(mode) {}
+    ListenerMode mode() const { return m_mode; }
+
+Q_SIGNALS:
+    void descriptorAccepted(qintptr descriptor);
+
+protected:
+    void incomingConnection(qintptr descriptor) override { Q_EMIT descriptorAccepted(descriptor); }
+
+private:
+    ListenerMode m_mode;
+};
+
+class DaemonServer : public QObject {
+    Q_OBJECT
+public:
+    struct ListenerSpec {
+        QString settingKey;  // e.g. "smtp.listen"
+        ListenerMode mode;
+    };
+    using SessionFactory = std::function<std::unique_ptr<ProtocolSession>(SessionIo& io, ListenerMode mode)>;
+    using Refusal = std::function<QByteArray(ListenerMode mode)>;
+
+    DaemonServer(const Config& config, QString program, QList<ListenerSpec> specs, SessionFactory factory,
+                 QObject* parent = nullptr);
+    ~DaemonServer() override;
+
+    Status start();
+    QMap<QString, QStringList> listenerAddresses() const;
+    void setLimits(int maxConnections, int maxPerAddress, Refusal refusal);
+    void setConnectionOptions(const Connection::Options& options) { m_options = options; }
+    Status reloadTls();
+    void shutdown(int graceMs, std::function<void()> done);
+    int connectionCount() const { return int(m_connections.size()); }
+    QList<Connection*> connections() const;
+    // True when a listener needs TLS (so start() failed without a certificate).
+    bool needsTls() const;
+
+Q_SIGNALS:
+    void connectionOpened(Connection* connection);
+
+private:
+    void accept(Listener* listener, qintptr descriptor);
+    static QString addressKey(const QHostAddress& a);
+
+    const Config& m_config;
+    QString m_program;
+    QList<ListenerSpec> m_specs;
+    SessionFactory m_factory;
+    Refusal m_refusal;
+    QList<Listener*> m_listeners;
+    QSslConfiguration m_tls;
+    bool m_haveTls = false;
+    Connection::Options m_options;
+    int m_maxConnections = 1000;
+    int m_maxPerAddress = 50;
+    QSet<Connection*> m_connections;
+    QHash<QString, int> m_perAddress;
+    bool m_shuttingDown = false;
+};
+
+}  // namespace postern

@@ -1,0 +1,81 @@
+// session_io.h — the seam between a protocol session (no I/O) and the
+// connection that owns the socket.
+//
+// A protocol session (SMTP, IMAP, POP3) implements ProtocolSession: it is fed
+// bytes and events and answers through SessionIo, an interface the Connection
+// implements (tests implement it with a recorder). The session never touches
+// a socket, a timer or a thread.
+//
+// Contract:
+//   start()        the connection is ready for the greeting (after the TLS
+//                  handshake on implicit-TLS listeners).
+//   consume(d, n)  bytes from the peer; returns how many were used. Unused bytes
+//                  (an incomplete line) are offered again with more data. The
+//                  session returns early after asking for STARTTLS, closing,
+//                  or suspending; the connection then acts before feeding more.
+//   tlsStarted()   the STARTTLS handshake completed: forget everything learned
+//                  before it (RFC 3207 4.2, RFC 9051 6.2.1, RFC 2595 4).
+//   writable()     output drained below the low-water mark after the session
+//                  called io.notifyWhenWritable() (used to stream large output).
+//   timedOut()     idle or total time limit reached: reply and close.
+//   shutdown()     the daemon is stopping: say goodbye (421 / BYE / -ERR) and close.
+//   peerClosed()   the peer went away; no more output is possible.
+//
+// Security: STARTTLS is the connection's job: when the session calls
+// io.startTls(), any bytes the client pipelined after the command are
+// discarded and logged (CVE-2011-0411 class) before the handshake starts.
+#pragma once
+
+#include "listener_mode.h"
+
+#include <QByteArray>
+#include <QHostAddress>
+#include <QString>
+
+namespace postern {
+
+struct ConnectionInfo {
+    QString sessionId;
+    ListenerMode mode = ListenerMode::Mx;
+    QHostAddress peerAddress;
+    quint16 peerPort = 0;
+    QHostAddress localAddress;
+    quint16 localPort = 0;
+    bool tls = false;          // current state: true after implicit TLS or STARTTLS
+    QString tlsProtocol;       // "TLSv1.3"
+    QString tlsCipher;         // "TLS_AES_256_GCM_SHA384"
+    int tlsBits = 0;
+};
+
+class SessionIo {
+public:
+    virtual ~SessionIo() = default;
+    virtual void send(const QByteArray& bytes) = 0;
+    // Queue nothing more after this: flush what was sent, then start the server-side handshake.
+    virtual void startTls() = 0;
+    // Flush pending output, then disconnect. `reason` goes to the log line of the disconnect.
+    virtual void close(const QString& reason) = 0;
+    // Stop feeding input until resume() (while waiting for a password check, a disk write, ...).
+    virtual void suspend() = 0;
+    virtual void resume() = 0;
+    // Idle limit between reads; restarted by every read. 0 disables.
+    virtual void setIdleTimeout(qint64 ms) = 0;
+    // Ask for ProtocolSession::writable() once pending output is small again.
+    virtual void notifyWhenWritable() = 0;
+    virtual qint64 pendingOutput() const = 0;
+    virtual const ConnectionInfo& info() const = 0;
+};
+
+class ProtocolSession {
+public:
+    virtual ~ProtocolSession() = default;
+    virtual void start() = 0;
+    virtual qsizetype consume(const char* data, qsizetype size) = 0;
+    virtual void tlsStarted() = 0;
+    virtual void writable() {}
+    virtual void timedOut() = 0;
+    virtual void shutdown() = 0;
+    virtual void peerClosed() {}
+};
+
+}  // namespace postern

@@ -1,0 +1,228 @@
+// maildir_folder.cpp — see maildir_folder.h.
+#include "maildir_folder.h"
+
+#include "maildir_delivery.h"
+#include "maildir_names.h"
+
+#include "core/atomic_file.h"
+
+#include <QDateTime>
+#include <QDir>
+#include <QFile>
+#include <QHash>
+#include <QRandomGenerator>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace postern::store {
+
+namespace {
+constexpr const char* kUidList = "/dovecot-uidlist";
+constexpr const char* kUidLock = "/postern-uidlist.lock";
+
+struct Known {
+    quint32 uid;
+    qint64 vsize;
+};
+
+struct UidList {
+    quint32 validity = 0;
+    quint32 next = 1;
+    QString guid;
+    QHash<QString, Known> byBase;
+};
+
+UidList readUidList(const QString& path) {
+    UidList u;
+    auto text = readFile(path, 256 * 1024 * 1024);
+    if (!text) return u;
+    const QList<QByteArray> lines = text->split('\n');
+    if (lines.isEmpty()) return u;
+    const QList<QByteArray> header = lines.first().split(' ');
+    if (header.isEmpty() || header.first() != "3") return u;  // unknown version: rebuild (new UIDVALIDITY)
+    for (const QByteArray& h : header.mid(1)) {
+        if (h.startsWith('V')) u.validity = h.mid(1).toUInt();
+        else if (h.startsWith('N')) u.next = h.mid(1).toUInt();
+        else if (h.startsWith('G')) u.guid = QString::fromLatin1(h.mid(1));
+    }
+    for (qsizetype i = 1; i < lines.size(); ++i) {
+        const QByteArray& l = lines.at(i);
+        const qsizetype colon = l.indexOf(" :");
+        if (colon <= 0) continue;
+        const QList<QByteArray> fields = l.left(colon).split(' ');
+        bool ok = false;
+        const quint32 uid = fields.first().toUInt(&ok);
+        if (!ok || uid == 0) continue;
+        Known k{uid, -1};
+        for (const QByteArray& f : fields.mid(1))
+            if (f.startsWith('W')) k.vsize = f.mid(1).toLongLong();
+        QString base = parseFileName(QString::fromUtf8(l.mid(colon + 2))).base;
+        u.byBase.insert(base, k);
+        if (uid >= u.next) u.next = uid + 1;
+    }
+    return u;
+}
+
+bool plainName(const char* name) {
+    return name[0] != '.' && std::strchr(name, '/') == nullptr;
+}
+}  // namespace
+
+Result<MaildirFolder> MaildirFolder::open(const QString& root, const QStringList& folder, bool create) {
+    MaildirFolder f;
+    f.m_root = root;
+    QString folderDir;
+    if (!folder.isEmpty()) {
+        auto d = folderDirName(folder);
+        if (!d) return d.error();
+        folderDir = *d;
+    }
+    f.m_dir = folderDir.isEmpty() ? root : root + QLatin1Char('/') + folderDir;
+    if (create) {
+        if (auto st = ensureMaildir(root, folderDir); !st) return st.error();
+    } else if (!QFileInfo(f.m_dir + QStringLiteral("/cur")).isDir()) {
+        return Result<MaildirFolder>::fail(QStringLiteral("no such folder"), ENOENT);
+    }
+    return f;
+}
+
+QString MaildirFolder::messagePath(const MessageEntry& e) const {
+    return m_dir + (e.inNew ? QStringLiteral("/new/") : QStringLiteral("/cur/")) + e.fileName;
+}
+
+qint64 MaildirFolder::computeVirtualSize(const QString& path) {
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly)) return -1;
+    qint64 size = 0;
+    char prev = 0;
+    char buf[65536];
+    for (;;) {
+        const qint64 n = f.read(buf, sizeof buf);
+        if (n <= 0) break;
+        for (qint64 i = 0; i < n; ++i) {
+            if (buf[i] == '\n' && prev != '\r') ++size;  // a bare LF goes out as CRLF
+            prev = buf[i];
+        }
+        size += n;
+    }
+    return size;
+}
+
+Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur) {
+    auto lock = FileLock::acquire(m_dir + QLatin1String(kUidLock));
+    if (!lock) return lock.error();
+    const QString listPath = m_dir + QLatin1String(kUidList);
+    UidList list = readUidList(listPath);
+    bool changed = false;
+    if (list.validity == 0) {
+        list.validity = quint32(QDateTime::currentSecsSinceEpoch());
+        list.next = std::max<quint32>(list.next, 1);
+        changed = true;
+    }
+    if (list.guid.isEmpty()) {
+        list.guid = QStringLiteral("%1%2%3%4")
+                        .arg(QRandomGenerator::system()->generate(), 8, 16, QLatin1Char('0'))
+                        .arg(QRandomGenerator::system()->generate(), 8, 16, QLatin1Char('0'))
+                        .arg(QRandomGenerator::system()->generate(), 8, 16, QLatin1Char('0'))
+                        .arg(QRandomGenerator::system()->generate(), 8, 16, QLatin1Char('0'));
+        changed = true;
+    }
+    QList<MessageEntry> found;
+    for (const bool isNew : {true, false}) {
+        const QString sub = m_dir + (isNew ? QStringLiteral("/new") : QStringLiteral("/cur"));
+        DIR* d = ::opendir(QFile::encodeName(sub).constData());
+        if (!d) return Result<QList<MessageEntry>>::fail(QStringLiteral("%1: %2").arg(sub, QString::fromLocal8Bit(std::strerror(errno))), errno);
+        while (dirent* de = ::readdir(d)) {
+            if (!plainName(de->d_name)) continue;
+            MessageEntry e;
+            e.fileName = QFile::decodeName(de->d_name);
+            e.inNew = isNew;
+            struct stat st {};
+            const QString path = sub + QLatin1Char('/') + e.fileName;
+            if (::stat(QFile::encodeName(path).constData(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+            const ParsedName p = parseFileName(e.fileName);
+            e.base = p.base;
+            e.flags = p.flags;
+            e.size = st.st_size;
+            e.vsize = p.vsize >= 0 ? p.vsize : -1;
+            e.mtimeMs = qint64(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
+            found << e;
+        }
+        ::closedir(d);
+    }
+    if (moveNewToCur) {
+        for (MessageEntry& e : found) {
+            if (!e.inNew) continue;
+            const QString to = withFlags(e.base, e.flags);
+            const QString from = m_dir + QStringLiteral("/new/") + e.fileName;
+            const QString dest = m_dir + QStringLiteral("/cur/") + to;
+            if (::rename(QFile::encodeName(from).constData(), QFile::encodeName(dest).constData()) == 0) {
+                e.inNew = false;
+                e.fileName = to;
+            }
+        }
+    }
+    // Known messages keep their UIDs; new ones get the next UIDs in delivery order.
+    std::sort(found.begin(), found.end(), [](const MessageEntry& a, const MessageEntry& b) {
+        return a.mtimeMs != b.mtimeMs ? a.mtimeMs < b.mtimeMs : a.base < b.base;
+    });
+    QSet<QString> seen;
+    QList<MessageEntry> out;
+    for (MessageEntry& e : found) {
+        if (seen.contains(e.base)) continue;  // the same message in new/ and cur/ during a rename: count once
+        seen.insert(e.base);
+        auto it = list.byBase.find(e.base);
+        if (it != list.byBase.end()) {
+            e.uid = it->uid;
+            if (e.vsize < 0) e.vsize = it->vsize;
+        } else {
+            e.uid = list.next++;
+            changed = true;
+        }
+        if (e.vsize < 0) {
+            e.vsize = computeVirtualSize(messagePath(e));
+            changed = true;
+        }
+        out << e;
+    }
+    if (out.size() != list.byBase.size()) changed = true;
+    std::sort(out.begin(), out.end(), [](const MessageEntry& a, const MessageEntry& b) { return a.uid < b.uid; });
+    if (changed) {
+        QByteArray text = "3 V" + QByteArray::number(list.validity) + " N" + QByteArray::number(list.next) + " G" +
+                          list.guid.toLatin1() + "\n";
+        for (const MessageEntry& e : out)
+            text += QByteArray::number(e.uid) + " W" + QByteArray::number(e.vsize) + " :" + e.base.toUtf8() + "\n";
+        if (auto st = writeFileAtomic(listPath, text, 0600); !st) return st.error();
+    }
+    m_uidValidity = list.validity;
+    m_nextUid = list.next;
+    return out;
+}
+
+Result<QString> MaildirFolder::setFlags(MessageEntry& e, const QString& flags) {
+    const QString name = withFlags(e.base, flags);
+    const QString from = messagePath(e);
+    const QString to = m_dir + QStringLiteral("/cur/") + name;
+    if (from == to) return name;
+    if (::rename(QFile::encodeName(from).constData(), QFile::encodeName(to).constData()) != 0)
+        return Result<QString>::fail(QStringLiteral("%1: %2").arg(from, QString::fromLocal8Bit(std::strerror(errno))), errno);
+    e.fileName = name;
+    e.inNew = false;
+    e.flags = sortFlags(flags);
+    return name;
+}
+
+Status MaildirFolder::expunge(const MessageEntry& e) {
+    const QString path = messagePath(e);
+    if (::unlink(QFile::encodeName(path).constData()) != 0 && errno != ENOENT)
+        return Status::fail(QStringLiteral("%1: %2").arg(path, QString::fromLocal8Bit(std::strerror(errno))), errno);
+    MaildirQuota::add(m_root, -e.size, -1);
+    return {};
+}
+
+}  // namespace postern::store

@@ -1,0 +1,70 @@
+// maildir_folder.h — reading one Maildir++ folder: the message list, stable
+// UIDs in a Dovecot-compatible `dovecot-uidlist`, flags in file names.
+//
+// Interface:
+//   MaildirFolder::open(root, folderParts, create)   INBOX when folderParts is empty
+//   sync(moveNewToCur)  lists new/ and cur/, gives every message not yet known a
+//       UID (in delivery order), drops UIDs of vanished files, and writes the
+//       uidlist when it changed. IMAP passes true (a selected folder owns new
+//       mail, maildir(5)); POP3 may pass false. Runs under an exclusive flock on
+//       <folder>/postern-uidlist.lock, so concurrent IMAP/POP3 sessions and
+//       processes agree on UIDs.
+//   setFlags(entry, flags)  renames the file in cur/ to "<base>:2,<flags>".
+//   expunge(entry)          unlinks the file (and updates the quota file).
+//   messagePath(entry)      absolute path of the message file.
+// UIDVALIDITY is created once per folder and kept; UIDs only grow.
+//
+// Format of dovecot-uidlist (version 3, as Dovecot writes it):
+//   "3 V<uidvalidity> N<nextuid> G<32 hex guid>"
+//   "<uid> W<vsize> :<file base name>"   one line per message
+// so a Maildir moved to Dovecot keeps its UIDs, and one copied from Dovecot is
+// read with its UIDs. Messages we store use CRLF, so their W= equals S=; a
+// file from elsewhere with bare LF gets its CRLF size computed once and kept.
+//
+// Blocking: file-system work; IMAP/POP3 call it from a worker thread for big
+// folders. Security: file names from readdir are validated (no '/', no leading
+// '.'), paths are built only from the folder's own directory.
+#pragma once
+
+#include "core/result.h"
+
+#include <QList>
+#include <QString>
+#include <QStringList>
+
+namespace postern::store {
+
+struct MessageEntry {
+    quint32 uid = 0;
+    QString base;      // stable identity: file name without ":2,<flags>"
+    QString fileName;  // current name
+    bool inNew = false;
+    QString flags;     // maildir flag letters: D F P R S T (and a-z keywords)
+    qint64 size = 0;   // bytes on disk
+    qint64 vsize = 0;  // bytes when sent with CRLF line endings (RFC822.SIZE, POP3 sizes)
+    qint64 mtimeMs = 0;  // delivery time (IMAP INTERNALDATE)
+};
+
+class MaildirFolder {
+public:
+    static Result<MaildirFolder> open(const QString& root, const QStringList& folder = {}, bool create = true);
+    QString dir() const { return m_dir; }
+    quint32 uidValidity() const { return m_uidValidity; }
+    quint32 nextUid() const { return m_nextUid; }
+
+    Result<QList<MessageEntry>> sync(bool moveNewToCur);
+    Result<QString> setFlags(MessageEntry& entry, const QString& flags);
+    Status expunge(const MessageEntry& entry);
+    QString messagePath(const MessageEntry& entry) const;
+
+    // CRLF size of a file that may use bare LF line endings.
+    static qint64 computeVirtualSize(const QString& path);
+
+private:
+    QString m_root;
+    QString m_dir;
+    quint32 m_uidValidity = 0;
+    quint32 m_nextUid = 1;
+};
+
+}  // namespace postern::store

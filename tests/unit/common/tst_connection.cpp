@@ -1,0 +1,236 @@
+// tst_connection.cpp — the connection layer over real loopback sockets, with a
+// tiny line-echo protocol session: greeting, pipelined lines, STARTTLS with
+// plaintext injection (the injected bytes must never reach the session),
+// implicit TLS, idle timeout, per-address connection limits, input limit,
+// graceful shutdown.
+#include "common/daemon_server.h"
+
+#include "core/tls.h"
+
+#include <QSignalSpy>
+#include <QSslSocket>
+#include <QTcpSocket>
+#include <QTemporaryDir>
+#include <QtTest>
+
+using namespace postern;
+
+namespace {
+// "ECHO x" -> "x", "STARTTLS" -> "OK tls" + startTls, "QUIT" -> close. Lines end in CRLF.
+class EchoSession : public ProtocolSession {
+public:
+    explicit EchoSession(SessionIo& io, QStringList* seen) : m_io(io), m_seen(seen) {}
+    void start() override { m_io.send(m_io.info().tls ? "HELLO tls\r\n" : "HELLO\r\n"); }
+    qsizetype consume(const char* data, qsizetype size) override {
+        const QByteArray view = QByteArray::fromRawData(data, size);
+        const qsizetype nl = view.indexOf("\r\n");
+        if (nl < 0) return 0;
+        const QByteArray line(data, nl);
+        m_seen->append(QString::fromLatin1(line));
+        if (line == "STARTTLS") {
+            m_io.send("OK tls\r\n");
+            m_io.startTls();
+        } else if (line == "QUIT") {
+            m_io.send("BYE\r\n");
+            m_io.close(QStringLiteral("quit"));
+        } else if (line.startsWith("ECHO ")) {
+            m_io.send(line.mid(5) + "\r\n");
+        } else {
+            m_io.send("ERR\r\n");
+        }
+        return nl + 2;
+    }
+    void tlsStarted() override { m_io.send("TLS " + m_io.info().tlsProtocol.toLatin1() + "\r\n"); }
+    void timedOut() override { m_io.send("TIMEOUT\r\n"); m_io.close(QStringLiteral("idle")); }
+    void shutdown() override { m_io.send("SHUTDOWN\r\n"); m_io.close(QStringLiteral("shutdown")); }
+
+private:
+    SessionIo& m_io;
+    QStringList* m_seen;
+};
+
+// Client and server share this thread: wait by running the event loop, never by blocking.
+template <typename F>
+bool spin(F cond, int timeoutMs = 10000) {
+    QElapsedTimer t;
+    t.start();
+    while (!cond()) {
+        if (t.elapsed() > timeoutMs) return false;
+        QTest::qWait(5);
+    }
+    return true;
+}
+QByteArray readLine(QAbstractSocket& s, int timeoutMs = 5000) {
+    spin([&] { return s.canReadLine() || s.state() == QAbstractSocket::UnconnectedState; }, timeoutMs);
+    return s.readLine().trimmed();
+}
+bool connected(QAbstractSocket& s) { return spin([&] { return s.state() == QAbstractSocket::ConnectedState; }); }
+bool disconnected(QAbstractSocket& s, int timeoutMs = 10000) {
+    return spin([&] { return s.state() == QAbstractSocket::UnconnectedState; }, timeoutMs);
+}
+bool encrypted(QSslSocket& s, int timeoutMs = 10000) {
+    return spin([&] { return s.isEncrypted() || s.state() == QAbstractSocket::UnconnectedState; }, timeoutMs) && s.isEncrypted();
+}
+}  // namespace
+
+class TstConnection : public QObject {
+    Q_OBJECT
+private:
+    QTemporaryDir m_dir;
+    std::unique_ptr<Config> m_config;
+    QStringList m_seen;
+    std::unique_ptr<DaemonServer> m_server;
+
+    quint16 port(const char* name) {
+        return quint16(m_server->listenerAddresses().value(QString::fromLatin1(name)).first().section(QLatin1Char(':'), -1).toUInt());
+    }
+
+private Q_SLOTS:
+    void initTestCase() {
+        QVERIFY(generateSelfSigned(m_dir.filePath(QStringLiteral("tls/cert.pem")), m_dir.filePath(QStringLiteral("tls/key.pem")),
+                                   {QStringLiteral("localhost")}).ok());
+        auto c = Config::parse("smtp.listen = 127.0.0.1:0\nsubmissions.listen = 127.0.0.1:0\n", QStringLiteral("t"), m_dir.path());
+        QVERIFY(c.ok());
+        m_config = std::make_unique<Config>(*c);
+    }
+    void init() {
+        m_seen.clear();
+        m_server = std::make_unique<DaemonServer>(
+            *m_config, QStringLiteral("test"),
+            QList<DaemonServer::ListenerSpec>{{QStringLiteral("smtp.listen"), ListenerMode::Mx},
+                                              {QStringLiteral("submissions.listen"), ListenerMode::Submissions}},
+            [this](SessionIo& io, ListenerMode) { return std::make_unique<EchoSession>(io, &m_seen); });
+        m_server->setLimits(100, 3, [](ListenerMode) { return QByteArray("BUSY\r\n"); });
+        QVERIFY(m_server->start().ok());
+    }
+    void cleanup() { m_server.reset(); }
+
+    void greetingAndPipelining() {
+        QTcpSocket s;
+        s.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        QVERIFY(connected(s));
+        QCOMPARE(readLine(s), QByteArray("HELLO"));
+        s.write("ECHO one\r\nECHO two\r\nECHO three\r\n");  // one write, three commands
+        QCOMPARE(readLine(s), QByteArray("one"));
+        QCOMPARE(readLine(s), QByteArray("two"));
+        QCOMPARE(readLine(s), QByteArray("three"));
+        s.write("QUIT\r\n");
+        QCOMPARE(readLine(s), QByteArray("BYE"));
+        QVERIFY(disconnected(s, 5000));
+    }
+
+    void startTlsDiscardsPipelinedPlaintext() {
+        QSslSocket s;
+        s.setPeerVerifyMode(QSslSocket::VerifyNone);
+        s.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        QVERIFY(connected(s));
+        QCOMPARE(readLine(s), QByteArray("HELLO"));
+        // The classic injection: a command smuggled in the same packet as STARTTLS.
+        s.write("STARTTLS\r\nECHO injected\r\n");
+        QCOMPARE(readLine(s), QByteArray("OK tls"));
+        s.startClientEncryption();
+        QVERIFY2(encrypted(s), qPrintable(s.errorString()));
+        QCOMPARE(readLine(s).left(7), QByteArray("TLS TLS"));
+        s.write("ECHO secure\r\n");
+        QCOMPARE(readLine(s), QByteArray("secure"));
+        QVERIFY(!m_seen.contains(QStringLiteral("ECHO injected")));
+        QCOMPARE(m_seen, (QStringList{QStringLiteral("STARTTLS"), QStringLiteral("ECHO secure")}));
+        QCOMPARE(s.sessionProtocol() == QSsl::TlsV1_3 || s.sessionProtocol() == QSsl::TlsV1_2, true);
+    }
+
+    void implicitTls() {
+        QSslSocket s;
+        s.setPeerVerifyMode(QSslSocket::VerifyNone);
+        s.connectToHostEncrypted(QStringLiteral("127.0.0.1"), port("submissions"));
+        QVERIFY2(encrypted(s), qPrintable(s.errorString()));
+        QCOMPARE(readLine(s), QByteArray("HELLO tls"));
+        s.write("ECHO x\r\n");
+        QCOMPARE(readLine(s), QByteArray("x"));
+    }
+
+    void oldTlsRefused() {
+        QSslSocket s;
+        s.setPeerVerifyMode(QSslSocket::VerifyNone);
+        QT_WARNING_PUSH
+        QT_WARNING_DISABLE_DEPRECATED
+        s.setProtocol(QSsl::TlsV1_1);  // RFC 8996: must not be accepted
+        QT_WARNING_POP
+        s.connectToHostEncrypted(QStringLiteral("127.0.0.1"), port("submissions"));
+        QVERIFY(!encrypted(s, 5000));
+    }
+
+    void plaintextOnImplicitTlsPortIsDropped() {
+        QTcpSocket s;
+        s.connectToHost(QHostAddress::LocalHost, port("submissions"));
+        QVERIFY(connected(s));
+        s.write("EHLO x\r\n");
+        QVERIFY(disconnected(s));
+        QVERIFY(m_seen.isEmpty());
+    }
+
+    void idleTimeout() {
+        // The session sets no idle timeout itself here; set one through a connection hook.
+        QObject::connect(m_server.get(), &DaemonServer::connectionOpened, this, [](Connection* c) { c->setIdleTimeout(200); });
+        QTcpSocket s;
+        s.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        QVERIFY(connected(s));
+        QCOMPARE(readLine(s), QByteArray("HELLO"));
+        QCOMPARE(readLine(s, 5000), QByteArray("TIMEOUT"));
+        QVERIFY(disconnected(s, 5000));
+    }
+
+    void perAddressLimit() {
+        QList<QTcpSocket*> socks;
+        for (int i = 0; i < 3; ++i) {
+            auto* s = new QTcpSocket(this);
+            s->connectToHost(QHostAddress::LocalHost, port("smtp"));
+            QVERIFY(connected(*s));
+            QCOMPARE(readLine(*s), QByteArray("HELLO"));
+            socks << s;
+        }
+        QTcpSocket fourth;
+        fourth.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        QCOMPARE(readLine(fourth), QByteArray("BUSY"));  // refused at once, with a protocol line
+        QVERIFY(disconnected(fourth, 5000));
+        qDeleteAll(socks);
+        // Slots free up again once the others are gone.
+        QTRY_COMPARE(m_server->connectionCount(), 0);
+        QTcpSocket again;
+        again.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        QVERIFY(connected(again));
+        QCOMPARE(readLine(again), QByteArray("HELLO"));
+    }
+
+    void unterminatedInputIsBounded() {
+        QTcpSocket s;
+        s.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        QVERIFY(connected(s));
+        QCOMPARE(readLine(s), QByteArray("HELLO"));
+        // The echo session never consumes a line without CRLF; the connection's cap must end it.
+        const QByteArray junk(64 * 1024, 'x');
+        for (int i = 0; i < 8 && s.state() == QAbstractSocket::ConnectedState; ++i) {
+            s.write(junk);
+            spin([&] { return s.bytesToWrite() == 0 || s.state() != QAbstractSocket::ConnectedState; }, 2000);
+        }
+        QVERIFY(disconnected(s, 10000));
+    }
+
+    void shutdownSaysGoodbye() {
+        QTcpSocket s;
+        s.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        QVERIFY(connected(s));
+        QCOMPARE(readLine(s), QByteArray("HELLO"));
+        bool done = false;
+        m_server->shutdown(2000, [&] { done = true; });
+        QCOMPARE(readLine(s), QByteArray("SHUTDOWN"));
+        QTRY_VERIFY(done);
+        QTcpSocket late;
+        late.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        // Nothing listens any more: the connection is refused.
+        QVERIFY(spin([&] { return late.state() == QAbstractSocket::UnconnectedState; }, 5000));
+        QCOMPARE(late.error(), QAbstractSocket::ConnectionRefusedError);
+    }
+};
+
+QTEST_GUILESS_MAIN(TstConnection)
+#include "tst_connection.moc"

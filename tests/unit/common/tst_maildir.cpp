@@ -1,0 +1,275 @@
+// tst_maildir.cpp — the Maildir store: names (modified UTF-7, folder names
+// that must never escape the Maildir), delivery transactions (copies, abort,
+// quota), folder sync with stable Dovecot-compatible UIDs, flags, expunge.
+#include "common/store/maildir_delivery.h"
+#include "common/store/maildir_folder.h"
+#include "common/store/maildir_names.h"
+
+#include "core/atomic_file.h"
+#include "core/paths.h"
+
+#include <QDir>
+#include <QTemporaryDir>
+#include <QTemporaryFile>
+#include <QtTest>
+#include <cerrno>
+
+using namespace postern;
+using namespace postern::store;
+
+namespace {
+QStringList files(const QString& dir) { return QDir(dir).entryList(QDir::Files | QDir::Hidden, QDir::Name); }
+QByteArray slurp(const QString& path) { return readFile(path).valueOr({}); }
+}  // namespace
+
+class TstMaildir : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void mutf7_data() {
+        QTest::addColumn<QString>("plain");
+        QTest::addColumn<QString>("encoded");
+        QTest::newRow("ascii") << "Sent" << "Sent";
+        QTest::newRow("ampersand") << "A&B" << "A&-B";
+        QTest::newRow("rfc3501 example") << QString::fromUtf8("台北") << "&U,BTFw-";
+        QTest::newRow("smiley") << QString::fromUtf8("☺!") << "&Jjo-!";
+        QTest::newRow("german") << QString::fromUtf8("Entwürfe") << "Entw&APw-rfe";
+        QTest::newRow("emoji") << QString::fromUtf8("📬") << "&2D3c7A-";
+    }
+    void mutf7() {
+        QFETCH(QString, plain);
+        QFETCH(QString, encoded);
+        QCOMPARE(encodeMUtf7(plain), encoded);
+        auto d = decodeMUtf7(encoded);
+        QVERIFY(d.ok());
+        QCOMPARE(*d, plain);
+    }
+    void mutf7Rejects() {
+        QVERIFY(!decodeMUtf7(QStringLiteral("&U,BTFw")).ok());   // unterminated
+        QVERIFY(!decodeMUtf7(QStringLiteral("&AGE-")).ok());     // encodes "a": must be literal
+        QVERIFY(!decodeMUtf7(QStringLiteral("&U/BTFw-")).ok());  // '/' instead of ','
+        QVERIFY(!decodeMUtf7(QString::fromUtf8("é")).ok());      // 8-bit
+    }
+    void folderNames_data() {
+        QTest::addColumn<QStringList>("parts");
+        QTest::addColumn<QString>("dir");  // empty: refused
+        QTest::newRow("simple") << QStringList{"Sent"} << ".Sent";
+        QTest::newRow("nested") << QStringList{"Work", "Projects"} << ".Work.Projects";
+        QTest::newRow("utf8") << QStringList{QString::fromUtf8("Entwürfe")} << ".Entw&APw-rfe";
+        QTest::newRow("dotdot") << QStringList{".."} << "";
+        QTest::newRow("dot inside") << QStringList{"a.b"} << "";
+        QTest::newRow("slash") << QStringList{"a/../../etc"} << "";
+        QTest::newRow("backslash") << QStringList{"a\\b"} << "";
+        QTest::newRow("leading dot") << QStringList{".hidden"} << "";
+        QTest::newRow("empty part") << QStringList{"a", ""} << "";
+        QTest::newRow("nul") << QStringList{QString(QChar(0))} << "";
+        QTest::newRow("newline") << QStringList{"a\nb"} << "";
+        QTest::newRow("too long") << QStringList{QString(256, QLatin1Char('x'))} << "";
+        QTest::newRow("empty") << QStringList{} << "";
+    }
+    void folderNames() {
+        QFETCH(QStringList, parts);
+        QFETCH(QString, dir);
+        auto r = folderDirName(parts);
+        if (dir.isEmpty()) {
+            QVERIFY(!r.ok());
+        } else {
+            QVERIFY2(r.ok(), qPrintable(r.errorMessage()));
+            QCOMPARE(*r, dir);
+            QCOMPARE(folderParts(*r), parts);
+        }
+    }
+    void folderPartsRejectForeign() {
+        QCOMPARE(folderParts(QStringLiteral("..")), QStringList());
+        QCOMPARE(folderParts(QStringLiteral("cur")), QStringList());
+        QCOMPARE(folderParts(QStringLiteral(".a..b")), QStringList());
+    }
+    void fileNames() {
+        const QString n = uniqueName(1234);
+        QVERIFY(!n.contains(QLatin1Char('/')) && !n.contains(QLatin1Char(':')));
+        QVERIFY(n != uniqueName(1234));
+        ParsedName p = parseFileName(withFlags(n, QStringLiteral("SFR")));
+        QCOMPARE(p.base, n);
+        QCOMPARE(p.flags, QStringLiteral("FRS"));
+        QCOMPARE(p.size, 1234);
+        QCOMPARE(p.vsize, 1234);
+    }
+
+    void deliveryTwoCopies() {
+        QTemporaryDir dir;
+        const QString mail = dir.filePath(QStringLiteral("mail"));
+        QTemporaryFile body;
+        QVERIFY(body.open());
+        body.write("Subject: hi\r\n\r\nbody\r\n");
+        body.flush();
+        Delivery d(mail);
+        QVERIFY(d.add(QStringLiteral("alice@example.org"), "Delivered-To: alice@example.org\r\n", body.handle(), body.size()).ok());
+        QVERIFY(d.add(QStringLiteral("bob@example.org"), "Delivered-To: bob@example.org\r\n", body.handle(), body.size()).ok());
+        // Before commit nothing is visible in new/.
+        const QString aliceNew = maildirRoot(mail, QStringLiteral("alice@example.org")) + QStringLiteral("/new");
+        QVERIFY(files(aliceNew).isEmpty());
+        QVERIFY(d.commit().ok());
+        const QStringList a = files(aliceNew);
+        QCOMPARE(a.size(), 1);
+        QCOMPARE(slurp(aliceNew + QLatin1Char('/') + a.first()), QByteArray("Delivered-To: alice@example.org\r\nSubject: hi\r\n\r\nbody\r\n"));
+        QCOMPARE(parseFileName(a.first()).size, qint64(54));
+        const QString bobNew = maildirRoot(mail, QStringLiteral("bob@example.org")) + QStringLiteral("/new");
+        QCOMPARE(files(bobNew).size(), 1);
+        QVERIFY(files(maildirRoot(mail, QStringLiteral("alice@example.org")) + QStringLiteral("/tmp")).isEmpty());
+    }
+
+    void abortLeavesNothing() {
+        QTemporaryDir dir;
+        QTemporaryFile body;
+        QVERIFY(body.open());
+        body.write("x\r\n");
+        body.flush();
+        const QString root = maildirRoot(dir.path(), QStringLiteral("a@example.org"));
+        {
+            Delivery d(dir.path());
+            QVERIFY(d.add(QStringLiteral("a@example.org"), {}, body.handle(), body.size()).ok());
+            QCOMPARE(files(root + QStringLiteral("/tmp")).size(), 1);
+        }  // destroyed without commit
+        QVERIFY(files(root + QStringLiteral("/tmp")).isEmpty());
+        QVERIFY(files(root + QStringLiteral("/new")).isEmpty());
+    }
+
+    void deliveryToFolder() {
+        QTemporaryDir dir;
+        QTemporaryFile body;
+        QVERIFY(body.open());
+        body.write("spam\r\n");
+        body.flush();
+        Delivery d(dir.path());
+        QVERIFY(d.add(QStringLiteral("a@example.org"), {}, body.handle(), body.size(), {QStringLiteral("Junk")}).ok());
+        QVERIFY(d.commit().ok());
+        const QString junk = maildirRoot(dir.path(), QStringLiteral("a@example.org")) + QStringLiteral("/.Junk");
+        QCOMPARE(files(junk + QStringLiteral("/new")).size(), 1);
+        QVERIFY(QFileInfo::exists(junk + QStringLiteral("/maildirfolder")));
+        Delivery bad(dir.path());
+        QVERIFY(!bad.add(QStringLiteral("a@example.org"), {}, body.handle(), body.size(), {QStringLiteral("..")}).ok());
+        QVERIFY(!bad.add(QStringLiteral("../x@example.org"), {}, body.handle(), body.size()).ok());
+    }
+
+    void quota() {
+        QTemporaryDir dir;
+        QTemporaryFile body;
+        QVERIFY(body.open());
+        body.write(QByteArray(400, 'x'));
+        body.flush();
+        const QString user = QStringLiteral("q@example.org");
+        for (int i = 0; i < 2; ++i) {
+            Delivery d(dir.path());
+            QVERIFY(d.add(user, {}, body.handle(), body.size(), {}, 1000).ok());
+            QVERIFY(d.commit().ok());
+        }
+        Delivery third(dir.path());
+        Status st = third.add(user, {}, body.handle(), body.size(), {}, 1000);
+        QVERIFY(!st.ok());
+        QCOMPARE(st.error().code, EDQUOT);
+        QVERIFY(!Delivery::exceedsQuotaAlone(400, 1000));
+        QVERIFY(Delivery::exceedsQuotaAlone(1001, 1000));
+        const QString root = maildirRoot(dir.path(), user);
+        auto used = MaildirQuota::usage(root, 1000);
+        QVERIFY(used.ok());
+        QCOMPARE(used->first, 800);
+        QCOMPARE(used->second, 2);
+        // Expunging frees the space again.
+        auto f = MaildirFolder::open(root);
+        QVERIFY(f.ok());
+        auto list = f->sync(true);
+        QVERIFY(list.ok());
+        QVERIFY(f->expunge(list->first()).ok());
+        QCOMPARE(MaildirQuota::usage(root, 1000)->first, 400);
+        Delivery again(dir.path());
+        QVERIFY(again.add(user, {}, body.handle(), body.size(), {}, 1000).ok());
+    }
+
+    void syncAssignsStableUids() {
+        QTemporaryDir dir;
+        const QString root = dir.filePath(QStringLiteral("Maildir"));
+        QVERIFY(ensureMaildir(root).ok());
+        QVERIFY(writeFileAtomic(root + QStringLiteral("/new/1000.A.host,S=7,W=7"), "a\r\nb\r\n").ok());
+        QVERIFY(writeFileAtomic(root + QStringLiteral("/cur/1001.B.host:2,S"), "x\ny\n").ok());  // LF file from elsewhere
+        auto f = MaildirFolder::open(root);
+        QVERIFY(f.ok());
+        auto first = f->sync(true);
+        QVERIFY(first.ok());
+        QCOMPARE(first->size(), 2);
+        QCOMPARE(first->at(0).uid, 1u);
+        QCOMPARE(first->at(1).uid, 2u);
+        QCOMPARE(first->at(0).inNew, false);  // moved to cur/
+        QCOMPARE(first->at(0).fileName, QStringLiteral("1000.A.host,S=7,W=7:2,"));
+        QCOMPARE(first->at(1).vsize, 6);      // bare LF counted as CRLF
+        QCOMPARE(first->at(1).flags, QStringLiteral("S"));
+        const quint32 validity = f->uidValidity();
+        QVERIFY(validity > 0);
+        // A new message later gets UID 3; a removed one's UID is never reused.
+        QVERIFY(::unlink(QFile::encodeName(root + QStringLiteral("/cur/1001.B.host:2,S")).constData()) == 0);
+        QVERIFY(writeFileAtomic(root + QStringLiteral("/new/1002.C.host,S=3,W=3"), "c\r\n").ok());
+        auto g = MaildirFolder::open(root);
+        auto second = g->sync(false);
+        QVERIFY(second.ok());
+        QCOMPARE(second->size(), 2);
+        QCOMPARE(second->at(0).uid, 1u);
+        QCOMPARE(second->at(1).uid, 3u);
+        QVERIFY(second->at(1).inNew);
+        QCOMPARE(g->uidValidity(), validity);
+        QCOMPARE(g->nextUid(), 4u);
+        const QByteArray list = slurp(root + QStringLiteral("/dovecot-uidlist"));
+        QVERIFY(list.startsWith("3 V" + QByteArray::number(validity) + " N4 G"));
+        QVERIFY(list.contains("\n1 W7 :1000.A.host,S=7,W=7\n"));
+        QVERIFY(list.contains("\n3 W3 :1002.C.host,S=3,W=3\n"));
+    }
+
+    void readsDovecotUidlist() {
+        QTemporaryDir dir;
+        const QString root = dir.filePath(QStringLiteral("Maildir"));
+        QVERIFY(ensureMaildir(root).ok());
+        // As Dovecot 2.3 writes it after a client saw UIDs 41 and 57.
+        QVERIFY(writeFileAtomic(root + QStringLiteral("/dovecot-uidlist"),
+                                "3 V1699999999 N58 G8a7e1c0f2d3b4a5968778695a4b3c2d1\n"
+                                "41 W120 :1690000000.M1P2.old,S=118,W=120\n"
+                                "57 :1690000001.M2P2.old,S=10,W=10\n").ok());
+        QVERIFY(writeFileAtomic(root + QStringLiteral("/cur/1690000000.M1P2.old,S=118,W=120:2,RS"), QByteArray(118, 'x')).ok());
+        QVERIFY(writeFileAtomic(root + QStringLiteral("/cur/1690000001.M2P2.old,S=10,W=10:2,"), QByteArray(10, 'y')).ok());
+        QVERIFY(writeFileAtomic(root + QStringLiteral("/new/1690000002.M3P2.old,S=5,W=5"), "12345").ok());
+        auto f = MaildirFolder::open(root);
+        auto list = f->sync(true);
+        QVERIFY(list.ok());
+        QCOMPARE(list->size(), 3);
+        QCOMPARE(list->at(0).uid, 41u);
+        QCOMPARE(list->at(0).vsize, 120);
+        QCOMPARE(list->at(0).flags, QStringLiteral("RS"));
+        QCOMPARE(list->at(1).uid, 57u);
+        QCOMPARE(list->at(2).uid, 58u);
+        QCOMPARE(f->uidValidity(), 1699999999u);
+    }
+
+    void flagsAndExpunge() {
+        QTemporaryDir dir;
+        const QString root = dir.filePath(QStringLiteral("Maildir"));
+        QVERIFY(ensureMaildir(root).ok());
+        QVERIFY(writeFileAtomic(root + QStringLiteral("/new/2000.D.host,S=3,W=3"), "d\r\n").ok());
+        auto f = MaildirFolder::open(root);
+        auto list = f->sync(true);
+        MessageEntry e = list->first();
+        auto name = f->setFlags(e, QStringLiteral("TS"));
+        QVERIFY(name.ok());
+        QCOMPARE(*name, QStringLiteral("2000.D.host,S=3,W=3:2,ST"));
+        QVERIFY(QFileInfo::exists(root + QStringLiteral("/cur/2000.D.host,S=3,W=3:2,ST")));
+        auto again = f->sync(true);
+        QCOMPARE(again->first().uid, e.uid);  // a flag change keeps the UID
+        QVERIFY(f->expunge(again->first()).ok());
+        QCOMPARE(f->sync(true)->size(), 0);
+    }
+
+    void missingFolderWithoutCreate() {
+        QTemporaryDir dir;
+        auto f = MaildirFolder::open(dir.filePath(QStringLiteral("Maildir")), {QStringLiteral("Nope")}, false);
+        QVERIFY(!f.ok());
+        QCOMPARE(f.error().code, ENOENT);
+    }
+};
+
+QTEST_GUILESS_MAIN(TstMaildir)
+#include "tst_maildir.moc"
