@@ -14,7 +14,7 @@
 set -eu
 
 BUILD_PKGS="build-essential cmake ninja-build pkg-config ccache git
- qt6-base-dev qt6-base-dev-tools qt6-httpserver-dev libqt6websockets6-dev
+ qt6-base-dev qt6-base-dev-tools qt6-httpserver-dev qt6-websockets-dev
  libldns-dev ldnsutils libssl-dev openssl libargon2-dev libcrypt-dev libsqlite3-dev
  ca-certificates"
 FUZZ_PKGS="clang libclang-rt-14-dev"
@@ -66,7 +66,7 @@ if [ ! -e "$policy" ]; then
   $SUDO chmod 755 "$policy"
   created_policy=1
 fi
-cleanup() { [ "$created_policy" = 1 ] && $SUDO rm -f "$policy"; }
+cleanup() { if [ "$created_policy" = 1 ]; then $SUDO rm -f "$policy"; fi; }
 trap cleanup EXIT INT TERM
 
 export DEBIAN_FRONTEND=noninteractive
