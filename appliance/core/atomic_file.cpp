@@ -107,6 +107,12 @@ Status writeFileAtomic(const QString& path, const QByteArray& content, mode_t mo
     }
     if (fd < 0) return Status::fail(QStringLiteral("%1: cannot pick a temporary name").arg(path));
     ::fchmod(fd, mode);  // the umask may have narrowed it; the caller's mode is what was asked for
+    // Replacing a file keeps its owner and group (e.g. users is root:postern 0640, so the
+    // daemons can read it after dropping root). Only root can do this; others keep theirs.
+    struct stat old {};
+    if (::geteuid() == 0 && ::stat(QFile::encodeName(path).constData(), &old) == 0) {
+        if (::fchown(fd, old.st_uid, old.st_gid) != 0) { /* best effort: the new file stays ours */ }
+    }
     auto fail = [&](Status st) {
         ::close(fd);
         ::unlink(QFile::encodeName(tmp).constData());

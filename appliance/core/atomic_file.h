@@ -4,7 +4,8 @@
 //   writeFileAtomic(path, bytes, mode)  temp file in the same folder, write,
 //       fsync, rename over `path`, fsync the folder. Readers see the old or the
 //       new content, never a mix; after it returns OK the content survives a
-//       crash or power loss.
+//       crash or power loss. When root replaces an existing file, the new file
+//       keeps the old one's owner and group.
 //   syncDirectory(dir)   fsync a folder (after creating/renaming entries in it).
 //   FileLock             flock(2) on a lock file; exclusive or shared; released
 //                        on destruction or process death (never stale).

@@ -7,6 +7,7 @@
 
 #include <QJsonArray>
 #include <QJsonDocument>
+#include <QFile>
 #include <QJsonObject>
 
 #include <cerrno>
@@ -52,6 +53,24 @@ Status writeReadyFile(const Config& config, const QString& program, const QMap<Q
     obj.insert(QStringLiteral("listeners"), l);
     if (auto st = ensureDirectory(config.runDir(), 0755); !st) return st;
     return writeFileAtomic(readyFilePath(config, program), QJsonDocument(obj).toJson(QJsonDocument::Compact) + '\n', 0644);
+}
+
+Status handOverStateToUser(const Config& config, const QString& user) {
+    if (::geteuid() != 0) return {};
+    auto ids = lookupUser(user);
+    if (!ids) return ids.error();
+    const QStringList dirs{config.dataDir(), config.logDir(), config.runDir(), config.mailDir(), config.queueDir()};
+    for (const QString& d : dirs)
+        if (auto st = ensureDirectory(d, 0750); !st) return st;
+    QStringList paths = dirs;
+    paths << config.logDir() + QStringLiteral("/mail.log") << config.runDir() + QStringLiteral("/auth-throttle");
+    for (const QString& p : paths) {
+        const QByteArray native = QFile::encodeName(p);
+        if (::access(native.constData(), F_OK) != 0) continue;
+        if (::chown(native.constData(), uid_t(ids->uid), gid_t(ids->gid)) != 0)
+            return Status::fail(QStringLiteral("%1: cannot give to %2: %3").arg(p, user, QString::fromLocal8Bit(std::strerror(errno))));
+    }
+    return {};
 }
 
 void initDaemonLogging(const Config& config, const QString& program) {

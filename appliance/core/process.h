@@ -35,4 +35,9 @@ QString readyFilePath(const Config& config, const QString& program);
 
 void initDaemonLogging(const Config& config, const QString& program);
 
+// As root, before dropping privileges: create the state folders (data, log, run,
+// mail, queue) when missing and give them, the log file and the shared throttle
+// file to `user`, so the daemon can still write them afterwards. Not recursive.
+Status handOverStateToUser(const Config& config, const QString& user);
+
 }  // namespace postern

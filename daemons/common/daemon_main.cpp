@@ -61,7 +61,10 @@ int runDaemon(int argc, char** argv, const DaemonSpec& spec) {
         return 1;
     }
     if (::geteuid() == 0) {
-        if (auto st = dropPrivileges(config.value(QStringLiteral("system_user"))); !st) {
+        const QString user = config.value(QStringLiteral("system_user"));
+        Status st = handOverStateToUser(config, user);
+        if (st) st = dropPrivileges(user);
+        if (!st) {
             log::error(u"start.failed", log::Fields().add("error", st.errorMessage()));
             err << spec.program << ": " << st.errorMessage() << "\n";
             return 1;

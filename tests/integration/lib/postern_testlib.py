@@ -126,6 +126,9 @@ class Instance:
         }
         for name in self.LISTENERS:
             lines[f"{name}.listen"] = "127.0.0.1:0"
+        if os.geteuid() == 0:
+            # Daemons drop root after binding; in tests they become "nobody" (no host changes).
+            lines["system_user"] = "nobody"
         if conf:
             lines.update(conf)
         with open(os.path.join(self.config_dir, "postern.conf"), "w") as f:
@@ -137,6 +140,28 @@ class Instance:
         self.passwords = {}
         for address, password in (users or {f"alice@{domain}": "alice-password-1"}).items():
             self.add_user(address, password)
+        if os.geteuid() == 0:
+            self._share_with_daemons()
+
+    def _share_with_daemons(self):
+        """As the wizard does for the real user: data owned by the daemons' user, secrets
+        readable by its group (0640), everything else root's."""
+        import grp
+        import pwd
+        uid = pwd.getpwnam("nobody").pw_uid
+        gid = grp.getgrnam("nogroup").gr_gid
+        os.makedirs(self.data_dir, exist_ok=True)
+        for dirpath, dirnames, filenames in os.walk(self.data_dir):
+            os.chown(dirpath, uid, gid)
+            for f in filenames:
+                os.chown(os.path.join(dirpath, f), uid, gid)
+        for name in ("users", "aliases", "domains", "tls/key.pem", "tls/cert.pem"):
+            path = os.path.join(self.config_dir, name)
+            if os.path.exists(path):
+                os.chown(path, 0, gid)
+                os.chmod(path, 0o640)
+        for d in (self.config_dir, os.path.join(self.config_dir, "tls"), self.root):
+            os.chmod(d, 0o755)
 
     # -- administration -------------------------------------------------------
     def ctl(self, *args, input=None, check=True):

@@ -1,0 +1,205 @@
+// queue.cpp — see queue.h.
+#include "queue.h"
+
+#include "core/atomic_file.h"
+
+#include <QDir>
+#include <QFile>
+#include <QRandomGenerator>
+#include <QRegularExpression>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace postern::spool {
+
+QStringList queueStates() {
+    return {QStringLiteral("incoming"), QStringLiteral("active"), QStringLiteral("deferred"), QStringLiteral("hold"),
+            QStringLiteral("corrupt")};
+}
+
+bool isValidQueueId(const QString& id) {
+    static const QRegularExpression re(QStringLiteral("^[0-9A-F]{16}$"));
+    return re.match(id).hasMatch();
+}
+
+QString newQueueId() {
+    // 8 hex digits of time (sortable) + 8 random: unique without coordination.
+    const quint32 t = quint32(QDateTime::currentSecsSinceEpoch());
+    const quint32 r = QRandomGenerator::system()->generate();
+    return QStringLiteral("%1%2").arg(t, 8, 16, QLatin1Char('0')).arg(r, 8, 16, QLatin1Char('0')).toUpper();
+}
+
+QByteArray Envelope::serialize() const {
+    QByteArray out = "POSTERN-QUEUE " + QByteArray::number(kEnvelopeVersion) + "\n";
+    auto field = [&](const char* key, const QString& value) {
+        QString v = value;
+        v.remove(QLatin1Char('\r'));
+        v.remove(QLatin1Char('\n'));
+        out += key;
+        out += ": ";
+        out += v.toUtf8();
+        out += '\n';
+    };
+    field("id", id);
+    field("arrival", QString::number(arrival));
+    field("sender", sender);
+    field("auth-user", authUser);
+    field("client", clientAddress + QLatin1Char(' ') + clientHelo);
+    field("body", bodyType);
+    field("smtputf8", smtpUtf8 ? QStringLiteral("yes") : QStringLiteral("no"));
+    field("ret", ret);
+    field("envid", envid);
+    field("size", QString::number(size));
+    for (const EnvelopeRecipient& r : recipients)
+        field("recipient", QStringLiteral("%1 notify=%2 orcpt=%3")
+                               .arg(r.address, r.notify.isEmpty() ? QStringLiteral("-") : r.notify,
+                                    r.orcpt.isEmpty() ? QStringLiteral("-") : r.orcpt));
+    for (const QString& e : extra) {
+        QString v = e;
+        v.remove(QLatin1Char('\r'));
+        v.remove(QLatin1Char('\n'));
+        out += v.toUtf8() + '\n';
+    }
+    return out;
+}
+
+Result<Envelope> Envelope::parse(const QByteArray& text) {
+    Envelope e;
+    const QList<QByteArray> lines = text.split('\n');
+    if (lines.isEmpty() || !lines.first().startsWith("POSTERN-QUEUE "))
+        return Result<Envelope>::fail(QStringLiteral("not a Postern queue envelope"));
+    bool ok = false;
+    const int version = lines.first().mid(14).toInt(&ok);
+    if (!ok || version < 1) return Result<Envelope>::fail(QStringLiteral("bad envelope version line"));
+    if (version > kEnvelopeVersion)
+        return Result<Envelope>::fail(QStringLiteral("envelope version %1 is newer than this program (%2)").arg(version).arg(kEnvelopeVersion));
+    for (qsizetype i = 1; i < lines.size(); ++i) {
+        const QString line = QString::fromUtf8(lines.at(i));
+        if (line.isEmpty()) continue;
+        const qsizetype colon = line.indexOf(QStringLiteral(": "));
+        const QString key = colon < 0 ? line : line.left(colon);
+        const QString value = colon < 0 ? QString() : line.mid(colon + 2);
+        if (key == u"id") e.id = value;
+        else if (key == u"arrival") e.arrival = value.toLongLong();
+        else if (key == u"sender") e.sender = value;
+        else if (key == u"auth-user") e.authUser = value;
+        else if (key == u"client") {
+            e.clientAddress = value.section(QLatin1Char(' '), 0, 0);
+            e.clientHelo = value.section(QLatin1Char(' '), 1);
+        } else if (key == u"body") e.bodyType = value;
+        else if (key == u"smtputf8") e.smtpUtf8 = value == u"yes";
+        else if (key == u"ret") e.ret = value;
+        else if (key == u"envid") e.envid = value;
+        else if (key == u"size") e.size = value.toLongLong();
+        else if (key == u"recipient") {
+            EnvelopeRecipient r;
+            const QStringList parts = value.split(QLatin1Char(' '));
+            r.address = parts.value(0);
+            for (const QString& p : parts.mid(1)) {
+                if (p.startsWith(u"notify=") && p != u"notify=-") r.notify = p.mid(7);
+                else if (p.startsWith(u"orcpt=") && p != u"orcpt=-") r.orcpt = p.mid(6);
+            }
+            if (r.address.isEmpty()) return Result<Envelope>::fail(QStringLiteral("line %1: empty recipient").arg(i + 1));
+            e.recipients << r;
+        } else {
+            e.extra << line;
+        }
+    }
+    if (!isValidQueueId(e.id)) return Result<Envelope>::fail(QStringLiteral("missing or invalid queue id"));
+    if (e.recipients.isEmpty()) return Result<Envelope>::fail(QStringLiteral("no recipients"));
+    return e;
+}
+
+QueueWriter::QueueWriter(QString queueDir) : m_dir(std::move(queueDir)) {}
+
+QueueWriter::~QueueWriter() {
+    if (m_prepared && !m_committed) abort();
+}
+
+Status QueueWriter::prepare(const Envelope& envelope, const QString& bodyPath) {
+    if (!isValidQueueId(envelope.id)) return Status::fail(QStringLiteral("invalid queue id '%1'").arg(envelope.id));
+    const QString incoming = m_dir + QStringLiteral("/incoming");
+    if (auto st = ensureDirectory(incoming, 0700); !st) return st;
+    m_id = envelope.id;
+    m_body = incoming + QLatin1Char('/') + m_id + QStringLiteral(".body");
+    m_env = incoming + QLatin1Char('/') + m_id + QStringLiteral(".env");
+    m_envTmp = incoming + QStringLiteral("/.") + m_id + QStringLiteral(".env.tmp");
+    // The body must be on disk before anything points at it.
+    const int fd = ::open(QFile::encodeName(bodyPath).constData(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ::fsync(fd) != 0) {
+        const int e = errno;
+        if (fd >= 0) ::close(fd);
+        return Status::fail(QStringLiteral("%1: %2").arg(bodyPath, QString::fromLocal8Bit(std::strerror(e))), e);
+    }
+    ::close(fd);
+    if (::link(QFile::encodeName(bodyPath).constData(), QFile::encodeName(m_body).constData()) != 0) {
+        const int e = errno;
+        return Status::fail(QStringLiteral("%1: %2").arg(m_body, QString::fromLocal8Bit(std::strerror(e))), e);
+    }
+    m_prepared = true;
+    // The temporary envelope is fully written and fsync'd; commit() only renames it.
+    const int efd = ::open(QFile::encodeName(m_envTmp).constData(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (efd < 0) {
+        const int e = errno;
+        abort();
+        return Status::fail(QStringLiteral("%1: %2").arg(m_envTmp, QString::fromLocal8Bit(std::strerror(e))), e);
+    }
+    const QByteArray text = envelope.serialize();
+    qsizetype off = 0;
+    int e = 0;
+    while (off < text.size()) {
+        const ssize_t n = ::write(efd, text.constData() + off, size_t(text.size() - off));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            e = errno;
+            break;
+        }
+        off += n;
+    }
+    if (!e && ::fsync(efd) != 0) e = errno;
+    ::close(efd);
+    if (e) {
+        abort();
+        return Status::fail(QStringLiteral("%1: %2").arg(m_envTmp, QString::fromLocal8Bit(std::strerror(e))), e);
+    }
+    return {};
+}
+
+Status QueueWriter::commit() {
+    if (!m_prepared) return Status::fail(QStringLiteral("nothing prepared"));
+    if (::rename(QFile::encodeName(m_envTmp).constData(), QFile::encodeName(m_env).constData()) != 0) {
+        const int e = errno;
+        abort();
+        return Status::fail(QStringLiteral("%1: %2").arg(m_env, QString::fromLocal8Bit(std::strerror(e))), e);
+    }
+    m_committed = true;
+    return syncDirectory(m_dir + QStringLiteral("/incoming"));
+}
+
+void QueueWriter::abort() {
+    if (!m_envTmp.isEmpty()) ::unlink(QFile::encodeName(m_envTmp).constData());
+    if (!m_body.isEmpty()) ::unlink(QFile::encodeName(m_body).constData());
+    m_prepared = false;
+}
+
+QList<QueueEntry> listQueue(const QString& queueDir, QStringList* errors) {
+    QList<QueueEntry> out;
+    for (const QString& state : queueStates()) {
+        const QDir d(queueDir + QLatin1Char('/') + state);
+        for (const QString& name : d.entryList({QStringLiteral("*.env")}, QDir::Files, QDir::Name)) {
+            auto text = readFile(d.filePath(name), 1 << 20);
+            auto env = text ? Envelope::parse(*text) : Result<Envelope>(text.error());
+            if (!env) {
+                if (errors) errors->append(QStringLiteral("%1/%2: %3").arg(state, name, env.errorMessage()));
+                continue;
+            }
+            out << QueueEntry{state, *env};
+        }
+    }
+    return out;
+}
+
+}  // namespace postern::spool

@@ -1,0 +1,107 @@
+// queue.h — the outbound queue on disk (the spool).
+//
+// Layout under <data_dir>/queue/:
+//   tmp/        message content while it is being received (not yet acknowledged)
+//   incoming/   accepted by postern-smtpd, not yet seen by the queue runner
+//   active/ deferred/ hold/ corrupt/   owned by the queue runner (postern-queued)
+// Each message is two files named by its queue id: <id>.body (the message as
+// it will be sent: our Received header, then the content, CRLF line endings)
+// and <id>.env (the envelope). The envelope is written last and atomically,
+// so a message exists for the runner exactly when its .env exists.
+//
+// Envelope format (text, UTF-8, one field per line, first line the version):
+//   POSTERN-QUEUE 1
+//   id: <queue id>
+//   arrival: <unix seconds>
+//   sender: <address, empty for the null sender>
+//   auth-user: <authenticated user, or empty>
+//   client: <client ip> <helo name>
+//   body: 7BIT | 8BITMIME
+//   smtputf8: yes | no
+//   ret: FULL | HDRS | (empty)
+//   envid: <RFC 3461 ENVID, xtext-decoded, or empty>
+//   size: <bytes of the .body file>
+//   recipient: <address> notify=<NEVER|SUCCESS,FAILURE,DELAY|-> orcpt=<type;address|->
+//   (one recipient line per recipient)
+// Values never contain CR or LF (they come from parsed SMTP commands).
+//
+// Interface: isValidQueueId(), newQueueId(), QueueWriter (two-phase: prepare
+// writes the body link and a temporary envelope, fsync'd; commit renames the
+// envelope into place and fsyncs the folder; abort removes both),
+// Envelope::parse()/serialize(), listQueue().
+// Security: queue ids are validated (16 upper-case hex digits) before any path
+// is built from them.
+#pragma once
+
+#include "core/result.h"
+
+#include <QDateTime>
+#include <QList>
+#include <QString>
+#include <QStringList>
+
+namespace postern::spool {
+
+inline constexpr int kEnvelopeVersion = 1;
+QStringList queueStates();  // incoming active deferred hold corrupt
+
+bool isValidQueueId(const QString& id);
+QString newQueueId();
+
+struct EnvelopeRecipient {
+    QString address;
+    QString notify;  // "" = not given
+    QString orcpt;   // "" = not given
+    bool operator==(const EnvelopeRecipient&) const = default;
+};
+
+struct Envelope {
+    QString id;
+    qint64 arrival = 0;
+    QString sender;
+    QString authUser;
+    QString clientAddress;
+    QString clientHelo;
+    QString bodyType = QStringLiteral("7BIT");
+    bool smtpUtf8 = false;
+    QString ret;
+    QString envid;
+    qint64 size = 0;
+    QList<EnvelopeRecipient> recipients;
+    QStringList extra;  // lines of later versions/extensions we keep verbatim
+
+    QByteArray serialize() const;
+    static Result<Envelope> parse(const QByteArray& text);
+};
+
+class QueueWriter {
+public:
+    explicit QueueWriter(QString queueDir);
+    ~QueueWriter();
+    QueueWriter(const QueueWriter&) = delete;
+    QueueWriter& operator=(const QueueWriter&) = delete;
+
+    // bodyPath: a complete file on the same file system (the received spool file);
+    // it is fsync'd and hard-linked as incoming/<id>.body.
+    Status prepare(const Envelope& envelope, const QString& bodyPath);
+    Status commit();
+    void abort();
+
+private:
+    QString m_dir;
+    QString m_id;
+    QString m_body;
+    QString m_envTmp;
+    QString m_env;
+    bool m_prepared = false;
+    bool m_committed = false;
+};
+
+struct QueueEntry {
+    QString state;  // incoming, active, ...
+    Envelope envelope;
+};
+// All messages in all states (envelopes that fail to parse are reported in `errors`).
+QList<QueueEntry> listQueue(const QString& queueDir, QStringList* errors = nullptr);
+
+}  // namespace postern::spool

@@ -1,0 +1,264 @@
+// local_backend.cpp — see local_backend.h.
+#include "local_backend.h"
+
+#include "common/async.h"
+#include "common/spool/queue.h"
+#include "common/store/maildir_delivery.h"
+
+#include "core/address.h"
+#include "core/atomic_file.h"
+#include "core/log.h"
+#include "core/paths.h"
+
+#include <QDir>
+#include <QFile>
+#include <QSet>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace postern::smtp {
+
+namespace {
+
+class SpoolFile : public SpoolBody {
+public:
+    static std::shared_ptr<SpoolFile> create(const QString& dir, QString* error) {
+        if (auto st = ensureDirectory(dir, 0700); !st) {
+            *error = st.errorMessage();
+            return nullptr;
+        }
+        for (int attempt = 0; attempt < 8; ++attempt) {
+            const QString id = spool::newQueueId();
+            const QString path = dir + QLatin1Char('/') + id;
+            const int fd = ::open(QFile::encodeName(path).constData(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+            if (fd >= 0) return std::shared_ptr<SpoolFile>(new SpoolFile(id, path, fd));
+            if (errno != EEXIST) {
+                *error = QStringLiteral("%1: %2").arg(path, QString::fromLocal8Bit(std::strerror(errno)));
+                return nullptr;
+            }
+        }
+        *error = QStringLiteral("cannot pick a queue id");
+        return nullptr;
+    }
+    ~SpoolFile() override {
+        ::close(m_fd);
+        ::unlink(QFile::encodeName(m_path).constData());  // the Maildir copies and the queue link live on
+    }
+    bool write(const char* data, qsizetype size) override {
+        while (size > 0) {
+            const ssize_t n = ::write(m_fd, data, size_t(size));
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                m_error = errno;
+                return false;
+            }
+            data += n;
+            size -= n;
+            m_size += n;
+        }
+        return true;
+    }
+    int errorCode() const override { return m_error; }
+    QString queueId() const override { return m_id; }
+    QString path() const override { return m_path; }
+    int fd() const override { return m_fd; }
+    qint64 size() const override { return m_size; }
+
+private:
+    SpoolFile(QString id, QString path, int fd) : m_id(std::move(id)), m_path(std::move(path)), m_fd(fd) {}
+    QString m_id, m_path;
+    int m_fd;
+    int m_error = 0;
+    qint64 m_size = 0;
+};
+
+DeliveryOutcome failure(const Error& e, qint64 size = 0, qint64 quota = 0) {
+    DeliveryOutcome o;
+    o.detail = e.message;
+    if (e.code == EDQUOT) {
+        if (store::Delivery::exceedsQuotaAlone(size, quota)) {
+            o.status = DeliveryOutcome::Status::PermFail;
+            o.code = 552;
+            o.enhanced = QStringLiteral("5.2.2");
+            o.text = QStringLiteral("Message is larger than the recipient's whole mailbox quota");
+        } else {
+            o.code = 452;
+            o.enhanced = QStringLiteral("4.2.2");
+            o.text = QStringLiteral("Mailbox full, try again later");
+        }
+    } else if (e.code == ENOSPC) {
+        o.code = 452;
+        o.enhanced = QStringLiteral("4.3.1");
+        o.text = QStringLiteral("Insufficient system storage");
+    } else {
+        o.code = 451;
+        o.enhanced = QStringLiteral("4.3.0");
+        o.text = QStringLiteral("Local error in processing, try again later");
+    }
+    return o;
+}
+
+}  // namespace
+
+LocalBackend::LocalBackend(const Config& config, AccountStore& accounts, Authenticator& auth)
+    : m_config(config), m_accounts(accounts), m_auth(auth) {
+    m_pool.setMaxThreadCount(std::max(2, QThread::idealThreadCount() * 2));
+}
+
+bool LocalBackend::vrfyAllowed() const { return m_config.flag(QStringLiteral("smtp.vrfy")); }
+
+RcptVerdict LocalBackend::checkRecipient(const MailPath& path, bool authenticated, qint64 messageSize, RecipientInfo* out,
+                                         QString* detail) {
+    auto accounts = m_accounts.current();
+    QString domain;
+    if (path.postmaster && path.domain.isEmpty()) {
+        domain = m_config.value(QStringLiteral("primary_domain"));
+        if (domain.isEmpty() && !accounts->domains().isEmpty()) domain = accounts->domains().first();
+    } else if (!path.addressLiteral) {
+        domain = normalizeDomain(path.domain).valueOr(QString());
+        if (domain.isEmpty()) {
+            *detail = QStringLiteral("invalid domain");
+            return RcptVerdict::BadAddress;
+        }
+    }
+    const bool local = !path.addressLiteral && accounts->isLocalDomain(domain);
+    if (!local) {
+        if (!authenticated) return RcptVerdict::RelayDenied;
+        out->address = path.quotedLocal || path.addressLiteral ? path.address() : path.local + QLatin1Char('@') + domain;
+        out->forwards = {out->address};
+        return RcptVerdict::Ok;
+    }
+    if (path.quotedLocal) {
+        *detail = QStringLiteral("quoted local parts are not used for mailboxes here");
+        return RcptVerdict::Unknown;
+    }
+    const QString address = (path.postmaster && path.domain.isEmpty() ? QStringLiteral("postmaster") : path.local) + QLatin1Char('@') + domain;
+    const Resolution r = accounts->resolve(address, m_config.value(QStringLiteral("recipient_delimiter")));
+    switch (r.status) {
+        case Resolution::Status::Ok: break;
+        case Resolution::Status::Unknown:
+        case Resolution::Status::NotLocal:
+        case Resolution::Status::Invalid:
+            *detail = r.detail;
+            return RcptVerdict::Unknown;
+        case Resolution::Status::Loop:
+        case Resolution::Status::TooDeep:
+            log::error(u"smtp.alias_error", log::Fields().add("rcpt", address).add("detail", r.detail));
+            *detail = r.detail;
+            return RcptVerdict::TempFail;
+    }
+    for (const QString& mbox : r.mailboxes) {
+        const UserRecord* u = accounts->user(mbox);
+        if (!u || u->quotaBytes <= 0) continue;
+        auto used = store::MaildirQuota::usage(maildirRoot(m_config.mailDir(), mbox), u->quotaBytes);
+        if (used && used->first + std::max<qint64>(messageSize, 0) > u->quotaBytes) return RcptVerdict::MailboxFull;
+    }
+    out->address = normalizeAddress(address).valueOr(address);
+    out->mailboxes = r.mailboxes;
+    out->forwards = r.forwards;
+    return RcptVerdict::Ok;
+}
+
+bool LocalBackend::maySendAs(const QString& user, const MailPath& from) {
+    if (from.isNull || from.quotedLocal || from.addressLiteral) return false;
+    auto domain = normalizeDomain(from.domain);
+    if (!domain) return false;
+    return m_accounts.current()->maySendAs(user, from.local + QLatin1Char('@') + *domain,
+                                           m_config.value(QStringLiteral("recipient_delimiter")));
+}
+
+void LocalBackend::authenticate(QObject* context, const QString& sessionId, const QHostAddress& peer, const QString& login,
+                                QByteArray password, std::function<void(bool, QString)> done) {
+    m_auth.verify(context, QStringLiteral("smtp"), sessionId, peer, login, std::move(password),
+                  [done = std::move(done)](Authenticator::Outcome o) { done(o.ok(), o.user); });
+}
+
+std::shared_ptr<SpoolBody> LocalBackend::openBody(QString* error) {
+    return SpoolFile::create(m_config.queueDir() + QStringLiteral("/tmp"), error);
+}
+
+void LocalBackend::cleanSpoolTmp() {
+    QDir tmp(m_config.queueDir() + QStringLiteral("/tmp"));
+    for (const QString& name : tmp.entryList(QDir::Files)) {
+        if (spool::isValidQueueId(name)) tmp.remove(name);
+    }
+}
+
+void LocalBackend::deliver(QObject* context, MessageJob job, std::function<void(DeliveryOutcome)> done) {
+    auto accounts = m_accounts.current();
+    const QString mailDir = m_config.mailDir();
+    const QString queueDir = m_config.queueDir();
+    runAsync(
+        context,
+        [job, accounts, mailDir, queueDir]() -> DeliveryOutcome {
+            const qint64 size = job.body->size();
+            // Distinct local mailboxes and remote addresses over all recipients.
+            QStringList mailboxes;
+            QList<spool::EnvelopeRecipient> remote;
+            QSet<QString> seenRemote;
+            for (const RecipientInfo& r : job.recipients) {
+                for (const QString& m : r.mailboxes)
+                    if (!mailboxes.contains(m)) mailboxes << m;
+                for (const QString& f : r.forwards) {
+                    if (seenRemote.contains(f.toLower())) continue;
+                    seenRemote.insert(f.toLower());
+                    spool::EnvelopeRecipient er;
+                    er.address = f;
+                    er.notify = r.notify;
+                    // An alias expansion keeps the address the sender used (RFC 3461 4.2).
+                    er.orcpt = !r.orcpt.isEmpty() ? r.orcpt : (f != r.address ? QStringLiteral("rfc822;") + r.address : QString());
+                    remote << er;
+                }
+            }
+            spool::QueueWriter queue(queueDir);
+            if (!remote.isEmpty()) {
+                spool::Envelope env;
+                env.id = job.queueId;
+                env.arrival = QDateTime::currentSecsSinceEpoch();
+                env.sender = job.sender;
+                env.authUser = job.authUser;
+                env.clientAddress = job.clientAddress;
+                env.clientHelo = job.clientHelo;
+                env.bodyType = job.eightBit ? QStringLiteral("8BITMIME") : QStringLiteral("7BIT");
+                env.smtpUtf8 = job.smtpUtf8;
+                env.ret = job.ret;
+                env.envid = job.envid;
+                env.size = size;
+                env.recipients = remote;
+                if (auto st = queue.prepare(env, job.body->path()); !st) return failure(st.error());
+            }
+            store::Delivery delivery(mailDir);
+            const QString returnPath = QStringLiteral("Return-Path: <%1>\r\n").arg(job.sender);
+            for (const QString& m : mailboxes) {
+                const UserRecord* u = accounts->user(m);
+                const qint64 quota = u ? u->quotaBytes : 0;
+                const QByteArray prefix = (returnPath + QStringLiteral("Delivered-To: %1\r\n").arg(m)).toUtf8();
+                if (auto st = delivery.add(m, prefix, job.body->fd(), size, {}, quota); !st) {
+                    queue.abort();
+                    return failure(st.error(), size + prefix.size(), quota);
+                }
+            }
+            if (auto st = delivery.commit(); !st) {
+                queue.abort();
+                return failure(st.error());
+            }
+            if (!remote.isEmpty()) {
+                if (auto st = queue.commit(); !st) {
+                    // The local copies are durable; the remote part is not. Say 4xx: a retry
+                    // duplicates the local copies, which is better than losing the remote ones.
+                    return failure(st.error());
+                }
+            }
+            DeliveryOutcome ok;
+            ok.status = DeliveryOutcome::Status::Delivered;
+            ok.code = 250;
+            ok.detail = QStringLiteral("delivered to %1 mailbox(es), queued for %2 remote recipient(s)").arg(mailboxes.size()).arg(remote.size());
+            return ok;
+        },
+        std::move(done), &m_pool);
+}
+
+}  // namespace postern::smtp

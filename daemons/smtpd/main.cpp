@@ -1,0 +1,83 @@
+// main.cpp — postern-smtpd: the SMTP daemon (MX, submission, submissions).
+#include "local_backend.h"
+#include "smtp_session.h"
+
+#include "common/daemon_main.h"
+
+#include "core/atomic_file.h"
+#include "core/log.h"
+
+using namespace postern;
+
+namespace {
+
+smtp::SessionConfig sessionConfig(const Config& c) {
+    smtp::SessionConfig s;
+    s.hostname = c.hostname();
+    s.maxMessageSize = c.size(QStringLiteral("smtp.max_message_size"));
+    s.maxRecipients = int(c.integer(QStringLiteral("smtp.max_recipients")));
+    s.maxCommandLine = int(c.integer(QStringLiteral("smtp.max_command_line")));
+    s.maxErrors = int(c.integer(QStringLiteral("smtp.max_errors")));
+    s.commandTimeoutMs = c.durationMs(QStringLiteral("smtp.command_timeout"));
+    s.dataTimeoutMs = c.durationMs(QStringLiteral("smtp.data_timeout"));
+    s.content.maxLineLength = int(c.integer(QStringLiteral("smtp.max_line_length")));
+    s.content.maxHeaderSize = c.size(QStringLiteral("smtp.max_header_size"));
+    s.content.maxHeaderCount = int(c.integer(QStringLiteral("smtp.max_header_count")));
+    s.content.normalizeBareLineEndings = c.value(QStringLiteral("smtp.bare_lf")) == u"normalize";
+    s.logTranscript = c.flag(QStringLiteral("log.transcripts"));
+    return s;
+}
+
+struct SmtpDaemon {
+    std::unique_ptr<AccountStore> accounts;
+    std::unique_ptr<Authenticator> auth;
+    std::unique_ptr<smtp::LocalBackend> backend;
+    smtp::SessionConfig sessionConfig;
+    const Config* config = nullptr;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    static SmtpDaemon d;
+    DaemonSpec spec;
+    spec.program = QStringLiteral("postern-smtpd");
+    spec.description = QStringLiteral("Postern SMTP daemon: MX (smtp.listen), submission, submissions.");
+    spec.create = [](Config& config, QObject* parent) -> Result<DaemonServer*> {
+        d.config = &config;
+        d.accounts = std::make_unique<AccountStore>(config.configDir());
+        QString error;
+        d.accounts->current(&error);
+        if (!error.isEmpty()) return Result<DaemonServer*>::fail(QStringLiteral("accounts: %1").arg(error));
+        d.auth = std::make_unique<Authenticator>(config, d.accounts.get());
+        if (auto st = ensureDirectory(config.runDir(), 0755); st) {
+            if (auto t = d.auth->openSharedThrottle(); !t)
+                log::warn(u"auth.throttle_not_shared", log::Fields().add("error", t.errorMessage()));
+        }
+        d.backend = std::make_unique<smtp::LocalBackend>(config, *d.accounts, *d.auth);
+        d.backend->cleanSpoolTmp();
+        d.sessionConfig = sessionConfig(config);
+        auto* server = new DaemonServer(
+            config, QStringLiteral("postern-smtpd"),
+            {{QStringLiteral("smtp.listen"), ListenerMode::Mx},
+             {QStringLiteral("submission.listen"), ListenerMode::Submission},
+             {QStringLiteral("submissions.listen"), ListenerMode::Submissions}},
+            [](SessionIo& io, ListenerMode) { return std::make_unique<smtp::SmtpSession>(io, *d.backend, d.sessionConfig); },
+            parent);
+        const QString host = d.sessionConfig.hostname;
+        server->setLimits(int(config.integer(QStringLiteral("smtp.max_connections"))),
+                          int(config.integer(QStringLiteral("smtp.max_connections_per_ip"))),
+                          [host](ListenerMode) { return QStringLiteral("421 4.7.0 %1 Too many connections, try again later\r\n").arg(host).toUtf8(); });
+        Connection::Options opts;
+        opts.maxSessionMs = config.durationMs(QStringLiteral("smtp.session_timeout"));
+        opts.handshakeTimeoutMs = config.durationMs(QStringLiteral("tls.handshake_timeout"));
+        server->setConnectionOptions(opts);
+        return server;
+    };
+    spec.reloaded = [](DaemonServer*) {
+        // New connections use the new limits; running sessions keep theirs.
+        d.sessionConfig = sessionConfig(*d.config);
+        d.auth->applyConfig();
+    };
+    return runDaemon(argc, argv, spec);
+}

@@ -1,0 +1,82 @@
+// smtp_backend.h — what an SMTP session needs from the rest of the system,
+// behind an interface so the session stays free of I/O and testable.
+//
+// Interface (all called on the main thread):
+//   checkRecipient()  synchronous lookup in the accounts snapshot (RFC 5321
+//                     requires an answer per RCPT; the snapshot is in memory).
+//   maySendAs()       submission policy for MAIL FROM.
+//   authenticate()    asynchronous; the callback runs on the main thread,
+//                     never after `context` is destroyed.
+//   openBody()        a fresh spool file for the content of one message.
+//   deliver()         asynchronous: local copies + queue, all durable before
+//                     the callback reports success.
+#pragma once
+
+#include "smtp_command.h"
+#include "smtp_data.h"
+
+#include <QHostAddress>
+#include <QObject>
+#include <QStringList>
+#include <functional>
+#include <memory>
+
+namespace postern::smtp {
+
+struct RecipientInfo {
+    QString address;          // as it goes into the queue / Delivered-To (normalised for local ones)
+    QStringList mailboxes;    // local users that get a copy
+    QStringList forwards;     // remote addresses (aliases pointing elsewhere, or remote RCPT)
+    QString notify;           // DSN NOTIFY=
+    QString orcpt;            // DSN ORCPT=
+};
+
+enum class RcptVerdict { Ok, Unknown, RelayDenied, MailboxFull, TempFail, BadAddress };
+
+// The spool file a message's content is written to while it arrives.
+class SpoolBody : public BodySink {
+public:
+    virtual QString queueId() const = 0;
+    virtual QString path() const = 0;
+    virtual int fd() const = 0;
+    virtual qint64 size() const = 0;
+};
+
+struct MessageJob {
+    QString queueId;
+    QString sender;            // "" = null sender
+    QString authUser;
+    QString clientAddress;
+    QString clientHelo;
+    bool eightBit = false;
+    bool smtpUtf8 = false;
+    QString ret, envid;
+    QList<RecipientInfo> recipients;
+    std::shared_ptr<SpoolBody> body;  // Received header + content, CRLF
+    QString sessionId;
+};
+
+struct DeliveryOutcome {
+    enum class Status { Delivered, TempFail, PermFail };
+    Status status = Status::TempFail;
+    int code = 451;
+    QString enhanced = QStringLiteral("4.3.0");
+    QString text;     // for the client
+    QString detail;   // for the log
+};
+
+class SmtpBackend {
+public:
+    virtual ~SmtpBackend() = default;
+    virtual RcptVerdict checkRecipient(const MailPath& path, bool authenticated, qint64 messageSize, RecipientInfo* out,
+                                       QString* detail) = 0;
+    virtual bool maySendAs(const QString& user, const MailPath& from) = 0;
+    virtual bool vrfyAllowed() const = 0;
+    virtual void authenticate(QObject* context, const QString& sessionId, const QHostAddress& peer, const QString& login,
+                              QByteArray password, std::function<void(bool ok, QString user)> done) = 0;
+    // A new spool file under a fresh queue id (the id is the file's identity everywhere after).
+    virtual std::shared_ptr<SpoolBody> openBody(QString* error) = 0;
+    virtual void deliver(QObject* context, MessageJob job, std::function<void(DeliveryOutcome)> done) = 0;
+};
+
+}  // namespace postern::smtp

@@ -1,0 +1,340 @@
+// smtp_command.cpp — see smtp_command.h.
+#include "smtp_command.h"
+
+#include "core/address.h"
+
+#include <QHostAddress>
+
+namespace postern::smtp {
+
+QString toString(Verb v) {
+    switch (v) {
+        case Verb::Helo: return QStringLiteral("HELO");
+        case Verb::Ehlo: return QStringLiteral("EHLO");
+        case Verb::Mail: return QStringLiteral("MAIL");
+        case Verb::Rcpt: return QStringLiteral("RCPT");
+        case Verb::Data: return QStringLiteral("DATA");
+        case Verb::Bdat: return QStringLiteral("BDAT");
+        case Verb::Rset: return QStringLiteral("RSET");
+        case Verb::Vrfy: return QStringLiteral("VRFY");
+        case Verb::Expn: return QStringLiteral("EXPN");
+        case Verb::Help: return QStringLiteral("HELP");
+        case Verb::Noop: return QStringLiteral("NOOP");
+        case Verb::Quit: return QStringLiteral("QUIT");
+        case Verb::StartTls: return QStringLiteral("STARTTLS");
+        case Verb::Auth: return QStringLiteral("AUTH");
+        case Verb::Unknown: return QStringLiteral("?");
+    }
+    return {};
+}
+
+bool Command::hasParam(const QString& k) const {
+    for (const auto& [key, value] : params)
+        if (key == k) return true;
+    return false;
+}
+
+QString Command::param(const QString& k) const {
+    for (const auto& [key, value] : params)
+        if (key == k) return value;
+    return {};
+}
+
+QString MailPath::address() const {
+    if (isNull) return {};
+    if (postmaster && domain.isEmpty()) return QStringLiteral("postmaster");
+    QString l = local;
+    if (quotedLocal) {
+        l.replace(QLatin1Char('\\'), QStringLiteral("\\\\"));
+        l.replace(QLatin1Char('"'), QStringLiteral("\\\""));
+        l = QLatin1Char('"') + l + QLatin1Char('"');
+    }
+    return l + QLatin1Char('@') + domain;
+}
+
+bool isValidEsmtpKeyword(const QString& k) {
+    if (k.isEmpty() || k.size() > 64) return false;
+    for (qsizetype i = 0; i < k.size(); ++i) {
+        const char16_t c = k.at(i).unicode();
+        const bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && !(i > 0 && c == '-')) return false;
+    }
+    return true;
+}
+
+std::optional<QString> decodeXtext(const QString& x) {
+    QByteArray out;
+    const QByteArray in = x.toUtf8();
+    for (qsizetype i = 0; i < in.size(); ++i) {
+        const char c = in.at(i);
+        if (c == '+') {
+            if (i + 2 >= in.size()) return std::nullopt;
+            bool ok = false;
+            const int v = in.mid(i + 1, 2).toInt(&ok, 16);
+            if (!ok || in.at(i + 1) == '-' || in.at(i + 1) == '+') return std::nullopt;
+            out.append(char(v));
+            i += 2;
+        } else if (uchar(c) < 33 || uchar(c) > 126 || c == '=') {
+            return std::nullopt;
+        } else {
+            out.append(c);
+        }
+    }
+    return QString::fromUtf8(out);
+}
+
+namespace {
+
+bool isAtext(char16_t c) {
+    if (c >= 0x80) return true;  // UTF-8 (checked against SMTPUTF8 by the session)
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    switch (c) {
+        case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
+        case '/': case '=': case '?': case '^': case '_': case '`': case '{': case '|': case '}': case '~':
+            return true;
+        default:
+            return false;
+    }
+}
+
+// Parses Mailbox (after any source route) from s; returns false with error text.
+bool parseMailbox(QStringView s, MailPath& p, QString* error) {
+    qsizetype i = 0;
+    QString local;
+    if (s.startsWith(QLatin1Char('"'))) {
+        p.quotedLocal = true;
+        i = 1;
+        bool closed = false;
+        while (i < s.size()) {
+            const QChar c = s.at(i);
+            if (c == QLatin1Char('\\')) {
+                if (i + 1 >= s.size()) break;
+                const char16_t n = s.at(i + 1).unicode();
+                if (n < 32 || n == 127) {
+                    *error = QStringLiteral("control character in quoted local part");
+                    return false;
+                }
+                local += s.at(i + 1);
+                i += 2;
+                continue;
+            }
+            if (c == QLatin1Char('"')) {
+                closed = true;
+                ++i;
+                break;
+            }
+            if (c.unicode() < 32 || c.unicode() == 127) {
+                *error = QStringLiteral("control character in quoted local part");
+                return false;
+            }
+            local += c;
+            ++i;
+        }
+        if (!closed) {
+            *error = QStringLiteral("unterminated quoted local part");
+            return false;
+        }
+    } else {
+        while (i < s.size() && s.at(i) != QLatin1Char('@')) {
+            const QChar c = s.at(i);
+            if (!isAtext(c.unicode()) && c != QLatin1Char('.')) {
+                *error = QStringLiteral("invalid character in local part");
+                return false;
+            }
+            local += c;
+            ++i;
+        }
+        if (!isDotAtom(local)) {
+            *error = QStringLiteral("local part is not a dot-string");
+            return false;
+        }
+    }
+    if (i >= s.size() || s.at(i) != QLatin1Char('@')) {
+        *error = QStringLiteral("address has no domain");
+        return false;
+    }
+    ++i;
+    const QStringView domain = s.mid(i);
+    if (domain.isEmpty()) {
+        *error = QStringLiteral("empty domain");
+        return false;
+    }
+    if (local.isEmpty() || local.toUtf8().size() > kMaxLocalPartOctets) {
+        *error = QStringLiteral("local part empty or longer than 64 octets");
+        return false;
+    }
+    if (domain.startsWith(QLatin1Char('['))) {
+        if (!domain.endsWith(QLatin1Char(']'))) {
+            *error = QStringLiteral("bad address literal");
+            return false;
+        }
+        QStringView inner = domain.mid(1, domain.size() - 2);
+        QHostAddress a;
+        const bool v6 = inner.startsWith(u"IPv6:", Qt::CaseInsensitive);
+        if (!a.setAddress((v6 ? inner.mid(5) : inner).toString()) ||
+            (v6 != (a.protocol() == QAbstractSocket::IPv6Protocol))) {
+            *error = QStringLiteral("bad address literal");
+            return false;
+        }
+        p.addressLiteral = true;
+    } else {
+        for (QChar c : domain) {
+            if (c.unicode() >= 0x80) {
+                p.hasUtf8 = true;
+                continue;
+            }
+            const char16_t u = c.unicode();
+            const bool ldh = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') || u == '-' || u == '.';
+            if (!ldh) {
+                *error = QStringLiteral("invalid character in domain");
+                return false;
+            }
+        }
+        if (!isValidDomain(domain)) {
+            *error = QStringLiteral("invalid domain");
+            return false;
+        }
+    }
+    for (QChar c : local)
+        if (c.unicode() >= 0x80) p.hasUtf8 = true;
+    p.local = local;
+    p.domain = domain.toString();
+    return true;
+}
+
+}  // namespace
+
+std::optional<MailPath> parsePath(QStringView text, QString* error) {
+    MailPath p;
+    if (!text.startsWith(QLatin1Char('<')) || !text.endsWith(QLatin1Char('>')) || text.size() < 2) {
+        *error = QStringLiteral("address must be enclosed in <>");
+        return std::nullopt;
+    }
+    QStringView inner = text.mid(1, text.size() - 2);
+    if (inner.isEmpty()) {
+        p.isNull = true;
+        return p;
+    }
+    if (inner.compare(u"postmaster", Qt::CaseInsensitive) == 0) {
+        p.postmaster = true;
+        p.local = QStringLiteral("postmaster");
+        return p;
+    }
+    if (inner.startsWith(QLatin1Char('@'))) {
+        // A-d-l ":" Mailbox — the route is ignored (RFC 5321 Appendix C).
+        const qsizetype colon = inner.indexOf(QLatin1Char(':'));
+        if (colon < 0) {
+            *error = QStringLiteral("source route without ':'");
+            return std::nullopt;
+        }
+        for (QStringView hop : inner.left(colon).split(QLatin1Char(','))) {
+            if (!hop.startsWith(QLatin1Char('@')) || !isValidDomain(hop.mid(1))) {
+                *error = QStringLiteral("bad source route");
+                return std::nullopt;
+            }
+        }
+        p.hadSourceRoute = true;
+        inner = inner.mid(colon + 1);
+    }
+    if (!parseMailbox(inner, p, error)) return std::nullopt;
+    return p;
+}
+
+namespace {
+
+// Splits "<path> KEY=VALUE KEY" honouring quoted local parts inside the <>.
+bool splitPathAndParams(QStringView rest, QStringView* path, QList<QStringView>* params) {
+    if (!rest.startsWith(QLatin1Char('<'))) return false;
+    qsizetype i = 1;
+    bool inQuote = false;
+    for (; i < rest.size(); ++i) {
+        const QChar c = rest.at(i);
+        if (inQuote && c == QLatin1Char('\\')) {
+            ++i;
+            continue;
+        }
+        if (c == QLatin1Char('"')) inQuote = !inQuote;
+        else if (!inQuote && c == QLatin1Char('>')) break;
+    }
+    if (i >= rest.size()) return false;
+    *path = rest.left(i + 1);
+    QStringView tail = rest.mid(i + 1);
+    if (!tail.isEmpty() && tail.front() != QLatin1Char(' ')) return false;
+    for (QStringView part : tail.split(QLatin1Char(' '), Qt::SkipEmptyParts)) params->append(part);
+    return true;
+}
+
+ParseError err(int code, const char* enh, const QString& text) { return ParseError{Reply(code, QString::fromLatin1(enh), text)}; }
+
+}  // namespace
+
+ParseResult parseCommand(const QByteArray& raw) {
+    const QString line = QString::fromUtf8(raw);
+    if (line.toUtf8() != raw) return err(500, "5.5.2", QStringLiteral("Command is not valid UTF-8"));
+    for (QChar c : line) {
+        if (c.unicode() < 32 && c != QLatin1Char('\t')) return err(500, "5.5.2", QStringLiteral("Control characters are not allowed in commands"));
+    }
+    const qsizetype sp = line.indexOf(QLatin1Char(' '));
+    Command cmd;
+    cmd.verbText = (sp < 0 ? line : line.left(sp)).toUpper();
+    const QString rest = sp < 0 ? QString() : line.mid(sp + 1);
+    static const QList<std::pair<const char*, Verb>> verbs = {
+        {"HELO", Verb::Helo}, {"EHLO", Verb::Ehlo}, {"MAIL", Verb::Mail}, {"RCPT", Verb::Rcpt}, {"DATA", Verb::Data},
+        {"BDAT", Verb::Bdat}, {"RSET", Verb::Rset}, {"VRFY", Verb::Vrfy}, {"EXPN", Verb::Expn}, {"HELP", Verb::Help},
+        {"NOOP", Verb::Noop}, {"QUIT", Verb::Quit}, {"STARTTLS", Verb::StartTls}, {"AUTH", Verb::Auth}};
+    for (const auto& [name, verb] : verbs)
+        if (cmd.verbText == QLatin1String(name)) cmd.verb = verb;
+    if (cmd.verb == Verb::Unknown) return err(500, "5.5.2", QStringLiteral("Command not recognized"));
+    cmd.argument = rest.trimmed();
+
+    switch (cmd.verb) {
+        case Verb::Mail:
+        case Verb::Rcpt: {
+            const QString prefix = cmd.verb == Verb::Mail ? QStringLiteral("FROM:") : QStringLiteral("TO:");
+            if (!rest.startsWith(prefix, Qt::CaseInsensitive))
+                return err(501, "5.5.4", QStringLiteral("Syntax: %1 %2<address>").arg(cmd.verbText, prefix));
+            QStringView after = QStringView(rest).mid(prefix.size());
+            while (after.startsWith(QLatin1Char(' '))) after = after.mid(1);  // lenient: "FROM: <a@b>"
+            QStringView pathText;
+            QList<QStringView> params;
+            if (!splitPathAndParams(after, &pathText, &params))
+                return err(501, "5.5.4", QStringLiteral("Syntax: %1 %2<address> [parameters]").arg(cmd.verbText, prefix));
+            QString why;
+            auto path = parsePath(pathText, &why);
+            if (!path) return err(501, cmd.verb == Verb::Mail ? "5.1.7" : "5.1.3", QStringLiteral("Bad address syntax: %1").arg(why));
+            if (cmd.verb == Verb::Rcpt && path->isNull) return err(501, "5.1.3", QStringLiteral("Null recipient is not allowed"));
+            if (cmd.verb == Verb::Mail && path->postmaster && path->domain.isEmpty())
+                return err(501, "5.1.7", QStringLiteral("Bad sender address syntax"));
+            cmd.path = *path;
+            for (QStringView p : params) {
+                const qsizetype eq = p.indexOf(QLatin1Char('='));
+                const QString key = (eq < 0 ? p : p.left(eq)).toString().toUpper();
+                const QString value = eq < 0 ? QString() : p.mid(eq + 1).toString();
+                if (!isValidEsmtpKeyword(key)) return err(501, "5.5.4", QStringLiteral("Bad parameter syntax"));
+                if (eq >= 0 && value.isEmpty()) return err(501, "5.5.4", QStringLiteral("Empty value for parameter %1").arg(key));
+                if (cmd.hasParam(key)) return err(501, "5.5.4", QStringLiteral("Parameter %1 given twice").arg(key));
+                cmd.params.append({key, value});
+            }
+            break;
+        }
+        case Verb::Data:
+        case Verb::Rset:
+        case Verb::Quit:
+        case Verb::StartTls:
+            if (!cmd.argument.isEmpty()) return err(501, "5.5.4", QStringLiteral("%1 takes no arguments").arg(cmd.verbText));
+            break;
+        case Verb::Helo:
+        case Verb::Ehlo:
+            if (cmd.argument.isEmpty()) return err(501, "5.5.4", QStringLiteral("%1 requires a domain or address").arg(cmd.verbText));
+            break;
+        case Verb::Bdat:
+        case Verb::Auth:
+            if (cmd.argument.isEmpty()) return err(501, "5.5.4", QStringLiteral("%1 requires arguments").arg(cmd.verbText));
+            break;
+        default:
+            break;
+    }
+    return cmd;
+}
+
+}  // namespace postern::smtp
