@@ -1,0 +1,65 @@
+// main.cpp — postern-pop3d: POP3 on pop3.listen (STLS) and pop3s.listen (implicit TLS).
+#include "pop3_backend.h"
+#include "pop3_session.h"
+
+#include "common/daemon_main.h"
+
+#include "core/log.h"
+
+using namespace postern;
+
+namespace {
+
+pop3::SessionConfig sessionConfig(const Config& c) {
+    pop3::SessionConfig s;
+    s.hostname = c.hostname();
+    s.maxLine = int(c.integer(QStringLiteral("pop3.max_line_length")));
+    s.maxErrors = int(c.integer(QStringLiteral("pop3.max_errors")));
+    s.maxCommandsBeforeAuth = int(c.integer(QStringLiteral("pop3.max_commands_before_auth")));
+    s.idleTimeoutMs = c.durationMs(QStringLiteral("pop3.idle_timeout"));
+    s.loginDelaySeconds = c.durationMs(QStringLiteral("pop3.login_delay")) / 1000;
+    return s;
+}
+
+struct Pop3Daemon {
+    const Config* config = nullptr;
+    std::unique_ptr<AccountStore> accounts;
+    std::unique_ptr<Authenticator> auth;
+    std::unique_ptr<pop3::LocalPop3Backend> backend;
+    pop3::SessionConfig sessionConfig;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    static Pop3Daemon d;
+    DaemonSpec spec;
+    spec.program = QStringLiteral("postern-pop3d");
+    spec.description = QStringLiteral("Postern POP3 daemon: pop3.listen (STLS) and pop3s.listen (implicit TLS).");
+    spec.create = [](Config& config, QObject* parent) -> Result<DaemonServer*> {
+        d.config = &config;
+        d.accounts = std::make_unique<AccountStore>(config.configDir());
+        QString error;
+        d.accounts->current(&error);
+        if (!error.isEmpty()) return Result<DaemonServer*>::fail(QStringLiteral("accounts: %1").arg(error));
+        d.auth = std::make_unique<Authenticator>(config, d.accounts.get());
+        if (auto t = d.auth->openSharedThrottle(); !t)
+            log::warn(u"auth.throttle_not_shared", log::Fields().add("error", t.errorMessage()));
+        d.backend = std::make_unique<pop3::LocalPop3Backend>(config, *d.auth);
+        d.sessionConfig = sessionConfig(config);
+        auto* server = new DaemonServer(
+            config, QStringLiteral("postern-pop3d"),
+            {{QStringLiteral("pop3.listen"), ListenerMode::Pop3}, {QStringLiteral("pop3s.listen"), ListenerMode::Pop3s}},
+            [](SessionIo& io, ListenerMode) { return std::make_unique<pop3::Pop3Session>(io, *d.backend, d.sessionConfig); },
+            parent);
+        server->setLimits(int(config.integer(QStringLiteral("pop3.max_connections"))),
+                          int(config.integer(QStringLiteral("pop3.max_connections_per_ip"))),
+                          [](ListenerMode) { return QByteArray("-ERR [SYS/TEMP] Too many connections, try again later\r\n"); });
+        return server;
+    };
+    spec.reloaded = [](DaemonServer*) {
+        d.sessionConfig = sessionConfig(*d.config);
+        d.auth->applyConfig();
+    };
+    return runDaemon(argc, argv, spec);
+}
