@@ -1,4 +1,4 @@
-// settings/imap.cpp — the IMAP daemon's limits.
+// settings/imap.cpp — the IMAP daemon's limits. APPENDLIMIT is smtp.max_message_size.
 #include "../config_schema.h"
 
 namespace postern::settings {
@@ -12,6 +12,13 @@ void addImap(QList<Setting>& out) {
     out << Setting{.key = QStringLiteral("imap.idle_timeout"), .type = T::Duration, .defaultValue = QStringLiteral("30m"),
                    .doc = QStringLiteral("Idle time before an authenticated client is logged out (RFC 9051: at least 30m)"),
                    .section = sec, .min = 1800, .max = 86400};
+    out << Setting{.key = QStringLiteral("imap.max_bad_commands"), .type = T::Int, .defaultValue = QStringLiteral("20"),
+                   .doc = QStringLiteral("Invalid commands before the connection is closed"), .section = sec, .min = 1, .max = 10000};
+    out << Setting{.key = QStringLiteral("imap.max_connections"), .type = T::Int, .defaultValue = QStringLiteral("1000"),
+                   .doc = QStringLiteral("Concurrent IMAP connections"), .section = sec, .min = 1, .max = 100000};
+    out << Setting{.key = QStringLiteral("imap.max_connections_per_ip"), .type = T::Int, .defaultValue = QStringLiteral("50"),
+                   .doc = QStringLiteral("Concurrent IMAP connections from one client address"), .section = sec, .min = 1,
+                   .max = 100000};
 }
 
 }  // namespace postern::settings

@@ -1,0 +1,86 @@
+// message.h — reading RFC 5322 messages and their MIME structure.
+//
+// Interface:
+//   parseHeader(bytes)          header fields (name + raw unfolded value), in order.
+//   MimePart / parseMime(bytes) the MIME tree (RFC 2045/2046): content type and
+//       parameters (RFC 2231 continuations and charsets decoded), transfer
+//       encoding, id, description, disposition, language, location, the byte
+//       ranges of each part's header and body, body size and line count, and
+//       the child parts of multipart/* and message/rfc822.
+//   decodeHeaderText(raw)       RFC 2047 encoded-words -> Unicode.
+//   parseAddressList(raw)       RFC 5322 address lists incl. groups and
+//                               obsolete forms, as (display name, local, domain).
+//   parseDate(raw)              RFC 5322 date-time (and common obsolete forms).
+// Security: the input is untrusted mail. Limits: nesting depth kMaxDepth,
+// kMaxParts parts per message, header fields kMaxFields; beyond them the rest
+// is treated as an opaque body (never an error, never recursion without bound).
+// Offsets always stay within the input.
+#pragma once
+
+#include <QByteArray>
+#include <QDateTime>
+#include <QList>
+#include <QString>
+#include <utility>
+
+namespace postern::mail {
+
+inline constexpr int kMaxDepth = 32;
+inline constexpr int kMaxParts = 2000;
+inline constexpr int kMaxFields = 5000;
+
+struct HeaderField {
+    QByteArray name;   // as written
+    QByteArray value;  // unfolded (CRLF+WSP -> WSP), leading space trimmed
+};
+
+struct Header {
+    QList<HeaderField> fields;
+    QByteArray value(const char* name) const;  // first field with that name (case-insensitive)
+    QList<QByteArray> values(const char* name) const;
+};
+
+// Header of `message` (up to the first empty line). *bodyOffset = start of the body.
+Header parseHeader(const QByteArray& message, qsizetype* bodyOffset = nullptr);
+
+struct MimeParams {
+    QList<std::pair<QString, QString>> list;  // lower-case names, decoded values
+    QString get(const QString& name) const;
+};
+
+struct MimePart {
+    QString type = QStringLiteral("text");      // lower case
+    QString subtype = QStringLiteral("plain");  // lower case
+    MimeParams params;
+    QString id, description, encoding = QStringLiteral("7bit");
+    QString disposition;  // lower case, empty when absent
+    MimeParams dispositionParams;
+    QString language, location, md5;
+    qsizetype headerStart = 0, headerEnd = 0;  // [start, end) of this part's header (incl. blank line)
+    qsizetype bodyStart = 0, bodyEnd = 0;      // [start, end) of the body
+    qint64 lines = 0;                          // body lines (text/*, message/rfc822)
+    QList<MimePart> children;                  // multipart parts, or the one message/rfc822 part
+    bool isMultipart() const { return type == u"multipart"; }
+    bool isMessage() const { return type == u"message" && (subtype == u"rfc822" || subtype == u"global"); }
+};
+
+MimePart parseMime(const QByteArray& message);
+
+QString decodeHeaderText(const QByteArray& raw);
+
+struct Address {
+    QString name;    // display name (decoded)
+    QString local;   // local part (group start: group name with domain empty; group end: both empty)
+    QString domain;
+    QByteArray rawName;  // display name as written (for IMAP ENVELOPE, which wants it undecoded)
+    bool groupStart = false;
+    bool groupEnd = false;
+};
+QList<Address> parseAddressList(const QByteArray& raw);
+
+QDateTime parseDate(const QByteArray& raw);
+
+// Decode a body with its transfer encoding (base64, quoted-printable; others as is).
+QByteArray decodeTransferEncoding(const QByteArray& body, const QString& encoding);
+
+}  // namespace postern::mail

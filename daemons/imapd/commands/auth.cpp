@@ -1,0 +1,293 @@
+// commands/auth.cpp — CAPABILITY NOOP LOGOUT STARTTLS LOGIN AUTHENTICATE ID
+// ENABLE NAMESPACE IDLE, and the helpers shared by all command files.
+// Standards: RFC 9051 6.1-6.2, 6.3.1 (ENABLE), 2971 (ID), 2342 (NAMESPACE),
+// 2177 (IDLE), 4959 (SASL-IR). Credentials are never logged.
+#include "commands.h"
+
+#include "core/log.h"
+
+#include <QLocale>
+
+namespace postern::imap {
+
+// ---------------------------------------------------------------- shared helpers
+
+std::optional<QList<int>> resolveSequenceSet(const QByteArray& set, const MailboxView& view, bool uid) {
+    const auto& msgs = view.messages();
+    QList<int> out;
+    if (set.isEmpty()) return std::nullopt;
+    const quint32 maxValue = uid ? (msgs.isEmpty() ? 0 : msgs.last().uid) : quint32(msgs.size());
+    QSet<int> seen;
+    for (const QByteArray& range : set.split(',')) {
+        if (range.isEmpty()) return std::nullopt;
+        const qsizetype colon = range.indexOf(':');
+        auto num = [&](const QByteArray& t, quint32* v) {
+            if (t == "*") {
+                *v = maxValue;
+                return true;
+            }
+            if (t.isEmpty() || t.size() > 10 || t.at(0) == '0') return false;
+            for (char c : t)
+                if (c < '0' || c > '9') return false;
+            bool ok = false;
+            *v = t.toUInt(&ok);
+            return ok;
+        };
+        quint32 a = 0, b = 0;
+        if (!num(colon < 0 ? range : range.left(colon), &a)) return std::nullopt;
+        b = a;
+        if (colon >= 0 && !num(range.mid(colon + 1), &b)) return std::nullopt;
+        if (a > b) std::swap(a, b);
+        if (uid) {
+            // Binary search the first message with uid >= a.
+            qsizetype lo = 0, hi = msgs.size();
+            while (lo < hi) {
+                const qsizetype mid = (lo + hi) / 2;
+                if (msgs.at(mid).uid < a) lo = mid + 1;
+                else hi = mid;
+            }
+            bool matched = false;
+            for (qsizetype i = lo; i < msgs.size() && msgs.at(i).uid <= b; ++i) {
+                matched = true;
+                if (!seen.contains(int(i))) {
+                    seen.insert(int(i));
+                    out << int(i);
+                }
+            }
+            // RFC 9051 6.4.9: "n:*" always includes the last message, even when n is above every UID.
+            if (range.contains('*') && !matched && !msgs.isEmpty() && !seen.contains(int(msgs.size() - 1))) {
+                seen.insert(int(msgs.size() - 1));
+                out << int(msgs.size() - 1);
+            }
+        } else {
+            if (b > maxValue || a == 0) {
+                if (maxValue == 0 || a > maxValue) return std::nullopt;
+                b = std::min(b, maxValue);
+            }
+            for (quint32 i = a; i <= b; ++i)
+                if (!seen.contains(int(i - 1))) {
+                    seen.insert(int(i - 1));
+                    out << int(i - 1);
+                }
+        }
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::optional<QStringList> parseFlagList(const Token& t) {
+    QStringList out;
+    auto one = [&](const Token& f) {
+        if (f.kind != Token::Kind::Atom) return false;
+        const QString name = QString::fromUtf8(f.text);
+        for (QChar c : name)
+            if (c.unicode() <= 0x20 || c.unicode() >= 0x7f || QStringLiteral("(){%*\"]").contains(c)) return false;
+        out << name;
+        return true;
+    };
+    if (t.kind == Token::Kind::List) {
+        for (const Token& f : t.items)
+            if (!one(f)) return std::nullopt;
+        return out;
+    }
+    if (!one(t)) return std::nullopt;
+    return out;
+}
+
+QByteArray imapDateTime(qint64 msecs) {
+    const QDateTime dt = QDateTime::fromMSecsSinceEpoch(msecs).toLocalTime();
+    const int off = dt.offsetFromUtc() / 60;
+    const QString zone = QStringLiteral("%1%2%3").arg(off < 0 ? QLatin1Char('-') : QLatin1Char('+')).arg(std::abs(off) / 60, 2, 10, QLatin1Char('0')).arg(std::abs(off) % 60, 2, 10, QLatin1Char('0'));
+    return (QLocale::c().toString(dt, QStringLiteral("dd-MMM-yyyy HH:mm:ss ")) + zone).toLatin1();
+}
+
+std::optional<QDate> parseImapDate(const QByteArray& s) {
+    const QList<QByteArray> p = s.split('-');
+    if (p.size() != 3) return std::nullopt;
+    static const char* const months[] = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"};
+    int month = 0;
+    for (int i = 0; i < 12; ++i)
+        if (p.at(1).toLower() == months[i]) month = i + 1;
+    bool ok1 = false, ok2 = false;
+    const int day = p.at(0).trimmed().toInt(&ok1);
+    const int year = p.at(2).toInt(&ok2);
+    const QDate d(year, month, day);
+    if (!ok1 || !ok2 || !month || !d.isValid()) return std::nullopt;
+    return d;
+}
+
+std::optional<QDateTime> parseImapDateTime(const QByteArray& s) {
+    // "dd-Mon-yyyy hh:mm:ss +zzzz" (day may be " d").
+    const QByteArray t = s.trimmed();
+    const QList<QByteArray> p = t.split(' ');
+    if (p.size() != 3) return std::nullopt;
+    auto date = parseImapDate(p.at(0));
+    const QTime time = QTime::fromString(QString::fromLatin1(p.at(1)), QStringLiteral("HH:mm:ss"));
+    const QByteArray z = p.at(2);
+    if (!date || !time.isValid() || z.size() != 5 || (z.at(0) != '+' && z.at(0) != '-')) return std::nullopt;
+    bool ok = false;
+    const int v = z.mid(1).toInt(&ok);
+    if (!ok) return std::nullopt;
+    const int offset = (v / 100 * 60 + v % 100) * 60 * (z.at(0) == '-' ? -1 : 1);
+    return QDateTime(*date, time, Qt::OffsetFromUTC, offset);
+}
+
+QByteArray compactSet(QList<quint32> values) {
+    std::sort(values.begin(), values.end());
+    QByteArray out;
+    for (qsizetype i = 0; i < values.size();) {
+        qsizetype j = i;
+        while (j + 1 < values.size() && values.at(j + 1) == values.at(j) + 1) ++j;
+        if (!out.isEmpty()) out += ',';
+        out += QByteArray::number(values.at(i));
+        if (j > i) out += ':' + QByteArray::number(values.at(j));
+        i = j + 1;
+    }
+    return out;
+}
+
+QByteArray Commands::flagList(const QStringList& flags) { return '(' + flags.join(QLatin1Char(' ')).toUtf8() + ')'; }
+
+void Commands::flagsResponse(ImapSession& s) {
+    QStringList flags{QStringLiteral("\\Answered"), QStringLiteral("\\Flagged"), QStringLiteral("\\Deleted"), QStringLiteral("\\Seen"),
+                      QStringLiteral("\\Draft"), QStringLiteral("$Forwarded")};
+    for (const QString& k : s.m_selected->keywords())
+        if (!k.isEmpty()) flags << k;
+    s.untagged("FLAGS " + flagList(flags));
+    s.untagged("OK [PERMANENTFLAGS " + flagList(flags + QStringList{QStringLiteral("\\*")}) + "] Flags permitted");
+}
+
+// ---------------------------------------------------------------- commands
+
+void Commands::capability(ImapSession& s, const R& r) {
+    s.untagged("CAPABILITY " + s.capabilities());
+    s.ok(r, QStringLiteral("CAPABILITY completed"));
+}
+
+void Commands::noop(ImapSession& s, const R& r) {
+    s.reportChanges(true);
+    s.ok(r, QStringLiteral("NOOP completed"));
+}
+
+void Commands::logout(ImapSession& s, const R& r) {
+    s.untagged("BYE Logging out");
+    s.ok(r, QStringLiteral("LOGOUT completed"));
+    s.m_phase = ImapSession::Phase::Closed;
+    s.m_state = ImapSession::State::Logout;
+    s.stopIdleWatch();
+    s.m_io.close(QStringLiteral("LOGOUT"));
+}
+
+void Commands::starttls(ImapSession& s, const R& r) {
+    if (s.tls()) {
+        s.bad(r, QStringLiteral("TLS is already active"));
+        return;
+    }
+    s.ok(r, QStringLiteral("Begin TLS negotiation now"));
+    s.m_io.startTls();
+}
+
+void Commands::login(ImapSession& s, const R& r) {
+    if (r.args.size() != 2 || !r.args.at(0).isString() || !r.args.at(1).isString()) {
+        s.bad(r, QStringLiteral("Usage: LOGIN user password"));
+        return;
+    }
+    s.m_phase = ImapSession::Phase::Waiting;
+    s.m_io.suspend();
+    const R req = r;
+    s.m_backend.authenticate(s.m_alive.get(), s.m_io.info().sessionId, s.m_io.info().peerAddress, QString::fromUtf8(r.args.at(0).text),
+                             r.args.at(1).text, [&s, req](bool good, QString user) { s.finishLogin(req, good, user); });
+}
+
+void Commands::authenticate(ImapSession& s, const R& r) {
+    if (r.args.isEmpty() || r.args.size() > 2 || r.args.at(0).kind != Token::Kind::Atom) {
+        s.bad(r, QStringLiteral("Usage: AUTHENTICATE mechanism [initial-response]"));
+        return;
+    }
+    if (r.args.at(0).text.toUpper() != "PLAIN") {
+        s.no(r, QStringLiteral("Unsupported authentication mechanism"), "CANNOT");
+        return;
+    }
+    s.m_sasl = std::make_unique<SaslServer>();
+    s.m_pending = r;
+    const bool hasIr = r.args.size() == 2;
+    const SaslServer::Step step = s.m_sasl->start(QStringLiteral("PLAIN"), hasIr ? r.args.at(1).text : QByteArray(), hasIr);
+    if (step.kind == SaslServer::StepKind::Challenge) {
+        s.m_phase = ImapSession::Phase::SaslResponse;
+        s.m_io.send("+ \r\n");
+        return;
+    }
+    if (step.kind == SaslServer::StepKind::Failed) {
+        s.m_sasl.reset();
+        s.no(r, QStringLiteral("Authentication failed"), "AUTHENTICATIONFAILED");
+        return;
+    }
+    const QString user = s.m_sasl->user();
+    QByteArray pw = s.m_sasl->takePassword();
+    s.m_sasl.reset();
+    s.m_phase = ImapSession::Phase::Waiting;
+    s.m_io.suspend();
+    s.m_backend.authenticate(s.m_alive.get(), s.m_io.info().sessionId, s.m_io.info().peerAddress, user, std::move(pw),
+                             [&s, r](bool good, QString u) { s.finishLogin(r, good, u); });
+}
+
+void Commands::saslResponse(ImapSession& s, const QByteArray& line) {
+    const SaslServer::Step step = s.m_sasl->next(line);
+    const R r = s.m_pending;
+    if (step.kind != SaslServer::StepKind::Done) {
+        s.m_sasl.reset();
+        s.m_phase = ImapSession::Phase::Command;
+        if (step.failure == SaslServer::Failure::Cancelled) s.bad(r, QStringLiteral("Authentication cancelled"));
+        else s.no(r, QStringLiteral("Authentication failed"), "AUTHENTICATIONFAILED");
+        return;
+    }
+    const QString user = s.m_sasl->user();
+    QByteArray pw = s.m_sasl->takePassword();
+    s.m_sasl.reset();
+    s.m_phase = ImapSession::Phase::Waiting;
+    s.m_io.suspend();
+    s.m_backend.authenticate(s.m_alive.get(), s.m_io.info().sessionId, s.m_io.info().peerAddress, user, std::move(pw),
+                             [&s, r](bool good, QString u) { s.finishLogin(r, good, u); });
+}
+
+void Commands::id(ImapSession& s, const R& r) {
+    // RFC 2971: the client's list is accepted (logged at debug level) and ours returned.
+    s.untagged("ID (\"name\" \"Postern\" \"version\" \"" POSTERN_VERSION "\")");
+    s.ok(r, QStringLiteral("ID completed"));
+}
+
+void Commands::enable(ImapSession& s, const R& r) {
+    if (r.args.isEmpty()) {
+        s.bad(r, QStringLiteral("Usage: ENABLE capability..."));
+        return;
+    }
+    QByteArrayList enabled;
+    for (const Token& t : r.args) {
+        const QByteArray cap = t.text.toUpper();
+        if ((cap == "UTF8=ACCEPT" || cap == "IMAP4REV2") && !s.m_utf8) {
+            s.m_utf8 = true;
+            if (cap == "IMAP4REV2") s.m_rev2 = true;
+            enabled << t.text;
+        } else if (cap == "IMAP4REV2" && !s.m_rev2) {
+            s.m_rev2 = true;
+            enabled << t.text;
+        }
+    }
+    s.untagged("ENABLED" + (enabled.isEmpty() ? QByteArray() : ' ' + enabled.join(' ')));
+    s.ok(r, QStringLiteral("ENABLE completed"));
+}
+
+void Commands::namespace_(ImapSession& s, const R& r) {
+    s.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
+    s.ok(r, QStringLiteral("NAMESPACE completed"));
+}
+
+void Commands::idle(ImapSession& s, const R& r) {
+    s.m_pending = r;
+    s.m_phase = ImapSession::Phase::Idle;
+    s.reportChanges(true);
+    s.startIdleWatch();
+    s.m_io.send("+ idling\r\n");
+}
+
+}  // namespace postern::imap

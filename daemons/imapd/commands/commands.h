@@ -1,0 +1,81 @@
+// commands/commands.h — the IMAP command handlers, one family per file:
+//   auth.cpp       CAPABILITY NOOP LOGOUT STARTTLS LOGIN AUTHENTICATE ID ENABLE NAMESPACE IDLE
+//   mailboxes.cpp  SELECT EXAMINE CREATE DELETE RENAME (UN)SUBSCRIBE LIST LSUB STATUS APPEND GETQUOTA(ROOT)
+//   selected.cpp   CHECK CLOSE UNSELECT EXPUNGE STORE COPY MOVE, change reporting
+//   fetch.cpp      FETCH (ENVELOPE, BODYSTRUCTURE, BODY[section]<partial>, ...)
+//   search.cpp     SEARCH / ESEARCH
+// Each handler checks (arguments, state, policy; BAD for syntax, NO for
+// refusals) and then proceeds. Shared helpers (sequence sets, flag lists,
+// dates) are declared here.
+#pragma once
+
+#include "../imap_session.h"
+
+#include <QDateTime>
+#include <QList>
+
+namespace postern::imap {
+
+struct Commands {
+    using R = ImapSession::Request;
+    static void capability(ImapSession& s, const R& r);
+    static void noop(ImapSession& s, const R& r);
+    static void logout(ImapSession& s, const R& r);
+    static void starttls(ImapSession& s, const R& r);
+    static void login(ImapSession& s, const R& r);
+    static void authenticate(ImapSession& s, const R& r);
+    static void saslResponse(ImapSession& s, const QByteArray& line);
+    static void id(ImapSession& s, const R& r);
+    static void enable(ImapSession& s, const R& r);
+    static void namespace_(ImapSession& s, const R& r);
+    static void idle(ImapSession& s, const R& r);
+
+    static void select(ImapSession& s, const R& r);
+    static void create(ImapSession& s, const R& r);
+    static void delete_(ImapSession& s, const R& r);
+    static void rename(ImapSession& s, const R& r);
+    static void subscribe(ImapSession& s, const R& r);
+    static void list(ImapSession& s, const R& r);
+    static void status(ImapSession& s, const R& r);
+    static void append(ImapSession& s, const R& r);
+    static void getquotaroot(ImapSession& s, const R& r);
+    static void getquota(ImapSession& s, const R& r);
+
+    static void check(ImapSession& s, const R& r);
+    static void close(ImapSession& s, const R& r);
+    static void unselect(ImapSession& s, const R& r);
+    static void expunge(ImapSession& s, const R& r);
+    static void store(ImapSession& s, const R& r);
+    static void copy(ImapSession& s, const R& r);
+    static void move(ImapSession& s, const R& r);
+    static void fetch(ImapSession& s, const R& r);
+    static void search(ImapSession& s, const R& r);
+
+    static void sendChanges(ImapSession& s, const Changes& c, bool allowExpunge);
+
+    // Helpers shared by the handler files.
+    static ImapSession::State& state(ImapSession& s) { return s.m_state; }
+    static std::optional<MailboxView>& selected(ImapSession& s) { return s.m_selected; }
+    static UserMailboxes& mailboxes(ImapSession& s) { return *s.m_mailboxes; }
+    static bool utf8(ImapSession& s) { return s.m_utf8; }
+    static const SessionConfig& config(ImapSession& s) { return s.m_config; }
+    static QString user(ImapSession& s) { return s.m_user; }
+    static ImapBackend& backend(ImapSession& s) { return s.m_backend; }
+    static SessionIo& io(ImapSession& s) { return s.m_io; }
+    static void flagsResponse(ImapSession& s);
+    static QByteArray flagList(const QStringList& flags);
+};
+
+// A sequence set ("1:3,7,10:*") resolved against a mailbox: 0-based message indexes, ascending.
+// uid: the numbers are UIDs. Returns nullopt on a syntax error.
+std::optional<QList<int>> resolveSequenceSet(const QByteArray& set, const MailboxView& view, bool uid);
+// "(\Seen $Label)" or a single flag atom -> flag names.
+std::optional<QStringList> parseFlagList(const Token& t);
+// IMAP date-time "24-Nov-2026 15:04:05 +0000" (RFC 9051 9: date-time).
+QByteArray imapDateTime(qint64 msecs);
+std::optional<QDateTime> parseImapDateTime(const QByteArray& s);
+std::optional<QDate> parseImapDate(const QByteArray& s);
+// A UID set as the shortest "1:3,7" text.
+QByteArray compactSet(QList<quint32> values);
+
+}  // namespace postern::imap

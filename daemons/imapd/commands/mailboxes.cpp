@@ -1,0 +1,493 @@
+// commands/mailboxes.cpp — SELECT EXAMINE CREATE DELETE RENAME SUBSCRIBE
+// UNSUBSCRIBE LIST LSUB STATUS APPEND GETQUOTAROOT GETQUOTA.
+// Standards: RFC 9051 6.3, 5258 (LIST-EXTENDED), 5819 (LIST-STATUS), 6154
+// (SPECIAL-USE), 4315 (UIDPLUS), 7889 (APPENDLIMIT), 9208 (QUOTA), 8438
+// (STATUS=SIZE). Mailbox names are checked by parseMailboxName(): no name
+// reaches the file system without validation.
+#include "commands.h"
+
+#include "common/store/maildir_delivery.h"
+#include "common/store/maildir_names.h"
+
+#include "core/atomic_file.h"
+#include "core/log.h"
+
+#include <QFile>
+#include <QRegularExpression>
+
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace postern::imap {
+
+namespace {
+
+std::optional<MailboxName> mailboxArg(ImapSession& s, const ImapSession::Request& r, const Token& t) {
+    if (!t.isString()) {
+        s.bad(r, QStringLiteral("Mailbox name expected"));
+        return std::nullopt;
+    }
+    auto m = parseMailboxName(t.text, Commands::utf8(s));
+    if (!m) {
+        s.no(r, m.errorMessage(), "CANNOT");
+        return std::nullopt;
+    }
+    return *m;
+}
+
+QByteArray quotedName(ImapSession& s, const QString& name) { return quoteString(encodeMailboxName(name, Commands::utf8(s))); }
+
+// LIST pattern -> regex: "*" anything, "%" anything but the separator.
+QRegularExpression patternRegex(const QString& pattern) {
+    QString re = QStringLiteral("^");
+    for (QChar c : pattern) {
+        if (c == QLatin1Char('*')) re += QStringLiteral(".*");
+        else if (c == QLatin1Char('%')) re += QStringLiteral("[^/]*");
+        else re += QRegularExpression::escape(QString(c));
+    }
+    re += QLatin1Char('$');
+    return QRegularExpression(re, QRegularExpression::UseUnicodePropertiesOption);
+}
+
+struct FolderStatus {
+    qint64 messages = 0, unseen = 0, deleted = 0, size = 0;
+    quint32 uidNext = 1, uidValidity = 0;
+};
+
+std::optional<FolderStatus> folderStatus(ImapSession& s, const MailboxName& m) {
+    auto& sel = Commands::selected(s);
+    if (sel && sel->name().name == m.name) {
+        FolderStatus st;
+        st.uidNext = sel->uidNext();
+        st.uidValidity = sel->uidValidity();
+        for (const Message& msg : sel->messages()) {
+            ++st.messages;
+            st.size += msg.vsize;
+            if (!msg.flags.contains(QLatin1Char('S'))) ++st.unseen;
+            if (msg.flags.contains(QLatin1Char('T'))) ++st.deleted;
+        }
+        return st;
+    }
+    auto folder = store::MaildirFolder::open(Commands::mailboxes(s).root(), m.parts, false);
+    if (!folder) return std::nullopt;
+    auto list = folder->sync(false);
+    if (!list) return std::nullopt;
+    FolderStatus st;
+    st.uidNext = folder->nextUid();
+    st.uidValidity = folder->uidValidity();
+    for (const store::MessageEntry& e : *list) {
+        ++st.messages;
+        st.size += e.vsize;
+        if (!e.flags.contains(QLatin1Char('S'))) ++st.unseen;
+        if (e.flags.contains(QLatin1Char('T'))) ++st.deleted;
+    }
+    return st;
+}
+
+std::optional<QByteArray> statusItems(ImapSession& s, const MailboxName& m, const Token& items) {
+    auto st = folderStatus(s, m);
+    if (!st) return std::nullopt;
+    QByteArrayList parts;
+    for (const Token& it : items.items) {
+        const QByteArray k = it.text.toUpper();
+        if (k == "MESSAGES") parts << "MESSAGES " + QByteArray::number(st->messages);
+        else if (k == "UIDNEXT") parts << "UIDNEXT " + QByteArray::number(st->uidNext);
+        else if (k == "UIDVALIDITY") parts << "UIDVALIDITY " + QByteArray::number(st->uidValidity);
+        else if (k == "UNSEEN") parts << "UNSEEN " + QByteArray::number(st->unseen);
+        else if (k == "RECENT") parts << "RECENT 0";
+        else if (k == "SIZE") parts << "SIZE " + QByteArray::number(st->size);
+        else if (k == "DELETED") parts << "DELETED " + QByteArray::number(st->deleted);
+        else return QByteArray();  // unknown item: caller says BAD
+    }
+    return "STATUS " + quotedName(s, m.name) + " (" + parts.join(' ') + ')';
+}
+
+}  // namespace
+
+void Commands::select(ImapSession& s, const R& r) {
+    if (r.args.isEmpty() || r.args.size() > 2) {
+        s.bad(r, QStringLiteral("Usage: %1 mailbox").arg(QString::fromLatin1(r.name)));
+        return;
+    }
+    // Selecting (even unsuccessfully) leaves the previous mailbox (RFC 9051 6.3.2).
+    if (selected(s)) {
+        s.stopIdleWatch();
+        selected(s).reset();
+        state(s) = ImapSession::State::Authenticated;
+        s.untagged("OK [CLOSED] Previous mailbox closed");
+    }
+    auto m = mailboxArg(s, r, r.args.at(0));
+    if (!m) return;
+    const bool readOnly = r.name == "EXAMINE";
+    auto view = MailboxView::open(mailboxes(s).root(), *m, readOnly);
+    if (!view) {
+        s.no(r, QStringLiteral("No such mailbox"), "NONEXISTENT");
+        return;
+    }
+    selected(s) = std::move(*view);
+    state(s) = ImapSession::State::Selected;
+    MailboxView& v = *selected(s);
+    flagsResponse(s);
+    s.untagged(QByteArray::number(v.messages().size()) + " EXISTS");
+    if (!s.m_rev2) {
+        s.untagged("0 RECENT");
+        for (int i = 0; i < v.messages().size(); ++i) {
+            if (!v.messages().at(i).flags.contains(QLatin1Char('S'))) {
+                s.untagged("OK [UNSEEN " + QByteArray::number(i + 1) + "] First unseen");
+                break;
+            }
+        }
+    }
+    s.untagged("OK [UIDVALIDITY " + QByteArray::number(v.uidValidity()) + "] UIDs valid");
+    s.untagged("OK [UIDNEXT " + QByteArray::number(v.uidNext()) + "] Predicted next UID");
+    if (s.m_rev2) s.untagged("LIST () \"/\" " + quotedName(s, m->name));
+    s.ok(r, QStringLiteral("%1 completed").arg(QString::fromLatin1(r.name)), readOnly ? "READ-ONLY" : "READ-WRITE");
+}
+
+void Commands::create(ImapSession& s, const R& r) {
+    if (r.args.size() != 1) {
+        s.bad(r, QStringLiteral("Usage: CREATE mailbox"));
+        return;
+    }
+    auto m = mailboxArg(s, r, r.args.at(0));
+    if (!m) return;
+    if (m->isInbox() || mailboxes(s).exists(*m)) {
+        s.no(r, QStringLiteral("Mailbox already exists"), "ALREADYEXISTS");
+        return;
+    }
+    if (auto st = mailboxes(s).create(*m); !st) {
+        s.no(r, QStringLiteral("Cannot create mailbox: %1").arg(st.errorMessage()), "CANNOT");
+        return;
+    }
+    s.ok(r, QStringLiteral("CREATE completed"));
+}
+
+void Commands::delete_(ImapSession& s, const R& r) {
+    if (r.args.size() != 1) {
+        s.bad(r, QStringLiteral("Usage: DELETE mailbox"));
+        return;
+    }
+    auto m = mailboxArg(s, r, r.args.at(0));
+    if (!m) return;
+    if (m->isInbox()) {
+        s.no(r, QStringLiteral("INBOX cannot be deleted"), "CANNOT");
+        return;
+    }
+    if (!mailboxes(s).exists(*m)) {
+        s.no(r, QStringLiteral("No such mailbox"), "NONEXISTENT");
+        return;
+    }
+    if (mailboxes(s).hasChildren(m->name, mailboxes(s).list())) {
+        s.no(r, QStringLiteral("Mailbox has children; delete them first"), "INUSE");
+        return;
+    }
+    if (selected(s) && selected(s)->name().name == m->name) {
+        s.stopIdleWatch();
+        selected(s).reset();
+        state(s) = ImapSession::State::Authenticated;
+    }
+    if (auto st = mailboxes(s).remove(*m); !st) {
+        s.no(r, QStringLiteral("Cannot delete mailbox: %1").arg(st.errorMessage()), "CANNOT");
+        return;
+    }
+    s.ok(r, QStringLiteral("DELETE completed"));
+}
+
+void Commands::rename(ImapSession& s, const R& r) {
+    if (r.args.size() != 2) {
+        s.bad(r, QStringLiteral("Usage: RENAME from to"));
+        return;
+    }
+    auto from = mailboxArg(s, r, r.args.at(0));
+    if (!from) return;
+    auto to = mailboxArg(s, r, r.args.at(1));
+    if (!to) return;
+    if (!mailboxes(s).exists(*from)) {
+        s.no(r, QStringLiteral("No such mailbox"), "NONEXISTENT");
+        return;
+    }
+    if (to->isInbox() || mailboxes(s).exists(*to)) {
+        s.no(r, QStringLiteral("Target mailbox already exists"), "ALREADYEXISTS");
+        return;
+    }
+    if (to->name.startsWith(from->name + kSeparator)) {
+        s.no(r, QStringLiteral("Cannot move a mailbox under itself"), "CANNOT");
+        return;
+    }
+    if (auto st = mailboxes(s).rename(*from, *to); !st) {
+        s.no(r, QStringLiteral("Cannot rename: %1").arg(st.errorMessage()), "CANNOT");
+        return;
+    }
+    s.ok(r, QStringLiteral("RENAME completed"));
+}
+
+void Commands::subscribe(ImapSession& s, const R& r) {
+    if (r.args.size() != 1) {
+        s.bad(r, QStringLiteral("Usage: %1 mailbox").arg(QString::fromLatin1(r.name)));
+        return;
+    }
+    auto m = mailboxArg(s, r, r.args.at(0));
+    if (!m) return;
+    const bool on = r.name == "SUBSCRIBE";
+    if (on && !mailboxes(s).exists(*m)) {
+        s.no(r, QStringLiteral("No such mailbox"), "NONEXISTENT");
+        return;
+    }
+    if (auto st = mailboxes(s).subscribe(m->name, on); !st) {
+        s.no(r, st.errorMessage(), "SERVERBUG");
+        return;
+    }
+    s.ok(r, QStringLiteral("%1 completed").arg(QString::fromLatin1(r.name)));
+}
+
+void Commands::list(ImapSession& s, const R& r) {
+    const bool lsub = r.name == "LSUB";
+    qsizetype i = 0;
+    bool selectSubscribed = false, returnSubscribed = false, returnChildren = true, returnSpecialUse = true;
+    std::optional<Token> statusReq;
+    if (!lsub && i < r.args.size() && r.args.at(i).kind == Token::Kind::List) {  // selection options (RFC 5258)
+        for (const Token& o : r.args.at(i).items) {
+            if (o.isAtom("SUBSCRIBED")) selectSubscribed = true;
+            else if (o.isAtom("REMOTE") || o.isAtom("RECURSIVEMATCH") || o.isAtom("SPECIAL-USE")) {
+            } else {
+                s.bad(r, QStringLiteral("Unknown LIST selection option"));
+                return;
+            }
+        }
+        ++i;
+    }
+    if (r.args.size() < i + 2) {
+        s.bad(r, QStringLiteral("Usage: %1 reference pattern").arg(QString::fromLatin1(r.name)));
+        return;
+    }
+    const Token& refTok = r.args.at(i);
+    const Token& patTok = r.args.at(i + 1);
+    i += 2;
+    if (i < r.args.size()) {
+        if (!r.args.at(i).isAtom("RETURN") || i + 1 >= r.args.size() || r.args.at(i + 1).kind != Token::Kind::List) {
+            s.bad(r, QStringLiteral("Expected RETURN (options)"));
+            return;
+        }
+        const QList<Token>& opts = r.args.at(i + 1).items;
+        for (qsizetype k = 0; k < opts.size(); ++k) {
+            if (opts.at(k).isAtom("SUBSCRIBED")) returnSubscribed = true;
+            else if (opts.at(k).isAtom("CHILDREN")) returnChildren = true;
+            else if (opts.at(k).isAtom("SPECIAL-USE")) returnSpecialUse = true;
+            else if (opts.at(k).isAtom("STATUS") && k + 1 < opts.size() && opts.at(k + 1).kind == Token::Kind::List) statusReq = opts.at(++k);
+            else {
+                s.bad(r, QStringLiteral("Unknown LIST return option"));
+                return;
+            }
+        }
+    }
+    const QString ref = QString::fromUtf8(refTok.text);
+    QList<QByteArray> patterns;
+    if (patTok.kind == Token::Kind::List) {
+        for (const Token& p : patTok.items) patterns << p.text;
+    } else {
+        patterns << patTok.text;
+    }
+    if (patterns.size() == 1 && patterns.first().isEmpty()) {
+        s.untagged((lsub ? "LSUB" : "LIST") + QByteArray(" (\\Noselect) \"/\" \"\""));
+        s.ok(r, QStringLiteral("%1 completed").arg(QString::fromLatin1(r.name)));
+        return;
+    }
+    const QStringList all = mailboxes(s).list();
+    const QStringList subs = mailboxes(s).subscriptions();
+    QStringList matched;
+    for (const QByteArray& pat : patterns) {
+        QString p;
+        if (utf8(s)) p = QString::fromUtf8(pat);
+        else {
+            auto d = store::decodeMUtf7(QString::fromLatin1(pat));
+            p = d ? *d : QString::fromLatin1(pat);
+        }
+        const QRegularExpression re = patternRegex(ref + p);
+        const QStringList& universe = (lsub || selectSubscribed) ? subs : all;
+        for (const QString& name : universe) {
+            // INBOX matches case-insensitively.
+            const QString probe = name == u"INBOX" && (ref + p).startsWith(QLatin1String("inbox"), Qt::CaseInsensitive)
+                                      ? QString(name).replace(0, 5, (ref + p).left(5))
+                                      : name;
+            if (re.match(probe).hasMatch() && !matched.contains(name)) matched << name;
+        }
+    }
+    for (const QString& name : matched) {
+        QStringList attrs;
+        const bool exists = all.contains(name);
+        if (!exists) attrs << QStringLiteral("\\NonExistent");
+        else if (returnChildren || !lsub) attrs << (mailboxes(s).hasChildren(name, all) ? QStringLiteral("\\HasChildren") : QStringLiteral("\\HasNoChildren"));
+        if (returnSpecialUse) {
+            const QString su = specialUseOf(name);
+            if (!su.isEmpty()) attrs << su;
+        }
+        if ((returnSubscribed || selectSubscribed) && subs.contains(name)) attrs << QStringLiteral("\\Subscribed");
+        s.untagged((lsub ? "LSUB (" : "LIST (") + attrs.join(QLatin1Char(' ')).toUtf8() + ") \"/\" " + quotedName(s, name));
+        if (statusReq && exists) {
+            MailboxName m;
+            m.name = name;
+            if (name != u"INBOX") m.parts = name.split(kSeparator);
+            if (auto line = statusItems(s, m, *statusReq); line && !line->isEmpty()) s.untagged(*line);
+        }
+    }
+    s.ok(r, QStringLiteral("%1 completed").arg(QString::fromLatin1(r.name)));
+}
+
+void Commands::status(ImapSession& s, const R& r) {
+    if (r.args.size() != 2 || r.args.at(1).kind != Token::Kind::List || r.args.at(1).items.isEmpty()) {
+        s.bad(r, QStringLiteral("Usage: STATUS mailbox (items)"));
+        return;
+    }
+    auto m = mailboxArg(s, r, r.args.at(0));
+    if (!m) return;
+    if (!mailboxes(s).exists(*m)) {
+        s.no(r, QStringLiteral("No such mailbox"), "NONEXISTENT");
+        return;
+    }
+    auto line = statusItems(s, *m, r.args.at(1));
+    if (!line) {
+        s.no(r, QStringLiteral("Cannot read mailbox"), "SERVERBUG");
+        return;
+    }
+    if (line->isEmpty()) {
+        s.bad(r, QStringLiteral("Unknown STATUS item"));
+        return;
+    }
+    s.untagged(*line);
+    s.ok(r, QStringLiteral("STATUS completed"));
+}
+
+void Commands::append(ImapSession& s, const R& r) {
+    // APPEND mailbox [(flags)] [date-time] literal
+    if (r.args.size() < 2 || r.args.size() > 4) {
+        s.bad(r, QStringLiteral("Usage: APPEND mailbox [(flags)] [date-time] message"));
+        return;
+    }
+    auto m = mailboxArg(s, r, r.args.at(0));
+    if (!m) return;
+    const Token& msg = r.args.last();
+    if (msg.kind != Token::Kind::String || !msg.literal) {
+        s.bad(r, QStringLiteral("The message must be a literal"));
+        return;
+    }
+    QStringList flags;
+    std::optional<QDateTime> when;
+    for (qsizetype i = 1; i + 1 < r.args.size(); ++i) {
+        const Token& t = r.args.at(i);
+        if (t.kind == Token::Kind::List) {
+            auto f = parseFlagList(t);
+            if (!f) {
+                s.bad(r, QStringLiteral("Bad flag list"));
+                return;
+            }
+            flags = *f;
+        } else if (t.kind == Token::Kind::String) {
+            when = parseImapDateTime(t.text);
+            if (!when) {
+                s.bad(r, QStringLiteral("Bad date-time"));
+                return;
+            }
+        } else {
+            s.bad(r, QStringLiteral("Unexpected APPEND argument"));
+            return;
+        }
+    }
+    if (msg.text.size() > config(s).appendLimit) {
+        s.no(r, QStringLiteral("Message too big"), "TOOBIG");
+        return;
+    }
+    if (!mailboxes(s).exists(*m)) {
+        s.no(r, QStringLiteral("No such mailbox"), "TRYCREATE");
+        return;
+    }
+    const qint64 quota = backend(s).quotaOf(user(s));
+    if (quota > 0) {
+        auto used = store::MaildirQuota::usage(mailboxes(s).root(), quota);
+        if (used && used->first + msg.text.size() > quota) {
+            s.no(r, QStringLiteral("Quota exceeded"), "OVERQUOTA");
+            return;
+        }
+    }
+    // Keyword letters come from the target mailbox's own keyword list.
+    auto target = MailboxView::open(mailboxes(s).root(), *m, false);
+    if (!target) {
+        s.no(r, QStringLiteral("Cannot open mailbox"), "SERVERBUG");
+        return;
+    }
+    auto letters = target->lettersFor(flags, true);
+    if (!letters) {
+        s.no(r, letters.errorMessage(), "LIMIT");
+        return;
+    }
+    const QString name = store::uniqueName(msg.text.size());
+    const QString tmp = target->dir() + QStringLiteral("/tmp/") + name;
+    const QString final = target->dir() + QStringLiteral("/cur/") + store::withFlags(name, *letters);
+    const int fd = ::open(QFile::encodeName(tmp).constData(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    bool good = fd >= 0;
+    qsizetype off = 0;
+    while (good && off < msg.text.size()) {
+        const ssize_t n = ::write(fd, msg.text.constData() + off, size_t(msg.text.size() - off));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) good = false;
+        else off += n;
+    }
+    if (good && ::fsync(fd) != 0) good = false;
+    if (fd >= 0) ::close(fd);
+    if (good && when) {
+        struct timespec ts[2];
+        ts[0].tv_sec = ts[1].tv_sec = when->toSecsSinceEpoch();
+        ts[0].tv_nsec = ts[1].tv_nsec = 0;
+        ::utimensat(AT_FDCWD, QFile::encodeName(tmp).constData(), ts, 0);
+    }
+    if (good && ::rename(QFile::encodeName(tmp).constData(), QFile::encodeName(final).constData()) != 0) good = false;
+    if (good) good = syncDirectory(target->dir() + QStringLiteral("/cur")).ok();
+    if (!good) {
+        ::unlink(QFile::encodeName(tmp).constData());
+        s.no(r, QStringLiteral("Cannot store the message"), errno == ENOSPC ? "OVERQUOTA" : "SERVERBUG");
+        return;
+    }
+    store::MaildirQuota::add(mailboxes(s).root(), msg.text.size(), 1);
+    auto after = target->refresh();
+    quint32 uid = 0;
+    for (const Message& x : target->messages())
+        if (x.base == name) uid = x.uid;
+    if (selected(s) && selected(s)->name().name == m->name) s.reportChanges(false);
+    s.ok(r, QStringLiteral("APPEND completed"), "APPENDUID " + QByteArray::number(target->uidValidity()) + ' ' + QByteArray::number(uid));
+}
+
+void Commands::getquotaroot(ImapSession& s, const R& r) {
+    if (r.args.size() != 1) {
+        s.bad(r, QStringLiteral("Usage: GETQUOTAROOT mailbox"));
+        return;
+    }
+    auto m = mailboxArg(s, r, r.args.at(0));
+    if (!m) return;
+    const qint64 quota = backend(s).quotaOf(user(s));
+    if (quota <= 0) {
+        s.untagged("QUOTAROOT " + quotedName(s, m->name));
+    } else {
+        s.untagged("QUOTAROOT " + quotedName(s, m->name) + " \"\"");
+        auto used = store::MaildirQuota::usage(mailboxes(s).root(), quota);
+        s.untagged("QUOTA \"\" (STORAGE " + QByteArray::number((used ? used->first : 0) / 1024) + ' ' + QByteArray::number(quota / 1024) + ')');
+    }
+    s.ok(r, QStringLiteral("GETQUOTAROOT completed"));
+}
+
+void Commands::getquota(ImapSession& s, const R& r) {
+    if (r.args.size() != 1) {
+        s.bad(r, QStringLiteral("Usage: GETQUOTA root"));
+        return;
+    }
+    const qint64 quota = backend(s).quotaOf(user(s));
+    if (quota <= 0 || !r.args.at(0).text.isEmpty()) {
+        s.no(r, QStringLiteral("No such quota root"), "NONEXISTENT");
+        return;
+    }
+    auto used = store::MaildirQuota::usage(mailboxes(s).root(), quota);
+    s.untagged("QUOTA \"\" (STORAGE " + QByteArray::number((used ? used->first : 0) / 1024) + ' ' + QByteArray::number(quota / 1024) + ')');
+    s.ok(r, QStringLiteral("GETQUOTA completed"));
+}
+
+}  // namespace postern::imap

@@ -1,0 +1,372 @@
+// commands/search.cpp — SEARCH and UID SEARCH with every RFC 9051 6.4.4 key,
+// CHARSET (UTF-8, US-ASCII), header decoding (RFC 2047), body text in its
+// transfer encoding and charset decoded, and ESEARCH (RFC 4731) results via
+// RETURN (MIN MAX COUNT ALL).
+// Limits: nesting through ArgParser's depth limit; the search program is
+// parsed once and then run message by message; message text is loaded only
+// when a key needs it.
+#include "commands.h"
+
+#include "common/mail/message.h"
+
+#include <QFile>
+
+namespace postern::imap {
+
+namespace {
+
+struct Key {
+    enum Type {
+        All, Answered, Deleted, Draft, Flagged, Seen, Unanswered, Undeleted, Undraft, Unflagged, Unseen, New, Old, Recent,
+        Keyword, Unkeyword, Larger, Smaller, Before, On, Since, SentBefore, SentOn, SentSince, Header, Body, Text, Uid, Seq, Not, Or, And
+    } type = All;
+    QByteArray field;   // HEADER field name, keyword
+    QString needle;     // lower-cased text
+    qint64 number = 0;
+    QDate date;
+    QList<int> set;     // message indexes for Uid/Seq
+    QList<Key> children;
+};
+
+class Parser {
+public:
+    Parser(const QList<Token>& tokens, qsizetype start, const MailboxView& view) : m_t(tokens), m_i(start), m_view(view) {}
+    std::optional<Key> parseAll() {
+        Key all;
+        all.type = Key::And;
+        while (m_i < m_t.size()) {
+            auto k = parseOne();
+            if (!k) return std::nullopt;
+            all.children << *k;
+        }
+        if (all.children.isEmpty()) {
+            m_error = QStringLiteral("missing search key");
+            return std::nullopt;
+        }
+        return all;
+    }
+    QString error() const { return m_error; }
+
+private:
+    std::optional<QByteArray> str() {
+        if (m_i >= m_t.size() || !m_t.at(m_i).isString()) {
+            m_error = QStringLiteral("search key needs an argument");
+            return std::nullopt;
+        }
+        return m_t.at(m_i++).text;
+    }
+    std::optional<Key> parseOne() {
+        const Token& t = m_t.at(m_i++);
+        Key k;
+        if (t.kind == Token::Kind::List) {
+            Parser sub(t.items, 0, m_view);
+            auto inner = sub.parseAll();
+            if (!inner) m_error = sub.error();
+            return inner;
+        }
+        if (t.kind != Token::Kind::Atom) {
+            m_error = QStringLiteral("unexpected string in search program");
+            return std::nullopt;
+        }
+        const QByteArray a = t.text.toUpper();
+        static const QList<std::pair<const char*, Key::Type>> simple = {
+            {"ALL", Key::All},         {"ANSWERED", Key::Answered},   {"DELETED", Key::Deleted},     {"DRAFT", Key::Draft},
+            {"FLAGGED", Key::Flagged}, {"SEEN", Key::Seen},           {"UNANSWERED", Key::Unanswered}, {"UNDELETED", Key::Undeleted},
+            {"UNDRAFT", Key::Undraft}, {"UNFLAGGED", Key::Unflagged}, {"UNSEEN", Key::Unseen},       {"NEW", Key::New},
+            {"OLD", Key::Old},         {"RECENT", Key::Recent}};
+        for (const auto& [name, type] : simple)
+            if (a == name) {
+                k.type = type;
+                return k;
+            }
+        auto textKey = [&](Key::Type type, const char* header) -> std::optional<Key> {
+            auto s = str();
+            if (!s) return std::nullopt;
+            k.type = type;
+            k.field = header;
+            k.needle = QString::fromUtf8(*s).toLower();
+            return k;
+        };
+        if (a == "FROM") return textKey(Key::Header, "from");
+        if (a == "TO") return textKey(Key::Header, "to");
+        if (a == "CC") return textKey(Key::Header, "cc");
+        if (a == "BCC") return textKey(Key::Header, "bcc");
+        if (a == "SUBJECT") return textKey(Key::Header, "subject");
+        if (a == "BODY") return textKey(Key::Body, "");
+        if (a == "TEXT") return textKey(Key::Text, "");
+        if (a == "HEADER") {
+            auto f = str();
+            if (!f) return std::nullopt;
+            auto v = str();
+            if (!v) return std::nullopt;
+            k.type = Key::Header;
+            k.field = f->toLower();
+            k.needle = QString::fromUtf8(*v).toLower();
+            return k;
+        }
+        if (a == "KEYWORD" || a == "UNKEYWORD") {
+            auto f = str();
+            if (!f) return std::nullopt;
+            k.type = a == "KEYWORD" ? Key::Keyword : Key::Unkeyword;
+            k.field = *f;
+            return k;
+        }
+        if (a == "LARGER" || a == "SMALLER") {
+            auto n = str();
+            bool ok = false;
+            if (n) k.number = n->toLongLong(&ok);
+            if (!ok || k.number < 0) {
+                m_error = QStringLiteral("%1 needs a number").arg(QString::fromLatin1(a));
+                return std::nullopt;
+            }
+            k.type = a == "LARGER" ? Key::Larger : Key::Smaller;
+            return k;
+        }
+        static const QList<std::pair<const char*, Key::Type>> dates = {{"BEFORE", Key::Before},         {"ON", Key::On},
+                                                                       {"SINCE", Key::Since},           {"SENTBEFORE", Key::SentBefore},
+                                                                       {"SENTON", Key::SentOn},         {"SENTSINCE", Key::SentSince}};
+        for (const auto& [name, type] : dates) {
+            if (a != name) continue;
+            auto s = str();
+            if (!s) return std::nullopt;
+            auto d = parseImapDate(*s);
+            if (!d) {
+                m_error = QStringLiteral("bad date (expected e.g. 1-Feb-2026)");
+                return std::nullopt;
+            }
+            k.type = type;
+            k.date = *d;
+            return k;
+        }
+        if (a == "NOT") {
+            if (m_i >= m_t.size()) {
+                m_error = QStringLiteral("NOT needs a key");
+                return std::nullopt;
+            }
+            auto c = parseOne();
+            if (!c) return std::nullopt;
+            k.type = Key::Not;
+            k.children << *c;
+            return k;
+        }
+        if (a == "OR") {
+            for (int n = 0; n < 2; ++n) {
+                if (m_i >= m_t.size()) {
+                    m_error = QStringLiteral("OR needs two keys");
+                    return std::nullopt;
+                }
+                auto c = parseOne();
+                if (!c) return std::nullopt;
+                k.children << *c;
+            }
+            k.type = Key::Or;
+            return k;
+        }
+        if (a == "UID") {
+            auto s = str();
+            if (!s) return std::nullopt;
+            auto set = resolveSequenceSet(*s, m_view, true);
+            k.type = Key::Uid;
+            k.set = set.value_or(QList<int>{});
+            if (!set && !s->isEmpty() && !m_view.messages().isEmpty()) {
+                m_error = QStringLiteral("bad UID set");
+                return std::nullopt;
+            }
+            return k;
+        }
+        // A sequence set.
+        auto set = resolveSequenceSet(t.text, m_view, false);
+        bool looksLikeSet = !t.text.isEmpty();
+        for (char c : t.text)
+            if (!(std::isdigit(uchar(c)) || c == ':' || c == ',' || c == '*')) looksLikeSet = false;
+        if (looksLikeSet) {
+            k.type = Key::Seq;
+            k.set = set.value_or(QList<int>{});
+            return k;
+        }
+        m_error = QStringLiteral("unknown search key %1").arg(QString::fromLatin1(a.left(40)));
+        return std::nullopt;
+    }
+    const QList<Token>& m_t;
+    qsizetype m_i;
+    const MailboxView& m_view;
+    QString m_error;
+};
+
+struct Context {
+    const MailboxView& view;
+    int index;
+    QByteArray msg;
+    bool loaded = false;
+    mail::Header header;
+    mail::MimePart root;
+    const QByteArray& content() {
+        if (!loaded) {
+            QFile f(view.path(index));
+            if (f.open(QIODevice::ReadOnly)) msg = f.readAll();
+            header = mail::parseHeader(msg);
+            root = mail::parseMime(msg);
+            loaded = true;
+        }
+        return msg;
+    }
+};
+
+void collectText(const QByteArray& msg, const mail::MimePart& p, QString& out) {
+    if (p.isMultipart() || p.isMessage()) {
+        for (const mail::MimePart& c : p.children) collectText(msg, c, out);
+        return;
+    }
+    if (p.type != u"text") return;
+    const QByteArray raw = mail::decodeTransferEncoding(msg.mid(p.bodyStart, p.bodyEnd - p.bodyStart), p.encoding);
+    const QString charset = p.params.get(QStringLiteral("charset"));
+    out += mail::decodeHeaderText("=?" + (charset.isEmpty() ? QByteArray("utf-8") : charset.toLatin1()) + "?B?" + raw.toBase64() + "?=");
+    out += QLatin1Char('\n');
+}
+
+bool matches(const Key& k, Context& c);
+
+bool headerMatches(Context& c, const QByteArray& field, const QString& needle) {
+    c.content();
+    for (const QByteArray& v : c.header.values(field.constData()))
+        if (mail::decodeHeaderText(v).toLower().contains(needle)) return true;
+    // RFC 9051 6.4.4: HEADER field "" matches every message that has the field.
+    return false;
+}
+
+QDate sentDate(Context& c) {
+    c.content();
+    const QDateTime d = mail::parseDate(c.header.value("date"));
+    return d.isValid() ? d.date() : QDateTime::fromMSecsSinceEpoch(c.view.messages().at(c.index).mtimeMs).date();
+}
+
+bool matches(const Key& k, Context& c) {
+    const Message& m = c.view.messages().at(c.index);
+    auto has = [&](char f) { return m.flags.contains(QLatin1Char(f)); };
+    const QDate internal = QDateTime::fromMSecsSinceEpoch(m.mtimeMs).date();
+    switch (k.type) {
+        case Key::All: return true;
+        case Key::Answered: return has('R');
+        case Key::Deleted: return has('T');
+        case Key::Draft: return has('D');
+        case Key::Flagged: return has('F');
+        case Key::Seen: return has('S');
+        case Key::Unanswered: return !has('R');
+        case Key::Undeleted: return !has('T');
+        case Key::Undraft: return !has('D');
+        case Key::Unflagged: return !has('F');
+        case Key::Unseen: return !has('S');
+        case Key::New: return false;   // no \Recent (RFC 9051 removed it)
+        case Key::Recent: return false;
+        case Key::Old: return true;
+        case Key::Keyword:
+        case Key::Unkeyword: {
+            bool found = false;
+            for (const QString& f : c.view.imapFlags(c.index))
+                if (f.compare(QString::fromUtf8(k.field), Qt::CaseInsensitive) == 0) found = true;
+            return k.type == Key::Keyword ? found : !found;
+        }
+        case Key::Larger: return m.vsize > k.number;
+        case Key::Smaller: return m.vsize < k.number;
+        case Key::Before: return internal < k.date;
+        case Key::On: return internal == k.date;
+        case Key::Since: return internal >= k.date;
+        case Key::SentBefore: return sentDate(c) < k.date;
+        case Key::SentOn: return sentDate(c) == k.date;
+        case Key::SentSince: return sentDate(c) >= k.date;
+        case Key::Header:
+            if (k.needle.isEmpty()) {
+                c.content();
+                return !c.header.values(k.field.constData()).isEmpty();
+            }
+            return headerMatches(c, k.field, k.needle);
+        case Key::Body:
+        case Key::Text: {
+            const QByteArray& msg = c.content();
+            QString text;
+            collectText(msg, c.root, text);
+            if (text.toLower().contains(k.needle)) return true;
+            if (k.type == Key::Text) {
+                for (const mail::HeaderField& f : c.header.fields)
+                    if (mail::decodeHeaderText(f.value).toLower().contains(k.needle)) return true;
+            }
+            return false;
+        }
+        case Key::Uid:
+        case Key::Seq: return std::binary_search(k.set.begin(), k.set.end(), c.index);
+        case Key::Not: return !matches(k.children.first(), c);
+        case Key::Or: return matches(k.children.at(0), c) || matches(k.children.at(1), c);
+        case Key::And:
+            for (const Key& ch : k.children)
+                if (!matches(ch, c)) return false;
+            return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+void Commands::search(ImapSession& s, const R& r) {
+    MailboxView& v = *selected(s);
+    qsizetype i = 0;
+    QByteArrayList returns;
+    bool esearch = false;
+    if (i < r.args.size() && r.args.at(i).isAtom("RETURN")) {
+        if (i + 1 >= r.args.size() || r.args.at(i + 1).kind != Token::Kind::List) {
+            s.bad(r, QStringLiteral("RETURN needs a list"));
+            return;
+        }
+        for (const Token& t : r.args.at(i + 1).items) {
+            const QByteArray o = t.text.toUpper();
+            if (o != "MIN" && o != "MAX" && o != "COUNT" && o != "ALL") {
+                s.bad(r, QStringLiteral("Unknown RETURN option"));
+                return;
+            }
+            returns << o;
+        }
+        if (returns.isEmpty()) returns << "ALL";
+        esearch = true;
+        i += 2;
+    }
+    if (i < r.args.size() && r.args.at(i).isAtom("CHARSET")) {
+        if (i + 1 >= r.args.size()) {
+            s.bad(r, QStringLiteral("CHARSET needs a name"));
+            return;
+        }
+        const QByteArray cs = r.args.at(i + 1).text.toUpper();
+        if (cs != "UTF-8" && cs != "US-ASCII") {
+            s.no(r, QStringLiteral("Unsupported charset"), "BADCHARSET (UTF-8 US-ASCII)");
+            return;
+        }
+        i += 2;
+    }
+    Parser p(r.args, i, v);
+    auto program = p.parseAll();
+    if (!program) {
+        s.bad(r, QStringLiteral("Search syntax error: %1").arg(p.error()));
+        return;
+    }
+    QList<quint32> hits;
+    for (int idx = 0; idx < v.messages().size(); ++idx) {
+        Context c{v, idx};
+        if (matches(*program, c)) hits << (r.uid ? v.messages().at(idx).uid : quint32(idx + 1));
+    }
+    if (!esearch) {
+        QByteArray line = "SEARCH";
+        for (quint32 h : hits) line += ' ' + QByteArray::number(h);
+        s.untagged(line);
+    } else {
+        QByteArray line = "ESEARCH (TAG " + quoteString(r.tag) + ')';
+        if (r.uid) line += " UID";
+        if (!hits.isEmpty()) {
+            if (returns.contains("MIN")) line += " MIN " + QByteArray::number(hits.first());
+            if (returns.contains("MAX")) line += " MAX " + QByteArray::number(hits.last());
+            if (returns.contains("ALL")) line += " ALL " + compactSet(hits);
+        }
+        if (returns.contains("COUNT")) line += " COUNT " + QByteArray::number(hits.size());
+        s.untagged(line);
+    }
+    s.ok(r, QStringLiteral("SEARCH completed"));
+}
+
+}  // namespace postern::imap

@@ -1,0 +1,292 @@
+// imap_session.cpp — see imap_session.h. Command handlers: commands/*.cpp.
+#include "imap_session.h"
+
+#include "commands/commands.h"
+
+#include "core/log.h"
+#include "core/paths.h"
+
+#include <cstring>
+
+namespace postern::imap {
+
+ImapSession::ImapSession(SessionIo& io, ImapBackend& backend, const SessionConfig& config)
+    : m_io(io), m_backend(backend), m_config(config), m_alive(std::make_unique<QObject>()), m_reader(config.limits) {
+    m_idleDebounce.setSingleShot(true);
+    m_idleDebounce.setInterval(100);
+    QObject::connect(&m_idleDebounce, &QTimer::timeout, m_alive.get(), [this] {
+        if (m_phase == Phase::Idle) reportChanges(true);
+    });
+}
+
+ImapSession::~ImapSession() = default;
+
+const QList<ImapSession::CommandSpec>& ImapSession::commandTable() {
+    //            name           handler                      NA     A      S      preTLS uid
+    static const QList<CommandSpec> table = {
+        {"CAPABILITY", &Commands::capability, true, true, true, true, false},
+        {"NOOP", &Commands::noop, true, true, true, true, false},
+        {"LOGOUT", &Commands::logout, true, true, true, true, false},
+        {"STARTTLS", &Commands::starttls, true, false, false, true, false},
+        {"LOGIN", &Commands::login, true, false, false, false, false},
+        {"AUTHENTICATE", &Commands::authenticate, true, false, false, false, false},
+        {"ID", &Commands::id, true, true, true, true, false},
+        {"ENABLE", &Commands::enable, false, true, true, false, false},
+        {"NAMESPACE", &Commands::namespace_, false, true, true, false, false},
+        {"SELECT", &Commands::select, false, true, true, false, false},
+        {"EXAMINE", &Commands::select, false, true, true, false, false},
+        {"CREATE", &Commands::create, false, true, true, false, false},
+        {"DELETE", &Commands::delete_, false, true, true, false, false},
+        {"RENAME", &Commands::rename, false, true, true, false, false},
+        {"SUBSCRIBE", &Commands::subscribe, false, true, true, false, false},
+        {"UNSUBSCRIBE", &Commands::subscribe, false, true, true, false, false},
+        {"LIST", &Commands::list, false, true, true, false, false},
+        {"LSUB", &Commands::list, false, true, true, false, false},
+        {"STATUS", &Commands::status, false, true, true, false, false},
+        {"APPEND", &Commands::append, false, true, true, false, false},
+        {"GETQUOTAROOT", &Commands::getquotaroot, false, true, true, false, false},
+        {"GETQUOTA", &Commands::getquota, false, true, true, false, false},
+        {"IDLE", &Commands::idle, false, true, true, false, false},
+        {"CHECK", &Commands::check, false, false, true, false, false},
+        {"CLOSE", &Commands::close, false, false, true, false, false},
+        {"UNSELECT", &Commands::unselect, false, false, true, false, false},
+        {"EXPUNGE", &Commands::expunge, false, false, true, false, true},
+        {"SEARCH", &Commands::search, false, false, true, false, true},
+        {"FETCH", &Commands::fetch, false, false, true, false, true},
+        {"STORE", &Commands::store, false, false, true, false, true},
+        {"COPY", &Commands::copy, false, false, true, false, true},
+        {"MOVE", &Commands::move, false, false, true, false, true},
+    };
+    return table;
+}
+
+QByteArray ImapSession::capabilities() const {
+    QByteArray caps = "IMAP4rev1 IMAP4rev2";
+    if (m_state == State::NotAuthenticated) {
+        if (!tls()) caps += " STARTTLS LOGINDISABLED";
+        else caps += " AUTH=PLAIN SASL-IR";
+    }
+    caps += " LITERAL+ ENABLE IDLE NAMESPACE ID UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS"
+            " ESEARCH QUOTA QUOTA=RES-STORAGE STATUS=SIZE UTF8=ACCEPT APPENDLIMIT=" +
+            QByteArray::number(m_config.appendLimit);
+    return caps;
+}
+
+void ImapSession::start() {
+    m_io.setIdleTimeout(m_config.preAuthTimeoutMs);
+    m_io.send("* OK [CAPABILITY " + capabilities() + "] " + m_config.hostname.toUtf8() + " Postern IMAP ready\r\n");
+}
+
+void ImapSession::untagged(const QByteArray& line) { m_io.send("* " + line + "\r\n"); }
+
+void ImapSession::tagged(const Request& r, const char* status, const QString& text, const QByteArray& code) {
+    QByteArray out = r.tag + ' ' + status + ' ';
+    if (!code.isEmpty()) out += '[' + code + "] ";
+    out += text.toUtf8() + "\r\n";
+    m_io.send(out);
+}
+
+void ImapSession::bad(const Request& r, const QString& text) {
+    tagged(r, "BAD", text);
+    countBad();
+}
+
+void ImapSession::countBad() {
+    if (++m_badCommands >= m_config.maxBadCommands)
+        closeWith("* BYE Too many invalid commands\r\n", QStringLiteral("too many bad commands"));
+}
+
+void ImapSession::closeWith(const QByteArray& line, const QString& reason) {
+    if (m_phase == Phase::Closed) return;
+    m_phase = Phase::Closed;
+    m_state = State::Logout;
+    stopIdleWatch();
+    m_io.send(line);
+    m_io.close(reason);
+}
+
+void ImapSession::timedOut() { closeWith("* BYE Autologout; idle for too long\r\n", QStringLiteral("idle timeout")); }
+
+void ImapSession::shutdown() { closeWith("* BYE Server shutting down\r\n", QStringLiteral("server shutting down")); }
+
+void ImapSession::peerClosed() {
+    m_phase = Phase::Closed;
+    stopIdleWatch();
+}
+
+void ImapSession::tlsStarted() {
+    m_reader.reset();
+    m_sasl.reset();
+    m_phase = Phase::Command;
+}
+
+void ImapSession::writable() {
+    if (!m_continuation || m_phase == Phase::Closed) return;
+    if (m_continuation()) {
+        m_continuation = nullptr;
+        m_phase = Phase::Command;
+        m_io.resume();
+    } else {
+        m_io.notifyWhenWritable();
+    }
+}
+
+void ImapSession::runWithBackpressure(std::function<bool()> step) {
+    if (step()) return;
+    m_continuation = std::move(step);
+    m_phase = Phase::Waiting;
+    m_io.suspend();
+    m_io.notifyWhenWritable();
+}
+
+qsizetype ImapSession::consume(const char* data, qsizetype size) {
+    if (m_phase == Phase::Closed) return size;
+    if (m_phase == Phase::Waiting) return 0;
+    if (m_phase == Phase::SaslResponse || m_phase == Phase::Idle) {
+        const char* nl = static_cast<const char*>(std::memchr(data, '\n', size_t(size)));
+        if (!nl) {
+            if (size > SaslServer::kMaxLine + 2) {
+                closeWith("* BYE Line too long\r\n", QStringLiteral("line too long"));
+                return size;
+            }
+            return 0;
+        }
+        QByteArray line(data, nl - data);
+        if (line.endsWith('\r')) line.chop(1);
+        const qsizetype used = (nl - data) + 1;
+        if (m_phase == Phase::Idle) {
+            if (line.toUpper() != "DONE") {
+                bad(m_pending, QStringLiteral("Expected DONE"));
+            } else {
+                stopIdleWatch();
+                reportChanges(true);
+                ok(m_pending, QStringLiteral("IDLE terminated"));
+            }
+            m_phase = Phase::Command;
+            m_io.setIdleTimeout(m_config.idleTimeoutMs);
+            return used;
+        }
+        Commands::saslResponse(*this, line);
+        return used;
+    }
+    CommandReader::Event ev = CommandReader::Event::None;
+    const qsizetype used = m_reader.feed(data, size, &ev);
+    switch (ev) {
+        case CommandReader::Event::None: break;
+        case CommandReader::Event::Continue: m_io.send("+ Ready for literal data\r\n"); break;
+        case CommandReader::Event::LineTooLong: {
+            Request r;
+            r.tag = m_reader.currentTag();
+            m_reader.reset();
+            bad(r, QStringLiteral("Command line too long (limit %1 octets)").arg(m_config.limits.maxLine));
+            break;
+        }
+        case CommandReader::Event::LiteralTooBig: {
+            Request r;
+            r.tag = m_reader.currentTag();
+            m_reader.reset();
+            // RFC 7889: APPENDLIMIT; RFC 9051 7.1: TOOBIG. Nothing was read: the client never got "+".
+            no(r, QStringLiteral("Literal too big (limit %1 octets)").arg(m_config.limits.maxLiteral), "TOOBIG");
+            countBad();
+            break;
+        }
+        case CommandReader::Event::NonSyncLiteralTooBig:
+            // RFC 7888 4: the bytes are already on their way; the only safe answer is to close.
+            closeWith("* BYE [TOOBIG] Non-synchronizing literal too big\r\n", QStringLiteral("literal too big"));
+            return size;
+        case CommandReader::Event::Command: dispatch(m_reader.takeCommand()); break;
+    }
+    return used;
+}
+
+void ImapSession::dispatch(const QByteArray& raw) {
+    ArgParser p(raw);
+    Request r;
+    if (!p.header(&r.tag, &r.name)) {
+        r.tag = r.tag.isEmpty() ? QByteArray("*") : r.tag;
+        if (raw.trimmed().isEmpty()) return;  // empty line: ignore, as most servers do
+        bad(r, QStringLiteral("Missing tag or command"));
+        return;
+    }
+    if (r.name == "UID") {
+        auto sub = p.next();
+        if (!sub || sub->kind != Token::Kind::Atom) {
+            bad(r, QStringLiteral("UID needs a command"));
+            return;
+        }
+        r.uid = true;
+        r.name = sub->text.toUpper();
+    }
+    auto args = p.rest();
+    if (!args) {
+        bad(r, QStringLiteral("Syntax error: %1").arg(p.error()));
+        return;
+    }
+    r.args = *args;
+    for (const CommandSpec& spec : commandTable()) {
+        if (r.name != spec.name) continue;
+        if (r.uid && !spec.uidVariant) {
+            bad(r, QStringLiteral("UID %1 is not a command").arg(QString::fromLatin1(r.name)));
+            return;
+        }
+        const bool valid = (m_state == State::NotAuthenticated && spec.notAuthenticated) ||
+                           (m_state == State::Authenticated && spec.authenticated) || (m_state == State::Selected && spec.selected);
+        if (!valid) {
+            bad(r, m_state == State::NotAuthenticated ? QStringLiteral("Log in first") : QStringLiteral("Command not valid in this state"));
+            return;
+        }
+        if (!tls() && !spec.allowedBeforeTls && m_state == State::NotAuthenticated) {
+            // RFC 9051 6.2.3 / RFC 2595: no credentials before TLS.
+            no(r, QStringLiteral("Use STARTTLS first; logins are disabled on unencrypted connections"), "PRIVACYREQUIRED");
+            return;
+        }
+        spec.handler(*this, r);
+        return;
+    }
+    bad(r, QStringLiteral("Unknown command %1").arg(QString::fromLatin1(r.name.left(40))));
+}
+
+void ImapSession::finishLogin(const Request& r, bool good, const QString& user) {
+    m_phase = Phase::Command;
+    if (!good) {
+        no(r, QStringLiteral("Authentication failed"), "AUTHENTICATIONFAILED");
+        m_io.resume();
+        return;
+    }
+    m_user = user;
+    m_mailboxes = std::make_unique<UserMailboxes>(maildirRoot(m_config.mailDir, user));
+    if (auto st = m_mailboxes->ensureDefaults(); !st) {
+        log::write(log::Level::Error, m_io.info().sessionId, u"imap.mailbox_setup_failed", log::Fields().add("user", user).add("error", st.errorMessage()));
+        m_mailboxes.reset();
+        m_user.clear();
+        no(r, QStringLiteral("Mailbox is not available now"), "UNAVAILABLE");
+        m_io.resume();
+        return;
+    }
+    m_state = State::Authenticated;
+    m_io.setIdleTimeout(m_config.idleTimeoutMs);
+    ok(r, QStringLiteral("Logged in"), "CAPABILITY " + capabilities());
+    m_io.resume();
+}
+
+void ImapSession::reportChanges(bool allowExpunge) {
+    if (!m_selected) return;
+    auto changes = m_selected->refresh();
+    if (!changes) return;
+    Commands::sendChanges(*this, *changes, allowExpunge);
+}
+
+void ImapSession::startIdleWatch() {
+    if (!m_selected) return;
+    m_watcher = std::make_unique<QFileSystemWatcher>();
+    m_watcher->addPath(m_selected->dir() + QStringLiteral("/new"));
+    m_watcher->addPath(m_selected->dir() + QStringLiteral("/cur"));
+    QObject::connect(m_watcher.get(), &QFileSystemWatcher::directoryChanged, m_alive.get(), [this] { m_idleDebounce.start(); });
+}
+
+void ImapSession::stopIdleWatch() {
+    m_watcher.reset();
+    m_idleDebounce.stop();
+}
+
+}  // namespace postern::imap

@@ -1,0 +1,135 @@
+// imap_session.h — one IMAP conversation as a state machine (no socket I/O).
+//
+// States (RFC 9051 3): NotAuthenticated -> Authenticated -> Selected -> Logout.
+// One command table (commandTable()): name, handler, states in which it is
+// valid, "allowed before TLS", "UID variant exists". Handlers live in
+// commands/*.cpp, one file per family; each first checks (state, syntax,
+// policy -> BAD/NO with a clear text) and then proceeds.
+// Pre-TLS on port 143: CAPABILITY shows STARTTLS and LOGINDISABLED, no AUTH=
+// mechanisms; LOGIN/AUTHENTICATE are refused (RFC 9051 6.2.3, RFC 2595 3.2).
+// STARTTLS resets all state (the connection drops pipelined plaintext).
+// Literals: synchronising literals get "+ Ready"; sizes beyond the limits are
+// refused before the client sends them (CommandReader).
+// Mailbox changes made by other sessions or deliveries are reported at
+// NOOP/CHECK/IDLE and after commands that do not use sequence numbers
+// (RFC 9051 7.5.1); during IDLE a file-system watcher reports them within a
+// second.
+// Limits: line and literal sizes, bad commands before disconnect, idle
+// timeout (>= 30 minutes, RFC 9051 5.4), IDLE re-armed per command.
+// Message files are read on the event-loop thread (page-cache reads); large
+// FETCH responses are queued in 64 KiB pieces with output backpressure.
+#pragma once
+
+#include "imap_mailbox.h"
+#include "imap_parser.h"
+
+#include "common/sasl.h"
+#include "common/session_io.h"
+
+#include <QFileSystemWatcher>
+#include <QHostAddress>
+#include <QObject>
+#include <QTimer>
+#include <functional>
+#include <memory>
+#include <optional>
+
+namespace postern::imap {
+
+struct SessionConfig {
+    QString hostname = QStringLiteral("localhost");
+    ReaderLimits limits;
+    qint64 idleTimeoutMs = 30 * 60 * 1000;
+    qint64 preAuthTimeoutMs = 60 * 1000;
+    int maxBadCommands = 20;
+    qint64 appendLimit = 25 << 20;
+    QString mailDir;
+};
+
+class ImapBackend {
+public:
+    virtual ~ImapBackend() = default;
+    virtual void authenticate(QObject* context, const QString& sessionId, const QHostAddress& peer, const QString& login,
+                              QByteArray password, std::function<void(bool ok, QString user)> done) = 0;
+    // Quota of a user in bytes (0 = none).
+    virtual qint64 quotaOf(const QString& user) = 0;
+};
+
+class ImapSession : public ProtocolSession {
+public:
+    ImapSession(SessionIo& io, ImapBackend& backend, const SessionConfig& config);
+    ~ImapSession() override;
+
+    void start() override;
+    qsizetype consume(const char* data, qsizetype size) override;
+    void tlsStarted() override;
+    void writable() override;
+    void timedOut() override;
+    void shutdown() override;
+    void peerClosed() override;
+
+    // Used by command handlers (commands/*.cpp).
+    enum class State { NotAuthenticated, Authenticated, Selected, Logout };
+    struct Request {
+        QByteArray tag;
+        QByteArray name;  // upper case, without "UID "
+        bool uid = false;
+        QList<Token> args;
+    };
+    void untagged(const QByteArray& line);          // "* " + line + CRLF
+    void tagged(const Request& r, const char* status, const QString& text, const QByteArray& code = {});
+    void ok(const Request& r, const QString& text, const QByteArray& code = {}) { tagged(r, "OK", text, code); }
+    void no(const Request& r, const QString& text, const QByteArray& code = {}) { tagged(r, "NO", text, code); }
+    void bad(const Request& r, const QString& text);
+    void sendRaw(const QByteArray& bytes) { m_io.send(bytes); }
+    // Run `step` now and again each time the output drains, until it returns true;
+    // input is not read meanwhile (responses stay in order, memory stays bounded).
+    void runWithBackpressure(std::function<bool()> step);
+    // Sync the selected mailbox and send EXPUNGE/EXISTS/FETCH for what changed.
+    void reportChanges(bool allowExpunge);
+
+private:
+    friend struct Commands;
+    enum class Phase { Command, SaslResponse, Idle, Waiting, Closed };
+    using Handler = void (*)(ImapSession&, const Request&);
+    struct CommandSpec {
+        const char* name;
+        Handler handler;
+        bool notAuthenticated, authenticated, selected;
+        bool allowedBeforeTls;
+        bool uidVariant;
+    };
+    static const QList<CommandSpec>& commandTable();
+
+    void dispatch(const QByteArray& raw);
+    void closeWith(const QByteArray& line, const QString& reason);
+    void countBad();
+    QByteArray capabilities() const;
+    bool tls() const { return m_io.info().tls; }
+    void finishLogin(const Request& r, bool good, const QString& user);
+    void startIdleWatch();
+    void stopIdleWatch();
+
+    SessionIo& m_io;
+    ImapBackend& m_backend;
+    SessionConfig m_config;
+    std::unique_ptr<QObject> m_alive;
+    CommandReader m_reader;
+    State m_state = State::NotAuthenticated;
+    Phase m_phase = Phase::Command;
+    int m_badCommands = 0;
+    QString m_user;
+    bool m_utf8 = false;         // ENABLE UTF8=ACCEPT or IMAP4rev2
+    bool m_rev2 = false;
+    std::unique_ptr<SaslServer> m_sasl;
+    Request m_pending;           // the command waiting for an async result / SASL / IDLE
+    std::unique_ptr<UserMailboxes> m_mailboxes;
+    std::optional<MailboxView> m_selected;
+    std::unique_ptr<QFileSystemWatcher> m_watcher;
+    QTimer m_idleDebounce;
+    // A long response in progress (FETCH of many bodies): called again whenever the
+    // output has drained; returns true when the command has finished.
+    std::function<bool()> m_continuation;
+};
+
+}  // namespace postern::imap

@@ -1,0 +1,89 @@
+// main.cpp — postern-imapd: IMAP on imap.listen (STARTTLS) and imaps.listen (implicit TLS).
+#include "imap_session.h"
+
+#include "common/authenticator.h"
+#include "common/daemon_main.h"
+
+#include "core/accounts.h"
+#include "core/log.h"
+
+using namespace postern;
+
+namespace {
+
+class LocalImapBackend : public imap::ImapBackend {
+public:
+    LocalImapBackend(AccountStore& accounts, Authenticator& auth) : m_accounts(accounts), m_auth(auth) {}
+    void authenticate(QObject* context, const QString& sessionId, const QHostAddress& peer, const QString& login, QByteArray password,
+                      std::function<void(bool, QString)> done) override {
+        m_auth.verify(context, QStringLiteral("imap"), sessionId, peer, login, std::move(password),
+                      [done = std::move(done)](Authenticator::Outcome o) { done(o.ok(), o.user); });
+    }
+    qint64 quotaOf(const QString& user) override {
+        const UserRecord* u = m_accounts.current()->user(user);
+        return u ? u->quotaBytes : 0;
+    }
+
+private:
+    AccountStore& m_accounts;
+    Authenticator& m_auth;
+};
+
+imap::SessionConfig sessionConfig(const Config& c) {
+    imap::SessionConfig s;
+    s.hostname = c.hostname();
+    s.limits.maxLine = qsizetype(c.size(QStringLiteral("imap.max_line_length")));
+    s.appendLimit = c.size(QStringLiteral("smtp.max_message_size"));
+    s.limits.maxLiteral = s.appendLimit;
+    s.limits.maxCommand = s.appendLimit + 4 * s.limits.maxLine;
+    s.idleTimeoutMs = c.durationMs(QStringLiteral("imap.idle_timeout"));
+    s.maxBadCommands = int(c.integer(QStringLiteral("imap.max_bad_commands")));
+    s.mailDir = c.mailDir();
+    return s;
+}
+
+struct ImapDaemon {
+    const Config* config = nullptr;
+    std::unique_ptr<AccountStore> accounts;
+    std::unique_ptr<Authenticator> auth;
+    std::unique_ptr<LocalImapBackend> backend;
+    imap::SessionConfig sessionConfig;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    static ImapDaemon d;
+    DaemonSpec spec;
+    spec.program = QStringLiteral("postern-imapd");
+    spec.description = QStringLiteral("Postern IMAP daemon: imap.listen (STARTTLS) and imaps.listen (implicit TLS).");
+    spec.create = [](Config& config, QObject* parent) -> Result<DaemonServer*> {
+        d.config = &config;
+        d.accounts = std::make_unique<AccountStore>(config.configDir());
+        QString error;
+        d.accounts->current(&error);
+        if (!error.isEmpty()) return Result<DaemonServer*>::fail(QStringLiteral("accounts: %1").arg(error));
+        d.auth = std::make_unique<Authenticator>(config, d.accounts.get());
+        if (auto t = d.auth->openSharedThrottle(); !t)
+            log::warn(u"auth.throttle_not_shared", log::Fields().add("error", t.errorMessage()));
+        d.backend = std::make_unique<LocalImapBackend>(*d.accounts, *d.auth);
+        d.sessionConfig = sessionConfig(config);
+        auto* server = new DaemonServer(
+            config, QStringLiteral("postern-imapd"),
+            {{QStringLiteral("imap.listen"), ListenerMode::Imap}, {QStringLiteral("imaps.listen"), ListenerMode::Imaps}},
+            [](SessionIo& io, ListenerMode) { return std::make_unique<imap::ImapSession>(io, *d.backend, d.sessionConfig); }, parent);
+        server->setLimits(int(config.integer(QStringLiteral("imap.max_connections"))),
+                          int(config.integer(QStringLiteral("imap.max_connections_per_ip"))),
+                          [](ListenerMode) { return QByteArray("* BYE Too many connections, try again later\r\n"); });
+        Connection::Options opts;
+        opts.maxBufferedInput = 1024 * 1024;
+        opts.handshakeTimeoutMs = config.durationMs(QStringLiteral("tls.handshake_timeout"));
+        server->setConnectionOptions(opts);
+        return server;
+    };
+    spec.reloaded = [](DaemonServer*) {
+        d.sessionConfig = sessionConfig(*d.config);
+        d.auth->applyConfig();
+    };
+    return runDaemon(argc, argv, spec);
+}
