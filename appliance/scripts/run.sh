@@ -23,10 +23,11 @@ WIZARD=$BUILD/bin/postern-wizard
 SUPERVISOR=$BUILD/bin/postern-appliance
 export POSTERN_LIBEXEC="$BUILD/bin"
 
+# The wizard configures (or re-checks) the instance, starts the supervisor, checks every
+# listener like a client would, prints the DNS records and client settings, and stays in
+# the foreground with the daemons until Ctrl-C.
 if [ -t 0 ]; then
-  "$WIZARD" --config "$CONFIG" --no-launch "$@"
+  exec "$WIZARD" --config "$CONFIG" --supervisor "$SUPERVISOR" "$@"
 else
-  "$WIZARD" --non-interactive --config "$CONFIG" --no-launch "$@"
+  exec "$WIZARD" --non-interactive --config "$CONFIG" --supervisor "$SUPERVISOR" "$@"
 fi
-echo "Starting the daemons (Ctrl-C stops them); log: $CONFIG/data/log/mail.log"
-exec "$SUPERVISOR" --config "$CONFIG"

@@ -1,0 +1,57 @@
+// main.cpp — postern-appliance: the supervisor (see supervisor.h).
+// Usage: postern-appliance [--config DIR]. Runs in the foreground (PID 1 in
+// the container, a systemd service in the VM); logs to stderr and mail.log.
+#include "supervisor.h"
+
+#include "common/unix_signals.h"
+
+#include "core/log.h"
+#include "core/process.h"
+
+#include <QCoreApplication>
+#include <QTextStream>
+
+using namespace postern;
+
+int main(int argc, char** argv) {
+    QCoreApplication app(argc, argv);
+    const QStringList args = app.arguments();
+    for (qsizetype i = 1; i < args.size(); ++i) {
+        if (args.at(i) == u"--help" || args.at(i) == u"-h") {
+            QTextStream(stdout) << "usage: postern-appliance [--config DIR]\nStarts the Postern daemons and keeps them running.\n";
+            return 0;
+        }
+        if (args.at(i) == u"--version") {
+            QTextStream(stdout) << "postern-appliance " << POSTERN_VERSION << "\n";
+            return 0;
+        }
+        if (args.at(i) == u"--config" || args.at(i) == u"-c") ++i;
+        else if (!args.at(i).startsWith(u"--config=")) {
+            QTextStream(stderr) << "postern-appliance: unknown argument " << args.at(i) << "\n";
+            return 2;
+        }
+    }
+    const QString configDir = resolveConfigDir(args);
+    auto config = Config::load(configDir);
+    if (!config) {
+        QTextStream(stderr) << "postern-appliance: " << config.errorMessage() << "\n";
+        return 78;
+    }
+    initDaemonLogging(*config, QStringLiteral("postern-appliance"));
+    log::info(u"supervisor.starting", log::Fields().add("config", configDir).add("pid1", ::getpid() == 1));
+    Supervisor supervisor(configDir, *config);
+    UnixSignals* sigs = UnixSignals::install(&app);
+    bool stopping = false;
+    QObject::connect(sigs, &UnixSignals::terminateRequested, &app, [&](int sig) {
+        if (stopping) return;
+        stopping = true;
+        log::info(u"supervisor.stopping", log::Fields().add("signal", sig));
+        supervisor.stop([&] {
+            log::info(u"supervisor.stopped");
+            app.quit();
+        });
+    });
+    QObject::connect(sigs, &UnixSignals::reloadRequested, &app, [&] { supervisor.reload(); });
+    supervisor.start();
+    return app.exec();
+}

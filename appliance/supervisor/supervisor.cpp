@@ -1,0 +1,304 @@
+// supervisor.cpp — see supervisor.h.
+#include "supervisor.h"
+
+#include "core/atomic_file.h"
+#include "core/log.h"
+#include "core/process.h"
+
+#include <QCoreApplication>
+#include <QDir>
+#include <QFileInfo>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+
+#include <csignal>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace postern {
+
+const QList<ServiceSpec>& serviceTable() {
+    static const QList<ServiceSpec> table = {
+        {QStringLiteral("postern-smtpd"),
+         {QStringLiteral("smtp.listen"), QStringLiteral("submission.listen"), QStringLiteral("submissions.listen")}, false},
+        {QStringLiteral("postern-imapd"), {QStringLiteral("imap.listen"), QStringLiteral("imaps.listen")}, false},
+        {QStringLiteral("postern-pop3d"), {QStringLiteral("pop3.listen"), QStringLiteral("pop3s.listen")}, false},
+        {QStringLiteral("postern-queued"), {}, true},
+        {QStringLiteral("postern-webd"), {QStringLiteral("http.listen"), QStringLiteral("https.listen")}, false},
+    };
+    return table;
+}
+
+QString Supervisor::toString(State s) {
+    switch (s) {
+        case State::Missing: return QStringLiteral("missing");
+        case State::Disabled: return QStringLiteral("disabled");
+        case State::Starting: return QStringLiteral("starting");
+        case State::Ready: return QStringLiteral("running");
+        case State::Backoff: return QStringLiteral("restarting");
+        case State::Stopped: return QStringLiteral("stopped");
+    }
+    return {};
+}
+
+Supervisor::Supervisor(QString configDir, Config config, QObject* parent)
+    : QObject(parent), m_configDir(std::move(configDir)), m_config(std::move(config)) {
+    if (::getpid() == 1) {
+        m_reaper.setInterval(1000);
+        connect(&m_reaper, &QTimer::timeout, this, &Supervisor::reapOrphans);
+        m_reaper.start();
+    }
+}
+
+Supervisor::~Supervisor() = default;
+
+QString Supervisor::findBinary(const QString& program) const {
+    QStringList dirs;
+    const QString env = qEnvironmentVariable("POSTERN_LIBEXEC");
+    if (!env.isEmpty()) dirs << env;
+    const QString self = QCoreApplication::applicationDirPath();
+    dirs << self << self + QStringLiteral("/../libexec/postern") << QStringLiteral("/usr/libexec/postern");
+    for (const QString& d : dirs) {
+        const QFileInfo f(d + QLatin1Char('/') + program);
+        if (f.isFile() && f.isExecutable()) return f.canonicalFilePath();
+    }
+    return {};
+}
+
+bool Supervisor::enabled(const ServiceSpec& s) const {
+    if (s.withoutListeners) return true;
+    for (const QString& k : s.listenerKeys)
+        if (!m_config.listeners(k).isEmpty()) return true;
+    return false;
+}
+
+void Supervisor::start() {
+    if (auto st = ensureDirectory(m_config.runDir(), 0755); !st) log::error(u"supervisor.run_dir", log::Fields().add("error", st.errorMessage()));
+    QFile::remove(m_config.runDir() + QStringLiteral("/postern-appliance.ready"));
+    for (const ServiceSpec& spec : serviceTable()) {
+        auto s = std::make_shared<Service>();
+        s->spec = spec;
+        s->binary = findBinary(spec.program);
+        s->readyPoll.setInterval(50);
+        s->backoffTimer.setSingleShot(true);
+        Service* raw = s.get();
+        connect(&s->readyPoll, &QTimer::timeout, this, [this, raw] { checkReady(*raw); });
+        connect(&s->backoffTimer, &QTimer::timeout, this, [this, raw] { launch(*raw); });
+        m_services << s;
+        if (!enabled(spec)) {
+            s->state = State::Disabled;
+            log::info(u"supervisor.service_disabled", log::Fields().add("service", spec.program).add("reason", "no listener configured"));
+        } else if (s->binary.isEmpty()) {
+            s->state = State::Missing;
+            log::error(u"supervisor.service_missing",
+                       log::Fields().add("service", spec.program).add("reason", "program not installed; this service is NOT running"));
+        } else {
+            launch(*s);
+        }
+    }
+    writeState();
+}
+
+void Supervisor::launch(Service& s) {
+    if (m_stopping) return;
+    QFile::remove(readyFilePath(m_config, s.spec.program));
+    s.process = std::make_unique<QProcess>();
+    s.process->setProcessChannelMode(QProcess::ForwardedChannels);
+    s.process->setInputChannelMode(QProcess::ForwardedInputChannel);
+    s.process->setProgram(s.binary);
+    s.process->setArguments({QStringLiteral("--config"), m_configDir});
+    Service* raw = &s;
+    connect(s.process.get(), &QProcess::finished, this, [this, raw](int code, QProcess::ExitStatus st) { onFinished(*raw, code, st); });
+    connect(s.process.get(), &QProcess::errorOccurred, this, [this, raw](QProcess::ProcessError e) {
+        if (e == QProcess::FailedToStart) onFinished(*raw, -1, QProcess::CrashExit);
+    });
+    s.state = State::Starting;
+    s.startedAt = QDateTime::currentDateTimeUtc();
+    s.upSince.start();
+    s.readyDeadlineMs = 60'000;
+    s.process->start();
+    log::info(u"supervisor.start", log::Fields().add("service", s.spec.program).add("binary", s.binary));
+    s.readyPoll.start();
+    writeState();
+}
+
+void Supervisor::checkReady(Service& s) {
+    if (!s.process || s.state != State::Starting) {
+        s.readyPoll.stop();
+        return;
+    }
+    QFile f(readyFilePath(m_config, s.spec.program));
+    if (f.open(QIODevice::ReadOnly)) {
+        const QJsonObject o = QJsonDocument::fromJson(f.readAll()).object();
+        if (o.value(QStringLiteral("pid")).toInteger() == s.process->processId()) {
+            s.readyPoll.stop();
+            s.state = State::Ready;
+            s.listeners.clear();
+            const QJsonObject l = o.value(QStringLiteral("listeners")).toObject();
+            for (auto it = l.begin(); it != l.end(); ++it) {
+                QStringList addrs;
+                for (const QJsonValue& v : it.value().toArray()) addrs << v.toString();
+                s.listeners.insert(it.key(), addrs);
+            }
+            log::info(u"supervisor.ready", log::Fields().add("service", s.spec.program).add("pid", qint64(s.process->processId())));
+            writeState();
+            return;
+        }
+    }
+    if (s.upSince.elapsed() > s.readyDeadlineMs) {
+        log::error(u"supervisor.not_ready", log::Fields().add("service", s.spec.program).add("after_ms", s.upSince.elapsed()));
+        s.readyPoll.stop();
+        s.process->kill();  // onFinished restarts it with back-off
+    }
+}
+
+void Supervisor::onFinished(Service& s, int code, QProcess::ExitStatus status) {
+    s.readyPoll.stop();
+    const qint64 ranMs = s.upSince.isValid() ? s.upSince.elapsed() : 0;
+    if (s.process) {
+        s.process->disconnect(this);
+        s.process.release()->deleteLater();
+    }
+    QFile::remove(readyFilePath(m_config, s.spec.program));
+    if (m_stopping || s.disableOnExit) {
+        s.state = m_stopping ? State::Stopped : State::Disabled;
+        s.disableOnExit = false;
+        writeState();
+        return;
+    }
+    if (ranMs > 60'000) s.backoffMs = 1000;  // it ran well; start the back-off over
+    ++s.restarts;
+    s.state = State::Backoff;
+    log::error(u"supervisor.exited",
+               log::Fields()
+                   .add("service", s.spec.program)
+                   .add("code", code)
+                   .add("crashed", status == QProcess::CrashExit)
+                   .add("ran_ms", ranMs)
+                   .add("restart_in_ms", s.backoffMs));
+    s.backoffTimer.start(int(s.backoffMs));
+    s.backoffMs = std::min<qint64>(s.backoffMs * 2, 60'000);
+    writeState();
+}
+
+void Supervisor::writeState() {
+    QJsonObject root;
+    root.insert(QStringLiteral("pid"), qint64(::getpid()));
+    root.insert(QStringLiteral("updated"), QDateTime::currentDateTimeUtc().toString(Qt::ISODate));
+    QJsonArray services;
+    QJsonObject allListeners;
+    bool allReady = true;
+    for (const auto& s : m_services) {
+        QJsonObject o;
+        o.insert(QStringLiteral("name"), s->spec.program);
+        o.insert(QStringLiteral("state"), toString(s->state));
+        o.insert(QStringLiteral("restarts"), s->restarts);
+        if (s->process) o.insert(QStringLiteral("pid"), qint64(s->process->processId()));
+        if (s->state == State::Ready) o.insert(QStringLiteral("since"), s->startedAt.toString(Qt::ISODate));
+        QJsonObject l;
+        for (auto it = s->listeners.cbegin(); it != s->listeners.cend(); ++it) {
+            l.insert(it.key(), QJsonArray::fromStringList(it.value()));
+            allListeners.insert(it.key(), QJsonArray::fromStringList(it.value()));
+        }
+        o.insert(QStringLiteral("listeners"), l);
+        services.append(o);
+        if (s->state == State::Starting || s->state == State::Backoff) allReady = false;
+    }
+    root.insert(QStringLiteral("services"), services);
+    const QByteArray json = QJsonDocument(root).toJson(QJsonDocument::Compact) + '\n';
+    if (auto st = writeFileAtomic(m_config.runDir() + QStringLiteral("/postern-appliance.status"), json, 0644); !st)
+        log::warn(u"supervisor.status_write", log::Fields().add("error", st.errorMessage()));
+    if (allReady && !m_announcedReady && !m_stopping) {
+        m_announcedReady = true;
+        QJsonObject ready;
+        ready.insert(QStringLiteral("pid"), qint64(::getpid()));
+        ready.insert(QStringLiteral("listeners"), allListeners);
+        ready.insert(QStringLiteral("services"), services);
+        if (auto st = writeFileAtomic(m_config.runDir() + QStringLiteral("/postern-appliance.ready"),
+                                      QJsonDocument(ready).toJson(QJsonDocument::Compact) + '\n', 0644);
+            !st)
+            log::warn(u"supervisor.ready_write", log::Fields().add("error", st.errorMessage()));
+        log::info(u"supervisor.all_ready");
+    }
+}
+
+void Supervisor::stop(std::function<void()> done) {
+    m_stopping = true;
+    QFile::remove(m_config.runDir() + QStringLiteral("/postern-appliance.ready"));
+    for (const auto& s : m_services) {
+        s->backoffTimer.stop();
+        s->readyPoll.stop();
+        if (s->process && s->process->state() != QProcess::NotRunning) s->process->terminate();
+    }
+    auto* poll = new QTimer(this);
+    auto clock = std::make_shared<QElapsedTimer>();
+    clock->start();
+    poll->setInterval(50);
+    connect(poll, &QTimer::timeout, this, [this, poll, clock, done] {
+        bool running = false;
+        for (const auto& s : m_services)
+            if (s->process && s->process->state() != QProcess::NotRunning) running = true;
+        if (running && clock->elapsed() < 15'000) return;
+        for (const auto& s : m_services)
+            if (s->process && s->process->state() != QProcess::NotRunning) {
+                log::warn(u"supervisor.kill", log::Fields().add("service", s->spec.program));
+                s->process->kill();
+                s->process->waitForFinished(2000);
+            }
+        poll->stop();
+        poll->deleteLater();
+        writeState();
+        done();
+    });
+    poll->start();
+}
+
+void Supervisor::reload() {
+    auto fresh = Config::load(m_configDir);
+    if (!fresh) {
+        log::error(u"supervisor.reload_refused", log::Fields().add("error", fresh.errorMessage()));
+        return;
+    }
+    QStringList restartKeys;
+    for (const Setting& st : Schema::instance().all())
+        if (st.restart && fresh->value(st.key) != m_config.value(st.key)) restartKeys << st.key;
+    m_config = std::move(*fresh);
+    log::setMinLevel(log::levelFromString(m_config.value(QStringLiteral("log.level"))));
+    log::info(u"supervisor.reload", log::Fields().add("restart_settings", restartKeys.join(QLatin1Char(','))));
+    for (const auto& s : m_services) {
+        const bool wanted = enabled(s->spec) && !s->binary.isEmpty();
+        bool restart = false;
+        for (const QString& k : restartKeys)
+            if (s->spec.listenerKeys.contains(k) || !k.endsWith(QStringLiteral(".listen"))) restart = true;
+        if (s->process && s->process->state() != QProcess::NotRunning) {
+            if (!wanted || restart) {
+                // Stop; onFinished schedules a restart unless it is now disabled.
+                s->restarts -= 1;  // a planned restart is not a crash
+                s->backoffMs = 100;
+                s->disableOnExit = !wanted;
+                s->process->terminate();
+            } else {
+                ::kill(pid_t(s->process->processId()), SIGHUP);
+            }
+        } else if (wanted && s->state == State::Disabled) {
+            launch(*s);
+        }
+    }
+    writeState();
+}
+
+void Supervisor::reapOrphans() {
+    // PID 1 inherits orphans; reap them, but never a child QProcess is waiting for.
+    for (;;) {
+        siginfo_t info {};
+        if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
+        bool ours = false;
+        for (const auto& s : m_services)
+            if (s->process && s->process->processId() == info.si_pid) ours = true;
+        if (ours) return;  // QProcess collects it
+        ::waitpid(info.si_pid, nullptr, WNOHANG);
+    }
+}
+
+}  // namespace postern

@@ -1,0 +1,86 @@
+// supervisor.h — postern-appliance: starts and watches the daemons.
+//
+// One service table (serviceTable()): program, the listener settings it
+// serves (a daemon whose listeners are all empty is not started), whether it
+// runs without listeners (the outbound queue runner). For each service the
+// supervisor finds the binary ($POSTERN_LIBEXEC, its own folder, ../libexec/
+// postern, /usr/libexec/postern), starts it with --config, waits for its
+// ready file (<run_dir>/<program>.ready with the child's pid), restarts it
+// with back-off (1 s doubling to 60 s; reset after 60 s of healthy running)
+// when it dies, and says so in the log. A missing binary is reported per
+// service and never counted as running.
+// Signals: SIGTERM/SIGINT stop everything (TERM, then KILL after a grace
+// period); SIGHUP re-reads the configuration — an invalid one is refused and
+// logged, the old one keeps running — then forwards SIGHUP, restarting
+// daemons whose restart-only settings changed.
+// As PID 1 (container): reaps orphaned processes without touching the
+// children QProcess waits for (waitid with WNOWAIT first).
+// State for `posternctl status`: <run_dir>/postern-appliance.status (JSON),
+// and <run_dir>/postern-appliance.ready once every service is ready.
+#pragma once
+
+#include "core/config.h"
+
+#include <QDateTime>
+#include <QElapsedTimer>
+#include <QMap>
+#include <QObject>
+#include <QProcess>
+#include <QStringList>
+#include <QTimer>
+#include <memory>
+
+namespace postern {
+
+struct ServiceSpec {
+    QString program;
+    QStringList listenerKeys;   // e.g. {"smtp.listen", ...}
+    bool withoutListeners = false;
+};
+const QList<ServiceSpec>& serviceTable();
+
+class Supervisor : public QObject {
+    Q_OBJECT
+public:
+    Supervisor(QString configDir, Config config, QObject* parent = nullptr);
+    ~Supervisor() override;
+    void start();
+    void stop(std::function<void()> done);
+    void reload();
+
+    enum class State { Missing, Disabled, Starting, Ready, Backoff, Stopped };
+    static QString toString(State s);
+
+private:
+    struct Service {
+        ServiceSpec spec;
+        QString binary;
+        std::unique_ptr<QProcess> process;
+        State state = State::Stopped;
+        int restarts = 0;
+        qint64 backoffMs = 1000;
+        QElapsedTimer upSince;
+        QDateTime startedAt;
+        QMap<QString, QStringList> listeners;
+        QTimer readyPoll;
+        QTimer backoffTimer;
+        qint64 readyDeadlineMs = 0;
+        bool disableOnExit = false;  // stopped by a reload that disabled it: do not restart
+    };
+    QString findBinary(const QString& program) const;
+    bool enabled(const ServiceSpec& s) const;
+    void launch(Service& s);
+    void onFinished(Service& s, int code, QProcess::ExitStatus status);
+    void checkReady(Service& s);
+    void writeState();
+    void reapOrphans();
+
+    QString m_configDir;
+    Config m_config;
+    QList<std::shared_ptr<Service>> m_services;
+    bool m_stopping = false;
+    bool m_announcedReady = false;
+    QTimer m_reaper;
+};
+
+}  // namespace postern

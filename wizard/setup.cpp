@@ -1,0 +1,243 @@
+// setup.cpp — see setup.h.
+#include "setup.h"
+
+#include "core/accounts.h"
+#include "core/address.h"
+#include "core/atomic_file.h"
+#include "core/config.h"
+#include "core/dkim_keys.h"
+#include "core/password.h"
+#include "core/process.h"
+#include "core/tls.h"
+
+#include <QCryptographicHash>
+#include <QDir>
+#include <QDirIterator>
+#include <QFile>
+#include <QProcess>
+#include <QSslCertificate>
+#include <QSslKey>
+
+#include <grp.h>
+#include <sys/stat.h>
+#include <pwd.h>
+#include <unistd.h>
+
+namespace postern::wizard {
+
+QMap<QString, quint16> standardPorts() {
+    return {{QStringLiteral("smtp"), 25},  {QStringLiteral("submission"), 587}, {QStringLiteral("submissions"), 465},
+            {QStringLiteral("imap"), 143}, {QStringLiteral("imaps"), 993},      {QStringLiteral("pop3"), 110},
+            {QStringLiteral("pop3s"), 995}, {QStringLiteral("http"), 80},       {QStringLiteral("https"), 443}};
+}
+
+QMap<QString, quint16> unprivilegedPorts() {
+    return {{QStringLiteral("smtp"), 2525},  {QStringLiteral("submission"), 2587}, {QStringLiteral("submissions"), 2465},
+            {QStringLiteral("imap"), 2143},  {QStringLiteral("imaps"), 2993},      {QStringLiteral("pop3"), 2110},
+            {QStringLiteral("pop3s"), 2995}, {QStringLiteral("http"), 8080},       {QStringLiteral("https"), 8443}};
+}
+
+namespace {
+
+QString listenValue(const Answers& a, const QString& name) {
+    if (a.disabled.contains(name)) return {};
+    const quint16 port = a.ports.value(name, standardPorts().value(name));
+    return ListenAddress{a.bind, port}.toString();
+}
+
+Config desiredConfig(const Answers& a, const Config& base) {
+    Config c = base;
+    auto set = [&](const QString& k, const QString& v) { (void)c.set(k, v); };
+    set(QStringLiteral("hostname"), a.hostname);
+    set(QStringLiteral("primary_domain"), a.domain);
+    set(QStringLiteral("admin_address"), a.admin);
+    set(QStringLiteral("data_dir"), a.dataDir.isEmpty() ? QStringLiteral("data") : a.dataDir);
+    for (const QString& name : standardPorts().keys()) set(name + QStringLiteral(".listen"), listenValue(a, name));
+    if (!a.smarthost.isEmpty()) set(QStringLiteral("relay.host"), a.smarthost);
+    if (!a.dnsServers.isEmpty()) set(QStringLiteral("dns.servers"), a.dnsServers.join(QStringLiteral(", ")));
+    return c;
+}
+
+Status shareWithDaemons(const Config& config) {
+    if (::geteuid() != 0) return {};
+    const QString user = config.value(QStringLiteral("system_user"));
+    if (!lookupUser(user)) {
+        QProcess p;
+        p.start(QStringLiteral("useradd"), {QStringLiteral("--system"), QStringLiteral("--home-dir"), QStringLiteral("/nonexistent"),
+                                            QStringLiteral("--no-create-home"), QStringLiteral("--shell"), QStringLiteral("/usr/sbin/nologin"),
+                                            QStringLiteral("--user-group"), user});
+        if (!p.waitForFinished(30000) || p.exitCode() != 0)
+            return Status::fail(QStringLiteral("cannot create system user %1: %2").arg(user, QString::fromUtf8(p.readAllStandardError())));
+    }
+    auto ids = lookupUser(user);
+    if (!ids) return ids.error();
+    // The data folder belongs to the daemons.
+    for (const QString& d : {config.dataDir(), config.logDir(), config.runDir(), config.mailDir(), config.queueDir()})
+        if (auto st = ensureDirectory(d, 0750); !st) return st;
+    QDirIterator it(config.dataDir(), QDir::AllEntries | QDir::Hidden | QDir::NoDotAndDotDot, QDirIterator::Subdirectories);
+    if (::chown(QFile::encodeName(config.dataDir()).constData(), uid_t(ids->uid), gid_t(ids->gid)) != 0) { /* reported below */ }
+    while (it.hasNext()) {
+        const QString p = it.next();
+        if (::lchown(QFile::encodeName(p).constData(), uid_t(ids->uid), gid_t(ids->gid)) != 0)
+            return Status::fail(QStringLiteral("cannot give %1 to %2").arg(p, user));
+    }
+    // Secrets stay root's, readable by the daemons' group.
+    QStringList secrets{QStringLiteral("users"), QStringLiteral("aliases"), QStringLiteral("domains"), QStringLiteral("tls/key.pem"),
+                        QStringLiteral("tls/cert.pem")};
+    QDirIterator dk(config.configDir() + QStringLiteral("/dkim"), QDir::Files, QDirIterator::Subdirectories);
+    while (dk.hasNext()) secrets << QDir(config.configDir()).relativeFilePath(dk.next());
+    for (const QString& rel : secrets) {
+        const QString p = config.configDir() + QLatin1Char('/') + rel;
+        if (!QFileInfo::exists(p)) continue;
+        if (::chown(QFile::encodeName(p).constData(), 0, gid_t(ids->gid)) != 0 || ::chmod(QFile::encodeName(p).constData(), 0640) != 0)
+            return Status::fail(QStringLiteral("cannot set permissions of %1").arg(p));
+    }
+    for (const QString& d : {config.configDir() + QStringLiteral("/tls"), config.configDir() + QStringLiteral("/dkim")}) {
+        if (!QFileInfo(d).isDir()) continue;
+        ::chown(QFile::encodeName(d).constData(), 0, gid_t(ids->gid));
+        ::chmod(QFile::encodeName(d).constData(), 0750);
+        QDirIterator sub(d, QDir::Dirs | QDir::NoDotAndDotDot, QDirIterator::Subdirectories);
+        while (sub.hasNext()) {
+            const QString s = sub.next();
+            ::chown(QFile::encodeName(s).constData(), 0, gid_t(ids->gid));
+            ::chmod(QFile::encodeName(s).constData(), 0750);
+        }
+    }
+    return {};
+}
+
+QString spkiSha256(const QString& certPath) {
+    auto bytes = readFile(certPath, 1 << 20);
+    if (!bytes) return {};
+    const QList<QSslCertificate> certs = QSslCertificate::fromData(*bytes, QSsl::Pem);
+    if (certs.isEmpty()) return {};
+    const QByteArray spki = certs.first().publicKey().toDer();
+    return QString::fromLatin1(QCryptographicHash::hash(spki, QCryptographicHash::Sha256).toHex());
+}
+
+}  // namespace
+
+QStringList planChanges(const Answers& a) {
+    QStringList out;
+    auto base = Config::load(a.configDir);
+    const Config current = base ? *base : Config();
+    const Config wanted = desiredConfig(a, current);
+    for (const Setting& s : Schema::instance().all())
+        if (current.value(s.key) != wanted.value(s.key))
+            out << QStringLiteral("postern.conf: %1 = %2 (was %3)").arg(s.key, wanted.value(s.key), current.value(s.key).isEmpty() ? QStringLiteral("empty") : current.value(s.key));
+    AccountStore store(a.configDir);
+    auto acc = store.load();
+    if (acc) {
+        const QString domain = normalizeDomain(a.domain).valueOr(a.domain);
+        if (!acc->isLocalDomain(domain)) out << QStringLiteral("new domain %1").arg(domain);
+        const QString user = normalizeAddress(a.user).valueOr(a.user);
+        if (!a.user.isEmpty() && !acc->user(user)) out << QStringLiteral("new user %1").arg(user);
+        else if (a.resetPassword) out << QStringLiteral("new password for %1").arg(user);
+    }
+    if (!QFileInfo::exists(a.configDir + QStringLiteral("/tls/cert.pem"))) out << QStringLiteral("new self-signed TLS certificate");
+    return out;
+}
+
+Result<records::HostFacts> hostFacts(const QString& configDir, const QList<QHostAddress>& publicAddresses) {
+    auto config = Config::load(configDir);
+    if (!config) return config.error();
+    records::HostFacts f;
+    f.domain = config->value(QStringLiteral("primary_domain"));
+    if (f.domain.isEmpty()) return Result<records::HostFacts>::fail(QStringLiteral("primary_domain is not set; run postern-wizard first"));
+    f.hostname = config->hostname();
+    for (const QHostAddress& a : publicAddresses) (a.protocol() == QAbstractSocket::IPv6Protocol ? f.publicV6 : f.publicV4) << a;
+    f.reportAddress = QStringLiteral("postmaster@") + f.domain;
+    f.mtaStsMode = config->value(QStringLiteral("mta_sts.mode"));
+    DkimKeyStore keys(configDir);
+    auto list = keys.keys(f.domain);
+    if (list) {
+        for (const DkimKey& k : *list) {
+            auto txt = keys.publicRecord(f.domain, k.selector);
+            if (txt) f.dkim << records::DkimPublication{k.selector, *txt, k.algorithm == u"rsa"};
+        }
+    }
+    f.offerSubmission = !config->listeners(QStringLiteral("submission.listen")).isEmpty();
+    f.offerSubmissions = !config->listeners(QStringLiteral("submissions.listen")).isEmpty();
+    f.offerImap = !config->listeners(QStringLiteral("imap.listen")).isEmpty();
+    f.offerImaps = !config->listeners(QStringLiteral("imaps.listen")).isEmpty();
+    f.offerPop3 = !config->listeners(QStringLiteral("pop3.listen")).isEmpty();
+    f.offerPop3s = !config->listeners(QStringLiteral("pop3s.listen")).isEmpty();
+    f.tlsaSpkiSha256Hex = spkiSha256(config->path(QStringLiteral("tls.cert")));
+    return f;
+}
+
+Result<SetupReport> applySetup(const Answers& a) {
+    SetupReport report;
+    if (auto st = ensureDirectory(a.configDir, 0755); !st) return st.error();
+    auto base = Config::load(a.configDir);
+    if (!base) return base.error();
+    Config config = desiredConfig(a, *base);
+    for (const QString& line : planChanges(a)) report.changes << line;
+    if (auto st = config.save(); !st) return st.error();
+    // Re-read, so every derived path below comes from the file as saved.
+    auto saved = Config::load(a.configDir);
+    if (!saved) return saved.error();
+    config = *saved;
+
+    const QString domain = *normalizeDomain(a.domain);
+    const QString admin = a.admin;
+    QString password = a.password;
+    AccountStore store(a.configDir);
+    auto acc = store.load();
+    if (!acc) return acc.error();
+    const bool userExists = !a.user.isEmpty() && acc->user(normalizeAddress(a.user).valueOr(QString()));
+    const bool needPassword = !a.user.isEmpty() && (!userExists || a.resetPassword);
+    if (needPassword && (password.isEmpty() || a.generatePassword)) {
+        password = generatePassword();
+        report.generatedPassword = password;
+    }
+    QString hash;
+    if (needPassword) {
+        auto h = hashPassword(password.toUtf8(), HashParams::fromConfig(config));
+        if (!h) return h.error();
+        hash = *h;
+    }
+    Status st = store.modify([&](Accounts& accounts) -> Status {
+        if (!accounts.isLocalDomain(domain))
+            if (auto s = accounts.addDomain(domain); !s) return s;
+        if (!a.user.isEmpty()) {
+            const QString user = *normalizeAddress(a.user);
+            if (!accounts.user(user)) {
+                if (auto s = accounts.addUser(user, hash); !s) return s;
+            } else if (a.resetPassword) {
+                if (auto s = accounts.setPasswordHash(user, hash); !s) return s;
+            }
+        }
+        if (!admin.isEmpty()) accounts.ensureRoleAliases(domain, admin);
+        return {};
+    });
+    if (!st) return st.error();
+
+    const QString cert = config.path(QStringLiteral("tls.cert"));
+    const QString key = config.path(QStringLiteral("tls.key"));
+    if (!QFileInfo::exists(cert) || !QFileInfo::exists(key)) {
+        const QStringList names{config.hostname(), QStringLiteral("mta-sts.") + domain, QStringLiteral("autoconfig.") + domain,
+                                QStringLiteral("autodiscover.") + domain};
+        if (auto s = generateSelfSigned(cert, key, names); !s) return s.error();
+    }
+    DkimKeyStore dkim(a.configDir);
+    auto made = dkim.ensureKeys(domain);
+    if (!made) return made.error();
+    for (const DkimKey& k : *made) report.changes << QStringLiteral("new DKIM key %1 (%2)").arg(k.selector, k.algorithm);
+
+    auto facts = hostFacts(a.configDir, a.publicAddresses);
+    if (!facts) return facts.error();
+    report.records = records::buildRecords(*facts);
+    report.recordsTable = records::renderTable(report.records, domain);
+    report.recordsDir = a.configDir;
+    const QString baseName = a.configDir + QStringLiteral("/dns-records");
+    if (auto s = writeFileAtomic(baseName + QStringLiteral(".txt"), report.recordsTable.toUtf8()); !s) return s.error();
+    if (auto s = writeFileAtomic(baseName + QStringLiteral(".zone"), records::renderZone(report.records, domain).toUtf8()); !s) return s.error();
+    if (auto s = writeFileAtomic(baseName + QStringLiteral(".csv"), records::renderCsv(report.records, domain).toUtf8()); !s) return s.error();
+    if (auto s = writeFileAtomic(baseName + QStringLiteral(".json"), records::renderJson(report.records, domain)); !s) return s.error();
+    if (auto s = ensureDirectory(config.dataDir(), 0750); !s) return s.error();
+    if (auto s = shareWithDaemons(config); !s) return s.error();
+    return report;
+}
+
+}  // namespace postern::wizard

@@ -1,0 +1,59 @@
+// setup.h — turning the wizard's answers into a configured instance.
+//
+// applySetup(answers) writes, in this order, and only what is missing or
+// changed: postern.conf (via the config model, keeping the operator's
+// comments), the domain, the first user (existing passwords are kept unless
+// resetPassword), postmaster@/abuse@ -> admin, a self-signed certificate for
+// the mail host, mta-sts.<domain>, autoconfig.<domain> and autodiscover.<domain>
+// (an existing certificate is kept), DKIM keys (RSA-2048 + Ed25519; existing
+// keys kept), and the DNS record files (dns-records.txt/.zone/.csv/.json).
+// As root it also creates the `postern` system user when missing and gives it
+// the data folder and group read access to the secrets the daemons need.
+// planChanges() says what applySetup would change, for the confirmation step.
+#pragma once
+
+#include "records/dns_records.h"
+
+#include "core/result.h"
+
+#include <QHostAddress>
+#include <QMap>
+#include <QString>
+#include <QStringList>
+
+namespace postern::wizard {
+
+struct Answers {
+    QString configDir;
+    QString dataDir;          // empty: "data" inside the config folder
+    QString domain;
+    QString hostname;         // default mail.<domain>
+    QString admin;            // default: the first user
+    QString user;             // first user's address
+    QString password;         // empty with generatePassword: generated
+    bool generatePassword = false;
+    bool resetPassword = false;
+    QHostAddress bind = QHostAddress(QHostAddress::Any);
+    QMap<QString, quint16> ports;  // smtp, submission, ... -> port (0: disabled? no: OS-chosen)
+    QStringList disabled;          // listener names turned off
+    QList<QHostAddress> publicAddresses;  // given (NAT) or detected
+    QString smarthost;
+    QStringList dnsServers;
+};
+
+struct SetupReport {
+    QStringList changes;      // human-readable lines of what was written
+    QString generatedPassword;
+    QList<records::Record> records;
+    QString recordsTable;
+    QString recordsDir;
+};
+
+QMap<QString, quint16> standardPorts();
+QMap<QString, quint16> unprivilegedPorts();
+QStringList planChanges(const Answers& a);
+Result<SetupReport> applySetup(const Answers& a);
+// The record set for a configured instance (used by `posternctl dns records` too).
+Result<records::HostFacts> hostFacts(const QString& configDir, const QList<QHostAddress>& publicAddresses);
+
+}  // namespace postern::wizard
