@@ -259,17 +259,21 @@ class Instance:
         return os.path.join(self.data_dir, "mail", domain, enc, "Maildir")
 
     def messages(self, address, folder=""):
-        """Contents (bytes) of every message in new/ and cur/ of a Maildir folder, sorted by name."""
+        """Contents (bytes) of every message in new/ and cur/ of a Maildir folder, in delivery order."""
         base = self.maildir(address)
         if folder:
             base = os.path.join(base, "." + folder)
-        out = []
+        found = []
         for sub in ("new", "cur"):
             d = os.path.join(base, sub)
             if os.path.isdir(d):
-                for name in sorted(os.listdir(d)):
-                    with open(os.path.join(d, name), "rb") as f:
-                        out.append(f.read())
+                for name in os.listdir(d):
+                    path = os.path.join(d, name)
+                    found.append((os.stat(path).st_mtime_ns, name.split(":")[0], path))
+        out = []
+        for _, _, path in sorted(found):  # delivery order
+            with open(path, "rb") as f:
+                out.append(f.read())
         return out
 
     def client_tls_context(self):
@@ -355,8 +359,9 @@ class Transcript:
 
     Lines "C: text" are sent with CRLF; "S: pattern" lines must match the next
     line from the server (a Python regex, anchored at both ends). "C+: text"
-    sends text without CRLF appended (escapes \\r \\n \\x00 understood) for
+    sends text without CRLF appended (escapes \\r \\n \\x00 and {c*N} understood) for
     pipelining and bare-LF cases. "S*:" reads lines until one matches.
+    "TLS" upgrades the connection (after STARTTLS/STLS was accepted).
     "--" ends the exchange and expects the server to close.
     """
 
@@ -391,15 +396,24 @@ class Transcript:
         if chunk:
             raise AssertionError(f"expected close, got {chunk!r}")
 
-    def play(self, script):
+    def starttls(self, context, server_hostname=None):
+        """Upgrade to TLS (after the server said yes to STARTTLS/STLS)."""
+        if self.buf:
+            raise AssertionError(f"server sent data before the TLS handshake: {self.buf!r}")
+        self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)
+        self.log.append("-- TLS " + self.sock.version())
+
+    def play(self, script, tls_context=None):
         for raw in script.strip("\n").splitlines():
             line = raw.rstrip("\n")
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
-            if line.startswith("C: "):
+            if line.startswith("C: ") or line == "C:":
                 self.send(line[3:] + "\r\n")
             elif line.startswith("C+: "):
-                self.send(line[4:].encode().decode("unicode_escape").encode("latin-1"))
+                # "{x*3000}" repeats a character, for limit tests without 3000-character lines here.
+                text = re.sub(r"\{(.)\*(\d+)\}", lambda m: m.group(1) * int(m.group(2)), line[4:])
+                self.send(text.encode("utf-8").decode("unicode_escape").encode("latin-1"))
             elif line.startswith("S: "):
                 got = self.readline()
                 if not re.fullmatch(line[3:], got):
@@ -409,6 +423,38 @@ class Transcript:
                     pass
             elif line.strip() == "--":
                 self.expect_closed()
+            elif line.strip() == "TLS":
+                self.starttls(tls_context)
             else:
                 raise ValueError(f"bad transcript line: {line!r}")
         return self.log
+
+
+def run_transcript_file(path, instance, program, tls_context=None):
+    """Plays one transcript file against a running daemon of `instance`.
+
+    The file's first lines may hold "# listener: NAME" (default: the first
+    listener of the daemon). Implicit-TLS listeners are wrapped in TLS first.
+    """
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    listener = None
+    for line in text.splitlines():
+        if line.startswith("# listener:"):
+            listener = line.split(":", 1)[1].strip()
+    if listener is None:
+        listener = next(iter(instance.ready[program]["listeners"]))
+    port = instance.port(program, listener)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    ctx = tls_context or instance.client_tls_context()
+    if listener in ("submissions", "imaps", "pop3s"):
+        sock = ctx.wrap_socket(sock)
+    t = Transcript(sock)
+    try:
+        t.play(text, tls_context=ctx)
+    finally:
+        try:
+            t.sock.close()
+        except OSError:
+            pass
+    return t.log

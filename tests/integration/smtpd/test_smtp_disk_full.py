@@ -1,0 +1,56 @@
+"""A full disk answers 452 4.3.1, never 250, and the daemon keeps running.
+The data folder lives on a small tmpfs the test mounts (in its own mount
+namespace when possible), filled up before the message arrives; once space
+is freed, delivery works again."""
+
+import os
+import shutil
+import smtplib
+import subprocess
+import unittest
+
+from postern_testlib import Instance
+
+
+class DiskFull(unittest.TestCase):
+    def test_disk_full(self):
+        inst = Instance()
+        mnt = inst.data_dir
+        try:
+            # A 2 MiB tmpfs over the data folder, owned like the data folder.
+            st = os.stat(mnt)
+            r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=2m,uid={st.st_uid},gid={st.st_gid},mode=750", "tmpfs", mnt],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, f"cannot mount a tmpfs (needs root): {r.stderr}")
+            inst.start("postern-smtpd")
+            port = inst.port("postern-smtpd", "smtp")
+            # Fill the file system almost completely.
+            filler = os.path.join(mnt, "filler")
+            with open(filler, "wb") as f:
+                try:
+                    while True:
+                        f.write(b"\0" * 65536)
+                        f.flush()
+                except OSError:
+                    pass
+            body = b"Subject: big\r\n\r\n" + b"x" * 70 * 1000 + b"\r\n"
+            with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+                with self.assertRaises(smtplib.SMTPDataError) as cm:
+                    c.sendmail("a@remote.test", ["alice@example.test"], body)
+                self.assertIn(cm.exception.smtp_code, (451, 452))
+                self.assertIn(b"4.3.1", cm.exception.smtp_error)
+            self.assertEqual(inst.messages("alice@example.test"), [])
+            # The daemon survived and delivers once space is back.
+            os.unlink(filler)
+            with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+                c.sendmail("a@remote.test", ["alice@example.test"], b"Subject: after\r\n\r\nok\r\n")
+            self.assertEqual(len(inst.messages("alice@example.test")), 1)
+            self.assertIsNone(inst.procs["postern-smtpd"].poll())
+        finally:
+            inst.stop("postern-smtpd")
+            subprocess.run(["umount", mnt], capture_output=True)
+            inst.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,287 @@
+// tst_smtp_session.cpp — the SMTP session state machine without sockets:
+// a recording SessionIo and an in-memory backend. Input is fed one byte at a
+// time (and in one piece) to prove the session handles any split. Covers the
+// listener-mode policies, relay refusal, STARTTLS resets, pipelining order,
+// AUTH, DATA/BDAT, limits, errors-before-disconnect and shutdown.
+#include "recording_io.h"
+#include "smtp_session.h"
+
+#include <QCoreApplication>
+#include <QtTest>
+
+using namespace postern;
+using namespace postern::smtp;
+using postern::test::RecordingIo;
+
+namespace {
+
+class MemoryBody : public SpoolBody {
+public:
+    QByteArray data;
+    bool write(const char* d, qsizetype n) override {
+        data.append(d, n);
+        return true;
+    }
+    int errorCode() const override { return 0; }
+    QString queueId() const override { return QStringLiteral("0123456789ABCDEF"); }
+    QString path() const override { return {}; }
+    int fd() const override { return -1; }
+    qint64 size() const override { return data.size(); }
+};
+
+class FakeBackend : public SmtpBackend {
+public:
+    QStringList localUsers{QStringLiteral("alice@example.org"), QStringLiteral("bob@example.org")};
+    QList<MessageJob> delivered;
+    std::shared_ptr<MemoryBody> lastBody;
+    DeliveryOutcome outcome{DeliveryOutcome::Status::Delivered, 250, QStringLiteral("2.0.0"), {}, {}};
+    RcptVerdict checkRecipient(const MailPath& p, bool authenticated, qint64, RecipientInfo* out, QString*) override {
+        const QString dom = p.domain.toLower();
+        if (dom == u"example.org") {
+            if (p.quotedLocal) return RcptVerdict::Unknown;
+            const QString a = p.local.toLower() + QStringLiteral("@example.org");
+            if (!localUsers.contains(a)) return RcptVerdict::Unknown;
+            out->address = a;
+            out->mailboxes = {a};
+            return RcptVerdict::Ok;
+        }
+        if (!authenticated) return RcptVerdict::RelayDenied;
+        out->address = p.address();
+        out->forwards = {p.address()};
+        return RcptVerdict::Ok;
+    }
+    bool maySendAs(const QString& user, const MailPath& from) override { return from.address().toLower() == user; }
+    bool vrfyAllowed() const override { return false; }
+    void authenticate(QObject*, const QString&, const QHostAddress&, const QString& login, QByteArray password,
+                      std::function<void(bool, QString)> done) override {
+        done(login == u"alice@example.org" && password == "secret", login);
+    }
+    std::shared_ptr<SpoolBody> openBody(QString*) override {
+        lastBody = std::make_shared<MemoryBody>();
+        return lastBody;
+    }
+    void deliver(QObject*, MessageJob job, std::function<void(DeliveryOutcome)> done) override {
+        delivered << job;
+        done(outcome);
+    }
+};
+
+struct Harness {
+    RecordingIo io;
+    FakeBackend backend;
+    SessionConfig config;
+    std::unique_ptr<SmtpSession> session;
+    QByteArray buffer;
+    explicit Harness(ListenerMode mode, bool tls = false, SessionConfig c = {}) : config(c) {
+        io.connInfo.mode = mode;
+        io.connInfo.tls = tls;
+        io.connInfo.tlsProtocol = QStringLiteral("TLSv1.3");
+        io.connInfo.tlsCipher = QStringLiteral("TLS_AES_256_GCM_SHA384");
+        io.connInfo.peerAddress = QHostAddress(QStringLiteral("192.0.2.7"));
+        config.hostname = QStringLiteral("mx.example.org");
+        session = std::make_unique<SmtpSession>(io, backend, config);
+        session->start();
+    }
+    // Sends client bytes (one at a time by default) and returns the server's reply codes, in order.
+    QList<int> send(const QByteArray& bytes, int chunk = 1) {
+        postern::test::feed(*session, buffer, bytes, chunk);
+        QList<int> codes;
+        for (const QByteArray& line : io.take().split('\n')) {
+            if (line.size() >= 4 && line.at(3) == ' ') codes << line.left(3).toInt();
+        }
+        return codes;
+    }
+    void becomeTls() {
+        io.connInfo.tls = true;
+        io.startTlsRequested = false;
+        session->tlsStarted();
+    }
+};
+
+}  // namespace
+
+class TstSmtpSession : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void mxDeliversLocally() {
+        Harness h(ListenerMode::Mx);
+        QVERIFY(h.io.take().startsWith("220 mx.example.org ESMTP"));
+        QCOMPARE(h.send("EHLO client.test\r\n"), QList<int>{250});
+        QCOMPARE(h.send("MAIL FROM:<someone@remote.test>\r\nRCPT TO:<Alice@example.org>\r\nDATA\r\n"), (QList<int>{250, 250, 354}));
+        QCOMPARE(h.send("Subject: hi\r\n\r\nhello\r\n..dot\r\n.\r\n"), QList<int>{250});
+        QCOMPARE(h.backend.delivered.size(), 1);
+        const MessageJob& job = h.backend.delivered.first();
+        QCOMPARE(job.sender, QStringLiteral("someone@remote.test"));
+        QCOMPARE(job.recipients.first().mailboxes, QStringList{QStringLiteral("alice@example.org")});
+        const QByteArray body = h.backend.lastBody->data;
+        QVERIFY(body.startsWith("Received: from client.test ([192.0.2.7])\r\n\tby mx.example.org (Postern) with ESMTP id 0123456789ABCDEF"));
+        QVERIFY(body.endsWith("Subject: hi\r\n\r\nhello\r\n.dot\r\n"));
+    }
+
+    void mxRefusesRelay_data() {
+        QTest::addColumn<QByteArray>("rcpt");
+        QTest::addColumn<int>("code");
+        QTest::newRow("remote domain") << QByteArray("RCPT TO:<victim@elsewhere.test>") << 554;
+        QTest::newRow("percent hack") << QByteArray("RCPT TO:<victim%elsewhere.test@example.org>") << 550;
+        QTest::newRow("quoted") << QByteArray("RCPT TO:<\"victim@elsewhere.test\"@example.org>") << 550;
+        QTest::newRow("source route") << QByteArray("RCPT TO:<@example.org:victim@elsewhere.test>") << 554;
+        QTest::newRow("bang path") << QByteArray("RCPT TO:<elsewhere.test!victim@example.org>") << 550;
+        QTest::newRow("unknown local") << QByteArray("RCPT TO:<nobody@example.org>") << 550;
+    }
+    void mxRefusesRelay() {
+        QFETCH(QByteArray, rcpt);
+        QFETCH(int, code);
+        Harness h(ListenerMode::Mx);
+        h.send("EHLO x\r\nMAIL FROM:<a@remote.test>\r\n");
+        QCOMPARE(h.send(rcpt + "\r\n"), QList<int>{code});
+        QCOMPARE(h.send("DATA\r\n"), QList<int>{554});  // no valid recipients
+    }
+
+    void mxOffersStartTlsNotAuth() {
+        Harness h(ListenerMode::Mx);
+        h.io.take();
+        h.send("EHLO x\r\n");
+        // The EHLO reply went out in send(); check it by asking again.
+        h.session->consume("EHLO x\r\n", 8);
+        const QByteArray ehlo = h.io.take();
+        QVERIFY(ehlo.contains("250-STARTTLS"));
+        QVERIFY(!ehlo.contains("AUTH"));
+        QVERIFY(ehlo.contains("250-PIPELINING") && ehlo.contains("250-CHUNKING") && ehlo.contains("250-SMTPUTF8"));
+        QCOMPARE(h.send("AUTH PLAIN AGFsaWNlQGV4YW1wbGUub3JnAHNlY3JldA==\r\n"), QList<int>{502});
+    }
+
+    void submissionRequiresTlsThenAuth() {
+        Harness h(ListenerMode::Submission);
+        h.io.take();
+        QCOMPARE(h.send("EHLO x\r\n"), QList<int>{250});
+        QCOMPARE(h.send("MAIL FROM:<alice@example.org>\r\n"), QList<int>{530});
+        QCOMPARE(h.send("AUTH PLAIN AGFsaWNlQGV4YW1wbGUub3JnAHNlY3JldA==\r\n"), QList<int>{530});
+        QCOMPARE(h.send("STARTTLS\r\n"), QList<int>{220});
+        QVERIFY(h.io.startTlsRequested);
+        h.becomeTls();
+        QCOMPARE(h.send("MAIL FROM:<alice@example.org>\r\n"), QList<int>{503});  // EHLO again first
+        h.send("EHLO x\r\n");
+        QCOMPARE(h.send("MAIL FROM:<alice@example.org>\r\n"), QList<int>{530});  // AUTH first
+        QCOMPARE(h.send("AUTH PLAIN AGFsaWNlQGV4YW1wbGUub3JnAHdyb25n\r\n"), QList<int>{535});
+        QCOMPARE(h.send("AUTH PLAIN AGFsaWNlQGV4YW1wbGUub3JnAHNlY3JldA==\r\n"), QList<int>{235});
+        QCOMPARE(h.send("MAIL FROM:<bob@example.org>\r\n"), QList<int>{553});  // not hers
+        QCOMPARE(h.send("MAIL FROM:<>\r\n"), QList<int>{553});
+        QCOMPARE(h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<friend@elsewhere.test>\r\n"), (QList<int>{250, 250}));
+        QCOMPARE(h.send("DATA\r\nhi\r\n.\r\n"), (QList<int>{354, 250}));
+        QCOMPARE(h.backend.delivered.first().authUser, QStringLiteral("alice@example.org"));
+        QVERIFY(h.backend.lastBody->data.contains("with ESMTPSA id"));
+        QVERIFY(h.backend.lastBody->data.contains("(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384"));
+        QVERIFY(h.backend.lastBody->data.contains("(authenticated sender: alice@example.org)"));
+    }
+
+    void authLoginTwoStep() {
+        Harness h(ListenerMode::Submissions, true);
+        h.io.take();
+        h.send("EHLO x\r\n");
+        QCOMPARE(h.send("AUTH LOGIN\r\n"), QList<int>{334});
+        QCOMPARE(h.send(QByteArray("alice@example.org").toBase64() + "\r\n"), QList<int>{334});
+        QCOMPARE(h.send(QByteArray("secret").toBase64() + "\r\n"), QList<int>{235});
+        QVERIFY(h.session->authenticated());
+        QCOMPARE(h.send("AUTH LOGIN\r\n"), QList<int>{503});  // already authenticated
+    }
+
+    void startTlsForgetsEverything() {
+        Harness h(ListenerMode::Mx);
+        h.io.take();
+        h.send("EHLO x\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.org>\r\n");
+        QCOMPARE(h.send("STARTTLS\r\n"), QList<int>{220});
+        h.becomeTls();
+        QCOMPARE(h.send("RCPT TO:<alice@example.org>\r\n"), QList<int>{503});  // the transaction is gone
+        QCOMPARE(h.send("STARTTLS\r\n"), QList<int>{503});                    // and TLS is on already
+    }
+
+    void pipeliningKeepsOrder() {
+        Harness h(ListenerMode::Mx);
+        h.io.take();
+        const QByteArray batch = "EHLO x\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.org>\r\nRCPT TO:<nobody@example.org>\r\n"
+                                 "RCPT TO:<bob@example.org>\r\nDATA\r\n";
+        QCOMPARE(h.send(batch, batch.size()), (QList<int>{250, 250, 250, 550, 250, 354}));
+        QCOMPARE(h.send("x\r\n.\r\nQUIT\r\n", 100), (QList<int>{250, 221}));
+        QCOMPARE(h.backend.delivered.first().recipients.size(), 2);
+        QVERIFY(h.io.closed);
+    }
+
+    void bdat() {
+        Harness h(ListenerMode::Mx);
+        h.io.take();
+        h.send("EHLO x\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.org>\r\n");
+        QCOMPARE(h.send("BDAT 5\r\nab\r\nc"), QList<int>{250});
+        QCOMPARE(h.send("BDAT 3 LAST\r\nd\r\n"), QList<int>{250});
+        QVERIFY(h.backend.lastBody->data.endsWith("ab\r\ncd\r\n"));
+        QCOMPARE(h.backend.delivered.size(), 1);
+        QCOMPARE(h.send("BDAT x\r\n"), QList<int>{501});
+        QVERIFY(h.io.closed);  // after a bad BDAT size we cannot know where commands resume
+    }
+
+    void bareLfCommandRefused() {
+        Harness h(ListenerMode::Mx);
+        h.io.take();
+        QCOMPARE(h.send("EHLO x\nMAIL FROM:<a@remote.test>\r\n"), QList<int>{500});
+    }
+
+    void limits() {
+        SessionConfig c;
+        c.maxRecipients = 2;
+        c.maxCommandLine = 64;
+        c.maxMessageSize = 1000;
+        Harness h(ListenerMode::Mx, false, c);
+        h.io.take();
+        h.send("EHLO x\r\nMAIL FROM:<a@remote.test>\r\n");
+        QCOMPARE(h.send("RCPT TO:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nRCPT TO:<alice@example.org>\r\n"), (QList<int>{250, 250, 452}));
+        QCOMPARE(h.send("NOOP " + QByteArray(57, 'x') + "\r\n"), QList<int>{250});  // 64 octets incl. CRLF
+        QCOMPARE(h.send("NOOP " + QByteArray(58, 'x') + "\r\n"), QList<int>{500});  // 65
+        QCOMPARE(h.send("RSET\r\nMAIL FROM:<a@remote.test> SIZE=1001\r\n"), (QList<int>{250, 552}));
+        QCOMPARE(h.send("MAIL FROM:<a@remote.test> SIZE=1000\r\n"), QList<int>{250});
+    }
+
+    void tooManyErrorsCloses() {
+        SessionConfig c;
+        c.maxErrors = 3;
+        Harness h(ListenerMode::Mx, false, c);
+        h.io.take();
+        QCOMPARE(h.send("FOO\r\nBAR\r\n"), (QList<int>{500, 500}));
+        QCOMPARE(h.send("BAZ\r\n"), (QList<int>{500, 421}));
+        QVERIFY(h.io.closed);
+    }
+
+    void smtputf8Required() {
+        Harness h(ListenerMode::Mx);
+        h.io.take();
+        h.send("EHLO x\r\n");
+        QCOMPARE(h.send("MAIL FROM:<jörg@remote.test>\r\n"), QList<int>{553});
+        QCOMPARE(h.send("MAIL FROM:<jörg@remote.test> SMTPUTF8\r\n"), QList<int>{250});
+    }
+
+    void vrfyAndHelp() {
+        Harness h(ListenerMode::Mx);
+        h.io.take();
+        QCOMPARE(h.send("VRFY alice\r\n"), QList<int>{252});
+        QCOMPARE(h.send("HELP\r\n"), QList<int>{214});
+        QCOMPARE(h.send("NOOP\r\n"), QList<int>{250});
+    }
+
+    void deliveryFailureIsTemporary() {
+        Harness h(ListenerMode::Mx);
+        h.io.take();
+        h.backend.outcome = DeliveryOutcome{DeliveryOutcome::Status::TempFail, 452, QStringLiteral("4.3.1"), QStringLiteral("Insufficient system storage"), {}};
+        h.send("EHLO x\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n");
+        QCOMPARE(h.send("x\r\n.\r\n"), QList<int>{452});
+        QCOMPARE(h.send("MAIL FROM:<a@remote.test>\r\n"), QList<int>{250});  // the transaction was reset
+    }
+
+    void shutdownSays421() {
+        Harness h(ListenerMode::Mx);
+        h.io.take();
+        h.session->shutdown();
+        QVERIFY(h.io.take().startsWith("421 4.3.2"));
+        QVERIFY(h.io.closed);
+    }
+};
+
+QTEST_GUILESS_MAIN(TstSmtpSession)
+#include "tst_smtp_session.moc"
