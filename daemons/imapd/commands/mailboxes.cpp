@@ -245,7 +245,7 @@ void Commands::subscribe(ImapSession& s, const R& r) {
 void Commands::list(ImapSession& s, const R& r) {
     const bool lsub = r.name == "LSUB";
     qsizetype i = 0;
-    bool selectSubscribed = false, returnSubscribed = false, returnChildren = true, returnSpecialUse = true;
+    bool selectSubscribed = false, returnSubscribed = false, returnChildren = !lsub, returnSpecialUse = true;
     std::optional<Token> statusReq;
     if (!lsub && i < r.args.size() && r.args.at(i).kind == Token::Kind::List) {  // selection options (RFC 5258)
         for (const Token& o : r.args.at(i).items) {
@@ -318,7 +318,7 @@ void Commands::list(ImapSession& s, const R& r) {
         QStringList attrs;
         const bool exists = all.contains(name);
         if (!exists) attrs << QStringLiteral("\\NonExistent");
-        else if (returnChildren || !lsub) attrs << (mailboxes(s).hasChildren(name, all) ? QStringLiteral("\\HasChildren") : QStringLiteral("\\HasNoChildren"));
+        else if (returnChildren) attrs << (mailboxes(s).hasChildren(name, all) ? QStringLiteral("\\HasChildren") : QStringLiteral("\\HasNoChildren"));
         if (returnSpecialUse) {
             const QString su = specialUseOf(name);
             if (!su.isEmpty()) attrs << su;

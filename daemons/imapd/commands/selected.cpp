@@ -118,6 +118,12 @@ void Commands::store(ImapSession& s, const R& r) {
         s.bad(r, QStringLiteral("Bad flag list"));
         return;
     }
+    for (const QString& f : *flags) {
+        if (f.startsWith(QLatin1Char('\\')) && flagLetter(f).isEmpty() && f.compare(QLatin1String("\\Recent"), Qt::CaseInsensitive) != 0) {
+            s.bad(r, QStringLiteral("Invalid system flag %1").arg(f));
+            return;
+        }
+    }
     auto letters = v.lettersFor(*flags, mode >= 0);
     if (!letters) {
         s.no(r, letters.errorMessage(), "LIMIT");
