@@ -1,9 +1,19 @@
-// commands_dns.cpp — posternctl dns lookup: one query through the configured
-// resolver (dns.servers), printed in zone-file form with the DNSSEC status.
-// The wizard's `dns records` / `dns check` commands live with the wizard.
+// commands_dns.cpp — posternctl dns lookup|records|check.
+//   lookup   one query through the configured resolver (dns.servers), printed
+//            in zone-file form with the DNSSEC status;
+//   records  the records to publish (the wizard's record set) as a table, zone
+//            file, CSV or JSON;
+//   check    asks the domain's authoritative servers (or --server) and reports
+//            per record ok / missing / wrong with the fix; exit 1 when a
+//            required record is not right.
 #include "ctl.h"
 
 #include "core/dns.h"
+
+#include "dns_check.h"
+#include "setup.h"
+
+#include <QHostAddress>
 
 namespace postern::ctl {
 
@@ -42,11 +52,65 @@ int dnsLookup(CtlContext& ctx) {
     return a.ok() || a.isNegative() ? 0 : 1;
 }
 
+QList<QHostAddress> publicIps(CtlContext& ctx) {
+    QList<QHostAddress> out;
+    for (const QString& ip : ctx.opt(QStringLiteral("public-ip")).split(QLatin1Char(','), Qt::SkipEmptyParts)) {
+        QHostAddress a;
+        if (a.setAddress(ip.trimmed())) out << a;
+    }
+    return out;
+}
+
+int dnsRecords(CtlContext& ctx) {
+    auto facts = wizard::hostFacts(ctx.configDir, publicIps(ctx));
+    if (!facts) return ctx.fail(facts.errorMessage());
+    const QList<records::Record> recs = records::buildRecords(*facts);
+    if (ctx.has(QStringLiteral("zone"))) ctx.out << records::renderZone(recs, facts->domain);
+    else if (ctx.has(QStringLiteral("csv"))) ctx.out << records::renderCsv(recs, facts->domain);
+    else if (ctx.has(QStringLiteral("json"))) ctx.out << records::renderJson(recs, facts->domain);
+    else ctx.out << records::renderTable(recs, facts->domain);
+    ctx.out.flush();
+    return 0;
+}
+
+int dnsCheck(CtlContext& ctx) {
+    Config config;
+    if (!ctx.loadConfig(config)) return 1;
+    auto facts = wizard::hostFacts(ctx.configDir, publicIps(ctx));
+    if (!facts) return ctx.fail(facts.errorMessage());
+    const int timeout = int(config.durationMs(QStringLiteral("dns.timeout")));
+    std::unique_ptr<Resolver> recursive = makeResolver(config);
+    std::unique_ptr<Resolver> authoritative;
+    if (ctx.has(QStringLiteral("server"))) {
+        auto s = parseDnsServer(ctx.opt(QStringLiteral("server")));
+        if (!s) return ctx.usage(s.errorMessage());
+        authoritative = std::make_unique<LdnsResolver>(QList<DnsServer>{*s}, timeout, false);
+    } else {
+        // Ask the domain's own name servers, not a cache.
+        QList<DnsServer> servers;
+        for (const DnsRecord& ns : recursive->query(facts->domain, DnsType::NS).records)
+            for (DnsType t : {DnsType::A, DnsType::AAAA})
+                for (const DnsRecord& a : recursive->query(ns.target, t).records) servers << DnsServer{a.address, 53};
+        if (servers.isEmpty()) return ctx.fail(QStringLiteral("no name servers found for %1 (is the domain registered and delegated?)").arg(facts->domain));
+        authoritative = std::make_unique<LdnsResolver>(servers, timeout, false);
+    }
+    const wizard::DnsCheckReport report = wizard::checkPublished(*facts, *authoritative, *recursive);
+    ctx.out << wizard::renderCheck(report);
+    ctx.out.flush();
+    return report.requiredOk() ? 0 : 1;
+}
+
 }  // namespace
 
 void addDnsCommands(QList<Command>& out) {
     out << Command{{QStringLiteral("dns"), QStringLiteral("lookup")}, QStringLiteral("NAME TYPE [--server IP[:PORT]]"),
                    QStringLiteral("query DNS through Postern's resolver"), {QStringLiteral("server")}, {}, dnsLookup};
+    out << Command{{QStringLiteral("dns"), QStringLiteral("records")}, QStringLiteral("[--zone|--csv|--json] [--public-ip IP[,IP]]"),
+                   QStringLiteral("the DNS records to publish for this server"), {QStringLiteral("public-ip")},
+                   {QStringLiteral("zone"), QStringLiteral("csv"), QStringLiteral("json")}, dnsRecords};
+    out << Command{{QStringLiteral("dns"), QStringLiteral("check")}, QStringLiteral("[--server IP[:PORT]] [--public-ip IP[,IP]]"),
+                   QStringLiteral("compare the published records with the expected ones"),
+                   {QStringLiteral("server"), QStringLiteral("public-ip")}, {}, dnsCheck};
 }
 
 }  // namespace postern::ctl

@@ -35,6 +35,7 @@ QList<Command> allCommands() {
     addAccountCommands(cmds);
     addConfigCommands(cmds);
     addDnsCommands(cmds);
+    addStatusCommands(cmds);
     return cmds;
 }
 

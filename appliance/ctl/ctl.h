@@ -46,6 +46,7 @@ struct Command {
 void addAccountCommands(QList<Command>& out);
 void addConfigCommands(QList<Command>& out);
 void addDnsCommands(QList<Command>& out);
+void addStatusCommands(QList<Command>& out);
 
 QList<Command> allCommands();
 int runCtl(const QStringList& arguments, QTextStream& out, QTextStream& err);

@@ -1,0 +1,142 @@
+// dns_check.cpp — see dns_check.h.
+#include "dns_check.h"
+
+namespace postern::wizard {
+
+QString toString(RecordCheck::Status s) {
+    switch (s) {
+        case RecordCheck::Status::Ok: return QStringLiteral("ok");
+        case RecordCheck::Status::Missing: return QStringLiteral("missing");
+        case RecordCheck::Status::Wrong: return QStringLiteral("wrong");
+        case RecordCheck::Status::Unknown: return QStringLiteral("unknown");
+    }
+    return {};
+}
+
+bool DnsCheckReport::requiredOk() const {
+    for (const RecordCheck& c : records)
+        if (c.record.level == u"Required" && c.record.type != u"PTR" && c.status != RecordCheck::Status::Ok) return false;
+    return true;
+}
+
+namespace {
+
+DnsType typeOf(const QString& t) {
+    if (t == u"MX") return DnsType::MX;
+    if (t == u"A") return DnsType::A;
+    if (t == u"AAAA") return DnsType::AAAA;
+    if (t == u"TXT") return DnsType::TXT;
+    if (t == u"SRV") return DnsType::SRV;
+    if (t == u"CNAME") return DnsType::CNAME;
+    if (t == u"CAA") return DnsType::CAA;
+    if (t == u"TLSA") return DnsType::TLSA;
+    return DnsType::PTR;
+}
+
+QString squash(QString s) {
+    s.remove(QLatin1Char(' '));
+    return s.toLower();
+}
+
+QString shown(const DnsRecord& r) {
+    if (r.type == DnsType::TXT) return QString::fromUtf8(r.text());
+    return r.rdata;
+}
+
+}  // namespace
+
+DnsCheckReport checkPublished(const records::HostFacts& facts, Resolver& authoritative, Resolver& recursive) {
+    DnsCheckReport report;
+    const QList<records::Record> wanted = records::buildRecords(facts);
+    for (const records::Record& rec : wanted) {
+        RecordCheck c;
+        c.record = rec;
+        const QString name = records::fqdn(rec, facts.domain);
+        Resolver& dns = rec.type == u"PTR" ? recursive : authoritative;
+        const DnsType type = typeOf(rec.type);
+        DnsAnswer a = dns.query(name.left(name.size() - 1), type);
+        if (type == DnsType::CNAME && a.status == DnsAnswer::Status::NoData) {
+            // A or AAAA at the name instead of the suggested CNAME is just as good.
+            DnsAnswer addr = dns.query(name.left(name.size() - 1), DnsType::A);
+            if (addr.ok()) {
+                c.status = RecordCheck::Status::Ok;
+                c.found = QStringLiteral("A ") + addr.records.first().rdata;
+                report.records << c;
+                continue;
+            }
+        }
+        if (!a.ok() && !a.isNegative()) {
+            c.status = RecordCheck::Status::Unknown;
+            c.found = QStringLiteral("query failed: %1").arg(a.error.isEmpty() ? toString(a.status) : a.error);
+            c.fix = QStringLiteral("check that the domain's name servers answer");
+            report.records << c;
+            continue;
+        }
+        QStringList found;
+        for (const DnsRecord& r : a.records) found << shown(r);
+        c.found = found.join(QStringLiteral(" | "));
+        bool match = false;
+        for (const DnsRecord& r : a.records) {
+            const QString v = shown(r);
+            if (rec.type == u"MX") match |= r.preference == rec.priority && r.target + QLatin1Char('.') == rec.value;
+            else if (rec.type == u"A" || rec.type == u"AAAA") match |= rec.value.startsWith(QLatin1Char('<')) || QHostAddress(rec.value) == r.address;
+            else if (rec.type == u"SRV") match |= squash(r.rdata) == squash(QString::number(rec.priority) + rec.value);
+            else if (rec.type == u"TXT") {
+                if (rec.value.startsWith(u"v=spf1")) match |= v.startsWith(u"v=spf1");
+                else if (rec.value.startsWith(u"v=DMARC1")) match |= v.startsWith(u"v=DMARC1");
+                else if (rec.value.startsWith(u"v=TLSRPTv1")) match |= v.startsWith(u"v=TLSRPTv1");
+                else match |= squash(v) == squash(rec.value);
+            } else if (rec.type == u"CNAME" || rec.type == u"PTR") match |= r.target + QLatin1Char('.') == rec.value;
+            else match |= squash(r.rdata) == squash(rec.value);
+        }
+        if (match) {
+            c.status = RecordCheck::Status::Ok;
+        } else if (a.records.isEmpty()) {
+            c.status = RecordCheck::Status::Missing;
+            c.fix = rec.type == u"PTR" ? QStringLiteral("ask your hosting provider to set this PTR record")
+                                       : QStringLiteral("add %1 %2 %3 at your registrar").arg(rec.name, rec.type, rec.value);
+        } else {
+            c.status = RecordCheck::Status::Wrong;
+            c.fix = QStringLiteral("change it to: %1").arg(rec.priority >= 0 ? QString::number(rec.priority) + QLatin1Char(' ') + rec.value : rec.value);
+        }
+        report.records << c;
+    }
+    // DNSSEC and the MX host's addresses.
+    DnsAnswer dnskey = authoritative.query(facts.domain, DnsType::DNSKEY);
+    report.notes << (dnskey.ok() ? QStringLiteral("DNSSEC: the zone is signed (DNSKEY present)")
+                                 : QStringLiteral("DNSSEC: the zone is not signed; DANE (TLSA) needs DNSSEC"));
+    DnsAnswer mxA = recursive.query(facts.hostname, DnsType::A);
+    if (mxA.ok()) {
+        report.notes << QStringLiteral("validating resolver: %1").arg(mxA.authenticated ? QStringLiteral("yes (AD set)") : QStringLiteral("no AD bit"));
+        for (const DnsRecord& r : mxA.records) {
+            DnsAnswer ptr = recursive.query(reverseName(r.address), DnsType::PTR);
+            bool fcrdns = false;
+            for (const DnsRecord& p : ptr.records) fcrdns |= p.target == facts.hostname;
+            report.notes << QStringLiteral("%1 -> %2 -> %3 (%4)")
+                                .arg(facts.hostname, r.address.toString(), ptr.records.isEmpty() ? QStringLiteral("no PTR") : ptr.records.first().target,
+                                     fcrdns ? QStringLiteral("forward-confirmed reverse DNS ok") : QStringLiteral("reverse DNS does not match"));
+            if (!facts.publicV4.isEmpty() || !facts.publicV6.isEmpty()) {
+                const bool ours = facts.publicV4.contains(r.address) || facts.publicV6.contains(r.address);
+                report.notes << QStringLiteral("%1 %2 this server's public address").arg(r.address.toString(), ours ? QStringLiteral("is") : QStringLiteral("is NOT"));
+            }
+        }
+    }
+    return report;
+}
+
+QString renderCheck(const DnsCheckReport& report) {
+    QString out;
+    for (const RecordCheck& c : report.records) {
+        out += QStringLiteral("%1  %2 %3  %4\n").arg(toString(c.status), -8).arg(c.record.name, -24).arg(c.record.type, -5).arg(c.record.level);
+        if (c.status != RecordCheck::Status::Ok) {
+            out += QStringLiteral("          expected: %1%2\n").arg(c.record.priority >= 0 ? QString::number(c.record.priority) + QLatin1Char(' ') : QString(), c.record.value);
+            out += QStringLiteral("          found:    %1\n").arg(c.found.isEmpty() ? QStringLiteral("nothing") : c.found);
+            if (!c.fix.isEmpty()) out += QStringLiteral("          fix:      %1\n").arg(c.fix);
+        }
+    }
+    for (const QString& n : report.notes) out += QStringLiteral("note: %1\n").arg(n);
+    out += report.requiredOk() ? QStringLiteral("All required records are published.\n") : QStringLiteral("Some required records are missing or wrong.\n");
+    return out;
+}
+
+}  // namespace postern::wizard

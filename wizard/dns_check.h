@@ -1,0 +1,41 @@
+// dns_check.h — checking the published DNS records against what Postern expects.
+//
+// checkPublished(facts, authoritative, recursive): for every record of
+// buildRecords(facts), asks the domain's authoritative servers directly
+// (`authoritative`, with recursion off, so no cache hides a fresh or missing
+// record) and classifies it: ok, missing, or wrong (with what was found) and
+// the fix. Policy records the user may tighten (SPF, DMARC) are checked for
+// presence and version tag, not byte for byte. PTR records live in the
+// provider's reverse zone and go through `recursive`, together with
+// forward-confirmed reverse DNS and whether the MX host points at us.
+// DNSSEC: a DNSKEY at the apex means the zone is signed; the AD bit of the
+// recursive resolver says whether it validates.
+#pragma once
+
+#include "records/dns_records.h"
+
+#include "core/dns.h"
+
+#include <QList>
+#include <QString>
+
+namespace postern::wizard {
+
+struct RecordCheck {
+    records::Record record;
+    enum class Status { Ok, Missing, Wrong, Unknown } status = Status::Unknown;
+    QString found;  // what DNS holds (empty when nothing)
+    QString fix;
+};
+QString toString(RecordCheck::Status s);
+
+struct DnsCheckReport {
+    QList<RecordCheck> records;
+    QStringList notes;  // DNSSEC, FCrDNS, ...
+    bool requiredOk() const;
+};
+
+DnsCheckReport checkPublished(const records::HostFacts& facts, Resolver& authoritative, Resolver& recursive);
+QString renderCheck(const DnsCheckReport& report);
+
+}  // namespace postern::wizard
