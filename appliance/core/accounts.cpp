@@ -385,7 +385,8 @@ Status Accounts::removeDomain(const QString& domainIn, bool force) {
         m_users.remove(u.address);
         m_userLines.removeIf([&](const Line& l) { return l.key == u.address; });
     }
-    for (const auto& [src, targets] : as) {
+    for (const auto& alias : as) {
+        const QString src = alias.first;
         m_aliases.remove(src);
         m_aliasLines.removeIf([&](const Line& l) { return l.key == src; });
     }

@@ -408,7 +408,8 @@ QString decodeHeaderText(const QByteArray& raw) {
             continue;
         }
         // A run of plain text.
-        qsizetype j = i;
+        // Always at least one byte, so a "=?" that is not a valid encoded word cannot stall the loop.
+        qsizetype j = i + 1;
         while (j < raw.size() && !isWsp(raw.at(j)) && !(raw.at(j) == '=' && j + 1 < raw.size() && raw.at(j + 1) == '?')) ++j;
         out += QString::fromUtf8(pendingSpace);
         pendingSpace.clear();

@@ -1,0 +1,107 @@
+// tst_message.cpp — the RFC 5322 / MIME reader: header unfolding, RFC 2047
+// words (and inputs that once stalled the decoder), RFC 2231 parameters,
+// address lists with groups, dates, multipart and message/rfc822 structure.
+#include "common/mail/message.h"
+
+#include <QtTest>
+
+using namespace postern::mail;
+
+class TstMessage : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void headerUnfolding() {
+        qsizetype body = 0;
+        Header h = parseHeader("Subject: a\r\n  folded\r\nX-A: 1\r\n\r\nbody", &body);
+        QCOMPARE(h.value("subject"), QByteArray("a folded"));
+        QCOMPARE(h.value("X-A"), QByteArray("1"));
+        QCOMPARE(body, qsizetype(32));
+        Header lf = parseHeader("A: 1\nB: 2\n\nbody");
+        QCOMPARE(lf.fields.size(), 2);
+    }
+
+    void encodedWords_data() {
+        QTest::addColumn<QByteArray>("raw");
+        QTest::addColumn<QString>("text");
+        QTest::newRow("q") << QByteArray("=?utf-8?q?caf=C3=A9?=") << QString::fromUtf8("café");
+        QTest::newRow("b") << QByteArray("=?UTF-8?B?w6k=?=") << QString::fromUtf8("é");
+        QTest::newRow("adjacent words join") << QByteArray("=?utf-8?q?a?= =?utf-8?q?b?=") << QStringLiteral("ab");
+        QTest::newRow("mixed") << QByteArray("Re: =?iso-8859-1?q?Gr=FC=DFe?= aus Berlin") << QString::fromUtf8("Re: Grüße aus Berlin");
+        QTest::newRow("underscore") << QByteArray("=?utf-8?q?a_b?=") << QStringLiteral("a b");
+        QTest::newRow("koi8") << QByteArray("=?koi8-r?b?8NLJ18XU?=") << QString::fromUtf8("Привет");
+        QTest::newRow("not a word") << QByteArray("a =? b") << QStringLiteral("a =? b");
+        QTest::newRow("broken word") << QByteArray("=?utf-8?x?abc?=") << QStringLiteral("=?utf-8?x?abc?=");
+        QTest::newRow("stall regression") << QByteArray("=?u=?q?caf") << QStringLiteral("=?u=?q?caf");
+        QTest::newRow("raw utf8") << QByteArray("caf\xc3\xa9") << QString::fromUtf8("café");
+    }
+    void encodedWords() {
+        QFETCH(QByteArray, raw);
+        QFETCH(QString, text);
+        QCOMPARE(decodeHeaderText(raw), text);
+    }
+
+    void addresses() {
+        const QList<Address> a = parseAddressList("\"Doe, John\" <john@x.test>, plain@y.test, Team: a@z.test, b@z.test;, (comment) c@w.test");
+        QCOMPARE(a.size(), 7);
+        QCOMPARE(a.at(0).name, QStringLiteral("Doe, John"));
+        QCOMPARE(a.at(0).local, QStringLiteral("john"));
+        QCOMPARE(a.at(0).domain, QStringLiteral("x.test"));
+        QCOMPARE(a.at(1).local + QLatin1Char('@') + a.at(1).domain, QStringLiteral("plain@y.test"));
+        QVERIFY(a.at(2).groupStart);
+        QCOMPARE(a.at(2).local, QStringLiteral("Team"));
+        QVERIFY(a.at(5).groupEnd);
+        QCOMPARE(a.at(6).domain, QStringLiteral("w.test"));
+        QCOMPARE(parseAddressList("=?utf-8?q?J=C3=B6rg?= <j@x.test>").first().name, QString::fromUtf8("Jörg"));
+        QVERIFY(parseAddressList("").isEmpty());
+    }
+
+    void dates() {
+        QCOMPARE(parseDate("Tue, 24 Nov 2026 10:00:00 +0100").toUTC(), QDateTime(QDate(2026, 11, 24), QTime(9, 0), Qt::UTC));
+        QCOMPARE(parseDate("24 Nov 26 10:00 GMT").toUTC(), QDateTime(QDate(2026, 11, 24), QTime(10, 0), Qt::UTC));
+        QCOMPARE(parseDate("Mon, 1 Jan 2024 00:00:00 EST (comment)").toUTC(), QDateTime(QDate(2024, 1, 1), QTime(5, 0), Qt::UTC));
+        QVERIFY(!parseDate("yesterday").isValid());
+        QVERIFY(!parseDate("32 Jan 2024 00:00:00 +0000").isValid());
+    }
+
+    void mimeStructure() {
+        const QByteArray msg =
+            "Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\npre\r\n--B\r\nContent-Type: text/plain; charset*=utf-8''a%20b\r\n\r\n"
+            "hello\r\n--B\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nContent-Type: multipart/alternative; boundary=C\r\n\r\n"
+            "--C\r\n\r\ntext\r\n--C\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--C--\r\n--B--\r\nepilogue\r\n";
+        MimePart root = parseMime(msg);
+        QVERIFY(root.isMultipart());
+        QCOMPARE(root.children.size(), 2);
+        QCOMPARE(root.children.at(0).params.get(QStringLiteral("charset")), QStringLiteral("a b"));  // RFC 2231 value decoded
+        QCOMPARE(msg.mid(root.children.at(0).bodyStart, root.children.at(0).bodyEnd - root.children.at(0).bodyStart), QByteArray("hello"));
+        const MimePart& rfc822 = root.children.at(1);
+        QVERIFY(rfc822.isMessage());
+        QCOMPARE(rfc822.children.size(), 1);
+        const MimePart& inner = rfc822.children.first();
+        QCOMPARE(inner.subtype, QStringLiteral("alternative"));
+        QCOMPARE(inner.children.size(), 2);
+        QCOMPARE(inner.children.at(1).subtype, QStringLiteral("html"));
+    }
+
+    void nestingIsBounded() {
+        QByteArray msg;
+        for (int i = 0; i < 200; ++i) msg += "Content-Type: message/rfc822\r\n\r\n";
+        msg += "end\r\n";
+        MimePart root = parseMime(msg);
+        int depth = 0;
+        const MimePart* p = &root;
+        while (!p->children.isEmpty()) {
+            p = &p->children.first();
+            ++depth;
+        }
+        QVERIFY(depth <= kMaxDepth);
+    }
+
+    void transferEncodings() {
+        QCOMPARE(decodeTransferEncoding("H=C3=A9llo=\r\n world", QStringLiteral("quoted-printable")), QByteArray("H\xc3\xa9llo world"));
+        QCOMPARE(decodeTransferEncoding("aGVs\r\nbG8=", QStringLiteral("base64")), QByteArray("hello"));
+        QCOMPARE(decodeTransferEncoding("as is", QStringLiteral("8bit")), QByteArray("as is"));
+    }
+};
+
+QTEST_GUILESS_MAIN(TstMessage)
+#include "tst_message.moc"
