@@ -36,6 +36,7 @@ QList<Command> allCommands() {
     addConfigCommands(cmds);
     addDnsCommands(cmds);
     addStatusCommands(cmds);
+    addQueueCommands(cmds);
     return cmds;
 }
 

@@ -47,6 +47,7 @@ void addAccountCommands(QList<Command>& out);
 void addConfigCommands(QList<Command>& out);
 void addDnsCommands(QList<Command>& out);
 void addStatusCommands(QList<Command>& out);
+void addQueueCommands(QList<Command>& out);
 
 QList<Command> allCommands();
 int runCtl(const QStringList& arguments, QTextStream& out, QTextStream& err);

@@ -1,6 +1,7 @@
 // message.cpp — see message.h.
 #include "message.h"
 
+#include <QLocale>
 #include <QTimeZone>
 
 #include <cerrno>
@@ -623,6 +624,14 @@ QByteArray decodeTransferEncoding(const QByteArray& body, const QString& encodin
         return out;
     }
     return body;
+}
+
+QString formatDate(const QDateTime& when) {
+    const QDateTime local = when.toLocalTime();
+    const int secs = local.offsetFromUtc();
+    const int mins = std::abs(secs) / 60;
+    return QLocale::c().toString(local, QStringLiteral("ddd, dd MMM yyyy HH:mm:ss ")) +
+           QStringLiteral("%1%2%3").arg(secs < 0 ? QLatin1Char('-') : QLatin1Char('+')).arg(mins / 60, 2, 10, QLatin1Char('0')).arg(mins % 60, 2, 10, QLatin1Char('0'));
 }
 
 }  // namespace postern::mail

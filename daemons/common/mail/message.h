@@ -79,6 +79,8 @@ struct Address {
 QList<Address> parseAddressList(const QByteArray& raw);
 
 QDateTime parseDate(const QByteArray& raw);
+// RFC 5322 3.3 date-time in local time with a numeric zone: "Tue, 24 Nov 2026 18:00:00 +0000".
+QString formatDate(const QDateTime& when);
 
 // Decode a body with its transfer encoding (base64, quoted-printable; others as is).
 QByteArray decodeTransferEncoding(const QByteArray& body, const QString& encoding);
