@@ -13,7 +13,7 @@
 # the test suite starts its own instances on free loopback ports.
 set -eu
 
-BUILD_PKGS="build-essential cmake ninja-build pkg-config ccache git
+BUILD_PKGS="publicsuffix build-essential cmake ninja-build pkg-config ccache git
  qt6-base-dev qt6-base-dev-tools qt6-httpserver-dev qt6-websockets-dev
  libldns-dev ldnsutils libssl-dev openssl libargon2-dev libcrypt-dev libsqlite3-dev
  ca-certificates"

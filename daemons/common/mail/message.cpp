@@ -41,12 +41,15 @@ Header parseHeaderRange(const QByteArray& d, qsizetype start, qsizetype end, qsi
         while (line.endsWith('\n') || line.endsWith('\r')) line.chop(1);
         if (!line.isEmpty() && isWsp(line.at(0)) && !h.fields.isEmpty()) {
             h.fields.last().value += ' ' + line.trimmed();  // unfold (RFC 5322 2.2.3)
+            h.fields.last().end = le;
         } else {
             const qsizetype colon = line.indexOf(':');
             if (colon > 0 && h.fields.size() < kMaxFields) {
                 HeaderField f;
                 f.name = line.left(colon).trimmed();
                 f.value = line.mid(colon + 1).trimmed();
+                f.start = pos;
+                f.end = le;
                 h.fields.append(f);
             }
         }

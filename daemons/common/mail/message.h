@@ -32,6 +32,7 @@ inline constexpr int kMaxFields = 5000;
 struct HeaderField {
     QByteArray name;   // as written
     QByteArray value;  // unfolded (CRLF+WSP -> WSP), leading space trimmed
+    qsizetype start = 0, end = 0;  // [start, end) of the field in the message, continuation lines included
 };
 
 struct Header {

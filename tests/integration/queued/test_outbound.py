@@ -194,7 +194,9 @@ class Outbound(unittest.TestCase):
         cls.selectors = sorted(records)
         assert len(records) == 2, records
         zones = {
-            "example.test": zone("example.test", ["@ IN MX 10 mail", "mail IN A 127.0.0.1"] +
+            "example.test": zone("example.test", ["@ IN MX 10 mail", "mail IN A 127.0.0.1",
+                                                  '@ IN TXT "v=spf1 ip4:127.0.0.0/8 -all"',
+                                                  '_dmarc IN TXT "v=DMARC1; p=reject"'] +
                                  [f"{sel}._domainkey IN TXT {txt(val)}" for sel, val in records.items()]),
             "other.test": zone("other.test", ["@ IN MX 10 mail", "mail IN A 127.0.0.2"]),
             "tempfail.test": zone("tempfail.test", ["@ IN MX 10 mx", "mx IN A 127.0.0.3"]),
@@ -244,7 +246,7 @@ class Outbound(unittest.TestCase):
         threading.Thread(target=cls.https.serve_forever, daemon=True).start()
 
         common = {"dns.servers": cls.nsd.server}
-        for key, value in common.items():
+        for key, value in {**common, "smtp.sender_auth": "true"}.items():
             cls.b.set_conf(key, value)
         for key, value in {**common, "outbound.mx_port": str(cls.mx_port), "outbound.mta_sts_port": str(cls.sts_port),
                            "outbound.ca_file": cls.cafile, "queue.retry_min": "1s", "queue.retry_max": "2s",
@@ -338,6 +340,12 @@ class Outbound(unittest.TestCase):
         tampered = raw.replace(b"Subject: to other instance", b"Subject: to other instancf")
         self.assertFalse(dkim.DKIM(tampered).verify(idx=0, dnsfunc=self.dns_txt))
         self.assertIn(b"Return-Path: <alice@example.test>", raw)
+        # B checked what it received: SPF (127.0.0.0/8), both signatures, DMARC aligned.
+        results = email.message_from_bytes(raw)["Authentication-Results"]
+        self.assertTrue(results.startswith("mail.other.test;"), results)
+        self.assertIn("spf=pass", results)
+        self.assertEqual(results.count("dkim=pass header.d=example.test"), 2, results)
+        self.assertIn("dmarc=pass (p=reject) header.from=example.test", results)
         self.wait_queue_without("bob@other.test")
         log = self.a.log()
         self.assertIn("delivery.remote", log)
