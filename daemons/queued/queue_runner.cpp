@@ -773,6 +773,7 @@ void QueueRunner::applyResult(const std::shared_ptr<DomainJob>& job, const Targe
                                           .add("relay", where)
                                           .add("tls", result.tlsVersion.isEmpty() ? QStringLiteral("none") : result.tlsVersion)
                                           .add("verified", result.tlsVerified)
+                                          .add("tls_policy", target.tls.reason.isEmpty() ? QStringLiteral("opportunistic") : target.tls.reason)
                                           .add("status", spool::toString(r.status))
                                           .add("reply", diagnostic));
     }

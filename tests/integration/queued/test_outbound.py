@@ -15,6 +15,7 @@ implementation, with its DNS lookups answered by the same NSD.
 """
 
 import email
+import hashlib
 import email.policy
 import os
 import shutil
@@ -85,7 +86,10 @@ class Sink:
                         self.reply("250-sink\r\n" + extra + "250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 10000000")
                     elif verb == "STARTTLS" and tls and not encrypted:
                         self.reply("220 2.0.0 go ahead")
-                        self.request = tls.wrap_socket(self.request, server_side=True)
+                        try:
+                            self.request = tls.wrap_socket(self.request, server_side=True)
+                        except (ssl.SSLError, OSError):
+                            return  # the client gave up in the handshake (e.g. DANE mismatch)
                         self.rfile = self.request.makefile("rb")
                         self.wfile = self.request.makefile("wb")
                         encrypted = True
@@ -467,6 +471,123 @@ class Outbound(unittest.TestCase):
             for key in ("relay.host", "relay.user", "relay.password_file"):
                 self.a.ctl("config", "unset", key)
             self.a.procs["postern-queued"].send_signal(signal.SIGHUP)
+
+class Unbound:
+    """A validating unbound on 127.0.0.1:<free port> that knows only `zones`
+    (stubs to `nsd_port`) and trusts `anchor_file` (DNSKEY lines). The root
+    is stubbed to the same NSD, so nothing ever leaves the machine."""
+
+    def __init__(self, root, nsd_port, zones, anchor_file):
+        self.port = free_port(socket.SOCK_DGRAM)
+        conf = os.path.join(root, "unbound.conf")
+        lines = ["server:", f"  interface: 127.0.0.1@{self.port}", f"  port: {self.port}", "  do-ip6: no",
+                 '  username: ""', '  chroot: ""', f'  directory: "{root}"', f'  pidfile: "{root}/unbound.pid"',
+                 "  use-syslog: no", f'  logfile: "{root}/unbound.log"', "  verbosity: 1", "  val-log-level: 2",
+                 "  do-not-query-localhost: no", '  module-config: "validator iterator"', "  qname-minimisation: no",
+                 f'  trust-anchor-file: "{anchor_file}"', "  access-control: 127.0.0.0/8 allow", "  num-threads: 1",
+                 '  local-zone: "test." nodefault']  # RFC 6761 names are answered locally by default
+        for z in list(zones) + ["."]:
+            lines += ["stub-zone:", f'  name: "{z}"', f"  stub-addr: 127.0.0.1@{nsd_port}"]
+        with open(conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        subprocess.run(["unbound-checkconf", conf], check=True, capture_output=True)
+        self.proc = subprocess.Popen(["unbound", "-d", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.root = root
+
+        def answers():
+            p = subprocess.run(["drill", "-D", "-p", str(self.port), "@127.0.0.1", zones[0], "SOA"], capture_output=True, text=True)
+            return p.returncode == 0 and "NOERROR" in p.stdout and " ad " in p.stdout.split("flags:")[1].split(";")[0] + " "
+
+        wait_for(answers, timeout=30, what="unbound to validate " + zones[0])
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+class Dane(unittest.TestCase):
+    """DANE (RFC 7672): a DNSSEC-signed zone (dnssec-signzone) served by NSD,
+    validated by unbound; the MX publishes TLSA 3 1 1 for its certificate."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="postern-dane-")
+        os.chmod(cls.tmp, 0o755)
+        cls.mx_port = free_port()
+        cert, key = os.path.join(cls.tmp, "mx.pem"), os.path.join(cls.tmp, "mx.key")
+        make_cert(cert, key, ["mx.dane.test", "mx.bad.dane.test"])
+        pub = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey", "-noout"], capture_output=True, check=True).stdout
+        spki = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub, capture_output=True, check=True).stdout
+        digest = hashlib.sha256(spki).hexdigest()
+        p = cls.mx_port
+        text = zone("dane.test", ["@ IN MX 10 mx", "mx IN A 127.0.0.10", f"_{p}._tcp.mx IN TLSA 3 1 1 {digest}",
+                                  "bad IN MX 10 mx.bad", "mx.bad IN A 127.0.0.11",
+                                  f"_{p}._tcp.mx.bad IN TLSA 3 1 1 {'00' * 32}"])
+        unsigned = os.path.join(cls.tmp, "dane.test.zone")
+        with open(unsigned, "w") as f:
+            f.write(text)
+        keys = os.path.join(cls.tmp, "keys")
+        os.makedirs(keys)
+        for extra in (["-f", "KSK"], []):
+            subprocess.run(["dnssec-keygen", "-q", "-K", keys, "-a", "ECDSAP256SHA256", *extra, "-n", "ZONE", "dane.test"],
+                           check=True, capture_output=True)
+        signed = os.path.join(cls.tmp, "dane.test.signed")
+        subprocess.run(["dnssec-signzone", "-q", "-S", "-K", keys, "-o", "dane.test", "-f", signed, unsigned],
+                       check=True, capture_output=True)
+        anchor = os.path.join(cls.tmp, "anchor.key")
+        with open(anchor, "w") as out:
+            for name in os.listdir(keys):
+                if name.endswith(".key"):
+                    with open(os.path.join(keys, name)) as f:
+                        for line in f:
+                            if " 257 " in line and not line.startswith(";"):
+                                out.write(line)
+        with open(signed) as f:
+            cls.nsd = Nsd({"dane.test": f.read()})
+        cls.unbound = Unbound(cls.tmp, cls.nsd.port, ["dane.test"], anchor)
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(cert, key)
+        cls.good = Sink("127.0.0.10", cls.mx_port, "accept", tls=tls)
+        cls.bad = Sink("127.0.0.11", cls.mx_port, "accept", tls=tls)
+        cls.a = Instance(domain="example.test")
+        for k, v in {"dns.servers": f"127.0.0.1:{cls.unbound.port}", "outbound.mx_port": str(cls.mx_port),
+                     "queue.retry_min": "1s", "queue.retry_max": "2s", "outbound.connect_timeout": "3s",
+                     "outbound.command_timeout": "5s", "queue.delay_warning": "0", "outbound.mta_sts": "false"}.items():
+            cls.a.set_conf(k, v)
+        cls.a.start("postern-smtpd")
+        cls.a.start("postern-queued")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.good.close()
+        cls.bad.close()
+        cls.a.close()
+        cls.unbound.close()
+        cls.nsd.close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def send(self, rcpt, subject):
+        msg = f"From: alice@example.test\r\nTo: {rcpt}\r\nSubject: {subject}\r\n\r\nHi.\r\n"
+        with smtplib.SMTP("127.0.0.1", self.a.port("postern-smtpd", "submission"), timeout=30) as s:
+            s.starttls(context=self.a.client_tls_context())
+            s.login("alice@example.test", "alice-password-1")
+            s.sendmail("alice@example.test", [rcpt], msg.encode())
+
+    def test_tlsa_match_delivers(self):
+        # The certificate is self-signed for mx.dane.test: PKIX would fail, the TLSA record vouches for it.
+        self.send("x@dane.test", "dane good")
+        wait_for(lambda: self.good.messages, timeout=60, what="delivery under DANE")
+        self.assertIn(b"Subject: dane good", self.good.messages[0][2])
+        log = self.a.log()
+        self.assertRegex(log, r"delivery.remote .*to=x@dane.test .*tls=TLSv1\.[23] .*tls_policy=dane status=sent")
+
+    def test_tlsa_mismatch_is_not_delivered(self):
+        self.send("y@bad.dane.test", "dane bad")
+        out = wait_for(lambda: (lambda q: q if "matches no TLSA record" in q else None)(self.a.ctl("queue", "list").stdout),
+                       timeout=60, what="the DANE refusal in the queue")
+        self.assertIn("y@bad.dane.test", out)
+        self.assertEqual(self.bad.messages, [])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
