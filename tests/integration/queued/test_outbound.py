@@ -433,6 +433,11 @@ class Outbound(unittest.TestCase):
         self.send(["one@accept.test", "two@hold.test"], "two domains")
         wait_for(lambda: accept.messages and hold.data_started.is_set(), timeout=60,
                  what="accept.test delivered and hold.test inside DATA")
+        # Confirmed = the 250 was received and recorded in the envelope on disk. (Between the
+        # peer's 250 and that record a crash can duplicate, as RFC 5321 6.1 accepts.)
+        qid = self.queue_id_for("two@hold.test")
+        wait_for(lambda: "recipient: <one@accept.test> sent" in self.a.ctl("queue", "show", qid).stdout, timeout=30,
+                 what="one@accept.test recorded as sent")
         self.a.kill9("postern-queued")
         hold.release.set()
         self.a.start("postern-queued")
