@@ -261,7 +261,26 @@ int runWizard(const WizardOptions& opt) {
     findings << checkFirewall();
     if (!opt.skipNetworkChecks) {
         const qsizetype colon = opt.outboundProbe.lastIndexOf(QLatin1Char(':'));
-        findings << checkOutbound25(opt.outboundProbe.left(colon), quint16(opt.outboundProbe.mid(colon + 1).toUInt()), 3000);
+        const Finding out25 = checkOutbound25(opt.outboundProbe.left(colon), quint16(opt.outboundProbe.mid(colon + 1).toUInt()), 3000);
+        findings << out25;
+        if (out25.severity != Severity::Ok && interactive && a.smarthost.isEmpty()) {
+            // Outbound port 25 is blocked here: offer the provider's relay (smarthost) now.
+            con.say(QStringLiteral("  Outbound port 25 seems blocked: %1").arg(out25.observed));
+            a.smarthost = con.ask(QStringLiteral("Smarthost for outgoing mail, HOST:PORT (587 STARTTLS or 465 TLS; empty: none)"), QString(),
+                                  [](const QString& v) {
+                                      if (v.isEmpty()) return QString();
+                                      const qsizetype c = v.lastIndexOf(QLatin1Char(':'));
+                                      bool ok = false;
+                                      const uint port = c > 0 ? v.mid(c + 1).toUInt(&ok) : 0;
+                                      return c > 0 && ok && port > 0 && port < 65536 ? QString() : QStringLiteral("write it as HOST:PORT, e.g. smtp.provider.net:587");
+                                  });
+            if (!a.smarthost.isEmpty()) {
+                a.smarthostUser = con.ask(QStringLiteral("Smarthost login (empty: no login)"), QString(), [](const QString&) { return QString(); });
+                if (!a.smarthostUser.isEmpty())
+                    a.smarthostPassword = con.ask(QStringLiteral("Smarthost password"), QString(),
+                                                  [](const QString& v) { return v.isEmpty() ? QStringLiteral("enter the password") : QString(); }, true);
+            }
+        }
         if (!isReservedDomain(a.domain)) {
             QList<DnsServer> servers;
             for (const QString& s : a.dnsServers)

@@ -179,10 +179,10 @@ RunnerSettings runnerSettings(const Config& c) {
     s.dane = c.flag(QStringLiteral("outbound.dane"));
     s.mtaSts = c.flag(QStringLiteral("outbound.mta_sts"));
     s.dkimSign = c.flag(QStringLiteral("dkim.sign"));
-    s.caFile = c.string(QStringLiteral("outbound.ca_file"));
+    s.caFile = c.path(QStringLiteral("outbound.ca_file"));
     s.relayHost = c.string(QStringLiteral("relay.host"));
     s.relayUser = c.string(QStringLiteral("relay.user"));
-    s.relayPasswordFile = c.string(QStringLiteral("relay.password_file"));
+    s.relayPasswordFile = c.path(QStringLiteral("relay.password_file"));
     s.relayImplicitTls = c.string(QStringLiteral("relay.tls")) == QStringLiteral("implicit");
     for (const QString& server : c.list(QStringLiteral("dns.servers"))) {
         if (auto parsed = parseDnsServer(server)) s.dnsServers << *parsed;

@@ -85,6 +85,25 @@ class Wizard(unittest.TestCase):
                         "--bind", "127.0.0.1", *ALL_ZERO, "--no-launch", "--skip-network-checks")
         self.assertIn("postern.conf: hostname = mail.example.org (was mx.example.org)", p.stdout)
 
+    def test_smarthost(self):
+        secret = os.path.join(self.tmp, "relay-secret")
+        with open(secret, "w") as f:
+            f.write("s3cret-relay\n")
+        p = self.wizard("--non-interactive", "--domain", "example.org", "--user", "alice@example.org", "--password-file", self.pwfile,
+                        "--bind", "127.0.0.1", *ALL_ZERO, "--smarthost", "smtp.provider.test:465", "--smarthost-user", "me@provider.test",
+                        "--smarthost-password-file", secret, "--no-launch", "--skip-network-checks")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        show = ctl(self.cfg, "config", "show", "--changed").stdout
+        self.assertIn("relay.host = smtp.provider.test:465\n", show)
+        self.assertIn("relay.tls = implicit\n", show)
+        self.assertIn("relay.user = me@provider.test\n", show)
+        self.assertIn("relay.password_file = relay-password\n", show)
+        path = os.path.join(self.cfg, "relay-password")
+        self.assertEqual(open(path).read(), "s3cret-relay\n")
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o640)
+        self.assertNotIn("s3cret-relay", open(os.path.join(self.cfg, "postern.conf")).read())
+        self.assertNotIn("s3cret-relay", p.stdout + p.stderr)
+
     def check_zone(self):
         zone = open(os.path.join(self.cfg, "dns-records.zone")).read()
         full = os.path.join(self.tmp, "full.zone")
