@@ -395,7 +395,21 @@ class Outbound(unittest.TestCase):
 
     def test_5_silent_peer_times_out_and_stays_queued(self):
         sink = self.sinks["silent"]
+        self.a.set_conf("queue.delay_warning", "1s")
+        reloads = self.a.log().count(" reloaded")
+        self.a.procs["postern-queued"].send_signal(signal.SIGHUP)
+        wait_for(lambda: self.a.log().count(" reloaded") > reloads, timeout=20, what="reload")
         self.send(["x@silent.test"], "to a silent peer")
+        # Still undelivered after queue.delay_warning: one delay notice (RFC 3464 Action: delayed).
+        found = wait_for(lambda: self.bounces_for_alice("x@silent.test"), timeout=60, what="a delay notice")
+        raw, m = found[0]
+        self.assertEqual(m["Subject"], "Delayed Mail (still being retried)")
+        rcpt = self.delivery_status(m)[1]
+        self.assertEqual(rcpt["Action"], "delayed")
+        self.assertTrue(rcpt["Status"].startswith("4."), rcpt["Status"])
+        self.assertIn("Will-Retry-Until", rcpt)
+        self.a.set_conf("queue.delay_warning", "0")
+        self.a.procs["postern-queued"].send_signal(signal.SIGHUP)
         wait_for(lambda: "timeout talking to mx.silent.test" in self.queue(), timeout=60, what="a timeout in the queue")
         qid = self.queue_id_for("x@silent.test")
         self.assertIsNotNone(qid, self.queue())
@@ -413,7 +427,7 @@ class Outbound(unittest.TestCase):
         wait_for(lambda: self.a.ctl("queue", "delete", qid, check=False).returncode == 0, timeout=30,
                  what="delete (between attempts)")
         self.assertNotIn("x@silent.test", self.queue())
-        self.assertFalse(self.bounces_for_alice("x@silent.test"))  # delete does not bounce
+        self.assertEqual(len(self.bounces_for_alice("x@silent.test")), 1)  # only the delay notice: delete does not bounce
         bad = self.a.ctl("queue", "show", "../../etc/passwd", check=False)
         self.assertEqual(bad.returncode, 2)
 
