@@ -355,15 +355,20 @@ QString PortResult::summary() const {
     auto one = [](const ProbeResult& r) {
         QString s;
         switch (r.status) {
-        case PortStatus::Open: s = QStringLiteral("open (accepted by %1)").arg(r.decision.by); break;
-        case PortStatus::Blocked: s = QStringLiteral("blocked by %1").arg(r.decision.by); break;
-        default: s = QStringLiteral("unknown: %1").arg(r.reason); break;
+        case PortStatus::Open: s = QStringLiteral("accepted by %1").arg(r.decision.by); break;
+        case PortStatus::Blocked:
+            s = QStringLiteral("%1 by %2").arg(r.decision.verdict == Verdict::Reject ? QStringLiteral("rejected") : QStringLiteral("dropped"), r.decision.by);
+            break;
+        default: s = r.reason; break;
         }
         for (const Decision& e : r.exceptions) {
             QStringList texts;
             for (const Condition& c : e.conditions) texts << c.text;
             s += QStringLiteral("; %1 when %2 (by %3)")
-                     .arg(e.verdict == Verdict::Accept ? QStringLiteral("accepted") : toString(e.verdict) + QStringLiteral("ed"),
+                     .arg(e.verdict == Verdict::Accept   ? QStringLiteral("accepted")
+                          : e.verdict == Verdict::Drop   ? QStringLiteral("dropped")
+                          : e.verdict == Verdict::Reject ? QStringLiteral("rejected")
+                                                         : toString(e.verdict),
                           texts.join(QStringLiteral(" and ")), e.by);
         }
         return s;
