@@ -159,7 +159,12 @@ Snapshot takeSnapshot(const Runner& runner) {
     }
     for (const QNetworkInterface& i : QNetworkInterface::allInterfaces()) {
         const auto f = i.flags();
-        if (f.testFlag(QNetworkInterface::IsUp) && !f.testFlag(QNetworkInterface::IsLoopBack)) s.interfaces << i.name();
+        if (!f.testFlag(QNetworkInterface::IsUp) || f.testFlag(QNetworkInterface::IsLoopBack)) continue;
+        // Bridges and veths of local containers: remote clients do not arrive on them.
+        static const char* const kLocalOnly[] = {"docker", "br-", "veth", "virbr", "cni", "podman", "lxcbr", "flannel"};
+        if (std::any_of(std::begin(kLocalOnly), std::end(kLocalOnly), [&](const char* p) { return i.name().startsWith(QLatin1String(p)); }))
+            continue;
+        s.interfaces << i.name();
     }
     std::sort(s.interfaces.begin(), s.interfaces.end());
     s.container = detectContainer();

@@ -77,7 +77,7 @@ struct Snapshot {
     QString firewalldState;        // "running", "not running"
     QString firewalldZone;         // default zone
     QString firewalldListAll;      // `firewall-cmd --list-all`
-    QStringList interfaces;        // non-loopback interfaces that are up
+    QStringList interfaces;        // interfaces that are up, without loopback and local container bridges/veths
     ContainerInfo container;
     bool root = true;              // false: the rulesets could not be read
 };

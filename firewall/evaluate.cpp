@@ -49,6 +49,8 @@ TermMatch matchTerm(const Term& t, const Probe& p) {
     case T::SrcPort: return maybe(ConditionKind::Source);
     case T::Family: return {yesIf(t.family == p.family, t.negate)};
     case T::InInterface: {
+        // A remote client never arrives on loopback; other names depend on the unknown interface.
+        if (p.iif.isEmpty() && t.names == QStringList{QStringLiteral("lo")}) return {yesIf(false, t.negate)};
         if (p.iif.isEmpty()) return maybe(ConditionKind::Interface);
         bool any = false;
         for (const QString& n : t.names) any = any || interfaceMatches(n, p.iif);
@@ -124,7 +126,8 @@ RuleMatch matchRule(const Chain& chain, int index, const Probe& p) {
     out.genericMatches = allTypical;
     const QString where = describeRule(chain, index);
     const QString what = maybeTexts.join(QStringLiteral(" and "));
-    out.conditions << Condition{strongest, (allTypical ? QStringLiteral("not (%1)").arg(what) : what) + QStringLiteral(" [") + where + QLatin1Char(']')};
+    // When the typical client matches (a rate limit not exceeded), the other branch is "over the limit".
+    out.conditions << Condition{strongest, (allTypical ? QStringLiteral("the client exceeds %1").arg(what) : what) + QStringLiteral(" [") + where + QLatin1Char(']')};
     return out;
 }
 
@@ -277,7 +280,7 @@ ProbeResult Evaluator::evaluate(const Probe& probe) const {
                 }
                 const QString by = describeRule(*where, rule);
                 if (v == Verdict::Accept) {
-                    q.decision.acceptedBy << by;
+                    if (c->type == u"filter") q.decision.acceptedBy << by;  // NAT chains do not filter
                 } else {
                     q.done = true;
                     Decision& d = q.decision;
@@ -364,12 +367,20 @@ QString PortResult::summary() const {
         for (const Decision& e : r.exceptions) {
             QStringList texts;
             for (const Condition& c : e.conditions) texts << c.text;
+            QStringList by;
+            for (const QString& a : e.acceptedBy)
+                if (!a.startsWith(u"policy ")) by << a;
+            const QString decider = e.verdict == Verdict::Accept ? (by.isEmpty() ? e.by : by.join(QStringLiteral("; "))) : e.by;
+            if (texts.size() == 1 && texts.first().contains(decider)) {
+                s += QStringLiteral("; %1 when %2").arg(e.verdict == Verdict::Accept ? QStringLiteral("accepted") : toString(e.verdict), texts.first());
+                continue;
+            }
             s += QStringLiteral("; %1 when %2 (by %3)")
                      .arg(e.verdict == Verdict::Accept   ? QStringLiteral("accepted")
                           : e.verdict == Verdict::Drop   ? QStringLiteral("dropped")
                           : e.verdict == Verdict::Reject ? QStringLiteral("rejected")
                                                          : toString(e.verdict),
-                          texts.join(QStringLiteral(" and ")), e.by);
+                          texts.join(QStringLiteral(" and ")), decider);
         }
         return s;
     };

@@ -324,16 +324,31 @@ QStringList splitIptablesLine(const QString& line, QList<bool>* quoted) {
     return out;
 }
 
-QStringList iptablesTables(const QByteArray& text) {
+QStringList incompatibleTables(const QByteArray& text) {
     QStringList out;
-    for (const QByteArray& line : text.split('\n'))
-        if (line.startsWith('*')) out << QString::fromUtf8(line.mid(1).trimmed());
+    for (const QByteArray& line : text.split('\n')) {
+        if (!line.startsWith("# Table `") || !line.contains("incompatible")) continue;
+        const qsizetype end = line.indexOf('\'', 9);
+        if (end > 9) out << QString::fromUtf8(line.mid(9, end - 9));
+    }
+    return out;
+}
+
+QStringList iptablesTables(const QByteArray& text) {
+    const QStringList skip = incompatibleTables(text);
+    QStringList out;
+    for (const QByteArray& line : text.split('\n')) {
+        const QString t = QString::fromUtf8(line.mid(1).trimmed());
+        if (line.startsWith('*') && !skip.contains(t)) out << t;
+    }
     return out;
 }
 
 Result<Ruleset> parseIptablesSave(const QByteArray& text, IpFamily family, const QString& backend) {
     if (text.size() > kMaxIptablesSaveBytes) return Result<Ruleset>::fail(QStringLiteral("iptables-save output larger than 32 MiB"));
     Ruleset out;
+    const QStringList incompatible = incompatibleTables(text);
+    bool skipping = false;
     QString table;
     QHash<QString, int> chains;  // "table chain" -> index
     const QString fam = family == IpFamily::V4 ? QStringLiteral("ip") : QStringLiteral("ip6");
@@ -346,12 +361,15 @@ Result<Ruleset> parseIptablesSave(const QByteArray& text, IpFamily family, const
         if (line.isEmpty() || line.startsWith(QLatin1Char('#'))) continue;
         if (line.startsWith(QLatin1Char('*'))) {
             table = line.mid(1);
+            skipping = incompatible.contains(table);
             continue;
         }
         if (line == u"COMMIT") {
             table.clear();
+            skipping = false;
             continue;
         }
+        if (skipping) continue;
         if (table.isEmpty()) return fail(QStringLiteral("rule or chain outside a table"));
         if (line.startsWith(QLatin1Char(':'))) {
             const QStringList parts = line.mid(1).split(QLatin1Char(' '), Qt::SkipEmptyParts);

@@ -31,8 +31,13 @@ inline constexpr qsizetype kMaxIptablesLine = 64 * 1024;
 // backend: "iptables-nft" or "iptables-legacy"; family decides ip / ip6.
 Result<Ruleset> parseIptablesSave(const QByteArray& text, IpFamily family, const QString& backend);
 
-// Tables listed in the output ("filter", "nat", ...), for detection.
+// Tables listed in the output ("filter", "nat", ...) that iptables can
+// represent; tables iptables-nft marks as incompatible (created with nft) are
+// left out, as they are by parseIptablesSave().
 QStringList iptablesTables(const QByteArray& text);
+// Tables iptables-nft reports as incompatible ("# Table `nat' is incompatible",
+// "# Table `nat' contains incompatible base-chains"): nft must read those.
+QStringList incompatibleTables(const QByteArray& text);
 
 // Splits one rule line into words the way iptables-restore does (double
 // quotes group, backslash escapes inside quotes). Exposed for tests.
