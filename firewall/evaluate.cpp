@@ -76,6 +76,7 @@ TermMatch matchTerm(const Term& t, const Probe& p) {
     case T::PktType: return {yesIf(t.names.contains(QStringLiteral("host")) || t.names.contains(QStringLiteral("unicast")), t.negate)};
     case T::DstAddrType: return {yesIf(t.names.contains(QStringLiteral("LOCAL")), t.negate)};
     case T::SrcAddrType: return {yesIf(t.names.contains(QStringLiteral("UNICAST")), t.negate)};
+    case T::Ip6Header: return {yesIf(false, t.negate)};  // a plain TCP SYN carries no extension header
     case T::Rate: return maybe(ConditionKind::Rate, t.typicallyMatches != t.negate);
     case T::State: return maybe(ConditionKind::State);
     case T::Unknown: return maybe(ConditionKind::Unknown);
@@ -362,7 +363,7 @@ QString PortResult::summary() const {
         case PortStatus::Blocked:
             s = QStringLiteral("%1 by %2").arg(r.decision.verdict == Verdict::Reject ? QStringLiteral("rejected") : QStringLiteral("dropped"), r.decision.by);
             break;
-        default: s = r.reason; break;
+        default: return r.reason;  // exceptions of an unknown verdict add nothing
         }
         for (const Decision& e : r.exceptions) {
             QStringList texts;

@@ -268,6 +268,17 @@ Status LineReader::option(const QString& opt, const QStringList& args, bool nega
         rule->terms << t;
         return {};
     }
+    static const QStringList kIp6HeaderOptions = {
+        QStringLiteral("--rt-type"),  QStringLiteral("--rt-segsleft"), QStringLiteral("--rt-len"),   QStringLiteral("--rt-0-res"),
+        QStringLiteral("--rt-0-addrs"), QStringLiteral("--rt-0-not-strict"), QStringLiteral("--fragid"), QStringLiteral("--fraglen"),
+        QStringLiteral("--fragres"),  QStringLiteral("--fragfirst"),   QStringLiteral("--fragmore"), QStringLiteral("--fraglast"),
+        QStringLiteral("--hbh-len"),  QStringLiteral("--hbh-opts"),    QStringLiteral("--dst-len"),  QStringLiteral("--dst-opts"),
+        QStringLiteral("--mh-type")};
+    if (kIp6HeaderOptions.contains(opt)) {  // -m rt / frag / hbh / dst / mh: only packets with that header
+        t.type = Term::Type::Ip6Header;
+        rule->terms << t;
+        return {};
+    }
     if (opt == u"--icmp-type" || opt == u"--icmpv6-type") return {};  // -p icmp already excludes TCP
     if (opt == u"--mark" || opt == u"--ctmark") {
         t.type = Term::Type::State;

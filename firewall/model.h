@@ -50,6 +50,7 @@ struct Term {
         PktType,      // names: host, unicast, broadcast, multicast, other
         DstAddrType,  // names: LOCAL, UNICAST, BROADCAST, ...
         SrcAddrType,  // names
+        Ip6Header,    // an IPv6 extension header (routing, fragment, hop-by-hop, ...) is present
         Rate,         // limit, recent, hashlimit, quota, connection counts: sometimes matches
         State,        // depends on state we cannot see (marks, dynamic sets): sometimes matches
         Unknown,      // an expression we do not understand

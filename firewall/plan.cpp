@@ -196,11 +196,12 @@ Plan planOpen(const Snapshot& snapshot, const Detection& detection, const QList<
             if (g.input->rules.at(i).target == chain) jumps << i;
         const int wantedPos = g.position >= 0 ? g.position : int(g.input->rules.size());
         if (!jumps.isEmpty() && jumps.first() < wantedPos) continue;  // already early enough
-        for (qsizetype j = jumps.size() - 1; j >= 0; --j)  // all after wantedPos: positions before it do not shift
-            plan.commands << Command{tool, {QStringLiteral("-w"), QStringLiteral("-D"), QStringLiteral("INPUT"), QString::number(jumps.at(j) + 1)},
-                                     QStringLiteral("our jump comes after the blocking rule: move it")};
+        // Deleted by their exact spec, never by position: only a rule identical to ours can go.
         const QStringList jumpSpec{QStringLiteral("-m"), QStringLiteral("comment"), QStringLiteral("--comment"), QLatin1String(kOurComment),
                                    QStringLiteral("-j"), chain};
+        for (qsizetype j = 0; j < jumps.size(); ++j)  // all after wantedPos: positions before it do not shift
+            plan.commands << Command{tool, QStringList{QStringLiteral("-w"), QStringLiteral("-D"), QStringLiteral("INPUT")} + jumpSpec,
+                                     QStringLiteral("our jump comes after the blocking rule: move it")};
         if (g.position < 0) {
             plan.commands << Command{tool, QStringList{QStringLiteral("-w"), QStringLiteral("-A"), QStringLiteral("INPUT")} + jumpSpec,
                                      QStringLiteral("send new connections through our chain before the INPUT policy drops them")};
@@ -235,10 +236,14 @@ Plan planRemove(const Snapshot& snapshot, const Detection& detection, const Fire
         const QString tool = iptablesTool(c.backend, c.family);
         for (const Chain& other : detection.ruleset.chains) {
             if (other.backend != c.backend || other.family != c.family || other.table != u"filter") continue;
-            for (qsizetype i = other.rules.size() - 1; i >= 0; --i)
-                if (other.rules.at(i).target == QLatin1String(kOurChain))
-                    plan.commands << Command{tool, {QStringLiteral("-w"), QStringLiteral("-D"), other.name, QString::number(i + 1)},
-                                             QStringLiteral("our jump: %1").arg(other.rules.at(i).text)};
+            // Jumps we added carry our comment and are deleted by that exact spec; a jump to our
+            // chain that somebody else wrote would make -X fail, which we report rather than touch it.
+            for (const Rule& r : other.rules)
+                if (r.target == QLatin1String(kOurChain) && r.comment == QLatin1String(kOurComment))
+                    plan.commands << Command{tool,
+                                             {QStringLiteral("-w"), QStringLiteral("-D"), other.name, QStringLiteral("-m"), QStringLiteral("comment"),
+                                              QStringLiteral("--comment"), QLatin1String(kOurComment), QStringLiteral("-j"), QLatin1String(kOurChain)},
+                                             QStringLiteral("our jump: %1").arg(r.text)};
         }
         plan.commands << Command{tool, {QStringLiteral("-w"), QStringLiteral("-F"), c.name}, QStringLiteral("empty our chain")}
                       << Command{tool, {QStringLiteral("-w"), QStringLiteral("-X"), c.name}, QStringLiteral("delete our chain")};
