@@ -307,8 +307,8 @@ ProbeResult Evaluator::evaluate(const Probe& probe) const {
         p.decision.conditions = p.conds;
         if (!p.done) {
             p.decision.verdict = Verdict::Accept;
-            if (p.decision.acceptedBy.isEmpty()) p.decision.acceptedBy << QStringLiteral("no %1 filter chain on the input path").arg(toString(probe.family));
-            p.decision.by = p.decision.acceptedBy.join(QStringLiteral("; "));
+            p.decision.by = p.decision.acceptedBy.isEmpty() ? QStringLiteral("no %1 filter chain on the input path").arg(toString(probe.family))
+                                                            : p.decision.acceptedBy.join(QStringLiteral("; "));
         }
     }
     const auto generic = std::find_if(paths.cbegin(), paths.cend(), [](const Path& p) { return p.conds.isEmpty(); });
@@ -359,7 +359,10 @@ QString PortResult::summary() const {
     auto one = [](const ProbeResult& r) {
         QString s;
         switch (r.status) {
-        case PortStatus::Open: s = QStringLiteral("accepted by %1").arg(r.decision.by); break;
+        case PortStatus::Open:
+            s = r.decision.acceptedBy.isEmpty() ? QStringLiteral("accepted: %1").arg(r.decision.by)
+                                                : QStringLiteral("accepted by %1").arg(r.decision.by);
+            break;
         case PortStatus::Blocked:
             s = QStringLiteral("%1 by %2").arg(r.decision.verdict == Verdict::Reject ? QStringLiteral("rejected") : QStringLiteral("dropped"), r.decision.by);
             break;
@@ -372,16 +375,16 @@ QString PortResult::summary() const {
             for (const QString& a : e.acceptedBy)
                 if (!a.startsWith(u"policy ")) by << a;
             const QString decider = e.verdict == Verdict::Accept ? (by.isEmpty() ? e.by : by.join(QStringLiteral("; "))) : e.by;
+            const QString verb = e.verdict == Verdict::Accept   ? QStringLiteral("accepted")
+                                 : e.verdict == Verdict::Drop   ? QStringLiteral("dropped")
+                                 : e.verdict == Verdict::Reject ? QStringLiteral("rejected")
+                                 : e.verdict == Verdict::Redirect ? QStringLiteral("redirected")
+                                                                  : QStringLiteral("unknown");
             if (texts.size() == 1 && texts.first().contains(decider)) {
-                s += QStringLiteral("; %1 when %2").arg(e.verdict == Verdict::Accept ? QStringLiteral("accepted") : toString(e.verdict), texts.first());
+                s += QStringLiteral("; %1 when %2").arg(verb, texts.first());
                 continue;
             }
-            s += QStringLiteral("; %1 when %2 (by %3)")
-                     .arg(e.verdict == Verdict::Accept   ? QStringLiteral("accepted")
-                          : e.verdict == Verdict::Drop   ? QStringLiteral("dropped")
-                          : e.verdict == Verdict::Reject ? QStringLiteral("rejected")
-                                                         : toString(e.verdict),
-                          texts.join(QStringLiteral(" and ")), decider);
+            s += QStringLiteral("; %1 when %2 (by %3)").arg(verb, texts.join(QStringLiteral(" and ")), decider);
         }
         return s;
     };

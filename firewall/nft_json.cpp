@@ -446,7 +446,12 @@ QList<Rule> RuleReader::read(const QJsonObject& rule) const {
         if (verdictOf(stmt, &v, &target)) {
             base.verdict = v;
             base.target = target;
-            text << (target.isEmpty() ? toString(v) : toString(v) + QLatin1Char(' ') + target);
+            QString vt = target.isEmpty() ? toString(v) : toString(v) + QLatin1Char(' ') + target;
+            const QJsonObject rej = stmt.value(u"reject").toObject();
+            if (!rej.isEmpty())  // "reject with icmpx admin-prohibited", "reject with tcp reset"
+                vt += QStringLiteral(" with ") + rej.value(u"type").toString() +
+                      (rej.contains(u"expr") ? QLatin1Char(' ') + scalarText(rej.value(u"expr")) : QString());
+            text << vt;
             continue;
         }
         if (stmt.contains(u"vmap")) {
