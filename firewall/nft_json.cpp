@@ -1,0 +1,623 @@
+// nft_json.cpp — see nft_json.h.
+//
+// Shape of the document (libnftables-json(5)):
+//   {"nftables": [ {"metainfo": {...}}, {"table": {family, name}},
+//                  {"chain": {family, table, name, type?, hook?, prio?, policy?}},
+//                  {"set"|"map": {family, table, name, elem: [...]}},
+//                  {"rule": {family, table, chain, handle, comment?, expr: [statement...]}} ]}
+// A statement is {"match": {op, left, right}}, a verdict ({"accept": null},
+// {"jump": {"target": "x"}}, ...), {"vmap": {key, data}} or an action
+// (counter, log, limit, dnat, ...).
+#include "nft_json.h"
+
+#include <QHash>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+
+namespace postern::firewall {
+
+namespace {
+
+struct TableSets {
+    // "family table name" -> elements (sets) ; map elements are [key, value] pairs
+    QHash<QString, QJsonArray> elements;
+    QHash<QString, bool> dynamic;
+};
+
+QString setKey(const QString& family, const QString& table, const QString& name) {
+    return family + QLatin1Char(' ') + table + QLatin1Char(' ') + name;
+}
+
+class RuleReader {
+public:
+    RuleReader(const TableSets& sets, QString family, QString table)
+        : m_sets(sets), m_family(std::move(family)), m_table(std::move(table)) {}
+
+    // Translates one rule object into one or more model rules (vmap expands).
+    QList<Rule> read(const QJsonObject& rule) const;
+
+private:
+    QString exprText(const QJsonValue& v) const;
+    QString valueText(const QJsonValue& v) const;
+    // Elements a right-hand side stands for (set contents, list items, or itself).
+    QJsonArray atoms(const QJsonValue& right, bool* dynamic, bool* tooLarge) const;
+    QList<Term> matchTerms(const QString& op, const QJsonValue& left, const QJsonValue& right) const;
+    static bool verdictOf(const QJsonObject& stmt, Verdict* v, QString* target);
+
+    const TableSets& m_sets;
+    QString m_family;
+    QString m_table;
+};
+
+Term unknownTerm(const QString& text) {
+    Term t;
+    t.type = Term::Type::Unknown;
+    t.text = text;
+    return t;
+}
+
+Term protocolTerm(const QList<int>& protos, bool negate, const QString& text) {
+    Term t;
+    t.type = Term::Type::Protocol;
+    t.protocols = protos;
+    t.negate = negate;
+    t.text = text;
+    return t;
+}
+
+Term familyTerm(IpFamily f, const QString& text) {
+    Term t;
+    t.type = Term::Type::Family;
+    t.family = f;
+    t.text = text;
+    return t;
+}
+
+QString scalarText(const QJsonValue& v) {
+    if (v.isDouble()) return QString::number(qint64(v.toDouble()));
+    if (v.isString()) return v.toString();
+    if (v.isBool()) return v.toBool() ? QStringLiteral("true") : QStringLiteral("false");
+    return QString::fromUtf8(QJsonDocument(QJsonArray{v}).toJson(QJsonDocument::Compact)).mid(1).chopped(1);
+}
+
+QString RuleReader::exprText(const QJsonValue& v) const {
+    if (!v.isObject()) return scalarText(v);
+    const QJsonObject o = v.toObject();
+    if (o.contains(u"payload")) {
+        const QJsonObject p = o.value(u"payload").toObject();
+        if (p.contains(u"protocol")) return p.value(u"protocol").toString() + QLatin1Char(' ') + p.value(u"field").toString();
+        return QStringLiteral("@%1,%2,%3").arg(p.value(u"base").toString()).arg(p.value(u"offset").toInt()).arg(p.value(u"len").toInt());
+    }
+    if (o.contains(u"meta")) {
+        const QString key = o.value(u"meta").toObject().value(u"key").toString();
+        static const QStringList kBare = {QStringLiteral("iifname"), QStringLiteral("oifname"), QStringLiteral("iif"),
+                                          QStringLiteral("oif"), QStringLiteral("mark")};
+        return kBare.contains(key) ? key : QStringLiteral("meta ") + key;
+    }
+    if (o.contains(u"ct")) return QStringLiteral("ct ") + o.value(u"ct").toObject().value(u"key").toString();
+    if (o.contains(u"fib")) {
+        const QJsonObject f = o.value(u"fib").toObject();
+        QStringList flags;
+        for (const QJsonValue& x : f.value(u"flags").toArray()) flags << x.toString();
+        return QStringLiteral("fib %1 %2").arg(flags.join(QStringLiteral(" . ")), f.value(u"result").toString());
+    }
+    if (o.contains(u"&")) {
+        const QJsonArray a = o.value(u"&").toArray();
+        if (a.size() == 2) {
+            const QString mask = a.at(1).isArray() ? QStringLiteral("(") + valueText(a.at(1)).replace(QStringLiteral(", "), QStringLiteral("|")) + QLatin1Char(')')
+                                                   : valueText(a.at(1));
+            return exprText(a.at(0)) + QStringLiteral(" & ") + mask;
+        }
+    }
+    if (o.contains(u"concat")) {
+        QStringList parts;
+        for (const QJsonValue& x : o.value(u"concat").toArray()) parts << exprText(x);
+        return parts.join(QStringLiteral(" . "));
+    }
+    return valueText(v);
+}
+
+QString RuleReader::valueText(const QJsonValue& v) const {
+    if (v.isArray()) {
+        QStringList parts;
+        for (const QJsonValue& x : v.toArray()) parts << valueText(x);
+        return parts.join(QStringLiteral(", "));
+    }
+    if (!v.isObject()) return scalarText(v);
+    const QJsonObject o = v.toObject();
+    if (o.contains(u"set")) {
+        const QJsonValue s = o.value(u"set");
+        return QStringLiteral("{ ") + valueText(s) + QStringLiteral(" }");
+    }
+    if (o.contains(u"range")) {
+        const QJsonArray r = o.value(u"range").toArray();
+        return valueText(r.at(0)) + QLatin1Char('-') + valueText(r.at(1));
+    }
+    if (o.contains(u"prefix")) {
+        const QJsonObject p = o.value(u"prefix").toObject();
+        return valueText(p.value(u"addr")) + QLatin1Char('/') + QString::number(p.value(u"len").toInt());
+    }
+    if (o.contains(u"elem")) return valueText(o.value(u"elem").toObject().value(u"val"));
+    if (o.contains(u"payload") || o.contains(u"meta") || o.contains(u"ct")) return exprText(v);
+    return QString::fromUtf8(QJsonDocument(o).toJson(QJsonDocument::Compact));
+}
+
+QJsonArray RuleReader::atoms(const QJsonValue& right, bool* dynamic, bool* tooLarge) const {
+    QJsonArray out;
+    auto addOne = [&](const QJsonValue& v) {
+        if (v.isObject() && v.toObject().contains(u"elem")) out.append(v.toObject().value(u"elem").toObject().value(u"val"));
+        else out.append(v);
+    };
+    if (right.isString() && right.toString().startsWith(QLatin1Char('@'))) {
+        const QString key = setKey(m_family, m_table, right.toString().mid(1));
+        if (m_sets.dynamic.value(key)) *dynamic = true;
+        const QJsonArray elems = m_sets.elements.value(key);
+        if (elems.size() > kMaxSetElements) *tooLarge = true;
+        for (const QJsonValue& e : elems) addOne(e);
+        return out;
+    }
+    if (right.isObject() && right.toObject().contains(u"set")) {
+        const QJsonValue s = right.toObject().value(u"set");
+        if (s.isArray()) {
+            for (const QJsonValue& e : s.toArray()) addOne(e);
+        } else {
+            addOne(s);
+        }
+        return out;
+    }
+    if (right.isArray()) {
+        for (const QJsonValue& e : right.toArray()) addOne(e);
+        return out;
+    }
+    addOne(right);
+    return out;
+}
+
+// Ports from atoms: numbers, service names, ranges. False when an atom is not a port.
+bool portsFrom(const QJsonArray& atoms, PortSet* out) {
+    for (const QJsonValue& a : atoms) {
+        if (a.isObject() && a.toObject().contains(u"range")) {
+            const QJsonArray r = a.toObject().value(u"range").toArray();
+            if (r.size() != 2) return false;
+            const int lo = r.at(0).isDouble() ? r.at(0).toInt() : servicePort(r.at(0).toString());
+            const int hi = r.at(1).isDouble() ? r.at(1).toInt() : servicePort(r.at(1).toString());
+            if (lo < 0 || hi < 0) return false;
+            out->ranges << qMakePair(lo, hi);
+            continue;
+        }
+        const int p = a.isDouble() ? a.toInt() : (a.isString() ? servicePort(a.toString()) : -1);
+        if (p < 0) return false;
+        out->ranges << qMakePair(p, p);
+    }
+    return true;
+}
+
+QStringList namesFrom(const QJsonArray& atoms) {
+    QStringList out;
+    for (const QJsonValue& a : atoms) {
+        if (a.isString()) {
+            out << a.toString();
+        } else if (a.isDouble()) {
+            out << QString::number(qint64(a.toDouble()));
+        } else if (a.isObject() && a.toObject().contains(u"prefix")) {
+            const QJsonObject p = a.toObject().value(u"prefix").toObject();
+            out << p.value(u"addr").toString() + QLatin1Char('/') + QString::number(p.value(u"len").toInt());
+        } else if (a.isObject() && a.toObject().contains(u"range")) {
+            const QJsonArray r = a.toObject().value(u"range").toArray();
+            out << scalarText(r.at(0)) + QLatin1Char('-') + scalarText(r.at(1));
+        } else {
+            out << QString::fromUtf8(QJsonDocument(QJsonArray{a}).toJson(QJsonDocument::Compact));
+        }
+    }
+    return out;
+}
+
+QList<Term> RuleReader::matchTerms(const QString& op, const QJsonValue& left, const QJsonValue& right) const {
+    const QString text = exprText(left) + (op == u"==" || op == u"in" ? QString() : QLatin1Char(' ') + op) + QLatin1Char(' ') +
+                         (right.isString() && exprText(left).contains(u"ifname") ? QLatin1Char('"') + right.toString() + QLatin1Char('"')
+                                                                                   : valueText(right));
+    const bool negate = op == u"!=";
+    bool dynamic = false;
+    bool tooLarge = false;
+    const QJsonArray values = atoms(right, &dynamic, &tooLarge);
+    if (tooLarge) return {unknownTerm(text + QStringLiteral(" (set too large to read)"))};
+    const bool plainOp = op == u"==" || op == u"!=" || op == u"in";
+    const QJsonObject l = left.toObject();
+
+    if (l.contains(u"payload")) {
+        const QJsonObject p = l.value(u"payload").toObject();
+        const QString proto = p.value(u"protocol").toString();
+        const QString field = p.value(u"field").toString();
+        if (proto.isEmpty()) return {unknownTerm(text)};
+        QList<Term> out;
+        if (proto == u"ip" || proto == u"ip6") {
+            const IpFamily fam = proto == u"ip" ? IpFamily::V4 : IpFamily::V6;
+            out << familyTerm(fam, proto);
+            if (field == u"saddr" || field == u"daddr") {
+                if (!plainOp) return out << unknownTerm(text);
+                Term t;
+                t.type = field == u"saddr" ? Term::Type::SrcAddr : Term::Type::DstAddr;
+                t.names = namesFrom(values);
+                t.negate = negate;
+                t.text = text;
+                return out << t;
+            }
+            if (field == u"protocol" || field == u"nexthdr") {
+                QList<int> protos;
+                for (const QString& n : namesFrom(values)) {
+                    const int num = protocolNumber(n);
+                    if (num < 0) return out << unknownTerm(text);
+                    protos << num;
+                }
+                if (!plainOp) return out << unknownTerm(text);
+                return out << protocolTerm(protos, negate, text);
+            }
+            return out << unknownTerm(text);
+        }
+        if (proto == u"th" || proto == u"tcp" || proto == u"udp" || proto == u"sctp" || proto == u"dccp" || proto == u"udplite") {
+            if (proto != u"th") out << protocolTerm({protocolNumber(proto)}, false, proto);
+            if (proto == u"th" || proto == u"tcp") {
+                if (field == u"dport" || field == u"sport") {
+                    Term t;
+                    t.type = field == u"dport" ? Term::Type::DstPort : Term::Type::SrcPort;
+                    t.text = text;
+                    if (plainOp) {
+                        if (!portsFrom(values, &t.ports)) return out << unknownTerm(text);
+                        t.negate = negate;
+                    } else {
+                        const int v = right.isDouble() ? right.toInt() : -1;
+                        if (v < 0) return out << unknownTerm(text);
+                        if (op == u"<") t.ports.ranges << qMakePair(0, v - 1);
+                        else if (op == u"<=") t.ports.ranges << qMakePair(0, v);
+                        else if (op == u">") t.ports.ranges << qMakePair(v + 1, 65535);
+                        else if (op == u">=") t.ports.ranges << qMakePair(v, 65535);
+                        else return out << unknownTerm(text);
+                    }
+                    if (dynamic) t.type = Term::Type::State;  // contents change at run time
+                    return out << t;
+                }
+                if (field == u"flags" && proto == u"tcp") return out << unknownTerm(text);
+            }
+            if (proto == u"tcp") return out << unknownTerm(text);
+            return out;  // udp/sctp/... fields: the protocol term already decides for TCP probes
+        }
+        // icmp, icmpv6, ah, esp, ...: the header implies the protocol, which is not TCP.
+        const int num = protocolNumber(proto == u"icmpv6" ? QStringLiteral("ipv6-icmp") : proto);
+        if (num >= 0 && num != kProtoTcp) return {protocolTerm({num}, false, proto)};
+        return {unknownTerm(text)};
+    }
+    if (l.contains(u"&")) {
+        const QJsonArray a = l.value(u"&").toArray();
+        const QJsonObject inner = a.at(0).toObject().value(u"payload").toObject();
+        if (a.size() == 2 && inner.value(u"protocol").toString() == u"tcp" && inner.value(u"field").toString() == u"flags" && (op == u"==" || op == u"!=")) {
+            static const QHash<QString, int> kFlags = {{QStringLiteral("fin"), 1}, {QStringLiteral("syn"), 2}, {QStringLiteral("rst"), 4},
+                                                       {QStringLiteral("psh"), 8}, {QStringLiteral("ack"), 16}, {QStringLiteral("urg"), 32},
+                                                       {QStringLiteral("ecn"), 64}, {QStringLiteral("cwr"), 128}};
+            auto bits = [&](const QJsonValue& v, bool* ok) {
+                int b = 0;
+                const QJsonArray list = v.isArray() ? v.toArray() : QJsonArray{v};
+                for (const QJsonValue& x : list) {
+                    if (x.isDouble()) b |= x.toInt();
+                    else if (kFlags.contains(x.toString())) b |= kFlags.value(x.toString());
+                    else *ok = false;
+                }
+                return b;
+            };
+            bool ok = true;
+            Term t;
+            t.type = Term::Type::TcpFlags;
+            t.flagMask = bits(a.at(1), &ok);
+            t.flagValue = bits(right, &ok);
+            t.negate = negate;
+            t.text = text;
+            if (ok) return {protocolTerm({kProtoTcp}, false, QStringLiteral("tcp")), t};
+        }
+        return {unknownTerm(text)};
+    }
+    if (l.contains(u"meta")) {
+        const QString key = l.value(u"meta").toObject().value(u"key").toString();
+        if (!plainOp) return {unknownTerm(text)};
+        if (key == u"l4proto") {
+            QList<int> protos;
+            for (const QString& n : namesFrom(values)) {
+                const int num = protocolNumber(n);
+                if (num < 0) return {unknownTerm(text)};
+                protos << num;
+            }
+            return {protocolTerm(protos, negate, text)};
+        }
+        if (key == u"nfproto" || key == u"protocol") {
+            // One family value: == ipv4 means "only v4"; != ipv4 means "only v6".
+            const QStringList n = namesFrom(values);
+            if (n.size() != 1) return {unknownTerm(text)};
+            const QString v = n.first();
+            IpFamily f;
+            if (v == u"ipv4" || v == u"ip") f = IpFamily::V4;
+            else if (v == u"ipv6" || v == u"ip6") f = IpFamily::V6;
+            else return {unknownTerm(text)};
+            if (negate) f = f == IpFamily::V4 ? IpFamily::V6 : IpFamily::V4;
+            return {familyTerm(f, text)};
+        }
+        if (key == u"iifname" || key == u"iif") {
+            Term t;
+            t.type = Term::Type::InInterface;
+            t.names = namesFrom(values);
+            t.negate = negate;
+            t.text = text;
+            return {t};
+        }
+        if (key == u"pkttype") {
+            Term t;
+            t.type = Term::Type::PktType;
+            t.names = namesFrom(values);
+            t.negate = negate;
+            t.text = text;
+            return {t};
+        }
+        if (key == u"mark" || key == u"secmark" || key == u"skuid" || key == u"skgid" || key == u"cgroup") {
+            Term t;
+            t.type = Term::Type::State;
+            t.text = text;
+            return {t};
+        }
+        return {unknownTerm(text)};
+    }
+    if (l.contains(u"ct")) {
+        const QString key = l.value(u"ct").toObject().value(u"key").toString();
+        if (!plainOp) return {unknownTerm(text)};
+        if (key == u"state" || key == u"status") {
+            Term t;
+            t.type = key == u"state" ? Term::Type::CtState : Term::Type::CtStatus;
+            for (const QString& n : namesFrom(values)) t.names << n.toLower();
+            t.negate = negate;
+            t.text = text;
+            return {t};
+        }
+        if (key == u"mark" || key == u"label") {
+            Term t;
+            t.type = Term::Type::State;
+            t.text = text;
+            return {t};
+        }
+        return {unknownTerm(text)};
+    }
+    if (l.contains(u"fib")) {
+        const QJsonObject f = l.value(u"fib").toObject();
+        const QJsonArray flags = f.value(u"flags").toArray();
+        if (f.value(u"result").toString() == u"type" && flags.size() == 1 && plainOp) {
+            Term t;
+            t.type = flags.at(0).toString() == u"daddr" ? Term::Type::DstAddrType : Term::Type::SrcAddrType;
+            if (flags.at(0).toString() != u"daddr" && flags.at(0).toString() != u"saddr") return {unknownTerm(text)};
+            for (const QString& n : namesFrom(values)) t.names << n.toUpper();
+            t.negate = negate;
+            t.text = text;
+            return {t};
+        }
+        // Reverse-path checks (fib saddr . iif oif missing) depend on the client's address.
+        if (flags.contains(QJsonValue(QStringLiteral("saddr")))) {
+            Term t;
+            t.type = Term::Type::SrcAddr;
+            t.names << text;
+            t.text = text;
+            return {t};
+        }
+        return {unknownTerm(text)};
+    }
+    return {unknownTerm(text)};
+}
+
+bool RuleReader::verdictOf(const QJsonObject& stmt, Verdict* v, QString* target) {
+    static const QHash<QString, Verdict> kPlain = {{QStringLiteral("accept"), Verdict::Accept}, {QStringLiteral("drop"), Verdict::Drop},
+                                                   {QStringLiteral("reject"), Verdict::Reject}, {QStringLiteral("return"), Verdict::Return},
+                                                   {QStringLiteral("continue"), Verdict::None}};
+    for (auto it = kPlain.cbegin(); it != kPlain.cend(); ++it) {
+        if (stmt.contains(it.key())) {
+            *v = it.value();
+            return true;
+        }
+    }
+    if (stmt.contains(u"jump") || stmt.contains(u"goto")) {
+        const bool jump = stmt.contains(u"jump");
+        *v = jump ? Verdict::Jump : Verdict::Goto;
+        *target = stmt.value(jump ? u"jump" : u"goto").toObject().value(u"target").toString();
+        return true;
+    }
+    return false;
+}
+
+QList<Rule> RuleReader::read(const QJsonObject& rule) const {
+    Rule base;
+    base.handle = QString::number(rule.value(u"handle").toInteger());
+    base.comment = rule.value(u"comment").toString();
+    QStringList text;
+    QList<Rule> expanded;  // from a vmap
+    for (const QJsonValue& sv : rule.value(u"expr").toArray()) {
+        const QJsonObject stmt = sv.toObject();
+        if (stmt.contains(u"match")) {
+            const QJsonObject m = stmt.value(u"match").toObject();
+            const QList<Term> terms = matchTerms(m.value(u"op").toString(), m.value(u"left"), m.value(u"right"));
+            base.terms << terms;
+            text << terms.last().text;
+            continue;
+        }
+        Verdict v = Verdict::None;
+        QString target;
+        if (verdictOf(stmt, &v, &target)) {
+            base.verdict = v;
+            base.target = target;
+            QString vt = target.isEmpty() ? toString(v) : toString(v) + QLatin1Char(' ') + target;
+            const QJsonObject rej = stmt.value(u"reject").toObject();
+            if (!rej.isEmpty())  // "reject with icmpx admin-prohibited", "reject with tcp reset"
+                vt += QStringLiteral(" with ") + rej.value(u"type").toString() +
+                      (rej.contains(u"expr") ? QLatin1Char(' ') + scalarText(rej.value(u"expr")) : QString());
+            text << vt;
+            continue;
+        }
+        if (stmt.contains(u"vmap")) {
+            const QJsonObject vm = stmt.value(u"vmap").toObject();
+            const QJsonValue key = vm.value(u"key");
+            const QJsonValue data = vm.value(u"data");
+            text << exprText(key) + QStringLiteral(" vmap ") + valueText(data);
+            QJsonArray pairs;
+            if (data.isString() && data.toString().startsWith(QLatin1Char('@')))
+                pairs = m_sets.elements.value(setKey(m_family, m_table, data.toString().mid(1)));
+            else
+                pairs = data.toObject().value(u"set").toArray();
+            for (const QJsonValue& pv : pairs) {
+                const QJsonArray pair = pv.toArray();
+                Rule r;
+                r.terms = matchTerms(QStringLiteral("=="), key, pair.at(0).isObject() && pair.at(0).toObject().contains(u"elem")
+                                                                    ? pair.at(0).toObject().value(u"elem").toObject().value(u"val")
+                                                                    : pair.at(0));
+                if (!verdictOf(pair.at(1).toObject(), &r.verdict, &r.target)) r.verdict = Verdict::Unknown;
+                expanded << r;
+            }
+            continue;
+        }
+        const QString kind = stmt.keys().value(0);
+        if (kind == u"limit" || kind == u"quota" || kind == u"ct count" || kind == u"meter" || kind == u"connlimit") {
+            // "over" limits (inv) match only clients above the rate; the others match typical clients.
+            const QJsonObject body = stmt.value(kind).toObject();
+            const QJsonObject inner = kind == u"meter" ? body.value(u"stmt").toObject().value(u"limit").toObject() : body;
+            Term t;
+            t.type = Term::Type::Rate;
+            t.typicallyMatches = !inner.value(u"inv").toBool();
+            t.text = inner.value(u"inv").toBool() ? kind + QStringLiteral(" over") : kind;
+            if (kind == u"limit")
+                t.text += QStringLiteral(" rate %1/%2").arg(inner.value(u"rate").toInt()).arg(inner.value(u"per").toString());
+            base.terms << t;
+            text << t.text;
+        } else if (kind == u"dnat" || kind == u"redirect" || kind == u"tproxy") {
+            const QJsonObject d = stmt.value(kind).toObject();
+            base.verdict = Verdict::Redirect;
+            base.target = d.value(u"addr").toString();
+            if (d.contains(u"port")) base.target += QLatin1Char(':') + scalarText(d.value(u"port"));
+            if (base.target.isEmpty()) base.target = kind;
+            text << kind + (d.isEmpty() ? QString() : QStringLiteral(" to ") + base.target);
+        } else if (kind == u"queue") {
+            base.verdict = Verdict::Unknown;
+            base.target = QStringLiteral("queue to user space");
+            text << kind;
+        } else if (kind == u"xt") {
+            const QJsonObject x = stmt.value(kind).toObject();
+            const QString name = x.value(u"name").toString();
+            if (x.value(u"type").toString() == u"target") {
+                base.verdict = Verdict::Unknown;
+                base.target = QStringLiteral("xt target ") + name;
+            } else {
+                base.terms << unknownTerm(QStringLiteral("xt match ") + name);
+            }
+            text << QStringLiteral("xt ") + name;
+        } else if (kind == u"counter" || kind == u"log" || kind == u"mangle" || kind == u"notrack" || kind == u"set" ||
+                   kind == u"map" || kind == u"snat" || kind == u"masquerade" || kind == u"ct helper" || kind == u"ct timeout" ||
+                   kind == u"ct expectation" || kind == u"secmark" || kind == u"dup" || kind == u"flow") {
+            if (kind != u"counter") text << kind;  // no effect on the verdict
+        } else {
+            base.terms << unknownTerm(kind);
+            text << kind;
+        }
+    }
+    base.text = text.join(QLatin1Char(' '));
+    if (!base.comment.isEmpty()) base.text += QStringLiteral(" comment \"%1\"").arg(base.comment);
+    if (expanded.isEmpty()) return {base};
+    // vmap: each element is a rule with the preceding terms, checked in order.
+    QList<Rule> out;
+    for (Rule r : expanded) {
+        r.terms = base.terms + r.terms;
+        r.handle = base.handle;
+        r.comment = base.comment;
+        r.text = base.text;
+        out << r;
+    }
+    return out;
+}
+
+Hook hookFrom(const QString& name) {
+    if (name == u"prerouting") return Hook::Prerouting;
+    if (name == u"input") return Hook::Input;
+    if (name == u"forward") return Hook::Forward;
+    if (name == u"output") return Hook::Output;
+    if (name == u"postrouting") return Hook::Postrouting;
+    if (name == u"ingress") return Hook::Ingress;
+    return Hook::Other;
+}
+
+Result<QJsonArray> topArray(const QByteArray& json) {
+    if (json.size() > kMaxNftJsonBytes) return Result<QJsonArray>::fail(QStringLiteral("nft JSON output larger than 32 MiB"));
+    QJsonParseError err{};
+    const QJsonDocument doc = QJsonDocument::fromJson(json, &err);
+    if (err.error != QJsonParseError::NoError)
+        return Result<QJsonArray>::fail(QStringLiteral("nft JSON: %1 at offset %2").arg(err.errorString()).arg(err.offset));
+    if (!doc.isObject() || !doc.object().value(u"nftables").isArray())
+        return Result<QJsonArray>::fail(QStringLiteral("nft JSON: no \"nftables\" array"));
+    return doc.object().value(u"nftables").toArray();
+}
+
+}  // namespace
+
+QStringList nftTables(const QByteArray& json) {
+    QStringList out;
+    const Result<QJsonArray> top = topArray(json);
+    if (!top) return out;
+    for (const QJsonValue& item : *top) {
+        const QJsonObject t = item.toObject().value(u"table").toObject();
+        if (!t.isEmpty()) out << t.value(u"family").toString() + QLatin1Char(' ') + t.value(u"name").toString();
+    }
+    return out;
+}
+
+Result<Ruleset> parseNftJson(const QByteArray& json, const QSet<QString>& skipTables) {
+    const Result<QJsonArray> top = topArray(json);
+    if (!top) return top.error();
+    TableSets sets;
+    Ruleset out;
+    QHash<QString, int> chainIndex;  // "family table chain" -> index in out.chains
+    auto skipped = [&](const QJsonObject& o) {
+        return skipTables.contains(o.value(u"family").toString() + QLatin1Char(' ') + o.value(u"table").toString());
+    };
+    // Sets and chains first: rules may precede nothing, but sets are listed before use anyway.
+    for (const QJsonValue& item : *top) {
+        const QJsonObject obj = item.toObject();
+        for (const char* kind : {"set", "map"}) {
+            const QJsonObject s = obj.value(QLatin1String(kind)).toObject();
+            if (s.isEmpty() || skipped(s)) continue;
+            const QString key = setKey(s.value(u"family").toString(), s.value(u"table").toString(), s.value(u"name").toString());
+            sets.elements.insert(key, s.value(u"elem").toArray());
+            const QJsonArray flags = s.value(u"flags").toArray();
+            sets.dynamic.insert(key, flags.contains(QJsonValue(QStringLiteral("dynamic"))) || s.contains(u"timeout"));
+        }
+        const QJsonObject c = obj.value(u"chain").toObject();
+        if (c.isEmpty() || skipped(c)) continue;
+        Chain chain;
+        chain.backend = QStringLiteral("nftables");
+        chain.family = c.value(u"family").toString();
+        chain.table = c.value(u"table").toString();
+        chain.name = c.value(u"name").toString();
+        if (c.contains(u"hook")) {
+            chain.base = true;
+            chain.hook = hookFrom(c.value(u"hook").toString());
+            chain.type = c.value(u"type").toString();
+            chain.priority = c.value(u"prio").toInt();
+            chain.policy = c.value(u"policy").toString() == u"drop" ? Verdict::Drop : Verdict::Accept;
+        }
+        chainIndex.insert(chain.family + QLatin1Char(' ') + chain.table + QLatin1Char(' ') + chain.name, int(out.chains.size()));
+        out.chains << chain;
+    }
+    for (const QJsonValue& item : *top) {
+        const QJsonObject r = item.toObject().value(u"rule").toObject();
+        if (r.isEmpty() || skipped(r)) continue;
+        const QString key = r.value(u"family").toString() + QLatin1Char(' ') + r.value(u"table").toString() + QLatin1Char(' ') +
+                            r.value(u"chain").toString();
+        const auto it = chainIndex.constFind(key);
+        if (it == chainIndex.cend()) {
+            out.notes << QStringLiteral("rule handle %1 names an unknown chain %2").arg(r.value(u"handle").toInteger()).arg(key);
+            continue;
+        }
+        const RuleReader reader(sets, r.value(u"family").toString(), r.value(u"table").toString());
+        out.chains[*it].rules << reader.read(r);
+    }
+    return out;
+}
+
+}  // namespace postern::firewall
