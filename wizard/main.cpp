@@ -6,6 +6,7 @@
 //   [--smarthost HOST[:PORT]] [--smarthost-user USER] [--smarthost-password-file FILE]
 //   [--dns-server IP[:PORT] ...] [--answers FILE]
 //   [--reset-password] [--no-launch] [--skip-network-checks] [--outbound-probe HOST:PORT]
+//   [--apply-firewall] [--skip-firewall]
 // Environment (container convention): POSTERN_DOMAIN, POSTERN_HOSTNAME,
 // POSTERN_ADMIN, POSTERN_USER, POSTERN_PASSWORD, POSTERN_PASSWORD_FILE,
 // POSTERN_BIND, POSTERN_PUBLIC_IP, POSTERN_SMARTHOST, POSTERN_DATA. An answers
@@ -99,6 +100,7 @@ int main(int argc, char** argv) {
                                    "  [--disable NAME ...] [--public-ip IP ...] [--smarthost HOST[:PORT]] [--smarthost-user USER]\n"
                                    "  [--smarthost-password-file FILE] [--dns-server IP[:PORT] ...]\n"
                                    "  [--answers FILE] [--reset-password] [--no-launch] [--skip-network-checks] [--outbound-probe HOST:PORT]\n"
+                                   "  [--apply-firewall] [--skip-firewall]\n"
                                    "NAME: smtp submission submissions imap imaps pop3 pop3s http https\n"
                                    "Without a terminal and without answers it sets up the demo (example.test on 127.0.0.1).\n";
             return 0;
@@ -121,6 +123,8 @@ int main(int argc, char** argv) {
         else if (arg == u"--no-launch") o.launch = false;
         else if (arg == u"--skip-network-checks") o.skipNetworkChecks = true;
         else if (arg == u"--outbound-probe") o.outboundProbe = value();
+        else if (arg == u"--apply-firewall") o.applyFirewall = true;
+        else if (arg == u"--skip-firewall") o.skipFirewall = true;
         else if (arg == u"--pick-free-ports") o.pickFreePorts = true;
         else if (arg == u"--supervisor") o.supervisorPath = value();
         else if (arg == u"--bind") {

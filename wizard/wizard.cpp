@@ -1,6 +1,8 @@
 // wizard.cpp — postern-wizard: the first-run flow (see wizard.h).
 #include "wizard.h"
 
+#include "cli.h"
+
 #include "checks.h"
 #include "environment.h"
 #include "setup.h"
@@ -332,7 +334,37 @@ int runWizard(const WizardOptions& opt) {
 
     // 6. Firewall.
     con.say(QStringLiteral("\n== Firewall"));
-    con.say(QStringLiteral("  Automatic firewall changes are not part of this build; open the ports listed above yourself."));
+    if (opt.skipFirewall) {
+        con.say(QStringLiteral("  (skipped: --skip-firewall)"));
+    } else {
+        // The firewall module reads the host's rules, says per port whether mail gets in and
+        // which rule decides, and opens the ports with the detected backend when asked.
+        QString fwReport;
+        QTextStream rs(&fwReport);
+        const firewall::SystemRunner runner;
+        const int status = firewall::runFirewallCli({QStringLiteral("postern-firewall"), QStringLiteral("--config"), a.configDir, QStringLiteral("status")}, rs, rs, runner);
+        rs.flush();
+        for (const QString& line : fwReport.split(QLatin1Char('\n'), Qt::SkipEmptyParts)) con.say(QStringLiteral("  ") + line);
+        if (status == 1) {
+            QString fwPlan;
+            QTextStream ps(&fwPlan);
+            firewall::runFirewallCli({QStringLiteral("postern-firewall"), QStringLiteral("--config"), a.configDir, QStringLiteral("plan")}, ps, ps, runner);
+            ps.flush();
+            for (const QString& line : fwPlan.split(QLatin1Char('\n'), Qt::SkipEmptyParts)) con.say(QStringLiteral("  ") + line);
+            const bool apply = interactive ? con.confirm(QStringLiteral("Apply these firewall changes now?"), false) : opt.applyFirewall;
+            if (apply) {
+                QString applied;
+                QTextStream as(&applied);
+                const int rc = firewall::runFirewallCli({QStringLiteral("postern-firewall"), QStringLiteral("--config"), a.configDir, QStringLiteral("apply")}, as, as, runner);
+                as.flush();
+                for (const QString& line : applied.split(QLatin1Char('\n'), Qt::SkipEmptyParts)) con.say(QStringLiteral("  ") + line);
+                con.say(rc == 0 ? QStringLiteral("  Firewall: the mail ports are open now (undo: postern-firewall remove).")
+                                : QStringLiteral("  Firewall: not every port could be opened; see above."));
+            } else {
+                con.say(QStringLiteral("  Not changed. Later: postern-firewall --config %1 apply").arg(a.configDir));
+            }
+        }
+    }
 
     if (!opt.launch) {
         con.say(QStringLiteral("\nNothing started (--no-launch). Start the daemons with: postern-appliance --config %1").arg(a.configDir));

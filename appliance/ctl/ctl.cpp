@@ -37,6 +37,7 @@ QList<Command> allCommands() {
     addDnsCommands(cmds);
     addStatusCommands(cmds);
     addQueueCommands(cmds);
+    addFirewallCommands(cmds);
     return cmds;
 }
 

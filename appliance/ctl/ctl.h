@@ -48,6 +48,7 @@ void addConfigCommands(QList<Command>& out);
 void addDnsCommands(QList<Command>& out);
 void addStatusCommands(QList<Command>& out);
 void addQueueCommands(QList<Command>& out);
+void addFirewallCommands(QList<Command>& out);
 
 QList<Command> allCommands();
 int runCtl(const QStringList& arguments, QTextStream& out, QTextStream& err);
