@@ -38,6 +38,7 @@ QList<Command> allCommands() {
     addStatusCommands(cmds);
     addQueueCommands(cmds);
     addFirewallCommands(cmds);
+    addCheckCommands(cmds);
     return cmds;
 }
 

@@ -49,6 +49,7 @@ void addDnsCommands(QList<Command>& out);
 void addStatusCommands(QList<Command>& out);
 void addQueueCommands(QList<Command>& out);
 void addFirewallCommands(QList<Command>& out);
+void addCheckCommands(QList<Command>& out);
 
 QList<Command> allCommands();
 int runCtl(const QStringList& arguments, QTextStream& out, QTextStream& err);
