@@ -9,6 +9,7 @@
 #include <QSslCertificate>
 #include <QSslKey>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -133,6 +134,26 @@ Result<CertificateInfo> certificateInfo(const QString& certPath) {
     info.selfSigned = c.isSelfSigned();
     for (const QString& n : c.subjectAlternativeNames().values(QSsl::DnsEntry)) info.dnsNames << n;
     return info;
+}
+
+Status checkKeyPair(const QByteArray& certPem, const QByteArray& keyPem) {
+    BIO* cb = BIO_new_mem_buf(certPem.constData(), int(certPem.size()));
+    X509* cert = PEM_read_bio_X509(cb, nullptr, nullptr, nullptr);
+    BIO_free(cb);
+    if (!cert) return Status::fail(QStringLiteral("not a PEM certificate"));
+    BIO* kb = BIO_new_mem_buf(keyPem.constData(), int(keyPem.size()));
+    EVP_PKEY* key = PEM_read_bio_PrivateKey(kb, nullptr, nullptr, nullptr);
+    BIO_free(kb);
+    if (!key) {
+        X509_free(cert);
+        return Status::fail(QStringLiteral("not an unencrypted PEM private key"));
+    }
+    const bool match = X509_check_private_key(cert, key) == 1;
+    EVP_PKEY_free(key);
+    X509_free(cert);
+    ERR_clear_error();
+    if (!match) return Status::fail(QStringLiteral("the private key does not belong to the certificate"));
+    return {};
 }
 
 }  // namespace postern

@@ -39,5 +39,8 @@ struct CertificateInfo {
     QString issuer;
 };
 Result<CertificateInfo> certificateInfo(const QString& certPath);
+// The first certificate of `certPem` and the private key `keyPem` belong together
+// (OpenSSL X509_check_private_key); errors say what is wrong with which.
+Status checkKeyPair(const QByteArray& certPem, const QByteArray& keyPem);
 
 }  // namespace postern

@@ -39,6 +39,7 @@ QList<Command> allCommands() {
     addQueueCommands(cmds);
     addFirewallCommands(cmds);
     addCheckCommands(cmds);
+    addCertCommands(cmds);
     return cmds;
 }
 

@@ -50,6 +50,7 @@ void addStatusCommands(QList<Command>& out);
 void addQueueCommands(QList<Command>& out);
 void addFirewallCommands(QList<Command>& out);
 void addCheckCommands(QList<Command>& out);
+void addCertCommands(QList<Command>& out);
 
 QList<Command> allCommands();
 int runCtl(const QStringList& arguments, QTextStream& out, QTextStream& err);

@@ -109,6 +109,51 @@ class Check(unittest.TestCase):
         finally:
             relay.close()
 
+    def test_cert_status_and_install(self):
+        st = self.inst.ctl("cert", "status", check=False)
+        self.assertEqual(st.returncode, 0, st.stdout)
+        self.assertRegex(st.stdout, r"names: .*mail\.example\.test")
+        self.assertIn("self-signed", st.stdout)
+        self.assertIn("missing: mta-sts.example.test", st.stdout)
+        other = os.path.join(self.inst.root, "other")
+        os.makedirs(other, exist_ok=True)
+        make_cert(os.path.join(other, "a.pem"), os.path.join(other, "a.key"), ["mail.example.test", "mta-sts.example.test",
+                                                                                "autoconfig.example.test"])
+        make_cert(os.path.join(other, "b.pem"), os.path.join(other, "b.key"), ["mail.example.test"])
+        make_cert(os.path.join(other, "c.pem"), os.path.join(other, "c.key"), ["elsewhere.test"])
+        tls = os.path.join(self.inst.config_dir, "tls")
+        saved = {n: open(os.path.join(tls, n), "rb").read() for n in ("cert.pem", "key.pem")}
+        try:
+            bad = self.inst.ctl("cert", "install", os.path.join(other, "a.pem"), os.path.join(other, "b.key"), check=False)
+            self.assertEqual(bad.returncode, 1)
+            self.assertIn("the private key does not belong to the certificate", bad.stderr)
+            wrong = self.inst.ctl("cert", "install", os.path.join(other, "c.pem"), os.path.join(other, "c.key"), check=False)
+            self.assertEqual(wrong.returncode, 1)
+            self.assertIn("does not name mail.example.test", wrong.stderr)
+            self.assertEqual(open(os.path.join(tls, "cert.pem"), "rb").read(), saved["cert.pem"])  # nothing changed
+            ok = self.inst.ctl("cert", "install", os.path.join(other, "a.pem"), os.path.join(other, "a.key"))
+            self.assertIn("installed", ok.stdout)
+            self.assertEqual(open(os.path.join(tls, "cert.pem"), "rb").read(), open(os.path.join(other, "a.pem"), "rb").read())
+            st = self.inst.ctl("cert", "status")
+            self.assertNotIn("missing:", st.stdout)
+        finally:
+            for n, data in saved.items():
+                with open(os.path.join(tls, n), "wb") as f:
+                    f.write(data)
+
+    def test_log_search_shows_whole_sessions(self):
+        import smtplib
+        with smtplib.SMTP("127.0.0.1", self.inst.port("postern-smtpd", "smtp"), timeout=10) as s:
+            s.ehlo("searchable-client.example")
+            s.sendmail("someone@remote-sender.example", ["alice@example.test"], b"Subject: x\r\n\r\nhi\r\n")
+        out = self.inst.ctl("log", "search", "remote-sender.example").stdout
+        lines = out.strip().splitlines()
+        self.assertTrue(any("remote-sender.example" in l for l in lines), out)
+        # The connect line of that session does not mention the term but belongs to it.
+        self.assertTrue(any(" connect " in l and "listener=smtp" in l for l in lines), out)
+        self.assertTrue(all("session=" in l or "id=" in l or "remote-sender.example" in l for l in lines), out)
+        self.assertEqual(self.inst.ctl("log", "search", "no-such-thing-anywhere", check=False).returncode, 1)
+
     def test_wrong_certificate_is_reported(self):
         tls = os.path.join(self.inst.config_dir, "tls")
         saved = {n: open(os.path.join(tls, n), "rb").read() for n in ("cert.pem", "key.pem")}

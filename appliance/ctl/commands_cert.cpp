@@ -1,0 +1,150 @@
+// commands_cert.cpp — posternctl cert status|install, log search.
+//   cert status           the certificate in use (tls.cert): names, issuer,
+//                         expiry; which of the names clients will ask for
+//                         (mail host, mta-sts.<domain>, autoconfig.<domain>)
+//                         it lacks. Exit 1 when expired or the host name is missing.
+//   cert install CERT KEY a certificate (chain) and key of your own: checked
+//                         (key matches, not expired, names the mail host),
+//                         copied into place atomically (0640 like the old ones),
+//                         then the running daemons are told to reload (SIGHUP
+//                         to the supervisor, which forwards it).
+//   log search TERM       every log line mentioning TERM, plus the whole
+//                         sessions and queue ids those lines belong to (the
+//                         classic advice: search mail.log for the remote domain).
+// ACME (automatic certificates) is not implemented yet; see README.md.
+#include "ctl.h"
+
+#include "core/accounts.h"
+#include "core/atomic_file.h"
+#include "core/tls.h"
+
+#include <QFile>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QRegularExpression>
+#include <QSet>
+#include <QSslCertificate>
+
+#include <csignal>
+#include <sys/stat.h>
+
+namespace postern::ctl {
+
+namespace {
+
+QStringList wantedNames(const Config& config) {
+    QStringList names{config.hostname()};
+    AccountStore store(config.configDir());
+    if (auto acc = store.load())
+        for (const QString& d : acc->domains()) names << QStringLiteral("mta-sts.") + d << QStringLiteral("autoconfig.") + d;
+    return names;
+}
+
+bool covers(const QStringList& certNames, const QString& name) {
+    for (const QString& n : certNames) {
+        if (n.compare(name, Qt::CaseInsensitive) == 0) return true;
+        if (n.startsWith(QStringLiteral("*.")) && name.section(QLatin1Char('.'), 1).compare(n.mid(2), Qt::CaseInsensitive) == 0) return true;
+    }
+    return false;
+}
+
+int certStatus(CtlContext& ctx) {
+    Config config;
+    if (!ctx.loadConfig(config)) return 1;
+    const QString path = config.path(QStringLiteral("tls.cert"));
+    auto info = certificateInfo(path);
+    if (!info) return ctx.fail(info.errorMessage());
+    const qint64 days = QDateTime::currentDateTimeUtc().daysTo(info->notAfter);
+    ctx.out << "certificate: " << path << Qt::endl
+            << "names:       " << info->dnsNames.join(QStringLiteral(", ")) << Qt::endl
+            << "issuer:      " << info->issuer << (info->selfSigned ? " (self-signed: clients will warn)" : "") << Qt::endl
+            << "valid until: " << info->notAfter.toString(Qt::ISODate) << " (" << days << " days)" << Qt::endl;
+    int rc = days < 0 ? 1 : 0;
+    if (days < 0) ctx.out << "EXPIRED: install a new certificate (posternctl cert install CERT KEY)" << Qt::endl;
+    else if (days < 30) ctx.out << "expires soon: renew it within " << days << " days" << Qt::endl;
+    for (const QString& n : wantedNames(config)) {
+        if (covers(info->dnsNames, n)) continue;
+        const bool host = n == config.hostname();
+        ctx.out << (host ? "MISSING: " : "missing: ") << n
+                << (host ? " (mail clients and servers connect with this name)" : " (needed for MTA-STS / autoconfig over HTTPS)") << Qt::endl;
+        if (host) rc = 1;
+    }
+    return rc;
+}
+
+int certInstall(CtlContext& ctx) {
+    if (ctx.args.size() != 2) return ctx.usage(QStringLiteral("cert install CERT.pem KEY.pem"));
+    Config config;
+    if (!ctx.loadConfig(config)) return 1;
+    QFile cf(ctx.args.at(0)), kf(ctx.args.at(1));
+    if (!cf.open(QIODevice::ReadOnly)) return ctx.fail(QStringLiteral("%1: %2").arg(cf.fileName(), cf.errorString()));
+    if (!kf.open(QIODevice::ReadOnly)) return ctx.fail(QStringLiteral("%1: %2").arg(kf.fileName(), kf.errorString()));
+    const QByteArray certPem = cf.read(1024 * 1024), keyPem = kf.read(1024 * 1024);
+    const QList<QSslCertificate> chain = QSslCertificate::fromData(certPem, QSsl::Pem);
+    if (chain.isEmpty()) return ctx.fail(QStringLiteral("%1 holds no PEM certificate").arg(cf.fileName()));
+    if (auto st = checkKeyPair(certPem, keyPem); !st) return ctx.fail(st.errorMessage());
+    if (chain.first().expiryDate() < QDateTime::currentDateTimeUtc()) return ctx.fail(QStringLiteral("the certificate has expired"));
+    const QStringList names = chain.first().subjectAlternativeNames().values(QSsl::DnsEntry);
+    if (!covers(names, config.hostname()) && !ctx.has(QStringLiteral("force")))
+        return ctx.fail(QStringLiteral("the certificate does not name %1 (it names %2); --force installs it anyway")
+                            .arg(config.hostname(), names.join(QStringLiteral(", "))));
+    const QString certPath = config.path(QStringLiteral("tls.cert")), keyPath = config.path(QStringLiteral("tls.key"));
+    if (auto st = writeFileAtomic(keyPath, keyPem, 0640); !st) return ctx.fail(st.errorMessage());
+    if (auto st = writeFileAtomic(certPath, certPem, 0640); !st) return ctx.fail(st.errorMessage());
+    ctx.out << "installed " << certPath << " (" << names.join(QStringLiteral(", ")) << "; until "
+            << chain.first().expiryDate().toString(Qt::ISODate) << ")" << Qt::endl;
+    QFile sf(config.runDir() + QStringLiteral("/postern-appliance.status"));
+    const qint64 pid = sf.open(QIODevice::ReadOnly) ? QJsonDocument::fromJson(sf.readAll()).object().value(QStringLiteral("pid")).toInteger() : 0;
+    if (pid > 1 && ::kill(pid_t(pid), SIGHUP) == 0) ctx.out << "daemons told to reload (new connections use the new certificate)" << Qt::endl;
+    else ctx.out << "the supervisor is not running: the certificate is used at the next start" << Qt::endl;
+    return 0;
+}
+
+int logSearch(CtlContext& ctx) {
+    if (ctx.args.size() != 1 || ctx.args.first().isEmpty()) return ctx.usage(QStringLiteral("log search TERM"));
+    Config config;
+    if (!ctx.loadConfig(config)) return 1;
+    const QString term = ctx.args.first();
+    QStringList lines;
+    for (const QString& name : {QStringLiteral("mail.log.1"), QStringLiteral("mail.log")}) {
+        QFile f(config.logDir() + QLatin1Char('/') + name);
+        if (!f.open(QIODevice::ReadOnly)) continue;
+        while (!f.atEnd()) lines << QString::fromUtf8(f.readLine(64 * 1024)).trimmed();
+    }
+    if (lines.isEmpty()) return ctx.fail(QStringLiteral("no log in %1").arg(config.logDir()));
+    static const QRegularExpression keyRe(QStringLiteral("\\b(session|id|dsn_id)=([0-9A-Za-z]+)"));
+    QSet<QString> keys;
+    for (const QString& l : std::as_const(lines)) {
+        if (!l.contains(term, Qt::CaseInsensitive)) continue;
+        for (auto it = keyRe.globalMatch(l); it.hasNext();) {
+            const auto m = it.next();
+            keys.insert(m.captured(2));
+        }
+    }
+    int shown = 0;
+    for (const QString& l : std::as_const(lines)) {
+        bool match = l.contains(term, Qt::CaseInsensitive);
+        for (auto it = keyRe.globalMatch(l); !match && it.hasNext();) match = keys.contains(it.next().captured(2));
+        if (!match) continue;
+        ctx.out << l << Qt::endl;
+        ++shown;
+    }
+    if (!shown) {
+        ctx.out << "nothing mentions '" << term << "'" << Qt::endl;
+        return 1;
+    }
+    return 0;
+}
+
+}  // namespace
+
+void addCertCommands(QList<Command>& out) {
+    out << Command{{QStringLiteral("cert"), QStringLiteral("status")}, {}, QStringLiteral("the TLS certificate: names, issuer, expiry, missing names"), {}, {},
+                   certStatus};
+    out << Command{{QStringLiteral("cert"), QStringLiteral("install")}, QStringLiteral("CERT.pem KEY.pem [--force]"),
+                   QStringLiteral("use your own certificate; daemons reload it"), {}, {QStringLiteral("force")}, certInstall, true};
+    out << Command{{QStringLiteral("log"), QStringLiteral("search")}, QStringLiteral("TERM"),
+                   QStringLiteral("log lines with TERM and the whole sessions and messages they belong to"), {}, {}, logSearch};
+}
+
+}  // namespace postern::ctl
