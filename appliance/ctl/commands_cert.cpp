@@ -11,12 +11,18 @@
 //   log search TERM       every log line mentioning TERM, plus the whole
 //                         sessions and queue ids those lines belong to (the
 //                         classic advice: search mail.log for the remote domain).
-// ACME (automatic certificates) is not implemented yet; see README.md.
+//   cert renew [--if-due] ACME (acme_client.h) for the mail host and the
+//                         mta-sts./autoconfig. names that resolve; the supervisor
+//                         runs it with --if-due twice a day.
 #include "ctl.h"
 
 #include "core/accounts.h"
 #include "core/atomic_file.h"
+#include "core/dns.h"
+#include "core/process.h"
 #include "core/tls.h"
+
+#include "acme_client.h"
 
 #include <QFile>
 #include <QJsonDocument>
@@ -72,6 +78,76 @@ int certStatus(CtlContext& ctx) {
     return rc;
 }
 
+// Writes key and chain into place (key first: a reader never sees a new chain with
+// the old key for long), then asks the supervisor to have the daemons reload.
+int installPair(CtlContext& ctx, const Config& config, const QList<QSslCertificate>& chain, const QByteArray& certPem,
+                const QByteArray& keyPem) {
+    const QStringList names = chain.first().subjectAlternativeNames().values(QSsl::DnsEntry);
+    const QString certPath = config.path(QStringLiteral("tls.cert")), keyPath = config.path(QStringLiteral("tls.key"));
+    if (auto st = writeFileAtomic(keyPath, keyPem, 0640); !st) return ctx.fail(st.errorMessage());
+    if (auto st = writeFileAtomic(certPath, certPem, 0640); !st) return ctx.fail(st.errorMessage());
+    ctx.out << "installed " << certPath << " (" << names.join(QStringLiteral(", ")) << "; until "
+            << chain.first().expiryDate().toString(Qt::ISODate) << ")" << Qt::endl;
+    QFile sf(config.runDir() + QStringLiteral("/postern-appliance.status"));
+    const qint64 pid = sf.open(QIODevice::ReadOnly) ? QJsonDocument::fromJson(sf.readAll()).object().value(QStringLiteral("pid")).toInteger() : 0;
+    if (pid > 1 && ::kill(pid_t(pid), SIGHUP) == 0) ctx.out << "daemons told to reload (new connections use the new certificate)" << Qt::endl;
+    else ctx.out << "the supervisor is not running: the certificate is used at the next start" << Qt::endl;
+    return 0;
+}
+
+// posternctl cert renew [--if-due]: ACME (acme_client.h) for the names clients use.
+int certRenew(CtlContext& ctx) {
+    Config config;
+    if (!ctx.loadConfig(config)) return 1;
+    const bool ifDue = ctx.has(QStringLiteral("if-due"));
+    if (!config.flag(QStringLiteral("acme.enabled"))) {
+        if (ifDue) return 0;  // the supervisor's daily call: nothing to do
+        return ctx.fail(QStringLiteral("ACME is off: posternctl config set acme.enabled true (and make port 80 reachable), "
+                                       "or install your own certificate with posternctl cert install"));
+    }
+    auto info = certificateInfo(config.path(QStringLiteral("tls.cert")));
+    const qint64 renewBefore = config.durationMs(QStringLiteral("acme.renew_before")) / 1000;
+    if (ifDue && info && !info->selfSigned && QDateTime::currentDateTimeUtc().secsTo(info->notAfter) > renewBefore) {
+        ctx.out << "certificate valid until " << info->notAfter.toString(Qt::ISODate) << ": not due" << Qt::endl;
+        return 0;
+    }
+    // Names: the mail host (required), then mta-sts./autoconfig. names that resolve.
+    auto dns = makeResolver(config);
+    auto resolves = [&](const QString& n) {
+        for (DnsType t : {DnsType::A, DnsType::AAAA}) {
+            const DnsAnswer a = dns->query(n, t);
+            for (const DnsRecord& r : a.records)
+                if (r.type == t) return true;
+        }
+        return false;
+    };
+    QStringList names;
+    for (const QString& n : wantedNames(config)) {
+        if (resolves(n)) names << n;
+        else if (n == config.hostname())
+            return ctx.fail(QStringLiteral("%1 does not resolve: publish its A/AAAA record first (posternctl dns records)").arg(n));
+        else ctx.out << "skipping " << n << " (no address in DNS yet)" << Qt::endl;
+    }
+    // HTTP-01 needs postern-webd answering on the http listener.
+    QFile ready(readyFilePath(config, QStringLiteral("postern-webd")));
+    if (!ready.open(QIODevice::ReadOnly) || !QJsonDocument::fromJson(ready.readAll()).object().value(QStringLiteral("listeners")).toObject().contains(QStringLiteral("http")))
+        return ctx.fail(QStringLiteral("postern-webd is not serving HTTP (http.listen): the CA could not check the challenge"));
+    acme::Request req;
+    req.directoryUrl = config.string(QStringLiteral("acme.directory"));
+    req.names = names;
+    req.email = config.string(QStringLiteral("acme.email"));
+    if (req.email.isEmpty()) req.email = config.string(QStringLiteral("admin_address"));
+    req.accountKeyPath = config.configDir() + QStringLiteral("/acme/account.key");
+    req.challengeDir = config.dataDir() + QStringLiteral("/acme/challenges");
+    if (const QString ca = config.path(QStringLiteral("acme.ca_file")); !ca.isEmpty()) req.extraCa = QSslCertificate::fromPath(ca, QSsl::Pem);
+    req.progress = [&](const QString& s) { ctx.out << "acme: " << s << Qt::endl; };
+    auto issued = acme::obtainCertificate(req);
+    if (!issued) return ctx.fail(QStringLiteral("ACME: %1").arg(issued.errorMessage()));
+    const QList<QSslCertificate> chain = QSslCertificate::fromData(issued->chainPem, QSsl::Pem);
+    if (chain.isEmpty()) return ctx.fail(QStringLiteral("ACME: the CA sent no certificate"));
+    return installPair(ctx, config, chain, issued->chainPem, issued->keyPem);
+}
+
 int certInstall(CtlContext& ctx) {
     if (ctx.args.size() != 2) return ctx.usage(QStringLiteral("cert install CERT.pem KEY.pem"));
     Config config;
@@ -88,16 +164,7 @@ int certInstall(CtlContext& ctx) {
     if (!covers(names, config.hostname()) && !ctx.has(QStringLiteral("force")))
         return ctx.fail(QStringLiteral("the certificate does not name %1 (it names %2); --force installs it anyway")
                             .arg(config.hostname(), names.join(QStringLiteral(", "))));
-    const QString certPath = config.path(QStringLiteral("tls.cert")), keyPath = config.path(QStringLiteral("tls.key"));
-    if (auto st = writeFileAtomic(keyPath, keyPem, 0640); !st) return ctx.fail(st.errorMessage());
-    if (auto st = writeFileAtomic(certPath, certPem, 0640); !st) return ctx.fail(st.errorMessage());
-    ctx.out << "installed " << certPath << " (" << names.join(QStringLiteral(", ")) << "; until "
-            << chain.first().expiryDate().toString(Qt::ISODate) << ")" << Qt::endl;
-    QFile sf(config.runDir() + QStringLiteral("/postern-appliance.status"));
-    const qint64 pid = sf.open(QIODevice::ReadOnly) ? QJsonDocument::fromJson(sf.readAll()).object().value(QStringLiteral("pid")).toInteger() : 0;
-    if (pid > 1 && ::kill(pid_t(pid), SIGHUP) == 0) ctx.out << "daemons told to reload (new connections use the new certificate)" << Qt::endl;
-    else ctx.out << "the supervisor is not running: the certificate is used at the next start" << Qt::endl;
-    return 0;
+    return installPair(ctx, config, chain, certPem, keyPem);
 }
 
 int logSearch(CtlContext& ctx) {
@@ -143,6 +210,9 @@ void addCertCommands(QList<Command>& out) {
                    certStatus};
     out << Command{{QStringLiteral("cert"), QStringLiteral("install")}, QStringLiteral("CERT.pem KEY.pem [--force]"),
                    QStringLiteral("use your own certificate; daemons reload it"), {}, {QStringLiteral("force")}, certInstall, true};
+    out << Command{{QStringLiteral("cert"), QStringLiteral("renew")}, QStringLiteral("[--if-due]"),
+                   QStringLiteral("get a certificate from the ACME CA now (--if-due: only when it expires soon)"), {},
+                   {QStringLiteral("if-due")}, certRenew, true};
     out << Command{{QStringLiteral("log"), QStringLiteral("search")}, QStringLiteral("TERM"),
                    QStringLiteral("log lines with TERM and the whole sessions and messages they belong to"), {}, {}, logSearch};
 }

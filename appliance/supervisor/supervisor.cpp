@@ -8,6 +8,7 @@
 #include <QCoreApplication>
 #include <QDir>
 #include <QFileInfo>
+#include <QProcess>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -53,6 +54,29 @@ Supervisor::Supervisor(QString configDir, Config config, QObject* parent)
 
 Supervisor::~Supervisor() = default;
 
+// Certificate renewal runs as its own short-lived process (posternctl, as root like
+// us), so a slow CA never blocks supervision; it reloads the daemons by SIGHUP to us.
+void Supervisor::runMaintenance() {
+    QString ctl;
+    for (const QString& d : {QCoreApplication::applicationDirPath(), QStringLiteral("/usr/sbin"), QStringLiteral("/usr/local/sbin")}) {
+        const QFileInfo f(d + QStringLiteral("/posternctl"));
+        if (f.isFile() && f.isExecutable()) {
+            ctl = f.canonicalFilePath();
+            break;
+        }
+    }
+    if (ctl.isEmpty() || !m_config.flag(QStringLiteral("acme.enabled"))) return;
+    auto* p = new QProcess(this);
+    p->setProcessChannelMode(QProcess::MergedChannels);
+    connect(p, &QProcess::finished, this, [p](int code) {
+        const QString out = QString::fromUtf8(p->readAll()).trimmed().replace(QLatin1Char('\n'), QStringLiteral(" | "));
+        if (code == 0) log::info(u"supervisor.cert_renew", log::Fields().add("result", out.left(500)));
+        else log::error(u"supervisor.cert_renew_failed", log::Fields().add("exit", code).add("output", out.left(1000)));
+        p->deleteLater();
+    });
+    p->start(ctl, {QStringLiteral("--config"), m_configDir, QStringLiteral("cert"), QStringLiteral("renew"), QStringLiteral("--if-due")});
+}
+
 QString Supervisor::findBinary(const QString& program) const {
     QStringList dirs;
     const QString env = qEnvironmentVariable("POSTERN_LIBEXEC");
@@ -74,6 +98,10 @@ bool Supervisor::enabled(const ServiceSpec& s) const {
 }
 
 void Supervisor::start() {
+    m_maintenance.setInterval(12 * 3600 * 1000);
+    connect(&m_maintenance, &QTimer::timeout, this, &Supervisor::runMaintenance);
+    m_maintenance.start();
+    QTimer::singleShot(5 * 60 * 1000, this, &Supervisor::runMaintenance);  // soon after start, once the web daemon listens
     if (auto st = ensureDirectory(m_config.runDir(), 0755); !st) log::error(u"supervisor.run_dir", log::Fields().add("error", st.errorMessage()));
     QFile::remove(m_config.runDir() + QStringLiteral("/postern-appliance.ready"));
     for (const ServiceSpec& spec : serviceTable()) {

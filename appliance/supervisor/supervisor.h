@@ -81,6 +81,8 @@ private:
     bool m_stopping = false;
     bool m_announcedReady = false;
     QTimer m_reaper;
+    QTimer m_maintenance;  // twice a day: posternctl cert renew --if-due (ACME)
+    void runMaintenance();
 };
 
 }  // namespace postern

@@ -15,6 +15,18 @@ void addTls(QList<Setting>& out) {
                    .choices = {QStringLiteral("1.2"), QStringLiteral("1.3")}};
     out << Setting{.key = QStringLiteral("tls.handshake_timeout"), .type = T::Duration, .defaultValue = QStringLiteral("30s"),
                    .doc = QStringLiteral("Time allowed for a TLS handshake"), .section = sec, .min = 1, .max = 600};
+    out << Setting{.key = QStringLiteral("acme.enabled"), .type = T::Bool, .defaultValue = QStringLiteral("false"),
+                   .doc = QStringLiteral("Get and renew the certificate from an ACME CA (HTTP-01 on port 80)"), .section = sec};
+    out << Setting{.key = QStringLiteral("acme.directory"), .type = T::String,
+                   .defaultValue = QStringLiteral("https://acme-v02.api.letsencrypt.org/directory"),
+                   .doc = QStringLiteral("ACME directory URL of the CA"), .section = sec};
+    out << Setting{.key = QStringLiteral("acme.email"), .type = T::String, .defaultValue = {},
+                   .doc = QStringLiteral("Contact address for the CA account (empty: admin_address)"), .section = sec};
+    out << Setting{.key = QStringLiteral("acme.ca_file"), .type = T::Path, .defaultValue = {},
+                   .doc = QStringLiteral("Extra CA certificates (PEM) to trust for the ACME server (test CAs)"), .section = sec};
+    out << Setting{.key = QStringLiteral("acme.renew_before"), .type = T::Duration, .defaultValue = QStringLiteral("30d"),
+                   .doc = QStringLiteral("Renew when the certificate expires within this time"), .section = sec, .min = 86400,
+                   .max = 90 * 86400};
 }
 
 }  // namespace postern::settings
