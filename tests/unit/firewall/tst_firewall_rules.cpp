@@ -12,6 +12,7 @@
 #include "report.h"
 
 #include <QDir>
+#include <QElapsedTimer>
 #include <QFile>
 #include <QTemporaryDir>
 #include <QtTest>
@@ -309,6 +310,44 @@ private Q_SLOTS:
                 if (rs) (void)Evaluator(*rs).evaluate(Probe{IpFamily::V4, 25, QStringLiteral("eth0")});
             }
         }
+    }
+
+    // fail2ban-style: thousands of banned sources, each a conditional reject. The verdict
+    // stays known; exceptions are capped and counted; it stays fast.
+    void manyBans() {
+        QByteArray rules = "-A INPUT -p tcp -m multiport --dports 25,587 -j f2b-postfix\n-A INPUT -p tcp --dport 25 -j ACCEPT\n";
+        for (int n = 0; n < 3000; ++n) rules += "-A f2b-postfix -s 198.18." + QByteArray::number(n / 250) + "." + QByteArray::number(n % 250) + "/32 -j REJECT\n";
+        rules += "-A f2b-postfix -j RETURN\n";
+        const auto rs = parseIptablesSave(ipt(rules, "DROP", ":f2b-postfix - [0:0]\n"), IpFamily::V4, QStringLiteral("iptables-nft"));
+        QVERIFY(rs.ok());
+        QElapsedTimer t;
+        t.start();
+        const ProbeResult r = Evaluator(*rs).evaluate(Probe{IpFamily::V4, 25, QStringLiteral("eth0")});
+        QCOMPARE(toString(r.status), QStringLiteral("open"));
+        QCOMPARE(r.exceptions.size(), kMaxExceptions);
+        QCOMPARE(r.moreExceptions, 3000 - int(kMaxExceptions));
+        QVERIFY2(t.elapsed() < 5000, qPrintable(QString::number(t.elapsed())));
+        PortResult pr;
+        pr.status = r.status;
+        pr.perInterface << r;
+        QVERIFY(pr.summary().contains(u"and 2995 more exceptions"));
+    }
+
+    // Conditional jumps that double the walks at every level hit the walk limit: unknown, not a hang.
+    void walkLimit() {
+        QByteArray chains;
+        QByteArray rules;
+        for (int n = 0; n < 24; ++n) {
+            chains += ":C" + QByteArray::number(n) + " - [0:0]\n";
+            const QByteArray from = n == 0 ? "INPUT" : "C" + QByteArray::number(n - 1);
+            rules += "-A " + from + " -s 10.0.0." + QByteArray::number(n) + " -j C" + QByteArray::number(n) + "\n";
+            rules += "-A " + from + " -j C" + QByteArray::number(n) + "\n";
+        }
+        const auto rs = parseIptablesSave(ipt(rules, "DROP", chains), IpFamily::V4, QStringLiteral("iptables-nft"));
+        QVERIFY(rs.ok());
+        const ProbeResult r = Evaluator(*rs).evaluate(Probe{IpFamily::V4, 25, QStringLiteral("eth0")});
+        QCOMPARE(toString(r.status), QStringLiteral("unknown"));
+        QVERIFY2(r.reason.contains(u"too many"), qPrintable(r.reason));
     }
 
     void splitLine() {
