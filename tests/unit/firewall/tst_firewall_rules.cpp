@@ -11,9 +11,12 @@
 #include "plan.h"
 #include "report.h"
 
+#include "core/config.h"
+
 #include <QDir>
 #include <QElapsedTimer>
 #include <QFile>
+#include <QTcpServer>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -453,6 +456,46 @@ private Q_SLOTS:
         const Plan plan = planOpen(s, rep.detection, rep.results, defaultPorts(), {});
         QVERIFY(plan.commands.isEmpty());
         QVERIFY(plan.blockedElsewhere);
+    }
+
+    void configured() {
+        QTemporaryDir dir;
+        QFile f(dir.filePath(QStringLiteral("postern.conf")));
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write("smtp.listen = *:25\nsubmission.listen = 127.0.0.1:587\nsubmissions.listen = 0.0.0.0:465, [2001:db8::1]:465\n"
+                "imap.listen = [::]:143\nimaps.listen = *:0\n");
+        f.close();
+        const auto config = postern::Config::load(dir.path());
+        QVERIFY2(config.ok(), qPrintable(config.errorMessage()));
+        const QList<ConfiguredPort> ports = configuredPorts(*config);
+        auto fams = [&](const QString& service, quint16 port) {
+            for (const ConfiguredPort& p : ports)
+                if (p.service == service && p.port == port) return p.families;
+            return QList<IpFamily>{};
+        };
+        QVERIFY(fams(QStringLiteral("smtp"), 25) == (QList<IpFamily>{IpFamily::V4, IpFamily::V6}));
+        QVERIFY(fams(QStringLiteral("submission"), 587).isEmpty());  // loopback: no firewall question
+        QCOMPARE(ports.size(), 9 - 1 + 1);                              // imaps on port 0 left out, submissions twice
+        QVERIFY(fams(QStringLiteral("imap"), 143) == QList<IpFamily>{IpFamily::V6});
+        QVERIFY(!portNumbers(ports).contains(587));
+        QVERIFY(!portNumbers(ports).contains(0));
+        QCOMPARE(portNumbers(ports).first(), quint16(25));
+    }
+
+    // A port held by this very process is reported in use, with our program name and pid.
+    void localState() {
+        QTcpServer holder;
+        QVERIFY(holder.listen(QHostAddress::LocalHost, 0));
+        const quint16 port = holder.serverPort();
+        const QList<LocalPortState> st = localPortState({{QStringLiteral("smtp"), QHostAddress::LocalHost, port, {}}});
+        QCOMPARE(st.size(), 1);
+        QCOMPARE(toString(st.first().bindable), toString(Bindable::InUse));
+        QVERIFY2(st.first().detail.contains(QStringLiteral("(pid %1)").arg(QCoreApplication::applicationPid())), qPrintable(st.first().detail));
+        QVERIFY(!st.first().ours);
+        holder.close();
+        const QList<LocalPortState> free = localPortState({{QStringLiteral("smtp"), QHostAddress::LocalHost, port, {}}});
+        QCOMPARE(toString(free.first().bindable), toString(Bindable::Yes));
+        QVERIFY(free.first().listeners.isEmpty());
     }
 
     void container_data() {
