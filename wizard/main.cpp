@@ -3,8 +3,10 @@
 // postern-wizard [--non-interactive] [--config DIR] [--domain D] [--hostname H]
 //   [--admin ADDRESS] [--data DIR] [--user ADDRESS] [--password-file FILE]
 //   [--bind ADDRESS] [--port NAME=PORT ...] [--disable NAME ...] [--public-ip IP ...]
-//   [--smarthost HOST[:PORT]] [--dns-server IP[:PORT] ...] [--answers FILE]
+//   [--smarthost HOST[:PORT]] [--smarthost-user USER] [--smarthost-password-file FILE]
+//   [--dns-server IP[:PORT] ...] [--answers FILE]
 //   [--reset-password] [--no-launch] [--skip-network-checks] [--outbound-probe HOST:PORT]
+//   [--apply-firewall] [--skip-firewall]
 // Environment (container convention): POSTERN_DOMAIN, POSTERN_HOSTNAME,
 // POSTERN_ADMIN, POSTERN_USER, POSTERN_PASSWORD, POSTERN_PASSWORD_FILE,
 // POSTERN_BIND, POSTERN_PUBLIC_IP, POSTERN_SMARTHOST, POSTERN_DATA. An answers
@@ -47,6 +49,8 @@ void applyKey(WizardOptions& o, const QString& key, const QString& value, QStrin
     else if (key == u"POSTERN_PASSWORD_FILE") a.password = readSecretFile(value, error);
     else if (key == u"POSTERN_DATA") a.dataDir = value;
     else if (key == u"POSTERN_SMARTHOST") a.smarthost = value;
+    else if (key == u"POSTERN_SMARTHOST_USER") a.smarthostUser = value;
+    else if (key == u"POSTERN_SMARTHOST_PASSWORD_FILE") a.smarthostPassword = readSecretFile(value, error);
     else if (key == u"POSTERN_BIND") {
         if (!a.bind.setAddress(value)) *error = QStringLiteral("POSTERN_BIND: '%1' is not an IP address").arg(value);
         o.bindGiven = true;
@@ -93,8 +97,10 @@ int main(int argc, char** argv) {
         if (arg == u"--help" || arg == u"-h") {
             QTextStream(stdout) << "usage: postern-wizard [--non-interactive] [--config DIR] [--domain D] [--hostname H] [--admin ADDRESS]\n"
                                    "  [--data DIR] [--user ADDRESS --password-file FILE] [--bind ADDRESS] [--port NAME=PORT ...]\n"
-                                   "  [--disable NAME ...] [--public-ip IP ...] [--smarthost HOST[:PORT]] [--dns-server IP[:PORT] ...]\n"
+                                   "  [--disable NAME ...] [--public-ip IP ...] [--smarthost HOST[:PORT]] [--smarthost-user USER]\n"
+                                   "  [--smarthost-password-file FILE] [--dns-server IP[:PORT] ...]\n"
                                    "  [--answers FILE] [--reset-password] [--no-launch] [--skip-network-checks] [--outbound-probe HOST:PORT]\n"
+                                   "  [--apply-firewall] [--skip-firewall]\n"
                                    "NAME: smtp submission submissions imap imaps pop3 pop3s http https\n"
                                    "Without a terminal and without answers it sets up the demo (example.test on 127.0.0.1).\n";
             return 0;
@@ -111,10 +117,14 @@ int main(int argc, char** argv) {
         else if (arg == u"--password-file") a.password = readSecretFile(value(), &error);
         else if (arg == u"--reset-password") a.resetPassword = true;
         else if (arg == u"--smarthost") a.smarthost = value();
+        else if (arg == u"--smarthost-user") a.smarthostUser = value();
+        else if (arg == u"--smarthost-password-file") a.smarthostPassword = readSecretFile(value(), &error);
         else if (arg == u"--dns-server") a.dnsServers << value();
         else if (arg == u"--no-launch") o.launch = false;
         else if (arg == u"--skip-network-checks") o.skipNetworkChecks = true;
         else if (arg == u"--outbound-probe") o.outboundProbe = value();
+        else if (arg == u"--apply-firewall") o.applyFirewall = true;
+        else if (arg == u"--skip-firewall") o.skipFirewall = true;
         else if (arg == u"--pick-free-ports") o.pickFreePorts = true;
         else if (arg == u"--supervisor") o.supervisorPath = value();
         else if (arg == u"--bind") {

@@ -53,7 +53,14 @@ Config desiredConfig(const Answers& a, const Config& base) {
     set(QStringLiteral("admin_address"), a.admin);
     set(QStringLiteral("data_dir"), a.dataDir.isEmpty() ? QStringLiteral("data") : a.dataDir);
     for (const QString& name : standardPorts().keys()) set(name + QStringLiteral(".listen"), listenValue(a, name));
-    if (!a.smarthost.isEmpty()) set(QStringLiteral("relay.host"), a.smarthost);
+    if (!a.smarthost.isEmpty()) {
+        set(QStringLiteral("relay.host"), a.smarthost);
+        set(QStringLiteral("relay.tls"), a.smarthost.endsWith(QStringLiteral(":465")) ? QStringLiteral("implicit") : QStringLiteral("starttls"));
+        if (!a.smarthostUser.isEmpty()) {
+            set(QStringLiteral("relay.user"), a.smarthostUser);
+            set(QStringLiteral("relay.password_file"), QStringLiteral("relay-password"));
+        }
+    }
     if (!a.dnsServers.isEmpty()) set(QStringLiteral("dns.servers"), a.dnsServers.join(QStringLiteral(", ")));
     return c;
 }
@@ -83,7 +90,7 @@ Status shareWithDaemons(const Config& config) {
     }
     // Secrets stay root's, readable by the daemons' group.
     QStringList secrets{QStringLiteral("users"), QStringLiteral("aliases"), QStringLiteral("domains"), QStringLiteral("tls/key.pem"),
-                        QStringLiteral("tls/cert.pem")};
+                        QStringLiteral("tls/cert.pem"), QStringLiteral("relay-password")};
     QDirIterator dk(config.configDir() + QStringLiteral("/dkim"), QDir::Files, QDirIterator::Subdirectories);
     while (dk.hasNext()) secrets << QDir(config.configDir()).relativeFilePath(dk.next());
     for (const QString& rel : secrets) {
@@ -179,6 +186,11 @@ Result<SetupReport> applySetup(const Answers& a) {
     if (!saved) return saved.error();
     config = *saved;
 
+    if (!a.smarthostPassword.isEmpty()) {
+        if (auto st = writeFileAtomic(a.configDir + QStringLiteral("/relay-password"), a.smarthostPassword.toUtf8() + '\n', 0640); !st)
+            return st.error();
+        report.changes << QStringLiteral("smarthost password saved in relay-password (0640)");
+    }
     const QString domain = *normalizeDomain(a.domain);
     const QString admin = a.admin;
     QString password = a.password;

@@ -37,7 +37,9 @@ struct Answers {
     QMap<QString, quint16> ports;  // smtp, submission, ... -> port (0: disabled? no: OS-chosen)
     QStringList disabled;          // listener names turned off
     QList<QHostAddress> publicAddresses;  // given (NAT) or detected
-    QString smarthost;
+    QString smarthost;           // relay.host: HOST[:PORT] (port 465: implicit TLS)
+    QString smarthostUser;       // relay.user
+    QString smarthostPassword;   // written to <config>/relay-password (0640), never into postern.conf
     QStringList dnsServers;
 };
 

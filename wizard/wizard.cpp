@@ -1,6 +1,8 @@
 // wizard.cpp — postern-wizard: the first-run flow (see wizard.h).
 #include "wizard.h"
 
+#include "cli.h"
+
 #include "checks.h"
 #include "environment.h"
 #include "setup.h"
@@ -261,7 +263,26 @@ int runWizard(const WizardOptions& opt) {
     findings << checkFirewall();
     if (!opt.skipNetworkChecks) {
         const qsizetype colon = opt.outboundProbe.lastIndexOf(QLatin1Char(':'));
-        findings << checkOutbound25(opt.outboundProbe.left(colon), quint16(opt.outboundProbe.mid(colon + 1).toUInt()), 3000);
+        const Finding out25 = checkOutbound25(opt.outboundProbe.left(colon), quint16(opt.outboundProbe.mid(colon + 1).toUInt()), 3000);
+        findings << out25;
+        if (out25.severity != Severity::Ok && interactive && a.smarthost.isEmpty()) {
+            // Outbound port 25 is blocked here: offer the provider's relay (smarthost) now.
+            con.say(QStringLiteral("  Outbound port 25 seems blocked: %1").arg(out25.observed));
+            a.smarthost = con.ask(QStringLiteral("Smarthost for outgoing mail, HOST:PORT (587 STARTTLS or 465 TLS; empty: none)"), QString(),
+                                  [](const QString& v) {
+                                      if (v.isEmpty()) return QString();
+                                      const qsizetype c = v.lastIndexOf(QLatin1Char(':'));
+                                      bool ok = false;
+                                      const uint port = c > 0 ? v.mid(c + 1).toUInt(&ok) : 0;
+                                      return c > 0 && ok && port > 0 && port < 65536 ? QString() : QStringLiteral("write it as HOST:PORT, e.g. smtp.provider.net:587");
+                                  });
+            if (!a.smarthost.isEmpty()) {
+                a.smarthostUser = con.ask(QStringLiteral("Smarthost login (empty: no login)"), QString(), [](const QString&) { return QString(); });
+                if (!a.smarthostUser.isEmpty())
+                    a.smarthostPassword = con.ask(QStringLiteral("Smarthost password"), QString(),
+                                                  [](const QString& v) { return v.isEmpty() ? QStringLiteral("enter the password") : QString(); }, true);
+            }
+        }
         if (!isReservedDomain(a.domain)) {
             QList<DnsServer> servers;
             for (const QString& s : a.dnsServers)
@@ -313,7 +334,37 @@ int runWizard(const WizardOptions& opt) {
 
     // 6. Firewall.
     con.say(QStringLiteral("\n== Firewall"));
-    con.say(QStringLiteral("  Automatic firewall changes are not part of this build; open the ports listed above yourself."));
+    if (opt.skipFirewall) {
+        con.say(QStringLiteral("  (skipped: --skip-firewall)"));
+    } else {
+        // The firewall module reads the host's rules, says per port whether mail gets in and
+        // which rule decides, and opens the ports with the detected backend when asked.
+        QString fwReport;
+        QTextStream rs(&fwReport);
+        const firewall::SystemRunner runner;
+        const int status = firewall::runFirewallCli({QStringLiteral("postern-firewall"), QStringLiteral("--config"), a.configDir, QStringLiteral("status")}, rs, rs, runner);
+        rs.flush();
+        for (const QString& line : fwReport.split(QLatin1Char('\n'), Qt::SkipEmptyParts)) con.say(QStringLiteral("  ") + line);
+        if (status == 1) {
+            QString fwPlan;
+            QTextStream ps(&fwPlan);
+            firewall::runFirewallCli({QStringLiteral("postern-firewall"), QStringLiteral("--config"), a.configDir, QStringLiteral("plan")}, ps, ps, runner);
+            ps.flush();
+            for (const QString& line : fwPlan.split(QLatin1Char('\n'), Qt::SkipEmptyParts)) con.say(QStringLiteral("  ") + line);
+            const bool apply = interactive ? con.confirm(QStringLiteral("Apply these firewall changes now?"), false) : opt.applyFirewall;
+            if (apply) {
+                QString applied;
+                QTextStream as(&applied);
+                const int rc = firewall::runFirewallCli({QStringLiteral("postern-firewall"), QStringLiteral("--config"), a.configDir, QStringLiteral("apply")}, as, as, runner);
+                as.flush();
+                for (const QString& line : applied.split(QLatin1Char('\n'), Qt::SkipEmptyParts)) con.say(QStringLiteral("  ") + line);
+                con.say(rc == 0 ? QStringLiteral("  Firewall: the mail ports are open now (undo: postern-firewall remove).")
+                                : QStringLiteral("  Firewall: not every port could be opened; see above."));
+            } else {
+                con.say(QStringLiteral("  Not changed. Later: postern-firewall --config %1 apply").arg(a.configDir));
+            }
+        }
+    }
 
     if (!opt.launch) {
         con.say(QStringLiteral("\nNothing started (--no-launch). Start the daemons with: postern-appliance --config %1").arg(a.configDir));

@@ -23,6 +23,8 @@ struct WizardOptions {
     bool bindGiven = false;
     bool pickFreePorts = false;      // demo/tests: take the next free port instead of failing
     bool skipNetworkChecks = false;
+    bool applyFirewall = false;      // non-interactive: open the configured ports in the host firewall
+    bool skipFirewall = false;       // do not read or change the firewall at all (tests, containers)
     QString outboundProbe = QStringLiteral("gmail-smtp-in.l.google.com:25");
     QStringList blocklists = {QStringLiteral("zen.spamhaus.org"), QStringLiteral("bl.spamcop.net")};
     QString supervisorPath;

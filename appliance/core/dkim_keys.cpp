@@ -7,6 +7,9 @@
 #include <QFile>
 #include <QFileInfo>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -63,6 +66,17 @@ Status DkimKeyStore::saveManifest(const QString& domain, const QList<DkimKey>& k
     return writeFileAtomic(domainDir(domain) + QStringLiteral("/keys"), text, 0644);
 }
 
+// Run as root (posternctl), a new key must stay readable by the daemons' group:
+// it gets the group of <config>/dkim, which the wizard gave to the mail user.
+static void shareLikeStore(const QString& storeDir, const QStringList& paths) {
+    if (::geteuid() != 0) return;
+    struct stat st {};
+    if (::stat(QFile::encodeName(storeDir).constData(), &st) != 0 || st.st_gid == 0) return;
+    for (const QString& p : paths) {
+        if (::chown(QFile::encodeName(p).constData(), 0, st.st_gid) != 0) { /* best effort: posternctl status shows unreadable keys */ }
+    }
+}
+
 Result<DkimKey> DkimKeyStore::generate(const QString& domain, const QString& algorithm) {
     if (algorithm != u"rsa" && algorithm != u"ed25519") return Result<DkimKey>::fail(QStringLiteral("algorithm must be rsa or ed25519"));
     auto existing = keys(domain);
@@ -84,6 +98,7 @@ Result<DkimKey> DkimKeyStore::generate(const QString& domain, const QString& alg
     k.selector = base;
     for (int i = 2; QFileInfo::exists(keyPath(dir, k.selector)); ++i) k.selector = base + QString::number(i);
     if (auto st = writeFileAtomic(keyPath(dir, k.selector), pem, 0640); !st) return st.error();
+    shareLikeStore(m_dir, {dir, keyPath(dir, k.selector)});
     QList<DkimKey> list = *existing;
     for (DkimKey& old : list)
         if (old.algorithm == algorithm) old.active = false;

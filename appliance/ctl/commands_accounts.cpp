@@ -9,6 +9,7 @@
 #include "core/accounts.h"
 #include "core/address.h"
 #include "core/config_schema.h"
+#include "core/dkim_keys.h"
 #include "core/password.h"
 
 namespace postern::ctl {
@@ -48,6 +49,11 @@ int domainAdd(CtlContext& ctx) {
     });
     if (!st) return ctx.fail(st.errorMessage());
     ctx.out << "added domain " << domain << Qt::endl;
+    // Outgoing mail of the domain is signed from the start; the records to publish
+    // are in `posternctl dns records`.
+    DkimKeyStore dkim(ctx.configDir);
+    if (auto made = dkim.ensureKeys(domain); !made) ctx.err << "posternctl: DKIM keys for " << domain << ": " << made.errorMessage() << Qt::endl;
+    else if (!made->isEmpty()) ctx.out << "  DKIM keys created (" << made->size() << "); publish them: posternctl dns records" << Qt::endl;
     if (!roles.isEmpty()) ctx.out << "  " << roles.join(QStringLiteral(", ")) << " -> " << admin << Qt::endl;
     else if (admin.isEmpty())
         ctx.out << "  postmaster@" << domain << " and abuse@" << domain

@@ -36,6 +36,9 @@ QList<Command> allCommands() {
     addConfigCommands(cmds);
     addDnsCommands(cmds);
     addStatusCommands(cmds);
+    addQueueCommands(cmds);
+    addFirewallCommands(cmds);
+    addCheckCommands(cmds);
     return cmds;
 }
 

@@ -47,6 +47,9 @@ void addAccountCommands(QList<Command>& out);
 void addConfigCommands(QList<Command>& out);
 void addDnsCommands(QList<Command>& out);
 void addStatusCommands(QList<Command>& out);
+void addQueueCommands(QList<Command>& out);
+void addFirewallCommands(QList<Command>& out);
+void addCheckCommands(QList<Command>& out);
 
 QList<Command> allCommands();
 int runCtl(const QStringList& arguments, QTextStream& out, QTextStream& err);

@@ -13,13 +13,13 @@
 # the test suite starts its own instances on free loopback ports.
 set -eu
 
-BUILD_PKGS="build-essential cmake ninja-build pkg-config ccache git
+BUILD_PKGS="publicsuffix build-essential cmake ninja-build pkg-config ccache git
  qt6-base-dev qt6-base-dev-tools qt6-httpserver-dev qt6-websockets-dev
  libldns-dev ldnsutils libssl-dev openssl libargon2-dev libcrypt-dev libsqlite3-dev
  ca-certificates"
 FUZZ_PKGS="clang libclang-rt-14-dev"
 TEST_PKGS="$FUZZ_PKGS python3 swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl curl msmtp fetchmail isync getmail6 offlineimap imapfilter
- nsd bind9-utils python3-dkim argon2 whois nftables iptables ufw iproute2 tmux pebble
+ nsd bind9-utils python3-dkim python3-nacl python3-dnspython unbound argon2 whois nftables iptables ufw iproute2 tmux pebble
  procps psmisc util-linux e2fsprogs"
 IMAGE_PKGS="mmdebstrap buildah podman runc skopeo umoci qemu-system-x86 qemu-utils ovmf
  systemd-boot-efi mtools dosfstools fdisk systemd-container bubblewrap uidmap zstd"

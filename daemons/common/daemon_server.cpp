@@ -21,6 +21,7 @@ DaemonServer::~DaemonServer() = default;
 bool DaemonServer::needsTls() const { return true; }  // every protocol offers STARTTLS or implicit TLS
 
 Status DaemonServer::reloadTls() {
+    if (m_specs.isEmpty()) return {};  // no listeners (postern-queued): no server certificate needed
     auto tls = serverTlsConfiguration(m_config);
     if (!tls) return tls.error();
     m_tls = *tls;

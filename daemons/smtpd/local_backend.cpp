@@ -3,10 +3,12 @@
 
 #include "common/async.h"
 #include "common/spool/queue.h"
+#include "common/senderauth/inbound.h"
 #include "common/store/maildir_delivery.h"
 
 #include "core/address.h"
 #include "core/atomic_file.h"
+#include "core/dns.h"
 #include "core/log.h"
 #include "core/paths.h"
 
@@ -17,6 +19,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 namespace postern::smtp {
@@ -74,6 +77,101 @@ private:
     int m_error = 0;
     qint64 m_size = 0;
 };
+
+// Inbound sender authentication (common/senderauth): settings captured on the
+// main thread, the checks run on the delivery worker.
+struct InboundChecks {
+    bool enabled = false;
+    bool rejectOnDmarc = true;
+    bool quarantineToJunk = true;
+    QString authservId;
+    QList<DnsServer> dnsServers;
+    int dnsTimeoutMs = 5000;
+    qint64 maxBytes = 0;
+};
+
+InboundChecks inboundChecks(const Config& config, const MessageJob& job) {
+    InboundChecks c;
+    c.enabled = job.authUser.isEmpty() && config.flag(QStringLiteral("smtp.sender_auth"));
+    c.rejectOnDmarc = config.flag(QStringLiteral("smtp.dmarc_reject"));
+    c.quarantineToJunk = config.flag(QStringLiteral("smtp.dmarc_quarantine_junk"));
+    c.authservId = config.hostname();
+    for (const QString& s : config.list(QStringLiteral("dns.servers")))
+        if (auto parsed = parseDnsServer(s)) c.dnsServers << *parsed;
+    c.dnsTimeoutMs = int(config.durationMs(QStringLiteral("dns.timeout")));
+    c.maxBytes = config.size(QStringLiteral("smtp.max_message_size")) + 64 * 1024;
+    return c;
+}
+
+struct UniqueFd {
+    int fd = -1;
+    UniqueFd() = default;
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    ~UniqueFd() {
+        if (fd >= 0) ::close(fd);
+    }
+};
+
+struct InboundOutcome {
+    bool reject = false;
+    bool junk = false;
+    DeliveryOutcome outcome;
+    QByteArray header;
+    qint64 filteredSize = 0;
+};
+
+InboundOutcome runInboundChecks(const InboundChecks& c, const MessageJob& job, UniqueFd* filtered) {
+    InboundOutcome out;
+    QByteArray message(job.body->size(), Qt::Uninitialized);
+    if (job.body->size() > c.maxBytes || ::pread(job.body->fd(), message.data(), size_t(message.size()), 0) != message.size()) {
+        out.header = QStringLiteral("Authentication-Results: %1; none (message not checked)\r\n").arg(c.authservId).toUtf8();
+        return out;
+    }
+    bool forged = false;
+    const QByteArray clean = senderauth::stripForgedResults(message, c.authservId, &forged);
+    if (forged) {
+        // A copy without the forged fields (memfd: no file to clean up), used for the Maildir copies.
+        filtered->fd = ::memfd_create("postern-filtered", MFD_CLOEXEC);
+        qsizetype off = 0;
+        while (filtered->fd >= 0 && off < clean.size()) {
+            const ssize_t n = ::write(filtered->fd, clean.constData() + off, size_t(clean.size() - off));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                ::close(filtered->fd);
+                filtered->fd = -1;
+                break;
+            }
+            off += n;
+        }
+        out.filteredSize = clean.size();
+        log::info(u"senderauth.forged_results_removed", log::Fields().add("session", job.sessionId).add("id", job.queueId));
+    }
+    LdnsResolver dns(c.dnsServers, c.dnsTimeoutMs);
+    senderauth::InboundInput in;
+    in.message = clean;
+    in.client = QHostAddress(job.clientAddress);
+    in.sender = job.sender;
+    in.helo = job.clientHelo;
+    in.authservId = c.authservId;
+    in.rejectOnDmarc = c.rejectOnDmarc;
+    in.quarantineToJunk = c.quarantineToJunk;
+    const senderauth::InboundVerdict v = senderauth::evaluateInbound(dns, in);
+    log::info(u"senderauth", log::Fields().add("session", job.sessionId).add("id", job.queueId).add("result", v.summary)
+                                 .add("action", v.action == senderauth::InboundVerdict::Action::Reject ? "reject"
+                                                : v.action == senderauth::InboundVerdict::Action::Junk ? "junk" : "deliver"));
+    out.header = v.header;
+    out.junk = v.action == senderauth::InboundVerdict::Action::Junk;
+    if (v.action == senderauth::InboundVerdict::Action::Reject) {
+        out.reject = true;
+        out.outcome.status = DeliveryOutcome::Status::PermFail;
+        out.outcome.code = 550;
+        out.outcome.enhanced = QStringLiteral("5.7.1");
+        out.outcome.text = v.rejectText;
+        out.outcome.detail = v.summary;
+    }
+    return out;
+}
 
 DeliveryOutcome failure(const Error& e, qint64 size = 0, qint64 quota = 0) {
     DeliveryOutcome o;
@@ -191,10 +289,27 @@ void LocalBackend::deliver(QObject* context, MessageJob job, std::function<void(
     auto accounts = m_accounts.current();
     const QString mailDir = m_config.mailDir();
     const QString queueDir = m_config.queueDir();
+    const InboundChecks checks = inboundChecks(m_config, job);
     runAsync(
         context,
-        [job, accounts, mailDir, queueDir]() -> DeliveryOutcome {
-            const qint64 size = job.body->size();
+        [job, accounts, mailDir, queueDir, checks]() -> DeliveryOutcome {
+            qint64 size = job.body->size();
+            // Mail from the Internet (no AUTH): SPF, DKIM, DMARC -> Authentication-Results;
+            // forged results claiming our name are removed first.
+            int bodyFd = job.body->fd();
+            QByteArray authResults;
+            QStringList folder;
+            UniqueFd filtered;
+            if (checks.enabled) {
+                InboundOutcome in = runInboundChecks(checks, job, &filtered);
+                if (in.reject) return in.outcome;
+                authResults = in.header;
+                if (in.junk) folder << QStringLiteral("Junk");
+                if (filtered.fd >= 0) {
+                    bodyFd = filtered.fd;
+                    size = in.filteredSize;
+                }
+            }
             // Distinct local mailboxes and remote addresses over all recipients.
             QStringList mailboxes;
             QList<spool::EnvelopeRecipient> remote;
@@ -235,8 +350,8 @@ void LocalBackend::deliver(QObject* context, MessageJob job, std::function<void(
             for (const QString& m : mailboxes) {
                 const UserRecord* u = accounts->user(m);
                 const qint64 quota = u ? u->quotaBytes : 0;
-                const QByteArray prefix = (returnPath + QStringLiteral("Delivered-To: %1\r\n").arg(m)).toUtf8();
-                if (auto st = delivery.add(m, prefix, job.body->fd(), size, {}, quota); !st) {
+                const QByteArray prefix = (returnPath + QStringLiteral("Delivered-To: %1\r\n").arg(m)).toUtf8() + authResults;
+                if (auto st = delivery.add(m, prefix, bodyFd, size, folder, quota); !st) {
                     queue.abort();
                     return failure(st.error(), size + prefix.size(), quota);
                 }

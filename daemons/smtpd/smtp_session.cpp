@@ -1,6 +1,8 @@
 // smtp_session.cpp — see smtp_session.h.
 #include "smtp_session.h"
 
+#include "common/mail/message.h"
+
 #include "core/log.h"
 
 #include <QDateTime>
@@ -13,16 +15,7 @@ namespace postern::smtp {
 namespace {
 constexpr int kMaxAuthLine = SaslServer::kMaxLine + 2;
 
-// "+0100"-style numeric zone, as RFC 5322 3.3 prefers.
-QString numericZone() {
-    const int secs = QDateTime::currentDateTime().offsetFromUtc();
-    const int mins = std::abs(secs) / 60;
-    return QStringLiteral("%1%2%3").arg(secs < 0 ? QLatin1Char('-') : QLatin1Char('+')).arg(mins / 60, 2, 10, QLatin1Char('0')).arg(mins % 60, 2, 10, QLatin1Char('0'));
-}
-
-QString dateHeaderValue() {
-    return QLocale::c().toString(QDateTime::currentDateTime(), QStringLiteral("ddd, dd MMM yyyy HH:mm:ss ")) + numericZone();
-}
+QString dateHeaderValue() { return mail::formatDate(QDateTime::currentDateTime()); }
 
 // Text that came from the client, made safe for a header comment / reply.
 QString sanitize(const QString& s, int max = 200) {

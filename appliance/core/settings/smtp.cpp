@@ -46,6 +46,14 @@ void addSmtp(QList<Setting>& out) {
     out << Setting{.key = QStringLiteral("smtp.bare_lf"), .type = T::Enum, .defaultValue = QStringLiteral("reject"),
                    .doc = QStringLiteral("A bare LF or CR in DATA: reject the message or normalise it to CRLF"),
                    .section = sec, .choices = {QStringLiteral("reject"), QStringLiteral("normalize")}};
+    out << Setting{.key = QStringLiteral("smtp.sender_auth"), .type = T::Bool, .defaultValue = QStringLiteral("true"),
+                   .doc = QStringLiteral("Check SPF, DKIM and DMARC of mail from the Internet and add Authentication-Results"),
+                   .section = sec};
+    out << Setting{.key = QStringLiteral("smtp.dmarc_reject"), .type = T::Bool, .defaultValue = QStringLiteral("true"),
+                   .doc = QStringLiteral("Refuse (550) mail that fails DMARC when the sender's domain publishes p=reject"),
+                   .section = sec};
+    out << Setting{.key = QStringLiteral("smtp.dmarc_quarantine_junk"), .type = T::Bool, .defaultValue = QStringLiteral("true"),
+                   .doc = QStringLiteral("Deliver mail that fails DMARC with p=quarantine into the Junk folder"), .section = sec};
 }
 
 }  // namespace postern::settings

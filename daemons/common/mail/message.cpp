@@ -1,6 +1,7 @@
 // message.cpp — see message.h.
 #include "message.h"
 
+#include <QLocale>
 #include <QTimeZone>
 
 #include <cerrno>
@@ -40,12 +41,15 @@ Header parseHeaderRange(const QByteArray& d, qsizetype start, qsizetype end, qsi
         while (line.endsWith('\n') || line.endsWith('\r')) line.chop(1);
         if (!line.isEmpty() && isWsp(line.at(0)) && !h.fields.isEmpty()) {
             h.fields.last().value += ' ' + line.trimmed();  // unfold (RFC 5322 2.2.3)
+            h.fields.last().end = le;
         } else {
             const qsizetype colon = line.indexOf(':');
             if (colon > 0 && h.fields.size() < kMaxFields) {
                 HeaderField f;
                 f.name = line.left(colon).trimmed();
                 f.value = line.mid(colon + 1).trimmed();
+                f.start = pos;
+                f.end = le;
                 h.fields.append(f);
             }
         }
@@ -623,6 +627,14 @@ QByteArray decodeTransferEncoding(const QByteArray& body, const QString& encodin
         return out;
     }
     return body;
+}
+
+QString formatDate(const QDateTime& when) {
+    const QDateTime local = when.toLocalTime();
+    const int secs = local.offsetFromUtc();
+    const int mins = std::abs(secs) / 60;
+    return QLocale::c().toString(local, QStringLiteral("ddd, dd MMM yyyy HH:mm:ss ")) +
+           QStringLiteral("%1%2%3").arg(secs < 0 ? QLatin1Char('-') : QLatin1Char('+')).arg(mins / 60, 2, 10, QLatin1Char('0')).arg(mins % 60, 2, 10, QLatin1Char('0'));
 }
 
 }  // namespace postern::mail

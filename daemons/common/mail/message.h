@@ -32,6 +32,7 @@ inline constexpr int kMaxFields = 5000;
 struct HeaderField {
     QByteArray name;   // as written
     QByteArray value;  // unfolded (CRLF+WSP -> WSP), leading space trimmed
+    qsizetype start = 0, end = 0;  // [start, end) of the field in the message, continuation lines included
 };
 
 struct Header {
@@ -79,6 +80,8 @@ struct Address {
 QList<Address> parseAddressList(const QByteArray& raw);
 
 QDateTime parseDate(const QByteArray& raw);
+// RFC 5322 3.3 date-time in local time with a numeric zone: "Tue, 24 Nov 2026 18:00:00 +0000".
+QString formatDate(const QDateTime& when);
 
 // Decode a body with its transfer encoding (base64, quoted-printable; others as is).
 QByteArray decodeTransferEncoding(const QByteArray& body, const QString& encoding);

@@ -4,6 +4,7 @@
 #include "core/atomic_file.h"
 
 #include <QDir>
+#include <QFileInfo>
 #include <QFile>
 #include <QRandomGenerator>
 #include <QRegularExpression>
@@ -32,6 +33,21 @@ QString newQueueId() {
     return QStringLiteral("%1%2").arg(t, 8, 16, QLatin1Char('0')).arg(r, 8, 16, QLatin1Char('0')).toUpper();
 }
 
+QString toString(EnvelopeRecipient::Status s) {
+    switch (s) {
+        case EnvelopeRecipient::Status::Pending: return QStringLiteral("pending");
+        case EnvelopeRecipient::Status::Sent: return QStringLiteral("sent");
+        case EnvelopeRecipient::Status::Failed: return QStringLiteral("failed");
+    }
+    return {};
+}
+
+bool Envelope::done() const {
+    for (const EnvelopeRecipient& r : recipients)
+        if (r.status == EnvelopeRecipient::Status::Pending) return false;
+    return true;
+}
+
 QByteArray Envelope::serialize() const {
     QByteArray out = "POSTERN-QUEUE " + QByteArray::number(kEnvelopeVersion) + "\n";
     auto field = [&](const char* key, const QString& value) {
@@ -53,10 +69,17 @@ QByteArray Envelope::serialize() const {
     field("ret", ret);
     field("envid", envid);
     field("size", QString::number(size));
-    for (const EnvelopeRecipient& r : recipients)
-        field("recipient", QStringLiteral("%1 notify=%2 orcpt=%3")
+    field("attempts", QString::number(attempts));
+    field("first-attempt", QString::number(firstAttempt));
+    field("next-attempt", QString::number(nextAttempt));
+    field("delay-notified", delayNotified ? QStringLiteral("yes") : QStringLiteral("no"));
+    for (const EnvelopeRecipient& r : recipients) {
+        field("recipient", QStringLiteral("%1 notify=%2 orcpt=%3 status=%4")
                                .arg(r.address, r.notify.isEmpty() ? QStringLiteral("-") : r.notify,
-                                    r.orcpt.isEmpty() ? QStringLiteral("-") : r.orcpt));
+                                    r.orcpt.isEmpty() ? QStringLiteral("-") : r.orcpt, toString(r.status)));
+        if (!r.diagnostic.isEmpty()) field("diagnostic", r.address + QLatin1Char(' ') + r.diagnostic);
+        if (!r.remoteMta.isEmpty()) field("remote-mta", r.address + QLatin1Char(' ') + r.remoteMta);
+    }
     for (const QString& e : extra) {
         QString v = e;
         v.remove(QLatin1Char('\r'));
@@ -101,9 +124,20 @@ Result<Envelope> Envelope::parse(const QByteArray& text) {
             for (const QString& p : parts.mid(1)) {
                 if (p.startsWith(u"notify=") && p != u"notify=-") r.notify = p.mid(7);
                 else if (p.startsWith(u"orcpt=") && p != u"orcpt=-") r.orcpt = p.mid(6);
+                else if (p == u"status=sent") r.status = EnvelopeRecipient::Status::Sent;
+                else if (p == u"status=failed") r.status = EnvelopeRecipient::Status::Failed;
             }
             if (r.address.isEmpty()) return Result<Envelope>::fail(QStringLiteral("line %1: empty recipient").arg(i + 1));
             e.recipients << r;
+        } else if (key == u"attempts") e.attempts = value.toInt();
+        else if (key == u"first-attempt") e.firstAttempt = value.toLongLong();
+        else if (key == u"next-attempt") e.nextAttempt = value.toLongLong();
+        else if (key == u"delay-notified") e.delayNotified = value == u"yes";
+        else if (key == u"diagnostic" || key == u"remote-mta") {
+            const QString addr = value.section(QLatin1Char(' '), 0, 0);
+            const QString text = value.section(QLatin1Char(' '), 1);
+            for (EnvelopeRecipient& r : e.recipients)
+                if (r.address == addr) (key == u"diagnostic" ? r.diagnostic : r.remoteMta) = text;
         } else {
             e.extra << line;
         }
@@ -183,6 +217,50 @@ void QueueWriter::abort() {
     if (!m_envTmp.isEmpty()) ::unlink(QFile::encodeName(m_envTmp).constData());
     if (!m_body.isEmpty()) ::unlink(QFile::encodeName(m_body).constData());
     m_prepared = false;
+}
+
+QString envelopePath(const QString& queueDir, const QString& state, const QString& id) {
+    return queueDir + QLatin1Char('/') + state + QLatin1Char('/') + id + QStringLiteral(".env");
+}
+
+QString bodyPath(const QString& queueDir, const QString& state, const QString& id) {
+    return queueDir + QLatin1Char('/') + state + QLatin1Char('/') + id + QStringLiteral(".body");
+}
+
+Status saveEnvelope(const QString& queueDir, const QString& state, const Envelope& envelope) {
+    if (!isValidQueueId(envelope.id)) return Status::fail(QStringLiteral("invalid queue id"));
+    return writeFileAtomic(envelopePath(queueDir, state, envelope.id), envelope.serialize(), 0600);
+}
+
+Status moveMessage(const QString& queueDir, const QString& id, const QString& from, const QString& to) {
+    if (!isValidQueueId(id) || !queueStates().contains(from) || !queueStates().contains(to))
+        return Status::fail(QStringLiteral("invalid queue id or state"));
+    if (auto st = ensureDirectory(queueDir + QLatin1Char('/') + to, 0700); !st) return st;
+    auto mv = [](const QString& a, const QString& b) -> Status {
+        if (::rename(QFile::encodeName(a).constData(), QFile::encodeName(b).constData()) != 0)
+            return Status::fail(QStringLiteral("%1: %2").arg(a, QString::fromLocal8Bit(std::strerror(errno))), errno);
+        return {};
+    };
+    // Body first: an envelope is never visible without its body.
+    if (QFileInfo::exists(bodyPath(queueDir, from, id)))
+        if (auto st = mv(bodyPath(queueDir, from, id), bodyPath(queueDir, to, id)); !st) return st;
+    if (auto st = mv(envelopePath(queueDir, from, id), envelopePath(queueDir, to, id)); !st) return st;
+    if (auto st = syncDirectory(queueDir + QLatin1Char('/') + to); !st) return st;
+    return syncDirectory(queueDir + QLatin1Char('/') + from);
+}
+
+Status removeMessage(const QString& queueDir, const QString& state, const QString& id) {
+    if (!isValidQueueId(id) || !queueStates().contains(state)) return Status::fail(QStringLiteral("invalid queue id or state"));
+    ::unlink(QFile::encodeName(envelopePath(queueDir, state, id)).constData());
+    ::unlink(QFile::encodeName(bodyPath(queueDir, state, id)).constData());
+    return syncDirectory(queueDir + QLatin1Char('/') + state);
+}
+
+QString stateOf(const QString& queueDir, const QString& id) {
+    if (!isValidQueueId(id)) return {};
+    for (const QString& st : queueStates())
+        if (QFileInfo::exists(envelopePath(queueDir, st, id))) return st;
+    return {};
 }
 
 QList<QueueEntry> listQueue(const QString& queueDir, QStringList* errors) {

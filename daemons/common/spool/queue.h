@@ -21,8 +21,13 @@
 //   ret: FULL | HDRS | (empty)
 //   envid: <RFC 3461 ENVID, xtext-decoded, or empty>
 //   size: <bytes of the .body file>
-//   recipient: <address> notify=<NEVER|SUCCESS,FAILURE,DELAY|-> orcpt=<type;address|->
-//   (one recipient line per recipient)
+//   recipient: <address> notify=<NEVER|SUCCESS,FAILURE,DELAY|-> orcpt=<type;address|-> status=<pending|sent|failed>
+//   (one recipient line per recipient; status since version 2, "pending" when absent)
+// Version 2 adds the queue runner's bookkeeping:
+//   attempts: <n>   first-attempt: <unix>   next-attempt: <unix>   delay-notified: yes|no
+//   diagnostic: <address> <last SMTP reply or error for that recipient>
+//   remote-mta: <address> <host that answered>
+// Version 1 files (written before the runner existed) are read as version 2.
 // Values never contain CR or LF (they come from parsed SMTP commands).
 //
 // Interface: isValidQueueId(), newQueueId(), QueueWriter (two-phase: prepare
@@ -42,18 +47,23 @@
 
 namespace postern::spool {
 
-inline constexpr int kEnvelopeVersion = 1;
+inline constexpr int kEnvelopeVersion = 2;
 QStringList queueStates();  // incoming active deferred hold corrupt
 
 bool isValidQueueId(const QString& id);
 QString newQueueId();
 
 struct EnvelopeRecipient {
+    enum class Status { Pending, Sent, Failed };
     QString address;
     QString notify;  // "" = not given
     QString orcpt;   // "" = not given
+    Status status = Status::Pending;
+    QString diagnostic;  // last reply or error, e.g. "550 5.1.1 User unknown"
+    QString remoteMta;   // the host that gave it
     bool operator==(const EnvelopeRecipient&) const = default;
 };
+QString toString(EnvelopeRecipient::Status s);
 
 struct Envelope {
     QString id;
@@ -68,6 +78,12 @@ struct Envelope {
     QString envid;
     qint64 size = 0;
     QList<EnvelopeRecipient> recipients;
+    // Queue runner bookkeeping (version 2).
+    int attempts = 0;
+    qint64 firstAttempt = 0;
+    qint64 nextAttempt = 0;
+    bool delayNotified = false;
+    bool done() const;  // no recipient is pending
     QStringList extra;  // lines of later versions/extensions we keep verbatim
 
     QByteArray serialize() const;
@@ -103,5 +119,17 @@ struct QueueEntry {
 };
 // All messages in all states (envelopes that fail to parse are reported in `errors`).
 QList<QueueEntry> listQueue(const QString& queueDir, QStringList* errors = nullptr);
+
+// Paths of a message's files in a state folder (id validated by the caller).
+QString envelopePath(const QString& queueDir, const QString& state, const QString& id);
+QString bodyPath(const QString& queueDir, const QString& state, const QString& id);
+// Rewrites the envelope in place (atomic, fsync'd).
+Status saveEnvelope(const QString& queueDir, const QString& state, const Envelope& envelope);
+// Moves a message (body first, envelope last) between state folders.
+Status moveMessage(const QString& queueDir, const QString& id, const QString& from, const QString& to);
+// Removes a message (envelope first, so it never looks complete without its body).
+Status removeMessage(const QString& queueDir, const QString& state, const QString& id);
+// Finds the state folder a message is in ("" when none).
+QString stateOf(const QString& queueDir, const QString& id);
 
 }  // namespace postern::spool

@@ -123,6 +123,8 @@ class Instance:
             "auth.argon2_memory": "1M",
             "auth.argon2_iterations": "1",
             "auth.failure_delay": "0s",
+            # No DNS from tests unless a test brings its own server (Nsd) and turns this back on.
+            "smtp.sender_auth": "false",
         }
         for name in self.LISTENERS:
             lines[f"{name}.listen"] = "127.0.0.1:0"
@@ -162,6 +164,14 @@ class Instance:
                 os.chmod(path, 0o640)
         for d in (self.config_dir, os.path.join(self.config_dir, "tls"), self.root):
             os.chmod(d, 0o755)
+        dkim_dir = os.path.join(self.config_dir, "dkim")
+        if os.path.isdir(dkim_dir):
+            # DKIM private keys: root:<daemon group> 0640 in 0750 folders, as the wizard leaves them.
+            for dirpath, dirnames, filenames in os.walk(dkim_dir):
+                os.chown(dirpath, 0, gid)
+                os.chmod(dirpath, 0o750)
+                for f in filenames:
+                    os.chown(os.path.join(dirpath, f), 0, gid)
 
     # -- administration -------------------------------------------------------
     def ctl(self, *args, input=None, check=True):

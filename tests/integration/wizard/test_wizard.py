@@ -85,6 +85,25 @@ class Wizard(unittest.TestCase):
                         "--bind", "127.0.0.1", *ALL_ZERO, "--no-launch", "--skip-network-checks")
         self.assertIn("postern.conf: hostname = mail.example.org (was mx.example.org)", p.stdout)
 
+    def test_smarthost(self):
+        secret = os.path.join(self.tmp, "relay-secret")
+        with open(secret, "w") as f:
+            f.write("s3cret-relay\n")
+        p = self.wizard("--non-interactive", "--domain", "example.org", "--user", "alice@example.org", "--password-file", self.pwfile,
+                        "--bind", "127.0.0.1", *ALL_ZERO, "--smarthost", "smtp.provider.test:465", "--smarthost-user", "me@provider.test",
+                        "--smarthost-password-file", secret, "--no-launch", "--skip-network-checks")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        show = ctl(self.cfg, "config", "show", "--changed").stdout
+        self.assertIn("relay.host = smtp.provider.test:465\n", show)
+        self.assertIn("relay.tls = implicit\n", show)
+        self.assertIn("relay.user = me@provider.test\n", show)
+        self.assertIn("relay.password_file = relay-password\n", show)
+        path = os.path.join(self.cfg, "relay-password")
+        self.assertEqual(open(path).read(), "s3cret-relay\n")
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o640)
+        self.assertNotIn("s3cret-relay", open(os.path.join(self.cfg, "postern.conf")).read())
+        self.assertNotIn("s3cret-relay", p.stdout + p.stderr)
+
     def check_zone(self):
         zone = open(os.path.join(self.cfg, "dns-records.zone")).read()
         full = os.path.join(self.tmp, "full.zone")
@@ -202,6 +221,35 @@ class Wizard(unittest.TestCase):
             self.assertIn("11.22.33.44 (public)", pub.stdout)
             self.assertNotIn("behind NAT", pub.stdout)
             self.assertRegex(pub.stdout, r"Required\s+mail\s+A\s+-\s+3600\s+11\.22\.33\.44")
+        finally:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+    def test_firewall_opened_in_namespace(self):
+        """A default-drop nftables host (in a network namespace of its own): the wizard names the
+        blocked ports, and with --apply-firewall opens them with a rule marked as its own."""
+        ns = f"pwf{os.getpid()}"
+        r = subprocess.run(["ip", "netns", "add", ns], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, f"network namespaces need root: {r.stderr}")
+        try:
+            subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
+            subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], check=True, text=True,
+                           input="table inet filter {\n chain input {\n  type filter hook input priority 0; policy drop;\n"
+                                 "  iif lo accept\n }\n}\n")
+            p = subprocess.run(["ip", "netns", "exec", ns, bin_path("postern-wizard"), "--config", self.cfg, "--non-interactive",
+                                "--domain", "example.org", "--apply-firewall", "--no-launch", "--skip-network-checks"],
+                               capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=180)
+            self.assertEqual(p.returncode, 0, p.stdout[-3000:] + p.stderr)
+            self.assertRegex(p.stdout, r"smtp\s+25/tcp ipv4\s+blocked")
+            self.assertIn("Firewall: the mail ports are open now", p.stdout)
+            # An accept in a table of our own would not beat this chain's drop policy (every base chain
+            # must accept), so the rule goes into the deciding chain, marked as ours; the user's rules stay.
+            ruleset = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "ruleset"], capture_output=True, text=True).stdout
+            ours = [l for l in ruleset.splitlines() if 'comment "postern"' in l]
+            self.assertEqual(len(ours), 1, ruleset)
+            for port in ("25", "587", "993", "443"):
+                self.assertRegex(ours[0], rf"\b{port}\b")
+            self.assertIn("policy drop", ruleset)
+            self.assertIn('iif "lo" accept', ruleset)
         finally:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 

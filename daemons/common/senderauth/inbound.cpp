@@ -1,0 +1,272 @@
+// inbound.cpp — see inbound.h.
+#include "inbound.h"
+
+#include "spf.h"
+
+#include "common/dkim/dkim.h"
+#include "common/mail/message.h"
+
+#include <QFile>
+#include <QRandomGenerator>
+#include <QSet>
+
+namespace postern::senderauth {
+
+namespace {
+struct SuffixList {
+    QSet<QString> rules, wildcards, exceptions;
+    bool loaded = false;
+};
+
+const SuffixList& suffixList() {
+    static const SuffixList list = [] {
+        SuffixList l;
+        QFile f(QStringLiteral("/usr/share/publicsuffix/public_suffix_list.dat"));
+        if (!f.open(QIODevice::ReadOnly)) return l;
+        while (!f.atEnd()) {
+            const QString line = QString::fromUtf8(f.readLine(1024)).trimmed().toLower();
+            if (line.isEmpty() || line.startsWith(QStringLiteral("//"))) continue;
+            const QString rule = line.section(QLatin1Char(' '), 0, 0);
+            if (rule.startsWith(QStringLiteral("*."))) l.wildcards.insert(rule.mid(2));
+            else if (rule.startsWith(QLatin1Char('!'))) l.exceptions.insert(rule.mid(1));
+            else l.rules.insert(rule);
+        }
+        l.loaded = !l.rules.isEmpty();
+        return l;
+    }();
+    return list;
+}
+
+QString clean(const QString& s, int max = 200) {
+    QString out;
+    for (QChar c : s.left(max)) {
+        const ushort u = c.unicode();
+        out += (u > 0x20 && u < 0x7f && c != u';' && c != u'(' && c != u')' && c != u'"') ? c : QLatin1Char('_');
+    }
+    return out;
+}
+
+QString comment(const QString& s) {
+    QString out;
+    for (QChar c : s.left(200)) {
+        const ushort u = c.unicode();
+        out += (u >= 0x20 && u < 0x7f && c != u'(' && c != u')' && c != u'\\') ? c : QLatin1Char(' ');
+    }
+    return out.simplified();
+}
+
+bool aligned(const QString& a, const QString& b, bool strict) {
+    if (a.isEmpty() || b.isEmpty()) return false;
+    if (a.compare(b, Qt::CaseInsensitive) == 0) return true;
+    return !strict && organizationalDomain(a) == organizationalDomain(b);
+}
+}  // namespace
+
+QString organizationalDomain(const QString& domainIn) {
+    QString domain = domainIn.toLower();
+    if (domain.endsWith(QLatin1Char('.'))) domain.chop(1);
+    const QStringList labels = domain.split(QLatin1Char('.'), Qt::SkipEmptyParts);
+    if (labels.size() < 2) return domain;
+    const SuffixList& psl = suffixList();
+    int suffixLabels = 1;  // the default rule "*" (RFC: an unlisted TLD is a public suffix)
+    if (psl.loaded) {
+        for (int n = int(labels.size()); n >= 1; --n) {
+            const QString candidate = labels.mid(labels.size() - n).join(QLatin1Char('.'));
+            if (psl.exceptions.contains(candidate)) {
+                suffixLabels = n - 1;
+                break;
+            }
+            if (psl.rules.contains(candidate)) {
+                suffixLabels = n;
+                break;
+            }
+            const QString parent = labels.mid(labels.size() - n + 1).join(QLatin1Char('.'));
+            if (n >= 2 && psl.wildcards.contains(parent)) {
+                suffixLabels = n;
+                break;
+            }
+        }
+    }
+    if (suffixLabels >= labels.size()) return domain;
+    return labels.mid(labels.size() - suffixLabels - 1).join(QLatin1Char('.'));
+}
+
+std::optional<DmarcRecord> parseDmarc(const QByteArray& txt) {
+    const QList<QByteArray> tags = txt.split(';');
+    if (tags.isEmpty() || tags.first().trimmed().replace(' ', "") != "v=DMARC1") return std::nullopt;
+    DmarcRecord r;
+    for (const QByteArray& t : tags.mid(1)) {
+        const qsizetype eq = t.indexOf('=');
+        if (eq < 0) continue;
+        const QByteArray k = t.left(eq).trimmed().toLower();
+        const QString v = QString::fromLatin1(t.mid(eq + 1).trimmed()).toLower();
+        if (k == "p") r.policy = v;
+        else if (k == "sp") r.subdomainPolicy = v;
+        else if (k == "adkim") r.strictDkim = v == u"s";
+        else if (k == "aspf") r.strictSpf = v == u"s";
+        else if (k == "pct") {
+            bool ok = false;
+            const int p = v.toInt(&ok);
+            if (ok) r.pct = std::clamp(p, 0, 100);
+        }
+    }
+    static const QStringList policies{QStringLiteral("none"), QStringLiteral("quarantine"), QStringLiteral("reject")};
+    if (!policies.contains(r.policy)) {
+        // RFC 7489 6.6.3: an invalid p= with a valid rua would be "none"; without p= the record is ignored.
+        return std::nullopt;
+    }
+    if (!r.subdomainPolicy.isEmpty() && !policies.contains(r.subdomainPolicy)) r.subdomainPolicy.clear();
+    return r;
+}
+
+QString toString(DmarcResult::Status s) {
+    switch (s) {
+        case DmarcResult::Status::None: return QStringLiteral("none");
+        case DmarcResult::Status::Pass: return QStringLiteral("pass");
+        case DmarcResult::Status::Fail: return QStringLiteral("fail");
+        case DmarcResult::Status::TempError: return QStringLiteral("temperror");
+        case DmarcResult::Status::PermError: return QStringLiteral("permerror");
+    }
+    return {};
+}
+
+namespace {
+// The DMARC record for the From domain (or its organizational domain).
+DmarcResult lookupDmarc(Resolver& dns, const QString& fromDomain, std::optional<DmarcRecord>* record) {
+    DmarcResult out;
+    out.fromDomain = fromDomain;
+    const QString org = organizationalDomain(fromDomain);
+    for (const QString& d : {fromDomain, org}) {
+        const DnsAnswer a = dns.query(QStringLiteral("_dmarc.") + d, DnsType::TXT);
+        if (!a.ok() && !a.isNegative()) {
+            out.status = DmarcResult::Status::TempError;
+            out.reason = QStringLiteral("DNS %1 for _dmarc.%2").arg(toString(a.status), d);
+            return out;
+        }
+        QList<DmarcRecord> found;
+        for (const DnsRecord& r : a.records)
+            if (r.type == DnsType::TXT)
+                if (auto p = parseDmarc(r.text())) found << *p;
+        if (found.size() == 1) {
+            *record = found.first();
+            out.policy = d == fromDomain || found.first().subdomainPolicy.isEmpty() ? found.first().policy : found.first().subdomainPolicy;
+            return out;
+        }
+        if (found.size() > 1) {
+            out.status = DmarcResult::Status::PermError;
+            out.reason = QStringLiteral("more than one DMARC record at _dmarc.%1").arg(d);
+            return out;
+        }
+        if (d == org) break;
+    }
+    return out;
+}
+}  // namespace
+
+InboundVerdict evaluateInbound(Resolver& dns, const InboundInput& in) {
+    InboundVerdict v;
+    // SPF for MAIL FROM (or postmaster@HELO for the null sender).
+    const SpfResult spf = checkSpf(dns, in.client, in.sender, in.helo, in.authservId);
+    const QString spfDomain = spf.domain;
+    // DKIM: every signature.
+    const QList<dkim::VerifyResult> dkims = dkim::verifyMessage(in.message, dns);
+    // DMARC: needs exactly one From address with a domain.
+    const mail::Header header = mail::parseHeader(in.message);
+    QStringList fromDomains;
+    for (const mail::HeaderField& h : header.fields) {
+        if (h.name.compare("From", Qt::CaseInsensitive) != 0) continue;
+        for (const mail::Address& a : mail::parseAddressList(h.value))
+            if (!a.groupStart && !a.groupEnd) fromDomains << a.domain.toLower();
+    }
+    DmarcResult dmarc;
+    std::optional<DmarcRecord> record;
+    if (fromDomains.size() == 1 && !fromDomains.first().isEmpty()) {
+        dmarc = lookupDmarc(dns, fromDomains.first(), &record);
+        if (record) {
+            const bool spfAligned = spf.status == SpfResult::Status::Pass && aligned(spfDomain, dmarc.fromDomain, record->strictSpf);
+            bool dkimAligned = false;
+            for (const auto& d : dkims)
+                dkimAligned |= d.status == dkim::VerifyResult::Status::Pass && aligned(d.domain, dmarc.fromDomain, record->strictDkim);
+            dmarc.status = spfAligned || dkimAligned ? DmarcResult::Status::Pass : DmarcResult::Status::Fail;
+            if (dmarc.status == DmarcResult::Status::Fail && record->pct < 100 &&
+                int(QRandomGenerator::global()->bounded(100)) >= record->pct) {
+                dmarc.reason = QStringLiteral("policy not applied (pct=%1)").arg(record->pct);
+                dmarc.policy = QStringLiteral("none");
+            }
+        }
+    } else if (fromDomains.size() > 1) {
+        dmarc.status = DmarcResult::Status::PermError;
+        dmarc.reason = QStringLiteral("more than one From address");
+    }
+
+    // Authentication-Results (RFC 8601), one line per method.
+    QStringList parts;
+    QString spfPart = QStringLiteral("spf=%1").arg(toString(spf.status));
+    if (!spf.mechanism.isEmpty() || !spf.reason.isEmpty())
+        spfPart += QStringLiteral(" (%1)").arg(comment(spf.reason.isEmpty() ? QStringLiteral("matched ") + spf.mechanism : spf.reason));
+    spfPart += in.sender.isEmpty() ? QStringLiteral(" smtp.helo=%1").arg(clean(in.helo)) : QStringLiteral(" smtp.mailfrom=%1").arg(clean(in.sender));
+    parts << spfPart;
+    if (dkims.isEmpty()) {
+        parts << QStringLiteral("dkim=none");
+    } else {
+        for (const auto& d : dkims) {
+            QString p = QStringLiteral("dkim=%1").arg(dkim::toString(d.status));
+            if (d.status != dkim::VerifyResult::Status::Pass && !d.reason.isEmpty()) p += QStringLiteral(" (%1)").arg(comment(d.reason));
+            if (!d.domain.isEmpty()) p += QStringLiteral(" header.d=%1").arg(clean(d.domain));
+            if (!d.selector.isEmpty()) p += QStringLiteral(" header.s=%1").arg(clean(d.selector));
+            parts << p;
+        }
+    }
+    QString dmarcPart = QStringLiteral("dmarc=%1").arg(toString(dmarc.status));
+    QStringList dmarcNotes;
+    if (!dmarc.policy.isEmpty()) dmarcNotes << QStringLiteral("p=%1").arg(dmarc.policy);
+    if (!dmarc.reason.isEmpty()) dmarcNotes << comment(dmarc.reason);
+    if (!dmarcNotes.isEmpty()) dmarcPart += QStringLiteral(" (%1)").arg(dmarcNotes.join(QStringLiteral("; ")));
+    if (!dmarc.fromDomain.isEmpty()) dmarcPart += QStringLiteral(" header.from=%1").arg(clean(dmarc.fromDomain));
+    parts << dmarcPart;
+    v.header = (QStringLiteral("Authentication-Results: %1;\r\n\t").arg(clean(in.authservId)) + parts.join(QStringLiteral(";\r\n\t")) +
+                QStringLiteral("\r\n"))
+                   .toUtf8();
+    QStringList summary;
+    for (const QString& p : parts) summary << p.section(QLatin1Char(' '), 0, 0);
+    v.summary = summary.join(QLatin1Char(' '));
+
+    if (dmarc.status == DmarcResult::Status::Fail) {
+        if (dmarc.policy == u"reject" && in.rejectOnDmarc) {
+            v.action = InboundVerdict::Action::Reject;
+            v.rejectText = QStringLiteral("Message rejected: %1 publishes DMARC p=reject and this message fails it (SPF %2, DKIM %3)")
+                               .arg(dmarc.fromDomain, toString(spf.status), dkims.isEmpty() ? QStringLiteral("none") : dkim::toString(dkims.first().status));
+        } else if ((dmarc.policy == u"quarantine" || dmarc.policy == u"reject") && in.quarantineToJunk) {
+            v.action = InboundVerdict::Action::Junk;
+        }
+    }
+    return v;
+}
+
+QByteArray stripForgedResults(const QByteArray& message, const QString& authservId, bool* changed) {
+    *changed = false;
+    qsizetype bodyOffset = 0;
+    const mail::Header header = mail::parseHeader(message, &bodyOffset);
+    QList<QPair<qsizetype, qsizetype>> drop;  // [start, end) of fields to remove
+    for (const mail::HeaderField& h : header.fields) {
+        if (h.name.compare("Authentication-Results", Qt::CaseInsensitive) != 0) continue;
+        QByteArray v = h.value.trimmed();
+        // The authserv-id is the first token, up to ';' or whitespace (RFC 8601 2.2).
+        qsizetype end = 0;
+        while (end < v.size() && v.at(end) != ';' && v.at(end) != ' ' && v.at(end) != '\t' && v.at(end) != '\r') ++end;
+        if (QString::fromLatin1(v.left(end)).compare(authservId, Qt::CaseInsensitive) == 0) drop << qMakePair(h.start, h.end);
+    }
+    if (drop.isEmpty()) return message;
+    *changed = true;
+    QByteArray out;
+    out.reserve(message.size());
+    qsizetype pos = 0;
+    for (const auto& [start, end] : drop) {
+        out += message.mid(pos, start - pos);
+        pos = end;
+    }
+    out += message.mid(pos);
+    return out;
+}
+
+}  // namespace postern::senderauth

@@ -1,0 +1,72 @@
+// inbound.h — sender authentication of mail arriving on the MX listener:
+// SPF (spf.h), DKIM (dkim/dkim.h), DMARC (RFC 7489), summed up in one
+// Authentication-Results header field (RFC 8601).
+//
+// Interface:
+//   organizationalDomain(d)  RFC 7489 3.2 with the Public Suffix List from
+//                            Debian's `publicsuffix` package (falls back to the
+//                            last two labels when the list is missing)
+//   parseDmarc(txt)          the record's tags, nullopt when not "v=DMARC1"
+//   checkDmarc(...)          alignment (relaxed/strict) of SPF's MAIL FROM
+//                            domain and DKIM's d= with the From domain; the
+//                            policy to apply (p=, or sp= for subdomains; pct=)
+//   evaluateInbound(...)     all three, the header to add and the action:
+//                            Deliver, Junk (DMARC quarantine) or Reject (DMARC
+//                            reject when smtp.dmarc_reject is on)
+//   stripForgedResults(msg, id)  removes Authentication-Results fields that
+//                            claim our authserv-id (RFC 8601 5): only we add those.
+// Security: everything here is computed from untrusted input; header values
+// are sanitised (printable ASCII, bounded) before they go into our header.
+#pragma once
+
+#include "core/dns.h"
+
+#include <QByteArray>
+#include <QHostAddress>
+#include <QString>
+#include <optional>
+
+namespace postern::senderauth {
+
+QString organizationalDomain(const QString& domain);
+
+struct DmarcRecord {
+    QString policy;           // none / quarantine / reject
+    QString subdomainPolicy;  // "" = same as policy
+    bool strictDkim = false;
+    bool strictSpf = false;
+    int pct = 100;
+};
+std::optional<DmarcRecord> parseDmarc(const QByteArray& txt);
+
+struct DmarcResult {
+    enum class Status { None, Pass, Fail, TempError, PermError };
+    Status status = Status::None;
+    QString fromDomain;
+    QString policy;  // the policy that applies on failure (none/quarantine/reject), "" when no record
+    QString reason;
+};
+QString toString(DmarcResult::Status s);
+
+struct InboundVerdict {
+    enum class Action { Deliver, Junk, Reject };
+    Action action = Action::Deliver;
+    QByteArray header;     // "Authentication-Results: ...\r\n"
+    QString rejectText;    // for Reject: the SMTP reply text
+    QString summary;       // for the log: "spf=pass dkim=pass dmarc=pass"
+};
+
+struct InboundInput {
+    QByteArray message;    // header + body as received (CRLF)
+    QHostAddress client;
+    QString sender;        // MAIL FROM ("" = null sender)
+    QString helo;
+    QString authservId;    // our host name
+    bool rejectOnDmarc = true;      // honour p=reject with a 550
+    bool quarantineToJunk = true;   // honour p=quarantine with the Junk folder
+};
+InboundVerdict evaluateInbound(Resolver& dns, const InboundInput& in);
+
+QByteArray stripForgedResults(const QByteArray& message, const QString& authservId, bool* changed);
+
+}  // namespace postern::senderauth

@@ -1,0 +1,124 @@
+// dsn.cpp — see dsn.h.
+#include "dsn.h"
+
+#include "common/mail/message.h"
+
+#include <QRandomGenerator>
+#include <QRegularExpression>
+
+namespace postern::outbound {
+
+namespace {
+constexpr int kMaxDiagnostic = 900;
+
+// Remote text for a header: printable ASCII only, bounded.
+QString clean(const QString& s, int max = kMaxDiagnostic) {
+    QString out;
+    for (QChar c : s.left(max)) out += (c.unicode() >= 0x20 && c.unicode() < 0x7f) ? c : QLatin1Char('?');
+    return out;
+}
+
+QByteArray crlf(const QString& s) { return s.toUtf8() + "\r\n"; }
+
+// The original message's header block (up to the empty line).
+QByteArray headerPart(const QByteArray& message) {
+    qsizetype bodyOffset = 0;
+    mail::parseHeader(message, &bodyOffset);
+    if (bodyOffset <= 0 || bodyOffset > message.size()) return message;
+    return message.left(bodyOffset);
+}
+}  // namespace
+
+QString statusFromReply(const QString& reply, const QString& fallback) {
+    static const QRegularExpression enhanced(QStringLiteral("^([245])\\d\\d[ -]([245]\\.\\d{1,3}\\.\\d{1,3})\\b"));
+    const auto m = enhanced.match(reply);
+    if (m.hasMatch() && m.captured(1) == m.captured(2).left(1)) return m.captured(2);
+    static const QRegularExpression basic(QStringLiteral("^([45])\\d\\d\\b"));
+    const auto b = basic.match(reply);
+    if (b.hasMatch()) return b.captured(1) + QStringLiteral(".0.0");
+    return fallback;
+}
+
+QByteArray buildDsn(const DsnInput& in, const QDateTime& now) {
+    bool anyFailed = false;
+    for (const DsnRecipient& r : in.recipients) anyFailed |= !r.delayed;
+    const QString boundary = QStringLiteral("=_postern_%1_%2")
+                                 .arg(now.toSecsSinceEpoch())
+                                 .arg(QRandomGenerator::system()->generate64(), 16, 16, QLatin1Char('0'));
+    const QString date = mail::formatDate(now);
+    QByteArray out;
+    out += crlf(QStringLiteral("From: Mail Delivery System <MAILER-DAEMON@%1>").arg(in.reportingMta));
+    out += crlf(QStringLiteral("To: <%1>").arg(in.recipient));
+    out += crlf(anyFailed ? QStringLiteral("Subject: Undelivered Mail Returned to Sender")
+                          : QStringLiteral("Subject: Delayed Mail (still being retried)"));
+    out += crlf(QStringLiteral("Date: %1").arg(date));
+    out += crlf(QStringLiteral("Message-ID: <%1.%2@%3>")
+                    .arg(now.toSecsSinceEpoch())
+                    .arg(QRandomGenerator::system()->generate64(), 16, 16, QLatin1Char('0'))
+                    .arg(in.reportingMta));
+    out += crlf(QStringLiteral("Auto-Submitted: auto-replied"));
+    out += crlf(QStringLiteral("MIME-Version: 1.0"));
+    out += crlf(QStringLiteral("Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"%1\"").arg(boundary));
+    out += "\r\n";
+    out += "This is a MIME-encapsulated delivery status notification.\r\n\r\n";
+
+    // Part 1: in words.
+    out += crlf(QStringLiteral("--%1").arg(boundary));
+    out += "Content-Type: text/plain; charset=us-ascii\r\nContent-Description: Notification\r\n\r\n";
+    out += crlf(QStringLiteral("This is the mail system at host %1.").arg(in.reportingMta));
+    out += "\r\n";
+    if (anyFailed) {
+        out += "Your message could not be delivered to one or more recipients.\r\n"
+               "The error reported for each is below; this is final, nothing more will be tried.\r\n\r\n";
+    } else {
+        out += crlf(QStringLiteral("Your message has not been delivered yet to the recipients below. Delivery will be\r\n"
+                                   "retried until %1; you need not do anything now.")
+                        .arg(mail::formatDate(in.retryUntil)));
+        out += "\r\n";
+    }
+    for (const DsnRecipient& r : in.recipients) {
+        out += crlf(QStringLiteral("<%1>: %2").arg(clean(r.address, 300), clean(r.diagnostic)));
+    }
+    out += "\r\n";
+
+    // Part 2: for programs (RFC 3464).
+    out += crlf(QStringLiteral("--%1").arg(boundary));
+    out += "Content-Type: message/delivery-status\r\nContent-Description: Delivery report\r\n\r\n";
+    out += crlf(QStringLiteral("Reporting-MTA: dns; %1").arg(in.reportingMta));
+    if (!in.envid.isEmpty()) out += crlf(QStringLiteral("Original-Envelope-Id: %1").arg(clean(in.envid, 100)));
+    if (in.arrival.isValid()) out += crlf(QStringLiteral("Arrival-Date: %1").arg(mail::formatDate(in.arrival)));
+    for (const DsnRecipient& r : in.recipients) {
+        out += "\r\n";
+        if (!r.orcpt.isEmpty()) {
+            QString o = clean(r.orcpt, 300);
+            const int semi = o.indexOf(QLatin1Char(';'));
+            if (semi > 0) o = o.left(semi) + QStringLiteral("; ") + o.mid(semi + 1);
+            out += crlf(QStringLiteral("Original-Recipient: %1").arg(o));
+        }
+        out += crlf(QStringLiteral("Final-Recipient: rfc822; %1").arg(clean(r.address, 300)));
+        out += crlf(QStringLiteral("Action: %1").arg(r.delayed ? QStringLiteral("delayed") : QStringLiteral("failed")));
+        out += crlf(QStringLiteral("Status: %1").arg(r.status));
+        if (!r.remoteMta.isEmpty()) out += crlf(QStringLiteral("Remote-MTA: dns; %1").arg(clean(r.remoteMta, 255)));
+        static const QRegularExpression smtpReply(QStringLiteral("^[245]\\d\\d[ -]"));
+        const bool fromSmtp = smtpReply.match(r.diagnostic).hasMatch();
+        out += crlf(QStringLiteral("Diagnostic-Code: %1; %2").arg(fromSmtp ? QStringLiteral("smtp") : QStringLiteral("x-postern"), clean(r.diagnostic)));
+        if (r.delayed && in.retryUntil.isValid()) out += crlf(QStringLiteral("Will-Retry-Until: %1").arg(mail::formatDate(in.retryUntil)));
+    }
+    out += "\r\n";
+
+    // Part 3: the message, or its header.
+    const bool full = in.ret.compare(QStringLiteral("HDRS"), Qt::CaseInsensitive) != 0 && in.original.size() <= in.maxReturnBytes;
+    out += crlf(QStringLiteral("--%1").arg(boundary));
+    if (full) {
+        out += "Content-Type: message/rfc822\r\nContent-Description: Undelivered message\r\n\r\n";
+        out += in.original;
+    } else {
+        out += "Content-Type: text/rfc822-headers\r\nContent-Description: Undelivered message header\r\n\r\n";
+        out += headerPart(in.original);
+    }
+    if (!out.endsWith("\r\n")) out += "\r\n";
+    out += crlf(QStringLiteral("--%1--").arg(boundary));
+    return out;
+}
+
+}  // namespace postern::outbound

@@ -1,0 +1,47 @@
+// main.cpp — postern-queued: the outbound queue runner. No listeners; it
+// watches the spool that postern-smtpd writes (see queue_runner.h).
+#include "queue_runner.h"
+
+#include "common/daemon_main.h"
+
+#include "core/log.h"
+
+#include <QCoreApplication>
+
+using namespace postern;
+
+namespace {
+struct QueueDaemon {
+    std::unique_ptr<AccountStore> accounts;
+    outbound::QueueRunner* runner = nullptr;
+};
+}  // namespace
+
+int main(int argc, char** argv) {
+    static QueueDaemon d;
+    DaemonSpec spec;
+    spec.program = QStringLiteral("postern-queued");
+    spec.description = QStringLiteral("Postern queue runner: delivers queued mail to other domains' MX hosts or the smarthost.");
+    spec.create = [](Config& config, QObject* parent) -> Result<DaemonServer*> {
+        d.accounts = std::make_unique<AccountStore>(config.configDir());
+        QString error;
+        d.accounts->current(&error);
+        if (!error.isEmpty()) return Result<DaemonServer*>::fail(QStringLiteral("accounts: %1").arg(error));
+        auto* server = new DaemonServer(config, QStringLiteral("postern-queued"), {}, nullptr, parent);
+        d.runner = new outbound::QueueRunner(config, *d.accounts, server);
+        // Start after privileges are dropped and the loop runs: files it creates belong to the mail user.
+        QMetaObject::invokeMethod(
+            server,
+            [] {
+                if (auto st = d.runner->start(); !st) {
+                    log::error(u"queue.start_failed", log::Fields().add("error", st.errorMessage()));
+                    QCoreApplication::exit(1);
+                }
+            },
+            Qt::QueuedConnection);
+        return server;
+    };
+    spec.reloaded = [](DaemonServer*) { d.runner->reload(); };
+    spec.stopping = [] { d.runner->stop(); };
+    return runDaemon(argc, argv, spec);
+}

@@ -1,0 +1,366 @@
+// smtp_client.cpp — see smtp_client.h.
+#include "smtp_client.h"
+
+#include <QCryptographicHash>
+#include <QFile>
+#include <QSslCipher>
+#include <QSslConfiguration>
+#include <QSslKey>
+
+namespace postern::outbound {
+
+namespace {
+constexpr qint64 kWriteHighWater = 256 * 1024;
+
+QByteArray xtext(const QString& s) {
+    QByteArray out;
+    for (char c : s.toUtf8()) {
+        const uchar u = uchar(c);
+        if (u < 33 || u > 126 || c == '+' || c == '=') out += '+' + QByteArray::number(u, 16).toUpper().rightJustified(2, '0');
+        else out += c;
+    }
+    return out;
+}
+}  // namespace
+
+SmtpClient::SmtpClient(ClientRequest request, QObject* parent) : QObject(parent), m_req(std::move(request)) {
+    m_timer.setSingleShot(true);
+    connect(&m_timer, &QTimer::timeout, this, &SmtpClient::onTimeout);
+    for (qsizetype i = 0; i < m_req.recipients.size(); ++i) m_result.recipients << Reply{};
+}
+
+SmtpClient::~SmtpClient() = default;
+
+void SmtpClient::armTimer(qint64 ms) { m_timer.start(int(std::min<qint64>(ms, INT_MAX))); }
+
+void SmtpClient::start() {
+    m_socket = std::make_unique<QSslSocket>();
+    m_socket->setReadBufferSize(256 * 1024);
+    QSslConfiguration tls = QSslConfiguration::defaultConfiguration();
+    tls.setProtocol(QSsl::TlsV1_2OrLater);
+    QList<QSslCertificate> cas = tls.caCertificates();
+    cas << m_req.tls.extraCa;
+    tls.setCaCertificates(cas);
+    if (m_req.tls.mode == TlsPolicy::Mode::Verified) {
+        tls.setPeerVerifyMode(QSslSocket::VerifyPeer);
+    } else {
+        tls.setPeerVerifyMode(QSslSocket::VerifyNone);  // opportunistic (RFC 7435) or DANE (checked after the handshake)
+    }
+    m_socket->setSslConfiguration(tls);
+    m_socket->setPeerVerifyName(m_req.tls.verifyName.isEmpty() ? m_req.mxName : m_req.tls.verifyName);
+    connect(m_socket.get(), &QSslSocket::connected, this, &SmtpClient::onConnected);
+    connect(m_socket.get(), &QSslSocket::encrypted, this, &SmtpClient::onEncrypted);
+    connect(m_socket.get(), &QSslSocket::readyRead, this, &SmtpClient::onReadyRead);
+    connect(m_socket.get(), &QSslSocket::bytesWritten, this, [this] {
+        if (m_step == Step::Body) pumpBody();
+    });
+    connect(m_socket.get(), &QSslSocket::encryptedBytesWritten, this, [this] {
+        if (m_step == Step::Body) pumpBody();
+    });
+    connect(m_socket.get(), &QSslSocket::errorOccurred, this, [this] { onError(); });
+    connect(m_socket.get(), &QSslSocket::sslErrors, this, [this](const QList<QSslError>& errors) {
+        QStringList e;
+        for (const QSslError& err : errors) e << err.errorString();
+        finish(QStringLiteral("TLS certificate of %1 did not verify (%2)").arg(m_req.mxName, e.join(QStringLiteral("; "))));
+    });
+    armTimer(m_req.connectTimeoutMs);
+    if (m_req.implicitTls) m_socket->connectToHostEncrypted(m_req.address, m_req.port, m_req.mxName);
+    else m_socket->connectToHost(m_req.address, m_req.port);
+}
+
+void SmtpClient::onConnected() {
+    m_result.connected = true;
+    if (m_req.implicitTls) return;  // wait for `encrypted`
+    m_step = Step::Greeting;
+    armTimer(m_req.commandTimeoutMs);
+}
+
+void SmtpClient::onEncrypted() {
+    m_tls = true;
+    m_result.tlsVersion = m_socket->sessionProtocol() == QSsl::TlsV1_3 ? QStringLiteral("TLSv1.3") : QStringLiteral("TLSv1.2");
+    const QList<QSslError> errors = QSslCertificate::verify(m_socket->peerCertificateChain(), m_req.mxName);
+    m_result.tlsVerified = errors.isEmpty();
+    if (m_req.tls.mode == TlsPolicy::Mode::Dane && !checkDane()) {
+        finish(QStringLiteral("DANE: the certificate of %1 matches no TLSA record").arg(m_req.mxName));
+        return;
+    }
+    if (m_req.implicitTls) {
+        m_step = Step::Greeting;
+        armTimer(m_req.commandTimeoutMs);
+        return;
+    }
+    m_step = Step::Ehlo2;
+    sendEhlo();
+}
+
+bool SmtpClient::checkDane() {
+    const QList<QSslCertificate> chain = m_socket->peerCertificateChain();
+    for (const DnsRecord& t : m_req.tls.tlsa) {
+        if (t.usage != 3 && t.usage != 2) continue;  // PKIX usages (0, 1) are not for SMTP (RFC 7672 3.1.3)
+        for (qsizetype i = 0; i < chain.size(); ++i) {
+            if (t.usage == 3 && i > 0) break;  // DANE-EE: the server's own certificate only
+            const QByteArray data = t.selector == 1 ? chain.at(i).publicKey().toDer() : chain.at(i).toDer();
+            QByteArray match;
+            if (t.matchingType == 0) match = data;
+            else if (t.matchingType == 1) match = QCryptographicHash::hash(data, QCryptographicHash::Sha256);
+            else if (t.matchingType == 2) match = QCryptographicHash::hash(data, QCryptographicHash::Sha512);
+            if (!match.isEmpty() && match == t.data) return true;
+        }
+    }
+    return false;
+}
+
+void SmtpClient::send(const QByteArray& line) {
+    m_socket->write(line + "\r\n");
+    armTimer(m_req.commandTimeoutMs);
+}
+
+void SmtpClient::sendEhlo() {
+    m_capabilities.clear();
+    send("EHLO " + m_req.helo.toUtf8());
+}
+
+void SmtpClient::onReadyRead() {
+    m_in += m_socket->readAll();
+    if (m_in.size() > 1024 * 1024) {
+        finish(QStringLiteral("%1 sent an endless reply").arg(m_req.mxName));
+        return;
+    }
+    while (!m_finished) {
+        const qsizetype nl = m_in.indexOf('\n');
+        if (nl < 0) return;
+        QByteArray line = m_in.left(nl);
+        m_in.remove(0, nl + 1);
+        if (line.endsWith('\r')) line.chop(1);
+        if (line.size() < 3) {
+            finish(QStringLiteral("%1 sent a malformed reply").arg(m_req.mxName));
+            return;
+        }
+        m_replyLines << QString::fromUtf8(line.mid(4));
+        if (line.size() > 3 && line.at(3) == '-') continue;  // multi-line reply continues
+        Reply r;
+        bool ok = false;
+        r.code = line.left(3).toInt(&ok);
+        if (!ok) {
+            finish(QStringLiteral("%1 sent a malformed reply").arg(m_req.mxName));
+            return;
+        }
+        r.text = QString::fromUtf8(line.left(3)) + QLatin1Char(' ') + m_replyLines.last();
+        const QStringList lines = m_replyLines;
+        m_replyLines.clear();
+        handleReply(r, lines);
+    }
+}
+
+void SmtpClient::handleReply(const Reply& r, const QStringList& lines) {
+    switch (m_step) {
+        case Step::Greeting:
+            if (!r.ok()) {
+                m_result.transaction = r;
+                return finish();
+            }
+            m_step = Step::Ehlo;
+            sendEhlo();
+            return;
+        case Step::Ehlo:
+        case Step::Ehlo2:
+            if (!r.ok()) {
+                if (m_step == Step::Ehlo && (r.code == 500 || r.code == 502)) {  // an old server: HELO
+                    m_step = Step::Helo;
+                    send("HELO " + m_req.helo.toUtf8());
+                    return;
+                }
+                m_result.transaction = r;
+                return finish();
+            }
+            afterEhlo(lines);
+            return;
+        case Step::Helo:
+            if (!r.ok()) {
+                m_result.transaction = r;
+                return finish();
+            }
+            afterEhlo({});
+            return;
+        case Step::StartTls:
+            if (r.code != 220) {
+                if (m_req.tls.mode != TlsPolicy::Mode::Opportunistic)
+                    return finish(QStringLiteral("%1 refused STARTTLS (%2), which the policy requires").arg(m_req.mxName, r.text));
+                startTransaction();  // opportunistic: carry on without TLS
+                return;
+            }
+            m_step = Step::Connect;  // until `encrypted`
+            armTimer(m_req.connectTimeoutMs);
+            m_socket->startClientEncryption();
+            return;
+        case Step::Auth:
+            if (r.code != 235) {
+                m_result.transaction = r;
+                return finish();
+            }
+            startTransaction();
+            return;
+        case Step::Mail:
+            if (!r.ok()) {
+                m_result.transaction = r;
+                // RCPT replies pipelined behind a failed MAIL are 503s; the MAIL reply decides.
+                return finish();
+            }
+            m_step = Step::Rcpt;
+            if (!m_pipelining) {
+                m_nextRcpt = 0;
+                send(rcptCommand(0));
+            }
+            return;
+        case Step::Rcpt: {
+            m_result.recipients[m_nextRcpt] = r;
+            if (r.ok()) ++m_accepted;
+            ++m_nextRcpt;
+            if (m_nextRcpt < m_req.recipients.size()) {
+                if (!m_pipelining) send(rcptCommand(m_nextRcpt));
+                return;
+            }
+            if (m_accepted == 0) {
+                m_step = Step::Quit;
+                send("QUIT");
+                return;
+            }
+            m_step = Step::Data;
+            send("DATA");
+            return;
+        }
+        case Step::Data:
+            if (r.code != 354) {
+                m_result.transaction = r;
+                return finish();
+            }
+            m_body = std::make_unique<QFile>(m_req.bodyPath);
+            if (!m_body->open(QIODevice::ReadOnly)) return finish(QStringLiteral("cannot read the queued message"));
+            m_step = Step::Body;
+            pumpBody();
+            return;
+        case Step::Body:
+            m_result.transaction = r;  // the final reply applies to every accepted recipient
+            m_step = Step::Quit;
+            send("QUIT");
+            return;
+        case Step::Quit:
+            return finish();
+        default:
+            return;
+    }
+}
+
+void SmtpClient::afterEhlo(const QStringList& lines) {
+    for (qsizetype i = 1; i < lines.size(); ++i) m_capabilities << lines.at(i).section(QLatin1Char(' '), 0, 0).toUpper();
+    m_pipelining = m_capabilities.contains(QStringLiteral("PIPELINING"));
+    if (!m_tls && !m_req.implicitTls) {
+        if (m_capabilities.contains(QStringLiteral("STARTTLS"))) {
+            m_step = Step::StartTls;
+            send("STARTTLS");
+            return;
+        }
+        if (m_req.tls.mode != TlsPolicy::Mode::Opportunistic)
+            return finish(QStringLiteral("%1 does not offer STARTTLS, which the policy requires (%2)").arg(m_req.mxName, m_req.tls.reason));
+    }
+    if (!m_req.authUser.isEmpty()) {
+        if (!m_tls) return finish(QStringLiteral("refusing to send the smarthost password without TLS"));
+        m_step = Step::Auth;
+        QByteArray plain = QByteArray(1, '\0') + m_req.authUser.toUtf8() + '\0' + m_req.authPassword;
+        send("AUTH PLAIN " + plain.toBase64());
+        return;
+    }
+    startTransaction();
+}
+
+void SmtpClient::startTransaction() {
+    if (m_req.smtpUtf8 && !m_capabilities.contains(QStringLiteral("SMTPUTF8"))) {
+        m_result.transaction = Reply{553, QStringLiteral("553 5.6.7 the receiving server does not support SMTPUTF8 (internationalized addresses)")};
+        return finish();
+    }
+    if (m_req.eightBit && !m_capabilities.contains(QStringLiteral("8BITMIME"))) {
+        m_result.transaction = Reply{554, QStringLiteral("554 5.6.3 the receiving server does not accept 8-bit content (8BITMIME)")};
+        return finish();
+    }
+    QByteArray mail = "MAIL FROM:<" + m_req.sender.toUtf8() + ">";
+    QFile f(m_req.bodyPath);
+    if (m_capabilities.contains(QStringLiteral("SIZE"))) mail += " SIZE=" + QByteArray::number(f.size());
+    if (m_req.eightBit) mail += " BODY=8BITMIME";
+    if (m_req.smtpUtf8) mail += " SMTPUTF8";
+    if (m_capabilities.contains(QStringLiteral("DSN"))) {
+        if (!m_req.ret.isEmpty()) mail += " RET=" + m_req.ret.toLatin1();
+        if (!m_req.envid.isEmpty()) mail += " ENVID=" + xtext(m_req.envid);
+    }
+    m_step = Step::Mail;
+    m_nextRcpt = 0;
+    if (!m_pipelining) {
+        send(mail);
+        return;
+    }
+    // RFC 2920: MAIL and every RCPT in one write; replies are read in order.
+    QByteArray batch = mail + "\r\n";
+    for (int i = 0; i < m_req.recipients.size(); ++i) batch += rcptCommand(i) + "\r\n";
+    m_socket->write(batch);
+    armTimer(m_req.commandTimeoutMs);
+}
+
+QByteArray SmtpClient::rcptCommand(int i) const {
+    QByteArray cmd = "RCPT TO:<" + m_req.recipients.at(i).toUtf8() + ">";
+    if (m_capabilities.contains(QStringLiteral("DSN"))) {  // RFC 3461: pass the sender's requests on
+        if (!m_req.notify.value(i).isEmpty()) cmd += " NOTIFY=" + m_req.notify.value(i).toLatin1();
+        if (!m_req.orcpt.value(i).isEmpty()) cmd += " ORCPT=" + m_req.orcpt.value(i).toUtf8();
+    }
+    return cmd;
+}
+
+void SmtpClient::pumpBody() {
+    if (!m_body) return;
+    armTimer(m_req.commandTimeoutMs);
+    while (m_socket->bytesToWrite() + m_socket->encryptedBytesToWrite() < kWriteHighWater) {
+        const QByteArray chunk = m_body->read(64 * 1024);
+        if (chunk.isEmpty()) {
+            // End of data: make sure the last line ends, then the terminating dot.
+            QByteArray tail;
+            if (!m_atLineStart) tail += "\r\n";
+            tail += ".\r\n";
+            m_socket->write(tail);
+            m_body.reset();
+            m_step = Step::Body;  // the next reply is the DATA result
+            return;
+        }
+        QByteArray out;
+        out.reserve(chunk.size() + 64);
+        for (char c : chunk) {
+            if (m_atLineStart && c == '.') out += '.';  // dot-stuffing (RFC 5321 4.5.2)
+            if (c == '\n' && !m_lastWasCR) out += '\r';
+            out += c;
+            m_lastWasCR = c == '\r';
+            m_atLineStart = c == '\n';
+        }
+        m_socket->write(out);
+    }
+}
+
+void SmtpClient::onTimeout() {
+    finish(QStringLiteral("timeout talking to %1").arg(m_req.mxName));
+}
+
+void SmtpClient::onError() {
+    if (m_finished) return;
+    if (m_step == Step::Quit) return finish();  // the server closed after QUIT
+    finish(QStringLiteral("%1: %2").arg(m_req.mxName, m_socket->errorString()));
+}
+
+void SmtpClient::finish(const QString& error) {
+    if (m_finished) return;
+    m_finished = true;
+    m_timer.stop();
+    if (!error.isEmpty()) m_result.error = error;
+    if (m_socket) {
+        m_socket->disconnect(this);
+        m_socket->abort();
+    }
+    QMetaObject::invokeMethod(this, [this] { Q_EMIT finished(m_result); }, Qt::QueuedConnection);
+}
+
+}  // namespace postern::outbound

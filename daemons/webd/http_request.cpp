@@ -1,0 +1,148 @@
+// http_request.cpp — see http_request.h.
+#include "http_request.h"
+
+#include <QUrl>
+
+namespace postern::web {
+
+namespace {
+bool isTchar(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || QByteArray("!#$%&'*+-.^_`|~").contains(c);
+}
+
+HttpParse error(int code, const QString& text) {
+    HttpParse p;
+    p.status = HttpParse::Status::Error;
+    p.errorCode = code;
+    p.errorText = text;
+    return p;
+}
+
+// Percent-decoding of the path, once; false on a malformed escape or a NUL.
+bool decodePath(const QByteArray& raw, QString* out) {
+    QByteArray bytes;
+    for (qsizetype i = 0; i < raw.size(); ++i) {
+        const char c = raw.at(i);
+        if (c == '%') {
+            if (i + 2 >= raw.size()) return false;
+            bool ok = false;
+            const int v = raw.mid(i + 1, 2).toInt(&ok, 16);
+            if (!ok || v == 0) return false;
+            bytes += char(v);
+            i += 2;
+        } else {
+            bytes += c;
+        }
+    }
+    *out = QString::fromUtf8(bytes);
+    return true;
+}
+}  // namespace
+
+QByteArray HttpRequest::header(const QByteArray& lowerName) const {
+    for (const auto& h : headers)
+        if (h.first == lowerName) return h.second;
+    return {};
+}
+
+HttpParse parseRequestHead(const QByteArray& bytes) {
+    // The request line.
+    const qsizetype firstNl = bytes.indexOf('\n');
+    if (firstNl < 0) {
+        if (bytes.size() > kMaxRequestLine) return error(414, QStringLiteral("request line too long"));
+        return {};
+    }
+    if (firstNl > kMaxRequestLine) return error(414, QStringLiteral("request line too long"));
+    qsizetype end = bytes.indexOf("\r\n\r\n");
+    qsizetype headEnd = end < 0 ? -1 : end + 4;
+    const qsizetype lfEnd = bytes.indexOf("\n\n");
+    if (lfEnd >= 0 && (headEnd < 0 || lfEnd + 2 < headEnd)) headEnd = lfEnd + 2;
+    if (headEnd < 0) {
+        if (bytes.size() > kMaxHead) return error(431, QStringLiteral("request header too large"));
+        return {};
+    }
+    if (headEnd > kMaxHead) return error(431, QStringLiteral("request header too large"));
+    QList<QByteArray> lines = bytes.left(headEnd).split('\n');
+    for (QByteArray& l : lines)
+        if (l.endsWith('\r')) l.chop(1);
+    while (!lines.isEmpty() && lines.last().isEmpty()) lines.removeLast();
+    if (lines.isEmpty()) return error(400, QStringLiteral("empty request"));
+
+    HttpParse p;
+    HttpRequest& r = p.request;
+    const QList<QByteArray> parts = lines.first().split(' ');
+    if (parts.size() != 3) return error(400, QStringLiteral("malformed request line"));
+    r.method = parts.at(0);
+    if (r.method.isEmpty()) return error(400, QStringLiteral("malformed request line"));
+    for (char c : r.method)
+        if (!isTchar(c)) return error(400, QStringLiteral("malformed method"));
+    const QByteArray& version = parts.at(2);
+    if (version == "HTTP/1.1") r.minorVersion = 1;
+    else if (version == "HTTP/1.0") r.minorVersion = 0;
+    else if (version.startsWith("HTTP/")) return error(505, QStringLiteral("HTTP version not supported"));
+    else return error(400, QStringLiteral("malformed request line"));
+    const QByteArray target = parts.at(1);
+    if (!target.startsWith('/')) return error(400, QStringLiteral("only origin-form request targets are served"));
+    for (char c : target)
+        if (uchar(c) <= 0x20 || uchar(c) >= 0x7f) return error(400, QStringLiteral("invalid character in the request target"));
+    const qsizetype q = target.indexOf('?');
+    const QByteArray rawPath = q < 0 ? target : target.left(q);
+    r.query = q < 0 ? QString() : QString::fromLatin1(target.mid(q + 1));
+    if (!decodePath(rawPath, &r.path)) return error(400, QStringLiteral("malformed percent-encoding"));
+    if (r.path.contains(QStringLiteral("..")) || r.path.contains(QStringLiteral("//")) || r.path.contains(QLatin1Char('\\')))
+        return error(400, QStringLiteral("path not allowed"));
+
+    // Header fields.
+    bool haveLength = false;
+    for (qsizetype i = 1; i < lines.size(); ++i) {
+        const QByteArray& l = lines.at(i);
+        if (l.startsWith(' ') || l.startsWith('\t')) return error(400, QStringLiteral("obsolete line folding"));
+        const qsizetype colon = l.indexOf(':');
+        if (colon <= 0) return error(400, QStringLiteral("malformed header field"));
+        const QByteArray name = l.left(colon).toLower();
+        for (char c : name)
+            if (!isTchar(c)) return error(400, QStringLiteral("malformed header field name"));
+        const QByteArray value = l.mid(colon + 1).trimmed();
+        for (char c : value)
+            if ((uchar(c) < 0x20 && c != '\t') || uchar(c) == 0x7f) return error(400, QStringLiteral("control character in a header"));
+        if (r.headers.size() >= kMaxHeaderFields) return error(431, QStringLiteral("too many header fields"));
+        r.headers.append({name, value});
+        if (name == "transfer-encoding") return error(501, QStringLiteral("transfer codings are not supported"));
+        if (name == "content-length") {
+            if (haveLength || value.isEmpty() || value.size() > 12) return error(400, QStringLiteral("bad Content-Length"));
+            for (char c : value)
+                if (c < '0' || c > '9') return error(400, QStringLiteral("bad Content-Length"));
+            r.contentLength = value.toLongLong();
+            haveLength = true;
+        }
+        if (name == "host") {
+            if (!r.host.isEmpty()) return error(400, QStringLiteral("more than one Host header"));
+            QString h = QString::fromLatin1(value).toLower();
+            if (h.startsWith(QLatin1Char('['))) h = h.section(QLatin1Char(']'), 0, 0) + QLatin1Char(']');
+            else h = h.section(QLatin1Char(':'), 0, 0);
+            r.host = h;
+        }
+    }
+    if (r.minorVersion == 1 && r.header("host").isNull() && r.host.isEmpty()) {
+        bool present = false;
+        for (const auto& h : r.headers) present |= h.first == "host";
+        if (!present) return error(400, QStringLiteral("Host header missing"));
+    }
+    p.status = HttpParse::Status::Complete;
+    p.headerBytes = headEnd;
+    return p;
+}
+
+QString queryParameter(const QString& query, const QString& name) {
+    for (const QString& pair : query.split(QLatin1Char('&'), Qt::SkipEmptyParts)) {
+        const qsizetype eq = pair.indexOf(QLatin1Char('='));
+        const QString key = eq < 0 ? pair : pair.left(eq);
+        if (key != name) continue;
+        QString v = eq < 0 ? QString() : pair.mid(eq + 1);
+        v.replace(QLatin1Char('+'), QLatin1Char(' '));
+        return QUrl::fromPercentEncoding(v.toUtf8());
+    }
+    return {};
+}
+
+}  // namespace postern::web

@@ -1,0 +1,52 @@
+// http_request.h — a strict parser for the request head of HTTP/1.0 and 1.1
+// (RFC 9112), for the small web services of postern-webd.
+//
+// Interface: parseRequestHead(bytes) -> HttpParse. `bytes` is everything
+// received so far; the result is Incomplete (need more), Error (with the
+// status to answer: 400, 414, 431, 501, 505) or Complete (request filled,
+// headerBytes = length of the head including the empty line).
+// Accepted: request line "METHOD SP origin-form SP HTTP/1.x" with CRLF (bare
+// LF tolerated), header fields "name: value" (no obsolete line folding), a
+// Host header required for HTTP/1.1. Content-Length is parsed (digits only,
+// one value); Transfer-Encoding is refused (501): we accept no chunked bodies.
+// Limits: request line 8 KiB (414), head 16 KiB (431), 100 header fields (431).
+// Security: every byte is untrusted; no allocation beyond the limits; the
+// path is percent-decoded once and must not contain NUL, "..", or "//".
+#pragma once
+
+#include <QByteArray>
+#include <QList>
+#include <QPair>
+#include <QString>
+
+namespace postern::web {
+
+inline constexpr qsizetype kMaxRequestLine = 8 * 1024;
+inline constexpr qsizetype kMaxHead = 16 * 1024;
+inline constexpr int kMaxHeaderFields = 100;
+
+struct HttpRequest {
+    QByteArray method;   // upper case as sent (methods are case-sensitive)
+    QString path;        // decoded path, starts with '/'
+    QString query;       // raw query string after '?', may be empty
+    int minorVersion = 1;
+    QList<QPair<QByteArray, QByteArray>> headers;  // names lower-cased
+    QString host;        // Host header without port, lower case
+    qint64 contentLength = 0;
+    QByteArray header(const QByteArray& lowerName) const;
+};
+
+struct HttpParse {
+    enum class Status { Incomplete, Complete, Error };
+    Status status = Status::Incomplete;
+    int errorCode = 0;      // for Error
+    QString errorText;      // for Error
+    HttpRequest request;    // for Complete
+    qsizetype headerBytes = 0;
+};
+
+HttpParse parseRequestHead(const QByteArray& bytes);
+// The value of one query parameter (percent- and '+'-decoded), or "" when absent.
+QString queryParameter(const QString& query, const QString& name);
+
+}  // namespace postern::web

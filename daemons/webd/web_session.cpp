@@ -1,0 +1,166 @@
+// web_session.cpp — see web_session.h.
+#include "web_session.h"
+
+#include "core/log.h"
+
+#include <QDir>
+#include <QFile>
+#include <QLocale>
+#include <QRegularExpression>
+
+namespace postern::web {
+
+namespace {
+QByteArray reason(int code) {
+    switch (code) {
+        case 200: return "OK";
+        case 400: return "Bad Request";
+        case 403: return "Forbidden";
+        case 404: return "Not Found";
+        case 405: return "Method Not Allowed";
+        case 408: return "Request Timeout";
+        case 411: return "Length Required";
+        case 413: return "Content Too Large";
+        case 414: return "URI Too Long";
+        case 431: return "Request Header Fields Too Large";
+        case 500: return "Internal Server Error";
+        case 501: return "Not Implemented";
+        case 503: return "Service Unavailable";
+        case 505: return "HTTP Version Not Supported";
+        default: return "Status";
+    }
+}
+
+QByteArray httpDate() {
+    return QLocale::c().toString(QDateTime::currentDateTimeUtc(), QStringLiteral("ddd, dd MMM yyyy HH:mm:ss")).toLatin1() + " GMT";
+}
+
+int countEnvelopes(const QString& dir) { return int(QDir(dir).entryList({QStringLiteral("*.env")}, QDir::Files).size()); }
+}  // namespace
+
+QByteArray metricsText(const WebContext& ctx) {
+    QByteArray out;
+    out += "# HELP postern_build_info Postern version.\n# TYPE postern_build_info gauge\n";
+    out += "postern_build_info{version=\"" POSTERN_VERSION "\"} 1\n";
+    out += "# HELP postern_webd_start_time_seconds When postern-webd started (Unix time).\n# TYPE postern_webd_start_time_seconds gauge\n";
+    out += "postern_webd_start_time_seconds " + QByteArray::number(ctx.startedSecs) + "\n";
+    out += "# HELP postern_queue_messages Messages in the outbound queue by state.\n# TYPE postern_queue_messages gauge\n";
+    for (const char* state : {"incoming", "active", "deferred", "hold", "corrupt"}) {
+        out += "postern_queue_messages{state=\"" + QByteArray(state) + "\"} " +
+               QByteArray::number(countEnvelopes(ctx.queueDir + QLatin1Char('/') + QLatin1String(state))) + "\n";
+    }
+    out += "# HELP postern_webd_responses_total HTTP responses of postern-webd by route and status.\n"
+           "# TYPE postern_webd_responses_total counter\n";
+    for (auto r = ctx.responses.cbegin(); r != ctx.responses.cend(); ++r)
+        for (auto c = r->cbegin(); c != r->cend(); ++c)
+            out += "postern_webd_responses_total{route=\"" + r.key().toLatin1() + "\",code=\"" + QByteArray::number(c.key()) + "\"} " +
+                   QByteArray::number(c.value()) + "\n";
+    return out;
+}
+
+WebSession::WebSession(SessionIo& io, WebContext& ctx) : m_io(io), m_ctx(ctx) {}
+
+void WebSession::start() { m_io.setIdleTimeout(10'000); }
+
+qsizetype WebSession::consume(const char* data, qsizetype size) {
+    if (m_done) return size;  // anything after the request is ignored
+    m_buf.append(data, size);
+    if (!m_head) {
+        HttpParse p = parseRequestHead(m_buf);
+        if (p.status == HttpParse::Status::Incomplete) return size;
+        if (p.status == HttpParse::Status::Error) {
+            fail(p.errorCode, p.errorText);
+            return size;
+        }
+        if (p.request.contentLength > kMaxBody) {
+            fail(413, QStringLiteral("request body too large"));
+            return size;
+        }
+        m_buf.remove(0, p.headerBytes);
+        m_head = std::make_unique<HttpParse>(std::move(p));
+    }
+    const qint64 need = m_head->request.contentLength;
+    if (m_buf.size() < need) return size;
+    handle(m_head->request, m_buf.left(need));
+    return size;
+}
+
+void WebSession::handle(const HttpRequest& r, const QByteArray& body) {
+    const bool tls = m_io.info().tls;
+    const bool head = r.method == "HEAD";
+    const bool get = r.method == "GET" || head;
+    auto accounts = m_ctx.accounts->current();
+    const Site site = siteFrom(*m_ctx.config, accounts ? *accounts : Accounts());
+    const QString path = r.path;
+    if (path == u"/.well-known/mta-sts.txt") {
+        if (!get) return respond(QStringLiteral("mta-sts"), 405, "text/plain", "GET only\n", {{"Allow", "GET, HEAD"}});
+        if (!tls) return respond(QStringLiteral("mta-sts"), 404, "text/plain", "The MTA-STS policy is served over HTTPS only (RFC 8461).\n");
+        return respond(QStringLiteral("mta-sts"), 200, "text/plain", head ? QByteArray() : mtaStsPolicy(site));
+    }
+    if (path == u"/mail/config-v1.1.xml" || path == u"/.well-known/autoconfig/mail/config-v1.1.xml") {
+        if (!get) return respond(QStringLiteral("autoconfig"), 405, "text/plain", "GET only\n", {{"Allow", "GET, HEAD"}});
+        return respond(QStringLiteral("autoconfig"), 200, "application/xml; charset=utf-8",
+                       autoconfigXml(site, queryParameter(r.query, QStringLiteral("emailaddress"))));
+    }
+    if (path.compare(QStringLiteral("/autodiscover/autodiscover.xml"), Qt::CaseInsensitive) == 0) {
+        if (r.method != "POST") return respond(QStringLiteral("autodiscover"), 405, "text/plain", "POST only\n", {{"Allow", "POST"}});
+        return respond(QStringLiteral("autodiscover"), 200, "application/xml; charset=utf-8", autodiscoverXml(site, autodiscoverEmail(body)));
+    }
+    if (path.startsWith(QStringLiteral("/.well-known/acme-challenge/"))) {
+        static const QRegularExpression token(QStringLiteral("^[A-Za-z0-9_-]{1,256}$"));
+        const QString t = path.mid(28);
+        if (!get) return respond(QStringLiteral("acme"), 405, "text/plain", "GET only\n", {{"Allow", "GET, HEAD"}});
+        if (!token.match(t).hasMatch()) return respond(QStringLiteral("acme"), 404, "text/plain", "no such challenge\n");
+        QFile f(m_ctx.acmeDir + QLatin1Char('/') + t);
+        if (!f.open(QIODevice::ReadOnly)) return respond(QStringLiteral("acme"), 404, "text/plain", "no such challenge\n");
+        return respond(QStringLiteral("acme"), 200, "application/octet-stream", f.read(4096));
+    }
+    if (path == u"/health") {
+        if (!get) return respond(QStringLiteral("health"), 405, "text/plain", "GET only\n", {{"Allow", "GET, HEAD"}});
+        return respond(QStringLiteral("health"), 200, "text/plain", "ok\n");
+    }
+    if (path == u"/metrics") {
+        if (!get) return respond(QStringLiteral("metrics"), 405, "text/plain", "GET only\n", {{"Allow", "GET, HEAD"}});
+        if (!m_io.info().peerAddress.isLoopback()) return respond(QStringLiteral("metrics"), 403, "text/plain", "metrics are for local clients\n");
+        return respond(QStringLiteral("metrics"), 200, "text/plain; version=0.0.4", metricsText(m_ctx));
+    }
+    respond(QStringLiteral("other"), 404, "text/plain", "not found\n");
+}
+
+void WebSession::respond(const QString& route, int code, const QByteArray& contentType, const QByteArray& body,
+                         const QList<QPair<QByteArray, QByteArray>>& extra) {
+    if (m_done) return;
+    m_done = true;
+    ++m_ctx.responses[route][code];
+    const bool head = m_head && m_head->request.method == "HEAD";
+    QByteArray out = "HTTP/1.1 " + QByteArray::number(code) + ' ' + reason(code) + "\r\n";
+    out += "Date: " + httpDate() + "\r\nServer: Postern\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n";
+    out += "Content-Type: " + contentType + "\r\nContent-Length: " + QByteArray::number(body.size()) + "\r\n";
+    if (code == 200 && route == u"mta-sts") out += "Cache-Control: max-age=3600\r\n";
+    for (const auto& [k, v] : extra) out += k + ": " + v + "\r\n";
+    out += "\r\n";
+    if (!head) out += body;
+    m_io.send(out);
+    log::info(u"http", log::Fields()
+                           .add("remote", m_io.info().peerAddress.toString())
+                           .add("method", m_head ? QString::fromLatin1(m_head->request.method.left(16)) : QStringLiteral("-"))
+                           .add("path", m_head ? m_head->request.path.left(200) : QStringLiteral("-"))
+                           .add("status", code));
+    m_io.close(QStringLiteral("response sent"));
+}
+
+void WebSession::fail(int code, const QString& text) { respond(QStringLiteral("error"), code, "text/plain", text.toUtf8() + '\n'); }
+
+void WebSession::timedOut() {
+    if (m_done) return m_io.close(QStringLiteral("timeout"));
+    fail(408, QStringLiteral("request not received in time"));
+}
+
+void WebSession::shutdown() {
+    if (!m_done) {
+        m_done = true;
+        m_io.close(QStringLiteral("shutdown"));
+    }
+}
+
+}  // namespace postern::web
