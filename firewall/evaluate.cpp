@@ -8,6 +8,9 @@ namespace postern::firewall {
 
 namespace {
 
+constexpr int kNoEntry = -1;  // the top-level rule is filled in by the base-chain walk
+constexpr qsizetype kShownExceptions = 5;
+
 enum class Match { No, Yes, Maybe };
 
 struct TermMatch {
@@ -171,8 +174,12 @@ const Chain* Evaluator::findChain(const Chain& from, const QString& name) const 
 QList<Evaluator::Outcome> Evaluator::walk(const Chain& chain, int from, const Probe& probe, const QList<Condition>& startConds,
                                           int depth, int* budget) const {
     QList<Outcome> outs;
+    // Every chain walk (a jump, or the rest of a chain after a jump returns) costs one unit.
+    if (--*budget <= 0) {
+        outs << Outcome{Verdict::Unknown, &chain, -1, QStringLiteral("the ruleset has too many conditional jumps to follow"), startConds, -1};
+        return outs;
+    }
     QList<Condition> conds = startConds;
-    constexpr int entryFixed = -1;  // set for top-level rules below
     for (int i = from; i < chain.rules.size(); ++i) {
         const Rule& rule = chain.rules.at(i);
         if (rule.verdict == Verdict::None) continue;  // counters, logs: no effect on the verdict
@@ -180,40 +187,36 @@ QList<Evaluator::Outcome> Evaluator::walk(const Chain& chain, int from, const Pr
         if (m.match == Match::No) continue;
         QList<Condition> matched = conds;
         if (m.match == Match::Maybe && !m.genericMatches) matched << m.conditions;
-        if (--*budget <= 0) {
-            outs << Outcome{Verdict::Unknown, &chain, i, QStringLiteral("the ruleset has too many conditional rules to follow"), matched, entryFixed};
-            return outs;
-        }
         QList<Outcome> here;
         switch (rule.verdict) {
         case Verdict::Accept:
         case Verdict::Drop:
         case Verdict::Reject:
         case Verdict::Redirect:
-            here << Outcome{rule.verdict, &chain, i, rule.target, matched, entryFixed};
+            here << Outcome{rule.verdict, &chain, i, rule.target, matched, kNoEntry};
             break;
         case Verdict::Unknown:
-            here << Outcome{Verdict::Unknown, &chain, i, QStringLiteral("verdict '%1' cannot be followed").arg(rule.target), matched, entryFixed};
+            here << Outcome{Verdict::Unknown, &chain, i, QStringLiteral("verdict '%1' cannot be followed").arg(rule.target), matched, kNoEntry};
             break;
         case Verdict::Return:
-            here << Outcome{Verdict::Return, &chain, i, {}, matched, entryFixed};
+            here << Outcome{Verdict::Return, &chain, i, {}, matched, kNoEntry};
             break;
         case Verdict::Jump:
         case Verdict::Goto: {
             const Chain* target = findChain(chain, rule.target);
             if (!target) {
-                here << Outcome{Verdict::Unknown, &chain, i, QStringLiteral("'%1' is neither a chain nor a target we know").arg(rule.target), matched, entryFixed};
+                here << Outcome{Verdict::Unknown, &chain, i, QStringLiteral("'%1' is neither a chain nor a target we know").arg(rule.target), matched, kNoEntry};
                 break;
             }
             if (depth + 1 > kMaxJumpDepth) {
-                here << Outcome{Verdict::Unknown, &chain, i, QStringLiteral("jumps nested deeper than %1").arg(kMaxJumpDepth), matched, entryFixed};
+                here << Outcome{Verdict::Unknown, &chain, i, QStringLiteral("jumps nested deeper than %1").arg(kMaxJumpDepth), matched, kNoEntry};
                 break;
             }
             for (const Outcome& sub : walk(*target, 0, probe, matched, depth + 1, budget)) {
                 if (sub.verdict != Verdict::Return) {
                     here << sub;
                 } else if (rule.verdict == Verdict::Goto) {
-                    here << Outcome{Verdict::Return, &chain, i, {}, sub.conds, entryFixed};
+                    here << Outcome{Verdict::Return, &chain, i, {}, sub.conds, kNoEntry};
                 } else {
                     here << walk(chain, i + 1, probe, sub.conds, depth, budget);
                 }
@@ -260,7 +263,7 @@ ProbeResult Evaluator::evaluate(const Probe& probe) const {
         Decision decision;
     };
     QList<Path> paths{Path{}};
-    int budget = kMaxPaths;
+    int budget = kMaxWalks;
     for (const Chain* c : bases) {
         QList<Path> next;
         for (const Path& p : paths) {
@@ -303,6 +306,8 @@ ProbeResult Evaluator::evaluate(const Probe& probe) const {
             return result;
         }
     }
+    // Many conditional drops (fail2ban bans, blocklists) each make a path: they are
+    // exceptions for those sources only and are reported, up to kMaxExceptions.
     for (Path& p : paths) {
         p.decision.conditions = p.conds;
         if (!p.done) {
@@ -342,7 +347,8 @@ ProbeResult Evaluator::evaluate(const Probe& probe) const {
         const QString key = toString(p.decision.verdict) + p.decision.by + texts.join(QLatin1Char('|'));
         if (seen.contains(key)) continue;
         seen << key;
-        result.exceptions << p.decision;
+        if (result.exceptions.size() < kMaxExceptions) result.exceptions << p.decision;
+        else ++result.moreExceptions;
         if (result.status == PortStatus::Unknown) continue;
         for (const Condition& c : p.conds) {
             if (c.kind == ConditionKind::Unknown || c.kind == ConditionKind::State) {
@@ -368,7 +374,12 @@ QString PortResult::summary() const {
             break;
         default: return r.reason;  // exceptions of an unknown verdict add nothing
         }
-        for (const Decision& e : r.exceptions) {
+        for (qsizetype n = 0; n < r.exceptions.size(); ++n) {
+            const Decision& e = r.exceptions.at(n);
+            if (n == kShownExceptions) {
+                s += QStringLiteral("; and %1 more exceptions (see --json)").arg(r.exceptions.size() - n + r.moreExceptions);
+                break;
+            }
             QStringList texts;
             for (const Condition& c : e.conditions) texts << c.text;
             QStringList by;

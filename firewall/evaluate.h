@@ -22,8 +22,9 @@
 // merges the answers (Partial when interfaces disagree).
 //
 // Security: pure computation on the model. Limits: kMaxJumpDepth (64) nested
-// jumps, kMaxPaths (4096) branches per probe; beyond them the answer is
-// Unknown with the reason. Standards: netfilter hook and verdict semantics
+// jumps, kMaxWalks (20000) chain walks and kMaxPaths (65536) branches per
+// probe; beyond them the answer is Unknown with the reason. At most
+// kMaxExceptions (256) exceptions are kept (the rest are counted). Standards: netfilter hook and verdict semantics
 // (nft(8) "CHAINS", "VERDICT STATEMENT"; iptables(8) "TARGETS").
 #pragma once
 
@@ -35,7 +36,9 @@
 namespace postern::firewall {
 
 inline constexpr int kMaxJumpDepth = 64;
-inline constexpr int kMaxPaths = 4096;
+inline constexpr int kMaxWalks = 20000;
+inline constexpr int kMaxPaths = 65536;
+inline constexpr qsizetype kMaxExceptions = 256;
 
 struct Probe {
     IpFamily family = IpFamily::V4;
@@ -71,6 +74,7 @@ struct ProbeResult {
     PortStatus status = PortStatus::Unknown;
     Decision decision;            // the generic path
     QList<Decision> exceptions;   // paths whose acceptance differs from the generic one
+    int moreExceptions = 0;       // beyond kMaxExceptions, counted only
     QString reason;               // for Unknown
 };
 

@@ -17,7 +17,8 @@ const char* const kListenerNames[] = {"smtp", "submission", "submissions", "imap
 
 QList<IpFamily> familiesFor(const QHostAddress& a) {
     if (a.isLoopback()) return {};  // not reachable from outside: no firewall question
-    if (a == QHostAddress(QHostAddress::Any) || a == QHostAddress(QHostAddress::AnyIPv6)) return {IpFamily::V4, IpFamily::V6};
+    if (a == QHostAddress(QHostAddress::Any)) return {IpFamily::V4, IpFamily::V6};  // "*": dual stack
+    if (a == QHostAddress(QHostAddress::AnyIPv6)) return {IpFamily::V6};           // Qt binds [::] IPv6-only
     if (a == QHostAddress(QHostAddress::AnyIPv4)) return {IpFamily::V4};
     return {a.protocol() == QAbstractSocket::IPv6Protocol ? IpFamily::V6 : IpFamily::V4};
 }

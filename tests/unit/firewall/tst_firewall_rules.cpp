@@ -11,8 +11,12 @@
 #include "plan.h"
 #include "report.h"
 
+#include "core/config.h"
+
 #include <QDir>
+#include <QElapsedTimer>
 #include <QFile>
+#include <QTcpServer>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -311,6 +315,44 @@ private Q_SLOTS:
         }
     }
 
+    // fail2ban-style: thousands of banned sources, each a conditional reject. The verdict
+    // stays known; exceptions are capped and counted; it stays fast.
+    void manyBans() {
+        QByteArray rules = "-A INPUT -p tcp -m multiport --dports 25,587 -j f2b-postfix\n-A INPUT -p tcp --dport 25 -j ACCEPT\n";
+        for (int n = 0; n < 3000; ++n) rules += "-A f2b-postfix -s 198.18." + QByteArray::number(n / 250) + "." + QByteArray::number(n % 250) + "/32 -j REJECT\n";
+        rules += "-A f2b-postfix -j RETURN\n";
+        const auto rs = parseIptablesSave(ipt(rules, "DROP", ":f2b-postfix - [0:0]\n"), IpFamily::V4, QStringLiteral("iptables-nft"));
+        QVERIFY(rs.ok());
+        QElapsedTimer t;
+        t.start();
+        const ProbeResult r = Evaluator(*rs).evaluate(Probe{IpFamily::V4, 25, QStringLiteral("eth0")});
+        QCOMPARE(toString(r.status), QStringLiteral("open"));
+        QCOMPARE(r.exceptions.size(), kMaxExceptions);
+        QCOMPARE(r.moreExceptions, 3000 - int(kMaxExceptions));
+        QVERIFY2(t.elapsed() < 5000, qPrintable(QString::number(t.elapsed())));
+        PortResult pr;
+        pr.status = r.status;
+        pr.perInterface << r;
+        QVERIFY(pr.summary().contains(u"and 2995 more exceptions"));
+    }
+
+    // Conditional jumps that double the walks at every level hit the walk limit: unknown, not a hang.
+    void walkLimit() {
+        QByteArray chains;
+        QByteArray rules;
+        for (int n = 0; n < 24; ++n) {
+            chains += ":C" + QByteArray::number(n) + " - [0:0]\n";
+            const QByteArray from = n == 0 ? "INPUT" : "C" + QByteArray::number(n - 1);
+            rules += "-A " + from + " -s 10.0.0." + QByteArray::number(n) + " -j C" + QByteArray::number(n) + "\n";
+            rules += "-A " + from + " -j C" + QByteArray::number(n) + "\n";
+        }
+        const auto rs = parseIptablesSave(ipt(rules, "DROP", chains), IpFamily::V4, QStringLiteral("iptables-nft"));
+        QVERIFY(rs.ok());
+        const ProbeResult r = Evaluator(*rs).evaluate(Probe{IpFamily::V4, 25, QStringLiteral("eth0")});
+        QCOMPARE(toString(r.status), QStringLiteral("unknown"));
+        QVERIFY2(r.reason.contains(u"too many"), qPrintable(r.reason));
+    }
+
     void splitLine() {
         QList<bool> quoted;
         const QStringList w = splitIptablesLine(QStringLiteral("-A INPUT -m comment --comment \"a \\\"b\\\" c\" -j ACCEPT"), &quoted);
@@ -414,6 +456,46 @@ private Q_SLOTS:
         const Plan plan = planOpen(s, rep.detection, rep.results, defaultPorts(), {});
         QVERIFY(plan.commands.isEmpty());
         QVERIFY(plan.blockedElsewhere);
+    }
+
+    void configured() {
+        QTemporaryDir dir;
+        QFile f(dir.filePath(QStringLiteral("postern.conf")));
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write("smtp.listen = *:25\nsubmission.listen = 127.0.0.1:587\nsubmissions.listen = 0.0.0.0:465, [2001:db8::1]:465\n"
+                "imap.listen = [::]:143\nimaps.listen = *:0\n");
+        f.close();
+        const auto config = postern::Config::load(dir.path());
+        QVERIFY2(config.ok(), qPrintable(config.errorMessage()));
+        const QList<ConfiguredPort> ports = configuredPorts(*config);
+        auto fams = [&](const QString& service, quint16 port) {
+            for (const ConfiguredPort& p : ports)
+                if (p.service == service && p.port == port) return p.families;
+            return QList<IpFamily>{};
+        };
+        QVERIFY(fams(QStringLiteral("smtp"), 25) == (QList<IpFamily>{IpFamily::V4, IpFamily::V6}));
+        QVERIFY(fams(QStringLiteral("submission"), 587).isEmpty());  // loopback: no firewall question
+        QCOMPARE(ports.size(), 9 - 1 + 1);                              // imaps on port 0 left out, submissions twice
+        QVERIFY(fams(QStringLiteral("imap"), 143) == QList<IpFamily>{IpFamily::V6});
+        QVERIFY(!portNumbers(ports).contains(587));
+        QVERIFY(!portNumbers(ports).contains(0));
+        QCOMPARE(portNumbers(ports).first(), quint16(25));
+    }
+
+    // A port held by this very process is reported in use, with our program name and pid.
+    void localState() {
+        QTcpServer holder;
+        QVERIFY(holder.listen(QHostAddress::LocalHost, 0));
+        const quint16 port = holder.serverPort();
+        const QList<LocalPortState> st = localPortState({{QStringLiteral("smtp"), QHostAddress::LocalHost, port, {}}});
+        QCOMPARE(st.size(), 1);
+        QCOMPARE(toString(st.first().bindable), toString(Bindable::InUse));
+        QVERIFY2(st.first().detail.contains(QStringLiteral("(pid %1)").arg(QCoreApplication::applicationPid())), qPrintable(st.first().detail));
+        QVERIFY(!st.first().ours);
+        holder.close();
+        const QList<LocalPortState> free = localPortState({{QStringLiteral("smtp"), QHostAddress::LocalHost, port, {}}});
+        QCOMPARE(toString(free.first().bindable), toString(Bindable::Yes));
+        QVERIFY(free.first().listeners.isEmpty());
     }
 
     void container_data() {
