@@ -1,9 +1,11 @@
 #!/bin/bash
 # image/build.sh — one command that builds Postern's container image and VM image.
 #
-# Usage: image/build.sh [--container] [--vm] [--out DIR] [--build-dir DIR] [--jobs N] [--tag NAME]
+# Usage: image/build.sh [--container] [--vm] [--out DIR] [--build-dir DIR | --use-build DIR] [--jobs N] [--tag NAME]
 #   (no --container/--vm: both)  --out: where the images go (default image/out)
 #   --build-dir: the Release build tree (default build-image)   --tag: image name (default localhost/postern:latest)
+#   --use-build: take the programs from an existing, configured build tree as it is (the tests use
+#                their own tree, so CI compiles once); it is brought up to date, not reconfigured
 # Steps: cmake Release build -> `cmake --install --strip` into a staging folder -> mmdebstrap
 # runtime rootfs (cached in $POSTERN_IMAGE_CACHE, default ~/.cache/postern-image, keyed on the
 # package list) -> buildah (FROM scratch + rootfs + staging) -> OCI archive and Docker archive.
@@ -27,15 +29,17 @@ OUT=$HERE/out
 BUILD=$TOP/build-image
 JOBS=$(nproc)
 TAG=localhost/postern:latest
+USE_BUILD=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --container) WANT_CONTAINER=1 ;;
         --vm) WANT_VM=1 ;;
         --out) OUT=$2; shift ;;
         --build-dir) BUILD=$2; shift ;;
+        --use-build) BUILD=$2; USE_BUILD=1; shift ;;
         --jobs) JOBS=$2; shift ;;
         --tag) TAG=$2; shift ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "image/build.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -54,9 +58,14 @@ T_START=$(date +%s)
 
 # 1. The programs, installed into a staging folder exactly as a package would install them.
 STAGING=$OUT/staging
-step 1800 "configure + build (Release, $BUILD)" bash -c '
-    cmake -S "$1" -B "$2" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPOSTERN_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr >/dev/null &&
-    cmake --build "$2" -j "$3"' _ "$TOP" "$BUILD" "$JOBS"
+if [ "$USE_BUILD" = 1 ]; then
+    [ -f "$BUILD/CMakeCache.txt" ] || { echo "image/build.sh: --use-build $BUILD is not a configured build tree" >&2; exit 1; }
+    step 1800 "build (existing tree $BUILD)" cmake --build "$BUILD" -j "$JOBS"
+else
+    step 1800 "configure + build (Release, $BUILD)" bash -c '
+        cmake -S "$1" -B "$2" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPOSTERN_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr >/dev/null &&
+        cmake --build "$2" -j "$3"' _ "$TOP" "$BUILD" "$JOBS"
+fi
 rm -rf "$STAGING"
 step 120 "install into $STAGING" env DESTDIR="$STAGING" cmake --install "$BUILD" --prefix /usr --strip
 VERSION=$("$BUILD/bin/postern-appliance" --version | awk '{print $2}')
@@ -79,10 +88,11 @@ if [ "$WANT_CONTAINER" = 1 ]; then
     rm -f "$OUT/postern-container.oci.tar" "$OUT/postern-container.docker.tar"
     step 300 "export OCI archive" buildah "${STORE[@]}" push "$TAG" "oci-archive:$OUT/postern-container.oci.tar:$TAG"
     step 300 "export Docker archive" buildah "${STORE[@]}" push "$TAG" "docker-archive:$OUT/postern-container.docker.tar:$TAG"
-    SIZE=$(buildah "${STORE[@]}" inspect --type image --format '{{.ImageSize}}' "$TAG" 2>/dev/null || echo "?")
     rm -rf "$CTX"
+    # The Docker archive holds the single uncompressed layer: its size is the image's size.
+    SIZE=$(stat -c %s "$OUT/postern-container.docker.tar")
     echo "$SIZE" >"$OUT/postern-container.size"
-    log "container image $TAG: $(( ${SIZE:-0} / 1048576 )) MB uncompressed"
+    log "container image $TAG: $(( SIZE / 1000000 )) MB uncompressed ($(( $(stat -c %s "$OUT/postern-container.oci.tar") / 1000000 )) MB as OCI archive)"
 fi
 
 # 3. VM image.
