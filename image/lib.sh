@@ -15,10 +15,10 @@ SUITE=bookworm
 MIRROR=${POSTERN_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${POSTERN_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 # Runtime libraries of the programs (checked with ldd inside the rootfs after every build).
-RUNTIME_PKGS="libqt6core6 libqt6network6 libldns3 libargon2-1 libssl3 libcrypt1 libsqlite3-0 ca-certificates passwd"
-# The VM adds a kernel, systemd and networking.
-VM_PKGS="$RUNTIME_PKGS linux-image-cloud-amd64 systemd systemd-sysv udev kmod systemd-resolved
- iproute2 e2fsprogs util-linux less procps"
+RUNTIME_PKGS=$(sed -e 's/#.*//' "$(dirname "${BASH_SOURCE[0]}")/runtime-packages.txt" | xargs)
+# The VM adds a kernel, systemd, networking, time sync, console login and apt (for updates).
+VM_PKGS="$RUNTIME_PKGS linux-image-cloud-amd64 initramfs-tools systemd systemd-sysv udev kmod dbus
+ systemd-resolved systemd-timesyncd iproute2 e2fsprogs mount login util-linux apt less procps"
 # Bump when the recipe below changes in a way the package list does not show.
 RECIPE_VERSION=3
 
