@@ -187,3 +187,21 @@ def mail_round_trip(ports, user, password, subject, timeout=60):
     pop = pop3_fetch_bodies(ports[995], user, password)
     assert any(f"Subject: {subject}" in m and body in m for m in pop), pop
     return {"imap": found, "imaps": imaps, "pop3_messages": len(pop)}
+
+
+def main(argv):
+    """`python3 image_testlib.py round-trip USER PASSWORD SUBJECT` — the round trip on the standard
+    ports of 127.0.0.1, for use inside another network namespace (nsenter -n ... python3 ...)."""
+    if len(argv) != 5 or argv[1] != "round-trip":
+        print("usage: image_testlib.py round-trip USER PASSWORD SUBJECT", file=sys.stderr)
+        return 2
+    ports = {p: p for p in (25, 465, 587, 143, 993, 110, 995)}
+    wait_banner(25, b"220 ", timeout=120)
+    wait_banner(143, b"* OK")
+    wait_banner(995, b"+OK", tls=True)
+    print(mail_round_trip(ports, argv[2], argv[3], argv[4]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
