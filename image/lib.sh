@@ -27,10 +27,16 @@ CACHE_DIR=${POSTERN_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/postern-image}
 log() { printf '== %s\n' "$*" >&2; }
 
 # step SECONDS DESCRIPTION COMMAND... — run under a time limit, report the time taken.
+# COMMAND may be a shell function (it then sees only exported variables).
 step() {
     _limit=$1; _what=$2; shift 2
     log "$_what"
     _t0=$(date +%s)
+    # A shell function runs in a child bash (timeout needs a program); it sees exported variables.
+    if declare -F "$1" >/dev/null; then
+        export -f "$1"
+        set -- bash -c '"$@"' _ "$@"
+    fi
     timeout --kill-after=30 "$_limit" "$@" || {
         _rc=$?
         if [ "$_rc" = 124 ]; then

@@ -43,6 +43,7 @@ ROOT_LABEL=postern-root
 CMDLINE="root=LABEL=$ROOT_LABEL rw console=tty1 console=ttyS0,115200 quiet"
 WORK=$OUT/vm
 ROOTFS=$WORK/rootfs
+export HERE STAGING EFI_STUB ESP_MB ROOT_MB ROOT_LABEL CMDLINE WORK ROOTFS
 
 TAR=$(cached_rootfs vm "$VM_PKGS")
 rm -rf "$WORK"

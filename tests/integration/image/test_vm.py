@@ -139,7 +139,9 @@ class VmImage(unittest.TestCase):
                 "-serial", f"file:{serial}", "-display", "none", "-monitor", "none", "-no-reboot"]
         print("$ " + " ".join(args), flush=True)
         t0 = time.monotonic()
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        qemu_out = open(os.path.join(self.tmp, "qemu.out"), "wb")
+        self.addCleanup(qemu_out.close)
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=qemu_out, stderr=subprocess.STDOUT)
         self.addCleanup(kill_group, proc, signal.SIGTERM, 30)
 
         def serial_text():
@@ -152,7 +154,8 @@ class VmImage(unittest.TestCase):
         try:
             def banner():
                 if proc.poll() is not None:
-                    raise AssertionError(f"qemu exited {proc.returncode}: {proc.stdout.read().decode(errors='replace')}")
+                    with open(os.path.join(self.tmp, "qemu.out"), "rb") as f:
+                        raise AssertionError(f"qemu exited {proc.returncode}: {f.read().decode(errors='replace')}")
                 return itl.wait_banner(ports[25], b"220 ", timeout=2)
             wait_for(banner, timeout=600, interval=1, what="the SMTP greeting through hostfwd")
             print(f"qemu: SMTP greets {time.monotonic() - t0:.1f}s after start", flush=True)
