@@ -16,7 +16,9 @@ skips the QEMU part (for machines where software emulation is too slow).
 
 import os
 import re
+import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -124,25 +126,39 @@ class VmImage(unittest.TestCase):
         finally:
             kill_group(proc)
 
+    def start_qemu(self, serial, extra=()):
+        """Boots the shipped qcow2 (snapshot=on); returns (process, forwarded ports, t0)."""
+        ports = {p: free_port() for p in (25, 143, 993, 995)}
+        fwd = ",".join(f"hostfwd=tcp:127.0.0.1:{h}-:{g}" for g, h in ports.items())
+        args = ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-smp", "2", "-m", "1024", "-bios", OVMF,
+                "-drive", f"file={os.path.join(OUT, 'postern-vm.qcow2')},format=qcow2,if=virtio,snapshot=on", *extra,
+                "-netdev", f"user,id=n,{fwd}", "-device", "virtio-net-pci,netdev=n",
+                "-serial", serial, "-display", "none", "-monitor", "none", "-no-reboot"]
+        print("$ " + " ".join(args), flush=True)
+        qemu_out = open(os.path.join(self.tmp, "qemu.out"), "wb")
+        self.addCleanup(qemu_out.close)
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=qemu_out, stderr=subprocess.STDOUT)
+        self.addCleanup(kill_group, proc, signal.SIGTERM, 30)
+        return proc, ports, time.monotonic()
+
+    def wait_smtp(self, proc, ports, t0):
+        def banner():
+            if proc.poll() is not None:
+                with open(os.path.join(self.tmp, "qemu.out"), "rb") as f:
+                    raise AssertionError(f"qemu exited {proc.returncode}: {f.read().decode(errors='replace')}")
+            return itl.wait_banner(ports[25], b"220 ", timeout=2)
+        wait_for(banner, timeout=600, interval=1, what="the SMTP greeting through hostfwd")
+        print(f"qemu: SMTP greets {time.monotonic() - t0:.1f}s after start", flush=True)
+        itl.wait_banner(ports[143], b"* OK", timeout=120)
+        itl.wait_banner(ports[995], b"+OK", tls=True, timeout=120)
+
     @unittest.skipIf(os.environ.get("POSTERN_IMAGE_TEST_NO_QEMU") == "1", "POSTERN_IMAGE_TEST_NO_QEMU=1")
     def test_qemu_boot_with_seed_disk(self):
         seed = os.path.join(self.tmp, "seed.img")
         subprocess.run(["mkfs.fat", "-n", "POSTERNSEED", "-C", seed, "2048"], check=True, capture_output=True, timeout=60)
         subprocess.run(["mcopy", "-i", seed, self.answers, "::/postern-answers"], check=True, capture_output=True, timeout=60)
-        ports = {p: free_port() for p in (25, 143, 993, 995)}
-        fwd = ",".join(f"hostfwd=tcp:127.0.0.1:{h}-:{g}" for g, h in ports.items())
         serial = os.path.join(self.tmp, "serial.log")
-        args = ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-smp", "2", "-m", "1024", "-bios", OVMF,
-                "-drive", f"file={os.path.join(OUT, 'postern-vm.qcow2')},format=qcow2,if=virtio,snapshot=on",
-                "-drive", f"file={seed},format=raw,if=virtio,readonly=on",
-                "-netdev", f"user,id=n,{fwd}", "-device", "virtio-net-pci,netdev=n",
-                "-serial", f"file:{serial}", "-display", "none", "-monitor", "none", "-no-reboot"]
-        print("$ " + " ".join(args), flush=True)
-        t0 = time.monotonic()
-        qemu_out = open(os.path.join(self.tmp, "qemu.out"), "wb")
-        self.addCleanup(qemu_out.close)
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=qemu_out, stderr=subprocess.STDOUT)
-        self.addCleanup(kill_group, proc, signal.SIGTERM, 30)
+        proc, ports, t0 = self.start_qemu(f"file:{serial}", ["-drive", f"file={seed},format=raw,if=virtio,readonly=on"])
 
         def serial_text():
             try:
@@ -152,15 +168,7 @@ class VmImage(unittest.TestCase):
                 return ""
 
         try:
-            def banner():
-                if proc.poll() is not None:
-                    with open(os.path.join(self.tmp, "qemu.out"), "rb") as f:
-                        raise AssertionError(f"qemu exited {proc.returncode}: {f.read().decode(errors='replace')}")
-                return itl.wait_banner(ports[25], b"220 ", timeout=2)
-            wait_for(banner, timeout=600, interval=1, what="the SMTP greeting through hostfwd")
-            print(f"qemu: SMTP greets {time.monotonic() - t0:.1f}s after start", flush=True)
-            itl.wait_banner(ports[143], b"* OK", timeout=120)
-            itl.wait_banner(ports[995], b"+OK", tls=True, timeout=120)
+            self.wait_smtp(proc, ports, t0)
             seen = itl.mail_round_trip(ports, USER, PASSWORD, "via qemu", timeout=120)
             print(f"qemu round trip: {seen}; total {time.monotonic() - t0:.1f}s")
             text = serial_text()
@@ -173,6 +181,88 @@ class VmImage(unittest.TestCase):
         finally:
             kill_group(proc, signal.SIGTERM, 30)
 
+    @unittest.skipIf(os.environ.get("POSTERN_IMAGE_TEST_NO_QEMU") == "1", "POSTERN_IMAGE_TEST_NO_QEMU=1")
+    def test_qemu_interactive_first_boot_on_serial_console(self):
+        """No answers: the wizard is offered on the consoles; a person answers it on the serial one."""
+        sock_path = os.path.join(self.tmp, "serial.sock")
+        proc, ports, t0 = self.start_qemu(f"unix:{sock_path},server=on,wait=off")
+        sock = wait_for(lambda: _connect_unix(sock_path), timeout=30, what="qemu's serial socket")
+        self.addCleanup(sock.close)
+        console = Console(sock)
+        try:
+            console.expect(r"Press Enter to set it up on this console\.", timeout=600)
+            print(f"qemu: wizard offered on the serial console {time.monotonic() - t0:.1f}s after start", flush=True)
+            console.send("")
+            console.expect(r"Mail domain \(the part after @\) \[example\.org\]: ")
+            console.send("example.org")
+            console.expect(r"Mail host name \[mail\.example\.org\]: ")
+            console.send("")
+            console.expect(r"First user's address \[you@example\.org\]: ")
+            console.send("carol@example.org")
+            console.expect(r"Password for carol@example\.org .*: ")
+            console.send("typed on the serial console")
+            console.expect(r"Where should postmaster@ and abuse@ go \[carol@example\.org\]: ")
+            console.send("")
+            console.expect(r"Public IP address .*: ")
+            console.send("198.51.100.7")
+            # Without internet the DNS checks report problems (no A record, no PTR): go on anyway.
+            if console.expect(r"Continue anyway\? \(Y/n\): |== DNS records to publish", timeout=300).startswith(b"Continue"):
+                console.send("y")
+                console.expect(r"== DNS records to publish")
+            console.expect(r"Set a password for root")
+            console.expect(r"New password: ")
+            console.send("root password 1")
+            console.expect(r"Retype new password: ")
+            console.send("root password 1")
+            console.expect(r"password updated successfully")
+            self.wait_smtp(proc, ports, t0)
+            seen = itl.mail_round_trip(ports, "carol@example.org", "typed on the serial console", "typed in the VM", timeout=120)
+            print(f"qemu interactive round trip: {seen}; total {time.monotonic() - t0:.1f}s")
+            console.expect(r"login: ", timeout=120)
+            self.assertNotIn("typed on the serial console", console.seen.decode("utf-8", "replace"))
+        except Exception:
+            print(console.seen.decode("utf-8", "replace")[-6000:])
+            raise
+        finally:
+            kill_group(proc, signal.SIGTERM, 30)
+
+
+def _connect_unix(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+    except OSError:
+        s.close()
+        return None
+    return s
+
+
+class Console:
+    """The VM's serial console over qemu's unix socket: expect a pattern, send a line."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.pending = b""
+        self.seen = b""
+
+    def expect(self, pattern, timeout=120):
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern.encode())
+        while not rx.search(self.pending):
+            r, _, _ = select.select([self.sock], [], [], max(0.0, deadline - time.monotonic()))
+            if not r:
+                raise AssertionError(f"timeout waiting for {pattern!r} on the serial console")
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise AssertionError(f"serial console closed waiting for {pattern!r}")
+            self.pending += chunk
+            self.seen += chunk
+        m = rx.search(self.pending)
+        self.pending = self.pending[m.end():]
+        return m.group(0)
+
+    def send(self, line):
+        self.sock.sendall(line.encode() + b"\r")
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
