@@ -1,4 +1,5 @@
 # image/lib.sh — shared settings and helpers of image/build.sh (bash; sourced, not run).
+# shellcheck shell=bash
 #
 # Interface: variables SUITE, MIRROR, MMDEBSTRAP_ARGS, RUNTIME_PKGS, VM_PKGS; functions log,
 # step (runs a command under `timeout`, prints its wall time, fails loudly),
