@@ -89,6 +89,9 @@ if [ "$WANT_CONTAINER" = 1 ]; then
     step 300 "export OCI archive" buildah "${STORE[@]}" push "$TAG" "oci-archive:$OUT/postern-container.oci.tar:$TAG"
     step 300 "export Docker archive" buildah "${STORE[@]}" push "$TAG" "docker-archive:$OUT/postern-container.docker.tar:$TAG"
     rm -rf "$CTX"
+    # The archives are the results; the private store only held the build.
+    buildah "${STORE[@]}" rm --all >/dev/null 2>&1 || true
+    buildah "${STORE[@]}" rmi --all --force >/dev/null 2>&1 || true
     # The Docker archive holds the single uncompressed layer: its size is the image's size.
     SIZE=$(stat -c %s "$OUT/postern-container.docker.tar")
     echo "$SIZE" >"$OUT/postern-container.size"

@@ -75,14 +75,14 @@ cached_rootfs() {
     fi
     mkdir -p "$CACHE_DIR"
     # Older entries of the same kind are superseded by this one.
-    rm -f "$CACHE_DIR/$_kind-$SUITE-"*.tar "$CACHE_DIR/$_kind-$SUITE-"*.tar.part
+    rm -f "$CACHE_DIR/$_kind-$SUITE-"*.tar
     step "${POSTERN_MMDEBSTRAP_TIMEOUT:-1200}" "mmdebstrap $_kind rootfs ($_pkgs)" \
         env SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(date +%s)}" \
         mmdebstrap "${MMDEBSTRAP_ARGS[@]}" --include="$(echo $_pkgs | tr ' ' ',')" "$@" \
-        "$SUITE" "$_tar.part" \
+        "$SUITE" "$_tar.part.$$" \
         "deb $MIRROR $SUITE main" \
         "deb $MIRROR $SUITE-updates main" \
-        "deb $SECURITY_MIRROR $SUITE-security main" >&2 || return 1
-    mv "$_tar.part" "$_tar"
+        "deb $SECURITY_MIRROR $SUITE-security main" >&2 || { rm -f "$_tar.part.$$"; return 1; }
+    mv "$_tar.part.$$" "$_tar"
     echo "$_tar"
 }
