@@ -49,9 +49,17 @@ public:
     // Asks until `validate` accepts (returns empty error). Default shown in brackets.
     QString ask(const QString& question, const QString& def, const std::function<QString(const QString&)>& validate, bool secret = false) {
         for (;;) {
+            // Echo goes off before the prompt appears, so an answer typed right after it is neither
+            // shown nor lost (serial consoles and scripted terminals answer at once).
+            termios saved {};
+            const bool quiet = secret && echoOff(&saved);
             m_out << question << (def.isEmpty() ? QString() : QStringLiteral(" [%1]").arg(secret ? QStringLiteral("generate") : def)) << ": ";
             m_out.flush();
-            QString line = secret ? readSecret() : m_in.readLine();
+            QString line = m_in.readLine();
+            if (quiet) {
+                tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+                m_out << Qt::endl;
+            }
             if (line.isNull()) return def;  // end of input: take the default
             line = line.trimmed();
             if (line.isEmpty()) line = def;
@@ -70,20 +78,12 @@ public:
     }
 
 private:
-    QString readSecret() {
-        termios old {};
-        const bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
-        if (tty) {
-            termios quiet = old;
-            quiet.c_lflag &= ~tcflag_t(ECHO);
-            tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
-        }
-        QString line = m_in.readLine();
-        if (tty) {
-            tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
-            m_out << Qt::endl;
-        }
-        return line;
+    // Turns terminal echo off (keeping type-ahead); false when stdin is not a terminal.
+    static bool echoOff(termios* saved) {
+        if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, saved) != 0) return false;
+        termios quiet = *saved;
+        quiet.c_lflag &= ~tcflag_t(ECHO);
+        return tcsetattr(STDIN_FILENO, TCSANOW, &quiet) == 0;
     }
     QTextStream m_out;
     QTextStream m_in;

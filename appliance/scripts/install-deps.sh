@@ -22,7 +22,7 @@ TEST_PKGS="$FUZZ_PKGS python3 swaks libnet-ssleay-perl libio-socket-ssl-perl lib
  nsd bind9-utils python3-dkim python3-nacl python3-dnspython unbound argon2 whois nftables iptables ufw iproute2 tmux pebble
  procps psmisc util-linux e2fsprogs"
 IMAGE_PKGS="mmdebstrap buildah podman runc skopeo umoci qemu-system-x86 qemu-utils ovmf
- systemd-boot-efi mtools dosfstools fdisk systemd-container bubblewrap uidmap zstd"
+ systemd-boot-efi mtools dosfstools fdisk systemd-container bubblewrap uidmap zstd slirp4netns e2fsprogs"
 
 want=""
 [ $# -eq 0 ] && set -- build

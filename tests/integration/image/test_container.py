@@ -1,0 +1,228 @@
+"""Container image: build it with image/build.sh, run it with podman, use it like a mail server.
+
+What is checked (all through ports published on 127.0.0.1 high ports, real clients):
+  - the OCI and Docker archives carry the entry point, every mail port, the volumes and the health
+    check, and the image is under 150 MB uncompressed;
+  - first start without a terminal and with POSTERN_* variables (password from a mounted secret
+    file) runs the wizard, then the supervisor as PID 1; swaks -> 25, then IMAP (143 STARTTLS, 993)
+    and POP3 (995) read the message back; the daemons run as the `postern` user; logs land in the
+    log volume; the health check agrees with `posternctl status`;
+  - SIGTERM (podman stop) ends it cleanly; the next start skips the wizard and the mail is still there;
+  - no terminal and no answers: exit 78 with instructions;
+  - `podman run -it`: the wizard's questions answered through a pseudo-terminal, then the daemons.
+Needs root, podman, buildah, mmdebstrap, slirp4netns, swaks (install-deps.sh test image); exits 77
+(skipped) otherwise. The image build reuses the cached Debian rootfs when the package list is unchanged.
+"""
+
+import json
+import os
+import pty
+import re
+import select
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import image_testlib as itl  # noqa: E402
+from postern_testlib import free_port, wait_for  # noqa: E402
+
+PORTS = (25, 465, 587, 143, 993, 110, 995)
+USER = "alice@example.test"
+PASSWORD = "correct horse battery staple"
+
+
+def setUpModule():
+    itl.skip_unless_root_and(["podman", "buildah", "mmdebstrap", "slirp4netns", "swaks", "skopeo"])
+    global OUT, PODMAN
+    OUT = itl.build_images("container")
+    PODMAN = itl.Podman(tempfile.mkdtemp(prefix="postern-podman-", dir=os.environ.get("TMPDIR", "/tmp")))
+    t0 = time.monotonic()
+    PODMAN("load", "-i", os.path.join(OUT, "postern-container.docker.tar"), timeout=300)
+    print(f"podman load (docker archive): {time.monotonic() - t0:.1f}s", flush=True)
+
+
+def tearDownModule():
+    if "PODMAN" in globals():
+        PODMAN.close()
+
+
+def published_ports():
+    return {p: free_port() for p in PORTS}
+
+
+def wait_ready(name, ports):
+    """Every mail listener greets through its forwarded port."""
+    try:
+        itl.wait_banner(ports[25], b"220 ", timeout=90)
+        itl.wait_banner(ports[587], b"220 ")
+        itl.wait_banner(ports[465], b"220 ", tls=True)
+        itl.wait_banner(ports[143], b"* OK")
+        itl.wait_banner(ports[993], b"* OK", tls=True)
+        itl.wait_banner(ports[110], b"+OK")
+        itl.wait_banner(ports[995], b"+OK", tls=True)
+    except TimeoutError:
+        print(PODMAN.logs(name))
+        raise
+
+
+class ContainerImage(unittest.TestCase):
+    def test_archives_metadata_and_size(self):
+        for archive in ("postern-container.oci.tar", "postern-container.docker.tar"):
+            kind = "oci-archive" if archive.endswith(".oci.tar") else "docker-archive"
+            p = subprocess.run(["skopeo", "inspect", "--config", f"{kind}:{os.path.join(OUT, archive)}"],
+                               capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            cfg = json.loads(p.stdout)["config"]
+            self.assertEqual(cfg["Entrypoint"], ["/usr/sbin/postern-entrypoint"], archive)
+            self.assertEqual(set(cfg["ExposedPorts"]), {f"{p}/tcp" for p in (25, 465, 587, 143, 993, 110, 995, 80, 443)}, archive)
+            self.assertEqual(set(cfg["Volumes"]), {"/etc/postern", "/var/lib/postern", "/var/log/postern"}, archive)
+        # The health check exists only in the Docker image format (skopeo shows the OCI view): read
+        # the Docker archive's own config file.
+        with tarfile.open(os.path.join(OUT, "postern-container.docker.tar")) as t:
+            manifest = json.load(t.extractfile("manifest.json"))
+            docker_cfg = json.load(t.extractfile(manifest[0]["Config"]))["config"]
+        self.assertEqual(docker_cfg["Healthcheck"]["Test"], ["CMD", "posternctl", "--config", "/etc/postern", "status"])
+        with open(os.path.join(OUT, "postern-container.size")) as f:
+            size = int(f.read())
+        print(f"image size: {size / 1e6:.1f} MB uncompressed")
+        self.assertLess(size, 150_000_000)
+
+    def test_first_start_from_environment_then_restart(self):
+        name = "postern-env"
+        ports = published_ports()
+        secret_dir = tempfile.mkdtemp(prefix="postern-secret-")
+        self.addCleanup(shutil.rmtree, secret_dir, True)
+        with open(os.path.join(secret_dir, "password"), "w") as f:
+            f.write(PASSWORD + "\n")
+        t0 = time.monotonic()
+        PODMAN.run_detached(name, itl.TAG,
+                            env=[("POSTERN_DOMAIN", "example.test"), ("POSTERN_HOSTNAME", "mail.example.test"),
+                                 ("POSTERN_USER", USER), ("POSTERN_PASSWORD_FILE", "/run/secrets/password"),
+                                 ("POSTERN_SKIP_NETWORK_CHECKS", "1")],
+                            ports=[(ports[p], p) for p in PORTS],
+                            volumes=[f"{secret_dir}:/run/secrets:ro", f"{name}-etc:/etc/postern",
+                                     f"{name}-data:/var/lib/postern", f"{name}-log:/var/log/postern"])
+        wait_ready(name, ports)
+        print(f"first start: all listeners greet after {time.monotonic() - t0:.1f}s")
+        logs = PODMAN.logs(name)
+        self.assertIn("Postern first-run wizard", logs)
+        self.assertIn("supervisor.starting config=/etc/postern pid1=yes", logs)
+        self.assertNotIn(PASSWORD, logs)
+
+        seen = itl.mail_round_trip(ports, USER, PASSWORD, "image test one")
+        print(f"round trip: {seen}")
+
+        # The daemons dropped root; the supervisor (PID 1) did not need to.
+        users = PODMAN("exec", name, "sh", "-c",
+                       "for s in /proc/[0-9]*/status; do n=$(sed -n 's/^Name:\\t//p' $s); u=$(sed -n 's/^Uid:\\t\\([0-9]*\\).*/\\1/p' $s); "
+                       "echo \"$n $u\"; done").stdout
+        postern_uid = PODMAN("exec", name, "id", "-u", "postern").stdout.strip()
+        for daemon in ("postern-smtpd", "postern-imapd", "postern-pop3d"):
+            self.assertRegex(users, rf"(?m)^{daemon} {postern_uid}$", users)
+        # Logs in the log volume.
+        self.assertEqual(PODMAN("exec", name, "posternctl", "config", "get", "log_dir").stdout.strip(), "/var/log/postern")
+        mail_log = PODMAN("exec", name, "cat", "/var/log/postern/mail.log").stdout
+        self.assertIn("postern-smtpd", mail_log)
+        # The health check says what `posternctl status` says.
+        status = PODMAN("exec", name, "posternctl", "status", check=False)
+        for daemon in ("postern-smtpd", "postern-imapd", "postern-pop3d"):
+            self.assertRegex(status.stdout, rf"{daemon}\s+running")
+        health = PODMAN("healthcheck", "run", name, check=False)
+        print(f"posternctl status exit {status.returncode}; health check: {health.stdout.strip() or 'healthy'} ({health.returncode})\n"
+              + status.stdout)
+        self.assertEqual(health.returncode, status.returncode, health.stdout + health.stderr)
+
+        # SIGTERM: graceful stop, exit 0.
+        PODMAN("stop", "-t", "30", name, timeout=60)
+        state = json.loads(PODMAN("inspect", name).stdout)[0]["State"]
+        self.assertEqual(state["ExitCode"], 0, PODMAN.logs(name)[-3000:])
+        self.assertIn("supervisor.stopped", PODMAN.logs(name))
+
+        # Second start: configuration from the volume, no wizard, the mail is still there.
+        PODMAN("start", name)
+        wait_ready(name, ports)
+        logs = PODMAN.logs(name)
+        self.assertEqual(logs.count("Postern first-run wizard"), 1, logs[-3000:])
+        subjects = itl.imap_fetch_subjects(ports[993], USER, PASSWORD, starttls=False)
+        self.assertTrue(any("image test one" in s for s in subjects), subjects)
+        PODMAN("stop", "-t", "30", name, timeout=60)
+
+    def test_no_answers_without_terminal(self):
+        name = "postern-noanswers"
+        PODMAN.containers.append(name)
+        p = PODMAN("run", "--name", name, *itl.Podman.RUN_FLAGS, itl.TAG, check=False, timeout=120)
+        self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
+        self.assertIn("POSTERN_DOMAIN=example.org", p.stderr)
+        self.assertIn("-it", p.stderr)
+
+    def test_interactive_wizard_in_a_terminal(self):
+        name = "postern-tty"
+        ports = published_ports()
+        PODMAN.containers.append(name)
+        args = PODMAN.base + ["run", "-it", "--name", name, *itl.Podman.RUN_FLAGS, "-e", "POSTERN_SKIP_NETWORK_CHECKS=1"]
+        for p in PORTS:
+            args += ["-p", f"127.0.0.1:{ports[p]}:{p}"]
+        args.append(itl.TAG)
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execvp(args[0], args)
+        transcript = b""
+        seen = b""
+
+        def expect(pattern, timeout=90):
+            nonlocal transcript, seen
+            deadline = time.monotonic() + timeout
+            while not re.search(pattern.encode(), transcript):
+                r, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+                if not r:
+                    raise AssertionError(f"timeout waiting for {pattern!r}; got:\n{seen.decode(errors='replace')[-3000:]}")
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    raise AssertionError(f"container ended waiting for {pattern!r}:\n{seen.decode(errors='replace')[-3000:]}")
+                transcript += chunk
+                seen += chunk
+            found = re.search(pattern.encode(), transcript)
+            transcript = transcript[found.end():]
+
+        def answer(text):
+            os.write(fd, text.encode() + b"\r")
+
+        try:
+            expect(r"Mail domain \(the part after @\) \[example\.org\]: ")
+            answer("example.net")
+            expect(r"Mail host name \[mail\.example\.net\]: ")
+            answer("")
+            expect(r"First user's address \[you@example\.net\]: ")
+            answer("bob@example.net")
+            expect(r"Password for bob@example\.net .*: ")
+            answer("typed in a terminal")
+            expect(r"Where should postmaster@ and abuse@ go \[bob@example\.net\]: ")
+            answer("")
+            # A container has a private address: the wizard asks for the public one.
+            expect(r"Public IP address .*: ")
+            answer("192.0.2.25")
+            expect(r"== DNS records to publish")
+            expect(r"starting postern-appliance --config /etc/postern")
+            expect(r"supervisor\.all_ready")
+            itl.wait_banner(ports[25], b"220 ")
+            subjects = itl.mail_round_trip(ports, "bob@example.net", "typed in a terminal", "typed wizard")
+            print(f"interactive container: {subjects}")
+            conf = PODMAN("exec", name, "cat", "/etc/postern/postern.conf").stdout
+            self.assertIn("primary_domain = example.net", conf)
+        finally:
+            PODMAN("stop", "-t", "30", name, check=False, timeout=60)
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+            os.close(fd)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

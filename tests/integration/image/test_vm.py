@@ -1,0 +1,268 @@
+"""VM image: build it with image/build.sh --vm, check the systemd units under systemd-nspawn, then
+boot the qcow2 under QEMU (software emulation, UEFI) with a seed disk and use it as a mail server.
+
+What is checked:
+  - nspawn (-b, private network, volatile overlay so the rootfs stays pristine): with an answers
+    file, postern-firstboot.service configures the system and succeeds, postern.service becomes
+    active, and inside the container's network namespace swaks -> 25, IMAP (143, 993) and POP3 (995)
+    round-trip a message;
+  - QEMU: OVMF + systemd-boot boot the compressed qcow2 (snapshot=on, never modified), the
+    first boot takes its answers from a FAT seed disk labelled POSTERNSEED, and through hostfwd
+    ports on 127.0.0.1 the same round trip works. Readiness = the SMTP greeting, not a TCP connect
+    (slirp accepts connections before anything listens in the guest).
+Needs root and install-deps.sh image; exits 77 (skipped) otherwise. POSTERN_IMAGE_TEST_NO_QEMU=1
+skips the QEMU part (for machines where software emulation is too slow).
+"""
+
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import image_testlib as itl  # noqa: E402
+from postern_testlib import free_port, wait_for  # noqa: E402
+
+USER = "vm-user@example.test"
+PASSWORD = "seeded password 42"
+ANSWERS = f"""# answers for the first boot
+POSTERN_DOMAIN=example.test
+POSTERN_HOSTNAME=mail.example.test
+POSTERN_USER={USER}
+POSTERN_PASSWORD="{PASSWORD}"
+POSTERN_SKIP_NETWORK_CHECKS=1
+"""
+OVMF = "/usr/share/ovmf/OVMF.fd"
+
+
+def setUpModule():
+    itl.skip_unless_root_and(["mmdebstrap", "systemd-nspawn", "nsenter", "qemu-system-x86_64", "qemu-img", "mke2fs",
+                              "mkfs.fat", "mcopy", "sfdisk", "swaks"])
+    global OUT
+    OUT = itl.build_images("vm")
+
+
+def kill_group(proc, sig=signal.SIGTERM, timeout=60):
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+class VmImage(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="postern-vmtest-")
+        self.addCleanup(subprocess.run, ["rm", "-rf", self.tmp])
+        self.answers = os.path.join(self.tmp, "postern-answers")
+        with open(self.answers, "w") as f:
+            f.write(ANSWERS)
+
+    def test_units_under_nspawn(self):
+        rootfs = os.path.join(OUT, "vm", "rootfs")
+        console = open(os.path.join(self.tmp, "console.log"), "wb")
+        self.addCleanup(console.close)
+        t0 = time.monotonic()
+        proc = subprocess.Popen(["systemd-nspawn", "-q", "-D", rootfs, "--register=no", "--keep-unit", "--private-network",
+                                 "--volatile=overlay", f"--bind-ro={self.answers}:/etc/postern-answers",
+                                 "--console=read-only", "-b"],
+                                stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT)
+        self.addCleanup(kill_group, proc)
+
+        def console_text():
+            with open(os.path.join(self.tmp, "console.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+
+        def init_pid():
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    try:
+                        with open(f"/proc/{entry}/stat") as f:
+                            fields = f.read().rsplit(")", 1)[1].split()
+                        if int(fields[1]) == proc.pid:
+                            return int(entry)
+                    except (OSError, IndexError, ValueError):
+                        continue
+            return None
+
+        def in_container(*args, timeout=60):
+            return subprocess.run(["nsenter", "-t", str(pid), "-a", *args], capture_output=True, text=True, timeout=timeout)
+
+        try:
+            pid = wait_for(init_pid, timeout=60, interval=0.2, what="the container's init")
+            wait_for(lambda: in_container("systemctl", "is-active", "postern.service").stdout.strip() == "active",
+                     timeout=180, interval=0.5, what="postern.service active")
+            print(f"nspawn: postern.service active {time.monotonic() - t0:.1f}s after start")
+            first = in_container("systemctl", "show", "-p", "Result", "-p", "ActiveState", "postern-firstboot.service").stdout
+            self.assertIn("Result=success", first)
+            journal = in_container("journalctl", "-b", "-u", "postern-firstboot.service", "--no-pager").stdout
+            self.assertIn("answers from /etc/postern-answers", journal)
+            self.assertNotIn(PASSWORD, journal)
+            conf = in_container("cat", "/etc/postern/postern.conf").stdout
+            self.assertIn("primary_domain = example.test", conf)
+            self.assertIn("log_dir = /var/log/postern", conf)
+            # The round trip inside the container's network namespace (standard ports).
+            p = subprocess.run(["nsenter", "-t", str(pid), "-n", sys.executable, itl.__file__, "round-trip", USER, PASSWORD,
+                                "via nspawn"], capture_output=True, text=True, timeout=300,
+                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr + in_container("journalctl", "-b", "--no-pager").stdout[-4000:])
+            print(f"nspawn round trip: {p.stdout.strip()}")
+            state = in_container("systemctl", "is-system-running").stdout.strip()
+            failed = in_container("systemctl", "list-units", "--failed", "--no-legend", "--plain").stdout
+            print(f"nspawn system state: {state}; failed units: {failed.strip() or 'none'}")
+            self.assertNotIn("postern", failed)
+        except Exception:
+            print(console_text()[-4000:])
+            raise
+        finally:
+            kill_group(proc)
+
+    def start_qemu(self, serial, extra=()):
+        """Boots the shipped qcow2 (snapshot=on); returns (process, forwarded ports, t0)."""
+        ports = {p: free_port() for p in (25, 143, 993, 995)}
+        fwd = ",".join(f"hostfwd=tcp:127.0.0.1:{h}-:{g}" for g, h in ports.items())
+        args = ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-smp", "2", "-m", "1024", "-bios", OVMF,
+                "-drive", f"file={os.path.join(OUT, 'postern-vm.qcow2')},format=qcow2,if=virtio,snapshot=on", *extra,
+                "-netdev", f"user,id=n,{fwd}", "-device", "virtio-net-pci,netdev=n",
+                "-serial", serial, "-display", "none", "-monitor", "none", "-no-reboot"]
+        print("$ " + " ".join(args), flush=True)
+        qemu_out = open(os.path.join(self.tmp, "qemu.out"), "wb")
+        self.addCleanup(qemu_out.close)
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=qemu_out, stderr=subprocess.STDOUT)
+        self.addCleanup(kill_group, proc, signal.SIGTERM, 30)
+        return proc, ports, time.monotonic()
+
+    def wait_smtp(self, proc, ports, t0):
+        def banner():
+            if proc.poll() is not None:
+                with open(os.path.join(self.tmp, "qemu.out"), "rb") as f:
+                    raise AssertionError(f"qemu exited {proc.returncode}: {f.read().decode(errors='replace')}")
+            return itl.wait_banner(ports[25], b"220 ", timeout=2)
+        wait_for(banner, timeout=600, interval=1, what="the SMTP greeting through hostfwd")
+        print(f"qemu: SMTP greets {time.monotonic() - t0:.1f}s after start", flush=True)
+        itl.wait_banner(ports[143], b"* OK", timeout=120)
+        itl.wait_banner(ports[995], b"+OK", tls=True, timeout=120)
+
+    @unittest.skipIf(os.environ.get("POSTERN_IMAGE_TEST_NO_QEMU") == "1", "POSTERN_IMAGE_TEST_NO_QEMU=1")
+    def test_qemu_boot_with_seed_disk(self):
+        seed = os.path.join(self.tmp, "seed.img")
+        subprocess.run(["mkfs.fat", "-n", "POSTERNSEED", "-C", seed, "2048"], check=True, capture_output=True, timeout=60)
+        subprocess.run(["mcopy", "-i", seed, self.answers, "::/postern-answers"], check=True, capture_output=True, timeout=60)
+        serial = os.path.join(self.tmp, "serial.log")
+        proc, ports, t0 = self.start_qemu(f"file:{serial}", ["-drive", f"file={seed},format=raw,if=virtio,readonly=on"])
+
+        def serial_text():
+            try:
+                with open(serial, "rb") as f:
+                    return f.read().decode("utf-8", "replace")
+            except FileNotFoundError:
+                return ""
+
+        try:
+            self.wait_smtp(proc, ports, t0)
+            seen = itl.mail_round_trip(ports, USER, PASSWORD, "via qemu", timeout=120)
+            print(f"qemu round trip: {seen}; total {time.monotonic() - t0:.1f}s")
+            text = serial_text()
+            self.assertIn("postern-firstboot: answers from the seed disk", text)
+            self.assertNotIn(PASSWORD, text)
+            self.assertRegex(text, re.compile(r"login:", re.M))
+        except Exception:
+            print(serial_text()[-6000:])
+            raise
+        finally:
+            kill_group(proc, signal.SIGTERM, 30)
+
+    @unittest.skipIf(os.environ.get("POSTERN_IMAGE_TEST_NO_QEMU") == "1", "POSTERN_IMAGE_TEST_NO_QEMU=1")
+    def test_qemu_interactive_first_boot_on_serial_console(self):
+        """No answers: the wizard is offered on the consoles; a person answers it on the serial one."""
+        sock_path = os.path.join(self.tmp, "serial.sock")
+        proc, ports, t0 = self.start_qemu(f"unix:{sock_path},server=on,wait=off")
+        sock = wait_for(lambda: _connect_unix(sock_path), timeout=30, what="qemu's serial socket")
+        self.addCleanup(sock.close)
+        console = Console(sock)
+        try:
+            console.expect(r"Press Enter to set it up on this console\.", timeout=600)
+            print(f"qemu: wizard offered on the serial console {time.monotonic() - t0:.1f}s after start", flush=True)
+            console.send("")
+            console.expect(r"Mail domain \(the part after @\) \[example\.org\]: ")
+            console.send("example.org")
+            console.expect(r"Mail host name \[mail\.example\.org\]: ")
+            console.send("")
+            console.expect(r"First user's address \[you@example\.org\]: ")
+            console.send("carol@example.org")
+            console.expect(r"Password for carol@example\.org .*: ")
+            console.send("typed on the serial console")
+            console.expect(r"Where should postmaster@ and abuse@ go \[carol@example\.org\]: ")
+            console.send("")
+            console.expect(r"Public IP address .*: ")
+            console.send("198.51.100.7")
+            # Without internet the DNS checks report problems (no A record, no PTR): go on anyway.
+            if console.expect(r"Continue anyway\? \(Y/n\): |== DNS records to publish", timeout=300).startswith(b"Continue"):
+                console.send("y")
+                console.expect(r"== DNS records to publish")
+            console.expect(r"Set a password for root")
+            console.expect(r"New password: ")
+            console.send("root password 1")
+            console.expect(r"Retype new password: ")
+            console.send("root password 1")
+            console.expect(r"password updated successfully")
+            self.wait_smtp(proc, ports, t0)
+            seen = itl.mail_round_trip(ports, "carol@example.org", "typed on the serial console", "typed in the VM", timeout=120)
+            print(f"qemu interactive round trip: {seen}; total {time.monotonic() - t0:.1f}s")
+            console.expect(r"login: ", timeout=120)
+            self.assertNotIn("typed on the serial console", console.seen.decode("utf-8", "replace"))
+        except Exception:
+            print(console.seen.decode("utf-8", "replace")[-6000:])
+            raise
+        finally:
+            kill_group(proc, signal.SIGTERM, 30)
+
+
+def _connect_unix(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+    except OSError:
+        s.close()
+        return None
+    return s
+
+
+class Console:
+    """The VM's serial console over qemu's unix socket: expect a pattern, send a line."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.pending = b""
+        self.seen = b""
+
+    def expect(self, pattern, timeout=120):
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern.encode())
+        while not rx.search(self.pending):
+            r, _, _ = select.select([self.sock], [], [], max(0.0, deadline - time.monotonic()))
+            if not r:
+                raise AssertionError(f"timeout waiting for {pattern!r} on the serial console")
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise AssertionError(f"serial console closed waiting for {pattern!r}")
+            self.pending += chunk
+            self.seen += chunk
+        m = rx.search(self.pending)
+        self.pending = self.pending[m.end():]
+        return m.group(0)
+
+    def send(self, line):
+        self.sock.sendall(line.encode() + b"\r")
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
