@@ -551,7 +551,7 @@ class Dane(unittest.TestCase):
             subprocess.run(["dnssec-keygen", "-q", "-K", keys, "-a", "ECDSAP256SHA256", *extra, "-n", "ZONE", "dane.test"],
                            check=True, capture_output=True)
         signed = os.path.join(cls.tmp, "dane.test.signed")
-        subprocess.run(["dnssec-signzone", "-q", "-S", "-K", keys, "-o", "dane.test", "-f", signed, unsigned],
+        subprocess.run(["dnssec-signzone", "-q", "-S", "-K", keys, "-d", cls.tmp, "-o", "dane.test", "-f", signed, unsigned],
                        check=True, capture_output=True)
         anchor = os.path.join(cls.tmp, "anchor.key")
         with open(anchor, "w") as out:
