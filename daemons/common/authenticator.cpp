@@ -5,6 +5,7 @@
 
 #include "core/address.h"
 #include "core/log.h"
+#include "core/stats.h"
 
 #include <QTimer>
 #include <openssl/crypto.h>
@@ -91,6 +92,7 @@ void Authenticator::check(QObject* context, const QString& protocol, const QStri
             if (w.match) {
                 o.status = Outcome::Status::Ok;
                 m_throttle.recordSuccess(peer, user);
+                stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("ok")}});
                 log::write(log::Level::Info, sessionId, u"auth",
                            log::Fields()
                                .add("protocol", protocol)
@@ -105,6 +107,7 @@ void Authenticator::check(QObject* context, const QString& protocol, const QStri
             o.reason = user.isEmpty() ? QStringLiteral("invalid login name") : known ? QStringLiteral("bad password")
                                                                                   : QStringLiteral("unknown user");
             m_throttle.recordFailure(peer, user);
+            stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("failed")}});
             const qint64 delay = m_throttle.delayFor(peer, user);
             // fail2ban-friendly: one line with the remote address and a fixed "result=failed".
             log::write(log::Level::Warning, sessionId, u"auth",

@@ -2,6 +2,7 @@
 #include "connection.h"
 
 #include "core/log.h"
+#include "core/stats.h"
 
 #include <QSslCipher>
 
@@ -87,6 +88,8 @@ void Connection::onEncrypted() {
     m_handshakeTimer.stop();
     m_handshaking = false;
     fillTlsInfo();
+    stats::add(QStringLiteral("postern_tls_sessions_total"),
+               {{QStringLiteral("listener"), listenerName(m_info.mode)}, {QStringLiteral("version"), m_info.tlsProtocol}});
     log::write(log::Level::Info, m_info.sessionId, u"tls",
                log::Fields().add("version", m_info.tlsProtocol).add("cipher", m_info.tlsCipher));
     const bool wasStartTls = m_tlsPending;

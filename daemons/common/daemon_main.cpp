@@ -4,10 +4,12 @@
 #include "unix_signals.h"
 
 #include "core/log.h"
+#include "core/stats.h"
 #include "core/process.h"
 
 #include <QCoreApplication>
 #include <QFile>
+#include <QTimer>
 #include <QTextStream>
 #include <unistd.h>
 
@@ -75,6 +77,13 @@ int runDaemon(int argc, char** argv, const DaemonSpec& spec) {
     log::info(u"ready", log::Fields().add("version", POSTERN_VERSION).add("config", configDir));
 
     DaemonServer* srv = *server;
+    // Counters for /metrics: <run_dir>/<program>.stats, rewritten every 5 s (and at exit).
+    const QString statsPath = config.runDir() + QLatin1Char('/') + spec.program + QStringLiteral(".stats");
+    QTimer statsTimer;
+    statsTimer.setInterval(5000);
+    QObject::connect(&statsTimer, &QTimer::timeout, &app, [&] { (void)stats::writeFile(statsPath, spec.program); });
+    statsTimer.start();
+    (void)stats::writeFile(statsPath, spec.program);
     UnixSignals* unixSignals = UnixSignals::install(&app);
     bool stopping = false;
     QObject::connect(unixSignals, &UnixSignals::terminateRequested, &app, [&](int sig) {
@@ -84,6 +93,7 @@ int runDaemon(int argc, char** argv, const DaemonSpec& spec) {
         if (spec.stopping) spec.stopping();
         srv->shutdown(kGraceMs, [&] {
             QFile::remove(readyFilePath(config, spec.program));
+            (void)stats::writeFile(statsPath, spec.program);
             log::info(u"stopped");
             app.quit();
         });

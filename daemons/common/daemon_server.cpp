@@ -2,6 +2,7 @@
 #include "daemon_server.h"
 
 #include "core/log.h"
+#include "core/stats.h"
 #include "core/tls.h"
 
 #include <QSslSocket>
@@ -89,6 +90,7 @@ void DaemonServer::accept(Listener* listener, qintptr descriptor) {
     const bool overGlobal = m_connections.size() >= m_maxConnections;
     const bool overAddress = m_perAddress.value(key) >= m_maxPerAddress;
     if (m_shuttingDown || overGlobal || overAddress) {
+        stats::add(QStringLiteral("postern_connections_refused_total"), {{QStringLiteral("listener"), listenerName(listener->mode())}});
         log::warn(u"connection.refused",
                   log::Fields()
                       .add("listener", listenerName(listener->mode()))
@@ -101,6 +103,7 @@ void DaemonServer::accept(Listener* listener, qintptr descriptor) {
         QTimer::singleShot(5000, socket, [socket] { socket->abort(); socket->deleteLater(); });
         return;
     }
+    stats::add(QStringLiteral("postern_connections_total"), {{QStringLiteral("listener"), listenerName(listener->mode())}});
     auto* conn = new Connection(socket, listener->mode(), m_tls, m_options, this);
     conn->setSession(m_factory(*conn, listener->mode()));
     m_connections.insert(conn);

@@ -13,6 +13,7 @@
 #include "core/atomic_file.h"
 #include "core/dkim_keys.h"
 #include "core/log.h"
+#include "core/stats.h"
 
 #include <QDir>
 #include <QFile>
@@ -676,6 +677,9 @@ void QueueRunner::runLocal(const std::shared_ptr<DomainJob>& job) {
                     rc.status = spool::EnvelopeRecipient::Status::Failed;
                     msg.failedNow << r.indexes.at(k);
                 }
+                stats::add(QStringLiteral("postern_local_deliveries_total"),
+                           {{QStringLiteral("result"), r.outcome.at(k) == 0 ? QStringLiteral("delivered") : r.outcome.at(k) == 5 ? QStringLiteral("failed")
+                                                                                                                  : QStringLiteral("deferred")}});
                 log::info(u"delivery.local", log::Fields().add("id", msg.env.id).add("to", rc.address).add("result", rc.diagnostic));
             }
             for (int k = 0; k < r.forwards.size(); ++k) {
@@ -767,6 +771,11 @@ void QueueRunner::applyResult(const std::shared_ptr<DomainJob>& job, const Targe
             msg.failedNow << indexes.at(k);
         }
         r.diagnostic = diagnostic;
+        stats::add(QStringLiteral("postern_outbound_recipients_total"),
+                   {{QStringLiteral("result"), r.status == spool::EnvelopeRecipient::Status::Sent     ? QStringLiteral("sent")
+                                               : r.status == spool::EnvelopeRecipient::Status::Failed ? QStringLiteral("failed")
+                                                                                                      : QStringLiteral("deferred")},
+                    {QStringLiteral("tls"), result.tlsVersion.isEmpty() ? QStringLiteral("none") : result.tlsVersion}});
         log::info(u"delivery.remote", log::Fields()
                                           .add("id", msg.env.id)
                                           .add("to", r.address)
@@ -832,6 +841,7 @@ Status QueueRunner::notifySender(const Message& msg, const QList<int>& recipient
     dsnEnv.recipients << to;
     auto id = enqueueMessage(m_s.queueDir, dsnEnv, buildDsn(in));
     if (!id) return Status(id.error());
+    stats::add(QStringLiteral("postern_dsn_total"), {{QStringLiteral("type"), delay ? QStringLiteral("delay") : QStringLiteral("failure")}});
     log::info(delay ? u"queue.delay_notice" : u"queue.bounce",
               log::Fields().add("id", env.id).add("dsn_id", *id).add("to", env.sender).add("recipients", qint64(chosen.size())));
     return Status{};

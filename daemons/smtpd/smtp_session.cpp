@@ -4,6 +4,7 @@
 #include "common/mail/message.h"
 
 #include "core/log.h"
+#include "core/stats.h"
 
 #include <QDateTime>
 #include <QLocale>
@@ -541,6 +542,11 @@ void SmtpSession::finishContent() {
                        .add("tls", info.tls ? info.tlsProtocol : QStringLiteral("no"))
                        .add("auth_user", m_authUser)
                        .add("result", o.status == DeliveryOutcome::Status::Delivered ? QStringLiteral("delivered") : o.detail));
+        stats::add(QStringLiteral("postern_smtp_messages_total"),
+                   {{QStringLiteral("listener"), listenerName(info.mode)},
+                    {QStringLiteral("result"), o.status == DeliveryOutcome::Status::Delivered ? QStringLiteral("accepted")
+                                               : o.status == DeliveryOutcome::Status::PermFail ? QStringLiteral("rejected")
+                                                                                                : QStringLiteral("tempfail")}});
         const QString id = m_queueId;
         resetTransaction();
         if (m_phase == Phase::Closed) return;

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
         ctx.accounts = accounts.get();
         ctx.acmeDir = config.dataDir() + QStringLiteral("/acme/challenges");
         ctx.queueDir = config.queueDir();
+        ctx.runDir = config.runDir();
         ctx.startedSecs = QDateTime::currentSecsSinceEpoch();
         auto* server = new DaemonServer(
             config, QStringLiteral("postern-webd"),

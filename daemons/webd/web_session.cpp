@@ -2,9 +2,11 @@
 #include "web_session.h"
 
 #include "core/log.h"
+#include "core/stats.h"
 
 #include <QDir>
 #include <QFile>
+#include <QFileInfo>
 #include <QLocale>
 #include <QRegularExpression>
 
@@ -48,6 +50,27 @@ QByteArray metricsText(const WebContext& ctx) {
     for (const char* state : {"incoming", "active", "deferred", "hold", "corrupt"}) {
         out += "postern_queue_messages{state=\"" + QByteArray(state) + "\"} " +
                QByteArray::number(countEnvelopes(ctx.queueDir + QLatin1Char('/') + QLatin1String(state))) + "\n";
+    }
+    // The other daemons' counters, from their <run_dir>/<program>.stats files (stats.h).
+    QMap<QString, QList<QPair<QString, stats::Counter>>> byName;
+    for (const QFileInfo& fi : QDir(ctx.runDir).entryInfoList({QStringLiteral("*.stats")}, QDir::Files)) {
+        QString program;
+        for (const stats::Counter& c : stats::readFile(fi.filePath(), &program)) byName[c.name] << qMakePair(program, c);
+    }
+    for (auto it = byName.cbegin(); it != byName.cend(); ++it) {
+        static const QRegularExpression valid(QStringLiteral("^[a-z_][a-z0-9_]*$"));
+        if (!valid.match(it.key()).hasMatch()) continue;
+        out += "# TYPE " + it.key().toLatin1() + " counter\n";
+        for (const auto& [program, c] : it.value()) {
+            QByteArray labels = "program=\"" + program.toLatin1() + "\"";
+            for (auto l = c.labels.cbegin(); l != c.labels.cend(); ++l) {
+                if (!valid.match(l.key()).hasMatch()) continue;
+                QByteArray v = l.value().toUtf8();
+                v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+                labels += "," + l.key().toLatin1() + "=\"" + v + "\"";
+            }
+            out += it.key().toLatin1() + "{" + labels + "} " + QByteArray::number(c.value) + "\n";
+        }
     }
     out += "# HELP postern_webd_responses_total HTTP responses of postern-webd by route and status.\n"
            "# TYPE postern_webd_responses_total counter\n";

@@ -37,6 +37,7 @@ struct WebContext {
     AccountStore* accounts = nullptr;
     QString acmeDir;   // <data>/acme/challenges
     QString queueDir;
+    QString runDir;    // where the daemons' .stats files are
     qint64 startedSecs = 0;
     QMap<QString, QMap<int, quint64>> responses;  // route -> status -> count
 };

@@ -135,9 +135,9 @@ Result<Envelope> Envelope::parse(const QByteArray& text) {
         else if (key == u"delay-notified") e.delayNotified = value == u"yes";
         else if (key == u"diagnostic" || key == u"remote-mta") {
             const QString addr = value.section(QLatin1Char(' '), 0, 0);
-            const QString text = value.section(QLatin1Char(' '), 1);
+            const QString rest = value.section(QLatin1Char(' '), 1);
             for (EnvelopeRecipient& r : e.recipients)
-                if (r.address == addr) (key == u"diagnostic" ? r.diagnostic : r.remoteMta) = text;
+                if (r.address == addr) (key == u"diagnostic" ? r.diagnostic : r.remoteMta) = rest;
         } else {
             e.extra << line;
         }

@@ -91,6 +91,23 @@ class Check(unittest.TestCase):
         self.assertIn("warn: certificate is not from a trusted CA", out)  # the test certificate is self-signed
         self.assertNotIn("alice-password-1", out)
 
+    def test_metrics_include_daemon_counters(self):
+        import urllib.request
+        self.check("--user", "alice@example.test", "--password-file", self.pw)
+        url = f"http://127.0.0.1:{self.inst.port('postern-webd', 'http')}/metrics"
+
+        def metrics():
+            body = urllib.request.urlopen(url, timeout=10).read().decode()
+            want = ['postern_connections_total{program="postern-smtpd",listener="submission"}',
+                    'postern_tls_sessions_total{program="postern-imapd",listener="imaps",version="TLSv1.3"}',
+                    'postern_auth_total{program="postern-pop3d",protocol="pop3",result="ok"}']
+            return body if all(w in body for w in want) else None
+
+        body = wait_for(metrics, timeout=30, interval=0.5, what="daemon counters in /metrics (flushed every 5 s)")
+        for line in body.splitlines():
+            if line and not line.startswith("#"):
+                float(line.rsplit(" ", 1)[1])
+
     def test_wrong_password_fails(self):
         bad = os.path.join(self.inst.root, "bad")
         with open(bad, "w") as f:
