@@ -271,10 +271,13 @@ void Pop3Session::cmdQuit(const QStringList&) {
     m_phase = Phase::Waiting;
     m_io.suspend();
     const int deleted = int(m_deleted.size());
-    m_backend.commit(m_alive.get(), m_drop, m_deleted, m_retrieved, [this, deleted](Status st) {
-        const int left = int(m_drop->messages().size()) - deleted;
+    const int left = int(m_drop->messages().size()) - deleted;
+    // The commit runs on a worker with its own reference to the maildrop; the peer may
+    // close meanwhile (peerClosed() drops m_drop), so the callback must not touch m_drop.
+    m_backend.commit(m_alive.get(), m_drop, m_deleted, m_retrieved, [this, deleted, left](Status st) {
         log::write(st.ok() ? log::Level::Info : log::Level::Error, m_io.info().sessionId, u"pop3.quit",
                    log::Fields().add("user", m_user).add("deleted", deleted).add("retrieved", int(m_retrieved.size())).add("error", st.errorMessage()));
+        if (m_state == State::Closed) return;  // the client hung up after QUIT: the deletions are done, nobody to tell
         m_state = State::Transaction;  // let closeWith act
         if (st.ok())
             closeWith(QStringLiteral("+OK Postern POP3 server signing off (%1 messages left)\r\n").arg(left).toUtf8(), QStringLiteral("QUIT"));

@@ -531,11 +531,13 @@ void SmtpSession::finishContent() {
     const QString from = job.sender;
     QStringList to;
     for (const RecipientInfo& r : m_recipients) to << r.address;
-    m_backend.deliver(m_alive.get(), std::move(job), [this, size, from, to](DeliveryOutcome o) {
+    // The peer may hang up while the delivery runs (peerClosed() resets the transaction),
+    // so everything the callback reports is captured now.
+    m_backend.deliver(m_alive.get(), std::move(job), [this, size, from, to, id = m_queueId](DeliveryOutcome o) {
         const ConnectionInfo& info = m_io.info();
         log::write(o.status == DeliveryOutcome::Status::Delivered ? log::Level::Info : log::Level::Warning, info.sessionId, u"smtp.message",
                    log::Fields()
-                       .add("queue_id", m_queueId)
+                       .add("queue_id", id)
                        .add("from", from)
                        .add("to", to.join(QLatin1Char(',')))
                        .add("size", size)
@@ -547,7 +549,6 @@ void SmtpSession::finishContent() {
                     {QStringLiteral("result"), o.status == DeliveryOutcome::Status::Delivered ? QStringLiteral("accepted")
                                                : o.status == DeliveryOutcome::Status::PermFail ? QStringLiteral("rejected")
                                                                                                 : QStringLiteral("tempfail")}});
-        const QString id = m_queueId;
         resetTransaction();
         if (m_phase == Phase::Closed) return;
         m_phase = Phase::Command;

@@ -103,7 +103,11 @@ class Check(unittest.TestCase):
                     'postern_auth_total{program="postern-pop3d",protocol="pop3",result="ok"}']
             return body if all(w in body for w in want) else None
 
-        body = wait_for(metrics, timeout=30, interval=0.5, what="daemon counters in /metrics (flushed every 5 s)")
+        try:
+            body = wait_for(metrics, timeout=30, interval=0.5, what="daemon counters in /metrics (flushed every 5 s)")
+        except TimeoutError:
+            print(urllib.request.urlopen(url, timeout=10).read().decode())
+            raise
         for line in body.splitlines():
             if line and not line.startswith("#"):
                 float(line.rsplit(" ", 1)[1])

@@ -86,6 +86,33 @@ class Pop3Clients(unittest.TestCase):
                 return None
             raise
 
+    def test_hang_up_right_after_quit(self):
+        """Regression: a client that sends QUIT and closes at once (as `posternctl check` does) while
+        the UPDATE step runs must not crash the daemon."""
+        import socket
+        import ssl
+        deliver(self.inst, "alice@example.test", "keep", body="keep me")
+        for i in range(100):
+            user, password = ("bob@example.test", "bob-password-2") if i % 2 else ("alice@example.test", "alice-password-1")
+            raw = socket.create_connection(("127.0.0.1", self.pop3s), timeout=10)
+            s = self.ctx.wrap_socket(raw)
+            f = s.makefile("rb")
+            f.readline()
+            s.sendall(f"USER {user}\r\n".encode())
+            f.readline()
+            s.sendall(f"PASS {password}\r\n".encode())
+            self.assertTrue(f.readline().startswith(b"+OK"))
+            s.sendall(b"QUIT\r\n")
+            try:
+                s.unwrap()  # close_notify right behind QUIT, as Qt clients send it
+            except (ssl.SSLError, OSError):
+                pass
+            s.close()
+        self.assertIsNone(self.inst.procs["postern-pop3d"].poll(), self.inst._stderr("postern-pop3d"))
+        c = self.login()
+        self.assertEqual(c.stat()[0], 1)  # QUIT without DELE removed nothing
+        c.quit()
+
     def test_maildrop_lock(self):
         deliver(self.inst, "alice@example.test", "x")
         c = self.login()
