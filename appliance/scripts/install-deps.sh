@@ -23,6 +23,9 @@ TEST_PKGS="$FUZZ_PKGS python3 swaks libnet-ssleay-perl libio-socket-ssl-perl lib
  procps psmisc util-linux e2fsprogs"
 IMAGE_PKGS="mmdebstrap buildah podman runc skopeo umoci qemu-system-x86 qemu-utils ovmf
  systemd-boot-efi mtools dosfstools fdisk systemd-container bubblewrap uidmap zstd slirp4netns e2fsprogs"
+# Benchmark peers (tests/bench/), never installed by `all`: Postfix's "No configuration"
+# is preseeded and the services stay stopped (policy-rc.d below).
+BENCH_PKGS="postfix dovecot-core dovecot-lmtpd dovecot-pop3d"
 
 want=""
 [ $# -eq 0 ] && set -- build
@@ -32,8 +35,9 @@ for group in "$@"; do
     run)   want="$want $BUILD_PKGS" ;;
     test)  want="$want $BUILD_PKGS $TEST_PKGS" ;;
     image) want="$want $IMAGE_PKGS" ;;
+    bench) want="$want $BUILD_PKGS $TEST_PKGS $BENCH_PKGS" ;;
     all)   want="$want $BUILD_PKGS $TEST_PKGS $IMAGE_PKGS" ;;
-    *) echo "install-deps: unknown group '$group' (build|run|test|image|all)" >&2; exit 2 ;;
+    *) echo "install-deps: unknown group '$group' (build|run|test|image|bench|all)" >&2; exit 2 ;;
   esac
 done
 
@@ -70,6 +74,7 @@ cleanup() { if [ "$created_policy" = 1 ]; then $SUDO rm -f "$policy"; fi; }
 trap cleanup EXIT INT TERM
 
 export DEBIAN_FRONTEND=noninteractive
+case " $missing " in *" postfix "*) echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections ;; esac
 APT="$SUDO apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3"
 # Refresh the package lists once when they are missing or older than a day.
 if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages' -mtime -1 2>/dev/null | head -n 1)" ]; then
