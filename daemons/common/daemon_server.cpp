@@ -5,6 +5,7 @@
 #include "core/stats.h"
 #include "core/tls.h"
 
+#include <QFileInfo>
 #include <QSslSocket>
 #include <QTimer>
 
@@ -30,8 +31,31 @@ Status DaemonServer::reloadTls() {
     return {};
 }
 
+void DaemonServer::watchCertificate() {
+    if (m_specs.isEmpty()) return;
+    const QString cert = m_config.path(QStringLiteral("tls.cert")), key = m_config.path(QStringLiteral("tls.key"));
+    for (const QString& p : {cert, key, QFileInfo(cert).absolutePath(), QFileInfo(key).absolutePath()})
+        if (QFileInfo::exists(p) && !m_certWatch.files().contains(p) && !m_certWatch.directories().contains(p)) m_certWatch.addPath(p);
+    m_certReload.setSingleShot(true);
+    m_certReload.setInterval(1000);  // let a writer finish both files (key first, then chain)
+    connect(&m_certWatch, &QFileSystemWatcher::fileChanged, this, [this] { m_certReload.start(); });
+    connect(&m_certWatch, &QFileSystemWatcher::directoryChanged, this, [this] { m_certReload.start(); });
+    connect(&m_certReload, &QTimer::timeout, this, [this, cert, key] {
+        // Files replaced by rename drop out of the watch list: add them again.
+        for (const QString& p : {cert, key})
+            if (QFileInfo::exists(p) && !m_certWatch.files().contains(p)) m_certWatch.addPath(p);
+        auto info = certificateInfo(cert);
+        if (!info) return;
+        if (auto st = reloadTls(); st)
+            log::info(u"tls.reloaded", log::Fields().add("certificate", cert).add("until", info->notAfter.toString(Qt::ISODate)));
+        else
+            log::error(u"tls.reload_failed", log::Fields().add("error", st.errorMessage()));
+    });
+}
+
 Status DaemonServer::start() {
     if (auto st = reloadTls(); !st) return st;
+    watchCertificate();
     for (const ListenerSpec& spec : m_specs) {
         const auto addresses = m_config.listeners(spec.settingKey);
         for (const ListenAddress& la : addresses) {

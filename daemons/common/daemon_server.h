@@ -24,12 +24,14 @@
 #include "core/config.h"
 #include "core/result.h"
 
+#include <QFileSystemWatcher>
 #include <QHash>
 #include <QList>
 #include <QMap>
 #include <QSet>
 #include <QSslConfiguration>
 #include <QTcpServer>
+#include <QTimer>
 #include <functional>
 #include <memory>
 
@@ -91,6 +93,11 @@ private:
     QList<Listener*> m_listeners;
     QSslConfiguration m_tls;
     bool m_haveTls = false;
+    // The certificate and key files (and their folders, since tools replace files by
+    // rename): a change reloads TLS for new connections, no SIGHUP needed.
+    QFileSystemWatcher m_certWatch;
+    QTimer m_certReload;
+    void watchCertificate();
     Connection::Options m_options;
     int m_maxConnections = 1000;
     int m_maxPerAddress = 50;
