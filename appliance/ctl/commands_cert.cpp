@@ -25,6 +25,7 @@
 #include "acme_client.h"
 
 #include <QFile>
+#include <QNetworkInterface>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QRegularExpression>
@@ -113,13 +114,24 @@ int certRenew(CtlContext& ctx) {
     }
     // Names: the mail host (required), then mta-sts./autoconfig. names that resolve.
     auto dns = makeResolver(config);
+    const QList<QHostAddress> local = QNetworkInterface::allAddresses();
     auto resolves = [&](const QString& n) {
+        QList<QHostAddress> found;
         for (DnsType t : {DnsType::A, DnsType::AAAA}) {
             const DnsAnswer a = dns->query(n, t);
             for (const DnsRecord& r : a.records)
-                if (r.type == t) return true;
+                if (r.type == t) found << r.address;
         }
-        return false;
+        if (found.isEmpty()) return false;
+        bool ours = false;
+        for (const QHostAddress& f : found) ours |= local.contains(f);
+        if (!ours) {
+            QStringList shown;
+            for (const QHostAddress& f : found) shown << f.toString();
+            ctx.out << "note: " << n << " points to " << shown.join(QStringLiteral(", "))
+                    << ", not an address of this host: fine behind NAT when port 80 there reaches this host" << Qt::endl;
+        }
+        return true;
     };
     QStringList names;
     for (const QString& n : wantedNames(config)) {
