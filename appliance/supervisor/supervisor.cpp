@@ -65,8 +65,9 @@ void Supervisor::runMaintenance() {
             break;
         }
     }
-    if (ctl.isEmpty() || !m_config.flag(QStringLiteral("acme.enabled"))) return;
+    if (ctl.isEmpty() || !m_config.flag(QStringLiteral("acme.enabled")) || m_maintenanceProcess) return;
     auto* p = new QProcess(this);
+    m_maintenanceProcess = p;
     p->setProcessChannelMode(QProcess::MergedChannels);
     connect(p, &QProcess::finished, this, [p](int code) {
         const QString out = QString::fromUtf8(p->readAll()).trimmed().replace(QLatin1Char('\n'), QStringLiteral(" | "));
@@ -324,6 +325,7 @@ void Supervisor::reapOrphans() {
         bool ours = false;
         for (const auto& s : m_services)
             if (s->process && s->process->processId() == info.si_pid) ours = true;
+        if (m_maintenanceProcess && m_maintenanceProcess->processId() == info.si_pid) ours = true;
         if (ours) return;  // QProcess collects it
         ::waitpid(info.si_pid, nullptr, WNOHANG);
     }

@@ -27,6 +27,8 @@
 #include <QObject>
 #include <QProcess>
 #include <QStringList>
+#include <QPointer>
+#include <QProcess>
 #include <QTimer>
 #include <memory>
 
@@ -82,6 +84,7 @@ private:
     bool m_announcedReady = false;
     QTimer m_reaper;
     QTimer m_maintenance;  // twice a day: posternctl cert renew --if-due (ACME)
+    QPointer<QProcess> m_maintenanceProcess;  // not to be reaped as an orphan
     void runMaintenance();
 };
 
