@@ -67,7 +67,7 @@ QByteArray ImapSession::capabilities() const {
         else caps += " AUTH=PLAIN SASL-IR";
     }
     caps += " LITERAL+ ENABLE IDLE NAMESPACE ID UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS"
-            " ESEARCH QUOTA QUOTA=RES-STORAGE STATUS=SIZE UTF8=ACCEPT APPENDLIMIT=" +
+            " ESEARCH CONDSTORE QRESYNC QUOTA QUOTA=RES-STORAGE STATUS=SIZE UTF8=ACCEPT APPENDLIMIT=" +
             QByteArray::number(m_config.appendLimit);
     return caps;
 }

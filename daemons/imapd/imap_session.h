@@ -121,6 +121,8 @@ private:
     QString m_user;
     bool m_utf8 = false;         // ENABLE UTF8=ACCEPT or IMAP4rev2
     bool m_rev2 = false;
+    bool m_condstore = false;    // RFC 7162: MODSEQ in every untagged FETCH from now on
+    bool m_qresync = false;      // ENABLE QRESYNC: VANISHED instead of EXPUNGE
     std::unique_ptr<SaslServer> m_sasl;
     Request m_pending;           // the command waiting for an async result / SASL / IDLE
     std::unique_ptr<UserMailboxes> m_mailboxes;
