@@ -2,6 +2,7 @@
 #include "imap_session.h"
 
 #include "commands/commands.h"
+#include "folder_watch.h"
 
 #include "core/log.h"
 #include "core/paths.h"
@@ -298,10 +299,7 @@ void ImapSession::reportChanges(bool allowExpunge) {
 
 void ImapSession::startIdleWatch() {
     if (!m_selected) return;
-    m_watcher = std::make_unique<QFileSystemWatcher>();
-    m_watcher->addPath(m_selected->dir() + QStringLiteral("/new"));
-    m_watcher->addPath(m_selected->dir() + QStringLiteral("/cur"));
-    QObject::connect(m_watcher.get(), &QFileSystemWatcher::directoryChanged, m_alive.get(), [this] { m_idleDebounce.start(); });
+    m_watcher = FolderWatch::watch(m_selected->dir(), [this] { m_idleDebounce.start(); });
 }
 
 void ImapSession::stopIdleWatch() {

@@ -20,13 +20,13 @@
 // FETCH responses are queued in 64 KiB pieces with output backpressure.
 #pragma once
 
+#include "folder_watch.h"
 #include "imap_mailbox.h"
 #include "imap_parser.h"
 
 #include "common/sasl.h"
 #include "common/session_io.h"
 
-#include <QFileSystemWatcher>
 #include <QHostAddress>
 #include <QObject>
 #include <QTimer>
@@ -128,7 +128,7 @@ private:
     Request m_pending;           // the command waiting for an async result / SASL / IDLE
     std::unique_ptr<UserMailboxes> m_mailboxes;
     std::optional<MailboxView> m_selected;
-    std::unique_ptr<QFileSystemWatcher> m_watcher;
+    std::unique_ptr<FolderWatch> m_watcher;  // while IDLE: the shared watcher tells us of changes
     QTimer m_idleDebounce;
     // A long response in progress (FETCH of many bodies): called again whenever the
     // output has drained; returns true when the command has finished.

@@ -172,6 +172,42 @@ class ImapClients(unittest.TestCase):
             pass
         m.logout()
 
+    def test_many_idle_sessions_share_one_watcher(self):
+        """150 IDLE sessions (more than Linux's default of 128 inotify instances per user) all
+        wake up on one delivery, and the daemon holds a single inotify instance."""
+        self.inst.set_conf("imap.max_sessions_per_user", "200")
+        self.inst.set_conf("imap.max_connections_per_ip", "300")
+        self.inst.stop("postern-imapd")
+        self.inst.start("postern-imapd")
+        self.imaps = self.inst.port("postern-imapd", "imaps")
+        pid = self.inst.procs["postern-imapd"].pid
+
+        def inotify_instances():
+            return sum(1 for fd in os.listdir(f"/proc/{pid}/fd") if "inotify" in os.readlink(f"/proc/{pid}/fd/{fd}"))
+
+        baseline = inotify_instances()  # the certificate watch
+        clients = []
+        try:
+            for _ in range(150):
+                m = self.client()
+                m.select("INBOX")
+                tag = m._new_tag()
+                m.send(tag + b" IDLE\r\n")
+                self.assertTrue(m.readline().startswith(b"+"))
+                clients.append((m, tag))
+            self.assertEqual(inotify_instances() - baseline, 1, "one shared inotify instance for all IDLE sessions")
+            self.deliver(b"Subject: for everyone\r\n\r\nwake up\r\n")
+            for m, _ in clients:
+                m.sock.settimeout(10)
+                self.assertEqual(m.readline().strip(), b"* 1 EXISTS")
+            for m, tag in clients:
+                m.send(b"DONE\r\n")
+                while not m.readline().startswith(tag):
+                    pass
+        finally:
+            for m, _ in clients:
+                m.shutdown()  # some may still be in IDLE after a failure
+
     def test_flags_shared_with_pop3(self):
         self.deliver(b"Subject: s\r\n\r\nx\r\n")
         import poplib
