@@ -1,13 +1,17 @@
 // cli.cpp — see cli.h.
 #include "cli.h"
 
+#include "persist.h"
 #include "plan.h"
 #include "report.h"
 
 #include "core/atomic_file.h"
 #include "core/config.h"
 
+#include <QCoreApplication>
 #include <QDir>
+#include <QFileInfo>
+#include <QStandardPaths>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <unistd.h>
@@ -26,6 +30,16 @@ int usage(QTextStream& err, const QString& message) {
 void printJson(QTextStream& out, const QJsonObject& o) {
     out << QJsonDocument(o).toJson(QJsonDocument::Indented);
     out.flush();
+}
+
+// The postern-firewall program the boot unit runs: next to this program (posternctl and
+// the wizard are installed beside it), else on the usual paths.
+QString firewallProgram() {
+    const QString sibling = QCoreApplication::applicationDirPath() + QStringLiteral("/postern-firewall");
+    if (QFileInfo(sibling).isExecutable()) return sibling;
+    QString found = QStandardPaths::findExecutable(QStringLiteral("postern-firewall"), {QStringLiteral("/usr/sbin"), QStringLiteral("/usr/local/sbin")});
+    if (found.isEmpty()) found = QStandardPaths::findExecutable(QStringLiteral("postern-firewall"));
+    return found;
 }
 
 }  // namespace
@@ -118,6 +132,7 @@ int runFirewallCli(const QStringList& args, QTextStream& out, QTextStream& err, 
         QStringList log;
         Status ran;
         if (!dryRun) ran = runPlan(plan, runner, &log);
+        if (ran && !dryRun) ran = removeBootUnit(&log);
         if (ran && !dryRun && plan.stateAfter.firewalldPorts != state->firewalldPorts) {
             const Status saved = saveState(statePath, plan.stateAfter);
             if (!saved) ran = saved;
@@ -158,6 +173,14 @@ int runFirewallCli(const QStringList& args, QTextStream& out, QTextStream& err, 
         if (!saved) ran = saved;
     }
     const Report after = buildReport(takeSnapshot(runner), ports, false);
+    // Rules of ours that live only in the kernel are put back at boot by our unit.
+    if (ran && liveOnlyRules(after.detection.ruleset)) {
+        const QString program = firewallProgram();
+        if (program.isEmpty())
+            ran = Status::fail(QStringLiteral("postern-firewall is not installed, so the rules cannot be re-applied at boot"));
+        else
+            ran = installBootUnit(program, resolveConfigDir(args), &log);
+    }
     if (json) {
         QJsonObject o{{QStringLiteral("plan"), planJson(plan)}, {QStringLiteral("log"), QJsonArray::fromStringList(log)},
                       {QStringLiteral("ok"), ran.ok()}, {QStringLiteral("after"), statusJson(after)}};

@@ -171,8 +171,8 @@ Plan planOpen(const Snapshot& snapshot, const Detection& detection, const QList<
                                              : QStringLiteral("accept the ports before the chain's drop policy (%1)").arg(where)};
     }
     if (!nft.isEmpty())
-        plan.notes << QStringLiteral("nftables rules are live only: to keep them after a reboot, add the same rules to /etc/nftables.conf "
-                                     "(or run `postern-firewall apply` at boot)");
+        plan.notes << QStringLiteral("nftables rules live in the kernel only: apply also installs postern-firewall.service, which puts "
+                                     "the rule back at boot after nftables.service has loaded /etc/nftables.conf");
     for (const IptGroup& g : ipt) {
         const QString tool = iptablesTool(g.backend, g.family);
         const IpFamily fam = g.family == u"ip6" ? IpFamily::V6 : IpFamily::V4;
@@ -211,8 +211,8 @@ Plan planOpen(const Snapshot& snapshot, const Detection& detection, const QList<
         }
     }
     if (!ipt.isEmpty())
-        plan.notes << QStringLiteral("iptables rules are live only: to keep them after a reboot save the ruleset the way this host does "
-                                     "(e.g. `netfilter-persistent save` from the iptables-persistent package), or run `postern-firewall apply` at boot");
+        plan.notes << QStringLiteral("iptables rules live in the kernel only: apply also installs postern-firewall.service, which puts "
+                                     "our chain and jump back at boot after the host's rules are restored (netfilter-persistent)");
     return plan;
 }
 

@@ -131,6 +131,7 @@ Status UserMailboxes::remove(const MailboxName& m) {
     if (!exists(m)) return Status::fail(QStringLiteral("no such mailbox"), ENOENT);
     const QString dir = dirOf(m);
     // Move the folder out of sight first (atomic), then delete it.
+    MailboxIndex::release(dir);
     const QString trash = m_root + QStringLiteral("/..deleted.") + QString::number(QDateTime::currentMSecsSinceEpoch());
     if (::rename(QFile::encodeName(dir).constData(), QFile::encodeName(trash).constData()) != 0)
         return Status::fail(QStringLiteral("cannot delete: %1").arg(QString::fromLocal8Bit(strerror(errno))));
@@ -153,7 +154,8 @@ Status UserMailboxes::rename(const MailboxName& from, const MailboxName& to) {
         }
         return {};
     }
-    // Rename the folder and every child (".A.B" -> ".C.B").
+    // Rename the folder and every child (".A.B" -> ".C.B"); their indexes move with them.
+    MailboxIndex::release(dirOf(from));
     const QString prefix = from.name + kSeparator;
     QList<std::pair<MailboxName, MailboxName>> moves{{from, to}};
     for (const QString& n : list()) {
@@ -287,13 +289,42 @@ Result<Changes> MailboxView::refresh() {
         m.mtimeMs = e.mtimeMs;
         fresh << m;
     }
+    bool differs = fresh.size() != m_messages.size();
     for (int i = 0; i < fresh.size(); ++i) {
         auto it = oldFlags.constFind(fresh.at(i).uid);
-        if (it != oldFlags.cend() && *it != fresh.at(i).flags) c.flagChanged << i + 1;
+        if (it == oldFlags.cend()) differs = true;
+        else if (*it != fresh.at(i).flags) {
+            c.flagChanged << i + 1;
+            differs = true;
+        }
+    }
+    for (int seq : c.expunged) c.expungedUids.prepend(m_messages.at(seq - 1).uid);
+    // Mod-sequences: the index assigns them when something changed (here or elsewhere).
+    if (std::shared_ptr<MailboxIndex> idx = index()) {
+        const bool first = m_highestModseq == 0;
+        if (first || differs || idx->highestModseq() != m_highestModseq) {
+            auto hms = idx->sync(fresh);
+            if (!hms) {
+                // A cache: rebuild it once from the Maildir, else go on without mod-sequences.
+                MailboxIndex::forget(m_folder.dir());
+                if (std::shared_ptr<MailboxIndex> again = index()) hms = again->sync(fresh);
+            }
+            m_highestModseq = hms ? *hms : 0;
+        } else {
+            for (int i = 0; i < fresh.size(); ++i) fresh[i].modseq = m_messages.at(i).modseq;
+        }
     }
     if (fresh.size() > oldCount) c.exists = int(fresh.size());  // EXPUNGE alone implies the new count
     m_messages = fresh;
     return c;
+}
+
+std::shared_ptr<MailboxIndex> MailboxView::index() const { return MailboxIndex::acquire(m_folder.dir(), m_folder.uidValidity()); }
+
+QList<quint32> MailboxView::expungedSince(quint64 modseq, bool* complete) const {
+    *complete = false;
+    std::shared_ptr<MailboxIndex> idx = index();
+    return idx ? idx->expungedSince(modseq, complete) : QList<quint32>();
 }
 
 Status MailboxView::loadKeywords() {
@@ -382,6 +413,14 @@ Status MailboxView::setFlags(int index, const QString& letters) {
     m.fileName = e.fileName;
     m.inNew = false;
     m.flags = store::sortFlags(letters);
+    if (m_highestModseq) {
+        if (std::shared_ptr<MailboxIndex> idx = this->index()) {
+            if (auto ms = idx->recordFlags(m.uid, m.flags)) {
+                m.modseq = *ms;
+                m_highestModseq = std::max(m_highestModseq, *ms);
+            }
+        }
+    }
     return {};
 }
 

@@ -18,6 +18,8 @@
 // so other sessions' and deliveries' changes reach this client.
 #pragma once
 
+#include "imap_index.h"
+
 #include "common/store/maildir_folder.h"
 
 #include "core/result.h"
@@ -27,6 +29,8 @@
 #include <QSet>
 #include <QString>
 #include <QStringList>
+
+#include <memory>
 
 namespace postern::imap {
 
@@ -77,12 +81,14 @@ struct Message {
     qint64 size = 0;
     qint64 vsize = 0;
     qint64 mtimeMs = 0;
+    quint64 modseq = 0;  // CONDSTORE mod-sequence (0: no index)
 };
 
 struct Changes {
     QList<int> expunged;      // sequence numbers, highest first, as they must be sent
     int exists = -1;          // new EXISTS count when messages were added (-1: unchanged)
     QList<int> flagChanged;   // sequence numbers (after expunges) whose flags changed
+    QList<quint32> expungedUids;  // the UIDs of `expunged`, ascending (QRESYNC's VANISHED)
     bool any() const { return !expunged.isEmpty() || exists >= 0 || !flagChanged.isEmpty(); }
 };
 
@@ -98,6 +104,12 @@ public:
     QString dir() const { return m_folder.dir(); }
 
     Result<Changes> refresh();
+    // CONDSTORE (RFC 7162): 0 when the folder has no index (NOMODSEQ).
+    quint64 highestModseq() const { return m_highestModseq; }
+    // UIDs expunged after `modseq` (see MailboxIndex::expungedSince).
+    QList<quint32> expungedSince(quint64 modseq, bool* complete) const;
+    // The folder's index (mod-sequences, parsed-data cache); may be null.
+    std::shared_ptr<MailboxIndex> index() const;
     int seqOfUid(quint32 uid) const;  // 1-based, 0 if absent
 
     // IMAP flags <-> maildir letters.
@@ -117,6 +129,7 @@ private:
     store::MaildirFolder m_folder;
     QList<Message> m_messages;
     QStringList m_keywords;  // index -> name
+    quint64 m_highestModseq = 0;
 };
 
 // Maildir system flag letters <-> IMAP (RFC 9051 2.3.2).

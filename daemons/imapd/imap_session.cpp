@@ -19,7 +19,19 @@ ImapSession::ImapSession(SessionIo& io, ImapBackend& backend, const SessionConfi
     });
 }
 
-ImapSession::~ImapSession() = default;
+namespace {
+// Logged-in sessions per user in this process (imapd is one process, one thread).
+QHash<QString, int>& sessionsPerUser() {
+    static QHash<QString, int> h;
+    return h;
+}
+}  // namespace
+
+ImapSession::~ImapSession() {
+    if (m_user.isEmpty()) return;
+    auto it = sessionsPerUser().find(m_user);
+    if (it != sessionsPerUser().end() && --*it <= 0) sessionsPerUser().erase(it);
+}
 
 const QList<ImapSession::CommandSpec>& ImapSession::commandTable() {
     //            name           handler                      NA     A      S      preTLS uid
@@ -69,7 +81,8 @@ QByteArray ImapSession::capabilities() const {
         else caps += " AUTH=PLAIN SASL-IR";
     }
     caps += " LITERAL+ ENABLE IDLE NAMESPACE ID UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS"
-            " ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY QUOTA QUOTA=RES-STORAGE STATUS=SIZE UTF8=ACCEPT APPENDLIMIT=" +
+            " ESEARCH CONDSTORE QRESYNC SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY QUOTA QUOTA=RES-STORAGE"
+            " STATUS=SIZE UTF8=ACCEPT APPENDLIMIT=" +
             QByteArray::number(m_config.appendLimit);
     return caps;
 }
@@ -255,11 +268,19 @@ void ImapSession::finishLogin(const Request& r, bool good, const QString& user) 
         m_io.resume();
         return;
     }
+    if (sessionsPerUser().value(user) >= m_config.maxSessionsPerUser) {
+        log::write(log::Level::Warning, m_io.info().sessionId, u"imap.session_limit", log::Fields().add("user", user).add("limit", m_config.maxSessionsPerUser));
+        no(r, QStringLiteral("Too many sessions for this user (%1); close another client first").arg(m_config.maxSessionsPerUser), "LIMIT");
+        m_io.resume();
+        return;
+    }
     m_user = user;
+    sessionsPerUser()[user] += 1;
     m_mailboxes = std::make_unique<UserMailboxes>(maildirRoot(m_config.mailDir, user));
     if (auto st = m_mailboxes->ensureDefaults(); !st) {
         log::write(log::Level::Error, m_io.info().sessionId, u"imap.mailbox_setup_failed", log::Fields().add("user", user).add("error", st.errorMessage()));
         m_mailboxes.reset();
+        if (--sessionsPerUser()[user] <= 0) sessionsPerUser().remove(user);
         m_user.clear();
         no(r, QStringLiteral("Mailbox is not available now"), "UNAVAILABLE");
         m_io.resume();

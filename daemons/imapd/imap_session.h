@@ -43,6 +43,7 @@ struct SessionConfig {
     qint64 preAuthTimeoutMs = 60 * 1000;
     int maxBadCommands = 20;
     qint64 appendLimit = 25 << 20;
+    int maxSessionsPerUser = 50;  // logged-in sessions of one user in this process
     QString mailDir;
 };
 
@@ -118,9 +119,11 @@ private:
     State m_state = State::NotAuthenticated;
     Phase m_phase = Phase::Command;
     int m_badCommands = 0;
-    QString m_user;
+    QString m_user;              // set once logged in (and counted in the per-user session table)
     bool m_utf8 = false;         // ENABLE UTF8=ACCEPT or IMAP4rev2
     bool m_rev2 = false;
+    bool m_condstore = false;    // RFC 7162: MODSEQ in every untagged FETCH from now on
+    bool m_qresync = false;      // ENABLE QRESYNC: VANISHED instead of EXPUNGE
     std::unique_ptr<SaslServer> m_sasl;
     Request m_pending;           // the command waiting for an async result / SASL / IDLE
     std::unique_ptr<UserMailboxes> m_mailboxes;

@@ -37,6 +37,7 @@ imap::SessionConfig sessionConfig(const Config& c) {
     s.limits.maxLiteral = s.appendLimit;
     s.limits.maxCommand = s.appendLimit + 4 * s.limits.maxLine;
     s.idleTimeoutMs = c.durationMs(QStringLiteral("imap.idle_timeout"));
+    s.maxSessionsPerUser = int(c.integer(QStringLiteral("imap.max_sessions_per_user")));
     s.maxBadCommands = int(c.integer(QStringLiteral("imap.max_bad_commands")));
     s.mailDir = c.mailDir();
     return s;

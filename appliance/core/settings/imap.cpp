@@ -19,6 +19,9 @@ void addImap(QList<Setting>& out) {
     out << Setting{.key = QStringLiteral("imap.max_connections_per_ip"), .type = T::Int, .defaultValue = QStringLiteral("50"),
                    .doc = QStringLiteral("Concurrent IMAP connections from one client address"), .section = sec, .min = 1,
                    .max = 100000};
+    out << Setting{.key = QStringLiteral("imap.max_sessions_per_user"), .type = T::Int, .defaultValue = QStringLiteral("50"),
+                   .doc = QStringLiteral("Concurrent logged-in IMAP sessions of one user (all addresses); more are refused at login"),
+                   .section = sec, .min = 1, .max = 100000};
 }
 
 }  // namespace postern::settings

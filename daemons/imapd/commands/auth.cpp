@@ -132,6 +132,54 @@ std::optional<QDateTime> parseImapDateTime(const QByteArray& s) {
     return QDateTime(*date, time, Qt::OffsetFromUTC, offset);
 }
 
+std::optional<quint64> parseModseq(const Token& t, bool zero) {
+    if (t.kind != Token::Kind::Atom || t.text.isEmpty() || t.text.size() > 19) return std::nullopt;
+    for (char c : t.text)
+        if (c < '0' || c > '9') return std::nullopt;
+    bool ok = false;
+    const quint64 v = t.text.toULongLong(&ok);
+    if (!ok || v > quint64(INT64_MAX) || (v == 0 && !zero)) return std::nullopt;
+    return v;
+}
+
+std::optional<QList<std::pair<quint32, quint32>>> parseUidRanges(const QByteArray& set, quint32 star) {
+    QList<std::pair<quint32, quint32>> out;
+    if (set.isEmpty()) return std::nullopt;
+    for (const QByteArray& range : set.split(',')) {
+        const qsizetype colon = range.indexOf(':');
+        auto num = [&](const QByteArray& t, quint32* v) {
+            if (t == "*") {
+                *v = star;
+                return true;
+            }
+            if (t.isEmpty() || t.size() > 10 || t.at(0) == '0') return false;
+            for (char c : t)
+                if (c < '0' || c > '9') return false;
+            bool ok = false;
+            *v = t.toUInt(&ok);
+            return ok;
+        };
+        quint32 a = 0, b = 0;
+        if (!num(colon < 0 ? range : range.left(colon), &a)) return std::nullopt;
+        b = a;
+        if (colon >= 0 && !num(range.mid(colon + 1), &b)) return std::nullopt;
+        if (a > b) std::swap(a, b);
+        out.append({a, b});
+    }
+    return out;
+}
+
+bool inRanges(const QList<std::pair<quint32, quint32>>& ranges, quint32 v) {
+    for (const auto& [a, b] : ranges)
+        if (v >= a && v <= b) return true;
+    return false;
+}
+
+QByteArray Commands::modseqItem(ImapSession& s, int index) {
+    if (!s.m_condstore || !s.m_selected) return {};
+    return " MODSEQ (" + QByteArray::number(s.m_selected->messages().at(index).modseq) + ')';
+}
+
 QByteArray compactSet(QList<quint32> values) {
     std::sort(values.begin(), values.end());
     QByteArray out;
@@ -270,6 +318,14 @@ void Commands::enable(ImapSession& s, const R& r) {
             enabled << t.text;
         } else if (cap == "IMAP4REV2" && !s.m_rev2) {
             s.m_rev2 = true;
+            enabled << t.text;
+        } else if (cap == "CONDSTORE" && !s.m_condstore) {
+            s.m_condstore = true;
+            enabled << t.text;
+        } else if (cap == "QRESYNC" && !s.m_qresync) {
+            // QRESYNC implies CONDSTORE (RFC 7162 3.2.3).
+            s.m_qresync = true;
+            s.m_condstore = true;
             enabled << t.text;
         }
     }

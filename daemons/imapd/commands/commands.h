@@ -61,6 +61,10 @@ struct Commands {
     static std::optional<MailboxView>& selected(ImapSession& s) { return s.m_selected; }
     static UserMailboxes& mailboxes(ImapSession& s) { return *s.m_mailboxes; }
     static bool utf8(ImapSession& s) { return s.m_utf8; }
+    static bool& condstore(ImapSession& s) { return s.m_condstore; }
+    static bool qresync(ImapSession& s) { return s.m_qresync; }
+    // " MODSEQ (n)" for untagged FETCH responses once CONDSTORE is on (empty otherwise).
+    static QByteArray modseqItem(ImapSession& s, int index);
     static const SessionConfig& config(ImapSession& s) { return s.m_config; }
     static QString user(ImapSession& s) { return s.m_user; }
     static ImapBackend& backend(ImapSession& s) { return s.m_backend; }
@@ -78,6 +82,11 @@ std::optional<QStringList> parseFlagList(const Token& t);
 QByteArray imapDateTime(qint64 msecs);
 std::optional<QDateTime> parseImapDateTime(const QByteArray& s);
 std::optional<QDate> parseImapDate(const QByteArray& s);
+// A mod-sequence value (RFC 7162: 1 .. 2^63-1; 0 allowed where `zero`).
+std::optional<quint64> parseModseq(const Token& t, bool zero);
+// A UID set not bound to the mailbox's messages (QRESYNC's known-uids): ranges, "*" = star.
+std::optional<QList<std::pair<quint32, quint32>>> parseUidRanges(const QByteArray& set, quint32 star);
+bool inRanges(const QList<std::pair<quint32, quint32>>& ranges, quint32 v);
 // The SEARCH program args[start..] (search.cpp's evaluator, shared with SORT and
 // THREAD) run over `view`: 0-based indexes of the matching messages, ascending;
 // nullopt with *error set on a syntax error.

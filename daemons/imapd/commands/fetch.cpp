@@ -31,7 +31,7 @@ struct Section {
 };
 
 struct FetchItem {
-    enum Kind { Flags, InternalDate, Size, Uid, Envelope, BodyStructure, Body, BodySection, Rfc822, Rfc822Header, Rfc822Text, Binary, BinarySize } kind;
+    enum Kind { Flags, InternalDate, Size, Uid, Modseq, Envelope, BodyStructure, Body, BodySection, Rfc822, Rfc822Header, Rfc822Text, Binary, BinarySize } kind;
     Section section;
     bool peek = false;
     qint64 partialStart = -1, partialLength = -1;
@@ -97,6 +97,7 @@ std::optional<FetchItem> parseItem(const QByteArray& atomIn) {
     else if (upper == "INTERNALDATE") it.kind = FetchItem::InternalDate;
     else if (upper == "RFC822.SIZE") it.kind = FetchItem::Size;
     else if (upper == "UID") it.kind = FetchItem::Uid;
+    else if (upper == "MODSEQ") it.kind = FetchItem::Modseq;
     else if (upper == "ENVELOPE") it.kind = FetchItem::Envelope;
     else if (upper == "BODYSTRUCTURE") it.kind = FetchItem::BodyStructure;
     else if (upper == "BODY") it.kind = FetchItem::Body;
@@ -283,7 +284,8 @@ struct FetchJob {
     QList<int> indexes;
     qsizetype next = 0;
     QList<FetchItem> items;
-    bool needMessage = false;
+    bool needMessage = false;  // some item needs the file's bytes
+    bool needParsed = false;   // ENVELOPE/BODY/BODYSTRUCTURE: from the index cache, else parsed
     bool setsSeen = false;
 };
 
@@ -320,12 +322,68 @@ void Commands::fetch(ImapSession& s, const R& r) {
         s.bad(r, QStringLiteral("Bad FETCH items"));
         return;
     }
-    if (r.args.size() > 2) {
-        s.bad(r, QStringLiteral("FETCH modifiers are not supported"));
+    // Modifiers (RFC 7162 3.1.4, 3.2.6): (CHANGEDSINCE modseq [VANISHED])
+    std::optional<quint64> changedSince;
+    bool vanished = false;
+    if (r.args.size() > 3 || (r.args.size() == 3 && r.args.at(2).kind != Token::Kind::List)) {
+        s.bad(r, QStringLiteral("Usage: FETCH set items [(CHANGEDSINCE modseq [VANISHED])]"));
         return;
+    }
+    if (r.args.size() == 3) {
+        const QList<Token>& mods = r.args.at(2).items;
+        for (qsizetype i = 0; i < mods.size(); ++i) {
+            if (mods.at(i).isAtom("CHANGEDSINCE") && i + 1 < mods.size() && !changedSince) {
+                changedSince = parseModseq(mods.at(++i), true);
+                if (!changedSince) {
+                    s.bad(r, QStringLiteral("CHANGEDSINCE needs a mod-sequence"));
+                    return;
+                }
+            } else if (mods.at(i).isAtom("VANISHED") && !vanished) {
+                vanished = true;
+            } else {
+                s.bad(r, QStringLiteral("Unknown FETCH modifier"));
+                return;
+            }
+        }
+        if (vanished && (!r.uid || !qresync(s) || !changedSince)) {
+            s.bad(r, QStringLiteral("VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC"));
+            return;
+        }
+        if (changedSince && v.highestModseq() == 0) {
+            s.bad(r, QStringLiteral("This mailbox has no mod-sequences (NOMODSEQ)"));
+            return;
+        }
     }
     auto job = std::make_shared<FetchJob>();
     job->indexes = *set;
+    if (changedSince) {
+        condstore(s) = true;
+        bool listed = false;
+        for (const QByteArray& a : atoms) listed = listed || a.toUpper() == "MODSEQ";
+        if (!listed) atoms << "MODSEQ";  // implied (RFC 7162 3.1.4.1)
+        QList<int> changed;
+        for (int i : job->indexes)
+            if (v.messages().at(i).modseq > *changedSince) changed << i;
+        job->indexes = changed;
+    }
+    if (vanished) {
+        const quint32 last = v.uidNext() > 1 ? v.uidNext() - 1 : 1;
+        auto ranges = parseUidRanges(r.args.at(0).text, last);
+        bool complete = false;
+        QList<quint32> gone = v.expungedSince(*changedSince, &complete);
+        if (!complete) {  // history too short: every UID in the set that is not here
+            gone.clear();
+            QSet<quint32> present;
+            for (const Message& msg : v.messages()) present.insert(msg.uid);
+            for (const auto& [a, b] : *ranges)
+                for (quint64 u = a; u <= std::min<quint64>(b, last) && gone.size() < 1000000; ++u)
+                    if (!present.contains(quint32(u))) gone << quint32(u);
+        }
+        QList<quint32> reported;
+        for (quint32 u : gone)
+            if (inRanges(*ranges, u)) reported << u;
+        if (!reported.isEmpty()) s.untagged("VANISHED (EARLIER) " + compactSet(reported));
+    }
     bool hasUid = false;
     for (const QByteArray& a : atoms) {
         auto it = parseItem(a);
@@ -334,7 +392,15 @@ void Commands::fetch(ImapSession& s, const R& r) {
             return;
         }
         if (it->kind == FetchItem::Uid) hasUid = true;
-        if (it->kind >= FetchItem::Envelope) job->needMessage = true;
+        if (it->kind == FetchItem::Modseq) {
+            if (v.highestModseq() == 0) {
+                s.bad(r, QStringLiteral("This mailbox has no mod-sequences (NOMODSEQ)"));
+                return;
+            }
+            condstore(s) = true;
+        }
+        if (it->kind == FetchItem::Envelope || it->kind == FetchItem::BodyStructure || it->kind == FetchItem::Body) job->needParsed = true;
+        else if (it->kind > FetchItem::Body) job->needMessage = true;
         if (((it->kind == FetchItem::BodySection || it->kind == FetchItem::Binary) && !it->peek) || it->kind == FetchItem::Rfc822 ||
             it->kind == FetchItem::Rfc822Text)
             job->setsSeen = !v.readOnly();
@@ -352,14 +418,31 @@ void Commands::fetch(ImapSession& s, const R& r) {
             QByteArray msg;
             mail::MimePart root;
             bool parsed = false;
-            if (job->needMessage) {
+            // ENVELOPE/BODY/BODYSTRUCTURE come from the index when it has them, else from
+            // one parse of the file, whose results then go into the index.
+            std::optional<MailboxIndex::Cached> cache;
+            std::shared_ptr<MailboxIndex> idx;
+            if (job->needParsed) {
+                idx = view.index();
+                if (idx) cache = idx->cached(view.messages().at(i).uid, view.messages().at(i).base);
+            }
+            if (job->needMessage || (job->needParsed && !cache)) {
                 QFile f(view.path(i));
                 if (!f.open(QIODevice::ReadOnly)) continue;  // expunged meanwhile: skip it (RFC 9051 allows omitting)
                 msg = normalizeCrlf(f.readAll());
             }
+            if (job->needParsed && !cache) {
+                root = mail::parseMime(msg);
+                parsed = true;
+                cache = MailboxIndex::Cached{envelope(msg, root.headerStart, root.headerEnd), bodyStructure(msg, root, false),
+                                             bodyStructure(msg, root, true)};
+                if (idx) idx->storeCached(view.messages().at(i).uid, view.messages().at(i).base, *cache);
+            }
             bool flagsSent = false;
+            bool modseqSent = false;
+            bool seenSet = false;
             if (job->setsSeen && !view.messages().at(i).flags.contains(QLatin1Char('S')))
-                if (!view.setFlags(i, view.messages().at(i).flags + QLatin1Char('S')).ok()) { /* expunged meanwhile */ }
+                seenSet = view.setFlags(i, view.messages().at(i).flags + QLatin1Char('S')).ok();  // false: expunged meanwhile
             QByteArrayList parts;
             bool unknownCte = false;
             const Message& m = view.messages().at(i);
@@ -370,19 +453,15 @@ void Commands::fetch(ImapSession& s, const R& r) {
                         flagsSent = true;
                         break;
                     case FetchItem::Uid: parts << "UID " + QByteArray::number(m.uid); break;
+                    case FetchItem::Modseq:
+                        parts << "MODSEQ (" + QByteArray::number(m.modseq) + ')';
+                        modseqSent = true;
+                        break;
                     case FetchItem::InternalDate: parts << "INTERNALDATE \"" + imapDateTime(m.mtimeMs) + '"'; break;
                     case FetchItem::Size: parts << "RFC822.SIZE " + QByteArray::number(m.vsize); break;
-                    case FetchItem::Envelope:
-                    case FetchItem::BodyStructure:
-                    case FetchItem::Body: {
-                        if (!parsed) {
-                            root = mail::parseMime(msg);
-                            parsed = true;
-                        }
-                        if (it.kind == FetchItem::Envelope) parts << "ENVELOPE " + envelope(msg, root.headerStart, root.headerEnd);
-                        else parts << (it.kind == FetchItem::Body ? "BODY " : "BODYSTRUCTURE ") + bodyStructure(msg, root, it.kind == FetchItem::BodyStructure);
-                        break;
-                    }
+                    case FetchItem::Envelope: parts << "ENVELOPE " + cache->envelope; break;
+                    case FetchItem::Body: parts << "BODY " + cache->body; break;
+                    case FetchItem::BodyStructure: parts << "BODYSTRUCTURE " + cache->bodyStructure; break;
                     case FetchItem::Rfc822: parts << "RFC822 " + literal(msg); break;
                     case FetchItem::Rfc822Header: {
                         qsizetype bodyAt = msg.size();
@@ -447,6 +526,13 @@ void Commands::fetch(ImapSession& s, const R& r) {
                 return true;
             }
             if (job->setsSeen && !flagsSent) parts << "FLAGS " + flagList(view.imapFlags(i));
+            // Once CONDSTORE is on, a FETCH that set \Seen also reports the new mod-sequence (RFC 7162 3.1.4).
+            if (seenSet && condstore(s) && !modseqSent) {
+                bool uidSent = false;
+                for (const FetchItem& it : job->items) uidSent = uidSent || it.kind == FetchItem::Uid;
+                if (!uidSent) parts << "UID " + QByteArray::number(view.messages().at(i).uid);
+                parts << "MODSEQ (" + QByteArray::number(view.messages().at(i).modseq) + ')';
+            }
             s.untagged(QByteArray::number(i + 1) + " FETCH (" + parts.join(' ') + ')');
         }
         s.ok(req, QStringLiteral("FETCH completed"));

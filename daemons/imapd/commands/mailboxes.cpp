@@ -54,14 +54,16 @@ QRegularExpression patternRegex(const QString& pattern) {
 struct FolderStatus {
     qint64 messages = 0, unseen = 0, deleted = 0, size = 0;
     quint32 uidNext = 1, uidValidity = 0;
+    quint64 highestModseq = 0;
 };
 
-std::optional<FolderStatus> folderStatus(ImapSession& s, const MailboxName& m) {
+std::optional<FolderStatus> folderStatus(ImapSession& s, const MailboxName& m, bool wantModseq) {
     auto& sel = Commands::selected(s);
     if (sel && sel->name().name == m.name) {
         FolderStatus st;
         st.uidNext = sel->uidNext();
         st.uidValidity = sel->uidValidity();
+        st.highestModseq = sel->highestModseq();
         for (const Message& msg : sel->messages()) {
             ++st.messages;
             st.size += msg.vsize;
@@ -83,11 +85,27 @@ std::optional<FolderStatus> folderStatus(ImapSession& s, const MailboxName& m) {
         if (!e.flags.contains(QLatin1Char('S'))) ++st.unseen;
         if (e.flags.contains(QLatin1Char('T'))) ++st.deleted;
     }
+    if (wantModseq) {
+        if (std::shared_ptr<MailboxIndex> idx = MailboxIndex::acquire(folder->dir(), folder->uidValidity())) {
+            QList<Message> msgs;
+            msgs.reserve(list->size());
+            for (const store::MessageEntry& e : *list) {
+                Message msg;
+                msg.uid = e.uid;
+                msg.base = e.base;
+                msg.flags = store::sortFlags(e.flags);
+                msgs << msg;
+            }
+            if (auto hms = idx->sync(msgs)) st.highestModseq = *hms;
+        }
+    }
     return st;
 }
 
 std::optional<QByteArray> statusItems(ImapSession& s, const MailboxName& m, const Token& items) {
-    auto st = folderStatus(s, m);
+    bool wantModseq = false;
+    for (const Token& it : items.items) wantModseq = wantModseq || it.isAtom("HIGHESTMODSEQ");
+    auto st = folderStatus(s, m, wantModseq);
     if (!st) return std::nullopt;
     QByteArrayList parts;
     for (const Token& it : items.items) {
@@ -99,6 +117,10 @@ std::optional<QByteArray> statusItems(ImapSession& s, const MailboxName& m, cons
         else if (k == "RECENT") parts << "RECENT 0";
         else if (k == "SIZE") parts << "SIZE " + QByteArray::number(st->size);
         else if (k == "DELETED") parts << "DELETED " + QByteArray::number(st->deleted);
+        else if (k == "HIGHESTMODSEQ") {
+            parts << "HIGHESTMODSEQ " + QByteArray::number(st->highestModseq);  // 0: NOMODSEQ (RFC 7162 3.1.6)
+            Commands::condstore(s) = true;
+        }
         else return QByteArray();  // unknown item: caller says BAD
     }
     return "STATUS " + quotedName(s, m.name) + " (" + parts.join(' ') + ')';
@@ -107,9 +129,45 @@ std::optional<QByteArray> statusItems(ImapSession& s, const MailboxName& m, cons
 }  // namespace
 
 void Commands::select(ImapSession& s, const R& r) {
-    if (r.args.isEmpty() || r.args.size() > 2) {
-        s.bad(r, QStringLiteral("Usage: %1 mailbox").arg(QString::fromLatin1(r.name)));
+    // SELECT/EXAMINE mailbox [(CONDSTORE | QRESYNC (uidvalidity modseq [known-uids [(seqs uids)]]))]
+    if (r.args.isEmpty() || r.args.size() > 2 || (r.args.size() == 2 && r.args.at(1).kind != Token::Kind::List)) {
+        s.bad(r, QStringLiteral("Usage: %1 mailbox [(CONDSTORE) | (QRESYNC (...))]").arg(QString::fromLatin1(r.name)));
         return;
+    }
+    struct Qresync {
+        quint32 uidValidity = 0;
+        quint64 modseq = 0;
+        QByteArray knownUids;
+    };
+    std::optional<Qresync> qr;
+    bool enableCondstore = false;
+    if (r.args.size() == 2) {
+        const QList<Token>& ps = r.args.at(1).items;
+        for (qsizetype i = 0; i < ps.size(); ++i) {
+            if (ps.at(i).isAtom("CONDSTORE")) {
+                enableCondstore = true;
+                continue;
+            }
+            if (!ps.at(i).isAtom("QRESYNC") || i + 1 >= ps.size() || ps.at(i + 1).kind != Token::Kind::List) {
+                s.bad(r, QStringLiteral("Unknown %1 parameter").arg(QString::fromLatin1(r.name)));
+                return;
+            }
+            if (!qresync(s)) {
+                s.bad(r, QStringLiteral("QRESYNC must be enabled first (ENABLE QRESYNC)"));
+                return;
+            }
+            const QList<Token>& q = ps.at(++i).items;
+            // The sequence-match data (a fourth element) is optional help for the server; we answer without it.
+            auto validity = q.size() >= 2 ? parseModseq(q.at(0), false) : std::nullopt;
+            auto modseq = q.size() >= 2 ? parseModseq(q.at(1), false) : std::nullopt;
+            if (q.size() < 2 || q.size() > 4 || !validity || *validity > 0xffffffffULL || !modseq ||
+                (q.size() >= 3 && (q.at(2).kind != Token::Kind::Atom || !parseUidRanges(q.at(2).text, 0xffffffffU))) ||
+                (q.size() == 4 && q.at(3).kind != Token::Kind::List)) {
+                s.bad(r, QStringLiteral("Usage: QRESYNC (uidvalidity modseq [known-uids [(sequences uids)]])"));
+                return;
+            }
+            qr = Qresync{quint32(*validity), *modseq, q.size() >= 3 ? q.at(2).text : QByteArray()};
+        }
     }
     // Selecting (even unsuccessfully) leaves the previous mailbox (RFC 9051 6.3.2).
     if (selected(s)) {
@@ -126,6 +184,7 @@ void Commands::select(ImapSession& s, const R& r) {
         s.no(r, QStringLiteral("No such mailbox"), "NONEXISTENT");
         return;
     }
+    if (enableCondstore) condstore(s) = true;
     selected(s) = std::move(*view);
     state(s) = ImapSession::State::Selected;
     MailboxView& v = *selected(s);
@@ -142,7 +201,36 @@ void Commands::select(ImapSession& s, const R& r) {
     }
     s.untagged("OK [UIDVALIDITY " + QByteArray::number(v.uidValidity()) + "] UIDs valid");
     s.untagged("OK [UIDNEXT " + QByteArray::number(v.uidNext()) + "] Predicted next UID");
+    if (v.highestModseq()) s.untagged("OK [HIGHESTMODSEQ " + QByteArray::number(v.highestModseq()) + "] Highest");
+    else s.untagged("OK [NOMODSEQ] No mod-sequences in this mailbox");
     if (s.m_rev2) s.untagged("LIST () \"/\" " + quotedName(s, m->name));
+    if (qr && qr->uidValidity == v.uidValidity() && v.highestModseq()) {
+        // RFC 7162 3.2.5: what vanished and what changed since the client's mod-sequence.
+        const quint32 last = v.uidNext() > 1 ? v.uidNext() - 1 : 1;
+        auto known = qr->knownUids.isEmpty() ? std::optional(QList<std::pair<quint32, quint32>>{{1, last}})
+                                             : parseUidRanges(qr->knownUids, last);
+        bool complete = false;
+        QList<quint32> vanished = v.expungedSince(qr->modseq, &complete);
+        if (!complete) {
+            // The history does not reach back that far: every known UID that is not here vanished.
+            vanished.clear();
+            QSet<quint32> present;
+            for (const Message& msg : v.messages()) present.insert(msg.uid);
+            for (const auto& [a, b] : *known)
+                for (quint64 u = a; u <= std::min<quint64>(b, last) && vanished.size() < 1000000; ++u)
+                    if (!present.contains(quint32(u))) vanished << quint32(u);
+        }
+        QList<quint32> reported;
+        for (quint32 u : vanished)
+            if (inRanges(*known, u)) reported << u;
+        if (!reported.isEmpty()) s.untagged("VANISHED (EARLIER) " + compactSet(reported));
+        for (int i = 0; i < v.messages().size(); ++i) {
+            const Message& msg = v.messages().at(i);
+            if (msg.modseq <= qr->modseq || !inRanges(*known, msg.uid)) continue;
+            s.untagged(QByteArray::number(i + 1) + " FETCH (UID " + QByteArray::number(msg.uid) + " FLAGS " + flagList(v.imapFlags(i)) +
+                       " MODSEQ (" + QByteArray::number(msg.modseq) + "))");
+        }
+    }
     s.ok(r, QStringLiteral("%1 completed").arg(QString::fromLatin1(r.name)), readOnly ? "READ-ONLY" : "READ-WRITE");
 }
 

@@ -18,7 +18,7 @@ namespace {
 struct Key {
     enum Type {
         All, Answered, Deleted, Draft, Flagged, Seen, Unanswered, Undeleted, Undraft, Unflagged, Unseen, New, Old, Recent,
-        Keyword, Unkeyword, Larger, Smaller, Before, On, Since, SentBefore, SentOn, SentSince, Header, Body, Text, Uid, Seq, Not, Or, And
+        Keyword, Unkeyword, Larger, Smaller, Before, On, Since, SentBefore, SentOn, SentSince, Header, Body, Text, Uid, Seq, Not, Or, And, Modseq
     } type = All;
     QByteArray field;   // HEADER field name, keyword
     QString needle;     // lower-cased text
@@ -46,6 +46,7 @@ public:
         return all;
     }
     QString error() const { return m_error; }
+    bool usedModseq() const { return m_modseq; }
 
 private:
     std::optional<QByteArray> str() {
@@ -62,6 +63,7 @@ private:
             Parser sub(t.items, 0, m_view);
             auto inner = sub.parseAll();
             if (!inner) m_error = sub.error();
+            m_modseq = m_modseq || sub.usedModseq();
             return inner;
         }
         if (t.kind != Token::Kind::Atom) {
@@ -109,6 +111,31 @@ private:
             if (!f) return std::nullopt;
             k.type = a == "KEYWORD" ? Key::Keyword : Key::Unkeyword;
             k.field = *f;
+            return k;
+        }
+        if (a == "MODSEQ") {
+            // MODSEQ [entry-name entry-type] mod-sequence (RFC 7162 3.1.5); per-flag entries are
+            // answered with the message's own mod-sequence (we keep one per message).
+            if (m_i < m_t.size() && m_t.at(m_i).kind == Token::Kind::String) {
+                ++m_i;
+                if (m_i >= m_t.size() || !(m_t.at(m_i).isAtom("priv") || m_t.at(m_i).isAtom("shared") || m_t.at(m_i).isAtom("all"))) {
+                    m_error = QStringLiteral("MODSEQ entry type must be priv, shared or all");
+                    return std::nullopt;
+                }
+                ++m_i;
+            }
+            auto n = m_i < m_t.size() ? parseModseq(m_t.at(m_i++), true) : std::nullopt;
+            if (!n) {
+                m_error = QStringLiteral("MODSEQ needs a mod-sequence");
+                return std::nullopt;
+            }
+            if (m_view.highestModseq() == 0) {
+                m_error = QStringLiteral("this mailbox has no mod-sequences (NOMODSEQ)");
+                return std::nullopt;
+            }
+            k.type = Key::Modseq;
+            k.number = qint64(*n);
+            m_modseq = true;
             return k;
         }
         if (a == "LARGER" || a == "SMALLER") {
@@ -191,6 +218,7 @@ private:
     qsizetype m_i;
     const MailboxView& m_view;
     QString m_error;
+    bool m_modseq = false;  // a MODSEQ key was used (the response reports the highest)
 };
 
 struct Context {
@@ -266,6 +294,7 @@ bool matches(const Key& k, Context& c) {
                 if (f.compare(QString::fromUtf8(k.field), Qt::CaseInsensitive) == 0) found = true;
             return k.type == Key::Keyword ? found : !found;
         }
+        case Key::Modseq: return m.modseq >= quint64(k.number);
         case Key::Larger: return m.vsize > k.number;
         case Key::Smaller: return m.vsize < k.number;
         case Key::Before: return internal < k.date;
@@ -362,13 +391,19 @@ void Commands::search(ImapSession& s, const R& r) {
         return;
     }
     QList<quint32> hits;
+    quint64 highest = 0;  // of the matches, for (MODSEQ n) (RFC 7162 3.1.5)
     for (int idx = 0; idx < v.messages().size(); ++idx) {
         Context c{v, idx};
-        if (matches(*program, c)) hits << (r.uid ? v.messages().at(idx).uid : quint32(idx + 1));
+        if (!matches(*program, c)) continue;
+        hits << (r.uid ? v.messages().at(idx).uid : quint32(idx + 1));
+        highest = std::max(highest, v.messages().at(idx).modseq);
     }
+    if (p.usedModseq()) condstore(s) = true;
+    const bool reportModseq = p.usedModseq() && !hits.isEmpty();
     if (!esearch) {
         QByteArray line = "SEARCH";
         for (quint32 h : hits) line += ' ' + QByteArray::number(h);
+        if (reportModseq) line += " (MODSEQ " + QByteArray::number(highest) + ')';
         s.untagged(line);
     } else {
         QByteArray line = "ESEARCH (TAG " + quoteString(r.tag) + ')';
@@ -379,6 +414,7 @@ void Commands::search(ImapSession& s, const R& r) {
             if (returns.contains("ALL")) line += " ALL " + compactSet(hits);
         }
         if (returns.contains("COUNT")) line += " COUNT " + QByteArray::number(hits.size());
+        if (reportModseq) line += " MODSEQ " + QByteArray::number(highest);
         s.untagged(line);
     }
     s.ok(r, QStringLiteral("SEARCH completed"));

@@ -20,12 +20,16 @@ namespace postern::imap {
 
 void Commands::sendChanges(ImapSession& s, const Changes& c, bool allowExpunge) {
     Q_UNUSED(allowExpunge);  // refresh() is only called where EXPUNGE may be sent (RFC 9051 7.5.1)
-    for (int seq : c.expunged) s.untagged(QByteArray::number(seq) + " EXPUNGE");
+    if (qresync(s)) {
+        if (!c.expungedUids.isEmpty()) s.untagged("VANISHED " + compactSet(c.expungedUids));  // RFC 7162 3.2.10
+    } else {
+        for (int seq : c.expunged) s.untagged(QByteArray::number(seq) + " EXPUNGE");
+    }
     if (c.exists >= 0) s.untagged(QByteArray::number(c.exists) + " EXISTS");
     MailboxView& v = *selected(s);
     for (int seq : c.flagChanged)
         s.untagged(QByteArray::number(seq) + " FETCH (FLAGS " + flagList(v.imapFlags(seq - 1)) + " UID " +
-                   QByteArray::number(v.messages().at(seq - 1).uid) + ')');
+                   QByteArray::number(v.messages().at(seq - 1).uid) + modseqItem(s, seq - 1) + ')');
 }
 
 void Commands::check(ImapSession& s, const R& r) {
@@ -89,10 +93,26 @@ void Commands::expunge(ImapSession& s, const R& r) {
 }
 
 void Commands::store(ImapSession& s, const R& r) {
+    // STORE set [(UNCHANGEDSINCE modseq)] FLAGS|+FLAGS|-FLAGS[.SILENT] (flags)   (RFC 9051 6.4.6, RFC 7162 3.1.3)
     MailboxView& v = *selected(s);
-    if (r.args.size() != 3 || r.args.at(0).kind != Token::Kind::Atom || r.args.at(1).kind != Token::Kind::Atom) {
-        s.bad(r, QStringLiteral("Usage: STORE set FLAGS|+FLAGS|-FLAGS[.SILENT] (flags)"));
+    const bool modifiers = r.args.size() == 4 && r.args.at(1).kind == Token::Kind::List;
+    const qsizetype at = modifiers ? 2 : 1;
+    if (r.args.size() != at + 2 || r.args.at(0).kind != Token::Kind::Atom || r.args.at(at).kind != Token::Kind::Atom) {
+        s.bad(r, QStringLiteral("Usage: STORE set [(UNCHANGEDSINCE modseq)] FLAGS|+FLAGS|-FLAGS[.SILENT] (flags)"));
         return;
+    }
+    std::optional<quint64> unchangedSince;
+    if (modifiers) {
+        const QList<Token>& mods = r.args.at(1).items;
+        if (mods.size() != 2 || !mods.at(0).isAtom("UNCHANGEDSINCE") || !(unchangedSince = parseModseq(mods.at(1), true))) {
+            s.bad(r, QStringLiteral("The only STORE modifier is (UNCHANGEDSINCE mod-sequence)"));
+            return;
+        }
+        if (v.highestModseq() == 0) {
+            s.bad(r, QStringLiteral("This mailbox has no mod-sequences (NOMODSEQ)"));
+            return;
+        }
+        condstore(s) = true;
     }
     if (v.readOnly()) {
         s.no(r, QStringLiteral("Mailbox is read-only"), "READ-ONLY");
@@ -103,7 +123,7 @@ void Commands::store(ImapSession& s, const R& r) {
         s.bad(r, QStringLiteral("Bad sequence set"));
         return;
     }
-    QByteArray item = r.args.at(1).text.toUpper();
+    QByteArray item = r.args.at(at).text.toUpper();
     const bool silent = item.endsWith(".SILENT");
     if (silent) item.chop(7);
     int mode = 0;  // 0 replace, 1 add, -1 remove
@@ -113,7 +133,7 @@ void Commands::store(ImapSession& s, const R& r) {
         s.bad(r, QStringLiteral("Unknown STORE item"));
         return;
     }
-    auto flags = parseFlagList(r.args.at(2));
+    auto flags = parseFlagList(r.args.at(at + 1));
     if (!flags) {
         s.bad(r, QStringLiteral("Bad flag list"));
         return;
@@ -129,7 +149,12 @@ void Commands::store(ImapSession& s, const R& r) {
         s.no(r, letters.errorMessage(), "LIMIT");
         return;
     }
+    QList<quint32> modified;  // failed the UNCHANGEDSINCE test: UIDs or sequence numbers
     for (int i : *set) {
+        if (unchangedSince && v.messages().at(i).modseq > *unchangedSince) {
+            modified << (r.uid ? v.messages().at(i).uid : quint32(i + 1));
+            continue;
+        }
         const QString old = v.messages().at(i).flags;
         QString next;
         if (mode == 0) next = *letters;
@@ -139,9 +164,15 @@ void Commands::store(ImapSession& s, const R& r) {
             for (QChar c : *letters) next.remove(c);
         }
         if (next != old && !v.setFlags(i, next).ok()) continue;  // expunged meanwhile by another session
+        const QByteArray uidItem = r.uid || condstore(s) ? " UID " + QByteArray::number(v.messages().at(i).uid) : QByteArray();
         if (!silent)
-            s.untagged(QByteArray::number(i + 1) + " FETCH (FLAGS " + flagList(v.imapFlags(i)) +
-                       (r.uid ? " UID " + QByteArray::number(v.messages().at(i).uid) : QByteArray()) + ')');
+            s.untagged(QByteArray::number(i + 1) + " FETCH (FLAGS " + flagList(v.imapFlags(i)) + uidItem + modseqItem(s, i) + ')');
+        else if (condstore(s) && next != old)  // the new mod-sequence is reported even when silent (RFC 7162 3.1.3)
+            s.untagged(QByteArray::number(i + 1) + " FETCH (" + uidItem.mid(1) + modseqItem(s, i) + ')');
+    }
+    if (!modified.isEmpty()) {
+        s.ok(r, QStringLiteral("Conditional STORE failed for some messages"), "MODIFIED " + compactSet(modified));
+        return;
     }
     s.ok(r, QStringLiteral("STORE completed"));
 }

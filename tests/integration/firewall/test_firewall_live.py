@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -100,6 +101,7 @@ class Namespaces:
         self.server, self.client = f"pfws{tag}", f"pfwc{tag}"
         self.tmp = tempfile.mkdtemp(prefix="postern-firewall-")
         self.config = os.path.join(self.tmp, "etc")
+        self.units = os.path.join(self.tmp, "systemd")
         os.makedirs(self.config)
         with open(os.path.join(self.config, "postern.conf"), "w") as f:
             f.write(f"data_dir = {self.tmp}/data\n")
@@ -149,7 +151,24 @@ class Namespaces:
         return p
 
     def firewall(self, *args, check=True):
-        return self.in_server(bin_path("postern-firewall"), "--config", self.config, *args, check=check)
+        return self.in_server("env", f"POSTERN_FIREWALL_SYSTEMD_DIR={self.units}", bin_path("postern-firewall"), "--config",
+                              self.config, *args, check=check)
+
+    def boot_unit(self):
+        """The unit apply installed (None when absent), and whether it is enabled."""
+        path = os.path.join(self.units, "postern-firewall.service")
+        link = os.path.join(self.units, "multi-user.target.wants", "postern-firewall.service")
+        if not os.path.exists(path):
+            return None, os.path.lexists(link)
+        with open(path) as f:
+            return f.read(), os.path.islink(link) and os.path.realpath(link) == os.path.realpath(path)
+
+    def run_boot_unit(self):
+        """What systemd would run at boot: the unit's ExecStart, in the server namespace."""
+        text, _ = self.boot_unit()
+        line = next(l for l in text.splitlines() if l.startswith("ExecStart="))
+        return self.in_server("env", f"POSTERN_FIREWALL_SYSTEMD_DIR={self.units}", *shlex.split(line[len("ExecStart="):]),
+                              check=False)
 
     def start_listener(self):
         self.listener = subprocess.Popen(["ip", "netns", "exec", self.server, "python3", "-c", LISTENER, *map(str, PORTS)],
@@ -178,8 +197,14 @@ class FirewallLive(unittest.TestCase):
         data = json.loads(p.stdout)
         return {(e["port"], e["family"]): e for e in data["ports"]}, data
 
-    def cycle(self, ns, snapshot, blocked_by, backend, opened_by):
-        """The common part: blocked, named, planned, applied, reachable, idempotent, removed, as before."""
+    def cycle(self, ns, snapshot, blocked_by, backend, opened_by, reboot=None):
+        """The common part: blocked, named, planned, applied, reachable, idempotent, kept across a
+        reboot, removed, as before.
+
+        reboot: for backends whose rules live in the kernel only, a function that puts back the
+        host's own ruleset as its loader does at boot (nftables.service, netfilter-persistent);
+        the boot unit apply installed must then open the ports again. None: the backend persists
+        by itself and no unit may be installed."""
         ns.start_listener()
         before = snapshot()
         for port in PORTS:
@@ -216,10 +241,29 @@ class FirewallLive(unittest.TestCase):
         self.assertIn("Applying: nothing to do", again.stdout)
         self.assertEqual(snapshot(), after_apply, "a second apply must change nothing")
 
+        unit, enabled = ns.boot_unit()
+        if reboot is None:
+            self.assertIsNone(unit, "the backend persists by itself: no boot unit")
+        else:
+            self.assertIsNotNone(unit, f"apply must install the boot unit:\n{applied.stdout}")
+            self.assertTrue(enabled, "the boot unit must be enabled (multi-user.target.wants)")
+            self.assertIn(f"--config {ns.config} apply", unit)
+            self.assertIn("After=nftables.service netfilter-persistent.service", unit)
+            reboot()  # the kernel's rules are gone; the host's loader restored its own
+            self.assertEqual(snapshot(), before, "the simulated boot must restore the host's ruleset only")
+            self.assertFalse(ns.connect(SERVER4, 25), "port 25 is blocked again until the unit runs")
+            booted = ns.run_boot_unit()
+            self.assertEqual(booted.returncode, 0, booted.stdout + booted.stderr)
+            self.assertEqual(snapshot(), after_apply, "the unit must put back exactly what apply had added")
+            for port in PORTS:
+                self.assertTrue(ns.connect(SERVER4, port), f"port {port} (IPv4) not reachable after the boot unit ran")
+                self.assertTrue(ns.connect(SERVER6, port), f"port {port} (IPv6) not reachable after the boot unit ran")
+
         removed = ns.firewall("remove")
         self.assertIn("Removing:", removed.stdout)
         self.assertEqual(snapshot(), before, f"remove must restore the ruleset:\n{removed.stdout}")
         self.assertFalse(ns.connect(SERVER4, 25), "port 25 should be blocked again after remove")
+        self.assertEqual(ns.boot_unit(), (None, False), "remove must delete the boot unit and its symlink")
         nothing = ns.firewall("remove")
         self.assertIn("nothing of ours is in the packet filter", nothing.stdout)
 
@@ -230,7 +274,11 @@ class FirewallLive(unittest.TestCase):
             ns.in_server("nft", "-f", "-", input=NFT_RULESET)
             snapshot = lambda: ns.in_server("nft", "list", "ruleset").stdout  # noqa: E731
             blocked = {(port, fam): "policy drop of nftables inet filter input" for port in PORTS for fam in ("ipv4", "ipv6")}
-            self.cycle(ns, snapshot, blocked, "nftables", 'accept comment "postern"')
+            def reboot():
+                ns.in_server("nft", "flush", "ruleset")
+                ns.in_server("nft", "-f", "-", input=NFT_RULESET)
+
+            self.cycle(ns, snapshot, blocked, "nftables", 'accept comment "postern"', reboot)
         finally:
             ns.down()
 
@@ -251,7 +299,14 @@ class FirewallLive(unittest.TestCase):
                 (993, "ipv4"): "rule 6: -A INPUT -j DROP",
                 (25, "ipv6"): "policy drop of iptables-nft ip6 filter INPUT",
             }
-            self.cycle(ns, snapshot, blocked, "iptables-nft", "filter POSTERN-INPUT rule 1")
+            def reboot():
+                for tool in ("iptables", "ip6tables"):  # chains another table left behind would survive a restore
+                    ns.in_server(tool, "-F")
+                    ns.in_server(tool, "-X")
+                ns.in_server("iptables-restore", input=IPT_RULESET)
+                ns.in_server("ip6tables-restore", input=IP6T_RULESET)
+
+            self.cycle(ns, snapshot, blocked, "iptables-nft", "filter POSTERN-INPUT rule 1", reboot)
         finally:
             ns.down()
 

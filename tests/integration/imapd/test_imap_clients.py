@@ -206,6 +206,32 @@ class ImapClients(unittest.TestCase):
         s.sendall(b"a7 LOGOUT\r\n")
         self.assertTrue(f.readline().startswith(b"* BYE"))
 
+    def test_sessions_per_user_limit(self):
+        self.inst.set_conf("imap.max_sessions_per_user", "3")
+        self.inst.stop("postern-imapd")
+        self.inst.start("postern-imapd")
+        self.imaps = self.inst.port("postern-imapd", "imaps")
+        held = [self.client() for _ in range(3)]
+        with self.assertRaises(imaplib.IMAP4.error) as err:
+            self.client()
+        self.assertIn("LIMIT", str(err.exception))
+        self.assertIn("Too many sessions for this user", str(err.exception))
+        other = self.client("bob@example.test", "bob-password-2")  # the limit is per user
+        other.logout()
+        held.pop().logout()
+        # The count drops when a session ends; wait for the server to see the close.
+        wait_for(lambda: self._try_login(), timeout=10, what="a free session slot")
+        for m in held:
+            m.logout()
+        self.assertIn("imap.session_limit", self.inst.log())
+
+    def _try_login(self):
+        try:
+            self.client().logout()
+            return True
+        except imaplib.IMAP4.error:
+            return False
+
     def test_curl(self):
         self.deliver(b"Subject: for curl\r\n\r\ncurl body\r\n")
         p = subprocess.run(["curl", "-sS", "--cacert", self.cafile, "--resolve", f"mail.example.test:{self.imaps}:127.0.0.1",

@@ -1,0 +1,335 @@
+// imap_index.cpp — see imap_index.h.
+#include "imap_index.h"
+
+#include "imap_mailbox.h"
+
+#include "core/log.h"
+
+#include <QDateTime>
+#include <QFile>
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <sys/stat.h>
+
+namespace postern::imap {
+
+namespace {
+
+// A prepared statement, finalized when it goes out of scope.
+class Stmt {
+public:
+    Stmt(sqlite3* db, const char* sql) { m_rc = sqlite3_prepare_v2(db, sql, -1, &m_stmt, nullptr); }
+    ~Stmt() { sqlite3_finalize(m_stmt); }
+    Stmt(const Stmt&) = delete;
+    Stmt& operator=(const Stmt&) = delete;
+    bool ok() const { return m_rc == SQLITE_OK && m_stmt; }
+    int rc() const { return m_rc; }
+    Stmt& bind(int i, qint64 v) {
+        sqlite3_bind_int64(m_stmt, i, v);
+        return *this;
+    }
+    Stmt& bind(int i, const QByteArray& v) {
+        sqlite3_bind_blob(m_stmt, i, v.constData(), int(v.size()), SQLITE_TRANSIENT);
+        return *this;
+    }
+    Stmt& bindText(int i, const QString& v) {
+        const QByteArray u = v.toUtf8();
+        sqlite3_bind_text(m_stmt, i, u.constData(), int(u.size()), SQLITE_TRANSIENT);
+        return *this;
+    }
+    int step() { return m_rc = sqlite3_step(m_stmt); }
+    void reset() {
+        sqlite3_reset(m_stmt);
+        sqlite3_clear_bindings(m_stmt);
+    }
+    qint64 integer(int col) const { return sqlite3_column_int64(m_stmt, col); }
+    QString text(int col) const {
+        return QString::fromUtf8(reinterpret_cast<const char*>(sqlite3_column_text(m_stmt, col)), sqlite3_column_bytes(m_stmt, col));
+    }
+    QByteArray blob(int col) const {
+        if (sqlite3_column_type(m_stmt, col) == SQLITE_NULL) return {};
+        return QByteArray(static_cast<const char*>(sqlite3_column_blob(m_stmt, col)), sqlite3_column_bytes(m_stmt, col));
+    }
+    bool isNull(int col) const { return sqlite3_column_type(m_stmt, col) == SQLITE_NULL; }
+
+private:
+    sqlite3_stmt* m_stmt = nullptr;
+    int m_rc = SQLITE_OK;
+};
+
+struct PoolEntry {
+    QString dir;
+    std::shared_ptr<MailboxIndex> index;
+    dev_t dev = 0;
+    ino_t ino = 0;
+};
+QList<PoolEntry>& pool() {
+    static QList<PoolEntry> p;  // most recently used first
+    return p;
+}
+
+
+void deleteFiles(const QString& path) {
+    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) QFile::remove(path + QLatin1String(suffix));
+}
+
+qint64 freshStart() { return QDateTime::currentMSecsSinceEpoch() * 1000; }
+
+}  // namespace
+
+std::shared_ptr<MailboxIndex> MailboxIndex::acquire(const QString& folderDir, quint32 uidValidity) {
+    QList<PoolEntry>& p = pool();
+    const QString path = folderDir + QLatin1Char('/') + QLatin1String(kFileName);
+    const QByteArray native = QFile::encodeName(path);
+    struct stat fs {};
+    for (qsizetype i = 0; i < p.size(); ++i) {
+        if (p.at(i).dir != folderDir) continue;
+        PoolEntry e = p.takeAt(i);
+        // Deleted or replaced behind our back (an administrator, a restore): open the new one.
+        if (::stat(native.constData(), &fs) != 0 || fs.st_dev != e.dev || fs.st_ino != e.ino) break;
+        p.prepend(e);
+        return e.index;
+    }
+    std::shared_ptr<MailboxIndex> idx(new MailboxIndex());
+    Status st = idx->openAt(path, uidValidity);
+    if (!st) {
+        // A cache: throw it away and build it again from the Maildir.
+        log::warn(u"imap.index.rebuild", log::Fields().add("path", path).add("error", st.errorMessage()));
+        idx.reset(new MailboxIndex());
+        deleteFiles(path);
+        st = idx->openAt(path, uidValidity);
+        if (!st) {
+            log::warn(u"imap.index.unavailable", log::Fields().add("path", path).add("error", st.errorMessage()));
+            return nullptr;
+        }
+    }
+    if (::stat(native.constData(), &fs) != 0) return nullptr;
+    p.prepend({folderDir, idx, fs.st_dev, fs.st_ino});
+    while (p.size() > kMaxOpenIndexes) p.removeLast();  // closed when the last session lets go
+    return idx;
+}
+
+void MailboxIndex::release(const QString& folderDir) {
+    // Maildir++ children are siblings ".A" -> ".A.B": drop those too.
+    QList<PoolEntry>& p = pool();
+    for (qsizetype i = p.size() - 1; i >= 0; --i)
+        if (p.at(i).dir == folderDir || p.at(i).dir.startsWith(folderDir + QLatin1Char('.'))) p.removeAt(i);
+}
+
+void MailboxIndex::forget(const QString& folderDir) {
+    release(folderDir);
+    deleteFiles(folderDir + QLatin1Char('/') + QLatin1String(kFileName));
+}
+
+MailboxIndex::~MailboxIndex() {
+    if (m_db) sqlite3_close_v2(m_db);
+}
+
+Status MailboxIndex::exec(const char* sql) {
+    char* err = nullptr;
+    const int rc = sqlite3_exec(m_db, sql, nullptr, nullptr, &err);
+    if (rc == SQLITE_OK) return {};
+    const QString msg = QString::fromUtf8(err ? err : sqlite3_errstr(rc));
+    sqlite3_free(err);
+    return Status::fail(msg, rc);
+}
+
+Result<qint64> MailboxIndex::metaValue(const char* key) {
+    Stmt q(m_db, "SELECT value FROM meta WHERE key = ?");
+    if (!q.ok()) return Result<qint64>::fail(QString::fromUtf8(sqlite3_errmsg(m_db)), q.rc());
+    q.bindText(1, QString::fromLatin1(key));
+    const int rc = q.step();
+    if (rc == SQLITE_ROW) return q.integer(0);
+    if (rc == SQLITE_DONE) return qint64(-1);
+    return Result<qint64>::fail(QString::fromUtf8(sqlite3_errmsg(m_db)), rc);
+}
+
+Status MailboxIndex::setMeta(const char* key, qint64 value) {
+    Stmt q(m_db, "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    if (!q.ok()) return Status::fail(QString::fromUtf8(sqlite3_errmsg(m_db)), q.rc());
+    q.bindText(1, QString::fromLatin1(key)).bind(2, value);
+    const int rc = q.step();
+    if (rc != SQLITE_DONE) return Status::fail(QString::fromUtf8(sqlite3_errmsg(m_db)), rc);
+    return {};
+}
+
+Status MailboxIndex::openAt(const QString& path, quint32 uidValidity) {
+    m_path = path;
+    int rc = sqlite3_open_v2(QFile::encodeName(path).constData(), &m_db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) return Status::fail(QString::fromUtf8(m_db ? sqlite3_errmsg(m_db) : sqlite3_errstr(rc)), rc);
+    sqlite3_busy_timeout(m_db, 10000);
+    // Small page cache: idle sessions must stay cheap; the OS caches the file anyway.
+    Status st = exec("PRAGMA cache_size = -256; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+                     "CREATE TABLE IF NOT EXISTS msg(uid INTEGER PRIMARY KEY, flags TEXT NOT NULL, modseq INTEGER NOT NULL,"
+                     " base TEXT NOT NULL, envelope BLOB, body BLOB, bodystructure BLOB);"
+                     "CREATE TABLE IF NOT EXISTS expunged(uid INTEGER PRIMARY KEY, modseq INTEGER NOT NULL);"
+                     "CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(modseq);");
+    if (!st) return st;
+    st = exec("BEGIN IMMEDIATE");
+    if (!st) return st;
+    auto fail = [&](Status s) {
+        (void)exec("ROLLBACK");
+        return s;
+    };
+    auto validity = metaValue("uidvalidity");
+    if (!validity) return fail(Status::fail(validity.errorMessage(), validity.error().code));
+    if (*validity != qint64(uidValidity)) {
+        // New index, or the UIDs were renumbered: start over, with mod-sequences that only grow.
+        auto hms = metaValue("hms");
+        if (!hms) return fail(Status::fail(hms.errorMessage(), hms.error().code));
+        const qint64 start = std::max(*hms + 1, freshStart());
+        for (const char* sql : {"DELETE FROM msg", "DELETE FROM expunged"})
+            if (Status s = exec(sql); !s) return fail(s);
+        for (const auto& [k, v] : {std::pair{"uidvalidity", qint64(uidValidity)}, std::pair{"hms", start}, std::pair{"floor", start}})
+            if (Status s = setMeta(k, v); !s) return fail(s);
+    }
+    return exec("COMMIT");
+}
+
+quint64 MailboxIndex::highestModseq() {
+    auto v = metaValue("hms");
+    return v && *v > 0 ? quint64(*v) : 0;
+}
+
+Result<quint64> MailboxIndex::sync(QList<Message>& messages) {
+    if (Status s = exec("BEGIN IMMEDIATE"); !s) return s.error();
+    auto fail = [&](const QString& what) {
+        const int rc = sqlite3_errcode(m_db);
+        const QString msg = what + QStringLiteral(": ") + QString::fromUtf8(sqlite3_errmsg(m_db));
+        (void)exec("ROLLBACK");
+        return Result<quint64>::fail(msg, rc);
+    };
+    auto hmsNow = metaValue("hms");
+    if (!hmsNow) return fail(QStringLiteral("reading hms"));
+    qint64 hms = *hmsNow;
+    const qint64 before = hms;
+
+    struct Row {
+        quint32 uid;
+        QString flags;
+        qint64 modseq;
+    };
+    QList<Row> rows;
+    {
+        Stmt q(m_db, "SELECT uid, flags, modseq FROM msg ORDER BY uid");
+        if (!q.ok()) return fail(QStringLiteral("reading messages"));
+        int rc;
+        while ((rc = q.step()) == SQLITE_ROW) rows.append({quint32(q.integer(0)), q.text(1), q.integer(2)});
+        if (rc != SQLITE_DONE) return fail(QStringLiteral("reading messages"));
+    }
+    Stmt upd(m_db, "UPDATE msg SET flags = ?, modseq = ? WHERE uid = ?");
+    Stmt ins(m_db, "INSERT OR REPLACE INTO msg(uid, flags, modseq, base) VALUES(?, ?, ?, ?)");
+    Stmt del(m_db, "DELETE FROM msg WHERE uid = ?");
+    Stmt gone(m_db, "INSERT OR REPLACE INTO expunged(uid, modseq) VALUES(?, ?)");
+    if (!upd.ok() || !ins.ok() || !del.ok() || !gone.ok()) return fail(QStringLiteral("preparing"));
+    qsizetype r = 0;
+    bool expunges = false;
+    for (Message& m : messages) {
+        while (r < rows.size() && rows.at(r).uid < m.uid) {
+            del.bind(1, rows.at(r).uid);
+            if (del.step() != SQLITE_DONE) return fail(QStringLiteral("deleting"));
+            del.reset();
+            gone.bind(1, rows.at(r).uid).bind(2, ++hms);
+            if (gone.step() != SQLITE_DONE) return fail(QStringLiteral("recording an expunge"));
+            gone.reset();
+            expunges = true;
+            ++r;
+        }
+        if (r < rows.size() && rows.at(r).uid == m.uid) {
+            if (rows.at(r).flags != m.flags) {
+                upd.bindText(1, m.flags).bind(2, ++hms).bind(3, m.uid);
+                if (upd.step() != SQLITE_DONE) return fail(QStringLiteral("updating"));
+                upd.reset();
+                m.modseq = quint64(hms);
+            } else {
+                m.modseq = quint64(rows.at(r).modseq);
+            }
+            ++r;
+        } else {
+            ins.bind(1, m.uid).bindText(2, m.flags).bind(3, ++hms).bindText(4, m.base);
+            if (ins.step() != SQLITE_DONE) return fail(QStringLiteral("inserting"));
+            ins.reset();
+            m.modseq = quint64(hms);
+        }
+    }
+    for (; r < rows.size(); ++r) {
+        del.bind(1, rows.at(r).uid);
+        if (del.step() != SQLITE_DONE) return fail(QStringLiteral("deleting"));
+        del.reset();
+        gone.bind(1, rows.at(r).uid).bind(2, ++hms);
+        if (gone.step() != SQLITE_DONE) return fail(QStringLiteral("recording an expunge"));
+        gone.reset();
+        expunges = true;
+    }
+    if (hms != before) {
+        if (Status s = setMeta("hms", hms); !s) return fail(QStringLiteral("writing hms"));
+    }
+    if (expunges) {
+        // Keep the newest kMaxExpungedHistory expunges; the floor says where the history starts.
+        Stmt cut(m_db, "SELECT modseq FROM expunged ORDER BY modseq DESC LIMIT 1 OFFSET ?");
+        if (!cut.ok()) return fail(QStringLiteral("pruning"));
+        cut.bind(1, kMaxExpungedHistory);
+        if (cut.step() == SQLITE_ROW) {
+            const qint64 floor = cut.integer(0);
+            Stmt prune(m_db, "DELETE FROM expunged WHERE modseq <= ?");
+            prune.bind(1, floor);
+            if (!prune.ok() || prune.step() != SQLITE_DONE) return fail(QStringLiteral("pruning"));
+            if (Status s = setMeta("floor", floor); !s) return fail(QStringLiteral("writing floor"));
+        }
+    }
+    if (Status s = exec("COMMIT"); !s) return fail(QStringLiteral("commit"));
+    return quint64(hms);
+}
+
+Result<quint64> MailboxIndex::recordFlags(quint32 uid, const QString& flags) {
+    if (Status s = exec("BEGIN IMMEDIATE"); !s) return s.error();
+    auto hms = metaValue("hms");
+    if (!hms) {
+        (void)exec("ROLLBACK");
+        return hms.error();
+    }
+    const qint64 next = *hms + 1;
+    Stmt upd(m_db, "UPDATE msg SET flags = ?, modseq = ? WHERE uid = ?");
+    upd.bindText(1, flags).bind(2, next).bind(3, uid);
+    if (!upd.ok() || upd.step() != SQLITE_DONE || !setMeta("hms", next) || !exec("COMMIT")) {
+        const QString msg = QString::fromUtf8(sqlite3_errmsg(m_db));
+        (void)exec("ROLLBACK");
+        return Result<quint64>::fail(msg);
+    }
+    return quint64(next);
+}
+
+QList<quint32> MailboxIndex::expungedSince(quint64 modseq, bool* complete) {
+    QList<quint32> out;
+    auto floor = metaValue("floor");
+    *complete = floor && *floor >= 0 && qint64(modseq) >= *floor;
+    Stmt q(m_db, "SELECT uid FROM expunged WHERE modseq > ? ORDER BY uid");
+    if (!q.ok()) {
+        *complete = false;
+        return out;
+    }
+    q.bind(1, qint64(std::min<quint64>(modseq, quint64(INT64_MAX))));
+    while (q.step() == SQLITE_ROW) out << quint32(q.integer(0));
+    return out;
+}
+
+std::optional<MailboxIndex::Cached> MailboxIndex::cached(quint32 uid, const QString& base) {
+    Stmt q(m_db, "SELECT envelope, body, bodystructure, base FROM msg WHERE uid = ?");
+    if (!q.ok()) return std::nullopt;
+    q.bind(1, uid);
+    if (q.step() != SQLITE_ROW || q.isNull(0) || q.isNull(1) || q.isNull(2) || q.text(3) != base) return std::nullopt;
+    return Cached{q.blob(0), q.blob(1), q.blob(2)};
+}
+
+void MailboxIndex::storeCached(quint32 uid, const QString& base, const Cached& c) {
+    Stmt q(m_db, "UPDATE msg SET envelope = ?, body = ?, bodystructure = ? WHERE uid = ? AND base = ?");
+    if (!q.ok()) return;
+    q.bind(1, c.envelope).bind(2, c.body).bind(3, c.bodyStructure).bind(4, uid).bindText(5, base);
+    q.step();  // a cache: a failed write only costs a reparse later
+}
+
+}  // namespace postern::imap

@@ -1,0 +1,98 @@
+// imap_index.h — the per-folder index: mod-sequences (CONDSTORE/QRESYNC) and a
+// cache of parsed message data, in SQLite (<folder>/postern-index.sqlite).
+//
+// What it holds, per folder:
+//   meta      uidvalidity the rows belong to; hms (highest mod-sequence given
+//             out); floor (the mod-sequence from which the expunge history is
+//             complete).
+//   msg       per UID: the flags last seen, the mod-sequence of the last change,
+//             the file's base name, and the cached ENVELOPE, BODY and
+//             BODYSTRUCTURE texts (so FETCH of those does not reparse the file).
+//   expunged  UIDs that went away, with the mod-sequence of their removal
+//             (QRESYNC's VANISHED), the newest kMaxExpungedHistory kept.
+// The Maildir stays the truth: UIDs come from dovecot-uidlist, flags from file
+// names. The index is a cache: when it is missing, unreadable or corrupt it is
+// deleted and rebuilt from the Maildir (same UIDs). A rebuilt index starts its
+// mod-sequences at the current time in microseconds, above any value an earlier
+// index could have given out, so CHANGEDSINCE from a client that synced before
+// the loss reports every message as changed instead of missing changes, and its
+// expunge history starts there (older QRESYNC state gets the conservative
+// answer: every known UID that no longer exists).
+//
+// Mod-sequences are assigned inside one SQLite write transaction per change
+// set: sync() compares the folder listing with the rows and gives every new
+// message, flag change and expunge the next value. Several sessions and
+// processes may sync the same folder; the transaction makes them agree on one
+// value per change. WAL mode, synchronous=NORMAL (a cache: a power loss may
+// drop the last transactions; a lower hms after that would only repeat
+// values, see Limits in ARCHITECTURE.md), busy timeout 10 s.
+//
+// Handles: at most kMaxOpenIndexes SQLite connections stay open in a process
+// (least recently used are closed), so idle sessions cost no SQLite memory.
+// Threading: the event-loop thread only.
+#pragma once
+
+#include "core/result.h"
+
+#include <QByteArray>
+#include <QList>
+#include <QString>
+
+#include <memory>
+#include <optional>
+
+struct sqlite3;
+
+namespace postern::imap {
+
+struct Message;
+
+class MailboxIndex {
+public:
+    static constexpr int kMaxOpenIndexes = 32;
+    static constexpr int kMaxExpungedHistory = 20000;
+    static constexpr const char* kFileName = "postern-index.sqlite";
+
+    // An open index for `folderDir` (shared, from the process's small pool);
+    // nullptr when SQLite cannot be used at all there (the caller goes on
+    // without mod-sequences: NOMODSEQ).
+    static std::shared_ptr<MailboxIndex> acquire(const QString& folderDir, quint32 uidValidity);
+    // Closes the folder's index (and those of folders below it) and deletes its
+    // files, so the next acquire() rebuilds it.
+    static void forget(const QString& folderDir);
+    // Closes the folder's index (and those below it) without deleting it: the
+    // folder is about to be renamed or deleted.
+    static void release(const QString& folderDir);
+
+    ~MailboxIndex();
+    MailboxIndex(const MailboxIndex&) = delete;
+    MailboxIndex& operator=(const MailboxIndex&) = delete;
+
+    quint64 highestModseq();
+    // Bring the rows up to date with `messages` (UID order) and fill in each
+    // message's modseq. Returns the highest mod-sequence.
+    Result<quint64> sync(QList<Message>& messages);
+    // This session changed the flags of `uid`: record them with a new mod-sequence.
+    Result<quint64> recordFlags(quint32 uid, const QString& flags);
+    // UIDs expunged after `modseq`; `complete` false when the history does not
+    // reach back that far (the caller must then assume any missing UID vanished).
+    QList<quint32> expungedSince(quint64 modseq, bool* complete);
+
+    struct Cached {
+        QByteArray envelope, body, bodyStructure;
+    };
+    std::optional<Cached> cached(quint32 uid, const QString& base);
+    void storeCached(quint32 uid, const QString& base, const Cached& c);
+
+private:
+    MailboxIndex() = default;
+    Status openAt(const QString& path, quint32 uidValidity);
+    Status exec(const char* sql);
+    Result<qint64> metaValue(const char* key);
+    Status setMeta(const char* key, qint64 value);
+
+    sqlite3* m_db = nullptr;
+    QString m_path;
+};
+
+}  // namespace postern::imap

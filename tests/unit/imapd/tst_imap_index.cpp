@@ -1,0 +1,170 @@
+// tst_imap_index — MailboxIndex: mod-sequences for new, changed and expunged
+// messages, one value per change however many times it is seen, the expunge
+// history and its floor, UIDVALIDITY changes, the parsed-data cache, and
+// rebuilding from a corrupt or deleted file with mod-sequences that only grow.
+#include "imap_index.h"
+#include "imap_mailbox.h"
+
+#include <QFile>
+#include <QTemporaryDir>
+#include <QTest>
+
+using namespace postern::imap;
+
+namespace {
+
+QList<Message> messages(std::initializer_list<std::pair<quint32, const char*>> list) {
+    QList<Message> out;
+    for (const auto& [uid, flags] : list) {
+        Message m;
+        m.uid = uid;
+        m.base = QStringLiteral("msg%1").arg(uid);
+        m.flags = QString::fromLatin1(flags);
+        out << m;
+    }
+    return out;
+}
+
+}  // namespace
+
+class TestImapIndex : public QObject {
+    Q_OBJECT
+
+private slots:
+    void newChangedExpunged() {
+        QTemporaryDir dir;
+        auto idx = MailboxIndex::acquire(dir.path(), 100);
+        QVERIFY(idx);
+        const quint64 start = idx->highestModseq();
+        QVERIFY(start > 0);
+
+        auto msgs = messages({{1, ""}, {2, "S"}, {3, ""}});
+        auto hms = idx->sync(msgs);
+        QVERIFY(hms.ok());
+        QCOMPARE(*hms, start + 3);
+        QCOMPARE(msgs.at(0).modseq, start + 1);
+        QCOMPARE(msgs.at(2).modseq, start + 3);
+
+        // Nothing changed: same values, no new mod-sequence (a second session's sync).
+        auto again = messages({{1, ""}, {2, "S"}, {3, ""}});
+        QCOMPARE(*idx->sync(again), start + 3);
+        QCOMPARE(again.at(1).modseq, start + 2);
+
+        // A flag change seen by two sessions counts once.
+        auto seenA = messages({{1, "F"}, {2, "S"}, {3, ""}});
+        auto seenB = messages({{1, "F"}, {2, "S"}, {3, ""}});
+        QCOMPARE(*idx->sync(seenA), start + 4);
+        QCOMPARE(*idx->sync(seenB), start + 4);
+        QCOMPARE(seenB.at(0).modseq, start + 4);
+
+        // This session's own STORE.
+        auto own = idx->recordFlags(2, QStringLiteral("FS"));
+        QVERIFY(own.ok());
+        QCOMPARE(*own, start + 5);
+        auto after = messages({{1, "F"}, {2, "FS"}, {3, ""}});
+        QCOMPARE(*idx->sync(after), start + 5);
+        QCOMPARE(after.at(1).modseq, start + 5);
+
+        // Expunge of 2 and a new 4.
+        auto later = messages({{1, "F"}, {3, ""}, {4, ""}});
+        QCOMPARE(*idx->sync(later), start + 7);
+        bool complete = false;
+        QCOMPARE(idx->expungedSince(start + 5, &complete), QList<quint32>{2});
+        QVERIFY(complete);
+        QCOMPARE(idx->expungedSince(start + 6, &complete), QList<quint32>{});
+        QVERIFY(complete);
+        idx->expungedSince(start - 1, &complete);
+        QVERIFY2(!complete, "before the index existed the history is not complete");
+    }
+
+    void cache() {
+        QTemporaryDir dir;
+        auto idx = MailboxIndex::acquire(dir.path(), 7);
+        auto msgs = messages({{1, ""}});
+        QVERIFY(idx->sync(msgs).ok());
+        QVERIFY(!idx->cached(1, QStringLiteral("msg1")));
+        idx->storeCached(1, QStringLiteral("msg1"), {"(env)", "(body)", "(bs)"});
+        auto c = idx->cached(1, QStringLiteral("msg1"));
+        QVERIFY(c);
+        QCOMPARE(c->envelope, QByteArray("(env)"));
+        QCOMPARE(c->bodyStructure, QByteArray("(bs)"));
+        QVERIFY2(!idx->cached(1, QStringLiteral("other")), "a different file under the same UID is not served from the cache");
+        QVERIFY(!idx->cached(2, QStringLiteral("msg2")));
+    }
+
+    void uidValidityChangeKeepsGrowing() {
+        QTemporaryDir dir;
+        quint64 before = 0;
+        {
+            auto idx = MailboxIndex::acquire(dir.path(), 1);
+            auto msgs = messages({{1, ""}, {2, ""}});
+            before = *idx->sync(msgs);
+        }
+        MailboxIndex::release(dir.path());
+        auto idx = MailboxIndex::acquire(dir.path(), 2);
+        QVERIFY(idx->highestModseq() > before);
+        auto msgs = messages({{1, ""}});
+        QVERIFY(*idx->sync(msgs) > before);
+        bool complete = true;
+        QCOMPARE(idx->expungedSince(0, &complete), QList<quint32>{});
+        QVERIFY(!complete);
+    }
+
+    void corruptOrDeletedIsRebuilt() {
+        QTemporaryDir dir;
+        const QString file = dir.path() + QStringLiteral("/postern-index.sqlite");
+        quint64 before = 0;
+        {
+            auto idx = MailboxIndex::acquire(dir.path(), 5);
+            auto msgs = messages({{1, "S"}, {2, ""}});
+            before = *idx->sync(msgs);
+        }
+        MailboxIndex::release(dir.path());
+        for (const char* s : {"-wal", "-shm"}) QFile::remove(file + QLatin1String(s));
+        {
+            QFile f(file);
+            QVERIFY(f.open(QIODevice::ReadWrite));
+            f.write(QByteArray(4096, 'x'));
+        }
+        auto idx = MailboxIndex::acquire(dir.path(), 5);
+        QVERIFY2(idx, "a corrupt index is replaced");
+        auto msgs = messages({{1, "S"}, {2, ""}});
+        const quint64 rebuilt = *idx->sync(msgs);
+        QVERIFY(rebuilt > before);
+        QVERIFY(msgs.at(0).modseq > before);
+
+        // Deleted while open: the next acquire notices and builds a new one.
+        for (const char* s : {"", "-wal", "-shm"}) QFile::remove(file + QLatin1String(s));
+        auto fresh = MailboxIndex::acquire(dir.path(), 5);
+        QVERIFY(fresh != idx);
+        QVERIFY(QFile::exists(file));
+        auto again = messages({{1, "S"}, {2, ""}});
+        QVERIFY(*fresh->sync(again) > rebuilt);
+    }
+
+    void expungeHistoryIsBounded() {
+        QTemporaryDir dir;
+        auto idx = MailboxIndex::acquire(dir.path(), 9);
+        const int n = MailboxIndex::kMaxExpungedHistory + 10;
+        QList<Message> all;
+        for (int i = 1; i <= n; ++i) {
+            Message m;
+            m.uid = quint32(i);
+            m.base = QString::number(i);
+            all << m;
+        }
+        const quint64 full = *idx->sync(all);
+        QList<Message> none;
+        const quint64 empty = *idx->sync(none);
+        QCOMPARE(empty, full + quint64(n));
+        bool complete = false;
+        const QList<quint32> recent = idx->expungedSince(full + 20, &complete);
+        QVERIFY(complete);
+        QCOMPARE(recent.size(), n - 20);
+        idx->expungedSince(full, &complete);
+        QVERIFY2(!complete, "the oldest expunges were pruned: the floor moved up");
+    }
+};
+
+QTEST_GUILESS_MAIN(TestImapIndex)
+#include "tst_imap_index.moc"
