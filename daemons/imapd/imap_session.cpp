@@ -65,6 +65,8 @@ const QList<ImapSession::CommandSpec>& ImapSession::commandTable() {
         {"UNSELECT", &Commands::unselect, false, false, true, false, false},
         {"EXPUNGE", &Commands::expunge, false, false, true, false, true},
         {"SEARCH", &Commands::search, false, false, true, false, true},
+        {"SORT", &Commands::sort, false, false, true, false, true},
+        {"THREAD", &Commands::thread, false, false, true, false, true},
         {"FETCH", &Commands::fetch, false, false, true, false, true},
         {"STORE", &Commands::store, false, false, true, false, true},
         {"COPY", &Commands::copy, false, false, true, false, true},
@@ -80,7 +82,8 @@ QByteArray ImapSession::capabilities() const {
         else caps += " AUTH=PLAIN SASL-IR";
     }
     caps += " LITERAL+ ENABLE IDLE NAMESPACE ID UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS"
-            " ESEARCH CONDSTORE QRESYNC QUOTA QUOTA=RES-STORAGE STATUS=SIZE UTF8=ACCEPT APPENDLIMIT=" +
+            " ESEARCH CONDSTORE QRESYNC SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY QUOTA QUOTA=RES-STORAGE"
+            " STATUS=SIZE UTF8=ACCEPT APPENDLIMIT=" +
             QByteArray::number(m_config.appendLimit);
     return caps;
 }

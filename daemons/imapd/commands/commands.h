@@ -4,6 +4,7 @@
 //   selected.cpp   CHECK CLOSE UNSELECT EXPUNGE STORE COPY MOVE, change reporting
 //   fetch.cpp      FETCH (ENVELOPE, BODYSTRUCTURE, BODY[section]<partial>, ...)
 //   search.cpp     SEARCH / ESEARCH
+//   sort.cpp       SORT, THREAD (RFC 5256; helpers in imap_thread.h)
 // Each handler checks (arguments, state, policy; BAD for syntax, NO for
 // refusals) and then proceeds. Shared helpers (sequence sets, flag lists,
 // dates) are declared here.
@@ -50,6 +51,8 @@ struct Commands {
     static void move(ImapSession& s, const R& r);
     static void fetch(ImapSession& s, const R& r);
     static void search(ImapSession& s, const R& r);
+    static void sort(ImapSession& s, const R& r);
+    static void thread(ImapSession& s, const R& r);
 
     static void sendChanges(ImapSession& s, const Changes& c, bool allowExpunge);
 
@@ -84,6 +87,10 @@ std::optional<quint64> parseModseq(const Token& t, bool zero);
 // A UID set not bound to the mailbox's messages (QRESYNC's known-uids): ranges, "*" = star.
 std::optional<QList<std::pair<quint32, quint32>>> parseUidRanges(const QByteArray& set, quint32 star);
 bool inRanges(const QList<std::pair<quint32, quint32>>& ranges, quint32 v);
+// The SEARCH program args[start..] (search.cpp's evaluator, shared with SORT and
+// THREAD) run over `view`: 0-based indexes of the matching messages, ascending;
+// nullopt with *error set on a syntax error.
+std::optional<QList<int>> evaluateSearchProgram(const QList<Token>& args, qsizetype start, const MailboxView& view, QString* error);
 // A UID set as the shortest "1:3,7" text.
 QByteArray compactSet(QList<quint32> values);
 

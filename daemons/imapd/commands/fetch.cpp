@@ -1,6 +1,7 @@
 // commands/fetch.cpp — FETCH: FLAGS INTERNALDATE RFC822.SIZE UID ENVELOPE
 // BODYSTRUCTURE BODY BODY[section]<partial> BODY.PEEK RFC822 RFC822.HEADER
-// RFC822.TEXT and the ALL/FAST/FULL macros (RFC 9051 6.4.5, 7.5.2).
+// RFC822.TEXT and the ALL/FAST/FULL macros (RFC 9051 6.4.5, 7.5.2), and
+// BINARY[section]<partial> BINARY.PEEK BINARY.SIZE (RFC 3516; imap_binary.h).
 // Messages are read whole (bounded by the message size limit), normalised to
 // CRLF so that sizes and offsets match RFC822.SIZE, and answered one message
 // at a time with output backpressure (runWithBackpressure), so FETCH 1:*
@@ -8,6 +9,8 @@
 // Security: section numbers and partial ranges are validated against the
 // parsed structure; nothing reads outside the message.
 #include "commands.h"
+
+#include "../imap_binary.h"
 
 #include "common/mail/message.h"
 
@@ -28,7 +31,7 @@ struct Section {
 };
 
 struct FetchItem {
-    enum Kind { Flags, InternalDate, Size, Uid, Modseq, Envelope, BodyStructure, Body, BodySection, Rfc822, Rfc822Header, Rfc822Text } kind;
+    enum Kind { Flags, InternalDate, Size, Uid, Modseq, Envelope, BodyStructure, Body, BodySection, Rfc822, Rfc822Header, Rfc822Text, Binary, BinarySize } kind;
     Section section;
     bool peek = false;
     qint64 partialStart = -1, partialLength = -1;
@@ -121,6 +124,13 @@ std::optional<FetchItem> parseItem(const QByteArray& atomIn) {
             it.partialLength = p.at(1).toLongLong(&ok2);
             if (!ok1 || !ok2 || it.partialStart < 0 || it.partialLength <= 0) return std::nullopt;
         }
+    } else if (auto b = parseBinaryItem(atom)) {
+        it.kind = b->sizeOnly ? FetchItem::BinarySize : FetchItem::Binary;
+        it.peek = b->peek;
+        it.section.part = b->part;
+        it.section.text = b->sectionText;
+        it.partialStart = b->partialStart;
+        it.partialLength = b->partialLength;
     } else {
         return std::nullopt;
     }
@@ -391,7 +401,8 @@ void Commands::fetch(ImapSession& s, const R& r) {
         }
         if (it->kind == FetchItem::Envelope || it->kind == FetchItem::BodyStructure || it->kind == FetchItem::Body) job->needParsed = true;
         else if (it->kind > FetchItem::Body) job->needMessage = true;
-        if ((it->kind == FetchItem::BodySection && !it->peek) || it->kind == FetchItem::Rfc822 || it->kind == FetchItem::Rfc822Text)
+        if (((it->kind == FetchItem::BodySection || it->kind == FetchItem::Binary) && !it->peek) || it->kind == FetchItem::Rfc822 ||
+            it->kind == FetchItem::Rfc822Text)
             job->setsSeen = !v.readOnly();
         job->items << *it;
     }
@@ -433,6 +444,7 @@ void Commands::fetch(ImapSession& s, const R& r) {
             if (job->setsSeen && !view.messages().at(i).flags.contains(QLatin1Char('S')))
                 seenSet = view.setFlags(i, view.messages().at(i).flags + QLatin1Char('S')).ok();  // false: expunged meanwhile
             QByteArrayList parts;
+            bool unknownCte = false;
             const Message& m = view.messages().at(i);
             for (const FetchItem& it : job->items) {
                 switch (it.kind) {
@@ -481,7 +493,37 @@ void Commands::fetch(ImapSession& s, const R& r) {
                         parts << name + ' ' + value;
                         break;
                     }
+                    case FetchItem::Binary:
+                    case FetchItem::BinarySize: {
+                        if (!parsed) {
+                            root = mail::parseMime(msg);
+                            parsed = true;
+                        }
+                        const BinaryResult b = binarySection(msg, root, it.section.part);
+                        if (b.status == BinaryResult::Status::UnknownCte) {
+                            unknownCte = true;
+                            break;
+                        }
+                        const bool exists = b.status == BinaryResult::Status::Ok;
+                        if (it.kind == FetchItem::BinarySize) {
+                            parts << "BINARY.SIZE[" + it.section.text + "] " + QByteArray::number(b.data.size());
+                            break;
+                        }
+                        QByteArray name = "BINARY[" + it.section.text + ']';
+                        QByteArray value = exists ? binaryLiteral(b.data) : QByteArray("NIL");
+                        if (exists && it.partialStart >= 0) {
+                            name += '<' + QByteArray::number(it.partialStart) + '>';
+                            value = binaryLiteral(b.data.mid(qsizetype(std::min<qint64>(it.partialStart, b.data.size())), qsizetype(it.partialLength)));
+                        }
+                        parts << name + ' ' + value;
+                        break;
+                    }
                 }
+            }
+            if (unknownCte) {
+                // RFC 3516 4.3: a transfer encoding we cannot decode fails the command.
+                s.no(req, QStringLiteral("Unknown Content-Transfer-Encoding in message %1").arg(i + 1), "UNKNOWN-CTE");
+                return true;
             }
             if (job->setsSeen && !flagsSent) parts << "FLAGS " + flagList(view.imapFlags(i));
             // Once CONDSTORE is on, a FETCH that set \Seen also reports the new mod-sequence (RFC 7162 3.1.4).

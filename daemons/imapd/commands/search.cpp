@@ -335,6 +335,21 @@ bool matches(const Key& k, Context& c) {
 
 }  // namespace
 
+std::optional<QList<int>> evaluateSearchProgram(const QList<Token>& args, qsizetype start, const MailboxView& view, QString* error) {
+    Parser p(args, start, view);
+    auto program = p.parseAll();
+    if (!program) {
+        *error = p.error();
+        return std::nullopt;
+    }
+    QList<int> hits;
+    for (int idx = 0; idx < view.messages().size(); ++idx) {
+        Context c{view, idx};
+        if (matches(*program, c)) hits << idx;
+    }
+    return hits;
+}
+
 void Commands::search(ImapSession& s, const R& r) {
     MailboxView& v = *selected(s);
     qsizetype i = 0;

@@ -1,0 +1,254 @@
+// commands/sort.cpp — SORT and THREAD (RFC 5256), with UID variants, and the
+// DISPLAYFROM / DISPLAYTO sort keys (RFC 5957, SORT=DISPLAY).
+//
+//   sort     = ["UID" SP] "SORT" SP "(" sort-criterion *(SP sort-criterion) ")"
+//              SP charset 1*(SP search-key)
+//   sort-criterion = ["REVERSE" SP] ("ARRIVAL" / "CC" / "DATE" / "FROM" / "SIZE" /
+//              "SUBJECT" / "TO" / "DISPLAYFROM" / "DISPLAYTO")
+//   thread   = ["UID" SP] "THREAD" SP ("ORDEREDSUBJECT" / "REFERENCES") SP charset
+//              1*(SP search-key)
+// The charset is mandatory (a missing one is BAD); UTF-8 and US-ASCII are
+// accepted, others get NO [BADCHARSET]. The search keys go through SEARCH's own
+// evaluator (evaluateSearchProgram), so every SEARCH key works here too.
+// Sort keys (RFC 5256 3): ARRIVAL = INTERNALDATE; DATE = the Date header in
+// UTC, INTERNALDATE when it is missing or unparsable (2.2); FROM/TO/CC = the
+// local part (addr-mailbox) of the first address, i;ascii-casemap; SUBJECT =
+// the base subject (imap_thread.h), i;ascii-casemap; SIZE = RFC822.SIZE;
+// DISPLAYFROM/DISPLAYTO = the decoded display name of the first address, else
+// its addr-spec, compared case-insensitively in Unicode (close to RFC 5957's
+// i;unicode-casemap, without its decomposition step). Ties go by sequence
+// number, REVERSE or not.
+// Security: header values are untrusted; only the header of each message is
+// read (up to its blank line). Limits: the result line grows with the mailbox
+// (as SEARCH's does); message headers are read on the event-loop thread, like
+// SEARCH's (no index yet).
+#include "commands.h"
+
+#include "../imap_thread.h"
+
+#include "common/mail/message.h"
+
+#include <QFile>
+#include <algorithm>
+
+namespace postern::imap {
+
+namespace {
+
+enum class SortKey { Arrival, Cc, Date, From, Size, Subject, To, DisplayFrom, DisplayTo };
+
+struct Criterion {
+    SortKey key;
+    bool reverse = false;
+};
+
+std::optional<SortKey> sortKeyNamed(const QByteArray& upper) {
+    static const QList<std::pair<const char*, SortKey>> names = {
+        {"ARRIVAL", SortKey::Arrival}, {"CC", SortKey::Cc},           {"DATE", SortKey::Date},
+        {"FROM", SortKey::From},       {"SIZE", SortKey::Size},       {"SUBJECT", SortKey::Subject},
+        {"TO", SortKey::To},           {"DISPLAYFROM", SortKey::DisplayFrom}, {"DISPLAYTO", SortKey::DisplayTo}};
+    for (const auto& [name, key] : names)
+        if (upper == name) return key;
+    return std::nullopt;
+}
+
+// The header of a message file, read up to its blank line only.
+mail::Header readHeader(const QString& path) {
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly)) return {};
+    QByteArray data;
+    while (!f.atEnd()) {
+        const qsizetype scanFrom = std::max<qsizetype>(0, data.size() - 3);
+        data += f.read(16 * 1024);
+        if (data.indexOf("\n\r\n", scanFrom) >= 0 || data.indexOf("\n\n", scanFrom) >= 0 || data.startsWith("\r\n") || data.startsWith("\n"))
+            break;
+    }
+    return mail::parseHeader(data);
+}
+
+// RFC 5256 2.2: the Date header in UTC, else INTERNALDATE.
+qint64 sentDate(const mail::Header& h, const Message& m) {
+    const QByteArray raw = h.value("date");
+    if (!raw.isEmpty()) {
+        const QDateTime d = mail::parseDate(raw);
+        if (d.isValid()) return d.toMSecsSinceEpoch();
+    }
+    return m.mtimeMs;
+}
+
+// The first real mailbox of an address list (group markers skipped).
+std::optional<mail::Address> firstAddress(const mail::Header& h, const char* field) {
+    for (const mail::Address& a : mail::parseAddressList(h.value(field)))
+        if (!a.groupStart && !a.groupEnd) return a;
+    return std::nullopt;
+}
+
+QByteArray addrMailbox(const mail::Header& h, const char* field) {
+    const auto a = firstAddress(h, field);
+    return a ? a->local.toUtf8() : QByteArray();
+}
+
+// RFC 5957 2: the display name when there is a non-empty one, else the addr-spec.
+QString displayName(const mail::Header& h, const char* field) {
+    const auto a = firstAddress(h, field);
+    if (!a) return {};
+    const QString name = a->name.trimmed();
+    if (!name.isEmpty()) return name;
+    return a->domain.isEmpty() ? a->local : a->local + QLatin1Char('@') + a->domain;
+}
+
+struct SortData {
+    qint64 arrival = 0, date = 0, size = 0;
+    QByteArray subject, from, to, cc;
+    QString displayFrom, displayTo;
+};
+
+int compareBy(SortKey key, const SortData& a, const SortData& b) {
+    auto cmp = [](qint64 x, qint64 y) { return x < y ? -1 : (x > y ? 1 : 0); };
+    switch (key) {
+        case SortKey::Arrival: return cmp(a.arrival, b.arrival);
+        case SortKey::Date: return cmp(a.date, b.date);
+        case SortKey::Size: return cmp(a.size, b.size);
+        case SortKey::Subject: return compareAsciiCasemap(a.subject, b.subject);
+        case SortKey::From: return compareAsciiCasemap(a.from, b.from);
+        case SortKey::To: return compareAsciiCasemap(a.to, b.to);
+        case SortKey::Cc: return compareAsciiCasemap(a.cc, b.cc);
+        case SortKey::DisplayFrom: return a.displayFrom.compare(b.displayFrom, Qt::CaseInsensitive);
+        case SortKey::DisplayTo: return a.displayTo.compare(b.displayTo, Qt::CaseInsensitive);
+    }
+    return 0;
+}
+
+// Shared by SORT and THREAD: `charset` at args[at], then the search program.
+// Sends BAD/NO itself and returns nullopt when the command cannot go on.
+std::optional<QList<int>> charsetAndSearch(ImapSession& s, const ImapSession::Request& r, qsizetype at, const MailboxView& v) {
+    if (r.args.size() < at + 2) {
+        s.bad(r, QStringLiteral("Usage: %1 needs a charset and search keys").arg(QString::fromLatin1(r.name)));
+        return std::nullopt;
+    }
+    const Token& cs = r.args.at(at);
+    if (!cs.isString()) {
+        s.bad(r, QStringLiteral("The charset must be an atom or a string"));
+        return std::nullopt;
+    }
+    const QByteArray charset = cs.text.toUpper();
+    if (charset != "UTF-8" && charset != "US-ASCII") {
+        s.no(r, QStringLiteral("Unsupported charset"), "BADCHARSET (UTF-8 US-ASCII)");
+        return std::nullopt;
+    }
+    QString error;
+    auto hits = evaluateSearchProgram(r.args, at + 1, v, &error);
+    if (!hits) s.bad(r, QStringLiteral("Search syntax error: %1").arg(error));
+    return hits;
+}
+
+}  // namespace
+
+void Commands::sort(ImapSession& s, const R& r) {
+    MailboxView& v = *selected(s);
+    if (r.args.isEmpty() || r.args.at(0).kind != Token::Kind::List) {
+        s.bad(r, QStringLiteral("Usage: SORT (criteria) charset search-keys"));
+        return;
+    }
+    QList<Criterion> criteria;
+    bool reverse = false;
+    for (const Token& t : r.args.at(0).items) {
+        const QByteArray a = t.kind == Token::Kind::Atom ? t.text.toUpper() : QByteArray();
+        if (a == "REVERSE" && !reverse) {
+            reverse = true;
+            continue;
+        }
+        const auto key = sortKeyNamed(a);
+        if (!key) {
+            s.bad(r, QStringLiteral("Unknown sort criterion %1").arg(QString::fromUtf8(t.text.left(40))));
+            return;
+        }
+        criteria << Criterion{*key, reverse};
+        reverse = false;
+    }
+    if (criteria.isEmpty() || reverse) {
+        s.bad(r, reverse ? QStringLiteral("REVERSE must be followed by a sort key") : QStringLiteral("Empty sort criteria"));
+        return;
+    }
+    auto hits = charsetAndSearch(s, r, 1, v);
+    if (!hits) return;
+
+    bool needHeader = false;
+    for (const Criterion& c : criteria)
+        if (c.key != SortKey::Arrival && c.key != SortKey::Size) needHeader = true;
+    QList<SortData> data;
+    data.reserve(hits->size());
+    for (int idx : *hits) {
+        const Message& m = v.messages().at(idx);
+        SortData d;
+        d.arrival = m.mtimeMs;
+        d.size = m.vsize;
+        if (needHeader) {
+            const mail::Header h = readHeader(v.path(idx));
+            d.date = sentDate(h, m);
+            d.subject = extractBaseSubject(h.value("subject")).text;
+            d.from = addrMailbox(h, "from");
+            d.to = addrMailbox(h, "to");
+            d.cc = addrMailbox(h, "cc");
+            d.displayFrom = displayName(h, "from");
+            d.displayTo = displayName(h, "to");
+        }
+        data << d;
+    }
+    QList<int> order;  // positions in hits (ascending sequence numbers)
+    for (int i = 0; i < hits->size(); ++i) order << i;
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+        for (const Criterion& c : criteria) {
+            const int res = compareBy(c.key, data.at(a), data.at(b));
+            if (res != 0) return c.reverse ? res > 0 : res < 0;
+        }
+        return a < b;  // RFC 5256 3: ties go by sequence number
+    });
+    QByteArray line = "SORT";
+    for (int i : order) {
+        const int idx = hits->at(i);
+        line += ' ' + QByteArray::number(r.uid ? v.messages().at(idx).uid : quint32(idx + 1));
+    }
+    s.untagged(line);
+    s.ok(r, QStringLiteral("SORT completed"));
+}
+
+void Commands::thread(ImapSession& s, const R& r) {
+    MailboxView& v = *selected(s);
+    const QByteArray algorithm = !r.args.isEmpty() && r.args.at(0).kind == Token::Kind::Atom ? r.args.at(0).text.toUpper() : QByteArray();
+    if (algorithm.isEmpty()) {
+        s.bad(r, QStringLiteral("Usage: THREAD algorithm charset search-keys"));
+        return;
+    }
+    if (algorithm != "ORDEREDSUBJECT" && algorithm != "REFERENCES") {
+        s.bad(r, QStringLiteral("Unknown threading algorithm %1").arg(QString::fromUtf8(algorithm.left(40))));
+        return;
+    }
+    auto hits = charsetAndSearch(s, r, 1, v);
+    if (!hits) return;
+    QList<ThreadMessage> messages;
+    messages.reserve(hits->size());
+    for (int idx : *hits) {
+        const Message& m = v.messages().at(idx);
+        const mail::Header h = readHeader(v.path(idx));
+        ThreadMessage t;
+        t.number = r.uid ? m.uid : quint32(idx + 1);
+        t.sentDate = sentDate(h, m);
+        t.subject = extractBaseSubject(h.value("subject"));
+        if (algorithm == "REFERENCES") {
+            t.messageId = parseMessageIds(h.value("message-id")).value(0);
+            t.references = parseMessageIds(h.value("references"));
+            if (t.references.isEmpty()) {  // RFC 5256 3 (1A): else the first In-Reply-To id
+                const QList<QByteArray> irt = parseMessageIds(h.value("in-reply-to"));
+                if (!irt.isEmpty()) t.references << irt.first();
+            }
+        }
+        messages << t;
+    }
+    const ThreadForest forest = algorithm == "REFERENCES" ? threadByReferences(messages) : threadByOrderedSubject(messages);
+    const QByteArray threads = forest.format();
+    s.untagged(threads.isEmpty() ? QByteArray("THREAD") : "THREAD " + threads);
+    s.ok(r, QStringLiteral("THREAD completed"));
+}
+
+}  // namespace postern::imap
