@@ -8,7 +8,10 @@ map them) is summed over all of its processes before the connections are opened
 and again once every connection is idling and the numbers have settled; the
 difference divided by the number of connections is the cost of one idle client.
 Postern: the postern-imapd process. Dovecot: the master and every process below
-it (anvil, log, config, auth, stats, imap-login, imap), counted before and after.
+it (anvil, log, config, auth, stats, imap-login, imap), counted before and after;
+Dovecot is measured in its default login mode (one imap-login process per
+connection, which also proxies the session's TLS) and in its high-performance
+login mode (service_count = 0: a few login processes serve all connections).
 
 The servers are measured one after the other on the same data (see imap_mixed.py:
 same users and hashes, same certificate, copies of the same Maildirs). Not a
@@ -73,6 +76,8 @@ def main():
     ap.add_argument("--connections", type=int, default=500)
     ap.add_argument("--users", type=int, default=50)
     ap.add_argument("--messages", type=int, default=200)
+    ap.add_argument("--dovecot-login-modes", default="security,performance",
+                    help="Dovecot's default one-login-process-per-connection mode and/or its high-performance mode")
     a = ap.parse_args()
     users = make_users(a.users)
     print(f"preparing {len(users)} users x {a.messages} messages; {a.connections} connections "
@@ -84,18 +89,21 @@ def main():
         pid = data.postern_pid()
         results["Postern"] = measure("Postern", port, data, lambda: [pid], a.connections)
         data.stop_postern()
-        port = data.start_dovecot()
-        master = data.dovecot.pid
-        results["Dovecot"] = measure("Dovecot", port, data, lambda: dovecot_pids(master), a.connections)
-        data.stop_dovecot()
+        for mode in [m for m in a.dovecot_login_modes.split(",") if m and m != "none"]:
+            port = data.start_dovecot(mode)
+            master = data.dovecot.pid
+            name = "Dovecot" if mode == "security" else f"Dovecot ({mode} login mode)"
+            results[name] = measure(name, port, data, lambda: dovecot_pids(master), a.connections)
+            data.stop_dovecot()
 
         print(f"\n| server | idle connections | PSS before | PSS after | processes before/after | per connection |")
         print("| --- | ---: | ---: | ---: | ---: | ---: |")
         for name, r in results.items():
             print(f"| {name} | {r['ok']} | {r['before'] / 1024:,.1f} MiB | {r['after'] / 1024:,.1f} MiB | "
                   f"{r['procs_before']}/{r['procs_after']} | {r['per']:,.1f} KiB |")
-        ratio = results["Dovecot"]["per"] / results["Postern"]["per"] if results["Postern"]["per"] > 0 else float("nan")
-        print(f"Dovecot needs {ratio:.1f}× Postern's memory per idle connection.")
+        for name, r in results.items():
+            if name != "Postern" and r["per"] > 0 and results["Postern"]["per"] > 0:
+                print(f"{name} needs {r['per'] / results['Postern']['per']:.1f}× Postern's memory per idle connection.")
         warnings = [ln for ln in data.dovecot_log().splitlines() if "Warning" in ln or "Error" in ln or "Fatal" in ln]
         if warnings:
             print("\nDovecot warnings/errors (first 5):\n  " + "\n  ".join(warnings[:5]))

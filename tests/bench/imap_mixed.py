@@ -52,6 +52,8 @@ def main():
     ap.add_argument("--clients", default="10,50")
     ap.add_argument("--login-clients", type=int, default=10)
     ap.add_argument("--warmup", type=float, default=5, help="seconds of mixed load per server before measuring")
+    ap.add_argument("--no-dovecot-performance-logins", dest="dovecot_performance_logins", action="store_false",
+                    help="skip the extra login-rate run against Dovecot in its high-performance login mode")
     a = ap.parse_args()
     client_counts = [int(x) for x in a.clients.split(",")]
     users = make_users(max(a.users, 1))
@@ -67,16 +69,29 @@ def main():
         for c in client_counts:
             results[("mixed", c)] = run_both(data, ports, c, a.seconds)
         results[("login", a.login_clients)] = run_both(data, ports, a.login_clients, a.seconds, "--login-only")
+        if a.dovecot_performance_logins:
+            # The same login loop against Dovecot in its high-performance login mode.
+            data.stop_dovecot()
+            port = data.start_dovecot("performance")
+            la = loadavg()
+            r = load(port, data.load_users, a.login_clients, a.seconds, "--login-only")
+            r["loadavg_before"] = la
+            print(f"  Dovecot (login processes in high-performance mode) {a.login_clients} clients --login-only: "
+                  f"{rate(r, '--login-only'):8.1f}/s  errors {r['errors']}  (load average before: {la:.2f})", flush=True)
+            results[("login-perf", a.login_clients)] = {"Postern": results[("login", a.login_clients)]["Postern"],
+                                                        "Dovecot": r}
 
         print("\n| load | clients | Postern | Dovecot | ratio |")
         print("| --- | ---: | ---: | ---: | ---: |")
+        labels = {"mixed": "mixed commands", "login": "connect, TLS, LOGIN, LOGOUT",
+                  "login-perf": "the same, Dovecot login processes in high-performance mode"}
         for (kind, c), r in results.items():
-            mode = "--login-only" if kind == "login" else None
-            unit = "logins/s" if kind == "login" else "commands/s"
+            mode = None if kind == "mixed" else "--login-only"
+            unit = "commands/s" if kind == "mixed" else "logins/s"
             p, d = rate(r["Postern"], mode), rate(r["Dovecot"], mode)
-            print(f"| {'login, LOGOUT' if kind == 'login' else 'mixed commands'} | {c} | {p:,.0f} {unit} | "
-                  f"{d:,.0f} {unit} | {p / d if d else float('nan'):.2f}× |")
-        errors = {(k, c, n): r[n]["errors"] for (k, c), r in results.items() for n in r if r[n]["errors"]}
+            print(f"| {labels[kind]} | {c} | {p:,.0f} {unit} | {d:,.0f} {unit} | {p / d if d else float('nan'):.2f}× |")
+        errors = {(k, c, n): r[n]["errors"] for (k, c), r in results.items() for n in r if r[n]["errors"] and
+                  not (k == "login-perf" and n == "Postern")}
         print("errors: " + (", ".join(f"{n} {k} {c} clients: {e}" for (k, c, n), e in errors.items()) or "none"))
 
         for (kind, c), r in results.items():
