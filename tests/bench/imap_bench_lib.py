@@ -148,7 +148,9 @@ class BenchData:
         self.max_connections = max_connections
         conf = {"log.level": "info",
                 "imap.max_connections": str(max(2000, max_connections * 2)),
-                "imap.max_connections_per_ip": str(max(2000, max_connections * 2))}
+                "imap.max_connections_per_ip": str(max(2000, max_connections * 2)),
+                # Per-user session limit (default 50): the idle test may put many sessions on one user.
+                "imap.max_sessions_per_user": str(max_connections + 50)}
         conf.update(postern_conf or {})
         self.inst = Instance(domain=DOMAIN, users=dict(users), conf=conf)
         self.root = tempfile.mkdtemp(prefix="postern-bench-imap-")
