@@ -25,7 +25,7 @@ IMAGE_PKGS="mmdebstrap buildah podman runc skopeo umoci qemu-system-x86 qemu-uti
  systemd-boot-efi mtools dosfstools fdisk systemd-container bubblewrap uidmap zstd slirp4netns e2fsprogs"
 # Benchmark peers (tests/bench/), never installed by `all`: Postfix's "No configuration"
 # is preseeded and the services stay stopped (policy-rc.d below).
-BENCH_PKGS="postfix dovecot-core dovecot-lmtpd dovecot-pop3d"
+BENCH_PKGS="postfix dovecot-core dovecot-lmtpd dovecot-pop3d dovecot-imapd"
 
 want=""
 [ $# -eq 0 ] && set -- build
