@@ -21,7 +21,15 @@ namespace {
 class Stmt {
 public:
     Stmt(sqlite3* db, const char* sql) { m_rc = sqlite3_prepare_v2(db, sql, -1, &m_stmt, nullptr); }
-    ~Stmt() { sqlite3_finalize(m_stmt); }
+    // Borrows a statement prepared once per connection (the hot ones): reset, not finalized, at the end.
+    explicit Stmt(sqlite3_stmt* cached) : m_stmt(cached), m_borrowed(true) {}
+    ~Stmt() {
+        if (!m_borrowed) sqlite3_finalize(m_stmt);
+        else if (m_stmt) {
+            sqlite3_reset(m_stmt);
+            sqlite3_clear_bindings(m_stmt);
+        }
+    }
     Stmt(const Stmt&) = delete;
     Stmt& operator=(const Stmt&) = delete;
     bool ok() const { return m_rc == SQLITE_OK && m_stmt; }
@@ -57,6 +65,7 @@ public:
 private:
     sqlite3_stmt* m_stmt = nullptr;
     int m_rc = SQLITE_OK;
+    bool m_borrowed = false;
 };
 
 struct PoolEntry {
@@ -124,7 +133,13 @@ void MailboxIndex::forget(const QString& folderDir) {
 }
 
 MailboxIndex::~MailboxIndex() {
+    for (sqlite3_stmt* st : m_cached) sqlite3_finalize(st);
     if (m_db) sqlite3_close_v2(m_db);
+}
+
+sqlite3_stmt* MailboxIndex::prepared(int slot, const char* sql) {
+    if (!m_cached[slot]) sqlite3_prepare_v3(m_db, sql, -1, SQLITE_PREPARE_PERSISTENT, &m_cached[slot], nullptr);
+    return m_cached[slot];
 }
 
 Status MailboxIndex::exec(const char* sql) {
@@ -136,8 +151,18 @@ Status MailboxIndex::exec(const char* sql) {
     return Status::fail(msg, rc);
 }
 
+// A write transaction, or a savepoint inside a FETCH's cache batch.
+Status MailboxIndex::beginWrite() {
+    m_nested = !sqlite3_get_autocommit(m_db);
+    return exec(m_nested ? "SAVEPOINT w" : "BEGIN IMMEDIATE");
+}
+
+Status MailboxIndex::commitWrite() { return exec(m_nested ? "RELEASE w" : "COMMIT"); }
+
+Status MailboxIndex::rollbackWrite() { return exec(m_nested ? "ROLLBACK TO w; RELEASE w" : "ROLLBACK"); }
+
 Result<qint64> MailboxIndex::metaValue(const char* key) {
-    Stmt q(m_db, "SELECT value FROM meta WHERE key = ?");
+    Stmt q(prepared(kMetaSlot, "SELECT value FROM meta WHERE key = ?"));
     if (!q.ok()) return Result<qint64>::fail(QString::fromUtf8(sqlite3_errmsg(m_db)), q.rc());
     q.bindText(1, QString::fromLatin1(key));
     const int rc = q.step();
@@ -162,7 +187,7 @@ Status MailboxIndex::openAt(const QString& path, quint32 uidValidity) {
     if (rc != SQLITE_OK) return Status::fail(QString::fromUtf8(m_db ? sqlite3_errmsg(m_db) : sqlite3_errstr(rc)), rc);
     sqlite3_busy_timeout(m_db, 10000);
     // Small page cache: idle sessions must stay cheap; the OS caches the file anyway.
-    Status st = exec("PRAGMA cache_size = -256; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+    Status st = exec("PRAGMA cache_size = -128; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
                      "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
                      "CREATE TABLE IF NOT EXISTS msg(uid INTEGER PRIMARY KEY, flags TEXT NOT NULL, modseq INTEGER NOT NULL,"
                      " base TEXT NOT NULL, envelope BLOB, body BLOB, bodystructure BLOB);"
@@ -196,11 +221,11 @@ quint64 MailboxIndex::highestModseq() {
 }
 
 Result<quint64> MailboxIndex::sync(QList<Message>& messages) {
-    if (Status s = exec("BEGIN IMMEDIATE"); !s) return s.error();
+    if (Status s = beginWrite(); !s) return s.error();
     auto fail = [&](const QString& what) {
         const int rc = sqlite3_errcode(m_db);
         const QString msg = what + QStringLiteral(": ") + QString::fromUtf8(sqlite3_errmsg(m_db));
-        (void)exec("ROLLBACK");
+        (void)rollbackWrite();
         return Result<quint64>::fail(msg, rc);
     };
     auto hmsNow = metaValue("hms");
@@ -281,23 +306,23 @@ Result<quint64> MailboxIndex::sync(QList<Message>& messages) {
             if (Status s = setMeta("floor", floor); !s) return fail(QStringLiteral("writing floor"));
         }
     }
-    if (Status s = exec("COMMIT"); !s) return fail(QStringLiteral("commit"));
+    if (Status s = commitWrite(); !s) return fail(QStringLiteral("commit"));
     return quint64(hms);
 }
 
 Result<quint64> MailboxIndex::recordFlags(quint32 uid, const QString& flags) {
-    if (Status s = exec("BEGIN IMMEDIATE"); !s) return s.error();
+    if (Status s = beginWrite(); !s) return s.error();
     auto hms = metaValue("hms");
     if (!hms) {
-        (void)exec("ROLLBACK");
+        (void)rollbackWrite();
         return hms.error();
     }
     const qint64 next = *hms + 1;
     Stmt upd(m_db, "UPDATE msg SET flags = ?, modseq = ? WHERE uid = ?");
     upd.bindText(1, flags).bind(2, next).bind(3, uid);
-    if (!upd.ok() || upd.step() != SQLITE_DONE || !setMeta("hms", next) || !exec("COMMIT")) {
+    if (!upd.ok() || upd.step() != SQLITE_DONE || !setMeta("hms", next) || !commitWrite()) {
         const QString msg = QString::fromUtf8(sqlite3_errmsg(m_db));
-        (void)exec("ROLLBACK");
+        (void)rollbackWrite();
         return Result<quint64>::fail(msg);
     }
     return quint64(next);
@@ -317,8 +342,16 @@ QList<quint32> MailboxIndex::expungedSince(quint64 modseq, bool* complete) {
     return out;
 }
 
+MailboxIndex::Batch::Batch(MailboxIndex* index) {
+    if (index && sqlite3_get_autocommit(index->m_db) && index->exec("BEGIN").ok()) m_index = index;
+}
+
+MailboxIndex::Batch::~Batch() {
+    if (m_index) (void)m_index->exec("COMMIT");
+}
+
 std::optional<MailboxIndex::Cached> MailboxIndex::cached(quint32 uid, const QString& base) {
-    Stmt q(m_db, "SELECT envelope, body, bodystructure, base FROM msg WHERE uid = ?");
+    Stmt q(prepared(kCachedSlot, "SELECT envelope, body, bodystructure, base FROM msg WHERE uid = ?"));
     if (!q.ok()) return std::nullopt;
     q.bind(1, uid);
     if (q.step() != SQLITE_ROW || q.isNull(0) || q.isNull(1) || q.isNull(2) || q.text(3) != base) return std::nullopt;
@@ -326,7 +359,7 @@ std::optional<MailboxIndex::Cached> MailboxIndex::cached(quint32 uid, const QStr
 }
 
 void MailboxIndex::storeCached(quint32 uid, const QString& base, const Cached& c) {
-    Stmt q(m_db, "UPDATE msg SET envelope = ?, body = ?, bodystructure = ? WHERE uid = ? AND base = ?");
+    Stmt q(prepared(kStoreSlot, "UPDATE msg SET envelope = ?, body = ?, bodystructure = ? WHERE uid = ? AND base = ?"));
     if (!q.ok()) return;
     q.bind(1, c.envelope).bind(2, c.body).bind(3, c.bodyStructure).bind(4, uid).bindText(5, base);
     q.step();  // a cache: a failed write only costs a reparse later

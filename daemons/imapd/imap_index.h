@@ -28,7 +28,8 @@
 // values, see Limits in ARCHITECTURE.md), busy timeout 10 s.
 //
 // Handles: at most kMaxOpenIndexes SQLite connections stay open in a process
-// (least recently used are closed), so idle sessions cost no SQLite memory.
+// (least recently used are closed; a small page cache each), shared by every
+// session on the folder; the hot statements are prepared once per connection.
 // Threading: the event-loop thread only.
 #pragma once
 
@@ -42,6 +43,7 @@
 #include <optional>
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace postern::imap {
 
@@ -49,7 +51,7 @@ struct Message;
 
 class MailboxIndex {
 public:
-    static constexpr int kMaxOpenIndexes = 32;
+    static constexpr int kMaxOpenIndexes = 256;
     static constexpr int kMaxExpungedHistory = 20000;
     static constexpr const char* kFileName = "postern-index.sqlite";
 
@@ -82,16 +84,36 @@ public:
         QByteArray envelope, body, bodyStructure;
     };
     std::optional<Cached> cached(quint32 uid, const QString& base);
+    // Groups cache writes into one transaction (within one event-loop turn only:
+    // the connection is shared by every session of the process).
+    class Batch {
+    public:
+        explicit Batch(MailboxIndex* index);
+        ~Batch();
+        Batch(const Batch&) = delete;
+        Batch& operator=(const Batch&) = delete;
+
+    private:
+        MailboxIndex* m_index = nullptr;
+    };
     void storeCached(quint32 uid, const QString& base, const Cached& c);
 
 private:
     MailboxIndex() = default;
     Status openAt(const QString& path, quint32 uidValidity);
     Status exec(const char* sql);
+    Status beginWrite();
+    Status commitWrite();
+    Status rollbackWrite();
     Result<qint64> metaValue(const char* key);
     Status setMeta(const char* key, qint64 value);
 
+    enum { kMetaSlot, kCachedSlot, kStoreSlot, kSlots };
+    sqlite3_stmt* prepared(int slot, const char* sql);
+
     sqlite3* m_db = nullptr;
+    sqlite3_stmt* m_cached[kSlots] = {};
+    bool m_nested = false;  // the current write runs in a savepoint of an open batch
     QString m_path;
 };
 

@@ -265,7 +265,17 @@ int MailboxView::seqOfUid(quint32 uid) const {
 }
 
 Result<Changes> MailboxView::refresh() {
-    auto list = m_folder.sync(!m_readOnly);
+    // Files never change once delivered: what we listed before needs no stat(2) again.
+    QHash<QString, int> byBase;
+    byBase.reserve(m_messages.size());
+    for (int i = 0; i < m_messages.size(); ++i) byBase.insert(m_messages.at(i).base, i);
+    auto list = m_folder.sync(!m_readOnly, [&](const QString& base, qint64* size, qint64* mtimeMs) {
+        auto it = byBase.constFind(base);
+        if (it == byBase.cend()) return false;
+        *size = m_messages.at(*it).size;
+        *mtimeMs = m_messages.at(*it).mtimeMs;
+        return true;
+    });
     if (!list) return list.error();
     Changes c;
     QHash<quint32, QString> oldFlags;

@@ -113,7 +113,7 @@ qint64 MaildirFolder::computeVirtualSize(const QString& path) {
     return size;
 }
 
-Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur) {
+Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur, const KnownFn& known) {
     auto lock = FileLock::acquire(m_dir + QLatin1String(kUidLock));
     if (!lock) return lock.error();
     const QString listPath = m_dir + QLatin1String(kUidList);
@@ -142,15 +142,17 @@ Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur) {
             MessageEntry e;
             e.fileName = QFile::decodeName(de->d_name);
             e.inNew = isNew;
-            struct stat st {};
-            const QString path = sub + QLatin1Char('/') + e.fileName;
-            if (::stat(QFile::encodeName(path).constData(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
             const ParsedName p = parseFileName(e.fileName);
             e.base = p.base;
             e.flags = p.flags;
-            e.size = st.st_size;
             e.vsize = p.vsize >= 0 ? p.vsize : -1;
-            e.mtimeMs = qint64(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
+            if (de->d_type != DT_REG || !known || !known(e.base, &e.size, &e.mtimeMs)) {
+                struct stat st {};
+                const QString path = sub + QLatin1Char('/') + e.fileName;
+                if (::stat(QFile::encodeName(path).constData(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+                e.size = st.st_size;
+                e.mtimeMs = qint64(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
+            }
             found << e;
         }
         ::closedir(d);

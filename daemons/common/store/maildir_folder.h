@@ -3,7 +3,7 @@
 //
 // Interface:
 //   MaildirFolder::open(root, folderParts, create)   INBOX when folderParts is empty
-//   sync(moveNewToCur)  lists new/ and cur/, gives every message not yet known a
+//   sync(moveNewToCur, known)  lists new/ and cur/, gives every message not yet known a
 //       UID (in delivery order), drops UIDs of vanished files, and writes the
 //       uidlist when it changed. IMAP passes true (a selected folder owns new
 //       mail, maildir(5)); POP3 may pass false. Runs under an exclusive flock on
@@ -29,6 +29,8 @@
 #include "core/result.h"
 
 #include <QList>
+
+#include <functional>
 #include <QString>
 #include <QStringList>
 
@@ -52,7 +54,10 @@ public:
     quint32 uidValidity() const { return m_uidValidity; }
     quint32 nextUid() const { return m_nextUid; }
 
-    Result<QList<MessageEntry>> sync(bool moveNewToCur);
+    // known(base, &size, &mtimeMs): what the caller already knows of a message it listed
+    // before (files never change), so only new files cost a stat(2).
+    using KnownFn = std::function<bool(const QString& base, qint64* size, qint64* mtimeMs)>;
+    Result<QList<MessageEntry>> sync(bool moveNewToCur, const KnownFn& known = {});
     Result<QString> setFlags(MessageEntry& entry, const QString& flags);
     Status expunge(const MessageEntry& entry);
     QString messagePath(const MessageEntry& entry) const;

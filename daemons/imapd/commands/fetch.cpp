@@ -411,6 +411,8 @@ void Commands::fetch(ImapSession& s, const R& r) {
     s.runWithBackpressure([&s, job, req]() {
         MailboxView& view = *selected(s);
         constexpr qint64 kHighWater = 1 << 20;
+        std::shared_ptr<MailboxIndex> batchIndex = job->needParsed ? view.index() : nullptr;
+        MailboxIndex::Batch batch(batchIndex.get());  // this turn's cache writes in one transaction
         while (job->next < job->indexes.size()) {
             if (io(s).pendingOutput() > kHighWater) return false;
             const int i = job->indexes.at(job->next++);

@@ -498,11 +498,19 @@ void Commands::append(ImapSession& s, const R& r) {
             return;
         }
     }
-    // Keyword letters come from the target mailbox's own keyword list.
-    auto target = MailboxView::open(mailboxes(s).root(), *m, false);
+    // Keyword letters come from the target mailbox's own keyword list. Appending to the
+    // selected mailbox uses its view (no second listing of the folder).
+    const bool toSelected = selected(s) && selected(s)->name().name == m->name && !selected(s)->readOnly();
+    std::optional<MailboxView> opened;
+    MailboxView* target = toSelected ? &*selected(s) : nullptr;
     if (!target) {
-        s.no(r, QStringLiteral("Cannot open mailbox"), "SERVERBUG");
-        return;
+        auto view = MailboxView::open(mailboxes(s).root(), *m, false);
+        if (!view) {
+            s.no(r, QStringLiteral("Cannot open mailbox"), "SERVERBUG");
+            return;
+        }
+        opened = std::move(*view);
+        target = &*opened;
     }
     auto letters = target->lettersFor(flags, true);
     if (!letters) {
@@ -541,7 +549,11 @@ void Commands::append(ImapSession& s, const R& r) {
     quint32 uid = 0;
     for (const Message& x : target->messages())
         if (x.base == name) uid = x.uid;
-    if (selected(s) && selected(s)->name().name == m->name) s.reportChanges(false);
+    if (toSelected) {
+        if (after) sendChanges(s, *after, false);
+    } else if (selected(s) && selected(s)->name().name == m->name) {
+        s.reportChanges(false);
+    }
     s.ok(r, QStringLiteral("APPEND completed"), "APPENDUID " + QByteArray::number(target->uidValidity()) + ' ' + QByteArray::number(uid));
 }
 

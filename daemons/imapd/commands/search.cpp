@@ -226,17 +226,38 @@ struct Context {
     int index;
     QByteArray msg;
     bool loaded = false;
+    bool headerLoaded = false;
     mail::Header header;
     mail::MimePart root;
+    // The whole message, parsed (BODY, TEXT).
     const QByteArray& content() {
         if (!loaded) {
             QFile f(view.path(index));
             if (f.open(QIODevice::ReadOnly)) msg = f.readAll();
             header = mail::parseHeader(msg);
             root = mail::parseMime(msg);
-            loaded = true;
+            loaded = headerLoaded = true;
         }
         return msg;
+    }
+    // Only the top-level header (header keys, SENT*): read up to the blank line, not the body.
+    void headers() {
+        if (headerLoaded) return;
+        headerLoaded = true;
+        QFile f(view.path(index));
+        if (!f.open(QIODevice::ReadOnly)) return;
+        QByteArray head;
+        constexpr qint64 kChunk = 8192, kMaxHeader = qint64(4) << 20;
+        while (head.size() < kMaxHeader) {
+            const QByteArray more = f.read(kChunk);
+            if (more.isEmpty()) break;
+            const qsizetype from = std::max<qsizetype>(0, head.size() - 3);
+            head += more;
+            const qsizetype crlf = head.indexOf("\r\n\r\n", from);
+            const qsizetype lf = head.indexOf("\n\n", from);
+            if (crlf >= 0 || lf >= 0) break;
+        }
+        header = mail::parseHeader(head);
     }
 };
 
@@ -255,7 +276,7 @@ void collectText(const QByteArray& msg, const mail::MimePart& p, QString& out) {
 bool matches(const Key& k, Context& c);
 
 bool headerMatches(Context& c, const QByteArray& field, const QString& needle) {
-    c.content();
+    c.headers();
     for (const QByteArray& v : c.header.values(field.constData()))
         if (mail::decodeHeaderText(v).toLower().contains(needle)) return true;
     // RFC 9051 6.4.4: HEADER field "" matches every message that has the field.
@@ -263,7 +284,7 @@ bool headerMatches(Context& c, const QByteArray& field, const QString& needle) {
 }
 
 QDate sentDate(Context& c) {
-    c.content();
+    c.headers();
     const QDateTime d = mail::parseDate(c.header.value("date"));
     return d.isValid() ? d.date() : QDateTime::fromMSecsSinceEpoch(c.view.messages().at(c.index).mtimeMs).date();
 }
@@ -305,7 +326,7 @@ bool matches(const Key& k, Context& c) {
         case Key::SentSince: return sentDate(c) >= k.date;
         case Key::Header:
             if (k.needle.isEmpty()) {
-                c.content();
+                c.headers();
                 return !c.header.values(k.field.constData()).isEmpty();
             }
             return headerMatches(c, k.field, k.needle);
