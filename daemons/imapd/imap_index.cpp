@@ -190,7 +190,7 @@ Status MailboxIndex::openAt(const QString& path, quint32 uidValidity) {
     Status st = exec("PRAGMA cache_size = -128; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
                      "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
                      "CREATE TABLE IF NOT EXISTS msg(uid INTEGER PRIMARY KEY, flags TEXT NOT NULL, modseq INTEGER NOT NULL,"
-                     " base TEXT NOT NULL, envelope BLOB, body BLOB, bodystructure BLOB);"
+                     " base TEXT NOT NULL, size INTEGER, mtime INTEGER, envelope BLOB, body BLOB, bodystructure BLOB, header BLOB);"
                      "CREATE TABLE IF NOT EXISTS expunged(uid INTEGER PRIMARY KEY, modseq INTEGER NOT NULL);"
                      "CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(modseq);");
     if (!st) return st;
@@ -200,6 +200,16 @@ Status MailboxIndex::openAt(const QString& path, quint32 uidValidity) {
         (void)exec("ROLLBACK");
         return s;
     };
+    // An index written by another version of this schema is thrown away (it is a cache).
+    auto version = metaValue("schema");
+    if (!version) return fail(Status::fail(version.errorMessage(), version.error().code));
+    if (*version >= 0 && *version != kSchemaVersion) return fail(Status::fail(QStringLiteral("index schema %1, expected %2").arg(*version).arg(kSchemaVersion)));
+    if (*version < 0) {
+        // A table from before the version mark lacks columns: check for the newest one.
+        Stmt probe(m_db, "SELECT header FROM msg LIMIT 0");
+        if (!probe.ok()) return fail(Status::fail(QStringLiteral("index schema too old")));
+        if (Status s = setMeta("schema", kSchemaVersion); !s) return fail(s);
+    }
     auto validity = metaValue("uidvalidity");
     if (!validity) return fail(Status::fail(validity.errorMessage(), validity.error().code));
     if (*validity != qint64(uidValidity)) {
@@ -247,7 +257,7 @@ Result<quint64> MailboxIndex::sync(QList<Message>& messages) {
         if (rc != SQLITE_DONE) return fail(QStringLiteral("reading messages"));
     }
     Stmt upd(m_db, "UPDATE msg SET flags = ?, modseq = ? WHERE uid = ?");
-    Stmt ins(m_db, "INSERT OR REPLACE INTO msg(uid, flags, modseq, base) VALUES(?, ?, ?, ?)");
+    Stmt ins(m_db, "INSERT OR REPLACE INTO msg(uid, flags, modseq, base, size, mtime) VALUES(?, ?, ?, ?, ?, ?)");
     Stmt del(m_db, "DELETE FROM msg WHERE uid = ?");
     Stmt gone(m_db, "INSERT OR REPLACE INTO expunged(uid, modseq) VALUES(?, ?)");
     if (!upd.ok() || !ins.ok() || !del.ok() || !gone.ok()) return fail(QStringLiteral("preparing"));
@@ -275,7 +285,7 @@ Result<quint64> MailboxIndex::sync(QList<Message>& messages) {
             }
             ++r;
         } else {
-            ins.bind(1, m.uid).bindText(2, m.flags).bind(3, ++hms).bindText(4, m.base);
+            ins.bind(1, m.uid).bindText(2, m.flags).bind(3, ++hms).bindText(4, m.base).bind(5, m.size).bind(6, m.mtimeMs);
             if (ins.step() != SQLITE_DONE) return fail(QStringLiteral("inserting"));
             ins.reset();
             m.modseq = quint64(hms);
@@ -339,6 +349,29 @@ QList<quint32> MailboxIndex::expungedSince(quint64 modseq, bool* complete) {
     }
     q.bind(1, qint64(std::min<quint64>(modseq, quint64(INT64_MAX))));
     while (q.step() == SQLITE_ROW) out << quint32(q.integer(0));
+    return out;
+}
+
+QHash<quint32, QByteArray> MailboxIndex::cachedHeaders() {
+    QHash<quint32, QByteArray> out;
+    Stmt q(m_db, "SELECT uid, header FROM msg WHERE header IS NOT NULL");
+    if (!q.ok()) return out;
+    while (q.step() == SQLITE_ROW) out.insert(quint32(q.integer(0)), q.blob(1));
+    return out;
+}
+
+void MailboxIndex::storeHeader(quint32 uid, const QString& base, const QByteArray& header) {
+    Stmt q(prepared(kHeaderSlot, "UPDATE msg SET header = ? WHERE uid = ? AND base = ?"));
+    if (!q.ok()) return;
+    q.bind(1, header).bind(2, uid).bindText(3, base);
+    q.step();  // a cache
+}
+
+QHash<QString, std::pair<qint64, qint64>> MailboxIndex::knownFiles() {
+    QHash<QString, std::pair<qint64, qint64>> out;
+    Stmt q(m_db, "SELECT base, size, mtime FROM msg WHERE size IS NOT NULL AND mtime IS NOT NULL");
+    if (!q.ok()) return out;
+    while (q.step() == SQLITE_ROW) out.insert(q.text(0), {q.integer(1), q.integer(2)});
     return out;
 }
 

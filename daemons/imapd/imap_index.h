@@ -6,8 +6,9 @@
 //             out); floor (the mod-sequence from which the expunge history is
 //             complete).
 //   msg       per UID: the flags last seen, the mod-sequence of the last change,
-//             the file's base name, and the cached ENVELOPE, BODY and
-//             BODYSTRUCTURE texts (so FETCH of those does not reparse the file).
+//             the file's base name, size and delivery time, and the cached
+//             ENVELOPE, BODY and BODYSTRUCTURE texts and header block (so FETCH
+//             of those and SEARCH on headers do not reread the file).
 //   expunged  UIDs that went away, with the mod-sequence of their removal
 //             (QRESYNC's VANISHED), the newest kMaxExpungedHistory kept.
 // The Maildir stays the truth: UIDs come from dovecot-uidlist, flags from file
@@ -36,6 +37,7 @@
 #include "core/result.h"
 
 #include <QByteArray>
+#include <QHash>
 #include <QList>
 #include <QString>
 
@@ -54,6 +56,7 @@ public:
     static constexpr int kMaxOpenIndexes = 256;
     static constexpr int kMaxExpungedHistory = 20000;
     static constexpr const char* kFileName = "postern-index.sqlite";
+    static constexpr int kSchemaVersion = 2;
 
     // An open index for `folderDir` (shared, from the process's small pool);
     // nullptr when SQLite cannot be used at all there (the caller goes on
@@ -98,6 +101,15 @@ public:
     };
     void storeCached(quint32 uid, const QString& base, const Cached& c);
 
+    // The top-level header block of every message that has one cached (SEARCH on
+    // header keys reads these instead of opening each file), and storing one.
+    QHash<quint32, QByteArray> cachedHeaders();
+    void storeHeader(quint32 uid, const QString& base, const QByteArray& header);
+
+    // Size and delivery time of the files listed before (base -> size, mtime in ms),
+    // so a newly selected mailbox needs no stat(2) per message.
+    QHash<QString, std::pair<qint64, qint64>> knownFiles();
+
 private:
     MailboxIndex() = default;
     Status openAt(const QString& path, quint32 uidValidity);
@@ -108,7 +120,7 @@ private:
     Result<qint64> metaValue(const char* key);
     Status setMeta(const char* key, qint64 value);
 
-    enum { kMetaSlot, kCachedSlot, kStoreSlot, kSlots };
+    enum { kMetaSlot, kCachedSlot, kStoreSlot, kHeaderSlot, kSlots };
     sqlite3_stmt* prepared(int slot, const char* sql);
 
     sqlite3* m_db = nullptr;

@@ -269,11 +269,22 @@ Result<Changes> MailboxView::refresh() {
     QHash<QString, int> byBase;
     byBase.reserve(m_messages.size());
     for (int i = 0; i < m_messages.size(); ++i) byBase.insert(m_messages.at(i).base, i);
+    // A newly opened view takes them from the index instead.
+    QHash<QString, std::pair<qint64, qint64>> fromIndex;
+    if (m_messages.isEmpty()) {
+        if (std::shared_ptr<MailboxIndex> idx = index()) fromIndex = idx->knownFiles();
+    }
     auto list = m_folder.sync(!m_readOnly, [&](const QString& base, qint64* size, qint64* mtimeMs) {
         auto it = byBase.constFind(base);
-        if (it == byBase.cend()) return false;
-        *size = m_messages.at(*it).size;
-        *mtimeMs = m_messages.at(*it).mtimeMs;
+        if (it != byBase.cend()) {
+            *size = m_messages.at(*it).size;
+            *mtimeMs = m_messages.at(*it).mtimeMs;
+            return true;
+        }
+        auto known = fromIndex.constFind(base);
+        if (known == fromIndex.cend()) return false;
+        *size = known->first;
+        *mtimeMs = known->second;
         return true;
     });
     if (!list) return list.error();

@@ -221,9 +221,19 @@ private:
     bool m_modseq = false;  // a MODSEQ key was used (the response reports the highest)
 };
 
+// Header blocks for one SEARCH: from the index when cached there, else read from
+// the file once and put into the index for the next SEARCH.
+struct HeaderCache {
+    bool loaded = false;
+    std::shared_ptr<MailboxIndex> index;
+    QHash<quint32, QByteArray> headers;
+    std::optional<MailboxIndex::Batch> batch;
+};
+
 struct Context {
     const MailboxView& view;
     int index;
+    HeaderCache* cache = nullptr;
     QByteArray msg;
     bool loaded = false;
     bool headerLoaded = false;
@@ -244,6 +254,22 @@ struct Context {
     void headers() {
         if (headerLoaded) return;
         headerLoaded = true;
+        const Message& m = view.messages().at(index);
+        if (cache) {
+            if (!cache->loaded) {
+                cache->loaded = true;
+                cache->index = view.index();
+                if (cache->index) {
+                    cache->headers = cache->index->cachedHeaders();
+                    cache->batch.emplace(cache->index.get());
+                }
+            }
+            auto it = cache->headers.constFind(m.uid);
+            if (it != cache->headers.cend()) {
+                header = mail::parseHeader(*it);
+                return;
+            }
+        }
         QFile f(view.path(index));
         if (!f.open(QIODevice::ReadOnly)) return;
         QByteArray head;
@@ -257,7 +283,9 @@ struct Context {
             const qsizetype lf = head.indexOf("\n\n", from);
             if (crlf >= 0 || lf >= 0) break;
         }
-        header = mail::parseHeader(head);
+        qsizetype bodyAt = head.size();
+        header = mail::parseHeader(head, &bodyAt);
+        if (cache && cache->index) cache->index->storeHeader(m.uid, m.base, head.left(bodyAt));
     }
 };
 
@@ -364,8 +392,9 @@ std::optional<QList<int>> evaluateSearchProgram(const QList<Token>& args, qsizet
         return std::nullopt;
     }
     QList<int> hits;
+    HeaderCache cache;
     for (int idx = 0; idx < view.messages().size(); ++idx) {
-        Context c{view, idx};
+        Context c{view, idx, &cache};
         if (matches(*program, c)) hits << idx;
     }
     return hits;
@@ -413,8 +442,9 @@ void Commands::search(ImapSession& s, const R& r) {
     }
     QList<quint32> hits;
     quint64 highest = 0;  // of the matches, for (MODSEQ n) (RFC 7162 3.1.5)
+    HeaderCache cache;
     for (int idx = 0; idx < v.messages().size(); ++idx) {
-        Context c{v, idx};
+        Context c{v, idx, &cache};
         if (!matches(*program, c)) continue;
         hits << (r.uid ? v.messages().at(idx).uid : quint32(idx + 1));
         highest = std::max(highest, v.messages().at(idx).modseq);
