@@ -192,7 +192,9 @@ Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur, const KnownFn
         }
         out << e;
     }
-    if (out.size() != list.byBase.size()) changed = true;
+    // Lines of expunged messages are not worth a rewrite (and its two fsyncs) of their own:
+    // a line without a file is ignored (here and by Dovecot), and the next rewrite, when a
+    // message arrives, drops them.
     std::sort(out.begin(), out.end(), [](const MessageEntry& a, const MessageEntry& b) { return a.uid < b.uid; });
     if (changed) {
         QByteArray text = "3 V" + QByteArray::number(list.validity) + " N" + QByteArray::number(list.next) + " G" +

@@ -4,9 +4,10 @@
 // Interface:
 //   MaildirFolder::open(root, folderParts, create)   INBOX when folderParts is empty
 //   sync(moveNewToCur, known)  lists new/ and cur/, gives every message not yet known a
-//       UID (in delivery order), drops UIDs of vanished files, and writes the
-//       uidlist when it changed. IMAP passes true (a selected folder owns new
-//       mail, maildir(5)); POP3 may pass false. Runs under an exclusive flock on
+//       UID (in delivery order) and writes the uidlist when it gave out UIDs
+//       (lines of vanished files are dropped then, not rewritten on their
+//       own). IMAP passes true (a selected folder owns new mail, maildir(5));
+//       POP3 may pass false. Runs under an exclusive flock on
 //       <folder>/postern-uidlist.lock, so concurrent IMAP/POP3 sessions and
 //       processes agree on UIDs.
 //   setFlags(entry, flags)  renames the file in cur/ to "<base>:2,<flags>".

@@ -320,7 +320,8 @@ QDate sentDate(Context& c) {
 bool matches(const Key& k, Context& c) {
     const Message& m = c.view.messages().at(c.index);
     auto has = [&](char f) { return m.flags.contains(QLatin1Char(f)); };
-    const QDate internal = QDateTime::fromMSecsSinceEpoch(m.mtimeMs).date();
+    // Only the date keys need it: a local-time conversion is not free (time zone lookups).
+    auto internal = [&] { return QDateTime::fromMSecsSinceEpoch(m.mtimeMs).date(); };
     switch (k.type) {
         case Key::All: return true;
         case Key::Answered: return has('R');
@@ -346,9 +347,9 @@ bool matches(const Key& k, Context& c) {
         case Key::Modseq: return m.modseq >= quint64(k.number);
         case Key::Larger: return m.vsize > k.number;
         case Key::Smaller: return m.vsize < k.number;
-        case Key::Before: return internal < k.date;
-        case Key::On: return internal == k.date;
-        case Key::Since: return internal >= k.date;
+        case Key::Before: return internal() < k.date;
+        case Key::On: return internal() == k.date;
+        case Key::Since: return internal() >= k.date;
         case Key::SentBefore: return sentDate(c) < k.date;
         case Key::SentOn: return sentDate(c) == k.date;
         case Key::SentSince: return sentDate(c) >= k.date;
