@@ -235,6 +235,45 @@ QString imapFlagForLetter(QChar c) {
 
 // ---------------------------------------------------------------- selected mailbox
 
+namespace {
+
+bool sameMessage(const Message& a, const Message& b) {
+    return a.uid == b.uid && a.modseq == b.modseq && a.inNew == b.inNew && a.size == b.size && a.vsize == b.vsize &&
+           a.mtimeMs == b.mtimeMs && a.flags == b.flags && a.fileName == b.fileName && a.base == b.base;
+}
+
+// Sessions on the same folder that see the same messages share one copy of the list
+// (QList is implicitly shared; a session that changes flags gets its own copy until its
+// next refresh). Most of an idle session's memory is this list. At most kMaxShared
+// folders are remembered, least recently used dropped.
+constexpr int kMaxShared = 128;
+struct SharedListing {
+    QString dir;
+    QList<Message> messages;
+};
+QList<SharedListing>& sharedListings() {
+    static QList<SharedListing> l;  // most recently used first
+    return l;
+}
+
+}  // namespace
+
+QList<Message> MailboxView::sharedListing(const QString& dir, QList<Message> fresh) {
+    QList<SharedListing>& l = sharedListings();
+    for (qsizetype i = 0; i < l.size(); ++i) {
+        if (l.at(i).dir != dir) continue;
+        SharedListing e = l.takeAt(i);
+        bool same = e.messages.size() == fresh.size();
+        for (qsizetype k = 0; same && k < fresh.size(); ++k) same = sameMessage(e.messages.at(k), fresh.at(k));
+        if (!same) e.messages = std::move(fresh);
+        l.prepend(e);
+        return l.first().messages;
+    }
+    l.prepend({dir, std::move(fresh)});
+    while (l.size() > kMaxShared) l.removeLast();
+    return l.first().messages;
+}
+
 Result<MailboxView> MailboxView::open(const QString& maildirRoot, const MailboxName& name, bool readOnly) {
     MailboxView v;
     v.m_name = name;
@@ -336,7 +375,7 @@ Result<Changes> MailboxView::refresh() {
         }
     }
     if (fresh.size() > oldCount) c.exists = int(fresh.size());  // EXPUNGE alone implies the new count
-    m_messages = fresh;
+    m_messages = sharedListing(m_folder.dir(), std::move(fresh));
     return c;
 }
 

@@ -121,6 +121,7 @@ public:
     Status expunge(int index);  // unlink only; call refresh() to update the list
 
 private:
+    static QList<Message> sharedListing(const QString& dir, QList<Message> fresh);
     Status loadKeywords();
     Status saveKeywords();
 

@@ -170,8 +170,10 @@ void Commands::select(ImapSession& s, const R& r) {
         }
     }
     // Selecting (even unsuccessfully) leaves the previous mailbox (RFC 9051 6.3.2).
+    std::optional<MailboxView> previous;
     if (selected(s)) {
         s.stopIdleWatch();
+        previous = std::move(selected(s));
         selected(s).reset();
         state(s) = ImapSession::State::Authenticated;
         s.untagged("OK [CLOSED] Previous mailbox closed");
@@ -179,7 +181,11 @@ void Commands::select(ImapSession& s, const R& r) {
     auto m = mailboxArg(s, r, r.args.at(0));
     if (!m) return;
     const bool readOnly = r.name == "EXAMINE";
-    auto view = MailboxView::open(mailboxes(s).root(), *m, readOnly);
+    // Selecting the same mailbox again (clients do, to resynchronise) reuses what we
+    // listed: a refresh instead of a new listing; the answer below is complete either way.
+    const bool again = previous && previous->name().name == m->name && previous->readOnly() == readOnly && mailboxes(s).exists(*m) &&
+                       previous->refresh().ok();
+    auto view = again ? Result<MailboxView>(std::move(*previous)) : MailboxView::open(mailboxes(s).root(), *m, readOnly);
     if (!view) {
         s.no(r, QStringLiteral("No such mailbox"), "NONEXISTENT");
         return;

@@ -221,13 +221,67 @@ private:
     bool m_modseq = false;  // a MODSEQ key was used (the response reports the highest)
 };
 
-// Header blocks for one SEARCH: from the index when cached there, else read from
-// the file once and put into the index for the next SEARCH.
+// Header blocks of messages, for SEARCH on header keys (and SORT/THREAD): kept in
+// memory per folder for the whole process (shared by its sessions, at most
+// kHeaderStoreMax bytes, least recently used folders dropped), backed by the
+// folder's index (which survives restarts), read from the file only the first
+// time. Message files never change, so an entry stays valid for its UIDVALIDITY.
+struct FolderHeaders {
+    quint32 uidValidity = 0;
+    QHash<quint32, QByteArray> map;
+    qint64 bytes = 0;
+    quint64 lastUse = 0;
+};
+constexpr qint64 kHeaderStoreMax = qint64(32) << 20;
+QHash<QString, FolderHeaders>& headerStore() {
+    static QHash<QString, FolderHeaders> store;
+    return store;
+}
+quint64 g_headerClock = 0;
+
+void trimHeaderStore(const QString& keep) {
+    QHash<QString, FolderHeaders>& st = headerStore();
+    qint64 total = 0;
+    for (const FolderHeaders& f : st) total += f.bytes;
+    while (total > kHeaderStoreMax && st.size() > 1) {
+        auto oldest = st.end();
+        for (auto it = st.begin(); it != st.end(); ++it)
+            if (it.key() != keep && (oldest == st.end() || it->lastUse < oldest->lastUse)) oldest = it;
+        if (oldest == st.end()) break;
+        total -= oldest->bytes;
+        st.erase(oldest);
+    }
+}
+
+// One SEARCH's view of that store.
 struct HeaderCache {
     bool loaded = false;
+    QString dir;
     std::shared_ptr<MailboxIndex> index;
-    QHash<quint32, QByteArray> headers;
-    std::optional<MailboxIndex::Batch> batch;
+    std::optional<MailboxIndex::Batch> batch;  // this SEARCH's index writes in one transaction
+    ~HeaderCache() {
+        batch.reset();
+        if (loaded) trimHeaderStore(dir);
+    }
+    FolderHeaders& folder(const MailboxView& view) {
+        FolderHeaders& f = headerStore()[view.dir()];
+        if (!loaded) {
+            loaded = true;
+            dir = view.dir();
+            index = view.index();
+            if (f.uidValidity != view.uidValidity()) {
+                f = FolderHeaders();
+                f.uidValidity = view.uidValidity();
+                if (index) {
+                    f.map = index->cachedHeaders();
+                    for (const QByteArray& h : f.map) f.bytes += h.size();
+                }
+            }
+            if (index) batch.emplace(index.get());
+        }
+        f.lastUse = ++g_headerClock;
+        return f;
+    }
 };
 
 struct Context {
@@ -256,16 +310,9 @@ struct Context {
         headerLoaded = true;
         const Message& m = view.messages().at(index);
         if (cache) {
-            if (!cache->loaded) {
-                cache->loaded = true;
-                cache->index = view.index();
-                if (cache->index) {
-                    cache->headers = cache->index->cachedHeaders();
-                    cache->batch.emplace(cache->index.get());
-                }
-            }
-            auto it = cache->headers.constFind(m.uid);
-            if (it != cache->headers.cend()) {
+            const FolderHeaders& f = cache->folder(view);
+            auto it = f.map.constFind(m.uid);
+            if (it != f.map.cend()) {
                 header = mail::parseHeader(*it);
                 return;
             }
@@ -285,7 +332,13 @@ struct Context {
         }
         qsizetype bodyAt = head.size();
         header = mail::parseHeader(head, &bodyAt);
-        if (cache && cache->index) cache->index->storeHeader(m.uid, m.base, head.left(bodyAt));
+        if (cache) {
+            const QByteArray block = head.left(bodyAt);
+            FolderHeaders& store = cache->folder(view);
+            store.bytes += block.size();
+            store.map.insert(m.uid, block);
+            if (cache->index) cache->index->storeHeader(m.uid, m.base, block);
+        }
     }
 };
 
