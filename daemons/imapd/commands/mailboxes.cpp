@@ -94,6 +94,8 @@ std::optional<FolderStatus> folderStatus(ImapSession& s, const MailboxName& m, b
                 msg.uid = e.uid;
                 msg.base = e.base;
                 msg.flags = store::sortFlags(e.flags);
+                msg.size = e.size;        // the index remembers them for the next SELECT
+                msg.mtimeMs = e.mtimeMs;
                 msgs << msg;
             }
             if (auto hms = idx->sync(msgs)) st.highestModseq = *hms;

@@ -12,6 +12,7 @@ import re
 import smtplib
 import socket
 import sqlite3
+import time
 import unittest
 
 from postern_testlib import Instance, wait_for
@@ -188,6 +189,22 @@ class Condstore(unittest.TestCase):
                     "SELECT INBOX (QRESYNC (1 1))", "FETCH 1 (FLAGS) (CHANGEDSINCE 99999999999999999999)"):
             _, status = a.cmd(bad)
             self.assertTrue(status.startswith("BAD"), f"{bad} -> {status}")
+
+    def test_status_before_select_keeps_sizes_and_dates(self):
+        """STATUS (HIGHESTMODSEQ) indexes a folder nobody selected; the next SELECT takes
+        sizes and dates from that index: they must be the files' own."""
+        a = self.raw()
+        lines, _ = a.ok("STATUS INBOX (HIGHESTMODSEQ MESSAGES)")
+        self.assertRegex(lines[0], r"HIGHESTMODSEQ [1-9]\d* MESSAGES 4")
+        a.ok("SELECT INBOX")
+        lines, _ = a.ok("FETCH 1:* (INTERNALDATE RFC822.SIZE BODY.PEEK[])")
+        self.assertEqual(len(lines), 4)
+        year = time.strftime("%Y")
+        for l in lines:
+            self.assertIn(f"-{year} ", l, "INTERNALDATE is the delivery time")
+            size = int(re.search(r"RFC822.SIZE (\d+)", l).group(1))
+            body = re.search(r"BODY\[\] \{(\d+)\}", l)
+            self.assertTrue(body and int(body.group(1)) == size > 0, l[:200])
 
     def test_qresync(self):
         a = self.raw()
