@@ -263,17 +263,21 @@ Result<quint64> MailboxIndex::sync(QList<Message>& messages) {
     if (!upd.ok() || !ins.ok() || !del.ok() || !gone.ok()) return fail(QStringLiteral("preparing"));
     qsizetype r = 0;
     bool expunges = false;
+    // A row whose file is gone: into the expunge history with the next mod-sequence.
+    auto expunge = [&](quint32 uid) {
+        del.bind(1, uid);
+        const bool deleted = del.step() == SQLITE_DONE;
+        del.reset();
+        if (!deleted) return false;
+        gone.bind(1, uid).bind(2, ++hms);
+        const bool recorded = gone.step() == SQLITE_DONE;
+        gone.reset();
+        expunges = true;
+        return recorded;
+    };
     for (Message& m : messages) {
-        while (r < rows.size() && rows.at(r).uid < m.uid) {
-            del.bind(1, rows.at(r).uid);
-            if (del.step() != SQLITE_DONE) return fail(QStringLiteral("deleting"));
-            del.reset();
-            gone.bind(1, rows.at(r).uid).bind(2, ++hms);
-            if (gone.step() != SQLITE_DONE) return fail(QStringLiteral("recording an expunge"));
-            gone.reset();
-            expunges = true;
-            ++r;
-        }
+        for (; r < rows.size() && rows.at(r).uid < m.uid; ++r)
+            if (!expunge(rows.at(r).uid)) return fail(QStringLiteral("recording an expunge"));
         if (r < rows.size() && rows.at(r).uid == m.uid) {
             if (rows.at(r).flags != m.flags) {
                 upd.bindText(1, m.flags).bind(2, ++hms).bind(3, m.uid);
@@ -291,15 +295,8 @@ Result<quint64> MailboxIndex::sync(QList<Message>& messages) {
             m.modseq = quint64(hms);
         }
     }
-    for (; r < rows.size(); ++r) {
-        del.bind(1, rows.at(r).uid);
-        if (del.step() != SQLITE_DONE) return fail(QStringLiteral("deleting"));
-        del.reset();
-        gone.bind(1, rows.at(r).uid).bind(2, ++hms);
-        if (gone.step() != SQLITE_DONE) return fail(QStringLiteral("recording an expunge"));
-        gone.reset();
-        expunges = true;
-    }
+    for (; r < rows.size(); ++r)
+        if (!expunge(rows.at(r).uid)) return fail(QStringLiteral("recording an expunge"));
     if (hms != before) {
         if (Status s = setMeta("hms", hms); !s) return fail(QStringLiteral("writing hms"));
     }

@@ -12,6 +12,22 @@ namespace postern::imap {
 
 // ---------------------------------------------------------------- shared helpers
 
+namespace {
+// One number of a sequence set: "*" is `star`; no leading zero, 1 .. 2^32-1.
+bool setNumber(const QByteArray& t, quint32 star, quint32* v) {
+    if (t == "*") {
+        *v = star;
+        return true;
+    }
+    if (t.isEmpty() || t.size() > 10 || t.at(0) == '0') return false;
+    for (char c : t)
+        if (c < '0' || c > '9') return false;
+    bool ok = false;
+    *v = t.toUInt(&ok);
+    return ok;
+}
+}  // namespace
+
 std::optional<QList<int>> resolveSequenceSet(const QByteArray& set, const MailboxView& view, bool uid) {
     const auto& msgs = view.messages();
     QList<int> out;
@@ -21,18 +37,7 @@ std::optional<QList<int>> resolveSequenceSet(const QByteArray& set, const Mailbo
     for (const QByteArray& range : set.split(',')) {
         if (range.isEmpty()) return std::nullopt;
         const qsizetype colon = range.indexOf(':');
-        auto num = [&](const QByteArray& t, quint32* v) {
-            if (t == "*") {
-                *v = maxValue;
-                return true;
-            }
-            if (t.isEmpty() || t.size() > 10 || t.at(0) == '0') return false;
-            for (char c : t)
-                if (c < '0' || c > '9') return false;
-            bool ok = false;
-            *v = t.toUInt(&ok);
-            return ok;
-        };
+        auto num = [&](const QByteArray& t, quint32* v) { return setNumber(t, maxValue, v); };
         quint32 a = 0, b = 0;
         if (!num(colon < 0 ? range : range.left(colon), &a)) return std::nullopt;
         b = a;
@@ -147,18 +152,7 @@ std::optional<QList<std::pair<quint32, quint32>>> parseUidRanges(const QByteArra
     if (set.isEmpty()) return std::nullopt;
     for (const QByteArray& range : set.split(',')) {
         const qsizetype colon = range.indexOf(':');
-        auto num = [&](const QByteArray& t, quint32* v) {
-            if (t == "*") {
-                *v = star;
-                return true;
-            }
-            if (t.isEmpty() || t.size() > 10 || t.at(0) == '0') return false;
-            for (char c : t)
-                if (c < '0' || c > '9') return false;
-            bool ok = false;
-            *v = t.toUInt(&ok);
-            return ok;
-        };
+        auto num = [&](const QByteArray& t, quint32* v) { return setNumber(t, star, v); };
         quint32 a = 0, b = 0;
         if (!num(colon < 0 ? range : range.left(colon), &a)) return std::nullopt;
         b = a;
@@ -173,6 +167,26 @@ bool inRanges(const QList<std::pair<quint32, quint32>>& ranges, quint32 v) {
     for (const auto& [a, b] : ranges)
         if (v >= a && v <= b) return true;
     return false;
+}
+
+QList<quint32> vanishedSince(const MailboxView& view, quint64 modseq, const QList<std::pair<quint32, quint32>>& ranges) {
+    const quint32 last = view.uidNext() > 1 ? view.uidNext() - 1 : 1;
+    bool complete = false;
+    QList<quint32> gone = view.expungedSince(modseq, &complete);
+    if (!complete) {
+        // The history does not reach back that far: every UID of the ranges that is not here
+        // (RFC 7162 3.2.5.1 allows naming UIDs the client never saw).
+        gone.clear();
+        QSet<quint32> present;
+        for (const Message& msg : view.messages()) present.insert(msg.uid);
+        for (const auto& [a, b] : ranges)
+            for (quint64 u = a; u <= std::min<quint64>(b, last) && gone.size() < 1000000; ++u)
+                if (!present.contains(quint32(u))) gone << quint32(u);
+    }
+    QList<quint32> reported;
+    for (quint32 u : gone)
+        if (inRanges(ranges, u)) reported << u;
+    return reported;
 }
 
 QByteArray Commands::modseqItem(ImapSession& s, int index) {

@@ -87,6 +87,9 @@ std::optional<quint64> parseModseq(const Token& t, bool zero);
 // A UID set not bound to the mailbox's messages (QRESYNC's known-uids): ranges, "*" = star.
 std::optional<QList<std::pair<quint32, quint32>>> parseUidRanges(const QByteArray& set, quint32 star);
 bool inRanges(const QList<std::pair<quint32, quint32>>& ranges, quint32 v);
+// QRESYNC's VANISHED (EARLIER): UIDs within `ranges` expunged after `modseq`, or, when
+// the expunge history does not reach back that far, every UID of `ranges` not present.
+QList<quint32> vanishedSince(const MailboxView& view, quint64 modseq, const QList<std::pair<quint32, quint32>>& ranges);
 // The SEARCH program args[start..] (search.cpp's evaluator, shared with SORT and
 // THREAD) run over `view`: 0-based indexes of the matching messages, ascending;
 // nullopt with *error set on a syntax error.

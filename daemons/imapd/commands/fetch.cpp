@@ -369,19 +369,11 @@ void Commands::fetch(ImapSession& s, const R& r) {
     if (vanished) {
         const quint32 last = v.uidNext() > 1 ? v.uidNext() - 1 : 1;
         auto ranges = parseUidRanges(r.args.at(0).text, last);
-        bool complete = false;
-        QList<quint32> gone = v.expungedSince(*changedSince, &complete);
-        if (!complete) {  // history too short: every UID in the set that is not here
-            gone.clear();
-            QSet<quint32> present;
-            for (const Message& msg : v.messages()) present.insert(msg.uid);
-            for (const auto& [a, b] : *ranges)
-                for (quint64 u = a; u <= std::min<quint64>(b, last) && gone.size() < 1000000; ++u)
-                    if (!present.contains(quint32(u))) gone << quint32(u);
+        if (!ranges) {
+            s.bad(r, QStringLiteral("Bad sequence set"));
+            return;
         }
-        QList<quint32> reported;
-        for (quint32 u : gone)
-            if (inRanges(*ranges, u)) reported << u;
+        const QList<quint32> reported = vanishedSince(v, *changedSince, *ranges);
         if (!reported.isEmpty()) s.untagged("VANISHED (EARLIER) " + compactSet(reported));
     }
     bool hasUid = false;

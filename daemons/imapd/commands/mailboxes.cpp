@@ -217,20 +217,7 @@ void Commands::select(ImapSession& s, const R& r) {
         const quint32 last = v.uidNext() > 1 ? v.uidNext() - 1 : 1;
         auto known = qr->knownUids.isEmpty() ? std::optional(QList<std::pair<quint32, quint32>>{{1, last}})
                                              : parseUidRanges(qr->knownUids, last);
-        bool complete = false;
-        QList<quint32> vanished = v.expungedSince(qr->modseq, &complete);
-        if (!complete) {
-            // The history does not reach back that far: every known UID that is not here vanished.
-            vanished.clear();
-            QSet<quint32> present;
-            for (const Message& msg : v.messages()) present.insert(msg.uid);
-            for (const auto& [a, b] : *known)
-                for (quint64 u = a; u <= std::min<quint64>(b, last) && vanished.size() < 1000000; ++u)
-                    if (!present.contains(quint32(u))) vanished << quint32(u);
-        }
-        QList<quint32> reported;
-        for (quint32 u : vanished)
-            if (inRanges(*known, u)) reported << u;
+        const QList<quint32> reported = vanishedSince(v, qr->modseq, *known);
         if (!reported.isEmpty()) s.untagged("VANISHED (EARLIER) " + compactSet(reported));
         for (int i = 0; i < v.messages().size(); ++i) {
             const Message& msg = v.messages().at(i);
