@@ -274,6 +274,19 @@ QList<Message> MailboxView::sharedListing(const QString& dir, QList<Message> fre
     return l.first().messages;
 }
 
+Message Message::fromEntry(const store::MessageEntry& e) {
+    Message m;
+    m.uid = e.uid;
+    m.base = e.base;
+    m.fileName = e.fileName;
+    m.inNew = e.inNew;
+    m.flags = store::sortFlags(e.flags);
+    m.size = e.size;
+    m.vsize = e.vsize;
+    m.mtimeMs = e.mtimeMs;
+    return m;
+}
+
 Result<MailboxView> MailboxView::open(const QString& maildirRoot, const MailboxName& name, bool readOnly) {
     MailboxView v;
     v.m_name = name;
@@ -337,18 +350,7 @@ Result<Changes> MailboxView::refresh() {
     const qsizetype oldCount = m_messages.size() - c.expunged.size();
     QList<Message> fresh;
     fresh.reserve(list->size());
-    for (const store::MessageEntry& e : *list) {
-        Message m;
-        m.uid = e.uid;
-        m.base = e.base;
-        m.fileName = e.fileName;
-        m.inNew = e.inNew;
-        m.flags = store::sortFlags(e.flags);
-        m.size = e.size;
-        m.vsize = e.vsize;
-        m.mtimeMs = e.mtimeMs;
-        fresh << m;
-    }
+    for (const store::MessageEntry& e : *list) fresh << Message::fromEntry(e);
     bool differs = fresh.size() != m_messages.size();
     for (int i = 0; i < fresh.size(); ++i) {
         auto it = oldFlags.constFind(fresh.at(i).uid);

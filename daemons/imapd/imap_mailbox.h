@@ -15,7 +15,9 @@
 // index + 1), flags, keywords (Dovecot's dovecot-keywords: letter a..z = index
 // 0..25), and refresh() which syncs with the Maildir and reports what changed
 // since the last look (expunged sequence numbers, new messages, flag changes)
-// so other sessions' and deliveries' changes reach this client.
+// so other sessions' and deliveries' changes reach this client. Mod-sequences
+// come from the folder's index (imap_index.h); sessions that see the same
+// messages share one copy of the list.
 #pragma once
 
 #include "imap_index.h"
@@ -82,6 +84,8 @@ struct Message {
     qint64 vsize = 0;
     qint64 mtimeMs = 0;
     quint64 modseq = 0;  // CONDSTORE mod-sequence (0: no index)
+
+    static Message fromEntry(const store::MessageEntry& e);  // flags sorted, modseq 0
 };
 
 struct Changes {

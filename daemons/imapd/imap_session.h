@@ -12,8 +12,8 @@
 // refused before the client sends them (CommandReader).
 // Mailbox changes made by other sessions or deliveries are reported at
 // NOOP/CHECK/IDLE and after commands that do not use sequence numbers
-// (RFC 9051 7.5.1); during IDLE a file-system watcher reports them within a
-// second.
+// (RFC 9051 7.5.1); during IDLE the process's shared folder watcher
+// (folder_watch.h) reports them within a second.
 // Limits: line and literal sizes, bad commands before disconnect, idle
 // timeout (>= 30 minutes, RFC 9051 5.4), IDLE re-armed per command.
 // Message files are read on the event-loop thread (page-cache reads); large

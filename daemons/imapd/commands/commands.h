@@ -2,12 +2,13 @@
 //   auth.cpp       CAPABILITY NOOP LOGOUT STARTTLS LOGIN AUTHENTICATE ID ENABLE NAMESPACE IDLE
 //   mailboxes.cpp  SELECT EXAMINE CREATE DELETE RENAME (UN)SUBSCRIBE LIST LSUB STATUS APPEND GETQUOTA(ROOT)
 //   selected.cpp   CHECK CLOSE UNSELECT EXPUNGE STORE COPY MOVE, change reporting
-//   fetch.cpp      FETCH (ENVELOPE, BODYSTRUCTURE, BODY[section]<partial>, ...)
-//   search.cpp     SEARCH / ESEARCH
+//   fetch.cpp      FETCH (ENVELOPE, BODYSTRUCTURE, BODY[section]<partial>, MODSEQ, BINARY, ...,
+//                  CHANGEDSINCE/VANISHED modifiers)
+//   search.cpp     SEARCH / ESEARCH (with MODSEQ)
 //   sort.cpp       SORT, THREAD (RFC 5256; helpers in imap_thread.h)
 // Each handler checks (arguments, state, policy; BAD for syntax, NO for
 // refusals) and then proceeds. Shared helpers (sequence sets, flag lists,
-// dates) are declared here.
+// dates, mod-sequences, QRESYNC's VANISHED) are declared here.
 #pragma once
 
 #include "../imap_session.h"

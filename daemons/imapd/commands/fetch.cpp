@@ -1,7 +1,9 @@
 // commands/fetch.cpp — FETCH: FLAGS INTERNALDATE RFC822.SIZE UID ENVELOPE
 // BODYSTRUCTURE BODY BODY[section]<partial> BODY.PEEK RFC822 RFC822.HEADER
 // RFC822.TEXT and the ALL/FAST/FULL macros (RFC 9051 6.4.5, 7.5.2), and
-// BINARY[section]<partial> BINARY.PEEK BINARY.SIZE (RFC 3516; imap_binary.h).
+// BINARY[section]<partial> BINARY.PEEK BINARY.SIZE (RFC 3516; imap_binary.h),
+// MODSEQ and the (CHANGEDSINCE n [VANISHED]) modifiers (RFC 7162).
+// ENVELOPE/BODY/BODYSTRUCTURE come from the folder's index when cached there.
 // Messages are read whole (bounded by the message size limit), normalised to
 // CRLF so that sizes and offsets match RFC822.SIZE, and answered one message
 // at a time with output backpressure (runWithBackpressure), so FETCH 1:*

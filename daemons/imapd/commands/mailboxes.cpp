@@ -89,15 +89,7 @@ std::optional<FolderStatus> folderStatus(ImapSession& s, const MailboxName& m, b
         if (std::shared_ptr<MailboxIndex> idx = MailboxIndex::acquire(folder->dir(), folder->uidValidity())) {
             QList<Message> msgs;
             msgs.reserve(list->size());
-            for (const store::MessageEntry& e : *list) {
-                Message msg;
-                msg.uid = e.uid;
-                msg.base = e.base;
-                msg.flags = store::sortFlags(e.flags);
-                msg.size = e.size;        // the index remembers them for the next SELECT
-                msg.mtimeMs = e.mtimeMs;
-                msgs << msg;
-            }
+            for (const store::MessageEntry& e : *list) msgs << Message::fromEntry(e);  // sizes and dates too, for the next SELECT
             if (auto hms = idx->sync(msgs)) st.highestModseq = *hms;
         }
     }

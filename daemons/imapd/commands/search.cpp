@@ -1,7 +1,9 @@
 // commands/search.cpp — SEARCH and UID SEARCH with every RFC 9051 6.4.4 key,
 // CHARSET (UTF-8, US-ASCII), header decoding (RFC 2047), body text in its
 // transfer encoding and charset decoded, and ESEARCH (RFC 4731) results via
-// RETURN (MIN MAX COUNT ALL).
+// RETURN (MIN MAX COUNT ALL), and MODSEQ (RFC 7162). Header keys read header
+// blocks from a process-wide store backed by the folder's index, so files are
+// opened only the first time.
 // Limits: nesting through ArgParser's depth limit; the search program is
 // parsed once and then run message by message; message text is loaded only
 // when a key needs it.

@@ -1,7 +1,8 @@
 // commands/selected.cpp — CHECK CLOSE UNSELECT EXPUNGE STORE COPY MOVE, and
-// the reporting of mailbox changes (EXPUNGE/EXISTS/FETCH FLAGS).
+// the reporting of mailbox changes (EXPUNGE or, with QRESYNC, VANISHED;
+// EXISTS; FETCH FLAGS with MODSEQ once CONDSTORE is on).
 // Standards: RFC 9051 6.4, 4315 (UIDPLUS: UID EXPUNGE, COPYUID), 6851 (MOVE),
-// 3691 (UNSELECT). Read-only (EXAMINE) mailboxes refuse every change.
+// 3691 (UNSELECT), 7162 (STORE UNCHANGEDSINCE, [MODIFIED]). Read-only (EXAMINE) mailboxes refuse every change.
 #include "commands.h"
 
 #include "common/store/maildir_delivery.h"
