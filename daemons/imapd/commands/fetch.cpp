@@ -417,11 +417,8 @@ void Commands::fetch(ImapSession& s, const R& r) {
             // ENVELOPE/BODY/BODYSTRUCTURE come from the index when it has them, else from
             // one parse of the file, whose results then go into the index.
             std::optional<MailboxIndex::Cached> cache;
-            std::shared_ptr<MailboxIndex> idx;
-            if (job->needParsed) {
-                idx = view.index();
-                if (idx) cache = idx->cached(view.messages().at(i).uid, view.messages().at(i).base);
-            }
+            MailboxIndex* idx = batchIndex.get();  // acquired once per turn, not per message
+            if (idx) cache = idx->cached(view.messages().at(i).uid, view.messages().at(i).base);
             if (job->needMessage || (job->needParsed && !cache)) {
                 QFile f(view.path(i));
                 if (!f.open(QIODevice::ReadOnly)) continue;  // expunged meanwhile: skip it (RFC 9051 allows omitting)
