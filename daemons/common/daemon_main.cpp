@@ -1,7 +1,9 @@
 // daemon_main.cpp — see daemon_main.h.
 #include "daemon_main.h"
 
+#include "shared_counters.h"
 #include "unix_signals.h"
+#include "workers.h"
 
 #include "core/log.h"
 #include "core/stats.h"
@@ -21,6 +23,11 @@ constexpr int kGraceMs = 10'000;
 }  // namespace
 
 int runDaemon(int argc, char** argv, const DaemonSpec& spec) {
+    auto role = workerRoleFromEnvironment();
+    if (!role) {
+        QTextStream(stderr) << spec.program << ": " << role.errorMessage() << "\n";
+        return 1;
+    }
     QCoreApplication app(argc, argv);
     app.setApplicationName(spec.program);
     const QStringList args = app.arguments();
@@ -57,11 +64,14 @@ int runDaemon(int argc, char** argv, const DaemonSpec& spec) {
         err << spec.program << ": " << server.errorMessage() << "\n";
         return 1;
     }
+    if (role->isWorker()) (*server)->adoptListeners(role->listenFds);
     if (auto st = (*server)->start(); !st) {
         log::error(u"start.failed", log::Fields().add("error", st.errorMessage()));
         err << spec.program << ": " << st.errorMessage() << "\n";
         return 1;
     }
+    // Before "ready": a signal that comes from then on is handled (queued until the loop runs).
+    UnixSignals* unixSignals = UnixSignals::install(&app);
     if (::geteuid() == 0) {
         const QString user = config.value(QStringLiteral("system_user"));
         Status st = handOverStateToUser(config, user);
@@ -72,31 +82,54 @@ int runDaemon(int argc, char** argv, const DaemonSpec& spec) {
             return 1;
         }
     }
-    if (auto st = writeReadyFile(config, spec.program, (*server)->listenerAddresses()); !st)
-        log::warn(u"ready_file.failed", log::Fields().add("error", st.errorMessage()));
-    log::info(u"ready", log::Fields().add("version", POSTERN_VERSION).add("config", configDir));
+    // More processes on the same sockets (workers.h): limits are then counted in a shared file.
+    const int processes = spec.processesSetting.isEmpty() ? 1 : resolveProcessCount(config.integer(spec.processesSetting), SharedCounters::kColumns);
+    std::unique_ptr<WorkerPool> workers;
+    if (processes > 1 || role->isWorker()) {
+        const QString countsPath = config.runDir() + QLatin1Char('/') + spec.program + QStringLiteral(".counts");
+        if (auto st = SharedCounters::process().open(countsPath, role->index, !role->isWorker()); !st) {
+            log::error(u"start.failed", log::Fields().add("error", st.errorMessage()));
+            err << spec.program << ": " << st.errorMessage() << "\n";
+            return 1;
+        }
+    }
+    if (!role->isWorker() && processes > 1) {
+        workers = std::make_unique<WorkerPool>(QCoreApplication::applicationFilePath(), args.mid(1), (*server)->listenerDescriptors(), processes);
+        if (auto st = workers->start(); !st) log::error(u"workers.failed", log::Fields().add("error", st.errorMessage()));
+    }
+    if (!role->isWorker()) {
+        if (auto st = writeReadyFile(config, spec.program, (*server)->listenerAddresses()); !st)
+            log::warn(u"ready_file.failed", log::Fields().add("error", st.errorMessage()));
+    }
+    log::info(u"ready", log::Fields().add("version", POSTERN_VERSION).add("config", configDir).add("process", role->index));
 
     DaemonServer* srv = *server;
-    // Counters for /metrics: <run_dir>/<program>.stats, rewritten every 5 s (and at exit).
-    const QString statsPath = config.runDir() + QLatin1Char('/') + spec.program + QStringLiteral(".stats");
+    // Counters for /metrics: <run_dir>/<program>.stats (a worker's: <program>.worker<N>.stats),
+    // rewritten every 5 s (and at exit).
+    const QString statsPath = config.runDir() + QLatin1Char('/') + spec.program +
+                              (role->isWorker() ? QStringLiteral(".worker%1.stats").arg(role->index) : QStringLiteral(".stats"));
     QTimer statsTimer;
     statsTimer.setInterval(5000);
     QObject::connect(&statsTimer, &QTimer::timeout, &app, [&] { (void)stats::writeFile(statsPath, spec.program); });
     statsTimer.start();
     (void)stats::writeFile(statsPath, spec.program);
-    UnixSignals* unixSignals = UnixSignals::install(&app);
     bool stopping = false;
     QObject::connect(unixSignals, &UnixSignals::terminateRequested, &app, [&](int sig) {
         if (stopping) return;
         stopping = true;
         log::info(u"stopping", log::Fields().add("signal", sig));
         if (spec.stopping) spec.stopping();
-        srv->shutdown(kGraceMs, [&] {
-            QFile::remove(readyFilePath(config, spec.program));
+        // Quit once our sessions and every worker are done.
+        auto pending = std::make_shared<int>(workers ? 2 : 1);
+        auto finish = [&, pending] {
+            if (--*pending > 0) return;
+            if (!role->isWorker()) QFile::remove(readyFilePath(config, spec.program));
             (void)stats::writeFile(statsPath, spec.program);
             log::info(u"stopped");
             app.quit();
-        });
+        };
+        if (workers) workers->stop(kGraceMs + 2000, finish);
+        srv->shutdown(kGraceMs, finish);
     });
     QObject::connect(unixSignals, &UnixSignals::reloadRequested, &app, [&] {
         auto fresh = Config::load(configDir);
@@ -114,6 +147,7 @@ int runDaemon(int argc, char** argv, const DaemonSpec& spec) {
         if (auto st = srv->reloadTls(); !st)
             log::error(u"reload.tls_failed", log::Fields().add("error", st.errorMessage()));
         if (spec.reloaded) spec.reloaded(srv);
+        if (workers) workers->reload();
         log::info(u"reloaded");
     });
     return app.exec();

@@ -7,7 +7,9 @@
 //   4. spec.create() builds the daemon's objects and its DaemonServer, which
 //      binds its listeners (exit 1 with the reason when a bind fails);
 //   5. drops root to `system_user` when started as root (exit 1 if it cannot);
-//   6. writes <run_dir>/<program>.ready with the real addresses;
+//   6. starts worker processes on the same sockets when spec.processesSetting
+//      asks for more than one (workers.h), and writes <run_dir>/<program>.ready
+//      with the real addresses (the first process only);
 //   7. runs the event loop: SIGTERM/SIGINT -> graceful shutdown (sessions say
 //      goodbye, 10 s grace), SIGHUP -> re-read the configuration; an invalid new
 //      configuration is refused and logged, the old one stays (restart-only
@@ -28,6 +30,9 @@ struct DaemonSpec {
     std::function<Result<DaemonServer*>(Config& config, QObject* parent)> create;
     std::function<void(DaemonServer* server)> reloaded;   // optional
     std::function<void()> stopping;                        // optional, before shutdown starts
+    // Optional: the Int setting with the number of processes (0 = one per CPU core).
+    // With more than one, the first process starts the others after step 5 (workers.h).
+    QString processesSetting;
 };
 
 int runDaemon(int argc, char** argv, const DaemonSpec& spec);

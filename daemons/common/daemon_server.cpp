@@ -1,6 +1,8 @@
 // daemon_server.cpp — see daemon_server.h.
 #include "daemon_server.h"
 
+#include "shared_counters.h"
+
 #include "core/log.h"
 #include "core/stats.h"
 #include "core/tls.h"
@@ -18,7 +20,10 @@ DaemonServer::DaemonServer(const Config& config, QString program, QList<Listener
     m_options.handshakeTimeoutMs = config.durationMs(QStringLiteral("tls.handshake_timeout"));
 }
 
-DaemonServer::~DaemonServer() = default;
+DaemonServer::~DaemonServer() {
+    // Connections that never finished (the server goes first) must not stay counted.
+    for (const QString& key : std::as_const(m_connections)) releaseCounts(key);
+}
 
 bool DaemonServer::needsTls() const { return true; }  // every protocol offers STARTTLS or implicit TLS
 
@@ -60,8 +65,15 @@ Status DaemonServer::start() {
         const auto addresses = m_config.listeners(spec.settingKey);
         for (const ListenAddress& la : addresses) {
             auto* l = new Listener(spec.mode, this);
-            // QHostAddress::Any ("*") is dual-stack: IPv6 and IPv4-mapped on one socket.
-            if (!l->listen(la.address, la.port)) {
+            if (!m_inherited.isEmpty()) {
+                // A worker process: the first process bound this address, in this same order.
+                if (m_listeners.size() >= m_inherited.size() || !l->setSocketDescriptor(m_inherited.at(m_listeners.size()))) {
+                    delete l;
+                    for (Listener* other : m_listeners) other->close();
+                    return Status::fail(QStringLiteral("%1 %2: the inherited listening socket is missing").arg(listenerName(spec.mode), la.toString()));
+                }
+            } else if (!l->listen(la.address, la.port)) {
+                // QHostAddress::Any ("*") is dual-stack: IPv6 and IPv4-mapped on one socket.
                 const QString err = QStringLiteral("%1 %2: %3").arg(listenerName(spec.mode), la.toString(), l->errorString());
                 delete l;
                 for (Listener* other : m_listeners) other->close();
@@ -75,7 +87,17 @@ Status DaemonServer::start() {
                                       .add("address", ListenAddress{l->serverAddress(), l->serverPort()}.toString()));
         }
     }
+    if (!m_inherited.isEmpty() && m_listeners.size() != m_inherited.size())
+        return Status::fail(QStringLiteral("the configuration has %1 listening addresses, the first process passed %2")
+                                .arg(m_listeners.size())
+                                .arg(m_inherited.size()));
     return {};
+}
+
+QList<int> DaemonServer::listenerDescriptors() const {
+    QList<int> out;
+    for (const Listener* l : m_listeners) out << int(l->socketDescriptor());
+    return out;
 }
 
 QMap<QString, QStringList> DaemonServer::listenerAddresses() const {
@@ -110,9 +132,13 @@ void DaemonServer::accept(Listener* listener, qintptr descriptor) {
         delete socket;
         return;
     }
-    const QString key = addressKey(socket->peerAddress());
-    const bool overGlobal = m_connections.size() >= m_maxConnections;
-    const bool overAddress = m_perAddress.value(key) >= m_maxPerAddress;
+    // Counted across all processes of this daemon (shared_counters.h).
+    SharedCounters& counts = SharedCounters::process();
+    const QString key = QStringLiteral("ip:") + addressKey(socket->peerAddress());
+    const QString globalKey = QStringLiteral("connections");
+    const bool overGlobal = !m_shuttingDown && !counts.tryAcquire(globalKey, m_maxConnections);
+    const bool overAddress = !m_shuttingDown && !overGlobal && !counts.tryAcquire(key, m_maxPerAddress);
+    if (overAddress) counts.release(globalKey);
     if (m_shuttingDown || overGlobal || overAddress) {
         stats::add(QStringLiteral("postern_connections_refused_total"), {{QStringLiteral("listener"), listenerName(listener->mode())}});
         log::warn(u"connection.refused",
@@ -130,23 +156,26 @@ void DaemonServer::accept(Listener* listener, qintptr descriptor) {
     stats::add(QStringLiteral("postern_connections_total"), {{QStringLiteral("listener"), listenerName(listener->mode())}});
     auto* conn = new Connection(socket, listener->mode(), m_tls, m_options, this);
     conn->setSession(m_factory(*conn, listener->mode()));
-    m_connections.insert(conn);
-    m_perAddress[key] += 1;
-    connect(conn, &Connection::finished, this, [this, conn, key] {
-        m_connections.remove(conn);
-        if (--m_perAddress[key] <= 0) m_perAddress.remove(key);
+    m_connections.insert(conn, key);
+    connect(conn, &Connection::finished, this, [this, conn] {
+        releaseCounts(m_connections.take(conn));
         conn->deleteLater();
     });
     Q_EMIT connectionOpened(conn);
     conn->begin();
 }
 
-QList<Connection*> DaemonServer::connections() const { return m_connections.values(); }
+QList<Connection*> DaemonServer::connections() const { return m_connections.keys(); }
+
+void DaemonServer::releaseCounts(const QString& addressKey) {
+    SharedCounters::process().release(addressKey);
+    SharedCounters::process().release(QStringLiteral("connections"));
+}
 
 void DaemonServer::shutdown(int graceMs, std::function<void()> done) {
     m_shuttingDown = true;
     for (Listener* l : m_listeners) l->close();
-    for (Connection* c : m_connections.values()) c->shutdown();
+    for (Connection* c : m_connections.keys()) c->shutdown();
     if (m_connections.isEmpty()) {
         QMetaObject::invokeMethod(this, [done] { done(); }, Qt::QueuedConnection);
         return;

@@ -14,7 +14,11 @@
 //                  abort what is left after graceMs, then call done.
 //   reloadTls()    re-read certificate and key for new connections.
 //
-// Limits: global and per-client-address connection counts (IPv6 per /64).
+//   adoptListeners(fds) / listenerDescriptors()  the sockets a worker process
+//                  inherits from the first process (daemon_main, imap.processes).
+//
+// Limits: global and per-client-address connection counts (IPv6 per /64),
+// shared by all processes of the daemon (shared_counters.h).
 // Security: the TLS configuration is built once in core/tls.cpp.
 #pragma once
 
@@ -75,6 +79,10 @@ public:
     void shutdown(int graceMs, std::function<void()> done);
     int connectionCount() const { return int(m_connections.size()); }
     QList<Connection*> connections() const;
+    // Worker processes: listening sockets bound by the first process, one per listener
+    // address in configuration order; start() adopts them instead of binding.
+    void adoptListeners(QList<int> descriptors) { m_inherited = std::move(descriptors); }
+    QList<int> listenerDescriptors() const;
     // True when a listener needs TLS (so start() failed without a certificate).
     bool needsTls() const;
 
@@ -101,8 +109,9 @@ private:
     Connection::Options m_options;
     int m_maxConnections = 1000;
     int m_maxPerAddress = 50;
-    QSet<Connection*> m_connections;
-    QHash<QString, int> m_perAddress;
+    QHash<Connection*, QString> m_connections;  // -> its key in the shared counts
+    void releaseCounts(const QString& addressKey);
+    QList<int> m_inherited;
     bool m_shuttingDown = false;
 };
 

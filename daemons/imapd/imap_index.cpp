@@ -3,6 +3,7 @@
 
 #include "imap_mailbox.h"
 
+#include "core/atomic_file.h"
 #include "core/log.h"
 
 #include <QDateTime>
@@ -73,6 +74,7 @@ struct PoolEntry {
     std::shared_ptr<MailboxIndex> index;
     dev_t dev = 0;
     ino_t ino = 0;
+    quint32 validity = 0;  // the UIDVALIDITY checked against the file (0: not yet)
 };
 QList<PoolEntry>& pool() {
     static QList<PoolEntry> p;  // most recently used first
@@ -98,11 +100,30 @@ std::shared_ptr<MailboxIndex> MailboxIndex::acquire(const QString& folderDir, qu
         PoolEntry e = p.takeAt(i);
         // Deleted or replaced behind our back (an administrator, a restore): open the new one.
         if (::stat(native.constData(), &fs) != 0 || fs.st_dev != e.dev || fs.st_ino != e.ino) break;
+        if (uidValidity && e.validity != uidValidity) {
+            // Opened before the caller knew the folder's UIDVALIDITY: check it now.
+            auto lock = FileLock::acquire(folderDir + QLatin1Char('/') + QLatin1String(kLockName));
+            if (!lock || !e.index->adoptValidity(uidValidity)) break;
+            e.validity = uidValidity;
+        }
         p.prepend(e);
         return e.index;
     }
+    // Opening creates the file, its schema and the WAL. Two processes doing that at the same
+    // time (imap.processes) can see each other's half-made file as "not a database" and
+    // throw it away under the other's feet: one process at a time opens, checks or rebuilds.
+    auto lock = FileLock::acquire(folderDir + QLatin1Char('/') + QLatin1String(kLockName));
+    if (!lock) {
+        log::warn(u"imap.index.unavailable", log::Fields().add("path", path).add("error", lock.errorMessage()));
+        return nullptr;
+    }
     std::shared_ptr<MailboxIndex> idx(new MailboxIndex());
     Status st = idx->openAt(path, uidValidity);
+    if (!st && (st.error().code & 0xff) == SQLITE_BUSY) {
+        // In use for longer than the busy timeout: not damage, and not ours to delete.
+        log::warn(u"imap.index.unavailable", log::Fields().add("path", path).add("error", st.errorMessage()));
+        return nullptr;
+    }
     if (!st) {
         // A cache: throw it away and build it again from the Maildir.
         log::warn(u"imap.index.rebuild", log::Fields().add("path", path).add("error", st.errorMessage()));
@@ -115,7 +136,7 @@ std::shared_ptr<MailboxIndex> MailboxIndex::acquire(const QString& folderDir, qu
         }
     }
     if (::stat(native.constData(), &fs) != 0) return nullptr;
-    p.prepend({folderDir, idx, fs.st_dev, fs.st_ino});
+    p.prepend({folderDir, idx, fs.st_dev, fs.st_ino, uidValidity});
     while (p.size() > kMaxOpenIndexes) p.removeLast();  // closed when the last session lets go
     return idx;
 }
@@ -129,7 +150,13 @@ void MailboxIndex::release(const QString& folderDir) {
 
 void MailboxIndex::forget(const QString& folderDir) {
     release(folderDir);
+    auto lock = FileLock::acquire(folderDir + QLatin1Char('/') + QLatin1String(kLockName));
     deleteFiles(folderDir + QLatin1Char('/') + QLatin1String(kFileName));
+}
+
+bool MailboxIndex::isDamage(int code) {
+    const int primary = code & 0xff;
+    return primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB;
 }
 
 MailboxIndex::~MailboxIndex() {
@@ -210,6 +237,17 @@ Status MailboxIndex::openAt(const QString& path, quint32 uidValidity) {
         if (!probe.ok()) return fail(Status::fail(QStringLiteral("index schema too old")));
         if (Status s = setMeta("schema", kSchemaVersion); !s) return fail(s);
     }
+    if (Status s = exec("COMMIT"); !s) return s;
+    // 0: the caller has not read the uidlist yet; it is checked on a later acquire().
+    return uidValidity ? adoptValidity(uidValidity) : Status();
+}
+
+Status MailboxIndex::adoptValidity(quint32 uidValidity) {
+    if (Status st = exec("BEGIN IMMEDIATE"); !st) return st;
+    auto fail = [&](Status s) {
+        (void)exec("ROLLBACK");
+        return s;
+    };
     auto validity = metaValue("uidvalidity");
     if (!validity) return fail(Status::fail(validity.errorMessage(), validity.error().code));
     if (*validity != qint64(uidValidity)) {

@@ -56,6 +56,7 @@ public:
     static constexpr int kMaxOpenIndexes = 256;
     static constexpr int kMaxExpungedHistory = 20000;
     static constexpr const char* kFileName = "postern-index.sqlite";
+    static constexpr const char* kLockName = "postern-index.sqlite.lock";  // held while opening or rebuilding
     static constexpr int kSchemaVersion = 2;
 
     // An open index for `folderDir` (shared, from the process's small pool);
@@ -65,6 +66,8 @@ public:
     // Closes the folder's index (and those of folders below it) and deletes its
     // files, so the next acquire() rebuilds it.
     static void forget(const QString& folderDir);
+    // True for errors that mean the file is damaged (worth a rebuild), not busy or full.
+    static bool isDamage(int sqliteCode);
     // Closes the folder's index (and those below it) without deleting it: the
     // folder is about to be renamed or deleted.
     static void release(const QString& folderDir);
@@ -113,6 +116,9 @@ public:
 private:
     MailboxIndex() = default;
     Status openAt(const QString& path, quint32 uidValidity);
+    // Throws the rows away (a new index, or the UIDs were renumbered) when the file's
+    // UIDVALIDITY is not this one.
+    Status adoptValidity(quint32 uidValidity);
     Status exec(const char* sql);
     Status beginWrite();
     Status commitWrite();

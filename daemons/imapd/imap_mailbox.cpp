@@ -366,8 +366,9 @@ Result<Changes> MailboxView::refresh() {
         const bool first = m_highestModseq == 0;
         if (first || differs || idx->highestModseq() != m_highestModseq) {
             auto hms = idx->sync(fresh);
-            if (!hms) {
+            if (!hms && MailboxIndex::isDamage(hms.error().code)) {
                 // A cache: rebuild it once from the Maildir, else go on without mod-sequences.
+                // (Busy or full is not damage: another process may be using the file.)
                 MailboxIndex::forget(m_folder.dir());
                 if (std::shared_ptr<MailboxIndex> again = index()) hms = again->sync(fresh);
             }

@@ -4,6 +4,8 @@
 #include "commands/commands.h"
 #include "folder_watch.h"
 
+#include "common/shared_counters.h"
+
 #include "core/log.h"
 #include "core/paths.h"
 
@@ -21,17 +23,12 @@ ImapSession::ImapSession(SessionIo& io, ImapBackend& backend, const SessionConfi
 }
 
 namespace {
-// Logged-in sessions per user in this process (imapd is one process, one thread).
-QHash<QString, int>& sessionsPerUser() {
-    static QHash<QString, int> h;
-    return h;
-}
+// Logged-in sessions per user, counted over all postern-imapd processes (imap.processes).
+QString sessionKey(const QString& user) { return QStringLiteral("imap-user:") + user; }
 }  // namespace
 
 ImapSession::~ImapSession() {
-    if (m_user.isEmpty()) return;
-    auto it = sessionsPerUser().find(m_user);
-    if (it != sessionsPerUser().end() && --*it <= 0) sessionsPerUser().erase(it);
+    if (!m_user.isEmpty()) SharedCounters::process().release(sessionKey(m_user));
 }
 
 const QList<ImapSession::CommandSpec>& ImapSession::commandTable() {
@@ -269,19 +266,18 @@ void ImapSession::finishLogin(const Request& r, bool good, const QString& user) 
         m_io.resume();
         return;
     }
-    if (sessionsPerUser().value(user) >= m_config.maxSessionsPerUser) {
+    if (!SharedCounters::process().tryAcquire(sessionKey(user), m_config.maxSessionsPerUser)) {
         log::write(log::Level::Warning, m_io.info().sessionId, u"imap.session_limit", log::Fields().add("user", user).add("limit", m_config.maxSessionsPerUser));
         no(r, QStringLiteral("Too many sessions for this user (%1); close another client first").arg(m_config.maxSessionsPerUser), "LIMIT");
         m_io.resume();
         return;
     }
     m_user = user;
-    sessionsPerUser()[user] += 1;
     m_mailboxes = std::make_unique<UserMailboxes>(maildirRoot(m_config.mailDir, user));
     if (auto st = m_mailboxes->ensureDefaults(); !st) {
         log::write(log::Level::Error, m_io.info().sessionId, u"imap.mailbox_setup_failed", log::Fields().add("user", user).add("error", st.errorMessage()));
         m_mailboxes.reset();
-        if (--sessionsPerUser()[user] <= 0) sessionsPerUser().remove(user);
+        SharedCounters::process().release(sessionKey(user));
         m_user.clear();
         no(r, QStringLiteral("Mailbox is not available now"), "UNAVAILABLE");
         m_io.resume();

@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
     DaemonSpec spec;
     spec.program = QStringLiteral("postern-imapd");
     spec.description = QStringLiteral("Postern IMAP daemon: imap.listen (STARTTLS) and imaps.listen (implicit TLS).");
+    spec.processesSetting = QStringLiteral("imap.processes");
     spec.create = [](Config& config, QObject* parent) -> Result<DaemonServer*> {
         d.config = &config;
         d.accounts = std::make_unique<AccountStore>(config.configDir());

@@ -5,6 +5,7 @@
 #include "core/stats.h"
 
 #include <QDir>
+#include <algorithm>
 #include <QFile>
 #include <QFileInfo>
 #include <QLocale>
@@ -52,10 +53,16 @@ QByteArray metricsText(const WebContext& ctx) {
                QByteArray::number(countEnvelopes(ctx.queueDir + QLatin1Char('/') + QLatin1String(state))) + "\n";
     }
     // The other daemons' counters, from their <run_dir>/<program>.stats files (stats.h).
+    // A daemon with worker processes has one file per process: their counters are summed.
     QMap<QString, QList<QPair<QString, stats::Counter>>> byName;
     for (const QFileInfo& fi : QDir(ctx.runDir).entryInfoList({QStringLiteral("*.stats")}, QDir::Files)) {
         QString program;
-        for (const stats::Counter& c : stats::readFile(fi.filePath(), &program)) byName[c.name] << qMakePair(program, c);
+        for (const stats::Counter& c : stats::readFile(fi.filePath(), &program)) {
+            QList<QPair<QString, stats::Counter>>& series = byName[c.name];
+            auto same = std::find_if(series.begin(), series.end(), [&](const auto& p) { return p.first == program && p.second.labels == c.labels; });
+            if (same != series.end()) same->second.value += c.value;
+            else series << qMakePair(program, c);
+        }
     }
     for (auto it = byName.cbegin(); it != byName.cend(); ++it) {
         static const QRegularExpression valid(QStringLiteral("^[a-z_][a-z0-9_]*$"));

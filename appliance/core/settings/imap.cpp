@@ -22,6 +22,10 @@ void addImap(QList<Setting>& out) {
     out << Setting{.key = QStringLiteral("imap.max_sessions_per_user"), .type = T::Int, .defaultValue = QStringLiteral("50"),
                    .doc = QStringLiteral("Concurrent logged-in IMAP sessions of one user (all addresses); more are refused at login"),
                    .section = sec, .min = 1, .max = 100000};
+    out << Setting{.key = QStringLiteral("imap.processes"), .type = T::Int, .defaultValue = QStringLiteral("0"),
+                   .doc = QStringLiteral("postern-imapd processes sharing the IMAP ports (0: one per CPU core, at most 16); "
+                                         "the connection and session limits count over all of them"),
+                   .section = sec, .restart = true, .min = 0, .max = 16};
 }
 
 }  // namespace postern::settings

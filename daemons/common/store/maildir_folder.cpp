@@ -10,12 +10,14 @@
 #include <QDir>
 #include <QFile>
 #include <QHash>
+#include <QMutex>
 #include <QRandomGenerator>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,13 +37,51 @@ struct UidList {
     quint32 next = 1;
     QString guid;
     QHash<QString, Known> byBase;
+    qsizetype lines = 0;           // message lines in the file (some may name vanished files)
+    bool endsWithNewline = false;  // a crash during an append can leave half a line
 };
 
-UidList readUidList(const QString& path) {
+// What a file looked like when we last read or wrote it: equal stamps, equal content.
+struct Stamp {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t size = -1;
+    qint64 mtimeNs = 0, ctimeNs = 0;
+    bool operator==(const Stamp&) const = default;
+    static Stamp of(const QString& path) {
+        struct stat st {};
+        Stamp s;
+        if (::stat(QFile::encodeName(path).constData(), &st) != 0) return s;
+        s.dev = st.st_dev;
+        s.ino = st.st_ino;
+        s.size = st.st_size;
+        s.mtimeNs = qint64(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+        s.ctimeNs = qint64(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+        return s;
+    }
+};
+
+// Parsed uidlists by path (one event-loop thread per process, but sync() may run on a
+// worker thread: hence the mutex). A folder's list is parsed again only when its file changed.
+struct UidListCache {
+    static constexpr qsizetype kMaxEntries = 512;
+    QMutex mutex;
+    QHash<QString, std::pair<Stamp, UidList>> byPath;
+    static UidListCache& instance() {
+        static UidListCache c;
+        return c;
+    }
+    void put(const QString& path, const UidList& list) {
+        const Stamp st = Stamp::of(path);
+        QMutexLocker lock(&mutex);
+        if (byPath.size() >= kMaxEntries) byPath.clear();
+        if (st.size >= 0) byPath.insert(path, {st, list});
+    }
+};
+
+UidList parseUidList(const QByteArray& text) {
     UidList u;
-    auto text = readFile(path, 256 * 1024 * 1024);
-    if (!text) return u;
-    const QList<QByteArray> lines = text->split('\n');
+    const QList<QByteArray> lines = text.split('\n');
     if (lines.isEmpty()) return u;
     const QList<QByteArray> header = lines.first().split(' ');
     if (header.isEmpty() || header.first() != "3") return u;  // unknown version: rebuild (new UIDVALIDITY)
@@ -50,6 +90,7 @@ UidList readUidList(const QString& path) {
         else if (h.startsWith('N')) u.next = h.mid(1).toUInt();
         else if (h.startsWith('G')) u.guid = QString::fromLatin1(h.mid(1));
     }
+    u.endsWithNewline = text.endsWith('\n');
     for (qsizetype i = 1; i < lines.size(); ++i) {
         const QByteArray& l = lines.at(i);
         const qsizetype colon = l.indexOf(" :");
@@ -63,9 +104,58 @@ UidList readUidList(const QString& path) {
             if (f.startsWith('W')) k.vsize = f.mid(1).toLongLong();
         QString base = parseFileName(QString::fromUtf8(l.mid(colon + 2))).base;
         u.byBase.insert(base, k);
+        ++u.lines;
+        // Appended lines do not update the header's N (Dovecot appends the same way).
         if (uid >= u.next) u.next = uid + 1;
     }
     return u;
+}
+
+UidList readUidList(const QString& path) {
+    UidListCache& cache = UidListCache::instance();
+    const Stamp st = Stamp::of(path);
+    {
+        QMutexLocker lock(&cache.mutex);
+        auto it = cache.byPath.constFind(path);
+        if (it != cache.byPath.cend() && st.size >= 0 && it->first == st) return it->second;
+    }
+    auto text = readFile(path, 256 * 1024 * 1024);
+    if (!text) return {};
+    UidList u = parseUidList(*text);
+    // Only a file that did not change while we read it may be cached under that stamp.
+    if (Stamp::of(path) == st) {
+        QMutexLocker lock(&cache.mutex);
+        if (cache.byPath.size() >= UidListCache::kMaxEntries) cache.byPath.clear();
+        cache.byPath.insert(path, {st, u});
+    }
+    return u;
+}
+
+QByteArray uidListLine(const MessageEntry& e) {
+    return QByteArray::number(e.uid) + " W" + QByteArray::number(e.vsize) + " :" + e.base.toUtf8() + "\n";
+}
+
+// Adds lines at the end of the file and flushes them: one write and one fdatasync,
+// where a rewrite costs a new file, two fsyncs and a rename.
+Status appendToFile(const QString& path, const QByteArray& lines) {
+    const int fd = ::open(QFile::encodeName(path).constData(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return Status::fail(QStringLiteral("%1: %2").arg(path, QString::fromLocal8Bit(std::strerror(errno))), errno);
+    qsizetype done = 0;
+    while (done < lines.size()) {
+        const ssize_t n = ::write(fd, lines.constData() + done, size_t(lines.size() - done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            const int err = errno;
+            ::close(fd);
+            return Status::fail(QStringLiteral("%1: %2").arg(path, QString::fromLocal8Bit(std::strerror(err))), err);
+        }
+        done += n;
+    }
+    const bool synced = ::fdatasync(fd) == 0;
+    const int err = errno;
+    ::close(fd);
+    if (!synced) return Status::fail(QStringLiteral("%1: %2").arg(path, QString::fromLocal8Bit(std::strerror(err))), err);
+    return {};
 }
 
 bool plainName(const char* name) {
@@ -118,11 +208,12 @@ Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur, const KnownFn
     if (!lock) return lock.error();
     const QString listPath = m_dir + QLatin1String(kUidList);
     UidList list = readUidList(listPath);
-    bool changed = false;
+    bool changed = false;      // the file must be written
+    bool rewrite = false;      // ... as a whole (else new lines are appended)
     if (list.validity == 0) {
         list.validity = quint32(QDateTime::currentSecsSinceEpoch());
         list.next = std::max<quint32>(list.next, 1);
-        changed = true;
+        changed = rewrite = true;
     }
     if (list.guid.isEmpty()) {
         list.guid = QStringLiteral("%1%2%3%4")
@@ -130,7 +221,7 @@ Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur, const KnownFn
                         .arg(QRandomGenerator::system()->generate(), 8, 16, QLatin1Char('0'))
                         .arg(QRandomGenerator::system()->generate(), 8, 16, QLatin1Char('0'))
                         .arg(QRandomGenerator::system()->generate(), 8, 16, QLatin1Char('0'));
-        changed = true;
+        changed = rewrite = true;
     }
     QList<MessageEntry> found;
     for (const bool isNew : {true, false}) {
@@ -175,33 +266,55 @@ Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur, const KnownFn
     });
     QSet<QString> seen;
     QList<MessageEntry> out;
+    QList<MessageEntry> added;
     for (MessageEntry& e : found) {
         if (seen.contains(e.base)) continue;  // the same message in new/ and cur/ during a rename: count once
         seen.insert(e.base);
         auto it = list.byBase.find(e.base);
+        bool isNew = false;
         if (it != list.byBase.end()) {
             e.uid = it->uid;
             if (e.vsize < 0) e.vsize = it->vsize;
         } else {
             e.uid = list.next++;
-            changed = true;
+            changed = isNew = true;
         }
         if (e.vsize < 0) {
             e.vsize = computeVirtualSize(messagePath(e));
             changed = true;
+            rewrite = rewrite || !isNew;  // a known line gains its W=
         }
+        if (isNew) added << e;
         out << e;
     }
-    // Lines of expunged messages are not worth a rewrite (and its two fsyncs) of their own:
-    // a line without a file is ignored (here and by Dovecot), and the next rewrite, when a
-    // message arrives, drops them.
+    // Lines of expunged messages are not worth a write (and its fsync) of their own: a
+    // line without a file is ignored (here and by Dovecot). New messages are appended;
+    // the file is rewritten (dropping such lines) when they outnumber the live ones.
     std::sort(out.begin(), out.end(), [](const MessageEntry& a, const MessageEntry& b) { return a.uid < b.uid; });
-    if (changed) {
+    const qsizetype stale = list.lines - (out.size() - added.size());
+    if (changed && !rewrite && list.endsWithNewline && stale <= std::max<qsizetype>(64, out.size())) {
+        std::sort(added.begin(), added.end(), [](const MessageEntry& a, const MessageEntry& b) { return a.uid < b.uid; });
+        QByteArray lines;
+        for (const MessageEntry& e : added) lines += uidListLine(e);
+        if (auto st = appendToFile(listPath, lines); !st) return st.error();
+        for (const MessageEntry& e : added) list.byBase.insert(e.base, Known{e.uid, e.vsize});
+        list.lines += added.size();
+        UidListCache::instance().put(listPath, list);
+    } else if (changed) {
         QByteArray text = "3 V" + QByteArray::number(list.validity) + " N" + QByteArray::number(list.next) + " G" +
                           list.guid.toLatin1() + "\n";
-        for (const MessageEntry& e : out)
-            text += QByteArray::number(e.uid) + " W" + QByteArray::number(e.vsize) + " :" + e.base.toUtf8() + "\n";
+        UidList written;
+        written.validity = list.validity;
+        written.next = list.next;
+        written.guid = list.guid;
+        written.endsWithNewline = true;
+        for (const MessageEntry& e : out) {
+            text += uidListLine(e);
+            written.byBase.insert(e.base, Known{e.uid, e.vsize});
+        }
+        written.lines = out.size();
         if (auto st = writeFileAtomic(listPath, text, 0600); !st) return st.error();
+        UidListCache::instance().put(listPath, written);
     }
     m_uidValidity = list.validity;
     m_nextUid = list.next;

@@ -4,9 +4,12 @@
 // Interface:
 //   MaildirFolder::open(root, folderParts, create)   INBOX when folderParts is empty
 //   sync(moveNewToCur, known)  lists new/ and cur/, gives every message not yet known a
-//       UID (in delivery order) and writes the uidlist when it gave out UIDs
-//       (lines of vanished files are dropped then, not rewritten on their
-//       own). IMAP passes true (a selected folder owns new mail, maildir(5));
+//       UID (in delivery order) and appends their lines to the uidlist (one
+//       write, one fdatasync). Lines of vanished files are not worth a write of
+//       their own; the file is rewritten atomically, dropping them, when they
+//       outnumber the live lines, when a crash left half a line, or when the
+//       header or a known line changes. The parsed file is cached per process
+//       and parsed again only when its size, inode or times change. IMAP passes true (a selected folder owns new mail, maildir(5));
 //       POP3 may pass false. Runs under an exclusive flock on
 //       <folder>/postern-uidlist.lock, so concurrent IMAP/POP3 sessions and
 //       processes agree on UIDs.
@@ -17,7 +20,8 @@
 //
 // Format of dovecot-uidlist (version 3, as Dovecot writes it):
 //   "3 V<uidvalidity> N<nextuid> G<32 hex guid>"
-//   "<uid> W<vsize> :<file base name>"   one line per message
+//   "<uid> W<vsize> :<file base name>"   one line per message, in UID order
+// (after appends N lags: the next UID is the larger of N and the last line's + 1)
 // so a Maildir moved to Dovecot keeps its UIDs, and one copied from Dovecot is
 // read with its UIDs. Messages we store use CRLF, so their W= equals S=; a
 // file from elsewhere with bare LF gets its CRLF size computed once and kept.

@@ -216,9 +216,56 @@ private Q_SLOTS:
         QCOMPARE(g->uidValidity(), validity);
         QCOMPARE(g->nextUid(), 4u);
         const QByteArray list = slurp(root + QStringLiteral("/dovecot-uidlist"));
-        QVERIFY(list.startsWith("3 V" + QByteArray::number(validity) + " N4 G"));
+        // The new line is appended (as Dovecot does): the header's N is not rewritten, and the
+        // line of the removed message stays until the next rewrite.
+        QVERIFY(list.startsWith("3 V" + QByteArray::number(validity) + " N3 G"));
         QVERIFY(list.contains("\n1 W7 :1000.A.host,S=7,W=7\n"));
-        QVERIFY(list.contains("\n3 W3 :1002.C.host,S=3,W=3\n"));
+        QVERIFY(list.contains("\n2 W6 :1001.B.host\n"));
+        QVERIFY(list.endsWith("\n3 W3 :1002.C.host,S=3,W=3\n"));
+        // Another reader (no cache of ours) takes N from the highest line.
+        QVERIFY(writeFileAtomic(root + QStringLiteral("/new/1003.D.host,S=3,W=3"), "d\r\n").ok());
+        QVERIFY(writeFileAtomic(root + QStringLiteral("/dovecot-uidlist"), list).ok());  // new inode: not cached
+        auto third = MaildirFolder::open(root)->sync(false);
+        QVERIFY(third.ok());
+        QCOMPARE(third->size(), 3);
+        QCOMPARE(third->at(2).uid, 4u);
+    }
+
+    void uidlistCutByACrashIsRewritten() {
+        QTemporaryDir dir;
+        const QString root = dir.filePath(QStringLiteral("Maildir"));
+        QVERIFY(ensureMaildir(root).ok());
+        QVERIFY(writeFileAtomic(root + QStringLiteral("/cur/1000.A.host,S=1,W=1:2,"), "a").ok());
+        QVERIFY(writeFileAtomic(root + QStringLiteral("/cur/1001.B.host,S=1,W=1:2,"), "b").ok());
+        // An append cut short by a crash: half a line, no newline.
+        QVERIFY(writeFileAtomic(root + QStringLiteral("/dovecot-uidlist"),
+                                "3 V1700000000 N2 G0123456789abcdef0123456789abcdef\n1 W1 :1000.A.host,S=1,W=1\n2 W1 :1001.B").ok());
+        auto f = MaildirFolder::open(root);
+        auto list = f->sync(false);
+        QVERIFY(list.ok());
+        QCOMPARE(list->size(), 2);
+        QCOMPARE(list->at(0).uid, 1u);
+        QCOMPARE(list->at(1).uid, 3u);  // the half line's base matches no file; its UID is not reused
+        QCOMPARE(f->uidValidity(), 1700000000u);
+        const QByteArray text = slurp(root + QStringLiteral("/dovecot-uidlist"));
+        QCOMPARE(text, QByteArray("3 V1700000000 N4 G0123456789abcdef0123456789abcdef\n1 W1 :1000.A.host,S=1,W=1\n"
+                                  "3 W1 :1001.B.host,S=1,W=1\n"));
+    }
+
+    void uidlistIsRewrittenWhenStaleLinesOutnumberLiveOnes() {
+        QTemporaryDir dir;
+        const QString root = dir.filePath(QStringLiteral("Maildir"));
+        QVERIFY(ensureMaildir(root).ok());
+        QByteArray text = "3 V1700000000 N201 G0123456789abcdef0123456789abcdef\n";
+        for (int i = 1; i <= 200; ++i) text += QByteArray::number(i) + " W1 :gone" + QByteArray::number(i) + ".host\n";
+        QVERIFY(writeFileAtomic(root + QStringLiteral("/dovecot-uidlist"), text).ok());
+        QVERIFY(writeFileAtomic(root + QStringLiteral("/new/2000.A.host,S=1,W=1"), "a").ok());
+        auto list = MaildirFolder::open(root)->sync(false);
+        QVERIFY(list.ok());
+        QCOMPARE(list->size(), 1);
+        QCOMPARE(list->at(0).uid, 201u);
+        QCOMPARE(slurp(root + QStringLiteral("/dovecot-uidlist")),
+                 QByteArray("3 V1700000000 N202 G0123456789abcdef0123456789abcdef\n201 W1 :2000.A.host,S=1,W=1\n"));
     }
 
     void readsDovecotUidlist() {

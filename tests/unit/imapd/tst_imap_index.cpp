@@ -1,7 +1,8 @@
 // tst_imap_index — MailboxIndex: mod-sequences for new, changed and expunged
 // messages, one value per change however many times it is seen, the expunge
 // history and its floor, UIDVALIDITY changes, the parsed-data cache, and
-// rebuilding from a corrupt or deleted file with mod-sequences that only grow.
+// rebuilding from a corrupt or deleted file with mod-sequences that only grow,
+// and an index opened before its folder's UIDVALIDITY was known.
 #include "imap_index.h"
 #include "imap_mailbox.h"
 
@@ -90,6 +91,31 @@ private slots:
         QCOMPARE(c->bodyStructure, QByteArray("(bs)"));
         QVERIFY2(!idx->cached(1, QStringLiteral("other")), "a different file under the same UID is not served from the cache");
         QVERIFY(!idx->cached(2, QStringLiteral("msg2")));
+    }
+
+    void openedBeforeTheUidValidityWasKnown() {
+        // A view asks for the index before it has read the uidlist (UIDVALIDITY 0); a
+        // second process that opens the file later with the real value must find the
+        // same mod-sequences, not a reset index.
+        QTemporaryDir dir;
+        quint64 hms = 0;
+        {
+            auto early = MailboxIndex::acquire(dir.path(), 0);
+            QVERIFY(early);
+            QCOMPARE(early->knownFiles().size(), 0);
+            auto idx = MailboxIndex::acquire(dir.path(), 42);
+            QVERIFY(idx);
+            QVERIFY(idx->highestModseq() > 0);
+            auto msgs = messages({{1, ""}, {2, "S"}});
+            hms = *idx->sync(msgs);
+        }
+        MailboxIndex::release(dir.path());  // as another process: nothing in the pool
+        auto other = MailboxIndex::acquire(dir.path(), 42);
+        QVERIFY(other);
+        QCOMPARE(other->highestModseq(), hms);
+        auto same = messages({{1, ""}, {2, "S"}});
+        QCOMPARE(*other->sync(same), hms);
+        QCOMPARE(same.at(1).modseq, hms);
     }
 
     void uidValidityChangeKeepsGrowing() {
