@@ -6,8 +6,12 @@
 #include "core/tls.h"
 
 #include <QFileInfo>
-#include <QSslSocket>
+#include <QTcpSocket>
 #include <QTimer>
+
+#include <cerrno>
+#include <cstring>
+#include <unistd.h>
 
 namespace postern {
 
@@ -24,10 +28,9 @@ bool DaemonServer::needsTls() const { return true; }  // every protocol offers S
 
 Status DaemonServer::reloadTls() {
     if (m_specs.isEmpty()) return {};  // no listeners (postern-queued): no server certificate needed
-    auto tls = serverTlsConfiguration(m_config);
+    auto tls = serverTlsContext(m_config);
     if (!tls) return tls.error();
-    m_tls = *tls;
-    m_haveTls = true;
+    m_tls = *tls;  // connections made before keep the context they started with
     return {};
 }
 
@@ -103,14 +106,31 @@ QString DaemonServer::addressKey(const QHostAddress& address) {
     return QHostAddress(a).toString() + QStringLiteral("/64");
 }
 
-void DaemonServer::accept(Listener* listener, qintptr descriptor) {
-    auto* socket = new QSslSocket;
+// Over a limit: the refusal line (if the protocol has one readable before TLS), then close.
+// Short-lived, so a QTcpSocket's buffers do not matter here.
+void DaemonServer::refuse(Listener* listener, qintptr descriptor) {
+    auto* socket = new QTcpSocket;
     if (!socket->setSocketDescriptor(descriptor)) {
-        log::warn(u"accept.failed", log::Fields().add("error", socket->errorString()));
+        ::close(int(descriptor));
         delete socket;
         return;
     }
-    const QString key = addressKey(socket->peerAddress());
+    // Implicit-TLS listeners cannot say anything readable before a handshake; just close.
+    if (m_refusal && !isImplicitTls(listener->mode())) socket->write(m_refusal(listener->mode()));
+    socket->disconnectFromHost();
+    connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
+    QTimer::singleShot(5000, socket, [socket] { socket->abort(); socket->deleteLater(); });
+}
+
+void DaemonServer::accept(Listener* listener, qintptr descriptor) {
+    QHostAddress peer;
+    quint16 peerPort = 0;
+    if (!Connection::peerOf(descriptor, &peer, &peerPort)) {
+        log::warn(u"accept.failed", log::Fields().add("error", QString::fromLocal8Bit(std::strerror(errno))));
+        ::close(int(descriptor));
+        return;
+    }
+    const QString key = addressKey(peer);
     const bool overGlobal = m_connections.size() >= m_maxConnections;
     const bool overAddress = m_perAddress.value(key) >= m_maxPerAddress;
     if (m_shuttingDown || overGlobal || overAddress) {
@@ -118,17 +138,13 @@ void DaemonServer::accept(Listener* listener, qintptr descriptor) {
         log::warn(u"connection.refused",
                   log::Fields()
                       .add("listener", listenerName(listener->mode()))
-                      .add("remote", socket->peerAddress().toString())
+                      .add("remote", peer.toString())
                       .add("reason", m_shuttingDown ? "shutting down" : overGlobal ? "too many connections" : "too many connections from this address"));
-        // Implicit-TLS listeners cannot say anything readable before a handshake; just close.
-        if (m_refusal && !isImplicitTls(listener->mode())) socket->write(m_refusal(listener->mode()));
-        socket->disconnectFromHost();
-        connect(socket, &QSslSocket::disconnected, socket, &QObject::deleteLater);
-        QTimer::singleShot(5000, socket, [socket] { socket->abort(); socket->deleteLater(); });
+        refuse(listener, descriptor);
         return;
     }
     stats::add(QStringLiteral("postern_connections_total"), {{QStringLiteral("listener"), listenerName(listener->mode())}});
-    auto* conn = new Connection(socket, listener->mode(), m_tls, m_options, this);
+    auto* conn = new Connection(descriptor, listener->mode(), m_tls, m_options, this);
     conn->setSession(m_factory(*conn, listener->mode()));
     m_connections.insert(conn);
     m_perAddress[key] += 1;

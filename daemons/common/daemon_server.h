@@ -4,7 +4,7 @@
 //   DaemonServer(config, program, specs, factory)
 //     specs: which listener settings this daemon serves ({"smtp.listen", Mx}, ...).
 //     factory(io, mode) -> the ProtocolSession for a new connection.
-//   start()        load TLS (core serverTlsConfiguration), bind every address of
+//   start()        load TLS (core serverTlsContext), bind every address of
 //                  every enabled listener (port 0 = OS chooses). Errors name the
 //                  listener and address ("smtp 0.0.0.0:25: address in use").
 //   listenerAddresses()  {"smtp": ["127.0.0.1:34567"], ...} for the ready file.
@@ -29,7 +29,6 @@
 #include <QList>
 #include <QMap>
 #include <QSet>
-#include <QSslConfiguration>
 #include <QTcpServer>
 #include <QTimer>
 #include <functional>
@@ -83,6 +82,7 @@ Q_SIGNALS:
 
 private:
     void accept(Listener* listener, qintptr descriptor);
+    void refuse(Listener* listener, qintptr descriptor);
     static QString addressKey(const QHostAddress& a);
 
     const Config& m_config;
@@ -91,8 +91,7 @@ private:
     SessionFactory m_factory;
     Refusal m_refusal;
     QList<Listener*> m_listeners;
-    QSslConfiguration m_tls;
-    bool m_haveTls = false;
+    ServerTlsContext m_tls;  // shared by the connections accepted until the next reload
     // The certificate and key files (and their folders, since tools replace files by
     // rename): a change reloads TLS for new connections, no SIGHUP needed.
     QFileSystemWatcher m_certWatch;
