@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <malloc.h>
 #include <unistd.h>
 
 namespace postern {
@@ -20,6 +21,20 @@ DaemonServer::DaemonServer(const Config& config, QString program, QList<Listener
     : QObject(parent), m_config(config), m_program(std::move(program)), m_specs(std::move(specs)),
       m_factory(std::move(factory)) {
     m_options.handshakeTimeoutMs = config.durationMs(QStringLiteral("tls.handshake_timeout"));
+    m_heapTrim.setSingleShot(true);
+    m_heapTrim.setInterval(2000);
+    connect(&m_heapTrim, &QTimer::timeout, this, [] {
+#ifdef __GLIBC__
+        // Unlike glibc's own trimming (top of the heap only), this also releases free
+        // pages between live chunks: the handshake buffers of connections now idle.
+        malloc_trim(0);
+#endif
+    });
+}
+
+// Not restarted by every event: under steady churn this trims every 2 s, not never.
+void DaemonServer::trimHeapSoon() {
+    if (!m_heapTrim.isActive()) m_heapTrim.start();
 }
 
 DaemonServer::~DaemonServer() = default;
@@ -152,9 +167,11 @@ void DaemonServer::accept(Listener* listener, qintptr descriptor) {
         m_connections.remove(conn);
         if (--m_perAddress[key] <= 0) m_perAddress.remove(key);
         conn->deleteLater();
+        trimHeapSoon();
     });
     Q_EMIT connectionOpened(conn);
     conn->begin();
+    trimHeapSoon();
 }
 
 QList<Connection*> DaemonServer::connections() const { return m_connections.values(); }

@@ -13,6 +13,9 @@
 //   shutdown(graceMs, done)  stop accepting, let every session say goodbye,
 //                  abort what is left after graceMs, then call done.
 //   reloadTls()    re-read certificate and key for new connections.
+//   Heap: a few seconds after connections open or close, free heap pages are
+//   returned to the kernel (malloc_trim): each TLS handshake leaves ~5 KiB of
+//   holes between the long-lived allocations of idle connections.
 //
 // Limits: global and per-client-address connection counts (IPv6 per /64).
 // Security: the TLS configuration is built once in core/tls.cpp.
@@ -83,6 +86,7 @@ Q_SIGNALS:
 private:
     void accept(Listener* listener, qintptr descriptor);
     void refuse(Listener* listener, qintptr descriptor);
+    void trimHeapSoon();
     static QString addressKey(const QHostAddress& a);
 
     const Config& m_config;
@@ -96,6 +100,7 @@ private:
     // rename): a change reloads TLS for new connections, no SIGHUP needed.
     QFileSystemWatcher m_certWatch;
     QTimer m_certReload;
+    QTimer m_heapTrim;
     void watchCertificate();
     Connection::Options m_options;
     int m_maxConnections = 1000;
