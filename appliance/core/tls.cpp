@@ -7,42 +7,17 @@
 #include <QFile>
 #include <QFileInfo>
 #include <QSslCertificate>
-#include <QSslKey>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <memory>
 
 namespace postern {
-
-Result<QSslConfiguration> serverTlsConfiguration(const Config& config) {
-    const QString certPath = config.path(QStringLiteral("tls.cert"));
-    const QString keyPath = config.path(QStringLiteral("tls.key"));
-    auto certBytes = readFile(certPath, 1 << 20);
-    if (!certBytes) return Result<QSslConfiguration>::fail(QStringLiteral("TLS certificate: %1").arg(certBytes.errorMessage()));
-    auto keyBytes = readFile(keyPath, 1 << 20);
-    if (!keyBytes) return Result<QSslConfiguration>::fail(QStringLiteral("TLS key: %1").arg(keyBytes.errorMessage()));
-    const QList<QSslCertificate> chain = QSslCertificate::fromData(*certBytes, QSsl::Pem);
-    if (chain.isEmpty() || chain.first().isNull())
-        return Result<QSslConfiguration>::fail(QStringLiteral("%1: no PEM certificate found").arg(certPath));
-    QSslKey key(*keyBytes, QSsl::Ec, QSsl::Pem);
-    if (key.isNull()) key = QSslKey(*keyBytes, QSsl::Rsa, QSsl::Pem);
-    if (key.isNull()) return Result<QSslConfiguration>::fail(QStringLiteral("%1: no usable PEM private key (EC or RSA)").arg(keyPath));
-
-    QSslConfiguration c = QSslConfiguration::defaultConfiguration();
-    c.setLocalCertificateChain(chain);
-    c.setPrivateKey(key);
-    c.setPeerVerifyMode(QSslSocket::VerifyNone);  // we do not ask clients for certificates
-    c.setProtocol(config.value(QStringLiteral("tls.min_version")) == u"1.3" ? QSsl::TlsV1_3OrLater : QSsl::TlsV1_2OrLater);
-    c.setSslOption(QSsl::SslOptionDisableCompression, true);
-    c.setSslOption(QSsl::SslOptionDisableLegacyRenegotiation, true);
-    c.setSslOption(QSsl::SslOptionDisableSessionTickets, false);
-    return c;
-}
 
 QSslConfiguration clientTlsConfiguration() {
     QSslConfiguration c = QSslConfiguration::defaultConfiguration();
@@ -76,7 +51,77 @@ bool addExt(X509* cert, int nid, const char* value) {
     X509_EXTENSION_free(ext);
     return ok;
 }
+
+// The first OpenSSL error as text (and the queue emptied), for operator messages.
+QString openSslError() {
+    const unsigned long e = ERR_get_error();
+    ERR_clear_error();
+    if (e == 0) return QStringLiteral("unknown OpenSSL error");
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    return QString::fromLatin1(buf);
+}
+
+// tls.cert: the leaf certificate, then any intermediates, all PEM.
+Status useCertificateChain(SSL_CTX* ctx, const QString& certPath, const QByteArray& pem) {
+    BioPtr bio(BIO_new_mem_buf(pem.constData(), int(pem.size())));
+    X509Ptr leaf(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (!leaf) {
+        ERR_clear_error();
+        return Status::fail(QStringLiteral("%1: no PEM certificate found").arg(certPath));
+    }
+    if (SSL_CTX_use_certificate(ctx, leaf.get()) != 1)
+        return Status::fail(QStringLiteral("%1: %2").arg(certPath, openSslError()));
+    while (X509* extra = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+        if (SSL_CTX_add0_chain_cert(ctx, extra) != 1) {  // takes ownership on success only
+            X509_free(extra);
+            return Status::fail(QStringLiteral("%1: %2").arg(certPath, openSslError()));
+        }
+    }
+    ERR_clear_error();  // the loop ends on "no start line"
+    return {};
+}
+
+Status usePrivateKey(SSL_CTX* ctx, const QString& keyPath, const QByteArray& pem) {
+    BioPtr bio(BIO_new_mem_buf(pem.constData(), int(pem.size())));
+    PKeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+    if (!key) {
+        ERR_clear_error();
+        return Status::fail(QStringLiteral("%1: no usable unencrypted PEM private key").arg(keyPath));
+    }
+    if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+        return Status::fail(QStringLiteral("%1: %2").arg(keyPath, openSslError()));
+    return {};
+}
 }  // namespace
+
+Result<ServerTlsContext> serverTlsContext(const Config& config) {
+    const QString certPath = config.path(QStringLiteral("tls.cert"));
+    const QString keyPath = config.path(QStringLiteral("tls.key"));
+    auto certBytes = readFile(certPath, 1 << 20);
+    if (!certBytes) return Result<ServerTlsContext>::fail(QStringLiteral("TLS certificate: %1").arg(certBytes.errorMessage()));
+    auto keyBytes = readFile(keyPath, 1 << 20);
+    if (!keyBytes) return Result<ServerTlsContext>::fail(QStringLiteral("TLS key: %1").arg(keyBytes.errorMessage()));
+
+    ServerTlsContext ctx(SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
+    if (!ctx) return Result<ServerTlsContext>::fail(QStringLiteral("TLS: %1").arg(openSslError()));
+    // RFC 8996: nothing below TLS 1.2.
+    const bool tls13Only = config.value(QStringLiteral("tls.min_version")) == u"1.3";
+    SSL_CTX_set_min_proto_version(ctx.get(), tls13Only ? TLS1_3_VERSION : TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx.get(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                     SSL_OP_IGNORE_UNEXPECTED_EOF);  // most mail clients just drop TCP
+    // RELEASE_BUFFERS: an idle connection gives its ~34 KiB of record buffers back.
+    // The other two let Connection retry a partial write from a moved QByteArray.
+    SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    // Resumption by stateless tickets only: a server-side session cache would grow
+    // with every client that ever connected.
+    SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_dh_auto(ctx.get(), 1);                 // RFC 7919 groups for DHE suites
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);  // we do not ask clients for certificates
+    if (auto st = useCertificateChain(ctx.get(), certPath, *certBytes); !st) return st.error();
+    if (auto st = usePrivateKey(ctx.get(), keyPath, *keyBytes); !st) return st.error();
+    return ctx;
+}
 
 Status generateSelfSigned(const QString& certPath, const QString& keyPath, const QStringList& dnsNames, int days) {
     if (dnsNames.isEmpty()) return Status::fail(QStringLiteral("a certificate needs at least one name"));

@@ -1,10 +1,12 @@
 // tls.h — TLS settings built in one place, and certificate generation.
 //
 // Interface:
-//   serverTlsConfiguration(config)  QSslConfiguration for every server socket:
-//       certificate chain and key from tls.cert/tls.key, TLS 1.2 or later
-//       (tls.min_version), no client certificates requested, OpenSSL's default
-//       cipher list minus anything below TLS 1.2. Errors name the file.
+//   serverTlsContext(config)  the one OpenSSL SSL_CTX every server connection of a
+//       daemon shares (until the certificate is reloaded): certificate chain and key
+//       from tls.cert/tls.key, TLS 1.2 or later (tls.min_version), no client
+//       certificates requested, OpenSSL's default cipher list, no compression or
+//       renegotiation, stateless session tickets only, and SSL_MODE_RELEASE_BUFFERS
+//       (an idle connection holds no record buffers). Errors name the file.
 //   clientTlsConfiguration()        for outbound connections and self-checks.
 //   generateSelfSigned(...)         ECDSA P-256 key + self-signed X.509v3 cert with
 //       the given DNS names as SANs, written atomically (key 0600).
@@ -20,12 +22,18 @@
 #include <QSslConfiguration>
 #include <QString>
 #include <QStringList>
+#include <memory>
+
+typedef struct ssl_ctx_st SSL_CTX;
 
 namespace postern {
 
 class Config;
 
-Result<QSslConfiguration> serverTlsConfiguration(const Config& config);
+// Shared: each connection's SSL object also holds a reference, so replacing the
+// context (certificate reload) never pulls it from under a live connection.
+using ServerTlsContext = std::shared_ptr<SSL_CTX>;
+Result<ServerTlsContext> serverTlsContext(const Config& config);
 QSslConfiguration clientTlsConfiguration();
 
 Status generateSelfSigned(const QString& certPath, const QString& keyPath, const QStringList& dnsNames, int days = 825);

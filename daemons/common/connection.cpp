@@ -4,28 +4,83 @@
 #include "core/log.h"
 #include "core/stats.h"
 
-#include <QSslCipher>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <mutex>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 namespace postern {
 
-Connection::Connection(QSslSocket* socket, ListenerMode mode, const QSslConfiguration& tls, const Options& options,
+namespace {
+// Bytes moved per read or write call: one TLS record's worth.
+constexpr qint64 kIoChunk = 16 * 1024;
+
+// OpenSSL writes with write(2), not send(MSG_NOSIGNAL): a peer that went away must
+// give EPIPE, not kill the process. The daemons already ignore SIGPIPE
+// (unix_signals.cpp); this covers every other user of Connection (tests).
+void ignoreSigpipe() {
+    static std::once_flag once;
+    std::call_once(once, [] { ::signal(SIGPIPE, SIG_IGN); });
+}
+
+// The first queued OpenSSL error as text (the queue is emptied: it is per thread).
+QString takeOpenSslError() {
+    const unsigned long e = ERR_get_error();
+    ERR_clear_error();
+    if (e == 0) return QStringLiteral("unexpected end of stream");
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    return QString::fromLatin1(buf);
+}
+
+QString errnoText(int err) { return QString::fromLocal8Bit(std::strerror(err)); }
+
+bool peerWentAway(int err) { return err == ECONNRESET || err == EPIPE || err == ETIMEDOUT; }
+
+bool addressOf(int fd, bool peer, QHostAddress* address, quint16* port) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    auto* sa = reinterpret_cast<sockaddr*>(&ss);
+    if ((peer ? ::getpeername(fd, sa, &len) : ::getsockname(fd, sa, &len)) != 0) return false;
+    QHostAddress a(sa);
+    bool isV4 = false;
+    const quint32 v4 = a.toIPv4Address(&isV4);
+    if (a.protocol() == QAbstractSocket::IPv6Protocol && isV4) a = QHostAddress(v4);  // ::ffff:a.b.c.d
+    *address = a;
+    *port = ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(sa)->sin6_port)
+                                     : ntohs(reinterpret_cast<sockaddr_in*>(sa)->sin_port);
+    return true;
+}
+}  // namespace
+
+bool Connection::peerOf(qintptr descriptor, QHostAddress* address, quint16* port) {
+    return addressOf(int(descriptor), true, address, port);
+}
+
+Connection::Connection(qintptr descriptor, ListenerMode mode, ServerTlsContext tls, const Options& options,
                        QObject* parent)
-    : QObject(parent), m_socket(socket), m_tls(tls), m_options(options) {
-    m_socket->setParent(this);
-    m_socket->setReadBufferSize(64 * 1024);
+    : QObject(parent), m_fd(int(descriptor)), m_tlsContext(std::move(tls)),
+      m_readNotifier(descriptor, QSocketNotifier::Read), m_writeNotifier(descriptor, QSocketNotifier::Write),
+      m_options(options) {
+    ignoreSigpipe();
+    ::fcntl(m_fd, F_SETFL, ::fcntl(m_fd, F_GETFL) | O_NONBLOCK);
     m_info.sessionId = log::newSessionId();
     m_info.mode = mode;
-    m_info.peerAddress = m_socket->peerAddress();
-    if (m_info.peerAddress.protocol() == QAbstractSocket::IPv6Protocol) {
-        bool isV4 = false;
-        const quint32 v4 = m_info.peerAddress.toIPv4Address(&isV4);
-        if (isV4) m_info.peerAddress = QHostAddress(v4);  // ::ffff:a.b.c.d from a dual-stack listener
-    }
-    m_info.peerPort = m_socket->peerPort();
-    m_info.localAddress = m_socket->localAddress();
-    m_info.localPort = m_socket->localPort();
+    addressOf(m_fd, true, &m_info.peerAddress, &m_info.peerPort);
+    addressOf(m_fd, false, &m_info.localAddress, &m_info.localPort);
     m_age.start();
 
+    m_writeNotifier.setEnabled(false);
+    connect(&m_readNotifier, &QSocketNotifier::activated, this, &Connection::onReadable);
+    connect(&m_writeNotifier, &QSocketNotifier::activated, this, &Connection::onWritable);
     m_idleTimer.setSingleShot(true);
     m_sessionTimer.setSingleShot(true);
     m_handshakeTimer.setSingleShot(true);
@@ -34,21 +89,9 @@ Connection::Connection(QSslSocket* socket, ListenerMode mode, const QSslConfigur
     connect(&m_sessionTimer, &QTimer::timeout, this, &Connection::onSessionTimeout);
     connect(&m_handshakeTimer, &QTimer::timeout, this, [this] { finish(QStringLiteral("TLS handshake timeout")); });
     connect(&m_closeTimer, &QTimer::timeout, this, [this] { finish(QStringLiteral("%1 (peer did not read)").arg(m_closeReason)); });
-    connect(m_socket, &QSslSocket::readyRead, this, &Connection::onReadyRead);
-    connect(m_socket, &QSslSocket::encryptedBytesWritten, this, &Connection::onBytesWritten);
-    connect(m_socket, &QSslSocket::bytesWritten, this, &Connection::onBytesWritten);
-    connect(m_socket, &QSslSocket::encrypted, this, &Connection::onEncrypted);
-    connect(m_socket, &QSslSocket::disconnected, this, &Connection::onDisconnected);
-    connect(m_socket, &QSslSocket::errorOccurred, this, &Connection::onSocketError);
-    connect(m_socket, &QSslSocket::sslErrors, this, [this](const QList<QSslError>& errors) {
-        // We never ask for client certificates, so there is nothing to accept here.
-        QStringList e;
-        for (const QSslError& err : errors) e << err.errorString();
-        finish(QStringLiteral("TLS error: %1").arg(e.join(QStringLiteral("; "))));
-    });
 }
 
-Connection::~Connection() = default;
+Connection::~Connection() { closeSocket(false); }
 
 void Connection::begin() {
     log::write(log::Level::Info, m_info.sessionId, u"connect",
@@ -65,28 +108,61 @@ void Connection::begin() {
     process();
 }
 
+// ---- TLS ---------------------------------------------------------------------
+
+// STARTTLS or implicit TLS. The plaintext reply to STARTTLS must leave before any
+// TLS record, so the SSL object only takes over the socket once m_out is empty.
 void Connection::beginTlsHandshake() {
     m_handshaking = true;
-    m_socket->setSslConfiguration(m_tls);
     m_handshakeTimer.start(int(m_options.handshakeTimeoutMs));
-    m_socket->startServerEncryption();
+    if (pendingOutput() == 0) startSsl();
+    else updateNotifiers();  // flushOutput() calls startSsl() once the reply is out
+}
+
+void Connection::startSsl() {
+    if (!m_tlsContext) {
+        finish(QStringLiteral("TLS handshake failed: no server certificate loaded"));
+        return;
+    }
+    m_ssl = SSL_new(m_tlsContext.get());
+    if (!m_ssl || SSL_set_fd(m_ssl, m_fd) != 1) {
+        finish(QStringLiteral("TLS handshake failed: %1").arg(takeOpenSslError()));
+        return;
+    }
+    SSL_set_accept_state(m_ssl);
+    continueHandshake();
+}
+
+void Connection::continueHandshake() {
+    ERR_clear_error();
+    const int r = SSL_do_handshake(m_ssl);
+    if (r == 1) {
+        onEncrypted();
+        return;
+    }
+    const int err = SSL_get_error(m_ssl, r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        m_sslWantsWrite = err == SSL_ERROR_WANT_WRITE;
+        updateNotifiers();
+        return;
+    }
+    const QString why = err == SSL_ERROR_SYSCALL && errno != 0 ? errnoText(errno) : takeOpenSslError();
+    finish(QStringLiteral("TLS handshake failed: %1").arg(why));
 }
 
 void Connection::fillTlsInfo() {
     m_info.tls = true;
-    const QSslCipher c = m_socket->sessionCipher();
-    m_info.tlsCipher = c.name();
-    m_info.tlsBits = c.usedBits();
-    switch (m_socket->sessionProtocol()) {
-        case QSsl::TlsV1_3: m_info.tlsProtocol = QStringLiteral("TLSv1.3"); break;
-        case QSsl::TlsV1_2: m_info.tlsProtocol = QStringLiteral("TLSv1.2"); break;
-        default: m_info.tlsProtocol = c.protocolString(); break;
-    }
+    const SSL_CIPHER* c = SSL_get_current_cipher(m_ssl);
+    m_info.tlsCipher = QString::fromLatin1(SSL_CIPHER_get_name(c));
+    m_info.tlsBits = SSL_CIPHER_get_bits(c, nullptr);
+    m_info.tlsProtocol = QString::fromLatin1(SSL_get_version(m_ssl));  // "TLSv1.3", "TLSv1.2"
 }
 
 void Connection::onEncrypted() {
     m_handshakeTimer.stop();
     m_handshaking = false;
+    m_sslWantsWrite = false;
+    m_readable = true;  // the client may have sent its first command with its Finished
     fillTlsInfo();
     stats::add(QStringLiteral("postern_tls_sessions_total"),
                {{QStringLiteral("listener"), listenerName(m_info.mode)}, {QStringLiteral("version"), m_info.tlsProtocol}});
@@ -95,9 +171,10 @@ void Connection::onEncrypted() {
     const bool wasStartTls = m_tlsPending;
     m_tlsPending = false;
     restartIdleTimer();
-    if (!m_session) return;
-    if (wasStartTls) m_session->tlsStarted();
-    else m_session->start();
+    if (m_session) {
+        if (wasStartTls) m_session->tlsStarted();
+        else m_session->start();
+    }
     process();
 }
 
@@ -106,27 +183,247 @@ void Connection::startTls() {
     m_tlsPending = true;
 }
 
+// ---- socket I/O -------------------------------------------------------------
+
+Connection::ReadResult Connection::readInput(qint64 room) {
+    char buf[kIoChunk];
+    const int want = int(std::min(room, kIoChunk));
+    qint64 got = 0;
+    if (m_ssl) {
+        ERR_clear_error();
+        const int r = SSL_read(m_ssl, buf, want);
+        if (r <= 0) {
+            const int err = SSL_get_error(m_ssl, r);
+            if (err == SSL_ERROR_WANT_READ) return ReadResult::WouldBlock;
+            if (err == SSL_ERROR_WANT_WRITE) {  // a TLS 1.3 KeyUpdate answer did not fit the socket
+                m_readWantsWrite = true;
+                return ReadResult::WouldBlock;
+            }
+            if (err == SSL_ERROR_ZERO_RETURN) return ReadResult::Eof;  // close_notify, or EOF (IGNORE_UNEXPECTED_EOF)
+            if (err == SSL_ERROR_SYSCALL && peerWentAway(errno)) return ReadResult::Eof;
+            m_ioError = err == SSL_ERROR_SYSCALL && errno != 0 ? QStringLiteral("socket error: %1").arg(errnoText(errno))
+                                                               : QStringLiteral("TLS error: %1").arg(takeOpenSslError());
+            return ReadResult::Failed;
+        }
+        got = r;
+    } else {
+        ssize_t r;
+        do r = ::recv(m_fd, buf, size_t(want), 0);
+        while (r < 0 && errno == EINTR);
+        if (r == 0) return ReadResult::Eof;
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return ReadResult::WouldBlock;
+            if (peerWentAway(errno)) return ReadResult::Eof;
+            m_ioError = QStringLiteral("socket error: %1").arg(errnoText(errno));
+            return ReadResult::Failed;
+        }
+        got = r;
+    }
+    m_bytesIn += got;
+    m_in.append(buf, got);
+    return ReadResult::Data;
+}
+
+Connection::WriteResult Connection::writeSome(const char* data, qint64 size, qint64* written) {
+    // Never less than a retried SSL_write had (OpenSSL requires it): m_out only grows at the end.
+    const int n = int(std::min(size, kIoChunk));
+    if (m_ssl) {
+        ERR_clear_error();
+        const int r = SSL_write(m_ssl, data, n);
+        if (r > 0) {
+            *written = r;
+            return WriteResult::Wrote;
+        }
+        const int err = SSL_get_error(m_ssl, r);
+        if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) return WriteResult::WouldBlock;
+        m_ioError = err == SSL_ERROR_SYSCALL && peerWentAway(errno) ? QStringLiteral("peer closed the connection")
+                    : err == SSL_ERROR_SYSCALL && errno != 0          ? QStringLiteral("socket error: %1").arg(errnoText(errno))
+                                                                       : QStringLiteral("TLS error: %1").arg(takeOpenSslError());
+        return WriteResult::Failed;
+    }
+    ssize_t r;
+    do r = ::send(m_fd, data, size_t(n), MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    if (r >= 0) {
+        *written = r;
+        return WriteResult::Wrote;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return WriteResult::WouldBlock;
+    m_ioError = peerWentAway(errno) ? QStringLiteral("peer closed the connection")
+                                    : QStringLiteral("socket error: %1").arg(errnoText(errno));
+    return WriteResult::Failed;
+}
+
+// Write what the socket takes now; the write notifier brings us back for the rest.
+void Connection::flushOutput() {
+    if (m_finished || (m_handshaking && m_ssl)) return;  // no application data during the handshake
+    bool progressed = false;
+    while (m_outOffset < m_out.size()) {
+        qint64 written = 0;
+        const WriteResult r = writeSome(m_out.constData() + m_outOffset, m_out.size() - m_outOffset, &written);
+        if (r == WriteResult::Failed) {
+            failIo(m_ioError);
+            return;
+        }
+        if (r == WriteResult::WouldBlock) break;
+        m_outOffset += written;
+        progressed = true;
+    }
+    if (m_outOffset == m_out.size()) {
+        m_out = QByteArray();  // an idle connection keeps no output buffer
+        m_outOffset = 0;
+    } else if (m_outOffset >= 256 * 1024) {
+        m_out.remove(0, m_outOffset);
+        m_outOffset = 0;
+    }
+    if (m_handshaking && !m_ssl && pendingOutput() == 0) {
+        startSsl();  // the plaintext STARTTLS reply is out
+        return;
+    }
+    updateNotifiers();
+    if (progressed) afterOutputProgress();
+}
+
 void Connection::send(const QByteArray& bytes) {
     if (m_finished || bytes.isEmpty()) return;
     m_bytesOut += bytes.size();
-    m_socket->write(bytes);
+    if (m_out.isEmpty()) m_out = bytes;  // shares the caller's buffer, no copy
+    else m_out.append(bytes);
     if (pendingOutput() > m_options.outputHighWater) m_outputBlocked = true;
+    // Written from the event loop (the write notifier fires at once on a writable
+    // socket), never from inside the session's call: errors must not re-enter it.
+    updateNotifiers();
 }
 
-qint64 Connection::pendingOutput() const { return m_socket->bytesToWrite() + m_socket->encryptedBytesToWrite(); }
+qint64 Connection::pendingOutput() const { return m_out.size() - m_outOffset; }
+
+bool Connection::canReadInput() const {
+    return !m_finished && !m_closing && !m_tlsPending && !m_handshaking && !m_suspended && !m_outputBlocked &&
+           !m_peerEof && m_in.size() - m_inOffset < m_options.maxBufferedInput;
+}
+
+// Level-triggered notifiers: each is enabled only while its event would be acted on,
+// so an unread socket (suspended session, full buffer) costs no CPU.
+void Connection::updateNotifiers() {
+    if (m_fd < 0) return;
+    const bool handshakeIo = m_handshaking && m_ssl;
+    m_readNotifier.setEnabled(handshakeIo ? !m_sslWantsWrite : canReadInput());
+    m_writeNotifier.setEnabled(handshakeIo ? m_sslWantsWrite : pendingOutput() > 0 || m_readWantsWrite);
+}
+
+void Connection::onReadable() {
+    if (m_finished) return;
+    if (m_handshaking && m_ssl) {
+        continueHandshake();
+        return;
+    }
+    m_readable = true;
+    restartIdleTimer();
+    process();
+}
+
+void Connection::onWritable() {
+    if (m_finished) return;
+    if (m_handshaking && m_ssl) {
+        continueHandshake();
+        return;
+    }
+    if (m_readWantsWrite) {
+        m_readWantsWrite = false;
+        m_readable = true;
+        process();
+    }
+    flushOutput();
+}
+
+// ---- feeding the session ------------------------------------------------------
+
+void Connection::process() {
+    if (m_processing || m_finished) return;  // re-entered from a session callback
+    m_processing = true;
+    for (;;) {
+        if (m_closing || m_tlsPending || m_handshaking || m_suspended || m_outputBlocked) break;
+        // Read what fits into our buffer.
+        if (m_readable && !m_peerEof && m_in.size() - m_inOffset < m_options.maxBufferedInput) {
+            switch (readInput(m_options.maxBufferedInput - (m_in.size() - m_inOffset))) {
+                case ReadResult::Data: break;
+                case ReadResult::WouldBlock: m_readable = false; break;
+                case ReadResult::Eof: m_peerEof = true; break;
+                case ReadResult::Failed:
+                    m_processing = false;
+                    failIo(m_ioError);
+                    return;
+            }
+        }
+        const qsizetype available = m_in.size() - m_inOffset;
+        if (available == 0 || !m_session) break;
+        const qsizetype used = m_session->consume(m_in.constData() + m_inOffset, available);
+        m_inOffset += std::clamp<qsizetype>(used, 0, available);
+        if (m_inOffset == m_in.size()) {
+            m_in = QByteArray();  // an idle connection keeps no input buffer
+            m_inOffset = 0;
+        } else if (m_inOffset > 64 * 1024) {
+            m_in.remove(0, m_inOffset);
+            m_inOffset = 0;
+        }
+        if (used <= 0) {
+            // The session needs more bytes. If our buffer is full it can never get them.
+            if (m_in.size() - m_inOffset >= m_options.maxBufferedInput) {
+                m_processing = false;
+                close(QStringLiteral("input buffer limit exceeded"));
+                return;
+            }
+            if (!m_readable || m_peerEof) break;
+        }
+    }
+    m_processing = false;
+    if (m_finished) return;
+    if (m_peerEof) {
+        onDisconnected();
+        return;
+    }
+    if (m_tlsPending && !m_handshaking) {
+        // STARTTLS: everything after the command is plaintext the client must not have sent.
+        const qint64 pipelined = discardPipelinedPlaintext();
+        if (pipelined > 0)
+            log::write(log::Level::Warning, m_info.sessionId, u"starttls.pipelined_plaintext_discarded",
+                       log::Fields().add("bytes", pipelined).add("remote", m_info.peerAddress.toString()));
+        beginTlsHandshake();
+        return;
+    }
+    updateNotifiers();
+}
+
+// What is left in our buffer and what already waits in the kernel: our STARTTLS
+// reply has not been written yet, so none of it can be the client's TLS hello.
+qint64 Connection::discardPipelinedPlaintext() {
+    qint64 dropped = m_in.size() - m_inOffset;
+    m_in = QByteArray();
+    m_inOffset = 0;
+    char buf[4096];
+    for (;;) {
+        const ssize_t r = ::recv(m_fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (r > 0) dropped += r;
+        else if (r < 0 && errno == EINTR) continue;
+        else break;
+    }
+    return dropped;
+}
 
 void Connection::close(const QString& reason) {
     if (m_closing || m_finished) return;
     m_closing = true;
     m_closeReason = reason;
     m_idleTimer.stop();
-    m_socket->flush();
     m_closeTimer.start(int(m_options.closeTimeoutMs));
     if (pendingOutput() == 0) finish(reason);
-    // else onBytesWritten finishes once everything left.
+    else updateNotifiers();  // flushOutput() finishes once everything left
 }
 
-void Connection::suspend() { m_suspended = true; }
+void Connection::suspend() {
+    m_suspended = true;
+    updateNotifiers();
+}
 
 void Connection::resume() {
     if (!m_suspended) return;
@@ -152,65 +449,10 @@ void Connection::restartIdleTimer() {
 void Connection::notifyWhenWritable() {
     m_wantWritable = true;
     if (pendingOutput() <= m_options.outputLowWater)
-        QMetaObject::invokeMethod(this, [this] { onBytesWritten(); }, Qt::QueuedConnection);
+        QMetaObject::invokeMethod(this, [this] { afterOutputProgress(); }, Qt::QueuedConnection);
 }
 
-void Connection::onReadyRead() {
-    if (m_finished) return;
-    restartIdleTimer();
-    process();
-}
-
-void Connection::process() {
-    if (m_processing || m_finished) return;  // re-entered from a session callback
-    m_processing = true;
-    for (;;) {
-        if (m_closing || m_tlsPending || m_handshaking || m_suspended || m_outputBlocked) break;
-        // Read what fits into our buffer.
-        if (m_in.size() - m_inOffset < m_options.maxBufferedInput && m_socket->bytesAvailable() > 0) {
-            const qint64 room = m_options.maxBufferedInput - (m_in.size() - m_inOffset);
-            const QByteArray chunk = m_socket->read(room);
-            m_bytesIn += chunk.size();
-            m_in.append(chunk);
-        }
-        const qsizetype available = m_in.size() - m_inOffset;
-        if (available == 0 || !m_session) break;
-        const qsizetype used = m_session->consume(m_in.constData() + m_inOffset, available);
-        m_inOffset += std::clamp<qsizetype>(used, 0, available);
-        if (m_inOffset == m_in.size()) {
-            m_in.clear();
-            m_inOffset = 0;
-        } else if (m_inOffset > 64 * 1024) {
-            m_in.remove(0, m_inOffset);
-            m_inOffset = 0;
-        }
-        if (used <= 0) {
-            // The session needs more bytes. If our buffer is full it can never get them.
-            if (m_in.size() - m_inOffset >= m_options.maxBufferedInput) {
-                m_processing = false;
-                close(QStringLiteral("input buffer limit exceeded"));
-                return;
-            }
-            if (m_socket->bytesAvailable() == 0) break;
-        }
-    }
-    m_processing = false;
-    if (m_tlsPending && !m_handshaking && !m_finished) {
-        // STARTTLS: everything after the command is plaintext the client must not have sent.
-        const qint64 pipelined = (m_in.size() - m_inOffset) + m_socket->bytesAvailable();
-        if (pipelined > 0) {
-            log::write(log::Level::Warning, m_info.sessionId, u"starttls.pipelined_plaintext_discarded",
-                       log::Fields().add("bytes", pipelined).add("remote", m_info.peerAddress.toString()));
-            m_socket->readAll();
-        }
-        m_in.clear();
-        m_inOffset = 0;
-        m_socket->flush();  // the plaintext "ready" reply leaves before any TLS record
-        beginTlsHandshake();
-    }
-}
-
-void Connection::onBytesWritten() {
+void Connection::afterOutputProgress() {
     if (m_finished) return;
     const qint64 pending = pendingOutput();
     if (m_closing) {
@@ -227,6 +469,8 @@ void Connection::onBytesWritten() {
         m_session->writable();
     }
 }
+
+// ---- timeouts and the end -------------------------------------------------------
 
 void Connection::onIdleTimeout() {
     if (m_closing || m_finished) return;
@@ -254,18 +498,15 @@ void Connection::onDisconnected() {
     finish(m_closing ? m_closeReason : QStringLiteral("peer closed the connection"));
 }
 
-void Connection::onSocketError(QAbstractSocket::SocketError error) {
+// A read or write failed: the peer is gone or the stream is broken.
+void Connection::failIo(const QString& reason) {
     if (m_finished) return;
-    if (error == QAbstractSocket::RemoteHostClosedError) {
-        onDisconnected();
-        return;
-    }
     if (m_handshaking) {
-        finish(QStringLiteral("TLS handshake failed: %1").arg(m_socket->errorString()));
+        finish(QStringLiteral("TLS handshake failed: %1").arg(reason));
         return;
     }
     if (!m_closing && m_session) m_session->peerClosed();
-    finish(QStringLiteral("socket error: %1").arg(m_socket->errorString()));
+    finish(m_closing ? QStringLiteral("%1 (%2)").arg(m_closeReason, reason) : reason);
 }
 
 void Connection::finish(const QString& reason) {
@@ -281,12 +522,27 @@ void Connection::finish(const QString& reason) {
                    .add("duration_ms", m_age.elapsed())
                    .add("in", m_bytesIn)
                    .add("out", m_bytesOut));
-    m_socket->disconnect(this);
-    if (m_socket->state() != QAbstractSocket::UnconnectedState) {
-        if (m_closing && pendingOutput() == 0) m_socket->disconnectFromHost();
-        else m_socket->abort();
-    }
+    closeSocket(m_closing && pendingOutput() == 0);
     Q_EMIT finished();
+}
+
+// Graceful: everything was sent; say close_notify on TLS. Either way the descriptor
+// is closed now and every buffer released (the object itself goes on deleteLater).
+void Connection::closeSocket(bool graceful) {
+    if (m_fd < 0) return;
+    m_readNotifier.setEnabled(false);
+    m_writeNotifier.setEnabled(false);
+    if (m_ssl) {
+        if (graceful && m_info.tls) SSL_shutdown(m_ssl);  // one try; we do not wait for the peer's
+        SSL_free(m_ssl);
+        m_ssl = nullptr;
+        ERR_clear_error();
+    }
+    ::close(m_fd);
+    m_fd = -1;
+    m_in = QByteArray();
+    m_out = QByteArray();
+    m_inOffset = m_outOffset = 0;
 }
 
 }  // namespace postern

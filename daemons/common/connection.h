@@ -1,37 +1,47 @@
 // connection.h — one client connection: owns the socket, feeds the session.
 //
 // Interface: a Connection is created by the DaemonServer for each accepted
-// socket, given its ProtocolSession, and started with begin(). It emits
-// finished() once the socket is closed; the server deletes it later.
-// It implements SessionIo (see session_io.h) for its session.
+// socket descriptor (it takes ownership), given its ProtocolSession, and
+// started with begin(). It emits finished() once the socket is closed; the
+// server deletes it later. It implements SessionIo (see session_io.h).
+//
+// The socket is a plain non-blocking descriptor watched by two QSocketNotifiers,
+// with an OpenSSL SSL object on it once TLS starts (made from the daemon's one
+// shared SSL_CTX, core/tls.h). Not QSslSocket: that one builds an SSL_CTX per
+// socket and keeps four ring-buffer chunks (16-32 KiB each) for the life of the
+// connection, ~100 KiB per idle IMAP client. Here an idle connection holds no
+// buffers: input and output are QByteArrays emptied (freed) once used, and
+// OpenSSL frees its record buffers (SSL_MODE_RELEASE_BUFFERS).
 //
 // What it does, in order of the conventions (CONVENTIONS.md 2 and 5):
-//   * reads into a bounded buffer (QAbstractSocket::setReadBufferSize keeps
-//     Qt from reading more from the kernel, so TCP itself pushes back);
+//   * reads into a bounded buffer and stops reading from the kernel when it is
+//     full, so TCP itself pushes back;
 //   * feeds the session while it is not suspended; stops reading while output
 //     is above the high-water mark (a client that does not read its FETCH
 //     answers cannot make us buffer without bound);
-//   * implicit TLS: handshake first, greeting after `encrypted`;
+//   * implicit TLS: handshake first, greeting after it completes;
 //   * STARTTLS (session calls startTls()): discards and logs any bytes the
-//     client pipelined after the command (in our buffer or the socket's),
+//     client pipelined after the command (in our buffer or the kernel's),
 //     flushes the plaintext reply, then starts the handshake (CVE-2011-0411);
 //   * timeouts: TLS handshake, idle (set by the session), total session time;
 //   * logs connect and disconnect with the reason, duration and byte counts.
 //
 // Limits: Options (input buffer, output water marks, handshake and session
-// time). Security: never processes plaintext as if it were encrypted; never
-// calls ignoreSslErrors() (we do not verify client certificates at all).
+// time). Security: never processes plaintext as if it were encrypted; TLS 1.2+
+// only (the shared context); we do not ask for client certificates.
 #pragma once
 
 #include "session_io.h"
 
+#include "core/tls.h"
+
 #include <QElapsedTimer>
 #include <QObject>
-#include <QPointer>
-#include <QSslConfiguration>
-#include <QSslSocket>
+#include <QSocketNotifier>
 #include <QTimer>
 #include <memory>
+
+typedef struct ssl_st SSL;
 
 namespace postern {
 
@@ -47,9 +57,14 @@ public:
         qint64 closeTimeoutMs = 30'000;          // give up flushing to a peer that does not read
     };
 
-    Connection(QSslSocket* socket, ListenerMode mode, const QSslConfiguration& tls, const Options& options,
+    // `descriptor`: an accepted TCP socket; the Connection owns (and closes) it.
+    Connection(qintptr descriptor, ListenerMode mode, ServerTlsContext tls, const Options& options,
                QObject* parent = nullptr);
     ~Connection() override;
+
+    // The peer of an accepted socket; false when it is already gone (ENOTCONN).
+    // IPv4-mapped IPv6 addresses (dual-stack listener) come back as IPv4.
+    static bool peerOf(qintptr descriptor, QHostAddress* address, quint16* port);
 
     void setSession(std::unique_ptr<ProtocolSession> session) { m_session = std::move(session); }
     ProtocolSession* session() const { return m_session.get(); }
@@ -73,29 +88,52 @@ Q_SIGNALS:
     void finished();
 
 private:
-    void onReadyRead();
-    void onBytesWritten();
+    enum class ReadResult { Data, WouldBlock, Eof, Failed };
+    enum class WriteResult { Wrote, WouldBlock, Failed };
+
+    void onReadable();
+    void onWritable();
+    void process();
+    bool canReadInput() const;
+    ReadResult readInput(qint64 room);
+    WriteResult writeSome(const char* data, qint64 size, qint64* written);
+    void flushOutput();
+    void afterOutputProgress();
+    void updateNotifiers();
+    qint64 discardPipelinedPlaintext();
+    void beginTlsHandshake();
+    void startSsl();
+    void continueHandshake();
     void onEncrypted();
     void onDisconnected();
-    void onSocketError(QAbstractSocket::SocketError error);
     void onIdleTimeout();
     void onSessionTimeout();
-    void process();
-    void beginTlsHandshake();
     void fillTlsInfo();
+    void failIo(const QString& reason);
     void finish(const QString& reason);
+    void closeSocket(bool graceful);
     void restartIdleTimer();
 
-    QSslSocket* m_socket;
+    int m_fd;
+    SSL* m_ssl = nullptr;        // from beginTlsHandshake() on
+    ServerTlsContext m_tlsContext;
+    QSocketNotifier m_readNotifier;
+    QSocketNotifier m_writeNotifier;
     std::unique_ptr<ProtocolSession> m_session;
-    QSslConfiguration m_tls;
     Options m_options;
     ConnectionInfo m_info;
-    QByteArray m_in;
+    QByteArray m_in;             // read, not yet consumed by the session
     qsizetype m_inOffset = 0;
+    QByteArray m_out;            // sent by the session, not yet taken by the kernel / SSL
+    qsizetype m_outOffset = 0;
+    QString m_ioError;           // why the last read or write failed
+    bool m_readable = true;      // the socket may have input (cleared when a read would block)
+    bool m_peerEof = false;
+    bool m_sslWantsWrite = false;  // the handshake waits for the socket to take its output
+    bool m_readWantsWrite = false; // SSL_read must write before it can read on
     bool m_suspended = false;
-    bool m_tlsPending = false;   // session asked for STARTTLS; handshake not finished
-    bool m_handshaking = false;
+    bool m_tlsPending = false;   // session asked for STARTTLS; handshake not started
+    bool m_handshaking = false;  // flushing the plaintext reply, then the TLS handshake
     bool m_closing = false;
     bool m_finished = false;
     bool m_wantWritable = false;

@@ -8,8 +8,13 @@
 #include "core/tls.h"
 
 #include <QFileInfo>
-#include <QSslSocket>
+#include <QTcpSocket>
 #include <QTimer>
+
+#include <cerrno>
+#include <cstring>
+#include <malloc.h>
+#include <unistd.h>
 
 namespace postern {
 
@@ -18,6 +23,20 @@ DaemonServer::DaemonServer(const Config& config, QString program, QList<Listener
     : QObject(parent), m_config(config), m_program(std::move(program)), m_specs(std::move(specs)),
       m_factory(std::move(factory)) {
     m_options.handshakeTimeoutMs = config.durationMs(QStringLiteral("tls.handshake_timeout"));
+    m_heapTrim.setSingleShot(true);
+    m_heapTrim.setInterval(2000);
+    connect(&m_heapTrim, &QTimer::timeout, this, [] {
+#ifdef __GLIBC__
+        // Unlike glibc's own trimming (top of the heap only), this also releases free
+        // pages between live chunks: the handshake buffers of connections now idle.
+        malloc_trim(0);
+#endif
+    });
+}
+
+// Not restarted by every event: under steady churn this trims every 2 s, not never.
+void DaemonServer::trimHeapSoon() {
+    if (!m_heapTrim.isActive()) m_heapTrim.start();
 }
 
 DaemonServer::~DaemonServer() {
@@ -29,10 +48,9 @@ bool DaemonServer::needsTls() const { return true; }  // every protocol offers S
 
 Status DaemonServer::reloadTls() {
     if (m_specs.isEmpty()) return {};  // no listeners (postern-queued): no server certificate needed
-    auto tls = serverTlsConfiguration(m_config);
+    auto tls = serverTlsContext(m_config);
     if (!tls) return tls.error();
-    m_tls = *tls;
-    m_haveTls = true;
+    m_tls = *tls;  // connections made before keep the context they started with
     return {};
 }
 
@@ -125,16 +143,33 @@ QString DaemonServer::addressKey(const QHostAddress& address) {
     return QHostAddress(a).toString() + QStringLiteral("/64");
 }
 
-void DaemonServer::accept(Listener* listener, qintptr descriptor) {
-    auto* socket = new QSslSocket;
+// Over a limit: the refusal line (if the protocol has one readable before TLS), then close.
+// Short-lived, so a QTcpSocket's buffers do not matter here.
+void DaemonServer::refuse(Listener* listener, qintptr descriptor) {
+    auto* socket = new QTcpSocket;
     if (!socket->setSocketDescriptor(descriptor)) {
-        log::warn(u"accept.failed", log::Fields().add("error", socket->errorString()));
+        ::close(int(descriptor));
         delete socket;
+        return;
+    }
+    // Implicit-TLS listeners cannot say anything readable before a handshake; just close.
+    if (m_refusal && !isImplicitTls(listener->mode())) socket->write(m_refusal(listener->mode()));
+    socket->disconnectFromHost();
+    connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
+    QTimer::singleShot(5000, socket, [socket] { socket->abort(); socket->deleteLater(); });
+}
+
+void DaemonServer::accept(Listener* listener, qintptr descriptor) {
+    QHostAddress peer;
+    quint16 peerPort = 0;
+    if (!Connection::peerOf(descriptor, &peer, &peerPort)) {
+        log::warn(u"accept.failed", log::Fields().add("error", QString::fromLocal8Bit(std::strerror(errno))));
+        ::close(int(descriptor));
         return;
     }
     // Counted across all processes of this daemon (shared_counters.h).
     SharedCounters& counts = SharedCounters::process();
-    const QString key = QStringLiteral("ip:") + addressKey(socket->peerAddress());
+    const QString key = QStringLiteral("ip:") + addressKey(peer);
     const QString globalKey = QStringLiteral("connections");
     const bool overGlobal = !m_shuttingDown && !counts.tryAcquire(globalKey, m_maxConnections);
     const bool overAddress = !m_shuttingDown && !overGlobal && !counts.tryAcquire(key, m_maxPerAddress);
@@ -144,25 +179,23 @@ void DaemonServer::accept(Listener* listener, qintptr descriptor) {
         log::warn(u"connection.refused",
                   log::Fields()
                       .add("listener", listenerName(listener->mode()))
-                      .add("remote", socket->peerAddress().toString())
+                      .add("remote", peer.toString())
                       .add("reason", m_shuttingDown ? "shutting down" : overGlobal ? "too many connections" : "too many connections from this address"));
-        // Implicit-TLS listeners cannot say anything readable before a handshake; just close.
-        if (m_refusal && !isImplicitTls(listener->mode())) socket->write(m_refusal(listener->mode()));
-        socket->disconnectFromHost();
-        connect(socket, &QSslSocket::disconnected, socket, &QObject::deleteLater);
-        QTimer::singleShot(5000, socket, [socket] { socket->abort(); socket->deleteLater(); });
+        refuse(listener, descriptor);
         return;
     }
     stats::add(QStringLiteral("postern_connections_total"), {{QStringLiteral("listener"), listenerName(listener->mode())}});
-    auto* conn = new Connection(socket, listener->mode(), m_tls, m_options, this);
+    auto* conn = new Connection(descriptor, listener->mode(), m_tls, m_options, this);
     conn->setSession(m_factory(*conn, listener->mode()));
     m_connections.insert(conn, key);
     connect(conn, &Connection::finished, this, [this, conn] {
         releaseCounts(m_connections.take(conn));
         conn->deleteLater();
+        trimHeapSoon();
     });
     Q_EMIT connectionOpened(conn);
     conn->begin();
+    trimHeapSoon();
 }
 
 QList<Connection*> DaemonServer::connections() const { return m_connections.keys(); }

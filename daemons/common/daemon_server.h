@@ -4,7 +4,7 @@
 //   DaemonServer(config, program, specs, factory)
 //     specs: which listener settings this daemon serves ({"smtp.listen", Mx}, ...).
 //     factory(io, mode) -> the ProtocolSession for a new connection.
-//   start()        load TLS (core serverTlsConfiguration), bind every address of
+//   start()        load TLS (core serverTlsContext), bind every address of
 //                  every enabled listener (port 0 = OS chooses). Errors name the
 //                  listener and address ("smtp 0.0.0.0:25: address in use").
 //   listenerAddresses()  {"smtp": ["127.0.0.1:34567"], ...} for the ready file.
@@ -13,6 +13,9 @@
 //   shutdown(graceMs, done)  stop accepting, let every session say goodbye,
 //                  abort what is left after graceMs, then call done.
 //   reloadTls()    re-read certificate and key for new connections.
+//   Heap: a few seconds after connections open or close, free heap pages are
+//   returned to the kernel (malloc_trim): each TLS handshake leaves ~5 KiB of
+//   holes between the long-lived allocations of idle connections.
 //
 //   adoptListeners(fds) / listenerDescriptors()  the sockets a worker process
 //                  inherits from the first process (daemon_main, imap.processes).
@@ -33,7 +36,6 @@
 #include <QList>
 #include <QMap>
 #include <QSet>
-#include <QSslConfiguration>
 #include <QTcpServer>
 #include <QTimer>
 #include <functional>
@@ -91,6 +93,8 @@ Q_SIGNALS:
 
 private:
     void accept(Listener* listener, qintptr descriptor);
+    void refuse(Listener* listener, qintptr descriptor);
+    void trimHeapSoon();
     static QString addressKey(const QHostAddress& a);
 
     const Config& m_config;
@@ -99,12 +103,12 @@ private:
     SessionFactory m_factory;
     Refusal m_refusal;
     QList<Listener*> m_listeners;
-    QSslConfiguration m_tls;
-    bool m_haveTls = false;
+    ServerTlsContext m_tls;  // shared by the connections accepted until the next reload
     // The certificate and key files (and their folders, since tools replace files by
     // rename): a change reloads TLS for new connections, no SIGHUP needed.
     QFileSystemWatcher m_certWatch;
     QTimer m_certReload;
+    QTimer m_heapTrim;
     void watchCertificate();
     Connection::Options m_options;
     int m_maxConnections = 1000;
