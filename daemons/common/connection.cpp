@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <mutex>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -72,6 +73,11 @@ Connection::Connection(qintptr descriptor, ListenerMode mode, ServerTlsContext t
       m_options(options) {
     ignoreSigpipe();
     ::fcntl(m_fd, F_SETFL, ::fcntl(m_fd, F_GETFL) | O_NONBLOCK);
+    // OpenSSL writes a handshake flight (and a TLS 1.3 server its session tickets) in
+    // several small writes; with Nagle each waits for the client's delayed ACK (40 ms).
+    // Our own replies are whole: nothing to gain from Nagle.
+    const int one = 1;
+    ::setsockopt(m_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     m_info.sessionId = log::newSessionId();
     m_info.mode = mode;
     addressOf(m_fd, true, &m_info.peerAddress, &m_info.peerPort);
