@@ -7,6 +7,7 @@
 #include "core/log.h"
 
 #include <QDateTime>
+#include <QElapsedTimer>
 #include <QFile>
 
 #include <sqlite3.h>
@@ -75,7 +76,27 @@ struct PoolEntry {
     dev_t dev = 0;
     ino_t ino = 0;
     quint32 validity = 0;  // the UIDVALIDITY checked against the file (0: not yet)
+    qint64 usedMs = 0;     // monotonic time of the last acquire()
 };
+
+qint64 nowMs() {
+    static QElapsedTimer clock = [] {
+        QElapsedTimer t;
+        t.start();
+        return t;
+    }();
+    return clock.elapsed();
+}
+
+// Before SQLite's first use in the process: no bulk page-cache allocation per handle
+// (20 pages, ~87 KiB, allocated at open whatever cache_size says).
+void configureSqliteOnce() {
+    static const bool done = [] {
+        sqlite3_config(SQLITE_CONFIG_PAGECACHE, nullptr, 0, 0);
+        return true;
+    }();
+    Q_UNUSED(done);
+}
 QList<PoolEntry>& pool() {
     static QList<PoolEntry> p;  // most recently used first
     return p;
@@ -106,9 +127,11 @@ std::shared_ptr<MailboxIndex> MailboxIndex::acquire(const QString& folderDir, qu
             if (!lock || !e.index->adoptValidity(uidValidity)) break;
             e.validity = uidValidity;
         }
+        e.usedMs = nowMs();
         p.prepend(e);
         return e.index;
     }
+    configureSqliteOnce();
     // Opening creates the file, its schema and the WAL. Two processes doing that at the same
     // time (imap.processes) can see each other's half-made file as "not a database" and
     // throw it away under the other's feet: one process at a time opens, checks or rebuilds.
@@ -136,9 +159,21 @@ std::shared_ptr<MailboxIndex> MailboxIndex::acquire(const QString& folderDir, qu
         }
     }
     if (::stat(native.constData(), &fs) != 0) return nullptr;
-    p.prepend({folderDir, idx, fs.st_dev, fs.st_ino, uidValidity});
+    p.prepend({folderDir, idx, fs.st_dev, fs.st_ino, uidValidity, nowMs()});
     while (p.size() > kMaxOpenIndexes) p.removeLast();  // closed when the last session lets go
     return idx;
+}
+
+int MailboxIndex::closeIdle(qint64 idleMs) {
+    QList<PoolEntry>& p = pool();
+    const qint64 now = nowMs();
+    int closed = 0;
+    for (qsizetype i = p.size() - 1; i >= 0; --i) {
+        if (now - p.at(i).usedMs < idleMs || p.at(i).index.use_count() > 1) continue;
+        p.removeAt(i);
+        ++closed;
+    }
+    return closed;
 }
 
 void MailboxIndex::release(const QString& folderDir) {
@@ -213,8 +248,11 @@ Status MailboxIndex::openAt(const QString& path, quint32 uidValidity) {
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) return Status::fail(QString::fromUtf8(m_db ? sqlite3_errmsg(m_db) : sqlite3_errstr(rc)), rc);
     sqlite3_busy_timeout(m_db, 10000);
-    // Small page cache: idle sessions must stay cheap; the OS caches the file anyway.
-    Status st = exec("PRAGMA cache_size = -128; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+    // Memory per open index (one per folder a session has selected, per process): no
+    // lookaside (its ~120 KiB arena is allocated and touched at open) and a small page
+    // cache; the OS caches the file anyway. Idle IMAP connections must stay cheap.
+    sqlite3_db_config(m_db, SQLITE_DBCONFIG_LOOKASIDE, nullptr, 0, 0);
+    Status st = exec("PRAGMA cache_size = -32; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
                      "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
                      "CREATE TABLE IF NOT EXISTS msg(uid INTEGER PRIMARY KEY, flags TEXT NOT NULL, modseq INTEGER NOT NULL,"
                      " base TEXT NOT NULL, size INTEGER, mtime INTEGER, envelope BLOB, body BLOB, bodystructure BLOB, header BLOB);"

@@ -1,11 +1,17 @@
 // main.cpp — postern-imapd: IMAP on imap.listen (STARTTLS) and imaps.listen (implicit TLS).
+#include "imap_index.h"
 #include "imap_session.h"
 
 #include "common/authenticator.h"
 #include "common/daemon_main.h"
+#include "common/store/maildir_folder.h"
 
 #include "core/accounts.h"
 #include "core/log.h"
+
+#include <QTimer>
+
+#include <malloc.h>
 
 using namespace postern;
 
@@ -81,6 +87,18 @@ int main(int argc, char** argv) {
         opts.maxBufferedInput = 1024 * 1024;
         opts.handshakeTimeoutMs = config.durationMs(QStringLiteral("tls.handshake_timeout"));
         server->setConnectionOptions(opts);
+        // Idle clients need no open SQLite handle nor parsed uidlist: drop those unused
+        // for 10 s and give the memory back to the kernel (imap_index.h).
+        auto* sweep = new QTimer(server);
+        sweep->setInterval(5000);
+        QObject::connect(sweep, &QTimer::timeout, server, [] {
+            store::MaildirFolder::dropIdleCaches(10'000);
+            if (const int closed = imap::MailboxIndex::closeIdle(10'000); closed > 0) {
+                malloc_trim(0);
+                log::debug(u"imap.index.closed_idle", log::Fields().add("handles", closed));
+            }
+        });
+        sweep->start();
         return server;
     };
     spec.reloaded = [](DaemonServer*) {

@@ -7,7 +7,7 @@
                                     the users file for Dovecot; .start_postern(),
                                     .start_dovecot(), .close()
   pss_kib(pids)                     summed PSS (KiB) from /proc/PID/smaps_rollup
-  dovecot_pids(master_pid)          the master and every process below it
+  process_tree(pid)                 a server's first process and every process below it
   load(port, users_file, ...)       run postern-imap-load, return its JSON result
 
 Not a test: the benchmarks run by hand, as root (Dovecot and Postern both drop
@@ -326,9 +326,10 @@ def children_of(pid):
     return out
 
 
-def dovecot_pids(master_pid):
-    """The Dovecot master and every process below it (anvil, log, config, auth, stats, imap-login, imap)."""
-    seen, todo = [], [master_pid]
+def process_tree(pid):
+    """A server's first process and every process below it: Dovecot's master with anvil, log,
+    config, auth, stats, imap-login and imap; postern-imapd with its workers (imap.processes)."""
+    seen, todo = [], [pid]
     while todo:
         p = todo.pop()
         seen.append(p)

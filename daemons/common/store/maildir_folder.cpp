@@ -8,6 +8,7 @@
 
 #include <QDateTime>
 #include <QDir>
+#include <QElapsedTimer>
 #include <QFile>
 #include <QHash>
 #include <QMutex>
@@ -65,17 +66,28 @@ struct Stamp {
 // worker thread: hence the mutex). A folder's list is parsed again only when its file changed.
 struct UidListCache {
     static constexpr qsizetype kMaxEntries = 512;
+    struct Entry {
+        Stamp stamp;
+        UidList list;
+        qint64 usedMs = 0;
+    };
     QMutex mutex;
-    QHash<QString, std::pair<Stamp, UidList>> byPath;
+    QHash<QString, Entry> byPath;
+    QElapsedTimer clock;
+    UidListCache() { clock.start(); }
     static UidListCache& instance() {
         static UidListCache c;
         return c;
     }
+    // Callers hold the mutex.
+    void insertLocked(const QString& path, const Stamp& st, const UidList& list) {
+        if (byPath.size() >= kMaxEntries) byPath.clear();
+        byPath.insert(path, Entry{st, list, clock.elapsed()});
+    }
     void put(const QString& path, const UidList& list) {
         const Stamp st = Stamp::of(path);
         QMutexLocker lock(&mutex);
-        if (byPath.size() >= kMaxEntries) byPath.clear();
-        if (st.size >= 0) byPath.insert(path, {st, list});
+        if (st.size >= 0) insertLocked(path, st, list);
     }
 };
 
@@ -116,8 +128,11 @@ UidList readUidList(const QString& path) {
     const Stamp st = Stamp::of(path);
     {
         QMutexLocker lock(&cache.mutex);
-        auto it = cache.byPath.constFind(path);
-        if (it != cache.byPath.cend() && st.size >= 0 && it->first == st) return it->second;
+        auto it = cache.byPath.find(path);
+        if (it != cache.byPath.end() && st.size >= 0 && it->stamp == st) {
+            it->usedMs = cache.clock.elapsed();
+            return it->list;
+        }
     }
     auto text = readFile(path, 256 * 1024 * 1024);
     if (!text) return {};
@@ -125,8 +140,7 @@ UidList readUidList(const QString& path) {
     // Only a file that did not change while we read it may be cached under that stamp.
     if (Stamp::of(path) == st) {
         QMutexLocker lock(&cache.mutex);
-        if (cache.byPath.size() >= UidListCache::kMaxEntries) cache.byPath.clear();
-        cache.byPath.insert(path, {st, u});
+        cache.insertLocked(path, st, u);
     }
     return u;
 }
@@ -162,6 +176,13 @@ bool plainName(const char* name) {
     return name[0] != '.' && std::strchr(name, '/') == nullptr;
 }
 }  // namespace
+
+void MaildirFolder::dropIdleCaches(qint64 idleMs) {
+    UidListCache& cache = UidListCache::instance();
+    QMutexLocker lock(&cache.mutex);
+    const qint64 now = cache.clock.elapsed();
+    cache.byPath.removeIf([&](const auto& it) { return now - it.value().usedMs >= idleMs; });
+}
 
 Result<MaildirFolder> MaildirFolder::open(const QString& root, const QStringList& folder, bool create) {
     MaildirFolder f;

@@ -69,6 +69,8 @@ public:
 
     // CRLF size of a file that may use bare LF line endings.
     static qint64 computeVirtualSize(const QString& path);
+    // Forgets the parsed uidlists of folders not synced for idleMs (memory of idle users).
+    static void dropIdleCaches(qint64 idleMs);
 
 private:
     QString m_root;
