@@ -118,6 +118,25 @@ private slots:
         QCOMPARE(same.at(1).modseq, hms);
     }
 
+    void idleHandlesAreClosed() {
+        MailboxIndex::closeIdle(0);  // what earlier tests left in the process's pool
+        QTemporaryDir a, b;
+        auto held = MailboxIndex::acquire(a.path(), 1);
+        {
+            auto unused = MailboxIndex::acquire(b.path(), 1);
+            auto msgs = messages({{1, ""}});
+            QVERIFY(unused->sync(msgs).ok());
+        }
+        QCOMPARE(MailboxIndex::closeIdle(60'000), 0);  // not idle long enough
+        QCOMPARE(MailboxIndex::closeIdle(0), 1);       // b's; a's is still held
+        auto again = MailboxIndex::acquire(b.path(), 1);  // reopened, same content
+        QVERIFY(again);
+        QCOMPARE(again->knownFiles().size(), 1);
+        held.reset();
+        again.reset();
+        QCOMPARE(MailboxIndex::closeIdle(0), 2);
+    }
+
     void uidValidityChangeKeepsGrowing() {
         QTemporaryDir dir;
         quint64 before = 0;
