@@ -40,6 +40,10 @@ struct Commands {
     static void list(ImapSession& s, const R& r);
     static void status(ImapSession& s, const R& r);
     static void append(ImapSession& s, const R& r);
+    static int storeAppended(const QString& tmp, const QString& final, const QString& dir, const QString& root,
+                             const QByteArray& bytes, const std::optional<QDateTime>& when);
+    static void finishAppend(ImapSession& s, const R& r, const std::shared_ptr<std::optional<MailboxView>>& opened,
+                             const QString& name, bool toSelected, const MailboxName& mailbox, int error);
     static void getquotaroot(ImapSession& s, const R& r);
     static void getquota(ImapSession& s, const R& r);
 

@@ -6,6 +6,7 @@
 // reaches the file system without validation.
 #include "commands.h"
 
+#include "common/async.h"
 #include "common/store/maildir_delivery.h"
 #include "common/store/maildir_names.h"
 
@@ -505,40 +506,79 @@ void Commands::append(ImapSession& s, const R& r) {
         return;
     }
     const QString name = store::uniqueName(msg.text.size());
-    const QString tmp = target->dir() + QStringLiteral("/tmp/") + name;
-    const QString final = target->dir() + QStringLiteral("/cur/") + store::withFlags(name, *letters);
+    const QString dir = target->dir();
+    const QString root = mailboxes(s).root();
+    const QString final = dir + QStringLiteral("/cur/") + store::withFlags(name, *letters);
+    // The file's write and fsyncs run on the thread pool, so the other sessions of this
+    // process are served meanwhile; this one reads no further command until it answers.
+    auto view = std::make_shared<std::optional<MailboxView>>(std::move(opened));
+    R reply = r;
+    reply.args.clear();  // the tag is all the answer needs; the literal stays with the worker
+    s.m_io.suspend();
+    runAsync(
+        s.m_alive.get(),
+        [tmp = dir + QStringLiteral("/tmp/") + name, final, dir, root, bytes = msg.text, when] {
+            return storeAppended(tmp, final, dir, root, bytes, when);
+        },
+        [&s, reply, view, name, toSelected, mailbox = *m](int error) {
+            finishAppend(s, reply, view, name, toSelected, mailbox, error);
+            s.m_io.resume();
+        });
+}
+
+// Worker thread: tmp/ file, fsync, rename into cur/, fsync of cur/, the quota line.
+// Returns 0 or the errno of the failure.
+int Commands::storeAppended(const QString& tmp, const QString& final, const QString& dir, const QString& root,
+                            const QByteArray& bytes, const std::optional<QDateTime>& when) {
     const int fd = ::open(QFile::encodeName(tmp).constData(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    bool good = fd >= 0;
+    int error = fd >= 0 ? 0 : errno;
     qsizetype off = 0;
-    while (good && off < msg.text.size()) {
-        const ssize_t n = ::write(fd, msg.text.constData() + off, size_t(msg.text.size() - off));
+    while (!error && off < bytes.size()) {
+        const ssize_t n = ::write(fd, bytes.constData() + off, size_t(bytes.size() - off));
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) good = false;
+        if (n <= 0) error = n < 0 ? errno : EIO;
         else off += n;
     }
-    if (good && ::fsync(fd) != 0) good = false;
+    if (!error && ::fsync(fd) != 0) error = errno;
     if (fd >= 0) ::close(fd);
-    if (good && when) {
+    if (!error && when) {
         struct timespec ts[2];
         ts[0].tv_sec = ts[1].tv_sec = when->toSecsSinceEpoch();
         ts[0].tv_nsec = ts[1].tv_nsec = 0;
         ::utimensat(AT_FDCWD, QFile::encodeName(tmp).constData(), ts, 0);
     }
-    if (good && ::rename(QFile::encodeName(tmp).constData(), QFile::encodeName(final).constData()) != 0) good = false;
-    if (good) good = syncDirectory(target->dir() + QStringLiteral("/cur")).ok();
-    if (!good) {
+    if (!error && ::rename(QFile::encodeName(tmp).constData(), QFile::encodeName(final).constData()) != 0) error = errno;
+    if (!error) {
+        if (Status st = syncDirectory(dir + QStringLiteral("/cur")); !st) error = st.error().code ? st.error().code : EIO;
+    }
+    if (error) {
         ::unlink(QFile::encodeName(tmp).constData());
-        s.no(r, QStringLiteral("Cannot store the message"), errno == ENOSPC ? "OVERQUOTA" : "SERVERBUG");
+        return error;
+    }
+    store::MaildirQuota::add(root, bytes.size(), 1);
+    return 0;
+}
+
+// Event-loop thread, once the file is stored (or not): UID, untagged changes, the answer.
+void Commands::finishAppend(ImapSession& s, const R& r, const std::shared_ptr<std::optional<MailboxView>>& opened,
+                            const QString& name, bool toSelected, const MailboxName& mailbox, int error) {
+    if (error) {
+        s.no(r, QStringLiteral("Cannot store the message"), error == ENOSPC || error == EDQUOT ? "OVERQUOTA" : "SERVERBUG");
         return;
     }
-    store::MaildirQuota::add(mailboxes(s).root(), msg.text.size(), 1);
+    // The selected view is still the one APPEND used: no command ran meanwhile.
+    MailboxView* target = toSelected && selected(s) ? &*selected(s) : (*opened ? &**opened : nullptr);
+    if (!target) {
+        s.no(r, QStringLiteral("The mailbox is gone"), "SERVERBUG");
+        return;
+    }
     auto after = target->refresh();
     quint32 uid = 0;
     for (const Message& x : target->messages())
         if (x.base == name) uid = x.uid;
     if (toSelected) {
         if (after) sendChanges(s, *after, false);
-    } else if (selected(s) && selected(s)->name().name == m->name) {
+    } else if (selected(s) && selected(s)->name().name == mailbox.name) {
         s.reportChanges(false);
     }
     s.ok(r, QStringLiteral("APPEND completed"), "APPENDUID " + QByteArray::number(target->uidValidity()) + ' ' + QByteArray::number(uid));
