@@ -149,6 +149,16 @@ FileStamp FileStamp::of(const QString& path) {
     return s;
 }
 
+FlockGuard::FlockGuard(int fd) : m_fd(fd) {
+    if (m_fd >= 0)
+        while (::flock(m_fd, LOCK_EX) != 0 && errno == EINTR) {
+        }
+}
+
+FlockGuard::~FlockGuard() {
+    if (m_fd >= 0) ::flock(m_fd, LOCK_UN);
+}
+
 FileLock::~FileLock() { release(); }
 
 FileLock::FileLock(FileLock&& other) noexcept : m_fd(other.m_fd) { other.m_fd = -1; }

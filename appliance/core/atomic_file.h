@@ -42,6 +42,20 @@ struct FileStamp {
     bool operator==(const FileStamp&) const = default;
 };
 
+// An exclusive flock(2) on a descriptor that stays open, for one scope (shared
+// memory-mapped tables: the auth throttle, the daemons' shared counters).
+// A descriptor < 0 is no lock at all.
+class FlockGuard {
+public:
+    explicit FlockGuard(int fd);
+    ~FlockGuard();
+    FlockGuard(const FlockGuard&) = delete;
+    FlockGuard& operator=(const FlockGuard&) = delete;
+
+private:
+    int m_fd;
+};
+
 class FileLock {
 public:
     enum class Mode { Shared, Exclusive };

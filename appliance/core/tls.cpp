@@ -52,15 +52,7 @@ bool addExt(X509* cert, int nid, const char* value) {
     return ok;
 }
 
-// The first OpenSSL error as text (and the queue emptied), for operator messages.
-QString openSslError() {
-    const unsigned long e = ERR_get_error();
-    ERR_clear_error();
-    if (e == 0) return QStringLiteral("unknown OpenSSL error");
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    return QString::fromLatin1(buf);
-}
+QString openSslError() { return takeOpenSslError(QStringLiteral("unknown OpenSSL error")); }
 
 // tls.cert: the leaf certificate, then any intermediates, all PEM.
 Status useCertificateChain(SSL_CTX* ctx, const QString& certPath, const QByteArray& pem) {
@@ -94,6 +86,15 @@ Status usePrivateKey(SSL_CTX* ctx, const QString& keyPath, const QByteArray& pem
     return {};
 }
 }  // namespace
+
+QString takeOpenSslError(const QString& whenNone) {
+    const unsigned long e = ERR_get_error();
+    ERR_clear_error();
+    if (e == 0) return whenNone;
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    return QString::fromLatin1(buf);
+}
 
 Result<ServerTlsContext> serverTlsContext(const Config& config) {
     const QString certPath = config.path(QStringLiteral("tls.cert"));

@@ -34,6 +34,9 @@ class Config;
 // context (certificate reload) never pulls it from under a live connection.
 using ServerTlsContext = std::shared_ptr<SSL_CTX>;
 Result<ServerTlsContext> serverTlsContext(const Config& config);
+// The first queued OpenSSL error of this thread as text, the queue emptied;
+// `whenNone` if there was none.
+QString takeOpenSslError(const QString& whenNone);
 QSslConfiguration clientTlsConfiguration();
 
 Status generateSelfSigned(const QString& certPath, const QString& keyPath, const QStringList& dnsNames, int days = 825);

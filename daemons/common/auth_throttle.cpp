@@ -1,6 +1,7 @@
 // auth_throttle.cpp — see auth_throttle.h.
 #include "auth_throttle.h"
 
+#include "core/atomic_file.h"
 #include "core/config.h"
 
 #include <QCryptographicHash>
@@ -33,18 +34,6 @@ quint64 hashKey(const QString& key) {
     return h ? h : 1;  // 0 marks an empty slot
 }
 
-class FlockGuard {
-public:
-    explicit FlockGuard(int fd) : m_fd(fd) {
-        if (m_fd >= 0) ::flock(m_fd, LOCK_EX);
-    }
-    ~FlockGuard() {
-        if (m_fd >= 0) ::flock(m_fd, LOCK_UN);
-    }
-
-private:
-    int m_fd;
-};
 }  // namespace
 
 AuthThrottle::Policy AuthThrottle::Policy::fromConfig(const Config& config) {

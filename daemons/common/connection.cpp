@@ -33,14 +33,7 @@ void ignoreSigpipe() {
 }
 
 // The first queued OpenSSL error as text (the queue is emptied: it is per thread).
-QString takeOpenSslError() {
-    const unsigned long e = ERR_get_error();
-    ERR_clear_error();
-    if (e == 0) return QStringLiteral("unexpected end of stream");
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    return QString::fromLatin1(buf);
-}
+QString takeOpenSslError() { return postern::takeOpenSslError(QStringLiteral("unexpected end of stream")); }
 
 QString errnoText(int err) { return QString::fromLocal8Bit(std::strerror(err)); }
 

@@ -1,6 +1,7 @@
 // shared_counters.cpp — see shared_counters.h.
 #include "shared_counters.h"
 
+#include "core/atomic_file.h"
 #include "core/log.h"
 
 #include <QCryptographicHash>
@@ -21,21 +22,6 @@ struct SharedCounters::Slot {
 
 namespace {
 constexpr size_t kFileSize = sizeof(quint64) * (1 + SharedCounters::kColumns / 2) * SharedCounters::kSlots;
-
-class FileLock {
-public:
-    explicit FileLock(int fd) : m_fd(fd) {
-        if (m_fd >= 0) ::flock(m_fd, LOCK_EX);
-    }
-    ~FileLock() {
-        if (m_fd >= 0) ::flock(m_fd, LOCK_UN);
-    }
-    FileLock(const FileLock&) = delete;
-    FileLock& operator=(const FileLock&) = delete;
-
-private:
-    int m_fd;
-};
 
 quint64 sum(const quint32* counts) {
     quint64 n = 0;
@@ -67,7 +53,7 @@ Status SharedCounters::open(const QString& path, int column, bool reset) {
     if (column < 0 || column >= kColumns) return Status::fail(QStringLiteral("process number %1 is out of range").arg(column));
     const int fd = ::open(QFile::encodeName(path).constData(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return Status::fail(QStringLiteral("%1: cannot open: %2").arg(path, QString::fromLocal8Bit(std::strerror(errno))));
-    FileLock lock(fd);
+    FlockGuard lock(fd);
     if ((reset && ::ftruncate(fd, 0) != 0) || ::ftruncate(fd, off_t(kFileSize)) != 0) {
         const QString err = QString::fromLocal8Bit(std::strerror(errno));
         ::close(fd);
@@ -118,7 +104,7 @@ bool SharedCounters::tryAcquire(const QString& key, int limit) {
         ++n;
         return true;
     }
-    FileLock lock(m_fd);
+    FlockGuard lock(m_fd);
     Slot* s = find(hashOf(key), true);
     if (!s) {
         if (!m_warnedFull) log::warn(u"limits.table_full", log::Fields().add("slots", kSlots));
@@ -136,13 +122,13 @@ void SharedCounters::release(const QString& key) {
         if (it != m_local.end() && --*it <= 0) m_local.erase(it);
         return;
     }
-    FileLock lock(m_fd);
+    FlockGuard lock(m_fd);
     if (Slot* s = find(hashOf(key), false); s && s->counts[m_column] > 0) --s->counts[m_column];
 }
 
 int SharedCounters::total(const QString& key) const {
     if (!m_slots) return m_local.value(key);
-    FileLock lock(m_fd);
+    FlockGuard lock(m_fd);
     const Slot* s = find(hashOf(key), false);
     return s ? int(sum(s->counts)) : 0;
 }

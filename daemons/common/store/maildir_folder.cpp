@@ -42,32 +42,13 @@ struct UidList {
     bool endsWithNewline = false;  // a crash during an append can leave half a line
 };
 
-// What a file looked like when we last read or wrote it: equal stamps, equal content.
-struct Stamp {
-    dev_t dev = 0;
-    ino_t ino = 0;
-    off_t size = -1;
-    qint64 mtimeNs = 0, ctimeNs = 0;
-    bool operator==(const Stamp&) const = default;
-    static Stamp of(const QString& path) {
-        struct stat st {};
-        Stamp s;
-        if (::stat(QFile::encodeName(path).constData(), &st) != 0) return s;
-        s.dev = st.st_dev;
-        s.ino = st.st_ino;
-        s.size = st.st_size;
-        s.mtimeNs = qint64(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-        s.ctimeNs = qint64(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
-        return s;
-    }
-};
-
 // Parsed uidlists by path (one event-loop thread per process, but sync() may run on a
-// worker thread: hence the mutex). A folder's list is parsed again only when its file changed.
+// worker thread: hence the mutex). A folder's list is parsed again only when its file
+// changed: another inode (a rewrite), size (an append) or modification time.
 struct UidListCache {
     static constexpr qsizetype kMaxEntries = 512;
     struct Entry {
-        Stamp stamp;
+        FileStamp stamp;
         UidList list;
         qint64 usedMs = 0;
     };
@@ -80,14 +61,14 @@ struct UidListCache {
         return c;
     }
     // Callers hold the mutex.
-    void insertLocked(const QString& path, const Stamp& st, const UidList& list) {
+    void insertLocked(const QString& path, const FileStamp& st, const UidList& list) {
         if (byPath.size() >= kMaxEntries) byPath.clear();
         byPath.insert(path, Entry{st, list, clock.elapsed()});
     }
     void put(const QString& path, const UidList& list) {
-        const Stamp st = Stamp::of(path);
+        const FileStamp st = FileStamp::of(path);
         QMutexLocker lock(&mutex);
-        if (st.size >= 0) insertLocked(path, st, list);
+        if (st.exists) insertLocked(path, st, list);
     }
 };
 
@@ -125,11 +106,11 @@ UidList parseUidList(const QByteArray& text) {
 
 UidList readUidList(const QString& path) {
     UidListCache& cache = UidListCache::instance();
-    const Stamp st = Stamp::of(path);
+    const FileStamp st = FileStamp::of(path);
     {
         QMutexLocker lock(&cache.mutex);
         auto it = cache.byPath.find(path);
-        if (it != cache.byPath.end() && st.size >= 0 && it->stamp == st) {
+        if (it != cache.byPath.end() && st.exists && it->stamp == st) {
             it->usedMs = cache.clock.elapsed();
             return it->list;
         }
@@ -138,7 +119,7 @@ UidList readUidList(const QString& path) {
     if (!text) return {};
     UidList u = parseUidList(*text);
     // Only a file that did not change while we read it may be cached under that stamp.
-    if (Stamp::of(path) == st) {
+    if (FileStamp::of(path) == st) {
         QMutexLocker lock(&cache.mutex);
         cache.insertLocked(path, st, u);
     }
