@@ -378,6 +378,21 @@ void Connection::process() {
     m_processing = false;
     if (m_finished) return;
     if (m_peerEof) {
+        // The session is still working on the last command (a delivery's fsync, a password
+        // check): it resumes, answers, and we come back here to send that answer.
+        if (m_suspended) {
+            updateNotifiers();
+            return;
+        }
+        if (pendingOutput() > 0) {
+            // Half-closed (shutdown(SHUT_WR) after the last command): the client can still
+            // read the answers it asked for. Send them, then close (or give up at the
+            // close timeout, or when a write fails because the peer is gone entirely).
+            if (!m_closing && m_session) m_session->peerClosed();
+            close(QStringLiteral("peer closed the connection"));
+            updateNotifiers();
+            return;
+        }
         onDisconnected();
         return;
     }

@@ -13,6 +13,8 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include <sys/socket.h>
+
 using namespace postern;
 
 namespace {
@@ -199,6 +201,21 @@ private Q_SLOTS:
         again.connectToHost(QHostAddress::LocalHost, port("smtp"));
         QVERIFY(connected(again));
         QCOMPARE(readLine(again), QByteArray("HELLO"));
+    }
+
+    void halfClosedClientStillGetsItsAnswers() {
+        QTcpSocket s;
+        s.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        QVERIFY(connected(s));
+        QCOMPARE(readLine(s), QByteArray("HELLO"));
+        // The lines and the end of input arrive together: the server reads both in one go.
+        const char lines[] = "ECHO one\r\nECHO two\r\n";
+        QCOMPARE(::send(int(s.socketDescriptor()), lines, sizeof lines - 1, 0), qint64(sizeof lines - 1));
+        QCOMPARE(::shutdown(int(s.socketDescriptor()), SHUT_WR), 0);  // "no more from me"
+        QCOMPARE(readLine(s), QByteArray("one"));
+        QCOMPARE(readLine(s), QByteArray("two"));
+        QVERIFY(disconnected(s));
+        QTRY_COMPARE(m_server->connectionCount(), 0);
     }
 
     void unterminatedInputIsBounded() {
