@@ -6,6 +6,7 @@
 #include "imap_index.h"
 #include "imap_mailbox.h"
 
+#include <QDir>
 #include <QFile>
 #include <QTemporaryDir>
 #include <QTest>
@@ -135,6 +136,28 @@ private slots:
         held.reset();
         again.reset();
         QCOMPARE(MailboxIndex::closeIdle(0), 2);
+    }
+
+    void poolKeepsAtMostItsBound() {
+        MailboxIndex::closeIdle(0);
+        QTemporaryDir root;
+        const int n = MailboxIndex::kMaxOpenIndexes + 1;
+        for (int i = 0; i < n; ++i) {
+            const QString dir = root.filePath(QStringLiteral("f%1").arg(i));
+            QVERIFY(QDir().mkpath(dir));
+            auto idx = MailboxIndex::acquire(dir, 1);
+            QVERIFY(idx);
+            if (i == 0) {
+                auto msgs = messages({{1, "S"}});
+                QVERIFY(idx->sync(msgs).ok());
+            }
+        }
+        // The least recently used (the first) was closed when the 257th was opened ...
+        QCOMPARE(MailboxIndex::closeIdle(0), MailboxIndex::kMaxOpenIndexes);
+        // ... and opens again from its file with what it held.
+        auto first = MailboxIndex::acquire(root.filePath(QStringLiteral("f0")), 1);
+        QVERIFY(first);
+        QCOMPARE(first->knownFiles().size(), 1);
     }
 
     void uidValidityChangeKeepsGrowing() {
