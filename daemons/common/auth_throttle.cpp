@@ -1,10 +1,11 @@
 // auth_throttle.cpp — see auth_throttle.h.
 #include "auth_throttle.h"
 
+#include "shared_counters.h"
+
 #include "core/atomic_file.h"
 #include "core/config.h"
 
-#include <QCryptographicHash>
 #include <QDateTime>
 #include <QFile>
 
@@ -26,14 +27,6 @@ struct AuthThrottle::Slot {
 namespace {
 constexpr size_t kFileSize = 24 * AuthThrottle::kSlots;  // sizeof(Slot) * kSlots
 constexpr int kProbe = 32;
-
-quint64 hashKey(const QString& key) {
-    const QByteArray d = QCryptographicHash::hash(key.toUtf8(), QCryptographicHash::Sha256);
-    quint64 h = 0;
-    std::memcpy(&h, d.constData(), sizeof h);
-    return h ? h : 1;  // 0 marks an empty slot
-}
-
 }  // namespace
 
 AuthThrottle::Policy AuthThrottle::Policy::fromConfig(const Config& config) {
@@ -113,7 +106,7 @@ AuthThrottle::Slot* AuthThrottle::find(quint64 hash, bool create, qint64 now) co
 
 void AuthThrottle::bump(const QString& key, qint64 now) {
     FlockGuard lock(m_fd);
-    Slot* s = find(hashKey(key), true, now);
+    Slot* s = find(sharedSlotHash(key), true, now);
     if (!s) return;
     if (now - s->lastFailureMs > m_policy.windowMs) s->failures = 0;
     if (s->failures < 1'000'000) ++s->failures;
@@ -121,7 +114,7 @@ void AuthThrottle::bump(const QString& key, qint64 now) {
 }
 
 int AuthThrottle::count(const QString& key, qint64 now) const {
-    const Slot* s = find(hashKey(key), false, now);
+    const Slot* s = find(sharedSlotHash(key), false, now);
     if (!s || now - s->lastFailureMs > m_policy.windowMs) return 0;
     return s->failures;
 }
@@ -145,7 +138,7 @@ void AuthThrottle::recordSuccess(const QHostAddress& ip, const QString& user) {
     Q_UNUSED(ip);
     if (user.isEmpty()) return;
     FlockGuard lock(m_fd);
-    Slot* s = find(hashKey(userKey(user)), false, QDateTime::currentMSecsSinceEpoch());
+    Slot* s = find(sharedSlotHash(userKey(user)), false, QDateTime::currentMSecsSinceEpoch());
     if (s) s->failures = 0;
 }
 

@@ -40,8 +40,7 @@ SharedCounters::~SharedCounters() {
     if (m_fd >= 0) ::close(m_fd);
 }
 
-quint64 SharedCounters::hashOf(const QString& key) {
-    // A fixed hash (qHash is seeded per process): every process must find the same slot.
+quint64 sharedSlotHash(const QString& key) {
     const QByteArray d = QCryptographicHash::hash(key.toUtf8(), QCryptographicHash::Sha256);
     quint64 h = 0;
     std::memcpy(&h, d.constData(), sizeof h);
@@ -105,7 +104,7 @@ bool SharedCounters::tryAcquire(const QString& key, int limit) {
         return true;
     }
     FlockGuard lock(m_fd);
-    Slot* s = find(hashOf(key), true);
+    Slot* s = find(sharedSlotHash(key), true);
     if (!s) {
         if (!m_warnedFull) log::warn(u"limits.table_full", log::Fields().add("slots", kSlots));
         m_warnedFull = true;
@@ -123,13 +122,13 @@ void SharedCounters::release(const QString& key) {
         return;
     }
     FlockGuard lock(m_fd);
-    if (Slot* s = find(hashOf(key), false); s && s->counts[m_column] > 0) --s->counts[m_column];
+    if (Slot* s = find(sharedSlotHash(key), false); s && s->counts[m_column] > 0) --s->counts[m_column];
 }
 
 int SharedCounters::total(const QString& key) const {
     if (!m_slots) return m_local.value(key);
     FlockGuard lock(m_fd);
-    const Slot* s = find(hashOf(key), false);
+    const Slot* s = find(sharedSlotHash(key), false);
     return s ? int(sum(s->counts)) : 0;
 }
 

@@ -31,6 +31,10 @@
 
 namespace postern {
 
+// A 64-bit hash of a key that every process computes alike (qHash is seeded per
+// process), never 0 (0 marks an empty slot). Shared with the auth throttle's table.
+quint64 sharedSlotHash(const QString& key);
+
 class SharedCounters {
 public:
     static constexpr int kSlots = 8192;
@@ -53,7 +57,6 @@ public:
 private:
     struct Slot;
     Slot* find(quint64 hash, bool create) const;
-    static quint64 hashOf(const QString& key);
 
     int m_fd = -1;
     int m_column = 0;

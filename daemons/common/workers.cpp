@@ -161,11 +161,4 @@ void WorkerPool::stop(int graceMs, std::function<void()> done) {
     });
 }
 
-QList<qint64> WorkerPool::pids() const {
-    QList<qint64> out;
-    for (const auto& w : m_workers)
-        if (w->process && !w->exited) out << w->process->processId();
-    return out;
-}
-
 }  // namespace postern

@@ -53,7 +53,6 @@ public:
     Status start();
     void reload();
     void stop(int graceMs, std::function<void()> done);
-    QList<qint64> pids() const;
 
 private:
     struct Worker;
