@@ -7,7 +7,10 @@
 #include "core/log.h"
 #include "core/stats.h"
 
+#include <QPointer>
 #include <QTimer>
+
+#include <climits>
 #include <openssl/crypto.h>
 
 namespace postern {
@@ -39,24 +42,68 @@ QString Authenticator::normalizeLogin(const QString& loginIn) const {
     return normalizeAddress(login).valueOr(QString());
 }
 
-void Authenticator::verify(QObject* context, const QString& protocol, const QString& sessionId, const QHostAddress& peer,
-                           const QString& login, QByteArray password, Done done) {
-    const QString user = normalizeLogin(login);
-    const qint64 wait = m_throttle.preDelayFor(peer);
-    if (wait > 0) {
-        log::write(log::Level::Info, sessionId, u"auth.delayed",
-                   log::Fields().add("protocol", protocol).add("remote", peer.toString()).add("delay_ms", wait));
-        QPointer<QObject> guard(context);
-        QTimer::singleShot(int(wait), this, [=, this, password = std::move(password), done = std::move(done)]() mutable {
-            if (guard) check(guard, protocol, sessionId, peer, user, std::move(password), std::move(done));
-        });
+void Authenticator::verify(const AuthRequest& request, const QString& protocol, QByteArray password, Done done) {
+    const QString user = normalizeLogin(request.login);
+    const AuthThrottle::Admission admission = m_throttle.admit(request.peer, user);
+    if (!admission.proceed()) {
+        // Too many attempts in flight for this address or account: no check, no wait.
+        OPENSSL_cleanse(password.data(), size_t(password.size()));
+        stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("tempfail")}});
+        log::write(log::Level::Warning, request.sessionId, u"auth",
+                   log::Fields()
+                       .add("protocol", protocol)
+                       .add("user", user)
+                       .add("remote", request.peer.toString())
+                       .add("result", "tempfail")
+                       .add("reason", admission.reason));
+        answerLater(request.context, 0, Outcome{AuthVerdict::TempFail, user, admission.reason}, std::move(done));
         return;
     }
-    check(context, protocol, sessionId, peer, user, std::move(password), std::move(done));
+    if (admission.delayMs <= 0) {
+        check(request, protocol, user, admission, std::move(password), std::move(done));
+        return;
+    }
+    log::write(log::Level::Info, request.sessionId, u"auth.delayed",
+               log::Fields()
+                   .add("protocol", protocol)
+                   .add("user", user)
+                   .add("remote", request.peer.toString())
+                   .add("delay_ms", admission.delayMs)
+                   .add("known_address", admission.knownGood));
+    // The wait comes before the check: the outcome cannot be inferred before it ends.
+    QPointer<QObject> guard(request.context);
+    QTimer::singleShot(int(std::min<qint64>(admission.delayMs, INT_MAX)), this,
+                       [this, guard, request, protocol, user, admission, password = std::move(password), done = std::move(done)]() mutable {
+                           const bool gone = !guard || (request.hungUp && request.hungUp());
+                           if (!gone) {
+                               check(request, protocol, user, admission, std::move(password), std::move(done));
+                               return;
+                           }
+                           // Hanging up during the wait gains nothing: a failure, and no check.
+                           OPENSSL_cleanse(password.data(), size_t(password.size()));
+                           m_throttle.finish(admission, AuthThrottle::Outcome::Abandoned);
+                           stats::add(QStringLiteral("postern_auth_total"),
+                                      {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("abandoned")}});
+                           log::write(log::Level::Warning, request.sessionId, u"auth",
+                                      log::Fields()
+                                          .add("protocol", protocol)
+                                          .add("user", user)
+                                          .add("remote", request.peer.toString())
+                                          .add("result", "failed")
+                                          .add("reason", "client gone before the check"));
+                           if (guard) answerLater(guard, 0, Outcome{AuthVerdict::TempFail, user, QStringLiteral("client gone")}, std::move(done));
+                       });
 }
 
-void Authenticator::check(QObject* context, const QString& protocol, const QString& sessionId, const QHostAddress& peer,
-                          const QString& user, QByteArray password, Done done) {
+void Authenticator::answerLater(QObject* context, qint64 delayMs, Outcome outcome, Done done) {
+    QPointer<QObject> guard(context);
+    QTimer::singleShot(int(std::min<qint64>(delayMs, INT_MAX)), this, [guard, outcome = std::move(outcome), done = std::move(done)] {
+        if (guard) done(outcome);
+    });
+}
+
+void Authenticator::check(const AuthRequest& request, const QString& protocol, const QString& user,
+                          const AuthThrottle::Admission& admission, QByteArray password, Done done) {
     QString stored;
     bool known = false;
     if (!user.isEmpty()) {
@@ -72,8 +119,11 @@ void Authenticator::check(QObject* context, const QString& protocol, const QStri
     };
     auto cache = m_cache;
     const QString dummy = m_dummyHash;
+    QPointer<QObject> guard(request.context);
+    // The result is recorded with `this` as context: a client that hangs up while its
+    // password is being checked still has its failure counted.
     runAsync(
-        context,
+        this,
         [cache, user, stored, known, dummy, password]() mutable {
             Work w;
             if (known && cache->check(user, password, stored)) {
@@ -86,12 +136,12 @@ void Authenticator::check(QObject* context, const QString& protocol, const QStri
             OPENSSL_cleanse(password.data(), size_t(password.size()));
             return w;
         },
-        [this, context, protocol, sessionId, peer, user, known, done = std::move(done)](Work w) {
+        [this, guard, protocol, sessionId = request.sessionId, peer = request.peer, user, known, admission, done = std::move(done)](Work w) {
             Outcome o;
             o.user = user;
             if (w.match) {
-                o.status = Outcome::Status::Ok;
-                m_throttle.recordSuccess(peer, user);
+                o.verdict = AuthVerdict::Ok;
+                m_throttle.finish(admission, AuthThrottle::Outcome::Success);
                 stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("ok")}});
                 log::write(log::Level::Info, sessionId, u"auth",
                            log::Fields()
@@ -100,15 +150,15 @@ void Authenticator::check(QObject* context, const QString& protocol, const QStri
                                .add("remote", peer.toString())
                                .add("result", "ok")
                                .add("cached", w.cached));
-                done(o);
+                if (guard) done(o);
                 return;
             }
-            o.status = Outcome::Status::Failed;
+            o.verdict = AuthVerdict::Failed;
             o.reason = user.isEmpty() ? QStringLiteral("invalid login name") : known ? QStringLiteral("bad password")
                                                                                   : QStringLiteral("unknown user");
-            m_throttle.recordFailure(peer, user);
+            m_throttle.finish(admission, AuthThrottle::Outcome::Failure);
             stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("failed")}});
-            const qint64 delay = m_throttle.delayFor(peer, user);
+            const qint64 delay = m_throttle.penaltyAfterFailure(peer);
             // fail2ban-friendly: one line with the remote address and a fixed "result=failed".
             log::write(log::Level::Warning, sessionId, u"auth",
                        log::Fields()
@@ -118,10 +168,7 @@ void Authenticator::check(QObject* context, const QString& protocol, const QStri
                            .add("result", "failed")
                            .add("reason", o.reason)
                            .add("delay_ms", delay));
-            QPointer<QObject> guard(context);
-            QTimer::singleShot(int(delay), this, [guard, o, done] {
-                if (guard) done(o);
-            });
+            if (guard) answerLater(guard, delay, o, done);
         });
 }
 

@@ -20,6 +20,7 @@ smtp::SessionConfig sessionConfig(const Config& c) {
     s.maxErrors = int(c.integer(QStringLiteral("smtp.max_errors")));
     s.commandTimeoutMs = c.durationMs(QStringLiteral("smtp.command_timeout"));
     s.dataTimeoutMs = c.durationMs(QStringLiteral("smtp.data_timeout"));
+    s.greetDelayMs = c.durationMs(QStringLiteral("smtp.greet_delay"));
     s.content.maxLineLength = int(c.integer(QStringLiteral("smtp.max_line_length")));
     s.content.maxHeaderSize = c.size(QStringLiteral("smtp.max_header_size"));
     s.content.maxHeaderCount = int(c.integer(QStringLiteral("smtp.max_header_count")));

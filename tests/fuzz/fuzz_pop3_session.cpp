@@ -24,8 +24,8 @@ public:
 };
 class Backend : public pop3::Pop3Backend {
 public:
-    void authenticate(QObject*, const QString&, const QHostAddress&, const QString&, QByteArray, std::function<void(bool, QString)> d) override {
-        d(false, {});
+    void authenticate(const AuthRequest&, QByteArray p, AuthDone d) override {
+        d(p == "busy" ? AuthVerdict::TempFail : AuthVerdict::Failed, {});
     }
     void openMaildrop(QObject*, const QString&, qint64, std::function<void(Result<std::shared_ptr<pop3::Maildrop>>)> d) override {
         d(Result<std::shared_ptr<pop3::Maildrop>>::fail(QStringLiteral("none")));

@@ -50,8 +50,8 @@ public:
     }
     bool maySendAs(const QString&, const MailPath& f) override { return !f.isNull; }
     bool vrfyAllowed() const override { return false; }
-    void authenticate(QObject*, const QString&, const QHostAddress&, const QString& l, QByteArray p, std::function<void(bool, QString)> d) override {
-        d(p == "pw", l);
+    void authenticate(const AuthRequest& r, QByteArray p, AuthDone d) override {
+        d(p == "pw" ? AuthVerdict::Ok : p == "busy" ? AuthVerdict::TempFail : AuthVerdict::Failed, r.login);
     }
     std::shared_ptr<SpoolBody> openBody(QString*) override { return std::make_shared<Body>(); }
     void deliver(QObject*, MessageJob, std::function<void(DeliveryOutcome)> d) override {
