@@ -92,6 +92,12 @@ Status AuthThrottle::open(const QString& path, const Policy& policy) {
     FlockGuard lock(fd);
     struct stat st {};
     if (::fstat(fd, &st) != 0) return failWith("stat");
+    // Opened as root in a folder the daemon user owns: never size or wipe anything but our
+    // own plain file (O_NOFOLLOW refused a symbolic link; a hard link shows as st_nlink > 1).
+    if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+        ::close(fd);
+        return Status::fail(QStringLiteral("%1: not a plain file with one link; left alone").arg(path));
+    }
     if (st.st_size != off_t(sizeof(Tables)) && ::ftruncate(fd, off_t(sizeof(Tables))) != 0) return failWith("size");
     void* map = ::mmap(nullptr, sizeof(Tables), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) return failWith("map");
@@ -260,11 +266,21 @@ AuthThrottle::Admission AuthThrottle::admit(const QHostAddress& ip, const QStrin
 }
 
 void AuthThrottle::finish(const Admission& a, Outcome outcome) {
+    record(a, outcome);
+    release(a);
+}
+
+void AuthThrottle::release(const Admission& a) {
     if (!a.proceed() || a.lease < 0 || a.lease >= kLeases) return;
-    const qint64 t = now();
     FlockGuard lock(m_fd);
     Lease& l = tables().leases[a.lease];
     if (l.token == a.token) l = Lease{};  // else it expired and was reused meanwhile
+}
+
+void AuthThrottle::record(const Admission& a, Outcome outcome) {
+    if (!a.proceed()) return;
+    const qint64 t = now();
+    FlockGuard lock(m_fd);
     const quint64 address = sharedSlotHash(a.addressKey);
     const quint64 account = a.user.isEmpty() ? 0 : sharedSlotHash(userKey(a.user));
     const quint64 pair = a.user.isEmpty() ? 0 : sharedSlotHash(pairKey(a.user, a.addressKey));

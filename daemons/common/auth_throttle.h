@@ -51,7 +51,9 @@
 //      up early gains nothing, and the password is not checked for a client
 //      that is no longer there.
 // In flight: each admitted attempt holds a lease (address, account, process
-// id, expiry = now + wait + kCheckBudgetMs) until finish(). Leases of a process
+// id, expiry = now + wait + kCheckBudgetMs) until it is answered (a failure's
+// answer is held back too, see authenticator.h: the lease lasts until then, so
+// one address cannot overlap its guesses with the wait for answers). Leases of a process
 // that died (kill(pid, 0)) or that expired are reclaimed by the next admit(),
 // so a crash never leaves counts behind; a new process frees leases that carry
 // its own pid (a predecessor's, when pids repeat in a container).
@@ -62,7 +64,7 @@
 // in flight (above the daemons' total connection limits; a full table refuses
 // with a temporary failure). Without the shared file the same logic runs on
 // per-process memory.
-// Interface: open(), admit(), finish(), penaltyAfterFailure() (how long the
+// Interface: open(), admit(), record()/release()/finish(), penaltyAfterFailure() (how long the
 // failure answer is held back), failures()/inFlight()/isKnownGood() for tests
 // and status; setClock() for tests.
 #pragma once
@@ -122,6 +124,10 @@ public:
     void setClock(std::function<qint64()> clock) { m_clock = std::move(clock); }
 
     Admission admit(const QHostAddress& ip, const QString& user);
+    // record() counts the outcome; release() ends the attempt's time in flight (the lease);
+    // finish() does both. A refused admission holds nothing: all three ignore it.
+    void record(const Admission& admission, Outcome outcome);
+    void release(const Admission& admission);
     void finish(const Admission& admission, Outcome outcome);
     // How long to hold back the answer to a failure (at least failure_delay).
     qint64 penaltyAfterFailure(const QHostAddress& ip) const;

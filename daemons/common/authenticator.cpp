@@ -4,6 +4,7 @@
 #include "async.h"
 
 #include "core/address.h"
+#include "core/atomic_file.h"
 #include "core/log.h"
 #include "core/stats.h"
 
@@ -23,6 +24,8 @@ Authenticator::Authenticator(const Config& config, AccountStore* accounts, QObje
 }
 
 Status Authenticator::openSharedThrottle() {
+    // Whichever daemon starts first makes the folder (else it would fall back to its own memory).
+    if (auto st = ensureDirectory(m_config.runDir(), 0755); !st) return st;
     return m_throttle.open(m_config.runDir() + QStringLiteral("/auth-throttle"), AuthThrottle::Policy::fromConfig(m_config));
 }
 
@@ -95,11 +98,16 @@ void Authenticator::verify(const AuthRequest& request, const QString& protocol, 
                        });
 }
 
-void Authenticator::answerLater(QObject* context, qint64 delayMs, Outcome outcome, Done done) {
+// The answer comes from the event loop, never from inside verify(). With `held`, the attempt
+// stays in flight until then (a failure's answer is held back: see auth_throttle.h).
+void Authenticator::answerLater(QObject* context, qint64 delayMs, Outcome outcome, Done done,
+                                std::optional<AuthThrottle::Admission> held) {
     QPointer<QObject> guard(context);
-    QTimer::singleShot(int(std::min<qint64>(delayMs, INT_MAX)), this, [guard, outcome = std::move(outcome), done = std::move(done)] {
-        if (guard) done(outcome);
-    });
+    QTimer::singleShot(int(std::min<qint64>(delayMs, INT_MAX)), this,
+                       [this, guard, outcome = std::move(outcome), done = std::move(done), held = std::move(held)] {
+                           if (held) m_throttle.release(*held);
+                           if (guard) done(outcome);
+                       });
 }
 
 void Authenticator::check(const AuthRequest& request, const QString& protocol, const QString& user,
@@ -156,7 +164,7 @@ void Authenticator::check(const AuthRequest& request, const QString& protocol, c
             o.verdict = AuthVerdict::Failed;
             o.reason = user.isEmpty() ? QStringLiteral("invalid login name") : known ? QStringLiteral("bad password")
                                                                                   : QStringLiteral("unknown user");
-            m_throttle.finish(admission, AuthThrottle::Outcome::Failure);
+            m_throttle.record(admission, AuthThrottle::Outcome::Failure);
             stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("failed")}});
             const qint64 delay = m_throttle.penaltyAfterFailure(peer);
             // fail2ban-friendly: one line with the remote address and a fixed "result=failed".
@@ -168,7 +176,7 @@ void Authenticator::check(const AuthRequest& request, const QString& protocol, c
                            .add("result", "failed")
                            .add("reason", o.reason)
                            .add("delay_ms", delay));
-            if (guard) answerLater(guard, delay, o, done);
+            answerLater(guard, delay, o, done, admission);
         });
 }
 

@@ -16,7 +16,8 @@
 //   * unknown users cost the same hashing time as known ones (a dummy hash of
 //     the configured cost), so timing does not reveal which accounts exist;
 //   * the answer to a failure is also held back (the address's penalty, at
-//     least auth.failure_delay), so failures are never answered quickly;
+//     least auth.failure_delay), so failures are never answered quickly; the
+//     attempt counts as in flight until that answer;
 //   * done(outcome) runs on the main thread, later (never inside verify()), and
 //     never if `request.context` was deleted.
 // Logs one line per attempt: protocol, user, remote, result (ok, failed,
@@ -34,6 +35,7 @@
 #include <QObject>
 #include <functional>
 #include <memory>
+#include <optional>
 
 namespace postern {
 
@@ -63,7 +65,8 @@ public:
 private:
     void check(const AuthRequest& request, const QString& protocol, const QString& user, const AuthThrottle::Admission& admission,
                QByteArray password, Done done);
-    void answerLater(QObject* context, qint64 delayMs, Outcome outcome, Done done);
+    void answerLater(QObject* context, qint64 delayMs, Outcome outcome, Done done,
+                     std::optional<AuthThrottle::Admission> held = std::nullopt);
 
     const Config& m_config;
     AccountStore* m_accounts;

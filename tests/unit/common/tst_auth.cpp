@@ -317,6 +317,24 @@ private Q_SLOTS:
         QCOMPARE(adm.delayMs, 0);
     }
 
+    // The file is opened as root in a folder the daemon user owns: a symbolic or hard link
+    // planted there must not make root size or wipe another file.
+    void linksAreLeftAlone() {
+        QTemporaryDir dir;
+        const QString victim = dir.filePath(QStringLiteral("precious"));
+        QVERIFY(writeFileAtomic(victim, "do not touch", 0600).ok());
+        const QString hard = dir.filePath(QStringLiteral("auth-throttle"));
+        QCOMPARE(::link(QFile::encodeName(victim).constData(), QFile::encodeName(hard).constData()), 0);
+        AuthThrottle t;
+        QVERIFY(!t.open(hard, {}).ok());
+        const QString soft = dir.filePath(QStringLiteral("auth-throttle-2"));
+        QVERIFY(QFile::link(victim, soft));
+        QVERIFY(!t.open(soft, {}).ok());
+        QCOMPARE(*readFile(victim), QByteArray("do not touch"));
+        // It still works, on its own memory.
+        QVERIFY(t.admit(ip("192.0.2.1"), {}).proceed());
+    }
+
     // ---------------------------------------------------------------- the Authenticator
 
     void authenticator() {
