@@ -33,9 +33,10 @@
 //      when the account has n recent failures, the attempt waits penalty(n)
 //      before the check (the longer of this and the address side), and only one
 //      such attempt per account runs at a time (kMaxInFlightPerAccount while the
-//      account is clean). A distributed attack therefore gets at most one check
-//      per failure_delay_max against one account, whatever its number of
-//      addresses (with the defaults, 4 a minute).
+//      account is clean). A distributed attack therefore gets, once the account
+//      has a few recent failures (4 with the defaults 2 s / 15 s), at most one
+//      check per failure_delay_max against one account, whatever its number of
+//      addresses (with the defaults, 4 a minute, about 5,800 a day).
 //   4. Known-good addresses skip the account side: the owner, from an address
 //      she used before, is never slowed or refused because of guesses made
 //      elsewhere (no lockout). From a new address during a distributed attack
@@ -47,14 +48,15 @@
 //      into an account of its own in between. The address becomes known good.
 //   6. A failure counts on the address, the account and the pair. An attempt
 //      abandoned before the check (the client hung up during the wait, the
-//      session is gone) counts as a failure of the address and the pair: hanging
-//      up early gains nothing, and the password is not checked for a client
-//      that is no longer there.
+//      session is gone) counts as a failure too: hanging up early gains
+//      nothing, and the password is not checked for a client that is no longer
+//      there. A refused attempt (too many in flight) counts nothing: no check
+//      happened and nothing was learnt.
 // In flight: each admitted attempt holds a lease (address, account, process
 // id, expiry = now + wait + kCheckBudgetMs) until it is answered (a failure's
 // answer is held back too, see authenticator.h: the lease lasts until then, so
-// one address cannot overlap its guesses with the wait for answers). Leases of a process
-// that died (kill(pid, 0)) or that expired are reclaimed by the next admit(),
+// one address cannot overlap its guesses with the wait for answers). Leases of
+// a process that died (kill(pid, 0)) or that expired are reclaimed by admit(),
 // so a crash never leaves counts behind; a new process frees leases that carry
 // its own pid (a predecessor's, when pids repeat in a container).
 //
@@ -64,9 +66,13 @@
 // in flight (above the daemons' total connection limits; a full table refuses
 // with a temporary failure). Without the shared file the same logic runs on
 // per-process memory.
-// Interface: open(), admit(), record()/release()/finish(), penaltyAfterFailure() (how long the
-// failure answer is held back), failures()/inFlight()/isKnownGood() for tests
-// and status; setClock() for tests.
+// Interface: open(), admit(), record()/release()/finish(),
+// penaltyAfterFailure() (how long the failure answer is held back),
+// failures()/inFlight()/isKnownGood() for tests and status; setClock() for tests.
+// Security: open() runs as root in the daemon user's run folder: it refuses a
+// symbolic link (O_NOFOLLOW) and anything but a plain file with one link, so a
+// planted link cannot make root size or wipe another file. Keys are SHA-256
+// based hashes (sharedSlotHash); no address or name is stored in the file.
 #pragma once
 
 #include "core/result.h"

@@ -3,7 +3,7 @@
 // plaintext injection (the injected bytes must never reach the session),
 // implicit TLS, idle timeout, per-address connection limits, input limit,
 // graceful shutdown, the pre-greet wait (input before the greeting never
-// reaches the session).
+// reaches the session), a hang-up seen while the session is suspended.
 #include "common/daemon_server.h"
 
 #include "core/tls.h"
@@ -42,6 +42,8 @@ public:
         if (line == "STARTTLS") {
             m_io.send("OK tls\r\n");
             m_io.startTls();
+        } else if (line == "HOLD") {  // like a session waiting for a password check
+            m_io.suspend();
         } else if (line == "QUIT") {
             m_io.send("BYE\r\n");
             m_io.close(QStringLiteral("quit"));
@@ -295,6 +297,30 @@ private Q_SLOTS:
         s.write("ECHO early\r\n");
         QCOMPARE(readLine(s), QByteArray("HELLO"));
         QCOMPARE(readLine(s), QByteArray("early"));
+    }
+
+    // While a session is suspended nothing is read, yet a peer that hung up (or shut down its
+    // side) must be visible: the authenticator skips the check of a client that is gone.
+    void peerHungUpWhileSuspended_data() {
+        QTest::addColumn<bool>("halfClose");
+        QTest::newRow("close") << false;
+        QTest::newRow("shutdown write side") << true;
+    }
+    void peerHungUpWhileSuspended() {
+        QFETCH(bool, halfClose);
+        QTcpSocket s;
+        s.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        QVERIFY(connected(s));
+        QCOMPARE(readLine(s), QByteArray("HELLO"));
+        s.write("HOLD\r\n");
+        QTRY_COMPARE(m_seen, QStringList{QStringLiteral("HOLD")});
+        QCOMPARE(m_server->connections().size(), 1);
+        Connection* c = m_server->connections().first();
+        QTest::qWait(50);
+        QVERIFY(!c->peerHungUp());
+        if (halfClose) QCOMPARE(::shutdown(int(s.socketDescriptor()), SHUT_WR), 0);
+        else s.abort();
+        QTRY_VERIFY(c->peerHungUp());
     }
 
     void shutdownSaysGoodbye() {
