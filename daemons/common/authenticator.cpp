@@ -4,10 +4,14 @@
 #include "async.h"
 
 #include "core/address.h"
+#include "core/atomic_file.h"
 #include "core/log.h"
 #include "core/stats.h"
 
+#include <QPointer>
 #include <QTimer>
+
+#include <climits>
 #include <openssl/crypto.h>
 
 namespace postern {
@@ -20,6 +24,8 @@ Authenticator::Authenticator(const Config& config, AccountStore* accounts, QObje
 }
 
 Status Authenticator::openSharedThrottle() {
+    // Whichever daemon starts first makes the folder (else it would fall back to its own memory).
+    if (auto st = ensureDirectory(m_config.runDir(), 0755); !st) return st;
     return m_throttle.open(m_config.runDir() + QStringLiteral("/auth-throttle"), AuthThrottle::Policy::fromConfig(m_config));
 }
 
@@ -39,24 +45,73 @@ QString Authenticator::normalizeLogin(const QString& loginIn) const {
     return normalizeAddress(login).valueOr(QString());
 }
 
-void Authenticator::verify(QObject* context, const QString& protocol, const QString& sessionId, const QHostAddress& peer,
-                           const QString& login, QByteArray password, Done done) {
-    const QString user = normalizeLogin(login);
-    const qint64 wait = m_throttle.preDelayFor(peer);
-    if (wait > 0) {
-        log::write(log::Level::Info, sessionId, u"auth.delayed",
-                   log::Fields().add("protocol", protocol).add("remote", peer.toString()).add("delay_ms", wait));
-        QPointer<QObject> guard(context);
-        QTimer::singleShot(int(wait), this, [=, this, password = std::move(password), done = std::move(done)]() mutable {
-            if (guard) check(guard, protocol, sessionId, peer, user, std::move(password), std::move(done));
-        });
+void Authenticator::verify(const AuthRequest& request, const QString& protocol, QByteArray password, Done done) {
+    const QString user = normalizeLogin(request.login);
+    const AuthThrottle::Admission admission = m_throttle.admit(request.peer, user);
+    if (!admission.proceed()) {
+        // Too many attempts in flight for this address or account: no check, no wait.
+        OPENSSL_cleanse(password.data(), size_t(password.size()));
+        stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("tempfail")}});
+        log::write(log::Level::Warning, request.sessionId, u"auth",
+                   log::Fields()
+                       .add("protocol", protocol)
+                       .add("user", user)
+                       .add("remote", request.peer.toString())
+                       .add("result", "tempfail")
+                       .add("reason", admission.reason));
+        answerLater(request.context, 0, Outcome{AuthVerdict::TempFail, user, admission.reason}, std::move(done));
         return;
     }
-    check(context, protocol, sessionId, peer, user, std::move(password), std::move(done));
+    if (admission.delayMs <= 0) {
+        check(request, protocol, user, admission, std::move(password), std::move(done));
+        return;
+    }
+    log::write(log::Level::Info, request.sessionId, u"auth.delayed",
+               log::Fields()
+                   .add("protocol", protocol)
+                   .add("user", user)
+                   .add("remote", request.peer.toString())
+                   .add("delay_ms", admission.delayMs)
+                   .add("known_address", admission.knownGood));
+    // The wait comes before the check: the outcome cannot be inferred before it ends.
+    QPointer<QObject> guard(request.context);
+    QTimer::singleShot(int(std::min<qint64>(admission.delayMs, INT_MAX)), this,
+                       [this, guard, request, protocol, user, admission, password = std::move(password), done = std::move(done)]() mutable {
+                           const bool gone = !guard || (request.hungUp && request.hungUp());
+                           if (!gone) {
+                               check(request, protocol, user, admission, std::move(password), std::move(done));
+                               return;
+                           }
+                           // Hanging up during the wait gains nothing: a failure, and no check.
+                           OPENSSL_cleanse(password.data(), size_t(password.size()));
+                           m_throttle.finish(admission, AuthThrottle::Outcome::Abandoned);
+                           stats::add(QStringLiteral("postern_auth_total"),
+                                      {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("abandoned")}});
+                           log::write(log::Level::Warning, request.sessionId, u"auth",
+                                      log::Fields()
+                                          .add("protocol", protocol)
+                                          .add("user", user)
+                                          .add("remote", request.peer.toString())
+                                          .add("result", "failed")
+                                          .add("reason", "client gone before the check"));
+                           if (guard) answerLater(guard, 0, Outcome{AuthVerdict::TempFail, user, QStringLiteral("client gone")}, std::move(done));
+                       });
 }
 
-void Authenticator::check(QObject* context, const QString& protocol, const QString& sessionId, const QHostAddress& peer,
-                          const QString& user, QByteArray password, Done done) {
+// The answer comes from the event loop, never from inside verify(). With `held`, the attempt
+// stays in flight until then (a failure's answer is held back: see auth_throttle.h).
+void Authenticator::answerLater(QObject* context, qint64 delayMs, Outcome outcome, Done done,
+                                std::optional<AuthThrottle::Admission> held) {
+    QPointer<QObject> guard(context);
+    QTimer::singleShot(int(std::min<qint64>(delayMs, INT_MAX)), this,
+                       [this, guard, outcome = std::move(outcome), done = std::move(done), held = std::move(held)] {
+                           if (held) m_throttle.release(*held);
+                           if (guard) done(outcome);
+                       });
+}
+
+void Authenticator::check(const AuthRequest& request, const QString& protocol, const QString& user,
+                          const AuthThrottle::Admission& admission, QByteArray password, Done done) {
     QString stored;
     bool known = false;
     if (!user.isEmpty()) {
@@ -72,8 +127,11 @@ void Authenticator::check(QObject* context, const QString& protocol, const QStri
     };
     auto cache = m_cache;
     const QString dummy = m_dummyHash;
+    QPointer<QObject> guard(request.context);
+    // The result is recorded with `this` as context: a client that hangs up while its
+    // password is being checked still has its failure counted.
     runAsync(
-        context,
+        this,
         [cache, user, stored, known, dummy, password]() mutable {
             Work w;
             if (known && cache->check(user, password, stored)) {
@@ -86,12 +144,12 @@ void Authenticator::check(QObject* context, const QString& protocol, const QStri
             OPENSSL_cleanse(password.data(), size_t(password.size()));
             return w;
         },
-        [this, context, protocol, sessionId, peer, user, known, done = std::move(done)](Work w) {
+        [this, guard, protocol, sessionId = request.sessionId, peer = request.peer, user, known, admission, done = std::move(done)](Work w) {
             Outcome o;
             o.user = user;
             if (w.match) {
-                o.status = Outcome::Status::Ok;
-                m_throttle.recordSuccess(peer, user);
+                o.verdict = AuthVerdict::Ok;
+                m_throttle.finish(admission, AuthThrottle::Outcome::Success);
                 stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("ok")}});
                 log::write(log::Level::Info, sessionId, u"auth",
                            log::Fields()
@@ -100,15 +158,15 @@ void Authenticator::check(QObject* context, const QString& protocol, const QStri
                                .add("remote", peer.toString())
                                .add("result", "ok")
                                .add("cached", w.cached));
-                done(o);
+                if (guard) done(o);
                 return;
             }
-            o.status = Outcome::Status::Failed;
+            o.verdict = AuthVerdict::Failed;
             o.reason = user.isEmpty() ? QStringLiteral("invalid login name") : known ? QStringLiteral("bad password")
                                                                                   : QStringLiteral("unknown user");
-            m_throttle.recordFailure(peer, user);
+            m_throttle.record(admission, AuthThrottle::Outcome::Failure);
             stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("failed")}});
-            const qint64 delay = m_throttle.delayFor(peer, user);
+            const qint64 delay = m_throttle.penaltyAfterFailure(peer);
             // fail2ban-friendly: one line with the remote address and a fixed "result=failed".
             log::write(log::Level::Warning, sessionId, u"auth",
                        log::Fields()
@@ -118,10 +176,7 @@ void Authenticator::check(QObject* context, const QString& protocol, const QStri
                            .add("result", "failed")
                            .add("reason", o.reason)
                            .add("delay_ms", delay));
-            QPointer<QObject> guard(context);
-            QTimer::singleShot(int(delay), this, [guard, o, done] {
-                if (guard) done(o);
-            });
+            answerLater(guard, delay, o, done, admission);
         });
 }
 

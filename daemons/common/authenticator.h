@@ -1,18 +1,30 @@
 // authenticator.h — password logins for every protocol daemon.
 //
-// Interface: verify(context, protocol, session, peer, login, password, done).
-//   * login: a full address; a bare local part gets `primary_domain` appended.
+// Interface: verify(request, protocol, password, done).
+//   * request.login: a full address; a bare local part gets `primary_domain`
+//     appended;
+//   * first the shared throttle (auth_throttle.h, the policy is written there)
+//     admits the attempt or refuses it at once (TempFail: too many attempts in
+//     flight for this address or account; the password is not checked), and
+//     says how long to wait; the wait comes BEFORE the password is checked, so
+//     hanging up early gains nothing: after the wait a client that has gone
+//     (request.hungUp(), or its context was deleted) is counted as a failure
+//     and its password is never checked;
 //   * the Argon2/crypt work runs on a worker thread (core passwords), through
 //     the verification cache (AuthCache, keyed by user + HMAC of the password);
+//     its result is recorded in the throttle even if the session is gone;
 //   * unknown users cost the same hashing time as known ones (a dummy hash of
 //     the configured cost), so timing does not reveal which accounts exist;
-//   * failures are answered only after the shared throttle's delay
-//     (AuthThrottle), and clients with many recent failures wait before their
-//     password is even checked;
-//   * done(result) runs on the main thread, never if `context` was deleted.
-// Logs one line per attempt: protocol, user, remote, result. Never the password.
+//   * the answer to a failure is also held back (the address's penalty, at
+//     least auth.failure_delay), so failures are never answered quickly; the
+//     attempt counts as in flight until that answer;
+//   * done(outcome) runs on the main thread, later (never inside verify()), and
+//     never if `request.context` was deleted.
+// Logs one line per attempt: protocol, user, remote, result (ok, failed,
+// tempfail). Never the password.
 #pragma once
 
+#include "auth_request.h"
 #include "auth_throttle.h"
 
 #include "core/accounts.h"
@@ -23,6 +35,7 @@
 #include <QObject>
 #include <functional>
 #include <memory>
+#include <optional>
 
 namespace postern {
 
@@ -30,11 +43,10 @@ class Authenticator : public QObject {
     Q_OBJECT
 public:
     struct Outcome {
-        enum class Status { Ok, Failed, TempFail };
-        Status status = Status::Failed;
+        AuthVerdict verdict = AuthVerdict::Failed;
         QString user;    // normalised address on success (and the attempted one on failure, when valid)
-        QString reason;  // for logs only: "bad password", "unknown user", ...
-        bool ok() const { return status == Status::Ok; }
+        QString reason;  // for logs only: "bad password", "unknown user", "address busy", ...
+        bool ok() const { return verdict == AuthVerdict::Ok; }
     };
     using Done = std::function<void(Outcome)>;
 
@@ -43,8 +55,7 @@ public:
     Status openSharedThrottle();
     void applyConfig();  // after a reload: delays, cache TTL
 
-    void verify(QObject* context, const QString& protocol, const QString& sessionId, const QHostAddress& peer,
-                const QString& login, QByteArray password, Done done);
+    void verify(const AuthRequest& request, const QString& protocol, QByteArray password, Done done);
 
     AuthThrottle& throttle() { return m_throttle; }
     AuthCache& cache() { return *m_cache; }
@@ -52,8 +63,10 @@ public:
     QString normalizeLogin(const QString& login) const;
 
 private:
-    void check(QObject* context, const QString& protocol, const QString& sessionId, const QHostAddress& peer,
-               const QString& user, QByteArray password, Done done);
+    void check(const AuthRequest& request, const QString& protocol, const QString& user, const AuthThrottle::Admission& admission,
+               QByteArray password, Done done);
+    void answerLater(QObject* context, qint64 delayMs, Outcome outcome, Done done,
+                     std::optional<AuthThrottle::Admission> held = std::nullopt);
 
     const Config& m_config;
     AccountStore* m_accounts;

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -84,6 +85,8 @@ Connection::Connection(qintptr descriptor, ListenerMode mode, ServerTlsContext t
     m_sessionTimer.setSingleShot(true);
     m_handshakeTimer.setSingleShot(true);
     m_closeTimer.setSingleShot(true);
+    m_pregreetTimer.setSingleShot(true);
+    connect(&m_pregreetTimer, &QTimer::timeout, this, &Connection::endPregreet);
     connect(&m_idleTimer, &QTimer::timeout, this, &Connection::onIdleTimeout);
     connect(&m_sessionTimer, &QTimer::timeout, this, &Connection::onSessionTimeout);
     connect(&m_handshakeTimer, &QTimer::timeout, this, [this] { finish(QStringLiteral("TLS handshake timeout")); });
@@ -103,6 +106,25 @@ void Connection::begin() {
         beginTlsHandshake();
         return;
     }
+    greet();
+    process();
+}
+
+void Connection::greet() {
+    if (!m_session) return;
+    const qint64 waitMs = m_session->beginPregreet();
+    if (waitMs <= 0) {
+        m_session->start();
+        return;
+    }
+    m_pregreet = true;
+    m_pregreetTimer.start(int(std::min<qint64>(waitMs, INT_MAX)));
+}
+
+// The peer kept silent until now: greet it and feed what it sends from here on.
+void Connection::endPregreet() {
+    if (!m_pregreet || m_closing || m_finished) return;
+    m_pregreet = false;
     if (m_session) m_session->start();
     process();
 }
@@ -172,7 +194,7 @@ void Connection::onEncrypted() {
     restartIdleTimer();
     if (m_session) {
         if (wasStartTls) m_session->tlsStarted();
-        else m_session->start();
+        else greet();
     }
     process();
 }
@@ -355,6 +377,15 @@ void Connection::process() {
             }
         }
         const qsizetype available = m_in.size() - m_inOffset;
+        if (m_pregreet) {
+            if (available > 0) {
+                m_processing = false;
+                spokeBeforeGreeting(available);
+                return;
+            }
+            if (!m_readable || m_peerEof) break;
+            continue;
+        }
         if (available == 0 || !m_session) break;
         const qsizetype used = m_session->consume(m_in.constData() + m_inOffset, available);
         m_inOffset += std::clamp<qsizetype>(used, 0, available);
@@ -424,6 +455,21 @@ qint64 Connection::discardPipelinedPlaintext() {
     return dropped;
 }
 
+// Pre-greet check (as Postfix postscreen): a client that talks before the greeting is
+// complete is a bot that does not follow RFC 5321 4.3.1. Nothing it sent is fed.
+void Connection::spokeBeforeGreeting(qsizetype bytes) {
+    m_pregreet = false;
+    m_pregreetTimer.stop();
+    log::write(log::Level::Info, m_info.sessionId, u"pregreet",
+               log::Fields().add("remote", m_info.peerAddress.toString()).add("bytes", qint64(bytes)).add("after_ms", m_age.elapsed()));
+    stats::add(QStringLiteral("postern_pregreet_total"), {{QStringLiteral("listener"), listenerName(m_info.mode)}});
+    m_in = QByteArray();
+    m_inOffset = 0;
+    if (m_session) m_session->spokeTooSoon();
+    close(QStringLiteral("talked before the greeting"));
+    updateNotifiers();
+}
+
 void Connection::close(const QString& reason) {
     if (m_closing || m_finished) return;
     m_closing = true;
@@ -432,6 +478,14 @@ void Connection::close(const QString& reason) {
     m_closeTimer.start(int(m_options.closeTimeoutMs));
     if (pendingOutput() == 0) finish(reason);
     else updateNotifiers();  // flushOutput() finishes once everything left
+}
+
+// While a session is suspended nothing is read, so the end of the peer's stream is
+// only visible to poll(): POLLRDHUP once it shut down its side, POLLHUP/POLLERR once gone.
+bool Connection::peerHungUp() const {
+    if (m_finished || m_fd < 0 || m_peerEof) return true;
+    pollfd p{m_fd, short(POLLRDHUP), 0};
+    return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 void Connection::suspend() {
@@ -530,6 +584,7 @@ void Connection::finish(const QString& reason) {
     m_sessionTimer.stop();
     m_handshakeTimer.stop();
     m_closeTimer.stop();
+    m_pregreetTimer.stop();
     log::write(log::Level::Info, m_info.sessionId, u"disconnect",
                log::Fields()
                    .add("reason", reason)

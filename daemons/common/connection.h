@@ -20,6 +20,9 @@
 //     is above the high-water mark (a client that does not read its FETCH
 //     answers cannot make us buffer without bound);
 //   * implicit TLS: handshake first, greeting after it completes;
+//   * pre-greet wait (ProtocolSession::beginPregreet, SMTP MX): input that
+//     arrives before the greeting is not fed; the session says why and the
+//     connection closes;
 //   * STARTTLS (session calls startTls()): discards and logs any bytes the
 //     client pipelined after the command (in our buffer or the kernel's),
 //     flushes the plaintext reply, then starts the handshake (CVE-2011-0411);
@@ -71,12 +74,12 @@ public:
     void begin();
     // The daemon is stopping: let the session say goodbye.
     void shutdown();
-    bool isClosing() const { return m_closing; }
 
     // SessionIo
     void send(const QByteArray& bytes) override;
     void startTls() override;
     void close(const QString& reason) override;
+    bool peerHungUp() const override;
     void suspend() override;
     void resume() override;
     void setIdleTimeout(qint64 ms) override;
@@ -144,6 +147,11 @@ private:
     QTimer m_sessionTimer;
     QTimer m_handshakeTimer;
     QTimer m_closeTimer;
+    QTimer m_pregreetTimer;
+    bool m_pregreet = false;     // waiting for the peer to stay silent until the greeting
+    void greet();
+    void spokeBeforeGreeting(qsizetype bytes);
+    void endPregreet();
     QElapsedTimer m_age;
     qint64 m_bytesIn = 0;
     qint64 m_bytesOut = 0;

@@ -44,8 +44,6 @@ DaemonServer::~DaemonServer() {
     for (const QString& key : std::as_const(m_connections)) releaseCounts(key);
 }
 
-bool DaemonServer::needsTls() const { return true; }  // every protocol offers STARTTLS or implicit TLS
-
 Status DaemonServer::reloadTls() {
     if (m_specs.isEmpty()) return {};  // no listeners (postern-queued): no server certificate needed
     auto tls = serverTlsContext(m_config);

@@ -85,8 +85,6 @@ public:
     // address in configuration order; start() adopts them instead of binding.
     void adoptListeners(QList<int> descriptors) { m_inherited = std::move(descriptors); }
     QList<int> listenerDescriptors() const;
-    // True when a listener needs TLS (so start() failed without a certificate).
-    bool needsTls() const;
 
 Q_SIGNALS:
     void connectionOpened(Connection* connection);

@@ -20,6 +20,14 @@
 //   timedOut()     idle or total time limit reached: reply and close.
 //   shutdown()     the daemon is stopping: say goodbye (421 / BYE / -ERR) and close.
 //   peerClosed()   the peer went away; no more output is possible.
+//   beginPregreet() called instead of start() when the connection is ready:
+//                  returns how long the peer must stay silent before the
+//                  greeting (0: no wait, start() follows at once). It may send
+//                  the first line of a multi-line greeting. The connection
+//                  reads but feeds nothing meanwhile; when the time is over it
+//                  calls start(). If the peer sends a byte before that,
+//                  spokeTooSoon() is called instead (the session answers and
+//                  closes; the connection closes if it did not).
 //
 // Security: STARTTLS is the connection's job: when the session calls
 // io.startTls(), any bytes the client pipelined after the command are
@@ -64,6 +72,9 @@ public:
     virtual void notifyWhenWritable() = 0;
     virtual qint64 pendingOutput() const = 0;
     virtual const ConnectionInfo& info() const = 0;
+    // True once the peer has closed its side of the connection (or the connection is over),
+    // checked without reading: for work that is pointless once nobody waits for the answer.
+    virtual bool peerHungUp() const { return false; }
 };
 
 class ProtocolSession {
@@ -76,6 +87,8 @@ public:
     virtual void timedOut() = 0;
     virtual void shutdown() = 0;
     virtual void peerClosed() {}
+    virtual qint64 beginPregreet() { return 0; }
+    virtual void spokeTooSoon() {}
 };
 
 }  // namespace postern

@@ -259,9 +259,19 @@ void ImapSession::dispatch(const QByteArray& raw) {
     bad(r, QStringLiteral("Unknown command %1").arg(QString::fromLatin1(r.name.left(40))));
 }
 
-void ImapSession::finishLogin(const Request& r, bool good, const QString& user) {
+AuthRequest ImapSession::authRequest(const QString& login) {
+    return AuthRequest{m_alive.get(), m_io.info().sessionId, m_io.info().peerAddress, login, [io = &m_io] { return io->peerHungUp(); }};
+}
+
+void ImapSession::finishLogin(const Request& r, AuthVerdict verdict, const QString& user) {
     m_phase = Phase::Command;
-    if (!good) {
+    if (verdict == AuthVerdict::TempFail) {
+        // RFC 5530 UNAVAILABLE: too many attempts at once from here or for this account; later.
+        no(r, QStringLiteral("Temporary authentication failure, try again later"), "UNAVAILABLE");
+        m_io.resume();
+        return;
+    }
+    if (verdict != AuthVerdict::Ok) {
         no(r, QStringLiteral("Authentication failed"), "AUTHENTICATIONFAILED");
         m_io.resume();
         return;

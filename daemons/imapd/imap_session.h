@@ -24,6 +24,7 @@
 #include "imap_mailbox.h"
 #include "imap_parser.h"
 
+#include "common/auth_request.h"
 #include "common/sasl.h"
 #include "common/session_io.h"
 
@@ -50,8 +51,7 @@ struct SessionConfig {
 class ImapBackend {
 public:
     virtual ~ImapBackend() = default;
-    virtual void authenticate(QObject* context, const QString& sessionId, const QHostAddress& peer, const QString& login,
-                              QByteArray password, std::function<void(bool ok, QString user)> done) = 0;
+    virtual void authenticate(const AuthRequest& request, QByteArray password, AuthDone done) = 0;
     // Quota of a user in bytes (0 = none).
     virtual qint64 quotaOf(const QString& user) = 0;
 };
@@ -107,7 +107,8 @@ private:
     void countBad();
     QByteArray capabilities() const;
     bool tls() const { return m_io.info().tls; }
-    void finishLogin(const Request& r, bool good, const QString& user);
+    void finishLogin(const Request& r, AuthVerdict verdict, const QString& user);
+    AuthRequest authRequest(const QString& login);
     void startIdleWatch();
     void stopIdleWatch();
 

@@ -20,10 +20,9 @@ namespace {
 class LocalImapBackend : public imap::ImapBackend {
 public:
     LocalImapBackend(AccountStore& accounts, Authenticator& auth) : m_accounts(accounts), m_auth(auth) {}
-    void authenticate(QObject* context, const QString& sessionId, const QHostAddress& peer, const QString& login, QByteArray password,
-                      std::function<void(bool, QString)> done) override {
-        m_auth.verify(context, QStringLiteral("imap"), sessionId, peer, login, std::move(password),
-                      [done = std::move(done)](Authenticator::Outcome o) { done(o.ok(), o.user); });
+    void authenticate(const AuthRequest& request, QByteArray password, AuthDone done) override {
+        m_auth.verify(request, QStringLiteral("imap"), std::move(password),
+                      [done = std::move(done)](Authenticator::Outcome o) { done(o.verdict, o.user); });
     }
     qint64 quotaOf(const QString& user) override {
         const UserRecord* u = m_accounts.current()->user(user);

@@ -5,10 +5,9 @@
 
 namespace postern::pop3 {
 
-void LocalPop3Backend::authenticate(QObject* context, const QString& sessionId, const QHostAddress& peer, const QString& login,
-                                    QByteArray password, std::function<void(bool, QString)> done) {
-    m_auth.verify(context, QStringLiteral("pop3"), sessionId, peer, login, std::move(password),
-                  [done = std::move(done)](Authenticator::Outcome o) { done(o.ok(), o.user); });
+void LocalPop3Backend::authenticate(const AuthRequest& request, QByteArray password, AuthDone done) {
+    m_auth.verify(request, QStringLiteral("pop3"), std::move(password),
+                  [done = std::move(done)](Authenticator::Outcome o) { done(o.verdict, o.user); });
 }
 
 void LocalPop3Backend::openMaildrop(QObject* context, const QString& user, qint64 loginDelaySeconds,

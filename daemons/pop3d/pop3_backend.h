@@ -15,8 +15,7 @@ namespace postern::pop3 {
 class LocalPop3Backend : public Pop3Backend {
 public:
     LocalPop3Backend(const Config& config, Authenticator& auth) : m_config(config), m_auth(auth) {}
-    void authenticate(QObject* context, const QString& sessionId, const QHostAddress& peer, const QString& login,
-                      QByteArray password, std::function<void(bool, QString)> done) override;
+    void authenticate(const AuthRequest& request, QByteArray password, AuthDone done) override;
     void openMaildrop(QObject* context, const QString& user, qint64 loginDelaySeconds,
                       std::function<void(Result<std::shared_ptr<Maildrop>>)> done) override;
     void commit(QObject* context, std::shared_ptr<Maildrop> drop, QSet<int> deleted, QSet<int> retrieved,

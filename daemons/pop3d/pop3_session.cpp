@@ -228,12 +228,14 @@ void Pop3Session::cmdAuth(const QStringList& args) {
 void Pop3Session::loginWith(const QString& login, QByteArray password) {
     m_phase = Phase::Waiting;
     m_io.suspend();
-    m_backend.authenticate(m_alive.get(), m_io.info().sessionId, m_io.info().peerAddress, login, std::move(password),
-                           [this](bool good, QString user) {
+    const AuthRequest request{m_alive.get(), m_io.info().sessionId, m_io.info().peerAddress, login, [io = &m_io] { return io->peerHungUp(); }};
+    m_backend.authenticate(request, std::move(password), [this](AuthVerdict verdict, QString user) {
                                if (m_state == State::Closed) return;
-                               if (!good) {
+                               if (verdict != AuthVerdict::Ok) {
                                    m_phase = Phase::Command;
-                                   err(QStringLiteral("[AUTH] Authentication failed"));
+                                   // RFC 3206: SYS/TEMP, the client may try again later; AUTH, the credentials are wrong.
+                                   err(verdict == AuthVerdict::TempFail ? QStringLiteral("[SYS/TEMP] Temporary authentication failure, try again later")
+                                                                        : QStringLiteral("[AUTH] Authentication failed"));
                                    m_io.resume();
                                    return;
                                }

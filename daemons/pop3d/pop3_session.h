@@ -18,6 +18,7 @@
 
 #include "maildrop.h"
 
+#include "common/auth_request.h"
 #include "common/sasl.h"
 #include "common/session_io.h"
 
@@ -42,8 +43,7 @@ struct SessionConfig {
 class Pop3Backend {
 public:
     virtual ~Pop3Backend() = default;
-    virtual void authenticate(QObject* context, const QString& sessionId, const QHostAddress& peer, const QString& login,
-                              QByteArray password, std::function<void(bool ok, QString user)> done) = 0;
+    virtual void authenticate(const AuthRequest& request, QByteArray password, AuthDone done) = 0;
     virtual void openMaildrop(QObject* context, const QString& user, qint64 loginDelaySeconds,
                               std::function<void(Result<std::shared_ptr<Maildrop>>)> done) = 0;
     virtual void commit(QObject* context, std::shared_ptr<Maildrop> drop, QSet<int> deleted, QSet<int> retrieved,
@@ -122,7 +122,6 @@ private:
     bool m_prevCR = false;
     bool m_inBody = false;
     int m_bodyLinesLeft = -1;  // -1: whole message
-    bool m_lastWasLF = true;
     int m_headerLineLength = 0;
 };
 

@@ -268,10 +268,9 @@ bool LocalBackend::maySendAs(const QString& user, const MailPath& from) {
                                            m_config.value(QStringLiteral("recipient_delimiter")));
 }
 
-void LocalBackend::authenticate(QObject* context, const QString& sessionId, const QHostAddress& peer, const QString& login,
-                                QByteArray password, std::function<void(bool, QString)> done) {
-    m_auth.verify(context, QStringLiteral("smtp"), sessionId, peer, login, std::move(password),
-                  [done = std::move(done)](Authenticator::Outcome o) { done(o.ok(), o.user); });
+void LocalBackend::authenticate(const AuthRequest& request, QByteArray password, AuthDone done) {
+    m_auth.verify(request, QStringLiteral("smtp"), std::move(password),
+                  [done = std::move(done)](Authenticator::Outcome o) { done(o.verdict, o.user); });
 }
 
 std::shared_ptr<SpoolBody> LocalBackend::openBody(QString* error) {

@@ -34,8 +34,7 @@ public:
                                QString* detail) override;
     bool maySendAs(const QString& user, const MailPath& from) override;
     bool vrfyAllowed() const override;
-    void authenticate(QObject* context, const QString& sessionId, const QHostAddress& peer, const QString& login,
-                      QByteArray password, std::function<void(bool, QString)> done) override;
+    void authenticate(const AuthRequest& request, QByteArray password, AuthDone done) override;
     std::shared_ptr<SpoolBody> openBody(QString* error) override;
     void deliver(QObject* context, MessageJob job, std::function<void(DeliveryOutcome)> done) override;
 

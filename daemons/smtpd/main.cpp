@@ -4,7 +4,6 @@
 
 #include "common/daemon_main.h"
 
-#include "core/atomic_file.h"
 #include "core/log.h"
 
 using namespace postern;
@@ -20,6 +19,7 @@ smtp::SessionConfig sessionConfig(const Config& c) {
     s.maxErrors = int(c.integer(QStringLiteral("smtp.max_errors")));
     s.commandTimeoutMs = c.durationMs(QStringLiteral("smtp.command_timeout"));
     s.dataTimeoutMs = c.durationMs(QStringLiteral("smtp.data_timeout"));
+    s.greetDelayMs = c.durationMs(QStringLiteral("smtp.greet_delay"));
     s.content.maxLineLength = int(c.integer(QStringLiteral("smtp.max_line_length")));
     s.content.maxHeaderSize = c.size(QStringLiteral("smtp.max_header_size"));
     s.content.maxHeaderCount = int(c.integer(QStringLiteral("smtp.max_header_count")));
@@ -50,10 +50,8 @@ int main(int argc, char** argv) {
         d.accounts->current(&error);
         if (!error.isEmpty()) return Result<DaemonServer*>::fail(QStringLiteral("accounts: %1").arg(error));
         d.auth = std::make_unique<Authenticator>(config, d.accounts.get());
-        if (auto st = ensureDirectory(config.runDir(), 0755); st) {
-            if (auto t = d.auth->openSharedThrottle(); !t)
-                log::warn(u"auth.throttle_not_shared", log::Fields().add("error", t.errorMessage()));
-        }
+        if (auto t = d.auth->openSharedThrottle(); !t)
+            log::warn(u"auth.throttle_not_shared", log::Fields().add("error", t.errorMessage()));
         d.backend = std::make_unique<smtp::LocalBackend>(config, *d.accounts, *d.auth);
         d.backend->cleanSpoolTmp();
         d.sessionConfig = sessionConfig(config);

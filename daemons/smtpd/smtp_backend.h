@@ -5,8 +5,8 @@
 //   checkRecipient()  synchronous lookup in the accounts snapshot (RFC 5321
 //                     requires an answer per RCPT; the snapshot is in memory).
 //   maySendAs()       submission policy for MAIL FROM.
-//   authenticate()    asynchronous; the callback runs on the main thread,
-//                     never after `context` is destroyed.
+//   authenticate()    asynchronous (common/auth_request.h); the callback runs
+//                     on the main thread, never after request.context is destroyed.
 //   openBody()        a fresh spool file for the content of one message.
 //   deliver()         asynchronous: local copies + queue, all durable before
 //                     the callback reports success.
@@ -14,6 +14,8 @@
 
 #include "smtp_command.h"
 #include "smtp_data.h"
+
+#include "common/auth_request.h"
 
 #include <QHostAddress>
 #include <QObject>
@@ -72,8 +74,7 @@ public:
                                        QString* detail) = 0;
     virtual bool maySendAs(const QString& user, const MailPath& from) = 0;
     virtual bool vrfyAllowed() const = 0;
-    virtual void authenticate(QObject* context, const QString& sessionId, const QHostAddress& peer, const QString& login,
-                              QByteArray password, std::function<void(bool ok, QString user)> done) = 0;
+    virtual void authenticate(const AuthRequest& request, QByteArray password, AuthDone done) = 0;
     // A new spool file under a fresh queue id (the id is the file's identity everywhere after).
     virtual std::shared_ptr<SpoolBody> openBody(QString* error) = 0;
     virtual void deliver(QObject* context, MessageJob job, std::function<void(DeliveryOutcome)> done) = 0;

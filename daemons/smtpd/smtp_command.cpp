@@ -285,6 +285,12 @@ ParseResult parseCommand(const QByteArray& raw) {
     for (const auto& [name, verb] : verbs)
         if (cmd.verbText == QLatin1String(name)) cmd.verb = verb;
     if (cmd.verb == Verb::Unknown) return err(500, "5.5.2", QStringLiteral("Command not recognized"));
+    // RFC 5321 4.5.3.1.4: 512 octets incl. CRLF; only MAIL and RCPT get the ESMTP parameters'
+    // allowance (RFC 5321 4.1.2 and 4.5.3.1.4, RFC 1869 4). Deliberate leniency: AUTH too,
+    // although RFC 4954 4 keeps it at 512; a long password makes a long initial response, and
+    // its length is bounded by the reader and the SASL field limits anyway.
+    if (cmd.verb != Verb::Mail && cmd.verb != Verb::Rcpt && cmd.verb != Verb::Auth && raw.size() > kMaxBaseCommandLine - 2)
+        return err(500, "5.5.2", QStringLiteral("Line too long (limit %1 octets)").arg(kMaxBaseCommandLine));
     cmd.argument = rest.trimmed();
 
     switch (cmd.verb) {

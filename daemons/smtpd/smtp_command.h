@@ -17,6 +17,9 @@
 // Security: input is raw client bytes; all lengths are bounded by the reader
 // (smtp.max_command_line) before this runs; nothing here allocates without
 // bound. Local parts keep their case (forwarding must not change them).
+// Limits: kMaxBaseCommandLine (512 octets incl. CRLF, RFC 5321 4.5.3.1.4) for
+// every command but MAIL and RCPT, which may use the reader's larger limit for
+// their ESMTP parameters, and AUTH (see parseCommand).
 #pragma once
 
 #include "smtp_reply.h"
@@ -61,6 +64,10 @@ struct ParseError {
 
 using ParseResult = std::variant<Command, ParseError>;
 
+// RFC 5321 4.5.3.1.4: the longest command line, CRLF included, without service-extension allowances.
+inline constexpr int kMaxBaseCommandLine = 512;
+
+// `line` without its CRLF.
 ParseResult parseCommand(const QByteArray& line);
 std::optional<MailPath> parsePath(QStringView text, QString* error);
 // RFC 3461 4: xtext ("+XX" hex escapes); nullopt on malformed input.

@@ -59,11 +59,27 @@ void SmtpSession::start() {
     reply(Reply(220, QString(), QStringLiteral("%1 ESMTP Postern").arg(m_config.hostname)));
 }
 
-void SmtpSession::reply(const Reply& r) {
+qint64 SmtpSession::beginPregreet() {
+    if (m_io.info().mode != ListenerMode::Mx || m_config.greetDelayMs <= 0) return 0;
+    // The first line of a multi-line greeting (RFC 5321 4.2.1); start() sends the last one.
+    // A client must wait for the final line; one that answers the first is caught too.
+    const QString first = QStringLiteral("%1 ESMTP Postern").arg(m_config.hostname);
+    transcript(QStringLiteral("S: 220-") + first);
+    m_io.send("220-" + first.toUtf8() + "\r\n");
+    return m_config.greetDelayMs;
+}
+
+void SmtpSession::spokeTooSoon() {
+    transcript(QStringLiteral("C: <input before the greeting>"));
+    closeWith(Reply(554, QStringLiteral("5.5.1"), QStringLiteral("%1 Protocol error: talking before the greeting").arg(m_config.hostname)),
+              QStringLiteral("talked before the greeting"));
+}
+
+void SmtpSession::reply(const Reply& r, CountsAsError counts) {
     if (m_phase == Phase::Closed) return;
     transcript(QStringLiteral("S: ") + r.summary());
     m_io.send(r.render());
-    if (r.code >= 400 && r.code != 421) {
+    if (r.code >= 400 && r.code != 421 && counts == CountsAsError::Yes) {
         if (++m_errors >= m_config.maxErrors) {
             closeWith(Reply(421, QStringLiteral("4.7.0"), QStringLiteral("%1 Error: too many errors").arg(m_config.hostname)),
                       QStringLiteral("too many errors"));
@@ -88,6 +104,7 @@ void SmtpSession::resetTransaction() {
     m_envid.clear();
     m_declaredSize = 0;
     m_recipients.clear();
+    m_rcptCommands = 0;
     m_queueId.clear();
     m_body.reset();
     m_checker.reset();
@@ -314,8 +331,19 @@ void SmtpSession::cmdRcpt(const Command& c) {
         reply(503, "5.5.1", QStringLiteral("RCPT not allowed during BDAT"));
         return;
     }
+    // Bounded work per transaction: answer at most maxRecipients + kExtraRcptCommands RCPT
+    // commands (accepted, refused or over the limit alike), then give up on the client.
+    if (++m_rcptCommands > m_config.maxRecipients + kExtraRcptCommands) {
+        closeWith(Reply(421, QStringLiteral("4.7.0"), QStringLiteral("%1 Error: too many RCPT commands").arg(m_config.hostname)),
+                  QStringLiteral("too many RCPT commands"));
+        return;
+    }
     if (m_recipients.size() >= m_config.maxRecipients) {
-        reply(452, "4.5.3", QStringLiteral("Too many recipients (limit %1)").arg(m_config.maxRecipients));
+        // RFC 5321 4.5.3.1.8: 452 for the recipients over the limit; the client sends them in
+        // another transaction, and DATA goes to the accepted ones. Not a client error: it does
+        // not count towards smtp.max_errors.
+        reply(Reply(452, QStringLiteral("4.5.3"), QStringLiteral("Too many recipients (limit %1)").arg(m_config.maxRecipients)),
+              CountsAsError::No);
         return;
     }
     if (c.path.hasUtf8 && !m_smtpUtf8) {
@@ -663,13 +691,16 @@ void SmtpSession::handleSaslStep(const SaslServer::Step& step) {
             const QString user = m_sasl->user();
             QByteArray password = m_sasl->takePassword();
             m_sasl.reset();
-            m_backend.authenticate(m_alive.get(), m_io.info().sessionId, m_io.info().peerAddress, user, std::move(password),
-                                   [this](bool ok, QString normalized) {
+            const AuthRequest request{m_alive.get(), m_io.info().sessionId, m_io.info().peerAddress, user,
+                                      [io = &m_io] { return io->peerHungUp(); }};
+            m_backend.authenticate(request, std::move(password), [this](AuthVerdict verdict, QString normalized) {
                                        if (m_phase == Phase::Closed) return;
                                        m_phase = Phase::Command;
-                                       if (ok) {
+                                       if (verdict == AuthVerdict::Ok) {
                                            m_authUser = normalized;
                                            reply(235, "2.7.0", QStringLiteral("Authentication successful"));
+                                       } else if (verdict == AuthVerdict::TempFail) {
+                                           reply(454, "4.7.0", QStringLiteral("Temporary authentication failure, try again later"));  // RFC 4954 6
                                        } else {
                                            reply(535, "5.7.8", QStringLiteral("Authentication credentials invalid"));
                                        }

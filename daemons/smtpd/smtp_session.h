@@ -8,15 +8,23 @@
 //                MAIL FROM must belong to the user (553 5.7.1 otherwise).
 //   Submissions  465: implicit TLS, otherwise as Submission.
 //
+// Pre-greet check (MX only, smtp.greet_delay; after Postfix postscreen): the
+// greeting is sent as "220-" first line, the rest after greetDelayMs; a client
+// that sends anything before the final "220 " line breaks RFC 5321 4.3.1
+// (bots do, to save time) and gets 554 5.5.1 and a closed connection.
+//
 // One command table (verb, handler, allowed before TLS on submission) and one
 // reply path (reply()): every reply carries an RFC 3463 code; each 4xx/5xx
-// counts as an error and after smtp.max_errors the session says 421 and
-// closes. STARTTLS resets everything (RFC 3207 4.2). DATA/BDAT content goes
+// (but 421 and the 452 for recipients over the limit) counts as an error and
+// after smtp.max_errors the session says 421 and closes. STARTTLS resets everything (RFC 3207 4.2). DATA/BDAT content goes
 // through ContentChecker into a spool file; 250 is sent only when the backend
 // reports every copy durable.
 //
-// Limits (SessionConfig): command line length, recipients, message size,
-// content limits, errors, command and data idle timeouts.
+// Limits (SessionConfig): command line length (512 octets incl. CRLF for all
+// but MAIL/RCPT/AUTH, smtp_command.h), recipients (452 4.5.3 beyond
+// maxRecipients, not counted as errors; at most maxRecipients +
+// kExtraRcptCommands RCPT commands per transaction, then 421 and close),
+// message size, content limits, errors, command and data idle timeouts.
 // Standards: RFC 5321, 1869, 2920, 3030, 3207, 3461, 3463, 4954, 6152, 6409,
 // 6531, 8314. Security: see the mode list; AUTH payloads are never logged.
 #pragma once
@@ -41,12 +49,16 @@ struct SessionConfig {
     int maxErrors = 20;
     qint64 commandTimeoutMs = 300'000;
     qint64 dataTimeoutMs = 600'000;
+    qint64 greetDelayMs = 0;  // MX only: silence required before the greeting ends (pre-greet check)
     ContentLimits content;
     bool logTranscript = false;
 };
 
 class SmtpSession : public ProtocolSession {
 public:
+    // RCPT commands answered per transaction beyond maxRecipients (with 452) before 421.
+    static constexpr int kExtraRcptCommands = 1000;
+
     SmtpSession(SessionIo& io, SmtpBackend& backend, const SessionConfig& config);
     ~SmtpSession() override;
 
@@ -56,6 +68,8 @@ public:
     void timedOut() override;
     void shutdown() override;
     void peerClosed() override;
+    qint64 beginPregreet() override;
+    void spokeTooSoon() override;
 
     // For tests and logs.
     bool authenticated() const { return !m_authUser.isEmpty(); }
@@ -74,7 +88,8 @@ private:
     qsizetype consumeAuthLine(const char* data, qsizetype size);
     qsizetype consumeBdat(const char* data, qsizetype size);
     void dispatch(const QByteArray& line);
-    void reply(const Reply& r);
+    enum class CountsAsError { Yes, No };
+    void reply(const Reply& r, CountsAsError counts = CountsAsError::Yes);
     void reply(int code, const char* enhanced, const QString& text) { reply(Reply(code, QString::fromLatin1(enhanced), text)); }
     void resetTransaction();
     void closeWith(const Reply& r, const QString& reason);
@@ -124,6 +139,7 @@ private:
     QString m_ret, m_envid;
     qint64 m_declaredSize = 0;
     QList<RecipientInfo> m_recipients;
+    int m_rcptCommands = 0;  // RCPT commands in this transaction, whatever their answer
     QString m_queueId;
     std::shared_ptr<SpoolBody> m_body;
     std::unique_ptr<ContentChecker> m_checker;

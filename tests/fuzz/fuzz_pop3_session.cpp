@@ -56,10 +56,10 @@ const char* const kMessages[] = {
 class Backend : public pop3::Pop3Backend {
 public:
     QString mailDir;
-    void authenticate(QObject*, const QString&, const QHostAddress&, const QString& login, QByteArray password,
-                      std::function<void(bool, QString)> done) override {
-        done(password == "pw", QStringLiteral("fuzz@example.test"));
-        Q_UNUSED(login);
+    // "pw" logs in as fuzz@example.test; "busy" is the throttle's temporary refusal.
+    void authenticate(const AuthRequest&, QByteArray password, AuthDone done) override {
+        if (password == "busy") done(AuthVerdict::TempFail, {});
+        else done(password == "pw" ? AuthVerdict::Ok : AuthVerdict::Failed, QStringLiteral("fuzz@example.test"));
     }
     void openMaildrop(QObject*, const QString& user, qint64 delay,
                       std::function<void(Result<std::shared_ptr<pop3::Maildrop>>)> done) override {

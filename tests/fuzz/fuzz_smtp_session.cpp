@@ -50,8 +50,8 @@ public:
     }
     bool maySendAs(const QString&, const MailPath& f) override { return !f.isNull; }
     bool vrfyAllowed() const override { return false; }
-    void authenticate(QObject*, const QString&, const QHostAddress&, const QString& l, QByteArray p, std::function<void(bool, QString)> d) override {
-        d(p == "pw", l);
+    void authenticate(const AuthRequest& r, QByteArray p, AuthDone d) override {
+        d(p == "pw" ? AuthVerdict::Ok : p == "busy" ? AuthVerdict::TempFail : AuthVerdict::Failed, r.login);
     }
     std::shared_ptr<SpoolBody> openBody(QString*) override { return std::make_shared<Body>(); }
     void deliver(QObject*, MessageJob, std::function<void(DeliveryOutcome)> d) override {
@@ -74,8 +74,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     SessionConfig cfg;
     cfg.maxCommandLine = 512;
     cfg.maxMessageSize = 4096;
+    cfg.maxRecipients = 3;  // reach the 452s and the RCPT cap with small inputs
+    cfg.greetDelayMs = 100;
     SmtpSession s(io, backend, cfg);
-    s.start();
+    // Bit 2: the connection's pre-greet wait (MX); bit 3: the client talked during it.
+    if ((data[0] & 4) && s.beginPregreet() > 0 && (data[0] & 8)) s.spokeTooSoon();
+    if (!io.closed) s.start();
     QByteArray buffer;
     size_t i = 1;
     while (i < size && !io.closed) {

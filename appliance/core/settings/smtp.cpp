@@ -33,6 +33,10 @@ void addSmtp(QList<Setting>& out) {
     out << Setting{.key = QStringLiteral("smtp.data_timeout"), .type = T::Duration, .defaultValue = QStringLiteral("10m"),
                    .doc = QStringLiteral("Idle time allowed between message data blocks"), .section = sec, .min = 1,
                    .max = 3600};
+    out << Setting{.key = QStringLiteral("smtp.greet_delay"), .type = T::Duration, .defaultValue = QStringLiteral("2s"),
+                   .doc = QStringLiteral("MX only: the greeting ends after this pause; a client that talks earlier gets 554 "
+                                         "and is dropped (pre-greet check, as postscreen). 0 turns it off"),
+                   .section = sec, .min = 0, .max = 60};
     out << Setting{.key = QStringLiteral("smtp.session_timeout"), .type = T::Duration, .defaultValue = QStringLiteral("1h"),
                    .doc = QStringLiteral("Total time a connection may last"), .section = sec, .min = 10, .max = 86400};
     out << Setting{.key = QStringLiteral("smtp.max_connections"), .type = T::Int, .defaultValue = QStringLiteral("500"),

@@ -257,8 +257,8 @@ void Commands::login(ImapSession& s, const R& r) {
     s.m_phase = ImapSession::Phase::Waiting;
     s.m_io.suspend();
     const R req = r;
-    s.m_backend.authenticate(s.m_alive.get(), s.m_io.info().sessionId, s.m_io.info().peerAddress, QString::fromUtf8(r.args.at(0).text),
-                             r.args.at(1).text, [&s, req](bool good, QString user) { s.finishLogin(req, good, user); });
+    s.m_backend.authenticate(s.authRequest(QString::fromUtf8(r.args.at(0).text)), r.args.at(1).text,
+                             [&s, req](AuthVerdict verdict, QString user) { s.finishLogin(req, verdict, user); });
 }
 
 void Commands::authenticate(ImapSession& s, const R& r) {
@@ -289,8 +289,8 @@ void Commands::authenticate(ImapSession& s, const R& r) {
     s.m_sasl.reset();
     s.m_phase = ImapSession::Phase::Waiting;
     s.m_io.suspend();
-    s.m_backend.authenticate(s.m_alive.get(), s.m_io.info().sessionId, s.m_io.info().peerAddress, user, std::move(pw),
-                             [&s, r](bool good, QString u) { s.finishLogin(r, good, u); });
+    s.m_backend.authenticate(s.authRequest(user), std::move(pw),
+                             [&s, r](AuthVerdict verdict, QString u) { s.finishLogin(r, verdict, u); });
 }
 
 void Commands::saslResponse(ImapSession& s, const QByteArray& line) {
@@ -308,8 +308,8 @@ void Commands::saslResponse(ImapSession& s, const QByteArray& line) {
     s.m_sasl.reset();
     s.m_phase = ImapSession::Phase::Waiting;
     s.m_io.suspend();
-    s.m_backend.authenticate(s.m_alive.get(), s.m_io.info().sessionId, s.m_io.info().peerAddress, user, std::move(pw),
-                             [&s, r](bool good, QString u) { s.finishLogin(r, good, u); });
+    s.m_backend.authenticate(s.authRequest(user), std::move(pw),
+                             [&s, r](AuthVerdict verdict, QString u) { s.finishLogin(r, verdict, u); });
 }
 
 void Commands::id(ImapSession& s, const R& r) {

@@ -123,6 +123,8 @@ class Instance:
             "auth.argon2_memory": "1M",
             "auth.argon2_iterations": "1",
             "auth.failure_delay": "0s",
+            # The MX pre-greet wait (smtp.greet_delay) costs every MX connection; tests that need it set it.
+            "smtp.greet_delay": "0s",
             # No DNS from tests unless a test brings its own server (Nsd) and turns this back on.
             "smtp.sender_auth": "false",
         }

@@ -2,7 +2,8 @@
 // tiny line-echo protocol session: greeting, pipelined lines, STARTTLS with
 // plaintext injection (the injected bytes must never reach the session),
 // implicit TLS, idle timeout, per-address connection limits, input limit,
-// graceful shutdown.
+// graceful shutdown, the pre-greet wait (input before the greeting never
+// reaches the session), a hang-up seen while the session is suspended.
 #include "common/daemon_server.h"
 
 #include "core/tls.h"
@@ -21,8 +22,17 @@ namespace {
 // "ECHO x" -> "x", "STARTTLS" -> "OK tls" + startTls, "QUIT" -> close. Lines end in CRLF.
 class EchoSession : public ProtocolSession {
 public:
-    explicit EchoSession(SessionIo& io, QStringList* seen) : m_io(io), m_seen(seen) {}
+    EchoSession(SessionIo& io, QStringList* seen, qint64 pregreetMs = 0) : m_io(io), m_seen(seen), m_pregreetMs(pregreetMs) {}
     void start() override { m_io.send(m_io.info().tls ? "HELLO tls\r\n" : "HELLO\r\n"); }
+    qint64 beginPregreet() override {
+        if (m_pregreetMs > 0) m_io.send("WAIT\r\n");
+        return m_pregreetMs;
+    }
+    void spokeTooSoon() override {
+        m_seen->append(QStringLiteral("<too soon>"));
+        m_io.send("TOO SOON\r\n");
+        m_io.close(QStringLiteral("pregreet"));
+    }
     qsizetype consume(const char* data, qsizetype size) override {
         const QByteArray view = QByteArray::fromRawData(data, size);
         const qsizetype nl = view.indexOf("\r\n");
@@ -32,6 +42,8 @@ public:
         if (line == "STARTTLS") {
             m_io.send("OK tls\r\n");
             m_io.startTls();
+        } else if (line == "HOLD") {  // like a session waiting for a password check
+            m_io.suspend();
         } else if (line == "QUIT") {
             m_io.send("BYE\r\n");
             m_io.close(QStringLiteral("quit"));
@@ -49,6 +61,7 @@ public:
 private:
     SessionIo& m_io;
     QStringList* m_seen;
+    qint64 m_pregreetMs;
 };
 
 // Client and server share this thread: wait by running the event loop, never by blocking.
@@ -81,6 +94,7 @@ private:
     QTemporaryDir m_dir;
     std::unique_ptr<Config> m_config;
     QStringList m_seen;
+    qint64 m_pregreetMs = 0;
     std::unique_ptr<DaemonServer> m_server;
 
     quint16 port(const char* name) {
@@ -101,11 +115,14 @@ private Q_SLOTS:
             *m_config, QStringLiteral("test"),
             QList<DaemonServer::ListenerSpec>{{QStringLiteral("smtp.listen"), ListenerMode::Mx},
                                               {QStringLiteral("submissions.listen"), ListenerMode::Submissions}},
-            [this](SessionIo& io, ListenerMode) { return std::make_unique<EchoSession>(io, &m_seen); });
+            [this](SessionIo& io, ListenerMode) { return std::make_unique<EchoSession>(io, &m_seen, m_pregreetMs); });
         m_server->setLimits(100, 3, [](ListenerMode) { return QByteArray("BUSY\r\n"); });
         QVERIFY(m_server->start().ok());
     }
-    void cleanup() { m_server.reset(); }
+    void cleanup() {
+        m_server.reset();
+        m_pregreetMs = 0;
+    }
 
     void greetingAndPipelining() {
         QTcpSocket s;
@@ -230,6 +247,80 @@ private Q_SLOTS:
             spin([&] { return s.bytesToWrite() == 0 || s.state() != QAbstractSocket::ConnectedState; }, 2000);
         }
         QVERIFY(disconnected(s, 10000));
+    }
+
+    // A polite client waits for the whole greeting and then works normally.
+    void pregreetPoliteClient() {
+        m_pregreetMs = 300;
+        QTcpSocket s;
+        QElapsedTimer t;
+        t.start();
+        s.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        QVERIFY(connected(s));
+        QCOMPARE(readLine(s), QByteArray("WAIT"));
+        QCOMPARE(readLine(s), QByteArray("HELLO"));
+        QVERIFY2(t.elapsed() >= 290, qPrintable(QString::number(t.elapsed())));
+        s.write("ECHO fine\r\n");
+        QCOMPARE(readLine(s), QByteArray("fine"));
+        QCOMPARE(m_seen, QStringList{QStringLiteral("ECHO fine")});
+    }
+
+    // Input before the greeting: the session is told, is never fed it, and the connection closes.
+    void pregreetTalkerIsDropped_data() {
+        QTest::addColumn<bool>("afterFirstLine");
+        QTest::newRow("at once") << false;
+        QTest::newRow("after the first line") << true;
+    }
+    void pregreetTalkerIsDropped() {
+        QFETCH(bool, afterFirstLine);
+        m_pregreetMs = 5000;
+        QTcpSocket s;
+        s.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        QVERIFY(connected(s));
+        if (afterFirstLine) QCOMPARE(readLine(s), QByteArray("WAIT"));
+        QElapsedTimer t;
+        t.start();
+        s.write("ECHO early\r\n");
+        if (!afterFirstLine) QCOMPARE(readLine(s), QByteArray("WAIT"));
+        QCOMPARE(readLine(s), QByteArray("TOO SOON"));
+        QVERIFY(disconnected(s));
+        QVERIFY2(t.elapsed() < 4000, qPrintable(QString::number(t.elapsed())));  // at once, not after the wait
+        QCOMPARE(m_seen, QStringList{QStringLiteral("<too soon>")});
+        QTRY_COMPARE(m_server->connectionCount(), 0);
+    }
+
+    // No wait asked (every session but SMTP on MX): greeted at once, input is fed.
+    void noPregreetWithoutWait() {
+        QTcpSocket s;
+        s.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        QVERIFY(connected(s));
+        s.write("ECHO early\r\n");
+        QCOMPARE(readLine(s), QByteArray("HELLO"));
+        QCOMPARE(readLine(s), QByteArray("early"));
+    }
+
+    // While a session is suspended nothing is read, yet a peer that hung up (or shut down its
+    // side) must be visible: the authenticator skips the check of a client that is gone.
+    void peerHungUpWhileSuspended_data() {
+        QTest::addColumn<bool>("halfClose");
+        QTest::newRow("close") << false;
+        QTest::newRow("shutdown write side") << true;
+    }
+    void peerHungUpWhileSuspended() {
+        QFETCH(bool, halfClose);
+        QTcpSocket s;
+        s.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        QVERIFY(connected(s));
+        QCOMPARE(readLine(s), QByteArray("HELLO"));
+        s.write("HOLD\r\n");
+        QTRY_COMPARE(m_seen, QStringList{QStringLiteral("HOLD")});
+        QCOMPARE(m_server->connections().size(), 1);
+        Connection* c = m_server->connections().first();
+        QTest::qWait(50);
+        QVERIFY(!c->peerHungUp());
+        if (halfClose) QCOMPARE(::shutdown(int(s.socketDescriptor()), SHUT_WR), 0);
+        else s.abort();
+        QTRY_VERIFY(c->peerHungUp());
     }
 
     void shutdownSaysGoodbye() {

@@ -78,6 +78,10 @@ private Q_SLOTS:
         QTest::newRow("control char") << QByteArray("NOOP \x01") << 500 << "5.5.2";
         QTest::newRow("invalid utf8") << QByteArray("NOOP \xff") << 500 << "5.5.2";
         QTest::newRow("local part 65") << QByteArray("RCPT TO:<") + QByteArray(65, 'a') + "@x.test>" << 501 << "5.1.3";
+        // RFC 5321 4.5.3.1.4: 512 octets with CRLF, i.e. 510 here (the 510-octet rows are in lineLimit()).
+        QTest::newRow("ehlo 511") << "EHLO " + QByteArray(506, 'a') << 500 << "5.5.2";
+        QTest::newRow("helo 511") << "HELO " + QByteArray(506, 'a') << 500 << "5.5.2";
+        QTest::newRow("vrfy 511") << "VRFY " + QByteArray(506, 'a') << 500 << "5.5.2";
         QTest::newRow("mail postmaster") << QByteArray("MAIL FROM:<Postmaster>") << 501 << "5.1.7";
     }
     void errors() {
@@ -88,6 +92,25 @@ private Q_SLOTS:
         QVERIFY(std::holds_alternative<ParseError>(r));
         QCOMPARE(std::get<ParseError>(r).reply.code, code);
         QCOMPARE(std::get<ParseError>(r).reply.enhanced, enhanced);
+    }
+
+    // The longest lines that pass (510 octets + CRLF = 512), and MAIL/RCPT/AUTH beyond it.
+    void lineLimit_data() {
+        QTest::addColumn<QByteArray>("line");
+        QTest::addColumn<int>("verb");
+        QTest::newRow("ehlo 510") << "EHLO " + QByteArray(505, 'a') << int(Verb::Ehlo);
+        QTest::newRow("helo 510") << "HELO " + QByteArray(505, 'a') << int(Verb::Helo);
+        QTest::newRow("rcpt 600") << "RCPT TO:<a@x.test> ORCPT=rfc822;" + QByteArray(568, 'b') << int(Verb::Rcpt);
+        QTest::newRow("mail 600") << "MAIL FROM:<a@x.test> ENVID=" + QByteArray(573, 'b') << int(Verb::Mail);
+        QTest::newRow("auth 600") << "AUTH PLAIN " + QByteArray(589, 'A') << int(Verb::Auth);
+    }
+    void lineLimit() {
+        QFETCH(QByteArray, line);
+        QFETCH(int, verb);
+        QVERIFY(line.size() == kMaxBaseCommandLine - 2 || line.size() == 600);
+        ParseResult r = parseCommand(line);
+        if (auto* e = std::get_if<ParseError>(&r)) QFAIL(qPrintable(e->reply.summary()));
+        QCOMPARE(int(std::get<Command>(r).verb), verb);
     }
 
     void xtext() {

@@ -52,9 +52,9 @@ public:
     }
     bool maySendAs(const QString& user, const MailPath& from) override { return from.address().toLower() == user; }
     bool vrfyAllowed() const override { return false; }
-    void authenticate(QObject*, const QString&, const QHostAddress&, const QString& login, QByteArray password,
-                      std::function<void(bool, QString)> done) override {
-        done(login == u"alice@example.org" && password == "secret", login);
+    void authenticate(const AuthRequest& request, QByteArray password, AuthDone done) override {
+        if (password == "busy") return done(AuthVerdict::TempFail, request.login);
+        done(request.login == u"alice@example.org" && password == "secret" ? AuthVerdict::Ok : AuthVerdict::Failed, request.login);
     }
     std::shared_ptr<SpoolBody> openBody(QString*) override {
         lastBody = std::make_shared<MemoryBody>();
@@ -185,6 +185,16 @@ private Q_SLOTS:
         QCOMPARE(h.send("AUTH LOGIN\r\n"), QList<int>{503});  // already authenticated
     }
 
+    // The authenticator refused without checking (too many attempts in flight): RFC 4954 6 454.
+    void authTemporaryFailure() {
+        Harness h(ListenerMode::Submissions, true);
+        h.io.take();
+        h.send("EHLO x\r\n");
+        QCOMPARE(h.send("AUTH PLAIN " + QByteArray("\0alice@example.org\0busy", 23).toBase64() + "\r\n"), QList<int>{454});
+        QVERIFY(!h.session->authenticated());
+        QCOMPARE(h.send("AUTH PLAIN " + QByteArray("\0alice@example.org\0secret", 25).toBase64() + "\r\n"), QList<int>{235});
+    }
+
     void startTlsForgetsEverything() {
         Harness h(ListenerMode::Mx);
         h.io.take();
@@ -237,6 +247,112 @@ private Q_SLOTS:
         QCOMPARE(h.send("NOOP " + QByteArray(58, 'x') + "\r\n"), QList<int>{500});  // 65
         QCOMPARE(h.send("RSET\r\nMAIL FROM:<a@remote.test> SIZE=1001\r\n"), (QList<int>{250, 552}));
         QCOMPARE(h.send("MAIL FROM:<a@remote.test> SIZE=1000\r\n"), QList<int>{250});
+    }
+
+    // RFC 5321 4.5.3.1.8: recipients over the limit get 452 and the transaction goes on with the
+    // accepted ones; the 452s are not errors (the default smtp.max_errors is 20).
+    void recipientsOverTheLimitKeepTheTransaction() {
+        Harness h(ListenerMode::Mx);
+        h.io.take();
+        QByteArray rcpts;
+        for (int i = 0; i < 120; ++i) rcpts += "RCPT TO:<alice@example.org>\r\n";
+        QCOMPARE(h.send("EHLO x\r\nMAIL FROM:<a@remote.test>\r\n" + rcpts + "DATA\r\n", 4096),
+                 QList<int>{250} + QList<int>{250} + QList<int>(100, 250) + QList<int>(20, 452) + QList<int>{354});
+        QVERIFY(!h.io.closed);
+        QCOMPARE(h.send("Subject: many\r\n\r\nhi\r\n.\r\n"), QList<int>{250});
+        QCOMPARE(h.backend.delivered.size(), 1);
+        QCOMPARE(h.backend.delivered.first().recipients.size(), 100);
+        // A new transaction starts counting again.
+        QCOMPARE(h.send("MAIL FROM:<a@remote.test>\r\nRCPT TO:<bob@example.org>\r\n"), (QList<int>{250, 250}));
+    }
+
+    // The work per transaction stays bounded: maxRecipients + kExtraRcptCommands RCPT commands are
+    // answered, the next one gets 421 and the connection is closed.
+    void rcptCommandCap() {
+        SessionConfig c;
+        c.maxRecipients = 2;
+        Harness h(ListenerMode::Mx, false, c);
+        h.io.take();
+        h.send("EHLO x\r\nMAIL FROM:<a@remote.test>\r\n");
+        QByteArray rcpts;
+        const int cap = c.maxRecipients + SmtpSession::kExtraRcptCommands;
+        for (int i = 0; i < cap; ++i) rcpts += "RCPT TO:<alice@example.org>\r\n";
+        const QList<int> codes = h.send(rcpts, 1 << 20);
+        QCOMPARE(codes.size(), cap);
+        QCOMPARE(codes.count(250), 2);
+        QCOMPARE(codes.count(452), cap - 2);
+        QVERIFY(!h.io.closed);  // the limit itself passes
+        QCOMPARE(h.send("RCPT TO:<alice@example.org>\r\n"), QList<int>{421});
+        QVERIFY(h.io.closed);
+        QCOMPARE(h.io.closeReason, QStringLiteral("too many RCPT commands"));
+    }
+
+    // RFC 5321 4.5.3.1.4: 512 octets incl. CRLF for EHLO/HELO (and all but MAIL/RCPT/AUTH), byte
+    // exact, fed one byte at a time, although the reader takes up to smtp.max_command_line.
+    void commandLineLimit_data() {
+        QTest::addColumn<QByteArray>("line");
+        QTest::addColumn<int>("code");
+        QTest::newRow("EHLO 512") << "EHLO " + QByteArray(505, 'a') + "\r\n" << 250;
+        QTest::newRow("EHLO 513") << "EHLO " + QByteArray(506, 'a') + "\r\n" << 500;
+        QTest::newRow("HELO 512") << "HELO " + QByteArray(505, 'a') + "\r\n" << 250;
+        QTest::newRow("HELO 513") << "HELO " + QByteArray(506, 'a') + "\r\n" << 500;
+        QTest::newRow("NOOP 513") << "NOOP " + QByteArray(506, 'a') + "\r\n" << 500;
+        QTest::newRow("EHLO 2048") << "EHLO " + QByteArray(2041, 'a') + "\r\n" << 500;
+    }
+    void commandLineLimit() {
+        QFETCH(QByteArray, line);
+        QFETCH(int, code);
+        QCOMPARE(line.size(), code == 250 ? 512 : line.size());
+        Harness h(ListenerMode::Mx);  // smtp.max_command_line: 2048
+        h.io.take();
+        QCOMPARE(h.send(line), QList<int>{code});
+        QVERIFY(!h.io.closed);
+        QCOMPARE(h.send("NOOP\r\n"), QList<int>{250});  // the session goes on
+    }
+    void mailAndRcptMayBeLonger() {
+        Harness h(ListenerMode::Mx);
+        h.io.take();
+        h.send("EHLO x\r\nMAIL FROM:<a@remote.test>\r\n");
+        const QByteArray rcpt = "RCPT TO:<alice@example.org> NOTIFY=SUCCESS ORCPT=rfc822;" + QByteArray(480, 'b') + "\r\n";
+        QVERIFY(rcpt.size() > 512);
+        QCOMPARE(h.send(rcpt), QList<int>{250});
+    }
+
+    // Pre-greet check: on MX the greeting is "220-" first, the final line after the wait; a
+    // client that talks before it gets 554 5.5.1 and the connection is closed.
+    void pregreet_data() {
+        QTest::addColumn<int>("mode");
+        QTest::addColumn<qint64>("delay");
+        QTest::addColumn<qint64>("expected");
+        QTest::newRow("mx") << int(ListenerMode::Mx) << qint64(700) << qint64(700);
+        QTest::newRow("mx, off") << int(ListenerMode::Mx) << qint64(0) << qint64(0);
+        QTest::newRow("submission") << int(ListenerMode::Submission) << qint64(700) << qint64(0);
+        QTest::newRow("submissions") << int(ListenerMode::Submissions) << qint64(700) << qint64(0);
+    }
+    void pregreet() {
+        QFETCH(int, mode);
+        QFETCH(qint64, delay);
+        QFETCH(qint64, expected);
+        RecordingIo io;
+        io.connInfo.mode = ListenerMode(mode);
+        FakeBackend backend;
+        SessionConfig c;
+        c.hostname = QStringLiteral("mx.example.org");
+        c.greetDelayMs = delay;
+        SmtpSession polite(io, backend, c);
+        QCOMPARE(polite.beginPregreet(), expected);
+        QCOMPARE(io.take(), expected ? QByteArray("220-mx.example.org ESMTP Postern\r\n") : QByteArray());
+        polite.start();
+        QCOMPARE(io.take(), QByteArray("220 mx.example.org ESMTP Postern\r\n"));
+        if (!expected) return;
+        RecordingIo io2;
+        io2.connInfo.mode = ListenerMode(mode);
+        SmtpSession rude(io2, backend, c);
+        QCOMPARE(rude.beginPregreet(), expected);
+        io2.take();
+        rude.spokeTooSoon();
+        QVERIFY(io2.take().startsWith("554 5.5.1 "));
+        QVERIFY(io2.closed);
     }
 
     void tooManyErrorsCloses() {
