@@ -54,6 +54,10 @@ void SmtpClient::start() {
     });
     connect(m_socket.get(), &QSslSocket::errorOccurred, this, [this] { onError(); });
     connect(m_socket.get(), &QSslSocket::sslErrors, this, [this](const QList<QSslError>& errors) {
+        // Qt reports errors (a host name mismatch) even with VerifyNone, and then goes on with the
+        // handshake. Only the Verified policy refuses here: opportunistic and encrypted-only TLS
+        // take any certificate (RFC 7435; RFC 7672 2.2), DANE checks the chain itself in onEncrypted().
+        if (m_req.tls.mode != TlsPolicy::Mode::Verified) return;
         QStringList e;
         for (const QSslError& err : errors) e << err.errorString();
         finish(QStringLiteral("TLS certificate of %1 did not verify (%2)").arg(m_req.mxName, e.join(QStringLiteral("; "))));
