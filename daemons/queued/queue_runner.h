@@ -11,7 +11,9 @@
 //   active/    -> pending recipients grouped by domain; per domain one job:
 //                 local domain: Maildir delivery (store::Delivery, fsync'd);
 //                 else a Route (smarthost, or MX hosts from DNS with the
-//                 domain's TLS policy: DANE > MTA-STS enforce > opportunistic)
+//                 domain's TLS policy: DANE > MTA-STS enforce > encrypted
+//                 without authentication when TLSA records exist but none is
+//                 usable (RFC 7672 2.2, 3.1.3) > opportunistic)
 //                 tried host after host with SmtpClient until one answers.
 //                 After every answer the envelope is rewritten (atomic), so a
 //                 recipient confirmed once is never sent to again, even after

@@ -16,7 +16,8 @@
 //   authservIdOf(value)      the authserv-id of an Authentication-Results value
 //                            (RFC 8601 2.2: CFWS and comments before and after it,
 //                            token or quoted-string, an optional version number,
-//                            then ";"); nullopt when the value is malformed.
+//                            then ";"); nullopt when the value is malformed or
+//                            its comments nest deeper than mail::kMaxCommentDepth.
 //   stripForgedResults(msg, id)  removes Authentication-Results fields that
 //                            claim our authserv-id (RFC 8601 5, compared without
 //                            regard to case): only we add those. A malformed field

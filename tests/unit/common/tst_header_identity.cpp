@@ -67,8 +67,8 @@ private Q_SLOTS:
         QTest::newRow("trailing dot domain") << QByteArray("a@a.example.") << false << QStringLiteral("!bad domain");
         QTest::newRow("control char") << QByteArray("a@a.example\x01") << false << QStringLiteral("!unexpected character");
         QTest::newRow("bare CR") << QByteArray("a@a.example\rFrom: ceo@b.example") << false << QStringLiteral("!unexpected character");
-        QTest::newRow("deep comments") << QByteArray(40, '(') + QByteArray(40, ')') + " a@a.example" << false
-                                       << QStringLiteral("!nested deeper");
+        QTest::newRow("comments one too deep") << QByteArray(kMaxCommentDepth + 1, '(') + QByteArray(kMaxCommentDepth + 1, ')') + " a@a.example"
+                                               << false << QStringLiteral("!nested deeper");
         QTest::newRow("comments at the limit") << QByteArray(kMaxCommentDepth, '(') + QByteArray(kMaxCommentDepth, ')') + " a@a.example"
                                                << false << QStringLiteral("a@a.example");
     }

@@ -3,6 +3,7 @@
 // removal of forged ones that claim our name (comments, folding, quoting,
 // version numbers, tabs, case), and the SPF time budget, driven by a fake
 // resolver that advances a fake clock instead of sleeping.
+#include "common/mail/header_identity.h"
 #include "common/senderauth/inbound.h"
 #include "common/senderauth/spf.h"
 
@@ -66,6 +67,10 @@ private Q_SLOTS:
         QTest::newRow("unterminated comment") << QByteArray("(mx.example.org; dkim=pass") << QString();
         QTest::newRow("unterminated quote") << QByteArray("\"mx.example.org; dkim=pass") << QString();
         QTest::newRow("empty") << QByteArray("  ") << QString();
+        const int depth = postern::mail::kMaxCommentDepth;
+        QTest::newRow("comments at the nesting limit") << QByteArray(depth, '(') + QByteArray(depth, ')') + " mx.example.org; none"
+                                                       << QStringLiteral("mx.example.org");
+        QTest::newRow("comments one too deep") << QByteArray(depth + 1, '(') + QByteArray(depth + 1, ')') + " mx.example.org; none" << QString();
     }
     void authservId() {
         QFETCH(QByteArray, value);
