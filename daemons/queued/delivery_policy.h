@@ -9,7 +9,8 @@
 // id under <data>/state/mta-sts/. An "enforce" policy requires verified TLS
 // and MX names matching its patterns. DANE (RFC 7672): TLSA records of
 // _25._tcp.<mx> are used only when both the MX answer and the TLSA answer
-// carry the AD bit of a validating resolver.
+// carry the AD bit of a validating resolver; the runner keeps the usable
+// ones (dane.h usableForSmtp) and the client verifies with dane.h.
 // All functions block (DNS, HTTPS); the runner calls them on a worker thread.
 #pragma once
 

@@ -1,6 +1,7 @@
 // dsn.cpp — see dsn.h.
 #include "dsn.h"
 
+#include "common/mail/dsn_params.h"
 #include "common/mail/message.h"
 
 #include <QRandomGenerator>
@@ -89,12 +90,8 @@ QByteArray buildDsn(const DsnInput& in, const QDateTime& now) {
     if (in.arrival.isValid()) out += crlf(QStringLiteral("Arrival-Date: %1").arg(mail::formatDate(in.arrival)));
     for (const DsnRecipient& r : in.recipients) {
         out += "\r\n";
-        if (!r.orcpt.isEmpty()) {
-            QString o = clean(r.orcpt, 300);
-            const int semi = o.indexOf(QLatin1Char(';'));
-            if (semi > 0) o = o.left(semi) + QStringLiteral("; ") + o.mid(semi + 1);
-            out += crlf(QStringLiteral("Original-Recipient: %1").arg(o));
-        }
+        if (const auto o = mail::storedOrcpt(r.orcpt); o && !r.orcpt.isEmpty())  // RFC 3464 2.3.1: decoded; RFC 6533 3 for utf-8
+            out += crlf(QStringLiteral("Original-Recipient: %1").arg(clean(mail::orcptForReport(*o), 600)));
         out += crlf(QStringLiteral("Final-Recipient: rfc822; %1").arg(clean(r.address, 300)));
         out += crlf(QStringLiteral("Action: %1").arg(r.delayed ? QStringLiteral("delayed") : QStringLiteral("failed")));
         out += crlf(QStringLiteral("Status: %1").arg(r.status));

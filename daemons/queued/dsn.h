@@ -27,7 +27,7 @@ namespace postern::outbound {
 
 struct DsnRecipient {
     QString address;     // final recipient
-    QString orcpt;       // "rfc822;addr" as given, or ""
+    QString orcpt;       // as stored in the envelope (wire form, common/mail/dsn_params.h), or ""
     bool delayed = false;
     QString status;      // "5.1.1"
     QString diagnostic;  // remote reply or local explanation

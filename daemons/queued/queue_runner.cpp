@@ -1,11 +1,14 @@
 // queue_runner.cpp — see queue_runner.h.
 #include "queue_runner.h"
 
+#include "dane.h"
 #include "delivery_policy.h"
 #include "dsn.h"
 
 #include "common/async.h"
 #include "common/dkim/dkim.h"
+#include "common/mail/dsn_params.h"
+#include "common/mail/header_identity.h"
 #include "common/mail/message.h"
 #include "common/store/maildir_delivery.h"
 
@@ -66,13 +69,19 @@ bool wantsNotice(const QString& notify, const char* what) {
 }
 
 // The DKIM signing step: From domain's active keys; nothing when we have none.
+// Signed only when the From: address is one the submitting user (the envelope's
+// auth-user) may send as: otherwise a user of one hosted domain could have mail
+// signed for another (the header is checked at submission too; this is the
+// second lock, for anything that reaches the queue another way).
 struct SignOutcome {
     bool signedNow = false;
+    bool refused = false;  // the user may not use the From: domain: warn
     QString note;  // why not signed, for the log
     qint64 size = 0;
     QString error;  // I/O trouble: leave the message where it is
 };
-SignOutcome signBody(const QString& configDir, const QString& bodyPath) {
+SignOutcome signBody(const QString& configDir, const QString& bodyPath, const QString& authUser,
+                     const std::shared_ptr<const Accounts>& accounts, const QString& delimiters) {
     SignOutcome out;
     QFile f(bodyPath);
     if (!f.open(QIODevice::ReadOnly)) {
@@ -87,20 +96,24 @@ SignOutcome signBody(const QString& configDir, const QString& bodyPath) {
     const QByteArray content = f.readAll();
     f.close();
     const mail::Header header = mail::parseHeader(content);
-    QString fromDomain;
-    int fromCount = 0;
-    bool alreadySigned = false;
-    for (const mail::HeaderField& h : header.fields) {
-        if (h.name.compare("From", Qt::CaseInsensitive) == 0) {
-            ++fromCount;
-            const auto addrs = mail::parseAddressList(h.value);
-            if (addrs.size() == 1) fromDomain = addrs.first().domain.toLower();
-        }
-    }
-    if (fromCount != 1 || fromDomain.isEmpty()) {
+    // The same strict reading of From: as at submission (every field, no cap).
+    const mail::HeaderIdentity identity = mail::headerIdentity(content);
+    if (identity.problem != mail::HeaderIdentity::Problem::None || identity.from.size() != 1) {
         out.note = QStringLiteral("no single From address");
         return out;
     }
+    const mail::IdentityMailbox from = identity.from.first();
+    const QString fromDomain = normalizeDomain(from.domain).valueOr(QString());
+    if (fromDomain.isEmpty()) {
+        out.note = QStringLiteral("no single From address");
+        return out;
+    }
+    if (!accounts || !accounts->maySendAs(authUser, from.address(), delimiters)) {
+        out.refused = true;
+        out.note = QStringLiteral("not signed: From <%1> is not an address user %2 may send as").arg(from.address(), authUser);
+        return out;
+    }
+    bool alreadySigned = false;
     for (const mail::HeaderField& h : header.fields) {
         if (h.name.compare("DKIM-Signature", Qt::CaseInsensitive) == 0 &&
             QString::fromLatin1(h.value).remove(QLatin1Char(' ')).remove(QLatin1Char('\t')).remove(QLatin1Char('\r')).remove(QLatin1Char('\n'))
@@ -283,11 +296,17 @@ Route computeRoute(const RunnerSettings& s, const QString& domain, bool localDom
     for (const MxHost& mx : dest.hosts) {
         TlsPolicy policy;
         policy.extraCa = extraCa;
+        bool tlsaPublished = false;  // DNSSEC-validated TLSA records exist, usable or not
         if (s.dane && dest.dnssec) {
             const QList<DnsRecord> tlsa = daneRecords(dns, mx.name, s.mxPort);
-            if (!tlsa.isEmpty()) {
+            QList<DnsRecord> usable;
+            for (const DnsRecord& r : tlsa) {
+                tlsaPublished |= r.type == DnsType::TLSA;
+                if (usableForSmtp(r)) usable << r;
+            }
+            if (!usable.isEmpty()) {
                 policy.mode = TlsPolicy::Mode::Dane;
-                policy.tlsa = tlsa;
+                policy.tlsa = usable;
                 policy.reason = QStringLiteral("dane");
             }
         }
@@ -298,6 +317,11 @@ Route computeRoute(const RunnerSettings& s, const QString& domain, bool localDom
             policy.mode = TlsPolicy::Mode::Verified;
             policy.verifyName = mx.name;
             policy.reason = QStringLiteral("mta-sts enforce");
+        } else if (policy.mode != TlsPolicy::Mode::Dane && tlsaPublished) {
+            // RFC 7672 2.2, 3.1.3: only unusable records (e.g. PKIX-TA/PKIX-EE): TLS is still
+            // mandatory, the certificate is not authenticated.
+            policy.mode = TlsPolicy::Mode::Encrypted;
+            policy.reason = QStringLiteral("dane (no usable TLSA record)");
         }
         for (const QHostAddress& a : mx.addresses) {
             Target t;
@@ -459,14 +483,17 @@ void QueueRunner::admit(const QString& id, const QString& fromState) {
     const QString queueDir = m_s.queueDir;
     const QString configDir = m_s.configDir;
     const bool sign = m_s.dkimSign;
+    const std::shared_ptr<const Accounts> accounts = m_accounts.current();
+    const QString delimiters = m_config.value(QStringLiteral("recipient_delimiter"));
     struct Admitted {
         std::shared_ptr<Message> msg;
         QString error;
         QString note;
+        bool warn = false;
     };
     runAsync(
         this,
-        [id, fromState, queueDir, configDir, sign]() -> Admitted {
+        [id, fromState, queueDir, configDir, sign, accounts, delimiters]() -> Admitted {
             Admitted a;
             QFile f(spool::envelopePath(queueDir, fromState, id));
             if (!f.open(QIODevice::ReadOnly)) {
@@ -481,12 +508,13 @@ void QueueRunner::admit(const QString& id, const QString& fromState) {
                 return a;
             }
             if (fromState == QStringLiteral("incoming") && sign && !env->authUser.isEmpty()) {
-                const SignOutcome s = signBody(configDir, spool::bodyPath(queueDir, fromState, id));
+                const SignOutcome s = signBody(configDir, spool::bodyPath(queueDir, fromState, id), env->authUser, accounts, delimiters);
                 if (!s.error.isEmpty()) {
                     a.error = s.error;
                     return a;
                 }
                 a.note = s.signedNow ? QStringLiteral("dkim signed") : s.note;
+                a.warn = s.refused;
                 if (s.signedNow) {
                     env->size = s.size;
                     if (auto st = spool::saveEnvelope(queueDir, fromState, *env); !st) {
@@ -505,7 +533,8 @@ void QueueRunner::admit(const QString& id, const QString& fromState) {
         },
         [this, id](Admitted a) {
             m_admitting.remove(id);
-            if (!a.note.isEmpty()) log::info(u"queue.dkim", log::Fields().add("id", id).add("result", a.note));
+            if (a.warn) log::warn(u"queue.dkim_refused", log::Fields().add("id", id).add("result", a.note));
+            else if (!a.note.isEmpty()) log::info(u"queue.dkim", log::Fields().add("id", id).add("result", a.note));
             if (!a.msg) {
                 if (a.error != QStringLiteral("gone"))
                     log::error(u"queue.admit_failed", log::Fields().add("id", id).add("error", a.error));
@@ -655,7 +684,8 @@ void QueueRunner::runLocal(const std::shared_ptr<DomainJob>& job) {
                         diag = QStringLiteral("250 2.0.0 delivered to %1 mailbox(es)").arg(res.mailboxes.size());
                         for (const QString& f : res.forwards) {
                             out.forwards << f;
-                            out.forwardOrcpt << (env.recipients.at(i).orcpt.isEmpty() ? QStringLiteral("rfc822;") + address : env.recipients.at(i).orcpt);
+                            out.forwardOrcpt << (env.recipients.at(i).orcpt.isEmpty() ? QString::fromLatin1(mail::orcptForAddress(address))
+                                                                                       : env.recipients.at(i).orcpt);
                         }
                     }
                 }
@@ -776,15 +806,17 @@ void QueueRunner::applyResult(const std::shared_ptr<DomainJob>& job, const Targe
                                                : r.status == spool::EnvelopeRecipient::Status::Failed ? QStringLiteral("failed")
                                                                                                       : QStringLiteral("deferred")},
                     {QStringLiteral("tls"), result.tlsVersion.isEmpty() ? QStringLiteral("none") : result.tlsVersion}});
-        log::info(u"delivery.remote", log::Fields()
-                                          .add("id", msg.env.id)
-                                          .add("to", r.address)
-                                          .add("relay", where)
-                                          .add("tls", result.tlsVersion.isEmpty() ? QStringLiteral("none") : result.tlsVersion)
-                                          .add("verified", result.tlsVerified)
-                                          .add("tls_policy", target.tls.reason.isEmpty() ? QStringLiteral("opportunistic") : target.tls.reason)
-                                          .add("status", spool::toString(r.status))
-                                          .add("reply", diagnostic));
+        log::Fields fields;
+        fields.add("id", msg.env.id)
+            .add("to", r.address)
+            .add("relay", where)
+            .add("tls", result.tlsVersion.isEmpty() ? QStringLiteral("none") : result.tlsVersion)
+            .add("verified", result.tlsVerified);
+        if (!result.dane.isEmpty()) fields.add("dane", result.dane);
+        fields.add("tls_policy", target.tls.reason.isEmpty() ? QStringLiteral("opportunistic") : target.tls.reason)
+            .add("status", spool::toString(r.status))
+            .add("reply", diagnostic);
+        log::info(u"delivery.remote", fields);
     }
     if (!*answered) job->lastError = result.error.isEmpty() ? result.transaction.text : result.error;
 }

@@ -4,11 +4,16 @@
 // Life of a message:
 //   incoming/  -> DKIM-signed when an authenticated user sent it (dkim.sign;
 //                 the From domain's active keys, RSA and Ed25519), skipped when
-//                 our signature is already there (a crash after signing)
+//                 our signature is already there (a crash after signing), and
+//                 never for a From: address the envelope's auth-user may not
+//                 send as (Accounts::maySendAs; logged as queue.dkim_refused,
+//                 the message goes out unsigned)
 //   active/    -> pending recipients grouped by domain; per domain one job:
 //                 local domain: Maildir delivery (store::Delivery, fsync'd);
 //                 else a Route (smarthost, or MX hosts from DNS with the
-//                 domain's TLS policy: DANE > MTA-STS enforce > opportunistic)
+//                 domain's TLS policy: DANE > MTA-STS enforce > encrypted
+//                 without authentication when TLSA records exist but none is
+//                 usable (RFC 7672 2.2, 3.1.3) > opportunistic)
 //                 tried host after host with SmtpClient until one answers.
 //                 After every answer the envelope is rewritten (atomic), so a
 //                 recipient confirmed once is never sent to again, even after

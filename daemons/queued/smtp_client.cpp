@@ -1,6 +1,10 @@
 // smtp_client.cpp — see smtp_client.h.
 #include "smtp_client.h"
 
+#include "dane.h"
+
+#include "common/mail/dsn_params.h"
+
 #include <QCryptographicHash>
 #include <QFile>
 #include <QSslCipher>
@@ -12,15 +16,6 @@ namespace postern::outbound {
 namespace {
 constexpr qint64 kWriteHighWater = 256 * 1024;
 
-QByteArray xtext(const QString& s) {
-    QByteArray out;
-    for (char c : s.toUtf8()) {
-        const uchar u = uchar(c);
-        if (u < 33 || u > 126 || c == '+' || c == '=') out += '+' + QByteArray::number(u, 16).toUpper().rightJustified(2, '0');
-        else out += c;
-    }
-    return out;
-}
 }  // namespace
 
 SmtpClient::SmtpClient(ClientRequest request, QObject* parent) : QObject(parent), m_req(std::move(request)) {
@@ -59,6 +54,10 @@ void SmtpClient::start() {
     });
     connect(m_socket.get(), &QSslSocket::errorOccurred, this, [this] { onError(); });
     connect(m_socket.get(), &QSslSocket::sslErrors, this, [this](const QList<QSslError>& errors) {
+        // Qt reports errors (a host name mismatch) even with VerifyNone, and then goes on with the
+        // handshake. Only the Verified policy refuses here: opportunistic and encrypted-only TLS
+        // take any certificate (RFC 7435; RFC 7672 2.2), DANE checks the chain itself in onEncrypted().
+        if (m_req.tls.mode != TlsPolicy::Mode::Verified) return;
         QStringList e;
         for (const QSslError& err : errors) e << err.errorString();
         finish(QStringLiteral("TLS certificate of %1 did not verify (%2)").arg(m_req.mxName, e.join(QStringLiteral("; "))));
@@ -80,9 +79,12 @@ void SmtpClient::onEncrypted() {
     m_result.tlsVersion = m_socket->sessionProtocol() == QSsl::TlsV1_3 ? QStringLiteral("TLSv1.3") : QStringLiteral("TLSv1.2");
     const QList<QSslError> errors = QSslCertificate::verify(m_socket->peerCertificateChain(), m_req.mxName);
     m_result.tlsVerified = errors.isEmpty();
-    if (m_req.tls.mode == TlsPolicy::Mode::Dane && !checkDane()) {
-        finish(QStringLiteral("DANE: the certificate of %1 matches no TLSA record").arg(m_req.mxName));
-        return;
+    if (m_req.tls.mode == TlsPolicy::Mode::Dane) {
+        QString why;
+        if (!checkDane(&why)) {
+            finish(QStringLiteral("DANE: the certificate of %1 %2").arg(m_req.mxName, why));
+            return;
+        }
     }
     if (m_req.implicitTls) {
         m_step = Step::Greeting;
@@ -93,19 +95,26 @@ void SmtpClient::onEncrypted() {
     sendEhlo();
 }
 
-bool SmtpClient::checkDane() {
-    const QList<QSslCertificate> chain = m_socket->peerCertificateChain();
-    for (const DnsRecord& t : m_req.tls.tlsa) {
-        if (t.usage != 3 && t.usage != 2) continue;  // PKIX usages (0, 1) are not for SMTP (RFC 7672 3.1.3)
-        for (qsizetype i = 0; i < chain.size(); ++i) {
-            if (t.usage == 3 && i > 0) break;  // DANE-EE: the server's own certificate only
-            const QByteArray data = t.selector == 1 ? chain.at(i).publicKey().toDer() : chain.at(i).toDer();
-            QByteArray match;
-            if (t.matchingType == 0) match = data;
-            else if (t.matchingType == 1) match = QCryptographicHash::hash(data, QCryptographicHash::Sha256);
-            else if (t.matchingType == 2) match = QCryptographicHash::hash(data, QCryptographicHash::Sha512);
-            if (!match.isEmpty() && match == t.data) return true;
-        }
+// RFC 7671/7672 through OpenSSL's DANE verifier (dane.h): DANE-EE matches the leaf;
+// DANE-TA makes the matching certificate the only anchor the leaf must chain to,
+// with the MX host name (the TLSA base domain) checked.
+bool SmtpClient::checkDane(QString* why) {
+    QList<QByteArray> chain;
+    for (const QSslCertificate& c : m_socket->peerCertificateChain()) chain << c.toDer();
+    const DaneVerdict v = verifyDane(chain, m_req.tls.tlsa, {m_req.mxName});
+    switch (v.status) {
+        case DaneVerdict::Status::Authenticated:
+            m_result.tlsVerified = true;
+            m_result.dane = QStringLiteral("DANE-%1:%2").arg(v.usage == 2 ? QStringLiteral("TA") : QStringLiteral("EE")).arg(v.depth);
+            return true;
+        case DaneVerdict::Status::NoUsableRecords:
+            // RFC 7672 2.2: TLS stays mandatory, without authentication (the runner normally
+            // never asks for DANE then; this covers records OpenSSL itself cannot use).
+            m_result.dane = QStringLiteral("no usable TLSA record");
+            return true;
+        case DaneVerdict::Status::Failed:
+            *why = v.reason;
+            return false;
     }
     return false;
 }
@@ -289,7 +298,7 @@ void SmtpClient::startTransaction() {
     if (m_req.smtpUtf8) mail += " SMTPUTF8";
     if (m_capabilities.contains(QStringLiteral("DSN"))) {
         if (!m_req.ret.isEmpty()) mail += " RET=" + m_req.ret.toLatin1();
-        if (!m_req.envid.isEmpty()) mail += " ENVID=" + xtext(m_req.envid);
+        if (!m_req.envid.isEmpty()) mail += " ENVID=" + postern::mail::encodeXtext(m_req.envid.toUtf8());  // RFC 3461 4.4
     }
     m_step = Step::Mail;
     m_nextRcpt = 0;
@@ -308,7 +317,10 @@ QByteArray SmtpClient::rcptCommand(int i) const {
     QByteArray cmd = "RCPT TO:<" + m_req.recipients.at(i).toUtf8() + ">";
     if (m_capabilities.contains(QStringLiteral("DSN"))) {  // RFC 3461: pass the sender's requests on
         if (!m_req.notify.value(i).isEmpty()) cmd += " NOTIFY=" + m_req.notify.value(i).toLatin1();
-        if (!m_req.orcpt.value(i).isEmpty()) cmd += " ORCPT=" + m_req.orcpt.value(i).toUtf8();
+        // RFC 3461 4.2 / RFC 6533 3: re-encoded from the stored value, so the peer
+        // always gets valid xtext (also for envelopes written before values were encoded).
+        if (const auto o = mail::storedOrcpt(m_req.orcpt.value(i)); o && !m_req.orcpt.value(i).isEmpty())
+            cmd += " ORCPT=" + mail::formatOrcpt(*o);
     }
     return cmd;
 }

@@ -9,10 +9,17 @@
 // TLS policy:
 //   Opportunistic  STARTTLS when offered, certificate not required to verify
 //                  (RFC 7435); the result is recorded for the log.
+//   Encrypted      TLS required, certificate not checked: the MX publishes
+//                  TLSA records but none is usable (RFC 7672 2.2, 3.1.3).
 //   Verified       TLS required and the certificate must verify for the MX
 //                  name against the system CAs (+ outbound.ca_file).
-//   Dane           TLS required and the certificate must match a TLSA record
-//                  (usage 3 DANE-EE, usage 2 DANE-TA; RFC 7672); PKIX ignored.
+//   Dane           TLS required and the chain must pass dane.h's verifyDane()
+//                  right after the handshake, before any command is sent:
+//                  DANE-EE(3) the leaf matches (no name or date checks);
+//                  DANE-TA(2) the leaf chains to the matching certificate and
+//                  shows the MX name (RFC 7671, 7672). PKIX usages ignored.
+// DSN parameters (RFC 3461) go out only when DSN is offered: ENVID as xtext,
+// ORCPT re-encoded from the stored value (common/mail/dsn_params.h).
 // 8BITMIME / SMTPUTF8 are used only when offered; a message that needs one
 // the server lacks is refused here permanently (5.6.3 / 5.6.7) rather than
 // mangled.
@@ -33,7 +40,7 @@
 namespace postern::outbound {
 
 struct TlsPolicy {
-    enum class Mode { Opportunistic, Verified, Dane };
+    enum class Mode { Opportunistic, Encrypted, Verified, Dane };
     Mode mode = Mode::Opportunistic;
     QString verifyName;            // the name the certificate must show (Verified)
     QList<DnsRecord> tlsa;         // Dane
@@ -75,6 +82,7 @@ struct ClientResult {
     QList<Reply> recipients;   // per recipient (same order as the request); code 0 when not reached
     QString tlsVersion;
     bool tlsVerified = false;
+    QString dane;              // DANE outcome for the log ("DANE-TA:1" = usage:depth), "" when not used
 };
 
 class SmtpClient : public QObject {
@@ -102,7 +110,7 @@ private:
     QByteArray rcptCommand(int index) const;
     void pumpBody();
     void finish(const QString& error = {});
-    bool checkDane();
+    bool checkDane(QString* why);
     void armTimer(qint64 ms);
 
     ClientRequest m_req;

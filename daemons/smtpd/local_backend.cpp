@@ -2,6 +2,8 @@
 #include "local_backend.h"
 
 #include "common/async.h"
+#include "common/mail/dsn_params.h"
+#include "common/mail/header_identity.h"
 #include "common/spool/queue.h"
 #include "common/senderauth/inbound.h"
 #include "common/store/maildir_delivery.h"
@@ -199,6 +201,34 @@ DeliveryOutcome failure(const Error& e, qint64 size = 0, qint64 quota = 0) {
     return o;
 }
 
+// Submission (an authenticated user): the header's From: and Sender: must name
+// addresses the user may send as, like MAIL FROM (see common/mail/header_identity.h).
+// Runs on the delivery worker before anything is stored or queued.
+std::optional<DeliveryOutcome> refuseForeignIdentity(const MessageJob& job, const Accounts& accounts, const QString& delimiters,
+                                                     qint64 maxHeaderBytes) {
+    const qint64 want = std::min(job.body->size(), maxHeaderBytes);
+    QByteArray head(want, Qt::Uninitialized);
+    const ssize_t got = want > 0 ? ::pread(job.body->fd(), head.data(), size_t(want), 0) : 0;
+    std::optional<QString> refusal;
+    if (got != want) {
+        return failure(Error{QStringLiteral("cannot read the spool file to check the header"), got < 0 ? errno : EIO});
+    }
+    const bool complete = want == job.body->size() || head.contains("\r\n\r\n");
+    if (!complete) refusal = QStringLiteral("Message header too large to check its From: field");
+    else
+        refusal = mail::checkSubmitterIdentity(head, job.authUser, [&](const QString& address) {
+            return accounts.maySendAs(job.authUser, address, delimiters);
+        });
+    if (!refusal) return std::nullopt;
+    DeliveryOutcome o;
+    o.status = DeliveryOutcome::Status::PermFail;
+    o.code = 550;
+    o.enhanced = QStringLiteral("5.7.1");
+    o.text = *refusal;
+    o.detail = QStringLiteral("header identity refused: %1").arg(*refusal);
+    return o;
+}
+
 }  // namespace
 
 LocalBackend::LocalBackend(const Config& config, AccountStore& accounts, Authenticator& auth)
@@ -289,9 +319,15 @@ void LocalBackend::deliver(QObject* context, MessageJob job, std::function<void(
     const QString mailDir = m_config.mailDir();
     const QString queueDir = m_config.queueDir();
     const InboundChecks checks = inboundChecks(m_config, job);
+    const QString delimiters = m_config.value(QStringLiteral("recipient_delimiter"));
+    // Our Received header comes first in the spool file; the client's header is at most smtp.max_header_size.
+    const qint64 maxHeaderBytes = m_config.size(QStringLiteral("smtp.max_header_size")) + 64 * 1024;
     runAsync(
         context,
-        [job, accounts, mailDir, queueDir, checks]() -> DeliveryOutcome {
+        [job, accounts, mailDir, queueDir, checks, delimiters, maxHeaderBytes]() -> DeliveryOutcome {
+            if (!job.authUser.isEmpty()) {
+                if (auto refused = refuseForeignIdentity(job, *accounts, delimiters, maxHeaderBytes)) return *refused;
+            }
             qint64 size = job.body->size();
             // Mail from the Internet (no AUTH): SPF, DKIM, DMARC -> Authentication-Results;
             // forged results claiming our name are removed first.
@@ -323,7 +359,7 @@ void LocalBackend::deliver(QObject* context, MessageJob job, std::function<void(
                     er.address = f;
                     er.notify = r.notify;
                     // An alias expansion keeps the address the sender used (RFC 3461 4.2).
-                    er.orcpt = !r.orcpt.isEmpty() ? r.orcpt : (f != r.address ? QStringLiteral("rfc822;") + r.address : QString());
+                    er.orcpt = !r.orcpt.isEmpty() ? r.orcpt : (f != r.address ? QString::fromLatin1(mail::orcptForAddress(r.address)) : QString());
                     remote << er;
                 }
             }

@@ -8,6 +8,14 @@
 //     of a local part that no user has, so "user%other@local" is unknown;
 //   * any other domain: accepted only from an authenticated user (then queued);
 //   * RCPT TO:<Postmaster> (no domain) means postmaster@<primary_domain>.
+// Sender policy for submission (authenticated users): MAIL FROM must be an
+// address the user may send as (maySendAs: own address, +detail, aliases that
+// lead to the user); so must every From: mailbox and the Sender: of the
+// header, checked when the content is complete, before anything is stored:
+// otherwise "550 5.7.1 From: header address <x> not owned by user u" (also for
+// two From: fields or an unparsable one; a missing From: is accepted, see
+// common/mail/header_identity.h). The DKIM signer in postern-queued checks
+// the From: domain again against the queue envelope's auth-user.
 // Delivery (on a worker thread): one Maildir copy per distinct local mailbox
 // with "Return-Path" and "Delivered-To" in front of the spool file (which
 // starts with our Received header), remote recipients into the queue; the

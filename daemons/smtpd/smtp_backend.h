@@ -9,7 +9,9 @@
 //                     on the main thread, never after request.context is destroyed.
 //   openBody()        a fresh spool file for the content of one message.
 //   deliver()         asynchronous: local copies + queue, all durable before
-//                     the callback reports success.
+//                     the callback reports success; may refuse the content
+//                     (PermFail, e.g. 550 5.7.1 for a submitted message whose
+//                     From: the user may not use) before storing anything.
 #pragma once
 
 #include "smtp_command.h"

@@ -1,6 +1,8 @@
 // smtp_command.cpp — see smtp_command.h.
 #include "smtp_command.h"
 
+#include "common/mail/dsn_params.h"
+
 #include "core/address.h"
 
 #include <QHostAddress>
@@ -63,24 +65,11 @@ bool isValidEsmtpKeyword(const QString& k) {
 }
 
 std::optional<QString> decodeXtext(const QString& x) {
-    QByteArray out;
-    const QByteArray in = x.toUtf8();
-    for (qsizetype i = 0; i < in.size(); ++i) {
-        const char c = in.at(i);
-        if (c == '+') {
-            if (i + 2 >= in.size()) return std::nullopt;
-            bool ok = false;
-            const int v = in.mid(i + 1, 2).toInt(&ok, 16);
-            if (!ok || in.at(i + 1) == '-' || in.at(i + 1) == '+') return std::nullopt;
-            out.append(char(v));
-            i += 2;
-        } else if (uchar(c) < 33 || uchar(c) > 126 || c == '=') {
-            return std::nullopt;
-        } else {
-            out.append(c);
-        }
-    }
-    return QString::fromUtf8(out);
+    const auto out = mail::decodeXtext(x.toUtf8());
+    if (!out) return std::nullopt;
+    for (char c : *out)
+        if (uchar(c) < 0x20 || uchar(c) > 0x7e) return std::nullopt;  // RFC 3461 4.2, 4.4: printable ASCII once decoded
+    return QString::fromLatin1(*out);
 }
 
 namespace {

@@ -70,7 +70,9 @@ inline constexpr int kMaxBaseCommandLine = 512;
 // `line` without its CRLF.
 ParseResult parseCommand(const QByteArray& line);
 std::optional<MailPath> parsePath(QStringView text, QString* error);
-// RFC 3461 4: xtext ("+XX" hex escapes); nullopt on malformed input.
+// RFC 3461 4: xtext ("+XX", two upper-case hex digits), strictly; the decoded
+// value must be printable ASCII (as ENVID and rfc822 ORCPT values must be);
+// nullopt otherwise. ORCPT as a whole: common/mail/dsn_params.h parseOrcpt().
 std::optional<QString> decodeXtext(const QString& xtext);
 bool isValidEsmtpKeyword(const QString& k);
 

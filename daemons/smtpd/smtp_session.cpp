@@ -1,6 +1,7 @@
 // smtp_session.cpp — see smtp_session.h.
 #include "smtp_session.h"
 
+#include "common/mail/dsn_params.h"
 #include "common/mail/message.h"
 
 #include "core/log.h"
@@ -364,12 +365,12 @@ void SmtpSession::cmdRcpt(const Command& c) {
             }
             info.notify = parts.join(QLatin1Char(','));
         } else if (key == u"ORCPT") {
-            const qsizetype semi = value.indexOf(QLatin1Char(';'));
-            if (semi <= 0 || !decodeXtext(value.mid(semi + 1)) || value.size() > 500) {
+            const auto orcpt = mail::parseOrcpt(value.toUtf8(), m_smtpUtf8);  // RFC 3461 4.2, RFC 6533 3
+            if (!orcpt) {
                 reply(501, "5.5.4", QStringLiteral("Bad ORCPT parameter"));
                 return;
             }
-            info.orcpt = value;
+            info.orcpt = QString::fromLatin1(mail::formatOrcpt(*orcpt));  // kept in the canonical wire form
         } else {
             reply(555, "5.5.4", QStringLiteral("Unsupported parameter %1").arg(key));
             return;

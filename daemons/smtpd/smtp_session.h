@@ -5,7 +5,9 @@
 //                must be local (aliases may forward) — never an open relay.
 //   Submission   587: STARTTLS required before anything but EHLO/HELO/NOOP/
 //                RSET/QUIT/HELP; AUTH (only under TLS) required before MAIL;
-//                MAIL FROM must belong to the user (553 5.7.1 otherwise).
+//                MAIL FROM must belong to the user (553 5.7.1 otherwise); so
+//                must the header's From:/Sender:, which the backend checks
+//                once the content is complete (550 5.7.1, local_backend.h).
 //   Submissions  465: implicit TLS, otherwise as Submission.
 //
 // Pre-greet check (MX only, smtp.greet_delay; after Postfix postscreen): the

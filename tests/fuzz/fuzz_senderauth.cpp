@@ -1,8 +1,13 @@
-// fuzz_senderauth.cpp — SPF evaluation, DMARC record parsing, DKIM verification
-// and forged Authentication-Results removal on hostile input.
+// fuzz_senderauth.cpp — SPF evaluation, DMARC record parsing, DKIM verification,
+// forged Authentication-Results removal (RFC 8601 authserv-id parsing), the
+// From:/Sender: identity of submitted mail, and the DSN parameters (ORCPT,
+// ENVID, xtext) on hostile input.
 // Input: line 1 = the TXT record every TXT query answers (so include: and
-// redirect= recurse into it, exercising the lookup limits), line 2 = a DMARC
-// record for parseDmarc, the rest = the message.
+// redirect= recurse into it, exercising the lookup limits) and also an ORCPT
+// value, line 2 = a DMARC record for parseDmarc and an ENVID / utf-8 address,
+// the rest = the message.
+#include "common/mail/dsn_params.h"
+#include "common/mail/header_identity.h"
 #include "common/senderauth/inbound.h"
 #include "common/senderauth/spf.h"
 
@@ -50,6 +55,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     senderauth::parseDmarc(dmarc);
     bool changed = false;
     senderauth::stripForgedResults(message, QStringLiteral("mail.fuzz.test"), &changed);
+    mail::checkSubmitterIdentity(message, QStringLiteral("a@fuzz.test"), [](const QString& a) { return a.endsWith(QStringLiteral("@fuzz.test")); });
+    if (auto o = mail::parseOrcpt(dns.txt, true)) mail::orcptForReport(*o);
+    if (auto o = mail::storedOrcpt(QString::fromUtf8(dns.txt))) mail::formatOrcpt(*o);
+    mail::decodeEnvid(dmarc);
+    mail::decodeUtf8Addr(dmarc, true);
     senderauth::InboundInput in;
     in.message = message;
     in.client = QHostAddress(QStringLiteral("192.0.2.1"));

@@ -4,11 +4,14 @@
 #include "spf.h"
 
 #include "common/dkim/dkim.h"
+#include "common/mail/header_identity.h"
 #include "common/mail/message.h"
 
 #include <QFile>
 #include <QRandomGenerator>
 #include <QSet>
+
+#include <cctype>
 
 namespace postern::senderauth {
 
@@ -243,18 +246,83 @@ InboundVerdict evaluateInbound(Resolver& dns, const InboundInput& in) {
     return v;
 }
 
+std::optional<QString> authservIdOf(const QByteArray& v) {
+    // RFC 8601 2.2: authres-payload = [CFWS] authserv-id [ CFWS authres-version ] ( no-result / 1*resinfo )
+    //   authserv-id = value (RFC 2045: token / quoted-string); authres-version = 1*DIGIT [CFWS]
+    // and every result starts with ";". Comments may sit anywhere CFWS may.
+    qsizetype i = 0;
+    auto skipCfws = [&]() -> bool {
+        while (i < v.size()) {
+            const char c = v.at(i);
+            if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+                ++i;
+            } else if (c == '(') {
+                int depth = 0;
+                while (i < v.size()) {
+                    const char d = v.at(i);
+                    if (d == '\\') {
+                        i += 2;
+                        continue;
+                    }
+                    if (d == '(' && ++depth > mail::kMaxCommentDepth) return false;
+                    ++i;
+                    if (d == ')' && --depth == 0) break;
+                }
+                if (depth != 0) return false;  // unterminated
+            } else {
+                return true;
+            }
+        }
+        return true;
+    };
+    auto isTokenChar = [](char c) {
+        const uchar u = uchar(c);
+        return u > 0x20 && u < 0x7f && !QByteArrayView("()<>@,;:\\\"/[]?=").contains(c);
+    };
+    if (!skipCfws() || i >= v.size()) return std::nullopt;
+    QByteArray id;
+    if (v.at(i) == '"') {
+        ++i;
+        bool closed = false;
+        while (i < v.size()) {
+            const char c = v.at(i++);
+            if (c == '"') {
+                closed = true;
+                break;
+            }
+            if (c == '\\' && i < v.size()) {
+                id += v.at(i++);
+                continue;
+            }
+            id += c;
+        }
+        if (!closed) return std::nullopt;
+    } else {
+        while (i < v.size() && isTokenChar(v.at(i))) id += v.at(i++);
+    }
+    if (id.isEmpty()) return std::nullopt;
+    const qsizetype afterId = i;
+    if (!skipCfws()) return std::nullopt;
+    if (i < v.size() && i > afterId && std::isdigit(uchar(v.at(i)))) {  // authres-version, after CFWS
+        while (i < v.size() && std::isdigit(uchar(v.at(i)))) ++i;
+        if (!skipCfws()) return std::nullopt;
+    }
+    if (i >= v.size() || v.at(i) != ';') return std::nullopt;
+    return QString::fromUtf8(id).trimmed();
+}
+
 QByteArray stripForgedResults(const QByteArray& message, const QString& authservId, bool* changed) {
     *changed = false;
-    qsizetype bodyOffset = 0;
-    const mail::Header header = mail::parseHeader(message, &bodyOffset);
+    // Every field (no cap on how many are scanned: a forged one cannot hide behind thousands of others).
+    const QList<mail::FieldSpan> fields = mail::headerFieldSpans(message, {QByteArrayLiteral("Authentication-Results")});
     QList<QPair<qsizetype, qsizetype>> drop;  // [start, end) of fields to remove
-    for (const mail::HeaderField& h : header.fields) {
-        if (h.name.compare("Authentication-Results", Qt::CaseInsensitive) != 0) continue;
-        QByteArray v = h.value.trimmed();
-        // The authserv-id is the first token, up to ';' or whitespace (RFC 8601 2.2).
-        qsizetype end = 0;
-        while (end < v.size() && v.at(end) != ';' && v.at(end) != ' ' && v.at(end) != '\t' && v.at(end) != '\r') ++end;
-        if (QString::fromLatin1(v.left(end)).compare(authservId, Qt::CaseInsensitive) == 0) drop << qMakePair(h.start, h.end);
+    for (const mail::FieldSpan& f : fields) {
+        const std::optional<QString> id = authservIdOf(f.value);
+        // RFC 8601 5: remove the ones that claim our authserv-id. A field we cannot parse is
+        // removed too when our name appears in it at all: a laxer reader downstream might find it.
+        const bool ours = id ? id->compare(authservId, Qt::CaseInsensitive) == 0
+                             : QString::fromUtf8(f.value).contains(authservId, Qt::CaseInsensitive);
+        if (ours) drop << qMakePair(f.start, f.end);
     }
     if (drop.isEmpty()) return message;
     *changed = true;

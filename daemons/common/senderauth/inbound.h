@@ -13,8 +13,15 @@
 //   evaluateInbound(...)     all three, the header to add and the action:
 //                            Deliver, Junk (DMARC quarantine) or Reject (DMARC
 //                            reject when smtp.dmarc_reject is on)
+//   authservIdOf(value)      the authserv-id of an Authentication-Results value
+//                            (RFC 8601 2.2: CFWS and comments before and after it,
+//                            token or quoted-string, an optional version number,
+//                            then ";"); nullopt when the value is malformed or
+//                            its comments nest deeper than mail::kMaxCommentDepth.
 //   stripForgedResults(msg, id)  removes Authentication-Results fields that
-//                            claim our authserv-id (RFC 8601 5): only we add those.
+//                            claim our authserv-id (RFC 8601 5, compared without
+//                            regard to case): only we add those. A malformed field
+//                            that mentions our id anywhere is removed as well.
 // Security: everything here is computed from untrusted input; header values
 // are sanitised (printable ASCII, bounded) before they go into our header.
 #pragma once
@@ -67,6 +74,7 @@ struct InboundInput {
 };
 InboundVerdict evaluateInbound(Resolver& dns, const InboundInput& in);
 
+std::optional<QString> authservIdOf(const QByteArray& value);
 QByteArray stripForgedResults(const QByteArray& message, const QString& authservId, bool* changed);
 
 }  // namespace postern::senderauth

@@ -2,6 +2,9 @@
 #include "spf.h"
 
 #include <QDateTime>
+#include <QElapsedTimer>
+
+#include <memory>
 
 namespace postern::senderauth {
 
@@ -42,8 +45,15 @@ QString ipMacro(const QHostAddress& ip) {
 
 class Evaluator {
 public:
-    Evaluator(Resolver& dns, QHostAddress ip, QString sender, QString helo, QString receiver)
-        : m_dns(dns), m_ip(std::move(ip)), m_sender(std::move(sender)), m_helo(std::move(helo)), m_receiver(std::move(receiver)) {
+    Evaluator(Resolver& dns, QHostAddress ip, QString sender, QString helo, QString receiver, const SpfOptions& options)
+        : m_dns(dns), m_ip(std::move(ip)), m_sender(std::move(sender)), m_helo(std::move(helo)), m_receiver(std::move(receiver)),
+          m_budgetMs(options.budgetMs), m_clock(options.clockMs) {
+        if (!m_clock) {
+            auto timer = std::make_shared<QElapsedTimer>();
+            timer->start();
+            m_clock = [timer] { return timer->elapsed(); };
+        }
+        m_startMs = m_clock();
         if (m_ip.protocol() == QAbstractSocket::IPv6Protocol) {
             bool ok = false;
             const QHostAddress v4(m_ip.toIPv4Address(&ok));
@@ -58,6 +68,11 @@ public:
         r.status = status;
         r.mechanism = mech;
         r.reason = reason;
+        if (m_overBudget || m_clock() - m_startMs > m_budgetMs) {  // the budget is spent: no verdict
+            r.status = Status::TempError;
+            r.mechanism.clear();
+            r.reason = QStringLiteral("SPF evaluation exceeded its time budget of %1 ms").arg(m_budgetMs);
+        }
         return r;
     }
 
@@ -67,6 +82,18 @@ private:
         QString mechanism;
         QString reason;
     };
+
+    // Every DNS query goes through here: none once the time budget is spent.
+    DnsAnswer lookup(const QString& name, DnsType type) {
+        if (m_overBudget || m_clock() - m_startMs > m_budgetMs) {
+            m_overBudget = true;
+            DnsAnswer a;
+            a.status = DnsAnswer::Status::Timeout;
+            a.error = QStringLiteral("SPF time budget spent");
+            return a;
+        }
+        return m_dns.query(name, type);
+    }
 
     bool countLookup(QString* reason) {
         if (++m_lookups > kMaxLookups) {
@@ -79,7 +106,7 @@ private:
     // A query whose negative answer counts as a void lookup. Returns false with
     // `out` set when evaluation must stop.
     bool query(const QString& name, DnsType type, DnsAnswer* answer, Outcome* out) {
-        *answer = m_dns.query(name, type);
+        *answer = lookup(name, type);
         if (answer->isNegative() || (answer->ok() && answer->records.isEmpty())) {
             if (++m_voids > kMaxVoidLookups) {
                 *out = {Match::Perm, QStringLiteral("more than %1 void DNS lookups").arg(kMaxVoidLookups)};
@@ -97,7 +124,7 @@ private:
     HostResult checkHost(const QString& domain, int depth) {
         if (!validDomain(domain)) return {Status::None, {}, QStringLiteral("not a domain: %1").arg(domain)};
         if (depth > kMaxLookups) return {Status::PermError, {}, QStringLiteral("include/redirect nesting too deep")};
-        const DnsAnswer txt = m_dns.query(domain, DnsType::TXT);
+        const DnsAnswer txt = lookup(domain, DnsType::TXT);
         if (!txt.ok() && !txt.isNegative()) return {Status::TempError, {}, QStringLiteral("DNS %1 for %2").arg(toString(txt.status), domain)};
         QList<QByteArray> records;
         for (const DnsRecord& rec : txt.records) {
@@ -272,14 +299,14 @@ private:
 
     // RFC 7208 5.5: a PTR name of the client that resolves back to it and ends in `target`.
     QString validatedPtr(const QString& target) {
-        const DnsAnswer ptr = m_dns.query(reverseName(m_ip), DnsType::PTR);
+        const DnsAnswer ptr = lookup(reverseName(m_ip), DnsType::PTR);
         const DnsType addrType = m_ip.protocol() == QAbstractSocket::IPv4Protocol ? DnsType::A : DnsType::AAAA;
         int names = 0;
         for (const DnsRecord& r : ptr.records) {
             if (r.type != DnsType::PTR || ++names > kMaxNamesPerLookup) continue;
             const QString n = r.target.toLower();
             if (n != target.toLower() && !n.endsWith(QLatin1Char('.') + target.toLower())) continue;
-            const DnsAnswer back = m_dns.query(n, addrType);
+            const DnsAnswer back = lookup(n, addrType);
             for (const DnsRecord& a : back.records)
                 if (a.type == addrType && a.address.isEqual(m_ip)) return n;
         }
@@ -363,6 +390,10 @@ private:
     Resolver& m_dns;
     QHostAddress m_ip;
     QString m_sender, m_helo, m_receiver;
+    qint64 m_budgetMs;
+    std::function<qint64()> m_clock;
+    qint64 m_startMs = 0;
+    bool m_overBudget = false;
     int m_lookups = 0;
     int m_voids = 0;
 };
@@ -381,10 +412,11 @@ QString toString(SpfResult::Status s) {
     return {};
 }
 
-SpfResult checkSpf(Resolver& dns, const QHostAddress& ip, const QString& sender, const QString& helo, const QString& receiver) {
+SpfResult checkSpf(Resolver& dns, const QHostAddress& ip, const QString& sender, const QString& helo, const QString& receiver,
+                   const SpfOptions& options) {
     const QString identity = sender.isEmpty() ? QStringLiteral("postmaster@") + helo : sender;
     const QString domain = identity.section(QLatin1Char('@'), -1).toLower();
-    Evaluator e(dns, ip, identity, helo, receiver);
+    Evaluator e(dns, ip, identity, helo, receiver, options);
     return e.check(domain);
 }
 

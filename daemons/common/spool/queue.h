@@ -21,7 +21,9 @@
 //   ret: FULL | HDRS | (empty)
 //   envid: <RFC 3461 ENVID, xtext-decoded, or empty>
 //   size: <bytes of the .body file>
-//   recipient: <address> notify=<NEVER|SUCCESS,FAILURE,DELAY|-> orcpt=<type;address|-> status=<pending|sent|failed>
+//   recipient: <address> notify=<NEVER|SUCCESS,FAILURE,DELAY|-> orcpt=<type;xtext|-> status=<pending|sent|failed>
+//   (orcpt in the RFC 3461 wire form, e.g. "rfc822;a+2Bb@x" or "utf-8;j\x{F6}rg@x",
+//   see common/mail/dsn_params.h; older files may hold "rfc822;" + a bare address)
 //   (one recipient line per recipient; status since version 2, "pending" when absent)
 // Version 2 adds the queue runner's bookkeeping:
 //   attempts: <n>   first-attempt: <unix>   next-attempt: <unix>   delay-notified: yes|no

@@ -14,6 +14,7 @@ DKIM signatures are checked with python3-dkim (dkimpy), an independent
 implementation, with its DNS lookups answered by the same NSD.
 """
 
+import base64
 import email
 import hashlib
 import re
@@ -40,11 +41,31 @@ import dns.rdatatype
 from postern_testlib import Instance, Nsd, free_port, make_cert, wait_for
 
 
-class Sink:
-    """A minimal SMTP server on (address, port); records complete messages."""
+# RFC 3461 4: xtext, checked the way a strict DSN server does (Postfix answers "501 5.5.4 Bad ORCPT
+# parameter syntax" to the same input): xchar = '!'..'~' except '+' and '='; hexchar = '+' and two
+# upper-case hex digits. An ORCPT is addr-type ";" xtext; an rfc822 address is printable ASCII.
+XTEXT = re.compile(rb"(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-F]{2})+")
 
-    def __init__(self, address, port, mode="accept", tls=None, login=None):
+
+def xtext_decode(value):
+    return re.sub(rb"\+([0-9A-F]{2})", lambda m: bytes([int(m.group(1), 16)]), value)
+
+
+def valid_orcpt(value):
+    addr_type, sep, rest = value.partition(b";")
+    if not sep or not re.fullmatch(rb"[A-Za-z0-9-]+", addr_type) or not XTEXT.fullmatch(rest):
+        return False
+    decoded = xtext_decode(rest)
+    return addr_type.lower() != b"rfc822" or all(0x20 <= c < 0x7f for c in decoded)
+
+
+class Sink:
+    """A minimal SMTP server on (address, port); records complete messages.
+    With dsn=True it offers DSN and answers 501 to ENVID/ORCPT values that are not valid xtext."""
+
+    def __init__(self, address, port, mode="accept", tls=None, login=None, dsn=False):
         self.mode = mode
+        self.params = []          # (verb, {keyword: raw value bytes}) of MAIL and RCPT (DSN sinks)
         self.auth_seen = []       # (user, over_tls)
         self.messages = []        # (mail_from, [rcpts], data bytes)
         self.connections = 0
@@ -84,6 +105,8 @@ class Sink:
                             extra += "250-STARTTLS\r\n"
                         if login and encrypted:
                             extra += "250-AUTH PLAIN\r\n"
+                        if dsn:
+                            extra += "250-DSN\r\n"
                         self.reply("250-sink\r\n" + extra + "250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 10000000")
                     elif verb == "STARTTLS" and tls and not encrypted:
                         self.reply("220 2.0.0 go ahead")
@@ -103,6 +126,8 @@ class Sink:
                         self.reply("235 2.7.0 ok" if authed else "535 5.7.8 bad credentials")
                     elif verb == "MAIL" and login and not authed:
                         self.reply("530 5.7.0 authentication required")
+                    elif verb in ("MAIL", "RCPT") and dsn and not self.dsn_params_ok(verb, line):
+                        continue
                     elif verb == "MAIL":
                         mail_from, rcpts = cmd[10:].split(">")[0].lstrip("<"), []
                         self.reply("250 2.1.0 ok")
@@ -139,6 +164,20 @@ class Sink:
                         return
                     else:
                         self.reply("502 5.5.2 not implemented")
+
+            def dsn_params_ok(self, verb, line):
+                params = {}
+                for word in line.rstrip(b"\r\n").split(b">", 1)[1].split():
+                    key, _, value = word.partition(b"=")
+                    params[key.upper().decode()] = value
+                sink.params.append((verb, params))
+                if "ENVID" in params and not XTEXT.fullmatch(params["ENVID"]):
+                    self.reply("501 5.5.4 Bad ENVID parameter syntax")
+                    return False
+                if "ORCPT" in params and not valid_orcpt(params["ORCPT"]):
+                    self.reply("501 5.5.4 Bad ORCPT parameter syntax")
+                    return False
+                return True
 
         class Server(socketserver.ThreadingTCPServer):
             allow_reuse_address = True
@@ -492,6 +531,215 @@ class Outbound(unittest.TestCase):
                 self.a.ctl("config", "unset", key)
             self.a.procs["postern-queued"].send_signal(signal.SIGHUP)
 
+class SubmissionIdentity(unittest.TestCase):
+    """Issue 16, defects 6 and 9, end to end.
+
+    Instance A hosts example.test and b.test (both with DKIM keys); alice@example.test
+    has the alias sales@example.test, and fwd@example.test forwards to someone@dsn.test.
+    B (other.test) is another Postern; dsn.test is a Sink that offers DSN and checks
+    ORCPT/ENVID syntax strictly, as a DSN-capable Postfix does.
+    """
+
+    @classmethod
+    def setUpClass(cls):
+        cls.mx_port = free_port()
+        cls.a = Instance(domain="example.test")
+        cls.b = Instance(domain="other.test", users={"bob@other.test": "bob-password-1"},
+                         conf={"smtp.listen": f"127.0.0.21:{cls.mx_port}", "submission.listen": "127.0.0.21:0"})
+        cls.a.ctl("domain", "add", "b.test")
+        cls.a.add_user("ceo@b.test", "ceo-password-1")
+        cls.a.ctl("alias", "add", "sales@example.test", "alice@example.test")
+        cls.a.ctl("alias", "add", "fwd@example.test", "someone@dsn.test")
+        if os.geteuid() == 0:
+            cls.a._share_with_daemons()
+        cls.dkim_records = {}
+        for domain in ("example.test", "b.test"):
+            for line in cls.a.ctl("dkim", "list", domain).stdout.splitlines():
+                parts = line.strip().split(" TXT ", 1)
+                if len(parts) == 2:
+                    cls.dkim_records[parts[0].rstrip(".") + "."] = parts[1].strip('"').encode()
+        assert len(cls.dkim_records) == 4, cls.dkim_records
+        cls.nsd = Nsd({
+            "example.test": zone("example.test", ["@ IN MX 10 mail", "mail IN A 127.0.0.1",
+                                                  '@ IN TXT "v=spf1 ip4:127.0.0.0/8 -all"']),
+            "other.test": zone("other.test", ["@ IN MX 10 mail", "mail IN A 127.0.0.21"]),
+            "dsn.test": zone("dsn.test", ["@ IN MX 10 mx", "mx IN A 127.0.0.20"]),
+        })
+        cls.sink = Sink("127.0.0.20", cls.mx_port, "accept", dsn=True)
+        for key, value in {"dns.servers": cls.nsd.server, "outbound.mx_port": str(cls.mx_port), "queue.retry_min": "1s",
+                           "queue.retry_max": "2s", "outbound.connect_timeout": "3s", "outbound.command_timeout": "5s",
+                           "queue.delay_warning": "0", "outbound.mta_sts": "false"}.items():
+            cls.a.set_conf(key, value)
+        cls.b.set_conf("dns.servers", cls.nsd.server)
+        cls.b.start("postern-smtpd")
+        cls.a.start("postern-smtpd")
+        cls.a.start("postern-queued")
+        cls.submission = cls.a.port("postern-smtpd", "submission")
+        cls.submissions = cls.a.port("postern-smtpd", "submissions")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sink.close()
+        cls.a.close()
+        cls.b.close()
+        cls.nsd.close()
+
+    def dns_txt(self, name, timeout=5):
+        name = name.decode() if isinstance(name, bytes) else name
+        return self.dkim_records.get(name if name.endswith(".") else name + ".")
+
+    def smtp(self):
+        s = smtplib.SMTP("127.0.0.1", self.submission, timeout=30)
+        s.starttls(context=self.a.client_tls_context())
+        s.login("alice@example.test", "alice-password-1")
+        return s
+
+    def queued_with(self, marker):
+        """Queue files (any state, and the spool's tmp/) whose content contains `marker`."""
+        found = []
+        for dirpath, _, names in os.walk(os.path.join(self.a.data_dir, "queue")):
+            for n in names:
+                try:
+                    with open(os.path.join(dirpath, n), "rb") as f:
+                        if marker in f.read():
+                            found.append(os.path.join(dirpath, n))
+                except FileNotFoundError:
+                    pass
+        return found
+
+    def received_by_bob(self, marker):
+        return [m for m in self.b.messages("bob@other.test") if marker.encode() in m]
+
+    # -- defect 6: the header From:/Sender: of a submission ------------------------------
+    def test_foreign_from_refused_after_data(self):
+        cases = {
+            "other hosted domain": "From: ceo@b.test\r\n",
+            "second From address": "From: alice@example.test, ceo@b.test\r\nSender: alice@example.test\r\n",
+            "display name hides nothing": 'From: "alice@example.test" <ceo@b.test>\r\n',
+            "comment hides nothing": "From: (alice@example.test) ceo@b.test\r\n",
+            "folded": "From: Alice\r\n <ceo@b.test>\r\n",
+            "foreign Sender": "From: alice@example.test\r\nSender: ceo@b.test\r\n",
+            "two From fields": "From: alice@example.test\r\nFrom: ceo@b.test\r\n",
+            "unparsable": "From: <alice@example.test> ceo@b.test\r\n",
+        }
+        for name, head in cases.items():
+            with self.subTest(name), self.smtp() as s:
+                marker = "refused " + name
+                s.mail("alice@example.test")  # a valid envelope sender
+                self.assertEqual(s.rcpt("bob@other.test")[0], 250)
+                code, text = s.data((head + f"To: bob@other.test\r\nSubject: {marker}\r\n\r\nBuy now.\r\n").encode())
+                self.assertEqual(code, 550, text)
+                self.assertTrue(text.startswith(b"5.7.1 "), text)
+                if "ceo" in head and "two From" not in name and "unparsable" not in name:
+                    self.assertIn(b"<ceo@b.test> not owned by user alice@example.test", text)
+                # The session goes on: the next transaction works.
+                self.assertEqual(s.noop()[0], 250)
+        self.assertEqual(self.queued_with(b"Subject: refused"), [], "a refused message reached the queue")
+        self.assertFalse(any(b"Subject: refused" in m for m in self.b.messages("bob@other.test")))
+        self.assertFalse(any(b"Subject: refused" in m for m in self.a.messages("ceo@b.test")))
+        self.assertIn("header identity refused", self.a.log())
+
+    def test_foreign_from_refused_after_bdat(self):
+        ctx = self.a.client_tls_context()
+        with socket.create_connection(("127.0.0.1", self.submissions), timeout=30) as raw, ctx.wrap_socket(raw) as sock:
+            f = sock.makefile("rb")
+            t = lambda: f.readline()
+            assert t().startswith(b"220")
+            auth = base64.b64encode(b"\0alice@example.test\0alice-password-1")
+            sock.sendall(b"EHLO c\r\n")
+            while not t().startswith(b"250 "):
+                pass
+            sock.sendall(b"AUTH PLAIN " + auth + b"\r\n")
+            self.assertTrue(t().startswith(b"235"))
+            body = b"From: ceo@b.test\r\nTo: bob@other.test\r\nSubject: refused bdat\r\n\r\nBuy now.\r\n"
+            sock.sendall(b"MAIL FROM:<alice@example.test>\r\nRCPT TO:<bob@other.test>\r\n"
+                         b"BDAT %d LAST\r\n" % len(body) + body)
+            self.assertTrue(t().startswith(b"250"))
+            self.assertTrue(t().startswith(b"250"))
+            reply = t()
+            self.assertTrue(reply.startswith(b"550 5.7.1 From: header address <ceo@b.test>"), reply)
+            sock.sendall(b"QUIT\r\n")
+            t()
+        self.assertEqual(self.queued_with(b"Subject: refused bdat"), [])
+
+    def test_display_name_and_alias_delivered_and_signed(self):
+        marker = "legit alias"
+        msg = ('From: "Sales =?utf-8?q?Team_=C3=A9?=" (the shop) <sales@example.test>\r\nSender: alice+shop@example.test\r\n'
+               f"To: bob@other.test\r\nSubject: {marker}\r\nDate: Tue, 24 Nov 2026 12:00:00 +0000\r\n"
+               "Message-ID: <legit-alias@example.test>\r\n\r\nHello from the shop.\r\n")
+        with self.smtp() as s:
+            self.assertEqual(s.sendmail("alice@example.test", ["bob@other.test"], msg.encode()), {})
+        raw = wait_for(lambda: self.received_by_bob(marker), timeout=60, what="delivery to bob")[0]
+        d = dkim.DKIM(raw)
+        sigs = [l for l in raw.split(b"\r\n") if l.lower().startswith(b"dkim-signature:")]
+        self.assertEqual(len(sigs), 2, raw[:2000])
+        for i in range(2):
+            self.assertTrue(d.verify(idx=i, dnsfunc=self.dns_txt), f"signature {i} does not verify")
+            self.assertEqual(d.signature_fields[b"d"], b"example.test")
+
+    def test_queue_signer_refuses_foreign_from(self):
+        # The second lock: a message that reaches the queue without the submission check
+        # (written straight into incoming/ here) is delivered, but never signed for b.test.
+        qid = "%016X" % (int(time.time() * 1000) << 8)
+        marker = "injected foreign from"
+        body = (f"From: ceo@b.test\r\nTo: bob@other.test\r\nSubject: {marker}\r\n\r\nBuy now.\r\n").encode()
+        env = "\n".join(["POSTERN-QUEUE 2", f"id: {qid}", f"arrival: {int(time.time())}", "sender: alice@example.test",
+                         "auth-user: alice@example.test", "client: 127.0.0.1 test", "body: 7BIT", "smtputf8: no", "ret: ",
+                         "envid: ", f"size: {len(body)}", "recipient: bob@other.test notify=- orcpt=- status=pending"]) + "\n"
+        queue = os.path.join(self.a.data_dir, "queue")
+        with open(os.path.join(queue, "incoming", qid + ".body"), "wb") as f:
+            f.write(body)
+        tmp = os.path.join(queue, "tmp", qid + ".env")
+        with open(tmp, "w") as f:
+            f.write(env)
+        if os.geteuid() == 0:
+            import pwd
+            uid = pwd.getpwnam("nobody").pw_uid
+            for path in (os.path.join(queue, "incoming", qid + ".body"), tmp):
+                os.chown(path, uid, -1)
+        os.rename(tmp, os.path.join(queue, "incoming", qid + ".env"))
+        raw = wait_for(lambda: self.received_by_bob(marker), timeout=60, what="delivery of the injected message")[0]
+        self.assertNotIn(b"DKIM-Signature:", raw)
+        self.assertRegex(self.a.log(), r"queue\.dkim_refused .*" + qid + r".*not signed: From <ceo@b\.test> is not an address user "
+                                       r"alice@example\.test may send as")
+
+    # -- defect 9: ORCPT and ENVID as xtext ------------------------------------------------
+    def test_forwarded_plus_address_orcpt_is_xtext(self):
+        before = len(self.sink.messages)
+        msg = b"From: alice@example.test\r\nTo: fwd+tag@example.test\r\nSubject: plus forward\r\n\r\nHi.\r\n"
+        with self.smtp() as s:
+            self.assertEqual(s.sendmail("alice@example.test", ["fwd+tag@example.test"], msg,
+                                        mail_options=["ENVID=env+2B1"], rcpt_options=["NOTIFY=FAILURE"]), {})
+        wait_for(lambda: len(self.sink.messages) > before, timeout=60, what="the forwarded message at dsn.test")
+        self.assertEqual(self.sink.messages[-1][1], ["someone@dsn.test"])
+        rcpt = [p for verb, p in self.sink.params if verb == "RCPT"][-1]
+        mail = [p for verb, p in self.sink.params if verb == "MAIL"][-1]
+        self.assertEqual(rcpt["ORCPT"], b"rfc822;fwd+2Btag@example.test")  # RFC 3461 4.2: '+' as +2B
+        self.assertEqual(rcpt["NOTIFY"], b"FAILURE")
+        self.assertEqual(mail["ENVID"], b"env+2B1")
+        self.assertNotIn("Bad ORCPT", self.a.ctl("queue", "list").stdout)
+
+    def test_client_orcpt_passed_on_and_bad_xtext_refused(self):
+        before = len(self.sink.messages)
+        with self.smtp() as s:
+            s.mail("alice@example.test")
+            self.assertEqual(s.rcpt("x@dsn.test", ["ORCPT=rfc822;orig+2Bx@elsewhere.test"])[0], 250)
+            # Strict RFC 3461 xtext on the way in: lower-case hex, an unencoded '+', 8-bit octets.
+            for bad in ("rfc822;a+2bb@x.test", "rfc822;a+b@x.test", "rfc822;a=b@x.test", "rfc822;a+0Ab@x.test", "rfc822;"):
+                code, text = s.rcpt("y@dsn.test", [f"ORCPT={bad}"])
+                self.assertEqual(code, 501, (bad, text))
+            code, _ = s.docmd("RSET")
+            self.assertEqual(code, 250)
+            self.assertEqual(s.mail("alice@example.test", ["ENVID=a+2bc"])[0], 501)
+            s.rset()
+            s.mail("alice@example.test")
+            s.rcpt("x@dsn.test", ["ORCPT=rfc822;orig+2Bx@elsewhere.test"])
+            self.assertEqual(s.data(b"From: alice@example.test\r\nSubject: client orcpt\r\n\r\nHi.\r\n")[0], 250)
+        wait_for(lambda: len(self.sink.messages) > before, timeout=60, what="delivery to dsn.test")
+        rcpt = [p for verb, p in self.sink.params if verb == "RCPT"][-1]
+        self.assertEqual(rcpt["ORCPT"], b"rfc822;orig+2Bx@elsewhere.test")
+
+
 class Unbound:
     """A validating unbound on 127.0.0.1:<free port> that knows only `zones`
     (stubs to `nsd_port`) and trusts `anchor_file` (DNSKEY lines). The root
@@ -525,9 +773,57 @@ class Unbound:
         self.proc.wait(timeout=10)
 
 
+def make_ca(directory, name):
+    """A CA certificate and key (openssl CLI), for DANE-TA tests."""
+    cert, key = os.path.join(directory, name + ".pem"), os.path.join(directory, name + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "2", "-subj", f"/CN={name}",
+                    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def make_issued(directory, name, dns_names, ca_cert, ca_key):
+    """A leaf certificate for `dns_names` issued by the CA; returns (chain file: leaf + CA, key)."""
+    key, csr, cert = (os.path.join(directory, name + ext) for ext in (".key", ".csr", ".pem"))
+    ext = os.path.join(directory, name + ".ext")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nsubjectAltName=" + ",".join("DNS:" + n for n in dns_names) + "\n")
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", key, "-out", csr, "-subj", f"/CN={dns_names[0]}"], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial",
+                    "-days", "2", "-out", cert, "-extfile", ext], check=True, capture_output=True)
+    chain = os.path.join(directory, name + "-chain.pem")
+    with open(chain, "w") as out:
+        for part in (cert, ca_cert):
+            with open(part) as f:
+                out.write(f.read())
+    return chain, key
+
+
+def cert_der(path):
+    return subprocess.run(["openssl", "x509", "-in", path, "-outform", "DER"], capture_output=True, check=True).stdout
+
+
+def spki_sha256(path):
+    pub = subprocess.run(["openssl", "x509", "-in", path, "-pubkey", "-noout"], capture_output=True, check=True).stdout
+    spki = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub, capture_output=True, check=True).stdout
+    return hashlib.sha256(spki).hexdigest()
+
+
 class Dane(unittest.TestCase):
     """DANE (RFC 7672): a DNSSEC-signed zone (dnssec-signzone) served by NSD,
-    validated by unbound; the MX publishes TLSA 3 1 1 for its certificate."""
+    validated by unbound. MX hosts, one Sink each:
+      mx          TLSA 3 1 1 of its self-signed certificate           -> delivered
+      mx.bad      TLSA 3 1 1 that matches nothing                      -> not delivered
+      mx.ta       TLSA 2 0 1 of a CA; leaf issued by it, CA sent too   -> delivered
+      mx.mitm     TLSA 2 0 1 of the CA; a self-signed leaf with the
+                  right name, the real CA certificate appended         -> not delivered
+      mx.wrongname TLSA 2 0 1 of the CA; leaf issued for another name  -> not delivered
+      mx.ee       TLSA 3 1 1 of a leaf issued for another name          -> delivered (no name check)
+      mx.pkix     only PKIX-TA(0)/PKIX-EE(1) records (unusable)         -> delivered over TLS
+      mx.plain    no TLSA record, a certificate for another name        -> delivered (opportunistic)
+    (mx.pkix and mx.plain show the certificate made for mx.ta: names are not checked there.)"""
 
     @classmethod
     def setUpClass(cls):
@@ -536,13 +832,33 @@ class Dane(unittest.TestCase):
         cls.mx_port = free_port()
         cert, key = os.path.join(cls.tmp, "mx.pem"), os.path.join(cls.tmp, "mx.key")
         make_cert(cert, key, ["mx.dane.test", "mx.bad.dane.test"])
-        pub = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey", "-noout"], capture_output=True, check=True).stdout
-        spki = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub, capture_output=True, check=True).stdout
-        digest = hashlib.sha256(spki).hexdigest()
+        digest = spki_sha256(cert)
+        ca_cert, ca_key = make_ca(cls.tmp, "dane-ca")
+        ca_digest = hashlib.sha256(cert_der(ca_cert)).hexdigest()
+        ta_chain, ta_key = make_issued(cls.tmp, "ta", ["mx.ta.dane.test"], ca_cert, ca_key)
+        wrong_chain, wrong_key = make_issued(cls.tmp, "wrongname", ["elsewhere.test"], ca_cert, ca_key)
+        ee_chain, ee_key = make_issued(cls.tmp, "ee", ["unrelated.test"], ca_cert, ca_key)
+        # The man in the middle: his own key, a self-signed certificate with the right name,
+        # and the real CA's certificate (public) appended, which matches the TLSA record.
+        mitm_cert, mitm_key = os.path.join(cls.tmp, "mitm.pem"), os.path.join(cls.tmp, "mitm.key")
+        make_cert(mitm_cert, mitm_key, ["mx.mitm.dane.test"])
+        mitm_chain = os.path.join(cls.tmp, "mitm-chain.pem")
+        with open(mitm_chain, "w") as out:
+            for part in (mitm_cert, ca_cert):
+                with open(part) as f:
+                    out.write(f.read())
         p = cls.mx_port
         text = zone("dane.test", ["@ IN MX 10 mx", "mx IN A 127.0.0.10", f"_{p}._tcp.mx IN TLSA 3 1 1 {digest}",
                                   "bad IN MX 10 mx.bad", "mx.bad IN A 127.0.0.11",
-                                  f"_{p}._tcp.mx.bad IN TLSA 3 1 1 {'00' * 32}"])
+                                  f"_{p}._tcp.mx.bad IN TLSA 3 1 1 {'00' * 32}",
+                                  "ta IN MX 10 mx.ta", "mx.ta IN A 127.0.0.12", f"_{p}._tcp.mx.ta IN TLSA 2 0 1 {ca_digest}",
+                                  "mitm IN MX 10 mx.mitm", "mx.mitm IN A 127.0.0.13", f"_{p}._tcp.mx.mitm IN TLSA 2 0 1 {ca_digest}",
+                                  "wrongname IN MX 10 mx.wrongname", "mx.wrongname IN A 127.0.0.14",
+                                  f"_{p}._tcp.mx.wrongname IN TLSA 2 0 1 {ca_digest}",
+                                  "ee IN MX 10 mx.ee", "mx.ee IN A 127.0.0.15", f"_{p}._tcp.mx.ee IN TLSA 3 1 1 {spki_sha256(ee_chain)}",
+                                  "pkix IN MX 10 mx.pkix", "mx.pkix IN A 127.0.0.16", f"_{p}._tcp.mx.pkix IN TLSA 0 0 1 {ca_digest}",
+                                  f"_{p}._tcp.mx.pkix IN TLSA 1 1 1 {digest}",
+                                  "plain IN MX 10 mx.plain", "mx.plain IN A 127.0.0.17"])
         unsigned = os.path.join(cls.tmp, "dane.test.zone")
         with open(unsigned, "w") as f:
             f.write(text)
@@ -565,10 +881,20 @@ class Dane(unittest.TestCase):
         with open(signed) as f:
             cls.nsd = Nsd({"dane.test": f.read()})
         cls.unbound = Unbound(cls.tmp, cls.nsd.port, ["dane.test"], anchor)
-        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        tls.load_cert_chain(cert, key)
+        def server_tls(chain, private_key):
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(chain, private_key)  # sent as listed, leaf first
+            return ctx
+
+        tls = server_tls(cert, key)
         cls.good = Sink("127.0.0.10", cls.mx_port, "accept", tls=tls)
         cls.bad = Sink("127.0.0.11", cls.mx_port, "accept", tls=tls)
+        cls.ta = Sink("127.0.0.12", cls.mx_port, "accept", tls=server_tls(ta_chain, ta_key))
+        cls.mitm = Sink("127.0.0.13", cls.mx_port, "accept", tls=server_tls(mitm_chain, mitm_key))
+        cls.wrongname = Sink("127.0.0.14", cls.mx_port, "accept", tls=server_tls(wrong_chain, wrong_key))
+        cls.ee = Sink("127.0.0.15", cls.mx_port, "accept", tls=server_tls(ee_chain, ee_key))
+        cls.pkix = Sink("127.0.0.16", cls.mx_port, "accept", tls=server_tls(ta_chain, ta_key))
+        cls.plain = Sink("127.0.0.17", cls.mx_port, "accept", tls=server_tls(ta_chain, ta_key))
         cls.a = Instance(domain="example.test")
         for k, v in {"dns.servers": f"127.0.0.1:{cls.unbound.port}", "outbound.mx_port": str(cls.mx_port),
                      "queue.retry_min": "1s", "queue.retry_max": "2s", "outbound.connect_timeout": "3s",
@@ -579,8 +905,8 @@ class Dane(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.good.close()
-        cls.bad.close()
+        for sink in (cls.good, cls.bad, cls.ta, cls.mitm, cls.wrongname, cls.ee, cls.pkix, cls.plain):
+            sink.close()
         cls.a.close()
         cls.unbound.close()
         cls.nsd.close()
@@ -608,6 +934,57 @@ class Dane(unittest.TestCase):
                        timeout=60, what="the DANE refusal in the queue")
         self.assertIn("y@bad.dane.test", out)
         self.assertEqual(self.bad.messages, [])
+
+    def refusal_in_queue(self, rcpt, host):
+        """Waits until the queue shows a DANE refusal for `rcpt` at `host`; returns that text."""
+        def found():
+            q = self.a.ctl("queue", "list").stdout
+            return q if rcpt in q and f"DANE: the certificate of {host}" in q else None
+        return wait_for(found, timeout=60, what=f"the DANE refusal for {rcpt}")
+
+    def delivered(self, sink, rcpt, subject):
+        wait_for(lambda: any(subject.encode() in m[2] for m in sink.messages), timeout=60, what=f"delivery to {rcpt}")
+        pattern = re.compile(r"delivery.remote .*to=" + re.escape(rcpt) + r" .*tls=TLSv1\.[23] .*status=sent")
+        return wait_for(lambda: pattern.search(self.a.log()), timeout=30, what=f"the delivery of {rcpt} in the log").group(0)
+
+    def test_dane_ta_chain_to_the_anchor_delivers(self):
+        self.send("x@ta.dane.test", "dane ta good")
+        line = self.delivered(self.ta, "x@ta.dane.test", "dane ta good")
+        self.assertIn("verified=yes", line)
+        self.assertIn("dane=DANE-TA:1", line)  # matched the CA, one below the leaf
+
+    def test_dane_ta_man_in_the_middle_is_refused(self):
+        # Issue 16 defect 7: the real CA's certificate in the chain matched the TLSA record and
+        # was enough; the self-signed leaf never chained to it.
+        self.send("x@mitm.dane.test", "dane mitm")
+        self.refusal_in_queue("x@mitm.dane.test", "mx.mitm.dane.test")
+        self.assertEqual(self.mitm.messages, [])  # refused right after the handshake, before any command
+
+    def test_dane_ta_name_mismatch_is_refused(self):
+        self.send("x@wrongname.dane.test", "dane wrong name")
+        out = self.refusal_in_queue("x@wrongname.dane.test", "mx.wrongname.dane.test")
+        self.assertIn("hostname mismatch", out)
+        self.assertEqual(self.wrongname.messages, [])
+
+    def test_dane_ee_ignores_the_name(self):
+        self.send("x@ee.dane.test", "dane ee any name")
+        line = self.delivered(self.ee, "x@ee.dane.test", "dane ee any name")
+        self.assertIn("dane=DANE-EE:0", line)
+
+    def test_only_pkix_tlsa_records_fall_back_to_tls(self):
+        # RFC 7672 3.1.3: PKIX-TA/PKIX-EE are unusable for SMTP; with no usable record the
+        # delivery goes ahead over TLS without authentication (2.2), instead of failing.
+        self.send("x@pkix.dane.test", "dane pkix only")
+        line = self.delivered(self.pkix, "x@pkix.dane.test", "dane pkix only")
+        self.assertIn("tls_policy=\"dane (no usable TLSA record)\"", line)
+
+    def test_opportunistic_tls_takes_any_certificate(self):
+        # RFC 7435: without DANE or MTA-STS a certificate for another name is still used
+        # (Qt reports the mismatch even when told not to verify; it used to end the delivery).
+        self.send("x@plain.dane.test", "opportunistic other name")
+        line = self.delivered(self.plain, "x@plain.dane.test", "opportunistic other name")
+        self.assertIn("verified=no", line)
+        self.assertIn("tls_policy=opportunistic", line)
 
 
 if __name__ == "__main__":

@@ -154,6 +154,34 @@ private Q_SLOTS:
         QVERIFY(delay.contains("Subject: Delayed Mail (still being retried)"));
     }
 
+    void dsnOriginalRecipient_data() {
+        QTest::addColumn<QString>("stored");
+        QTest::addColumn<QByteArray>("field");  // "" = no Original-Recipient field
+        // RFC 3464 2.3.1: the address as the sender gave it, xtext decoded (RFC 3461 4.2).
+        QTest::newRow("xtext decoded") << QStringLiteral("rfc822;list+2Btag@example.test") << QByteArray("Original-Recipient: rfc822; list+tag@example.test\r\n");
+        QTest::newRow("older unencoded value") << QStringLiteral("rfc822;list+tag@example.test") << QByteArray("Original-Recipient: rfc822; list+tag@example.test\r\n");
+        // RFC 6533 3: a UTF-8 address in a message/delivery-status part uses utf-8-addr-xtext.
+        QTest::newRow("utf-8") << QStringLiteral("utf-8;j\\x{F6}rg@example.test") << QByteArray("Original-Recipient: utf-8; j\\x{F6}rg@example.test\r\n");
+        QTest::newRow("garbage left out") << QStringLiteral("no-type-here") << QByteArray();
+    }
+    void dsnOriginalRecipient() {
+        QFETCH(QString, stored);
+        QFETCH(QByteArray, field);
+        DsnInput in;
+        in.reportingMta = QStringLiteral("mail.example.test");
+        in.recipient = QStringLiteral("alice@example.test");
+        DsnRecipient r;
+        r.address = QStringLiteral("someone@remote.test");
+        r.orcpt = stored;
+        r.status = QStringLiteral("5.1.1");
+        r.diagnostic = QStringLiteral("550 5.1.1 no");
+        in.recipients << r;
+        in.original = kMessage;
+        const QByteArray dsn = buildDsn(in);
+        if (field.isEmpty()) QVERIFY(!dsn.contains("Original-Recipient:"));
+        else QVERIFY2(dsn.contains(field), dsn.constData());
+    }
+
     void mtaStsPolicy() {
         auto p = parseMtaStsPolicy("version: STSv1\r\nmode: enforce\r\nmx: mail.example.test\nmx: *.backup.test\r\nmax_age: 604800\r\n");
         QVERIFY(p.has_value());

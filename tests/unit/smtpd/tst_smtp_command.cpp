@@ -118,6 +118,11 @@ private Q_SLOTS:
         QVERIFY(!decodeXtext(QStringLiteral("a+2")).has_value());
         QVERIFY(!decodeXtext(QStringLiteral("a=b")).has_value());
         QVERIFY(!decodeXtext(QStringLiteral("a b")).has_value());
+        // RFC 3461 4: hexchar is "+" and two upper-case hex digits; the decoded value is printable ASCII.
+        QVERIFY(!decodeXtext(QStringLiteral("a+2bb")).has_value());
+        QVERIFY(!decodeXtext(QStringLiteral("a+ 1")).has_value());
+        QVERIFY(!decodeXtext(QStringLiteral("a+0A")).has_value());
+        QVERIFY(!decodeXtext(QStringLiteral("a+C3+B6")).has_value());
     }
 
     void replyRendering() {
