@@ -395,7 +395,7 @@ int launchAndWait(const WizardOptions& opt, const Answers& a) {
     }
     out << "\n== Starting the daemons (" << supervisor << ")" << Qt::endl;
     const QString readyFile = config->runDir() + QStringLiteral("/postern-appliance.ready");
-    QFile::remove(readyFile);
+    (void)removeFile(readyFile);  // run_dir is the daemon user's: core/atomic_file reaches it by SafeDir
     QProcess proc;
     proc.setProcessChannelMode(QProcess::ForwardedChannels);
     proc.start(supervisor, {QStringLiteral("--config"), a.configDir});
@@ -407,9 +407,8 @@ int launchAndWait(const WizardOptions& opt, const Answers& a) {
     t.start();
     QJsonObject ready;
     while (t.elapsed() < 60000 && proc.state() == QProcess::Running) {
-        QFile f(readyFile);
-        if (f.open(QIODevice::ReadOnly)) {
-            ready = QJsonDocument::fromJson(f.readAll()).object();
+        if (const auto bytes = readFile(readyFile, 64 * 1024)) {
+            ready = QJsonDocument::fromJson(*bytes).object();
             if (ready.value(QStringLiteral("pid")).toInteger() == proc.processId()) break;
         }
         QThread::msleep(100);

@@ -37,7 +37,9 @@ int main(int argc, char** argv) {
         QTextStream(stderr) << "postern-appliance: " << config.errorMessage() << "\n";
         return 78;
     }
-    initDaemonLogging(*config, QStringLiteral("postern-appliance"));
+    // A log file root must not write through (a link planted in log_dir) is refused and
+    // said on stderr; the supervisor keeps running and logs to stderr only.
+    (void)initDaemonLogging(*config, QStringLiteral("postern-appliance"));
     log::info(u"supervisor.starting", log::Fields().add("config", configDir).add("pid1", ::getpid() == 1));
     Supervisor supervisor(configDir, *config);
     UnixSignals* sigs = UnixSignals::install(&app);

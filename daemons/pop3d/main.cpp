@@ -43,8 +43,6 @@ int main(int argc, char** argv) {
         d.accounts->current(&error);
         if (!error.isEmpty()) return Result<DaemonServer*>::fail(QStringLiteral("accounts: %1").arg(error));
         d.auth = std::make_unique<Authenticator>(config, d.accounts.get());
-        if (auto t = d.auth->openSharedThrottle(); !t)
-            log::warn(u"auth.throttle_not_shared", log::Fields().add("error", t.errorMessage()));
         d.backend = std::make_unique<pop3::LocalPop3Backend>(config, *d.auth);
         d.sessionConfig = sessionConfig(config);
         auto* server = new DaemonServer(
@@ -56,6 +54,13 @@ int main(int argc, char** argv) {
                           int(config.integer(QStringLiteral("pop3.max_connections_per_ip"))),
                           [](ListenerMode) { return QByteArray("-ERR [SYS/TEMP] Too many connections, try again later\r\n"); });
         return server;
+    };
+    spec.writableFolders = [](const Config& config) { return QStringList{config.mailDir()}; };
+    // As the mail user, never as root: the throttle file is in run_dir, which it owns.
+    spec.started = []() -> Status {
+        if (auto t = d.auth->openSharedThrottle(); !t)
+            log::warn(u"auth.throttle_not_shared", log::Fields().add("error", t.errorMessage()));
+        return {};
     };
     spec.reloaded = [](DaemonServer*) {
         d.sessionConfig = sessionConfig(*d.config);

@@ -41,6 +41,12 @@ int main(int argc, char** argv) {
             Qt::QueuedConnection);
         return server;
     };
+    spec.writableFolders = [](const Config& config) {
+        QStringList dirs{config.mailDir(), config.dataDir() + QStringLiteral("/state/mta-sts")};
+        for (const char* state : {"tmp", "incoming", "active", "deferred", "hold", "corrupt"})
+            dirs << config.queueDir() + QLatin1Char('/') + QLatin1String(state);
+        return dirs;
+    };
     spec.reloaded = [](DaemonServer*) { d.runner->reload(); };
     spec.stopping = [] { d.runner->stop(); };
     return runDaemon(argc, argv, spec);

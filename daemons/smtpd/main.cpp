@@ -50,12 +50,7 @@ int main(int argc, char** argv) {
         d.accounts->current(&error);
         if (!error.isEmpty()) return Result<DaemonServer*>::fail(QStringLiteral("accounts: %1").arg(error));
         d.auth = std::make_unique<Authenticator>(config, d.accounts.get());
-        if (auto st = ensureDirectory(config.runDir(), 0755); st) {
-            if (auto t = d.auth->openSharedThrottle(); !t)
-                log::warn(u"auth.throttle_not_shared", log::Fields().add("error", t.errorMessage()));
-        }
         d.backend = std::make_unique<smtp::LocalBackend>(config, *d.accounts, *d.auth);
-        d.backend->cleanSpoolTmp();
         d.sessionConfig = sessionConfig(config);
         auto* server = new DaemonServer(
             config, QStringLiteral("postern-smtpd"),
@@ -73,6 +68,16 @@ int main(int argc, char** argv) {
         opts.handshakeTimeoutMs = config.durationMs(QStringLiteral("tls.handshake_timeout"));
         server->setConnectionOptions(opts);
         return server;
+    };
+    spec.writableFolders = [](const Config& config) {
+        return QStringList{config.mailDir(), config.queueDir() + QStringLiteral("/tmp"), config.queueDir() + QStringLiteral("/incoming")};
+    };
+    // As the mail user, never as root: the throttle file and queue/tmp are in folders it owns.
+    spec.started = []() -> Status {
+        if (auto t = d.auth->openSharedThrottle(); !t)
+            log::warn(u"auth.throttle_not_shared", log::Fields().add("error", t.errorMessage()));
+        d.backend->cleanSpoolTmp();
+        return {};
     };
     spec.reloaded = [](DaemonServer*) {
         // New connections use the new limits; running sessions keep theirs.
