@@ -58,7 +58,7 @@ void openFileLocked(State& s) {
     if (!s.error.isEmpty() && s.error != s.reportedError) {
         s.reportedError = s.error;
         const QString who = s.options.program.isEmpty() ? QStringLiteral("postern") : s.options.program;
-        writeAll(STDERR_FILENO, (who + QStringLiteral(": log file not used: ") + s.error + QLatin1Char('\n')).toUtf8());
+        writeAll(STDERR_FILENO, (who + QStringLiteral(": log file not used (logging to stderr): ") + s.error + QLatin1Char('\n')).toUtf8());
     }
 }
 
@@ -194,7 +194,8 @@ void write(Level level, QStringView session, QStringView event, const Fields& fi
         }
         if (s.fd >= 0) writeAll(s.fd, bytes);
     }
-    if (s.options.toStderr) writeAll(STDERR_FILENO, bytes);
+    // A wanted file that cannot be used (refused as root, unwritable): stderr takes its place.
+    if (s.options.toStderr || (s.fd < 0 && !s.options.logFile.isEmpty())) writeAll(STDERR_FILENO, bytes);
 }
 
 }  // namespace postern::log

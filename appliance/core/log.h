@@ -12,7 +12,8 @@
 // on an O_APPEND descriptor, so lines of concurrent processes never mix).
 // The file is reopened when it was rotated away (checked at most once a second).
 // fileError() says why the file is not open (empty when it is); the reason is
-// also written to stderr once.
+// also written to stderr once, and while the file cannot be used every line
+// goes to stderr (even without toStderr), so nothing is lost silently.
 //
 // Security: never pass passwords, AUTH payloads or message bodies. Fields()
 // has no way to mark a value secret on purpose: secrets do not come here.
