@@ -1,4 +1,23 @@
 // main.cpp — postern-smtpd: the SMTP daemon (MX, submission, submissions).
+//
+// Security:
+//   Exposes: smtp.listen (MX, port 25), submission.listen (587, STARTTLS) and
+//   submissions.listen (465, TLS) to the Internet: commands, AUTH credentials
+//   and message content from anyone, under the smtp.* limits; DNS answers for
+//   SPF/DKIM/DMARC on the MX listener.
+//   Runs as: started as root (by postern-appliance) only to bind its ports;
+//   before the first connection runDaemon() (common/daemon_main.h) hands the
+//   state folders to system_user by descriptor (core/process.h; a link planted
+//   there is refused), drops root for good (initgroups/setgid/setuid, checked)
+//   and refuses to start unless it can write every folder it needs.
+//   Writes (as system_user): Maildirs below mail/ (local delivery), queue/tmp
+//   and queue/incoming (mail for other domains), run/ (ready file, stats, the
+//   shared auth-throttle and counters) and mail.log. Reads the accounts, the
+//   TLS key and the DKIM keys (root's, readable by its group).
+//   An attacker who controls it gets system_user: every mailbox, the outbound
+//   queue (mail that postern-queued signs and sends), the password hashes and
+//   keys its group may read, the other daemons' state files. Not root: nothing
+//   root does later follows what it leaves in data_dir (core/safe_path.h).
 #include "local_backend.h"
 #include "smtp_session.h"
 
