@@ -253,7 +253,7 @@ Result<SetupReport> applySetup(const Answers& a) {
     if (auto s = writeFileAtomic(baseName + QStringLiteral(".csv"), records::renderCsv(report.records, domain).toUtf8()); !s) return s.error();
     if (auto s = writeFileAtomic(baseName + QStringLiteral(".json"), records::renderJson(report.records, domain)); !s) return s.error();
     if (auto s = ensureDirectory(config.dataDir(), 0750); !s) return s.error();
-    if (auto s = shareWithDaemons(config, &report.changes); !s) return s.error();
+    if (auto s = shareWithDaemons(config, &report.notes); !s) return s.error();
     return report;
 }
 

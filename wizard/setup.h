@@ -49,6 +49,7 @@ struct Answers {
 
 struct SetupReport {
     QStringList changes;      // human-readable lines of what was written
+    QStringList notes;        // what was deliberately left alone (e.g. hard-linked files in data_dir)
     QString generatedPassword;
     QList<records::Record> records;
     QString recordsTable;

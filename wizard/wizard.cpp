@@ -325,6 +325,7 @@ int runWizard(const WizardOptions& opt) {
     con.say(QStringLiteral("  configuration, accounts, TLS certificate and DKIM keys in %1").arg(a.configDir));
     if (!report->generatedPassword.isEmpty())
         con.say(QStringLiteral("  password of %1: %2   (shown once; note it now)").arg(a.user, report->generatedPassword));
+    for (const QString& n : report->notes) con.say(QStringLiteral("  note: ") + n);
 
     // 5. DNS records.
     con.say(QStringLiteral("\n== DNS records to publish\n"));
