@@ -271,6 +271,77 @@ class UnwritableFolders(unittest.TestCase):
             proc.wait(30)
 
 
+@unittest.skipUnless(os.geteuid() == 0, "posternctl as root against files of the daemon user")
+class RootTools(unittest.TestCase):
+    """posternctl runs as root on the daemon user's data_dir."""
+
+    def setUp(self):
+        self.inst = Instance()
+        self.outside = tempfile.mkdtemp(prefix="postern-rootonly-", dir=os.path.dirname(self.inst.root))
+        os.chmod(self.outside, 0o700)
+        for d in ("run", "queue"):
+            os.makedirs(os.path.join(self.inst.data_dir, d), exist_ok=True)
+            os.chown(os.path.join(self.inst.data_dir, d), NOBODY, NOBODY)
+
+    def tearDown(self):
+        self.inst.close()
+        shutil.rmtree(self.outside, ignore_errors=True)
+
+    def test_sighup_only_to_the_real_supervisor(self):
+        # The daemon user writes a status file naming a process of root's that SIGHUP kills.
+        victim = subprocess.Popen(["sleep", "600"])
+        try:
+            status = os.path.join(self.inst.run_dir, "postern-appliance.status")
+            with open(status, "w") as f:
+                json.dump({"pid": victim.pid, "services": []}, f)
+            os.chown(status, NOBODY, NOBODY)
+            cert, key = (os.path.join(self.inst.config_dir, "tls", n) for n in ("cert.pem", "key.pem"))
+            copy = os.path.join(self.inst.root, "copy")
+            os.makedirs(copy)
+            shutil.copy(cert, copy)
+            shutil.copy(key, copy)
+            p = self.inst.ctl("cert", "install", os.path.join(copy, "cert.pem"), os.path.join(copy, "key.pem"), check=False)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertIn("the supervisor is not running", p.stdout)
+            self.assertIsNone(victim.poll(), "root sent SIGHUP to a pid the daemon user chose")
+            # posternctl status does not believe that file either.
+            self.assertIn("supervisor: not running", self.inst.ctl("status", check=False).stdout)
+        finally:
+            victim.kill()
+            victim.wait()
+
+    def test_log_search_does_not_read_through_a_link(self):
+        secret = os.path.join(self.outside, "secret")
+        with open(secret, "w") as f:
+            f.write("root:TOPSECRET:19000:0:99999:7:::\n")
+        os.chmod(secret, 0o600)
+        log_dir = os.path.join(self.inst.data_dir, "log")
+        os.makedirs(log_dir, exist_ok=True)
+        os.chown(log_dir, NOBODY, NOBODY)
+        os.symlink(secret, os.path.join(log_dir, "mail.log"))
+        p = self.inst.ctl("log", "search", "TOPSECRET", check=False)
+        self.assertNotIn("TOPSECRET", p.stdout)
+        self.assertIn("is a symbolic link", p.stderr)
+
+    def test_queue_commands_run_as_the_daemon_user(self):
+        # queue/hold replaced by a link to a folder of root's holding a "message".
+        qid = "0123456789ABCDEF"
+        env = os.path.join(self.outside, qid + ".env")
+        body = os.path.join(self.outside, qid + ".body")
+        with open(env, "w") as f:
+            f.write(f"POSTERN-QUEUE 2\nid: {qid}\nsender: a@example.test\nrecipient: b@example.test\n")
+        with open(body, "w") as f:
+            f.write("Subject: root's file\r\n\r\nx\r\n")
+        hold = os.path.join(self.inst.data_dir, "queue", "hold")
+        os.symlink(self.outside, hold)
+        os.lchown(hold, NOBODY, NOBODY)
+        p = self.inst.ctl("queue", "delete", qid, check=False)
+        self.assertNotEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertTrue(os.path.exists(env) and os.path.exists(body), "root deleted files the daemon user pointed it at")
+        p = self.inst.ctl("queue", "show", qid, check=False)
+        self.assertNotIn("root's file", p.stdout)
+
+
 @unittest.skipUnless(os.geteuid() == 0, "runs the supervisor as root")
 class HostileReadyFile(unittest.TestCase):
     """The supervisor reads ready files in the daemon user's run_dir as root: a FIFO
