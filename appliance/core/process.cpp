@@ -124,7 +124,7 @@ Status checkFolderWritable(const QString& dir) {
     struct stat st {};
     if (::stat(d.constData(), &st) != 0) {
         if (errno != ENOENT) return failed("enter folder", errno);
-        if (auto made = ensureDirectory(dir, 0750); !made) return failed("create folder", made.error().code ? made.error().code : EACCES);
+        if (auto made = ensureDirectory(dir, 0700); !made) return failed("create folder", made.error().code ? made.error().code : EACCES);
     }
     const int dirFd = ::open(d.constData(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dirFd < 0) return failed("open folder", errno);

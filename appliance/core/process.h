@@ -52,7 +52,7 @@ Status initDaemonLogging(const Config& config, const QString& program);
 Status handOverStateToUser(const Config& config, const QString& user);
 
 // Can this process create, write, fsync, rename and remove a file in `dir`
-// (created 0750 when missing)? Fails with one line such as
+// (created 0700 when missing, as the spool and cache folders are)? Fails with one line such as
 // "cannot write /x/data/mail as user nobody (create file: Permission denied):
 //  make the folder and its parents enterable by nobody, e.g. chmod o+x /x".
 Status checkFolderWritable(const QString& dir);
