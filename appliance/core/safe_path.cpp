@@ -165,12 +165,15 @@ Result<SafeDir> SafeDir::open(const QString& path, mode_t createMode) {
     auto root = openRoot();
     if (!root) return root.error();
     int links = 0;
-    auto w = walk(std::move(*root), path.split(u'/', Qt::SkipEmptyParts), createMode, &links);
+    // ".." in the request is resolved by name first, as the configuration does (only a
+    // trusted link's target can bring one into the walk).
+    const QString clean = QDir::cleanPath(path);
+    auto w = walk(std::move(*root), clean.split(u'/', Qt::SkipEmptyParts), createMode, &links);
     if (!w) return w.error();
     // The walked O_PATH descriptor becomes a readable one (fsync, readdir); without
     // read permission on the folder the O_PATH descriptor is kept.
     FileHandle readable(::openat(w->fd.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    return SafeDir(readable.valid() ? std::move(readable) : std::move(w->fd), QDir::cleanPath(path), isTrusted(w->st));
+    return SafeDir(readable.valid() ? std::move(readable) : std::move(w->fd), clean, isTrusted(w->st));
 }
 
 Result<SafeDir> SafeDir::subdir(const QString& name, mode_t createMode) const {
