@@ -103,12 +103,22 @@ int runFirewallCli(const QStringList& args, QTextStream& out, QTextStream& err, 
         return 2;
     }
     const QList<ConfiguredPort> ports = configuredPorts(*config);
-    const QString statePath = config->dataDir() + QStringLiteral("/firewall-state.json");
-    const Result<FirewallState> state = loadState(statePath);
+    // Root decides from this file which firewalld ports to remove: it lives in the config
+    // folder, root's, never in data_dir, which the daemon user owns (plan.h).
+    QString stateNote;
+    const Result<FirewallState> state = loadRecordedState(*config, &stateNote);
     if (!state) {
         err << "postern-firewall: " << state.errorMessage() << "\n";
         return 2;
     }
+    if (!stateNote.isEmpty()) err << "postern-firewall: note: " << stateNote << "\n";
+    const QString stateFile = statePath(*config);
+    // After the state was written to the config folder, the copy of an older version goes.
+    auto saveAndRetire = [&](const FirewallState& st) {
+        Status saved = saveState(stateFile, st);
+        if (saved) saved = removeFile(legacyStatePath(*config));
+        return saved;
+    };
     Snapshot snap;
     if (captured.isEmpty()) {
         snap = takeSnapshot(runner);
@@ -133,8 +143,8 @@ int runFirewallCli(const QStringList& args, QTextStream& out, QTextStream& err, 
         Status ran;
         if (!dryRun) ran = runPlan(plan, runner, &log);
         if (ran && !dryRun) ran = removeBootUnit(&log);
-        if (ran && !dryRun && plan.stateAfter.firewalldPorts != state->firewalldPorts) {
-            const Status saved = saveState(statePath, plan.stateAfter);
+        if (ran && !dryRun && (plan.stateAfter.firewalldPorts != state->firewalldPorts || QFileInfo::exists(legacyStatePath(*config)))) {
+            const Status saved = saveAndRetire(plan.stateAfter);
             if (!saved) ran = saved;
         }
         if (json) {
@@ -167,9 +177,9 @@ int runFirewallCli(const QStringList& args, QTextStream& out, QTextStream& err, 
     }
     QStringList log;
     Status ran = runPlan(plan, runner, &log);
-    if (ran && plan.stateAfter.firewalldPorts != state->firewalldPorts) {
-        Status saved = ensureDirectory(config->dataDir());
-        if (saved) saved = saveState(statePath, plan.stateAfter);
+    if (ran && (plan.stateAfter.firewalldPorts != state->firewalldPorts || QFileInfo::exists(legacyStatePath(*config)))) {
+        Status saved = ensureDirectory(config->configDir());
+        if (saved) saved = saveAndRetire(plan.stateAfter);
         if (!saved) ran = saved;
     }
     const Report after = buildReport(takeSnapshot(runner), ports, false);

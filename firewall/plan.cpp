@@ -2,13 +2,17 @@
 #include "plan.h"
 
 #include "core/atomic_file.h"
+#include "core/safe_path.h"
 
 #include <QFile>
+#include <QFileInfo>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QMap>
 #include <QRegularExpression>
 #include <algorithm>
+#include <fcntl.h>
+#include <sys/stat.h>
 
 namespace postern::firewall {
 
@@ -288,18 +292,60 @@ Status runPlan(const Plan& plan, const Runner& runner, QStringList* log) {
     return {};
 }
 
+namespace {
+Result<FirewallState> parseState(const QString& path, const QByteArray& data) {
+    FirewallState s;
+    const QJsonDocument doc = QJsonDocument::fromJson(data);
+    if (!doc.isObject()) return Result<FirewallState>::fail(QStringLiteral("%1: not a JSON object").arg(path));
+    const QJsonObject fw = doc.object().value(u"firewalld").toObject();
+    s.firewalldZone = fw.value(u"zone").toString();
+    static const QRegularExpression zoneRe(QStringLiteral("^[A-Za-z0-9_.+-]{1,64}$"));
+    if (!s.firewalldZone.isEmpty() && !zoneRe.match(s.firewalldZone).hasMatch())
+        return Result<FirewallState>::fail(QStringLiteral("%1: '%2' is not a firewalld zone name").arg(path, s.firewalldZone));
+    static const QRegularExpression portRe(QStringLiteral("^([0-9]{1,5})/tcp$"));
+    for (const QJsonValue& v : fw.value(u"ports").toArray()) {
+        const QString p = v.toString();
+        const auto m = portRe.match(p);
+        if (!m.hasMatch() || m.captured(1).toInt() < 1 || m.captured(1).toInt() > 65535)
+            return Result<FirewallState>::fail(QStringLiteral("%1: '%2' is not a port we add (N/tcp)").arg(path, p));
+        s.firewalldPorts << p;
+    }
+    return s;
+}
+}  // namespace
+
 Result<FirewallState> loadState(const QString& path) {
     FirewallState s;
     QFile f(path);
     if (!f.exists()) return s;
     const Result<QByteArray> data = readFile(path, 1024 * 1024);
     if (!data) return data.error();
-    const QJsonDocument doc = QJsonDocument::fromJson(*data);
-    if (!doc.isObject()) return Result<FirewallState>::fail(QStringLiteral("%1: not a JSON object").arg(path));
-    const QJsonObject fw = doc.object().value(u"firewalld").toObject();
-    s.firewalldZone = fw.value(u"zone").toString();
-    for (const QJsonValue& v : fw.value(u"ports").toArray()) s.firewalldPorts << v.toString();
-    return s;
+    return parseState(path, *data);
+}
+
+QString statePath(const Config& config) { return config.configDir() + QStringLiteral("/firewall-state.json"); }
+QString legacyStatePath(const Config& config) { return config.dataDir() + QStringLiteral("/firewall-state.json"); }
+
+Result<FirewallState> loadRecordedState(const Config& config, QString* note) {
+    const QString path = statePath(config);
+    if (QFileInfo::exists(path)) return loadState(path);
+    const QString legacy = legacyStatePath(config);
+    if (!QFileInfo(legacy).isFile()) return FirewallState{};
+    // In data_dir, which the daemon user owns: trusted only while root still owns the file.
+    const QFileInfo info(legacy);
+    auto dir = SafeDir::open(info.absolutePath());
+    auto h = dir ? dir->openFile(info.fileName(), O_RDONLY) : Result<FileHandle>(dir.error());
+    struct stat st {};
+    if (!h || ::fstat(h->fd(), &st) != 0 || st.st_uid != 0) {
+        *note = QStringLiteral("ignored %1: %2; ports it names are not removed (remove them by hand if we added them)")
+                    .arg(legacy, h ? QStringLiteral("not owned by root (the daemon user can write that folder)") : h.errorMessage());
+        return FirewallState{};
+    }
+    QFile f;
+    if (!f.open(h->release(), QIODevice::ReadOnly, QFileDevice::AutoCloseHandle)) return FirewallState{};
+    auto parsed = parseState(legacy, f.read(1024 * 1024));
+    if (parsed) *note = QStringLiteral("using %1 from an earlier version; it moves to %2").arg(legacy, path);
+    return parsed;
 }
 
 Status saveState(const QString& path, const FirewallState& state) {

@@ -24,7 +24,14 @@
 //   runPlan(plan, runner)  runs the commands in order, stopping at the first
 //       failure (whose stderr is the error).
 //   FirewallState, loadState/saveState  what we added where removal cannot be
-//       recognised from the ruleset itself (firewalld ports).
+//       recognised from the ruleset itself (firewalld ports). The file lives in
+//       the config folder (statePath), which only root can write: root decides
+//       from it which ports to remove, so it must not be in data_dir, which the
+//       daemon user owns. loadRecordedState also takes over a file left in
+//       data_dir by an older version, but only one that root still owns (a
+//       regular file with one link, reached by SafeDir): anything the daemon
+//       user could have written there is ignored, with a note. Zone and ports
+//       are checked (zone [A-Za-z0-9_.+-]{1,64}, ports "N/tcp" with N 1..65535).
 //
 // Security: commands are argument vectors for fixed tools, never shell text;
 // port numbers and names come from the validated configuration. Nothing we did
@@ -36,6 +43,7 @@
 #include "evaluate.h"
 #include "port_state.h"
 
+#include "core/config.h"
 #include "core/result.h"
 
 #include <QJsonObject>
@@ -76,6 +84,12 @@ Status runPlan(const Plan& plan, const Runner& runner, QStringList* log);
 
 Result<FirewallState> loadState(const QString& path);
 Status saveState(const QString& path, const FirewallState& state);
+// <config>/firewall-state.json, and where versions before it kept the file (<data_dir>).
+QString statePath(const Config& config);
+QString legacyStatePath(const Config& config);
+// statePath, else a root-owned legacy file (see above); `note` says when a legacy file
+// was used or ignored. After saveState(statePath) the caller removes the legacy file.
+Result<FirewallState> loadRecordedState(const Config& config, QString* note);
 
 QString renderPlan(const Plan& plan, const QString& heading);
 QJsonObject planJson(const Plan& plan);

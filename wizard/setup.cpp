@@ -8,12 +8,14 @@
 #include "core/dkim_keys.h"
 #include "core/password.h"
 #include "core/process.h"
+#include "core/safe_path.h"
 #include "core/tls.h"
 
 #include <QCryptographicHash>
 #include <QDir>
 #include <QDirIterator>
 #include <QFile>
+#include <QFileInfo>
 #include <QProcess>
 #include <QSslCertificate>
 #include <QSslKey>
@@ -65,7 +67,7 @@ Config desiredConfig(const Answers& a, const Config& base) {
     return c;
 }
 
-Status shareWithDaemons(const Config& config) {
+Status shareWithDaemons(const Config& config, QStringList* notes) {
     if (::geteuid() != 0) return {};
     const QString user = config.value(QStringLiteral("system_user"));
     if (!lookupUser(user)) {
@@ -78,16 +80,19 @@ Status shareWithDaemons(const Config& config) {
     }
     auto ids = lookupUser(user);
     if (!ids) return ids.error();
-    // The data folder belongs to the daemons.
+    // The data folder belongs to the daemons. Its folders are made and handed over by
+    // descriptor (core/safe_path.h): on a second run the daemon user may have put links
+    // or hard links in there, and root must neither follow them nor give their targets away.
+    if (auto st = ensureDirectory(QFileInfo(config.dataDir()).absolutePath(), 0755); !st) return st;
     for (const QString& d : {config.dataDir(), config.logDir(), config.runDir(), config.mailDir(), config.queueDir()})
         if (auto st = ensureDirectory(d, 0750); !st) return st;
-    QDirIterator it(config.dataDir(), QDir::AllEntries | QDir::Hidden | QDir::NoDotAndDotDot, QDirIterator::Subdirectories);
-    if (::chown(QFile::encodeName(config.dataDir()).constData(), uid_t(ids->uid), gid_t(ids->gid)) != 0) { /* reported below */ }
-    while (it.hasNext()) {
-        const QString p = it.next();
-        if (::lchown(QFile::encodeName(p).constData(), uid_t(ids->uid), gid_t(ids->gid)) != 0)
-            return Status::fail(QStringLiteral("cannot give %1 to %2").arg(p, user));
-    }
+    auto data = SafeDir::open(config.dataDir());
+    if (!data) return data.error();
+    QStringList skipped;
+    if (auto st = chownTree(*data, uid_t(ids->uid), gid_t(ids->gid), &skipped); !st)
+        return Status::fail(QStringLiteral("cannot give %1 to %2: %3").arg(config.dataDir(), user, st.errorMessage()));
+    for (const QString& p : std::as_const(skipped))
+        if (notes) notes->append(QStringLiteral("left %1 as it is: it has more than one hard link").arg(p));
     // Secrets stay root's, readable by the daemons' group.
     QStringList secrets{QStringLiteral("users"), QStringLiteral("aliases"), QStringLiteral("domains"), QStringLiteral("tls/key.pem"),
                         QStringLiteral("tls/cert.pem"), QStringLiteral("relay-password")};
@@ -248,7 +253,7 @@ Result<SetupReport> applySetup(const Answers& a) {
     if (auto s = writeFileAtomic(baseName + QStringLiteral(".csv"), records::renderCsv(report.records, domain).toUtf8()); !s) return s.error();
     if (auto s = writeFileAtomic(baseName + QStringLiteral(".json"), records::renderJson(report.records, domain)); !s) return s.error();
     if (auto s = ensureDirectory(config.dataDir(), 0750); !s) return s.error();
-    if (auto s = shareWithDaemons(config); !s) return s.error();
+    if (auto s = shareWithDaemons(config, &report.notes); !s) return s.error();
     return report;
 }
 

@@ -9,6 +9,10 @@
 // keys kept), and the DNS record files (dns-records.txt/.zone/.csv/.json).
 // As root it also creates the `postern` system user when missing and gives it
 // the data folder and group read access to the secrets the daemons need.
+// Security: on a second run the data folder holds whatever the daemon user put
+// there; it is handed over by descriptor (core/safe_path.h chownTree: links
+// chowned themselves, never followed, hard-linked files left alone and named
+// in the report), and every other write goes through core/atomic_file.h.
 // planChanges() says what applySetup would change, for the confirmation step.
 #pragma once
 
@@ -45,6 +49,7 @@ struct Answers {
 
 struct SetupReport {
     QStringList changes;      // human-readable lines of what was written
+    QStringList notes;        // what was deliberately left alone (e.g. hard-linked files in data_dir)
     QString generatedPassword;
     QList<records::Record> records;
     QString recordsTable;

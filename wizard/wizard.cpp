@@ -325,6 +325,7 @@ int runWizard(const WizardOptions& opt) {
     con.say(QStringLiteral("  configuration, accounts, TLS certificate and DKIM keys in %1").arg(a.configDir));
     if (!report->generatedPassword.isEmpty())
         con.say(QStringLiteral("  password of %1: %2   (shown once; note it now)").arg(a.user, report->generatedPassword));
+    for (const QString& n : report->notes) con.say(QStringLiteral("  note: ") + n);
 
     // 5. DNS records.
     con.say(QStringLiteral("\n== DNS records to publish\n"));
@@ -395,7 +396,7 @@ int launchAndWait(const WizardOptions& opt, const Answers& a) {
     }
     out << "\n== Starting the daemons (" << supervisor << ")" << Qt::endl;
     const QString readyFile = config->runDir() + QStringLiteral("/postern-appliance.ready");
-    QFile::remove(readyFile);
+    (void)removeFile(readyFile);  // run_dir is the daemon user's: core/atomic_file reaches it by SafeDir
     QProcess proc;
     proc.setProcessChannelMode(QProcess::ForwardedChannels);
     proc.start(supervisor, {QStringLiteral("--config"), a.configDir});
@@ -407,9 +408,8 @@ int launchAndWait(const WizardOptions& opt, const Answers& a) {
     t.start();
     QJsonObject ready;
     while (t.elapsed() < 60000 && proc.state() == QProcess::Running) {
-        QFile f(readyFile);
-        if (f.open(QIODevice::ReadOnly)) {
-            ready = QJsonDocument::fromJson(f.readAll()).object();
+        if (const auto bytes = readFile(readyFile, 64 * 1024)) {
+            ready = QJsonDocument::fromJson(*bytes).object();
             if (ready.value(QStringLiteral("pid")).toInteger() == proc.processId()) break;
         }
         QThread::msleep(100);

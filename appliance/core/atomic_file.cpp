@@ -1,7 +1,10 @@
 // atomic_file.cpp — see atomic_file.h.
 #include "atomic_file.h"
 
+#include "safe_path.h"
+
 #include <QDir>
+#include <QFile>
 #include <QFileInfo>
 #include <QRandomGenerator>
 #include <QThread>
@@ -31,6 +34,30 @@ Status writeAll(int fd, const char* data, size_t len, const QString& path) {
     }
     return {};
 }
+bool runningAsRoot() { return ::geteuid() == 0; }
+
+// A folder's descriptor: as root through the link-safe walk (safe_path.h), else open(2).
+struct Folder {
+    FileHandle fd;
+    bool trusted = true;
+};
+
+Result<Folder> openFolder(const QString& dir) {
+    Folder f;
+    if (runningAsRoot()) {
+        auto d = SafeDir::open(dir);
+        if (!d) return d.error();
+        f.fd = FileHandle(::fcntl(d->fd(), F_DUPFD_CLOEXEC, 0));
+        f.trusted = d->trusted();
+    } else {
+        f.fd = FileHandle(::open(QFile::encodeName(dir).constData(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    }
+    if (!f.fd.valid()) {
+        const int err = errno;
+        return Result<Folder>::fail(QStringLiteral("%1: cannot open folder: %2").arg(dir, errnoText(err)), err);
+    }
+    return f;
+}
 }  // namespace
 
 Status syncDirectory(const QString& dir) {
@@ -48,6 +75,10 @@ Status syncDirectory(const QString& dir) {
 }
 
 Status ensureDirectory(const QString& dir, mode_t mode) {
+    if (runningAsRoot()) {
+        auto d = SafeDir::open(QDir(dir).absolutePath(), mode);
+        return d ? Status() : Status(d.error());
+    }
     QFileInfo info(dir);
     if (info.isDir()) return {};
     if (info.exists()) return Status::fail(QStringLiteral("%1 exists and is not a folder").arg(dir));
@@ -63,6 +94,7 @@ Status ensureDirectory(const QString& dir, mode_t mode) {
 }
 
 Result<QByteArray> readFile(const QString& path, qint64 maxBytes) {
+    if (runningAsRoot()) return readFileBelow(QFileInfo(path).absoluteFilePath(), maxBytes);
     int fd = ::open(QFile::encodeName(path).constData(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int err = errno;
@@ -79,7 +111,7 @@ Result<QByteArray> readFile(const QString& path, qint64 maxBytes) {
             return Result<QByteArray>::fail(QStringLiteral("%1: read failed: %2").arg(path, errnoText(err)), err);
         }
         if (n == 0) break;
-        if (out.size() + n > maxBytes) {
+        if (n > maxBytes - out.size()) {
             ::close(fd);
             return Result<QByteArray>::fail(QStringLiteral("%1: larger than %2 bytes").arg(path).arg(maxBytes), EFBIG);
         }
@@ -92,14 +124,22 @@ Result<QByteArray> readFile(const QString& path, qint64 maxBytes) {
 Status writeFileAtomic(const QString& path, const QByteArray& content, mode_t mode) {
     QFileInfo info(path);
     const QString dir = info.absolutePath();
+    const QByteArray name = QFile::encodeName(info.fileName());
+    // Everything below happens relative to the folder's descriptor, so a folder
+    // replaced by a link meanwhile cannot redirect the rename.
+    auto folder = openFolder(dir);
+    if (!folder) return folder.error();
+    const int dirFd = folder->fd.fd();
+    QByteArray tmpName;
     QString tmp;
     int fd = -1;
     for (int attempt = 0; attempt < 16 && fd < 0; ++attempt) {
-        tmp = QStringLiteral("%1/.%2.tmp.%3.%4")
-                  .arg(dir, info.fileName())
-                  .arg(::getpid())
-                  .arg(QRandomGenerator::system()->generate(), 8, 16, QLatin1Char('0'));
-        fd = ::open(QFile::encodeName(tmp).constData(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        tmpName = QFile::encodeName(QStringLiteral(".%1.tmp.%2.%3")
+                                        .arg(info.fileName())
+                                        .arg(::getpid())
+                                        .arg(QRandomGenerator::system()->generate(), 8, 16, QLatin1Char('0')));
+        tmp = dir + QLatin1Char('/') + QFile::decodeName(tmpName);
+        fd = ::openat(dirFd, tmpName.constData(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
         if (fd < 0 && errno != EEXIST) {
             int err = errno;
             return Status::fail(QStringLiteral("%1: cannot create temporary file: %2").arg(tmp, errnoText(err)), err);
@@ -109,13 +149,14 @@ Status writeFileAtomic(const QString& path, const QByteArray& content, mode_t mo
     ::fchmod(fd, mode);  // the umask may have narrowed it; the caller's mode is what was asked for
     // Replacing a file keeps its owner and group (e.g. users is root:postern 0640, so the
     // daemons can read it after dropping root). Only root can do this; others keep theirs.
+    // A link is looked through only in a trusted folder (safe_path.h).
     struct stat old {};
-    if (::geteuid() == 0 && ::stat(QFile::encodeName(path).constData(), &old) == 0) {
+    if (runningAsRoot() && ::fstatat(dirFd, name.constData(), &old, folder->trusted ? 0 : AT_SYMLINK_NOFOLLOW) == 0) {
         if (::fchown(fd, old.st_uid, old.st_gid) != 0) { /* best effort: the new file stays ours */ }
     }
     auto fail = [&](Status st) {
         ::close(fd);
-        ::unlink(QFile::encodeName(tmp).constData());
+        ::unlinkat(dirFd, tmpName.constData(), 0);
         return st;
     };
     if (auto st = writeAll(fd, content.constData(), size_t(content.size()), tmp); !st) return fail(st);
@@ -125,15 +166,33 @@ Status writeFileAtomic(const QString& path, const QByteArray& content, mode_t mo
     }
     if (::close(fd) != 0) {
         int err = errno;
-        ::unlink(QFile::encodeName(tmp).constData());
+        ::unlinkat(dirFd, tmpName.constData(), 0);
         return Status::fail(QStringLiteral("%1: close failed: %2").arg(tmp, errnoText(err)), err);
     }
-    if (::rename(QFile::encodeName(tmp).constData(), QFile::encodeName(path).constData()) != 0) {
+    if (::renameat(dirFd, tmpName.constData(), dirFd, name.constData()) != 0) {
         int err = errno;
-        ::unlink(QFile::encodeName(tmp).constData());
+        ::unlinkat(dirFd, tmpName.constData(), 0);
         return Status::fail(QStringLiteral("%1: rename failed: %2").arg(path, errnoText(err)), err);
     }
-    return syncDirectory(dir);
+    if (::fsync(dirFd) != 0 && errno != EINVAL) {
+        int err = errno;
+        return Status::fail(QStringLiteral("%1: fsync failed: %2").arg(dir, errnoText(err)), err);
+    }
+    return {};
+}
+
+Status removeFile(const QString& path) {
+    const QFileInfo info(path);
+    if (runningAsRoot()) {
+        auto d = SafeDir::open(info.absolutePath());
+        if (!d) return d.error().code == ENOENT ? Status() : Status(d.error());
+        return d->remove(info.fileName());
+    }
+    if (::unlink(QFile::encodeName(path).constData()) != 0 && errno != ENOENT) {
+        int err = errno;
+        return Status::fail(QStringLiteral("%1: cannot remove: %2").arg(path, errnoText(err)), err);
+    }
+    return {};
 }
 
 FileStamp FileStamp::of(const QString& path) {
@@ -181,7 +240,17 @@ void FileLock::release() {
 }
 
 Result<FileLock> FileLock::acquire(const QString& lockPath, Mode mode, int timeoutMs) {
-    int fd = ::open(QFile::encodeName(lockPath).constData(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = -1;
+    if (runningAsRoot()) {
+        const QFileInfo info(lockPath);
+        auto dir = SafeDir::open(info.absolutePath());
+        if (!dir) return dir.error();
+        auto h = dir->openFile(info.fileName(), O_RDWR | O_CREAT, 0600);
+        if (!h) return h.error();
+        fd = h->release();
+    } else {
+        fd = ::open(QFile::encodeName(lockPath).constData(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    }
     if (fd < 0) {
         int err = errno;
         return Result<FileLock>::fail(QStringLiteral("%1: cannot open lock file: %2").arg(lockPath, errnoText(err)), err);

@@ -7,6 +7,9 @@
 //       crash or power loss. When root replaces an existing file, the new file
 //       keeps the old one's owner and group.
 //   syncDirectory(dir)   fsync a folder (after creating/renaming entries in it).
+//   ensureDirectory(dir, mode)  create `dir` and missing parents.
+//   readFile(path, max)  a whole file, refusing more than `max` bytes.
+//   removeFile(path)     unlink; a missing file is not an error.
 //   FileLock             flock(2) on a lock file; exclusive or shared; released
 //                        on destruction or process death (never stale).
 //   FileStamp            (device, inode, size, mtime) of a file, to notice that
@@ -14,7 +17,16 @@
 // All return Result/Status; errno text is in the message.
 //
 // Security: temp names are created with O_EXCL|O_NOFOLLOW, mode given by the
-// caller (secrets use 0600/0640). Limits: none beyond the file system's.
+// caller (secrets use 0600/0640); the temp file, the rename and the folder
+// fsync all go through one descriptor of the folder. When the process runs as
+// root, writeFileAtomic, ensureDirectory, readFile, removeFile and
+// FileLock::acquire reach the folder through SafeDir (safe_path.h): no link
+// planted below a folder another user can write (data_dir for root) is
+// followed, readFile accepts only a regular file (never a FIFO), with one link
+// when its folder is not trusted. Unprivileged callers (the daemons, on their
+// own files) keep plain open(2), which costs nothing on their hot paths and
+// cannot give them more than they have.
+// Limits: none beyond the file system's and safe_path.h's.
 #pragma once
 
 #include "result.h"
@@ -31,6 +43,8 @@ Status syncDirectory(const QString& dir);
 Status ensureDirectory(const QString& dir, mode_t mode = 0755);
 // Read a whole file, refusing files larger than maxBytes.
 Result<QByteArray> readFile(const QString& path, qint64 maxBytes = 64 * 1024 * 1024);
+// Remove a file (not a folder); a missing one is not an error.
+Status removeFile(const QString& path);
 
 struct FileStamp {
     dev_t device = 0;

@@ -1,13 +1,17 @@
 // log.cpp — see log.h.
 #include "log.h"
 
+#include "safe_path.h"
+
 #include <QDateTime>
 #include <QFile>
+#include <QFileInfo>
 #include <QMutex>
 #include <QRandomGenerator>
 
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,6 +25,8 @@ struct State {
     int fd = -1;
     ino_t inode = 0;
     qint64 lastCheckMs = 0;
+    QString error;          // why the file is not open (empty: it is, or none is wanted)
+    QString reportedError;  // the last error said on stderr (each one once)
 };
 State& state() {
     static State s;
@@ -28,13 +34,32 @@ State& state() {
 }
 std::atomic<int> g_minLevel{int(Level::Info)};
 
+void writeAll(int fd, const QByteArray& b);
+
+// As root the file is reached through SafeDir (safe_path.h): the log folder belongs
+// to the daemon user, who could otherwise swap mail.log for a link to any file.
 void openFileLocked(State& s) {
     if (s.fd >= 0) ::close(s.fd);
     s.fd = -1;
+    s.error.clear();
     if (s.options.logFile.isEmpty()) return;
-    s.fd = ::open(QFile::encodeName(s.options.logFile).constData(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (::geteuid() == 0) {
+        const QFileInfo info(s.options.logFile);
+        auto dir = SafeDir::open(info.absolutePath());
+        auto h = dir ? dir->openFile(info.fileName(), O_WRONLY | O_APPEND | O_CREAT, 0640) : Result<FileHandle>(dir.error());
+        if (h) s.fd = h->release();
+        else s.error = h.errorMessage();
+    } else {
+        s.fd = ::open(QFile::encodeName(s.options.logFile).constData(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (s.fd < 0) s.error = QStringLiteral("%1: cannot open: %2").arg(s.options.logFile, QString::fromLocal8Bit(std::strerror(errno)));
+    }
     struct stat st {};
     if (s.fd >= 0 && ::fstat(s.fd, &st) == 0) s.inode = st.st_ino;
+    if (!s.error.isEmpty() && s.error != s.reportedError) {
+        s.reportedError = s.error;
+        const QString who = s.options.program.isEmpty() ? QStringLiteral("postern") : s.options.program;
+        writeAll(STDERR_FILENO, (who + QStringLiteral(": log file not used (logging to stderr): ") + s.error + QLatin1Char('\n')).toUtf8());
+    }
 }
 
 void writeAll(int fd, const QByteArray& b) {
@@ -75,6 +100,13 @@ void init(const Options& options) {
     s.options = options;
     g_minLevel = int(options.minLevel);
     openFileLocked(s);
+    s.lastCheckMs = QDateTime::currentMSecsSinceEpoch();
+}
+
+QString fileError() {
+    State& s = state();
+    QMutexLocker lock(&s.mutex);
+    return s.error;
 }
 
 void setMinLevel(Level level) { g_minLevel = int(level); }
@@ -153,15 +185,17 @@ void write(Level level, QStringView session, QStringView event, const Fields& fi
     const QByteArray bytes = line.toUtf8();
     if (!s.options.logFile.isEmpty()) {
         const qint64 nowMs = now.toMSecsSinceEpoch();
-        if (s.fd < 0 || nowMs - s.lastCheckMs > 1000) {
+        if (nowMs - s.lastCheckMs > 1000) {
             s.lastCheckMs = nowMs;
+            // lstat: a link put in the file's place is a change too (and is then refused as root).
             struct stat st {};
-            if (s.fd < 0 || ::stat(QFile::encodeName(s.options.logFile).constData(), &st) != 0 || st.st_ino != s.inode)
+            if (s.fd < 0 || ::lstat(QFile::encodeName(s.options.logFile).constData(), &st) != 0 || st.st_ino != s.inode)
                 openFileLocked(s);
         }
         if (s.fd >= 0) writeAll(s.fd, bytes);
     }
-    if (s.options.toStderr) writeAll(STDERR_FILENO, bytes);
+    // A wanted file that cannot be used (refused as root, unwritable): stderr takes its place.
+    if (s.options.toStderr || (s.fd < 0 && !s.options.logFile.isEmpty())) writeAll(STDERR_FILENO, bytes);
 }
 
 }  // namespace postern::log

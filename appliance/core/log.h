@@ -11,9 +11,16 @@
 // from any thread (a mutex serialises file writes; each line is one write(2)
 // on an O_APPEND descriptor, so lines of concurrent processes never mix).
 // The file is reopened when it was rotated away (checked at most once a second).
+// fileError() says why the file is not open (empty when it is); the reason is
+// also written to stderr once, and while the file cannot be used every line
+// goes to stderr (even without toStderr), so nothing is lost silently.
 //
 // Security: never pass passwords, AUTH payloads or message bodies. Fields()
 // has no way to mark a value secret on purpose: secrets do not come here.
+// A process running as root (the supervisor for its whole life, a daemon until
+// it drops privileges) opens the file through SafeDir (safe_path.h): a link or
+// a hard link put in place of mail.log by the daemon user, who owns log_dir,
+// is refused rather than written through.
 #pragma once
 
 #include <QByteArray>
@@ -34,6 +41,7 @@ struct Options {
     bool toStderr = true;
 };
 void init(const Options& options);
+QString fileError();
 void setMinLevel(Level level);
 bool enabled(Level level);
 QString program();

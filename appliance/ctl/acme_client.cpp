@@ -232,9 +232,12 @@ public:
         const QByteArray thumb = jwkThumbprint(jwkJson(m_key));
         QStringList written;
         auto cleanup = [&] {
-            for (const QString& f : written) QFile::remove(f);
+            for (const QString& f : written) (void)removeFile(f);
         };
-        if (auto st = ensureDirectory(m_req.challengeDir, 0755); !st) return Result<Issued>::fail(st.errorMessage());
+        // challengeDir is below data_dir, the daemon user's: as root, ensureDirectory,
+        // writeFileAtomic and removeFile reach it by SafeDir and refuse a planted link.
+        if (auto st = ensureDirectory(m_req.challengeDir, 0755); !st)
+            return Result<Issued>::fail(QStringLiteral("challenge folder: %1").arg(st.errorMessage()));
         for (const QJsonValue& authUrl : order.value(QStringLiteral("authorizations")).toArray()) {
             const Response az = post(authUrl.toString(), QByteArray());
             if (az.status != 200) return cleanup(), Result<Issued>::fail(QStringLiteral("authorization: %1").arg(problem(az)));

@@ -13,7 +13,11 @@
 // The caller installs the result (commands_cert.cpp).
 // Limits: responses up to 1 MiB; each request 30 s; polling up to 60 s per
 // authorization/order. Security: keys are written 0600/0640 through
-// core/atomic_file; the account key never leaves this file.
+// core/atomic_file; the account key never leaves this file. The challenge
+// folder lies below data_dir, which the daemon user owns, and this runs as
+// root: it is created, written and cleaned only through core/atomic_file,
+// whose SafeDir walk (core/safe_path.h) refuses a link planted in place of
+// acme/ or challenges/, so root writes nothing outside that folder.
 #pragma once
 
 #include "core/result.h"

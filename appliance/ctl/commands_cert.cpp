@@ -14,6 +14,11 @@
 //   cert renew [--if-due] ACME (acme_client.h) for the mail host and the
 //                         mta-sts./autoconfig. names that resolve; the supervisor
 //                         runs it with --if-due twice a day.
+// Security: runs as root. The challenge answers go below data_dir, which the
+// daemon user owns: the folder is reached and written through core/atomic_file.h,
+// which as root walks it with SafeDir (a link put in place of acme/ or
+// challenges/ is refused, never followed). The log is read the same way; the
+// SIGHUP goes only to a verified supervisor (ctl.h supervisorPid()).
 #include "ctl.h"
 
 #include "core/accounts.h"
@@ -25,6 +30,7 @@
 #include "acme_client.h"
 
 #include <QFile>
+#include <QFileInfo>
 #include <QNetworkInterface>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -89,8 +95,9 @@ int installPair(CtlContext& ctx, const Config& config, const QList<QSslCertifica
     if (auto st = writeFileAtomic(certPath, certPem, 0640); !st) return ctx.fail(st.errorMessage());
     ctx.out << "installed " << certPath << " (" << names.join(QStringLiteral(", ")) << "; until "
             << chain.first().expiryDate().toString(Qt::ISODate) << ")" << Qt::endl;
-    QFile sf(config.runDir() + QStringLiteral("/postern-appliance.status"));
-    const qint64 pid = sf.open(QIODevice::ReadOnly) ? QJsonDocument::fromJson(sf.readAll()).object().value(QStringLiteral("pid")).toInteger() : 0;
+    // The pid comes from a root-owned status file and must be postern-appliance (ctl.h):
+    // the daemon user, who owns run_dir, must not choose whom root sends SIGHUP to.
+    const qint64 pid = supervisorPid(config);
     if (pid > 1 && ::kill(pid_t(pid), SIGHUP) == 0) ctx.out << "daemons told to reload (new connections use the new certificate)" << Qt::endl;
     else ctx.out << "the supervisor is not running: the certificate is used at the next start" << Qt::endl;
     return 0;
@@ -141,8 +148,8 @@ int certRenew(CtlContext& ctx) {
         else ctx.out << "skipping " << n << " (no address in DNS yet)" << Qt::endl;
     }
     // HTTP-01 needs postern-webd answering on the http listener.
-    QFile ready(readyFilePath(config, QStringLiteral("postern-webd")));
-    if (!ready.open(QIODevice::ReadOnly) || !QJsonDocument::fromJson(ready.readAll()).object().value(QStringLiteral("listeners")).toObject().contains(QStringLiteral("http")))
+    const auto ready = readFile(readyFilePath(config, QStringLiteral("postern-webd")), 64 * 1024);
+    if (!ready || !QJsonDocument::fromJson(*ready).object().value(QStringLiteral("listeners")).toObject().contains(QStringLiteral("http")))
         return ctx.fail(QStringLiteral("postern-webd is not serving HTTP (http.listen): the CA could not check the challenge"));
     acme::Request req;
     req.directoryUrl = config.string(QStringLiteral("acme.directory"));
@@ -186,8 +193,12 @@ int logSearch(CtlContext& ctx) {
     const QString term = ctx.args.first();
     QStringList lines;
     for (const QString& name : {QStringLiteral("mail.log.1"), QStringLiteral("mail.log")}) {
-        QFile f(config.logDir() + QLatin1Char('/') + name);
-        if (!f.open(QIODevice::ReadOnly)) continue;
+        QFile f;
+        QString why;
+        if (!openDaemonFile(f, config.logDir() + QLatin1Char('/') + name, &why)) {
+            if (QFileInfo::exists(config.logDir() + QLatin1Char('/') + name)) ctx.err << "posternctl: " << why << Qt::endl;
+            continue;
+        }
         while (!f.atEnd()) lines << QString::fromUtf8(f.readLine(64 * 1024)).trimmed();
     }
     if (lines.isEmpty()) return ctx.fail(QStringLiteral("no log in %1").arg(config.logDir()));

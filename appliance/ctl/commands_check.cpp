@@ -21,6 +21,7 @@
 #include "ctl.h"
 
 #include "core/address.h"
+#include "core/atomic_file.h"
 #include "core/process.h"
 
 #include <QElapsedTimer>
@@ -259,9 +260,10 @@ QMap<QString, QStringList> listenerAddresses(const Config& config) {
     QMap<QString, QStringList> out;
     for (const QString& program : {QStringLiteral("postern-smtpd"), QStringLiteral("postern-imapd"), QStringLiteral("postern-pop3d"),
                                    QStringLiteral("postern-webd")}) {
-        QFile f(readyFilePath(config, program));
-        if (!f.open(QIODevice::ReadOnly)) continue;
-        const QJsonObject l = QJsonDocument::fromJson(f.readAll()).object().value(QStringLiteral("listeners")).toObject();
+        // In the daemon user's run_dir: read with core/atomic_file.h (as root no link or FIFO is followed).
+        const auto ready = readFile(readyFilePath(config, program), 64 * 1024);
+        if (!ready) continue;
+        const QJsonObject l = QJsonDocument::fromJson(*ready).object().value(QStringLiteral("listeners")).toObject();
         for (auto it = l.begin(); it != l.end(); ++it)
             for (const QJsonValue& v : it.value().toArray()) out[it.key()] << v.toString();
     }

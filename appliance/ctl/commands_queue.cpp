@@ -9,6 +9,9 @@
 // Messages in active/ are being delivered by postern-queued at this moment: they
 // are shown but not changed (try again in a moment).
 // Security: ids are validated before any path is built (spool::isValidQueueId).
+// Every queue command first gives up root for system_user (CtlContext::
+// runAsDaemonUser): the spool belongs to the daemon user, who could otherwise
+// point its files and folders at files of root's.
 #include "ctl.h"
 
 #include "common/mail/message.h"
@@ -54,7 +57,7 @@ int findMessage(CtlContext& ctx, const Config& config, QString* state, spool::En
 
 int queueList(CtlContext& ctx) {
     Config config;
-    if (!ctx.loadConfig(config)) return 1;
+    if (!ctx.loadConfig(config) || !ctx.runAsDaemonUser(config)) return 1;
     QStringList errors;
     const QList<spool::QueueEntry> entries = spool::listQueue(config.queueDir(), &errors);
     for (const QString& e : errors) ctx.err << "posternctl: " << e << Qt::endl;
@@ -80,7 +83,7 @@ int queueList(CtlContext& ctx) {
 
 int queueShow(CtlContext& ctx) {
     Config config;
-    if (!ctx.loadConfig(config)) return 1;
+    if (!ctx.loadConfig(config) || !ctx.runAsDaemonUser(config)) return 1;
     QString state;
     spool::Envelope e;
     if (int rc = findMessage(ctx, config, &state, &e)) return rc;
@@ -119,7 +122,7 @@ Status makeDue(const Config& config, const QString& state, spool::Envelope e) {
 
 int queueRetry(CtlContext& ctx) {
     Config config;
-    if (!ctx.loadConfig(config)) return 1;
+    if (!ctx.loadConfig(config) || !ctx.runAsDaemonUser(config)) return 1;
     if (ctx.has(QStringLiteral("all"))) {
         int n = 0;
         for (const spool::QueueEntry& q : spool::listQueue(config.queueDir())) {
@@ -143,7 +146,7 @@ int queueRetry(CtlContext& ctx) {
 
 int queueMove(CtlContext& ctx, const QStringList& from, const QString& to, const QString& verb) {
     Config config;
-    if (!ctx.loadConfig(config)) return 1;
+    if (!ctx.loadConfig(config) || !ctx.runAsDaemonUser(config)) return 1;
     if (ctx.args.size() != 1) return ctx.usage(QStringLiteral("queue %1 ID").arg(verb));
     QString state;
     spool::Envelope e;

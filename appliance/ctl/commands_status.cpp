@@ -1,16 +1,19 @@
 // commands_status.cpp — posternctl status and dkim list|rotate|remove-retired.
-//   status  what the supervisor reports (<run_dir>/postern-appliance.status):
-//           each daemon, its state and listeners, restarts; the queue size; the
-//           certificate's names and expiry. Exit 1 when the supervisor is not
-//           running or a service is not running.
+//   status  what the supervisor reports (<run_dir>/postern-appliance.status,
+//           trusted only when root wrote it: ctl.h supervisorPid()): each daemon,
+//           its state and listeners, restarts, why it keeps restarting; the queue
+//           size (counted by file name); the certificate's names and expiry.
+//           Exit 1 when the supervisor is not running or a service is not running.
 //   dkim    the DKIM key store (core/dkim_keys.h).
 #include "ctl.h"
 
 #include "common/spool/queue.h"
 
 #include "core/dkim_keys.h"
+#include "core/safe_path.h"
 #include "core/tls.h"
 
+#include <QDir>
 #include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -22,14 +25,30 @@ namespace postern::ctl {
 
 namespace {
 
+qsizetype queuedCount(const Config& config) {
+    qsizetype n = 0;
+    for (const QString& state : spool::queueStates()) {
+        const QString folder = config.queueDir() + QLatin1Char('/') + state;
+        QStringList names;
+        if (::geteuid() == 0) {
+            auto dir = SafeDir::open(folder);
+            if (dir) names = dir->entries().valueOr({});
+        } else {
+            names = QDir(folder).entryList(QDir::Files);
+        }
+        for (const QString& name : std::as_const(names))
+            if (name.endsWith(QStringLiteral(".env")) && spool::isValidQueueId(name.chopped(4))) ++n;
+    }
+    return n;
+}
+
 int status(CtlContext& ctx) {
     Config config;
     if (!ctx.loadConfig(config)) return 1;
     int rc = 0;
-    QFile f(config.runDir() + QStringLiteral("/postern-appliance.status"));
-    const QJsonObject st = f.open(QIODevice::ReadOnly) ? QJsonDocument::fromJson(f.readAll()).object() : QJsonObject();
-    const qint64 pid = st.value(QStringLiteral("pid")).toInteger();
-    if (st.isEmpty() || pid <= 0 || ::kill(pid_t(pid), 0) != 0) {
+    QJsonObject st;
+    const qint64 pid = supervisorPid(config, &st);
+    if (pid == 0) {
         ctx.out << "supervisor: not running" << Qt::endl;
         rc = 1;
     } else {
@@ -46,12 +65,13 @@ int status(CtlContext& ctx) {
             if (s.value(QStringLiteral("restarts")).toInt() > 0) ctx.out << " restarts " << s.value(QStringLiteral("restarts")).toInt();
             if (!listeners.isEmpty()) ctx.out << "  " << listeners.join(QLatin1Char(' '));
             ctx.out << Qt::endl;
+            // Why a daemon keeps restarting (its last stderr line, e.g. a folder it cannot write).
+            if (s.contains(QStringLiteral("error"))) ctx.out << "    " << s.value(QStringLiteral("error")).toString() << Qt::endl;
             if (state != u"running" && state != u"disabled") rc = 1;
         }
     }
-    QStringList errors;
-    const auto queue = spool::listQueue(config.queueDir(), &errors);
-    ctx.out << "queue: " << queue.size() << " message(s)" << (errors.isEmpty() ? QString() : QStringLiteral(", %1 unreadable").arg(errors.size())) << Qt::endl;
+    // Counted by name, without opening the daemon user's files as root (queue list reads them as that user).
+    ctx.out << "queue: " << queuedCount(config) << " message(s)" << Qt::endl;
     auto cert = certificateInfo(config.path(QStringLiteral("tls.cert")));
     if (cert) {
         const qint64 days = QDateTime::currentDateTimeUtc().daysTo(cert->notAfter);

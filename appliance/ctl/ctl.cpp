@@ -2,10 +2,19 @@
 #include "ctl.h"
 
 #include "core/password.h"
+#include "core/process.h"
+#include "core/safe_path.h"
 
 #include <QFile>
+#include <QFileInfo>
+#include <QJsonDocument>
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <fcntl.h>
 #include <termios.h>
+#include <limits>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace postern::ctl {
@@ -28,6 +37,61 @@ int CtlContext::fail(const QString& message) const {
 int CtlContext::usage(const QString& message) const {
     err << "posternctl: " << message << Qt::endl;
     return 2;
+}
+
+bool CtlContext::runAsDaemonUser(const Config& config) const {
+    if (::geteuid() != 0) return true;
+    if (auto st = dropPrivileges(config.value(QStringLiteral("system_user"))); !st) {
+        err << "posternctl: " << st.errorMessage() << Qt::endl;
+        return false;
+    }
+    return true;
+}
+
+bool openDaemonFile(QFile& file, const QString& path, QString* error) {
+    if (::geteuid() != 0) {
+        file.setFileName(path);
+        if (file.open(QIODevice::ReadOnly)) return true;
+        *error = QStringLiteral("%1: %2").arg(path, file.errorString());
+        return false;
+    }
+    const QFileInfo info(path);
+    auto dir = SafeDir::open(info.absolutePath());
+    auto h = dir ? dir->openFile(info.fileName(), O_RDONLY) : Result<FileHandle>(dir.error());
+    if (!h) {
+        *error = h.errorMessage();
+        return false;
+    }
+    const int fd = h->release();
+    if (!file.open(fd, QIODevice::ReadOnly, QFileDevice::AutoCloseHandle)) {
+        ::close(fd);
+        *error = QStringLiteral("%1: %2").arg(path, file.errorString());
+        return false;
+    }
+    return true;
+}
+
+qint64 supervisorPid(const Config& config, QJsonObject* status) {
+    const QString path = config.runDir() + QStringLiteral("/postern-appliance.status");
+    auto dir = SafeDir::open(config.runDir());
+    if (!dir) return 0;
+    auto h = dir->openFile(QStringLiteral("postern-appliance.status"), O_RDONLY);
+    if (!h) return 0;
+    struct stat st {};
+    // The supervisor runs as root and writes this file as root; the daemon user, who owns
+    // run_dir, can replace it but not with a file of root's.
+    if (::fstat(h->fd(), &st) != 0 || (st.st_uid != 0 && st.st_uid != ::geteuid())) return 0;
+    QFile f;
+    if (!f.open(h->release(), QIODevice::ReadOnly, QFileDevice::AutoCloseHandle)) return 0;
+    const QJsonObject o = QJsonDocument::fromJson(f.read(1024 * 1024)).object();
+    if (status) *status = o;
+    const qint64 pid = o.value(QStringLiteral("pid")).toInteger();
+    if (pid <= 1 || pid > std::numeric_limits<pid_t>::max()) return 0;
+    if (::kill(pid_t(pid), 0) != 0 && errno != EPERM) return 0;
+    // And it is the supervisor, not whatever process got that pid since (comm is cut at 15 bytes).
+    QFile comm(QStringLiteral("/proc/%1/comm").arg(pid));
+    if (!comm.open(QIODevice::ReadOnly) || comm.readLine(64).trimmed() != QByteArrayLiteral("postern-appliance").left(15)) return 0;
+    return pid;
 }
 
 QList<Command> allCommands() {

@@ -8,10 +8,20 @@
 // Handlers get a CtlContext (config folder, parsed options, output streams)
 // and return the exit status: 0 ok, 1 operation failed, 2 usage error.
 // Every error is one clear line on stderr starting with "posternctl: ".
+//
+// Security: posternctl usually runs as root. The daemon user owns data_dir, so
+// every file there (queue, ready and status files, the log) is either handled
+// as that user (the queue commands call runAsDaemonUser() first and drop root
+// for good) or reached through core/safe_path.h (no link planted there is
+// followed, no FIFO opened, no hard link read). The supervisor's pid, to which
+// `cert install`/`cert renew` send SIGHUP, is taken only from a status file
+// owned by root and only when that process is postern-appliance (supervisorPid()).
 #pragma once
 
 #include "core/config.h"
 
+#include <QFile>
+#include <QJsonObject>
 #include <QStringList>
 #include <QTextStream>
 #include <functional>
@@ -30,7 +40,19 @@ struct CtlContext {
     bool loadConfig(Config& config) const;
     int fail(const QString& message) const;   // prints, returns 1
     int usage(const QString& message) const;  // prints, returns 2
+    // As root: become system_user for the rest of this process (files of the daemons
+    // are then created, moved and read with the daemons' rights). False (message
+    // printed) when that fails; true when not root.
+    bool runAsDaemonUser(const Config& config) const;
 };
+
+// The running supervisor's pid from <run_dir>/postern-appliance.status, or 0: the file
+// must be a regular file owned by root (or by us, when we are not root), and the
+// process must exist and be postern-appliance.
+qint64 supervisorPid(const Config& config, QJsonObject* status = nullptr);
+// A file below a folder the daemon user may write, opened for reading line by line
+// (as root through SafeDir); false with `error` set when refused or missing.
+bool openDaemonFile(QFile& file, const QString& path, QString* error);
 
 struct Command {
     QStringList words;      // e.g. {"user", "add"}

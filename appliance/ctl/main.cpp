@@ -1,4 +1,17 @@
 // main.cpp — posternctl, the administration command. See ctl.h.
+//
+// Security:
+//   Exposes: no port. Network use is outgoing only: DNS queries, the ACME CA
+//   (cert renew, HTTPS), and `check` connecting to our own listeners.
+//   Runs as: whoever calls it, normally root (the supervisor runs `cert renew`
+//   as root). The queue commands drop to system_user first and for good.
+//   Writes: the config folder (postern.conf, domains, users, aliases, DKIM and
+//   TLS keys, dns-records.*; atomically, keeping owners), ACME challenge answers
+//   in data_dir/acme/challenges (reached by SafeDir: a link planted there is
+//   refused), queue files (as system_user). Reads the status, ready and log
+//   files in data_dir through SafeDir; sends SIGHUP only to a supervisor whose
+//   status file root wrote (ctl.h supervisorPid()).
+//   An attacker who controls it is root: it is the administrator's tool.
 #include "ctl.h"
 
 #include <QCoreApplication>

@@ -1,6 +1,21 @@
 // main.cpp — postern-appliance: the supervisor (see supervisor.h).
 // Usage: postern-appliance [--config DIR]. Runs in the foreground (PID 1 in
 // the container, a systemd service in the VM); logs to stderr and mail.log.
+//
+// Security:
+//   Exposes: no port and no network input. Its inputs are the configuration,
+//   signals, the daemons' exit status and stderr, and their ready files in
+//   run_dir (which the daemon user owns).
+//   Runs as: root, all its life (it starts the daemons as root so they can bind
+//   ports below 1024, and restarts them; it starts `posternctl cert renew
+//   --if-due` twice a day).
+//   Writes: run/postern-appliance.status and .ready and mail.log, in folders the
+//   daemon user owns, only through core/atomic_file.h and core/log.h, which as
+//   root reach them by SafeDir (core/safe_path.h): a link, hard link or FIFO put
+//   there is refused, never followed (a refused mail.log means stderr only).
+//   Ready files are read the same way (a FIFO cannot block it).
+//   An attacker who controls it is root. It parses no network data, and what it
+//   reads from the daemon user's folders decides nothing but its own display.
 #include "supervisor.h"
 
 #include "common/unix_signals.h"
@@ -37,7 +52,9 @@ int main(int argc, char** argv) {
         QTextStream(stderr) << "postern-appliance: " << config.errorMessage() << "\n";
         return 78;
     }
-    initDaemonLogging(*config, QStringLiteral("postern-appliance"));
+    // A log file root must not write through (a link planted in log_dir) is refused and
+    // said on stderr; the supervisor keeps running and logs to stderr only.
+    (void)initDaemonLogging(*config, QStringLiteral("postern-appliance"));
     log::info(u"supervisor.starting", log::Fields().add("config", configDir).add("pid1", ::getpid() == 1));
     Supervisor supervisor(configDir, *config);
     UnixSignals* sigs = UnixSignals::install(&app);

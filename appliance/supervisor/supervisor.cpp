@@ -13,11 +13,26 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 
+#include <cerrno>
 #include <csignal>
 #include <sys/wait.h>
 #include <unistd.h>
 
 namespace postern {
+
+namespace {
+void writeAllStderr(const QByteArray& b) {
+    const char* p = b.constData();
+    size_t left = size_t(b.size());
+    while (left > 0) {
+        const ssize_t n = ::write(STDERR_FILENO, p, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        p += n;
+        left -= size_t(n);
+    }
+}
+}  // namespace
 
 const QList<ServiceSpec>& serviceTable() {
     static const QList<ServiceSpec> table = {
@@ -104,7 +119,7 @@ void Supervisor::start() {
     m_maintenance.start();
     QTimer::singleShot(5 * 60 * 1000, this, &Supervisor::runMaintenance);  // soon after start, once the web daemon listens
     if (auto st = ensureDirectory(m_config.runDir(), 0755); !st) log::error(u"supervisor.run_dir", log::Fields().add("error", st.errorMessage()));
-    QFile::remove(m_config.runDir() + QStringLiteral("/postern-appliance.ready"));
+    (void)removeFile(m_config.runDir() + QStringLiteral("/postern-appliance.ready"));
     for (const ServiceSpec& spec : serviceTable()) {
         auto s = std::make_shared<Service>();
         s->spec = spec;
@@ -131,14 +146,19 @@ void Supervisor::start() {
 
 void Supervisor::launch(Service& s) {
     if (m_stopping) return;
-    QFile::remove(readyFilePath(m_config, s.spec.program));
+    (void)removeFile(readyFilePath(m_config, s.spec.program));
     s.process = std::make_unique<QProcess>();
-    s.process->setProcessChannelMode(QProcess::ForwardedChannels);
+    // stdout passes through; stderr is read here, passed on, and its last line kept:
+    // a daemon that refuses to start says why there (e.g. a folder it cannot write).
+    s.process->setProcessChannelMode(QProcess::ForwardedOutputChannel);
+    s.lastError.clear();
+    s.stderrPartial.clear();
     s.process->setInputChannelMode(QProcess::ForwardedInputChannel);
     s.process->setProgram(s.binary);
     s.process->setArguments({QStringLiteral("--config"), m_configDir});
     Service* raw = &s;
     connect(s.process.get(), &QProcess::finished, this, [this, raw](int code, QProcess::ExitStatus st) { onFinished(*raw, code, st); });
+    connect(s.process.get(), &QProcess::readyReadStandardError, this, [raw] { passOnStderr(*raw); });
     connect(s.process.get(), &QProcess::errorOccurred, this, [this, raw](QProcess::ProcessError e) {
         if (e == QProcess::FailedToStart) onFinished(*raw, -1, QProcess::CrashExit);
     });
@@ -157,9 +177,10 @@ void Supervisor::checkReady(Service& s) {
         s.readyPoll.stop();
         return;
     }
-    QFile f(readyFilePath(m_config, s.spec.program));
-    if (f.open(QIODevice::ReadOnly)) {
-        const QJsonObject o = QJsonDocument::fromJson(f.readAll()).object();
+    // Read as root from the daemon user's run_dir: readFile refuses links, FIFOs and hard links there.
+    const auto bytes = readFile(readyFilePath(m_config, s.spec.program), kMaxReadyFileBytes);
+    if (bytes) {
+        const QJsonObject o = QJsonDocument::fromJson(*bytes).object();
         if (o.value(QStringLiteral("pid")).toInteger() == s.process->processId()) {
             s.readyPoll.stop();
             s.state = State::Ready;
@@ -182,14 +203,31 @@ void Supervisor::checkReady(Service& s) {
     }
 }
 
+void Supervisor::passOnStderr(Service& s) {
+    if (!s.process) return;
+    const QByteArray chunk = s.process->readAllStandardError();
+    writeAllStderr(chunk);
+    // Keep the last complete non-empty line (bounded: a line longer than kMaxErrorLine is cut).
+    s.stderrPartial += chunk;
+    for (qsizetype nl; (nl = s.stderrPartial.indexOf('\n')) >= 0;) {
+        const QByteArray line = s.stderrPartial.left(nl).trimmed();
+        s.stderrPartial.remove(0, nl + 1);
+        if (!line.isEmpty()) s.lastError = QString::fromUtf8(line.left(kMaxErrorLine));
+    }
+    if (s.stderrPartial.size() > kMaxErrorLine) s.stderrPartial = s.stderrPartial.right(kMaxErrorLine);
+}
+
 void Supervisor::onFinished(Service& s, int code, QProcess::ExitStatus status) {
     s.readyPoll.stop();
     const qint64 ranMs = s.upSince.isValid() ? s.upSince.elapsed() : 0;
+    const bool wasReady = s.state == State::Ready;
     if (s.process) {
+        passOnStderr(s);
+        if (!s.stderrPartial.trimmed().isEmpty()) s.lastError = QString::fromUtf8(s.stderrPartial.trimmed().left(kMaxErrorLine));
         s.process->disconnect(this);
         s.process.release()->deleteLater();
     }
-    QFile::remove(readyFilePath(m_config, s.spec.program));
+    (void)removeFile(readyFilePath(m_config, s.spec.program));
     if (m_stopping || s.disableOnExit) {
         s.state = m_stopping ? State::Stopped : State::Disabled;
         s.disableOnExit = false;
@@ -199,13 +237,15 @@ void Supervisor::onFinished(Service& s, int code, QProcess::ExitStatus status) {
     if (ranMs > 60'000) s.backoffMs = 1000;  // it ran well; start the back-off over
     ++s.restarts;
     s.state = State::Backoff;
-    log::error(u"supervisor.exited",
-               log::Fields()
-                   .add("service", s.spec.program)
-                   .add("code", code)
-                   .add("crashed", status == QProcess::CrashExit)
-                   .add("ran_ms", ranMs)
-                   .add("restart_in_ms", s.backoffMs));
+    log::Fields fields;
+    fields.add("service", s.spec.program)
+        .add("code", code)
+        .add("crashed", status == QProcess::CrashExit)
+        .add("ran_ms", ranMs)
+        .add("restart_in_ms", s.backoffMs);
+    // A daemon that exits before it was ready refused to start: its last stderr line says why.
+    if (!wasReady && !s.lastError.isEmpty()) fields.add("error", s.lastError);
+    log::error(u"supervisor.exited", fields);
     s.backoffTimer.start(int(s.backoffMs));
     s.backoffMs = std::min<qint64>(s.backoffMs * 2, 60'000);
     writeState();
@@ -225,6 +265,7 @@ void Supervisor::writeState() {
         o.insert(QStringLiteral("restarts"), s->restarts);
         if (s->process) o.insert(QStringLiteral("pid"), qint64(s->process->processId()));
         if (s->state == State::Ready) o.insert(QStringLiteral("since"), s->startedAt.toString(Qt::ISODate));
+        if (s->state == State::Backoff && !s->lastError.isEmpty()) o.insert(QStringLiteral("error"), s->lastError);
         QJsonObject l;
         for (auto it = s->listeners.cbegin(); it != s->listeners.cend(); ++it) {
             l.insert(it.key(), QJsonArray::fromStringList(it.value()));
@@ -254,7 +295,7 @@ void Supervisor::writeState() {
 
 void Supervisor::stop(std::function<void()> done) {
     m_stopping = true;
-    QFile::remove(m_config.runDir() + QStringLiteral("/postern-appliance.ready"));
+    (void)removeFile(m_config.runDir() + QStringLiteral("/postern-appliance.ready"));
     for (const auto& s : m_services) {
         s->backoffTimer.stop();
         s->readyPoll.stop();

@@ -17,6 +17,19 @@
 // children QProcess waits for (waitid with WNOWAIT first).
 // State for `posternctl status`: <run_dir>/postern-appliance.status (JSON),
 // and <run_dir>/postern-appliance.ready once every service is ready.
+// A daemon's stderr is passed on to ours; its last line is kept, so a daemon
+// that exits before it is ready (e.g. "cannot write /x/data/mail as user
+// postern ...") is logged as supervisor.exited with error="<that line>" and
+// shown as "error" in the status file until it runs again.
+//
+// Security: runs as root for its whole life (it must start the daemons as
+// root so they can bind ports below 1024). It reads the daemons' ready files
+// and writes its own status/ready files and mail.log in folders the daemon
+// user owns: all of it goes through core/atomic_file.h and core/log.h, which
+// reach those folders by SafeDir (core/safe_path.h) when running as root, so a
+// link, hard link or FIFO the daemon user plants there is refused, never
+// followed. Limits: a ready file is read up to kMaxReadyFileBytes; a kept
+// stderr line up to kMaxErrorLine bytes.
 #pragma once
 
 #include "core/config.h"
@@ -33,6 +46,9 @@
 #include <memory>
 
 namespace postern {
+
+inline constexpr qint64 kMaxReadyFileBytes = 64 * 1024;
+inline constexpr qsizetype kMaxErrorLine = 1000;
 
 struct ServiceSpec {
     QString program;
@@ -68,7 +84,10 @@ private:
         QTimer backoffTimer;
         qint64 readyDeadlineMs = 0;
         bool disableOnExit = false;  // stopped by a reload that disabled it: do not restart
+        QString lastError;           // last non-empty stderr line of the current/last run
+        QByteArray stderrPartial;    // an unfinished stderr line
     };
+    static void passOnStderr(Service& s);
     QString findBinary(const QString& program) const;
     bool enabled(const ServiceSpec& s) const;
     void launch(Service& s);

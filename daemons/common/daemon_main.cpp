@@ -57,7 +57,11 @@ int runDaemon(int argc, char** argv, const DaemonSpec& spec) {
         return kExitConfig;
     }
     Config config = std::move(*loaded);
-    initDaemonLogging(config, spec.program);
+    if (auto st = initDaemonLogging(config, spec.program); !st) {
+        // As root a link or hard link in place of mail.log (or of log_dir) is refused: say so, do not start.
+        err << spec.program << ": " << st.errorMessage() << "\n";
+        return 1;
+    }
     auto server = spec.create(config, &app);
     if (!server) {
         log::error(u"start.failed", log::Fields().add("error", server.errorMessage()));
@@ -72,16 +76,27 @@ int runDaemon(int argc, char** argv, const DaemonSpec& spec) {
     }
     // Before "ready": a signal that comes from then on is handled (queued until the loop runs).
     UnixSignals* unixSignals = UnixSignals::install(&app);
+    auto startFailed = [&](const Status& st) {
+        log::error(u"start.failed", log::Fields().add("error", st.errorMessage()));
+        err << spec.program << ": " << st.errorMessage() << "\n";
+        err.flush();
+        return 1;
+    };
     if (::geteuid() == 0) {
         const QString user = config.value(QStringLiteral("system_user"));
         Status st = handOverStateToUser(config, user);
         if (st) st = dropPrivileges(user);
-        if (!st) {
-            log::error(u"start.failed", log::Fields().add("error", st.errorMessage()));
-            err << spec.program << ": " << st.errorMessage() << "\n";
-            return 1;
-        }
+        if (!st) return startFailed(st);
     }
+    // Not ready unless every folder this daemon writes takes a new file (issue 16, defect 10):
+    // a daemon that cannot store must not accept mail only to answer 451 to all of it.
+    QStringList folders{config.runDir(), config.logDir()};
+    if (spec.writableFolders) folders << spec.writableFolders(config);
+    folders.removeDuplicates();
+    for (const QString& folder : std::as_const(folders))
+        if (auto st = checkFolderWritable(folder); !st) return startFailed(st);
+    if (spec.started)
+        if (auto st = spec.started(); !st) return startFailed(st);
     // More processes on the same sockets (workers.h): limits are then counted in a shared file.
     const int processes = spec.processesSetting.isEmpty() ? 1 : resolveProcessCount(config.integer(spec.processesSetting), SharedCounters::kColumns);
     std::unique_ptr<WorkerPool> workers;

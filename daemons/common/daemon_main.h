@@ -3,10 +3,18 @@
 // runDaemon(argc, argv, spec):
 //   1. parses --config DIR (else $POSTERN_CONFIG, else /etc/postern), --help, --version;
 //   2. loads the configuration (errors: message on stderr, exit 78 = EX_CONFIG);
-//   3. starts logging (mail.log in log_dir, stderr);
+//   3. starts logging (mail.log in log_dir, stderr; exit 1 when root would have
+//      to write through a link or hard link planted there);
 //   4. spec.create() builds the daemon's objects and its DaemonServer, which
 //      binds its listeners (exit 1 with the reason when a bind fails);
-//   5. drops root to `system_user` when started as root (exit 1 if it cannot);
+//   5. when started as root: hands the state folders to `system_user` (core/
+//      process.h; a link planted in their place is refused) and drops root
+//      (exit 1 if it cannot);
+//   5b. checks that it can create, fsync, rename and remove a file in the run
+//      and log folders and in every folder of spec.writableFolders; exit 1 with
+//      one line naming the folder, the user and the fix when it cannot, before
+//      any ready file (so the supervisor restarts it with back-off and logs why);
+//      then spec.started() (opens what must be opened as the daemon user);
 //   6. starts worker processes on the same sockets when spec.processesSetting
 //      asks for more than one (workers.h), and writes <run_dir>/<program>.ready
 //      with the real addresses (the first process only);
@@ -30,6 +38,11 @@ struct DaemonSpec {
     std::function<Result<DaemonServer*>(Config& config, QObject* parent)> create;
     std::function<void(DaemonServer* server)> reloaded;   // optional
     std::function<void()> stopping;                        // optional, before shutdown starts
+    // Optional: the folders this daemon writes besides run_dir and log_dir (step 5b).
+    std::function<QStringList(const Config& config)> writableFolders;
+    // Optional: after privileges are dropped and the folders checked, before "ready";
+    // files shared with other daemons are opened here, never as root. A failure stops the start.
+    std::function<Status()> started;
     // Optional: the Int setting with the number of processes (0 = one per CPU core).
     // With more than one, the first process starts the others after step 5 (workers.h).
     QString processesSetting;

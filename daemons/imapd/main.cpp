@@ -1,4 +1,22 @@
 // main.cpp — postern-imapd: IMAP on imap.listen (STARTTLS) and imaps.listen (implicit TLS).
+//
+// Security:
+//   Exposes: imap.listen (143) and imaps.listen (993) to the Internet: IMAP
+//   commands and literals from anyone before login (small limits), and every
+//   command of a logged-in user after it.
+//   Runs as: started as root (by postern-appliance) only to bind its ports;
+//   before the first connection runDaemon() (common/daemon_main.h) hands the
+//   state folders to system_user by descriptor (core/process.h; a link planted
+//   there is refused), drops root for good (initgroups/setgid/setuid, checked)
+//   and refuses to start unless it can write every folder it needs.
+//   With imap.processes > 1 the first process starts the workers only after
+//   that; workers never run as root.
+//   Writes (as system_user): the Maildirs below mail/ (flags, COPY/MOVE,
+//   APPEND, EXPUNGE, dovecot-uidlist, subscriptions, the SQLite index files),
+//   run/ (ready file, stats, counters, auth-throttle) and mail.log. Reads the
+//   accounts and the TLS key (root's, readable by its group).
+//   An attacker who controls it gets system_user: every mailbox of every user,
+//   the password hashes and keys its group may read, the queue. Not root.
 #include "imap_index.h"
 #include "imap_session.h"
 
@@ -71,8 +89,6 @@ int main(int argc, char** argv) {
         d.accounts->current(&error);
         if (!error.isEmpty()) return Result<DaemonServer*>::fail(QStringLiteral("accounts: %1").arg(error));
         d.auth = std::make_unique<Authenticator>(config, d.accounts.get());
-        if (auto t = d.auth->openSharedThrottle(); !t)
-            log::warn(u"auth.throttle_not_shared", log::Fields().add("error", t.errorMessage()));
         d.backend = std::make_unique<LocalImapBackend>(*d.accounts, *d.auth);
         d.sessionConfig = sessionConfig(config);
         auto* server = new DaemonServer(
@@ -99,6 +115,13 @@ int main(int argc, char** argv) {
         });
         sweep->start();
         return server;
+    };
+    spec.writableFolders = [](const Config& config) { return QStringList{config.mailDir()}; };
+    // As the mail user, never as root: the throttle file is in run_dir, which it owns.
+    spec.started = []() -> Status {
+        if (auto t = d.auth->openSharedThrottle(); !t)
+            log::warn(u"auth.throttle_not_shared", log::Fields().add("error", t.errorMessage()));
+        return {};
     };
     spec.reloaded = [](DaemonServer*) {
         d.sessionConfig = sessionConfig(*d.config);

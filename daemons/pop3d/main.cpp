@@ -1,4 +1,18 @@
 // main.cpp — postern-pop3d: POP3 on pop3.listen (STLS) and pop3s.listen (implicit TLS).
+//
+// Security:
+//   Exposes: pop3.listen (110) and pop3s.listen (995) to the Internet: POP3
+//   command lines from anyone (USER/PASS, AUTH), then a user's commands.
+//   Runs as: started as root (by postern-appliance) only to bind its ports;
+//   before the first connection runDaemon() (common/daemon_main.h) hands the
+//   state folders to system_user by descriptor (core/process.h; a link planted
+//   there is refused), drops root for good (initgroups/setgid/setuid, checked)
+//   and refuses to start unless it can write every folder it needs.
+//   Writes (as system_user): the Maildirs below mail/ (DELE, dovecot-uidlist),
+//   run/ (ready file, stats, auth-throttle) and mail.log. Reads the accounts
+//   and the TLS key (root's, readable by its group).
+//   An attacker who controls it gets system_user: every mailbox, the password
+//   hashes and keys its group may read, the queue. Not root.
 #include "pop3_backend.h"
 #include "pop3_session.h"
 
@@ -43,8 +57,6 @@ int main(int argc, char** argv) {
         d.accounts->current(&error);
         if (!error.isEmpty()) return Result<DaemonServer*>::fail(QStringLiteral("accounts: %1").arg(error));
         d.auth = std::make_unique<Authenticator>(config, d.accounts.get());
-        if (auto t = d.auth->openSharedThrottle(); !t)
-            log::warn(u"auth.throttle_not_shared", log::Fields().add("error", t.errorMessage()));
         d.backend = std::make_unique<pop3::LocalPop3Backend>(config, *d.auth);
         d.sessionConfig = sessionConfig(config);
         auto* server = new DaemonServer(
@@ -56,6 +68,13 @@ int main(int argc, char** argv) {
                           int(config.integer(QStringLiteral("pop3.max_connections_per_ip"))),
                           [](ListenerMode) { return QByteArray("-ERR [SYS/TEMP] Too many connections, try again later\r\n"); });
         return server;
+    };
+    spec.writableFolders = [](const Config& config) { return QStringList{config.mailDir()}; };
+    // As the mail user, never as root: the throttle file is in run_dir, which it owns.
+    spec.started = []() -> Status {
+        if (auto t = d.auth->openSharedThrottle(); !t)
+            log::warn(u"auth.throttle_not_shared", log::Fields().add("error", t.errorMessage()));
+        return {};
     };
     spec.reloaded = [](DaemonServer*) {
         d.sessionConfig = sessionConfig(*d.config);

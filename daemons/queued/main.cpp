@@ -1,5 +1,23 @@
 // main.cpp — postern-queued: the outbound queue runner. No listeners; it
 // watches the spool that postern-smtpd writes (see queue_runner.h).
+//
+// Security:
+//   Exposes: no port. Its input from outside is what it fetches: other MX
+//   hosts' SMTP replies and certificates, DNS answers (MX, TLSA, MTA-STS TXT)
+//   and MTA-STS policies over HTTPS; and the queue files postern-smtpd wrote.
+//   Runs as: started as root (by postern-appliance); it binds nothing, so
+//   runDaemon() (common/daemon_main.h) at once hands the state folders to
+//   system_user by descriptor (core/process.h; a link planted there is
+//   refused), drops root for good (initgroups/setgid/setuid, checked) and
+//   refuses to start unless it can write every folder it needs. The queue
+//   runner starts only after that.
+//   Writes (as system_user): queue/{tmp,incoming,active,deferred,hold,corrupt},
+//   Maildirs below mail/ (bounces to local senders), state/mta-sts/ (cached
+//   policies), run/ (ready file, stats) and mail.log. Reads the DKIM keys and
+//   relay.password_file (root's, readable by its group).
+//   An attacker who controls it gets system_user and can send mail as any
+//   hosted domain with our DKIM signatures and the smarthost login; every
+//   mailbox. Not root.
 #include "queue_runner.h"
 
 #include "common/daemon_main.h"
@@ -40,6 +58,12 @@ int main(int argc, char** argv) {
             },
             Qt::QueuedConnection);
         return server;
+    };
+    spec.writableFolders = [](const Config& config) {
+        QStringList dirs{config.mailDir(), config.dataDir() + QStringLiteral("/state/mta-sts")};
+        for (const char* state : {"tmp", "incoming", "active", "deferred", "hold", "corrupt"})
+            dirs << config.queueDir() + QLatin1Char('/') + QLatin1String(state);
+        return dirs;
     };
     spec.reloaded = [](DaemonServer*) { d.runner->reload(); };
     spec.stopping = [] { d.runner->stop(); };

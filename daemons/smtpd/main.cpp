@@ -1,4 +1,23 @@
 // main.cpp — postern-smtpd: the SMTP daemon (MX, submission, submissions).
+//
+// Security:
+//   Exposes: smtp.listen (MX, port 25), submission.listen (587, STARTTLS) and
+//   submissions.listen (465, TLS) to the Internet: commands, AUTH credentials
+//   and message content from anyone, under the smtp.* limits; DNS answers for
+//   SPF/DKIM/DMARC on the MX listener.
+//   Runs as: started as root (by postern-appliance) only to bind its ports;
+//   before the first connection runDaemon() (common/daemon_main.h) hands the
+//   state folders to system_user by descriptor (core/process.h; a link planted
+//   there is refused), drops root for good (initgroups/setgid/setuid, checked)
+//   and refuses to start unless it can write every folder it needs.
+//   Writes (as system_user): Maildirs below mail/ (local delivery), queue/tmp
+//   and queue/incoming (mail for other domains), run/ (ready file, stats, the
+//   shared auth-throttle and counters) and mail.log. Reads the accounts, the
+//   TLS key and the DKIM keys (root's, readable by its group).
+//   An attacker who controls it gets system_user: every mailbox, the outbound
+//   queue (mail that postern-queued signs and sends), the password hashes and
+//   keys its group may read, the other daemons' state files. Not root: nothing
+//   root does later follows what it leaves in data_dir (core/safe_path.h).
 #include "local_backend.h"
 #include "smtp_session.h"
 
@@ -50,10 +69,7 @@ int main(int argc, char** argv) {
         d.accounts->current(&error);
         if (!error.isEmpty()) return Result<DaemonServer*>::fail(QStringLiteral("accounts: %1").arg(error));
         d.auth = std::make_unique<Authenticator>(config, d.accounts.get());
-        if (auto t = d.auth->openSharedThrottle(); !t)
-            log::warn(u"auth.throttle_not_shared", log::Fields().add("error", t.errorMessage()));
         d.backend = std::make_unique<smtp::LocalBackend>(config, *d.accounts, *d.auth);
-        d.backend->cleanSpoolTmp();
         d.sessionConfig = sessionConfig(config);
         auto* server = new DaemonServer(
             config, QStringLiteral("postern-smtpd"),
@@ -71,6 +87,16 @@ int main(int argc, char** argv) {
         opts.handshakeTimeoutMs = config.durationMs(QStringLiteral("tls.handshake_timeout"));
         server->setConnectionOptions(opts);
         return server;
+    };
+    spec.writableFolders = [](const Config& config) {
+        return QStringList{config.mailDir(), config.queueDir() + QStringLiteral("/tmp"), config.queueDir() + QStringLiteral("/incoming")};
+    };
+    // As the mail user, never as root: the throttle file and queue/tmp are in folders it owns.
+    spec.started = []() -> Status {
+        if (auto t = d.auth->openSharedThrottle(); !t)
+            log::warn(u"auth.throttle_not_shared", log::Fields().add("error", t.errorMessage()));
+        d.backend->cleanSpoolTmp();
+        return {};
     };
     spec.reloaded = [](DaemonServer*) {
         // New connections use the new limits; running sessions keep theirs.

@@ -1,5 +1,20 @@
 // main.cpp — postern-webd: MTA-STS policy, autoconfig/autodiscover, ACME
 // HTTP-01 answers, health and metrics on http.listen and https.listen.
+//
+// Security:
+//   Exposes: http.listen (80) and https.listen (443) to the Internet: HTTP/1.x
+//   requests from anyone (strict parser, kMaxBody and the connection limits).
+//   Runs as: started as root (by postern-appliance) only to bind its ports;
+//   before the first connection runDaemon() (common/daemon_main.h) hands the
+//   state folders to system_user by descriptor (core/process.h; a link planted
+//   there is refused), drops root for good (initgroups/setgid/setuid, checked)
+//   and refuses to start unless it can write every folder it needs.
+//   Writes (as system_user): run/ (ready file, stats) and mail.log only. Reads
+//   acme/challenges/ (answers posternctl writes there), the daemons' stats files
+//   and queue folder sizes (for /metrics), the accounts' domains and the TLS key.
+//   An attacker who controls it gets system_user (every mailbox, the queue, the
+//   keys its group may read); it could answer ACME challenges, i.e. get a
+//   certificate for our names. Not root.
 #include "web_session.h"
 
 #include "common/daemon_main.h"

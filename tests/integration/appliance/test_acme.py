@@ -76,6 +76,31 @@ class Acme(unittest.TestCase):
         return subprocess.run(["openssl", "x509", "-noout", "-issuer", "-ext", "subjectAltName"], input=pem, capture_output=True,
                               text=True, check=True).stdout
 
+    def test_challenge_folder_link_is_not_followed(self):
+        """posternctl cert renew runs as root and writes below data_dir, which the daemon
+        user owns: a link planted in place of acme/ must not send root's writes elsewhere."""
+        if os.geteuid() != 0:
+            self.skipTest("the planted link is the daemon user's, the renewal root's")
+        target = tempfile.mkdtemp(prefix="postern-rootonly-", dir=self.tmp)
+        os.chmod(target, 0o700)
+        acme = os.path.join(self.inst.data_dir, "acme")
+        saved = acme + ".real"
+        if os.path.lexists(acme):
+            os.rename(acme, saved)
+        os.symlink(target, acme)
+        os.lchown(acme, 65534, 65534)  # as the daemon user would have made it
+        before = (os.stat(target).st_mtime_ns, os.stat(target).st_uid, sorted(os.listdir(target)))
+        try:
+            p = self.inst.ctl("cert", "renew", check=False)
+        finally:
+            os.unlink(acme)
+            if os.path.lexists(saved):
+                os.rename(saved, acme)
+        self.assertNotEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn(f"challenge folder: {acme} is a symbolic link", p.stderr)
+        # Nothing was created, written or removed in the folder the link pointed to.
+        self.assertEqual((os.stat(target).st_mtime_ns, os.stat(target).st_uid, sorted(os.listdir(target))), before)
+
     def test_issue_install_reload_and_not_due(self):
         p = self.inst.ctl("cert", "renew", check=False)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)

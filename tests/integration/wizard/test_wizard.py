@@ -85,6 +85,34 @@ class Wizard(unittest.TestCase):
                         "--bind", "127.0.0.1", *ALL_ZERO, "--no-launch", "--skip-network-checks")
         self.assertIn("postern.conf: hostname = mail.example.org (was mx.example.org)", p.stdout)
 
+    @unittest.skipUnless(os.geteuid() == 0, "the wizard hands data_dir to the daemon user only as root")
+    def test_rerun_gives_away_nothing_outside_data(self):
+        """A second run hands data_dir to the daemon user again, as root. What the daemon user
+        put in there meanwhile (a hard link or a link to a file of root's) must not be given away."""
+        args = ["--non-interactive", "--domain", "example.org", "--user", "alice@example.org", "--password-file", self.pwfile,
+                "--bind", "127.0.0.1", *ALL_ZERO, "--no-launch", "--skip-network-checks", "--skip-firewall"]
+        p = self.wizard(*args)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        outside = os.path.join(self.tmp, "root-only")
+        os.mkdir(outside, 0o700)
+        secret = os.path.join(outside, "secret")
+        with open(secret, "w") as f:
+            f.write("root only\n")
+        os.chmod(secret, 0o600)
+        mail = os.path.join(self.tmp, "etc", "data", "mail")
+        hard = os.path.join(mail, "hard")
+        os.link(secret, hard)  # same file system; what fs.protected_hardlinks=0 lets the daemon user do
+        os.symlink(secret, os.path.join(mail, "soft"))
+        os.symlink(outside, os.path.join(mail, "dir"))
+        before = [(os.stat(x).st_uid, os.stat(x).st_gid, os.stat(x).st_mode) for x in (secret, outside)]
+        p = self.wizard(*args)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual([(os.stat(x).st_uid, os.stat(x).st_gid, os.stat(x).st_mode) for x in (secret, outside)], before)
+        self.assertIn(f"note: left {hard} as it is: it has more than one hard link", p.stdout)
+        daemon_uid = os.lstat(mail).st_uid
+        self.assertNotEqual(daemon_uid, 0)
+        self.assertEqual(os.lstat(os.path.join(mail, "soft")).st_uid, daemon_uid)  # the link itself, as before
+
     def test_smarthost(self):
         secret = os.path.join(self.tmp, "relay-secret")
         with open(secret, "w") as f:
