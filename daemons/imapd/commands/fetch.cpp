@@ -375,8 +375,8 @@ void Commands::fetch(ImapSession& s, const R& r) {
             s.bad(r, QStringLiteral("Bad sequence set"));
             return;
         }
-        const QList<quint32> reported = vanishedSince(v, *changedSince, *ranges);
-        if (!reported.isEmpty()) s.untagged("VANISHED (EARLIER) " + compactSet(reported));
+        const UidRanges reported = vanishedSince(v, *changedSince, *ranges);
+        if (!reported.isEmpty()) s.untagged("VANISHED (EARLIER) " + rangesText(reported));
     }
     bool hasUid = false;
     for (const QByteArray& a : atoms) {

@@ -210,8 +210,8 @@ void Commands::select(ImapSession& s, const R& r) {
         const quint32 last = v.uidNext() > 1 ? v.uidNext() - 1 : 1;
         auto known = qr->knownUids.isEmpty() ? std::optional(QList<std::pair<quint32, quint32>>{{1, last}})
                                              : parseUidRanges(qr->knownUids, last);
-        const QList<quint32> reported = vanishedSince(v, qr->modseq, *known);
-        if (!reported.isEmpty()) s.untagged("VANISHED (EARLIER) " + compactSet(reported));
+        const UidRanges reported = vanishedSince(v, qr->modseq, *known);
+        if (!reported.isEmpty()) s.untagged("VANISHED (EARLIER) " + rangesText(reported));
         for (int i = 0; i < v.messages().size(); ++i) {
             const Message& msg = v.messages().at(i);
             if (msg.modseq <= qr->modseq || !inRanges(*known, msg.uid)) continue;
