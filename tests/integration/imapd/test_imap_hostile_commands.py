@@ -167,6 +167,42 @@ class HostileCommands(unittest.TestCase):
                 else:
                     self.assertRegex(tagged, rb"^h\d+ BAD .*nested too deeply")
         self.assert_alive(r)
+    # ------------------------------------------------------------------ LIST patterns
+
+    def test_list_pathological_pattern_answers(self):
+        m = self.client()
+        # Long names (a folder name is one file name: at most 255 bytes on disk) with a "b"
+        # early, so a regex engine cannot give up at once for want of a "b".
+        names = ["b" + "a" * 200, "ab" + "a" * 199, "Work/b" + "a" * 190, "Work/%s" % ("a" * 150 + "b")]
+        for n in names:
+            self.assertEqual(m.create(n)[0], "OK")
+        r = self.raw()
+        cases = [
+            (b"*a" * 500 + b"*b", []),                            # 500 "a"s: longer than every name
+            (b"*a" * 60 + b"*b", ["Work/" + "a" * 150 + "b"]),
+            (b"%a" * 60 + b"%b", []),                             # "%" stops at the "/"
+            (b"*" + b"a*" * 70 + b"a", ["b" + "a" * 200, "ab" + "a" * 199, "Work/b" + "a" * 190]),
+            (b"Work/%", ["Work/b" + "a" * 190, "Work/" + "a" * 150 + "b"]),
+            (b"inbox", ["INBOX"]),
+        ]
+        for pattern, expected in cases:
+            with self.subTest(pattern=pattern[:24]):
+                started = time.monotonic()
+                untagged, tagged = r.command(b'LIST "" "' + pattern + b'"')
+                self.assertIn(b" OK ", tagged)
+                got = sorted(re.search(rb'"/" "?([^"\r\n]*)"?\r\n$', u).group(1).decode() for u in untagged)
+                self.assertEqual(got, sorted(expected))
+                print(f"LIST {pattern[:12]!r}...: {time.monotonic() - started:.3f}s")
+        # LIST-EXTENDED: the same matcher for several patterns and the SUBSCRIBED selection.
+        _, tagged = r.command(b'SUBSCRIBE "ab' + b"a" * 199 + b'"')
+        untagged, tagged = r.command(b'LIST (SUBSCRIBED) "" ("' + b"*a" * 60 + b'*b" "*a" "%b%")')
+        self.assertIn(b" OK ", tagged)
+        self.assertEqual([u for u in untagged if b"ab" + b"a" * 199 in u and b"\\Subscribed" in u].__len__(), 1)
+        untagged, tagged = r.command(b'LSUB "" "' + b"*a" * 60 + b'*a"')
+        self.assertIn(b" OK ", tagged)
+        self.assertEqual(len(untagged), 1)
+        self.assert_alive(r)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -13,6 +13,7 @@
 #include "imap_session.h"
 
 #include "common/store/maildir_delivery.h"
+#include "common/store/maildir_names.h"
 #include "core/paths.h"
 
 #include <QCoreApplication>
@@ -474,6 +475,67 @@ private Q_SLOTS:
             QCOMPARE(fi.size(), 150 * 1024);
             QVERIFY(fi.lastModified().toSecsSinceEpoch() == 1700000001 || fi.lastModified().toSecsSinceEpoch() == 1700000002);
         }
+    }
+    // ------------------------------------------------------------------ LIST
+
+    void listPatterns_data() {
+        QTest::addColumn<QByteArray>("command");
+        QTest::addColumn<QStringList>("expected");  // mailbox names listed, in order
+        const QString longName = QStringLiteral("b") + QString(200, QLatin1Char('a'));
+        QTest::newRow("inbox any case") << QByteArray("LIST \"\" inbox") << QStringList{QStringLiteral("INBOX")};
+        QTest::newRow("inbox child any case") << QByteArray("LIST \"\" inbox/%") << QStringList{QStringLiteral("INBOX/Lists")};
+        QTest::newRow("percent top") << QByteArray("LIST \"\" W%") << QStringList{QStringLiteral("Work")};
+        QTest::newRow("star below") << QByteArray("LIST \"\" Work/*")
+                                    << QStringList{QStringLiteral("Work/Entw\u00fcrfe"), QStringLiteral("Work/Projects"), QStringLiteral("Work/Projects/2026")};
+        QTest::newRow("reference") << QByteArray("LIST Work/ %") << QStringList{QStringLiteral("Work/Entw\u00fcrfe"), QStringLiteral("Work/Projects")};
+        QTest::newRow("modified UTF-7") << QByteArray("LIST \"\" Work/Entw&APw-*") << QStringList{QStringLiteral("Work/Entw\u00fcrfe")};
+        QTest::newRow("modified UTF-7 percent") << QByteArray("LIST \"\" %/Entw%rfe") << QStringList{QStringLiteral("Work/Entw\u00fcrfe")};
+        QString bad;
+        for (int i = 0; i < 500; ++i) bad += QStringLiteral("*a");
+        QTest::newRow("1000 chars, no b") << ("LIST \"\" \"" + bad.toLatin1() + "*b\"") << QStringList{};
+        QTest::newRow("120 chars") << ("LIST \"\" \"" + bad.left(120).toLatin1() + "\"") << QStringList{longName};
+        QTest::newRow("percent chain") << ("LIST \"\" \"b" + QByteArray("%a").repeated(100) + "%\"") << QStringList{longName};
+        QTest::newRow("several patterns") << QByteArray("LIST \"\" (Trash \"W*s\" inbox)")
+                                          << QStringList{QStringLiteral("Trash"), QStringLiteral("Work/Projects"), QStringLiteral("INBOX")};
+        QTest::newRow("subscribed") << QByteArray("LIST (SUBSCRIBED) \"\" \"W*\"") << QStringList{QStringLiteral("Work/Projects")};
+        QTest::newRow("lsub") << QByteArray("LSUB \"\" \"W%/P%\"") << QStringList{QStringLiteral("Work/Projects")};
+    }
+    void listPatterns() {
+        QFETCH(QByteArray, command);
+        QFETCH(QStringList, expected);
+        Harness h;
+        h.start();
+        for (const char* name : {"INBOX/Lists", "Work/Projects/2026", "Work/Entw&APw-rfe"}) QVERIFY(h.run(QByteArray("CREATE ") + name).tagged.startsWith("OK"));
+        QVERIFY(h.run("CREATE b" + QByteArray(200, 'a')).tagged.startsWith("OK"));
+        QVERIFY(h.run("SUBSCRIBE Work/Projects").tagged.startsWith("OK"));
+        const Reply r = h.run(command, 7);
+        QVERIFY2(r.tagged.startsWith("OK"), r.tagged.constData());
+        QStringList names;
+        static const QRegularExpression re(QStringLiteral("^\\* (?:LIST|LSUB) \\([^)]*\\) \"/\" \"?([^\"]*)\"?$"));
+        for (const QByteArray& l : r.untagged) {
+            const auto m = re.match(QString::fromLatin1(l));
+            QVERIFY2(m.hasMatch(), l.constData());
+            names << store::decodeMUtf7(m.captured(1)).valueOr(m.captured(1));
+        }
+        QCOMPARE(names, expected);
+        if (command.startsWith("LIST (SUBSCRIBED)")) QVERIFY(r.untagged.first().contains("\\Subscribed"));
+    }
+
+    void listChildrenAndPatternLimit() {
+        Harness h;
+        h.start();
+        QVERIFY(h.run("CREATE Work/Projects").tagged.startsWith("OK"));
+        Reply r = h.run("LIST \"\" Work*");
+        QCOMPARE(r.untagged, (QList<QByteArray>{"* LIST (\\HasChildren) \"/\" \"Work\"", "* LIST (\\HasNoChildren) \"/\" \"Work/Projects\""}));
+        // kMaxListPatterns (64) patterns are fine; 65 get NO [LIMIT].
+        const QByteArray many = "LIST \"\" (" + QByteArray("x ").repeated(63) + "Work)";
+        r = h.run(many, 16);
+        QVERIFY2(r.tagged.startsWith("OK"), r.tagged.constData());
+        QCOMPARE(r.untagged.size(), 1);
+        r = h.run("LIST \"\" (" + QByteArray("x ").repeated(64) + "Work)", 16);
+        QVERIFY2(r.tagged.startsWith("NO [LIMIT]"), r.tagged.constData());
+        QVERIFY(r.untagged.isEmpty());
+        QCOMPARE(h.run("NOOP").tagged, QByteArray("OK NOOP completed"));
     }
 };
 
