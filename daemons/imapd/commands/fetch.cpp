@@ -9,7 +9,13 @@
 // at a time with output backpressure (runWithBackpressure), so FETCH 1:*
 // BODY[] of a large mailbox never sits in memory at once.
 // Security: section numbers and partial ranges are validated against the
-// parsed structure; nothing reads outside the message.
+// parsed structure; nothing reads outside the message. The MIME tree comes
+// from mail::parseMime (depth and part count bounded there); BODYSTRUCTURE
+// recurses over that bounded tree, section walks are loops.
+// Limits: kMaxSectionParts part numbers in a section (BAD beyond; parsing
+// stops there, so a 64 KiB "1.1.1..." costs no more than a short one);
+// HEADER.FIELDS names are looked up in a set (linear in the header however
+// many names the client lists).
 #include "commands.h"
 
 #include "../imap_binary.h"
@@ -17,6 +23,7 @@
 #include "common/mail/message.h"
 
 #include <QFile>
+#include <QSet>
 #include <memory>
 
 namespace postern::imap {
@@ -25,10 +32,13 @@ namespace {
 
 using mail::MimePart;
 
+// Part numbers in one section ("1.2.3"): deeper than mail::kMaxDepth cannot address a part.
+constexpr qsizetype kMaxSectionParts = 32;
+
 struct Section {
     QList<int> part;   // 1-based part numbers (empty: the whole message)
     QByteArray kind;   // "", HEADER, TEXT, MIME, HEADER.FIELDS, HEADER.FIELDS.NOT
-    QList<QByteArray> fields;
+    QSet<QByteArray> fields;  // lower case
     QByteArray text;   // as the client wrote it, for the response name
 };
 
@@ -60,27 +70,29 @@ QByteArray normalizeCrlf(const QByteArray& in) {
 std::optional<Section> parseSection(const QByteArray& inside) {
     Section s;
     s.text = inside;
-    QByteArray rest = inside;
-    // Leading part numbers "1.2.3" (each followed by '.' or the end).
-    while (!rest.isEmpty() && rest.at(0) >= '0' && rest.at(0) <= '9') {
-        qsizetype i = 0;
-        while (i < rest.size() && rest.at(i) >= '0' && rest.at(i) <= '9') ++i;
+    // Leading part numbers "1.2.3" (each followed by '.' or the end), read in place.
+    qsizetype pos = 0;
+    while (pos < inside.size() && inside.at(pos) >= '0' && inside.at(pos) <= '9') {
+        if (s.part.size() >= kMaxSectionParts) return std::nullopt;
+        qsizetype end = pos;
+        while (end < inside.size() && inside.at(end) >= '0' && inside.at(end) <= '9') ++end;
+        if (end - pos > 6) return std::nullopt;
         bool ok = false;
-        const int n = rest.left(i).toInt(&ok);
-        if (!ok || n <= 0 || i > 6) return std::nullopt;
+        const int n = QByteArrayView(inside).sliced(pos, end - pos).toInt(&ok);
+        if (!ok || n <= 0) return std::nullopt;
         s.part << n;
-        rest = rest.mid(i);
-        if (rest.startsWith('.')) rest = rest.mid(1);
-        else if (!rest.isEmpty()) return std::nullopt;
+        pos = end;
+        if (pos < inside.size() && inside.at(pos) == '.') ++pos;
+        else if (pos < inside.size()) return std::nullopt;
     }
-    if (s.part.size() > 32) return std::nullopt;
+    const QByteArray rest = inside.mid(pos);
     const qsizetype sp = rest.indexOf(' ');
     const QByteArray kind = (sp < 0 ? rest : rest.left(sp)).toUpper();
     if (kind == "HEADER.FIELDS" || kind == "HEADER.FIELDS.NOT") {
         const QByteArray list = rest.mid(sp + 1).trimmed();
         if (sp < 0 || !list.startsWith('(') || !list.endsWith(')')) return std::nullopt;
         for (const QByteArray& f : list.mid(1, list.size() - 2).split(' '))
-            if (!f.isEmpty()) s.fields << (f.startsWith('"') && f.endsWith('"') ? f.mid(1, f.size() - 2) : f);
+            if (!f.isEmpty()) s.fields.insert((f.startsWith('"') && f.endsWith('"') ? f.mid(1, f.size() - 2) : f).toLower());
         if (s.fields.isEmpty()) return std::nullopt;
     } else if (sp >= 0 || !(kind.isEmpty() || kind == "HEADER" || kind == "TEXT" || kind == "MIME")) {
         return std::nullopt;
@@ -218,8 +230,8 @@ QByteArray bodyStructure(const QByteArray& msg, const MimePart& p, bool extended
     return out + ')';
 }
 
-// Header lines (with their folding) whose names are (or are not) in `names`, plus the blank line.
-QByteArray headerFields(const QByteArray& msg, qsizetype start, qsizetype end, const QList<QByteArray>& names, bool exclude) {
+// Header lines (with their folding) whose names are (or are not) in `names` (lower case), plus the blank line.
+QByteArray headerFields(const QByteArray& msg, qsizetype start, qsizetype end, const QSet<QByteArray>& names, bool exclude) {
     QByteArray out;
     qsizetype pos = start;
     bool keep = false;
@@ -230,11 +242,8 @@ QByteArray headerFields(const QByteArray& msg, qsizetype start, qsizetype end, c
         if (line == "\r\n" || line == "\n") break;
         if (!line.isEmpty() && line.at(0) != ' ' && line.at(0) != '\t') {
             const qsizetype colon = line.indexOf(':');
-            const QByteArray name = colon > 0 ? line.left(colon).trimmed() : QByteArray();
-            bool listed = false;
-            for (const QByteArray& n : names)
-                if (qstricmp(n.constData(), name.constData()) == 0) listed = true;
-            keep = colon > 0 && (listed != exclude);
+            const QByteArray name = colon > 0 ? line.left(colon).trimmed().toLower() : QByteArray();
+            keep = colon > 0 && (names.contains(name) != exclude);
         }
         if (keep) out += line;
         pos = le;
