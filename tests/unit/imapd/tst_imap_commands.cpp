@@ -48,6 +48,14 @@ public:
     qint64 quotaOf(const QString&) override { return quota; }
 };
 
+// A RecordingIo whose queued output counts as pending until the test takes it (when
+// `paced`), so that output backpressure can be watched.
+class PacedIo : public RecordingIo {
+public:
+    bool paced = false;
+    qint64 pendingOutput() const override { return paced ? output.size() : 0; }
+};
+
 struct Reply {
     QList<QByteArray> untagged;  // without the CRLF
     QByteArray tagged;           // "OK ...", "NO [...] ...", "BAD ..." (the tag removed)
@@ -55,7 +63,7 @@ struct Reply {
 
 struct Harness {
     QTemporaryDir dir;
-    RecordingIo io;
+    PacedIo io;
     FakeBackend backend;
     SessionConfig config;
     std::unique_ptr<ImapSession> session;
@@ -536,6 +544,54 @@ private Q_SLOTS:
         QVERIFY2(r.tagged.startsWith("NO [LIMIT]"), r.tagged.constData());
         QVERIFY(r.untagged.isEmpty());
         QCOMPARE(h.run("NOOP").tagged, QByteArray("OK NOOP completed"));
+    }
+    // ------------------------------------------------------------------ FETCH output
+
+    // FETCH 1 (BODY.PEEK[] x 300) of a 100 KB message: the answer (30 MB) leaves in pieces
+    // of about the high-water mark (1 MiB) plus one item, as the client reads; the old code
+    // built the whole response of a message in memory first.
+    void fetchManyItemsIsStreamed() {
+        Harness h;
+        h.start();
+        QByteArray body;
+        for (int i = 0; i < 1000; ++i) body += QByteArray::number(i).rightJustified(98, '.') + "\r\n";
+        const QByteArray message = "Subject: big\r\n\r\n" + body;
+        QVERIFY(!h.addMessage(QStringLiteral("INBOX"), message, QString(), 1).isEmpty());
+        QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
+        h.io.paced = true;
+        postern::test::feed(*h.session, h.buffer, "f1 FETCH 1 (UID " + QByteArray("BODY.PEEK[] ").repeated(300) + "FLAGS)\r\n", 4096);
+        QByteArray all;
+        int pieces = 0;
+        for (;;) {
+            const QByteArray piece = h.io.take();
+            QVERIFY2(piece.size() <= (1 << 20) + 2 * message.size(), qPrintable(QString::number(piece.size())));
+            all += piece;
+            ++pieces;
+            if (all.endsWith("f1 OK FETCH completed\r\n")) break;
+            QVERIFY2(pieces < 1000 && !piece.isEmpty(), "the FETCH did not resume");
+            h.session->writable();
+        }
+        QVERIFY(pieces > 20);
+        const QByteArray item = "BODY[] {" + QByteArray::number(message.size()) + "}\r\n" + message;
+        QCOMPARE(all.count(item), 300);
+        QVERIFY(all.startsWith("* 1 FETCH (UID 1 BODY[] {"));
+        QVERIFY(all.endsWith(" FLAGS ())\r\nf1 OK FETCH completed\r\n"));
+        h.io.paced = false;
+        QCOMPARE(h.run("NOOP").tagged, QByteArray("OK NOOP completed"));
+    }
+
+    // RFC 3516 4.3: an unknown transfer encoding fails the command before that message's
+    // response starts (a response is never left half sent).
+    void fetchUnknownCteFailsCleanly() {
+        Harness h;
+        h.start();
+        QVERIFY(!h.addMessage(QStringLiteral("INBOX"), "Subject: a\r\n\r\nfine\r\n", QString(), 1).isEmpty());
+        QVERIFY(!h.addMessage(QStringLiteral("INBOX"), "Subject: b\r\nContent-Transfer-Encoding: x-odd\r\n\r\nodd\r\n", QString(), 2).isEmpty());
+        QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
+        const Reply r = h.run("FETCH 1:2 (UID BINARY.PEEK[1])");
+        QVERIFY2(r.tagged.startsWith("NO [UNKNOWN-CTE]"), r.tagged.constData());
+        QCOMPARE(r.untagged.size(), 1);
+        QVERIFY(r.untagged.first().startsWith("* 1 FETCH (UID 1 BINARY[1] {6}"));
     }
 };
 
