@@ -114,6 +114,10 @@ QByteArray rangesText(const UidRanges& ranges);
 // level, so the limit bounds their stack). "NOT NOT ... ALL" with 64 NOTs is
 // accepted, 65 get BAD; the same for a chain of 65 ORs.
 inline constexpr int kMaxSearchDepth = 64;
+// kMaxSearchKeys: search keys in one program, NOT, OR and parenthesised lists
+// included (each key is evaluated for every message). "ALL" 1,000 times is
+// accepted, 1,001 times gets BAD.
+inline constexpr int kMaxSearchKeys = 1000;
 std::optional<QList<int>> evaluateSearchProgram(const QList<Token>& args, qsizetype start, const MailboxView& view, QString* error);
 // A UID set as the shortest "1:3,7" text.
 QByteArray compactSet(QList<quint32> values);

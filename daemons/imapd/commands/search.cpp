@@ -6,7 +6,9 @@
 // opened only the first time.
 // Limits: kMaxSearchDepth (commands.h) levels of NOT, OR and parentheses
 // around a key, checked where the recursion happens: in the parser (BAD
-// before anything runs) and again in the evaluator; the search program is
+// before anything runs) and again in the evaluator; kMaxSearchKeys keys in
+// one program (each is evaluated for every message; a command continued
+// with literals could otherwise carry millions); the search program is
 // parsed once and then run message by message; message text is loaded only
 // when a key needs it, and decoded once per message however many BODY/TEXT
 // keys ask for it. Sequence-set keys (UID 1:4294967295, 1,2,3,...) are kept
@@ -37,7 +39,8 @@ struct Key {
 
 class Parser {
 public:
-    Parser(const QList<Token>& tokens, qsizetype start, const MailboxView& view) : m_t(tokens), m_i(start), m_view(view) {}
+    Parser(const QList<Token>& tokens, qsizetype start, const MailboxView& view, int* keys = nullptr)
+        : m_t(tokens), m_i(start), m_view(view), m_keys(keys ? keys : &m_ownKeys) {}
     // The keys from the current position to the end; `depth`: how many NOT, OR and
     // parentheses enclose them.
     std::optional<Key> parseAll(int depth = 0) {
@@ -72,10 +75,14 @@ private:
             m_error = QStringLiteral("search keys nested too deeply (limit: %1 levels of NOT, OR and parentheses)").arg(kMaxSearchDepth);
             return std::nullopt;
         }
+        if (++*m_keys > kMaxSearchKeys) {
+            m_error = QStringLiteral("too many search keys (limit: %1)").arg(kMaxSearchKeys);
+            return std::nullopt;
+        }
         const Token& t = m_t.at(m_i++);
         Key k;
         if (t.kind == Token::Kind::List) {
-            Parser sub(t.items, 0, m_view);
+            Parser sub(t.items, 0, m_view, m_keys);
             auto inner = sub.parseAll(depth + 1);
             if (!inner) m_error = sub.error();
             m_modseq = m_modseq || sub.usedModseq();
@@ -231,6 +238,8 @@ private:
     const QList<Token>& m_t;
     qsizetype m_i;
     const MailboxView& m_view;
+    int m_ownKeys = 0;
+    int* m_keys;  // keys parsed so far in the whole program (shared with the parsers of lists)
     QString m_error;
     bool m_modseq = false;  // a MODSEQ key was used (the response reports the highest)
 };

@@ -15,6 +15,7 @@
 #include <QFileInfo>
 #include <QHash>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <dirent.h>
@@ -45,13 +46,13 @@ void Commands::check(ImapSession& s, const R& r) {
 }
 
 namespace {
-// Unlinks messages flagged \Deleted (and in `only` when given); returns their UIDs.
+// Unlinks messages flagged \Deleted (and in `only`, ascending, when given); returns their UIDs.
 QList<quint32> expungeDeleted(MailboxView& v, const std::optional<QList<int>>& only) {
     QList<quint32> gone;
     const auto& msgs = v.messages();
     for (int i = 0; i < msgs.size(); ++i) {
         if (!msgs.at(i).flags.contains(QLatin1Char('T'))) continue;
-        if (only && !only->contains(i)) continue;
+        if (only && !std::binary_search(only->cbegin(), only->cend(), i)) continue;  // not a scan per message
         if (v.expunge(i).ok()) gone << msgs.at(i).uid;
     }
     return gone;

@@ -185,6 +185,13 @@ private Q_SLOTS:
         QTest::newRow("THREAD limit") << "THREAD REFERENCES UTF-8 " + ors(d) + "ALL" << true;
         QTest::newRow("THREAD limit+1") << "THREAD ORDEREDSUBJECT UTF-8 " + ors(d + 1) + "ALL" << false;
         QTest::newRow("UID SEARCH limit+1") << "UID SEARCH CHARSET UTF-8 " + nots(d + 1) + "ALL" << false;
+        // kMaxSearchKeys keys (lists, NOT and OR count too).
+        const int k = kMaxSearchKeys;
+        QTest::newRow("keys limit") << "SEARCH " + QByteArray("ALL ").repeated(k) << true;
+        QTest::newRow("keys limit+1") << "SEARCH " + QByteArray("ALL ").repeated(k + 1) << false;
+        QTest::newRow("keys in lists limit") << "SEARCH " + QByteArray("(ALL) ").repeated(k / 2) << true;
+        QTest::newRow("keys in lists limit+1") << "SEARCH " + QByteArray("(ALL) ").repeated(k / 2) + "ALL" << false;
+        QTest::newRow("SORT keys limit+1") << "SORT (SIZE) UTF-8 " + QByteArray("NOT DELETED ").repeated(k / 2) + "ALL" << false;
     }
     void searchDepthBoundary() {
         QFETCH(QByteArray, command);
@@ -201,7 +208,8 @@ private Q_SLOTS:
             QVERIFY2(r.untagged.first().endsWith(" 1 2 3") || r.untagged.first() == "* THREAD ((1)(2)(3))",
                      r.untagged.first().constData());
         } else {
-            QVERIFY2(r.tagged.startsWith("BAD ") && r.tagged.contains("nested too deeply"), r.tagged.constData());
+            QVERIFY2(r.tagged.startsWith("BAD ") && (r.tagged.contains("nested too deeply") || r.tagged.contains("too many search keys")),
+                     r.tagged.constData());
             QVERIFY(r.untagged.isEmpty());
         }
         QVERIFY(!h.io.closed);
@@ -592,6 +600,20 @@ private Q_SLOTS:
         QVERIFY2(r.tagged.startsWith("NO [UNKNOWN-CTE]"), r.tagged.constData());
         QCOMPARE(r.untagged.size(), 1);
         QVERIFY(r.untagged.first().startsWith("* 1 FETCH (UID 1 BINARY[1] {6}"));
+    }
+    // UID EXPUNGE with a set: only \\Deleted messages of the set go (the set is searched,
+    // not scanned per message).
+    void uidExpungeWithASet() {
+        Harness h;
+        h.start();
+        for (int i = 1; i <= 8; ++i) QVERIFY(!h.addMessage(QStringLiteral("INBOX"), "Subject: m\r\n\r\nx\r\n", i % 2 ? QStringLiteral("T") : QString(), i).isEmpty());
+        QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
+        Reply r = h.run("UID EXPUNGE 2:5," + QByteArray("7,").repeated(20000) + "4294967295", 4096);
+        QVERIFY2(r.tagged.startsWith("OK"), r.tagged.constData());
+        QCOMPARE(r.untagged, (QList<QByteArray>{"* 7 EXPUNGE", "* 5 EXPUNGE", "* 3 EXPUNGE"}));
+        r = h.run("UID FETCH 1:* (FLAGS)");
+        QCOMPARE(uidsAndFlags(r), (QStringList{QStringLiteral("1:\\Deleted"), QStringLiteral("2:"), QStringLiteral("4:"), QStringLiteral("6:"),
+                                               QStringLiteral("8:")}));
     }
 };
 
