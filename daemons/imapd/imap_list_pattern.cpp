@@ -10,7 +10,9 @@ namespace postern::imap {
 namespace {
 constexpr QStringView kInbox = u"INBOX";
 
-QChar asciiLower(QChar c) { return c >= u'A' && c <= u'Z' ? QChar(c.unicode() + 32) : c; }
+QChar asciiLower(QChar c) {
+    return c >= u'A' && c <= u'Z' ? QChar(c.unicode() + 32) : c;
+}
 }  // namespace
 
 MailboxPattern::MailboxPattern(QStringView pattern, QChar delimiter) : m_delimiter(delimiter) {
@@ -33,9 +35,10 @@ MailboxPattern::MailboxPattern(QStringView pattern, QChar delimiter) : m_delimit
 bool MailboxPattern::matches(QStringView name) const {
     if (m_literals > name.size()) return false;  // every literal needs a unit of its own
     // The INBOX at the start of a name matches case-insensitively (RFC 9051 5.1).
-    const qsizetype caseless = name.startsWith(kInbox) && (name.size() == kInbox.size() || name.at(kInbox.size()) == m_delimiter)
-                                   ? kInbox.size()
-                                   : 0;
+    const qsizetype caseless =
+        name.startsWith(kInbox) && (name.size() == kInbox.size() || name.at(kInbox.size()) == m_delimiter)
+            ? kInbox.size()
+            : 0;
     const qsizetype m = m_elements.size();
     // reached[i]: the first i elements match the units of the name read so far.
     QVarLengthArray<char, 256> reached(m + 1), next(m + 1);

@@ -23,11 +23,11 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
-#include <cerrno>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <utime.h>
+#include <cerrno>
 
 using namespace postern;
 using namespace postern::imap;
@@ -79,7 +79,9 @@ struct Harness {
         io.connInfo.peerAddress = QHostAddress(QStringLiteral("192.0.2.9"));
     }
     QString root() const { return maildirRoot(config.mailDir, kUser); }
-    QString folder(const QString& name) const { return name == u"INBOX" ? root() : root() + QStringLiteral("/.") + name; }
+    QString folder(const QString& name) const {
+        return name == u"INBOX" ? root() : root() + QStringLiteral("/.") + name;
+    }
 
     void start() {
         session = std::make_unique<ImapSession>(io, backend, config);
@@ -112,26 +114,33 @@ struct Harness {
                 line += out.mid(pos, rest - pos);
                 pos = rest + 2;
             }
-            if (line.startsWith(tag + ' ')) r.tagged = line.mid(tag.size() + 1);
-            else r.untagged << line;
+            if (line.startsWith(tag + ' '))
+                r.tagged = line.mid(tag.size() + 1);
+            else
+                r.untagged << line;
         }
         return r;
     }
 
     // A message file in cur/ of `folderName` (INBOX or a folder made at login), with `flags`.
     QString addMessage(const QString& folderName, const QByteArray& content, const QString& flags, int n) {
-        const QString base = QStringLiteral("17000000%1.M1P1Q%1.test,S=%2").arg(n, 2, 10, QLatin1Char('0')).arg(content.size());
+        const QString base =
+            QStringLiteral("17000000%1.M1P1Q%1.test,S=%2").arg(n, 2, 10, QLatin1Char('0')).arg(content.size());
         const QString path = folder(folderName) + QStringLiteral("/cur/") + base + QStringLiteral(":2,") + flags;
         QFile f(path);
         if (!f.open(QIODevice::WriteOnly) || f.write(content) != content.size()) return {};
         f.close();
-        struct utimbuf t {1700000000 + n, 1700000000 + n};  // delivery order = n
+        struct utimbuf t {
+            1700000000 + n, 1700000000 + n
+        };  // delivery order = n
         ::utime(QFile::encodeName(path).constData(), &t);
         return path;
     }
 };
 
-QStringList filesIn(const QString& dir) { return QDir(dir).entryList(QDir::Files | QDir::Dirs | QDir::NoDotAndDotDot, QDir::Name); }
+QStringList filesIn(const QString& dir) {
+    return QDir(dir).entryList(QDir::Files | QDir::Dirs | QDir::NoDotAndDotDot, QDir::Name);
+}
 
 // Message lines of a folder's dovecot-uidlist (the header line excluded).
 int uidListLines(const QString& folderDir) {
@@ -144,17 +153,23 @@ int uidListLines(const QString& folderDir) {
     return n;
 }
 
-QByteArray nots(int n) { return QByteArray("NOT ").repeated(n); }
-QByteArray ors(int n) { return QByteArray("OR DELETED ").repeated(n); }
+QByteArray nots(int n) {
+    return QByteArray("NOT ").repeated(n);
+}
+QByteArray ors(int n) {
+    return QByteArray("OR DELETED ").repeated(n);
+}
 
 // "* n FETCH (UID u FLAGS (...))" lines -> "u:flags" in order.
 QStringList uidsAndFlags(const Reply& r) {
     QStringList out;
-    static const QRegularExpression re(QStringLiteral("^\\* \\d+ FETCH \\((?:UID (\\d+) FLAGS \\(([^)]*)\\)|FLAGS \\(([^)]*)\\) UID (\\d+))"));
+    static const QRegularExpression re(
+        QStringLiteral("^\\* \\d+ FETCH \\((?:UID (\\d+) FLAGS \\(([^)]*)\\)|FLAGS \\(([^)]*)\\) UID (\\d+))"));
     for (const QByteArray& l : r.untagged) {
         const auto m = re.match(QString::fromUtf8(l));
         if (!m.hasMatch()) continue;
-        out << (m.captured(1).isEmpty() ? m.captured(4) + QLatin1Char(':') + m.captured(3) : m.captured(1) + QLatin1Char(':') + m.captured(2));
+        out << (m.captured(1).isEmpty() ? m.captured(4) + QLatin1Char(':') + m.captured(3)
+                                        : m.captured(1) + QLatin1Char(':') + m.captured(2));
     }
     return out;
 }
@@ -174,7 +189,8 @@ private Q_SLOTS:
         QTest::newRow("NOT x limit+1") << "SEARCH " + nots(d + 1) + "ALL" << false;
         QTest::newRow("OR chain limit") << "SEARCH " + ors(d) + "ALL" << true;
         QTest::newRow("OR chain limit+1") << "SEARCH " + ors(d + 1) + "ALL" << false;
-        QTest::newRow("OR first operand limit") << "SEARCH " + QByteArray("OR ").repeated(d) + "ALL" + QByteArray(" DELETED").repeated(d) << true;
+        QTest::newRow("OR first operand limit")
+            << "SEARCH " + QByteArray("OR ").repeated(d) + "ALL" + QByteArray(" DELETED").repeated(d) << true;
         QTest::newRow("OR first operand limit+1")
             << "SEARCH " + QByteArray("OR ").repeated(d + 1) + "ALL" + QByteArray(" DELETED").repeated(d + 1) << false;
         QTest::newRow("parentheses count") << "SEARCH " + nots(d - 2) + "((ALL))" << true;
@@ -191,14 +207,16 @@ private Q_SLOTS:
         QTest::newRow("keys limit+1") << "SEARCH " + QByteArray("ALL ").repeated(k + 1) << false;
         QTest::newRow("keys in lists limit") << "SEARCH " + QByteArray("(ALL) ").repeated(k / 2) << true;
         QTest::newRow("keys in lists limit+1") << "SEARCH " + QByteArray("(ALL) ").repeated(k / 2) + "ALL" << false;
-        QTest::newRow("SORT keys limit+1") << "SORT (SIZE) UTF-8 " + QByteArray("NOT DELETED ").repeated(k / 2) + "ALL" << false;
+        QTest::newRow("SORT keys limit+1")
+            << "SORT (SIZE) UTF-8 " + QByteArray("NOT DELETED ").repeated(k / 2) + "ALL" << false;
     }
     void searchDepthBoundary() {
         QFETCH(QByteArray, command);
         QFETCH(bool, accepted);
         Harness h;
         h.start();
-        for (int i = 1; i <= 3; ++i) QVERIFY(!h.addMessage(QStringLiteral("INBOX"), "Subject: m\r\n\r\nbody\r\n", QString(), i).isEmpty());
+        for (int i = 1; i <= 3; ++i)
+            QVERIFY(!h.addMessage(QStringLiteral("INBOX"), "Subject: m\r\n\r\nbody\r\n", QString(), i).isEmpty());
         QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
         const Reply r = h.run(command);
         if (accepted) {
@@ -208,7 +226,8 @@ private Q_SLOTS:
             QVERIFY2(r.untagged.first().endsWith(" 1 2 3") || r.untagged.first() == "* THREAD ((1)(2)(3))",
                      r.untagged.first().constData());
         } else {
-            QVERIFY2(r.tagged.startsWith("BAD ") && (r.tagged.contains("nested too deeply") || r.tagged.contains("too many search keys")),
+            QVERIFY2(r.tagged.startsWith("BAD ") &&
+                         (r.tagged.contains("nested too deeply") || r.tagged.contains("too many search keys")),
                      r.tagged.constData());
             QVERIFY(r.untagged.isEmpty());
         }
@@ -253,7 +272,8 @@ private Q_SLOTS:
     void hugeSequenceSets() {
         Harness h(1 << 20);
         h.start();
-        for (int i = 1; i <= 5; ++i) QVERIFY(!h.addMessage(QStringLiteral("INBOX"), "Subject: m\r\n\r\nbody\r\n", QString(), i).isEmpty());
+        for (int i = 1; i <= 5; ++i)
+            QVERIFY(!h.addMessage(QStringLiteral("INBOX"), "Subject: m\r\n\r\nbody\r\n", QString(), i).isEmpty());
         QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
         // 60,000 items (repeated, overlapping, out of order) and ranges spanning every UID.
         QByteArray many;
@@ -302,7 +322,8 @@ private Q_SLOTS:
         QFETCH(QString, expected);
         Harness h;
         h.start();
-        for (int i = 1; i <= 10; ++i) QVERIFY(!h.addMessage(QStringLiteral("INBOX"), "Subject: m\r\n\r\nx\r\n", QString(), i).isEmpty());
+        for (int i = 1; i <= 10; ++i)
+            QVERIFY(!h.addMessage(QStringLiteral("INBOX"), "Subject: m\r\n\r\nx\r\n", QString(), i).isEmpty());
         MailboxName inbox;
         inbox.name = QStringLiteral("INBOX");
         {
@@ -334,14 +355,18 @@ private Q_SLOTS:
         QTest::addColumn<QString>("sabotage");
         QTest::addColumn<QByteArray>("code");
         for (const char* cmd : {"MOVE", "COPY", "UID MOVE", "UID COPY"}) {
-            const QByteArray c = QByteArray(cmd) + (QByteArray(cmd).startsWith("UID") ? " 1:* Archive" : " 1:5 Archive");
+            const QByteArray c =
+                QByteArray(cmd) + (QByteArray(cmd).startsWith("UID") ? " 1:* Archive" : " 1:5 Archive");
             // The target's tmp/ is a file: the first copy fails (works as root too).
-            QTest::addRow("%s, target tmp/ is a file", cmd) << c << QStringLiteral("tmp-file") << QByteArray("SERVERBUG");
+            QTest::addRow("%s, target tmp/ is a file", cmd)
+                << c << QStringLiteral("tmp-file") << QByteArray("SERVERBUG");
             // The third message cannot be linked nor read as a file: copies 1 and 2 exist by then.
-            QTest::addRow("%s, fails after two copies", cmd) << c << QStringLiteral("third-is-directory") << QByteArray("SERVERBUG");
+            QTest::addRow("%s, fails after two copies", cmd)
+                << c << QStringLiteral("third-is-directory") << QByteArray("SERVERBUG");
             // The target's cur/ is on another file system (a symlink): every link into tmp/
             // works, every rename into cur/ fails (EXDEV) after the copies are made.
-            QTest::addRow("%s, renames into cur/ fail", cmd) << c << QStringLiteral("cur-elsewhere") << QByteArray("SERVERBUG");
+            QTest::addRow("%s, renames into cur/ fail", cmd)
+                << c << QStringLiteral("cur-elsewhere") << QByteArray("SERVERBUG");
         }
     }
     void copyMoveAllOrNothing() {
@@ -350,10 +375,12 @@ private Q_SLOTS:
         QFETCH(QByteArray, code);
         Harness h;
         h.start();
-        const QStringList flags{QStringLiteral("S"), QString(), QStringLiteral("FS"), QStringLiteral("R"), QStringLiteral("T")};
+        const QStringList flags{QStringLiteral("S"), QString(), QStringLiteral("FS"), QStringLiteral("R"),
+                                QStringLiteral("T")};
         QStringList paths;
         for (int i = 1; i <= 5; ++i)
-            paths << h.addMessage(QStringLiteral("INBOX"), "Subject: message " + QByteArray::number(i) + "\r\n\r\nbody\r\n", flags.at(i - 1), i);
+            paths << h.addMessage(QStringLiteral("INBOX"),
+                                  "Subject: message " + QByteArray::number(i) + "\r\n\r\nbody\r\n", flags.at(i - 1), i);
         QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
         const QStringList before = uidsAndFlags(h.run("FETCH 1:* (UID FLAGS)"));
         QCOMPARE(before.size(), 5);
@@ -369,8 +396,10 @@ private Q_SLOTS:
             QVERIFY(QFile::remove(paths.at(2)));
             QVERIFY(QDir().mkdir(paths.at(2)));
         } else if (sabotage == u"cur-elsewhere") {
-            struct stat here {}, there {};
-            if (::stat(QFile::encodeName(target).constData(), &here) != 0 || ::stat("/dev/shm", &there) != 0 || here.st_dev == there.st_dev)
+            struct stat here {
+            }, there{};
+            if (::stat(QFile::encodeName(target).constData(), &here) != 0 || ::stat("/dev/shm", &there) != 0 ||
+                here.st_dev == there.st_dev)
                 QSKIP("needs /dev/shm on another file system than the temporary folder");
             QVERIFY(elsewhere.isValid());
             QVERIFY(QDir(target + QStringLiteral("/cur")).removeRecursively());
@@ -379,7 +408,8 @@ private Q_SLOTS:
         const Reply r = h.run(command);
         QVERIFY2(r.tagged.startsWith("NO [" + code + "]"), r.tagged.constData());
         QVERIFY(!h.io.closed);
-        for (const QByteArray& l : r.untagged) QVERIFY2(!l.contains("EXPUNGE") && !l.contains("COPYUID"), l.constData());
+        for (const QByteArray& l : r.untagged)
+            QVERIFY2(!l.contains("EXPUNGE") && !l.contains("COPYUID"), l.constData());
 
         // The source keeps every message (same file, UID and flags); the target has none.
         if (sabotage == u"third-is-directory") {
@@ -388,14 +418,17 @@ private Q_SLOTS:
             QVERIFY(f.open(QIODevice::WriteOnly));
             f.write("Subject: message 3\r\n\r\nbody\r\n");
             f.close();
-            struct utimbuf t {1700000003, 1700000003};
+            struct utimbuf t {
+                1700000003, 1700000003
+            };
             QCOMPARE(::utime(QFile::encodeName(paths.at(2)).constData(), &t), 0);
         }
         for (const QString& p : paths) QVERIFY2(QFileInfo(p).isFile(), qPrintable(p));
         QCOMPARE(uidsAndFlags(h.run("FETCH 1:* (UID FLAGS)")), before);
         QCOMPARE(h.run("NOOP").untagged, QList<QByteArray>{});
         for (const char* sub : {"/cur", "/new", "/tmp"})
-            if (QFileInfo(target + QLatin1String(sub)).isDir()) QCOMPARE(filesIn(target + QLatin1String(sub)), QStringList());
+            if (QFileInfo(target + QLatin1String(sub)).isDir())
+                QCOMPARE(filesIn(target + QLatin1String(sub)), QStringList());
         QCOMPARE(uidListLines(target), targetLines);
 
         // Repaired, the same command works and moves/copies all five.
@@ -415,7 +448,8 @@ private Q_SLOTS:
         QVERIFY2(copyuid.contains("[COPYUID ") && copyuid.contains(" 1:5 "), copyuid.constData());
         QVERIFY(h.run("SELECT Archive").tagged.startsWith("OK"));
         QStringList flagsThere;
-        for (const QString& uf : uidsAndFlags(h.run("FETCH 1:* (UID FLAGS)"))) flagsThere << uf.section(QLatin1Char(':'), 1);
+        for (const QString& uf : uidsAndFlags(h.run("FETCH 1:* (UID FLAGS)")))
+            flagsThere << uf.section(QLatin1Char(':'), 1);
         QStringList flagsBefore;
         for (const QString& uf : before) flagsBefore << uf.section(QLatin1Char(':'), 1);
         QCOMPARE(flagsThere, flagsBefore);
@@ -425,14 +459,17 @@ private Q_SLOTS:
         Harness h;
         h.start();
         QStringList paths;
-        for (int i = 1; i <= 4; ++i) paths << h.addMessage(QStringLiteral("INBOX"), "Subject: m" + QByteArray::number(i) + "\r\n\r\nx\r\n", QString(), i);
+        for (int i = 1; i <= 4; ++i)
+            paths << h.addMessage(QStringLiteral("INBOX"), "Subject: m" + QByteArray::number(i) + "\r\n\r\nx\r\n",
+                                  QString(), i);
         QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
         // Another session expunged message 2 and flagged message 3 (a rename) meanwhile.
         QVERIFY(QFile::remove(paths.at(1)));
         QVERIFY(QFile::rename(paths.at(2), paths.at(2) + QStringLiteral("F")));
         const Reply r = h.run("MOVE 1:4 Trash");
         QVERIFY2(r.tagged == "OK MOVE completed", r.tagged.constData());
-        QVERIFY2(r.untagged.value(0).startsWith("* OK [COPYUID ") && r.untagged.value(0).endsWith(" 1,3:4 1:3] Moved"), r.untagged.value(0).constData());
+        QVERIFY2(r.untagged.value(0).startsWith("* OK [COPYUID ") && r.untagged.value(0).endsWith(" 1,3:4 1:3] Moved"),
+                 r.untagged.value(0).constData());
         QCOMPARE(filesIn(h.root() + QStringLiteral("/cur")), QStringList());
         QCOMPARE(filesIn(h.folder(QStringLiteral("Trash")) + QStringLiteral("/cur")).size(), 3);
     }
@@ -441,7 +478,8 @@ private Q_SLOTS:
         Harness h;
         h.backend.quota = 10 << 20;
         h.start();
-        for (int i = 1; i <= 3; ++i) QVERIFY(!h.addMessage(QStringLiteral("INBOX"), QByteArray(1000, 'x'), QString(), i).isEmpty());
+        for (int i = 1; i <= 3; ++i)
+            QVERIFY(!h.addMessage(QStringLiteral("INBOX"), QByteArray(1000, 'x'), QString(), i).isEmpty());
         QVERIFY(store::MaildirQuota::recalculate(h.root(), h.backend.quota).ok());
         auto usage = [&] { return store::MaildirQuota::usage(h.root(), h.backend.quota).valueOr({-1, -1}); };
         QCOMPARE(usage(), (std::pair<qint64, qint64>(3000, 3)));
@@ -471,7 +509,9 @@ private Q_SLOTS:
         } unmount{QFile::encodeName(target)};
         h.start();
         QStringList paths;
-        for (int i = 1; i <= 4; ++i) paths << h.addMessage(QStringLiteral("INBOX"), QByteArray(150 * 1024, char('a' + i)), QStringLiteral("S"), i);
+        for (int i = 1; i <= 4; ++i)
+            paths << h.addMessage(QStringLiteral("INBOX"), QByteArray(150 * 1024, char('a' + i)), QStringLiteral("S"),
+                                  i);
         QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
         const QStringList before = uidsAndFlags(h.run("FETCH 1:* (UID FLAGS)"));
         const int targetLines = uidListLines(target);
@@ -483,13 +523,16 @@ private Q_SLOTS:
         QCOMPARE(uidListLines(target), targetLines);
         // Two fit: those are moved (real copies, with their internal dates).
         const Reply ok = h.run("MOVE 1:2 Archive");
-        QVERIFY2(ok.tagged.startsWith("OK"), qPrintable(ok.tagged + ' ' + QDir(target).entryList(QDir::AllEntries | QDir::Hidden).join(QLatin1Char(' '))));
+        QVERIFY2(ok.tagged.startsWith("OK"),
+                 qPrintable(ok.tagged + ' ' +
+                            QDir(target).entryList(QDir::AllEntries | QDir::Hidden).join(QLatin1Char(' '))));
         QCOMPARE(filesIn(target + QStringLiteral("/cur")).size(), 2);
         QCOMPARE(filesIn(h.root() + QStringLiteral("/cur")).size(), 2);
         for (const QString& name : filesIn(target + QStringLiteral("/cur"))) {
             const QFileInfo fi(target + QStringLiteral("/cur/") + name);
             QCOMPARE(fi.size(), 150 * 1024);
-            QVERIFY(fi.lastModified().toSecsSinceEpoch() == 1700000001 || fi.lastModified().toSecsSinceEpoch() == 1700000002);
+            QVERIFY(fi.lastModified().toSecsSinceEpoch() == 1700000001 ||
+                    fi.lastModified().toSecsSinceEpoch() == 1700000002);
         }
     }
     // ------------------------------------------------------------------ LIST
@@ -499,21 +542,31 @@ private Q_SLOTS:
         QTest::addColumn<QStringList>("expected");  // mailbox names listed, in order
         const QString longName = QStringLiteral("b") + QString(200, QLatin1Char('a'));
         QTest::newRow("inbox any case") << QByteArray("LIST \"\" inbox") << QStringList{QStringLiteral("INBOX")};
-        QTest::newRow("inbox child any case") << QByteArray("LIST \"\" inbox/%") << QStringList{QStringLiteral("INBOX/Lists")};
+        QTest::newRow("inbox child any case")
+            << QByteArray("LIST \"\" inbox/%") << QStringList{QStringLiteral("INBOX/Lists")};
         QTest::newRow("percent top") << QByteArray("LIST \"\" W%") << QStringList{QStringLiteral("Work")};
         QTest::newRow("star below") << QByteArray("LIST \"\" Work/*")
-                                    << QStringList{QStringLiteral("Work/Entw\u00fcrfe"), QStringLiteral("Work/Projects"), QStringLiteral("Work/Projects/2026")};
-        QTest::newRow("reference") << QByteArray("LIST Work/ %") << QStringList{QStringLiteral("Work/Entw\u00fcrfe"), QStringLiteral("Work/Projects")};
-        QTest::newRow("modified UTF-7") << QByteArray("LIST \"\" Work/Entw&APw-*") << QStringList{QStringLiteral("Work/Entw\u00fcrfe")};
-        QTest::newRow("modified UTF-7 percent") << QByteArray("LIST \"\" %/Entw%rfe") << QStringList{QStringLiteral("Work/Entw\u00fcrfe")};
+                                    << QStringList{QStringLiteral("Work/Entw\u00fcrfe"),
+                                                   QStringLiteral("Work/Projects"),
+                                                   QStringLiteral("Work/Projects/2026")};
+        QTest::newRow("reference") << QByteArray("LIST Work/ %")
+                                   << QStringList{QStringLiteral("Work/Entw\u00fcrfe"),
+                                                  QStringLiteral("Work/Projects")};
+        QTest::newRow("modified UTF-7") << QByteArray("LIST \"\" Work/Entw&APw-*")
+                                        << QStringList{QStringLiteral("Work/Entw\u00fcrfe")};
+        QTest::newRow("modified UTF-7 percent")
+            << QByteArray("LIST \"\" %/Entw%rfe") << QStringList{QStringLiteral("Work/Entw\u00fcrfe")};
         QString bad;
         for (int i = 0; i < 500; ++i) bad += QStringLiteral("*a");
         QTest::newRow("1000 chars, no b") << ("LIST \"\" \"" + bad.toLatin1() + "*b\"") << QStringList{};
         QTest::newRow("120 chars") << ("LIST \"\" \"" + bad.left(120).toLatin1() + "\"") << QStringList{longName};
-        QTest::newRow("percent chain") << ("LIST \"\" \"b" + QByteArray("%a").repeated(100) + "%\"") << QStringList{longName};
-        QTest::newRow("several patterns") << QByteArray("LIST \"\" (Trash \"W*s\" inbox)")
-                                          << QStringList{QStringLiteral("Trash"), QStringLiteral("Work/Projects"), QStringLiteral("INBOX")};
-        QTest::newRow("subscribed") << QByteArray("LIST (SUBSCRIBED) \"\" \"W*\"") << QStringList{QStringLiteral("Work/Projects")};
+        QTest::newRow("percent chain") << ("LIST \"\" \"b" + QByteArray("%a").repeated(100) + "%\"")
+                                       << QStringList{longName};
+        QTest::newRow("several patterns")
+            << QByteArray("LIST \"\" (Trash \"W*s\" inbox)")
+            << QStringList{QStringLiteral("Trash"), QStringLiteral("Work/Projects"), QStringLiteral("INBOX")};
+        QTest::newRow("subscribed") << QByteArray("LIST (SUBSCRIBED) \"\" \"W*\"")
+                                    << QStringList{QStringLiteral("Work/Projects")};
         QTest::newRow("lsub") << QByteArray("LSUB \"\" \"W%/P%\"") << QStringList{QStringLiteral("Work/Projects")};
     }
     void listPatterns() {
@@ -521,7 +574,8 @@ private Q_SLOTS:
         QFETCH(QStringList, expected);
         Harness h;
         h.start();
-        for (const char* name : {"INBOX/Lists", "Work/Projects/2026", "Work/Entw&APw-rfe"}) QVERIFY(h.run(QByteArray("CREATE ") + name).tagged.startsWith("OK"));
+        for (const char* name : {"INBOX/Lists", "Work/Projects/2026", "Work/Entw&APw-rfe"})
+            QVERIFY(h.run(QByteArray("CREATE ") + name).tagged.startsWith("OK"));
         QVERIFY(h.run("CREATE b" + QByteArray(200, 'a')).tagged.startsWith("OK"));
         QVERIFY(h.run("SUBSCRIBE Work/Projects").tagged.startsWith("OK"));
         const Reply r = h.run(command, 7);
@@ -542,7 +596,8 @@ private Q_SLOTS:
         h.start();
         QVERIFY(h.run("CREATE Work/Projects").tagged.startsWith("OK"));
         Reply r = h.run("LIST \"\" Work*");
-        QCOMPARE(r.untagged, (QList<QByteArray>{"* LIST (\\HasChildren) \"/\" \"Work\"", "* LIST (\\HasNoChildren) \"/\" \"Work/Projects\""}));
+        QCOMPARE(r.untagged, (QList<QByteArray>{"* LIST (\\HasChildren) \"/\" \"Work\"",
+                                                "* LIST (\\HasNoChildren) \"/\" \"Work/Projects\""}));
         // kMaxListPatterns (64) patterns are fine; 65 get NO [LIMIT].
         const QByteArray many = "LIST \"\" (" + QByteArray("x ").repeated(63) + "Work)";
         r = h.run(many, 16);
@@ -567,7 +622,8 @@ private Q_SLOTS:
         QVERIFY(!h.addMessage(QStringLiteral("INBOX"), message, QString(), 1).isEmpty());
         QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
         h.io.paced = true;
-        postern::test::feed(*h.session, h.buffer, "f1 FETCH 1 (UID " + QByteArray("BODY.PEEK[] ").repeated(300) + "FLAGS)\r\n", 4096);
+        postern::test::feed(*h.session, h.buffer,
+                            "f1 FETCH 1 (UID " + QByteArray("BODY.PEEK[] ").repeated(300) + "FLAGS)\r\n", 4096);
         QByteArray all;
         int pieces = 0;
         for (;;) {
@@ -594,7 +650,9 @@ private Q_SLOTS:
         Harness h;
         h.start();
         QVERIFY(!h.addMessage(QStringLiteral("INBOX"), "Subject: a\r\n\r\nfine\r\n", QString(), 1).isEmpty());
-        QVERIFY(!h.addMessage(QStringLiteral("INBOX"), "Subject: b\r\nContent-Transfer-Encoding: x-odd\r\n\r\nodd\r\n", QString(), 2).isEmpty());
+        QVERIFY(!h.addMessage(QStringLiteral("INBOX"), "Subject: b\r\nContent-Transfer-Encoding: x-odd\r\n\r\nodd\r\n",
+                              QString(), 2)
+                     .isEmpty());
         QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
         const Reply r = h.run("FETCH 1:2 (UID BINARY.PEEK[1])");
         QVERIFY2(r.tagged.startsWith("NO [UNKNOWN-CTE]"), r.tagged.constData());
@@ -606,14 +664,17 @@ private Q_SLOTS:
     void uidExpungeWithASet() {
         Harness h;
         h.start();
-        for (int i = 1; i <= 8; ++i) QVERIFY(!h.addMessage(QStringLiteral("INBOX"), "Subject: m\r\n\r\nx\r\n", i % 2 ? QStringLiteral("T") : QString(), i).isEmpty());
+        for (int i = 1; i <= 8; ++i)
+            QVERIFY(!h.addMessage(QStringLiteral("INBOX"), "Subject: m\r\n\r\nx\r\n",
+                                  i % 2 ? QStringLiteral("T") : QString(), i)
+                         .isEmpty());
         QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
         Reply r = h.run("UID EXPUNGE 2:5," + QByteArray("7,").repeated(20000) + "4294967295", 4096);
         QVERIFY2(r.tagged.startsWith("OK"), r.tagged.constData());
         QCOMPARE(r.untagged, (QList<QByteArray>{"* 7 EXPUNGE", "* 5 EXPUNGE", "* 3 EXPUNGE"}));
         r = h.run("UID FETCH 1:* (FLAGS)");
-        QCOMPARE(uidsAndFlags(r), (QStringList{QStringLiteral("1:\\Deleted"), QStringLiteral("2:"), QStringLiteral("4:"), QStringLiteral("6:"),
-                                               QStringLiteral("8:")}));
+        QCOMPARE(uidsAndFlags(r), (QStringList{QStringLiteral("1:\\Deleted"), QStringLiteral("2:"),
+                                               QStringLiteral("4:"), QStringLiteral("6:"), QStringLiteral("8:")}));
     }
 };
 

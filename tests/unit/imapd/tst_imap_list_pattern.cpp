@@ -31,7 +31,8 @@ bool reference(const QString& p, const QString& n, QChar delim) {
         } else if (p.at(i) == u'%') {
             r = go(i + 1, j) || (j < n.size() && n.at(j) != delim && go(i, j + 1));
         } else {
-            const bool same = j < n.size() && (p.at(i) == n.at(j) || (inboxName && j < 5 && p.at(i).toLower() == n.at(j).toLower()));
+            const bool same =
+                j < n.size() && (p.at(i) == n.at(j) || (inboxName && j < 5 && p.at(i).toLower() == n.at(j).toLower()));
             r = same && go(i + 1, j + 1);
         }
         memo.insert(key, r);
@@ -49,7 +50,9 @@ private Q_SLOTS:
         QTest::addColumn<QString>("pattern");
         QTest::addColumn<QString>("name");
         QTest::addColumn<bool>("expected");
-        auto row = [](const char* tag, const QString& p, const QString& n, bool e) { QTest::newRow(tag) << p << n << e; };
+        auto row = [](const char* tag, const QString& p, const QString& n, bool e) {
+            QTest::newRow(tag) << p << n << e;
+        };
         // RFC 9051 6.3.9: "*" matches zero or more characters; "%" the same except the delimiter.
         row("star everything", QStringLiteral("*"), QStringLiteral("Work/Projects/2026"), true);
         row("star empty rest", QStringLiteral("Work*"), QStringLiteral("Work"), true);
@@ -69,7 +72,8 @@ private Q_SLOTS:
         row("case sensitive", QStringLiteral("sent"), QStringLiteral("Sent"), false);
         row("empty pattern", QString(), QStringLiteral("Sent"), false);
         row("regex characters are literal", QStringLiteral("a.c"), QStringLiteral("abc"), false);
-        row("regex characters match themselves", QStringLiteral("a.c(d)+[e]^$\\"), QStringLiteral("a.c(d)+[e]^$\\"), true);
+        row("regex characters match themselves", QStringLiteral("a.c(d)+[e]^$\\"), QStringLiteral("a.c(d)+[e]^$\\"),
+            true);
         row("backslash no escape", QStringLiteral("a\\*"), QStringLiteral("a\\bc"), true);
         // INBOX (RFC 9051 5.1): case-insensitive, also as the first level of a name.
         row("inbox lower", QStringLiteral("inbox"), QStringLiteral("INBOX"), true);
@@ -107,8 +111,10 @@ private Q_SLOTS:
         for (int i = 0; i < 500; ++i) longStar += QStringLiteral("*a");
         row("1000-char pattern, shorter name", longStar + QStringLiteral("*b"), QString(255, QLatin1Char('a')), false);
         row("1000-char pattern, long name", longStar + QStringLiteral("*b"), QString(2000, QLatin1Char('a')), false);
-        row("1000-char pattern, long name b", longStar + QStringLiteral("*b"), QString(2000, QLatin1Char('a')) + QLatin1Char('b'), true);
-        row("many stars", QString(30000, QLatin1Char('*')) + QLatin1Char('z'), QString(250, QLatin1Char('a')) + QLatin1Char('z'), true);
+        row("1000-char pattern, long name b", longStar + QStringLiteral("*b"),
+            QString(2000, QLatin1Char('a')) + QLatin1Char('b'), true);
+        row("many stars", QString(30000, QLatin1Char('*')) + QLatin1Char('z'),
+            QString(250, QLatin1Char('a')) + QLatin1Char('z'), true);
     }
     void matches() {
         QFETCH(QString, pattern);
