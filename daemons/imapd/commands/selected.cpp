@@ -320,9 +320,37 @@ void removeCopies(const QList<CopyPlan>& plans, const QString& targetDir) {
 }
 
 struct CopyOutcome {
-    QList<quint32> sourceUids, targetUids;  // COPYUID (RFC 4315), pairwise
-    QList<CopyPlan> copied;                 // what was copied (MOVE expunges these sources)
+    QList<std::pair<quint32, quint32>> uids;  // (source UID, new UID) for COPYUID
+    QList<CopyPlan> copied;                   // what was copied (MOVE expunges these sources)
 };
+
+// A UID list as uid-set text in the same order: "a:b" only for runs going up by one.
+QByteArray inOrder(const QList<quint32>& uids) {
+    QByteArray out;
+    for (qsizetype i = 0; i < uids.size();) {
+        qsizetype j = i;
+        while (j + 1 < uids.size() && uids.at(j + 1) == uids.at(j) + 1) ++j;
+        if (!out.isEmpty()) out += ',';
+        out += QByteArray::number(uids.at(i));
+        if (j > i) out += ':' + QByteArray::number(uids.at(j));
+        i = j + 1;
+    }
+    return out;
+}
+
+// "COPYUID <validity> <source set> <new set>" (RFC 4315 3): the n-th UID of the new set
+// is the copy of the n-th of the source set. The new UIDs are not always in the order of
+// the sources (the target numbers new messages by delivery time, and an APPEND can carry
+// any date), so the new set is written in source order, not sorted.
+QByteArray copyUid(quint32 validity, QList<std::pair<quint32, quint32>> pairs) {
+    std::sort(pairs.begin(), pairs.end());
+    QList<quint32> from, to;
+    for (const auto& [a, b] : pairs) {
+        from << a;
+        to << b;
+    }
+    return "COPYUID " + QByteArray::number(validity) + ' ' + inOrder(from) + ' ' + inOrder(to);
+}
 
 // Steps 1-3 above. On failure nothing this call made is left in the target.
 std::variant<CopyOutcome, CopyFailure> copyMessages(MailboxView& from, const QList<int>& indexes, MailboxView& target) {
@@ -377,8 +405,7 @@ std::variant<CopyOutcome, CopyFailure> copyMessages(MailboxView& from, const QLi
     for (const CopyPlan& p : plans) {
         auto it = uidOf.constFind(p.base);
         if (it == uidOf.cend()) continue;  // expunged from the target by another session already
-        out.sourceUids << from.messages().at(p.index).uid;
-        out.targetUids << *it;
+        out.uids.append({from.messages().at(p.index).uid, *it});
     }
     out.copied = plans;
     return out;
@@ -440,9 +467,7 @@ void copyOrMove(ImapSession& s, const ImapSession::Request& r, bool move) {
     const CopyOutcome& done = std::get<CopyOutcome>(result);
     // Maildir++ counts every file (hard links too); MOVE's expunges below take theirs off again.
     for (const CopyPlan& p : done.copied) store::MaildirQuota::add(root, v.messages().at(p.index).size, 1);
-    const QByteArray copyuid = done.sourceUids.isEmpty() ? QByteArray()
-                                                         : "COPYUID " + QByteArray::number(target->uidValidity()) + ' ' +
-                                                               compactSet(done.sourceUids) + ' ' + compactSet(done.targetUids);
+    const QByteArray copyuid = done.uids.isEmpty() ? QByteArray() : copyUid(target->uidValidity(), done.uids);
     if (!move) {
         if (sameMailbox) s.reportChanges(true);
         s.ok(r, QStringLiteral("COPY completed"), copyuid);

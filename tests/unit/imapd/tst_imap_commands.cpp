@@ -283,7 +283,7 @@ private Q_SLOTS:
         QCOMPARE(h.run("UID SEARCH UID 1:4294967295", 64).untagged.value(0).count(' '), 6);
         QCOMPARE(h.run("SEARCH UID " + QByteArray("1:4294967295,").repeated(5000) + "2", 8192).untagged,
                  QList<QByteArray>{"* SEARCH 1 2 3 4 5"});
-        QCOMPARE(h.run("SEARCH " + QByteArray("4294967295:1 ").repeated(5000) + "UID 2:3", 8192).untagged,
+        QCOMPARE(h.run("SEARCH " + QByteArray("4294967295:1 ").repeated(kMaxSearchKeys - 1) + "UID 2:3", 8192).untagged,
                  QList<QByteArray>{"* SEARCH 2 3"});
         // FETCH/STORE with such sets touch each message once.
         Reply r = h.run("FETCH " + many + " (UID)", 8192);
@@ -675,6 +675,34 @@ private Q_SLOTS:
         r = h.run("UID FETCH 1:* (FLAGS)");
         QCOMPARE(uidsAndFlags(r), (QStringList{QStringLiteral("1:\\Deleted"), QStringLiteral("2:"),
                                                QStringLiteral("4:"), QStringLiteral("6:"), QStringLiteral("8:")}));
+    }
+    // COPYUID pairs each source UID with its copy's UID (RFC 4315 3), also when the target
+    // numbers the copies in another order (by delivery time: here the reverse of the UIDs).
+    void copyUidPairsSourcesWithCopies() {
+        Harness h;
+        h.start();
+        QStringList paths;
+        for (int i = 1; i <= 4; ++i)
+            paths << h.addMessage(QStringLiteral("INBOX"), "Subject: message " + QByteArray::number(i) + "\r\n\r\nx\r\n", QString(), i);
+        QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
+        for (int i = 0; i < 3; ++i) {  // messages 1..3 now look delivered in the order 3, 2, 1 (4 stays last)
+            struct utimbuf t {1600000000 - i, 1600000000 - i};
+            QCOMPARE(::utime(QFile::encodeName(paths.at(i)).constData(), &t), 0);
+        }
+        const Reply r = h.run("UID COPY 1:4 Junk");
+        QVERIFY2(r.tagged.startsWith("OK [COPYUID "), r.tagged.constData());
+        const QList<QByteArray> parts = r.tagged.split(' ');
+        QCOMPARE(parts.value(3), QByteArray("1:4"));       // the sources, ascending
+        QCOMPARE(parts.value(4), QByteArray("3,2,1,4]"));  // their copies, in the same order
+        QVERIFY(h.run("SELECT Junk").tagged.startsWith("OK"));
+        const Reply fetched = h.run("UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+        QCOMPARE(fetched.untagged.size(), 4);
+        for (const auto& [uid, subject] : {std::pair{3, 1}, std::pair{2, 2}, std::pair{1, 3}, std::pair{4, 4}}) {
+            bool found = false;
+            for (const QByteArray& l : fetched.untagged)
+                found = found || (l.contains("UID " + QByteArray::number(uid) + ' ') && l.contains("Subject: message " + QByteArray::number(subject)));
+            QVERIFY2(found, qPrintable(QStringLiteral("UID %1 should hold message %2").arg(uid).arg(subject)));
+        }
     }
 };
 
