@@ -2,6 +2,10 @@
 // ENABLE NAMESPACE IDLE, and the helpers shared by all command files.
 // Standards: RFC 9051 6.1-6.2, 6.3.1 (ENABLE), 2971 (ID), 2342 (NAMESPACE),
 // 2177 (IDLE), 4959 (SASL-IR). Credentials are never logged.
+// Sequence sets and UID ranges come from the client: they are parsed into
+// sorted, merged intervals (O(k log k) for k items) and never expanded per
+// number of a range ("1:4294967295" is one interval); a set resolved to
+// messages has at most one entry per message of the mailbox.
 #include "commands.h"
 
 #include "core/log.h"

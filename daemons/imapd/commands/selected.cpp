@@ -3,6 +3,14 @@
 // EXISTS; FETCH FLAGS with MODSEQ once CONDSTORE is on).
 // Standards: RFC 9051 6.4, 4315 (UIDPLUS: UID EXPUNGE, COPYUID), 6851 (MOVE),
 // 3691 (UNSELECT), 7162 (STORE UNCHANGEDSINCE, [MODIFIED]). Read-only (EXAMINE) mailboxes refuse every change.
+// Security: COPY and MOVE are all or nothing (see "COPY and MOVE" below): a copy
+// that cannot be stored (full disk, quota, an unwritable or odd target) leaves
+// neither a partial copy in the target nor a missing message in the source; the
+// sources of a MOVE are unlinked only once every copy is durable. Blocking: the
+// copies are hard links (a real copy only across file systems) and one fsync of
+// the target's cur/, on the event-loop thread.
+// Limits: work per command is linear in the messages named (sets are resolved
+// to sorted lists once; UID EXPUNGE's set is binary-searched).
 #include "commands.h"
 
 #include "common/store/maildir_delivery.h"
