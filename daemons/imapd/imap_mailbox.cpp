@@ -488,12 +488,17 @@ Status MailboxView::setFlags(int index, const QString& letters) {
 }
 
 Status MailboxView::expunge(int index) {
+    const Message& m = m_messages.at(index);
+    return expunge(index, m.fileName, m.inNew);
+}
+
+Status MailboxView::expunge(int index, const QString& fileName, bool inNew) {
     store::MessageEntry e;
     const Message& m = m_messages.at(index);
     e.uid = m.uid;
     e.base = m.base;
-    e.fileName = m.fileName;
-    e.inNew = m.inNew;
+    e.fileName = fileName;
+    e.inNew = inNew;
     e.size = m.size;
     return m_folder.expunge(e);
 }

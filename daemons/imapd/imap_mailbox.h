@@ -123,6 +123,9 @@ public:
     Result<QString> lettersFor(const QStringList& flags, bool create);
     Status setFlags(int index, const QString& letters);
     Status expunge(int index);  // unlink only; call refresh() to update the list
+    // The same for a message whose file was renamed by another session since the last
+    // refresh (new flags): `fileName` is its name now, in new/ when `inNew`.
+    Status expunge(int index, const QString& fileName, bool inNew);
 
 private:
     static QList<Message> sharedListing(const QString& dir, QList<Message> fresh);

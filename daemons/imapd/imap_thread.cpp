@@ -177,12 +177,20 @@ public:
     bool dummy(int n) const { return m_f.nodes.at(n).message < 0; }
     int parent(int n) const { return m_parent.at(size_t(n)); }
 
-    // Would making `c` a child of `p` close a loop (c is p or an ancestor of p)?
+    // Would making `c` a child of `p` close a loop (c is p or an ancestor of p)? The walk
+    // up from p costs the depth of p; References written for it (a chain of 100,000 ids,
+    // then the pair "deepest first" repeated) would make the checks quadratic. All the
+    // walks of one threading share kLoopCheckBudget steps; once they are spent, a link
+    // that needs a walk is not made, as if it closed a loop: such a mailbox gets flatter
+    // threads (still a valid forest), the server stays responsive. Real threads never
+    // come near it (a new reply is a leaf: no walk at all).
     bool wouldLoop(int p, int c) const {
         if (p == c) return true;
         if (m_f.nodes.at(c).children.isEmpty()) return false;  // a leaf is nobody's ancestor
-        for (int x = p; x >= 0; x = m_parent.at(size_t(x)))
+        for (int x = p; x >= 0; x = m_parent.at(size_t(x))) {
             if (x == c) return true;
+            if (++m_loopSteps > kLoopCheckBudget) return true;
+        }
         return false;
     }
     void link(int p, int c) {
@@ -240,9 +248,11 @@ public:
     ThreadForest take() { return std::move(m_f); }
 
 private:
+    static constexpr qint64 kLoopCheckBudget = qint64(1) << 24;  // ancestor steps per threading (~16 million)
     const QList<ThreadMessage>& m_msgs;
     ThreadForest m_f;
     std::vector<int> m_parent;
+    mutable qint64 m_loopSteps = 0;
 };
 
 }  // namespace

@@ -2,11 +2,17 @@
 // ENABLE NAMESPACE IDLE, and the helpers shared by all command files.
 // Standards: RFC 9051 6.1-6.2, 6.3.1 (ENABLE), 2971 (ID), 2342 (NAMESPACE),
 // 2177 (IDLE), 4959 (SASL-IR). Credentials are never logged.
+// Sequence sets and UID ranges come from the client: they are parsed into
+// sorted, merged intervals (O(k log k) for k items) and never expanded per
+// number of a range ("1:4294967295" is one interval); a set resolved to
+// messages has at most one entry per message of the mailbox.
 #include "commands.h"
 
 #include "core/log.h"
 
 #include <QLocale>
+
+#include <algorithm>
 
 namespace postern::imap {
 
@@ -14,7 +20,7 @@ namespace postern::imap {
 
 namespace {
 // One number of a sequence set: "*" is `star`; no leading zero, 1 .. 2^32-1.
-bool setNumber(const QByteArray& t, quint32 star, quint32* v) {
+bool setNumber(QByteArrayView t, quint32 star, quint32* v) {
     if (t == "*") {
         *v = star;
         return true;
@@ -28,55 +34,78 @@ bool setNumber(const QByteArray& t, quint32 star, quint32* v) {
 }
 }  // namespace
 
-std::optional<QList<int>> resolveSequenceSet(const QByteArray& set, const MailboxView& view, bool uid) {
+namespace {
+// Sorts intervals and merges the ones that overlap or touch.
+template <typename T>
+QList<std::pair<T, T>> mergeRanges(QList<std::pair<T, T>> in) {
+    std::sort(in.begin(), in.end());
+    QList<std::pair<T, T>> out;
+    out.reserve(in.size());
+    for (const auto& r : in) {
+        // r.first - 1 cannot underflow in the test: it is only computed when first > 0.
+        if (!out.isEmpty() && (r.first <= out.last().second || (r.first > 0 && r.first - 1 == out.last().second))) {
+            out.last().second = std::max(out.last().second, r.second);
+        } else {
+            out << r;
+        }
+    }
+    return out;
+}
+}  // namespace
+
+std::optional<IndexRanges> resolveSequenceRanges(const QByteArray& set, const MailboxView& view, bool uid) {
     const auto& msgs = view.messages();
-    QList<int> out;
     if (set.isEmpty()) return std::nullopt;
     const quint32 maxValue = uid ? (msgs.isEmpty() ? 0 : msgs.last().uid) : quint32(msgs.size());
-    QSet<int> seen;
-    for (const QByteArray& range : set.split(',')) {
+    IndexRanges found;
+    qsizetype pos = 0;
+    while (pos <= set.size()) {
+        qsizetype comma = set.indexOf(',', pos);
+        if (comma < 0) comma = set.size();
+        const QByteArrayView range(set.constData() + pos, comma - pos);
+        pos = comma + 1;
         if (range.isEmpty()) return std::nullopt;
         const qsizetype colon = range.indexOf(':');
-        auto num = [&](const QByteArray& t, quint32* v) { return setNumber(t, maxValue, v); };
+        auto num = [&](QByteArrayView t, quint32* v) { return setNumber(t, maxValue, v); };
         quint32 a = 0, b = 0;
-        if (!num(colon < 0 ? range : range.left(colon), &a)) return std::nullopt;
+        if (!num(colon < 0 ? range : range.first(colon), &a)) return std::nullopt;
         b = a;
-        if (colon >= 0 && !num(range.mid(colon + 1), &b)) return std::nullopt;
+        if (colon >= 0 && !num(range.sliced(colon + 1), &b)) return std::nullopt;
         if (a > b) std::swap(a, b);
         if (uid) {
-            // Binary search the first message with uid >= a.
-            qsizetype lo = 0, hi = msgs.size();
-            while (lo < hi) {
-                const qsizetype mid = (lo + hi) / 2;
-                if (msgs.at(mid).uid < a) lo = mid + 1;
-                else hi = mid;
-            }
-            bool matched = false;
-            for (qsizetype i = lo; i < msgs.size() && msgs.at(i).uid <= b; ++i) {
-                matched = true;
-                if (!seen.contains(int(i))) {
-                    seen.insert(int(i));
-                    out << int(i);
-                }
-            }
-            // RFC 9051 6.4.9: "n:*" always includes the last message, even when n is above every UID.
-            if (range.contains('*') && !matched && !msgs.isEmpty() && !seen.contains(int(msgs.size() - 1))) {
-                seen.insert(int(msgs.size() - 1));
-                out << int(msgs.size() - 1);
+            // The messages are in UID order: the first with uid >= a, the first with uid > b.
+            auto byUid = [](const Message& m, quint32 v) { return m.uid < v; };
+            const auto lo = std::lower_bound(msgs.begin(), msgs.end(), a, byUid);
+            const auto hi = std::upper_bound(msgs.begin(), msgs.end(), b, [](quint32 v, const Message& m) { return v < m.uid; });
+            if (lo < hi) {
+                found.append({int(lo - msgs.begin()), int(hi - msgs.begin()) - 1});
+            } else if (range.contains('*') && !msgs.isEmpty()) {
+                // RFC 9051 6.4.9: "n:*" always includes the last message, even when n is above every UID.
+                found.append({int(msgs.size() - 1), int(msgs.size() - 1)});
             }
         } else {
             if (b > maxValue || a == 0) {
                 if (maxValue == 0 || a > maxValue) return std::nullopt;
                 b = std::min(b, maxValue);
             }
-            for (quint32 i = a; i <= b; ++i)
-                if (!seen.contains(int(i - 1))) {
-                    seen.insert(int(i - 1));
-                    out << int(i - 1);
-                }
+            found.append({int(a - 1), int(b - 1)});
         }
     }
-    std::sort(out.begin(), out.end());
+    return mergeRanges(found);
+}
+
+bool inIndexRanges(const IndexRanges& ranges, int index) {
+    // The last interval starting at or before index.
+    auto it = std::upper_bound(ranges.begin(), ranges.end(), index, [](int v, const std::pair<int, int>& r) { return v < r.first; });
+    return it != ranges.begin() && index <= std::prev(it)->second;
+}
+
+std::optional<QList<int>> resolveSequenceSet(const QByteArray& set, const MailboxView& view, bool uid) {
+    auto ranges = resolveSequenceRanges(set, view, uid);
+    if (!ranges) return std::nullopt;
+    QList<int> out;
+    for (const auto& [first, last] : *ranges)
+        for (int i = first; i <= last; ++i) out << i;  // at most one entry per message of the mailbox
     return out;
 }
 
@@ -147,8 +176,8 @@ std::optional<quint64> parseModseq(const Token& t, bool zero) {
     return v;
 }
 
-std::optional<QList<std::pair<quint32, quint32>>> parseUidRanges(const QByteArray& set, quint32 star) {
-    QList<std::pair<quint32, quint32>> out;
+std::optional<UidRanges> parseUidRanges(const QByteArray& set, quint32 star) {
+    UidRanges out;
     if (set.isEmpty()) return std::nullopt;
     for (const QByteArray& range : set.split(',')) {
         const qsizetype colon = range.indexOf(':');
@@ -160,33 +189,55 @@ std::optional<QList<std::pair<quint32, quint32>>> parseUidRanges(const QByteArra
         if (a > b) std::swap(a, b);
         out.append({a, b});
     }
-    return out;
+    return mergeRanges(out);
 }
 
-bool inRanges(const QList<std::pair<quint32, quint32>>& ranges, quint32 v) {
-    for (const auto& [a, b] : ranges)
-        if (v >= a && v <= b) return true;
-    return false;
+bool inRanges(const UidRanges& ranges, quint32 v) {
+    auto it = std::upper_bound(ranges.begin(), ranges.end(), v, [](quint32 x, const std::pair<quint32, quint32>& r) { return x < r.first; });
+    return it != ranges.begin() && v <= std::prev(it)->second;
 }
 
-QList<quint32> vanishedSince(const MailboxView& view, quint64 modseq, const QList<std::pair<quint32, quint32>>& ranges) {
+UidRanges vanishedSince(const MailboxView& view, quint64 modseq, const UidRanges& ranges) {
     const quint32 last = view.uidNext() > 1 ? view.uidNext() - 1 : 1;
     bool complete = false;
     QList<quint32> gone = view.expungedSince(modseq, &complete);
-    if (!complete) {
-        // The history does not reach back that far: every UID of the ranges that is not here
-        // (RFC 7162 3.2.5.1 allows naming UIDs the client never saw).
-        gone.clear();
-        QSet<quint32> present;
-        for (const Message& msg : view.messages()) present.insert(msg.uid);
-        for (const auto& [a, b] : ranges)
-            for (quint64 u = a; u <= std::min<quint64>(b, last) && gone.size() < 1000000; ++u)
-                if (!present.contains(quint32(u))) gone << quint32(u);
+    UidRanges reported;
+    if (complete) {
+        std::sort(gone.begin(), gone.end());
+        for (quint32 u : gone) {
+            if (!inRanges(ranges, u)) continue;
+            if (!reported.isEmpty() && reported.last().second + 1 == u) reported.last().second = u;
+            else if (reported.isEmpty() || reported.last().second < u) reported.append({u, u});
+        }
+        return reported;
     }
-    QList<quint32> reported;
-    for (quint32 u : gone)
-        if (inRanges(ranges, u)) reported << u;
+    // The history does not reach back that far: every UID of the ranges (up to the last
+    // one assigned) that is not here (RFC 7162 3.2.5.1 allows naming UIDs the client never
+    // saw). The messages are in UID order: one walk over both lists, gaps as intervals.
+    const auto& msgs = view.messages();
+    qsizetype m = 0;
+    for (const auto& [a, bIn] : ranges) {
+        if (a > last) break;
+        const quint32 b = std::min(bIn, last);
+        quint64 next = a;  // first UID of [a, b] not yet accounted for
+        while (m < msgs.size() && msgs.at(m).uid < a) ++m;
+        for (; m < msgs.size() && msgs.at(m).uid <= b; ++m) {
+            if (msgs.at(m).uid > next) reported.append({quint32(next), msgs.at(m).uid - 1});
+            next = quint64(msgs.at(m).uid) + 1;
+        }
+        if (next <= b) reported.append({quint32(next), b});
+    }
     return reported;
+}
+
+QByteArray rangesText(const UidRanges& ranges) {
+    QByteArray out;
+    for (const auto& [a, b] : ranges) {
+        if (!out.isEmpty()) out += ',';
+        out += QByteArray::number(a);
+        if (b != a) out += ':' + QByteArray::number(b);
+    }
+    return out;
 }
 
 QByteArray Commands::modseqItem(ImapSession& s, int index) {

@@ -78,8 +78,14 @@ struct Commands {
     static QByteArray flagList(const QStringList& flags);
 };
 
-// A sequence set ("1:3,7,10:*") resolved against a mailbox: 0-based message indexes, ascending.
-// uid: the numbers are UIDs. Returns nullopt on a syntax error.
+// A sequence set ("1:3,7,10:*") resolved against a mailbox as intervals of 0-based message
+// indexes [first, last]: ascending, disjoint, merged. uid: the numbers are UIDs. nullopt on a
+// syntax error. Cost: O(k log k) for k comma-separated items, whatever the ranges span
+// ("1:4294967295" is one interval, not a list of UIDs).
+using IndexRanges = QList<std::pair<int, int>>;
+std::optional<IndexRanges> resolveSequenceRanges(const QByteArray& set, const MailboxView& view, bool uid);
+bool inIndexRanges(const IndexRanges& ranges, int index);  // binary search
+// The same set as a list of 0-based message indexes, ascending (at most one per message).
 std::optional<QList<int>> resolveSequenceSet(const QByteArray& set, const MailboxView& view, bool uid);
 // "(\Seen $Label)" or a single flag atom -> flag names.
 std::optional<QStringList> parseFlagList(const Token& t);
@@ -89,15 +95,29 @@ std::optional<QDateTime> parseImapDateTime(const QByteArray& s);
 std::optional<QDate> parseImapDate(const QByteArray& s);
 // A mod-sequence value (RFC 7162: 1 .. 2^63-1; 0 allowed where `zero`).
 std::optional<quint64> parseModseq(const Token& t, bool zero);
-// A UID set not bound to the mailbox's messages (QRESYNC's known-uids): ranges, "*" = star.
-std::optional<QList<std::pair<quint32, quint32>>> parseUidRanges(const QByteArray& set, quint32 star);
-bool inRanges(const QList<std::pair<quint32, quint32>>& ranges, quint32 v);
+// A UID set not bound to the mailbox's messages (QRESYNC's known-uids): ranges, "*" = star;
+// sorted, merged and disjoint, so that inRanges() is a binary search.
+using UidRanges = QList<std::pair<quint32, quint32>>;
+std::optional<UidRanges> parseUidRanges(const QByteArray& set, quint32 star);
+bool inRanges(const UidRanges& ranges, quint32 v);
 // QRESYNC's VANISHED (EARLIER): UIDs within `ranges` expunged after `modseq`, or, when
-// the expunge history does not reach back that far, every UID of `ranges` not present.
-QList<quint32> vanishedSince(const MailboxView& view, quint64 modseq, const QList<std::pair<quint32, quint32>>& ranges);
+// the expunge history does not reach back that far, every UID of `ranges` not present
+// (up to the last UID assigned). As merged ranges: never one entry per UID of a range.
+UidRanges vanishedSince(const MailboxView& view, quint64 modseq, const UidRanges& ranges);
+// Ranges as "1:3,7" text.
+QByteArray rangesText(const UidRanges& ranges);
 // The SEARCH program args[start..] (search.cpp's evaluator, shared with SORT and
 // THREAD) run over `view`: 0-based indexes of the matching messages, ascending;
-// nullopt with *error set on a syntax error.
+// nullopt with *error set on a syntax error or a program nested too deeply.
+// kMaxSearchDepth: how many NOT, OR and parentheses may enclose a search key
+// (RFC 9051 6.4.4 sets no limit; the parser and the evaluator recurse once per
+// level, so the limit bounds their stack). "NOT NOT ... ALL" with 64 NOTs is
+// accepted, 65 get BAD; the same for a chain of 65 ORs.
+inline constexpr int kMaxSearchDepth = 64;
+// kMaxSearchKeys: search keys in one program, NOT, OR and parenthesised lists
+// included (each key is evaluated for every message). "ALL" 1,000 times is
+// accepted, 1,001 times gets BAD.
+inline constexpr int kMaxSearchKeys = 1000;
 std::optional<QList<int>> evaluateSearchProgram(const QList<Token>& args, qsizetype start, const MailboxView& view, QString* error);
 // A UID set as the shortest "1:3,7" text.
 QByteArray compactSet(QList<quint32> values);

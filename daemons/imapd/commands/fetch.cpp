@@ -5,11 +5,19 @@
 // MODSEQ and the (CHANGEDSINCE n [VANISHED]) modifiers (RFC 7162).
 // ENVELOPE/BODY/BODYSTRUCTURE come from the folder's index when cached there.
 // Messages are read whole (bounded by the message size limit), normalised to
-// CRLF so that sizes and offsets match RFC822.SIZE, and answered one message
-// at a time with output backpressure (runWithBackpressure), so FETCH 1:*
-// BODY[] of a large mailbox never sits in memory at once.
+// CRLF so that sizes and offsets match RFC822.SIZE, and answered one item at
+// a time with output backpressure (runWithBackpressure, checked between
+// items), so neither FETCH 1:* BODY[] of a large mailbox nor FETCH 1
+// (BODY[] BODY[] ... a thousand times) ever sits in memory at once: the
+// process holds one message and one item's data per session.
 // Security: section numbers and partial ranges are validated against the
-// parsed structure; nothing reads outside the message.
+// parsed structure; nothing reads outside the message. The MIME tree comes
+// from mail::parseMime (depth and part count bounded there); BODYSTRUCTURE
+// recurses over that bounded tree, section walks are loops.
+// Limits: kMaxSectionParts part numbers in a section (BAD beyond; parsing
+// stops there, so a 64 KiB "1.1.1..." costs no more than a short one);
+// HEADER.FIELDS names are looked up in a set (linear in the header however
+// many names the client lists).
 #include "commands.h"
 
 #include "../imap_binary.h"
@@ -17,6 +25,7 @@
 #include "common/mail/message.h"
 
 #include <QFile>
+#include <QSet>
 #include <memory>
 
 namespace postern::imap {
@@ -25,10 +34,13 @@ namespace {
 
 using mail::MimePart;
 
+// Part numbers in one section ("1.2.3"): deeper than mail::kMaxDepth cannot address a part.
+constexpr qsizetype kMaxSectionParts = 32;
+
 struct Section {
     QList<int> part;   // 1-based part numbers (empty: the whole message)
     QByteArray kind;   // "", HEADER, TEXT, MIME, HEADER.FIELDS, HEADER.FIELDS.NOT
-    QList<QByteArray> fields;
+    QSet<QByteArray> fields;  // lower case
     QByteArray text;   // as the client wrote it, for the response name
 };
 
@@ -60,27 +72,29 @@ QByteArray normalizeCrlf(const QByteArray& in) {
 std::optional<Section> parseSection(const QByteArray& inside) {
     Section s;
     s.text = inside;
-    QByteArray rest = inside;
-    // Leading part numbers "1.2.3" (each followed by '.' or the end).
-    while (!rest.isEmpty() && rest.at(0) >= '0' && rest.at(0) <= '9') {
-        qsizetype i = 0;
-        while (i < rest.size() && rest.at(i) >= '0' && rest.at(i) <= '9') ++i;
+    // Leading part numbers "1.2.3" (each followed by '.' or the end), read in place.
+    qsizetype pos = 0;
+    while (pos < inside.size() && inside.at(pos) >= '0' && inside.at(pos) <= '9') {
+        if (s.part.size() >= kMaxSectionParts) return std::nullopt;
+        qsizetype end = pos;
+        while (end < inside.size() && inside.at(end) >= '0' && inside.at(end) <= '9') ++end;
+        if (end - pos > 6) return std::nullopt;
         bool ok = false;
-        const int n = rest.left(i).toInt(&ok);
-        if (!ok || n <= 0 || i > 6) return std::nullopt;
+        const int n = QByteArrayView(inside).sliced(pos, end - pos).toInt(&ok);
+        if (!ok || n <= 0) return std::nullopt;
         s.part << n;
-        rest = rest.mid(i);
-        if (rest.startsWith('.')) rest = rest.mid(1);
-        else if (!rest.isEmpty()) return std::nullopt;
+        pos = end;
+        if (pos < inside.size() && inside.at(pos) == '.') ++pos;
+        else if (pos < inside.size()) return std::nullopt;
     }
-    if (s.part.size() > 32) return std::nullopt;
+    const QByteArray rest = inside.mid(pos);
     const qsizetype sp = rest.indexOf(' ');
     const QByteArray kind = (sp < 0 ? rest : rest.left(sp)).toUpper();
     if (kind == "HEADER.FIELDS" || kind == "HEADER.FIELDS.NOT") {
         const QByteArray list = rest.mid(sp + 1).trimmed();
         if (sp < 0 || !list.startsWith('(') || !list.endsWith(')')) return std::nullopt;
         for (const QByteArray& f : list.mid(1, list.size() - 2).split(' '))
-            if (!f.isEmpty()) s.fields << (f.startsWith('"') && f.endsWith('"') ? f.mid(1, f.size() - 2) : f);
+            if (!f.isEmpty()) s.fields.insert((f.startsWith('"') && f.endsWith('"') ? f.mid(1, f.size() - 2) : f).toLower());
         if (s.fields.isEmpty()) return std::nullopt;
     } else if (sp >= 0 || !(kind.isEmpty() || kind == "HEADER" || kind == "TEXT" || kind == "MIME")) {
         return std::nullopt;
@@ -218,8 +232,8 @@ QByteArray bodyStructure(const QByteArray& msg, const MimePart& p, bool extended
     return out + ')';
 }
 
-// Header lines (with their folding) whose names are (or are not) in `names`, plus the blank line.
-QByteArray headerFields(const QByteArray& msg, qsizetype start, qsizetype end, const QList<QByteArray>& names, bool exclude) {
+// Header lines (with their folding) whose names are (or are not) in `names` (lower case), plus the blank line.
+QByteArray headerFields(const QByteArray& msg, qsizetype start, qsizetype end, const QSet<QByteArray>& names, bool exclude) {
     QByteArray out;
     qsizetype pos = start;
     bool keep = false;
@@ -230,11 +244,8 @@ QByteArray headerFields(const QByteArray& msg, qsizetype start, qsizetype end, c
         if (line == "\r\n" || line == "\n") break;
         if (!line.isEmpty() && line.at(0) != ' ' && line.at(0) != '\t') {
             const qsizetype colon = line.indexOf(':');
-            const QByteArray name = colon > 0 ? line.left(colon).trimmed() : QByteArray();
-            bool listed = false;
-            for (const QByteArray& n : names)
-                if (qstricmp(n.constData(), name.constData()) == 0) listed = true;
-            keep = colon > 0 && (listed != exclude);
+            const QByteArray name = colon > 0 ? line.left(colon).trimmed().toLower() : QByteArray();
+            keep = colon > 0 && (names.contains(name) != exclude);
         }
         if (keep) out += line;
         pos = le;
@@ -289,7 +300,82 @@ struct FetchJob {
     bool needMessage = false;  // some item needs the file's bytes
     bool needParsed = false;   // ENVELOPE/BODY/BODYSTRUCTURE: from the index cache, else parsed
     bool setsSeen = false;
+    bool uid = false;          // UID FETCH
+    // The message whose response is being sent, item by item (see Commands::fetch).
+    int current = -1;          // -1: between messages
+    qsizetype nextItem = 0;
+    bool firstItem = true, flagsSent = false, modseqSent = false, seenSet = false;
+    QByteArray msg;
+    mail::MimePart root;
+    bool parsed = false;
+    std::optional<MailboxIndex::Cached> cache;
+    const mail::MimePart& tree() {  // parsed once, when an item needs the structure
+        if (!parsed) {
+            root = mail::parseMime(msg);
+            parsed = true;
+        }
+        return root;
+    }
+    void endMessage() {
+        current = -1;
+        msg.clear();
+        root = mail::MimePart();
+        parsed = false;
+        cache.reset();
+    }
 };
+
+// One item of message `i`'s response ("UID 7", "BODY[1] {3}\r\nabc"); empty when the item
+// adds nothing. Literal data is built for this item only.
+QByteArray fetchItemText(MailboxView& view, int i, FetchJob& job, const FetchItem& it) {
+    const Message& m = view.messages().at(i);
+    switch (it.kind) {
+        case FetchItem::Flags:
+            job.flagsSent = true;
+            return "FLAGS " + Commands::flagList(view.imapFlags(i));
+        case FetchItem::Uid: return "UID " + QByteArray::number(m.uid);
+        case FetchItem::Modseq:
+            job.modseqSent = true;
+            return "MODSEQ (" + QByteArray::number(m.modseq) + ')';
+        case FetchItem::InternalDate: return "INTERNALDATE \"" + imapDateTime(m.mtimeMs) + '"';
+        case FetchItem::Size: return "RFC822.SIZE " + QByteArray::number(m.vsize);
+        case FetchItem::Envelope: return "ENVELOPE " + job.cache->envelope;
+        case FetchItem::Body: return "BODY " + job.cache->body;
+        case FetchItem::BodyStructure: return "BODYSTRUCTURE " + job.cache->bodyStructure;
+        case FetchItem::Rfc822: return "RFC822 " + literal(job.msg);
+        case FetchItem::Rfc822Header:
+        case FetchItem::Rfc822Text: {
+            qsizetype bodyAt = job.msg.size();
+            mail::parseHeader(job.msg, &bodyAt);
+            return it.kind == FetchItem::Rfc822Header ? "RFC822.HEADER " + literal(job.msg.left(bodyAt))
+                                                      : "RFC822.TEXT " + literal(job.msg.mid(bodyAt));
+        }
+        case FetchItem::BodySection: {
+            auto data = sectionData(job.msg, job.tree(), it.section);
+            QByteArray name = "BODY[" + it.section.text + ']';
+            if (!data) return name + " NIL";  // a part that does not exist
+            if (it.partialStart >= 0) {
+                name += '<' + QByteArray::number(it.partialStart) + '>';
+                return name + ' ' + literal(data->mid(qsizetype(std::min<qint64>(it.partialStart, data->size())), qsizetype(it.partialLength)));
+            }
+            return name + ' ' + literal(*data);
+        }
+        case FetchItem::Binary:
+        case FetchItem::BinarySize: {
+            const BinaryResult b = binarySection(job.msg, job.tree(), it.section.part);
+            const bool exists = b.status == BinaryResult::Status::Ok;  // UnknownCte was refused before
+            if (it.kind == FetchItem::BinarySize) return "BINARY.SIZE[" + it.section.text + "] " + QByteArray::number(b.data.size());
+            QByteArray name = "BINARY[" + it.section.text + ']';
+            if (!exists) return name + " NIL";
+            if (it.partialStart >= 0) {
+                name += '<' + QByteArray::number(it.partialStart) + '>';
+                return name + ' ' + binaryLiteral(b.data.mid(qsizetype(std::min<qint64>(it.partialStart, b.data.size())), qsizetype(it.partialLength)));
+            }
+            return name + ' ' + binaryLiteral(b.data);
+        }
+    }
+    return {};
+}
 
 }  // namespace
 
@@ -375,8 +461,8 @@ void Commands::fetch(ImapSession& s, const R& r) {
             s.bad(r, QStringLiteral("Bad sequence set"));
             return;
         }
-        const QList<quint32> reported = vanishedSince(v, *changedSince, *ranges);
-        if (!reported.isEmpty()) s.untagged("VANISHED (EARLIER) " + compactSet(reported));
+        const UidRanges reported = vanishedSince(v, *changedSince, *ranges);
+        if (!reported.isEmpty()) s.untagged("VANISHED (EARLIER) " + rangesText(reported));
     }
     bool hasUid = false;
     for (const QByteArray& a : atoms) {
@@ -401,136 +487,80 @@ void Commands::fetch(ImapSession& s, const R& r) {
         job->items << *it;
     }
     if (r.uid && !hasUid) job->items.prepend(FetchItem{FetchItem::Uid, {}, false, -1, -1});
+    job->uid = r.uid;
     const R req = r;
+    // One message's response is sent item by item, with the output checked between items:
+    // a client asking for BODY[] a thousand times over gets its answer at the pace it reads
+    // it, and the process never holds more than one item's data (plus the message) at once.
     s.runWithBackpressure([&s, job, req]() {
         MailboxView& view = *selected(s);
         constexpr qint64 kHighWater = 1 << 20;
         std::shared_ptr<MailboxIndex> batchIndex = job->needParsed ? view.index() : nullptr;
         MailboxIndex::Batch batch(batchIndex.get());  // this turn's cache writes in one transaction
-        while (job->next < job->indexes.size()) {
+        for (;;) {
             if (io(s).pendingOutput() > kHighWater) return false;
-            const int i = job->indexes.at(job->next++);
-            if (i >= view.messages().size()) continue;
-            QByteArray msg;
-            mail::MimePart root;
-            bool parsed = false;
-            // ENVELOPE/BODY/BODYSTRUCTURE come from the index when it has them, else from
-            // one parse of the file, whose results then go into the index.
-            std::optional<MailboxIndex::Cached> cache;
-            MailboxIndex* idx = batchIndex.get();  // acquired once per turn, not per message
-            if (idx) cache = idx->cached(view.messages().at(i).uid, view.messages().at(i).base);
-            if (job->needMessage || (job->needParsed && !cache)) {
-                QFile f(view.path(i));
-                if (!f.open(QIODevice::ReadOnly)) continue;  // expunged meanwhile: skip it (RFC 9051 allows omitting)
-                msg = normalizeCrlf(f.readAll());
-            }
-            if (job->needParsed && !cache) {
-                root = mail::parseMime(msg);
-                parsed = true;
-                cache = MailboxIndex::Cached{envelope(msg, root.headerStart, root.headerEnd), bodyStructure(msg, root, false),
-                                             bodyStructure(msg, root, true)};
-                if (idx) idx->storeCached(view.messages().at(i).uid, view.messages().at(i).base, *cache);
-            }
-            bool flagsSent = false;
-            bool modseqSent = false;
-            bool seenSet = false;
-            if (job->setsSeen && !view.messages().at(i).flags.contains(QLatin1Char('S')))
-                seenSet = view.setFlags(i, view.messages().at(i).flags + QLatin1Char('S')).ok();  // false: expunged meanwhile
-            QByteArrayList parts;
-            bool unknownCte = false;
-            const Message& m = view.messages().at(i);
-            for (const FetchItem& it : job->items) {
-                switch (it.kind) {
-                    case FetchItem::Flags:
-                        parts << "FLAGS " + flagList(view.imapFlags(i));
-                        flagsSent = true;
-                        break;
-                    case FetchItem::Uid: parts << "UID " + QByteArray::number(m.uid); break;
-                    case FetchItem::Modseq:
-                        parts << "MODSEQ (" + QByteArray::number(m.modseq) + ')';
-                        modseqSent = true;
-                        break;
-                    case FetchItem::InternalDate: parts << "INTERNALDATE \"" + imapDateTime(m.mtimeMs) + '"'; break;
-                    case FetchItem::Size: parts << "RFC822.SIZE " + QByteArray::number(m.vsize); break;
-                    case FetchItem::Envelope: parts << "ENVELOPE " + cache->envelope; break;
-                    case FetchItem::Body: parts << "BODY " + cache->body; break;
-                    case FetchItem::BodyStructure: parts << "BODYSTRUCTURE " + cache->bodyStructure; break;
-                    case FetchItem::Rfc822: parts << "RFC822 " + literal(msg); break;
-                    case FetchItem::Rfc822Header: {
-                        qsizetype bodyAt = msg.size();
-                        mail::parseHeader(msg, &bodyAt);
-                        parts << "RFC822.HEADER " + literal(msg.left(bodyAt));
-                        break;
-                    }
-                    case FetchItem::Rfc822Text: {
-                        qsizetype bodyAt = msg.size();
-                        mail::parseHeader(msg, &bodyAt);
-                        parts << "RFC822.TEXT " + literal(msg.mid(bodyAt));
-                        break;
-                    }
-                    case FetchItem::BodySection: {
-                        if (!parsed) {
-                            root = mail::parseMime(msg);
-                            parsed = true;
-                        }
-                        auto data = sectionData(msg, root, it.section);
-                        QByteArray name = "BODY[" + it.section.text + ']';
-                        QByteArray value;
-                        if (!data) value = "NIL";  // a part that does not exist
-                        else if (it.partialStart >= 0) {
-                            name += '<' + QByteArray::number(it.partialStart) + '>';
-                            value = literal(data->mid(qsizetype(std::min<qint64>(it.partialStart, data->size())), qsizetype(it.partialLength)));
-                        } else {
-                            value = literal(*data);
-                        }
-                        parts << name + ' ' + value;
-                        break;
-                    }
-                    case FetchItem::Binary:
-                    case FetchItem::BinarySize: {
-                        if (!parsed) {
-                            root = mail::parseMime(msg);
-                            parsed = true;
-                        }
-                        const BinaryResult b = binarySection(msg, root, it.section.part);
-                        if (b.status == BinaryResult::Status::UnknownCte) {
-                            unknownCte = true;
-                            break;
-                        }
-                        const bool exists = b.status == BinaryResult::Status::Ok;
-                        if (it.kind == FetchItem::BinarySize) {
-                            parts << "BINARY.SIZE[" + it.section.text + "] " + QByteArray::number(b.data.size());
-                            break;
-                        }
-                        QByteArray name = "BINARY[" + it.section.text + ']';
-                        QByteArray value = exists ? binaryLiteral(b.data) : QByteArray("NIL");
-                        if (exists && it.partialStart >= 0) {
-                            name += '<' + QByteArray::number(it.partialStart) + '>';
-                            value = binaryLiteral(b.data.mid(qsizetype(std::min<qint64>(it.partialStart, b.data.size())), qsizetype(it.partialLength)));
-                        }
-                        parts << name + ' ' + value;
-                        break;
+            if (job->current < 0) {
+                if (job->next >= job->indexes.size()) break;
+                const int i = job->indexes.at(job->next++);
+                if (i >= view.messages().size()) continue;
+                // ENVELOPE/BODY/BODYSTRUCTURE come from the index when it has them, else from
+                // one parse of the file, whose results then go into the index.
+                MailboxIndex* idx = batchIndex.get();  // acquired once per turn, not per message
+                if (idx) job->cache = idx->cached(view.messages().at(i).uid, view.messages().at(i).base);
+                if (job->needMessage || (job->needParsed && !job->cache)) {
+                    QFile f(view.path(i));
+                    if (!f.open(QIODevice::ReadOnly)) continue;  // expunged meanwhile: skip it (RFC 9051 allows omitting)
+                    job->msg = normalizeCrlf(f.readAll());
+                }
+                if (job->needParsed && !job->cache) {
+                    const mail::MimePart& root = job->tree();
+                    job->cache = MailboxIndex::Cached{envelope(job->msg, root.headerStart, root.headerEnd), bodyStructure(job->msg, root, false),
+                                                      bodyStructure(job->msg, root, true)};
+                    if (idx) idx->storeCached(view.messages().at(i).uid, view.messages().at(i).base, *job->cache);
+                }
+                // RFC 3516 4.3: a transfer encoding we cannot decode fails the command; checked
+                // before any of this message's response is sent.
+                for (const FetchItem& it : job->items) {
+                    if ((it.kind == FetchItem::Binary || it.kind == FetchItem::BinarySize) &&
+                        binarySection(job->msg, job->tree(), it.section.part).status == BinaryResult::Status::UnknownCte) {
+                        job->endMessage();
+                        s.no(req, QStringLiteral("Unknown Content-Transfer-Encoding in message %1").arg(i + 1), "UNKNOWN-CTE");
+                        return true;
                     }
                 }
+                job->seenSet = false;
+                if (job->setsSeen && !view.messages().at(i).flags.contains(QLatin1Char('S')))
+                    job->seenSet = view.setFlags(i, view.messages().at(i).flags + QLatin1Char('S')).ok();  // false: expunged meanwhile
+                job->current = i;
+                job->nextItem = 0;
+                job->firstItem = true;
+                job->flagsSent = job->modseqSent = false;
+                s.sendRaw("* " + QByteArray::number(i + 1) + " FETCH (");
             }
-            if (unknownCte) {
-                // RFC 3516 4.3: a transfer encoding we cannot decode fails the command.
-                s.no(req, QStringLiteral("Unknown Content-Transfer-Encoding in message %1").arg(i + 1), "UNKNOWN-CTE");
-                return true;
+            const int i = job->current;
+            if (job->nextItem < job->items.size()) {
+                const QByteArray text = fetchItemText(view, i, *job, job->items.at(job->nextItem++));
+                if (text.isEmpty()) continue;
+                s.sendRaw(job->firstItem ? text : ' ' + text);
+                job->firstItem = false;
+                continue;
             }
-            if (job->setsSeen && !flagsSent) parts << "FLAGS " + flagList(view.imapFlags(i));
+            QByteArrayList tail;
+            if (job->setsSeen && !job->flagsSent) tail << "FLAGS " + flagList(view.imapFlags(i));
             // Once CONDSTORE is on, a FETCH that set \Seen also reports the new mod-sequence (RFC 7162 3.1.4).
-            if (seenSet && condstore(s) && !modseqSent) {
+            if (job->seenSet && condstore(s) && !job->modseqSent) {
                 bool uidSent = false;
                 for (const FetchItem& it : job->items) uidSent = uidSent || it.kind == FetchItem::Uid;
-                if (!uidSent) parts << "UID " + QByteArray::number(view.messages().at(i).uid);
-                parts << "MODSEQ (" + QByteArray::number(view.messages().at(i).modseq) + ')';
+                if (!uidSent) tail << "UID " + QByteArray::number(view.messages().at(i).uid);
+                tail << "MODSEQ (" + QByteArray::number(view.messages().at(i).modseq) + ')';
             }
-            s.untagged(QByteArray::number(i + 1) + " FETCH (" + parts.join(' ') + ')');
+            QByteArray end = tail.join(' ');
+            if (!end.isEmpty() && !job->firstItem) end.prepend(' ');
+            s.sendRaw(end + ")\r\n");
+            job->endMessage();
         }
         s.ok(req, QStringLiteral("FETCH completed"));
         return true;
     });
 }
-
 }  // namespace postern::imap

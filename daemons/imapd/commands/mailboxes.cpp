@@ -4,7 +4,15 @@
 // (SPECIAL-USE), 4315 (UIDPLUS), 7889 (APPENDLIMIT), 9208 (QUOTA), 8438
 // (STATUS=SIZE). Mailbox names are checked by parseMailboxName(): no name
 // reaches the file system without validation.
+// LIST/LSUB patterns are matched by MailboxPattern (imap_list_pattern.h): no
+// regular expression, no backtracking, the same matcher for LSUB and the
+// LIST-EXTENDED selection options. Limits: kMaxListPatterns patterns per
+// command (RFC 5258 allows a list of them; more get NO [LIMIT]); the work of a
+// LIST is linear in the number of mailboxes (children and subscriptions are
+// looked up in sets, not searched per name).
 #include "commands.h"
+
+#include "../imap_list_pattern.h"
 
 #include "common/async.h"
 #include "common/store/maildir_delivery.h"
@@ -14,7 +22,7 @@
 #include "core/log.h"
 
 #include <QFile>
-#include <QRegularExpression>
+#include <QSet>
 
 #include <cerrno>
 #include <fcntl.h>
@@ -40,17 +48,9 @@ std::optional<MailboxName> mailboxArg(ImapSession& s, const ImapSession::Request
 
 QByteArray quotedName(ImapSession& s, const QString& name) { return quoteString(encodeMailboxName(name, Commands::utf8(s))); }
 
-// LIST pattern -> regex: "*" anything, "%" anything but the separator.
-QRegularExpression patternRegex(const QString& pattern) {
-    QString re = QStringLiteral("^");
-    for (QChar c : pattern) {
-        if (c == QLatin1Char('*')) re += QStringLiteral(".*");
-        else if (c == QLatin1Char('%')) re += QStringLiteral("[^/]*");
-        else re += QRegularExpression::escape(QString(c));
-    }
-    re += QLatin1Char('$');
-    return QRegularExpression(re, QRegularExpression::UseUnicodePropertiesOption);
-}
+// Patterns in one LIST-EXTENDED command (RFC 5258 3: a list of patterns); each costs a
+// pass over every mailbox name.
+constexpr qsizetype kMaxListPatterns = 64;
 
 struct FolderStatus {
     qint64 messages = 0, unseen = 0, deleted = 0, size = 0;
@@ -210,8 +210,8 @@ void Commands::select(ImapSession& s, const R& r) {
         const quint32 last = v.uidNext() > 1 ? v.uidNext() - 1 : 1;
         auto known = qr->knownUids.isEmpty() ? std::optional(QList<std::pair<quint32, quint32>>{{1, last}})
                                              : parseUidRanges(qr->knownUids, last);
-        const QList<quint32> reported = vanishedSince(v, qr->modseq, *known);
-        if (!reported.isEmpty()) s.untagged("VANISHED (EARLIER) " + compactSet(reported));
+        const UidRanges reported = vanishedSince(v, qr->modseq, *known);
+        if (!reported.isEmpty()) s.untagged("VANISHED (EARLIER) " + rangesText(reported));
         for (int i = 0; i < v.messages().size(); ++i) {
             const Message& msg = v.messages().at(i);
             if (msg.modseq <= qr->modseq || !inRanges(*known, msg.uid)) continue;
@@ -365,6 +365,10 @@ void Commands::list(ImapSession& s, const R& r) {
     } else {
         patterns << patTok.text;
     }
+    if (patterns.size() > kMaxListPatterns) {
+        s.no(r, QStringLiteral("Too many patterns (limit %1)").arg(kMaxListPatterns), "LIMIT");
+        return;
+    }
     if (patterns.size() == 1 && patterns.first().isEmpty()) {
         s.untagged((lsub ? "LSUB" : "LIST") + QByteArray(" (\\Noselect) \"/\" \"\""));
         s.ok(r, QStringLiteral("%1 completed").arg(QString::fromLatin1(r.name)));
@@ -372,7 +376,13 @@ void Commands::list(ImapSession& s, const R& r) {
     }
     const QStringList all = mailboxes(s).list();
     const QStringList subs = mailboxes(s).subscriptions();
+    const QSet<QString> allSet(all.cbegin(), all.cend());
+    const QSet<QString> subSet(subs.cbegin(), subs.cend());
+    QSet<QString> parents;  // names with at least one mailbox below them
+    for (const QString& name : all)
+        for (qsizetype at = name.indexOf(kSeparator); at > 0; at = name.indexOf(kSeparator, at + 1)) parents.insert(name.left(at));
     QStringList matched;
+    QSet<QString> matchedSet;
     for (const QByteArray& pat : patterns) {
         QString p;
         if (utf8(s)) p = QString::fromUtf8(pat);
@@ -380,26 +390,24 @@ void Commands::list(ImapSession& s, const R& r) {
             auto d = store::decodeMUtf7(QString::fromLatin1(pat));
             p = d ? *d : QString::fromLatin1(pat);
         }
-        const QRegularExpression re = patternRegex(ref + p);
+        const MailboxPattern pattern(QString(ref + p), kSeparator);
         const QStringList& universe = (lsub || selectSubscribed) ? subs : all;
         for (const QString& name : universe) {
-            // INBOX matches case-insensitively.
-            const QString probe = name == u"INBOX" && (ref + p).startsWith(QLatin1String("inbox"), Qt::CaseInsensitive)
-                                      ? QString(name).replace(0, 5, (ref + p).left(5))
-                                      : name;
-            if (re.match(probe).hasMatch() && !matched.contains(name)) matched << name;
+            if (matchedSet.contains(name) || !pattern.matches(name)) continue;
+            matched << name;
+            matchedSet.insert(name);
         }
     }
     for (const QString& name : matched) {
         QStringList attrs;
-        const bool exists = all.contains(name);
+        const bool exists = allSet.contains(name);
         if (!exists) attrs << QStringLiteral("\\NonExistent");
-        else if (returnChildren) attrs << (mailboxes(s).hasChildren(name, all) ? QStringLiteral("\\HasChildren") : QStringLiteral("\\HasNoChildren"));
+        else if (returnChildren) attrs << (parents.contains(name) ? QStringLiteral("\\HasChildren") : QStringLiteral("\\HasNoChildren"));
         if (returnSpecialUse) {
             const QString su = specialUseOf(name);
             if (!su.isEmpty()) attrs << su;
         }
-        if ((returnSubscribed || selectSubscribed) && subs.contains(name)) attrs << QStringLiteral("\\Subscribed");
+        if ((returnSubscribed || selectSubscribed) && subSet.contains(name)) attrs << QStringLiteral("\\Subscribed");
         s.untagged((lsub ? "LSUB (" : "LIST (") + attrs.join(QLatin1Char(' ')).toUtf8() + ") \"/\" " + quotedName(s, name));
         if (statusReq && exists) {
             MailboxName m;

@@ -4,9 +4,16 @@
 // RETURN (MIN MAX COUNT ALL), and MODSEQ (RFC 7162). Header keys read header
 // blocks from a process-wide store backed by the folder's index, so files are
 // opened only the first time.
-// Limits: nesting through ArgParser's depth limit; the search program is
+// Limits: kMaxSearchDepth (commands.h) levels of NOT, OR and parentheses
+// around a key, checked where the recursion happens: in the parser (BAD
+// before anything runs) and again in the evaluator; kMaxSearchKeys keys in
+// one program (each is evaluated for every message; a command continued
+// with literals could otherwise carry millions); the search program is
 // parsed once and then run message by message; message text is loaded only
-// when a key needs it.
+// when a key needs it, and decoded once per message however many BODY/TEXT
+// keys ask for it. Sequence-set keys (UID 1:4294967295, 1,2,3,...) are kept
+// as merged index intervals and matched by binary search: their memory does
+// not grow with the mailbox or with the span of a range.
 #include "commands.h"
 
 #include "common/mail/message.h"
@@ -26,18 +33,21 @@ struct Key {
     QString needle;     // lower-cased text
     qint64 number = 0;
     QDate date;
-    QList<int> set;     // message indexes for Uid/Seq
+    IndexRanges set;    // message indexes for Uid/Seq
     QList<Key> children;
 };
 
 class Parser {
 public:
-    Parser(const QList<Token>& tokens, qsizetype start, const MailboxView& view) : m_t(tokens), m_i(start), m_view(view) {}
-    std::optional<Key> parseAll() {
+    Parser(const QList<Token>& tokens, qsizetype start, const MailboxView& view, int* keys = nullptr)
+        : m_t(tokens), m_i(start), m_view(view), m_keys(keys ? keys : &m_ownKeys) {}
+    // The keys from the current position to the end; `depth`: how many NOT, OR and
+    // parentheses enclose them.
+    std::optional<Key> parseAll(int depth = 0) {
         Key all;
         all.type = Key::And;
         while (m_i < m_t.size()) {
-            auto k = parseOne();
+            auto k = parseOne(depth);
             if (!k) return std::nullopt;
             all.children << *k;
         }
@@ -58,12 +68,22 @@ private:
         }
         return m_t.at(m_i++).text;
     }
-    std::optional<Key> parseOne() {
+    std::optional<Key> parseOne(int depth) {
+        // Each NOT, OR and "(" below recurses once: bound the depth here, where it happens
+        // (ArgParser's limit counts parentheses only; "NOT NOT NOT ..." has none).
+        if (depth > kMaxSearchDepth) {
+            m_error = QStringLiteral("search keys nested too deeply (limit: %1 levels of NOT, OR and parentheses)").arg(kMaxSearchDepth);
+            return std::nullopt;
+        }
+        if (++*m_keys > kMaxSearchKeys) {
+            m_error = QStringLiteral("too many search keys (limit: %1)").arg(kMaxSearchKeys);
+            return std::nullopt;
+        }
         const Token& t = m_t.at(m_i++);
         Key k;
         if (t.kind == Token::Kind::List) {
-            Parser sub(t.items, 0, m_view);
-            auto inner = sub.parseAll();
+            Parser sub(t.items, 0, m_view, m_keys);
+            auto inner = sub.parseAll(depth + 1);
             if (!inner) m_error = sub.error();
             m_modseq = m_modseq || sub.usedModseq();
             return inner;
@@ -172,7 +192,7 @@ private:
                 m_error = QStringLiteral("NOT needs a key");
                 return std::nullopt;
             }
-            auto c = parseOne();
+            auto c = parseOne(depth + 1);
             if (!c) return std::nullopt;
             k.type = Key::Not;
             k.children << *c;
@@ -184,7 +204,7 @@ private:
                     m_error = QStringLiteral("OR needs two keys");
                     return std::nullopt;
                 }
-                auto c = parseOne();
+                auto c = parseOne(depth + 1);
                 if (!c) return std::nullopt;
                 k.children << *c;
             }
@@ -194,9 +214,9 @@ private:
         if (a == "UID") {
             auto s = str();
             if (!s) return std::nullopt;
-            auto set = resolveSequenceSet(*s, m_view, true);
+            auto set = resolveSequenceRanges(*s, m_view, true);
             k.type = Key::Uid;
-            k.set = set.value_or(QList<int>{});
+            k.set = set.value_or(IndexRanges{});
             if (!set && !s->isEmpty() && !m_view.messages().isEmpty()) {
                 m_error = QStringLiteral("bad UID set");
                 return std::nullopt;
@@ -204,13 +224,12 @@ private:
             return k;
         }
         // A sequence set.
-        auto set = resolveSequenceSet(t.text, m_view, false);
         bool looksLikeSet = !t.text.isEmpty();
         for (char c : t.text)
             if (!(std::isdigit(uchar(c)) || c == ':' || c == ',' || c == '*')) looksLikeSet = false;
         if (looksLikeSet) {
             k.type = Key::Seq;
-            k.set = set.value_or(QList<int>{});
+            k.set = resolveSequenceRanges(t.text, m_view, false).value_or(IndexRanges{});
             return k;
         }
         m_error = QStringLiteral("unknown search key %1").arg(QString::fromLatin1(a.left(40)));
@@ -219,6 +238,8 @@ private:
     const QList<Token>& m_t;
     qsizetype m_i;
     const MailboxView& m_view;
+    int m_ownKeys = 0;
+    int* m_keys;  // keys parsed so far in the whole program (shared with the parsers of lists)
     QString m_error;
     bool m_modseq = false;  // a MODSEQ key was used (the response reports the highest)
 };
@@ -293,8 +314,11 @@ struct Context {
     QByteArray msg;
     bool loaded = false;
     bool headerLoaded = false;
+    bool tooDeep = false;  // the evaluator met a program deeper than kMaxSearchDepth
     mail::Header header;
     mail::MimePart root;
+    std::optional<QString> bodyText;         // text parts decoded, lower case (BODY, TEXT)
+    std::optional<QStringList> headerTexts;  // header values decoded, lower case (TEXT)
     // The whole message, parsed (BODY, TEXT).
     const QByteArray& content() {
         if (!loaded) {
@@ -356,7 +380,27 @@ void collectText(const QByteArray& msg, const mail::MimePart& p, QString& out) {
     out += QLatin1Char('\n');
 }
 
-bool matches(const Key& k, Context& c);
+// The message's text parts and header values, decoded and lower-cased once per message
+// (a program may hold thousands of BODY/TEXT keys).
+const QString& bodyTextOf(Context& c) {
+    if (!c.bodyText) {
+        const QByteArray& msg = c.content();
+        QString text;
+        collectText(msg, c.root, text);
+        c.bodyText = text.toLower();
+    }
+    return *c.bodyText;
+}
+
+const QStringList& headerTextsOf(Context& c) {
+    if (!c.headerTexts) {
+        c.content();
+        QStringList out;
+        for (const mail::HeaderField& f : c.header.fields) out << mail::decodeHeaderText(f.value).toLower();
+        c.headerTexts = out;
+    }
+    return *c.headerTexts;
+}
 
 bool headerMatches(Context& c, const QByteArray& field, const QString& needle) {
     c.headers();
@@ -372,7 +416,13 @@ QDate sentDate(Context& c) {
     return d.isValid() ? d.date() : QDateTime::fromMSecsSinceEpoch(c.view.messages().at(c.index).mtimeMs).date();
 }
 
-bool matches(const Key& k, Context& c) {
+// `depth`: how many NOT, OR and parentheses enclose k (as in the parser). The parser
+// refuses deeper programs; the check here keeps the recursion bounded on its own.
+bool matches(const Key& k, Context& c, int depth) {
+    if (depth > kMaxSearchDepth) {
+        c.tooDeep = true;
+        return false;
+    }
     const Message& m = c.view.messages().at(c.index);
     auto has = [&](char f) { return m.flags.contains(QLatin1Char(f)); };
     // Only the date keys need it: a local-time conversion is not free (time zone lookups).
@@ -416,26 +466,30 @@ bool matches(const Key& k, Context& c) {
             return headerMatches(c, k.field, k.needle);
         case Key::Body:
         case Key::Text: {
-            const QByteArray& msg = c.content();
-            QString text;
-            collectText(msg, c.root, text);
-            if (text.toLower().contains(k.needle)) return true;
+            if (bodyTextOf(c).contains(k.needle)) return true;
             if (k.type == Key::Text) {
-                for (const mail::HeaderField& f : c.header.fields)
-                    if (mail::decodeHeaderText(f.value).toLower().contains(k.needle)) return true;
+                for (const QString& v : headerTextsOf(c))
+                    if (v.contains(k.needle)) return true;
             }
             return false;
         }
         case Key::Uid:
-        case Key::Seq: return std::binary_search(k.set.begin(), k.set.end(), c.index);
-        case Key::Not: return !matches(k.children.first(), c);
-        case Key::Or: return matches(k.children.at(0), c) || matches(k.children.at(1), c);
-        case Key::And:
+        case Key::Seq: return inIndexRanges(k.set, c.index);
+        case Key::Not: return !matches(k.children.first(), c, depth + 1);
+        case Key::Or: return matches(k.children.at(0), c, depth + 1) || matches(k.children.at(1), c, depth + 1);
+        case Key::And:  // a parenthesised list
             for (const Key& ch : k.children)
-                if (!matches(ch, c)) return false;
+                if (!matches(ch, c, depth + 1)) return false;
             return true;
     }
     return false;
+}
+
+// The whole program (the implicit AND of parseAll()): its keys are at depth 0.
+bool matchesProgram(const Key& program, Context& c) {
+    for (const Key& k : program.children)
+        if (!matches(k, c, 0)) return false;
+    return true;
 }
 
 }  // namespace
@@ -451,7 +505,12 @@ std::optional<QList<int>> evaluateSearchProgram(const QList<Token>& args, qsizet
     HeaderCache cache;
     for (int idx = 0; idx < view.messages().size(); ++idx) {
         Context c{view, idx, &cache};
-        if (matches(*program, c)) hits << idx;
+        const bool hit = matchesProgram(*program, c);
+        if (c.tooDeep) {
+            *error = QStringLiteral("search keys nested too deeply (limit: %1 levels)").arg(kMaxSearchDepth);
+            return std::nullopt;
+        }
+        if (hit) hits << idx;
     }
     return hits;
 }
@@ -501,7 +560,12 @@ void Commands::search(ImapSession& s, const R& r) {
     HeaderCache cache;
     for (int idx = 0; idx < v.messages().size(); ++idx) {
         Context c{v, idx, &cache};
-        if (!matches(*program, c)) continue;
+        const bool hit = matchesProgram(*program, c);
+        if (c.tooDeep) {
+            s.bad(r, QStringLiteral("Search syntax error: search keys nested too deeply (limit: %1 levels)").arg(kMaxSearchDepth));
+            return;
+        }
+        if (!hit) continue;
         hits << (r.uid ? v.messages().at(idx).uid : quint32(idx + 1));
         highest = std::max(highest, v.messages().at(idx).modseq);
     }

@@ -3,19 +3,34 @@
 // EXISTS; FETCH FLAGS with MODSEQ once CONDSTORE is on).
 // Standards: RFC 9051 6.4, 4315 (UIDPLUS: UID EXPUNGE, COPYUID), 6851 (MOVE),
 // 3691 (UNSELECT), 7162 (STORE UNCHANGEDSINCE, [MODIFIED]). Read-only (EXAMINE) mailboxes refuse every change.
+// Security: COPY and MOVE are all or nothing (see "COPY and MOVE" below): a copy
+// that cannot be stored (full disk, quota, an unwritable or odd target) leaves
+// neither a partial copy in the target nor a missing message in the source; the
+// sources of a MOVE are unlinked only once every copy is durable. Blocking: the
+// copies are hard links (a real copy only across file systems) and one fsync of
+// the target's cur/, on the event-loop thread.
+// Limits: work per command is linear in the messages named (sets are resolved
+// to sorted lists once; UID EXPUNGE's set is binary-searched).
 #include "commands.h"
 
 #include "common/store/maildir_delivery.h"
 #include "common/store/maildir_names.h"
 
 #include "core/atomic_file.h"
+#include "core/log.h"
 
 #include <QFile>
 #include <QFileInfo>
+#include <QHash>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <variant>
 
 namespace postern::imap {
 
@@ -39,13 +54,13 @@ void Commands::check(ImapSession& s, const R& r) {
 }
 
 namespace {
-// Unlinks messages flagged \Deleted (and in `only` when given); returns their UIDs.
+// Unlinks messages flagged \Deleted (and in `only`, ascending, when given); returns their UIDs.
 QList<quint32> expungeDeleted(MailboxView& v, const std::optional<QList<int>>& only) {
     QList<quint32> gone;
     const auto& msgs = v.messages();
     for (int i = 0; i < msgs.size(); ++i) {
         if (!msgs.at(i).flags.contains(QLatin1Char('T'))) continue;
-        if (only && !only->contains(i)) continue;
+        if (only && !std::binary_search(only->cbegin(), only->cend(), i)) continue;  // not a scan per message
         if (v.expunge(i).ok()) gone << msgs.at(i).uid;
     }
     return gone;
@@ -180,46 +195,228 @@ void Commands::store(ImapSession& s, const R& r) {
 
 namespace {
 
-// Copies the messages at `indexes` into `target`; returns source and destination UIDs (UIDPLUS).
-Result<std::pair<QList<quint32>, QList<quint32>>> copyMessages(MailboxView& from, const QList<int>& indexes, MailboxView& target) {
-    QList<std::pair<quint32, QString>> made;  // source uid, new base name
+// ---------------------------------------------------------------- COPY and MOVE
+//
+// All or nothing per command (RFC 9051 6.4.7: a failed COPY leaves the target as it
+// was; RFC 6851 3.3 for MOVE). Steps:
+//  1. every message gets a file in the target's tmp/: a hard link (Maildir files never
+//     change, so a link is a perfect copy that keeps the internal date and costs no
+//     data blocks; the data was made durable when the message was stored), or, where
+//     links are impossible (another file system, EMLINK, no link support), a real copy,
+//     fsynced, with the source's times;
+//  2. each is renamed into the target's cur/ with its flags, then cur/ is fsynced;
+//  3. the target is synced: the copies get their UIDs (COPYUID);
+//  4. MOVE only: the sources are unlinked, and only now.
+// A failure at any step removes every file this command made (tmp/ and cur/), nothing
+// is expunged, and the answer is NO: [OVERQUOTA] for ENOSPC/EDQUOT, [LIMIT] for the
+// other resource limits, [SERVERBUG] otherwise; the cause goes to the log.
+// A source that another session expunged meanwhile is skipped (it exists nowhere to
+// lose); one that another session renamed (new flags) is found again by its base name.
+
+struct CopyPlan {
+    int index = 0;            // source message
+    QString sourceFile;       // its file name now (another session may have renamed it)
+    bool sourceInNew = false;
+    QString base;             // the copy's base name in the target
+    QString tmp, final;       // the copy's paths
+    bool inTmp = false, inCur = false;
+};
+
+struct CopyFailure {
+    int error = 0;    // errno (0: not a system error)
+    QString detail;   // for the log
+    QByteArray code;  // response code when not derived from `error`
+};
+
+QByteArray responseCodeFor(int error) {
+    switch (error) {
+        case ENOSPC:
+        case EDQUOT: return "OVERQUOTA";  // RFC 9051 7.1
+        case EMLINK:
+        case EFBIG:
+        case EMFILE:
+        case ENFILE:
+        case ENAMETOOLONG: return "LIMIT";
+        default: return "SERVERBUG";
+    }
+}
+
+QByteArray encoded(const QString& path) { return QFile::encodeName(path); }
+
+CopyFailure failure(int error, const QString& what) {
+    return {error, QStringLiteral("%1: %2").arg(what, QString::fromLocal8Bit(std::strerror(error)))};
+}
+
+// A real copy of `src` at `dst` (created exclusively), fsynced, with the source's times
+// (INTERNALDATE is the file's mtime). 0 or an errno; `dst` is removed on failure.
+int copyFileContents(const QString& src, const QString& dst) {
+    const int in = ::open(encoded(src).constData(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (in < 0) return errno;
+    struct stat st {};
+    if (::fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
+        const int e = S_ISDIR(st.st_mode) ? EISDIR : (errno ? errno : EINVAL);
+        ::close(in);
+        return e;
+    }
+    const int out = ::open(encoded(dst).constData(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (out < 0) {
+        const int e = errno;
+        ::close(in);
+        return e;
+    }
+    int error = 0;
+    QByteArray buffer(64 * 1024, Qt::Uninitialized);
+    for (;;) {
+        const ssize_t n = ::read(in, buffer.data(), size_t(buffer.size()));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) error = errno;
+        if (n <= 0) break;
+        for (ssize_t done = 0; done < n && !error;) {
+            const ssize_t w = ::write(out, buffer.constData() + done, size_t(n - done));
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) error = w < 0 ? errno : EIO;
+            else done += w;
+        }
+        if (error) break;
+    }
+    const struct timespec times[2] = {st.st_atim, st.st_mtim};
+    if (!error && ::futimens(out, times) != 0) error = errno;
+    if (!error && ::fsync(out) != 0) error = errno;
+    if (::close(out) != 0 && !error) error = errno;
+    ::close(in);
+    if (error) ::unlink(encoded(dst).constData());
+    return error;
+}
+
+// The file of message `i` now: its known name, or, when another session renamed it
+// (new flags), the file in cur/ or new/ with the same base. nullopt when it is gone.
+std::optional<std::pair<QString, bool>> currentFile(const MailboxView& v, int i) {
+    const Message& m = v.messages().at(i);
+    struct stat st {};
+    if (::lstat(encoded(v.path(i)).constData(), &st) == 0 || errno != ENOENT) return std::pair(m.fileName, m.inNew);
+    for (const bool inNew : {false, true}) {
+        const QString sub = v.dir() + (inNew ? QStringLiteral("/new") : QStringLiteral("/cur"));
+        DIR* d = ::opendir(encoded(sub).constData());
+        if (!d) continue;
+        std::optional<std::pair<QString, bool>> found;
+        while (dirent* de = ::readdir(d)) {
+            if (de->d_name[0] == '.') continue;
+            const QString name = QFile::decodeName(de->d_name);
+            if (store::parseFileName(name).base == m.base) {
+                found = std::pair(name, inNew);
+                break;
+            }
+        }
+        ::closedir(d);
+        if (found) return found;
+    }
+    return std::nullopt;
+}
+
+// Removes what the plans made (rollback); best effort, the first failure already decided.
+void removeCopies(const QList<CopyPlan>& plans, const QString& targetDir) {
+    bool anyInCur = false;
+    for (const CopyPlan& p : plans) {
+        if (p.inCur) {
+            ::unlink(encoded(p.final).constData());
+            anyInCur = true;
+        } else if (p.inTmp) {
+            ::unlink(encoded(p.tmp).constData());
+        }
+    }
+    if (anyInCur) (void)syncDirectory(targetDir + QStringLiteral("/cur"));
+}
+
+struct CopyOutcome {
+    QList<std::pair<quint32, quint32>> uids;  // (source UID, new UID) for COPYUID
+    QList<CopyPlan> copied;                   // what was copied (MOVE expunges these sources)
+};
+
+// A UID list as uid-set text in the same order: "a:b" only for runs going up by one.
+QByteArray inOrder(const QList<quint32>& uids) {
+    QByteArray out;
+    for (qsizetype i = 0; i < uids.size();) {
+        qsizetype j = i;
+        while (j + 1 < uids.size() && uids.at(j + 1) == uids.at(j) + 1) ++j;
+        if (!out.isEmpty()) out += ',';
+        out += QByteArray::number(uids.at(i));
+        if (j > i) out += ':' + QByteArray::number(uids.at(j));
+        i = j + 1;
+    }
+    return out;
+}
+
+// "COPYUID <validity> <source set> <new set>" (RFC 4315 3): the n-th UID of the new set
+// is the copy of the n-th of the source set. The new UIDs are not always in the order of
+// the sources (the target numbers new messages by delivery time, and an APPEND can carry
+// any date), so the new set is written in source order, not sorted.
+QByteArray copyUid(quint32 validity, QList<std::pair<quint32, quint32>> pairs) {
+    std::sort(pairs.begin(), pairs.end());
+    QList<quint32> from, to;
+    for (const auto& [a, b] : pairs) {
+        from << a;
+        to << b;
+    }
+    return "COPYUID " + QByteArray::number(validity) + ' ' + inOrder(from) + ' ' + inOrder(to);
+}
+
+// Steps 1-3 above. On failure nothing this call made is left in the target.
+std::variant<CopyOutcome, CopyFailure> copyMessages(MailboxView& from, const QList<int>& indexes, MailboxView& target) {
+    QList<CopyPlan> plans;
+    plans.reserve(indexes.size());
+    auto fail = [&](const CopyFailure& f) -> std::variant<CopyOutcome, CopyFailure> {
+        removeCopies(plans, target.dir());
+        return f;
+    };
+    // 1. tmp/
     for (int i : indexes) {
         const Message& m = from.messages().at(i);
-        QStringList names;
-        for (const QString& f : from.imapFlags(i)) names << f;
-        auto letters = target.lettersFor(names, true);
-        if (!letters) return letters.error();
-        const QString base = store::uniqueName(m.size);
-        const QString tmp = target.dir() + QStringLiteral("/tmp/") + base;
-        const QString dst = target.dir() + QStringLiteral("/cur/") + store::withFlags(base, *letters);
-        const QByteArray src = QFile::encodeName(from.path(i));
-        // Maildir messages are immutable: a hard link is a perfect copy (same internal date).
-        if (::link(src.constData(), QFile::encodeName(tmp).constData()) != 0) {
-            if (!QFile::copy(from.path(i), tmp)) continue;  // gone meanwhile, or another file system
-            const int fd = ::open(QFile::encodeName(tmp).constData(), O_RDONLY | O_CLOEXEC);
-            if (fd >= 0) {
-                ::fsync(fd);
-                ::close(fd);
-            }
+        auto letters = target.lettersFor(from.imapFlags(i), true);
+        if (!letters)  // 26 keywords already (a Maildir limit), or the keyword file cannot be written
+            return fail(CopyFailure{letters.error().code, letters.errorMessage(), letters.error().code ? QByteArray() : QByteArray("LIMIT")});
+        const auto file = currentFile(from, i);
+        if (!file) continue;  // expunged by another session meanwhile
+        CopyPlan p;
+        p.index = i;
+        p.sourceFile = file->first;
+        p.sourceInNew = file->second;
+        p.base = store::uniqueName(m.size);
+        p.tmp = target.dir() + QStringLiteral("/tmp/") + p.base;
+        p.final = target.dir() + QStringLiteral("/cur/") + store::withFlags(p.base, *letters);
+        const QString source = from.dir() + (p.sourceInNew ? QStringLiteral("/new/") : QStringLiteral("/cur/")) + p.sourceFile;
+        if (::link(encoded(source).constData(), encoded(p.tmp).constData()) != 0) {
+            const int e = errno;
+            // Where a link is impossible, a real copy; any other error would hit the copy too.
+            if (e != EXDEV && e != EPERM && e != EMLINK && e != ENOTSUP && e != EOPNOTSUPP) return fail(failure(e, p.tmp));
+            if (const int c = copyFileContents(source, p.tmp)) return fail(failure(c, p.tmp));
         }
-        if (::rename(QFile::encodeName(tmp).constData(), QFile::encodeName(dst).constData()) != 0) {
-            ::unlink(QFile::encodeName(tmp).constData());
-            return Result<std::pair<QList<quint32>, QList<quint32>>>::fail(QStringLiteral("cannot store the copy"));
-        }
-        made.append({m.uid, base});
+        p.inTmp = true;
+        plans << p;
     }
-    if (auto st = syncDirectory(target.dir() + QStringLiteral("/cur")); !st) return st.error();
+    // 2. cur/, durable
+    for (CopyPlan& p : plans) {
+        if (::rename(encoded(p.tmp).constData(), encoded(p.final).constData()) != 0) return fail(failure(errno, p.final));
+        p.inTmp = false;
+        p.inCur = true;
+    }
+    if (!plans.isEmpty()) {
+        if (Status st = syncDirectory(target.dir() + QStringLiteral("/cur")); !st)
+            return fail(CopyFailure{st.error().code ? st.error().code : EIO, st.errorMessage()});
+    }
+    // 3. UIDs
     auto changes = target.refresh();
-    if (!changes) return changes.error();
-    QList<quint32> srcUids, dstUids;
-    for (const auto& [uid, base] : made) {
-        for (const Message& t : target.messages())
-            if (t.base == base) {
-                srcUids << uid;
-                dstUids << t.uid;
-            }
+    if (!changes) return fail(CopyFailure{changes.error().code ? changes.error().code : EIO, changes.errorMessage()});
+    QHash<QString, quint32> uidOf;
+    uidOf.reserve(target.messages().size());
+    for (const Message& t : target.messages()) uidOf.insert(t.base, t.uid);
+    CopyOutcome out;
+    for (const CopyPlan& p : plans) {
+        auto it = uidOf.constFind(p.base);
+        if (it == uidOf.cend()) continue;  // expunged from the target by another session already
+        out.uids.append({from.messages().at(p.index).uid, *it});
     }
-    return std::make_pair(srcUids, dstUids);
+    out.copied = plans;
+    return out;
 }
 
 void copyOrMove(ImapSession& s, const ImapSession::Request& r, bool move) {
@@ -256,35 +453,38 @@ void copyOrMove(ImapSession& s, const ImapSession::Request& r, bool move) {
         s.no(r, QStringLiteral("Cannot open target mailbox"), "SERVERBUG");
         return;
     }
+    const QString root = Commands::mailboxes(s).root();
     const qint64 quota = Commands::backend(s).quotaOf(Commands::user(s));
     if (quota > 0 && !move) {
         qint64 adding = 0;
         for (int i : *set) adding += v.messages().at(i).size;
-        auto used = store::MaildirQuota::usage(Commands::mailboxes(s).root(), quota);
-        if (used && used->first + adding > quota) {
+        auto used = store::MaildirQuota::usage(root, quota);
+        if (used && adding > quota - used->first) {
             s.no(r, QStringLiteral("Quota exceeded"), "OVERQUOTA");
             return;
         }
     }
     auto result = copyMessages(v, *set, *target);
-    if (!result) {
-        s.no(r, result.errorMessage(), "SERVERBUG");
+    if (const CopyFailure* f = std::get_if<CopyFailure>(&result)) {
+        log::write(log::Level::Error, Commands::io(s).info().sessionId, move ? u"imap.move_failed" : u"imap.copy_failed",
+                   log::Fields().add("user", Commands::user(s)).add("mailbox", name->name).add("error", f->detail));
+        s.no(r, QStringLiteral("Cannot store the copies; no message was %1").arg(move ? QStringLiteral("moved") : QStringLiteral("copied")),
+             f->code.isEmpty() ? responseCodeFor(f->error) : f->code);
         return;
     }
-    if (!move) {
-        // Hard links share their blocks, but Maildir++ counts every file: keep the quota honest.
-        for (int i : *set) store::MaildirQuota::add(Commands::mailboxes(s).root(), v.messages().at(i).size, 1);
-    }
-    const QByteArray copyuid = "COPYUID " + QByteArray::number(target->uidValidity()) + ' ' + compactSet(result->first) + ' ' +
-                               compactSet(result->second);
+    const CopyOutcome& done = std::get<CopyOutcome>(result);
+    // Maildir++ counts every file (hard links too); MOVE's expunges below take theirs off again.
+    for (const CopyPlan& p : done.copied) store::MaildirQuota::add(root, v.messages().at(p.index).size, 1);
+    const QByteArray copyuid = done.uids.isEmpty() ? QByteArray() : copyUid(target->uidValidity(), done.uids);
     if (!move) {
         if (sameMailbox) s.reportChanges(true);
         s.ok(r, QStringLiteral("COPY completed"), copyuid);
         return;
     }
-    s.untagged("OK [" + copyuid + "] Moved");
-    for (int i : *set)
-        if (!v.expunge(i).ok()) { /* already gone: another session expunged it */ }
+    if (!copyuid.isEmpty()) s.untagged("OK [" + copyuid + "] Moved");
+    // Every copy is durable: now the sources may go (step 4).
+    for (const CopyPlan& p : done.copied)
+        if (!v.expunge(p.index, p.sourceFile, p.sourceInNew).ok()) { /* already gone: another session expunged it */ }
     s.reportChanges(true);
     s.ok(r, QStringLiteral("MOVE completed"));
 }

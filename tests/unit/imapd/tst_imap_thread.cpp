@@ -4,6 +4,7 @@
 // and duplicate Message-IDs, dummy pruning, subject merging, date order).
 #include "imap_thread.h"
 
+#include <QElapsedTimer>
 #include <QtTest>
 
 using namespace postern::imap;
@@ -209,6 +210,29 @@ private Q_SLOTS:
             expected += (i ? " " : "") + QByteArray::number(i + 1);
         }
         QCOMPARE(threadByReferences(msgs).format(), expected + ")");
+    }
+
+    void referencesLoopChecksAreBounded() {
+        // Message 1 references a chain of 200,000 ids; message 2 names the deepest of them
+        // and then the top, 200,000 times: every pair asks "is the top an ancestor of the
+        // deepest?", a walk over the whole chain (the old code took minutes here). The
+        // checks share a budget: the answer is a valid thread list, at once.
+        constexpr int kDepth = 200000;
+        ThreadMessage a;
+        a.number = 1;
+        a.messageId = "top-message";
+        for (int i = 0; i < kDepth; ++i) a.references << "c" + QByteArray::number(i);
+        ThreadMessage b;
+        b.number = 2;
+        b.messageId = "other";
+        for (int i = 0; i < kDepth; ++i) b.references << "c" + QByteArray::number(kDepth - 1) << "c0";
+        QElapsedTimer timer;
+        timer.start();
+        const QByteArray threads = threadByReferences({a, b}).format();
+        QCOMPARE(threads, QByteArray("((1)(2))"));
+        // Generous (the bounded checks take well under a second even under sanitizers);
+        // without the budget this takes minutes: the only symptom of this defect is time.
+        QVERIFY2(timer.elapsed() < 30000, qPrintable(QString::number(timer.elapsed())));
     }
 };
 
