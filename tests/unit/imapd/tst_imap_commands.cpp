@@ -41,9 +41,9 @@ const QByteArray kPassword = "secret-1";
 class FakeBackend : public ImapBackend {
 public:
     qint64 quota = 0;
-    void authenticate(QObject*, const QString&, const QHostAddress&, const QString& login, QByteArray password,
-                      std::function<void(bool, QString)> done) override {
-        done(login == kUser && password == kPassword, login);
+    void authenticate(const AuthRequest& request, QByteArray password, AuthDone done) override {
+        const bool good = request.login == kUser && password == kPassword;
+        done(good ? AuthVerdict::Ok : AuthVerdict::Failed, request.login);
     }
     qint64 quotaOf(const QString&) override { return quota; }
 };
