@@ -2,6 +2,9 @@
 // ENABLE NAMESPACE IDLE, and the helpers shared by all command files.
 // Standards: RFC 9051 6.1-6.2, 6.3.1 (ENABLE), 2971 (ID), 2342 (NAMESPACE),
 // 2177 (IDLE), 4959 (SASL-IR). Credentials are never logged.
+// Security: client numbers (sequence sets, dates, zones, mod-sequences) are read
+// as digits only with overflow checks (setNumber, parseNumber in imap_parser.h);
+// a sequence set resolves in O(R log R + N) however its R ranges overlap.
 #include "commands.h"
 
 #include "core/log.h"
@@ -28,12 +31,15 @@ bool setNumber(const QByteArray& t, quint32 star, quint32* v) {
 }
 }  // namespace
 
+// Each range becomes an interval of message indexes (a binary search per UID range),
+// and the intervals are merged before any index is listed: the work is O(R log R + N)
+// for R ranges over N messages, so "1:*,1:*,..." repeated over a 64 KiB line costs
+// no more than one "1:*".
 std::optional<QList<int>> resolveSequenceSet(const QByteArray& set, const MailboxView& view, bool uid) {
     const auto& msgs = view.messages();
-    QList<int> out;
     if (set.isEmpty()) return std::nullopt;
     const quint32 maxValue = uid ? (msgs.isEmpty() ? 0 : msgs.last().uid) : quint32(msgs.size());
-    QSet<int> seen;
+    QList<std::pair<qsizetype, qsizetype>> spans;  // [first, last) message indexes
     for (const QByteArray& range : set.split(',')) {
         if (range.isEmpty()) return std::nullopt;
         const qsizetype colon = range.indexOf(':');
@@ -44,39 +50,28 @@ std::optional<QList<int>> resolveSequenceSet(const QByteArray& set, const Mailbo
         if (colon >= 0 && !num(range.mid(colon + 1), &b)) return std::nullopt;
         if (a > b) std::swap(a, b);
         if (uid) {
-            // Binary search the first message with uid >= a.
-            qsizetype lo = 0, hi = msgs.size();
-            while (lo < hi) {
-                const qsizetype mid = (lo + hi) / 2;
-                if (msgs.at(mid).uid < a) lo = mid + 1;
-                else hi = mid;
-            }
-            bool matched = false;
-            for (qsizetype i = lo; i < msgs.size() && msgs.at(i).uid <= b; ++i) {
-                matched = true;
-                if (!seen.contains(int(i))) {
-                    seen.insert(int(i));
-                    out << int(i);
-                }
-            }
+            const auto byUid = [](const Message& m, quint32 v) { return m.uid < v; };
+            const qsizetype first = std::lower_bound(msgs.begin(), msgs.end(), a, byUid) - msgs.begin();
+            const qsizetype last =
+                std::upper_bound(msgs.begin() + first, msgs.end(), b, [](quint32 v, const Message& m) { return v < m.uid; }) - msgs.begin();
+            if (last > first) spans.append({first, last});
             // RFC 9051 6.4.9: "n:*" always includes the last message, even when n is above every UID.
-            if (range.contains('*') && !matched && !msgs.isEmpty() && !seen.contains(int(msgs.size() - 1))) {
-                seen.insert(int(msgs.size() - 1));
-                out << int(msgs.size() - 1);
-            }
+            else if (range.contains('*') && !msgs.isEmpty()) spans.append({msgs.size() - 1, msgs.size()});
         } else {
             if (b > maxValue || a == 0) {
                 if (maxValue == 0 || a > maxValue) return std::nullopt;
                 b = std::min(b, maxValue);
             }
-            for (quint32 i = a; i <= b; ++i)
-                if (!seen.contains(int(i - 1))) {
-                    seen.insert(int(i - 1));
-                    out << int(i - 1);
-                }
+            spans.append({qsizetype(a) - 1, qsizetype(b)});
         }
     }
-    std::sort(out.begin(), out.end());
+    std::sort(spans.begin(), spans.end());
+    QList<int> out;
+    qsizetype next = 0;  // the first index not yet listed
+    for (const auto& [first, last] : spans) {
+        for (qsizetype i = std::max(first, next); i < last; ++i) out << int(i);
+        next = std::max(next, last);
+    }
     return out;
 }
 
@@ -113,11 +108,13 @@ std::optional<QDate> parseImapDate(const QByteArray& s) {
     int month = 0;
     for (int i = 0; i < 12; ++i)
         if (p.at(1).toLower() == months[i]) month = i + 1;
-    bool ok1 = false, ok2 = false;
-    const int day = p.at(0).trimmed().toInt(&ok1);
-    const int year = p.at(2).toInt(&ok2);
-    const QDate d(year, month, day);
-    if (!ok1 || !ok2 || !month || !d.isValid()) return std::nullopt;
+    // date-day = 1*2DIGIT (date-day-fixed: SP DIGIT), date-year = 4DIGIT: digits only, no sign.
+    const QByteArray dayText = p.at(0).startsWith(' ') ? p.at(0).mid(1) : p.at(0);
+    const auto day = dayText.size() <= 2 ? parseNumber(dayText, 31) : std::nullopt;
+    const auto year = p.at(2).size() == 4 ? parseNumber(p.at(2), 9999) : std::nullopt;
+    if (!day || !year || !month) return std::nullopt;
+    const QDate d(int(*year), month, int(*day));
+    if (!d.isValid()) return std::nullopt;
     return d;
 }
 
@@ -130,11 +127,13 @@ std::optional<QDateTime> parseImapDateTime(const QByteArray& s) {
     const QTime time = QTime::fromString(QString::fromLatin1(p.at(1)), QStringLiteral("HH:mm:ss"));
     const QByteArray z = p.at(2);
     if (!date || !time.isValid() || z.size() != 5 || (z.at(0) != '+' && z.at(0) != '-')) return std::nullopt;
-    bool ok = false;
-    const int v = z.mid(1).toInt(&ok);
-    if (!ok) return std::nullopt;
-    const int offset = (v / 100 * 60 + v % 100) * 60 * (z.at(0) == '-' ? -1 : 1);
-    return QDateTime(*date, time, Qt::OffsetFromUTC, offset);
+    // zone = ("+" / "-") 4DIGIT: hours and minutes, digits only.
+    const auto v = parseNumber(z.mid(1), 9999);
+    if (!v || *v % 100 >= 60) return std::nullopt;
+    const int offset = int(*v / 100 * 60 + *v % 100) * 60 * (z.at(0) == '-' ? -1 : 1);
+    const QDateTime dt(*date, time, Qt::OffsetFromUTC, offset);
+    if (!dt.isValid()) return std::nullopt;
+    return dt;
 }
 
 std::optional<quint64> parseModseq(const Token& t, bool zero) {

@@ -8,8 +8,9 @@
 // CRLF so that sizes and offsets match RFC822.SIZE, and answered one message
 // at a time with output backpressure (runWithBackpressure), so FETCH 1:*
 // BODY[] of a large mailbox never sits in memory at once.
-// Security: section numbers and partial ranges are validated against the
-// parsed structure; nothing reads outside the message.
+// Security: section numbers and partial ranges are read with parseNumber()
+// (digits only, overflow-checked), validated against the parsed structure and
+// clamped to the data (QByteArray::mid); nothing reads outside the message.
 #include "commands.h"
 
 #include "../imap_binary.h"
@@ -65,10 +66,9 @@ std::optional<Section> parseSection(const QByteArray& inside) {
     while (!rest.isEmpty() && rest.at(0) >= '0' && rest.at(0) <= '9') {
         qsizetype i = 0;
         while (i < rest.size() && rest.at(i) >= '0' && rest.at(i) <= '9') ++i;
-        bool ok = false;
-        const int n = rest.left(i).toInt(&ok);
-        if (!ok || n <= 0 || i > 6) return std::nullopt;
-        s.part << n;
+        const auto n = i <= 6 ? parseNumber(rest.left(i), kMaxNumber) : std::nullopt;
+        if (!n || *n == 0) return std::nullopt;
+        s.part << int(*n);
         rest = rest.mid(i);
         if (rest.startsWith('.')) rest = rest.mid(1);
         else if (!rest.isEmpty()) return std::nullopt;
@@ -119,12 +119,14 @@ std::optional<FetchItem> parseItem(const QByteArray& atomIn) {
         if (!tail.isEmpty()) {
             // <origin.count>
             if (!tail.startsWith('<') || !tail.endsWith('>')) return std::nullopt;
+            // RFC 9051 9: partial = "<" number64 "." nz-number64 ">" (digits only, 63 bits).
             const QList<QByteArray> p = tail.mid(1, tail.size() - 2).split('.');
-            bool ok1 = false, ok2 = false;
             if (p.size() != 2) return std::nullopt;
-            it.partialStart = p.at(0).toLongLong(&ok1);
-            it.partialLength = p.at(1).toLongLong(&ok2);
-            if (!ok1 || !ok2 || it.partialStart < 0 || it.partialLength <= 0) return std::nullopt;
+            const auto start = parseNumber(p.at(0), kMaxNumber64);
+            const auto length = parseNumber(p.at(1), kMaxNumber64);
+            if (!start || !length || *length == 0) return std::nullopt;
+            it.partialStart = qint64(*start);
+            it.partialLength = qint64(*length);
         }
     } else if (auto b = parseBinaryItem(atom)) {
         it.kind = b->sizeOnly ? FetchItem::BinarySize : FetchItem::Binary;
