@@ -143,7 +143,8 @@ qsizetype CommandReader::feed(const char* data, qsizetype size, Event* event) {
             return i;
         }
         const qint64 n = announced->size;
-        if (n > commandLimit() - qint64(m_command.size())) {
+        // Room for the literal and the CRLF that must still end the command.
+        if (n > commandLimit() - qint64(m_command.size()) - 2) {
             *event = refuse(Refusal::CommandTooBig, commandLimit(), announced->nonSync);
             return i;
         }
