@@ -30,6 +30,7 @@
 
 #include "common/store/maildir_folder.h"
 
+#include "core/log.h"
 #include "core/paths.h"
 
 #include <QCoreApplication>
@@ -268,6 +269,7 @@ struct Env {
         base = dir.path();
         mailDir = base + QStringLiteral("/mail");
         templateDir = base + QStringLiteral("/template");
+        log::setMinLevel(log::Level::Error);  // thousands of sessions a second: no info lines
         config.hostname = QStringLiteral("fuzz.example.org");
         config.limits.maxLine = 1024;
         config.limits.maxLiteral = 8 * 1024;
@@ -303,7 +305,11 @@ struct Env {
     }
 
     void restoreIfChanged() {
+        static const bool stats = qEnvironmentVariableIsSet("POSTERN_FUZZ_STATS");
+        static int runs = 0, restores = 0;
+        ++runs;
         if (!watch.changed()) return;
+        if (stats && ++restores % 100 == 0) fprintf(stderr, "fuzz_imap_session: %d restores in %d runs\n", restores, runs);
         releaseCaches();
         if (!removeTree(QFile::encodeName(mailDir)) || !copyTree(QFile::encodeName(templateDir), QFile::encodeName(mailDir)))
             qFatal("fuzz_imap_session: cannot restore the Maildir");
