@@ -26,7 +26,7 @@
 //   * timeouts: TLS handshake, idle (set by the session), total session time,
 //     and a deadline the session sets (setDeadline: "logged in within N s of
 //     connecting"), which reads do not restart;
-//   * counts its unread input in the process's InputBudget (Options::inputBudget,
+//   * counts its input buffer in the process's InputBudget (Options::inputBudget,
 //     when set): once the process holds its budget, a connection that already
 //     holds a read chunk (kIoChunk, 16 KiB) reads no more until the budget has
 //     room again (checked every kBudgetRetryMs), so TCP pushes back;

@@ -200,7 +200,11 @@ qsizetype ImapSession::consume(const char* data, qsizetype size) {
             Request r;
             r.tag = m_reader.currentTag();
             m_reader.reset();
-            bad(r, QStringLiteral("Command line too long (limit %1 octets)").arg(m_config.limits.maxLine));
+            // Before login a whole command is at most maxCommandBeforeAuth, so its lines are too.
+            const qint64 limit = m_state == State::NotAuthenticated
+                                     ? std::min<qint64>(m_config.limits.maxLine, m_config.limits.maxCommandBeforeAuth)
+                                     : qint64(m_config.limits.maxLine);
+            bad(r, QStringLiteral("Command line too long (limit %1 octets)").arg(limit));
             break;
         }
         case CommandReader::Event::LiteralRefused: literalRefused(false); break;
