@@ -186,6 +186,92 @@ private Q_SLOTS:
         }
     }
 
+    // Sequence sets resolve to each message once, in order, however the ranges overlap
+    // (they are merged as intervals, so "1:*" repeated over a long line costs one pass).
+    void sequenceSets_data() {
+        QTest::addColumn<QByteArray>("command");
+        QTest::addColumn<QByteArray>("answer");
+        QTest::newRow("overlaps and repeats") << QByteArray("FETCH 3,1:2,2:4,1,4 (UID)") << QByteArray("1 2 3 4");
+        QTest::newRow("reversed range") << QByteArray("FETCH 4:2 (UID)") << QByteArray("2 3 4");
+        QTest::newRow("star") << QByteArray("FETCH 4:* (UID)") << QByteArray("4 5");
+        QTest::newRow("star repeated") << QByteArray("FETCH " + QByteArray("1:*,").repeated(200) + "1 (UID)") << QByteArray("1 2 3 4 5");
+        QTest::newRow("uid set") << QByteArray("UID FETCH 5,2:3 (UID)") << QByteArray("2 3 5");
+        QTest::newRow("uid n:* above every uid") << QByteArray("UID FETCH 99:* (UID)") << QByteArray("5");
+        QTest::newRow("uid range past the end") << QByteArray("UID FETCH 4:4294967295 (UID)") << QByteArray("4 5");
+        QTest::newRow("uid range matching nothing") << QByteArray("UID FETCH 6:99 (UID)") << QByteArray("");
+        QTest::newRow("number past 2^32") << QByteArray("FETCH 4294967296 (UID)") << QByteArray("BAD");
+        QTest::newRow("beyond the mailbox") << QByteArray("FETCH 9 (UID)") << QByteArray("BAD");
+    }
+    void sequenceSets() {
+        QFETCH(QByteArray, command);
+        QFETCH(QByteArray, answer);
+        Harness h(4096, true);
+        h.login();
+        for (int i = 1; i <= 5; ++i) {
+            const QByteArray msg = "Subject: m" + QByteArray::number(i) + "\r\n\r\nbody\r\n";
+            h.send("p" + QByteArray::number(i) + " APPEND INBOX {" + QByteArray::number(msg.size()) + "+}\r\n" + msg + "\r\n");
+            QTRY_VERIFY(h.io.output.contains("p" + QByteArray::number(i) + " OK"));
+            h.io.take();
+        }
+        QVERIFY(h.send("s SELECT INBOX\r\n").contains("s OK"));
+        const QByteArray out = h.send("f " + command + "\r\n");
+        if (answer == "BAD") {
+            QVERIFY2(out.startsWith("f BAD "), out.constData());
+            return;
+        }
+        QByteArray uids;
+        for (const QByteArray& line : out.split('\n')) {
+            const qsizetype at = line.indexOf("FETCH (UID ");
+            if (at < 0) continue;
+            uids += (uids.isEmpty() ? "" : " ") + line.mid(at + 11, line.indexOf(')', at) - at - 11);
+        }
+        QCOMPARE(uids, answer);
+        QVERIFY(out.endsWith("f OK FETCH completed\r\n"));
+    }
+
+    // Dates are digits as the grammar has them: no sign, a 4-digit year (issue 16: numbers from
+    // the client read strictly everywhere).
+    void strictDates_data() {
+        QTest::addColumn<QByteArray>("key");
+        QTest::addColumn<bool>("valid");
+        QTest::newRow("plain") << QByteArray("SINCE 1-Nov-2026") << true;
+        QTest::newRow("two-digit day") << QByteArray("BEFORE 02-Nov-2026") << true;
+        QTest::newRow("signed year") << QByteArray("SINCE 1-Nov-+026") << false;
+        QTest::newRow("negative year") << QByteArray("SINCE 1-Nov--202") << false;
+        QTest::newRow("signed day") << QByteArray("SINCE +1-Nov-2026") << false;
+        QTest::newRow("five-digit year") << QByteArray("SINCE 1-Nov-20260") << false;
+        QTest::newRow("huge day") << QByteArray("SINCE 99999999999999999999-Nov-2026") << false;
+    }
+    void strictDates() {
+        QFETCH(QByteArray, key);
+        QFETCH(bool, valid);
+        Harness h(4096, true);
+        h.login();
+        QVERIFY(h.send("s SELECT INBOX\r\n").contains("s OK"));
+        const QByteArray out = h.send("q SEARCH " + key + "\r\n");
+        QVERIFY2(out.startsWith(valid ? "* SEARCH" : "q BAD "), out.constData());
+    }
+
+    void strictAppendDateTime_data() {
+        QTest::addColumn<QByteArray>("date");
+        QTest::addColumn<bool>("valid");
+        QTest::newRow("plain") << QByteArray("\"05-Nov-2026 10:00:00 +0100\"") << true;
+        QTest::newRow("space day") << QByteArray("\" 5-Nov-2026 10:00:00 -0330\"") << true;
+        QTest::newRow("signed zone digits") << QByteArray("\"05-Nov-2026 10:00:00 +-100\"") << false;
+        QTest::newRow("zone minutes 60") << QByteArray("\"05-Nov-2026 10:00:00 +0160\"") << false;
+        QTest::newRow("signed year") << QByteArray("\"05-Nov-+026 10:00:00 +0100\"") << false;
+    }
+    void strictAppendDateTime() {
+        QFETCH(QByteArray, date);
+        QFETCH(bool, valid);
+        Harness h(4096, true);
+        h.login();
+        const QByteArray msg = "Subject: d\r\n\r\nbody\r\n";
+        test::feed(*h.session, h.buffer, "d APPEND INBOX " + date + " {" + QByteArray::number(msg.size()) + "+}\r\n" + msg + "\r\n", 4096);
+        if (valid) QTRY_VERIFY2(h.io.output.startsWith("d OK [APPENDUID "), h.io.output.constData());
+        else QCOMPARE(h.io.take(), QByteArray("d BAD Bad date-time\r\n"));
+    }
+
     void capabilitiesNameTheLiteralLimits() {
         Harness h(4096, true);
         const QByteArray greeting = h.io.take();
