@@ -5,7 +5,8 @@
 // is exercised at every split.
 //
 // Setup (once per process): a temporary Maildir (on /dev/shm when there is one:
-// APPEND fsyncs) for alice@example.org with realistic messages (plain text,
+// APPEND fsyncs; named with the pid, so that the folders of crashed runs are
+// removed by the next run) for alice@example.org with realistic messages (plain text,
 // multipart/mixed with quoted-printable, base64 and a message/rfc822 part,
 // multipart/alternative, a reply thread, an unknown transfer encoding), made by
 // a scripted warm-up session (LOGIN, CREATE, APPEND, STORE, SELECT) and kept as
@@ -41,6 +42,7 @@
 #include <QThreadPool>
 #include <algorithm>
 #include <cstdint>
+#include <csignal>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/inotify.h>
@@ -254,6 +256,24 @@ QByteArray sampleMessages() {
     return script;
 }
 
+// Folders left by fuzzer processes that crashed or were killed (a crash skips the
+// QTemporaryDir's clean-up): the pid in the name tells.
+void removeStaleDirs(const QString& parent) {
+    const QByteArray prefix = "postern-fuzz-imap-";
+    DIR* d = ::opendir(QFile::encodeName(parent).constData());
+    if (!d) return;
+    QList<QByteArray> stale;
+    while (const dirent* e = ::readdir(d)) {
+        const QByteArray name(e->d_name);
+        if (!name.startsWith(prefix)) continue;
+        bool ok = false;
+        const int pid = name.mid(prefix.size()).split('-').value(0).toInt(&ok);
+        if (ok && pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) stale << name;
+    }
+    ::closedir(d);
+    for (const QByteArray& name : stale) removeTree(QFile::encodeName(parent) + '/' + name);
+}
+
 struct Env {
     QString base;       // <tmp>/postern-fuzz-imap-XXXXXX
     QString mailDir;    // what the sessions use
@@ -265,7 +285,8 @@ struct Env {
     Env() {
         const QString shm = QStringLiteral("/dev/shm");
         const QString parent = QFileInfo(shm).isDir() && QFileInfo(shm).isWritable() ? shm : QDir::tempPath();
-        static QTemporaryDir dir(parent + QStringLiteral("/postern-fuzz-imap-XXXXXX"));
+        removeStaleDirs(parent);
+        static QTemporaryDir dir(parent + QStringLiteral("/postern-fuzz-imap-%1-XXXXXX").arg(::getpid()));
         base = dir.path();
         mailDir = base + QStringLiteral("/mail");
         templateDir = base + QStringLiteral("/template");
