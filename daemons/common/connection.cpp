@@ -64,7 +64,7 @@ Connection::Connection(qintptr descriptor, ListenerMode mode, ServerTlsContext t
                        QObject* parent)
     : QObject(parent), m_fd(int(descriptor)), m_tlsContext(std::move(tls)),
       m_readNotifier(descriptor, QSocketNotifier::Read), m_writeNotifier(descriptor, QSocketNotifier::Write),
-      m_options(options) {
+      m_options(options), m_inLease(options.inputBudget) {
     ignoreSigpipe();
     ::fcntl(m_fd, F_SETFL, ::fcntl(m_fd, F_GETFL) | O_NONBLOCK);
     // OpenSSL writes a handshake flight (and a TLS 1.3 server its session tickets) in
@@ -87,6 +87,14 @@ Connection::Connection(qintptr descriptor, ListenerMode mode, ServerTlsContext t
     m_closeTimer.setSingleShot(true);
     m_pregreetTimer.setSingleShot(true);
     connect(&m_pregreetTimer, &QTimer::timeout, this, &Connection::endPregreet);
+    m_deadlineTimer.setSingleShot(true);
+    m_budgetRetry.setSingleShot(true);
+    m_budgetRetry.setInterval(kBudgetRetryMs);
+    connect(&m_deadlineTimer, &QTimer::timeout, this, &Connection::onDeadline);
+    connect(&m_budgetRetry, &QTimer::timeout, this, [this] {
+        process();
+        updateNotifiers();
+    });
     connect(&m_idleTimer, &QTimer::timeout, this, &Connection::onIdleTimeout);
     connect(&m_sessionTimer, &QTimer::timeout, this, &Connection::onSessionTimeout);
     connect(&m_handshakeTimer, &QTimer::timeout, this, [this] { finish(QStringLiteral("TLS handshake timeout")); });
@@ -320,7 +328,14 @@ qint64 Connection::pendingOutput() const { return m_out.size() - m_outOffset; }
 
 bool Connection::canReadInput() const {
     return !m_finished && !m_closing && !m_tlsPending && !m_handshaking && !m_suspended && !m_outputBlocked &&
-           !m_peerEof && m_in.size() - m_inOffset < m_options.maxBufferedInput;
+           !m_peerEof && m_in.size() - m_inOffset < m_options.maxBufferedInput && budgetAllowsRead();
+}
+
+// A connection may always hold one read chunk (so every session makes progress);
+// more only while the process's input budget has a chunk to spare.
+bool Connection::budgetAllowsRead() const {
+    if (!m_options.inputBudget) return true;
+    return m_in.size() - m_inOffset < kIoChunk || m_options.inputBudget->available() >= kIoChunk;
 }
 
 // Level-triggered notifiers: each is enabled only while its event would be acted on,
@@ -329,6 +344,9 @@ void Connection::updateNotifiers() {
     if (m_fd < 0) return;
     const bool handshakeIo = m_handshaking && m_ssl;
     m_readNotifier.setEnabled(handshakeIo ? !m_sslWantsWrite : canReadInput());
+    // Reading paused only by the budget: look again soon (the notifier cannot tell us).
+    if (!handshakeIo && !budgetAllowsRead() && !m_finished && !m_closing && !m_peerEof && !m_budgetRetry.isActive())
+        m_budgetRetry.start();
     m_writeNotifier.setEnabled(handshakeIo ? m_sslWantsWrite : pendingOutput() > 0 || m_readWantsWrite);
 }
 
@@ -364,9 +382,11 @@ void Connection::process() {
     m_processing = true;
     for (;;) {
         if (m_closing || m_tlsPending || m_handshaking || m_suspended || m_outputBlocked) break;
-        // Read what fits into our buffer.
-        if (m_readable && !m_peerEof && m_in.size() - m_inOffset < m_options.maxBufferedInput) {
-            switch (readInput(m_options.maxBufferedInput - (m_in.size() - m_inOffset))) {
+        // Read what fits into our buffer (and into the process's input budget).
+        if (m_readable && !m_peerEof && m_in.size() - m_inOffset < m_options.maxBufferedInput && budgetAllowsRead()) {
+            const ReadResult r = readInput(m_options.maxBufferedInput - (m_in.size() - m_inOffset));
+            accountInput();
+            switch (r) {
                 case ReadResult::Data: break;
                 case ReadResult::WouldBlock: m_readable = false; break;
                 case ReadResult::Eof: m_peerEof = true; break;
@@ -396,6 +416,7 @@ void Connection::process() {
             m_in.remove(0, m_inOffset);
             m_inOffset = 0;
         }
+        accountInput();
         if (used <= 0) {
             // The session needs more bytes. If our buffer is full it can never get them.
             if (m_in.size() - m_inOffset >= m_options.maxBufferedInput) {
@@ -403,7 +424,7 @@ void Connection::process() {
                 close(QStringLiteral("input buffer limit exceeded"));
                 return;
             }
-            if (!m_readable || m_peerEof) break;
+            if (!m_readable || m_peerEof || !budgetAllowsRead()) break;
         }
     }
     m_processing = false;
@@ -445,6 +466,7 @@ qint64 Connection::discardPipelinedPlaintext() {
     qint64 dropped = m_in.size() - m_inOffset;
     m_in = QByteArray();
     m_inOffset = 0;
+    accountInput();
     char buf[4096];
     for (;;) {
         const ssize_t r = ::recv(m_fd, buf, sizeof buf, MSG_DONTWAIT);
@@ -510,6 +532,15 @@ void Connection::setIdleTimeout(qint64 ms) {
     m_idleTimer.start();
 }
 
+void Connection::setDeadline(qint64 msSinceConnect) {
+    if (msSinceConnect <= 0) {
+        m_deadlineTimer.stop();
+        return;
+    }
+    const qint64 left = std::max<qint64>(0, msSinceConnect - m_age.elapsed());
+    m_deadlineTimer.start(int(std::min<qint64>(left, INT_MAX)));
+}
+
 void Connection::restartIdleTimer() {
     if (m_idleTimer.interval() > 0 && !m_closing) m_idleTimer.start();
 }
@@ -554,6 +585,13 @@ void Connection::onSessionTimeout() {
     if (!m_closing) close(QStringLiteral("session time limit"));
 }
 
+void Connection::onDeadline() {
+    if (m_closing || m_finished) return;
+    log::write(log::Level::Info, m_info.sessionId, u"timeout", log::Fields().add("kind", "deadline").add("after_ms", m_age.elapsed()));
+    if (m_session) m_session->deadlinePassed();
+    if (!m_closing) close(QStringLiteral("deadline passed"));
+}
+
 void Connection::shutdown() {
     if (m_closing || m_finished) return;
     if (m_session && !m_handshaking) m_session->shutdown();
@@ -585,6 +623,8 @@ void Connection::finish(const QString& reason) {
     m_handshakeTimer.stop();
     m_closeTimer.stop();
     m_pregreetTimer.stop();
+    m_deadlineTimer.stop();
+    m_budgetRetry.stop();
     log::write(log::Level::Info, m_info.sessionId, u"disconnect",
                log::Fields()
                    .add("reason", reason)
@@ -612,6 +652,7 @@ void Connection::closeSocket(bool graceful) {
     m_in = QByteArray();
     m_out = QByteArray();
     m_inOffset = m_outOffset = 0;
+    accountInput();
 }
 
 }  // namespace postern

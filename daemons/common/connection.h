@@ -26,14 +26,22 @@
 //   * STARTTLS (session calls startTls()): discards and logs any bytes the
 //     client pipelined after the command (in our buffer or the kernel's),
 //     flushes the plaintext reply, then starts the handshake (CVE-2011-0411);
-//   * timeouts: TLS handshake, idle (set by the session), total session time;
+//   * timeouts: TLS handshake, idle (set by the session), total session time,
+//     and a deadline the session sets (setDeadline: "logged in within N s of
+//     connecting"), which reads do not restart;
+//   * counts its input buffer in the process's InputBudget (Options::inputBudget,
+//     when set): once the process holds its budget, a connection that already
+//     holds a read chunk (kIoChunk, 16 KiB) reads no more until the budget has
+//     room again (checked every kBudgetRetryMs), so TCP pushes back;
 //   * logs connect and disconnect with the reason, duration and byte counts.
 //
 // Limits: Options (input buffer, output water marks, handshake and session
-// time). Security: never processes plaintext as if it were encrypted; TLS 1.2+
-// only (the shared context); we do not ask for client certificates.
+// time, process input budget). Security: never processes plaintext as if it
+// were encrypted; TLS 1.2+ only (the shared context); we do not ask for client
+// certificates.
 #pragma once
 
+#include "input_budget.h"
 #include "session_io.h"
 
 #include "core/tls.h"
@@ -58,7 +66,9 @@ public:
         qint64 handshakeTimeoutMs = 30'000;
         qint64 maxSessionMs = 0;                 // 0: no limit
         qint64 closeTimeoutMs = 30'000;          // give up flushing to a peer that does not read
+        InputBudget* inputBudget = nullptr;      // process-wide count of unread input (nullptr: none)
     };
+    static constexpr int kBudgetRetryMs = 100;
 
     // `descriptor`: an accepted TCP socket; the Connection owns (and closes) it.
     Connection(qintptr descriptor, ListenerMode mode, ServerTlsContext tls, const Options& options,
@@ -83,6 +93,7 @@ public:
     void suspend() override;
     void resume() override;
     void setIdleTimeout(qint64 ms) override;
+    void setDeadline(qint64 msSinceConnect) override;
     void notifyWhenWritable() override;
     qint64 pendingOutput() const override;
     const ConnectionInfo& info() const override { return m_info; }
@@ -111,6 +122,9 @@ private:
     void onDisconnected();
     void onIdleTimeout();
     void onSessionTimeout();
+    void onDeadline();
+    bool budgetAllowsRead() const;
+    void accountInput() { m_inLease.setTo(m_in.size()); }
     void fillTlsInfo();
     void failIo(const QString& reason);
     void finish(const QString& reason);
@@ -152,6 +166,9 @@ private:
     void greet();
     void spokeBeforeGreeting(qsizetype bytes);
     void endPregreet();
+    QTimer m_deadlineTimer;
+    QTimer m_budgetRetry;        // reading paused by the process's input budget
+    InputBudget::Lease m_inLease;
     QElapsedTimer m_age;
     qint64 m_bytesIn = 0;
     qint64 m_bytesOut = 0;

@@ -18,6 +18,9 @@
 //   writable()     output drained below the low-water mark after the session
 //                  called io.notifyWhenWritable() (used to stream large output).
 //   timedOut()     idle or total time limit reached: reply and close.
+//   deadlinePassed()  the deadline the session set with io.setDeadline() (e.g.
+//                  "logged in within 60 s of connecting") passed: reply and
+//                  close. By default the same as timedOut().
 //   shutdown()     the daemon is stopping: say goodbye (421 / BYE / -ERR) and close.
 //   peerClosed()   the peer went away; no more output is possible.
 //   beginPregreet() called instead of start() when the connection is ready:
@@ -68,6 +71,14 @@ public:
     virtual void resume() = 0;
     // Idle limit between reads; restarted by every read. 0 disables.
     virtual void setIdleTimeout(qint64 ms) = 0;
+    // A deadline counted from the moment the client connected (TLS handshake
+    // included), unlike the idle timeout not restarted by reads: when the
+    // connection is `msSinceConnect` old, ProtocolSession::deadlinePassed() is
+    // called (at once if it is already older). 0 removes it. Sessions use it for
+    // "log in within N seconds" (IMAP, POP3) and "send the request within N
+    // seconds" (web). Implementations without timers (recorders in tests) may
+    // only record it.
+    virtual void setDeadline(qint64 msSinceConnect) { (void)msSinceConnect; }
     // Ask for ProtocolSession::writable() once pending output is small again.
     virtual void notifyWhenWritable() = 0;
     virtual qint64 pendingOutput() const = 0;
@@ -85,6 +96,7 @@ public:
     virtual void tlsStarted() = 0;
     virtual void writable() {}
     virtual void timedOut() = 0;
+    virtual void deadlinePassed() { timedOut(); }
     virtual void shutdown() = 0;
     virtual void peerClosed() {}
     virtual qint64 beginPregreet() { return 0; }

@@ -1,6 +1,8 @@
 // imap_binary.cpp — see imap_binary.h.
 #include "imap_binary.h"
 
+#include "imap_parser.h"
+
 namespace postern::imap {
 
 std::optional<BinaryItem> parseBinaryItem(const QByteArray& atom) {
@@ -17,10 +19,10 @@ std::optional<BinaryItem> parseBinaryItem(const QByteArray& atom) {
         const QList<QByteArray> numbers = it.sectionText.split('.');
         if (numbers.size() > 32) return std::nullopt;
         for (const QByteArray& n : numbers) {
-            if (n.isEmpty() || n.size() > 6 || n.startsWith('0')) return std::nullopt;
-            for (char c : n)
-                if (c < '0' || c > '9') return std::nullopt;  // no HEADER/TEXT/MIME in section-binary
-            it.part << n.toInt();
+            // nz-number, at most 6 digits; no HEADER/TEXT/MIME in section-binary.
+            const auto v = n.size() <= 6 && !n.startsWith('0') ? parseNumber(n, kMaxNumber) : std::nullopt;
+            if (!v) return std::nullopt;
+            it.part << int(*v);
         }
     }
     const QByteArray tail = atom.mid(close + 1);
@@ -28,10 +30,12 @@ std::optional<BinaryItem> parseBinaryItem(const QByteArray& atom) {
     if (it.sizeOnly || !tail.startsWith('<') || !tail.endsWith('>')) return std::nullopt;  // BINARY.SIZE takes no partial
     const QList<QByteArray> p = tail.mid(1, tail.size() - 2).split('.');
     if (p.size() != 2) return std::nullopt;
-    bool ok1 = false, ok2 = false;
-    it.partialStart = p.at(0).toLongLong(&ok1);
-    it.partialLength = p.at(1).toLongLong(&ok2);
-    if (!ok1 || !ok2 || it.partialStart < 0 || it.partialLength <= 0) return std::nullopt;
+    // partial = "<" number64 "." nz-number64 ">": digits only, overflow-checked.
+    const auto start = parseNumber(p.at(0), kMaxNumber64);
+    const auto length = parseNumber(p.at(1), kMaxNumber64);
+    if (!start || !length || *length == 0) return std::nullopt;
+    it.partialStart = qint64(*start);
+    it.partialLength = qint64(*length);
     return it;
 }
 

@@ -14,7 +14,8 @@
 //   binaryLiteral(data)         "~{n}\r\n" + data when data holds a NUL (RFC
 //                               3516 4.2: NUL only in literal8), else "{n}\r\n".
 // Grammar (RFC 9051 9): section-binary = "[" [section-part] "]";
-//   section-part = nz-number *("." nz-number); partial = "<" number "." nz-number ">".
+//   section-part = nz-number *("." nz-number); partial = "<" number64 "." nz-number64 ">"
+//   (read with parseNumber(): digits only, overflow-checked).
 // BINARY[] is the whole message as stored; a multipart or message/rfc822
 // part is sent as it is (their encoding can only be 7bit/8bit/binary).
 // Security: message bytes are untrusted; part numbers are checked against the

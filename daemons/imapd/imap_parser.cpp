@@ -1,44 +1,71 @@
 // imap_parser.cpp — see imap_parser.h.
 #include "imap_parser.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace postern::imap {
 
+std::optional<quint64> parseNumber(const QByteArray& digits, quint64 max) {
+    if (digits.isEmpty()) return std::nullopt;
+    quint64 v = 0;
+    for (const char c : digits) {
+        if (c < '0' || c > '9') return std::nullopt;
+        const quint64 d = quint64(c - '0');
+        if (d > max || v > (max - d) / 10) return std::nullopt;  // v * 10 + d > max, without overflow
+        v = v * 10 + d;
+    }
+    return v;
+}
+
 namespace {
-// "{123}", "{123+}", "{123-}", "~{123}" at the end of a line (CRLF stripped).
-bool literalAtEnd(const QByteArray& line, qint64* size, bool* nonSync, bool* overflow) {
-    if (!line.endsWith('}')) return false;
-    const qsizetype open = line.lastIndexOf('{');
-    if (open < 0) return false;
-    QByteArray inner = line.mid(open + 1, line.size() - open - 2);
-    *nonSync = false;
-    if (inner.endsWith('+') || inner.endsWith('-')) {
-        *nonSync = inner.endsWith('+');
-        inner.chop(1);
+struct Announcement {
+    qsizetype offset = 0;  // of "{" or "~" within the line
+    qint64 size = 0;
+    bool tooBig = false;   // beyond number64 (any count of digits)
+    bool nonSync = false;
+    bool binary = false;
+};
+
+// The literal announcement "{n}", "{n+}", "{n-}" or "~{...}" that ends the line
+// (line ending stripped), if there is one: digits only between the braces.
+std::optional<Announcement> literalAtEnd(const char* line, qsizetype len) {
+    if (len < 3 || line[len - 1] != '}') return std::nullopt;
+    Announcement a;
+    qsizetype i = len - 2;
+    if (line[i] == '+' || line[i] == '-') {
+        a.nonSync = line[i] == '+';  // RFC 7888; "-" is tolerated as synchronising
+        --i;
     }
-    if (inner.isEmpty() || inner.size() > 20) {
-        *overflow = !inner.isEmpty();
-        return !inner.isEmpty();
+    const qsizetype digitsEnd = i + 1;
+    while (i >= 0 && line[i] >= '0' && line[i] <= '9') --i;
+    if (i < 0 || line[i] != '{' || i + 1 == digitsEnd) return std::nullopt;
+    a.offset = i;
+    if (i > 0 && line[i - 1] == '~') {
+        a.binary = true;
+        a.offset = i - 1;
     }
-    for (char c : inner)
-        if (c < '0' || c > '9') return false;
-    bool ok = false;
-    *size = inner.toLongLong(&ok);
-    *overflow = !ok;
-    return true;
+    const auto n = parseNumber(QByteArray::fromRawData(line + i + 1, digitsEnd - i - 1), kMaxNumber64);
+    a.tooBig = !n;
+    a.size = n ? qint64(*n) : 0;
+    return a;
 }
 }  // namespace
 
 void CommandReader::reset() {
-    m_command.clear();
+    m_command = QByteArray();
+    m_literals.clear();
     m_lineStart = 0;
     m_literalLeft = 0;
     m_discarding = false;
+    m_lease.setTo(0);
 }
 
-QByteArray CommandReader::takeCommand() {
-    QByteArray c = m_command;
+RawCommand CommandReader::takeCommand() {
+    RawCommand c;
+    c.bytes = std::move(m_command);
+    c.literals = std::move(m_literals);
+    c.lease = std::move(m_lease);  // the command keeps its share until it has been handled
     reset();
     return c;
 }
@@ -52,13 +79,26 @@ QByteArray CommandReader::currentTag() const {
     return tag.isEmpty() || tag.size() > 64 ? QByteArray("*") : tag;
 }
 
+// Bytes the current line may take, its line ending included: the line limit and
+// what is left of the command limit, whichever is smaller.
+qsizetype CommandReader::lineLimit() const {
+    const qint64 room = commandLimit() - qint64(m_lineStart);
+    return qsizetype(std::clamp<qint64>(room, 0, qint64(m_limits.maxLine) + 2));
+}
+
+CommandReader::Event CommandReader::refuse(Refusal why, qint64 limit, bool nonSync) {
+    m_refusal = why;
+    m_refusalLimit = limit;
+    return nonSync ? Event::NonSyncLiteralRefused : Event::LiteralRefused;
+}
+
 qsizetype CommandReader::feed(const char* data, qsizetype size, Event* event) {
     *event = Event::None;
     qsizetype i = 0;
     while (i < size) {
         if (m_literalLeft > 0) {
             const qsizetype n = qsizetype(std::min<qint64>(m_literalLeft, size - i));
-            m_command.append(data + i, n);
+            m_command.append(data + i, n);  // reserved when it was announced: no reallocation
             m_literalLeft -= n;
             i += n;
             if (m_literalLeft == 0) m_lineStart = m_command.size();
@@ -66,60 +106,100 @@ qsizetype CommandReader::feed(const char* data, qsizetype size, Event* event) {
         }
         const void* nl = std::memchr(data + i, '\n', size_t(size - i));
         const qsizetype end = nl ? (static_cast<const char*>(nl) - data) + 1 : size;
-        if (!m_discarding) m_command.append(data + i, end - i);
-        i = end;
-        const qsizetype lineLen = m_command.size() - m_lineStart;
-        if (!nl) {
-            if (!m_discarding && lineLen > m_limits.maxLine) {
-                m_discarding = true;  // keep the tag, drop the rest of the line
-                m_command.truncate(std::min<qsizetype>(m_command.size(), m_lineStart + 64));
+        const qsizetype piece = end - i;
+        if (!m_discarding) {
+            const qsizetype have = m_command.size() - m_lineStart;
+            if (piece > lineLimit() - have) {
+                // Too long: drop the rest of the line; keep the start of a first line (its tag).
+                m_discarding = true;
+                if (m_lineStart == 0 && have < 64) m_command.append(data + i, std::min<qsizetype>(piece, 64 - have));
+                else m_command.truncate(m_lineStart == 0 ? std::min<qsizetype>(m_command.size(), 64) : m_lineStart);
+            } else {
+                m_command.append(data + i, piece);
             }
-            continue;
+            account();
         }
+        i = end;
+        if (!nl) continue;
         if (m_discarding) {
             *event = Event::LineTooLong;
             return i;
         }
-        QByteArray line = m_command.mid(m_lineStart);
-        while (line.endsWith('\n') || line.endsWith('\r')) line.chop(1);
-        if (line.size() > m_limits.maxLine) {
+        qsizetype len = m_command.size() - m_lineStart - 1;  // without "\n"
+        const char* line = m_command.constData() + m_lineStart;
+        if (len > 0 && line[len - 1] == '\r') --len;
+        if (len > m_limits.maxLine) {
             *event = Event::LineTooLong;
             return i;
         }
-        qint64 lit = 0;
-        bool nonSync = false, overflow = false;
-        if (literalAtEnd(line, &lit, &nonSync, &overflow)) {
-            if (overflow || lit > m_limits.maxLiteral || m_command.size() + lit > m_limits.maxCommand) {
-                *event = nonSync ? Event::NonSyncLiteralTooBig : Event::LiteralTooBig;
-                return i;
-            }
-            m_literalLeft = lit;
-            m_lineStart = m_command.size();
-            if (lit == 0) m_lineStart = m_command.size();
-            if (!nonSync) {
-                *event = Event::Continue;
-                return i;
-            }
-            continue;
+        const auto announced = literalAtEnd(line, len);
+        if (!announced) {
+            *event = Event::Command;
+            return i;
         }
-        *event = Event::Command;
-        return i;
+        const qint64 literalMax = literalLimit();
+        if (announced->tooBig || announced->size > literalMax) {
+            *event = refuse(m_authenticated ? Refusal::TooBig : Refusal::TooBigBeforeAuth, literalMax, announced->nonSync);
+            return i;
+        }
+        const qint64 n = announced->size;
+        // Room for the literal and the CRLF that must still end the command.
+        if (n > commandLimit() - qint64(m_command.size()) - 2) {
+            *event = refuse(Refusal::CommandTooBig, commandLimit(), announced->nonSync);
+            return i;
+        }
+        // The literal's memory is counted before the client may send it.
+        const qint64 held = qint64(m_command.size()) + n;
+        if (n > m_limits.budgetFreeLiteral) {
+            if (!m_lease.tryGrowTo(held)) {
+                *event = refuse(Refusal::Busy, m_lease.budget() ? m_lease.budget()->limit() : 0, announced->nonSync);
+                return i;
+            }
+        } else {
+            m_lease.setTo(held);
+        }
+        m_literals.append({m_lineStart + announced->offset, m_command.size(), qsizetype(n), announced->binary});
+        if (n > 0) m_command.reserve(m_command.size() + qsizetype(n));  // exactly: appends never double it
+        m_literalLeft = n;
+        m_lineStart = m_command.size();
+        if (!announced->nonSync) {
+            *event = Event::Continue;
+            return i;
+        }
     }
     return i;
 }
 
 // ---------------------------------------------------------------- arguments
 
-ArgParser::ArgParser(QByteArray command) : m_s(std::move(command)) {
+ArgParser::ArgParser(const RawCommand& command) : m_s(command.bytes), m_literals(command.literals) {
+    // The reader's spans are ascending and inside the bytes; checked again here so that a
+    // wrong span can only make the command BAD, never read outside it.
+    qsizetype floor = 0;
+    for (const LiteralSpan& l : m_literals) {
+        if (l.announce < floor || l.start <= l.announce || l.start > m_s.size() || l.size < 0 || l.size > m_s.size() - l.start) {
+            m_literals.clear();
+            floor = 0;
+            break;
+        }
+        floor = l.start + l.size;
+    }
     // The final CRLF ends the command and is not part of any argument (and only that one:
-    // a literal just before it may itself end with CRLF).
-    if (m_s.endsWith('\n')) m_s.chop(1);
-    if (m_s.endsWith('\r')) m_s.chop(1);
+    // the last literal may itself end with CRLF).
+    m_end = m_s.size();
+    if (m_end > floor && m_s.at(m_end - 1) == '\n') --m_end;
+    if (m_end > floor && m_s.at(m_end - 1) == '\r') --m_end;
+}
+
+ArgParser::ArgParser(QByteArray command) : m_s(std::move(command)) {
+    m_end = m_s.size();
+    if (m_end > 0 && m_s.at(m_end - 1) == '\n') --m_end;
+    if (m_end > 0 && m_s.at(m_end - 1) == '\r') --m_end;
 }
 
 bool ArgParser::skipSpace() {
     bool any = false;
-    while (m_pos < m_s.size() && m_s.at(m_pos) == ' ') {
+    while (m_pos < m_end && m_s.at(m_pos) == ' ') {
         ++m_pos;
         any = true;
     }
@@ -128,14 +208,14 @@ bool ArgParser::skipSpace() {
 
 bool ArgParser::atEnd() const {
     qsizetype p = m_pos;
-    while (p < m_s.size() && m_s.at(p) == ' ') ++p;
-    return p >= m_s.size();
+    while (p < m_end && m_s.at(p) == ' ') ++p;
+    return p >= m_end;
 }
 
 bool ArgParser::header(QByteArray* tag, QByteArray* name) {
     auto word = [&]() {
         const qsizetype start = m_pos;
-        while (m_pos < m_s.size() && m_s.at(m_pos) != ' ') ++m_pos;
+        while (m_pos < m_end && m_s.at(m_pos) != ' ') ++m_pos;
         return m_s.mid(start, m_pos - start);
     };
     *tag = word();
@@ -147,9 +227,13 @@ bool ArgParser::header(QByteArray* tag, QByteArray* name) {
 }
 
 std::optional<Token> ArgParser::next() {
-    skipSpace();
-    if (m_pos >= m_s.size()) {
+    const bool spaced = skipSpace();
+    if (m_pos >= m_end) {
         m_error = QStringLiteral("missing argument");
+        return std::nullopt;
+    }
+    if (!spaced) {
+        m_error = QStringLiteral("missing space between arguments");
         return std::nullopt;
     }
     return parseToken(0);
@@ -165,12 +249,32 @@ std::optional<QList<Token>> ArgParser::rest() {
     return out;
 }
 
+// Only where the CommandReader framed a literal (its announcement ended a line).
+std::optional<Token> ArgParser::parseLiteral() {
+    if (m_nextLiteral >= m_literals.size() || m_literals.at(m_nextLiteral).announce != m_pos) {
+        m_error = QStringLiteral("a literal must end its line ({n} CRLF)");
+        return std::nullopt;
+    }
+    const LiteralSpan& l = m_literals.at(m_nextLiteral++);
+    if (l.size > m_end - l.start) {  // the data runs into the final CRLF: cannot happen for framed spans
+        m_error = QStringLiteral("bad literal");
+        return std::nullopt;
+    }
+    Token t;
+    t.kind = Token::Kind::String;
+    t.literal = true;
+    t.binary = l.binary;
+    t.text = m_s.mid(l.start, l.size);
+    m_pos = l.start + l.size;
+    return t;
+}
+
 std::optional<Token> ArgParser::parseToken(int depth) {
     if (depth > kMaxDepth) {
         m_error = QStringLiteral("nesting too deep");
         return std::nullopt;
     }
-    if (m_pos >= m_s.size()) {
+    if (m_pos >= m_end) {
         m_error = QStringLiteral("unexpected end of command");
         return std::nullopt;
     }
@@ -181,7 +285,7 @@ std::optional<Token> ArgParser::parseToken(int depth) {
         t.kind = Token::Kind::List;
         for (;;) {
             skipSpace();
-            if (m_pos >= m_s.size()) {
+            if (m_pos >= m_end) {
                 m_error = QStringLiteral("unterminated list");
                 return std::nullopt;
             }
@@ -192,7 +296,7 @@ std::optional<Token> ArgParser::parseToken(int depth) {
             auto child = parseToken(depth + 1);
             if (!child) return std::nullopt;
             t.items << *child;
-            if (m_pos < m_s.size() && m_s.at(m_pos) != ' ' && m_s.at(m_pos) != ')') {
+            if (m_pos < m_end && m_s.at(m_pos) != ' ' && m_s.at(m_pos) != ')') {
                 m_error = QStringLiteral("missing space in list");
                 return std::nullopt;
             }
@@ -201,10 +305,10 @@ std::optional<Token> ArgParser::parseToken(int depth) {
     if (c == '"') {
         t.kind = Token::Kind::String;
         ++m_pos;
-        while (m_pos < m_s.size() && m_s.at(m_pos) != '"') {
+        while (m_pos < m_end && m_s.at(m_pos) != '"') {
             char ch = m_s.at(m_pos);
             if (ch == '\\') {
-                if (m_pos + 1 >= m_s.size() || (m_s.at(m_pos + 1) != '\\' && m_s.at(m_pos + 1) != '"')) {
+                if (m_pos + 1 >= m_end || (m_s.at(m_pos + 1) != '\\' && m_s.at(m_pos + 1) != '"')) {
                     m_error = QStringLiteral("bad escape in quoted string");
                     return std::nullopt;
                 }
@@ -216,41 +320,18 @@ std::optional<Token> ArgParser::parseToken(int depth) {
             t.text += ch;
             ++m_pos;
         }
-        if (m_pos >= m_s.size()) {
+        if (m_pos >= m_end) {
             m_error = QStringLiteral("unterminated quoted string");
             return std::nullopt;
         }
         ++m_pos;
         return t;
     }
-    if (c == '{' || (c == '~' && m_pos + 1 < m_s.size() && m_s.at(m_pos + 1) == '{')) {
-        const qsizetype open = m_s.indexOf('{', m_pos);
-        const qsizetype close = m_s.indexOf('}', open);
-        if (close < 0 || close + 2 >= m_s.size() + 2) {
-            m_error = QStringLiteral("bad literal");
-            return std::nullopt;
-        }
-        QByteArray num = m_s.mid(open + 1, close - open - 1);
-        if (num.endsWith('+') || num.endsWith('-')) num.chop(1);
-        bool ok = false;
-        const qint64 n = num.toLongLong(&ok);
-        qsizetype dataStart = close + 1;
-        if (dataStart < m_s.size() && m_s.at(dataStart) == '\r') ++dataStart;
-        if (dataStart < m_s.size() && m_s.at(dataStart) == '\n') ++dataStart;
-        if (!ok || n < 0 || dataStart + n > m_s.size()) {
-            m_error = QStringLiteral("bad literal");
-            return std::nullopt;
-        }
-        t.kind = Token::Kind::String;
-        t.literal = true;
-        t.text = m_s.mid(dataStart, qsizetype(n));
-        m_pos = dataStart + qsizetype(n);
-        return t;
-    }
+    if (c == '{' || (c == '~' && m_pos + 1 < m_end && m_s.at(m_pos + 1) == '{')) return parseLiteral();
     // Atom, with an optional [section] (may contain spaces and parens) and <partial>.
     const qsizetype start = m_pos;
     int bracket = 0;
-    while (m_pos < m_s.size()) {
+    while (m_pos < m_end) {
         const char ch = m_s.at(m_pos);
         if (ch == '[') ++bracket;
         else if (ch == ']' && bracket > 0) --bracket;

@@ -14,7 +14,7 @@
 namespace postern::imap {
 
 ImapSession::ImapSession(SessionIo& io, ImapBackend& backend, const SessionConfig& config)
-    : m_io(io), m_backend(backend), m_config(config), m_alive(std::make_unique<QObject>()), m_reader(config.limits) {
+    : m_io(io), m_backend(backend), m_config(config), m_alive(std::make_unique<QObject>()), m_reader(config.limits, config.inputBudget) {
     m_idleDebounce.setSingleShot(true);
     m_idleDebounce.setInterval(100);
     QObject::connect(&m_idleDebounce, &QTimer::timeout, m_alive.get(), [this] {
@@ -78,7 +78,10 @@ QByteArray ImapSession::capabilities() const {
         if (!tls()) caps += " STARTTLS LOGINDISABLED";
         else caps += " AUTH=PLAIN SASL-IR";
     }
-    caps += " LITERAL+ ENABLE IDLE NAMESPACE ID UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS"
+    // RFC 7888: before login literals are small (imap_parser.h), so only LITERAL- (non-synchronising
+    // literals up to 4096 octets) is promised; LITERAL+ once logged in.
+    caps += m_state == State::NotAuthenticated ? " LITERAL-" : " LITERAL+";
+    caps += " ENABLE IDLE NAMESPACE ID UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS"
             " ESEARCH CONDSTORE QRESYNC SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY QUOTA QUOTA=RES-STORAGE"
             " STATUS=SIZE UTF8=ACCEPT APPENDLIMIT=" +
             QByteArray::number(m_config.appendLimit);
@@ -87,6 +90,7 @@ QByteArray ImapSession::capabilities() const {
 
 void ImapSession::start() {
     m_io.setIdleTimeout(m_config.preAuthTimeoutMs);
+    m_io.setDeadline(m_config.loginDeadlineMs);
     m_io.send("* OK [CAPABILITY " + capabilities() + "] " + m_config.hostname.toUtf8() + " Postern IMAP ready\r\n");
 }
 
@@ -119,6 +123,11 @@ void ImapSession::closeWith(const QByteArray& line, const QString& reason) {
 }
 
 void ImapSession::timedOut() { closeWith("* BYE Autologout; idle for too long\r\n", QStringLiteral("idle timeout")); }
+
+void ImapSession::deadlinePassed() {
+    if (m_state != State::NotAuthenticated) return;
+    closeWith("* BYE Login not completed in time\r\n", QStringLiteral("login deadline"));
+}
 
 void ImapSession::shutdown() { closeWith("* BYE Server shutting down\r\n", QStringLiteral("server shutting down")); }
 
@@ -191,33 +200,61 @@ qsizetype ImapSession::consume(const char* data, qsizetype size) {
             Request r;
             r.tag = m_reader.currentTag();
             m_reader.reset();
-            bad(r, QStringLiteral("Command line too long (limit %1 octets)").arg(m_config.limits.maxLine));
+            // Before login a whole command is at most maxCommandBeforeAuth, so its lines are too.
+            const qint64 limit = m_state == State::NotAuthenticated
+                                     ? std::min<qint64>(m_config.limits.maxLine, m_config.limits.maxCommandBeforeAuth)
+                                     : qint64(m_config.limits.maxLine);
+            bad(r, QStringLiteral("Command line too long (limit %1 octets)").arg(limit));
             break;
         }
-        case CommandReader::Event::LiteralTooBig: {
-            Request r;
-            r.tag = m_reader.currentTag();
-            m_reader.reset();
-            // RFC 7889: APPENDLIMIT; RFC 9051 7.1: TOOBIG. Nothing was read: the client never got "+".
-            no(r, QStringLiteral("Literal too big (limit %1 octets)").arg(m_config.limits.maxLiteral), "TOOBIG");
-            countBad();
-            break;
-        }
-        case CommandReader::Event::NonSyncLiteralTooBig:
-            // RFC 7888 4: the bytes are already on their way; the only safe answer is to close.
-            closeWith("* BYE [TOOBIG] Non-synchronizing literal too big\r\n", QStringLiteral("literal too big"));
+        case CommandReader::Event::LiteralRefused: literalRefused(false); break;
+        case CommandReader::Event::NonSyncLiteralRefused:
+            literalRefused(true);
             return size;
         case CommandReader::Event::Command: dispatch(m_reader.takeCommand()); break;
     }
     return used;
 }
 
-void ImapSession::dispatch(const QByteArray& raw) {
+// A literal the reader would not take. Nothing of it was read: a synchronising one
+// never got its "+"; a non-synchronising one is on its way, so the connection ends.
+void ImapSession::literalRefused(bool nonSync) {
+    using Refusal = CommandReader::Refusal;
+    const Refusal why = m_reader.refusal();
+    const qint64 limit = m_reader.refusalLimit();
+    Request r;
+    r.tag = m_reader.currentTag();
+    m_reader.reset();
+    QString text;
+    QByteArray code = "TOOBIG";  // RFC 9051 7.1 (and RFC 7889 APPENDLIMIT for APPEND)
+    switch (why) {
+        case Refusal::TooBigBeforeAuth: text = QStringLiteral("Literals before login are limited to %1 octets").arg(limit); break;
+        case Refusal::CommandTooBig: text = QStringLiteral("Command too big (limit %1 octets)").arg(limit); break;
+        case Refusal::Busy:
+            code = "LIMIT";  // RFC 5530: a temporary, server-wide condition
+            text = QStringLiteral("Server busy: no room for this literal now, try again later");
+            break;
+        case Refusal::TooBig:
+        case Refusal::None: text = QStringLiteral("Literal too big (limit %1 octets)").arg(limit); break;
+    }
+    log::write(log::Level::Info, m_io.info().sessionId, u"imap.literal_refused",
+               log::Fields().add("reason", code == "LIMIT" ? "budget" : "size").add("limit", limit).add("non_sync", nonSync));
+    if (nonSync) {
+        // RFC 7888 4: the client did not wait for "+"; reading the octets to skip them would
+        // be what the limit exists to prevent.
+        closeWith("* BYE [" + code + "] " + text.toUtf8() + "\r\n", QStringLiteral("literal refused"));
+        return;
+    }
+    no(r, text, code);
+    if (why != Refusal::Busy) countBad();
+}
+
+void ImapSession::dispatch(const RawCommand& raw) {
     ArgParser p(raw);
     Request r;
     if (!p.header(&r.tag, &r.name)) {
         r.tag = r.tag.isEmpty() ? QByteArray("*") : r.tag;
-        if (raw.trimmed().isEmpty()) return;  // empty line: ignore, as most servers do
+        if (raw.bytes.trimmed().isEmpty()) return;  // empty line: ignore, as most servers do
         bad(r, QStringLiteral("Missing tag or command"));
         return;
     }
@@ -264,6 +301,7 @@ AuthRequest ImapSession::authRequest(const QString& login) {
 }
 
 void ImapSession::finishLogin(const Request& r, AuthVerdict verdict, const QString& user) {
+    if (m_phase == Phase::Closed) return;  // the login deadline passed (or the server stops) meanwhile
     m_phase = Phase::Command;
     if (verdict == AuthVerdict::TempFail) {
         // RFC 5530 UNAVAILABLE: too many attempts at once from here or for this account; later.
@@ -294,6 +332,8 @@ void ImapSession::finishLogin(const Request& r, AuthVerdict verdict, const QStri
         return;
     }
     m_state = State::Authenticated;
+    m_reader.setAuthenticated(true);
+    m_io.setDeadline(0);
     m_io.setIdleTimeout(m_config.idleTimeoutMs);
     ok(r, QStringLiteral("Logged in"), "CAPABILITY " + capabilities());
     m_io.resume();

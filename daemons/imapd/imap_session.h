@@ -9,13 +9,24 @@
 // mechanisms; LOGIN/AUTHENTICATE are refused (RFC 9051 6.2.3, RFC 2595 3.2).
 // STARTTLS resets all state (the connection drops pipelined plaintext).
 // Literals: synchronising literals get "+ Ready"; sizes beyond the limits are
-// refused before the client sends them (CommandReader).
+// refused before the client sends them (CommandReader): NO [TOOBIG] for a too
+// big one, NO [LIMIT] when the process's input budget (imap.max_buffered_input)
+// cannot hold it now; a refused non-synchronising literal (its octets are
+// already on the way) gets BYE and the connection is closed (RFC 7888 4).
+// Before login only small literals are taken (ReaderLimits::...BeforeAuth,
+// 8 KiB: a password) and LITERAL- is advertised instead of LITERAL+ (RFC 7888
+// 5: non-synchronising literals up to 4096 octets).
+// Before login the session also has a deadline (SessionConfig::loginDeadlineMs,
+// imap.login_deadline, counted from connect; commands do not extend it): not
+// logged in by then, it gets "* BYE" and is closed.
 // Mailbox changes made by other sessions or deliveries are reported at
 // NOOP/CHECK/IDLE and after commands that do not use sequence numbers
 // (RFC 9051 7.5.1); during IDLE the process's shared folder watcher
 // (folder_watch.h) reports them within a second.
-// Limits: line and literal sizes, bad commands before disconnect, idle
-// timeout (>= 30 minutes, RFC 9051 5.4), IDLE re-armed per command.
+// Limits: line, command and literal sizes (imap_parser.h; small before
+// login), the process's input budget, bad commands before disconnect, the
+// login deadline, idle timeout (>= 30 minutes, RFC 9051 5.4), IDLE re-armed
+// per command.
 // Message files are read on the event-loop thread (page-cache reads); large
 // FETCH responses are queued in 64 KiB pieces with output backpressure.
 #pragma once
@@ -41,7 +52,9 @@ struct SessionConfig {
     QString hostname = QStringLiteral("localhost");
     ReaderLimits limits;
     qint64 idleTimeoutMs = 30 * 60 * 1000;
-    qint64 preAuthTimeoutMs = 60 * 1000;
+    qint64 preAuthTimeoutMs = 60 * 1000;   // idle, before login
+    qint64 loginDeadlineMs = 60 * 1000;    // from connect to a successful login (0: none)
+    InputBudget* inputBudget = nullptr;    // the process's count of buffered input (nullptr: none)
     int maxBadCommands = 20;
     qint64 appendLimit = 25 << 20;
     int maxSessionsPerUser = 50;  // logged-in sessions of one user in this process
@@ -66,6 +79,7 @@ public:
     void tlsStarted() override;
     void writable() override;
     void timedOut() override;
+    void deadlinePassed() override;
     void shutdown() override;
     void peerClosed() override;
 
@@ -102,7 +116,8 @@ private:
     };
     static const QList<CommandSpec>& commandTable();
 
-    void dispatch(const QByteArray& raw);
+    void dispatch(const RawCommand& raw);
+    void literalRefused(bool nonSync);
     void closeWith(const QByteArray& line, const QString& reason);
     void countBad();
     QByteArray capabilities() const;

@@ -60,6 +60,8 @@ imap::SessionConfig sessionConfig(const Config& c) {
     s.limits.maxLiteral = s.appendLimit;
     s.limits.maxCommand = s.appendLimit + 4 * s.limits.maxLine;
     s.idleTimeoutMs = c.durationMs(QStringLiteral("imap.idle_timeout"));
+    s.loginDeadlineMs = c.durationMs(QStringLiteral("imap.login_deadline"));
+    s.inputBudget = &InputBudget::process();
     s.maxSessionsPerUser = int(c.integer(QStringLiteral("imap.max_sessions_per_user")));
     s.maxBadCommands = int(c.integer(QStringLiteral("imap.max_bad_commands")));
     s.mailDir = c.mailDir();
@@ -91,6 +93,7 @@ int main(int argc, char** argv) {
         d.auth = std::make_unique<Authenticator>(config, d.accounts.get());
         d.backend = std::make_unique<LocalImapBackend>(*d.accounts, *d.auth);
         d.sessionConfig = sessionConfig(config);
+        InputBudget::process().setLimit(config.size(QStringLiteral("imap.max_buffered_input")));
         auto* server = new DaemonServer(
             config, QStringLiteral("postern-imapd"),
             {{QStringLiteral("imap.listen"), ListenerMode::Imap}, {QStringLiteral("imaps.listen"), ListenerMode::Imaps}},
@@ -100,6 +103,7 @@ int main(int argc, char** argv) {
                           [](ListenerMode) { return QByteArray("* BYE Too many connections, try again later\r\n"); });
         Connection::Options opts;
         opts.maxBufferedInput = 1024 * 1024;
+        opts.inputBudget = &InputBudget::process();  // with the sessions' commands and literals
         opts.handshakeTimeoutMs = config.durationMs(QStringLiteral("tls.handshake_timeout"));
         server->setConnectionOptions(opts);
         // Idle clients need no open SQLite handle nor parsed uidlist: drop those unused
@@ -125,6 +129,7 @@ int main(int argc, char** argv) {
     };
     spec.reloaded = [](DaemonServer*) {
         d.sessionConfig = sessionConfig(*d.config);
+        InputBudget::process().setLimit(d.config->size(QStringLiteral("imap.max_buffered_input")));
         d.auth->applyConfig();
     };
     return runDaemon(argc, argv, spec);

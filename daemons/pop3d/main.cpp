@@ -31,6 +31,7 @@ pop3::SessionConfig sessionConfig(const Config& c) {
     s.maxErrors = int(c.integer(QStringLiteral("pop3.max_errors")));
     s.maxCommandsBeforeAuth = int(c.integer(QStringLiteral("pop3.max_commands_before_auth")));
     s.idleTimeoutMs = c.durationMs(QStringLiteral("pop3.idle_timeout"));
+    s.loginDeadlineMs = c.durationMs(QStringLiteral("pop3.login_deadline"));
     s.loginDelaySeconds = c.durationMs(QStringLiteral("pop3.login_delay")) / 1000;
     return s;
 }

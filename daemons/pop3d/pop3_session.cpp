@@ -18,28 +18,29 @@ Pop3Session::Pop3Session(SessionIo& io, Pop3Backend& backend, const SessionConfi
 Pop3Session::~Pop3Session() = default;
 
 const QList<Pop3Session::CommandSpec>& Pop3Session::commandTable() {
-    //  verb     handler                 auth   trans  beforeTLS
+    //  verb     handler                 auth   trans  beforeTLS  args   usage (RFC 1939 3, 7; 2449; 2595; 5034)
     static const QList<CommandSpec> table = {
-        {"CAPA", &Pop3Session::cmdCapa, true, true, true},
-        {"STLS", &Pop3Session::cmdStls, true, false, true},
-        {"USER", &Pop3Session::cmdUser, true, false, false},
-        {"PASS", &Pop3Session::cmdPass, true, false, false},
-        {"AUTH", &Pop3Session::cmdAuth, true, false, false},
-        {"QUIT", &Pop3Session::cmdQuit, true, true, true},
-        {"STAT", &Pop3Session::cmdStat, false, true, false},
-        {"LIST", &Pop3Session::cmdList, false, true, false},
-        {"RETR", &Pop3Session::cmdRetr, false, true, false},
-        {"TOP", &Pop3Session::cmdTop, false, true, false},
-        {"DELE", &Pop3Session::cmdDele, false, true, false},
-        {"NOOP", &Pop3Session::cmdNoop, false, true, false},
-        {"RSET", &Pop3Session::cmdRset, false, true, false},
-        {"UIDL", &Pop3Session::cmdUidl, false, true, false},
+        {"CAPA", &Pop3Session::cmdCapa, true, true, true, 0, 0, "CAPA"},
+        {"STLS", &Pop3Session::cmdStls, true, false, true, 0, 0, "STLS"},
+        {"USER", &Pop3Session::cmdUser, true, false, false, 1, 1, "USER name"},
+        {"PASS", &Pop3Session::cmdPass, true, false, false, 1, -1, "PASS password"},
+        {"AUTH", &Pop3Session::cmdAuth, true, false, false, 0, 2, "AUTH [mechanism [initial-response]]"},
+        {"QUIT", &Pop3Session::cmdQuit, true, true, true, 0, 0, "QUIT"},
+        {"STAT", &Pop3Session::cmdStat, false, true, false, 0, 0, "STAT"},
+        {"LIST", &Pop3Session::cmdList, false, true, false, 0, 1, "LIST [msg]"},
+        {"RETR", &Pop3Session::cmdRetr, false, true, false, 1, 1, "RETR msg"},
+        {"TOP", &Pop3Session::cmdTop, false, true, false, 2, 2, "TOP msg lines"},
+        {"DELE", &Pop3Session::cmdDele, false, true, false, 1, 1, "DELE msg"},
+        {"NOOP", &Pop3Session::cmdNoop, false, true, false, 0, 0, "NOOP"},
+        {"RSET", &Pop3Session::cmdRset, false, true, false, 0, 0, "RSET"},
+        {"UIDL", &Pop3Session::cmdUidl, false, true, false, 0, 1, "UIDL [msg]"},
     };
     return table;
 }
 
 void Pop3Session::start() {
     m_io.setIdleTimeout(m_config.idleTimeoutMs);
+    m_io.setDeadline(m_config.loginDeadlineMs);
     ok(QStringLiteral("Postern POP3 server ready"));
 }
 
@@ -60,6 +61,11 @@ void Pop3Session::closeWith(const QByteArray& line, const QString& reason) {
 }
 
 void Pop3Session::timedOut() { closeWith("-ERR [SYS/TEMP] Idle timeout, closing\r\n", QStringLiteral("idle timeout")); }
+
+void Pop3Session::deadlinePassed() {
+    if (m_state != State::Authorization) return;
+    closeWith("-ERR Login not completed in time, closing\r\n", QStringLiteral("login deadline"));
+}
 
 void Pop3Session::shutdown() {
     if (m_phase == Phase::Waiting) return;  // a commit or login is finishing; the grace period covers it
@@ -121,6 +127,18 @@ qsizetype Pop3Session::consume(const char* data, qsizetype size) {
 }
 
 void Pop3Session::dispatch(const QByteArray& raw) {
+    // RFC 1939 3: keywords and arguments are printable characters. A NUL or another
+    // control character (a bare CR, a TAB) is never part of a name or password.
+    for (const char c : raw) {
+        if (uchar(c) < 0x20 || uchar(c) == 0x7f) {
+            if (m_state == State::Authorization && ++m_commandsBeforeAuth > m_config.maxCommandsBeforeAuth) {
+                closeWith("-ERR [SYS/PERM] Too many commands without logging in\r\n", QStringLiteral("too many commands before login"));
+                return;
+            }
+            err(QStringLiteral("Invalid character in command"));
+            return;
+        }
+    }
     const QString line = QString::fromUtf8(raw);
     const qsizetype sp = line.indexOf(QLatin1Char(' '));
     const QString verb = (sp < 0 ? line : line.left(sp)).toUpper();
@@ -141,7 +159,12 @@ void Pop3Session::dispatch(const QByteArray& raw) {
             return;
         }
         // PASS keeps the rest of the line whole (passwords may contain spaces).
-        const QStringList args = verb == u"PASS" ? QStringList{rest} : rest.split(QLatin1Char(' '), Qt::SkipEmptyParts);
+        const QStringList args = spec.maxArgs < 0 ? (rest.isEmpty() ? QStringList() : QStringList{rest})
+                                                  : rest.split(QLatin1Char(' '), Qt::SkipEmptyParts);
+        if (args.size() < spec.minArgs || (spec.maxArgs >= 0 && args.size() > spec.maxArgs)) {
+            err(QStringLiteral("Usage: %1").arg(QLatin1String(spec.usage)));
+            return;
+        }
         (this->*spec.handler)(args);
         return;
     }
@@ -258,6 +281,7 @@ void Pop3Session::loginWith(const QString& login, QByteArray password) {
                                    m_drop = *drop;
                                    m_user = user;
                                    m_state = State::Transaction;
+                                   m_io.setDeadline(0);
                                    ok(QStringLiteral("Logged in, %1 messages (%2 octets)").arg(m_drop->messages().size()).arg(dropSize()));
                                    m_io.resume();
                                });

@@ -10,8 +10,14 @@
 // messages are expunged in the UPDATE state after QUIT; a dropped connection
 // deletes nothing. Retrieved messages are marked \Seen at QUIT.
 //
+// Input checks (RFC 1939 3): a command line holds printable characters only
+// (no NUL, no other control character; UTF-8 is let through for passwords), and
+// each command takes exactly the arguments its grammar allows (LIST [msg],
+// QUIT, ...): anything else gets -ERR and counts as an error.
 // Limits (SessionConfig): command line 255 octets incl. CRLF (RFC 2449 4),
-// errors before disconnect, commands before authentication, idle timeout.
+// errors before disconnect, commands before authentication, idle timeout, and
+// a login deadline (pop3.login_deadline, counted from connect; commands do not
+// extend it): not logged in by then, the client gets -ERR and is disconnected.
 // Standards: RFC 1939, 2449 (CAPA, RESP-CODES), 2595 (STLS), 3206
 // (SYS/AUTH codes), 5034 (SASL AUTH), 8314. Passwords are never logged.
 #pragma once
@@ -37,6 +43,7 @@ struct SessionConfig {
     int maxErrors = 10;
     int maxCommandsBeforeAuth = 20;
     qint64 idleTimeoutMs = 600'000;
+    qint64 loginDeadlineMs = 60'000;  // from connect to a successful login (0: none)
     qint64 loginDelaySeconds = 0;  // advertised in CAPA when > 0
 };
 
@@ -60,6 +67,7 @@ public:
     void tlsStarted() override;
     void writable() override;
     void timedOut() override;
+    void deadlinePassed() override;
     void shutdown() override;
     void peerClosed() override;
 
@@ -72,6 +80,8 @@ private:
         bool inAuthorization;
         bool inTransaction;
         bool allowedBeforeTls;
+        int minArgs, maxArgs;  // -1: the rest of the line is one argument (PASS)
+        const char* usage;
     };
     static const QList<CommandSpec>& commandTable();
 

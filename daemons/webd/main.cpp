@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
         ctx.queueDir = config.queueDir();
         ctx.runDir = config.runDir();
         ctx.startedSecs = QDateTime::currentSecsSinceEpoch();
+        ctx.requestDeadlineMs = config.durationMs(QStringLiteral("http.request_deadline"));
         auto* server = new DaemonServer(
             config, QStringLiteral("postern-webd"),
             {{QStringLiteral("http.listen"), ListenerMode::Http}, {QStringLiteral("https.listen"), ListenerMode::Https}},

@@ -90,7 +90,10 @@ QByteArray metricsText(const WebContext& ctx) {
 
 WebSession::WebSession(SessionIo& io, WebContext& ctx) : m_io(io), m_ctx(ctx) {}
 
-void WebSession::start() { m_io.setIdleTimeout(10'000); }
+void WebSession::start() {
+    m_io.setIdleTimeout(10'000);
+    m_io.setDeadline(m_ctx.requestDeadlineMs);
+}
 
 qsizetype WebSession::consume(const char* data, qsizetype size) {
     if (m_done) return size;  // anything after the request is ignored
@@ -184,6 +187,11 @@ void WebSession::fail(int code, const QString& text) { respond(QStringLiteral("e
 void WebSession::timedOut() {
     if (m_done) return m_io.close(QStringLiteral("timeout"));
     fail(408, QStringLiteral("request not received in time"));
+}
+
+void WebSession::deadlinePassed() {
+    if (m_done) return m_io.close(QStringLiteral("deadline passed"));
+    fail(408, QStringLiteral("request not complete in time"));
 }
 
 void WebSession::shutdown() {

@@ -13,7 +13,9 @@
 // One request per connection ("Connection: close"); errors get the right
 // status: 400, 403, 404, 405, 408, 411, 413, 414, 431, 501, 505.
 // Limits: head as in http_request.h; request bodies (autodiscover) 64 KiB;
-// 10 s to send the request.
+// 10 s idle between reads, and a deadline for the whole request counted from
+// connect (WebContext::requestDeadlineMs, http.request_deadline, 30 s): a
+// client that trickles its request byte by byte gets 408 and is disconnected.
 #pragma once
 
 #include "http_request.h"
@@ -39,6 +41,7 @@ struct WebContext {
     QString queueDir;
     QString runDir;    // where the daemons' .stats files are
     qint64 startedSecs = 0;
+    qint64 requestDeadlineMs = 30'000;  // connect to complete request (0: none)
     QMap<QString, QMap<int, quint64>> responses;  // route -> status -> count
 };
 
@@ -52,6 +55,7 @@ public:
     qsizetype consume(const char* data, qsizetype size) override;
     void tlsStarted() override {}
     void timedOut() override;
+    void deadlinePassed() override;
     void shutdown() override;
 
 private:

@@ -12,6 +12,13 @@ void addImap(QList<Setting>& out) {
     out << Setting{.key = QStringLiteral("imap.idle_timeout"), .type = T::Duration, .defaultValue = QStringLiteral("30m"),
                    .doc = QStringLiteral("Idle time before an authenticated client is logged out (RFC 9051: at least 30m)"),
                    .section = sec, .min = 1800, .max = 86400};
+    out << Setting{.key = QStringLiteral("imap.login_deadline"), .type = T::Duration, .defaultValue = QStringLiteral("60s"),
+                   .doc = QStringLiteral("Time from connecting to a successful login; then the client gets BYE (commands do not extend it)"),
+                   .section = sec, .min = 1, .max = 3600};
+    out << Setting{.key = QStringLiteral("imap.max_buffered_input"), .type = T::Size, .defaultValue = QStringLiteral("256M"),
+                   .doc = QStringLiteral("Client input one postern-imapd process holds at most (commands and literals being "
+                                         "received, unread data); past it large literals get NO [LIMIT] and reading pauses"),
+                   .section = sec, .min = qint64(1) << 20, .max = qint64(64) << 30};
     out << Setting{.key = QStringLiteral("imap.max_bad_commands"), .type = T::Int, .defaultValue = QStringLiteral("20"),
                    .doc = QStringLiteral("Invalid commands before the connection is closed"), .section = sec, .min = 1, .max = 10000};
     out << Setting{.key = QStringLiteral("imap.max_connections"), .type = T::Int, .defaultValue = QStringLiteral("1000"),

@@ -9,6 +9,9 @@ void addPop3(QList<Setting>& out) {
     out << Setting{.key = QStringLiteral("pop3.idle_timeout"), .type = T::Duration, .defaultValue = QStringLiteral("10m"),
                    .doc = QStringLiteral("Idle time before the connection is closed (RFC 1939: at least 10m)"),
                    .section = sec, .min = 600, .max = 86400};
+    out << Setting{.key = QStringLiteral("pop3.login_deadline"), .type = T::Duration, .defaultValue = QStringLiteral("60s"),
+                   .doc = QStringLiteral("Time from connecting to a successful login; then the client gets -ERR (commands do not extend it)"),
+                   .section = sec, .min = 1, .max = 3600};
     out << Setting{.key = QStringLiteral("pop3.max_line_length"), .type = T::Int, .defaultValue = QStringLiteral("255"),
                    .doc = QStringLiteral("Longest command line in octets incl. CRLF (RFC 2449: 255)"), .section = sec,
                    .min = 64, .max = 8192};

@@ -6,6 +6,8 @@
 // sorted, merged intervals (O(k log k) for k items) and never expanded per
 // number of a range ("1:4294967295" is one interval); a set resolved to
 // messages has at most one entry per message of the mailbox.
+// Security: client numbers (sequence sets, dates, zones, mod-sequences) are read
+// as digits only with overflow checks (setNumber, parseNumber in imap_parser.h).
 #include "commands.h"
 
 #include "core/log.h"
@@ -142,11 +144,13 @@ std::optional<QDate> parseImapDate(const QByteArray& s) {
     int month = 0;
     for (int i = 0; i < 12; ++i)
         if (p.at(1).toLower() == months[i]) month = i + 1;
-    bool ok1 = false, ok2 = false;
-    const int day = p.at(0).trimmed().toInt(&ok1);
-    const int year = p.at(2).toInt(&ok2);
-    const QDate d(year, month, day);
-    if (!ok1 || !ok2 || !month || !d.isValid()) return std::nullopt;
+    // date-day = 1*2DIGIT (date-day-fixed: SP DIGIT), date-year = 4DIGIT: digits only, no sign.
+    const QByteArray dayText = p.at(0).startsWith(' ') ? p.at(0).mid(1) : p.at(0);
+    const auto day = dayText.size() <= 2 ? parseNumber(dayText, 31) : std::nullopt;
+    const auto year = p.at(2).size() == 4 ? parseNumber(p.at(2), 9999) : std::nullopt;
+    if (!day || !year || !month) return std::nullopt;
+    const QDate d(int(*year), month, int(*day));
+    if (!d.isValid()) return std::nullopt;
     return d;
 }
 
@@ -159,11 +163,13 @@ std::optional<QDateTime> parseImapDateTime(const QByteArray& s) {
     const QTime time = QTime::fromString(QString::fromLatin1(p.at(1)), QStringLiteral("HH:mm:ss"));
     const QByteArray z = p.at(2);
     if (!date || !time.isValid() || z.size() != 5 || (z.at(0) != '+' && z.at(0) != '-')) return std::nullopt;
-    bool ok = false;
-    const int v = z.mid(1).toInt(&ok);
-    if (!ok) return std::nullopt;
-    const int offset = (v / 100 * 60 + v % 100) * 60 * (z.at(0) == '-' ? -1 : 1);
-    return QDateTime(*date, time, Qt::OffsetFromUTC, offset);
+    // zone = ("+" / "-") 4DIGIT: hours and minutes, digits only.
+    const auto v = parseNumber(z.mid(1), 9999);
+    if (!v || *v % 100 >= 60) return std::nullopt;
+    const int offset = int(*v / 100 * 60 + *v % 100) * 60 * (z.at(0) == '-' ? -1 : 1);
+    const QDateTime dt(*date, time, Qt::OffsetFromUTC, offset);
+    if (!dt.isValid()) return std::nullopt;
+    return dt;
 }
 
 std::optional<quint64> parseModseq(const Token& t, bool zero) {

@@ -10,8 +10,9 @@
 // items), so neither FETCH 1:* BODY[] of a large mailbox nor FETCH 1
 // (BODY[] BODY[] ... a thousand times) ever sits in memory at once: the
 // process holds one message and one item's data per session.
-// Security: section numbers and partial ranges are validated against the
-// parsed structure; nothing reads outside the message. The MIME tree comes
+// Security: section numbers (at most 6 digits each) and partial ranges (read
+// with parseNumber(): digits only, overflow-checked) are validated against the
+// parsed structure and clamped to the data; nothing reads outside the message. The MIME tree comes
 // from mail::parseMime (depth and part count bounded there); BODYSTRUCTURE
 // recurses over that bounded tree, section walks are loops.
 // Limits: kMaxSectionParts part numbers in a section (BAD beyond; parsing
@@ -133,12 +134,14 @@ std::optional<FetchItem> parseItem(const QByteArray& atomIn) {
         if (!tail.isEmpty()) {
             // <origin.count>
             if (!tail.startsWith('<') || !tail.endsWith('>')) return std::nullopt;
+            // RFC 9051 9: partial = "<" number64 "." nz-number64 ">" (digits only, 63 bits).
             const QList<QByteArray> p = tail.mid(1, tail.size() - 2).split('.');
-            bool ok1 = false, ok2 = false;
             if (p.size() != 2) return std::nullopt;
-            it.partialStart = p.at(0).toLongLong(&ok1);
-            it.partialLength = p.at(1).toLongLong(&ok2);
-            if (!ok1 || !ok2 || it.partialStart < 0 || it.partialLength <= 0) return std::nullopt;
+            const auto start = parseNumber(p.at(0), kMaxNumber64);
+            const auto length = parseNumber(p.at(1), kMaxNumber64);
+            if (!start || !length || *length == 0) return std::nullopt;
+            it.partialStart = qint64(*start);
+            it.partialLength = qint64(*length);
         }
     } else if (auto b = parseBinaryItem(atom)) {
         it.kind = b->sizeOnly ? FetchItem::BinarySize : FetchItem::Binary;

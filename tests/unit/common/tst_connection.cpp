@@ -1,9 +1,11 @@
 // tst_connection.cpp — the connection layer over real loopback sockets, with a
 // tiny line-echo protocol session: greeting, pipelined lines, STARTTLS with
 // plaintext injection (the injected bytes must never reach the session),
-// implicit TLS, idle timeout, per-address connection limits, input limit,
-// graceful shutdown, the pre-greet wait (input before the greeting never
-// reaches the session), a hang-up seen while the session is suspended.
+// implicit TLS, idle timeout, the session's deadline (not extended by
+// activity), per-address connection limits, input limit, the process input
+// budget (reading pauses instead of buffering more), graceful shutdown, the
+// pre-greet wait (input before the greeting never reaches the session), a
+// hang-up seen while the session is suspended.
 #include "common/daemon_server.h"
 
 #include "core/tls.h"
@@ -56,6 +58,7 @@ public:
     }
     void tlsStarted() override { m_io.send("TLS " + m_io.info().tlsProtocol.toLatin1() + "\r\n"); }
     void timedOut() override { m_io.send("TIMEOUT\r\n"); m_io.close(QStringLiteral("idle")); }
+    void deadlinePassed() override { m_io.send("DEADLINE\r\n"); m_io.close(QStringLiteral("deadline")); }
     void shutdown() override { m_io.send("SHUTDOWN\r\n"); m_io.close(QStringLiteral("shutdown")); }
 
 private:
@@ -321,6 +324,91 @@ private Q_SLOTS:
         if (halfClose) QCOMPARE(::shutdown(int(s.socketDescriptor()), SHUT_WR), 0);
         else s.abort();
         QTRY_VERIFY(c->peerHungUp());
+    }
+
+    // A deadline counts from connect; unlike the idle timer, traffic does not move it
+    // (issue 16: a pre-login client sending NOOP every few seconds held its slot forever).
+    void deadlineIsNotExtendedByActivity() {
+        QObject::connect(m_server.get(), &DaemonServer::connectionOpened, this, [](Connection* c) {
+            c->setIdleTimeout(5000);  // each line below comes well within the idle time
+            c->setDeadline(700);
+        });
+        QTcpSocket s;
+        QElapsedTimer age;
+        age.start();
+        s.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        QVERIFY(connected(s));
+        QCOMPARE(readLine(s), QByteArray("HELLO"));
+        QByteArray last;
+        for (int i = 0; i < 200; ++i) {
+            if (s.state() == QAbstractSocket::ConnectedState) s.write("ECHO ping\r\n");
+            last = readLine(s, 5000);  // a line already received is read even after the close
+            if (last != "ping") break;
+            QTest::qWait(50);
+        }
+        QCOMPARE(last, QByteArray("DEADLINE"));  // the session was told, and said goodbye
+        QVERIFY(age.elapsed() >= 700 - 35);  // Qt's coarse timers may fire up to 5 % early
+        QVERIFY(disconnected(s, 5000));
+    }
+
+    void deadlineAlreadyPassedFiresAtOnce() {
+        Connection* opened = nullptr;
+        QObject::connect(m_server.get(), &DaemonServer::connectionOpened, this, [&](Connection* c) { opened = c; });
+        QTcpSocket s;
+        s.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        QVERIFY(connected(s));
+        QCOMPARE(readLine(s), QByteArray("HELLO"));
+        QVERIFY(opened);
+        QTest::qWait(20);
+        opened->setDeadline(1);
+        QCOMPARE(readLine(s), QByteArray("DEADLINE"));
+        QVERIFY(disconnected(s, 5000));
+    }
+
+    void removedDeadlineDoesNotFire() {
+        QObject::connect(m_server.get(), &DaemonServer::connectionOpened, this, [](Connection* c) {
+            c->setDeadline(200);
+            c->setDeadline(0);
+        });
+        QTcpSocket s;
+        s.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        QVERIFY(connected(s));
+        QCOMPARE(readLine(s), QByteArray("HELLO"));
+        QTest::qWait(400);
+        s.write("ECHO still\r\n");
+        QCOMPARE(readLine(s), QByteArray("still"));
+    }
+
+    // The process's input budget: a client that sends much and never ends its line holds
+    // at most its budget share plus one read chunk; reading stops (TCP pushes back) and
+    // other clients still get their lines read and answered.
+    void inputBudgetPausesReading() {
+        InputBudget budget(40 * 1024);
+        Connection::Options opts;
+        opts.inputBudget = &budget;
+        m_server->setConnectionOptions(opts);
+        // A paused connection reads nothing, so it cannot see its peer leave: its idle
+        // timer (never restarted while paused) ends it.
+        QObject::connect(m_server.get(), &DaemonServer::connectionOpened, this, [](Connection* c) { c->setIdleTimeout(1500); });
+        QTcpSocket greedy;
+        greedy.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        QVERIFY(connected(greedy));
+        QCOMPARE(readLine(greedy), QByteArray("HELLO"));
+        greedy.write(QByteArray(200 * 1024, 'x'));  // no CRLF: the echo session keeps it all unconsumed
+        QVERIFY(spin([&] { return budget.used() >= 32 * 1024; }, 5000));
+        QTest::qWait(300);  // a few retry periods: reading must have stopped
+        QVERIFY2(budget.used() <= 40 * 1024 + 16 * 1024, qPrintable(QString::number(budget.used())));
+        QCOMPARE(greedy.state(), QAbstractSocket::ConnectedState);  // paused, not closed
+        QTcpSocket polite;
+        polite.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        QVERIFY(connected(polite));
+        QCOMPARE(readLine(polite), QByteArray("HELLO"));
+        polite.write("ECHO served\r\n");
+        QCOMPARE(readLine(polite), QByteArray("served"));
+        greedy.abort();
+        polite.abort();
+        QTRY_COMPARE_WITH_TIMEOUT(m_server->connectionCount(), 0, 10000);
+        QCOMPARE(budget.used(), qint64(0));  // everything given back
     }
 
     void shutdownSaysGoodbye() {

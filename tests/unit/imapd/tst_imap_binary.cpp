@@ -59,6 +59,19 @@ private Q_SLOTS:
         QTest::newRow("zero part") << QByteArray("BINARY[0]") << false << false << false << QList<int>{} << qint64(-1) << qint64(-1);
         QTest::newRow("empty number") << QByteArray("BINARY[1..2]") << false << false << false << QList<int>{} << qint64(-1) << qint64(-1);
         QTest::newRow("zero length") << QByteArray("BINARY[1]<0.0>") << false << false << false << QList<int>{} << qint64(-1) << qint64(-1);
+        // partial = "<" number64 "." nz-number64 ">": digits only, 63 bits, no wrap-around (issue 16).
+        QTest::newRow("partial max") << QByteArray("BINARY[1]<9223372036854775807.9223372036854775807>") << true << false << false
+                                     << QList<int>{1} << qint64(9223372036854775807) << qint64(9223372036854775807);
+        QTest::newRow("partial 2^63") << QByteArray("BINARY[1]<9223372036854775808.1>") << false << false << false << QList<int>{}
+                                      << qint64(-1) << qint64(-1);
+        QTest::newRow("partial 2^64 length") << QByteArray("BINARY[1]<0.18446744073709551616>") << false << false << false
+                                             << QList<int>{} << qint64(-1) << qint64(-1);
+        QTest::newRow("partial plus sign") << QByteArray("BINARY[1]<+5.10>") << false << false << false << QList<int>{} << qint64(-1)
+                                           << qint64(-1);
+        QTest::newRow("partial minus zero") << QByteArray("BINARY[1]<-0.10>") << false << false << false << QList<int>{} << qint64(-1)
+                                            << qint64(-1);
+        QTest::newRow("partial empty start") << QByteArray("BINARY[1]<.10>") << false << false << false << QList<int>{} << qint64(-1)
+                                             << qint64(-1);
         QTest::newRow("junk after") << QByteArray("BINARY[1]x") << false << false << false << QList<int>{} << qint64(-1) << qint64(-1);
         QTest::newRow("unclosed") << QByteArray("BINARY[1") << false << false << false << QList<int>{} << qint64(-1) << qint64(-1);
         QTest::newRow("not binary") << QByteArray("BODY[1]") << false << false << false << QList<int>{} << qint64(-1) << qint64(-1);

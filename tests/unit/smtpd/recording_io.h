@@ -18,6 +18,7 @@ public:
     QString closeReason;
     bool suspended = false;
     qint64 idleTimeout = 0;
+    qint64 deadline = 0;  // last setDeadline() (0: none)
     int writableRequests = 0;
 
     void send(const QByteArray& bytes) override { output += bytes; }
@@ -29,6 +30,7 @@ public:
     void suspend() override { suspended = true; }
     void resume() override { suspended = false; }
     void setIdleTimeout(qint64 ms) override { idleTimeout = ms; }
+    void setDeadline(qint64 ms) override { deadline = ms; }
     void notifyWhenWritable() override { ++writableRequests; }
     qint64 pendingOutput() const override { return 0; }
     const ConnectionInfo& info() const override { return connInfo; }
