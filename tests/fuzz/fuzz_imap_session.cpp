@@ -82,9 +82,8 @@ public:
 
 class Backend : public ImapBackend {
 public:
-    void authenticate(QObject*, const QString&, const QHostAddress&, const QString& login, QByteArray password,
-                      std::function<void(bool, QString)> done) override {
-        done(login == kUser && password == "secret", login);
+    void authenticate(const AuthRequest& request, QByteArray password, AuthDone done) override {
+        done(request.login == kUser && password == "secret" ? AuthVerdict::Ok : AuthVerdict::Failed, request.login);
     }
     qint64 quotaOf(const QString&) override { return 1 << 20; }
 };

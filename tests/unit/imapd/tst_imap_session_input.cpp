@@ -25,11 +25,11 @@ class FakeBackend : public ImapBackend {
 public:
     bool deferred = false;  // keep the answer until the test calls finish()
     std::function<void()> pending;
-    void authenticate(QObject*, const QString&, const QHostAddress&, const QString& login, QByteArray password,
-                      std::function<void(bool, QString)> done) override {
-        const bool ok = login == u"alice@example.org" && password == "secret";
-        if (deferred) pending = [done, ok, login] { done(ok, login); };
-        else done(ok, login);
+    void authenticate(const AuthRequest& request, QByteArray password, AuthDone done) override {
+        const AuthVerdict verdict = request.login == u"alice@example.org" && password == "secret" ? AuthVerdict::Ok : AuthVerdict::Failed;
+        const QString login = request.login;
+        if (deferred) pending = [done, verdict, login] { done(verdict, login); };
+        else done(verdict, login);
     }
     qint64 quotaOf(const QString&) override { return 0; }
 };

@@ -28,9 +28,8 @@ const QString kUser = QStringLiteral("alice@example.org");
 class FakeBackend : public Pop3Backend {
 public:
     QString mailDir;
-    void authenticate(QObject*, const QString&, const QHostAddress&, const QString& login, QByteArray password,
-                      std::function<void(bool, QString)> done) override {
-        done(login == kUser && password == "secret word", login);
+    void authenticate(const AuthRequest& request, QByteArray password, AuthDone done) override {
+        done(request.login == kUser && password == "secret word" ? AuthVerdict::Ok : AuthVerdict::Failed, request.login);
     }
     void openMaildrop(QObject*, const QString& user, qint64, std::function<void(Result<std::shared_ptr<Maildrop>>)> done) override {
         done(Maildrop::open(mailDir, user));
