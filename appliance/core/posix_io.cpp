@@ -24,6 +24,21 @@ Status writeAll(int fd, QByteArrayView bytes, const QString& what) {
     return {};
 }
 
+Result<QByteArray> readAll(int fd, qint64 maxBytes, const QString& what) {
+    QByteArray out;
+    char buffer[65536];
+    for (;;) {
+        const ssize_t n = retryOnEintr([&] { return ::read(fd, buffer, sizeof buffer); });
+        if (n < 0) {
+            const int err = errno;
+            return Result<QByteArray>::fail(QStringLiteral("%1: read failed: %2").arg(what, errnoText(err)), err);
+        }
+        if (n == 0) return out;
+        if (n > maxBytes - out.size()) return Result<QByteArray>::fail(QStringLiteral("%1: larger than %2 bytes").arg(what).arg(maxBytes), EFBIG);
+        out.append(buffer, n);
+    }
+}
+
 Status copyRange(int in, qint64 offset, qint64 length, int out, const QString& what) {
     loff_t from = offset;
     qint64 left = length;

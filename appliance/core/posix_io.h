@@ -11,6 +11,8 @@
 //                              intact on failure).
 //   writeAll(fd, bytes, what)  write(2) until every byte is written; the
 //                              failure names `what` (usually the path).
+//   readAll(fd, maxBytes, what)  read(2) to the end; more than maxBytes is
+//                              EFBIG ("<what>: larger than <max> bytes").
 //   copyRange(in, offset, length, out, what)  `length` bytes of `in` from
 //                              `offset` appended at `out`'s position:
 //                              copy_file_range(2) (no copy through user space;
@@ -26,6 +28,7 @@
 
 #include "result.h"
 
+#include <QByteArray>
 #include <QByteArrayView>
 #include <QString>
 
@@ -45,6 +48,7 @@ auto retryOnEintr(Call&& call) -> decltype(call()) {
 }
 
 Status writeAll(int fd, QByteArrayView bytes, const QString& what);
+Result<QByteArray> readAll(int fd, qint64 maxBytes, const QString& what);
 Status copyRange(int in, qint64 offset, qint64 length, int out, const QString& what);
 
 }  // namespace postern

@@ -3,6 +3,7 @@
 
 #include "common/mail/dsn_params.h"
 #include "common/mail/message.h"
+#include "common/store/store_error.h"
 
 #include "core/log.h"
 #include "core/stats.h"
@@ -15,6 +16,13 @@
 namespace postern::smtp {
 
 namespace {
+// A failed write to the spool file: the one mapping (common/store/store_error.h), as the
+// server's own storage (disk full or the daemon's quota: 452 4.3.1).
+Reply spoolFailure(int err) {
+    const auto e = store::StoreError::fromErrno(err, {}, store::StoreError::Area::Spool);
+    return Reply(e.smtpCode(), e.enhancedCode(), e.text());
+}
+
 constexpr int kMaxAuthLine = SaslServer::kMaxLine + 2;
 
 QString dateHeaderValue() { return mail::formatDate(QDateTime::currentDateTime()); }
@@ -431,7 +439,7 @@ bool SmtpSession::beginContent() {
     // Our Received header starts the stored message (RFC 5321 4.4); it is not counted against SIZE.
     const QByteArray received = receivedHeader();
     if (!m_body->write(received.constData(), received.size())) {
-        reply(452, "4.3.1", QStringLiteral("Insufficient system storage"));
+        reply(spoolFailure(m_body->errorCode()));
         m_body.reset();
         m_checker.reset();
         return false;
@@ -537,9 +545,8 @@ void SmtpSession::finishContent() {
         case ContentIssue::NulByte:
             return refuse(554, "5.6.0", QStringLiteral("Message contains NUL characters"));
         case ContentIssue::WriteFailed: {
-            const bool full = m_checker->sinkError() == ENOSPC || m_checker->sinkError() == EDQUOT;
-            return full ? refuse(452, "4.3.1", QStringLiteral("Insufficient system storage"))
-                        : refuse(451, "4.3.0", QStringLiteral("Local error writing the message"));
+            const Reply r = spoolFailure(m_checker->sinkError());
+            return refuse(r.code, r.enhanced.toLatin1().constData(), r.lines.first());
         }
     }
     MessageJob job;

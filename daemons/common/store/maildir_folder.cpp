@@ -5,6 +5,7 @@
 #include "maildir_names.h"
 
 #include "core/atomic_file.h"
+#include "core/posix_io.h"
 
 #include <QDateTime>
 #include <QDir>
@@ -134,23 +135,11 @@ QByteArray uidListLine(const MessageEntry& e) {
 // where a rewrite costs a new file, two fsyncs and a rename.
 Status appendToFile(const QString& path, const QByteArray& lines) {
     const int fd = ::open(QFile::encodeName(path).constData(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) return Status::fail(QStringLiteral("%1: %2").arg(path, QString::fromLocal8Bit(std::strerror(errno))), errno);
-    qsizetype done = 0;
-    while (done < lines.size()) {
-        const ssize_t n = ::write(fd, lines.constData() + done, size_t(lines.size() - done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            const int err = errno;
-            ::close(fd);
-            return Status::fail(QStringLiteral("%1: %2").arg(path, QString::fromLocal8Bit(std::strerror(err))), err);
-        }
-        done += n;
-    }
-    const bool synced = ::fdatasync(fd) == 0;
-    const int err = errno;
+    if (fd < 0) return errnoError(path, errno);
+    Status st = writeAll(fd, lines, path);
+    if (st && ::fdatasync(fd) != 0) st = errnoError(path, errno);
     ::close(fd);
-    if (!synced) return Status::fail(QStringLiteral("%1: %2").arg(path, QString::fromLocal8Bit(std::strerror(err))), err);
-    return {};
+    return st;
 }
 
 bool plainName(const char* name) {
@@ -229,7 +218,7 @@ Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur, const KnownFn
     for (const bool isNew : {true, false}) {
         const QString sub = m_dir + (isNew ? QStringLiteral("/new") : QStringLiteral("/cur"));
         DIR* d = ::opendir(QFile::encodeName(sub).constData());
-        if (!d) return Result<QList<MessageEntry>>::fail(QStringLiteral("%1: %2").arg(sub, QString::fromLocal8Bit(std::strerror(errno))), errno);
+        if (!d) return errnoError(sub, errno);
         while (dirent* de = ::readdir(d)) {
             if (!plainName(de->d_name)) continue;
             MessageEntry e;
@@ -329,7 +318,7 @@ Result<QString> MaildirFolder::setFlags(MessageEntry& e, const QString& flags) {
     const QString to = m_dir + QStringLiteral("/cur/") + name;
     if (from == to) return name;
     if (::rename(QFile::encodeName(from).constData(), QFile::encodeName(to).constData()) != 0)
-        return Result<QString>::fail(QStringLiteral("%1: %2").arg(from, QString::fromLocal8Bit(std::strerror(errno))), errno);
+        return errnoError(from, errno);
     e.fileName = name;
     e.inNew = false;
     e.flags = sortFlags(flags);
@@ -339,7 +328,7 @@ Result<QString> MaildirFolder::setFlags(MessageEntry& e, const QString& flags) {
 Status MaildirFolder::expunge(const MessageEntry& e) {
     const QString path = messagePath(e);
     if (::unlink(QFile::encodeName(path).constData()) != 0 && errno != ENOENT)
-        return Status::fail(QStringLiteral("%1: %2").arg(path, QString::fromLocal8Bit(std::strerror(errno))), errno);
+        return errnoError(path, errno);
     MaildirQuota::add(m_root, -e.size, -1);
     return {};
 }
