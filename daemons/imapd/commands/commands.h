@@ -29,6 +29,7 @@ struct Commands {
     static void login(ImapSession& s, const R& r);
     static void authenticate(ImapSession& s, const R& r);
     static void saslResponse(ImapSession& s, const QByteArray& line);
+    static void saslDone(ImapSession& s, const R& r);
     static void id(ImapSession& s, const R& r);
     static void enable(ImapSession& s, const R& r);
     static void namespace_(ImapSession& s, const R& r);
