@@ -372,6 +372,10 @@ void Connection::onWritable() {
 
 // ---- feeding the session ------------------------------------------------------
 
+// One function (about 80 lines) on purpose: the loop's exits and the m_processing
+// guard have to be read together with the tail that decides what each stop means
+// (suspended, half-closed, STARTTLS); split up, the re-entrancy rule would be spread
+// over several places.
 void Connection::process() {
     if (m_processing || m_finished) return;  // re-entered from a session callback
     m_processing = true;

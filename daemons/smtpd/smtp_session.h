@@ -103,6 +103,7 @@ private:
     void cmdEhlo(const Command& c);
     void cmdMail(const Command& c);
     void cmdRcpt(const Command& c);
+    bool rcptParameters(const Command& c, RecipientInfo* info);
     void cmdData(const Command& c);
     void cmdBdat(const Command& c);
     void cmdRset(const Command& c);
@@ -116,6 +117,7 @@ private:
 
     bool beginContent();
     void finishContent();
+    std::optional<Reply> contentRefusal(ContentIssue issue) const;
     void handleSaslStep(const SaslServer::Step& step);
     QByteArray receivedHeader() const;
 

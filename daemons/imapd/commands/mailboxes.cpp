@@ -436,41 +436,58 @@ void Commands::status(ImapSession& s, const R& r) {
     s.ok(r, QStringLiteral("STATUS completed"));
 }
 
-void Commands::append(ImapSession& s, const R& r) {
-    // APPEND mailbox [(flags)] [date-time] literal
-    if (r.args.size() < 2 || r.args.size() > 4) {
-        s.bad(r, QStringLiteral("Usage: APPEND mailbox [(flags)] [date-time] message"));
-        return;
-    }
-    auto m = mailboxArg(s, r, r.args.at(0));
-    if (!m) return;
-    const Token& msg = r.args.last();
-    if (msg.kind != Token::Kind::String || !msg.literal) {
-        s.bad(r, QStringLiteral("The message must be a literal"));
-        return;
-    }
+namespace {
+struct AppendArgs {
+    MailboxName mailbox;
     QStringList flags;
     std::optional<QDateTime> when;
+    const Token* message = nullptr;
+};
+
+// APPEND mailbox [(flags)] [date-time] literal; nullopt after a BAD/NO.
+std::optional<AppendArgs> appendArgs(ImapSession& s, const ImapSession::Request& r) {
+    if (r.args.size() < 2 || r.args.size() > 4) {
+        s.bad(r, QStringLiteral("Usage: APPEND mailbox [(flags)] [date-time] message"));
+        return std::nullopt;
+    }
+    auto m = mailboxArg(s, r, r.args.at(0));
+    if (!m) return std::nullopt;
+    AppendArgs a{*m, {}, std::nullopt, &r.args.last()};
+    if (a.message->kind != Token::Kind::String || !a.message->literal) {
+        s.bad(r, QStringLiteral("The message must be a literal"));
+        return std::nullopt;
+    }
     for (qsizetype i = 1; i + 1 < r.args.size(); ++i) {
         const Token& t = r.args.at(i);
         if (t.kind == Token::Kind::List) {
             auto f = parseFlagList(t);
             if (!f) {
                 s.bad(r, QStringLiteral("Bad flag list"));
-                return;
+                return std::nullopt;
             }
-            flags = *f;
+            a.flags = *f;
         } else if (t.kind == Token::Kind::String) {
-            when = parseImapDateTime(t.text);
-            if (!when) {
+            a.when = parseImapDateTime(t.text);
+            if (!a.when) {
                 s.bad(r, QStringLiteral("Bad date-time"));
-                return;
+                return std::nullopt;
             }
         } else {
             s.bad(r, QStringLiteral("Unexpected APPEND argument"));
-            return;
+            return std::nullopt;
         }
     }
+    return a;
+}
+}  // namespace
+
+void Commands::append(ImapSession& s, const R& r) {
+    auto args = appendArgs(s, r);
+    if (!args) return;
+    const MailboxName* m = &args->mailbox;
+    const Token& msg = *args->message;
+    const QStringList& flags = args->flags;
+    const std::optional<QDateTime>& when = args->when;
     if (msg.text.size() > config(s).appendLimit) {
         s.no(r, QStringLiteral("Message too big"), "TOOBIG");
         return;

@@ -10,12 +10,17 @@
 // random bodies; l= (the hashed prefix and the canonical length); DKIM
 // verification from a file equal to verification from bytes.
 #include "common/dkim/dkim.h"
+#include "common/dkim/file_signer.h"
 #include "common/mail/message_file.h"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "core/dkim_keys.h"
+
 #include <QCryptographicHash>
+#include <QFile>
+#include <QTemporaryDir>
 #include <QRandomGenerator>
 #include <QTemporaryFile>
 #include <QtTest>
@@ -248,6 +253,64 @@ private Q_SLOTS:
         // A signature from a file whose header block is replaced (as after removing forged fields).
         const MessageFile replaced = file->withHeader(file->header());
         QCOMPARE(toString(verifyMessage(replaced, dns).first().status), QStringLiteral("pass"));
+    }
+
+    // postern-queued's signing step: the file is replaced by signatures + the old content,
+    // only for a From: the user may use, once.
+    void signFileInPlace() {
+        QTemporaryDir config;
+        DkimKeyStore keys(config.path());
+        auto key = keys.generate(QStringLiteral("example.test"), QStringLiteral("ed25519"));
+        QVERIFY2(key.ok(), qPrintable(key.errorMessage()));
+        MapResolver dns;
+        dns.txt.insert(key->selector + QStringLiteral("._domainkey.example.test"),
+                       keys.publicRecord(QStringLiteral("example.test"), key->selector)->toUtf8());
+        const QByteArray message = "Received: by us\r\nFrom: Alice <alice@example.test>\r\nSubject: s\r\n\r\n" + QByteArray(100000, 'q') + "\r\n";
+        const QString path = config.filePath(QStringLiteral("msg.body"));
+        auto write = [&] {
+            QFile f(path);
+            return f.open(QIODevice::WriteOnly | QIODevice::Truncate) && f.write(message) == message.size();
+        };
+        QVERIFY(write());
+        dkim::FileSignRequest req;
+        req.configDir = config.path();
+        req.path = path;
+        req.authUser = QStringLiteral("alice@example.test");
+        req.maySendAs = [](const QString& a) { return a == u"alice@example.test"; };
+        req.maxHeaderBytes = 1024;
+        dkim::FileSignOutcome out = dkim::signFile(req);
+        QVERIFY2(out.signedNow, qPrintable(out.note + out.error));
+        QByteArray signedFile = readAll(path);
+        QVERIFY(signedFile.startsWith("DKIM-Signature:"));
+        QVERIFY(signedFile.endsWith(message));
+        QCOMPARE(out.size, qint64(signedFile.size()));
+        QVERIFY(!QFile::exists(path + QStringLiteral(".signing")));
+        QCOMPARE(toString(verifyMessage(signedFile, dns).first().status), QStringLiteral("pass"));
+        // Again (a crash after signing): not signed twice.
+        out = dkim::signFile(req);
+        QVERIFY(!out.signedNow);
+        QCOMPARE(out.note, QStringLiteral("already signed"));
+        QCOMPARE(readAll(path), signedFile);
+        // A From: the user may not use: refused, the file unchanged.
+        QVERIFY(write());
+        req.maySendAs = [](const QString&) { return false; };
+        out = dkim::signFile(req);
+        QVERIFY(out.refused && !out.signedNow);
+        QCOMPARE(out.note, QStringLiteral("not signed: From <alice@example.test> is not an address user alice@example.test may send as"));
+        QCOMPARE(readAll(path), message);
+        // A header block over the bound: not signed.
+        req.maySendAs = [](const QString&) { return true; };
+        req.maxHeaderBytes = 40;
+        out = dkim::signFile(req);
+        QVERIFY(!out.signedNow && !out.refused);
+        QCOMPARE(out.note, QStringLiteral("header too large to sign"));
+        QCOMPARE(readAll(path), message);
+    }
+
+private:
+    static QByteArray readAll(const QString& path) {
+        QFile f(path);
+        return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
     }
 };
 
