@@ -13,34 +13,9 @@ local recipient are written straight into queue/incoming/, as the runner
 finds bounces and alias forwards there."""
 
 import os
-import random
-import subprocess
-import time
 import unittest
 
-from postern_testlib import Instance, wait_for
-
-
-def queue_message(inst, sender, rcpt, body):
-    """Writes a message for `rcpt` into queue/incoming/ (body first, envelope last)."""
-    qid = "%016X" % random.getrandbits(64)
-    queue = os.path.join(inst.data_dir, "queue")
-    env = "\n".join(["POSTERN-QUEUE 2", f"id: {qid}", f"arrival: {int(time.time())}", f"sender: {sender}", "auth-user: ",
-                     "client: 127.0.0.1 test", "body: 7BIT", "smtputf8: no", "ret: ", "envid: ", f"size: {len(body)}",
-                     f"recipient: {rcpt} notify=- orcpt=- status=pending"]) + "\n"
-    os.makedirs(os.path.join(queue, "tmp"), exist_ok=True)
-    with open(os.path.join(queue, "incoming", qid + ".body"), "wb") as f:
-        f.write(body)
-    tmp = os.path.join(queue, "tmp", qid + ".env")
-    with open(tmp, "w") as f:
-        f.write(env)
-    if os.geteuid() == 0:
-        import pwd
-        uid = pwd.getpwnam("nobody").pw_uid
-        for path in (os.path.join(queue, "incoming", qid + ".body"), tmp):
-            os.chown(path, uid, -1)
-    os.rename(tmp, os.path.join(queue, "incoming", qid + ".env"))
-    return qid
+from postern_testlib import Instance, fill_up, mount_tmpfs, wait_for
 
 
 def diagnostic(inst, qid, state="deferred"):
@@ -60,25 +35,15 @@ class LocalDeliveryStore(unittest.TestCase):
         inst = Instance(conf={"queue.retry_min": "1s", "queue.retry_max": "1s"})
         mnt = inst.data_dir
         filler = os.path.join(mnt, "filler")
+        unmount = lambda: None  # noqa: E731
         try:
-            st = os.stat(mnt)
-            r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=2m,uid={st.st_uid},gid={st.st_gid},mode=750", "tmpfs", mnt],
-                               capture_output=True, text=True)
-            self.assertEqual(r.returncode, 0, f"cannot mount a tmpfs (needs root): {r.stderr}")
+            unmount = mount_tmpfs(mnt, "2m")
             inst.start("postern-queued")
             wait_for(lambda: os.path.isdir(os.path.join(mnt, "queue", "incoming")), what="the queue folders")
             # Fill the file system, then give back room for the queued files but not for a Maildir copy.
-            with open(filler, "wb") as f:
-                try:
-                    while True:
-                        f.write(b"\0" * 65536)
-                        f.flush()
-                except OSError:
-                    pass
-            size = os.path.getsize(filler)
-            os.truncate(filler, size - 120 * 1024)
+            os.truncate(filler, fill_up(filler) - 120 * 1024)
             body = b"Subject: big\r\n\r\n" + b"x" * 70 * 1000 + b"\r\n"
-            qid = queue_message(inst, "someone@remote.test", "alice@example.test", body)
+            qid = inst.queue_message("someone@remote.test", ["alice@example.test"], body)
             diag = wait_for(lambda: diagnostic(inst, qid), timeout=30, what="the deferred envelope")
             self.assertEqual(diag, "452 4.3.1 <alice@example.test>: Insufficient system storage")
             self.assertEqual(inst.messages("alice@example.test"), [])
@@ -92,7 +57,7 @@ class LocalDeliveryStore(unittest.TestCase):
             self.assertIsNone(inst.procs["postern-queued"].poll())
         finally:
             inst.stop("postern-queued")
-            subprocess.run(["umount", mnt], capture_output=True)
+            unmount()
             inst.close()
 
     def test_quota(self):
@@ -101,15 +66,15 @@ class LocalDeliveryStore(unittest.TestCase):
             inst.ctl("user", "quota", "alice@example.test", "1K")
             inst.start("postern-queued")
             # Larger than the whole quota: fails at once, and the (local) sender gets a bounce.
-            big = queue_message(inst, "bob@example.test", "alice@example.test", b"Subject: big\r\n\r\n" + b"y" * 2000 + b"\r\n")
+            big = inst.queue_message("bob@example.test", ["alice@example.test"], b"Subject: big\r\n\r\n" + b"y" * 2000 + b"\r\n")
             bounce = wait_for(lambda: inst.messages("bob@example.test"), timeout=30, what="the bounce to bob")[0]
             self.assertIn(b"552 5.2.2 <alice@example.test>: Message is larger than the recipient's whole mailbox quota", bounce)
             self.assertIn(b"Status: 5.2.2", bounce)
             self.assertIsNone(diagnostic(inst, big))  # not kept in the queue
             # Fits the quota once, not twice: the second one is deferred as a full mailbox.
-            first = queue_message(inst, "bob@example.test", "alice@example.test", b"Subject: one\r\n\r\n" + b"z" * 600 + b"\r\n")
+            first = inst.queue_message("bob@example.test", ["alice@example.test"], b"Subject: one\r\n\r\n" + b"z" * 600 + b"\r\n")
             wait_for(lambda: inst.messages("alice@example.test"), timeout=30, what="the first message")
-            second = queue_message(inst, "bob@example.test", "alice@example.test", b"Subject: two\r\n\r\n" + b"z" * 600 + b"\r\n")
+            second = inst.queue_message("bob@example.test", ["alice@example.test"], b"Subject: two\r\n\r\n" + b"z" * 600 + b"\r\n")
             diag = wait_for(lambda: diagnostic(inst, second), timeout=30, what="the deferred second message")
             self.assertEqual(diag, "452 4.2.2 <alice@example.test>: Mailbox full, try again later")
             self.assertNotEqual(first, second)

@@ -168,6 +168,10 @@ private Q_SLOTS:
         StoreStatus st = third.add(user, fileContent(body), {}, 1000);
         QVERIFY(!st.ok());
         QCOMPARE(toString(st.error().kind), toString(StoreError::Kind::MailboxFull));
+        QCOMPARE(st.error().smtpReply(), QStringLiteral("452 4.2.2 Mailbox full, try again later"));
+        // Larger than the whole quota: it can never fit.
+        st = third.add(user, Content{QByteArray(1001, 'x')}, {}, 1000);
+        QCOMPARE(st.error().smtpReply(), QStringLiteral("552 5.2.2 Message is larger than the recipient's whole mailbox quota"));
         const QString root = maildirRoot(dir.path(), user);
         auto used = MaildirQuota::usage(root, 1000);
         QVERIFY(used.ok());
@@ -182,6 +186,10 @@ private Q_SLOTS:
         QCOMPARE(MaildirQuota::usage(root, 1000)->first, 400);
         Delivery again(dir.path());
         QVERIFY(again.add(user, fileContent(body), {}, 1000).ok());
+        // The limit itself passes: 600 more bytes fill the quota exactly, one more does not.
+        Delivery exact(dir.path());
+        QVERIFY(!exact.add(user, Content{QByteArray(601, 'x')}, {}, 1000).ok());
+        QVERIFY(exact.add(user, Content{QByteArray(600, 'x')}, {}, 1000).ok());
     }
 
     void syncAssignsStableUids() {

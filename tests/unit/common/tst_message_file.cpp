@@ -7,20 +7,12 @@
 // body canonicalisation (simple and relaxed) fed whole, one byte at a time and
 // in random pieces, against a direct transcription of RFC 6376 3.4.3/3.4.4
 // (the whole-buffer code the project used before) on listed edge cases and on
-// random bodies; l= (the hashed prefix and the canonical length); DKIM
-// verification from a file equal to verification from bytes.
+// random bodies; l= (the hashed prefix and the canonical length). DKIM over a
+// MessageFile and the queue's file signer: tst_outbound.
 #include "common/dkim/dkim.h"
-#include "common/dkim/file_signer.h"
 #include "common/mail/message_file.h"
 
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-
-#include "core/dkim_keys.h"
-
 #include <QCryptographicHash>
-#include <QFile>
-#include <QTemporaryDir>
 #include <QRandomGenerator>
 #include <QTemporaryFile>
 #include <QtTest>
@@ -80,24 +72,6 @@ QByteArray streamed(BodyCanon canon, const QByteArray& body, int chunk, QRandomG
     return out;
 }
 
-class MapResolver : public Resolver {
-public:
-    QHash<QString, QByteArray> txt;
-    DnsAnswer query(const QString& name, DnsType type) override {
-        DnsAnswer a;
-        if (type != DnsType::TXT || !txt.contains(name)) {
-            a.status = DnsAnswer::Status::NxDomain;
-            return a;
-        }
-        a.status = DnsAnswer::Status::Ok;
-        DnsRecord r;
-        r.name = name;
-        r.type = DnsType::TXT;
-        r.strings << txt.value(name);
-        a.records << r;
-        return a;
-    }
-};
 }  // namespace
 
 class TstMessageFile : public QObject {
@@ -215,103 +189,6 @@ private Q_SLOTS:
         }
     }
 
-    // Signing and verifying from a file gives what bytes in memory give.
-    void dkimFromFile() {
-        EVP_PKEY* key = nullptr;
-        EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr);
-        QVERIFY(ctx && EVP_PKEY_keygen_init(ctx) == 1 && EVP_PKEY_keygen(ctx, &key) == 1);
-        EVP_PKEY_CTX_free(ctx);
-        BIO* bio = BIO_new(BIO_s_mem());
-        PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
-        char* data = nullptr;
-        const QByteArray pem(data, int(BIO_get_mem_data(bio, &data)));
-        BIO_free(bio);
-        unsigned char raw[32];
-        size_t len = sizeof raw;
-        EVP_PKEY_get_raw_public_key(key, raw, &len);
-        EVP_PKEY_free(key);
-        MapResolver dns;
-        dns.txt.insert(QStringLiteral("s._domainkey.example.test"),
-                       "v=DKIM1; k=ed25519; p=" + QByteArray(reinterpret_cast<char*>(raw), int(len)).toBase64());
-        const QByteArray message = "From: a@example.test\r\nSubject: s\r\n\r\n" + QByteArray(200000, 'b') + "\r\n  tail \r\n\r\n";
-        QTemporaryFile f;
-        QVERIFY(f.open());
-        auto sig = signMessage(MessageFile::fromBytes(message), QStringLiteral("example.test"), QStringLiteral("s"), pem);
-        QVERIFY(sig.ok());
-        f.write(*sig + message);
-        f.flush();
-        auto file = MessageFile::read(f.handle(), f.size(), 64 * 1024);
-        QVERIFY(file.ok());
-        const QList<VerifyResult> fromFile = verifyMessage(*file, dns);
-        QCOMPARE(fromFile.size(), 1);
-        QCOMPARE(toString(fromFile.first().status), QStringLiteral("pass"));
-        QCOMPARE(toString(verifyMessage(*sig + message, dns).first().status), QStringLiteral("pass"));
-        // One byte of the body changed: the body hash fails, from the file as from bytes.
-        QByteArray changed = *sig + message;
-        changed[changed.size() - 9] = 'X';
-        QCOMPARE(verifyMessage(changed, dns).first().reason, QStringLiteral("body hash did not verify"));
-        // A signature from a file whose header block is replaced (as after removing forged fields).
-        const MessageFile replaced = file->withHeader(file->header());
-        QCOMPARE(toString(verifyMessage(replaced, dns).first().status), QStringLiteral("pass"));
-    }
-
-    // postern-queued's signing step: the file is replaced by signatures + the old content,
-    // only for a From: the user may use, once.
-    void signFileInPlace() {
-        QTemporaryDir config;
-        DkimKeyStore keys(config.path());
-        auto key = keys.generate(QStringLiteral("example.test"), QStringLiteral("ed25519"));
-        QVERIFY2(key.ok(), qPrintable(key.errorMessage()));
-        MapResolver dns;
-        dns.txt.insert(key->selector + QStringLiteral("._domainkey.example.test"),
-                       keys.publicRecord(QStringLiteral("example.test"), key->selector)->toUtf8());
-        const QByteArray message = "Received: by us\r\nFrom: Alice <alice@example.test>\r\nSubject: s\r\n\r\n" + QByteArray(100000, 'q') + "\r\n";
-        const QString path = config.filePath(QStringLiteral("msg.body"));
-        auto write = [&] {
-            QFile f(path);
-            return f.open(QIODevice::WriteOnly | QIODevice::Truncate) && f.write(message) == message.size();
-        };
-        QVERIFY(write());
-        dkim::FileSignRequest req;
-        req.configDir = config.path();
-        req.path = path;
-        req.authUser = QStringLiteral("alice@example.test");
-        req.maySendAs = [](const QString& a) { return a == u"alice@example.test"; };
-        req.maxHeaderBytes = 1024;
-        dkim::FileSignOutcome out = dkim::signFile(req);
-        QVERIFY2(out.signedNow, qPrintable(out.note + out.error));
-        QByteArray signedFile = readAll(path);
-        QVERIFY(signedFile.startsWith("DKIM-Signature:"));
-        QVERIFY(signedFile.endsWith(message));
-        QCOMPARE(out.size, qint64(signedFile.size()));
-        QVERIFY(!QFile::exists(path + QStringLiteral(".signing")));
-        QCOMPARE(toString(verifyMessage(signedFile, dns).first().status), QStringLiteral("pass"));
-        // Again (a crash after signing): not signed twice.
-        out = dkim::signFile(req);
-        QVERIFY(!out.signedNow);
-        QCOMPARE(out.note, QStringLiteral("already signed"));
-        QCOMPARE(readAll(path), signedFile);
-        // A From: the user may not use: refused, the file unchanged.
-        QVERIFY(write());
-        req.maySendAs = [](const QString&) { return false; };
-        out = dkim::signFile(req);
-        QVERIFY(out.refused && !out.signedNow);
-        QCOMPARE(out.note, QStringLiteral("not signed: From <alice@example.test> is not an address user alice@example.test may send as"));
-        QCOMPARE(readAll(path), message);
-        // A header block over the bound: not signed.
-        req.maySendAs = [](const QString&) { return true; };
-        req.maxHeaderBytes = 40;
-        out = dkim::signFile(req);
-        QVERIFY(!out.signedNow && !out.refused);
-        QCOMPARE(out.note, QStringLiteral("header too large to sign"));
-        QCOMPARE(readAll(path), message);
-    }
-
-private:
-    static QByteArray readAll(const QString& path) {
-        QFile f(path);
-        return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
-    }
 };
 
 QTEST_GUILESS_MAIN(TstMessageFile)

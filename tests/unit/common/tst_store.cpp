@@ -5,7 +5,7 @@
 // and text, temporary or not) for every kind and the errno values that lead
 // to it; a copy made of bytes in memory plus a byte range of a file; APPEND's
 // placement (cur/ with flags, the internal date as mtime, the base name);
-// Maildir++ quota (full: 452 4.2.2, larger than the whole quota: 552 5.2.2);
+// Maildir++ quota on add is in tst_maildir;
 // a store that fails: a full file system (a small tmpfs in a private mount
 // namespace, when the test may make one: 452 4.3.1 / [OVERQUOTA], nothing left
 // behind), a source file shorter than announced, and a rename that fails at
@@ -147,28 +147,6 @@ private Q_SLOTS:
         QVERIFY(files(root + QStringLiteral("/tmp")).isEmpty());
         QVERIFY(files(root + QStringLiteral("/new")).isEmpty());
         QCOMPARE(MaildirQuota::usage(root, 1 << 20)->first, qint64(17));  // the quota line was added
-    }
-
-    void quotaOnAdd() {
-        QTemporaryDir dir;
-        const QByteArray msg(400, 'x');
-        for (int i = 0; i < 2; ++i) {
-            Delivery d(dir.path());
-            QVERIFY(d.add(kUser, Content{msg}, {}, 1000).ok());
-            QVERIFY(d.commit().ok());
-        }
-        Delivery third(dir.path());
-        StoreStatus st = third.add(kUser, Content{msg}, {}, 1000);
-        QVERIFY(!st);
-        QCOMPARE(st.error().smtpReply(), QStringLiteral("452 4.2.2 Mailbox full, try again later"));
-        Delivery huge(dir.path());
-        st = huge.add(kUser, Content{QByteArray(1001, 'x')}, {}, 1000);
-        QVERIFY(!st);
-        QCOMPARE(st.error().smtpReply(), QStringLiteral("552 5.2.2 Message is larger than the recipient's whole mailbox quota"));
-        // The limit itself passes: 200 more bytes fill the quota exactly.
-        Delivery exact(dir.path());
-        QVERIFY(exact.add(kUser, Content{QByteArray(200, 'x')}, {}, 1000).ok());
-        QVERIFY(files(maildirRoot(dir.path(), kUser) + QStringLiteral("/tmp")).size() == 1);
     }
 
     // The source is shorter than the copy says (a truncated spool file): nothing is stored.
