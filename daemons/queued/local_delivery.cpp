@@ -56,6 +56,21 @@ LocalOutcome deliverOne(const LocalJob& job, int i, int fd, qint64 size) {
 }
 }  // namespace
 
+QStringList addForwards(spool::Envelope& env, const LocalOutcome& outcome) {
+    QStringList added;
+    for (qsizetype f = 0; f < outcome.forwards.size(); ++f) {
+        bool dup = false;
+        for (const auto& existing : std::as_const(env.recipients)) dup |= existing.address.compare(outcome.forwards.at(f), Qt::CaseInsensitive) == 0;
+        if (dup) continue;
+        spool::EnvelopeRecipient nr;
+        nr.address = outcome.forwards.at(f);
+        nr.orcpt = outcome.forwardOrcpt.at(f);
+        env.recipients << nr;
+        added << nr.address;
+    }
+    return added;
+}
+
 QString toString(LocalOutcome::Status status) {
     switch (status) {
         case LocalOutcome::Status::Delivered: return QStringLiteral("delivered");

@@ -49,5 +49,8 @@ struct LocalOutcome {
 
 QString toString(LocalOutcome::Status status);  // delivered / deferred / failed
 QList<LocalOutcome> deliverLocally(const LocalJob& job);
+// The outcome's forwards that `env` does not have yet, added as pending recipients
+// (with their ORCPT); returns their addresses.
+QStringList addForwards(spool::Envelope& env, const LocalOutcome& outcome);
 
 }  // namespace postern::outbound

@@ -182,11 +182,8 @@ void QueueRunner::activated(std::shared_ptr<Message> msg) {
         if (!msg->waiting.contains(d)) msg->waiting << d;
     }
     m_active.insert(env.id, msg);
-    log::info(u"queue.attempt", log::Fields()
-                                    .add("id", env.id)
-                                    .add("from", env.sender)
-                                    .add("attempt", env.attempts)
-                                    .add("domains", msg->waiting.join(QLatin1Char(','))));
+    log::info(u"queue.attempt",
+              log::Fields().add("id", env.id).add("from", env.sender).add("attempt", env.attempts).add("domains", msg->waiting.join(QLatin1Char(','))));
     if (msg->waiting.isEmpty()) {
         finishMessage(msg);
         return;
@@ -218,11 +215,10 @@ void QueueRunner::startDomain(const std::shared_ptr<Message>& msg, const QString
     ++msg->running;
     ++m_domainJobs[domain];
     m_jobs << job;
-    auto accounts = m_accounts.current();
+    const auto accounts = m_accounts.current();
     const bool local = accounts && accounts->isLocalDomain(domain);
-    const RunnerSettings s = m_s;
     runAsync(
-        this, [s, domain, local]() { return computeRoute(s, domain, local); },
+        this, [s = m_s, domain, local]() { return computeRoute(s, domain, local); },
         [this, job](Route route) {
             if (m_stopped) return;
             job->route = std::move(route);
@@ -288,15 +284,8 @@ void QueueRunner::applyLocal(const std::shared_ptr<DomainJob>& job, const QList<
         fields.add("id", msg.env.id).add("to", rc.address).add("result", rc.diagnostic);
         if (!o.detail.isEmpty()) fields.add("detail", o.detail);
         log::info(u"delivery.local", fields);
-        for (qsizetype f = 0; f < o.forwards.size(); ++f) {
-            bool dup = false;
-            for (const auto& existing : std::as_const(msg.env.recipients)) dup |= existing.address.compare(o.forwards.at(f), Qt::CaseInsensitive) == 0;
-            if (dup) continue;
-            spool::EnvelopeRecipient nr;
-            nr.address = o.forwards.at(f);
-            nr.orcpt = o.forwardOrcpt.at(f);
-            msg.env.recipients << nr;
-            const QString d = routeKey(nr.address);
+        for (const QString& added : addForwards(msg.env, o)) {
+            const QString d = routeKey(added);
             if (!msg.waiting.contains(d) && d != job->domain) msg.waiting << d;
         }
     }
@@ -379,11 +368,8 @@ Status QueueRunner::notifySender(const Message& msg, const QList<int>& recipient
     auto id = queueNotice(m_s.queueDir, env, notice);
     if (!id) return Status(id.error());
     stats::add(QStringLiteral("postern_dsn_total"), {{QStringLiteral("type"), delay ? QStringLiteral("delay") : QStringLiteral("failure")}});
-    log::info(delay ? u"queue.delay_notice" : u"queue.bounce", log::Fields()
-                                                                  .add("id", env.id)
-                                                                  .add("dsn_id", *id)
-                                                                  .add("to", env.sender)
-                                                                  .add("recipients", qint64(notice.recipients.size())));
+    log::info(delay ? u"queue.delay_notice" : u"queue.bounce",
+              log::Fields().add("id", env.id).add("dsn_id", *id).add("to", env.sender).add("recipients", qint64(notice.recipients.size())));
     return Status{};
 }
 
@@ -430,10 +416,8 @@ void QueueRunner::finishMessage(const std::shared_ptr<Message>& msg) {
     save(*msg);
     if (auto st = spool::moveMessage(m_s.queueDir, env.id, QStringLiteral("active"), QStringLiteral("deferred")); !st)
         log::error(u"queue.defer_failed", log::Fields().add("id", env.id).add("error", st.errorMessage()));
-    log::info(u"queue.deferred", log::Fields()
-                                     .add("id", env.id)
-                                     .add("pending", qint64(pending.size()))
-                                     .add("next_attempt", QDateTime::fromSecsSinceEpoch(env.nextAttempt).toUTC().toString(Qt::ISODate)));
+    const QString next = QDateTime::fromSecsSinceEpoch(env.nextAttempt).toUTC().toString(Qt::ISODate);
+    log::info(u"queue.deferred", log::Fields().add("id", env.id).add("pending", qint64(pending.size())).add("next_attempt", next));
     pump();
 }
 
