@@ -135,14 +135,14 @@ StoreStatus Delivery::commit() {
     QSet<QString> dirs;
     for (Copy& c : m_copies) {
         if (::rename(QFile::encodeName(c.tmpPath).constData(), QFile::encodeName(c.finalPath).constData()) != 0) {
-            const int e = errno;
+            const StoreError failed = fromErrno(c.finalPath, errno);  // before abort() drops `c`
             // Take back what was already made visible, so a retry does not duplicate it.
             for (Copy& done : m_copies) {
                 if (done.renamed) ::unlink(QFile::encodeName(done.finalPath).constData());
                 done.renamed = false;
             }
             abort();
-            return fromErrno(c.finalPath, e);
+            return failed;
         }
         c.renamed = true;
         dirs.insert(QFileInfo(c.finalPath).path());
