@@ -3,6 +3,7 @@
 
 #include "core/atomic_file.h"
 #include "core/log.h"
+#include "core/posix_io.h"
 #include "core/process.h"
 
 #include <QCoreApplication>
@@ -21,17 +22,7 @@
 namespace postern {
 
 namespace {
-void writeAllStderr(const QByteArray& b) {
-    const char* p = b.constData();
-    size_t left = size_t(b.size());
-    while (left > 0) {
-        const ssize_t n = ::write(STDERR_FILENO, p, left);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return;
-        p += n;
-        left -= size_t(n);
-    }
-}
+void writeAllStderr(const QByteArray& b) { (void)writeAll(STDERR_FILENO, b, QString()); }
 }  // namespace
 
 const QList<ServiceSpec>& serviceTable() {

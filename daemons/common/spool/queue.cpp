@@ -2,6 +2,7 @@
 #include "queue.h"
 
 #include "core/atomic_file.h"
+#include "core/posix_io.h"
 
 #include <QDir>
 #include <QFileInfo>
@@ -10,7 +11,6 @@
 #include <QRegularExpression>
 
 #include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -147,6 +147,16 @@ Result<Envelope> Envelope::parse(const QByteArray& text) {
     return e;
 }
 
+Status writeNewFileSynced(const QString& path, const QByteArray& data) {
+    const int fd = ::open(QFile::encodeName(path).constData(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return errnoError(path, errno);
+    Status st = writeAll(fd, data, path);
+    if (st && ::fsync(fd) != 0) st = errnoError(path, errno);
+    if (::close(fd) != 0 && st) st = errnoError(path, errno);
+    if (!st) ::unlink(QFile::encodeName(path).constData());
+    return st;
+}
+
 QueueWriter::QueueWriter(QString queueDir) : m_dir(std::move(queueDir)) {}
 
 QueueWriter::~QueueWriter() {
@@ -166,38 +176,16 @@ Status QueueWriter::prepare(const Envelope& envelope, const QString& bodyPath) {
     if (fd < 0 || ::fsync(fd) != 0) {
         const int e = errno;
         if (fd >= 0) ::close(fd);
-        return Status::fail(QStringLiteral("%1: %2").arg(bodyPath, QString::fromLocal8Bit(std::strerror(e))), e);
+        return errnoError(bodyPath, e);
     }
     ::close(fd);
-    if (::link(QFile::encodeName(bodyPath).constData(), QFile::encodeName(m_body).constData()) != 0) {
-        const int e = errno;
-        return Status::fail(QStringLiteral("%1: %2").arg(m_body, QString::fromLocal8Bit(std::strerror(e))), e);
-    }
+    if (::link(QFile::encodeName(bodyPath).constData(), QFile::encodeName(m_body).constData()) != 0) return errnoError(m_body, errno);
     m_prepared = true;
     // The temporary envelope is fully written and fsync'd; commit() only renames it.
-    const int efd = ::open(QFile::encodeName(m_envTmp).constData(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (efd < 0) {
-        const int e = errno;
+    ::unlink(QFile::encodeName(m_envTmp).constData());
+    if (auto st = writeNewFileSynced(m_envTmp, envelope.serialize()); !st) {
         abort();
-        return Status::fail(QStringLiteral("%1: %2").arg(m_envTmp, QString::fromLocal8Bit(std::strerror(e))), e);
-    }
-    const QByteArray text = envelope.serialize();
-    qsizetype off = 0;
-    int e = 0;
-    while (off < text.size()) {
-        const ssize_t n = ::write(efd, text.constData() + off, size_t(text.size() - off));
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            e = errno;
-            break;
-        }
-        off += n;
-    }
-    if (!e && ::fsync(efd) != 0) e = errno;
-    ::close(efd);
-    if (e) {
-        abort();
-        return Status::fail(QStringLiteral("%1: %2").arg(m_envTmp, QString::fromLocal8Bit(std::strerror(e))), e);
+        return st;
     }
     return {};
 }
@@ -207,7 +195,7 @@ Status QueueWriter::commit() {
     if (::rename(QFile::encodeName(m_envTmp).constData(), QFile::encodeName(m_env).constData()) != 0) {
         const int e = errno;
         abort();
-        return Status::fail(QStringLiteral("%1: %2").arg(m_env, QString::fromLocal8Bit(std::strerror(e))), e);
+        return errnoError(m_env, e);
     }
     m_committed = true;
     return syncDirectory(m_dir + QStringLiteral("/incoming"));
@@ -237,8 +225,7 @@ Status moveMessage(const QString& queueDir, const QString& id, const QString& fr
         return Status::fail(QStringLiteral("invalid queue id or state"));
     if (auto st = ensureDirectory(queueDir + QLatin1Char('/') + to, 0700); !st) return st;
     auto mv = [](const QString& a, const QString& b) -> Status {
-        if (::rename(QFile::encodeName(a).constData(), QFile::encodeName(b).constData()) != 0)
-            return Status::fail(QStringLiteral("%1: %2").arg(a, QString::fromLocal8Bit(std::strerror(errno))), errno);
+        if (::rename(QFile::encodeName(a).constData(), QFile::encodeName(b).constData()) != 0) return errnoError(a, errno);
         return {};
     };
     // Body first: an envelope is never visible without its body.
@@ -278,6 +265,29 @@ QList<QueueEntry> listQueue(const QString& queueDir, QStringList* errors) {
         }
     }
     return out;
+}
+
+Result<Envelope> readEnvelope(const QString& queueDir, const QString& state, const QString& id) {
+    if (!isValidQueueId(id)) return Result<Envelope>::fail(QStringLiteral("invalid queue id"), EINVAL);
+    QFile f(envelopePath(queueDir, state, id));
+    if (!f.open(QIODevice::ReadOnly)) return Result<Envelope>::fail(QStringLiteral("%1: %2").arg(f.fileName(), f.errorString()), ENOENT);
+    return Envelope::parse(f.read(kMaxEnvelopeBytes));
+}
+
+Result<QString> enqueueMessage(const QString& queueDir, Envelope env, const QByteArray& content) {
+    const QString tmpDir = queueDir + QStringLiteral("/tmp");
+    if (auto st = ensureDirectory(tmpDir, 0700); !st) return st.error();
+    env.id = newQueueId();
+    env.size = content.size();
+    if (env.arrival == 0) env.arrival = QDateTime::currentSecsSinceEpoch();
+    const QString tmp = tmpDir + QLatin1Char('/') + env.id;
+    if (auto st = writeNewFileSynced(tmp, content); !st) return st.error();
+    QueueWriter writer(queueDir);
+    Status st = writer.prepare(env, tmp);
+    if (st) st = writer.commit();
+    ::unlink(QFile::encodeName(tmp).constData());
+    if (!st) return st.error();
+    return env.id;
 }
 
 }  // namespace postern::spool

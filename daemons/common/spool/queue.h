@@ -35,7 +35,11 @@
 // Interface: isValidQueueId(), newQueueId(), QueueWriter (two-phase: prepare
 // writes the body link and a temporary envelope, fsync'd; commit renames the
 // envelope into place and fsyncs the folder; abort removes both),
-// Envelope::parse()/serialize(), listQueue().
+// Envelope::parse()/serialize(), listQueue(), readEnvelope() (one message's
+// envelope, at most kMaxEnvelopeBytes; Error::code ENOENT when the file is
+// gone, 0 when it does not parse), enqueueMessage() (a new message made in
+// memory, e.g. a DSN: written to tmp/, fsync'd, queued to incoming/ with
+// QueueWriter), writeNewFileSynced() (exclusive create, write, fsync).
 // Security: queue ids are validated (16 upper-case hex digits) before any path
 // is built from them.
 #pragma once
@@ -50,6 +54,7 @@
 namespace postern::spool {
 
 inline constexpr int kEnvelopeVersion = 2;
+inline constexpr qint64 kMaxEnvelopeBytes = 1024 * 1024;
 QStringList queueStates();  // incoming active deferred hold corrupt
 
 bool isValidQueueId(const QString& id);
@@ -133,5 +138,11 @@ Status moveMessage(const QString& queueDir, const QString& id, const QString& fr
 Status removeMessage(const QString& queueDir, const QString& state, const QString& id);
 // Finds the state folder a message is in ("" when none).
 QString stateOf(const QString& queueDir, const QString& id);
+// A message's envelope (ENOENT: no such file; other failures: it does not parse).
+Result<Envelope> readEnvelope(const QString& queueDir, const QString& state, const QString& id);
+// Queues a message built in memory (a DSN) into incoming/; returns its new queue id.
+Result<QString> enqueueMessage(const QString& queueDir, Envelope envelope, const QByteArray& content);
+// Creates `path` exclusively (O_EXCL|O_NOFOLLOW, 0600), writes `data`, fsyncs; removed on failure.
+Status writeNewFileSynced(const QString& path, const QByteArray& data);
 
 }  // namespace postern::spool
