@@ -232,10 +232,10 @@ void addCertCommands(QList<Command>& out) {
     out << Command{{QStringLiteral("cert"), QStringLiteral("status")}, {}, QStringLiteral("the TLS certificate: names, issuer, expiry, missing names"), {}, {},
                    certStatus};
     out << Command{{QStringLiteral("cert"), QStringLiteral("install")}, QStringLiteral("CERT.pem KEY.pem [--force]"),
-                   QStringLiteral("use your own certificate; daemons reload it"), {}, {QStringLiteral("force")}, certInstall, true};
+                   QStringLiteral("use your own certificate; daemons reload it"), {}, {QStringLiteral("force")}, certInstall};
     out << Command{{QStringLiteral("cert"), QStringLiteral("renew")}, QStringLiteral("[--if-due]"),
                    QStringLiteral("get a certificate from the ACME CA now (--if-due: only when it expires soon)"), {},
-                   {QStringLiteral("if-due")}, certRenew, true};
+                   {QStringLiteral("if-due")}, certRenew};
     out << Command{{QStringLiteral("log"), QStringLiteral("search")}, QStringLiteral("TERM"),
                    QStringLiteral("log lines with TERM and the whole sessions and messages they belong to"), {}, {}, logSearch};
 }

@@ -389,23 +389,23 @@ QueueRunner::QueueRunner(const Config& config, AccountStore& accounts, QObject* 
 QueueRunner::~QueueRunner() = default;
 
 Status QueueRunner::start() {
-    QStringList states = spool::queueStates();
-    states << QStringLiteral("tmp");
-    for (const QString& state : std::as_const(states)) {
-        if (auto st = ensureDirectory(m_s.queueDir + QLatin1Char('/') + state, 0700); !st) return st;
+    QStringList folders{m_s.queueDir + QStringLiteral("/tmp")};
+    for (const spool::QueueState state : spool::queueStates()) folders << spool::stateDir(m_s.queueDir, state);
+    for (const QString& folder : std::as_const(folders)) {
+        if (auto st = ensureDirectory(folder, 0700); !st) return st;
     }
     // Crash recovery: whatever a previous runner had in flight is due again now.
-    QDir active(m_s.queueDir + QStringLiteral("/active"));
+    QDir active(spool::stateDir(m_s.queueDir, spool::QueueState::Active));
     for (const QString& name : active.entryList({QStringLiteral("*.env")}, QDir::Files)) {
         const QString id = name.chopped(4);
         if (!spool::isValidQueueId(id)) continue;
-        if (auto st = spool::moveMessage(m_s.queueDir, id, QStringLiteral("active"), QStringLiteral("deferred")); !st)
+        if (auto st = spool::moveMessage(m_s.queueDir, id, spool::QueueState::Active, spool::QueueState::Deferred); !st)
             log::error(u"queue.recover_failed", log::Fields().add("id", id).add("error", st.errorMessage()));
         else
             log::info(u"queue.recovered", log::Fields().add("id", id));
     }
-    m_watcher.addPath(m_s.queueDir + QStringLiteral("/incoming"));
-    m_watcher.addPath(m_s.queueDir + QStringLiteral("/deferred"));
+    m_watcher.addPath(spool::stateDir(m_s.queueDir, spool::QueueState::Incoming));
+    m_watcher.addPath(spool::stateDir(m_s.queueDir, spool::QueueState::Deferred));
     scan();
     return Status{};
 }
@@ -424,17 +424,17 @@ void QueueRunner::scan() {
     QSet<QString> known;
     for (const auto& r : m_ready) known.insert(r.first);
     auto isBusy = [&](const QString& id) { return known.contains(id) || m_active.contains(id) || m_admitting.contains(id); };
-    QDir incoming(m_s.queueDir + QStringLiteral("/incoming"));
+    QDir incoming(spool::stateDir(m_s.queueDir, spool::QueueState::Incoming));
     QStringList names = incoming.entryList({QStringLiteral("*.env")}, QDir::Files, QDir::Name);
     for (const QString& name : names) {
         const QString id = name.chopped(4);
         if (!spool::isValidQueueId(id) || isBusy(id)) continue;
-        m_ready.append({id, QStringLiteral("incoming")});
+        m_ready.append({id, spool::QueueState::Incoming});
         known.insert(id);
     }
     const qint64 now = QDateTime::currentSecsSinceEpoch();
     qint64 earliest = 0;
-    QDir deferred(m_s.queueDir + QStringLiteral("/deferred"));
+    QDir deferred(spool::stateDir(m_s.queueDir, spool::QueueState::Deferred));
     for (const QString& name : deferred.entryList({QStringLiteral("*.env")}, QDir::Files, QDir::Name)) {
         const QString id = name.chopped(4);
         if (!spool::isValidQueueId(id) || isBusy(id)) continue;
@@ -443,12 +443,12 @@ void QueueRunner::scan() {
         auto env = spool::Envelope::parse(f.read(1024 * 1024));
         if (!env) {
             log::error(u"queue.bad_envelope", log::Fields().add("id", id).add("error", env.errorMessage()));
-            if (auto st = spool::moveMessage(m_s.queueDir, id, QStringLiteral("deferred"), QStringLiteral("corrupt")); !st)
+            if (auto st = spool::moveMessage(m_s.queueDir, id, spool::QueueState::Deferred, spool::QueueState::Corrupt); !st)
                 log::error(u"queue.move_failed", log::Fields().add("id", id).add("error", st.errorMessage()));
             continue;
         }
         if (env->nextAttempt <= now) {
-            m_ready.append({id, QStringLiteral("deferred")});
+            m_ready.append({id, spool::QueueState::Deferred});
             known.insert(id);
         } else if (earliest == 0 || env->nextAttempt < earliest) {
             earliest = env->nextAttempt;
@@ -478,7 +478,7 @@ void QueueRunner::pump() {
     }
 }
 
-void QueueRunner::admit(const QString& id, const QString& fromState) {
+void QueueRunner::admit(const QString& id, spool::QueueState fromState) {
     m_admitting.insert(id);
     const QString queueDir = m_s.queueDir;
     const QString configDir = m_s.configDir;
@@ -503,11 +503,11 @@ void QueueRunner::admit(const QString& id, const QString& fromState) {
             auto env = spool::Envelope::parse(f.read(1024 * 1024));
             f.close();
             if (!env) {
-                const Status moved = spool::moveMessage(queueDir, id, fromState, QStringLiteral("corrupt"));
+                const Status moved = spool::moveMessage(queueDir, id, fromState, spool::QueueState::Corrupt);
                 a.error = env.errorMessage() + (moved ? QString() : QStringLiteral("; ") + moved.errorMessage());
                 return a;
             }
-            if (fromState == QStringLiteral("incoming") && sign && !env->authUser.isEmpty()) {
+            if (fromState == spool::QueueState::Incoming && sign && !env->authUser.isEmpty()) {
                 const SignOutcome s = signBody(configDir, spool::bodyPath(queueDir, fromState, id), env->authUser, accounts, delimiters);
                 if (!s.error.isEmpty()) {
                     a.error = s.error;
@@ -523,7 +523,7 @@ void QueueRunner::admit(const QString& id, const QString& fromState) {
                     }
                 }
             }
-            if (auto st = spool::moveMessage(queueDir, id, fromState, QStringLiteral("active")); !st) {
+            if (auto st = spool::moveMessage(queueDir, id, fromState, spool::QueueState::Active); !st) {
                 a.error = st.errorMessage();
                 return a;
             }
@@ -542,7 +542,7 @@ void QueueRunner::admit(const QString& id, const QString& fromState) {
                 return;
             }
             if (m_stopped) {
-                if (auto st = spool::moveMessage(m_s.queueDir, id, QStringLiteral("active"), QStringLiteral("deferred")); !st)
+                if (auto st = spool::moveMessage(m_s.queueDir, id, spool::QueueState::Active, spool::QueueState::Deferred); !st)
                     log::error(u"queue.move_failed", log::Fields().add("id", id).add("error", st.errorMessage()));
                 return;
             }
@@ -645,7 +645,7 @@ void QueueRunner::runLocal(const std::shared_ptr<DomainJob>& job) {
     const spool::Envelope env = job->msg->env;
     auto accounts = m_accounts.current();
     const QString mailDir = m_s.mailDir;
-    const QString body = spool::bodyPath(m_s.queueDir, QStringLiteral("active"), env.id);
+    const QString body = spool::bodyPath(m_s.queueDir, spool::QueueState::Active, env.id);
     runAsync(
         this,
         [indexes, env, accounts, mailDir, body]() {
@@ -757,7 +757,7 @@ void QueueRunner::tryNextTarget(const std::shared_ptr<DomainJob>& job) {
         req.notify << env.recipients.at(i).notify;
         req.orcpt << env.recipients.at(i).orcpt;
     }
-    req.bodyPath = spool::bodyPath(m_s.queueDir, QStringLiteral("active"), env.id);
+    req.bodyPath = spool::bodyPath(m_s.queueDir, spool::QueueState::Active, env.id);
     req.eightBit = env.bodyType == QStringLiteral("8BITMIME");
     req.smtpUtf8 = env.smtpUtf8;
     req.ret = env.ret;
@@ -831,7 +831,7 @@ void QueueRunner::domainDone(const std::shared_ptr<DomainJob>& job) {
 }
 
 void QueueRunner::save(const Message& msg) {
-    if (auto st = spool::saveEnvelope(m_s.queueDir, QStringLiteral("active"), msg.env); !st)
+    if (auto st = spool::saveEnvelope(m_s.queueDir, spool::QueueState::Active, msg.env); !st)
         log::error(u"queue.save_failed", log::Fields().add("id", msg.env.id).add("error", st.errorMessage()));
 }
 
@@ -861,7 +861,7 @@ Status QueueRunner::notifySender(const Message& msg, const QList<int>& recipient
         d.remoteMta = r.remoteMta;
         in.recipients << d;
     }
-    QFile body(spool::bodyPath(m_s.queueDir, QStringLiteral("active"), env.id));
+    QFile body(spool::bodyPath(m_s.queueDir, spool::QueueState::Active, env.id));
     if (body.open(QIODevice::ReadOnly)) in.original = body.read(in.maxReturnBytes + 1);
     if (in.original.size() > in.maxReturnBytes) in.ret = QStringLiteral("HDRS");
     spool::Envelope dsnEnv;
@@ -908,7 +908,7 @@ void QueueRunner::finishMessage(const std::shared_ptr<Message>& msg) {
     msg->failedNow.clear();
     m_active.remove(env.id);
     if (pending.isEmpty()) {
-        if (auto st = spool::removeMessage(m_s.queueDir, QStringLiteral("active"), env.id); !st)
+        if (auto st = spool::removeMessage(m_s.queueDir, spool::QueueState::Active, env.id); !st)
             log::error(u"queue.remove_failed", log::Fields().add("id", env.id).add("error", st.errorMessage()));
         log::info(u"queue.done", log::Fields().add("id", env.id).add("attempts", env.attempts).add("failed", qint64(failed.size())));
         pump();
@@ -920,7 +920,7 @@ void QueueRunner::finishMessage(const std::shared_ptr<Message>& msg) {
     }
     env.nextAttempt = now + retryDelay(env.attempts, m_s.retryMinS, m_s.retryMaxS);
     save(*msg);
-    if (auto st = spool::moveMessage(m_s.queueDir, env.id, QStringLiteral("active"), QStringLiteral("deferred")); !st)
+    if (auto st = spool::moveMessage(m_s.queueDir, env.id, spool::QueueState::Active, spool::QueueState::Deferred); !st)
         log::error(u"queue.defer_failed", log::Fields().add("id", env.id).add("error", st.errorMessage()));
     log::info(u"queue.deferred", log::Fields()
                                      .add("id", env.id)
@@ -950,7 +950,7 @@ void QueueRunner::stop() {
         }
         msg->env.nextAttempt = now;
         save(*msg);
-        if (auto st = spool::moveMessage(m_s.queueDir, msg->env.id, QStringLiteral("active"), QStringLiteral("deferred")); !st)
+        if (auto st = spool::moveMessage(m_s.queueDir, msg->env.id, spool::QueueState::Active, spool::QueueState::Deferred); !st)
             log::error(u"queue.move_failed", log::Fields().add("id", msg->env.id).add("error", st.errorMessage()));
     }
     m_active.clear();
