@@ -5,12 +5,13 @@
 //   file, environment); network use is outgoing only (DNS, an outbound port-25
 //   probe, probes of our own listeners once started).
 //   Runs as: root, to create system_user, give it data_dir and set the secrets'
-//   group, and to apply the firewall (postern-firewall) and start the
-//   supervisor; it never drops root.
-//   Writes: the config folder (setup.h), data_dir's top folders, handed over by
-//   descriptor (core/safe_path.h chownTree: links are never followed, files
-//   with more than one link are left alone); reads the supervisor's ready file
-//   through SafeDir.
+//   group, to change the packet filter (the firewall library's apply, as
+//   postern-firewall does: only rules of its own) and to start the supervisor;
+//   it never drops root.
+//   Writes: the config folder (setup.h, firewall-state.json), data_dir's top
+//   folders, handed over by descriptor (core/safe_path.h chownTree: links are
+//   never followed, files with more than one link are left alone); reads the
+//   supervisor's ready and status files through SafeDir.
 //   An attacker who controls it is root: it is the administrator's tool.
 //
 // postern-wizard [--non-interactive] [--config DIR] [--domain D] [--hostname H]

@@ -355,6 +355,7 @@ class Wizard(unittest.TestCase):
         finally:
             proc.send_signal(signal.SIGINT)
             proc.wait(60)
+            proc.stdout.close()
         # Everything stopped with it (the wait above returns after the supervisor stopped its children).
         left = subprocess.run(["pgrep", "-f", f"--config {self.cfg}"], capture_output=True, text=True).stdout.split()
         self.assertEqual(left, [], "processes left running")
