@@ -10,6 +10,7 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QStandardPaths>
+
 #include <unistd.h>
 
 namespace postern::firewall {
@@ -26,7 +27,8 @@ void printJson(QTextStream& out, const QJsonObject& o) {
 QString firewallProgram() {
     const QString sibling = QCoreApplication::applicationDirPath() + QStringLiteral("/postern-firewall");
     if (QFileInfo(sibling).isExecutable()) return sibling;
-    QString found = QStandardPaths::findExecutable(QStringLiteral("postern-firewall"), {QStringLiteral("/usr/sbin"), QStringLiteral("/usr/local/sbin")});
+    QString found = QStandardPaths::findExecutable(QStringLiteral("postern-firewall"),
+                                                   {QStringLiteral("/usr/sbin"), QStringLiteral("/usr/local/sbin")});
     if (found.isEmpty()) found = QStandardPaths::findExecutable(QStringLiteral("postern-firewall"));
     return found;
 }
@@ -43,22 +45,26 @@ bool stateChanged(const Setup& setup, const FirewallState& after) {
 }
 
 int statusCommand(const Report& report, const Request& req, QTextStream& out) {
-    if (req.json) printJson(out, statusJson(report));
-    else out << renderStatus(report);
+    if (req.json)
+        printJson(out, statusJson(report));
+    else
+        out << renderStatus(report);
     return report.allOpen() ? 0 : 1;
 }
 
 int planCommand(const Setup& setup, const Snapshot& snap, const Report& report, const Request& req, QTextStream& out) {
     const Plan plan = planOpen(snap, report.detection, report.results, setup.ports, setup.state);
     if (req.json)
-        printJson(out, QJsonObject{{QStringLiteral("status"), statusJson(report)}, {QStringLiteral("plan"), planJson(plan)}});
+        printJson(
+            out, QJsonObject{{QStringLiteral("status"), statusJson(report)}, {QStringLiteral("plan"), planJson(plan)}});
     else
-        out << renderStatus(report) << "\n" << renderPlan(plan, QStringLiteral("Plan (run with --apply, or `postern-firewall apply`)"));
+        out << renderStatus(report) << "\n"
+            << renderPlan(plan, QStringLiteral("Plan (run with --apply, or `postern-firewall apply`)"));
     return report.allOpen() ? 0 : 1;
 }
 
-int applyCommand(const Setup& setup, const Snapshot& snap, const Report& report, const Request& req, QTextStream& out, QTextStream& err,
-                 const Runner& runner) {
+int applyCommand(const Setup& setup, const Snapshot& snap, const Report& report, const Request& req, QTextStream& out,
+                 QTextStream& err, const Runner& runner) {
     const Plan plan = planOpen(snap, report.detection, report.results, setup.ports, setup.state);
     if (!req.json) {
         out << renderPlan(plan, QStringLiteral("Applying"));
@@ -66,8 +72,10 @@ int applyCommand(const Setup& setup, const Snapshot& snap, const Report& report,
     }
     const ApplyOutcome applied = applyPlan(setup, plan, runner);
     if (req.json) {
-        QJsonObject o{{QStringLiteral("plan"), planJson(plan)}, {QStringLiteral("log"), QJsonArray::fromStringList(applied.log)},
-                      {QStringLiteral("ok"), applied.status.ok()}, {QStringLiteral("after"), statusJson(applied.after)}};
+        QJsonObject o{{QStringLiteral("plan"), planJson(plan)},
+                      {QStringLiteral("log"), QJsonArray::fromStringList(applied.log)},
+                      {QStringLiteral("ok"), applied.status.ok()},
+                      {QStringLiteral("after"), statusJson(applied.after)}};
         if (!applied.status) o.insert(QStringLiteral("error"), applied.status.errorMessage());
         printJson(out, o);
     } else {
@@ -79,11 +87,12 @@ int applyCommand(const Setup& setup, const Snapshot& snap, const Report& report,
     return applied.after.allOpen() ? 0 : 1;
 }
 
-int removeCommand(const Setup& setup, const Snapshot& snap, const Report& report, const Request& req, QTextStream& out, QTextStream& err,
-                  const Runner& runner) {
+int removeCommand(const Setup& setup, const Snapshot& snap, const Report& report, const Request& req, QTextStream& out,
+                  QTextStream& err, const Runner& runner) {
     const RemoveOutcome removed = removeOurs(setup, snap, report.detection, runner, req.dryRun);
     if (req.json) {
-        QJsonObject o{{QStringLiteral("plan"), planJson(removed.plan)}, {QStringLiteral("log"), QJsonArray::fromStringList(removed.log)},
+        QJsonObject o{{QStringLiteral("plan"), planJson(removed.plan)},
+                      {QStringLiteral("log"), QJsonArray::fromStringList(removed.log)},
                       {QStringLiteral("ok"), removed.status.ok()}};
         if (!removed.status) o.insert(QStringLiteral("error"), removed.status.errorMessage());
         printJson(out, o);
@@ -130,14 +139,16 @@ ApplyOutcome applyPlan(const Setup& setup, const Plan& plan, const Runner& runne
     if (o.status && liveOnlyRules(o.after.detection.ruleset)) {
         const QString program = firewallProgram();
         if (program.isEmpty())
-            o.status = Status::fail(QStringLiteral("postern-firewall is not installed, so the rules cannot be re-applied at boot"));
+            o.status = Status::fail(
+                QStringLiteral("postern-firewall is not installed, so the rules cannot be re-applied at boot"));
         else
             o.status = installBootUnit(program, setup.configDir, &o.log);
     }
     return o;
 }
 
-RemoveOutcome removeOurs(const Setup& setup, const Snapshot& snapshot, const Detection& detection, const Runner& runner, bool dryRun) {
+RemoveOutcome removeOurs(const Setup& setup, const Snapshot& snapshot, const Detection& detection, const Runner& runner,
+                         bool dryRun) {
     RemoveOutcome o;
     o.plan = planRemove(snapshot, detection, setup.state);
     if (dryRun) return o;
@@ -151,7 +162,8 @@ RemoveOutcome removeOurs(const Setup& setup, const Snapshot& snapshot, const Det
 int runAction(Action action, const Request& req, QTextStream& out, QTextStream& err, const Runner& runner) {
     const bool changes = action == Action::Apply || (action == Action::Remove && !req.dryRun);
     if (changes && !req.captured.isEmpty()) {
-        err << "postern-firewall: " << (action == Action::Apply ? "apply" : "remove") << " works on this host, not on a capture\n";
+        err << "postern-firewall: " << (action == Action::Apply ? "apply" : "remove")
+            << " works on this host, not on a capture\n";
         return 2;
     }
     if (changes && ::geteuid() != 0) {
@@ -171,10 +183,14 @@ int runAction(Action action, const Request& req, QTextStream& out, QTextStream& 
     }
     const Report report = buildReport(*snap, setup->ports, req.captured.isEmpty());
     switch (action) {
-        case Action::Status: return statusCommand(report, req, out);
-        case Action::Plan: return planCommand(*setup, *snap, report, req, out);
-        case Action::Apply: return applyCommand(*setup, *snap, report, req, out, err, runner);
-        case Action::Remove: return removeCommand(*setup, *snap, report, req, out, err, runner);
+        case Action::Status:
+            return statusCommand(report, req, out);
+        case Action::Plan:
+            return planCommand(*setup, *snap, report, req, out);
+        case Action::Apply:
+            return applyCommand(*setup, *snap, report, req, out, err, runner);
+        case Action::Remove:
+            return removeCommand(*setup, *snap, report, req, out, err, runner);
     }
     return 2;
 }

@@ -53,9 +53,9 @@ Result<Setup> loadSetup(const QString& configDir);
 Result<Snapshot> snapshotOf(const QString& captured, const Runner& runner);
 
 struct ApplyOutcome {
-    Status status;      // the first failure: a command, the state file or the boot unit
-    QStringList log;    // "$ command" lines and their output
-    Report after;       // the rules read again after the plan ran
+    Status status;    // the first failure: a command, the state file or the boot unit
+    QStringList log;  // "$ command" lines and their output
+    Report after;     // the rules read again after the plan ran
 };
 ApplyOutcome applyPlan(const Setup& setup, const Plan& plan, const Runner& runner);
 
@@ -64,13 +64,14 @@ struct RemoveOutcome {
     Status status;
     QStringList log;
 };
-RemoveOutcome removeOurs(const Setup& setup, const Snapshot& snapshot, const Detection& detection, const Runner& runner, bool dryRun);
+RemoveOutcome removeOurs(const Setup& setup, const Snapshot& snapshot, const Detection& detection, const Runner& runner,
+                         bool dryRun);
 
 enum class Action { Status, Plan, Apply, Remove };
 
 struct Request {
     QString configDir;
-    QString captured;     // status and plan: evaluate this capture instead of this host
+    QString captured;  // status and plan: evaluate this capture instead of this host
     bool json = false;
     bool dryRun = false;  // remove: only say what would be removed
 };

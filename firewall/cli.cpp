@@ -10,7 +10,8 @@ namespace postern::firewall {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: postern-firewall [--config DIR] [--captured DIR] [--json] status|plan [--apply]|apply|remove [--dry-run]|capture DIR\n";
+    "usage: postern-firewall [--config DIR] [--captured DIR] [--json] status|plan [--apply]|apply|remove "
+    "[--dry-run]|capture DIR\n";
 
 int usage(QTextStream& err, const QString& message) {
     err << "postern-firewall: " << message << "\n" << kUsage;
@@ -42,7 +43,8 @@ int runFirewallCli(const QStringList& args, QTextStream& out, QTextStream& err, 
         } else if (a == u"--help" || a == u"-h") {
             out << kUsage;
             return 0;
-        } else if (command.isEmpty() && (a == u"status" || a == u"plan" || a == u"apply" || a == u"remove" || a == u"capture")) {
+        } else if (command.isEmpty() &&
+                   (a == u"status" || a == u"plan" || a == u"apply" || a == u"remove" || a == u"capture")) {
             command = a;
             if (a == u"capture") {
                 if (++i >= args.size()) return usage(err, QStringLiteral("capture needs a folder"));
@@ -55,12 +57,13 @@ int runFirewallCli(const QStringList& args, QTextStream& out, QTextStream& err, 
     if (command.isEmpty()) command = QStringLiteral("status");
     if (command == u"plan" && applyFlag) command = QStringLiteral("apply");
     if (command == u"capture") return runCapture(captureDir, out, err, runner);
-    const Action action = command == u"status" ? Action::Status
-                          : command == u"plan" ? Action::Plan
+    const Action action = command == u"status"  ? Action::Status
+                          : command == u"plan"  ? Action::Plan
                           : command == u"apply" ? Action::Apply
                                                 : Action::Remove;
     const bool changes = action == Action::Apply || (action == Action::Remove && !req.dryRun);
-    if (changes && !req.captured.isEmpty()) return usage(err, QStringLiteral("%1 works on this host, not on a capture").arg(command));
+    if (changes && !req.captured.isEmpty())
+        return usage(err, QStringLiteral("%1 works on this host, not on a capture").arg(command));
     req.configDir = resolveConfigDir(args);
     return runAction(action, req, out, err, runner);
 }

@@ -43,7 +43,8 @@ class Launched {
 public:
     Launched() {
         m_process.setProcessChannelMode(QProcess::MergedChannels);
-        QObject::connect(&m_process, &QProcess::readyReadStandardOutput, &m_process, [this] { keep(m_process.readAllStandardOutput()); });
+        QObject::connect(&m_process, &QProcess::readyReadStandardOutput, &m_process,
+                         [this] { keep(m_process.readAllStandardOutput()); });
     }
     QProcess& process() { return m_process; }
     const QStringList& tail() const { return m_tail; }
@@ -69,18 +70,24 @@ namespace {
 
 QString banner(Protocol p) {
     switch (p) {
-        case Protocol::Smtp: return QStringLiteral("220");
-        case Protocol::Imap: return QStringLiteral("* OK");
-        case Protocol::Pop3: return QStringLiteral("+OK");
-        case Protocol::Http: return QString();
+        case Protocol::Smtp:
+            return QStringLiteral("220");
+        case Protocol::Imap:
+            return QStringLiteral("* OK");
+        case Protocol::Pop3:
+            return QStringLiteral("+OK");
+        case Protocol::Http:
+            return QString();
     }
     return {};
 }
 
 QString findSupervisor(const WizardOptions& opt) {
     if (!opt.supervisorPath.isEmpty()) return opt.supervisorPath;
-    for (const QString& d : {qEnvironmentVariable("POSTERN_LIBEXEC"), QCoreApplication::applicationDirPath(), QStringLiteral("/usr/sbin")}) {
-        if (!d.isEmpty() && QFileInfo(d + QStringLiteral("/postern-appliance")).isExecutable()) return d + QStringLiteral("/postern-appliance");
+    for (const QString& d : {qEnvironmentVariable("POSTERN_LIBEXEC"), QCoreApplication::applicationDirPath(),
+                             QStringLiteral("/usr/sbin")}) {
+        if (!d.isEmpty() && QFileInfo(d + QStringLiteral("/postern-appliance")).isExecutable())
+            return d + QStringLiteral("/postern-appliance");
     }
     return {};
 }
@@ -89,13 +96,16 @@ QString findSupervisor(const WizardOptions& opt) {
 // and the supervisor's last lines.
 void explainFailedStart(Flow& f, const Config& config) {
     Console& con = f.con;
-    if (const auto bytes = readFile(config.runDir() + QStringLiteral("/postern-appliance.status"), kMaxStateFileBytes)) {
-        for (const QJsonValue& v : QJsonDocument::fromJson(*bytes).object().value(QStringLiteral("services")).toArray()) {
+    if (const auto bytes =
+            readFile(config.runDir() + QStringLiteral("/postern-appliance.status"), kMaxStateFileBytes)) {
+        for (const QJsonValue& v :
+             QJsonDocument::fromJson(*bytes).object().value(QStringLiteral("services")).toArray()) {
             const QJsonObject o = v.toObject();
             const QString error = o.value(QStringLiteral("error")).toString();
             con.say(QStringLiteral("  %1 %2%3")
                         .arg(o.value(QStringLiteral("name")).toString(), -16)
-                        .arg(o.value(QStringLiteral("state")).toString(), error.isEmpty() ? QString() : QStringLiteral(": ") + error));
+                        .arg(o.value(QStringLiteral("state")).toString(),
+                             error.isEmpty() ? QString() : QStringLiteral(": ") + error));
         }
     }
     if (!f.launched->tail().isEmpty()) {
@@ -125,11 +135,16 @@ void sayServices(Console& con, const QJsonObject& ready, qint64 ms) {
     QStringList running, other;
     for (const QJsonValue& s : ready.value(QStringLiteral("services")).toArray()) {
         const QJsonObject o = s.toObject();
-        const QString name = o.value(QStringLiteral("name")).toString(), state = o.value(QStringLiteral("state")).toString();
-        if (state == u"running") running << name;
-        else other << QStringLiteral("%1 %2").arg(name, state);
+        const QString name = o.value(QStringLiteral("name")).toString(),
+                      state = o.value(QStringLiteral("state")).toString();
+        if (state == u"running")
+            running << name;
+        else
+            other << QStringLiteral("%1 %2").arg(name, state);
     }
-    con.say(QStringLiteral("  running after %1 s: %2").arg(double(ms) / 1000.0, 0, 'f', 1).arg(running.join(QStringLiteral(", "))));
+    con.say(QStringLiteral("  running after %1 s: %2")
+                .arg(double(ms) / 1000.0, 0, 'f', 1)
+                .arg(running.join(QStringLiteral(", "))));
     for (const QString& o : std::as_const(other)) con.say(QStringLiteral("  %1").arg(o));
 }
 
@@ -145,10 +160,14 @@ void sayClientSettings(Console& con, const QString& host) {
         const ListenerInfo* starttls = nullptr;
         for (const ListenerInfo& r : rows)
             if (r.protocol == l.protocol) (r.implicitTls ? tls : starttls) = &r;
-        QString line = QStringLiteral("  %1 (%2): %3").arg(l.client == ClientRole::Incoming ? QStringLiteral("Incoming") : QStringLiteral("Outgoing"),
-                                                           toString(l.protocol).toUpper(), host);
+        QString line =
+            QStringLiteral("  %1 (%2): %3")
+                .arg(l.client == ClientRole::Incoming ? QStringLiteral("Incoming") : QStringLiteral("Outgoing"),
+                     toString(l.protocol).toUpper(), host);
         if (tls) line += QStringLiteral(" port %1, SSL/TLS").arg(tls->standardPort);
-        if (starttls) line += tls ? QStringLiteral("   (or %1 with STARTTLS)").arg(starttls->standardPort) : QStringLiteral(" port %1, STARTTLS").arg(starttls->standardPort);
+        if (starttls)
+            line += tls ? QStringLiteral("   (or %1 with STARTTLS)").arg(starttls->standardPort)
+                        : QStringLiteral(" port %1, STARTTLS").arg(starttls->standardPort);
         con.say(line);
     }
     con.say(QStringLiteral("  User name: the full e-mail address; password: as set"));
@@ -196,7 +215,8 @@ QString probeListener(const QString& name, const QString& address, int timeoutMs
 StepResult launchStep(Flow& f) {
     Console& con = f.con;
     if (!f.opt.launch) {
-        con.say(QStringLiteral("\nNothing started (--no-launch). Start the daemons with: postern-appliance --config %1").arg(f.a.configDir));
+        con.say(QStringLiteral("\nNothing started (--no-launch). Start the daemons with: postern-appliance --config %1")
+                    .arg(f.a.configDir));
         return 0;
     }
     auto config = Config::load(f.a.configDir);
@@ -206,7 +226,8 @@ StepResult launchStep(Flow& f) {
     }
     const QString supervisor = findSupervisor(f.opt);
     if (supervisor.isEmpty()) {
-        con.say(QStringLiteral("postern-wizard: postern-appliance (the supervisor) is not installed; the daemons were NOT started."));
+        con.say(QStringLiteral(
+            "postern-wizard: postern-appliance (the supervisor) is not installed; the daemons were NOT started."));
         return 1;
     }
     con.say(QStringLiteral("\n== Starting the daemons (%1)").arg(supervisor));
@@ -223,8 +244,10 @@ StepResult launchStep(Flow& f) {
     t.start();
     f.ready = waitForReady(proc, readyFile);
     if (f.ready.isEmpty()) {
-        con.say(proc.state() == QProcess::Running ? QStringLiteral("postern-wizard: the daemons did not become ready within 60 s:")
-                                                  : QStringLiteral("postern-wizard: postern-appliance stopped (exit status %1):").arg(proc.exitCode()));
+        con.say(
+            proc.state() == QProcess::Running
+                ? QStringLiteral("postern-wizard: the daemons did not become ready within 60 s:")
+                : QStringLiteral("postern-wizard: postern-appliance stopped (exit status %1):").arg(proc.exitCode()));
         explainFailedStart(f, *config);
         proc.terminate();
         proc.waitForFinished(20000);
@@ -241,7 +264,9 @@ StepResult verifyStep(Flow& f) {
     for (auto it = listeners.begin(); it != listeners.end(); ++it) {
         for (const QJsonValue& v : it.value().toArray()) {
             const QString err = probeListener(it.key(), v.toString(), 10000);
-            con.say(QStringLiteral("  %1%2  %3").arg(it.key(), -12).arg(v.toString(), err.isEmpty() ? QStringLiteral("answers") : err));
+            con.say(QStringLiteral("  %1%2  %3")
+                        .arg(it.key(), -12)
+                        .arg(v.toString(), err.isEmpty() ? QStringLiteral("answers") : err));
             if (!err.isEmpty()) f.allAnswer = false;
         }
     }
@@ -253,8 +278,13 @@ StepResult reportStep(Flow& f) {
     auto config = Config::load(f.a.configDir);
     const QString host = config ? config->hostname() : f.a.hostname;
     sayClientSettings(con, host);
-    con.say(QStringLiteral("\nPublish the DNS records shown above; `posternctl --config %1 dns check` tells which are still missing.").arg(f.a.configDir));
-    if (config) con.say(QStringLiteral("The daemons log to %1/mail.log (follow it with: tail -f %1/mail.log).").arg(config->logDir()));
+    con.say(
+        QStringLiteral(
+            "\nPublish the DNS records shown above; `posternctl --config %1 dns check` tells which are still missing.")
+            .arg(f.a.configDir));
+    if (config)
+        con.say(QStringLiteral("The daemons log to %1/mail.log (follow it with: tail -f %1/mail.log).")
+                    .arg(config->logDir()));
     con.say(f.allAnswer ? QStringLiteral("\nPostern is running. Press Ctrl-C to stop it.")
                         : QStringLiteral("\nSome listeners did not answer (see above). Press Ctrl-C to stop."));
     // Stay in the foreground with the supervisor; pass our stop signals on to it.

@@ -9,8 +9,6 @@
 #include "core/dns.h"
 #include "core/services.h"
 
-#include <csignal>
-#include <cstdio>
 #include <termios.h>
 #include <unistd.h>
 
@@ -30,20 +28,25 @@ bool echoOff(termios* saved) {
 
 Console::Console() : m_out(stdout), m_in(stdin) {}
 
-void Console::say(const QString& s) { m_out << s << Qt::endl; }
+void Console::say(const QString& s) {
+    m_out << s << Qt::endl;
+}
 
 void Console::sayIndented(const QString& text) {
     for (const QString& line : text.split(QLatin1Char('\n'), Qt::SkipEmptyParts)) say(QStringLiteral("  ") + line);
 }
 
 // Asks until `validate` accepts (returns empty error). Default shown in brackets.
-QString Console::ask(const QString& question, const QString& def, const std::function<QString(const QString&)>& validate, bool secret) {
+QString Console::ask(const QString& question, const QString& def,
+                     const std::function<QString(const QString&)>& validate, bool secret) {
     for (;;) {
         // Echo goes off before the prompt appears, so an answer typed right after it is neither
         // shown nor lost (serial consoles and scripted terminals answer at once).
-        termios saved {};
+        termios saved{};
         const bool quiet = secret && echoOff(&saved);
-        m_out << question << (def.isEmpty() ? QString() : QStringLiteral(" [%1]").arg(secret ? QStringLiteral("generate") : def)) << ": ";
+        m_out << question
+              << (def.isEmpty() ? QString() : QStringLiteral(" [%1]").arg(secret ? QStringLiteral("generate") : def))
+              << ": ";
         m_out.flush();
         QString line = m_in.readLine();
         if (quiet) {
@@ -60,10 +63,13 @@ QString Console::ask(const QString& question, const QString& def, const std::fun
 }
 
 bool Console::confirm(const QString& question, bool def) {
-    const QString a = ask(question + (def ? QStringLiteral(" (Y/n)") : QStringLiteral(" (y/N)")), QString(), [](const QString& v) {
-        const QString l = v.toLower();
-        return (l.isEmpty() || l == u"y" || l == u"yes" || l == u"n" || l == u"no") ? QString() : QStringLiteral("answer y or n");
-    });
+    const QString a =
+        ask(question + (def ? QStringLiteral(" (Y/n)") : QStringLiteral(" (y/N)")), QString(), [](const QString& v) {
+            const QString l = v.toLower();
+            return (l.isEmpty() || l == u"y" || l == u"yes" || l == u"n" || l == u"no")
+                       ? QString()
+                       : QStringLiteral("answer y or n");
+        });
     if (a.isEmpty()) return def;
     return a.toLower().startsWith(QLatin1Char('y'));
 }
@@ -94,7 +100,9 @@ QString validateHostPort(const QString& v) {
     const qsizetype c = v.lastIndexOf(QLatin1Char(':'));
     bool ok = false;
     const uint port = c > 0 ? v.mid(c + 1).toUInt(&ok) : 0;
-    return c > 0 && ok && port > 0 && port < 65536 ? QString() : QStringLiteral("write it as HOST:PORT, e.g. smtp.provider.net:587");
+    return c > 0 && ok && port > 0 && port < 65536
+               ? QString()
+               : QStringLiteral("write it as HOST:PORT, e.g. smtp.provider.net:587");
 }
 
 // ---- detect
@@ -109,8 +117,11 @@ StepResult detectStep(Flow& f) {
     con.say(QStringLiteral("  host name: %1").arg(f.env.fqdn));
     for (const InterfaceAddress& i : f.env.addresses)
         con.say(QStringLiteral("  %1 %2 (%3)").arg(i.interface, -8).arg(i.address.toString()).arg(toString(i.kind)));
-    if (f.env.behindNat()) con.say(QStringLiteral("  No public address on this machine: it is behind NAT (or in a container)."));
-    con.say(QStringLiteral("  resolvers: %1").arg(f.env.resolvers.isEmpty() ? QStringLiteral("none found") : f.env.resolvers.join(QStringLiteral(", "))));
+    if (f.env.behindNat())
+        con.say(QStringLiteral("  No public address on this machine: it is behind NAT (or in a container)."));
+    con.say(QStringLiteral("  resolvers: %1")
+                .arg(f.env.resolvers.isEmpty() ? QStringLiteral("none found")
+                                               : f.env.resolvers.join(QStringLiteral(", "))));
 
     // Defaults from an existing configuration: re-running keeps what is there.
     auto existing = Config::load(f.a.configDir);
@@ -119,7 +130,8 @@ StepResult detectStep(Flow& f) {
         if (f.a.domain.isEmpty()) f.a.domain = existing->value(QStringLiteral("primary_domain"));
         if (f.a.hostname.isEmpty()) f.a.hostname = existing->value(QStringLiteral("hostname"));
         if (f.a.admin.isEmpty()) f.a.admin = existing->value(QStringLiteral("admin_address"));
-        con.say(QStringLiteral("\nThis system is already configured for %1; existing keys and passwords are kept.").arg(f.a.domain));
+        con.say(QStringLiteral("\nThis system is already configured for %1; existing keys and passwords are kept.")
+                    .arg(f.a.domain));
     }
     return std::nullopt;
 }
@@ -130,27 +142,40 @@ void askInteractively(Flow& f) {
     Console& con = f.con;
     Answers& a = f.a;
     con.say(QStringLiteral("\n== A few questions (Enter takes the value in brackets)"));
-    a.domain = con.ask(QStringLiteral("Mail domain (the part after @)"), a.domain.isEmpty() ? QStringLiteral("example.org") : a.domain, validateDomain);
+    a.domain = con.ask(QStringLiteral("Mail domain (the part after @)"),
+                       a.domain.isEmpty() ? QStringLiteral("example.org") : a.domain, validateDomain);
     a.domain = *normalizeDomain(a.domain);
-    a.hostname = con.ask(QStringLiteral("Mail host name"), a.hostname.isEmpty() ? QStringLiteral("mail.") + a.domain : a.hostname, [](const QString& v) {
-        auto d = normalizeDomain(v);
-        return d ? QString() : d.errorMessage();
-    });
-    a.user = con.ask(QStringLiteral("First user's address"), a.user.isEmpty() ? QStringLiteral("you@") + a.domain : a.user, [&a](const QString& v) {
-        const QString err = validateAddress(v);
-        if (!err.isEmpty()) return err;
-        return normalizeAddress(v)->endsWith(QLatin1Char('@') + a.domain) ? QString() : QStringLiteral("the first user must be in %1").arg(a.domain);
-    });
-    const QString pw = con.ask(QStringLiteral("Password for %1 (Enter: generate one)").arg(a.user), QStringLiteral("-"),
-                               [](const QString& v) { return v == u"-" || v.size() >= 8 ? QString() : QStringLiteral("use at least 8 characters"); }, true);
+    a.hostname = con.ask(QStringLiteral("Mail host name"),
+                         a.hostname.isEmpty() ? QStringLiteral("mail.") + a.domain : a.hostname, [](const QString& v) {
+                             auto d = normalizeDomain(v);
+                             return d ? QString() : d.errorMessage();
+                         });
+    a.user = con.ask(QStringLiteral("First user's address"),
+                     a.user.isEmpty() ? QStringLiteral("you@") + a.domain : a.user, [&a](const QString& v) {
+                         const QString err = validateAddress(v);
+                         if (!err.isEmpty()) return err;
+                         return normalizeAddress(v)->endsWith(QLatin1Char('@') + a.domain)
+                                    ? QString()
+                                    : QStringLiteral("the first user must be in %1").arg(a.domain);
+                     });
+    const QString pw = con.ask(
+        QStringLiteral("Password for %1 (Enter: generate one)").arg(a.user), QStringLiteral("-"),
+        [](const QString& v) {
+            return v == u"-" || v.size() >= 8 ? QString() : QStringLiteral("use at least 8 characters");
+        },
+        true);
     a.generatePassword = pw == u"-";
     if (!a.generatePassword) a.password = pw;
-    a.admin = con.ask(QStringLiteral("Where should postmaster@ and abuse@ go"), a.admin.isEmpty() ? a.user : a.admin, validateAddress);
+    a.admin = con.ask(QStringLiteral("Where should postmaster@ and abuse@ go"), a.admin.isEmpty() ? a.user : a.admin,
+                      validateAddress);
     if (f.env.behindNat() && a.publicAddresses.isEmpty()) {
-        const QString ip = con.ask(QStringLiteral("Public IP address of this server (behind NAT; Enter to skip)"), QStringLiteral("-"), [](const QString& v) {
-            return v == u"-" || QHostAddress(v).protocol() != QAbstractSocket::UnknownNetworkLayerProtocol ? QString()
-                                                                                                     : QStringLiteral("that is not an IP address");
-        });
+        const QString ip =
+            con.ask(QStringLiteral("Public IP address of this server (behind NAT; Enter to skip)"), QStringLiteral("-"),
+                    [](const QString& v) {
+                        return v == u"-" || QHostAddress(v).protocol() != QAbstractSocket::UnknownNetworkLayerProtocol
+                                   ? QString()
+                                   : QStringLiteral("that is not an IP address");
+                    });
         if (ip != u"-") a.publicAddresses << QHostAddress(ip);
     }
 }
@@ -163,12 +188,15 @@ StepResult takeGivenAnswers(Flow& f) {
         a.domain = QStringLiteral("example.test");
         if (a.user.isEmpty()) a.user = QStringLiteral("demo@example.test");
         if (a.password.isEmpty()) a.generatePassword = true;
-        if (a.bind == QHostAddress(QHostAddress::Any) && !f.opt.bindGiven) a.bind = QHostAddress(QHostAddress::LocalHost);
-        f.con.say(QStringLiteral("\nNo answers given: setting up the demo (domain example.test on %1).").arg(a.bind.toString()));
+        if (a.bind == QHostAddress(QHostAddress::Any) && !f.opt.bindGiven)
+            a.bind = QHostAddress(QHostAddress::LocalHost);
+        f.con.say(QStringLiteral("\nNo answers given: setting up the demo (domain example.test on %1).")
+                      .arg(a.bind.toString()));
     }
     auto d = normalizeDomain(a.domain);
     if (!d || !d->contains(QLatin1Char('.'))) {
-        f.con.say(QStringLiteral("postern-wizard: invalid --domain '%1'%2").arg(a.domain, d ? QString() : QStringLiteral(": ") + d.errorMessage()));
+        f.con.say(QStringLiteral("postern-wizard: invalid --domain '%1'%2")
+                      .arg(a.domain, d ? QString() : QStringLiteral(": ") + d.errorMessage()));
         return 2;
     }
     a.domain = *d;
@@ -222,18 +250,23 @@ void offerSmarthost(Flow& f, const Finding& out25) {
     Console& con = f.con;
     Answers& a = f.a;
     con.say(QStringLiteral("  Outbound port 25 seems blocked: %1").arg(out25.observed));
-    a.smarthost = con.ask(QStringLiteral("Smarthost for outgoing mail, HOST:PORT (587 STARTTLS or 465 TLS; empty: none)"), QString(), validateHostPort);
+    a.smarthost =
+        con.ask(QStringLiteral("Smarthost for outgoing mail, HOST:PORT (587 STARTTLS or 465 TLS; empty: none)"),
+                QString(), validateHostPort);
     if (a.smarthost.isEmpty()) return;
-    a.smarthostUser = con.ask(QStringLiteral("Smarthost login (empty: no login)"), QString(), [](const QString&) { return QString(); });
+    a.smarthostUser = con.ask(QStringLiteral("Smarthost login (empty: no login)"), QString(),
+                              [](const QString&) { return QString(); });
     if (!a.smarthostUser.isEmpty())
-        a.smarthostPassword = con.ask(QStringLiteral("Smarthost password"), QString(),
-                                      [](const QString& v) { return v.isEmpty() ? QStringLiteral("enter the password") : QString(); }, true);
+        a.smarthostPassword = con.ask(
+            QStringLiteral("Smarthost password"), QString(),
+            [](const QString& v) { return v.isEmpty() ? QStringLiteral("enter the password") : QString(); }, true);
 }
 
 void checkDns(Flow& f) {
     const Answers& a = f.a;
     if (isReservedDomain(a.domain)) {
-        f.con.say(QStringLiteral("  (DNS checks skipped: %1 is a reserved name that never resolves publicly)").arg(a.domain));
+        f.con.say(
+            QStringLiteral("  (DNS checks skipped: %1 is a reserved name that never resolves publicly)").arg(a.domain));
         return;
     }
     QList<DnsServer> servers;
@@ -257,10 +290,12 @@ StepResult checkStep(Flow& f) {
     checkPorts(f);
     if (!f.opt.skipNetworkChecks) {
         const qsizetype colon = f.opt.outboundProbe.lastIndexOf(QLatin1Char(':'));
-        const Finding out25 = checkOutbound25(f.opt.outboundProbe.left(colon), quint16(f.opt.outboundProbe.mid(colon + 1).toUInt()), 3000);
+        const Finding out25 = checkOutbound25(f.opt.outboundProbe.left(colon),
+                                              quint16(f.opt.outboundProbe.mid(colon + 1).toUInt()), 3000);
         f.findings << out25;
         // Only a port that is really blocked calls for a smarthost; failed name resolution does not.
-        if (out25.id == u"outbound25" && out25.severity != Severity::Ok && f.opt.interactive && f.a.smarthost.isEmpty()) offerSmarthost(f, out25);
+        if (out25.id == u"outbound25" && out25.severity != Severity::Ok && f.opt.interactive && f.a.smarthost.isEmpty())
+            offerSmarthost(f, out25);
         checkDns(f);
     }
     bool problems = false;
@@ -269,7 +304,9 @@ StepResult checkStep(Flow& f) {
         if (!finding.remedy.isEmpty()) con.say(QStringLiteral("            -> %1").arg(finding.remedy));
         if (finding.severity == Severity::Problem) problems = true;
     }
-    if (problems && f.opt.interactive && !con.confirm(QStringLiteral("There are problems (see above). Continue anyway?"), true)) return 1;
+    if (problems && f.opt.interactive &&
+        !con.confirm(QStringLiteral("There are problems (see above). Continue anyway?"), true))
+        return 1;
     return std::nullopt;
 }
 
@@ -292,12 +329,14 @@ StepResult writeStep(Flow& f) {
     con.say(QStringLiteral("\n== Written"));
     con.say(QStringLiteral("  configuration, accounts, TLS certificate and DKIM keys in %1").arg(a.configDir));
     if (!report->generatedPassword.isEmpty())
-        con.say(QStringLiteral("  password of %1: %2   (shown once; note it now)").arg(a.user, report->generatedPassword));
+        con.say(
+            QStringLiteral("  password of %1: %2   (shown once; note it now)").arg(a.user, report->generatedPassword));
     for (const QString& n : std::as_const(report->notes)) con.say(QStringLiteral("  note: ") + n);
 
     con.say(QStringLiteral("\n== DNS records to publish\n"));
     con.say(report->recordsTable);
-    con.say(QStringLiteral("The same records as a zone file, CSV and JSON: %1/dns-records.{zone,csv,json}").arg(a.configDir));
+    con.say(QStringLiteral("The same records as a zone file, CSV and JSON: %1/dns-records.{zone,csv,json}")
+                .arg(a.configDir));
     con.say(QStringLiteral("Check them once published: posternctl --config %1 dns check").arg(a.configDir));
     return std::nullopt;
 }
@@ -305,15 +344,17 @@ StepResult writeStep(Flow& f) {
 // ---- firewall
 
 // Opens the ports the plan opens, and says what the rules look like afterwards.
-void applyFirewallPlan(Flow& f, const firewall::Setup& setup, const firewall::Plan& plan, const firewall::Runner& runner) {
+void applyFirewallPlan(Flow& f, const firewall::Setup& setup, const firewall::Plan& plan,
+                       const firewall::Runner& runner) {
     Console& con = f.con;
     const firewall::ApplyOutcome applied = firewall::applyPlan(setup, plan, runner);
     for (const QString& line : applied.log) con.say(QStringLiteral("  ") + line);
     if (!applied.status) con.say(QStringLiteral("  error: %1").arg(applied.status.errorMessage()));
     con.say(QStringLiteral("  After:"));
     con.sayIndented(firewall::renderStatus(applied.after));
-    con.say(applied.status && applied.after.allOpen() ? QStringLiteral("  Firewall: the mail ports are open now (undo: postern-firewall remove).")
-                                                       : QStringLiteral("  Firewall: not every port could be opened; see above."));
+    con.say(applied.status && applied.after.allOpen()
+                ? QStringLiteral("  Firewall: the mail ports are open now (undo: postern-firewall remove).")
+                : QStringLiteral("  Firewall: not every port could be opened; see above."));
 }
 
 // The firewall library decides: which backends filter, whether each configured port gets
@@ -345,9 +386,12 @@ StepResult firewallStep(Flow& f) {
         con.say(QStringLiteral("  Changing the packet filter needs root: run `%1` as root.").arg(later));
         return std::nullopt;
     }
-    const bool apply = f.opt.interactive ? con.confirm(QStringLiteral("Apply these firewall changes now?"), false) : f.opt.applyFirewall;
-    if (apply) applyFirewallPlan(f, *setup, plan, runner);
-    else con.say(QStringLiteral("  Not changed. Later: %1").arg(later));
+    const bool apply = f.opt.interactive ? con.confirm(QStringLiteral("Apply these firewall changes now?"), false)
+                                         : f.opt.applyFirewall;
+    if (apply)
+        applyFirewallPlan(f, *setup, plan, runner);
+    else
+        con.say(QStringLiteral("  Not changed. Later: %1").arg(later));
     return std::nullopt;
 }
 
@@ -358,7 +402,7 @@ struct Step {
 
 // The flow, in order (wizard.h says what each step does).
 const Step kSteps[] = {
-    {"detect", detectStep}, {"ask", askStep},       {"check", checkStep},   {"write", writeStep},
+    {"detect", detectStep},     {"ask", askStep},       {"check", checkStep},   {"write", writeStep},
     {"firewall", firewallStep}, {"launch", launchStep}, {"verify", verifyStep}, {"report", reportStep},
 };
 

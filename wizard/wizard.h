@@ -41,10 +41,10 @@ struct WizardOptions {
     bool interactive = false;
     bool launch = true;
     bool bindGiven = false;
-    bool pickFreePorts = false;      // demo/tests: take the next free port instead of failing
+    bool pickFreePorts = false;  // demo/tests: take the next free port instead of failing
     bool skipNetworkChecks = false;
-    bool applyFirewall = false;      // non-interactive: open the configured ports in the host firewall
-    bool skipFirewall = false;       // do not read or change the firewall at all (tests, containers)
+    bool applyFirewall = false;  // non-interactive: open the configured ports in the host firewall
+    bool skipFirewall = false;   // do not read or change the firewall at all (tests, containers)
     QString outboundProbe = QStringLiteral("gmail-smtp-in.l.google.com:25");
     QStringList blocklists = {QStringLiteral("zen.spamhaus.org"), QStringLiteral("bl.spamcop.net")};
     QString supervisorPath;

@@ -28,7 +28,8 @@ public:
     Console();
     void say(const QString& s);
     void sayIndented(const QString& text);  // every non-empty line of text, indented by two spaces
-    QString ask(const QString& question, const QString& def, const std::function<QString(const QString&)>& validate, bool secret = false);
+    QString ask(const QString& question, const QString& def, const std::function<QString(const QString&)>& validate,
+                bool secret = false);
     bool confirm(const QString& question, bool def);
 
 private:
@@ -44,11 +45,11 @@ struct Flow {
     Answers a;
     bool root = false;
     Environment env;
-    bool configured = false;     // an existing configuration with primary_domain
+    bool configured = false;  // an existing configuration with primary_domain
     QList<Finding> findings;
     std::shared_ptr<Launched> launched;  // launch: the supervisor, until the run ends
-    QJsonObject ready;           // launch: the supervisor's ready file
-    bool allAnswer = true;       // verify: every listener greeted
+    QJsonObject ready;                   // launch: the supervisor's ready file
+    bool allAnswer = true;               // verify: every listener greeted
 };
 
 using StepResult = std::optional<int>;

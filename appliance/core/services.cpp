@@ -11,9 +11,12 @@ using L = ListenerMode;
 using P = Protocol;
 using C = ClientRole;
 
-QString s(const char* text) { return QString::fromUtf8(text); }
+QString s(const char* text) {
+    return QString::fromUtf8(text);
+}
 
 // The table. One row per listener; the comment in services.h says who reads which column.
+// clang-format off
 QList<ListenerInfo> makeListenerTable() {
     const QString smtpd = s("postern-smtpd"), imapd = s("postern-imapd"), pop3d = s("postern-pop3d"), webd = s("postern-webd");
     return {
@@ -38,6 +41,7 @@ QList<ListenerInfo> makeListenerTable() {
          s("HTTPS: MTA-STS policy, autoconfig, autodiscover, health, metrics"), {}},
     };
 }
+// clang-format on
 
 // The programs the supervisor starts, in this order.
 QList<ServiceInfo> makeServiceTable() {
@@ -45,8 +49,10 @@ QList<ServiceInfo> makeServiceTable() {
         {s("postern-smtpd"), s("Postern SMTP daemon: MX (smtp.listen), submission, submissions."), false},
         {s("postern-imapd"), s("Postern IMAP daemon: imap.listen (STARTTLS) and imaps.listen (implicit TLS)."), false},
         {s("postern-pop3d"), s("Postern POP3 daemon: pop3.listen (STLS) and pop3s.listen (implicit TLS)."), false},
-        {s("postern-queued"), s("Postern queue runner: delivers queued mail to other domains' MX hosts or the smarthost."), true},
-        {s("postern-webd"), s("Postern web services: MTA-STS policy, client autoconfig, ACME challenges, health, metrics."), false},
+        {s("postern-queued"),
+         s("Postern queue runner: delivers queued mail to other domains' MX hosts or the smarthost."), true},
+        {s("postern-webd"),
+         s("Postern web services: MTA-STS policy, client autoconfig, ACME challenges, health, metrics."), false},
     };
 }
 
@@ -54,10 +60,14 @@ QList<ServiceInfo> makeServiceTable() {
 
 QString toString(Protocol p) {
     switch (p) {
-        case Protocol::Smtp: return QStringLiteral("smtp");
-        case Protocol::Imap: return QStringLiteral("imap");
-        case Protocol::Pop3: return QStringLiteral("pop3");
-        case Protocol::Http: return QStringLiteral("http");
+        case Protocol::Smtp:
+            return QStringLiteral("smtp");
+        case Protocol::Imap:
+            return QStringLiteral("imap");
+        case Protocol::Pop3:
+            return QStringLiteral("pop3");
+        case Protocol::Http:
+            return QStringLiteral("http");
     }
     return {};
 }
@@ -78,9 +88,13 @@ const ListenerInfo* findListener(const QString& name) {
     return nullptr;
 }
 
-QString listenerName(ListenerMode mode) { return listenerInfo(mode).name; }
+QString listenerName(ListenerMode mode) {
+    return listenerInfo(mode).name;
+}
 
-bool isImplicitTls(ListenerMode mode) { return listenerInfo(mode).implicitTls; }
+bool isImplicitTls(ListenerMode mode) {
+    return listenerInfo(mode).implicitTls;
+}
 
 QStringList listenerNames() {
     QStringList out;

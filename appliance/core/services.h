@@ -52,26 +52,26 @@ enum class ClientRole { None, Incoming, Outgoing };
 
 struct ListenerInfo {
     ListenerMode mode;
-    QString name;            // "smtp", "submission", ... (see the file comment)
+    QString name;  // "smtp", "submission", ... (see the file comment)
     Protocol protocol;
-    quint16 standardPort;    // the default of <name>.listen ("*:25")
-    quint16 demoPort;        // what the wizard binds when it does not run as root (2525)
-    bool implicitTls;        // TLS from the first byte (465, 993, 995, 443); else plain/STARTTLS
-    QString program;         // the daemon that binds it ("postern-smtpd")
+    quint16 standardPort;  // the default of <name>.listen ("*:25")
+    quint16 demoPort;      // what the wizard binds when it does not run as root (2525)
+    bool implicitTls;      // TLS from the first byte (465, 993, 995, 443); else plain/STARTTLS
+    QString program;       // the daemon that binds it ("postern-smtpd")
     ClientRole client;
-    QString srvService;      // RFC 6186/8314 SRV owner name ("_submissions._tcp"); empty: none
-    int srvPriority;         // its priority (implicit TLS lower = preferred); -1 without SRV
-    QString title;           // for people: "submission with TLS" (DNS sheet, client settings)
-    QString doc;             // the setting's one-line documentation
-    QStringList aliases;     // further IANA service names of standardPort ("smtps", "imap2")
+    QString srvService;   // RFC 6186/8314 SRV owner name ("_submissions._tcp"); empty: none
+    int srvPriority;      // its priority (implicit TLS lower = preferred); -1 without SRV
+    QString title;        // for people: "submission with TLS" (DNS sheet, client settings)
+    QString doc;          // the setting's one-line documentation
+    QStringList aliases;  // further IANA service names of standardPort ("smtps", "imap2")
 
     QString settingKey() const { return name + QStringLiteral(".listen"); }
 };
 
 struct ServiceInfo {
-    QString program;         // "postern-smtpd"
-    QString description;     // one line for --help
-    bool withoutListeners;   // runs even when it serves no listener (the queue runner)
+    QString program;        // "postern-smtpd"
+    QString description;    // one line for --help
+    bool withoutListeners;  // runs even when it serves no listener (the queue runner)
 };
 
 const QList<ListenerInfo>& listeners();

@@ -24,15 +24,32 @@ int runFirewall(CtlContext& ctx, firewall::Action action) {
 void addFirewallCommands(QList<Command>& out) {
     const QString fw = QStringLiteral("firewall");
     const QStringList json{QStringLiteral("json")};
-    out << Command{{fw, QStringLiteral("status")}, QStringLiteral("[--json] [--captured DIR]"),
+    out << Command{{fw, QStringLiteral("status")},
+                   QStringLiteral("[--json] [--captured DIR]"),
                    QStringLiteral("whether each mail port gets through the host firewall, and which rule decides"),
-                   {QStringLiteral("captured")}, json, [](CtlContext& c) { return runFirewall(c, firewall::Action::Status); }};
-    out << Command{{fw, QStringLiteral("plan")}, QStringLiteral("[--json] [--captured DIR]"), QStringLiteral("the commands that would open the mail ports"),
-                   {QStringLiteral("captured")}, json, [](CtlContext& c) { return runFirewall(c, firewall::Action::Plan); }};
-    out << Command{{fw, QStringLiteral("apply")}, QStringLiteral("[--json]"), QStringLiteral("open the mail ports"), {}, json,
-                   [](CtlContext& c) { return runFirewall(c, firewall::Action::Apply); }, true};
-    out << Command{{fw, QStringLiteral("remove")}, QStringLiteral("[--json] [--dry-run]"), QStringLiteral("remove what apply added"), {},
-                   {QStringLiteral("json"), QStringLiteral("dry-run")}, [](CtlContext& c) { return runFirewall(c, firewall::Action::Remove); }, true};
+                   {QStringLiteral("captured")},
+                   json,
+                   [](CtlContext& c) { return runFirewall(c, firewall::Action::Status); }};
+    out << Command{{fw, QStringLiteral("plan")},
+                   QStringLiteral("[--json] [--captured DIR]"),
+                   QStringLiteral("the commands that would open the mail ports"),
+                   {QStringLiteral("captured")},
+                   json,
+                   [](CtlContext& c) { return runFirewall(c, firewall::Action::Plan); }};
+    out << Command{{fw, QStringLiteral("apply")},
+                   QStringLiteral("[--json]"),
+                   QStringLiteral("open the mail ports"),
+                   {},
+                   json,
+                   [](CtlContext& c) { return runFirewall(c, firewall::Action::Apply); },
+                   true};
+    out << Command{{fw, QStringLiteral("remove")},
+                   QStringLiteral("[--json] [--dry-run]"),
+                   QStringLiteral("remove what apply added"),
+                   {},
+                   {QStringLiteral("json"), QStringLiteral("dry-run")},
+                   [](CtlContext& c) { return runFirewall(c, firewall::Action::Remove); },
+                   true};
 }
 
 }  // namespace postern::ctl

@@ -8,17 +8,17 @@
 
 #include "core/accounts.h"
 #include "core/log.h"
-#include "core/stats.h"
 #include "core/process.h"
 #include "core/services.h"
+#include "core/stats.h"
 
 #include <QCoreApplication>
 #include <QFile>
-#include <QTimer>
 #include <QTextStream>
-#include <unistd.h>
+#include <QTimer>
 
 #include <optional>
+#include <unistd.h>
 
 namespace postern {
 
@@ -44,7 +44,8 @@ std::optional<int> handleArguments(const QStringList& args, const DaemonSpec& sp
         const QString& a = args.at(i);
         if (a == u"--help" || a == u"-h") {
             const ServiceInfo* service = findService(spec.program);
-            QTextStream(stdout) << "usage: " << spec.program << " [--config DIR]\n" << (service ? service->description : QString()) << "\n";
+            QTextStream(stdout) << "usage: " << spec.program << " [--config DIR]\n"
+                                << (service ? service->description : QString()) << "\n";
             return 0;
         }
         if (a == u"--version") {
@@ -105,7 +106,8 @@ Status becomeDaemonUser(const Config& config, const DaemonSpec& spec) {
 }
 
 // SIGHUP: re-read the configuration; an invalid one is refused and the old one stays.
-void reloadConfiguration(const QString& configDir, Config& config, const DaemonSpec& spec, DaemonServer* srv, WorkerPool* workers) {
+void reloadConfiguration(const QString& configDir, Config& config, const DaemonSpec& spec, DaemonServer* srv,
+                         WorkerPool* workers) {
     auto fresh = Config::load(configDir);
     if (!fresh) {
         log::error(u"reload.refused", log::Fields().add("error", fresh.errorMessage()));
@@ -128,17 +130,21 @@ void reloadConfiguration(const QString& configDir, Config& config, const DaemonS
 
 // Step 6: more processes on the same sockets (workers.h) when spec.processesSetting asks for
 // them; limits are then counted in a shared file. Null when this process is the only one.
-Result<std::unique_ptr<WorkerPool>> startWorkers(const Config& config, const DaemonSpec& spec, const WorkerRole& role, DaemonServer& server,
-                                                 const QStringList& args) {
-    const int processes = spec.processesSetting.isEmpty() ? 1 : resolveProcessCount(config.integer(spec.processesSetting), SharedCounters::kColumns);
+Result<std::unique_ptr<WorkerPool>> startWorkers(const Config& config, const DaemonSpec& spec, const WorkerRole& role,
+                                                 DaemonServer& server, const QStringList& args) {
+    const int processes = spec.processesSetting.isEmpty()
+                              ? 1
+                              : resolveProcessCount(config.integer(spec.processesSetting), SharedCounters::kColumns);
     std::unique_ptr<WorkerPool> workers;
     if (processes > 1 || role.isWorker()) {
         const QString countsPath = config.runDir() + QLatin1Char('/') + spec.program + QStringLiteral(".counts");
         if (auto st = SharedCounters::process().open(countsPath, role.index, !role.isWorker()); !st) return st.error();
     }
     if (!role.isWorker() && processes > 1) {
-        workers = std::make_unique<WorkerPool>(QCoreApplication::applicationFilePath(), args.mid(1), server.listenerDescriptors(), processes);
-        if (auto st = workers->start(); !st) log::error(u"workers.failed", log::Fields().add("error", st.errorMessage()));
+        workers = std::make_unique<WorkerPool>(QCoreApplication::applicationFilePath(), args.mid(1),
+                                               server.listenerDescriptors(), processes);
+        if (auto st = workers->start(); !st)
+            log::error(u"workers.failed", log::Fields().add("error", st.errorMessage()));
     }
     return workers;
 }
@@ -192,13 +198,15 @@ int runDaemon(int argc, char** argv, const DaemonSpec& spec) {
         if (auto st = writeReadyFile(config, spec.program, (*server)->listenerAddresses()); !st)
             log::warn(u"ready_file.failed", log::Fields().add("error", st.errorMessage()));
     }
-    log::info(u"ready", log::Fields().add("version", POSTERN_VERSION).add("config", configDir).add("process", role->index));
+    log::info(u"ready",
+              log::Fields().add("version", POSTERN_VERSION).add("config", configDir).add("process", role->index));
 
     DaemonServer* srv = *server;
     // Counters for /metrics: <run_dir>/<program>.stats (a worker's: <program>.worker<N>.stats),
     // rewritten every 5 s (and at exit).
-    const QString statsPath = config.runDir() + QLatin1Char('/') + spec.program +
-                              (role->isWorker() ? QStringLiteral(".worker%1.stats").arg(role->index) : QStringLiteral(".stats"));
+    const QString statsPath =
+        config.runDir() + QLatin1Char('/') + spec.program +
+        (role->isWorker() ? QStringLiteral(".worker%1.stats").arg(role->index) : QStringLiteral(".stats"));
     QTimer statsTimer;
     statsTimer.setInterval(5000);
     QObject::connect(&statsTimer, &QTimer::timeout, &app, [&] { (void)stats::writeFile(statsPath, spec.program); });

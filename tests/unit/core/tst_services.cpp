@@ -25,16 +25,33 @@ private Q_SLOTS:
         QTest::addColumn<QString>("srv");
         QTest::addColumn<int>("srvPriority");
         using M = ListenerMode;
-        QTest::newRow("smtp") << int(M::Mx) << "smtp" << "smtp" << 25 << 2525 << false << "postern-smtpd" << "" << -1;
-        QTest::newRow("submission") << int(M::Submission) << "submission" << "smtp" << 587 << 2587 << false << "postern-smtpd" << "_submission._tcp" << 5;
-        QTest::newRow("submissions") << int(M::Submissions) << "submissions" << "smtp" << 465 << 2465 << true << "postern-smtpd" << "_submissions._tcp"
-                                     << 0;
-        QTest::newRow("imap") << int(M::Imap) << "imap" << "imap" << 143 << 2143 << false << "postern-imapd" << "_imap._tcp" << 5;
-        QTest::newRow("imaps") << int(M::Imaps) << "imaps" << "imap" << 993 << 2993 << true << "postern-imapd" << "_imaps._tcp" << 0;
-        QTest::newRow("pop3") << int(M::Pop3) << "pop3" << "pop3" << 110 << 2110 << false << "postern-pop3d" << "_pop3._tcp" << 15;
-        QTest::newRow("pop3s") << int(M::Pop3s) << "pop3s" << "pop3" << 995 << 2995 << true << "postern-pop3d" << "_pop3s._tcp" << 10;
-        QTest::newRow("http") << int(M::Http) << "http" << "http" << 80 << 8080 << false << "postern-webd" << "" << -1;
-        QTest::newRow("https") << int(M::Https) << "https" << "http" << 443 << 8443 << true << "postern-webd" << "" << -1;
+        QTest::newRow("smtp") << int(M::Mx) << "smtp"
+                              << "smtp" << 25 << 2525 << false << "postern-smtpd"
+                              << "" << -1;
+        QTest::newRow("submission") << int(M::Submission) << "submission"
+                                    << "smtp" << 587 << 2587 << false << "postern-smtpd"
+                                    << "_submission._tcp" << 5;
+        QTest::newRow("submissions") << int(M::Submissions) << "submissions"
+                                     << "smtp" << 465 << 2465 << true << "postern-smtpd"
+                                     << "_submissions._tcp" << 0;
+        QTest::newRow("imap") << int(M::Imap) << "imap"
+                              << "imap" << 143 << 2143 << false << "postern-imapd"
+                              << "_imap._tcp" << 5;
+        QTest::newRow("imaps") << int(M::Imaps) << "imaps"
+                               << "imap" << 993 << 2993 << true << "postern-imapd"
+                               << "_imaps._tcp" << 0;
+        QTest::newRow("pop3") << int(M::Pop3) << "pop3"
+                              << "pop3" << 110 << 2110 << false << "postern-pop3d"
+                              << "_pop3._tcp" << 15;
+        QTest::newRow("pop3s") << int(M::Pop3s) << "pop3s"
+                               << "pop3" << 995 << 2995 << true << "postern-pop3d"
+                               << "_pop3s._tcp" << 10;
+        QTest::newRow("http") << int(M::Http) << "http"
+                              << "http" << 80 << 8080 << false << "postern-webd"
+                              << "" << -1;
+        QTest::newRow("https") << int(M::Https) << "https"
+                               << "http" << 443 << 8443 << true << "postern-webd"
+                               << "" << -1;
     }
     void rows() {
         QFETCH(int, mode);
@@ -79,7 +96,8 @@ private Q_SLOTS:
             QVERIFY2(findService(l.program), qPrintable(l.program));  // the supervisor starts it
             QCOMPARE(l.srvService.isEmpty(), l.srvPriority < 0);
         }
-        QCOMPARE(listenerNames(), QStringList({"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http", "https"}));
+        QCOMPARE(listenerNames(),
+                 QStringList({"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http", "https"}));
         for (const ServiceInfo& s : services()) {
             // A program without listeners must say it runs anyway, or it would never start.
             QCOMPARE(listenersOf(s.program).isEmpty(), s.withoutListeners);
@@ -87,7 +105,8 @@ private Q_SLOTS:
         }
         QStringList programs;
         for (const ServiceInfo& s : services()) programs << s.program;
-        QCOMPARE(programs, QStringList({"postern-smtpd", "postern-imapd", "postern-pop3d", "postern-queued", "postern-webd"}));
+        QCOMPARE(programs,
+                 QStringList({"postern-smtpd", "postern-imapd", "postern-pop3d", "postern-queued", "postern-webd"}));
         QCOMPARE(findListener(QStringLiteral("nope")), nullptr);
         QCOMPARE(findService(QStringLiteral("postern-nope")), nullptr);
     }
@@ -130,7 +149,8 @@ private Q_SLOTS:
         }
         QCOMPARE(keys, expected);
         const Config defaults;
-        for (const ListenerInfo& l : listeners()) QCOMPARE(defaults.listeners(l.settingKey()).value(0).port, l.standardPort);
+        for (const ListenerInfo& l : listeners())
+            QCOMPARE(defaults.listeners(l.settingKey()).value(0).port, l.standardPort);
     }
 };
 

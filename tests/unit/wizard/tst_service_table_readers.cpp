@@ -46,20 +46,26 @@ private Q_SLOTS:
     }
 
     void wizardSteps() {
-        QCOMPARE(wizard::wizardSteps(), QStringList({"detect", "ask", "check", "write", "firewall", "launch", "verify", "report"}));
+        QCOMPARE(wizard::wizardSteps(),
+                 QStringList({"detect", "ask", "check", "write", "firewall", "launch", "verify", "report"}));
     }
 
     void srvRecords_data() {
         QTest::addColumn<QList<int>>("notOffered");
         QTest::addColumn<QStringList>("expected");  // "name prio value"
-        QTest::newRow("all offered") << QList<int>{}
-                                     << QStringList{"_submissions._tcp 0 1 465 mail.example.org.", "_submission._tcp 5 1 587 mail.example.org.",
-                                                    "_imaps._tcp 0 1 993 mail.example.org.",       "_imap._tcp 5 1 143 mail.example.org.",
-                                                    "_pop3s._tcp 10 1 995 mail.example.org.",      "_pop3._tcp 15 1 110 mail.example.org."};
+        QTest::newRow("all offered") << QList<int>{} << QStringList{"_submissions._tcp 0 1 465 mail.example.org.",
+                                                                    "_submission._tcp 5 1 587 mail.example.org.",
+                                                                    "_imaps._tcp 0 1 993 mail.example.org.",
+                                                                    "_imap._tcp 5 1 143 mail.example.org.",
+                                                                    "_pop3s._tcp 10 1 995 mail.example.org.",
+                                                                    "_pop3._tcp 15 1 110 mail.example.org."};
         QTest::newRow("no pop3") << QList<int>{int(ListenerMode::Pop3), int(ListenerMode::Pop3s)}
-                                 << QStringList{"_submissions._tcp 0 1 465 mail.example.org.", "_submission._tcp 5 1 587 mail.example.org.",
-                                                "_imaps._tcp 0 1 993 mail.example.org.",       "_imap._tcp 5 1 143 mail.example.org.",
-                                                "_pop3s._tcp 0 0 0 .",                        "_pop3._tcp 0 0 0 ."};
+                                 << QStringList{"_submissions._tcp 0 1 465 mail.example.org.",
+                                                "_submission._tcp 5 1 587 mail.example.org.",
+                                                "_imaps._tcp 0 1 993 mail.example.org.",
+                                                "_imap._tcp 5 1 143 mail.example.org.",
+                                                "_pop3s._tcp 0 0 0 .",
+                                                "_pop3._tcp 0 0 0 ."};
     }
     void srvRecords() {
         QFETCH(QList<int>, notOffered);
@@ -71,7 +77,8 @@ private Q_SLOTS:
         for (const int m : notOffered) f.notOffered << ListenerMode(m);
         QStringList srv;
         for (const records::Record& r : records::buildRecords(f))
-            if (r.type == u"SRV" && r.name != u"_autodiscover._tcp") srv << QStringLiteral("%1 %2 %3").arg(r.name).arg(r.priority).arg(r.value);
+            if (r.type == u"SRV" && r.name != u"_autodiscover._tcp")
+                srv << QStringLiteral("%1 %2 %3").arg(r.name).arg(r.priority).arg(r.value);
         QCOMPARE(srv, expected);
     }
 
@@ -97,8 +104,10 @@ private Q_SLOTS:
         // A disabled listener and port 0 are left out; every other row is read from its key.
         const Config c = configWith("smtp.listen = 127.0.0.2:2525\nsubmission.listen =\nimap.listen = *:0\n");
         QStringList seen;
-        for (const firewall::ConfiguredPort& p : firewall::configuredPorts(c)) seen << QStringLiteral("%1:%2").arg(p.service).arg(p.port);
-        QCOMPARE(seen, QStringList({"smtp:2525", "submissions:465", "imaps:993", "pop3:110", "pop3s:995", "http:80", "https:443"}));
+        for (const firewall::ConfiguredPort& p : firewall::configuredPorts(c))
+            seen << QStringLiteral("%1:%2").arg(p.service).arg(p.port);
+        QCOMPARE(seen, QStringList({"smtp:2525", "submissions:465", "imaps:993", "pop3:110", "pop3s:995", "http:80",
+                                    "https:443"}));
         // Rules written with service names resolve through the table (and the system's aliases).
         QCOMPARE(firewall::servicePort(QStringLiteral("submissions")), 465);
         QCOMPARE(firewall::servicePort(QStringLiteral("smtps")), 465);
@@ -109,19 +118,26 @@ private Q_SLOTS:
     void supervisorServices() {
         QStringList rows;
         for (const ServiceSpec& s : serviceTable())
-            rows << QStringLiteral("%1[%2]%3").arg(s.program, s.listenerKeys.join(QLatin1Char(',')), s.withoutListeners ? QStringLiteral(" always") : QString());
-        QCOMPARE(rows, QStringList({"postern-smtpd[smtp.listen,submission.listen,submissions.listen]", "postern-imapd[imap.listen,imaps.listen]",
-                                    "postern-pop3d[pop3.listen,pop3s.listen]", "postern-queued[] always", "postern-webd[http.listen,https.listen]"}));
+            rows << QStringLiteral("%1[%2]%3")
+                        .arg(s.program, s.listenerKeys.join(QLatin1Char(',')),
+                             s.withoutListeners ? QStringLiteral(" always") : QString());
+        QCOMPARE(rows,
+                 QStringList({"postern-smtpd[smtp.listen,submission.listen,submissions.listen]",
+                              "postern-imapd[imap.listen,imaps.listen]", "postern-pop3d[pop3.listen,pop3s.listen]",
+                              "postern-queued[] always", "postern-webd[http.listen,https.listen]"}));
     }
 
     void webAutoconfig() {
         auto accounts = Accounts::parse("example.org\n", "", "");
         QVERIFY(accounts);
-        const web::Site site = web::siteFrom(configWith("hostname = mail.example.org\nimaps.listen = *:0\npop3.listen =\n"), *accounts);
+        const web::Site site =
+            web::siteFrom(configWith("hostname = mail.example.org\nimaps.listen = *:0\npop3.listen =\n"), *accounts);
         QStringList services;
-        for (const web::MailService& s : site.services) services << QStringLiteral("%1 %2 %3").arg(s.protocol, s.socketType).arg(s.port);
+        for (const web::MailService& s : site.services)
+            services << QStringLiteral("%1 %2 %3").arg(s.protocol, s.socketType).arg(s.port);
         // Port 0 ("the OS chooses") is published as the standard port; a disabled listener not at all.
-        QCOMPARE(services, QStringList({"imap SSL 993", "imap STARTTLS 143", "pop3 SSL 995", "smtp SSL 465", "smtp STARTTLS 587"}));
+        QCOMPARE(services, QStringList({"imap SSL 993", "imap STARTTLS 143", "pop3 SSL 995", "smtp SSL 465",
+                                        "smtp STARTTLS 587"}));
     }
 };
 
