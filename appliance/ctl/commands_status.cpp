@@ -27,8 +27,8 @@ namespace {
 
 qsizetype queuedCount(const Config& config) {
     qsizetype n = 0;
-    for (const QString& state : spool::queueStates()) {
-        const QString folder = config.queueDir() + QLatin1Char('/') + state;
+    for (const spool::QueueState state : spool::queueStates()) {
+        const QString folder = spool::stateDir(config.queueDir(), state);
         QStringList names;
         if (::geteuid() == 0) {
             auto dir = SafeDir::open(folder);

@@ -7,6 +7,12 @@
 //
 // Handlers get a CtlContext (config folder, parsed options, output streams)
 // and return the exit status: 0 ok, 1 operation failed, 2 usage error.
+// A command marked needsRoot is refused before its handler runs when
+// posternctl is not root (exit 2, "posternctl: 'firewall apply' needs root"),
+// unless --dry-run asks it to change nothing; the help marks such commands
+// "(root)". Only commands that change the system outside the config folder are
+// root-only (the firewall): `cert install`/`cert renew` write the config folder,
+// which a demo instance run by a normal user owns (its supervisor renews as that user).
 // Every error is one clear line on stderr starting with "posternctl: ".
 //
 // Security: posternctl usually runs as root. The daemon user owns data_dir, so
@@ -61,7 +67,7 @@ struct Command {
     QStringList valueOptions;  // options that take a value
     QStringList flags;         // options without a value
     std::function<int(CtlContext&)> run;
-    bool needsRoot = false;    // documented; checked by the handler where it matters
+    bool needsRoot = false;    // refused unless root (or --dry-run), see above; "(root)" in the help
 };
 
 // Areas append their commands here.

@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "core/posix_io.h"
 #include "core/process.h"
+#include "core/services.h"
 
 #include <QCoreApplication>
 #include <QDir>
@@ -25,16 +26,14 @@ namespace {
 void writeAllStderr(const QByteArray& b) { (void)writeAll(STDERR_FILENO, b, QString()); }
 }  // namespace
 
-const QList<ServiceSpec>& serviceTable() {
-    static const QList<ServiceSpec> table = {
-        {QStringLiteral("postern-smtpd"),
-         {QStringLiteral("smtp.listen"), QStringLiteral("submission.listen"), QStringLiteral("submissions.listen")}, false},
-        {QStringLiteral("postern-imapd"), {QStringLiteral("imap.listen"), QStringLiteral("imaps.listen")}, false},
-        {QStringLiteral("postern-pop3d"), {QStringLiteral("pop3.listen"), QStringLiteral("pop3s.listen")}, false},
-        {QStringLiteral("postern-queued"), {}, true},
-        {QStringLiteral("postern-webd"), {QStringLiteral("http.listen"), QStringLiteral("https.listen")}, false},
-    };
-    return table;
+QList<ServiceSpec> serviceTable() {
+    QList<ServiceSpec> out;
+    for (const ServiceInfo& s : services()) {
+        ServiceSpec spec{s.program, {}, s.withoutListeners};
+        for (const ListenerInfo& l : listenersOf(s.program)) spec.listenerKeys << l.settingKey();
+        out << spec;
+    }
+    return out;
 }
 
 QString Supervisor::toString(State s) {

@@ -1,8 +1,9 @@
 // supervisor.h — postern-appliance: starts and watches the daemons.
 //
-// One service table (serviceTable()): program, the listener settings it
-// serves (a daemon whose listeners are all empty is not started), whether it
-// runs without listeners (the outbound queue runner). For each service the
+// The service table is the core's (core/services.h): the programs to start,
+// in order, whether one runs without listeners (the outbound queue runner),
+// and, from the listener table, the listener settings each serves (a daemon
+// whose listeners are all empty is not started). For each service the
 // supervisor finds the binary ($POSTERN_LIBEXEC, its own folder, ../libexec/
 // postern, /usr/libexec/postern), starts it with --config, waits for its
 // ready file (<run_dir>/<program>.ready with the child's pid), restarts it
@@ -38,10 +39,9 @@
 #include <QElapsedTimer>
 #include <QMap>
 #include <QObject>
-#include <QProcess>
-#include <QStringList>
 #include <QPointer>
 #include <QProcess>
+#include <QStringList>
 #include <QTimer>
 #include <memory>
 
@@ -50,12 +50,13 @@ namespace postern {
 inline constexpr qint64 kMaxReadyFileBytes = 64 * 1024;
 inline constexpr qsizetype kMaxErrorLine = 1000;
 
+// One row of the core's service table with the listener settings that enable it.
 struct ServiceSpec {
     QString program;
     QStringList listenerKeys;   // e.g. {"smtp.listen", ...}
     bool withoutListeners = false;
 };
-const QList<ServiceSpec>& serviceTable();
+QList<ServiceSpec> serviceTable();
 
 class Supervisor : public QObject {
     Q_OBJECT

@@ -49,6 +49,4 @@ FolderWatch::~FolderWatch() {
     }
 }
 
-int FolderWatch::watchedFolders() { return int(FolderWatchRegistry::get().byDir.size()); }
-
 }  // namespace postern::imap

@@ -25,9 +25,6 @@ public:
     FolderWatch(const FolderWatch&) = delete;
     FolderWatch& operator=(const FolderWatch&) = delete;
 
-    // Folders watched now (for tests).
-    static int watchedFolders();
-
 private:
     FolderWatch() = default;
     QString m_dir;

@@ -305,17 +305,6 @@ QString MailboxView::path(int index) const {
     return m_folder.dir() + (m.inNew ? QStringLiteral("/new/") : QStringLiteral("/cur/")) + m.fileName;
 }
 
-int MailboxView::seqOfUid(quint32 uid) const {
-    // Messages are in UID order: binary search.
-    qsizetype lo = 0, hi = m_messages.size();
-    while (lo < hi) {
-        const qsizetype mid = (lo + hi) / 2;
-        if (m_messages.at(mid).uid < uid) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < m_messages.size() && m_messages.at(lo).uid == uid ? int(lo) + 1 : 0;
-}
-
 Result<Changes> MailboxView::refresh() {
     // Files never change once delivered: what we listed before needs no stat(2) again.
     QHash<QString, int> byBase;

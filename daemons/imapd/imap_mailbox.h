@@ -114,7 +114,6 @@ public:
     QList<quint32> expungedSince(quint64 modseq, bool* complete) const;
     // The folder's index (mod-sequences, parsed-data cache); may be null.
     std::shared_ptr<MailboxIndex> index() const;
-    int seqOfUid(quint32 uid) const;  // 1-based, 0 if absent
 
     // IMAP flags <-> maildir letters.
     QStringList imapFlags(int index) const;

@@ -9,16 +9,16 @@ namespace postern::outbound {
 
 // Worker thread: the envelope read (a broken one goes to corrupt/), new mail signed, then active/.
 Admitted admitFromSpool(const RunnerSettings& s, const std::shared_ptr<const Accounts>& accounts, const QString& id,
-                        const QString& fromState) {
+                        spool::QueueState fromState) {
     Admitted a;
     auto env = spool::readEnvelope(s.queueDir, fromState, id);
     if (!env && env.error().code == ENOENT) return a;
     if (!env) {
-        const Status moved = spool::moveMessage(s.queueDir, id, fromState, QStringLiteral("corrupt"));
+        const Status moved = spool::moveMessage(s.queueDir, id, fromState, spool::QueueState::Corrupt);
         a.error = env.errorMessage() + (moved ? QString() : QStringLiteral("; ") + moved.errorMessage());
         return a;
     }
-    if (fromState == QStringLiteral("incoming") && s.dkimSign && !env->authUser.isEmpty()) {
+    if (fromState == spool::QueueState::Incoming && s.dkimSign && !env->authUser.isEmpty()) {
         dkim::FileSignRequest req;
         req.configDir = s.configDir;
         req.path = spool::bodyPath(s.queueDir, fromState, id);
@@ -38,7 +38,7 @@ Admitted admitFromSpool(const RunnerSettings& s, const std::shared_ptr<const Acc
             }
         }
     }
-    if (auto st = spool::moveMessage(s.queueDir, id, fromState, QStringLiteral("active")); !st) {
+    if (auto st = spool::moveMessage(s.queueDir, id, fromState, spool::QueueState::Active); !st) {
         a.error = st.errorMessage();
         return a;
     }

@@ -34,6 +34,6 @@ struct Admitted {
 };
 
 Admitted admitFromSpool(const RunnerSettings& s, const std::shared_ptr<const Accounts>& accounts, const QString& id,
-                        const QString& fromState);
+                        spool::QueueState fromState);
 
 }  // namespace postern::outbound

@@ -403,7 +403,7 @@ ClientRequest clientRequest(const RunnerSettings& s, const Route& route, const T
         req.notify << env.recipients.at(i).notify;
         req.orcpt << env.recipients.at(i).orcpt;
     }
-    req.bodyPath = spool::bodyPath(s.queueDir, QStringLiteral("active"), env.id);
+    req.bodyPath = spool::bodyPath(s.queueDir, spool::QueueState::Active, env.id);
     req.eightBit = env.bodyType == QStringLiteral("8BITMIME");
     req.smtpUtf8 = env.smtpUtf8;
     req.ret = env.ret;

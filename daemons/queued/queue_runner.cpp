@@ -59,23 +59,23 @@ QueueRunner::QueueRunner(const Config& config, AccountStore& accounts, QObject* 
 QueueRunner::~QueueRunner() = default;
 
 Status QueueRunner::start() {
-    QStringList states = spool::queueStates();
-    states << QStringLiteral("tmp");
-    for (const QString& state : std::as_const(states)) {
-        if (auto st = ensureDirectory(m_s.queueDir + QLatin1Char('/') + state, 0700); !st) return st;
+    QStringList folders{m_s.queueDir + QStringLiteral("/tmp")};
+    for (const spool::QueueState state : spool::queueStates()) folders << spool::stateDir(m_s.queueDir, state);
+    for (const QString& folder : std::as_const(folders)) {
+        if (auto st = ensureDirectory(folder, 0700); !st) return st;
     }
     // Crash recovery: whatever a previous runner had in flight is due again now.
-    QDir active(m_s.queueDir + QStringLiteral("/active"));
+    QDir active(spool::stateDir(m_s.queueDir, spool::QueueState::Active));
     for (const QString& name : active.entryList({QStringLiteral("*.env")}, QDir::Files)) {
         const QString id = name.chopped(4);
         if (!spool::isValidQueueId(id)) continue;
-        if (auto st = spool::moveMessage(m_s.queueDir, id, QStringLiteral("active"), QStringLiteral("deferred")); !st)
+        if (auto st = spool::moveMessage(m_s.queueDir, id, spool::QueueState::Active, spool::QueueState::Deferred); !st)
             log::error(u"queue.recover_failed", log::Fields().add("id", id).add("error", st.errorMessage()));
         else
             log::info(u"queue.recovered", log::Fields().add("id", id));
     }
-    m_watcher.addPath(m_s.queueDir + QStringLiteral("/incoming"));
-    m_watcher.addPath(m_s.queueDir + QStringLiteral("/deferred"));
+    m_watcher.addPath(spool::stateDir(m_s.queueDir, spool::QueueState::Incoming));
+    m_watcher.addPath(spool::stateDir(m_s.queueDir, spool::QueueState::Deferred));
     scan();
     return Status{};
 }
@@ -94,30 +94,30 @@ void QueueRunner::scan() {
     QSet<QString> known;
     for (const auto& r : m_ready) known.insert(r.first);
     auto isBusy = [&](const QString& id) { return known.contains(id) || m_active.contains(id) || m_admitting.contains(id); };
-    QDir incoming(m_s.queueDir + QStringLiteral("/incoming"));
+    QDir incoming(spool::stateDir(m_s.queueDir, spool::QueueState::Incoming));
     QStringList names = incoming.entryList({QStringLiteral("*.env")}, QDir::Files, QDir::Name);
     for (const QString& name : names) {
         const QString id = name.chopped(4);
         if (!spool::isValidQueueId(id) || isBusy(id)) continue;
-        m_ready.append({id, QStringLiteral("incoming")});
+        m_ready.append({id, spool::QueueState::Incoming});
         known.insert(id);
     }
     const qint64 now = QDateTime::currentSecsSinceEpoch();
     qint64 earliest = 0;
-    QDir deferred(m_s.queueDir + QStringLiteral("/deferred"));
+    QDir deferred(spool::stateDir(m_s.queueDir, spool::QueueState::Deferred));
     for (const QString& name : deferred.entryList({QStringLiteral("*.env")}, QDir::Files, QDir::Name)) {
         const QString id = name.chopped(4);
         if (!spool::isValidQueueId(id) || isBusy(id)) continue;
-        auto env = spool::readEnvelope(m_s.queueDir, QStringLiteral("deferred"), id);
+        auto env = spool::readEnvelope(m_s.queueDir, spool::QueueState::Deferred, id);
         if (!env && env.error().code == ENOENT) continue;
         if (!env) {
             log::error(u"queue.bad_envelope", log::Fields().add("id", id).add("error", env.errorMessage()));
-            if (auto st = spool::moveMessage(m_s.queueDir, id, QStringLiteral("deferred"), QStringLiteral("corrupt")); !st)
+            if (auto st = spool::moveMessage(m_s.queueDir, id, spool::QueueState::Deferred, spool::QueueState::Corrupt); !st)
                 log::error(u"queue.move_failed", log::Fields().add("id", id).add("error", st.errorMessage()));
             continue;
         }
         if (env->nextAttempt <= now) {
-            m_ready.append({id, QStringLiteral("deferred")});
+            m_ready.append({id, spool::QueueState::Deferred});
             known.insert(id);
         } else if (earliest == 0 || env->nextAttempt < earliest) {
             earliest = env->nextAttempt;
@@ -147,7 +147,7 @@ void QueueRunner::pump() {
     }
 }
 
-void QueueRunner::admit(const QString& id, const QString& fromState) {
+void QueueRunner::admit(const QString& id, spool::QueueState fromState) {
     m_admitting.insert(id);
     runAsync(
         this, [s = m_s, accounts = m_accounts.current(), id, fromState] { return admitFromSpool(s, accounts, id, fromState); },
@@ -161,7 +161,7 @@ void QueueRunner::admit(const QString& id, const QString& fromState) {
                 return;
             }
             if (m_stopped) {
-                if (auto st = spool::moveMessage(m_s.queueDir, id, QStringLiteral("active"), QStringLiteral("deferred")); !st)
+                if (auto st = spool::moveMessage(m_s.queueDir, id, spool::QueueState::Active, spool::QueueState::Deferred); !st)
                     log::error(u"queue.move_failed", log::Fields().add("id", id).add("error", st.errorMessage()));
                 return;
             }
@@ -256,7 +256,7 @@ void QueueRunner::runLocal(const std::shared_ptr<DomainJob>& job) {
     local.env = job->msg->env;
     local.accounts = m_accounts.current();
     local.mailDir = m_s.mailDir;
-    local.bodyPath = spool::bodyPath(m_s.queueDir, QStringLiteral("active"), local.env.id);
+    local.bodyPath = spool::bodyPath(m_s.queueDir, spool::QueueState::Active, local.env.id);
     runAsync(
         this, [local] { return deliverLocally(local); },
         [this, job, indexes = local.indexes](const QList<LocalOutcome>& outcomes) {
@@ -356,14 +356,14 @@ void QueueRunner::domainDone(const std::shared_ptr<DomainJob>& job) {
 }
 
 void QueueRunner::save(const Message& msg) {
-    if (auto st = spool::saveEnvelope(m_s.queueDir, QStringLiteral("active"), msg.env); !st)
+    if (auto st = spool::saveEnvelope(m_s.queueDir, spool::QueueState::Active, msg.env); !st)
         log::error(u"queue.save_failed", log::Fields().add("id", msg.env.id).add("error", st.errorMessage()));
 }
 
 Status QueueRunner::notifySender(const Message& msg, const QList<int>& recipients, bool delay) {
     const spool::Envelope& env = msg.env;
     const Notice notice = noticeFor(env, recipients, delay, m_s.hostname, m_s.lifetimeS,
-                                    spool::bodyPath(m_s.queueDir, QStringLiteral("active"), env.id));
+                                    spool::bodyPath(m_s.queueDir, spool::QueueState::Active, env.id));
     if (notice.recipients.isEmpty()) return Status{};
     auto id = queueNotice(m_s.queueDir, env, notice);
     if (!id) return Status(id.error());
@@ -402,7 +402,7 @@ void QueueRunner::finishMessage(const std::shared_ptr<Message>& msg) {
     msg->failedNow.clear();
     m_active.remove(env.id);
     if (pending.isEmpty()) {
-        if (auto st = spool::removeMessage(m_s.queueDir, QStringLiteral("active"), env.id); !st)
+        if (auto st = spool::removeMessage(m_s.queueDir, spool::QueueState::Active, env.id); !st)
             log::error(u"queue.remove_failed", log::Fields().add("id", env.id).add("error", st.errorMessage()));
         log::info(u"queue.done", log::Fields().add("id", env.id).add("attempts", env.attempts).add("failed", qint64(failed.size())));
         pump();
@@ -414,7 +414,7 @@ void QueueRunner::finishMessage(const std::shared_ptr<Message>& msg) {
     }
     env.nextAttempt = now + retryDelay(env.attempts, m_s.retryMinS, m_s.retryMaxS);
     save(*msg);
-    if (auto st = spool::moveMessage(m_s.queueDir, env.id, QStringLiteral("active"), QStringLiteral("deferred")); !st)
+    if (auto st = spool::moveMessage(m_s.queueDir, env.id, spool::QueueState::Active, spool::QueueState::Deferred); !st)
         log::error(u"queue.defer_failed", log::Fields().add("id", env.id).add("error", st.errorMessage()));
     const QString next = QDateTime::fromSecsSinceEpoch(env.nextAttempt).toUTC().toString(Qt::ISODate);
     log::info(u"queue.deferred", log::Fields().add("id", env.id).add("pending", qint64(pending.size())).add("next_attempt", next));
@@ -442,7 +442,7 @@ void QueueRunner::stop() {
         }
         msg->env.nextAttempt = now;
         save(*msg);
-        if (auto st = spool::moveMessage(m_s.queueDir, msg->env.id, QStringLiteral("active"), QStringLiteral("deferred")); !st)
+        if (auto st = spool::moveMessage(m_s.queueDir, msg->env.id, spool::QueueState::Active, spool::QueueState::Deferred); !st)
             log::error(u"queue.move_failed", log::Fields().add("id", msg->env.id).add("error", st.errorMessage()));
     }
     m_active.clear();

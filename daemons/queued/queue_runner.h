@@ -79,7 +79,7 @@ private:
     void scheduleScan();
     void scan();
     void pump();
-    void admit(const QString& id, const QString& fromState);
+    void admit(const QString& id, spool::QueueState fromState);
     void activated(std::shared_ptr<Message> msg);
     void startDomain(const std::shared_ptr<Message>& msg, const QString& domain);
     void runLocal(const std::shared_ptr<DomainJob>& job);
@@ -103,7 +103,7 @@ private:
     QTimer m_retryTimer;  // the next deferred message falls due
     QHash<QString, std::shared_ptr<Message>> m_active;
     QSet<QString> m_admitting;
-    QList<QPair<QString, QString>> m_ready;  // (id, state) to admit, in order
+    QList<QPair<QString, spool::QueueState>> m_ready;  // (id, state) to admit, in order
     QHash<QString, int> m_domainJobs;        // running jobs per destination domain
     QList<std::shared_ptr<DomainJob>> m_jobs;
     bool m_stopped = false;

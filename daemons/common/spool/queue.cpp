@@ -16,10 +16,23 @@
 
 namespace postern::spool {
 
-QStringList queueStates() {
-    return {QStringLiteral("incoming"), QStringLiteral("active"), QStringLiteral("deferred"), QStringLiteral("hold"),
-            QStringLiteral("corrupt")};
+QString toString(QueueState s) {
+    switch (s) {
+        case QueueState::Incoming: return QStringLiteral("incoming");
+        case QueueState::Active: return QStringLiteral("active");
+        case QueueState::Deferred: return QStringLiteral("deferred");
+        case QueueState::Hold: return QStringLiteral("hold");
+        case QueueState::Corrupt: return QStringLiteral("corrupt");
+    }
+    return {};
 }
+
+const QList<QueueState>& queueStates() {
+    static const QList<QueueState> all{QueueState::Incoming, QueueState::Active, QueueState::Deferred, QueueState::Hold, QueueState::Corrupt};
+    return all;
+}
+
+QString stateDir(const QString& queueDir, QueueState s) { return queueDir + QLatin1Char('/') + toString(s); }
 
 bool isValidQueueId(const QString& id) {
     static const QRegularExpression re(QStringLiteral("^[0-9A-F]{16}$"));
@@ -165,7 +178,7 @@ QueueWriter::~QueueWriter() {
 
 Status QueueWriter::prepare(const Envelope& envelope, const QString& bodyPath) {
     if (!isValidQueueId(envelope.id)) return Status::fail(QStringLiteral("invalid queue id '%1'").arg(envelope.id));
-    const QString incoming = m_dir + QStringLiteral("/incoming");
+    const QString incoming = stateDir(m_dir, QueueState::Incoming);
     if (auto st = ensureDirectory(incoming, 0700); !st) return st;
     m_id = envelope.id;
     m_body = incoming + QLatin1Char('/') + m_id + QStringLiteral(".body");
@@ -198,7 +211,7 @@ Status QueueWriter::commit() {
         return errnoError(m_env, e);
     }
     m_committed = true;
-    return syncDirectory(m_dir + QStringLiteral("/incoming"));
+    return syncDirectory(stateDir(m_dir, QueueState::Incoming));
 }
 
 void QueueWriter::abort() {
@@ -207,23 +220,22 @@ void QueueWriter::abort() {
     m_prepared = false;
 }
 
-QString envelopePath(const QString& queueDir, const QString& state, const QString& id) {
-    return queueDir + QLatin1Char('/') + state + QLatin1Char('/') + id + QStringLiteral(".env");
+QString envelopePath(const QString& queueDir, QueueState state, const QString& id) {
+    return stateDir(queueDir, state) + QLatin1Char('/') + id + QStringLiteral(".env");
 }
 
-QString bodyPath(const QString& queueDir, const QString& state, const QString& id) {
-    return queueDir + QLatin1Char('/') + state + QLatin1Char('/') + id + QStringLiteral(".body");
+QString bodyPath(const QString& queueDir, QueueState state, const QString& id) {
+    return stateDir(queueDir, state) + QLatin1Char('/') + id + QStringLiteral(".body");
 }
 
-Status saveEnvelope(const QString& queueDir, const QString& state, const Envelope& envelope) {
+Status saveEnvelope(const QString& queueDir, QueueState state, const Envelope& envelope) {
     if (!isValidQueueId(envelope.id)) return Status::fail(QStringLiteral("invalid queue id"));
     return writeFileAtomic(envelopePath(queueDir, state, envelope.id), envelope.serialize(), 0600);
 }
 
-Status moveMessage(const QString& queueDir, const QString& id, const QString& from, const QString& to) {
-    if (!isValidQueueId(id) || !queueStates().contains(from) || !queueStates().contains(to))
-        return Status::fail(QStringLiteral("invalid queue id or state"));
-    if (auto st = ensureDirectory(queueDir + QLatin1Char('/') + to, 0700); !st) return st;
+Status moveMessage(const QString& queueDir, const QString& id, QueueState from, QueueState to) {
+    if (!isValidQueueId(id)) return Status::fail(QStringLiteral("invalid queue id"));
+    if (auto st = ensureDirectory(stateDir(queueDir, to), 0700); !st) return st;
     auto mv = [](const QString& a, const QString& b) -> Status {
         if (::rename(QFile::encodeName(a).constData(), QFile::encodeName(b).constData()) != 0) return errnoError(a, errno);
         return {};
@@ -232,33 +244,33 @@ Status moveMessage(const QString& queueDir, const QString& id, const QString& fr
     if (QFileInfo::exists(bodyPath(queueDir, from, id)))
         if (auto st = mv(bodyPath(queueDir, from, id), bodyPath(queueDir, to, id)); !st) return st;
     if (auto st = mv(envelopePath(queueDir, from, id), envelopePath(queueDir, to, id)); !st) return st;
-    if (auto st = syncDirectory(queueDir + QLatin1Char('/') + to); !st) return st;
-    return syncDirectory(queueDir + QLatin1Char('/') + from);
+    if (auto st = syncDirectory(stateDir(queueDir, to)); !st) return st;
+    return syncDirectory(stateDir(queueDir, from));
 }
 
-Status removeMessage(const QString& queueDir, const QString& state, const QString& id) {
-    if (!isValidQueueId(id) || !queueStates().contains(state)) return Status::fail(QStringLiteral("invalid queue id or state"));
+Status removeMessage(const QString& queueDir, QueueState state, const QString& id) {
+    if (!isValidQueueId(id)) return Status::fail(QStringLiteral("invalid queue id"));
     ::unlink(QFile::encodeName(envelopePath(queueDir, state, id)).constData());
     ::unlink(QFile::encodeName(bodyPath(queueDir, state, id)).constData());
-    return syncDirectory(queueDir + QLatin1Char('/') + state);
+    return syncDirectory(stateDir(queueDir, state));
 }
 
-QString stateOf(const QString& queueDir, const QString& id) {
-    if (!isValidQueueId(id)) return {};
-    for (const QString& st : queueStates())
+std::optional<QueueState> stateOf(const QString& queueDir, const QString& id) {
+    if (!isValidQueueId(id)) return std::nullopt;
+    for (const QueueState st : queueStates())
         if (QFileInfo::exists(envelopePath(queueDir, st, id))) return st;
-    return {};
+    return std::nullopt;
 }
 
 QList<QueueEntry> listQueue(const QString& queueDir, QStringList* errors) {
     QList<QueueEntry> out;
-    for (const QString& state : queueStates()) {
-        const QDir d(queueDir + QLatin1Char('/') + state);
+    for (const QueueState state : queueStates()) {
+        const QDir d(stateDir(queueDir, state));
         for (const QString& name : d.entryList({QStringLiteral("*.env")}, QDir::Files, QDir::Name)) {
             auto text = readFile(d.filePath(name), 1 << 20);
             auto env = text ? Envelope::parse(*text) : Result<Envelope>(text.error());
             if (!env) {
-                if (errors) errors->append(QStringLiteral("%1/%2: %3").arg(state, name, env.errorMessage()));
+                if (errors) errors->append(QStringLiteral("%1/%2: %3").arg(toString(state), name, env.errorMessage()));
                 continue;
             }
             out << QueueEntry{state, *env};
@@ -267,7 +279,7 @@ QList<QueueEntry> listQueue(const QString& queueDir, QStringList* errors) {
     return out;
 }
 
-Result<Envelope> readEnvelope(const QString& queueDir, const QString& state, const QString& id) {
+Result<Envelope> readEnvelope(const QString& queueDir, QueueState state, const QString& id) {
     if (!isValidQueueId(id)) return Result<Envelope>::fail(QStringLiteral("invalid queue id"), EINVAL);
     QFile f(envelopePath(queueDir, state, id));
     if (!f.open(QIODevice::ReadOnly)) return Result<Envelope>::fail(QStringLiteral("%1: %2").arg(f.fileName(), f.errorString()), ENOENT);
