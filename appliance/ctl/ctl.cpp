@@ -104,6 +104,8 @@ QList<Command> allCommands() {
     addFirewallCommands(cmds);
     addCheckCommands(cmds);
     addCertCommands(cmds);
+    addBackupCommands(cmds);
+    addImportCommands(cmds);
     return cmds;
 }
 

@@ -73,6 +73,11 @@ void addQueueCommands(QList<Command>& out);
 void addFirewallCommands(QList<Command>& out);
 void addCheckCommands(QList<Command>& out);
 void addCertCommands(QList<Command>& out);
+void addBackupCommands(QList<Command>& out);
+void addImportCommands(QList<Command>& out);
+
+// `posternctl status`'s backup line (commands_backup.cpp); *warn when it is a warning.
+QString backupStatusLine(const Config& config, bool* warn);
 
 QList<Command> allCommands();
 int runCtl(const QStringList& arguments, QTextStream& out, QTextStream& err);

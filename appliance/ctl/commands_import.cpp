@@ -1,0 +1,3 @@
+// placeholder
+#include "ctl.h"
+namespace postern::ctl { void addImportCommands(QList<Command>&) {} }
