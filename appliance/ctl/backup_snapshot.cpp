@@ -21,6 +21,7 @@
 #include <QSet>
 
 #include <algorithm>
+#include <optional>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -401,7 +402,7 @@ public:
         m_progress.done();
         // Counters for the parent's summary line.
         const QByteArray c = "C " + QByteArray::number(m_hardLinks) + ' ' + QByteArray::number(m_copies) + ' ' + QByteArray::number(m_folders) + ' ' +
-                             QByteArray::number(m_queued) + '\n';
+                             QByteArray::number(m_queued) + ' ' + QByteArray::number(m_later) + '\n';
         (void)writeAll(m_out, c.constData(), size_t(c.size()), QStringLiteral("pipe"));
         if (!m_errors.isEmpty()) {
             for (const QString& e : std::as_const(m_errors)) {
@@ -579,11 +580,13 @@ private:
     void snapshotFolder(const QString& root, const QStringList& parts, const QString& dir, const QString& rel) {
         ++m_folders;
         const bool inbox = dir == root;
+        bool synced = false;
         if (inbox || !parts.isEmpty()) {
             // Every message present now gets its UID first (what POP3 does on login).
             auto folder = store::MaildirFolder::open(root, parts, false);
             if (folder) {
                 if (auto s = folder->sync(false); !s) error(QStringLiteral("%1: %2").arg(dir, s.errorMessage()));
+                else synced = true;
             }
         }
         if (!inbox && !mkdirEmit(rel, 0700)) return;
@@ -604,10 +607,22 @@ private:
                 if (auto c = copyFile(s, rel + QLatin1Char('/') + name); c) done << rel + QLatin1Char('/') + name;
                 else if (c.error().code != ENOENT) error(c.errorMessage());
             }
+            // Messages delivered after our sync() have no UID yet: they arrived after the
+            // backup started and are left for the next one (the snapshot's uidlist must name
+            // every message it holds).
+            std::optional<store::UidListContents> uids;
+            if (synced) {
+                auto u = store::MaildirFolder::readUidListFile(dir + QLatin1Char('/') + QLatin1String(store::MaildirFolder::kUidListName));
+                if (u && u->uidValidity != 0) uids = *u;
+            }
             for (const char* sub : {"new", "cur"}) {
                 const QString subDir = dir + QLatin1Char('/') + QLatin1String(sub);
                 for (const QString& name : listDir(subDir)) {
                     if (name.startsWith(QLatin1Char('.'))) continue;
+                    if (uids && !uids->uidByBase.contains(store::parseFileName(name).base)) {
+                        ++m_later;
+                        continue;
+                    }
                     const QString r = rel + QLatin1Char('/') + QLatin1String(sub) + QLatin1Char('/') + name;
                     if (!m_tryLinks) {
                         pending << QLatin1String(sub) + QLatin1Char('/') + name;
@@ -687,7 +702,7 @@ private:
     QByteArray m_buffer;
     QStringList m_errors;
     bool m_tryLinks = true;
-    qint64 m_hardLinks = 0, m_copies = 0, m_folders = 0, m_queued = 0;
+    qint64 m_hardLinks = 0, m_copies = 0, m_folders = 0, m_queued = 0, m_later = 0;
 };
 
 struct ConfigCopy {
@@ -849,11 +864,12 @@ Result<Summary> createSnapshot(const Config& config, const QString& dirArg, int 
     for (const QByteArray& l : lines) {
         if (l.startsWith("C ")) {
             const QList<QByteArray> f = l.split(' ');
-            if (f.size() == 5) {
+            if (f.size() == 6) {
                 sum.hardLinks = f.at(1).toLongLong();
                 sum.copies = f.at(2).toLongLong();
                 sum.folders = f.at(3).toLongLong();
                 sum.queued = f.at(4).toLongLong();
+                sum.arrivedDuring = f.at(5).toLongLong();
             }
         } else if (!l.isEmpty()) {
             text += l + '\n';

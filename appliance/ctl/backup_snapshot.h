@@ -22,7 +22,9 @@
 // Messages are immutable files, so a hard link taken under the lock is the
 // message as it was; the uidlist copied under the same lock names exactly the
 // UIDs IMAP clients were given (MaildirFolder::sync(false) runs first, so every
-// message present when the folder is reached has its UID).
+// message present when the folder is reached has its UID; a message delivered
+// between that sync and the lock has none yet and is left for the next backup,
+// so the snapshot's uidlist names every message it holds).
 //
 // Manifest (UTF-8 text, one record per line, paths relative to DIR and
 // percent-encoded; see encodePath):
@@ -107,6 +109,7 @@ struct Summary {
     qint64 hardLinks = 0;
     qint64 copies = 0;
     qint64 configFiles = 0;
+    qint64 arrivedDuring = 0;  // delivered after the backup reached their folder: left for the next one
     QStringList problems;  // verify: every problem found
 };
 

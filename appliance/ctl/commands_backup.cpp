@@ -64,6 +64,7 @@ int backupCreate(CtlContext& ctx) {
             << sum->folders << " folders, " << sum->queued << " queued, " << sum->configFiles << " config files; " << sum->files << " files, "
             << mb(sum->bytes) << ", " << sum->hardLinks << " hard links, " << sum->copies << " copies, " << QString::number(double(t.elapsed()) / 1000, 'f', 1)
             << " s" << Qt::endl;
+    if (sum->arrivedDuring > 0) ctx.out << sum->arrivedDuring << " message(s) delivered while the backup ran are left for the next one" << Qt::endl;
     return 0;
 }
 
@@ -221,8 +222,10 @@ int backupRun(CtlContext& ctx) {
         ctx.out << "initialised the restic repository " << repo << Qt::endl;
     }
     const QString host = config.hostname();
-    const ResticRun b = restic(env, {QStringLiteral("backup"), QStringLiteral("--json"), QStringLiteral("--host"), host, QStringLiteral("--tag"),
-                                     QStringLiteral("postern"), snapshot});
+    // The snapshot folder is made anew each time (new inodes, ctimes of hard links): compare
+    // files by path, size and time only, so unchanged messages are not read again.
+    const ResticRun b = restic(env, {QStringLiteral("backup"), QStringLiteral("--json"), QStringLiteral("--ignore-inode"), QStringLiteral("--ignore-ctime"),
+                                     QStringLiteral("--host"), host, QStringLiteral("--tag"), QStringLiteral("postern"), snapshot});
     QJsonObject summary;
     for (const QByteArray& line : b.out.split('\n')) {
         const QJsonObject o = QJsonDocument::fromJson(line).object();
