@@ -444,6 +444,7 @@ int launchAndWait(const WizardOptions& opt, const Answers& a) {
         << "  User name: the full e-mail address; password: as set\n"
         << "  (ports above are the standard ones; this instance listens where shown in the table)\n"
         << "\nPublish the DNS records shown above; `posternctl --config " << a.configDir << " dns check` tells which are still missing.\n"
+        << "Backups: `posternctl --config " << a.configDir << " backup create DIR` now, or daily off-site with restic: set backup.restic_repository and backup.restic_password_file.\n"
         << (allGood ? "\nPostern is running. Press Ctrl-C to stop it.\n" : "\nSome listeners did not answer (see above). Press Ctrl-C to stop.\n")
         << Qt::flush;
     // Stay in the foreground with the supervisor; pass our stop signals on to it.
