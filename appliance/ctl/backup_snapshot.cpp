@@ -789,6 +789,10 @@ Result<Summary> createSnapshot(const Config& config, const QString& dirArg, int 
     if (!folderIsEmpty(dir)) return Result<Summary>::fail(QStringLiteral("%1 exists and is not empty; give a new folder").arg(dir), EEXIST);
     if (auto st = ensureDirectory(QFileInfo(dir).absolutePath(), 0755); !st) return st.error();
     if (::mkdir(enc(dir).constData(), 0700) != 0 && errno != EEXIST) return failErrno(dir, errno).error();
+    struct stat dst {};
+    // An empty folder given by the caller must be ours: the snapshot holds the keys.
+    if (::lstat(enc(dir).constData(), &dst) != 0 || !S_ISDIR(dst.st_mode) || dst.st_uid != ::geteuid())
+        return Result<Summary>::fail(QStringLiteral("%1 must be a folder of the user running posternctl").arg(dir), EPERM);
     ::chmod(enc(dir).constData(), 0700);
     const bool root = ::geteuid() == 0;
     int daemonUid = int(::geteuid()), daemonGid = int(::getegid());

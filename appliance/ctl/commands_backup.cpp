@@ -75,7 +75,7 @@ int backupVerify(CtlContext& ctx) {
     for (const QString& p : std::as_const(sum->problems)) ctx.out << "PROBLEM: " << p << Qt::endl;
     ctx.out << "verify " << QFileInfo(ctx.args.first()).absoluteFilePath() << ": "
             << (sum->problems.isEmpty() ? QStringLiteral("OK") : QStringLiteral("%1 problem(s)").arg(sum->problems.size())) << "; " << sum->files
-            << " files (" << mb(sum->bytes) << "), " << sum->messages << " messages in " << sum->folders << " folders, " << sum->queued << " queued"
+            << " files (" << mb(sum->bytes) << "), " << sum->messages << " messages in " << sum->folders << " folders with messages, " << sum->queued << " queued"
             << Qt::endl;
     return sum->problems.isEmpty() ? 0 : 1;
 }
