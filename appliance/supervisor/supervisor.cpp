@@ -139,11 +139,14 @@ void Supervisor::start() {
     m_maintenance.setInterval(12 * 3600 * 1000);
     connect(&m_maintenance, &QTimer::timeout, this, &Supervisor::runMaintenance);
     m_maintenance.start();
-    QTimer::singleShot(5 * 60 * 1000, this, &Supervisor::runMaintenance);  // soon after start, once the web daemon listens
+    // POSTERN_SCHEDULE_DELAY_MS (tests) shortens the wait before the first runs.
+    bool delaySet = false;
+    const int firstDelay = qEnvironmentVariableIntValue("POSTERN_SCHEDULE_DELAY_MS", &delaySet);
+    QTimer::singleShot(delaySet ? firstDelay : 5 * 60 * 1000, this, &Supervisor::runMaintenance);  // soon after start, once the web daemon listens
     m_backup.setInterval(3600 * 1000);
     connect(&m_backup, &QTimer::timeout, this, &Supervisor::runBackup);
     m_backup.start();
-    QTimer::singleShot(10 * 60 * 1000, this, &Supervisor::runBackup);  // once the daemons have settled
+    QTimer::singleShot(delaySet ? firstDelay : 10 * 60 * 1000, this, &Supervisor::runBackup);  // once the daemons have settled
     if (auto st = ensureDirectory(m_config.runDir(), 0755); !st) log::error(u"supervisor.run_dir", log::Fields().add("error", st.errorMessage()));
     (void)removeFile(m_config.runDir() + QStringLiteral("/postern-appliance.ready"));
     for (const ServiceSpec& spec : serviceTable()) {

@@ -20,7 +20,8 @@
 // `backup run --if-due` every hour (10 minutes after start) when
 // backup.restic_repository is set; posternctl decides whether the backup is due
 // and records the result for `posternctl backup status`. Their results are logged
-// (supervisor.cert_renew[_failed], supervisor.backup[_failed]).
+// (supervisor.cert_renew[_failed], supervisor.backup[_failed]). The environment
+// variable POSTERN_SCHEDULE_DELAY_MS (used by the tests) shortens the first wait.
 // State for `posternctl status`: <run_dir>/postern-appliance.status (JSON),
 // and <run_dir>/postern-appliance.ready once every service is ready.
 // A daemon's stderr is passed on to ours; its last line is kept, so a daemon

@@ -337,6 +337,18 @@ class Restic(unittest.TestCase):
         self.assertIn("backup: WARNING: the last backup failed at", st.stdout)
         self.assertEqual(inst.ctl("backup", "status", check=False).returncode, 1)
 
+    def test_supervisor_runs_the_scheduled_backup(self):
+        inst = self.inst
+        inst.set_conf("http.listen", "")
+        inst.set_conf("https.listen", "")
+        env = dict(os.environ, POSTERN_SCHEDULE_DELAY_MS="200")
+        inst.start("postern-appliance", env=env)
+        state = os.path.join(self.tmp, "staging", "last-run.json")
+        wait_for(lambda: os.path.exists(state) and json.load(open(state)).get("ok"), timeout=60,
+                 what="the supervisor's scheduled backup")
+        self.assertEqual(len(json.loads(self.restic("snapshots", "--json"))), 1)
+        wait_for(lambda: "supervisor.backup " in inst.log(), timeout=30, what="the backup's log line")
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
