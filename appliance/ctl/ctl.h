@@ -11,9 +11,12 @@
 //
 // Security: posternctl usually runs as root. The daemon user owns data_dir, so
 // every file there (queue, ready and status files, the log) is either handled
-// as that user (the queue commands call runAsDaemonUser() first and drop root
-// for good) or reached through core/safe_path.h (no link planted there is
-// followed, no FIFO opened, no hard link read). The supervisor's pid, to which
+// as that user (the queue, import and export commands call runAsDaemonUser()
+// first and drop root for good; `backup create` reads data_dir in a forked child
+// that dropped root) or reached through core/safe_path.h (no link planted there
+// is followed, no FIFO opened, no hard link read). `restore` never writes into an
+// existing data_dir: it builds a new root-only folder beside it, hands it over
+// (chownTree) and renames it into place (backup_snapshot.h). The supervisor's pid, to which
 // `cert install`/`cert renew` send SIGHUP, is taken only from a status file
 // owned by root and only when that process is postern-appliance (supervisorPid()).
 #pragma once
