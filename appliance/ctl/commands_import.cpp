@@ -6,7 +6,8 @@
 //                              headers and the separator's date (mbox.h)
 //   import maildir DIR --to ADDRESS
 //                              a Dovecot or Courier Maildir++ (INBOX and its .Folders)
-//                              with flags and dovecot-keywords; into a folder that is
+//                              with flags and keywords (dovecot-keywords, Courier's
+//                              courierimapkeywords/:list); into a folder that is
 //                              still empty, the source's dovecot-uidlist is taken over
 //                              (same UIDVALIDITY and UIDs); otherwise messages get new UIDs
 //   export ADDRESS --mbox DIR  one mboxrd file per folder (INBOX.mbox, Work/Projects.mbox)
@@ -36,6 +37,7 @@
 #include <QElapsedTimer>
 #include <QFile>
 #include <QFileInfo>
+#include <QHash>
 
 #include <cerrno>
 #include <cstring>
@@ -180,6 +182,33 @@ QByteArray readAllFile(const QString& path, qint64* mtimeMs, QString* error) {
     return f.readAll();
 }
 
+// Courier-IMAP's keywords: courierimapkeywords/:list holds the keyword names, one per
+// line, an empty line, then "<message base name>:<index> <index> ..." lines.
+QHash<QString, QStringList> readCourierKeywords(const QString& folderDir) {
+    QHash<QString, QStringList> out;
+    auto text = readFile(folderDir + QStringLiteral("/courierimapkeywords/:list"), 16 * 1024 * 1024);
+    if (!text) return out;
+    QStringList names;
+    bool inNames = true;
+    for (const QByteArray& line : text->split('\n')) {
+        if (inNames) {
+            if (line.isEmpty()) inNames = false;
+            else names << QString::fromUtf8(line);
+            continue;
+        }
+        const qsizetype colon = line.lastIndexOf(':');
+        if (colon <= 0) continue;
+        QStringList kws;
+        for (const QByteArray& n : line.mid(colon + 1).split(' ')) {
+            bool ok = false;
+            const int idx = n.toInt(&ok);
+            if (ok && idx >= 0 && idx < names.size()) kws << names.at(idx);
+        }
+        out.insert(store::parseFileName(QString::fromUtf8(line.left(colon))).base, kws);
+    }
+    return out;
+}
+
 struct SourceMessage {
     QString sub;   // "cur" or "new"
     QString name;
@@ -278,6 +307,7 @@ int importMaildir(CtlContext& ctx) {
     for (const QStringList& folder : listFolders(src)) {
         const QString srcDir = folder.isEmpty() ? src : src + QLatin1Char('/') + store::folderDirName(folder).valueOr(QString());
         const QStringList keywords = readKeywords(srcDir);
+        const QHash<QString, QStringList> courier = readCourierKeywords(srcDir);
         QList<SourceMessage> msgs;
         for (const char* sub : {"cur", "new"}) {
             QStringList names = QDir(srcDir + QLatin1Char('/') + QLatin1String(sub)).entryList(QDir::Files);
@@ -292,6 +322,8 @@ int importMaildir(CtlContext& ctx) {
                         m.flags << f;
                     }
                 }
+                for (const QString& k : courier.value(store::parseFileName(n).base))
+                    if (!m.flags.contains(k)) m.flags << k;
                 msgs << m;
             }
         }

@@ -157,6 +157,34 @@ class Import(unittest.TestCase):
         c.logout()
 
 
+    def test_courier_maildir_keywords(self):
+        inst = self.inst
+        src = os.path.join(self.tmp, "courier")
+        for sub in ("cur", "new", "tmp", ".Lists/cur", ".Lists/new", ".Lists/tmp", "courierimapkeywords"):
+            os.makedirs(os.path.join(src, sub))
+        names = {"cur/1500000000.M1P1.old:2,S": b"Subject: c1\n\nbody one\n",
+                 "new/1500000100.M2P1.old": b"Subject: c2\n\nbody two\n",
+                 ".Lists/cur/1500000200.M3P1.old:2,FS": b"Subject: c3\n\nthree\n"}
+        for rel, data in names.items():
+            path = os.path.join(src, rel)
+            with open(path, "wb") as f:
+                f.write(data)
+            when = int(os.path.basename(rel).split(".")[0])
+            os.utime(path, (when, when))
+        with open(os.path.join(src, "courierimapkeywords", ":list"), "w") as f:
+            f.write("Work\n$Label2\n\n1500000000.M1P1.old:0 1\n")
+        p = inst.ctl("import", "maildir", src, "--to", CAROL)
+        self.assertIn("imported 3 messages", p.stdout)
+        c = imap_login(inst, CAROL)
+        inbox = folder_view(c, "INBOX")[0]
+        lists = folder_view(c, "Lists")[0]
+        c.logout()
+        self.assertEqual([(m[0], m[1]) for m in inbox], [(b"Subject: c1\r\n\r\nbody one\r\n", ("$Label2", "Work", "\\Seen")),
+                                                         (b"Subject: c2\r\n\r\nbody two\r\n", ())])
+        self.assertEqual(time.mktime(inbox[1][2]) - time.mktime(inbox[0][2]), 100)  # the files' times are the dates
+        self.assertEqual([(m[0], m[1]) for m in lists], [(b"Subject: c3\r\n\r\nthree\r\n", ("\\Flagged", "\\Seen"))])
+
+
 class ImapImport(unittest.TestCase):
     """From a second Postern instance, over TLS."""
 
