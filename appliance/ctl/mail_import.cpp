@@ -11,6 +11,7 @@
 #include <QFileInfo>
 #include <QHash>
 
+#include <algorithm>
 #include <cerrno>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -137,10 +138,14 @@ Result<QString> FolderWriter::add(const QByteArray& bytes, const QStringList& fl
     if (auto st = m_batch->add(m_address, data, -1, 0, m_parts); !st) return st.error();
     const store::Delivery::Copy& c = m_batch->copies().last();
     if (internalDateMs > 0) {
-        // The file's time is the INTERNALDATE; set before the file becomes visible.
+        // The file's time is the INTERNALDATE; set before the file becomes visible. The
+        // store numbers a batch's files by time: messages of the same second (IMAP dates
+        // have no fractions) get the batch position as milliseconds, so they keep the
+        // source's order without a visible change of date.
         struct timespec ts[2];
         ts[0].tv_sec = ts[1].tv_sec = time_t(internalDateMs / 1000);
-        ts[0].tv_nsec = ts[1].tv_nsec = long(internalDateMs % 1000) * 1000000L;
+        const long ms = internalDateMs % 1000 == 0 ? long(std::min<qsizetype>(m_batchNames.size(), 999)) : long(internalDateMs % 1000);
+        ts[0].tv_nsec = ts[1].tv_nsec = ms * 1000000L;
         ::utimensat(AT_FDCWD, QFile::encodeName(c.tmpPath).constData(), ts, 0);
     }
     const QString name = QFileInfo(c.newPath).fileName();

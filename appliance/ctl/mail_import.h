@@ -6,7 +6,9 @@
 //       missing, with its parents) and its keyword list (dovecot-keywords).
 //   add(bytes, flags, internalDateMs)   one message into the batch: bytes get
 //       CRLF line endings (the store's convention), the file's time is the
-//       INTERNALDATE; nothing is visible yet. Returns the message's file name.
+//       INTERNALDATE (whole-second dates get the batch position as milliseconds,
+//       so the store numbers same-second messages in the order they were added);
+//       nothing is visible yet. Returns the message's file name.
 //   commit()   the batch becomes visible (store::Delivery::commit: rename into
 //       new/, fsync), then the flags are set (store::MaildirFolder::sync(false)
 //       gives the UIDs, setFlags() renames into cur/ with the flag letters).

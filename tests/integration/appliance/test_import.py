@@ -252,7 +252,7 @@ class ImapImport(unittest.TestCase):
         s.append("Sent", "(\\Seen)", None, b"Subject: late\r\n\r\nlate\r\n")
         s.logout()
         self.assertIn("imported 1 messages", run(self.args()).stdout)
-        self.compare(plan)
+        self.compare(plan)  # in UID order: same-second messages keep the source's order
 
     def test_wrong_password_and_untrusted_certificate(self):
         with open(self.pw, "w") as f:
