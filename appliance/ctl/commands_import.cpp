@@ -422,10 +422,11 @@ void addImportCommands(QList<Command>& out) {
     const QString i = QStringLiteral("import");
     out << Command{{i, QStringLiteral("imap")},
                    QStringLiteral("--host H [--port P] [--tls|--starttls|--plain] --user U --password-file F --to ADDRESS [--folder-map A=B,...] "
-                                  "[--state FILE] [--rate N] [--max-messages N] [--ca-file F]"),
+                                  "[--state FILE] [--rate N] [--max-messages N] [--max-size SIZE] [--ca-file F]"),
                    QStringLiteral("copy every folder of another IMAP server (resumable)"),
                    {QStringLiteral("host"), QStringLiteral("port"), QStringLiteral("user"), QStringLiteral("password-file"), QStringLiteral("to"),
-                    QStringLiteral("folder-map"), QStringLiteral("state"), QStringLiteral("rate"), QStringLiteral("max-messages"), QStringLiteral("ca-file")},
+                    QStringLiteral("folder-map"), QStringLiteral("state"), QStringLiteral("rate"), QStringLiteral("max-messages"), QStringLiteral("max-size"),
+                    QStringLiteral("ca-file")},
                    {QStringLiteral("tls"), QStringLiteral("starttls"), QStringLiteral("plain")}, importImap, true};
     out << Command{{i, QStringLiteral("mbox")}, QStringLiteral("FILE --to ADDRESS [--folder F] [--format mboxrd|mboxo]"),
                    QStringLiteral("import an mbox file (Takeout, Thunderbird)"),

@@ -136,6 +136,10 @@ namespace {
 
 enum class TlsMode { Implicit, StartTls, Plain };
 
+// Largest message copied: what the response parser accepts as one literal, less room
+// for the rest of the FETCH response.
+constexpr qint64 kMaxImportMessage = ClientLimits().maxLiteral - 1024 * 1024;
+
 struct NetError {
     QString message;
     bool retry = true;  // a dropped connection or a throttle answer: try again later
@@ -390,12 +394,13 @@ struct Options {
     QMap<QString, QString> folderMap;
     double rate = -1;  // messages per second; <0: default
     qint64 maxMessages = 0;
+    qint64 maxSize = kMaxImportMessage;
     QList<QSslCertificate> ca;
 };
 
 struct FolderCount {
     QString remote, local;
-    qint64 copied = 0, already = 0, skippedDup = 0;
+    qint64 copied = 0, already = 0, skippedDup = 0, tooBig = 0;
     QString note;
 };
 
@@ -548,10 +553,32 @@ private:
             pace();
             QByteArray set;
             for (quint32 u : batch) set += (set.isEmpty() ? "" : ",") + QByteArray::number(u);
+            // Sizes first: a message larger than the parser's literal limit is reported and
+            // left out (counted as done), instead of breaking the connection on every run.
+            QByteArray bodySet;
+            auto sz = c.command("UID FETCH " + set + " (UID RFC822.SIZE)", [&](const ImapResponse& u) {
+                if (u.values.size() < 3 || u.values.at(1).text.toUpper() != "FETCH" || u.values.at(2).kind != ImapValue::Kind::List) return;
+                const QList<ImapValue>& a = u.values.at(2).list;
+                quint64 uid = 0, size = 0;
+                for (qsizetype k = 0; k + 1 < a.size(); k += 2) {
+                    if (a.at(k).text.toUpper() == "UID") uid = a.at(k + 1).number();
+                    else if (a.at(k).text.toUpper() == "RFC822.SIZE") size = a.at(k + 1).number();
+                }
+                if (uid == 0) return;
+                if (size > quint64(m_o.maxSize)) {
+                    ++count.tooBig;
+                    m_ctx.err << "posternctl: " << p.remote.name << " UID " << uid << ": " << size << " bytes, larger than " << m_o.maxSize
+                              << ": left out" << Qt::endl;
+                    return;
+                }
+                bodySet += (bodySet.isEmpty() ? "" : ",") + QByteArray::number(uid);
+            }, err);
+            if (!sz) return 2;
             QList<Pending> pend;
             Status addError;
             QSet<quint32> seenInBatch;
-            auto fr = c.command("UID FETCH " + set + " (UID FLAGS INTERNALDATE BODY.PEEK[]" + (gmail ? " X-GM-MSGID" : "") + ")",
+            auto fr = bodySet.isEmpty() ? std::optional<ImapResponse>(ImapResponse())
+                                        : c.command("UID FETCH " + bodySet + " (UID FLAGS INTERNALDATE BODY.PEEK[]" + (gmail ? " X-GM-MSGID" : "") + ")",
                                 [&](const ImapResponse& u) {
                                     if (u.values.size() < 3 || u.values.at(1).text.toUpper() != "FETCH" || u.values.at(2).kind != ImapValue::Kind::List)
                                         return;
@@ -677,6 +704,12 @@ int importImap(CtlContext& ctx) {
         o.maxMessages = ctx.opt(QStringLiteral("max-messages")).toLongLong(&ok);
         if (!ok || o.maxMessages <= 0) return ctx.usage(QStringLiteral("--max-messages must be a positive number"));
     }
+    if (ctx.has(QStringLiteral("max-size"))) {
+        auto n = Schema::parseSize(ctx.opt(QStringLiteral("max-size")));
+        if (!n || *n < 1 || *n > kMaxImportMessage)
+            return ctx.usage(QStringLiteral("--max-size is a size from 1 to %1 bytes (e.g. 50M)").arg(kMaxImportMessage));
+        o.maxSize = *n;
+    }
     for (const QString& pair : ctx.opt(QStringLiteral("folder-map")).split(QLatin1Char(','), Qt::SkipEmptyParts)) {
         const qsizetype eq = pair.indexOf(QLatin1Char('='));
         if (eq <= 0) return ctx.usage(QStringLiteral("--folder-map takes REMOTE=LOCAL pairs separated by commas (LOCAL empty: skip)"));
@@ -721,6 +754,7 @@ int importImap(CtlContext& ctx) {
         if (!f.local.isEmpty()) ctx.out << " -> " << f.local << ": " << f.copied << " copied";
         if (f.already) ctx.out << ", " << f.already << " recovered from an interrupted run";
         if (f.skippedDup) ctx.out << ", " << f.skippedDup << " already in another folder";
+        if (f.tooBig) ctx.out << ", " << f.tooBig << " too big, left out";
         if (!f.note.isEmpty()) ctx.out << (f.local.isEmpty() ? ": " : "; ") << f.note;
         ctx.out << Qt::endl;
     }

@@ -3,7 +3,7 @@
 //
 // posternctl import imap --host H [--port P] [--tls|--starttls|--plain]
 //     --user U --password-file F --to ADDRESS [--folder-map A=B,C=,...]
-//     [--state FILE] [--rate N] [--max-messages N] [--ca-file F]
+//     [--state FILE] [--rate N] [--max-messages N] [--max-size SIZE] [--ca-file F]
 //
 // What is copied: every selectable folder; per message the bytes (BODY.PEEK[],
 // so the source's \Seen is not touched), FLAGS (system flags and keywords) and
@@ -30,6 +30,9 @@
 // limits IMAP downloads, else unlimited); a dropped connection or a [THROTTLED]
 // / [UNAVAILABLE] answer is retried with back-off (5 tries, 2 s doubling to 60 s).
 // --max-messages stops after N messages (a trial run; the next run continues).
+// Sizes are fetched before bodies: a message larger than --max-size (at most and
+// by default kMaxImportMessage: the parser's literal limit, 256 MiB, less 1 MiB)
+// is named and left out for good (its UID counts as done in the state file).
 // Progress on a terminal; one line per folder with the counts.
 //
 // Security: the password file and --ca-file are read as root, then posternctl

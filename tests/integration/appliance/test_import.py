@@ -254,6 +254,22 @@ class ImapImport(unittest.TestCase):
         self.assertIn("imported 1 messages", run(self.args()).stdout)
         self.compare(plan)  # in UID order: same-second messages keep the source's order
 
+    def test_max_size_boundary(self):
+        c = imap_login(self.src, ALICE)
+        c.create("Sizes")
+        for n in (1000, 1001):
+            head = f"Subject: size {n}\r\n\r\n".encode()
+            c.append("Sizes", "(\\Seen)", None, head + b"x" * (n - len(head) - 2) + b"\r\n")
+        c.logout()
+        p = run(self.args("--max-size", "1000", "--folder-map", "Drafts=,Sent=,Trash=,Junk=,Archive="))
+        self.assertIn("Sizes -> Sizes: 1 copied, 1 too big, left out", p.stdout)
+        self.assertRegex(p.stderr, r"Sizes UID 2: 1001 bytes, larger than 1000: left out")
+        d = imap_login(self.dst, BOB)
+        msgs = folder_view(d, "Sizes")[0]
+        d.logout()
+        self.assertEqual([len(m[0]) for m in msgs], [1000])
+        self.assertEqual(run(self.args("--max-size", "0"), check=False).returncode, 2)
+
     def test_wrong_password_and_untrusted_certificate(self):
         with open(self.pw, "w") as f:
             f.write("wrong\n")
