@@ -282,6 +282,9 @@ StepResult reportStep(Flow& f) {
         QStringLiteral(
             "\nPublish the DNS records shown above; `posternctl --config %1 dns check` tells which are still missing.")
             .arg(f.a.configDir));
+    con.say(QStringLiteral("Backups: `posternctl --config %1 backup create DIR` now, or daily off-site with restic: set "
+                           "backup.restic_repository and backup.restic_password_file.")
+                .arg(f.a.configDir));
     if (config)
         con.say(QStringLiteral("The daemons log to %1/mail.log (follow it with: tail -f %1/mail.log).")
                     .arg(config->logDir()));

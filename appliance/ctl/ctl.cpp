@@ -105,6 +105,8 @@ QList<Command> allCommands() {
     addFirewallCommands(cmds);
     addCheckCommands(cmds);
     addCertCommands(cmds);
+    addBackupCommands(cmds);
+    addImportCommands(cmds);
     return cmds;
 }
 

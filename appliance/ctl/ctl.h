@@ -17,9 +17,12 @@
 //
 // Security: posternctl usually runs as root. The daemon user owns data_dir, so
 // every file there (queue, ready and status files, the log) is either handled
-// as that user (the queue commands call runAsDaemonUser() first and drop root
-// for good) or reached through core/safe_path.h (no link planted there is
-// followed, no FIFO opened, no hard link read). The supervisor's pid, to which
+// as that user (the queue, import and export commands call runAsDaemonUser()
+// first and drop root for good; `backup create` reads data_dir in a forked child
+// that dropped root) or reached through core/safe_path.h (no link planted there
+// is followed, no FIFO opened, no hard link read). `restore` never writes into an
+// existing data_dir: it builds a new root-only folder beside it, hands it over
+// (chownTree) and renames it into place (backup_snapshot.h). The supervisor's pid, to which
 // `cert install`/`cert renew` send SIGHUP, is taken only from a status file
 // owned by root and only when that process is postern-appliance (supervisorPid()).
 #pragma once
@@ -79,6 +82,11 @@ void addQueueCommands(QList<Command>& out);
 void addFirewallCommands(QList<Command>& out);
 void addCheckCommands(QList<Command>& out);
 void addCertCommands(QList<Command>& out);
+void addBackupCommands(QList<Command>& out);
+void addImportCommands(QList<Command>& out);
+
+// `posternctl status`'s backup line (commands_backup.cpp); *warn when it is a warning.
+QString backupStatusLine(const Config& config, bool* warn);
 
 QList<Command> allCommands();
 int runCtl(const QStringList& arguments, QTextStream& out, QTextStream& err);

@@ -16,6 +16,13 @@
 // daemons whose restart-only settings changed.
 // As PID 1 (container): reaps orphaned processes without touching the
 // children QProcess waits for (waitid with WNOWAIT first).
+// Schedules (each a short-lived `posternctl` process as root, never two at once):
+// `cert renew --if-due` twice a day (5 minutes after start, then every 12 h) and
+// `backup run --if-due` every hour (10 minutes after start) when
+// backup.restic_repository is set; posternctl decides whether the backup is due
+// and records the result for `posternctl backup status`. Their results are logged
+// (supervisor.cert_renew[_failed], supervisor.backup[_failed]). The environment
+// variable POSTERN_SCHEDULE_DELAY_MS (used by the tests) shortens the first wait.
 // State for `posternctl status`: <run_dir>/postern-appliance.status (JSON),
 // and <run_dir>/postern-appliance.ready once every service is ready.
 // A daemon's stderr is passed on to ours; its last line is kept, so a daemon
@@ -106,6 +113,10 @@ private:
     QTimer m_maintenance;  // twice a day: posternctl cert renew --if-due (ACME)
     QPointer<QProcess> m_maintenanceProcess;  // not to be reaped as an orphan
     void runMaintenance();
+    QTimer m_backup;  // hourly: posternctl backup run --if-due (restic; acts once backup.interval passed)
+    QPointer<QProcess> m_backupProcess;
+    void runBackup();
+    QString findCtl() const;
 };
 
 }  // namespace postern

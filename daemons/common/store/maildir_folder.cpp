@@ -147,6 +147,21 @@ bool plainName(const char* name) {
 }
 }  // namespace
 
+Result<FileLock> MaildirFolder::lockUidList(const QString& dir, int timeoutMs) {
+    return FileLock::acquire(dir + QLatin1String(kUidLock), FileLock::Mode::Exclusive, timeoutMs);
+}
+
+Result<UidListContents> MaildirFolder::readUidListFile(const QString& path) {
+    auto text = readFile(path, 256 * 1024 * 1024);
+    if (!text) return text.error();
+    const UidList u = parseUidList(*text);
+    UidListContents out;
+    out.uidValidity = u.validity;
+    out.nextUid = u.next;
+    for (auto it = u.byBase.cbegin(); it != u.byBase.cend(); ++it) out.uidByBase.insert(it.key(), it->uid);
+    return out;
+}
+
 void MaildirFolder::dropIdleCaches(qint64 idleMs) {
     UidListCache& cache = UidListCache::instance();
     QMutexLocker lock(&cache.mutex);

@@ -17,6 +17,12 @@
 //   expunge(entry)          unlinks the file (and updates the quota file).
 //   messagePath(entry)      absolute path of the message file.
 // UIDVALIDITY is created once per folder and kept; UIDs only grow.
+// For tools that must see a folder's uidlist and files together (posternctl
+// backup, import), without writing anything:
+//   lockUidList(dir)       the same exclusive flock sync() takes; while it is
+//       held no process assigns UIDs or rewrites the uidlist of that folder.
+//   readUidListFile(path)  the uidlist parsed by the same code sync() uses
+//       (UIDVALIDITY, next UID, UID per message base name); read-only.
 //
 // Format of dovecot-uidlist (version 3, as Dovecot writes it):
 //   "3 V<uidvalidity> N<nextuid> G<32 hex guid>"
@@ -31,8 +37,10 @@
 // '.'), paths are built only from the folder's own directory.
 #pragma once
 
+#include "core/atomic_file.h"
 #include "core/result.h"
 
+#include <QHash>
 #include <QList>
 
 #include <functional>
@@ -52,8 +60,18 @@ struct MessageEntry {
     qint64 mtimeMs = 0;  // delivery time (IMAP INTERNALDATE)
 };
 
+struct UidListContents {
+    quint32 uidValidity = 0;  // 0: no valid header (a missing, empty or unknown-version file)
+    quint32 nextUid = 1;
+    QHash<QString, quint32> uidByBase;  // message base name -> UID
+};
+
 class MaildirFolder {
 public:
+    static constexpr const char* kUidListName = "dovecot-uidlist";
+    static Result<FileLock> lockUidList(const QString& dir, int timeoutMs = 30000);
+    static Result<UidListContents> readUidListFile(const QString& path);
+
     static Result<MaildirFolder> open(const QString& root, const QStringList& folder = {}, bool create = true);
     QString dir() const { return m_dir; }
     quint32 uidValidity() const { return m_uidValidity; }

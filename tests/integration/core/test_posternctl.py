@@ -133,11 +133,13 @@ class PosternctlTest(unittest.TestCase):
         not run as root; a dry run changes nothing and is not refused."""
         help_lines = self.ctl("--help").stdout.splitlines()
         marked = sorted(" ".join(l.split()[:2]) for l in help_lines if l.rstrip().endswith("(root)"))
-        self.assertEqual(marked, ["firewall apply", "firewall remove"])
+        self.assertEqual(marked, ["backup create", "backup run", "export ADDRESS", "firewall apply", "firewall remove",
+                                  "import imap", "import maildir", "import mbox", "restore DIR"])
         self.assertIn("(root)", self.ctl("firewall", "apply", "--help").stdout)
         os.chmod(self.tmp.name, 0o755)  # the config must be readable by the other user
         nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", bin_path("posternctl"), "--config", self.cfg]
-        for words in (["firewall", "apply"], ["firewall", "remove"]):
+        for words in (["firewall", "apply"], ["firewall", "remove"], ["backup", "create"], ["backup", "run"], ["restore"],
+                      ["import", "mbox"], ["export"]):
             p = subprocess.run(nobody + words, capture_output=True, text=True)
             self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
             self.assertEqual(p.stderr, f"posternctl: '{' '.join(words)}' needs root (run it as root, e.g. with sudo)\n")
