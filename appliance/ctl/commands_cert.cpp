@@ -99,7 +99,7 @@ int installPair(CtlContext& ctx, const Config& config, const QList<QSslCertifica
     // The pid comes from a root-owned status file and must be postern-appliance (ctl.h):
     // the daemon user, who owns run_dir, must not choose whom root sends SIGHUP to.
     const qint64 pid = supervisorPid(config);
-    if (pid > 1 && ::kill(pid_t(pid), SIGHUP) == 0) ctx.out << "daemons told to reload (new connections use the new certificate)" << Qt::endl;
+    if (pid > 0 && ::kill(pid_t(pid), SIGHUP) == 0) ctx.out << "daemons told to reload (new connections use the new certificate)" << Qt::endl;
     else ctx.out << "the supervisor is not running: the certificate is used at the next start" << Qt::endl;
     return 0;
 }

@@ -87,7 +87,8 @@ qint64 supervisorPid(const Config& config, QJsonObject* status) {
     const QJsonObject o = QJsonDocument::fromJson(f.read(1024 * 1024)).object();
     if (status) *status = o;
     const qint64 pid = o.value(QStringLiteral("pid")).toInteger();
-    if (pid <= 1 || pid > std::numeric_limits<pid_t>::max()) return 0;
+    // PID 1 is valid: in the container image the supervisor is init.
+    if (pid < 1 || pid > std::numeric_limits<pid_t>::max()) return 0;
     if (::kill(pid_t(pid), 0) != 0 && errno != EPERM) return 0;
     // And it is the supervisor, not whatever process got that pid since (comm is cut at 15 bytes).
     QFile comm(QStringLiteral("/proc/%1/comm").arg(pid));
