@@ -21,7 +21,7 @@
 //   readFolder(...)     messages of a folder with their IMAP flags and dates.
 //
 // Store functions used (public interface only): store::Delivery(mailDir),
-// Delivery::add(address, prefix, -1, 0, folderParts), Delivery::copies(),
+// Delivery::add(address, Content{bytes}, folderParts), Delivery::copies(),
 // Delivery::commit(), store::MaildirFolder::open(root, parts, create),
 // MaildirFolder::sync(false), MaildirFolder::setFlags(), messagePath(),
 // dir(); store::folderParts, folderDirName, parseFileName; core/paths.h maildirRoot.
