@@ -123,7 +123,9 @@ struct Token {
     bool literal = false;  // String came as a literal
     bool binary = false;   // ... as a literal8 ("~{n}")
     bool isAtom(const char* a) const { return kind == Kind::Atom && qstricmp(text.constData(), a) == 0; }
-    bool isString() const { return kind == Kind::String || kind == Kind::Atom; }  // astring
+    // astring (RFC 9051 9: astring = 1*ASTRING-CHAR / string): an atom NIL is the string "NIL"
+    // wherever an astring is expected (SEARCH SUBJECT NIL, SELECT NIL, a keyword NIL).
+    bool isString() const { return kind == Kind::String || kind == Kind::Atom || kind == Kind::Nil; }
 };
 
 class ArgParser {

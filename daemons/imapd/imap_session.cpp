@@ -2,8 +2,6 @@
 #include "imap_session.h"
 
 #include "commands/commands.h"
-#include "folder_watch.h"
-
 #include "common/shared_counters.h"
 
 #include "core/log.h"
@@ -18,6 +16,10 @@ ImapSession::ImapSession(SessionIo& io, ImapBackend& backend, const SessionConfi
     m_idleDebounce.setSingleShot(true);
     m_idleDebounce.setInterval(100);
     QObject::connect(&m_idleDebounce, &QTimer::timeout, m_alive.get(), [this] {
+        if (m_phase == Phase::Idle) reportChanges(true);
+    });
+    m_idlePoll.setInterval(5000);
+    QObject::connect(&m_idlePoll, &QTimer::timeout, m_alive.get(), [this] {
         if (m_phase == Phase::Idle) reportChanges(true);
     });
 }
@@ -96,7 +98,8 @@ void ImapSession::start() {
 
 void ImapSession::untagged(const QByteArray& line) { m_io.send("* " + line + "\r\n"); }
 
-void ImapSession::tagged(const Request& r, const char* status, const QString& text, const QByteArray& code) {
+void ImapSession::tagged(const Request& r, const char* status, const QString& text, const QByteArray& codeIn) {
+    const QByteArray code = endOfCommand(r, status, codeIn);
     QByteArray out = r.tag + ' ' + status + ' ';
     if (!code.isEmpty()) out += '[' + code + "] ";
     out += text.toUtf8() + "\r\n";
@@ -290,6 +293,7 @@ void ImapSession::dispatch(const RawCommand& raw) {
             no(r, QStringLiteral("Use STARTTLS first; logins are disabled on unencrypted connections"), "PRIVACYREQUIRED");
             return;
         }
+        m_modseqAtStart = m_state == State::Selected && m_selected ? m_selected->highestModseq() : 0;
         spec.handler(*this, r);
         return;
     }
@@ -341,19 +345,45 @@ void ImapSession::finishLogin(const Request& r, AuthVerdict verdict, const QStri
 
 void ImapSession::reportChanges(bool allowExpunge) {
     if (!m_selected) return;
-    auto changes = m_selected->refresh();
+    auto changes = m_selected->refresh(allowExpunge);
     if (!changes) return;
-    Commands::sendChanges(*this, *changes, allowExpunge);
+    Commands::sendChanges(*this, *changes);
+}
+
+QByteArray ImapSession::endOfCommand(const Request& r, const char* status, const QByteArray& code) {
+    // BAD: the command did not run; the next one reports what changed meanwhile.
+    if (m_state != State::Selected || !m_selected || m_phase == Phase::Closed || std::strcmp(status, "BAD") == 0) return code;
+    // RFC 9051 7.5.1: no EXPUNGE at the end of FETCH, STORE or SEARCH by sequence number
+    // (SORT and THREAD answer with sequence numbers too); a UID command may have them.
+    const bool seqCommand =
+        !r.uid && (r.name == "FETCH" || r.name == "STORE" || r.name == "SEARCH" || r.name == "SORT" || r.name == "THREAD");
+    reportChanges(!seqCommand);
+    // RFC 7162 (RFC 5162 3.3-3.5 for EXPUNGE): a command that raised the mailbox's
+    // mod-sequence tells a CONDSTORE client the new value, where the response has room.
+    if (m_condstore && code.isEmpty() && std::strcmp(status, "OK") == 0 && m_selected && m_selected->highestModseq() > m_modseqAtStart &&
+        m_modseqAtStart)
+        return "HIGHESTMODSEQ " + QByteArray::number(m_selected->highestModseq());
+    return code;
+}
+
+void ImapSession::enableCondstore() {
+    if (m_condstore) return;
+    m_condstore = true;
+    // RFC 7162 3.1: the first CONDSTORE enabling command reports the selected mailbox's
+    // HIGHESTMODSEQ (unless it was selected with NOMODSEQ).
+    if (m_state == State::Selected && m_selected && m_selected->highestModseq())
+        untagged("OK [HIGHESTMODSEQ " + QByteArray::number(m_selected->highestModseq()) + "] Highest");
 }
 
 void ImapSession::startIdleWatch() {
     if (!m_selected) return;
-    m_watcher = FolderWatch::watch(m_selected->dir(), [this] { m_idleDebounce.start(); });
+    if (!m_selected->setChangeNotify([this] { m_idleDebounce.start(); })) m_idlePoll.start();
 }
 
 void ImapSession::stopIdleWatch() {
-    m_watcher.reset();
+    if (m_selected) m_selected->setChangeNotify(nullptr);
     m_idleDebounce.stop();
+    m_idlePoll.stop();
 }
 
 }  // namespace postern::imap

@@ -158,6 +158,19 @@ bool plainName(const char* name) {
 }
 }  // namespace
 
+quint32 allocateUidValidity(const QString& maildirRoot) {
+    const quint32 now = quint32(QDateTime::currentSecsSinceEpoch());
+    auto lock = FileLock::acquire(maildirRoot + QStringLiteral("/postern-uidvalidity.lock"));
+    if (!lock) return now;  // the root is not writable: the folder cannot be made either
+    const QString path = maildirRoot + QStringLiteral("/postern-uidvalidity");
+    quint32 last = 0;
+    if (auto text = readFile(path, 64)) last = text->trimmed().toUInt();
+    // Above the last one given out, so a folder recreated in the same second differs.
+    const quint32 next = last < now ? now : (last == 0xffffffffu ? now : last + 1);
+    (void)writeFileAtomic(path, QByteArray::number(next) + '\n', 0600);
+    return next;
+}
+
 void MaildirFolder::dropIdleCaches(qint64 idleMs) {
     UidListCache& cache = UidListCache::instance();
     QMutexLocker lock(&cache.mutex);
@@ -213,7 +226,7 @@ Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur, const KnownFn
     bool changed = false;      // the file must be written
     bool rewrite = false;      // ... as a whole (else new lines are appended)
     if (list.validity == 0) {
-        list.validity = quint32(QDateTime::currentSecsSinceEpoch());
+        list.validity = allocateUidValidity(m_root);
         list.next = std::max<quint32>(list.next, 1);
         changed = rewrite = true;
     }
@@ -320,6 +333,7 @@ Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur, const KnownFn
     }
     m_uidValidity = list.validity;
     m_nextUid = list.next;
+    m_guid = list.guid;
     return out;
 }
 

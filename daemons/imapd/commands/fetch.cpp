@@ -304,6 +304,7 @@ struct FetchJob {
     bool needParsed = false;   // ENVELOPE/BODY/BODYSTRUCTURE: from the index cache, else parsed
     bool setsSeen = false;
     bool uid = false;          // UID FETCH
+    bool gone = false;         // a requested message no longer exists
     // The message whose response is being sent, item by item (see Commands::fetch).
     int current = -1;          // -1: between messages
     qsizetype nextItem = 0;
@@ -448,7 +449,7 @@ void Commands::fetch(ImapSession& s, const R& r) {
     auto job = std::make_shared<FetchJob>();
     job->indexes = *set;
     if (changedSince) {
-        condstore(s) = true;
+        s.enableCondstore();
         bool listed = false;
         for (const QByteArray& a : atoms) listed = listed || a.toUpper() == "MODSEQ";
         if (!listed) atoms << "MODSEQ";  // implied (RFC 7162 3.1.4.1)
@@ -467,7 +468,7 @@ void Commands::fetch(ImapSession& s, const R& r) {
         const UidRanges reported = vanishedSince(v, *changedSince, *ranges);
         if (!reported.isEmpty()) s.untagged("VANISHED (EARLIER) " + rangesText(reported));
     }
-    bool hasUid = false;
+    bool hasUid = false, enablesCondstore = false;
     for (const QByteArray& a : atoms) {
         auto it = parseItem(a);
         if (!it) {
@@ -480,7 +481,7 @@ void Commands::fetch(ImapSession& s, const R& r) {
                 s.bad(r, QStringLiteral("This mailbox has no mod-sequences (NOMODSEQ)"));
                 return;
             }
-            condstore(s) = true;
+            enablesCondstore = true;
         }
         if (it->kind == FetchItem::Envelope || it->kind == FetchItem::BodyStructure || it->kind == FetchItem::Body) job->needParsed = true;
         else if (it->kind > FetchItem::Body) job->needMessage = true;
@@ -490,6 +491,7 @@ void Commands::fetch(ImapSession& s, const R& r) {
         job->items << *it;
     }
     if (r.uid && !hasUid) job->items.prepend(FetchItem{FetchItem::Uid, {}, false, -1, -1});
+    if (enablesCondstore) s.enableCondstore();  // (the first time: * OK [HIGHESTMODSEQ n], RFC 7162 3.1)
     job->uid = r.uid;
     const R req = r;
     // One message's response is sent item by item, with the output checked between items:
@@ -506,13 +508,25 @@ void Commands::fetch(ImapSession& s, const R& r) {
                 if (job->next >= job->indexes.size()) break;
                 const int i = job->indexes.at(job->next++);
                 if (i >= view.messages().size()) continue;
+                if (view.messages().at(i).expunged) {  // another session expunged it; not reported yet
+                    job->gone = true;
+                    continue;
+                }
                 // ENVELOPE/BODY/BODYSTRUCTURE come from the index when it has them, else from
                 // one parse of the file, whose results then go into the index.
                 MailboxIndex* idx = batchIndex.get();  // acquired once per turn, not per message
                 if (idx) job->cache = idx->cached(view.messages().at(i).uid, view.messages().at(i).base);
                 if (job->needMessage || (job->needParsed && !job->cache)) {
                     QFile f(view.path(i));
-                    if (!f.open(QIODevice::ReadOnly)) continue;  // expunged meanwhile: skip it (RFC 9051 allows omitting)
+                    if (!f.open(QIODevice::ReadOnly)) {
+                        // Renamed by another session (new flags): the same message under its new name.
+                        const auto file = view.currentFile(i);
+                        if (file) f.setFileName(view.dir() + (file->second ? QStringLiteral("/new/") : QStringLiteral("/cur/")) + file->first);
+                        if (!file || !f.open(QIODevice::ReadOnly)) {
+                            job->gone = true;  // expunged meanwhile: its data is omitted (RFC 2180 4.1.2)
+                            continue;
+                        }
+                    }
                     job->msg = normalizeCrlf(f.readAll());
                 }
                 if (job->needParsed && !job->cache) {
@@ -532,8 +546,10 @@ void Commands::fetch(ImapSession& s, const R& r) {
                     }
                 }
                 job->seenSet = false;
-                if (job->setsSeen && !view.messages().at(i).flags.contains(QLatin1Char('S')))
-                    job->seenSet = view.setFlags(i, view.messages().at(i).flags + QLatin1Char('S')).ok();  // false: expunged meanwhile
+                if (job->setsSeen && !view.messages().at(i).flags.contains(QLatin1Char('S'))) {
+                    auto change = view.changeFlags(i, 1, QStringLiteral("S"));  // fails: expunged meanwhile
+                    job->seenSet = change && change->changed;
+                }
                 job->current = i;
                 job->nextItem = 0;
                 job->firstItem = true;
@@ -561,6 +577,12 @@ void Commands::fetch(ImapSession& s, const R& r) {
             if (!end.isEmpty() && !job->firstItem) end.prepend(' ');
             s.sendRaw(end + ")\r\n");
             job->endMessage();
+        }
+        if (job->gone && !job->uid) {
+            // RFC 5530 EXPUNGEISSUED (as RFC 2180 4.1.2 suggests): the client should NOOP and
+            // look again; a UID FETCH just omits what no longer exists.
+            s.no(req, QStringLiteral("Some of the requested messages no longer exist"), "EXPUNGEISSUED");
+            return true;
         }
         s.ok(req, QStringLiteral("FETCH completed"));
         return true;

@@ -53,19 +53,22 @@ QByteArray quotedName(ImapSession& s, const QString& name) { return quoteString(
 constexpr qsizetype kMaxListPatterns = 64;
 
 struct FolderStatus {
-    qint64 messages = 0, unseen = 0, deleted = 0, size = 0;
+    qint64 messages = 0, unseen = 0, deleted = 0, size = 0, recent = 0;
     quint32 uidNext = 1, uidValidity = 0;
     quint64 highestModseq = 0;
 };
 
-std::optional<FolderStatus> folderStatus(ImapSession& s, const MailboxName& m, bool wantModseq) {
+std::optional<FolderStatus> folderStatus(ImapSession& s, const MailboxName& m, bool wantModseq, bool wantRecent) {
     auto& sel = Commands::selected(s);
     if (sel && sel->name().name == m.name) {
+        // The selected mailbox as this session knows it (RFC 9051 6.3.11 allows STATUS on it).
         FolderStatus st;
         st.uidNext = sel->uidNext();
         st.uidValidity = sel->uidValidity();
         st.highestModseq = sel->highestModseq();
+        st.recent = sel->recentCount();
         for (const Message& msg : sel->messages()) {
+            if (msg.expunged) continue;
             ++st.messages;
             st.size += msg.vsize;
             if (!msg.flags.contains(QLatin1Char('S'))) ++st.unseen;
@@ -86,21 +89,31 @@ std::optional<FolderStatus> folderStatus(ImapSession& s, const MailboxName& m, b
         if (!e.flags.contains(QLatin1Char('S'))) ++st.unseen;
         if (e.flags.contains(QLatin1Char('T'))) ++st.deleted;
     }
-    if (wantModseq) {
+    if (wantModseq || wantRecent) {
         if (std::shared_ptr<MailboxIndex> idx = MailboxIndex::acquire(folder->dir(), folder->uidValidity())) {
-            QList<Message> msgs;
-            msgs.reserve(list->size());
-            for (const store::MessageEntry& e : *list) msgs << Message::fromEntry(e);  // sizes and dates too, for the next SELECT
-            if (auto hms = idx->sync(msgs)) st.highestModseq = *hms;
+            if (wantModseq) {
+                QList<Message> msgs;
+                msgs.reserve(list->size());
+                for (const store::MessageEntry& e : *list) msgs << Message::fromEntry(e);  // sizes and dates too, for the next SELECT
+                if (auto hms = idx->sync(msgs)) st.highestModseq = *hms;
+            }
+            if (wantRecent) {
+                // Messages no session has had as \Recent yet; STATUS takes none (RFC 3501 6.3.10).
+                const quint32 first = idx->firstRecent();
+                for (const store::MessageEntry& e : *list) st.recent += first && e.uid >= first ? 1 : 0;
+            }
         }
     }
     return st;
 }
 
 std::optional<QByteArray> statusItems(ImapSession& s, const MailboxName& m, const Token& items) {
-    bool wantModseq = false;
-    for (const Token& it : items.items) wantModseq = wantModseq || it.isAtom("HIGHESTMODSEQ");
-    auto st = folderStatus(s, m, wantModseq);
+    bool wantModseq = false, wantRecent = false;
+    for (const Token& it : items.items) {
+        wantModseq = wantModseq || it.isAtom("HIGHESTMODSEQ");
+        wantRecent = wantRecent || it.isAtom("RECENT");
+    }
+    auto st = folderStatus(s, m, wantModseq, wantRecent);
     if (!st) return std::nullopt;
     QByteArrayList parts;
     for (const Token& it : items.items) {
@@ -109,12 +122,12 @@ std::optional<QByteArray> statusItems(ImapSession& s, const MailboxName& m, cons
         else if (k == "UIDNEXT") parts << "UIDNEXT " + QByteArray::number(st->uidNext);
         else if (k == "UIDVALIDITY") parts << "UIDVALIDITY " + QByteArray::number(st->uidValidity);
         else if (k == "UNSEEN") parts << "UNSEEN " + QByteArray::number(st->unseen);
-        else if (k == "RECENT") parts << "RECENT 0";
+        else if (k == "RECENT") parts << "RECENT " + QByteArray::number(st->recent);
         else if (k == "SIZE") parts << "SIZE " + QByteArray::number(st->size);
         else if (k == "DELETED") parts << "DELETED " + QByteArray::number(st->deleted);
         else if (k == "HIGHESTMODSEQ") {
             parts << "HIGHESTMODSEQ " + QByteArray::number(st->highestModseq);  // 0: NOMODSEQ (RFC 7162 3.1.6)
-            Commands::condstore(s) = true;
+            s.enableCondstore();
         }
         else return QByteArray();  // unknown item: caller says BAD
     }
@@ -176,23 +189,31 @@ void Commands::select(ImapSession& s, const R& r) {
     auto m = mailboxArg(s, r, r.args.at(0));
     if (!m) return;
     const bool readOnly = r.name == "EXAMINE";
+    // \Recent for IMAP4rev1 sessions: SELECT takes the new messages, EXAMINE only shows
+    // them (RFC 3501 2.3.2, 6.3.2).
+    SelectOptions options;
+    options.recent = s.m_rev2 ? RecentMode::None : (readOnly ? RecentMode::Peek : RecentMode::Claim);
     // Selecting the same mailbox again (clients do, to resynchronise) reuses what we
     // listed: a refresh instead of a new listing; the answer below is complete either way.
-    const bool again = previous && previous->name().name == m->name && previous->readOnly() == readOnly && mailboxes(s).exists(*m) &&
-                       previous->refresh().ok();
-    auto view = again ? Result<MailboxView>(std::move(*previous)) : MailboxView::open(mailboxes(s).root(), *m, readOnly);
+    bool again = previous && previous->name().name == m->name && previous->readOnly() == readOnly && mailboxes(s).exists(*m);
+    if (again) {
+        previous->reselected();  // what was recent was claimed by the previous selection
+        previous->setRecentMode(options.recent);
+        again = previous->refresh(true).ok();
+    }
+    auto view = again ? Result<MailboxView>(std::move(*previous)) : MailboxView::open(mailboxes(s).root(), *m, readOnly, options);
     if (!view) {
         s.no(r, QStringLiteral("No such mailbox"), "NONEXISTENT");
         return;
     }
-    if (enableCondstore) condstore(s) = true;
+    if (enableCondstore) condstore(s) = true;  // the answer below carries HIGHESTMODSEQ
     selected(s) = std::move(*view);
     state(s) = ImapSession::State::Selected;
     MailboxView& v = *selected(s);
     flagsResponse(s);
     s.untagged(QByteArray::number(v.messages().size()) + " EXISTS");
     if (!s.m_rev2) {
-        s.untagged("0 RECENT");
+        s.untagged(QByteArray::number(v.recentCount()) + " RECENT");
         for (int i = 0; i < v.messages().size(); ++i) {
             if (!v.messages().at(i).flags.contains(QLatin1Char('S'))) {
                 s.untagged("OK [UNSEEN " + QByteArray::number(i + 1) + "] First unseen");
@@ -508,11 +529,15 @@ void Commands::append(ImapSession& s, const R& r) {
         opened = std::move(*view);
         target = &*opened;
     }
+    const QStringList keywordsBefore = target->keywords();
     auto letters = target->lettersFor(flags, true);
     if (!letters) {
         s.no(r, letters.errorMessage(), "LIMIT");
         return;
     }
+    // A keyword new to the selected mailbox: FLAGS and PERMANENTFLAGS before the message
+    // that carries it is announced (RFC 9051 7.3.5).
+    if (toSelected && target->keywords() != keywordsBefore) flagsResponse(s);
     const QString name = store::uniqueName(msg.text.size());
     const QString dir = target->dir();
     const QString root = mailboxes(s).root();
@@ -570,6 +595,7 @@ int Commands::storeAppended(const QString& tmp, const QString& final, const QStr
 // Event-loop thread, once the file is stored (or not): UID, untagged changes, the answer.
 void Commands::finishAppend(ImapSession& s, const R& r, const std::shared_ptr<std::optional<MailboxView>>& opened,
                             const QString& name, bool toSelected, const MailboxName& mailbox, int error) {
+    Q_UNUSED(mailbox);
     if (error) {
         s.no(r, QStringLiteral("Cannot store the message"), error == ENOSPC || error == EDQUOT ? "OVERQUOTA" : "SERVERBUG");
         return;
@@ -584,11 +610,7 @@ void Commands::finishAppend(ImapSession& s, const R& r, const std::shared_ptr<st
     quint32 uid = 0;
     for (const Message& x : target->messages())
         if (x.base == name) uid = x.uid;
-    if (toSelected) {
-        if (after) sendChanges(s, *after, false);
-    } else if (selected(s) && selected(s)->name().name == mailbox.name) {
-        s.reportChanges(false);
-    }
+    if (toSelected && after) sendChanges(s, *after);  // (changes to a selected mailbox are reported before the OK anyway)
     s.ok(r, QStringLiteral("APPEND completed"), "APPENDUID " + QByteArray::number(target->uidValidity()) + ' ' + QByteArray::number(uid));
 }
 

@@ -504,6 +504,7 @@ std::optional<QList<int>> evaluateSearchProgram(const QList<Token>& args, qsizet
     QList<int> hits;
     HeaderCache cache;
     for (int idx = 0; idx < view.messages().size(); ++idx) {
+        if (view.messages().at(idx).expunged) continue;  // gone (not reported yet): matches nothing
         Context c{view, idx, &cache};
         const bool hit = matchesProgram(*program, c);
         if (c.tooDeep) {
@@ -559,6 +560,7 @@ void Commands::search(ImapSession& s, const R& r) {
     quint64 highest = 0;  // of the matches, for (MODSEQ n) (RFC 7162 3.1.5)
     HeaderCache cache;
     for (int idx = 0; idx < v.messages().size(); ++idx) {
+        if (v.messages().at(idx).expunged) continue;  // gone (not reported yet): matches nothing
         Context c{v, idx, &cache};
         const bool hit = matchesProgram(*program, c);
         if (c.tooDeep) {
@@ -569,7 +571,7 @@ void Commands::search(ImapSession& s, const R& r) {
         hits << (r.uid ? v.messages().at(idx).uid : quint32(idx + 1));
         highest = std::max(highest, v.messages().at(idx).modseq);
     }
-    if (p.usedModseq()) condstore(s) = true;
+    if (p.usedModseq()) s.enableCondstore();
     const bool reportModseq = p.usedModseq() && !hits.isEmpty();
     if (!esearch) {
         QByteArray line = "SEARCH";

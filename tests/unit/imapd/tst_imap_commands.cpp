@@ -408,8 +408,11 @@ private Q_SLOTS:
         const Reply r = h.run(command);
         QVERIFY2(r.tagged.startsWith("NO [" + code + "]"), r.tagged.constData());
         QVERIFY(!h.io.closed);
+        // Nothing was expunged by the command. (Replacing message 3's file by a folder made it
+        // vanish, which the end of the command reports like any change by somebody else.)
         for (const QByteArray& l : r.untagged)
-            QVERIFY2(!l.contains("EXPUNGE") && !l.contains("COPYUID"), l.constData());
+            QVERIFY2((!l.contains("EXPUNGE") || (sabotage == u"third-is-directory" && l == "* 3 EXPUNGE")) && !l.contains("COPYUID"),
+                     l.constData());
 
         // The source keeps every message (same file, UID and flags); the target has none.
         if (sabotage == u"third-is-directory") {
@@ -424,7 +427,17 @@ private Q_SLOTS:
             QCOMPARE(::utime(QFile::encodeName(paths.at(2)).constData(), &t), 0);
         }
         for (const QString& p : paths) QVERIFY2(QFileInfo(p).isFile(), qPrintable(p));
-        QCOMPARE(uidsAndFlags(h.run("FETCH 1:* (UID FLAGS)")), before);
+        QStringList now = uidsAndFlags(h.run("FETCH 1:* (UID FLAGS)"));
+        if (sabotage == u"third-is-directory") {
+            // It is back: a new selection shows it again (\Recent was claimed by the first one).
+            QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
+            now = uidsAndFlags(h.run("FETCH 1:* (UID FLAGS)"));
+            QStringList expected = before;
+            expected.replaceInStrings(QStringLiteral(" \\Recent"), QString()).replaceInStrings(QStringLiteral("\\Recent"), QString());
+            QCOMPARE(now, expected);
+        } else {
+            QCOMPARE(now, before);
+        }
         QCOMPARE(h.run("NOOP").untagged, QList<QByteArray>{});
         for (const char* sub : {"/cur", "/new", "/tmp"})
             if (QFileInfo(target + QLatin1String(sub)).isDir())
@@ -639,7 +652,7 @@ private Q_SLOTS:
         const QByteArray item = "BODY[] {" + QByteArray::number(message.size()) + "}\r\n" + message;
         QCOMPARE(all.count(item), 300);
         QVERIFY(all.startsWith("* 1 FETCH (UID 1 BODY[] {"));
-        QVERIFY(all.endsWith(" FLAGS ())\r\nf1 OK FETCH completed\r\n"));
+        QVERIFY(all.endsWith(" FLAGS (\\Recent))\r\nf1 OK FETCH completed\r\n"));  // new to this IMAP4rev1 session
         h.io.paced = false;
         QCOMPARE(h.run("NOOP").tagged, QByteArray("OK NOOP completed"));
     }
@@ -673,8 +686,9 @@ private Q_SLOTS:
         QVERIFY2(r.tagged.startsWith("OK"), r.tagged.constData());
         QCOMPARE(r.untagged, (QList<QByteArray>{"* 7 EXPUNGE", "* 5 EXPUNGE", "* 3 EXPUNGE"}));
         r = h.run("UID FETCH 1:* (FLAGS)");
-        QCOMPARE(uidsAndFlags(r), (QStringList{QStringLiteral("1:\\Deleted"), QStringLiteral("2:"),
-                                               QStringLiteral("4:"), QStringLiteral("6:"), QStringLiteral("8:")}));
+        // (every message is new to this IMAP4rev1 session: \Recent)
+        QCOMPARE(uidsAndFlags(r), (QStringList{QStringLiteral("1:\\Deleted \\Recent"), QStringLiteral("2:\\Recent"),
+                                               QStringLiteral("4:\\Recent"), QStringLiteral("6:\\Recent"), QStringLiteral("8:\\Recent")}));
     }
     // COPYUID pairs each source UID with its copy's UID (RFC 4315 3), also when the target
     // numbers the copies in another order (by delivery time: here the reverse of the UIDs).
