@@ -593,8 +593,9 @@ QStringList MailboxView::imapFlags(int index) const {
             if (!f.isEmpty()) out << f;
         }
     }
+    out += keywords;
     if (isRecent(index)) out << QStringLiteral("\\Recent");  // a session flag (RFC 3501 2.3.2)
-    return out + keywords;
+    return out;
 }
 
 Result<QString> MailboxView::lettersFor(const QStringList& flags, bool create) {
