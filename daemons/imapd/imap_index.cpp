@@ -454,11 +454,11 @@ QList<quint32> MailboxIndex::expungedSince(quint64 modseq, bool* complete) {
     return out;
 }
 
-QHash<quint32, QByteArray> MailboxIndex::cachedHeaders() {
-    QHash<quint32, QByteArray> out;
-    Stmt q(m_db, "SELECT uid, header FROM msg WHERE header IS NOT NULL");
+QHash<quint32, MailboxIndex::HeaderBlock> MailboxIndex::cachedHeaders() {
+    QHash<quint32, HeaderBlock> out;
+    Stmt q(m_db, "SELECT uid, header, base FROM msg WHERE header IS NOT NULL");
     if (!q.ok()) return out;
-    while (q.step() == SQLITE_ROW) out.insert(quint32(q.integer(0)), q.blob(1));
+    while (q.step() == SQLITE_ROW) out.insert(quint32(q.integer(0)), HeaderBlock{q.text(2), q.blob(1)});
     return out;
 }
 

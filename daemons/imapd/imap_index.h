@@ -128,7 +128,11 @@ public:
 
     // The top-level header block of every message that has one cached (SEARCH on
     // header keys reads these instead of opening each file), and storing one.
-    QHash<quint32, QByteArray> cachedHeaders();
+    struct HeaderBlock {
+        QString base;  // the file the block was read from
+        QByteArray block;
+    };
+    QHash<quint32, HeaderBlock> cachedHeaders();
     void storeHeader(quint32 uid, const QString& base, const QByteArray& header);
 
     // Size and delivery time of the files listed before (base -> size, mtime in ms),

@@ -141,7 +141,10 @@ Status UserMailboxes::remove(const MailboxName& m) {
     if (::rename(QFile::encodeName(dir).constData(), QFile::encodeName(trash).constData()) != 0)
         return Status::fail(QStringLiteral("cannot delete: %1").arg(QString::fromLocal8Bit(strerror(errno))));
     QDir(trash).removeRecursively();
-    return subscribe(m.name, false);
+    // The subscription stays (RFC 3501 6.3.9: the server MUST NOT unilaterally remove a
+    // name from the subscription list because the mailbox no longer exists; LIST
+    // (SUBSCRIBED) shows it \NonExistent, RFC 5258 3).
+    return {};
 }
 
 Status UserMailboxes::rename(const MailboxName& from, const MailboxName& to) {

@@ -162,12 +162,16 @@ QByteArray addressList(const QByteArray& raw) {
     if (raw.isEmpty()) return "NIL";
     const QList<mail::Address> list = mail::parseAddressList(raw);
     if (list.isEmpty()) return "NIL";
+    // RFC 9051 7.5.2 (RFC 3501 7.4.2) address: (name adl mailbox host). A group is a start
+    // marker (NIL NIL "group phrase" NIL), its members, and an end marker (NIL NIL NIL NIL);
+    // adl is an obsolete source route; the name of "user@host (Real Name)" is the comment.
     QByteArray out = "(";
     for (const mail::Address& a : list) {
-        if (a.groupStart) out += "(NIL NIL " + quoteString(a.local.toUtf8()) + " NIL)";
+        if (a.groupStart) out += "(NIL NIL " + quoteString(a.rawName) + " NIL)";
         else if (a.groupEnd) out += "(NIL NIL NIL NIL)";
         else
-            out += '(' + (a.rawName.isEmpty() ? QByteArray("NIL") : quoteString(a.rawName)) + " NIL " + quoteString(a.local.toUtf8()) + ' ' +
+            out += '(' + (a.rawName.isEmpty() ? QByteArray("NIL") : quoteString(a.rawName)) + ' ' +
+                   (a.route.isEmpty() ? QByteArray("NIL") : quoteString(a.route.toUtf8())) + ' ' + quoteString(a.local.toUtf8()) + ' ' +
                    (a.domain.isEmpty() ? QByteArray("NIL") : quoteString(a.domain.toUtf8())) + ')';
     }
     return out + ')';
@@ -263,35 +267,17 @@ std::optional<QByteArray> sectionData(const QByteArray& msg, const MimePart& roo
         if (s.kind == "TEXT") return msg.mid(root.bodyStart, root.bodyEnd - root.bodyStart);
         return headerFields(msg, root.headerStart, root.headerEnd, s.fields, s.kind == "HEADER.FIELDS.NOT");
     }
-    // Walk the numbers, remembering the last part that was addressed directly.
-    const MimePart* container = &root;
-    const MimePart* part = &root;
-    const MimePart* msgPart = &root;
-    bool atMessage = true;
-    for (int n : s.part) {
-        const MimePart* next = nullptr;
-        if (atMessage) {
-            if (msgPart->isMultipart()) next = n <= msgPart->children.size() ? &msgPart->children.at(n - 1) : nullptr;
-            else next = n == 1 ? msgPart : nullptr;
-        } else if (part->isMultipart()) {
-            next = n <= part->children.size() ? &part->children.at(n - 1) : nullptr;
-        }
-        if (!next) return std::nullopt;
-        part = next;
-        atMessage = false;
-        if (part->isMessage() && !part->children.isEmpty() && part != msgPart) {
-            container = &part->children.first();
-            msgPart = container;
-            atMessage = true;
-        }
-    }
+    const auto ref = resolvePart(root, s.part);  // RFC 9051 6.4.5 (imap_binary.h)
+    if (!ref) return std::nullopt;
+    const MimePart* part = ref->part;
     if (s.kind.isEmpty()) return msg.mid(part->bodyStart, part->bodyEnd - part->bodyStart);
     if (s.kind == "MIME") return msg.mid(part->headerStart, part->headerEnd - part->headerStart);
-    // HEADER/TEXT of a part number address an encapsulated message (RFC 9051 6.4.5).
-    if (!atMessage) return std::nullopt;
-    if (s.kind == "HEADER") return msg.mid(container->headerStart, container->headerEnd - container->headerStart);
-    if (s.kind == "TEXT") return msg.mid(container->bodyStart, container->bodyEnd - container->bodyStart);
-    return headerFields(msg, container->headerStart, container->headerEnd, s.fields, s.kind == "HEADER.FIELDS.NOT");
+    // HEADER/TEXT after part numbers address the message of a message/rfc822 part.
+    const MimePart* inner = ref->message;
+    if (!inner) return std::nullopt;
+    if (s.kind == "HEADER") return msg.mid(inner->headerStart, inner->headerEnd - inner->headerStart);
+    if (s.kind == "TEXT") return msg.mid(inner->bodyStart, inner->bodyEnd - inner->bodyStart);
+    return headerFields(msg, inner->headerStart, inner->headerEnd, s.fields, s.kind == "HEADER.FIELDS.NOT");
 }
 
 QByteArray literal(const QByteArray& data) { return '{' + QByteArray::number(data.size()) + "}\r\n" + data; }

@@ -12,6 +12,7 @@
 // looked up in sets, not searched per name).
 #include "commands.h"
 
+#include "../imap_binary.h"
 #include "../imap_list_pattern.h"
 
 #include "common/async.h"
@@ -342,16 +343,24 @@ void Commands::subscribe(ImapSession& s, const R& r) {
 void Commands::list(ImapSession& s, const R& r) {
     const bool lsub = r.name == "LSUB";
     qsizetype i = 0;
-    bool selectSubscribed = false, returnSubscribed = false, returnChildren = !lsub, returnSpecialUse = true;
+    bool selectSubscribed = false, selectSpecialUse = false, recursive = false;
+    bool returnSubscribed = false, returnChildren = !lsub, returnSpecialUse = true;
     std::optional<Token> statusReq;
     if (!lsub && i < r.args.size() && r.args.at(i).kind == Token::Kind::List) {  // selection options (RFC 5258)
         for (const Token& o : r.args.at(i).items) {
             if (o.isAtom("SUBSCRIBED")) selectSubscribed = true;
-            else if (o.isAtom("REMOTE") || o.isAtom("RECURSIVEMATCH") || o.isAtom("SPECIAL-USE")) {
+            else if (o.isAtom("SPECIAL-USE")) selectSpecialUse = true;  // RFC 6154 3
+            else if (o.isAtom("RECURSIVEMATCH")) recursive = true;
+            else if (o.isAtom("REMOTE")) {  // no remote mailboxes here
             } else {
                 s.bad(r, QStringLiteral("Unknown LIST selection option"));
                 return;
             }
+        }
+        // RFC 5258 3.1: RECURSIVEMATCH alone (or with REMOTE) MUST get BAD.
+        if (recursive && !selectSubscribed && !selectSpecialUse) {
+            s.bad(r, QStringLiteral("RECURSIVEMATCH needs another selection option (SUBSCRIBED or SPECIAL-USE)"));
+            return;
         }
         ++i;
     }
@@ -402,8 +411,7 @@ void Commands::list(ImapSession& s, const R& r) {
     QSet<QString> parents;  // names with at least one mailbox below them
     for (const QString& name : all)
         for (qsizetype at = name.indexOf(kSeparator); at > 0; at = name.indexOf(kSeparator, at + 1)) parents.insert(name.left(at));
-    QStringList matched;
-    QSet<QString> matchedSet;
+    QList<MailboxPattern> compiled;
     for (const QByteArray& pat : patterns) {
         QString p;
         if (utf8(s)) p = QString::fromUtf8(pat);
@@ -411,25 +419,76 @@ void Commands::list(ImapSession& s, const R& r) {
             auto d = store::decodeMUtf7(QString::fromLatin1(pat));
             p = d ? *d : QString::fromLatin1(pat);
         }
-        const MailboxPattern pattern(QString(ref + p), kSeparator);
-        const QStringList& universe = (lsub || selectSubscribed) ? subs : all;
+        compiled.append(MailboxPattern(QString(ref + p), kSeparator));
+    }
+    auto matchesAny = [&](const QString& name) {
+        for (const MailboxPattern& p : compiled)
+            if (p.matches(name)) return true;
+        return false;
+    };
+    // Which names meet the selection criteria (RFC 5258 3.3): existing mailboxes, or the
+    // subscribed names (existing or not), narrowed to special-use mailboxes when asked.
+    auto selected = [&](const QString& name) {
+        if (selectSubscribed ? !subSet.contains(name) : !allSet.contains(name)) return false;
+        return !selectSpecialUse || !specialUseOf(name).isEmpty();
+    };
+    const QStringList& base = (lsub || selectSubscribed) ? subs : all;
+    // Names shown only because of a descendant: RECURSIVEMATCH's CHILDINFO (RFC 5258 3.5)
+    // and LSUB's \Noselect parents (RFC 3501 6.3.9: LSUB "%" shows "foo" \Noselect when only
+    // "foo/bar" is subscribed). Only for descendants that the patterns do not already show
+    // (RFC 5258 3.5: redundant CHILDINFO SHOULD be suppressed). Linear in names x depth.
+    QSet<QString> byDescendant;
+    QStringList universe = base;
+    if (recursive || lsub) {
+        for (const QString& name : base) {
+            if (!lsub && !selected(name)) continue;
+            if (matchesAny(name)) continue;
+            for (qsizetype at = name.lastIndexOf(kSeparator); at > 0; at = name.lastIndexOf(kSeparator, at - 1)) {
+                const QString parent = name.left(at);
+                if (byDescendant.contains(parent)) break;  // and its ancestors are in already
+                byDescendant.insert(parent);
+            }
+        }
+        for (const QString& p : byDescendant)
+            if (!subSet.contains(p) || !selectSubscribed) universe << p;
+        std::sort(universe.begin(), universe.end());
+        universe.erase(std::unique(universe.begin(), universe.end()), universe.end());
+    }
+    QStringList matched;
+    QSet<QString> matchedSet;
+    for (const MailboxPattern& pattern : compiled) {  // in the order of the patterns
         for (const QString& name : universe) {
             if (matchedSet.contains(name) || !pattern.matches(name)) continue;
             matched << name;
             matchedSet.insert(name);
         }
     }
+    QByteArrayList criteria;  // CHILDINFO's selection criteria
+    if (selectSubscribed) criteria << "\"SUBSCRIBED\"";
+    if (selectSpecialUse) criteria << "\"SPECIAL-USE\"";
     for (const QString& name : matched) {
         QStringList attrs;
         const bool exists = allSet.contains(name);
-        if (!exists) attrs << QStringLiteral("\\NonExistent");
-        else if (returnChildren) attrs << (parents.contains(name) ? QStringLiteral("\\HasChildren") : QStringLiteral("\\HasNoChildren"));
-        if (returnSpecialUse) {
+        QByteArray extended;
+        if (lsub) {
+            // LSUB: \Noselect for a parent shown for its subscribed child, and for a subscribed
+            // name that does not exist (RFC 3501 6.3.9; LSUB knows no \NonExistent).
+            if (!subSet.contains(name) && !byDescendant.contains(name)) continue;
+            if (!subSet.contains(name) || !exists) attrs << QStringLiteral("\\Noselect");
+        } else {
+            const bool meets = selected(name);
+            const bool childInfo = recursive && byDescendant.contains(name);
+            if (!meets && !childInfo) continue;
+            if (!exists) attrs << QStringLiteral("\\NonExistent");
+            else if (returnChildren) attrs << (parents.contains(name) ? QStringLiteral("\\HasChildren") : QStringLiteral("\\HasNoChildren"));
+            if (childInfo) extended = " (\"CHILDINFO\" (" + criteria.join(' ') + "))";
+        }
+        if (returnSpecialUse && exists) {
             const QString su = specialUseOf(name);
             if (!su.isEmpty()) attrs << su;
         }
         if ((returnSubscribed || selectSubscribed) && subSet.contains(name)) attrs << QStringLiteral("\\Subscribed");
-        s.untagged((lsub ? "LSUB (" : "LIST (") + attrs.join(QLatin1Char(' ')).toUtf8() + ") \"/\" " + quotedName(s, name));
+        s.untagged((lsub ? "LSUB (" : "LIST (") + attrs.join(QLatin1Char(' ')).toUtf8() + ") \"/\" " + quotedName(s, name) + extended);
         if (statusReq && exists) {
             MailboxName m;
             m.name = name;
@@ -503,6 +562,9 @@ void Commands::append(ImapSession& s, const R& r) {
         s.no(r, QStringLiteral("Message too big"), "TOOBIG");
         return;
     }
+    // Binary content (a literal8, RFC 3516 4.4) is stored base64-encoded; BINARY[] gives
+    // back the octets that were sent (imap_binary.h).
+    const QByteArray content = msg.binary || msg.text.contains('\0') ? encodeBinaryParts(msg.text) : msg.text;
     if (!mailboxes(s).exists(*m)) {
         s.no(r, QStringLiteral("No such mailbox"), "TRYCREATE");
         return;
@@ -510,7 +572,7 @@ void Commands::append(ImapSession& s, const R& r) {
     const qint64 quota = backend(s).quotaOf(user(s));
     if (quota > 0) {
         auto used = store::MaildirQuota::usage(mailboxes(s).root(), quota);
-        if (used && used->first + msg.text.size() > quota) {
+        if (used && used->first + content.size() > quota) {
             s.no(r, QStringLiteral("Quota exceeded"), "OVERQUOTA");
             return;
         }
@@ -538,7 +600,7 @@ void Commands::append(ImapSession& s, const R& r) {
     // A keyword new to the selected mailbox: FLAGS and PERMANENTFLAGS before the message
     // that carries it is announced (RFC 9051 7.3.5).
     if (toSelected && target->keywords() != keywordsBefore) flagsResponse(s);
-    const QString name = store::uniqueName(msg.text.size());
+    const QString name = store::uniqueName(content.size());
     const QString dir = target->dir();
     const QString root = mailboxes(s).root();
     const QString final = dir + QStringLiteral("/cur/") + store::withFlags(name, *letters);
@@ -550,7 +612,7 @@ void Commands::append(ImapSession& s, const R& r) {
     s.m_io.suspend();
     runAsync(
         s.m_alive.get(),
-        [tmp = dir + QStringLiteral("/tmp/") + name, final, dir, root, bytes = msg.text, when] {
+        [tmp = dir + QStringLiteral("/tmp/") + name, final, dir, root, bytes = content, when] {
             return storeAppended(tmp, final, dir, root, bytes, when);
         },
         [&s, reply, view, name, toSelected, mailbox = *m](int error) {

@@ -27,7 +27,7 @@ namespace {
 struct Key {
     enum Type {
         All, Answered, Deleted, Draft, Flagged, Seen, Unanswered, Undeleted, Undraft, Unflagged, Unseen, New, Old, Recent,
-        Keyword, Unkeyword, Larger, Smaller, Before, On, Since, SentBefore, SentOn, SentSince, Header, Body, Text, Uid, Seq, Not, Or, And, Modseq
+        Keyword, Unkeyword, Larger, Smaller, Before, On, Since, SentBefore, SentOn, SentSince, Header, Address, Body, Text, Uid, Seq, Not, Or, And, Modseq
     } type = All;
     QByteArray field;   // HEADER field name, keyword
     QString needle;     // lower-cased text
@@ -111,10 +111,13 @@ private:
             k.needle = QString::fromUtf8(*s).toLower();
             return k;
         };
-        if (a == "FROM") return textKey(Key::Header, "from");
-        if (a == "TO") return textKey(Key::Header, "to");
-        if (a == "CC") return textKey(Key::Header, "cc");
-        if (a == "BCC") return textKey(Key::Header, "bcc");
+        // RFC 9051 6.4.4: "contain the specified string in the envelope structure's FROM field":
+        // the addresses as ENVELOPE has them (display names decoded, comments and folding
+        // gone), not the raw header text.
+        if (a == "FROM") return textKey(Key::Address, "from");
+        if (a == "TO") return textKey(Key::Address, "to");
+        if (a == "CC") return textKey(Key::Address, "cc");
+        if (a == "BCC") return textKey(Key::Address, "bcc");
         if (a == "SUBJECT") return textKey(Key::Header, "subject");
         if (a == "BODY") return textKey(Key::Body, "");
         if (a == "TEXT") return textKey(Key::Text, "");
@@ -248,10 +251,15 @@ private:
 // memory per folder for the whole process (shared by its sessions, at most
 // kHeaderStoreMax bytes, least recently used folders dropped), backed by the
 // folder's index (which survives restarts), read from the file only the first
-// time. Message files never change, so an entry stays valid for its UIDVALIDITY.
+// time. Message files never change, but a folder can be deleted and created
+// again under the same name (same path, same UIDs): an entry belongs to one
+// UIDVALIDITY *and* one uidlist GUID (new with every new uidlist), and each
+// block to one file (its base name), so nothing of an older folder or file is
+// ever answered (threats.md 2, "caches keyed by name").
 struct FolderHeaders {
     quint32 uidValidity = 0;
-    QHash<quint32, QByteArray> map;
+    QString generation;
+    QHash<quint32, MailboxIndex::HeaderBlock> map;
     qint64 bytes = 0;
     quint64 lastUse = 0;
 };
@@ -292,12 +300,13 @@ struct HeaderCache {
             loaded = true;
             dir = view.dir();
             index = view.index();
-            if (f.uidValidity != view.uidValidity()) {
+            if (f.uidValidity != view.uidValidity() || f.generation != view.generation()) {
                 f = FolderHeaders();
                 f.uidValidity = view.uidValidity();
+                f.generation = view.generation();
                 if (index) {
                     f.map = index->cachedHeaders();
-                    for (const QByteArray& h : f.map) f.bytes += h.size();
+                    for (const MailboxIndex::HeaderBlock& h : f.map) f.bytes += h.block.size();
                 }
             }
             if (index) batch.emplace(index.get());
@@ -338,8 +347,8 @@ struct Context {
         if (cache) {
             const FolderHeaders& f = cache->folder(view);
             auto it = f.map.constFind(m.uid);
-            if (it != f.map.cend()) {
-                header = mail::parseHeader(*it);
+            if (it != f.map.cend() && it->base == m.base) {  // the same file, not an older one under this UID
+                header = mail::parseHeader(it->block);
                 return;
             }
         }
@@ -362,7 +371,7 @@ struct Context {
             const QByteArray block = head.left(bodyAt);
             FolderHeaders& store = cache->folder(view);
             store.bytes += block.size();
-            store.map.insert(m.uid, block);
+            store.map.insert(m.uid, MailboxIndex::HeaderBlock{m.base, block});
             if (cache->index) cache->index->storeHeader(m.uid, m.base, block);
         }
     }
@@ -407,6 +416,34 @@ bool headerMatches(Context& c, const QByteArray& field, const QString& needle) {
     for (const QByteArray& v : c.header.values(field.constData()))
         if (mail::decodeHeaderText(v).toLower().contains(needle)) return true;
     // RFC 9051 6.4.4: HEADER field "" matches every message that has the field.
+    return false;
+}
+
+// An address field the way SEARCH FROM/TO/CC/BCC see it: every address as
+// "Display Name <local@domain>" (or "local@domain"), groups as "name: ...;", joined by
+// ", ", lower-cased. "user@host (Real Name)" has Real Name as its display name.
+QString addressText(const QByteArray& raw) {
+    QString out;
+    for (const mail::Address& a : mail::parseAddressList(raw)) {
+        if (a.groupEnd) {
+            out += QLatin1Char(';');
+            continue;
+        }
+        if (!out.isEmpty() && !out.endsWith(QLatin1Char(':'))) out += QStringLiteral(", ");
+        if (a.groupStart) {
+            out += a.local + QLatin1Char(':');
+            continue;
+        }
+        const QString spec = a.domain.isEmpty() ? a.local : a.local + QLatin1Char('@') + a.domain;
+        out += a.name.isEmpty() ? spec : a.name + QStringLiteral(" <") + spec + QLatin1Char('>');
+    }
+    return out.toLower();
+}
+
+bool addressMatches(Context& c, const QByteArray& field, const QString& needle) {
+    c.headers();
+    for (const QByteArray& v : c.header.values(field.constData()))
+        if (addressText(v).contains(needle)) return true;
     return false;
 }
 
@@ -464,6 +501,12 @@ bool matches(const Key& k, Context& c, int depth) {
                 return !c.header.values(k.field.constData()).isEmpty();
             }
             return headerMatches(c, k.field, k.needle);
+        case Key::Address:
+            if (k.needle.isEmpty()) {  // "" matches every message with the field (as HEADER does)
+                c.headers();
+                return !c.header.values(k.field.constData()).isEmpty();
+            }
+            return addressMatches(c, k.field, k.needle);
         case Key::Body:
         case Key::Text: {
             if (bodyTextOf(c).contains(k.needle)) return true;
@@ -557,6 +600,7 @@ void Commands::search(ImapSession& s, const R& r) {
         return;
     }
     QList<quint32> hits;
+    QList<quint64> modseqs;  // of each hit
     quint64 highest = 0;  // of the matches, for (MODSEQ n) (RFC 7162 3.1.5)
     HeaderCache cache;
     for (int idx = 0; idx < v.messages().size(); ++idx) {
@@ -569,6 +613,7 @@ void Commands::search(ImapSession& s, const R& r) {
         }
         if (!hit) continue;
         hits << (r.uid ? v.messages().at(idx).uid : quint32(idx + 1));
+        modseqs << v.messages().at(idx).modseq;
         highest = std::max(highest, v.messages().at(idx).modseq);
     }
     if (p.usedModseq()) s.enableCondstore();
@@ -587,7 +632,17 @@ void Commands::search(ImapSession& s, const R& r) {
             if (returns.contains("ALL")) line += " ALL " + compactSet(hits);
         }
         if (returns.contains("COUNT")) line += " COUNT " + QByteArray::number(hits.size());
-        if (reportModseq) line += " MODSEQ " + QByteArray::number(highest);
+        if (reportModseq) {
+            // RFC 7162 3.1.5 (with RFC 4731): the highest mod-sequence of the messages the
+            // result returns: with only MIN and/or MAX, those one or two messages.
+            quint64 returned = highest;
+            if (!returns.contains("ALL") && !returns.contains("COUNT")) {
+                returned = 0;
+                if (returns.contains("MIN")) returned = std::max(returned, modseqs.first());
+                if (returns.contains("MAX")) returned = std::max(returned, modseqs.last());
+            }
+            line += " MODSEQ " + QByteArray::number(returned);
+        }
         s.untagged(line);
     }
     s.ok(r, QStringLiteral("SEARCH completed"));
