@@ -34,7 +34,7 @@ ImapSession::~ImapSession() {
 }
 
 const QList<ImapSession::CommandSpec>& ImapSession::commandTable() {
-    //            name           handler                      NA     A      S      preTLS uid
+    //            name           handler                      NA     A      S      preTLS uid    messages
     static const QList<CommandSpec> table = {
         {"CAPABILITY", &Commands::capability, true, true, true, true, false},
         {"NOOP", &Commands::noop, true, true, true, true, false},
@@ -62,14 +62,14 @@ const QList<ImapSession::CommandSpec>& ImapSession::commandTable() {
         {"CHECK", &Commands::check, false, false, true, false, false},
         {"CLOSE", &Commands::close, false, false, true, false, false},
         {"UNSELECT", &Commands::unselect, false, false, true, false, false},
-        {"EXPUNGE", &Commands::expunge, false, false, true, false, true},
-        {"SEARCH", &Commands::search, false, false, true, false, true},
-        {"SORT", &Commands::sort, false, false, true, false, true},
-        {"THREAD", &Commands::thread, false, false, true, false, true},
-        {"FETCH", &Commands::fetch, false, false, true, false, true},
-        {"STORE", &Commands::store, false, false, true, false, true},
-        {"COPY", &Commands::copy, false, false, true, false, true},
-        {"MOVE", &Commands::move, false, false, true, false, true},
+        {"EXPUNGE", &Commands::expunge, false, false, true, false, true, true},
+        {"SEARCH", &Commands::search, false, false, true, false, true, true},
+        {"SORT", &Commands::sort, false, false, true, false, true, true},
+        {"THREAD", &Commands::thread, false, false, true, false, true, true},
+        {"FETCH", &Commands::fetch, false, false, true, false, true, true},
+        {"STORE", &Commands::store, false, false, true, false, true, true},
+        {"COPY", &Commands::copy, false, false, true, false, true, true},
+        {"MOVE", &Commands::move, false, false, true, false, true, true},
     };
     return table;
 }
@@ -292,6 +292,12 @@ void ImapSession::dispatch(const RawCommand& raw) {
             // RFC 9051 6.2.3 / RFC 2595: no credentials before TLS.
             no(r, QStringLiteral("Use STARTTLS first; logins are disabled on unencrypted connections"), "PRIVACYREQUIRED");
             return;
+        }
+        if (m_state == State::Selected && m_selected && spec.usesMessages) {
+            // What arrived or changed since the last command is announced before this one
+            // works on the messages (so SEARCH right after a delivery finds it), never an
+            // EXPUNGE here: the client's sequence numbers in this command mean what it knew.
+            reportChanges(false);
         }
         m_modseqAtStart = m_state == State::Selected && m_selected ? m_selected->highestModseq() : 0;
         spec.handler(*this, r);

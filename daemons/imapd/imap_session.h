@@ -23,7 +23,10 @@
 // messages, expunges, flag changes, new keywords) are reported at the end of
 // every command that completes with OK or NO while a mailbox is selected,
 // right before its tagged response (RFC 9051 7.3.1/7.5.1, RFC 3501 7.3.1/
-// 7.4.1): EXISTS (and RECENT for IMAP4rev1), EXPUNGE or (QRESYNC) VANISHED,
+// 7.4.1), and new messages and flag changes also at the start of the
+// commands that work on messages (FETCH STORE SEARCH SORT THREAD COPY MOVE
+// EXPUNGE), so that they see them (no EXPUNGE there: the command's sequence
+// numbers mean what the client knew): EXISTS (and RECENT for IMAP4rev1), EXPUNGE or (QRESYNC) VANISHED,
 // FETCH FLAGS (with MODSEQ once CONDSTORE is on), FLAGS/PERMANENTFLAGS when
 // keywords appeared. No EXPUNGE is sent at the end of FETCH, STORE, SEARCH
 // (nor SORT, THREAD, which answer with sequence numbers like SEARCH) when
@@ -130,6 +133,7 @@ private:
         bool notAuthenticated, authenticated, selected;
         bool allowedBeforeTls;
         bool uidVariant;
+        bool usesMessages = false;  // works on the selected mailbox's messages: changes are announced first
     };
     static const QList<CommandSpec>& commandTable();
 

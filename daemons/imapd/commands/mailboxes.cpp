@@ -432,7 +432,8 @@ void Commands::list(ImapSession& s, const R& r) {
         if (selectSubscribed ? !subSet.contains(name) : !allSet.contains(name)) return false;
         return !selectSpecialUse || !specialUseOf(name).isEmpty();
     };
-    const QStringList& base = (lsub || selectSubscribed) ? subs : all;
+    QStringList base = (lsub || selectSubscribed) ? subs : all;
+    if (lsub || selectSubscribed) std::sort(base.begin(), base.end());  // (the file keeps them in the order they came)
     // Names shown only because of a descendant: RECURSIVEMATCH's CHILDINFO (RFC 5258 3.5)
     // and LSUB's \Noselect parents (RFC 3501 6.3.9: LSUB "%" shows "foo" \Noselect when only
     // "foo/bar" is subscribed). Only for descendants that the patterns do not already show

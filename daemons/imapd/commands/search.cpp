@@ -476,9 +476,11 @@ bool matches(const Key& k, Context& c, int depth) {
         case Key::Undraft: return !has('D');
         case Key::Unflagged: return !has('F');
         case Key::Unseen: return !has('S');
-        case Key::New: return false;   // no \Recent (RFC 9051 removed it)
-        case Key::Recent: return false;
-        case Key::Old: return true;
+        // RFC 3501 6.4.4: NEW = RECENT UNSEEN, OLD = NOT RECENT. \Recent exists only for
+        // IMAP4rev1 sessions (RFC 9051 removed it; there RECENT matches nothing).
+        case Key::New: return c.view.isRecent(c.index) && !has('S');
+        case Key::Recent: return c.view.isRecent(c.index);
+        case Key::Old: return !c.view.isRecent(c.index);
         case Key::Keyword:
         case Key::Unkeyword: {
             bool found = false;
