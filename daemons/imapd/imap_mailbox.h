@@ -7,17 +7,30 @@
 // Names reach us in modified UTF-7 (IMAP4rev1) or UTF-8 (after ENABLE
 // UTF8=ACCEPT / IMAP4rev2); internally they are Unicode.
 //
-// UserMailboxes: list, create (with parents), delete, rename (with children),
-// subscriptions (file <Maildir>/subscriptions: one UTF-8 name per line), the
-// special-use folders (Drafts, Sent, Trash, Junk, Archive — created at first
-// login, RFC 6154 attributes).
+// UserMailboxes: list, create (with parents), delete (the subscription stays:
+// RFC 3501 6.3.9), rename (with children), subscriptions (file
+// <Maildir>/subscriptions: one UTF-8 name per line), the special-use folders
+// (Drafts, Sent, Trash, Junk, Archive — created at first login, RFC 6154
+// attributes).
 // MailboxView: the selected mailbox: messages in UID order (sequence number =
 // index + 1), flags, keywords (Dovecot's dovecot-keywords: letter a..z = index
-// 0..25), and refresh() which syncs with the Maildir and reports what changed
-// since the last look (expunged sequence numbers, new messages, flag changes)
-// so other sessions' and deliveries' changes reach this client. Mod-sequences
-// come from the folder's index (imap_index.h); sessions that see the same
-// messages share one copy of the list.
+// 0..25, read again when the file changed, added under the folder's lock), and
+// refresh() which syncs with the Maildir and reports what changed since the
+// last look (expunged sequence numbers, new messages, flag changes, new
+// keywords) so other sessions' and deliveries' changes reach this client.
+// The selected mailbox watches its folder (folder_watch.h): a refresh after
+// which nothing but this session's own changes happened lists nothing.
+// Expunges that may not be reported yet (RFC 9051 7.5.1) stay in the list as
+// ghosts (Message::expunged) until a refresh that may report them.
+// \Recent (RFC 3501 2.3.2) for IMAP4rev1 sessions: a read-write selection
+// takes the messages no session had yet (MailboxIndex's "recent" mark, in the
+// index's write transaction, so one session of one process gets each message);
+// a read-only one shows them without taking. No index, no \Recent.
+// changeFlags() applies +FLAGS/-FLAGS to the file's flags as they are when it
+// renames it (another session's rename found again by base name: no lost
+// update). Mod-sequences come from the folder's index (imap_index.h);
+// sessions that see the same messages share one copy of the list.
+// Limits: the ghosts of one session are at most the messages it knew.
 #pragma once
 
 #include "folder_watch.h"

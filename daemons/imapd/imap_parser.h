@@ -5,7 +5,9 @@
 //   arg      = atom / quoted / literal / "(" [arg *(SP arg)] ")" / NIL
 //   literal  = ["~"] "{" number64 ["+"] "}" CRLF *OCTET   ("~": literal8)
 //   atom     may carry a "[...]" section with spaces and parens, and a
-//            "<partial>" suffix (BODY[HEADER.FIELDS (A B)]<0.100>)
+//            "<partial>" suffix (BODY[HEADER.FIELDS (A B)]<0.100>); a "[" that is
+//            never closed is an ordinary ATOM-CHAR ("foo[bar" is an atom)
+//   NIL      a Nil token, which is also the astring "NIL" (Token::isString)
 // Tolerated: "{n-}" is read as a synchronising literal (no RFC defines it).
 //
 // CommandReader finds where a command ends across lines and literals. A

@@ -3,6 +3,14 @@
 // RFC822.TEXT and the ALL/FAST/FULL macros (RFC 9051 6.4.5, 7.5.2), and
 // BINARY[section]<partial> BINARY.PEEK BINARY.SIZE (RFC 3516; imap_binary.h),
 // MODSEQ and the (CHANGEDSINCE n [VANISHED]) modifiers (RFC 7162).
+// Part numbers follow RFC 9051 6.4.5 (imap_binary.h resolvePart: a
+// message/rfc822 part's numbers address the message inside it, whose only
+// part is its body when it is not multipart). ENVELOPE addresses follow RFC
+// 3501 7.4.2: groups as start/end markers, source routes in adl, and the
+// comment of an obsolete "user@host (Real Name)" as the personal name.
+// A message another session expunged (not reported yet) is left out and a
+// FETCH by sequence number ends with NO [EXPUNGEISSUED] (RFC 2180 4.1.2,
+// RFC 5530); a file another session renamed (new flags) is found by name.
 // ENVELOPE/BODY/BODYSTRUCTURE come from the folder's index when cached there.
 // Messages are read whole (bounded by the message size limit), normalised to
 // CRLF so that sizes and offsets match RFC822.SIZE, and answered one item at

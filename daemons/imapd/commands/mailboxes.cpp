@@ -4,6 +4,14 @@
 // (SPECIAL-USE), 4315 (UIDPLUS), 7889 (APPENDLIMIT), 9208 (QUOTA), 8438
 // (STATUS=SIZE). Mailbox names are checked by parseMailboxName(): no name
 // reaches the file system without validation.
+// SELECT/EXAMINE answer RECENT for IMAP4rev1 sessions (SELECT takes the new
+// messages, EXAMINE does not: RFC 3501 6.3.1-2); STATUS RECENT counts what no
+// session has taken. LIST-EXTENDED: selection options SUBSCRIBED, SPECIAL-USE,
+// REMOTE (no remote mailboxes) and RECURSIVEMATCH (BAD alone, RFC 5258 3.1;
+// CHILDINFO for a name shown because of a descendant the patterns do not
+// show, 3.5); subscribed names that no longer exist are \NonExistent. LSUB shows
+// a parent of a subscribed name it does not show as \Noselect (RFC 3501
+// 6.3.9). APPEND stores binary parts of a literal8 base64-encoded (RFC 3516 4.4).
 // LIST/LSUB patterns are matched by MailboxPattern (imap_list_pattern.h): no
 // regular expression, no backtracking, the same matcher for LSUB and the
 // LIST-EXTENDED selection options. Limits: kMaxListPatterns patterns per

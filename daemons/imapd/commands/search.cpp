@@ -1,9 +1,15 @@
 // commands/search.cpp — SEARCH and UID SEARCH with every RFC 9051 6.4.4 key,
 // CHARSET (UTF-8, US-ASCII), header decoding (RFC 2047), body text in its
 // transfer encoding and charset decoded, and ESEARCH (RFC 4731) results via
-// RETURN (MIN MAX COUNT ALL), and MODSEQ (RFC 7162). Header keys read header
+// RETURN (MIN MAX COUNT ALL), and MODSEQ (RFC 7162 3.1.5: with only MIN/MAX,
+// the mod-sequence of those messages). FROM/TO/CC/BCC match the addresses as
+// ENVELOPE has them ("Name <local@domain>", decoded, comments and groups
+// resolved); RECENT/NEW/OLD use the session's \Recent (IMAP4rev1); search
+// strings are astrings (NIL is the text "NIL"). Messages expunged by another
+// session and not reported yet match nothing. Header keys read header
 // blocks from a process-wide store backed by the folder's index, so files are
-// opened only the first time.
+// opened only the first time; it is keyed by UIDVALIDITY, the uidlist's GUID
+// and each file's name, never by folder name alone.
 // Limits: kMaxSearchDepth (commands.h) levels of NOT, OR and parentheses
 // around a key, checked where the recursion happens: in the parser (BAD
 // before anything runs) and again in the evaluator; kMaxSearchKeys keys in
