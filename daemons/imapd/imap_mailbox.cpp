@@ -428,8 +428,10 @@ Result<Changes> MailboxView::refreshListing(bool allowExpunge) {
     for (int k = 0; k < list->size(); ++k) fresh.insert(list->at(k).uid, k);
     // readdir(3) may miss a file that another session renames at that moment (a flag
     // change): before calling a known message gone, list once more.
+    // (Not for the files this session unlinked itself.)
     bool missing = false;
-    for (const Message& m : m_messages) missing = missing || (!m.expunged && !fresh.contains(m.uid));
+    for (const Message& m : m_messages) missing = missing || (!m.expunged && !fresh.contains(m.uid) && !m_unlinked.contains(m.uid));
+    m_unlinked.clear();
     if (missing) {
         auto again = m_folder.sync(!m_readOnly, known);
         if (!again) return again.error();
@@ -655,8 +657,8 @@ Result<QString> MailboxView::lettersFor(const QStringList& flags, bool create) {
 std::optional<std::pair<QString, bool>> MailboxView::currentFile(int index) const {
     const Message& m = m_messages.at(index);
     struct stat st {};
-    if (!m.expunged && (::lstat(QFile::encodeName(path(index)).constData(), &st) == 0 || errno != ENOENT))
-        return std::pair(m.fileName, m.inNew);
+    if (::lstat(QFile::encodeName(path(index)).constData(), &st) == 0 || errno != ENOENT) return std::pair(m.fileName, m.inNew);
+    if (m.expunged) return std::nullopt;  // missing from two listings already: no search by name
     for (const bool inNew : {false, true}) {
         DIR* d = ::opendir(QFile::encodeName(messageDir(inNew)).constData());
         if (!d) continue;
@@ -741,7 +743,9 @@ Status MailboxView::expunge(int index) {
     e.fileName = file->first;
     e.inNew = file->second;
     e.size = m.size;
-    return m_folder.expunge(e);
+    Status st = m_folder.expunge(e);
+    if (st) m_unlinked.insert(m.uid);
+    return st;
 }
 
 }  // namespace postern::imap

@@ -205,6 +205,7 @@ private:
     FileStamp m_keywordsStamp;
     quint64 m_highestModseq = 0;
     int m_ghosts = 0;
+    QSet<quint32> m_unlinked;  // messages this view unlinked since its last listing
     bool m_listed = false;  // listed at least once
     bool m_rebuild = false;  // selected again: the next listing replaces the list
     bool m_incomplete = false;  // a listing found a message it could not number (see refreshListing)
