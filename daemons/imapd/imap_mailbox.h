@@ -141,6 +141,7 @@ public:
     QString generation() const { return m_folder.guid(); }
     // Every message the client knows, ghosts (expunged, not yet reported) included.
     const QList<Message>& messages() const { return m_messages; }
+    bool hasGhosts() const { return m_ghosts > 0; }  // expunges not reported yet
     QString path(int index) const;
     QString dir() const { return m_folder.dir(); }
 

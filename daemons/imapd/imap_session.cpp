@@ -299,7 +299,6 @@ void ImapSession::dispatch(const RawCommand& raw) {
             // EXPUNGE here: the client's sequence numbers in this command mean what it knew.
             reportChanges(false);
         }
-        m_modseqAtStart = m_state == State::Selected && m_selected ? m_selected->highestModseq() : 0;
         spec.handler(*this, r);
         return;
     }
@@ -364,11 +363,19 @@ QByteArray ImapSession::endOfCommand(const Request& r, const char* status, const
     const bool seqCommand =
         !r.uid && (r.name == "FETCH" || r.name == "STORE" || r.name == "SEARCH" || r.name == "SORT" || r.name == "THREAD");
     reportChanges(!seqCommand);
-    // RFC 7162 (RFC 5162 3.3-3.5 for EXPUNGE): a command that raised the mailbox's
-    // mod-sequence tells a CONDSTORE client the new value, where the response has room.
-    if (m_condstore && code.isEmpty() && std::strcmp(status, "OK") == 0 && m_selected && m_selected->highestModseq() > m_modseqAtStart &&
-        m_modseqAtStart)
-        return "HIGHESTMODSEQ " + QByteArray::number(m_selected->highestModseq());
+    // RFC 7162 (RFC 5162 3.3-3.5 for EXPUNGE): once the mailbox's mod-sequence is above the
+    // one the client was last told, a CONDSTORE client learns the new value, where the tagged
+    // response has room. Not while an expunge waits to be reported (a ghost): a client keeping
+    // that value would never hear of it from a later QRESYNC (its mod-sequence is below).
+    if (r.name == "SELECT" || r.name == "EXAMINE") {
+        m_modseqReported = m_selected->highestModseq();  // the answer carried it
+        return code;
+    }
+    if (m_condstore && code.isEmpty() && std::strcmp(status, "OK") == 0 && m_selected->highestModseq() > m_modseqReported &&
+        m_modseqReported && !m_selected->hasGhosts()) {
+        m_modseqReported = m_selected->highestModseq();
+        return "HIGHESTMODSEQ " + QByteArray::number(m_modseqReported);
+    }
     return code;
 }
 
@@ -377,8 +384,10 @@ void ImapSession::enableCondstore() {
     m_condstore = true;
     // RFC 7162 3.1: the first CONDSTORE enabling command reports the selected mailbox's
     // HIGHESTMODSEQ (unless it was selected with NOMODSEQ).
-    if (m_state == State::Selected && m_selected && m_selected->highestModseq())
-        untagged("OK [HIGHESTMODSEQ " + QByteArray::number(m_selected->highestModseq()) + "] Highest");
+    if (m_state == State::Selected && m_selected && m_selected->highestModseq()) {
+        m_modseqReported = m_selected->highestModseq();
+        untagged("OK [HIGHESTMODSEQ " + QByteArray::number(m_modseqReported) + "] Highest");
+    }
 }
 
 void ImapSession::startIdleWatch() {

@@ -34,9 +34,10 @@
 // later command may report them. Whether anything changed is asked of the
 // process's shared folder watcher (folder_watch.h), so a command after which
 // nothing changed costs no listing of the folder; during IDLE the same watcher
-// reports changes within ~100 ms. With CONDSTORE on, a command that raised the
-// mailbox's highest mod-sequence ends with OK [HIGHESTMODSEQ n] (RFC 7162, as
-// RFC 5162 3.3-3.5 ask for EXPUNGE and CLOSE), and the first CONDSTORE
+// reports changes within ~100 ms. With CONDSTORE on, a command after which the
+// mailbox's highest mod-sequence is above what the client was last told ends
+// with OK [HIGHESTMODSEQ n] (RFC 7162, as RFC 5162 3.3-3.5 ask for EXPUNGE and
+// CLOSE; not while an expunge waits to be reported), and the first CONDSTORE
 // enabling command while a mailbox is selected sends * OK [HIGHESTMODSEQ n].
 // \Recent (RFC 3501 2.3.2) is kept for sessions that did not ENABLE
 // IMAP4rev2: see MailboxView (imap_mailbox.h) and MailboxIndex's claim.
@@ -169,7 +170,7 @@ private:
     std::optional<MailboxView> m_selected;
     QTimer m_idleDebounce;
     QTimer m_idlePoll;  // IDLE on a folder the watcher cannot watch: look every few seconds
-    quint64 m_modseqAtStart = 0;  // the selected mailbox's HIGHESTMODSEQ when the command began
+    quint64 m_modseqReported = 0;  // the selected mailbox's HIGHESTMODSEQ the client was last told
     // A long response in progress (FETCH of many bodies): called again whenever the
     // output has drained; returns true when the command has finished.
     std::function<bool()> m_continuation;

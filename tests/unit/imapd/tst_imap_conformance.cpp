@@ -729,7 +729,7 @@ private Q_SLOTS:
     void condstoreHighestModseq() {
         H h;
         h.start();
-        for (int i = 1; i <= 3; ++i) h.addMessage(QStringLiteral("INBOX"), message("Subject: m\r\n"), QString(), i);
+        for (int i = 1; i <= 4; ++i) h.addMessage(QStringLiteral("INBOX"), message("Subject: m\r\n"), QString(), i);
         QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
         Reply r = h.run("FETCH 1 (MODSEQ)");
         QCOMPARE(r.untagged.size(), 2);
@@ -746,6 +746,20 @@ private Q_SLOTS:
         const quint64 after = r.tagged.mid(18).split(']').first().toULongLong();
         QVERIFY(after > before);
         QCOMPARE(h.run("NOOP").tagged, QByteArray("OK NOOP completed"));  // nothing changed: no code
+        // Another session expunges: at the end of a FETCH by sequence number the expunge
+        // waits, and so does the new HIGHESTMODSEQ (a client keeping it would otherwise never
+        // learn of the expunge from QRESYNC); the NOOP reports both.
+        H other(h.config.mailDir);
+        other.start();
+        QVERIFY(other.run("SELECT INBOX").tagged.startsWith("OK"));
+        QVERIFY(other.run("STORE 2 +FLAGS.SILENT (\\Deleted)").tagged.startsWith("OK"));
+        QCOMPARE(other.run("EXPUNGE").untagged, QList<QByteArray>{"* 2 EXPUNGE"});
+        r = h.run("FETCH 1 (UID)");
+        QCOMPARE(r.untagged, QList<QByteArray>{"* 1 FETCH (UID 1)"});
+        QCOMPARE(r.tagged, QByteArray("OK FETCH completed"));
+        r = h.run("NOOP");
+        QCOMPARE(r.untagged, QList<QByteArray>{"* 2 EXPUNGE"});
+        QVERIFY2(r.tagged.startsWith("OK [HIGHESTMODSEQ ") && r.tagged.endsWith("] NOOP completed"), r.tagged.constData());
         QVERIFY(h.run("STORE 1 +FLAGS.SILENT (\\Deleted)").tagged.startsWith("OK"));
         r = h.run("CLOSE");
         QVERIFY2(r.tagged.startsWith("OK [HIGHESTMODSEQ ") && r.tagged.endsWith("] CLOSE completed"), r.tagged.constData());
