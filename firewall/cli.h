@@ -1,4 +1,6 @@
-// cli.h — the postern-firewall command line, as a function other programs can call.
+// cli.h — the postern-firewall command line: parses the arguments into an
+// Action and a Request and runs it with runAction (actions.h), which is also
+// what `posternctl firewall` and the wizard call, without an argument vector.
 //
 //   postern-firewall [--config DIR] [--captured DIR] [--json] status
 //   postern-firewall [--config DIR] [--captured DIR] [--json] plan [--apply]

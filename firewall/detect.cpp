@@ -43,7 +43,7 @@ const char* const kFwdList = "firewalld-list-all.txt";
 const char* const kInterfaces = "interfaces.txt";
 const char* const kContainer = "container.txt";
 
-bool hasFilteringChain(const Ruleset& rs, const QString& backend, const QString& excludeTable = {}) {
+bool hasFilteringChain(const Ruleset& rs, Backend backend, const QString& excludeTable = {}) {
     for (const Chain& c : rs.chains) {
         if (c.backend != backend || (!excludeTable.isEmpty() && c.table == excludeTable)) continue;
         if (!c.rules.isEmpty() || c.policy != Verdict::Accept) return true;
@@ -237,7 +237,7 @@ Detection detect(const Snapshot& s) {
     }
     QSet<QString> skip;
     const bool iptNft = s.iptablesVariant == u"nf_tables";
-    const QString iptBackend = iptNft ? QStringLiteral("iptables-nft") : QStringLiteral("iptables-legacy");
+    const Backend iptBackend = iptNft ? Backend::IptablesNft : Backend::IptablesLegacy;
     if (!s.iptablesVariant.isEmpty()) {
         for (const auto& [text, fam] : {std::pair{&s.iptablesSave, IpFamily::V4}, std::pair{&s.ip6tablesSave, IpFamily::V6}}) {
             if (iptNft)
@@ -259,12 +259,12 @@ Detection detect(const Snapshot& s) {
     }
     for (const auto& [text, fam] : {std::pair{&s.legacySave, IpFamily::V4}, std::pair{&s.legacySave6, IpFamily::V6}}) {
         if (text->isEmpty()) continue;
-        const Result<Ruleset> rs = parseIptablesSave(*text, fam, QStringLiteral("iptables-legacy"));
+        const Result<Ruleset> rs = parseIptablesSave(*text, fam, Backend::IptablesLegacy);
         if (rs) d.ruleset.append(*rs);
         else d.notes << QStringLiteral("iptables-legacy-save: %1").arg(rs.errorMessage());
     }
-    if (hasFilteringChain(d.ruleset, QStringLiteral("iptables-legacy")) && !d.backends.contains(u"iptables-legacy"))
-        d.backends << QStringLiteral("iptables-legacy");
+    if (hasFilteringChain(d.ruleset, Backend::IptablesLegacy) && !d.backends.contains(Backend::IptablesLegacy))
+        d.backends << Backend::IptablesLegacy;
     if (s.nftPresent) {
         if (!s.nftError.isEmpty()) {
             d.readable = false;
@@ -273,15 +273,15 @@ Detection detect(const Snapshot& s) {
             const Result<Ruleset> rs = parseNftJson(s.nftJson, skip);
             if (rs) {
                 d.ruleset.append(*rs);
-                if (hasFilteringChain(*rs, QStringLiteral("nftables"), QStringLiteral("firewalld"))) d.backends.prepend(QStringLiteral("nftables"));
+                if (hasFilteringChain(*rs, Backend::Nftables, QStringLiteral("firewalld"))) d.backends.prepend(Backend::Nftables);
             } else {
                 d.readable = false;
                 d.notes << rs.errorMessage();
             }
         }
     }
-    if (d.ufwActive) d.backends.prepend(QStringLiteral("ufw"));
-    if (d.firewalldRunning) d.backends.prepend(QStringLiteral("firewalld"));
+    if (d.ufwActive) d.backends.prepend(Backend::Ufw);
+    if (d.firewalldRunning) d.backends.prepend(Backend::Firewalld);
     return d;
 }
 

@@ -87,7 +87,7 @@ Result<Snapshot> loadSnapshot(const QString& dir);
 Status saveSnapshot(const Snapshot& s, const QString& dir);
 
 struct Detection {
-    QStringList backends;   // in use: "firewalld", "ufw", "nftables", "iptables-nft", "iptables-legacy"
+    QList<Backend> backends;  // in use, managers first: firewalld, ufw, nftables, iptables-nft, iptables-legacy
     Ruleset ruleset;
     QStringList notes;      // read errors and what was skipped
     bool ufwActive = false;

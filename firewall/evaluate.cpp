@@ -152,7 +152,7 @@ QString toString(PortStatus s) {
 QString describeRule(const Chain& chain, int rule) {
     if (rule < 0) return QStringLiteral("policy %1 of %2").arg(toString(chain.policy), chain.id());
     const Rule& r = chain.rules.at(rule);
-    if (chain.backend == u"nftables") return QStringLiteral("%1 handle %2: %3").arg(chain.id(), r.handle, r.text);
+    if (chain.backend == Backend::Nftables) return QStringLiteral("%1 handle %2: %3").arg(chain.id(), r.handle, r.text);
     return QStringLiteral("%1 rule %2: %3").arg(chain.id(), r.handle, r.text);
 }
 
@@ -240,12 +240,20 @@ QList<Evaluator::Outcome> Evaluator::walk(const Chain& chain, int from, const Pr
     return outs;
 }
 
-ProbeResult Evaluator::evaluate(const Probe& probe) const {
-    ProbeResult result;
-    result.probe = probe;
+namespace {
+
+// One way through the base chains: the conditions it assumed, and where it was decided.
+struct Path {
+    QList<Condition> conds;
+    bool done = false;
+    Decision decision;
+};
+
+// The base chains a new inbound TCP connection of `family` passes, in hook and priority order.
+QList<const Chain*> inputBaseChains(const Ruleset& ruleset, IpFamily family) {
     QList<const Chain*> bases;
-    for (const Chain& c : m_ruleset.chains) {
-        if (!c.base || !c.appliesTo(probe.family)) continue;
+    for (const Chain& c : ruleset.chains) {
+        if (!c.base || !c.appliesTo(family)) continue;
         if (c.hook != Hook::Prerouting && c.hook != Hook::Input) continue;
         if (c.type != u"filter" && c.type != u"nat") continue;
         bases << &c;
@@ -256,12 +264,59 @@ ProbeResult Evaluator::evaluate(const Probe& probe) const {
         if (ha != hb) return ha < hb;
         return a->priority < b->priority;
     });
+    return bases;
+}
 
-    struct Path {
-        QList<Condition> conds;
-        bool done = false;
-        Decision decision;
-    };
+// The status that the generic path's verdict gives.
+void setStatusFromDecision(ProbeResult& result) {
+    switch (result.decision.verdict) {
+    case Verdict::Accept: result.status = PortStatus::Open; break;
+    case Verdict::Drop:
+    case Verdict::Reject: result.status = PortStatus::Blocked; break;
+    case Verdict::Redirect:
+        result.status = PortStatus::Unknown;
+        result.reason = QStringLiteral("redirected to %1 by %2; where it goes from there is not evaluated").arg(result.decision.reason, result.decision.by);
+        break;
+    default:
+        result.status = PortStatus::Unknown;
+        result.reason = QStringLiteral("%1 (%2)").arg(result.decision.reason, result.decision.by);
+        break;
+    }
+}
+
+// Paths whose acceptance differs from the generic one become exceptions; one that depends on
+// something we cannot evaluate makes the whole answer Unknown.
+void addExceptions(ProbeResult& result, const QList<Path>& paths) {
+    QStringList seen;
+    for (const Path& p : paths) {
+        if (p.conds.isEmpty()) continue;
+        if (isAccepted(p.decision.verdict) == isAccepted(result.decision.verdict) && p.decision.verdict != Verdict::Unknown &&
+            p.decision.verdict != Verdict::Redirect)
+            continue;
+        QStringList texts;
+        for (const Condition& c : p.conds) texts << c.text;
+        const QString key = toString(p.decision.verdict) + p.decision.by + texts.join(QLatin1Char('|'));
+        if (seen.contains(key)) continue;
+        seen << key;
+        if (result.exceptions.size() < kMaxExceptions) result.exceptions << p.decision;
+        else ++result.moreExceptions;
+        if (result.status == PortStatus::Unknown) continue;
+        for (const Condition& c : p.conds) {
+            if (c.kind == ConditionKind::Unknown || c.kind == ConditionKind::State) {
+                result.status = PortStatus::Unknown;
+                result.reason = QStringLiteral("the verdict depends on %1, which cannot be evaluated").arg(c.text);
+                break;
+            }
+        }
+    }
+}
+
+}  // namespace
+
+ProbeResult Evaluator::evaluate(const Probe& probe) const {
+    ProbeResult result;
+    result.probe = probe;
+    const QList<const Chain*> bases = inputBaseChains(m_ruleset, probe.family);
     QList<Path> paths{Path{}};
     int budget = kMaxWalks;
     for (const Chain* c : bases) {
@@ -323,41 +378,8 @@ ProbeResult Evaluator::evaluate(const Probe& probe) const {
         return result;
     }
     result.decision = generic->decision;
-    switch (result.decision.verdict) {
-    case Verdict::Accept: result.status = PortStatus::Open; break;
-    case Verdict::Drop:
-    case Verdict::Reject: result.status = PortStatus::Blocked; break;
-    case Verdict::Redirect:
-        result.status = PortStatus::Unknown;
-        result.reason = QStringLiteral("redirected to %1 by %2; where it goes from there is not evaluated").arg(result.decision.reason, result.decision.by);
-        break;
-    default:
-        result.status = PortStatus::Unknown;
-        result.reason = QStringLiteral("%1 (%2)").arg(result.decision.reason, result.decision.by);
-        break;
-    }
-    QStringList seen;
-    for (const Path& p : paths) {
-        if (p.conds.isEmpty()) continue;
-        if (isAccepted(p.decision.verdict) == isAccepted(result.decision.verdict) && p.decision.verdict != Verdict::Unknown &&
-            p.decision.verdict != Verdict::Redirect)
-            continue;
-        QStringList texts;
-        for (const Condition& c : p.conds) texts << c.text;
-        const QString key = toString(p.decision.verdict) + p.decision.by + texts.join(QLatin1Char('|'));
-        if (seen.contains(key)) continue;
-        seen << key;
-        if (result.exceptions.size() < kMaxExceptions) result.exceptions << p.decision;
-        else ++result.moreExceptions;
-        if (result.status == PortStatus::Unknown) continue;
-        for (const Condition& c : p.conds) {
-            if (c.kind == ConditionKind::Unknown || c.kind == ConditionKind::State) {
-                result.status = PortStatus::Unknown;
-                result.reason = QStringLiteral("the verdict depends on %1, which cannot be evaluated").arg(c.text);
-                break;
-            }
-        }
-    }
+    setStatusFromDecision(result);
+    addExceptions(result, paths);
     return result;
 }
 

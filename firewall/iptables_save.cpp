@@ -135,6 +135,9 @@ Status LineReader::read(const QStringList& words, const QList<bool>& quoted, Rul
     return {};
 }
 
+// Long on purpose: one branch per iptables option and match module (-p, --dport, -m
+// conntrack, -m set, ...), like the option table of iptables-extensions(8); each branch is
+// a few lines over the same arguments.
 Status LineReader::option(const QString& opt, const QStringList& args, bool negate, Rule* rule) {
     const QString text = (negate ? QStringLiteral("! ") : QString()) + opt + (args.isEmpty() ? QString() : QLatin1Char(' ') + args.join(QLatin1Char(' ')));
     Term t;
@@ -355,7 +358,7 @@ QStringList iptablesTables(const QByteArray& text) {
     return out;
 }
 
-Result<Ruleset> parseIptablesSave(const QByteArray& text, IpFamily family, const QString& backend) {
+Result<Ruleset> parseIptablesSave(const QByteArray& text, IpFamily family, Backend backend) {
     if (text.size() > kMaxIptablesSaveBytes) return Result<Ruleset>::fail(QStringLiteral("iptables-save output larger than 32 MiB"));
     Ruleset out;
     const QStringList incompatible = incompatibleTables(text);

@@ -28,8 +28,8 @@ namespace postern::firewall {
 inline constexpr qsizetype kMaxIptablesSaveBytes = 32 * 1024 * 1024;
 inline constexpr qsizetype kMaxIptablesLine = 64 * 1024;
 
-// backend: "iptables-nft" or "iptables-legacy"; family decides ip / ip6.
-Result<Ruleset> parseIptablesSave(const QByteArray& text, IpFamily family, const QString& backend);
+// backend: IptablesNft or IptablesLegacy; family decides ip / ip6.
+Result<Ruleset> parseIptablesSave(const QByteArray& text, IpFamily family, Backend backend);
 
 // Tables listed in the output ("filter", "nat", ...) that iptables can
 // represent; tables iptables-nft marks as incompatible (created with nft) are

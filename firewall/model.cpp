@@ -1,12 +1,27 @@
 // model.cpp — see model.h.
 #include "model.h"
 
+#include "core/services.h"
+
 #include <arpa/inet.h>
 #include <netdb.h>
 
 namespace postern::firewall {
 
 QString toString(IpFamily f) { return f == IpFamily::V4 ? QStringLiteral("ipv4") : QStringLiteral("ipv6"); }
+
+QString toString(Backend b) {
+    switch (b) {
+    case Backend::Nftables: return QStringLiteral("nftables");
+    case Backend::IptablesNft: return QStringLiteral("iptables-nft");
+    case Backend::IptablesLegacy: return QStringLiteral("iptables-legacy");
+    case Backend::Ufw: return QStringLiteral("ufw");
+    case Backend::Firewalld: return QStringLiteral("firewalld");
+    }
+    return {};
+}
+
+bool isIptables(Backend b) { return b == Backend::IptablesNft || b == Backend::IptablesLegacy; }
 
 QString toString(Verdict v) {
     switch (v) {
@@ -56,9 +71,10 @@ int servicePort(const QString& name) {
     bool ok = false;
     const int n = name.toInt(&ok);
     if (ok) return (n >= 0 && n <= 65535) ? n : -1;
-    static const QList<QPair<const char*, int>> kKnown = {
-        {"ssh", 22}, {"smtp", 25}, {"domain", 53}, {"http", 80}, {"pop3", 110}, {"imap", 143}, {"imap2", 143},
-        {"https", 443}, {"submissions", 465}, {"smtps", 465}, {"submission", 587}, {"imaps", 993}, {"pop3s", 995}};
+    // Our listeners' names are their IANA service names (core/services.h); two more that
+    // operators' rules commonly name. /etc/services may be missing in a minimal image.
+    if (const int ours = serviceNamePort(name); ours >= 0) return ours;
+    static const QList<QPair<const char*, int>> kKnown = {{"ssh", 22}, {"domain", 53}};
     const QString lower = name.toLower();
     for (const auto& [n2, num] : kKnown)
         if (lower == QLatin1String(n2)) return num;
@@ -87,9 +103,9 @@ bool Chain::appliesTo(IpFamily f) const {
     return false;  // netdev, bridge, arp: not on the IP input path
 }
 
-QString Chain::id() const { return QStringLiteral("%1 %2 %3 %4").arg(backend, family, table, name); }
+QString Chain::id() const { return QStringLiteral("%1 %2 %3 %4").arg(toString(backend), family, table, name); }
 
-const Chain* Ruleset::find(const QString& backend, const QString& family, const QString& table, const QString& name) const {
+const Chain* Ruleset::find(Backend backend, const QString& family, const QString& table, const QString& name) const {
     for (const Chain& c : chains)
         if (c.backend == backend && c.family == family && c.table == table && c.name == name) return &c;
     return nullptr;

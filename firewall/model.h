@@ -25,6 +25,12 @@ namespace postern::firewall {
 enum class IpFamily { V4, V6 };
 QString toString(IpFamily f);
 
+// Who filters: the kernel tables (nftables, iptables over nf_tables or legacy) and the
+// managers that keep their own configuration on top of them (ufw, firewalld).
+enum class Backend { Nftables, IptablesNft, IptablesLegacy, Ufw, Firewalld };
+QString toString(Backend b);  // "nftables", "iptables-nft", "iptables-legacy", "ufw", "firewalld"
+bool isIptables(Backend b);
+
 inline constexpr int kProtoTcp = 6;
 
 // Inclusive port ranges.
@@ -98,7 +104,7 @@ enum class Hook { None, Prerouting, Input, Forward, Output, Postrouting, Ingress
 QString toString(Hook h);
 
 struct Chain {
-    QString backend;   // "nftables", "iptables-nft", "iptables-legacy"
+    Backend backend = Backend::Nftables;  // Nftables, IptablesNft or IptablesLegacy
     QString family;    // nft family (inet, ip, ip6, netdev, ...) or ip / ip6 for iptables
     QString table;
     QString name;
@@ -118,7 +124,7 @@ struct Ruleset {
     QList<Chain> chains;
     QStringList notes;  // what the reader skipped or could not interpret
 
-    const Chain* find(const QString& backend, const QString& family, const QString& table, const QString& name) const;
+    const Chain* find(Backend backend, const QString& family, const QString& table, const QString& name) const;
     void append(const Ruleset& other);
 };
 

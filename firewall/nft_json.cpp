@@ -213,6 +213,9 @@ QStringList namesFrom(const QJsonArray& atoms) {
     return out;
 }
 
+// Long on purpose: one branch per nft match expression (meta, payload, ct, fib, sets...),
+// each a few lines, read top to bottom like nft(8)'s list; split, the branches would only
+// pass the same four values around.
 QList<Term> RuleReader::matchTerms(const QString& op, const QJsonValue& left, const QJsonValue& right) const {
     const QString text = exprText(left) + (op == u"==" || op == u"in" ? QString() : QLatin1Char(' ') + op) + QLatin1Char(' ') +
                          (right.isString() && exprText(left).contains(u"ifname") ? QLatin1Char('"') + right.toString() + QLatin1Char('"')
@@ -426,6 +429,8 @@ bool RuleReader::verdictOf(const QJsonObject& stmt, Verdict* v, QString* target)
     return false;
 }
 
+// Long on purpose: one pass over a rule's statements (matches, counters, verdicts, NAT,
+// limits), each a short branch, which must see them in order to fork on vmaps and sets.
 QList<Rule> RuleReader::read(const QJsonObject& rule) const {
     Rule base;
     base.handle = QString::number(rule.value(u"handle").toInteger());
@@ -556,17 +561,6 @@ Result<QJsonArray> topArray(const QByteArray& json) {
 
 }  // namespace
 
-QStringList nftTables(const QByteArray& json) {
-    QStringList out;
-    const Result<QJsonArray> top = topArray(json);
-    if (!top) return out;
-    for (const QJsonValue& item : *top) {
-        const QJsonObject t = item.toObject().value(u"table").toObject();
-        if (!t.isEmpty()) out << t.value(u"family").toString() + QLatin1Char(' ') + t.value(u"name").toString();
-    }
-    return out;
-}
-
 Result<Ruleset> parseNftJson(const QByteArray& json, const QSet<QString>& skipTables) {
     const Result<QJsonArray> top = topArray(json);
     if (!top) return top.error();
@@ -590,7 +584,7 @@ Result<Ruleset> parseNftJson(const QByteArray& json, const QSet<QString>& skipTa
         const QJsonObject c = obj.value(u"chain").toObject();
         if (c.isEmpty() || skipped(c)) continue;
         Chain chain;
-        chain.backend = QStringLiteral("nftables");
+        chain.backend = Backend::Nftables;
         chain.family = c.value(u"family").toString();
         chain.table = c.value(u"table").toString();
         chain.name = c.value(u"name").toString();

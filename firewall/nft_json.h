@@ -33,7 +33,4 @@ inline constexpr qsizetype kMaxSetElements = 65536;
 // `skipTables` holds "family name" strings, e.g. "ip filter".
 Result<Ruleset> parseNftJson(const QByteArray& json, const QSet<QString>& skipTables = {});
 
-// Tables present in the document ("family name"), in order; for detection.
-QStringList nftTables(const QByteArray& json);
-
 }  // namespace postern::firewall

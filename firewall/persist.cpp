@@ -35,7 +35,7 @@ QString unitPath() { return bootUnitDir() + QLatin1Char('/') + QLatin1String(kBo
 
 bool liveOnlyRules(const Ruleset& ruleset) {
     for (const Chain& c : ruleset.chains) {
-        if (c.backend == u"nftables") {
+        if (c.backend == Backend::Nftables) {
             for (const Rule& r : c.rules)
                 if (r.comment == QLatin1String(kOurComment)) return true;
         } else if (c.name == QLatin1String(kOurChain)) {

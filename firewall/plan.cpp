@@ -34,9 +34,9 @@ QString portList(const QList<quint16>& ports, const QString& sep) {
     return parts.join(sep);
 }
 
-QString iptablesTool(const QString& backend, const QString& family) {
+QString iptablesTool(Backend backend, const QString& family) {
     const QString base = family == u"ip6" ? QStringLiteral("ip6tables") : QStringLiteral("iptables");
-    return backend == u"iptables-legacy" ? base + QStringLiteral("-legacy") : base + QStringLiteral("-nft");
+    return backend == Backend::IptablesLegacy ? base + QStringLiteral("-legacy") : base + QStringLiteral("-nft");
 }
 
 // Ports of one family that the configuration wants reachable.
@@ -56,7 +56,7 @@ struct NftGroup {
 };
 
 struct IptGroup {
-    QString backend;
+    Backend backend = Backend::IptablesNft;
     QString family;  // ip / ip6
     const Chain* input = nullptr;
     int position = -1;  // 0-based index in INPUT to insert before; -1 = append
@@ -70,97 +70,97 @@ QString Command::display() const {
     return parts.join(QLatin1Char(' '));
 }
 
-Plan planOpen(const Snapshot& snapshot, const Detection& detection, const QList<PortResult>& results,
-              const QList<ConfiguredPort>& ports, const FirewallState& state) {
-    Plan plan;
-    plan.stateAfter = state;
-    if (!detection.readable) {
-        plan.blockedElsewhere = true;
-        plan.notes << QStringLiteral("the packet filter could not be read completely; no change is planned (%1)")
-                          .arg(detection.notes.join(QStringLiteral("; ")));
-        return plan;
-    }
-    QList<quint16> firewalldPorts;
-    QList<quint16> ufwPorts;
+namespace {
+
+// The ports to open, grouped by where they are blocked.
+struct Targets {
+    QList<quint16> firewalld;
+    QList<quint16> ufw;
     QList<NftGroup> nft;
     QMap<QString, IptGroup> ipt;  // "backend family" -> group
-    for (const PortResult& pr : results) {
-        for (const ProbeResult& r : pr.perInterface) {
-            if (r.status == PortStatus::Open) continue;
-            const QString what = QStringLiteral("port %1/tcp (%2%3)")
-                                     .arg(pr.port)
-                                     .arg(toString(pr.family), r.probe.iif.isEmpty() ? QString() : QStringLiteral(" on ") + r.probe.iif);
-            if (r.status == PortStatus::Unknown) {
-                plan.blockedElsewhere = true;
-                plan.notes << QStringLiteral("%1: %2; not changed automatically").arg(what, r.reason);
-                continue;
-            }
-            const Decision& d = r.decision;
-            const Chain* c = d.chain;
-            if (!c || !d.baseChain) continue;
-            if (detection.firewalldRunning && c->backend == u"nftables" && c->table == u"firewalld") {
-                if (!firewalldPorts.contains(pr.port)) firewalldPorts << pr.port;
-                continue;
-            }
-            const bool iptables = c->backend.startsWith(u"iptables");
-            if (detection.ufwActive && iptables && c->table == u"filter") {
-                if (c->name.contains(u"-user-")) {
-                    plan.blockedElsewhere = true;
-                    plan.notes << QStringLiteral("%1 is blocked by your own ufw rule (%2); not changed: delete that rule with `ufw delete` if the port should be open")
-                                      .arg(what, d.by);
-                } else if (!ufwPorts.contains(pr.port)) {
-                    ufwPorts << pr.port;
-                }
-                continue;
-            }
-            if (c->backend == u"nftables") {
-                auto it = std::find_if(nft.begin(), nft.end(), [&](const NftGroup& g) { return g.chain == c && g.rule == d.rule; });
-                if (it == nft.end()) {
-                    nft << NftGroup{c, d.rule, {}, {}};
-                    it = nft.end() - 1;
-                }
-                if (!it->ports.contains(pr.port)) it->ports << pr.port;
-                if (!it->families.contains(pr.family)) it->families << pr.family;
-                continue;
-            }
-            // iptables: our chain is jumped to from filter INPUT.
-            const Chain* base = d.baseChain;
-            if (base->table != u"filter" || base->name != u"INPUT") {
-                plan.blockedElsewhere = true;
-                plan.notes << QStringLiteral("%1 is blocked in %2 (%3); we only add rules to the filter table's INPUT chain").arg(what, base->id(), d.by);
-                continue;
-            }
-            IptGroup& g = ipt[c->backend + QLatin1Char(' ') + c->family];
-            g.backend = c->backend;
-            g.family = c->family;
-            g.input = base;
-            if (d.baseRule >= 0 && (g.position < 0 || d.baseRule < g.position)) g.position = d.baseRule;
-        }
-    }
+};
 
-    if (!firewalldPorts.isEmpty()) {
-        std::sort(firewalldPorts.begin(), firewalldPorts.end());
-        const QString zone = snapshot.firewalldZone;
-        for (const quint16 p : firewalldPorts) {
-            QStringList args{QStringLiteral("--permanent")};
-            if (!zone.isEmpty()) args << QStringLiteral("--zone=") + zone;
-            args << QStringLiteral("--add-port=%1/tcp").arg(p);
-            plan.commands << Command{QStringLiteral("firewall-cmd"), args, QStringLiteral("allow port %1 in firewalld's zone %2").arg(p).arg(zone)};
-            const QString entry = QStringLiteral("%1/tcp").arg(p);
-            if (!plan.stateAfter.firewalldPorts.contains(entry)) plan.stateAfter.firewalldPorts << entry;
+// Where one blocked (or unknown) probe must be opened: by the manager or table that blocks it.
+void classify(const PortResult& pr, const ProbeResult& r, const Detection& detection, Targets& t, Plan* plan) {
+    if (r.status == PortStatus::Open) return;
+    const QString what = QStringLiteral("port %1/tcp (%2%3)")
+                             .arg(pr.port)
+                             .arg(toString(pr.family), r.probe.iif.isEmpty() ? QString() : QStringLiteral(" on ") + r.probe.iif);
+    if (r.status == PortStatus::Unknown) {
+        plan->blockedElsewhere = true;
+        plan->notes << QStringLiteral("%1: %2; not changed automatically").arg(what, r.reason);
+        return;
+    }
+    const Decision& d = r.decision;
+    const Chain* c = d.chain;
+    if (!c || !d.baseChain) return;
+    if (detection.firewalldRunning && c->backend == Backend::Nftables && c->table == u"firewalld") {
+        if (!t.firewalld.contains(pr.port)) t.firewalld << pr.port;
+        return;
+    }
+    const bool iptables = isIptables(c->backend);
+    if (detection.ufwActive && iptables && c->table == u"filter") {
+        if (c->name.contains(u"-user-")) {
+            plan->blockedElsewhere = true;
+            plan->notes << QStringLiteral("%1 is blocked by your own ufw rule (%2); not changed: delete that rule with `ufw delete` if the port should be open")
+                              .arg(what, d.by);
+        } else if (!t.ufw.contains(pr.port)) {
+            t.ufw << pr.port;
         }
-        plan.stateAfter.firewalldZone = zone;
-        plan.commands << Command{QStringLiteral("firewall-cmd"), {QStringLiteral("--reload")}, QStringLiteral("make the permanent configuration active")};
-        plan.notes << QStringLiteral("firewalld keeps the ports in its permanent configuration (survives reboots)");
+        return;
     }
-    if (!ufwPorts.isEmpty()) {
-        std::sort(ufwPorts.begin(), ufwPorts.end());
-        for (const quint16 p : ufwPorts)
-            plan.commands << Command{QStringLiteral("ufw"),
-                                     {QStringLiteral("allow"), QStringLiteral("%1/tcp").arg(p), QStringLiteral("comment"), QLatin1String(kOurComment)},
-                                     QStringLiteral("allow port %1 (IPv4 and IPv6) in ufw").arg(p)};
-        plan.notes << QStringLiteral("ufw keeps its rules in /etc/ufw (survives reboots)");
+    if (c->backend == Backend::Nftables) {
+        auto it = std::find_if(t.nft.begin(), t.nft.end(), [&](const NftGroup& g) { return g.chain == c && g.rule == d.rule; });
+        if (it == t.nft.end()) {
+            t.nft << NftGroup{c, d.rule, {}, {}};
+            it = t.nft.end() - 1;
+        }
+        if (!it->ports.contains(pr.port)) it->ports << pr.port;
+        if (!it->families.contains(pr.family)) it->families << pr.family;
+        return;
     }
+    // iptables: our chain is jumped to from filter INPUT.
+    const Chain* base = d.baseChain;
+    if (base->table != u"filter" || base->name != u"INPUT") {
+        plan->blockedElsewhere = true;
+        plan->notes << QStringLiteral("%1 is blocked in %2 (%3); we only add rules to the filter table's INPUT chain").arg(what, base->id(), d.by);
+        return;
+    }
+    IptGroup& g = t.ipt[toString(c->backend) + QLatin1Char(' ') + c->family];
+    g.backend = c->backend;
+    g.family = c->family;
+    g.input = base;
+    if (d.baseRule >= 0 && (g.position < 0 || d.baseRule < g.position)) g.position = d.baseRule;
+}
+
+void addFirewalldCommands(QList<quint16> firewalldPorts, const Snapshot& snapshot, Plan* plan) {
+    if (firewalldPorts.isEmpty()) return;
+    std::sort(firewalldPorts.begin(), firewalldPorts.end());
+    const QString zone = snapshot.firewalldZone;
+    for (const quint16 p : firewalldPorts) {
+        QStringList args{QStringLiteral("--permanent")};
+        if (!zone.isEmpty()) args << QStringLiteral("--zone=") + zone;
+        args << QStringLiteral("--add-port=%1/tcp").arg(p);
+        plan->commands << Command{QStringLiteral("firewall-cmd"), args, QStringLiteral("allow port %1 in firewalld's zone %2").arg(p).arg(zone)};
+        const QString entry = QStringLiteral("%1/tcp").arg(p);
+        if (!plan->stateAfter.firewalldPorts.contains(entry)) plan->stateAfter.firewalldPorts << entry;
+    }
+    plan->stateAfter.firewalldZone = zone;
+    plan->commands << Command{QStringLiteral("firewall-cmd"), {QStringLiteral("--reload")}, QStringLiteral("make the permanent configuration active")};
+    plan->notes << QStringLiteral("firewalld keeps the ports in its permanent configuration (survives reboots)");
+}
+
+void addUfwCommands(QList<quint16> ufwPorts, Plan* plan) {
+    if (ufwPorts.isEmpty()) return;
+    std::sort(ufwPorts.begin(), ufwPorts.end());
+    for (const quint16 p : ufwPorts)
+        plan->commands << Command{QStringLiteral("ufw"),
+                                 {QStringLiteral("allow"), QStringLiteral("%1/tcp").arg(p), QStringLiteral("comment"), QLatin1String(kOurComment)},
+                                 QStringLiteral("allow port %1 (IPv4 and IPv6) in ufw").arg(p)};
+    plan->notes << QStringLiteral("ufw keeps its rules in /etc/ufw (survives reboots)");
+}
+
+void addNftCommands(QList<NftGroup> nft, Plan* plan) {
     for (NftGroup& g : nft) {
         std::sort(g.ports.begin(), g.ports.end());
         QString match = QStringLiteral("tcp dport { %1 }").arg(portList(g.ports, QStringLiteral(", ")));
@@ -170,24 +170,27 @@ Plan planOpen(const Snapshot& snapshot, const Detection& detection, const QList<
         const QString rule = g.rule >= 0
                                  ? QStringLiteral("insert rule %1 position %2 %3 accept comment \"%4\"").arg(where, g.chain->rules.at(g.rule).handle, match, QLatin1String(kOurComment))
                                  : QStringLiteral("add rule %1 %2 accept comment \"%3\"").arg(where, match, QLatin1String(kOurComment));
-        plan.commands << Command{QStringLiteral("nft"), {rule},
+        plan->commands << Command{QStringLiteral("nft"), {rule},
                                  g.rule >= 0 ? QStringLiteral("accept the ports just before %1").arg(describeRule(*g.chain, g.rule))
                                              : QStringLiteral("accept the ports before the chain's drop policy (%1)").arg(where)};
     }
     if (!nft.isEmpty())
-        plan.notes << QStringLiteral("nftables rules live in the kernel only: apply also installs postern-firewall.service, which puts "
+        plan->notes << QStringLiteral("nftables rules live in the kernel only: apply also installs postern-firewall.service, which puts "
                                      "the rule back at boot after nftables.service has loaded /etc/nftables.conf");
+}
+
+void addIptablesCommands(const QMap<QString, IptGroup>& ipt, const Detection& detection, const QList<ConfiguredPort>& ports, Plan* plan) {
     for (const IptGroup& g : ipt) {
         const QString tool = iptablesTool(g.backend, g.family);
         const IpFamily fam = g.family == u"ip6" ? IpFamily::V6 : IpFamily::V4;
         const QList<quint16> wanted = portsFor(ports, fam);
         const bool exists = detection.ruleset.find(g.backend, g.family, QStringLiteral("filter"), QLatin1String(kOurChain)) != nullptr;
         const QString chain = QLatin1String(kOurChain);
-        plan.commands << Command{tool, {QStringLiteral("-w"), exists ? QStringLiteral("-F") : QStringLiteral("-N"), chain},
+        plan->commands << Command{tool, {QStringLiteral("-w"), exists ? QStringLiteral("-F") : QStringLiteral("-N"), chain},
                                  exists ? QStringLiteral("our chain exists: refill it") : QStringLiteral("create our chain")};
         for (qsizetype i = 0; i < wanted.size(); i += kMultiportMax) {
             const QList<quint16> chunk = wanted.mid(i, kMultiportMax);
-            plan.commands << Command{tool,
+            plan->commands << Command{tool,
                                      {QStringLiteral("-w"), QStringLiteral("-A"), chain, QStringLiteral("-p"), QStringLiteral("tcp"), QStringLiteral("-m"),
                                       QStringLiteral("multiport"), QStringLiteral("--dports"), portList(chunk, QStringLiteral(",")), QStringLiteral("-m"),
                                       QStringLiteral("comment"), QStringLiteral("--comment"), QLatin1String(kOurComment), QStringLiteral("-j"),
@@ -204,19 +207,40 @@ Plan planOpen(const Snapshot& snapshot, const Detection& detection, const QList<
         const QStringList jumpSpec{QStringLiteral("-m"), QStringLiteral("comment"), QStringLiteral("--comment"), QLatin1String(kOurComment),
                                    QStringLiteral("-j"), chain};
         for (qsizetype j = 0; j < jumps.size(); ++j)  // all after wantedPos: positions before it do not shift
-            plan.commands << Command{tool, QStringList{QStringLiteral("-w"), QStringLiteral("-D"), QStringLiteral("INPUT")} + jumpSpec,
+            plan->commands << Command{tool, QStringList{QStringLiteral("-w"), QStringLiteral("-D"), QStringLiteral("INPUT")} + jumpSpec,
                                      QStringLiteral("our jump comes after the blocking rule: move it")};
         if (g.position < 0) {
-            plan.commands << Command{tool, QStringList{QStringLiteral("-w"), QStringLiteral("-A"), QStringLiteral("INPUT")} + jumpSpec,
+            plan->commands << Command{tool, QStringList{QStringLiteral("-w"), QStringLiteral("-A"), QStringLiteral("INPUT")} + jumpSpec,
                                      QStringLiteral("send new connections through our chain before the INPUT policy drops them")};
         } else {
-            plan.commands << Command{tool, QStringList{QStringLiteral("-w"), QStringLiteral("-I"), QStringLiteral("INPUT"), QString::number(g.position + 1)} + jumpSpec,
+            plan->commands << Command{tool, QStringList{QStringLiteral("-w"), QStringLiteral("-I"), QStringLiteral("INPUT"), QString::number(g.position + 1)} + jumpSpec,
                                      QStringLiteral("send new connections through our chain just before %1").arg(describeRule(*g.input, g.position))};
         }
     }
     if (!ipt.isEmpty())
-        plan.notes << QStringLiteral("iptables rules live in the kernel only: apply also installs postern-firewall.service, which puts "
+        plan->notes << QStringLiteral("iptables rules live in the kernel only: apply also installs postern-firewall.service, which puts "
                                      "our chain and jump back at boot after the host's rules are restored (netfilter-persistent)");
+}
+
+}  // namespace
+
+Plan planOpen(const Snapshot& snapshot, const Detection& detection, const QList<PortResult>& results,
+              const QList<ConfiguredPort>& ports, const FirewallState& state) {
+    Plan plan;
+    plan.stateAfter = state;
+    if (!detection.readable) {
+        plan.blockedElsewhere = true;
+        plan.notes << QStringLiteral("the packet filter could not be read completely; no change is planned (%1)")
+                          .arg(detection.notes.join(QStringLiteral("; ")));
+        return plan;
+    }
+    Targets t;
+    for (const PortResult& pr : results)
+        for (const ProbeResult& r : pr.perInterface) classify(pr, r, detection, t, &plan);
+    addFirewalldCommands(t.firewalld, snapshot, &plan);
+    addUfwCommands(t.ufw, &plan);
+    addNftCommands(t.nft, &plan);
+    addIptablesCommands(t.ipt, detection, ports, &plan);
     return plan;
 }
 
@@ -224,7 +248,7 @@ Plan planRemove(const Snapshot& snapshot, const Detection& detection, const Fire
     Plan plan;
     QStringList seen;
     for (const Chain& c : detection.ruleset.chains) {
-        if (c.backend == u"nftables") {
+        if (c.backend == Backend::Nftables) {
             for (const Rule& r : c.rules) {
                 if (r.comment != QLatin1String(kOurComment)) continue;
                 const QString key = c.id() + QLatin1Char(' ') + r.handle;

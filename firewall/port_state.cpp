@@ -2,6 +2,7 @@
 #include "port_state.h"
 
 #include "core/config.h"
+#include "core/services.h"
 
 #include <cerrno>
 #include <cstring>
@@ -12,8 +13,6 @@
 namespace postern::firewall {
 
 namespace {
-
-const char* const kListenerNames[] = {"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http", "https"};
 
 QList<IpFamily> familiesFor(const QHostAddress& a) {
     if (a.isLoopback()) return {};  // not reachable from outside: no firewall question
@@ -69,21 +68,19 @@ QString toString(Bindable b) {
 
 QList<ConfiguredPort> configuredPorts(const Config& config) {
     QList<ConfiguredPort> out;
-    for (const char* name : kListenerNames) {
-        const QString key = QStringLiteral("%1.listen").arg(QLatin1String(name));
-        for (const ListenAddress& la : config.listeners(key)) {
+    for (const ListenerInfo& l : listeners()) {
+        for (const ListenAddress& la : config.listeners(l.settingKey())) {
             if (la.port == 0) continue;
-            out << ConfiguredPort{QLatin1String(name), la.address, la.port, familiesFor(la.address)};
+            out << ConfiguredPort{l.name, la.address, la.port, familiesFor(la.address)};
         }
     }
     return out;
 }
 
 QList<ConfiguredPort> defaultPorts() {
-    const quint16 ports[] = {25, 587, 465, 143, 993, 110, 995, 80, 443};
     QList<ConfiguredPort> out;
-    for (size_t i = 0; i < std::size(kListenerNames); ++i)
-        out << ConfiguredPort{QLatin1String(kListenerNames[i]), QHostAddress(QHostAddress::Any), ports[i], {IpFamily::V4, IpFamily::V6}};
+    for (const ListenerInfo& l : listeners())
+        out << ConfiguredPort{l.name, QHostAddress(QHostAddress::Any), l.standardPort, {IpFamily::V4, IpFamily::V6}};
     return out;
 }
 

@@ -1,11 +1,13 @@
 // port_state.h — the mail ports Postern is configured for, and their local state.
 //
 // Interface:
-//   configuredPorts(config)  the listeners of smtp, submission, submissions,
-//                            imap, imaps, pop3, pop3s, http, https as set in
+//   configuredPorts(config)  every listener of the table in core/services.h
+//                            (smtp, submission, ..., https) as set in
 //                            postern.conf (port 0 and disabled listeners are
-//                            left out), with the address families they need.
-//   defaultPorts()           the same for an unconfigured host (all nine on *).
+//                            left out), with the address families they need;
+//                            `service` is the row's name, the report's label.
+//   defaultPorts()           the same for an unconfigured host (every listener
+//                            on * at its standard port).
 //   localPortState(ports)    for each: who listens on it now (from /proc via
 //                            core/sockets.h; program names need root for other
 //                            users' processes) and whether it can be bound

@@ -26,6 +26,12 @@ QString serviceOf(const QList<ConfiguredPort>& ports, quint16 port) {
     return names.join(QLatin1Char('+'));
 }
 
+QStringList backendNames(const QList<Backend>& backends) {
+    QStringList out;
+    for (const Backend b : backends) out << toString(b);
+    return out;
+}
+
 QString listenText(const ConfiguredPort& p) {
     return ListenAddress{p.address, p.port}.toString();
 }
@@ -81,14 +87,18 @@ Report buildReport(const Snapshot& snapshot, const QList<ConfiguredPort>& ports,
 QStringList containerAdvice(const ContainerInfo& container, const QList<ConfiguredPort>& ports) {
     if (!container.inside) return {};
     QStringList publish;
-    for (const quint16 p : portNumbers(ports)) publish << QStringLiteral("-p %1:%1").arg(p);
+    quint16 lowest = 0;  // the lowest published port; rootless podman must be allowed to bind it
+    for (const quint16 p : portNumbers(ports)) {
+        publish << QStringLiteral("-p %1:%1").arg(p);
+        if (lowest == 0 || p < lowest) lowest = p;
+    }
     const QString engine = container.engine == u"podman" || container.engine == u"buildah" ? QStringLiteral("podman") : QStringLiteral("docker");
     QStringList out;
     out << QStringLiteral("This runs inside a container (%1: %2). What reaches it is decided on the host:").arg(container.engine, container.evidence);
     out << QStringLiteral("  publish the ports when starting the container:");
     out << QStringLiteral("    %1 run %2 ...").arg(engine, publish.join(QLatin1Char(' ')));
-    if (engine == u"podman")
-        out << QStringLiteral("    (rootless podman needs net.ipv4.ip_unprivileged_port_start=25 on the host for ports below 1024)");
+    if (engine == u"podman" && lowest > 0 && lowest < 1024)
+        out << QStringLiteral("    (rootless podman needs net.ipv4.ip_unprivileged_port_start=%1 on the host for ports below 1024)").arg(lowest);
     out << QStringLiteral("  and allow the same ports in the host's firewall: run `postern-firewall status` on the host.");
     return out;
 }
@@ -100,7 +110,7 @@ QString renderStatus(const Report& r) {
         out << (d.readable ? QStringLiteral("Packet filter: none (nothing filters inbound connections)")
                            : QStringLiteral("Packet filter: could not be read"));
     else
-        out << QStringLiteral("Packet filter: %1").arg(d.backends.join(QStringLiteral(", ")));
+        out << QStringLiteral("Packet filter: %1").arg(backendNames(d.backends).join(QStringLiteral(", ")));
     if (!r.snapshot.interfaces.isEmpty()) out << QStringLiteral("Interfaces: %1").arg(r.snapshot.interfaces.join(QStringLiteral(", ")));
     out << QStringLiteral("Inbound TCP from a remote client:");
     for (const PortResult& pr : r.results) {
@@ -131,7 +141,7 @@ QString renderStatus(const Report& r) {
 
 QJsonObject statusJson(const Report& r) {
     QJsonObject o;
-    o.insert(QStringLiteral("backends"), QJsonArray::fromStringList(r.detection.backends));
+    o.insert(QStringLiteral("backends"), QJsonArray::fromStringList(backendNames(r.detection.backends)));
     o.insert(QStringLiteral("readable"), r.detection.readable);
     o.insert(QStringLiteral("interfaces"), QJsonArray::fromStringList(r.snapshot.interfaces));
     QJsonArray ports;

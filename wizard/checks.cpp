@@ -3,13 +3,8 @@
 
 #include "core/sockets.h"
 
-#include <QElapsedTimer>
-#include <QProcess>
-#include <QStandardPaths>
 #include <QTcpServer>
 #include <QTcpSocket>
-
-#include <unistd.h>
 
 namespace postern::wizard {
 
@@ -64,6 +59,21 @@ Finding checkOutbound25(const QString& host, quint16 port, int timeoutMs) {
     if (s.waitForConnected(timeoutMs)) {
         f.observed = QStringLiteral("outbound connections to %1 port %2 work").arg(host).arg(port);
         s.abort();
+        return f;
+    }
+    // The name did not resolve (or the lookup never answered): that is not a blocked port.
+    if (s.error() == QAbstractSocket::HostNotFoundError || s.state() == QAbstractSocket::HostLookupState) {
+        const QString why = s.state() == QAbstractSocket::HostLookupState ? QStringLiteral("no answer within %1 ms").arg(timeoutMs) : s.errorString();
+        s.abort();
+        f.id = QStringLiteral("dns.resolution");
+        f.severity = Severity::Problem;
+        f.observed = QStringLiteral("name resolution failed: %1 could not be looked up (%2), so outbound port %3 could not be checked")
+                         .arg(host, why)
+                         .arg(port);
+        f.remedy = QStringLiteral("this machine cannot resolve names, and a mail server cannot deliver without DNS: check the name servers "
+                                  "in /etc/resolv.conf (in a container: the --dns option of podman/docker run) and that they answer "
+                                  "(e.g. `getent hosts %1`), then run postern-wizard again")
+                       .arg(host);
         return f;
     }
     f.severity = Severity::Warning;
@@ -153,38 +163,6 @@ QList<Finding> checkBlocklists(Resolver& dns, const QList<QHostAddress>& publicV
         }
     }
     return out;
-}
-
-Finding checkFirewall() {
-    Finding f;
-    f.id = QStringLiteral("firewall");
-    QStringList active;
-    auto run = [](const QString& program, const QStringList& args) -> QByteArray {
-        const QString path = QStandardPaths::findExecutable(program, {QStringLiteral("/usr/sbin"), QStringLiteral("/sbin"), QStringLiteral("/usr/bin")});
-        if (path.isEmpty()) return {};
-        QProcess p;
-        p.start(path, args);
-        if (!p.waitForFinished(5000) || p.exitCode() != 0) return {};
-        return p.readAllStandardOutput();
-    };
-    if (::geteuid() != 0) {
-        f.severity = Severity::Warning;
-        f.observed = QStringLiteral("firewall rules can only be read as root");
-        f.remedy = QStringLiteral("run the wizard as root to have the firewall checked");
-        return f;
-    }
-    const QByteArray nft = run(QStringLiteral("nft"), {QStringLiteral("list"), QStringLiteral("ruleset")});
-    if (nft.contains("hook input")) active << QStringLiteral("nftables");
-    const QByteArray ipt = run(QStringLiteral("iptables-save"), {});
-    if (ipt.contains(":INPUT DROP") || ipt.contains("-A INPUT")) active << QStringLiteral("iptables");
-    if (active.isEmpty()) {
-        f.observed = QStringLiteral("no packet filter rules on the input path");
-        return f;
-    }
-    f.severity = Severity::Warning;
-    f.observed = QStringLiteral("a packet filter is active (%1)").arg(active.join(QStringLiteral(", ")));
-    f.remedy = QStringLiteral("make sure ports 25, 465, 587, 993, 995, 143, 110, 80 and 443 are allowed in");
-    return f;
 }
 
 }  // namespace postern::wizard

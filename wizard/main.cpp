@@ -5,12 +5,13 @@
 //   file, environment); network use is outgoing only (DNS, an outbound port-25
 //   probe, probes of our own listeners once started).
 //   Runs as: root, to create system_user, give it data_dir and set the secrets'
-//   group, and to apply the firewall (postern-firewall) and start the
-//   supervisor; it never drops root.
-//   Writes: the config folder (setup.h), data_dir's top folders, handed over by
-//   descriptor (core/safe_path.h chownTree: links are never followed, files
-//   with more than one link are left alone); reads the supervisor's ready file
-//   through SafeDir.
+//   group, to change the packet filter (the firewall library's apply, as
+//   postern-firewall does: only rules of its own) and to start the supervisor;
+//   it never drops root.
+//   Writes: the config folder (setup.h, firewall-state.json), data_dir's top
+//   folders, handed over by descriptor (core/safe_path.h chownTree: links are
+//   never followed, files with more than one link are left alone); reads the
+//   supervisor's ready and status files through SafeDir.
 //   An attacker who controls it is root: it is the administrator's tool.
 //
 // postern-wizard [--non-interactive] [--config DIR] [--domain D] [--hostname H]
@@ -29,11 +30,14 @@
 
 #include "core/address.h"
 #include "core/config.h"
+#include "core/services.h"
 
 #include <QCoreApplication>
 #include <QDir>
 #include <QFile>
 #include <QTextStream>
+
+#include <functional>
 #include <unistd.h>
 
 using namespace postern;
@@ -81,6 +85,87 @@ int usage(const QString& message) {
     return 2;
 }
 
+// KEY=VALUE lines with the POSTERN_* names (# comments, optional double quotes).
+void readAnswersFile(WizardOptions& o, const QString& path, QString* error, bool* sawAnswers) {
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly)) {
+        *error = QStringLiteral("cannot read the answers file %1").arg(f.fileName());
+        return;
+    }
+    for (const QByteArray& line : f.readAll().split('\n')) {
+        const QString l = QString::fromUtf8(line).trimmed();
+        if (l.isEmpty() || l.startsWith(QLatin1Char('#')) || !l.contains(QLatin1Char('='))) continue;
+        QString v = l.section(QLatin1Char('='), 1).trimmed();
+        if (v.size() >= 2 && (v.startsWith(QLatin1Char('"')) && v.endsWith(QLatin1Char('"')))) v = v.mid(1, v.size() - 2);
+        applyKey(o, l.section(QLatin1Char('='), 0, 0).trimmed(), v, error);
+        if (l.startsWith(u"POSTERN_DOMAIN")) *sawAnswers = true;
+    }
+}
+
+void printHelp() {
+    QTextStream(stdout) << "usage: postern-wizard [--non-interactive] [--config DIR] [--domain D] [--hostname H] [--admin ADDRESS]\n"
+                           "  [--data DIR] [--user ADDRESS --password-file FILE] [--bind ADDRESS] [--port NAME=PORT ...]\n"
+                           "  [--disable NAME ...] [--public-ip IP ...] [--smarthost HOST[:PORT]] [--smarthost-user USER]\n"
+                           "  [--smarthost-password-file FILE] [--dns-server IP[:PORT] ...]\n"
+                           "  [--answers FILE] [--reset-password] [--no-launch] [--skip-network-checks] [--outbound-probe HOST:PORT]\n"
+                           "  [--apply-firewall] [--skip-firewall]\n"
+                        << "NAME: " << listenerNames().join(QLatin1Char(' ')) << "\n"
+                        << "Without a terminal and without answers it sets up the demo (example.test on 127.0.0.1).\n";
+}
+
+// One command-line argument; `value` takes the next one. False when `arg` is unknown.
+bool applyArgument(WizardOptions& o, const QString& arg, const std::function<QString()>& value, QString* error, bool* sawAnswers) {
+    Answers& a = o.answers;
+    if (arg == u"--non-interactive") o.interactive = false;
+    else if (arg == u"--interactive") o.interactive = true;
+    else if (arg == u"--config" || arg == u"-c") a.configDir = QDir(value()).absolutePath();
+    else if (arg.startsWith(u"--config=")) a.configDir = QDir(arg.mid(9)).absolutePath();
+    else if (arg == u"--domain") { a.domain = value(); *sawAnswers = true; }
+    else if (arg == u"--hostname") a.hostname = value();
+    else if (arg == u"--admin") a.admin = value();
+    else if (arg == u"--data") a.dataDir = QDir(value()).absolutePath();
+    else if (arg == u"--user") a.user = value();
+    else if (arg == u"--password-file") a.password = readSecretFile(value(), error);
+    else if (arg == u"--reset-password") a.resetPassword = true;
+    else if (arg == u"--smarthost") a.smarthost = value();
+    else if (arg == u"--smarthost-user") a.smarthostUser = value();
+    else if (arg == u"--smarthost-password-file") a.smarthostPassword = readSecretFile(value(), error);
+    else if (arg == u"--dns-server") a.dnsServers << value();
+    else if (arg == u"--no-launch") o.launch = false;
+    else if (arg == u"--skip-network-checks") o.skipNetworkChecks = true;
+    else if (arg == u"--outbound-probe") o.outboundProbe = value();
+    else if (arg == u"--apply-firewall") o.applyFirewall = true;
+    else if (arg == u"--skip-firewall") o.skipFirewall = true;
+    else if (arg == u"--pick-free-ports") o.pickFreePorts = true;
+    else if (arg == u"--supervisor") o.supervisorPath = value();
+    else if (arg == u"--bind") {
+        if (!a.bind.setAddress(value())) *error = QStringLiteral("--bind: not an IP address");
+        o.bindGiven = true;
+    } else if (arg == u"--public-ip") {
+        QHostAddress h;
+        if (!h.setAddress(value())) *error = QStringLiteral("--public-ip: not an IP address");
+        a.publicAddresses << h;
+    } else if (arg == u"--port") {
+        const QString v = value();
+        const QString name = v.section(QLatin1Char('='), 0, 0);
+        bool ok = false;
+        const uint port = v.section(QLatin1Char('='), 1).toUInt(&ok);
+        if (!standardPorts().contains(name) || !ok || port > 65535)
+            *error = QStringLiteral("--port %1: expected NAME=PORT with NAME one of %2").arg(v, listenerNames().join(QLatin1Char(' ')));
+        if (a.ports.isEmpty()) a.ports = ::geteuid() == 0 ? standardPorts() : unprivilegedPorts();
+        a.ports[name] = quint16(port);
+    } else if (arg == u"--disable") {
+        const QString name = value();
+        if (!standardPorts().contains(name)) *error = QStringLiteral("--disable: unknown listener %1").arg(name);
+        a.disabled << name;
+    } else if (arg == u"--answers") {
+        readAnswersFile(o, value(), error, sawAnswers);
+    } else {
+        return false;
+    }
+    return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -88,8 +173,7 @@ int main(int argc, char** argv) {
     const QStringList args = app.arguments();
     WizardOptions o;
     o.interactive = isatty(STDIN_FILENO);
-    Answers& a = o.answers;
-    a.configDir = resolveConfigDir(args);
+    o.answers.configDir = resolveConfigDir(args);
     QString error;
     // Environment first, then the answers file, then flags (later ones win).
     for (const char* k : {"POSTERN_DOMAIN", "POSTERN_HOSTNAME", "POSTERN_ADMIN", "POSTERN_USER", "POSTERN_PASSWORD", "POSTERN_PASSWORD_FILE",
@@ -108,75 +192,10 @@ int main(int argc, char** argv) {
             return args.at(++i);
         };
         if (arg == u"--help" || arg == u"-h") {
-            QTextStream(stdout) << "usage: postern-wizard [--non-interactive] [--config DIR] [--domain D] [--hostname H] [--admin ADDRESS]\n"
-                                   "  [--data DIR] [--user ADDRESS --password-file FILE] [--bind ADDRESS] [--port NAME=PORT ...]\n"
-                                   "  [--disable NAME ...] [--public-ip IP ...] [--smarthost HOST[:PORT]] [--smarthost-user USER]\n"
-                                   "  [--smarthost-password-file FILE] [--dns-server IP[:PORT] ...]\n"
-                                   "  [--answers FILE] [--reset-password] [--no-launch] [--skip-network-checks] [--outbound-probe HOST:PORT]\n"
-                                   "  [--apply-firewall] [--skip-firewall]\n"
-                                   "NAME: smtp submission submissions imap imaps pop3 pop3s http https\n"
-                                   "Without a terminal and without answers it sets up the demo (example.test on 127.0.0.1).\n";
+            printHelp();
             return 0;
         }
-        if (arg == u"--non-interactive") o.interactive = false;
-        else if (arg == u"--interactive") o.interactive = true;
-        else if (arg == u"--config" || arg == u"-c") a.configDir = QDir(value()).absolutePath();
-        else if (arg.startsWith(u"--config=")) a.configDir = QDir(arg.mid(9)).absolutePath();
-        else if (arg == u"--domain") { a.domain = value(); sawAnswers = true; }
-        else if (arg == u"--hostname") a.hostname = value();
-        else if (arg == u"--admin") a.admin = value();
-        else if (arg == u"--data") a.dataDir = QDir(value()).absolutePath();
-        else if (arg == u"--user") a.user = value();
-        else if (arg == u"--password-file") a.password = readSecretFile(value(), &error);
-        else if (arg == u"--reset-password") a.resetPassword = true;
-        else if (arg == u"--smarthost") a.smarthost = value();
-        else if (arg == u"--smarthost-user") a.smarthostUser = value();
-        else if (arg == u"--smarthost-password-file") a.smarthostPassword = readSecretFile(value(), &error);
-        else if (arg == u"--dns-server") a.dnsServers << value();
-        else if (arg == u"--no-launch") o.launch = false;
-        else if (arg == u"--skip-network-checks") o.skipNetworkChecks = true;
-        else if (arg == u"--outbound-probe") o.outboundProbe = value();
-        else if (arg == u"--apply-firewall") o.applyFirewall = true;
-        else if (arg == u"--skip-firewall") o.skipFirewall = true;
-        else if (arg == u"--pick-free-ports") o.pickFreePorts = true;
-        else if (arg == u"--supervisor") o.supervisorPath = value();
-        else if (arg == u"--bind") {
-            if (!a.bind.setAddress(value())) error = QStringLiteral("--bind: not an IP address");
-            o.bindGiven = true;
-        } else if (arg == u"--public-ip") {
-            QHostAddress h;
-            if (!h.setAddress(value())) error = QStringLiteral("--public-ip: not an IP address");
-            a.publicAddresses << h;
-        } else if (arg == u"--port") {
-            const QString v = value();
-            const QString name = v.section(QLatin1Char('='), 0, 0);
-            bool ok = false;
-            const uint port = v.section(QLatin1Char('='), 1).toUInt(&ok);
-            if (!standardPorts().contains(name) || !ok || port > 65535)
-                error = QStringLiteral("--port %1: expected NAME=PORT with NAME one of %2").arg(v, standardPorts().keys().join(QLatin1Char(' ')));
-            if (a.ports.isEmpty()) a.ports = ::geteuid() == 0 ? standardPorts() : unprivilegedPorts();
-            a.ports[name] = quint16(port);
-        } else if (arg == u"--disable") {
-            const QString name = value();
-            if (!standardPorts().contains(name)) error = QStringLiteral("--disable: unknown listener %1").arg(name);
-            a.disabled << name;
-        } else if (arg == u"--answers") {
-            QFile f(value());
-            if (!f.open(QIODevice::ReadOnly)) {
-                error = QStringLiteral("cannot read the answers file %1").arg(f.fileName());
-            } else {
-                for (const QByteArray& line : f.readAll().split('\n')) {
-                    const QString l = QString::fromUtf8(line).trimmed();
-                    if (l.isEmpty() || l.startsWith(QLatin1Char('#')) || !l.contains(QLatin1Char('='))) continue;
-                    QString v = l.section(QLatin1Char('='), 1).trimmed();
-                    if (v.size() >= 2 && (v.startsWith(QLatin1Char('"')) && v.endsWith(QLatin1Char('"')))) v = v.mid(1, v.size() - 2);
-                    applyKey(o, l.section(QLatin1Char('='), 0, 0).trimmed(), v, &error);
-                    if (l.startsWith(u"POSTERN_DOMAIN")) sawAnswers = true;
-                }
-            }
-        } else {
-            return usage(QStringLiteral("unknown argument %1").arg(arg));
-        }
+        if (!applyArgument(o, arg, value, &error, &sawAnswers)) return usage(QStringLiteral("unknown argument %1").arg(arg));
         if (!error.isEmpty()) return usage(error);
     }
     if (!error.isEmpty()) return usage(error);

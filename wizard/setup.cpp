@@ -9,6 +9,7 @@
 #include "core/password.h"
 #include "core/process.h"
 #include "core/safe_path.h"
+#include "core/services.h"
 #include "core/tls.h"
 
 #include <QCryptographicHash>
@@ -28,15 +29,15 @@
 namespace postern::wizard {
 
 QMap<QString, quint16> standardPorts() {
-    return {{QStringLiteral("smtp"), 25},  {QStringLiteral("submission"), 587}, {QStringLiteral("submissions"), 465},
-            {QStringLiteral("imap"), 143}, {QStringLiteral("imaps"), 993},      {QStringLiteral("pop3"), 110},
-            {QStringLiteral("pop3s"), 995}, {QStringLiteral("http"), 80},       {QStringLiteral("https"), 443}};
+    QMap<QString, quint16> out;
+    for (const ListenerInfo& l : listeners()) out.insert(l.name, l.standardPort);
+    return out;
 }
 
 QMap<QString, quint16> unprivilegedPorts() {
-    return {{QStringLiteral("smtp"), 2525},  {QStringLiteral("submission"), 2587}, {QStringLiteral("submissions"), 2465},
-            {QStringLiteral("imap"), 2143},  {QStringLiteral("imaps"), 2993},      {QStringLiteral("pop3"), 2110},
-            {QStringLiteral("pop3s"), 2995}, {QStringLiteral("http"), 8080},       {QStringLiteral("https"), 8443}};
+    QMap<QString, quint16> out;
+    for (const ListenerInfo& l : listeners()) out.insert(l.name, l.demoPort);
+    return out;
 }
 
 namespace {
@@ -54,7 +55,7 @@ Config desiredConfig(const Answers& a, const Config& base) {
     set(QStringLiteral("primary_domain"), a.domain);
     set(QStringLiteral("admin_address"), a.admin);
     set(QStringLiteral("data_dir"), a.dataDir.isEmpty() ? QStringLiteral("data") : a.dataDir);
-    for (const QString& name : standardPorts().keys()) set(name + QStringLiteral(".listen"), listenValue(a, name));
+    for (const ListenerInfo& l : listeners()) set(l.settingKey(), listenValue(a, l.name));
     if (!a.smarthost.isEmpty()) {
         set(QStringLiteral("relay.host"), a.smarthost);
         set(QStringLiteral("relay.tls"), a.smarthost.endsWith(QStringLiteral(":465")) ? QStringLiteral("implicit") : QStringLiteral("starttls"));
@@ -168,12 +169,8 @@ Result<records::HostFacts> hostFacts(const QString& configDir, const QList<QHost
             if (txt) f.dkim << records::DkimPublication{k.selector, *txt, k.algorithm == u"rsa"};
         }
     }
-    f.offerSubmission = !config->listeners(QStringLiteral("submission.listen")).isEmpty();
-    f.offerSubmissions = !config->listeners(QStringLiteral("submissions.listen")).isEmpty();
-    f.offerImap = !config->listeners(QStringLiteral("imap.listen")).isEmpty();
-    f.offerImaps = !config->listeners(QStringLiteral("imaps.listen")).isEmpty();
-    f.offerPop3 = !config->listeners(QStringLiteral("pop3.listen")).isEmpty();
-    f.offerPop3s = !config->listeners(QStringLiteral("pop3s.listen")).isEmpty();
+    for (const ListenerInfo& l : listeners())
+        if (config->listeners(l.settingKey()).isEmpty()) f.notOffered << l.mode;
     f.tlsaSpkiSha256Hex = spkiSha256(config->path(QStringLiteral("tls.cert")));
     return f;
 }

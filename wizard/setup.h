@@ -38,7 +38,7 @@ struct Answers {
     bool generatePassword = false;
     bool resetPassword = false;
     QHostAddress bind = QHostAddress(QHostAddress::Any);
-    QMap<QString, quint16> ports;  // smtp, submission, ... -> port (0: disabled? no: OS-chosen)
+    QMap<QString, quint16> ports;  // listener name (core/services.h: smtp, submission, ...) -> port; 0: the OS chooses
     QStringList disabled;          // listener names turned off
     QList<QHostAddress> publicAddresses;  // given (NAT) or detected
     QString smarthost;           // relay.host: HOST[:PORT] (port 465: implicit TLS)
@@ -56,6 +56,8 @@ struct SetupReport {
     QString recordsDir;
 };
 
+// Listener name -> port, from the listener table (core/services.h): the standard ports,
+// and those the wizard takes when it does not run as root (2525, 2587, ...).
 QMap<QString, quint16> standardPorts();
 QMap<QString, quint16> unprivilegedPorts();
 QStringList planChanges(const Answers& a);

@@ -1,35 +1,78 @@
-// wizard.cpp — postern-wizard: the first-run flow (see wizard.h).
-#include "wizard.h"
+// wizard.cpp — postern-wizard's flow (see wizard.h): the console and the steps
+// detect, ask, check, write and firewall; launch.cpp has launch, verify, report.
+#include "wizard_flow.h"
 
-#include "cli.h"
-
-#include "checks.h"
-#include "environment.h"
-#include "setup.h"
+#include "actions.h"
 
 #include "core/address.h"
-#include "core/atomic_file.h"
 #include "core/config.h"
 #include "core/dns.h"
+#include "core/services.h"
 
-#include <QCoreApplication>
-#include <QDir>
-#include <QElapsedTimer>
-#include <QFile>
-#include <QJsonArray>
-#include <QJsonDocument>
-#include <QJsonObject>
-#include <QProcess>
-#include <QSslSocket>
-#include <QTcpSocket>
-#include <QThread>
-
-#include <csignal>
-#include <cstdio>
 #include <termios.h>
 #include <unistd.h>
 
 namespace postern::wizard {
+
+// ---- Console
+
+namespace {
+// Turns terminal echo off (keeping type-ahead); false when stdin is not a terminal.
+bool echoOff(termios* saved) {
+    if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, saved) != 0) return false;
+    termios quiet = *saved;
+    quiet.c_lflag &= ~tcflag_t(ECHO);
+    return tcsetattr(STDIN_FILENO, TCSANOW, &quiet) == 0;
+}
+}  // namespace
+
+Console::Console() : m_out(stdout), m_in(stdin) {}
+
+void Console::say(const QString& s) {
+    m_out << s << Qt::endl;
+}
+
+void Console::sayIndented(const QString& text) {
+    for (const QString& line : text.split(QLatin1Char('\n'), Qt::SkipEmptyParts)) say(QStringLiteral("  ") + line);
+}
+
+// Asks until `validate` accepts (returns empty error). Default shown in brackets.
+QString Console::ask(const QString& question, const QString& def,
+                     const std::function<QString(const QString&)>& validate, bool secret) {
+    for (;;) {
+        // Echo goes off before the prompt appears, so an answer typed right after it is neither
+        // shown nor lost (serial consoles and scripted terminals answer at once).
+        termios saved{};
+        const bool quiet = secret && echoOff(&saved);
+        m_out << question
+              << (def.isEmpty() ? QString() : QStringLiteral(" [%1]").arg(secret ? QStringLiteral("generate") : def))
+              << ": ";
+        m_out.flush();
+        QString line = m_in.readLine();
+        if (quiet) {
+            tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+            m_out << Qt::endl;
+        }
+        if (line.isNull()) return def;  // end of input: take the default
+        line = line.trimmed();
+        if (line.isEmpty()) line = def;
+        const QString err = validate ? validate(line) : QString();
+        if (err.isEmpty()) return line;
+        m_out << "  " << err << " — please try again." << Qt::endl;
+    }
+}
+
+bool Console::confirm(const QString& question, bool def) {
+    const QString a =
+        ask(question + (def ? QStringLiteral(" (Y/n)") : QStringLiteral(" (y/N)")), QString(), [](const QString& v) {
+            const QString l = v.toLower();
+            return (l.isEmpty() || l == u"y" || l == u"yes" || l == u"n" || l == u"no")
+                       ? QString()
+                       : QStringLiteral("answer y or n");
+        });
+    if (a.isEmpty()) return def;
+    return a.toLower().startsWith(QLatin1Char('y'));
+}
 
 namespace {
 
@@ -39,55 +82,6 @@ bool isReservedDomain(const QString& d) {
         if (d.endsWith(QLatin1String(tld)) || d == QLatin1String(tld + 1)) return true;
     return false;
 }
-
-class Console {
-public:
-    Console() : m_out(stdout), m_in(stdin) {}
-    void say(const QString& s) {
-        m_out << s << Qt::endl;
-    }
-    // Asks until `validate` accepts (returns empty error). Default shown in brackets.
-    QString ask(const QString& question, const QString& def, const std::function<QString(const QString&)>& validate, bool secret = false) {
-        for (;;) {
-            // Echo goes off before the prompt appears, so an answer typed right after it is neither
-            // shown nor lost (serial consoles and scripted terminals answer at once).
-            termios saved {};
-            const bool quiet = secret && echoOff(&saved);
-            m_out << question << (def.isEmpty() ? QString() : QStringLiteral(" [%1]").arg(secret ? QStringLiteral("generate") : def)) << ": ";
-            m_out.flush();
-            QString line = m_in.readLine();
-            if (quiet) {
-                tcsetattr(STDIN_FILENO, TCSANOW, &saved);
-                m_out << Qt::endl;
-            }
-            if (line.isNull()) return def;  // end of input: take the default
-            line = line.trimmed();
-            if (line.isEmpty()) line = def;
-            const QString err = validate ? validate(line) : QString();
-            if (err.isEmpty()) return line;
-            m_out << "  " << err << " — please try again." << Qt::endl;
-        }
-    }
-    bool confirm(const QString& question, bool def) {
-        const QString a = ask(question + (def ? QStringLiteral(" (Y/n)") : QStringLiteral(" (y/N)")), QString(), [](const QString& v) {
-            const QString l = v.toLower();
-            return (l.isEmpty() || l == u"y" || l == u"yes" || l == u"n" || l == u"no") ? QString() : QStringLiteral("answer y or n");
-        });
-        if (a.isEmpty()) return def;
-        return a.toLower().startsWith(QLatin1Char('y'));
-    }
-
-private:
-    // Turns terminal echo off (keeping type-ahead); false when stdin is not a terminal.
-    static bool echoOff(termios* saved) {
-        if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, saved) != 0) return false;
-        termios quiet = *saved;
-        quiet.c_lflag &= ~tcflag_t(ECHO);
-        return tcsetattr(STDIN_FILENO, TCSANOW, &quiet) == 0;
-    }
-    QTextStream m_out;
-    QTextStream m_in;
-};
 
 QString validateDomain(const QString& v) {
     auto d = normalizeDomain(v);
@@ -101,220 +95,231 @@ QString validateAddress(const QString& v) {
     return a ? QString() : a.errorMessage();
 }
 
-QString banner(ListenerName kind) {
-    switch (kind) {
-        case ListenerName::Smtp: return QStringLiteral("220");
-        case ListenerName::Imap: return QStringLiteral("* OK");
-        case ListenerName::Pop3: return QStringLiteral("+OK");
-        case ListenerName::Http: return QString();
-    }
-    return {};
+QString validateHostPort(const QString& v) {
+    if (v.isEmpty()) return QString();
+    const qsizetype c = v.lastIndexOf(QLatin1Char(':'));
+    bool ok = false;
+    const uint port = c > 0 ? v.mid(c + 1).toUInt(&ok) : 0;
+    return c > 0 && ok && port > 0 && port < 65536
+               ? QString()
+               : QStringLiteral("write it as HOST:PORT, e.g. smtp.provider.net:587");
 }
 
-}  // namespace
+// ---- detect
 
-ListenerName kindOf(const QString& listener) {
-    if (listener.startsWith(u"smtp") || listener.startsWith(u"submission")) return ListenerName::Smtp;
-    if (listener.startsWith(u"imap")) return ListenerName::Imap;
-    if (listener.startsWith(u"pop3")) return ListenerName::Pop3;
-    return ListenerName::Http;
-}
-
-bool isImplicitTlsListener(const QString& listener) {
-    return listener == u"submissions" || listener == u"imaps" || listener == u"pop3s" || listener == u"https";
-}
-
-// Connects like a client and waits for the protocol's greeting (never only for the TCP connect).
-QString probeListener(const QString& listener, const QString& address, int timeoutMs) {
-    const qsizetype colon = address.lastIndexOf(QLatin1Char(':'));
-    QString host = address.left(colon);
-    const quint16 port = quint16(address.mid(colon + 1).toUInt());
-    if (host == u"*") host = QStringLiteral("127.0.0.1");
-    host.remove(QLatin1Char('[')).remove(QLatin1Char(']'));
-    if (host == u"0.0.0.0") host = QStringLiteral("127.0.0.1");
-    if (host == u"::") host = QStringLiteral("::1");
-    QSslSocket s;
-    s.setPeerVerifyMode(QSslSocket::VerifyNone);  // our own, freshly made certificate
-    QElapsedTimer t;
-    t.start();
-    if (isImplicitTlsListener(listener)) {
-        s.connectToHostEncrypted(host, port);
-        if (!s.waitForEncrypted(timeoutMs)) return QStringLiteral("no TLS handshake: %1").arg(s.errorString());
-    } else {
-        s.connectToHost(host, port);
-        if (!s.waitForConnected(timeoutMs)) return QStringLiteral("no connection: %1").arg(s.errorString());
-    }
-    const QString expect = banner(kindOf(listener));
-    if (expect.isEmpty()) {  // HTTP: ask for the health endpoint
-        s.write("GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n");
-    }
-    QByteArray got;
-    while (!got.contains('\n') && t.elapsed() < timeoutMs) {
-        if (!s.waitForReadyRead(int(std::max<qint64>(1, timeoutMs - t.elapsed())))) break;
-        got += s.readAll();
-    }
-    const QString line = QString::fromUtf8(got.left(got.indexOf('\n'))).trimmed();
-    if (expect.isEmpty()) return line.startsWith(u"HTTP/1.") ? QString() : QStringLiteral("no HTTP answer");
-    return line.startsWith(expect) ? QString() : QStringLiteral("unexpected greeting '%1'").arg(line.left(80));
-}
-
-int runWizard(const WizardOptions& opt) {
-    Console con;
-    Answers a = opt.answers;
-    const bool interactive = opt.interactive;
-    const bool root = ::geteuid() == 0;
+StepResult detectStep(Flow& f) {
+    Console& con = f.con;
     con.say(QStringLiteral("Postern first-run wizard %1").arg(QLatin1String(POSTERN_VERSION)));
-    con.say(QStringLiteral("Configuration folder: %1").arg(a.configDir));
-
-    // 1. Environment.
-    const Environment env = detectEnvironment();
+    con.say(QStringLiteral("Configuration folder: %1").arg(f.a.configDir));
+    f.env = detectEnvironment();
     con.say(QStringLiteral("\n== This machine"));
-    con.say(QStringLiteral("  platform: %1").arg(env.platform));
-    con.say(QStringLiteral("  host name: %1").arg(env.fqdn));
-    for (const InterfaceAddress& i : env.addresses)
+    con.say(QStringLiteral("  platform: %1").arg(f.env.platform));
+    con.say(QStringLiteral("  host name: %1").arg(f.env.fqdn));
+    for (const InterfaceAddress& i : f.env.addresses)
         con.say(QStringLiteral("  %1 %2 (%3)").arg(i.interface, -8).arg(i.address.toString()).arg(toString(i.kind)));
-    if (env.behindNat()) con.say(QStringLiteral("  No public address on this machine: it is behind NAT (or in a container)."));
-    con.say(QStringLiteral("  resolvers: %1").arg(env.resolvers.isEmpty() ? QStringLiteral("none found") : env.resolvers.join(QStringLiteral(", "))));
+    if (f.env.behindNat())
+        con.say(QStringLiteral("  No public address on this machine: it is behind NAT (or in a container)."));
+    con.say(QStringLiteral("  resolvers: %1")
+                .arg(f.env.resolvers.isEmpty() ? QStringLiteral("none found")
+                                               : f.env.resolvers.join(QStringLiteral(", "))));
 
     // Defaults from an existing configuration: re-running keeps what is there.
-    auto existing = Config::load(a.configDir);
-    const bool configured = existing && existing->isSet(QStringLiteral("primary_domain"));
-    if (configured) {
-        if (a.domain.isEmpty()) a.domain = existing->value(QStringLiteral("primary_domain"));
-        if (a.hostname.isEmpty()) a.hostname = existing->value(QStringLiteral("hostname"));
-        if (a.admin.isEmpty()) a.admin = existing->value(QStringLiteral("admin_address"));
-        con.say(QStringLiteral("\nThis system is already configured for %1; existing keys and passwords are kept.").arg(a.domain));
+    auto existing = Config::load(f.a.configDir);
+    f.configured = existing && existing->isSet(QStringLiteral("primary_domain"));
+    if (f.configured) {
+        if (f.a.domain.isEmpty()) f.a.domain = existing->value(QStringLiteral("primary_domain"));
+        if (f.a.hostname.isEmpty()) f.a.hostname = existing->value(QStringLiteral("hostname"));
+        if (f.a.admin.isEmpty()) f.a.admin = existing->value(QStringLiteral("admin_address"));
+        con.say(QStringLiteral("\nThis system is already configured for %1; existing keys and passwords are kept.")
+                    .arg(f.a.domain));
     }
+    return std::nullopt;
+}
 
-    // 2. Questions.
-    if (interactive) {
-        con.say(QStringLiteral("\n== A few questions (Enter takes the value in brackets)"));
-        a.domain = con.ask(QStringLiteral("Mail domain (the part after @)"), a.domain.isEmpty() ? QStringLiteral("example.org") : a.domain, validateDomain);
-        a.domain = *normalizeDomain(a.domain);
-        a.hostname = con.ask(QStringLiteral("Mail host name"), a.hostname.isEmpty() ? QStringLiteral("mail.") + a.domain : a.hostname, [](const QString& v) {
-            auto d = normalizeDomain(v);
-            return d ? QString() : d.errorMessage();
-        });
-        a.user = con.ask(QStringLiteral("First user's address"), a.user.isEmpty() ? QStringLiteral("you@") + a.domain : a.user, [&a](const QString& v) {
-            const QString err = validateAddress(v);
-            if (!err.isEmpty()) return err;
-            return normalizeAddress(v)->endsWith(QLatin1Char('@') + a.domain) ? QString()
-                                                                                : QStringLiteral("the first user must be in %1").arg(a.domain);
-        });
-        const QString pw = con.ask(QStringLiteral("Password for %1 (Enter: generate one)").arg(a.user), QStringLiteral("-"),
-                                   [](const QString& v) { return v == u"-" || v.size() >= 8 ? QString() : QStringLiteral("use at least 8 characters"); }, true);
-        a.generatePassword = pw == u"-";
-        if (!a.generatePassword) a.password = pw;
-        a.admin = con.ask(QStringLiteral("Where should postmaster@ and abuse@ go"), a.admin.isEmpty() ? a.user : a.admin, validateAddress);
-        if (env.behindNat() && a.publicAddresses.isEmpty()) {
-            const QString ip = con.ask(QStringLiteral("Public IP address of this server (behind NAT; Enter to skip)"), QStringLiteral("-"), [](const QString& v) {
-                return v == u"-" || QHostAddress(v).protocol() != QAbstractSocket::UnknownNetworkLayerProtocol ? QString()
-                                                                                                         : QStringLiteral("that is not an IP address");
-            });
-            if (ip != u"-") a.publicAddresses << QHostAddress(ip);
-        }
-    } else {
-        if (a.domain.isEmpty()) {
-            // The demo default: a whole working instance that needs no answers.
-            a.domain = QStringLiteral("example.test");
-            if (a.user.isEmpty()) a.user = QStringLiteral("demo@example.test");
-            if (a.password.isEmpty()) a.generatePassword = true;
-            if (a.bind == QHostAddress(QHostAddress::Any) && !opt.bindGiven) a.bind = QHostAddress(QHostAddress::LocalHost);
-            con.say(QStringLiteral("\nNo answers given: setting up the demo (domain example.test on %1).").arg(a.bind.toString()));
-        }
-        auto d = normalizeDomain(a.domain);
-        if (!d || !d->contains(QLatin1Char('.'))) {
-            con.say(QStringLiteral("postern-wizard: invalid --domain '%1'%2").arg(a.domain, d ? QString() : QStringLiteral(": ") + d.errorMessage()));
-            return 2;
-        }
-        a.domain = *d;
-        if (!a.user.isEmpty() && validateAddress(a.user).size()) {
-            con.say(QStringLiteral("postern-wizard: invalid --user '%1': %2").arg(a.user, validateAddress(a.user)));
-            return 2;
-        }
+// ---- ask
+
+void askInteractively(Flow& f) {
+    Console& con = f.con;
+    Answers& a = f.a;
+    con.say(QStringLiteral("\n== A few questions (Enter takes the value in brackets)"));
+    a.domain = con.ask(QStringLiteral("Mail domain (the part after @)"),
+                       a.domain.isEmpty() ? QStringLiteral("example.org") : a.domain, validateDomain);
+    a.domain = *normalizeDomain(a.domain);
+    a.hostname = con.ask(QStringLiteral("Mail host name"),
+                         a.hostname.isEmpty() ? QStringLiteral("mail.") + a.domain : a.hostname, [](const QString& v) {
+                             auto d = normalizeDomain(v);
+                             return d ? QString() : d.errorMessage();
+                         });
+    a.user = con.ask(QStringLiteral("First user's address"),
+                     a.user.isEmpty() ? QStringLiteral("you@") + a.domain : a.user, [&a](const QString& v) {
+                         const QString err = validateAddress(v);
+                         if (!err.isEmpty()) return err;
+                         return normalizeAddress(v)->endsWith(QLatin1Char('@') + a.domain)
+                                    ? QString()
+                                    : QStringLiteral("the first user must be in %1").arg(a.domain);
+                     });
+    const QString pw = con.ask(
+        QStringLiteral("Password for %1 (Enter: generate one)").arg(a.user), QStringLiteral("-"),
+        [](const QString& v) {
+            return v == u"-" || v.size() >= 8 ? QString() : QStringLiteral("use at least 8 characters");
+        },
+        true);
+    a.generatePassword = pw == u"-";
+    if (!a.generatePassword) a.password = pw;
+    a.admin = con.ask(QStringLiteral("Where should postmaster@ and abuse@ go"), a.admin.isEmpty() ? a.user : a.admin,
+                      validateAddress);
+    if (f.env.behindNat() && a.publicAddresses.isEmpty()) {
+        const QString ip =
+            con.ask(QStringLiteral("Public IP address of this server (behind NAT; Enter to skip)"), QStringLiteral("-"),
+                    [](const QString& v) {
+                        return v == u"-" || QHostAddress(v).protocol() != QAbstractSocket::UnknownNetworkLayerProtocol
+                                   ? QString()
+                                   : QStringLiteral("that is not an IP address");
+                    });
+        if (ip != u"-") a.publicAddresses << QHostAddress(ip);
     }
+}
+
+// Flags, answers file, environment; none at all = the demo. Exit status 2 for invalid answers.
+StepResult takeGivenAnswers(Flow& f) {
+    Answers& a = f.a;
+    if (a.domain.isEmpty()) {
+        // The demo default: a whole working instance that needs no answers.
+        a.domain = QStringLiteral("example.test");
+        if (a.user.isEmpty()) a.user = QStringLiteral("demo@example.test");
+        if (a.password.isEmpty()) a.generatePassword = true;
+        if (a.bind == QHostAddress(QHostAddress::Any) && !f.opt.bindGiven)
+            a.bind = QHostAddress(QHostAddress::LocalHost);
+        f.con.say(QStringLiteral("\nNo answers given: setting up the demo (domain example.test on %1).")
+                      .arg(a.bind.toString()));
+    }
+    auto d = normalizeDomain(a.domain);
+    if (!d || !d->contains(QLatin1Char('.'))) {
+        f.con.say(QStringLiteral("postern-wizard: invalid --domain '%1'%2")
+                      .arg(a.domain, d ? QString() : QStringLiteral(": ") + d.errorMessage()));
+        return 2;
+    }
+    a.domain = *d;
+    if (!a.user.isEmpty() && validateAddress(a.user).size()) {
+        f.con.say(QStringLiteral("postern-wizard: invalid --user '%1': %2").arg(a.user, validateAddress(a.user)));
+        return 2;
+    }
+    return std::nullopt;
+}
+
+StepResult askStep(Flow& f) {
+    if (f.opt.interactive) {
+        askInteractively(f);
+    } else if (const StepResult stop = takeGivenAnswers(f)) {
+        return stop;
+    }
+    Answers& a = f.a;
     if (a.hostname.isEmpty()) a.hostname = QStringLiteral("mail.") + a.domain;
     a.hostname = normalizeDomain(a.hostname).valueOr(a.hostname);
     if (!a.user.isEmpty()) a.user = normalizeAddress(a.user).valueOr(a.user);
     if (a.admin.isEmpty()) a.admin = a.user;
     if (!a.admin.isEmpty()) a.admin = normalizeAddress(a.admin).valueOr(a.admin);
-    if (a.ports.isEmpty()) a.ports = root ? standardPorts() : unprivilegedPorts();
-    if (a.publicAddresses.isEmpty()) a.publicAddresses = env.publicAddresses(false) + env.publicAddresses(true);
+    if (a.ports.isEmpty()) a.ports = f.root ? standardPorts() : unprivilegedPorts();
+    if (a.publicAddresses.isEmpty()) a.publicAddresses = f.env.publicAddresses(false) + f.env.publicAddresses(true);
+    return std::nullopt;
+}
 
-    // 3. Checks.
-    con.say(QStringLiteral("\n== Checks"));
-    QList<Finding> findings;
-    for (auto it = a.ports.begin(); it != a.ports.end(); ++it) {
-        if (a.disabled.contains(it.key())) continue;
-        Finding f = checkPort(it.key(), a.bind, it.value());
-        if (f.severity == Severity::Problem && opt.pickFreePorts && it.value() != 0) {
+// ---- check
+
+void checkPorts(Flow& f) {
+    for (auto it = f.a.ports.begin(); it != f.a.ports.end(); ++it) {
+        if (f.a.disabled.contains(it.key())) continue;
+        Finding finding = checkPort(it.key(), f.a.bind, it.value());
+        if (finding.severity == Severity::Problem && f.opt.pickFreePorts && it.value() != 0) {
             // Demo and tests: move to the next free port instead of failing.
             for (quint16 p = quint16(it.value() + 1); p < it.value() + 200; ++p) {
-                if (checkPort(it.key(), a.bind, p).severity == Severity::Ok) {
-                    f.severity = Severity::Warning;
-                    f.remedy = QStringLiteral("using port %1 instead").arg(p);
+                if (checkPort(it.key(), f.a.bind, p).severity == Severity::Ok) {
+                    finding.severity = Severity::Warning;
+                    finding.remedy = QStringLiteral("using port %1 instead").arg(p);
                     it.value() = p;
                     break;
                 }
             }
         }
-        findings << f;
+        f.findings << finding;
     }
-    findings << checkFirewall();
-    if (!opt.skipNetworkChecks) {
-        const qsizetype colon = opt.outboundProbe.lastIndexOf(QLatin1Char(':'));
-        const Finding out25 = checkOutbound25(opt.outboundProbe.left(colon), quint16(opt.outboundProbe.mid(colon + 1).toUInt()), 3000);
-        findings << out25;
-        if (out25.severity != Severity::Ok && interactive && a.smarthost.isEmpty()) {
-            // Outbound port 25 is blocked here: offer the provider's relay (smarthost) now.
-            con.say(QStringLiteral("  Outbound port 25 seems blocked: %1").arg(out25.observed));
-            a.smarthost = con.ask(QStringLiteral("Smarthost for outgoing mail, HOST:PORT (587 STARTTLS or 465 TLS; empty: none)"), QString(),
-                                  [](const QString& v) {
-                                      if (v.isEmpty()) return QString();
-                                      const qsizetype c = v.lastIndexOf(QLatin1Char(':'));
-                                      bool ok = false;
-                                      const uint port = c > 0 ? v.mid(c + 1).toUInt(&ok) : 0;
-                                      return c > 0 && ok && port > 0 && port < 65536 ? QString() : QStringLiteral("write it as HOST:PORT, e.g. smtp.provider.net:587");
-                                  });
-            if (!a.smarthost.isEmpty()) {
-                a.smarthostUser = con.ask(QStringLiteral("Smarthost login (empty: no login)"), QString(), [](const QString&) { return QString(); });
-                if (!a.smarthostUser.isEmpty())
-                    a.smarthostPassword = con.ask(QStringLiteral("Smarthost password"), QString(),
-                                                  [](const QString& v) { return v.isEmpty() ? QStringLiteral("enter the password") : QString(); }, true);
-            }
-        }
-        if (!isReservedDomain(a.domain)) {
-            QList<DnsServer> servers;
-            for (const QString& s : a.dnsServers)
-                if (auto ds = parseDnsServer(s)) servers << *ds;
-            LdnsResolver dns(servers, 2000);
-            QList<QHostAddress> ours;
-            for (const InterfaceAddress& i : env.addresses) ours << i.address;
-            ours << a.publicAddresses;
-            findings << checkHostnameResolves(dns, a.hostname, ours);
-            findings << checkReverseDns(dns, a.hostname, a.publicAddresses);
-            QList<QHostAddress> v4;
-            for (const QHostAddress& x : a.publicAddresses)
-                if (x.protocol() == QAbstractSocket::IPv4Protocol) v4 << x;
-            findings << checkBlocklists(dns, v4, opt.blocklists);
-        } else {
-            con.say(QStringLiteral("  (DNS checks skipped: %1 is a reserved name that never resolves publicly)").arg(a.domain));
-        }
+}
+
+// Outbound port 25 is blocked here: offer the provider's relay (smarthost) now.
+void offerSmarthost(Flow& f, const Finding& out25) {
+    Console& con = f.con;
+    Answers& a = f.a;
+    con.say(QStringLiteral("  Outbound port 25 seems blocked: %1").arg(out25.observed));
+    a.smarthost =
+        con.ask(QStringLiteral("Smarthost for outgoing mail, HOST:PORT (587 STARTTLS or 465 TLS; empty: none)"),
+                QString(), validateHostPort);
+    if (a.smarthost.isEmpty()) return;
+    a.smarthostUser = con.ask(QStringLiteral("Smarthost login (empty: no login)"), QString(),
+                              [](const QString&) { return QString(); });
+    if (!a.smarthostUser.isEmpty())
+        a.smarthostPassword = con.ask(
+            QStringLiteral("Smarthost password"), QString(),
+            [](const QString& v) { return v.isEmpty() ? QStringLiteral("enter the password") : QString(); }, true);
+}
+
+void checkDns(Flow& f) {
+    const Answers& a = f.a;
+    if (isReservedDomain(a.domain)) {
+        f.con.say(
+            QStringLiteral("  (DNS checks skipped: %1 is a reserved name that never resolves publicly)").arg(a.domain));
+        return;
+    }
+    QList<DnsServer> servers;
+    for (const QString& s : a.dnsServers)
+        if (auto ds = parseDnsServer(s)) servers << *ds;
+    LdnsResolver dns(servers, 2000);
+    QList<QHostAddress> ours;
+    for (const InterfaceAddress& i : f.env.addresses) ours << i.address;
+    ours << a.publicAddresses;
+    f.findings << checkHostnameResolves(dns, a.hostname, ours);
+    f.findings << checkReverseDns(dns, a.hostname, a.publicAddresses);
+    QList<QHostAddress> v4;
+    for (const QHostAddress& x : a.publicAddresses)
+        if (x.protocol() == QAbstractSocket::IPv4Protocol) v4 << x;
+    f.findings << checkBlocklists(dns, v4, f.opt.blocklists);
+}
+
+StepResult checkStep(Flow& f) {
+    Console& con = f.con;
+    con.say(QStringLiteral("\n== Checks"));
+    checkPorts(f);
+    if (!f.opt.skipNetworkChecks) {
+        const qsizetype colon = f.opt.outboundProbe.lastIndexOf(QLatin1Char(':'));
+        const Finding out25 = checkOutbound25(f.opt.outboundProbe.left(colon),
+                                              quint16(f.opt.outboundProbe.mid(colon + 1).toUInt()), 3000);
+        f.findings << out25;
+        // Only a port that is really blocked calls for a smarthost; failed name resolution does not.
+        if (out25.id == u"outbound25" && out25.severity != Severity::Ok && f.opt.interactive && f.a.smarthost.isEmpty())
+            offerSmarthost(f, out25);
+        checkDns(f);
     }
     bool problems = false;
-    for (const Finding& f : findings) {
-        con.say(QStringLiteral("  [%1] %2").arg(toString(f.severity), -7).arg(f.observed));
-        if (!f.remedy.isEmpty()) con.say(QStringLiteral("            -> %1").arg(f.remedy));
-        if (f.severity == Severity::Problem) problems = true;
+    for (const Finding& finding : std::as_const(f.findings)) {
+        con.say(QStringLiteral("  [%1] %2").arg(toString(finding.severity), -7).arg(finding.observed));
+        if (!finding.remedy.isEmpty()) con.say(QStringLiteral("            -> %1").arg(finding.remedy));
+        if (finding.severity == Severity::Problem) problems = true;
     }
-    if (problems && interactive && !con.confirm(QStringLiteral("There are problems (see above). Continue anyway?"), true)) return 1;
+    if (problems && f.opt.interactive &&
+        !con.confirm(QStringLiteral("There are problems (see above). Continue anyway?"), true))
+        return 1;
+    return std::nullopt;
+}
 
-    // 4. Generate (showing what changes on a configured system).
+// ---- write
+
+StepResult writeStep(Flow& f) {
+    Console& con = f.con;
+    const Answers& a = f.a;
     const QStringList plan = planChanges(a);
-    if (configured && !plan.isEmpty()) {
+    if (f.configured && !plan.isEmpty()) {
         con.say(QStringLiteral("\n== Changes to the existing configuration"));
         for (const QString& p : plan) con.say(QStringLiteral("  ") + p);
-        if (interactive && !con.confirm(QStringLiteral("Apply these changes?"), true)) return 1;
+        if (f.opt.interactive && !con.confirm(QStringLiteral("Apply these changes?"), true)) return 1;
     }
     auto report = applySetup(a);
     if (!report) {
@@ -324,139 +329,98 @@ int runWizard(const WizardOptions& opt) {
     con.say(QStringLiteral("\n== Written"));
     con.say(QStringLiteral("  configuration, accounts, TLS certificate and DKIM keys in %1").arg(a.configDir));
     if (!report->generatedPassword.isEmpty())
-        con.say(QStringLiteral("  password of %1: %2   (shown once; note it now)").arg(a.user, report->generatedPassword));
-    for (const QString& n : report->notes) con.say(QStringLiteral("  note: ") + n);
+        con.say(
+            QStringLiteral("  password of %1: %2   (shown once; note it now)").arg(a.user, report->generatedPassword));
+    for (const QString& n : std::as_const(report->notes)) con.say(QStringLiteral("  note: ") + n);
 
-    // 5. DNS records.
     con.say(QStringLiteral("\n== DNS records to publish\n"));
     con.say(report->recordsTable);
-    con.say(QStringLiteral("The same records as a zone file, CSV and JSON: %1/dns-records.{zone,csv,json}").arg(a.configDir));
+    con.say(QStringLiteral("The same records as a zone file, CSV and JSON: %1/dns-records.{zone,csv,json}")
+                .arg(a.configDir));
     con.say(QStringLiteral("Check them once published: posternctl --config %1 dns check").arg(a.configDir));
-
-    // 6. Firewall.
-    con.say(QStringLiteral("\n== Firewall"));
-    if (opt.skipFirewall) {
-        con.say(QStringLiteral("  (skipped: --skip-firewall)"));
-    } else {
-        // The firewall module reads the host's rules, says per port whether mail gets in and
-        // which rule decides, and opens the ports with the detected backend when asked.
-        QString fwReport;
-        QTextStream rs(&fwReport);
-        const firewall::SystemRunner runner;
-        const int status = firewall::runFirewallCli({QStringLiteral("postern-firewall"), QStringLiteral("--config"), a.configDir, QStringLiteral("status")}, rs, rs, runner);
-        rs.flush();
-        for (const QString& line : fwReport.split(QLatin1Char('\n'), Qt::SkipEmptyParts)) con.say(QStringLiteral("  ") + line);
-        if (status == 1) {
-            QString fwPlan;
-            QTextStream ps(&fwPlan);
-            firewall::runFirewallCli({QStringLiteral("postern-firewall"), QStringLiteral("--config"), a.configDir, QStringLiteral("plan")}, ps, ps, runner);
-            ps.flush();
-            for (const QString& line : fwPlan.split(QLatin1Char('\n'), Qt::SkipEmptyParts)) con.say(QStringLiteral("  ") + line);
-            const bool apply = interactive ? con.confirm(QStringLiteral("Apply these firewall changes now?"), false) : opt.applyFirewall;
-            if (apply) {
-                QString applied;
-                QTextStream as(&applied);
-                const int rc = firewall::runFirewallCli({QStringLiteral("postern-firewall"), QStringLiteral("--config"), a.configDir, QStringLiteral("apply")}, as, as, runner);
-                as.flush();
-                for (const QString& line : applied.split(QLatin1Char('\n'), Qt::SkipEmptyParts)) con.say(QStringLiteral("  ") + line);
-                con.say(rc == 0 ? QStringLiteral("  Firewall: the mail ports are open now (undo: postern-firewall remove).")
-                                : QStringLiteral("  Firewall: not every port could be opened; see above."));
-            } else {
-                con.say(QStringLiteral("  Not changed. Later: postern-firewall --config %1 apply").arg(a.configDir));
-            }
-        }
-    }
-
-    if (!opt.launch) {
-        con.say(QStringLiteral("\nNothing started (--no-launch). Start the daemons with: postern-appliance --config %1").arg(a.configDir));
-        return 0;
-    }
-    return launchAndWait(opt, a);
+    return std::nullopt;
 }
 
-int launchAndWait(const WizardOptions& opt, const Answers& a) {
-    QTextStream out(stdout);
-    auto config = Config::load(a.configDir);
-    if (!config) {
-        out << "postern-wizard: " << config.errorMessage() << Qt::endl;
-        return 1;
+// ---- firewall
+
+// Opens the ports the plan opens, and says what the rules look like afterwards.
+void applyFirewallPlan(Flow& f, const firewall::Setup& setup, const firewall::Plan& plan,
+                       const firewall::Runner& runner) {
+    Console& con = f.con;
+    const firewall::ApplyOutcome applied = firewall::applyPlan(setup, plan, runner);
+    for (const QString& line : applied.log) con.say(QStringLiteral("  ") + line);
+    if (!applied.status) con.say(QStringLiteral("  error: %1").arg(applied.status.errorMessage()));
+    con.say(QStringLiteral("  After:"));
+    con.sayIndented(firewall::renderStatus(applied.after));
+    con.say(applied.status && applied.after.allOpen()
+                ? QStringLiteral("  Firewall: the mail ports are open now (undo: postern-firewall remove).")
+                : QStringLiteral("  Firewall: not every port could be opened; see above."));
+}
+
+// The firewall library decides: which backends filter, whether each configured port gets
+// in and which rule decides (detect + evaluate), and the smallest change (plan).
+StepResult firewallStep(Flow& f) {
+    Console& con = f.con;
+    con.say(QStringLiteral("\n== Firewall"));
+    if (f.opt.skipFirewall) {
+        con.say(QStringLiteral("  (skipped: --skip-firewall)"));
+        return std::nullopt;
     }
-    QString supervisor = opt.supervisorPath;
-    if (supervisor.isEmpty()) {
-        for (const QString& d : {qEnvironmentVariable("POSTERN_LIBEXEC"), QCoreApplication::applicationDirPath(), QStringLiteral("/usr/sbin")}) {
-            if (!d.isEmpty() && QFileInfo(d + QStringLiteral("/postern-appliance")).isExecutable()) {
-                supervisor = d + QStringLiteral("/postern-appliance");
-                break;
-            }
-        }
+    const firewall::SystemRunner systemRunner;
+    const firewall::Runner& runner = f.opt.firewallRunner ? *f.opt.firewallRunner : systemRunner;
+    const Result<firewall::Setup> setup = firewall::loadSetup(f.a.configDir);
+    if (!setup) {
+        con.say(QStringLiteral("  cannot check the firewall: %1").arg(setup.errorMessage()));
+        return std::nullopt;
     }
-    if (supervisor.isEmpty()) {
-        out << "postern-wizard: postern-appliance (the supervisor) is not installed; the daemons were NOT started." << Qt::endl;
-        return 1;
+    if (!setup->stateNote.isEmpty()) con.say(QStringLiteral("  note: %1").arg(setup->stateNote));
+    const firewall::Snapshot snap = firewall::takeSnapshot(runner);
+    const firewall::Report report = firewall::buildReport(snap, setup->ports, true);
+    con.sayIndented(firewall::renderStatus(report));
+    if (report.allOpen()) return std::nullopt;
+    const firewall::Plan plan = firewall::planOpen(snap, report.detection, report.results, setup->ports, setup->state);
+    con.sayIndented(firewall::renderPlan(plan, QStringLiteral("Plan")));
+    if (plan.commands.isEmpty()) return std::nullopt;  // nothing we can change; the notes say why
+    const QString later = QStringLiteral("postern-firewall --config %1 apply").arg(f.a.configDir);
+    if (!f.root) {
+        con.say(QStringLiteral("  Changing the packet filter needs root: run `%1` as root.").arg(later));
+        return std::nullopt;
     }
-    out << "\n== Starting the daemons (" << supervisor << ")" << Qt::endl;
-    const QString readyFile = config->runDir() + QStringLiteral("/postern-appliance.ready");
-    (void)removeFile(readyFile);  // run_dir is the daemon user's: core/atomic_file reaches it by SafeDir
-    QProcess proc;
-    proc.setProcessChannelMode(QProcess::ForwardedChannels);
-    proc.start(supervisor, {QStringLiteral("--config"), a.configDir});
-    if (!proc.waitForStarted(10000)) {
-        out << "postern-wizard: cannot start " << supervisor << Qt::endl;
-        return 1;
-    }
-    QElapsedTimer t;
-    t.start();
-    QJsonObject ready;
-    while (t.elapsed() < 60000 && proc.state() == QProcess::Running) {
-        if (const auto bytes = readFile(readyFile, 64 * 1024)) {
-            ready = QJsonDocument::fromJson(*bytes).object();
-            if (ready.value(QStringLiteral("pid")).toInteger() == proc.processId()) break;
-        }
-        QThread::msleep(100);
-        QCoreApplication::processEvents();
-    }
-    if (ready.isEmpty()) {
-        out << "postern-wizard: the daemons did not become ready within 60 s; see the log in " << config->logDir() << Qt::endl;
-        proc.terminate();
-        proc.waitForFinished(20000);
-        return 1;
-    }
-    out << "\n== Listeners (each checked like a client would)" << Qt::endl;
-    const QJsonObject listeners = ready.value(QStringLiteral("listeners")).toObject();
-    bool allGood = true;
-    for (auto it = listeners.begin(); it != listeners.end(); ++it) {
-        for (const QJsonValue& v : it.value().toArray()) {
-            const QString err = probeListener(it.key(), v.toString(), 10000);
-            out << "  " << QStringLiteral("%1").arg(it.key(), -12) << v.toString() << "  " << (err.isEmpty() ? QStringLiteral("answers") : err) << Qt::endl;
-            if (!err.isEmpty()) allGood = false;
-        }
-    }
-    for (const QJsonValue& s : ready.value(QStringLiteral("services")).toArray()) {
-        const QJsonObject o = s.toObject();
-        if (o.value(QStringLiteral("state")).toString() != u"running" && o.value(QStringLiteral("state")).toString() != u"disabled")
-            out << "  " << o.value(QStringLiteral("name")).toString() << ": " << o.value(QStringLiteral("state")).toString() << Qt::endl;
-    }
-    const QString host = config->hostname();
-    out << "\n== Client settings for your users\n"
-        << "  Incoming (IMAP): " << host << " port 993, SSL/TLS   (or 143 with STARTTLS)\n"
-        << "  Incoming (POP3): " << host << " port 995, SSL/TLS   (or 110 with STARTTLS)\n"
-        << "  Outgoing (SMTP): " << host << " port 465, SSL/TLS   (or 587 with STARTTLS)\n"
-        << "  User name: the full e-mail address; password: as set\n"
-        << "  (ports above are the standard ones; this instance listens where shown in the table)\n"
-        << "\nPublish the DNS records shown above; `posternctl --config " << a.configDir << " dns check` tells which are still missing.\n"
-        << (allGood ? "\nPostern is running. Press Ctrl-C to stop it.\n" : "\nSome listeners did not answer (see above). Press Ctrl-C to stop.\n")
-        << Qt::flush;
-    // Stay in the foreground with the supervisor; pass our stop signals on to it.
-    static qint64 childPid = 0;
-    childPid = proc.processId();
-    auto forward = [](int sig) {
-        if (childPid > 0) ::kill(pid_t(childPid), sig);
-    };
-    std::signal(SIGINT, forward);
-    std::signal(SIGTERM, forward);
-    std::signal(SIGHUP, forward);
-    proc.waitForFinished(-1);
-    return proc.exitStatus() == QProcess::NormalExit ? proc.exitCode() : 1;
+    const bool apply = f.opt.interactive ? con.confirm(QStringLiteral("Apply these firewall changes now?"), false)
+                                         : f.opt.applyFirewall;
+    if (apply)
+        applyFirewallPlan(f, *setup, plan, runner);
+    else
+        con.say(QStringLiteral("  Not changed. Later: %1").arg(later));
+    return std::nullopt;
+}
+
+struct Step {
+    const char* name;
+    StepResult (*run)(Flow&);
+};
+
+// The flow, in order (wizard.h says what each step does).
+const Step kSteps[] = {
+    {"detect", detectStep},     {"ask", askStep},       {"check", checkStep},   {"write", writeStep},
+    {"firewall", firewallStep}, {"launch", launchStep}, {"verify", verifyStep}, {"report", reportStep},
+};
+
+}  // namespace
+
+QStringList wizardSteps() {
+    QStringList out;
+    for (const Step& s : kSteps) out << QLatin1String(s.name);
+    return out;
+}
+
+int runWizard(const WizardOptions& options) {
+    Console con;
+    Flow flow{options, con, options.answers};
+    flow.root = ::geteuid() == 0;
+    for (const Step& s : kSteps)
+        if (const StepResult stop = s.run(flow)) return *stop;
+    return 0;
 }
 
 }  // namespace postern::wizard

@@ -1,6 +1,7 @@
 // atomic_file.cpp — see atomic_file.h.
 #include "atomic_file.h"
 
+#include "posix_io.h"
 #include "safe_path.h"
 
 #include <QDir>
@@ -19,21 +20,6 @@
 namespace postern {
 
 namespace {
-QString errnoText(int err) { return QString::fromLocal8Bit(std::strerror(err)); }
-
-Status writeAll(int fd, const char* data, size_t len, const QString& path) {
-    while (len > 0) {
-        ssize_t n = ::write(fd, data, len);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            int err = errno;
-            return Status::fail(QStringLiteral("%1: write failed: %2").arg(path, errnoText(err)), err);
-        }
-        data += n;
-        len -= size_t(n);
-    }
-    return {};
-}
 bool runningAsRoot() { return ::geteuid() == 0; }
 
 // A folder's descriptor: as root through the link-safe walk (safe_path.h), else open(2).
@@ -100,23 +86,7 @@ Result<QByteArray> readFile(const QString& path, qint64 maxBytes) {
         int err = errno;
         return Result<QByteArray>::fail(QStringLiteral("%1: cannot open: %2").arg(path, errnoText(err)), err);
     }
-    QByteArray out;
-    char buf[65536];
-    for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            int err = errno;
-            ::close(fd);
-            return Result<QByteArray>::fail(QStringLiteral("%1: read failed: %2").arg(path, errnoText(err)), err);
-        }
-        if (n == 0) break;
-        if (n > maxBytes - out.size()) {
-            ::close(fd);
-            return Result<QByteArray>::fail(QStringLiteral("%1: larger than %2 bytes").arg(path).arg(maxBytes), EFBIG);
-        }
-        out.append(buf, n);
-    }
+    auto out = readAll(fd, maxBytes, path);
     ::close(fd);
     return out;
 }
@@ -159,7 +129,7 @@ Status writeFileAtomic(const QString& path, const QByteArray& content, mode_t mo
         ::unlinkat(dirFd, tmpName.constData(), 0);
         return st;
     };
-    if (auto st = writeAll(fd, content.constData(), size_t(content.size()), tmp); !st) return fail(st);
+    if (auto st = writeAll(fd, content, tmp); !st) return fail(st);
     if (::fsync(fd) != 0) {
         int err = errno;
         return fail(Status::fail(QStringLiteral("%1: fsync failed: %2").arg(tmp, errnoText(err)), err));
@@ -210,8 +180,7 @@ FileStamp FileStamp::of(const QString& path) {
 
 FlockGuard::FlockGuard(int fd) : m_fd(fd) {
     if (m_fd >= 0)
-        while (::flock(m_fd, LOCK_EX) != 0 && errno == EINTR) {
-        }
+        (void)retryOnEintr([this] { return ::flock(m_fd, LOCK_EX); });
 }
 
 FlockGuard::~FlockGuard() {

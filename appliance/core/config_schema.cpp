@@ -44,6 +44,7 @@ Schema::Schema() {
     settings::addImap(m_settings);
     settings::addPop3(m_settings);
     settings::addWeb(m_settings);
+    settings::addBackup(m_settings);
 }
 
 const Schema& Schema::instance() {

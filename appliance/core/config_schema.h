@@ -94,6 +94,7 @@ void addOutbound(QList<Setting>& out);
 void addImap(QList<Setting>& out);
 void addPop3(QList<Setting>& out);
 void addWeb(QList<Setting>& out);
+void addBackup(QList<Setting>& out);
 }  // namespace settings
 
 }  // namespace postern

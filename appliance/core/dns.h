@@ -85,7 +85,6 @@ public:
     LdnsResolver(const LdnsResolver&) = delete;
     LdnsResolver& operator=(const LdnsResolver&) = delete;
     DnsAnswer query(const QString& name, DnsType type) override;
-    QString initError() const { return m_initError; }
 
 private:
     struct Impl;

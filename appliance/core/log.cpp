@@ -1,6 +1,7 @@
 // log.cpp — see log.h.
 #include "log.h"
 
+#include "posix_io.h"
 #include "safe_path.h"
 
 #include <QDateTime>
@@ -63,17 +64,7 @@ void openFileLocked(State& s) {
 }
 
 void writeAll(int fd, const QByteArray& b) {
-    const char* p = b.constData();
-    size_t left = size_t(b.size());
-    while (left > 0) {
-        ssize_t n = ::write(fd, p, left);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return;  // nowhere to report a failing log
-        }
-        p += n;
-        left -= size_t(n);
-    }
+    (void)postern::writeAll(fd, b, QString());  // nowhere to report a failing log
 }
 
 const char* levelName(Level l) {

@@ -1,6 +1,8 @@
 // safe_path.cpp — see safe_path.h.
 #include "safe_path.h"
 
+#include "posix_io.h"
+
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
@@ -15,8 +17,6 @@
 namespace postern {
 
 namespace {
-
-QString errnoText(int err) { return QString::fromLocal8Bit(std::strerror(err)); }
 
 QString userName(uid_t uid) {
     struct passwd pw {};
@@ -422,21 +422,7 @@ Result<QByteArray> readFileBelow(const QString& path, qint64 maxBytes) {
     if (!dir) return dir.error();
     auto h = dir->openFile(info.fileName(), O_RDONLY);
     if (!h) return h.error();
-    QByteArray out;
-    char buf[65536];
-    for (;;) {
-        const ssize_t n = ::read(h->fd(), buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            const int err = errno;
-            return Result<QByteArray>::fail(QStringLiteral("%1: read failed: %2").arg(path, errnoText(err)), err);
-        }
-        if (n == 0) break;
-        if (n > maxBytes - out.size())
-            return Result<QByteArray>::fail(QStringLiteral("%1: larger than %2 bytes").arg(path).arg(maxBytes), EFBIG);
-        out.append(buf, n);
-    }
-    return out;
+    return readAll(h->fd(), maxBytes, path);
 }
 
 }  // namespace postern

@@ -25,6 +25,7 @@
 #include "core/atomic_file.h"
 #include "core/dns.h"
 #include "core/process.h"
+#include "core/services.h"
 #include "core/tls.h"
 
 #include "acme_client.h"
@@ -98,7 +99,7 @@ int installPair(CtlContext& ctx, const Config& config, const QList<QSslCertifica
     // The pid comes from a root-owned status file and must be postern-appliance (ctl.h):
     // the daemon user, who owns run_dir, must not choose whom root sends SIGHUP to.
     const qint64 pid = supervisorPid(config);
-    if (pid > 1 && ::kill(pid_t(pid), SIGHUP) == 0) ctx.out << "daemons told to reload (new connections use the new certificate)" << Qt::endl;
+    if (pid > 0 && ::kill(pid_t(pid), SIGHUP) == 0) ctx.out << "daemons told to reload (new connections use the new certificate)" << Qt::endl;
     else ctx.out << "the supervisor is not running: the certificate is used at the next start" << Qt::endl;
     return 0;
 }
@@ -147,10 +148,11 @@ int certRenew(CtlContext& ctx) {
             return ctx.fail(QStringLiteral("%1 does not resolve: publish its A/AAAA record first (posternctl dns records)").arg(n));
         else ctx.out << "skipping " << n << " (no address in DNS yet)" << Qt::endl;
     }
-    // HTTP-01 needs postern-webd answering on the http listener.
-    const auto ready = readFile(readyFilePath(config, QStringLiteral("postern-webd")), 64 * 1024);
-    if (!ready || !QJsonDocument::fromJson(*ready).object().value(QStringLiteral("listeners")).toObject().contains(QStringLiteral("http")))
-        return ctx.fail(QStringLiteral("postern-webd is not serving HTTP (http.listen): the CA could not check the challenge"));
+    // HTTP-01 needs the http listener's daemon (postern-webd) answering on it.
+    const ListenerInfo& http = listenerInfo(ListenerMode::Http);
+    const auto ready = readFile(readyFilePath(config, http.program), 64 * 1024);
+    if (!ready || !QJsonDocument::fromJson(*ready).object().value(QStringLiteral("listeners")).toObject().contains(http.name))
+        return ctx.fail(QStringLiteral("%1 is not serving HTTP (%2): the CA could not check the challenge").arg(http.program, http.settingKey()));
     acme::Request req;
     req.directoryUrl = config.string(QStringLiteral("acme.directory"));
     req.names = names;
@@ -232,10 +234,10 @@ void addCertCommands(QList<Command>& out) {
     out << Command{{QStringLiteral("cert"), QStringLiteral("status")}, {}, QStringLiteral("the TLS certificate: names, issuer, expiry, missing names"), {}, {},
                    certStatus};
     out << Command{{QStringLiteral("cert"), QStringLiteral("install")}, QStringLiteral("CERT.pem KEY.pem [--force]"),
-                   QStringLiteral("use your own certificate; daemons reload it"), {}, {QStringLiteral("force")}, certInstall, true};
+                   QStringLiteral("use your own certificate; daemons reload it"), {}, {QStringLiteral("force")}, certInstall};
     out << Command{{QStringLiteral("cert"), QStringLiteral("renew")}, QStringLiteral("[--if-due]"),
                    QStringLiteral("get a certificate from the ACME CA now (--if-due: only when it expires soon)"), {},
-                   {QStringLiteral("if-due")}, certRenew, true};
+                   {QStringLiteral("if-due")}, certRenew};
     out << Command{{QStringLiteral("log"), QStringLiteral("search")}, QStringLiteral("TERM"),
                    QStringLiteral("log lines with TERM and the whole sessions and messages they belong to"), {}, {}, logSearch};
 }

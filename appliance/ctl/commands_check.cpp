@@ -23,6 +23,8 @@
 #include "core/address.h"
 #include "core/atomic_file.h"
 #include "core/process.h"
+#include "core/services.h"
+#include "core/tls.h"
 
 #include <QElapsedTimer>
 #include <QFile>
@@ -45,9 +47,8 @@ struct Outcome {
 class Client {
 public:
     bool connect(const QString& host, quint16 port, bool implicitTls, QString* error) {
-        QSslConfiguration c = QSslConfiguration::defaultConfiguration();
-        c.setPeerVerifyMode(QSslSocket::VerifyNone);  // verified below by us, with clearer messages
-        c.setProtocol(QSsl::TlsV1_2OrLater);
+        QSslConfiguration c = clientTlsConfiguration();  // TLS 1.2 or later, as every client of ours
+        c.setPeerVerifyMode(QSslSocket::VerifyNone);    // verified below by us, with clearer messages
         m_sock.setSslConfiguration(c);
         if (implicitTls) {
             m_sock.connectToHostEncrypted(host, port);
@@ -141,11 +142,11 @@ void checkCertificate(QSslSocket& s, const QString& hostname, Outcome* o) {
     if (days < 14) o->warn << QStringLiteral("certificate expires in %1 days").arg(days);
 }
 
-Outcome checkSmtp(const QString& name, const QString& host, quint16 port, const QString& hostname, const QString& user, const QByteArray& password) {
+Outcome checkSmtp(const ListenerInfo& listener, const QString& host, quint16 port, const QString& hostname, const QString& user, const QByteArray& password) {
     Outcome o;
     Client c;
     QString err;
-    const bool implicit = name == u"submissions";
+    const bool implicit = listener.implicitTls;
     if (!c.connect(host, port, implicit, &err)) return o.fail << QStringLiteral("cannot connect: %1 (is the daemon running? posternctl status)").arg(err), o;
     QStringList lines;
     if (c.smtpReply(&lines) != 220) return o.fail << QStringLiteral("no 220 banner"), o;
@@ -168,8 +169,12 @@ Outcome checkSmtp(const QString& name, const QString& host, quint16 port, const 
         if (c.smtpReply(&lines) != 250) return o.fail << QStringLiteral("EHLO after STARTTLS refused"), o;
     }
     checkCertificate(c.socket(), hostname, &o);
-    if (name == u"smtp") {
-        if (has("AUTH")) o.warn << QStringLiteral("AUTH offered on port 25 (users should submit on 587/465)");
+    if (listener.mode == ListenerMode::Mx) {
+        if (has("AUTH"))
+            o.warn << QStringLiteral("AUTH offered on port %1 (users should submit on %2/%3)")
+                          .arg(listener.standardPort)
+                          .arg(listenerInfo(ListenerMode::Submission).standardPort)
+                          .arg(listenerInfo(ListenerMode::Submissions).standardPort);
         c.send("MAIL FROM:<postern-check@example.invalid>");
         if (c.smtpReply() == 250) {
             c.send("RCPT TO:<relay-test@example.net>");
@@ -192,11 +197,11 @@ Outcome checkSmtp(const QString& name, const QString& host, quint16 port, const 
     return o;
 }
 
-Outcome checkImap(const QString& name, const QString& host, quint16 port, const QString& hostname, const QString& user, const QByteArray& password) {
+Outcome checkImap(const ListenerInfo& listener, const QString& host, quint16 port, const QString& hostname, const QString& user, const QByteArray& password) {
     Outcome o;
     Client c;
     QString err;
-    const bool implicit = name == u"imaps";
+    const bool implicit = listener.implicitTls;
     if (!c.connect(host, port, implicit, &err)) return o.fail << QStringLiteral("cannot connect: %1 (is the daemon running? posternctl status)").arg(err), o;
     if (!c.line().startsWith("* OK")) return o.fail << QStringLiteral("no * OK greeting"), o;
     o.ok << QStringLiteral("greeting");
@@ -218,11 +223,11 @@ Outcome checkImap(const QString& name, const QString& host, quint16 port, const 
     return o;
 }
 
-Outcome checkPop3(const QString& name, const QString& host, quint16 port, const QString& hostname, const QString& user, const QByteArray& password) {
+Outcome checkPop3(const ListenerInfo& listener, const QString& host, quint16 port, const QString& hostname, const QString& user, const QByteArray& password) {
     Outcome o;
     Client c;
     QString err;
-    const bool implicit = name == u"pop3s";
+    const bool implicit = listener.implicitTls;
     if (!c.connect(host, port, implicit, &err)) return o.fail << QStringLiteral("cannot connect: %1 (is the daemon running? posternctl status)").arg(err), o;
     if (!c.line().startsWith("+OK")) return o.fail << QStringLiteral("no +OK greeting"), o;
     o.ok << QStringLiteral("greeting");
@@ -255,23 +260,37 @@ Outcome checkHttps(const QString& host, quint16 port, const QString& hostname) {
     return o;
 }
 
+// The checks a listener's protocol gets; false when there is none (plain HTTP only redirects).
+bool checkListener(const ListenerInfo& l, const QString& host, quint16 port, const QString& hostname, const QString& user,
+                   const QByteArray& password, Outcome* o) {
+    switch (l.protocol) {
+        case Protocol::Smtp: *o = checkSmtp(l, host, port, hostname, user, password); return true;
+        case Protocol::Imap: *o = checkImap(l, host, port, hostname, user, password); return true;
+        case Protocol::Pop3: *o = checkPop3(l, host, port, hostname, user, password); return true;
+        case Protocol::Http:
+            if (!l.implicitTls) return false;
+            *o = checkHttps(host, port, hostname);
+            return true;
+    }
+    return false;
+}
+
 // Where each listener really is: ready files first (port 0 in the config means "the OS chose").
 QMap<QString, QStringList> listenerAddresses(const Config& config) {
     QMap<QString, QStringList> out;
-    for (const QString& program : {QStringLiteral("postern-smtpd"), QStringLiteral("postern-imapd"), QStringLiteral("postern-pop3d"),
-                                   QStringLiteral("postern-webd")}) {
+    for (const ServiceInfo& service : services()) {
+        if (listenersOf(service.program).isEmpty()) continue;
         // In the daemon user's run_dir: read with core/atomic_file.h (as root no link or FIFO is followed).
-        const auto ready = readFile(readyFilePath(config, program), 64 * 1024);
+        const auto ready = readFile(readyFilePath(config, service.program), 64 * 1024);
         if (!ready) continue;
         const QJsonObject l = QJsonDocument::fromJson(*ready).object().value(QStringLiteral("listeners")).toObject();
         for (auto it = l.begin(); it != l.end(); ++it)
             for (const QJsonValue& v : it.value().toArray()) out[it.key()] << v.toString();
     }
-    for (const QString& name : {QStringLiteral("smtp"), QStringLiteral("submission"), QStringLiteral("submissions"), QStringLiteral("imap"),
-                                QStringLiteral("imaps"), QStringLiteral("pop3"), QStringLiteral("pop3s"), QStringLiteral("https")}) {
-        if (out.contains(name)) continue;
-        for (const ListenAddress& la : config.listeners(name + QStringLiteral(".listen")))
-            if (la.port) out[name] << la.toString();
+    for (const ListenerInfo& l : listeners()) {
+        if (out.contains(l.name) || (l.protocol == Protocol::Http && !l.implicitTls)) continue;
+        for (const ListenAddress& la : config.listeners(l.settingKey()))
+            if (la.port) out[l.name] << la.toString();
     }
     return out;
 }
@@ -296,7 +315,8 @@ int check(CtlContext& ctx) {
     int failures = 0;
     for (auto it = where.cbegin(); it != where.cend(); ++it) {
         const QString& name = it.key();
-        if (name == u"http") continue;
+        const ListenerInfo* listener = findListener(name);
+        if (!listener) continue;
         for (const QString& addr : it.value()) {
             const qsizetype colon = addr.lastIndexOf(QLatin1Char(':'));
             QString host = addr.left(colon);
@@ -304,11 +324,7 @@ int check(CtlContext& ctx) {
             if (host == u"*" || host == u"0.0.0.0" || host == u"[::]") host = QStringLiteral("127.0.0.1");
             if (host.startsWith(QLatin1Char('['))) host = host.mid(1, host.size() - 2);
             Outcome o;
-            if (name == u"smtp" || name == u"submission" || name == u"submissions") o = checkSmtp(name, host, port, hostname, user, password);
-            else if (name == u"imap" || name == u"imaps") o = checkImap(name, host, port, hostname, user, password);
-            else if (name == u"pop3" || name == u"pop3s") o = checkPop3(name, host, port, hostname, user, password);
-            else if (name == u"https") o = checkHttps(host, port, hostname);
-            else continue;
+            if (!checkListener(*listener, host, port, hostname, user, password, &o)) continue;
             const QString label = QStringLiteral("%1 %2").arg(name, -12).arg(addr);
             ctx.out << (o.fail.isEmpty() ? "ok    " : "FAIL  ") << label << "  " << o.ok.join(QStringLiteral(", ")) << Qt::endl;
             for (const QString& f : o.fail) ctx.out << "        FAIL: " << f << Qt::endl;

@@ -1,38 +1,55 @@
-// commands_firewall.cpp — posternctl firewall status|plan|apply|remove: the
-// same commands as postern-firewall (firewall/cli.h), with posternctl's
-// --config. Options after the command words (--json, --dry-run, --captured DIR)
-// are passed on unchanged.
+// commands_firewall.cpp — posternctl firewall status|plan|apply|remove: the same
+// actions as postern-firewall (firewall/actions.h), called with posternctl's
+// --config and options; no argument vector is built. apply and remove change the
+// packet filter and are root-only (Command::needsRoot; remove --dry-run is not).
 #include "ctl.h"
 
-#include "cli.h"
+#include "actions.h"
 
 namespace postern::ctl {
 
 namespace {
-int forward(CtlContext& ctx, const QString& sub) {
-    QStringList args{QStringLiteral("postern-firewall"), QStringLiteral("--config"), ctx.configDir};  // argv style
-    for (auto it = ctx.opts.cbegin(); it != ctx.opts.cend(); ++it) {
-        args << QStringLiteral("--") + it.key();
-        if (!it.value().isEmpty()) args << it.value();
-    }
-    args << sub << ctx.args;
+int runFirewall(CtlContext& ctx, firewall::Action action) {
+    if (!ctx.args.isEmpty()) return ctx.usage(QStringLiteral("unexpected argument %1").arg(ctx.args.first()));
+    firewall::Request req;
+    req.configDir = ctx.configDir;
+    req.captured = ctx.opt(QStringLiteral("captured"));
+    req.json = ctx.has(QStringLiteral("json"));
+    req.dryRun = ctx.has(QStringLiteral("dry-run"));
     const firewall::SystemRunner runner;
-    return firewall::runFirewallCli(args, ctx.out, ctx.err, runner);
+    return firewall::runAction(action, req, ctx.out, ctx.err, runner);
 }
 }  // namespace
 
 void addFirewallCommands(QList<Command>& out) {
     const QString fw = QStringLiteral("firewall");
-    const QStringList flags{QStringLiteral("json"), QStringLiteral("dry-run")};
-    out << Command{{fw, QStringLiteral("status")}, QStringLiteral("[--json] [--captured DIR]"),
+    const QStringList json{QStringLiteral("json")};
+    out << Command{{fw, QStringLiteral("status")},
+                   QStringLiteral("[--json] [--captured DIR]"),
                    QStringLiteral("whether each mail port gets through the host firewall, and which rule decides"),
-                   {QStringLiteral("captured")}, flags, [](CtlContext& c) { return forward(c, QStringLiteral("status")); }};
-    out << Command{{fw, QStringLiteral("plan")}, QStringLiteral("[--json]"), QStringLiteral("the commands that would open the mail ports"),
-                   {QStringLiteral("captured")}, flags, [](CtlContext& c) { return forward(c, QStringLiteral("plan")); }};
-    out << Command{{fw, QStringLiteral("apply")}, QStringLiteral("[--json]"), QStringLiteral("open the mail ports (root)"), {}, flags,
-                   [](CtlContext& c) { return forward(c, QStringLiteral("apply")); }, true};
-    out << Command{{fw, QStringLiteral("remove")}, QStringLiteral("[--dry-run]"), QStringLiteral("remove what apply added (root)"), {}, flags,
-                   [](CtlContext& c) { return forward(c, QStringLiteral("remove")); }, true};
+                   {QStringLiteral("captured")},
+                   json,
+                   [](CtlContext& c) { return runFirewall(c, firewall::Action::Status); }};
+    out << Command{{fw, QStringLiteral("plan")},
+                   QStringLiteral("[--json] [--captured DIR]"),
+                   QStringLiteral("the commands that would open the mail ports"),
+                   {QStringLiteral("captured")},
+                   json,
+                   [](CtlContext& c) { return runFirewall(c, firewall::Action::Plan); }};
+    out << Command{{fw, QStringLiteral("apply")},
+                   QStringLiteral("[--json]"),
+                   QStringLiteral("open the mail ports"),
+                   {},
+                   json,
+                   [](CtlContext& c) { return runFirewall(c, firewall::Action::Apply); },
+                   true};
+    out << Command{{fw, QStringLiteral("remove")},
+                   QStringLiteral("[--json] [--dry-run]"),
+                   QStringLiteral("remove what apply added"),
+                   {},
+                   {QStringLiteral("json"), QStringLiteral("dry-run")},
+                   [](CtlContext& c) { return runFirewall(c, firewall::Action::Remove); },
+                   true};
 }
 
 }  // namespace postern::ctl

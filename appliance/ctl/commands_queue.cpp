@@ -35,14 +35,13 @@ QString age(qint64 since) {
 QString when(qint64 t) { return t ? QDateTime::fromSecsSinceEpoch(t).toString(Qt::ISODate) : QStringLiteral("now"); }
 
 // 0 when found; else the exit status (message printed).
-int findMessage(CtlContext& ctx, const Config& config, QString* state, spool::Envelope* env) {
+int findMessage(CtlContext& ctx, const Config& config, spool::QueueState* state, spool::Envelope* env) {
     const QString id = ctx.args.value(0).toUpper();
     if (!spool::isValidQueueId(id))
         return ctx.usage(QStringLiteral("'%1' is not a queue id (16 hex digits; see posternctl queue list)").arg(ctx.args.value(0)));
-    *state = spool::stateOf(config.queueDir(), id);
-    if (state->isEmpty()) {
-        return ctx.fail(QStringLiteral("no message %1 in the queue").arg(id));
-    }
+    const std::optional<spool::QueueState> found = spool::stateOf(config.queueDir(), id);
+    if (!found) return ctx.fail(QStringLiteral("no message %1 in the queue").arg(id));
+    *state = *found;
     QFile f(spool::envelopePath(config.queueDir(), *state, id));
     if (!f.open(QIODevice::ReadOnly)) {
         return ctx.fail(QStringLiteral("%1: %2").arg(f.fileName(), f.errorString()));
@@ -67,9 +66,9 @@ int queueList(CtlContext& ctx) {
     }
     for (const spool::QueueEntry& q : entries) {
         const spool::Envelope& e = q.envelope;
-        ctx.out << e.id << "  " << q.state.leftJustified(9) << " age " << age(e.arrival).leftJustified(5) << " " << e.size << " bytes  from <"
+        ctx.out << e.id << "  " << spool::toString(q.state).leftJustified(9) << " age " << age(e.arrival).leftJustified(5) << " " << e.size << " bytes  from <"
                 << e.sender << ">";
-        if (q.state == QStringLiteral("deferred")) ctx.out << "  attempts " << e.attempts << ", next " << when(e.nextAttempt);
+        if (q.state == spool::QueueState::Deferred) ctx.out << "  attempts " << e.attempts << ", next " << when(e.nextAttempt);
         ctx.out << Qt::endl;
         for (const spool::EnvelopeRecipient& r : e.recipients) {
             ctx.out << "    " << spool::toString(r.status).leftJustified(8) << " <" << r.address << ">";
@@ -84,11 +83,11 @@ int queueList(CtlContext& ctx) {
 int queueShow(CtlContext& ctx) {
     Config config;
     if (!ctx.loadConfig(config) || !ctx.runAsDaemonUser(config)) return 1;
-    QString state;
+    spool::QueueState state;
     spool::Envelope e;
     if (int rc = findMessage(ctx, config, &state, &e)) return rc;
     ctx.out << "id:        " << e.id << Qt::endl
-            << "state:     " << state << Qt::endl
+            << "state:     " << spool::toString(state) << Qt::endl
             << "arrived:   " << when(e.arrival) << Qt::endl
             << "sender:    <" << e.sender << ">" << (e.authUser.isEmpty() ? QString() : QStringLiteral(" (authenticated as %1)").arg(e.authUser)) << Qt::endl
             << "client:    " << e.clientAddress << " " << e.clientHelo << Qt::endl
@@ -115,7 +114,7 @@ int queueShow(CtlContext& ctx) {
     return 0;
 }
 
-Status makeDue(const Config& config, const QString& state, spool::Envelope e) {
+Status makeDue(const Config& config, spool::QueueState state, spool::Envelope e) {
     e.nextAttempt = 0;
     return spool::saveEnvelope(config.queueDir(), state, e);
 }
@@ -126,7 +125,7 @@ int queueRetry(CtlContext& ctx) {
     if (ctx.has(QStringLiteral("all"))) {
         int n = 0;
         for (const spool::QueueEntry& q : spool::listQueue(config.queueDir())) {
-            if (q.state != QStringLiteral("deferred")) continue;
+            if (q.state != spool::QueueState::Deferred) continue;
             if (auto st = makeDue(config, q.state, q.envelope); !st) return ctx.fail(st.errorMessage());
             ++n;
         }
@@ -134,36 +133,41 @@ int queueRetry(CtlContext& ctx) {
         return 0;
     }
     if (ctx.args.size() != 1) return ctx.usage(QStringLiteral("queue retry ID | --all"));
-    QString state;
+    spool::QueueState state;
     spool::Envelope e;
     if (int rc = findMessage(ctx, config, &state, &e)) return rc;
-    if (state != QStringLiteral("deferred"))
-        return ctx.fail(QStringLiteral("%1 is %2, not deferred (release held messages with 'queue release')").arg(e.id, state));
+    if (state != spool::QueueState::Deferred)
+        return ctx.fail(QStringLiteral("%1 is %2, not deferred (release held messages with 'queue release')").arg(e.id, spool::toString(state)));
     if (auto st = makeDue(config, state, e); !st) return ctx.fail(st.errorMessage());
     ctx.out << e.id << " due now" << Qt::endl;
     return 0;
 }
 
-int queueMove(CtlContext& ctx, const QStringList& from, const QString& to, const QString& verb) {
+// Moves the message named on the command line from one of `from` to `to`; no `to`: deletes it.
+int queueMove(CtlContext& ctx, const QList<spool::QueueState>& from, std::optional<spool::QueueState> to, const QString& verb) {
     Config config;
     if (!ctx.loadConfig(config) || !ctx.runAsDaemonUser(config)) return 1;
     if (ctx.args.size() != 1) return ctx.usage(QStringLiteral("queue %1 ID").arg(verb));
-    QString state;
+    spool::QueueState state;
     spool::Envelope e;
     if (int rc = findMessage(ctx, config, &state, &e)) return rc;
-    if (state == QStringLiteral("active"))
+    if (state == spool::QueueState::Active)
         return ctx.fail(QStringLiteral("%1 is being delivered right now; try again in a moment").arg(e.id));
-    if (!from.contains(state)) return ctx.fail(QStringLiteral("%1 is %2; '%3' works on %4 messages").arg(e.id, state, verb, from.join(QLatin1Char('/'))));
-    if (to.isEmpty()) {
+    if (!from.contains(state)) {
+        QStringList names;
+        for (const spool::QueueState s : from) names << spool::toString(s);
+        return ctx.fail(QStringLiteral("%1 is %2; '%3' works on %4 messages").arg(e.id, spool::toString(state), verb, names.join(QLatin1Char('/'))));
+    }
+    if (!to) {
         if (auto st = spool::removeMessage(config.queueDir(), state, e.id); !st) return ctx.fail(st.errorMessage());
         ctx.out << e.id << " deleted (no bounce sent)" << Qt::endl;
         return 0;
     }
-    if (to == QStringLiteral("deferred")) {
+    if (*to == spool::QueueState::Deferred) {
         if (auto st = makeDue(config, state, e); !st) return ctx.fail(st.errorMessage());
     }
-    if (auto st = spool::moveMessage(config.queueDir(), e.id, state, to); !st) return ctx.fail(st.errorMessage());
-    ctx.out << e.id << " " << (to == QStringLiteral("hold") ? "held" : "released, due now") << Qt::endl;
+    if (auto st = spool::moveMessage(config.queueDir(), e.id, state, *to); !st) return ctx.fail(st.errorMessage());
+    ctx.out << e.id << " " << (*to == spool::QueueState::Hold ? "held" : "released, due now") << Qt::endl;
     return 0;
 }
 
@@ -177,15 +181,19 @@ void addQueueCommands(QList<Command>& out) {
                    queueRetry};
     out << Command{{q, QStringLiteral("delete")}, QStringLiteral("ID"), QStringLiteral("remove a message without bouncing it"), {}, {},
                    [](CtlContext& c) {
-                       return queueMove(c, {QStringLiteral("incoming"), QStringLiteral("deferred"), QStringLiteral("hold"), QStringLiteral("corrupt")}, {},
-                                        QStringLiteral("delete"));
+                       using S = spool::QueueState;
+                       return queueMove(c, {S::Incoming, S::Deferred, S::Hold, S::Corrupt}, std::nullopt, QStringLiteral("delete"));
                    }};
     out << Command{{q, QStringLiteral("hold")}, QStringLiteral("ID"), QStringLiteral("keep a message from being delivered"), {}, {},
                    [](CtlContext& c) {
-                       return queueMove(c, {QStringLiteral("incoming"), QStringLiteral("deferred")}, QStringLiteral("hold"), QStringLiteral("hold"));
+                       using S = spool::QueueState;
+                       return queueMove(c, {S::Incoming, S::Deferred}, S::Hold, QStringLiteral("hold"));
                    }};
     out << Command{{q, QStringLiteral("release")}, QStringLiteral("ID"), QStringLiteral("let a held message be delivered again"), {}, {},
-                   [](CtlContext& c) { return queueMove(c, {QStringLiteral("hold")}, QStringLiteral("deferred"), QStringLiteral("release")); }};
+                   [](CtlContext& c) {
+                       using S = spool::QueueState;
+                       return queueMove(c, {S::Hold}, S::Deferred, QStringLiteral("release"));
+                   }};
 }
 
 }  // namespace postern::ctl

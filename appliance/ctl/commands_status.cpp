@@ -3,6 +3,7 @@
 //           trusted only when root wrote it: ctl.h supervisorPid()): each daemon,
 //           its state and listeners, restarts, why it keeps restarting; the queue
 //           size (counted by file name); the certificate's names and expiry.
+//           The scheduled backup: a failed or overdue one is a WARNING line.
 //           Exit 1 when the supervisor is not running or a service is not running.
 //   dkim    the DKIM key store (core/dkim_keys.h).
 #include "ctl.h"
@@ -27,8 +28,8 @@ namespace {
 
 qsizetype queuedCount(const Config& config) {
     qsizetype n = 0;
-    for (const QString& state : spool::queueStates()) {
-        const QString folder = config.queueDir() + QLatin1Char('/') + state;
+    for (const spool::QueueState state : spool::queueStates()) {
+        const QString folder = spool::stateDir(config.queueDir(), state);
         QStringList names;
         if (::geteuid() == 0) {
             auto dir = SafeDir::open(folder);
@@ -72,6 +73,8 @@ int status(CtlContext& ctx) {
     }
     // Counted by name, without opening the daemon user's files as root (queue list reads them as that user).
     ctx.out << "queue: " << queuedCount(config) << " message(s)" << Qt::endl;
+    bool backupWarning = false;
+    ctx.out << backupStatusLine(config, &backupWarning) << Qt::endl;  // a warning, not a failure
     auto cert = certificateInfo(config.path(QStringLiteral("tls.cert")));
     if (cert) {
         const qint64 days = QDateTime::currentDateTimeUtc().daysTo(cert->notAfter);

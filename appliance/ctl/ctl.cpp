@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <termios.h>
 #include <limits>
+#include <optional>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -86,7 +87,8 @@ qint64 supervisorPid(const Config& config, QJsonObject* status) {
     const QJsonObject o = QJsonDocument::fromJson(f.read(1024 * 1024)).object();
     if (status) *status = o;
     const qint64 pid = o.value(QStringLiteral("pid")).toInteger();
-    if (pid <= 1 || pid > std::numeric_limits<pid_t>::max()) return 0;
+    // PID 1 is valid: in the container image the supervisor is init.
+    if (pid < 1 || pid > std::numeric_limits<pid_t>::max()) return 0;
     if (::kill(pid_t(pid), 0) != 0 && errno != EPERM) return 0;
     // And it is the supervisor, not whatever process got that pid since (comm is cut at 15 bytes).
     QFile comm(QStringLiteral("/proc/%1/comm").arg(pid));
@@ -104,6 +106,8 @@ QList<Command> allCommands() {
     addFirewallCommands(cmds);
     addCheckCommands(cmds);
     addCertCommands(cmds);
+    addBackupCommands(cmds);
+    addImportCommands(cmds);
     return cmds;
 }
 
@@ -113,7 +117,7 @@ void printHelp(QTextStream& s, const QList<Command>& cmds) {
          "The config folder is --config DIR, else $POSTERN_CONFIG, else /etc/postern.\n\ncommands:\n";
     for (const Command& c : cmds) {
         QString line = QStringLiteral("  %1 %2").arg(c.words.join(QLatin1Char(' ')), c.usage).trimmed();
-        s << "  " << line.leftJustified(58) << " " << c.summary << "\n";
+        s << "  " << line.leftJustified(58) << " " << c.summary << (c.needsRoot ? " (root)" : "") << "\n";
     }
     s.flush();
 }
@@ -183,11 +187,10 @@ QString readNewPassword(CtlContext& ctx, QString* error, bool* generated) {
     return a;
 }
 
-int runCtl(const QStringList& arguments, QTextStream& out, QTextStream& err) {
-    const QList<Command> cmds = allCommands();
-    QStringList rest = arguments.mid(1);
-    QString configDir;
-    // Global options come before the command words.
+namespace {
+
+// Global options before the command words; the exit status when posternctl should stop here.
+std::optional<int> takeGlobalOptions(QStringList& rest, QString* configDir, const QList<Command>& cmds, QTextStream& out, QTextStream& err) {
     while (!rest.isEmpty() && rest.first().startsWith(QLatin1Char('-'))) {
         const QString a = rest.takeFirst();
         if (a == u"-h" || a == u"--help") {
@@ -203,25 +206,80 @@ int runCtl(const QStringList& arguments, QTextStream& out, QTextStream& err) {
                 err << "posternctl: --config needs a folder" << Qt::endl;
                 return 2;
             }
-            configDir = rest.takeFirst();
+            *configDir = rest.takeFirst();
         } else if (a.startsWith(u"--config=")) {
-            configDir = a.mid(9);
+            *configDir = a.mid(9);
         } else {
             err << "posternctl: unknown option " << a << " (see posternctl --help)" << Qt::endl;
             return 2;
         }
     }
-    if (rest.isEmpty()) {
-        printHelp(err, cmds);
-        return 2;
-    }
-    // Longest match of command words.
+    return std::nullopt;
+}
+
+// The command whose words start `rest` (the longest match), or null.
+const Command* findCommand(const QList<Command>& cmds, const QStringList& rest) {
     const Command* best = nullptr;
     for (const Command& c : cmds) {
         if (c.words.size() > rest.size()) continue;
         if (rest.mid(0, c.words.size()) != c.words) continue;
         if (!best || c.words.size() > best->words.size()) best = &c;
     }
+    return best;
+}
+
+// Options and arguments after the command words into ctx; the exit status when posternctl
+// should stop here (--help, a usage error).
+std::optional<int> takeCommandOptions(const Command& cmd, const QStringList& tail, CtlContext& ctx) {
+    for (qsizetype i = 0; i < tail.size(); ++i) {
+        const QString& a = tail.at(i);
+        if (a == u"--") {
+            ctx.args << tail.mid(i + 1);
+            break;
+        }
+        if (!a.startsWith(u"--") || a.size() <= 2) {
+            ctx.args << a;
+            continue;
+        }
+        QString name = a.mid(2);
+        QString value;
+        const qsizetype eq = name.indexOf(QLatin1Char('='));
+        if (eq >= 0) {
+            value = name.mid(eq + 1);
+            name = name.left(eq);
+        } else if (cmd.valueOptions.contains(name)) {
+            if (i + 1 >= tail.size()) return ctx.usage(QStringLiteral("--%1 needs a value").arg(name));
+            value = tail.at(++i);
+        }
+        if (name == u"help") {
+            ctx.out << "usage: posternctl " << cmd.words.join(QLatin1Char(' ')) << " " << cmd.usage << "\n  " << cmd.summary
+                    << (cmd.needsRoot ? " (root)" : "") << Qt::endl;
+            return 0;
+        }
+        if (name == u"config") {  // also accepted after the command words
+            ctx.configDir = value;
+            continue;
+        }
+        if (!cmd.valueOptions.contains(name) && !cmd.flags.contains(name))
+            return ctx.usage(QStringLiteral("unknown option --%1 for '%2' (usage: %2 %3)").arg(name, cmd.words.join(QLatin1Char(' ')), cmd.usage));
+        if (eq >= 0 && !cmd.valueOptions.contains(name)) return ctx.usage(QStringLiteral("--%1 takes no value").arg(name));
+        ctx.opts.insert(name, value);
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+int runCtl(const QStringList& arguments, QTextStream& out, QTextStream& err) {
+    const QList<Command> cmds = allCommands();
+    QStringList rest = arguments.mid(1);
+    QString configDir;
+    if (const auto stop = takeGlobalOptions(rest, &configDir, cmds, out, err)) return *stop;
+    if (rest.isEmpty()) {
+        printHelp(err, cmds);
+        return 2;
+    }
+    const Command* best = findCommand(cmds, rest);
     if (!best) {
         QStringList near;
         for (const Command& c : cmds)
@@ -233,43 +291,10 @@ int runCtl(const QStringList& arguments, QTextStream& out, QTextStream& err) {
     }
     if (configDir.isEmpty()) configDir = resolveConfigDir({});
     CtlContext ctx{configDir, {}, {}, out, err};
-    const QStringList tail = rest.mid(best->words.size());
-    for (qsizetype i = 0; i < tail.size(); ++i) {
-        const QString& a = tail.at(i);
-        if (a == u"--") {
-            ctx.args << tail.mid(i + 1);
-            break;
-        }
-        if (a.startsWith(u"--") && a.size() > 2) {
-            QString name = a.mid(2);
-            QString value;
-            const qsizetype eq = name.indexOf(QLatin1Char('='));
-            if (eq >= 0) {
-                value = name.mid(eq + 1);
-                name = name.left(eq);
-            } else if (best->valueOptions.contains(name)) {
-                if (i + 1 >= tail.size()) return ctx.usage(QStringLiteral("--%1 needs a value").arg(name));
-                value = tail.at(++i);
-            }
-            if (name == u"help") {
-                out << "usage: posternctl " << best->words.join(QLatin1Char(' ')) << " " << best->usage << "\n  "
-                    << best->summary << Qt::endl;
-                return 0;
-            }
-            if (name == u"config") {  // also accepted after the command words
-                ctx.configDir = value;
-                continue;
-            }
-            if (!best->valueOptions.contains(name) && !best->flags.contains(name))
-                return ctx.usage(QStringLiteral("unknown option --%1 for '%2' (usage: %2 %3)")
-                                     .arg(name, best->words.join(QLatin1Char(' ')), best->usage));
-            if (eq >= 0 && !best->valueOptions.contains(name))
-                return ctx.usage(QStringLiteral("--%1 takes no value").arg(name));
-            ctx.opts.insert(name, value);
-        } else {
-            ctx.args << a;
-        }
-    }
+    if (const auto stop = takeCommandOptions(*best, rest.mid(best->words.size()), ctx)) return *stop;
+    // A dry run changes nothing, so it never needs root.
+    if (best->needsRoot && ::geteuid() != 0 && !ctx.has(QStringLiteral("dry-run")))
+        return ctx.usage(QStringLiteral("'%1' needs root (run it as root, e.g. with sudo)").arg(best->words.join(QLatin1Char(' '))));
     return best->run(ctx);
 }
 

@@ -7,13 +7,22 @@
 //
 // Handlers get a CtlContext (config folder, parsed options, output streams)
 // and return the exit status: 0 ok, 1 operation failed, 2 usage error.
+// A command marked needsRoot is refused before its handler runs when
+// posternctl is not root (exit 2, "posternctl: 'firewall apply' needs root"),
+// unless --dry-run asks it to change nothing; the help marks such commands
+// "(root)". Only commands that change the system outside the config folder are
+// root-only (the firewall): `cert install`/`cert renew` write the config folder,
+// which a demo instance run by a normal user owns (its supervisor renews as that user).
 // Every error is one clear line on stderr starting with "posternctl: ".
 //
 // Security: posternctl usually runs as root. The daemon user owns data_dir, so
 // every file there (queue, ready and status files, the log) is either handled
-// as that user (the queue commands call runAsDaemonUser() first and drop root
-// for good) or reached through core/safe_path.h (no link planted there is
-// followed, no FIFO opened, no hard link read). The supervisor's pid, to which
+// as that user (the queue, import and export commands call runAsDaemonUser()
+// first and drop root for good; `backup create` reads data_dir in a forked child
+// that dropped root) or reached through core/safe_path.h (no link planted there
+// is followed, no FIFO opened, no hard link read). `restore` never writes into an
+// existing data_dir: it builds a new root-only folder beside it, hands it over
+// (chownTree) and renames it into place (backup_snapshot.h). The supervisor's pid, to which
 // `cert install`/`cert renew` send SIGHUP, is taken only from a status file
 // owned by root and only when that process is postern-appliance (supervisorPid()).
 #pragma once
@@ -61,7 +70,7 @@ struct Command {
     QStringList valueOptions;  // options that take a value
     QStringList flags;         // options without a value
     std::function<int(CtlContext&)> run;
-    bool needsRoot = false;    // documented; checked by the handler where it matters
+    bool needsRoot = false;    // refused unless root (or --dry-run), see above; "(root)" in the help
 };
 
 // Areas append their commands here.
@@ -73,6 +82,11 @@ void addQueueCommands(QList<Command>& out);
 void addFirewallCommands(QList<Command>& out);
 void addCheckCommands(QList<Command>& out);
 void addCertCommands(QList<Command>& out);
+void addBackupCommands(QList<Command>& out);
+void addImportCommands(QList<Command>& out);
+
+// `posternctl status`'s backup line (commands_backup.cpp); *warn when it is a warning.
+QString backupStatusLine(const Config& config, bool* warn);
 
 QList<Command> allCommands();
 int runCtl(const QStringList& arguments, QTextStream& out, QTextStream& err);

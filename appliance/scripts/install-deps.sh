@@ -9,7 +9,7 @@
 #
 # Idempotent: packages already installed are skipped, and when nothing is
 # missing no apt command runs at all. Services that Debian would start on
-# install (nsd, unbound, ...) are held back with a temporary policy-rc.d, so
+# install (nsd, unbound, dovecot, ...) are held back with a temporary policy-rc.d, so
 # the test suite starts its own instances on free loopback ports.
 set -eu
 
@@ -20,7 +20,7 @@ BUILD_PKGS="publicsuffix build-essential cmake ninja-build pkg-config ccache git
 FUZZ_PKGS="clang libclang-rt-14-dev"
 TEST_PKGS="$FUZZ_PKGS python3 swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl curl msmtp fetchmail isync getmail6 offlineimap imapfilter
  nsd bind9-utils python3-dkim python3-nacl python3-dnspython unbound argon2 whois nftables iptables ufw iproute2 tmux pebble
- procps psmisc util-linux e2fsprogs"
+ procps psmisc util-linux e2fsprogs restic dovecot-imapd"
 IMAGE_PKGS="mmdebstrap buildah podman runc skopeo umoci qemu-system-x86 qemu-utils ovmf
  systemd-boot-efi mtools dosfstools fdisk systemd-container bubblewrap uidmap zstd slirp4netns e2fsprogs"
 # Benchmark peers (tests/bench/), never installed by `all`: Postfix's "No configuration"

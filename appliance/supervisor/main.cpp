@@ -8,7 +8,8 @@
 //   run_dir (which the daemon user owns).
 //   Runs as: root, all its life (it starts the daemons as root so they can bind
 //   ports below 1024, and restarts them; it starts `posternctl cert renew
-//   --if-due` twice a day).
+//   --if-due` twice a day and `posternctl backup run --if-due` hourly when a
+//   restic repository is set).
 //   Writes: run/postern-appliance.status and .ready and mail.log, in folders the
 //   daemon user owns, only through core/atomic_file.h and core/log.h, which as
 //   root reach them by SafeDir (core/safe_path.h): a link, hard link or FIFO put

@@ -3,7 +3,9 @@
 
 #include "core/atomic_file.h"
 #include "core/log.h"
+#include "core/posix_io.h"
 #include "core/process.h"
+#include "core/services.h"
 
 #include <QCoreApplication>
 #include <QDir>
@@ -21,29 +23,17 @@
 namespace postern {
 
 namespace {
-void writeAllStderr(const QByteArray& b) {
-    const char* p = b.constData();
-    size_t left = size_t(b.size());
-    while (left > 0) {
-        const ssize_t n = ::write(STDERR_FILENO, p, left);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return;
-        p += n;
-        left -= size_t(n);
-    }
-}
+void writeAllStderr(const QByteArray& b) { (void)writeAll(STDERR_FILENO, b, QString()); }
 }  // namespace
 
-const QList<ServiceSpec>& serviceTable() {
-    static const QList<ServiceSpec> table = {
-        {QStringLiteral("postern-smtpd"),
-         {QStringLiteral("smtp.listen"), QStringLiteral("submission.listen"), QStringLiteral("submissions.listen")}, false},
-        {QStringLiteral("postern-imapd"), {QStringLiteral("imap.listen"), QStringLiteral("imaps.listen")}, false},
-        {QStringLiteral("postern-pop3d"), {QStringLiteral("pop3.listen"), QStringLiteral("pop3s.listen")}, false},
-        {QStringLiteral("postern-queued"), {}, true},
-        {QStringLiteral("postern-webd"), {QStringLiteral("http.listen"), QStringLiteral("https.listen")}, false},
-    };
-    return table;
+QList<ServiceSpec> serviceTable() {
+    QList<ServiceSpec> out;
+    for (const ServiceInfo& s : services()) {
+        ServiceSpec spec{s.program, {}, s.withoutListeners};
+        for (const ListenerInfo& l : listenersOf(s.program)) spec.listenerKeys << l.settingKey();
+        out << spec;
+    }
+    return out;
 }
 
 QString Supervisor::toString(State s) {
@@ -71,15 +61,37 @@ Supervisor::~Supervisor() = default;
 
 // Certificate renewal runs as its own short-lived process (posternctl, as root like
 // us), so a slow CA never blocks supervision; it reloads the daemons by SIGHUP to us.
-void Supervisor::runMaintenance() {
-    QString ctl;
+QString Supervisor::findCtl() const {
     for (const QString& d : {QCoreApplication::applicationDirPath(), QStringLiteral("/usr/sbin"), QStringLiteral("/usr/local/sbin")}) {
         const QFileInfo f(d + QStringLiteral("/posternctl"));
-        if (f.isFile() && f.isExecutable()) {
-            ctl = f.canonicalFilePath();
-            break;
-        }
+        if (f.isFile() && f.isExecutable()) return f.canonicalFilePath();
     }
+    return {};
+}
+
+// The scheduled restic backup: posternctl decides whether it is due (backup.interval
+// since the last success, an hour after a failure) and keeps the result for
+// `posternctl backup status` / `posternctl status`.
+void Supervisor::runBackup() {
+    const QString ctl = findCtl();
+    if (ctl.isEmpty() || m_config.value(QStringLiteral("backup.restic_repository")).isEmpty() || m_backupProcess) return;
+    auto* p = new QProcess(this);
+    m_backupProcess = p;
+    p->setProcessChannelMode(QProcess::MergedChannels);
+    connect(p, &QProcess::finished, this, [p](int code) {
+        const QString out = QString::fromUtf8(p->readAll()).trimmed().replace(QLatin1Char('\n'), QStringLiteral(" | "));
+        if (code == 0) {
+            if (!out.isEmpty()) log::info(u"supervisor.backup", log::Fields().add("result", out.left(500)));
+        } else {
+            log::error(u"supervisor.backup_failed", log::Fields().add("exit", code).add("output", out.left(1000)));
+        }
+        p->deleteLater();
+    });
+    p->start(ctl, {QStringLiteral("--config"), m_configDir, QStringLiteral("backup"), QStringLiteral("run"), QStringLiteral("--if-due")});
+}
+
+void Supervisor::runMaintenance() {
+    const QString ctl = findCtl();
     if (ctl.isEmpty() || !m_config.flag(QStringLiteral("acme.enabled")) || m_maintenanceProcess) return;
     auto* p = new QProcess(this);
     m_maintenanceProcess = p;
@@ -117,7 +129,14 @@ void Supervisor::start() {
     m_maintenance.setInterval(12 * 3600 * 1000);
     connect(&m_maintenance, &QTimer::timeout, this, &Supervisor::runMaintenance);
     m_maintenance.start();
-    QTimer::singleShot(5 * 60 * 1000, this, &Supervisor::runMaintenance);  // soon after start, once the web daemon listens
+    // POSTERN_SCHEDULE_DELAY_MS (tests) shortens the wait before the first runs.
+    bool delaySet = false;
+    const int firstDelay = qEnvironmentVariableIntValue("POSTERN_SCHEDULE_DELAY_MS", &delaySet);
+    QTimer::singleShot(delaySet ? firstDelay : 5 * 60 * 1000, this, &Supervisor::runMaintenance);  // soon after start, once the web daemon listens
+    m_backup.setInterval(3600 * 1000);
+    connect(&m_backup, &QTimer::timeout, this, &Supervisor::runBackup);
+    m_backup.start();
+    QTimer::singleShot(delaySet ? firstDelay : 10 * 60 * 1000, this, &Supervisor::runBackup);  // once the daemons have settled
     if (auto st = ensureDirectory(m_config.runDir(), 0755); !st) log::error(u"supervisor.run_dir", log::Fields().add("error", st.errorMessage()));
     (void)removeFile(m_config.runDir() + QStringLiteral("/postern-appliance.ready"));
     for (const ServiceSpec& spec : serviceTable()) {
@@ -367,6 +386,7 @@ void Supervisor::reapOrphans() {
         for (const auto& s : m_services)
             if (s->process && s->process->processId() == info.si_pid) ours = true;
         if (m_maintenanceProcess && m_maintenanceProcess->processId() == info.si_pid) ours = true;
+        if (m_backupProcess && m_backupProcess->processId() == info.si_pid) ours = true;
         if (ours) return;  // QProcess collects it
         ::waitpid(info.si_pid, nullptr, WNOHANG);
     }

@@ -1,8 +1,9 @@
 // supervisor.h — postern-appliance: starts and watches the daemons.
 //
-// One service table (serviceTable()): program, the listener settings it
-// serves (a daemon whose listeners are all empty is not started), whether it
-// runs without listeners (the outbound queue runner). For each service the
+// The service table is the core's (core/services.h): the programs to start,
+// in order, whether one runs without listeners (the outbound queue runner),
+// and, from the listener table, the listener settings each serves (a daemon
+// whose listeners are all empty is not started). For each service the
 // supervisor finds the binary ($POSTERN_LIBEXEC, its own folder, ../libexec/
 // postern, /usr/libexec/postern), starts it with --config, waits for its
 // ready file (<run_dir>/<program>.ready with the child's pid), restarts it
@@ -15,6 +16,13 @@
 // daemons whose restart-only settings changed.
 // As PID 1 (container): reaps orphaned processes without touching the
 // children QProcess waits for (waitid with WNOWAIT first).
+// Schedules (each a short-lived `posternctl` process as root, never two at once):
+// `cert renew --if-due` twice a day (5 minutes after start, then every 12 h) and
+// `backup run --if-due` every hour (10 minutes after start) when
+// backup.restic_repository is set; posternctl decides whether the backup is due
+// and records the result for `posternctl backup status`. Their results are logged
+// (supervisor.cert_renew[_failed], supervisor.backup[_failed]). The environment
+// variable POSTERN_SCHEDULE_DELAY_MS (used by the tests) shortens the first wait.
 // State for `posternctl status`: <run_dir>/postern-appliance.status (JSON),
 // and <run_dir>/postern-appliance.ready once every service is ready.
 // A daemon's stderr is passed on to ours; its last line is kept, so a daemon
@@ -38,10 +46,9 @@
 #include <QElapsedTimer>
 #include <QMap>
 #include <QObject>
-#include <QProcess>
-#include <QStringList>
 #include <QPointer>
 #include <QProcess>
+#include <QStringList>
 #include <QTimer>
 #include <memory>
 
@@ -50,12 +57,13 @@ namespace postern {
 inline constexpr qint64 kMaxReadyFileBytes = 64 * 1024;
 inline constexpr qsizetype kMaxErrorLine = 1000;
 
+// One row of the core's service table with the listener settings that enable it.
 struct ServiceSpec {
     QString program;
     QStringList listenerKeys;   // e.g. {"smtp.listen", ...}
     bool withoutListeners = false;
 };
-const QList<ServiceSpec>& serviceTable();
+QList<ServiceSpec> serviceTable();
 
 class Supervisor : public QObject {
     Q_OBJECT
@@ -105,6 +113,10 @@ private:
     QTimer m_maintenance;  // twice a day: posternctl cert renew --if-due (ACME)
     QPointer<QProcess> m_maintenanceProcess;  // not to be reaped as an orphan
     void runMaintenance();
+    QTimer m_backup;  // hourly: posternctl backup run --if-due (restic; acts once backup.interval passed)
+    QPointer<QProcess> m_backupProcess;
+    void runBackup();
+    QString findCtl() const;
 };
 
 }  // namespace postern

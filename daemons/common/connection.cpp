@@ -2,6 +2,7 @@
 #include "connection.h"
 
 #include "core/log.h"
+#include "core/posix_io.h"
 #include "core/stats.h"
 
 #include <openssl/err.h>
@@ -35,8 +36,6 @@ void ignoreSigpipe() {
 
 // The first queued OpenSSL error as text (the queue is emptied: it is per thread).
 QString takeOpenSslError() { return postern::takeOpenSslError(QStringLiteral("unexpected end of stream")); }
-
-QString errnoText(int err) { return QString::fromLocal8Bit(std::strerror(err)); }
 
 bool peerWentAway(int err) { return err == ECONNRESET || err == EPIPE || err == ETIMEDOUT; }
 
@@ -236,9 +235,7 @@ Connection::ReadResult Connection::readInput(qint64 room) {
         }
         got = r;
     } else {
-        ssize_t r;
-        do r = ::recv(m_fd, buf, size_t(want), 0);
-        while (r < 0 && errno == EINTR);
+        const ssize_t r = retryOnEintr([&] { return ::recv(m_fd, buf, size_t(want), 0); });
         if (r == 0) return ReadResult::Eof;
         if (r < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) return ReadResult::WouldBlock;
@@ -270,9 +267,7 @@ Connection::WriteResult Connection::writeSome(const char* data, qint64 size, qin
                                                                        : QStringLiteral("TLS error: %1").arg(takeOpenSslError());
         return WriteResult::Failed;
     }
-    ssize_t r;
-    do r = ::send(m_fd, data, size_t(n), MSG_NOSIGNAL);
-    while (r < 0 && errno == EINTR);
+    const ssize_t r = retryOnEintr([&] { return ::send(m_fd, data, size_t(n), MSG_NOSIGNAL); });
     if (r >= 0) {
         *written = r;
         return WriteResult::Wrote;
@@ -377,6 +372,10 @@ void Connection::onWritable() {
 
 // ---- feeding the session ------------------------------------------------------
 
+// One function (about 80 lines) on purpose: the loop's exits and the m_processing
+// guard have to be read together with the tail that decides what each stop means
+// (suspended, half-closed, STARTTLS); split up, the re-entrancy rule would be spread
+// over several places.
 void Connection::process() {
     if (m_processing || m_finished) return;  // re-entered from a session callback
     m_processing = true;
@@ -469,10 +468,9 @@ qint64 Connection::discardPipelinedPlaintext() {
     accountInput();
     char buf[4096];
     for (;;) {
-        const ssize_t r = ::recv(m_fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (r > 0) dropped += r;
-        else if (r < 0 && errno == EINTR) continue;
-        else break;
+        const ssize_t r = retryOnEintr([&] { return ::recv(m_fd, buf, sizeof buf, MSG_DONTWAIT); });
+        if (r <= 0) break;
+        dropped += r;
     }
     return dropped;
 }

@@ -18,9 +18,8 @@
 
 namespace postern {
 
-DaemonServer::DaemonServer(const Config& config, QString program, QList<ListenerSpec> specs, SessionFactory factory,
-                           QObject* parent)
-    : QObject(parent), m_config(config), m_program(std::move(program)), m_specs(std::move(specs)),
+DaemonServer::DaemonServer(const Config& config, QString program, SessionFactory factory, QObject* parent)
+    : QObject(parent), m_config(config), m_program(std::move(program)), m_specs(listenersOf(m_program)),
       m_factory(std::move(factory)) {
     m_options.handshakeTimeoutMs = config.durationMs(QStringLiteral("tls.handshake_timeout"));
     m_heapTrim.setSingleShot(true);
@@ -77,8 +76,8 @@ void DaemonServer::watchCertificate() {
 Status DaemonServer::start() {
     if (auto st = reloadTls(); !st) return st;
     watchCertificate();
-    for (const ListenerSpec& spec : m_specs) {
-        const auto addresses = m_config.listeners(spec.settingKey);
+    for (const ListenerInfo& spec : m_specs) {
+        const auto addresses = m_config.listeners(spec.settingKey());
         for (const ListenAddress& la : addresses) {
             auto* l = new Listener(spec.mode, this);
             if (!m_inherited.isEmpty()) {

@@ -1,8 +1,10 @@
 // daemon_server.h — listeners, connection limits and lifecycle of one daemon.
 //
 // Interface:
-//   DaemonServer(config, program, specs, factory)
-//     specs: which listener settings this daemon serves ({"smtp.listen", Mx}, ...).
+//   DaemonServer(config, program, factory)
+//     binds the listeners the listener table (core/services.h) gives `program`
+//     (postern-smtpd: smtp.listen as Mx, submission.listen, submissions.listen);
+//     a program without rows there (postern-queued) listens nowhere.
 //     factory(io, mode) -> the ProtocolSession for a new connection.
 //   start()        load TLS (core serverTlsContext), bind every address of
 //                  every enabled listener (port 0 = OS chooses). Errors name the
@@ -26,10 +28,10 @@
 #pragma once
 
 #include "connection.h"
-#include "listener_mode.h"
 
 #include "core/config.h"
 #include "core/result.h"
+#include "core/services.h"
 
 #include <QFileSystemWatcher>
 #include <QHash>
@@ -62,15 +64,10 @@ private:
 class DaemonServer : public QObject {
     Q_OBJECT
 public:
-    struct ListenerSpec {
-        QString settingKey;  // e.g. "smtp.listen"
-        ListenerMode mode;
-    };
     using SessionFactory = std::function<std::unique_ptr<ProtocolSession>(SessionIo& io, ListenerMode mode)>;
     using Refusal = std::function<QByteArray(ListenerMode mode)>;
 
-    DaemonServer(const Config& config, QString program, QList<ListenerSpec> specs, SessionFactory factory,
-                 QObject* parent = nullptr);
+    DaemonServer(const Config& config, QString program, SessionFactory factory, QObject* parent = nullptr);
     ~DaemonServer() override;
 
     Status start();
@@ -97,7 +94,7 @@ private:
 
     const Config& m_config;
     QString m_program;
-    QList<ListenerSpec> m_specs;
+    QList<ListenerInfo> m_specs;  // this program's rows of the listener table
     SessionFactory m_factory;
     Refusal m_refusal;
     QList<Listener*> m_listeners;

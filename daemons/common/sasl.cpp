@@ -51,6 +51,18 @@ SaslServer::Step SaslServer::plain(const QByteArray& b64) {
     return s;
 }
 
+// LOGIN: the user name (as the initial response or the answer to "Username:"); next, "Password:".
+SaslServer::Step SaslServer::loginUser(const QByteArray& b64) {
+    QByteArray user;
+    if (!decode(b64, &user) || user.isEmpty() || user.size() > kMaxField) return fail(Failure::Syntax, QStringLiteral("invalid user name"));
+    m_user = QString::fromUtf8(user);
+    m_stage = 2;
+    Step s;
+    s.kind = StepKind::Challenge;
+    s.challenge = "Password:";
+    return s;
+}
+
 SaslServer::Step SaslServer::start(const QString& mechanism, const QByteArray& initialResponse, bool hasInitialResponse) {
     m_mechanism = mechanism.toUpper();
     m_stage = 0;
@@ -64,17 +76,7 @@ SaslServer::Step SaslServer::start(const QString& mechanism, const QByteArray& i
         return s;
     }
     if (m_mechanism == u"LOGIN") {
-        if (hasInitialResponse) {
-            QByteArray user;
-            if (!decode(initialResponse, &user) || user.isEmpty() || user.size() > kMaxField)
-                return fail(Failure::Syntax, QStringLiteral("invalid user name"));
-            m_user = QString::fromUtf8(user);
-            m_stage = 2;
-            Step s;
-            s.kind = StepKind::Challenge;
-            s.challenge = "Password:";
-            return s;
-        }
+        if (hasInitialResponse) return loginUser(initialResponse);
         m_stage = 1;
         Step s;
         s.kind = StepKind::Challenge;
@@ -88,17 +90,7 @@ SaslServer::Step SaslServer::next(const QByteArray& lineIn) {
     const QByteArray line = lineIn.trimmed();
     if (line == "*") return fail(Failure::Cancelled, QStringLiteral("client cancelled"));
     if (m_mechanism == u"PLAIN" && m_stage == 1) return plain(line);
-    if (m_mechanism == u"LOGIN" && m_stage == 1) {
-        QByteArray user;
-        if (!decode(line, &user) || user.isEmpty() || user.size() > kMaxField)
-            return fail(Failure::Syntax, QStringLiteral("invalid user name"));
-        m_user = QString::fromUtf8(user);
-        m_stage = 2;
-        Step s;
-        s.kind = StepKind::Challenge;
-        s.challenge = "Password:";
-        return s;
-    }
+    if (m_mechanism == u"LOGIN" && m_stage == 1) return loginUser(line);
     if (m_mechanism == u"LOGIN" && m_stage == 2) {
         QByteArray pw;
         if (!decode(line, &pw) || pw.isEmpty() || pw.size() > kMaxField)

@@ -45,6 +45,7 @@ public:
 private:
     Step fail(Failure f, const QString& reason);
     Step plain(const QByteArray& b64);
+    Step loginUser(const QByteArray& b64);
     bool decode(const QByteArray& b64, QByteArray* out);
 
     QString m_mechanism;

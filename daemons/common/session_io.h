@@ -37,7 +37,7 @@
 // discarded and logged (CVE-2011-0411 class) before the handshake starts.
 #pragma once
 
-#include "listener_mode.h"
+#include "core/services.h"
 
 #include <QByteArray>
 #include <QHostAddress>

@@ -209,6 +209,4 @@ void FolderWatch::synced() {
     m_expected.clear();
 }
 
-int FolderWatch::watchedFolders() { return int(FolderWatchRegistry::get().byInode.size()); }
-
 }  // namespace postern::imap

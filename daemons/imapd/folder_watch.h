@@ -65,9 +65,6 @@ public:
     bool reliable() const;
     void setNotify(std::function<void()> notify) { m_notify = std::move(notify); }
 
-    // Folders watched now in this process (for tests).
-    static int watchedFolders();
-
 private:
     FolderWatch() = default;
     void deliver(Op op, bool inNew, const QString& name);

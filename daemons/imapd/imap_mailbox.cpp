@@ -327,17 +327,6 @@ QString MailboxView::path(int index) const {
     return messageDir(m.inNew) + m.fileName;
 }
 
-int MailboxView::seqOfUid(quint32 uid) const {
-    // Messages are in UID order: binary search.
-    qsizetype lo = 0, hi = m_messages.size();
-    while (lo < hi) {
-        const qsizetype mid = (lo + hi) / 2;
-        if (m_messages.at(mid).uid < uid) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < m_messages.size() && m_messages.at(lo).uid == uid ? int(lo) + 1 : 0;
-}
-
 bool MailboxView::setChangeNotify(std::function<void()> notify) {
     if (!m_watch) return false;
     m_watch->setNotify(std::move(notify));

@@ -165,7 +165,6 @@ public:
     QList<quint32> expungedSince(quint64 modseq, bool* complete) const;
     // The folder's index (mod-sequences, parsed-data cache); may be null.
     std::shared_ptr<MailboxIndex> index() const;
-    int seqOfUid(quint32 uid) const;  // 1-based, 0 if absent (ghosts count)
 
     // IMAP flags <-> maildir letters. imapFlags includes \Recent where this session has it.
     QStringList imapFlags(int index) const;

@@ -269,6 +269,8 @@ std::optional<Token> ArgParser::parseLiteral() {
     return t;
 }
 
+// Slightly over 80 lines on purpose: the RFC 9051 token grammar (atom, quoted, literal,
+// literal8, list, NIL, sections) in one switch, where the depth limit is checked.
 std::optional<Token> ArgParser::parseToken(int depth) {
     if (depth > kMaxDepth) {
         m_error = QStringLiteral("nesting too deep");
@@ -377,11 +379,6 @@ QByteArray quoteString(const QByteArray& s) {
         out += c;
     }
     return out + '"';
-}
-
-QByteArray quoteOrNil(const QByteArray& s, bool nilWhenEmpty) {
-    if (s.isNull() || (nilWhenEmpty && s.isEmpty())) return "NIL";
-    return quoteString(s);
 }
 
 }  // namespace postern::imap

@@ -90,7 +90,6 @@ public:
     RawCommand takeCommand();  // the complete command; the reader starts afresh
     QByteArray currentTag() const;  // tag of the command being read (for error replies)
     void reset();
-    bool inLiteral() const { return m_literalLeft > 0; }
     // Before login the small limits apply (ReaderLimits::...BeforeAuth).
     void setAuthenticated(bool authenticated) { m_authenticated = authenticated; }
     // Why the last LiteralRefused / NonSyncLiteralRefused, and the limit that was hit.
@@ -165,6 +164,5 @@ inline constexpr quint64 kMaxNumber64 = 0x7FFFFFFFFFFFFFFFu;  // number64 (63-bi
 
 // Quoted string or literal for a response.
 QByteArray quoteString(const QByteArray& s);
-QByteArray quoteOrNil(const QByteArray& s, bool nilWhenEmpty = true);
 
 }  // namespace postern::imap

@@ -70,8 +70,6 @@ imap::SessionConfig sessionConfig(const Config& c) {
 
 struct ImapDaemon {
     const Config* config = nullptr;
-    std::unique_ptr<AccountStore> accounts;
-    std::unique_ptr<Authenticator> auth;
     std::unique_ptr<LocalImapBackend> backend;
     imap::SessionConfig sessionConfig;
 };
@@ -82,21 +80,16 @@ int main(int argc, char** argv) {
     static ImapDaemon d;
     DaemonSpec spec;
     spec.program = QStringLiteral("postern-imapd");
-    spec.description = QStringLiteral("Postern IMAP daemon: imap.listen (STARTTLS) and imaps.listen (implicit TLS).");
+    spec.accounts = AccountUse::Authenticate;
     spec.processesSetting = QStringLiteral("imap.processes");
-    spec.create = [](Config& config, QObject* parent) -> Result<DaemonServer*> {
+    spec.create = [](DaemonContext& ctx, QObject* parent) -> Result<DaemonServer*> {
+        const Config& config = ctx.config;
         d.config = &config;
-        d.accounts = std::make_unique<AccountStore>(config.configDir());
-        QString error;
-        d.accounts->current(&error);
-        if (!error.isEmpty()) return Result<DaemonServer*>::fail(QStringLiteral("accounts: %1").arg(error));
-        d.auth = std::make_unique<Authenticator>(config, d.accounts.get());
-        d.backend = std::make_unique<LocalImapBackend>(*d.accounts, *d.auth);
+        d.backend = std::make_unique<LocalImapBackend>(*ctx.accounts, *ctx.auth);
         d.sessionConfig = sessionConfig(config);
         InputBudget::process().setLimit(config.size(QStringLiteral("imap.max_buffered_input")));
         auto* server = new DaemonServer(
-            config, QStringLiteral("postern-imapd"),
-            {{QStringLiteral("imap.listen"), ListenerMode::Imap}, {QStringLiteral("imaps.listen"), ListenerMode::Imaps}},
+            config, ctx.program,
             [](SessionIo& io, ListenerMode) { return std::make_unique<imap::ImapSession>(io, *d.backend, d.sessionConfig); }, parent);
         server->setLimits(int(config.integer(QStringLiteral("imap.max_connections"))),
                           int(config.integer(QStringLiteral("imap.max_connections_per_ip"))),
@@ -121,16 +114,9 @@ int main(int argc, char** argv) {
         return server;
     };
     spec.writableFolders = [](const Config& config) { return QStringList{config.mailDir()}; };
-    // As the mail user, never as root: the throttle file is in run_dir, which it owns.
-    spec.started = []() -> Status {
-        if (auto t = d.auth->openSharedThrottle(); !t)
-            log::warn(u"auth.throttle_not_shared", log::Fields().add("error", t.errorMessage()));
-        return {};
-    };
     spec.reloaded = [](DaemonServer*) {
         d.sessionConfig = sessionConfig(*d.config);
         InputBudget::process().setLimit(d.config->size(QStringLiteral("imap.max_buffered_input")));
-        d.auth->applyConfig();
     };
     return runDaemon(argc, argv, spec);
 }

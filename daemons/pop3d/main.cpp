@@ -18,8 +18,6 @@
 
 #include "common/daemon_main.h"
 
-#include "core/log.h"
-
 using namespace postern;
 
 namespace {
@@ -38,8 +36,6 @@ pop3::SessionConfig sessionConfig(const Config& c) {
 
 struct Pop3Daemon {
     const Config* config = nullptr;
-    std::unique_ptr<AccountStore> accounts;
-    std::unique_ptr<Authenticator> auth;
     std::unique_ptr<pop3::LocalPop3Backend> backend;
     pop3::SessionConfig sessionConfig;
 };
@@ -50,19 +46,14 @@ int main(int argc, char** argv) {
     static Pop3Daemon d;
     DaemonSpec spec;
     spec.program = QStringLiteral("postern-pop3d");
-    spec.description = QStringLiteral("Postern POP3 daemon: pop3.listen (STLS) and pop3s.listen (implicit TLS).");
-    spec.create = [](Config& config, QObject* parent) -> Result<DaemonServer*> {
+    spec.accounts = AccountUse::Authenticate;
+    spec.create = [](DaemonContext& ctx, QObject* parent) -> Result<DaemonServer*> {
+        const Config& config = ctx.config;
         d.config = &config;
-        d.accounts = std::make_unique<AccountStore>(config.configDir());
-        QString error;
-        d.accounts->current(&error);
-        if (!error.isEmpty()) return Result<DaemonServer*>::fail(QStringLiteral("accounts: %1").arg(error));
-        d.auth = std::make_unique<Authenticator>(config, d.accounts.get());
-        d.backend = std::make_unique<pop3::LocalPop3Backend>(config, *d.auth);
+        d.backend = std::make_unique<pop3::LocalPop3Backend>(config, *ctx.auth);
         d.sessionConfig = sessionConfig(config);
         auto* server = new DaemonServer(
-            config, QStringLiteral("postern-pop3d"),
-            {{QStringLiteral("pop3.listen"), ListenerMode::Pop3}, {QStringLiteral("pop3s.listen"), ListenerMode::Pop3s}},
+            config, ctx.program,
             [](SessionIo& io, ListenerMode) { return std::make_unique<pop3::Pop3Session>(io, *d.backend, d.sessionConfig); },
             parent);
         server->setLimits(int(config.integer(QStringLiteral("pop3.max_connections"))),
@@ -71,15 +62,6 @@ int main(int argc, char** argv) {
         return server;
     };
     spec.writableFolders = [](const Config& config) { return QStringList{config.mailDir()}; };
-    // As the mail user, never as root: the throttle file is in run_dir, which it owns.
-    spec.started = []() -> Status {
-        if (auto t = d.auth->openSharedThrottle(); !t)
-            log::warn(u"auth.throttle_not_shared", log::Fields().add("error", t.errorMessage()));
-        return {};
-    };
-    spec.reloaded = [](DaemonServer*) {
-        d.sessionConfig = sessionConfig(*d.config);
-        d.auth->applyConfig();
-    };
+    spec.reloaded = [](DaemonServer*) { d.sessionConfig = sessionConfig(*d.config); };
     return runDaemon(argc, argv, spec);
 }

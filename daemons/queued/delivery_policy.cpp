@@ -1,9 +1,12 @@
 // delivery_policy.cpp — see delivery_policy.h.
 #include "delivery_policy.h"
 
+#include "dane.h"
+
 #include "core/atomic_file.h"
 
 #include <QElapsedTimer>
+#include <QFile>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QJsonArray>
@@ -230,6 +233,197 @@ QList<DnsRecord> daneRecords(Resolver& dns, const QString& host, quint16 port) {
     DnsAnswer a = dns.query(QStringLiteral("_%1._tcp.%2").arg(port).arg(host), DnsType::TLSA);
     if (!a.ok() || !a.authenticated) return {};
     return a.records;
+}
+
+// ---------------------------------------------------------------- routes
+
+namespace {
+QList<QSslCertificate> loadCa(const QString& path) {
+    if (path.isEmpty()) return {};
+    return QSslCertificate::fromPath(path, QSsl::Pem);
+}
+
+// Smarthost (relay.host "host", "host:port" or "[host]:port"): TLS required and
+// verified (a password goes over it).
+Route smarthostRoute(const RunnerSettings& s, Resolver& dns, const QList<QSslCertificate>& extraCa) {
+    Route route;
+    QString host = s.relayHost;
+    quint16 port = s.relayImplicitTls ? 465 : 587;
+    if (host.startsWith(QLatin1Char('['))) {
+        const qsizetype close = host.indexOf(QLatin1Char(']'));
+        if (close > 0 && host.mid(close + 1).startsWith(QLatin1Char(':'))) port = quint16(host.mid(close + 2).toUInt());
+        host = host.mid(1, close - 1);
+    } else if (host.count(QLatin1Char(':')) == 1) {
+        port = quint16(host.section(QLatin1Char(':'), 1).toUInt());
+        host = host.section(QLatin1Char(':'), 0, 0);
+    }
+    QList<QHostAddress> addresses;
+    if (QHostAddress literal(host); !literal.isNull()) {
+        addresses << literal;
+    } else {
+        for (DnsType t : {DnsType::AAAA, DnsType::A}) {
+            const DnsAnswer a = dns.query(host, t);
+            for (const DnsRecord& r : a.records)
+                if (r.type == t) addresses << r.address;
+        }
+    }
+    if (addresses.isEmpty() || port == 0) {
+        route.reply = QStringLiteral("smarthost %1 has no address").arg(s.relayHost);
+        return route;
+    }
+    for (const QHostAddress& a : addresses) {
+        Target t;
+        t.address = a.toString();
+        t.port = port;
+        t.host = host;
+        t.implicitTls = s.relayImplicitTls;
+        t.tls.mode = TlsPolicy::Mode::Verified;
+        t.tls.verifyName = host;
+        t.tls.extraCa = extraCa;
+        t.tls.reason = QStringLiteral("smarthost");
+        route.targets << t;
+    }
+    route.authUser = s.relayUser;
+    if (!s.relayUser.isEmpty()) {
+        QFile f(s.relayPasswordFile);
+        if (!f.open(QIODevice::ReadOnly)) {
+            route.reply = QStringLiteral("cannot read relay.password_file: %1").arg(f.errorString());
+            return route;
+        }
+        route.authPassword = f.readLine(4096).trimmed();
+    }
+    route.status = Route::Status::Ok;
+    return route;
+}
+
+// The TLS policy for one MX host; nullopt when an enforced MTA-STS policy does not permit it.
+std::optional<TlsPolicy> mxTlsPolicy(const RunnerSettings& s, Resolver& dns, const Destination& dest, const MxHost& mx,
+                                     const std::optional<MtaStsPolicy>& sts, const QList<QSslCertificate>& extraCa) {
+    const bool enforce = sts && sts->mode == QStringLiteral("enforce");
+    TlsPolicy policy;
+    policy.extraCa = extraCa;
+    bool tlsaPublished = false;  // DNSSEC-validated TLSA records exist, usable or not
+    if (s.dane && dest.dnssec) {
+        QList<DnsRecord> usable;
+        for (const DnsRecord& r : daneRecords(dns, mx.name, s.mxPort)) {
+            tlsaPublished |= r.type == DnsType::TLSA;
+            if (usableForSmtp(r)) usable << r;
+        }
+        if (!usable.isEmpty()) {
+            policy.mode = TlsPolicy::Mode::Dane;
+            policy.tlsa = usable;
+            policy.reason = QStringLiteral("dane");
+            return policy;
+        }
+    }
+    if (enforce) {
+        bool matches = false;
+        for (const QString& p : sts->mx) matches |= mtaStsMxMatches(p, mx.name);
+        if (!matches) return std::nullopt;  // RFC 8461 4.1: not a permitted MX under the policy
+        policy.mode = TlsPolicy::Mode::Verified;
+        policy.verifyName = mx.name;
+        policy.reason = QStringLiteral("mta-sts enforce");
+    } else if (tlsaPublished) {
+        // RFC 7672 2.2, 3.1.3: only unusable records (e.g. PKIX-TA/PKIX-EE): TLS is still
+        // mandatory, the certificate is not authenticated.
+        policy.mode = TlsPolicy::Mode::Encrypted;
+        policy.reason = QStringLiteral("dane (no usable TLSA record)");
+    }
+    return policy;
+}
+
+Route mxRoute(const RunnerSettings& s, Resolver& dns, const QString& domain, const QList<QSslCertificate>& extraCa) {
+    Route route;
+    const Destination dest = resolveDestination(dns, domain);
+    switch (dest.status) {
+        case Destination::Status::NullMx:
+            route.status = Route::Status::PermFail;
+            route.reply = QStringLiteral("556 5.1.10 %1 does not accept mail (null MX, RFC 7505)").arg(domain);
+            return route;
+        case Destination::Status::NoSuchDomain:
+            route.status = Route::Status::PermFail;
+            route.reply = QStringLiteral("550 5.1.2 %1: %2").arg(domain, dest.error.isEmpty() ? QStringLiteral("no such domain") : dest.error);
+            return route;
+        case Destination::Status::TempFail:
+            route.reply = QStringLiteral("DNS lookup for %1 failed: %2").arg(domain, dest.error);
+            return route;
+        case Destination::Status::Ok:
+            break;
+    }
+    std::optional<MtaStsPolicy> sts;
+    QString stsError;
+    if (s.mtaSts) sts = fetchMtaSts(dns, domain, s.mtaStsCacheDir, s.mtaStsPort, extraCa, &stsError);
+    for (const MxHost& mx : dest.hosts) {
+        const std::optional<TlsPolicy> policy = mxTlsPolicy(s, dns, dest, mx, sts, extraCa);
+        if (!policy) continue;
+        for (const QHostAddress& a : mx.addresses) {
+            Target t;
+            t.address = a.toString();
+            t.port = s.mxPort;
+            t.host = mx.name;
+            t.tls = *policy;
+            route.targets << t;
+        }
+    }
+    if (route.targets.isEmpty()) {
+        route.reply = sts && sts->mode == QStringLiteral("enforce") ? QStringLiteral("no MX host of %1 is permitted by its MTA-STS policy").arg(domain)
+                                                                    : QStringLiteral("no MX host of %1 has an address").arg(domain);
+        return route;
+    }
+    route.status = Route::Status::Ok;
+    return route;
+}
+}  // namespace
+
+Route computeRoute(const RunnerSettings& s, const QString& domain, bool localDomain) {
+    if (localDomain) {
+        Route route;
+        route.status = Route::Status::Local;
+        return route;
+    }
+    LdnsResolver dns(s.dnsServers, s.dnsTimeoutMs);
+    const QList<QSslCertificate> extraCa = loadCa(s.caFile);
+    return s.relayHost.isEmpty() ? mxRoute(s, dns, domain, extraCa) : smarthostRoute(s, dns, extraCa);
+}
+
+ClientRequest clientRequest(const RunnerSettings& s, const Route& route, const Target& target, const spool::Envelope& env,
+                            const QList<int>& indexes) {
+    ClientRequest req;
+    req.address = target.address;
+    req.port = target.port;
+    req.mxName = target.host;
+    req.helo = s.hostname;
+    req.implicitTls = target.implicitTls;
+    req.tls = target.tls;
+    req.authUser = route.authUser;
+    req.authPassword = route.authPassword;
+    req.sender = env.sender;
+    for (int i : indexes) {
+        req.recipients << env.recipients.at(i).address;
+        req.notify << env.recipients.at(i).notify;
+        req.orcpt << env.recipients.at(i).orcpt;
+    }
+    req.bodyPath = spool::bodyPath(s.queueDir, spool::QueueState::Active, env.id);
+    req.eightBit = env.bodyType == QStringLiteral("8BITMIME");
+    req.smtpUtf8 = env.smtpUtf8;
+    req.ret = env.ret;
+    req.envid = env.envid;
+    req.connectTimeoutMs = s.connectTimeoutMs;
+    req.commandTimeoutMs = s.commandTimeoutMs;
+    return req;
+}
+
+RecipientVerdict recipientVerdict(const ClientResult& result, qsizetype k, const QString& where) {
+    RecipientVerdict v;
+    const Reply rr = result.recipients.value(k);
+    Reply decided;
+    if (rr.code != 0 && !rr.ok()) decided = rr;                           // RCPT refused
+    else if (result.transaction.code != 0) decided = result.transaction;  // greeting/MAIL/DATA/final reply
+    v.diagnostic = decided.code ? decided.text : result.error;
+    if (v.diagnostic.isEmpty()) v.diagnostic = QStringLiteral("connection to %1 ended early").arg(where);
+    if (decided.code != 0 && decided.ok() && rr.ok()) v.status = spool::EnvelopeRecipient::Status::Sent;
+    else if (decided.permanent()) v.status = spool::EnvelopeRecipient::Status::Failed;
+    return v;
 }
 
 }  // namespace postern::outbound

@@ -11,10 +11,20 @@
 // _25._tcp.<mx> are used only when both the MX answer and the TLSA answer
 // carry the AD bit of a validating resolver; the runner keeps the usable
 // ones (dane.h usableForSmtp) and the client verifies with dane.h.
-// All functions block (DNS, HTTPS); the runner calls them on a worker thread.
+// computeRoute(): where to try one destination's mail: a local domain (the
+// Maildir), the smarthost (relay.host: verified TLS, its login), or the MX
+// hosts with each one's TLS policy: DANE > MTA-STS enforce > encrypted
+// without authentication when TLSA records exist but none is usable (RFC 7672
+// 2.2, 3.1.3) > opportunistic. clientRequest() turns a target and the pending
+// recipients of a message into one SMTP client run.
+// All functions block (DNS, HTTPS); the runner calls them on a worker thread
+// (clientRequest() does not block).
 #pragma once
 
+#include "runner_settings.h"
 #include "smtp_client.h"
+
+#include "common/spool/queue.h"
 
 #include "core/dns.h"
 
@@ -57,5 +67,38 @@ std::optional<MtaStsPolicy> fetchMtaSts(Resolver& dns, const QString& domain, co
 
 // TLSA records for a host (empty unless DNSSEC-validated).
 QList<DnsRecord> daneRecords(Resolver& dns, const QString& host, quint16 port);
+
+// Where to try one domain's mail, computed on a worker thread.
+struct Target {
+    QString address;
+    quint16 port = 25;
+    QString host;
+    bool implicitTls = false;
+    TlsPolicy tls;
+};
+struct Route {
+    enum class Status { Ok, TempFail, PermFail, Local };
+    Status status = Status::TempFail;
+    QString reply;  // for failures: an SMTP-style "550 5.1.10 ..." text
+    QList<Target> targets;
+    QString authUser;
+    QByteArray authPassword;
+};
+Route computeRoute(const RunnerSettings& s, const QString& domain, bool localDomain);
+
+// What one SMTP attempt means for the k-th recipient of its request: Sent when
+// its RCPT and the transaction were accepted, Failed on a permanent refusal
+// (its RCPT, or a reply that decided for all), else still Pending; with the
+// reply (or the attempt's error) as its diagnostic. `where` names the host.
+struct RecipientVerdict {
+    spool::EnvelopeRecipient::Status status = spool::EnvelopeRecipient::Status::Pending;
+    QString diagnostic;
+};
+RecipientVerdict recipientVerdict(const ClientResult& result, qsizetype k, const QString& where);
+
+// One SMTP client run: `target`, the route's login, the message's envelope and
+// body (in active/) for the recipients `indexes` of `env`.
+ClientRequest clientRequest(const RunnerSettings& s, const Route& route, const Target& target, const spool::Envelope& env,
+                            const QList<int>& indexes);
 
 }  // namespace postern::outbound

@@ -4,6 +4,7 @@
 #include "common/mail/dsn_params.h"
 #include "common/mail/message.h"
 
+#include <QFile>
 #include <QRandomGenerator>
 #include <QRegularExpression>
 
@@ -116,6 +117,57 @@ QByteArray buildDsn(const DsnInput& in, const QDateTime& now) {
     if (!out.endsWith("\r\n")) out += "\r\n";
     out += crlf(QStringLiteral("--%1--").arg(boundary));
     return out;
+}
+
+namespace {
+bool wantsNotice(const QString& notify, const char* what) {
+    if (notify.isEmpty()) return true;  // RFC 3461 4.1: the MTA's default (failures and delays)
+    return notify.toUpper().split(QLatin1Char(',')).contains(QString::fromLatin1(what));
+}
+}  // namespace
+
+Notice noticeFor(const spool::Envelope& env, const QList<int>& recipients, bool delay, const QString& reportingMta, qint64 lifetimeS,
+                 const QString& bodyPath) {
+    Notice n;
+    // Never a DSN to the null sender (RFC 5321 6.1, RFC 3464): that is how bounce loops start.
+    if (env.sender.isEmpty()) return n;
+    for (int i : recipients)
+        if (wantsNotice(env.recipients.at(i).notify, delay ? "DELAY" : "FAILURE")) n.recipients << i;
+    if (n.recipients.isEmpty()) return n;
+    DsnInput& in = n.input;
+    in.reportingMta = reportingMta;
+    in.recipient = env.sender;
+    in.envid = env.envid;
+    in.arrival = QDateTime::fromSecsSinceEpoch(env.arrival);
+    in.retryUntil = QDateTime::fromSecsSinceEpoch(env.arrival + lifetimeS);
+    in.ret = env.ret;
+    for (int i : n.recipients) {
+        const auto& r = env.recipients.at(i);
+        DsnRecipient d;
+        d.address = r.address;
+        d.orcpt = r.orcpt;
+        d.delayed = delay;
+        d.status = statusFromReply(r.diagnostic, delay ? QStringLiteral("4.4.1") : QStringLiteral("5.4.7"));
+        if (!delay && d.status.startsWith(QLatin1Char('4'))) d.status = QStringLiteral("4.4.7");  // expired (RFC 3463)
+        d.diagnostic = r.diagnostic.isEmpty() ? QStringLiteral("no further detail") : r.diagnostic;
+        d.remoteMta = r.remoteMta;
+        in.recipients << d;
+    }
+    QFile body(bodyPath);
+    if (body.open(QIODevice::ReadOnly)) in.original = body.read(in.maxReturnBytes + 1);
+    if (in.original.size() > in.maxReturnBytes) in.ret = QStringLiteral("HDRS");
+    return n;
+}
+
+Result<QString> queueNotice(const QString& queueDir, const spool::Envelope& original, const Notice& notice) {
+    spool::Envelope env;
+    env.sender = QString();
+    env.bodyType = original.bodyType;
+    env.smtpUtf8 = original.smtpUtf8;
+    spool::EnvelopeRecipient to;
+    to.address = original.sender;
+    env.recipients << to;
+    return spool::enqueueMessage(queueDir, env, buildDsn(notice.input));
 }
 
 }  // namespace postern::outbound

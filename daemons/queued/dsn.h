@@ -13,10 +13,21 @@
 //          (text/rfc822-headers).
 // statusFromReply("550 5.1.1 No such user") -> "5.1.1"; a reply without an
 // enhanced code gives "<class>.0.0"; no reply gives the fallback.
+// noticeFor(env, recipients, delay, ...) -> the input for the failure (or delay)
+// notice about those recipients of a queued message: only the ones whose
+// NOTIFY asks for it (RFC 3461 4.1: none given = failures and delays), none
+// at all for the null sender (RFC 5321 6.1, RFC 3464: no bounce loops); each
+// with its status from its last reply (an expired temporary failure becomes
+// 4.4.7, RFC 3463), and the original read from the queued file (at most
+// maxReturnBytes + 1 bytes are read: larger ones return the header only).
+// queueNotice() writes it into the queue (common/spool: fsync'd before it
+// returns, so a bounce is durable before the message that caused it goes).
 // Standards: RFC 3464, RFC 3463, RFC 6522, RFC 3834 (Auto-Submitted).
 // Security: diagnostic texts come from remote servers; they are stripped of
 // control characters and bounded before they go into headers.
 #pragma once
+
+#include "common/spool/queue.h"
 
 #include <QByteArray>
 #include <QDateTime>
@@ -47,6 +58,16 @@ struct DsnInput {
 };
 
 QString statusFromReply(const QString& reply, const QString& fallback);
+
+struct Notice {
+    DsnInput input;
+    QList<int> recipients;  // the envelope's recipients it reports; empty: no notice is due
+};
+Notice noticeFor(const spool::Envelope& env, const QList<int>& recipients, bool delay, const QString& reportingMta, qint64 lifetimeS,
+                 const QString& bodyPath);
+// Queues the notice (from the null sender to the original sender, same body
+// type) into incoming/; returns its queue id.
+Result<QString> queueNotice(const QString& queueDir, const spool::Envelope& original, const Notice& notice);
 QByteArray buildDsn(const DsnInput& input, const QDateTime& now = QDateTime::currentDateTimeUtc());
 
 }  // namespace postern::outbound

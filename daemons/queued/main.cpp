@@ -21,6 +21,7 @@
 #include "queue_runner.h"
 
 #include "common/daemon_main.h"
+#include "common/spool/queue.h"
 
 #include "core/log.h"
 
@@ -30,7 +31,6 @@ using namespace postern;
 
 namespace {
 struct QueueDaemon {
-    std::unique_ptr<AccountStore> accounts;
     outbound::QueueRunner* runner = nullptr;
 };
 }  // namespace
@@ -39,14 +39,10 @@ int main(int argc, char** argv) {
     static QueueDaemon d;
     DaemonSpec spec;
     spec.program = QStringLiteral("postern-queued");
-    spec.description = QStringLiteral("Postern queue runner: delivers queued mail to other domains' MX hosts or the smarthost.");
-    spec.create = [](Config& config, QObject* parent) -> Result<DaemonServer*> {
-        d.accounts = std::make_unique<AccountStore>(config.configDir());
-        QString error;
-        d.accounts->current(&error);
-        if (!error.isEmpty()) return Result<DaemonServer*>::fail(QStringLiteral("accounts: %1").arg(error));
-        auto* server = new DaemonServer(config, QStringLiteral("postern-queued"), {}, nullptr, parent);
-        d.runner = new outbound::QueueRunner(config, *d.accounts, server);
+    spec.accounts = AccountUse::Read;
+    spec.create = [](DaemonContext& ctx, QObject* parent) -> Result<DaemonServer*> {
+        auto* server = new DaemonServer(ctx.config, ctx.program, nullptr, parent);  // no listener rows: listens nowhere
+        d.runner = new outbound::QueueRunner(ctx.config, *ctx.accounts, server);
         // Start after privileges are dropped and the loop runs: files it creates belong to the mail user.
         QMetaObject::invokeMethod(
             server,
@@ -60,9 +56,8 @@ int main(int argc, char** argv) {
         return server;
     };
     spec.writableFolders = [](const Config& config) {
-        QStringList dirs{config.mailDir(), config.dataDir() + QStringLiteral("/state/mta-sts")};
-        for (const char* state : {"tmp", "incoming", "active", "deferred", "hold", "corrupt"})
-            dirs << config.queueDir() + QLatin1Char('/') + QLatin1String(state);
+        QStringList dirs{config.mailDir(), config.dataDir() + QStringLiteral("/state/mta-sts"), config.queueDir() + QStringLiteral("/tmp")};
+        for (const spool::QueueState state : spool::queueStates()) dirs << spool::stateDir(config.queueDir(), state);
         return dirs;
     };
     spec.reloaded = [](DaemonServer*) { d.runner->reload(); };

@@ -1,5 +1,11 @@
 // queue_runner.h — postern-queued's scheduler: takes messages from the spool
-// (see common/spool/queue.h), signs them, delivers them, retries, bounces.
+// (see common/spool/queue.h), has them signed and delivered, retries, bounces.
+// It only schedules; the steps live elsewhere: admission.h (envelope read,
+// DKIM signing via common/dkim/file_signer.h, move to active/),
+// delivery_policy.h (routes, TLS policy, the SMTP client request and what its
+// answer means per recipient), local_delivery.h (the one store operation,
+// common/store/maildir_delivery.h), dsn.h (notices), runner_settings.h (the
+// settings, mapped once).
 //
 // Life of a message:
 //   incoming/  -> DKIM-signed when an authenticated user sent it (dkim.sign;
@@ -9,7 +15,7 @@
 //                 send as (Accounts::maySendAs; logged as queue.dkim_refused,
 //                 the message goes out unsigned)
 //   active/    -> pending recipients grouped by domain; per domain one job:
-//                 local domain: Maildir delivery (store::Delivery, fsync'd);
+//                 local domain: Maildir delivery (local_delivery.h, fsync'd);
 //                 else a Route (smarthost, or MX hosts from DNS with the
 //                 domain's TLS policy: DANE > MTA-STS enforce > encrypted
 //                 without authentication when TLSA records exist but none is
@@ -32,13 +38,15 @@
 // Not done: connection reuse across messages to the same host.
 #pragma once
 
+#include "delivery_policy.h"
+#include "local_delivery.h"
+#include "runner_settings.h"
 #include "smtp_client.h"
 
 #include "common/spool/queue.h"
 
 #include "core/accounts.h"
 #include "core/config.h"
-#include "core/dns.h"
 #include "core/result.h"
 
 #include <QFileSystemWatcher>
@@ -51,44 +59,8 @@
 
 namespace postern::outbound {
 
-struct RunnerSettings {
-    QString hostname, queueDir, mailDir, configDir, mtaStsCacheDir;
-    qint64 lifetimeS = 5 * 86400, retryMinS = 300, retryMaxS = 4 * 3600, delayWarningS = 4 * 3600;
-    int maxDeliveries = 20, maxPerDomain = 4;
-    quint16 mxPort = 25, mtaStsPort = 443;
-    qint64 connectTimeoutMs = 30'000, commandTimeoutMs = 300'000;
-    bool dane = true, mtaSts = true, dkimSign = true;
-    QString caFile;
-    QString relayHost, relayUser, relayPasswordFile;
-    bool relayImplicitTls = false;
-    QList<DnsServer> dnsServers;
-    int dnsTimeoutMs = 5000;
-};
-RunnerSettings runnerSettings(const Config& config);
-
 // Seconds until the next attempt after `attempts` failed attempts (>= 1).
 qint64 retryDelay(int attempts, qint64 minS, qint64 maxS);
-
-// Where to try one domain's mail, computed on a worker thread.
-struct Target {
-    QString address;
-    quint16 port = 25;
-    QString host;
-    bool implicitTls = false;
-    TlsPolicy tls;
-};
-struct Route {
-    enum class Status { Ok, TempFail, PermFail, Local };
-    Status status = Status::TempFail;
-    QString reply;  // for failures: an SMTP-style "550 5.1.10 ..." text
-    QList<Target> targets;
-    QString authUser;
-    QByteArray authPassword;
-};
-Route computeRoute(const RunnerSettings& s, const QString& domain, bool localDomain);
-
-// Writes a new message into incoming/ (the runner picks it up). Used for DSNs.
-Result<QString> enqueueMessage(const QString& queueDir, spool::Envelope envelope, const QByteArray& content);
 
 class QueueRunner : public QObject {
     Q_OBJECT
@@ -107,10 +79,11 @@ private:
     void scheduleScan();
     void scan();
     void pump();
-    void admit(const QString& id, const QString& fromState);
+    void admit(const QString& id, spool::QueueState fromState);
     void activated(std::shared_ptr<Message> msg);
     void startDomain(const std::shared_ptr<Message>& msg, const QString& domain);
     void runLocal(const std::shared_ptr<DomainJob>& job);
+    void applyLocal(const std::shared_ptr<DomainJob>& job, const QList<int>& indexes, const QList<LocalOutcome>& outcomes);
     void tryNextTarget(const std::shared_ptr<DomainJob>& job);
     void applyResult(const std::shared_ptr<DomainJob>& job, const Target& target, const ClientResult& result, bool* answered);
     void domainDone(const std::shared_ptr<DomainJob>& job);
@@ -130,7 +103,7 @@ private:
     QTimer m_retryTimer;  // the next deferred message falls due
     QHash<QString, std::shared_ptr<Message>> m_active;
     QSet<QString> m_admitting;
-    QList<QPair<QString, QString>> m_ready;  // (id, state) to admit, in order
+    QList<QPair<QString, spool::QueueState>> m_ready;  // (id, state) to admit, in order
     QHash<QString, int> m_domainJobs;        // running jobs per destination domain
     QList<std::shared_ptr<DomainJob>> m_jobs;
     bool m_stopped = false;

@@ -130,35 +130,17 @@ void SmtpClient::sendEhlo() {
 }
 
 void SmtpClient::onReadyRead() {
-    m_in += m_socket->readAll();
-    if (m_in.size() > 1024 * 1024) {
-        finish(QStringLiteral("%1 sent an endless reply").arg(m_req.mxName));
-        return;
-    }
-    while (!m_finished) {
-        const qsizetype nl = m_in.indexOf('\n');
-        if (nl < 0) return;
-        QByteArray line = m_in.left(nl);
-        m_in.remove(0, nl + 1);
-        if (line.endsWith('\r')) line.chop(1);
-        if (line.size() < 3) {
-            finish(QStringLiteral("%1 sent a malformed reply").arg(m_req.mxName));
-            return;
-        }
-        m_replyLines << QString::fromUtf8(line.mid(4));
-        if (line.size() > 3 && line.at(3) == '-') continue;  // multi-line reply continues
+    // The reader bounds lines, lines per reply and buffered bytes (smtp_reply_reader.h).
+    const QList<SmtpReply> replies = m_replies.feed(m_socket->readAll());
+    for (const SmtpReply& reply : replies) {
+        if (m_finished) return;
         Reply r;
-        bool ok = false;
-        r.code = line.left(3).toInt(&ok);
-        if (!ok) {
-            finish(QStringLiteral("%1 sent a malformed reply").arg(m_req.mxName));
-            return;
-        }
-        r.text = QString::fromUtf8(line.left(3)) + QLatin1Char(' ') + m_replyLines.last();
-        const QStringList lines = m_replyLines;
-        m_replyLines.clear();
-        handleReply(r, lines);
+        r.code = reply.code;
+        r.text = reply.text();
+        handleReply(r, reply.lines);
     }
+    if (!m_finished && m_replies.failed())
+        finish(QStringLiteral("%1: %2").arg(m_req.mxName, m_replies.error()));
 }
 
 void SmtpClient::handleReply(const Reply& r, const QStringList& lines) {

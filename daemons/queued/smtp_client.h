@@ -24,8 +24,12 @@
 // the server lacks is refused here permanently (5.6.3 / 5.6.7) rather than
 // mangled.
 // Per-recipient results carry the server's reply so the runner can retry
-// 4xx and bounce 5xx. Security: the password is sent only inside TLS.
+// 4xx and bounce 5xx. Replies are read by SmtpReplyReader (bounded lines,
+// lines per reply and buffered bytes; a malformed reply ends the attempt as
+// a temporary error). Security: the password is sent only inside TLS.
 #pragma once
+
+#include "smtp_reply_reader.h"
 
 #include "core/dns.h"
 
@@ -118,8 +122,7 @@ private:
     std::unique_ptr<QSslSocket> m_socket;
     QTimer m_timer;
     Step m_step = Step::Connect;
-    QByteArray m_in;
-    QStringList m_replyLines;
+    SmtpReplyReader m_replies;
     QStringList m_capabilities;
     bool m_tls = false;
     bool m_pipelining = false;

@@ -4,6 +4,7 @@
 #include "common/async.h"
 #include "common/mail/dsn_params.h"
 #include "common/mail/header_identity.h"
+#include "common/mail/message_file.h"
 #include "common/spool/queue.h"
 #include "common/senderauth/inbound.h"
 #include "common/store/maildir_delivery.h"
@@ -13,20 +14,23 @@
 #include "core/dns.h"
 #include "core/log.h"
 #include "core/paths.h"
+#include "core/posix_io.h"
 
 #include <QDir>
 #include <QFile>
 #include <QSet>
 
 #include <cerrno>
-#include <cstring>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 namespace postern::smtp {
 
 namespace {
+
+// Room above smtp.max_header_size for the trace fields in front of the client's header
+// (our Received field) when the header block is read back from the spool file.
+constexpr qint64 kTraceRoom = 64 * 1024;
 
 class SpoolFile : public SpoolBody {
 public:
@@ -41,7 +45,7 @@ public:
             const int fd = ::open(QFile::encodeName(path).constData(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
             if (fd >= 0) return std::shared_ptr<SpoolFile>(new SpoolFile(id, path, fd));
             if (errno != EEXIST) {
-                *error = QStringLiteral("%1: %2").arg(path, QString::fromLocal8Bit(std::strerror(errno)));
+                *error = errnoError(path, errno).message;
                 return nullptr;
             }
         }
@@ -53,17 +57,11 @@ public:
         ::unlink(QFile::encodeName(m_path).constData());  // the Maildir copies and the queue link live on
     }
     bool write(const char* data, qsizetype size) override {
-        while (size > 0) {
-            const ssize_t n = ::write(m_fd, data, size_t(size));
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                m_error = errno;
-                return false;
-            }
-            data += n;
-            size -= n;
-            m_size += n;
+        if (auto st = writeAll(m_fd, QByteArrayView(data, size), m_path); !st) {
+            m_error = st.error().code;
+            return false;
         }
+        m_size += size;
         return true;
     }
     int errorCode() const override { return m_error; }
@@ -80,153 +78,182 @@ private:
     qint64 m_size = 0;
 };
 
-// Inbound sender authentication (common/senderauth): settings captured on the
-// main thread, the checks run on the delivery worker.
-struct InboundChecks {
-    bool enabled = false;
+// What the delivery worker needs, captured on the main thread.
+struct DeliveryContext {
+    std::shared_ptr<const Accounts> accounts;
+    QString mailDir, queueDir, delimiters;
+    qint64 maxHeaderBytes = 0;
+    // Inbound sender authentication (common/senderauth), for mail without AUTH.
+    bool senderAuth = false;
     bool rejectOnDmarc = true;
     bool quarantineToJunk = true;
     QString authservId;
     QList<DnsServer> dnsServers;
     int dnsTimeoutMs = 5000;
-    qint64 maxBytes = 0;
 };
 
-InboundChecks inboundChecks(const Config& config, const MessageJob& job) {
-    InboundChecks c;
-    c.enabled = job.authUser.isEmpty() && config.flag(QStringLiteral("smtp.sender_auth"));
-    c.rejectOnDmarc = config.flag(QStringLiteral("smtp.dmarc_reject"));
-    c.quarantineToJunk = config.flag(QStringLiteral("smtp.dmarc_quarantine_junk"));
-    c.authservId = config.hostname();
-    for (const QString& s : config.list(QStringLiteral("dns.servers")))
-        if (auto parsed = parseDnsServer(s)) c.dnsServers << *parsed;
-    c.dnsTimeoutMs = int(config.durationMs(QStringLiteral("dns.timeout")));
-    c.maxBytes = config.size(QStringLiteral("smtp.max_message_size")) + 64 * 1024;
-    return c;
+DeliveryOutcome refusal(int code, const QString& enhanced, const QString& text, const QString& detail) {
+    DeliveryOutcome o;
+    o.status = DeliveryOutcome::Status::PermFail;
+    o.code = code;
+    o.enhanced = enhanced;
+    o.text = text;
+    o.detail = detail;
+    return o;
 }
 
-struct UniqueFd {
-    int fd = -1;
-    UniqueFd() = default;
-    UniqueFd(const UniqueFd&) = delete;
-    UniqueFd& operator=(const UniqueFd&) = delete;
-    ~UniqueFd() {
-        if (fd >= 0) ::close(fd);
-    }
-};
+// A failure to store: the one mapping (common/store/store_error.h).
+DeliveryOutcome failure(const store::StoreError& e) {
+    DeliveryOutcome o;
+    o.status = e.temporary() ? DeliveryOutcome::Status::TempFail : DeliveryOutcome::Status::PermFail;
+    o.code = e.smtpCode();
+    o.enhanced = e.enhancedCode();
+    o.text = e.text();
+    o.detail = e.detail;
+    return o;
+}
+
+DeliveryOutcome spoolFailure(const Error& e) {
+    return failure(store::StoreError::fromErrno(e.code ? e.code : EIO, e.message, store::StoreError::Area::Spool));
+}
 
 struct InboundOutcome {
-    bool reject = false;
+    std::optional<DeliveryOutcome> refused;
     bool junk = false;
-    DeliveryOutcome outcome;
-    QByteArray header;
-    qint64 filteredSize = 0;
+    QByteArray results;      // our Authentication-Results field
+    QByteArray cleanHeader;  // the header without forged results; empty when nothing was removed
 };
 
-InboundOutcome runInboundChecks(const InboundChecks& c, const MessageJob& job, UniqueFd* filtered) {
+// SPF, DKIM, DMARC -> Authentication-Results; forged results claiming our name are
+// removed first. Reads the header block (in `message`) and streams the body for DKIM.
+InboundOutcome runInboundChecks(const DeliveryContext& c, const MessageJob& job, const mail::MessageFile& message) {
     InboundOutcome out;
-    QByteArray message(job.body->size(), Qt::Uninitialized);
-    if (job.body->size() > c.maxBytes || ::pread(job.body->fd(), message.data(), size_t(message.size()), 0) != message.size()) {
-        out.header = QStringLiteral("Authentication-Results: %1; none (message not checked)\r\n").arg(c.authservId).toUtf8();
+    if (!message.headerComplete()) {
+        out.results = QStringLiteral("Authentication-Results: %1; none (message not checked)\r\n").arg(c.authservId).toUtf8();
         return out;
     }
     bool forged = false;
-    const QByteArray clean = senderauth::stripForgedResults(message, c.authservId, &forged);
+    const QByteArray clean = senderauth::stripForgedResults(message.header(), c.authservId, &forged);
     if (forged) {
-        // A copy without the forged fields (memfd: no file to clean up), used for the Maildir copies.
-        filtered->fd = ::memfd_create("postern-filtered", MFD_CLOEXEC);
-        qsizetype off = 0;
-        while (filtered->fd >= 0 && off < clean.size()) {
-            const ssize_t n = ::write(filtered->fd, clean.constData() + off, size_t(clean.size() - off));
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) {
-                ::close(filtered->fd);
-                filtered->fd = -1;
-                break;
-            }
-            off += n;
-        }
-        out.filteredSize = clean.size();
+        out.cleanHeader = clean;
         log::info(u"senderauth.forged_results_removed", log::Fields().add("session", job.sessionId).add("id", job.queueId));
     }
     LdnsResolver dns(c.dnsServers, c.dnsTimeoutMs);
     senderauth::InboundInput in;
-    in.message = clean;
     in.client = QHostAddress(job.clientAddress);
     in.sender = job.sender;
     in.helo = job.clientHelo;
     in.authservId = c.authservId;
     in.rejectOnDmarc = c.rejectOnDmarc;
     in.quarantineToJunk = c.quarantineToJunk;
-    const senderauth::InboundVerdict v = senderauth::evaluateInbound(dns, in);
+    // DKIM signatures are verified over the header as it will be stored (without the forged fields).
+    const senderauth::InboundVerdict v =
+        senderauth::evaluateInbound(dns, forged ? message.withHeader(clean) : message, in);
+    using Action = senderauth::InboundVerdict::Action;
     log::info(u"senderauth", log::Fields().add("session", job.sessionId).add("id", job.queueId).add("result", v.summary)
-                                 .add("action", v.action == senderauth::InboundVerdict::Action::Reject ? "reject"
-                                                : v.action == senderauth::InboundVerdict::Action::Junk ? "junk" : "deliver"));
-    out.header = v.header;
-    out.junk = v.action == senderauth::InboundVerdict::Action::Junk;
-    if (v.action == senderauth::InboundVerdict::Action::Reject) {
-        out.reject = true;
-        out.outcome.status = DeliveryOutcome::Status::PermFail;
-        out.outcome.code = 550;
-        out.outcome.enhanced = QStringLiteral("5.7.1");
-        out.outcome.text = v.rejectText;
-        out.outcome.detail = v.summary;
-    }
+                                 .add("action", v.action == Action::Reject ? "reject" : v.action == Action::Junk ? "junk" : "deliver"));
+    out.results = v.header;
+    out.junk = v.action == Action::Junk;
+    if (v.action == Action::Reject) out.refused = refusal(550, QStringLiteral("5.7.1"), v.rejectText, v.summary);
     return out;
-}
-
-DeliveryOutcome failure(const Error& e, qint64 size = 0, qint64 quota = 0) {
-    DeliveryOutcome o;
-    o.detail = e.message;
-    if (e.code == EDQUOT) {
-        if (store::Delivery::exceedsQuotaAlone(size, quota)) {
-            o.status = DeliveryOutcome::Status::PermFail;
-            o.code = 552;
-            o.enhanced = QStringLiteral("5.2.2");
-            o.text = QStringLiteral("Message is larger than the recipient's whole mailbox quota");
-        } else {
-            o.code = 452;
-            o.enhanced = QStringLiteral("4.2.2");
-            o.text = QStringLiteral("Mailbox full, try again later");
-        }
-    } else if (e.code == ENOSPC) {
-        o.code = 452;
-        o.enhanced = QStringLiteral("4.3.1");
-        o.text = QStringLiteral("Insufficient system storage");
-    } else {
-        o.code = 451;
-        o.enhanced = QStringLiteral("4.3.0");
-        o.text = QStringLiteral("Local error in processing, try again later");
-    }
-    return o;
 }
 
 // Submission (an authenticated user): the header's From: and Sender: must name
 // addresses the user may send as, like MAIL FROM (see common/mail/header_identity.h).
 // Runs on the delivery worker before anything is stored or queued.
-std::optional<DeliveryOutcome> refuseForeignIdentity(const MessageJob& job, const Accounts& accounts, const QString& delimiters,
-                                                     qint64 maxHeaderBytes) {
-    const qint64 want = std::min(job.body->size(), maxHeaderBytes);
-    QByteArray head(want, Qt::Uninitialized);
-    const ssize_t got = want > 0 ? ::pread(job.body->fd(), head.data(), size_t(want), 0) : 0;
-    std::optional<QString> refusal;
-    if (got != want) {
-        return failure(Error{QStringLiteral("cannot read the spool file to check the header"), got < 0 ? errno : EIO});
-    }
-    const bool complete = want == job.body->size() || head.contains("\r\n\r\n");
-    if (!complete) refusal = QStringLiteral("Message header too large to check its From: field");
+std::optional<DeliveryOutcome> refuseForeignIdentity(const DeliveryContext& c, const MessageJob& job, const mail::MessageFile& message) {
+    std::optional<QString> refused;
+    if (!message.headerComplete()) refused = QStringLiteral("Message header too large to check its From: field");
     else
-        refusal = mail::checkSubmitterIdentity(head, job.authUser, [&](const QString& address) {
-            return accounts.maySendAs(job.authUser, address, delimiters);
+        refused = mail::checkSubmitterIdentity(message.header(), job.authUser, [&](const QString& address) {
+            return c.accounts->maySendAs(job.authUser, address, c.delimiters);
         });
-    if (!refusal) return std::nullopt;
-    DeliveryOutcome o;
-    o.status = DeliveryOutcome::Status::PermFail;
-    o.code = 550;
-    o.enhanced = QStringLiteral("5.7.1");
-    o.text = *refusal;
-    o.detail = QStringLiteral("header identity refused: %1").arg(*refusal);
-    return o;
+    if (!refused) return std::nullopt;
+    return refusal(550, QStringLiteral("5.7.1"), *refused, QStringLiteral("header identity refused: %1").arg(*refused));
+}
+
+// Distinct local mailboxes and remote addresses over all recipients.
+void splitRecipients(const MessageJob& job, QStringList* mailboxes, QList<spool::EnvelopeRecipient>* remote) {
+    QSet<QString> seenRemote;
+    for (const RecipientInfo& r : job.recipients) {
+        for (const QString& m : r.mailboxes)
+            if (!mailboxes->contains(m)) *mailboxes << m;
+        for (const QString& f : r.forwards) {
+            if (seenRemote.contains(f.toLower())) continue;
+            seenRemote.insert(f.toLower());
+            spool::EnvelopeRecipient er;
+            er.address = f;
+            er.notify = r.notify;
+            // An alias expansion keeps the address the sender used (RFC 3461 4.2).
+            er.orcpt = !r.orcpt.isEmpty() ? r.orcpt : (f != r.address ? QString::fromLatin1(mail::orcptForAddress(r.address)) : QString());
+            *remote << er;
+        }
+    }
+}
+
+spool::Envelope queueEnvelope(const MessageJob& job, const QList<spool::EnvelopeRecipient>& remote) {
+    spool::Envelope env;
+    env.id = job.queueId;
+    env.arrival = QDateTime::currentSecsSinceEpoch();
+    env.sender = job.sender;
+    env.authUser = job.authUser;
+    env.clientAddress = job.clientAddress;
+    env.clientHelo = job.clientHelo;
+    env.bodyType = job.eightBit ? QStringLiteral("8BITMIME") : QStringLiteral("7BIT");
+    env.smtpUtf8 = job.smtpUtf8;
+    env.ret = job.ret;
+    env.envid = job.envid;
+    env.size = job.body->size();  // the spool file is what the queue sends
+    env.recipients = remote;
+    return env;
+}
+
+// The whole delivery of one message, on a worker thread: checks, queue entry prepared,
+// Maildir copies committed, queue entry committed (see local_backend.h).
+DeliveryOutcome deliverMessage(const DeliveryContext& c, const MessageJob& job) {
+    auto message = mail::MessageFile::read(job.body->fd(), job.body->size(), c.maxHeaderBytes);
+    if (!message) return spoolFailure(message.error());
+    if (!job.authUser.isEmpty())
+        if (auto refused = refuseForeignIdentity(c, job, *message)) return *refused;
+    InboundOutcome inbound;
+    if (c.senderAuth) {
+        inbound = runInboundChecks(c, job, *message);
+        if (inbound.refused) return *inbound.refused;
+    }
+    QStringList mailboxes;
+    QList<spool::EnvelopeRecipient> remote;
+    splitRecipients(job, &mailboxes, &remote);
+    spool::QueueWriter queue(c.queueDir);
+    if (!remote.isEmpty())
+        if (auto st = queue.prepare(queueEnvelope(job, remote), job.body->path()); !st) return spoolFailure(st.error());
+    // Each copy: Return-Path, Delivered-To and our results, then the spool file (our
+    // Received header first) — or, when forged results were removed, the cleaned header
+    // and the body range of the spool file. Never the whole message in memory.
+    const QStringList folder = inbound.junk ? QStringList{QStringLiteral("Junk")} : QStringList{};
+    store::Delivery delivery(c.mailDir);
+    for (const QString& m : mailboxes) {
+        const UserRecord* u = c.accounts->user(m);
+        store::Content content;
+        content.head = (QStringLiteral("Return-Path: <%1>\r\nDelivered-To: %2\r\n").arg(job.sender, m)).toUtf8() + inbound.results;
+        content.fd = job.body->fd();
+        content.length = job.body->size();
+        if (!inbound.cleanHeader.isEmpty()) {
+            content.head += inbound.cleanHeader;
+            content.offset = message->bodyOffset();
+            content.length = message->bodySize();
+        }
+        if (auto st = delivery.add(m, content, folder, u ? u->quotaBytes : 0); !st) return failure(st.error());
+    }
+    if (auto st = delivery.commit(); !st) return failure(st.error());
+    // The local copies are durable; if the remote part is not, say 4xx: a retry
+    // duplicates the local copies, which is better than losing the remote ones.
+    if (!remote.isEmpty())
+        if (auto st = queue.commit(); !st) return spoolFailure(st.error());
+    DeliveryOutcome ok;
+    ok.status = DeliveryOutcome::Status::Delivered;
+    ok.code = 250;
+    ok.detail = QStringLiteral("delivered to %1 mailbox(es), queued for %2 remote recipient(s)").arg(mailboxes.size()).arg(remote.size());
+    return ok;
 }
 
 }  // namespace
@@ -315,100 +342,22 @@ void LocalBackend::cleanSpoolTmp() {
 }
 
 void LocalBackend::deliver(QObject* context, MessageJob job, std::function<void(DeliveryOutcome)> done) {
-    auto accounts = m_accounts.current();
-    const QString mailDir = m_config.mailDir();
-    const QString queueDir = m_config.queueDir();
-    const InboundChecks checks = inboundChecks(m_config, job);
-    const QString delimiters = m_config.value(QStringLiteral("recipient_delimiter"));
+    DeliveryContext c;
+    c.accounts = m_accounts.current();
+    c.mailDir = m_config.mailDir();
+    c.queueDir = m_config.queueDir();
+    c.delimiters = m_config.value(QStringLiteral("recipient_delimiter"));
     // Our Received header comes first in the spool file; the client's header is at most smtp.max_header_size.
-    const qint64 maxHeaderBytes = m_config.size(QStringLiteral("smtp.max_header_size")) + 64 * 1024;
+    c.maxHeaderBytes = m_config.size(QStringLiteral("smtp.max_header_size")) + kTraceRoom;
+    c.senderAuth = job.authUser.isEmpty() && m_config.flag(QStringLiteral("smtp.sender_auth"));
+    c.rejectOnDmarc = m_config.flag(QStringLiteral("smtp.dmarc_reject"));
+    c.quarantineToJunk = m_config.flag(QStringLiteral("smtp.dmarc_quarantine_junk"));
+    c.authservId = m_config.hostname();
+    for (const QString& s : m_config.list(QStringLiteral("dns.servers")))
+        if (auto parsed = parseDnsServer(s)) c.dnsServers << *parsed;
+    c.dnsTimeoutMs = int(m_config.durationMs(QStringLiteral("dns.timeout")));
     runAsync(
-        context,
-        [job, accounts, mailDir, queueDir, checks, delimiters, maxHeaderBytes]() -> DeliveryOutcome {
-            if (!job.authUser.isEmpty()) {
-                if (auto refused = refuseForeignIdentity(job, *accounts, delimiters, maxHeaderBytes)) return *refused;
-            }
-            qint64 size = job.body->size();
-            // Mail from the Internet (no AUTH): SPF, DKIM, DMARC -> Authentication-Results;
-            // forged results claiming our name are removed first.
-            int bodyFd = job.body->fd();
-            QByteArray authResults;
-            QStringList folder;
-            UniqueFd filtered;
-            if (checks.enabled) {
-                InboundOutcome in = runInboundChecks(checks, job, &filtered);
-                if (in.reject) return in.outcome;
-                authResults = in.header;
-                if (in.junk) folder << QStringLiteral("Junk");
-                if (filtered.fd >= 0) {
-                    bodyFd = filtered.fd;
-                    size = in.filteredSize;
-                }
-            }
-            // Distinct local mailboxes and remote addresses over all recipients.
-            QStringList mailboxes;
-            QList<spool::EnvelopeRecipient> remote;
-            QSet<QString> seenRemote;
-            for (const RecipientInfo& r : job.recipients) {
-                for (const QString& m : r.mailboxes)
-                    if (!mailboxes.contains(m)) mailboxes << m;
-                for (const QString& f : r.forwards) {
-                    if (seenRemote.contains(f.toLower())) continue;
-                    seenRemote.insert(f.toLower());
-                    spool::EnvelopeRecipient er;
-                    er.address = f;
-                    er.notify = r.notify;
-                    // An alias expansion keeps the address the sender used (RFC 3461 4.2).
-                    er.orcpt = !r.orcpt.isEmpty() ? r.orcpt : (f != r.address ? QString::fromLatin1(mail::orcptForAddress(r.address)) : QString());
-                    remote << er;
-                }
-            }
-            spool::QueueWriter queue(queueDir);
-            if (!remote.isEmpty()) {
-                spool::Envelope env;
-                env.id = job.queueId;
-                env.arrival = QDateTime::currentSecsSinceEpoch();
-                env.sender = job.sender;
-                env.authUser = job.authUser;
-                env.clientAddress = job.clientAddress;
-                env.clientHelo = job.clientHelo;
-                env.bodyType = job.eightBit ? QStringLiteral("8BITMIME") : QStringLiteral("7BIT");
-                env.smtpUtf8 = job.smtpUtf8;
-                env.ret = job.ret;
-                env.envid = job.envid;
-                env.size = size;
-                env.recipients = remote;
-                if (auto st = queue.prepare(env, job.body->path()); !st) return failure(st.error());
-            }
-            store::Delivery delivery(mailDir);
-            const QString returnPath = QStringLiteral("Return-Path: <%1>\r\n").arg(job.sender);
-            for (const QString& m : mailboxes) {
-                const UserRecord* u = accounts->user(m);
-                const qint64 quota = u ? u->quotaBytes : 0;
-                const QByteArray prefix = (returnPath + QStringLiteral("Delivered-To: %1\r\n").arg(m)).toUtf8() + authResults;
-                if (auto st = delivery.add(m, prefix, bodyFd, size, folder, quota); !st) {
-                    queue.abort();
-                    return failure(st.error(), size + prefix.size(), quota);
-                }
-            }
-            if (auto st = delivery.commit(); !st) {
-                queue.abort();
-                return failure(st.error());
-            }
-            if (!remote.isEmpty()) {
-                if (auto st = queue.commit(); !st) {
-                    // The local copies are durable; the remote part is not. Say 4xx: a retry
-                    // duplicates the local copies, which is better than losing the remote ones.
-                    return failure(st.error());
-                }
-            }
-            DeliveryOutcome ok;
-            ok.status = DeliveryOutcome::Status::Delivered;
-            ok.code = 250;
-            ok.detail = QStringLiteral("delivered to %1 mailbox(es), queued for %2 remote recipient(s)").arg(mailboxes.size()).arg(remote.size());
-            return ok;
-        },
-        std::move(done), &m_pool);
+        context, [c = std::move(c), job = std::move(job)]() { return deliverMessage(c, job); }, std::move(done), &m_pool);
 }
 
 }  // namespace postern::smtp

@@ -16,11 +16,23 @@
 // two From: fields or an unparsable one; a missing From: is accepted, see
 // common/mail/header_identity.h). The DKIM signer in postern-queued checks
 // the From: domain again against the queue envelope's auth-user.
-// Delivery (on a worker thread): one Maildir copy per distinct local mailbox
-// with "Return-Path" and "Delivered-To" in front of the spool file (which
-// starts with our Received header), remote recipients into the queue; the
+// Delivery (on a worker thread): the header block is read back from the spool
+// file once (common/mail/message_file.h; at most smtp.max_header_size plus
+// 64 KiB for our trace fields), the body is only streamed: for DKIM (body
+// hash computed over the file) and into the Maildir copies. Mail without
+// AUTH gets SPF/DKIM/DMARC results (common/senderauth); forged results
+// claiming our name are removed by writing the cleaned header and then the
+// body range of the spool file into each copy. One Maildir copy per distinct
+// local mailbox with "Return-Path" and "Delivered-To" (and our
+// Authentication-Results) in front, written by the one store operation
+// (common/store/maildir_delivery.h); remote recipients into the queue. The
 // queue is prepared first, the Maildir copies committed, then the queue entry
 // committed, so a failure answers 4xx without leaving half a delivery behind.
+// Failures are answered with the one mapping of common/store/store_error.h
+// (e.g. 452 4.3.1 disk full, 452 4.2.2 mailbox full, 552 5.2.2 message larger
+// than the whole quota).
+// Limits: the header block read back: smtp.max_header_size + 64 KiB (larger:
+// not checked, "none (message not checked)"; submissions refused with 550).
 #pragma once
 
 #include "smtp_backend.h"

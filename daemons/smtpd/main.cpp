@@ -22,8 +22,7 @@
 #include "smtp_session.h"
 
 #include "common/daemon_main.h"
-
-#include "core/log.h"
+#include "common/spool/queue.h"
 
 using namespace postern;
 
@@ -48,8 +47,6 @@ smtp::SessionConfig sessionConfig(const Config& c) {
 }
 
 struct SmtpDaemon {
-    std::unique_ptr<AccountStore> accounts;
-    std::unique_ptr<Authenticator> auth;
     std::unique_ptr<smtp::LocalBackend> backend;
     smtp::SessionConfig sessionConfig;
     const Config* config = nullptr;
@@ -61,21 +58,14 @@ int main(int argc, char** argv) {
     static SmtpDaemon d;
     DaemonSpec spec;
     spec.program = QStringLiteral("postern-smtpd");
-    spec.description = QStringLiteral("Postern SMTP daemon: MX (smtp.listen), submission, submissions.");
-    spec.create = [](Config& config, QObject* parent) -> Result<DaemonServer*> {
+    spec.accounts = AccountUse::Authenticate;
+    spec.create = [](DaemonContext& ctx, QObject* parent) -> Result<DaemonServer*> {
+        const Config& config = ctx.config;
         d.config = &config;
-        d.accounts = std::make_unique<AccountStore>(config.configDir());
-        QString error;
-        d.accounts->current(&error);
-        if (!error.isEmpty()) return Result<DaemonServer*>::fail(QStringLiteral("accounts: %1").arg(error));
-        d.auth = std::make_unique<Authenticator>(config, d.accounts.get());
-        d.backend = std::make_unique<smtp::LocalBackend>(config, *d.accounts, *d.auth);
+        d.backend = std::make_unique<smtp::LocalBackend>(config, *ctx.accounts, *ctx.auth);
         d.sessionConfig = sessionConfig(config);
         auto* server = new DaemonServer(
-            config, QStringLiteral("postern-smtpd"),
-            {{QStringLiteral("smtp.listen"), ListenerMode::Mx},
-             {QStringLiteral("submission.listen"), ListenerMode::Submission},
-             {QStringLiteral("submissions.listen"), ListenerMode::Submissions}},
+            config, ctx.program,
             [](SessionIo& io, ListenerMode) { return std::make_unique<smtp::SmtpSession>(io, *d.backend, d.sessionConfig); },
             parent);
         const QString host = d.sessionConfig.hostname;
@@ -89,19 +79,16 @@ int main(int argc, char** argv) {
         return server;
     };
     spec.writableFolders = [](const Config& config) {
-        return QStringList{config.mailDir(), config.queueDir() + QStringLiteral("/tmp"), config.queueDir() + QStringLiteral("/incoming")};
+        return QStringList{config.mailDir(), config.queueDir() + QStringLiteral("/tmp"), spool::stateDir(config.queueDir(), spool::QueueState::Incoming)};
     };
-    // As the mail user, never as root: the throttle file and queue/tmp are in folders it owns.
+    // As the mail user, never as root: queue/tmp is in a folder it owns.
     spec.started = []() -> Status {
-        if (auto t = d.auth->openSharedThrottle(); !t)
-            log::warn(u"auth.throttle_not_shared", log::Fields().add("error", t.errorMessage()));
         d.backend->cleanSpoolTmp();
         return {};
     };
     spec.reloaded = [](DaemonServer*) {
         // New connections use the new limits; running sessions keep theirs.
         d.sessionConfig = sessionConfig(*d.config);
-        d.auth->applyConfig();
     };
     return runDaemon(argc, argv, spec);
 }

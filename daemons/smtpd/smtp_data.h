@@ -53,8 +53,6 @@ public:
     ContentIssue issue() const { return m_issue; }
     int sinkError() const { return m_sinkError; }
     qint64 size() const { return m_size; }           // content bytes seen (after normalisation)
-    qint64 headerSize() const { return m_headerSize; }
-    int headerCount() const { return m_headerCount; }
     bool sawEightBit() const { return m_eightBit; }
 
 private:

@@ -22,10 +22,6 @@ struct Reply {
     Reply(int c, QString e, QString text) : code(c), enhanced(std::move(e)), lines{std::move(text)} {}
     Reply(int c, QString e, QStringList l) : code(c), enhanced(std::move(e)), lines(std::move(l)) {}
 
-    bool isPositive() const { return code < 400; }
-    bool isTemporary() const { return code >= 400 && code < 500; }
-    bool isPermanent() const { return code >= 500; }
-
     QByteArray render() const {
         QByteArray out;
         const QStringList ls = lines.isEmpty() ? QStringList{QString()} : lines;

@@ -3,6 +3,7 @@
 
 #include "common/mail/dsn_params.h"
 #include "common/mail/message.h"
+#include "common/store/store_error.h"
 
 #include "core/log.h"
 #include "core/stats.h"
@@ -15,6 +16,13 @@
 namespace postern::smtp {
 
 namespace {
+// A failed write to the spool file: the one mapping (common/store/store_error.h), as the
+// server's own storage (disk full or the daemon's quota: 452 4.3.1).
+Reply spoolFailure(int err) {
+    const auto e = store::StoreError::fromErrno(err, {}, store::StoreError::Area::Spool);
+    return Reply(e.smtpCode(), e.enhancedCode(), e.text());
+}
+
 constexpr int kMaxAuthLine = SaslServer::kMaxLine + 2;
 
 QString dateHeaderValue() { return mail::formatDate(QDateTime::currentDateTime()); }
@@ -323,6 +331,36 @@ void SmtpSession::cmdMail(const Command& c) {
     reply(250, "2.1.0", QStringLiteral("Sender OK"));
 }
 
+// RCPT TO's DSN parameters (RFC 3461 4.1 NOTIFY, 4.2 ORCPT; RFC 6533 3); false after
+// the refusal was sent.
+bool SmtpSession::rcptParameters(const Command& c, RecipientInfo* info) {
+    for (const auto& [key, value] : c.params) {
+        if (key == u"NOTIFY") {
+            const QStringList parts = value.toUpper().split(QLatin1Char(','));
+            bool ok = !parts.isEmpty();
+            for (const QString& p : parts)
+                if (p != u"NEVER" && p != u"SUCCESS" && p != u"FAILURE" && p != u"DELAY") ok = false;
+            if (parts.contains(QStringLiteral("NEVER")) && parts.size() > 1) ok = false;
+            if (!ok) {
+                reply(501, "5.5.4", QStringLiteral("Bad NOTIFY parameter"));
+                return false;
+            }
+            info->notify = parts.join(QLatin1Char(','));
+        } else if (key == u"ORCPT") {
+            const auto orcpt = mail::parseOrcpt(value.toUtf8(), m_smtpUtf8);  // RFC 3461 4.2, RFC 6533 3
+            if (!orcpt) {
+                reply(501, "5.5.4", QStringLiteral("Bad ORCPT parameter"));
+                return false;
+            }
+            info->orcpt = QString::fromLatin1(mail::formatOrcpt(*orcpt));  // kept in the canonical wire form
+        } else {
+            reply(555, "5.5.4", QStringLiteral("Unsupported parameter %1").arg(key));
+            return false;
+        }
+    }
+    return true;
+}
+
 void SmtpSession::cmdRcpt(const Command& c) {
     if (!m_mailFrom) {
         reply(503, "5.5.1", QStringLiteral("Need MAIL command"));
@@ -352,30 +390,7 @@ void SmtpSession::cmdRcpt(const Command& c) {
         return;
     }
     RecipientInfo info;
-    for (const auto& [key, value] : c.params) {
-        if (key == u"NOTIFY") {
-            const QStringList parts = value.toUpper().split(QLatin1Char(','));
-            bool ok = !parts.isEmpty();
-            for (const QString& p : parts)
-                if (p != u"NEVER" && p != u"SUCCESS" && p != u"FAILURE" && p != u"DELAY") ok = false;
-            if (parts.contains(QStringLiteral("NEVER")) && parts.size() > 1) ok = false;
-            if (!ok) {
-                reply(501, "5.5.4", QStringLiteral("Bad NOTIFY parameter"));
-                return;
-            }
-            info.notify = parts.join(QLatin1Char(','));
-        } else if (key == u"ORCPT") {
-            const auto orcpt = mail::parseOrcpt(value.toUtf8(), m_smtpUtf8);  // RFC 3461 4.2, RFC 6533 3
-            if (!orcpt) {
-                reply(501, "5.5.4", QStringLiteral("Bad ORCPT parameter"));
-                return;
-            }
-            info.orcpt = QString::fromLatin1(mail::formatOrcpt(*orcpt));  // kept in the canonical wire form
-        } else {
-            reply(555, "5.5.4", QStringLiteral("Unsupported parameter %1").arg(key));
-            return;
-        }
-    }
+    if (!rcptParameters(c, &info)) return;
     QString detail;
     const RcptVerdict v = m_backend.checkRecipient(c.path, !m_authUser.isEmpty(), m_declaredSize, &info, &detail);
     const QString shown = sanitize(c.path.address(), 300);
@@ -431,7 +446,7 @@ bool SmtpSession::beginContent() {
     // Our Received header starts the stored message (RFC 5321 4.4); it is not counted against SIZE.
     const QByteArray received = receivedHeader();
     if (!m_body->write(received.constData(), received.size())) {
-        reply(452, "4.3.1", QStringLiteral("Insufficient system storage"));
+        reply(spoolFailure(m_body->errorCode()));
         m_body.reset();
         m_checker.reset();
         return false;
@@ -507,12 +522,35 @@ qsizetype SmtpSession::consumeBdat(const char* data, qsizetype size) {
     return n;
 }
 
+// The reply for content that cannot be accepted (a limit exceeded, a bad byte, the spool
+// file not written), nullopt when it may go on to delivery.
+std::optional<Reply> SmtpSession::contentRefusal(ContentIssue issue) const {
+    switch (issue) {
+        case ContentIssue::None: return std::nullopt;
+        case ContentIssue::TooBig:
+            return Reply(552, QStringLiteral("5.3.4"), QStringLiteral("Message size exceeds fixed limit of %1 bytes").arg(m_config.maxMessageSize));
+        case ContentIssue::LineTooLong:
+            return Reply(552, QStringLiteral("5.3.4"),
+                         QStringLiteral("Message has a line longer than %1 octets").arg(m_config.content.maxLineLength));
+        case ContentIssue::HeaderTooBig:
+            return Reply(552, QStringLiteral("5.3.4"), QStringLiteral("Message header exceeds %1 bytes").arg(m_config.content.maxHeaderSize));
+        case ContentIssue::TooManyHeaders:
+            return Reply(552, QStringLiteral("5.3.4"),
+                         QStringLiteral("Message has more than %1 header fields").arg(m_config.content.maxHeaderCount));
+        case ContentIssue::BareLineEnding:
+            return Reply(554, QStringLiteral("5.6.11"), QStringLiteral("Message contains bare CR or LF; lines must end with CRLF"));
+        case ContentIssue::NulByte: return Reply(554, QStringLiteral("5.6.0"), QStringLiteral("Message contains NUL characters"));
+        case ContentIssue::WriteFailed: return spoolFailure(m_checker->sinkError());
+    }
+    return std::nullopt;
+}
+
 void SmtpSession::finishContent() {
     m_phase = Phase::Command;
     m_io.setIdleTimeout(m_config.commandTimeoutMs);
     const ContentIssue issue = m_checker->issue();
     const qint64 size = m_checker->size();
-    auto refuse = [&](int code, const char* enh, const QString& text) {
+    if (const std::optional<Reply> refusal = contentRefusal(issue)) {
         log::write(log::Level::Info, m_io.info().sessionId, u"smtp.message_refused",
                    log::Fields()
                        .add("queue_id", m_queueId)
@@ -520,27 +558,7 @@ void SmtpSession::finishContent() {
                        .add("size", size)
                        .add("reason", toString(issue)));
         resetTransaction();
-        reply(code, enh, text);
-    };
-    switch (issue) {
-        case ContentIssue::None: break;
-        case ContentIssue::TooBig:
-            return refuse(552, "5.3.4", QStringLiteral("Message size exceeds fixed limit of %1 bytes").arg(m_config.maxMessageSize));
-        case ContentIssue::LineTooLong:
-            return refuse(552, "5.3.4", QStringLiteral("Message has a line longer than %1 octets").arg(m_config.content.maxLineLength));
-        case ContentIssue::HeaderTooBig:
-            return refuse(552, "5.3.4", QStringLiteral("Message header exceeds %1 bytes").arg(m_config.content.maxHeaderSize));
-        case ContentIssue::TooManyHeaders:
-            return refuse(552, "5.3.4", QStringLiteral("Message has more than %1 header fields").arg(m_config.content.maxHeaderCount));
-        case ContentIssue::BareLineEnding:
-            return refuse(554, "5.6.11", QStringLiteral("Message contains bare CR or LF; lines must end with CRLF"));
-        case ContentIssue::NulByte:
-            return refuse(554, "5.6.0", QStringLiteral("Message contains NUL characters"));
-        case ContentIssue::WriteFailed: {
-            const bool full = m_checker->sinkError() == ENOSPC || m_checker->sinkError() == EDQUOT;
-            return full ? refuse(452, "4.3.1", QStringLiteral("Insufficient system storage"))
-                        : refuse(451, "4.3.0", QStringLiteral("Local error writing the message"));
-        }
+        return reply(*refusal);
     }
     MessageJob job;
     job.queueId = m_queueId;

@@ -20,7 +20,10 @@
 // (but 421 and the 452 for recipients over the limit) counts as an error and
 // after smtp.max_errors the session says 421 and closes. STARTTLS resets everything (RFC 3207 4.2). DATA/BDAT content goes
 // through ContentChecker into a spool file; 250 is sent only when the backend
-// reports every copy durable.
+// reports every copy durable. A failed write to the spool file is answered
+// with the one store-failure mapping (common/store/store_error.h, as the
+// server's own storage): 452 4.3.1 for a full disk or the daemon's quota,
+// 451 4.3.0 otherwise.
 //
 // Limits (SessionConfig): command line length (512 octets incl. CRLF for all
 // but MAIL/RCPT/AUTH, smtp_command.h), recipients (452 4.5.3 beyond
@@ -103,6 +106,7 @@ private:
     void cmdEhlo(const Command& c);
     void cmdMail(const Command& c);
     void cmdRcpt(const Command& c);
+    bool rcptParameters(const Command& c, RecipientInfo* info);
     void cmdData(const Command& c);
     void cmdBdat(const Command& c);
     void cmdRset(const Command& c);
@@ -116,6 +120,7 @@ private:
 
     bool beginContent();
     void finishContent();
+    std::optional<Reply> contentRefusal(ContentIssue issue) const;
     void handleSaslStep(const SaslServer::Step& step);
     QByteArray receivedHeader() const;
 

@@ -25,26 +25,20 @@ using namespace postern;
 
 int main(int argc, char** argv) {
     static web::WebContext ctx;
-    static std::unique_ptr<AccountStore> accounts;
     DaemonSpec spec;
     spec.program = QStringLiteral("postern-webd");
-    spec.description = QStringLiteral("Postern web services: MTA-STS policy, client autoconfig, ACME challenges, health, metrics.");
-    spec.create = [](Config& config, QObject* parent) -> Result<DaemonServer*> {
-        accounts = std::make_unique<AccountStore>(config.configDir());
-        QString error;
-        accounts->current(&error);
-        if (!error.isEmpty()) return Result<DaemonServer*>::fail(QStringLiteral("accounts: %1").arg(error));
+    spec.accounts = AccountUse::Read;
+    spec.create = [](DaemonContext& daemon, QObject* parent) -> Result<DaemonServer*> {
+        const Config& config = daemon.config;
         ctx.config = &config;
-        ctx.accounts = accounts.get();
+        ctx.accounts = daemon.accounts;
         ctx.acmeDir = config.dataDir() + QStringLiteral("/acme/challenges");
         ctx.queueDir = config.queueDir();
         ctx.runDir = config.runDir();
         ctx.startedSecs = QDateTime::currentSecsSinceEpoch();
         ctx.requestDeadlineMs = config.durationMs(QStringLiteral("http.request_deadline"));
         auto* server = new DaemonServer(
-            config, QStringLiteral("postern-webd"),
-            {{QStringLiteral("http.listen"), ListenerMode::Http}, {QStringLiteral("https.listen"), ListenerMode::Https}},
-            [](SessionIo& io, ListenerMode) { return std::make_unique<web::WebSession>(io, ctx); }, parent);
+            config, daemon.program, [](SessionIo& io, ListenerMode) { return std::make_unique<web::WebSession>(io, ctx); }, parent);
         server->setLimits(200, 20, [](ListenerMode) { return QByteArray("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"); });
         return server;
     };

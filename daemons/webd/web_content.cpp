@@ -2,6 +2,7 @@
 #include "web_content.h"
 
 #include "core/address.h"
+#include "core/services.h"
 
 namespace postern::web {
 
@@ -31,18 +32,12 @@ Site siteFrom(const Config& config, const Accounts& accounts) {
     s.domains = accounts.domains();
     if (s.primaryDomain.isEmpty() && !s.domains.isEmpty()) s.primaryDomain = s.domains.first();
     s.mtaStsMode = config.string(QStringLiteral("mta_sts.mode"));
-    struct L {
-        const char* key;
-        const char* protocol;
-        const char* socket;
-        quint16 standard;
-    };
-    for (const L& l : {L{"imaps", "imap", "SSL", 993}, L{"imap", "imap", "STARTTLS", 143}, L{"pop3s", "pop3", "SSL", 995},
-                       L{"pop3", "pop3", "STARTTLS", 110}, L{"submissions", "smtp", "SSL", 465}, L{"submission", "smtp", "STARTTLS", 587}}) {
-        const auto addrs = config.listeners(QString::fromLatin1(l.key) + QStringLiteral(".listen"));
+    // The listeners clients use, in the order clients should prefer them (core/services.h).
+    for (const ListenerInfo& l : clientListeners()) {
+        const auto addrs = config.listeners(l.settingKey());
         if (addrs.isEmpty()) continue;  // disabled
-        const quint16 port = addrs.first().port ? addrs.first().port : l.standard;
-        s.services << MailService{QString::fromLatin1(l.protocol), QString::fromLatin1(l.socket), port};
+        const quint16 port = addrs.first().port ? addrs.first().port : l.standardPort;
+        s.services << MailService{toString(l.protocol), l.implicitTls ? QStringLiteral("SSL") : QStringLiteral("STARTTLS"), port};
     }
     return s;
 }

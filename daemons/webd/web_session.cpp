@@ -1,6 +1,8 @@
 // web_session.cpp — see web_session.h.
 #include "web_session.h"
 
+#include "common/spool/queue.h"
+
 #include "core/log.h"
 #include "core/stats.h"
 
@@ -48,9 +50,9 @@ QByteArray metricsText(const WebContext& ctx) {
     out += "# HELP postern_webd_start_time_seconds When postern-webd started (Unix time).\n# TYPE postern_webd_start_time_seconds gauge\n";
     out += "postern_webd_start_time_seconds " + QByteArray::number(ctx.startedSecs) + "\n";
     out += "# HELP postern_queue_messages Messages in the outbound queue by state.\n# TYPE postern_queue_messages gauge\n";
-    for (const char* state : {"incoming", "active", "deferred", "hold", "corrupt"}) {
-        out += "postern_queue_messages{state=\"" + QByteArray(state) + "\"} " +
-               QByteArray::number(countEnvelopes(ctx.queueDir + QLatin1Char('/') + QLatin1String(state))) + "\n";
+    for (const spool::QueueState state : spool::queueStates()) {
+        out += "postern_queue_messages{state=\"" + spool::toString(state).toLatin1() + "\"} " +
+               QByteArray::number(countEnvelopes(spool::stateDir(ctx.queueDir, state))) + "\n";
     }
     // The other daemons' counters, from their <run_dir>/<program>.stats files (stats.h).
     // A daemon with worker processes has one file per process: their counters are summed.

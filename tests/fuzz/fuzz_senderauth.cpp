@@ -61,12 +61,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     mail::decodeEnvid(dmarc);
     mail::decodeUtf8Addr(dmarc, true);
     senderauth::InboundInput in;
-    in.message = message;
     in.client = QHostAddress(QStringLiteral("192.0.2.1"));
     in.sender = QStringLiteral("x@fuzz.test");
     in.helo = QStringLiteral("helo.fuzz.test");
     in.authservId = QStringLiteral("mail.fuzz.test");
-    senderauth::evaluateInbound(dns, in);
+    senderauth::evaluateInbound(dns, mail::MessageFile::fromBytes(message), in);
     senderauth::organizationalDomain(QString::fromUtf8(dns.txt.left(300)));
     return 0;
 }

@@ -4,6 +4,7 @@
 #include "core/dns.h"
 
 #include <QCryptographicHash>
+#include <algorithm>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -60,31 +61,32 @@ QList<Record> buildRecords(const HostFacts& f) {
         QStringLiteral("Where the MTA-STS policy is served (this server's web service)"));
     add(QStringLiteral("_smtp._tls"), QStringLiteral("TXT"), -1, QStringLiteral("v=TLSRPTv1; rua=mailto:%1").arg(f.reportAddress),
         QStringLiteral("Optional"), QStringLiteral("TLS-RPT: other servers report TLS problems reaching you"));
-    auto srv = [&](const char* service, bool offered, int prio, int port, const char* what) {
-        if (offered)
-            add(QLatin1String(service), QStringLiteral("SRV"), prio, QStringLiteral("1 %1 %2").arg(port).arg(hostFqdn),
-                QStringLiteral("Recommended"), QStringLiteral("Lets mail clients find %1 by themselves (RFC 6186)").arg(QLatin1String(what)));
+    // RFC 6186 SRV records for the listeners that have one. RFC 8314 5.1: implicit TLS
+    // preferred (lower priority number); each protocol's records together.
+    QList<ListenerInfo> srvRows;
+    for (const ListenerInfo& l : listeners())
+        if (!l.srvService.isEmpty()) srvRows << l;
+    std::stable_sort(srvRows.begin(), srvRows.end(), [](const ListenerInfo& a, const ListenerInfo& b) {
+        return a.protocol != b.protocol ? a.protocol < b.protocol : a.srvPriority < b.srvPriority;
+    });
+    for (const ListenerInfo& l : std::as_const(srvRows)) {
+        if (!f.notOffered.contains(l.mode))
+            add(l.srvService, QStringLiteral("SRV"), l.srvPriority, QStringLiteral("1 %1 %2").arg(l.standardPort).arg(hostFqdn),
+                QStringLiteral("Recommended"), QStringLiteral("Lets mail clients find %1 by themselves (RFC 6186)").arg(l.title));
         else
-            add(QLatin1String(service), QStringLiteral("SRV"), 0, QStringLiteral("0 0 ."), QStringLiteral("Optional"),
-                QStringLiteral("%1 is not offered here (target \".\")").arg(QLatin1String(what)));
-    };
-    // RFC 8314 5.1: implicit TLS preferred (lower priority number).
-    srv("_submissions._tcp", f.offerSubmissions, 0, 465, "submission with TLS");
-    srv("_submission._tcp", f.offerSubmission, 5, 587, "submission with STARTTLS");
-    srv("_imaps._tcp", f.offerImaps, 0, 993, "IMAP with TLS");
-    srv("_imap._tcp", f.offerImap, 5, 143, "IMAP with STARTTLS");
-    srv("_pop3s._tcp", f.offerPop3s, 10, 995, "POP3 with TLS");
-    srv("_pop3._tcp", f.offerPop3, 15, 110, "POP3 with STARTTLS");
+            add(l.srvService, QStringLiteral("SRV"), 0, QStringLiteral("0 0 ."), QStringLiteral("Optional"),
+                QStringLiteral("%1 is not offered here (target \".\")").arg(l.title));
+    }
     add(QStringLiteral("autoconfig"), QStringLiteral("CNAME"), -1, hostFqdn, QStringLiteral("Optional"),
         QStringLiteral("Thunderbird and others fetch client settings from https://autoconfig.%1/").arg(f.domain));
     add(QStringLiteral("autodiscover"), QStringLiteral("CNAME"), -1, hostFqdn, QStringLiteral("Optional"),
         QStringLiteral("Outlook looks for its settings here"));
-    add(QStringLiteral("_autodiscover._tcp"), QStringLiteral("SRV"), 0, QStringLiteral("0 443 %1").arg(hostFqdn), QStringLiteral("Optional"),
+    add(QStringLiteral("_autodiscover._tcp"), QStringLiteral("SRV"), 0, QStringLiteral("0 %1 %2").arg(listenerInfo(ListenerMode::Https).standardPort).arg(hostFqdn), QStringLiteral("Optional"),
         QStringLiteral("Outlook's fallback way to find the autodiscover service"));
     add(QStringLiteral("@"), QStringLiteral("CAA"), -1, QStringLiteral("0 issue \"letsencrypt.org\""), QStringLiteral("Optional"),
         QStringLiteral("Only Let's Encrypt may issue certificates for %1 (RFC 8659)").arg(f.domain));
     if (f.dnssecSigned && !f.tlsaSpkiSha256Hex.isEmpty())
-        add(QStringLiteral("_25._tcp.") + host, QStringLiteral("TLSA"), -1, QStringLiteral("3 1 1 ") + f.tlsaSpkiSha256Hex,
+        add(QStringLiteral("_%1._tcp.").arg(listenerInfo(ListenerMode::Mx).standardPort) + host, QStringLiteral("TLSA"), -1, QStringLiteral("3 1 1 ") + f.tlsaSpkiSha256Hex,
             QStringLiteral("Optional"), QStringLiteral("DANE: senders that validate DNSSEC pin this server's key (RFC 7672)"));
     for (const QHostAddress& a : f.publicV4 + f.publicV6)
         add(reverseName(a) + QLatin1Char('.'), QStringLiteral("PTR"), -1, hostFqdn, QStringLiteral("Required"),

@@ -5,7 +5,8 @@
 //   buildRecords(facts)  the record set: MX, A/AAAA of the mail host, SPF,
 //       DKIM per selector, DMARC (p=none with a report address, to tighten
 //       later), MTA-STS TXT + the mta-sts host, TLS-RPT, RFC 6186/8314 SRV
-//       records (offered services first; "0 0 0 ." for those not offered),
+//       records (one per listener of the table in core/services.h that has an
+//       SRV name, with its priority; "0 0 ." for those not offered),
 //       autoconfig/autodiscover names, CAA, TLSA (only when the zone is
 //       DNSSEC-signed), and the PTR value to ask the hosting provider for.
 //       Each record has a level (Required/Recommended/Optional) and one line
@@ -19,6 +20,8 @@
 //   mtaStsPolicy() the RFC 8461 policy text and its id (changes with the text).
 // Standards: RFC 1035, 6186, 8314, 7208, 6376, 8463, 7489, 8461, 8460, 6698, 8659.
 #pragma once
+
+#include "core/services.h"
 
 #include <QByteArray>
 #include <QHostAddress>
@@ -45,7 +48,7 @@ struct HostFacts {
     qint64 mtaStsMaxAge = 604800;
     bool dnssecSigned = false;
     QString tlsaSpkiSha256Hex;       // for "3 1 1" TLSA; empty: no TLSA
-    bool offerSubmission = true, offerSubmissions = true, offerImap = true, offerImaps = true, offerPop3 = true, offerPop3s = true;
+    QList<ListenerMode> notOffered;  // listeners switched off (empty <name>.listen)
     int ttl = 3600;
 };
 

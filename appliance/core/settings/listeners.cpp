@@ -1,25 +1,17 @@
-// settings/listeners.cpp — where each protocol listens. The listener's mode
-// comes from the key (smtp = MX, submission, submissions, ...), never from the port.
+// settings/listeners.cpp — where each protocol listens: one <name>.listen setting per
+// row of the listener table (services.h), with the row's standard port as default.
+// The listener's mode comes from the row, never from the port.
 #include "../config_schema.h"
+#include "../services.h"
 
 namespace postern::settings {
 
 void addListeners(QList<Setting>& out) {
     const QString sec = QStringLiteral("listeners");
-    auto add = [&](const char* name, const char* def, const char* doc) {
-        out << Setting{.key = QStringLiteral("%1.listen").arg(QLatin1String(name)), .type = SettingType::ListenList,
-                       .defaultValue = QString::fromLatin1(def), .doc = QString::fromLatin1(doc), .section = sec,
+    for (const ListenerInfo& l : listeners())
+        out << Setting{.key = l.settingKey(), .type = SettingType::ListenList,
+                       .defaultValue = QStringLiteral("*:%1").arg(l.standardPort), .doc = l.doc, .section = sec,
                        .restart = true};
-    };
-    add("smtp", "*:25", "MX listener: mail from other servers, STARTTLS offered");
-    add("submission", "*:587", "Submission for users: STARTTLS, then AUTH (RFC 6409)");
-    add("submissions", "*:465", "Submission with implicit TLS (RFC 8314)");
-    add("imap", "*:143", "IMAP with STARTTLS");
-    add("imaps", "*:993", "IMAP with implicit TLS");
-    add("pop3", "*:110", "POP3 with STLS");
-    add("pop3s", "*:995", "POP3 with implicit TLS");
-    add("http", "*:80", "HTTP: ACME challenges, MTA-STS and autoconfig, redirects to HTTPS");
-    add("https", "*:443", "HTTPS: MTA-STS policy, autoconfig, autodiscover, health, metrics");
 }
 
 }  // namespace postern::settings

@@ -166,59 +166,54 @@ DmarcResult lookupDmarc(Resolver& dns, const QString& fromDomain, std::optional<
 }
 }  // namespace
 
-InboundVerdict evaluateInbound(Resolver& dns, const InboundInput& in) {
-    InboundVerdict v;
-    // SPF for MAIL FROM (or postmaster@HELO for the null sender).
-    const SpfResult spf = checkSpf(dns, in.client, in.sender, in.helo, in.authservId);
-    const QString spfDomain = spf.domain;
-    // DKIM: every signature.
-    const QList<dkim::VerifyResult> dkims = dkim::verifyMessage(in.message, dns);
-    // DMARC: needs exactly one From address with a domain.
-    const mail::Header header = mail::parseHeader(in.message);
+namespace {
+// DMARC (RFC 7489 6.6): exactly one From address with a domain, its record, and
+// alignment of a passing SPF or DKIM result with that domain.
+DmarcResult evaluateDmarc(Resolver& dns, const QByteArray& header, const SpfResult& spf, const QList<dkim::VerifyResult>& dkims) {
+    const mail::Header fields = mail::parseHeader(header);
     QStringList fromDomains;
-    for (const mail::HeaderField& h : header.fields) {
+    for (const mail::HeaderField& h : fields.fields) {
         if (h.name.compare("From", Qt::CaseInsensitive) != 0) continue;
         for (const mail::Address& a : mail::parseAddressList(h.value))
             if (!a.groupStart && !a.groupEnd) fromDomains << a.domain.toLower();
     }
     DmarcResult dmarc;
-    std::optional<DmarcRecord> record;
-    if (fromDomains.size() == 1 && !fromDomains.first().isEmpty()) {
-        dmarc = lookupDmarc(dns, fromDomains.first(), &record);
-        if (record) {
-            const bool spfAligned = spf.status == SpfResult::Status::Pass && aligned(spfDomain, dmarc.fromDomain, record->strictSpf);
-            bool dkimAligned = false;
-            for (const auto& d : dkims)
-                dkimAligned |= d.status == dkim::VerifyResult::Status::Pass && aligned(d.domain, dmarc.fromDomain, record->strictDkim);
-            dmarc.status = spfAligned || dkimAligned ? DmarcResult::Status::Pass : DmarcResult::Status::Fail;
-            if (dmarc.status == DmarcResult::Status::Fail && record->pct < 100 &&
-                int(QRandomGenerator::global()->bounded(100)) >= record->pct) {
-                dmarc.reason = QStringLiteral("policy not applied (pct=%1)").arg(record->pct);
-                dmarc.policy = QStringLiteral("none");
-            }
-        }
-    } else if (fromDomains.size() > 1) {
+    if (fromDomains.size() > 1) {
         dmarc.status = DmarcResult::Status::PermError;
         dmarc.reason = QStringLiteral("more than one From address");
+        return dmarc;
     }
+    if (fromDomains.size() != 1 || fromDomains.first().isEmpty()) return dmarc;
+    std::optional<DmarcRecord> record;
+    dmarc = lookupDmarc(dns, fromDomains.first(), &record);
+    if (!record) return dmarc;
+    const bool spfAligned = spf.status == SpfResult::Status::Pass && aligned(spf.domain, dmarc.fromDomain, record->strictSpf);
+    bool dkimAligned = false;
+    for (const auto& d : dkims)
+        dkimAligned |= d.status == dkim::VerifyResult::Status::Pass && aligned(d.domain, dmarc.fromDomain, record->strictDkim);
+    dmarc.status = spfAligned || dkimAligned ? DmarcResult::Status::Pass : DmarcResult::Status::Fail;
+    if (dmarc.status == DmarcResult::Status::Fail && record->pct < 100 && int(QRandomGenerator::global()->bounded(100)) >= record->pct) {
+        dmarc.reason = QStringLiteral("policy not applied (pct=%1)").arg(record->pct);
+        dmarc.policy = QStringLiteral("none");
+    }
+    return dmarc;
+}
 
-    // Authentication-Results (RFC 8601), one line per method.
+// The Authentication-Results parts (RFC 8601), one per method.
+QStringList resultParts(const InboundInput& in, const SpfResult& spf, const QList<dkim::VerifyResult>& dkims, const DmarcResult& dmarc) {
     QStringList parts;
     QString spfPart = QStringLiteral("spf=%1").arg(toString(spf.status));
     if (!spf.mechanism.isEmpty() || !spf.reason.isEmpty())
         spfPart += QStringLiteral(" (%1)").arg(comment(spf.reason.isEmpty() ? QStringLiteral("matched ") + spf.mechanism : spf.reason));
     spfPart += in.sender.isEmpty() ? QStringLiteral(" smtp.helo=%1").arg(clean(in.helo)) : QStringLiteral(" smtp.mailfrom=%1").arg(clean(in.sender));
     parts << spfPart;
-    if (dkims.isEmpty()) {
-        parts << QStringLiteral("dkim=none");
-    } else {
-        for (const auto& d : dkims) {
-            QString p = QStringLiteral("dkim=%1").arg(dkim::toString(d.status));
-            if (d.status != dkim::VerifyResult::Status::Pass && !d.reason.isEmpty()) p += QStringLiteral(" (%1)").arg(comment(d.reason));
-            if (!d.domain.isEmpty()) p += QStringLiteral(" header.d=%1").arg(clean(d.domain));
-            if (!d.selector.isEmpty()) p += QStringLiteral(" header.s=%1").arg(clean(d.selector));
-            parts << p;
-        }
+    if (dkims.isEmpty()) parts << QStringLiteral("dkim=none");
+    for (const auto& d : dkims) {
+        QString p = QStringLiteral("dkim=%1").arg(dkim::toString(d.status));
+        if (d.status != dkim::VerifyResult::Status::Pass && !d.reason.isEmpty()) p += QStringLiteral(" (%1)").arg(comment(d.reason));
+        if (!d.domain.isEmpty()) p += QStringLiteral(" header.d=%1").arg(clean(d.domain));
+        if (!d.selector.isEmpty()) p += QStringLiteral(" header.s=%1").arg(clean(d.selector));
+        parts << p;
     }
     QString dmarcPart = QStringLiteral("dmarc=%1").arg(toString(dmarc.status));
     QStringList dmarcNotes;
@@ -227,6 +222,17 @@ InboundVerdict evaluateInbound(Resolver& dns, const InboundInput& in) {
     if (!dmarcNotes.isEmpty()) dmarcPart += QStringLiteral(" (%1)").arg(dmarcNotes.join(QStringLiteral("; ")));
     if (!dmarc.fromDomain.isEmpty()) dmarcPart += QStringLiteral(" header.from=%1").arg(clean(dmarc.fromDomain));
     parts << dmarcPart;
+    return parts;
+}
+}  // namespace
+
+InboundVerdict evaluateInbound(Resolver& dns, const mail::MessageFile& message, const InboundInput& in) {
+    InboundVerdict v;
+    // SPF for MAIL FROM (or postmaster@HELO for the null sender); DKIM: every signature.
+    const SpfResult spf = checkSpf(dns, in.client, in.sender, in.helo, in.authservId);
+    const QList<dkim::VerifyResult> dkims = dkim::verifyMessage(message, dns);
+    const DmarcResult dmarc = evaluateDmarc(dns, message.header(), spf, dkims);
+    const QStringList parts = resultParts(in, spf, dkims, dmarc);
     v.header = (QStringLiteral("Authentication-Results: %1;\r\n\t").arg(clean(in.authservId)) + parts.join(QStringLiteral(";\r\n\t")) +
                 QStringLiteral("\r\n"))
                    .toUtf8();
@@ -311,10 +317,10 @@ std::optional<QString> authservIdOf(const QByteArray& v) {
     return QString::fromUtf8(id).trimmed();
 }
 
-QByteArray stripForgedResults(const QByteArray& message, const QString& authservId, bool* changed) {
+QByteArray stripForgedResults(const QByteArray& header, const QString& authservId, bool* changed) {
     *changed = false;
     // Every field (no cap on how many are scanned: a forged one cannot hide behind thousands of others).
-    const QList<mail::FieldSpan> fields = mail::headerFieldSpans(message, {QByteArrayLiteral("Authentication-Results")});
+    const QList<mail::FieldSpan> fields = mail::headerFieldSpans(header, {QByteArrayLiteral("Authentication-Results")});
     QList<QPair<qsizetype, qsizetype>> drop;  // [start, end) of fields to remove
     for (const mail::FieldSpan& f : fields) {
         const std::optional<QString> id = authservIdOf(f.value);
@@ -324,16 +330,16 @@ QByteArray stripForgedResults(const QByteArray& message, const QString& authserv
                              : QString::fromUtf8(f.value).contains(authservId, Qt::CaseInsensitive);
         if (ours) drop << qMakePair(f.start, f.end);
     }
-    if (drop.isEmpty()) return message;
+    if (drop.isEmpty()) return header;
     *changed = true;
     QByteArray out;
-    out.reserve(message.size());
+    out.reserve(header.size());
     qsizetype pos = 0;
     for (const auto& [start, end] : drop) {
-        out += message.mid(pos, start - pos);
+        out += header.mid(pos, start - pos);
         pos = end;
     }
-    out += message.mid(pos);
+    out += header.mid(pos);
     return out;
 }
 

@@ -10,21 +10,27 @@
 //   checkDmarc(...)          alignment (relaxed/strict) of SPF's MAIL FROM
 //                            domain and DKIM's d= with the From domain; the
 //                            policy to apply (p=, or sp= for subdomains; pct=)
-//   evaluateInbound(...)     all three, the header to add and the action:
-//                            Deliver, Junk (DMARC quarantine) or Reject (DMARC
-//                            reject when smtp.dmarc_reject is on)
+//   evaluateInbound(dns, message, input)  all three, the header to add and the
+//                            action: Deliver, Junk (DMARC quarantine) or Reject
+//                            (DMARC reject when smtp.dmarc_reject is on). The
+//                            message is a mail::MessageFile: its header block in
+//                            memory, its body streamed once for DKIM.
 //   authservIdOf(value)      the authserv-id of an Authentication-Results value
 //                            (RFC 8601 2.2: CFWS and comments before and after it,
 //                            token or quoted-string, an optional version number,
 //                            then ";"); nullopt when the value is malformed or
 //                            its comments nest deeper than mail::kMaxCommentDepth.
-//   stripForgedResults(msg, id)  removes Authentication-Results fields that
+//   stripForgedResults(header, id)  removes Authentication-Results fields that
 //                            claim our authserv-id (RFC 8601 5, compared without
 //                            regard to case): only we add those. A malformed field
 //                            that mentions our id anywhere is removed as well.
+//                            Works on the header block (or a whole message:
+//                            only header fields are looked at).
 // Security: everything here is computed from untrusted input; header values
 // are sanitised (printable ASCII, bounded) before they go into our header.
 #pragma once
+
+#include "common/mail/message_file.h"
 
 #include "core/dns.h"
 
@@ -64,7 +70,6 @@ struct InboundVerdict {
 };
 
 struct InboundInput {
-    QByteArray message;    // header + body as received (CRLF)
     QHostAddress client;
     QString sender;        // MAIL FROM ("" = null sender)
     QString helo;
@@ -72,9 +77,9 @@ struct InboundInput {
     bool rejectOnDmarc = true;      // honour p=reject with a 550
     bool quarantineToJunk = true;   // honour p=quarantine with the Junk folder
 };
-InboundVerdict evaluateInbound(Resolver& dns, const InboundInput& in);
+InboundVerdict evaluateInbound(Resolver& dns, const mail::MessageFile& message, const InboundInput& in);
 
 std::optional<QString> authservIdOf(const QByteArray& value);
-QByteArray stripForgedResults(const QByteArray& message, const QString& authservId, bool* changed);
+QByteArray stripForgedResults(const QByteArray& header, const QString& authservId, bool* changed);
 
 }  // namespace postern::senderauth

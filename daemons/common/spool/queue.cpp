@@ -2,6 +2,7 @@
 #include "queue.h"
 
 #include "core/atomic_file.h"
+#include "core/posix_io.h"
 
 #include <QDir>
 #include <QFileInfo>
@@ -10,16 +11,28 @@
 #include <QRegularExpression>
 
 #include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <unistd.h>
 
 namespace postern::spool {
 
-QStringList queueStates() {
-    return {QStringLiteral("incoming"), QStringLiteral("active"), QStringLiteral("deferred"), QStringLiteral("hold"),
-            QStringLiteral("corrupt")};
+QString toString(QueueState s) {
+    switch (s) {
+        case QueueState::Incoming: return QStringLiteral("incoming");
+        case QueueState::Active: return QStringLiteral("active");
+        case QueueState::Deferred: return QStringLiteral("deferred");
+        case QueueState::Hold: return QStringLiteral("hold");
+        case QueueState::Corrupt: return QStringLiteral("corrupt");
+    }
+    return {};
 }
+
+const QList<QueueState>& queueStates() {
+    static const QList<QueueState> all{QueueState::Incoming, QueueState::Active, QueueState::Deferred, QueueState::Hold, QueueState::Corrupt};
+    return all;
+}
+
+QString stateDir(const QString& queueDir, QueueState s) { return queueDir + QLatin1Char('/') + toString(s); }
 
 bool isValidQueueId(const QString& id) {
     static const QRegularExpression re(QStringLiteral("^[0-9A-F]{16}$"));
@@ -147,6 +160,16 @@ Result<Envelope> Envelope::parse(const QByteArray& text) {
     return e;
 }
 
+Status writeNewFileSynced(const QString& path, const QByteArray& data) {
+    const int fd = ::open(QFile::encodeName(path).constData(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return errnoError(path, errno);
+    Status st = writeAll(fd, data, path);
+    if (st && ::fsync(fd) != 0) st = errnoError(path, errno);
+    if (::close(fd) != 0 && st) st = errnoError(path, errno);
+    if (!st) ::unlink(QFile::encodeName(path).constData());
+    return st;
+}
+
 QueueWriter::QueueWriter(QString queueDir) : m_dir(std::move(queueDir)) {}
 
 QueueWriter::~QueueWriter() {
@@ -155,7 +178,7 @@ QueueWriter::~QueueWriter() {
 
 Status QueueWriter::prepare(const Envelope& envelope, const QString& bodyPath) {
     if (!isValidQueueId(envelope.id)) return Status::fail(QStringLiteral("invalid queue id '%1'").arg(envelope.id));
-    const QString incoming = m_dir + QStringLiteral("/incoming");
+    const QString incoming = stateDir(m_dir, QueueState::Incoming);
     if (auto st = ensureDirectory(incoming, 0700); !st) return st;
     m_id = envelope.id;
     m_body = incoming + QLatin1Char('/') + m_id + QStringLiteral(".body");
@@ -166,38 +189,16 @@ Status QueueWriter::prepare(const Envelope& envelope, const QString& bodyPath) {
     if (fd < 0 || ::fsync(fd) != 0) {
         const int e = errno;
         if (fd >= 0) ::close(fd);
-        return Status::fail(QStringLiteral("%1: %2").arg(bodyPath, QString::fromLocal8Bit(std::strerror(e))), e);
+        return errnoError(bodyPath, e);
     }
     ::close(fd);
-    if (::link(QFile::encodeName(bodyPath).constData(), QFile::encodeName(m_body).constData()) != 0) {
-        const int e = errno;
-        return Status::fail(QStringLiteral("%1: %2").arg(m_body, QString::fromLocal8Bit(std::strerror(e))), e);
-    }
+    if (::link(QFile::encodeName(bodyPath).constData(), QFile::encodeName(m_body).constData()) != 0) return errnoError(m_body, errno);
     m_prepared = true;
     // The temporary envelope is fully written and fsync'd; commit() only renames it.
-    const int efd = ::open(QFile::encodeName(m_envTmp).constData(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (efd < 0) {
-        const int e = errno;
+    ::unlink(QFile::encodeName(m_envTmp).constData());
+    if (auto st = writeNewFileSynced(m_envTmp, envelope.serialize()); !st) {
         abort();
-        return Status::fail(QStringLiteral("%1: %2").arg(m_envTmp, QString::fromLocal8Bit(std::strerror(e))), e);
-    }
-    const QByteArray text = envelope.serialize();
-    qsizetype off = 0;
-    int e = 0;
-    while (off < text.size()) {
-        const ssize_t n = ::write(efd, text.constData() + off, size_t(text.size() - off));
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            e = errno;
-            break;
-        }
-        off += n;
-    }
-    if (!e && ::fsync(efd) != 0) e = errno;
-    ::close(efd);
-    if (e) {
-        abort();
-        return Status::fail(QStringLiteral("%1: %2").arg(m_envTmp, QString::fromLocal8Bit(std::strerror(e))), e);
+        return st;
     }
     return {};
 }
@@ -207,10 +208,10 @@ Status QueueWriter::commit() {
     if (::rename(QFile::encodeName(m_envTmp).constData(), QFile::encodeName(m_env).constData()) != 0) {
         const int e = errno;
         abort();
-        return Status::fail(QStringLiteral("%1: %2").arg(m_env, QString::fromLocal8Bit(std::strerror(e))), e);
+        return errnoError(m_env, e);
     }
     m_committed = true;
-    return syncDirectory(m_dir + QStringLiteral("/incoming"));
+    return syncDirectory(stateDir(m_dir, QueueState::Incoming));
 }
 
 void QueueWriter::abort() {
@@ -219,65 +220,86 @@ void QueueWriter::abort() {
     m_prepared = false;
 }
 
-QString envelopePath(const QString& queueDir, const QString& state, const QString& id) {
-    return queueDir + QLatin1Char('/') + state + QLatin1Char('/') + id + QStringLiteral(".env");
+QString envelopePath(const QString& queueDir, QueueState state, const QString& id) {
+    return stateDir(queueDir, state) + QLatin1Char('/') + id + QStringLiteral(".env");
 }
 
-QString bodyPath(const QString& queueDir, const QString& state, const QString& id) {
-    return queueDir + QLatin1Char('/') + state + QLatin1Char('/') + id + QStringLiteral(".body");
+QString bodyPath(const QString& queueDir, QueueState state, const QString& id) {
+    return stateDir(queueDir, state) + QLatin1Char('/') + id + QStringLiteral(".body");
 }
 
-Status saveEnvelope(const QString& queueDir, const QString& state, const Envelope& envelope) {
+Status saveEnvelope(const QString& queueDir, QueueState state, const Envelope& envelope) {
     if (!isValidQueueId(envelope.id)) return Status::fail(QStringLiteral("invalid queue id"));
     return writeFileAtomic(envelopePath(queueDir, state, envelope.id), envelope.serialize(), 0600);
 }
 
-Status moveMessage(const QString& queueDir, const QString& id, const QString& from, const QString& to) {
-    if (!isValidQueueId(id) || !queueStates().contains(from) || !queueStates().contains(to))
-        return Status::fail(QStringLiteral("invalid queue id or state"));
-    if (auto st = ensureDirectory(queueDir + QLatin1Char('/') + to, 0700); !st) return st;
+Status moveMessage(const QString& queueDir, const QString& id, QueueState from, QueueState to) {
+    if (!isValidQueueId(id)) return Status::fail(QStringLiteral("invalid queue id"));
+    if (auto st = ensureDirectory(stateDir(queueDir, to), 0700); !st) return st;
     auto mv = [](const QString& a, const QString& b) -> Status {
-        if (::rename(QFile::encodeName(a).constData(), QFile::encodeName(b).constData()) != 0)
-            return Status::fail(QStringLiteral("%1: %2").arg(a, QString::fromLocal8Bit(std::strerror(errno))), errno);
+        if (::rename(QFile::encodeName(a).constData(), QFile::encodeName(b).constData()) != 0) return errnoError(a, errno);
         return {};
     };
     // Body first: an envelope is never visible without its body.
     if (QFileInfo::exists(bodyPath(queueDir, from, id)))
         if (auto st = mv(bodyPath(queueDir, from, id), bodyPath(queueDir, to, id)); !st) return st;
     if (auto st = mv(envelopePath(queueDir, from, id), envelopePath(queueDir, to, id)); !st) return st;
-    if (auto st = syncDirectory(queueDir + QLatin1Char('/') + to); !st) return st;
-    return syncDirectory(queueDir + QLatin1Char('/') + from);
+    if (auto st = syncDirectory(stateDir(queueDir, to)); !st) return st;
+    return syncDirectory(stateDir(queueDir, from));
 }
 
-Status removeMessage(const QString& queueDir, const QString& state, const QString& id) {
-    if (!isValidQueueId(id) || !queueStates().contains(state)) return Status::fail(QStringLiteral("invalid queue id or state"));
+Status removeMessage(const QString& queueDir, QueueState state, const QString& id) {
+    if (!isValidQueueId(id)) return Status::fail(QStringLiteral("invalid queue id"));
     ::unlink(QFile::encodeName(envelopePath(queueDir, state, id)).constData());
     ::unlink(QFile::encodeName(bodyPath(queueDir, state, id)).constData());
-    return syncDirectory(queueDir + QLatin1Char('/') + state);
+    return syncDirectory(stateDir(queueDir, state));
 }
 
-QString stateOf(const QString& queueDir, const QString& id) {
-    if (!isValidQueueId(id)) return {};
-    for (const QString& st : queueStates())
+std::optional<QueueState> stateOf(const QString& queueDir, const QString& id) {
+    if (!isValidQueueId(id)) return std::nullopt;
+    for (const QueueState st : queueStates())
         if (QFileInfo::exists(envelopePath(queueDir, st, id))) return st;
-    return {};
+    return std::nullopt;
 }
 
 QList<QueueEntry> listQueue(const QString& queueDir, QStringList* errors) {
     QList<QueueEntry> out;
-    for (const QString& state : queueStates()) {
-        const QDir d(queueDir + QLatin1Char('/') + state);
+    for (const QueueState state : queueStates()) {
+        const QDir d(stateDir(queueDir, state));
         for (const QString& name : d.entryList({QStringLiteral("*.env")}, QDir::Files, QDir::Name)) {
             auto text = readFile(d.filePath(name), 1 << 20);
             auto env = text ? Envelope::parse(*text) : Result<Envelope>(text.error());
             if (!env) {
-                if (errors) errors->append(QStringLiteral("%1/%2: %3").arg(state, name, env.errorMessage()));
+                if (errors) errors->append(QStringLiteral("%1/%2: %3").arg(toString(state), name, env.errorMessage()));
                 continue;
             }
             out << QueueEntry{state, *env};
         }
     }
     return out;
+}
+
+Result<Envelope> readEnvelope(const QString& queueDir, QueueState state, const QString& id) {
+    if (!isValidQueueId(id)) return Result<Envelope>::fail(QStringLiteral("invalid queue id"), EINVAL);
+    QFile f(envelopePath(queueDir, state, id));
+    if (!f.open(QIODevice::ReadOnly)) return Result<Envelope>::fail(QStringLiteral("%1: %2").arg(f.fileName(), f.errorString()), ENOENT);
+    return Envelope::parse(f.read(kMaxEnvelopeBytes));
+}
+
+Result<QString> enqueueMessage(const QString& queueDir, Envelope env, const QByteArray& content) {
+    const QString tmpDir = queueDir + QStringLiteral("/tmp");
+    if (auto st = ensureDirectory(tmpDir, 0700); !st) return st.error();
+    env.id = newQueueId();
+    env.size = content.size();
+    if (env.arrival == 0) env.arrival = QDateTime::currentSecsSinceEpoch();
+    const QString tmp = tmpDir + QLatin1Char('/') + env.id;
+    if (auto st = writeNewFileSynced(tmp, content); !st) return st.error();
+    QueueWriter writer(queueDir);
+    Status st = writer.prepare(env, tmp);
+    if (st) st = writer.commit();
+    ::unlink(QFile::encodeName(tmp).constData());
+    if (!st) return st.error();
+    return env.id;
 }
 
 }  // namespace postern::spool

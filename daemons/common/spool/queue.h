@@ -32,10 +32,16 @@
 // Version 1 files (written before the runner existed) are read as version 2.
 // Values never contain CR or LF (they come from parsed SMTP commands).
 //
-// Interface: isValidQueueId(), newQueueId(), QueueWriter (two-phase: prepare
+// Interface: QueueState (the folders above but tmp/) with toString() (the folder
+// name, also used in listings and metrics) and stateDir(); isValidQueueId(),
+// newQueueId(), QueueWriter (two-phase: prepare
 // writes the body link and a temporary envelope, fsync'd; commit renames the
 // envelope into place and fsyncs the folder; abort removes both),
-// Envelope::parse()/serialize(), listQueue().
+// Envelope::parse()/serialize(), listQueue(), readEnvelope() (one message's
+// envelope, at most kMaxEnvelopeBytes; Error::code ENOENT when the file is
+// gone, 0 when it does not parse), enqueueMessage() (a new message made in
+// memory, e.g. a DSN: written to tmp/, fsync'd, queued to incoming/ with
+// QueueWriter), writeNewFileSynced() (exclusive create, write, fsync).
 // Security: queue ids are validated (16 upper-case hex digits) before any path
 // is built from them.
 #pragma once
@@ -47,10 +53,17 @@
 #include <QString>
 #include <QStringList>
 
+#include <optional>
+
 namespace postern::spool {
 
 inline constexpr int kEnvelopeVersion = 2;
-QStringList queueStates();  // incoming active deferred hold corrupt
+inline constexpr qint64 kMaxEnvelopeBytes = 1024 * 1024;
+
+enum class QueueState { Incoming, Active, Deferred, Hold, Corrupt };
+QString toString(QueueState s);            // "incoming", "active", ...: the folder's name
+const QList<QueueState>& queueStates();    // all of them, in this order
+QString stateDir(const QString& queueDir, QueueState s);  // <queueDir>/<state>
 
 bool isValidQueueId(const QString& id);
 QString newQueueId();
@@ -116,22 +129,28 @@ private:
 };
 
 struct QueueEntry {
-    QString state;  // incoming, active, ...
+    QueueState state;
     Envelope envelope;
 };
 // All messages in all states (envelopes that fail to parse are reported in `errors`).
 QList<QueueEntry> listQueue(const QString& queueDir, QStringList* errors = nullptr);
 
 // Paths of a message's files in a state folder (id validated by the caller).
-QString envelopePath(const QString& queueDir, const QString& state, const QString& id);
-QString bodyPath(const QString& queueDir, const QString& state, const QString& id);
+QString envelopePath(const QString& queueDir, QueueState state, const QString& id);
+QString bodyPath(const QString& queueDir, QueueState state, const QString& id);
 // Rewrites the envelope in place (atomic, fsync'd).
-Status saveEnvelope(const QString& queueDir, const QString& state, const Envelope& envelope);
+Status saveEnvelope(const QString& queueDir, QueueState state, const Envelope& envelope);
 // Moves a message (body first, envelope last) between state folders.
-Status moveMessage(const QString& queueDir, const QString& id, const QString& from, const QString& to);
+Status moveMessage(const QString& queueDir, const QString& id, QueueState from, QueueState to);
 // Removes a message (envelope first, so it never looks complete without its body).
-Status removeMessage(const QString& queueDir, const QString& state, const QString& id);
-// Finds the state folder a message is in ("" when none).
-QString stateOf(const QString& queueDir, const QString& id);
+Status removeMessage(const QString& queueDir, QueueState state, const QString& id);
+// Finds the state folder a message is in (nullopt when none, or the id is invalid).
+std::optional<QueueState> stateOf(const QString& queueDir, const QString& id);
+// A message's envelope (ENOENT: no such file; other failures: it does not parse).
+Result<Envelope> readEnvelope(const QString& queueDir, QueueState state, const QString& id);
+// Queues a message built in memory (a DSN) into incoming/; returns its new queue id.
+Result<QString> enqueueMessage(const QString& queueDir, Envelope envelope, const QByteArray& content);
+// Creates `path` exclusively (O_EXCL|O_NOFOLLOW, 0600), writes `data`, fsyncs; removed on failure.
+Status writeNewFileSynced(const QString& path, const QByteArray& data);
 
 }  // namespace postern::spool

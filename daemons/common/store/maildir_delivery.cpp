@@ -5,6 +5,7 @@
 
 #include "core/atomic_file.h"
 #include "core/paths.h"
+#include "core/posix_io.h"
 
 #include <QDir>
 #include <QDirIterator>
@@ -12,7 +13,6 @@
 #include <QSet>
 
 #include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,10 +20,6 @@
 namespace postern::store {
 
 namespace {
-QString errnoText(int e) { return QString::fromLocal8Bit(std::strerror(e)); }
-
-Status failErrno(const QString& what, int e) { return Status::fail(QStringLiteral("%1: %2").arg(what, errnoText(e)), e); }
-
 bool makeDir(const QString& path, bool* created) {
     if (::mkdir(QFile::encodeName(path).constData(), 0700) == 0) {
         *created = true;
@@ -32,44 +28,20 @@ bool makeDir(const QString& path, bool* created) {
     return errno == EEXIST;
 }
 
-Status writeAll(int fd, const char* p, size_t n, const QString& path) {
-    while (n > 0) {
-        ssize_t w = ::write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return failErrno(path, errno);
-        }
-        p += w;
-        n -= size_t(w);
-    }
-    return {};
-}
+StoreError fromStatus(const Status& st) { return StoreError::fromErrno(st.error().code ? st.error().code : EIO, st.errorMessage()); }
 
-Status copyBody(int in, int out, qint64 size, const QString& path) {
-    loff_t inOff = 0;
-    qint64 left = size;
-    while (left > 0) {
-        ssize_t n = ::copy_file_range(in, &inOff, out, nullptr, size_t(left), 0);
-        if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) break;
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return failErrno(path, errno);
-        }
-        if (n == 0) return Status::fail(QStringLiteral("%1: body shorter than announced").arg(path), EIO);
-        left -= n;
+StoreError fromErrno(const QString& what, int err) { return StoreError::fromErrno(err, errnoError(what, err).message); }
+
+// The copy's bytes into its open tmp/ file, with its mtime, then fsync.
+Status fillFile(int fd, const Content& content, const std::optional<qint64>& mtime, const QString& path) {
+    if (auto st = writeAll(fd, content.head, path); !st) return st;
+    if (content.fd >= 0)
+        if (auto st = copyRange(content.fd, content.offset, content.length, fd, path); !st) return st;
+    if (mtime) {
+        const struct timespec times[2] = {{time_t(*mtime), 0}, {time_t(*mtime), 0}};
+        if (::futimens(fd, times) != 0) return errnoError(path, errno);
     }
-    char buf[65536];
-    while (left > 0) {  // fallback: plain read/write
-        ssize_t n = ::pread(in, buf, size_t(std::min<qint64>(left, qint64(sizeof buf))), off_t(inOff));
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return failErrno(path, errno);
-        }
-        if (n == 0) return Status::fail(QStringLiteral("%1: body shorter than announced").arg(path), EIO);
-        if (auto st = writeAll(out, buf, size_t(n), path); !st) return st;
-        inOff += n;
-        left -= n;
-    }
+    if (::fsync(fd) != 0) return errnoError(path, errno);
     return {};
 }
 }  // namespace
@@ -82,10 +54,10 @@ Status ensureMaildir(const QString& root, const QString& folderDir) {
     // The home and the domain folder above the Maildir.
     if (auto st = ensureDirectory(QFileInfo(root).absolutePath(), 0700); !st) return st;
     bool created = false;
-    if (!makeDir(root, &created)) return failErrno(root, errno);
-    if (!folderDir.isEmpty() && !makeDir(dir, &created)) return failErrno(dir, errno);
+    if (!makeDir(root, &created)) return errnoError(root, errno);
+    if (!folderDir.isEmpty() && !makeDir(dir, &created)) return errnoError(dir, errno);
     for (const char* sub : {"/tmp", "/new", "/cur"})
-        if (!makeDir(dir + QLatin1String(sub), &created)) return failErrno(dir + QLatin1String(sub), errno);
+        if (!makeDir(dir + QLatin1String(sub), &created)) return errnoError(dir + QLatin1String(sub), errno);
     if (!folderDir.isEmpty()) {
         const QString marker = dir + QStringLiteral("/maildirfolder");
         int fd = ::open(QFile::encodeName(marker).constData(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
@@ -107,71 +79,80 @@ Delivery::~Delivery() {
     if (!m_committed) abort();
 }
 
-Status Delivery::add(const QString& address, const QByteArray& prefix, int bodyFd, qint64 bodySize, const QStringList& folder,
-                     qint64 quotaBytes) {
+StoreStatus Delivery::add(const QString& address, const Content& content, const QStringList& folder, qint64 quotaBytes) {
     const QString root = maildirRoot(m_mailDir, address);
-    if (root.isEmpty()) return Status::fail(QStringLiteral("'%1' is not a deliverable address").arg(address), EINVAL);
+    if (root.isEmpty()) return StoreError::fromErrno(EINVAL, QStringLiteral("'%1' is not a deliverable address").arg(address));
     QString folderDir;
     if (!folder.isEmpty()) {
         auto d = folderDirName(folder);
-        if (!d) return Status::fail(d.errorMessage(), EINVAL);
+        if (!d) return StoreError::fromErrno(EINVAL, d.errorMessage());
         folderDir = *d;
     }
-    if (auto st = ensureMaildir(root, folderDir); !st) return st;
-    const qint64 size = prefix.size() + bodySize;
-    if (quotaBytes > 0) {
-        auto used = MaildirQuota::usage(root, quotaBytes);
-        if (used && used->first + size > quotaBytes)
-            return Status::fail(QStringLiteral("mailbox of %1 is full (%2 of %3 bytes used)").arg(address).arg(used->first).arg(quotaBytes),
-                                EDQUOT);
-    }
+    if (auto st = ensureMaildir(root, folderDir); !st) return fromStatus(st);
+    Placement p;
+    p.root = root;
+    p.dir = folderDir.isEmpty() ? root : root + QLatin1Char('/') + folderDir;
+    p.quotaBytes = quotaBytes;
     Copy c;
     c.address = address;
-    c.root = root;
-    c.dir = folderDir.isEmpty() ? root : root + QLatin1Char('/') + folderDir;
+    return write(c, p, content);
+}
+
+StoreStatus Delivery::add(const Placement& placement, const Content& content) { return write(Copy{}, placement, content); }
+
+StoreStatus Delivery::write(Copy c, const Placement& p, const Content& content) {
+    const qint64 size = content.size();
+    if (p.quotaBytes > 0) {
+        auto used = MaildirQuota::usage(p.root, p.quotaBytes);
+        if (used && used->first + size > p.quotaBytes)
+            return StoreError::overQuota(QStringLiteral("mailbox %1 is full (%2 of %3 bytes used, message %4 bytes)")
+                                             .arg(c.address.isEmpty() ? p.root : c.address)
+                                             .arg(used->first)
+                                             .arg(p.quotaBytes)
+                                             .arg(size),
+                                         size > p.quotaBytes);
+    }
+    c.root = p.root;
+    c.dir = p.dir;
     c.size = size;
-    const QString name = uniqueName(size);
-    c.tmpPath = c.dir + QStringLiteral("/tmp/") + name;
-    c.newPath = c.dir + QStringLiteral("/new/") + name;
+    c.name = uniqueName(size);
+    c.tmpPath = c.dir + QStringLiteral("/tmp/") + c.name;
+    c.finalPath = p.cur ? c.dir + QStringLiteral("/cur/") + withFlags(c.name, p.flags) : c.dir + QStringLiteral("/new/") + c.name;
     const int fd = ::open(QFile::encodeName(c.tmpPath).constData(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) return failErrno(c.tmpPath, errno);
-    Status st = writeAll(fd, prefix.constData(), size_t(prefix.size()), c.tmpPath);
-    if (st) st = copyBody(bodyFd, fd, bodySize, c.tmpPath);
-    if (st && ::fsync(fd) != 0) st = failErrno(c.tmpPath, errno);
-    if (::close(fd) != 0 && st) st = failErrno(c.tmpPath, errno);
+    if (fd < 0) return fromErrno(c.tmpPath, errno);
+    Status st = fillFile(fd, content, p.mtime, c.tmpPath);
+    if (::close(fd) != 0 && st) st = errnoError(c.tmpPath, errno);
     if (!st) {
         ::unlink(QFile::encodeName(c.tmpPath).constData());
-        return st;
+        return fromStatus(st);
     }
     m_copies << c;
+    m_committed = false;
     return {};
 }
 
-Status Delivery::commit() {
+StoreStatus Delivery::commit() {
     QSet<QString> dirs;
     for (Copy& c : m_copies) {
-        if (::rename(QFile::encodeName(c.tmpPath).constData(), QFile::encodeName(c.newPath).constData()) != 0) {
-            const int e = errno;
+        if (::rename(QFile::encodeName(c.tmpPath).constData(), QFile::encodeName(c.finalPath).constData()) != 0) {
+            const StoreError failed = fromErrno(c.finalPath, errno);  // before abort() drops `c`
             // Take back what was already made visible, so a retry does not duplicate it.
             for (Copy& done : m_copies) {
-                if (done.renamed) ::unlink(QFile::encodeName(done.newPath).constData());
+                if (done.renamed) ::unlink(QFile::encodeName(done.finalPath).constData());
                 done.renamed = false;
             }
             abort();
-            return failErrno(c.newPath, e);
+            return failed;
         }
         c.renamed = true;
-        dirs.insert(c.dir + QStringLiteral("/new"));
-    }
-    for (const QString& d : dirs) {
-        if (auto st = syncDirectory(d); !st) {
-            // The files are complete and visible; only their durability is in doubt. Report it:
-            // the caller answers 4xx and the client retries (a duplicate beats a loss).
-            m_committed = true;
-            return st;
-        }
+        dirs.insert(QFileInfo(c.finalPath).path());
     }
     m_committed = true;
+    for (const QString& d : dirs) {
+        // The files are complete and visible; only their durability is in doubt. Report it:
+        // the caller answers 4xx and the client retries (a duplicate beats a loss).
+        if (auto st = syncDirectory(d); !st) return fromStatus(st);
+    }
     for (const Copy& c : m_copies) MaildirQuota::add(c.root, c.size, 1);
     return {};
 }
@@ -249,7 +230,7 @@ void MaildirQuota::add(const QString& root, qint64 bytes, qint64 messages) {
     if (ok) {
         // One write(2) of one short line on O_APPEND: concurrent writers never interleave.
         const QByteArray line = QByteArray::number(bytes) + " " + QByteArray::number(messages) + "\n";
-        ok = writeAll(fd, line.constData(), size_t(line.size()), path).ok();
+        ok = writeAll(fd, line, path).ok();
         ::close(fd);
     }
     if (!ok) ::unlink(QFile::encodeName(path).constData());

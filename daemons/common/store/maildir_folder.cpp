@@ -5,6 +5,7 @@
 #include "maildir_names.h"
 
 #include "core/atomic_file.h"
+#include "core/posix_io.h"
 
 #include <QDateTime>
 #include <QDir>
@@ -134,23 +135,11 @@ QByteArray uidListLine(const MessageEntry& e) {
 // where a rewrite costs a new file, two fsyncs and a rename.
 Status appendToFile(const QString& path, const QByteArray& lines) {
     const int fd = ::open(QFile::encodeName(path).constData(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) return Status::fail(QStringLiteral("%1: %2").arg(path, QString::fromLocal8Bit(std::strerror(errno))), errno);
-    qsizetype done = 0;
-    while (done < lines.size()) {
-        const ssize_t n = ::write(fd, lines.constData() + done, size_t(lines.size() - done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            const int err = errno;
-            ::close(fd);
-            return Status::fail(QStringLiteral("%1: %2").arg(path, QString::fromLocal8Bit(std::strerror(err))), err);
-        }
-        done += n;
-    }
-    const bool synced = ::fdatasync(fd) == 0;
-    const int err = errno;
+    if (fd < 0) return errnoError(path, errno);
+    Status st = writeAll(fd, lines, path);
+    if (st && ::fdatasync(fd) != 0) st = errnoError(path, errno);
     ::close(fd);
-    if (!synced) return Status::fail(QStringLiteral("%1: %2").arg(path, QString::fromLocal8Bit(std::strerror(err))), err);
-    return {};
+    return st;
 }
 
 bool plainName(const char* name) {
@@ -169,6 +158,21 @@ quint32 allocateUidValidity(const QString& maildirRoot) {
     const quint32 next = last < now ? now : (last == 0xffffffffu ? now : last + 1);
     (void)writeFileAtomic(path, QByteArray::number(next) + '\n', 0600);
     return next;
+}
+
+Result<FileLock> MaildirFolder::lockUidList(const QString& dir, int timeoutMs) {
+    return FileLock::acquire(dir + QLatin1String(kUidLock), FileLock::Mode::Exclusive, timeoutMs);
+}
+
+Result<UidListContents> MaildirFolder::readUidListFile(const QString& path) {
+    auto text = readFile(path, 256 * 1024 * 1024);
+    if (!text) return text.error();
+    const UidList u = parseUidList(*text);
+    UidListContents out;
+    out.uidValidity = u.validity;
+    out.nextUid = u.next;
+    for (auto it = u.byBase.cbegin(); it != u.byBase.cend(); ++it) out.uidByBase.insert(it.key(), it->uid);
+    return out;
 }
 
 void MaildirFolder::dropIdleCaches(qint64 idleMs) {
@@ -218,31 +222,14 @@ qint64 MaildirFolder::computeVirtualSize(const QString& path) {
     return size;
 }
 
-Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur, const KnownFn& known) {
-    auto lock = FileLock::acquire(m_dir + QLatin1String(kUidLock));
-    if (!lock) return lock.error();
-    const QString listPath = m_dir + QLatin1String(kUidList);
-    UidList list = readUidList(listPath);
-    bool changed = false;      // the file must be written
-    bool rewrite = false;      // ... as a whole (else new lines are appended)
-    if (list.validity == 0) {
-        list.validity = allocateUidValidity(m_root);
-        list.next = std::max<quint32>(list.next, 1);
-        changed = rewrite = true;
-    }
-    if (list.guid.isEmpty()) {
-        list.guid = QStringLiteral("%1%2%3%4")
-                        .arg(QRandomGenerator::system()->generate(), 8, 16, QLatin1Char('0'))
-                        .arg(QRandomGenerator::system()->generate(), 8, 16, QLatin1Char('0'))
-                        .arg(QRandomGenerator::system()->generate(), 8, 16, QLatin1Char('0'))
-                        .arg(QRandomGenerator::system()->generate(), 8, 16, QLatin1Char('0'));
-        changed = rewrite = true;
-    }
+namespace {
+// The files of new/ and cur/ (sizes and times from `known`, else from stat(2)).
+Result<QList<MessageEntry>> listMessages(const QString& dir, const MaildirFolder::KnownFn& known) {
     QList<MessageEntry> found;
     for (const bool isNew : {true, false}) {
-        const QString sub = m_dir + (isNew ? QStringLiteral("/new") : QStringLiteral("/cur"));
+        const QString sub = dir + (isNew ? QStringLiteral("/new") : QStringLiteral("/cur"));
         DIR* d = ::opendir(QFile::encodeName(sub).constData());
-        if (!d) return Result<QList<MessageEntry>>::fail(QStringLiteral("%1: %2").arg(sub, QString::fromLocal8Bit(std::strerror(errno))), errno);
+        if (!d) return errnoError(sub, errno);
         while (dirent* de = ::readdir(d)) {
             if (!plainName(de->d_name)) continue;
             MessageEntry e;
@@ -263,18 +250,80 @@ Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur, const KnownFn
         }
         ::closedir(d);
     }
-    if (moveNewToCur) {
-        for (MessageEntry& e : found) {
-            if (!e.inNew) continue;
-            const QString to = withFlags(e.base, e.flags);
-            const QString from = m_dir + QStringLiteral("/new/") + e.fileName;
-            const QString dest = m_dir + QStringLiteral("/cur/") + to;
-            if (::rename(QFile::encodeName(from).constData(), QFile::encodeName(dest).constData()) == 0) {
-                e.inNew = false;
-                e.fileName = to;
-            }
+    return found;
+}
+
+void moveToCur(const QString& dir, QList<MessageEntry>& found) {
+    for (MessageEntry& e : found) {
+        if (!e.inNew) continue;
+        const QString to = withFlags(e.base, e.flags);
+        const QString from = dir + QStringLiteral("/new/") + e.fileName;
+        const QString dest = dir + QStringLiteral("/cur/") + to;
+        if (::rename(QFile::encodeName(from).constData(), QFile::encodeName(dest).constData()) == 0) {
+            e.inNew = false;
+            e.fileName = to;
         }
     }
+}
+
+// A uidlist that lacks UIDVALIDITY or a GUID gets them (and must be rewritten).
+void completeHeader(const QString& root, UidList& list, bool* changed, bool* rewrite) {
+    if (list.validity == 0) {
+        list.validity = allocateUidValidity(root);
+        list.next = std::max<quint32>(list.next, 1);
+        *changed = *rewrite = true;
+    }
+    if (list.guid.isEmpty()) {
+        for (int i = 0; i < 4; ++i) list.guid += QStringLiteral("%1").arg(QRandomGenerator::system()->generate(), 8, 16, QLatin1Char('0'));
+        *changed = *rewrite = true;
+    }
+}
+
+// Lines of expunged messages are not worth a write (and its fsync) of their own: a
+// line without a file is ignored (here and by Dovecot). New messages are appended;
+// the file is rewritten (dropping such lines) when they outnumber the live ones, or
+// when a known line changes.
+Status saveUidList(const QString& listPath, UidList& list, const QList<MessageEntry>& out, QList<MessageEntry> added, bool rewrite) {
+    const qsizetype stale = list.lines - (out.size() - added.size());
+    if (!rewrite && list.endsWithNewline && stale <= std::max<qsizetype>(64, out.size())) {
+        std::sort(added.begin(), added.end(), [](const MessageEntry& a, const MessageEntry& b) { return a.uid < b.uid; });
+        QByteArray lines;
+        for (const MessageEntry& e : added) lines += uidListLine(e);
+        if (auto st = appendToFile(listPath, lines); !st) return st;
+        for (const MessageEntry& e : added) list.byBase.insert(e.base, Known{e.uid, e.vsize});
+        list.lines += added.size();
+        UidListCache::instance().put(listPath, list);
+        return {};
+    }
+    QByteArray text = "3 V" + QByteArray::number(list.validity) + " N" + QByteArray::number(list.next) + " G" + list.guid.toLatin1() + "\n";
+    UidList written;
+    written.validity = list.validity;
+    written.next = list.next;
+    written.guid = list.guid;
+    written.endsWithNewline = true;
+    for (const MessageEntry& e : out) {
+        text += uidListLine(e);
+        written.byBase.insert(e.base, Known{e.uid, e.vsize});
+    }
+    written.lines = out.size();
+    if (auto st = writeFileAtomic(listPath, text, 0600); !st) return st;
+    UidListCache::instance().put(listPath, written);
+    return {};
+}
+}  // namespace
+
+Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur, const KnownFn& known) {
+    auto lock = FileLock::acquire(m_dir + QLatin1String(kUidLock));
+    if (!lock) return lock.error();
+    const QString listPath = m_dir + QLatin1String(kUidList);
+    UidList list = readUidList(listPath);
+    bool changed = false;  // the file must be written
+    bool rewrite = false;  // ... as a whole (else new lines are appended)
+    completeHeader(m_root, list, &changed, &rewrite);
+    auto listed = listMessages(m_dir, known);
+    if (!listed) return listed.error();
+    QList<MessageEntry> found = std::move(*listed);
+    if (moveNewToCur) moveToCur(m_dir, found);
     // Known messages keep their UIDs; new ones get the next UIDs in delivery order.
     std::sort(found.begin(), found.end(), [](const MessageEntry& a, const MessageEntry& b) {
         return a.mtimeMs != b.mtimeMs ? a.mtimeMs < b.mtimeMs : a.base < b.base;
@@ -302,35 +351,9 @@ Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur, const KnownFn
         if (isNew) added << e;
         out << e;
     }
-    // Lines of expunged messages are not worth a write (and its fsync) of their own: a
-    // line without a file is ignored (here and by Dovecot). New messages are appended;
-    // the file is rewritten (dropping such lines) when they outnumber the live ones.
     std::sort(out.begin(), out.end(), [](const MessageEntry& a, const MessageEntry& b) { return a.uid < b.uid; });
-    const qsizetype stale = list.lines - (out.size() - added.size());
-    if (changed && !rewrite && list.endsWithNewline && stale <= std::max<qsizetype>(64, out.size())) {
-        std::sort(added.begin(), added.end(), [](const MessageEntry& a, const MessageEntry& b) { return a.uid < b.uid; });
-        QByteArray lines;
-        for (const MessageEntry& e : added) lines += uidListLine(e);
-        if (auto st = appendToFile(listPath, lines); !st) return st.error();
-        for (const MessageEntry& e : added) list.byBase.insert(e.base, Known{e.uid, e.vsize});
-        list.lines += added.size();
-        UidListCache::instance().put(listPath, list);
-    } else if (changed) {
-        QByteArray text = "3 V" + QByteArray::number(list.validity) + " N" + QByteArray::number(list.next) + " G" +
-                          list.guid.toLatin1() + "\n";
-        UidList written;
-        written.validity = list.validity;
-        written.next = list.next;
-        written.guid = list.guid;
-        written.endsWithNewline = true;
-        for (const MessageEntry& e : out) {
-            text += uidListLine(e);
-            written.byBase.insert(e.base, Known{e.uid, e.vsize});
-        }
-        written.lines = out.size();
-        if (auto st = writeFileAtomic(listPath, text, 0600); !st) return st.error();
-        UidListCache::instance().put(listPath, written);
-    }
+    if (changed)
+        if (auto st = saveUidList(listPath, list, out, added, rewrite); !st) return st.error();
     m_uidValidity = list.validity;
     m_nextUid = list.next;
     m_guid = list.guid;
@@ -343,7 +366,7 @@ Result<QString> MaildirFolder::setFlags(MessageEntry& e, const QString& flags) {
     const QString to = m_dir + QStringLiteral("/cur/") + name;
     if (from == to) return name;
     if (::rename(QFile::encodeName(from).constData(), QFile::encodeName(to).constData()) != 0)
-        return Result<QString>::fail(QStringLiteral("%1: %2").arg(from, QString::fromLocal8Bit(std::strerror(errno))), errno);
+        return errnoError(from, errno);
     e.fileName = name;
     e.inNew = false;
     e.flags = sortFlags(flags);
@@ -353,7 +376,7 @@ Result<QString> MaildirFolder::setFlags(MessageEntry& e, const QString& flags) {
 Status MaildirFolder::expunge(const MessageEntry& e) {
     const QString path = messagePath(e);
     if (::unlink(QFile::encodeName(path).constData()) != 0 && errno != ENOENT)
-        return Status::fail(QStringLiteral("%1: %2").arg(path, QString::fromLocal8Bit(std::strerror(errno))), errno);
+        return errnoError(path, errno);
     MaildirQuota::add(m_root, -e.size, -1);
     return {};
 }

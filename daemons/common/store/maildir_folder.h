@@ -23,6 +23,12 @@
 // under the same name within one second still gets a new one (RFC 9051 2.3.1.1:
 // the UIDVALIDITY of a recreated mailbox MUST differ). guid() is the uidlist's
 // random GUID, new with every new uidlist: caches key on it as well.
+// For tools that must see a folder's uidlist and files together (posternctl
+// backup, import), without writing anything:
+//   lockUidList(dir)       the same exclusive flock sync() takes; while it is
+//       held no process assigns UIDs or rewrites the uidlist of that folder.
+//   readUidListFile(path)  the uidlist parsed by the same code sync() uses
+//       (UIDVALIDITY, next UID, UID per message base name); read-only.
 //
 // Format of dovecot-uidlist (version 3, as Dovecot writes it):
 //   "3 V<uidvalidity> N<nextuid> G<32 hex guid>"
@@ -37,8 +43,10 @@
 // '.'), paths are built only from the folder's own directory.
 #pragma once
 
+#include "core/atomic_file.h"
 #include "core/result.h"
 
+#include <QHash>
 #include <QList>
 
 #include <functional>
@@ -58,8 +66,18 @@ struct MessageEntry {
     qint64 mtimeMs = 0;  // delivery time (IMAP INTERNALDATE)
 };
 
+struct UidListContents {
+    quint32 uidValidity = 0;  // 0: no valid header (a missing, empty or unknown-version file)
+    quint32 nextUid = 1;
+    QHash<QString, quint32> uidByBase;  // message base name -> UID
+};
+
 class MaildirFolder {
 public:
+    static constexpr const char* kUidListName = "dovecot-uidlist";
+    static Result<FileLock> lockUidList(const QString& dir, int timeoutMs = 30000);
+    static Result<UidListContents> readUidListFile(const QString& path);
+
     static Result<MaildirFolder> open(const QString& root, const QStringList& folder = {}, bool create = true);
     QString dir() const { return m_dir; }
     quint32 uidValidity() const { return m_uidValidity; }

@@ -340,13 +340,7 @@ void Commands::authenticate(ImapSession& s, const R& r) {
         s.no(r, QStringLiteral("Authentication failed"), "AUTHENTICATIONFAILED");
         return;
     }
-    const QString user = s.m_sasl->user();
-    QByteArray pw = s.m_sasl->takePassword();
-    s.m_sasl.reset();
-    s.m_phase = ImapSession::Phase::Waiting;
-    s.m_io.suspend();
-    s.m_backend.authenticate(s.authRequest(user), std::move(pw),
-                             [&s, r](AuthVerdict verdict, QString u) { s.finishLogin(r, verdict, u); });
+    saslDone(s, r);
 }
 
 void Commands::saslResponse(ImapSession& s, const QByteArray& line) {
@@ -359,6 +353,12 @@ void Commands::saslResponse(ImapSession& s, const QByteArray& line) {
         else s.no(r, QStringLiteral("Authentication failed"), "AUTHENTICATIONFAILED");
         return;
     }
+    saslDone(s, r);
+}
+
+// The SASL exchange produced credentials: hand them to the authenticator; the session
+// reads nothing more until it answers.
+void Commands::saslDone(ImapSession& s, const R& r) {
     const QString user = s.m_sasl->user();
     QByteArray pw = s.m_sasl->takePassword();
     s.m_sasl.reset();

@@ -13,6 +13,8 @@
 
 #include "../imap_session.h"
 
+#include "common/store/maildir_delivery.h"
+
 #include <QDateTime>
 #include <QList>
 
@@ -27,6 +29,7 @@ struct Commands {
     static void login(ImapSession& s, const R& r);
     static void authenticate(ImapSession& s, const R& r);
     static void saslResponse(ImapSession& s, const QByteArray& line);
+    static void saslDone(ImapSession& s, const R& r);
     static void id(ImapSession& s, const R& r);
     static void enable(ImapSession& s, const R& r);
     static void namespace_(ImapSession& s, const R& r);
@@ -40,10 +43,13 @@ struct Commands {
     static void list(ImapSession& s, const R& r);
     static void status(ImapSession& s, const R& r);
     static void append(ImapSession& s, const R& r);
-    static int storeAppended(const QString& tmp, const QString& final, const QString& dir, const QString& root,
-                             const QByteArray& bytes, const std::optional<QDateTime>& when);
+    struct AppendStored {
+        store::StoreStatus status;
+        QString name;  // the stored file's base name
+    };
+    static AppendStored storeAppended(const store::Placement& placement, const QByteArray& bytes);
     static void finishAppend(ImapSession& s, const R& r, const std::shared_ptr<std::optional<MailboxView>>& opened,
-                             const QString& name, bool toSelected, const MailboxName& mailbox, int error);
+                             const AppendStored& stored, bool toSelected, const MailboxName& mailbox);
     static void getquotaroot(ImapSession& s, const R& r);
     static void getquota(ImapSession& s, const R& r);
 

@@ -27,16 +27,9 @@
 #include "common/store/maildir_delivery.h"
 #include "common/store/maildir_names.h"
 
-#include "core/atomic_file.h"
 #include "core/log.h"
 
-#include <QFile>
 #include <QSet>
-
-#include <cerrno>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace postern::imap {
 
@@ -532,41 +525,58 @@ void Commands::status(ImapSession& s, const R& r) {
     s.ok(r, QStringLiteral("STATUS completed"));
 }
 
-void Commands::append(ImapSession& s, const R& r) {
-    // APPEND mailbox [(flags)] [date-time] literal
-    if (r.args.size() < 2 || r.args.size() > 4) {
-        s.bad(r, QStringLiteral("Usage: APPEND mailbox [(flags)] [date-time] message"));
-        return;
-    }
-    auto m = mailboxArg(s, r, r.args.at(0));
-    if (!m) return;
-    const Token& msg = r.args.last();
-    if (msg.kind != Token::Kind::String || !msg.literal) {
-        s.bad(r, QStringLiteral("The message must be a literal"));
-        return;
-    }
+namespace {
+struct AppendArgs {
+    MailboxName mailbox;
     QStringList flags;
     std::optional<QDateTime> when;
+    const Token* message = nullptr;
+};
+
+// APPEND mailbox [(flags)] [date-time] literal; nullopt after a BAD/NO.
+std::optional<AppendArgs> appendArgs(ImapSession& s, const ImapSession::Request& r) {
+    if (r.args.size() < 2 || r.args.size() > 4) {
+        s.bad(r, QStringLiteral("Usage: APPEND mailbox [(flags)] [date-time] message"));
+        return std::nullopt;
+    }
+    auto m = mailboxArg(s, r, r.args.at(0));
+    if (!m) return std::nullopt;
+    AppendArgs a{*m, {}, std::nullopt, &r.args.last()};
+    if (a.message->kind != Token::Kind::String || !a.message->literal) {
+        s.bad(r, QStringLiteral("The message must be a literal"));
+        return std::nullopt;
+    }
     for (qsizetype i = 1; i + 1 < r.args.size(); ++i) {
         const Token& t = r.args.at(i);
         if (t.kind == Token::Kind::List) {
             auto f = parseFlagList(t);
             if (!f) {
                 s.bad(r, QStringLiteral("Bad flag list"));
-                return;
+                return std::nullopt;
             }
-            flags = *f;
+            a.flags = *f;
         } else if (t.kind == Token::Kind::String) {
-            when = parseImapDateTime(t.text);
-            if (!when) {
+            a.when = parseImapDateTime(t.text);
+            if (!a.when) {
                 s.bad(r, QStringLiteral("Bad date-time"));
-                return;
+                return std::nullopt;
             }
         } else {
             s.bad(r, QStringLiteral("Unexpected APPEND argument"));
-            return;
+            return std::nullopt;
         }
     }
+    return a;
+}
+}  // namespace
+
+void Commands::append(ImapSession& s, const R& r) {
+    auto args = appendArgs(s, r);
+    if (!args) return;
+    const MailboxName* m = &args->mailbox;
+    const Token& msg = *args->message;
+    const QStringList& flags = args->flags;
+    const std::optional<QDateTime>& when = args->when;
     if (msg.text.size() > config(s).appendLimit) {
         s.no(r, QStringLiteral("Message too big"), "TOOBIG");
         return;
@@ -577,14 +587,6 @@ void Commands::append(ImapSession& s, const R& r) {
     if (!mailboxes(s).exists(*m)) {
         s.no(r, QStringLiteral("No such mailbox"), "TRYCREATE");
         return;
-    }
-    const qint64 quota = backend(s).quotaOf(user(s));
-    if (quota > 0) {
-        auto used = store::MaildirQuota::usage(mailboxes(s).root(), quota);
-        if (used && used->first + content.size() > quota) {
-            s.no(r, QStringLiteral("Quota exceeded"), "OVERQUOTA");
-            return;
-        }
     }
     // Keyword letters come from the target mailbox's own keyword list. Appending to the
     // selected mailbox uses its view (no second listing of the folder).
@@ -609,66 +611,49 @@ void Commands::append(ImapSession& s, const R& r) {
     // A keyword new to the selected mailbox: FLAGS and PERMANENTFLAGS before the message
     // that carries it is announced (RFC 9051 7.3.5).
     if (toSelected && target->keywords() != keywordsBefore) flagsResponse(s);
-    const QString name = store::uniqueName(content.size());
-    const QString dir = target->dir();
-    const QString root = mailboxes(s).root();
-    const QString final = dir + QStringLiteral("/cur/") + store::withFlags(name, *letters);
-    // The file's write and fsyncs run on the thread pool, so the other sessions of this
-    // process are served meanwhile; this one reads no further command until it answers.
+    // The one store operation (common/store/maildir_delivery.h): quota check, tmp/ file,
+    // fsync, rename into cur/ with the flags, fsync of cur/, the quota line. It runs on
+    // the thread pool, so the other sessions of this process are served meanwhile; this
+    // one reads no further command until it answers.
+    store::Placement placement;
+    placement.root = mailboxes(s).root();
+    placement.dir = target->dir();
+    placement.cur = true;
+    placement.flags = *letters;
+    if (when) placement.mtime = when->toSecsSinceEpoch();
+    placement.quotaBytes = backend(s).quotaOf(user(s));
     auto view = std::make_shared<std::optional<MailboxView>>(std::move(opened));
     R reply = r;
     reply.args.clear();  // the tag is all the answer needs; the literal stays with the worker
     s.m_io.suspend();
     runAsync(
-        s.m_alive.get(),
-        [tmp = dir + QStringLiteral("/tmp/") + name, final, dir, root, bytes = content, when] {
-            return storeAppended(tmp, final, dir, root, bytes, when);
-        },
-        [&s, reply, view, name, toSelected, mailbox = *m](int error) {
-            finishAppend(s, reply, view, name, toSelected, mailbox, error);
+        s.m_alive.get(), [placement, bytes = content] { return storeAppended(placement, bytes); },
+        [&s, reply, view, toSelected, mailbox = *m](const AppendStored& stored) {
+            finishAppend(s, reply, view, stored, toSelected, mailbox);
             s.m_io.resume();
         });
 }
 
-// Worker thread: tmp/ file, fsync, rename into cur/, fsync of cur/, the quota line.
-// Returns 0 or the errno of the failure.
-int Commands::storeAppended(const QString& tmp, const QString& final, const QString& dir, const QString& root,
-                            const QByteArray& bytes, const std::optional<QDateTime>& when) {
-    const int fd = ::open(QFile::encodeName(tmp).constData(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    int error = fd >= 0 ? 0 : errno;
-    qsizetype off = 0;
-    while (!error && off < bytes.size()) {
-        const ssize_t n = ::write(fd, bytes.constData() + off, size_t(bytes.size() - off));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) error = n < 0 ? errno : EIO;
-        else off += n;
-    }
-    if (!error && ::fsync(fd) != 0) error = errno;
-    if (fd >= 0) ::close(fd);
-    if (!error && when) {
-        struct timespec ts[2];
-        ts[0].tv_sec = ts[1].tv_sec = when->toSecsSinceEpoch();
-        ts[0].tv_nsec = ts[1].tv_nsec = 0;
-        ::utimensat(AT_FDCWD, QFile::encodeName(tmp).constData(), ts, 0);
-    }
-    if (!error && ::rename(QFile::encodeName(tmp).constData(), QFile::encodeName(final).constData()) != 0) error = errno;
-    if (!error) {
-        if (Status st = syncDirectory(dir + QStringLiteral("/cur")); !st) error = st.error().code ? st.error().code : EIO;
-    }
-    if (error) {
-        ::unlink(QFile::encodeName(tmp).constData());
-        return error;
-    }
-    store::MaildirQuota::add(root, bytes.size(), 1);
-    return 0;
+// Worker thread: the message into the folder, durably. The base name identifies it afterwards.
+Commands::AppendStored Commands::storeAppended(const store::Placement& placement, const QByteArray& bytes) {
+    store::Delivery delivery;
+    store::Content content;
+    content.head = bytes;
+    AppendStored out;
+    out.status = delivery.add(placement, content);
+    if (out.status) out.status = delivery.commit();
+    if (out.status) out.name = delivery.copies().first().name;
+    return out;
 }
 
 // Event-loop thread, once the file is stored (or not): UID, untagged changes, the answer.
 void Commands::finishAppend(ImapSession& s, const R& r, const std::shared_ptr<std::optional<MailboxView>>& opened,
-                            const QString& name, bool toSelected, const MailboxName& mailbox, int error) {
-    Q_UNUSED(mailbox);
-    if (error) {
-        s.no(r, QStringLiteral("Cannot store the message"), error == ENOSPC || error == EDQUOT ? "OVERQUOTA" : "SERVERBUG");
+                            const AppendStored& stored, bool toSelected, const MailboxName& mailbox) {
+    if (!stored.status) {
+        const store::StoreError& e = stored.status.error();
+        log::write(log::Level::Error, io(s).info().sessionId, u"imap.append_failed",
+                   log::Fields().add("user", user(s)).add("mailbox", mailbox.name).add("result", toString(e.kind)).add("error", e.detail));
+        s.no(r, e.imapText(), e.imapCode());
         return;
     }
     // The selected view is still the one APPEND used: no command ran meanwhile.
@@ -680,7 +665,7 @@ void Commands::finishAppend(ImapSession& s, const R& r, const std::shared_ptr<st
     auto after = target->refresh();
     quint32 uid = 0;
     for (const Message& x : target->messages())
-        if (x.base == name) uid = x.uid;
+        if (x.base == stored.name) uid = x.uid;
     if (toSelected && after) sendChanges(s, *after);  // (changes to a selected mailbox are reported before the OK anyway)
     s.ok(r, QStringLiteral("APPEND completed"), "APPENDUID " + QByteArray::number(target->uidValidity()) + ' ' + QByteArray::number(uid));
 }

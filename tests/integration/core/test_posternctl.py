@@ -127,6 +127,27 @@ class PosternctlTest(unittest.TestCase):
         self.assertEqual(p.stderr.strip(),
                          f"posternctl: {self.cfg}/postern.conf:4: key 'smtp.vrfy': 'perhaps' is not a boolean (use true or false)")
 
+    @unittest.skipUnless(os.geteuid() == 0, "runs posternctl as another user, which needs root")
+    def test_root_only_commands(self):
+        """Commands marked root-only say so in the help and refuse before doing anything when
+        not run as root; a dry run changes nothing and is not refused."""
+        help_lines = self.ctl("--help").stdout.splitlines()
+        marked = sorted(" ".join(l.split()[:2]) for l in help_lines if l.rstrip().endswith("(root)"))
+        self.assertEqual(marked, ["backup create", "backup run", "export ADDRESS", "firewall apply", "firewall remove",
+                                  "import imap", "import maildir", "import mbox", "restore DIR"])
+        self.assertIn("(root)", self.ctl("firewall", "apply", "--help").stdout)
+        os.chmod(self.tmp.name, 0o755)  # the config must be readable by the other user
+        nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", bin_path("posternctl"), "--config", self.cfg]
+        for words in (["firewall", "apply"], ["firewall", "remove"], ["backup", "create"], ["backup", "run"], ["restore"],
+                      ["import", "mbox"], ["export"]):
+            p = subprocess.run(nobody + words, capture_output=True, text=True)
+            self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+            self.assertEqual(p.stderr, f"posternctl: '{' '.join(words)}' needs root (run it as root, e.g. with sudo)\n")
+            self.assertEqual(p.stdout, "")
+        dry = subprocess.run(nobody + ["firewall", "remove", "--dry-run"], capture_output=True, text=True)
+        self.assertEqual(dry.returncode, 0, dry.stdout + dry.stderr)
+        self.assertIn("Would remove", dry.stdout)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

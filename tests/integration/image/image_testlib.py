@@ -5,8 +5,9 @@
   Podman(root)             podman with a private store under `root`, the runtime flags that work
                            on our CI machines (runc, cgroupfs, raised but allowed ulimits) and
                            userspace port forwarding (slirp4netns), so nothing on the host changes
-  wait_banner(port, ...)   polls until a server behind a forwarded port sends its greeting
-                           (a forward accepts TCP before anything listens, so a connect proves nothing)
+  wait_banner(port, ...)   polls until a server behind a forwarded port sends its greeting, past the
+                           continuation lines of a multi-line SMTP greeting (a forward accepts TCP
+                           before anything listens, so a connect proves nothing)
   mail_round_trip(ports)   swaks to port 25, then IMAP (STARTTLS on 143, implicit TLS on 993) and POP3
                            (implicit TLS on 995) read the message back; returns what each client saw
   skip_unless_root_and(tools) exits 77 (ctest SKIP) when the machine cannot run image tests at all
@@ -102,17 +103,25 @@ def wait_banner(port, prefix, tls=False, timeout=60.0, host="127.0.0.1"):
     ctx.verify_mode = ssl.CERT_NONE
 
     def greeting():
-        with socket.create_connection((host, port), timeout=5) as s:
-            s.settimeout(5)
+        with socket.create_connection((host, port), timeout=15) as s:
+            s.settimeout(15)  # SMTP's final greeting line comes after smtp.greet_delay; QEMU is slow
             conn = ctx.wrap_socket(s) if tls else s
             try:
+                # SMTP on port 25 greets in two lines ("220-" at once, "220 " after
+                # smtp.greet_delay): read until a final line, then compare it.
                 data = b""
-                while b"\n" not in data:
+                while True:
                     chunk = conn.recv(4096)
                     if not chunk:
                         return None
                     data += chunk
-                return data if data.startswith(prefix) else None
+                    lines = data.split(b"\r\n") if b"\r\n" in data else data.split(b"\n")
+                    complete = lines[:-1]
+                    for line in complete:
+                        if line.startswith(prefix):
+                            return data
+                        if not (len(line) > 3 and line[3:4] == b"-"):
+                            return None
             finally:
                 conn.close()
 

@@ -217,8 +217,19 @@ class ContainerImage(unittest.TestCase):
             self.assertIn("primary_domain = example.net", conf)
         finally:
             PODMAN("stop", "-t", "30", name, check=False, timeout=60)
+            # `podman run -it` ends once its container stopped; never wait for it without a bound.
+            deadline = time.monotonic() + 60
             try:
-                os.waitpid(pid, 0)
+                while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                    if time.monotonic() > deadline:
+                        os.kill(pid, 9)
+                        os.waitpid(pid, 0)
+                        break
+                    select.select([fd], [], [], 0.5)
+                    try:
+                        os.read(fd, 65536)  # keep the terminal drained so podman can write its last output
+                    except OSError:
+                        pass
             except ChildProcessError:
                 pass
             os.close(fd)

@@ -13,6 +13,8 @@ beyond polling with a deadline):
   free_port()               a currently free TCP/UDP port (for servers that
                             cannot report a port chosen by the OS, e.g. NSD)
   wait_for(predicate, ...)  poll until true or fail with a message
+  Instance.queue_message()  a message written straight into queue/incoming/
+  mount_tmpfs(path, size)   a small tmpfs over a folder (root only), to fill up
   Transcript                run a C:/S: transcript against a socket
 
 Tests print what they do; a failure names the step and shows the daemon's log.
@@ -175,6 +177,32 @@ class Instance:
                 for f in filenames:
                     os.chown(os.path.join(dirpath, f), 0, gid)
 
+    def queue_message(self, sender, recipients, body, auth_user=""):
+        """Writes a message into queue/incoming/ the way postern-smtpd does (body first,
+        envelope last, owned by the daemons' user), e.g. one that skipped the submission
+        checks, or a bounce for a local sender. Returns its queue id."""
+        import random
+        qid = "%016X" % random.getrandbits(64)
+        queue = os.path.join(self.data_dir, "queue")
+        lines = ["POSTERN-QUEUE 2", f"id: {qid}", f"arrival: {int(time.time())}", f"sender: {sender}", f"auth-user: {auth_user}",
+                 "client: 127.0.0.1 test", "body: 7BIT", "smtputf8: no", "ret: ", "envid: ", f"size: {len(body)}"]
+        lines += [f"recipient: {r} notify=- orcpt=- status=pending" for r in recipients]
+        os.makedirs(os.path.join(queue, "tmp"), exist_ok=True)
+        os.makedirs(os.path.join(queue, "incoming"), exist_ok=True)
+        body_path = os.path.join(queue, "incoming", qid + ".body")
+        with open(body_path, "wb") as f:
+            f.write(body)
+        tmp = os.path.join(queue, "tmp", qid + ".env")
+        with open(tmp, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        if os.geteuid() == 0:
+            import pwd
+            uid = pwd.getpwnam("nobody").pw_uid
+            for path in (body_path, tmp):
+                os.chown(path, uid, -1)
+        os.rename(tmp, os.path.join(queue, "incoming", qid + ".env"))
+        return qid
+
     # -- administration -------------------------------------------------------
     def ctl(self, *args, input=None, check=True):
         return run([bin_path("posternctl"), "--config", self.config_dir, *args], input=input, check=check)
@@ -298,6 +326,29 @@ class Instance:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def mount_tmpfs(path, size="2m"):
+    """Mounts a tmpfs of `size` over `path`, owned like `path` (needs root); returns a
+    function that unmounts it. Tests fill it up to see how a full disk is handled."""
+    st = os.stat(path)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},uid={st.st_uid},gid={st.st_gid},mode=750", "tmpfs", path],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise AssertionError(f"cannot mount a tmpfs (needs root): {r.stderr}")
+    return lambda: subprocess.run(["umount", path], capture_output=True)
+
+
+def fill_up(path):
+    """Writes `path` until the file system is full; returns its size."""
+    with open(path, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return os.path.getsize(path)
 
 
 class Nsd:

@@ -680,24 +680,9 @@ class SubmissionIdentity(unittest.TestCase):
     def test_queue_signer_refuses_foreign_from(self):
         # The second lock: a message that reaches the queue without the submission check
         # (written straight into incoming/ here) is delivered, but never signed for b.test.
-        qid = "%016X" % (int(time.time() * 1000) << 8)
         marker = "injected foreign from"
         body = (f"From: ceo@b.test\r\nTo: bob@other.test\r\nSubject: {marker}\r\n\r\nBuy now.\r\n").encode()
-        env = "\n".join(["POSTERN-QUEUE 2", f"id: {qid}", f"arrival: {int(time.time())}", "sender: alice@example.test",
-                         "auth-user: alice@example.test", "client: 127.0.0.1 test", "body: 7BIT", "smtputf8: no", "ret: ",
-                         "envid: ", f"size: {len(body)}", "recipient: bob@other.test notify=- orcpt=- status=pending"]) + "\n"
-        queue = os.path.join(self.a.data_dir, "queue")
-        with open(os.path.join(queue, "incoming", qid + ".body"), "wb") as f:
-            f.write(body)
-        tmp = os.path.join(queue, "tmp", qid + ".env")
-        with open(tmp, "w") as f:
-            f.write(env)
-        if os.geteuid() == 0:
-            import pwd
-            uid = pwd.getpwnam("nobody").pw_uid
-            for path in (os.path.join(queue, "incoming", qid + ".body"), tmp):
-                os.chown(path, uid, -1)
-        os.rename(tmp, os.path.join(queue, "incoming", qid + ".env"))
+        qid = self.a.queue_message("alice@example.test", ["bob@other.test"], body, auth_user="alice@example.test")
         raw = wait_for(lambda: self.received_by_bob(marker), timeout=60, what="delivery of the injected message")[0]
         self.assertNotIn(b"DKIM-Signature:", raw)
         self.assertRegex(self.a.log(), r"queue\.dkim_refused .*" + qid + r".*not signed: From <ceo@b\.test> is not an address user "

@@ -6,33 +6,24 @@ is freed, delivery works again."""
 import os
 import shutil
 import smtplib
-import subprocess
 import unittest
 
-from postern_testlib import Instance
+from postern_testlib import Instance, fill_up, mount_tmpfs
 
 
 class DiskFull(unittest.TestCase):
     def test_disk_full(self):
         inst = Instance()
         mnt = inst.data_dir
+        unmount = lambda: None  # noqa: E731
         try:
             # A 2 MiB tmpfs over the data folder, owned like the data folder.
-            st = os.stat(mnt)
-            r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=2m,uid={st.st_uid},gid={st.st_gid},mode=750", "tmpfs", mnt],
-                               capture_output=True, text=True)
-            self.assertEqual(r.returncode, 0, f"cannot mount a tmpfs (needs root): {r.stderr}")
+            unmount = mount_tmpfs(mnt, "2m")
             inst.start("postern-smtpd")
             port = inst.port("postern-smtpd", "smtp")
             # Fill the file system almost completely.
             filler = os.path.join(mnt, "filler")
-            with open(filler, "wb") as f:
-                try:
-                    while True:
-                        f.write(b"\0" * 65536)
-                        f.flush()
-                except OSError:
-                    pass
+            fill_up(filler)
             body = b"Subject: big\r\n\r\n" + b"x" * 70 * 1000 + b"\r\n"
             with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
                 with self.assertRaises(smtplib.SMTPDataError) as cm:
@@ -48,7 +39,7 @@ class DiskFull(unittest.TestCase):
             self.assertIsNone(inst.procs["postern-smtpd"].poll())
         finally:
             inst.stop("postern-smtpd")
-            subprocess.run(["umount", mnt], capture_output=True)
+            unmount()
             inst.close()
 
 

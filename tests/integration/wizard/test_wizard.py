@@ -281,6 +281,49 @@ class Wizard(unittest.TestCase):
         finally:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
+    def netns(self, prefix):
+        """A network namespace with only loopback up; removed at the end of the test."""
+        ns = f"{prefix}{os.getpid()}"
+        r = subprocess.run(["ip", "netns", "add", ns], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, f"network namespaces need root: {r.stderr}")
+        self.addCleanup(subprocess.run, ["ip", "netns", "del", ns], capture_output=True)
+        subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
+        return ns
+
+    def test_firewall_read_by_the_library(self):
+        """A packet filter that has an input hook but lets mail in: the firewall library's
+        evaluation says the ports are open (no substring guess that "a packet filter is active"),
+        and nothing is planned or asked."""
+        ns = self.netns("pwa")
+        subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], check=True, text=True,
+                       input="table inet filter {\n chain input {\n  type filter hook input priority 0; policy accept;\n"
+                             "  tcp dport 23 drop\n }\n}\n")
+        p = subprocess.run(["ip", "netns", "exec", ns, bin_path("postern-wizard"), "--config", self.cfg, "--non-interactive",
+                            "--domain", "example.org", "--no-launch", "--skip-network-checks"],
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=180)
+        self.assertEqual(p.returncode, 0, p.stdout[-3000:] + p.stderr)
+        self.assertNotIn("a packet filter is active", p.stdout)
+        firewall = p.stdout[p.stdout.index("== Firewall"):]
+        self.assertIn("Packet filter: nftables", firewall)
+        for port in (25, 587, 465, 143, 993, 110, 995, 80, 443):
+            self.assertRegex(firewall, rf"\b{port}/tcp ipv4\s+open\b")
+        self.assertNotIn("Plan", firewall)
+        self.assertNotIn("Not changed", firewall)
+
+    def test_outbound_check_names_failed_name_resolution(self):
+        """Without any working DNS the port-25 check cannot run: the wizard says that name
+        resolution failed and what to do, not that port 25 seems blocked."""
+        ns = self.netns("pwd")
+        p = subprocess.run(["ip", "netns", "exec", ns, bin_path("postern-wizard"), "--config", self.cfg, "--non-interactive",
+                            "--domain", "example.test", "--bind", "127.0.0.1", *ALL_ZERO, "--no-launch", "--skip-firewall",
+                            "--outbound-probe", "mx.postern-test.example.org:25"],
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout[-3000:] + p.stderr)
+        self.assertRegex(p.stdout, r"\[problem\] name resolution failed: mx\.postern-test\.example\.org could not be looked up")
+        self.assertIn("check the name servers in /etc/resolv.conf", p.stdout)
+        self.assertNotIn("could not connect to", p.stdout)
+        self.assertNotIn("seems blocked", p.stdout)
+
     def test_launch_probes_listeners_and_stops(self):
         proc = subprocess.Popen([bin_path("postern-wizard"), "--config", self.cfg, "--non-interactive", "--domain", "example.org",
                                  "--user", "alice@example.org", "--password-file", self.pwfile, "--bind", "127.0.0.1", *ALL_ZERO,
@@ -298,12 +341,21 @@ class Wizard(unittest.TestCase):
             for listener in ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s"):
                 self.assertRegex(out, rf"\n  {listener}\s+127\.0\.0\.1:\d+  answers\n")
             self.assertIn("Postern is running", out)
+            # The wizard's own progress and summary only: the daemons' log lines (and the
+            # supervisor's) stay in mail.log, which the summary names.
+            self.assertNotRegex(out, r"postern-[a-z0-9]+\[\d+\]: (debug|info|warning|error) ")
+            self.assertRegex(out, r"\n  running after [0-9.]+ s: postern-smtpd, postern-imapd, postern-pop3d, postern-queued, postern-webd\n")
+            log = os.path.join(self.cfg, "data", "log", "mail.log")
+            self.assertIn(f"The daemons log to {os.path.dirname(log)}/mail.log", out)
+            with open(log) as f:
+                self.assertRegex(f.read(), r"postern-smtpd\[\d+\]: info ready ")
             status = ctl(self.cfg, "status", check=False).stdout
             self.assertIn("supervisor: running", status)
             self.assertRegex(status, r"postern-smtpd\s+running")
         finally:
             proc.send_signal(signal.SIGINT)
             proc.wait(60)
+            proc.stdout.close()
         # Everything stopped with it (the wait above returns after the supervisor stopped its children).
         left = subprocess.run(["pgrep", "-f", f"--config {self.cfg}"], capture_output=True, text=True).stdout.split()
         self.assertEqual(left, [], "processes left running")

@@ -108,16 +108,15 @@ private Q_SLOTS:
     void initTestCase() {
         QVERIFY(generateSelfSigned(m_dir.filePath(QStringLiteral("tls/cert.pem")), m_dir.filePath(QStringLiteral("tls/key.pem")),
                                    {QStringLiteral("localhost")}).ok());
-        auto c = Config::parse("smtp.listen = 127.0.0.1:0\nsubmissions.listen = 127.0.0.1:0\n", QStringLiteral("t"), m_dir.path());
+        // postern-smtpd's listeners (core/services.h), submission switched off.
+        auto c = Config::parse("smtp.listen = 127.0.0.1:0\nsubmission.listen =\nsubmissions.listen = 127.0.0.1:0\n", QStringLiteral("t"), m_dir.path());
         QVERIFY(c.ok());
         m_config = std::make_unique<Config>(*c);
     }
     void init() {
         m_seen.clear();
         m_server = std::make_unique<DaemonServer>(
-            *m_config, QStringLiteral("test"),
-            QList<DaemonServer::ListenerSpec>{{QStringLiteral("smtp.listen"), ListenerMode::Mx},
-                                              {QStringLiteral("submissions.listen"), ListenerMode::Submissions}},
+            *m_config, QStringLiteral("postern-smtpd"),
             [this](SessionIo& io, ListenerMode) { return std::make_unique<EchoSession>(io, &m_seen, m_pregreetMs); });
         m_server->setLimits(100, 3, [](ListenerMode) { return QByteArray("BUSY\r\n"); });
         QVERIFY(m_server->start().ok());

@@ -20,6 +20,8 @@ using namespace postern::store;
 namespace {
 QStringList files(const QString& dir) { return QDir(dir).entryList(QDir::Files | QDir::Hidden, QDir::Name); }
 QByteArray slurp(const QString& path) { return readFile(path).valueOr({}); }
+// `prefix`, then the whole of `body`.
+Content fileContent(QTemporaryFile& body, const QByteArray& prefix = {}) { return Content{prefix, body.handle(), 0, body.size()}; }
 }  // namespace
 
 class TstMaildir : public QObject {
@@ -102,8 +104,8 @@ private Q_SLOTS:
         body.write("Subject: hi\r\n\r\nbody\r\n");
         body.flush();
         Delivery d(mail);
-        QVERIFY(d.add(QStringLiteral("alice@example.org"), "Delivered-To: alice@example.org\r\n", body.handle(), body.size()).ok());
-        QVERIFY(d.add(QStringLiteral("bob@example.org"), "Delivered-To: bob@example.org\r\n", body.handle(), body.size()).ok());
+        QVERIFY(d.add(QStringLiteral("alice@example.org"), fileContent(body, "Delivered-To: alice@example.org\r\n")).ok());
+        QVERIFY(d.add(QStringLiteral("bob@example.org"), fileContent(body, "Delivered-To: bob@example.org\r\n")).ok());
         // Before commit nothing is visible in new/.
         const QString aliceNew = maildirRoot(mail, QStringLiteral("alice@example.org")) + QStringLiteral("/new");
         QVERIFY(files(aliceNew).isEmpty());
@@ -126,7 +128,7 @@ private Q_SLOTS:
         const QString root = maildirRoot(dir.path(), QStringLiteral("a@example.org"));
         {
             Delivery d(dir.path());
-            QVERIFY(d.add(QStringLiteral("a@example.org"), {}, body.handle(), body.size()).ok());
+            QVERIFY(d.add(QStringLiteral("a@example.org"), fileContent(body)).ok());
             QCOMPARE(files(root + QStringLiteral("/tmp")).size(), 1);
         }  // destroyed without commit
         QVERIFY(files(root + QStringLiteral("/tmp")).isEmpty());
@@ -140,14 +142,14 @@ private Q_SLOTS:
         body.write("spam\r\n");
         body.flush();
         Delivery d(dir.path());
-        QVERIFY(d.add(QStringLiteral("a@example.org"), {}, body.handle(), body.size(), {QStringLiteral("Junk")}).ok());
+        QVERIFY(d.add(QStringLiteral("a@example.org"), fileContent(body), {QStringLiteral("Junk")}).ok());
         QVERIFY(d.commit().ok());
         const QString junk = maildirRoot(dir.path(), QStringLiteral("a@example.org")) + QStringLiteral("/.Junk");
         QCOMPARE(files(junk + QStringLiteral("/new")).size(), 1);
         QVERIFY(QFileInfo::exists(junk + QStringLiteral("/maildirfolder")));
         Delivery bad(dir.path());
-        QVERIFY(!bad.add(QStringLiteral("a@example.org"), {}, body.handle(), body.size(), {QStringLiteral("..")}).ok());
-        QVERIFY(!bad.add(QStringLiteral("../x@example.org"), {}, body.handle(), body.size()).ok());
+        QVERIFY(!bad.add(QStringLiteral("a@example.org"), fileContent(body), {QStringLiteral("..")}).ok());
+        QVERIFY(!bad.add(QStringLiteral("../x@example.org"), fileContent(body)).ok());
     }
 
     void quota() {
@@ -159,15 +161,17 @@ private Q_SLOTS:
         const QString user = QStringLiteral("q@example.org");
         for (int i = 0; i < 2; ++i) {
             Delivery d(dir.path());
-            QVERIFY(d.add(user, {}, body.handle(), body.size(), {}, 1000).ok());
+            QVERIFY(d.add(user, fileContent(body), {}, 1000).ok());
             QVERIFY(d.commit().ok());
         }
         Delivery third(dir.path());
-        Status st = third.add(user, {}, body.handle(), body.size(), {}, 1000);
+        StoreStatus st = third.add(user, fileContent(body), {}, 1000);
         QVERIFY(!st.ok());
-        QCOMPARE(st.error().code, EDQUOT);
-        QVERIFY(!Delivery::exceedsQuotaAlone(400, 1000));
-        QVERIFY(Delivery::exceedsQuotaAlone(1001, 1000));
+        QCOMPARE(toString(st.error().kind), toString(StoreError::Kind::MailboxFull));
+        QCOMPARE(st.error().smtpReply(), QStringLiteral("452 4.2.2 Mailbox full, try again later"));
+        // Larger than the whole quota: it can never fit.
+        st = third.add(user, Content{QByteArray(1001, 'x')}, {}, 1000);
+        QCOMPARE(st.error().smtpReply(), QStringLiteral("552 5.2.2 Message is larger than the recipient's whole mailbox quota"));
         const QString root = maildirRoot(dir.path(), user);
         auto used = MaildirQuota::usage(root, 1000);
         QVERIFY(used.ok());
@@ -181,7 +185,11 @@ private Q_SLOTS:
         QVERIFY(f->expunge(list->first()).ok());
         QCOMPARE(MaildirQuota::usage(root, 1000)->first, 400);
         Delivery again(dir.path());
-        QVERIFY(again.add(user, {}, body.handle(), body.size(), {}, 1000).ok());
+        QVERIFY(again.add(user, fileContent(body), {}, 1000).ok());
+        // The limit itself passes: 600 more bytes fill the quota exactly, one more does not.
+        Delivery exact(dir.path());
+        QVERIFY(!exact.add(user, Content{QByteArray(601, 'x')}, {}, 1000).ok());
+        QVERIFY(exact.add(user, Content{QByteArray(600, 'x')}, {}, 1000).ok());
     }
 
     void syncAssignsStableUids() {

@@ -49,7 +49,7 @@ QByteArray doc(const QList<QByteArray>& items) {
 const QByteArray kDport25 = R"({"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":25}})";
 
 ProbeResult evaluateText(const QString& kind, const QByteArray& text, IpFamily fam, quint16 port, const QString& iif) {
-    Result<Ruleset> rs = kind == u"nft" ? parseNftJson(text) : parseIptablesSave(text, fam, QStringLiteral("iptables-nft"));
+    Result<Ruleset> rs = kind == u"nft" ? parseNftJson(text) : parseIptablesSave(text, fam, Backend::IptablesNft);
     if (!rs) {
         ProbeResult r;
         r.reason = QStringLiteral("parse error: ") + rs.errorMessage();
@@ -287,7 +287,7 @@ private Q_SLOTS:
         QFETCH(QString, kind);
         QFETCH(QByteArray, text);
         QFETCH(QString, error);
-        const Result<Ruleset> rs = kind == u"nft" ? parseNftJson(text) : parseIptablesSave(text, IpFamily::V4, QStringLiteral("iptables-nft"));
+        const Result<Ruleset> rs = kind == u"nft" ? parseNftJson(text) : parseIptablesSave(text, IpFamily::V4, Backend::IptablesNft);
         QVERIFY(!rs.ok());
         QVERIFY2(rs.errorMessage().contains(error), qPrintable(rs.errorMessage()));
     }
@@ -297,7 +297,7 @@ private Q_SLOTS:
         QByteArray big(kMaxNftJsonBytes + 1, ' ');
         QVERIFY(parseNftJson(big).errorMessage().contains(u"32 MiB"));
         QByteArray lineAtLimit = "*filter\n:INPUT ACCEPT [0:0]\n# " + QByteArray(kMaxIptablesLine - 2, 'x') + "\nCOMMIT\n";
-        QVERIFY(parseIptablesSave(lineAtLimit, IpFamily::V4, QStringLiteral("iptables-nft")).ok());
+        QVERIFY(parseIptablesSave(lineAtLimit, IpFamily::V4, Backend::IptablesNft).ok());
     }
 
     // Every prefix of real captures is either read or refused with an error: no crash, no hang.
@@ -309,7 +309,7 @@ private Q_SLOTS:
             for (qsizetype n = 0; n < all.size(); n += 7) {
                 const QByteArray part = all.left(n);
                 const Result<Ruleset> rs = QByteArray(name).endsWith(".json") ? parseNftJson(part)
-                                                                             : parseIptablesSave(part, IpFamily::V4, QStringLiteral("iptables-nft"));
+                                                                             : parseIptablesSave(part, IpFamily::V4, Backend::IptablesNft);
                 if (rs) (void)Evaluator(*rs).evaluate(Probe{IpFamily::V4, 25, QStringLiteral("eth0")});
             }
         }
@@ -321,7 +321,7 @@ private Q_SLOTS:
         QByteArray rules = "-A INPUT -p tcp -m multiport --dports 25,587 -j f2b-postfix\n-A INPUT -p tcp --dport 25 -j ACCEPT\n";
         for (int n = 0; n < 3000; ++n) rules += "-A f2b-postfix -s 198.18." + QByteArray::number(n / 250) + "." + QByteArray::number(n % 250) + "/32 -j REJECT\n";
         rules += "-A f2b-postfix -j RETURN\n";
-        const auto rs = parseIptablesSave(ipt(rules, "DROP", ":f2b-postfix - [0:0]\n"), IpFamily::V4, QStringLiteral("iptables-nft"));
+        const auto rs = parseIptablesSave(ipt(rules, "DROP", ":f2b-postfix - [0:0]\n"), IpFamily::V4, Backend::IptablesNft);
         QVERIFY(rs.ok());
         QElapsedTimer t;
         t.start();
@@ -346,7 +346,7 @@ private Q_SLOTS:
             rules += "-A " + from + " -s 10.0.0." + QByteArray::number(n) + " -j C" + QByteArray::number(n) + "\n";
             rules += "-A " + from + " -j C" + QByteArray::number(n) + "\n";
         }
-        const auto rs = parseIptablesSave(ipt(rules, "DROP", chains), IpFamily::V4, QStringLiteral("iptables-nft"));
+        const auto rs = parseIptablesSave(ipt(rules, "DROP", chains), IpFamily::V4, Backend::IptablesNft);
         QVERIFY(rs.ok());
         const ProbeResult r = Evaluator(*rs).evaluate(Probe{IpFamily::V4, 25, QStringLiteral("eth0")});
         QCOMPARE(toString(r.status), QStringLiteral("unknown"));
@@ -366,13 +366,13 @@ private Q_SLOTS:
         const QByteArray save = "# Table `nat' contains incompatible base-chains, use 'nft' tool to list them.\n"
                                 "*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n";
         QCOMPARE(iptablesTables(save), QStringList{QStringLiteral("filter")});
-        const Result<Ruleset> rs = parseIptablesSave(save, IpFamily::V4, QStringLiteral("iptables-nft"));
+        const Result<Ruleset> rs = parseIptablesSave(save, IpFamily::V4, Backend::IptablesNft);
         QVERIFY(rs.ok());
         for (const Chain& c : rs->chains) QCOMPARE(c.table, QStringLiteral("filter"));
     }
 
     void partialAcrossInterfaces() {
-        const auto rs = parseIptablesSave(ipt("-A INPUT -i eth1 -p tcp --dport 25 -j ACCEPT\n", "DROP"), IpFamily::V4, QStringLiteral("iptables-nft"));
+        const auto rs = parseIptablesSave(ipt("-A INPUT -i eth1 -p tcp --dport 25 -j ACCEPT\n", "DROP"), IpFamily::V4, Backend::IptablesNft);
         QVERIFY(rs.ok());
         const QList<PortResult> r = evaluatePorts(*rs, {25}, {IpFamily::V4}, {QStringLiteral("eth0"), QStringLiteral("eth1")});
         QCOMPARE(r.size(), 1);

@@ -15,9 +15,11 @@
 #include "core/paths.h"
 
 #include <QCoreApplication>
+#include <QDeadlineTimer>
 #include <QDir>
 #include <QFile>
 #include <QRegularExpression>
+#include <QThreadPool>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -576,6 +578,51 @@ private Q_SLOTS:
                 found = found || (l.contains("UID " + QByteArray::number(uid) + ' ') && l.contains("Subject: message " + QByteArray::number(subject)));
             QVERIFY2(found, qPrintable(QStringLiteral("UID %1 should hold message %2").arg(uid).arg(subject)));
         }
+    }
+
+    // APPEND stores through the one store operation and answers its failures with the
+    // one mapping (common/store/store_error.h), byte for byte; nothing is left behind.
+    void appendFailuresUseTheOneMapping() {
+        Harness h;
+        h.backend.quota = 1000;
+        h.start();
+        // Waits for the answer of an APPEND (it is stored on the thread pool).
+        auto append = [&](const QByteArray& message) -> QByteArray {
+            const QByteArray tag = "a" + QByteArray::number(++h.tags);
+            postern::test::feed(*h.session, h.buffer,
+                                tag + " APPEND INBOX (\\Seen) {" + QByteArray::number(message.size()) + "+}\r\n" + message + "\r\n", 4096);
+            QByteArray out;
+            QDeadlineTimer deadline(10000);
+            while (!(out.contains("\r\n" + tag + ' ') || out.startsWith(tag + ' ')) && !deadline.hasExpired()) {
+                QCoreApplication::processEvents(QEventLoop::AllEvents, 50);
+                out += h.io.take();
+            }
+            const qsizetype at = out.startsWith(tag + ' ') ? 0 : out.indexOf("\r\n" + tag + ' ') + 2;
+            if (at < 2 && !out.startsWith(tag + ' ')) return "no answer: " + out.left(200);
+            return out.mid(at + tag.size() + 1, out.indexOf("\r\n", at) - at - tag.size() - 1);
+        };
+        QVERIFY(append(QByteArray(600, 'a')).startsWith("OK [APPENDUID "));
+        QCOMPARE(append(QByteArray(600, 'b')), QByteArray("NO [OVERQUOTA] Quota exceeded"));
+        QCOMPARE(append(QByteArray(1001, 'c')), QByteArray("NO [OVERQUOTA] Message is larger than the whole mailbox quota"));
+        QCOMPARE(filesIn(h.root() + QStringLiteral("/tmp")), QStringList());
+        QCOMPARE(filesIn(h.root() + QStringLiteral("/cur")).size(), 1);
+        QVERIFY(!h.io.suspended);  // the session reads commands again
+
+        // A full file system (a small tmpfs over INBOX, in a private mount namespace).
+        h.backend.quota = 0;
+        if (::unshare(CLONE_NEWNS) != 0) QSKIP("no private mount namespace here (needs CAP_SYS_ADMIN)");
+        QVERIFY(::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0);
+        const QString tmp = h.root() + QStringLiteral("/tmp");
+        if (::mount("tmpfs", QFile::encodeName(tmp).constData(), "tmpfs", 0, "size=64k,mode=0700") != 0) QSKIP("cannot mount a tmpfs here");
+        struct Unmount {
+            QByteArray path;
+            ~Unmount() { ::umount2(path.constData(), MNT_DETACH); }
+        } unmount{QFile::encodeName(tmp)};
+        // Mount namespaces are per thread: the pool's threads are made again from this one.
+        QThreadPool::globalInstance()->waitForDone();
+        QCOMPARE(append(QByteArray(200 * 1024, 'd')), QByteArray("NO [OVERQUOTA] Not enough disk space"));
+        QCOMPARE(filesIn(tmp), QStringList());
+        QCOMPARE(filesIn(h.root() + QStringLiteral("/cur")).size(), 1);
     }
 };
 

@@ -1,14 +1,22 @@
 // tst_outbound.cpp — the queue runner's pure parts: retry schedule, DSN status
 // codes and report structure, MTA-STS policy parsing and MX matching, DKIM
 // sign/verify round trips (against an in-memory resolver; the independent
-// check with python3-dkim is in tests/integration/queued).
+// check with python3-dkim is in tests/integration/queued), DKIM over a message
+// file (header block + streamed body) and the queue's in-place file signer.
 #include "delivery_policy.h"
 #include "dsn.h"
 #include "queue_runner.h"
 
 #include "common/dkim/dkim.h"
+#include "common/dkim/file_signer.h"
 #include "common/mail/message.h"
+#include "common/mail/message_file.h"
 
+#include "core/dkim_keys.h"
+
+#include <QFile>
+#include <QTemporaryDir>
+#include <QTemporaryFile>
 #include <QTest>
 
 #include <openssl/evp.h>
@@ -37,6 +45,11 @@ public:
         return a;
     }
 };
+
+QByteArray slurp(const QString& path) {
+    QFile f(path);
+    return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
+}
 
 QByteArray pemOf(EVP_PKEY* k) {
     BIO* bio = BIO_new(BIO_s_mem());
@@ -233,6 +246,88 @@ private Q_SLOTS:
         // No key in DNS: permerror, never pass.
         MapResolver empty;
         QVERIFY(dkim::verifyMessage(signedMsg, empty).first().status != dkim::VerifyResult::Status::Pass);
+    }
+
+    // Signing and verifying from a file gives what bytes in memory give.
+    void dkimFromFile() {
+        EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+        QVERIFY(key);
+        const QByteArray pem = pemOf(key);
+        MapResolver dns;
+        dns.txt.insert(QStringLiteral("s._domainkey.example.test"), publicTxt(key, true));
+        EVP_PKEY_free(key);
+        const QByteArray message = "From: a@example.test\r\nSubject: s\r\n\r\n" + QByteArray(200000, 'b') + "\r\n  tail \r\n\r\n";
+        QTemporaryFile f;
+        QVERIFY(f.open());
+        auto sig = dkim::signMessage(mail::MessageFile::fromBytes(message), QStringLiteral("example.test"), QStringLiteral("s"), pem);
+        QVERIFY(sig.ok());
+        f.write(*sig + message);
+        f.flush();
+        auto file = mail::MessageFile::read(f.handle(), f.size(), 64 * 1024);
+        QVERIFY(file.ok());
+        const QList<dkim::VerifyResult> fromFile = dkim::verifyMessage(*file, dns);
+        QCOMPARE(fromFile.size(), 1);
+        QCOMPARE(dkim::toString(fromFile.first().status), QStringLiteral("pass"));
+        QCOMPARE(dkim::toString(dkim::verifyMessage(*sig + message, dns).first().status), QStringLiteral("pass"));
+        // One byte of the body changed: the body hash fails, from the file as from bytes.
+        QByteArray changed = *sig + message;
+        changed[changed.size() - 9] = 'X';
+        QCOMPARE(dkim::verifyMessage(changed, dns).first().reason, QStringLiteral("body hash did not verify"));
+        // A signature from a file whose header block is replaced (as after removing forged fields).
+        const mail::MessageFile replaced = file->withHeader(file->header());
+        QCOMPARE(dkim::toString(dkim::verifyMessage(replaced, dns).first().status), QStringLiteral("pass"));
+    }
+
+    // postern-queued's signing step: the file is replaced by signatures + the old content,
+    // only for a From: the user may use, once.
+    void signFileInPlace() {
+        QTemporaryDir config;
+        DkimKeyStore keys(config.path());
+        auto key = keys.generate(QStringLiteral("example.test"), QStringLiteral("ed25519"));
+        QVERIFY2(key.ok(), qPrintable(key.errorMessage()));
+        MapResolver dns;
+        dns.txt.insert(key->selector + QStringLiteral("._domainkey.example.test"),
+                       keys.publicRecord(QStringLiteral("example.test"), key->selector)->toUtf8());
+        const QByteArray message = "Received: by us\r\nFrom: Alice <alice@example.test>\r\nSubject: s\r\n\r\n" + QByteArray(100000, 'q') + "\r\n";
+        const QString path = config.filePath(QStringLiteral("msg.body"));
+        auto write = [&] {
+            QFile f(path);
+            return f.open(QIODevice::WriteOnly | QIODevice::Truncate) && f.write(message) == message.size();
+        };
+        QVERIFY(write());
+        dkim::FileSignRequest req;
+        req.configDir = config.path();
+        req.path = path;
+        req.authUser = QStringLiteral("alice@example.test");
+        req.maySendAs = [](const QString& a) { return a == u"alice@example.test"; };
+        req.maxHeaderBytes = 1024;
+        dkim::FileSignOutcome out = dkim::signFile(req);
+        QVERIFY2(out.signedNow, qPrintable(out.note + out.error));
+        QByteArray signedFile = slurp(path);
+        QVERIFY(signedFile.startsWith("DKIM-Signature:"));
+        QVERIFY(signedFile.endsWith(message));
+        QCOMPARE(out.size, qint64(signedFile.size()));
+        QVERIFY(!QFile::exists(path + QStringLiteral(".signing")));
+        QCOMPARE(dkim::toString(dkim::verifyMessage(signedFile, dns).first().status), QStringLiteral("pass"));
+        // Again (a crash after signing): not signed twice.
+        out = dkim::signFile(req);
+        QVERIFY(!out.signedNow);
+        QCOMPARE(out.note, QStringLiteral("already signed"));
+        QCOMPARE(slurp(path), signedFile);
+        // A From: the user may not use: refused, the file unchanged.
+        QVERIFY(write());
+        req.maySendAs = [](const QString&) { return false; };
+        out = dkim::signFile(req);
+        QVERIFY(out.refused && !out.signedNow);
+        QCOMPARE(out.note, QStringLiteral("not signed: From <alice@example.test> is not an address user alice@example.test may send as"));
+        QCOMPARE(slurp(path), message);
+        // A header block over the bound: not signed.
+        req.maySendAs = [](const QString&) { return true; };
+        req.maxHeaderBytes = 40;
+        out = dkim::signFile(req);
+        QVERIFY(!out.signedNow && !out.refused);
+        QCOMPARE(out.note, QStringLiteral("header too large to sign"));
+        QCOMPARE(slurp(path), message);
     }
 
     void relaxedCanonicalization() {

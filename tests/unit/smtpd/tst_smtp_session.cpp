@@ -9,6 +9,8 @@
 #include <QCoreApplication>
 #include <QtTest>
 
+#include <cerrno>
+
 using namespace postern;
 using namespace postern::smtp;
 using postern::test::RecordingIo;
@@ -18,11 +20,15 @@ namespace {
 class MemoryBody : public SpoolBody {
 public:
     QByteArray data;
+    int failWith = 0;        // errno of a failing write (0: writes succeed)
+    int failFromWrite = 0;   // the first write that fails (0: the Received header)
+    int writes = 0;
     bool write(const char* d, qsizetype n) override {
+        if (failWith && writes++ >= failFromWrite) return false;
         data.append(d, n);
         return true;
     }
-    int errorCode() const override { return 0; }
+    int errorCode() const override { return failWith; }
     QString queueId() const override { return QStringLiteral("0123456789ABCDEF"); }
     QString path() const override { return {}; }
     int fd() const override { return -1; }
@@ -56,8 +62,11 @@ public:
         if (password == "busy") return done(AuthVerdict::TempFail, request.login);
         done(request.login == u"alice@example.org" && password == "secret" ? AuthVerdict::Ok : AuthVerdict::Failed, request.login);
     }
+    int spoolFailWith = 0, spoolFailFromWrite = 0;
     std::shared_ptr<SpoolBody> openBody(QString*) override {
         lastBody = std::make_shared<MemoryBody>();
+        lastBody->failWith = spoolFailWith;
+        lastBody->failFromWrite = spoolFailFromWrite;
         return lastBody;
     }
     void deliver(QObject*, MessageJob job, std::function<void(DeliveryOutcome)> done) override {
@@ -396,6 +405,39 @@ private Q_SLOTS:
         h.session->shutdown();
         QVERIFY(h.io.take().startsWith("421 4.3.2"));
         QVERIFY(h.io.closed);
+    }
+
+    // A failed write to the spool file (at our Received header, or in the content) is
+    // answered with the one store-failure mapping, the spool being the server's storage.
+    void spoolWriteFailure_data() {
+        QTest::addColumn<int>("err");
+        QTest::addColumn<int>("failFromWrite");
+        QTest::addColumn<QByteArray>("reply");
+        for (int at : {0, 1}) {
+            const QByteArray where = at == 0 ? " at Received" : " in content";
+            QTest::newRow("ENOSPC" + where) << ENOSPC << at << QByteArray("452 4.3.1 Insufficient system storage\r\n");
+            QTest::newRow("EDQUOT" + where) << EDQUOT << at << QByteArray("452 4.3.1 Insufficient system storage\r\n");
+            QTest::newRow("EIO" + where) << EIO << at << QByteArray("451 4.3.0 Local error in processing, try again later\r\n");
+        }
+    }
+    void spoolWriteFailure() {
+        QFETCH(int, err);
+        QFETCH(int, failFromWrite);
+        QFETCH(QByteArray, reply);
+        Harness h(ListenerMode::Mx);
+        h.backend.spoolFailWith = err;
+        h.backend.spoolFailFromWrite = failFromWrite;
+        h.send("EHLO client.test\r\nMAIL FROM:<someone@remote.test>\r\nRCPT TO:<alice@example.org>\r\n");
+        postern::test::feed(*h.session, h.buffer, "DATA\r\n", 1);
+        QByteArray out = h.io.take();
+        if (failFromWrite == 0) {
+            QCOMPARE(out, reply);  // DATA refused before the 354
+            return;
+        }
+        QVERIFY(out.startsWith("354 "));
+        postern::test::feed(*h.session, h.buffer, "Subject: x\r\n\r\nbody\r\n.\r\n", 1);
+        QCOMPARE(h.io.take(), reply);
+        QVERIFY(h.backend.delivered.isEmpty());
     }
 };
 

@@ -1,0 +1,64 @@
+// posix_io.cpp — see posix_io.h.
+#include "posix_io.h"
+
+#include <algorithm>
+#include <cstring>
+#include <unistd.h>
+
+namespace postern {
+
+QString errnoText(int err) { return QString::fromLocal8Bit(std::strerror(err)); }
+
+Error errnoError(const QString& what, int err) { return Error{QStringLiteral("%1: %2").arg(what, errnoText(err)), err}; }
+
+Status writeAll(int fd, QByteArrayView bytes, const QString& what) {
+    const char* p = bytes.data();
+    qsizetype left = bytes.size();
+    while (left > 0) {
+        const ssize_t n = retryOnEintr([&] { return ::write(fd, p, size_t(left)); });
+        if (n < 0) return errnoError(what, errno);
+        if (n == 0) return errnoError(what, EIO);
+        p += n;
+        left -= n;
+    }
+    return {};
+}
+
+Result<QByteArray> readAll(int fd, qint64 maxBytes, const QString& what) {
+    QByteArray out;
+    char buffer[65536];
+    for (;;) {
+        const ssize_t n = retryOnEintr([&] { return ::read(fd, buffer, sizeof buffer); });
+        if (n < 0) {
+            const int err = errno;
+            return Result<QByteArray>::fail(QStringLiteral("%1: read failed: %2").arg(what, errnoText(err)), err);
+        }
+        if (n == 0) return out;
+        if (n > maxBytes - out.size()) return Result<QByteArray>::fail(QStringLiteral("%1: larger than %2 bytes").arg(what).arg(maxBytes), EFBIG);
+        out.append(buffer, n);
+    }
+}
+
+Status copyRange(int in, qint64 offset, qint64 length, int out, const QString& what) {
+    loff_t from = offset;
+    qint64 left = length;
+    while (left > 0) {
+        const ssize_t n = retryOnEintr([&] { return ::copy_file_range(in, &from, out, nullptr, size_t(left), 0); });
+        if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) break;
+        if (n < 0) return errnoError(what, errno);
+        if (n == 0) return Status::fail(QStringLiteral("%1: the source is shorter than announced").arg(what), EIO);
+        left -= n;
+    }
+    char buffer[65536];
+    while (left > 0) {  // the kernel cannot copy between these two: through user space
+        const ssize_t n = retryOnEintr([&] { return ::pread(in, buffer, size_t(std::min<qint64>(left, qint64(sizeof buffer))), off_t(from)); });
+        if (n < 0) return errnoError(what, errno);
+        if (n == 0) return Status::fail(QStringLiteral("%1: the source is shorter than announced").arg(what), EIO);
+        if (auto st = writeAll(out, QByteArrayView(buffer, n), what); !st) return st;
+        from += n;
+        left -= n;
+    }
+    return {};
+}
+
+}  // namespace postern

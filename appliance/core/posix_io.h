@@ -1,0 +1,54 @@
+// posix_io.h — the small POSIX I/O pieces every layer repeats: errno as text,
+// retrying a call interrupted by a signal, writing a whole buffer, copying a
+// byte range between files.
+//
+// Interface:
+//   errnoText(err)             strerror(err) as a QString (locale text).
+//   errnoError(what, err)      Error{"<what>: <errno text>", err}: the one way a
+//                              failed system call becomes an Error.
+//   retryOnEintr(call)         calls `call` again while it returns < 0 with
+//                              errno == EINTR; returns its last result (errno
+//                              intact on failure).
+//   writeAll(fd, bytes, what)  write(2) until every byte is written; the
+//                              failure names `what` (usually the path).
+//   readAll(fd, maxBytes, what)  read(2) to the end; more than maxBytes is
+//                              EFBIG ("<what>: larger than <max> bytes").
+//   copyRange(in, offset, length, out, what)  `length` bytes of `in` from
+//                              `offset` appended at `out`'s position:
+//                              copy_file_range(2) (no copy through user space;
+//                              reflinks where the file system has them), falling
+//                              back to pread/write in 64 KiB blocks where the
+//                              kernel cannot (another file system, memfd, ...).
+//                              `in`'s own file offset is not used or moved. A
+//                              source shorter than `length` is EIO.
+// All return Status/Result with errno in Error::code.
+// Security: none of these interpret data; `what` appears in operator logs only.
+// Limits: none beyond the file system's.
+#pragma once
+
+#include "result.h"
+
+#include <QByteArray>
+#include <QByteArrayView>
+#include <QString>
+
+#include <cerrno>
+
+namespace postern {
+
+QString errnoText(int err);
+Error errnoError(const QString& what, int err);
+
+template <typename Call>
+auto retryOnEintr(Call&& call) -> decltype(call()) {
+    for (;;) {
+        const auto r = call();
+        if (r >= 0 || errno != EINTR) return r;
+    }
+}
+
+Status writeAll(int fd, QByteArrayView bytes, const QString& what);
+Result<QByteArray> readAll(int fd, qint64 maxBytes, const QString& what);
+Status copyRange(int in, qint64 offset, qint64 length, int out, const QString& what);
+
+}  // namespace postern
