@@ -1,16 +1,44 @@
-// folder_watch.h — one inotify watcher for every IDLE session of the process.
+// folder_watch.h — one inotify instance per process that watches the new/ and
+// cur/ of every selected folder: it tells a session, at the end of each of its
+// commands, whether anybody else changed the folder (a delivery, another
+// session of any process, POP3, a local program), and wakes IDLE sessions.
 //
-// A QFileSystemWatcher per session would cost an inotify instance each, and
-// Linux allows 128 per user by default (fs.inotify.max_user_instances): the
-// 129th IDLE client would silently fall back to polling. Instead one shared
-// watcher holds each folder's new/ and cur/ once, however many sessions idle
-// on it, and tells every subscriber.
+// Why: RFC 9051 7.3.1/7.5.1 (RFC 3501 7.3.1/7.4.1) want new messages, expunges
+// and flag changes reported at the end of every command, and listing the folder
+// after every command would cost more than the command. A watch answers "did
+// anything change?" with one non-blocking read(2) of the inotify descriptor: the
+// kernel queues an event inside the rename/unlink/create that causes it, so a
+// change that finished before the check is always seen (no time-stamp
+// granularity to guess). The session's own changes are announced beforehand
+// (expect()), so they do not make it list the folder again.
+// A QFileSystemWatcher (or an inotify instance) per session would also hit the
+// kernel's default of 128 inotify instances per user.
 //
-// Interface: FolderWatch::watch(folderDir, changed) returns a handle; `changed`
-// runs on the event loop after the folder's new/ or cur/ changed, until the
-// handle is destroyed. Threading: the event-loop thread only.
+// Interface: FolderWatch::watch(folderDir) subscribes (never null).
+//   expect(op, inNew, name)  this subscriber is about to create or remove that
+//                            name itself: its event is not a change for it.
+//   changed()                reads the queued events; true when something not
+//                            expected happened since synced() (or the start),
+//                            or when the folder cannot be watched (reliable()
+//                            false: the caller then lists the folder every time).
+//   synced()                 call right before listing the folder: changes from
+//                            now on count again (earlier ones are in the listing).
+//   setNotify(cb)            cb runs (on the event loop) after an unexpected change
+//                            (IDLE); nullptr stops it.
+// Folders are identified by the device and inode of their cur/, so a folder
+// deleted or renamed and created again under the same name is a new watch.
+// When a watched directory goes away (deleted, moved, unmounted) every
+// subscriber sees a change at every check from then on (reliable() false).
+// Limits: kMaxExpected expected events per subscriber (beyond: forgotten, and
+// the next check lists the folder); the kernel's per-user limits on watches
+// (fs.inotify.max_user_watches; 2 per selected folder and process) and queued
+// events (an overflow marks every folder changed). Without a watch the folder
+// is listed after every command (correct, slower).
+// Security: names come from the kernel; only compared, never used as paths.
+// Threading: the event-loop thread only.
 #pragma once
 
+#include <QList>
 #include <QString>
 
 #include <functional>
@@ -18,17 +46,38 @@
 
 namespace postern::imap {
 
+struct FolderWatchRegistry;
+struct WatchedFolder;
+
 class FolderWatch {
 public:
-    static std::unique_ptr<FolderWatch> watch(const QString& folderDir, std::function<void()> changed);
+    static constexpr int kMaxExpected = 1024;
+    enum class Op { Created, Removed };  // a name appeared in, or left, new/ or cur/
+
+    static std::unique_ptr<FolderWatch> watch(const QString& folderDir);
     ~FolderWatch();
     FolderWatch(const FolderWatch&) = delete;
     FolderWatch& operator=(const FolderWatch&) = delete;
 
+    void expect(Op op, bool inNew, const QString& name);
+    bool changed();
+    void synced();
+    bool reliable() const;
+    void setNotify(std::function<void()> notify) { m_notify = std::move(notify); }
+
 private:
     FolderWatch() = default;
-    QString m_dir;
-    std::function<void()> m_changed;
+    void deliver(Op op, bool inNew, const QString& name);
+    void markChanged();
+    struct Expected {
+        Op op;
+        bool inNew;
+        QString name;
+    };
+    WatchedFolder* m_folder = nullptr;
+    QList<Expected> m_expected;
+    bool m_dirty = false;
+    std::function<void()> m_notify;
     friend struct FolderWatchRegistry;
 };
 

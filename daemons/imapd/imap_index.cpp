@@ -268,7 +268,20 @@ Status MailboxIndex::openAt(const QString& path, quint32 uidValidity) {
     // An index written by another version of this schema is thrown away (it is a cache).
     auto version = metaValue("schema");
     if (!version) return fail(Status::fail(version.errorMessage(), version.error().code));
-    if (*version >= 0 && *version != kSchemaVersion) return fail(Status::fail(QStringLiteral("index schema %1, expected %2").arg(*version).arg(kSchemaVersion)));
+    if (*version == 2) {
+        // Same tables; the cached texts are computed differently now (see kSchemaVersion).
+        if (Status s = exec("UPDATE msg SET envelope = NULL, body = NULL, bodystructure = NULL"); !s) return fail(s);
+        auto recent = metaValue("recent");
+        if (!recent) return fail(Status::fail(recent.errorMessage(), recent.error().code));
+        if (*recent < 0) {
+            Stmt top(m_db, "SELECT COALESCE(MAX(uid), 0) + 1 FROM msg");
+            if (!top.ok() || top.step() != SQLITE_ROW) return fail(Status::fail(QString::fromUtf8(sqlite3_errmsg(m_db))));
+            if (Status s = setMeta("recent", top.integer(0)); !s) return fail(s);
+        }
+        if (Status s = setMeta("schema", kSchemaVersion); !s) return fail(s);
+    } else if (*version >= 0 && *version != kSchemaVersion) {
+        return fail(Status::fail(QStringLiteral("index schema %1, expected %2").arg(*version).arg(kSchemaVersion)));
+    }
     if (*version < 0) {
         // A table from before the version mark lacks columns: check for the newest one.
         Stmt probe(m_db, "SELECT header FROM msg LIMIT 0");
@@ -295,7 +308,9 @@ Status MailboxIndex::adoptValidity(quint32 uidValidity) {
         const qint64 start = std::max(*hms + 1, freshStart());
         for (const char* sql : {"DELETE FROM msg", "DELETE FROM expunged"})
             if (Status s = exec(sql); !s) return fail(s);
-        for (const auto& [k, v] : {std::pair{"uidvalidity", qint64(uidValidity)}, std::pair{"hms", start}, std::pair{"floor", start}})
+        // A new UIDVALIDITY renumbered every message: each is new to every session (\Recent).
+        for (const auto& [k, v] : {std::pair{"uidvalidity", qint64(uidValidity)}, std::pair{"hms", start}, std::pair{"floor", start},
+                                   std::pair{"recent", qint64(1)}})
             if (Status s = setMeta(k, v); !s) return fail(s);
     }
     return exec("COMMIT");
@@ -306,7 +321,13 @@ quint64 MailboxIndex::highestModseq() {
     return v && *v > 0 ? quint64(*v) : 0;
 }
 
-Result<quint64> MailboxIndex::sync(QList<Message>& messages) {
+quint32 MailboxIndex::firstRecent() {
+    auto v = metaValue("recent");
+    if (!v) return 0;
+    return *v < 0 ? 1 : quint32(std::clamp<qint64>(*v, 1, qint64(0xffffffffu)));
+}
+
+Result<quint64> MailboxIndex::sync(QList<Message>& messages, RecentClaim* recent) {
     if (Status s = beginWrite(); !s) return s.error();
     auto fail = [&](const QString& what) {
         const int rc = sqlite3_errcode(m_db);
@@ -376,6 +397,14 @@ Result<quint64> MailboxIndex::sync(QList<Message>& messages) {
     if (hms != before) {
         if (Status s = setMeta("hms", hms); !s) return fail(QStringLiteral("writing hms"));
     }
+    if (recent) {
+        auto first = metaValue("recent");
+        if (!first) return fail(QStringLiteral("reading recent"));
+        recent->first = *first < 1 ? 1u : quint32(std::min<qint64>(*first, qint64(0xffffffffu)));
+        if (recent->claim && recent->first <= recent->upTo) {
+            if (Status s = setMeta("recent", qint64(recent->upTo) + 1); !s) return fail(QStringLiteral("writing recent"));
+        }
+    }
     if (expunges) {
         // Keep the newest kMaxExpungedHistory expunges; the floor says where the history starts.
         Stmt cut(m_db, "SELECT modseq FROM expunged ORDER BY modseq DESC LIMIT 1 OFFSET ?");
@@ -425,11 +454,11 @@ QList<quint32> MailboxIndex::expungedSince(quint64 modseq, bool* complete) {
     return out;
 }
 
-QHash<quint32, QByteArray> MailboxIndex::cachedHeaders() {
-    QHash<quint32, QByteArray> out;
-    Stmt q(m_db, "SELECT uid, header FROM msg WHERE header IS NOT NULL");
+QHash<quint32, MailboxIndex::HeaderBlock> MailboxIndex::cachedHeaders() {
+    QHash<quint32, HeaderBlock> out;
+    Stmt q(m_db, "SELECT uid, header, base FROM msg WHERE header IS NOT NULL");
     if (!q.ok()) return out;
-    while (q.step() == SQLITE_ROW) out.insert(quint32(q.integer(0)), q.blob(1));
+    while (q.step() == SQLITE_ROW) out.insert(quint32(q.integer(0)), HeaderBlock{q.text(2), q.blob(1)});
     return out;
 }
 

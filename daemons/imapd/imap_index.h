@@ -4,7 +4,9 @@
 // What it holds, per folder:
 //   meta      uidvalidity the rows belong to; hms (highest mod-sequence given
 //             out); floor (the mod-sequence from which the expunge history is
-//             complete).
+//             complete); recent (the lowest UID no session has had as \Recent
+//             yet: IMAP4rev1's "first recent UID", shared by every session and
+//             process, claimed inside sync()'s write transaction).
 //   msg       per UID: the flags last seen, the mod-sequence of the last change,
 //             the file's base name, size and delivery time, and the cached
 //             ENVELOPE, BODY and BODYSTRUCTURE texts and header block (so FETCH
@@ -60,7 +62,10 @@ public:
     static constexpr int kMaxExpungedHistory = 20000;
     static constexpr const char* kFileName = "postern-index.sqlite";
     static constexpr const char* kLockName = "postern-index.sqlite.lock";  // held while opening or rebuilding
-    static constexpr int kSchemaVersion = 2;
+    // 3: ENVELOPE (obsolete comment form, routes, raw group names) and BODYSTRUCTURE of
+    // nested messages changed, so cached texts of version 2 are dropped (rows and
+    // mod-sequences kept); the "recent" mark starts at the next UID for existing rows.
+    static constexpr int kSchemaVersion = 3;
 
     // An open index for `folderDir` (shared, from the process's small pool);
     // nullptr when SQLite cannot be used at all there (the caller goes on
@@ -83,9 +88,20 @@ public:
     MailboxIndex& operator=(const MailboxIndex&) = delete;
 
     quint64 highestModseq();
+    // \Recent (RFC 3501 2.3.2) in the same transaction as sync(): `first` is set to the
+    // lowest UID no session has had as recent; with `claim`, every UID up to `upTo` is
+    // taken for the caller (the next one to ask gets upTo + 1). A new index starts at 1
+    // (every message is recent once: RFC 3501 says to err that way).
+    struct RecentClaim {
+        bool claim = false;
+        quint32 upTo = 0;
+        quint32 first = 0;  // out
+    };
     // Bring the rows up to date with `messages` (UID order) and fill in each
     // message's modseq. Returns the highest mod-sequence.
-    Result<quint64> sync(QList<Message>& messages);
+    Result<quint64> sync(QList<Message>& messages, RecentClaim* recent = nullptr);
+    // The "recent" mark without changing it (STATUS RECENT); 0 when unreadable.
+    quint32 firstRecent();
     // This session changed the flags of `uid`: record them with a new mod-sequence.
     Result<quint64> recordFlags(quint32 uid, const QString& flags);
     // UIDs expunged after `modseq`; `complete` false when the history does not
@@ -112,7 +128,11 @@ public:
 
     // The top-level header block of every message that has one cached (SEARCH on
     // header keys reads these instead of opening each file), and storing one.
-    QHash<quint32, QByteArray> cachedHeaders();
+    struct HeaderBlock {
+        QString base;  // the file the block was read from
+        QByteArray block;
+    };
+    QHash<quint32, HeaderBlock> cachedHeaders();
     void storeHeader(quint32 uid, const QString& base, const QByteArray& header);
 
     // Size and delivery time of the files listed before (base -> size, mtime in ms),

@@ -10,8 +10,13 @@
 #include <QDir>
 #include <QFile>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <dirent.h>
+#include <functional>
+#include <sys/stat.h>
 
 namespace postern::imap {
 
@@ -136,7 +141,10 @@ Status UserMailboxes::remove(const MailboxName& m) {
     if (::rename(QFile::encodeName(dir).constData(), QFile::encodeName(trash).constData()) != 0)
         return Status::fail(QStringLiteral("cannot delete: %1").arg(QString::fromLocal8Bit(strerror(errno))));
     QDir(trash).removeRecursively();
-    return subscribe(m.name, false);
+    // The subscription stays (RFC 3501 6.3.9: the server MUST NOT unilaterally remove a
+    // name from the subscription list because the mailbox no longer exists; LIST
+    // (SUBSCRIBED) shows it \NonExistent, RFC 5258 3).
+    return {};
 }
 
 Status UserMailboxes::rename(const MailboxName& from, const MailboxName& to) {
@@ -239,7 +247,7 @@ namespace {
 
 bool sameMessage(const Message& a, const Message& b) {
     return a.uid == b.uid && a.modseq == b.modseq && a.inNew == b.inNew && a.size == b.size && a.vsize == b.vsize &&
-           a.mtimeMs == b.mtimeMs && a.flags == b.flags && a.fileName == b.fileName && a.base == b.base;
+           a.mtimeMs == b.mtimeMs && a.flags == b.flags && a.fileName == b.fileName && a.base == b.base && a.expunged == b.expunged;
 }
 
 // Sessions on the same folder that see the same messages share one copy of the list
@@ -254,6 +262,12 @@ struct SharedListing {
 QList<SharedListing>& sharedListings() {
     static QList<SharedListing> l;  // most recently used first
     return l;
+}
+
+bool inUidRanges(const QList<std::pair<quint32, quint32>>& ranges, quint32 uid) {
+    for (const auto& [a, b] : ranges)
+        if (uid >= a && uid <= b) return true;
+    return false;
 }
 
 }  // namespace
@@ -287,25 +301,93 @@ Message Message::fromEntry(const store::MessageEntry& e) {
     return m;
 }
 
-Result<MailboxView> MailboxView::open(const QString& maildirRoot, const MailboxName& name, bool readOnly) {
+Result<MailboxView> MailboxView::open(const QString& maildirRoot, const MailboxName& name, bool readOnly,
+                                      const std::optional<SelectOptions>& selected) {
     MailboxView v;
     v.m_name = name;
     v.m_readOnly = readOnly;
     auto folder = store::MaildirFolder::open(maildirRoot, name.parts, false);
     if (!folder) return folder.error();
     v.m_folder = *folder;
+    if (selected) {
+        // Watching starts before the first listing: nothing can fall between the two.
+        v.m_watch = std::shared_ptr<FolderWatch>(FolderWatch::watch(v.m_folder.dir()).release());
+        v.m_recentMode = selected->recent;
+    }
     if (auto st = v.loadKeywords(); !st) return st.error();
     auto changes = v.refresh();
     if (!changes) return changes.error();
     return v;
 }
 
+QString MailboxView::messageDir(bool inNew) const { return m_folder.dir() + (inNew ? QStringLiteral("/new/") : QStringLiteral("/cur/")); }
+
 QString MailboxView::path(int index) const {
     const Message& m = m_messages.at(index);
-    return m_folder.dir() + (m.inNew ? QStringLiteral("/new/") : QStringLiteral("/cur/")) + m.fileName;
+    return messageDir(m.inNew) + m.fileName;
 }
 
-Result<Changes> MailboxView::refresh() {
+bool MailboxView::setChangeNotify(std::function<void()> notify) {
+    if (!m_watch) return false;
+    m_watch->setNotify(std::move(notify));
+    return m_watch->reliable();
+}
+
+void MailboxView::reselected() {
+    // RFC 3501 2.3.2: what this session was told is recent has been claimed; a new
+    // selection starts with nothing recent but what arrives from now on.
+    m_recent.clear();
+    if (!m_messages.isEmpty()) m_recentChecked = std::max(m_recentChecked, m_messages.last().uid);
+    // The client is told the whole state again: the next listing may renumber freely.
+    m_rebuild = true;
+}
+
+void MailboxView::setRecentMode(RecentMode mode) {
+    m_recentMode = mode;
+    if (mode == RecentMode::None) m_recent.clear();
+}
+
+bool MailboxView::isRecent(int index) const {
+    return m_recentMode != RecentMode::None && !m_recent.isEmpty() && inUidRanges(m_recent, m_messages.at(index).uid);
+}
+
+int MailboxView::recentCount() const {
+    if (m_recentMode == RecentMode::None || m_recent.isEmpty()) return 0;
+    int n = 0;
+    for (const Message& m : m_messages)
+        if (!m.expunged && inUidRanges(m_recent, m.uid)) ++n;
+    return n;
+}
+
+Result<Changes> MailboxView::refresh(bool allowExpunge) {
+    // The watcher (folder_watch.h) says whether anything but this session's own changes
+    // happened since the last listing; then nothing needs to be listed. Ghosts wait
+    // for a refresh that may report them.
+    if (m_watch && m_listed && !(m_rebuild && m_incomplete) && !m_watch->changed()) {
+        m_rebuild = false;  // nothing changed: the list is the folder
+        return allowExpunge && m_ghosts ? dropGhosts() : Changes();
+    }
+    m_listed = true;
+    if (m_watch) m_watch->synced();  // before the listing: a change during it shows up next time
+    return refreshListing(allowExpunge);
+}
+
+Changes MailboxView::dropGhosts() {
+    Changes c;
+    QList<Message> kept;
+    kept.reserve(m_messages.size());
+    for (int i = int(m_messages.size()) - 1; i >= 0; --i)
+        if (m_messages.at(i).expunged) c.expunged << i + 1;
+    for (const Message& m : m_messages) {
+        if (m.expunged) c.expungedUids << m.uid;
+        else kept << m;
+    }
+    m_ghosts = 0;
+    m_messages = sharedListing(m_folder.dir(), std::move(kept));
+    return c;
+}
+
+Result<Changes> MailboxView::refreshListing(bool allowExpunge) {
     // Files never change once delivered: what we listed before needs no stat(2) again.
     QHash<QString, int> byBase;
     byBase.reserve(m_messages.size());
@@ -315,59 +397,145 @@ Result<Changes> MailboxView::refresh() {
     if (m_messages.isEmpty()) {
         if (std::shared_ptr<MailboxIndex> idx = index()) fromIndex = idx->knownFiles();
     }
-    auto list = m_folder.sync(!m_readOnly, [&](const QString& base, qint64* size, qint64* mtimeMs) {
+    auto known = [&](const QString& base, qint64* size, qint64* mtimeMs) {
         auto it = byBase.constFind(base);
         if (it != byBase.cend()) {
             *size = m_messages.at(*it).size;
             *mtimeMs = m_messages.at(*it).mtimeMs;
             return true;
         }
-        auto known = fromIndex.constFind(base);
-        if (known == fromIndex.cend()) return false;
-        *size = known->first;
-        *mtimeMs = known->second;
+        auto k = fromIndex.constFind(base);
+        if (k == fromIndex.cend()) return false;
+        *size = k->first;
+        *mtimeMs = k->second;
         return true;
-    });
+    };
+    auto list = m_folder.sync(!m_readOnly, known);
     if (!list) return list.error();
-    Changes c;
-    QHash<quint32, QString> oldFlags;
-    for (const Message& m : m_messages) oldFlags.insert(m.uid, m.flags);
-    QSet<quint32> present;
-    for (const store::MessageEntry& e : *list) present.insert(e.uid);
-    for (int i = int(m_messages.size()) - 1; i >= 0; --i)
-        if (!present.contains(m_messages.at(i).uid)) c.expunged << i + 1;
-    const qsizetype oldCount = m_messages.size() - c.expunged.size();
-    QList<Message> fresh;
+    QHash<quint32, int> fresh;  // uid -> index in *list
     fresh.reserve(list->size());
-    for (const store::MessageEntry& e : *list) fresh << Message::fromEntry(e);
-    bool differs = fresh.size() != m_messages.size();
-    for (int i = 0; i < fresh.size(); ++i) {
-        auto it = oldFlags.constFind(fresh.at(i).uid);
-        if (it == oldFlags.cend()) differs = true;
-        else if (*it != fresh.at(i).flags) {
-            c.flagChanged << i + 1;
-            differs = true;
-        }
+    for (int k = 0; k < list->size(); ++k) fresh.insert(list->at(k).uid, k);
+    // readdir(3) may miss a file that another session renames at that moment (a flag
+    // change): before calling a known message gone, list once more.
+    // (Not for the files this session unlinked itself.)
+    bool missing = false;
+    for (const Message& m : m_messages) missing = missing || (!m.expunged && !fresh.contains(m.uid) && !m_unlinked.contains(m.uid));
+    m_unlinked.clear();
+    if (missing) {
+        auto again = m_folder.sync(!m_readOnly, known);
+        if (!again) return again.error();
+        for (int k = 0; k < again->size(); ++k)
+            if (!fresh.contains(again->at(k).uid)) {
+                list->append(again->at(k));
+                fresh.insert(again->at(k).uid, int(list->size()) - 1);
+            }
     }
-    for (int seq : c.expunged) c.expungedUids.prepend(m_messages.at(seq - 1).uid);
-    // Mod-sequences: the index assigns them when something changed (here or elsewhere).
+    // Keywords another session added (it renamed files in cur/ too, so this runs).
+    Changes c;
+    if (FileStamp::of(m_folder.dir() + QStringLiteral("/dovecot-keywords")) != m_keywordsStamp) {
+        const QStringList before = m_keywords;
+        (void)loadKeywords();
+        for (const QString& k : m_keywords)
+            if (!k.isEmpty() && !before.contains(k)) c.keywordsChanged = true;
+    }
+    // The old list, in order: present messages take their current state, vanished ones
+    // are reported (or kept as ghosts), then the new messages follow in UID order.
+    QList<Message> merged;
+    merged.reserve(list->size() + m_ghosts);
+    // After a new SELECT the client learns the whole list again: every message counts as
+    // new to it, in UID order (a file that reappeared under an old UID included).
+    if (std::exchange(m_rebuild, false)) {
+        QHash<quint32, quint64> modseqs;
+        for (const Message& m : m_messages) modseqs.insert(m.uid, m.modseq);
+        m_messages.clear();
+        for (const store::MessageEntry& e : *list) {  // in UID order
+            m_messages << Message::fromEntry(e);
+            m_messages.last().modseq = modseqs.value(e.uid);
+        }
+        m_ghosts = 0;
+        m_incomplete = false;
+    }
+    const quint32 lastKnown = m_messages.isEmpty() ? 0 : m_messages.last().uid;
+    QList<bool> taken(list->size(), false);
+    int seq = 0;  // sequence number in the new list (expunged ones removed)
+    QList<int> expungedSeqs;  // old sequence numbers, ascending
+    bool ghosted = false;     // a message went away and is kept as a ghost
+    for (int i = 0; i < m_messages.size(); ++i) {
+        const Message& old = m_messages.at(i);
+        auto it = fresh.constFind(old.uid);
+        if (it == fresh.cend()) {
+            if (allowExpunge) {
+                expungedSeqs << i + 1;
+                c.expungedUids << old.uid;
+                continue;
+            }
+            Message ghost = old;
+            ghosted = ghosted || !old.expunged;
+            ghost.expunged = true;
+            merged << ghost;
+            ++seq;
+            continue;
+        }
+        taken[*it] = true;
+        Message now = Message::fromEntry(list->at(*it));
+        now.modseq = old.modseq;
+        ++seq;
+        if (now.flags != old.flags) c.flagChanged << seq;  // (a ghost seen again counts as changed too)
+        merged << now;
+    }
+    for (int k = 0; k < list->size(); ++k) {
+        // A UID below what the client already knows cannot get a sequence number now
+        // (UIDs only grow; this is a file that a rename hid from an earlier listing).
+        if (taken.at(k)) continue;
+        if (list->at(k).uid <= lastKnown) {
+            m_incomplete = true;  // until the client is given the whole list again (a new SELECT)
+            continue;
+        }
+        merged << Message::fromEntry(list->at(k));
+    }
+    for (qsizetype k = expungedSeqs.size() - 1; k >= 0; --k) c.expunged << expungedSeqs.at(k);  // highest first
+    std::sort(c.expungedUids.begin(), c.expungedUids.end());
+    m_ghosts = 0;
+    for (const Message& m : merged) m_ghosts += m.expunged ? 1 : 0;
+    // Mod-sequences: the index assigns them when something changed (here or elsewhere),
+    // and hands out \Recent in the same transaction.
+    bool added = false;
+    for (qsizetype k = merged.size() - 1; k >= 0 && merged.at(k).uid > lastKnown; --k) added = true;
+    const bool differs = added || ghosted || merged.size() != m_messages.size() || !c.flagChanged.isEmpty();
     if (std::shared_ptr<MailboxIndex> idx = index()) {
         const bool first = m_highestModseq == 0;
-        if (first || differs || idx->highestModseq() != m_highestModseq) {
-            auto hms = idx->sync(fresh);
+        const quint32 lastUid = merged.isEmpty() ? 0 : merged.last().uid;
+        const bool wantRecent = m_recentMode != RecentMode::None && lastUid > m_recentChecked;
+        if (first || differs || wantRecent || idx->highestModseq() != m_highestModseq) {
+            QList<Message> live;  // the index sees the folder as it is: no ghosts
+            live.reserve(merged.size());
+            for (const Message& m : merged)
+                if (!m.expunged) live << m;
+            MailboxIndex::RecentClaim claim;
+            claim.claim = m_recentMode == RecentMode::Claim && !m_readOnly;
+            claim.upTo = lastUid;
+            auto hms = idx->sync(live, wantRecent ? &claim : nullptr);
             if (!hms && MailboxIndex::isDamage(hms.error().code)) {
                 // A cache: rebuild it once from the Maildir, else go on without mod-sequences.
                 // (Busy or full is not damage: another process may be using the file.)
                 MailboxIndex::forget(m_folder.dir());
-                if (std::shared_ptr<MailboxIndex> again = index()) hms = again->sync(fresh);
+                if (std::shared_ptr<MailboxIndex> again = index()) hms = again->sync(live, wantRecent ? &claim : nullptr);
             }
             m_highestModseq = hms ? *hms : 0;
-        } else {
-            for (int i = 0; i < fresh.size(); ++i) fresh[i].modseq = m_messages.at(i).modseq;
+            if (hms) {
+                qsizetype l = 0;
+                for (Message& m : merged)
+                    if (!m.expunged) m.modseq = live.at(l++).modseq;
+                if (wantRecent) {
+                    const quint32 from = std::max(claim.first, m_recentChecked + 1);
+                    if (from <= lastUid) m_recent.append({from, lastUid});
+                    m_recentChecked = lastUid;
+                }
+            }
         }
     }
-    if (fresh.size() > oldCount) c.exists = int(fresh.size());  // EXPUNGE alone implies the new count
-    m_messages = sharedListing(m_folder.dir(), std::move(fresh));
+    if (added) c.exists = int(merged.size());  // EXPUNGE alone implies the new count (RFC 9051 7.5.1)
+    m_messages = sharedListing(m_folder.dir(), std::move(merged));
     return c;
 }
 
@@ -381,7 +549,9 @@ QList<quint32> MailboxView::expungedSince(quint64 modseq, bool* complete) const 
 
 Status MailboxView::loadKeywords() {
     m_keywords.clear();
-    auto text = readFile(m_folder.dir() + QStringLiteral("/dovecot-keywords"), 1 << 16);
+    const QString path = m_folder.dir() + QStringLiteral("/dovecot-keywords");
+    m_keywordsStamp = FileStamp::of(path);
+    auto text = readFile(path, 1 << 16);
     if (!text) return {};  // none yet
     for (const QByteArray& line : text->split('\n')) {
         const qsizetype sp = line.indexOf(' ');
@@ -399,25 +569,32 @@ Status MailboxView::saveKeywords() {
     QByteArray text;
     for (int i = 0; i < m_keywords.size(); ++i)
         if (!m_keywords.at(i).isEmpty()) text += QByteArray::number(i) + ' ' + m_keywords.at(i).toUtf8() + '\n';
-    return writeFileAtomic(m_folder.dir() + QStringLiteral("/dovecot-keywords"), text, 0600);
+    const QString path = m_folder.dir() + QStringLiteral("/dovecot-keywords");
+    Status st = writeFileAtomic(path, text, 0600);
+    m_keywordsStamp = FileStamp::of(path);
+    return st;
 }
 
 QStringList MailboxView::imapFlags(int index) const {
     QStringList out;
+    QStringList keywords;
     for (QChar c : m_messages.at(index).flags) {
         if (c >= QLatin1Char('a') && c <= QLatin1Char('z')) {
             const int k = c.unicode() - 'a';
-            if (k < m_keywords.size() && !m_keywords.at(k).isEmpty()) out << m_keywords.at(k);
+            if (k < m_keywords.size() && !m_keywords.at(k).isEmpty()) keywords << m_keywords.at(k);
         } else {
             const QString f = imapFlagForLetter(c);
             if (!f.isEmpty()) out << f;
         }
     }
+    out += keywords;
+    if (isRecent(index)) out << QStringLiteral("\\Recent");  // a session flag (RFC 3501 2.3.2)
     return out;
 }
 
 Result<QString> MailboxView::lettersFor(const QStringList& flags, bool create) {
     QString letters;
+    std::optional<FileLock> lock;  // held while a new keyword is added (other sessions add theirs too)
     for (const QString& f : flags) {
         const QString sys = flagLetter(f);
         if (!sys.isEmpty()) {
@@ -432,11 +609,25 @@ Result<QString> MailboxView::lettersFor(const QStringList& flags, bool create) {
             letters += QLatin1Char('P');
             continue;
         }
-        qsizetype idx = -1;
-        for (qsizetype i = 0; i < m_keywords.size(); ++i)
-            if (m_keywords.at(i).compare(f, Qt::CaseInsensitive) == 0) idx = i;
+        auto find = [&] {
+            for (qsizetype i = 0; i < m_keywords.size(); ++i)
+                if (m_keywords.at(i).compare(f, Qt::CaseInsensitive) == 0) return i;
+            return qsizetype(-1);
+        };
+        qsizetype idx = find();
         if (idx < 0) {
             if (!create) continue;
+            if (!lock) {
+                // Another session (of any process) may have added keywords since we read the
+                // file: read it again under the lock, so no letter is given twice.
+                auto l = FileLock::acquire(m_folder.dir() + QStringLiteral("/postern-uidlist.lock"));
+                if (!l) return l.error();
+                lock.emplace(std::move(*l));
+                (void)loadKeywords();
+                idx = find();
+            }
+        }
+        if (idx < 0) {
             idx = m_keywords.indexOf(QString());
             if (idx < 0) {
                 if (m_keywords.size() >= 26) return Result<QString>::fail(QStringLiteral("too many keywords in this mailbox (26)"));
@@ -452,44 +643,98 @@ Result<QString> MailboxView::lettersFor(const QStringList& flags, bool create) {
     return store::sortFlags(letters);
 }
 
-Status MailboxView::setFlags(int index, const QString& letters) {
-    store::MessageEntry e;
-    Message& m = m_messages[index];
-    e.uid = m.uid;
-    e.base = m.base;
-    e.fileName = m.fileName;
-    e.inNew = m.inNew;
-    e.flags = m.flags;
-    auto r = m_folder.setFlags(e, letters);
-    if (!r) return r.error();
-    m.fileName = e.fileName;
-    m.inNew = false;
-    m.flags = store::sortFlags(letters);
-    if (m_highestModseq) {
-        if (std::shared_ptr<MailboxIndex> idx = this->index()) {
-            if (auto ms = idx->recordFlags(m.uid, m.flags)) {
-                m.modseq = *ms;
-                m_highestModseq = std::max(m_highestModseq, *ms);
+std::optional<std::pair<QString, bool>> MailboxView::currentFile(int index) const {
+    const Message& m = m_messages.at(index);
+    struct stat st {};
+    if (::lstat(QFile::encodeName(path(index)).constData(), &st) == 0 || errno != ENOENT) return std::pair(m.fileName, m.inNew);
+    if (m.expunged) return std::nullopt;  // missing from two listings already: no search by name
+    for (const bool inNew : {false, true}) {
+        DIR* d = ::opendir(QFile::encodeName(messageDir(inNew)).constData());
+        if (!d) continue;
+        std::optional<std::pair<QString, bool>> found;
+        while (dirent* de = ::readdir(d)) {
+            if (de->d_name[0] == '.') continue;
+            const QString name = QFile::decodeName(de->d_name);
+            if (store::parseFileName(name).base == m.base) {
+                found = std::pair(name, inNew);
+                break;
             }
         }
+        ::closedir(d);
+        if (found) return found;
     }
-    return {};
+    return std::nullopt;
+}
+
+Result<MailboxView::FlagChange> MailboxView::changeFlags(int index, int mode, const QString& letters) {
+    Message& m = m_messages[index];  // detaches from the shared list
+    if (m.expunged) return Result<FlagChange>::fail(QStringLiteral("message was expunged"), ENOENT);
+    FlagChange out;
+    QString current = m.flags, name = m.fileName;
+    bool inNew = m.inNew;
+    // Another session may rename the file between our look and our rename: a few rounds.
+    for (int attempt = 0; attempt < 4; ++attempt) {
+        QString next;
+        if (mode == 0) next = letters;
+        else if (mode > 0) next = store::sortFlags(current + letters);
+        else {
+            next = current;
+            for (QChar c : letters) next.remove(c);
+        }
+        next = store::sortFlags(next);
+        if (next == current) {
+            m.flags = current;
+            m.fileName = name;
+            m.inNew = inNew;
+            return out;
+        }
+        const QString to = store::withFlags(m.base, next);
+        const QString from = messageDir(inNew) + name;
+        if (::rename(QFile::encodeName(from).constData(), QFile::encodeName(messageDir(false) + to).constData()) == 0) {
+            // Our own change: the watcher is told, so it does not make us list the folder.
+            if (m_watch) {
+                m_watch->expect(FolderWatch::Op::Removed, inNew, name);
+                m_watch->expect(FolderWatch::Op::Created, false, to);
+            }
+            m.fileName = to;
+            m.inNew = false;
+            m.flags = next;
+            out.changed = true;
+            if (m_highestModseq) {
+                if (std::shared_ptr<MailboxIndex> idx = this->index()) {
+                    if (auto ms = idx->recordFlags(m.uid, m.flags)) {
+                        m.modseq = *ms;
+                        m_highestModseq = std::max(m_highestModseq, *ms);
+                    }
+                }
+            }
+            return out;
+        }
+        if (errno != ENOENT) return Result<FlagChange>::fail(QStringLiteral("%1: %2").arg(from, QString::fromLocal8Bit(strerror(errno))), errno);
+        // Renamed by someone else (new flags): take its flags as they are now.
+        auto found = currentFile(index);
+        if (!found) return Result<FlagChange>::fail(QStringLiteral("message was expunged"), ENOENT);
+        name = found->first;
+        inNew = found->second;
+        current = store::sortFlags(store::parseFileName(name).flags);
+        out.merged = true;
+    }
+    return Result<FlagChange>::fail(QStringLiteral("the message keeps being renamed"), EAGAIN);
 }
 
 Status MailboxView::expunge(int index) {
+    auto file = currentFile(index);
+    if (!file) return {};  // gone already
     const Message& m = m_messages.at(index);
-    return expunge(index, m.fileName, m.inNew);
-}
-
-Status MailboxView::expunge(int index, const QString& fileName, bool inNew) {
     store::MessageEntry e;
-    const Message& m = m_messages.at(index);
     e.uid = m.uid;
     e.base = m.base;
-    e.fileName = fileName;
-    e.inNew = inNew;
+    e.fileName = file->first;
+    e.inNew = file->second;
     e.size = m.size;
-    return m_folder.expunge(e);
+    Status st = m_folder.expunge(e);
+    if (st) m_unlinked.insert(m.uid);
+    return st;
 }
 
 }  // namespace postern::imap

@@ -7,23 +7,38 @@
 // Names reach us in modified UTF-7 (IMAP4rev1) or UTF-8 (after ENABLE
 // UTF8=ACCEPT / IMAP4rev2); internally they are Unicode.
 //
-// UserMailboxes: list, create (with parents), delete, rename (with children),
-// subscriptions (file <Maildir>/subscriptions: one UTF-8 name per line), the
-// special-use folders (Drafts, Sent, Trash, Junk, Archive — created at first
-// login, RFC 6154 attributes).
+// UserMailboxes: list, create (with parents), delete (the subscription stays:
+// RFC 3501 6.3.9), rename (with children), subscriptions (file
+// <Maildir>/subscriptions: one UTF-8 name per line), the special-use folders
+// (Drafts, Sent, Trash, Junk, Archive — created at first login, RFC 6154
+// attributes).
 // MailboxView: the selected mailbox: messages in UID order (sequence number =
 // index + 1), flags, keywords (Dovecot's dovecot-keywords: letter a..z = index
-// 0..25), and refresh() which syncs with the Maildir and reports what changed
-// since the last look (expunged sequence numbers, new messages, flag changes)
-// so other sessions' and deliveries' changes reach this client. Mod-sequences
-// come from the folder's index (imap_index.h); sessions that see the same
-// messages share one copy of the list.
+// 0..25, read again when the file changed, added under the folder's lock), and
+// refresh() which syncs with the Maildir and reports what changed since the
+// last look (expunged sequence numbers, new messages, flag changes, new
+// keywords) so other sessions' and deliveries' changes reach this client.
+// The selected mailbox watches its folder (folder_watch.h): a refresh after
+// which nothing but this session's own changes happened lists nothing.
+// Expunges that may not be reported yet (RFC 9051 7.5.1) stay in the list as
+// ghosts (Message::expunged) until a refresh that may report them.
+// \Recent (RFC 3501 2.3.2) for IMAP4rev1 sessions: a read-write selection
+// takes the messages no session had yet (MailboxIndex's "recent" mark, in the
+// index's write transaction, so one session of one process gets each message);
+// a read-only one shows them without taking. No index, no \Recent.
+// changeFlags() applies +FLAGS/-FLAGS to the file's flags as they are when it
+// renames it (another session's rename found again by base name: no lost
+// update). Mod-sequences come from the folder's index (imap_index.h);
+// sessions that see the same messages share one copy of the list.
+// Limits: the ghosts of one session are at most the messages it knew.
 #pragma once
 
+#include "folder_watch.h"
 #include "imap_index.h"
 
 #include "common/store/maildir_folder.h"
 
+#include "core/atomic_file.h"
 #include "core/result.h"
 
 #include <QHash>
@@ -32,7 +47,9 @@
 #include <QString>
 #include <QStringList>
 
+#include <functional>
 #include <memory>
+#include <optional>
 
 namespace postern::imap {
 
@@ -83,7 +100,8 @@ struct Message {
     qint64 size = 0;
     qint64 vsize = 0;
     qint64 mtimeMs = 0;
-    quint64 modseq = 0;  // CONDSTORE mod-sequence (0: no index)
+    quint64 modseq = 0;     // CONDSTORE mod-sequence (0: no index)
+    bool expunged = false;  // gone from the folder; its EXPUNGE has not been sent yet (a "ghost")
 
     static Message fromEntry(const store::MessageEntry& e);  // flags sorted, modseq 0
 };
@@ -93,21 +111,54 @@ struct Changes {
     int exists = -1;          // new EXISTS count when messages were added (-1: unchanged)
     QList<int> flagChanged;   // sequence numbers (after expunges) whose flags changed
     QList<quint32> expungedUids;  // the UIDs of `expunged`, ascending (QRESYNC's VANISHED)
-    bool any() const { return !expunged.isEmpty() || exists >= 0 || !flagChanged.isEmpty(); }
+    bool keywordsChanged = false;  // new keywords: FLAGS and PERMANENTFLAGS are due again (RFC 9051 7.3.5)
+    bool any() const { return !expunged.isEmpty() || exists >= 0 || !flagChanged.isEmpty() || keywordsChanged; }
+};
+
+// Who may see \Recent (RFC 3501 2.3.2; RFC 9051 dropped it): IMAP4rev1 sessions only.
+// Claim: a read-write session takes the new messages for itself (no other session of
+// any process will see them as recent); Peek: a read-only one shows them without taking.
+enum class RecentMode { None, Peek, Claim };
+
+// What a session's selected mailbox needs beyond a plain view.
+struct SelectOptions {
+    RecentMode recent = RecentMode::None;
 };
 
 class MailboxView {
 public:
-    static Result<MailboxView> open(const QString& maildirRoot, const MailboxName& name, bool readOnly);
+    // A view of the folder. `selected`: the session's selected mailbox, which watches the
+    // folder (folder_watch.h: refresh() lists it again only when something changed) and
+    // keeps \Recent; without it, every refresh() lists the folder (COPY/APPEND targets).
+    static Result<MailboxView> open(const QString& maildirRoot, const MailboxName& name, bool readOnly,
+                                    const std::optional<SelectOptions>& selected = std::nullopt);
     const MailboxName& name() const { return m_name; }
     bool readOnly() const { return m_readOnly; }
     quint32 uidValidity() const { return m_folder.uidValidity(); }
     quint32 uidNext() const { return m_folder.nextUid(); }
+    // The uidlist's random GUID: new whenever the folder's uidlist is created, so a folder
+    // deleted and created again under the same name never matches an old cache entry.
+    QString generation() const { return m_folder.guid(); }
+    // Every message the client knows, ghosts (expunged, not yet reported) included.
     const QList<Message>& messages() const { return m_messages; }
+    bool hasGhosts() const { return m_ghosts > 0; }  // expunges not reported yet
     QString path(int index) const;
     QString dir() const { return m_folder.dir(); }
 
-    Result<Changes> refresh();
+    // Syncs with the Maildir and returns what changed since the last look. allowExpunge
+    // false (during FETCH, STORE, SEARCH by sequence number: RFC 9051 7.5.1) keeps
+    // messages that went away as ghosts, so sequence numbers stay what the client knows;
+    // they are reported by the next refresh(true). The caller must send the changes.
+    Result<Changes> refresh(bool allowExpunge = true);
+    // IDLE: called on the event loop after another session, process or a delivery changed
+    // the folder (the selected mailbox only); nullptr stops it. False when the folder is
+    // not watched (the caller must poll).
+    bool setChangeNotify(std::function<void()> notify);
+    // The session selects this (already selected) mailbox again: nothing is recent any more.
+    void reselected();
+    void setRecentMode(RecentMode mode);
+    bool isRecent(int index) const;
+    int recentCount() const;
     // CONDSTORE (RFC 7162): 0 when the folder has no index (NOMODSEQ).
     quint64 highestModseq() const { return m_highestModseq; }
     // UIDs expunged after `modseq` (see MailboxIndex::expungedSince).
@@ -115,28 +166,54 @@ public:
     // The folder's index (mod-sequences, parsed-data cache); may be null.
     std::shared_ptr<MailboxIndex> index() const;
 
-    // IMAP flags <-> maildir letters.
+    // IMAP flags <-> maildir letters. imapFlags includes \Recent where this session has it.
     QStringList imapFlags(int index) const;
     QStringList keywords() const { return m_keywords; }
-    // Letters for IMAP flags; unknown keywords get a letter (persisted) when `create`.
+    // Letters for IMAP flags; unknown keywords get a letter (persisted) when `create`
+    // (under the folder's lock, merged with what other sessions added meanwhile).
     Result<QString> lettersFor(const QStringList& flags, bool create);
-    Status setFlags(int index, const QString& letters);
-    Status expunge(int index);  // unlink only; call refresh() to update the list
-    // The same for a message whose file was renamed by another session since the last
-    // refresh (new flags): `fileName` is its name now, in new/ when `inNew`.
-    Status expunge(int index, const QString& fileName, bool inNew);
+
+    // STORE's flag change on message `index`: mode 0 replaces, 1 adds, -1 removes
+    // `letters`. The change is applied to the file's flags as they are now: when another
+    // session renamed the file meanwhile (its own flag change), that file is found again
+    // and both changes are kept (no lost update). The view's entry follows.
+    struct FlagChange {
+        bool changed = false;  // the file's flags changed
+        bool merged = false;   // another session's change was found and kept
+    };
+    Result<FlagChange> changeFlags(int index, int mode, const QString& letters);
+    // Unlinks message `index`'s file (found again if another session renamed it); call
+    // refresh() to update the list.
+    Status expunge(int index);
+    // The file of message `index` now: (name, inNew), found by its base name when another
+    // session renamed it; nullopt when it is gone.
+    std::optional<std::pair<QString, bool>> currentFile(int index) const;
 
 private:
     static QList<Message> sharedListing(const QString& dir, QList<Message> fresh);
     Status loadKeywords();
     Status saveKeywords();
+    Result<Changes> refreshListing(bool allowExpunge);
+    Changes dropGhosts();
+    QString messageDir(bool inNew) const;
 
     MailboxName m_name;
     bool m_readOnly = false;
     store::MaildirFolder m_folder;
     QList<Message> m_messages;
     QStringList m_keywords;  // index -> name
+    FileStamp m_keywordsStamp;
     quint64 m_highestModseq = 0;
+    int m_ghosts = 0;
+    QSet<quint32> m_unlinked;  // messages this view unlinked since its last listing
+    bool m_listed = false;  // listed at least once
+    bool m_rebuild = false;  // selected again: the next listing replaces the list
+    bool m_incomplete = false;  // a listing found a message it could not number (see refreshListing)
+    // The selected mailbox only: the shared watcher and \Recent.
+    std::shared_ptr<FolderWatch> m_watch;
+    RecentMode m_recentMode = RecentMode::None;
+    QList<std::pair<quint32, quint32>> m_recent;  // UID ranges this session has as \Recent
+    quint32 m_recentChecked = 0;                  // highest UID considered for \Recent so far
 };
 
 // Maildir system flag letters <-> IMAP (RFC 9051 2.3.2).

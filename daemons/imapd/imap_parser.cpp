@@ -347,8 +347,17 @@ std::optional<Token> ArgParser::parseToken(int depth) {
         ++m_pos;
     }
     if (bracket != 0) {
-        m_error = QStringLiteral("unbalanced [ ]");
-        return std::nullopt;
+        // Not a section: "[" is an ATOM-CHAR (RFC 9051 9), so "foo[bar" is a plain atom
+        // (a mailbox name, a search string). Read it again up to the next space or parenthesis.
+        m_pos = start;
+        while (m_pos < m_end && m_s.at(m_pos) != ' ' && m_s.at(m_pos) != '(' && m_s.at(m_pos) != ')') {
+            const char ch = m_s.at(m_pos);
+            if (uchar(ch) < 0x20 || ch == '"' || ch == '{') {
+                m_error = QStringLiteral("invalid character in atom");
+                return std::nullopt;
+            }
+            ++m_pos;
+        }
     }
     t.text = m_s.mid(start, m_pos - start);
     if (t.text.isEmpty()) {

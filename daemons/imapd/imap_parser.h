@@ -5,7 +5,9 @@
 //   arg      = atom / quoted / literal / "(" [arg *(SP arg)] ")" / NIL
 //   literal  = ["~"] "{" number64 ["+"] "}" CRLF *OCTET   ("~": literal8)
 //   atom     may carry a "[...]" section with spaces and parens, and a
-//            "<partial>" suffix (BODY[HEADER.FIELDS (A B)]<0.100>)
+//            "<partial>" suffix (BODY[HEADER.FIELDS (A B)]<0.100>); a "[" that is
+//            never closed is an ordinary ATOM-CHAR ("foo[bar" is an atom)
+//   NIL      a Nil token, which is also the astring "NIL" (Token::isString)
 // Tolerated: "{n-}" is read as a synchronising literal (no RFC defines it).
 //
 // CommandReader finds where a command ends across lines and literals. A
@@ -122,7 +124,9 @@ struct Token {
     bool literal = false;  // String came as a literal
     bool binary = false;   // ... as a literal8 ("~{n}")
     bool isAtom(const char* a) const { return kind == Kind::Atom && qstricmp(text.constData(), a) == 0; }
-    bool isString() const { return kind == Kind::String || kind == Kind::Atom; }  // astring
+    // astring (RFC 9051 9: astring = 1*ASTRING-CHAR / string): an atom NIL is the string "NIL"
+    // wherever an astring is expected (SEARCH SUBJECT NIL, SELECT NIL, a keyword NIL).
+    bool isString() const { return kind == Kind::String || kind == Kind::Atom || kind == Kind::Nil; }
 };
 
 class ArgParser {

@@ -2,8 +2,6 @@
 #include "imap_session.h"
 
 #include "commands/commands.h"
-#include "folder_watch.h"
-
 #include "common/shared_counters.h"
 
 #include "core/log.h"
@@ -20,6 +18,10 @@ ImapSession::ImapSession(SessionIo& io, ImapBackend& backend, const SessionConfi
     QObject::connect(&m_idleDebounce, &QTimer::timeout, m_alive.get(), [this] {
         if (m_phase == Phase::Idle) reportChanges(true);
     });
+    m_idlePoll.setInterval(5000);
+    QObject::connect(&m_idlePoll, &QTimer::timeout, m_alive.get(), [this] {
+        if (m_phase == Phase::Idle) reportChanges(true);
+    });
 }
 
 namespace {
@@ -32,7 +34,7 @@ ImapSession::~ImapSession() {
 }
 
 const QList<ImapSession::CommandSpec>& ImapSession::commandTable() {
-    //            name           handler                      NA     A      S      preTLS uid
+    //            name           handler                      NA     A      S      preTLS uid    messages
     static const QList<CommandSpec> table = {
         {"CAPABILITY", &Commands::capability, true, true, true, true, false},
         {"NOOP", &Commands::noop, true, true, true, true, false},
@@ -60,14 +62,14 @@ const QList<ImapSession::CommandSpec>& ImapSession::commandTable() {
         {"CHECK", &Commands::check, false, false, true, false, false},
         {"CLOSE", &Commands::close, false, false, true, false, false},
         {"UNSELECT", &Commands::unselect, false, false, true, false, false},
-        {"EXPUNGE", &Commands::expunge, false, false, true, false, true},
-        {"SEARCH", &Commands::search, false, false, true, false, true},
-        {"SORT", &Commands::sort, false, false, true, false, true},
-        {"THREAD", &Commands::thread, false, false, true, false, true},
-        {"FETCH", &Commands::fetch, false, false, true, false, true},
-        {"STORE", &Commands::store, false, false, true, false, true},
-        {"COPY", &Commands::copy, false, false, true, false, true},
-        {"MOVE", &Commands::move, false, false, true, false, true},
+        {"EXPUNGE", &Commands::expunge, false, false, true, false, true, true},
+        {"SEARCH", &Commands::search, false, false, true, false, true, true},
+        {"SORT", &Commands::sort, false, false, true, false, true, true},
+        {"THREAD", &Commands::thread, false, false, true, false, true, true},
+        {"FETCH", &Commands::fetch, false, false, true, false, true, true},
+        {"STORE", &Commands::store, false, false, true, false, true, true},
+        {"COPY", &Commands::copy, false, false, true, false, true, true},
+        {"MOVE", &Commands::move, false, false, true, false, true, true},
     };
     return table;
 }
@@ -96,7 +98,8 @@ void ImapSession::start() {
 
 void ImapSession::untagged(const QByteArray& line) { m_io.send("* " + line + "\r\n"); }
 
-void ImapSession::tagged(const Request& r, const char* status, const QString& text, const QByteArray& code) {
+void ImapSession::tagged(const Request& r, const char* status, const QString& text, const QByteArray& codeIn) {
+    const QByteArray code = endOfCommand(r, status, codeIn);
     QByteArray out = r.tag + ' ' + status + ' ';
     if (!code.isEmpty()) out += '[' + code + "] ";
     out += text.toUtf8() + "\r\n";
@@ -290,6 +293,12 @@ void ImapSession::dispatch(const RawCommand& raw) {
             no(r, QStringLiteral("Use STARTTLS first; logins are disabled on unencrypted connections"), "PRIVACYREQUIRED");
             return;
         }
+        if (m_state == State::Selected && m_selected && spec.usesMessages) {
+            // What arrived or changed since the last command is announced before this one
+            // works on the messages (so SEARCH right after a delivery finds it), never an
+            // EXPUNGE here: the client's sequence numbers in this command mean what it knew.
+            reportChanges(false);
+        }
         spec.handler(*this, r);
         return;
     }
@@ -341,19 +350,55 @@ void ImapSession::finishLogin(const Request& r, AuthVerdict verdict, const QStri
 
 void ImapSession::reportChanges(bool allowExpunge) {
     if (!m_selected) return;
-    auto changes = m_selected->refresh();
+    auto changes = m_selected->refresh(allowExpunge);
     if (!changes) return;
-    Commands::sendChanges(*this, *changes, allowExpunge);
+    Commands::sendChanges(*this, *changes);
+}
+
+QByteArray ImapSession::endOfCommand(const Request& r, const char* status, const QByteArray& code) {
+    // BAD: the command did not run; the next one reports what changed meanwhile.
+    if (m_state != State::Selected || !m_selected || m_phase == Phase::Closed || std::strcmp(status, "BAD") == 0) return code;
+    // RFC 9051 7.5.1: no EXPUNGE at the end of FETCH, STORE or SEARCH by sequence number
+    // (SORT and THREAD answer with sequence numbers too); a UID command may have them.
+    const bool seqCommand =
+        !r.uid && (r.name == "FETCH" || r.name == "STORE" || r.name == "SEARCH" || r.name == "SORT" || r.name == "THREAD");
+    reportChanges(!seqCommand);
+    // RFC 7162 (RFC 5162 3.3-3.5 for EXPUNGE): once the mailbox's mod-sequence is above the
+    // one the client was last told, a CONDSTORE client learns the new value, where the tagged
+    // response has room. Not while an expunge waits to be reported (a ghost): a client keeping
+    // that value would never hear of it from a later QRESYNC (its mod-sequence is below).
+    if (r.name == "SELECT" || r.name == "EXAMINE") {
+        m_modseqReported = m_selected->highestModseq();  // the answer carried it
+        return code;
+    }
+    if (m_condstore && code.isEmpty() && std::strcmp(status, "OK") == 0 && m_selected->highestModseq() > m_modseqReported &&
+        m_modseqReported && !m_selected->hasGhosts()) {
+        m_modseqReported = m_selected->highestModseq();
+        return "HIGHESTMODSEQ " + QByteArray::number(m_modseqReported);
+    }
+    return code;
+}
+
+void ImapSession::enableCondstore() {
+    if (m_condstore) return;
+    m_condstore = true;
+    // RFC 7162 3.1: the first CONDSTORE enabling command reports the selected mailbox's
+    // HIGHESTMODSEQ (unless it was selected with NOMODSEQ).
+    if (m_state == State::Selected && m_selected && m_selected->highestModseq()) {
+        m_modseqReported = m_selected->highestModseq();
+        untagged("OK [HIGHESTMODSEQ " + QByteArray::number(m_modseqReported) + "] Highest");
+    }
 }
 
 void ImapSession::startIdleWatch() {
     if (!m_selected) return;
-    m_watcher = FolderWatch::watch(m_selected->dir(), [this] { m_idleDebounce.start(); });
+    if (!m_selected->setChangeNotify([this] { m_idleDebounce.start(); })) m_idlePoll.start();
 }
 
 void ImapSession::stopIdleWatch() {
-    m_watcher.reset();
+    if (m_selected) m_selected->setChangeNotify(nullptr);
     m_idleDebounce.stop();
+    m_idlePoll.stop();
 }
 
 }  // namespace postern::imap

@@ -19,10 +19,28 @@
 // Before login the session also has a deadline (SessionConfig::loginDeadlineMs,
 // imap.login_deadline, counted from connect; commands do not extend it): not
 // logged in by then, it gets "* BYE" and is closed.
-// Mailbox changes made by other sessions or deliveries are reported at
-// NOOP/CHECK/IDLE and after commands that do not use sequence numbers
-// (RFC 9051 7.5.1); during IDLE the process's shared folder watcher
-// (folder_watch.h) reports them within a second.
+// Mailbox changes made by other sessions, processes or deliveries (new
+// messages, expunges, flag changes, new keywords) are reported at the end of
+// every command that completes with OK or NO while a mailbox is selected,
+// right before its tagged response (RFC 9051 7.3.1/7.5.1, RFC 3501 7.3.1/
+// 7.4.1), and new messages and flag changes also at the start of the
+// commands that work on messages (FETCH STORE SEARCH SORT THREAD COPY MOVE
+// EXPUNGE), so that they see them (no EXPUNGE there: the command's sequence
+// numbers mean what the client knew): EXISTS (and RECENT for IMAP4rev1), EXPUNGE or (QRESYNC) VANISHED,
+// FETCH FLAGS (with MODSEQ once CONDSTORE is on), FLAGS/PERMANENTFLAGS when
+// keywords appeared. No EXPUNGE is sent at the end of FETCH, STORE, SEARCH
+// (nor SORT, THREAD, which answer with sequence numbers like SEARCH) when
+// they use sequence numbers: the vanished messages stay as ghosts until a
+// later command may report them. Whether anything changed is asked of the
+// process's shared folder watcher (folder_watch.h), so a command after which
+// nothing changed costs no listing of the folder; during IDLE the same watcher
+// reports changes within ~100 ms. With CONDSTORE on, a command after which the
+// mailbox's highest mod-sequence is above what the client was last told ends
+// with OK [HIGHESTMODSEQ n] (RFC 7162, as RFC 5162 3.3-3.5 ask for EXPUNGE and
+// CLOSE; not while an expunge waits to be reported), and the first CONDSTORE
+// enabling command while a mailbox is selected sends * OK [HIGHESTMODSEQ n].
+// \Recent (RFC 3501 2.3.2) is kept for sessions that did not ENABLE
+// IMAP4rev2: see MailboxView (imap_mailbox.h) and MailboxIndex's claim.
 // Limits: line, command and literal sizes (imap_parser.h; small before
 // login), the process's input budget, bad commands before disconnect, the
 // login deadline, idle timeout (>= 30 minutes, RFC 9051 5.4), IDLE re-armed
@@ -102,6 +120,9 @@ public:
     void runWithBackpressure(std::function<bool()> step);
     // Sync the selected mailbox and send EXPUNGE/EXISTS/FETCH for what changed.
     void reportChanges(bool allowExpunge);
+    // CONDSTORE is on from now on (RFC 7162 3.1): the first time, with a mailbox
+    // selected, the client is told its HIGHESTMODSEQ.
+    void enableCondstore();
 
 private:
     friend struct Commands;
@@ -113,6 +134,7 @@ private:
         bool notAuthenticated, authenticated, selected;
         bool allowedBeforeTls;
         bool uidVariant;
+        bool usesMessages = false;  // works on the selected mailbox's messages: changes are announced first
     };
     static const QList<CommandSpec>& commandTable();
 
@@ -126,6 +148,8 @@ private:
     AuthRequest authRequest(const QString& login);
     void startIdleWatch();
     void stopIdleWatch();
+    // Before a tagged OK/NO: the changes due at the end of the command (see the header).
+    QByteArray endOfCommand(const Request& r, const char* status, const QByteArray& code);
 
     SessionIo& m_io;
     ImapBackend& m_backend;
@@ -144,8 +168,9 @@ private:
     Request m_pending;           // the command waiting for an async result / SASL / IDLE
     std::unique_ptr<UserMailboxes> m_mailboxes;
     std::optional<MailboxView> m_selected;
-    std::unique_ptr<FolderWatch> m_watcher;  // while IDLE: the shared watcher tells us of changes
     QTimer m_idleDebounce;
+    QTimer m_idlePoll;  // IDLE on a folder the watcher cannot watch: look every few seconds
+    quint64 m_modseqReported = 0;  // the selected mailbox's HIGHESTMODSEQ the client was last told
     // A long response in progress (FETCH of many bodies): called again whenever the
     // output has drained; returns true when the command has finished.
     std::function<bool()> m_continuation;

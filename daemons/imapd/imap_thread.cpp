@@ -318,14 +318,15 @@ ThreadForest threadByReferences(const QList<ThreadMessage>& messages) {
             const int c = containerFor(refs.at(k + 1));
             if (f.parent(c) < 0 && !f.wouldLoop(p, c)) f.link(p, c);
         }
-        // 1B: the last reference is the parent; it replaces an earlier guess unless
-        // that would close a loop.
-        if (!refs.isEmpty()) {
-            const int p = containerFor(refs.last());
-            if (f.parent(me) != p && !f.wouldLoop(p, me)) {
-                f.unlink(me);
-                f.link(p, me);
-            }
+        // 1B: the last reference (none: NIL) is the parent. A parent this message got
+        // earlier from another message's References was a guess: the link is broken
+        // first, and the new one is made unless it would close a loop (then the message
+        // stays a root). RFC 5256 3 (1B) in that order; Dovecot does the same (a message
+        // whose References name a descendant of its own ends up at the top).
+        const int p = refs.isEmpty() ? -1 : containerFor(refs.last());
+        if (f.parent(me) != p || p < 0) {
+            f.unlink(me);
+            if (p >= 0 && !f.wouldLoop(p, me)) f.link(p, me);
         }
     }
     // Step 2: the root set (step 3, dropping the id table, is implicit).

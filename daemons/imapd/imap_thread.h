@@ -18,7 +18,9 @@
 // Security: every value comes from untrusted mail. References chains can be
 // as deep as the mailbox is large, so no function here recurses over the
 // thread tree (explicit stacks and pre-order lists instead); loops in
-// References are refused when links are made (RFC 5256 3, step 1).
+// References are refused when links are made (RFC 5256 3, step 1); in step
+// 1B a message's earlier (guessed) parent link is broken even when the new
+// one would close a loop or there are no references (then it is a root).
 // Limits: memory linear in the number of messages and referenced ids; the
 // loop checks of step 1 share a budget of about 16 million ancestor steps per
 // THREAD (a mailbox crafted to make them quadratic gets flatter threads once

@@ -494,7 +494,10 @@ public:
         return true;
     }
 
-    bool connectAndLogin() {
+    // retryBusy: a "NO [UNAVAILABLE]" (the server's login throttle: too many attempts in
+    // flight from one address, as when every client logs in at once) is retried after a
+    // short pause, as a real client would; the answer is not counted as an error then.
+    bool connectAndLogin(bool retryBusy = false) {
         std::string error;
         if (!m_conn.open(m_o, m_ctx, error)) {
             ++stats.connectErrors;
@@ -502,8 +505,18 @@ public:
             m_conn.close();
             return false;
         }
-        std::string tag = nextTag(), tagged;
-        return run(kLogin, tag, tag + " LOGIN " + quoted(m_login) + " " + quoted(m_password) + "\r\n", tagged);
+        for (int attempt = 0;; ++attempt) {
+            std::string tag = nextTag(), tagged;
+            const std::string cmd = tag + " LOGIN " + quoted(m_login) + " " + quoted(m_password) + "\r\n";
+            const auto t0 = Clock::now();
+            const bool transportOk = m_conn.command(cmd, tag, tagged, [](const std::string&) {});
+            stats.seconds[kLogin] += std::chrono::duration<double>(Clock::now() - t0).count();
+            if (retryBusy && transportOk && attempt < 50 && tagged.find(" NO [UNAVAILABLE]") != std::string::npos) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(20 * (attempt + 1)));
+                continue;
+            }
+            return finish(kLogin, cmd, transportOk, tag, tagged);
+        }
     }
 
     bool logout() {
@@ -740,7 +753,7 @@ int runMixed(const Options& o, SSL_CTX* ctx) {
     for (int i = 0; i < o.clients; ++i) {
         threads.emplace_back([&, i] {
             Client& c = *clients[size_t(i)];
-            c.connectAndLogin();
+            c.connectAndLogin(true);
             gate.arriveAndWait();
             Clock::time_point end;
             {
@@ -750,7 +763,7 @@ int runMixed(const Options& o, SSL_CTX* ctx) {
             while (Clock::now() < end) {
                 if (!c.conn().isOpen()) {
                     ++c.stats.reconnects;
-                    if (!c.connectAndLogin()) {
+                    if (!c.connectAndLogin(true)) {
                         std::this_thread::sleep_for(std::chrono::milliseconds(100));
                         continue;
                     }
@@ -839,7 +852,7 @@ int runIdle(const Options& o, SSL_CTX* ctx) {
                 if (i >= o.clients) break;
                 Client& c = *clients[size_t(i)];
                 std::string tag, tagged;
-                bool good = c.connectAndLogin();
+                bool good = c.connectAndLogin(true);
                 if (good) {
                     tag = c.nextTag();
                     good = c.run(kSelect, tag, tag + " SELECT INBOX\r\n", tagged);

@@ -430,18 +430,39 @@ QString decodeHeaderText(const QByteArray& raw) {
 namespace {
 
 struct AddrToken {
-    enum Kind { Atom, Quoted, Special, Angle } kind;
-    QByteArray text;
+    enum Kind { Atom, Quoted, Special, Angle, Comment } kind;
+    QByteArray text;  // Comment: the text inside the outer parentheses, as written
 };
 
-QList<AddrToken> tokenizeAddresses(const QByteArray& raw) {
-    const QByteArray s = stripComments(raw);
+// Comments are kept as tokens: an obsolete "user@host (Real Name)" names its owner in one
+// (RFC 5322 4.4 obs-*: established servers show it as the display name). Inside <...>
+// they are dropped.
+QList<AddrToken> tokenizeAddresses(const QByteArray& s) {
     QList<AddrToken> out;
     qsizetype i = 0;
     while (i < s.size()) {
         const char c = s.at(i);
         if (isWsp(c) || c == '\r' || c == '\n') {
             ++i;
+            continue;
+        }
+        if (c == '(') {
+            QByteArray text;
+            int depth = 0;
+            for (; i < s.size(); ++i) {
+                const char ch = s.at(i);
+                if (ch == '\\' && i + 1 < s.size()) {
+                    text += s.at(++i);
+                    continue;
+                }
+                if (ch == '(' && depth++ == 0) continue;
+                if (ch == ')' && --depth == 0) {
+                    ++i;
+                    break;
+                }
+                text += ch;
+            }
+            out.append({AddrToken::Comment, text.simplified()});
             continue;
         }
         if (c == '"') {
@@ -458,7 +479,7 @@ QList<AddrToken> tokenizeAddresses(const QByteArray& raw) {
         if (c == '<') {
             const qsizetype close = s.indexOf('>', i + 1);
             const qsizetype end = close < 0 ? s.size() : close;
-            out.append({AddrToken::Angle, s.mid(i + 1, end - i - 1).trimmed()});
+            out.append({AddrToken::Angle, stripComments(s.mid(i + 1, end - i - 1)).trimmed()});
             i = end + 1;
             continue;
         }
@@ -468,7 +489,7 @@ QList<AddrToken> tokenizeAddresses(const QByteArray& raw) {
             continue;
         }
         qsizetype j = i;
-        while (j < s.size() && !isWsp(s.at(j)) && !QByteArray(",:;<\"@").contains(s.at(j))) ++j;
+        while (j < s.size() && !isWsp(s.at(j)) && !QByteArray(",:;<\"@(").contains(s.at(j))) ++j;
         out.append({AddrToken::Atom, s.mid(i, j - i)});
         i = j;
     }
@@ -477,13 +498,22 @@ QList<AddrToken> tokenizeAddresses(const QByteArray& raw) {
 
 void splitAddrSpec(const QByteArray& spec, Address& a) {
     QByteArray s = spec;
-    const qsizetype colon = s.lastIndexOf(':');  // obsolete route "@a,@b:user@host"
-    if (s.startsWith('@') && colon > 0) s = s.mid(colon + 1);
+    // Obsolete source route "@a,@b:user@host" (RFC 5322 4.4): kept for ENVELOPE's adl.
+    const qsizetype colon = s.lastIndexOf(':');
+    if (s.startsWith('@') && colon > 0) {
+        QByteArray route = s.left(colon);
+        route.replace(' ', QByteArray()).replace('\t', QByteArray());
+        a.route = QString::fromUtf8(route);
+        s = s.mid(colon + 1);
+    }
     const qsizetype at = s.lastIndexOf('@');
     QByteArray local = at >= 0 ? s.left(at) : s;
+    local = local.trimmed();
     if (local.size() >= 2 && local.front() == '"' && local.back() == '"') local = unquote(local);
-    a.local = QString::fromUtf8(local.trimmed());
-    a.domain = at >= 0 ? QString::fromUtf8(s.mid(at + 1).trimmed()) : QString();
+    a.local = QString::fromUtf8(local);
+    QByteArray domain = at >= 0 ? s.mid(at + 1) : QByteArray();
+    domain.replace(' ', QByteArray()).replace('\t', QByteArray());
+    a.domain = QString::fromUtf8(domain);
 }
 
 }  // namespace
@@ -493,27 +523,36 @@ QList<Address> parseAddressList(const QByteArray& raw) {
     const QList<AddrToken> t = tokenizeAddresses(raw);
     QByteArray phrase;
     QByteArray spec;
+    QByteArray comment;  // the last comment of the current address
     bool haveAngle = false;
     bool inGroup = false;
     auto flush = [&] {
-        if (!haveAngle && spec.isEmpty() && phrase.isEmpty()) return;
+        if (!haveAngle && spec.isEmpty() && phrase.isEmpty()) {
+            comment.clear();
+            return;
+        }
         Address a;
         if (haveAngle) {
             splitAddrSpec(spec, a);
             a.rawName = phrase.trimmed();
-            a.name = decodeHeaderText(a.rawName);
         } else {
-            // A bare addr-spec was collected into `phrase` (atoms joined without spaces around '@').
+            // A bare addr-spec was collected into `phrase` (atoms joined without spaces around
+            // '@'); its comment, if any, is the display name of the obsolete form.
             splitAddrSpec(phrase.trimmed(), a);
+            a.rawName = comment;
         }
+        a.name = decodeHeaderText(a.rawName);
         if (!a.local.isEmpty() || !a.domain.isEmpty()) out.append(a);
         phrase.clear();
         spec.clear();
+        comment.clear();
         haveAngle = false;
     };
     for (qsizetype i = 0; i < t.size() && out.size() < 10000; ++i) {
         const AddrToken& tok = t.at(i);
-        if (tok.kind == AddrToken::Angle) {
+        if (tok.kind == AddrToken::Comment) {
+            if (!tok.text.isEmpty()) comment = tok.text;
+        } else if (tok.kind == AddrToken::Angle) {
             spec = tok.text;
             haveAngle = true;
         } else if (tok.kind == AddrToken::Special && tok.text == ",") {
@@ -525,6 +564,7 @@ QList<Address> parseAddressList(const QByteArray& raw) {
             g.rawName = phrase.trimmed();
             out.append(g);
             phrase.clear();
+            comment.clear();
             inGroup = true;
         } else if (tok.kind == AddrToken::Special && tok.text == ";" && inGroup) {
             flush();
@@ -602,27 +642,37 @@ QByteArray decodeTransferEncoding(const QByteArray& body, const QString& encodin
         return QByteArray::fromBase64(clean);
     }
     if (encoding == u"quoted-printable") {
+        // RFC 2045 6.7, line by line: white space at the end of an encoded line is transport
+        // padding and goes (rule 3); a line ending in "=" (after that) is a soft line break
+        // (rule 5); every other line break is CRLF in the decoded text (rule 4); "=XX" is
+        // an octet (hex digits of either case, as established decoders accept); any other
+        // "=" is kept as it is.
         QByteArray out;
         out.reserve(body.size());
-        for (qsizetype i = 0; i < body.size(); ++i) {
-            const char c = body.at(i);
-            if (c != '=') {
+        qsizetype pos = 0;
+        while (pos < body.size()) {
+            qsizetype lineEnd = body.indexOf('\n', pos);
+            const bool lastLine = lineEnd < 0;
+            if (lastLine) lineEnd = body.size();
+            qsizetype end = lineEnd;
+            if (!lastLine && end > pos && body.at(end - 1) == '\r') --end;
+            while (end > pos && (body.at(end - 1) == ' ' || body.at(end - 1) == '\t')) --end;
+            bool soft = false;
+            if (end > pos && body.at(end - 1) == '=') {
+                soft = true;
+                --end;
+            }
+            for (qsizetype i = pos; i < end; ++i) {
+                const char c = body.at(i);
+                if (c == '=' && end - i > 2 && std::isxdigit(uchar(body.at(i + 1))) && std::isxdigit(uchar(body.at(i + 2)))) {
+                    out += QByteArray::fromHex(body.mid(i + 1, 2));
+                    i += 2;
+                    continue;
+                }
                 out += c;
-                continue;
             }
-            if (i + 1 < body.size() && (body.at(i + 1) == '\n' || body.at(i + 1) == '\r')) {  // soft line break
-                ++i;
-                if (body.at(i) == '\r' && i + 1 < body.size() && body.at(i + 1) == '\n') ++i;
-                continue;
-            }
-            bool ok = false;
-            const int v = i + 2 < body.size() ? body.mid(i + 1, 2).toInt(&ok, 16) : 0;
-            if (ok) {
-                out += char(v);
-                i += 2;
-            } else {
-                out += c;
-            }
+            if (!lastLine && !soft) out += "\r\n";
+            pos = lineEnd + 1;
         }
         return out;
     }

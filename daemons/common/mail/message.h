@@ -9,7 +9,9 @@
 //       the child parts of multipart/* and message/rfc822.
 //   decodeHeaderText(raw)       RFC 2047 encoded-words -> Unicode.
 //   parseAddressList(raw)       RFC 5322 address lists incl. groups and
-//                               obsolete forms, as (display name, local, domain).
+//                               obsolete forms (source routes; a comment after a
+//                               bare addr-spec is its display name), as (display
+//                               name, route, local, domain).
 //   parseDate(raw)              RFC 5322 date-time (and common obsolete forms).
 // Security: the input is untrusted mail. Limits: nesting depth kMaxDepth,
 // kMaxParts parts per message, header fields kMaxFields; beyond them the rest
@@ -70,10 +72,11 @@ MimePart parseMime(const QByteArray& message);
 QString decodeHeaderText(const QByteArray& raw);
 
 struct Address {
-    QString name;    // display name (decoded)
+    QString name;    // display name (decoded); for "user@host (Real Name)", the comment
     QString local;   // local part (group start: group name with domain empty; group end: both empty)
     QString domain;
-    QByteArray rawName;  // display name as written (for IMAP ENVELOPE, which wants it undecoded)
+    QString route;   // obsolete source route "@a,@b" (RFC 5322 4.4), empty when none
+    QByteArray rawName;  // display name as written (for IMAP ENVELOPE, which wants it undecoded); group start: the group phrase
     bool groupStart = false;
     bool groupEnd = false;
 };

@@ -147,6 +147,19 @@ bool plainName(const char* name) {
 }
 }  // namespace
 
+quint32 allocateUidValidity(const QString& maildirRoot) {
+    const quint32 now = quint32(QDateTime::currentSecsSinceEpoch());
+    auto lock = FileLock::acquire(maildirRoot + QStringLiteral("/postern-uidvalidity.lock"));
+    if (!lock) return now;  // the root is not writable: the folder cannot be made either
+    const QString path = maildirRoot + QStringLiteral("/postern-uidvalidity");
+    quint32 last = 0;
+    if (auto text = readFile(path, 64)) last = text->trimmed().toUInt();
+    // Above the last one given out, so a folder recreated in the same second differs.
+    const quint32 next = last < now ? now : (last == 0xffffffffu ? now : last + 1);
+    (void)writeFileAtomic(path, QByteArray::number(next) + '\n', 0600);
+    return next;
+}
+
 Result<FileLock> MaildirFolder::lockUidList(const QString& dir, int timeoutMs) {
     return FileLock::acquire(dir + QLatin1String(kUidLock), FileLock::Mode::Exclusive, timeoutMs);
 }
@@ -254,9 +267,9 @@ void moveToCur(const QString& dir, QList<MessageEntry>& found) {
 }
 
 // A uidlist that lacks UIDVALIDITY or a GUID gets them (and must be rewritten).
-void completeHeader(UidList& list, bool* changed, bool* rewrite) {
+void completeHeader(const QString& root, UidList& list, bool* changed, bool* rewrite) {
     if (list.validity == 0) {
-        list.validity = quint32(QDateTime::currentSecsSinceEpoch());
+        list.validity = allocateUidValidity(root);
         list.next = std::max<quint32>(list.next, 1);
         *changed = *rewrite = true;
     }
@@ -306,7 +319,7 @@ Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur, const KnownFn
     UidList list = readUidList(listPath);
     bool changed = false;  // the file must be written
     bool rewrite = false;  // ... as a whole (else new lines are appended)
-    completeHeader(list, &changed, &rewrite);
+    completeHeader(m_root, list, &changed, &rewrite);
     auto listed = listMessages(m_dir, known);
     if (!listed) return listed.error();
     QList<MessageEntry> found = std::move(*listed);
@@ -343,6 +356,7 @@ Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur, const KnownFn
         if (auto st = saveUidList(listPath, list, out, added, rewrite); !st) return st.error();
     m_uidValidity = list.validity;
     m_nextUid = list.next;
+    m_guid = list.guid;
     return out;
 }
 

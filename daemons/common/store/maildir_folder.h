@@ -16,7 +16,13 @@
 //   setFlags(entry, flags)  renames the file in cur/ to "<base>:2,<flags>".
 //   expunge(entry)          unlinks the file (and updates the quota file).
 //   messagePath(entry)      absolute path of the message file.
-// UIDVALIDITY is created once per folder and kept; UIDs only grow.
+// UIDVALIDITY is created once per folder and kept; UIDs only grow. A new
+// folder's UIDVALIDITY is the current time, but always above every value given
+// out before under the same Maildir root (kept in <root>/postern-uidvalidity,
+// under <root>/postern-uidvalidity.lock): a folder deleted and created again
+// under the same name within one second still gets a new one (RFC 9051 2.3.1.1:
+// the UIDVALIDITY of a recreated mailbox MUST differ). guid() is the uidlist's
+// random GUID, new with every new uidlist: caches key on it as well.
 // For tools that must see a folder's uidlist and files together (posternctl
 // backup, import), without writing anything:
 //   lockUidList(dir)       the same exclusive flock sync() takes; while it is
@@ -76,6 +82,7 @@ public:
     QString dir() const { return m_dir; }
     quint32 uidValidity() const { return m_uidValidity; }
     quint32 nextUid() const { return m_nextUid; }
+    QString guid() const { return m_guid; }  // known after sync()
 
     // known(base, &size, &mtimeMs): what the caller already knows of a message it listed
     // before (files never change), so only new files cost a stat(2).
@@ -95,6 +102,10 @@ private:
     QString m_dir;
     quint32 m_uidValidity = 0;
     quint32 m_nextUid = 1;
+    QString m_guid;
 };
+
+// The next UIDVALIDITY for a new folder under `maildirRoot` (see above).
+quint32 allocateUidValidity(const QString& maildirRoot);
 
 }  // namespace postern::store

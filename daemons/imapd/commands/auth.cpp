@@ -114,7 +114,7 @@ std::optional<QList<int>> resolveSequenceSet(const QByteArray& set, const Mailbo
 std::optional<QStringList> parseFlagList(const Token& t) {
     QStringList out;
     auto one = [&](const Token& f) {
-        if (f.kind != Token::Kind::Atom) return false;
+        if (f.kind != Token::Kind::Atom && f.kind != Token::Kind::Nil) return false;  // NIL: the keyword "NIL" (an atom)
         const QString name = QString::fromUtf8(f.text);
         for (QChar c : name)
             if (c.unicode() <= 0x20 || c.unicode() >= 0x7f || QStringLiteral("(){%*\"]").contains(c)) return false;
@@ -284,8 +284,7 @@ void Commands::capability(ImapSession& s, const R& r) {
 }
 
 void Commands::noop(ImapSession& s, const R& r) {
-    s.reportChanges(true);
-    s.ok(r, QStringLiteral("NOOP completed"));
+    s.ok(r, QStringLiteral("NOOP completed"));  // the changes are reported before every tagged OK
 }
 
 void Commands::logout(ImapSession& s, const R& r) {
@@ -391,15 +390,17 @@ void Commands::enable(ImapSession& s, const R& r) {
             s.m_rev2 = true;
             enabled << t.text;
         } else if (cap == "CONDSTORE" && !s.m_condstore) {
-            s.m_condstore = true;
+            s.enableCondstore();
             enabled << t.text;
         } else if (cap == "QRESYNC" && !s.m_qresync) {
             // QRESYNC implies CONDSTORE (RFC 7162 3.2.3).
             s.m_qresync = true;
-            s.m_condstore = true;
+            s.enableCondstore();
             enabled << t.text;
         }
     }
+    // IMAP4rev2 has no \Recent (RFC 9051 2.3.2): this session neither shows nor takes it.
+    if (s.m_rev2 && s.m_selected) s.m_selected->setRecentMode(RecentMode::None);
     s.untagged("ENABLED" + (enabled.isEmpty() ? QByteArray() : ' ' + enabled.join(' ')));
     s.ok(r, QStringLiteral("ENABLE completed"));
 }

@@ -65,13 +65,14 @@ struct Commands {
     static void sort(ImapSession& s, const R& r);
     static void thread(ImapSession& s, const R& r);
 
-    static void sendChanges(ImapSession& s, const Changes& c, bool allowExpunge);
+    static void sendChanges(ImapSession& s, const Changes& c);
 
     // Helpers shared by the handler files.
     static ImapSession::State& state(ImapSession& s) { return s.m_state; }
     static std::optional<MailboxView>& selected(ImapSession& s) { return s.m_selected; }
     static UserMailboxes& mailboxes(ImapSession& s) { return *s.m_mailboxes; }
     static bool utf8(ImapSession& s) { return s.m_utf8; }
+    static bool rev2(ImapSession& s) { return s.m_rev2; }
     static bool& condstore(ImapSession& s) { return s.m_condstore; }
     static bool qresync(ImapSession& s) { return s.m_qresync; }
     // " MODSEQ (n)" for untagged FETCH responses once CONDSTORE is on (empty otherwise).

@@ -3,6 +3,14 @@
 // RFC822.TEXT and the ALL/FAST/FULL macros (RFC 9051 6.4.5, 7.5.2), and
 // BINARY[section]<partial> BINARY.PEEK BINARY.SIZE (RFC 3516; imap_binary.h),
 // MODSEQ and the (CHANGEDSINCE n [VANISHED]) modifiers (RFC 7162).
+// Part numbers follow RFC 9051 6.4.5 (imap_binary.h resolvePart: a
+// message/rfc822 part's numbers address the message inside it, whose only
+// part is its body when it is not multipart). ENVELOPE addresses follow RFC
+// 3501 7.4.2: groups as start/end markers, source routes in adl, and the
+// comment of an obsolete "user@host (Real Name)" as the personal name.
+// A message another session expunged (not reported yet) is left out and a
+// FETCH by sequence number ends with NO [EXPUNGEISSUED] (RFC 2180 4.1.2,
+// RFC 5530); a file another session renamed (new flags) is found by name.
 // ENVELOPE/BODY/BODYSTRUCTURE come from the folder's index when cached there.
 // Messages are read whole (bounded by the message size limit), normalised to
 // CRLF so that sizes and offsets match RFC822.SIZE, and answered one item at
@@ -162,12 +170,16 @@ QByteArray addressList(const QByteArray& raw) {
     if (raw.isEmpty()) return "NIL";
     const QList<mail::Address> list = mail::parseAddressList(raw);
     if (list.isEmpty()) return "NIL";
+    // RFC 9051 7.5.2 (RFC 3501 7.4.2) address: (name adl mailbox host). A group is a start
+    // marker (NIL NIL "group phrase" NIL), its members, and an end marker (NIL NIL NIL NIL);
+    // adl is an obsolete source route; the name of "user@host (Real Name)" is the comment.
     QByteArray out = "(";
     for (const mail::Address& a : list) {
-        if (a.groupStart) out += "(NIL NIL " + quoteString(a.local.toUtf8()) + " NIL)";
+        if (a.groupStart) out += "(NIL NIL " + quoteString(a.rawName) + " NIL)";
         else if (a.groupEnd) out += "(NIL NIL NIL NIL)";
         else
-            out += '(' + (a.rawName.isEmpty() ? QByteArray("NIL") : quoteString(a.rawName)) + " NIL " + quoteString(a.local.toUtf8()) + ' ' +
+            out += '(' + (a.rawName.isEmpty() ? QByteArray("NIL") : quoteString(a.rawName)) + ' ' +
+                   (a.route.isEmpty() ? QByteArray("NIL") : quoteString(a.route.toUtf8())) + ' ' + quoteString(a.local.toUtf8()) + ' ' +
                    (a.domain.isEmpty() ? QByteArray("NIL") : quoteString(a.domain.toUtf8())) + ')';
     }
     return out + ')';
@@ -263,35 +275,17 @@ std::optional<QByteArray> sectionData(const QByteArray& msg, const MimePart& roo
         if (s.kind == "TEXT") return msg.mid(root.bodyStart, root.bodyEnd - root.bodyStart);
         return headerFields(msg, root.headerStart, root.headerEnd, s.fields, s.kind == "HEADER.FIELDS.NOT");
     }
-    // Walk the numbers, remembering the last part that was addressed directly.
-    const MimePart* container = &root;
-    const MimePart* part = &root;
-    const MimePart* msgPart = &root;
-    bool atMessage = true;
-    for (int n : s.part) {
-        const MimePart* next = nullptr;
-        if (atMessage) {
-            if (msgPart->isMultipart()) next = n <= msgPart->children.size() ? &msgPart->children.at(n - 1) : nullptr;
-            else next = n == 1 ? msgPart : nullptr;
-        } else if (part->isMultipart()) {
-            next = n <= part->children.size() ? &part->children.at(n - 1) : nullptr;
-        }
-        if (!next) return std::nullopt;
-        part = next;
-        atMessage = false;
-        if (part->isMessage() && !part->children.isEmpty() && part != msgPart) {
-            container = &part->children.first();
-            msgPart = container;
-            atMessage = true;
-        }
-    }
+    const auto ref = resolvePart(root, s.part);  // RFC 9051 6.4.5 (imap_binary.h)
+    if (!ref) return std::nullopt;
+    const MimePart* part = ref->part;
     if (s.kind.isEmpty()) return msg.mid(part->bodyStart, part->bodyEnd - part->bodyStart);
     if (s.kind == "MIME") return msg.mid(part->headerStart, part->headerEnd - part->headerStart);
-    // HEADER/TEXT of a part number address an encapsulated message (RFC 9051 6.4.5).
-    if (!atMessage) return std::nullopt;
-    if (s.kind == "HEADER") return msg.mid(container->headerStart, container->headerEnd - container->headerStart);
-    if (s.kind == "TEXT") return msg.mid(container->bodyStart, container->bodyEnd - container->bodyStart);
-    return headerFields(msg, container->headerStart, container->headerEnd, s.fields, s.kind == "HEADER.FIELDS.NOT");
+    // HEADER/TEXT after part numbers address the message of a message/rfc822 part.
+    const MimePart* inner = ref->message;
+    if (!inner) return std::nullopt;
+    if (s.kind == "HEADER") return msg.mid(inner->headerStart, inner->headerEnd - inner->headerStart);
+    if (s.kind == "TEXT") return msg.mid(inner->bodyStart, inner->bodyEnd - inner->bodyStart);
+    return headerFields(msg, inner->headerStart, inner->headerEnd, s.fields, s.kind == "HEADER.FIELDS.NOT");
 }
 
 QByteArray literal(const QByteArray& data) { return '{' + QByteArray::number(data.size()) + "}\r\n" + data; }
@@ -304,6 +298,7 @@ struct FetchJob {
     bool needParsed = false;   // ENVELOPE/BODY/BODYSTRUCTURE: from the index cache, else parsed
     bool setsSeen = false;
     bool uid = false;          // UID FETCH
+    bool gone = false;         // a requested message no longer exists
     // The message whose response is being sent, item by item (see Commands::fetch).
     int current = -1;          // -1: between messages
     qsizetype nextItem = 0;
@@ -448,7 +443,7 @@ void Commands::fetch(ImapSession& s, const R& r) {
     auto job = std::make_shared<FetchJob>();
     job->indexes = *set;
     if (changedSince) {
-        condstore(s) = true;
+        s.enableCondstore();
         bool listed = false;
         for (const QByteArray& a : atoms) listed = listed || a.toUpper() == "MODSEQ";
         if (!listed) atoms << "MODSEQ";  // implied (RFC 7162 3.1.4.1)
@@ -467,7 +462,7 @@ void Commands::fetch(ImapSession& s, const R& r) {
         const UidRanges reported = vanishedSince(v, *changedSince, *ranges);
         if (!reported.isEmpty()) s.untagged("VANISHED (EARLIER) " + rangesText(reported));
     }
-    bool hasUid = false;
+    bool hasUid = false, enablesCondstore = false;
     for (const QByteArray& a : atoms) {
         auto it = parseItem(a);
         if (!it) {
@@ -480,7 +475,7 @@ void Commands::fetch(ImapSession& s, const R& r) {
                 s.bad(r, QStringLiteral("This mailbox has no mod-sequences (NOMODSEQ)"));
                 return;
             }
-            condstore(s) = true;
+            enablesCondstore = true;
         }
         if (it->kind == FetchItem::Envelope || it->kind == FetchItem::BodyStructure || it->kind == FetchItem::Body) job->needParsed = true;
         else if (it->kind > FetchItem::Body) job->needMessage = true;
@@ -490,6 +485,7 @@ void Commands::fetch(ImapSession& s, const R& r) {
         job->items << *it;
     }
     if (r.uid && !hasUid) job->items.prepend(FetchItem{FetchItem::Uid, {}, false, -1, -1});
+    if (enablesCondstore) s.enableCondstore();  // (the first time: * OK [HIGHESTMODSEQ n], RFC 7162 3.1)
     job->uid = r.uid;
     const R req = r;
     // One message's response is sent item by item, with the output checked between items:
@@ -506,13 +502,25 @@ void Commands::fetch(ImapSession& s, const R& r) {
                 if (job->next >= job->indexes.size()) break;
                 const int i = job->indexes.at(job->next++);
                 if (i >= view.messages().size()) continue;
+                if (view.messages().at(i).expunged) {  // another session expunged it; not reported yet
+                    job->gone = true;
+                    continue;
+                }
                 // ENVELOPE/BODY/BODYSTRUCTURE come from the index when it has them, else from
                 // one parse of the file, whose results then go into the index.
                 MailboxIndex* idx = batchIndex.get();  // acquired once per turn, not per message
                 if (idx) job->cache = idx->cached(view.messages().at(i).uid, view.messages().at(i).base);
                 if (job->needMessage || (job->needParsed && !job->cache)) {
                     QFile f(view.path(i));
-                    if (!f.open(QIODevice::ReadOnly)) continue;  // expunged meanwhile: skip it (RFC 9051 allows omitting)
+                    if (!f.open(QIODevice::ReadOnly)) {
+                        // Renamed by another session (new flags): the same message under its new name.
+                        const auto file = view.currentFile(i);
+                        if (file) f.setFileName(view.dir() + (file->second ? QStringLiteral("/new/") : QStringLiteral("/cur/")) + file->first);
+                        if (!file || !f.open(QIODevice::ReadOnly)) {
+                            job->gone = true;  // expunged meanwhile: its data is omitted (RFC 2180 4.1.2)
+                            continue;
+                        }
+                    }
                     job->msg = normalizeCrlf(f.readAll());
                 }
                 if (job->needParsed && !job->cache) {
@@ -532,8 +540,10 @@ void Commands::fetch(ImapSession& s, const R& r) {
                     }
                 }
                 job->seenSet = false;
-                if (job->setsSeen && !view.messages().at(i).flags.contains(QLatin1Char('S')))
-                    job->seenSet = view.setFlags(i, view.messages().at(i).flags + QLatin1Char('S')).ok();  // false: expunged meanwhile
+                if (job->setsSeen && !view.messages().at(i).flags.contains(QLatin1Char('S'))) {
+                    auto change = view.changeFlags(i, 1, QStringLiteral("S"));  // fails: expunged meanwhile
+                    job->seenSet = change && change->changed;
+                }
                 job->current = i;
                 job->nextItem = 0;
                 job->firstItem = true;
@@ -561,6 +571,12 @@ void Commands::fetch(ImapSession& s, const R& r) {
             if (!end.isEmpty() && !job->firstItem) end.prepend(' ');
             s.sendRaw(end + ")\r\n");
             job->endMessage();
+        }
+        if (job->gone && !job->uid) {
+            // RFC 5530 EXPUNGEISSUED (as RFC 2180 4.1.2 suggests): the client should NOOP and
+            // look again; a UID FETCH just omits what no longer exists.
+            s.no(req, QStringLiteral("Some of the requested messages no longer exist"), "EXPUNGEISSUED");
+            return true;
         }
         s.ok(req, QStringLiteral("FETCH completed"));
         return true;

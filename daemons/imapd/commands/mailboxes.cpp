@@ -4,6 +4,14 @@
 // (SPECIAL-USE), 4315 (UIDPLUS), 7889 (APPENDLIMIT), 9208 (QUOTA), 8438
 // (STATUS=SIZE). Mailbox names are checked by parseMailboxName(): no name
 // reaches the file system without validation.
+// SELECT/EXAMINE answer RECENT for IMAP4rev1 sessions (SELECT takes the new
+// messages, EXAMINE does not: RFC 3501 6.3.1-2); STATUS RECENT counts what no
+// session has taken. LIST-EXTENDED: selection options SUBSCRIBED, SPECIAL-USE,
+// REMOTE (no remote mailboxes) and RECURSIVEMATCH (BAD alone, RFC 5258 3.1;
+// CHILDINFO for a name shown because of a descendant the patterns do not
+// show, 3.5); subscribed names that no longer exist are \NonExistent. LSUB shows
+// a parent of a subscribed name it does not show as \Noselect (RFC 3501
+// 6.3.9). APPEND stores binary parts of a literal8 base64-encoded (RFC 3516 4.4).
 // LIST/LSUB patterns are matched by MailboxPattern (imap_list_pattern.h): no
 // regular expression, no backtracking, the same matcher for LSUB and the
 // LIST-EXTENDED selection options. Limits: kMaxListPatterns patterns per
@@ -12,6 +20,7 @@
 // looked up in sets, not searched per name).
 #include "commands.h"
 
+#include "../imap_binary.h"
 #include "../imap_list_pattern.h"
 
 #include "common/async.h"
@@ -46,19 +55,22 @@ QByteArray quotedName(ImapSession& s, const QString& name) { return quoteString(
 constexpr qsizetype kMaxListPatterns = 64;
 
 struct FolderStatus {
-    qint64 messages = 0, unseen = 0, deleted = 0, size = 0;
+    qint64 messages = 0, unseen = 0, deleted = 0, size = 0, recent = 0;
     quint32 uidNext = 1, uidValidity = 0;
     quint64 highestModseq = 0;
 };
 
-std::optional<FolderStatus> folderStatus(ImapSession& s, const MailboxName& m, bool wantModseq) {
+std::optional<FolderStatus> folderStatus(ImapSession& s, const MailboxName& m, bool wantModseq, bool wantRecent) {
     auto& sel = Commands::selected(s);
     if (sel && sel->name().name == m.name) {
+        // The selected mailbox as this session knows it (RFC 9051 6.3.11 allows STATUS on it).
         FolderStatus st;
         st.uidNext = sel->uidNext();
         st.uidValidity = sel->uidValidity();
         st.highestModseq = sel->highestModseq();
+        st.recent = sel->recentCount();
         for (const Message& msg : sel->messages()) {
+            if (msg.expunged) continue;
             ++st.messages;
             st.size += msg.vsize;
             if (!msg.flags.contains(QLatin1Char('S'))) ++st.unseen;
@@ -79,21 +91,31 @@ std::optional<FolderStatus> folderStatus(ImapSession& s, const MailboxName& m, b
         if (!e.flags.contains(QLatin1Char('S'))) ++st.unseen;
         if (e.flags.contains(QLatin1Char('T'))) ++st.deleted;
     }
-    if (wantModseq) {
+    if (wantModseq || wantRecent) {
         if (std::shared_ptr<MailboxIndex> idx = MailboxIndex::acquire(folder->dir(), folder->uidValidity())) {
-            QList<Message> msgs;
-            msgs.reserve(list->size());
-            for (const store::MessageEntry& e : *list) msgs << Message::fromEntry(e);  // sizes and dates too, for the next SELECT
-            if (auto hms = idx->sync(msgs)) st.highestModseq = *hms;
+            if (wantModseq) {
+                QList<Message> msgs;
+                msgs.reserve(list->size());
+                for (const store::MessageEntry& e : *list) msgs << Message::fromEntry(e);  // sizes and dates too, for the next SELECT
+                if (auto hms = idx->sync(msgs)) st.highestModseq = *hms;
+            }
+            if (wantRecent) {
+                // Messages no session has had as \Recent yet; STATUS takes none (RFC 3501 6.3.10).
+                const quint32 first = idx->firstRecent();
+                for (const store::MessageEntry& e : *list) st.recent += first && e.uid >= first ? 1 : 0;
+            }
         }
     }
     return st;
 }
 
 std::optional<QByteArray> statusItems(ImapSession& s, const MailboxName& m, const Token& items) {
-    bool wantModseq = false;
-    for (const Token& it : items.items) wantModseq = wantModseq || it.isAtom("HIGHESTMODSEQ");
-    auto st = folderStatus(s, m, wantModseq);
+    bool wantModseq = false, wantRecent = false;
+    for (const Token& it : items.items) {
+        wantModseq = wantModseq || it.isAtom("HIGHESTMODSEQ");
+        wantRecent = wantRecent || it.isAtom("RECENT");
+    }
+    auto st = folderStatus(s, m, wantModseq, wantRecent);
     if (!st) return std::nullopt;
     QByteArrayList parts;
     for (const Token& it : items.items) {
@@ -102,12 +124,12 @@ std::optional<QByteArray> statusItems(ImapSession& s, const MailboxName& m, cons
         else if (k == "UIDNEXT") parts << "UIDNEXT " + QByteArray::number(st->uidNext);
         else if (k == "UIDVALIDITY") parts << "UIDVALIDITY " + QByteArray::number(st->uidValidity);
         else if (k == "UNSEEN") parts << "UNSEEN " + QByteArray::number(st->unseen);
-        else if (k == "RECENT") parts << "RECENT 0";
+        else if (k == "RECENT") parts << "RECENT " + QByteArray::number(st->recent);
         else if (k == "SIZE") parts << "SIZE " + QByteArray::number(st->size);
         else if (k == "DELETED") parts << "DELETED " + QByteArray::number(st->deleted);
         else if (k == "HIGHESTMODSEQ") {
             parts << "HIGHESTMODSEQ " + QByteArray::number(st->highestModseq);  // 0: NOMODSEQ (RFC 7162 3.1.6)
-            Commands::condstore(s) = true;
+            s.enableCondstore();
         }
         else return QByteArray();  // unknown item: caller says BAD
     }
@@ -169,23 +191,31 @@ void Commands::select(ImapSession& s, const R& r) {
     auto m = mailboxArg(s, r, r.args.at(0));
     if (!m) return;
     const bool readOnly = r.name == "EXAMINE";
+    // \Recent for IMAP4rev1 sessions: SELECT takes the new messages, EXAMINE only shows
+    // them (RFC 3501 2.3.2, 6.3.2).
+    SelectOptions options;
+    options.recent = s.m_rev2 ? RecentMode::None : (readOnly ? RecentMode::Peek : RecentMode::Claim);
     // Selecting the same mailbox again (clients do, to resynchronise) reuses what we
     // listed: a refresh instead of a new listing; the answer below is complete either way.
-    const bool again = previous && previous->name().name == m->name && previous->readOnly() == readOnly && mailboxes(s).exists(*m) &&
-                       previous->refresh().ok();
-    auto view = again ? Result<MailboxView>(std::move(*previous)) : MailboxView::open(mailboxes(s).root(), *m, readOnly);
+    bool again = previous && previous->name().name == m->name && previous->readOnly() == readOnly && mailboxes(s).exists(*m);
+    if (again) {
+        previous->reselected();  // what was recent was claimed by the previous selection
+        previous->setRecentMode(options.recent);
+        again = previous->refresh(true).ok();
+    }
+    auto view = again ? Result<MailboxView>(std::move(*previous)) : MailboxView::open(mailboxes(s).root(), *m, readOnly, options);
     if (!view) {
         s.no(r, QStringLiteral("No such mailbox"), "NONEXISTENT");
         return;
     }
-    if (enableCondstore) condstore(s) = true;
+    if (enableCondstore) condstore(s) = true;  // the answer below carries HIGHESTMODSEQ
     selected(s) = std::move(*view);
     state(s) = ImapSession::State::Selected;
     MailboxView& v = *selected(s);
     flagsResponse(s);
     s.untagged(QByteArray::number(v.messages().size()) + " EXISTS");
     if (!s.m_rev2) {
-        s.untagged("0 RECENT");
+        s.untagged(QByteArray::number(v.recentCount()) + " RECENT");
         for (int i = 0; i < v.messages().size(); ++i) {
             if (!v.messages().at(i).flags.contains(QLatin1Char('S'))) {
                 s.untagged("OK [UNSEEN " + QByteArray::number(i + 1) + "] First unseen");
@@ -314,16 +344,24 @@ void Commands::subscribe(ImapSession& s, const R& r) {
 void Commands::list(ImapSession& s, const R& r) {
     const bool lsub = r.name == "LSUB";
     qsizetype i = 0;
-    bool selectSubscribed = false, returnSubscribed = false, returnChildren = !lsub, returnSpecialUse = true;
+    bool selectSubscribed = false, selectSpecialUse = false, recursive = false;
+    bool returnSubscribed = false, returnChildren = !lsub, returnSpecialUse = true;
     std::optional<Token> statusReq;
     if (!lsub && i < r.args.size() && r.args.at(i).kind == Token::Kind::List) {  // selection options (RFC 5258)
         for (const Token& o : r.args.at(i).items) {
             if (o.isAtom("SUBSCRIBED")) selectSubscribed = true;
-            else if (o.isAtom("REMOTE") || o.isAtom("RECURSIVEMATCH") || o.isAtom("SPECIAL-USE")) {
+            else if (o.isAtom("SPECIAL-USE")) selectSpecialUse = true;  // RFC 6154 3
+            else if (o.isAtom("RECURSIVEMATCH")) recursive = true;
+            else if (o.isAtom("REMOTE")) {  // no remote mailboxes here
             } else {
                 s.bad(r, QStringLiteral("Unknown LIST selection option"));
                 return;
             }
+        }
+        // RFC 5258 3.1: RECURSIVEMATCH alone (or with REMOTE) MUST get BAD.
+        if (recursive && !selectSubscribed && !selectSpecialUse) {
+            s.bad(r, QStringLiteral("RECURSIVEMATCH needs another selection option (SUBSCRIBED or SPECIAL-USE)"));
+            return;
         }
         ++i;
     }
@@ -374,8 +412,7 @@ void Commands::list(ImapSession& s, const R& r) {
     QSet<QString> parents;  // names with at least one mailbox below them
     for (const QString& name : all)
         for (qsizetype at = name.indexOf(kSeparator); at > 0; at = name.indexOf(kSeparator, at + 1)) parents.insert(name.left(at));
-    QStringList matched;
-    QSet<QString> matchedSet;
+    QList<MailboxPattern> compiled;
     for (const QByteArray& pat : patterns) {
         QString p;
         if (utf8(s)) p = QString::fromUtf8(pat);
@@ -383,25 +420,77 @@ void Commands::list(ImapSession& s, const R& r) {
             auto d = store::decodeMUtf7(QString::fromLatin1(pat));
             p = d ? *d : QString::fromLatin1(pat);
         }
-        const MailboxPattern pattern(QString(ref + p), kSeparator);
-        const QStringList& universe = (lsub || selectSubscribed) ? subs : all;
+        compiled.append(MailboxPattern(QString(ref + p), kSeparator));
+    }
+    auto matchesAny = [&](const QString& name) {
+        for (const MailboxPattern& p : compiled)
+            if (p.matches(name)) return true;
+        return false;
+    };
+    // Which names meet the selection criteria (RFC 5258 3.3): existing mailboxes, or the
+    // subscribed names (existing or not), narrowed to special-use mailboxes when asked.
+    auto selected = [&](const QString& name) {
+        if (selectSubscribed ? !subSet.contains(name) : !allSet.contains(name)) return false;
+        return !selectSpecialUse || !specialUseOf(name).isEmpty();
+    };
+    QStringList base = (lsub || selectSubscribed) ? subs : all;
+    if (lsub || selectSubscribed) std::sort(base.begin(), base.end());  // (the file keeps them in the order they came)
+    // Names shown only because of a descendant: RECURSIVEMATCH's CHILDINFO (RFC 5258 3.5)
+    // and LSUB's \Noselect parents (RFC 3501 6.3.9: LSUB "%" shows "foo" \Noselect when only
+    // "foo/bar" is subscribed). Only for descendants that the patterns do not already show
+    // (RFC 5258 3.5: redundant CHILDINFO SHOULD be suppressed). Linear in names x depth.
+    QSet<QString> byDescendant;
+    QStringList universe = base;
+    if (recursive || lsub) {
+        for (const QString& name : base) {
+            if (!lsub && !selected(name)) continue;
+            if (matchesAny(name)) continue;
+            for (qsizetype at = name.lastIndexOf(kSeparator); at > 0; at = name.lastIndexOf(kSeparator, at - 1)) {
+                const QString parent = name.left(at);
+                if (byDescendant.contains(parent)) break;  // and its ancestors are in already
+                byDescendant.insert(parent);
+            }
+        }
+        for (const QString& p : byDescendant)
+            if (!subSet.contains(p) || !selectSubscribed) universe << p;
+        std::sort(universe.begin(), universe.end());
+        universe.erase(std::unique(universe.begin(), universe.end()), universe.end());
+    }
+    QStringList matched;
+    QSet<QString> matchedSet;
+    for (const MailboxPattern& pattern : compiled) {  // in the order of the patterns
         for (const QString& name : universe) {
             if (matchedSet.contains(name) || !pattern.matches(name)) continue;
             matched << name;
             matchedSet.insert(name);
         }
     }
+    QByteArrayList criteria;  // CHILDINFO's selection criteria
+    if (selectSubscribed) criteria << "\"SUBSCRIBED\"";
+    if (selectSpecialUse) criteria << "\"SPECIAL-USE\"";
     for (const QString& name : matched) {
         QStringList attrs;
         const bool exists = allSet.contains(name);
-        if (!exists) attrs << QStringLiteral("\\NonExistent");
-        else if (returnChildren) attrs << (parents.contains(name) ? QStringLiteral("\\HasChildren") : QStringLiteral("\\HasNoChildren"));
-        if (returnSpecialUse) {
+        QByteArray extended;
+        if (lsub) {
+            // LSUB: \Noselect for a parent shown for its subscribed child, and for a subscribed
+            // name that does not exist (RFC 3501 6.3.9; LSUB knows no \NonExistent).
+            if (!subSet.contains(name) && !byDescendant.contains(name)) continue;
+            if (!subSet.contains(name) || !exists) attrs << QStringLiteral("\\Noselect");
+        } else {
+            const bool meets = selected(name);
+            const bool childInfo = recursive && byDescendant.contains(name);
+            if (!meets && !childInfo) continue;
+            if (!exists) attrs << QStringLiteral("\\NonExistent");
+            else if (returnChildren) attrs << (parents.contains(name) ? QStringLiteral("\\HasChildren") : QStringLiteral("\\HasNoChildren"));
+            if (childInfo) extended = " (\"CHILDINFO\" (" + criteria.join(' ') + "))";
+        }
+        if (returnSpecialUse && exists) {
             const QString su = specialUseOf(name);
             if (!su.isEmpty()) attrs << su;
         }
         if ((returnSubscribed || selectSubscribed) && subSet.contains(name)) attrs << QStringLiteral("\\Subscribed");
-        s.untagged((lsub ? "LSUB (" : "LIST (") + attrs.join(QLatin1Char(' ')).toUtf8() + ") \"/\" " + quotedName(s, name));
+        s.untagged((lsub ? "LSUB (" : "LIST (") + attrs.join(QLatin1Char(' ')).toUtf8() + ") \"/\" " + quotedName(s, name) + extended);
         if (statusReq && exists) {
             MailboxName m;
             m.name = name;
@@ -492,6 +581,9 @@ void Commands::append(ImapSession& s, const R& r) {
         s.no(r, QStringLiteral("Message too big"), "TOOBIG");
         return;
     }
+    // Binary content (a literal8, RFC 3516 4.4) is stored base64-encoded; BINARY[] gives
+    // back the octets that were sent (imap_binary.h).
+    const QByteArray content = msg.binary || msg.text.contains('\0') ? encodeBinaryParts(msg.text) : msg.text;
     if (!mailboxes(s).exists(*m)) {
         s.no(r, QStringLiteral("No such mailbox"), "TRYCREATE");
         return;
@@ -510,11 +602,15 @@ void Commands::append(ImapSession& s, const R& r) {
         opened = std::move(*view);
         target = &*opened;
     }
+    const QStringList keywordsBefore = target->keywords();
     auto letters = target->lettersFor(flags, true);
     if (!letters) {
         s.no(r, letters.errorMessage(), "LIMIT");
         return;
     }
+    // A keyword new to the selected mailbox: FLAGS and PERMANENTFLAGS before the message
+    // that carries it is announced (RFC 9051 7.3.5).
+    if (toSelected && target->keywords() != keywordsBefore) flagsResponse(s);
     // The one store operation (common/store/maildir_delivery.h): quota check, tmp/ file,
     // fsync, rename into cur/ with the flags, fsync of cur/, the quota line. It runs on
     // the thread pool, so the other sessions of this process are served meanwhile; this
@@ -531,7 +627,7 @@ void Commands::append(ImapSession& s, const R& r) {
     reply.args.clear();  // the tag is all the answer needs; the literal stays with the worker
     s.m_io.suspend();
     runAsync(
-        s.m_alive.get(), [placement, bytes = msg.text] { return storeAppended(placement, bytes); },
+        s.m_alive.get(), [placement, bytes = content] { return storeAppended(placement, bytes); },
         [&s, reply, view, toSelected, mailbox = *m](const AppendStored& stored) {
             finishAppend(s, reply, view, stored, toSelected, mailbox);
             s.m_io.resume();
@@ -570,11 +666,7 @@ void Commands::finishAppend(ImapSession& s, const R& r, const std::shared_ptr<st
     quint32 uid = 0;
     for (const Message& x : target->messages())
         if (x.base == stored.name) uid = x.uid;
-    if (toSelected) {
-        if (after) sendChanges(s, *after, false);
-    } else if (selected(s) && selected(s)->name().name == mailbox.name) {
-        s.reportChanges(false);
-    }
+    if (toSelected && after) sendChanges(s, *after);  // (changes to a selected mailbox are reported before the OK anyway)
     s.ok(r, QStringLiteral("APPEND completed"), "APPENDUID " + QByteArray::number(target->uidValidity()) + ' ' + QByteArray::number(uid));
 }
 

@@ -1,9 +1,15 @@
 // commands/search.cpp — SEARCH and UID SEARCH with every RFC 9051 6.4.4 key,
 // CHARSET (UTF-8, US-ASCII), header decoding (RFC 2047), body text in its
 // transfer encoding and charset decoded, and ESEARCH (RFC 4731) results via
-// RETURN (MIN MAX COUNT ALL), and MODSEQ (RFC 7162). Header keys read header
+// RETURN (MIN MAX COUNT ALL), and MODSEQ (RFC 7162 3.1.5: with only MIN/MAX,
+// the mod-sequence of those messages). FROM/TO/CC/BCC match the addresses as
+// ENVELOPE has them ("Name <local@domain>", decoded, comments and groups
+// resolved); RECENT/NEW/OLD use the session's \Recent (IMAP4rev1); search
+// strings are astrings (NIL is the text "NIL"). Messages expunged by another
+// session and not reported yet match nothing. Header keys read header
 // blocks from a process-wide store backed by the folder's index, so files are
-// opened only the first time.
+// opened only the first time; it is keyed by UIDVALIDITY, the uidlist's GUID
+// and each file's name, never by folder name alone.
 // Limits: kMaxSearchDepth (commands.h) levels of NOT, OR and parentheses
 // around a key, checked where the recursion happens: in the parser (BAD
 // before anything runs) and again in the evaluator; kMaxSearchKeys keys in
@@ -27,7 +33,7 @@ namespace {
 struct Key {
     enum Type {
         All, Answered, Deleted, Draft, Flagged, Seen, Unanswered, Undeleted, Undraft, Unflagged, Unseen, New, Old, Recent,
-        Keyword, Unkeyword, Larger, Smaller, Before, On, Since, SentBefore, SentOn, SentSince, Header, Body, Text, Uid, Seq, Not, Or, And, Modseq
+        Keyword, Unkeyword, Larger, Smaller, Before, On, Since, SentBefore, SentOn, SentSince, Header, Address, Body, Text, Uid, Seq, Not, Or, And, Modseq
     } type = All;
     QByteArray field;   // HEADER field name, keyword
     QString needle;     // lower-cased text
@@ -111,10 +117,13 @@ private:
             k.needle = QString::fromUtf8(*s).toLower();
             return k;
         };
-        if (a == "FROM") return textKey(Key::Header, "from");
-        if (a == "TO") return textKey(Key::Header, "to");
-        if (a == "CC") return textKey(Key::Header, "cc");
-        if (a == "BCC") return textKey(Key::Header, "bcc");
+        // RFC 9051 6.4.4: "contain the specified string in the envelope structure's FROM field":
+        // the addresses as ENVELOPE has them (display names decoded, comments and folding
+        // gone), not the raw header text.
+        if (a == "FROM") return textKey(Key::Address, "from");
+        if (a == "TO") return textKey(Key::Address, "to");
+        if (a == "CC") return textKey(Key::Address, "cc");
+        if (a == "BCC") return textKey(Key::Address, "bcc");
         if (a == "SUBJECT") return textKey(Key::Header, "subject");
         if (a == "BODY") return textKey(Key::Body, "");
         if (a == "TEXT") return textKey(Key::Text, "");
@@ -248,10 +257,15 @@ private:
 // memory per folder for the whole process (shared by its sessions, at most
 // kHeaderStoreMax bytes, least recently used folders dropped), backed by the
 // folder's index (which survives restarts), read from the file only the first
-// time. Message files never change, so an entry stays valid for its UIDVALIDITY.
+// time. Message files never change, but a folder can be deleted and created
+// again under the same name (same path, same UIDs): an entry belongs to one
+// UIDVALIDITY *and* one uidlist GUID (new with every new uidlist), and each
+// block to one file (its base name), so nothing of an older folder or file is
+// ever answered (threats.md 2, "caches keyed by name").
 struct FolderHeaders {
     quint32 uidValidity = 0;
-    QHash<quint32, QByteArray> map;
+    QString generation;
+    QHash<quint32, MailboxIndex::HeaderBlock> map;
     qint64 bytes = 0;
     quint64 lastUse = 0;
 };
@@ -292,12 +306,13 @@ struct HeaderCache {
             loaded = true;
             dir = view.dir();
             index = view.index();
-            if (f.uidValidity != view.uidValidity()) {
+            if (f.uidValidity != view.uidValidity() || f.generation != view.generation()) {
                 f = FolderHeaders();
                 f.uidValidity = view.uidValidity();
+                f.generation = view.generation();
                 if (index) {
                     f.map = index->cachedHeaders();
-                    for (const QByteArray& h : f.map) f.bytes += h.size();
+                    for (const MailboxIndex::HeaderBlock& h : f.map) f.bytes += h.block.size();
                 }
             }
             if (index) batch.emplace(index.get());
@@ -338,8 +353,8 @@ struct Context {
         if (cache) {
             const FolderHeaders& f = cache->folder(view);
             auto it = f.map.constFind(m.uid);
-            if (it != f.map.cend()) {
-                header = mail::parseHeader(*it);
+            if (it != f.map.cend() && it->base == m.base) {  // the same file, not an older one under this UID
+                header = mail::parseHeader(it->block);
                 return;
             }
         }
@@ -362,7 +377,7 @@ struct Context {
             const QByteArray block = head.left(bodyAt);
             FolderHeaders& store = cache->folder(view);
             store.bytes += block.size();
-            store.map.insert(m.uid, block);
+            store.map.insert(m.uid, MailboxIndex::HeaderBlock{m.base, block});
             if (cache->index) cache->index->storeHeader(m.uid, m.base, block);
         }
     }
@@ -410,6 +425,34 @@ bool headerMatches(Context& c, const QByteArray& field, const QString& needle) {
     return false;
 }
 
+// An address field the way SEARCH FROM/TO/CC/BCC see it: every address as
+// "Display Name <local@domain>" (or "local@domain"), groups as "name: ...;", joined by
+// ", ", lower-cased. "user@host (Real Name)" has Real Name as its display name.
+QString addressText(const QByteArray& raw) {
+    QString out;
+    for (const mail::Address& a : mail::parseAddressList(raw)) {
+        if (a.groupEnd) {
+            out += QLatin1Char(';');
+            continue;
+        }
+        if (!out.isEmpty() && !out.endsWith(QLatin1Char(':'))) out += QStringLiteral(", ");
+        if (a.groupStart) {
+            out += a.local + QLatin1Char(':');
+            continue;
+        }
+        const QString spec = a.domain.isEmpty() ? a.local : a.local + QLatin1Char('@') + a.domain;
+        out += a.name.isEmpty() ? spec : a.name + QStringLiteral(" <") + spec + QLatin1Char('>');
+    }
+    return out.toLower();
+}
+
+bool addressMatches(Context& c, const QByteArray& field, const QString& needle) {
+    c.headers();
+    for (const QByteArray& v : c.header.values(field.constData()))
+        if (addressText(v).contains(needle)) return true;
+    return false;
+}
+
 QDate sentDate(Context& c) {
     c.headers();
     const QDateTime d = mail::parseDate(c.header.value("date"));
@@ -439,9 +482,11 @@ bool matches(const Key& k, Context& c, int depth) {
         case Key::Undraft: return !has('D');
         case Key::Unflagged: return !has('F');
         case Key::Unseen: return !has('S');
-        case Key::New: return false;   // no \Recent (RFC 9051 removed it)
-        case Key::Recent: return false;
-        case Key::Old: return true;
+        // RFC 3501 6.4.4: NEW = RECENT UNSEEN, OLD = NOT RECENT. \Recent exists only for
+        // IMAP4rev1 sessions (RFC 9051 removed it; there RECENT matches nothing).
+        case Key::New: return c.view.isRecent(c.index) && !has('S');
+        case Key::Recent: return c.view.isRecent(c.index);
+        case Key::Old: return !c.view.isRecent(c.index);
         case Key::Keyword:
         case Key::Unkeyword: {
             bool found = false;
@@ -464,6 +509,12 @@ bool matches(const Key& k, Context& c, int depth) {
                 return !c.header.values(k.field.constData()).isEmpty();
             }
             return headerMatches(c, k.field, k.needle);
+        case Key::Address:
+            if (k.needle.isEmpty()) {  // "" matches every message with the field (as HEADER does)
+                c.headers();
+                return !c.header.values(k.field.constData()).isEmpty();
+            }
+            return addressMatches(c, k.field, k.needle);
         case Key::Body:
         case Key::Text: {
             if (bodyTextOf(c).contains(k.needle)) return true;
@@ -504,6 +555,7 @@ std::optional<QList<int>> evaluateSearchProgram(const QList<Token>& args, qsizet
     QList<int> hits;
     HeaderCache cache;
     for (int idx = 0; idx < view.messages().size(); ++idx) {
+        if (view.messages().at(idx).expunged) continue;  // gone (not reported yet): matches nothing
         Context c{view, idx, &cache};
         const bool hit = matchesProgram(*program, c);
         if (c.tooDeep) {
@@ -556,9 +608,11 @@ void Commands::search(ImapSession& s, const R& r) {
         return;
     }
     QList<quint32> hits;
+    QList<quint64> modseqs;  // of each hit
     quint64 highest = 0;  // of the matches, for (MODSEQ n) (RFC 7162 3.1.5)
     HeaderCache cache;
     for (int idx = 0; idx < v.messages().size(); ++idx) {
+        if (v.messages().at(idx).expunged) continue;  // gone (not reported yet): matches nothing
         Context c{v, idx, &cache};
         const bool hit = matchesProgram(*program, c);
         if (c.tooDeep) {
@@ -567,9 +621,10 @@ void Commands::search(ImapSession& s, const R& r) {
         }
         if (!hit) continue;
         hits << (r.uid ? v.messages().at(idx).uid : quint32(idx + 1));
+        modseqs << v.messages().at(idx).modseq;
         highest = std::max(highest, v.messages().at(idx).modseq);
     }
-    if (p.usedModseq()) condstore(s) = true;
+    if (p.usedModseq()) s.enableCondstore();
     const bool reportModseq = p.usedModseq() && !hits.isEmpty();
     if (!esearch) {
         QByteArray line = "SEARCH";
@@ -585,7 +640,17 @@ void Commands::search(ImapSession& s, const R& r) {
             if (returns.contains("ALL")) line += " ALL " + compactSet(hits);
         }
         if (returns.contains("COUNT")) line += " COUNT " + QByteArray::number(hits.size());
-        if (reportModseq) line += " MODSEQ " + QByteArray::number(highest);
+        if (reportModseq) {
+            // RFC 7162 3.1.5 (with RFC 4731): the highest mod-sequence of the messages the
+            // result returns: with only MIN and/or MAX, those one or two messages.
+            quint64 returned = highest;
+            if (!returns.contains("ALL") && !returns.contains("COUNT")) {
+                returned = 0;
+                if (returns.contains("MIN")) returned = std::max(returned, modseqs.first());
+                if (returns.contains("MAX")) returned = std::max(returned, modseqs.last());
+            }
+            line += " MODSEQ " + QByteArray::number(returned);
+        }
         s.untagged(line);
     }
     s.ok(r, QStringLiteral("SEARCH completed"));

@@ -1,8 +1,17 @@
 // commands/selected.cpp — CHECK CLOSE UNSELECT EXPUNGE STORE COPY MOVE, and
-// the reporting of mailbox changes (EXPUNGE or, with QRESYNC, VANISHED;
-// EXISTS; FETCH FLAGS with MODSEQ once CONDSTORE is on).
+// the reporting of mailbox changes (FLAGS/PERMANENTFLAGS for new keywords;
+// EXPUNGE or, with QRESYNC, VANISHED; EXISTS and, for IMAP4rev1, RECENT;
+// FETCH FLAGS with MODSEQ once CONDSTORE is on), which the session sends
+// before the tagged response of every command (imap_session.h).
 // Standards: RFC 9051 6.4, 4315 (UIDPLUS: UID EXPUNGE, COPYUID), 6851 (MOVE),
-// 3691 (UNSELECT), 7162 (STORE UNCHANGEDSINCE, [MODIFIED]). Read-only (EXAMINE) mailboxes refuse every change.
+// 3691 (UNSELECT), 7162 (STORE UNCHANGEDSINCE, [MODIFIED]), 5162 3.4 (CLOSE's
+// [HIGHESTMODSEQ]), 5530 (EXPUNGEISSUED). Read-only (EXAMINE) mailboxes refuse every change.
+// STORE applies +FLAGS/-FLAGS to the file's flags as they are at that moment
+// (MailboxView::changeFlags): two sessions changing different flags of one
+// message both keep their change. COPY keeps the flags (keywords created in the
+// target as needed) and the INTERNALDATE (a hard link, or a copy with the
+// source's times), as RFC 9051 6.4.7 asks; the copy is \Recent for the session
+// that sees it first (RFC 3501 6.4.7).
 // Security: COPY and MOVE are all or nothing (see "COPY and MOVE" below): a copy
 // that cannot be stored (full disk, quota, an unwritable or odd target) leaves
 // neither a partial copy in the target nor a missing message in the source; the
@@ -34,32 +43,37 @@
 
 namespace postern::imap {
 
-void Commands::sendChanges(ImapSession& s, const Changes& c, bool allowExpunge) {
-    Q_UNUSED(allowExpunge);  // refresh() is only called where EXPUNGE may be sent (RFC 9051 7.5.1)
+void Commands::sendChanges(ImapSession& s, const Changes& c) {
+    MailboxView& v = *selected(s);
+    // New keywords first: no FETCH may show a flag the client was not told of (RFC 9051 7.3.5).
+    if (c.keywordsChanged) flagsResponse(s);
     if (qresync(s)) {
         if (!c.expungedUids.isEmpty()) s.untagged("VANISHED " + compactSet(c.expungedUids));  // RFC 7162 3.2.10
     } else {
         for (int seq : c.expunged) s.untagged(QByteArray::number(seq) + " EXPUNGE");
     }
-    if (c.exists >= 0) s.untagged(QByteArray::number(c.exists) + " EXISTS");
-    MailboxView& v = *selected(s);
+    if (c.exists >= 0) {
+        s.untagged(QByteArray::number(c.exists) + " EXISTS");
+        // RFC 3501 7.3.2: RECENT when the size of the mailbox changes (IMAP4rev1 sessions).
+        if (!s.m_rev2) s.untagged(QByteArray::number(v.recentCount()) + " RECENT");
+    }
     for (int seq : c.flagChanged)
         s.untagged(QByteArray::number(seq) + " FETCH (FLAGS " + flagList(v.imapFlags(seq - 1)) + " UID " +
                    QByteArray::number(v.messages().at(seq - 1).uid) + modseqItem(s, seq - 1) + ')');
 }
 
 void Commands::check(ImapSession& s, const R& r) {
-    s.reportChanges(true);
-    s.ok(r, QStringLiteral("CHECK completed"));
+    s.ok(r, QStringLiteral("CHECK completed"));  // the changes are reported before every tagged OK
 }
 
 namespace {
 // Unlinks messages flagged \Deleted (and in `only`, ascending, when given); returns their UIDs.
+// The next refresh() reports them.
 QList<quint32> expungeDeleted(MailboxView& v, const std::optional<QList<int>>& only) {
     QList<quint32> gone;
     const auto& msgs = v.messages();
     for (int i = 0; i < msgs.size(); ++i) {
-        if (!msgs.at(i).flags.contains(QLatin1Char('T'))) continue;
+        if (msgs.at(i).expunged || !msgs.at(i).flags.contains(QLatin1Char('T'))) continue;
         if (only && !std::binary_search(only->cbegin(), only->cend(), i)) continue;  // not a scan per message
         if (v.expunge(i).ok()) gone << msgs.at(i).uid;
     }
@@ -68,11 +82,18 @@ QList<quint32> expungeDeleted(MailboxView& v, const std::optional<QList<int>>& o
 }  // namespace
 
 void Commands::close(ImapSession& s, const R& r) {
-    if (!selected(s)->readOnly()) expungeDeleted(*selected(s), std::nullopt);  // silently (RFC 9051 6.4.1)
+    MailboxView& v = *selected(s);
+    QByteArray code;
+    if (!v.readOnly() && !expungeDeleted(v, std::nullopt).isEmpty()) {  // silently (RFC 9051 6.4.1)
+        // RFC 5162 3.4: a CONDSTORE client learns the mod-sequence of the expunges.
+        const quint64 before = v.highestModseq();
+        if (v.refresh(true).ok() && condstore(s) && before && v.highestModseq() > before)
+            code = "HIGHESTMODSEQ " + QByteArray::number(v.highestModseq());
+    }
     s.stopIdleWatch();
     selected(s).reset();
     state(s) = ImapSession::State::Authenticated;
-    s.ok(r, QStringLiteral("CLOSE completed"));
+    s.ok(r, QStringLiteral("CLOSE completed"), code);
 }
 
 void Commands::unselect(ImapSession& s, const R& r) {
@@ -104,8 +125,7 @@ void Commands::expunge(ImapSession& s, const R& r) {
         return;
     }
     expungeDeleted(v, only);
-    s.reportChanges(true);
-    s.ok(r, QStringLiteral("EXPUNGE completed"));
+    s.ok(r, QStringLiteral("EXPUNGE completed"));  // the EXPUNGE/VANISHED responses come right before
 }
 
 void Commands::store(ImapSession& s, const R& r) {
@@ -128,7 +148,6 @@ void Commands::store(ImapSession& s, const R& r) {
             s.bad(r, QStringLiteral("This mailbox has no mod-sequences (NOMODSEQ)"));
             return;
         }
-        condstore(s) = true;
     }
     if (v.readOnly()) {
         s.no(r, QStringLiteral("Mailbox is read-only"), "READ-ONLY");
@@ -160,34 +179,52 @@ void Commands::store(ImapSession& s, const R& r) {
             return;
         }
     }
+    if (unchangedSince) s.enableCondstore();
+    const QStringList keywordsBefore = v.keywords();
     auto letters = v.lettersFor(*flags, mode >= 0);
     if (!letters) {
         s.no(r, letters.errorMessage(), "LIMIT");
         return;
     }
+    // A keyword new to the mailbox: FLAGS and PERMANENTFLAGS before any FETCH shows it (RFC 9051 7.3.5).
+    if (v.keywords() != keywordsBefore) flagsResponse(s);
     QList<quint32> modified;  // failed the UNCHANGEDSINCE test: UIDs or sequence numbers
+    bool gone = false;        // some messages no longer exist (another session expunged them)
     for (int i : *set) {
-        if (unchangedSince && v.messages().at(i).modseq > *unchangedSince) {
-            modified << (r.uid ? v.messages().at(i).uid : quint32(i + 1));
+        if (v.messages().at(i).expunged) {
+            gone = true;
             continue;
         }
-        const QString old = v.messages().at(i).flags;
-        QString next;
-        if (mode == 0) next = *letters;
-        else if (mode == 1) next = store::sortFlags(old + *letters);
-        else {
-            next = old;
-            for (QChar c : *letters) next.remove(c);
+        if (unchangedSince) {
+            // Changed after the client's mod-sequence, as far as we know, or renamed by another
+            // session since we looked (its change has a mod-sequence we have not seen yet).
+            const auto file = v.currentFile(i);
+            if (v.messages().at(i).modseq > *unchangedSince || (file && file->first != v.messages().at(i).fileName)) {
+                modified << (r.uid ? v.messages().at(i).uid : quint32(i + 1));
+                continue;
+            }
         }
-        if (next != old && !v.setFlags(i, next).ok()) continue;  // expunged meanwhile by another session
+        // Applied to the file's flags as they are now (another session's change is kept).
+        auto change = v.changeFlags(i, mode, *letters);
+        if (!change) {
+            gone = true;  // expunged meanwhile by another session
+            continue;
+        }
         const QByteArray uidItem = r.uid || condstore(s) ? " UID " + QByteArray::number(v.messages().at(i).uid) : QByteArray();
-        if (!silent)
+        // .SILENT: no FETCH, unless the result is not what the client asked for because another
+        // session changed the flags too (RFC 9051 6.4.6: the server SHOULD then say so).
+        if (!silent || change->merged)
             s.untagged(QByteArray::number(i + 1) + " FETCH (FLAGS " + flagList(v.imapFlags(i)) + uidItem + modseqItem(s, i) + ')');
-        else if (condstore(s) && next != old)  // the new mod-sequence is reported even when silent (RFC 7162 3.1.3)
+        else if (condstore(s) && change->changed)  // the new mod-sequence is reported even when silent (RFC 7162 3.1.3)
             s.untagged(QByteArray::number(i + 1) + " FETCH (" + uidItem.mid(1) + modseqItem(s, i) + ')');
     }
     if (!modified.isEmpty()) {
         s.ok(r, QStringLiteral("Conditional STORE failed for some messages"), "MODIFIED " + compactSet(modified));
+        return;
+    }
+    if (gone && !r.uid) {
+        // RFC 5530: the client should sync (NOOP) and try again; UID STORE just skips them.
+        s.no(r, QStringLiteral("Some of the messages no longer exist"), "EXPUNGEISSUED");
         return;
     }
     s.ok(r, QStringLiteral("STORE completed"));
@@ -288,31 +325,6 @@ int copyFileContents(const QString& src, const QString& dst) {
     return error;
 }
 
-// The file of message `i` now: its known name, or, when another session renamed it
-// (new flags), the file in cur/ or new/ with the same base. nullopt when it is gone.
-std::optional<std::pair<QString, bool>> currentFile(const MailboxView& v, int i) {
-    const Message& m = v.messages().at(i);
-    struct stat st {};
-    if (::lstat(encoded(v.path(i)).constData(), &st) == 0 || errno != ENOENT) return std::pair(m.fileName, m.inNew);
-    for (const bool inNew : {false, true}) {
-        const QString sub = v.dir() + (inNew ? QStringLiteral("/new") : QStringLiteral("/cur"));
-        DIR* d = ::opendir(encoded(sub).constData());
-        if (!d) continue;
-        std::optional<std::pair<QString, bool>> found;
-        while (dirent* de = ::readdir(d)) {
-            if (de->d_name[0] == '.') continue;
-            const QString name = QFile::decodeName(de->d_name);
-            if (store::parseFileName(name).base == m.base) {
-                found = std::pair(name, inNew);
-                break;
-            }
-        }
-        ::closedir(d);
-        if (found) return found;
-    }
-    return std::nullopt;
-}
-
 // Removes what the plans made (rollback); best effort, the first failure already decided.
 void removeCopies(const QList<CopyPlan>& plans, const QString& targetDir) {
     bool anyInCur = false;
@@ -374,7 +386,7 @@ std::variant<CopyOutcome, CopyFailure> copyMessages(MailboxView& from, const QLi
         auto letters = target.lettersFor(from.imapFlags(i), true);
         if (!letters)  // 26 keywords already (a Maildir limit), or the keyword file cannot be written
             return fail(CopyFailure{letters.error().code, letters.errorMessage(), letters.error().code ? QByteArray() : QByteArray("LIMIT")});
-        const auto file = currentFile(from, i);
+        const auto file = from.currentFile(i);
         if (!file) continue;  // expunged by another session meanwhile
         CopyPlan p;
         p.index = i;
@@ -447,7 +459,6 @@ void copyOrMove(ImapSession& s, const ImapSession::Request& r, bool move) {
         s.ok(r, QStringLiteral("%1 completed (nothing matched)").arg(QString::fromLatin1(r.name)));
         return;
     }
-    const bool sameMailbox = name->name == v.name().name;
     auto target = MailboxView::open(Commands::mailboxes(s).root(), *name, false);
     if (!target) {
         s.no(r, QStringLiteral("Cannot open target mailbox"), "SERVERBUG");
@@ -477,15 +488,13 @@ void copyOrMove(ImapSession& s, const ImapSession::Request& r, bool move) {
     for (const CopyPlan& p : done.copied) store::MaildirQuota::add(root, v.messages().at(p.index).size, 1);
     const QByteArray copyuid = done.uids.isEmpty() ? QByteArray() : copyUid(target->uidValidity(), done.uids);
     if (!move) {
-        if (sameMailbox) s.reportChanges(true);
-        s.ok(r, QStringLiteral("COPY completed"), copyuid);
+        s.ok(r, QStringLiteral("COPY completed"), copyuid);  // a copy into this mailbox: EXISTS comes right before
         return;
     }
     if (!copyuid.isEmpty()) s.untagged("OK [" + copyuid + "] Moved");
-    // Every copy is durable: now the sources may go (step 4).
+    // Every copy is durable: now the sources may go (step 4); the EXPUNGEs come before the OK.
     for (const CopyPlan& p : done.copied)
-        if (!v.expunge(p.index, p.sourceFile, p.sourceInNew).ok()) { /* already gone: another session expunged it */ }
-    s.reportChanges(true);
+        if (!v.expunge(p.index).ok()) { /* already gone: another session expunged it */ }
     s.ok(r, QStringLiteral("MOVE completed"));
 }
 

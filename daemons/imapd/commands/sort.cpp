@@ -12,12 +12,15 @@
 // evaluator (evaluateSearchProgram), so every SEARCH key works here too.
 // Sort keys (RFC 5256 3): ARRIVAL = INTERNALDATE; DATE = the Date header in
 // UTC, INTERNALDATE when it is missing or unparsable (2.2); FROM/TO/CC = the
-// local part (addr-mailbox) of the first address, i;ascii-casemap; SUBJECT =
-// the base subject (imap_thread.h), i;ascii-casemap; SIZE = RFC822.SIZE;
-// DISPLAYFROM/DISPLAYTO = the decoded display name of the first address, else
-// its addr-spec, compared case-insensitively in Unicode (close to RFC 5957's
-// i;unicode-casemap, without its decomposition step). Ties go by sequence
-// number, REVERSE or not.
+// local part (addr-mailbox) of the first address of the ENVELOPE field (a
+// group's name when the field starts with a group, as its start marker is the
+// first address there), i;ascii-casemap; SUBJECT = the base subject
+// (imap_thread.h), i;ascii-casemap; SIZE = RFC822.SIZE; DISPLAYFROM/DISPLAYTO
+// (RFC 5957 3-4) = the decoded display name of that first address, else
+// addr-mailbox@addr-host, else addr-mailbox (the group name), compared
+// case-insensitively in Unicode (close to i;unicode-casemap, without its
+// decomposition step). An obsolete "user@host (Real Name)" has the comment as
+// display name, as ENVELOPE shows it. Ties go by sequence number, REVERSE or not.
 // Security: header values are untrusted; only the header of each message is
 // read (up to its blank line). Limits: the result line grows with the mailbox
 // (as SEARCH's does); message headers are read on the event-loop thread, like
@@ -76,23 +79,27 @@ qint64 sentDate(const mail::Header& h, const Message& m) {
     return m.mtimeMs;
 }
 
-// The first real mailbox of an address list (group markers skipped).
+// The first address of the field as FETCH ENVELOPE shows it (RFC 5256 3, RFC 5957 4):
+// for "group: a@b, c@d;" that is the group's start marker, whose addr-mailbox is the
+// group name and whose addr-host is NIL.
 std::optional<mail::Address> firstAddress(const mail::Header& h, const char* field) {
-    for (const mail::Address& a : mail::parseAddressList(h.value(field)))
-        if (!a.groupStart && !a.groupEnd) return a;
-    return std::nullopt;
+    const QList<mail::Address> list = mail::parseAddressList(h.value(field));
+    if (list.isEmpty()) return std::nullopt;
+    return list.first();
 }
 
+// RFC 5256 3: FROM/TO/CC sort by the addr-mailbox of the first address.
 QByteArray addrMailbox(const mail::Header& h, const char* field) {
     const auto a = firstAddress(h, field);
     return a ? a->local.toUtf8() : QByteArray();
 }
 
-// RFC 5957 2: the display name when there is a non-empty one, else the addr-spec.
+// RFC 5957 3: the decoded display name (addr-name) when it is not empty, else
+// addr-mailbox@addr-host, else addr-mailbox (a group: its name), else empty.
 QString displayName(const mail::Header& h, const char* field) {
     const auto a = firstAddress(h, field);
     if (!a) return {};
-    const QString name = a->name.trimmed();
+    const QString name = a->groupStart ? QString() : a->name.trimmed();
     if (!name.isEmpty()) return name;
     return a->domain.isEmpty() ? a->local : a->local + QLatin1Char('@') + a->domain;
 }

@@ -376,6 +376,40 @@ sslcacertfile = {self.cafile}
             self.assertEqual(len(os.listdir(os.path.join(inbox, "cur")) + os.listdir(os.path.join(inbox, "new"))), 1)
             self.assertTrue(os.path.isdir(os.path.join(local, "Lists")))
 
+    def test_imapfilter(self):
+        # A filter as users write them: flag and move by subject, delete by sender, a new
+        # folder; the result seen with imaplib afterwards.
+        self.deliver(b"Subject: invoice 17\r\n\r\npay\r\n")
+        self.deliver(b"From: spam@junk.test\r\nSubject: offer\r\n\r\nbuy\r\n")
+        self.deliver(b"Subject: hello\r\n\r\nkeep\r\n")
+        with tempfile.TemporaryDirectory() as d:
+            rc = os.path.join(d, "config.lua")
+            with open(rc, "w") as f:
+                f.write(f"""options.timeout = 30
+options.certificates = false
+options.create = true
+account = IMAP {{ server = 'localhost', port = {self.imaps}, username = 'alice@example.test',
+                  password = 'alice-password-1', ssl = 'auto' }}
+local bills = account.INBOX:contain_subject('invoice')
+bills:mark_flagged()
+bills:move_messages(account['Bills/2026'])
+account.INBOX:contain_from('spam@junk.test'):delete_messages()
+""")
+            p = subprocess.run(["imapfilter", "-t", self.cafile, "-c", rc], capture_output=True, text=True, timeout=60,
+                               env=dict(os.environ, HOME=d))
+            self.assertEqual(p.returncode, 0, p.stdout[-2000:] + p.stderr[-2000:])
+        m = self.client()
+        m.select("INBOX")
+        _, data = m.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        subjects = [x[1].strip() for x in data if isinstance(x, tuple)]
+        self.assertEqual(subjects, [b"Subject: hello"])
+        self.assertEqual(m.select("Bills/2026")[0], "OK")
+        _, data = m.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertEqual(len([x for x in data if isinstance(x, tuple)]), 1)
+        self.assertIn(b"\\Flagged", data[0][0])
+        self.assertIn(b"invoice 17", data[0][1])
+        m.logout()
+
     def test_reads_dovecot_maildir(self):
         # A mailbox as Dovecot leaves it: uidlist with high UIDs, keywords, a folder, CRLF-less files.
         root = self.inst.maildir("bob@example.test")

@@ -186,6 +186,16 @@ private Q_SLOTS:
         QTest::newRow("subject: empty subjects stay apart") << QList<Spec>{{1, "a", {}, ""}, {2, "b", {}, "Re:"}} << QByteArray("(1)(2)");
         QTest::newRow("subject: children are not merged") << QList<Spec>{{1, "a", {}, "s"}, {2, "b", {"a"}, "other"}, {3, "c", {}, "Re: other"}}
                                                           << QByteArray("(1 2)(3)");
+        // RFC 5256 3 (1B): message 3's own References make 2 its parent, but 3 is already
+        // 2's ancestor (through 2's References); the link 3 had as a guess (under 1) is
+        // broken all the same and 3 becomes a root; roots go by date (3 is older than 1).
+        QTest::newRow("1B breaks the guessed parent even when the new link would loop")
+            << QList<Spec>{{17 * 60 + 6, "a", {}, ""}, {15 * 60 + 6, "b", {"a", "c"}, ""}, {16 * 60 + 6, "c", {"b"}, ""}}
+            << QByteArray("(3 2)(1)");
+        QTest::newRow("... and without the first message")
+            << QList<Spec>{{15 * 60 + 6, "b", {"a", "c"}, ""}, {16 * 60 + 6, "c", {"b"}, ""}} << QByteArray("(2 1)");
+        QTest::newRow("1B with no references: a guessed parent is dropped")
+            << QList<Spec>{{1, "x", {"a", "b"}, "s1"}, {2, "b", {}, "s2"}, {3, "a", {}, "s3"}} << QByteArray("(2 1)(3)");
         QTest::newRow("date ties go by number") << QList<Spec>{{5, "a", {}, "s1"}, {5, "b", {}, "s2"}, {1, "c", {"a"}, "s3"}, {1, "d", {"a"}, "s4"}}
                                                 << QByteArray("(1 (3)(4))(2)");
     }
