@@ -4,12 +4,20 @@
 //           its state and listeners, restarts, why it keeps restarting; the queue
 //           size (counted by file name); the certificate's names and expiry.
 //           The scheduled backup: a failed or overdue one is a WARNING line.
-//           Exit 1 when the supervisor is not running or a service is not running.
+//           The queue's oldest message (mtime of its .body, written once at
+//           arrival; the .env is rewritten at each attempt).
+//           Disk space of each file system holding the data, mail and queue
+//           folders (core/disk_space.h): a WARNING line from 80 % used, an ERROR
+//           line from 95 % or when less than smtp.min_free_space is left (then
+//           postern-smtpd answers 452 4.3.1 to new mail).
+//           Exit 1 when the supervisor is not running, a service is not running,
+//           a disk is at the ERROR level or the certificate has expired.
 //   dkim    the DKIM key store (core/dkim_keys.h).
 #include "ctl.h"
 
 #include "common/spool/queue.h"
 
+#include "core/disk_space.h"
 #include "core/dkim_keys.h"
 #include "core/safe_path.h"
 #include "core/tls.h"
@@ -21,26 +29,107 @@
 #include <QJsonObject>
 
 #include <csignal>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace postern::ctl {
 
 namespace {
 
-qsizetype queuedCount(const Config& config) {
-    qsizetype n = 0;
+struct QueueSummary {
+    qsizetype count = 0;
+    qint64 oldest = 0;  // unix seconds of the oldest message's body; 0 when none
+};
+
+QueueSummary queueSummary(const Config& config) {
+    QueueSummary q;
     for (const spool::QueueState state : spool::queueStates()) {
         const QString folder = spool::stateDir(config.queueDir(), state);
+        // As root walked without following a link planted in place of the folder (the
+        // daemon user's); the files are only stat'ed (no link followed), never opened.
         QStringList names;
+        FileHandle dirFd;
         if (::geteuid() == 0) {
             auto dir = SafeDir::open(folder);
-            if (dir) names = dir->entries().valueOr({});
+            if (!dir) continue;
+            names = dir->entries().valueOr({});
+            dirFd = FileHandle(::dup(dir->fd()));
         } else {
             names = QDir(folder).entryList(QDir::Files);
+            dirFd = FileHandle(::open(QFile::encodeName(folder).constData(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         }
-        for (const QString& name : std::as_const(names))
-            if (name.endsWith(QStringLiteral(".env")) && spool::isValidQueueId(name.chopped(4))) ++n;
+        for (const QString& name : std::as_const(names)) {
+            if (!name.endsWith(QStringLiteral(".env")) || !spool::isValidQueueId(name.chopped(4))) continue;
+            ++q.count;
+            struct stat st {};
+            const QByteArray body = QFile::encodeName(name.chopped(4) + QStringLiteral(".body"));
+            if (dirFd.valid() && ::fstatat(dirFd.fd(), body.constData(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+                st.st_mtime > 0 && (q.oldest == 0 || st.st_mtime < q.oldest))
+                q.oldest = st.st_mtime;
+        }
     }
-    return n;
+    return q;
+}
+
+QString humanBytes(quint64 bytes) {
+    static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = double(bytes);
+    int unit = 0;
+    while (v >= 1024 && unit < 5) {
+        v /= 1024;
+        ++unit;
+    }
+    return unit == 0 ? QStringLiteral("%1 B").arg(bytes) : QStringLiteral("%1 %2").arg(v, 0, 'f', 1).arg(QLatin1String(kUnits[unit]));
+}
+
+QString humanAge(qint64 seconds) {
+    if (seconds < 0) seconds = 0;
+    if (seconds < 120) return QStringLiteral("%1s").arg(seconds);
+    if (seconds < 7200) return QStringLiteral("%1m").arg(seconds / 60);
+    if (seconds < 2 * 86400) return QStringLiteral("%1h %2m").arg(seconds / 3600).arg(seconds % 3600 / 60);
+    return QStringLiteral("%1d %2h").arg(seconds / 86400).arg(seconds % 86400 / 3600);
+}
+
+// One line per file system holding the data, mail or queue folder; false when one is at
+// the ERROR level (95 % used, or less than smtp.min_free_space left).
+bool diskStatus(CtlContext& ctx, const Config& config) {
+    bool ok = true;
+    QList<dev_t> seen;
+    const qint64 minFree = config.size(QStringLiteral("smtp.min_free_space"));
+    for (const QString& folder : {config.dataDir(), config.mailDir(), config.queueDir()}) {
+        struct stat st {};
+        if (::stat(QFile::encodeName(folder).constData(), &st) != 0) continue;  // not made yet (before first start)
+        if (seen.contains(st.st_dev)) continue;
+        seen << st.st_dev;
+        auto u = diskUsage(folder);
+        if (!u) {
+            ctx.out << "disk: WARNING: " << u.errorMessage() << Qt::endl;
+            continue;
+        }
+        const int pct = u->percentUsed();
+        const bool belowFloor = !enoughStorage(u->availableBytes, minFree, 0);
+        DiskLevel level = diskLevel(*u);
+        if (belowFloor) level = DiskLevel::Error;
+        const QString figures = QStringLiteral("%1 %2 % used, %3 free of %4")
+                                    .arg(folder)
+                                    .arg(pct)
+                                    .arg(humanBytes(u->availableBytes), humanBytes(u->totalBytes));
+        switch (level) {
+        case DiskLevel::Ok: ctx.out << "disk: " << figures << Qt::endl; break;
+        case DiskLevel::Warning:
+            ctx.out << "disk: WARNING: " << figures << " (ERROR at " << kDiskErrorPercent << " %; free space or grow the disk)" << Qt::endl;
+            break;
+        case DiskLevel::Error:
+            ctx.out << "disk: ERROR: " << figures;
+            if (belowFloor) ctx.out << "; below smtp.min_free_space (" << Schema::formatSize(minFree) << "): new mail is refused with 452 4.3.1";
+            else ctx.out << "; free space or grow the disk now";
+            ctx.out << Qt::endl;
+            ok = false;
+            break;
+        }
+    }
+    return ok;
 }
 
 int status(CtlContext& ctx) {
@@ -72,7 +161,13 @@ int status(CtlContext& ctx) {
         }
     }
     // Counted by name, without opening the daemon user's files as root (queue list reads them as that user).
-    ctx.out << "queue: " << queuedCount(config) << " message(s)" << Qt::endl;
+    const QueueSummary queue = queueSummary(config);
+    ctx.out << "queue: " << queue.count << " message(s)";
+    if (queue.oldest > 0)
+        ctx.out << ", oldest " << humanAge(QDateTime::currentSecsSinceEpoch() - queue.oldest) << " ("
+                << QDateTime::fromSecsSinceEpoch(queue.oldest, Qt::UTC).toString(Qt::ISODate) << ")";
+    ctx.out << Qt::endl;
+    if (!diskStatus(ctx, config)) rc = 1;
     bool backupWarning = false;
     ctx.out << backupStatusLine(config, &backupWarning) << Qt::endl;  // a warning, not a failure
     auto cert = certificateInfo(config.path(QStringLiteral("tls.cert")));
@@ -139,7 +234,7 @@ int dkimRemoveRetired(CtlContext& ctx) {
 }  // namespace
 
 void addStatusCommands(QList<Command>& out) {
-    out << Command{{QStringLiteral("status")}, {}, QStringLiteral("daemons, listeners, queue size, certificate expiry"), {}, {}, status};
+    out << Command{{QStringLiteral("status")}, {}, QStringLiteral("daemons, listeners, queue size and age, disk space, certificate expiry"), {}, {}, status};
     out << Command{{QStringLiteral("dkim"), QStringLiteral("list")}, QStringLiteral("[DOMAIN]"), QStringLiteral("DKIM keys and their DNS records"),
                    {}, {}, dkimList};
     out << Command{{QStringLiteral("dkim"), QStringLiteral("rotate")}, QStringLiteral("[DOMAIN]"),
