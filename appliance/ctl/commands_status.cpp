@@ -1,4 +1,4 @@
-// commands_status.cpp — posternctl status and dkim list|rotate|remove-retired.
+// commands_status.cpp — posternctl status, version and dkim list|rotate|remove-retired.
 //   status  what the supervisor reports (<run_dir>/postern-appliance.status,
 //           trusted only when root wrote it: ctl.h supervisorPid()): each daemon,
 //           its state and listeners, restarts, why it keeps restarting; the queue
@@ -12,11 +12,14 @@
 //           postern-smtpd answers 452 4.3.1 to new mail).
 //           Exit 1 when the supervisor is not running, a service is not running,
 //           a disk is at the ERROR level or the certificate has expired.
+//   version the program version, the data folder's format version and the range
+//           this build reads (core/data_version.h); exit 1 for a newer format.
 //   dkim    the DKIM key store (core/dkim_keys.h).
 #include "ctl.h"
 
 #include "common/spool/queue.h"
 
+#include "core/data_version.h"
 #include "core/disk_space.h"
 #include "core/dkim_keys.h"
 #include "core/safe_path.h"
@@ -183,6 +186,31 @@ int status(CtlContext& ctx) {
     return rc;
 }
 
+// Program version, the data folder's format and the range this build handles; exit 1 when
+// the data folder is of a newer format (the daemons would refuse to start) or unreadable.
+int version(CtlContext& ctx) {
+    Config config;
+    if (!ctx.loadConfig(config)) return 1;
+    ctx.out << "postern " << POSTERN_VERSION << Qt::endl;
+    auto v = readDataVersion(config);
+    int rc = 0;
+    if (!v) {
+        ctx.out << "data format: unknown: " << v.errorMessage() << Qt::endl;
+        rc = 1;
+    } else if (*v == 0) {
+        ctx.out << "data format: none recorded in " << config.dataDir() << " (the daemons record format " << kDataFormatVersion
+                << " at their next start)" << Qt::endl;
+    } else {
+        ctx.out << "data format: " << *v << " (" << dataVersionPath(config) << ")" << Qt::endl;
+    }
+    ctx.out << "supported data formats: " << kOldestDataFormat << " to " << kDataFormatVersion << " (older ones are migrated at start)" << Qt::endl;
+    if (auto st = checkDataVersion(config); v && !st) {
+        ctx.out << "ERROR: " << st.errorMessage() << Qt::endl;
+        rc = 1;
+    }
+    return rc;
+}
+
 QString domainArg(CtlContext& ctx, const Config& config) {
     return ctx.args.isEmpty() ? config.value(QStringLiteral("primary_domain")) : ctx.args.first();
 }
@@ -235,6 +263,8 @@ int dkimRemoveRetired(CtlContext& ctx) {
 
 void addStatusCommands(QList<Command>& out) {
     out << Command{{QStringLiteral("status")}, {}, QStringLiteral("daemons, listeners, queue size and age, disk space, certificate expiry"), {}, {}, status};
+    out << Command{{QStringLiteral("version")}, {}, QStringLiteral("program version, data folder format and the formats this build reads"),
+                   {}, {}, version};
     out << Command{{QStringLiteral("dkim"), QStringLiteral("list")}, QStringLiteral("[DOMAIN]"), QStringLiteral("DKIM keys and their DNS records"),
                    {}, {}, dkimList};
     out << Command{{QStringLiteral("dkim"), QStringLiteral("rotate")}, QStringLiteral("[DOMAIN]"),
