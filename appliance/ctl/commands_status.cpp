@@ -1,8 +1,10 @@
 // commands_status.cpp — posternctl status, version and dkim list|rotate|remove-retired.
 //   status  what the supervisor reports (<run_dir>/postern-appliance.status,
 //           trusted only when root wrote it: ctl.h supervisorPid()): each daemon,
-//           its state and listeners, restarts, why it keeps restarting; the queue
-//           size (counted by file name); the certificate's names and expiry.
+//           its state and listeners, restarts, why it keeps restarting (a program
+//           of the service table, core/services.h, missing from that report is
+//           listed as "not reported" and fails); the queue size (counted by file
+//           name); the certificate's names and expiry.
 //           The scheduled backup: a failed or overdue one is a WARNING line.
 //           The queue's oldest message (mtime of its .body, written once at
 //           arrival; the .env is rewritten at each attempt).
@@ -10,7 +12,8 @@
 //           folders (core/disk_space.h): a WARNING line from 80 % used, an ERROR
 //           line from 95 % or when less than smtp.min_free_space is left (then
 //           postern-smtpd answers 452 4.3.1 to new mail).
-//           Exit 1 when the supervisor is not running, a service is not running,
+//           Exit 1 when the supervisor is not running, a service is not running
+//           (running and disabled are fine; starting, restarting, missing, stopped, unreported fail),
 //           a disk is at the ERROR level or the certificate has expired.
 //   version the program version, the data folder's format version and the range
 //           this build reads (core/data_version.h); exit 1 for a newer format.
@@ -23,6 +26,7 @@
 #include "core/disk_space.h"
 #include "core/dkim_keys.h"
 #include "core/safe_path.h"
+#include "core/services.h"
 #include "core/tls.h"
 
 #include <QDir>
@@ -146,9 +150,11 @@ int status(CtlContext& ctx) {
         rc = 1;
     } else {
         ctx.out << "supervisor: running (pid " << pid << ", updated " << st.value(QStringLiteral("updated")).toString() << ")" << Qt::endl;
+        QStringList reported;
         for (const QJsonValue& v : st.value(QStringLiteral("services")).toArray()) {
             const QJsonObject s = v.toObject();
             const QString state = s.value(QStringLiteral("state")).toString();
+            reported << s.value(QStringLiteral("name")).toString();
             QStringList listeners;
             const QJsonObject l = s.value(QStringLiteral("listeners")).toObject();
             for (auto it = l.begin(); it != l.end(); ++it)
@@ -161,6 +167,13 @@ int status(CtlContext& ctx) {
             // Why a daemon keeps restarting (its last stderr line, e.g. a folder it cannot write).
             if (s.contains(QStringLiteral("error"))) ctx.out << "    " << s.value(QStringLiteral("error")).toString() << Qt::endl;
             if (state != u"running" && state != u"disabled") rc = 1;
+        }
+        // Every program of the service table must be accounted for (a status file of another
+        // supervisor version, or a cut one, must not make a daemon disappear from the check).
+        for (const ServiceInfo& service : services()) {
+            if (reported.contains(service.program)) continue;
+            ctx.out << "  " << service.program.leftJustified(16) << "not reported by the supervisor" << Qt::endl;
+            rc = 1;
         }
     }
     // Counted by name, without opening the daemon user's files as root (queue list reads them as that user).
