@@ -14,18 +14,23 @@ namespace postern {
 namespace {
 
 // Format 0 (no file) and format 1 have the same layout: the step only records the version.
-Status recordFirstVersion(const Config&) { return {}; }
+Status recordFirstVersion(const Config&) {
+    return {};
+}
 
 }  // namespace
 
 const QList<MigrationStep>& migrationSteps() {
     static const QList<MigrationStep> steps{
-        {0, 1, QStringLiteral("record the data format version (data written before it existed is format 1)"), recordFirstVersion},
+        {0, 1, QStringLiteral("record the data format version (data written before it existed is format 1)"),
+         recordFirstVersion},
     };
     return steps;
 }
 
-QString dataVersionPath(const Config& config) { return config.dataDir() + QLatin1Char('/') + QLatin1String(kDataVersionFileName); }
+QString dataVersionPath(const Config& config) {
+    return config.dataDir() + QLatin1Char('/') + QLatin1String(kDataVersionFileName);
+}
 
 Result<int> readDataVersion(const Config& config) {
     const QString path = dataVersionPath(config);
@@ -38,7 +43,9 @@ Result<int> readDataVersion(const Config& config) {
     const auto m = re.match(QString::fromLatin1(*bytes));
     const int v = m.hasMatch() ? m.captured(1).toInt() : -1;
     if (v < 0 || v > kMaxDataFormat)
-        return Result<int>::fail(QStringLiteral("%1 does not hold a data format version (one number expected): restore it from a backup").arg(path));
+        return Result<int>::fail(
+            QStringLiteral("%1 does not hold a data format version (one number expected): restore it from a backup")
+                .arg(path));
     return v;
 }
 
@@ -46,10 +53,12 @@ Status checkDataVersion(const Config& config, int known) {
     auto v = readDataVersion(config);
     if (!v) return v.error();
     if (*v > known)
-        return Status::fail(QStringLiteral("data folder %1 is format %2, this Postern knows up to %3: use a newer image or restore a backup")
-                                .arg(config.dataDir())
-                                .arg(*v)
-                                .arg(known));
+        return Status::fail(
+            QStringLiteral(
+                "data folder %1 is format %2, this Postern knows up to %3: use a newer image or restore a backup")
+                .arg(config.dataDir())
+                .arg(*v)
+                .arg(known));
     return {};
 }
 
@@ -66,21 +75,26 @@ Result<int> migrateDataFolder(const Config& config, const QList<MigrationStep>& 
         for (const MigrationStep& s : steps)
             if (s.from == version && s.to > version && s.to <= target) step = &s;
         if (!step)
-            return Result<int>::fail(QStringLiteral("data folder %1 is format %2 and no step migrates it (this Postern writes format %3): "
-                                                    "use the Postern version that wrote it, or restore a backup")
-                                         .arg(config.dataDir())
-                                         .arg(version)
-                                         .arg(target));
+            return Result<int>::fail(
+                QStringLiteral("data folder %1 is format %2 and no step migrates it (this Postern writes format %3): "
+                               "use the Postern version that wrote it, or restore a backup")
+                    .arg(config.dataDir())
+                    .arg(version)
+                    .arg(target));
         if (auto st = step->run(config); !st) {
-            log::error(u"data.migration_failed",
-                       log::Fields().add("from", step->from).add("to", step->to).add("step", step->what).add("error", st.errorMessage()));
+            log::error(u"data.migration_failed", log::Fields()
+                                                     .add("from", step->from)
+                                                     .add("to", step->to)
+                                                     .add("step", step->what)
+                                                     .add("error", st.errorMessage()));
             return Result<int>::fail(QStringLiteral("migrating data folder %1 from format %2 to %3 (%4) failed: %5")
                                          .arg(config.dataDir())
                                          .arg(step->from)
                                          .arg(step->to)
                                          .arg(step->what, st.errorMessage()));
         }
-        if (auto st = writeFileAtomic(dataVersionPath(config), QByteArray::number(step->to) + '\n', 0644); !st) return st.error();
+        if (auto st = writeFileAtomic(dataVersionPath(config), QByteArray::number(step->to) + '\n', 0644); !st)
+            return st.error();
         log::info(u"data.migrated", log::Fields().add("from", step->from).add("to", step->to).add("step", step->what));
         version = step->to;
         ++ran;

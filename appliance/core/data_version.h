@@ -55,8 +55,8 @@ inline constexpr int kMaxDataFormat = 1000000;
 struct MigrationStep {
     int from = 0;
     int to = 0;
-    QString what;                                  // one line, logged
-    std::function<Status(const Config&)> run;      // idempotent where it can be
+    QString what;                              // one line, logged
+    std::function<Status(const Config&)> run;  // idempotent where it can be
 };
 
 const QList<MigrationStep>& migrationSteps();

@@ -6,12 +6,12 @@
 #include <QElapsedTimer>
 #include <QFile>
 
+#include <sys/statvfs.h>
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <sys/statvfs.h>
 
 namespace postern {
 
@@ -28,7 +28,8 @@ Result<DiskUsage> diskUsage(const QString& path) {
     struct statvfs s {};
     if (::statvfs(QFile::encodeName(path).constData(), &s) != 0) {
         const int err = errno;
-        return Result<DiskUsage>::fail(QStringLiteral("statvfs %1: %2").arg(path, QString::fromLocal8Bit(std::strerror(err))), err);
+        return Result<DiskUsage>::fail(
+            QStringLiteral("statvfs %1: %2").arg(path, QString::fromLocal8Bit(std::strerror(err))), err);
     }
     const quint64 unit = s.f_frsize ? s.f_frsize : s.f_bsize;
     DiskUsage u;
@@ -47,9 +48,12 @@ DiskLevel diskLevel(const DiskUsage& usage) {
 
 QString toString(DiskLevel level) {
     switch (level) {
-    case DiskLevel::Ok: return QStringLiteral("ok");
-    case DiskLevel::Warning: return QStringLiteral("warning");
-    case DiskLevel::Error: return QStringLiteral("error");
+        case DiskLevel::Ok:
+            return QStringLiteral("ok");
+        case DiskLevel::Warning:
+            return QStringLiteral("warning");
+        case DiskLevel::Error:
+            return QStringLiteral("error");
     }
     return QStringLiteral("unknown");
 }
@@ -83,8 +87,9 @@ void FreeSpaceGuard::refresh() {
     for (const QString& folder : std::as_const(m_folders)) {
         auto u = m_probe(folder);
         if (!u) continue;  // not measurable: not counted as full
-        const qint64 avail = u->availableBytes > quint64(std::numeric_limits<qint64>::max()) ? std::numeric_limits<qint64>::max()
-                                                                                             : qint64(u->availableBytes);
+        const qint64 avail = u->availableBytes > quint64(std::numeric_limits<qint64>::max())
+                                 ? std::numeric_limits<qint64>::max()
+                                 : qint64(u->availableBytes);
         if (m_free < 0 || avail < m_free) {
             m_free = avail;
             m_freeFolder = folder;
@@ -98,7 +103,10 @@ bool FreeSpaceGuard::admit(qint64 minFree, qint64 declaredSize, QString* detail)
     if (m_free < 0) return true;
     if (enoughStorage(quint64(m_free), minFree, declaredSize)) return true;
     if (detail) {
-        *detail = QStringLiteral("%1 has %2 bytes free, smtp.min_free_space is %3").arg(m_freeFolder).arg(m_free).arg(Schema::formatSize(minFree));
+        *detail = QStringLiteral("%1 has %2 bytes free, smtp.min_free_space is %3")
+                      .arg(m_freeFolder)
+                      .arg(m_free)
+                      .arg(Schema::formatSize(minFree));
         if (declaredSize > 0) *detail += QStringLiteral(", SIZE=%1").arg(declaredSize);
     }
     return false;

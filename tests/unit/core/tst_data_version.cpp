@@ -16,8 +16,8 @@ using namespace postern;
 namespace {
 
 Config configFor(const QString& dataDir) {
-    auto c = Config::parse(QByteArray("data_dir = ") + QFile::encodeName(dataDir) + "\nlog.stderr = false\n", QStringLiteral("postern.conf"),
-                           dataDir);
+    auto c = Config::parse(QByteArray("data_dir = ") + QFile::encodeName(dataDir) + "\nlog.stderr = false\n",
+                           QStringLiteral("postern.conf"), dataDir);
     return c.valueOr(Config());
 }
 
@@ -39,7 +39,7 @@ class TstDataVersion : public QObject {
 private slots:
     void read_data() {
         QTest::addColumn<QByteArray>("content");  // "(missing)": no file
-        QTest::addColumn<int>("expected");         // -1: an error
+        QTest::addColumn<int>("expected");        // -1: an error
         QTest::newRow("missing") << QByteArray("(missing)") << 0;
         QTest::newRow("1") << QByteArray("1\n") << 1;
         QTest::newRow("no newline") << QByteArray("7") << 7;
@@ -77,10 +77,12 @@ private slots:
         writeVersionFile(c, QByteArray::number(kDataFormatVersion + 1) + '\n');
         auto st = checkDataVersion(c);
         QVERIFY(!st);
-        QCOMPARE(st.errorMessage(), QStringLiteral("data folder %1 is format %2, this Postern knows up to %3: use a newer image or restore a backup")
-                                        .arg(dir.path())
-                                        .arg(kDataFormatVersion + 1)
-                                        .arg(kDataFormatVersion));
+        QCOMPARE(st.errorMessage(),
+                 QStringLiteral(
+                     "data folder %1 is format %2, this Postern knows up to %3: use a newer image or restore a backup")
+                     .arg(dir.path())
+                     .arg(kDataFormatVersion + 1)
+                     .arg(kDataFormatVersion));
         // Migration refuses it too and leaves the file alone.
         QVERIFY(!migrateDataFolder(c));
         QCOMPARE(versionFile(c), QByteArray::number(kDataFormatVersion + 1) + '\n');
@@ -126,7 +128,8 @@ private slots:
         // The second step fails: the first is recorded, the error names the step.
         auto ran = migrateDataFolder(c, steps, 3);
         QVERIFY(!ran);
-        QVERIFY2(ran.errorMessage().contains(QStringLiteral("from format 2 to 3 (test step two) failed: disk on fire")), qPrintable(ran.errorMessage()));
+        QVERIFY2(ran.errorMessage().contains(QStringLiteral("from format 2 to 3 (test step two) failed: disk on fire")),
+                 qPrintable(ran.errorMessage()));
         QCOMPARE(versionFile(c), QByteArray("2\n"));
         QCOMPARE(calls, (QStringList{QStringLiteral("1->2 at 1"), QStringLiteral("2->3")}));
         // Next start: only the failed step runs again.
@@ -152,7 +155,8 @@ private slots:
         steps << MigrationStep{2, 3, QStringLiteral("unreachable"), [](const Config&) -> Status { return {}; }};
         auto ran = migrateDataFolder(c, steps, 3);
         QVERIFY(!ran);
-        QVERIFY2(ran.errorMessage().contains(QStringLiteral("is format 1 and no step migrates it")), qPrintable(ran.errorMessage()));
+        QVERIFY2(ran.errorMessage().contains(QStringLiteral("is format 1 and no step migrates it")),
+                 qPrintable(ran.errorMessage()));
         QCOMPARE(versionFile(c), QByteArray("1\n"));  // the steps that exist did run
     }
 };

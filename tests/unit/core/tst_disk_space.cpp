@@ -29,10 +29,12 @@ private slots:
         QTest::newRow("SIZE fits exactly") << quint64(mib256 + 1000) << mib256 << qint64(1000) << true;
         QTest::newRow("SIZE one over") << quint64(mib256 + 1000) << mib256 << qint64(1001) << false;
         QTest::newRow("negative SIZE is 0") << quint64(mib256) << mib256 << qint64(-5) << true;
-        QTest::newRow("max SIZE, max free") << std::numeric_limits<quint64>::max() << qint64(1)
-                                            << std::numeric_limits<qint64>::max() << true;
-        QTest::newRow("max SIZE, little free") << quint64(mib256 * 2) << mib256 << std::numeric_limits<qint64>::max() << false;
-        QTest::newRow("max floor") << std::numeric_limits<quint64>::max() << std::numeric_limits<qint64>::max() << qint64(0) << true;
+        QTest::newRow("max SIZE, max free")
+            << std::numeric_limits<quint64>::max() << qint64(1) << std::numeric_limits<qint64>::max() << true;
+        QTest::newRow("max SIZE, little free")
+            << quint64(mib256 * 2) << mib256 << std::numeric_limits<qint64>::max() << false;
+        QTest::newRow("max floor") << std::numeric_limits<quint64>::max() << std::numeric_limits<qint64>::max()
+                                   << qint64(0) << true;
     }
     void enoughStorage() {
         QFETCH(quint64, freeBytes);
@@ -55,7 +57,8 @@ private slots:
         QTest::newRow("95 %") << quint64(95) << quint64(5) << 95 << QStringLiteral("error");
         QTest::newRow("full") << quint64(100) << quint64(0) << 100 << QStringLiteral("error");
         QTest::newRow("nothing at all") << quint64(0) << quint64(0) << 0 << QStringLiteral("ok");
-        QTest::newRow("64 TiB, 80 %") << (quint64(64) << 40) / 5 * 4 << (quint64(64) << 40) / 5 << 80 << QStringLiteral("warning");
+        QTest::newRow("64 TiB, 80 %") << (quint64(64) << 40) / 5 * 4 << (quint64(64) << 40) / 5 << 80
+                                      << QStringLiteral("warning");
     }
     void levels() {
         QFETCH(quint64, used);
@@ -115,8 +118,9 @@ private slots:
     }
 
     void unmeasurableFolderDoesNotRefuse() {
-        FreeSpaceGuard guard({QStringLiteral("/gone")},
-                             [](const QString&) { return Result<DiskUsage>::fail(QStringLiteral("statvfs /gone: No such file"), ENOENT); });
+        FreeSpaceGuard guard({QStringLiteral("/gone")}, [](const QString&) {
+            return Result<DiskUsage>::fail(QStringLiteral("statvfs /gone: No such file"), ENOENT);
+        });
         QString detail;
         QVERIFY(guard.admit(qint64(1) << 40, 0, &detail));
         QCOMPARE(guard.lastFree(), qint64(-1));
