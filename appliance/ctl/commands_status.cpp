@@ -1,17 +1,32 @@
-// commands_status.cpp — posternctl status and dkim list|rotate|remove-retired.
+// commands_status.cpp — posternctl status, version and dkim list|rotate|remove-retired.
 //   status  what the supervisor reports (<run_dir>/postern-appliance.status,
 //           trusted only when root wrote it: ctl.h supervisorPid()): each daemon,
-//           its state and listeners, restarts, why it keeps restarting; the queue
-//           size (counted by file name); the certificate's names and expiry.
+//           its state and listeners, restarts, why it keeps restarting (a program
+//           of the service table, core/services.h, missing from that report is
+//           listed as "not reported" and fails); the queue size (counted by file
+//           name); the certificate's names and expiry.
 //           The scheduled backup: a failed or overdue one is a WARNING line.
-//           Exit 1 when the supervisor is not running or a service is not running.
+//           The queue's oldest message (mtime of its .body, written once at
+//           arrival; the .env is rewritten at each attempt).
+//           Disk space of each file system holding the data, mail and queue
+//           folders (core/disk_space.h): a WARNING line from 80 % used, an ERROR
+//           line from 95 % or when less than smtp.min_free_space is left (then
+//           postern-smtpd answers 452 4.3.1 to new mail).
+//           Exit 1 when the supervisor is not running, a service is not running
+//           (running and disabled are fine; starting, restarting, missing, stopped, unreported fail),
+//           a disk is at the ERROR level or the certificate has expired.
+//   version the program version, the data folder's format version and the range
+//           this build reads (core/data_version.h); exit 1 for a newer format.
 //   dkim    the DKIM key store (core/dkim_keys.h).
 #include "ctl.h"
 
 #include "common/spool/queue.h"
 
+#include "core/data_version.h"
+#include "core/disk_space.h"
 #include "core/dkim_keys.h"
 #include "core/safe_path.h"
+#include "core/services.h"
 #include "core/tls.h"
 
 #include <QDir>
@@ -21,26 +36,107 @@
 #include <QJsonObject>
 
 #include <csignal>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace postern::ctl {
 
 namespace {
 
-qsizetype queuedCount(const Config& config) {
-    qsizetype n = 0;
+struct QueueSummary {
+    qsizetype count = 0;
+    qint64 oldest = 0;  // unix seconds of the oldest message's body; 0 when none
+};
+
+QueueSummary queueSummary(const Config& config) {
+    QueueSummary q;
     for (const spool::QueueState state : spool::queueStates()) {
         const QString folder = spool::stateDir(config.queueDir(), state);
+        // As root walked without following a link planted in place of the folder (the
+        // daemon user's); the files are only stat'ed (no link followed), never opened.
         QStringList names;
+        FileHandle dirFd;
         if (::geteuid() == 0) {
             auto dir = SafeDir::open(folder);
-            if (dir) names = dir->entries().valueOr({});
+            if (!dir) continue;
+            names = dir->entries().valueOr({});
+            dirFd = FileHandle(::dup(dir->fd()));
         } else {
             names = QDir(folder).entryList(QDir::Files);
+            dirFd = FileHandle(::open(QFile::encodeName(folder).constData(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         }
-        for (const QString& name : std::as_const(names))
-            if (name.endsWith(QStringLiteral(".env")) && spool::isValidQueueId(name.chopped(4))) ++n;
+        for (const QString& name : std::as_const(names)) {
+            if (!name.endsWith(QStringLiteral(".env")) || !spool::isValidQueueId(name.chopped(4))) continue;
+            ++q.count;
+            struct stat st {};
+            const QByteArray body = QFile::encodeName(name.chopped(4) + QStringLiteral(".body"));
+            if (dirFd.valid() && ::fstatat(dirFd.fd(), body.constData(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+                st.st_mtime > 0 && (q.oldest == 0 || st.st_mtime < q.oldest))
+                q.oldest = st.st_mtime;
+        }
     }
-    return n;
+    return q;
+}
+
+QString humanBytes(quint64 bytes) {
+    static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = double(bytes);
+    int unit = 0;
+    while (v >= 1024 && unit < 5) {
+        v /= 1024;
+        ++unit;
+    }
+    return unit == 0 ? QStringLiteral("%1 B").arg(bytes) : QStringLiteral("%1 %2").arg(v, 0, 'f', 1).arg(QLatin1String(kUnits[unit]));
+}
+
+QString humanAge(qint64 seconds) {
+    if (seconds < 0) seconds = 0;
+    if (seconds < 120) return QStringLiteral("%1s").arg(seconds);
+    if (seconds < 7200) return QStringLiteral("%1m").arg(seconds / 60);
+    if (seconds < 2 * 86400) return QStringLiteral("%1h %2m").arg(seconds / 3600).arg(seconds % 3600 / 60);
+    return QStringLiteral("%1d %2h").arg(seconds / 86400).arg(seconds % 86400 / 3600);
+}
+
+// One line per file system holding the data, mail or queue folder; false when one is at
+// the ERROR level (95 % used, or less than smtp.min_free_space left).
+bool diskStatus(CtlContext& ctx, const Config& config) {
+    bool ok = true;
+    QList<dev_t> seen;
+    const qint64 minFree = config.size(QStringLiteral("smtp.min_free_space"));
+    for (const QString& folder : {config.dataDir(), config.mailDir(), config.queueDir()}) {
+        struct stat st {};
+        if (::stat(QFile::encodeName(folder).constData(), &st) != 0) continue;  // not made yet (before first start)
+        if (seen.contains(st.st_dev)) continue;
+        seen << st.st_dev;
+        auto u = diskUsage(folder);
+        if (!u) {
+            ctx.out << "disk: WARNING: " << u.errorMessage() << Qt::endl;
+            continue;
+        }
+        const int pct = u->percentUsed();
+        const bool belowFloor = !enoughStorage(u->availableBytes, minFree, 0);
+        DiskLevel level = diskLevel(*u);
+        if (belowFloor) level = DiskLevel::Error;
+        const QString figures = QStringLiteral("%1 %2 % used, %3 free of %4")
+                                    .arg(folder)
+                                    .arg(pct)
+                                    .arg(humanBytes(u->availableBytes), humanBytes(u->totalBytes));
+        switch (level) {
+        case DiskLevel::Ok: ctx.out << "disk: " << figures << Qt::endl; break;
+        case DiskLevel::Warning:
+            ctx.out << "disk: WARNING: " << figures << " (ERROR at " << kDiskErrorPercent << " %; free space or grow the disk)" << Qt::endl;
+            break;
+        case DiskLevel::Error:
+            ctx.out << "disk: ERROR: " << figures;
+            if (belowFloor) ctx.out << "; below smtp.min_free_space (" << Schema::formatSize(minFree) << "): new mail is refused with 452 4.3.1";
+            else ctx.out << "; free space or grow the disk now";
+            ctx.out << Qt::endl;
+            ok = false;
+            break;
+        }
+    }
+    return ok;
 }
 
 int status(CtlContext& ctx) {
@@ -54,9 +150,11 @@ int status(CtlContext& ctx) {
         rc = 1;
     } else {
         ctx.out << "supervisor: running (pid " << pid << ", updated " << st.value(QStringLiteral("updated")).toString() << ")" << Qt::endl;
+        QStringList reported;
         for (const QJsonValue& v : st.value(QStringLiteral("services")).toArray()) {
             const QJsonObject s = v.toObject();
             const QString state = s.value(QStringLiteral("state")).toString();
+            reported << s.value(QStringLiteral("name")).toString();
             QStringList listeners;
             const QJsonObject l = s.value(QStringLiteral("listeners")).toObject();
             for (auto it = l.begin(); it != l.end(); ++it)
@@ -70,9 +168,22 @@ int status(CtlContext& ctx) {
             if (s.contains(QStringLiteral("error"))) ctx.out << "    " << s.value(QStringLiteral("error")).toString() << Qt::endl;
             if (state != u"running" && state != u"disabled") rc = 1;
         }
+        // Every program of the service table must be accounted for (a status file of another
+        // supervisor version, or a cut one, must not make a daemon disappear from the check).
+        for (const ServiceInfo& service : services()) {
+            if (reported.contains(service.program)) continue;
+            ctx.out << "  " << service.program.leftJustified(16) << "not reported by the supervisor" << Qt::endl;
+            rc = 1;
+        }
     }
     // Counted by name, without opening the daemon user's files as root (queue list reads them as that user).
-    ctx.out << "queue: " << queuedCount(config) << " message(s)" << Qt::endl;
+    const QueueSummary queue = queueSummary(config);
+    ctx.out << "queue: " << queue.count << " message(s)";
+    if (queue.oldest > 0)
+        ctx.out << ", oldest " << humanAge(QDateTime::currentSecsSinceEpoch() - queue.oldest) << " ("
+                << QDateTime::fromSecsSinceEpoch(queue.oldest, Qt::UTC).toString(Qt::ISODate) << ")";
+    ctx.out << Qt::endl;
+    if (!diskStatus(ctx, config)) rc = 1;
     bool backupWarning = false;
     ctx.out << backupStatusLine(config, &backupWarning) << Qt::endl;  // a warning, not a failure
     auto cert = certificateInfo(config.path(QStringLiteral("tls.cert")));
@@ -83,6 +194,31 @@ int status(CtlContext& ctx) {
         if (days < 0) rc = 1;
     } else {
         ctx.out << "certificate: " << cert.errorMessage() << Qt::endl;
+        rc = 1;
+    }
+    return rc;
+}
+
+// Program version, the data folder's format and the range this build handles; exit 1 when
+// the data folder is of a newer format (the daemons would refuse to start) or unreadable.
+int version(CtlContext& ctx) {
+    Config config;
+    if (!ctx.loadConfig(config)) return 1;
+    ctx.out << "postern " << POSTERN_VERSION << Qt::endl;
+    auto v = readDataVersion(config);
+    int rc = 0;
+    if (!v) {
+        ctx.out << "data format: unknown: " << v.errorMessage() << Qt::endl;
+        rc = 1;
+    } else if (*v == 0) {
+        ctx.out << "data format: none recorded in " << config.dataDir() << " (the daemons record format " << kDataFormatVersion
+                << " at their next start)" << Qt::endl;
+    } else {
+        ctx.out << "data format: " << *v << " (" << dataVersionPath(config) << ")" << Qt::endl;
+    }
+    ctx.out << "supported data formats: " << kOldestDataFormat << " to " << kDataFormatVersion << " (older ones are migrated at start)" << Qt::endl;
+    if (auto st = checkDataVersion(config); v && !st) {
+        ctx.out << "ERROR: " << st.errorMessage() << Qt::endl;
         rc = 1;
     }
     return rc;
@@ -139,7 +275,9 @@ int dkimRemoveRetired(CtlContext& ctx) {
 }  // namespace
 
 void addStatusCommands(QList<Command>& out) {
-    out << Command{{QStringLiteral("status")}, {}, QStringLiteral("daemons, listeners, queue size, certificate expiry"), {}, {}, status};
+    out << Command{{QStringLiteral("status")}, {}, QStringLiteral("daemons, listeners, queue size and age, disk space, certificate expiry"), {}, {}, status};
+    out << Command{{QStringLiteral("version")}, {}, QStringLiteral("program version, data folder format and the formats this build reads"),
+                   {}, {}, version};
     out << Command{{QStringLiteral("dkim"), QStringLiteral("list")}, QStringLiteral("[DOMAIN]"), QStringLiteral("DKIM keys and their DNS records"),
                    {}, {}, dkimList};
     out << Command{{QStringLiteral("dkim"), QStringLiteral("rotate")}, QStringLiteral("[DOMAIN]"),

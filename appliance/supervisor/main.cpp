@@ -15,12 +15,16 @@
 //   root reach them by SafeDir (core/safe_path.h): a link, hard link or FIFO put
 //   there is refused, never followed (a refused mail.log means stderr only).
 //   Ready files are read the same way (a FIFO cannot block it).
+//   Reads <data_dir>/postern-data-version (through SafeDir) and refuses to start
+//   (exit 1) on data of a newer format (core/data_version.h); the daemons, not
+//   root, migrate older data.
 //   An attacker who controls it is root. It parses no network data, and what it
 //   reads from the daemon user's folders decides nothing but its own display.
 #include "supervisor.h"
 
 #include "common/unix_signals.h"
 
+#include "core/data_version.h"
 #include "core/log.h"
 #include "core/process.h"
 
@@ -56,6 +60,12 @@ int main(int argc, char** argv) {
     // A log file root must not write through (a link planted in log_dir) is refused and
     // said on stderr; the supervisor keeps running and logs to stderr only.
     (void)initDaemonLogging(*config, QStringLiteral("postern-appliance"));
+    // Data of a newer Postern: start nothing (the daemons would refuse one by one, forever).
+    if (auto st = checkDataVersion(*config); !st) {
+        log::error(u"supervisor.refused", log::Fields().add("error", st.errorMessage()));
+        QTextStream(stderr) << "postern-appliance: " << st.errorMessage() << "\n";
+        return 1;
+    }
     log::info(u"supervisor.starting", log::Fields().add("config", configDir).add("pid1", ::getpid() == 1));
     Supervisor supervisor(configDir, *config);
     UnixSignals* sigs = UnixSignals::install(&app);

@@ -7,6 +7,7 @@
 #include "workers.h"
 
 #include "core/accounts.h"
+#include "core/data_version.h"
 #include "core/log.h"
 #include "core/process.h"
 #include "core/services.h"
@@ -96,6 +97,8 @@ Status becomeDaemonUser(const Config& config, const DaemonSpec& spec) {
     folders.removeDuplicates();
     for (const QString& folder : std::as_const(folders))
         if (auto st = checkFolderWritable(folder); !st) return st;
+    // As the daemon user: files a migration step makes are that user's (core/data_version.h).
+    if (auto migrated = migrateDataFolder(config); !migrated) return migrated.error();
     // The throttle file is in run_dir, which the daemon user owns: mapped as that user, never as root.
     if (Authenticator* auth = bootstrap().auth.get())
         if (auto t = auth->openSharedThrottle(); !t)
@@ -182,6 +185,8 @@ int runDaemon(int argc, char** argv, const DaemonSpec& spec) {
         err.flush();
         return 1;
     };
+    // Data written by a newer Postern is not touched (core/data_version.h).
+    if (auto st = checkDataVersion(config); !st) return startFailed(st.errorMessage());
     auto ctx = loadBootstrap(config, spec);
     if (!ctx) return startFailed(ctx.errorMessage());
     auto server = spec.create(*ctx, &app);

@@ -5,7 +5,9 @@
 //      program's line of the service table, core/services.h), --version;
 //   2. loads the configuration (errors: message on stderr, exit 78 = EX_CONFIG);
 //   3. starts logging (mail.log in log_dir, stderr; exit 1 when root would have
-//      to write through a link or hard link planted there);
+//      to write through a link or hard link planted there); then refuses (exit 1,
+//      one line) a data folder of a newer format than this build knows
+//      (core/data_version.h);
 //   3b. the daemon bootstrap every daemon shared by hand before: with spec.accounts
 //      Read or Authenticate, loads the accounts (exit 1 with "accounts: <why>"
 //      when they cannot be read); with Authenticate also makes the Authenticator
@@ -20,6 +22,8 @@
 //      and log folders and in every folder of spec.writableFolders; exit 1 with
 //      one line naming the folder, the user and the fix when it cannot, before
 //      any ready file (so the supervisor restarts it with back-off and logs why);
+//      then migrates an older data folder to this build's format, once, under a
+//      lock shared by all daemons (core/data_version.h; exit 1 when a step fails);
 //      then, as the daemon user and never as root, maps the shared auth throttle
 //      (<run_dir>/auth-throttle, in a folder that user owns; a warning
 //      auth.throttle_not_shared when it cannot, the daemon then throttles alone)

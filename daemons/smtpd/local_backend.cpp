@@ -259,11 +259,15 @@ DeliveryOutcome deliverMessage(const DeliveryContext& c, const MessageJob& job) 
 }  // namespace
 
 LocalBackend::LocalBackend(const Config& config, AccountStore& accounts, Authenticator& auth)
-    : m_config(config), m_accounts(accounts), m_auth(auth) {
+    : m_config(config), m_accounts(accounts), m_auth(auth), m_space({config.mailDir(), config.queueDir()}) {
     m_pool.setMaxThreadCount(std::max(2, QThread::idealThreadCount() * 2));
 }
 
 bool LocalBackend::vrfyAllowed() const { return m_config.flag(QStringLiteral("smtp.vrfy")); }
+
+bool LocalBackend::storageAvailable(qint64 declaredSize, QString* detail) {
+    return m_space.admit(m_config.size(QStringLiteral("smtp.min_free_space")), declaredSize, detail);
+}
 
 RcptVerdict LocalBackend::checkRecipient(const MailPath& path, bool authenticated, qint64 messageSize, RecipientInfo* out,
                                          QString* detail) {

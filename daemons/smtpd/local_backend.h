@@ -31,6 +31,8 @@
 // Failures are answered with the one mapping of common/store/store_error.h
 // (e.g. 452 4.3.1 disk full, 452 4.2.2 mailbox full, 552 5.2.2 message larger
 // than the whole quota).
+// Free space: storageAvailable() applies smtp.min_free_space to the file systems of
+// mail/ and queue/ (the smaller free space counts), statvfs cached for 1 s.
 // Limits: the header block read back: smtp.max_header_size + 64 KiB (larger:
 // not checked, "none (message not checked)"; submissions refused with 550).
 #pragma once
@@ -41,6 +43,7 @@
 
 #include "core/accounts.h"
 #include "core/config.h"
+#include "core/disk_space.h"
 
 #include <QThreadPool>
 
@@ -54,6 +57,7 @@ public:
                                QString* detail) override;
     bool maySendAs(const QString& user, const MailPath& from) override;
     bool vrfyAllowed() const override;
+    bool storageAvailable(qint64 declaredSize, QString* detail) override;
     void authenticate(const AuthRequest& request, QByteArray password, AuthDone done) override;
     std::shared_ptr<SpoolBody> openBody(QString* error) override;
     void deliver(QObject* context, MessageJob job, std::function<void(DeliveryOutcome)> done) override;
@@ -66,6 +70,7 @@ private:
     AccountStore& m_accounts;
     Authenticator& m_auth;
     QThreadPool m_pool;
+    FreeSpaceGuard m_space;  // the mail and queue folders' file systems
 };
 
 }  // namespace postern::smtp

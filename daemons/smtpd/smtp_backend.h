@@ -5,6 +5,9 @@
 //   checkRecipient()  synchronous lookup in the accounts snapshot (RFC 5321
 //                     requires an answer per RCPT; the snapshot is in memory).
 //   maySendAs()       submission policy for MAIL FROM.
+//   storageAvailable() whether a new message (of the declared SIZE, 0 when none)
+//                     may be accepted with the free space left (smtp.min_free_space;
+//                     cheap: a cached statvfs, core/disk_space.h); false -> 452 4.3.1.
 //   authenticate()    asynchronous (common/auth_request.h); the callback runs
 //                     on the main thread, never after request.context is destroyed.
 //   openBody()        a fresh spool file for the content of one message.
@@ -76,6 +79,7 @@ public:
                                        QString* detail) = 0;
     virtual bool maySendAs(const QString& user, const MailPath& from) = 0;
     virtual bool vrfyAllowed() const = 0;
+    virtual bool storageAvailable(qint64 declaredSize, QString* detail) = 0;
     virtual void authenticate(const AuthRequest& request, QByteArray password, AuthDone done) = 0;
     // A new spool file under a fresh queue id (the id is the file's identity everywhere after).
     virtual std::shared_ptr<SpoolBody> openBody(QString* error) = 0;

@@ -322,6 +322,13 @@ void SmtpSession::cmdMail(const Command& c) {
             return;
         }
     }
+    // RFC 5321 4.2.2 / RFC 3463 X.3.1 (and RFC 1870 6.1 for SIZE=): refuse while the
+    // disk is nearly full, before the client sends a message we might not be able to store.
+    if (QString why; !m_backend.storageAvailable(declared, &why)) {
+        log::write(log::Level::Warning, m_io.info().sessionId, u"smtp.storage_low", log::Fields().add("detail", why));
+        reply(452, "4.3.1", QStringLiteral("Insufficient system storage"));
+        return;
+    }
     m_mailFrom = c.path;
     m_smtpUtf8 = smtpUtf8;
     m_eightBitMime = eightBit;

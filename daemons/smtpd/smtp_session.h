@@ -23,7 +23,9 @@
 // reports every copy durable. A failed write to the spool file is answered
 // with the one store-failure mapping (common/store/store_error.h, as the
 // server's own storage): 452 4.3.1 for a full disk or the daemon's quota,
-// 451 4.3.0 otherwise.
+// 451 4.3.0 otherwise. Before that can happen, MAIL FROM is answered 452 4.3.1
+// while the backend says the disk is nearly full (smtp.min_free_space, or a
+// SIZE= that would not fit above it): nothing is accepted that might not fit.
 //
 // Limits (SessionConfig): command line length (512 octets incl. CRLF for all
 // but MAIL/RCPT/AUTH, smtp_command.h), recipients (452 4.5.3 beyond

@@ -50,6 +50,12 @@ public:
     }
     bool maySendAs(const QString&, const MailPath& f) override { return !f.isNull; }
     bool vrfyAllowed() const override { return false; }
+    // An odd SIZE= stands for "disk nearly full", so the 452 4.3.1 path is fuzzed too.
+    bool storageAvailable(qint64 declared, QString* d) override {
+        if (declared % 2 == 0) return true;
+        *d = QStringLiteral("fuzz");
+        return false;
+    }
     void authenticate(const AuthRequest& r, QByteArray p, AuthDone d) override {
         d(p == "pw" ? AuthVerdict::Ok : p == "busy" ? AuthVerdict::TempFail : AuthVerdict::Failed, r.login);
     }

@@ -10,6 +10,10 @@ void addSmtp(QList<Setting>& out) {
     out << Setting{.key = QStringLiteral("smtp.max_message_size"), .type = T::Size, .defaultValue = QStringLiteral("25M"),
                    .doc = QStringLiteral("Largest message accepted (advertised as SIZE; 552 5.3.4 above it)"),
                    .section = sec, .min = 1024, .max = qint64(2) << 30};
+    out << Setting{.key = QStringLiteral("smtp.min_free_space"), .type = T::Size, .defaultValue = QStringLiteral("256M"),
+                   .doc = QStringLiteral("Below this much free space on the mail or queue folder's file system, MAIL FROM gets "
+                                         "452 4.3.1 (as is a SIZE= that would leave less); 0 turns the check off"),
+                   .section = sec, .min = 0, .max = qint64(1) << 50};
     out << Setting{.key = QStringLiteral("smtp.max_recipients"), .type = T::Int, .defaultValue = QStringLiteral("100"),
                    .doc = QStringLiteral("Recipients per message (RFC 5321 requires at least 100)"), .section = sec,
                    .min = 1, .max = 100000};

@@ -1,7 +1,9 @@
 """A full disk answers 452 4.3.1, never 250, and the daemon keeps running.
 The data folder lives on a small tmpfs the test mounts (in its own mount
 namespace when possible), filled up before the message arrives; once space
-is freed, delivery works again."""
+is freed, delivery works again. The free-space floor that refuses mail at
+MAIL FROM (smtp.min_free_space, test_smtp_storage_low.py) is turned off here,
+so the write failure itself is what this test sees."""
 
 import os
 import shutil
@@ -13,7 +15,7 @@ from postern_testlib import Instance, fill_up, mount_tmpfs
 
 class DiskFull(unittest.TestCase):
     def test_disk_full(self):
-        inst = Instance()
+        inst = Instance(conf={"smtp.min_free_space": "0"})
         mnt = inst.data_dir
         unmount = lambda: None  # noqa: E731
         try:

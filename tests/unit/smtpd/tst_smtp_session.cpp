@@ -6,6 +6,8 @@
 #include "recording_io.h"
 #include "smtp_session.h"
 
+#include "core/disk_space.h"
+
 #include <QCoreApplication>
 #include <QtTest>
 
@@ -58,6 +60,12 @@ public:
     }
     bool maySendAs(const QString& user, const MailPath& from) override { return from.address().toLower() == user; }
     bool vrfyAllowed() const override { return false; }
+    qint64 freeSpace = -1;  // -1: plenty; otherwise the admission rule of core/disk_space.h with minFree 1000
+    bool storageAvailable(qint64 declaredSize, QString* detail) override {
+        if (freeSpace < 0 || enoughStorage(quint64(freeSpace), 1000, declaredSize)) return true;
+        *detail = QStringLiteral("test disk full");
+        return false;
+    }
     void authenticate(const AuthRequest& request, QByteArray password, AuthDone done) override {
         if (password == "busy") return done(AuthVerdict::TempFail, request.login);
         done(request.login == u"alice@example.org" && password == "secret" ? AuthVerdict::Ok : AuthVerdict::Failed, request.login);
@@ -405,6 +413,46 @@ private Q_SLOTS:
         h.session->shutdown();
         QVERIFY(h.io.take().startsWith("421 4.3.2"));
         QVERIFY(h.io.closed);
+    }
+
+    // RFC 5321 4.2.2 / RFC 3463 X.3.1: while the disk is nearly full, MAIL FROM is refused
+    // with 452 4.3.1 and no transaction starts; RFC 1870 6.1: also a SIZE= that would not fit
+    // above the floor (the fake's floor is 1000 bytes). Space freed: accepted again.
+    void storageLowAtMailFrom_data() {
+        QTest::addColumn<qint64>("freeSpace");
+        QTest::addColumn<QByteArray>("params");
+        QTest::addColumn<int>("code");
+        QTest::newRow("plenty") << qint64(-1) << QByteArray() << 250;
+        QTest::newRow("free = floor") << qint64(1000) << QByteArray() << 250;
+        QTest::newRow("free = floor - 1") << qint64(999) << QByteArray() << 452;
+        QTest::newRow("nothing free") << qint64(0) << QByteArray() << 452;
+        QTest::newRow("SIZE fits exactly") << qint64(1500) << QByteArray(" SIZE=500") << 250;
+        QTest::newRow("SIZE one byte over") << qint64(1500) << QByteArray(" SIZE=501") << 452;
+        QTest::newRow("SIZE=0") << qint64(1000) << QByteArray(" SIZE=0") << 250;
+    }
+    void storageLowAtMailFrom() {
+        QFETCH(qint64, freeSpace);
+        QFETCH(QByteArray, params);
+        QFETCH(int, code);
+        Harness h(ListenerMode::Mx);
+        h.send("EHLO client.test\r\n");
+        h.io.take();
+        h.backend.freeSpace = freeSpace;
+        postern::test::feed(*h.session, h.buffer, "MAIL FROM:<someone@remote.test>" + params + "\r\n", 1);
+        const QByteArray out = h.io.take();
+        if (code == 250) {
+            QCOMPARE(out, QByteArray("250 2.1.0 Sender OK\r\n"));
+            return;
+        }
+        QCOMPARE(out, QByteArray("452 4.3.1 Insufficient system storage\r\n"));
+        // No transaction was opened.
+        QCOMPARE(h.send("RCPT TO:<alice@example.org>\r\n"), QList<int>{503});
+        // Space is back: the same command is accepted and the message delivered.
+        h.backend.freeSpace = -1;
+        QCOMPARE(h.send("MAIL FROM:<someone@remote.test>" + params + "\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n"),
+                 (QList<int>{250, 250, 354}));
+        QCOMPARE(h.send("Subject: x\r\n\r\nbody\r\n.\r\n"), QList<int>{250});
+        QCOMPARE(h.backend.delivered.size(), 1);
     }
 
     // A failed write to the spool file (at our Received header, or in the content) is
