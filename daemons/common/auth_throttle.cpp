@@ -55,6 +55,7 @@ namespace {
 constexpr quint64 kMagic = 0x32524854'4e545350ULL;  // "PSTNTHR2", version 2 of the file
 constexpr int kProbe = 32;
 constexpr quint32 kUnknownForAccount = 1;  // the lease counts against its account's limit
+constexpr quint32 kKnownForAddress = 2;    // a known-good pair: counts against kMaxInFlightKnownPerAddress
 
 bool stale(qint64 lastMs, qint64 now, qint64 lifetimeMs) {
     // Also a time in the future beyond the lifetime (the clock was set back): forget it.
@@ -215,7 +216,7 @@ AuthThrottle::Admission AuthThrottle::admit(const QHostAddress& ip, const QStrin
     Tables& tb = tables();
     const quint64 address = sharedSlotHash(a.addressKey);
     const quint64 account = a.user.isEmpty() ? 0 : sharedSlotHash(userKey(a.user));
-    int addressInFlight = 0, accountInFlight = 0, free = -1;
+    int addressInFlight = 0, knownInFlight = 0, accountInFlight = 0, free = -1;
     for (int i = 0; i < kLeases; ++i) {
         Lease& l = tb.leases[i];
         if (l.token && !leaseAlive(l, t)) l = Lease{};
@@ -223,28 +224,32 @@ AuthThrottle::Admission AuthThrottle::admit(const QHostAddress& ip, const QStrin
             if (free < 0) free = i;
             continue;
         }
-        if (l.address == address) ++addressInFlight;
+        if (l.address == address) ++((l.flags & kKnownForAddress) ? knownInFlight : addressInFlight);
         if (account && l.account == account && (l.flags & kUnknownForAccount)) ++accountInFlight;
     }
+    if (account) {
+        const Known* k = findKnown(sharedSlotHash(knownKey(a.user, a.addressKey)), false, t);
+        a.knownGood = k && !stale(k->lastMs, t, kKnownGoodMs);
+    }
     const int addressFailures = count(address, t);
-    if (addressInFlight >= (addressFailures > 0 ? 1 : kMaxInFlightPerAddress)) {
+    // Known-good pairs (this account logged in from here before) have their own, larger
+    // allowance: an office behind one NAT address logging in at nine o'clock is not a guesser.
+    const int inFlight = a.knownGood ? knownInFlight : addressInFlight;
+    const int allowed = addressFailures > 0 ? 1 : (a.knownGood ? kMaxInFlightKnownPerAddress : kMaxInFlightPerAddress);
+    if (inFlight >= allowed) {
         a.reason = QStringLiteral("address busy");
         return a;
     }
     qint64 delay = penalty(addressFailures);
     bool unknown = false;
-    if (account) {
-        const Known* k = findKnown(sharedSlotHash(knownKey(a.user, a.addressKey)), false, t);
-        a.knownGood = k && !stale(k->lastMs, t, kKnownGoodMs);
-        if (!a.knownGood) {
-            unknown = true;
-            const int accountFailures = count(account, t);
-            if (accountInFlight >= (accountFailures > 0 ? 1 : kMaxInFlightPerAccount)) {
-                a.reason = QStringLiteral("account busy");
-                return a;
-            }
-            delay = std::max(delay, penalty(accountFailures));
+    if (account && !a.knownGood) {
+        unknown = true;
+        const int accountFailures = count(account, t);
+        if (accountInFlight >= (accountFailures > 0 ? 1 : kMaxInFlightPerAccount)) {
+            a.reason = QStringLiteral("account busy");
+            return a;
         }
+        delay = std::max(delay, penalty(accountFailures));
     }
     if (free < 0) {
         a.reason = QStringLiteral("table full");
@@ -257,7 +262,7 @@ AuthThrottle::Admission AuthThrottle::admit(const QHostAddress& ip, const QStrin
     l.account = account;
     l.expiresMs = t + delay + kCheckBudgetMs;
     l.pid = qint32(::getpid());
-    l.flags = unknown ? kUnknownForAccount : 0;
+    l.flags = (unknown ? kUnknownForAccount : 0) | (a.knownGood ? kKnownForAddress : 0);
     a.verdict = Admission::Verdict::Proceed;
     a.delayMs = delay;
     a.lease = free;

@@ -28,7 +28,12 @@
 //      of an address with recent failures; more are refused at once with a
 //      temporary failure, without checking anything. So N parallel connections
 //      get neither N fresh checks nor N parallel waits: one address makes at
-//      most one guess per penalty period once it has failed.
+//      most one guess per penalty period once it has failed. Attempts for an
+//      account that is known good from this address (4.) are counted apart,
+//      kMaxInFlightKnownPerAddress of them at once from a clean address (one
+//      with failures: again one at a time): many users behind one NAT address
+//      logging in together are not refused, and a guesser there gains nothing
+//      against accounts it has not already logged into from that address.
 //   3. Account side, for addresses that are not known good for the account:
 //      when the account has n recent failures, the attempt waits penalty(n)
 //      before the check (the longer of this and the address side), and only one
@@ -92,6 +97,7 @@ public:
     static constexpr int kLeases = 4096;
     static constexpr int kMaxInFlightPerAddress = 3;
     static constexpr int kMaxInFlightPerAccount = 3;
+    static constexpr int kMaxInFlightKnownPerAddress = 64;
     static constexpr qint64 kCheckBudgetMs = 120'000;
     static constexpr qint64 kKnownGoodMs = qint64(30) * 24 * 3600 * 1000;
     static constexpr int kIpv6PrefixBits = 48;

@@ -85,6 +85,50 @@ private Q_SLOTS:
         QCOMPARE(adm.delayMs, 0);
     }
 
+    // Many users behind one NAT address who logged in from there before log in together:
+    // their attempts count apart from unknown ones (kMaxInFlightKnownPerAddress), so ten at
+    // once all run; an unknown account there is still limited as before, and once the
+    // address has a failure, known-good attempts go one at a time too.
+    void knownGoodInFlightPerAddress() {
+        ManualClock clock;
+        AuthThrottle t;
+        t.setClock(clock.fn());
+        t.setPolicy({100, 1000, 60'000});
+        const QHostAddress a = ip("198.51.100.5");
+        for (int i = 0; i < 10; ++i) t.finish(t.admit(a, QStringLiteral("user%1@x").arg(i)), Outcome::Success);
+        QList<AuthThrottle::Admission> running;
+        for (int i = 0; i < 10; ++i) {
+            running << t.admit(a, QStringLiteral("user%1@x").arg(i));
+            QVERIFY2(running.last().proceed(), qPrintable(running.last().reason));
+            QVERIFY(running.last().knownGood);
+        }
+        // Unknown accounts from the same address: their own limit, unaffected by the ten.
+        for (int i = 0; i < AuthThrottle::kMaxInFlightPerAddress; ++i) {
+            running << t.admit(a, QStringLiteral("stranger%1@x").arg(i));
+            QVERIFY(running.last().proceed());
+        }
+        QCOMPARE(t.admit(a, QStringLiteral("stranger9@x")).reason, QStringLiteral("address busy"));
+        for (auto& r : running) t.finish(r, Outcome::Success);
+        running.clear();
+        // The known-good allowance has its limit.
+        for (int i = 0; i < AuthThrottle::kMaxInFlightKnownPerAddress; ++i)
+            t.finish(t.admit(a, QStringLiteral("k%1@x").arg(i)), Outcome::Success);
+        for (int i = 0; i < AuthThrottle::kMaxInFlightKnownPerAddress; ++i) {
+            running << t.admit(a, QStringLiteral("k%1@x").arg(i));
+            QVERIFY(running.last().proceed());
+        }
+        QCOMPARE(t.admit(a, QStringLiteral("user0@x")).reason, QStringLiteral("address busy"));
+        for (auto& r : running) t.finish(r, Outcome::Success);
+        running.clear();
+        // A failure from the address: known-good attempts go one at a time again.
+        t.finish(t.admit(a, QStringLiteral("nobody@x")), Outcome::Failure);
+        clock.now += 1000;
+        const auto first = t.admit(a, QStringLiteral("user1@x"));
+        QVERIFY(first.proceed());
+        QCOMPARE(t.admit(a, QStringLiteral("user2@x")).reason, QStringLiteral("address busy"));
+        t.finish(first, Outcome::Success);
+    }
+
     // Attempts in flight: three from a clean address at once, one from an address with
     // failures; more are refused at once (no check, no wait) and the count never leaks.
     void inFlightPerAddress() {
