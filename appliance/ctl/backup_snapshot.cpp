@@ -8,6 +8,7 @@
 #include "common/store/maildir_names.h"
 
 #include "core/atomic_file.h"
+#include "core/data_version.h"
 #include "core/process.h"
 #include "core/safe_path.h"
 
@@ -398,6 +399,7 @@ public:
         if (!mkdirEmit(QString(), 0700)) return 1;
         snapshotMail();
         snapshotQueue();
+        snapshotDataVersion();
         flush();
         m_progress.done();
         // Counters for the parent's summary line.
@@ -525,6 +527,15 @@ private:
                 else if (c.error().code != ENOENT) error(c.errorMessage());
             }
         }
+    }
+
+    // The data format number (core/data_version.h) travels with the data it describes: a
+    // restore onto a newer build is then migrated from the right format, and an older
+    // build refuses data newer than itself instead of misreading it.
+    void snapshotDataVersion() {
+        const QString rel = QLatin1String(kDataVersionFileName);
+        if (auto c = copyFile(dataVersionPath(m_config), rel); c) emitFile(rel);
+        else if (c.error().code != ENOENT) error(c.errorMessage());
     }
 
     void snapshotMail() {

@@ -142,6 +142,10 @@ class Backup(unittest.TestCase):
         self.assertIn(": OK;", v.stdout)
         for program in ("postern-smtpd", "postern-imapd"):
             inst.stop(program)
+        # The running daemons wrote the data format number; the snapshot carries it.
+        with open(os.path.join(inst.data_dir, "postern-data-version"), "rb") as fh:
+            data_version = fh.read()
+        self.assertRegex(data_version, rb"^[1-9][0-9]*\n$")
         dkim_before = {}
         for dirpath, _, files in os.walk(os.path.join(inst.config_dir, "dkim")):
             for f in files:
@@ -159,6 +163,8 @@ class Backup(unittest.TestCase):
         self.assertRegex(r.stdout, r"restored \d+ messages .* 1 queued")
         restored = Restored(new_root, new_conf, new_data, inst.passwords)
         try:
+            with open(os.path.join(new_data, "postern-data-version"), "rb") as fh:
+                self.assertEqual(fh.read(), data_version)
             if os.geteuid() == 0:
                 import pwd
                 self.assertEqual(os.stat(os.path.join(new_data, "mail")).st_uid, pwd.getpwnam("nobody").pw_uid)
