@@ -573,7 +573,7 @@ Status AccountStore::modify(const std::function<Status(Accounts&)>& change) {
 
 std::shared_ptr<const Accounts> AccountStore::current(QString* error) {
     QMutexLocker lock(&m_mutex);
-    const qint64 now = QDateTime::currentMSecsSinceEpoch();
+    const qint64 now = m_clock ? m_clock() : QDateTime::currentMSecsSinceEpoch();
     if (m_snapshot && now - m_lastCheckMs < 1000) return m_snapshot;
     m_lastCheckMs = now;
     QList<qint64> stamps;

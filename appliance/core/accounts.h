@@ -128,10 +128,13 @@ public:
     Status modify(const std::function<Status(Accounts&)>& change);
     // Cached snapshot for daemons; never null after the first successful load.
     std::shared_ptr<const Accounts> current(QString* error = nullptr);
+    // Tests: the clock that spaces current()'s checks of the files (ms since the epoch).
+    void setClock(std::function<qint64()> clock) { m_clock = std::move(clock); }
 
 private:
     QString m_dir;
     QMutex m_mutex;
+    std::function<qint64()> m_clock;
     std::shared_ptr<const Accounts> m_snapshot;
     qint64 m_lastCheckMs = 0;
     QList<qint64> m_stamps;

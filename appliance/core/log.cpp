@@ -34,6 +34,11 @@ State& state() {
     return s;
 }
 std::atomic<int> g_minLevel{int(Level::Info)};
+std::atomic<QDateTime (*)()> g_clock{nullptr};
+QDateTime nowUtc() {
+    const auto clock = g_clock.load();
+    return clock ? clock() : QDateTime::currentDateTimeUtc();
+}
 
 void writeAll(int fd, const QByteArray& b);
 
@@ -91,7 +96,7 @@ void init(const Options& options) {
     s.options = options;
     g_minLevel = int(options.minLevel);
     openFileLocked(s);
-    s.lastCheckMs = QDateTime::currentMSecsSinceEpoch();
+    s.lastCheckMs = nowUtc().toMSecsSinceEpoch();
 }
 
 QString fileError() {
@@ -101,6 +106,7 @@ QString fileError() {
 }
 
 void setMinLevel(Level level) { g_minLevel = int(level); }
+void setClock(QDateTime (*clock)()) { g_clock = clock; }
 bool enabled(Level level) { return int(level) >= g_minLevel.load(); }
 QString program() {
     State& s = state();
@@ -154,7 +160,7 @@ QString newSessionId() {
 void write(Level level, QStringView session, QStringView event, const Fields& fields) {
     if (!enabled(level)) return;
     State& s = state();
-    const QDateTime now = QDateTime::currentDateTimeUtc();
+    const QDateTime now = nowUtc();
     QString line = now.toString(Qt::ISODateWithMs);
     QMutexLocker lock(&s.mutex);
     line += QLatin1Char(' ');

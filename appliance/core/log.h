@@ -24,6 +24,7 @@
 #pragma once
 
 #include <QByteArray>
+#include <QDateTime>
 #include <QString>
 #include <QStringView>
 #include <initializer_list>
@@ -43,6 +44,8 @@ struct Options {
 void init(const Options& options);
 QString fileError();
 void setMinLevel(Level level);
+// Tests: the clock of the time stamps and of the once-a-second rotation check (null: the real one).
+void setClock(QDateTime (*clock)());
 bool enabled(Level level);
 QString program();
 
