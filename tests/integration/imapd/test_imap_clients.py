@@ -237,11 +237,11 @@ class ImapClients(unittest.TestCase):
             pass
         # 32 part numbers is the limit (kMaxSectionParts): answered; 33 is a BAD, the session goes on.
         parts = ".".join(str(i) for i in range(1, 33)).encode()
-        s.sendall(b"a5 FETCH 1 (BODY.PEEK[" + parts + b"])\r\n")
+        s.sendall(b"a5 UID FETCH 1:* (BODY.PEEK[" + parts + b"])\r\n")
         while (l := f.readline()).startswith(b"* "):
             self.assertIn(b"BODY[" + parts + b"]", l)
         self.assertTrue(l.startswith(b"a5 OK"), l)
-        s.sendall(b"a5 FETCH 1:* (BODY[" + parts + b".33])\r\n")
+        s.sendall(b"a5 UID FETCH 1:* (BODY[" + parts + b".33])\r\n")
         self.assertTrue(f.readline().startswith(b"a5 BAD"))
         s.sendall(b"a6 " + b"(" * 100 + b"\r\n")
         self.assertTrue(f.readline().startswith(b"a6 BAD"))
