@@ -129,6 +129,8 @@ class Instance:
             "smtp.greet_delay": "0s",
             # No DNS from tests unless a test brings its own server (Nsd) and turns this back on.
             "smtp.sender_auth": "false",
+            # No Rspamd unless a test starts one (Rspamd class below) and turns this back on.
+            "spam.enabled": "false",
         }
         for name in self.LISTENERS:
             lines[f"{name}.listen"] = "127.0.0.1:0"
