@@ -369,8 +369,10 @@ void scanForSpam(QObject* context, const DeliveryContext& c, const MessageJob& j
             return store(std::move(p), SpamResult{false, spam::uncheckedHeaders()});
         }
         const spam::Verdict& v = *r;
-        const spam::Outcome outcome = v.skipped ? spam::Outcome::Inbox : spam::decide(v, policy);
-        stats::add(QStringLiteral("postern_spam_scans_total"), {{QStringLiteral("result"), spam::toString(v.action)}});
+        // is_skipped (GTUBE, settings) still comes with the action Rspamd wants applied.
+        const spam::Outcome outcome = spam::decide(v, policy);
+        stats::add(QStringLiteral("postern_spam_scans_total"),
+                   {{QStringLiteral("result"), spam::toString(v.action).replace(QLatin1Char(' '), QLatin1Char('_'))}});
         log::info(u"spam.verdict", log::Fields()
                                        .add("session", sessionId)
                                        .add("id", queueId)
@@ -378,6 +380,7 @@ void scanForSpam(QObject* context, const DeliveryContext& c, const MessageJob& j
                                        .add("score", QString::number(v.score, 'f', 2))
                                        .add("required", QString::number(v.requiredScore, 'f', 2))
                                        .add("outcome", spam::toString(outcome))
+                                       .add("skipped", v.skipped ? "yes" : "no")
                                        .add("symbols", v.symbols.join(QLatin1Char(','))));
         const QString detail = QStringLiteral("spam: %1 (score %2)").arg(spam::toString(v.action), QString::number(v.score, 'f', 2));
         switch (outcome) {
