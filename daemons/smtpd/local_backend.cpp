@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/paths.h"
 #include "core/posix_io.h"
+#include "core/spam_engine.h"
 #include "core/stats.h"
 
 #include <QDir>
@@ -507,7 +508,7 @@ void LocalBackend::deliver(QObject* context, MessageJob job, std::function<void(
     c.spamScan = job.authUser.isEmpty() && m_config.flag(QStringLiteral("spam.enabled"));
     if (c.spamScan) {
         QString address = m_config.value(QStringLiteral("spam.rspamd_address"));
-        if (address.isEmpty()) address = m_config.runDir() + QStringLiteral("/rspamd/normal.sock");
+        if (address.isEmpty()) address = spamPaths(m_config, QString()).rspamdSocket;  // the supervisor's own
         if (auto t = parseRspamdTarget(address)) c.spamTarget = *t;
         else c.spamTargetError = t.error().message;
         c.spamTimeoutMs = int(m_config.durationMs(QStringLiteral("spam.timeout")));

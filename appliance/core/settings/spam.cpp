@@ -18,7 +18,7 @@ void addSpam(QList<Setting>& out) {
                    .section = sec, .restart = true};
     out << Setting{.key = QStringLiteral("spam.rspamd_address"), .type = T::String, .defaultValue = {},
                    .doc = QStringLiteral("Rspamd's scanner (normal worker): a unix socket path or 127.0.0.1:port / [::1]:port "
-                                         "(empty: the supervisor's own, <run_dir>/rspamd/normal.sock)"),
+                                         "(empty: the supervisor's own, <run_dir>/spam/rspamd.sock)"),
                    .section = sec};
     out << Setting{.key = QStringLiteral("spam.timeout"), .type = T::Duration, .defaultValue = QStringLiteral("20s"),
                    .doc = QStringLiteral("Longest wait for Rspamd's verdict on one message (then spam.on_failure applies)"),

@@ -297,6 +297,10 @@ QByteArray stripSpamHeaders(const QByteArray& header, bool* changed) {
         qsizetype nl = header.indexOf('\n', i);
         const qsizetype end = nl < 0 ? header.size() : nl + 1;
         const QByteArrayView line(header.constData() + i, end - i);
+        if (line == "\r\n" || line == "\n") {  // the empty line: the body follows, kept as it is
+            out.append(QByteArrayView(header).sliced(i));
+            break;
+        }
         const bool continuation = !line.isEmpty() && (line.front() == ' ' || line.front() == '\t');
         if (!continuation) {
             // Only field lines start a new decision; the empty line ending the header is kept.
