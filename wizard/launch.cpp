@@ -131,12 +131,19 @@ QJsonObject waitForReady(QProcess& proc, const QString& readyFile) {
 }
 
 // "started 5 services in 1.2 s", plus any that is not running.
+// The spam filter's engines (redis-server, rspamd) get one line of their own.
 void sayServices(Console& con, const QJsonObject& ready, qint64 ms) {
-    QStringList running, other;
+    QStringList running, other, engines;
+    bool spamOn = false;
     for (const QJsonValue& s : ready.value(QStringLiteral("services")).toArray()) {
         const QJsonObject o = s.toObject();
         const QString name = o.value(QStringLiteral("name")).toString(),
                       state = o.value(QStringLiteral("state")).toString();
+        if (const ServiceInfo* info = findService(name); info && info->engine) {
+            if (state != u"disabled") spamOn = true;
+            engines << QStringLiteral("%1 %2").arg(name, state == u"starting" ? QStringLiteral("starting") : state);
+            continue;
+        }
         if (state == u"running")
             running << name;
         else
@@ -146,6 +153,11 @@ void sayServices(Console& con, const QJsonObject& ready, qint64 ms) {
                 .arg(double(ms) / 1000.0, 0, 'f', 1)
                 .arg(running.join(QStringLiteral(", "))));
     for (const QString& o : std::as_const(other)) con.say(QStringLiteral("  %1").arg(o));
+    if (!engines.isEmpty())
+        con.say(spamOn ? QStringLiteral("  spam filtering: on (Rspamd with Redis: %1); spam goes to each user's Junk folder, "
+                                        "spam.enabled = false turns it off")
+                             .arg(engines.join(QStringLiteral(", ")))
+                       : QStringLiteral("  spam filtering: off (spam.enabled = false)"));
 }
 
 // Client settings from the listener table: per protocol the implicit-TLS port, then STARTTLS.

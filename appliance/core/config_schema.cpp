@@ -45,6 +45,7 @@ Schema::Schema() {
     settings::addPop3(m_settings);
     settings::addWeb(m_settings);
     settings::addBackup(m_settings);
+    settings::addSpam(m_settings);
 }
 
 const Schema& Schema::instance() {

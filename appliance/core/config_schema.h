@@ -95,6 +95,7 @@ void addImap(QList<Setting>& out);
 void addPop3(QList<Setting>& out);
 void addWeb(QList<Setting>& out);
 void addBackup(QList<Setting>& out);
+void addSpam(QList<Setting>& out);
 }  // namespace settings
 
 }  // namespace postern

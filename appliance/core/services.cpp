@@ -46,6 +46,10 @@ QList<ListenerInfo> makeListenerTable() {
 // The programs the supervisor starts, in this order.
 QList<ServiceInfo> makeServiceTable() {
     return {
+        {s("redis-server"), s("Redis for the spam filter (Bayes statistics, greylisting): unix socket only."), true,
+         s("spam.enabled"), true},
+        {s("rspamd"), s("Rspamd spam filter: scans mail from the Internet for postern-smtpd (spam.enabled)."), true,
+         s("spam.enabled"), true},
         {s("postern-smtpd"), s("Postern SMTP daemon: MX (smtp.listen), submission, submissions."), false},
         {s("postern-imapd"), s("Postern IMAP daemon: imap.listen (STARTTLS) and imaps.listen (implicit TLS)."), false},
         {s("postern-pop3d"), s("Postern POP3 daemon: pop3.listen (STLS) and pop3s.listen (implicit TLS)."), false},

@@ -19,7 +19,9 @@
 //   clientListeners()      the rows mail clients use (submission, IMAP, POP3), incoming
 //                          first, implicit TLS before STARTTLS (RFC 8314 5.1): the
 //                          order of autoconfig files and of the wizard's client settings.
-//   services()             the programs the supervisor starts, in start order.
+//   services()             the programs the supervisor starts, in start order: the spam
+//                          filter's engines (redis-server, rspamd; only with spam.enabled)
+//                          first, then Postern's daemons.
 //   listenersOf(program)   the rows a program serves.
 //   serviceNamePort(name)  IANA service name ("smtps", "imap2", ...) -> standard port of
 //                          a row that knows it by that name; -1 otherwise.
@@ -72,6 +74,9 @@ struct ServiceInfo {
     QString program;        // "postern-smtpd"
     QString description;    // one line for --help
     bool withoutListeners;  // runs even when it serves no listener (the queue runner)
+    QString enabledBy = {}; // a Bool setting that must be true for it to run ("spam.enabled"); empty: none
+    bool engine = false;    // a third-party program (redis-server, rspamd) run with a configuration Postern
+                            // generates (core/spam_engine.h); ready when its socket accepts, no ready file
 };
 
 const QList<ListenerInfo>& listeners();

@@ -12,6 +12,10 @@
 //           folders (core/disk_space.h): a WARNING line from 80 % used, an ERROR
 //           line from 95 % or when less than smtp.min_free_space is left (then
 //           postern-smtpd answers 452 4.3.1 to new mail).
+//           The spam filter (spam.enabled): "spam filter: on (rspamd answering at ...)",
+//           or a WARNING line when Rspamd's socket does not accept connections (mail is
+//           then accepted unchecked or answered 451, spam.on_failure); the number of
+//           messages accepted unchecked since postern-smtpd started (its stats file).
 //           Exit 1 when the supervisor is not running, a service is not running
 //           (running and disabled are fine; starting, restarting, missing, stopped, unreported fail),
 //           a disk is at the ERROR level or the certificate has expired.
@@ -22,11 +26,13 @@
 
 #include "common/spool/queue.h"
 
+#include "core/atomic_file.h"
 #include "core/data_version.h"
 #include "core/disk_space.h"
 #include "core/dkim_keys.h"
 #include "core/safe_path.h"
 #include "core/services.h"
+#include "core/spam_engine.h"
 #include "core/tls.h"
 
 #include <QDir>
@@ -36,8 +42,12 @@
 #include <QJsonObject>
 
 #include <csignal>
+#include <cstring>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <unistd.h>
 
 namespace postern::ctl {
@@ -139,6 +149,44 @@ bool diskStatus(CtlContext& ctx, const Config& config) {
     return ok;
 }
 
+// The spam filter's line for `status`; *warning when it is on and Rspamd does not answer.
+QString spamStatusLine(const Config& config, const QString& configDir, bool* warning) {
+    if (!config.flag(QStringLiteral("spam.enabled"))) return QStringLiteral("spam filter: off (spam.enabled = false)");
+    QString address = config.value(QStringLiteral("spam.rspamd_address"));
+    if (address.isEmpty()) address = spamPaths(config, configDir).rspamdSocket;
+    bool answering = false;
+    if (address.startsWith(QLatin1Char('/'))) {
+        const QByteArray p = QFile::encodeName(address);
+        sockaddr_un addr{};
+        const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd >= 0 && size_t(p.size()) < sizeof addr.sun_path) {
+            addr.sun_family = AF_UNIX;
+            memcpy(addr.sun_path, p.constData(), size_t(p.size()));
+            answering = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+        }
+        if (fd >= 0) ::close(fd);
+    } else {
+        answering = true;  // a TCP address: not probed here (the scans' counters below tell)
+    }
+    quint64 unchecked = 0;
+    if (auto bytes = readFile(config.runDir() + QStringLiteral("/postern-smtpd.stats"), 1024 * 1024)) {
+        for (const QJsonValue& c : QJsonDocument::fromJson(*bytes).object().value(QStringLiteral("counters")).toArray()) {
+            const QJsonObject o = c.toObject();
+            if (o.value(QStringLiteral("name")).toString() == u"postern_spam_scans_total" &&
+                o.value(QStringLiteral("labels")).toObject().value(QStringLiteral("result")).toString() == u"unchecked")
+                unchecked += quint64(o.value(QStringLiteral("value")).toInteger());
+        }
+    }
+    QString line = answering ? QStringLiteral("spam filter: on (rspamd at %1)").arg(address)
+                             : QStringLiteral("WARNING: spam filter: rspamd does not answer at %1; inbound mail is %2")
+                                   .arg(address, config.value(QStringLiteral("spam.on_failure")) == u"tempfail"
+                                                     ? QStringLiteral("answered 451 until it is back")
+                                                     : QStringLiteral("accepted unchecked"));
+    if (unchecked > 0) line += QStringLiteral("; %1 message(s) accepted unchecked since postern-smtpd started").arg(unchecked);
+    *warning = !answering || unchecked > 0;
+    return line;
+}
+
 int status(CtlContext& ctx) {
     Config config;
     if (!ctx.loadConfig(config)) return 1;
@@ -186,6 +234,8 @@ int status(CtlContext& ctx) {
     if (!diskStatus(ctx, config)) rc = 1;
     bool backupWarning = false;
     ctx.out << backupStatusLine(config, &backupWarning) << Qt::endl;  // a warning, not a failure
+    bool spamWarning = false;
+    ctx.out << spamStatusLine(config, ctx.configDir, &spamWarning) << Qt::endl;  // a warning, not a failure
     auto cert = certificateInfo(config.path(QStringLiteral("tls.cert")));
     if (cert) {
         const qint64 days = QDateTime::currentDateTimeUtc().daysTo(cert->notAfter);

@@ -3,13 +3,14 @@
 #
 # Usage: install-deps.sh [build|run|test|image|all]...   (default: build)
 #   build  compilers, CMake, Qt 6, OpenSSL, ldns, argon2, libcrypt, SQLite
-#   test   build + the real clients and servers the test suite drives
+#   run    build + the engines the appliance supervises (Rspamd, Redis: spam filter)
+#   test   run + the real clients and servers the test suite drives
 #   image  the tools that build and boot the container and VM images
 #   all    everything above
 #
 # Idempotent: packages already installed are skipped, and when nothing is
 # missing no apt command runs at all. Services that Debian would start on
-# install (nsd, unbound, dovecot, ...) are held back with a temporary policy-rc.d, so
+# install (nsd, unbound, dovecot, rspamd, redis-server, ...) are held back with a temporary policy-rc.d, so
 # the test suite starts its own instances on free loopback ports.
 set -eu
 
@@ -17,6 +18,9 @@ BUILD_PKGS="publicsuffix build-essential cmake ninja-build pkg-config ccache git
  qt6-base-dev qt6-base-dev-tools qt6-httpserver-dev qt6-websockets-dev
  libldns-dev ldnsutils libssl-dev openssl libargon2-dev libcrypt-dev libsqlite3-dev
  ca-certificates"
+# The spam filter (issue 18): the supervisor runs its own rspamd and redis-server with a
+# configuration Postern generates; Debian's system services stay stopped (policy-rc.d below).
+SPAM_PKGS="rspamd redis-server"
 FUZZ_PKGS="clang libclang-rt-14-dev"
 TEST_PKGS="$FUZZ_PKGS python3 swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl curl msmtp fetchmail isync getmail6 offlineimap imapfilter
  nsd bind9-utils python3-dkim python3-nacl python3-dnspython unbound argon2 whois nftables iptables ufw iproute2 tmux pebble
@@ -32,11 +36,11 @@ want=""
 for group in "$@"; do
   case "$group" in
     build) want="$want $BUILD_PKGS" ;;
-    run)   want="$want $BUILD_PKGS" ;;
-    test)  want="$want $BUILD_PKGS $TEST_PKGS" ;;
+    run)   want="$want $BUILD_PKGS $SPAM_PKGS" ;;
+    test)  want="$want $BUILD_PKGS $SPAM_PKGS $TEST_PKGS" ;;
     image) want="$want $IMAGE_PKGS" ;;
-    bench) want="$want $BUILD_PKGS $TEST_PKGS $BENCH_PKGS" ;;
-    all)   want="$want $BUILD_PKGS $TEST_PKGS $IMAGE_PKGS" ;;
+    bench) want="$want $BUILD_PKGS $SPAM_PKGS $TEST_PKGS $BENCH_PKGS" ;;
+    all)   want="$want $BUILD_PKGS $SPAM_PKGS $TEST_PKGS $IMAGE_PKGS" ;;
     *) echo "install-deps: unknown group '$group' (build|run|test|image|bench|all)" >&2; exit 2 ;;
   esac
 done
@@ -62,7 +66,7 @@ else
 fi
 
 echo "install-deps: installing:$missing"
-# Keep freshly installed daemons (nsd, ...) from starting as system services.
+# Keep freshly installed daemons (nsd, rspamd, redis-server, ...) from starting as system services.
 policy=/usr/sbin/policy-rc.d
 created_policy=0
 if [ ! -e "$policy" ]; then

@@ -6,6 +6,7 @@
 #include "core/posix_io.h"
 #include "core/process.h"
 #include "core/services.h"
+#include "core/spam_engine.h"
 
 #include <QCoreApplication>
 #include <QDir>
@@ -17,6 +18,11 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstring>
+#include <grp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,12 +30,27 @@ namespace postern {
 
 namespace {
 void writeAllStderr(const QByteArray& b) { (void)writeAll(STDERR_FILENO, b, QString()); }
+
+// Does a unix socket accept connections (an engine's readiness)? Non-blocking: a unix
+// socket's connect() answers at once.
+bool socketAccepts(const QString& path) {
+    const QByteArray p = QFile::encodeName(path);
+    sockaddr_un addr{};
+    if (p.isEmpty() || size_t(p.size()) >= sizeof addr.sun_path) return false;
+    addr.sun_family = AF_UNIX;
+    memcpy(addr.sun_path, p.constData(), size_t(p.size()));
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return false;
+    const bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    return ok;
+}
 }  // namespace
 
 QList<ServiceSpec> serviceTable() {
     QList<ServiceSpec> out;
     for (const ServiceInfo& s : services()) {
-        ServiceSpec spec{s.program, {}, s.withoutListeners};
+        ServiceSpec spec{s.program, {}, s.withoutListeners, s.enabledBy, s.engine};
         for (const ListenerInfo& l : listenersOf(s.program)) spec.listenerKeys << l.settingKey();
         out << spec;
     }
@@ -106,6 +127,13 @@ void Supervisor::runMaintenance() {
 }
 
 QString Supervisor::findBinary(const QString& program) const {
+    if (const ServiceInfo* info = findService(program); info && info->engine) {
+        for (const QString& d : {QStringLiteral("/usr/bin"), QStringLiteral("/usr/sbin")}) {
+            const QFileInfo f(d + QLatin1Char('/') + program);
+            if (f.isFile() && f.isExecutable()) return f.canonicalFilePath();
+        }
+        return {};
+    }
     QStringList dirs;
     const QString env = qEnvironmentVariable("POSTERN_LIBEXEC");
     if (!env.isEmpty()) dirs << env;
@@ -119,6 +147,7 @@ QString Supervisor::findBinary(const QString& program) const {
 }
 
 bool Supervisor::enabled(const ServiceSpec& s) const {
+    if (!s.enabledBy.isEmpty() && !m_config.flag(s.enabledBy)) return false;
     if (s.withoutListeners) return true;
     for (const QString& k : s.listenerKeys)
         if (!m_config.listeners(k).isEmpty()) return true;
@@ -151,7 +180,10 @@ void Supervisor::start() {
         m_services << s;
         if (!enabled(spec)) {
             s->state = State::Disabled;
-            log::info(u"supervisor.service_disabled", log::Fields().add("service", spec.program).add("reason", "no listener configured"));
+            log::info(u"supervisor.service_disabled",
+                      log::Fields().add("service", spec.program)
+                          .add("reason", !spec.enabledBy.isEmpty() && !m_config.flag(spec.enabledBy) ? spec.enabledBy + QStringLiteral(" is off")
+                                                                                                      : QStringLiteral("no listener configured")));
         } else if (s->binary.isEmpty()) {
             s->state = State::Missing;
             log::error(u"supervisor.service_missing",
@@ -175,6 +207,12 @@ void Supervisor::launch(Service& s) {
     s.process->setInputChannelMode(QProcess::ForwardedInputChannel);
     s.process->setProgram(s.binary);
     s.process->setArguments({QStringLiteral("--config"), m_configDir});
+    if (s.spec.engine && !prepareEngine(s)) {
+        s.process.reset();
+        s.upSince.start();
+        onFinished(s, -1, QProcess::CrashExit);
+        return;
+    }
     Service* raw = &s;
     connect(s.process.get(), &QProcess::finished, this, [this, raw](int code, QProcess::ExitStatus st) { onFinished(*raw, code, st); });
     connect(s.process.get(), &QProcess::readyReadStandardError, this, [raw] { passOnStderr(*raw); });
@@ -184,16 +222,69 @@ void Supervisor::launch(Service& s) {
     s.state = State::Starting;
     s.startedAt = QDateTime::currentDateTimeUtc();
     s.upSince.start();
-    s.readyDeadlineMs = 60'000;
+    s.readyDeadlineMs = s.spec.engine ? 180'000 : 60'000;  // rspamd compiles its rules and TLD list at start
     s.process->start();
     log::info(u"supervisor.start", log::Fields().add("service", s.spec.program).add("binary", s.binary));
     s.readyPoll.start();
     writeState();
 }
 
+// An engine's configuration from postern.conf, its command line, and a child that drops
+// root and creates the engine's folders as the daemon user before exec.
+bool Supervisor::prepareEngine(Service& s) {
+    const SpamPaths paths = spamPaths(m_config, m_configDir);
+    UserIds ids;
+    if (::geteuid() == 0) {
+        auto looked = lookupUser(m_config.value(QStringLiteral("system_user")));
+        if (!looked) {
+            s.lastError = looked.errorMessage();
+            log::error(u"supervisor.engine_config", log::Fields().add("service", s.spec.program).add("error", s.lastError));
+            return false;
+        }
+        ids = *looked;
+    }
+    if (auto st = writeSpamEngineConfig(m_config, paths, ids); !st) {
+        s.lastError = st.errorMessage();
+        log::error(u"supervisor.engine_config", log::Fields().add("service", s.spec.program).add("error", s.lastError));
+        return false;
+    }
+    const EngineCommand cmd = s.spec.program == u"redis-server" ? redisCommand(paths) : rspamdCommand(paths);
+    s.process->setArguments(cmd.arguments);
+    s.process->setWorkingDirectory(QStringLiteral("/"));
+    // Prepared now: only async-signal-safe calls run in the child.
+    auto folders = std::make_shared<QList<QByteArray>>();
+    for (const QString& f : spamEngineFolders(s.spec.program, paths)) *folders << QFile::encodeName(f);
+    (void)removeFile(spamEngineSocket(s.spec.program, paths));
+    s.process->setChildProcessModifier([ids, folders]() {
+        if (ids.uid >= 0) {
+            const gid_t gid = gid_t(ids.gid);
+            if (::setgroups(1, &gid) != 0 || ::setgid(gid) != 0 || ::setuid(uid_t(ids.uid)) != 0 || ::setuid(0) == 0) ::_exit(126);
+        }
+        ::umask(027);
+        for (const QByteArray& f : *folders)
+            if (::mkdir(f.constData(), 0750) != 0 && errno != EEXIST) ::_exit(125);
+    });
+    return true;
+}
+
 void Supervisor::checkReady(Service& s) {
     if (!s.process || s.state != State::Starting) {
         s.readyPoll.stop();
+        return;
+    }
+    if (s.spec.engine) {
+        if (socketAccepts(spamEngineSocket(s.spec.program, spamPaths(m_config, m_configDir)))) {
+            s.readyPoll.stop();
+            s.state = State::Ready;
+            log::info(u"supervisor.ready", log::Fields().add("service", s.spec.program).add("pid", qint64(s.process->processId())));
+            writeState();
+            return;
+        }
+        if (s.upSince.elapsed() > s.readyDeadlineMs) {
+            log::error(u"supervisor.not_ready", log::Fields().add("service", s.spec.program).add("after_ms", s.upSince.elapsed()));
+            s.readyPoll.stop();
+            s.process->kill();
+        }
         return;
     }
     // Read as root from the daemon user's run_dir: readFile refuses links, FIFOs and hard links there.
@@ -292,7 +383,9 @@ void Supervisor::writeState() {
         }
         o.insert(QStringLiteral("listeners"), l);
         services.append(o);
-        if (s->state == State::Starting || s->state == State::Backoff) allReady = false;
+        // The appliance is ready when Postern's listeners answer; a slow rspamd start (rules,
+        // TLD list) does not hold that back: meanwhile mail is accepted per spam.on_failure.
+        if (!s->spec.engine && (s->state == State::Starting || s->state == State::Backoff)) allReady = false;
     }
     root.insert(QStringLiteral("services"), services);
     const QByteArray json = QJsonDocument(root).toJson(QJsonDocument::Compact) + '\n';

@@ -23,6 +23,11 @@
 // and records the result for `posternctl backup status`. Their results are logged
 // (supervisor.cert_renew[_failed], supervisor.backup[_failed]). The environment
 // variable POSTERN_SCHEDULE_DELAY_MS (used by the tests) shortens the first wait.
+// The spam filter's engines (rows with `engine`, only when spam.enabled): before each start
+// the supervisor rewrites their configuration from postern.conf (core/spam_engine.h), starts
+// them as system_user (root is dropped in the child before exec; the child also creates
+// their state and socket folders, so root never writes below the daemon user's folders),
+// and counts them ready when their unix socket accepts a connection.
 // State for `posternctl status`: <run_dir>/postern-appliance.status (JSON),
 // and <run_dir>/postern-appliance.ready once every service is ready.
 // A daemon's stderr is passed on to ours; its last line is kept, so a daemon
@@ -62,6 +67,8 @@ struct ServiceSpec {
     QString program;
     QStringList listenerKeys;   // e.g. {"smtp.listen", ...}
     bool withoutListeners = false;
+    QString enabledBy;          // Bool setting that must be true ("spam.enabled"), or empty
+    bool engine = false;        // redis-server / rspamd: generated config, ready when its socket accepts
 };
 QList<ServiceSpec> serviceTable();
 
@@ -101,6 +108,7 @@ private:
     void launch(Service& s);
     void onFinished(Service& s, int code, QProcess::ExitStatus status);
     void checkReady(Service& s);
+    bool prepareEngine(Service& s);
     void writeState();
     void reapOrphans();
 

@@ -7,7 +7,10 @@
 #include "common/mail/message_file.h"
 #include "common/spool/queue.h"
 #include "common/senderauth/inbound.h"
+#include "common/spam/rspamd_protocol.h"
 #include "common/store/maildir_delivery.h"
+
+#include "spam_scan.h"
 
 #include "core/address.h"
 #include "core/atomic_file.h"
@@ -15,6 +18,8 @@
 #include "core/log.h"
 #include "core/paths.h"
 #include "core/posix_io.h"
+#include "core/spam_engine.h"
+#include "core/stats.h"
 
 #include <QDir>
 #include <QFile>
@@ -90,6 +95,13 @@ struct DeliveryContext {
     QString authservId;
     QList<DnsServer> dnsServers;
     int dnsTimeoutMs = 5000;
+    // Spam scanning (Rspamd) of mail without AUTH, when spam.enabled.
+    bool spamScan = false;
+    std::optional<RspamdTarget> spamTarget;  // nullopt: spam.rspamd_address is invalid (treated as Rspamd down)
+    QString spamTargetError;
+    int spamTimeoutMs = 20000;
+    bool spamTempfailOnFailure = false;
+    spam::SpamPolicy spamPolicy;
 };
 
 DeliveryOutcome refusal(int code, const QString& enhanced, const QString& text, const QString& detail) {
@@ -121,7 +133,22 @@ struct InboundOutcome {
     std::optional<DeliveryOutcome> refused;
     bool junk = false;
     QByteArray results;      // our Authentication-Results field
-    QByteArray cleanHeader;  // the header without forged results; empty when nothing was removed
+    QByteArray cleanHeader;  // the header without forged fields; empty when nothing was removed
+    senderauth::InboundVerdict verdict;  // the results themselves (empty when not checked)
+    bool checked = false;
+};
+
+// The first half of a delivery (worker thread): the message's header read back and checked.
+struct Prepared {
+    std::optional<DeliveryOutcome> refused;
+    std::shared_ptr<const mail::MessageFile> message;
+    InboundOutcome inbound;
+};
+
+// What the spam filter decided (main thread), for the second half.
+struct SpamResult {
+    bool junk = false;
+    QByteArray headers;  // X-Spam-* fields for every local copy; empty when not scanned
 };
 
 // SPF, DKIM, DMARC -> Authentication-Results; forged results claiming our name are
@@ -153,6 +180,8 @@ InboundOutcome runInboundChecks(const DeliveryContext& c, const MessageJob& job,
     log::info(u"senderauth", log::Fields().add("session", job.sessionId).add("id", job.queueId).add("result", v.summary)
                                  .add("action", v.action == Action::Reject ? "reject" : v.action == Action::Junk ? "junk" : "deliver"));
     out.results = v.header;
+    out.verdict = v;
+    out.checked = true;
     out.junk = v.action == Action::Junk;
     if (v.action == Action::Reject) out.refused = refusal(550, QStringLiteral("5.7.1"), v.rejectText, v.summary);
     return out;
@@ -208,18 +237,48 @@ spool::Envelope queueEnvelope(const MessageJob& job, const QList<spool::Envelope
     return env;
 }
 
-// The whole delivery of one message, on a worker thread: checks, queue entry prepared,
-// Maildir copies committed, queue entry committed (see local_backend.h).
-DeliveryOutcome deliverMessage(const DeliveryContext& c, const MessageJob& job) {
+// First half of a delivery, on a worker thread: the header block read back, the submitter's
+// identity or the sender authentication checked, forged fields removed.
+Prepared prepareMessage(const DeliveryContext& c, const MessageJob& job) {
+    Prepared p;
     auto message = mail::MessageFile::read(job.body->fd(), job.body->size(), c.maxHeaderBytes);
-    if (!message) return spoolFailure(message.error());
-    if (!job.authUser.isEmpty())
-        if (auto refused = refuseForeignIdentity(c, job, *message)) return *refused;
-    InboundOutcome inbound;
-    if (c.senderAuth) {
-        inbound = runInboundChecks(c, job, *message);
-        if (inbound.refused) return *inbound.refused;
+    if (!message) {
+        p.refused = spoolFailure(message.error());
+        return p;
     }
+    p.message = std::make_shared<const mail::MessageFile>(std::move(*message));
+    if (!job.authUser.isEmpty())
+        if (auto refused = refuseForeignIdentity(c, job, *p.message)) {
+            p.refused = *refused;
+            return p;
+        }
+    if (c.senderAuth) {
+        p.inbound = runInboundChecks(c, job, *p.message);
+        if (p.inbound.refused) {
+            p.refused = *p.inbound.refused;
+            return p;
+        }
+    }
+    // X-Spam-* fields are ours when the filter runs: any from outside are removed (the
+    // header as already cleaned of forged results, or the stored one).
+    if (c.spamScan && p.message->headerComplete()) {
+        bool forged = false;
+        const QByteArray base = p.inbound.cleanHeader.isEmpty() ? p.message->header() : p.inbound.cleanHeader;
+        const QByteArray clean = spam::stripSpamHeaders(base, &forged);
+        if (forged) {
+            p.inbound.cleanHeader = clean;
+            log::info(u"spam.forged_headers_removed", log::Fields().add("session", job.sessionId).add("id", job.queueId));
+        }
+    }
+    return p;
+}
+
+// Second half, on a worker thread: queue entry prepared, Maildir copies committed (into
+// Junk when DMARC quarantine or the spam filter says so, with the filter's fields in front),
+// queue entry committed (see local_backend.h).
+DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, const Prepared& p, const SpamResult& spam) {
+    const mail::MessageFile* message = p.message.get();
+    const InboundOutcome& inbound = p.inbound;
     QStringList mailboxes;
     QList<spool::EnvelopeRecipient> remote;
     splitRecipients(job, &mailboxes, &remote);
@@ -229,12 +288,13 @@ DeliveryOutcome deliverMessage(const DeliveryContext& c, const MessageJob& job) 
     // Each copy: Return-Path, Delivered-To and our results, then the spool file (our
     // Received header first) — or, when forged results were removed, the cleaned header
     // and the body range of the spool file. Never the whole message in memory.
-    const QStringList folder = inbound.junk ? QStringList{QStringLiteral("Junk")} : QStringList{};
+    const QStringList folder = inbound.junk || spam.junk ? QStringList{QStringLiteral("Junk")} : QStringList{};
     store::Delivery delivery(c.mailDir);
     for (const QString& m : mailboxes) {
         const UserRecord* u = c.accounts->user(m);
         store::Content content;
-        content.head = (QStringLiteral("Return-Path: <%1>\r\nDelivered-To: %2\r\n").arg(job.sender, m)).toUtf8() + inbound.results;
+        content.head = (QStringLiteral("Return-Path: <%1>\r\nDelivered-To: %2\r\n").arg(job.sender, m)).toUtf8() + inbound.results +
+                       spam.headers;
         content.fd = job.body->fd();
         content.length = job.body->size();
         if (!inbound.cleanHeader.isEmpty()) {
@@ -254,6 +314,91 @@ DeliveryOutcome deliverMessage(const DeliveryContext& c, const MessageJob& job) 
     ok.code = 250;
     ok.detail = QStringLiteral("delivered to %1 mailbox(es), queued for %2 remote recipient(s)").arg(mailboxes.size()).arg(remote.size());
     return ok;
+}
+
+// The Rspamd request for one message: envelope, client, TLS facts and our own results.
+spam::CheckRequest checkRequest(const DeliveryContext& c, const MessageJob& job, const Prepared& p) {
+    spam::CheckRequest r;
+    r.sender = job.sender;
+    for (const RecipientInfo& ri : job.recipients)
+        for (const QString& m : ri.mailboxes)
+            if (!r.recipients.contains(m)) r.recipients << m;
+    if (r.recipients.isEmpty())
+        for (const RecipientInfo& ri : job.recipients) r.recipients << ri.address;
+    r.clientAddress = job.clientAddress;
+    r.helo = job.clientHelo;
+    r.queueId = job.queueId;
+    r.authUser = job.authUser;
+    r.tlsProtocol = job.tlsProtocol;
+    r.tlsCipher = job.tlsCipher;
+    r.mtaName = c.authservId;
+    if (p.inbound.checked) {
+        r.spf = p.inbound.verdict.spf;
+        r.dkimChecked = true;
+        for (const auto& d : p.inbound.verdict.dkim) r.dkim << spam::DkimFact{d.first, d.second};
+        r.dmarc = p.inbound.verdict.dmarc;
+        r.dmarcPolicy = p.inbound.verdict.dmarcPolicy;
+    }
+    return r;
+}
+
+DeliveryOutcome spamRefusal(int code, const char* enhanced, const QString& text, const QString& detail) {
+    DeliveryOutcome o;
+    o.status = code >= 500 ? DeliveryOutcome::Status::PermFail : DeliveryOutcome::Status::TempFail;
+    o.code = code;
+    o.enhanced = QString::fromLatin1(enhanced);
+    o.text = text;
+    o.detail = detail;
+    return o;
+}
+
+// Main thread: ask Rspamd (spam_scan.h), then store (or refuse) by the verdict and the
+// spam.* settings. Rspamd failing never loses mail: accept marked "unchecked", or 451.
+template <typename Store, typename Done>
+void scanForSpam(QObject* context, const DeliveryContext& c, const MessageJob& job, Prepared p, Store store, Done done) {
+    const QString sessionId = job.sessionId, queueId = job.queueId;
+    const bool tempfailOnFailure = c.spamTempfailOnFailure;
+    const spam::SpamPolicy policy = c.spamPolicy;
+    auto onResult = [sessionId, queueId, tempfailOnFailure, policy, p, store, done](Result<spam::Verdict> r) mutable {
+        if (!r) {
+            stats::add(QStringLiteral("postern_spam_scans_total"), {{QStringLiteral("result"), QStringLiteral("unchecked")}});
+            log::warn(u"spam.scan_failed", log::Fields().add("session", sessionId).add("id", queueId).add("error", r.error().message)
+                                                  .add("fallback", tempfailOnFailure ? "tempfail" : "accept"));
+            if (tempfailOnFailure)
+                return done(spamRefusal(451, "4.7.1", QStringLiteral("Spam filter unavailable, try again later"),
+                                        QStringLiteral("spam filter failed: %1").arg(r.error().message)));
+            return store(std::move(p), SpamResult{false, spam::uncheckedHeaders()});
+        }
+        const spam::Verdict& v = *r;
+        // is_skipped (GTUBE, settings) still comes with the action Rspamd wants applied.
+        const spam::Outcome outcome = spam::decide(v, policy);
+        stats::add(QStringLiteral("postern_spam_scans_total"),
+                   {{QStringLiteral("result"), spam::toString(v.action).replace(QLatin1Char(' '), QLatin1Char('_'))}});
+        log::info(u"spam.verdict", log::Fields()
+                                       .add("session", sessionId)
+                                       .add("id", queueId)
+                                       .add("action", spam::toString(v.action))
+                                       .add("score", QString::number(v.score, 'f', 2))
+                                       .add("required", QString::number(v.requiredScore, 'f', 2))
+                                       .add("outcome", spam::toString(outcome))
+                                       .add("skipped", v.skipped ? "yes" : "no")
+                                       .add("symbols", v.symbols.join(QLatin1Char(','))));
+        const QString detail = QStringLiteral("spam: %1 (score %2)").arg(spam::toString(v.action), QString::number(v.score, 'f', 2));
+        switch (outcome) {
+            case spam::Outcome::Reject:
+                return done(spamRefusal(550, "5.7.1", QStringLiteral("Message rejected as spam"), detail));
+            case spam::Outcome::TempFail:
+                return done(spamRefusal(451, "4.7.1", QStringLiteral("Try again later"), detail));
+            case spam::Outcome::Junk: return store(std::move(p), SpamResult{true, spam::spamHeaders(v)});
+            case spam::Outcome::Inbox: return store(std::move(p), SpamResult{false, spam::spamHeaders(v)});
+        }
+    };
+    if (!c.spamTarget) return onResult(Error{c.spamTargetError});
+    // The whole spool file (our Received field first) as it arrived: Rspamd sees the forged
+    // fields too, which is evidence, not trust.
+    const qint64 length = job.body->size();
+    RspamdScan::start(context, *c.spamTarget, spam::buildCheckRequestHead(checkRequest(c, job, p), length), job.body->fd(), 0, length,
+                      c.spamTimeoutMs, std::move(onResult));
 }
 
 }  // namespace
@@ -360,8 +505,41 @@ void LocalBackend::deliver(QObject* context, MessageJob job, std::function<void(
     for (const QString& s : m_config.list(QStringLiteral("dns.servers")))
         if (auto parsed = parseDnsServer(s)) c.dnsServers << *parsed;
     c.dnsTimeoutMs = int(m_config.durationMs(QStringLiteral("dns.timeout")));
+    c.spamScan = job.authUser.isEmpty() && m_config.flag(QStringLiteral("spam.enabled"));
+    if (c.spamScan) {
+        QString address = m_config.value(QStringLiteral("spam.rspamd_address"));
+        if (address.isEmpty()) address = spamPaths(m_config, QString()).rspamdSocket;  // the supervisor's own
+        if (auto t = parseRspamdTarget(address)) c.spamTarget = *t;
+        else c.spamTargetError = t.error().message;
+        c.spamTimeoutMs = int(m_config.durationMs(QStringLiteral("spam.timeout")));
+        c.spamTempfailOnFailure = m_config.value(QStringLiteral("spam.on_failure")) == u"tempfail";
+        auto outcome = [this](const char* key, spam::Outcome fallback) {
+            return spam::outcomeFromString(m_config.value(QString::fromLatin1(key))).value_or(fallback);
+        };
+        c.spamPolicy.reject = outcome("spam.action_reject", spam::Outcome::Reject);
+        c.spamPolicy.softReject = outcome("spam.action_soft_reject", spam::Outcome::TempFail);
+        c.spamPolicy.greylist = outcome("spam.action_greylist", spam::Outcome::TempFail);
+        c.spamPolicy.addHeader = outcome("spam.action_add_header", spam::Outcome::Junk);
+        c.spamPolicy.rewriteSubject = outcome("spam.action_rewrite_subject", spam::Outcome::Junk);
+    }
+    auto shared = std::make_shared<const DeliveryContext>(std::move(c));
+    auto sharedJob = std::make_shared<const MessageJob>(std::move(job));
+    QThreadPool* pool = &m_pool;
+    QPointer<QObject> guard(context);
     runAsync(
-        context, [c = std::move(c), job = std::move(job)]() { return deliverMessage(c, job); }, std::move(done), &m_pool);
+        context, [shared, sharedJob]() { return prepareMessage(*shared, *sharedJob); },
+        [shared, sharedJob, pool, guard, done = std::move(done)](Prepared p) mutable {
+            auto store = [shared, sharedJob, pool, guard, done](Prepared prepared, SpamResult spam) mutable {
+                if (!guard) return;
+                runAsync(
+                    guard.data(), [shared, sharedJob, prepared, spam]() { return storeMessage(*shared, *sharedJob, prepared, spam); },
+                    std::move(done), pool);
+            };
+            if (p.refused) return done(*p.refused);
+            if (!shared->spamScan) return store(std::move(p), SpamResult{});
+            scanForSpam(guard.data(), *shared, *sharedJob, std::move(p), std::move(store), std::move(done));
+        },
+        &m_pool);
 }
 
 }  // namespace postern::smtp

@@ -55,6 +55,7 @@ struct MessageJob {
     QString authUser;
     QString clientAddress;
     QString clientHelo;
+    QString tlsProtocol, tlsCipher;  // "" without TLS (for the spam filter)
     bool eightBit = false;
     bool smtpUtf8 = false;
     QString ret, envid;

@@ -573,6 +573,10 @@ void SmtpSession::finishContent() {
     job.authUser = m_authUser;
     job.clientAddress = m_io.info().peerAddress.toString();
     job.clientHelo = m_helo;
+    if (tls()) {
+        job.tlsProtocol = m_io.info().tlsProtocol;
+        job.tlsCipher = m_io.info().tlsCipher;
+    }
     job.eightBit = m_eightBitMime || m_checker->sawEightBit();
     job.smtpUtf8 = m_smtpUtf8;
     job.ret = m_ret;

@@ -239,6 +239,10 @@ InboundVerdict evaluateInbound(Resolver& dns, const mail::MessageFile& message, 
     QStringList summary;
     for (const QString& p : parts) summary << p.section(QLatin1Char(' '), 0, 0);
     v.summary = summary.join(QLatin1Char(' '));
+    v.spf = toString(spf.status);
+    for (const auto& d : dkims) v.dkim.append({dkim::toString(d.status), d.domain});
+    v.dmarc = toString(dmarc.status);
+    v.dmarcPolicy = dmarc.policy;
 
     if (dmarc.status == DmarcResult::Status::Fail) {
         if (dmarc.policy == u"reject" && in.rejectOnDmarc) {

@@ -36,6 +36,7 @@
 
 #include <QByteArray>
 #include <QHostAddress>
+#include <QPair>
 #include <QString>
 #include <optional>
 
@@ -67,6 +68,11 @@ struct InboundVerdict {
     QByteArray header;     // "Authentication-Results: ...\r\n"
     QString rejectText;    // for Reject: the SMTP reply text
     QString summary;       // for the log: "spf=pass dkim=pass dmarc=pass"
+    // The same results as RFC 8601 keywords, for the spam filter (Rspamd takes them instead of checking again).
+    QString spf;                                  // pass, fail, softfail, neutral, none, temperror, permerror
+    QList<QPair<QString, QString>> dkim;          // (result, d=) per signature; empty: no signature
+    QString dmarc;                                // pass, fail, none, temperror, permerror
+    QString dmarcPolicy;                          // the policy that applies on failure, "" without record
 };
 
 struct InboundInput {

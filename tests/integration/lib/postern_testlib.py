@@ -129,6 +129,8 @@ class Instance:
             "smtp.greet_delay": "0s",
             # No DNS from tests unless a test brings its own server (Nsd) and turns this back on.
             "smtp.sender_auth": "false",
+            # No Rspamd unless a test starts one (Rspamd class below) and turns this back on.
+            "spam.enabled": "false",
         }
         for name in self.LISTENERS:
             lines[f"{name}.listen"] = "127.0.0.1:0"
@@ -326,6 +328,94 @@ class Instance:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class Rspamd:
+    """Debian's rspamd with a minimal configuration in its own temporary folder: one normal
+    worker on a unix socket (mode 0666, so the daemons' user reaches it), Rspamd's GTUBE-like
+    test patterns on (X...: reject, Y...: add header, Z...: rewrite subject, A...: no action; they
+    skip every module, so no DNS is needed), DNS pointed at a closed loopback port, no
+    controller, no Redis. Started as "nobody" when the tests run as root. Ready when GET /ping
+    answers "pong" (Rspamd compiles its TLD list at start: several seconds)."""
+
+    GTUBE = b"JS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+    def __init__(self, root=None, timeout=90):
+        self.root = root or tempfile.mkdtemp(prefix="postern-test-rspamd-")
+        os.chmod(self.root, 0o755)
+        self.socket = os.path.join(self.root, "normal.sock")
+        conf = os.path.join(self.root, "rspamd.conf")
+        with open(conf, "w") as f:
+            f.write("\n".join([
+                "options {",
+                f'  pidfile = "{self.root}/rspamd.pid";',
+                f'  dbdir = "{self.root}";',
+                f'  tempdir = "{self.root}";',
+                "  enable_test_patterns = true;",
+                '  dns { nameserver = ["127.0.0.1:9"]; timeout = 0.2s; retransmits = 1; }',
+                "}",
+                f'logging {{ type = "file"; filename = "{self.root}/rspamd.log"; level = "info"; }}',
+                f'worker "normal" {{ bind_socket = "{self.socket} mode=0666"; count = 1; }}',
+                "actions { reject = 15; add_header = 6; greylist = 4; }",
+            ]) + "\n")
+        args = [shutil.which("rspamd") or "/usr/bin/rspamd", "-f", "-c", conf]
+        if os.geteuid() == 0:
+            os.chown(self.root, *_nobody_ids())
+            args += ["-u", "nobody", "-g", "nogroup"]
+        self.out = open(os.path.join(self.root, "rspamd.out"), "ab")
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.out, stderr=self.out, start_new_session=True)
+        wait_for(self._pong, timeout=timeout, interval=0.2, what="rspamd to answer /ping")
+
+    def _pong(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"rspamd exited with {self.proc.returncode}: {self.log()[-2000:]}")
+        try:
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(5)
+            s.connect(self.socket)
+            s.sendall(b"GET /ping HTTP/1.0\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+            return b"pong" in data
+        except OSError:
+            return False
+
+    def log(self):
+        try:
+            with open(os.path.join(self.root, "rspamd.log"), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        """Stops rspamd (its whole process group: main process and workers)."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+    def close(self):
+        self.stop()
+        self.out.close()
+        if os.environ.get("POSTERN_KEEP_TEST_DIRS"):
+            print(f"kept {self.root}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _nobody_ids():
+    import grp
+    import pwd
+    return pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
 
 
 def mount_tmpfs(path, size="2m"):

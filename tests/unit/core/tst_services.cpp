@@ -106,7 +106,9 @@ private Q_SLOTS:
         QStringList programs;
         for (const ServiceInfo& s : services()) programs << s.program;
         QCOMPARE(programs,
-                 QStringList({"postern-smtpd", "postern-imapd", "postern-pop3d", "postern-queued", "postern-webd"}));
+                 QStringList({"redis-server", "rspamd", "postern-smtpd", "postern-imapd", "postern-pop3d", "postern-queued", "postern-webd"}));
+        for (const ServiceInfo& s : services())  // the engines run only with the spam filter, and have no listeners
+            QCOMPARE(s.engine, s.enabledBy == u"spam.enabled");
         QCOMPARE(findListener(QStringLiteral("nope")), nullptr);
         QCOMPARE(findService(QStringLiteral("postern-nope")), nullptr);
     }

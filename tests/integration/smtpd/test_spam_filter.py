@@ -1,0 +1,224 @@
+"""Spam filtering of inbound mail with the real Rspamd from Debian (postern_testlib.Rspamd:
+a minimal configuration on a unix socket, GTUBE-like test patterns on).
+
+Rspamd's verdict decides, before the final reply to DATA/BDAT: reject -> 550 5.7.1 and nothing
+stored; add header / rewrite subject -> 250, the Junk folder, X-Spam-Status/X-Spam-Score;
+no action -> INBOX (X-Spam-Status: No). X-Spam-* fields from outside are removed. Rspamd down,
+silent or stopped: accepted with "X-Spam-Status: unchecked" and counted
+(postern_spam_scans_total{result="unchecked"}), or 451 4.7.1 with spam.on_failure = tempfail;
+no acknowledged message is lost, no refused one stored."""
+
+import json
+import os
+import re
+import smtplib
+import socket
+import tempfile
+import shutil
+import threading
+import unittest
+
+from postern_testlib import Instance, Rspamd
+
+RCPT = "alice@example.test"
+
+
+def message(marker=b"", extra_headers=b"", body=b"Hello Alice,\r\nsee you tomorrow.\r\n"):
+    return (b"From: Bob <bob@remote.test>\r\nTo: alice@example.test\r\nSubject: hello\r\n"
+            b"Message-ID: <m1@remote.test>\r\nDate: Thu, 03 Dec 2026 03:00:00 +0000\r\n" + extra_headers + b"\r\n" + body +
+            (marker + Rspamd.GTUBE + b"\r\n" if marker else b""))
+
+
+def send(inst, data, bdat=False):
+    """Sends one message over the MX listener; returns (code, text) of the final reply."""
+    with smtplib.SMTP("127.0.0.1", inst.port("postern-smtpd", "smtp"), timeout=30) as s:
+        s.ehlo("mx.remote.test")
+        s.mail("bob@remote.test")
+        s.rcpt(RCPT)
+        if bdat:
+            s.putcmd("BDAT %d LAST" % len(data))
+            s.send(data)
+            return s.getreply()
+        return s.data(data)
+
+
+def counters(inst):
+    """postern-smtpd's counters, from the stats file it writes at exit."""
+    with open(os.path.join(inst.run_dir, "postern-smtpd.stats")) as f:
+        return {(c["name"], tuple(sorted(c["labels"].items()))): c["value"] for c in json.load(f)["counters"]}
+
+
+def spam_instance(address, **conf):
+    inst = Instance(conf={"spam.enabled": "true", "spam.rspamd_address": address, "spam.timeout": "3s", **conf})
+    inst.start("postern-smtpd")
+    return inst
+
+
+class SpamFilter(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.rspamd = Rspamd()
+        cls.inst = spam_instance(cls.rspamd.socket)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.inst.close()
+        cls.rspamd.close()
+
+    def setUp(self):
+        self.before_inbox = len(self.inst.messages(RCPT))
+        self.before_junk = len(self.inst.messages(RCPT, "Junk"))
+
+    def new_in(self, folder=""):
+        before = self.before_junk if folder == "Junk" else self.before_inbox
+        return self.inst.messages(RCPT, folder)[before:]
+
+    def test_reject_is_refused_and_not_stored(self):
+        code, text = send(self.inst, message(b"X"))
+        self.assertEqual(code, 550, text)
+        self.assertIn(b"5.7.1", text)
+        self.assertEqual(self.new_in(), [])
+        self.assertEqual(self.new_in("Junk"), [])
+        self.assertRegex(self.inst.log(), r"spam.verdict.*action=\"?reject")
+
+    def test_add_header_goes_to_junk(self):
+        for bdat in (False, True):
+            code, text = send(self.inst, message(b"Y"), bdat=bdat)
+            self.assertEqual(code, 250, text)
+        junk = self.new_in("Junk")
+        self.assertEqual(len(junk), 2)
+        self.assertEqual(self.new_in(), [])
+        for m in junk:
+            head = m.split(b"\r\n\r\n", 1)[0]
+            self.assertIn(b'X-Spam-Status: Yes, score=6.00 required=15.00 action="add header"\r\n', head)
+            self.assertIn(b"X-Spam-Score: 6.00\r\n", head)
+            self.assertTrue(m.endswith(b"YJS" + Rspamd.GTUBE[2:] + b"\r\n"))
+
+    def test_rewrite_subject_goes_to_junk_subject_kept(self):
+        code, text = send(self.inst, message(b"Z"))
+        self.assertEqual(code, 250, text)
+        junk = self.new_in("Junk")
+        self.assertEqual(len(junk), 1)
+        self.assertIn(b'action="rewrite subject"', junk[0])
+        self.assertIn(b"\r\nSubject: hello\r\n", junk[0])
+
+    def test_no_action_goes_to_inbox(self):
+        code, text = send(self.inst, message(b"A"))
+        self.assertEqual(code, 250, text)
+        inbox = self.new_in()
+        self.assertEqual(len(inbox), 1)
+        self.assertIn(b'X-Spam-Status: No, score=0.00 required=15.00 action="no action"\r\n', inbox[0])
+        self.assertEqual(self.new_in("Junk"), [])
+
+    def test_large_message_is_streamed(self):
+        # 6 MB: many chunks through the socket's bounded buffer. Rspamd's log names the queue id
+        # and the length it received: the whole spool file (our Received field first).
+        body = b"".join(b"line %07d of a long and boring but legitimate newsletter\r\n" % i for i in range(100000))
+        code, text = send(self.inst, message(body=body))
+        self.assertEqual(code, 250, text)
+        qid = re.search(rb"queued as ([0-9A-F]+)", text).group(1).decode()
+        [m] = self.new_in()
+        self.assertIn(b'action="no action"', m)
+        self.assertTrue(m.endswith(body))
+        spooled = len(m) - m.index(b"Received: ")
+        self.assertRegex(self.rspamd.log(), r"qid: <%s>.*len: %d," % (qid, spooled))
+
+    def test_forged_spam_headers_are_removed(self):
+        forged = (b"X-Spam-Status: No, score=-100\r\nx-spam-flag: NO\r\nX-Spam-Score:\r\n -100\r\n"
+                  b"X-Spamd-Bar: keep-me\r\nX-Other: kept\r\n")
+        code, text = send(self.inst, message(b"A", extra_headers=forged))
+        self.assertEqual(code, 250, text)
+        [m] = self.new_in()
+        head = m.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+        self.assertEqual(head.count(b"X-Spam-Status:"), 1, head)
+        self.assertIn(b'X-Spam-Status: No, score=0.00 required=15.00 action="no action"', head)
+        self.assertNotIn(b"-100", head)
+        self.assertNotIn(b"x-spam-flag", head.lower())
+        self.assertIn(b"X-Other: kept\r\n", head)
+        self.assertIn(b"X-Spamd-Bar: keep-me\r\n", head)  # not an X-Spam- field: left alone
+
+    def test_z_rspamd_stopped_accepts_unchecked(self):
+        """Runs last (unittest sorts by name): stops the shared Rspamd."""
+        self.rspamd.stop()  # keeps its log for the other tests
+        code, text = send(self.inst, message(b"X"))  # would have been rejected
+        self.assertEqual(code, 250, text)
+        [m] = self.new_in()
+        self.assertIn(b"X-Spam-Status: unchecked\r\n", m)
+        self.assertIn("spam.scan_failed", self.inst.log())
+
+
+class RspamdUnavailable(unittest.TestCase):
+    def test_down_accepts_unchecked_and_counts(self):
+        missing = tempfile.mkdtemp(prefix="postern-test-spam-")
+        try:
+            inst = spam_instance(os.path.join(missing, "nothing.sock"))
+            try:
+                for _ in range(2):
+                    code, text = send(inst, message())
+                    self.assertEqual(code, 250, text)
+                msgs = inst.messages(RCPT)
+                self.assertEqual(len(msgs), 2)
+                for m in msgs:
+                    self.assertIn(b"X-Spam-Status: unchecked\r\n", m)
+                inst.stop("postern-smtpd")
+                self.assertEqual(counters(inst).get(("postern_spam_scans_total", (("result", "unchecked"),))), 2)
+            finally:
+                inst.close()
+        finally:
+            shutil.rmtree(missing, ignore_errors=True)
+
+    def test_down_with_tempfail_answers_451(self):
+        inst = spam_instance("127.0.0.1:9", **{"spam.on_failure": "tempfail"})
+        try:
+            code, text = send(inst, message())
+            self.assertEqual(code, 451, text)
+            self.assertIn(b"4.7.1", text)
+            self.assertEqual(inst.messages(RCPT), [])
+            self.assertEqual(inst.messages(RCPT, "Junk"), [])
+        finally:
+            inst.close()
+
+    def test_silent_rspamd_times_out(self):
+        """An Rspamd that accepts the connection and never answers: spam.timeout (1 s) applies."""
+        root = tempfile.mkdtemp(prefix="postern-test-spam-")
+        os.chmod(root, 0o755)
+        path = os.path.join(root, "silent.sock")
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(path)
+        os.chmod(path, 0o666)
+        server.listen(8)
+        held = []
+        stop = threading.Event()
+
+        def accept():
+            server.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    conn, _ = server.accept()
+                    held.append(conn)  # read nothing, answer nothing
+                except OSError:
+                    pass
+
+        t = threading.Thread(target=accept)
+        t.start()
+        try:
+            inst = spam_instance(path, **{"spam.timeout": "1s"})
+            try:
+                code, text = send(inst, message())
+                self.assertEqual(code, 250, text)
+                [m] = inst.messages(RCPT)
+                self.assertIn(b"X-Spam-Status: unchecked\r\n", m)
+                self.assertRegex(inst.log(), r"spam.scan_failed.*no verdict within 1000 ms")
+            finally:
+                inst.close()
+        finally:
+            stop.set()
+            t.join()
+            for c in held:
+                c.close()
+            server.close()
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
