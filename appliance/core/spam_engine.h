@@ -32,17 +32,17 @@
 namespace postern {
 
 struct SpamPaths {
-    QString configDir;        // <config>/spam (root, 0750 root:<group>)
-    QString redisConf;        // <config>/spam/redis.conf
-    QString rspamdConfDir;    // <config>/spam/rspamd (LOCAL_CONFDIR)
-    QString passwordFile;     // <config>/spam/controller.password (0600 root)
-    QString stateDir;         // <data>/spam (daemon user)
-    QString redisDir;         // <data>/spam/redis
-    QString rspamdDbDir;      // <data>/spam/rspamd (DBDIR: hyperscan cache, maps)
-    QString runDir;           // <run>/spam (daemon user): sockets, rspamd.pid
-    QString redisSocket;      // <run>/spam/redis.sock
-    QString rspamdSocket;     // <run>/spam/rspamd.sock (normal worker: scans)
-    QString controllerSocket; // <run>/spam/rspamd-controller.sock (learning, stats)
+    QString configDir;         // <config>/spam (root, 0750 root:<group>)
+    QString redisConf;         // <config>/spam/redis.conf
+    QString rspamdConfDir;     // <config>/spam/rspamd (LOCAL_CONFDIR)
+    QString passwordFile;      // <config>/spam/controller.password (0600 root)
+    QString stateDir;          // <data>/spam (daemon user)
+    QString redisDir;          // <data>/spam/redis
+    QString rspamdDbDir;       // <data>/spam/rspamd (DBDIR: hyperscan cache, maps)
+    QString runDir;            // <run>/spam (daemon user): sockets, rspamd.pid
+    QString redisSocket;       // <run>/spam/redis.sock
+    QString rspamdSocket;      // <run>/spam/rspamd.sock (normal worker: scans)
+    QString controllerSocket;  // <run>/spam/rspamd-controller.sock (learning, stats)
 };
 SpamPaths spamPaths(const Config& config, const QString& configDir);
 

@@ -130,7 +130,9 @@ QString Supervisor::findBinary(const QString& program) const {
     if (const ServiceInfo* info = findService(program); info && info->engine) {
         for (const QString& d : {QStringLiteral("/usr/bin"), QStringLiteral("/usr/sbin")}) {
             const QFileInfo f(d + QLatin1Char('/') + program);
-            if (f.isFile() && f.isExecutable()) return f.canonicalFilePath();
+            // Not canonical: Debian's redis-server is a link to redis-check-rdb, which picks its
+            // role from the name it was started by.
+            if (f.isFile() && f.isExecutable()) return f.absoluteFilePath();
         }
         return {};
     }
@@ -192,6 +194,7 @@ void Supervisor::start() {
             launch(*s);
         }
     }
+    m_launched = true;
     writeState();
 }
 
@@ -242,6 +245,13 @@ bool Supervisor::prepareEngine(Service& s) {
             return false;
         }
         ids = *looked;
+        // The data and run folders belong to the daemon user before the engine (as that user)
+        // creates its folders in them; the daemons do the same at their start.
+        if (auto st = handOverStateToUser(m_config, m_config.value(QStringLiteral("system_user"))); !st) {
+            s.lastError = st.errorMessage();
+            log::error(u"supervisor.engine_config", log::Fields().add("service", s.spec.program).add("error", s.lastError));
+            return false;
+        }
     }
     if (auto st = writeSpamEngineConfig(m_config, paths, ids); !st) {
         s.lastError = st.errorMessage();
@@ -367,7 +377,7 @@ void Supervisor::writeState() {
     root.insert(QStringLiteral("updated"), QDateTime::currentDateTimeUtc().toString(Qt::ISODate));
     QJsonArray services;
     QJsonObject allListeners;
-    bool allReady = true;
+    bool allReady = m_launched;  // not before every service of the table was looked at
     for (const auto& s : m_services) {
         QJsonObject o;
         o.insert(QStringLiteral("name"), s->spec.program);
@@ -467,6 +477,7 @@ void Supervisor::reload() {
             launch(*s);
         }
     }
+    m_launched = true;
     writeState();
 }
 

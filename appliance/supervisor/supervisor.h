@@ -117,6 +117,7 @@ private:
     QList<std::shared_ptr<Service>> m_services;
     bool m_stopping = false;
     bool m_announcedReady = false;
+    bool m_launched = false;  // start() went through the whole service table
     QTimer m_reaper;
     QTimer m_maintenance;  // twice a day: posternctl cert renew --if-due (ACME)
     QPointer<QProcess> m_maintenanceProcess;  // not to be reaped as an orphan

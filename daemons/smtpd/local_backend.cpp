@@ -102,6 +102,7 @@ struct DeliveryContext {
     int spamTimeoutMs = 20000;
     bool spamTempfailOnFailure = false;
     spam::SpamPolicy spamPolicy;
+    QSet<QString> spamInboxUsers;  // spam.inbox_users, lower case
 };
 
 DeliveryOutcome refusal(int code, const QString& enhanced, const QString& text, const QString& detail) {
@@ -288,7 +289,7 @@ DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, co
     // Each copy: Return-Path, Delivered-To and our results, then the spool file (our
     // Received header first) — or, when forged results were removed, the cleaned header
     // and the body range of the spool file. Never the whole message in memory.
-    const QStringList folder = inbound.junk || spam.junk ? QStringList{QStringLiteral("Junk")} : QStringList{};
+    const QStringList junk{QStringLiteral("Junk")};
     store::Delivery delivery(c.mailDir);
     for (const QString& m : mailboxes) {
         const UserRecord* u = c.accounts->user(m);
@@ -302,7 +303,9 @@ DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, co
             content.offset = message->bodyOffset();
             content.length = message->bodySize();
         }
-        if (auto st = delivery.add(m, content, folder, u ? u->quotaBytes : 0); !st) return failure(st.error());
+        // The folder: Junk for DMARC quarantine, or for spam unless the user takes spam into INBOX (tagged).
+        const bool toJunk = inbound.junk || (spam.junk && !c.spamInboxUsers.contains(m.toLower()));
+        if (auto st = delivery.add(m, content, toJunk ? junk : QStringList{}, u ? u->quotaBytes : 0); !st) return failure(st.error());
     }
     if (auto st = delivery.commit(); !st) return failure(st.error());
     // The local copies are durable; if the remote part is not, say 4xx: a retry
@@ -521,6 +524,7 @@ void LocalBackend::deliver(QObject* context, MessageJob job, std::function<void(
         c.spamPolicy.greylist = outcome("spam.action_greylist", spam::Outcome::TempFail);
         c.spamPolicy.addHeader = outcome("spam.action_add_header", spam::Outcome::Junk);
         c.spamPolicy.rewriteSubject = outcome("spam.action_rewrite_subject", spam::Outcome::Junk);
+        for (const QString& u : m_config.list(QStringLiteral("spam.inbox_users"))) c.spamInboxUsers.insert(u.toLower());
     }
     auto shared = std::make_shared<const DeliveryContext>(std::move(c));
     auto sharedJob = std::make_shared<const MessageJob>(std::move(job));

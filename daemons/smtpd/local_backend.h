@@ -31,6 +31,17 @@
 // Failures are answered with the one mapping of common/store/store_error.h
 // (e.g. 452 4.3.1 disk full, 452 4.2.2 mailbox full, 552 5.2.2 message larger
 // than the whole quota).
+// Spam filter (spam.enabled, mail without AUTH): delivery runs in two halves on the
+// worker pool with an Rspamd scan between them on the main thread (spam_scan.h, POST
+// /checkv2 streamed from the spool file, with envelope, client, TLS facts and our
+// SPF/DKIM/DMARC results). X-Spam-* fields from outside are removed like forged results.
+// The verdict maps through the spam.action_* settings (common/spam/rspamd_protocol.h):
+// 550 5.7.1 / 451 4.7.1 before anything is stored, or the copies get X-Spam-Status and
+// X-Spam-Score in front and go to Junk (the same store operation, folder "Junk"; users
+// in spam.inbox_users keep INBOX) or INBOX. Rspamd down, slow (spam.timeout) or
+// answering nonsense: "X-Spam-Status: unchecked" (counted as
+// postern_spam_scans_total{result="unchecked"}) or 451 4.7.1 (spam.on_failure). Remote
+// recipients (aliases forwarding elsewhere) get the spool file as it is.
 // Free space: storageAvailable() applies smtp.min_free_space to the file systems of
 // mail/ and queue/ (the smaller free space counts), statvfs cached for 1 s.
 // Limits: the header block read back: smtp.max_header_size + 64 KiB (larger:

@@ -14,7 +14,8 @@
 //   deliver()         asynchronous: local copies + queue, all durable before
 //                     the callback reports success; may refuse the content
 //                     (PermFail, e.g. 550 5.7.1 for a submitted message whose
-//                     From: the user may not use) before storing anything.
+//                     From: the user may not use, or 550/451 by the spam
+//                     filter's verdict) before storing anything.
 #pragma once
 
 #include "smtp_command.h"

@@ -4,9 +4,9 @@
 #include <QLocalSocket>
 #include <QTcpSocket>
 
+#include <unistd.h>
 #include <cerrno>
 #include <cstring>
-#include <unistd.h>
 
 namespace postern::smtp {
 
@@ -17,23 +17,30 @@ Result<RspamdTarget> parseRspamdTarget(const QString& text) {
         return t;
     }
     const qsizetype colon = text.lastIndexOf(QLatin1Char(':'));
-    if (colon <= 0) return Error{QStringLiteral("spam.rspamd_address: expected /path.sock or address:port, got \"%1\"").arg(text)};
+    if (colon <= 0)
+        return Error{QStringLiteral("spam.rspamd_address: expected /path.sock or address:port, got \"%1\"").arg(text)};
     QString host = text.left(colon);
     if (host.startsWith(QLatin1Char('[')) && host.endsWith(QLatin1Char(']'))) host = host.mid(1, host.size() - 2);
     bool ok = false;
     const uint port = text.mid(colon + 1).toUInt(&ok);
     if (!ok || port == 0 || port > 65535 || !t.address.setAddress(host))
         return Error{QStringLiteral("spam.rspamd_address: expected /path.sock or address:port, got \"%1\"").arg(text)};
-    if (!t.address.isLoopback()) return Error{QStringLiteral("spam.rspamd_address: only loopback addresses (the message is sent in clear)")};
+    if (!t.address.isLoopback())
+        return Error{QStringLiteral("spam.rspamd_address: only loopback addresses (the message is sent in clear)")};
     t.port = quint16(port);
     return t;
 }
 
 RspamdScan::RspamdScan(QObject* parent, QByteArray head, int fd, qint64 offset, qint64 length, Done done)
-    : QObject(parent), m_head(std::move(head)), m_fd(fd), m_next(offset), m_end(offset + length), m_done(std::move(done)) {}
+    : QObject(parent),
+      m_head(std::move(head)),
+      m_fd(fd),
+      m_next(offset),
+      m_end(offset + length),
+      m_done(std::move(done)) {}
 
-void RspamdScan::start(QObject* parent, const RspamdTarget& target, QByteArray head, int fd, qint64 offset, qint64 length,
-                       int timeoutMs, Done done) {
+void RspamdScan::start(QObject* parent, const RspamdTarget& target, QByteArray head, int fd, qint64 offset,
+                       qint64 length, int timeoutMs, Done done) {
     auto* scan = new RspamdScan(parent, std::move(head), fd, offset, length, std::move(done));
     scan->m_timer.setSingleShot(true);
     connect(&scan->m_timer, &QTimer::timeout, scan,
@@ -44,7 +51,9 @@ void RspamdScan::start(QObject* parent, const RspamdTarget& target, QByteArray h
         scan->m_socket = s;
         connect(s, &QLocalSocket::connected, scan, &RspamdScan::connected);
         connect(s, &QLocalSocket::errorOccurred, scan, [scan, s](QLocalSocket::LocalSocketError) {
-            if (s->error() == QLocalSocket::PeerClosedError && scan->m_parser.state() != spam::RspamdReplyParser::State::NeedMore) return;
+            if (s->error() == QLocalSocket::PeerClosedError &&
+                scan->m_parser.state() != spam::RspamdReplyParser::State::NeedMore)
+                return;
             scan->finish(Error{QStringLiteral("rspamd socket: %1").arg(s->errorString())});
         });
         connect(s, &QLocalSocket::disconnected, scan, [scan]() { scan->readReply(); });
@@ -54,7 +63,8 @@ void RspamdScan::start(QObject* parent, const RspamdTarget& target, QByteArray h
         scan->m_socket = s;
         connect(s, &QTcpSocket::connected, scan, &RspamdScan::connected);
         connect(s, &QTcpSocket::errorOccurred, scan, [scan, s](QAbstractSocket::SocketError) {
-            if (s->error() == QAbstractSocket::RemoteHostClosedError && scan->m_parser.state() != spam::RspamdReplyParser::State::NeedMore)
+            if (s->error() == QAbstractSocket::RemoteHostClosedError &&
+                scan->m_parser.state() != spam::RspamdReplyParser::State::NeedMore)
                 return;
             scan->finish(Error{QStringLiteral("rspamd: %1").arg(s->errorString())});
         });
@@ -79,8 +89,10 @@ void RspamdScan::pump() {
         chunk.resize(want);
         const ssize_t n = ::pread(m_fd, chunk.data(), size_t(want), m_next);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return finish(Error{QStringLiteral("reading the spool file for rspamd: %1")
-                                            .arg(n < 0 ? QString::fromLocal8Bit(std::strerror(errno)) : QStringLiteral("file shorter than expected"))});
+        if (n <= 0)
+            return finish(Error{QStringLiteral("reading the spool file for rspamd: %1")
+                                    .arg(n < 0 ? QString::fromLocal8Bit(std::strerror(errno))
+                                               : QStringLiteral("file shorter than expected"))});
         m_next += n;
         if (m_socket->write(chunk.constData(), n) != n) return finish(Error{QStringLiteral("cannot write to rspamd")});
     }

@@ -31,8 +31,8 @@
 namespace postern::smtp {
 
 struct RspamdTarget {
-    QString socketPath;     // non-empty: a unix socket
-    QHostAddress address;   // else loopback TCP
+    QString socketPath;    // non-empty: a unix socket
+    QHostAddress address;  // else loopback TCP
     quint16 port = 0;
 };
 Result<RspamdTarget> parseRspamdTarget(const QString& text);
@@ -43,8 +43,8 @@ public:
     static constexpr qint64 kChunk = 64 * 1024;
     static constexpr qint64 kMaxBuffered = 256 * 1024;
     using Done = std::function<void(Result<spam::Verdict>)>;
-    static void start(QObject* parent, const RspamdTarget& target, QByteArray head, int fd, qint64 offset, qint64 length,
-                      int timeoutMs, Done done);
+    static void start(QObject* parent, const RspamdTarget& target, QByteArray head, int fd, qint64 offset,
+                      qint64 length, int timeoutMs, Done done);
 
 private:
     RspamdScan(QObject* parent, QByteArray head, int fd, qint64 offset, qint64 length, Done done);

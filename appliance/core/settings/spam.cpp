@@ -42,6 +42,10 @@ void addSpam(QList<Setting>& out) {
     out << Setting{.key = QStringLiteral("spam.action_rewrite_subject"), .type = T::Enum, .defaultValue = QStringLiteral("junk"),
                    .doc = QStringLiteral("Rspamd says \"rewrite subject\": reject, tempfail, junk or inbox (the subject is kept)"),
                    .section = sec, .choices = outcomes};
+    out << Setting{.key = QStringLiteral("spam.inbox_users"), .type = T::StringList, .defaultValue = {},
+                   .doc = QStringLiteral("Users (their addresses) who take spam into INBOX, tagged with X-Spam-Status, instead of "
+                                         "the Junk folder"),
+                   .section = sec};
 }
 
 }  // namespace postern::settings

@@ -16,9 +16,10 @@ struct ActionName {
     RspamdAction action;
     const char* name;
 };
-constexpr ActionName kActions[] = {{RspamdAction::NoAction, "no action"},   {RspamdAction::Greylist, "greylist"},
-                                   {RspamdAction::AddHeader, "add header"}, {RspamdAction::RewriteSubject, "rewrite subject"},
-                                   {RspamdAction::SoftReject, "soft reject"}, {RspamdAction::Reject, "reject"}};
+constexpr ActionName kActions[] = {
+    {RspamdAction::NoAction, "no action"},     {RspamdAction::Greylist, "greylist"},
+    {RspamdAction::AddHeader, "add header"},   {RspamdAction::RewriteSubject, "rewrite subject"},
+    {RspamdAction::SoftReject, "soft reject"}, {RspamdAction::Reject, "reject"}};
 
 // A request field value: printable ASCII and UTF-8 only (no CR, LF or other controls), bounded.
 QByteArray fieldValue(const QString& v) {
@@ -75,7 +76,8 @@ QByteArray jsonString(const QString& s) {
 }
 
 bool isTokenChar(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || QByteArrayView("!#$%&'*+-.^_`|~").contains(c);
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           QByteArrayView("!#$%&'*+-.^_`|~").contains(c);
 }
 
 }  // namespace
@@ -88,10 +90,14 @@ QString toString(RspamdAction a) {
 
 QString toString(Outcome o) {
     switch (o) {
-        case Outcome::Reject: return QStringLiteral("reject");
-        case Outcome::TempFail: return QStringLiteral("tempfail");
-        case Outcome::Junk: return QStringLiteral("junk");
-        case Outcome::Inbox: return QStringLiteral("inbox");
+        case Outcome::Reject:
+            return QStringLiteral("reject");
+        case Outcome::TempFail:
+            return QStringLiteral("tempfail");
+        case Outcome::Junk:
+            return QStringLiteral("junk");
+        case Outcome::Inbox:
+            return QStringLiteral("inbox");
     }
     return QStringLiteral("?");
 }
@@ -103,10 +109,12 @@ std::optional<Outcome> outcomeFromString(const QString& s) {
 }
 
 Result<Verdict> parseVerdictJson(const QByteArray& body) {
-    if (body.size() > kMaxReplyBody) return Error{QStringLiteral("rspamd reply larger than %1 bytes").arg(kMaxReplyBody)};
+    if (body.size() > kMaxReplyBody)
+        return Error{QStringLiteral("rspamd reply larger than %1 bytes").arg(kMaxReplyBody)};
     QJsonParseError perr{};
     const QJsonDocument doc = QJsonDocument::fromJson(body, &perr);
-    if (perr.error != QJsonParseError::NoError) return Error{QStringLiteral("rspamd reply is not JSON: %1").arg(perr.errorString())};
+    if (perr.error != QJsonParseError::NoError)
+        return Error{QStringLiteral("rspamd reply is not JSON: %1").arg(perr.errorString())};
     if (!doc.isObject()) return Error{QStringLiteral("rspamd reply is not a JSON object")};
     const QJsonObject o = doc.object();
     Verdict v;
@@ -124,10 +132,12 @@ Result<Verdict> parseVerdictJson(const QByteArray& body) {
     if (!score.isDouble() || !required.isDouble()) return Error{QStringLiteral("rspamd reply without numeric scores")};
     v.score = score.toDouble();
     v.requiredScore = required.toDouble();
-    if (!std::isfinite(v.score) || !std::isfinite(v.requiredScore) || std::fabs(v.score) > 1e9 || std::fabs(v.requiredScore) > 1e9)
+    if (!std::isfinite(v.score) || !std::isfinite(v.requiredScore) || std::fabs(v.score) > 1e9 ||
+        std::fabs(v.requiredScore) > 1e9)
         return Error{QStringLiteral("rspamd reply with scores out of range")};
     const QJsonValue skipped = o.value(QStringLiteral("is_skipped"));
-    if (!skipped.isUndefined() && !skipped.isBool()) return Error{QStringLiteral("rspamd reply with a non-boolean is_skipped")};
+    if (!skipped.isUndefined() && !skipped.isBool())
+        return Error{QStringLiteral("rspamd reply with a non-boolean is_skipped")};
     v.skipped = skipped.toBool(false);
     const QJsonValue symbols = o.value(QStringLiteral("symbols"));
     if (!symbols.isUndefined()) {
@@ -157,7 +167,8 @@ RspamdReplyParser::State RspamdReplyParser::feed(const char* data, qsizetype siz
     if (!m_inBody) {
         // Take bytes up to and including the "\r\n\r\n" that ends the head, never more than kMaxReplyHead.
         while (pos < size) {
-            if (m_head.size() >= kMaxReplyHead) return fail(QStringLiteral("rspamd reply head larger than %1 bytes").arg(kMaxReplyHead));
+            if (m_head.size() >= kMaxReplyHead)
+                return fail(QStringLiteral("rspamd reply head larger than %1 bytes").arg(kMaxReplyHead));
             m_head += data[pos++];
             if (m_head.endsWith("\r\n\r\n")) {
                 if (parseHead() == State::Failed) return m_state;
@@ -194,7 +205,8 @@ RspamdReplyParser::State RspamdReplyParser::parseHead() {
     }
     const QByteArray& status = clean.first();
     // "HTTP/1.x NNN[ reason]"
-    if (status.size() < 12 || !status.startsWith("HTTP/1.") || status.at(8) != ' ' || (status.size() > 12 && status.at(12) != ' '))
+    if (status.size() < 12 || !status.startsWith("HTTP/1.") || status.at(8) != ' ' ||
+        (status.size() > 12 && status.at(12) != ' '))
         return fail(QStringLiteral("rspamd reply with a malformed status line"));
     int code = 0;
     for (int i = 9; i < 12; ++i) {
@@ -211,11 +223,13 @@ RspamdReplyParser::State RspamdReplyParser::parseHead() {
             if (!isTokenChar(f.at(k))) return fail(QStringLiteral("rspamd reply with a malformed header field"));
         const QByteArray name = f.left(colon).toLower();
         const QByteArray value = f.mid(colon + 1).trimmed();
-        if (name == "transfer-encoding") return fail(QStringLiteral("rspamd reply with Transfer-Encoding (not supported)"));
+        if (name == "transfer-encoding")
+            return fail(QStringLiteral("rspamd reply with Transfer-Encoding (not supported)"));
         if (name == "content-length") {
             if (haveLength) return fail(QStringLiteral("rspamd reply with two Content-Length fields"));
             haveLength = true;
-            if (value.isEmpty() || value.size() > 9) return fail(QStringLiteral("rspamd reply with a bad Content-Length"));
+            if (value.isEmpty() || value.size() > 9)
+                return fail(QStringLiteral("rspamd reply with a bad Content-Length"));
             qsizetype n = 0;
             for (char c : value) {
                 if (c < '0' || c > '9') return fail(QStringLiteral("rspamd reply with a bad Content-Length"));
@@ -244,7 +258,8 @@ QByteArray buildCheckRequestHead(const CheckRequest& r, qint64 contentLength) {
     addField(head, "TLS-Version", r.tlsProtocol);
     addField(head, "TLS-Cipher", r.tlsCipher);
     addField(head, "MTA-Name", r.mtaName);
-    if (const QString w = spfWord(r.spf); !w.isEmpty()) addField(head, "SPF", QStringLiteral("{\"result\":\"%1\"}").arg(w));
+    if (const QString w = spfWord(r.spf); !w.isEmpty())
+        addField(head, "SPF", QStringLiteral("{\"result\":\"%1\"}").arg(w));
     if (r.dkimChecked) {
         if (r.dkim.isEmpty()) {
             addField(head, "DKIM", QStringLiteral("{\"result\":\"na\"}"));
@@ -254,25 +269,33 @@ QByteArray buildCheckRequestHead(const CheckRequest& r, qint64 contentLength) {
             for (const DkimFact& d : r.dkim) {
                 const QString w = dkimWord(d.result);
                 if (w.isEmpty()) all = false;
-                items << QStringLiteral("{\"result\":\"%1\",\"domain\":%2}").arg(w, QString::fromUtf8(jsonString(d.domain.left(253))));
+                items << QStringLiteral("{\"result\":\"%1\",\"domain\":%2}")
+                             .arg(w, QString::fromUtf8(jsonString(d.domain.left(253))));
             }
             const QString v = QStringLiteral("{\"results\":[%1]}").arg(items.join(QLatin1Char(',')));
             if (all && v.size() <= kMaxHeaderValue) addField(head, "DKIM", v);
         }
     }
-    if (const QString w = dmarcWord(r.dmarc, r.dmarcPolicy); !w.isEmpty()) addField(head, "DMARC", QStringLiteral("{\"result\":\"%1\"}").arg(w));
+    if (const QString w = dmarcWord(r.dmarc, r.dmarcPolicy); !w.isEmpty())
+        addField(head, "DMARC", QStringLiteral("{\"result\":\"%1\"}").arg(w));
     head += "\r\n";
     return head;
 }
 
 Outcome decide(const Verdict& v, const SpamPolicy& p) {
     switch (v.action) {
-        case RspamdAction::NoAction: return Outcome::Inbox;
-        case RspamdAction::Greylist: return p.greylist;
-        case RspamdAction::AddHeader: return p.addHeader;
-        case RspamdAction::RewriteSubject: return p.rewriteSubject;
-        case RspamdAction::SoftReject: return p.softReject;
-        case RspamdAction::Reject: return p.reject;
+        case RspamdAction::NoAction:
+            return Outcome::Inbox;
+        case RspamdAction::Greylist:
+            return p.greylist;
+        case RspamdAction::AddHeader:
+            return p.addHeader;
+        case RspamdAction::RewriteSubject:
+            return p.rewriteSubject;
+        case RspamdAction::SoftReject:
+            return p.softReject;
+        case RspamdAction::Reject:
+            return p.reject;
     }
     return Outcome::Inbox;
 }
@@ -281,11 +304,13 @@ QByteArray spamHeaders(const Verdict& v) {
     const bool spam = v.action != RspamdAction::NoAction && v.action != RspamdAction::Greylist;
     const QByteArray score = QByteArray::number(v.score, 'f', 2);
     return QByteArray(spam ? "X-Spam-Status: Yes" : "X-Spam-Status: No") + ", score=" + score +
-           " required=" + QByteArray::number(v.requiredScore, 'f', 2) + " action=\"" + toString(v.action).toLatin1() + "\"\r\n" +
-           "X-Spam-Score: " + score + "\r\n";
+           " required=" + QByteArray::number(v.requiredScore, 'f', 2) + " action=\"" + toString(v.action).toLatin1() +
+           "\"\r\n" + "X-Spam-Score: " + score + "\r\n";
 }
 
-QByteArray uncheckedHeaders() { return QByteArrayLiteral("X-Spam-Status: unchecked\r\n"); }
+QByteArray uncheckedHeaders() {
+    return QByteArrayLiteral("X-Spam-Status: unchecked\r\n");
+}
 
 QByteArray stripSpamHeaders(const QByteArray& header, bool* changed) {
     QByteArray out;

@@ -88,27 +88,27 @@ struct DkimFact {
 };
 
 struct CheckRequest {
-    QString sender;             // MAIL FROM, "" = null sender
-    QStringList recipients;     // local mailboxes the copy goes to
-    QString clientAddress;      // the SMTP client's IP
+    QString sender;          // MAIL FROM, "" = null sender
+    QStringList recipients;  // local mailboxes the copy goes to
+    QString clientAddress;   // the SMTP client's IP
     QString helo;
     QString queueId;
-    QString authUser;           // "" on the MX listener
-    QString tlsProtocol;        // "" without TLS
+    QString authUser;     // "" on the MX listener
+    QString tlsProtocol;  // "" without TLS
     QString tlsCipher;
-    QString mtaName;            // our host name
+    QString mtaName;  // our host name
     // Postern's own results (RFC 8601 keywords); empty = not computed, Rspamd checks itself.
-    QString spf;                // pass, fail, softfail, neutral, none, temperror, permerror
-    QList<DkimFact> dkim;       // one per signature; empty list with dkimChecked = no signature
+    QString spf;           // pass, fail, softfail, neutral, none, temperror, permerror
+    QList<DkimFact> dkim;  // one per signature; empty list with dkimChecked = no signature
     bool dkimChecked = false;
-    QString dmarc;              // pass, fail, none, temperror, permerror
-    QString dmarcPolicy;        // for fail: none, quarantine, reject
+    QString dmarc;        // pass, fail, none, temperror, permerror
+    QString dmarcPolicy;  // for fail: none, quarantine, reject
 };
 
 QByteArray buildCheckRequestHead(const CheckRequest& r, qint64 contentLength);
 
 enum class Outcome { Reject, TempFail, Junk, Inbox };
-QString toString(Outcome o);                       // "reject", "tempfail", "junk", "inbox"
+QString toString(Outcome o);  // "reject", "tempfail", "junk", "inbox"
 std::optional<Outcome> outcomeFromString(const QString& s);
 
 struct SpamPolicy {
@@ -120,7 +120,8 @@ struct SpamPolicy {
 };
 Outcome decide(const Verdict& v, const SpamPolicy& policy);
 
-QByteArray spamHeaders(const Verdict& v);  // "X-Spam-Status: Yes, score=7.50 required=6.00 action=\"add header\"\r\nX-Spam-Score: 7.50\r\n"
+QByteArray spamHeaders(const Verdict& v);  // "X-Spam-Status: Yes, score=7.50 required=6.00 action=\"add
+                                           // header\"\r\nX-Spam-Score: 7.50\r\n"
 QByteArray uncheckedHeaders();             // "X-Spam-Status: unchecked\r\n"
 QByteArray stripSpamHeaders(const QByteArray& header, bool* changed);
 

@@ -21,6 +21,7 @@ import unittest
 from postern_testlib import Instance, Rspamd
 
 RCPT = "alice@example.test"
+BOB = "bob@example.test"
 
 
 def message(marker=b"", extra_headers=b"", body=b"Hello Alice,\r\nsee you tomorrow.\r\n"):
@@ -48,8 +49,8 @@ def counters(inst):
         return {(c["name"], tuple(sorted(c["labels"].items()))): c["value"] for c in json.load(f)["counters"]}
 
 
-def spam_instance(address, **conf):
-    inst = Instance(conf={"spam.enabled": "true", "spam.rspamd_address": address, "spam.timeout": "3s", **conf})
+def spam_instance(address, users=None, **conf):
+    inst = Instance(conf={"spam.enabled": "true", "spam.rspamd_address": address, "spam.timeout": "3s", **conf}, users=users)
     inst.start("postern-smtpd")
     return inst
 
@@ -58,7 +59,8 @@ class SpamFilter(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.rspamd = Rspamd()
-        cls.inst = spam_instance(cls.rspamd.socket)
+        cls.inst = spam_instance(cls.rspamd.socket, users={RCPT: "alice-password-1", BOB: "bob-password-1"},
+                                 **{"spam.inbox_users": BOB})
 
     @classmethod
     def tearDownClass(cls):
@@ -93,6 +95,18 @@ class SpamFilter(unittest.TestCase):
             self.assertIn(b'X-Spam-Status: Yes, score=6.00 required=15.00 action="add header"\r\n', head)
             self.assertIn(b"X-Spam-Score: 6.00\r\n", head)
             self.assertTrue(m.endswith(b"YJS" + Rspamd.GTUBE[2:] + b"\r\n"))
+
+    def test_inbox_user_gets_spam_tagged_in_inbox(self):
+        # spam.inbox_users = bob@example.test: the same message goes to alice's Junk and bob's INBOX.
+        bob_inbox = len(self.inst.messages(BOB))
+        with smtplib.SMTP("127.0.0.1", self.inst.port("postern-smtpd", "smtp"), timeout=30) as s:
+            s.ehlo("mx.remote.test")
+            self.assertEqual(s.sendmail("carol@remote.test", [RCPT, BOB], message(b"Y")), {})
+        [m] = self.inst.messages(BOB)[bob_inbox:]
+        self.assertIn(b'X-Spam-Status: Yes, score=6.00 required=15.00 action="add header"\r\n', m)
+        self.assertEqual(self.inst.messages(BOB, "Junk"), [])
+        self.assertEqual(len(self.new_in("Junk")), 1)
+        self.assertEqual(self.new_in(), [])
 
     def test_rewrite_subject_goes_to_junk_subject_kept(self):
         code, text = send(self.inst, message(b"Z"))

@@ -120,9 +120,11 @@ private Q_SLOTS:
         for (const ServiceSpec& s : serviceTable())
             rows << QStringLiteral("%1[%2]%3")
                         .arg(s.program, s.listenerKeys.join(QLatin1Char(',')),
-                             s.withoutListeners ? QStringLiteral(" always") : QString());
+                             s.withoutListeners ? (s.enabledBy.isEmpty() ? QStringLiteral(" always") : QStringLiteral(" if ") + s.enabledBy)
+                                                : QString()) +
+                        (s.engine ? QStringLiteral(" engine") : QString());
         QCOMPARE(rows,
-                 QStringList({"postern-smtpd[smtp.listen,submission.listen,submissions.listen]",
+                 QStringList({"redis-server[] if spam.enabled engine", "rspamd[] if spam.enabled engine", "postern-smtpd[smtp.listen,submission.listen,submissions.listen]",
                               "postern-imapd[imap.listen,imaps.listen]", "postern-pop3d[pop3.listen,pop3s.listen]",
                               "postern-queued[] always", "postern-webd[http.listen,https.listen]"}));
     }
