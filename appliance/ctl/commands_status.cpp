@@ -12,8 +12,8 @@
 //           folders (core/disk_space.h): a WARNING line from 80 % used, an ERROR
 //           line from 95 % or when less than smtp.min_free_space is left (then
 //           postern-smtpd answers 452 4.3.1 to new mail).
-//           The spam filter (spam.enabled): "spam filter: on (rspamd answering at ...)",
-//           or a WARNING line when Rspamd's socket does not accept connections (mail is
+//           The spam filter (spam.enabled): "spam filter: on (rspamd at ...)" once Rspamd
+//           answers GET /ping with pong within 3 s, else a WARNING line (mail is
 //           then accepted unchecked or answered 451, spam.on_failure); the number of
 //           messages accepted unchecked since postern-smtpd started (its stats file).
 //           Exit 1 when the supervisor is not running, a service is not running
@@ -35,13 +35,19 @@
 #include "core/spam_engine.h"
 #include "core/tls.h"
 
+#include <QDeadlineTimer>
 #include <QDir>
+#include <QHostAddress>
+#include <QLocalSocket>
+#include <QTcpSocket>
 #include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
 
+#include <algorithm>
 #include <csignal>
+#include <memory>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -149,25 +155,46 @@ bool diskStatus(CtlContext& ctx, const Config& config) {
     return ok;
 }
 
+// Rspamd answers GET /ping with "pong" once a worker serves requests: a socket that only
+// accepts (the main process binds it before its workers are up) is not enough.
+bool rspamdAnswers(const QString& address, int timeoutMs) {
+    QDeadlineTimer deadline(timeoutMs);
+    std::unique_ptr<QIODevice> device;
+    if (address.startsWith(QLatin1Char('/'))) {
+        auto socket = std::make_unique<QLocalSocket>();
+        socket->connectToServer(address);
+        if (!socket->waitForConnected(int(deadline.remainingTime()))) return false;
+        device = std::move(socket);
+    } else {
+        const qsizetype colon = address.lastIndexOf(QLatin1Char(':'));
+        QString host = address.left(colon);
+        if (host.startsWith(QLatin1Char('['))) host = host.mid(1, host.size() - 2);
+        auto socket = std::make_unique<QTcpSocket>();
+        socket->connectToHost(QHostAddress(host), quint16(address.mid(colon + 1).toUInt()));
+        if (colon <= 0 || !socket->waitForConnected(int(deadline.remainingTime()))) return false;
+        device = std::move(socket);
+    }
+    device->write("GET /ping HTTP/1.0\r\n\r\n");
+    QByteArray reply;
+    while (reply.size() < 4096 && !deadline.hasExpired()) {
+        auto* local = qobject_cast<QLocalSocket*>(device.get());
+        auto* tcp = qobject_cast<QTcpSocket*>(device.get());
+        const int left = int(std::max<qint64>(1, deadline.remainingTime()));
+        if (local && local->bytesToWrite() > 0) local->waitForBytesWritten(left);
+        if (tcp && tcp->bytesToWrite() > 0) tcp->waitForBytesWritten(left);
+        const bool more = local ? local->waitForReadyRead(left) : tcp->waitForReadyRead(left);
+        reply += device->readAll();
+        if (!more) break;
+    }
+    return reply.startsWith("HTTP/1.") && reply.left(reply.indexOf('\n')).contains(" 200") && reply.contains("pong");
+}
+
 // The spam filter's line for `status`; *warning when it is on and Rspamd does not answer.
 QString spamStatusLine(const Config& config, const QString& configDir, bool* warning) {
     if (!config.flag(QStringLiteral("spam.enabled"))) return QStringLiteral("spam filter: off (spam.enabled = false)");
     QString address = config.value(QStringLiteral("spam.rspamd_address"));
     if (address.isEmpty()) address = spamPaths(config, configDir).rspamdSocket;
-    bool answering = false;
-    if (address.startsWith(QLatin1Char('/'))) {
-        const QByteArray p = QFile::encodeName(address);
-        sockaddr_un addr{};
-        const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd >= 0 && size_t(p.size()) < sizeof addr.sun_path) {
-            addr.sun_family = AF_UNIX;
-            memcpy(addr.sun_path, p.constData(), size_t(p.size()));
-            answering = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
-        }
-        if (fd >= 0) ::close(fd);
-    } else {
-        answering = true;  // a TCP address: not probed here (the scans' counters below tell)
-    }
+    const bool answering = rspamdAnswers(address, 3000);
     quint64 unchecked = 0;
     if (auto bytes = readFile(config.runDir() + QStringLiteral("/postern-smtpd.stats"), 1024 * 1024)) {
         for (const QJsonValue& c : QJsonDocument::fromJson(*bytes).object().value(QStringLiteral("counters")).toArray()) {
