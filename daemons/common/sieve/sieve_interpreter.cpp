@@ -464,7 +464,7 @@ private:
 
     static QString zoneText(int offsetSecs) {
         const int mins = std::abs(offsetSecs) / 60;
-        return QStringLiteral("%1%2%3").arg(offsetSecs < 0 ? u'-' : u'+').arg(two(mins / 60), two(mins % 60));
+        return QStringLiteral("%1%2%3").arg(QLatin1Char(offsetSecs < 0 ? '-' : '+')).arg(two(mins / 60), two(mins % 60));
     }
 
     // RFC 5260 4: one date part.
