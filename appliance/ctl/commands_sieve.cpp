@@ -38,8 +38,9 @@ namespace postern::ctl {
 
 namespace {
 
-const char* kNotYet = "note: this version checks and stores redirect and vacation but does not carry them out yet; "
-                      "until it does, mail that would be redirected is kept in INBOX and no vacation reply is sent";
+const char* kNotYet =
+    "note: this version checks and stores redirect and vacation but does not carry them out yet; "
+    "until it does, mail that would be redirected is kept in INBOX and no vacation reply is sent";
 
 Result<QByteArray> readInput(const QString& file) {
     QFile f;
@@ -47,11 +48,13 @@ Result<QByteArray> readInput(const QString& file) {
         if (!f.open(stdin, QIODevice::ReadOnly)) return Result<QByteArray>::fail(QStringLiteral("cannot read stdin"));
     } else {
         f.setFileName(file);
-        if (!f.open(QIODevice::ReadOnly)) return Result<QByteArray>::fail(QStringLiteral("%1: %2").arg(file, f.errorString()));
+        if (!f.open(QIODevice::ReadOnly))
+            return Result<QByteArray>::fail(QStringLiteral("%1: %2").arg(file, f.errorString()));
     }
     const qint64 max = sieve::Limits{}.maxScriptBytes;
     QByteArray data = f.read(max + 1);
-    if (data.size() > max) return Result<QByteArray>::fail(QStringLiteral("%1: larger than %2 bytes").arg(file).arg(max));
+    if (data.size() > max)
+        return Result<QByteArray>::fail(QStringLiteral("%1: larger than %2 bytes").arg(file).arg(max));
     return data;
 }
 
@@ -83,7 +86,8 @@ int sieveList(CtlContext& ctx) {
     auto list = sieve::listScripts(config.mailDir(), address);
     if (!list) return ctx.fail(list.errorMessage());
     if (list->isEmpty()) ctx.out << "no scripts for " << address << Qt::endl;
-    for (const auto& s : *list) ctx.out << s.name << "\t" << s.size << " bytes" << (s.active ? "\tactive" : "") << Qt::endl;
+    for (const auto& s : *list)
+        ctx.out << s.name << "\t" << s.size << " bytes" << (s.active ? "\tactive" : "") << Qt::endl;
     return 0;
 }
 
@@ -99,7 +103,8 @@ int sieveShow(CtlContext& ctx) {
     return 0;
 }
 
-int storeAndMaybeActivate(CtlContext& ctx, const Config& config, const QString& address, const QString& name, const QByteArray& source, bool activate) {
+int storeAndMaybeActivate(CtlContext& ctx, const Config& config, const QString& address, const QString& name,
+                          const QByteArray& source, bool activate) {
     if (auto st = sieve::putScript(config.mailDir(), address, name, source); !st) return ctx.fail(st.errorMessage());
     if (activate)
         if (auto st = sieve::activateScript(config.mailDir(), address, name); !st) return ctx.fail(st.errorMessage());
@@ -110,7 +115,8 @@ int storeAndMaybeActivate(CtlContext& ctx, const Config& config, const QString& 
 
 int sievePut(CtlContext& ctx) {
     if (ctx.args.size() != 3) return ctx.usage(QStringLiteral("sieve put USER NAME FILE [--activate]"));
-    if (!sieve::validScriptName(ctx.args.at(1))) return ctx.usage(QStringLiteral("invalid script name '%1' (A-Z a-z 0-9 . _ -)").arg(ctx.args.at(1)));
+    if (!sieve::validScriptName(ctx.args.at(1)))
+        return ctx.usage(QStringLiteral("invalid script name '%1' (A-Z a-z 0-9 . _ -)").arg(ctx.args.at(1)));
     auto source = readInput(ctx.args.at(2));  // with the caller's rights, before dropping them
     if (!source) return ctx.fail(source.errorMessage());
     Config config;
@@ -124,7 +130,8 @@ int sieveActivate(CtlContext& ctx) {
     Config config;
     const QString address = prepare(ctx, config, ctx.args.at(0));
     if (address.isEmpty()) return 1;
-    if (auto st = sieve::activateScript(config.mailDir(), address, ctx.args.at(1)); !st) return ctx.fail(st.errorMessage());
+    if (auto st = sieve::activateScript(config.mailDir(), address, ctx.args.at(1)); !st)
+        return ctx.fail(st.errorMessage());
     ctx.out << "script '" << ctx.args.at(1) << "' is active for " << address << Qt::endl;
     return 0;
 }
@@ -144,7 +151,8 @@ int sieveDelete(CtlContext& ctx) {
     Config config;
     const QString address = prepare(ctx, config, ctx.args.at(0));
     if (address.isEmpty()) return 1;
-    if (auto st = sieve::deleteScript(config.mailDir(), address, ctx.args.at(1)); !st) return ctx.fail(st.errorMessage());
+    if (auto st = sieve::deleteScript(config.mailDir(), address, ctx.args.at(1)); !st)
+        return ctx.fail(st.errorMessage());
     ctx.out << "script '" << ctx.args.at(1) << "' deleted for " << address << Qt::endl;
     return 0;
 }
@@ -173,7 +181,8 @@ int sieveCheck(CtlContext& ctx) {
         ctx.err << label << ":" << compiled.errorMessage() << Qt::endl;
         return 1;
     }
-    ctx.out << label << ": ok (extensions: " << (compiled->required.isEmpty() ? QStringLiteral("none") : compiled->required.join(QStringLiteral(", ")))
+    ctx.out << label << ": ok (extensions: "
+            << (compiled->required.isEmpty() ? QStringLiteral("none") : compiled->required.join(QStringLiteral(", ")))
             << ")" << Qt::endl;
     if (usesRedirectOrVacation(source)) ctx.out << kNotYet << Qt::endl;
     return 0;
@@ -219,15 +228,18 @@ int sieveForward(CtlContext& ctx) {
     const bool keep = ctx.has(QStringLiteral("keep"));
     QString script = header(QStringLiteral("Forwarding"));
     if (keep) script += QStringLiteral("require \"copy\";\n");
-    for (const QString& t : targets) script += QStringLiteral("redirect %1%2;\n").arg(keep ? QStringLiteral(":copy ") : QString(), quoted(t));
+    for (const QString& t : targets)
+        script += QStringLiteral("redirect %1%2;\n").arg(keep ? QStringLiteral(":copy ") : QString(), quoted(t));
     Config config;
     const QString address = prepare(ctx, config, ctx.args.at(0));
     if (address.isEmpty()) return 1;
-    return storeAndMaybeActivate(ctx, config, address, ctx.opt(QStringLiteral("name"), QStringLiteral("forward")), script.toUtf8(), true);
+    return storeAndMaybeActivate(ctx, config, address, ctx.opt(QStringLiteral("name"), QStringLiteral("forward")),
+                                 script.toUtf8(), true);
 }
 
 int sieveVacation(CtlContext& ctx) {
-    const QString usage = QStringLiteral("sieve vacation USER --subject S --text T [--from YYYY-MM-DD] [--until YYYY-MM-DD] [--days N] [--name NAME]");
+    const QString usage = QStringLiteral(
+        "sieve vacation USER --subject S --text T [--from YYYY-MM-DD] [--until YYYY-MM-DD] [--days N] [--name NAME]");
     if (ctx.args.size() != 1 || ctx.opt(QStringLiteral("text")).isEmpty()) return ctx.usage(usage);
     QStringList conditions;
     for (const char* opt : {"from", "until"}) {
@@ -235,7 +247,8 @@ int sieveVacation(CtlContext& ctx) {
         if (v.isEmpty()) continue;
         if (!QDate::fromString(v, Qt::ISODate).isValid() || v.size() != 10)
             return ctx.usage(QStringLiteral("--%1 must be a date YYYY-MM-DD").arg(QLatin1String(opt)));
-        conditions << QStringLiteral("currentdate :value \"%1\" \"date\" \"%2\"").arg(QLatin1String(opt) == u"from" ? u"ge" : u"le", v);
+        conditions << QStringLiteral("currentdate :value \"%1\" \"date\" \"%2\"")
+                          .arg(QLatin1String(opt) == u"from" ? u"ge" : u"le", v);
     }
     int days = 7;
     if (ctx.has(QStringLiteral("days"))) {
@@ -244,7 +257,8 @@ int sieveVacation(CtlContext& ctx) {
         if (!ok || days < 1 || days > 365) return ctx.usage(QStringLiteral("--days must be 1..365"));
     }
     QString action = QStringLiteral("vacation :days %1").arg(days);
-    if (!ctx.opt(QStringLiteral("subject")).isEmpty()) action += QStringLiteral(" :subject %1").arg(quoted(ctx.opt(QStringLiteral("subject"))));
+    if (!ctx.opt(QStringLiteral("subject")).isEmpty())
+        action += QStringLiteral(" :subject %1").arg(quoted(ctx.opt(QStringLiteral("subject"))));
     action += u' ' + multiLine(ctx.opt(QStringLiteral("text"))) + u';';
     QString script = header(QStringLiteral("Vacation reply"));
     if (conditions.isEmpty()) {
@@ -256,30 +270,67 @@ int sieveVacation(CtlContext& ctx) {
     Config config;
     const QString address = prepare(ctx, config, ctx.args.at(0));
     if (address.isEmpty()) return 1;
-    return storeAndMaybeActivate(ctx, config, address, ctx.opt(QStringLiteral("name"), QStringLiteral("vacation")), script.toUtf8(), true);
+    return storeAndMaybeActivate(ctx, config, address, ctx.opt(QStringLiteral("name"), QStringLiteral("vacation")),
+                                 script.toUtf8(), true);
 }
 
 }  // namespace
 
 void addSieveCommands(QList<Command>& out) {
     const QString s = QStringLiteral("sieve");
-    out << Command{{s, QStringLiteral("list")}, QStringLiteral("USER"), QStringLiteral("list a user's Sieve scripts (mail filters)"), {}, {}, sieveList};
-    out << Command{{s, QStringLiteral("show")}, QStringLiteral("USER NAME"), QStringLiteral("print a Sieve script"), {}, {}, sieveShow};
-    out << Command{{s, QStringLiteral("put")}, QStringLiteral("USER NAME FILE [--activate]"),
-                   QStringLiteral("store a Sieve script (FILE - for stdin); refused if it does not compile"), {}, {QStringLiteral("activate")}, sievePut};
-    out << Command{{s, QStringLiteral("activate")}, QStringLiteral("USER NAME"), QStringLiteral("make a script the one that runs at delivery"), {}, {},
+    out << Command{{s, QStringLiteral("list")},
+                   QStringLiteral("USER"),
+                   QStringLiteral("list a user's Sieve scripts (mail filters)"),
+                   {},
+                   {},
+                   sieveList};
+    out << Command{{s, QStringLiteral("show")},
+                   QStringLiteral("USER NAME"),
+                   QStringLiteral("print a Sieve script"),
+                   {},
+                   {},
+                   sieveShow};
+    out << Command{{s, QStringLiteral("put")},
+                   QStringLiteral("USER NAME FILE [--activate]"),
+                   QStringLiteral("store a Sieve script (FILE - for stdin); refused if it does not compile"),
+                   {},
+                   {QStringLiteral("activate")},
+                   sievePut};
+    out << Command{{s, QStringLiteral("activate")},
+                   QStringLiteral("USER NAME"),
+                   QStringLiteral("make a script the one that runs at delivery"),
+                   {},
+                   {},
                    sieveActivate};
-    out << Command{{s, QStringLiteral("deactivate")}, QStringLiteral("USER"), QStringLiteral("run no script for a user"), {}, {}, sieveDeactivate};
-    out << Command{{s, QStringLiteral("delete")}, QStringLiteral("USER NAME"), QStringLiteral("delete an inactive script"), {}, {}, sieveDelete};
-    out << Command{{s, QStringLiteral("check")}, QStringLiteral("FILE | USER NAME"), QStringLiteral("check a Sieve script (errors as line:column)"), {}, {},
+    out << Command{{s, QStringLiteral("deactivate")},
+                   QStringLiteral("USER"),
+                   QStringLiteral("run no script for a user"),
+                   {},
+                   {},
+                   sieveDeactivate};
+    out << Command{{s, QStringLiteral("delete")},
+                   QStringLiteral("USER NAME"),
+                   QStringLiteral("delete an inactive script"),
+                   {},
+                   {},
+                   sieveDelete};
+    out << Command{{s, QStringLiteral("check")},
+                   QStringLiteral("FILE | USER NAME"),
+                   QStringLiteral("check a Sieve script (errors as line:column)"),
+                   {},
+                   {},
                    sieveCheck};
-    out << Command{{s, QStringLiteral("forward")}, QStringLiteral("USER --to ADDR[,ADDR] [--keep] [--name NAME]"),
-                   QStringLiteral("generate and activate a forwarding script"), {QStringLiteral("to"), QStringLiteral("name")}, {QStringLiteral("keep")},
+    out << Command{{s, QStringLiteral("forward")},
+                   QStringLiteral("USER --to ADDR[,ADDR] [--keep] [--name NAME]"),
+                   QStringLiteral("generate and activate a forwarding script"),
+                   {QStringLiteral("to"), QStringLiteral("name")},
+                   {QStringLiteral("keep")},
                    sieveForward};
-    out << Command{{s, QStringLiteral("vacation")}, QStringLiteral("USER --text T [--subject S] [--from DATE] [--until DATE] [--days N]"),
+    out << Command{{s, QStringLiteral("vacation")},
+                   QStringLiteral("USER --text T [--subject S] [--from DATE] [--until DATE] [--days N]"),
                    QStringLiteral("generate and activate a vacation (out-of-office) script"),
-                   {QStringLiteral("subject"), QStringLiteral("text"), QStringLiteral("from"), QStringLiteral("until"), QStringLiteral("days"),
-                    QStringLiteral("name")},
+                   {QStringLiteral("subject"), QStringLiteral("text"), QStringLiteral("from"), QStringLiteral("until"),
+                    QStringLiteral("days"), QStringLiteral("name")},
                    {},
                    sieveVacation};
 }

@@ -87,8 +87,9 @@ struct Argument {
     Kind kind = Kind::String;
     QStringList strings;  // String (one) and StringList
     qint64 number = 0;
-    QString tag;          // lower case, without ':'
+    QString tag;  // lower case, without ':'
     int line = 0, column = 0;
+    QList<std::pair<int, int>> positions;  // (line, column) of each string in `strings`
 };
 
 struct Node {
@@ -105,8 +106,8 @@ struct Node {
 
 struct Script {
     QList<Node> commands;
-    QStringList required;  // lower case extension names
-    bool usesBody = false;   // the caller must pass the body (at most maxBodyBytes)
+    QStringList required;   // lower case extension names
+    bool usesBody = false;  // the caller must pass the body (at most maxBodyBytes)
     bool has(const QString& extension) const { return required.contains(extension); }
 };
 
@@ -116,9 +117,9 @@ QStringList supportedExtensions();
 // ---- Running a script.
 
 struct Message {
-    QByteArray header;  // the header block as received (fields, folded), without the empty line
-    QByteArray body;    // the body, at most Limits::maxBodyBytes (only read when Script::usesBody)
-    qint64 size = 0;    // the whole message in octets (size test)
+    QByteArray header;     // the header block as received (fields, folded), without the empty line
+    QByteArray body;       // the body, at most Limits::maxBodyBytes (only read when Script::usesBody)
+    qint64 size = 0;       // the whole message in octets (size test)
     QString envelopeFrom;  // MAIL FROM (empty for <>)
     QString envelopeTo;    // the recipient address as given in RCPT TO (with any +detail)
     QDateTime now;         // currentdate; invalid: the current time
@@ -128,13 +129,13 @@ struct Message {
 struct Action {
     enum class Type { Keep, FileInto, Redirect, Discard, Reject, Vacation };
     Type type = Type::Keep;
-    QString target;        // FileInto: mailbox (UTF-8 name, '/' or '.' separated as written); Redirect: address
-    QStringList flags;     // Keep/FileInto (imap4flags); empty: none
-    bool create = false;   // FileInto :create
-    bool copy = false;     // Redirect/FileInto :copy
-    bool implicit = false; // the implicit keep
-    bool ereject = false;  // Reject: ereject
-    QString reason;        // Reject and Vacation text
+    QString target;         // FileInto: mailbox (UTF-8 name, '/' or '.' separated as written); Redirect: address
+    QStringList flags;      // Keep/FileInto (imap4flags); empty: none
+    bool create = false;    // FileInto :create
+    bool copy = false;      // Redirect/FileInto :copy
+    bool implicit = false;  // the implicit keep
+    bool ereject = false;   // Reject: ereject
+    QString reason;         // Reject and Vacation text
     // Vacation (RFC 5230 4)
     qint64 periodSeconds = 0;  // :days * 86400 or :seconds
     QString subject, from, handle;
@@ -147,7 +148,7 @@ QString toString(Action::Type type);
 QString describe(const Action& action);
 
 struct Outcome {
-    QList<Action> actions;  // in execution order; the implicit keep last when it applies
+    QList<Action> actions;       // in execution order; the implicit keep last when it applies
     std::optional<Error> error;  // runtime error ("line:column: text"); actions is then {implicit keep}
     qint64 steps = 0;
 };

@@ -14,8 +14,8 @@
 namespace postern::sieve {
 
 namespace {
-const QStringList kSpecialUse = {QStringLiteral("Drafts"), QStringLiteral("Sent"), QStringLiteral("Trash"), QStringLiteral("Junk"),
-                                 QStringLiteral("Archive")};
+const QStringList kSpecialUse = {QStringLiteral("Drafts"), QStringLiteral("Sent"), QStringLiteral("Trash"),
+                                 QStringLiteral("Junk"), QStringLiteral("Archive")};
 
 bool folderExists(const QString& root, const QStringList& parts) {
     if (parts.isEmpty()) return true;
@@ -56,11 +56,16 @@ QString maildirFlags(const QStringList& flags, QStringList* ignored) {
     for (const QString& f : flags) {
         const QString l = f.toLower();
         QChar c;
-        if (l == u"\\seen") c = u'S';
-        else if (l == u"\\answered") c = u'R';
-        else if (l == u"\\flagged") c = u'F';
-        else if (l == u"\\deleted") c = u'T';
-        else if (l == u"\\draft") c = u'D';
+        if (l == u"\\seen")
+            c = u'S';
+        else if (l == u"\\answered")
+            c = u'R';
+        else if (l == u"\\flagged")
+            c = u'F';
+        else if (l == u"\\deleted")
+            c = u'T';
+        else if (l == u"\\draft")
+            c = u'D';
         if (c.isNull()) {
             if (ignored) *ignored << f;
             continue;
@@ -98,13 +103,17 @@ Plan planDelivery(const QString& mailDir, const QString& mailbox, const PlanInpu
         return plan;
     }
     plan.script = active->name;
-    if (!active->script) return keepOnly(QStringLiteral("script %1 does not compile: %2").arg(active->name, active->error ? active->error->message : QString()));
+    if (!active->script)
+        return keepOnly(QStringLiteral("script %1 does not compile: %2")
+                            .arg(active->name, active->error ? active->error->message : QString()));
     const Limits limits;
     Message m;
     m.header = input.header;
     // The header block without its empty line (callers may pass it with).
-    if (m.header.endsWith("\r\n\r\n")) m.header.chop(2);
-    else if (m.header.endsWith("\n\n")) m.header.chop(1);
+    if (m.header.endsWith("\r\n\r\n"))
+        m.header.chop(2);
+    else if (m.header.endsWith("\n\n"))
+        m.header.chop(1);
     if (active->script->usesBody) m.body = readBody(input, limits.maxBodyBytes);
     m.size = input.size;
     m.envelopeFrom = input.envelopeFrom;
@@ -121,23 +130,30 @@ Plan planDelivery(const QString& mailDir, const QString& mailbox, const PlanInpu
     for (const Action& a : out.actions) {
         QStringList ignored;
         const QString flags = maildirFlags(a.flags, &ignored);
-        if (!ignored.isEmpty()) plan.notes << QStringLiteral("flags not stored (keywords are not supported yet): %1").arg(ignored.join(u' '));
+        if (!ignored.isEmpty())
+            plan.notes
+                << QStringLiteral("flags not stored (keywords are not supported yet): %1").arg(ignored.join(u' '));
         switch (a.type) {
-            case Action::Type::Keep: addCopy(plan, {}, flags); break;
+            case Action::Type::Keep:
+                addCopy(plan, {}, flags);
+                break;
             case Action::Type::FileInto: {
                 auto parts = folderPartsOf(a.target);
                 if (!parts) {
-                    plan.notes << QStringLiteral("fileinto \"%1\": not a valid folder name, kept in INBOX").arg(a.target);
+                    plan.notes
+                        << QStringLiteral("fileinto \"%1\": not a valid folder name, kept in INBOX").arg(a.target);
                     addCopy(plan, {}, flags);
                 } else if (!a.create && !folderExists(root, *parts)) {
-                    plan.notes << QStringLiteral("fileinto \"%1\": no such folder (and no :create), kept in INBOX").arg(a.target);
+                    plan.notes << QStringLiteral("fileinto \"%1\": no such folder (and no :create), kept in INBOX")
+                                      .arg(a.target);
                     addCopy(plan, {}, flags);
                 } else {
                     addCopy(plan, *parts, flags);
                 }
                 break;
             }
-            case Action::Type::Discard: break;
+            case Action::Type::Discard:
+                break;
             case Action::Type::Reject:
                 plan.reject = true;
                 plan.rejectReason = a.reason;
@@ -146,7 +162,9 @@ Plan planDelivery(const QString& mailDir, const QString& mailbox, const PlanInpu
                 plan.notes << QStringLiteral("redirect to %1 is not carried out yet").arg(a.target);
                 redirectDropped = redirectDropped || !a.copy;
                 break;
-            case Action::Type::Vacation: plan.notes << QStringLiteral("vacation reply is not sent yet"); break;
+            case Action::Type::Vacation:
+                plan.notes << QStringLiteral("vacation reply is not sent yet");
+                break;
         }
     }
     // The redirect cancelled the implicit keep but cannot happen: keep instead (no mail lost).

@@ -58,10 +58,10 @@ struct Plan {
     QList<Copy> copies;
     bool reject = false;
     QString rejectReason;
-    QString script;          // the active script's name; empty: none ran
-    QString error;           // script error (the copies are then {INBOX})
-    QStringList notes;       // things the log should say (missing folders, redirect not done, ...)
-    QStringList actions;     // the script's actions, described (for the log)
+    QString script;       // the active script's name; empty: none ran
+    QString error;        // script error (the copies are then {INBOX})
+    QStringList notes;    // things the log should say (missing folders, redirect not done, ...)
+    QStringList actions;  // the script's actions, described (for the log)
 };
 
 Plan planDelivery(const QString& mailDir, const QString& mailbox, const PlanInput& input, ScriptCache& cache);

@@ -27,12 +27,18 @@ namespace postern::sieve {
 
 QString toString(Action::Type type) {
     switch (type) {
-        case Action::Type::Keep: return QStringLiteral("keep");
-        case Action::Type::FileInto: return QStringLiteral("fileinto");
-        case Action::Type::Redirect: return QStringLiteral("redirect");
-        case Action::Type::Discard: return QStringLiteral("discard");
-        case Action::Type::Reject: return QStringLiteral("reject");
-        case Action::Type::Vacation: return QStringLiteral("vacation");
+        case Action::Type::Keep:
+            return QStringLiteral("keep");
+        case Action::Type::FileInto:
+            return QStringLiteral("fileinto");
+        case Action::Type::Redirect:
+            return QStringLiteral("redirect");
+        case Action::Type::Discard:
+            return QStringLiteral("discard");
+        case Action::Type::Reject:
+            return QStringLiteral("reject");
+        case Action::Type::Vacation:
+            return QStringLiteral("vacation");
     }
     return {};
 }
@@ -75,9 +81,13 @@ struct Failure {
     QString text;
 };
 
-QChar fold(QChar c) { return (c >= u'A' && c <= u'Z') ? QChar(c.unicode() + 32) : c; }
+QChar fold(QChar c) {
+    return (c >= u'A' && c <= u'Z') ? QChar(c.unicode() + 32) : c;
+}
 
-bool sameChar(QChar a, QChar b, Comparator c) { return c == Comparator::CaseMap ? fold(a) == fold(b) : a == b; }
+bool sameChar(QChar a, QChar b, Comparator c) {
+    return c == Comparator::CaseMap ? fold(a) == fold(b) : a == b;
+}
 
 // i;ascii-numeric (RFC 4790 9.1.1): leading digits, none = infinity.
 std::optional<QString> numericValue(const QString& s) {
@@ -108,12 +118,18 @@ int compare(const QString& a, const QString& b, Comparator c) {
 
 bool relationHolds(int cmp, Relation r) {
     switch (r) {
-        case Relation::Gt: return cmp > 0;
-        case Relation::Ge: return cmp >= 0;
-        case Relation::Lt: return cmp < 0;
-        case Relation::Le: return cmp <= 0;
-        case Relation::Eq: return cmp == 0;
-        case Relation::Ne: return cmp != 0;
+        case Relation::Gt:
+            return cmp > 0;
+        case Relation::Ge:
+            return cmp >= 0;
+        case Relation::Lt:
+            return cmp < 0;
+        case Relation::Le:
+            return cmp <= 0;
+        case Relation::Eq:
+            return cmp == 0;
+        case Relation::Ne:
+            return cmp != 0;
     }
     return false;
 }
@@ -128,10 +144,14 @@ struct Glob {
     explicit Glob(const QString& pattern) {
         for (qsizetype i = 0; i < pattern.size(); ++i) {
             const QChar c = pattern[i];
-            if (c == u'\\' && i + 1 < pattern.size()) items << Item{Kind::Literal, pattern[++i]};
-            else if (c == u'*') items << Item{Kind::Any, {}};
-            else if (c == u'?') items << Item{Kind::One, {}};
-            else items << Item{Kind::Literal, c};
+            if (c == u'\\' && i + 1 < pattern.size())
+                items << Item{Kind::Literal, pattern[++i]};
+            else if (c == u'*')
+                items << Item{Kind::Any, {}};
+            else if (c == u'?')
+                items << Item{Kind::One, {}};
+            else
+                items << Item{Kind::Literal, c};
         }
     }
 };
@@ -155,7 +175,6 @@ public:
             out.actions = {keep};
             return out;
         }
-        out.actions = m_actions;
         if (m_implicitKeep) {
             Action keep;
             keep.implicit = true;
@@ -170,7 +189,8 @@ private:
     // ---- Steps, variables, strings
 
     std::optional<Failure> step(const Node& n, qint64 cost = 1) {
-        if (cost > m_l.maxSteps - m_steps) return Failure{n.line, n.column, QStringLiteral("script ran more than %1 steps").arg(m_l.maxSteps)};
+        if (cost > m_l.maxSteps - m_steps)
+            return Failure{n.line, n.column, QStringLiteral("script ran more than %1 steps").arg(m_l.maxSteps)};
         m_steps += cost;
         return std::nullopt;
     }
@@ -237,14 +257,19 @@ private:
         Match m;
         if (n.tags.contains(QStringLiteral("comparator"))) {
             const QString c = n.tags.value(QStringLiteral("comparator")).strings.value(0).toLower();
-            m.comparator = c == u"i;octet" ? Comparator::Octet : c == u"i;ascii-numeric" ? Comparator::Numeric : Comparator::CaseMap;
+            m.comparator = c == u"i;octet"           ? Comparator::Octet
+                           : c == u"i;ascii-numeric" ? Comparator::Numeric
+                                                     : Comparator::CaseMap;
         }
-        if (n.tags.contains(QStringLiteral("contains"))) m.type = MatchType::Contains;
-        else if (n.tags.contains(QStringLiteral("matches"))) m.type = MatchType::Matches;
+        if (n.tags.contains(QStringLiteral("contains")))
+            m.type = MatchType::Contains;
+        else if (n.tags.contains(QStringLiteral("matches")))
+            m.type = MatchType::Matches;
         else if (n.tags.contains(QStringLiteral("value")) || n.tags.contains(QStringLiteral("count"))) {
             const bool count = n.tags.contains(QStringLiteral("count"));
             m.type = count ? MatchType::Count : MatchType::Value;
-            const QString r = n.tags.value(count ? QStringLiteral("count") : QStringLiteral("value")).strings.value(0).toLower();
+            const QString r =
+                n.tags.value(count ? QStringLiteral("count") : QStringLiteral("value")).strings.value(0).toLower();
             static const QStringList names = {QStringLiteral("gt"), QStringLiteral("ge"), QStringLiteral("lt"),
                                               QStringLiteral("le"), QStringLiteral("eq"), QStringLiteral("ne")};
             m.relation = Relation(std::max<qsizetype>(0, names.indexOf(r)));
@@ -253,7 +278,8 @@ private:
     }
 
     // :matches with capture of every wildcard (RFC 5229 3.2); steps charged per position.
-    std::optional<Failure> glob(const Node& n, const QString& value, const Glob& g, Comparator c, bool* matched, QStringList* groups) {
+    std::optional<Failure> glob(const Node& n, const QString& value, const Glob& g, Comparator c, bool* matched,
+                                QStringList* groups) {
         const qsizetype m = g.items.size();
         QList<std::pair<qsizetype, qsizetype>> caps(m, {0, 0});
         qsizetype p = 0, s = 0, starP = -1, starS = 0;
@@ -307,7 +333,8 @@ private:
             const QString count = QString::number(values.size());
             for (const QString& k : keys) {
                 if (auto f = step(n)) return f;
-                if (relationHolds(compare(count, k, Comparator::Numeric == m.comparator ? Comparator::Numeric : m.comparator), m.relation)) {
+                if (relationHolds(compare(count, k, m.comparator),
+                                  m.relation)) {  // RFC 5231 4.1: the count as a decimal string
                     *result = true;
                     return std::nullopt;
                 }
@@ -319,23 +346,31 @@ private:
                 if (auto f = step(n)) return f;
                 bool hit = false;
                 switch (m.type) {
-                    case MatchType::Is: hit = compare(v, k, m.comparator) == 0; break;
+                    case MatchType::Is:
+                        hit = compare(v, k, m.comparator) == 0;
+                        break;
                     case MatchType::Contains:
-                        hit = v.contains(k, m.comparator == Comparator::CaseMap ? Qt::CaseInsensitive : Qt::CaseSensitive);
+                        hit = v.contains(k,
+                                         m.comparator == Comparator::CaseMap ? Qt::CaseInsensitive : Qt::CaseSensitive);
                         if (hit && m.comparator == Comparator::CaseMap) {  // Qt folds beyond ASCII; check ASCII folding
                             hit = false;
-                            for (qsizetype i = 0; !hit && k.size() <= v.size() - i; ++i) hit = compare(v.mid(i, k.size()), k, m.comparator) == 0;
+                            for (qsizetype i = 0; !hit && k.size() <= v.size() - i; ++i)
+                                hit = compare(v.mid(i, k.size()), k, m.comparator) == 0;
                             if (auto f = step(n, v.size())) return f;
                         }
                         break;
                     case MatchType::Matches: {
                         QStringList groups;
-                        if (auto f = glob(n, v, Glob(k), m.comparator, &hit, m_variablesOn ? &groups : nullptr)) return f;
+                        if (auto f = glob(n, v, Glob(k), m.comparator, &hit, m_variablesOn ? &groups : nullptr))
+                            return f;
                         if (hit && m_variablesOn) m_matchVars = groups;
                         break;
                     }
-                    case MatchType::Value: hit = relationHolds(compare(v, k, m.comparator), m.relation); break;
-                    case MatchType::Count: break;
+                    case MatchType::Value:
+                        hit = relationHolds(compare(v, k, m.comparator), m.relation);
+                        break;
+                    case MatchType::Count:
+                        break;
                 }
                 if (hit) {
                     *result = true;
@@ -402,15 +437,20 @@ private:
         for (const QString& p : parts) {
             const QString which = p.toLower();
             QString address;
-            if (which == u"from") address = m_m.envelopeFrom;
-            else if (which == u"to") address = m_m.envelopeTo;
-            else continue;
+            if (which == u"from")
+                address = m_m.envelopeFrom;
+            else if (which == u"to")
+                address = m_m.envelopeTo;
+            else
+                continue;
             if (address.isEmpty()) {  // RFC 5228 5.4: the null reverse-path
                 if (!n.tags.contains(QStringLiteral("detail"))) out << QString();
                 continue;
             }
             const qsizetype at = address.lastIndexOf(u'@');
-            if (auto part = addressPart(n, at < 0 ? address : address.left(at), at < 0 ? QString() : address.mid(at + 1))) out << *part;
+            if (auto part =
+                    addressPart(n, at < 0 ? address : address.left(at), at < 0 ? QString() : address.mid(at + 1)))
+                out << *part;
         }
         return out;
     }
@@ -425,7 +465,8 @@ private:
         return QString::fromUtf8(decoded);
     }
 
-    void collectParts(const mail::MimePart& p, const QByteArray& whole, const QStringList& types, bool textOnly, QStringList* out) {
+    void collectParts(const mail::MimePart& p, const QByteArray& whole, const QStringList& types, bool textOnly,
+                      QStringList* out) {
         if (!p.children.isEmpty() && !p.isMessage()) {
             for (const auto& c : p.children) collectParts(c, whole, types, textOnly, out);
             return;
@@ -438,9 +479,12 @@ private:
         if (textOnly) want = p.type == u"text";
         for (const QString& t : types) {
             const QString lt = t.toLower();
-            if (lt.isEmpty()) want = true;
-            else if (lt.contains(u'/')) want |= lt == p.type + u'/' + p.subtype;
-            else want |= lt == p.type;
+            if (lt.isEmpty())
+                want = true;
+            else if (lt.contains(u'/'))
+                want |= lt == p.type + u'/' + p.subtype;
+            else
+                want |= lt == p.type;
         }
         if (!want) return;
         const qsizetype start = std::clamp<qsizetype>(p.bodyStart, 0, whole.size());
@@ -455,7 +499,9 @@ private:
         const QByteArray whole = block + "\r\n" + m_m.body.left(m_l.maxBodyBytes);
         const mail::MimePart root = mail::parseMime(whole);
         QStringList out;
-        const QStringList types = n.tags.contains(QStringLiteral("content")) ? expand(n.tags.value(QStringLiteral("content")).strings) : QStringList{};
+        const QStringList types = n.tags.contains(QStringLiteral("content"))
+                                      ? expand(n.tags.value(QStringLiteral("content")).strings)
+                                      : QStringList{};
         collectParts(root, whole, types, !n.tags.contains(QStringLiteral("content")), &out);
         return out;
     }
@@ -464,7 +510,9 @@ private:
 
     static QString zoneText(int offsetSecs) {
         const int mins = std::abs(offsetSecs) / 60;
-        return QStringLiteral("%1%2%3").arg(QLatin1Char(offsetSecs < 0 ? '-' : '+')).arg(two(mins / 60), two(mins % 60));
+        return QStringLiteral("%1%2%3")
+            .arg(QLatin1Char(offsetSecs < 0 ? '-' : '+'))
+            .arg(two(mins / 60), two(mins % 60));
     }
 
     // RFC 5260 4: one date part.
@@ -475,22 +523,29 @@ private:
         if (p == u"year") return QStringLiteral("%1").arg(date.year(), 4, 10, QLatin1Char('0'));
         if (p == u"month") return two(date.month());
         if (p == u"day") return two(date.day());
-        if (p == u"date") return QStringLiteral("%1-%2-%3").arg(date.year(), 4, 10, QLatin1Char('0')).arg(two(date.month()), two(date.day()));
+        if (p == u"date")
+            return QStringLiteral("%1-%2-%3")
+                .arg(date.year(), 4, 10, QLatin1Char('0'))
+                .arg(two(date.month()), two(date.day()));
         if (p == u"julian") return QString::number(date.toJulianDay() - 2400001);  // Modified Julian Day
         if (p == u"hour") return two(time.hour());
         if (p == u"minute") return two(time.minute());
         if (p == u"second") return two(time.second());
-        if (p == u"time") return QStringLiteral("%1:%2:%3").arg(two(time.hour()), two(time.minute()), two(time.second()));
+        if (p == u"time")
+            return QStringLiteral("%1:%2:%3").arg(two(time.hour()), two(time.minute()), two(time.second()));
         if (p == u"zone") return zoneText(d.offsetFromUtc());
         if (p == u"weekday") return QString::number(date.dayOfWeek() % 7);  // 0 = Sunday
         const QString z = zoneText(d.offsetFromUtc());
         if (p == u"iso8601")
-            return datePart(d, QStringLiteral("date")) + u'T' + datePart(d, QStringLiteral("time")) + z.left(3) + u':' + z.mid(3);
+            return datePart(d, QStringLiteral("date")) + u'T' + datePart(d, QStringLiteral("time")) + z.left(3) + u':' +
+                   z.mid(3);
         if (p == u"std11") {
             static const char* days[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
-            static const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+            static const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
             return QStringLiteral("%1, %2 %3 %4 %5 %6")
-                .arg(QLatin1String(days[date.dayOfWeek() - 1]), two(date.day()), QLatin1String(months[date.month() - 1]))
+                .arg(QLatin1String(days[date.dayOfWeek() - 1]), two(date.day()),
+                     QLatin1String(months[date.month() - 1]))
                 .arg(date.year())
                 .arg(datePart(d, QStringLiteral("time")), z);
         }
@@ -553,10 +608,12 @@ private:
         }
         if (name == u"header") return test(n, headerValues(expand(pos.at(0).strings)), pos.at(1).strings, result);
         if (name == u"address") return test(n, addressValues(n, expand(pos.at(0).strings)), pos.at(1).strings, result);
-        if (name == u"envelope") return test(n, envelopeValues(n, expand(pos.at(0).strings)), pos.at(1).strings, result);
+        if (name == u"envelope")
+            return test(n, envelopeValues(n, expand(pos.at(0).strings)), pos.at(1).strings, result);
         if (name == u"string") {
             QStringList values = expand(pos.at(0).strings);
-            if (matchOf(n).type == MatchType::Count) values.removeAll(QString());  // RFC 5229 5: only non-empty strings count
+            if (matchOf(n).type == MatchType::Count)
+                values.removeAll(QString());  // RFC 5229 5: only non-empty strings count
             return test(n, values, pos.at(1).strings, result);
         }
         if (name == u"hasflag") {
@@ -583,11 +640,13 @@ private:
         }
         if (name == u"currentdate") {
             const QDateTime now = m_m.now.isValid() ? m_m.now : QDateTime::currentDateTime();
-            return test(n, {datePart(inZone(now, n, false), expand(pos.at(0).strings.value(0)))}, pos.at(1).strings, result);
+            return test(n, {datePart(inZone(now, n, false), expand(pos.at(0).strings.value(0)))}, pos.at(1).strings,
+                        result);
         }
         if (name == u"mailboxexists") {
             *result = true;
-            for (const QString& mb : expand(pos.at(0).strings)) *result = *result && m_m.mailboxExists && m_m.mailboxExists(mb);
+            for (const QString& mb : expand(pos.at(0).strings))
+                *result = *result && m_m.mailboxExists && m_m.mailboxExists(mb);
             return std::nullopt;
         }
         return Failure{n.line, n.column, QStringLiteral("test %1 not implemented").arg(name)};
@@ -596,7 +655,9 @@ private:
     // ---- Actions
 
     static bool sameMailbox(const QString& a, const QString& b) {
-        auto norm = [](const QString& m) { return m.compare(u"INBOX", Qt::CaseInsensitive) == 0 ? QStringLiteral("INBOX") : m; };
+        auto norm = [](const QString& m) {
+            return m.compare(u"INBOX", Qt::CaseInsensitive) == 0 ? QStringLiteral("INBOX") : m;
+        };
         return norm(a) == norm(b);
     }
 
@@ -625,13 +686,17 @@ private:
 
     std::optional<Failure> addAction(const Node& n, Action a) {
         a.line = n.line;
-        if (++m_actionCount > m_l.maxActions) return Failure{n.line, n.column, QStringLiteral("more than %1 actions").arg(m_l.maxActions)};
+        if (++m_actionCount > m_l.maxActions)
+            return Failure{n.line, n.column, QStringLiteral("more than %1 actions").arg(m_l.maxActions)};
         switch (a.type) {
             case Action::Type::Keep:
-            case Action::Type::FileInto: addDeliver(a); break;
+            case Action::Type::FileInto:
+                addDeliver(a);
+                break;
             case Action::Type::Redirect: {
                 for (const Action& e : std::as_const(m_actions))
-                    if (e.type == Action::Type::Redirect && e.target.compare(a.target, Qt::CaseInsensitive) == 0) return std::nullopt;  // RFC 5228 4.2
+                    if (e.type == Action::Type::Redirect && e.target.compare(a.target, Qt::CaseInsensitive) == 0)
+                        return std::nullopt;  // RFC 5228 4.2
                 if (++m_redirects > m_l.maxRedirects)
                     return Failure{n.line, n.column, QStringLiteral("more than %1 redirects").arg(m_l.maxRedirects)};
                 m_actions << a;
@@ -639,10 +704,13 @@ private:
             }
             case Action::Type::Vacation:
                 for (const Action& e : std::as_const(m_actions))
-                    if (e.type == Action::Type::Vacation) return Failure{n.line, n.column, QStringLiteral("vacation used twice")};  // RFC 5230 4.7
+                    if (e.type == Action::Type::Vacation)
+                        return Failure{n.line, n.column, QStringLiteral("vacation used twice")};  // RFC 5230 4.7
                 m_actions << a;
                 break;
-            default: m_actions << a; break;
+            default:
+                m_actions << a;
+                break;
         }
         return std::nullopt;
     }
@@ -657,7 +725,9 @@ private:
         const qsizetype at = a.lastIndexOf(u'@');
         if (at <= 0 || at == a.size() - 1 || a.size() > 320) return false;
         for (QChar c : a)
-            if (c.unicode() <= 0x20 || c == u'<' || c == u'>' || c == u',' || c == u'"' || c == u'\\' || c == u'(' || c == u')') return false;
+            if (c.unicode() <= 0x20 || c == u'<' || c == u'>' || c == u',' || c == u'"' || c == u'\\' || c == u'(' ||
+                c == u')')
+                return false;
         return true;
     }
 
@@ -673,7 +743,8 @@ private:
         if (name == u"keep") {
             Action a;
             a.type = Action::Type::Keep;
-            a.flags = n.tags.contains(QStringLiteral("flags")) ? flagList(n.tags.value(QStringLiteral("flags")).strings) : m_flags;
+            a.flags = n.tags.contains(QStringLiteral("flags")) ? flagList(n.tags.value(QStringLiteral("flags")).strings)
+                                                               : m_flags;
             m_implicitKeep = false;
             return addAction(n, a);
         }
@@ -690,7 +761,8 @@ private:
             a.type = Action::Type::FileInto;
             a.target = expand(pos.at(0).strings.value(0));
             if (a.target.isEmpty()) return Failure{n.line, n.column, QStringLiteral("fileinto an empty mailbox name")};
-            a.flags = n.tags.contains(QStringLiteral("flags")) ? flagList(n.tags.value(QStringLiteral("flags")).strings) : m_flags;
+            a.flags = n.tags.contains(QStringLiteral("flags")) ? flagList(n.tags.value(QStringLiteral("flags")).strings)
+                                                               : m_flags;
             a.create = n.tags.contains(QStringLiteral("create"));
             a.copy = n.tags.contains(QStringLiteral("copy"));
             if (!a.copy) m_implicitKeep = false;  // RFC 3894 3
@@ -701,7 +773,9 @@ private:
             Action a;
             a.type = Action::Type::Redirect;
             a.target = expand(pos.at(0).strings.value(0)).trimmed();
-            if (!validAddress(a.target)) return Failure{pos.at(0).line, pos.at(0).column, QStringLiteral("redirect to an invalid address \"%1\"").arg(a.target)};
+            if (!validAddress(a.target))
+                return Failure{pos.at(0).line, pos.at(0).column,
+                               QStringLiteral("redirect to an invalid address \"%1\"").arg(a.target)};
             a.copy = n.tags.contains(QStringLiteral("copy"));
             if (!a.copy) m_implicitKeep = false;
             return addAction(n, a);
@@ -718,9 +792,12 @@ private:
             Action a;
             a.type = Action::Type::Vacation;
             a.reason = expand(pos.at(0).strings.value(0));
-            if (n.tags.contains(QStringLiteral("seconds"))) a.periodSeconds = n.tags.value(QStringLiteral("seconds")).number;
-            else if (n.tags.contains(QStringLiteral("days"))) a.periodSeconds = std::max<qint64>(1, n.tags.value(QStringLiteral("days")).number) * 86400;
-            else a.periodSeconds = 7 * 86400;  // RFC 5230 4.1 default
+            if (n.tags.contains(QStringLiteral("seconds")))
+                a.periodSeconds = n.tags.value(QStringLiteral("seconds")).number;
+            else if (n.tags.contains(QStringLiteral("days")))
+                a.periodSeconds = std::max<qint64>(1, n.tags.value(QStringLiteral("days")).number) * 86400;
+            else
+                a.periodSeconds = 7 * 86400;  // RFC 5230 4.1 default
             a.subject = expand(n.tags.value(QStringLiteral("subject")).strings.value(0));
             a.from = expand(n.tags.value(QStringLiteral("from")).strings.value(0));
             a.addresses = expand(n.tags.value(QStringLiteral("addresses")).strings);
@@ -733,8 +810,10 @@ private:
             const QString var = named ? expand(pos.at(0).strings.value(0)) : QString();
             QStringList current = named ? m_vars.value(var.toLower()).split(u' ', Qt::SkipEmptyParts) : m_flags;
             const QStringList given = flagList(pos.last().strings);
-            if (name == u"setflag") current = given;
-            else if (name == u"addflag") mergeFlags(current, given);
+            if (name == u"setflag")
+                current = given;
+            else if (name == u"addflag")
+                mergeFlags(current, given);
             else
                 current.removeIf([&](const QString& f) {
                     for (const QString& g : given)
@@ -803,9 +882,11 @@ private:
         if (!reject) return std::nullopt;
         if (rejects > 1) return Failure{reject->line, 1, QStringLiteral("reject used twice")};
         for (const Action& a : std::as_const(m_actions)) {
-            if (a.type == Action::Type::Vacation) return Failure{reject->line, 1, QStringLiteral("reject cannot be combined with vacation")};
+            if (a.type == Action::Type::Vacation)
+                return Failure{reject->line, 1, QStringLiteral("reject cannot be combined with vacation")};
             if (a.type == Action::Type::Keep || a.type == Action::Type::FileInto || a.type == Action::Type::Redirect)
-                return Failure{reject->line, 1, QStringLiteral("reject cannot be combined with %1").arg(toString(a.type))};
+                return Failure{reject->line, 1,
+                               QStringLiteral("reject cannot be combined with %1").arg(toString(a.type))};
         }
         return std::nullopt;
     }

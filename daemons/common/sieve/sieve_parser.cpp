@@ -36,7 +36,21 @@ Error errorAt(int line, int column, const QString& text) {
 namespace {
 
 struct Token {
-    enum class Kind { End, Identifier, Tag, Number, String, LBracket, RBracket, LParen, RParen, LBrace, RBrace, Comma, Semicolon };
+    enum class Kind {
+        End,
+        Identifier,
+        Tag,
+        Number,
+        String,
+        LBracket,
+        RBracket,
+        LParen,
+        RParen,
+        LBrace,
+        RBrace,
+        Comma,
+        Semicolon
+    };
     Kind kind = Kind::End;
     QString text;
     qint64 number = 0;
@@ -45,25 +59,42 @@ struct Token {
 
 QString describe(Token::Kind k) {
     switch (k) {
-        case Token::Kind::End: return QStringLiteral("end of script");
-        case Token::Kind::Identifier: return QStringLiteral("identifier");
-        case Token::Kind::Tag: return QStringLiteral("tag");
-        case Token::Kind::Number: return QStringLiteral("number");
-        case Token::Kind::String: return QStringLiteral("string");
-        case Token::Kind::LBracket: return QStringLiteral("'['");
-        case Token::Kind::RBracket: return QStringLiteral("']'");
-        case Token::Kind::LParen: return QStringLiteral("'('");
-        case Token::Kind::RParen: return QStringLiteral("')'");
-        case Token::Kind::LBrace: return QStringLiteral("'{'");
-        case Token::Kind::RBrace: return QStringLiteral("'}'");
-        case Token::Kind::Comma: return QStringLiteral("','");
-        case Token::Kind::Semicolon: return QStringLiteral("';'");
+        case Token::Kind::End:
+            return QStringLiteral("end of script");
+        case Token::Kind::Identifier:
+            return QStringLiteral("identifier");
+        case Token::Kind::Tag:
+            return QStringLiteral("tag");
+        case Token::Kind::Number:
+            return QStringLiteral("number");
+        case Token::Kind::String:
+            return QStringLiteral("string");
+        case Token::Kind::LBracket:
+            return QStringLiteral("'['");
+        case Token::Kind::RBracket:
+            return QStringLiteral("']'");
+        case Token::Kind::LParen:
+            return QStringLiteral("'('");
+        case Token::Kind::RParen:
+            return QStringLiteral("')'");
+        case Token::Kind::LBrace:
+            return QStringLiteral("'{'");
+        case Token::Kind::RBrace:
+            return QStringLiteral("'}'");
+        case Token::Kind::Comma:
+            return QStringLiteral("','");
+        case Token::Kind::Semicolon:
+            return QStringLiteral("';'");
     }
     return {};
 }
 
-bool isAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
-bool isDigit(char c) { return c >= '0' && c <= '9'; }
+bool isAlpha(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+bool isDigit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 class Lexer {
 public:
@@ -83,20 +114,31 @@ public:
             return t;
         };
         switch (c) {
-            case '[': return single(Token::Kind::LBracket);
-            case ']': return single(Token::Kind::RBracket);
-            case '(': return single(Token::Kind::LParen);
-            case ')': return single(Token::Kind::RParen);
-            case '{': return single(Token::Kind::LBrace);
-            case '}': return single(Token::Kind::RBrace);
-            case ',': return single(Token::Kind::Comma);
-            case ';': return single(Token::Kind::Semicolon);
-            case '"': return quoted(t);
-            default: break;
+            case '[':
+                return single(Token::Kind::LBracket);
+            case ']':
+                return single(Token::Kind::RBracket);
+            case '(':
+                return single(Token::Kind::LParen);
+            case ')':
+                return single(Token::Kind::RParen);
+            case '{':
+                return single(Token::Kind::LBrace);
+            case '}':
+                return single(Token::Kind::RBrace);
+            case ',':
+                return single(Token::Kind::Comma);
+            case ';':
+                return single(Token::Kind::Semicolon);
+            case '"':
+                return quoted(t);
+            default:
+                break;
         }
         if (c == ':') {
             advance();
-            if (m_pos >= m_s.size() || !isAlpha(m_s[m_pos])) return errorAt(t.line, t.column, QStringLiteral("a tag needs a name after ':'"));
+            if (m_pos >= m_s.size() || !isAlpha(m_s[m_pos]))
+                return errorAt(t.line, t.column, QStringLiteral("a tag needs a name after ':'"));
             t.kind = Token::Kind::Tag;
             t.text = identifier().toLower();
             return t;
@@ -194,11 +236,14 @@ private:
         } else if (m_pos < m_s.size() && m_s[m_pos] == '\r') {
             advance();
         }
-        if (m_pos >= m_s.size() || m_s[m_pos] != '\n') return errorAt(m_line, column(), QStringLiteral("expected a line end after text:"));
+        if (m_pos >= m_s.size() || m_s[m_pos] != '\n')
+            return errorAt(m_line, column(), QStringLiteral("expected a line end after text:"));
         advance();
         QByteArray out;
         while (true) {
-            if (m_pos >= m_s.size()) return errorAt(t.line, t.column, QStringLiteral("multi-line string not ended with a line holding only '.'"));
+            if (m_pos >= m_s.size())
+                return errorAt(t.line, t.column,
+                               QStringLiteral("multi-line string not ended with a line holding only '.'"));
             qsizetype eol = m_s.indexOf('\n', m_pos);
             const qsizetype end = eol < 0 ? m_s.size() : eol;
             qsizetype contentEnd = end;
@@ -224,7 +269,8 @@ private:
         qint64 v = 0;
         while (m_pos < m_s.size() && isDigit(m_s[m_pos])) {
             const int d = m_s[m_pos] - '0';
-            if (v > (std::numeric_limits<qint64>::max() - d) / 10) return errorAt(t.line, t.column, QStringLiteral("number too large"));
+            if (v > (std::numeric_limits<qint64>::max() - d) / 10)
+                return errorAt(t.line, t.column, QStringLiteral("number too large"));
             v = v * 10 + d;
             ++m_pos;
         }
@@ -233,7 +279,8 @@ private:
             qint64 mult = q == 'K' ? 1024 : q == 'M' ? 1024 * 1024 : q == 'G' ? qint64(1024) * 1024 * 1024 : 1;
             if (mult != 1) {
                 ++m_pos;
-                if (v > std::numeric_limits<qint64>::max() / mult) return errorAt(t.line, t.column, QStringLiteral("number too large"));
+                if (v > std::numeric_limits<qint64>::max() / mult)
+                    return errorAt(t.line, t.column, QStringLiteral("number too large"));
                 v *= mult;
             }
         }
@@ -299,7 +346,8 @@ private:
         }
         if (m_tok.kind != Token::Kind::LBrace) return unexpected(QStringLiteral("';' or '{'"));
         if (depth + 1 > m_limits.maxNesting)
-            return errorAt(m_tok.line, m_tok.column, QStringLiteral("blocks nested deeper than %1").arg(m_limits.maxNesting));
+            return errorAt(m_tok.line, m_tok.column,
+                           QStringLiteral("blocks nested deeper than %1").arg(m_limits.maxNesting));
         if (auto st = shift(); !st) return st.error();
         auto body = commands(depth + 1);
         if (!body) return body.error();
@@ -319,6 +367,7 @@ private:
             if (m_tok.kind == Token::Kind::String) {
                 a.kind = Argument::Kind::String;
                 a.strings << m_tok.text;
+                a.positions << std::pair{m_tok.line, m_tok.column};
             } else if (m_tok.kind == Token::Kind::Number) {
                 a.kind = Argument::Kind::Number;
                 a.number = m_tok.number;
@@ -342,7 +391,8 @@ private:
             n.tests << std::move(*t);
         } else if (m_tok.kind == Token::Kind::LParen) {
             if (testDepth + 1 > m_limits.maxNesting)
-                return errorAt(m_tok.line, m_tok.column, QStringLiteral("tests nested deeper than %1").arg(m_limits.maxNesting));
+                return errorAt(m_tok.line, m_tok.column,
+                               QStringLiteral("tests nested deeper than %1").arg(m_limits.maxNesting));
             if (auto st = shift(); !st) return st;
             while (true) {
                 if (m_tok.kind != Token::Kind::Identifier) return unexpected(QStringLiteral("a test"));
@@ -350,7 +400,8 @@ private:
                 if (!t) return t.error();
                 n.tests << std::move(*t);
                 if (n.tests.size() > m_limits.maxListItems)
-                    return errorAt(m_tok.line, m_tok.column, QStringLiteral("more than %1 tests in one list").arg(m_limits.maxListItems));
+                    return errorAt(m_tok.line, m_tok.column,
+                                   QStringLiteral("more than %1 tests in one list").arg(m_limits.maxListItems));
                 if (m_tok.kind == Token::Kind::Comma) {
                     if (auto st = shift(); !st) return st;
                     continue;
@@ -365,7 +416,8 @@ private:
 
     Result<Node> test(int depth) {
         if (depth > m_limits.maxNesting)
-            return errorAt(m_tok.line, m_tok.column, QStringLiteral("tests nested deeper than %1").arg(m_limits.maxNesting));
+            return errorAt(m_tok.line, m_tok.column,
+                           QStringLiteral("tests nested deeper than %1").arg(m_limits.maxNesting));
         Node n;
         n.name = m_tok.text;
         n.line = m_tok.line;
@@ -380,8 +432,10 @@ private:
         while (true) {
             if (m_tok.kind != Token::Kind::String) return unexpected(QStringLiteral("a string"));
             a.strings << m_tok.text;
+            a.positions << std::pair{m_tok.line, m_tok.column};
             if (a.strings.size() > m_limits.maxListItems)
-                return errorAt(m_tok.line, m_tok.column, QStringLiteral("more than %1 strings in one list").arg(m_limits.maxListItems));
+                return errorAt(m_tok.line, m_tok.column,
+                               QStringLiteral("more than %1 strings in one list").arg(m_limits.maxListItems));
             if (auto st = shift(); !st) return st;
             if (m_tok.kind == Token::Kind::Comma) {
                 if (auto st = shift(); !st) return st;

@@ -7,8 +7,8 @@
 #include <QDir>
 #include <QFile>
 
-#include <cerrno>
 #include <sys/stat.h>
+#include <cerrno>
 
 namespace postern::sieve {
 
@@ -16,7 +16,9 @@ namespace {
 const QString kActive = QStringLiteral("active");
 const QString kSuffix = QStringLiteral(".sieve");
 
-QString scriptPath(const QString& dir, const QString& name) { return dir + QLatin1Char('/') + name + kSuffix; }
+QString scriptPath(const QString& dir, const QString& name) {
+    return dir + QLatin1Char('/') + name + kSuffix;
+}
 
 Result<QString> checkedDir(const QString& mailDir, const QString& address) {
     const QString dir = scriptDir(mailDir, address);
@@ -26,7 +28,10 @@ Result<QString> checkedDir(const QString& mailDir, const QString& address) {
 
 Status checkName(const QString& name) {
     if (!validScriptName(name))
-        return Status::fail(QStringLiteral("invalid script name '%1' (1-%2 of A-Z a-z 0-9 . _ -, not starting with '.')").arg(name).arg(kMaxScriptNameBytes));
+        return Status::fail(
+            QStringLiteral("invalid script name '%1' (1-%2 of A-Z a-z 0-9 . _ -, not starting with '.')")
+                .arg(name)
+                .arg(kMaxScriptNameBytes));
     return {};
 }
 }  // namespace
@@ -34,7 +39,9 @@ Status checkName(const QString& name) {
 bool validScriptName(const QString& name) {
     if (name.isEmpty() || name.size() > kMaxScriptNameBytes || name.startsWith(u'.')) return false;
     for (QChar c : name)
-        if (!((c >= u'a' && c <= u'z') || (c >= u'A' && c <= u'Z') || (c >= u'0' && c <= u'9') || c == u'.' || c == u'_' || c == u'-')) return false;
+        if (!((c >= u'a' && c <= u'z') || (c >= u'A' && c <= u'Z') || (c >= u'0' && c <= u'9') || c == u'.' ||
+              c == u'_' || c == u'-'))
+            return false;
     return true;
 }
 
@@ -62,7 +69,8 @@ Result<QList<ScriptInfo>> listScripts(const QString& mailDir, const QString& add
     auto active = activeScriptName(mailDir, address);
     QList<ScriptInfo> out;
     const QDir d(*dir);
-    for (const QFileInfo& fi : d.entryInfoList({QStringLiteral("*.sieve")}, QDir::Files | QDir::NoSymLinks, QDir::Name)) {
+    for (const QFileInfo& fi :
+         d.entryInfoList({QStringLiteral("*.sieve")}, QDir::Files | QDir::NoSymLinks, QDir::Name)) {
         const QString name = fi.completeBaseName();
         if (!validScriptName(name)) continue;
         out << ScriptInfo{name, fi.size(), active && *active == name};
@@ -75,7 +83,8 @@ Result<QByteArray> readScript(const QString& mailDir, const QString& address, co
     auto dir = checkedDir(mailDir, address);
     if (!dir) return dir.error();
     const QString path = scriptPath(*dir, name);
-    if (!QFileInfo::exists(path)) return Result<QByteArray>::fail(QStringLiteral("no script '%1' for %2").arg(name, address), ENOENT);
+    if (!QFileInfo::exists(path))
+        return Result<QByteArray>::fail(QStringLiteral("no script '%1' for %2").arg(name, address), ENOENT);
     return readFile(path, Limits{}.maxScriptBytes);
 }
 
@@ -83,12 +92,14 @@ Status putScript(const QString& mailDir, const QString& address, const QString& 
     if (auto st = checkName(name); !st) return st;
     auto dir = checkedDir(mailDir, address);
     if (!dir) return dir.error();
-    if (auto compiled = compile(source); !compiled) return Status::fail(QStringLiteral("%1: %2").arg(name, compiled.errorMessage()));
+    if (auto compiled = compile(source); !compiled)
+        return Status::fail(QStringLiteral("%1: %2").arg(name, compiled.errorMessage()));
     const QString path = scriptPath(*dir, name);
     if (!QFileInfo::exists(path)) {
         auto list = listScripts(mailDir, address);
         if (list && list->size() >= kMaxScriptsPerUser)
-            return Status::fail(QStringLiteral("%1 already has %2 scripts (the limit)").arg(address).arg(kMaxScriptsPerUser));
+            return Status::fail(
+                QStringLiteral("%1 already has %2 scripts (the limit)").arg(address).arg(kMaxScriptsPerUser));
     }
     if (auto st = ensureDirectory(*dir, 0700); !st) return st;
     return writeFileAtomic(path, source, 0600);
@@ -98,7 +109,8 @@ Status activateScript(const QString& mailDir, const QString& address, const QStr
     if (auto st = checkName(name); !st) return st;
     auto dir = checkedDir(mailDir, address);
     if (!dir) return dir.error();
-    if (!QFileInfo::exists(scriptPath(*dir, name))) return Status::fail(QStringLiteral("no script '%1' for %2").arg(name, address), ENOENT);
+    if (!QFileInfo::exists(scriptPath(*dir, name)))
+        return Status::fail(QStringLiteral("no script '%1' for %2").arg(name, address), ENOENT);
     return writeFileAtomic(*dir + QLatin1Char('/') + kActive, name.toUtf8() + '\n', 0600);
 }
 
@@ -113,14 +125,17 @@ Status deleteScript(const QString& mailDir, const QString& address, const QStrin
     auto dir = checkedDir(mailDir, address);
     if (!dir) return dir.error();
     const QString path = scriptPath(*dir, name);
-    if (!QFileInfo::exists(path)) return Status::fail(QStringLiteral("no script '%1' for %2").arg(name, address), ENOENT);
+    if (!QFileInfo::exists(path))
+        return Status::fail(QStringLiteral("no script '%1' for %2").arg(name, address), ENOENT);
     auto active = activeScriptName(mailDir, address);
-    if (active && *active == name) return Status::fail(QStringLiteral("'%1' is the active script; deactivate it first").arg(name));
+    if (active && *active == name)
+        return Status::fail(QStringLiteral("'%1' is the active script; deactivate it first").arg(name));
     if (auto st = removeFile(path); !st) return st;
     return syncDirectory(*dir);
 }
 
-std::optional<ScriptCache::Active> ScriptCache::active(const QString& mailDir, const QString& address, QString* readError) {
+std::optional<ScriptCache::Active> ScriptCache::active(const QString& mailDir, const QString& address,
+                                                       QString* readError) {
     auto name = activeScriptName(mailDir, address);
     if (!name) {
         if (readError) *readError = name.errorMessage();
@@ -137,8 +152,8 @@ std::optional<ScriptCache::Active> ScriptCache::active(const QString& mailDir, c
     {
         QMutexLocker lock(&m_mutex);
         auto it = m_entries.constFind(path);
-        if (it != m_entries.constEnd() && it->dev == quint64(st.st_dev) && it->ino == quint64(st.st_ino) && it->size == qint64(st.st_size) &&
-            it->mtimeNs == mtimeNs)
+        if (it != m_entries.constEnd() && it->dev == quint64(st.st_dev) && it->ino == quint64(st.st_ino) &&
+            it->size == qint64(st.st_size) && it->mtimeNs == mtimeNs)
             return it->value;
     }
     auto source = readFile(path, Limits{}.maxScriptBytes);

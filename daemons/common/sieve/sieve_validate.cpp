@@ -26,15 +26,17 @@ enum class P { String, StringList, Number };  // positional kinds
 
 struct TagSpec {
     const char* name;
-    const char* extension;  // nullptr: core
-    const char* group;      // tags of one group exclude each other; nullptr: none
+    const char* extension;   // nullptr: core
+    const char* group;       // tags of one group exclude each other; nullptr: none
     std::optional<P> param;  // the argument the tag takes
 };
 
 // Tag sets.
 const QList<TagSpec> kComparator = {{"comparator", nullptr, "comparator", P::String}};
-const QList<TagSpec> kMatch = {{"is", nullptr, "match", {}},          {"contains", nullptr, "match", {}},
-                               {"matches", nullptr, "match", {}},     {"count", "relational", "match", P::String},
+const QList<TagSpec> kMatch = {{"is", nullptr, "match", {}},
+                               {"contains", nullptr, "match", {}},
+                               {"matches", nullptr, "match", {}},
+                               {"count", "relational", "match", P::String},
                                {"value", "relational", "match", P::String}};
 const QList<TagSpec> kAddressPart = {{"all", nullptr, "addrpart", {}},
                                      {"localpart", nullptr, "addrpart", {}},
@@ -53,7 +55,7 @@ struct Spec {
     QList<P> positional;
     int optionalLeading = 0;  // that many leading positionals may be left out (hasflag, setflag)
     enum class Sub { None, Test, TestList } sub = Sub::None;
-    bool control = false;     // if/elsif/else: block required
+    bool control = false;  // if/elsif/else: block required
 };
 
 const QList<Spec>& specs() {
@@ -68,15 +70,21 @@ const QList<Spec>& specs() {
         {"keep", nullptr, false, {{"flags", "imap4flags", nullptr, P::StringList}}, {}},
         {"discard", nullptr, false, {}, {}},
         {"redirect", nullptr, false, {{"copy", "copy", nullptr, {}}}, {P::String}},
-        {"fileinto", "fileinto", false,
-         {{"copy", "copy", nullptr, {}}, {"flags", "imap4flags", nullptr, P::StringList}, {"create", "mailbox", nullptr, {}}},
+        {"fileinto",
+         "fileinto",
+         false,
+         {{"copy", "copy", nullptr, {}},
+          {"flags", "imap4flags", nullptr, P::StringList},
+          {"create", "mailbox", nullptr, {}}},
          {P::String}},
         {"reject", "reject", false, {}, {P::String}},
         {"ereject", "ereject", false, {}, {P::String}},
         {"setflag", "imap4flags", false, {}, {P::String, P::StringList}, 1},
         {"addflag", "imap4flags", false, {}, {P::String, P::StringList}, 1},
         {"removeflag", "imap4flags", false, {}, {P::String, P::StringList}, 1},
-        {"set", "variables", false,
+        {"set",
+         "variables",
+         false,
          {{"lower", nullptr, "case", {}},
           {"upper", nullptr, "case", {}},
           {"lowerfirst", nullptr, "casefirst", {}},
@@ -84,7 +92,9 @@ const QList<Spec>& specs() {
           {"quotewildcard", nullptr, nullptr, {}},
           {"length", nullptr, nullptr, {}}},
          {P::String, P::String}},
-        {"vacation", "vacation", false,
+        {"vacation",
+         "vacation",
+         false,
          {{"days", nullptr, "period", P::Number},
           {"seconds", "vacation-seconds", "period", P::Number},
           {"subject", nullptr, nullptr, P::String},
@@ -107,10 +117,16 @@ const QList<Spec>& specs() {
         {"string", "variables", true, kComparator + kMatch, {P::StringList, P::StringList}},
         {"hasflag", "imap4flags", true, kComparator + kMatch, {P::StringList, P::StringList}, 1},
         {"body", "body", true, kComparator + kMatch + kBodyTransform, {P::StringList}},
-        {"date", "date", true,
-         kComparator + kMatch + QList<TagSpec>{{"zone", nullptr, "zone", P::String}, {"originalzone", nullptr, "zone", {}}},
+        {"date",
+         "date",
+         true,
+         kComparator + kMatch +
+             QList<TagSpec>{{"zone", nullptr, "zone", P::String}, {"originalzone", nullptr, "zone", {}}},
          {P::String, P::String, P::StringList}},
-        {"currentdate", "date", true, kComparator + kMatch + QList<TagSpec>{{"zone", nullptr, "zone", P::String}},
+        {"currentdate",
+         "date",
+         true,
+         kComparator + kMatch + QList<TagSpec>{{"zone", nullptr, "zone", P::String}},
          {P::String, P::StringList}},
         {"mailboxexists", "mailbox", true, {}, {P::StringList}},
     };
@@ -123,28 +139,36 @@ const Spec* findSpec(const QString& name) {
     return nullptr;
 }
 
-const QStringList kComparators = {QStringLiteral("i;octet"), QStringLiteral("i;ascii-casemap"), QStringLiteral("i;ascii-numeric")};
+const QStringList kComparators = {QStringLiteral("i;octet"), QStringLiteral("i;ascii-casemap"),
+                                  QStringLiteral("i;ascii-numeric")};
 const QStringList kRelations = {QStringLiteral("gt"), QStringLiteral("ge"), QStringLiteral("lt"),
                                 QStringLiteral("le"), QStringLiteral("eq"), QStringLiteral("ne")};
-const QStringList kDateParts = {QStringLiteral("year"),   QStringLiteral("month"),   QStringLiteral("day"),     QStringLiteral("date"),
-                                QStringLiteral("julian"), QStringLiteral("hour"),    QStringLiteral("minute"),  QStringLiteral("second"),
-                                QStringLiteral("time"),   QStringLiteral("iso8601"), QStringLiteral("std11"),   QStringLiteral("zone"),
+const QStringList kDateParts = {QStringLiteral("year"),    QStringLiteral("month"),  QStringLiteral("day"),
+                                QStringLiteral("date"),    QStringLiteral("julian"), QStringLiteral("hour"),
+                                QStringLiteral("minute"),  QStringLiteral("second"), QStringLiteral("time"),
+                                QStringLiteral("iso8601"), QStringLiteral("std11"),  QStringLiteral("zone"),
                                 QStringLiteral("weekday")};
 
 QString kindName(P p) {
     switch (p) {
-        case P::String: return QStringLiteral("a string");
-        case P::StringList: return QStringLiteral("a string list");
-        case P::Number: return QStringLiteral("a number");
+        case P::String:
+            return QStringLiteral("a string");
+        case P::StringList:
+            return QStringLiteral("a string list");
+        case P::Number:
+            return QStringLiteral("a number");
     }
     return {};
 }
 
 bool fits(const Argument& a, P p) {
     switch (p) {
-        case P::String: return a.kind == Argument::Kind::String;
-        case P::StringList: return a.kind == Argument::Kind::String || a.kind == Argument::Kind::StringList;
-        case P::Number: return a.kind == Argument::Kind::Number;
+        case P::String:
+            return a.kind == Argument::Kind::String;
+        case P::StringList:
+            return a.kind == Argument::Kind::String || a.kind == Argument::Kind::StringList;
+        case P::Number:
+            return a.kind == Argument::Kind::Number;
     }
     return false;
 }
@@ -158,12 +182,16 @@ public:
         bool pastRequire = false;
         for (Node& n : m_s.commands) {
             if (n.name == u"require") {
-                if (pastRequire) return errorAt(n.line, n.column, QStringLiteral("require must come before any other command"));
+                if (pastRequire)
+                    return errorAt(n.line, n.column, QStringLiteral("require must come before any other command"));
                 if (auto st = node(n, false); !st) return st;
-                for (const QString& e : n.positional.at(0).strings) {
+                const Argument& list = n.positional.at(0);
+                for (qsizetype i = 0; i < list.strings.size(); ++i) {
+                    const QString& e = list.strings.at(i);
                     const QString ext = e.toLower();
+                    const auto [line, column] = list.positions.value(i, std::pair{list.line, list.column});
                     if (!supportedExtensions().contains(ext))
-                        return errorAt(n.positional.at(0).line, n.positional.at(0).column, QStringLiteral("unsupported extension \"%1\"").arg(e));
+                        return errorAt(line, column, QStringLiteral("unsupported extension \"%1\"").arg(e));
                     if (!m_s.required.contains(ext)) m_s.required << ext;
                 }
                 continue;
@@ -179,7 +207,8 @@ private:
         QString previous;
         for (Node& n : list) {
             if (n.name == u"require") {
-                if (!top) return errorAt(n.line, n.column, QStringLiteral("require must come before any other command"));
+                if (!top)
+                    return errorAt(n.line, n.column, QStringLiteral("require must come before any other command"));
                 previous = n.name;
                 continue;
             }
@@ -196,11 +225,17 @@ private:
         const Spec* spec = findSpec(n.name);
         const QString what = asTest ? QStringLiteral("test") : QStringLiteral("command");
         if (!spec || spec->isTest != asTest) {
-            if (spec) return errorAt(n.line, n.column, QStringLiteral("\"%1\" is a %2, not a %3").arg(n.name, spec->isTest ? QStringLiteral("test") : QStringLiteral("command"), what));
+            if (spec)
+                return errorAt(
+                    n.line, n.column,
+                    QStringLiteral("\"%1\" is a %2, not a %3")
+                        .arg(n.name, spec->isTest ? QStringLiteral("test") : QStringLiteral("command"), what));
             return errorAt(n.line, n.column, QStringLiteral("unknown %1 \"%2\"").arg(what, n.name));
         }
         if (spec->extension && !m_s.has(QLatin1String(spec->extension)))
-            return errorAt(n.line, n.column, QStringLiteral("%1 \"%2\" needs require \"%3\"").arg(what, n.name, QLatin1String(spec->extension)));
+            return errorAt(
+                n.line, n.column,
+                QStringLiteral("%1 \"%2\" needs require \"%3\"").arg(what, n.name, QLatin1String(spec->extension)));
         // Tags and positional arguments.
         QMap<QString, QString> groups;
         const auto& args = n.arguments;
@@ -210,23 +245,29 @@ private:
                 n.positional << a;
                 continue;
             }
-            if (!n.positional.isEmpty()) return errorAt(a.line, a.column, QStringLiteral("tag :%1 after a positional argument").arg(a.tag));
+            if (!n.positional.isEmpty())
+                return errorAt(a.line, a.column, QStringLiteral("tag :%1 after a positional argument").arg(a.tag));
             const TagSpec* ts = nullptr;
             for (const TagSpec& t : spec->tags)
                 if (a.tag == QLatin1String(t.name)) ts = &t;
             if (!ts) return errorAt(a.line, a.column, QStringLiteral("unknown tag :%1 for %2").arg(a.tag, n.name));
             if (ts->extension && !m_s.has(QLatin1String(ts->extension)))
-                return errorAt(a.line, a.column, QStringLiteral("tag :%1 needs require \"%2\"").arg(a.tag, QLatin1String(ts->extension)));
-            if (n.tags.contains(a.tag)) return errorAt(a.line, a.column, QStringLiteral("tag :%1 given twice").arg(a.tag));
+                return errorAt(a.line, a.column,
+                               QStringLiteral("tag :%1 needs require \"%2\"").arg(a.tag, QLatin1String(ts->extension)));
+            if (n.tags.contains(a.tag))
+                return errorAt(a.line, a.column, QStringLiteral("tag :%1 given twice").arg(a.tag));
             if (ts->group) {
                 const QString g = QLatin1String(ts->group);
-                if (groups.contains(g)) return errorAt(a.line, a.column, QStringLiteral(":%1 cannot be combined with :%2").arg(a.tag, groups.value(g)));
+                if (groups.contains(g))
+                    return errorAt(a.line, a.column,
+                                   QStringLiteral(":%1 cannot be combined with :%2").arg(a.tag, groups.value(g)));
                 groups.insert(g, a.tag);
             }
             Argument value = a;
             if (ts->param) {
                 if (i + 1 >= args.size() || !fits(args.at(i + 1), *ts->param))
-                    return errorAt(a.line, a.column, QStringLiteral("tag :%1 needs %2").arg(a.tag, kindName(*ts->param)));
+                    return errorAt(a.line, a.column,
+                                   QStringLiteral("tag :%1 needs %2").arg(a.tag, kindName(*ts->param)));
                 value = args.at(++i);
                 value.tag = a.tag;
             }
@@ -235,30 +276,38 @@ private:
         const qsizetype want = spec->positional.size();
         const qsizetype have = n.positional.size();
         if (have > want || have < want - spec->optionalLeading)
-            return errorAt(n.line, n.column, QStringLiteral("%1 takes %2 argument(s), found %3").arg(n.name).arg(want).arg(have));
+            return errorAt(n.line, n.column,
+                           QStringLiteral("%1 takes %2 argument(s), found %3").arg(n.name).arg(want).arg(have));
         const qsizetype skip = want - have;
         for (qsizetype i = 0; i < have; ++i) {
             const Argument& a = n.positional.at(i);
             if (!fits(a, spec->positional.at(i + skip)))
-                return errorAt(a.line, a.column, QStringLiteral("%1: expected %2").arg(n.name, kindName(spec->positional.at(i + skip))));
+                return errorAt(a.line, a.column,
+                               QStringLiteral("%1: expected %2").arg(n.name, kindName(spec->positional.at(i + skip))));
         }
         if (auto st = semantic(n, skip); !st) return st;
         // Sub-tests and blocks.
         switch (spec->sub) {
             case Spec::Sub::None:
-                if (!n.tests.isEmpty()) return errorAt(n.tests.first().line, n.tests.first().column, QStringLiteral("%1 takes no test").arg(n.name));
+                if (!n.tests.isEmpty())
+                    return errorAt(n.tests.first().line, n.tests.first().column,
+                                   QStringLiteral("%1 takes no test").arg(n.name));
                 break;
             case Spec::Sub::Test:
-                if (n.tests.size() != 1) return errorAt(n.line, n.column, QStringLiteral("%1 needs exactly one test").arg(n.name));
+                if (n.tests.size() != 1)
+                    return errorAt(n.line, n.column, QStringLiteral("%1 needs exactly one test").arg(n.name));
                 break;
             case Spec::Sub::TestList:
-                if (n.tests.isEmpty()) return errorAt(n.line, n.column, QStringLiteral("%1 needs a test list").arg(n.name));
+                if (n.tests.isEmpty())
+                    return errorAt(n.line, n.column, QStringLiteral("%1 needs a test list").arg(n.name));
                 break;
         }
         for (Node& t : n.tests)
             if (auto st = node(t, true); !st) return st;
-        if (!asTest && spec->control && !n.hasBlock) return errorAt(n.line, n.column, QStringLiteral("%1 needs a block { ... }").arg(n.name));
-        if (!asTest && !spec->control && n.hasBlock) return errorAt(n.line, n.column, QStringLiteral("%1 takes no block").arg(n.name));
+        if (!asTest && spec->control && !n.hasBlock)
+            return errorAt(n.line, n.column, QStringLiteral("%1 needs a block { ... }").arg(n.name));
+        if (!asTest && !spec->control && n.hasBlock)
+            return errorAt(n.line, n.column, QStringLiteral("%1 takes no block").arg(n.name));
         if (n.name == u"body") m_s.usesBody = true;
         return {};
     }
@@ -268,12 +317,16 @@ private:
         if (n.tags.contains(QStringLiteral("comparator"))) {
             const Argument& c = n.tags[QStringLiteral("comparator")];
             const QString name = c.strings.value(0).toLower();
-            if (!kComparators.contains(name)) return errorAt(c.line, c.column, QStringLiteral("unknown comparator \"%1\"").arg(c.strings.value(0)));
+            if (!kComparators.contains(name))
+                return errorAt(c.line, c.column, QStringLiteral("unknown comparator \"%1\"").arg(c.strings.value(0)));
             if (name == u"i;ascii-numeric") {
                 if (!m_s.has(QStringLiteral("comparator-i;ascii-numeric")))
-                    return errorAt(c.line, c.column, QStringLiteral("comparator i;ascii-numeric needs require \"comparator-i;ascii-numeric\""));
+                    return errorAt(
+                        c.line, c.column,
+                        QStringLiteral("comparator i;ascii-numeric needs require \"comparator-i;ascii-numeric\""));
                 if (n.tags.contains(QStringLiteral("contains")) || n.tags.contains(QStringLiteral("matches")))
-                    return errorAt(c.line, c.column, QStringLiteral("comparator i;ascii-numeric supports no substring match"));
+                    return errorAt(c.line, c.column,
+                                   QStringLiteral("comparator i;ascii-numeric supports no substring match"));
             }
         }
         for (const char* rel : {"count", "value"}) {
@@ -281,32 +334,38 @@ private:
             if (!n.tags.contains(key)) continue;
             const Argument& r = n.tags[key];
             if (!kRelations.contains(r.strings.value(0).toLower()))
-                return errorAt(r.line, r.column, QStringLiteral("unknown relational operator \"%1\"").arg(r.strings.value(0)));
+                return errorAt(r.line, r.column,
+                               QStringLiteral("unknown relational operator \"%1\"").arg(r.strings.value(0)));
         }
         if (n.name == u"size" && !n.tags.contains(QStringLiteral("over")) && !n.tags.contains(QStringLiteral("under")))
             return errorAt(n.line, n.column, QStringLiteral("size needs :over or :under"));
         if (n.name == u"date" || n.name == u"currentdate") {
             const Argument& part = n.positional.at(n.name == u"date" ? 1 : 0);
             if (!kDateParts.contains(part.strings.value(0).toLower()))
-                return errorAt(part.line, part.column, QStringLiteral("unknown date part \"%1\"").arg(part.strings.value(0)));
+                return errorAt(part.line, part.column,
+                               QStringLiteral("unknown date part \"%1\"").arg(part.strings.value(0)));
             if (n.tags.contains(QStringLiteral("zone"))) {
                 static const QRegularExpression zone(QStringLiteral("^[+-][0-9]{4}$"));
                 const Argument& z = n.tags[QStringLiteral("zone")];
-                if (!zone.match(z.strings.value(0)).hasMatch()) return errorAt(z.line, z.column, QStringLiteral("zone must look like +hhmm or -hhmm"));
+                if (!zone.match(z.strings.value(0)).hasMatch())
+                    return errorAt(z.line, z.column, QStringLiteral("zone must look like +hhmm or -hhmm"));
             }
         }
         if (n.name == u"set") {
             static const QRegularExpression ident(QStringLiteral("^[A-Za-z_][A-Za-z0-9_]*$"));
             const Argument& v = n.positional.at(0);
             if (!ident.match(v.strings.value(0)).hasMatch())
-                return errorAt(v.line, v.column, QStringLiteral("invalid variable name \"%1\"").arg(v.strings.value(0)));
+                return errorAt(v.line, v.column,
+                               QStringLiteral("invalid variable name \"%1\"").arg(v.strings.value(0)));
         }
-        if ((n.name == u"setflag" || n.name == u"addflag" || n.name == u"removeflag" || n.name == u"hasflag") && skipped == 0 &&
-            !m_s.has(QStringLiteral("variables"))) {
+        if ((n.name == u"setflag" || n.name == u"addflag" || n.name == u"removeflag" || n.name == u"hasflag") &&
+            skipped == 0 && !m_s.has(QStringLiteral("variables"))) {
             const Argument& v = n.positional.at(0);
-            return errorAt(v.line, v.column, QStringLiteral("%1 with a variable name needs require \"variables\"").arg(n.name));
+            return errorAt(v.line, v.column,
+                           QStringLiteral("%1 with a variable name needs require \"variables\"").arg(n.name));
         }
-        if (n.name == u"vacation" && n.tags.contains(QStringLiteral("days")) && n.tags[QStringLiteral("days")].number > 100000)
+        if (n.name == u"vacation" && n.tags.contains(QStringLiteral("days")) &&
+            n.tags[QStringLiteral("days")].number > 100000)
             n.tags[QStringLiteral("days")].number = 100000;  // keep seconds in range; far beyond any useful period
         return {};
     }
@@ -417,12 +476,23 @@ decoded:
 }  // namespace detail
 
 QStringList supportedExtensions() {
-    return {QStringLiteral("fileinto"),    QStringLiteral("mailbox"),       QStringLiteral("envelope"),
-            QStringLiteral("encoded-character"), QStringLiteral("imap4flags"), QStringLiteral("copy"),
-            QStringLiteral("reject"),      QStringLiteral("ereject"),       QStringLiteral("variables"),
-            QStringLiteral("subaddress"),  QStringLiteral("relational"),    QStringLiteral("body"),
-            QStringLiteral("date"),        QStringLiteral("vacation"),      QStringLiteral("vacation-seconds"),
-            QStringLiteral("comparator-i;ascii-numeric"), QStringLiteral("comparator-i;octet"),
+    return {QStringLiteral("fileinto"),
+            QStringLiteral("mailbox"),
+            QStringLiteral("envelope"),
+            QStringLiteral("encoded-character"),
+            QStringLiteral("imap4flags"),
+            QStringLiteral("copy"),
+            QStringLiteral("reject"),
+            QStringLiteral("ereject"),
+            QStringLiteral("variables"),
+            QStringLiteral("subaddress"),
+            QStringLiteral("relational"),
+            QStringLiteral("body"),
+            QStringLiteral("date"),
+            QStringLiteral("vacation"),
+            QStringLiteral("vacation-seconds"),
+            QStringLiteral("comparator-i;ascii-numeric"),
+            QStringLiteral("comparator-i;octet"),
             QStringLiteral("comparator-i;ascii-casemap")};
 }
 

@@ -156,7 +156,7 @@ class SieveDelivery(unittest.TestCase):
             f.write('require ["fileinto", "x-nope"];\nkeep;\n')
         p = self.inst.ctl("sieve", "check", bad, check=False)
         self.assertEqual(p.returncode, 1)
-        self.assertEqual(p.stderr.strip(), f'{bad}:1:9: unsupported extension "x-nope"')
+        self.assertEqual(p.stderr.strip(), f'{bad}:1:22: unsupported extension "x-nope"')
         p = self.put(user, "bad", 'if header :is "subject" { keep; }\n', check=False)
         self.assertEqual(p.returncode, 1)
         self.assertIn("bad: 1:4: header takes 2 argument(s), found 1", p.stderr)
