@@ -72,6 +72,11 @@ store::StoreStatus storeCopies(const LocalJob& job, const QString& address, cons
         const QList<sieve::Plan::Copy> copies = plans.at(i).reject ? QList<sieve::Plan::Copy>{sieve::Plan::Copy{}} : plans.at(i).copies;
         for (const sieve::Plan::Copy& copy : copies)
             if (auto st = delivery.add(m, content, copy.folder, u ? u->quotaBytes : 0, copy.flags); !st) return st;
+        if (!plans.at(i).notice.isEmpty()) {  // the note about a broken script, once per script version
+            store::Content notice;
+            notice.head = QStringLiteral("Return-Path: <>\r\nDelivered-To: %1\r\n").arg(m).toUtf8() + plans.at(i).notice;
+            if (auto st = delivery.add(m, notice); !st) return st;
+        }
     }
     return delivery.commit();
 }

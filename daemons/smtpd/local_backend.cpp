@@ -226,6 +226,14 @@ QString rejectText(const QString& reason) {
     return out.isEmpty() ? QStringLiteral("Message rejected by the recipient's filter") : out;
 }
 
+// The note about a broken script, once per script version (sieve_delivery.h), into INBOX.
+store::StoreStatus addErrorNotice(store::Delivery& delivery, const QString& mailbox, const sieve::Plan& plan) {
+    if (plan.notice.isEmpty()) return {};
+    store::Content notice;
+    notice.head = QStringLiteral("Return-Path: <>\r\nDelivered-To: %1\r\n").arg(mailbox).toUtf8() + plan.notice;
+    return delivery.add(mailbox, notice);
+}
+
 void logPlan(const MessageJob& job, const QString& mailbox, const sieve::Plan& plan) {
     if (plan.script.isEmpty() && plan.error.isEmpty()) return;
     auto fields = log::Fields().add("session", job.sessionId).add("id", job.queueId).add("mailbox", mailbox).add("script", plan.script);
@@ -301,6 +309,7 @@ DeliveryOutcome deliverMessage(const DeliveryContext& c, const MessageJob& job) 
             const QStringList folder = copy.folder.isEmpty() && inbound.junk ? QStringList{QStringLiteral("Junk")} : copy.folder;
             if (auto st = delivery.add(m, content, folder, u ? u->quotaBytes : 0, copy.flags); !st) return failure(st.error());
         }
+        if (auto st = addErrorNotice(delivery, m, plans.at(i)); !st) return failure(st.error());
     }
     if (auto st = delivery.commit(); !st) return failure(st.error());
     // The local copies are durable; if the remote part is not, say 4xx: a retry

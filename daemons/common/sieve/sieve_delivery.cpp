@@ -5,9 +5,13 @@
 
 #include "common/store/maildir_names.h"
 
+#include "common/mail/message.h"
+
 #include "core/paths.h"
 
+#include <QDateTime>
 #include <QFileInfo>
+#include <QUuid>
 
 #include <unistd.h>
 
@@ -48,6 +52,28 @@ void addCopy(Plan& plan, const QStringList& folder, const QString& flags) {
             return;
         }
     plan.copies << Plan::Copy{folder, flags};
+}
+// RFC 5322 message telling the user that their script is broken (RFC 3834: auto-generated).
+QByteArray errorNotice(const QString& mailbox, const QString& script, const QString& error) {
+    const QString domain = mailbox.section(u'@', -1);
+    QString text = QStringLiteral(
+                       "From: Mail filter <postmaster@%1>\r\n"
+                       "To: <%2>\r\n"
+                       "Subject: Your mail filter \"%3\" has an error\r\n"
+                       "Date: %4\r\n"
+                       "Message-ID: <%5@%1>\r\n"
+                       "Auto-Submitted: auto-generated\r\n"
+                       "MIME-Version: 1.0\r\n"
+                       "Content-Type: text/plain; charset=utf-8\r\n"
+                       "Content-Transfer-Encoding: 8bit\r\n"
+                       "\r\n"
+                       "Your Sieve script \"%3\" could not be run:\r\n\r\n    %6\r\n\r\n"
+                       "(line:column in the script). Until it is fixed, your mail is delivered to your\r\n"
+                       "INBOX as if there were no filter: nothing is lost. You are told once for each\r\n"
+                       "version of the script.\r\n")
+                       .arg(domain, mailbox, script, mail::formatDate(QDateTime::currentDateTime()),
+                            QUuid::createUuid().toString(QUuid::WithoutBraces), error);
+    return text.toUtf8();
 }
 }  // namespace
 
@@ -91,10 +117,12 @@ Plan planDelivery(const QString& mailDir, const QString& mailbox, const PlanInpu
     Plan plan;
     QString readError;
     const auto active = cache.active(mailDir, mailbox, &readError);
-    auto keepOnly = [&](const QString& error) {
+    auto keepOnly = [&](const QString& error, const QString& shortError = {}) {
         plan.copies = {Plan::Copy{}};
         plan.reject = false;
         plan.error = error;
+        if (active && !shortError.isEmpty() && claimErrorNotice(mailDir, mailbox, active->name, active->stamp))
+            plan.notice = errorNotice(mailbox, active->name, shortError);
         return plan;
     };
     if (!active) {
@@ -103,9 +131,10 @@ Plan planDelivery(const QString& mailDir, const QString& mailbox, const PlanInpu
         return plan;
     }
     plan.script = active->name;
-    if (!active->script)
-        return keepOnly(QStringLiteral("script %1 does not compile: %2")
-                            .arg(active->name, active->error ? active->error->message : QString()));
+    if (!active->script) {
+        const QString why = active->error ? active->error->message : QString();
+        return keepOnly(QStringLiteral("script %1 does not compile: %2").arg(active->name, why), why);
+    }
     const Limits limits;
     Message m;
     m.header = input.header;
@@ -125,7 +154,9 @@ Plan planDelivery(const QString& mailDir, const QString& mailbox, const PlanInpu
     };
     const Outcome out = run(*active->script, m, limits);
     for (const Action& a : out.actions) plan.actions << describe(a);
-    if (out.error) return keepOnly(QStringLiteral("script %1 failed: %2").arg(active->name, out.error->message));
+    if (out.error)
+        return keepOnly(QStringLiteral("script %1 failed: %2").arg(active->name, out.error->message),
+                        out.error->message);
     bool redirectDropped = false;
     for (const Action& a : out.actions) {
         QStringList ignored;

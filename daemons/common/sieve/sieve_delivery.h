@@ -25,7 +25,10 @@
 //                                cancelled the implicit keep is replaced by a
 //                                keep, so no mail is lost
 //     Never loses mail: a script that does not compile, cannot be read or fails
-//     at run time gives one copy into INBOX and an `error` for the log.
+//     at run time gives one copy into INBOX and an `error` for the log; the
+//     first time for each version of the script, `notice` also holds a short
+//     message for the user's INBOX naming the error and its line
+//     (Auto-Submitted: auto-generated, RFC 3834), which the caller delivers.
 //   PlanInput carries the header block, the message size and envelope, and the
 //   body as (fd, offset, length): the body is read (at most
 //   Limits::maxBodyBytes, with pread) only when the script has a body test.
@@ -62,6 +65,7 @@ struct Plan {
     QString error;        // script error (the copies are then {INBOX})
     QStringList notes;    // things the log should say (missing folders, redirect not done, ...)
     QStringList actions;  // the script's actions, described (for the log)
+    QByteArray notice;    // a message about the script error for the user's INBOX (once per script version)
 };
 
 Plan planDelivery(const QString& mailDir, const QString& mailbox, const PlanInput& input, ScriptCache& cache);

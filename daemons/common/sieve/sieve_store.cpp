@@ -159,6 +159,11 @@ std::optional<ScriptCache::Active> ScriptCache::active(const QString& mailDir, c
     auto source = readFile(path, Limits{}.maxScriptBytes);
     Active value;
     value.name = *name;
+    value.stamp = QStringLiteral("%1:%2:%3:%4")
+                      .arg(quint64(st.st_dev))
+                      .arg(quint64(st.st_ino))
+                      .arg(qint64(st.st_size))
+                      .arg(mtimeNs);
     if (!source) {
         value.error = source.error();
     } else if (auto compiled = compile(*source); !compiled) {
@@ -176,6 +181,16 @@ std::optional<ScriptCache::Active> ScriptCache::active(const QString& mailDir, c
     if (m_entries.size() >= kMaxCacheEntries && !m_entries.contains(path)) m_entries.clear();
     m_entries.insert(path, e);
     return value;
+}
+
+bool claimErrorNotice(const QString& mailDir, const QString& address, const QString& name, const QString& stamp) {
+    if (!validScriptName(name) || stamp.isEmpty()) return false;
+    const QString marker = scriptDir(mailDir, address) + QStringLiteral("/.") + name + QStringLiteral(".notified");
+    if (QFileInfo::exists(marker)) {
+        auto seen = readFile(marker, 1024);
+        if (seen && QString::fromUtf8(*seen).trimmed() == stamp) return false;
+    }
+    return writeFileAtomic(marker, stamp.toUtf8() + '\n', 0600).ok();
 }
 
 ScriptCache& processScriptCache() {

@@ -19,6 +19,10 @@
 //       the user's active script, compiled; compiled again only when the file's
 //       (device, inode, size, mtime) changed. Thread-safe (delivery workers).
 //       processScriptCache() is the one cache of a daemon process.
+//   claimErrorNotice(mailDir, address, name, stamp)
+//       true the first time it is called for this version (stamp) of a script:
+//       the user is told about a broken script once, not with every message.
+//       The version told about is kept in sieve/.<name>.notified.
 // Security: the daemons and posternctl (which drops to the daemon user before
 // calling these, see commands_sieve.cpp) read and write the files as the daemon
 // user; names are validated before any path is built; when root calls them anyway,
@@ -65,6 +69,7 @@ public:
     struct Active {
         QString name;
         std::shared_ptr<const Script> script;  // null when it does not compile
+        QString stamp;                         // "dev:inode:size:mtime" of the file compiled
         std::optional<Error> error;            // why it does not compile (line:column)
     };
     // nullopt: no active script (or none readable: then `readError` says why).
@@ -81,5 +86,6 @@ private:
 };
 
 ScriptCache& processScriptCache();
+bool claimErrorNotice(const QString& mailDir, const QString& address, const QString& name, const QString& stamp);
 
 }  // namespace postern::sieve

@@ -8,7 +8,8 @@ mail sent over real SMTP (smtplib) into the Maildirs, read back over IMAP
   * discard: accepted, stored nowhere;
   * reject: refused at SMTP time with 550 5.7.1 and the script's reason;
   * a script that does not compile (written behind posternctl's back) and one
-    that fails at run time fall back to keep, logged;
+    that fails at run time fall back to keep, logged, and the user is told once
+    per script version by a message in INBOX naming the line;
   * the queue runner's local delivery runs the script too; its reject becomes a
     bounce to the (local) sender;
   * `posternctl sieve check/put` print errors as line:column and refuse bad scripts;
@@ -125,12 +126,20 @@ class SieveDelivery(unittest.TestCase):
                 for name in files:
                     os.chown(os.path.join(d, name), nobody.pw_uid, nobody.pw_gid)
         self.send(user, "x marks the spot")
-        self.assertEqual(self.subjects(user), ["x marks the spot"])
+        notice = 'Your mail filter "bad" has an error'
+        self.assertEqual(sorted(self.subjects(user)), sorted(["x marks the spot", notice]))
+        told = [m for m in self.inst.messages(user) if notice.encode() in m][0]
+        self.assertIn(b"4:1: expected ';' or '{', found '}'", told)
+        self.assertIn(b"Auto-Submitted: auto-generated", told)
+        # Told once per version of the script, not with every message.
+        self.send(user, "second while broken")
+        self.assertEqual(self.subjects(user).count(notice), 1)
         self.assertRegex(self.inst.log(), r"sieve\.error .*mailbox=dave@example\.test .*script bad does not compile: 4:1: ")
         # A runtime error (reject with fileinto, RFC 5429) keeps the message too.
         self.put(user, "runtime", 'require ["reject", "fileinto"];\nfileinto "A";\nreject "no";\n')
         self.send(user, "runtime failure")
-        self.assertEqual(self.subjects(user), ["x marks the spot", "runtime failure"])
+        self.assertIn("runtime failure", self.subjects(user))
+        self.assertIn('Your mail filter "runtime" has an error', self.subjects(user))
         self.assertRegex(self.inst.log(), r"sieve\.error .*script runtime failed: 3:1: reject cannot be combined with fileinto")
 
     def test_queue_runner_runs_the_script(self):

@@ -38,6 +38,7 @@ private slots:
     void plans_data();
     void plans();
     void bodyTestReadsTheBodyRange();
+    void errorNoticeOncePerVersion();
 };
 
 void TestSieveStore::names_data() {
@@ -235,6 +236,37 @@ void TestSieveStore::bodyTestReadsTheBodyRange() {
     QCOMPARE(describePlan(planDelivery(dir.path(), kUser, in, cache)), QStringLiteral("Junk"));
     in.bodyLength = 6;  // "hay ha": the needle is outside the range
     QCOMPARE(describePlan(planDelivery(dir.path(), kUser, in, cache)), QStringLiteral("INBOX"));
+}
+
+void TestSieveStore::errorNoticeOncePerVersion() {
+    QTemporaryDir dir;
+    const QString sieveDir = scriptDir(dir.path(), kUser);
+    QVERIFY(ensureDirectory(sieveDir, 0700).ok());
+    QVERIFY(writeFileAtomic(sieveDir + QStringLiteral("/main.sieve"), "keep;\nfrob;\n", 0600).ok());
+    QVERIFY(writeFileAtomic(sieveDir + QStringLiteral("/active"), "main\n", 0600).ok());
+    PlanInput in;
+    in.header = "Subject: hi\r\n";
+    ScriptCache cache;
+    const Plan first = planDelivery(dir.path(), kUser, in, cache);
+    QCOMPARE(describePlan(first), QStringLiteral("INBOX"));
+    QVERIFY(first.notice.contains("Subject: Your mail filter \"main\" has an error\r\n"));
+    QVERIFY(first.notice.contains("Auto-Submitted: auto-generated\r\n"));
+    QVERIFY(first.notice.contains("    2:1: unknown command \"frob\"\r\n"));
+    QVERIFY(first.notice.startsWith("From: Mail filter <postmaster@example.test>\r\nTo: <alice@example.test>\r\n"));
+    // The same version again: no second notice (the error is still logged).
+    const Plan second = planDelivery(dir.path(), kUser, in, cache);
+    QVERIFY(second.notice.isEmpty());
+    QVERIFY(!second.error.isEmpty());
+    // A new version that is broken too: told again. A runtime error counts as well.
+    QVERIFY(
+        writeFileAtomic(sieveDir + QStringLiteral("/main.sieve"), "require \"reject\";\nkeep;\nreject \"x\";\n", 0600)
+            .ok());
+    const Plan third = planDelivery(dir.path(), kUser, in, cache);
+    QVERIFY(third.notice.contains("    3:1: reject cannot be combined with keep\r\n"));
+    QVERIFY(planDelivery(dir.path(), kUser, in, cache).notice.isEmpty());
+    // A working script never produces one.
+    QVERIFY(writeFileAtomic(sieveDir + QStringLiteral("/main.sieve"), "keep;\n", 0600).ok());
+    QVERIFY(planDelivery(dir.path(), kUser, in, cache).notice.isEmpty());
 }
 
 QTEST_GUILESS_MAIN(TestSieveStore)
