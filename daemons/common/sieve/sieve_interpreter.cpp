@@ -519,6 +519,7 @@ private:
     static QString datePart(const QDateTime& d, const QString& part) {
         const QDate date = d.date();
         const QTime time = d.time();
+        if (!date.isValid() || !time.isValid()) return {};
         const QString p = part.toLower();
         if (p == u"year") return QStringLiteral("%1").arg(date.year(), 4, 10, QLatin1Char('0'));
         if (p == u"month") return two(date.month());
