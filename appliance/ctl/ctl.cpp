@@ -108,6 +108,7 @@ QList<Command> allCommands() {
     addCertCommands(cmds);
     addBackupCommands(cmds);
     addImportCommands(cmds);
+    addSieveCommands(cmds);
     return cmds;
 }
 

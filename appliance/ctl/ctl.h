@@ -84,6 +84,7 @@ void addCheckCommands(QList<Command>& out);
 void addCertCommands(QList<Command>& out);
 void addBackupCommands(QList<Command>& out);
 void addImportCommands(QList<Command>& out);
+void addSieveCommands(QList<Command>& out);
 
 // `posternctl status`'s backup line (commands_backup.cpp); *warn when it is a warning.
 QString backupStatusLine(const Config& config, bool* warn);

@@ -2,8 +2,12 @@
 #include "local_delivery.h"
 
 #include "common/mail/dsn_params.h"
+#include "common/mail/message_file.h"
+#include "common/sieve/sieve_delivery.h"
+#include "common/sieve/sieve_store.h"
 #include "common/store/maildir_delivery.h"
 
+#include "core/log.h"
 #include "core/posix_io.h"
 
 #include <QFile>
@@ -15,18 +19,75 @@
 namespace postern::outbound {
 
 namespace {
-// Every mailbox of one recipient, all or nothing.
-store::StoreStatus storeCopies(const LocalJob& job, const Resolution& res, int fd, qint64 size) {
-    store::Delivery delivery(job.mailDir);
+// How much of the queued file's header block Sieve looks at (our trace fields in front
+// of the client's header, bounded like smtpd's smtp.max_header_size + room).
+constexpr qint64 kMaxHeaderBytes = 256 * 1024;
+
+void logPlan(const LocalJob& job, const QString& mailbox, const sieve::Plan& plan) {
+    if (plan.script.isEmpty() && plan.error.isEmpty()) return;
+    auto fields = log::Fields().add("id", job.env.id).add("mailbox", mailbox).add("script", plan.script);
+    if (!plan.error.isEmpty()) {
+        log::warn(u"sieve.error", fields.add("detail", plan.error).add("fallback", "keep"));
+        return;
+    }
+    log::info(u"sieve", fields.add("actions", plan.actions.join(QStringLiteral("; "))));
+    for (const QString& note : plan.notes) log::info(u"sieve.note", log::Fields().add("id", job.env.id).add("mailbox", mailbox).add("detail", note));
+}
+
+// Every mailbox of one recipient, all or nothing; each mailbox's Sieve script decides its
+// folders (common/sieve/sieve_delivery.h). *rejected: the reason when every mailbox of the
+// recipient rejects (the recipient then fails and the queue bounces, RFC 5429 2.1).
+store::StoreStatus storeCopies(const LocalJob& job, const QString& address, const Resolution& res, int fd, qint64 size,
+                               std::optional<QString>* rejected) {
+    QList<sieve::Plan> plans;
+    auto message = mail::MessageFile::read(fd, size, kMaxHeaderBytes);
     for (const QString& m : res.mailboxes) {
+        sieve::PlanInput in;
+        if (message) {
+            in.header = message->header();
+            in.bodyOffset = message->bodyOffset();
+            in.bodyLength = message->bodySize();
+        }
+        in.bodyFd = fd;
+        in.size = size;
+        in.envelopeFrom = job.env.sender;
+        in.envelopeTo = address;
+        plans << sieve::planDelivery(job.mailDir, m, in, sieve::processScriptCache());
+        logPlan(job, m, plans.last());
+    }
+    bool allReject = !plans.isEmpty();
+    for (const sieve::Plan& p : plans) allReject = allReject && p.reject;
+    if (allReject) {
+        *rejected = plans.first().rejectReason;
+        return {};
+    }
+    store::Delivery delivery(job.mailDir);
+    for (qsizetype i = 0; i < res.mailboxes.size(); ++i) {
+        const QString& m = res.mailboxes.at(i);
         const UserRecord* u = job.accounts->user(m);
         store::Content content;
         content.head = QStringLiteral("Return-Path: <%1>\r\nDelivered-To: %2\r\n").arg(job.env.sender, m).toUtf8();
         content.fd = fd;
         content.length = size;
-        if (auto st = delivery.add(m, content, {}, u ? u->quotaBytes : 0); !st) return st;
+        const QList<sieve::Plan::Copy> copies = plans.at(i).reject ? QList<sieve::Plan::Copy>{sieve::Plan::Copy{}} : plans.at(i).copies;
+        for (const sieve::Plan::Copy& copy : copies)
+            if (auto st = delivery.add(m, content, copy.folder, u ? u->quotaBytes : 0, copy.flags); !st) return st;
+        if (!plans.at(i).notice.isEmpty()) {  // the note about a broken script, once per script version
+            store::Content notice;
+            notice.head = QStringLiteral("Return-Path: <>\r\nDelivered-To: %1\r\n").arg(m).toUtf8() + plans.at(i).notice;
+            if (auto st = delivery.add(m, notice); !st) return st;
+        }
     }
     return delivery.commit();
+}
+
+// A Sieve reject reason for a DSN's diagnostic: printable ASCII on one line, bounded.
+QString rejectText(const QString& reason) {
+    QString out;
+    for (QChar ch : reason.simplified())
+        if (ch.unicode() >= 0x20 && ch.unicode() < 0x7f) out += ch;
+    if (out.size() > 200) out = out.left(200);
+    return out.isEmpty() ? QStringLiteral("Message rejected by the recipient's filter") : out;
 }
 
 LocalOutcome deliverOne(const LocalJob& job, int i, int fd, qint64 size) {
@@ -39,11 +100,17 @@ LocalOutcome deliverOne(const LocalJob& job, int i, int fd, qint64 size) {
         out.diagnostic = QStringLiteral("550 5.1.1 <%1>: no such mailbox here").arg(address);
         return out;
     }
-    if (auto st = storeCopies(job, res, fd, size); !st) {
+    std::optional<QString> rejected;
+    if (auto st = storeCopies(job, address, res, fd, size, &rejected); !st) {
         const store::StoreError& e = st.error();
         out.status = e.temporary() ? LocalOutcome::Status::Deferred : LocalOutcome::Status::Failed;
         out.diagnostic = QStringLiteral("%1 %2 <%3>: %4").arg(e.smtpCode()).arg(e.enhancedCode(), address, e.text());
         out.detail = e.detail;
+        return out;
+    }
+    if (rejected) {  // Sieve reject: the recipient fails, the queue sends the bounce (DSN)
+        out.status = LocalOutcome::Status::Failed;
+        out.diagnostic = QStringLiteral("550 5.7.1 <%1>: %2").arg(address, rejectText(*rejected));
         return out;
     }
     out.status = LocalOutcome::Status::Delivered;

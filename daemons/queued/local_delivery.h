@@ -7,7 +7,11 @@
 // aliases, catch-all) and every mailbox it leads to gets its copy, written
 // with the one store operation (common/store/maildir_delivery.h: tmp/, fsync,
 // rename into new/, fsync of new/) with "Return-Path" and "Delivered-To" in
-// front of the queued file, all or nothing per recipient. Aliases that point
+// front of the queued file, all or nothing per recipient. Each mailbox's
+// active Sieve script decides the folders and flags of its copies
+// (common/sieve/sieve_delivery.h; none: INBOX); when every mailbox of a
+// recipient rejects (Sieve reject/ereject) the recipient fails with
+// "550 5.7.1 <address>: <reason>" and the queue sends the bounce. Aliases that point
 // elsewhere become new recipients (forwards, with the ORCPT of the address
 // the sender used, RFC 3461 4.2).
 // Outcome per recipient: Delivered (diagnostic "250 2.0.0 ..."), Deferred or

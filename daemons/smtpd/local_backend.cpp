@@ -7,6 +7,8 @@
 #include "common/mail/message_file.h"
 #include "common/spool/queue.h"
 #include "common/senderauth/inbound.h"
+#include "common/sieve/sieve_delivery.h"
+#include "common/sieve/sieve_store.h"
 #include "common/spam/rspamd_protocol.h"
 #include "common/store/maildir_delivery.h"
 
@@ -238,6 +240,41 @@ spool::Envelope queueEnvelope(const MessageJob& job, const QList<spool::Envelope
     return env;
 }
 
+// The address the sender used for `mailbox` (the first recipient leading to it): Sieve's envelope "to".
+QString recipientOf(const MessageJob& job, const QString& mailbox) {
+    for (const RecipientInfo& r : job.recipients)
+        if (r.mailboxes.contains(mailbox)) return r.address;
+    return mailbox;
+}
+
+// A Sieve reject reason as one SMTP reply line: printable ASCII, bounded.
+QString rejectText(const QString& reason) {
+    QString out;
+    for (QChar ch : reason.simplified())
+        if (ch.unicode() >= 0x20 && ch.unicode() < 0x7f) out += ch;
+    if (out.size() > 200) out = out.left(200);
+    return out.isEmpty() ? QStringLiteral("Message rejected by the recipient's filter") : out;
+}
+
+// The note about a broken script, once per script version (sieve_delivery.h), into INBOX.
+store::StoreStatus addErrorNotice(store::Delivery& delivery, const QString& mailbox, const sieve::Plan& plan) {
+    if (plan.notice.isEmpty()) return {};
+    store::Content notice;
+    notice.head = QStringLiteral("Return-Path: <>\r\nDelivered-To: %1\r\n").arg(mailbox).toUtf8() + plan.notice;
+    return delivery.add(mailbox, notice);
+}
+
+void logPlan(const MessageJob& job, const QString& mailbox, const sieve::Plan& plan) {
+    if (plan.script.isEmpty() && plan.error.isEmpty()) return;
+    auto fields = log::Fields().add("session", job.sessionId).add("id", job.queueId).add("mailbox", mailbox).add("script", plan.script);
+    if (!plan.error.isEmpty()) {
+        log::warn(u"sieve.error", fields.add("detail", plan.error).add("fallback", "keep"));
+        return;
+    }
+    log::info(u"sieve", fields.add("actions", plan.actions.join(QStringLiteral("; "))));
+    for (const QString& note : plan.notes) log::info(u"sieve.note", log::Fields().add("id", job.queueId).add("mailbox", mailbox).add("detail", note));
+}
+
 // First half of a delivery, on a worker thread: the header block read back, the submitter's
 // identity or the sender authentication checked, forged fields removed.
 Prepared prepareMessage(const DeliveryContext& c, const MessageJob& job) {
@@ -286,12 +323,34 @@ DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, co
     spool::QueueWriter queue(c.queueDir);
     if (!remote.isEmpty())
         if (auto st = queue.prepare(queueEnvelope(job, remote), job.body->path()); !st) return spoolFailure(st.error());
+    // Each mailbox's Sieve script decides where its copies go (common/sieve/sieve_delivery.h);
+    // without a script: INBOX. DMARC quarantine and the spam filter send what would go to
+    // INBOX to Junk. Scripts run after the spam filter and see its X-Spam-* fields.
+    QList<sieve::Plan> plans;
+    for (const QString& m : mailboxes) {
+        sieve::PlanInput in;
+        in.header = spam.headers + (inbound.cleanHeader.isEmpty() ? message->header() : inbound.cleanHeader);
+        in.bodyFd = job.body->fd();
+        in.bodyOffset = message->bodyOffset();
+        in.bodyLength = message->bodySize();
+        in.size = job.body->size();
+        in.envelopeFrom = job.sender;
+        in.envelopeTo = recipientOf(job, m);
+        plans << sieve::planDelivery(c.mailDir, m, in, sieve::processScriptCache());
+        logPlan(job, m, plans.last());
+    }
+    // Reject (RFC 5429 2.1): refused at SMTP time when every local mailbox rejects and
+    // nothing else is to be delivered; otherwise that mailbox keeps the message (logged).
+    bool allReject = remote.isEmpty() && !plans.isEmpty();
+    for (const sieve::Plan& p : plans) allReject = allReject && p.reject;
+    if (allReject) return refusal(550, QStringLiteral("5.7.1"), rejectText(plans.first().rejectReason), QStringLiteral("rejected by Sieve"));
     // Each copy: Return-Path, Delivered-To and our results, then the spool file (our
     // Received header first) — or, when forged results were removed, the cleaned header
     // and the body range of the spool file. Never the whole message in memory.
     const QStringList junk{QStringLiteral("Junk")};
     store::Delivery delivery(c.mailDir);
-    for (const QString& m : mailboxes) {
+    for (qsizetype i = 0; i < mailboxes.size(); ++i) {
+        const QString& m = mailboxes.at(i);
         const UserRecord* u = c.accounts->user(m);
         store::Content content;
         content.head = (QStringLiteral("Return-Path: <%1>\r\nDelivered-To: %2\r\n").arg(job.sender, m)).toUtf8() + inbound.results +
@@ -303,9 +362,20 @@ DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, co
             content.offset = message->bodyOffset();
             content.length = message->bodySize();
         }
-        // The folder: Junk for DMARC quarantine, or for spam unless the user takes spam into INBOX (tagged).
+        // The folders: the Sieve plan's (no script: INBOX); what would go to INBOX goes to Junk
+        // for DMARC quarantine, or for spam unless the user takes spam into INBOX (tagged).
         const bool toJunk = inbound.junk || (spam.junk && !c.spamInboxUsers.contains(m.toLower()));
-        if (auto st = delivery.add(m, content, toJunk ? junk : QStringList{}, u ? u->quotaBytes : 0); !st) return failure(st.error());
+        QList<sieve::Plan::Copy> copies = plans.at(i).copies;
+        if (plans.at(i).reject) {
+            log::warn(u"sieve.reject_kept", log::Fields().add("session", job.sessionId).add("id", job.queueId).add("mailbox", m)
+                                                  .add("detail", "reject cannot be answered at SMTP time with other recipients; kept"));
+            copies = {sieve::Plan::Copy{}};
+        }
+        for (const sieve::Plan::Copy& copy : copies) {
+            const QStringList folder = copy.folder.isEmpty() && toJunk ? junk : copy.folder;
+            if (auto st = delivery.add(m, content, folder, u ? u->quotaBytes : 0, copy.flags); !st) return failure(st.error());
+        }
+        if (auto st = addErrorNotice(delivery, m, plans.at(i)); !st) return failure(st.error());
     }
     if (auto st = delivery.commit(); !st) return failure(st.error());
     // The local copies are durable; if the remote part is not, say 4xx: a retry

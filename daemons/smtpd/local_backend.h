@@ -28,6 +28,12 @@
 // (common/store/maildir_delivery.h); remote recipients into the queue. The
 // queue is prepared first, the Maildir copies committed, then the queue entry
 // committed, so a failure answers 4xx without leaving half a delivery behind.
+// Sieve: before the copies are written, each local mailbox's active script
+// (common/sieve/sieve_delivery.h) chooses the folders and flags of its copies
+// (none: INBOX; DMARC quarantine turns INBOX into Junk); when every local
+// mailbox rejects (reject/ereject) and nothing goes to remote recipients the
+// message is refused "550 5.7.1 <reason>"; a mailbox that rejects among other
+// recipients keeps the message (logged). A script error keeps it too.
 // Failures are answered with the one mapping of common/store/store_error.h
 // (e.g. 452 4.3.1 disk full, 452 4.2.2 mailbox full, 552 5.2.2 message larger
 // than the whole quota).

@@ -79,7 +79,7 @@ Delivery::~Delivery() {
     if (!m_committed) abort();
 }
 
-StoreStatus Delivery::add(const QString& address, const Content& content, const QStringList& folder, qint64 quotaBytes) {
+StoreStatus Delivery::add(const QString& address, const Content& content, const QStringList& folder, qint64 quotaBytes, const QString& flags) {
     const QString root = maildirRoot(m_mailDir, address);
     if (root.isEmpty()) return StoreError::fromErrno(EINVAL, QStringLiteral("'%1' is not a deliverable address").arg(address));
     QString folderDir;
@@ -93,6 +93,8 @@ StoreStatus Delivery::add(const QString& address, const Content& content, const 
     p.root = root;
     p.dir = folderDir.isEmpty() ? root : root + QLatin1Char('/') + folderDir;
     p.quotaBytes = quotaBytes;
+    p.cur = !flags.isEmpty();
+    p.flags = flags;
     Copy c;
     c.address = address;
     return write(c, p, content);

@@ -5,10 +5,11 @@
 // Interface: a Delivery is a transaction for one message and any number of
 // copies (one per recipient mailbox, each with its own header prefix, e.g.
 // Delivered-To):
-//   add(address, content, folder, quota)
+//   add(address, content, folder, quota, flags)
 //       the copy for a local address under the mail folder given to the
 //       constructor (maildir_names.h paths; the Maildir is created when
-//       missing, with the folder's maildirfolder marker);
+//       missing, with the folder's maildirfolder marker); with Maildir flag
+//       letters (Sieve imap4flags) the copy goes into cur/ with them, else new/;
 //   add(placement, content)
 //       the copy into an existing folder given by path (IMAP APPEND).
 //   Both check the Maildir++ quota when one is given, create a unique file in
@@ -88,7 +89,8 @@ public:
     Delivery(const Delivery&) = delete;
     Delivery& operator=(const Delivery&) = delete;
 
-    StoreStatus add(const QString& address, const Content& content, const QStringList& folder = {}, qint64 quotaBytes = 0);
+    StoreStatus add(const QString& address, const Content& content, const QStringList& folder = {}, qint64 quotaBytes = 0,
+                    const QString& flags = {});
     StoreStatus add(const Placement& placement, const Content& content);
     StoreStatus commit();
     void abort();

@@ -1,0 +1,209 @@
+// sieve_delivery.cpp — see sieve_delivery.h.
+#include "sieve_delivery.h"
+
+#include "sieve_store.h"
+
+#include "common/store/maildir_names.h"
+
+#include "common/mail/message.h"
+
+#include "core/paths.h"
+
+#include <QDateTime>
+#include <QFileInfo>
+#include <QUuid>
+
+#include <unistd.h>
+
+namespace postern::sieve {
+
+namespace {
+const QStringList kSpecialUse = {QStringLiteral("Drafts"), QStringLiteral("Sent"), QStringLiteral("Trash"),
+                                 QStringLiteral("Junk"), QStringLiteral("Archive")};
+
+bool folderExists(const QString& root, const QStringList& parts) {
+    if (parts.isEmpty()) return true;
+    if (parts.size() == 1 && kSpecialUse.contains(parts.first())) return true;
+    auto dir = store::folderDirName(parts);
+    return dir && QFileInfo(root + QLatin1Char('/') + *dir + QStringLiteral("/cur")).isDir();
+}
+
+QByteArray readBody(const PlanInput& in, qint64 max) {
+    if (in.bodyFd < 0 || in.bodyLength <= 0) return {};
+    QByteArray out(qsizetype(std::min(in.bodyLength, max)), Qt::Uninitialized);
+    qint64 done = 0;
+    while (done < out.size()) {
+        const ssize_t n = ::pread(in.bodyFd, out.data() + done, size_t(out.size() - done), off_t(in.bodyOffset + done));
+        if (n <= 0) break;
+        done += n;
+    }
+    out.truncate(qsizetype(done));
+    return out;
+}
+
+void addCopy(Plan& plan, const QStringList& folder, const QString& flags) {
+    for (Plan::Copy& c : plan.copies)
+        if (c.folder == folder) {
+            c.flags = store::sortFlags(c.flags + flags);
+            QString unique;
+            for (QChar ch : c.flags)
+                if (!unique.contains(ch)) unique += ch;
+            c.flags = unique;
+            return;
+        }
+    plan.copies << Plan::Copy{folder, flags};
+}
+// RFC 5322 message telling the user that their script is broken (RFC 3834: auto-generated).
+QByteArray errorNotice(const QString& mailbox, const QString& script, const QString& error) {
+    const QString domain = mailbox.section(u'@', -1);
+    QString text = QStringLiteral(
+                       "From: Mail filter <postmaster@%1>\r\n"
+                       "To: <%2>\r\n"
+                       "Subject: Your mail filter \"%3\" has an error\r\n"
+                       "Date: %4\r\n"
+                       "Message-ID: <%5@%1>\r\n"
+                       "Auto-Submitted: auto-generated\r\n"
+                       "MIME-Version: 1.0\r\n"
+                       "Content-Type: text/plain; charset=utf-8\r\n"
+                       "Content-Transfer-Encoding: 8bit\r\n"
+                       "\r\n"
+                       "Your Sieve script \"%3\" could not be run:\r\n\r\n    %6\r\n\r\n"
+                       "(line:column in the script). Until it is fixed, your mail is delivered to your\r\n"
+                       "INBOX as if there were no filter: nothing is lost. You are told once for each\r\n"
+                       "version of the script.\r\n")
+                       .arg(domain, mailbox, script, mail::formatDate(QDateTime::currentDateTime()),
+                            QUuid::createUuid().toString(QUuid::WithoutBraces), error);
+    return text.toUtf8();
+}
+}  // namespace
+
+QString maildirFlags(const QStringList& flags, QStringList* ignored) {
+    QString letters;
+    for (const QString& f : flags) {
+        const QString l = f.toLower();
+        QChar c;
+        if (l == u"\\seen")
+            c = u'S';
+        else if (l == u"\\answered")
+            c = u'R';
+        else if (l == u"\\flagged")
+            c = u'F';
+        else if (l == u"\\deleted")
+            c = u'T';
+        else if (l == u"\\draft")
+            c = u'D';
+        if (c.isNull()) {
+            if (ignored) *ignored << f;
+            continue;
+        }
+        if (!letters.contains(c)) letters += c;
+    }
+    return store::sortFlags(letters);
+}
+
+std::optional<QStringList> folderPartsOf(const QString& mailbox) {
+    QString name = mailbox;
+    if (name.endsWith(u'/')) name.chop(1);
+    if (name.compare(u"INBOX", Qt::CaseInsensitive) == 0) return QStringList{};
+    QStringList parts = name.split(u'/');
+    for (const QString& p : parts)
+        if (!store::validFolderPart(p)) return std::nullopt;
+    if (parts.first().compare(u"INBOX", Qt::CaseInsensitive) == 0) parts.first() = QStringLiteral("INBOX");
+    if (!store::folderDirName(parts)) return std::nullopt;
+    return parts;
+}
+
+Plan planDelivery(const QString& mailDir, const QString& mailbox, const PlanInput& input, ScriptCache& cache) {
+    Plan plan;
+    QString readError;
+    const auto active = cache.active(mailDir, mailbox, &readError);
+    auto keepOnly = [&](const QString& error, const QString& shortError = {}) {
+        plan.copies = {Plan::Copy{}};
+        plan.reject = false;
+        plan.error = error;
+        if (active && !shortError.isEmpty() && claimErrorNotice(mailDir, mailbox, active->name, active->stamp))
+            plan.notice = errorNotice(mailbox, active->name, shortError);
+        return plan;
+    };
+    if (!active) {
+        if (!readError.isEmpty()) return keepOnly(readError);
+        plan.copies << Plan::Copy{};
+        return plan;
+    }
+    plan.script = active->name;
+    if (!active->script) {
+        const QString why = active->error ? active->error->message : QString();
+        return keepOnly(QStringLiteral("script %1 does not compile: %2").arg(active->name, why), why);
+    }
+    const Limits limits;
+    Message m;
+    m.header = input.header;
+    // The header block without its empty line (callers may pass it with).
+    if (m.header.endsWith("\r\n\r\n"))
+        m.header.chop(2);
+    else if (m.header.endsWith("\n\n"))
+        m.header.chop(1);
+    if (active->script->usesBody) m.body = readBody(input, limits.maxBodyBytes);
+    m.size = input.size;
+    m.envelopeFrom = input.envelopeFrom;
+    m.envelopeTo = input.envelopeTo;
+    const QString root = maildirRoot(mailDir, mailbox);
+    m.mailboxExists = [&](const QString& name) {
+        auto parts = folderPartsOf(name);
+        return parts && folderExists(root, *parts);
+    };
+    const Outcome out = run(*active->script, m, limits);
+    for (const Action& a : out.actions) plan.actions << describe(a);
+    if (out.error)
+        return keepOnly(QStringLiteral("script %1 failed: %2").arg(active->name, out.error->message),
+                        out.error->message);
+    bool redirectDropped = false;
+    for (const Action& a : out.actions) {
+        QStringList ignored;
+        const QString flags = maildirFlags(a.flags, &ignored);
+        if (!ignored.isEmpty())
+            plan.notes
+                << QStringLiteral("flags not stored (keywords are not supported yet): %1").arg(ignored.join(u' '));
+        switch (a.type) {
+            case Action::Type::Keep:
+                addCopy(plan, {}, flags);
+                break;
+            case Action::Type::FileInto: {
+                auto parts = folderPartsOf(a.target);
+                if (!parts) {
+                    plan.notes
+                        << QStringLiteral("fileinto \"%1\": not a valid folder name, kept in INBOX").arg(a.target);
+                    addCopy(plan, {}, flags);
+                } else if (!a.create && !folderExists(root, *parts)) {
+                    plan.notes << QStringLiteral("fileinto \"%1\": no such folder (and no :create), kept in INBOX")
+                                      .arg(a.target);
+                    addCopy(plan, {}, flags);
+                } else {
+                    addCopy(plan, *parts, flags);
+                }
+                break;
+            }
+            case Action::Type::Discard:
+                break;
+            case Action::Type::Reject:
+                plan.reject = true;
+                plan.rejectReason = a.reason;
+                break;
+            case Action::Type::Redirect:
+                plan.notes << QStringLiteral("redirect to %1 is not carried out yet").arg(a.target);
+                redirectDropped = redirectDropped || !a.copy;
+                break;
+            case Action::Type::Vacation:
+                plan.notes << QStringLiteral("vacation reply is not sent yet");
+                break;
+        }
+    }
+    // The redirect cancelled the implicit keep but cannot happen: keep instead (no mail lost).
+    if (redirectDropped && plan.copies.isEmpty() && !plan.reject) {
+        plan.notes << QStringLiteral("kept in INBOX instead of the redirect");
+        addCopy(plan, {}, {});
+    }
+    return plan;
+}
+
+}  // namespace postern::sieve

@@ -1,0 +1,77 @@
+// sieve_delivery.h — what local delivery does with one message for one local
+// mailbox, decided by the user's active Sieve script: the folders (and Maildir
+// flags) its copies go to, or a refusal. The caller then writes the copies with
+// the one store operation (common/store/maildir_delivery.h); nothing here writes
+// mail.
+//
+// Interface:
+//   planDelivery(mailDir, mailbox, input) -> Plan
+//     No active script: one copy into INBOX (the plan of every user without
+//     Sieve). Otherwise the script runs (sieve.h) and its actions become:
+//       keep / implicit keep     a copy into INBOX
+//       fileinto "A/B"           a copy into folder {"A","B"} ('/' separates
+//                                levels, as in IMAP here); a folder that does
+//                                not exist is created only with :create (or for
+//                                the special-use names Drafts, Sent, Trash,
+//                                Junk, Archive); otherwise the copy goes to
+//                                INBOX and the plan's notes say why
+//       :flags / imap4flags      Maildir letters: \Seen S, \Answered R,
+//                                \Flagged F, \Deleted T, \Draft D (keywords are
+//                                not stored yet: noted)
+//       discard                  no copy
+//       reject / ereject         Plan::reject (the caller refuses at SMTP time
+//                                or fails the recipient so the queue bounces)
+//       redirect, vacation       not carried out yet: noted; a redirect that
+//                                cancelled the implicit keep is replaced by a
+//                                keep, so no mail is lost
+//     Never loses mail: a script that does not compile, cannot be read or fails
+//     at run time gives one copy into INBOX and an `error` for the log; the
+//     first time for each version of the script, `notice` also holds a short
+//     message for the user's INBOX naming the error and its line
+//     (Auto-Submitted: auto-generated, RFC 3834), which the caller delivers.
+//   PlanInput carries the header block, the message size and envelope, and the
+//   body as (fd, offset, length): the body is read (at most
+//   Limits::maxBodyBytes, with pread) only when the script has a body test.
+// Blocking: reads the script and maybe the body; call it on a delivery worker.
+// Standards: RFC 5228 (4.1 fileinto, 2.10.2 implicit keep), RFC 5232, RFC 5490,
+// RFC 5429.
+#pragma once
+
+#include "sieve.h"
+
+#include <QStringList>
+
+namespace postern::sieve {
+
+class ScriptCache;
+
+struct PlanInput {
+    QByteArray header;  // the message's header block (without the empty line)
+    int bodyFd = -1;
+    qint64 bodyOffset = 0, bodyLength = 0;
+    qint64 size = 0;
+    QString envelopeFrom, envelopeTo;
+};
+
+struct Plan {
+    struct Copy {
+        QStringList folder;  // empty: INBOX
+        QString flags;       // Maildir letters, sorted; empty: into new/
+    };
+    QList<Copy> copies;
+    bool reject = false;
+    QString rejectReason;
+    QString script;       // the active script's name; empty: none ran
+    QString error;        // script error (the copies are then {INBOX})
+    QStringList notes;    // things the log should say (missing folders, redirect not done, ...)
+    QStringList actions;  // the script's actions, described (for the log)
+    QByteArray notice;    // a message about the script error for the user's INBOX (once per script version)
+};
+
+Plan planDelivery(const QString& mailDir, const QString& mailbox, const PlanInput& input, ScriptCache& cache);
+// Maildir info letters for IMAP flags; unknown flags are returned in *ignored.
+QString maildirFlags(const QStringList& flags, QStringList* ignored = nullptr);
+// A Sieve mailbox name as Maildir++ folder parts; nullopt when not a valid name.
+std::optional<QStringList> folderPartsOf(const QString& mailbox);
+
+}  // namespace postern::sieve

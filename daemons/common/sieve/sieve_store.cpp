@@ -1,0 +1,201 @@
+// sieve_store.cpp — see sieve_store.h.
+#include "sieve_store.h"
+
+#include "core/atomic_file.h"
+#include "core/paths.h"
+
+#include <QDir>
+#include <QFile>
+
+#include <sys/stat.h>
+#include <cerrno>
+
+namespace postern::sieve {
+
+namespace {
+const QString kActive = QStringLiteral("active");
+const QString kSuffix = QStringLiteral(".sieve");
+
+QString scriptPath(const QString& dir, const QString& name) {
+    return dir + QLatin1Char('/') + name + kSuffix;
+}
+
+Result<QString> checkedDir(const QString& mailDir, const QString& address) {
+    const QString dir = scriptDir(mailDir, address);
+    if (dir.isEmpty()) return Result<QString>::fail(QStringLiteral("'%1' is not a mailbox address").arg(address));
+    return dir;
+}
+
+Status checkName(const QString& name) {
+    if (!validScriptName(name))
+        return Status::fail(
+            QStringLiteral("invalid script name '%1' (1-%2 of A-Z a-z 0-9 . _ -, not starting with '.')")
+                .arg(name)
+                .arg(kMaxScriptNameBytes));
+    return {};
+}
+}  // namespace
+
+bool validScriptName(const QString& name) {
+    if (name.isEmpty() || name.size() > kMaxScriptNameBytes || name.startsWith(u'.')) return false;
+    for (QChar c : name)
+        if (!((c >= u'a' && c <= u'z') || (c >= u'A' && c <= u'Z') || (c >= u'0' && c <= u'9') || c == u'.' ||
+              c == u'_' || c == u'-'))
+            return false;
+    return true;
+}
+
+QString scriptDir(const QString& mailDir, const QString& address) {
+    const QString home = mailboxHome(mailDir, address);
+    return home.isEmpty() ? home : home + QStringLiteral("/sieve");
+}
+
+Result<QString> activeScriptName(const QString& mailDir, const QString& address) {
+    auto dir = checkedDir(mailDir, address);
+    if (!dir) return dir.error();
+    const QString path = *dir + QLatin1Char('/') + kActive;
+    if (!QFileInfo::exists(path)) return QString();
+    auto bytes = readFile(path, 1024);
+    if (!bytes) return bytes.error();
+    const QString name = QString::fromUtf8(*bytes).trimmed();
+    if (name.isEmpty()) return QString();
+    if (!validScriptName(name)) return Result<QString>::fail(QStringLiteral("%1: names no valid script").arg(path));
+    return name;
+}
+
+Result<QList<ScriptInfo>> listScripts(const QString& mailDir, const QString& address) {
+    auto dir = checkedDir(mailDir, address);
+    if (!dir) return dir.error();
+    auto active = activeScriptName(mailDir, address);
+    QList<ScriptInfo> out;
+    const QDir d(*dir);
+    for (const QFileInfo& fi :
+         d.entryInfoList({QStringLiteral("*.sieve")}, QDir::Files | QDir::NoSymLinks, QDir::Name)) {
+        const QString name = fi.completeBaseName();
+        if (!validScriptName(name)) continue;
+        out << ScriptInfo{name, fi.size(), active && *active == name};
+    }
+    return out;
+}
+
+Result<QByteArray> readScript(const QString& mailDir, const QString& address, const QString& name) {
+    if (auto st = checkName(name); !st) return st.error();
+    auto dir = checkedDir(mailDir, address);
+    if (!dir) return dir.error();
+    const QString path = scriptPath(*dir, name);
+    if (!QFileInfo::exists(path))
+        return Result<QByteArray>::fail(QStringLiteral("no script '%1' for %2").arg(name, address), ENOENT);
+    return readFile(path, Limits{}.maxScriptBytes);
+}
+
+Status putScript(const QString& mailDir, const QString& address, const QString& name, const QByteArray& source) {
+    if (auto st = checkName(name); !st) return st;
+    auto dir = checkedDir(mailDir, address);
+    if (!dir) return dir.error();
+    if (auto compiled = compile(source); !compiled)
+        return Status::fail(QStringLiteral("%1: %2").arg(name, compiled.errorMessage()));
+    const QString path = scriptPath(*dir, name);
+    if (!QFileInfo::exists(path)) {
+        auto list = listScripts(mailDir, address);
+        if (list && list->size() >= kMaxScriptsPerUser)
+            return Status::fail(
+                QStringLiteral("%1 already has %2 scripts (the limit)").arg(address).arg(kMaxScriptsPerUser));
+    }
+    if (auto st = ensureDirectory(*dir, 0700); !st) return st;
+    return writeFileAtomic(path, source, 0600);
+}
+
+Status activateScript(const QString& mailDir, const QString& address, const QString& name) {
+    if (auto st = checkName(name); !st) return st;
+    auto dir = checkedDir(mailDir, address);
+    if (!dir) return dir.error();
+    if (!QFileInfo::exists(scriptPath(*dir, name)))
+        return Status::fail(QStringLiteral("no script '%1' for %2").arg(name, address), ENOENT);
+    return writeFileAtomic(*dir + QLatin1Char('/') + kActive, name.toUtf8() + '\n', 0600);
+}
+
+Status deactivateScripts(const QString& mailDir, const QString& address) {
+    auto dir = checkedDir(mailDir, address);
+    if (!dir) return dir.error();
+    return removeFile(*dir + QLatin1Char('/') + kActive);
+}
+
+Status deleteScript(const QString& mailDir, const QString& address, const QString& name) {
+    if (auto st = checkName(name); !st) return st;
+    auto dir = checkedDir(mailDir, address);
+    if (!dir) return dir.error();
+    const QString path = scriptPath(*dir, name);
+    if (!QFileInfo::exists(path))
+        return Status::fail(QStringLiteral("no script '%1' for %2").arg(name, address), ENOENT);
+    auto active = activeScriptName(mailDir, address);
+    if (active && *active == name)
+        return Status::fail(QStringLiteral("'%1' is the active script; deactivate it first").arg(name));
+    if (auto st = removeFile(path); !st) return st;
+    return syncDirectory(*dir);
+}
+
+std::optional<ScriptCache::Active> ScriptCache::active(const QString& mailDir, const QString& address,
+                                                       QString* readError) {
+    auto name = activeScriptName(mailDir, address);
+    if (!name) {
+        if (readError) *readError = name.errorMessage();
+        return std::nullopt;
+    }
+    if (name->isEmpty()) return std::nullopt;
+    const QString path = scriptPath(scriptDir(mailDir, address), *name);
+    struct stat st {};
+    if (::stat(QFile::encodeName(path).constData(), &st) != 0) {
+        if (readError) *readError = QStringLiteral("%1: the active script is missing").arg(path);
+        return std::nullopt;
+    }
+    const qint64 mtimeNs = qint64(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    {
+        QMutexLocker lock(&m_mutex);
+        auto it = m_entries.constFind(path);
+        if (it != m_entries.constEnd() && it->dev == quint64(st.st_dev) && it->ino == quint64(st.st_ino) &&
+            it->size == qint64(st.st_size) && it->mtimeNs == mtimeNs)
+            return it->value;
+    }
+    auto source = readFile(path, Limits{}.maxScriptBytes);
+    Active value;
+    value.name = *name;
+    value.stamp = QStringLiteral("%1:%2:%3:%4")
+                      .arg(quint64(st.st_dev))
+                      .arg(quint64(st.st_ino))
+                      .arg(qint64(st.st_size))
+                      .arg(mtimeNs);
+    if (!source) {
+        value.error = source.error();
+    } else if (auto compiled = compile(*source); !compiled) {
+        value.error = compiled.error();
+    } else {
+        value.script = std::make_shared<const Script>(std::move(*compiled));
+    }
+    Entry e;
+    e.dev = quint64(st.st_dev);
+    e.ino = quint64(st.st_ino);
+    e.size = qint64(st.st_size);
+    e.mtimeNs = mtimeNs;
+    e.value = value;
+    QMutexLocker lock(&m_mutex);
+    if (m_entries.size() >= kMaxCacheEntries && !m_entries.contains(path)) m_entries.clear();
+    m_entries.insert(path, e);
+    return value;
+}
+
+bool claimErrorNotice(const QString& mailDir, const QString& address, const QString& name, const QString& stamp) {
+    if (!validScriptName(name) || stamp.isEmpty()) return false;
+    const QString marker = scriptDir(mailDir, address) + QStringLiteral("/.") + name + QStringLiteral(".notified");
+    if (QFileInfo::exists(marker)) {
+        auto seen = readFile(marker, 1024);
+        if (seen && QString::fromUtf8(*seen).trimmed() == stamp) return false;
+    }
+    return writeFileAtomic(marker, stamp.toUtf8() + '\n', 0600).ok();
+}
+
+ScriptCache& processScriptCache() {
+    static ScriptCache cache;
+    return cache;
+}
+
+}  // namespace postern::sieve

@@ -1,0 +1,91 @@
+// sieve_store.h — a user's Sieve scripts on disk, and the per-process cache of
+// their compiled form.
+//
+// Layout: <mail_dir>/<domain>/<local>/sieve/ (beside the user's Maildir, so
+// IMAP never shows it as a folder):
+//   <name>.sieve   one script each (UTF-8 text)
+//   active         the name of the active script and a line end; missing or
+//                  empty: no script runs (the default)
+// Interface (Result/Status; messages name the script and the reason):
+//   validScriptName(name)         1..kMaxScriptNameBytes of [A-Za-z0-9._-], not
+//                                 starting with '.' (no path can be formed from it)
+//   listScripts / readScript / putScript / activateScript / deactivateScripts /
+//   deleteScript / activeScriptName
+//       putScript compiles first and refuses a script that does not compile (the
+//       error has line:column); deleteScript refuses the active script (like
+//       ManageSieve DELETESCRIPT, RFC 5804 2.10). Every write goes through
+//       core/atomic_file (temp file, fsync, rename), mode 0600.
+//   ScriptCache::active(mailDir, address)
+//       the user's active script, compiled; compiled again only when the file's
+//       (device, inode, size, mtime) changed. Thread-safe (delivery workers).
+//       processScriptCache() is the one cache of a daemon process.
+//   claimErrorNotice(mailDir, address, name, stamp)
+//       true the first time it is called for this version (stamp) of a script:
+//       the user is told about a broken script once, not with every message.
+//       The version told about is kept in sieve/.<name>.notified.
+// Security: the daemons and posternctl (which drops to the daemon user before
+// calling these, see commands_sieve.cpp) read and write the files as the daemon
+// user; names are validated before any path is built; when root calls them anyway,
+// atomic_file routes through core/safe_path (no planted link is followed).
+// Limits: kMaxScriptNameBytes (64) per name, kMaxScriptsPerUser (32) scripts,
+// a script at most Limits::maxScriptBytes (sieve.h), kMaxCacheEntries (1024)
+// compiled scripts per process (the cache is emptied when it would grow beyond).
+#pragma once
+
+#include "sieve.h"
+
+#include "core/result.h"
+
+#include <QHash>
+#include <QMutex>
+#include <memory>
+
+namespace postern::sieve {
+
+inline constexpr int kMaxScriptNameBytes = 64;
+inline constexpr int kMaxScriptsPerUser = 32;
+inline constexpr int kMaxCacheEntries = 1024;
+
+bool validScriptName(const QString& name);
+QString scriptDir(const QString& mailDir, const QString& address);
+
+struct ScriptInfo {
+    QString name;
+    qint64 size = 0;
+    bool active = false;
+};
+
+Result<QList<ScriptInfo>> listScripts(const QString& mailDir, const QString& address);
+Result<QByteArray> readScript(const QString& mailDir, const QString& address, const QString& name);
+Status putScript(const QString& mailDir, const QString& address, const QString& name, const QByteArray& source);
+Status activateScript(const QString& mailDir, const QString& address, const QString& name);
+Status deactivateScripts(const QString& mailDir, const QString& address);
+Status deleteScript(const QString& mailDir, const QString& address, const QString& name);
+// Empty when no script is active.
+Result<QString> activeScriptName(const QString& mailDir, const QString& address);
+
+class ScriptCache {
+public:
+    struct Active {
+        QString name;
+        std::shared_ptr<const Script> script;  // null when it does not compile
+        QString stamp;                         // "dev:inode:size:mtime" of the file compiled
+        std::optional<Error> error;            // why it does not compile (line:column)
+    };
+    // nullopt: no active script (or none readable: then `readError` says why).
+    std::optional<Active> active(const QString& mailDir, const QString& address, QString* readError = nullptr);
+
+private:
+    struct Entry {
+        quint64 dev = 0, ino = 0;
+        qint64 size = -1, mtimeNs = 0;
+        Active value;
+    };
+    QMutex m_mutex;
+    QHash<QString, Entry> m_entries;  // by script path
+};
+
+ScriptCache& processScriptCache();
+bool claimErrorNotice(const QString& mailDir, const QString& address, const QString& name, const QString& stamp);
+
+}  // namespace postern::sieve

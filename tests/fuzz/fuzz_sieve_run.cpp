@@ -1,0 +1,34 @@
+// fuzz_sieve_run.cpp — libFuzzer target: the Sieve interpreter. The input is a
+// script, a NUL byte, then a message (header, empty line, body). Every script
+// that compiles is run over the message with small limits; the outcome must be
+// sane: on a runtime error exactly one implicit keep, never more actions than
+// the limit allows (+ the implicit keep and discards), never more steps.
+#include "common/sieve/sieve.h"
+
+#include <cstdint>
+#include <cstdlib>
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    const QByteArray input(reinterpret_cast<const char*>(data), qsizetype(size));
+    const qsizetype nul = input.indexOf('\0');
+    const QByteArray script = nul < 0 ? input : input.left(nul);
+    const QByteArray msg = nul < 0 ? QByteArray("Subject: x\r\n\r\nbody\r\n") : input.mid(nul + 1);
+    postern::sieve::Limits limits;
+    limits.maxSteps = 20000;
+    auto compiled = postern::sieve::compile(script, limits);
+    if (!compiled) return 0;
+    postern::sieve::Message m;
+    qsizetype split = msg.indexOf("\r\n\r\n");
+    m.header = split < 0 ? msg : msg.left(split + 2);
+    m.body = split < 0 ? QByteArray() : msg.mid(split + 4);
+    m.size = msg.size();
+    m.envelopeFrom = QStringLiteral("sender+tag@example.org");
+    m.envelopeTo = QStringLiteral("user+detail@example.com");
+    m.now = QDateTime::fromSecsSinceEpoch(1800000000, Qt::UTC);
+    const postern::sieve::Outcome o = postern::sieve::run(*compiled, m, limits);
+    if (o.steps > limits.maxSteps) std::abort();
+    if (o.error && (o.actions.size() != 1 || !o.actions.first().implicit)) std::abort();
+    if (o.actions.size() > limits.maxActions + 2 + 64) std::abort();
+    for (const auto& a : o.actions) (void)postern::sieve::describe(a);
+    return 0;
+}

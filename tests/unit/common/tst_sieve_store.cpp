@@ -1,0 +1,273 @@
+// tst_sieve_store.cpp — a user's Sieve scripts on disk (common/sieve/sieve_store.h)
+// and the delivery plan made from them (common/sieve/sieve_delivery.h): names and
+// their limits, the script count limit, activation, the compiled-script cache
+// noticing a replaced file, and how actions become folders and Maildir flags.
+#include "common/sieve/sieve_delivery.h"
+#include "common/sieve/sieve_store.h"
+
+#include "core/atomic_file.h"
+#include "core/paths.h"
+
+#include <QTemporaryDir>
+#include <QtTest>
+
+using namespace postern;
+using namespace postern::sieve;
+
+namespace {
+const QString kUser = QStringLiteral("alice@example.test");
+
+QString describePlan(const Plan& p) {
+    QStringList out;
+    for (const Plan::Copy& c : p.copies)
+        out << (c.folder.isEmpty() ? QStringLiteral("INBOX") : c.folder.join(u'/')) +
+                   (c.flags.isEmpty() ? QString() : u':' + c.flags);
+    if (p.reject) out << QStringLiteral("reject(%1)").arg(p.rejectReason);
+    return out.join(u' ');
+}
+}  // namespace
+
+class TestSieveStore : public QObject {
+    Q_OBJECT
+private slots:
+    void names_data();
+    void names();
+    void putListActivateDelete();
+    void scriptCountLimit();
+    void cacheNoticesReplacement();
+    void plans_data();
+    void plans();
+    void bodyTestReadsTheBodyRange();
+    void errorNoticeOncePerVersion();
+};
+
+void TestSieveStore::names_data() {
+    QTest::addColumn<QString>("name");
+    QTest::addColumn<bool>("valid");
+    QTest::newRow("plain") << "main" << true;
+    QTest::newRow("dots dashes") << "my-rules_2.v1" << true;
+    QTest::newRow("64 bytes (limit)") << QString(kMaxScriptNameBytes, u'a') << true;
+    QTest::newRow("65 bytes") << QString(kMaxScriptNameBytes + 1, u'a') << false;
+    QTest::newRow("empty") << "" << false;
+    QTest::newRow("leading dot") << ".hidden" << false;
+    QTest::newRow("dot dot") << ".." << false;
+    QTest::newRow("slash") << "a/b" << false;
+    QTest::newRow("space") << "a b" << false;
+    QTest::newRow("non-ascii") << QString::fromUtf8("\xc3\xa9") << false;
+}
+
+void TestSieveStore::names() {
+    QFETCH(QString, name);
+    QFETCH(bool, valid);
+    QCOMPARE(validScriptName(name), valid);
+    QTemporaryDir dir;
+    QCOMPARE(putScript(dir.path(), kUser, name, "keep;").ok(), valid);
+}
+
+void TestSieveStore::putListActivateDelete() {
+    QTemporaryDir dir;
+    const QString mail = dir.path();
+    QCOMPARE(activeScriptName(mail, kUser).value(), QString());
+    // A script that does not compile is refused with its position.
+    QCOMPARE(putScript(mail, kUser, QStringLiteral("bad"), "keep").errorMessage(),
+             QStringLiteral("bad: 1:5: expected ';' or '{', found end of script"));
+    QVERIFY(putScript(mail, kUser, QStringLiteral("one"), "keep;").ok());
+    QVERIFY(putScript(mail, kUser, QStringLiteral("two"), "discard;").ok());
+    QCOMPARE(QFileInfo(scriptDir(mail, kUser) + QStringLiteral("/one.sieve")).permissions() &
+                 (QFile::ReadOther | QFile::ReadGroup),
+             QFile::Permissions());
+    QVERIFY(!activateScript(mail, kUser, QStringLiteral("three")).ok());
+    QVERIFY(activateScript(mail, kUser, QStringLiteral("two")).ok());
+    auto list = listScripts(mail, kUser);
+    QVERIFY(list.ok());
+    QCOMPARE(list->size(), 2);
+    QCOMPARE(list->at(0).name, QStringLiteral("one"));
+    QVERIFY(!list->at(0).active);
+    QVERIFY(list->at(1).active);
+    QCOMPARE(readScript(mail, kUser, QStringLiteral("two")).value(), QByteArray("discard;"));
+    QCOMPARE(deleteScript(mail, kUser, QStringLiteral("two")).errorMessage(),
+             QStringLiteral("'two' is the active script; deactivate it first"));
+    QVERIFY(deactivateScripts(mail, kUser).ok());
+    QCOMPARE(activeScriptName(mail, kUser).value(), QString());
+    QVERIFY(deleteScript(mail, kUser, QStringLiteral("two")).ok());
+    QCOMPARE(listScripts(mail, kUser)->size(), 1);
+    // An "active" file naming something that is not a script name is an error, not a path.
+    QVERIFY(writeFileAtomic(scriptDir(mail, kUser) + QStringLiteral("/active"), "../../etc/passwd\n", 0600).ok());
+    QVERIFY(!activeScriptName(mail, kUser).ok());
+    ScriptCache cache;
+    QString readError;
+    QVERIFY(!cache.active(mail, kUser, &readError));
+    QVERIFY(readError.contains(QStringLiteral("names no valid script")));
+}
+
+void TestSieveStore::scriptCountLimit() {
+    QTemporaryDir dir;
+    for (int i = 0; i < kMaxScriptsPerUser; ++i)
+        QVERIFY(putScript(dir.path(), kUser, QStringLiteral("s%1").arg(i), "keep;").ok());
+    QCOMPARE(putScript(dir.path(), kUser, QStringLiteral("one-more"), "keep;").errorMessage(),
+             QStringLiteral("alice@example.test already has 32 scripts (the limit)"));
+    QVERIFY(putScript(dir.path(), kUser, QStringLiteral("s0"), "discard;").ok());  // replacing one is fine
+}
+
+void TestSieveStore::cacheNoticesReplacement() {
+    QTemporaryDir dir;
+    ScriptCache cache;
+    QVERIFY(!cache.active(dir.path(), kUser));
+    QVERIFY(putScript(dir.path(), kUser, QStringLiteral("main"), "keep;").ok());
+    QVERIFY(activateScript(dir.path(), kUser, QStringLiteral("main")).ok());
+    auto first = cache.active(dir.path(), kUser);
+    QVERIFY(first && first->script);
+    auto again = cache.active(dir.path(), kUser);
+    QCOMPARE(again->script.get(), first->script.get());  // the same compiled script
+    // Replaced with the same size (a new inode): compiled again.
+    QVERIFY(writeFileAtomic(scriptDir(dir.path(), kUser) + QStringLiteral("/main.sieve"), "stop;", 0600).ok());
+    auto replaced = cache.active(dir.path(), kUser);
+    QVERIFY(replaced->script.get() != first->script.get());
+    QCOMPARE(replaced->script->commands.first().name, QStringLiteral("stop"));
+    // Broken on disk: the error is cached with its position.
+    QVERIFY(writeFileAtomic(scriptDir(dir.path(), kUser) + QStringLiteral("/main.sieve"), "stop", 0600).ok());
+    auto broken = cache.active(dir.path(), kUser);
+    QVERIFY(!broken->script);
+    QCOMPARE(broken->error->message, QStringLiteral("1:5: expected ';' or '{', found end of script"));
+}
+
+void TestSieveStore::plans_data() {
+    QTest::addColumn<QByteArray>("script");
+    QTest::addColumn<QString>("expected");
+    QTest::addColumn<QString>("note");
+    QTest::newRow("no script") << QByteArray() << "INBOX"
+                               << "";
+    QTest::newRow("keep") << QByteArray("keep;") << "INBOX"
+                          << "";
+    QTest::newRow("discard") << QByteArray("discard;") << ""
+                             << "";
+    QTest::newRow("fileinto existing") << QByteArray("require \"fileinto\"; fileinto \"Work\";") << "Work"
+                                       << "";
+    QTest::newRow("fileinto missing") << QByteArray("require \"fileinto\"; fileinto \"Nope\";") << "INBOX"
+                                      << "fileinto \"Nope\": no such folder (and no :create), kept in INBOX";
+    QTest::newRow("fileinto :create") << QByteArray("require [\"fileinto\",\"mailbox\"]; fileinto :create \"New/Sub\";")
+                                      << "New/Sub"
+                                      << "";
+    QTest::newRow("fileinto special-use") << QByteArray("require \"fileinto\"; fileinto \"Junk\";") << "Junk"
+                                          << "";
+    QTest::newRow("fileinto invalid name") << QByteArray("require \"fileinto\"; fileinto \"a/../b\";") << "INBOX"
+                                           << "fileinto \"a/../b\": not a valid folder name, kept in INBOX";
+    QTest::newRow("fileinto INBOX/x") << QByteArray("require [\"fileinto\",\"mailbox\"]; fileinto :create \"inbox/x\";")
+                                      << "INBOX/x"
+                                      << "";
+    QTest::newRow("flags") << QByteArray(
+                                  "require \"imap4flags\"; addflag [\"\\\\Seen\", \"\\\\Flagged\", \"\\\\Answered\", "
+                                  "\"\\\\Draft\", \"\\\\Deleted\"];")
+                           << "INBOX:DFRST"
+                           << "";
+    QTest::newRow("keyword not stored") << QByteArray("require \"imap4flags\"; addflag [\"$Work\", \"\\\\Seen\"];")
+                                        << "INBOX:S"
+                                        << "flags not stored (keywords are not supported yet): $Work";
+    QTest::newRow("two missing folders: one INBOX copy")
+        << QByteArray("require \"fileinto\"; fileinto \"A\"; fileinto \"B\";") << "INBOX"
+        << "";
+    QTest::newRow("reject") << QByteArray("require \"reject\"; reject \"no thanks\";") << "reject(no thanks)"
+                            << "";
+    QTest::newRow("redirect not done: kept") << QByteArray("redirect \"x@example.org\";") << "INBOX"
+                                             << "kept in INBOX instead of the redirect";
+    QTest::newRow("redirect :copy") << QByteArray("require \"copy\"; redirect :copy \"x@example.org\";") << "INBOX"
+                                    << "redirect to x@example.org is not carried out yet";
+    QTest::newRow("runtime error keeps") << QByteArray(
+                                                "require [\"reject\",\"fileinto\"]; fileinto \"Work\"; reject \"x\";")
+                                         << "INBOX"
+                                         << "";
+    QTest::newRow("compile error keeps") << QByteArray("keep") << "INBOX"
+                                         << "";
+    QTest::newRow("envelope to has the detail") << QByteArray(
+                                                       "require [\"envelope\",\"subaddress\",\"fileinto\"]; if "
+                                                       "envelope :detail \"to\" \"work\" { fileinto \"Work\"; }")
+                                                << "Work"
+                                                << "";
+}
+
+void TestSieveStore::plans() {
+    QFETCH(QByteArray, script);
+    QFETCH(QString, expected);
+    QFETCH(QString, note);
+    QTemporaryDir dir;
+    const QString root = maildirRoot(dir.path(), kUser);
+    for (const char* sub : {"/.Work/cur", "/.Work/new", "/.Work/tmp"})
+        QVERIFY(QDir().mkpath(root + QLatin1String(sub)));
+    if (!script.isEmpty()) {
+        // Written directly, so that scripts that do not compile reach delivery too.
+        QVERIFY(ensureDirectory(scriptDir(dir.path(), kUser), 0700).ok());
+        QVERIFY(writeFileAtomic(scriptDir(dir.path(), kUser) + QStringLiteral("/main.sieve"), script, 0600).ok());
+        QVERIFY(writeFileAtomic(scriptDir(dir.path(), kUser) + QStringLiteral("/active"), "main\n", 0600).ok());
+    }
+    PlanInput in;
+    in.header = "From: a@example.org\r\nSubject: hi\r\n\r\n";
+    in.size = 100;
+    in.envelopeFrom = QStringLiteral("a@example.org");
+    in.envelopeTo = QStringLiteral("alice+work@example.test");
+    ScriptCache cache;
+    const Plan p = planDelivery(dir.path(), kUser, in, cache);
+    QCOMPARE(describePlan(p), expected);
+    if (!note.isEmpty()) QVERIFY2(p.notes.contains(note), qPrintable(p.notes.join(u'|')));
+    if (QTest::currentDataTag() == QLatin1String("runtime error keeps"))
+        QVERIFY(p.error.contains(QStringLiteral("reject cannot be combined with fileinto")));
+    if (QTest::currentDataTag() == QLatin1String("compile error keeps"))
+        QCOMPARE(p.error,
+                 QStringLiteral("script main does not compile: 1:5: expected ';' or '{', found end of script"));
+}
+
+void TestSieveStore::bodyTestReadsTheBodyRange() {
+    QTemporaryDir dir;
+    QVERIFY(putScript(dir.path(), kUser, QStringLiteral("b"),
+                      "require [\"body\",\"fileinto\"]; if body :contains \"needle\" { fileinto \"Junk\"; }")
+                .ok());
+    QVERIFY(activateScript(dir.path(), kUser, QStringLiteral("b")).ok());
+    const QByteArray file = "Received: x\r\nSubject: hi\r\n\r\nhay hay needle hay\r\n";
+    QFile f(dir.path() + QStringLiteral("/msg"));
+    QVERIFY(f.open(QIODevice::ReadWrite));
+    f.write(file);
+    f.flush();
+    PlanInput in;
+    in.header = file.left(file.indexOf("\r\n\r\n") + 4);
+    in.bodyFd = f.handle();
+    in.bodyOffset = in.header.size();
+    in.bodyLength = file.size() - in.header.size();
+    in.size = file.size();
+    ScriptCache cache;
+    QCOMPARE(describePlan(planDelivery(dir.path(), kUser, in, cache)), QStringLiteral("Junk"));
+    in.bodyLength = 6;  // "hay ha": the needle is outside the range
+    QCOMPARE(describePlan(planDelivery(dir.path(), kUser, in, cache)), QStringLiteral("INBOX"));
+}
+
+void TestSieveStore::errorNoticeOncePerVersion() {
+    QTemporaryDir dir;
+    const QString sieveDir = scriptDir(dir.path(), kUser);
+    QVERIFY(ensureDirectory(sieveDir, 0700).ok());
+    QVERIFY(writeFileAtomic(sieveDir + QStringLiteral("/main.sieve"), "keep;\nfrob;\n", 0600).ok());
+    QVERIFY(writeFileAtomic(sieveDir + QStringLiteral("/active"), "main\n", 0600).ok());
+    PlanInput in;
+    in.header = "Subject: hi\r\n";
+    ScriptCache cache;
+    const Plan first = planDelivery(dir.path(), kUser, in, cache);
+    QCOMPARE(describePlan(first), QStringLiteral("INBOX"));
+    QVERIFY(first.notice.contains("Subject: Your mail filter \"main\" has an error\r\n"));
+    QVERIFY(first.notice.contains("Auto-Submitted: auto-generated\r\n"));
+    QVERIFY(first.notice.contains("    2:1: unknown command \"frob\"\r\n"));
+    QVERIFY(first.notice.startsWith("From: Mail filter <postmaster@example.test>\r\nTo: <alice@example.test>\r\n"));
+    // The same version again: no second notice (the error is still logged).
+    const Plan second = planDelivery(dir.path(), kUser, in, cache);
+    QVERIFY(second.notice.isEmpty());
+    QVERIFY(!second.error.isEmpty());
+    // A new version that is broken too: told again. A runtime error counts as well.
+    QVERIFY(
+        writeFileAtomic(sieveDir + QStringLiteral("/main.sieve"), "require \"reject\";\nkeep;\nreject \"x\";\n", 0600)
+            .ok());
+    const Plan third = planDelivery(dir.path(), kUser, in, cache);
+    QVERIFY(third.notice.contains("    3:1: reject cannot be combined with keep\r\n"));
+    QVERIFY(planDelivery(dir.path(), kUser, in, cache).notice.isEmpty());
+    // A working script never produces one.
+    QVERIFY(writeFileAtomic(sieveDir + QStringLiteral("/main.sieve"), "keep;\n", 0600).ok());
+    QVERIFY(planDelivery(dir.path(), kUser, in, cache).notice.isEmpty());
+}
+
+QTEST_GUILESS_MAIN(TestSieveStore)
+#include "tst_sieve_store.moc"
