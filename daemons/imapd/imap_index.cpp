@@ -379,7 +379,7 @@ Result<quint64> MailboxIndex::finishChanges(qint64 hms, qint64 before, bool expu
     }
     if (expunges) {
         // Keep the newest kMaxExpungedHistory expunges; the floor says where the history starts.
-        Stmt cut(m_db, "SELECT modseq FROM expunged ORDER BY modseq DESC LIMIT 1 OFFSET ?");
+        Stmt cut(prepared(kCutSlot, "SELECT modseq FROM expunged ORDER BY modseq DESC LIMIT 1 OFFSET ?"));
         if (!cut.ok()) return fail(QStringLiteral("pruning"));
         cut.bind(1, kMaxExpungedHistory);
         if (cut.step() == SQLITE_ROW) {
@@ -449,7 +449,7 @@ Result<quint64> MailboxIndex::sync(QList<Message>& messages, RecentClaim* recent
     return finishChanges(hms, before, expunges, recent);
 }
 
-Result<quint64> MailboxIndex::record(QList<Message*>& added, const QList<quint32>& expunged, RecentClaim* recent) {
+Result<quint64> MailboxIndex::record(QList<Message*>& added, const QList<quint32>& expunged, quint64 expectedHms, RecentClaim* recent) {
     if (Status s = beginWrite(); !s) return s.error();
     auto fail = [&](const QString& what) {
         const int rc = sqlite3_errcode(m_db);
@@ -459,6 +459,10 @@ Result<quint64> MailboxIndex::record(QList<Message*>& added, const QList<quint32
     };
     auto hmsNow = metaValue("hms");
     if (!hmsNow) return fail(QStringLiteral("reading hms"));
+    if (*hmsNow <= 0 || quint64(*hmsNow) != expectedHms) {
+        (void)rollbackWrite();  // somebody else wrote since the caller's last look
+        return Result<quint64>::fail(QStringLiteral("the index changed"), kStale);
+    }
     qint64 hms = *hmsNow;
     const qint64 before = hms;
     for (quint32 uid : expunged)

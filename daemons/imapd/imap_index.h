@@ -102,8 +102,10 @@ public:
     Result<quint64> sync(QList<Message>& messages, RecentClaim* recent = nullptr);
     // The same for changes the caller made itself and knows exactly (no reading of every
     // row): `added` (new UIDs, ascending; their modseq is filled in) and `expunged` UIDs.
-    // Only valid while nobody else wrote (the caller's highest mod-sequence is the file's).
-    Result<quint64> record(QList<Message*>& added, const QList<quint32>& expunged, RecentClaim* recent = nullptr);
+    // Only valid while nobody else wrote: when the file's highest mod-sequence is not
+    // `expectedHms` (the caller's), nothing is written and the error code is kStale.
+    static constexpr int kStale = -1;
+    Result<quint64> record(QList<Message*>& added, const QList<quint32>& expunged, quint64 expectedHms, RecentClaim* recent = nullptr);
     // The "recent" mark without changing it (STATUS RECENT); 0 when unreadable.
     quint32 firstRecent();
     // This session changed the flags of `uid`: record them with a new mod-sequence.
@@ -162,7 +164,7 @@ private:
     bool insertRow(Message& m, qint64* hms);
 
     enum { kMetaSlot, kCachedSlot, kStoreSlot, kHeaderSlot, kSetMetaSlot, kUpdateFlagsSlot, kInsertSlot, kDeleteSlot, kGoneSlot,
-           kBeginSlot, kCommitSlot, kSavepointSlot, kReleaseSlot, kSlots };
+           kBeginSlot, kCommitSlot, kSavepointSlot, kReleaseSlot, kCutSlot, kSlots };
     sqlite3_stmt* prepared(int slot, const char* sql);
 
     sqlite3* m_db = nullptr;

@@ -399,7 +399,9 @@ Changes MailboxView::dropGhosts() {
 // written by someone else, the uidlist needs a rewrite; the caller lists the folder.
 std::optional<Changes> MailboxView::applyOwnChanges(bool allowExpunge) {
     std::shared_ptr<MailboxIndex> idx = index();
-    if (idx ? (m_highestModseq == 0 || idx->highestModseq() != m_highestModseq) : m_highestModseq != 0) return std::nullopt;
+    // (Whether the index is still the one this view last saw is checked inside record()'s
+    // transaction.)
+    if (idx ? m_highestModseq == 0 : m_highestModseq != 0) return std::nullopt;
     const quint32 lastKnown = m_messages.isEmpty() ? 0 : m_messages.last().uid;
     QList<store::MessageEntry> added;
     if (!m_appended.isEmpty()) {
@@ -440,7 +442,7 @@ std::optional<Changes> MailboxView::applyOwnChanges(bool allowExpunge) {
         MailboxIndex::RecentClaim claim;
         claim.claim = m_recentMode == RecentMode::Claim && !m_readOnly;
         claim.upTo = lastUid;
-        auto hms = idx->record(fresh, gone, wantRecent ? &claim : nullptr);
+        auto hms = idx->record(fresh, gone, m_highestModseq, wantRecent ? &claim : nullptr);
         if (!hms) return std::nullopt;  // the listing tries again (and rebuilds a damaged index)
         m_highestModseq = *hms;
         if (wantRecent) {

@@ -309,6 +309,33 @@ private Q_SLOTS:
         QCOMPARE(view->messages().first().uid, 2u);
     }
 
+    // The index written by someone else since this view's last look (its mod-sequence
+    // moved): the own changes are not applied blindly, the folder is listed instead, and
+    // the changes get mod-sequences above the other writer's.
+    void ownExpungeAfterAnotherIndexWriteLists() {
+        H h;
+        h.start();
+        for (int i = 1; i <= 2; ++i) h.addMessage(QStringLiteral("INBOX"), message("Subject: m\r\n"), QStringLiteral("ST"), i);
+        MailboxName inbox;
+        inbox.name = QStringLiteral("INBOX");
+        auto view = MailboxView::open(h.root(), inbox, false, SelectOptions{});
+        QVERIFY(view);
+        const quint64 seen = view->highestModseq();
+        QVERIFY(seen > 0);
+        auto other = view->index()->recordFlags(2, QStringLiteral("ST"));  // as another process would
+        QVERIFY(other);
+        QVERIFY(*other > seen);
+        QVERIFY(view->expunge(0));
+        const quint64 listed = MailboxView::listings();
+        auto c = view->refresh(true);
+        QVERIFY(c);
+        QCOMPARE(MailboxView::listings(), listed + 1);
+        QCOMPARE(c->expunged, QList<int>{1});
+        QVERIFY(view->highestModseq() > *other);
+        bool complete = false;
+        QCOMPARE(view->expungedSince(*other, &complete), QList<quint32>{1});
+    }
+
     // ================================================================== \Recent (IMAP4rev1)
 
     // RFC 3501 2.3.2: \Recent: "This session is the first session to have been notified
