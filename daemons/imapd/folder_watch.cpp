@@ -188,7 +188,26 @@ void FolderWatch::deliver(Op op, bool inNew, const QString& name) {
             return;
         }
     }
+    if (m_holding && op == Op::Created && !inNew && m_held.size() < kMaxExpected) {
+        m_held.append(name);  // endHold() decides
+        return;
+    }
     markChanged();
+}
+
+void FolderWatch::beginHold() {
+    if (!reliable()) return;
+    FolderWatchRegistry::get().drain();  // what happened before is not held back
+    m_holding = true;
+}
+
+void FolderWatch::endHold(const QString& ownCurName) {
+    if (!m_holding) return;
+    FolderWatchRegistry::get().drain();  // the worker's rename is queued by now
+    m_holding = false;
+    if (!ownCurName.isEmpty() && !m_held.removeOne(ownCurName)) expect(Op::Created, false, ownCurName);
+    if (!m_held.isEmpty()) markChanged();
+    m_held.clear();
 }
 
 void FolderWatch::markChanged() {
@@ -207,6 +226,7 @@ void FolderWatch::synced() {
     FolderWatchRegistry::get().drain();
     m_dirty = false;
     m_expected.clear();
+    m_held.clear();  // the listing that follows sees them
 }
 
 }  // namespace postern::imap

@@ -23,6 +23,11 @@
 //                            false: the caller then lists the folder every time).
 //   synced()                 call right before listing the folder: changes from
 //                            now on count again (earlier ones are in the listing).
+//   beginHold() / endHold(name)  around a creation in cur/ whose name only a
+//                            worker thread learns (APPEND): meanwhile creations
+//                            in cur/ are held back, not counted; endHold says
+//                            which one was this subscriber's own (empty: none),
+//                            and any other held one counts as a change then.
 //   setNotify(cb)            cb runs (on the event loop) after an unexpected change
 //                            (IDLE); nullptr stops it.
 // Folders are identified by the device and inode of their cur/, so a folder
@@ -60,6 +65,8 @@ public:
     FolderWatch& operator=(const FolderWatch&) = delete;
 
     void expect(Op op, bool inNew, const QString& name);
+    void beginHold();
+    void endHold(const QString& ownCurName);
     bool changed();
     void synced();
     bool reliable() const;
@@ -77,6 +84,8 @@ private:
     WatchedFolder* m_folder = nullptr;
     QList<Expected> m_expected;
     bool m_dirty = false;
+    bool m_holding = false;
+    QList<QString> m_held;  // creations in cur/ seen while holding (at most kMaxExpected)
     std::function<void()> m_notify;
     friend struct FolderWatchRegistry;
 };

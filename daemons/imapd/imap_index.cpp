@@ -216,10 +216,20 @@ Status MailboxIndex::exec(const char* sql) {
 // A write transaction, or a savepoint inside a FETCH's cache batch.
 Status MailboxIndex::beginWrite() {
     m_nested = !sqlite3_get_autocommit(m_db);
-    return exec(m_nested ? "SAVEPOINT w" : "BEGIN IMMEDIATE");
+    return m_nested ? execPrepared(kSavepointSlot, "SAVEPOINT w") : execPrepared(kBeginSlot, "BEGIN IMMEDIATE");
 }
 
-Status MailboxIndex::commitWrite() { return exec(m_nested ? "RELEASE w" : "COMMIT"); }
+Status MailboxIndex::commitWrite() { return m_nested ? execPrepared(kReleaseSlot, "RELEASE w") : execPrepared(kCommitSlot, "COMMIT"); }
+
+// One statement without results, prepared once per connection (the hot transaction control).
+Status MailboxIndex::execPrepared(int slot, const char* sql) {
+    sqlite3_stmt* st = prepared(slot, sql);
+    if (!st) return exec(sql);
+    const int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW) return {};
+    return Status::fail(QString::fromUtf8(sqlite3_errmsg(m_db)), rc);
+}
 
 Status MailboxIndex::rollbackWrite() { return exec(m_nested ? "ROLLBACK TO w; RELEASE w" : "ROLLBACK"); }
 
@@ -234,7 +244,7 @@ Result<qint64> MailboxIndex::metaValue(const char* key) {
 }
 
 Status MailboxIndex::setMeta(const char* key, qint64 value) {
-    Stmt q(m_db, "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    Stmt q(prepared(kSetMetaSlot, "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
     if (!q.ok()) return Status::fail(QString::fromUtf8(sqlite3_errmsg(m_db)), q.rc());
     q.bindText(1, QString::fromLatin1(key)).bind(2, value);
     const int rc = q.step();
@@ -327,6 +337,63 @@ quint32 MailboxIndex::firstRecent() {
     return *v < 0 ? 1 : quint32(std::clamp<qint64>(*v, 1, qint64(0xffffffffu)));
 }
 
+// A row whose file is gone: into the expunge history with the next mod-sequence.
+bool MailboxIndex::expungeRow(quint32 uid, qint64* hms) {
+    Stmt del(prepared(kDeleteSlot, "DELETE FROM msg WHERE uid = ?"));
+    if (!del.ok()) return false;
+    del.bind(1, uid);
+    if (del.step() != SQLITE_DONE) return false;
+    Stmt gone(prepared(kGoneSlot, "INSERT OR REPLACE INTO expunged(uid, modseq) VALUES(?, ?)"));
+    if (!gone.ok()) return false;
+    gone.bind(1, uid).bind(2, ++*hms);
+    return gone.step() == SQLITE_DONE;
+}
+
+bool MailboxIndex::insertRow(Message& m, qint64* hms) {
+    Stmt ins(prepared(kInsertSlot, "INSERT OR REPLACE INTO msg(uid, flags, modseq, base, size, mtime) VALUES(?, ?, ?, ?, ?, ?)"));
+    if (!ins.ok()) return false;
+    ins.bind(1, m.uid).bindText(2, m.flags).bind(3, ++*hms).bindText(4, m.base).bind(5, m.size).bind(6, m.mtimeMs);
+    if (ins.step() != SQLITE_DONE) return false;
+    m.modseq = quint64(*hms);
+    return true;
+}
+
+// The end of a change set (sync(), record()): hms, \Recent, pruning of the history, commit.
+Result<quint64> MailboxIndex::finishChanges(qint64 hms, qint64 before, bool expunges, RecentClaim* recent) {
+    auto fail = [&](const QString& what) {
+        const int rc = sqlite3_errcode(m_db);
+        const QString msg = what + QStringLiteral(": ") + QString::fromUtf8(sqlite3_errmsg(m_db));
+        (void)rollbackWrite();
+        return Result<quint64>::fail(msg, rc);
+    };
+    if (hms != before) {
+        if (Status s = setMeta("hms", hms); !s) return fail(QStringLiteral("writing hms"));
+    }
+    if (recent) {
+        auto first = metaValue("recent");
+        if (!first) return fail(QStringLiteral("reading recent"));
+        recent->first = *first < 1 ? 1u : quint32(std::min<qint64>(*first, qint64(0xffffffffu)));
+        if (recent->claim && recent->first <= recent->upTo) {
+            if (Status s = setMeta("recent", qint64(recent->upTo) + 1); !s) return fail(QStringLiteral("writing recent"));
+        }
+    }
+    if (expunges) {
+        // Keep the newest kMaxExpungedHistory expunges; the floor says where the history starts.
+        Stmt cut(prepared(kCutSlot, "SELECT modseq FROM expunged ORDER BY modseq DESC LIMIT 1 OFFSET ?"));
+        if (!cut.ok()) return fail(QStringLiteral("pruning"));
+        cut.bind(1, kMaxExpungedHistory);
+        if (cut.step() == SQLITE_ROW) {
+            const qint64 floor = cut.integer(0);
+            Stmt prune(m_db, "DELETE FROM expunged WHERE modseq <= ?");
+            prune.bind(1, floor);
+            if (!prune.ok() || prune.step() != SQLITE_DONE) return fail(QStringLiteral("pruning"));
+            if (Status s = setMeta("floor", floor); !s) return fail(QStringLiteral("writing floor"));
+        }
+    }
+    if (Status s = commitWrite(); !s) return fail(QStringLiteral("commit"));
+    return quint64(hms);
+}
+
 Result<quint64> MailboxIndex::sync(QList<Message>& messages, RecentClaim* recent) {
     if (Status s = beginWrite(); !s) return s.error();
     auto fail = [&](const QString& what) {
@@ -353,73 +420,56 @@ Result<quint64> MailboxIndex::sync(QList<Message>& messages, RecentClaim* recent
         while ((rc = q.step()) == SQLITE_ROW) rows.append({quint32(q.integer(0)), q.text(1), q.integer(2)});
         if (rc != SQLITE_DONE) return fail(QStringLiteral("reading messages"));
     }
-    Stmt upd(m_db, "UPDATE msg SET flags = ?, modseq = ? WHERE uid = ?");
-    Stmt ins(m_db, "INSERT OR REPLACE INTO msg(uid, flags, modseq, base, size, mtime) VALUES(?, ?, ?, ?, ?, ?)");
-    Stmt del(m_db, "DELETE FROM msg WHERE uid = ?");
-    Stmt gone(m_db, "INSERT OR REPLACE INTO expunged(uid, modseq) VALUES(?, ?)");
-    if (!upd.ok() || !ins.ok() || !del.ok() || !gone.ok()) return fail(QStringLiteral("preparing"));
     qsizetype r = 0;
     bool expunges = false;
-    // A row whose file is gone: into the expunge history with the next mod-sequence.
-    auto expunge = [&](quint32 uid) {
-        del.bind(1, uid);
-        const bool deleted = del.step() == SQLITE_DONE;
-        del.reset();
-        if (!deleted) return false;
-        gone.bind(1, uid).bind(2, ++hms);
-        const bool recorded = gone.step() == SQLITE_DONE;
-        gone.reset();
-        expunges = true;
-        return recorded;
-    };
     for (Message& m : messages) {
-        for (; r < rows.size() && rows.at(r).uid < m.uid; ++r)
-            if (!expunge(rows.at(r).uid)) return fail(QStringLiteral("recording an expunge"));
+        for (; r < rows.size() && rows.at(r).uid < m.uid; ++r) {
+            if (!expungeRow(rows.at(r).uid, &hms)) return fail(QStringLiteral("recording an expunge"));
+            expunges = true;
+        }
         if (r < rows.size() && rows.at(r).uid == m.uid) {
             if (rows.at(r).flags != m.flags) {
+                Stmt upd(prepared(kUpdateFlagsSlot, "UPDATE msg SET flags = ?, modseq = ? WHERE uid = ?"));
+                if (!upd.ok()) return fail(QStringLiteral("preparing"));
                 upd.bindText(1, m.flags).bind(2, ++hms).bind(3, m.uid);
                 if (upd.step() != SQLITE_DONE) return fail(QStringLiteral("updating"));
-                upd.reset();
                 m.modseq = quint64(hms);
             } else {
                 m.modseq = quint64(rows.at(r).modseq);
             }
             ++r;
-        } else {
-            ins.bind(1, m.uid).bindText(2, m.flags).bind(3, ++hms).bindText(4, m.base).bind(5, m.size).bind(6, m.mtimeMs);
-            if (ins.step() != SQLITE_DONE) return fail(QStringLiteral("inserting"));
-            ins.reset();
-            m.modseq = quint64(hms);
+        } else if (!insertRow(m, &hms)) {
+            return fail(QStringLiteral("inserting"));
         }
     }
-    for (; r < rows.size(); ++r)
-        if (!expunge(rows.at(r).uid)) return fail(QStringLiteral("recording an expunge"));
-    if (hms != before) {
-        if (Status s = setMeta("hms", hms); !s) return fail(QStringLiteral("writing hms"));
+    for (; r < rows.size(); ++r) {
+        if (!expungeRow(rows.at(r).uid, &hms)) return fail(QStringLiteral("recording an expunge"));
+        expunges = true;
     }
-    if (recent) {
-        auto first = metaValue("recent");
-        if (!first) return fail(QStringLiteral("reading recent"));
-        recent->first = *first < 1 ? 1u : quint32(std::min<qint64>(*first, qint64(0xffffffffu)));
-        if (recent->claim && recent->first <= recent->upTo) {
-            if (Status s = setMeta("recent", qint64(recent->upTo) + 1); !s) return fail(QStringLiteral("writing recent"));
-        }
+    return finishChanges(hms, before, expunges, recent);
+}
+
+Result<quint64> MailboxIndex::record(QList<Message*>& added, const QList<quint32>& expunged, quint64 expectedHms, RecentClaim* recent) {
+    if (Status s = beginWrite(); !s) return s.error();
+    auto fail = [&](const QString& what) {
+        const int rc = sqlite3_errcode(m_db);
+        const QString msg = what + QStringLiteral(": ") + QString::fromUtf8(sqlite3_errmsg(m_db));
+        (void)rollbackWrite();
+        return Result<quint64>::fail(msg, rc);
+    };
+    auto hmsNow = metaValue("hms");
+    if (!hmsNow) return fail(QStringLiteral("reading hms"));
+    if (*hmsNow <= 0 || quint64(*hmsNow) != expectedHms) {
+        (void)rollbackWrite();  // somebody else wrote since the caller's last look
+        return Result<quint64>::fail(QStringLiteral("the index changed"), kStale);
     }
-    if (expunges) {
-        // Keep the newest kMaxExpungedHistory expunges; the floor says where the history starts.
-        Stmt cut(m_db, "SELECT modseq FROM expunged ORDER BY modseq DESC LIMIT 1 OFFSET ?");
-        if (!cut.ok()) return fail(QStringLiteral("pruning"));
-        cut.bind(1, kMaxExpungedHistory);
-        if (cut.step() == SQLITE_ROW) {
-            const qint64 floor = cut.integer(0);
-            Stmt prune(m_db, "DELETE FROM expunged WHERE modseq <= ?");
-            prune.bind(1, floor);
-            if (!prune.ok() || prune.step() != SQLITE_DONE) return fail(QStringLiteral("pruning"));
-            if (Status s = setMeta("floor", floor); !s) return fail(QStringLiteral("writing floor"));
-        }
-    }
-    if (Status s = commitWrite(); !s) return fail(QStringLiteral("commit"));
-    return quint64(hms);
+    qint64 hms = *hmsNow;
+    const qint64 before = hms;
+    for (quint32 uid : expunged)
+        if (!expungeRow(uid, &hms)) return fail(QStringLiteral("recording an expunge"));
+    for (Message* m : added)
+        if (!insertRow(*m, &hms)) return fail(QStringLiteral("inserting"));
+    return finishChanges(hms, before, !expunged.isEmpty(), recent);
 }
 
 Result<quint64> MailboxIndex::recordFlags(quint32 uid, const QString& flags) {
@@ -430,8 +480,8 @@ Result<quint64> MailboxIndex::recordFlags(quint32 uid, const QString& flags) {
         return hms.error();
     }
     const qint64 next = *hms + 1;
-    Stmt upd(m_db, "UPDATE msg SET flags = ?, modseq = ? WHERE uid = ?");
-    upd.bindText(1, flags).bind(2, next).bind(3, uid);
+    Stmt upd(prepared(kUpdateFlagsSlot, "UPDATE msg SET flags = ?, modseq = ? WHERE uid = ?"));
+    if (upd.ok()) upd.bindText(1, flags).bind(2, next).bind(3, uid);
     if (!upd.ok() || upd.step() != SQLITE_DONE || !setMeta("hms", next) || !commitWrite()) {
         const QString msg = QString::fromUtf8(sqlite3_errmsg(m_db));
         (void)rollbackWrite();

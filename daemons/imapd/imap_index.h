@@ -100,6 +100,12 @@ public:
     // Bring the rows up to date with `messages` (UID order) and fill in each
     // message's modseq. Returns the highest mod-sequence.
     Result<quint64> sync(QList<Message>& messages, RecentClaim* recent = nullptr);
+    // The same for changes the caller made itself and knows exactly (no reading of every
+    // row): `added` (new UIDs, ascending; their modseq is filled in) and `expunged` UIDs.
+    // Only valid while nobody else wrote: when the file's highest mod-sequence is not
+    // `expectedHms` (the caller's), nothing is written and the error code is kStale.
+    static constexpr int kStale = -1;
+    Result<quint64> record(QList<Message*>& added, const QList<quint32>& expunged, quint64 expectedHms, RecentClaim* recent = nullptr);
     // The "recent" mark without changing it (STATUS RECENT); 0 when unreadable.
     quint32 firstRecent();
     // This session changed the flags of `uid`: record them with a new mod-sequence.
@@ -146,13 +152,19 @@ private:
     // UIDVALIDITY is not this one.
     Status adoptValidity(quint32 uidValidity);
     Status exec(const char* sql);
+    Status execPrepared(int slot, const char* sql);
     Status beginWrite();
     Status commitWrite();
     Status rollbackWrite();
     Result<qint64> metaValue(const char* key);
     Status setMeta(const char* key, qint64 value);
 
-    enum { kMetaSlot, kCachedSlot, kStoreSlot, kHeaderSlot, kSlots };
+    Result<quint64> finishChanges(qint64 hms, qint64 before, bool expunges, RecentClaim* recent);
+    bool expungeRow(quint32 uid, qint64* hms);
+    bool insertRow(Message& m, qint64* hms);
+
+    enum { kMetaSlot, kCachedSlot, kStoreSlot, kHeaderSlot, kSetMetaSlot, kUpdateFlagsSlot, kInsertSlot, kDeleteSlot, kGoneSlot,
+           kBeginSlot, kCommitSlot, kSavepointSlot, kReleaseSlot, kCutSlot, kSlots };
     sqlite3_stmt* prepared(int slot, const char* sql);
 
     sqlite3* m_db = nullptr;

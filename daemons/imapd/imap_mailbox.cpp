@@ -364,8 +364,13 @@ Result<Changes> MailboxView::refresh(bool allowExpunge) {
     // happened since the last listing; then nothing needs to be listed. Ghosts wait
     // for a refresh that may report them.
     if (m_watch && m_listed && !(m_rebuild && m_incomplete) && !m_watch->changed()) {
-        m_rebuild = false;  // nothing changed: the list is the folder
-        return allowExpunge && m_ghosts ? dropGhosts() : Changes();
+        if (m_unlinked.isEmpty() && m_appended.isEmpty()) {
+            m_rebuild = false;  // nothing changed: the list is the folder
+            return allowExpunge && m_ghosts ? dropGhosts() : Changes();
+        }
+        // Only this view's own expunges and appends: applied as they are.
+        if (!m_rebuild)
+            if (std::optional<Changes> c = applyOwnChanges(allowExpunge)) return *c;
     }
     m_listed = true;
     if (m_watch) m_watch->synced();  // before the listing: a change during it shows up next time
@@ -387,7 +392,95 @@ Changes MailboxView::dropGhosts() {
     return c;
 }
 
+// The messages this view unlinked (m_unlinked) leave the list, the files it appended
+// (m_appended) get their UIDs (MaildirFolder::addOwn) and join it, the index records
+// both: what a listing would find when nobody else changed the folder, without the
+// listing. nullopt (nothing changed yet) when that cannot be done here: the index was
+// written by someone else, the uidlist needs a rewrite; the caller lists the folder.
+std::optional<Changes> MailboxView::applyOwnChanges(bool allowExpunge) {
+    std::shared_ptr<MailboxIndex> idx = index();
+    // (Whether the index is still the one this view last saw is checked inside record()'s
+    // transaction.)
+    if (idx ? m_highestModseq == 0 : m_highestModseq != 0) return std::nullopt;
+    const quint32 lastKnown = m_messages.isEmpty() ? 0 : m_messages.last().uid;
+    QList<store::MessageEntry> added;
+    if (!m_appended.isEmpty()) {
+        auto a = m_folder.addOwn(m_appended, m_messages.size() - m_ghosts);
+        if (!a || a->size() != m_appended.size()) return std::nullopt;
+        added = std::move(*a);
+        for (const store::MessageEntry& e : added)
+            if (e.uid <= lastKnown) return std::nullopt;
+    }
+    Changes c;
+    QList<Message> merged;
+    merged.reserve(m_messages.size() + added.size());
+    QList<quint32> gone;      // for the index: every message unlinked (ghosts included)
+    QList<int> expungedSeqs;  // old sequence numbers, ascending
+    for (int i = 0; i < m_messages.size(); ++i) {
+        const Message& m = m_messages.at(i);
+        const bool unlinked = !m.expunged && m_unlinked.contains(m.uid);
+        if (!unlinked && !m.expunged) {
+            merged << m;
+            continue;
+        }
+        if (unlinked) gone << m.uid;
+        if (allowExpunge) {
+            expungedSeqs << i + 1;
+            c.expungedUids << m.uid;
+            continue;
+        }
+        Message ghost = m;
+        ghost.expunged = true;
+        merged << ghost;
+    }
+    for (const store::MessageEntry& e : added) merged << Message::fromEntry(e);
+    if (idx) {
+        const quint32 lastUid = merged.isEmpty() ? 0 : merged.last().uid;
+        const bool wantRecent = m_recentMode != RecentMode::None && lastUid > m_recentChecked;
+        QList<Message*> fresh;  // the appended ones get their mod-sequences
+        for (qsizetype k = merged.size() - added.size(); k < merged.size(); ++k) fresh << &merged[k];
+        MailboxIndex::RecentClaim claim;
+        claim.claim = m_recentMode == RecentMode::Claim && !m_readOnly;
+        claim.upTo = lastUid;
+        auto hms = idx->record(fresh, gone, m_highestModseq, wantRecent ? &claim : nullptr);
+        if (!hms) return std::nullopt;  // the listing tries again (and rebuilds a damaged index)
+        m_highestModseq = *hms;
+        if (wantRecent) {
+            const quint32 from = std::max(claim.first, m_recentChecked + 1);
+            if (from <= lastUid) m_recent.append({from, lastUid});
+            m_recentChecked = lastUid;
+        }
+    }
+    for (qsizetype k = expungedSeqs.size() - 1; k >= 0; --k) c.expunged << expungedSeqs.at(k);  // highest first
+    std::sort(c.expungedUids.begin(), c.expungedUids.end());
+    m_ghosts = 0;
+    for (const Message& m : merged) m_ghosts += m.expunged ? 1 : 0;
+    if (!added.isEmpty()) c.exists = int(merged.size());
+    m_unlinked.clear();
+    m_appended.clear();
+    m_messages = sharedListing(m_folder.dir(), std::move(merged));
+    return c;
+}
+
+void MailboxView::beginOwnAppend() {
+    if (m_watch) m_watch->beginHold();
+}
+
+void MailboxView::endOwnAppend(const QString& curFileName) {
+    if (!m_watch) return;
+    m_watch->endHold(curFileName);
+    if (!curFileName.isEmpty()) m_appended << curFileName;
+}
+
+namespace {
+quint64 g_listings = 0;  // event-loop thread only
+}  // namespace
+
+quint64 MailboxView::listings() { return g_listings; }
+
 Result<Changes> MailboxView::refreshListing(bool allowExpunge) {
+    ++g_listings;
+    m_appended.clear();  // the listing finds them (their UIDs, if given, are in the uidlist)
     // Files never change once delivered: what we listed before needs no stat(2) again.
     QHash<QString, int> byBase;
     byBase.reserve(m_messages.size());
@@ -733,7 +826,11 @@ Status MailboxView::expunge(int index) {
     e.inNew = file->second;
     e.size = m.size;
     Status st = m_folder.expunge(e);
-    if (st) m_unlinked.insert(m.uid);
+    if (st) {
+        m_unlinked.insert(m.uid);
+        // Our own change: the watcher is told, so the next refresh() need not list the folder.
+        if (m_watch) m_watch->expect(FolderWatch::Op::Removed, e.inNew, e.fileName);
+    }
     return st;
 }
 

@@ -19,7 +19,8 @@
 // last look (expunged sequence numbers, new messages, flag changes, new
 // keywords) so other sessions' and deliveries' changes reach this client.
 // The selected mailbox watches its folder (folder_watch.h): a refresh after
-// which nothing but this session's own changes happened lists nothing.
+// which nothing but this session's own changes happened lists nothing; its own
+// expunges and APPENDs are applied to the list (and the index) as they are.
 // Expunges that may not be reported yet (RFC 9051 7.5.1) stay in the list as
 // ghosts (Message::expunged) until a refresh that may report them.
 // \Recent (RFC 3501 2.3.2) for IMAP4rev1 sessions: a read-write selection
@@ -183,8 +184,16 @@ public:
     };
     Result<FlagChange> changeFlags(int index, int mode, const QString& letters);
     // Unlinks message `index`'s file (found again if another session renamed it); call
-    // refresh() to update the list.
+    // refresh() to update the list (which, when nothing else changed, removes the
+    // messages this view unlinked without listing the folder).
     Status expunge(int index);
+    // APPEND to this (selected) mailbox: the worker thread stores a file into cur/ between
+    // the two calls; endOwnAppend gets its name (empty when the store failed). The next
+    // refresh() numbers it without listing the folder when nothing else changed.
+    void beginOwnAppend();
+    void endOwnAppend(const QString& curFileName);
+    // How many times this process listed a folder's directories (tests, benchmarks).
+    static quint64 listings();
     // The file of message `index` now: (name, inNew), found by its base name when another
     // session renamed it; nullopt when it is gone.
     std::optional<std::pair<QString, bool>> currentFile(int index) const;
@@ -194,6 +203,7 @@ private:
     Status loadKeywords();
     Status saveKeywords();
     Result<Changes> refreshListing(bool allowExpunge);
+    std::optional<Changes> applyOwnChanges(bool allowExpunge);
     Changes dropGhosts();
     QString messageDir(bool inNew) const;
 
@@ -206,6 +216,7 @@ private:
     quint64 m_highestModseq = 0;
     int m_ghosts = 0;
     QSet<quint32> m_unlinked;  // messages this view unlinked since its last listing
+    QStringList m_appended;    // files in cur/ this view appended since its last listing
     bool m_listed = false;  // listed at least once
     bool m_rebuild = false;  // selected again: the next listing replaces the list
     bool m_incomplete = false;  // a listing found a message it could not number (see refreshListing)

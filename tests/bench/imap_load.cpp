@@ -29,7 +29,13 @@
 // Usage:
 //   postern-imap-load --port P [--host 127.0.0.1] [--tls|--starttls|--plain]
 //       (--users FILE | --user U --password PW ...) [--clients 10]
-//       [--seconds 10] [--login-only | --idle] [--json]
+//       [--seconds 10] [--login-only | --idle] [--json] [--cpu-of PID ...]
+//
+// --cpu-of PID (repeatable; mixed mode): the CPU time (user + system, from
+// /proc/<pid>/stat, children reaped meanwhile included) that PID and every
+// process below it used while the clock ran, printed as server CPU ms and ms
+// per 1,000 commands: a measure of the server's cost per command that does not
+// depend on how much of the machine other jobs take.
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -41,6 +47,9 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <dirent.h>
+#include <fcntl.h>
 
 #include <algorithm>
 #include <array>
@@ -78,6 +87,7 @@ struct Options {
     bool json = false;
     int showErrors = 20;
     int envelopeRange = 20;
+    std::vector<int> cpuOf;  // --cpu-of: server process trees whose CPU time is measured
     std::vector<std::pair<std::string, std::string>> users;
 };
 
@@ -696,7 +706,66 @@ private:
     bool m_open = false;
 };
 
-void printStats(const Options& o, const Stats& s, double elapsed, const char* mode) {
+// --------------------------------------------------------------------------- server CPU time
+
+// utime + stime + cutime + cstime of one process, in clock ticks; ppid through *parent.
+long long processTicks(int pid, int* parent) {
+    const std::string path = "/proc/" + std::to_string(pid) + "/stat";
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    char buf[1024];
+    const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) return -1;
+    const std::string text(buf, size_t(n));
+    const size_t close = text.rfind(')');
+    if (close == std::string::npos) return -1;
+    std::vector<long long> v;  // fields from 3 (state) on; state itself is skipped
+    const char* p = text.c_str() + close + 2;
+    while (*p && *p != ' ') ++p;  // state
+    while (*p) {
+        char* end = nullptr;
+        v.push_back(std::strtoll(p, &end, 10));
+        if (end == p) break;
+        p = end;
+    }
+    // v[0] = ppid (field 4); utime..cstime are fields 14..17 = v[10..13].
+    if (v.size() < 14) return -1;
+    if (parent) *parent = int(v[0]);
+    return v[10] + v[11] + v[12] + v[13];
+}
+
+// CPU ticks of every process in the trees rooted at `roots` (children that exited and were
+// reaped are in their parent's cutime/cstime).
+long long treeTicks(const std::vector<int>& roots) {
+    std::vector<std::pair<int, int>> all;  // pid, ppid
+    if (DIR* d = opendir("/proc")) {
+        while (dirent* e = readdir(d)) {
+            char* end = nullptr;
+            const long pid = std::strtol(e->d_name, &end, 10);
+            if (pid <= 0 || *end) continue;
+            int parent = 0;
+            if (processTicks(int(pid), &parent) >= 0) all.emplace_back(int(pid), parent);
+        }
+        closedir(d);
+    }
+    std::vector<int> todo = roots, seen;
+    while (!todo.empty()) {
+        const int pid = todo.back();
+        todo.pop_back();
+        if (std::find(seen.begin(), seen.end(), pid) != seen.end()) continue;
+        seen.push_back(pid);
+        for (const auto& [child, parent] : all)
+            if (parent == pid) todo.push_back(child);
+    }
+    long long ticks = 0;
+    for (int pid : seen) ticks += std::max(0LL, processTicks(pid, nullptr));
+    return ticks;
+}
+
+double ticksToMs(long long ticks) { return 1000.0 * double(ticks) / double(sysconf(_SC_CLK_TCK)); }
+
+void printStats(const Options& o, const Stats& s, double elapsed, const char* mode, double serverCpuMs = -1) {
     uint64_t total = 0, errors = 0;
     for (int k = 0; k < kKinds; ++k) {
         total += s.count[size_t(k)];
@@ -705,10 +774,14 @@ void printStats(const Options& o, const Stats& s, double elapsed, const char* mo
     errors += s.connectErrors;
     if (o.json) {
         std::printf("{\"mode\":\"%s\",\"clients\":%d,\"seconds\":%.3f,\"commands\":%llu,\"errors\":%llu,\"per_second\":%.1f,"
-                    "\"connect_errors\":%llu,\"reconnects\":%llu,\"kinds\":{",
+                    "\"connect_errors\":%llu,\"reconnects\":%llu,",
                     mode, o.clients, elapsed, static_cast<unsigned long long>(total), static_cast<unsigned long long>(errors),
                     double(total) / elapsed, static_cast<unsigned long long>(s.connectErrors),
                     static_cast<unsigned long long>(s.reconnects));
+        if (serverCpuMs >= 0)
+            std::printf("\"server_cpu_ms\":%.1f,\"server_cpu_ms_per_1000\":%.1f,", serverCpuMs,
+                        total ? 1000.0 * serverCpuMs / double(total) : 0.0);
+        std::printf("\"kinds\":{");
         bool first = true;
         for (int k = 0; k < kKinds; ++k) {
             if (!s.count[size_t(k)]) continue;
@@ -739,6 +812,9 @@ void printStats(const Options& o, const Stats& s, double elapsed, const char* mo
                 elapsed, double(mode == std::string("login-only") ? s.count[kLogin] : total) / elapsed,
                 mode == std::string("login-only") ? "logins" : "commands", static_cast<unsigned long long>(errors),
                 static_cast<unsigned long long>(s.connectErrors), static_cast<unsigned long long>(s.reconnects));
+    if (serverCpuMs >= 0)
+        std::printf("server CPU (--cpu-of): %.0f ms, %.1f ms per 1,000 commands\n", serverCpuMs,
+                    total ? 1000.0 * serverCpuMs / double(total) : 0.0);
 }
 
 // --------------------------------------------------------------------------- modes
@@ -788,16 +864,18 @@ int runMixed(const Options& o, SSL_CTX* ctx) {
         t0 = Clock::now();
         deadline = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.seconds));
     }
+    const long long cpuBefore = o.cpuOf.empty() ? 0 : treeTicks(o.cpuOf);
     gate.open();
     for (auto& t : threads) t.join();
     const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double serverCpuMs = o.cpuOf.empty() ? -1 : ticksToMs(treeTicks(o.cpuOf) - cpuBefore);
     Stats total;
     for (auto& c : clients) total.add(c->stats);
     // Logins while the clock ran are reconnects after failures; keep them out of the rate.
     total.count[kLogin] = 0;
     total.seconds[kLogin] = 0;
     const uint64_t loginErrors = loginStats.errors[kLogin] + loginStats.connectErrors;
-    printStats(o, total, elapsed, "mixed");
+    printStats(o, total, elapsed, "mixed", serverCpuMs);
     for (auto& c : clients) c->logout();
     if (loginErrors) std::fprintf(stderr, "%llu of %d initial logins failed\n", static_cast<unsigned long long>(loginErrors), o.clients);
     uint64_t errors = total.connectErrors + loginErrors;
@@ -908,7 +986,7 @@ int runIdle(const Options& o, SSL_CTX* ctx) {
     std::fprintf(stderr,
                  "usage: postern-imap-load --port P [--host H] [--tls|--starttls|--plain]\n"
                  "       (--users FILE | --user LOGIN --password PW ...) [--clients N] [--seconds S]\n"
-                 "       [--login-only | --idle] [--envelope-range N] [--show-errors N] [--json]\n"
+                 "       [--login-only | --idle] [--envelope-range N] [--show-errors N] [--json] [--cpu-of PID ...]\n"
                  "  --users FILE: one \"login password\" per line\n");
     std::exit(2);
 }
@@ -932,6 +1010,7 @@ Options parseArgs(int argc, char** argv) {
         else if (a == "--login-only") o.loginOnly = true;
         else if (a == "--idle") o.idle = true;
         else if (a == "--json") o.json = true;
+        else if (a == "--cpu-of") o.cpuOf.push_back(std::atoi(value().c_str()));
         else if (a == "--show-errors") o.showErrors = std::atoi(value().c_str());
         else if (a == "--envelope-range") o.envelopeRange = std::max(1, std::atoi(value().c_str()));
         else if (a == "--user") pendingUser = value();

@@ -7,7 +7,9 @@ of ENVELOPE for 20 messages, FETCH BODY.PEEK[] of one message, UID STORE -/+FLAG
 \\Seen (restoring the flag), SEARCH UNSEEN, SEARCH SUBJECT, APPEND of a 1 KiB
 message, UID STORE +FLAGS.SILENT \\Deleted and UID EXPUNGE of exactly that message
 (the mailbox keeps its size), LIST "" "*", STATUS INBOX. Commands/s at 10 and 50
-clients; then logins/s (connect, TLS, LOGIN, LOGOUT in a loop) at 10 clients.
+clients, with the server's CPU time per 1,000 commands (postern-imap-load --cpu-of:
+user + system time of the server's process tree while the clock runs); then logins/s
+(connect, TLS, LOGIN, LOGOUT in a loop) at 10 clients.
 
 Both servers use the same users (Postern's `users` file is a Dovecot passwd-file;
 the same {ARGON2ID} hashes at the test suite's cheap cost), the same certificate
@@ -28,13 +30,18 @@ from imap_bench_lib import BenchData, load, loadavg, make_users  # noqa: E402
 
 def run_both(data, ports, clients, seconds, mode=None):
     out = {}
+    pids = {"Postern": data.postern_pid(), "Dovecot": data.dovecot.pid}
     for name in ("Postern", "Dovecot"):
         la = loadavg()
-        r = load(ports[name], data.load_users, clients, seconds, mode)
+        # Mixed mode: the server's CPU time per 1,000 commands too (its whole process tree,
+        # from /proc), a figure that depends far less on other load than commands/s.
+        extra = ("--cpu-of", str(pids[name])) if mode is None else ()
+        r = load(ports[name], data.load_users, clients, seconds, mode, extra=extra)
         r["loadavg_before"] = la
         out[name] = r
+        cpu = f"  server CPU {r['server_cpu_ms_per_1000']:.0f} ms/1,000 commands" if "server_cpu_ms_per_1000" in r else ""
         print(f"  {name:8s} {clients:3d} clients {mode or 'mixed':12s}: {rate(r, mode):8.1f}/s  errors {r['errors']}"
-              f"  (load average before: {la:.2f})", flush=True)
+              f"{cpu}  (load average before: {la:.2f})", flush=True)
     return out
 
 

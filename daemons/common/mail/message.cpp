@@ -345,6 +345,39 @@ Header parseHeader(const QByteArray& message, qsizetype* bodyOffset) {
     return parseHeaderRange(message, 0, message.size(), bodyOffset);
 }
 
+// The same walk as parseHeaderRange(): the same fields (the kMaxFields limit included)
+// and continuation lines, but only the values of fields named `name` are built.
+QList<QByteArray> headerValues(const QByteArray& d, const char* name) {
+    QList<QByteArray> out;
+    const qsizetype nameLen = qsizetype(std::strlen(name));
+    const qsizetype end = d.size();
+    qsizetype pos = 0;
+    int fields = 0;
+    bool lastMatches = false;  // the last field (the one a continuation line extends) is wanted
+    while (pos < end) {
+        const qsizetype le = nextLine(d, pos, end);
+        if (isBlankLine(d, pos, le)) break;
+        qsizetype lineEnd = le;
+        while (lineEnd > pos && (d.at(lineEnd - 1) == '\n' || d.at(lineEnd - 1) == '\r')) --lineEnd;
+        const QByteArrayView line(d.constData() + pos, lineEnd - pos);
+        if (!line.isEmpty() && isWsp(line.at(0)) && fields > 0) {
+            if (lastMatches) out.last() += ' ' + line.trimmed().toByteArray();
+        } else {
+            const qsizetype colon = line.indexOf(':');
+            if (colon > 0 && fields < kMaxFields) {
+                ++fields;
+                QByteArrayView fieldName = line.first(colon).trimmed();
+                // Header::values() compares names as C strings: up to a NUL.
+                if (const qsizetype nul = fieldName.indexOf('\0'); nul >= 0) fieldName = fieldName.first(nul);
+                lastMatches = fieldName.size() == nameLen && qstrnicmp(fieldName.data(), name, size_t(nameLen)) == 0;
+                if (lastMatches) out << line.sliced(colon + 1).trimmed().toByteArray();
+            }
+        }
+        pos = le;
+    }
+    return out;
+}
+
 MimePart parseMime(const QByteArray& message) {
     MimePart root;
     int budget = kMaxParts;

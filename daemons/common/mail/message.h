@@ -45,6 +45,9 @@ struct Header {
 
 // Header of `message` (up to the first empty line). *bodyOffset = start of the body.
 Header parseHeader(const QByteArray& message, qsizetype* bodyOffset = nullptr);
+// parseHeader(message).values(name), without building the other fields (SEARCH on a
+// header key looks at one field of every message).
+QList<QByteArray> headerValues(const QByteArray& message, const char* name);
 
 struct MimeParams {
     QList<std::pair<QString, QString>> list;  // lower-case names, decoded values

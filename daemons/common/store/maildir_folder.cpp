@@ -279,22 +279,25 @@ void completeHeader(const QString& root, UidList& list, bool* changed, bool* rew
     }
 }
 
+// New messages' lines appended to the uidlist (one write, one fdatasync).
+Status appendUidLines(const QString& listPath, UidList& list, QList<MessageEntry> added) {
+    std::sort(added.begin(), added.end(), [](const MessageEntry& a, const MessageEntry& b) { return a.uid < b.uid; });
+    QByteArray lines;
+    for (const MessageEntry& e : added) lines += uidListLine(e);
+    if (auto st = appendToFile(listPath, lines); !st) return st;
+    for (const MessageEntry& e : added) list.byBase.insert(e.base, Known{e.uid, e.vsize});
+    list.lines += added.size();
+    UidListCache::instance().put(listPath, list);
+    return {};
+}
+
 // Lines of expunged messages are not worth a write (and its fsync) of their own: a
 // line without a file is ignored (here and by Dovecot). New messages are appended;
 // the file is rewritten (dropping such lines) when they outnumber the live ones, or
 // when a known line changes.
 Status saveUidList(const QString& listPath, UidList& list, const QList<MessageEntry>& out, QList<MessageEntry> added, bool rewrite) {
     const qsizetype stale = list.lines - (out.size() - added.size());
-    if (!rewrite && list.endsWithNewline && stale <= std::max<qsizetype>(64, out.size())) {
-        std::sort(added.begin(), added.end(), [](const MessageEntry& a, const MessageEntry& b) { return a.uid < b.uid; });
-        QByteArray lines;
-        for (const MessageEntry& e : added) lines += uidListLine(e);
-        if (auto st = appendToFile(listPath, lines); !st) return st;
-        for (const MessageEntry& e : added) list.byBase.insert(e.base, Known{e.uid, e.vsize});
-        list.lines += added.size();
-        UidListCache::instance().put(listPath, list);
-        return {};
-    }
+    if (!rewrite && list.endsWithNewline && stale <= std::max<qsizetype>(64, out.size())) return appendUidLines(listPath, list, std::move(added));
     QByteArray text = "3 V" + QByteArray::number(list.validity) + " N" + QByteArray::number(list.next) + " G" + list.guid.toLatin1() + "\n";
     UidList written;
     written.validity = list.validity;
@@ -357,6 +360,48 @@ Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur, const KnownFn
     m_uidValidity = list.validity;
     m_nextUid = list.next;
     m_guid = list.guid;
+    return out;
+}
+
+Result<QList<MessageEntry>> MaildirFolder::addOwn(const QStringList& curFileNames, qsizetype liveCount) {
+    auto lock = FileLock::acquire(m_dir + QLatin1String(kUidLock));
+    if (!lock) return lock.error();
+    const QString listPath = m_dir + QLatin1String(kUidList);
+    UidList list = readUidList(listPath);
+    // Only the appending case of saveUidList(); anything else is sync()'s business.
+    if (list.validity == 0 || list.guid.isEmpty() || !list.endsWithNewline ||
+        list.lines - liveCount > std::max<qsizetype>(64, liveCount + curFileNames.size()))
+        return QList<MessageEntry>();
+    QList<MessageEntry> out, added;
+    for (const QString& name : curFileNames) {
+        MessageEntry e;
+        e.fileName = name;
+        const ParsedName p = parseFileName(name);
+        e.base = p.base;
+        e.flags = p.flags;
+        e.vsize = p.vsize;
+        struct stat st {};
+        const QString path = m_dir + QStringLiteral("/cur/") + name;
+        if (::stat(QFile::encodeName(path).constData(), &st) != 0 || !S_ISREG(st.st_mode)) return QList<MessageEntry>();
+        e.size = st.st_size;
+        e.mtimeMs = qint64(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
+        auto it = list.byBase.find(e.base);
+        if (it != list.byBase.end()) {
+            e.uid = it->uid;
+            if (e.vsize < 0) e.vsize = it->vsize;
+        } else {
+            e.uid = list.next++;
+            if (e.vsize < 0) e.vsize = computeVirtualSize(path);
+            added << e;
+        }
+        out << e;
+    }
+    if (!added.isEmpty())
+        if (auto st = appendUidLines(listPath, list, added); !st) return st.error();
+    m_uidValidity = list.validity;
+    m_nextUid = list.next;
+    m_guid = list.guid;
+    std::sort(out.begin(), out.end(), [](const MessageEntry& a, const MessageEntry& b) { return a.uid < b.uid; });
     return out;
 }
 

@@ -13,6 +13,14 @@
 //       POP3 may pass false. Runs under an exclusive flock on
 //       <folder>/postern-uidlist.lock, so concurrent IMAP/POP3 sessions and
 //       processes agree on UIDs.
+//   addOwn(fileNames, liveCount)  files this caller has just put into cur/
+//       itself (IMAP APPEND to the selected folder): gives them UIDs as sync()
+//       would, without listing the folder: a stat(2) per given file, the same
+//       lock, cached uidlist and appended lines (one fdatasync). liveCount is
+//       how many messages the caller knows to be in the folder; when the file
+//       would have to be rewritten (stale lines outnumber them, half a line,
+//       an incomplete header) nothing is done and the result is empty: the
+//       caller syncs instead.
 //   setFlags(entry, flags)  renames the file in cur/ to "<base>:2,<flags>".
 //   expunge(entry)          unlinks the file (and updates the quota file).
 //   messagePath(entry)      absolute path of the message file.
@@ -88,6 +96,7 @@ public:
     // before (files never change), so only new files cost a stat(2).
     using KnownFn = std::function<bool(const QString& base, qint64* size, qint64* mtimeMs)>;
     Result<QList<MessageEntry>> sync(bool moveNewToCur, const KnownFn& known = {});
+    Result<QList<MessageEntry>> addOwn(const QStringList& curFileNames, qsizetype liveCount);
     Result<QString> setFlags(MessageEntry& entry, const QString& flags);
     Status expunge(const MessageEntry& entry);
     QString messagePath(const MessageEntry& entry) const;

@@ -46,6 +46,7 @@ struct Commands {
     struct AppendStored {
         store::StoreStatus status;
         QString name;  // the stored file's base name
+        QString fileName;  // its name in cur/ (with the flags)
     };
     static AppendStored storeAppended(const store::Placement& placement, const QByteArray& bytes);
     static void finishAppend(ImapSession& s, const R& r, const std::shared_ptr<std::optional<MailboxView>>& opened,

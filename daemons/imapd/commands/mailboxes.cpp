@@ -29,6 +29,7 @@
 
 #include "core/log.h"
 
+#include <QFileInfo>
 #include <QSet>
 
 namespace postern::imap {
@@ -626,6 +627,7 @@ void Commands::append(ImapSession& s, const R& r) {
     R reply = r;
     reply.args.clear();  // the tag is all the answer needs; the literal stays with the worker
     s.m_io.suspend();
+    if (toSelected) target->beginOwnAppend();  // the file it creates is no change by others
     runAsync(
         s.m_alive.get(), [placement, bytes = content] { return storeAppended(placement, bytes); },
         [&s, reply, view, toSelected, mailbox = *m](const AppendStored& stored) {
@@ -642,13 +644,17 @@ Commands::AppendStored Commands::storeAppended(const store::Placement& placement
     AppendStored out;
     out.status = delivery.add(placement, content);
     if (out.status) out.status = delivery.commit();
-    if (out.status) out.name = delivery.copies().first().name;
+    if (out.status) {
+        out.name = delivery.copies().first().name;
+        out.fileName = QFileInfo(delivery.copies().first().finalPath).fileName();
+    }
     return out;
 }
 
 // Event-loop thread, once the file is stored (or not): UID, untagged changes, the answer.
 void Commands::finishAppend(ImapSession& s, const R& r, const std::shared_ptr<std::optional<MailboxView>>& opened,
                             const AppendStored& stored, bool toSelected, const MailboxName& mailbox) {
+    if (toSelected && selected(s)) selected(s)->endOwnAppend(stored.status ? stored.fileName : QString());
     if (!stored.status) {
         const store::StoreError& e = stored.status.error();
         log::write(log::Level::Error, io(s).info().sessionId, u"imap.append_failed",

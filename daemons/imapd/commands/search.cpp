@@ -345,15 +345,45 @@ struct Context {
         }
         return msg;
     }
-    // Only the top-level header (header keys, SENT*): read up to the blank line, not the body.
-    void headers() {
-        if (headerLoaded) return;
-        headerLoaded = true;
+    // The top-level header block, unparsed (a header key needs one field of it): from the
+    // process's store when it holds this file's, else as headers() reads it.
+    QByteArray block;
+    bool blockLoaded = false;
+    const QByteArray& headerBlock() {
+        if (blockLoaded) return block;
+        blockLoaded = true;
         const Message& m = view.messages().at(index);
         if (cache) {
             const FolderHeaders& f = cache->folder(view);
             auto it = f.map.constFind(m.uid);
             if (it != f.map.cend() && it->base == m.base) {  // the same file, not an older one under this UID
+                block = it->block;
+                return block;
+            }
+        }
+        if (!headerLoaded) headers();  // reads the file (and stores the block)
+        return block;
+    }
+    // One field's values: parseHeader(...).values(), without parsing the other fields.
+    QList<QByteArray> fieldValues(const QByteArray& field) {
+        if (headerLoaded) return header.values(field.constData());
+        return mail::headerValues(headerBlock(), field.constData());
+    }
+    // Only the top-level header (header keys, SENT*): read up to the blank line, not the body.
+    void headers() {
+        if (headerLoaded) return;
+        headerLoaded = true;
+        const Message& m = view.messages().at(index);
+        if (blockLoaded && !block.isEmpty()) {
+            header = mail::parseHeader(block);
+            return;
+        }
+        if (cache) {
+            const FolderHeaders& f = cache->folder(view);
+            auto it = f.map.constFind(m.uid);
+            if (it != f.map.cend() && it->base == m.base) {  // the same file, not an older one under this UID
+                block = it->block;
+                blockLoaded = true;
                 header = mail::parseHeader(it->block);
                 return;
             }
@@ -373,8 +403,9 @@ struct Context {
         }
         qsizetype bodyAt = head.size();
         header = mail::parseHeader(head, &bodyAt);
+        block = head.left(bodyAt);
+        blockLoaded = true;
         if (cache) {
-            const QByteArray block = head.left(bodyAt);
             FolderHeaders& store = cache->folder(view);
             store.bytes += block.size();
             store.map.insert(m.uid, MailboxIndex::HeaderBlock{m.base, block});
@@ -418,8 +449,7 @@ const QStringList& headerTextsOf(Context& c) {
 }
 
 bool headerMatches(Context& c, const QByteArray& field, const QString& needle) {
-    c.headers();
-    for (const QByteArray& v : c.header.values(field.constData()))
+    for (const QByteArray& v : c.fieldValues(field))
         if (mail::decodeHeaderText(v).toLower().contains(needle)) return true;
     // RFC 9051 6.4.4: HEADER field "" matches every message that has the field.
     return false;

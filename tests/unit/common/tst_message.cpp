@@ -20,6 +20,52 @@ private Q_SLOTS:
         QCOMPARE(lf.fields.size(), 2);
     }
 
+    // headerValues(): exactly parseHeader().values() (SEARCH uses it on one field), for the
+    // header as written and for every prefix of it (a header cut anywhere).
+    void headerValuesAsParseHeader_data() {
+        QTest::addColumn<QByteArray>("header");
+        QTest::addColumn<QByteArray>("name");
+        QTest::addColumn<QList<QByteArray>>("values");
+        QTest::newRow("plain") << QByteArray("From: a\r\nSubject: hello\r\n\r\nSubject: body\r\n") << QByteArray("subject")
+                               << QList<QByteArray>{"hello"};
+        QTest::newRow("folded, twice") << QByteArray("Subject: a\r\n  folded\r\n\tagain \r\nX: 1\r\n\r\n") << QByteArray("Subject")
+                                       << QList<QByteArray>{"a folded again"};
+        QTest::newRow("a continuation of another field") << QByteArray("X: 1\r\n subject: no\r\nSubject: yes\r\n\r\n")
+                                                         << QByteArray("SUBJECT") << QList<QByteArray>{"yes"};
+        QTest::newRow("several, case, spaces before the colon") << QByteArray("subject: 1\r\nSUBJECT  : 2\r\nSubjects: 3\r\n\r\n")
+                                                                << QByteArray("Subject") << QList<QByteArray>{"1", "2"};
+        QTest::newRow("leading space before any field") << QByteArray("  Subject: x\r\n\r\n") << QByteArray("subject")
+                                                        << QList<QByteArray>{"x"};
+        QTest::newRow("no colon, empty value, bare LF") << QByteArray("Subject\nSubject:\nSubject:  v \n\n") << QByteArray("subject")
+                                                        << QList<QByteArray>{"", "v"};
+        QTest::newRow("NUL in the name (compared as a C string)") << QByteArray("Subject\0x: v\r\n\r\n", 17) << QByteArray("subject")
+                                                                   << QList<QByteArray>{"v"};
+        QTest::newRow("empty name") << QByteArray(" : v\r\n\r\n") << QByteArray("") << QList<QByteArray>{"v"};
+        QTest::newRow("no header") << QByteArray("\r\nSubject: x\r\n") << QByteArray("subject") << QList<QByteArray>{};
+        QByteArray many;
+        for (int i = 0; i < kMaxFields; ++i) many += "X: " + QByteArray::number(i) + "\r\n";
+        QTest::newRow("kMaxFields: a field beyond is not one") << many + "X: late\r\n more\r\n\r\n" << QByteArray("x")
+                                                               << QList<QByteArray>{};
+    }
+    void headerValuesAsParseHeader() {
+        QFETCH(QByteArray, header);
+        QFETCH(QByteArray, name);
+        QFETCH(QList<QByteArray>, values);
+        const QList<QByteArray> all = headerValues(header, name.constData());
+        if (QByteArray(QTest::currentDataTag()).startsWith("kMaxFields")) {
+            QCOMPARE(all.size(), kMaxFields);
+            QCOMPARE(all.last(), QByteArray(QByteArray::number(kMaxFields - 1) + " more"));  // the continuation goes to the last one
+        } else {
+            QCOMPARE(all, values);
+        }
+        QCOMPARE(all, parseHeader(header).values(name.constData()));
+        const qsizetype step = header.size() > 1000 ? 997 : 1;
+        for (qsizetype n = 0; n <= header.size(); n += step) {
+            const QByteArray cut = header.left(n);
+            QCOMPARE(headerValues(cut, name.constData()), parseHeader(cut).values(name.constData()));
+        }
+    }
+
     void encodedWords_data() {
         QTest::addColumn<QByteArray>("raw");
         QTest::addColumn<QString>("text");

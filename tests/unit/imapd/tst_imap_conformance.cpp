@@ -207,6 +207,135 @@ private Q_SLOTS:
                  QStringList{QFileInfo(path).fileName().section(QLatin1Char(':'), 0, 0) + QStringLiteral(":2,R")});
     }
 
+    // ================================================================== own changes, no listing
+
+    // A session's own APPEND to its selected mailbox and its own EXPUNGE are applied to its
+    // message list (and the index) as they are: no listing of the folder (the per-command
+    // cost the IMAP benchmark measures), and the client, the uidlist, the index and a second
+    // session see exactly what a listing would have given.
+    void ownAppendAndExpungeListNothing() {
+        H a;
+        a.start();
+        for (int i = 1; i <= 3; ++i) a.addMessage(QStringLiteral("INBOX"), message("Subject: m" + QByteArray::number(i) + "\r\n"), QStringLiteral("S"), i);
+        Reply r = a.run("SELECT INBOX (CONDSTORE)");
+        QVERIFY(r.tagged.startsWith("OK"));
+        QVERIFY(r.untagged.contains("* 3 RECENT"));
+        const quint64 listed = MailboxView::listings();
+        r = a.run(Harness::append("INBOX", "(\\Seen)", "Subject: appended\r\n\r\nbody\r\n"), 8);
+        QVERIFY2(r.tagged.startsWith("OK [APPENDUID "), r.tagged.constData());
+        QVERIFY2(r.tagged.contains(" 4] APPEND completed"), r.tagged.constData());
+        QCOMPARE(r.untagged, (QList<QByteArray>{"* 4 EXISTS", "* 4 RECENT"}));
+        QCOMPARE(uidListLines(a.root()), 4);
+        QVERIFY(a.run("UID STORE 2 +FLAGS.SILENT (\\Deleted)").tagged.startsWith("OK"));
+        r = a.run("UID EXPUNGE 2");
+        QCOMPARE(r.untagged, QList<QByteArray>{"* 2 EXPUNGE"});
+        QVERIFY2(r.tagged.startsWith("OK [HIGHESTMODSEQ "), r.tagged.constData());
+        QCOMPARE(MailboxView::listings(), listed);  // neither command listed the folder
+        QCOMPARE(a.run("NOOP").untagged, QList<QByteArray>{});
+        const Reply mine = a.run("FETCH 1:* (UID FLAGS MODSEQ)");
+        QCOMPARE(mine.untagged.size(), 3);
+        QVERIFY(mine.untagged.at(2).startsWith("* 3 FETCH (UID 4 FLAGS (\\Seen \\Recent) MODSEQ ("));
+        // A second session lists the folder from scratch: the same UIDs, flags and
+        // mod-sequences (the index agrees), nothing recent left for it.
+        H b(a.config.mailDir);
+        b.start();
+        r = b.run("SELECT INBOX (CONDSTORE)");
+        QVERIFY(r.untagged.contains("* 3 EXISTS"));
+        QVERIFY(r.untagged.contains("* 0 RECENT"));
+        QList<QByteArray> theirs = b.run("FETCH 1:* (UID FLAGS MODSEQ)").untagged;
+        for (QByteArray& line : theirs) line.replace("(\\Seen)", "(\\Seen \\Recent)");
+        QCOMPARE(theirs, mine.untagged);
+        // The expunge is in the index's history (QRESYNC), with its own mod-sequence.
+        QVERIFY(b.run("ENABLE QRESYNC").tagged.startsWith("OK"));
+        QCOMPARE(b.run("UID FETCH 1:* (UID) (CHANGEDSINCE 1 VANISHED)").untagged.value(0), QByteArray("* VANISHED (EARLIER) 2"));
+    }
+
+    // While APPEND's worker stores the file, other creations in cur/ (another session's
+    // APPEND, a flag change) are held back, then counted as changes once the worker's own
+    // file is known: the next refresh lists the folder and reports them.
+    void changesDuringOwnAppendAreReported_data() {
+        QTest::addColumn<bool>("stored");  // the APPEND succeeded (else its file never appeared)
+        QTest::newRow("append stored") << true;
+        QTest::newRow("append failed") << false;
+    }
+    void changesDuringOwnAppendAreReported() {
+        QFETCH(bool, stored);
+        H h;
+        h.start();
+        h.addMessage(QStringLiteral("INBOX"), message("Subject: one\r\n"), QStringLiteral("S"), 1);
+        MailboxName inbox;
+        inbox.name = QStringLiteral("INBOX");
+        auto view = MailboxView::open(h.root(), inbox, false, SelectOptions{});
+        QVERIFY(view);
+        QCOMPARE(view->messages().size(), 1);
+        view->beginOwnAppend();
+        h.addMessage(QStringLiteral("INBOX"), message("Subject: by another session\r\n"), QStringLiteral("S"), 2);
+        const QString mine = stored ? h.addMessage(QStringLiteral("INBOX"), message("Subject: mine\r\n"), QStringLiteral("S"), 3) : QString();
+        view->endOwnAppend(stored ? QFileInfo(mine).fileName() : QString());
+        const quint64 listed = MailboxView::listings();
+        auto c = view->refresh();
+        QVERIFY(c);
+        QCOMPARE(MailboxView::listings(), listed + 1);  // the other session's file made it list
+        QCOMPARE(c->exists, stored ? 3 : 2);
+        QCOMPARE(view->messages().size(), stored ? 3 : 2);
+        // Alone, the worker's own file needs no listing.
+        view->beginOwnAppend();
+        const QString again = h.addMessage(QStringLiteral("INBOX"), message("Subject: mine again\r\n"), QStringLiteral("S"), 4);
+        view->endOwnAppend(QFileInfo(again).fileName());
+        c = view->refresh();
+        QVERIFY(c);
+        QCOMPARE(MailboxView::listings(), listed + 1);
+        QCOMPARE(c->exists, stored ? 4 : 3);
+        QCOMPARE(view->messages().last().base, store::parseFileName(QFileInfo(again).fileName()).base);
+    }
+
+    // The session's own expunge with another session's expunge of a different message at
+    // the same time: the other one is still noticed (the watcher expects only our names).
+    void ownAndForeignExpungeTogether() {
+        H h;
+        h.start();
+        QStringList paths;
+        for (int i = 1; i <= 3; ++i) paths << h.addMessage(QStringLiteral("INBOX"), message("Subject: m\r\n"), QStringLiteral("ST"), i);
+        MailboxName inbox;
+        inbox.name = QStringLiteral("INBOX");
+        auto view = MailboxView::open(h.root(), inbox, false, SelectOptions{});
+        QVERIFY(view);
+        QVERIFY(view->expunge(0));
+        QVERIFY(QFile::remove(paths.at(2)));  // another session, at the same time
+        auto c = view->refresh(true);
+        QVERIFY(c);
+        QCOMPARE(c->expunged, (QList<int>{3, 1}));
+        QCOMPARE(view->messages().size(), 1);
+        QCOMPARE(view->messages().first().uid, 2u);
+    }
+
+    // The index written by someone else since this view's last look (its mod-sequence
+    // moved): the own changes are not applied blindly, the folder is listed instead, and
+    // the changes get mod-sequences above the other writer's.
+    void ownExpungeAfterAnotherIndexWriteLists() {
+        H h;
+        h.start();
+        for (int i = 1; i <= 2; ++i) h.addMessage(QStringLiteral("INBOX"), message("Subject: m\r\n"), QStringLiteral("ST"), i);
+        MailboxName inbox;
+        inbox.name = QStringLiteral("INBOX");
+        auto view = MailboxView::open(h.root(), inbox, false, SelectOptions{});
+        QVERIFY(view);
+        const quint64 seen = view->highestModseq();
+        QVERIFY(seen > 0);
+        auto other = view->index()->recordFlags(2, QStringLiteral("ST"));  // as another process would
+        QVERIFY(other);
+        QVERIFY(*other > seen);
+        QVERIFY(view->expunge(0));
+        const quint64 listed = MailboxView::listings();
+        auto c = view->refresh(true);
+        QVERIFY(c);
+        QCOMPARE(MailboxView::listings(), listed + 1);
+        QCOMPARE(c->expunged, QList<int>{1});
+        QVERIFY(view->highestModseq() > *other);
+        bool complete = false;
+        QCOMPARE(view->expungedSince(*other, &complete), QList<quint32>{1});
+    }
+
     // ================================================================== \Recent (IMAP4rev1)
 
     // RFC 3501 2.3.2: \Recent: "This session is the first session to have been notified
