@@ -342,7 +342,7 @@ DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, co
     // Reject (RFC 5429 2.1): refused at SMTP time when every local mailbox rejects and
     // nothing else is to be delivered; otherwise that mailbox keeps the message (logged).
     bool allReject = remote.isEmpty() && !plans.isEmpty();
-    for (const sieve::Plan& p : plans) allReject = allReject && p.reject;
+    for (const sieve::Plan& plan : plans) allReject = allReject && plan.reject;
     if (allReject) return refusal(550, QStringLiteral("5.7.1"), rejectText(plans.first().rejectReason), QStringLiteral("rejected by Sieve"));
     // Each copy: Return-Path, Delivered-To and our results, then the spool file (our
     // Received header first) — or, when forged results were removed, the cleaned header
