@@ -269,6 +269,18 @@ class HostileCommands(unittest.TestCase):
         d = self.folder_dir(name)
         return sorted(f for sub in ("cur", "new") for f in os.listdir(os.path.join(d, sub)))
 
+    def file_of_uid(self, name, uid):
+        """The file name (in cur/ or new/) of the message with this UID, from dovecot-uidlist:
+        file names do not sort in UID order (the unique part is not fixed-width)."""
+        d = self.folder_dir(name)
+        with open(os.path.join(d, "dovecot-uidlist")) as f:
+            for line in f.read().splitlines()[1:]:
+                fields = line.split()
+                if fields and fields[0] == str(uid):
+                    base = next(x for x in fields if x.startswith(":"))[1:]
+                    return next(f for f in self.files(name) if f.split(":2,")[0] == base)
+        raise AssertionError(f"UID {uid} not in {name}'s uidlist")
+
     def uid_flags(self, r):
         """UID and flags of every message (\\Recent left out: a session flag, gone after a new SELECT)."""
         untagged, tagged = r.command(b"UID FETCH 1:* (FLAGS)")
@@ -308,7 +320,7 @@ class HostileCommands(unittest.TestCase):
 
         # 2. The third message cannot be copied (a directory took its file's name after
         # SELECT): the two copies already made are removed again, nothing is expunged.
-        third = os.path.join(self.folder_dir("INBOX"), "cur", files_before[2])
+        third = os.path.join(self.folder_dir("INBOX"), "cur", self.file_of_uid("INBOX", 3))
         with open(third, "rb") as f:
             content = f.read()
         times = os.stat(third)
