@@ -35,11 +35,7 @@
 #include "core/spam_engine.h"
 #include "core/tls.h"
 
-#include <QDeadlineTimer>
 #include <QDir>
-#include <QHostAddress>
-#include <QLocalSocket>
-#include <QTcpSocket>
 #include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -153,65 +149,6 @@ bool diskStatus(CtlContext& ctx, const Config& config) {
         }
     }
     return ok;
-}
-
-// Rspamd answers GET /ping with "pong" once a worker serves requests: a socket that only
-// accepts (the main process binds it before its workers are up) is not enough.
-bool rspamdAnswers(const QString& address, int timeoutMs) {
-    QDeadlineTimer deadline(timeoutMs);
-    std::unique_ptr<QIODevice> device;
-    if (address.startsWith(QLatin1Char('/'))) {
-        auto socket = std::make_unique<QLocalSocket>();
-        socket->connectToServer(address);
-        if (!socket->waitForConnected(int(deadline.remainingTime()))) return false;
-        device = std::move(socket);
-    } else {
-        const qsizetype colon = address.lastIndexOf(QLatin1Char(':'));
-        QString host = address.left(colon);
-        if (host.startsWith(QLatin1Char('['))) host = host.mid(1, host.size() - 2);
-        auto socket = std::make_unique<QTcpSocket>();
-        socket->connectToHost(QHostAddress(host), quint16(address.mid(colon + 1).toUInt()));
-        if (colon <= 0 || !socket->waitForConnected(int(deadline.remainingTime()))) return false;
-        device = std::move(socket);
-    }
-    device->write("GET /ping HTTP/1.0\r\n\r\n");
-    QByteArray reply;
-    while (reply.size() < 4096 && !deadline.hasExpired()) {
-        auto* local = qobject_cast<QLocalSocket*>(device.get());
-        auto* tcp = qobject_cast<QTcpSocket*>(device.get());
-        const int left = int(std::max<qint64>(1, deadline.remainingTime()));
-        if (local && local->bytesToWrite() > 0) local->waitForBytesWritten(left);
-        if (tcp && tcp->bytesToWrite() > 0) tcp->waitForBytesWritten(left);
-        const bool more = local ? local->waitForReadyRead(left) : tcp->waitForReadyRead(left);
-        reply += device->readAll();
-        if (!more) break;
-    }
-    return reply.startsWith("HTTP/1.") && reply.left(reply.indexOf('\n')).contains(" 200") && reply.contains("pong");
-}
-
-// The spam filter's line for `status`; *warning when it is on and Rspamd does not answer.
-QString spamStatusLine(const Config& config, const QString& configDir, bool* warning) {
-    if (!config.flag(QStringLiteral("spam.enabled"))) return QStringLiteral("spam filter: off (spam.enabled = false)");
-    QString address = config.value(QStringLiteral("spam.rspamd_address"));
-    if (address.isEmpty()) address = spamPaths(config, configDir).rspamdSocket;
-    const bool answering = rspamdAnswers(address, 3000);
-    quint64 unchecked = 0;
-    if (auto bytes = readFile(config.runDir() + QStringLiteral("/postern-smtpd.stats"), 1024 * 1024)) {
-        for (const QJsonValue& c : QJsonDocument::fromJson(*bytes).object().value(QStringLiteral("counters")).toArray()) {
-            const QJsonObject o = c.toObject();
-            if (o.value(QStringLiteral("name")).toString() == u"postern_spam_scans_total" &&
-                o.value(QStringLiteral("labels")).toObject().value(QStringLiteral("result")).toString() == u"unchecked")
-                unchecked += quint64(o.value(QStringLiteral("value")).toInteger());
-        }
-    }
-    QString line = answering ? QStringLiteral("spam filter: on (rspamd at %1)").arg(address)
-                             : QStringLiteral("WARNING: spam filter: rspamd does not answer at %1; inbound mail is %2")
-                                   .arg(address, config.value(QStringLiteral("spam.on_failure")) == u"tempfail"
-                                                     ? QStringLiteral("answered 451 until it is back")
-                                                     : QStringLiteral("accepted unchecked"));
-    if (unchecked > 0) line += QStringLiteral("; %1 message(s) accepted unchecked since postern-smtpd started").arg(unchecked);
-    *warning = !answering || unchecked > 0;
-    return line;
 }
 
 int status(CtlContext& ctx) {

@@ -109,6 +109,7 @@ QList<Command> allCommands() {
     addBackupCommands(cmds);
     addImportCommands(cmds);
     addSieveCommands(cmds);
+    addSpamCommands(cmds);
     return cmds;
 }
 

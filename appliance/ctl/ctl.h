@@ -85,9 +85,13 @@ void addCertCommands(QList<Command>& out);
 void addBackupCommands(QList<Command>& out);
 void addImportCommands(QList<Command>& out);
 void addSieveCommands(QList<Command>& out);
+void addSpamCommands(QList<Command>& out);
 
 // `posternctl status`'s backup line (commands_backup.cpp); *warn when it is a warning.
 QString backupStatusLine(const Config& config, bool* warn);
+// `posternctl status`'s spam filter line (commands_spam.cpp); *warn when Rspamd does not
+// answer /ping or mail was accepted unchecked.
+QString spamStatusLine(const Config& config, const QString& configDir, bool* warn);
 
 QList<Command> allCommands();
 int runCtl(const QStringList& arguments, QTextStream& out, QTextStream& err);

@@ -586,14 +586,7 @@ void LocalBackend::deliver(QObject* context, MessageJob job, std::function<void(
         else c.spamTargetError = t.error().message;
         c.spamTimeoutMs = int(m_config.durationMs(QStringLiteral("spam.timeout")));
         c.spamTempfailOnFailure = m_config.value(QStringLiteral("spam.on_failure")) == u"tempfail";
-        auto outcome = [this](const char* key, spam::Outcome fallback) {
-            return spam::outcomeFromString(m_config.value(QString::fromLatin1(key))).value_or(fallback);
-        };
-        c.spamPolicy.reject = outcome("spam.action_reject", spam::Outcome::Reject);
-        c.spamPolicy.softReject = outcome("spam.action_soft_reject", spam::Outcome::TempFail);
-        c.spamPolicy.greylist = outcome("spam.action_greylist", spam::Outcome::TempFail);
-        c.spamPolicy.addHeader = outcome("spam.action_add_header", spam::Outcome::Junk);
-        c.spamPolicy.rewriteSubject = outcome("spam.action_rewrite_subject", spam::Outcome::Junk);
+        c.spamPolicy = spam::policyFromConfig(m_config);
         for (const QString& u : m_config.list(QStringLiteral("spam.inbox_users"))) c.spamInboxUsers.insert(u.toLower());
     }
     auto shared = std::make_shared<const DeliveryContext>(std::move(c));

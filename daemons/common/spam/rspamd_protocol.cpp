@@ -1,6 +1,8 @@
 // rspamd_protocol.cpp — see rspamd_protocol.h.
 #include "rspamd_protocol.h"
 
+#include "core/config.h"
+
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QJsonValue>
@@ -337,6 +339,19 @@ QByteArray stripSpamHeaders(const QByteArray& header, bool* changed) {
     }
     if (changed) *changed = any;
     return out;
+}
+
+SpamPolicy policyFromConfig(const Config& config) {
+    auto outcome = [&config](const char* key, Outcome fallback) {
+        return outcomeFromString(config.value(QString::fromLatin1(key))).value_or(fallback);
+    };
+    SpamPolicy p;
+    p.reject = outcome("spam.action_reject", Outcome::Reject);
+    p.softReject = outcome("spam.action_soft_reject", Outcome::TempFail);
+    p.greylist = outcome("spam.action_greylist", Outcome::TempFail);
+    p.addHeader = outcome("spam.action_add_header", Outcome::Junk);
+    p.rewriteSubject = outcome("spam.action_rewrite_subject", Outcome::Junk);
+    return p;
 }
 
 }  // namespace postern::spam

@@ -22,7 +22,8 @@
 //                      symbols instead of checking again). Values are sanitised (no CR/LF,
 //                      printable ASCII or UTF-8, bounded).
 //   SpamPolicy / decide(verdict, policy)  the Postern outcome (Reject, TempFail, Junk, Inbox)
-//                      of an Rspamd action, from the spam.action_* settings.
+//                      of an Rspamd action; policyFromConfig(config) from the spam.action_*
+//                      settings.
 //   spamHeaders(verdict) / uncheckedHeaders()  "X-Spam-Status"/"X-Spam-Score" fields.
 //   stripSpamHeaders(header, &changed)  the header block without X-Spam-* fields (with
 //                      their continuation lines): only we write those on this host.
@@ -40,6 +41,10 @@
 #include <QList>
 #include <QString>
 #include <QStringList>
+
+namespace postern {
+class Config;
+}
 
 namespace postern::spam {
 
@@ -119,6 +124,8 @@ struct SpamPolicy {
     Outcome rewriteSubject = Outcome::Junk;
 };
 Outcome decide(const Verdict& v, const SpamPolicy& policy);
+// The spam.action_* settings (postern-smtpd and `posternctl spam check` read them here).
+SpamPolicy policyFromConfig(const Config& config);
 
 QByteArray spamHeaders(const Verdict& v);  // "X-Spam-Status: Yes, score=7.50 required=6.00 action=\"add
                                            // header\"\r\nX-Spam-Score: 7.50\r\n"

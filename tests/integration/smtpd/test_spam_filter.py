@@ -18,7 +18,7 @@ import shutil
 import threading
 import unittest
 
-from postern_testlib import Instance, Rspamd
+from postern_testlib import Instance, Rspamd, wait_for
 
 RCPT = "alice@example.test"
 BOB = "bob@example.test"
@@ -151,6 +151,35 @@ class SpamFilter(unittest.TestCase):
         self.assertIn(b"X-Other: kept\r\n", head)
         self.assertIn(b"X-Spamd-Bar: keep-me\r\n", head)  # not an X-Spam- field: left alone
 
+    def test_posternctl_spam_check_and_status(self):
+        """`posternctl spam check FILE` asks the same Rspamd as a scan and says what Postern
+        would do; `spam status` shows the filter answering and the scans by result."""
+        d = tempfile.mkdtemp(prefix="postern-test-spamcheck-")
+        try:
+            for marker, action, outcome in ((b"X", "reject", "reject"), (b"Y", "add header", "junk"), (b"", "no action", "inbox")):
+                path = os.path.join(d, "m.eml")
+                with open(path, "wb") as f:
+                    f.write(message(marker))
+                r = self.inst.ctl("spam", "check", path)
+                self.assertIn(f"action: {action}\n", r.stdout)
+                self.assertIn(f"postern would: {outcome}\n", r.stdout)
+                self.assertRegex(r.stdout, r"score: -?\d+\.\d\d \(required -?\d+\.\d\d\)")
+            send(self.inst, message(b"X"))  # one scan at least, whatever ran before
+            # The counts come from postern-smtpd's stats file, written every few seconds.
+            st = wait_for(lambda: (lambda out: out if re.search(r"scans reject: [1-9]", out) else None)(
+                self.inst.ctl("spam", "status").stdout), timeout=30, interval=0.5, what="the reject scan in spam status")
+            self.assertIn("spam filter: on (rspamd at " + self.rspamd.socket + ")", st)
+            # Bigger than smtp.max_message_size: refused before anything is sent.
+            self.inst.set_conf("smtp.max_message_size", "1K")
+            with open(path, "wb") as f:
+                f.write(message(body=b"x" * 2000))
+            big = self.inst.ctl("spam", "check", path, check=False)
+            self.assertEqual(big.returncode, 1)
+            self.assertIn("more than smtp.max_message_size", big.stderr)
+        finally:
+            self.inst.set_conf("smtp.max_message_size", "25M")
+            shutil.rmtree(d, ignore_errors=True)
+
     def test_z_rspamd_stopped_accepts_unchecked(self):
         """Runs last (unittest sorts by name): stops the shared Rspamd."""
         self.rspamd.stop()  # keeps its log for the other tests
@@ -174,6 +203,16 @@ class RspamdUnavailable(unittest.TestCase):
                 self.assertEqual(len(msgs), 2)
                 for m in msgs:
                     self.assertIn(b"X-Spam-Status: unchecked\r\n", m)
+                # The administrator sees it: status warns (exit 1), check says Rspamd cannot be asked.
+                st = inst.ctl("spam", "status", check=False)
+                self.assertEqual(st.returncode, 1)
+                self.assertIn("WARNING: spam filter: rspamd does not answer", st.stdout)
+                probe = os.path.join(missing, "probe.eml")
+                with open(probe, "wb") as f:
+                    f.write(message())
+                chk = inst.ctl("spam", "check", probe, check=False)
+                self.assertEqual(chk.returncode, 1)
+                self.assertIn("posternctl: rspamd at " + os.path.join(missing, "nothing.sock"), chk.stderr)
                 inst.stop("postern-smtpd")
                 self.assertEqual(counters(inst).get(("postern_spam_scans_total", (("result", "unchecked"),))), 2)
             finally:
