@@ -175,7 +175,7 @@ bool fits(const Argument& a, P p) {
 
 class Validator {
 public:
-    Validator(Script& s, const Limits& limits) : m_s(s), m_limits(limits) {}
+    explicit Validator(Script& s) : m_s(s) {}
 
     Status run() {
         // RFC 5228 3.2: require only at the beginning.
@@ -371,7 +371,6 @@ private:
     }
 
     Script& m_s;
-    const Limits& m_limits;
 };
 
 void decodeTree(QList<Node>& nodes) {
@@ -457,7 +456,7 @@ QString decodeEncodedCharacters(const QString& text) {
     return out;
 }
 
-Status validate(Script& script, const Limits& limits) {
+Status validate(Script& script, const Limits& /*limits: enforced by the parser and the interpreter*/) {
     // The require list itself is never encoded; decode the rest once require is known.
     for (const Node& n : script.commands) {
         if (n.name != u"require") break;
@@ -469,7 +468,7 @@ Status validate(Script& script, const Limits& limits) {
                 }
     }
 decoded:
-    Validator v(script, limits);
+    Validator v(script);
     return v.run();
 }
 
