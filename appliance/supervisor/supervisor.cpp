@@ -282,28 +282,15 @@ void Supervisor::checkReady(Service& s) {
         s.readyPoll.stop();
         return;
     }
+    // An engine is ready when its socket accepts; a daemon when its ready file names its pid.
+    bool ready = false;
     if (s.spec.engine) {
-        if (socketAccepts(spamEngineSocket(s.spec.program, spamPaths(m_config, m_configDir)))) {
-            s.readyPoll.stop();
-            s.state = State::Ready;
-            log::info(u"supervisor.ready", log::Fields().add("service", s.spec.program).add("pid", qint64(s.process->processId())));
-            writeState();
-            return;
-        }
-        if (s.upSince.elapsed() > s.readyDeadlineMs) {
-            log::error(u"supervisor.not_ready", log::Fields().add("service", s.spec.program).add("after_ms", s.upSince.elapsed()));
-            s.readyPoll.stop();
-            s.process->kill();
-        }
-        return;
-    }
-    // Read as root from the daemon user's run_dir: readFile refuses links, FIFOs and hard links there.
-    const auto bytes = readFile(readyFilePath(m_config, s.spec.program), kMaxReadyFileBytes);
-    if (bytes) {
+        ready = socketAccepts(spamEngineSocket(s.spec.program, spamPaths(m_config, m_configDir)));
+    } else if (const auto bytes = readFile(readyFilePath(m_config, s.spec.program), kMaxReadyFileBytes)) {
+        // Read as root from the daemon user's run_dir: readFile refuses links, FIFOs and hard links there.
         const QJsonObject o = QJsonDocument::fromJson(*bytes).object();
         if (o.value(QStringLiteral("pid")).toInteger() == s.process->processId()) {
-            s.readyPoll.stop();
-            s.state = State::Ready;
+            ready = true;
             s.listeners.clear();
             const QJsonObject l = o.value(QStringLiteral("listeners")).toObject();
             for (auto it = l.begin(); it != l.end(); ++it) {
@@ -311,10 +298,14 @@ void Supervisor::checkReady(Service& s) {
                 for (const QJsonValue& v : it.value().toArray()) addrs << v.toString();
                 s.listeners.insert(it.key(), addrs);
             }
-            log::info(u"supervisor.ready", log::Fields().add("service", s.spec.program).add("pid", qint64(s.process->processId())));
-            writeState();
-            return;
         }
+    }
+    if (ready) {
+        s.readyPoll.stop();
+        s.state = State::Ready;
+        log::info(u"supervisor.ready", log::Fields().add("service", s.spec.program).add("pid", qint64(s.process->processId())));
+        writeState();
+        return;
     }
     if (s.upSince.elapsed() > s.readyDeadlineMs) {
         log::error(u"supervisor.not_ready", log::Fields().add("service", s.spec.program).add("after_ms", s.upSince.elapsed()));

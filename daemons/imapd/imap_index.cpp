@@ -233,6 +233,14 @@ Status MailboxIndex::execPrepared(int slot, const char* sql) {
 
 Status MailboxIndex::rollbackWrite() { return exec(m_nested ? "ROLLBACK TO w; RELEASE w" : "ROLLBACK"); }
 
+// A write step failed: SQLite's error (taken before the rollback replaces it), then roll back.
+Result<quint64> MailboxIndex::failWrite(const QString& what) {
+    const int rc = sqlite3_errcode(m_db);
+    const QString msg = what + QStringLiteral(": ") + QString::fromUtf8(sqlite3_errmsg(m_db));
+    (void)rollbackWrite();
+    return Result<quint64>::fail(msg, rc);
+}
+
 Result<qint64> MailboxIndex::metaValue(const char* key) {
     Stmt q(prepared(kMetaSlot, "SELECT value FROM meta WHERE key = ?"));
     if (!q.ok()) return Result<qint64>::fail(QString::fromUtf8(sqlite3_errmsg(m_db)), q.rc());
@@ -360,12 +368,7 @@ bool MailboxIndex::insertRow(Message& m, qint64* hms) {
 
 // The end of a change set (sync(), record()): hms, \Recent, pruning of the history, commit.
 Result<quint64> MailboxIndex::finishChanges(qint64 hms, qint64 before, bool expunges, RecentClaim* recent) {
-    auto fail = [&](const QString& what) {
-        const int rc = sqlite3_errcode(m_db);
-        const QString msg = what + QStringLiteral(": ") + QString::fromUtf8(sqlite3_errmsg(m_db));
-        (void)rollbackWrite();
-        return Result<quint64>::fail(msg, rc);
-    };
+    auto fail = [this](const QString& what) { return failWrite(what); };
     if (hms != before) {
         if (Status s = setMeta("hms", hms); !s) return fail(QStringLiteral("writing hms"));
     }
@@ -396,12 +399,7 @@ Result<quint64> MailboxIndex::finishChanges(qint64 hms, qint64 before, bool expu
 
 Result<quint64> MailboxIndex::sync(QList<Message>& messages, RecentClaim* recent) {
     if (Status s = beginWrite(); !s) return s.error();
-    auto fail = [&](const QString& what) {
-        const int rc = sqlite3_errcode(m_db);
-        const QString msg = what + QStringLiteral(": ") + QString::fromUtf8(sqlite3_errmsg(m_db));
-        (void)rollbackWrite();
-        return Result<quint64>::fail(msg, rc);
-    };
+    auto fail = [this](const QString& what) { return failWrite(what); };
     auto hmsNow = metaValue("hms");
     if (!hmsNow) return fail(QStringLiteral("reading hms"));
     qint64 hms = *hmsNow;
@@ -451,12 +449,7 @@ Result<quint64> MailboxIndex::sync(QList<Message>& messages, RecentClaim* recent
 
 Result<quint64> MailboxIndex::record(QList<Message*>& added, const QList<quint32>& expunged, quint64 expectedHms, RecentClaim* recent) {
     if (Status s = beginWrite(); !s) return s.error();
-    auto fail = [&](const QString& what) {
-        const int rc = sqlite3_errcode(m_db);
-        const QString msg = what + QStringLiteral(": ") + QString::fromUtf8(sqlite3_errmsg(m_db));
-        (void)rollbackWrite();
-        return Result<quint64>::fail(msg, rc);
-    };
+    auto fail = [this](const QString& what) { return failWrite(what); };
     auto hmsNow = metaValue("hms");
     if (!hmsNow) return fail(QStringLiteral("reading hms"));
     if (*hmsNow <= 0 || quint64(*hmsNow) != expectedHms) {

@@ -156,6 +156,7 @@ private:
     Status beginWrite();
     Status commitWrite();
     Status rollbackWrite();
+    Result<quint64> failWrite(const QString& what);
     Result<qint64> metaValue(const char* key);
     Status setMeta(const char* key, qint64 value);
 
