@@ -85,6 +85,9 @@ Connection::Connection(qintptr descriptor, ListenerMode mode, ServerTlsContext t
     m_handshakeTimer.setSingleShot(true);
     m_closeTimer.setSingleShot(true);
     m_pregreetTimer.setSingleShot(true);
+    // A coarse timer may fire up to 5 % early; the pre-greet wait is a promise to the peer ("talk
+    // before N ms and you are dropped"), so it must never end before N ms.
+    m_pregreetTimer.setTimerType(Qt::PreciseTimer);
     connect(&m_pregreetTimer, &QTimer::timeout, this, &Connection::endPregreet);
     m_deadlineTimer.setSingleShot(true);
     m_budgetRetry.setSingleShot(true);

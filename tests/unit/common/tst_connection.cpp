@@ -261,7 +261,7 @@ private Q_SLOTS:
         QVERIFY(connected(s));
         QCOMPARE(readLine(s), QByteArray("WAIT"));
         QCOMPARE(readLine(s), QByteArray("HELLO"));
-        QVERIFY2(t.elapsed() >= 290, qPrintable(QString::number(t.elapsed())));
+        QVERIFY2(t.elapsed() >= 300, qPrintable(QString::number(t.elapsed())));
         s.write("ECHO fine\r\n");
         QCOMPARE(readLine(s), QByteArray("fine"));
         QCOMPARE(m_seen, QStringList{QStringLiteral("ECHO fine")});
