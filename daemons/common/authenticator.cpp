@@ -73,9 +73,10 @@ void Authenticator::verify(const AuthRequest& request, const QString& protocol, 
                    .add("remote", request.peer.toString())
                    .add("delay_ms", admission.delayMs)
                    .add("known_address", admission.knownGood));
-    // The wait comes before the check: the outcome cannot be inferred before it ends.
+    // The wait comes before the check: the outcome cannot be inferred before it ends. Precise
+    // timers: a coarse one may end the wait up to 5 % early.
     QPointer<QObject> guard(request.context);
-    QTimer::singleShot(int(std::min<qint64>(admission.delayMs, INT_MAX)), this,
+    QTimer::singleShot(int(std::min<qint64>(admission.delayMs, INT_MAX)), Qt::PreciseTimer, this,
                        [this, guard, request, protocol, user, admission, password = std::move(password), done = std::move(done)]() mutable {
                            const bool gone = !guard || (request.hungUp && request.hungUp());
                            if (!gone) {
@@ -103,7 +104,7 @@ void Authenticator::verify(const AuthRequest& request, const QString& protocol, 
 void Authenticator::answerLater(QObject* context, qint64 delayMs, Outcome outcome, Done done,
                                 std::optional<AuthThrottle::Admission> held) {
     QPointer<QObject> guard(context);
-    QTimer::singleShot(int(std::min<qint64>(delayMs, INT_MAX)), this,
+    QTimer::singleShot(int(std::min<qint64>(delayMs, INT_MAX)), Qt::PreciseTimer, this,
                        [this, guard, outcome = std::move(outcome), done = std::move(done), held = std::move(held)] {
                            if (held) m_throttle.release(*held);
                            if (guard) done(outcome);
