@@ -1,7 +1,8 @@
 """imap_bench_lib — what imap_mixed.py and imap_idle_memory.py share.
 
   make_users(n)                     [(address, password)]
-  BenchData(users, messages)        a Postern Instance with those users (cheap Argon2
+  BenchData(users, messages, attachments=0.0)
+                                    a Postern Instance with those users (cheap Argon2
                                     cost, as the test suite) whose Maildirs hold the same
                                     generated messages, plus a copy of the Maildirs and of
                                     the users file for Dovecot; .start_postern(),
@@ -65,8 +66,22 @@ def _text(rng, size):
     return "\r\n".join(lines) + "\r\n"
 
 
-def make_messages(count, seed=20261129):
-    """[(bytes, flags, unix_time)]: the same list for every user (CRLF line endings)."""
+def _attachment(rng, b, text):
+    """multipart/mixed body: the text and a base64 attachment of 20-200 KiB (what --realistic uses)."""
+    raw = rng.randbytes(rng.randint(20 * 1024, 200 * 1024))
+    enc = base64.b64encode(raw).decode()
+    lines = "\r\n".join(enc[i:i + 76] for i in range(0, len(enc), 76))
+    name = rng.choice(["scan.pdf", "photo.jpg", "minutes.docx", "budget.xlsx", "slides.pdf"])
+    return (f"This is a multi-part message in MIME format.\r\n\r\n--{b}\r\n"
+            f"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n{text}\r\n"
+            f"--{b}\r\nContent-Type: application/octet-stream; name=\"{name}\"\r\n"
+            f"Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\r\n"
+            f"{lines}\r\n--{b}--\r\n")
+
+
+def make_messages(count, seed=20261129, attachments=0.0):
+    """[(bytes, flags, unix_time)]: the same list for every user (CRLF line endings).
+    `attachments`: the share of messages that carry a 20-200 KiB base64 attachment."""
     rng = random.Random(seed)
     out = []
     t0 = 1_780_000_000  # mid 2026
@@ -96,7 +111,11 @@ def make_messages(count, seed=20261129):
             h.append(f"List-Id: <{topic}.lists.example.com>")
         h.append("MIME-Version: 1.0")
         size = rng.randint(1500, 6000)
-        if rng.random() < 0.3:
+        if attachments and rng.random() < attachments:
+            b = f"m{rng.getrandbits(64):016x}"
+            h.append(f'Content-Type: multipart/mixed; boundary="{b}"')
+            body = _attachment(rng, b, _text(rng, size))
+        elif rng.random() < 0.3:
             b = f"b{rng.getrandbits(64):016x}"
             h.append(f'Content-Type: multipart/alternative; boundary="{b}"')
             plain = _text(rng, size // 2)
@@ -143,7 +162,7 @@ def chown_tree(path, user="nobody", group="nogroup"):
 class BenchData:
     """Postern instance + Dovecot copy of the same users, Maildirs, certificate."""
 
-    def __init__(self, users, messages, postern_conf=None, max_connections=1000):
+    def __init__(self, users, messages, postern_conf=None, max_connections=1000, attachments=0.0):
         self.users = users
         self.max_connections = max_connections
         conf = {"log.level": "info",
@@ -157,7 +176,7 @@ class BenchData:
         os.chmod(self.root, 0o755)
         self.dovecot = None
         self.dovecot_port = None
-        msgs = make_messages(messages)
+        msgs = make_messages(messages, attachments=attachments)
         for address, _ in users:
             write_maildir(self.inst.maildir(address), msgs, address)
         # Dovecot gets a copy made before Postern has touched it (each server builds its own UID list / index).

@@ -14,6 +14,24 @@
 //                 Prints commands/s in total and per command.
 //   --login-only  N clients loop: connect, TLS, greeting, LOGIN, LOGOUT.
 //                 Prints logins/s.
+//   --realistic   N clients behave like a population of mail clients that stay
+//                 logged in: a random, weighted mix of NOOP, incremental resync
+//                 (UID FETCH n:* after EXISTS), FETCH of the newest 50 (UID FLAGS
+//                 RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE), header fields,
+//                 whole bodies (with attachments), keyword STOREs (+ and back),
+//                 UID SEARCH (FROM, TEXT in bodies, SINCE, UNSEEN, KEYWORD), APPEND
+//                 of real-size messages (30 % with a 20-150 KiB attachment), delete
+//                 as clients do it (COPY to Trash, \Deleted, UID EXPUNGE), emptying
+//                 its own copies from Trash, STATUS and LIST. Clients k and
+//                 k + users share a mailbox (two sessions each when --clients is
+//                 twice the users), so every session sees the others' changes.
+//                 Each client keeps a model of its mailbox (sequence number -> UID,
+//                 sizes, its own keyword) from the server's EXISTS/EXPUNGE/FETCH
+//                 responses and checks every answer against it: sequence numbers
+//                 must map to the UIDs it knows, EXISTS never below the known count,
+//                 a whole body as long as its RFC822.SIZE, a STORE's FETCH carrying
+//                 the keyword, APPENDUID/COPYUID present and the appended size
+//                 read back. A mismatch counts as a "model check" error.
 //   --idle        opens N connections (LOGIN, SELECT INBOX, IDLE), prints
 //                 "ready <ok> <failed>" and holds them until stdin reaches EOF
 //                 or SIGINT/SIGTERM arrives.
@@ -29,9 +47,9 @@
 // Usage:
 //   postern-imap-load --port P [--host 127.0.0.1] [--tls|--starttls|--plain]
 //       (--users FILE | --user U --password PW ...) [--clients 10]
-//       [--seconds 10] [--login-only | --idle] [--json] [--cpu-of PID ...]
+//       [--seconds 10] [--login-only | --idle | --realistic] [--json] [--cpu-of PID ...]
 //
-// --cpu-of PID (repeatable; mixed mode): the CPU time (user + system, from
+// --cpu-of PID (repeatable; mixed and realistic modes): the CPU time (user + system, from
 // /proc/<pid>/stat, children reaped meanwhile included) that PID and every
 // process below it used while the clock ran, printed as server CPU ms and ms
 // per 1,000 commands: a measure of the server's cost per command that does not
@@ -62,6 +80,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -84,6 +103,7 @@ struct Options {
     double seconds = 10;
     bool loginOnly = false;
     bool idle = false;
+    bool realistic = false;
     bool json = false;
     int showErrors = 20;
     int envelopeRange = 20;
@@ -390,6 +410,19 @@ enum Kind : int {
     kLogin,
     kLogout,
     kIdle,
+    // --realistic
+    kNoop,
+    kResync,
+    kFetchNewest,
+    kFetchHeaderFields,
+    kUidFetchBody,
+    kStoreKeyword,
+    kUidSearch,
+    kAppendReal,
+    kCopyTrash,
+    kSelectTrash,
+    kStatusOther,
+    kModel,  // model-check failures (count only errors)
     kKinds
 };
 
@@ -398,6 +431,10 @@ constexpr std::array<const char*, kKinds> kKindNames = {
     "UID STORE +/-FLAGS \\Seen", "SEARCH UNSEEN",     "SEARCH SUBJECT",       "APPEND",
     "UID STORE +FLAGS \\Deleted", "UID EXPUNGE",     "LIST \"\" \"*\"",      "STATUS INBOX",
     "LOGIN",                 "LOGOUT",                "IDLE",
+    "NOOP",                  "UID FETCH n:* (resync)", "UID FETCH newest 50 (ENVELOPE BODYSTRUCTURE)",
+    "UID FETCH HEADER.FIELDS", "UID FETCH BODY.PEEK[]", "UID STORE +/-FLAGS keyword",
+    "UID SEARCH",            "APPEND (real size)",    "UID COPY to Trash",
+    "SELECT Trash (empty own)", "STATUS Trash",       "model check",
 };
 
 struct Stats {
@@ -659,6 +696,397 @@ public:
         return m;
     }
 
+    // ----------------------------------------------------------------- --realistic
+
+    // One value of a FETCH response, from `p` on (after the attribute name and its space).
+    // Literals ("{n}" CRLF and n octets, as readResponse keeps them) are skipped by count.
+    static bool skipValue(const std::string& r, size_t& p, long* literalLen = nullptr) {
+        if (p >= r.size()) return false;
+        auto skipLiteral = [&]() -> bool {  // at '{'
+            size_t close = r.find('}', p);
+            if (close == std::string::npos || close + 2 >= r.size() + 1) return false;
+            const long n = std::strtol(r.c_str() + p + 1, nullptr, 10);
+            if (n < 0 || close + 3 > r.size() || size_t(n) > r.size() - (close + 3)) return false;
+            if (literalLen) *literalLen = n;
+            p = close + 3 + size_t(n);
+            return true;
+        };
+        auto skipQuoted = [&]() -> bool {  // at '"'
+            for (++p; p < r.size(); ++p) {
+                if (r[p] == '\\') ++p;
+                else if (r[p] == '"') {
+                    ++p;
+                    return true;
+                }
+            }
+            return false;
+        };
+        if (r[p] == '{') return skipLiteral();
+        if (r[p] == '"') return skipQuoted();
+        if (r[p] == '(') {
+            int depth = 0;
+            while (p < r.size()) {
+                const char c = r[p];
+                if (c == '"') {
+                    if (!skipQuoted()) return false;
+                    continue;
+                }
+                if (c == '{') {
+                    long* keep = literalLen;
+                    literalLen = nullptr;
+                    const bool ok = skipLiteral();
+                    literalLen = keep;
+                    if (!ok) return false;
+                    continue;
+                }
+                if (c == '(') ++depth;
+                if (c == ')' && --depth == 0) {
+                    ++p;
+                    return true;
+                }
+                ++p;
+            }
+            return false;
+        }
+        while (p < r.size() && r[p] != ' ' && r[p] != ')' && r[p] != '\r') ++p;
+        return true;
+    }
+
+    struct FetchItem {
+        uint32_t seq = 0;
+        uint32_t uid = 0;
+        long size = -1;
+        long bodyLen = -1;
+        bool hasFlags = false;
+        std::string flags;  // the list's inside, space separated
+    };
+
+    // "* n FETCH (NAME value NAME value ...)", values of any shape.
+    static bool parseFetch(const std::string& r, FetchItem& f) {
+        if (r.rfind("* ", 0) != 0) return false;
+        char* end = nullptr;
+        const unsigned long seq = std::strtoul(r.c_str() + 2, &end, 10);
+        if (end == r.c_str() + 2 || std::strncmp(end, " FETCH (", 8) != 0) return false;
+        f = FetchItem{};
+        f.seq = uint32_t(seq);
+        size_t p = size_t(end - r.c_str()) + 8;
+        while (p < r.size() && r[p] != ')') {
+            size_t nameStart = p;
+            while (p < r.size() && r[p] != ' ') {
+                if (r[p] == '[') {  // BODY[HEADER.FIELDS (A B)] holds spaces
+                    size_t close = r.find(']', p);
+                    if (close == std::string::npos) return false;
+                    p = close;
+                }
+                ++p;
+            }
+            const std::string name = r.substr(nameStart, p - nameStart);
+            if (p >= r.size()) return false;
+            ++p;  // the space
+            const size_t valueStart = p;
+            long literal = -1;
+            if (!skipValue(r, p, &literal)) return false;
+            if (name == "UID") f.uid = uint32_t(std::strtoul(r.c_str() + valueStart, nullptr, 10));
+            else if (name == "RFC822.SIZE") f.size = std::strtol(r.c_str() + valueStart, nullptr, 10);
+            else if (name == "FLAGS") {
+                f.hasFlags = true;
+                f.flags = r.substr(valueStart + 1, p - valueStart - 2);
+            } else if (name == "BODY[]") f.bodyLen = literal;
+            if (p < r.size() && r[p] == ' ') ++p;
+        }
+        return true;
+    }
+
+    static bool hasFlag(const std::string& flags, const std::string& flag) {
+        size_t p = 0;
+        while ((p = flags.find(flag, p)) != std::string::npos) {
+            const size_t e = p + flag.size();
+            if ((p == 0 || flags[p - 1] == ' ') && (e == flags.size() || flags[e] == ' ')) return true;
+            p = e;
+        }
+        return false;
+    }
+
+    void modelError(const std::string& what) {
+        ++stats.errors[kModel];
+        reportError("client " + std::to_string(m_index) + " (" + m_login + "), model check: " + what);
+    }
+    void modelCheck(bool ok, const std::string& what) {
+        ++stats.count[kModel];
+        if (!ok) modelError(what);
+    }
+
+    // Every untagged response of every command goes through here: the model of the
+    // selected mailbox follows EXISTS, EXPUNGE and FETCH, and checks them. m_seqs has one
+    // entry per message the server announced; 0 where its UID is not known yet.
+    void observe(const std::string& r) {
+        if (r.rfind("* ", 0) != 0) return;
+        char* end = nullptr;
+        const unsigned long n = std::strtoul(r.c_str() + 2, &end, 10);
+        if (end == r.c_str() + 2) return;
+        if (std::strncmp(end, " EXISTS", 7) == 0) {
+            const bool ok = n >= m_seqs.size();
+            modelCheck(ok, ok ? std::string() : "EXISTS " + std::to_string(n) + " below the " + std::to_string(m_seqs.size()) +
+                                                    " messages known");
+            if (ok) m_seqs.resize(n, 0);
+            return;
+        }
+        if (std::strncmp(end, " EXPUNGE", 8) == 0) {
+            const bool ok = n >= 1 && n <= m_seqs.size();
+            modelCheck(ok, ok ? std::string() : "EXPUNGE " + std::to_string(n) + " of " + std::to_string(m_seqs.size()));
+            if (!ok) return;
+            m_info.erase(m_seqs[n - 1]);
+            m_seqs.erase(m_seqs.begin() + long(n - 1));
+            return;
+        }
+        FetchItem f;
+        if (!parseFetch(r, f)) return;
+        const bool inRange = f.seq >= 1 && f.seq <= m_seqs.size();
+        modelCheck(inRange, inRange ? std::string() : "FETCH for message " + std::to_string(f.seq) + " of " + std::to_string(m_seqs.size()));
+        if (!inRange) return;
+        uint32_t& known = m_seqs[f.seq - 1];
+        if (f.uid) {
+            if (known) {
+                modelCheck(known == f.uid, known == f.uid ? std::string() : "message " + std::to_string(f.seq) + " is UID " +
+                                                                              std::to_string(known) + " in the model, the server says " +
+                                                                              std::to_string(f.uid));
+            } else {
+                // UIDs ascend with sequence numbers: check against the known neighbours.
+                uint32_t below = 0, above = 0;
+                for (size_t i = f.seq - 1; i-- > 0;)
+                    if (m_seqs[i]) {
+                        below = m_seqs[i];
+                        break;
+                    }
+                for (size_t i = f.seq; i < m_seqs.size(); ++i)
+                    if (m_seqs[i]) {
+                        above = m_seqs[i];
+                        break;
+                    }
+                const bool ok = f.uid > below && (!above || f.uid < above);
+                modelCheck(ok, ok ? std::string() : "UID " + std::to_string(f.uid) + " at message " + std::to_string(f.seq) +
+                                                        " is not between its neighbours " + std::to_string(below) + " and " +
+                                                        std::to_string(above));
+                known = f.uid;
+            }
+        }
+        if (!known) return;
+        MsgInfo& info = m_info[known];
+        if (f.size >= 0) {
+            if (info.size >= 0) modelCheck(info.size == f.size, "RFC822.SIZE of UID " + std::to_string(known) + " changed");
+            info.size = f.size;
+        }
+        if (f.bodyLen >= 0 && info.size >= 0)
+            modelCheck(f.bodyLen == info.size, "BODY[] of UID " + std::to_string(known) + " has " + std::to_string(f.bodyLen) +
+                                                   " octets, RFC822.SIZE said " + std::to_string(info.size));
+        if (f.hasFlags) m_lastFlags[known] = f.flags;
+    }
+
+    bool cmd(Kind kind, const std::string& text) {
+        std::string tag = nextTag();
+        m_lastTagged.clear();
+        return run(kind, tag, tag + " " + text + "\r\n", m_lastTagged, [this](const std::string& r) { observe(r); });
+    }
+
+    // SELECT a folder and learn all of it (UID, FLAGS, RFC822.SIZE), as a client with no cache does.
+    bool selectAndSync(Kind kind, const std::string& folder) {
+        m_seqs.clear();
+        m_info.clear();
+        m_selected.clear();
+        if (!cmd(kind, "SELECT " + folder)) return false;
+        m_selected = folder;
+        if (m_seqs.empty()) return true;
+        if (!cmd(kResync, "UID FETCH 1:* (UID FLAGS RFC822.SIZE)")) return false;
+        return true;
+    }
+
+    // After EXISTS grew: fetch what is new, from the UID before the first unknown one on.
+    bool resyncIfNeeded() {
+        const auto unknown = std::find(m_seqs.begin(), m_seqs.end(), 0u);
+        if (unknown == m_seqs.end()) return true;
+        const uint32_t from = unknown == m_seqs.begin() ? 1 : *(unknown - 1) + 1;
+        return cmd(kResync, "UID FETCH " + std::to_string(from) + ":* (UID FLAGS RFC822.SIZE)");
+    }
+
+    uint32_t randomUid() {
+        for (int i = 0; i < 4 && !m_seqs.empty(); ++i)
+            if (uint32_t u = m_seqs[m_rng() % m_seqs.size()]) return u;
+        return 0;
+    }
+
+    std::string realMessage(bool attachment) {
+        ++m_appended;
+        static const char* const words[] = {"report", "meeting", "invoice", "holiday", "release", "budget", "roadmap",
+                                            "lorem",  "ipsum",   "dolor",   "tempor",  "labore", "magna"};
+        std::string m;
+        m += "From: Load Generator <load@bench.test>\r\n";
+        m += "To: " + m_login + "\r\n";
+        m += "Subject: " + std::string(words[m_rng() % 7]) + " draft " + std::to_string(m_index) + "-" + std::to_string(m_appended) + "\r\n";
+        m += "Date: Sun, 29 Nov 2026 12:00:00 +0000\r\n";
+        m += "Message-ID: <r" + std::to_string(m_index) + "." + std::to_string(m_appended) + "@bench.test>\r\n";
+        m += "MIME-Version: 1.0\r\n";
+        std::string text;
+        const size_t textSize = 2000 + m_rng() % 6000;
+        while (text.size() < textSize) {
+            std::string line;
+            while (line.size() < 60) line += std::string(words[m_rng() % 13]) + " ";
+            text += line + "\r\n";
+        }
+        if (!attachment) {
+            m += "Content-Type: text/plain; charset=us-ascii\r\n\r\n" + text;
+            return m;
+        }
+        const std::string b = "b" + std::to_string(m_index) + "x" + std::to_string(m_appended);
+        m += "Content-Type: multipart/mixed; boundary=\"" + b + "\"\r\n\r\n";
+        m += "--" + b + "\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n" + text + "\r\n";
+        m += "--" + b + "\r\nContent-Type: application/pdf; name=\"scan.pdf\"\r\nContent-Transfer-Encoding: base64\r\n"
+             "Content-Disposition: attachment; filename=\"scan.pdf\"\r\n\r\n";
+        std::string raw(20 * 1024 + m_rng() % (130 * 1024), '\0');
+        for (auto& c : raw) c = char(m_rng());
+        static const char* const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        std::string line;
+        for (size_t i = 0; i < raw.size(); i += 3) {
+            const uint32_t v = (uint32_t(uint8_t(raw[i])) << 16) | (i + 1 < raw.size() ? uint32_t(uint8_t(raw[i + 1])) << 8 : 0) |
+                               (i + 2 < raw.size() ? uint32_t(uint8_t(raw[i + 2])) : 0);
+            line += alphabet[(v >> 18) & 63];
+            line += alphabet[(v >> 12) & 63];
+            line += i + 1 < raw.size() ? alphabet[(v >> 6) & 63] : '=';
+            line += i + 2 < raw.size() ? alphabet[v & 63] : '=';
+            if (line.size() >= 76) {
+                m += line + "\r\n";
+                line.clear();
+            }
+        }
+        if (!line.empty()) m += line + "\r\n";
+        m += "--" + b + "--\r\n";
+        return m;
+    }
+
+    // APPEND with a synchronising literal; the tagged answer lands in m_lastTagged.
+    bool appendMessage(const std::string& folder, const std::string& msg) {
+        std::string tag = nextTag();
+        m_lastTagged.clear();
+        const std::string head = tag + " APPEND " + folder + " {" + std::to_string(msg.size()) + "}\r\n";
+        const auto t0 = Clock::now();
+        bool ok = m_conn.send(head), sent = false;
+        std::string r;
+        while (ok && (ok = m_conn.readResponse(r))) {
+            if (r.rfind("+", 0) == 0) {
+                ok = m_conn.send(msg) && m_conn.send("\r\n");
+                sent = true;
+                break;
+            }
+            if (r.rfind(tag + " ", 0) == 0) {
+                m_lastTagged = r;
+                break;
+            }
+            observe(r);
+        }
+        if (ok && sent) ok = m_conn.await(tag, m_lastTagged, [this](const std::string& x) { observe(x); });
+        stats.seconds[kAppendReal] += std::chrono::duration<double>(Clock::now() - t0).count();
+        return finish(kAppendReal, head, ok, tag, m_lastTagged);
+    }
+
+    // One step of the realistic mix.
+    void realisticStep() {
+        if (m_selected != "INBOX") {
+            selectAndSync(kSelect, "INBOX");
+            return;
+        }
+        if (!resyncIfNeeded()) return;
+        const uint32_t pick = m_rng() % 100;
+        const std::string keyword = "$Load" + std::to_string(m_session);
+        if (pick < 12) {
+            cmd(kNoop, "NOOP");
+        } else if (pick < 24) {
+            if (m_seqs.empty()) return;
+            const size_t first = m_seqs.size() > 50 ? m_seqs.size() - 50 : 0;
+            if (!m_seqs[first]) return;
+            cmd(kFetchNewest, "UID FETCH " + std::to_string(m_seqs[first]) + ":* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE)");
+        } else if (pick < 34) {
+            if (m_seqs.empty()) return;
+            const size_t first = m_rng() % m_seqs.size();
+            const size_t last = std::min(m_seqs.size() - 1, first + 19);
+            if (!m_seqs[first] || !m_seqs[last]) return;
+            cmd(kFetchHeaderFields, "UID FETCH " + std::to_string(m_seqs[first]) + ":" + std::to_string(m_seqs[last]) +
+                                        " (UID BODY.PEEK[HEADER.FIELDS (From To Cc Subject Date Message-ID In-Reply-To References)])");
+        } else if (pick < 49) {
+            const uint32_t uid = randomUid();
+            if (!uid) return;
+            cmd(kUidFetchBody, "UID FETCH " + std::to_string(uid) + " (UID BODY.PEEK[])");  // observe() checks the length
+        } else if (pick < 59) {
+            const uint32_t uid = randomUid();
+            if (!uid) return;
+            const std::string u = std::to_string(uid);
+            m_lastFlags.erase(uid);
+            if (!cmd(kStoreKeyword, "UID STORE " + u + " +FLAGS (\\Flagged " + keyword + ")")) return;
+            if (m_info.count(uid) && m_lastFlags.count(uid))
+                modelCheck(hasFlag(m_lastFlags[uid], keyword), "UID " + u + " after +FLAGS " + keyword + ": (" + m_lastFlags[uid] + ")");
+            m_lastFlags.erase(uid);
+            if (!cmd(kStoreKeyword, "UID STORE " + u + " -FLAGS (\\Flagged " + keyword + ")")) return;
+            if (m_info.count(uid) && m_lastFlags.count(uid))
+                modelCheck(!hasFlag(m_lastFlags[uid], keyword), "UID " + u + " after -FLAGS " + keyword + ": (" + m_lastFlags[uid] + ")");
+        } else if (pick < 67) {
+            static const char* const searches[] = {"UID SEARCH FROM \"anna\"", "UID SEARCH TEXT \"invoice\"",
+                                                   "UID SEARCH SINCE 1-Jul-2026", "UID SEARCH UNSEEN",
+                                                   "UID SEARCH KEYWORD $Load0", "UID SEARCH SUBJECT \"meeting\" NOT SEEN"};
+            cmd(kUidSearch, searches[m_rng() % 6]);
+        } else if (pick < 74) {
+            const std::string msg = realMessage(m_rng() % 10 < 3);
+            if (!appendMessage("INBOX", msg)) return;
+            uint32_t uid = 0;
+            modelCheck(parseAppendUid(m_lastTagged, uid), "APPEND without APPENDUID: " + Conn::firstLine(m_lastTagged));
+            if (!uid) return;
+            m_mine.push_back(uid);
+            // Read it back as a client filing its own copy does: the size must match.
+            if (!resyncIfNeeded()) return;
+            if (!cmd(kResync, "UID FETCH " + std::to_string(uid) + " (UID RFC822.SIZE)")) return;
+            if (m_info.count(uid))
+                modelCheck(m_info[uid].size == long(msg.size()), "appended " + std::to_string(msg.size()) + " octets, UID " +
+                                                                     std::to_string(uid) + " has " + std::to_string(m_info[uid].size));
+        } else if (pick < 82) {
+            // Delete one of our own messages the way clients do: copy to Trash, flag, expunge.
+            while (!m_mine.empty() && !m_info.count(m_mine.front())) m_mine.erase(m_mine.begin());
+            if (m_mine.size() < 2) return;
+            const uint32_t uid = m_mine.front();
+            m_mine.erase(m_mine.begin());
+            const std::string u = std::to_string(uid);
+            if (!cmd(kCopyTrash, "UID COPY " + u + " Trash")) return;
+            const size_t p = m_lastTagged.find("[COPYUID ");
+            modelCheck(p != std::string::npos, "COPY without COPYUID: " + Conn::firstLine(m_lastTagged));
+            if (p != std::string::npos) {
+                // [COPYUID validity src dst]
+                const size_t dst = m_lastTagged.rfind(' ', m_lastTagged.find(']', p));
+                m_trash.push_back(uint32_t(std::strtoul(m_lastTagged.c_str() + dst + 1, nullptr, 10)));
+            }
+            if (!cmd(kStoreDeleted, "UID STORE " + u + " +FLAGS.SILENT (\\Deleted)")) return;
+            if (!cmd(kUidExpunge, "UID EXPUNGE " + u)) return;
+            modelCheck(!m_info.count(uid), "UID " + u + " still in the mailbox after UID EXPUNGE");
+        } else if (pick < 86) {
+            if (m_trash.size() < 4) {
+                cmd(kStatusOther, "STATUS Trash (MESSAGES UNSEEN UIDNEXT)");
+                return;
+            }
+            // Empty our own copies from Trash, then back to INBOX with a full resync.
+            std::string set;
+            for (uint32_t t : m_trash) set += (set.empty() ? "" : ",") + std::to_string(t);
+            m_trash.clear();
+            if (!selectAndSync(kSelectTrash, "Trash")) return;
+            if (!cmd(kStoreDeleted, "UID STORE " + set + " +FLAGS.SILENT (\\Deleted)")) return;
+            if (!cmd(kUidExpunge, "UID EXPUNGE " + set)) return;
+            selectAndSync(kSelect, "INBOX");
+        } else if (pick < 96) {
+            cmd(kStatusOther, "STATUS Trash (MESSAGES UNSEEN UIDNEXT)");
+        } else if (pick < 98) {
+            cmd(kList, "LIST \"\" \"*\"");
+        } else {
+            selectAndSync(kSelect, "INBOX");  // a client that re-opens the folder without a cache
+        }
+    }
+
+    void setSession(int session) { m_session = session; }
+    void forgetSelection() { m_selected.clear(); }
+
     Conn& conn() { return m_conn; }
     const std::string& login() const { return m_login; }
 
@@ -676,6 +1104,18 @@ private:
         bool seen;
     };
     std::vector<UidSeen> m_uids;
+    // --realistic: the model of the selected mailbox.
+    struct MsgInfo {
+        long size = -1;
+    };
+    std::string m_selected;
+    std::vector<uint32_t> m_seqs;  // sequence number - 1 -> UID
+    std::map<uint32_t, MsgInfo> m_info;
+    std::map<uint32_t, std::string> m_lastFlags;  // FLAGS last seen per UID
+    std::vector<uint32_t> m_mine;   // UIDs this client appended to INBOX
+    std::vector<uint32_t> m_trash;  // UIDs of its copies in Trash
+    std::string m_lastTagged;
+    int m_session = 0;  // which of the sessions on this mailbox (its keyword)
 };
 
 // ---------------------------------------------------------------------------
@@ -768,7 +1208,7 @@ double ticksToMs(long long ticks) { return 1000.0 * double(ticks) / double(sysco
 void printStats(const Options& o, const Stats& s, double elapsed, const char* mode, double serverCpuMs = -1) {
     uint64_t total = 0, errors = 0;
     for (int k = 0; k < kKinds; ++k) {
-        total += s.count[size_t(k)];
+        if (k != kModel) total += s.count[size_t(k)];  // checks are not commands
         errors += s.errors[size_t(k)];
     }
     errors += s.connectErrors;
@@ -829,7 +1269,8 @@ int runMixed(const Options& o, SSL_CTX* ctx) {
     for (int i = 0; i < o.clients; ++i) {
         threads.emplace_back([&, i] {
             Client& c = *clients[size_t(i)];
-            c.connectAndLogin(true);
+            c.setSession(i / int(o.users.size()));
+            if (c.connectAndLogin(true) && o.realistic) c.selectAndSync(kSelect, "INBOX");  // opened before the clock
             gate.arriveAndWait();
             Clock::time_point end;
             {
@@ -839,12 +1280,14 @@ int runMixed(const Options& o, SSL_CTX* ctx) {
             while (Clock::now() < end) {
                 if (!c.conn().isOpen()) {
                     ++c.stats.reconnects;
+                    c.forgetSelection();
                     if (!c.connectAndLogin(true)) {
                         std::this_thread::sleep_for(std::chrono::milliseconds(100));
                         continue;
                     }
                 }
-                c.round(end);
+                if (o.realistic) c.realisticStep();
+                else c.round(end);
             }
         });
     }
@@ -875,7 +1318,7 @@ int runMixed(const Options& o, SSL_CTX* ctx) {
     total.count[kLogin] = 0;
     total.seconds[kLogin] = 0;
     const uint64_t loginErrors = loginStats.errors[kLogin] + loginStats.connectErrors;
-    printStats(o, total, elapsed, "mixed", serverCpuMs);
+    printStats(o, total, elapsed, o.realistic ? "realistic" : "mixed", serverCpuMs);
     for (auto& c : clients) c->logout();
     if (loginErrors) std::fprintf(stderr, "%llu of %d initial logins failed\n", static_cast<unsigned long long>(loginErrors), o.clients);
     uint64_t errors = total.connectErrors + loginErrors;
@@ -986,7 +1429,7 @@ int runIdle(const Options& o, SSL_CTX* ctx) {
     std::fprintf(stderr,
                  "usage: postern-imap-load --port P [--host H] [--tls|--starttls|--plain]\n"
                  "       (--users FILE | --user LOGIN --password PW ...) [--clients N] [--seconds S]\n"
-                 "       [--login-only | --idle] [--envelope-range N] [--show-errors N] [--json] [--cpu-of PID ...]\n"
+                 "       [--login-only | --idle | --realistic] [--envelope-range N] [--show-errors N] [--json] [--cpu-of PID ...]\n"
                  "  --users FILE: one \"login password\" per line\n");
     std::exit(2);
 }
@@ -1009,6 +1452,7 @@ Options parseArgs(int argc, char** argv) {
         else if (a == "--seconds") o.seconds = std::atof(value().c_str());
         else if (a == "--login-only") o.loginOnly = true;
         else if (a == "--idle") o.idle = true;
+        else if (a == "--realistic") o.realistic = true;
         else if (a == "--json") o.json = true;
         else if (a == "--cpu-of") o.cpuOf.push_back(std::atoi(value().c_str()));
         else if (a == "--show-errors") o.showErrors = std::atoi(value().c_str());
@@ -1035,7 +1479,7 @@ Options parseArgs(int argc, char** argv) {
     if (o.port <= 0 || o.port > 65535) usage("--port is required");
     if (o.users.empty()) usage("no users (--users FILE or --user/--password)");
     if (o.clients < 1) usage("--clients must be at least 1");
-    if (o.loginOnly && o.idle) usage("--login-only and --idle exclude each other");
+    if (int(o.loginOnly) + int(o.idle) + int(o.realistic) > 1) usage("--login-only, --idle and --realistic exclude each other");
     return o;
 }
 

@@ -28,19 +28,30 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from imap_bench_lib import BenchData, load, loadavg, make_users  # noqa: E402
 
 
-def run_both(data, ports, clients, seconds, mode=None):
+def users_file(data, clients, sessions_per_user):
+    """The first clients / sessions_per_user users, so that every mailbox has that many sessions."""
+    if sessions_per_user <= 1:
+        return data.load_users
+    path = os.path.join(data.root, f"load-users-{clients}")
+    n = max(1, clients // sessions_per_user)
+    with open(data.load_users) as src, open(path, "w") as dst:
+        dst.writelines(src.readlines()[:n])
+    return path
+
+
+def run_both(data, ports, clients, seconds, mode=None, sessions_per_user=1):
     out = {}
     pids = {"Postern": data.postern_pid(), "Dovecot": data.dovecot.pid}
     for name in ("Postern", "Dovecot"):
         la = loadavg()
         # Mixed mode: the server's CPU time per 1,000 commands too (its whole process tree,
         # from /proc), a figure that depends far less on other load than commands/s.
-        extra = ("--cpu-of", str(pids[name])) if mode is None else ()
-        r = load(ports[name], data.load_users, clients, seconds, mode, extra=extra)
+        extra = ("--cpu-of", str(pids[name])) if mode in (None, "--realistic") else ()
+        r = load(ports[name], users_file(data, clients, sessions_per_user), clients, seconds, mode, extra=extra)
         r["loadavg_before"] = la
         out[name] = r
         cpu = f"  server CPU {r['server_cpu_ms_per_1000']:.0f} ms/1,000 commands" if "server_cpu_ms_per_1000" in r else ""
-        print(f"  {name:8s} {clients:3d} clients {mode or 'mixed':12s}: {rate(r, mode):8.1f}/s  errors {r['errors']}"
+        print(f"  {name:8s} {clients:3d} clients {(mode or '--mixed')[2:]:12s}: {rate(r, mode):8.1f}/s  errors {r['errors']}"
               f"{cpu}  (load average before: {la:.2f})", flush=True)
     return out
 
@@ -58,6 +69,11 @@ def main():
     ap.add_argument("--messages", type=int, default=200)
     ap.add_argument("--clients", default="10,50")
     ap.add_argument("--login-clients", type=int, default=10)
+    ap.add_argument("--realistic", action="store_true",
+                    help="postern-imap-load --realistic (sessions sharing mailboxes, model-checked) on Maildirs where "
+                         "--attachments of the messages carry 20-200 KiB attachments")
+    ap.add_argument("--attachments", type=float, default=0.2)
+    ap.add_argument("--sessions-per-user", type=int, default=2, help="with --realistic: sessions on each mailbox")
     ap.add_argument("--warmup", type=float, default=5, help="seconds of mixed load per server before measuring")
     ap.add_argument("--no-dovecot-performance-logins", dest="dovecot_performance_logins", action="store_false",
                     help="skip the extra login-rate run against Dovecot in its high-performance login mode")
@@ -65,7 +81,9 @@ def main():
     client_counts = [int(x) for x in a.clients.split(",")]
     users = make_users(max(a.users, 1))
     print(f"preparing {len(users)} users x {a.messages} messages ...", flush=True)
-    data = BenchData(users, a.messages, max_connections=max(client_counts + [a.login_clients]) + 50)
+    data = BenchData(users, a.messages, max_connections=max(client_counts + [a.login_clients]) + 50,
+                     attachments=a.attachments if a.realistic else 0.0)
+    mixed = "--realistic" if a.realistic else None
     try:
         ports = {"Postern": data.start_postern(), "Dovecot": data.start_dovecot()}
         if a.warmup > 0:
@@ -74,7 +92,7 @@ def main():
                 load(ports[name], data.load_users, len(users), a.warmup)
         results = {}
         for c in client_counts:
-            results[("mixed", c)] = run_both(data, ports, c, a.seconds)
+            results[("mixed", c)] = run_both(data, ports, c, a.seconds, mixed, a.sessions_per_user if a.realistic else 1)
         results[("login", a.login_clients)] = run_both(data, ports, a.login_clients, a.seconds, "--login-only")
         if a.dovecot_performance_logins:
             # The same login loop against Dovecot in its high-performance login mode.
@@ -90,10 +108,10 @@ def main():
 
         print("\n| load | clients | Postern | Dovecot | ratio |")
         print("| --- | ---: | ---: | ---: | ---: |")
-        labels = {"mixed": "mixed commands", "login": "connect, TLS, LOGIN, LOGOUT",
+        labels = {"mixed": "realistic client mix" if a.realistic else "mixed commands", "login": "connect, TLS, LOGIN, LOGOUT",
                   "login-perf": "the same, Dovecot login processes in high-performance mode"}
         for (kind, c), r in results.items():
-            mode = None if kind == "mixed" else "--login-only"
+            mode = mixed if kind == "mixed" else "--login-only"
             unit = "commands/s" if kind == "mixed" else "logins/s"
             p, d = rate(r["Postern"], mode), rate(r["Dovecot"], mode)
             print(f"| {labels[kind]} | {c} | {p:,.0f} {unit} | {d:,.0f} {unit} | {p / d if d else float('nan'):.2f}× |")
