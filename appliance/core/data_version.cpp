@@ -5,6 +5,7 @@
 #include "config.h"
 #include "log.h"
 
+#include <QFileInfo>
 #include <QRegularExpression>
 
 #include <cerrno>
@@ -18,15 +19,39 @@ Status recordFirstVersion(const Config&) {
     return {};
 }
 
+// The upgrade test's step: a file in the data folder that only a migration writes.
+Status writeTestMigrationFile(const Config& config) {
+    return writeFileAtomic(config.dataDir() + QLatin1Char('/') + QLatin1String(kTestStepFileName),
+                           QByteArray("written by the test-only migration step to format ") +
+                               QByteArray::number(kDataFormatVersion + 1) + '\n',
+                           0644);
+}
+
+bool testStepInstalled() {
+    static const bool present = QFileInfo::exists(QLatin1String(kTestStepMarker));
+    return present;
+}
+
 }  // namespace
 
-const QList<MigrationStep>& migrationSteps() {
-    static const QList<MigrationStep> steps{
+QList<MigrationStep> migrationSteps(bool testStep) {
+    QList<MigrationStep> steps{
         {0, 1, QStringLiteral("record the data format version (data written before it existed is format 1)"),
          recordFirstVersion},
     };
+    if (testStep)
+        steps.append({kDataFormatVersion, kDataFormatVersion + 1,
+                      QStringLiteral("test-only step of the upgrade test (image marker %1)").arg(QLatin1String(kTestStepMarker)),
+                      writeTestMigrationFile});
     return steps;
 }
+
+const QList<MigrationStep>& migrationSteps() {
+    static const QList<MigrationStep> steps = migrationSteps(testStepInstalled());
+    return steps;
+}
+
+int dataFormatVersion() { return testStepInstalled() ? kDataFormatVersion + 1 : kDataFormatVersion; }
 
 QString dataVersionPath(const Config& config) {
     return config.dataDir() + QLatin1Char('/') + QLatin1String(kDataVersionFileName);

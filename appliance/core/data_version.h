@@ -10,6 +10,13 @@
 //   kDataFormatVersion     the format this build writes (and the newest it reads).
 //   migrationSteps()       the one table of steps, in order: from, to, what it does,
 //                          the function. Today: 0 -> 1 (record the version).
+//   dataFormatVersion()    kDataFormatVersion, or one more in an image built for the
+//                          upgrade test (below).
+//   Test-only step: an image that carries kTestStepMarker (a root-owned file under
+//   /usr, put there by the container upgrade test's "image N+1" layer, never by the
+//   build or the packages) has one more step, kDataFormatVersion -> +1, which writes
+//   <data_dir>/postern-test-migration. It lets the test upgrade real data through a
+//   real migration and see the older image refuse the result, without a second build.
 //   readDataVersion(cfg)   the recorded version; 0 when the file is missing; an
 //                          error for a file that is not a number (never guessed).
 //   checkDataVersion(cfg)  refuses a newer format with the one line the operator
@@ -59,12 +66,19 @@ struct MigrationStep {
     std::function<Status(const Config&)> run;  // idempotent where it can be
 };
 
+inline constexpr const char* kTestStepMarker = "/usr/share/postern/test-next-data-format";
+inline constexpr const char* kTestStepFileName = "postern-test-migration";
+
+// The steps; with `testStep`, the test-only step after them (see above).
+QList<MigrationStep> migrationSteps(bool testStep);
+// The steps of this installation: the test-only step only where its marker exists.
 const QList<MigrationStep>& migrationSteps();
+int dataFormatVersion();
 
 QString dataVersionPath(const Config& config);
 Result<int> readDataVersion(const Config& config);
-Status checkDataVersion(const Config& config, int known = kDataFormatVersion);
+Status checkDataVersion(const Config& config, int known = dataFormatVersion());
 Result<int> migrateDataFolder(const Config& config, const QList<MigrationStep>& steps = migrationSteps(),
-                              int target = kDataFormatVersion);
+                              int target = dataFormatVersion());
 
 }  // namespace postern

@@ -225,12 +225,12 @@ int version(CtlContext& ctx) {
         ctx.out << "data format: unknown: " << v.errorMessage() << Qt::endl;
         rc = 1;
     } else if (*v == 0) {
-        ctx.out << "data format: none recorded in " << config.dataDir() << " (the daemons record format " << kDataFormatVersion
+        ctx.out << "data format: none recorded in " << config.dataDir() << " (the daemons record format " << dataFormatVersion()
                 << " at their next start)" << Qt::endl;
     } else {
         ctx.out << "data format: " << *v << " (" << dataVersionPath(config) << ")" << Qt::endl;
     }
-    ctx.out << "supported data formats: " << kOldestDataFormat << " to " << kDataFormatVersion << " (older ones are migrated at start)" << Qt::endl;
+    ctx.out << "supported data formats: " << kOldestDataFormat << " to " << dataFormatVersion() << " (older ones are migrated at start)" << Qt::endl;
     if (auto st = checkDataVersion(config); v && !st) {
         ctx.out << "ERROR: " << st.errorMessage() << Qt::endl;
         rc = 1;

@@ -8,12 +8,15 @@ What is checked (all through ports published on 127.0.0.1 high ports, real clien
     and POP3 (995) read the message back; the daemons run as the `postern` user; logs land in the
     log volume; the health check agrees with `posternctl status`;
   - SIGTERM (podman stop) ends it cleanly; the next start skips the wizard and the mail is still there;
+  - upgrade: image N -> N+1 (N plus the test-only migration step) on the same volumes keeps every
+    message, UID, flag, the DKIM keys, the queue and the account; image N then refuses the data;
   - no terminal and no answers: exit 78 with instructions;
   - `podman run -it`: the wizard's questions answered through a pseudo-terminal, then the daemons.
 Needs root, podman, buildah, mmdebstrap, slirp4netns, swaks (install-deps.sh test image); exits 77
 (skipped) otherwise. The image build reuses the cached Debian rootfs when the package list is unchanged.
 """
 
+import imaplib
 import json
 import os
 import pty
@@ -193,6 +196,111 @@ class ContainerImage(unittest.TestCase):
         subjects = itl.imap_fetch_subjects(ports[993], USER, PASSWORD, starttls=False)
         self.assertTrue(any("image test one" in s for s in subjects), subjects)
         PODMAN("stop", "-t", "30", name, timeout=60)
+
+    def test_upgrade_to_next_image_and_refused_back(self):
+        """Image N on fresh volumes -> image N+1 (N plus a layer that installs the test-only
+        migration step, core/data_version.h) on the same volumes -> image N again."""
+        ports = published_ports()
+        secret_dir = tempfile.mkdtemp(prefix="postern-secret-")
+        self.addCleanup(shutil.rmtree, secret_dir, True)
+        with open(os.path.join(secret_dir, "password"), "w") as f:
+            f.write(PASSWORD + "\n")
+        volumes = [f"{secret_dir}:/run/secrets:ro", "upgrade-etc:/etc/postern", "upgrade-data:/var/lib/postern",
+                   "upgrade-log:/var/log/postern"]
+        env = [("POSTERN_DOMAIN", "example.test"), ("POSTERN_HOSTNAME", "mail.example.test"), ("POSTERN_USER", USER),
+               ("POSTERN_PASSWORD_FILE", "/run/secrets/password"), ("POSTERN_SKIP_NETWORK_CHECKS", "1")]
+
+        def start(name, image):
+            PODMAN.run_detached(name, image, env=env, ports=[(ports[p], p) for p in PORTS], volumes=volumes)
+            wait_ready(name, ports)
+
+        def state(name):
+            """Everything that must survive: mailbox (UIDVALIDITY, UID, flags, subject), the
+            DKIM keys, the queue, the account's login."""
+            m = imaplib.IMAP4_SSL("127.0.0.1", ports[993], ssl_context=itl.tls_context(), timeout=30)
+            try:
+                m.login(USER, PASSWORD)
+                typ, data = m.select("INBOX", readonly=True)
+                self.assertEqual(typ, "OK", data)
+                validity = m.response("UIDVALIDITY")[1]
+                typ, data = m.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+                self.assertEqual(typ, "OK", data)
+                messages = sorted(
+                    (int(re.search(rb"UID (\d+)", d[0]).group(1)), sorted(re.search(rb"FLAGS \(([^)]*)\)", d[0]).group(1).decode().split()),
+                     d[1].decode().strip()) for d in data if isinstance(d, tuple))
+            finally:
+                m.logout()
+            dkim = PODMAN("exec", name, "sh", "-c", "cat /etc/postern/dkim/*/* | sha256sum").stdout.split()[0]
+            queue = PODMAN("exec", name, "posternctl", "queue", "list").stdout
+            queued = sorted(re.findall(r"(?m)^([0-9A-Fa-f]{16}) ", queue))
+            return {"uidvalidity": validity, "messages": messages, "dkim": dkim, "queued": queued}
+
+        # Image N: two messages in, one flagged, one message waiting in the queue (outbound mail
+        # goes to a smarthost on a closed port, so it stays deferred whatever the host's DNS says).
+        start("postern-upgrade-n", itl.TAG)
+        PODMAN("exec", "postern-upgrade-n", "posternctl", "config", "set", "relay.host", "127.0.0.1:1")
+        PODMAN("stop", "-t", "30", "postern-upgrade-n", timeout=60)
+        PODMAN("start", "postern-upgrade-n")
+        wait_ready("postern-upgrade-n", ports)
+        for subject in ("before the upgrade one", "before the upgrade two"):
+            itl.send_with_swaks(ports[25], USER, subject, f"kept across images: {subject}")
+        wait_for(lambda: len([s for s in itl.imap_fetch_subjects(ports[993], USER, PASSWORD, starttls=False)
+                              if "before the upgrade" in s]) == 2, timeout=60, interval=0.5, what="both messages in INBOX")
+        m = imaplib.IMAP4_SSL("127.0.0.1", ports[993], ssl_context=itl.tls_context(), timeout=30)
+        m.login(USER, PASSWORD)
+        m.select("INBOX")
+        self.assertEqual(m.store("1", "+FLAGS", "(\\Flagged $Important)")[0], "OK")
+        m.logout()
+        with smtplib.SMTP("127.0.0.1", ports[587], timeout=60) as smtp:
+            smtp.starttls(context=itl.tls_context())
+            smtp.login(USER, PASSWORD)
+            smtp.sendmail(USER, ["someone@unreachable.invalid"],
+                          f"From: {USER}\r\nTo: someone@unreachable.invalid\r\nSubject: queued across images\r\n\r\nwaits\r\n")
+        try:
+            before = wait_for(lambda: (lambda st: st if st["queued"] else None)(state("postern-upgrade-n")), timeout=60,
+                              interval=0.5, what="the outbound message in the queue")
+        except TimeoutError:
+            print(PODMAN("exec", "postern-upgrade-n", "posternctl", "queue", "list", check=False).stdout)
+            print(PODMAN("exec", "postern-upgrade-n", "tail", "-n", "40", "/var/log/postern/mail.log", check=False).stdout)
+            raise
+        self.assertEqual(len(before["messages"]), 2, before)
+        self.assertIn("\\Flagged", before["messages"][0][1], before)
+        self.assertIn("data format: 1", PODMAN("exec", "postern-upgrade-n", "posternctl", "version").stdout)
+        PODMAN("stop", "-t", "30", "postern-upgrade-n", timeout=60)
+
+        # Image N+1: the same image plus the marker of the test-only step (a root-owned file in /usr).
+        ctxdir = tempfile.mkdtemp(prefix="postern-next-")
+        self.addCleanup(shutil.rmtree, ctxdir, True)
+        open(os.path.join(ctxdir, "test-next-data-format"), "w").close()
+        with open(os.path.join(ctxdir, "Containerfile"), "w") as f:
+            f.write(f"FROM {itl.TAG}\nCOPY test-next-data-format /usr/share/postern/test-next-data-format\n"
+                    "LABEL org.opencontainers.image.version=next-test\n")
+        PODMAN("build", "--pull=never", "-t", "localhost/postern:next", "-f", os.path.join(ctxdir, "Containerfile"), ctxdir,
+               timeout=300)
+        start("postern-upgrade-next", "localhost/postern:next")
+        version = PODMAN("exec", "postern-upgrade-next", "posternctl", "version").stdout
+        self.assertIn("data format: 2", version)
+        self.assertIn("supported data formats: 0 to 2", version)
+        self.assertIn("written by the test-only migration step",
+                      PODMAN("exec", "postern-upgrade-next", "cat", "/var/lib/postern/postern-test-migration").stdout)
+        log = PODMAN("exec", "postern-upgrade-next", "cat", "/var/log/postern/mail.log").stdout
+        self.assertEqual(len(re.findall(r"data\.migrated.*from=1 to=2", log)), 1,
+                         "\n".join(l for l in log.splitlines() if "data." in l))
+        after = state("postern-upgrade-next")
+        self.assertEqual(after, before)
+        PODMAN("stop", "-t", "30", "postern-upgrade-next", timeout=60)
+
+        # Image N again: refuses the newer data with the one line the operator needs, touches nothing.
+        PODMAN.containers.append("postern-upgrade-back")
+        p = PODMAN("run", "--name", "postern-upgrade-back", *itl.Podman.RUN_FLAGS,
+                   *sum((["-v", v] for v in volumes), []), itl.TAG, check=False, timeout=120)
+        out = p.stdout + p.stderr
+        self.assertNotEqual(p.returncode, 0, out)
+        self.assertRegex(out, r"is format 2.*knows up to 1|format 2.*up to 1", out[-2000:])
+        print(f"image N on format-2 data: exit {p.returncode}: " + next((l for l in out.splitlines() if "format 2" in l), ""))
+        # And the data is still format 2, as N+1 left it.
+        self.assertEqual(PODMAN("run", "--rm", *itl.Podman.RUN_FLAGS, "--entrypoint", "cat", "-v", volumes[2], itl.TAG,
+                                "/var/lib/postern/postern-data-version").stdout.strip(), "2")
 
     def test_no_answers_without_terminal(self):
         name = "postern-noanswers"

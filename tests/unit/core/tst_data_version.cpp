@@ -8,6 +8,7 @@
 #include "core/data_version.h"
 
 #include <QFile>
+#include <QFileInfo>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -146,6 +147,29 @@ private slots:
         QCOMPARE(calls.size(), 3);
         // This build (format kDataFormatVersion) now refuses that folder.
         QVERIFY(!checkDataVersion(c));
+    }
+
+    // The upgrade test's step (an image carrying kTestStepMarker): one more format, a file only
+    // the migration writes, and a build without the step refuses the result.
+    void testOnlyStepUpgradesAndOlderBuildRefuses() {
+        QTemporaryDir dir;
+        const Config c = configFor(dir.path());
+        const QString file = dir.path() + QLatin1Char('/') + QLatin1String(kTestStepFileName);
+        QVERIFY(migrationSteps(false).size() + 1 == migrationSteps(true).size());
+        QCOMPARE(migrationSteps(true).last().from, kDataFormatVersion);
+        QVERIFY(QFileInfo::exists(QLatin1String(kTestStepMarker)) == (dataFormatVersion() == kDataFormatVersion + 1));
+        auto ran = migrateDataFolder(c, migrationSteps(false), kDataFormatVersion);  // "image N"
+        QVERIFY2(ran, qPrintable(ran.errorMessage()));
+        QVERIFY(!QFileInfo::exists(file));
+        ran = migrateDataFolder(c, migrationSteps(true), kDataFormatVersion + 1);  // "image N+1"
+        QVERIFY2(ran, qPrintable(ran.errorMessage()));
+        QCOMPARE(*ran, 1);
+        QCOMPARE(versionFile(c), QByteArray::number(kDataFormatVersion + 1) + '\n');
+        QVERIFY(QFileInfo::exists(file));
+        QVERIFY(checkDataVersion(c, kDataFormatVersion + 1));
+        const Status refused = checkDataVersion(c, kDataFormatVersion);  // "image N" again
+        QVERIFY(!refused);
+        QVERIFY2(refused.errorMessage().contains(QStringLiteral("format %1").arg(kDataFormatVersion + 1)), qPrintable(refused.errorMessage()));
     }
 
     void gapInTheTableStops() {
