@@ -16,6 +16,8 @@
 //           answers GET /ping with pong within 3 s, else a WARNING line (mail is
 //           then accepted unchecked or answered 451, spam.on_failure); the number of
 //           messages accepted unchecked since postern-smtpd started (its stats file).
+//           How security updates arrive (security_updates.h): automatic with the last run,
+//           by image (container), or a WARNING (stale, never run, reboot needed).
 //           Exit 1 when the supervisor is not running, a service is not running
 //           (running and disabled are fine; starting, restarting, missing, stopped, unreported fail),
 //           a disk is at the ERROR level or the certificate has expired.
@@ -23,6 +25,7 @@
 //           this build reads (core/data_version.h); exit 1 for a newer format.
 //   dkim    the DKIM key store (core/dkim_keys.h).
 #include "ctl.h"
+#include "security_updates.h"
 
 #include "common/spool/queue.h"
 
@@ -200,6 +203,8 @@ int status(CtlContext& ctx) {
     ctx.out << backupStatusLine(config, &backupWarning) << Qt::endl;  // a warning, not a failure
     bool spamWarning = false;
     ctx.out << spamStatusLine(config, ctx.configDir, &spamWarning) << Qt::endl;  // a warning, not a failure
+    bool updatesWarning = false;
+    ctx.out << securityUpdatesLine(QStringLiteral("/"), QDateTime::currentSecsSinceEpoch(), &updatesWarning) << Qt::endl;  // a warning, not a failure
     auto cert = certificateInfo(config.path(QStringLiteral("tls.cert")));
     if (cert) {
         const qint64 days = QDateTime::currentDateTimeUtc().daysTo(cert->notAfter);

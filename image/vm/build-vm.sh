@@ -11,7 +11,11 @@
 # sfdisk into a plain file -> dd the two filesystems in -> qemu-img convert -c. No loop devices,
 # no mounts.
 # Security: root's password is locked until the first-boot wizard (or the answers) sets one;
-# no SSH server is installed; the mail daemons drop to the `postern` user.
+# no SSH server is installed; the mail daemons drop to the `postern` user; Debian security
+# updates install themselves (unattended-upgrades) and a kernel among them is copied onto the ESP
+# (etc/kernel/postinst.d/zz-postern-esp), so it is the one that boots next.
+# Disk: the root partition and file system grow to the virtual disk's size at boot
+# (postern-growfs.service), so `qemu-img resize` before or between boots is all it takes.
 # Limits: root partition 4 GiB (virtual; qcow2 stores only used blocks), ESP 128 MiB; every
 # step runs under `timeout`.
 set -euo pipefail
@@ -59,14 +63,17 @@ customize() {
     chmod 0755 "$ROOTFS/etc/postern"
     echo postern >"$ROOTFS/etc/hostname"
     printf '127.0.0.1\tlocalhost\n127.0.1.1\tpostern\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$ROOTFS/etc/hosts"
+    # The ESP is mounted so that kernels installed by apt reach it (etc/kernel/postinst.d/zz-postern-esp).
+    mkdir -p "$ROOTFS/boot/efi"
     cat >"$ROOTFS/etc/fstab" <<EOF
 # <file system>     <mount point> <type> <options>          <dump> <pass>
 LABEL=$ROOT_LABEL   /             ext4   errors=remount-ro  0      1
+LABEL=ESP           /boot/efi     vfat   umask=0077,nofail,x-systemd.device-timeout=10s  0  0
 EOF
     # Root's password stays locked until first boot sets one.
     chroot "$ROOTFS" passwd -l root >/dev/null
-    chroot "$ROOTFS" systemctl enable postern.service postern-firstboot.service systemd-networkd.service \
-        systemd-resolved.service serial-getty@ttyS0.service >/dev/null 2>&1
+    chroot "$ROOTFS" systemctl enable postern.service postern-firstboot.service postern-growfs.service \
+        systemd-networkd.service systemd-resolved.service serial-getty@ttyS0.service >/dev/null 2>&1
     ln -sf ../run/systemd/resolve/stub-resolv.conf "$ROOTFS/etc/resolv.conf"
     # A machine id is made at first boot, so every VM made from this image gets its own.
     : >"$ROOTFS/etc/machine-id"

@@ -6,7 +6,10 @@ What is checked:
     file, postern-firstboot.service configures the system and succeeds, postern.service becomes
     active, and inside the container's network namespace swaks -> 25, IMAP (143, 993) and POP3 (995)
     round-trip a message;
-  - QEMU: OVMF + systemd-boot boot the compressed qcow2 (snapshot=on, never modified), the
+  - nspawn: unattended-upgrades is on (apt-config, apt-daily-upgrade.timer, posternctl status), and
+    the kernel hook copies a kernel installed by apt onto the ESP;
+  - QEMU: OVMF + systemd-boot boot the compressed qcow2 (through an overlay made 5 GiB, so the
+    root file system grows to it at boot; the image itself is never modified), the
     first boot takes its answers from a FAT seed disk labelled POSTERNSEED, and through hostfwd
     ports on 127.0.0.1 the same round trip works. Readiness = the SMTP greeting, not a TCP connect
     (slirp accepts connections before anything listens in the guest).
@@ -116,6 +119,21 @@ class VmImage(unittest.TestCase):
                                env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr + in_container("journalctl", "-b", "--no-pager").stdout[-4000:])
             print(f"nspawn round trip: {p.stdout.strip()}")
+            # Security updates install themselves: unattended-upgrades on, its timer enabled, and
+            # status says so (a fresh system: the first run comes within a day).
+            self.assertIn('APT::Periodic::Unattended-Upgrade "1";',
+                          in_container("apt-config", "dump", "APT::Periodic::Unattended-Upgrade").stdout)
+            self.assertEqual(in_container("systemctl", "is-enabled", "apt-daily-upgrade.timer").stdout.strip(), "enabled")
+            status = in_container("posternctl", "status").stdout
+            self.assertIn("security updates: automatic (unattended-upgrades)", status)
+            # A kernel installed by apt reaches the ESP: the hook, run as apt runs it, against a
+            # stand-in ESP (nspawn has no ESP to mount).
+            hook = in_container("sh", "-c", "mkdir -p /run/esp/loader/entries && : > /run/esp/loader/entries/postern.conf && "
+                                "v=$(ls /boot/vmlinuz-* | sort -V | tail -n 1) && v=${v#/boot/vmlinuz-} && "
+                                "POSTERN_ESP=/run/esp /etc/kernel/postinst.d/zz-postern-esp $v /boot/vmlinuz-$v && "
+                                "cmp /boot/vmlinuz-$v /run/esp/vmlinuz && cmp /boot/initrd.img-$v /run/esp/initrd.img && echo same")
+            self.assertEqual(hook.stdout.strip(), "same", hook.stdout + hook.stderr)
+            self.assertIn("on the ESP (boots next)", hook.stderr)
             state = in_container("systemctl", "is-system-running").stdout.strip()
             failed = in_container("systemctl", "list-units", "--failed", "--no-legend", "--plain").stdout
             print(f"nspawn system state: {state}; failed units: {failed.strip() or 'none'}")
@@ -126,12 +144,15 @@ class VmImage(unittest.TestCase):
         finally:
             kill_group(proc)
 
-    def start_qemu(self, serial, extra=()):
-        """Boots the shipped qcow2 (snapshot=on); returns (process, forwarded ports, t0)."""
+    def start_qemu(self, serial, extra=(), disk=None):
+        """Boots the shipped qcow2 (snapshot=on), or `disk` (an overlay on it); returns (process,
+        forwarded ports, t0)."""
         ports = {p: free_port() for p in (25, 143, 993, 995)}
         fwd = ",".join(f"hostfwd=tcp:127.0.0.1:{h}-:{g}" for g, h in ports.items())
+        drive = (f"file={disk},format=qcow2,if=virtio" if disk else
+                 f"file={os.path.join(OUT, 'postern-vm.qcow2')},format=qcow2,if=virtio,snapshot=on")
         args = ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-smp", "2", "-m", "1024", "-bios", OVMF,
-                "-drive", f"file={os.path.join(OUT, 'postern-vm.qcow2')},format=qcow2,if=virtio,snapshot=on", *extra,
+                "-drive", drive, *extra,
                 "-netdev", f"user,id=n,{fwd}", "-device", "virtio-net-pci,netdev=n",
                 "-serial", serial, "-display", "none", "-monitor", "none", "-no-reboot"]
         print("$ " + " ".join(args), flush=True)
@@ -158,7 +179,12 @@ class VmImage(unittest.TestCase):
         subprocess.run(["mkfs.fat", "-n", "POSTERNSEED", "-C", seed, "2048"], check=True, capture_output=True, timeout=60)
         subprocess.run(["mcopy", "-i", seed, self.answers, "::/postern-answers"], check=True, capture_output=True, timeout=60)
         serial = os.path.join(self.tmp, "serial.log")
-        proc, ports, t0 = self.start_qemu(f"file:{serial}", ["-drive", f"file={seed},format=raw,if=virtio,readonly=on"])
+        # The disk is made bigger before the first boot (as `qemu-img resize` would): the root
+        # partition and file system must grow to it at boot. An overlay keeps the image unchanged.
+        disk = os.path.join(self.tmp, "disk.qcow2")
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", os.path.join(OUT, "postern-vm.qcow2"),
+                        disk, "5G"], check=True, capture_output=True, timeout=60)
+        proc, ports, t0 = self.start_qemu(f"file:{serial}", ["-drive", f"file={seed},format=raw,if=virtio,readonly=on"], disk=disk)
 
         def serial_text():
             try:
@@ -173,6 +199,11 @@ class VmImage(unittest.TestCase):
             print(f"qemu round trip: {seen}; total {time.monotonic() - t0:.1f}s")
             text = serial_text()
             self.assertIn("postern-firstboot: answers from the seed disk", text)
+            grown = re.search(r"postern-growfs: root file system grown from (\d+) MiB to (\d+) MiB", text)
+            self.assertTrue(grown, "no growfs line on the console")
+            print(f"qemu: {grown.group(0)}")
+            self.assertLess(int(grown.group(1)), 4200)
+            self.assertGreater(int(grown.group(2)), 4800)  # 5 GiB disk minus the ESP and the tables
             self.assertNotIn(PASSWORD, text)
             self.assertRegex(text, re.compile(r"login:", re.M))
         except Exception:
