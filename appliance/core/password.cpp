@@ -164,7 +164,7 @@ bool AuthCache::check(const QString& user, const QByteArray& password, const QSt
     QMutexLocker lock(&m_mutex);
     auto it = m_entries.find(user);
     if (it == m_entries.end()) return false;
-    if (it->expiresMs < QDateTime::currentMSecsSinceEpoch() || it->stored != stored) {
+    if (it->expiresMs < now() || it->stored != stored) {
         m_entries.erase(it);
         return false;
     }
@@ -174,7 +174,7 @@ bool AuthCache::check(const QString& user, const QByteArray& password, const QSt
 void AuthCache::remember(const QString& user, const QByteArray& password, const QString& stored) {
     if (m_ttl.count() <= 0 || m_max <= 0) return;
     const QByteArray d = digest(user, password);
-    const qint64 now = QDateTime::currentMSecsSinceEpoch();
+    const qint64 now = this->now();
     QMutexLocker lock(&m_mutex);
     if (m_entries.size() >= m_max && !m_entries.contains(user)) {
         m_entries.removeIf([now](const auto& it) { return it.value().expiresMs < now; });
@@ -187,6 +187,8 @@ void AuthCache::forget(const QString& user) {
     QMutexLocker lock(&m_mutex);
     m_entries.remove(user);
 }
+
+qint64 AuthCache::now() const { return m_clock ? m_clock() : QDateTime::currentMSecsSinceEpoch(); }
 
 int AuthCache::size() const {
     QMutexLocker lock(&m_mutex);

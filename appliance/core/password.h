@@ -26,6 +26,7 @@
 #include <QMutex>
 #include <QString>
 #include <chrono>
+#include <functional>
 
 namespace postern {
 
@@ -56,6 +57,8 @@ public:
     void remember(const QString& user, const QByteArray& password, const QString& stored);
     void forget(const QString& user);
     int size() const;
+    // Milliseconds since the epoch; tests set a fake clock (the default is the system's).
+    void setClock(std::function<qint64()> clock) { m_clock = std::move(clock); }
 
 private:
     QByteArray digest(const QString& user, const QByteArray& password) const;
@@ -69,6 +72,8 @@ private:
     QByteArray m_key;
     std::chrono::milliseconds m_ttl;
     int m_max;
+    std::function<qint64()> m_clock;
+    qint64 now() const;
 };
 
 }  // namespace postern

@@ -160,6 +160,8 @@ private Q_SLOTS:
 
     void cache() {
         AuthCache c(std::chrono::milliseconds(200), 2);
+        qint64 clock = 1'000'000;
+        c.setClock([&clock] { return clock; });
         const QString stored = QStringLiteral("{ARGON2ID}stored-1");
         QVERIFY(!c.check(QStringLiteral("u@x"), "pw", stored));
         c.remember(QStringLiteral("u@x"), "pw", stored);
@@ -172,8 +174,11 @@ private Q_SLOTS:
         c.remember(QStringLiteral("a@x"), "pw", stored);
         c.remember(QStringLiteral("b@x"), "pw", stored);  // over capacity: something was evicted
         QVERIFY(c.size() <= 2);
-        QTest::qWait(250);
-        QVERIFY(!c.check(QStringLiteral("b@x"), "pw", stored));  // expired
+        QVERIFY(c.check(QStringLiteral("b@x"), "pw", stored));
+        clock += 200;  // the TTL itself: still valid
+        QVERIFY(c.check(QStringLiteral("b@x"), "pw", stored));
+        clock += 1;  // TTL + 1 ms: expired
+        QVERIFY(!c.check(QStringLiteral("b@x"), "pw", stored));
         AuthCache off(std::chrono::milliseconds(0), 100);
         off.remember(QStringLiteral("u@x"), "pw", stored);
         QVERIFY(!off.check(QStringLiteral("u@x"), "pw", stored));
