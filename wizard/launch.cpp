@@ -76,6 +76,8 @@ QString banner(Protocol p) {
             return QStringLiteral("* OK");
         case Protocol::Pop3:
             return QStringLiteral("+OK");
+        case Protocol::ManageSieve:
+            return QStringLiteral("\"IMPLEMENTATION\"");  // the first capability line (RFC 5804 1.7)
         case Protocol::Http:
             return QString();
     }
