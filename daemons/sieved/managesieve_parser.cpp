@@ -48,6 +48,7 @@ void Parser::reset() {
     m_line.clear();
     m_inLiteral = false;
     m_literalLeft = 0;
+    m_literalTotal = 0;
     m_firstLine = true;
     m_command = Command{};
     m_error.clear();
@@ -120,7 +121,9 @@ Parser::Result Parser::feed(const char* data, qsizetype size) {
             if (t < 0) return fatal(QStringLiteral("Literal too large"));
         }
         if (literalFollows) {
-            if (m_literalLeft > m_limits.maxLiteral) return fatal(QStringLiteral("Literal too large"));
+            // All literals of one command together (n > max - used: no overflow).
+            if (m_literalLeft > m_limits.maxLiteral - m_literalTotal) return fatal(QStringLiteral("Literal too large"));
+            m_literalTotal += m_literalLeft;
             m_inLiteral = m_literalLeft > 0;
             continue;
         }

@@ -30,7 +30,8 @@
 // Limits (Limits; the session takes them from the settings):
 //   maxLine      octets of one line of a command, CRLF included (literals
 //                excluded); over it: Fatal "line too long"
-//   maxLiteral   octets of one literal; over it: Fatal "literal too large"
+//   maxLiteral   octets of all literals of one command together; over it:
+//                Fatal "literal too large"
 //   maxArguments arguments of one command; over it: Error
 //   kMaxQuoted   1024 octets in a quoted string (RFC 5804 4: longer strings
 //                MUST be sent as literals); over it: Error
@@ -95,6 +96,7 @@ private:
     QByteArray m_line;         // the line being read
     bool m_inLiteral = false;  // reading the octets of a literal
     qint64 m_literalLeft = 0;
+    qint64 m_literalTotal = 0;  // octets of the literals of this command so far
     bool m_firstLine = true;   // the next line starts the command (verb)
     Command m_command;
     QString m_error;           // a syntax error found: skip to the command's end

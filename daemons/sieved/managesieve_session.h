@@ -21,8 +21,8 @@
 //
 // Limits (SessionConfig, from the sieve.* settings):
 //   maxLine               one command line, CRLF included (literals excluded)
-//   maxLiteralBeforeAuth  one literal before login (small: a SASL response)
-//   maxLiteralAfterAuth   one literal after login (a script: sieve::Limits::maxScriptBytes)
+//   maxLiteralBeforeAuth  literals of one command before login (small: a SASL response)
+//   maxLiteralAfterAuth   literals of one command after login (a script: sieve::Limits::maxScriptBytes)
 //   maxErrors             NO replies to bad commands before BYE
 //   maxCommandsBeforeAuth commands before a successful login, then BYE
 //   idleTimeoutMs, loginDeadlineMs (from connect; commands do not extend it)

@@ -11,10 +11,10 @@ void addManageSieve(QList<Setting>& out) {
                    .doc = QStringLiteral("ManageSieve: longest command line in octets incl. CRLF, literals excluded"),
                    .section = sec, .min = 256, .max = 65536};
     out << Setting{.key = QStringLiteral("sieve.max_literal_before_auth"), .type = T::Size, .defaultValue = QStringLiteral("4K"),
-                   .doc = QStringLiteral("ManageSieve: largest literal before login (a SASL response)"), .section = sec,
+                   .doc = QStringLiteral("ManageSieve: octets of the literals of one command before login (a SASL response)"), .section = sec,
                    .min = 1024, .max = 65536};
     out << Setting{.key = QStringLiteral("sieve.max_literal"), .type = T::Size, .defaultValue = QStringLiteral("1M"),
-                   .doc = QStringLiteral("ManageSieve: largest literal after login (a script; scripts are at most 1M)"),
+                   .doc = QStringLiteral("ManageSieve: octets of the literals of one command after login (a script; scripts are at most 1M)"),
                    .section = sec, .min = 1024, .max = qint64(1) << 20};
     out << Setting{.key = QStringLiteral("sieve.idle_timeout"), .type = T::Duration, .defaultValue = QStringLiteral("30m"),
                    .doc = QStringLiteral("ManageSieve: idle time before the connection is closed"), .section = sec,

@@ -2,7 +2,7 @@
 // without sockets. Every row is fed one byte at a time and in one piece; the
 // results (commands, errors, fatal errors) must be the same either way.
 // Limits at their boundaries: line (maxLine passes, +1 fatal), literal
-// (maxLiteral passes, +1 fatal), quoted string (1024 passes, 1025 error),
+// (maxLiteral passes, +1 fatal; all literals of a command together too), quoted string (1024 passes, 1025 error),
 // number (4294967295 passes, 4294967296 error), arguments (max passes, +1 error).
 #include "managesieve_parser.h"
 
@@ -98,6 +98,10 @@ private Q_SLOTS:
                                      << QStringList{"CMD CHECKSCRIPT l:" + QString(16, 'k')};
         QTest::newRow("literal max+1") << QByteArray("CHECKSCRIPT {17+}\r\n" + QByteArray(17, 'k') + "\r\n")
                                        << QStringList{"FATAL Literal too large"};
+        QTest::newRow("literals of a command max") << QByteArray("RENAMESCRIPT {10+}\r\n0123456789 {6+}\r\nabcdef\r\n")
+                                                   << QStringList{"CMD RENAMESCRIPT l:0123456789 l:abcdef"};
+        QTest::newRow("literals of a command max+1") << QByteArray("RENAMESCRIPT {10+}\r\n0123456789 {7+}\r\n")
+                                                     << QStringList{"FATAL Literal too large"};
         QTest::newRow("literal huge") << QByteArray("CHECKSCRIPT {99999999999999999999}\r\n") << QStringList{"FATAL Literal too large"};
         QTest::newRow("skipped literal over limit") << QByteArray("BAD! {17}\r\n") << QStringList{"FATAL Literal too large"};
     }

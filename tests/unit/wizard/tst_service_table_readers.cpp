@@ -58,14 +58,24 @@ private Q_SLOTS:
                                                                     "_imaps._tcp 0 1 993 mail.example.org.",
                                                                     "_imap._tcp 5 1 143 mail.example.org.",
                                                                     "_pop3s._tcp 10 1 995 mail.example.org.",
-                                                                    "_pop3._tcp 15 1 110 mail.example.org."};
+                                                                    "_pop3._tcp 15 1 110 mail.example.org.",
+                                                                    "_sieve._tcp 0 1 4190 mail.example.org."};
         QTest::newRow("no pop3") << QList<int>{int(ListenerMode::Pop3), int(ListenerMode::Pop3s)}
                                  << QStringList{"_submissions._tcp 0 1 465 mail.example.org.",
                                                 "_submission._tcp 5 1 587 mail.example.org.",
                                                 "_imaps._tcp 0 1 993 mail.example.org.",
                                                 "_imap._tcp 5 1 143 mail.example.org.",
                                                 "_pop3s._tcp 0 0 0 .",
-                                                "_pop3._tcp 0 0 0 ."};
+                                                "_pop3._tcp 0 0 0 .",
+                                                "_sieve._tcp 0 1 4190 mail.example.org."};
+        QTest::newRow("no managesieve") << QList<int>{int(ListenerMode::ManageSieve)}
+                                        << QStringList{"_submissions._tcp 0 1 465 mail.example.org.",
+                                                       "_submission._tcp 5 1 587 mail.example.org.",
+                                                       "_imaps._tcp 0 1 993 mail.example.org.",
+                                                       "_imap._tcp 5 1 143 mail.example.org.",
+                                                       "_pop3s._tcp 10 1 995 mail.example.org.",
+                                                       "_pop3._tcp 15 1 110 mail.example.org.",
+                                                       "_sieve._tcp 0 0 0 ."};
     }
     void srvRecords() {
         QFETCH(QList<int>, notOffered);
