@@ -117,7 +117,7 @@ private Q_SLOTS:
         for (const firewall::ConfiguredPort& p : firewall::configuredPorts(c))
             seen << QStringLiteral("%1:%2").arg(p.service).arg(p.port);
         QCOMPARE(seen, QStringList({"smtp:2525", "submissions:465", "imaps:993", "pop3:110", "pop3s:995", "http:80",
-                                    "https:443"}));
+                                    "https:443", "sieve:4190"}));
         // Rules written with service names resolve through the table (and the system's aliases).
         QCOMPARE(firewall::servicePort(QStringLiteral("submissions")), 465);
         QCOMPARE(firewall::servicePort(QStringLiteral("smtps")), 465);
@@ -136,7 +136,7 @@ private Q_SLOTS:
         QCOMPARE(rows,
                  QStringList({"redis-server[] if spam.enabled engine", "rspamd[] if spam.enabled engine", "postern-smtpd[smtp.listen,submission.listen,submissions.listen]",
                               "postern-imapd[imap.listen,imaps.listen]", "postern-pop3d[pop3.listen,pop3s.listen]",
-                              "postern-queued[] always", "postern-webd[http.listen,https.listen]"}));
+                              "postern-sieved[sieve.listen]", "postern-queued[] always", "postern-webd[http.listen,https.listen]"}));
     }
 
     void webAutoconfig() {
