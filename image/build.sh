@@ -117,7 +117,7 @@ Run the container (first start asks the wizard's questions because of -it; later
   podman load -i $OUT/postern-container.oci.tar
   podman run -it --name postern -h mail.example.org \\
     -v postern-etc:/etc/postern -v postern-data:/var/lib/postern -v postern-log:/var/log/postern \\
-    -p 25:25 -p 465:465 -p 587:587 -p 143:143 -p 993:993 -p 110:110 -p 995:995 -p 80:80 -p 443:443 \\
+    -p 25:25 -p 465:465 -p 587:587 -p 143:143 -p 993:993 -p 110:110 -p 995:995 -p 4190:4190 -p 80:80 -p 443:443 \\
     $TAG
   (docker: docker load -i $OUT/postern-container.docker.tar, then the same run line with docker)
   Without a terminal, answer with environment variables instead of -it:

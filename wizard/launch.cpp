@@ -76,6 +76,8 @@ QString banner(Protocol p) {
             return QStringLiteral("* OK");
         case Protocol::Pop3:
             return QStringLiteral("+OK");
+        case Protocol::ManageSieve:
+            return QStringLiteral("\"IMPLEMENTATION\"");  // the first capability line (RFC 5804 1.7)
         case Protocol::Http:
             return QString();
     }
@@ -182,6 +184,10 @@ void sayClientSettings(Console& con, const QString& host) {
                         : QStringLiteral(" port %1, STARTTLS").arg(starttls->standardPort);
         con.say(line);
     }
+    const ListenerInfo& sieve = listenerInfo(ListenerMode::ManageSieve);
+    con.say(QStringLiteral("  Mail filters (%1, RFC 5804): %2 port %3, STARTTLS (Thunderbird add-on, Roundcube, sieve-connect)")
+                .arg(sieve.title, host)
+                .arg(sieve.standardPort));
     con.say(QStringLiteral("  User name: the full e-mail address; password: as set"));
     con.say(QStringLiteral("  (ports above are the standard ones; this instance listens where shown in the table)"));
 }

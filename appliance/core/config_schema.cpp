@@ -43,6 +43,7 @@ Schema::Schema() {
     settings::addOutbound(m_settings);
     settings::addImap(m_settings);
     settings::addPop3(m_settings);
+    settings::addManageSieve(m_settings);
     settings::addWeb(m_settings);
     settings::addBackup(m_settings);
     settings::addSpam(m_settings);

@@ -93,6 +93,7 @@ void addSmtp(QList<Setting>& out);
 void addOutbound(QList<Setting>& out);
 void addImap(QList<Setting>& out);
 void addPop3(QList<Setting>& out);
+void addManageSieve(QList<Setting>& out);
 void addWeb(QList<Setting>& out);
 void addBackup(QList<Setting>& out);
 void addSpam(QList<Setting>& out);

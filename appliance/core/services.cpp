@@ -19,6 +19,7 @@ QString s(const char* text) {
 // clang-format off
 QList<ListenerInfo> makeListenerTable() {
     const QString smtpd = s("postern-smtpd"), imapd = s("postern-imapd"), pop3d = s("postern-pop3d"), webd = s("postern-webd");
+    const QString sieved = s("postern-sieved");
     return {
         // mode          name            proto    port  demo  tls    program  client          SRV owner              prio title
         {L::Mx,          s("smtp"),        P::Smtp, 25,  2525, false, smtpd, C::None,     {},                      -1, s("SMTP (MX)"),
@@ -39,6 +40,8 @@ QList<ListenerInfo> makeListenerTable() {
          s("HTTP: ACME challenges, MTA-STS and autoconfig, redirects to HTTPS"), {}},
         {L::Https,       s("https"),       P::Http, 443, 8443, true,  webd,  C::None,     {},                      -1, s("HTTPS"),
          s("HTTPS: MTA-STS policy, autoconfig, autodiscover, health, metrics"), {}},
+        {L::ManageSieve, s("sieve"),     P::ManageSieve, 4190, 14190, false, sieved, C::None, s("_sieve._tcp"),   0,  s("ManageSieve"),
+         s("ManageSieve (RFC 5804): users edit their Sieve mail filters; STARTTLS, then AUTHENTICATE"), {}},
     };
 }
 // clang-format on
@@ -53,6 +56,7 @@ QList<ServiceInfo> makeServiceTable() {
         {s("postern-smtpd"), s("Postern SMTP daemon: MX (smtp.listen), submission, submissions."), false},
         {s("postern-imapd"), s("Postern IMAP daemon: imap.listen (STARTTLS) and imaps.listen (implicit TLS)."), false},
         {s("postern-pop3d"), s("Postern POP3 daemon: pop3.listen (STLS) and pop3s.listen (implicit TLS)."), false},
+        {s("postern-sieved"), s("Postern ManageSieve daemon: sieve.listen (STARTTLS), users' Sieve scripts."), false},
         {s("postern-queued"),
          s("Postern queue runner: delivers queued mail to other domains' MX hosts or the smarthost."), true},
         {s("postern-webd"),
@@ -72,6 +76,8 @@ QString toString(Protocol p) {
             return QStringLiteral("pop3");
         case Protocol::Http:
             return QStringLiteral("http");
+        case Protocol::ManageSieve:
+            return QStringLiteral("managesieve");
     }
     return {};
 }

@@ -34,7 +34,7 @@
 // same table.
 //
 // Security: constant data. Limits: none. Standards: RFC 6186 and RFC 8314
-// (SRV names and priorities), RFC 6335 (service names), RFC 6409 (submission).
+// (SRV names and priorities), RFC 5804 (ManageSieve, _sieve._tcp), RFC 6335 (service names), RFC 6409 (submission).
 #pragma once
 
 #include <QList>
@@ -44,10 +44,10 @@
 namespace postern {
 
 // What a listener is for. Policy reads the mode, never the port.
-enum class ListenerMode { Mx, Submission, Submissions, Imap, Imaps, Pop3, Pop3s, Http, Https };
+enum class ListenerMode { Mx, Submission, Submissions, Imap, Imaps, Pop3, Pop3s, Http, Https, ManageSieve };
 
-enum class Protocol { Smtp, Imap, Pop3, Http };
-QString toString(Protocol p);  // "smtp", "imap", "pop3", "http"
+enum class Protocol { Smtp, Imap, Pop3, Http, ManageSieve };
+QString toString(Protocol p);  // "smtp", "imap", "pop3", "http", "managesieve"
 
 // Who connects: other mail servers / web clients (None), or mail clients reading or sending.
 enum class ClientRole { None, Incoming, Outgoing };

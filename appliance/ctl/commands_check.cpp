@@ -247,6 +247,50 @@ Outcome checkPop3(const ListenerInfo& listener, const QString& host, quint16 por
     return o;
 }
 
+// ManageSieve (RFC 5804): capabilities up to OK, STARTTLS before any login, then
+// AUTHENTICATE PLAIN with an initial response.
+Outcome checkManageSieve(const ListenerInfo& listener, const QString& host, quint16 port, const QString& hostname,
+                         const QString& user, const QByteArray& password) {
+    Outcome o;
+    Client c;
+    QString err;
+    if (!c.connect(host, port, listener.implicitTls, &err))
+        return o.fail << QStringLiteral("cannot connect: %1 (is the daemon running? posternctl status)").arg(err), o;
+    // The capability lines, then OK / NO / BYE; at most 32 lines.
+    auto capabilities = [&c](QByteArray* last) {
+        QByteArrayList caps;
+        for (int i = 0; i < 32; ++i) {
+            const QByteArray l = c.line();
+            if (l.isEmpty() || l.startsWith("OK") || l.startsWith("NO") || l.startsWith("BYE")) {
+                *last = l;
+                break;
+            }
+            caps << l;
+        }
+        return caps.join(' ');
+    };
+    QByteArray last;
+    QByteArray caps = capabilities(&last);
+    if (!last.startsWith("OK")) return o.fail << QStringLiteral("no capabilities and OK greeting"), o;
+    o.ok << QStringLiteral("greeting");
+    if (!listener.implicitTls) {
+        if (caps.contains("\"SASL\" \"PLAIN")) o.fail << QStringLiteral("AUTHENTICATE offered before TLS (passwords could travel in clear)");
+        c.send("STARTTLS");
+        if (!c.line().startsWith("OK") || !c.startTls(&err)) return o.fail << QStringLiteral("STARTTLS failed %1").arg(err), o;
+        caps = capabilities(&last);  // RFC 5804 2.2: sent again after TLS
+        if (!last.startsWith("OK")) return o.fail << QStringLiteral("no capabilities after STARTTLS"), o;
+    }
+    checkCertificate(c.socket(), hostname, &o);
+    if (!user.isEmpty()) {
+        const QByteArray b64 = (QByteArray(1, '\0') + user.toUtf8() + QByteArray(1, '\0') + password).toBase64();
+        c.send("AUTHENTICATE \"PLAIN\" \"" + b64 + '"');
+        if (c.line().startsWith("OK")) o.ok << QStringLiteral("login as %1").arg(user);
+        else o.fail << QStringLiteral("login as %1 failed").arg(user);
+    }
+    c.send("LOGOUT");
+    return o;
+}
+
 Outcome checkHttps(const QString& host, quint16 port, const QString& hostname) {
     Outcome o;
     Client c;
@@ -267,6 +311,7 @@ bool checkListener(const ListenerInfo& l, const QString& host, quint16 port, con
         case Protocol::Smtp: *o = checkSmtp(l, host, port, hostname, user, password); return true;
         case Protocol::Imap: *o = checkImap(l, host, port, hostname, user, password); return true;
         case Protocol::Pop3: *o = checkPop3(l, host, port, hostname, user, password); return true;
+        case Protocol::ManageSieve: *o = checkManageSieve(l, host, port, hostname, user, password); return true;
         case Protocol::Http:
             if (!l.implicitTls) return false;
             *o = checkHttps(host, port, hostname);

@@ -72,7 +72,9 @@ QList<Record> buildRecords(const HostFacts& f) {
     for (const ListenerInfo& l : std::as_const(srvRows)) {
         if (!f.notOffered.contains(l.mode))
             add(l.srvService, QStringLiteral("SRV"), l.srvPriority, QStringLiteral("1 %1 %2").arg(l.standardPort).arg(hostFqdn),
-                QStringLiteral("Recommended"), QStringLiteral("Lets mail clients find %1 by themselves (RFC 6186)").arg(l.title));
+                QStringLiteral("Recommended"), QStringLiteral("Lets mail clients find %1 by themselves (%2)")
+                                                  .arg(l.title, l.protocol == Protocol::ManageSieve ? QStringLiteral("RFC 5804")
+                                                                                                    : QStringLiteral("RFC 6186")));
         else
             add(l.srvService, QStringLiteral("SRV"), 0, QStringLiteral("0 0 ."), QStringLiteral("Optional"),
                 QStringLiteral("%1 is not offered here (target \".\")").arg(l.title));

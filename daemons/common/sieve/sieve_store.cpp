@@ -8,7 +8,9 @@
 #include <QFile>
 
 #include <sys/stat.h>
+#include <unistd.h>
 #include <cerrno>
+#include <cstring>
 
 namespace postern::sieve {
 
@@ -92,15 +94,10 @@ Status putScript(const QString& mailDir, const QString& address, const QString& 
     if (auto st = checkName(name); !st) return st;
     auto dir = checkedDir(mailDir, address);
     if (!dir) return dir.error();
+    if (auto st = checkSpace(mailDir, address, name, source.size()); !st) return st;
     if (auto compiled = compile(source); !compiled)
         return Status::fail(QStringLiteral("%1: %2").arg(name, compiled.errorMessage()));
     const QString path = scriptPath(*dir, name);
-    if (!QFileInfo::exists(path)) {
-        auto list = listScripts(mailDir, address);
-        if (list && list->size() >= kMaxScriptsPerUser)
-            return Status::fail(
-                QStringLiteral("%1 already has %2 scripts (the limit)").arg(address).arg(kMaxScriptsPerUser));
-    }
     if (auto st = ensureDirectory(*dir, 0700); !st) return st;
     return writeFileAtomic(path, source, 0600);
 }
@@ -129,8 +126,51 @@ Status deleteScript(const QString& mailDir, const QString& address, const QStrin
         return Status::fail(QStringLiteral("no script '%1' for %2").arg(name, address), ENOENT);
     auto active = activeScriptName(mailDir, address);
     if (active && *active == name)
-        return Status::fail(QStringLiteral("'%1' is the active script; deactivate it first").arg(name));
+        return Status::fail(QStringLiteral("'%1' is the active script; deactivate it first").arg(name), EBUSY);
     if (auto st = removeFile(path); !st) return st;
+    return syncDirectory(*dir);
+}
+
+Status checkSpace(const QString& mailDir, const QString& address, const QString& name, qint64 size) {
+    if (auto st = checkName(name); !st) return st;
+    const qint64 max = Limits{}.maxScriptBytes;
+    if (size < 0 || size > max)
+        return Status::fail(QStringLiteral("%1: larger than %2 bytes (the limit)").arg(name).arg(max), EFBIG);
+    auto dir = checkedDir(mailDir, address);
+    if (!dir) return dir.error();
+    if (QFileInfo::exists(scriptPath(*dir, name))) return {};  // replacing: the count stays
+    auto list = listScripts(mailDir, address);
+    if (!list) return list.error();
+    if (list->size() >= kMaxScriptsPerUser)
+        return Status::fail(QStringLiteral("%1 already has %2 scripts (the limit)").arg(address).arg(kMaxScriptsPerUser),
+                            EDQUOT);
+    return {};
+}
+
+Status renameScript(const QString& mailDir, const QString& address, const QString& oldName, const QString& newName) {
+    if (auto st = checkName(oldName); !st) return st;
+    if (auto st = checkName(newName); !st) return st;
+    auto dir = checkedDir(mailDir, address);
+    if (!dir) return dir.error();
+    const QString from = scriptPath(*dir, oldName), to = scriptPath(*dir, newName);
+    if (!QFileInfo::exists(from))
+        return Status::fail(QStringLiteral("no script '%1' for %2").arg(oldName, address), ENOENT);
+    if (oldName == newName) return {};
+    // link(2) refuses an existing target atomically; the old name goes only after the
+    // active pointer names the new one, so delivery never sees a missing active script.
+    if (::link(QFile::encodeName(from).constData(), QFile::encodeName(to).constData()) != 0) {
+        const int e = errno;
+        if (e == EEXIST) return Status::fail(QStringLiteral("a script '%1' exists already").arg(newName), EEXIST);
+        return Status::fail(QStringLiteral("%1: %2").arg(to, QString::fromLocal8Bit(strerror(e))), e);
+    }
+    auto active = activeScriptName(mailDir, address);
+    if (active && *active == oldName) {
+        if (auto st = activateScript(mailDir, address, newName); !st) {
+            (void)removeFile(to);
+            return st;
+        }
+    }
+    if (auto st = removeFile(from); !st) return st;
     return syncDirectory(*dir);
 }
 

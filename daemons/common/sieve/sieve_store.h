@@ -15,6 +15,15 @@
 //       error has line:column); deleteScript refuses the active script (like
 //       ManageSieve DELETESCRIPT, RFC 5804 2.10). Every write goes through
 //       core/atomic_file (temp file, fsync, rename), mode 0600.
+//   checkSpace(mailDir, address, name, size)   the quota (ManageSieve HAVESPACE,
+//       and the same check putScript makes): a script at most
+//       Limits::maxScriptBytes, at most kMaxScriptsPerUser scripts (replacing an
+//       existing name does not count twice).
+//   renameScript(old, new)   the script keeps being active when it was
+//       (RFC 5804 2.11.1); refused when `new` exists.
+//   Error codes (Error::code) so callers can name the reason (ManageSieve
+//   response codes): ENOENT no such script, EEXIST the new name exists, EBUSY it
+//   is the active script, EFBIG too large, EDQUOT too many scripts.
 //   ScriptCache::active(mailDir, address)
 //       the user's active script, compiled; compiled again only when the file's
 //       (device, inode, size, mtime) changed. Thread-safe (delivery workers).
@@ -61,6 +70,8 @@ Status putScript(const QString& mailDir, const QString& address, const QString& 
 Status activateScript(const QString& mailDir, const QString& address, const QString& name);
 Status deactivateScripts(const QString& mailDir, const QString& address);
 Status deleteScript(const QString& mailDir, const QString& address, const QString& name);
+Status renameScript(const QString& mailDir, const QString& address, const QString& oldName, const QString& newName);
+Status checkSpace(const QString& mailDir, const QString& address, const QString& name, qint64 size);
 // Empty when no script is active.
 Result<QString> activeScriptName(const QString& mailDir, const QString& address);
 

@@ -65,7 +65,7 @@ class Check(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.inst = Instance(domain="example.test")
-        for program in ("postern-smtpd", "postern-imapd", "postern-pop3d", "postern-webd"):
+        for program in ("postern-smtpd", "postern-imapd", "postern-pop3d", "postern-sieved", "postern-webd"):
             cls.inst.start(program)
         cls.pw = os.path.join(cls.inst.root, "pw")
         with open(cls.pw, "w") as f:
@@ -83,10 +83,10 @@ class Check(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         out = p.stdout
         self.assertIn("all listeners ok", out)
-        for name in ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "https"):
+        for name in ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "https", "sieve"):
             self.assertRegex(out, rf"(?m)^ok    {name}\s")
         self.assertIn("refuses to relay (5", out)
-        self.assertEqual(out.count("login as alice@example.test"), 6)  # 2 SMTP + 2 IMAP + 2 POP3
+        self.assertEqual(out.count("login as alice@example.test"), 7)  # 2 SMTP + 2 IMAP + 2 POP3 + ManageSieve
         self.assertIn("certificate for mail.example.test valid", out)
         self.assertIn("warn: certificate is not from a trusted CA", out)  # the test certificate is self-signed
         self.assertNotIn("alice-password-1", out)

@@ -31,7 +31,7 @@ from postern_testlib import Instance, bin_path, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NOBODY = 65534
-DAEMONS = ("postern-smtpd", "postern-imapd", "postern-pop3d", "postern-queued", "postern-webd")
+DAEMONS = ("postern-smtpd", "postern-imapd", "postern-pop3d", "postern-sieved", "postern-queued", "postern-webd")
 
 
 def snapshot(path):

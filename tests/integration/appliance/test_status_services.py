@@ -13,7 +13,7 @@ import unittest
 
 from postern_testlib import Instance, bin_path, wait_for
 
-PROGRAMS = ("postern-smtpd", "postern-imapd", "postern-pop3d", "postern-queued", "postern-webd")
+PROGRAMS = ("postern-smtpd", "postern-imapd", "postern-pop3d", "postern-sieved", "postern-queued", "postern-webd")
 
 
 class StatusServices(unittest.TestCase):

@@ -42,7 +42,7 @@ class Supervisor(unittest.TestCase):
 
     def start(self):
         info = self.inst.start("postern-appliance", env=self.env)
-        self.assertEqual(set(info["listeners"]), {"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s"})
+        self.assertEqual(set(info["listeners"]), {"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "sieve"})
         return info
 
     def test_start_restart_reload_stop(self):

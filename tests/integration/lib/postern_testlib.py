@@ -105,7 +105,7 @@ class Instance:
     Argon2 parameters so tests stay fast (the cost is a setting).
     """
 
-    LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http", "https")
+    LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http", "https", "sieve")
 
     def __init__(self, domain="example.test", hostname=None, conf=None, users=None, root=None):
         self.root = root or tempfile.mkdtemp(prefix="postern-test-")

@@ -348,7 +348,7 @@ class Wizard(unittest.TestCase):
             # The wizard's own progress and summary only: the daemons' log lines (and the
             # supervisor's) stay in mail.log, which the summary names.
             self.assertNotRegex(out, r"postern-[a-z0-9]+\[\d+\]: (debug|info|warning|error) ")
-            self.assertRegex(out, r"\n  running after [0-9.]+ s: postern-smtpd, postern-imapd, postern-pop3d, postern-queued, postern-webd\n")
+            self.assertRegex(out, r"\n  running after [0-9.]+ s: postern-smtpd, postern-imapd, postern-pop3d, postern-sieved, postern-queued, postern-webd\n")
             log = os.path.join(self.cfg, "data", "log", "mail.log")
             self.assertIn(f"The daemons log to {os.path.dirname(log)}/mail.log", out)
             with open(log) as f:

@@ -52,6 +52,9 @@ private Q_SLOTS:
         QTest::newRow("https") << int(M::Https) << "https"
                                << "http" << 443 << 8443 << true << "postern-webd"
                                << "" << -1;
+        QTest::newRow("sieve") << int(M::ManageSieve) << "sieve"
+                               << "managesieve" << 4190 << 14190 << false << "postern-sieved"
+                               << "_sieve._tcp" << 0;
     }
     void rows() {
         QFETCH(int, mode);
@@ -97,7 +100,7 @@ private Q_SLOTS:
             QCOMPARE(l.srvService.isEmpty(), l.srvPriority < 0);
         }
         QCOMPARE(listenerNames(),
-                 QStringList({"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http", "https"}));
+                 QStringList({"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http", "https", "sieve"}));
         for (const ServiceInfo& s : services()) {
             // A program without listeners must say it runs anyway, or it would never start.
             QCOMPARE(listenersOf(s.program).isEmpty(), s.withoutListeners);
@@ -106,7 +109,7 @@ private Q_SLOTS:
         QStringList programs;
         for (const ServiceInfo& s : services()) programs << s.program;
         QCOMPARE(programs,
-                 QStringList({"redis-server", "rspamd", "postern-smtpd", "postern-imapd", "postern-pop3d", "postern-queued", "postern-webd"}));
+                 QStringList({"redis-server", "rspamd", "postern-smtpd", "postern-imapd", "postern-pop3d", "postern-sieved", "postern-queued", "postern-webd"}));
         for (const ServiceInfo& s : services())  // the engines run only with the spam filter, and have no listeners
             QCOMPARE(s.engine, s.enabledBy == u"spam.enabled");
         QCOMPARE(findListener(QStringLiteral("nope")), nullptr);

@@ -1,6 +1,6 @@
 // tst_firewall_golden.cpp — golden-file tests on rulesets captured with the real
 // tools (data/<case>/, made by data/capture.sh): for each capture the status
-// report, the plan that opens the nine default mail ports and the removal plan
+// report, the plan that opens the ten default ports and the removal plan
 // must equal data/<case>/expected.txt. POSTERN_UPDATE_GOLDEN=1 rewrites the
 // expected files (review the diff by hand before committing).
 #include "detect.h"
@@ -68,7 +68,7 @@ private Q_SLOTS:
         const QJsonObject o = statusJson(report);
         QCOMPARE(o.value(u"backends").toArray().first().toString(), QStringLiteral("nftables"));
         const QJsonArray ports = o.value(u"ports").toArray();
-        QCOMPARE(ports.size(), 18);  // nine ports, two families
+        QCOMPARE(ports.size(), 20);  // ten ports, two families
         int open = 0;
         for (const QJsonValue& p : ports) open += p.toObject().value(u"status").toString() == u"open";
         QCOMPARE(open, 4);  // 80 and 443, IPv4 and IPv6

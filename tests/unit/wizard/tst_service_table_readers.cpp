@@ -58,14 +58,24 @@ private Q_SLOTS:
                                                                     "_imaps._tcp 0 1 993 mail.example.org.",
                                                                     "_imap._tcp 5 1 143 mail.example.org.",
                                                                     "_pop3s._tcp 10 1 995 mail.example.org.",
-                                                                    "_pop3._tcp 15 1 110 mail.example.org."};
+                                                                    "_pop3._tcp 15 1 110 mail.example.org.",
+                                                                    "_sieve._tcp 0 1 4190 mail.example.org."};
         QTest::newRow("no pop3") << QList<int>{int(ListenerMode::Pop3), int(ListenerMode::Pop3s)}
                                  << QStringList{"_submissions._tcp 0 1 465 mail.example.org.",
                                                 "_submission._tcp 5 1 587 mail.example.org.",
                                                 "_imaps._tcp 0 1 993 mail.example.org.",
                                                 "_imap._tcp 5 1 143 mail.example.org.",
                                                 "_pop3s._tcp 0 0 0 .",
-                                                "_pop3._tcp 0 0 0 ."};
+                                                "_pop3._tcp 0 0 0 .",
+                                                "_sieve._tcp 0 1 4190 mail.example.org."};
+        QTest::newRow("no managesieve") << QList<int>{int(ListenerMode::ManageSieve)}
+                                        << QStringList{"_submissions._tcp 0 1 465 mail.example.org.",
+                                                       "_submission._tcp 5 1 587 mail.example.org.",
+                                                       "_imaps._tcp 0 1 993 mail.example.org.",
+                                                       "_imap._tcp 5 1 143 mail.example.org.",
+                                                       "_pop3s._tcp 10 1 995 mail.example.org.",
+                                                       "_pop3._tcp 15 1 110 mail.example.org.",
+                                                       "_sieve._tcp 0 0 0 ."};
     }
     void srvRecords() {
         QFETCH(QList<int>, notOffered);
@@ -107,7 +117,7 @@ private Q_SLOTS:
         for (const firewall::ConfiguredPort& p : firewall::configuredPorts(c))
             seen << QStringLiteral("%1:%2").arg(p.service).arg(p.port);
         QCOMPARE(seen, QStringList({"smtp:2525", "submissions:465", "imaps:993", "pop3:110", "pop3s:995", "http:80",
-                                    "https:443"}));
+                                    "https:443", "sieve:4190"}));
         // Rules written with service names resolve through the table (and the system's aliases).
         QCOMPARE(firewall::servicePort(QStringLiteral("submissions")), 465);
         QCOMPARE(firewall::servicePort(QStringLiteral("smtps")), 465);
@@ -126,7 +136,7 @@ private Q_SLOTS:
         QCOMPARE(rows,
                  QStringList({"redis-server[] if spam.enabled engine", "rspamd[] if spam.enabled engine", "postern-smtpd[smtp.listen,submission.listen,submissions.listen]",
                               "postern-imapd[imap.listen,imaps.listen]", "postern-pop3d[pop3.listen,pop3s.listen]",
-                              "postern-queued[] always", "postern-webd[http.listen,https.listen]"}));
+                              "postern-sieved[sieve.listen]", "postern-queued[] always", "postern-webd[http.listen,https.listen]"}));
     }
 
     void webAutoconfig() {
