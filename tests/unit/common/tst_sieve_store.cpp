@@ -23,6 +23,8 @@ QString describePlan(const Plan& p) {
         out << (c.folder.isEmpty() ? QStringLiteral("INBOX") : c.folder.join(u'/')) +
                    (c.flags.isEmpty() ? QString() : u':' + c.flags);
     if (p.reject) out << QStringLiteral("reject(%1)").arg(p.rejectReason);
+    for (const Plan::Redirect& r : p.redirects) out << QStringLiteral("redirect(%1%2)").arg(r.address, r.copy ? QStringLiteral(",copy") : QString());
+    if (p.vacation) out << QStringLiteral("vacation(%1)").arg(p.vacation->to);
     return out.join(u' ');
 }
 }  // namespace
@@ -38,6 +40,8 @@ private slots:
     void plans_data();
     void plans();
     void bodyTestReadsTheBodyRange();
+    void redirectLoopLimit_data();
+    void redirectLoopLimit();
     void errorNoticeOncePerVersion();
 };
 
@@ -168,10 +172,13 @@ void TestSieveStore::plans_data() {
         << "";
     QTest::newRow("reject") << QByteArray("require \"reject\"; reject \"no thanks\";") << "reject(no thanks)"
                             << "";
-    QTest::newRow("redirect not done: kept") << QByteArray("redirect \"x@example.org\";") << "INBOX"
-                                             << "kept in INBOX instead of the redirect";
-    QTest::newRow("redirect :copy") << QByteArray("require \"copy\"; redirect :copy \"x@example.org\";") << "INBOX"
-                                    << "redirect to x@example.org is not carried out yet";
+    QTest::newRow("redirect") << QByteArray("redirect \"x@example.org\";") << "redirect(x@example.org)"
+                              << "";
+    QTest::newRow("redirect :copy") << QByteArray("require \"copy\"; redirect :copy \"x@example.org\";")
+                                    << "INBOX redirect(x@example.org,copy)"
+                                    << "";
+    QTest::newRow("vacation") << QByteArray("require \"vacation\"; vacation \"away\";") << "INBOX"
+                              << "vacation: no reply (the user's address is not in To/Cc)";
     QTest::newRow("runtime error keeps") << QByteArray(
                                                 "require [\"reject\",\"fileinto\"]; fileinto \"Work\"; reject \"x\";")
                                          << "INBOX"
@@ -213,6 +220,40 @@ void TestSieveStore::plans() {
     if (QTest::currentDataTag() == QLatin1String("compile error keeps"))
         QCOMPARE(p.error,
                  QStringLiteral("script main does not compile: 1:5: expected ';' or '{', found end of script"));
+}
+
+// Loop protection (sieve_delivery.h): at most kMaxForwardHops Delivered-To/X-Loop fields,
+// and never through the same mailbox twice; otherwise the message is kept, not redirected.
+void TestSieveStore::redirectLoopLimit_data() {
+    QTest::addColumn<QByteArray>("trace");
+    QTest::addColumn<QString>("expected");
+    auto hops = [](int n, const char* name) {
+        QByteArray t;
+        for (int i = 0; i < n; ++i) t += QByteArray(name) + ": hop" + QByteArray::number(i) + "@example.net\r\n";
+        return t;
+    };
+    QTest::newRow("no trace") << QByteArray() << "redirect(x@example.org)";
+    QTest::newRow("limit Delivered-To") << hops(kMaxForwardHops, "Delivered-To") << "redirect(x@example.org)";
+    QTest::newRow("limit+1 Delivered-To") << hops(kMaxForwardHops + 1, "Delivered-To") << "INBOX";
+    QTest::newRow("limit+1 X-Loop") << hops(kMaxForwardHops + 1, "X-Loop") << "INBOX";
+    QTest::newRow("mixed at limit") << hops(5, "X-Loop") + hops(5, "Delivered-To") << "redirect(x@example.org)";
+    QTest::newRow("been here") << QByteArray("Delivered-To: Alice@Example.test\r\n") << "INBOX";
+}
+
+void TestSieveStore::redirectLoopLimit() {
+    QFETCH(QByteArray, trace);
+    QFETCH(QString, expected);
+    QTemporaryDir dir;
+    QVERIFY(putScript(dir.path(), kUser, QStringLiteral("r"), "redirect \"x@example.org\";").ok());
+    QVERIFY(activateScript(dir.path(), kUser, QStringLiteral("r")).ok());
+    PlanInput in;
+    in.header = trace + "From: a@example.org\r\nSubject: hi\r\n";
+    in.envelopeFrom = QStringLiteral("a@example.org");
+    in.envelopeTo = kUser;
+    ScriptCache cache;
+    const Plan p = planDelivery(dir.path(), kUser, in, cache);
+    QCOMPARE(describePlan(p), expected);
+    if (expected == u"INBOX") QVERIFY2(p.notes.join(u'|').contains(QStringLiteral("redirect to x@example.org not done")), qPrintable(p.notes.join(u'|')));
 }
 
 void TestSieveStore::bodyTestReadsTheBodyRange() {
