@@ -9,6 +9,7 @@
 #include <QMessageAuthenticationCode>
 #include <QRandomGenerator>
 
+#include <array>
 #include <cerrno>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -120,9 +121,9 @@ Result<QByteArray> loadOrCreateSrsKey(const QString& configDir, const QString& o
     if (auto key = readKey(); key || key.error().code != ENOENT) return key;
     // Not there yet: made here, once. A temporary file, then link(): exclusive, so two
     // daemons starting at the same time end up with the same key.
-    QByteArray key(kSrsKeyBytes, Qt::Uninitialized);
-    QRandomGenerator::system()->generate(reinterpret_cast<quint32*>(key.data()),
-                                         reinterpret_cast<quint32*>(key.data() + key.size()));
+    std::array<quint32, kSrsKeyBytes / 4> words{};
+    QRandomGenerator::system()->generate(words.begin(), words.end());
+    const QByteArray key(reinterpret_cast<const char*>(words.data()), kSrsKeyBytes);
     const QString tmp = QStringLiteral("%1/.srs.key.%2.tmp").arg(configDir).arg(::getpid());
     const QByteArray tmpName = QFile::encodeName(tmp);
     ::unlink(tmpName.constData());

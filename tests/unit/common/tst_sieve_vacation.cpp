@@ -129,6 +129,11 @@ void TestSieveVacation::reply() {
     const mail::Header h2 = mail::parseHeader(buildReply(a, f, QStringLiteral("bob@example.test"), now).message);
     QCOMPARE(mail::decodeHeaderText(h2.value("subject")), a.subject);
     QCOMPARE(h2.value("from"), QByteArray("Bob Builder <bob@example.test>"));
+    // kMaxSubjectChars: a subject of that length is kept, a longer one cut.
+    a.subject = QString(kMaxSubjectChars, u'a');
+    QCOMPARE(mail::parseHeader(buildReply(a, f, QStringLiteral("bob@example.test"), now).message).value("subject").size(), kMaxSubjectChars);
+    a.subject = QString(kMaxSubjectChars + 1, u'a');
+    QCOMPARE(mail::parseHeader(buildReply(a, f, QStringLiteral("bob@example.test"), now).message).value("subject").size(), kMaxSubjectChars);
     // A subject with line breaks cannot add header fields.
     a.subject = QStringLiteral("x\r\nBcc: victim@remote.test");
     const QByteArray m3 = buildReply(a, f, QStringLiteral("bob@example.test"), now).message;
@@ -167,6 +172,9 @@ void TestSieveVacation::period_data() {
     QTest::newRow(":seconds 60, 60 s") << qint64(60) << qint64(60) << true;
     QTest::newRow(":seconds 0 always replies") << qint64(0) << qint64(0) << true;
     QTest::newRow("clock went back") << qint64(86400) << qint64(-10) << true;
+    // kMaxVacationSeconds: a longer period is cut to it.
+    QTest::newRow("400 days cut: limit - 1 s") << qint64(400) * 86400 << kMaxVacationSeconds - 1 << false;
+    QTest::newRow("400 days cut: at the limit") << qint64(400) * 86400 << kMaxVacationSeconds << true;
 }
 
 void TestSieveVacation::period() {

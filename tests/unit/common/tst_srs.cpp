@@ -115,6 +115,14 @@ void TestSrs::otherKeyFails() {
     QCOMPARE(toString(Srs(QByteArray(32, '\x43')).reverse(local, kNow).status), toString(Srs::Status::BadHash));
     QCOMPARE(toString(Srs(kKey).reverse(QStringLiteral("alice"), kNow).status), toString(Srs::Status::NotSrs));
     QCOMPARE(toString(Srs(kKey).reverse(QStringLiteral("SRS0=") + QString(kMaxSrsLocalBytes, u'a'), kNow).status), toString(Srs::Status::Malformed));
+    // kMaxSrsLocalBytes: a valid address of exactly that length passes, one byte more is malformed.
+    const QString shortOne = Srs(kKey).forward(QStringLiteral("x@remote.test"), QStringLiteral("example.test"), kNow).section(u'@', 0, -2);
+    const QString sender = QString(kMaxSrsLocalBytes - shortOne.size() + 1, u'x') + QStringLiteral("@remote.test");
+    const QString atLimit = Srs(kKey).forward(sender, QStringLiteral("example.test"), kNow).section(u'@', 0, -2);
+    QCOMPARE(atLimit.size(), kMaxSrsLocalBytes);
+    QCOMPARE(Srs(kKey).reverse(atLimit, kNow).original, sender);
+    const QString over = Srs(kKey).forward(u'x' + sender, QStringLiteral("example.test"), kNow).section(u'@', 0, -2);
+    QCOMPARE(toString(Srs(kKey).reverse(over, kNow).status), toString(Srs::Status::Malformed));
 }
 
 void TestSrs::keyFile() {
