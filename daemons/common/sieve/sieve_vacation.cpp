@@ -193,10 +193,20 @@ VacationReply buildReply(const Action& v, const VacationFacts& f, const QString&
     const QByteArray reason = v.reason.toUtf8();
     if (v.mime) {
         // RFC 5230 4.7: the reason is a MIME entity (its own header and body).
+        // Only its Content-* fields are taken: the script cannot add From, To, Bcc or a second Subject.
         QByteArray entity = crlf(reason);
         if (!entity.endsWith("\r\n")) entity += "\r\n";
-        r.eightBit = !isAscii(entity);
-        m += entity;
+        const qsizetype end = entity.startsWith("\r\n") ? 0 : entity.indexOf("\r\n\r\n");
+        QByteArray fields, body = entity;
+        if (end >= 0) {
+            const mail::Header eh = mail::parseHeader(entity);
+            for (const mail::HeaderField& field : eh.fields)
+                if (field.name.toLower().startsWith("content-")) fields += entity.mid(field.start, field.end - field.start);
+            body = entity.mid(end == 0 ? 2 : end + 4);
+        }
+        if (!fields.isEmpty() && !fields.endsWith("\r\n")) fields += "\r\n";
+        m += fields + "\r\n" + body;
+        r.eightBit = !isAscii(fields + body);
     } else {
         m += "Content-Type: text/plain; charset=utf-8\r\n";
         QByteArray text = crlf(reason);

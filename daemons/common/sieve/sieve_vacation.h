@@ -23,7 +23,8 @@
 //     and References (RFC 5230 5.8), Subject :subject or "Auto: <original>"
 //     (RFC 5230 5.3, RFC 3834 3.1.5), Date, Message-ID, MIME-Version; the
 //     reason as text/plain UTF-8 (base64 when not ASCII), or with :mime as the
-//     MIME entity the script wrote (RFC 5230 4.7). The envelope sender of the
+//     MIME entity the script wrote (RFC 5230 4.7; only its Content-* fields
+//     are kept, so a script cannot add From, To, Bcc or Subject fields). The envelope sender of the
 //     reply is the null sender (RFC 3834 3.3: no replies to replies).
 //   handleOf(action): :handle, or a hash of :subject, :from, :mime and the
 //     reason (RFC 5230 4.2: a changed text is a new vacation).

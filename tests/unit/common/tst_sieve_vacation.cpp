@@ -150,6 +150,18 @@ void TestSieveVacation::replyMime() {
     QCOMPARE(h.value("mime-version"), QByteArray("1.0"));
     QCOMPARE(r.message.mid(bodyAt), QByteArray("<p>away</p>\r\n"));
     QVERIFY(!r.eightBit);
+    // Only Content-* fields of the entity are taken: no Bcc, From or second Subject from the script.
+    a.reason = QStringLiteral("Bcc: x@remote.test\nFrom: boss@example.test\nSubject: two\nContent-Type: text/plain;\n charset=utf-8\n\nhi\n");
+    const QByteArray m2 = buildReply(a, facts({}), QStringLiteral("bob@example.test")).message;
+    const mail::Header h2 = mail::parseHeader(m2);
+    QVERIFY(h2.values("bcc").isEmpty());
+    QCOMPARE(h2.values("from"), QList<QByteArray>{"<bob@example.test>"});
+    QCOMPARE(h2.values("subject").size(), 1);
+    QCOMPARE(h2.value("content-type"), QByteArray("text/plain; charset=utf-8"));
+    QVERIFY(m2.endsWith("\r\n\r\nhi\r\n"));
+    // An entity without a header is a body (MIME defaults: text/plain).
+    a.reason = QStringLiteral("just text\n");
+    QVERIFY(buildReply(a, facts({}), QStringLiteral("bob@example.test")).message.endsWith("MIME-Version: 1.0\r\n\r\njust text\r\n"));
 }
 
 void TestSieveVacation::handle() {
