@@ -40,6 +40,7 @@ private slots:
     void plans_data();
     void plans();
     void bodyTestReadsTheBodyRange();
+    void vacationFromNeedsPermission();
     void redirectLoopLimit_data();
     void redirectLoopLimit();
     void errorNoticeOncePerVersion();
@@ -220,6 +221,35 @@ void TestSieveStore::plans() {
     if (QTest::currentDataTag() == QLatin1String("compile error keeps"))
         QCOMPARE(p.error,
                  QStringLiteral("script main does not compile: 1:5: expected ';' or '{', found end of script"));
+}
+
+// vacation :from is used only when the user may send as it (else the reply could not be
+// DKIM-signed, and a user could send as anyone); else the address the mail came to.
+void TestSieveStore::vacationFromNeedsPermission() {
+    QTemporaryDir dir;
+    QVERIFY(putScript(dir.path(), kUser, QStringLiteral("v"),
+                      "require \"vacation\"; vacation :from \"Boss <boss@example.test>\" \"away\";").ok());
+    QVERIFY(activateScript(dir.path(), kUser, QStringLiteral("v")).ok());
+    PlanInput in;
+    in.header = "From: a@example.org\r\nTo: sales@example.test\r\nSubject: hi\r\n";
+    in.envelopeFrom = QStringLiteral("a@example.org");
+    in.envelopeTo = QStringLiteral("sales+x@example.test");
+    ScriptCache cache;
+    // No permission: from the mailbox itself. (A reply is due: the envelope recipient
+    // without its +detail, sales@, is in To.)
+    Plan p = planDelivery(dir.path(), kUser, in, cache);
+    QVERIFY2(p.vacation, qPrintable(p.notes.join(u'|')));
+    QCOMPARE(p.vacation->from, kUser);
+    QCOMPARE(p.vacation->to, QStringLiteral("a@example.org"));
+    // The user may send as the alias: the reply comes from the address the mail was sent to.
+    in.maySendAs = [](const QString& a) { return a == u"sales@example.test"; };
+    p = planDelivery(dir.path(), kUser, in, cache);
+    QCOMPARE(p.vacation->from, QStringLiteral("sales@example.test"));
+    // ... and from :from when allowed.
+    in.maySendAs = [](const QString& a) { return a == u"sales@example.test" || a == u"boss@example.test"; };
+    p = planDelivery(dir.path(), kUser, in, cache);
+    QCOMPARE(p.vacation->from, QStringLiteral("boss@example.test"));
+    QVERIFY(p.vacation->message.startsWith("From: Boss <boss@example.test>\r\n"));
 }
 
 // Loop protection (sieve_delivery.h): at most kMaxForwardHops Delivered-To/X-Loop fields,
