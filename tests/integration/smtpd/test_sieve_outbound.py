@@ -9,7 +9,8 @@ socket) with postern-smtpd and postern-queued running:
     envelope sender of our domain and our Delivered-To in front; the original
     mailbox keeps nothing; the null sender stays null;
   * a bounce sent to that SRS0 address is accepted and queued back to the original
-    sender; a tampered SRS0 address is refused at RCPT with 550;
+    sender (by postern-smtpd at RCPT, and by postern-queued's local delivery for a
+    bounce already in the queue); a tampered SRS0 address is refused at RCPT with 550;
   * a redirect loop (two users redirecting to each other) ends in a mailbox.
 
 Remote domains have no DNS here (dns.servers points at a closed port): mail for
@@ -121,6 +122,12 @@ class SieveOutbound(unittest.TestCase):
         with smtplib.SMTP("127.0.0.1", self.smtp, timeout=30) as s:
             s.sendmail("", [srs.lower()], "From: MAILER-DAEMON@elsewhere.test\r\nSubject: Undelivered\r\n\r\nbounce\r\n")
         wait_for(lambda: ("", ["someone@remote.test"]) in self.queued(), timeout=30, what="the bounce queued to the original sender")
+        # The queue runner's local delivery decodes SRS addresses too (a bounce our own queue made):
+        # the original sender is added to the same envelope; a forged one fails.
+        self.inst.queue_message("", [srs], b"From: MAILER-DAEMON@example.test\r\nSubject: dsn\r\n\r\nbounce\r\n")
+        wait_for(lambda: ("", [srs, "someone@remote.test"]) in self.queued(), timeout=30, what="the queue runner passing the bounce on")
+        self.inst.queue_message("", [srs.replace("someone", "eve")], b"Subject: forged\r\n\r\nx\r\n")
+        wait_for(lambda: "invalid SRS address (bad hash)" in self.inst.log(), timeout=30, what="the forged SRS address failing")
         # A tampered or unknown SRS address is refused at RCPT.
         forged = srs.replace("someone", "mallory")
         with smtplib.SMTP("127.0.0.1", self.smtp, timeout=30) as s:
