@@ -409,10 +409,17 @@ DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, co
     // duplicates the local copies, which is better than losing the remote ones.
     if (!remote.isEmpty())
         if (auto st = queue.commit(); !st) return spoolFailure(st.error());
-    // Vacation replies once the message is delivered; a failure here is only logged.
-    for (qsizetype i = 0; i < mailboxes.size(); ++i)
+    // Vacation replies once the message is delivered; a failure here is only logged. None for
+    // spam or DMARC-quarantined mail (the sender is likely forged: no backscatter).
+    for (qsizetype i = 0; i < mailboxes.size(); ++i) {
+        if (plans.at(i).vacation && (inbound.junk || spam.junk)) {
+            log::info(u"sieve.vacation", log::Fields().add("session", job.sessionId).add("id", job.queueId).add("mailbox", mailboxes.at(i))
+                                             .add("detail", "no reply to mail classified as spam or quarantined"));
+            continue;
+        }
         for (const QString& line : sieve::sendVacation(outbound, c.mailDir, mailboxes.at(i), plans.at(i)))
             log::info(u"sieve.vacation", log::Fields().add("session", job.sessionId).add("id", job.queueId).add("mailbox", mailboxes.at(i)).add("detail", line));
+    }
     DeliveryOutcome ok;
     ok.status = DeliveryOutcome::Status::Delivered;
     ok.code = 250;

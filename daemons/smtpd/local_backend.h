@@ -37,9 +37,10 @@
 // Sieve redirects are queued (SRS sender, common/sieve/sieve_outbound.h) before
 // the copies are written (one that cannot be queued becomes a copy into
 // INBOX); vacation replies are queued after everything is durable and never
-// fail the delivery. RCPT TO an SRS0 address of a local domain (common/mail/
-// srs.h): valid -> the original sender becomes a remote recipient (the bounce
-// goes back through the queue); bad hash, expired or malformed -> 550 5.1.1.
+// fail the delivery (none for spam or DMARC-quarantined mail: no backscatter).
+// RCPT TO an SRS0 address of a local domain (common/mail/srs.h): valid -> the
+// original sender becomes a remote recipient (the bounce goes back through
+// the queue); bad hash, expired or malformed -> 550 5.1.1.
 // Failures are answered with the one mapping of common/store/store_error.h
 // (e.g. 452 4.3.1 disk full, 452 4.2.2 mailbox full, 552 5.2.2 message larger
 // than the whole quota).
