@@ -19,9 +19,9 @@
 // accounts (aliases have no scripts).
 // Limits: a script file at most sieve::Limits::maxScriptBytes (1 MiB); names and
 // counts as in sieve_store.h.
-// Known gap: redirect and vacation actions are validated and stored but not
-// carried out by delivery yet (the commands say so); a redirect without :copy
-// keeps the message in INBOX meanwhile, so no mail is lost.
+// Redirect and vacation are carried out at delivery (common/sieve/sieve_outbound.h);
+// scripts that use them get a one-line note saying how (SRS sender, once per
+// sender and period, RFC 3834 rules).
 #include "ctl.h"
 #include "imap_import.h"
 
@@ -39,8 +39,9 @@ namespace postern::ctl {
 namespace {
 
 const char* kNotYet =
-    "note: this version checks and stores redirect and vacation but does not carry them out yet; "
-    "until it does, mail that would be redirected is kept in INBOX and no vacation reply is sent";
+    "note: redirected mail leaves through the outbound queue with an SRS sender (bounces come back to the "
+    "original sender); a vacation reply goes once per sender and period, never to lists, automatic mail "
+    "or the null sender, and only when the user's address is in To/Cc";
 
 Result<QByteArray> readInput(const QString& file) {
     QFile f;

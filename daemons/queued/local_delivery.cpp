@@ -4,12 +4,14 @@
 #include "common/mail/dsn_params.h"
 #include "common/mail/message_file.h"
 #include "common/sieve/sieve_delivery.h"
+#include "common/sieve/sieve_outbound.h"
 #include "common/sieve/sieve_store.h"
 #include "common/store/maildir_delivery.h"
 
 #include "core/log.h"
 #include "core/posix_io.h"
 
+#include <QDateTime>
 #include <QFile>
 
 #include <fcntl.h>
@@ -52,6 +54,8 @@ store::StoreStatus storeCopies(const LocalJob& job, const QString& address, cons
         in.size = size;
         in.envelopeFrom = job.env.sender;
         in.envelopeTo = address;
+        in.delimiters = job.delimiters;
+        in.maySendAs = [&job, &m](const QString& a) { return job.accounts->maySendAs(m, a, job.delimiters); };
         plans << sieve::planDelivery(job.mailDir, m, in, sieve::processScriptCache());
         logPlan(job, m, plans.last());
     }
@@ -60,6 +64,23 @@ store::StoreStatus storeCopies(const LocalJob& job, const QString& address, cons
     if (allReject) {
         *rejected = plans.first().rejectReason;
         return {};
+    }
+    // Sieve redirects into the queue first (common/sieve/sieve_outbound.h); one that cannot be
+    // queued becomes a copy into INBOX.
+    sieve::Outbound outbound;
+    outbound.queueDir = job.queueDir;
+    outbound.srs = job.srs;
+    outbound.isLocalDomain = [&job](const QString& domain) { return job.accounts && job.accounts->isLocalDomain(domain); };
+    for (qsizetype i = 0; i < res.mailboxes.size(); ++i) {
+        if (plans.at(i).redirects.isEmpty() || plans.at(i).reject) continue;
+        sieve::Original original;
+        original.fd = fd;
+        original.length = size;
+        original.sender = job.env.sender;
+        original.eightBit = job.env.bodyType == u"8BITMIME";
+        original.smtpUtf8 = job.env.smtpUtf8;
+        for (const QString& line : sieve::queueRedirects(outbound, res.mailboxes.at(i), plans[i], original))
+            log::info(u"sieve.redirect", log::Fields().add("id", job.env.id).add("mailbox", res.mailboxes.at(i)).add("detail", line));
     }
     store::Delivery delivery(job.mailDir);
     for (qsizetype i = 0; i < res.mailboxes.size(); ++i) {
@@ -78,7 +99,12 @@ store::StoreStatus storeCopies(const LocalJob& job, const QString& address, cons
             if (auto st = delivery.add(m, notice); !st) return st;
         }
     }
-    return delivery.commit();
+    if (auto st = delivery.commit(); !st) return st;
+    // Vacation replies once the copies are durable; a failure here is only logged.
+    for (qsizetype i = 0; i < res.mailboxes.size(); ++i)
+        for (const QString& line : sieve::sendVacation(outbound, job.mailDir, res.mailboxes.at(i), plans.at(i)))
+            log::info(u"sieve.vacation", log::Fields().add("id", job.env.id).add("mailbox", res.mailboxes.at(i)).add("detail", line));
+    return {};
 }
 
 // A Sieve reject reason for a DSN's diagnostic: printable ASCII on one line, bounded.
@@ -94,6 +120,21 @@ LocalOutcome deliverOne(const LocalJob& job, int i, int fd, qint64 size) {
     LocalOutcome out;
     const spool::EnvelopeRecipient& rcpt = job.env.recipients.at(i);
     const QString& address = rcpt.address;
+    // An SRS0 address of ours (a bounce of a redirected message, common/mail/srs.h): passed
+    // back to the original sender as a new recipient; a bad or expired one fails.
+    if (const QString local = address.section(u'@', 0, -2); mail::isSrsLocalPart(local)) {
+        const mail::Srs::Decoded d = job.srs ? job.srs->reverse(local, QDateTime::currentSecsSinceEpoch()) : mail::Srs::Decoded{};
+        if (d.status != mail::Srs::Status::Valid) {
+            out.status = LocalOutcome::Status::Failed;
+            out.diagnostic = QStringLiteral("550 5.1.1 <%1>: invalid SRS address (%2)").arg(address, job.srs ? mail::toString(d.status) : QStringLiteral("no key"));
+            return out;
+        }
+        out.status = LocalOutcome::Status::Delivered;
+        out.diagnostic = QStringLiteral("250 2.0.0 SRS address, passed on to the original sender");
+        out.forwards << d.original;
+        out.forwardOrcpt << (rcpt.orcpt.isEmpty() ? QString::fromLatin1(mail::orcptForAddress(address)) : rcpt.orcpt);
+        return out;
+    }
     const Resolution res = job.accounts ? job.accounts->resolve(address) : Resolution{};
     if (!res.ok()) {
         out.status = LocalOutcome::Status::Failed;

@@ -13,7 +13,12 @@
 // recipient rejects (Sieve reject/ereject) the recipient fails with
 // "550 5.7.1 <address>: <reason>" and the queue sends the bounce. Aliases that point
 // elsewhere become new recipients (forwards, with the ORCPT of the address
-// the sender used, RFC 3461 4.2).
+// the sender used, RFC 3461 4.2). Sieve redirects and vacation replies are
+// queued as new messages (common/sieve/sieve_outbound.h: redirects before the
+// copies, a failed one kept in INBOX; replies after, never failing the
+// delivery). A recipient that is a valid SRS0 address of ours
+// (common/mail/srs.h) is delivered by becoming a forward to the original
+// sender; an invalid or expired one fails "550 5.1.1".
 // Outcome per recipient: Delivered (diagnostic "250 2.0.0 ..."), Deferred or
 // Failed, with the store failure said as the one mapping
 // (common/store/store_error.h) does: "<code> <enhanced> <address>: <text>",
@@ -23,6 +28,7 @@
 // Blocking: file I/O and fsync; run it on a worker thread.
 #pragma once
 
+#include "common/mail/srs.h"
 #include "common/spool/queue.h"
 
 #include "core/accounts.h"
@@ -40,6 +46,9 @@ struct LocalJob {
     std::shared_ptr<const Accounts> accounts;
     QString mailDir;
     QString bodyPath;  // the queued message file
+    QString queueDir;  // Sieve redirects and vacation replies are queued here
+    QString delimiters = QStringLiteral("+");
+    std::shared_ptr<const mail::Srs> srs;  // null: no SRS key (redirects kept, SRS addresses fail)
 };
 
 struct LocalOutcome {

@@ -14,13 +14,15 @@
 //   Writes (as system_user): queue/{tmp,incoming,active,deferred,hold,corrupt},
 //   Maildirs below mail/ (bounces to local senders), state/mta-sts/ (cached
 //   policies), run/ (ready file, stats) and mail.log. Reads the DKIM keys and
-//   relay.password_file (root's, readable by its group).
+//   relay.password_file (root's, readable by its group), and <config>/srs.key
+//   (the SRS secret, made as root at start when missing, 0600 system_user's).
 //   An attacker who controls it gets system_user and can send mail as any
 //   hosted domain with our DKIM signatures and the smarthost login; every
 //   mailbox. Not root.
 #include "queue_runner.h"
 
 #include "common/daemon_main.h"
+#include "common/mail/srs.h"
 #include "common/spool/queue.h"
 
 #include "core/log.h"
@@ -43,6 +45,11 @@ int main(int argc, char** argv) {
     spec.create = [](DaemonContext& ctx, QObject* parent) -> Result<DaemonServer*> {
         auto* server = new DaemonServer(ctx.config, ctx.program, nullptr, parent);  // no listener rows: listens nowhere
         d.runner = new outbound::QueueRunner(ctx.config, *ctx.accounts, server);
+        // The SRS key (common/mail/srs.h), as root while still root; shared with postern-smtpd.
+        if (auto key = mail::loadOrCreateSrsKey(ctx.config.configDir(), ctx.config.value(QStringLiteral("system_user"))))
+            d.runner->setSrs(std::make_shared<const mail::Srs>(*key));
+        else
+            log::warn(u"srs.no_key", log::Fields().add("error", key.errorMessage()).add("effect", "Sieve redirects are kept in INBOX"));
         // Start after privileges are dropped and the loop runs: files it creates belong to the mail user.
         QMetaObject::invokeMethod(
             server,

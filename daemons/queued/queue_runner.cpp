@@ -257,6 +257,9 @@ void QueueRunner::runLocal(const std::shared_ptr<DomainJob>& job) {
     local.accounts = m_accounts.current();
     local.mailDir = m_s.mailDir;
     local.bodyPath = spool::bodyPath(m_s.queueDir, spool::QueueState::Active, local.env.id);
+    local.queueDir = m_s.queueDir;
+    local.delimiters = m_s.delimiters;
+    local.srs = m_srs;
     runAsync(
         this, [local] { return deliverLocally(local); },
         [this, job, indexes = local.indexes](const QList<LocalOutcome>& outcomes) {

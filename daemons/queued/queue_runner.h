@@ -69,6 +69,8 @@ public:
     ~QueueRunner() override;
     Status start();
     void reload();
+    // The SRS codec for Sieve redirects and bounces to SRS addresses in local delivery (null: none).
+    void setSrs(std::shared_ptr<const mail::Srs> srs) { m_srs = std::move(srs); }
     // Synchronous: lets running work finish its bookkeeping, aborts SMTP sessions,
     // and returns every active message to deferred/ (due now).
     void stop();
@@ -98,6 +100,7 @@ private:
     const Config& m_config;
     AccountStore& m_accounts;
     RunnerSettings m_s;
+    std::shared_ptr<const mail::Srs> m_srs;
     QFileSystemWatcher m_watcher;
     QTimer m_scanTimer;   // coalesces scan requests
     QTimer m_retryTimer;  // the next deferred message falls due

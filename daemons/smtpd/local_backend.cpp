@@ -8,6 +8,7 @@
 #include "common/spool/queue.h"
 #include "common/senderauth/inbound.h"
 #include "common/sieve/sieve_delivery.h"
+#include "common/sieve/sieve_outbound.h"
 #include "common/sieve/sieve_store.h"
 #include "common/spam/rspamd_protocol.h"
 #include "common/store/maildir_delivery.h"
@@ -105,6 +106,7 @@ struct DeliveryContext {
     bool spamTempfailOnFailure = false;
     spam::SpamPolicy spamPolicy;
     QSet<QString> spamInboxUsers;  // spam.inbox_users, lower case
+    std::shared_ptr<const mail::Srs> srs;  // Sieve redirects (null: no key, redirects kept)
 };
 
 DeliveryOutcome refusal(int code, const QString& enhanced, const QString& text, const QString& detail) {
@@ -336,6 +338,8 @@ DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, co
         in.size = job.body->size();
         in.envelopeFrom = job.sender;
         in.envelopeTo = recipientOf(job, m);
+        in.delimiters = c.delimiters;
+        in.maySendAs = [&c, &m](const QString& address) { return c.accounts->maySendAs(m, address, c.delimiters); };
         plans << sieve::planDelivery(c.mailDir, m, in, sieve::processScriptCache());
         logPlan(job, m, plans.last());
     }
@@ -344,6 +348,29 @@ DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, co
     bool allReject = remote.isEmpty() && !plans.isEmpty();
     for (const sieve::Plan& plan : plans) allReject = allReject && plan.reject;
     if (allReject) return refusal(550, QStringLiteral("5.7.1"), rejectText(plans.first().rejectReason), QStringLiteral("rejected by Sieve"));
+    // Sieve redirects go into the queue first (common/sieve/sieve_outbound.h); one that
+    // cannot be queued becomes a copy into INBOX.
+    sieve::Outbound outbound;
+    outbound.queueDir = c.queueDir;
+    outbound.srs = c.srs;
+    outbound.isLocalDomain = [&c](const QString& domain) { return c.accounts->isLocalDomain(domain); };
+    for (qsizetype i = 0; i < mailboxes.size(); ++i) {
+        if (plans.at(i).redirects.isEmpty() || plans.at(i).reject) continue;
+        sieve::Original original;
+        original.head = inbound.results + spam.headers;
+        original.fd = job.body->fd();
+        original.length = job.body->size();
+        if (!inbound.cleanHeader.isEmpty()) {
+            original.head += inbound.cleanHeader;
+            original.offset = message->bodyOffset();
+            original.length = message->bodySize();
+        }
+        original.sender = job.sender;
+        original.eightBit = job.eightBit;
+        original.smtpUtf8 = job.smtpUtf8;
+        for (const QString& line : sieve::queueRedirects(outbound, mailboxes.at(i), plans[i], original))
+            log::info(u"sieve.redirect", log::Fields().add("session", job.sessionId).add("id", job.queueId).add("mailbox", mailboxes.at(i)).add("detail", line));
+    }
     // Each copy: Return-Path, Delivered-To and our results, then the spool file (our
     // Received header first) — or, when forged results were removed, the cleaned header
     // and the body range of the spool file. Never the whole message in memory.
@@ -382,6 +409,17 @@ DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, co
     // duplicates the local copies, which is better than losing the remote ones.
     if (!remote.isEmpty())
         if (auto st = queue.commit(); !st) return spoolFailure(st.error());
+    // Vacation replies once the message is delivered; a failure here is only logged. None for
+    // spam or DMARC-quarantined mail (the sender is likely forged: no backscatter).
+    for (qsizetype i = 0; i < mailboxes.size(); ++i) {
+        if (plans.at(i).vacation && (inbound.junk || spam.junk)) {
+            log::info(u"sieve.vacation", log::Fields().add("session", job.sessionId).add("id", job.queueId).add("mailbox", mailboxes.at(i))
+                                             .add("detail", "no reply to mail classified as spam or quarantined"));
+            continue;
+        }
+        for (const QString& line : sieve::sendVacation(outbound, c.mailDir, mailboxes.at(i), plans.at(i)))
+            log::info(u"sieve.vacation", log::Fields().add("session", job.sessionId).add("id", job.queueId).add("mailbox", mailboxes.at(i)).add("detail", line));
+    }
     DeliveryOutcome ok;
     ok.status = DeliveryOutcome::Status::Delivered;
     ok.code = 250;
@@ -513,6 +551,18 @@ RcptVerdict LocalBackend::checkRecipient(const MailPath& path, bool authenticate
         return RcptVerdict::Unknown;
     }
     const QString address = (path.postmaster && path.domain.isEmpty() ? QStringLiteral("postmaster") : path.local) + QLatin1Char('@') + domain;
+    // SRS (common/mail/srs.h): a valid address of ours goes back to the original sender (a
+    // bounce of a redirected message); a forged, damaged or expired one is unknown (550).
+    if (mail::isSrsLocalPart(path.local)) {
+        const mail::Srs::Decoded d = m_srs ? m_srs->reverse(path.local, QDateTime::currentSecsSinceEpoch()) : mail::Srs::Decoded{};
+        if (d.status != mail::Srs::Status::Valid) {
+            *detail = m_srs ? QStringLiteral("SRS address: %1").arg(mail::toString(d.status)) : QStringLiteral("SRS address: no key");
+            return RcptVerdict::Unknown;
+        }
+        out->address = address;
+        out->forwards = {d.original};
+        return RcptVerdict::Ok;
+    }
     const Resolution r = accounts->resolve(address, m_config.value(QStringLiteral("recipient_delimiter")));
     switch (r.status) {
         case Resolution::Status::Ok: break;
@@ -569,6 +619,7 @@ void LocalBackend::deliver(QObject* context, MessageJob job, std::function<void(
     c.mailDir = m_config.mailDir();
     c.queueDir = m_config.queueDir();
     c.delimiters = m_config.value(QStringLiteral("recipient_delimiter"));
+    c.srs = m_srs;
     // Our Received header comes first in the spool file; the client's header is at most smtp.max_header_size.
     c.maxHeaderBytes = m_config.size(QStringLiteral("smtp.max_header_size")) + kTraceRoom;
     c.senderAuth = job.authUser.isEmpty() && m_config.flag(QStringLiteral("smtp.sender_auth"));

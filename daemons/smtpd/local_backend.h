@@ -34,6 +34,13 @@
 // mailbox rejects (reject/ereject) and nothing goes to remote recipients the
 // message is refused "550 5.7.1 <reason>"; a mailbox that rejects among other
 // recipients keeps the message (logged). A script error keeps it too.
+// Sieve redirects are queued (SRS sender, common/sieve/sieve_outbound.h) before
+// the copies are written (one that cannot be queued becomes a copy into
+// INBOX); vacation replies are queued after everything is durable and never
+// fail the delivery (none for spam or DMARC-quarantined mail: no backscatter).
+// RCPT TO an SRS0 address of a local domain (common/mail/srs.h): valid -> the
+// original sender becomes a remote recipient (the bounce goes back through
+// the queue); bad hash, expired or malformed -> 550 5.1.1.
 // Failures are answered with the one mapping of common/store/store_error.h
 // (e.g. 452 4.3.1 disk full, 452 4.2.2 mailbox full, 552 5.2.2 message larger
 // than the whole quota).
@@ -57,6 +64,7 @@
 #include "smtp_backend.h"
 
 #include "common/authenticator.h"
+#include "common/mail/srs.h"
 
 #include "core/accounts.h"
 #include "core/config.h"
@@ -81,6 +89,8 @@ public:
 
     // Removes spool files of messages that were being received when the daemon stopped.
     void cleanSpoolTmp();
+    // The SRS key's codec (Sieve redirects, bounces to SRS addresses); null: none.
+    void setSrs(std::shared_ptr<const mail::Srs> srs) { m_srs = std::move(srs); }
 
 private:
     const Config& m_config;
@@ -88,6 +98,7 @@ private:
     Authenticator& m_auth;
     QThreadPool m_pool;
     FreeSpaceGuard m_space;  // the mail and queue folders' file systems
+    std::shared_ptr<const mail::Srs> m_srs;
 };
 
 }  // namespace postern::smtp

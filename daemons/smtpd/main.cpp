@@ -13,7 +13,9 @@
 //   Writes (as system_user): Maildirs below mail/ (local delivery), queue/tmp
 //   and queue/incoming (mail for other domains), run/ (ready file, stats, the
 //   shared auth-throttle and counters) and mail.log. Reads the accounts, the
-//   TLS key and the DKIM keys (root's, readable by its group).
+//   TLS key and the DKIM keys (root's, readable by its group); reads (or, the
+//   first time, as root before dropping it, creates) <config>/srs.key, the SRS
+//   secret (0600, owned by system_user; common/mail/srs.h).
 //   An attacker who controls it gets system_user: every mailbox, the outbound
 //   queue (mail that postern-queued signs and sends), the password hashes and
 //   keys its group may read, the other daemons' state files. Not root: nothing
@@ -22,7 +24,10 @@
 #include "smtp_session.h"
 
 #include "common/daemon_main.h"
+#include "common/mail/srs.h"
 #include "common/spool/queue.h"
+
+#include "core/log.h"
 
 using namespace postern;
 
@@ -63,6 +68,12 @@ int main(int argc, char** argv) {
         const Config& config = ctx.config;
         d.config = &config;
         d.backend = std::make_unique<smtp::LocalBackend>(config, *ctx.accounts, *ctx.auth);
+        // The SRS key (Sieve redirects), made once in the config folder; read (or made) here, while
+        // still root when started by the supervisor; given to system_user so workers can read it.
+        if (auto key = mail::loadOrCreateSrsKey(config.configDir(), config.value(QStringLiteral("system_user"))))
+            d.backend->setSrs(std::make_shared<const mail::Srs>(*key));
+        else
+            log::warn(u"srs.no_key", log::Fields().add("error", key.errorMessage()).add("effect", "Sieve redirects are kept in INBOX"));
         d.sessionConfig = sessionConfig(config);
         auto* server = new DaemonServer(
             config, ctx.program,

@@ -3,7 +3,13 @@
 // that compiles is run over the message with small limits; the outcome must be
 // sane: on a runtime error exactly one implicit keep, never more actions than
 // the limit allows (+ the implicit keep and discards), never more steps.
+// Vacation actions are then carried out as far as no file is touched
+// (common/sieve/sieve_vacation.h): the RFC 3834 rules over the fuzzed header,
+// and the reply, whose header must hold exactly one Subject and no field the
+// sender's text could have injected (Bcc).
+#include "common/mail/message.h"
 #include "common/sieve/sieve.h"
+#include "common/sieve/sieve_vacation.h"
 
 #include <cstdint>
 #include <cstdlib>
@@ -29,6 +35,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (o.steps > limits.maxSteps) std::abort();
     if (o.error && (o.actions.size() != 1 || !o.actions.first().implicit)) std::abort();
     if (o.actions.size() > limits.maxActions + 2 + 64) std::abort();
-    for (const auto& a : o.actions) (void)postern::sieve::describe(a);
+    for (const auto& a : o.actions) {
+        (void)postern::sieve::describe(a);
+        if (a.type != postern::sieve::Action::Type::Vacation) continue;
+        postern::sieve::VacationFacts f;
+        f.header = m.header;
+        f.envelopeFrom = m.envelopeFrom;
+        f.envelopeTo = m.envelopeTo;
+        f.mailbox = QStringLiteral("user@example.com");
+        (void)postern::sieve::whyNoReply(a, f);
+        const postern::sieve::VacationReply r = postern::sieve::buildReply(a, f, f.mailbox, m.now);
+        const postern::mail::Header h = postern::mail::parseHeader(r.message);
+        if (h.values("subject").size() != 1 || !h.values("bcc").isEmpty()) std::abort();
+    }
     return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "common/mail/message.h"
 
+#include "core/address.h"
 #include "core/paths.h"
 
 #include <QDateTime>
@@ -74,6 +75,44 @@ QByteArray errorNotice(const QString& mailbox, const QString& script, const QStr
                        .arg(domain, mailbox, script, mail::formatDate(QDateTime::currentDateTime()),
                             QUuid::createUuid().toString(QUuid::WithoutBraces), error);
     return text.toUtf8();
+}
+// Why the message must not be redirected again (empty: it may): too many forwarding
+// steps, or it has been through this mailbox before.
+QString forwardLoop(const QByteArray& header, const QString& mailbox) {
+    const mail::Header h = mail::parseHeader(header + "\r\n\r\n");
+    int hops = 0;
+    for (const mail::HeaderField& f : h.fields) {
+        const QByteArray name = f.name.toLower();
+        if (name != "delivered-to" && name != "x-loop") continue;
+        ++hops;
+        if (name == "delivered-to" && QString::fromUtf8(f.value).trimmed().compare(mailbox, Qt::CaseInsensitive) == 0)
+            return QStringLiteral("mail loop (Delivered-To: %1 already present)").arg(mailbox);
+    }
+    if (hops > kMaxForwardHops) return QStringLiteral("more than %1 Delivered-To/X-Loop fields").arg(kMaxForwardHops);
+    return {};
+}
+
+// The vacation reply's From: :from when the user may send as it, else the address the
+// mail was sent to (without +detail) when the user may send as that, else the mailbox.
+QString replyFrom(const Action& a, const PlanInput& in, const QString& mailbox) {
+    auto may = [&](const QString& address) {
+        if (address.isEmpty()) return false;
+        if (address.compare(mailbox, Qt::CaseInsensitive) == 0) return true;
+        return in.maySendAs && in.maySendAs(address);
+    };
+    if (!a.from.isEmpty()) {
+        const QList<mail::Address> list = mail::parseAddressList(a.from.toUtf8());
+        if (!list.isEmpty() && !list.first().domain.isEmpty()) {
+            const QString addr = (list.first().local + QLatin1Char('@') + list.first().domain).toLower();
+            if (may(addr)) return addr;
+        }
+    }
+    const qsizetype at = in.envelopeTo.lastIndexOf(QLatin1Char('@'));
+    if (at > 0) {
+        const QString plain = (splitDetail(in.envelopeTo.left(at), in.delimiters).first + in.envelopeTo.mid(at)).toLower();
+        if (may(plain)) return plain;
+    }
+    return mailbox;
 }
 }  // namespace
 
@@ -190,12 +229,22 @@ Plan planDelivery(const QString& mailDir, const QString& mailbox, const PlanInpu
                 plan.rejectReason = a.reason;
                 break;
             case Action::Type::Redirect:
-                plan.notes << QStringLiteral("redirect to %1 is not carried out yet").arg(a.target);
-                redirectDropped = redirectDropped || !a.copy;
+                if (const QString loop = forwardLoop(m.header, mailbox); !loop.isEmpty()) {
+                    plan.notes << QStringLiteral("redirect to %1 not done: %2").arg(a.target, loop);
+                    redirectDropped = redirectDropped || !a.copy;
+                } else {
+                    plan.redirects << Plan::Redirect{a.target, a.copy};
+                }
                 break;
-            case Action::Type::Vacation:
-                plan.notes << QStringLiteral("vacation reply is not sent yet");
+            case Action::Type::Vacation: {
+                VacationFacts facts{m.header, input.envelopeFrom, input.envelopeTo, mailbox, input.delimiters};
+                if (auto why = whyNoReply(a, facts)) {
+                    plan.notes << QStringLiteral("vacation: no reply (%1)").arg(*why);
+                    break;
+                }
+                plan.vacation = buildReply(a, facts, replyFrom(a, input, mailbox));
                 break;
+            }
         }
     }
     // The redirect cancelled the implicit keep but cannot happen: keep instead (no mail lost).

@@ -21,9 +21,19 @@
 //       discard                  no copy
 //       reject / ereject         Plan::reject (the caller refuses at SMTP time
 //                                or fails the recipient so the queue bounces)
-//       redirect, vacation       not carried out yet: noted; a redirect that
-//                                cancelled the implicit keep is replaced by a
-//                                keep, so no mail is lost
+//       redirect [:copy]         Plan::redirects (queued by the caller with
+//                                sieve_outbound.h before the copies are
+//                                written); not when the message has more than
+//                                kMaxForwardHops Delivered-To/X-Loop fields
+//                                or a Delivered-To naming this mailbox (a
+//                                loop): then noted and kept in INBOX
+//       vacation                 Plan::vacation, the reply (sieve_vacation.h),
+//                                when the RFC 3834 rules allow one (else the
+//                                notes say why); the caller claims the
+//                                once-per-period record and queues it after
+//                                the copies are durable
+//     The number of redirects per message is bounded by Limits::maxRedirects
+//     (sieve.h: a run-time error at limit+1, so the message is kept).
 //     Never loses mail: a script that does not compile, cannot be read or fails
 //     at run time gives one copy into INBOX and an `error` for the log; the
 //     first time for each version of the script, `notice` also holds a short
@@ -33,11 +43,12 @@
 //   body as (fd, offset, length): the body is read (at most
 //   Limits::maxBodyBytes, with pread) only when the script has a body test.
 // Blocking: reads the script and maybe the body; call it on a delivery worker.
-// Standards: RFC 5228 (4.1 fileinto, 2.10.2 implicit keep), RFC 5232, RFC 5490,
-// RFC 5429.
+// Standards: RFC 5228 (4.1 fileinto, 4.2 redirect, 2.10.2 implicit keep), RFC 5232,
+// RFC 5490, RFC 5429, RFC 5230, RFC 3834.
 #pragma once
 
 #include "sieve.h"
+#include "sieve_vacation.h"
 
 #include <QStringList>
 
@@ -51,7 +62,13 @@ struct PlanInput {
     qint64 bodyOffset = 0, bodyLength = 0;
     qint64 size = 0;
     QString envelopeFrom, envelopeTo;
+    QString delimiters = QStringLiteral("+");  // recipient_delimiter
+    // May the mailbox's user send as this address (vacation :from)? Unset: only the mailbox itself.
+    std::function<bool(const QString& address)> maySendAs;
 };
+
+// A message that went through more forwarding steps than this is not redirected again.
+inline constexpr int kMaxForwardHops = 10;
 
 struct Plan {
     struct Copy {
@@ -59,6 +76,12 @@ struct Plan {
         QString flags;       // Maildir letters, sorted; empty: into new/
     };
     QList<Copy> copies;
+    struct Redirect {
+        QString address;
+        bool copy = false;  // :copy (the implicit keep was not cancelled by it)
+    };
+    QList<Redirect> redirects;
+    std::optional<VacationReply> vacation;  // a reply is due (still subject to the once-per-period record)
     bool reject = false;
     QString rejectReason;
     QString script;       // the active script's name; empty: none ran

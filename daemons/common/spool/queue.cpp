@@ -10,6 +10,8 @@
 #include <QRandomGenerator>
 #include <QRegularExpression>
 
+#include <limits>
+
 #include <cerrno>
 #include <fcntl.h>
 #include <unistd.h>
@@ -286,20 +288,43 @@ Result<Envelope> readEnvelope(const QString& queueDir, QueueState state, const Q
     return Envelope::parse(f.read(kMaxEnvelopeBytes));
 }
 
-Result<QString> enqueueMessage(const QString& queueDir, Envelope env, const QByteArray& content) {
+namespace {
+// The one way a message made here (a DSN, a vacation reply, a redirected copy) enters the
+// queue: its file written to tmp/ by `write`, fsync'd, then QueueWriter (prepare + commit).
+template <typename Write>
+Result<QString> enqueueNew(const QString& queueDir, Envelope env, qint64 size, Write write) {
     const QString tmpDir = queueDir + QStringLiteral("/tmp");
     if (auto st = ensureDirectory(tmpDir, 0700); !st) return st.error();
     env.id = newQueueId();
-    env.size = content.size();
+    env.size = size;
     if (env.arrival == 0) env.arrival = QDateTime::currentSecsSinceEpoch();
     const QString tmp = tmpDir + QLatin1Char('/') + env.id;
-    if (auto st = writeNewFileSynced(tmp, content); !st) return st.error();
+    if (auto st = write(tmp); !st) return st.error();
     QueueWriter writer(queueDir);
     Status st = writer.prepare(env, tmp);
     if (st) st = writer.commit();
     ::unlink(QFile::encodeName(tmp).constData());
     if (!st) return st.error();
     return env.id;
+}
+}  // namespace
+
+Result<QString> enqueueMessage(const QString& queueDir, Envelope env, const QByteArray& content) {
+    return enqueueNew(queueDir, std::move(env), content.size(), [&](const QString& tmp) { return writeNewFileSynced(tmp, content); });
+}
+
+Result<QString> enqueueMessage(const QString& queueDir, Envelope env, const QByteArray& head, int fd, qint64 offset, qint64 length) {
+    if (head.size() > std::numeric_limits<qint64>::max() - length) return Result<QString>::fail(QStringLiteral("message too large"));
+    return enqueueNew(queueDir, std::move(env), head.size() + length, [&](const QString& tmp) -> Status {
+        const int out = ::open(QFile::encodeName(tmp).constData(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (out < 0) return errnoError(tmp, errno);
+        Status st = writeAll(out, head, tmp);
+        if (st) st = copyRange(fd, offset, length, out, tmp);
+        if (st && ::fsync(out) != 0) st = errnoError(tmp, errno);
+        if (::close(out) != 0 && st) st = errnoError(tmp, errno);
+        if (!st) ::unlink(QFile::encodeName(tmp).constData());
+        return st;
+    });
 }
 
 }  // namespace postern::spool

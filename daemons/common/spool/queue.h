@@ -40,8 +40,9 @@
 // Envelope::parse()/serialize(), listQueue(), readEnvelope() (one message's
 // envelope, at most kMaxEnvelopeBytes; Error::code ENOENT when the file is
 // gone, 0 when it does not parse), enqueueMessage() (a new message made in
-// memory, e.g. a DSN: written to tmp/, fsync'd, queued to incoming/ with
-// QueueWriter), writeNewFileSynced() (exclusive create, write, fsync).
+// memory, e.g. a DSN or a Sieve vacation reply, or a header plus a range of a
+// file, e.g. a Sieve redirect: written to tmp/, fsync'd, queued to incoming/
+// with QueueWriter), writeNewFileSynced() (exclusive create, write, fsync).
 // Security: queue ids are validated (16 upper-case hex digits) before any path
 // is built from them.
 #pragma once
@@ -148,8 +149,13 @@ Status removeMessage(const QString& queueDir, QueueState state, const QString& i
 std::optional<QueueState> stateOf(const QString& queueDir, const QString& id);
 // A message's envelope (ENOENT: no such file; other failures: it does not parse).
 Result<Envelope> readEnvelope(const QString& queueDir, QueueState state, const QString& id);
-// Queues a message built in memory (a DSN) into incoming/; returns its new queue id.
+// Queues a message built in memory (a DSN, a vacation reply) into incoming/; returns its new queue id.
 Result<QString> enqueueMessage(const QString& queueDir, Envelope envelope, const QByteArray& content);
+// The same for `head` followed by `length` bytes of `fd` from `offset` (a redirected message:
+// the body is copied by the kernel, never held in memory). Both take the one path: tmp/,
+// fsync, QueueWriter prepare + commit (the folder fsync'd) before they return.
+Result<QString> enqueueMessage(const QString& queueDir, Envelope envelope, const QByteArray& head, int fd, qint64 offset,
+                               qint64 length);
 // Creates `path` exclusively (O_EXCL|O_NOFOLLOW, 0600), writes `data`, fsyncs; removed on failure.
 Status writeNewFileSynced(const QString& path, const QByteArray& data);
 

@@ -14,7 +14,7 @@ mail sent over real SMTP (smtplib) into the Maildirs, read back over IMAP
     bounce to the (local) sender;
   * `posternctl sieve check/put` print errors as line:column and refuse bad scripts;
     list/show/activate/deactivate/delete; forward/vacation generate scripts and say
-    plainly that redirect and vacation are not carried out yet."""
+    how redirect and vacation are carried out (test_sieve_outbound.py runs them)."""
 
 import imaplib
 import os
@@ -190,14 +190,14 @@ class SieveDelivery(unittest.TestCase):
         self.assertNotIn("spare", self.inst.ctl("sieve", "list", user).stdout)
         # Names cannot form paths.
         self.assertEqual(self.put(user, "../x", "keep;\n", check=False).returncode, 2)
-        # Forward and vacation: generated, stored, active, and honest about what is not done yet.
+        # Forward and vacation: generated, stored, active, with a note on how they are carried out.
         p = self.inst.ctl("sieve", "forward", "carol@example.test", "--to", "x@elsewhere.test,y@elsewhere.test", "--keep")
-        self.assertIn("does not carry them out yet", p.stdout)
+        self.assertIn("SRS sender", p.stdout)
         script = self.inst.ctl("sieve", "show", "carol@example.test", "forward").stdout
         self.assertIn('redirect :copy "x@elsewhere.test";', script)
         self.assertIn('redirect :copy "y@elsewhere.test";', script)
         self.assertRegex(self.inst.ctl("sieve", "list", "carol@example.test").stdout, r"(?m)^forward\t\d+ bytes\tactive$")
-        # Meanwhile mail is kept (no loss).
+        # :copy: a copy is kept (the redirects go to the queue).
         self.send("carol@example.test", "while forwarding")
         self.assertEqual(self.subjects("carol@example.test")[-1], "while forwarding")
         p = self.inst.ctl("sieve", "vacation", "carol@example.test", "--subject", "Away", "--text", "I am away.\n.hidden dot",

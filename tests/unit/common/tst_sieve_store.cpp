@@ -23,6 +23,8 @@ QString describePlan(const Plan& p) {
         out << (c.folder.isEmpty() ? QStringLiteral("INBOX") : c.folder.join(u'/')) +
                    (c.flags.isEmpty() ? QString() : u':' + c.flags);
     if (p.reject) out << QStringLiteral("reject(%1)").arg(p.rejectReason);
+    for (const Plan::Redirect& r : p.redirects) out << QStringLiteral("redirect(%1%2)").arg(r.address, r.copy ? QStringLiteral(",copy") : QString());
+    if (p.vacation) out << QStringLiteral("vacation(%1)").arg(p.vacation->to);
     return out.join(u' ');
 }
 }  // namespace
@@ -38,6 +40,9 @@ private slots:
     void plans_data();
     void plans();
     void bodyTestReadsTheBodyRange();
+    void vacationFromNeedsPermission();
+    void redirectLoopLimit_data();
+    void redirectLoopLimit();
     void errorNoticeOncePerVersion();
 };
 
@@ -168,10 +173,13 @@ void TestSieveStore::plans_data() {
         << "";
     QTest::newRow("reject") << QByteArray("require \"reject\"; reject \"no thanks\";") << "reject(no thanks)"
                             << "";
-    QTest::newRow("redirect not done: kept") << QByteArray("redirect \"x@example.org\";") << "INBOX"
-                                             << "kept in INBOX instead of the redirect";
-    QTest::newRow("redirect :copy") << QByteArray("require \"copy\"; redirect :copy \"x@example.org\";") << "INBOX"
-                                    << "redirect to x@example.org is not carried out yet";
+    QTest::newRow("redirect") << QByteArray("redirect \"x@example.org\";") << "redirect(x@example.org)"
+                              << "";
+    QTest::newRow("redirect :copy") << QByteArray("require \"copy\"; redirect :copy \"x@example.org\";")
+                                    << "INBOX redirect(x@example.org,copy)"
+                                    << "";
+    QTest::newRow("vacation") << QByteArray("require \"vacation\"; vacation \"away\";") << "INBOX"
+                              << "vacation: no reply (the user's address is not in To/Cc)";
     QTest::newRow("runtime error keeps") << QByteArray(
                                                 "require [\"reject\",\"fileinto\"]; fileinto \"Work\"; reject \"x\";")
                                          << "INBOX"
@@ -213,6 +221,69 @@ void TestSieveStore::plans() {
     if (QTest::currentDataTag() == QLatin1String("compile error keeps"))
         QCOMPARE(p.error,
                  QStringLiteral("script main does not compile: 1:5: expected ';' or '{', found end of script"));
+}
+
+// vacation :from is used only when the user may send as it (else the reply could not be
+// DKIM-signed, and a user could send as anyone); else the address the mail came to.
+void TestSieveStore::vacationFromNeedsPermission() {
+    QTemporaryDir dir;
+    QVERIFY(putScript(dir.path(), kUser, QStringLiteral("v"),
+                      "require \"vacation\"; vacation :from \"Boss <boss@example.test>\" \"away\";").ok());
+    QVERIFY(activateScript(dir.path(), kUser, QStringLiteral("v")).ok());
+    PlanInput in;
+    in.header = "From: a@example.org\r\nTo: sales@example.test\r\nSubject: hi\r\n";
+    in.envelopeFrom = QStringLiteral("a@example.org");
+    in.envelopeTo = QStringLiteral("sales+x@example.test");
+    ScriptCache cache;
+    // No permission: from the mailbox itself. (A reply is due: the envelope recipient
+    // without its +detail, sales@, is in To.)
+    Plan p = planDelivery(dir.path(), kUser, in, cache);
+    QVERIFY2(p.vacation, qPrintable(p.notes.join(u'|')));
+    QCOMPARE(p.vacation->from, kUser);
+    QCOMPARE(p.vacation->to, QStringLiteral("a@example.org"));
+    // The user may send as the alias: the reply comes from the address the mail was sent to.
+    in.maySendAs = [](const QString& a) { return a == u"sales@example.test"; };
+    p = planDelivery(dir.path(), kUser, in, cache);
+    QCOMPARE(p.vacation->from, QStringLiteral("sales@example.test"));
+    // ... and from :from when allowed.
+    in.maySendAs = [](const QString& a) { return a == u"sales@example.test" || a == u"boss@example.test"; };
+    p = planDelivery(dir.path(), kUser, in, cache);
+    QCOMPARE(p.vacation->from, QStringLiteral("boss@example.test"));
+    QVERIFY(p.vacation->message.startsWith("From: Boss <boss@example.test>\r\n"));
+}
+
+// Loop protection (sieve_delivery.h): at most kMaxForwardHops Delivered-To/X-Loop fields,
+// and never through the same mailbox twice; otherwise the message is kept, not redirected.
+void TestSieveStore::redirectLoopLimit_data() {
+    QTest::addColumn<QByteArray>("trace");
+    QTest::addColumn<QString>("expected");
+    auto hops = [](int n, const char* name) {
+        QByteArray t;
+        for (int i = 0; i < n; ++i) t += QByteArray(name) + ": hop" + QByteArray::number(i) + "@example.net\r\n";
+        return t;
+    };
+    QTest::newRow("no trace") << QByteArray() << "redirect(x@example.org)";
+    QTest::newRow("limit Delivered-To") << hops(kMaxForwardHops, "Delivered-To") << "redirect(x@example.org)";
+    QTest::newRow("limit+1 Delivered-To") << hops(kMaxForwardHops + 1, "Delivered-To") << "INBOX";
+    QTest::newRow("limit+1 X-Loop") << hops(kMaxForwardHops + 1, "X-Loop") << "INBOX";
+    QTest::newRow("mixed at limit") << hops(5, "X-Loop") + hops(5, "Delivered-To") << "redirect(x@example.org)";
+    QTest::newRow("been here") << QByteArray("Delivered-To: Alice@Example.test\r\n") << "INBOX";
+}
+
+void TestSieveStore::redirectLoopLimit() {
+    QFETCH(QByteArray, trace);
+    QFETCH(QString, expected);
+    QTemporaryDir dir;
+    QVERIFY(putScript(dir.path(), kUser, QStringLiteral("r"), "redirect \"x@example.org\";").ok());
+    QVERIFY(activateScript(dir.path(), kUser, QStringLiteral("r")).ok());
+    PlanInput in;
+    in.header = trace + "From: a@example.org\r\nSubject: hi\r\n";
+    in.envelopeFrom = QStringLiteral("a@example.org");
+    in.envelopeTo = kUser;
+    ScriptCache cache;
+    const Plan p = planDelivery(dir.path(), kUser, in, cache);
+    QCOMPARE(describePlan(p), expected);
+    if (expected == u"INBOX") QVERIFY2(p.notes.join(u'|').contains(QStringLiteral("redirect to x@example.org not done")), qPrintable(p.notes.join(u'|')));
 }
 
 void TestSieveStore::bodyTestReadsTheBodyRange() {
