@@ -65,6 +65,10 @@ void RspamdLearner::tick() {
         m_waitingToRetry = false;
     }
     if (!m_spool.drainLock()) return;
+    if (m_watch.directories().isEmpty()) {
+        m_watch.addPath(m_spool.dir());
+        connect(&m_watch, &QFileSystemWatcher::directoryChanged, this, &RspamdLearner::kick);
+    }
     if (m_batch.isEmpty()) {
         m_spool.sweepOrphans(3600);
         auto next = m_spool.pending(kBatch);

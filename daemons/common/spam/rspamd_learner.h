@@ -9,7 +9,9 @@
 //   setIntervals(pollMs, retryMs)  how often the spool is looked at (requests of other
 //                     processes, crash leftovers) and how long to wait after Rspamd failed.
 //   busy()            a request is on the wire.
-// Only the process holding the spool's drain lock sends (others keep polling for the lock).
+// Only the process holding the spool's drain lock sends (others keep polling for the lock);
+// it watches the spool folder (inotify through QFileSystemWatcher), so a request queued by
+// any imapd process is sent at once, and looks again every pollMs anyway.
 // Outcome of one request (logged as spam.learn, counted in postern_spam_learns_total
 // {class, result}):
 //   2xx  learned (200) or skipped by Rspamd (208 already learned, 204 too few tokens):
@@ -32,6 +34,7 @@
 #include <QByteArray>
 #include <QElapsedTimer>
 #include <QFile>
+#include <QFileSystemWatcher>
 #include <QHash>
 #include <QList>
 #include <QObject>
@@ -79,6 +82,7 @@ private:
     int m_timeoutMs;
     int m_retryMs = 60'000;
     QTimer m_poll;
+    QFileSystemWatcher m_watch;
     QTimer m_timeout;
     QElapsedTimer m_sinceFailure;
     bool m_waitingToRetry = false;
