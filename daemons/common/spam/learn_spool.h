@@ -29,8 +29,9 @@
 // advisory, the mail itself is fsynced by the store as before).
 // Limits: kMaxLearnQueue requests waiting (default of maxEntries; enqueue beyond it is
 // refused with Full); kMaxLearnUser bytes of user name. With several imapd processes each
-// checks its own count of the folder, refreshed at every pending(): the folder may exceed
-// the limit by what the other processes queued since their last refresh.
+// checks its own count of the folder, refreshed at every pending() (the learner calls it at
+// least every poll interval, 5 s, in every process): the folder may exceed the limit by what
+// the other processes queued since their last refresh.
 #pragma once
 
 #include "core/result.h"

@@ -11,7 +11,12 @@ namespace postern::spam {
 RspamdLearner::RspamdLearner(LearnSpool& spool, QString controllerSocket, QByteArray password, int timeoutMs, QObject* parent)
     : QObject(parent), m_spool(spool), m_socketPath(std::move(controllerSocket)), m_password(std::move(password)), m_timeoutMs(timeoutMs) {
     m_poll.setInterval(5000);
-    connect(&m_poll, &QTimer::timeout, this, &RspamdLearner::tick);
+    connect(&m_poll, &QTimer::timeout, this, [this] {
+        // A process that does not drain still refreshes its count of the spool (the queue
+        // limit it checks in enqueue()), here and not on the IMAP command's path.
+        if (!m_spool.drainLock()) (void)m_spool.pending(0);
+        tick();
+    });
     m_poll.start();
     m_timeout.setSingleShot(true);
     connect(&m_timeout, &QTimer::timeout, this, [this] { fail(QStringLiteral("no answer within the timeout")); });
