@@ -121,6 +121,9 @@ Status writeSpamEngineConfig(const Config& config, const SpamPaths& p, const Use
              ";\n"},
         {local + QStringLiteral("redis.conf"), header + "servers = " + ucl(p.redisSocket) + ";\n"},
         {local + QStringLiteral("http_headers.conf"), header + "enabled = true;\n"},
+        // Per-user Bayes: the statistics of the user in "Deliver-To" (scans with one local
+        // recipient, and the learn requests postern-imapd sends for Junk moves).
+        {local + QStringLiteral("classifier-bayes.conf"), header + "users_enabled = true;\n"},
     };
     for (const auto& [path, content] : files)
         if (auto st = writeShared(path, content, ids); !st) return st;

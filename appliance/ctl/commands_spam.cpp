@@ -1,9 +1,20 @@
-// commands_spam.cpp — posternctl spam status|check: the spam filter for administrators.
+// commands_spam.cpp — posternctl spam status|check|learn: the spam filter for administrators.
 //
 //   spam status       the filter's line of `posternctl status` (on only when Rspamd answers
 //                     GET /ping with pong), and postern-smtpd's scan counts by result since
-//                     it started (postern_spam_scans_total in its stats file). Exit 1 when the
-//                     filter is on and Rspamd does not answer.
+//                     it started (postern_spam_scans_total in its stats file); the learned
+//                     counts per user and class (Rspamd's per-user Bayes statistics in Redis:
+//                     the RS<user> hashes listed in BAYES_SPAM_keys, fields learns_spam and
+//                     learns_ham), the learn requests waiting in <data_dir>/spam-learn and
+//                     postern-imapd's learn outcomes (postern_spam_learns_total). Exit 1 when
+//                     the filter is on and Rspamd does not answer.
+//   spam learn spam|ham --user U --folder F
+//                     bulk training: every message of U's folder F (INBOX when "INBOX") is sent
+//                     to Rspamd's controller socket (POST /learnspam or /learnham, Deliver-To: U,
+//                     the same request postern-imapd's learner sends), one after the other, with
+//                     progress on a terminal and the counts at the end: learned, skipped by Rspamd
+//                     (already learned, too few words), refused, too big, errors. Exit 1 when a
+//                     message could not be sent (Rspamd down: it stops at the first such error).
 //   spam check FILE   sends FILE (a message, RFC 5322) to the Rspamd that postern-smtpd uses
 //                     (spam.rspamd_address, else the supervisor's own socket) exactly as a
 //                     scan does (POST /checkv2, the same request head and reply parser), and
@@ -12,14 +23,24 @@
 //                     Exit 1 when Rspamd cannot be asked or answers badly.
 // Security: FILE is read with the caller's rights; nothing in data_dir is written. The
 // reply is parsed by the same strict parser as in postern-smtpd (rspamd_protocol.h).
+// `spam learn` reads the controller password (0600 root) as root, then drops to the
+// daemons' user before it reads any Maildir; the password is never printed.
 // Limits: FILE at most smtp.max_message_size (what postern-smtpd would accept); the whole
-// exchange at most spam.timeout.
+// exchange at most spam.timeout (per message for `spam learn`; larger messages are
+// counted as too big and skipped). Redis replies: kMaxRedisUsers users listed, each
+// reply at most kMaxRedisReply bytes.
 #include "ctl.h"
 
+#include "common/spam/learn_spool.h"
+#include "common/spam/rspamd_learner.h"
 #include "common/spam/rspamd_protocol.h"
 
 #include "core/atomic_file.h"
+#include "core/paths.h"
 #include "core/spam_engine.h"
+#include "core/stats.h"
+#include "imap_import.h"
+#include "mail_import.h"
 
 #include <QDeadlineTimer>
 #include <QFile>
@@ -32,9 +53,15 @@
 #include <QSysInfo>
 #include <QTcpSocket>
 
+#include <QDir>
+#include <QElapsedTimer>
+#include <QFileInfo>
+#include <QSet>
+
 #include <algorithm>
 #include <functional>
 #include <memory>
+#include <unistd.h>
 
 namespace postern::ctl {
 
@@ -130,6 +157,129 @@ QMap<QString, quint64> scanCounts(const Config& config) {
     return counts;
 }
 
+constexpr qsizetype kMaxRedisUsers = 1000;
+constexpr qsizetype kMaxRedisReply = 1024 * 1024;
+
+// A flat RESP reply (array of bulk strings, or one bulk/simple string, nil or error).
+// Returns the items once `buf` holds the whole reply, nullopt while it does not; an
+// error reply or a malformed one gives *bad = true.
+std::optional<QList<QByteArray>> parseResp(const QByteArray& buf, bool* bad) {
+    qsizetype pos = 0;
+    auto line = [&](QByteArray* out) -> bool {
+        const qsizetype end = buf.indexOf("\r\n", pos);
+        if (end < 0) return false;
+        *out = buf.mid(pos, end - pos);
+        pos = end + 2;
+        return true;
+    };
+    auto bulk = [&](const QByteArray& head, QList<QByteArray>& items) -> int {  // 1 ok, 0 need more, -1 bad
+        if (head.startsWith('+')) {
+            items << head.mid(1);
+            return 1;
+        }
+        if (!head.startsWith('$')) return -1;
+        bool ok = false;
+        const qsizetype n = head.mid(1).toLongLong(&ok);
+        if (!ok || n < -1 || n > kMaxRedisReply) return -1;
+        if (n == -1) {
+            items << QByteArray();
+            return 1;
+        }
+        if (buf.size() - pos < n + 2) return 0;
+        items << buf.mid(pos, n);
+        pos += n + 2;
+        return 1;
+    };
+    QByteArray head;
+    if (!line(&head)) return std::nullopt;
+    QList<QByteArray> items;
+    if (head.startsWith('-')) {
+        *bad = true;
+        return items;
+    }
+    if (head.startsWith('*')) {
+        bool ok = false;
+        const qsizetype n = head.mid(1).toLongLong(&ok);
+        if (!ok || n < -1 || n > kMaxRedisUsers * 4) {
+            *bad = true;
+            return items;
+        }
+        for (qsizetype i = 0; i < n; ++i) {
+            QByteArray h;
+            if (!line(&h)) return std::nullopt;
+            const int r = bulk(h, items);
+            if (r == 0) return std::nullopt;
+            if (r < 0) {
+                *bad = true;
+                return items;
+            }
+        }
+        return items;
+    }
+    const int r = bulk(head, items);
+    if (r == 0) return std::nullopt;
+    if (r < 0) *bad = true;
+    return items;
+}
+
+// One command to Redis on its unix socket (blocking, bounded); nullopt on any failure.
+std::optional<QList<QByteArray>> redisCommand(const QString& socketPath, const QList<QByteArray>& args, int timeoutMs) {
+    QLocalSocket s;
+    s.connectToServer(socketPath);
+    QDeadlineTimer deadline(timeoutMs);
+    if (!s.waitForConnected(timeoutMs)) return std::nullopt;
+    QByteArray req = "*" + QByteArray::number(args.size()) + "\r\n";
+    for (const QByteArray& a : args) req += "$" + QByteArray::number(a.size()) + "\r\n" + a + "\r\n";
+    s.write(req);
+    while (s.bytesToWrite() > 0 && !deadline.hasExpired())
+        if (!s.waitForBytesWritten(int(std::max<qint64>(1, deadline.remainingTime())))) break;
+    QByteArray reply;
+    while (reply.size() <= kMaxRedisReply && !deadline.hasExpired()) {
+        bool bad = false;
+        if (auto items = parseResp(reply, &bad)) return bad ? std::nullopt : items;
+        if (!s.waitForReadyRead(int(std::max<qint64>(1, deadline.remainingTime())))) break;
+        reply += s.readAll();
+    }
+    return std::nullopt;
+}
+
+struct LearnedCounts {
+    QString user;
+    quint64 spam = 0, ham = 0;
+};
+
+// Rspamd's per-user Bayes counts (users_enabled): the RS<user> hashes it lists in
+// BAYES_SPAM_keys / BAYES_HAM_keys. nullopt when Redis cannot be asked.
+std::optional<QList<LearnedCounts>> learnedCounts(const SpamPaths& paths) {
+    QSet<QByteArray> keys;
+    for (const QByteArray& set : {QByteArray("BAYES_SPAM_keys"), QByteArray("BAYES_HAM_keys")}) {
+        auto members = redisCommand(paths.redisSocket, {"SMEMBERS", set}, 3000);
+        if (!members) return std::nullopt;
+        for (const QByteArray& k : *members)
+            if (k.startsWith("RS") && k.size() > 2 && keys.size() < kMaxRedisUsers) keys.insert(k);
+    }
+    QList<QByteArray> sorted(keys.begin(), keys.end());
+    std::sort(sorted.begin(), sorted.end());
+    QList<LearnedCounts> out;
+    for (const QByteArray& k : sorted) {
+        auto v = redisCommand(paths.redisSocket, {"HMGET", k, "learns_spam", "learns_ham"}, 3000);
+        if (!v || v->size() != 2) return std::nullopt;
+        out << LearnedCounts{QString::fromUtf8(k.mid(2)), v->at(0).toULongLong(), v->at(1).toULongLong()};
+    }
+    return out;
+}
+
+// postern_spam_learns_total of every postern-imapd process ("class result" -> count).
+QMap<QString, quint64> learnOutcomes(const Config& config) {
+    QMap<QString, quint64> out;
+    const QDir run(config.runDir());
+    for (const QString& f : run.entryList({QStringLiteral("postern-imapd*.stats")}, QDir::Files))
+        for (const stats::Counter& c : stats::readFile(run.filePath(f)))
+            if (c.name == u"postern_spam_learns_total")
+                out[c.labels.value(QStringLiteral("class")) + QLatin1Char(' ') + c.labels.value(QStringLiteral("result"))] += c.value;
+    return out;
+}
+
 int spamStatus(CtlContext& ctx) {
     Config config;
     if (!ctx.loadConfig(config)) return 1;
@@ -138,6 +288,22 @@ int spamStatus(CtlContext& ctx) {
     const QMap<QString, quint64> counts = scanCounts(config);
     if (counts.isEmpty()) ctx.out << "scans since postern-smtpd started: none" << Qt::endl;
     for (auto it = counts.cbegin(); it != counts.cend(); ++it) ctx.out << "scans " << it.key() << ": " << it.value() << Qt::endl;
+    if (config.flag(QStringLiteral("spam.enabled"))) {
+        const SpamPaths paths = spamPaths(config, ctx.configDir);
+        if (auto learned = learnedCounts(paths)) {
+            if (learned->isEmpty()) ctx.out << "learned: nothing yet" << Qt::endl;
+            for (const LearnedCounts& l : *learned)
+                ctx.out << "learned " << l.user << ": spam " << l.spam << ", ham " << l.ham << Qt::endl;
+        } else {
+            ctx.out << "learned: unknown (redis does not answer at " << paths.redisSocket << ")" << Qt::endl;
+        }
+        spam::LearnSpool spool(config.dataDir() + QStringLiteral("/spam-learn"));
+        if (auto waiting = spool.pending(spam::kMaxLearnQueue + 1))
+            ctx.out << "learn requests waiting: " << spool.count() << " (limit " << spam::kMaxLearnQueue << ")" << Qt::endl;
+        const QMap<QString, quint64> outcomes = learnOutcomes(config);
+        for (auto it = outcomes.cbegin(); it != outcomes.cend(); ++it)
+            ctx.out << "learn requests " << it.key() << ": " << it.value() << Qt::endl;
+    }
     const bool down = config.flag(QStringLiteral("spam.enabled")) && !rspamdAnswers(rspamdAddress(config, ctx.configDir), 3000);
     return down ? 1 : 0;
 }
@@ -181,6 +347,85 @@ int spamCheck(CtlContext& ctx) {
     return 0;
 }
 
+
+int spamLearn(CtlContext& ctx) {
+    const QString usage = QStringLiteral("spam learn spam|ham --user U --folder F");
+    if (ctx.args.size() != 1 || (ctx.args.first() != u"spam" && ctx.args.first() != u"ham") || !ctx.has(QStringLiteral("user")) ||
+        !ctx.has(QStringLiteral("folder")))
+        return ctx.usage(usage);
+    Config config;
+    if (!ctx.loadConfig(config)) return 1;
+    if (!config.flag(QStringLiteral("spam.enabled"))) return ctx.fail(QStringLiteral("the spam filter is off (spam.enabled = false)"));
+    const spam::LearnClass cls = ctx.args.first() == u"spam" ? spam::LearnClass::Spam : spam::LearnClass::Ham;
+    const QString user = localUser(ctx, config, ctx.opt(QStringLiteral("user")));
+    if (user.isEmpty()) return 1;
+    const QString folderName = ctx.opt(QStringLiteral("folder"));
+    const QStringList folder = folderName.compare(QStringLiteral("INBOX"), Qt::CaseInsensitive) == 0
+                                   ? QStringList()
+                                   : folderName.split(QLatin1Char('/'), Qt::SkipEmptyParts);
+    const SpamPaths paths = spamPaths(config, ctx.configDir);
+    QByteArray password;
+    if (auto pw = readFile(paths.passwordFile, 1024)) password = pw->trimmed();  // as root, before the drop
+    if (!ctx.runAsDaemonUser(config)) return 1;
+    auto messages = readFolder(maildirRoot(config.mailDir(), user), folder);
+    if (!messages) return ctx.fail(QStringLiteral("%1 of %2: %3").arg(folderName, user, messages.errorMessage()));
+    const qint64 maxBytes = config.size(QStringLiteral("smtp.max_message_size"));
+    const int timeoutMs = int(config.durationMs(QStringLiteral("spam.timeout")));
+    quint64 learned = 0, skipped = 0, refused = 0, tooBig = 0, errors = 0;
+    const bool tty = ::isatty(STDERR_FILENO);
+    QElapsedTimer shown;
+    shown.start();
+    const qsizetype total = messages->size();
+    qsizetype done = 0;
+    for (const ExportedMessage& m : std::as_const(*messages)) {
+        ++done;
+        if (tty && shown.elapsed() >= 200) {
+            shown.restart();
+            ctx.err << "\r" << done << " of " << total << " messages" << Qt::flush;
+        }
+        QFile file(m.path);
+        if (!file.open(QIODevice::ReadOnly)) {  // expunged meanwhile
+            ++errors;
+            ctx.err << "posternctl: " << m.path << ": " << file.errorString() << Qt::endl;
+            continue;
+        }
+        if (file.size() > maxBytes) {
+            ++tooBig;
+            continue;
+        }
+        RspamdConnection c(paths.controllerSocket, QDeadlineTimer(timeoutMs));
+        if (!c.connected()) {
+            ++errors;
+            ctx.err << "posternctl: rspamd controller at " << paths.controllerSocket << ": " << c.error() << "; stopped" << Qt::endl;
+            break;
+        }
+        const QByteArray head = spam::RspamdLearner::requestHead(cls, user, password, file.size());
+        bool sent = c.send(head.constData(), head.size());
+        while (sent && !file.atEnd()) {
+            const QByteArray chunk = file.read(64 * 1024);
+            sent = !chunk.isEmpty() && c.send(chunk.constData(), chunk.size());
+        }
+        const QByteArray reply = sent ? c.receive(spam::RspamdLearner::kMaxReply, [](const QByteArray&) { return false; }) : QByteArray();
+        const int code = spam::RspamdLearner::statusOf(reply);
+        if (code >= 200 && code < 300) {
+            ++(code == 200 ? learned : skipped);
+        } else if (code >= 400 && code < 500) {
+            ++refused;
+            ctx.err << "posternctl: " << QFileInfo(m.path).fileName() << ": refused: " << QString::fromUtf8(reply.left(reply.indexOf('\r')).mid(13))
+                    << Qt::endl;
+        } else {
+            ++errors;
+            ctx.err << "posternctl: " << QFileInfo(m.path).fileName() << ": "
+                    << (code < 0 ? QStringLiteral("no answer from rspamd") : QStringLiteral("rspamd answered %1").arg(code)) << Qt::endl;
+            if (code < 0) break;
+        }
+    }
+    if (tty) ctx.err << "\r\033[K" << Qt::flush;
+    ctx.out << "spam learn " << spam::toString(cls) << ": " << total << " message(s) in " << folderName << " of " << user << ": learned "
+            << learned << ", skipped by rspamd " << skipped << ", refused " << refused << ", too big " << tooBig << ", errors " << errors
+            << Qt::endl;
+    return errors > 0 ? 1 : 0;
+}
 }  // namespace
 
 QString spamStatusLine(const Config& config, const QString& configDir, bool* warning) {
@@ -201,9 +446,12 @@ QString spamStatusLine(const Config& config, const QString& configDir, bool* war
 void addSpamCommands(QList<Command>& out) {
     const QString s = QStringLiteral("spam");
     out << Command{{s, QStringLiteral("status")}, QString(),
-                   QStringLiteral("the spam filter: Rspamd answering, scans by result since postern-smtpd started"), {}, {}, spamStatus};
+                   QStringLiteral("the spam filter: Rspamd answering, scans by result, learned counts per user"), {}, {}, spamStatus};
     out << Command{{s, QStringLiteral("check")}, QStringLiteral("FILE"),
                    QStringLiteral("what Rspamd says about a message, and what Postern would do with it"), {}, {}, spamCheck};
+    out << Command{{s, QStringLiteral("learn")}, QStringLiteral("spam|ham --user U --folder F"),
+                   QStringLiteral("train the user's spam filter on every message of a folder"),
+                   {QStringLiteral("user"), QStringLiteral("folder")}, {}, spamLearn};
 }
 
 }  // namespace postern::ctl

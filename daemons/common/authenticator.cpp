@@ -1,6 +1,8 @@
 // authenticator.cpp — see authenticator.h.
 #include "authenticator.h"
 
+#include "block_list.h"
+
 #include "async.h"
 
 #include "core/address.h"
@@ -31,8 +33,23 @@ Status Authenticator::openSharedThrottle() {
 
 void Authenticator::applyConfig() {
     m_throttle.setPolicy(AuthThrottle::Policy::fromConfig(m_config));
+    m_blockAfter = int(m_config.integer(QStringLiteral("auth.block_after_failures")));
+    m_blockMs = m_config.durationMs(QStringLiteral("auth.block_duration"));
     m_cache = std::make_shared<AuthCache>(std::chrono::milliseconds(m_config.durationMs(QStringLiteral("auth.cache_ttl"))),
                                           int(m_config.integer(QStringLiteral("auth.cache_size"))));
+}
+
+// The failure just recorded may be the address's auth.block_after_failures-th in the window.
+void Authenticator::blockIfTooMany(const QHostAddress& peer, const QString& sessionId) {
+    if (!m_blockList || m_blockAfter <= 0) return;
+    const int failures = m_throttle.failures(AuthThrottle::ipKey(peer));
+    if (failures < m_blockAfter) return;
+    const QString subnet = BlockList::autoBlockSubnet(peer);
+    if (m_blockList->blocked(peer)) return;  // already (another process was quicker)
+    const Status st = m_blockList->add(subnet, m_blockMs, QStringLiteral("auth"));
+    log::write(st ? log::Level::Warning : log::Level::Error, sessionId, u"auth.blocked",
+               log::Fields().add("remote", peer.toString()).add("entry", subnet).add("failures", failures).add("duration_ms", m_blockMs)
+                   .add("result", st ? QStringLiteral("blocked") : st.errorMessage()));
 }
 
 QString Authenticator::normalizeLogin(const QString& loginIn) const {
@@ -168,6 +185,7 @@ void Authenticator::check(const AuthRequest& request, const QString& protocol, c
             m_throttle.record(admission, AuthThrottle::Outcome::Failure);
             stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("failed")}});
             const qint64 delay = m_throttle.penaltyAfterFailure(peer);
+            blockIfTooMany(peer, sessionId);
             // fail2ban-friendly: one line with the remote address and a fixed "result=failed".
             log::write(log::Level::Warning, sessionId, u"auth",
                        log::Fields()

@@ -22,6 +22,10 @@
 //     never if `request.context` was deleted.
 // Logs one line per attempt: protocol, user, remote, result (ok, failed,
 // tempfail). Never the password.
+// Block list: with setBlockList(), a failure that brings its address's count in the
+// throttle to auth.block_after_failures (0: never) puts the address (IPv4 /32, IPv6
+// /48) on the shared temporary block list (block_list.h) for auth.block_duration,
+// logged as auth.blocked; the daemons then refuse its connections at accept.
 #pragma once
 
 #include "auth_request.h"
@@ -38,6 +42,8 @@
 #include <optional>
 
 namespace postern {
+
+class BlockList;
 
 class Authenticator : public QObject {
     Q_OBJECT
@@ -58,6 +64,7 @@ public:
     void verify(const AuthRequest& request, const QString& protocol, QByteArray password, Done done);
 
     AuthThrottle& throttle() { return m_throttle; }
+    void setBlockList(BlockList* list) { m_blockList = list; }
     AuthCache& cache() { return *m_cache; }
     // "alice" -> "alice@<primary_domain>"; normalised address or empty when invalid.
     QString normalizeLogin(const QString& login) const;
@@ -73,6 +80,10 @@ private:
     AuthThrottle m_throttle;
     std::shared_ptr<AuthCache> m_cache;
     QString m_dummyHash;
+    BlockList* m_blockList = nullptr;
+    int m_blockAfter = 0;
+    qint64 m_blockMs = 0;
+    void blockIfTooMany(const QHostAddress& peer, const QString& sessionId);
 };
 
 }  // namespace postern

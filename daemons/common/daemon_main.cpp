@@ -1,6 +1,8 @@
 // daemon_main.cpp — see daemon_main.h.
 #include "daemon_main.h"
 
+#include "block_list.h"
+
 #include "authenticator.h"
 #include "shared_counters.h"
 #include "unix_signals.h"
@@ -32,6 +34,7 @@ constexpr int kGraceMs = 10'000;
 struct Bootstrap {
     std::unique_ptr<AccountStore> accounts;
     std::unique_ptr<Authenticator> auth;
+    std::unique_ptr<BlockList> blockList;  // with AccountUse::Authenticate
 };
 
 Bootstrap& bootstrap() {
@@ -77,6 +80,8 @@ Result<DaemonContext> loadBootstrap(Config& config, const DaemonSpec& spec) {
     if (spec.accounts == AccountUse::Authenticate) {
         b.auth = std::make_unique<Authenticator>(config, b.accounts.get());
         ctx.auth = b.auth.get();
+        b.blockList = std::make_unique<BlockList>(config.dataDir() + QStringLiteral("/block-list"));
+        b.auth->setBlockList(b.blockList.get());
     }
     return ctx;
 }
@@ -192,6 +197,7 @@ int runDaemon(int argc, char** argv, const DaemonSpec& spec) {
     auto server = spec.create(*ctx, &app);
     if (!server) return startFailed(server.errorMessage());
     if (role->isWorker()) (*server)->adoptListeners(role->listenFds);
+    if (BlockList* blocks = bootstrap().blockList.get()) (*server)->setBlockList(blocks);
     if (auto st = (*server)->start(); !st) return startFailed(st.errorMessage());
     // Before "ready": a signal that comes from then on is handled (queued until the loop runs).
     UnixSignals* unixSignals = UnixSignals::install(&app);

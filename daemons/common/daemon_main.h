@@ -11,7 +11,9 @@
 //   3b. the daemon bootstrap every daemon shared by hand before: with spec.accounts
 //      Read or Authenticate, loads the accounts (exit 1 with "accounts: <why>"
 //      when they cannot be read); with Authenticate also makes the Authenticator
-//      (authenticator.h) that SMTP, IMAP and POP3 check passwords with;
+//      (authenticator.h) that SMTP, IMAP and POP3 check passwords with, and the
+//      temporary block list (<data_dir>/block-list, block_list.h) that the
+//      authenticator fills and the DaemonServer consults at every accept;
 //   4. spec.create(ctx) builds the daemon's objects (ctx: the configuration, the
 //      accounts and the authenticator of step 3b) and its DaemonServer, which
 //      binds the program's listeners (exit 1 with the reason when a bind fails);

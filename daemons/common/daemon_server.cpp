@@ -1,6 +1,8 @@
 // daemon_server.cpp — see daemon_server.h.
 #include "daemon_server.h"
 
+#include "block_list.h"
+
 #include "shared_counters.h"
 
 #include "core/log.h"
@@ -10,6 +12,7 @@
 #include <QFileInfo>
 #include <QTcpSocket>
 #include <QTimer>
+#include <QDateTime>
 
 #include <cerrno>
 #include <cstring>
@@ -156,6 +159,16 @@ void DaemonServer::refuse(Listener* listener, qintptr descriptor) {
     QTimer::singleShot(5000, socket, [socket] { socket->abort(); socket->deleteLater(); });
 }
 
+QByteArray DaemonServer::blockedRefusal(ListenerMode mode) {
+    switch (listenerInfo(mode).protocol) {
+    case Protocol::Smtp: return "554 5.7.1 Your address is blocked for now (too many failed logins)\r\n";  // RFC 5321 3.1
+    case Protocol::Imap: return "* BYE Your address is blocked for now (too many failed logins)\r\n";
+    case Protocol::Pop3: return "-ERR Your address is blocked for now (too many failed logins)\r\n";
+    case Protocol::Http: break;
+    }
+    return {};
+}
+
 void DaemonServer::accept(Listener* listener, qintptr descriptor) {
     QHostAddress peer;
     quint16 peerPort = 0;
@@ -163,6 +176,29 @@ void DaemonServer::accept(Listener* listener, qintptr descriptor) {
         log::warn(u"accept.failed", log::Fields().add("error", QString::fromLocal8Bit(std::strerror(errno))));
         ::close(int(descriptor));
         return;
+    }
+    // The temporary block list first: nothing is counted, read or handshaken for a blocked client.
+    if (m_blockList && !m_shuttingDown) {
+        if (const auto entry = m_blockList->blocked(peer)) {
+            stats::add(QStringLiteral("postern_connections_blocked_total"), {{QStringLiteral("listener"), listenerName(listener->mode())}});
+            log::warn(u"connection.blocked", log::Fields()
+                                                 .add("listener", listenerName(listener->mode()))
+                                                 .add("remote", peer.toString())
+                                                 .add("entry", entry->subnet)
+                                                 .add("source", entry->source)
+                                                 .add("until", QDateTime::fromMSecsSinceEpoch(entry->untilMs, Qt::UTC).toString(Qt::ISODate)));
+            auto* socket = new QTcpSocket;
+            if (!socket->setSocketDescriptor(descriptor)) {
+                ::close(int(descriptor));
+                delete socket;
+                return;
+            }
+            if (!isImplicitTls(listener->mode())) socket->write(blockedRefusal(listener->mode()));
+            socket->disconnectFromHost();
+            connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
+            QTimer::singleShot(5000, socket, [socket] { socket->abort(); socket->deleteLater(); });
+            return;
+        }
     }
     // Counted across all processes of this daemon (shared_counters.h).
     SharedCounters& counts = SharedCounters::process();

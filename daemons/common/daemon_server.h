@@ -12,6 +12,10 @@
 //   listenerAddresses()  {"smtp": ["127.0.0.1:34567"], ...} for the ready file.
 //   setLimits(global, perIp, refusal)  over-limit connections get `refusal(mode)`
 //                  (a protocol-correct "try later" line) and are closed at once.
+//   setBlockList(list)  every accepted connection is first looked up in the temporary
+//                  block list (block_list.h): a blocked client gets blockedRefusal(mode)
+//                  (SMTP 554 5.7.1, IMAP * BYE, POP3 -ERR; nothing on implicit-TLS ports,
+//                  before any handshake), a "connection.blocked" log line, and is closed.
 //   shutdown(graceMs, done)  stop accepting, let every session say goodbye,
 //                  abort what is left after graceMs, then call done.
 //   reloadTls()    re-read certificate and key for new connections.
@@ -45,6 +49,8 @@
 
 namespace postern {
 
+class BlockList;
+
 class Listener : public QTcpServer {
     Q_OBJECT
 public:
@@ -73,6 +79,8 @@ public:
     Status start();
     QMap<QString, QStringList> listenerAddresses() const;
     void setLimits(int maxConnections, int maxPerAddress, Refusal refusal);
+    void setBlockList(BlockList* list) { m_blockList = list; }
+    static QByteArray blockedRefusal(ListenerMode mode);
     void setConnectionOptions(const Connection::Options& options) { m_options = options; }
     Status reloadTls();
     void shutdown(int graceMs, std::function<void()> done);
@@ -97,6 +105,7 @@ private:
     QList<ListenerInfo> m_specs;  // this program's rows of the listener table
     SessionFactory m_factory;
     Refusal m_refusal;
+    BlockList* m_blockList = nullptr;
     QList<Listener*> m_listeners;
     ServerTlsContext m_tls;  // shared by the connections accepted until the next reload
     // The certificate and key files (and their folders, since tools replace files by

@@ -85,6 +85,15 @@ public:
     virtual void authenticate(const AuthRequest& request, QByteArray password, AuthDone done) = 0;
     // Quota of a user in bytes (0 = none).
     virtual qint64 quotaOf(const QString& user) = 0;
+    // The user filed a message as spam (COPY/MOVE/APPEND into the \Junk folder) or as
+    // ham (out of \Junk into another folder but \Trash); `messagePath` is the stored
+    // copy. Called after the copy is durable and before the reply; it must not wait (the
+    // daemon queues a learn request, common/spam/learn_spool.h). Default: nothing.
+    virtual void learn(const QString& user, bool spam, const QString& messagePath) {
+        (void)user;
+        (void)spam;
+        (void)messagePath;
+    }
 };
 
 class ImapSession : public ProtocolSession {

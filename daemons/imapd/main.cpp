@@ -13,8 +13,13 @@
 //   that; workers never run as root.
 //   Writes (as system_user): the Maildirs below mail/ (flags, COPY/MOVE,
 //   APPEND, EXPUNGE, dovecot-uidlist, subscriptions, the SQLite index files),
-//   run/ (ready file, stats, counters, auth-throttle) and mail.log. Reads the
-//   accounts and the TLS key (root's, readable by its group).
+//   run/ (ready file, stats, counters, auth-throttle), mail.log and, with
+//   spam.enabled, the learn spool <data_dir>/spam-learn (hard links to messages the
+//   users filed into or out of Junk; common/spam/learn_spool.h), which one imapd
+//   process drains to Rspamd's controller socket (common/spam/rspamd_learner.h).
+//   Reads the accounts, the TLS key (root's, readable by its group) and, while
+//   still root, the Rspamd controller password (<config>/spam/controller.password,
+//   0600 root; kept in memory, never logged).
 //   An attacker who controls it gets system_user: every mailbox of every user,
 //   the password hashes and keys its group may read, the queue. Not root.
 #include "imap_index.h"
@@ -22,10 +27,15 @@
 
 #include "common/authenticator.h"
 #include "common/daemon_main.h"
+#include "common/spam/learn_spool.h"
+#include "common/spam/rspamd_learner.h"
 #include "common/store/maildir_folder.h"
 
 #include "core/accounts.h"
+#include "core/atomic_file.h"
 #include "core/log.h"
+#include "core/spam_engine.h"
+#include "core/stats.h"
 
 #include <QTimer>
 
@@ -46,6 +56,23 @@ public:
         const UserRecord* u = m_accounts.current()->user(user);
         return u ? u->quotaBytes : 0;
     }
+    // Queued only (a link and a small file); the learner sends it when Rspamd takes it.
+    void learn(const QString& user, bool spam, const QString& messagePath) override {
+        if (!spool) return;
+        QString error;
+        const auto cls = spam ? postern::spam::LearnClass::Spam : postern::spam::LearnClass::Ham;
+        const auto queued = spool->enqueue(cls, user, messagePath, &error);
+        if (queued == postern::spam::LearnSpool::Enqueued::Queued) {
+            if (learner) learner->kick();
+            return;
+        }
+        stats::add(QStringLiteral("postern_spam_learns_total"),
+                   {{QStringLiteral("class"), postern::spam::toString(cls)}, {QStringLiteral("result"), QStringLiteral("not_queued")}});
+        log::warn(u"spam.learn_not_queued", log::Fields().add("user", user).add("class", postern::spam::toString(cls)).add("error", error));
+    }
+
+    std::unique_ptr<postern::spam::LearnSpool> spool;  // with spam.enabled
+    postern::spam::RspamdLearner* learner = nullptr;   // a child of the server
 
 private:
     AccountStore& m_accounts;
@@ -72,7 +99,11 @@ struct ImapDaemon {
     const Config* config = nullptr;
     std::unique_ptr<LocalImapBackend> backend;
     imap::SessionConfig sessionConfig;
+    QByteArray controllerPassword;  // read as root in create()
+    QObject* server = nullptr;
 };
+
+QString learnSpoolDir(const Config& c) { return c.dataDir() + QStringLiteral("/spam-learn"); }
 
 }  // namespace
 
@@ -87,6 +118,12 @@ int main(int argc, char** argv) {
         d.config = &config;
         d.backend = std::make_unique<LocalImapBackend>(*ctx.accounts, *ctx.auth);
         d.sessionConfig = sessionConfig(config);
+        if (config.flag(QStringLiteral("spam.enabled"))) {
+            // Before root is dropped: the controller password is root's (0600). Unix-socket
+            // clients of Rspamd's controller are trusted by Rspamd anyway; we send it still.
+            const SpamPaths sp = spamPaths(config, config.configDir());
+            if (auto pw = readFile(sp.passwordFile, 1024)) d.controllerPassword = pw->trimmed();
+        }
         InputBudget::process().setLimit(config.size(QStringLiteral("imap.max_buffered_input")));
         auto* server = new DaemonServer(
             config, ctx.program,
@@ -111,7 +148,24 @@ int main(int argc, char** argv) {
             }
         });
         sweep->start();
+        d.server = server;
         return server;
+    };
+    // As the daemon user: the learn spool and its learner (spam.enabled only). A spool that
+    // cannot be made only turns learning off (logged); mail service goes on.
+    spec.started = []() -> Status {
+        const Config& config = *d.config;
+        if (!config.flag(QStringLiteral("spam.enabled"))) return {};
+        auto spool = std::make_unique<postern::spam::LearnSpool>(learnSpoolDir(config));
+        if (auto st = spool->open(); !st) {
+            log::warn(u"spam.learn_spool_unavailable", log::Fields().add("dir", spool->dir()).add("error", st.errorMessage()));
+            return {};
+        }
+        const SpamPaths sp = spamPaths(config, config.configDir());
+        d.backend->learner = new postern::spam::RspamdLearner(*spool, sp.controllerSocket, d.controllerPassword,
+                                                               int(config.durationMs(QStringLiteral("spam.timeout"))), d.server);
+        d.backend->spool = std::move(spool);
+        return {};
     };
     spec.writableFolders = [](const Config& config) { return QStringList{config.mailDir()}; };
     spec.reloaded = [](DaemonServer*) {

@@ -30,6 +30,12 @@ void addAuth(QList<Setting>& out) {
     out << Setting{.key = QStringLiteral("auth.failure_window"), .type = T::Duration, .defaultValue = QStringLiteral("15m"),
                    .doc = QStringLiteral("Failed logins older than this are forgotten"), .section = sec, .min = 1,
                    .max = 86400};
+    out << Setting{.key = QStringLiteral("auth.block_after_failures"), .type = T::Int, .defaultValue = QStringLiteral("20"),
+                   .doc = QStringLiteral("Failed logins from one address within auth.failure_window that put it on the temporary block list (0: never)"),
+                   .section = sec, .min = 0, .max = 10000};
+    out << Setting{.key = QStringLiteral("auth.block_duration"), .type = T::Duration, .defaultValue = QStringLiteral("1h"),
+                   .doc = QStringLiteral("How long an address stays on the block list after too many failed logins"),
+                   .section = sec, .min = 60, .max = 30 * 86400};
 }
 
 }  // namespace postern::settings

@@ -673,6 +673,8 @@ void Commands::finishAppend(ImapSession& s, const R& r, const std::shared_ptr<st
     for (const Message& x : target->messages())
         if (x.base == stored.name) uid = x.uid;
     if (toSelected && after) sendChanges(s, *after);  // (changes to a selected mailbox are reported before the OK anyway)
+    // APPEND into \Junk: the user files it as spam (queued, ImapBackend::learn).
+    if (specialUseOf(mailbox.name) == u"\\Junk") backend(s).learn(user(s), true, target->dir() + QStringLiteral("/cur/") + stored.fileName);
     s.ok(r, QStringLiteral("APPEND completed"), "APPENDUID " + QByteArray::number(target->uidValidity()) + ' ' + QByteArray::number(uid));
 }
 

@@ -18,6 +18,9 @@
 // sources of a MOVE are unlinked only once every copy is durable. Blocking: the
 // copies are hard links (a real copy only across file systems) and one fsync of
 // the target's cur/, on the event-loop thread.
+// Spam learning: a COPY/MOVE into the \Junk special-use folder hands each copy to
+// ImapBackend::learn as spam, one out of \Junk into any folder but \Trash as ham (a
+// queued request, nothing waits for the spam filter).
 // Limits: work per command is linear in the messages named (sets are resolved
 // to sorted lists once; UID EXPUNGE's set is binary-searched).
 #include "commands.h"
@@ -484,6 +487,12 @@ void copyOrMove(ImapSession& s, const ImapSession::Request& r, bool move) {
         return;
     }
     const CopyOutcome& done = std::get<CopyOutcome>(result);
+    // The user's verdict for the spam filter: into \Junk is spam, out of it (but to \Trash)
+    // is ham. Only queued here (ImapBackend::learn); the reply does not wait for Rspamd.
+    const bool fromJunk = specialUseOf(v.name().name) == u"\\Junk";
+    const bool toJunk = specialUseOf(name->name) == u"\\Junk";
+    if (fromJunk != toJunk && (toJunk || specialUseOf(name->name) != u"\\Trash"))
+        for (const CopyPlan& p : done.copied) Commands::backend(s).learn(Commands::user(s), toJunk, p.final);
     // Maildir++ counts every file (hard links too); MOVE's expunges below take theirs off again.
     for (const CopyPlan& p : done.copied) store::MaildirQuota::add(root, v.messages().at(p.index).size, 1);
     const QByteArray copyuid = done.uids.isEmpty() ? QByteArray() : copyUid(target->uidValidity(), done.uids);
