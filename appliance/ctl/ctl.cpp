@@ -110,6 +110,7 @@ QList<Command> allCommands() {
     addImportCommands(cmds);
     addSieveCommands(cmds);
     addSpamCommands(cmds);
+    addTwoFactorCommands(cmds);
     return cmds;
 }
 

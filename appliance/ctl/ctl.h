@@ -86,6 +86,7 @@ void addBackupCommands(QList<Command>& out);
 void addImportCommands(QList<Command>& out);
 void addSieveCommands(QList<Command>& out);
 void addSpamCommands(QList<Command>& out);
+void addTwoFactorCommands(QList<Command>& out);
 
 // `posternctl status`'s backup line (commands_backup.cpp); *warn when it is a warning.
 QString backupStatusLine(const Config& config, bool* warn);
