@@ -18,6 +18,7 @@
 #include <QDateTime>
 #include <QFile>
 
+#include <cstdio>
 #include <unistd.h>
 
 namespace postern::ctl {
@@ -32,6 +33,7 @@ QString when(qint64 secs) {
 QString readLine(QTextStream& out, const char* prompt) {
     out << prompt;
     out.flush();
+    std::fflush(stdout);  // QTextStream(stdout) writes through stdio: a pipe would hold the prompt
     QFile in;
     if (!in.open(stdin, QIODevice::ReadOnly)) return {};
     QByteArray line = in.readLine(256);
@@ -68,6 +70,7 @@ int enrol(CtlContext& ctx) {
             << "secret: " << e->secretBase32 << "\n"
             << "(TOTP, SHA-1, 6 digits, 30 seconds)\n\n";
     ctx.out.flush();
+    std::fflush(stdout);
     QString code;
     if (ctx.has(QStringLiteral("code"))) code = readLine(ctx.out, "code: ");
     else if (::isatty(STDIN_FILENO)) code = readLine(ctx.out, "Code shown by the app (Enter to confirm later): ");

@@ -190,15 +190,11 @@ void Authenticator::check(const AuthRequest& request, const QString& protocol, c
                 o.verdict = AuthVerdict::Ok;
                 m_throttle.finish(admission, AuthThrottle::Outcome::Success);
                 stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("ok")}});
-                log::write(log::Level::Info, sessionId, u"auth",
-                           log::Fields()
-                               .add("protocol", protocol)
-                               .add("user", user)
-                               .add("remote", peer.toString())
-                               .add("result", "ok")
-                               .add("credential", w.appName.isEmpty() ? "password" : "app-password")
-                               .add("app", w.appName)
-                               .add("cached", w.cached));
+                log::Fields fields;
+                fields.add("protocol", protocol).add("user", user).add("remote", peer.toString()).add("result", "ok");
+                if (w.appName.isEmpty()) fields.add("credential", "password");
+                else fields.add("credential", "app-password").add("app", w.appName);
+                log::write(log::Level::Info, sessionId, u"auth", fields.add("cached", w.cached));
                 if (!w.usageError.isEmpty())
                     log::write(log::Level::Warning, sessionId, u"auth.app_password_use",
                                log::Fields().add("user", user).add("error", w.usageError));
