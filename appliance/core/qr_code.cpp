@@ -3,6 +3,8 @@
 
 #include <qrencode.h>
 
+#include <algorithm>
+
 namespace postern {
 
 Result<QrMatrix> QrMatrix::encode(const QByteArray& text) {
