@@ -303,6 +303,9 @@ StepResult reportStep(Flow& f) {
     con.say(QStringLiteral("Backups: `posternctl --config %1 backup create DIR` now, or daily off-site with restic: set "
                            "backup.restic_repository and backup.restic_password_file.")
                 .arg(f.a.configDir));
+    con.say(QStringLiteral("Two-factor login: `posternctl --config %1 user 2fa enrol ADDRESS`; mail programs then use app "
+                           "passwords (`posternctl --config %1 user app-password add ADDRESS NAME`).")
+                .arg(f.a.configDir));
     if (config)
         con.say(QStringLiteral("The daemons log to %1/mail.log (follow it with: tail -f %1/mail.log).")
                     .arg(config->logDir()));

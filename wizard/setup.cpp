@@ -96,7 +96,7 @@ Status shareWithDaemons(const Config& config, QStringList* notes) {
         if (notes) notes->append(QStringLiteral("left %1 as it is: it has more than one hard link").arg(p));
     // Secrets stay root's, readable by the daemons' group.
     QStringList secrets{QStringLiteral("users"), QStringLiteral("aliases"), QStringLiteral("domains"), QStringLiteral("tls/key.pem"),
-                        QStringLiteral("tls/cert.pem"), QStringLiteral("relay-password")};
+                        QStringLiteral("tls/cert.pem"), QStringLiteral("relay-password"), QStringLiteral("credentials")};
     QDirIterator dk(config.configDir() + QStringLiteral("/dkim"), QDir::Files, QDirIterator::Subdirectories);
     while (dk.hasNext()) secrets << QDir(config.configDir()).relativeFilePath(dk.next());
     for (const QString& rel : secrets) {

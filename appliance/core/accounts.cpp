@@ -7,8 +7,12 @@
 #include "log.h"
 
 #include <QDir>
+#include <QFile>
 #include <QFileInfo>
 #include <QRegularExpression>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace postern {
 
@@ -18,6 +22,8 @@ const char* const kDomainsFile = "domains";
 const char* const kUsersFile = "users";
 const char* const kAliasesFile = "aliases";
 const char* const kLockFile = ".accounts.lock";
+const char* const kCredentialsFile = "credentials";
+const char* const kTotpSecretsFile = "totp-secrets";
 
 QList<QByteArray> splitLines(const QByteArray& data) {
     QList<QByteArray> lines = data.split('\n');
@@ -382,6 +388,7 @@ Status Accounts::removeDomain(const QString& domainIn, bool force) {
                                 .arg(us.size())
                                 .arg(as.size()));
     for (const auto& u : us) {
+        m_credentials.removeUser(u.address);
         m_users.remove(u.address);
         m_userLines.removeIf([&](const Line& l) { return l.key == u.address; });
     }
@@ -424,6 +431,7 @@ Status Accounts::removeUser(const QString& addressIn, bool force) {
         return Status::fail(QStringLiteral("%1 is the only target of %2; point those aliases elsewhere first or use --force")
                                 .arg(*a, orphaned.join(QStringLiteral(", "))));
     m_users.remove(*a);
+    m_credentials.removeUser(*a);
     m_userLines.removeIf([&](const Line& l) { return l.key == *a; });
     for (auto it = m_aliases.begin(); it != m_aliases.end(); ++it) it.value().removeAll(*a);
     for (const QString& src : orphaned) {
@@ -519,12 +527,20 @@ QStringList Accounts::ensureRoleAliases(const QString& domain, const QString& ad
     return added;
 }
 
+Status Accounts::setCredentials(AccountCredentials c) {
+    c.keepOnly(m_users.keys());
+    m_credentials = std::move(c);
+    return {};
+}
+
 // ---------------------------------------------------------------- AccountStore
 
 AccountStore::AccountStore(QString configDir) : m_dir(QDir(configDir).absolutePath()) {}
 QString AccountStore::domainsPath() const { return m_dir + QLatin1Char('/') + QLatin1String(kDomainsFile); }
 QString AccountStore::usersPath() const { return m_dir + QLatin1Char('/') + QLatin1String(kUsersFile); }
 QString AccountStore::aliasesPath() const { return m_dir + QLatin1Char('/') + QLatin1String(kAliasesFile); }
+QString AccountStore::credentialsPath() const { return m_dir + QLatin1Char('/') + QLatin1String(kCredentialsFile); }
+QString AccountStore::totpSecretsPath() const { return m_dir + QLatin1Char('/') + QLatin1String(kTotpSecretsFile); }
 
 namespace {
 Result<QByteArray> readOptional(const QString& path) {
@@ -540,25 +556,51 @@ Result<Accounts> AccountStore::load() const {
     if (!u) return u.error();
     auto a = readOptional(aliasesPath());
     if (!a) return a.error();
-    return Accounts::parse(*d, *u, *a, m_dir);
+    auto c = readOptional(credentialsPath());
+    if (!c) return c.error();
+    auto parsed = Accounts::parse(*d, *u, *a, m_dir);
+    if (!parsed) return parsed;
+    auto creds = AccountCredentials::parse(*c, credentialsPath());
+    if (!creds) return creds.error();
+    if (auto st = parsed->setCredentials(std::move(*creds)); !st) return st.error();
+    return parsed;
 }
 
 Status AccountStore::modify(const std::function<Status(Accounts&)>& change) {
+    return modifyImpl([&](Accounts& accounts, TotpSecrets&) { return change(accounts); });
+}
+
+Status AccountStore::modifyWithSecrets(const std::function<Status(Accounts&, TotpSecrets&)>& change) { return modifyImpl(change); }
+
+Status AccountStore::modifyImpl(const std::function<Status(Accounts&, TotpSecrets&)>& change) {
     if (auto st = ensureDirectory(m_dir, 0755); !st) return st;
     auto lock = FileLock::acquire(m_dir + QLatin1Char('/') + QLatin1String(kLockFile));
     if (!lock) return lock.error();
     for (int attempt = 0; attempt < 5; ++attempt) {
         const FileStamp sd = FileStamp::of(domainsPath()), su = FileStamp::of(usersPath()), sa = FileStamp::of(aliasesPath());
+        const FileStamp sc = FileStamp::of(credentialsPath()), ss = FileStamp::of(totpSecretsPath());
         auto loaded = load();
         if (!loaded) return loaded.error();
         Accounts accounts = std::move(*loaded);
-        if (auto st = change(accounts); !st) return st;
+        // The secrets are read only by their owner's tools (never by the daemons' load()).
+        auto secretBytes = ss.exists ? readFile(totpSecretsPath(), kMaxAccountFileBytes) : Result<QByteArray>(QByteArray());
+        if (!secretBytes) return secretBytes.error();
+        auto secretsRead = TotpSecrets::parse(*secretBytes, totpSecretsPath());
+        if (!secretsRead) return secretsRead.error();
+        TotpSecrets secrets = *secretsRead;
+        if (auto st = change(accounts, secrets); !st) return st;
+        // A user removed by this change (or by hand) takes their secret along.
+        QList<QString> userNames;
+        for (const UserRecord& u : accounts.users()) userNames << u.address;
+        secrets.keepOnly(userNames);
         // A hand edit (which takes no lock) may have replaced a file since we read it.
-        if (FileStamp::of(domainsPath()) != sd || FileStamp::of(usersPath()) != su || FileStamp::of(aliasesPath()) != sa)
+        if (FileStamp::of(domainsPath()) != sd || FileStamp::of(usersPath()) != su || FileStamp::of(aliasesPath()) != sa ||
+            FileStamp::of(credentialsPath()) != sc || FileStamp::of(totpSecretsPath()) != ss)
             continue;
         const QByteArray newDomains = accounts.serializeDomains();
         const QByteArray newUsers = accounts.serializeUsers();
         const QByteArray newAliases = accounts.serializeAliases();
+        const QByteArray newCredentials = accounts.credentials().serialize();
         // Domains first, aliases last: a reader never sees a user or alias of an unknown domain.
         if (newDomains != readOptional(domainsPath()).valueOr({}) || !sd.exists)
             if (auto st = writeFileAtomic(domainsPath(), newDomains, 0644); !st) return st;
@@ -566,6 +608,19 @@ Status AccountStore::modify(const std::function<Status(Accounts&)>& change) {
             if (auto st = writeFileAtomic(usersPath(), newUsers, 0640); !st) return st;
         if (newAliases != readOptional(aliasesPath()).valueOr({}) || !sa.exists)
             if (auto st = writeFileAtomic(aliasesPath(), newAliases, 0644); !st) return st;
+        // Written only once there is something to say: an installation that never used
+        // two-factor keeps exactly the files it had.
+        if (sc.exists ? newCredentials != readOptional(credentialsPath()).valueOr({}) : accounts.credentials().serialize() != AccountCredentials().serialize())
+        {
+            if (auto st = writeFileAtomic(credentialsPath(), newCredentials, 0640); !st) return st;
+            // New file: the daemons read it through the group of `users` (root:<daemon group>, 0640).
+            struct stat us {};
+            if (!sc.exists && ::stat(QFile::encodeName(usersPath()).constData(), &us) == 0 &&
+                ::chown(QFile::encodeName(credentialsPath()).constData(), us.st_uid, us.st_gid) != 0)
+                return Status::fail(QStringLiteral("%1: cannot give it the owner of %2").arg(credentialsPath(), usersPath()));
+        }
+        if (!(secrets == *secretsRead))
+            if (auto st = writeFileAtomic(totpSecretsPath(), secrets.serialize(), 0600); !st) return st;
         return {};
     }
     return Status::fail(QStringLiteral("account files kept changing while being edited; try again"));
@@ -577,7 +632,7 @@ std::shared_ptr<const Accounts> AccountStore::current(QString* error) {
     if (m_snapshot && now - m_lastCheckMs < 1000) return m_snapshot;
     m_lastCheckMs = now;
     QList<qint64> stamps;
-    for (const QString& p : {domainsPath(), usersPath(), aliasesPath()}) {
+    for (const QString& p : {domainsPath(), usersPath(), aliasesPath(), credentialsPath()}) {
         const FileStamp s = FileStamp::of(p);
         stamps << s.mtimeNs << qint64(s.inode) << qint64(s.size);
     }

@@ -8,6 +8,10 @@
 //   aliases   Postfix virtual(5) style: "source target, target ..." per line; a line
 //             starting with white space continues the previous one; source
 //             "@domain" is a catch-all; target "@domain" keeps the local part.
+//   credentials, totp-secrets
+//             two-factor state, app passwords, TOTP secrets (account_credentials.h);
+//             missing files mean nobody has enrolled (installations from before
+//             two-factor need no migration step).
 // '#' comment lines and blank lines are kept across edits made by the tools.
 //
 // Resolution (Accounts::resolve) of a recipient in a local domain, first match wins:
@@ -26,8 +30,11 @@
 // reloaded when a file changes (checked at most once a second); a broken file
 // keeps the last good snapshot and the error is reported once.
 // Security: hashes never leave this module except to the password verifier.
+// totp-secrets is read only by modifyWithSecrets() (root / the instance owner), never
+// by load() or current(), which the daemons use: they cannot read it (0600).
 #pragma once
 
+#include "account_credentials.h"
 #include "result.h"
 
 #include <QDateTime>
@@ -95,6 +102,12 @@ public:
     // postmaster@ and abuse@ of `domain` -> admin, when not already defined.
     QStringList ensureRoleAliases(const QString& domain, const QString& admin);
 
+    // Two-factor state and app passwords (file `credentials`, account_credentials.h).
+    // Removing a user removes them too.
+    const AccountCredentials& credentials() const { return m_credentials; }
+    AccountCredentials& credentials() { return m_credentials; }
+    Status setCredentials(AccountCredentials c);  // drops entries of addresses that are not users
+
     // Normalise an alias source ("local@domain" or "@domain").
     static Result<QString> normalizeSource(const QString& source);
     // Normalise an alias target ("local@domain" or "@domain").
@@ -113,6 +126,7 @@ private:
     QStringList m_domains;
     QMap<QString, UserRecord> m_users;
     QMap<QString, QStringList> m_aliases;
+    AccountCredentials m_credentials;
 };
 
 class AccountStore {
@@ -122,16 +136,22 @@ public:
     QString domainsPath() const;
     QString usersPath() const;
     QString aliasesPath() const;
+    QString credentialsPath() const;
+    QString totpSecretsPath() const;
 
     Result<Accounts> load() const;
     // Apply `change` atomically (see file comment). Returns the change's error, if any.
     Status modify(const std::function<Status(Accounts&)>& change);
+    // The same, with the TOTP secrets (read and written 0600 under the same lock,
+    // after the other files). Every modify also drops the secrets of removed users.
+    Status modifyWithSecrets(const std::function<Status(Accounts&, TotpSecrets&)>& change);
     // Cached snapshot for daemons; never null after the first successful load.
     std::shared_ptr<const Accounts> current(QString* error = nullptr);
     // Tests: the clock that spaces current()'s checks of the files (ms since the epoch).
     void setClock(std::function<qint64()> clock) { m_clock = std::move(clock); }
 
 private:
+    Status modifyImpl(const std::function<Status(Accounts&, TotpSecrets&)>& change);
     QString m_dir;
     QMutex m_mutex;
     std::function<qint64()> m_clock;

@@ -111,6 +111,7 @@ QList<Command> allCommands() {
     addSieveCommands(cmds);
     addSpamCommands(cmds);
     addBlockCommands(cmds);
+    addTwoFactorCommands(cmds);
     return cmds;
 }
 

@@ -87,6 +87,7 @@ void addImportCommands(QList<Command>& out);
 void addSieveCommands(QList<Command>& out);
 void addSpamCommands(QList<Command>& out);
 void addBlockCommands(QList<Command>& out);
+void addTwoFactorCommands(QList<Command>& out);
 
 // `posternctl status`'s backup line (commands_backup.cpp); *warn when it is a warning.
 QString backupStatusLine(const Config& config, bool* warn);

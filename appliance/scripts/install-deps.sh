@@ -2,7 +2,7 @@
 # install-deps.sh — install the Debian 12 packages Postern needs.
 #
 # Usage: install-deps.sh [build|run|test|image|all]...   (default: build)
-#   build  compilers, CMake, Qt 6, OpenSSL, ldns, argon2, libcrypt, SQLite
+#   build  compilers, CMake, Qt 6, OpenSSL, ldns, argon2, libcrypt, SQLite, liboath, libqrencode
 #   run    build + the engines the appliance supervises (Rspamd, Redis: spam filter)
 #   test   run + the real clients and servers the test suite drives
 #   image  the tools that build and boot the container and VM images
@@ -17,14 +17,14 @@ set -eu
 BUILD_PKGS="publicsuffix build-essential cmake ninja-build pkg-config ccache git
  qt6-base-dev qt6-base-dev-tools qt6-httpserver-dev qt6-websockets-dev
  libldns-dev ldnsutils libssl-dev openssl libargon2-dev libcrypt-dev libsqlite3-dev
- ca-certificates"
+ liboath-dev libqrencode-dev ca-certificates"
 # The spam filter (issue 18): the supervisor runs its own rspamd and redis-server with a
 # configuration Postern generates; Debian's system services stay stopped (policy-rc.d below).
 SPAM_PKGS="rspamd redis-server"
 FUZZ_PKGS="clang libclang-rt-14-dev"
 TEST_PKGS="$FUZZ_PKGS python3 swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl curl msmtp fetchmail isync getmail6 offlineimap imapfilter
  nsd bind9-utils python3-dkim python3-nacl python3-dnspython unbound argon2 whois nftables iptables ufw iproute2 tmux pebble
- procps psmisc util-linux e2fsprogs restic dovecot-imapd sieve-connect"
+ procps psmisc util-linux e2fsprogs restic dovecot-imapd sieve-connect oathtool"
 IMAGE_PKGS="mmdebstrap buildah podman runc skopeo umoci qemu-system-x86 qemu-utils ovmf
  systemd-boot-efi mtools dosfstools fdisk systemd-container bubblewrap uidmap zstd slirp4netns e2fsprogs"
 # Benchmark peers (tests/bench/), never installed by `all`: Postfix's "No configuration"

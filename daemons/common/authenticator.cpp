@@ -9,7 +9,9 @@
 #include "core/atomic_file.h"
 #include "core/log.h"
 #include "core/stats.h"
+#include "core/two_factor.h"
 
+#include <QDateTime>
 #include <QPointer>
 #include <QTimer>
 
@@ -132,56 +134,96 @@ void Authenticator::check(const AuthRequest& request, const QString& protocol, c
                           const AuthThrottle::Admission& admission, QByteArray password, Done done) {
     QString stored;
     bool known = false;
+    bool passwordAllowed = true;  // false once two-factor login is on: app passwords only
+    QList<AppPassword> apps;
     if (!user.isEmpty()) {
         auto snapshot = m_accounts->current();
         if (const UserRecord* u = snapshot->user(user)) {
             stored = u->passwordHash;
             known = true;
+            passwordAllowed = !snapshot->credentials().twoFactorEnabled(user);
+            apps = snapshot->credentials().appPasswords(user);
         }
     }
     struct Work {
         bool match = false;
         bool cached = false;
+        QString appName;      // set when an app password matched
+        QString usageError;   // recording its use failed (logged, the login still succeeds)
     };
     auto cache = m_cache;
     const QString dummy = m_dummyHash;
+    const QString usageDir = appPasswordUsageDir(m_config);
     QPointer<QObject> guard(request.context);
     // The result is recorded with `this` as context: a client that hangs up while its
     // password is being checked still has its failure counted.
     runAsync(
         this,
-        [cache, user, stored, known, dummy, password]() mutable {
+        [cache, user, stored, known, passwordAllowed, apps, dummy, usageDir, password]() mutable {
             Work w;
-            if (known && cache->check(user, password, stored)) {
-                w.match = true;
-                w.cached = true;
-            } else {
-                w.match = verifyPassword(password, known ? stored : dummy) && known;
-                if (w.match) cache->remember(user, password, stored);
+            int verifies = 0;
+            // App passwords first, only those whose tag matches (account_credentials.h):
+            // nearly always none or one, so a login costs one slow verify at most here.
+            const QByteArray letters = known && !apps.isEmpty() ? normalizeAppPassword(password) : QByteArray();
+            if (!letters.isEmpty()) {
+                const quint16 tag = appPasswordTag(user, letters);
+                for (const AppPassword& a : std::as_const(apps)) {
+                    if (a.tag != tag) continue;
+                    const QString key = user + QChar(0x1f) + a.id;
+                    if (cache->check(key, letters, a.hash)) {
+                        w.cached = true;
+                    } else {
+                        ++verifies;
+                        if (!verifyPassword(letters, a.hash)) continue;
+                        cache->remember(key, letters, a.hash);
+                    }
+                    w.match = true;
+                    w.appName = a.name;
+                    if (auto st = recordAppPasswordUse(usageDir, a.id, QDateTime::currentSecsSinceEpoch()); !st) w.usageError = st.errorMessage();
+                    break;
+                }
             }
+            // The account password, unless two-factor login is on.
+            if (!w.match && known && passwordAllowed) {
+                if (cache->check(user, password, stored)) {
+                    w.match = true;
+                    w.cached = true;
+                } else {
+                    ++verifies;
+                    w.match = verifyPassword(password, stored);
+                    if (w.match) cache->remember(user, password, stored);
+                }
+            }
+            // Unknown user, or two-factor on and no app password fits: the same hashing
+            // time as a real check, so the answer's timing tells nothing.
+            if (!w.match && verifies == 0) (void)verifyPassword(password, dummy);
             OPENSSL_cleanse(password.data(), size_t(password.size()));
             return w;
         },
-        [this, guard, protocol, sessionId = request.sessionId, peer = request.peer, user, known, admission, done = std::move(done)](Work w) {
+        [this, guard, protocol, sessionId = request.sessionId, peer = request.peer, user, known, passwordAllowed, admission,
+         done = std::move(done)](Work w) {
             Outcome o;
             o.user = user;
             if (w.match) {
                 o.verdict = AuthVerdict::Ok;
                 m_throttle.finish(admission, AuthThrottle::Outcome::Success);
                 stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("ok")}});
-                log::write(log::Level::Info, sessionId, u"auth",
-                           log::Fields()
-                               .add("protocol", protocol)
-                               .add("user", user)
-                               .add("remote", peer.toString())
-                               .add("result", "ok")
-                               .add("cached", w.cached));
+                log::Fields fields;
+                fields.add("protocol", protocol).add("user", user).add("remote", peer.toString()).add("result", "ok");
+                if (w.appName.isEmpty()) fields.add("credential", "password");
+                else fields.add("credential", "app-password").add("app", w.appName);
+                log::write(log::Level::Info, sessionId, u"auth", fields.add("cached", w.cached));
+                if (!w.usageError.isEmpty())
+                    log::write(log::Level::Warning, sessionId, u"auth.app_password_use",
+                               log::Fields().add("user", user).add("error", w.usageError));
                 if (guard) done(o);
                 return;
             }
             o.verdict = AuthVerdict::Failed;
-            o.reason = user.isEmpty() ? QStringLiteral("invalid login name") : known ? QStringLiteral("bad password")
-                                                                                  : QStringLiteral("unknown user");
+            o.reason = user.isEmpty() ? QStringLiteral("invalid login name")
+                       : !known          ? QStringLiteral("unknown user")
+                       : passwordAllowed ? QStringLiteral("bad password")
+                                         : QStringLiteral("bad app password (two-factor on: the account password is refused)");
             m_throttle.record(admission, AuthThrottle::Outcome::Failure);
             stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("failed")}});
             const qint64 delay = m_throttle.penaltyAfterFailure(peer);

@@ -15,13 +15,24 @@
 //     its result is recorded in the throttle even if the session is gone;
 //   * unknown users cost the same hashing time as known ones (a dummy hash of
 //     the configured cost), so timing does not reveal which accounts exist;
+//   * app passwords (account_credentials.h): the ones whose tag matches the
+//     attempt are verified first (one slow verify, nearly always), then the
+//     account password — unless two-factor login is on for the account: then
+//     only app passwords are accepted, and the account password is never
+//     checked (a dummy verify keeps the time equal, and the reply is the same
+//     failure, so a client cannot learn that the password was right). A failed
+//     app password is a failure for the throttle like any other. A verify
+//     costs the same whichever path is taken: one hash, except after a 16-bit
+//     tag collision (then one more). A match records its use for "last used"
+//     (two_factor.h recordAppPasswordUse, from the worker thread);
 //   * the answer to a failure is also held back (the address's penalty, at
 //     least auth.failure_delay), so failures are never answered quickly; the
 //     attempt counts as in flight until that answer;
 //   * done(outcome) runs on the main thread, later (never inside verify()), and
 //     never if `request.context` was deleted.
 // Logs one line per attempt: protocol, user, remote, result (ok, failed,
-// tempfail). Never the password.
+// tempfail), and on success credential=password|app-password and the app
+// password's name. Never the password.
 // Block list: with setBlockList(), a failure that brings its address's count in the
 // throttle to auth.block_after_failures (0: never) puts the address (IPv4 /32, IPv6
 // /48) on the shared temporary block list (block_list.h) for auth.block_duration,

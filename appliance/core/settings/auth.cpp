@@ -1,5 +1,5 @@
 // settings/auth.cpp — password hashing cost, the verification cache and the
-// failed-login throttle shared by SMTP, IMAP and POP3.
+// failed-login throttle shared by SMTP, IMAP and POP3; two-factor policy.
 #include "../config_schema.h"
 
 namespace postern::settings {
@@ -36,6 +36,8 @@ void addAuth(QList<Setting>& out) {
     out << Setting{.key = QStringLiteral("auth.block_duration"), .type = T::Duration, .defaultValue = QStringLiteral("1h"),
                    .doc = QStringLiteral("How long an address stays on the block list after too many failed logins"),
                    .section = sec, .min = 60, .max = 30 * 86400};
+    out << Setting{.key = QStringLiteral("auth.require_2fa_admins"), .type = T::Bool, .defaultValue = QStringLiteral("false"),
+                   .doc = QStringLiteral("Administrators must use two-factor login (TOTP) in the web panel"), .section = sec};
 }
 
 }  // namespace postern::settings

@@ -13,6 +13,8 @@
 #include "common/authenticator.h"
 
 #include "core/atomic_file.h"
+#include "core/totp.h"
+#include "core/two_factor.h"
 
 #include <QElapsedTimer>
 #include <QTemporaryDir>
@@ -462,6 +464,77 @@ private Q_SLOTS:
         QTest::qWait(100);
         QVERIFY(!called);
         QCOMPARE(auth.throttle().failures(AuthThrottle::ipKey(fourth)), 3);
+    }
+
+    // App passwords and two-factor in the one login path: without 2FA both the account
+    // password and an app password work; with 2FA on only app passwords (with or without
+    // spaces, any case); the account password, even the right one, fails exactly like a
+    // wrong one (same reason text to the client, counted by the throttle); a failed app
+    // password counts as a failure; a revoked one is refused; each check costs one hash.
+    void appPasswordsAndTwoFactor() {
+        QTemporaryDir dir;
+        QVERIFY(writeFileAtomic(dir.filePath(QStringLiteral("postern.conf")),
+                                "primary_domain = example.org\ndata_dir = data\nauth.argon2_memory = 1M\nauth.argon2_iterations = 1\n"
+                                "auth.failure_delay = 0s\nauth.failure_delay_max = 0s\nauth.cache_ttl = 0\n").ok());
+        auto config = Config::load(dir.path());
+        QVERIFY(config.ok());
+        AccountStore store(dir.path());
+        qint64 clockMs = 1'000'000;
+        store.setClock([&] { return clockMs; });
+        const QString hash = *hashPassword("right", HashParams::fromConfig(*config));
+        QVERIFY(store.modify([&](Accounts& a) -> Status {
+            if (auto s = a.addDomain(QStringLiteral("example.org")); !s) return s;
+            return a.addUser(kAlice, hash);
+        }).ok());
+        qint64 nowSecs = 1'700'000'000;
+        TwoFactor tf(store, appPasswordUsageDir(*config), [&] { return nowSecs; });
+        auto app = tf.addAppPassword(kAlice, QStringLiteral("phone"), HashParams::fromConfig(*config));
+        QVERIFY(app.ok());
+        const QByteArray appPw = app->password.toLatin1();
+        Authenticator auth(*config, &store);
+        QObject context;
+        const QHostAddress from = ip("127.0.0.9");
+        auto run = [&](const QByteArray& pw) {
+            std::optional<Authenticator::Outcome> out;
+            auth.verify(AuthRequest{&context, QStringLiteral("s1"), from, kAlice, {}}, QStringLiteral("test"), pw,
+                        [&](Authenticator::Outcome o) { out = o; });
+            [&] { QTRY_VERIFY_WITH_TIMEOUT(out.has_value(), 10000); }();
+            return out.value_or(Authenticator::Outcome{});
+        };
+        auto reload = [&] { clockMs += 2000; };  // the snapshot is re-checked at most once a second
+        // 2FA off: both work.
+        QVERIFY(run("right").ok());
+        QVERIFY(run(appPw).ok());
+        QVERIFY(run(QByteArray(appPw).replace(' ', "").toUpper()).ok());
+        QVERIFY(tf.appPasswords(kAlice)->first().lastUsed > 0);
+        // 2FA on: the account password no longer works for mail; app passwords do.
+        QVERIFY(tf.beginEnrolment(kAlice).ok());
+        {
+            auto s = TotpSecrets::parse(*readFile(store.totpSecretsPath()));
+            QVERIFY(tf.confirmEnrolment(kAlice, totpCode(s->find(kAlice)->secret, nowSecs)).ok());
+        }
+        reload();
+        const int failuresBefore = auth.throttle().failures(AuthThrottle::ipKey(from));
+        auto refused = run("right");
+        QVERIFY(!refused.ok());
+        QVERIFY(refused.verdict == AuthVerdict::Failed);
+        QCOMPARE(auth.throttle().failures(AuthThrottle::ipKey(from)), failuresBefore + 1);
+        auto wrong = run("wrong");
+        QVERIFY(wrong.verdict == AuthVerdict::Failed);
+        QCOMPARE(refused.reason, wrong.reason);  // the right password is not told apart
+        QVERIFY(run(appPw).ok());
+        // A wrong app password (right shape) is a failure for the throttle.
+        const int f2 = auth.throttle().failures(AuthThrottle::ipKey(from));
+        QVERIFY(!run("aaaa bbbb cccc dddd").ok());
+        QCOMPARE(auth.throttle().failures(AuthThrottle::ipKey(from)), f2 + 1);
+        // Revoked: refused.
+        QVERIFY(tf.revokeAppPassword(kAlice, QStringLiteral("phone")).ok());
+        reload();
+        QVERIFY(!run(appPw).ok());
+        // 2FA off again (administrator): the account password works again.
+        QVERIFY(tf.disableAsAdmin(kAlice).ok());
+        reload();
+        QVERIFY(run("right").ok());
     }
 
     // Ten attempts at once from one clean address: three are checked, seven are refused at
