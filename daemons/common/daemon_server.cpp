@@ -164,6 +164,7 @@ QByteArray DaemonServer::blockedRefusal(ListenerMode mode) {
     case Protocol::Smtp: return "554 5.7.1 Your address is blocked for now (too many failed logins)\r\n";  // RFC 5321 3.1
     case Protocol::Imap: return "* BYE Your address is blocked for now (too many failed logins)\r\n";
     case Protocol::Pop3: return "-ERR Your address is blocked for now (too many failed logins)\r\n";
+    case Protocol::ManageSieve: return "BYE \"Your address is blocked for now (too many failed logins)\"\r\n";  // RFC 5804 1.2
     case Protocol::Http: break;
     }
     return {};
