@@ -290,6 +290,9 @@ StepResult reportStep(Flow& f) {
     auto config = Config::load(f.a.configDir);
     const QString host = config ? config->hostname() : f.a.hostname;
     sayClientSettings(con, host);
+    if (config && !config->panelUrl().isEmpty())
+        con.say(QStringLiteral("\nWeb panel: %1 (log in with %2 and its password; posternctl user admin ADDRESS on|off)")
+                    .arg(config->panelUrl(), f.a.user.isEmpty() ? QStringLiteral("an administrator's address") : f.a.user));
     con.say(
         QStringLiteral(
             "\nPublish the DNS records shown above; `posternctl --config %1 dns check` tells which are still missing.")
