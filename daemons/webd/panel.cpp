@@ -487,7 +487,9 @@ void handlePanel(PanelContext& ctx, const HttpRequest& r, const QByteArray& body
     Call c{ctx, r, conn};
     c.sessionId = PanelSessions::cookieValue(r.header("cookie"), kSessionCookie);
     c.session = ctx.sessions.find(c.sessionId, nowMs(ctx));
-    c.acc = ctx.accounts->current();
+    // A fresh read, not the daemons' once-a-second snapshot: a page shows the change just made.
+    if (auto loaded = ctx.accounts->load()) c.acc = std::make_shared<const Accounts>(std::move(*loaded));
+    else c.acc = ctx.accounts->current();
     if (c.session && (!c.acc || !c.acc->user(c.session->user))) {  // the account is gone
         ctx.sessions.removeUser(c.session->user);
         c.session = nullptr;
