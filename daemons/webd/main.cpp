@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
         panel.broker = broker.get();
         panel.runDir = config.runDir();
         panel.queueDir = config.queueDir();
+        panel.mailDir = config.mailDir();
         ctx.panel = &panel;
         auto* server = new DaemonServer(
             config, daemon.program, [](SessionIo& io, ListenerMode) { return std::make_unique<web::WebSession>(io, ctx); }, parent);

@@ -4,10 +4,12 @@
 #include "web_content.h"
 
 #include "common/spool/queue.h"
+#include "common/store/maildir_delivery.h"
 
 #include "core/address.h"
 #include "core/config_schema.h"
 #include "core/log.h"
+#include "core/paths.h"
 
 #include <QDateTime>
 #include <QDir>
@@ -57,6 +59,14 @@ PanelResponse redirect(const QByteArray& location, QList<QPair<QByteArray, QByte
 }
 
 QString formatSize(qint64 bytes) { return bytes <= 0 ? QStringLiteral("unlimited") : Schema::formatSize(bytes); }
+
+// "12.3 MiB of 1G" from the Maildir++ maildirsize bookkeeping (the numbers delivery enforces).
+QString quotaText(const PanelContext& ctx, const UserRecord& u) {
+    if (ctx.mailDir.isEmpty()) return formatSize(u.quotaBytes);
+    auto used = store::MaildirQuota::usage(maildirRoot(ctx.mailDir, u.address), u.quotaBytes);
+    const QString usedText = used ? QStringLiteral("%1 MiB").arg(double(used->first) / (1024.0 * 1024.0), 0, 'f', 1) : QStringLiteral("0.0 MiB");  // no Maildir yet: nothing delivered
+    return QStringLiteral("%1 of %2").arg(usedText, formatSize(u.quotaBytes));
+}
 
 // The page frame: header with navigation for the role, the flash message, the content.
 QByteArray page(const QString& title, const PanelSession* s, bool admin, const QString& content, const QString& flash = {},
@@ -136,11 +146,11 @@ QString dashboard(const PanelContext& ctx) {
     return QStringLiteral("<h2>Services</h2>") + servicesTable(ctx) + q;
 }
 
-QString usersPage(const Accounts& acc, const PanelSession& s) {
-    QString t = QStringLiteral("<table><tr><th>Address</th><th class=\"opt\">Quota</th><th>Role</th></tr>");
+QString usersPage(const PanelContext& ctx, const Accounts& acc, const PanelSession& s) {
+    QString t = QStringLiteral("<table><tr><th>Address</th><th class=\"opt\">Quota used</th><th>Role</th></tr>");
     for (const UserRecord& u : acc.users()) {
         t += QStringLiteral("<tr><td><a href=\"/panel/user?address=%1\">%2</a></td><td class=\"opt\">%3</td><td>%4</td></tr>")
-                 .arg(QString::fromLatin1(QUrl::toPercentEncoding(u.address)), htmlEscape(u.address), htmlEscape(formatSize(u.quotaBytes)),
+                 .arg(QString::fromLatin1(QUrl::toPercentEncoding(u.address)), htmlEscape(u.address), htmlEscape(quotaText(ctx, u)),
                       u.admin ? QStringLiteral("administrator") : QStringLiteral("user"));
     }
     t += QStringLiteral("</table><h2>Add a user</h2><form class=\"box\" method=\"post\" action=\"/panel/users/add\">") + csrfField(s) +
@@ -152,14 +162,14 @@ QString usersPage(const Accounts& acc, const PanelSession& s) {
     return t;
 }
 
-QString userPage(const Accounts& acc, const UserRecord& u, const PanelSession& s) {
+QString userPage(const PanelContext& ctx, const Accounts& acc, const UserRecord& u, const PanelSession& s) {
     const QString a = htmlEscape(u.address);
     const QString hidden = csrfField(s) + QStringLiteral("<input type=\"hidden\" name=\"address\" value=\"%1\">").arg(a);
     QStringList aliasesOf;
     for (const auto& [src, targets] : acc.aliases())
         if (targets.contains(u.address)) aliasesOf << src;
     QString t = QStringLiteral("<p>Quota: %1. Role: %2.%3</p>")
-                    .arg(htmlEscape(formatSize(u.quotaBytes)), u.admin ? QStringLiteral("administrator") : QStringLiteral("user"),
+                    .arg(htmlEscape(quotaText(ctx, u)), u.admin ? QStringLiteral("administrator") : QStringLiteral("user"),
                          aliasesOf.isEmpty() ? QString() : QStringLiteral(" Aliases delivering here: ") + htmlEscape(aliasesOf.join(QStringLiteral(", "))) + QLatin1Char('.'));
     t += QStringLiteral("<h2>Reset password</h2><form class=\"box\" method=\"post\" action=\"/panel/users/password\">") + hidden +
          QStringLiteral("<label for=\"password\">New password</label><input type=\"password\" id=\"password\" name=\"password\" "
@@ -219,7 +229,7 @@ QString aliasesPage(const PanelContext& ctx, const Accounts& acc, const PanelSes
 QString accountPage(const PanelContext& ctx, const Accounts& acc, const PanelSession& s) {
     const UserRecord* u = acc.user(s.user);
     QString t = QStringLiteral("<p>Address: <strong>%1</strong>. Quota: %2.</p>")
-                    .arg(htmlEscape(s.user), htmlEscape(formatSize(u ? u->quotaBytes : 0)));
+                    .arg(htmlEscape(s.user), htmlEscape(u ? quotaText(ctx, *u) : formatSize(0)));
     t += QStringLiteral("<h2>Change password</h2><form class=\"box\" method=\"post\" action=\"/panel/account/password\">") + csrfField(s) +
          QStringLiteral("<label for=\"current\">Current password</label><input type=\"password\" id=\"current\" name=\"current\" "
                         "autocomplete=\"current-password\" required>"
@@ -377,12 +387,12 @@ PanelResponse getPage(Call& c, const QString& path) {
     }
     if (path == u"/panel/account") return show(c, QStringLiteral("My account"), accountPage(c.ctx, *c.acc, *c.session));
     if (!c.admin) return html(403, page(QStringLiteral("Not allowed"), c.session, false, QStringLiteral("<p>This page is for administrators.</p>")));
-    if (path == u"/panel/users") return show(c, QStringLiteral("Users"), usersPage(*c.acc, *c.session));
+    if (path == u"/panel/users") return show(c, QStringLiteral("Users"), usersPage(c.ctx, *c.acc, *c.session));
     if (path == u"/panel/user") {
         const QString address = normalizeAddress(queryParameter(c.r.query, QStringLiteral("address"))).valueOr(QString());
         const UserRecord* u = c.acc->user(address);
         if (!u) return html(404, page(QStringLiteral("No such user"), c.session, true, QStringLiteral("<p><a href=\"/panel/users\">Back to the users</a></p>")));
-        return show(c, u->address, userPage(*c.acc, *u, *c.session));
+        return show(c, u->address, userPage(c.ctx, *c.acc, *u, *c.session));
     }
     if (path == u"/panel/aliases")
         return show(c, QStringLiteral("Aliases"), aliasesPage(c.ctx, *c.acc, *c.session, queryParameter(c.r.query, QStringLiteral("resolve")).left(320)));

@@ -55,7 +55,7 @@ struct PanelContext {
     AccountStore* accounts = nullptr;
     Authenticator* auth = nullptr;
     AccountBroker* broker = nullptr;
-    QString runDir, queueDir;
+    QString runDir, queueDir, mailDir;
     PanelSessions sessions;
     std::function<qint64()> clock;  // ms since the epoch; tests may replace it
 };

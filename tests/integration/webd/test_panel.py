@@ -145,6 +145,7 @@ class Panel(unittest.TestCase):
         self.assertIn("User bob@example.test added", page)
         self.assertIn("bob@example.test", page)
         self.assertIn("bob@example.test\tquota=1G", self.inst.ctl("user", "list").stdout)
+        self.assertRegex(page, r"bob@example\.test</a></td><td class=\"opt\">0\.0 MiB of 1G</td><td>user</td>")
         self.assertRegex(self.inst.log(), r"panel\.audit.*user=alice@example\.test.*action=user\.add.*target=bob@example\.test.*result=ok")
         self.assertNotIn("bob-password-1", self.inst.log())
 
