@@ -459,8 +459,9 @@ QList<QPair<QByteArray, QByteArray>> panelSecurityHeaders() {
              "frame-ancestors 'none'"},
             {"X-Frame-Options", "DENY"},
             {"Cache-Control", "no-store"},
-            {"Referrer-Policy", "no-referrer"},
-            {"Strict-Transport-Security", "max-age=31536000"}};
+            {"Referrer-Policy", "no-referrer"}};
+    // No Strict-Transport-Security: until ACME has run, the appliance has a self-signed
+    // certificate, and HSTS would forbid the browser's "accept this certificate" step.
 }
 
 bool secondFactorRequired(const Accounts& accounts, const QString& user) {

@@ -231,6 +231,41 @@ private Q_SLOTS:
         QVERIFY(out.contains("\r\nSet-Cookie: postern_login="));  // a fresh form
     }
 
+    // The privileged helper: a forked process applying requests with the core functions.
+    void accountBroker() {
+        QTemporaryDir dir;
+        AccountStore store(dir.path());
+        QVERIFY(store.modify([](Accounts& a) { return a.addDomain(QStringLiteral("example.test")); }).ok());
+        HashParams cheap;
+        cheap.memoryKiB = 1024;
+        cheap.iterations = 1;
+        auto broker = AccountBroker::start(dir.path(), cheap, {});
+        QVERIFY2(broker.ok(), qPrintable(broker.errorMessage()));
+        AccountBroker& b = **broker;
+        auto r = b.call({QStringLiteral("user.add"), QStringLiteral("bob@other.test"), QStringLiteral("password-1"), QStringLiteral("0")});
+        QVERIFY(!r.ok());
+        QVERIFY2(r.errorMessage().contains(QStringLiteral("unknown domain other.test")), qPrintable(r.errorMessage()));
+        r = b.call({QStringLiteral("user.add"), QStringLiteral("Bob@example.test"), QStringLiteral("password-1"), QStringLiteral("1024")});
+        QVERIFY2(r.ok(), qPrintable(r.errorMessage()));
+        auto acc = store.load();
+        QVERIFY(acc.ok());
+        QVERIFY(acc->user(QStringLiteral("bob@example.test")));
+        QCOMPARE(acc->user(QStringLiteral("bob@example.test"))->quotaBytes, qint64(1024));
+        QVERIFY(verifyPassword("password-1", acc->user(QStringLiteral("bob@example.test"))->passwordHash));
+        QVERIFY(b.call({QStringLiteral("user.admin"), QStringLiteral("bob@example.test"), QStringLiteral("on")}).ok());
+        QVERIFY(store.load()->user(QStringLiteral("bob@example.test"))->admin);
+        QVERIFY(!b.call({QStringLiteral("user.admin"), QStringLiteral("bob@example.test"), QStringLiteral("maybe")}).ok());
+        QVERIFY(!b.call({QStringLiteral("rm -rf"), QStringLiteral("/")}).ok());
+        r = b.call({QStringLiteral("user.passwd"), QStringLiteral("bob@example.test"), QStringLiteral("a") + QChar(0) + QStringLiteral("b")});
+        QVERIFY(!r.ok());
+        QVERIFY(r.errorMessage().contains(QStringLiteral("NUL")));
+        QVERIFY(b.call({QStringLiteral("alias.add"), QStringLiteral("team@example.test"), QStringLiteral("bob@example.test")}).ok());
+        QCOMPARE(store.load()->aliasTargets(QStringLiteral("team@example.test")), QStringList{QStringLiteral("bob@example.test")});
+        // Still in step after errors: a last request gets its own answer.
+        QVERIFY(b.call({QStringLiteral("alias.del"), QStringLiteral("team@example.test")}).ok());
+        QVERIFY(store.load()->aliasTargets(QStringLiteral("team@example.test")).isEmpty());
+    }
+
     void plainHttpIsRedirected() {
         QTemporaryDir dir;
         auto config = Config::parse("hostname = mail.example.test\nhttps.listen = *:443\n", "postern.conf", dir.path());
