@@ -235,6 +235,9 @@ StepResult launchStep(Flow& f) {
     if (!f.opt.launch) {
         con.say(QStringLiteral("\nNothing started (--no-launch). Start the daemons with: postern-appliance --config %1")
                     .arg(f.a.configDir));
+        if (auto c = Config::load(f.a.configDir); c && !c->panelUrl().isEmpty())
+            con.say(QStringLiteral("Web panel, once started: %1 (log in with %2 and its password; posternctl user admin ADDRESS on|off)")
+                        .arg(c->panelUrl(), f.a.user.isEmpty() ? QStringLiteral("an administrator's address") : f.a.user));
         return 0;
     }
     auto config = Config::load(f.a.configDir);
@@ -296,6 +299,9 @@ StepResult reportStep(Flow& f) {
     auto config = Config::load(f.a.configDir);
     const QString host = config ? config->hostname() : f.a.hostname;
     sayClientSettings(con, host);
+    if (config && !config->panelUrl().isEmpty())
+        con.say(QStringLiteral("\nWeb panel: %1 (log in with %2 and its password; posternctl user admin ADDRESS on|off)")
+                    .arg(config->panelUrl(), f.a.user.isEmpty() ? QStringLiteral("an administrator's address") : f.a.user));
     con.say(
         QStringLiteral(
             "\nPublish the DNS records shown above; `posternctl --config %1 dns check` tells which are still missing.")

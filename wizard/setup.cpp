@@ -1,6 +1,8 @@
 // setup.cpp — see setup.h.
 #include "setup.h"
 
+#include <algorithm>
+
 #include "core/accounts.h"
 #include "core/address.h"
 #include "core/atomic_file.h"
@@ -218,6 +220,10 @@ Result<SetupReport> applySetup(const Answers& a) {
             const QString user = *normalizeAddress(a.user);
             if (!accounts.user(user)) {
                 if (auto s = accounts.addUser(user, hash); !s) return s;
+                // The wizard's first user administers the web panel (posternctl user admin ADDRESS on|off).
+                const auto all = accounts.users();
+                if (std::none_of(all.cbegin(), all.cend(), [](const UserRecord& u) { return u.admin; }))
+                    if (auto s = accounts.setAdmin(user, true); !s) return s;
             } else if (a.resetPassword) {
                 if (auto s = accounts.setPasswordHash(user, hash); !s) return s;
             }

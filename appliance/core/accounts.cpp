@@ -121,6 +121,10 @@ Result<Accounts> Accounts::parse(const QByteArray& domains, const QByteArray& us
                         return Result<Accounts>::fail(
                             QStringLiteral("%1: cannot read quota '%2' (expected *:storage=<size>)").arg(where(kUsersFile, n), field.mid(18)));
                     u.quotaBytes = q;
+                } else if (field == u"postern_admin=yes") {
+                    u.admin = true;
+                } else if (field.startsWith(u"postern_admin=")) {
+                    // "no" (or anything else) is not an administrator; dropped on the next write.
                 } else {
                     u.otherExtra << field;
                 }
@@ -181,6 +185,7 @@ QString Accounts::userLine(const UserRecord& u) const {
     while (other.size() < 5) other << QString();
     f << other.mid(0, 5);
     QStringList extra = u.otherExtra;
+    if (u.admin) extra.prepend(QStringLiteral("postern_admin=yes"));
     if (u.quotaBytes > 0) extra.prepend(QStringLiteral("userdb_quota_rule=*:storage=%1").arg(Schema::formatSize(u.quotaBytes)));
     f << extra.join(QLatin1Char(' '));
     return f.join(QLatin1Char(':'));
@@ -457,6 +462,15 @@ Status Accounts::setQuota(const QString& addressIn, qint64 quotaBytes) {
     if (it == m_users.end()) return Status::fail(QStringLiteral("unknown user %1").arg(*a));
     if (quotaBytes < 0) return Status::fail(QStringLiteral("quota cannot be negative"));
     it->quotaBytes = quotaBytes;
+    return {};
+}
+
+Status Accounts::setAdmin(const QString& addressIn, bool admin) {
+    auto a = normalizeAddress(addressIn);
+    if (!a) return a.error();
+    auto it = m_users.find(*a);
+    if (it == m_users.end()) return Status::fail(QStringLiteral("unknown user %1").arg(*a));
+    it->admin = admin;
     return {};
 }
 

@@ -3,8 +3,11 @@
 // Files (in the config folder, plain text in widely known formats):
 //   domains   one mail domain per line
 //   users     Dovecot passwd-file: user@domain:{SCHEME}hash:uid:gid:gecos:home:shell:extra
-//             (we write user and hash, and userdb_quota_rule=*:storage=<N>B for a quota;
-//             other fields and extra fields are kept as found)
+//             (we write user and hash, userdb_quota_rule=*:storage=<N>B for a quota and
+//             postern_admin=yes for a web panel administrator; other fields and extra
+//             fields are kept as found. postern_admin is additive: a file without it
+//             reads as "no administrators", so older files need no migration, and
+//             Dovecot passes an unknown passdb extra field through unused)
 //   aliases   Postfix virtual(5) style: "source target, target ..." per line; a line
 //             starting with white space continues the previous one; source
 //             "@domain" is a catch-all; target "@domain" keeps the local part.
@@ -52,6 +55,7 @@ struct UserRecord {
     QString address;       // normalised local@domain
     QString passwordHash;  // {SCHEME}... as stored
     qint64 quotaBytes = 0; // 0 = unlimited
+    bool admin = false;    // may use the administrator pages of the web panel (postern_admin=yes)
     QStringList otherFields;  // passwd-file fields 3..7 as found (uid, gid, gecos, home, shell)
     QStringList otherExtra;   // extra fields we do not interpret, kept verbatim
 };
@@ -96,6 +100,7 @@ public:
     Status removeUser(const QString& address, bool force);
     Status setPasswordHash(const QString& address, const QString& passwordHash);
     Status setQuota(const QString& address, qint64 quotaBytes);
+    Status setAdmin(const QString& address, bool admin);
     Status addAlias(const QString& source, const QStringList& targets);
     // Remove one target, or the whole alias when target is empty.
     Status removeAlias(const QString& source, const QString& target = {});

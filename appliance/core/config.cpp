@@ -129,6 +129,14 @@ QString Config::runDir() const {
 QString Config::mailDir() const { return dataDir() + QStringLiteral("/mail"); }
 QString Config::queueDir() const { return dataDir() + QStringLiteral("/queue"); }
 
+QString Config::panelUrl() const {
+    const QList<ListenAddress> https = listeners(QStringLiteral("https.listen"));
+    if (https.isEmpty()) return {};
+    const quint16 port = https.first().port;
+    const QString portPart = (port == 0 || port == 443) ? QString() : QStringLiteral(":%1").arg(port);
+    return QStringLiteral("https://%1%2/panel/").arg(hostname(), portPart);
+}
+
 QString Config::hostname() const {
     QString h = value(QStringLiteral("hostname"));
     if (!h.isEmpty()) return h;

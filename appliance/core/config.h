@@ -66,6 +66,9 @@ public:
     QString mailDir() const;   // <data>/mail
     QString queueDir() const;  // <data>/queue
     QString hostname() const;  // setting, or the system's FQDN
+    // The web panel's address, https://<hostname>[:port]/panel/ (port from https.listen;
+    // left out when 443 or 0, the standard port clients see); empty when https.listen is off.
+    QString panelUrl() const;
 
     Status set(const QString& key, const QString& value);
     Status unset(const QString& key);

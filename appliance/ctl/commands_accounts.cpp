@@ -1,11 +1,13 @@
 // commands_accounts.cpp — posternctl domain|user|alias|resolve.
 //
+// The user and alias edits are core/account_ops.h, which the web panel calls too.
 // Every edit goes through AccountStore::modify (lock, re-read, atomic write),
 // so posternctl, the wizard and a hand edit never corrupt each other.
 // Passwords are hashed with the configured Argon2id cost and never printed,
 // except a generated one, once, on stdout.
 #include "ctl.h"
 
+#include "core/account_ops.h"
 #include "core/accounts.h"
 #include "core/address.h"
 #include "core/config_schema.h"
@@ -107,31 +109,34 @@ int userAdd(CtlContext& ctx) {
     bool generated = false;
     const QString password = readNewPassword(ctx, &error, &generated);
     if (password.isEmpty()) return ctx.fail(error);
-    auto hash = hashPassword(password.toUtf8(), HashParams::fromConfig(config));
-    if (!hash) return ctx.fail(hash.errorMessage());
-    QStringList roles;
-    Status st = store.modify([&](Accounts& acc) -> Status {
-        if (auto s = acc.addUser(*addr, *hash, quota); !s) return s;
-        const QString domain = addr->mid(addr->lastIndexOf(QLatin1Char('@')) + 1);
-        QString admin = config.value(QStringLiteral("admin_address"));
-        if (admin.isEmpty()) admin = *addr;
-        roles = acc.ensureRoleAliases(domain, admin);
-        return {};
-    });
-    if (!st) return ctx.fail(st.errorMessage());
+    auto roles = accountops::addUser(store, HashParams::fromConfig(config), *addr, password.toUtf8(), quota,
+                                     config.value(QStringLiteral("admin_address")));
+    if (!roles) return ctx.fail(roles.errorMessage());
     ctx.out << "added user " << *addr << Qt::endl;
     if (generated) ctx.out << "password: " << password << "   (shown once; store it now)" << Qt::endl;
-    if (!roles.isEmpty()) ctx.out << "  " << roles.join(QStringLiteral(", ")) << " now deliver to this user" << Qt::endl;
+    if (!roles->isEmpty()) ctx.out << "  " << roles->join(QStringLiteral(", ")) << " now deliver to this user" << Qt::endl;
     return 0;
 }
 
 int userDel(CtlContext& ctx) {
     if (ctx.args.size() != 1) return ctx.usage(QStringLiteral("usage: user del ADDRESS [--force]"));
     AccountStore store(ctx.configDir);
-    Status st = store.modify([&](Accounts& acc) { return acc.removeUser(ctx.args.first(), ctx.has(QStringLiteral("force"))); });
+    Status st = accountops::removeUser(store, ctx.args.first(), ctx.has(QStringLiteral("force")));
     if (!st) return ctx.fail(st.errorMessage());
     ctx.out << "removed user " << normalizeAddress(ctx.args.first()).valueOr(ctx.args.first())
             << " (the mailbox folder is kept; delete it by hand when no longer needed)" << Qt::endl;
+    return 0;
+}
+
+int userAdmin(CtlContext& ctx) {
+    if (ctx.args.size() != 2 || (ctx.args.at(1) != u"on" && ctx.args.at(1) != u"off"))
+        return ctx.usage(QStringLiteral("usage: user admin ADDRESS on|off"));
+    AccountStore store(ctx.configDir);
+    const bool on = ctx.args.at(1) == u"on";
+    Status st = accountops::setAdmin(store, ctx.args.first(), on);
+    if (!st) return ctx.fail(st.errorMessage());
+    ctx.out << normalizeAddress(ctx.args.first()).valueOr(ctx.args.first())
+            << (on ? " is an administrator of the web panel" : " is no longer an administrator of the web panel") << Qt::endl;
     return 0;
 }
 
@@ -147,7 +152,8 @@ int userList(CtlContext& ctx) {
         domain = *d;
     }
     for (const UserRecord& u : acc->users(domain))
-        ctx.out << u.address << "\tquota=" << formatSize(u.quotaBytes) << "\tscheme=" << toString(passwordScheme(u.passwordHash)) << "\n";
+        ctx.out << u.address << "\tquota=" << formatSize(u.quotaBytes) << "\tscheme=" << toString(passwordScheme(u.passwordHash))
+                << (u.admin ? "\tadmin" : "") << "\n";
     ctx.out.flush();
     return 0;
 }
@@ -168,9 +174,7 @@ int userPasswd(CtlContext& ctx) {
     bool generated = false;
     const QString password = readNewPassword(ctx, &error, &generated);
     if (password.isEmpty()) return ctx.fail(error);
-    auto hash = hashPassword(password.toUtf8(), HashParams::fromConfig(config));
-    if (!hash) return ctx.fail(hash.errorMessage());
-    Status st = store.modify([&](Accounts& acc) { return acc.setPasswordHash(*addr, *hash); });
+    Status st = accountops::setPassword(store, HashParams::fromConfig(config), *addr, password.toUtf8());
     if (!st) return ctx.fail(st.errorMessage());
     ctx.out << "changed password of " << *addr << Qt::endl;
     if (generated) ctx.out << "password: " << password << "   (shown once; store it now)" << Qt::endl;
@@ -182,7 +186,7 @@ int userQuota(CtlContext& ctx) {
     auto q = Schema::parseSize(ctx.args.at(1));
     if (!q) return ctx.usage(q.errorMessage());
     AccountStore store(ctx.configDir);
-    Status st = store.modify([&](Accounts& acc) { return acc.setQuota(ctx.args.first(), *q); });
+    Status st = accountops::setQuota(store, ctx.args.first(), *q);
     if (!st) return ctx.fail(st.errorMessage());
     ctx.out << "quota of " << normalizeAddress(ctx.args.first()).valueOr(ctx.args.first()) << " is " << formatSize(*q) << Qt::endl;
     return 0;
@@ -194,22 +198,16 @@ int aliasAdd(CtlContext& ctx) {
     for (const QString& t : ctx.args.mid(1))
         for (const QString& part : t.split(QLatin1Char(','), Qt::SkipEmptyParts)) targets << part.trimmed();
     AccountStore store(ctx.configDir);
-    QString source;
-    Status st = store.modify([&](Accounts& acc) -> Status {
-        auto s = Accounts::normalizeSource(ctx.args.first());
-        if (!s) return s.error();
-        source = *s;
-        return acc.addAlias(source, targets);
-    });
-    if (!st) return ctx.fail(st.errorMessage());
-    ctx.out << "alias " << source << " -> " << targets.join(QStringLiteral(", ")) << Qt::endl;
+    auto source = accountops::addAlias(store, ctx.args.first(), targets);
+    if (!source) return ctx.fail(source.errorMessage());
+    ctx.out << "alias " << *source << " -> " << targets.join(QStringLiteral(", ")) << Qt::endl;
     return 0;
 }
 
 int aliasDel(CtlContext& ctx) {
     if (ctx.args.isEmpty() || ctx.args.size() > 2) return ctx.usage(QStringLiteral("usage: alias del SOURCE [TARGET]"));
     AccountStore store(ctx.configDir);
-    Status st = store.modify([&](Accounts& acc) { return acc.removeAlias(ctx.args.first(), ctx.args.value(1)); });
+    Status st = accountops::removeAlias(store, ctx.args.first(), ctx.args.value(1));
     if (!st) return ctx.fail(st.errorMessage());
     ctx.out << "removed " << (ctx.args.size() == 2 ? QStringLiteral("target %1 of ").arg(ctx.args.at(1)) : QString())
             << "alias " << ctx.args.first() << Qt::endl;
@@ -274,6 +272,8 @@ void addAccountCommands(QList<Command>& out) {
                    userPasswd};
     out << Command{{QStringLiteral("user"), QStringLiteral("quota")}, QStringLiteral("ADDRESS SIZE"),
                    QStringLiteral("set a user's quota (0 = unlimited)"), {}, {}, userQuota};
+    out << Command{{QStringLiteral("user"), QStringLiteral("admin")}, QStringLiteral("ADDRESS on|off"),
+                   QStringLiteral("make a user an administrator of the web panel, or not"), {}, {}, userAdmin};
     out << Command{{QStringLiteral("alias"), QStringLiteral("add")}, QStringLiteral("SOURCE TARGET [TARGET...]"),
                    QStringLiteral("forward SOURCE (or @domain) to targets"), {}, {}, aliasAdd};
     out << Command{{QStringLiteral("alias"), QStringLiteral("del")}, QStringLiteral("SOURCE [TARGET]"),

@@ -193,6 +193,7 @@ int status(CtlContext& ctx) {
     }
     // Counted by name, without opening the daemon user's files as root (queue list reads them as that user).
     const QueueSummary queue = queueSummary(config);
+    if (const QString url = config.panelUrl(); !url.isEmpty()) ctx.out << "web panel: " << url << Qt::endl;
     ctx.out << "queue: " << queue.count << " message(s)";
     if (queue.oldest > 0)
         ctx.out << ", oldest " << humanAge(QDateTime::currentSecsSinceEpoch() - queue.oldest) << " ("

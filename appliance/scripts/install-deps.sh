@@ -24,7 +24,7 @@ SPAM_PKGS="rspamd redis-server"
 FUZZ_PKGS="clang libclang-rt-14-dev"
 TEST_PKGS="$FUZZ_PKGS python3 swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl curl msmtp fetchmail isync getmail6 offlineimap imapfilter
  nsd bind9-utils python3-dkim python3-nacl python3-dnspython unbound argon2 whois nftables iptables ufw iproute2 tmux pebble
- procps psmisc util-linux e2fsprogs restic dovecot-imapd sieve-connect oathtool"
+ procps psmisc util-linux e2fsprogs restic dovecot-imapd sieve-connect oathtool chromium"
 IMAGE_PKGS="mmdebstrap buildah podman runc skopeo umoci qemu-system-x86 qemu-utils ovmf
  systemd-boot-efi mtools dosfstools fdisk systemd-container bubblewrap uidmap zstd slirp4netns e2fsprogs"
 # Benchmark peers (tests/bench/), never installed by `all`: Postfix's "No configuration"

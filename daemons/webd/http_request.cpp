@@ -1,6 +1,7 @@
 // http_request.cpp — see http_request.h.
 #include "http_request.h"
 
+#include <QStringDecoder>
 #include <QUrl>
 
 namespace postern::web {
@@ -143,6 +144,68 @@ QString queryParameter(const QString& query, const QString& name) {
         return QUrl::fromPercentEncoding(v.toUtf8());
     }
     return {};
+}
+
+namespace {
+int hexValue(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+bool isFormChar(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || QByteArray("-._~!$'()*,;:@/?").contains(c);
+}
+
+// Decodes one name or value; false on a bad escape, a byte outside the grammar or a limit.
+bool decodeFormPart(QByteArrayView raw, qsizetype limit, QString* out, QString* why) {
+    QByteArray bytes;
+    for (qsizetype i = 0; i < raw.size(); ++i) {
+        const char c = raw[i];
+        char v;
+        if (c == '%') {
+            if (raw.size() - i < 3) return *why = QStringLiteral("truncated %-escape"), false;
+            const int hi = hexValue(raw[i + 1]), lo = hexValue(raw[i + 2]);
+            if (hi < 0 || lo < 0) return *why = QStringLiteral("malformed %-escape"), false;
+            v = char(hi * 16 + lo);
+            i += 2;
+        } else if (c == '+') {
+            v = ' ';
+        } else if (isFormChar(c)) {
+            v = c;
+        } else {
+            return *why = QStringLiteral("character not allowed in a form"), false;
+        }
+        if (bytes.size() >= limit) return *why = QStringLiteral("form field longer than %1 bytes").arg(limit), false;
+        if ((uchar(v) < 0x20 && v != '\t' && v != '\r' && v != '\n') || v == 0x7f)
+            return *why = QStringLiteral("control character in a form field"), false;
+        bytes += v;
+    }
+    QStringDecoder utf8(QStringDecoder::Utf8, QStringDecoder::Flag::Stateless);
+    *out = utf8.decode(bytes);
+    if (utf8.hasError()) return *why = QStringLiteral("form field is not UTF-8"), false;
+    return true;
+}
+}  // namespace
+
+Result<QMap<QString, QString>> parseForm(const QByteArray& body) {
+    using R = Result<QMap<QString, QString>>;
+    if (body.size() > kMaxFormBody) return R::fail(QStringLiteral("form larger than %1 bytes").arg(kMaxFormBody));
+    QMap<QString, QString> fields;
+    if (body.isEmpty()) return fields;
+    int count = 0;
+    for (const QByteArray& pair : body.split('&')) {
+        if (++count > kMaxFormFields) return R::fail(QStringLiteral("more than %1 form fields").arg(kMaxFormFields));
+        const qsizetype eq = pair.indexOf('=');
+        if (eq <= 0) return R::fail(QStringLiteral("form field without a name or '='"));
+        QString name, value, why;
+        if (!decodeFormPart(QByteArrayView(pair).first(eq), kMaxFormName, &name, &why)) return R::fail(why);
+        if (!decodeFormPart(QByteArrayView(pair).sliced(eq + 1), kMaxFormValue, &value, &why)) return R::fail(why);
+        if (fields.contains(name)) return R::fail(QStringLiteral("form field %1 given twice").arg(name));
+        fields.insert(name, value);
+    }
+    return fields;
 }
 
 }  // namespace postern::web

@@ -9,6 +9,11 @@
 //   state folders to system_user by descriptor (core/process.h; a link planted
 //   there is refused), drops root for good (initgroups/setgid/setuid, checked)
 //   and refuses to start unless it can write every folder it needs.
+//   The web panel (/panel/, panel.h): logins through the shared Authenticator and
+//   throttle (AccountUse::Authenticate, as imapd: webd reads the users file, 0640
+//   root:<group>); changes to accounts through AccountBroker (account_broker.h), a
+//   helper forked here while still root that keeps root's rights to rewrite the
+//   account files and does nothing else; webd itself stays unable to write them.
 //   Writes (as system_user): run/ (ready file, stats) and mail.log only. Reads
 //   acme/challenges/ (answers posternctl writes there), the daemons' stats files
 //   and queue folder sizes (for /metrics), the accounts' domains and the TLS key.
@@ -27,7 +32,7 @@ int main(int argc, char** argv) {
     static web::WebContext ctx;
     DaemonSpec spec;
     spec.program = QStringLiteral("postern-webd");
-    spec.accounts = AccountUse::Read;
+    spec.accounts = AccountUse::Authenticate;
     spec.create = [](DaemonContext& daemon, QObject* parent) -> Result<DaemonServer*> {
         const Config& config = daemon.config;
         ctx.config = &config;
@@ -37,6 +42,20 @@ int main(int argc, char** argv) {
         ctx.runDir = config.runDir();
         ctx.startedSecs = QDateTime::currentSecsSinceEpoch();
         ctx.requestDeadlineMs = config.durationMs(QStringLiteral("http.request_deadline"));
+        // The panel: its account helper is forked now, before runDaemon drops root.
+        static web::PanelContext panel;
+        static std::unique_ptr<web::AccountBroker> broker;
+        auto started = web::AccountBroker::start(config.configDir(), HashParams::fromConfig(config), config.value(QStringLiteral("admin_address")));
+        if (!started) return started.error();
+        broker = std::move(*started);
+        panel.config = &config;
+        panel.accounts = daemon.accounts;
+        panel.auth = daemon.auth;
+        panel.broker = broker.get();
+        panel.runDir = config.runDir();
+        panel.queueDir = config.queueDir();
+        panel.mailDir = config.mailDir();
+        ctx.panel = &panel;
         auto* server = new DaemonServer(
             config, daemon.program, [](SessionIo& io, ListenerMode) { return std::make_unique<web::WebSession>(io, ctx); }, parent);
         server->setLimits(200, 20, [](ListenerMode) { return QByteArray("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"); });

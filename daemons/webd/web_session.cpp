@@ -12,6 +12,7 @@
 #include <QFileInfo>
 #include <QLocale>
 #include <QRegularExpression>
+#include <QUrl>
 
 namespace postern::web {
 
@@ -19,6 +20,11 @@ namespace {
 QByteArray reason(int code) {
     switch (code) {
         case 200: return "OK";
+        case 301: return "Moved Permanently";
+        case 303: return "See Other";
+        case 401: return "Unauthorized";
+        case 415: return "Unsupported Media Type";
+        case 429: return "Too Many Requests";
         case 400: return "Bad Request";
         case 403: return "Forbidden";
         case 404: return "Not Found";
@@ -107,6 +113,11 @@ qsizetype WebSession::consume(const char* data, qsizetype size) {
             fail(p.errorCode, p.errorText);
             return size;
         }
+        const bool panelPath = p.request.path == u"/panel" || p.request.path.startsWith(QStringLiteral("/panel/"));
+        if (panelPath && p.request.contentLength > kMaxFormBody) {
+            fail(413, QStringLiteral("form too large"));
+            return size;
+        }
         if (p.request.contentLength > kMaxBody) {
             fail(413, QStringLiteral("request body too large"));
             return size;
@@ -115,7 +126,9 @@ qsizetype WebSession::consume(const char* data, qsizetype size) {
         m_head = std::make_unique<HttpParse>(std::move(p));
     }
     const qint64 need = m_head->request.contentLength;
-    if (m_buf.size() < need) return size;
+    if (m_buf.size() < need || m_handled) return size;
+    m_handled = true;
+    m_io.setIdleTimeout(60'000);  // a login may wait for the throttle's delay (auth.failure_delay_max)
     handle(m_head->request, m_buf.left(need));
     return size;
 }
@@ -149,6 +162,23 @@ void WebSession::handle(const HttpRequest& r, const QByteArray& body) {
         QFile f(m_ctx.acmeDir + QLatin1Char('/') + t);
         if (!f.open(QIODevice::ReadOnly)) return respond(QStringLiteral("acme"), 404, "text/plain", "no such challenge\n");
         return respond(QStringLiteral("acme"), 200, "application/octet-stream", f.read(4096));
+    }
+    if (path == u"/panel" || path.startsWith(QStringLiteral("/panel/"))) {
+        if (!m_ctx.panel) return respond(QStringLiteral("panel"), 404, "text/plain", "not found\n");
+        if (!tls) {
+            // The panel is served over HTTPS only; plain HTTP is sent there (never a form over plain text).
+            const QList<ListenAddress> https = m_ctx.config->listeners(QStringLiteral("https.listen"));
+            if (https.isEmpty()) return respond(QStringLiteral("panel"), 404, "text/plain", "the panel needs https.listen\n");
+            const quint16 port = https.first().port;
+            const QByteArray location = "https://" + QUrl::toAce(m_ctx.config->hostname()) +
+                                        ((port == 0 || port == 443) ? QByteArray() : ":" + QByteArray::number(port)) +
+                                        QUrl::toPercentEncoding(path, "/");
+            return respond(QStringLiteral("panel"), 301, "text/plain", "the panel is served over HTTPS\n", {{"Location", location}});
+        }
+        handlePanel(*m_ctx.panel, r, body, m_io.info(), m_life.get(), [this](PanelResponse resp) {
+            respond(QStringLiteral("panel"), resp.code, resp.contentType, resp.body, resp.headers);
+        });
+        return;
     }
     if (path == u"/health") {
         if (!get) return respond(QStringLiteral("health"), 405, "text/plain", "GET only\n", {{"Allow", "GET, HEAD"}});

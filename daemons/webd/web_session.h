@@ -10,15 +10,19 @@
 //   /.well-known/acme-challenge/<token>           HTTP-01 answers from <data>/acme/challenges/
 //   /health                                       200 "ok" (the daemon runs, config loaded)
 //   /metrics                                      Prometheus text; loopback clients only (403)
+//   /panel, /panel/...                            the web control panel (panel.h); HTTPS only:
+//                                                 over plain HTTP a 301 to https://<hostname>/panel/...
 // One request per connection ("Connection: close"); errors get the right
 // status: 400, 403, 404, 405, 408, 411, 413, 414, 431, 501, 505.
-// Limits: head as in http_request.h; request bodies (autodiscover) 64 KiB;
+// Limits: head as in http_request.h; request bodies (autodiscover) 64 KiB,
+// panel forms kMaxFormBody (16 KiB, 413 before the body is read);
 // 10 s idle between reads, and a deadline for the whole request counted from
 // connect (WebContext::requestDeadlineMs, http.request_deadline, 30 s): a
 // client that trickles its request byte by byte gets 408 and is disconnected.
 #pragma once
 
 #include "http_request.h"
+#include "panel.h"
 #include "web_content.h"
 
 #include "common/session_io.h"
@@ -43,6 +47,7 @@ struct WebContext {
     qint64 startedSecs = 0;
     qint64 requestDeadlineMs = 30'000;  // connect to complete request (0: none)
     QMap<QString, QMap<int, quint64>> responses;  // route -> status -> count
+    PanelContext* panel = nullptr;  // null: no panel (404)
 };
 
 // Prometheus exposition of the counters and the queue size per state.
@@ -68,6 +73,8 @@ private:
     WebContext& m_ctx;
     QByteArray m_buf;
     std::unique_ptr<HttpParse> m_head;  // set once the head is complete and a body is awaited
+    std::unique_ptr<QObject> m_life = std::make_unique<QObject>();  // answers of async work stop with it
+    bool m_handled = false;  // the request went to its handler (which may answer later)
     bool m_done = false;
 };
 

@@ -39,6 +39,7 @@ class StatusServices(unittest.TestCase):
         self.assertEqual(st.returncode, 0, st.stdout + st.stderr)
         for name in PROGRAMS:
             self.assertRegex(st.stdout, rf"(?m)^  {name}\s+running\s+since ")
+        self.assertIn("web panel: https://mail.example.test/panel/\n", st.stdout)
 
         # The supervisor's report without the queue runner: the check fails and says so.
         with open(self.status_path) as f:

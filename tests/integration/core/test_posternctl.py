@@ -58,6 +58,16 @@ class PosternctlTest(unittest.TestCase):
         with open(os.path.join(self.cfg, "aliases")) as f:
             self.assertIn("team@example.test alice@example.test, bob@example.test, friend@elsewhere.test\n", f.read())
 
+        # The web panel's administrator flag.
+        self.assertIn("alice@example.test is an administrator of the web panel", self.ctl("user", "admin", "alice@example.test", "on").stdout)
+        self.assertIn("alice@example.test\tquota=-\tscheme=ARGON2ID\tadmin", self.ctl("user", "list").stdout)
+        with open(os.path.join(self.cfg, "users")) as f:
+            self.assertIn("::::::postern_admin=yes\n", f.read())
+        self.ctl("user", "admin", "alice@example.test", "off")
+        self.assertNotIn("admin", self.ctl("user", "list").stdout.split("\n")[0].split("\t")[-1])
+        self.ctl("user", "admin", "nobody@example.test", "on", rc=1)
+        self.ctl("user", "admin", "alice@example.test", "maybe", rc=2)
+
         self.ctl("user", "passwd", "alice@example.test", "--password-stdin", input="n3w\n")
         self.ctl("alias", "del", "team@example.test", "friend@elsewhere.test")
         self.assertNotIn("friend", self.ctl("resolve", "team@example.test").stdout)

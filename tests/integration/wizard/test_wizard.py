@@ -58,6 +58,8 @@ class Wizard(unittest.TestCase):
         self.assertIn("data_dir = data\n", show)  # the whole instance lives in one folder
         self.assertEqual(ctl(self.cfg, "resolve", "postmaster@example.org").stdout, "forward\tboss@elsewhere.test\n")
         self.assertEqual(ctl(self.cfg, "user", "list").stdout.split("\t")[0], "alice@example.org")
+        self.assertTrue(ctl(self.cfg, "user", "list").stdout.endswith("\tadmin\n"))  # the first user administers the panel
+        self.assertIn("Web panel, once started: https://mx.example.org/panel/ (log in with alice@example.org", p.stdout)
         for f in ("tls/cert.pem", "tls/key.pem", "dns-records.txt", "dns-records.zone", "dns-records.csv", "dns-records.json", "dkim/example.org/keys"):
             self.assertTrue(os.path.exists(os.path.join(self.cfg, f)), f)
         records = json.load(open(os.path.join(self.cfg, "dns-records.json")))["records"]

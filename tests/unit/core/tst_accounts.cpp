@@ -173,6 +173,26 @@ private Q_SLOTS:
         QCOMPARE(again->resolve(QStringLiteral("info@example.org")).forwards.size(), 2);
     }
 
+    // The web panel's administrator flag: an additive passwd-file extra field.
+    void adminFlag() {
+        auto a = Accounts::parse("example.org\n", "bob@example.org:{SHA512-CRYPT}$6$x::::::userdb_quota_rule=*:storage=1G nologin=y\n"
+                                                   "carol@example.org:{SHA512-CRYPT}$6$y::::::postern_admin=no\n", "");
+        QVERIFY(a.ok());
+        QVERIFY(!a->user(QStringLiteral("bob@example.org"))->admin);  // older files: nobody is an administrator
+        QVERIFY(!a->user(QStringLiteral("carol@example.org"))->admin);
+        QVERIFY(a->setAdmin(QStringLiteral("Bob@Example.org"), true).ok());
+        QVERIFY(!a->setAdmin(QStringLiteral("nobody@example.org"), true).ok());
+        const QByteArray users = a->serializeUsers();
+        QVERIFY2(users.contains("bob@example.org:{SHA512-CRYPT}$6$x::::::userdb_quota_rule=*:storage=1G postern_admin=yes nologin=y\n"), users);
+        QVERIFY2(users.contains("carol@example.org:{SHA512-CRYPT}$6$y::::::\n"), users);
+        auto again = Accounts::parse(a->serializeDomains(), users, "");
+        QVERIFY(again.ok());
+        QVERIFY(again->user(QStringLiteral("bob@example.org"))->admin);
+        QCOMPARE(again->user(QStringLiteral("bob@example.org"))->otherExtra, QStringList{QStringLiteral("nologin=y")});
+        QVERIFY(again->setAdmin(QStringLiteral("bob@example.org"), false).ok());
+        QVERIFY(!again->serializeUsers().contains("postern_admin"));
+    }
+
     void parseErrors_data() {
         QTest::addColumn<QByteArray>("domains");
         QTest::addColumn<QByteArray>("users");

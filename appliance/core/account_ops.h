@@ -1,0 +1,41 @@
+// account_ops.h — the account operations shared by posternctl and the web panel
+// (postern-webd): one implementation of each, with the same locking (every edit is
+// one AccountStore::modify: lock, re-read, validate, atomic write) and validation.
+//
+// Interface (each returns a Status/Result with a message fit for the user):
+//   addUser(store, params, address, password, quota, adminAddress)
+//                      hashes the password (Argon2id, params), adds the user and
+//                      points postmaster@/abuse@ of its domain at adminAddress (or
+//                      at the new user when empty) when they are not defined yet;
+//                      returns the role aliases added.
+//   setPassword(store, params, address, password)
+//   setQuota(store, address, bytes)            0 = unlimited
+//   setAdmin(store, address, on)               the web panel's administrator flag
+//   removeUser(store, address, force)          mail on disk is kept (the message says so)
+//   addAlias(store, source, targets)           returns the normalised source
+//   removeAlias(store, source, target)         empty target: the whole alias
+//   checkNewPassword(password)                 kMinPasswordLength..kMaxPasswordLength bytes
+// Security: the password is hashed here and never logged or returned.
+// Limits: kMinPasswordLength (1) and kMaxPasswordLength (1024) bytes of UTF-8 for
+// passwords set through these functions.
+#pragma once
+
+#include "accounts.h"
+#include "password.h"
+
+namespace postern::accountops {
+
+inline constexpr qsizetype kMinPasswordLength = 1;  // posternctl has always accepted any non-empty password
+inline constexpr qsizetype kMaxPasswordLength = 1024;
+
+Status checkNewPassword(const QByteArray& password);
+Result<QStringList> addUser(AccountStore& store, const HashParams& params, const QString& address, const QByteArray& password,
+                            qint64 quotaBytes, const QString& adminAddress);
+Status setPassword(AccountStore& store, const HashParams& params, const QString& address, const QByteArray& password);
+Status setQuota(AccountStore& store, const QString& address, qint64 quotaBytes);
+Status setAdmin(AccountStore& store, const QString& address, bool admin);
+Status removeUser(AccountStore& store, const QString& address, bool force);
+Result<QString> addAlias(AccountStore& store, const QString& source, const QStringList& targets);
+Status removeAlias(AccountStore& store, const QString& source, const QString& target);
+
+}  // namespace postern::accountops

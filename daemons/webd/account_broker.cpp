@@ -1,0 +1,156 @@
+// account_broker.cpp — see account_broker.h.
+#include "account_broker.h"
+
+#include "core/account_ops.h"
+#include "core/config_schema.h"
+
+#include <QRegularExpression>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <csignal>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace postern::web {
+
+namespace {
+bool writeAll(int fd, const char* p, qsizetype n) {
+    while (n > 0) {
+        const ssize_t w = ::send(fd, p, size_t(n), MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return false;
+        p += w;
+        n -= w;
+    }
+    return true;
+}
+
+// Reads exactly n bytes; deadlineMs < 0 waits forever. False on EOF, error or timeout.
+bool readAll(int fd, char* p, qsizetype n, int timeoutMs) {
+    while (n > 0) {
+        if (timeoutMs >= 0) {
+            pollfd pfd{fd, POLLIN, 0};
+            const int r = ::poll(&pfd, 1, timeoutMs);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) return false;
+        }
+        const ssize_t got = ::read(fd, p, size_t(n));
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) return false;
+        p += got;
+        n -= got;
+    }
+    return true;
+}
+
+bool sendFrame(int fd, const QStringList& fields) {
+    const QByteArray payload = fields.join(QChar(0)).toUtf8();
+    if (payload.size() > kMaxFrame) return false;
+    const quint32 n = quint32(payload.size());
+    const char len[4] = {char(n >> 24), char(n >> 16), char(n >> 8), char(n)};
+    return writeAll(fd, len, 4) && writeAll(fd, payload.constData(), payload.size());
+}
+
+std::optional<QStringList> readFrame(int fd, int timeoutMs) {
+    unsigned char len[4];
+    if (!readAll(fd, reinterpret_cast<char*>(len), 4, timeoutMs)) return std::nullopt;
+    const quint32 n = (quint32(len[0]) << 24) | (quint32(len[1]) << 16) | (quint32(len[2]) << 8) | quint32(len[3]);
+    if (n > quint32(kMaxFrame)) return std::nullopt;
+    QByteArray payload(qsizetype(n), '\0');
+    if (n > 0 && !readAll(fd, payload.data(), payload.size(), timeoutMs)) return std::nullopt;
+    return QString::fromUtf8(payload).split(QChar(0));
+}
+
+QStringList answer(const Status& st, const QString& okText) {
+    if (!st) return {QStringLiteral("error"), st.errorMessage()};
+    return {QStringLiteral("ok"), okText};
+}
+}  // namespace
+
+QStringList AccountBroker::serve(const QString& configDir, const HashParams& params, const QString& adminAddress, const QStringList& r) {
+    AccountStore store(configDir);
+    const QString op = r.value(0);
+    const int n = int(r.size());
+    if (op == u"user.add" && n == 4) {
+        bool ok = false;
+        const qint64 quota = r.at(3).toLongLong(&ok);
+        if (!ok) return {QStringLiteral("error"), QStringLiteral("bad quota")};
+        auto roles = accountops::addUser(store, params, r.at(1), r.at(2).toUtf8(), quota, adminAddress);
+        if (!roles) return {QStringLiteral("error"), roles.errorMessage()};
+        return {QStringLiteral("ok"), roles->isEmpty() ? QStringLiteral("added") : QStringLiteral("added; %1 now deliver to this user").arg(roles->join(QStringLiteral(", ")))};
+    }
+    if (op == u"user.passwd" && n == 3) return answer(accountops::setPassword(store, params, r.at(1), r.at(2).toUtf8()), QStringLiteral("password changed"));
+    if (op == u"user.quota" && n == 3) {
+        bool ok = false;
+        const qint64 quota = r.at(2).toLongLong(&ok);
+        if (!ok) return {QStringLiteral("error"), QStringLiteral("bad quota")};
+        return answer(accountops::setQuota(store, r.at(1), quota), QStringLiteral("quota set"));
+    }
+    if (op == u"user.admin" && n == 3 && (r.at(2) == u"on" || r.at(2) == u"off"))
+        return answer(accountops::setAdmin(store, r.at(1), r.at(2) == u"on"), QStringLiteral("administrator flag set"));
+    if (op == u"user.del" && n == 2) return answer(accountops::removeUser(store, r.at(1), false), QStringLiteral("removed"));
+    if (op == u"alias.add" && n == 3) {
+        QStringList targets;
+        for (const QString& t : r.at(2).split(QRegularExpression(QStringLiteral("[,\\s]+")), Qt::SkipEmptyParts)) targets << t;
+        auto src = accountops::addAlias(store, r.at(1), targets);
+        if (!src) return {QStringLiteral("error"), src.errorMessage()};
+        return {QStringLiteral("ok"), QStringLiteral("alias %1 added").arg(*src)};
+    }
+    if (op == u"alias.del" && (n == 2 || n == 3)) return answer(accountops::removeAlias(store, r.at(1), r.value(2)), QStringLiteral("removed"));
+    return {QStringLiteral("error"), QStringLiteral("unknown request")};
+}
+
+Result<std::unique_ptr<AccountBroker>> AccountBroker::start(const QString& configDir, const HashParams& params, const QString& adminAddress) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return Result<std::unique_ptr<AccountBroker>>::fail(QStringLiteral("account helper: socketpair: %1").arg(QString::fromLocal8Bit(strerror(errno))));
+    const pid_t parent = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        ::close(sv[0]);
+        ::close(sv[1]);
+        return Result<std::unique_ptr<AccountBroker>>::fail(QStringLiteral("account helper: fork: %1").arg(QString::fromLocal8Bit(strerror(errno))));
+    }
+    if (pid == 0) {
+        // The helper: no event loop, no Qt objects of the parent are used; only this loop.
+        ::close(sv[0]);
+        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (::getppid() != parent) ::_exit(0);
+        ::signal(SIGHUP, SIG_IGN);
+        ::signal(SIGINT, SIG_IGN);
+        for (;;) {
+            auto request = readFrame(sv[1], -1);
+            if (!request) ::_exit(0);
+            if (!sendFrame(sv[1], serve(configDir, params, adminAddress, *request))) ::_exit(0);
+        }
+    }
+    ::close(sv[1]);
+    return std::unique_ptr<AccountBroker>(new AccountBroker(sv[0], int(pid)));
+}
+
+AccountBroker::~AccountBroker() {
+    if (m_fd >= 0) ::close(m_fd);
+    if (m_pid > 0) ::waitpid(pid_t(m_pid), nullptr, 0);
+}
+
+Result<QString> AccountBroker::call(const QStringList& request) {
+    for (const QString& f : request)
+        if (f.contains(QChar(0))) return Result<QString>::fail(QStringLiteral("a field contains NUL"));
+    if (m_fd < 0 || !sendFrame(m_fd, request)) return Result<QString>::fail(QStringLiteral("the account helper is not available"));
+    auto reply = readFrame(m_fd, kCallTimeoutMs);
+    if (!reply || reply->size() != 2) {
+        // Out of step with the helper from now on (a late answer would be read as the next one's): stop using it.
+        ::close(m_fd);
+        m_fd = -1;
+        return Result<QString>::fail(QStringLiteral("the account helper did not answer"));
+    }
+    if (reply->at(0) != u"ok") return Result<QString>::fail(reply->at(1));
+    return reply->at(1);
+}
+
+}  // namespace postern::web

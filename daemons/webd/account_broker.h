@@ -1,0 +1,63 @@
+// account_broker.h — the small privileged helper that applies the web panel's
+// account changes (privilege separation of postern-webd).
+//
+// Why: postern-webd drops root to system_user, like every daemon; the account
+// files (users, aliases, domains in the config folder) stay root's, readable by
+// the daemons' group (the wizard sets 0640 root:<group>), so webd can check
+// passwords but must not be able to rewrite them — nor should smtpd, imapd or
+// pop3d, which run as the same user. AccountBroker::start() forks, while webd is
+// still root (in spec.create, before the drop), a child that keeps root's rights
+// and does only this: read a request from its end of a private socketpair,
+// apply it with the core functions posternctl uses (core/account_ops.h: same
+// lock, validation, hashing), answer. No other process can reach it (no path in
+// the file system); it exits when webd's end closes (and PR_SET_PDEATHSIG).
+// webd checks who is logged in and whether they are an administrator before it
+// asks; a compromised webd can therefore change accounts (no more: not the
+// configuration, not other files, no shell as root).
+//
+// Interface: start(configDir, hashParams, adminAddress) -> broker;
+// call({op, args...}) -> the success message or the error. Ops:
+//   user.add ADDRESS PASSWORD QUOTA_BYTES     user.passwd ADDRESS PASSWORD
+//   user.quota ADDRESS BYTES                  user.admin ADDRESS on|off
+//   user.del ADDRESS                          alias.add SOURCE TARGET[,TARGET...]
+//   alias.del SOURCE [TARGET]
+// Wire: a frame is a 4-byte big-endian length then the fields joined by NUL
+// (fields containing NUL are refused by call()); the answer is "ok" or "error",
+// NUL, the message.
+// Limits: kMaxFrame (64 KiB) per frame, either way; call() waits at most
+// kCallTimeoutMs (20 s: Argon2 hashing runs in the helper) — a blocking wait on
+// webd's event loop, bounded, and only for logged-in administrators' changes
+// (known gap: should become asynchronous).
+// Security: passwords cross only the socketpair; never logged by either side.
+#pragma once
+
+#include "core/password.h"
+#include "core/result.h"
+
+#include <QStringList>
+#include <memory>
+
+namespace postern::web {
+
+inline constexpr qint64 kMaxFrame = 64 * 1024;
+inline constexpr int kCallTimeoutMs = 20'000;
+
+class AccountBroker {
+public:
+    static Result<std::unique_ptr<AccountBroker>> start(const QString& configDir, const HashParams& params, const QString& adminAddress);
+    ~AccountBroker();
+    AccountBroker(const AccountBroker&) = delete;
+    AccountBroker& operator=(const AccountBroker&) = delete;
+
+    Result<QString> call(const QStringList& request);
+
+    // The helper's side, public for the unit test: one request -> one answer.
+    static QStringList serve(const QString& configDir, const HashParams& params, const QString& adminAddress, const QStringList& request);
+
+private:
+    AccountBroker(int fd, int pid) : m_fd(fd), m_pid(pid) {}
+    int m_fd = -1;
+    int m_pid = -1;
+};
+
+}  // namespace postern::web

@@ -1,0 +1,186 @@
+"""The web panel in a real browser: Debian's headless Chromium, driven through the
+Chrome DevTools Protocol over --remote-debugging-pipe (JSON messages ending in NUL on
+file descriptors 3 and 4; Python standard library only, no npm). Logs in as the
+administrator, adds a user through the form, sees it listed, checks that a hostile
+alias resolution is shown as text (no script ran), and saves screenshots
+(Page.captureScreenshot) into the folder given as the first argument (the build dir).
+Skips, saying so, only when no chromium binary is installed."""
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.parse
+
+from postern_testlib import Instance
+
+ADMIN = "alice@example.test"
+ADMIN_PW = "alice-password-1"
+SHOTS = sys.argv.pop(1) if len(sys.argv) > 1 else os.getcwd()
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class Cdp:
+    """A minimal DevTools Protocol client over the pipe transport."""
+
+    def __init__(self, extra_args):
+        self.profile = tempfile.mkdtemp(prefix="postern-chromium-")
+        to_chrome_r, self.to_chrome = os.pipe()
+        self.from_chrome, from_chrome_w = os.pipe()
+
+        def child_fds():  # Chromium reads commands on fd 3 and writes answers on fd 4
+            os.dup2(to_chrome_r, 3)
+            os.dup2(from_chrome_w, 4)
+
+        args = [CHROMIUM, "--headless=new", "--remote-debugging-pipe", f"--user-data-dir={self.profile}", "--no-first-run",
+                "--no-default-browser-check", "--disable-gpu", "--disable-extensions", "--disable-background-networking",
+                "--window-size=420,900", *extra_args]
+        if os.geteuid() == 0:
+            args.append("--no-sandbox")  # Chromium refuses to run as root with its sandbox
+        # close_fds=False: Python's own descriptors are close-on-exec anyway; closing "the
+        # others" would run after preexec_fn and close 3 and 4 again.
+        self.proc = subprocess.Popen(args, close_fds=False, preexec_fn=child_fds,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_chrome_r)
+        os.close(from_chrome_w)
+        self.buf = b""
+        self.next_id = 0
+        self.events = []
+        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        self.call("Page.enable", session=True)
+
+    def _read_message(self, deadline):
+        while b"\0" not in self.buf:
+            if time.monotonic() > deadline:
+                raise AssertionError("Chromium did not answer in time")
+            import select
+            ready, _, _ = select.select([self.from_chrome], [], [], max(0.0, deadline - time.monotonic()))
+            if ready:
+                chunk = os.read(self.from_chrome, 65536)
+                if not chunk:
+                    raise AssertionError("Chromium closed the DevTools pipe")
+                self.buf += chunk
+        msg, self.buf = self.buf.split(b"\0", 1)
+        return json.loads(msg)
+
+    def call(self, method, params=None, session=False, timeout=30):
+        self.next_id += 1
+        msg = {"id": self.next_id, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = self.session
+        os.write(self.to_chrome, json.dumps(msg).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self._read_message(deadline)
+            if m.get("id") == self.next_id:
+                if "error" in m:
+                    raise AssertionError(f"{method}: {m['error']}")
+                return m.get("result", {})
+            self.events.append(m)
+
+    def wait_event(self, name, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, e in enumerate(self.events):
+                if e.get("method") == name:
+                    del self.events[: i + 1]
+                    return e
+            self.events.append(self._read_message(deadline))
+
+    def eval(self, expression):
+        r = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=True)
+        if "exceptionDetails" in r:
+            raise AssertionError(f"{expression}: {r['exceptionDetails']}")
+        return r["result"].get("value")
+
+    def navigate(self, url):
+        self.events.clear()
+        self.call("Page.navigate", {"url": url}, session=True)
+        self.wait_event("Page.loadEventFired")
+
+    def submit(self, button_selector):
+        """Clicks a real button (the form posts; the 303 lands on the next page)."""
+        self.events.clear()
+        self.eval(f"document.querySelector({json.dumps(button_selector)}).click()")
+        self.wait_event("Page.loadEventFired")
+
+    def fill(self, element_id, value):
+        self.eval(f"document.getElementById({json.dumps(element_id)}).value = {json.dumps(value)}")
+
+    def screenshot(self, path):
+        data = self.call("Page.captureScreenshot", {"format": "png"}, session=True)["data"]
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(data))
+
+    def close(self):
+        try:
+            self.call("Browser.close", timeout=5)
+        except Exception:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.to_chrome)
+        os.close(self.from_chrome)
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@unittest.skipUnless(CHROMIUM, "chromium is not installed (apt-get install chromium; install-deps.sh test installs it)")
+class PanelInBrowser(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.inst = Instance(domain="example.test")
+        cls.inst.ctl("user", "admin", ADMIN, "on")
+        cls.inst.start("postern-webd")
+        port = cls.inst.port("postern-webd", "https")
+        cls.base = f"https://mail.example.test:{port}"
+        # The self-signed test certificate: the browser is told to accept it, and the host
+        # name is mapped to loopback (no DNS).
+        cls.cdp = Cdp(["--ignore-certificate-errors", "--host-resolver-rules=MAP mail.example.test 127.0.0.1"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cdp.close()
+        cls.inst.close()
+
+    def test_login_add_user_and_see_it_listed(self):
+        c = self.cdp
+        c.navigate(self.base + "/panel/")
+        self.assertTrue(c.eval("location.pathname") == "/panel/login")
+        c.fill("address", ADMIN)
+        c.fill("password", ADMIN_PW)
+        c.screenshot(os.path.join(SHOTS, "panel-login.png"))
+        c.submit("form.box button[type=submit]")
+        self.assertEqual(c.eval("location.pathname"), "/panel/")
+        self.assertIn("Dashboard", c.eval("document.querySelector('h1').textContent"))
+        # The session cookie is HttpOnly: page script cannot read it.
+        self.assertNotIn("postern_session", c.eval("document.cookie"))
+        c.navigate(self.base + "/panel/users")
+        c.fill("address", "frank@example.test")
+        c.fill("password", "frank-password-1")
+        c.fill("quota", "500M")
+        c.submit("form.box button[type=submit]")
+        self.assertEqual(c.eval("location.pathname"), "/panel/users")
+        self.assertIn("User frank@example.test added", c.eval("document.querySelector('.flash').textContent"))
+        listed = c.eval("Array.from(document.querySelectorAll('table td a')).map(a => a.textContent)")
+        self.assertIn("frank@example.test", listed)
+        c.screenshot(os.path.join(SHOTS, "panel-users.png"))
+        self.assertIn("frank@example.test\tquota=500M", self.inst.ctl("user", "list").stdout)
+        # A hostile value is displayed as text; no element is created from it.
+        hostile = "<img src=x onerror=\"document.title='pwned'\">@example.test"
+        c.navigate(self.base + "/panel/aliases?resolve=" + urllib.parse.quote(hostile))
+        self.assertEqual(c.eval("document.querySelectorAll('img').length"), 0)
+        self.assertNotEqual(c.eval("document.title"), "pwned")
+        self.assertEqual(c.eval("document.getElementById('resolve').value"), hostile)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
