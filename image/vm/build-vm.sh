@@ -11,7 +11,8 @@
 # sfdisk into a plain file -> dd the two filesystems in -> qemu-img convert -c. No loop devices,
 # no mounts.
 # Security: root's password is locked until the first-boot wizard (or the answers) sets one;
-# no SSH server is installed; the mail daemons drop to the `postern` user; Debian security
+# the SSH server is off and has no host keys until the first boot is given a public key (keys
+# only); the mail daemons drop to the `postern` user; Debian security
 # updates install themselves (unattended-upgrades) and a kernel among them is copied onto the ESP
 # (etc/kernel/postinst.d/zz-postern-esp), so it is the one that boots next.
 # Disk: the root partition and file system grow to the virtual disk's size at boot
@@ -70,6 +71,10 @@ customize() {
 LABEL=$ROOT_LABEL   /             ext4   errors=remount-ro  0      1
 LABEL=ESP           /boot/efi     vfat   umask=0077,nofail,x-systemd.device-timeout=10s  0  0
 EOF
+    # SSH: off, and without host keys (the first boot makes them if SSH is wanted; a key baked
+    # in here would be the same in every VM made from the image).
+    rm -f "$ROOTFS"/etc/ssh/ssh_host_*
+    chroot "$ROOTFS" systemctl disable ssh.service ssh.socket >/dev/null 2>&1 || true
     # Root's password stays locked until first boot sets one.
     chroot "$ROOTFS" passwd -l root >/dev/null
     chroot "$ROOTFS" systemctl enable postern.service postern-firstboot.service postern-growfs.service \

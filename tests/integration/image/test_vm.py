@@ -6,6 +6,8 @@ What is checked:
     file, postern-firstboot.service configures the system and succeeds, postern.service becomes
     active, and inside the container's network namespace swaks -> 25, IMAP (143, 993) and POP3 (995)
     round-trip a message;
+  - nspawn: no SSH host keys in the image; a public key in the answers turns SSH on for root with
+    keys only (a key login runs posternctl, a password login is refused);
   - nspawn: unattended-upgrades is on (apt-config, apt-daily-upgrade.timer, posternctl status), and
     the kernel hook copies a kernel installed by apt onto the ESP;
   - QEMU: OVMF + systemd-boot boot the compressed qcow2 (through an overlay made 5 GiB, so the
@@ -72,6 +74,13 @@ class VmImage(unittest.TestCase):
 
     def test_units_under_nspawn(self):
         rootfs = os.path.join(OUT, "vm", "rootfs")
+        # The image carries no SSH host keys (each VM makes its own) and SSH is off by default.
+        self.assertEqual([f for f in os.listdir(os.path.join(rootfs, "etc", "ssh")) if f.startswith("ssh_host_")], [])
+        # SSH on from the answers: a public key for root (keys only).
+        key = os.path.join(self.tmp, "id_ed25519")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "vm-test", "-f", key], check=True, timeout=60)
+        with open(key + ".pub") as f, open(self.answers, "a") as a:
+            a.write(f'POSTERN_SSH_KEY="{f.read().strip()}"\n')
         console = open(os.path.join(self.tmp, "console.log"), "wb")
         self.addCleanup(console.close)
         t0 = time.monotonic()
@@ -134,6 +143,23 @@ class VmImage(unittest.TestCase):
                                 "cmp /boot/vmlinuz-$v /run/esp/vmlinuz && cmp /boot/initrd.img-$v /run/esp/initrd.img && echo same")
             self.assertEqual(hook.stdout.strip(), "same", hook.stdout + hook.stderr)
             self.assertIn("on the ESP (boots next)", hook.stderr)
+            # SSH: on, keys only; the host keys were made at this first boot.
+            wait_for(lambda: in_container("systemctl", "is-active", "ssh.service").stdout.strip() == "active",
+                     timeout=60, interval=0.5, what="ssh.service active")
+            self.assertIn("SSH on for root, keys only", journal + in_container("journalctl", "-b", "-u", "postern-firstboot.service",
+                                                                              "--no-pager").stdout)
+            sshd = in_container("sshd", "-T").stdout
+            self.assertIn("passwordauthentication no", sshd)
+            self.assertIn("authenticationmethods publickey", sshd)
+            ssh = ["nsenter", "-t", str(pid), "-n", "ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                   "-o", "BatchMode=yes", "-o", "ConnectTimeout=20"]
+            p = subprocess.run(ssh + ["-i", key, "root@127.0.0.1", "posternctl", "version"], capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertIn("data format:", p.stdout)
+            p = subprocess.run(ssh + ["-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password,keyboard-interactive",
+                                      "root@127.0.0.1", "true"], capture_output=True, text=True, timeout=120)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("Permission denied (publickey)", p.stderr)
             state = in_container("systemctl", "is-system-running").stdout.strip()
             failed = in_container("systemctl", "list-units", "--failed", "--no-legend", "--plain").stdout
             print(f"nspawn system state: {state}; failed units: {failed.strip() or 'none'}")
@@ -254,6 +280,8 @@ class VmImage(unittest.TestCase):
             console.expect(r"Retype new password: ")
             console.send("root password 1")
             console.expect(r"password updated successfully")
+            console.expect(r"Public SSH key for root, to turn on SSH \(keys only; empty: no SSH\): ")
+            console.send("")  # no SSH
             self.wait_smtp(proc, ports, t0)
             seen = itl.mail_round_trip(ports, "carol@example.org", "typed on the serial console", "typed in the VM", timeout=120)
             print(f"qemu interactive round trip: {seen}; total {time.monotonic() - t0:.1f}s")
