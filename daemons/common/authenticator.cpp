@@ -136,13 +136,16 @@ void Authenticator::check(const AuthRequest& request, const QString& protocol, c
     bool known = false;
     bool passwordAllowed = true;  // false once two-factor login is on: app passwords only
     QList<AppPassword> apps;
+    // The web panel is not a mail client: it takes the account password only (its second
+    // factor is its own step), never an app password, which would skip that step.
+    const bool panel = protocol == QLatin1String(kPanelProtocol);
     if (!user.isEmpty()) {
         auto snapshot = m_accounts->current();
         if (const UserRecord* u = snapshot->user(user)) {
             stored = u->passwordHash;
             known = true;
-            passwordAllowed = !snapshot->credentials().twoFactorEnabled(user);
-            apps = snapshot->credentials().appPasswords(user);
+            passwordAllowed = panel || !snapshot->credentials().twoFactorEnabled(user);
+            if (!panel) apps = snapshot->credentials().appPasswords(user);
         }
     }
     struct Work {

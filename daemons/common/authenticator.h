@@ -30,6 +30,9 @@
 //     attempt counts as in flight until that answer;
 //   * done(outcome) runs on the main thread, later (never inside verify()), and
 //     never if `request.context` was deleted.
+// Protocol kPanelProtocol ("web", the control panel): the account password only, even
+// with two-factor login on (the panel asks for the code itself); app passwords are for
+// mail clients and never open the panel.
 // Logs one line per attempt: protocol, user, remote, result (ok, failed,
 // tempfail), and on success credential=password|app-password and the app
 // password's name. Never the password.
@@ -55,6 +58,8 @@
 namespace postern {
 
 class BlockList;
+
+inline constexpr const char* kPanelProtocol = "web";
 
 class Authenticator : public QObject {
     Q_OBJECT

@@ -1,6 +1,8 @@
 // panel.cpp — see panel.h.
 #include "panel.h"
 
+#include "core/two_factor.h"
+
 #include "web_content.h"
 
 #include "common/spool/queue.h"
@@ -357,7 +359,7 @@ void login(PanelContext& ctx, const HttpRequest& r, const QMap<QString, QString>
     req.peer = conn.peerAddress;
     req.login = f.value(QStringLiteral("address")).trimmed();
     const QString login = req.login;
-    ctx.auth->verify(req, QStringLiteral("web"), f.value(QStringLiteral("password")).toUtf8(),
+    ctx.auth->verify(req, QLatin1String(kPanelProtocol), f.value(QStringLiteral("password")).toUtf8(),
                      [&ctx, conn, login, reply](Authenticator::Outcome o) {
                          if (o.verdict == AuthVerdict::TempFail) {
                              audit(conn, login.left(100), QStringLiteral("login"), {}, QStringLiteral("tempfail"));
@@ -372,6 +374,13 @@ void login(PanelContext& ctx, const HttpRequest& r, const QMap<QString, QString>
                              // Hook for the second factor (TOTP): a pending-login state and a code page go here.
                              audit(conn, o.user, QStringLiteral("login"), {}, QStringLiteral("refused: second factor required"));
                              return reply(loginPage(401, QStringLiteral("This account needs a second factor, which this panel cannot ask for yet."), login));
+                         }
+                         // auth.require_2fa_admins: an administrator without two-factor login is not let in.
+                         const UserRecord* rec = acc ? acc->user(o.user) : nullptr;
+                         if (rec && ctx.config && twoFactorRequired(*ctx.config, rec->admin) && !acc->credentials().twoFactorEnabled(o.user)) {
+                             audit(conn, o.user, QStringLiteral("login"), {}, QStringLiteral("refused: administrators must use two-factor login"));
+                             return reply(loginPage(403, QStringLiteral("Administrators must turn on two-factor login first "
+                                                                        "(posternctl user 2fa enrol ADDRESS)."), login));
                          }
                          const QByteArray id = ctx.sessions.create(o.user, nowMs(ctx));
                          audit(conn, o.user, QStringLiteral("login"), {}, QStringLiteral("ok"));
@@ -416,7 +425,7 @@ void ownPassword(Call& c, const QMap<QString, QString>& f, QObject* life, PanelR
     req.peer = conn.peerAddress;
     req.login = user;
     const QString newPassword = f.value(QStringLiteral("password"));
-    ctx.auth->verify(req, QStringLiteral("web"), f.value(QStringLiteral("current")).toUtf8(),
+    ctx.auth->verify(req, QLatin1String(kPanelProtocol), f.value(QStringLiteral("current")).toUtf8(),
                      [&ctx, conn, user, id, newPassword, reply](Authenticator::Outcome o) {
                          PanelSession* s = ctx.sessions.find(id, nowMs(ctx));
                          if (!s) return reply(redirect("/panel/login"));
@@ -465,9 +474,9 @@ QList<QPair<QByteArray, QByteArray>> panelSecurityHeaders() {
 }
 
 bool secondFactorRequired(const Accounts& accounts, const QString& user) {
-    (void)accounts;
-    (void)user;
-    return false;  // TOTP enrolment comes with the two-factor work (issue 19, branch twofactor)
+    // Two-factor login on for the account: the panel cannot ask for the code yet, so the login
+    // is refused (never let in on the password alone). Not yet: the code step.
+    return accounts.credentials().twoFactorEnabled(user);
 }
 
 void handlePanel(PanelContext& ctx, const HttpRequest& r, const QByteArray& body, const ConnectionInfo& conn, QObject* life, PanelReply replyIn) {

@@ -4,17 +4,23 @@ security headers, adding a user who then logs in over IMAP, adding an alias
 that then receives mail over SMTP, HTML escaping of a hostile value, logout
 (the old cookie is refused), plain HTTP redirected, the login throttle."""
 
+import base64
+import hashlib
+import hmac
 import http.client
 import imaplib
 import os
 import re
 import smtplib
 import ssl
+import struct
+import subprocess
 import threading
+import time
 import unittest
 import urllib.parse
 
-from postern_testlib import Instance, wait_for
+from postern_testlib import Instance, bin_path, wait_for
 
 ADMIN = "alice@example.test"
 ADMIN_PW = "alice-password-1"
@@ -304,3 +310,50 @@ class PanelThrottle(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
+
+
+def totp_now(secret_b32):
+    """RFC 6238 (SHA-1, 6 digits, 30 s), Python stdlib."""
+    key = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
+    digest = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    return f"{(struct.unpack('>I', digest[offset:offset + 4])[0] & 0x7FFFFFFF) % 1000000:06d}"
+
+
+class PanelTwoFactor(unittest.TestCase):
+    """With two-factor login on, neither the password alone nor an app password opens the
+    panel; with auth.require_2fa_admins, an administrator without it is not let in."""
+
+    def test_second_factor_and_required_for_admins(self):
+        bob = "bob@example.test"
+        with Instance(domain="example.test", users={ADMIN: ADMIN_PW, bob: "bob-password-1"},
+                      conf={"auth.require_2fa_admins": "true"}) as inst:
+            inst.ctl("user", "admin", ADMIN, "on")
+            inst.ctl("user", "admin", bob, "on")
+            p = subprocess.Popen([bin_path("posternctl"), "--config", inst.config_dir, "user", "2fa", "enrol", ADMIN, "--code", "-"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            secret = None
+            while secret is None:
+                line = p.stdout.readline()
+                self.assertTrue(line, "posternctl ended before printing the secret")
+                m = re.match(r"secret: ([A-Z2-7]+)$", line.strip())
+                secret = m.group(1) if m else None
+            out, err = p.communicate(totp_now(secret) + "\n", timeout=60)
+            self.assertEqual(p.returncode, 0, out + err)
+            added = inst.ctl("user", "app-password", "add", ADMIN, "laptop").stdout
+            app = re.search(r"\b([a-z]{4} [a-z]{4} [a-z]{4} [a-z]{4})\b", added).group(1)
+            inst.start("postern-webd")
+            port = inst.port("postern-webd", "https")
+            ca = os.path.join(inst.config_dir, "tls", "cert.pem")
+            wait_for(lambda: Browser(port, ca).login(ADMIN, ADMIN_PW)[0].status == 401, timeout=10, interval=0.3,
+                     what="the panel sees alice's two-factor login")
+            r, page = Browser(port, ca).login(ADMIN, ADMIN_PW)
+            self.assertEqual(r.status, 401)
+            self.assertIn("needs a second factor", page)
+            r, page = Browser(port, ca).login(ADMIN, app)
+            self.assertEqual(r.status, 401)  # an app password is for mail clients, not the panel
+            self.assertIn("Wrong address or password.", page)
+            self.assertNotIn("postern_session=", " ".join(v for k, v in r.getheaders() if k.lower() == "set-cookie"))
+            r, page = Browser(port, ca).login(bob, "bob-password-1")
+            self.assertEqual(r.status, 403)
+            self.assertIn("Administrators must turn on two-factor login first", page)

@@ -494,17 +494,19 @@ private Q_SLOTS:
         Authenticator auth(*config, &store);
         QObject context;
         const QHostAddress from = ip("127.0.0.9");
-        auto run = [&](const QByteArray& pw) {
+        auto run = [&](const QByteArray& pw, const char* protocol = "test") {
             std::optional<Authenticator::Outcome> out;
-            auth.verify(AuthRequest{&context, QStringLiteral("s1"), from, kAlice, {}}, QStringLiteral("test"), pw,
+            auth.verify(AuthRequest{&context, QStringLiteral("s1"), from, kAlice, {}}, QLatin1String(protocol), pw,
                         [&](Authenticator::Outcome o) { out = o; });
             [&] { QTRY_VERIFY_WITH_TIMEOUT(out.has_value(), 10000); }();
             return out.value_or(Authenticator::Outcome{});
         };
         auto reload = [&] { clockMs += 2000; };  // the snapshot is re-checked at most once a second
-        // 2FA off: both work.
+        // 2FA off: both work for mail; the panel takes the account password only.
         QVERIFY(run("right").ok());
         QVERIFY(run(appPw).ok());
+        QVERIFY(run("right", kPanelProtocol).ok());
+        QVERIFY(!run(appPw, kPanelProtocol).ok());
         QVERIFY(run(QByteArray(appPw).replace(' ', "").toUpper()).ok());
         QVERIFY(tf.appPasswords(kAlice)->first().lastUsed > 0);
         // 2FA on: the account password no longer works for mail; app passwords do.
@@ -523,6 +525,9 @@ private Q_SLOTS:
         QVERIFY(wrong.verdict == AuthVerdict::Failed);
         QCOMPARE(refused.reason, wrong.reason);  // the right password is not told apart
         QVERIFY(run(appPw).ok());
+        // The panel: the account password (its code step is its own), never an app password.
+        QVERIFY(run("right", kPanelProtocol).ok());
+        QVERIFY(!run(appPw, kPanelProtocol).ok());
         // A wrong app password (right shape) is a failure for the throttle.
         const int f2 = auth.throttle().failures(AuthThrottle::ipKey(from));
         QVERIFY(!run("aaaa bbbb cccc dddd").ok());
