@@ -475,7 +475,7 @@ private Q_SLOTS:
         };
         QVERIFY(fams(QStringLiteral("smtp"), 25) == (QList<IpFamily>{IpFamily::V4, IpFamily::V6}));
         QVERIFY(fams(QStringLiteral("submission"), 587).isEmpty());  // loopback: no firewall question
-        QCOMPARE(ports.size(), 9 - 1 + 1);                              // imaps on port 0 left out, submissions twice
+        QCOMPARE(ports.size(), 10 - 1 + 1);  // 10 listeners (ManageSieve included): imaps on port 0 left out, submissions twice
         QVERIFY(fams(QStringLiteral("imap"), 143) == QList<IpFamily>{IpFamily::V6});
         QVERIFY(!portNumbers(ports).contains(587));
         QVERIFY(!portNumbers(ports).contains(0));
