@@ -90,7 +90,7 @@ class ContainerImage(unittest.TestCase):
             self.assertEqual(p.returncode, 0, p.stderr)
             cfg = json.loads(p.stdout)["config"]
             self.assertEqual(cfg["Entrypoint"], ["/usr/sbin/postern-entrypoint"], archive)
-            self.assertEqual(set(cfg["ExposedPorts"]), {f"{p}/tcp" for p in (25, 465, 587, 143, 993, 110, 995, 80, 443)}, archive)
+            self.assertEqual(set(cfg["ExposedPorts"]), {f"{p}/tcp" for p in (25, 465, 587, 143, 993, 110, 995, 80, 443, 4190)}, archive)
             self.assertEqual(set(cfg["Volumes"]), {"/etc/postern", "/var/lib/postern", "/var/log/postern"}, archive)
         # The health check exists only in the Docker image format (skopeo shows the OCI view): read
         # the Docker archive's own config file.
