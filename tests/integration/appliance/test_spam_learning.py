@@ -7,6 +7,7 @@ Rspamd (the learn requests go through <data_dir>/spam-learn)."""
 
 import imaplib
 import os
+import re
 import subprocess
 import unittest
 
@@ -91,9 +92,15 @@ class SpamLearning(unittest.TestCase):
         # Bulk training: INBOX holds offers 1 (learned as ham), 2 (learned as spam by its COPY) and 3.
         r = self.inst.ctl("spam", "learn", "spam", "--user", USER, "--folder", "INBOX")
         self.assertIn("3 message(s) in INBOX of alice@example.test", r.stdout)
-        self.assertRegex(r.stdout, r"learned 2, skipped by rspamd 1, refused 0, too big 0, errors 0")
+        # Offer 3 is new and must be learned, offer 2 was learned as spam already; whether Rspamd
+        # relearns offer 1 (learned as ham before) or skips it varies between runs (seen both).
+        counts = re.search(r"learned (\d+), skipped by rspamd (\d+), refused 0, too big 0, errors 0", r.stdout)
+        self.assertTrue(counts, r.stdout)
+        newly, skipped = int(counts.group(1)), int(counts.group(2))
+        self.assertEqual(newly + skipped, 3, r.stdout)
+        self.assertIn(newly, (1, 2), r.stdout)
         learned = self.learned()
-        self.assertEqual(learned[0], spam + 4)  # offers 1 (relearned) and 3
+        self.assertEqual(learned[0], spam + 2 + newly)  # the APPEND and the COPY, then what the bulk run learned
         st = self.inst.ctl("spam", "status", check=False)
         self.assertIn(f"learned alice@example.test: spam {learned[0]}, ham {learned[1]}", st.stdout)
         self.assertIn("learn requests waiting: 0 (limit 10000)", st.stdout)
