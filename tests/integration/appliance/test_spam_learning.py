@@ -92,15 +92,18 @@ class SpamLearning(unittest.TestCase):
         # Bulk training: INBOX holds offers 1 (learned as ham), 2 (learned as spam by its COPY) and 3.
         r = self.inst.ctl("spam", "learn", "spam", "--user", USER, "--folder", "INBOX")
         self.assertIn("3 message(s) in INBOX of alice@example.test", r.stdout)
-        # Offer 3 is new and must be learned, offer 2 was learned as spam already; whether Rspamd
-        # relearns offer 1 (learned as ham before) or skips it varies between runs (seen both).
+        # Offer 3 is new and must be learned. Whether Rspamd relearns offer 1 (learned as ham) and
+        # offer 2 (learned as spam) or answers "already learned" varies between runs (CI saw 2/1,
+        # 1/2 and 3/0): every message is either learned or skipped, none refused, and the spam
+        # count grows by at least one and at most by what the run reports as learned.
         counts = re.search(r"learned (\d+), skipped by rspamd (\d+), refused 0, too big 0, errors 0", r.stdout)
         self.assertTrue(counts, r.stdout)
         newly, skipped = int(counts.group(1)), int(counts.group(2))
         self.assertEqual(newly + skipped, 3, r.stdout)
-        self.assertIn(newly, (1, 2), r.stdout)
+        self.assertGreaterEqual(newly, 1, r.stdout)
         learned = self.learned()
-        self.assertEqual(learned[0], spam + 2 + newly)  # the APPEND and the COPY, then what the bulk run learned
+        self.assertGreaterEqual(learned[0], spam + 2 + 1)  # the APPEND and the COPY, then at least offer 3
+        self.assertLessEqual(learned[0], spam + 2 + newly)
         st = self.inst.ctl("spam", "status", check=False)
         self.assertIn(f"learned alice@example.test: spam {learned[0]}, ham {learned[1]}", st.stdout)
         self.assertIn("learn requests waiting: 0 (limit 10000)", st.stdout)
