@@ -12,8 +12,9 @@
 //   POST /panel/users/{add,password,quota,admin,delete}     (administrators)
 //   GET  /panel/aliases[?resolve=ADDRESS], POST /panel/aliases/{add,remove}  (administrators)
 // Login: Authenticator::verify (the mail protocols' authenticator and shared
-// throttle, protocol "web"); then, for a second factor, secondFactorRequired()
-// is asked (the hook for TOTP: today always false) before a session is made.
+// throttle, protocol "web": the account password only, never an app password); then an
+// account with two-factor login on is refused (secondFactorRequired(): no code step yet),
+// and so is an administrator without it when auth.require_2fa_admins is on.
 // Changes go through the AccountBroker (account_broker.h: the core functions of
 // posternctl, applied by webd's privileged helper).
 // Security: every POST needs the session's CSRF token (constant-time check) and a
@@ -64,8 +65,8 @@ struct PanelContext {
 QString htmlEscape(const QString& s);
 // The security headers of every panel response.
 QList<QPair<QByteArray, QByteArray>> panelSecurityHeaders();
-// Hook for the second factor (TOTP, issue 19's other half): true when `user` must
-// pass one before a session is created. Not implemented here: always false.
+// True when `user` has two-factor login on. The panel has no code step yet, so such a
+// login is refused (never let in on the password alone); the code step goes here.
 bool secondFactorRequired(const Accounts& accounts, const QString& user);
 
 // Serves one request below /panel/ (TLS already checked by the caller). `life` is
