@@ -1,5 +1,5 @@
-// fuzz_http_request.cpp — postern-webd's request-head parser and the
-// autodiscover body reader on hostile input.
+// fuzz_http_request.cpp — postern-webd's request-head parser, the autodiscover body
+// reader and the web panel's form parser (parseForm) on hostile input.
 #include "http_request.h"
 #include "web_content.h"
 
@@ -12,6 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (p.status == postern::web::HttpParse::Status::Complete) {
         postern::web::queryParameter(p.request.query, QStringLiteral("emailaddress"));
         postern::web::autodiscoverEmail(input.mid(p.headerBytes));
+        (void)postern::web::parseForm(input.mid(p.headerBytes));
     }
     return 0;
 }
