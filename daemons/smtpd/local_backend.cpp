@@ -515,8 +515,27 @@ void scanForSpam(QObject* context, const DeliveryContext& c, const MessageJob& j
 }  // namespace
 
 LocalBackend::LocalBackend(const Config& config, AccountStore& accounts, Authenticator& auth)
-    : m_config(config), m_accounts(accounts), m_auth(auth), m_space({config.mailDir(), config.queueDir()}) {
+    : m_config(config),
+      m_accounts(accounts),
+      m_auth(auth),
+      m_space({config.mailDir(), config.queueDir()}),
+      m_sendRate(config.dataDir() + QStringLiteral("/send-rate")) {
     m_pool.setMaxThreadCount(std::max(2, QThread::idealThreadCount() * 2));
+}
+
+std::optional<SendLimitHit> LocalBackend::sendLimit(const QString& user, qint64 messages, qint64 recipients, bool record,
+                                                    QString* error) {
+    SendLimits limits;
+    limits.messagesPerHour = m_config.integer(QStringLiteral("smtp.user_messages_per_hour"));
+    limits.messagesPerDay = m_config.integer(QStringLiteral("smtp.user_messages_per_day"));
+    limits.recipientsPerHour = m_config.integer(QStringLiteral("smtp.user_recipients_per_hour"));
+    limits.recipientsPerDay = m_config.integer(QStringLiteral("smtp.user_recipients_per_day"));
+    auto r = record ? m_sendRate.record(user, limits, messages, recipients) : m_sendRate.check(user, limits, messages, recipients);
+    if (!r) {
+        *error = r.error().message;
+        return std::nullopt;
+    }
+    return *r;
 }
 
 bool LocalBackend::vrfyAllowed() const { return m_config.flag(QStringLiteral("smtp.vrfy")); }

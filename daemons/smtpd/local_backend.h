@@ -55,6 +55,8 @@
 // answering nonsense: "X-Spam-Status: unchecked" (counted as
 // postern_spam_scans_total{result="unchecked"}) or 451 4.7.1 (spam.on_failure). Remote
 // recipients (aliases forwarding elsewhere) get the spool file as it is.
+// Submission limits: sendLimit() reads the smtp.user_* settings and the user's file in
+// <data_dir>/send-rate (common/send_rate.h), shared by every process and restart.
 // Free space: storageAvailable() applies smtp.min_free_space to the file systems of
 // mail/ and queue/ (the smaller free space counts), statvfs cached for 1 s.
 // Limits: the header block read back: smtp.max_header_size + 64 KiB (larger:
@@ -86,6 +88,8 @@ public:
     void authenticate(const AuthRequest& request, QByteArray password, AuthDone done) override;
     std::shared_ptr<SpoolBody> openBody(QString* error) override;
     void deliver(QObject* context, MessageJob job, std::function<void(DeliveryOutcome)> done) override;
+    std::optional<SendLimitHit> sendLimit(const QString& user, qint64 messages, qint64 recipients, bool record,
+                                          QString* error) override;
 
     // Removes spool files of messages that were being received when the daemon stopped.
     void cleanSpoolTmp();
@@ -99,6 +103,7 @@ private:
     QThreadPool m_pool;
     FreeSpaceGuard m_space;  // the mail and queue folders' file systems
     std::shared_ptr<const mail::Srs> m_srs;
+    SendRateStore m_sendRate;  // <data_dir>/send-rate
 };
 
 }  // namespace postern::smtp

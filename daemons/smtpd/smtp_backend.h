@@ -11,6 +11,11 @@
 //   authenticate()    asynchronous (common/auth_request.h); the callback runs
 //                     on the main thread, never after request.context is destroyed.
 //   openBody()        a fresh spool file for the content of one message.
+//   sendLimit()       per-user submission limits (common/send_rate.h): the limit
+//                     that `messages` more messages to `recipients` more recipients
+//                     would pass, or nullopt; with record, counts them when within
+//                     (end of DATA). A store error is nullopt with *error set (the
+//                     message goes through, the caller logs). Default: no limits.
 //   deliver()         asynchronous: local copies + queue, all durable before
 //                     the callback reports success; may refuse the content
 //                     (PermFail, e.g. 550 5.7.1 for a submitted message whose
@@ -22,6 +27,7 @@
 #include "smtp_data.h"
 
 #include "common/auth_request.h"
+#include "common/send_rate.h"
 
 #include <QHostAddress>
 #include <QObject>
@@ -86,6 +92,10 @@ public:
     // A new spool file under a fresh queue id (the id is the file's identity everywhere after).
     virtual std::shared_ptr<SpoolBody> openBody(QString* error) = 0;
     virtual void deliver(QObject* context, MessageJob job, std::function<void(DeliveryOutcome)> done) = 0;
+    virtual std::optional<SendLimitHit> sendLimit(const QString& /*user*/, qint64 /*messages*/, qint64 /*recipients*/,
+                                                  bool /*record*/, QString* /*error*/) {
+        return std::nullopt;
+    }
 };
 
 }  // namespace postern::smtp

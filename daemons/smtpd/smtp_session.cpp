@@ -322,6 +322,7 @@ void SmtpSession::cmdMail(const Command& c) {
             return;
         }
     }
+    if (!m_authUser.isEmpty() && overSendLimit(1, 0, false)) return;
     // RFC 5321 4.2.2 / RFC 3463 X.3.1 (and RFC 1870 6.1 for SIZE=): refuse while the
     // disk is nearly full, before the client sends a message we might not be able to store.
     if (QString why; !m_backend.storageAvailable(declared, &why)) {
@@ -336,6 +337,23 @@ void SmtpSession::cmdMail(const Command& c) {
     m_envid = envid;
     m_declaredSize = declared;
     reply(250, "2.1.0", QStringLiteral("Sender OK"));
+}
+
+// Per-user submission limits (smtp_backend.h sendLimit): true after the 451 4.7.0 was sent.
+bool SmtpSession::overSendLimit(qint64 messages, qint64 recipients, bool record) {
+    QString error;
+    const std::optional<SendLimitHit> hit = m_backend.sendLimit(m_authUser, messages, recipients, record, &error);
+    if (!error.isEmpty())
+        log::write(log::Level::Error, m_io.info().sessionId, u"smtp.send_limit_error", log::Fields().add("user", m_authUser).add("error", error));
+    if (!hit) return false;
+    log::write(log::Level::Warning, m_io.info().sessionId, u"smtp.send_limited",
+               log::Fields().add("user", m_authUser).add("limit", hit->name).add("max", hit->limit).add("used", hit->used)
+                   .add("remote", m_io.info().peerAddress.toString()));
+    stats::add(QStringLiteral("postern_smtp_send_limited_total"), {{QStringLiteral("limit"), hit->name}});
+    QString what = hit->name;
+    what.replace(QStringLiteral("_per_"), QStringLiteral(" per ")).replace(QLatin1Char('_'), QLatin1Char(' '));
+    reply(451, "4.7.0", QStringLiteral("Sending limit reached for %1: at most %2 %3; try again later").arg(m_authUser).arg(hit->limit).arg(what));
+    return true;
 }
 
 // RCPT TO's DSN parameters (RFC 3461 4.1 NOTIFY, 4.2 ORCPT; RFC 6533 3); false after
@@ -403,6 +421,7 @@ void SmtpSession::cmdRcpt(const Command& c) {
     const QString shown = sanitize(c.path.address(), 300);
     switch (v) {
         case RcptVerdict::Ok:
+            if (!m_authUser.isEmpty() && overSendLimit(1, m_recipients.size() + 1, false)) return;
             m_recipients << info;
             reply(250, "2.1.5", QStringLiteral("Recipient OK"));
             return;
@@ -567,6 +586,7 @@ void SmtpSession::finishContent() {
         resetTransaction();
         return reply(*refusal);
     }
+    if (!m_authUser.isEmpty() && overSendLimit(1, m_recipients.size(), true)) return resetTransaction();
     MessageJob job;
     job.queueId = m_queueId;
     job.sender = m_mailFrom->address();

@@ -1,6 +1,10 @@
 // smtp_session.h — one SMTP conversation as a state machine (no I/O).
 //
 // Modes (policy follows the listener's mode, never the port):
+// Submission limits (authenticated users, any listener): the backend's sendLimit()
+// is asked at MAIL (one more message), at each RCPT (one more recipient) and, counting
+// them, at the end of DATA/BDAT; over a limit: 451 4.7.0 with the limit in the text,
+// a "smtp.send_limited" log line and postern_smtp_send_limited_total{limit=...}.
 //   MX           mail from other servers: STARTTLS offered, no AUTH, recipients
 //                must be local (aliases may forward) — never an open relay.
 //   Submission   587: STARTTLS required before anything but EHLO/HELO/NOOP/
@@ -109,6 +113,7 @@ private:
     void cmdMail(const Command& c);
     void cmdRcpt(const Command& c);
     bool rcptParameters(const Command& c, RecipientInfo* info);
+    bool overSendLimit(qint64 messages, qint64 recipients, bool record);
     void cmdData(const Command& c);
     void cmdBdat(const Command& c);
     void cmdRset(const Command& c);

@@ -62,6 +62,22 @@ void addSmtp(QList<Setting>& out) {
                    .section = sec};
     out << Setting{.key = QStringLiteral("smtp.dmarc_quarantine_junk"), .type = T::Bool, .defaultValue = QStringLiteral("true"),
                    .doc = QStringLiteral("Deliver mail that fails DMARC with p=quarantine into the Junk folder"), .section = sec};
+    // Outbound abuse (a stolen password): per authenticated user, over all postern-smtpd
+    // processes and restarts (common/send_rate.h). Defaults no family or small office reaches.
+    out << Setting{.key = QStringLiteral("smtp.user_messages_per_hour"), .type = T::Int, .defaultValue = QStringLiteral("200"),
+                   .doc = QStringLiteral("Messages one authenticated user may submit per hour (then 451 4.7.0); 0: no limit"),
+                   .section = sec, .min = 0, .max = 1000000};
+    out << Setting{.key = QStringLiteral("smtp.user_messages_per_day"), .type = T::Int, .defaultValue = QStringLiteral("1000"),
+                   .doc = QStringLiteral("Messages one authenticated user may submit per day (then 451 4.7.0); 0: no limit"),
+                   .section = sec, .min = 0, .max = 1000000};
+    out << Setting{.key = QStringLiteral("smtp.user_recipients_per_hour"), .type = T::Int, .defaultValue = QStringLiteral("500"),
+                   .doc = QStringLiteral("Recipients (all messages together) one authenticated user may submit to per hour "
+                                         "(then 451 4.7.0); 0: no limit"),
+                   .section = sec, .min = 0, .max = 1000000};
+    out << Setting{.key = QStringLiteral("smtp.user_recipients_per_day"), .type = T::Int, .defaultValue = QStringLiteral("2000"),
+                   .doc = QStringLiteral("Recipients (all messages together) one authenticated user may submit to per day "
+                                         "(then 451 4.7.0); 0: no limit"),
+                   .section = sec, .min = 0, .max = 1000000};
 }
 
 }  // namespace postern::settings
