@@ -98,8 +98,10 @@ struct DeliveryContext {
     QString authservId;
     QList<DnsServer> dnsServers;
     int dnsTimeoutMs = 5000;
-    // Spam scanning (Rspamd) of mail without AUTH, when spam.enabled.
+    // Spam scanning (Rspamd) of mail without AUTH, when spam.enabled; of submitted mail
+    // (spamOutbound) too when spam.scan_outbound.
     bool spamScan = false;
+    bool spamOutbound = false;
     std::optional<RspamdTarget> spamTarget;  // nullopt: spam.rspamd_address is invalid (treated as Rspamd down)
     QString spamTargetError;
     int spamTimeoutMs = 20000;
@@ -301,7 +303,7 @@ Prepared prepareMessage(const DeliveryContext& c, const MessageJob& job) {
     }
     // X-Spam-* fields are ours when the filter runs: any from outside are removed (the
     // header as already cleaned of forged results, or the stored one).
-    if (c.spamScan && p.message->headerComplete()) {
+    if (c.spamScan && !c.spamOutbound && p.message->headerComplete()) {
         bool forged = false;
         const QByteArray base = p.inbound.cleanHeader.isEmpty() ? p.message->header() : p.inbound.cleanHeader;
         const QByteArray clean = spam::stripSpamHeaders(base, &forged);
@@ -470,6 +472,41 @@ void scanForSpam(QObject* context, const DeliveryContext& c, const MessageJob& j
     const QString sessionId = job.sessionId, queueId = job.queueId;
     const bool tempfailOnFailure = c.spamTempfailOnFailure;
     const spam::SpamPolicy policy = c.spamPolicy;
+    const QString user = job.authUser;
+    // Submitted mail (authenticated user): only Rspamd's "reject" refuses (550 5.7.1); every
+    // other action, and a failed scan, delivers as submitted (no Junk, no X-Spam-* fields:
+    // the sender is ours and rate-limited, and its mail must not stall behind a filter).
+    if (c.spamOutbound) {
+        auto onOutbound = [sessionId, queueId, user, p, store, done](Result<spam::Verdict> r) mutable {
+            if (!r) {
+                stats::add(QStringLiteral("postern_spam_outbound_scans_total"), {{QStringLiteral("result"), QStringLiteral("unchecked")}});
+                log::warn(u"spam.scan_failed", log::Fields().add("session", sessionId).add("id", queueId).add("user", user)
+                                                      .add("error", r.error().message).add("fallback", "accept (outbound)"));
+                return store(std::move(p), SpamResult{});
+            }
+            const spam::Verdict& v = *r;
+            stats::add(QStringLiteral("postern_spam_outbound_scans_total"),
+                       {{QStringLiteral("result"), spam::toString(v.action).replace(QLatin1Char(' '), QLatin1Char('_'))}});
+            const bool reject = v.action == spam::RspamdAction::Reject;
+            log::write(reject ? log::Level::Warning : log::Level::Info, sessionId, u"spam.outbound_verdict",
+                       log::Fields()
+                           .add("id", queueId)
+                           .add("user", user)
+                           .add("action", spam::toString(v.action))
+                           .add("score", QString::number(v.score, 'f', 2))
+                           .add("outcome", reject ? "reject" : "deliver")
+                           .add("symbols", v.symbols.join(QLatin1Char(','))));
+            if (reject)
+                return done(spamRefusal(550, "5.7.1", QStringLiteral("Message rejected as spam"),
+                                        QStringLiteral("spam (outbound): reject (score %1)").arg(QString::number(v.score, 'f', 2))));
+            return store(std::move(p), SpamResult{});
+        };
+        if (!c.spamTarget) return onOutbound(Error{c.spamTargetError});
+        const qint64 length = job.body->size();
+        RspamdScan::start(context, *c.spamTarget, spam::buildCheckRequestHead(checkRequest(c, job, p), length), job.body->fd(), 0,
+                          length, c.spamTimeoutMs, std::move(onOutbound));
+        return;
+    }
     auto onResult = [sessionId, queueId, tempfailOnFailure, policy, p, store, done](Result<spam::Verdict> r) mutable {
         if (!r) {
             stats::add(QStringLiteral("postern_spam_scans_total"), {{QStringLiteral("result"), QStringLiteral("unchecked")}});
@@ -648,7 +685,8 @@ void LocalBackend::deliver(QObject* context, MessageJob job, std::function<void(
     for (const QString& s : m_config.list(QStringLiteral("dns.servers")))
         if (auto parsed = parseDnsServer(s)) c.dnsServers << *parsed;
     c.dnsTimeoutMs = int(m_config.durationMs(QStringLiteral("dns.timeout")));
-    c.spamScan = job.authUser.isEmpty() && m_config.flag(QStringLiteral("spam.enabled"));
+    c.spamOutbound = !job.authUser.isEmpty();
+    c.spamScan = m_config.flag(QStringLiteral("spam.enabled")) && (!c.spamOutbound || m_config.flag(QStringLiteral("spam.scan_outbound")));
     if (c.spamScan) {
         QString address = m_config.value(QStringLiteral("spam.rspamd_address"));
         if (address.isEmpty()) address = spamPaths(m_config, QString()).rspamdSocket;  // the supervisor's own

@@ -57,6 +57,12 @@
 // recipients (aliases forwarding elsewhere) get the spool file as it is.
 // Submission limits: sendLimit() reads the smtp.user_* settings and the user's file in
 // <data_dir>/send-rate (common/send_rate.h), shared by every process and restart.
+// Submitted mail (authenticated user) is scanned too when spam.enabled and
+// spam.scan_outbound (Rspamd gets the user in "User", so its modules treat the message as
+// authenticated outbound mail): Rspamd's "reject" answers 550 5.7.1 before anything is
+// stored; every other action delivers the message as submitted (no Junk, no X-Spam-*
+// fields); Rspamd down or slow: delivered (whatever spam.on_failure says, which is for
+// inbound mail), logged and counted in postern_spam_outbound_scans_total{result=...}.
 // Free space: storageAvailable() applies smtp.min_free_space to the file systems of
 // mail/ and queue/ (the smaller free space counts), statvfs cached for 1 s.
 // Limits: the header block read back: smtp.max_header_size + 64 KiB (larger:

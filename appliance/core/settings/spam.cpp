@@ -42,6 +42,10 @@ void addSpam(QList<Setting>& out) {
     out << Setting{.key = QStringLiteral("spam.action_rewrite_subject"), .type = T::Enum, .defaultValue = QStringLiteral("junk"),
                    .doc = QStringLiteral("Rspamd says \"rewrite subject\": reject, tempfail, junk or inbox (the subject is kept)"),
                    .section = sec, .choices = outcomes};
+    out << Setting{.key = QStringLiteral("spam.scan_outbound"), .type = T::Bool, .defaultValue = QStringLiteral("true"),
+                   .doc = QStringLiteral("Scan mail submitted by authenticated users too (Rspamd sees the user): \"reject\" "
+                                         "refuses it (550 5.7.1), anything else, and Rspamd down, delivers it as submitted"),
+                   .section = sec};
     out << Setting{.key = QStringLiteral("spam.inbox_users"), .type = T::StringList, .defaultValue = {},
                    .doc = QStringLiteral("Users (their addresses) who take spam into INBOX, tagged with X-Spam-Status, instead of "
                                          "the Junk folder"),

@@ -13,6 +13,7 @@ import os
 import re
 import smtplib
 import socket
+import ssl
 import tempfile
 import shutil
 import threading
@@ -41,6 +42,31 @@ def send(inst, data, bdat=False):
             s.send(data)
             return s.getreply()
         return s.data(data)
+
+
+def submit(inst, user, password, rcpt, data):
+    """Sends one message over submission (STARTTLS, AUTH); returns (code, text) of the final reply."""
+    ctx = ssl.create_default_context(cafile=os.path.join(inst.config_dir, "tls", "cert.pem"))
+    ctx.check_hostname = False
+    with smtplib.SMTP("127.0.0.1", inst.port("postern-smtpd", "submission"), timeout=30) as s:
+        s.ehlo("client.test")
+        s.starttls(context=ctx)
+        s.ehlo("client.test")
+        s.login(user, password)
+        s.mail(user)
+        s.rcpt(rcpt)
+        return s.data(data)
+
+
+def outbound(marker=b""):
+    return (b"From: Alice <alice@example.test>\r\nTo: friend@elsewhere.test\r\nSubject: news\r\n"
+            b"Message-ID: <o1@example.test>\r\nDate: Thu, 03 Dec 2026 03:00:00 +0000\r\n\r\nHi,\r\nhow are you?\r\n" +
+            (marker + Rspamd.GTUBE + b"\r\n" if marker else b""))
+
+
+def queued(inst):
+    d = os.path.join(inst.data_dir, "queue", "incoming")
+    return sorted(n for n in os.listdir(d) if n.endswith(".env")) if os.path.isdir(d) else []
 
 
 def counters(inst):
@@ -180,6 +206,36 @@ class SpamFilter(unittest.TestCase):
             self.inst.set_conf("smtp.max_message_size", "25M")
             shutil.rmtree(d, ignore_errors=True)
 
+    def test_outbound_reject_is_refused_other_actions_delivered(self):
+        before = queued(self.inst)
+        code, text = submit(self.inst, RCPT, "alice-password-1", "friend@elsewhere.test", outbound(b"X"))
+        self.assertEqual(code, 550, text)
+        self.assertIn(b"5.7.1", text)
+        self.assertEqual(queued(self.inst), before)  # nothing queued
+        self.assertRegex(self.inst.log(), r"spam.outbound_verdict.*user=\"?alice@example.test.*action=\"?reject")
+        # Rspamd was told the user (authenticated outbound mail).
+        self.assertRegex(self.rspamd.log(), r"user: alice@example.test")
+        code, text = submit(self.inst, RCPT, "alice-password-1", "friend@elsewhere.test", outbound())
+        self.assertEqual(code, 250, text)
+        self.assertEqual(len(queued(self.inst)), len(before) + 1)
+        # "add header" on outbound mail to a local user: delivered to INBOX as submitted, no Junk.
+        code, text = submit(self.inst, RCPT, "alice-password-1", RCPT, outbound(b"Y"))
+        self.assertEqual(code, 250, text)
+        [m] = self.new_in()
+        self.assertNotIn(b"X-Spam-", m)
+        self.assertEqual(self.new_in("Junk"), [])
+
+    def test_outbound_scanning_can_be_turned_off(self):
+        inst = spam_instance(self.rspamd.socket, users={RCPT: "alice-password-1"}, **{"spam.scan_outbound": "false"})
+        try:
+            code, text = submit(inst, RCPT, "alice-password-1", "friend@elsewhere.test", outbound(b"X"))
+            self.assertEqual(code, 250, text)
+            self.assertNotIn("spam.outbound_verdict", inst.log())
+            code, text = send(inst, message(b"X"))  # inbound still scanned
+            self.assertEqual(code, 550, text)
+        finally:
+            inst.close()
+
     def test_z_rspamd_stopped_accepts_unchecked(self):
         """Runs last (unittest sorts by name): stops the shared Rspamd."""
         self.rspamd.stop()  # keeps its log for the other tests
@@ -221,13 +277,18 @@ class RspamdUnavailable(unittest.TestCase):
             shutil.rmtree(missing, ignore_errors=True)
 
     def test_down_with_tempfail_answers_451(self):
-        inst = spam_instance("127.0.0.1:9", **{"spam.on_failure": "tempfail"})
+        inst = spam_instance("127.0.0.1:9", users={RCPT: "alice-password-1"}, **{"spam.on_failure": "tempfail"})
         try:
             code, text = send(inst, message())
             self.assertEqual(code, 451, text)
             self.assertIn(b"4.7.1", text)
             self.assertEqual(inst.messages(RCPT), [])
             self.assertEqual(inst.messages(RCPT, "Junk"), [])
+            # Submitted mail is delivered when Rspamd is down, whatever spam.on_failure says.
+            code, text = submit(inst, RCPT, "alice-password-1", "friend@elsewhere.test", outbound(b"X"))
+            self.assertEqual(code, 250, text)
+            self.assertEqual(len(queued(inst)), 1)
+            self.assertRegex(inst.log(), r"spam.scan_failed.*fallback=\"?accept \(outbound\)")
         finally:
             inst.close()
 
