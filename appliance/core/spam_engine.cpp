@@ -124,10 +124,15 @@ Status writeSpamEngineConfig(const Config& config, const SpamPaths& p, const Use
         // Per-user Bayes: the statistics of the user in "Deliver-To" (scans with one local
         // recipient, and the learn requests postern-imapd sends for Junk moves).
         {local + QStringLiteral("classifier-bayes.conf"), header + "users_enabled = true;\n"},
+        // Greylisting (Rspamd's module, records in Redis): mail scoring at least the "greylist"
+        // action's score from a triplet not seen before is answered "soft reject" (451 4.7.1 by
+        // spam.action_soft_reject) until spam.greylist_delay has passed.
+        {local + QStringLiteral("greylist.conf"),
+         header + "enabled = " + (config.flag(QStringLiteral("spam.greylist")) ? "true" : "false") + ";\ntimeout = " +
+             QByteArray::number(std::max<qint64>(1, config.durationMs(QStringLiteral("spam.greylist_delay")) / 1000)) + "s;\n"},
     };
     for (const auto& [path, content] : files)
         if (auto st = writeShared(path, content, ids); !st) return st;
-    (void)config;
     return {};
 }
 

@@ -12,6 +12,8 @@
 //                       files, proxy worker off, Redis for Bayes/greylisting at the redis
 //                       socket, per-user Bayes statistics (users_enabled: keyed by the
 //                       Deliver-To field; learning from Junk moves, learn_spool.h),
+//                       greylisting (local.d/greylist.conf: spam.greylist on/off, the
+//                       delay spam.greylist_delay in whole seconds),
 //                       dns.servers when set, logs to stderr (the supervisor passes
 //                       them on)). The controller password is made once (32 random bytes,
 //                       hex) and kept in <config>/spam/controller.password (0600 root).

@@ -46,6 +46,14 @@ void addSpam(QList<Setting>& out) {
                    .doc = QStringLiteral("Scan mail submitted by authenticated users too (Rspamd sees the user): \"reject\" "
                                          "refuses it (550 5.7.1), anything else, and Rspamd down, delivers it as submitted"),
                    .section = sec};
+    out << Setting{.key = QStringLiteral("spam.greylist"), .type = T::Bool, .defaultValue = QStringLiteral("true"),
+                   .doc = QStringLiteral("Greylisting (Rspamd's module, in Redis): suspicious mail (Rspamd's greylist score) from "
+                                         "a sender, address and recipient not seen before is answered 451 4.7.1 until "
+                                         "spam.greylist_delay has passed; real servers retry, most spam bots do not"),
+                   .section = sec};
+    out << Setting{.key = QStringLiteral("spam.greylist_delay"), .type = T::Duration, .defaultValue = QStringLiteral("5m"),
+                   .doc = QStringLiteral("How long a greylisted sender must wait before its retry is accepted (whole seconds)"),
+                   .section = sec, .min = 1, .max = 86400};
     out << Setting{.key = QStringLiteral("spam.inbox_users"), .type = T::StringList, .defaultValue = {},
                    .doc = QStringLiteral("Users (their addresses) who take spam into INBOX, tagged with X-Spam-Status, instead of "
                                          "the Junk folder"),

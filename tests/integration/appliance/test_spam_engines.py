@@ -3,14 +3,17 @@ spam.enabled: configuration generated from postern.conf into <config>/spam (root
 controller password 0600), both as the daemons' user, Redis on a unix socket only (port 0),
 Rspamd's scanner on a unix socket postern-smtpd uses by default, Rspamd's Redis backend at
 Redis's socket. Mail through the whole appliance is filtered (GTUBE: 550; add header: Junk);
-`posternctl status` shows the filter; with spam.enabled = false neither engine runs; stopping
-the appliance stops them."""
+`posternctl status` shows the filter; greylisting end to end (Rspamd's module with Redis, the
+delay from spam.greylist_delay through the generated local.d/greylist.conf): the first attempt
+451 4.7.1, a retry before the delay 451 again, a retry after it accepted; with spam.enabled =
+false neither engine runs; stopping the appliance stops them."""
 
 import json
 import os
 import smtplib
 import stat
 import subprocess
+import time
 import unittest
 
 from postern_testlib import Instance, Rspamd, wait_for
@@ -26,11 +29,23 @@ def message(marker):
 class SpamEngines(unittest.TestCase):
     def setUp(self):
         # Rspamd's test patterns on, through the generated local.d (a test-only file next to ours).
-        self.inst = Instance(conf={"spam.enabled": "true"})
+        self.inst = Instance(conf={"spam.enabled": "true", "spam.greylist_delay": "3s"})
         local = os.path.join(self.inst.config_dir, "spam", "rspamd", "local.d")
         os.makedirs(local)
         with open(os.path.join(local, "options.inc"), "w") as f:
             f.write("enable_test_patterns = true;\ndns { nameserver = [\"127.0.0.1:9\"]; timeout = 0.2s; retransmits = 1; }\n")
+        # Test-only Rspamd configuration for greylisting (the test patterns skip every module):
+        # a rule scoring 5 (Rspamd's greylist score is 4, add header 6) for a subject, and
+        # greylisting for loopback clients (the tests' only address; Rspamd skips local ones).
+        over = os.path.join(os.path.dirname(local), "override.d")
+        os.makedirs(over)
+        with open(os.path.join(over, "greylist.conf"), "w") as f:
+            f.write("check_local = true;\n")
+        with open(os.path.join(os.path.dirname(local), "rspamd.local.lua"), "w") as f:
+            f.write("rspamd_config.POSTERN_TEST_GREY = { score = 5.0, description = 'test', callback = function(task)\n"
+                    "  local s = task:get_subject()\n  return s ~= nil and s:find('greylist me', 1, true) ~= nil\nend }\n")
+        for path in (over, os.path.join(over, "greylist.conf"), os.path.join(os.path.dirname(local), "rspamd.local.lua")):
+            os.chmod(path, 0o755 if os.path.isdir(path) else 0o644)
         os.chmod(local, 0o755)
         os.chmod(os.path.dirname(local), 0o755)
         os.chmod(os.path.join(self.inst.config_dir, "spam"), 0o755)
@@ -80,6 +95,7 @@ class SpamEngines(unittest.TestCase):
         self.assertEqual(code, 250, text)
         [junk] = self.inst.messages(RCPT, "Junk")
         self.assertIn(b'X-Spam-Status: Yes, score=', junk)
+        self.check_greylisting()
         st = self.inst.ctl("status", check=False)
         self.assertRegex(st.stdout, r"(?m)^  redis-server\s+running")
         self.assertRegex(st.stdout, r"(?m)^  rspamd\s+running")
@@ -89,6 +105,30 @@ class SpamEngines(unittest.TestCase):
         self.assertEqual(self.inst.stop("postern-appliance"), 0)
         for pid in pids:
             self.assertFalse(os.path.exists(f"/proc/{pid}"), f"engine {pid} left running")
+
+    def check_greylisting(self):
+        with open(os.path.join(self.inst.config_dir, "spam", "rspamd", "local.d", "greylist.conf")) as f:
+            self.assertIn("timeout = 3s;", f.read())  # generated from spam.greylist_delay
+        grey = (b"From: carol@remote.test\r\nTo: alice@example.test\r\nSubject: greylist me\r\nMessage-ID: <g1@remote.test>\r\n"
+                b"Date: Thu, 03 Dec 2026 03:00:00 +0000\r\n\r\nHello from a new sender\r\n")
+        before = len(self.inst.messages(RCPT))
+        first = time.monotonic()
+        code, text = self.send(grey)
+        self.assertEqual(code, 451, text)
+        self.assertIn(b"4.7.1", text)
+        # Rspamd keeps the first attempt's time in whole seconds (truncated): the delay may end
+        # up to 1 s early, never later than 3 s.
+        code, text = self.send(grey)  # at once: still too early
+        if time.monotonic() - first < 1.8:
+            self.assertEqual(code, 451, text)
+        self.assertEqual(len(self.inst.messages(RCPT)), before)
+        # Retries, as a real server's queue would, until accepted once the delay has passed.
+        replies = []
+        wait_for(lambda: replies.append(self.send(grey)) or replies[-1][0] == 250, timeout=30, interval=0.5,
+                 what="the greylisted message to be accepted")
+        self.assertGreaterEqual(time.monotonic() - first, 2.0)
+        self.assertEqual(len(self.inst.messages(RCPT)), before + 1)
+        self.assertTrue(all(c == 451 for c, _ in replies[:-1]), replies)
 
     def test_disabled_runs_no_engine(self):
         self.inst.set_conf("spam.enabled", "false")
