@@ -101,6 +101,7 @@ void BlockList::reloadIfChanged() {
     if (m_loaded && stamp == m_stamp) return;
     m_stamp = stamp;
     m_loaded = true;
+    ++m_generation;
     m_cache.clear();
     if (!stamp.exists) return;
     auto bytes = readFile(m_path, kMaxFileBytes);

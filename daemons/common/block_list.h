@@ -25,6 +25,9 @@
 //   add(address, durationMs, source)  `address` an IP ("192.0.2.7", "2001:db8::1") or a
 //                   subnet ("192.0.2.0/24"); an existing entry for the same subnet gets the
 //                   new expiry. Fails on a bad address, a duration out of range or a full list.
+//   refresh()       re-reads the file if it changed (one stat(2)); generation() counts the
+//                   reloads, so a caller notices any change however it was read
+//                   (the daemons close open sessions of newly blocked clients with it).
 //   remove(address) true when an entry was removed.
 //   list()          the unexpired entries, soonest expiry first.
 //   autoBlockSubnet(peer)  what the daemons block for a peer: IPv4 /32, IPv6 /48 (the auth
@@ -67,6 +70,8 @@ public:
     const QString& path() const { return m_path; }
 
     std::optional<Entry> blocked(const QHostAddress& peer);
+    void refresh() { reloadIfChanged(); }
+    quint64 generation() const { return m_generation; }
     Status add(const QString& address, qint64 durationMs, const QString& source);
     Result<bool> remove(const QString& address);
     Result<QList<Entry>> list();
@@ -92,6 +97,7 @@ private:
     FileStamp m_stamp;
     bool m_loaded = false;
     QList<Parsed> m_cache;
+    quint64 m_generation = 0;
 };
 
 }  // namespace postern

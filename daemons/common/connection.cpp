@@ -599,6 +599,14 @@ void Connection::shutdown() {
     if (!m_closing) close(QStringLiteral("server shutting down"));
 }
 
+void Connection::closeBlocked(const QByteArray& line) {
+    if (m_closing || m_finished) return;
+    const bool handshake = m_handshaking || m_tlsPending || (isImplicitTls(m_info.mode) && !m_info.tls);
+    if (m_session && !handshake) m_session->peerClosed();
+    if (!handshake) send(line);
+    close(QStringLiteral("address blocked"));
+}
+
 void Connection::onDisconnected() {
     if (m_finished) return;
     if (!m_closing && m_session) m_session->peerClosed();

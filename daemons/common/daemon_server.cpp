@@ -170,6 +170,42 @@ QByteArray DaemonServer::blockedRefusal(ListenerMode mode) {
     return {};
 }
 
+void DaemonServer::setBlockList(BlockList* list, int pollMs) {
+    m_blockList = list;
+    m_blockPoll.stop();
+    if (!list) return;
+    list->refresh();
+    m_blockGeneration = list->generation();
+    m_blockPoll.setInterval(pollMs);
+    connect(&m_blockPoll, &QTimer::timeout, this, &DaemonServer::closeBlockedSessions, Qt::UniqueConnection);
+    m_blockPoll.start();
+}
+
+QByteArray DaemonServer::blockedClosing(ListenerMode mode) {
+    // RFC 5321 3.8: an open SMTP session is closed with 421.
+    if (listenerInfo(mode).protocol == Protocol::Smtp)
+        return "421 4.7.1 Your address is blocked for now (too many failed logins), closing connection\r\n";
+    return blockedRefusal(mode);
+}
+
+// Sessions opened before their client's address was blocked: closed after the list changes.
+void DaemonServer::closeBlockedSessions() {
+    if (!m_blockList || m_shuttingDown || m_connections.isEmpty()) return;
+    m_blockList->refresh();
+    if (m_blockList->generation() == m_blockGeneration) return;
+    m_blockGeneration = m_blockList->generation();
+    for (Connection* conn : m_connections.keys()) {
+        const ConnectionInfo& info = conn->info();
+        const auto entry = m_blockList->blocked(info.peerAddress);
+        if (!entry) continue;
+        stats::add(QStringLiteral("postern_connections_blocked_closed_total"), {{QStringLiteral("listener"), listenerName(info.mode)}});
+        log::write(log::Level::Warning, info.sessionId, u"connection.blocked_closed",
+                   log::Fields().add("listener", listenerName(info.mode)).add("remote", info.peerAddress.toString())
+                       .add("entry", entry->subnet).add("source", entry->source));
+        conn->closeBlocked(blockedClosing(info.mode));
+    }
+}
+
 void DaemonServer::accept(Listener* listener, qintptr descriptor) {
     QHostAddress peer;
     quint16 peerPort = 0;

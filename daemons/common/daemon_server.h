@@ -16,6 +16,12 @@
 //                  block list (block_list.h): a blocked client gets blockedRefusal(mode)
 //                  (SMTP 554 5.7.1, IMAP * BYE, POP3 -ERR; nothing on implicit-TLS ports,
 //                  before any handshake), a "connection.blocked" log line, and is closed.
+//                  Sessions already open are checked too: every kBlockPollMs the list's
+//                  file is looked at (one stat(2)); after a change, each connection whose
+//                  peer is now blocked gets blockedClosing(mode) (SMTP 421 4.7.1, IMAP
+//                  * BYE, POP3 -ERR, ManageSieve BYE) at once, whatever it was doing,
+//                  a "connection.blocked_closed" log line and
+//                  postern_connections_blocked_closed_total{listener}, and is closed.
 //   shutdown(graceMs, done)  stop accepting, let every session say goodbye,
 //                  abort what is left after graceMs, then call done.
 //   reloadTls()    re-read certificate and key for new connections.
@@ -79,8 +85,10 @@ public:
     Status start();
     QMap<QString, QStringList> listenerAddresses() const;
     void setLimits(int maxConnections, int maxPerAddress, Refusal refusal);
-    void setBlockList(BlockList* list) { m_blockList = list; }
+    static constexpr int kBlockPollMs = 1000;
+    void setBlockList(BlockList* list, int pollMs = kBlockPollMs);
     static QByteArray blockedRefusal(ListenerMode mode);
+    static QByteArray blockedClosing(ListenerMode mode);
     void setConnectionOptions(const Connection::Options& options) { m_options = options; }
     Status reloadTls();
     void shutdown(int graceMs, std::function<void()> done);
@@ -106,6 +114,9 @@ private:
     SessionFactory m_factory;
     Refusal m_refusal;
     BlockList* m_blockList = nullptr;
+    QTimer m_blockPoll;
+    quint64 m_blockGeneration = 0;
+    void closeBlockedSessions();
     QList<Listener*> m_listeners;
     ServerTlsContext m_tls;  // shared by the connections accepted until the next reload
     // The certificate and key files (and their folders, since tools replace files by

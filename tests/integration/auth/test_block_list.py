@@ -4,7 +4,10 @@ postern-imapd, -smtpd and -pop3d; each refuses its next connections at accept wi
 line before anything else (IMAP "* BYE", SMTP 554 5.7.1, POP3 -ERR; the implicit-TLS port
 closes without a handshake) and logs connection.blocked; other addresses are served.
 `posternctl block list|add|remove` show and change the list (durations 1 minute .. 30 days,
-limit and limit+1). Expiry is tested on an injected clock in tst_block_list (no sleeps here)."""
+limit and limit+1). Sessions already open when their address gets blocked are closed at
+once (within the daemons' 1 s look at the list): a logged-in IMAP session gets "* BYE" without
+sending anything, an SMTP session "421 4.7.1", and sessions from other addresses go on.
+Expiry is tested on an injected clock in tst_block_list (no sleeps here)."""
 
 import imaplib
 import socket
@@ -80,6 +83,34 @@ class BlockList(unittest.TestCase):
         self.assertIn(f"unblocked {GUESSER}/32", self.inst.ctl("block", "remove", GUESSER).stdout)
         self.assertTrue(first_line(GUESSER, self.imap)[0].startswith("* OK"))
         self.assertNotEqual(self.inst.ctl("block", "remove", GUESSER, check=False).returncode, 0)  # not there any more
+
+    def test_open_sessions_closed_when_blocked(self):
+        password = self.inst.passwords["alice@example.test"]
+        ctx = self.inst.client_tls_context()
+        m = ImapFrom(GUESSER, self.imaps, ctx)
+        m.login("alice@example.test", password)
+        m.select("INBOX")
+        other = ImapFrom(OTHER, self.imaps, ctx)
+        other.login("alice@example.test", password)
+        smtp = socket.create_connection(("127.0.0.1", self.smtp), 10, source_address=(GUESSER, 0))
+        sf = smtp.makefile("rb")
+        self.assertTrue(sf.readline().startswith(b"220"))
+        smtp.sendall(b"EHLO client.test\r\n")
+        while not sf.readline().startswith(b"250 "):
+            pass
+
+        self.inst.ctl("block", "add", GUESSER, "--for", "5m")
+        # Nothing sent by the clients: the servers close them on their own.
+        m.sock.settimeout(10)
+        self.assertEqual(m.readline(), b"* BYE Your address is blocked for now (too many failed logins)\r\n")
+        self.assertEqual(m.readline(), b"")  # closed
+        smtp.settimeout(10)
+        self.assertEqual(sf.readline(), b"421 4.7.1 Your address is blocked for now (too many failed logins), closing connection\r\n")
+        self.assertEqual(sf.readline(), b"")
+        smtp.close()
+        self.assertEqual(other.noop()[0], "OK")  # another address: untouched
+        other.logout()
+        self.assertRegex(self.inst.log(), rf"connection.blocked_closed listener=imaps remote={GUESSER} entry={GUESSER}/32 source=admin")
 
     def test_admin_add_limits(self):
         # Durations: 1 minute and 30 days are the limits; one second beyond either is refused.

@@ -5,7 +5,9 @@
 // activity), per-address connection limits, input limit, the process input
 // budget (reading pauses instead of buffering more), graceful shutdown, the
 // pre-greet wait (input before the greeting never reaches the session), a
-// hang-up seen while the session is suspended.
+// hang-up seen while the session is suspended, sessions of a client closed once its
+// address is blocked (others untouched).
+#include "common/block_list.h"
 #include "common/daemon_server.h"
 
 #include "core/tls.h"
@@ -408,6 +410,40 @@ private Q_SLOTS:
         polite.abort();
         QTRY_COMPARE_WITH_TIMEOUT(m_server->connectionCount(), 0, 10000);
         QCOMPARE(budget.used(), qint64(0));  // everything given back
+    }
+
+    void blockedAddressLosesOpenSessions() {
+        BlockList list(m_dir.filePath(QStringLiteral("block-list")));
+        m_server->setBlockList(&list, 50);
+        QTcpSocket keep, plain;
+        QSslSocket tls;
+        QVERIFY(plain.bind(QHostAddress(QStringLiteral("127.0.0.2"))));
+        QVERIFY(tls.bind(QHostAddress(QStringLiteral("127.0.0.2"))));
+        keep.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        plain.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        tls.setPeerVerifyMode(QSslSocket::VerifyNone);
+        tls.connectToHostEncrypted(QStringLiteral("127.0.0.1"), port("submissions"));
+        QVERIFY(encrypted(tls));
+        for (QAbstractSocket* s : {static_cast<QAbstractSocket*>(&keep), static_cast<QAbstractSocket*>(&plain), static_cast<QAbstractSocket*>(&tls)})
+            QVERIFY(readLine(*s).startsWith("HELLO"));
+        plain.write("HOLD\r\n");  // suspended, like a session waiting for a password check
+        QTRY_VERIFY(m_seen.contains(QStringLiteral("HOLD")));
+        // Another process (posternctl block add, or the auth throttle) blocks 127.0.0.2.
+        BlockList other(list.path());
+        QVERIFY(other.add(QStringLiteral("127.0.0.2"), 60'000, QStringLiteral("admin")).ok());
+        QCOMPARE(readLine(plain), QByteArray("421 4.7.1 Your address is blocked for now (too many failed logins), closing connection"));
+        QVERIFY(disconnected(plain));
+        QCOMPARE(readLine(tls), QByteArray("421 4.7.1 Your address is blocked for now (too many failed logins), closing connection"));
+        QVERIFY(disconnected(tls));
+        QTRY_COMPARE(m_server->connectionCount(), 1);
+        keep.write("ECHO still here\r\n");  // another address: untouched
+        QCOMPARE(readLine(keep), QByteArray("still here"));
+        // New connections from the blocked address are refused at accept.
+        QTcpSocket again;
+        QVERIFY(again.bind(QHostAddress(QStringLiteral("127.0.0.2"))));
+        again.connectToHost(QHostAddress::LocalHost, port("smtp"));
+        QCOMPARE(readLine(again), QByteArray("554 5.7.1 Your address is blocked for now (too many failed logins)"));
+        m_server->setBlockList(nullptr);
     }
 
     void shutdownSaysGoodbye() {
