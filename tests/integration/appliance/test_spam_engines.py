@@ -122,6 +122,8 @@ class SpamEngines(unittest.TestCase):
         if time.monotonic() - first < 1.8:
             self.assertEqual(code, 451, text)
         self.assertEqual(len(self.inst.messages(RCPT)), before)
+        # The 451 came from Rspamd's greylisting module (its GREYLIST symbol, "soft reject").
+        self.assertRegex(self.inst.log(), r'spam\.verdict.*action="soft reject".*GREYLIST')
         # Retries, as a real server's queue would, until accepted once the delay has passed.
         replies = []
         wait_for(lambda: replies.append(self.send(grey)) or replies[-1][0] == 250, timeout=30, interval=0.5,
