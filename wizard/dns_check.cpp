@@ -1,6 +1,10 @@
 // dns_check.cpp — see dns_check.h.
 #include "dns_check.h"
 
+#include "setup.h"
+
+#include "core/config.h"
+
 namespace postern::wizard {
 
 QString toString(RecordCheck::Status s) {
@@ -122,6 +126,32 @@ DnsCheckReport checkPublished(const records::HostFacts& facts, Resolver& authori
         }
     }
     return report;
+}
+
+Result<DnsCheckReport> runDnsCheck(const DnsCheckRequest& request) {
+    auto config = Config::load(request.configDir);
+    if (!config) return config.error();
+    auto facts = hostFacts(request.configDir, request.publicAddresses, request.domain);
+    if (!facts) return facts.error();
+    const int timeout = int(config->durationMs(QStringLiteral("dns.timeout")));
+    std::unique_ptr<Resolver> recursive = makeResolver(*config);
+    std::unique_ptr<Resolver> authoritative;
+    const QString server = request.server.isEmpty() ? config->value(QStringLiteral("dns.check_server")) : request.server;
+    if (!server.isEmpty()) {
+        auto s = parseDnsServer(server);
+        if (!s) return s.error();
+        authoritative = std::make_unique<LdnsResolver>(QList<DnsServer>{*s}, timeout, false);
+    } else {
+        // Ask the domain's own name servers, not a cache.
+        QList<DnsServer> servers;
+        for (const DnsRecord& ns : recursive->query(facts->domain, DnsType::NS).records)
+            for (DnsType t : {DnsType::A, DnsType::AAAA})
+                for (const DnsRecord& a : recursive->query(ns.target, t).records) servers << DnsServer{a.address, 53};
+        if (servers.isEmpty())
+            return Result<DnsCheckReport>::fail(QStringLiteral("no name servers found for %1 (is the domain registered and delegated?)").arg(facts->domain));
+        authoritative = std::make_unique<LdnsResolver>(servers, timeout, false);
+    }
+    return checkPublished(*facts, *authoritative, *recursive);
 }
 
 QString renderCheck(const DnsCheckReport& report) {

@@ -36,6 +36,19 @@ struct DnsCheckReport {
 };
 
 DnsCheckReport checkPublished(const records::HostFacts& facts, Resolver& authoritative, Resolver& recursive);
+
+// The whole check as `posternctl dns check` and the web panel's dashboard run it: the
+// record set of `domain` (empty: primary_domain; hostFacts()), asked of `server`
+// (ip[:port]; empty: dns.check_server; empty too: the domain's NS records, resolved
+// through the configured resolver, port 53). Blocking (many queries, each bounded by
+// dns.timeout): never call it on an event loop thread.
+struct DnsCheckRequest {
+    QString configDir;
+    QString domain;
+    QList<QHostAddress> publicAddresses;  // empty: public_addresses of the configuration
+    QString server;
+};
+Result<DnsCheckReport> runDnsCheck(const DnsCheckRequest& request);
 QString renderCheck(const DnsCheckReport& report);
 
 }  // namespace postern::wizard

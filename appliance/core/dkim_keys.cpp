@@ -124,6 +124,16 @@ Result<QList<DkimKey>> DkimKeyStore::ensureKeys(const QString& domain) {
     return made;
 }
 
+Result<QList<DkimKey>> DkimKeyStore::rotate(const QString& domain) {
+    QList<DkimKey> made;
+    for (const QString& alg : {QStringLiteral("rsa"), QStringLiteral("ed25519")}) {
+        auto k = generate(domain, alg);
+        if (!k) return k.error();
+        made << *k;
+    }
+    return made;
+}
+
 Result<QStringList> DkimKeyStore::removeRetired(const QString& domain) {
     auto existing = keys(domain);
     if (!existing) return existing.error();
