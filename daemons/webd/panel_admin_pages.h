@@ -43,7 +43,8 @@ inline constexpr int kMaxFailuresShown = 10;
 inline constexpr char kAdminCss[] =
     ".st-ok{color:#1b5e20;font-weight:600}.st-bad{color:#a40000;font-weight:600}"
     "table.sheet input{width:100%;min-width:8em;font-family:monospace;font-size:.9em;padding:.25em}"
-    "table.dns code{font-size:.85em}select{padding:.4em;font-size:1em}";
+    "table.dns code{font-size:.85em}table.dns td:not(:last-child),table.sheet td:nth-child(2),table.sheet td:nth-child(3){word-break:normal;white-space:nowrap}"
+    "select{padding:.4em;font-size:1em}";
 
 QString dashboardSections(const PanelContext& ctx, const DashboardProbe* probe, bool running);
 QString domainsPage(const Accounts& acc, const QString& csrfField);
