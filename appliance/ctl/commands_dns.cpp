@@ -2,13 +2,14 @@
 //   lookup   one query through the configured resolver (dns.servers), printed
 //            in zone-file form with the DNSSEC status;
 //   records  the records to publish (the wizard's record set) as a table, zone
-//            file, CSV or JSON;
-//   --domain D: another local domain than primary_domain (its own DKIM keys);
-//   --public-ip: default public_addresses of the configuration.
+//            file, CSV or JSON (the web panel's Domains page uses the same
+//            wizard::hostFacts + records::render*);
 //   check    wizard::runDnsCheck (the web panel's dashboard runs the same):
-//            asks the domain's authoritative servers (or --server, or dns.check_server) and reports
-//            per record ok / missing / wrong with the fix; exit 1 when a
-//            required record is not right.
+//            asks the domain's authoritative servers (or --server, or
+//            dns.check_server) and reports per record ok / missing / wrong with
+//            the fix; exit 1 when a required record is not right.
+//   records and check: --domain D for another local domain than primary_domain
+//   (its own DKIM keys); --public-ip defaults to public_addresses.
 #include "ctl.h"
 
 #include "core/dns.h"
