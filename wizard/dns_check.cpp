@@ -49,12 +49,19 @@ QString shown(const DnsRecord& r) {
 
 }  // namespace
 
-DnsCheckReport checkPublished(const records::HostFacts& facts, Resolver& authoritative, Resolver& recursive) {
+DnsCheckReport checkPublished(const records::HostFacts& facts, Resolver& authoritative, Resolver& recursive, QDeadlineTimer deadline) {
     DnsCheckReport report;
     const QList<records::Record> wanted = records::buildRecords(facts);
     for (const records::Record& rec : wanted) {
         RecordCheck c;
         c.record = rec;
+        if (deadline.hasExpired()) {
+            c.status = RecordCheck::Status::Unknown;
+            c.found = QStringLiteral("not asked: the check's time limit passed (slow or silent name servers)");
+            c.fix = QStringLiteral("check that the domain's name servers answer");
+            report.records << c;
+            continue;
+        }
         const QString name = records::fqdn(rec, facts.domain);
         Resolver& dns = rec.type == u"PTR" ? recursive : authoritative;
         const DnsType type = typeOf(rec.type);
@@ -105,6 +112,10 @@ DnsCheckReport checkPublished(const records::HostFacts& facts, Resolver& authori
         }
         report.records << c;
     }
+    if (deadline.hasExpired()) {
+        report.notes << QStringLiteral("DNSSEC and reverse DNS not checked: the check's time limit passed");
+        return report;
+    }
     // DNSSEC and the MX host's addresses.
     DnsAnswer dnskey = authoritative.query(facts.domain, DnsType::DNSKEY);
     report.notes << (dnskey.ok() ? QStringLiteral("DNSSEC: the zone is signed (DNSKEY present)")
@@ -151,7 +162,7 @@ Result<DnsCheckReport> runDnsCheck(const DnsCheckRequest& request) {
             return Result<DnsCheckReport>::fail(QStringLiteral("no name servers found for %1 (is the domain registered and delegated?)").arg(facts->domain));
         authoritative = std::make_unique<LdnsResolver>(servers, timeout, false);
     }
-    return checkPublished(*facts, *authoritative, *recursive);
+    return checkPublished(*facts, *authoritative, *recursive, request.deadline);
 }
 
 QString renderCheck(const DnsCheckReport& report) {

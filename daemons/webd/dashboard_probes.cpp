@@ -24,7 +24,7 @@ DashboardProbe DashboardProbes::run(const QString& configDir) {
     } else {
         p.spamLine = spamStatusLine(*config, configDir, &p.spamWarning);
         p.domain = config->value(QStringLiteral("primary_domain"));
-        auto report = wizard::runDnsCheck({configDir, {}, {}, {}});
+        auto report = wizard::runDnsCheck({configDir, {}, {}, {}, QDeadlineTimer(kDnsCheckRunLimitMs)});
         if (report) p.dns = *report;
         else p.dnsError = report.errorMessage();
     }

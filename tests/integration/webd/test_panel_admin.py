@@ -10,12 +10,14 @@ right and the DKIM and SPF records are missing."""
 import json
 import os
 import re
+import socket
 import sys
+import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from postern_testlib import Instance, Nsd  # noqa: E402
+from postern_testlib import Instance, Nsd, wait_for  # noqa: E402
 from test_panel import ADMIN, ADMIN_PW, Browser  # noqa: E402
 
 PUBLIC = "203.0.113.25"
@@ -169,6 +171,90 @@ class PanelAdmin(unittest.TestCase):
         self.assertIn(f"fix:</strong> <code>add {dkim.group(1)}._domainkey TXT v=DKIM1; k=rsa; p=", dkim.group(0))
         self.assertRegex(page, r'<tr class="dns-missing"><td class="st-bad">MISSING</td><td>@</td><td>TXT</td>.*fix:</strong> <code>add @ TXT v=spf1 mx ~all')
         self.assertIn("Some required records are missing or wrong.", page)
+
+
+class SlowDns:
+    """A name server that answers every query NXDOMAIN after `delay` seconds (a slow
+    authoritative server: the delay is what it simulates, not a wait of the test)."""
+
+    def __init__(self, delay):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.server = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.delay = delay
+        self.queries = 0
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                query, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            if len(query) < 12:
+                continue
+            self.queries += 1
+            time.sleep(self.delay)
+            flags = 0x8003 | (query[2] & 0x01) << 8  # QR, RCODE NXDOMAIN, RD copied
+            self.sock.sendto(query[:2] + flags.to_bytes(2, "big") + query[4:6] + b"\0\0\0\0" + query[10:12] + query[12:], peer)
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+class SlowDnsCheck(unittest.TestCase):
+    """The DNS check runs off webd's event loop: with a name server that takes 0.9 s per
+    answer, the dashboard waits (at most kProbeWaitMs, 8 s) while every other page is served
+    at once; the run ends at its time limit (kDnsCheckRunLimitMs, 10 s) with the records not
+    asked by then shown as unknown, and webd still stops cleanly."""
+
+    def test_dashboard_does_not_block_the_loop(self):
+        dns = SlowDns(0.9)
+        server = dns.server
+        inst = Instance(domain="example.test")
+        try:
+            inst.ctl("user", "admin", ADMIN, "on")
+            for key, value in (("dns.check_server", server), ("dns.servers", server), ("dns.timeout", "3s")):
+                inst.set_conf(key, value)
+            inst.start("postern-webd")
+            b = Browser(inst.port("postern-webd", "https"), os.path.join(inst.config_dir, "tls", "cert.pem"))
+            self.assertEqual(b.login(ADMIN, ADMIN_PW)[0].status, 303)
+            result = {}
+
+            def dashboard():
+                t = time.monotonic()
+                result["page"] = b.request("GET", "/panel/")[1]
+                result["seconds"] = time.monotonic() - t
+
+            waiting = threading.Thread(target=dashboard)
+            waiting.start()
+            wait_for(lambda: dns.queries > 0, timeout=20, what="the check's first query")
+            t = time.monotonic()
+            r, page = b.request("GET", "/panel/users")
+            self.assertEqual(r.status, 200)
+            self.assertLess(time.monotonic() - t, 2.0)
+            self.assertTrue(waiting.is_alive())  # the dashboard is still waiting for the check
+            waiting.join(30)
+            self.assertIn("The DNS check is running", result["page"])
+            self.assertGreater(result["seconds"], 7)
+            # The run ends at its time limit: what was not asked is unknown, with the reason.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                page = b.request("GET", "/panel/")[1]
+                if 'class="dns"' in page:
+                    break
+            self.assertIn("not asked: the check&#39;s time limit passed", page)
+            self.assertIn('<tr class="dns-unknown">', page)
+            self.assertIn('<tr class="dns-missing"><td class="st-bad">MISSING</td><td>@</td><td>MX</td>', page)  # asked in time
+            self.assertLess(dns.queries, 16)
+        finally:
+            inst.close()
+            dns.close()
 
 
 if __name__ == "__main__":
