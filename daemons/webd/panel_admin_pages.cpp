@@ -249,8 +249,10 @@ std::optional<Change> post(PanelContext& ctx, const QString& path, const QMap<QS
     if (path == u"/panel/domains/add") {
         auto r = call({QStringLiteral("domain.add"), domain});
         if (r && ctx.probes) ctx.probes->invalidate();
-        return Change{QStringLiteral("domain.add"), domain,
-                      r ? Result<QString>(QStringLiteral("Domain added (%1). Publish its DNS records below.").arg(*r)) : r, r ? domainUrl : "/panel/domains"};
+        if (!r) return Change{QStringLiteral("domain.add"), domain, r, "/panel/domains"};
+        QString text = *r;  // "domain D added[; roles ...]"
+        if (!text.isEmpty()) text[0] = text.at(0).toUpper();
+        return Change{QStringLiteral("domain.add"), domain, Result<QString>(text + QStringLiteral(". Publish its DNS records below.")), domainUrl};
     }
     if (path == u"/panel/domains/remove") {
         if (f.value(QStringLiteral("confirm")) != u"yes")

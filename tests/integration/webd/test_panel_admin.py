@@ -73,7 +73,7 @@ class PanelAdmin(unittest.TestCase):
         self.assertIn("second.test", self.ctl_out("domain", "list"))
         r, page = b.request("GET", "/panel/domain?domain=second.test")
         self.assertEqual(r.status, 200)
-        self.assertIn("Domain added", page)
+        self.assertIn("Domain second.test added. Publish its DNS records below.", page)
         # Its own DKIM keys were made at once (the same core function as posternctl domain add).
         selectors = re.findall(r"^(p\d+[re]\w*)\t", self.ctl_out("dkim", "list", "second.test"), re.M)
         self.assertEqual(len(selectors), 2, selectors)

@@ -223,7 +223,7 @@ class PanelInBrowser(unittest.TestCase):
         c.fill("domain", "shop.example")
         c.submit("form.box button[type=submit]")
         self.assertEqual(c.eval("location.pathname + location.search"), "/panel/domain?domain=shop.example")
-        self.assertIn("Domain added", c.eval("document.querySelector('.flash').textContent"))
+        self.assertIn("Domain shop.example added", c.eval("document.querySelector('.flash').textContent"))
         self.assertGreater(c.eval("document.querySelectorAll('table.sheet input[readonly]').length"), 10)
         full_page_shot("panel-domain.png")
         self.assertIn("shop.example", self.inst.ctl("domain", "list").stdout)
