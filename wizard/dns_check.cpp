@@ -1,6 +1,10 @@
 // dns_check.cpp — see dns_check.h.
 #include "dns_check.h"
 
+#include "setup.h"
+
+#include "core/config.h"
+
 namespace postern::wizard {
 
 QString toString(RecordCheck::Status s) {
@@ -45,12 +49,19 @@ QString shown(const DnsRecord& r) {
 
 }  // namespace
 
-DnsCheckReport checkPublished(const records::HostFacts& facts, Resolver& authoritative, Resolver& recursive) {
+DnsCheckReport checkPublished(const records::HostFacts& facts, Resolver& authoritative, Resolver& recursive, QDeadlineTimer deadline) {
     DnsCheckReport report;
     const QList<records::Record> wanted = records::buildRecords(facts);
     for (const records::Record& rec : wanted) {
         RecordCheck c;
         c.record = rec;
+        if (deadline.hasExpired()) {
+            c.status = RecordCheck::Status::Unknown;
+            c.found = QStringLiteral("not asked: the check's time limit passed (slow or silent name servers)");
+            c.fix = QStringLiteral("check that the domain's name servers answer");
+            report.records << c;
+            continue;
+        }
         const QString name = records::fqdn(rec, facts.domain);
         Resolver& dns = rec.type == u"PTR" ? recursive : authoritative;
         const DnsType type = typeOf(rec.type);
@@ -101,6 +112,10 @@ DnsCheckReport checkPublished(const records::HostFacts& facts, Resolver& authori
         }
         report.records << c;
     }
+    if (deadline.hasExpired()) {
+        report.notes << QStringLiteral("DNSSEC and reverse DNS not checked: the check's time limit passed");
+        return report;
+    }
     // DNSSEC and the MX host's addresses.
     DnsAnswer dnskey = authoritative.query(facts.domain, DnsType::DNSKEY);
     report.notes << (dnskey.ok() ? QStringLiteral("DNSSEC: the zone is signed (DNSKEY present)")
@@ -122,6 +137,32 @@ DnsCheckReport checkPublished(const records::HostFacts& facts, Resolver& authori
         }
     }
     return report;
+}
+
+Result<DnsCheckReport> runDnsCheck(const DnsCheckRequest& request) {
+    auto config = Config::load(request.configDir);
+    if (!config) return config.error();
+    auto facts = hostFacts(request.configDir, request.publicAddresses, request.domain);
+    if (!facts) return facts.error();
+    const int timeout = int(config->durationMs(QStringLiteral("dns.timeout")));
+    std::unique_ptr<Resolver> recursive = makeResolver(*config);
+    std::unique_ptr<Resolver> authoritative;
+    const QString server = request.server.isEmpty() ? config->value(QStringLiteral("dns.check_server")) : request.server;
+    if (!server.isEmpty()) {
+        auto s = parseDnsServer(server);
+        if (!s) return s.error();
+        authoritative = std::make_unique<LdnsResolver>(QList<DnsServer>{*s}, timeout, false);
+    } else {
+        // Ask the domain's own name servers, not a cache.
+        QList<DnsServer> servers;
+        for (const DnsRecord& ns : recursive->query(facts->domain, DnsType::NS).records)
+            for (DnsType t : {DnsType::A, DnsType::AAAA})
+                for (const DnsRecord& a : recursive->query(ns.target, t).records) servers << DnsServer{a.address, 53};
+        if (servers.isEmpty())
+            return Result<DnsCheckReport>::fail(QStringLiteral("no name servers found for %1 (is the domain registered and delegated?)").arg(facts->domain));
+        authoritative = std::make_unique<LdnsResolver>(servers, timeout, false);
+    }
+    return checkPublished(*facts, *authoritative, *recursive, request.deadline);
 }
 
 QString renderCheck(const DnsCheckReport& report) {

@@ -16,6 +16,7 @@
 
 #include "core/dns.h"
 
+#include <QDeadlineTimer>
 #include <QList>
 #include <QString>
 
@@ -35,7 +36,24 @@ struct DnsCheckReport {
     bool requiredOk() const;
 };
 
-DnsCheckReport checkPublished(const records::HostFacts& facts, Resolver& authoritative, Resolver& recursive);
+// `deadline`: once it has passed, the records not asked yet are Unknown ("not asked: the
+// check's time limit passed") and the notes' queries are skipped (the web panel bounds its run).
+DnsCheckReport checkPublished(const records::HostFacts& facts, Resolver& authoritative, Resolver& recursive,
+                              QDeadlineTimer deadline = QDeadlineTimer(QDeadlineTimer::Forever));
+
+// The whole check as `posternctl dns check` and the web panel's dashboard run it: the
+// record set of `domain` (empty: primary_domain; hostFacts()), asked of `server`
+// (ip[:port]; empty: dns.check_server; empty too: the domain's NS records, resolved
+// through the configured resolver, port 53). Blocking (many queries, each bounded by
+// dns.timeout): never call it on an event loop thread.
+struct DnsCheckRequest {
+    QString configDir;
+    QString domain;
+    QList<QHostAddress> publicAddresses;  // empty: public_addresses of the configuration
+    QString server;
+    QDeadlineTimer deadline = QDeadlineTimer(QDeadlineTimer::Forever);
+};
+Result<DnsCheckReport> runDnsCheck(const DnsCheckRequest& request);
 QString renderCheck(const DnsCheckReport& report);
 
 }  // namespace postern::wizard

@@ -56,6 +56,11 @@ Config desiredConfig(const Answers& a, const Config& base) {
     set(QStringLiteral("hostname"), a.hostname);
     set(QStringLiteral("primary_domain"), a.domain);
     set(QStringLiteral("admin_address"), a.admin);
+    if (!a.publicAddresses.isEmpty()) {  // for the DNS sheet of posternctl dns and the web panel
+        QStringList ips;
+        for (const QHostAddress& ip : a.publicAddresses) ips << ip.toString();
+        set(QStringLiteral("public_addresses"), ips.join(QLatin1Char(',')));
+    }
     set(QStringLiteral("data_dir"), a.dataDir.isEmpty() ? QStringLiteral("data") : a.dataDir);
     for (const ListenerInfo& l : listeners()) set(l.settingKey(), listenValue(a, l.name));
     if (!a.smarthost.isEmpty()) {
@@ -153,14 +158,36 @@ QStringList planChanges(const Answers& a) {
     return out;
 }
 
-Result<records::HostFacts> hostFacts(const QString& configDir, const QList<QHostAddress>& publicAddresses) {
+Result<QList<QHostAddress>> configuredPublicAddresses(const Config& config) {
+    QList<QHostAddress> out;
+    for (const QString& ip : config.list(QStringLiteral("public_addresses"))) {
+        QHostAddress a;
+        if (!a.setAddress(ip.trimmed())) return Result<QList<QHostAddress>>::fail(QStringLiteral("public_addresses: '%1' is not an IP address").arg(ip));
+        out << a;
+    }
+    return out;
+}
+
+Result<records::HostFacts> hostFacts(const QString& configDir, const QList<QHostAddress>& publicAddresses, const QString& domain) {
     auto config = Config::load(configDir);
     if (!config) return config.error();
     records::HostFacts f;
-    f.domain = config->value(QStringLiteral("primary_domain"));
+    if (domain.isEmpty()) {
+        f.domain = config->value(QStringLiteral("primary_domain"));
+    } else {
+        auto d = normalizeDomain(domain);
+        if (!d) return d.error();
+        f.domain = *d;
+    }
     if (f.domain.isEmpty()) return Result<records::HostFacts>::fail(QStringLiteral("primary_domain is not set; run postern-wizard first"));
     f.hostname = config->hostname();
-    for (const QHostAddress& a : publicAddresses) (a.protocol() == QAbstractSocket::IPv6Protocol ? f.publicV6 : f.publicV4) << a;
+    QList<QHostAddress> addresses = publicAddresses;
+    if (addresses.isEmpty()) {
+        auto configured = configuredPublicAddresses(*config);
+        if (!configured) return configured.error();
+        addresses = *configured;
+    }
+    for (const QHostAddress& a : std::as_const(addresses)) (a.protocol() == QAbstractSocket::IPv6Protocol ? f.publicV6 : f.publicV4) << a;
     f.reportAddress = QStringLiteral("postmaster@") + f.domain;
     f.mtaStsMode = config->value(QStringLiteral("mta_sts.mode"));
     DkimKeyStore keys(configDir);

@@ -2,6 +2,7 @@
 #include "account_ops.h"
 
 #include "address.h"
+#include "dkim_keys.h"
 
 namespace postern::accountops {
 
@@ -67,6 +68,32 @@ Status setAdmin(AccountStore& store, const QString& address, bool admin) {
 
 Status removeUser(AccountStore& store, const QString& address, bool force) {
     return store.modify([&](Accounts& acc) { return acc.removeUser(address, force); });
+}
+
+Result<DomainAdded> addDomain(AccountStore& store, const QString& configDir, const QString& domain, const QString& adminAddress) {
+    QString admin;
+    if (!adminAddress.isEmpty()) {
+        auto a = normalizeAddress(adminAddress);
+        if (!a) return Result<DomainAdded>::fail(QStringLiteral("admin address: %1").arg(a.errorMessage()));
+        admin = *a;
+    }
+    DomainAdded out;
+    Status st = store.modify([&](Accounts& acc) -> Status {
+        if (auto s = acc.addDomain(domain); !s) return s;
+        out.domain = acc.domains().last();
+        if (!admin.isEmpty()) out.roles = acc.ensureRoleAliases(out.domain, admin);
+        return {};
+    });
+    if (!st) return st.error();
+    // Outgoing mail of the domain is signed from the start.
+    DkimKeyStore dkim(configDir);
+    if (auto made = dkim.ensureKeys(out.domain); !made) out.dkimError = made.errorMessage();
+    else out.dkimKeysCreated = int(made->size());
+    return out;
+}
+
+Status removeDomain(AccountStore& store, const QString& domain, bool force) {
+    return store.modify([&](Accounts& acc) { return acc.removeDomain(domain, force); });
 }
 
 Result<QString> addAlias(AccountStore& store, const QString& sourceIn, const QStringList& targets) {

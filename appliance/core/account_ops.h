@@ -14,6 +14,11 @@
 //   removeUser(store, address, force)          mail on disk is kept (the message says so)
 //   addAlias(store, source, targets)           returns the normalised source
 //   removeAlias(store, source, target)         empty target: the whole alias
+//   addDomain(store, configDir, domain, adminAddress)
+//                      adds the domain, points postmaster@/abuse@ at adminAddress (when
+//                      set) and makes its DKIM keys (DkimKeyStore::ensureKeys; a key
+//                      error does not undo the domain: DomainAdded::dkimError says it)
+//   removeDomain(store, domain, force)         Accounts::removeDomain's rules
 //   checkNewPassword(password)                 kMinPasswordLength..kMaxPasswordLength bytes
 // Security: the password is hashed here and never logged or returned.
 // Limits: kMinPasswordLength (1) and kMaxPasswordLength (1024) bytes of UTF-8 for
@@ -35,6 +40,14 @@ Status setPassword(AccountStore& store, const HashParams& params, const QString&
 Status setQuota(AccountStore& store, const QString& address, qint64 quotaBytes);
 Status setAdmin(AccountStore& store, const QString& address, bool admin);
 Status removeUser(AccountStore& store, const QString& address, bool force);
+struct DomainAdded {
+    QString domain;        // normalised
+    QStringList roles;     // role aliases created
+    int dkimKeysCreated = 0;
+    QString dkimError;     // empty when the keys are in place
+};
+Result<DomainAdded> addDomain(AccountStore& store, const QString& configDir, const QString& domain, const QString& adminAddress);
+Status removeDomain(AccountStore& store, const QString& domain, bool force);
 Result<QString> addAlias(AccountStore& store, const QString& source, const QStringList& targets);
 Status removeAlias(AccountStore& store, const QString& source, const QString& target);
 

@@ -6,6 +6,7 @@
 #include <QElapsedTimer>
 #include <QFile>
 
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <algorithm>
 #include <cerrno>
@@ -56,6 +57,41 @@ QString toString(DiskLevel level) {
             return QStringLiteral("error");
     }
     return QStringLiteral("unknown");
+}
+
+QList<DiskReport> diskReports(const QStringList& folders, qint64 minFree) {
+    QList<DiskReport> out;
+    QList<dev_t> seen;
+    for (const QString& folder : folders) {
+        struct stat st {};
+        if (::stat(QFile::encodeName(folder).constData(), &st) != 0) continue;  // not made yet (before first start)
+        if (seen.contains(st.st_dev)) continue;
+        seen << st.st_dev;
+        DiskReport r;
+        r.folder = folder;
+        auto u = diskUsage(folder);
+        if (!u) {
+            r.error = u.errorMessage();
+            out << r;
+            continue;
+        }
+        r.usage = *u;
+        r.belowFloor = !enoughStorage(u->availableBytes, minFree, 0);
+        r.level = r.belowFloor ? DiskLevel::Error : diskLevel(*u);
+        out << r;
+    }
+    return out;
+}
+
+QString humanBytes(quint64 bytes) {
+    static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = double(bytes);
+    int unit = 0;
+    while (v >= 1024 && unit < 5) {
+        v /= 1024;
+        ++unit;
+    }
+    return unit == 0 ? QStringLiteral("%1 B").arg(bytes) : QStringLiteral("%1 %2").arg(v, 0, 'f', 1).arg(QLatin1String(kUnits[unit]));
 }
 
 bool enoughStorage(quint64 freeBytes, qint64 minFree, qint64 declaredSize) {

@@ -9,6 +9,12 @@
 //                            rounded up, so "100 %" means nothing left for us.
 //   diskLevel(usage)         Ok below kDiskWarningPercent, Warning from it, Error
 //                            from kDiskErrorPercent (posternctl status).
+//   diskReports(folders, minFree)
+//                            what `posternctl status` and the web panel's dashboard show:
+//                            one report per file system (folders on the same device are
+//                            reported once, under the first), its level, and whether less
+//                            than minFree (smtp.min_free_space) is left (then Error).
+//                            Folders that do not exist yet are skipped.
 //   enoughStorage(free, minFree, declared)
 //                            the admission rule: at least `minFree` bytes free, and
 //                            room for a declared message size (RFC 1870 SIZE) on top
@@ -56,6 +62,17 @@ QString toString(DiskLevel level);
 // True when `freeBytes` leaves at least `minFree` after a message of `declaredSize`
 // bytes (0 when unknown). Overflow-safe for any inputs; negative values count as 0.
 bool enoughStorage(quint64 freeBytes, qint64 minFree, qint64 declaredSize);
+
+struct DiskReport {
+    QString folder;
+    DiskUsage usage;
+    DiskLevel level = DiskLevel::Ok;
+    bool belowFloor = false;  // less than minFree left: new mail is refused (452 4.3.1)
+    QString error;            // statvfs failed: usage and level mean nothing
+};
+QList<DiskReport> diskReports(const QStringList& folders, qint64 minFree);
+// "12.3 GiB" (binary units, one decimal; "512 B" below 1 KiB).
+QString humanBytes(quint64 bytes);
 
 class FreeSpaceGuard {
 public:

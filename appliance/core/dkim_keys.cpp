@@ -67,11 +67,13 @@ Status DkimKeyStore::saveManifest(const QString& domain, const QList<DkimKey>& k
 }
 
 // Run as root (posternctl), a new key must stay readable by the daemons' group:
-// it gets the group of <config>/dkim, which the wizard gave to the mail user.
-static void shareLikeStore(const QString& storeDir, const QStringList& paths) {
+// it gets the group of <config>/dkim, which the wizard gave to the mail user. (Not the
+// group of <config> itself: that folder stays root:root, and keys made by posternctl or the
+// panel's root helper were root:root 0640, unreadable by postern-queued, which signs.)
+static void shareLikeStore(const QString& configDir, const QStringList& paths) {
     if (::geteuid() != 0) return;
     struct stat st {};
-    if (::stat(QFile::encodeName(storeDir).constData(), &st) != 0 || st.st_gid == 0) return;
+    if (::stat(QFile::encodeName(configDir + QStringLiteral("/dkim")).constData(), &st) != 0 || st.st_gid == 0) return;
     for (const QString& p : paths) {
         if (::chown(QFile::encodeName(p).constData(), 0, st.st_gid) != 0) { /* best effort: posternctl status shows unreadable keys */ }
     }
@@ -117,6 +119,16 @@ Result<QList<DkimKey>> DkimKeyStore::ensureKeys(const QString& domain) {
         for (const DkimKey& k : *existing)
             if (k.algorithm == alg && k.active) have = true;
         if (have) continue;
+        auto k = generate(domain, alg);
+        if (!k) return k.error();
+        made << *k;
+    }
+    return made;
+}
+
+Result<QList<DkimKey>> DkimKeyStore::rotate(const QString& domain) {
+    QList<DkimKey> made;
+    for (const QString& alg : {QStringLiteral("rsa"), QStringLiteral("ed25519")}) {
         auto k = generate(domain, alg);
         if (!k) return k.error();
         made << *k;

@@ -13,6 +13,9 @@
 //                               signed with it still verifies while its DNS
 //                               record stays published)
 //   ensureKeys(domain)          one active RSA and one active Ed25519 key
+//   rotate(domain)              generate() for RSA and Ed25519 (posternctl dkim rotate
+//                               and the web panel): the new selectors' TXT records must
+//                               be published before receivers can verify new mail
 //   removeRetired(domain)       deletes retiring keys (after their DNS is gone)
 //   publicRecord(domain, sel)   the TXT value "v=DKIM1; k=rsa; p=..."
 //   privateKeyPem(domain, sel)  for signing
@@ -42,6 +45,7 @@ public:
     Result<DkimKey> generate(const QString& domain, const QString& algorithm);
     // Creates missing active keys; returns the keys it created.
     Result<QList<DkimKey>> ensureKeys(const QString& domain);
+    Result<QList<DkimKey>> rotate(const QString& domain);
     Result<QStringList> removeRetired(const QString& domain);
     Result<QString> publicRecord(const QString& domain, const QString& selector) const;
     Result<QByteArray> privateKeyPem(const QString& domain, const QString& selector) const;

@@ -1,6 +1,6 @@
 // commands_accounts.cpp — posternctl domain|user|alias|resolve.
 //
-// The user and alias edits are core/account_ops.h, which the web panel calls too.
+// The domain, user and alias edits are core/account_ops.h, which the web panel calls too.
 // Every edit goes through AccountStore::modify (lock, re-read, atomic write),
 // so posternctl, the wizard and a hand edit never corrupt each other.
 // Passwords are hashed with the configured Argon2id cost and never printed,
@@ -34,29 +34,19 @@ int domainAdd(CtlContext& ctx) {
     if (ctx.args.size() != 1) return ctx.usage(QStringLiteral("usage: domain add DOMAIN [--admin ADDRESS]"));
     Config config;
     if (!ctx.loadConfig(config)) return 1;
-    QString admin = ctx.opt(QStringLiteral("admin"), config.value(QStringLiteral("admin_address")));
-    if (!admin.isEmpty()) {
-        auto a = normalizeAddress(admin);
-        if (!a) return ctx.fail(QStringLiteral("--admin: %1").arg(a.errorMessage()));
-        admin = *a;
-    }
+    const QString admin = ctx.opt(QStringLiteral("admin"), config.value(QStringLiteral("admin_address")));
     AccountStore store(ctx.configDir);
-    QString domain;
-    QStringList roles;
-    Status st = store.modify([&](Accounts& acc) -> Status {
-        if (auto s = acc.addDomain(ctx.args.first()); !s) return s;
-        domain = acc.domains().last();
-        if (!admin.isEmpty()) roles = acc.ensureRoleAliases(domain, admin);
-        return {};
-    });
-    if (!st) return ctx.fail(st.errorMessage());
+    auto added = accountops::addDomain(store, ctx.configDir, ctx.args.first(), admin);
+    if (!added) return ctx.fail(ctx.has(QStringLiteral("admin")) && added.errorMessage().startsWith(QStringLiteral("admin address:"))
+                                    ? QStringLiteral("--admin: ") + added.errorMessage().mid(15)
+                                    : added.errorMessage());
+    const QString& domain = added->domain;
     ctx.out << "added domain " << domain << Qt::endl;
-    // Outgoing mail of the domain is signed from the start; the records to publish
-    // are in `posternctl dns records`.
-    DkimKeyStore dkim(ctx.configDir);
-    if (auto made = dkim.ensureKeys(domain); !made) ctx.err << "posternctl: DKIM keys for " << domain << ": " << made.errorMessage() << Qt::endl;
-    else if (!made->isEmpty()) ctx.out << "  DKIM keys created (" << made->size() << "); publish them: posternctl dns records" << Qt::endl;
-    if (!roles.isEmpty()) ctx.out << "  " << roles.join(QStringLiteral(", ")) << " -> " << admin << Qt::endl;
+    // The records to publish are in `posternctl dns records`.
+    if (!added->dkimError.isEmpty()) ctx.err << "posternctl: DKIM keys for " << domain << ": " << added->dkimError << Qt::endl;
+    else if (added->dkimKeysCreated > 0)
+        ctx.out << "  DKIM keys created (" << added->dkimKeysCreated << "); publish them: posternctl dns records --domain " << domain << Qt::endl;
+    if (!added->roles.isEmpty()) ctx.out << "  " << added->roles.join(QStringLiteral(", ")) << " -> " << normalizeAddress(admin).valueOr(admin) << Qt::endl;
     else if (admin.isEmpty())
         ctx.out << "  postmaster@" << domain << " and abuse@" << domain
                 << " will point to the first user you add (or use --admin)" << Qt::endl;
@@ -66,7 +56,7 @@ int domainAdd(CtlContext& ctx) {
 int domainDel(CtlContext& ctx) {
     if (ctx.args.size() != 1) return ctx.usage(QStringLiteral("usage: domain del DOMAIN [--force]"));
     AccountStore store(ctx.configDir);
-    Status st = store.modify([&](Accounts& acc) { return acc.removeDomain(ctx.args.first(), ctx.has(QStringLiteral("force"))); });
+    Status st = accountops::removeDomain(store, ctx.args.first(), ctx.has(QStringLiteral("force")));
     if (!st) return ctx.fail(st.errorMessage());
     ctx.out << "removed domain " << normalizeDomain(ctx.args.first()).valueOr(ctx.args.first()) << Qt::endl;
     return 0;

@@ -2,10 +2,14 @@
 //   lookup   one query through the configured resolver (dns.servers), printed
 //            in zone-file form with the DNSSEC status;
 //   records  the records to publish (the wizard's record set) as a table, zone
-//            file, CSV or JSON;
-//   check    asks the domain's authoritative servers (or --server) and reports
-//            per record ok / missing / wrong with the fix; exit 1 when a
-//            required record is not right.
+//            file, CSV or JSON (the web panel's Domains page uses the same
+//            wizard::hostFacts + records::render*);
+//   check    wizard::runDnsCheck (the web panel's dashboard runs the same):
+//            asks the domain's authoritative servers (or --server, or
+//            dns.check_server) and reports per record ok / missing / wrong with
+//            the fix; exit 1 when a required record is not right.
+//   records and check: --domain D for another local domain than primary_domain
+//   (its own DKIM keys); --public-ip defaults to public_addresses.
 #include "ctl.h"
 
 #include "core/dns.h"
@@ -62,7 +66,7 @@ QList<QHostAddress> publicIps(CtlContext& ctx) {
 }
 
 int dnsRecords(CtlContext& ctx) {
-    auto facts = wizard::hostFacts(ctx.configDir, publicIps(ctx));
+    auto facts = wizard::hostFacts(ctx.configDir, publicIps(ctx), ctx.opt(QStringLiteral("domain")));
     if (!facts) return ctx.fail(facts.errorMessage());
     const QList<records::Record> recs = records::buildRecords(*facts);
     if (ctx.has(QStringLiteral("zone"))) ctx.out << records::renderZone(recs, facts->domain);
@@ -76,28 +80,13 @@ int dnsRecords(CtlContext& ctx) {
 int dnsCheck(CtlContext& ctx) {
     Config config;
     if (!ctx.loadConfig(config)) return 1;
-    auto facts = wizard::hostFacts(ctx.configDir, publicIps(ctx));
-    if (!facts) return ctx.fail(facts.errorMessage());
-    const int timeout = int(config.durationMs(QStringLiteral("dns.timeout")));
-    std::unique_ptr<Resolver> recursive = makeResolver(config);
-    std::unique_ptr<Resolver> authoritative;
-    if (ctx.has(QStringLiteral("server"))) {
-        auto s = parseDnsServer(ctx.opt(QStringLiteral("server")));
-        if (!s) return ctx.usage(s.errorMessage());
-        authoritative = std::make_unique<LdnsResolver>(QList<DnsServer>{*s}, timeout, false);
-    } else {
-        // Ask the domain's own name servers, not a cache.
-        QList<DnsServer> servers;
-        for (const DnsRecord& ns : recursive->query(facts->domain, DnsType::NS).records)
-            for (DnsType t : {DnsType::A, DnsType::AAAA})
-                for (const DnsRecord& a : recursive->query(ns.target, t).records) servers << DnsServer{a.address, 53};
-        if (servers.isEmpty()) return ctx.fail(QStringLiteral("no name servers found for %1 (is the domain registered and delegated?)").arg(facts->domain));
-        authoritative = std::make_unique<LdnsResolver>(servers, timeout, false);
-    }
-    const wizard::DnsCheckReport report = wizard::checkPublished(*facts, *authoritative, *recursive);
-    ctx.out << wizard::renderCheck(report);
+    if (ctx.has(QStringLiteral("server")))
+        if (auto s = parseDnsServer(ctx.opt(QStringLiteral("server"))); !s) return ctx.usage(s.errorMessage());
+    auto report = wizard::runDnsCheck({ctx.configDir, ctx.opt(QStringLiteral("domain")), publicIps(ctx), ctx.opt(QStringLiteral("server"))});
+    if (!report) return ctx.fail(report.errorMessage());
+    ctx.out << wizard::renderCheck(*report);
     ctx.out.flush();
-    return report.requiredOk() ? 0 : 1;
+    return report->requiredOk() ? 0 : 1;
 }
 
 }  // namespace
@@ -105,12 +94,12 @@ int dnsCheck(CtlContext& ctx) {
 void addDnsCommands(QList<Command>& out) {
     out << Command{{QStringLiteral("dns"), QStringLiteral("lookup")}, QStringLiteral("NAME TYPE [--server IP[:PORT]]"),
                    QStringLiteral("query DNS through Postern's resolver"), {QStringLiteral("server")}, {}, dnsLookup};
-    out << Command{{QStringLiteral("dns"), QStringLiteral("records")}, QStringLiteral("[--zone|--csv|--json] [--public-ip IP[,IP]]"),
-                   QStringLiteral("the DNS records to publish for this server"), {QStringLiteral("public-ip")},
+    out << Command{{QStringLiteral("dns"), QStringLiteral("records")}, QStringLiteral("[--zone|--csv|--json] [--public-ip IP[,IP]] [--domain DOMAIN]"),
+                   QStringLiteral("the DNS records to publish for this server"), {QStringLiteral("public-ip"), QStringLiteral("domain")},
                    {QStringLiteral("zone"), QStringLiteral("csv"), QStringLiteral("json")}, dnsRecords};
-    out << Command{{QStringLiteral("dns"), QStringLiteral("check")}, QStringLiteral("[--server IP[:PORT]] [--public-ip IP[,IP]]"),
+    out << Command{{QStringLiteral("dns"), QStringLiteral("check")}, QStringLiteral("[--server IP[:PORT]] [--public-ip IP[,IP]] [--domain DOMAIN]"),
                    QStringLiteral("compare the published records with the expected ones"),
-                   {QStringLiteral("server"), QStringLiteral("public-ip")}, {}, dnsCheck};
+                   {QStringLiteral("server"), QStringLiteral("public-ip"), QStringLiteral("domain")}, {}, dnsCheck};
 }
 
 }  // namespace postern::ctl

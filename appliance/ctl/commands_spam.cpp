@@ -38,6 +38,7 @@
 #include "core/atomic_file.h"
 #include "core/paths.h"
 #include "core/spam_engine.h"
+#include "core/spam_status.h"
 #include "core/stats.h"
 #include "imap_import.h"
 #include "mail_import.h"
@@ -66,96 +67,6 @@
 namespace postern::ctl {
 
 namespace {
-
-QString rspamdAddress(const Config& config, const QString& configDir) {
-    const QString address = config.value(QStringLiteral("spam.rspamd_address"));
-    return address.isEmpty() ? spamPaths(config, configDir).rspamdSocket : address;
-}
-
-// A blocking connection to Rspamd's scanner (unix socket or loopback host:port).
-class RspamdConnection {
-public:
-    RspamdConnection(const QString& address, QDeadlineTimer deadline) : m_deadline(deadline) {
-        if (address.startsWith(QLatin1Char('/'))) {
-            auto s = std::make_unique<QLocalSocket>();
-            s->connectToServer(address);
-            if (s->waitForConnected(left())) m_local = std::move(s);
-            else m_error = s->errorString();
-            return;
-        }
-        const qsizetype colon = address.lastIndexOf(QLatin1Char(':'));
-        QString host = address.left(colon);
-        if (host.startsWith(QLatin1Char('[')) && host.endsWith(QLatin1Char(']'))) host = host.mid(1, host.size() - 2);
-        const QHostAddress ip(host);
-        if (colon <= 0 || ip.isNull()) {
-            m_error = QStringLiteral("expected /path.sock or address:port");
-            return;
-        }
-        auto s = std::make_unique<QTcpSocket>();
-        s->connectToHost(ip, quint16(address.mid(colon + 1).toUInt()));
-        if (s->waitForConnected(left())) m_tcp = std::move(s);
-        else m_error = s->errorString();
-    }
-    bool connected() const { return m_local || m_tcp; }
-    QString error() const { return m_error; }
-    QIODevice* device() const { return m_local ? static_cast<QIODevice*>(m_local.get()) : m_tcp.get(); }
-
-    bool send(const char* data, qint64 size) {
-        if (device()->write(data, size) != size) return false;
-        while (pending() > 0 && !m_deadline.hasExpired())
-            if (!(m_local ? m_local->waitForBytesWritten(left()) : m_tcp->waitForBytesWritten(left()))) break;
-        return pending() == 0;
-    }
-    // Reads until the peer closes, `max` bytes came, the deadline passed or `enough` (given
-    // each new piece) says so; returns everything read.
-    QByteArray receive(qsizetype max, const std::function<bool(const QByteArray&)>& enough) {
-        QByteArray reply;
-        while (reply.size() < max && !m_deadline.hasExpired()) {
-            const bool more = m_local ? m_local->waitForReadyRead(left()) : m_tcp->waitForReadyRead(left());
-            const QByteArray piece = device()->read(max - reply.size());
-            reply += piece;
-            if (!more || (!piece.isEmpty() && enough(piece))) break;
-        }
-        return reply;
-    }
-
-private:
-    int left() const { return int(std::max<qint64>(1, m_deadline.remainingTime())); }
-    qint64 pending() const { return m_local ? m_local->bytesToWrite() : m_tcp->bytesToWrite(); }
-    QDeadlineTimer m_deadline;
-    std::unique_ptr<QLocalSocket> m_local;
-    std::unique_ptr<QTcpSocket> m_tcp;
-    QString m_error;
-};
-
-// Rspamd answers GET /ping with "pong" once a worker serves requests: a socket that only
-// accepts (the main process binds it before its workers are up) is not enough.
-bool rspamdAnswers(const QString& address, int timeoutMs) {
-    RspamdConnection c(address, QDeadlineTimer(timeoutMs));
-    if (!c.connected()) return false;
-    static const QByteArray ping("GET /ping HTTP/1.0\r\n\r\n");
-    if (!c.send(ping.constData(), ping.size())) return false;
-    QByteArray seen;
-    const QByteArray reply = c.receive(4096, [&seen](const QByteArray& piece) {
-        seen += piece;
-        return seen.contains("pong");
-    });
-    return reply.startsWith("HTTP/1.") && reply.left(reply.indexOf('\n')).contains(" 200") && reply.contains("pong");
-}
-
-// postern_spam_scans_total by result, from postern-smtpd's stats file (empty when none).
-QMap<QString, quint64> scanCounts(const Config& config) {
-    QMap<QString, quint64> counts;
-    if (auto bytes = readFile(config.runDir() + QStringLiteral("/postern-smtpd.stats"), 1024 * 1024)) {
-        for (const QJsonValue& c : QJsonDocument::fromJson(*bytes).object().value(QStringLiteral("counters")).toArray()) {
-            const QJsonObject o = c.toObject();
-            if (o.value(QStringLiteral("name")).toString() != u"postern_spam_scans_total") continue;
-            counts[o.value(QStringLiteral("labels")).toObject().value(QStringLiteral("result")).toString()] +=
-                quint64(o.value(QStringLiteral("value")).toInteger());
-        }
-    }
-    return counts;
-}
 
 constexpr qsizetype kMaxRedisUsers = 1000;
 constexpr qsizetype kMaxRedisReply = 1024 * 1024;
@@ -427,21 +338,6 @@ int spamLearn(CtlContext& ctx) {
     return errors > 0 ? 1 : 0;
 }
 }  // namespace
-
-QString spamStatusLine(const Config& config, const QString& configDir, bool* warning) {
-    if (!config.flag(QStringLiteral("spam.enabled"))) return QStringLiteral("spam filter: off (spam.enabled = false)");
-    const QString address = rspamdAddress(config, configDir);
-    const bool answering = rspamdAnswers(address, 3000);
-    const quint64 unchecked = scanCounts(config).value(QStringLiteral("unchecked"));
-    QString line = answering ? QStringLiteral("spam filter: on (rspamd at %1)").arg(address)
-                             : QStringLiteral("WARNING: spam filter: rspamd does not answer at %1; inbound mail is %2")
-                                   .arg(address, config.value(QStringLiteral("spam.on_failure")) == u"tempfail"
-                                                     ? QStringLiteral("answered 451 until it is back")
-                                                     : QStringLiteral("accepted unchecked"));
-    if (unchecked > 0) line += QStringLiteral("; %1 message(s) accepted unchecked since postern-smtpd started").arg(unchecked);
-    *warning = !answering || unchecked > 0;
-    return line;
-}
 
 void addSpamCommands(QList<Command>& out) {
     const QString s = QStringLiteral("spam");

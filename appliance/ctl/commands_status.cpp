@@ -36,6 +36,7 @@
 #include "core/safe_path.h"
 #include "core/services.h"
 #include "core/spam_engine.h"
+#include "core/spam_status.h"
 #include "core/tls.h"
 
 #include <QDir>
@@ -94,17 +95,6 @@ QueueSummary queueSummary(const Config& config) {
     return q;
 }
 
-QString humanBytes(quint64 bytes) {
-    static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    double v = double(bytes);
-    int unit = 0;
-    while (v >= 1024 && unit < 5) {
-        v /= 1024;
-        ++unit;
-    }
-    return unit == 0 ? QStringLiteral("%1 B").arg(bytes) : QStringLiteral("%1 %2").arg(v, 0, 'f', 1).arg(QLatin1String(kUnits[unit]));
-}
-
 QString humanAge(qint64 seconds) {
     if (seconds < 0) seconds = 0;
     if (seconds < 120) return QStringLiteral("%1s").arg(seconds);
@@ -117,34 +107,24 @@ QString humanAge(qint64 seconds) {
 // the ERROR level (95 % used, or less than smtp.min_free_space left).
 bool diskStatus(CtlContext& ctx, const Config& config) {
     bool ok = true;
-    QList<dev_t> seen;
     const qint64 minFree = config.size(QStringLiteral("smtp.min_free_space"));
-    for (const QString& folder : {config.dataDir(), config.mailDir(), config.queueDir()}) {
-        struct stat st {};
-        if (::stat(QFile::encodeName(folder).constData(), &st) != 0) continue;  // not made yet (before first start)
-        if (seen.contains(st.st_dev)) continue;
-        seen << st.st_dev;
-        auto u = diskUsage(folder);
-        if (!u) {
-            ctx.out << "disk: WARNING: " << u.errorMessage() << Qt::endl;
+    for (const DiskReport& r : diskReports({config.dataDir(), config.mailDir(), config.queueDir()}, minFree)) {
+        if (!r.error.isEmpty()) {
+            ctx.out << "disk: WARNING: " << r.error << Qt::endl;
             continue;
         }
-        const int pct = u->percentUsed();
-        const bool belowFloor = !enoughStorage(u->availableBytes, minFree, 0);
-        DiskLevel level = diskLevel(*u);
-        if (belowFloor) level = DiskLevel::Error;
         const QString figures = QStringLiteral("%1 %2 % used, %3 free of %4")
-                                    .arg(folder)
-                                    .arg(pct)
-                                    .arg(humanBytes(u->availableBytes), humanBytes(u->totalBytes));
-        switch (level) {
+                                    .arg(r.folder)
+                                    .arg(r.usage.percentUsed())
+                                    .arg(humanBytes(r.usage.availableBytes), humanBytes(r.usage.totalBytes));
+        switch (r.level) {
         case DiskLevel::Ok: ctx.out << "disk: " << figures << Qt::endl; break;
         case DiskLevel::Warning:
             ctx.out << "disk: WARNING: " << figures << " (ERROR at " << kDiskErrorPercent << " %; free space or grow the disk)" << Qt::endl;
             break;
         case DiskLevel::Error:
             ctx.out << "disk: ERROR: " << figures;
-            if (belowFloor) ctx.out << "; below smtp.min_free_space (" << Schema::formatSize(minFree) << "): new mail is refused with 452 4.3.1";
+            if (r.belowFloor) ctx.out << "; below smtp.min_free_space (" << Schema::formatSize(minFree) << "): new mail is refused with 452 4.3.1";
             else ctx.out << "; free space or grow the disk now";
             ctx.out << Qt::endl;
             ok = false;
@@ -269,11 +249,12 @@ int dkimRotate(CtlContext& ctx) {
     if (!ctx.loadConfig(config)) return 1;
     const QString domain = domainArg(ctx, config);
     DkimKeyStore store(ctx.configDir);
-    for (const char* alg : {"rsa", "ed25519"}) {
-        auto k = store.generate(domain, QString::fromLatin1(alg));
-        if (!k) return ctx.fail(k.errorMessage());
+    auto made = store.rotate(domain);
+    if (!made) return ctx.fail(made.errorMessage());
+    for (const DkimKey& key : std::as_const(*made)) {
+        const DkimKey* k = &key;
         auto txt = store.publicRecord(domain, k->selector);
-        ctx.out << "new " << alg << " key " << k->selector << "; publish:\n  " << k->selector << "._domainkey." << domain << " TXT \""
+        ctx.out << "new " << k->algorithm << " key " << k->selector << "; publish:\n  " << k->selector << "._domainkey." << domain << " TXT \""
                 << txt.valueOr(QString()) << "\"\n";
     }
     ctx.out << "The previous keys are kept (retiring) so mail already signed still verifies;\n"

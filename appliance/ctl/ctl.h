@@ -91,9 +91,7 @@ void addTwoFactorCommands(QList<Command>& out);
 
 // `posternctl status`'s backup line (commands_backup.cpp); *warn when it is a warning.
 QString backupStatusLine(const Config& config, bool* warn);
-// `posternctl status`'s spam filter line (commands_spam.cpp); *warn when Rspamd does not
-// answer /ping or mail was accepted unchecked.
-QString spamStatusLine(const Config& config, const QString& configDir, bool* warn);
+// `posternctl status`'s spam filter line: core/spam_status.h spamStatusLine().
 
 QList<Command> allCommands();
 int runCtl(const QStringList& arguments, QTextStream& out, QTextStream& err);

@@ -2,7 +2,9 @@
 #include "account_broker.h"
 
 #include "core/account_ops.h"
+#include "core/address.h"
 #include "core/config_schema.h"
+#include "core/dkim_keys.h"
 
 #include <QRegularExpression>
 
@@ -102,6 +104,28 @@ QStringList AccountBroker::serve(const QString& configDir, const HashParams& par
         return {QStringLiteral("ok"), QStringLiteral("alias %1 added").arg(*src)};
     }
     if (op == u"alias.del" && (n == 2 || n == 3)) return answer(accountops::removeAlias(store, r.at(1), r.value(2)), QStringLiteral("removed"));
+    if (op == u"domain.add" && n == 2) {
+        auto added = accountops::addDomain(store, configDir, r.at(1), adminAddress);
+        if (!added) return {QStringLiteral("error"), added.errorMessage()};
+        QString text = QStringLiteral("domain %1 added").arg(added->domain);
+        if (!added->roles.isEmpty()) text += QStringLiteral("; %1 deliver to %2").arg(added->roles.join(QStringLiteral(", ")), adminAddress);
+        if (!added->dkimError.isEmpty()) text += QStringLiteral("; DKIM keys could not be made: %1").arg(added->dkimError);
+        return {QStringLiteral("ok"), text};
+    }
+    if (op == u"domain.del" && n == 3 && (r.at(2) == u"force" || r.at(2) == u"keep"))
+        return answer(accountops::removeDomain(store, r.at(1), r.at(2) == u"force"), QStringLiteral("removed"));
+    if (op == u"dkim.rotate" && n == 2) {
+        auto domain = normalizeDomain(r.at(1));
+        if (!domain) return {QStringLiteral("error"), domain.errorMessage()};
+        auto acc = store.load();
+        if (!acc) return {QStringLiteral("error"), acc.errorMessage()};
+        if (!acc->isLocalDomain(*domain)) return {QStringLiteral("error"), QStringLiteral("unknown domain %1").arg(*domain)};
+        auto made = DkimKeyStore(configDir).rotate(*domain);
+        if (!made) return {QStringLiteral("error"), made.errorMessage()};
+        QStringList selectors;
+        for (const DkimKey& k : std::as_const(*made)) selectors << k.selector;
+        return {QStringLiteral("ok"), selectors.join(QLatin1Char(' '))};
+    }
     return {QStringLiteral("error"), QStringLiteral("unknown request")};
 }
 

@@ -2,7 +2,7 @@
 // account changes (privilege separation of postern-webd).
 //
 // Why: postern-webd drops root to system_user, like every daemon; the account
-// files (users, aliases, domains in the config folder) stay root's, readable by
+// files (users, aliases, domains, DKIM keys in the config folder) stay root's, readable by
 // the daemons' group (the wizard sets 0640 root:<group>), so webd can check
 // passwords but must not be able to rewrite them — nor should smtpd, imapd or
 // pop3d, which run as the same user. AccountBroker::start() forks, while webd is
@@ -21,6 +21,12 @@
 //   user.quota ADDRESS BYTES                  user.admin ADDRESS on|off
 //   user.del ADDRESS                          alias.add SOURCE TARGET[,TARGET...]
 //   alias.del SOURCE [TARGET]
+//   domain.add DOMAIN                         (accountops::addDomain: role aliases to
+//                                             adminAddress, DKIM keys made)
+//   domain.del DOMAIN force|keep              (accountops::removeDomain; force also
+//                                             removes its users and aliases)
+//   dkim.rotate DOMAIN                        (DkimKeyStore::rotate; the answer names the
+//                                             new selectors, space-separated)
 // Wire: a frame is a 4-byte big-endian length then the fields joined by NUL
 // (fields containing NUL are refused by call()); the answer is "ok" or "error",
 // NUL, the message.

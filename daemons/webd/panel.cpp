@@ -4,6 +4,7 @@
 #include "core/two_factor.h"
 
 #include "web_content.h"
+#include "panel_admin_pages.h"
 
 #include "common/spool/queue.h"
 #include "common/store/maildir_delivery.h"
@@ -80,7 +81,7 @@ QByteArray page(const QString& title, const PanelSession* s, bool admin, const Q
                     .arg(htmlEscape(title));
     if (s) {
         if (admin)
-            h += QStringLiteral("<a href=\"/panel/\">Dashboard</a><a href=\"/panel/users\">Users</a><a href=\"/panel/aliases\">Aliases</a>");
+            h += QStringLiteral("<a href=\"/panel/\">Dashboard</a><a href=\"/panel/users\">Users</a><a href=\"/panel/aliases\">Aliases</a><a href=\"/panel/domains\">Domains</a>");
         h += QStringLiteral("<a href=\"/panel/account\">My account</a><span class=\"who\">%1 "
                             "<form class=\"inline\" method=\"post\" action=\"/panel/logout\"><input type=\"hidden\" name=\"csrf\" value=\"%2\">"
                             "<button type=\"submit\">Log out</button></form></span>")
@@ -262,6 +263,7 @@ struct Call {
     QByteArray sessionId;
     bool admin = false;
     std::shared_ptr<const Accounts> acc;
+    QObject* life = nullptr;
 };
 
 PanelResponse show(Call& c, const QString& title, const QString& content) {
@@ -288,6 +290,7 @@ Result<qint64> parseQuota(const QString& text) {
 QByteArray userUrl(const QString& address) { return "/panel/user?address=" + QUrl::toPercentEncoding(address); }
 
 PanelResponse adminPost(Call& c, const QString& path, const QMap<QString, QString>& f) {
+    if (auto change = admin::post(c.ctx, path, f)) return done(c, change->action, change->target, change->result, change->to);
     AccountBroker* b = c.ctx.broker;
     if (!b) return done(c, path, {}, Result<QString>::fail(QStringLiteral("changes are not available (no account helper)")), "/panel/");
     const QString address = f.value(QStringLiteral("address")).trimmed();
@@ -403,9 +406,37 @@ PanelResponse getPage(Call& c, const QString& path) {
         if (!u) return html(404, page(QStringLiteral("No such user"), c.session, true, QStringLiteral("<p><a href=\"/panel/users\">Back to the users</a></p>")));
         return show(c, u->address, userPage(c.ctx, *c.acc, *u, *c.session));
     }
+    if (path == u"/panel/domains") return show(c, QStringLiteral("Domains"), admin::domainsPage(*c.acc, csrfField(*c.session)));
+    if (path == u"/panel/domain") {
+        const QString d = queryParameter(c.r.query, QStringLiteral("domain"));
+        if (auto content = admin::domainPage(c.ctx, *c.acc, d, csrfField(*c.session))) return show(c, QStringLiteral("Domain ") + normalizeDomain(d).valueOr(d), *content);
+        return html(404, page(QStringLiteral("No such domain"), c.session, true, QStringLiteral("<p><a href=\"/panel/domains\">Back to the domains</a></p>")));
+    }
+    if (path == u"/panel/domain/records") {
+        if (auto file = admin::recordsDownload(c.ctx, *c.acc, queryParameter(c.r.query, QStringLiteral("domain")), queryParameter(c.r.query, QStringLiteral("format"))))
+            return *file;
+        return html(404, page(QStringLiteral("No such domain"), c.session, true, QStringLiteral("<p><a href=\"/panel/domains\">Back to the domains</a></p>")));
+    }
     if (path == u"/panel/aliases")
         return show(c, QStringLiteral("Aliases"), aliasesPage(c.ctx, *c.acc, *c.session, queryParameter(c.r.query, QStringLiteral("resolve")).left(320)));
     return html(404, page(QStringLiteral("Not found"), c.session, c.admin, QStringLiteral("<p>No such page.</p>")));
+}
+
+// The dashboard waits (asynchronously, at most kProbeWaitMs) for the checks that must not
+// run on the event loop (dashboard_probes.h).
+void dashboardPage(Call& c, PanelReply reply) {
+    PanelContext& ctx = c.ctx;
+    if (!ctx.probes) ctx.probes = std::make_shared<DashboardProbes>(ctx.config ? ctx.config->configDir() : QString());
+    const QByteArray id = c.sessionId;
+    QObject* life = c.life;
+    ctx.probes->get(life, [&ctx, id, reply](std::shared_ptr<const DashboardProbe> probe, bool running) {
+        PanelSession* s = ctx.sessions.find(id, nowMs(ctx));
+        if (!s) return reply(redirect("/panel/login"));
+        const QString flash = s->flash;
+        const bool error = s->flashError;
+        s->flash.clear();
+        reply(html(200, page(QStringLiteral("Dashboard"), s, true, dashboard(ctx) + admin::dashboardSections(ctx, probe.get(), running), flash, error)));
+    });
 }
 
 void ownPassword(Call& c, const QMap<QString, QString>& f, QObject* life, PanelReply reply) {
@@ -489,7 +520,7 @@ void handlePanel(PanelContext& ctx, const HttpRequest& r, const QByteArray& body
     const bool post = r.method == "POST";
     if (!get && !post) return reply(html(405, "GET or POST only\n", {{"Allow", "GET, HEAD, POST"}}));
     if (path == u"/panel/style.css") {
-        PanelResponse css = html(200, QByteArray(kCss));
+        PanelResponse css = html(200, QByteArray(kCss) + admin::kAdminCss);
         css.contentType = "text/css; charset=utf-8";
         return reply(css);
     }
@@ -505,6 +536,7 @@ void handlePanel(PanelContext& ctx, const HttpRequest& r, const QByteArray& body
         return login(ctx, r, form, conn, life, reply);
     }
     Call c{ctx, r, conn};
+    c.life = life;
     c.sessionId = PanelSessions::cookieValue(r.header("cookie"), kSessionCookie);
     c.session = ctx.sessions.find(c.sessionId, nowMs(ctx));
     // A fresh read, not the daemons' once-a-second snapshot: a page shows the change just made.
@@ -516,6 +548,7 @@ void handlePanel(PanelContext& ctx, const HttpRequest& r, const QByteArray& body
     }
     if (!c.session) return reply(redirect("/panel/login", {{"Set-Cookie", PanelSessions::setCookie(kSessionCookie, "", 0)}}));
     c.admin = c.acc->user(c.session->user)->admin;
+    if (get && c.admin && (path == u"/panel/" || path == u"/panel")) return dashboardPage(c, reply);
     if (get) return reply(getPage(c, path));
     // Every change: the session's CSRF token, compared in constant time, before anything else.
     if (!PanelSessions::tokenEqual(form.value(QStringLiteral("csrf")).toLatin1(), c.session->csrf)) {

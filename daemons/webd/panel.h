@@ -11,6 +11,10 @@
 //   GET  /panel/users, GET /panel/user?address=A            (administrators)
 //   POST /panel/users/{add,password,quota,admin,delete}     (administrators)
 //   GET  /panel/aliases[?resolve=ADDRESS], POST /panel/aliases/{add,remove}  (administrators)
+//   GET  /panel/domains, /panel/domain?domain=D, /panel/domain/records?domain=D&format=F,
+//   POST /panel/domains/{add,remove}, /panel/domain/dkim-rotate   (administrators;
+//                                             panel_admin_pages.h, which also adds the
+//                                             dashboard's health and DNS status sections)
 // Login: Authenticator::verify (the mail protocols' authenticator and shared
 // throttle, protocol "web": the account password only, never an app password); then an
 // account with two-factor login on is refused (secondFactorRequired(): no code step yet),
@@ -40,8 +44,11 @@
 
 #include <QObject>
 #include <functional>
+#include <memory>
 
 namespace postern::web {
+
+class DashboardProbes;
 
 struct PanelResponse {
     int code = 200;
@@ -59,6 +66,7 @@ struct PanelContext {
     QString runDir, queueDir, mailDir;
     PanelSessions sessions;
     std::function<qint64()> clock;  // ms since the epoch; tests may replace it
+    std::shared_ptr<DashboardProbes> probes;  // the dashboard's slow checks (made at first use)
 };
 
 // '&', '<', '>', '"' and '\'' as character references.

@@ -39,6 +39,14 @@ void addGeneral(QList<Setting>& out) {
     out << Setting{.key = QStringLiteral("dns.servers"), .type = T::StringList, .defaultValue = {},
                    .doc = QStringLiteral("DNS servers as ip or ip:port, comma-separated (empty: /etc/resolv.conf)"),
                    .section = sec, .restart = true};
+    out << Setting{.key = QStringLiteral("public_addresses"), .type = T::StringList, .defaultValue = {},
+                   .doc = QStringLiteral("This host's public IP addresses as the Internet sees them (NAT), comma-separated; "
+                                         "used for the A/AAAA/PTR records of the DNS sheet and check (the wizard sets it)"),
+                   .section = sec};
+    out << Setting{.key = QStringLiteral("dns.check_server"), .type = T::String, .defaultValue = {},
+                   .doc = QStringLiteral("Server (ip or ip:port) the DNS check asks instead of the domain's own name servers, "
+                                         "e.g. a hidden primary (empty: the domain's NS records)"),
+                   .section = sec};
     out << Setting{.key = QStringLiteral("dns.timeout"), .type = T::Duration, .defaultValue = QStringLiteral("5s"),
                    .doc = QStringLiteral("Time to wait for one DNS answer"), .section = sec, .min = 1, .max = 60};
 }

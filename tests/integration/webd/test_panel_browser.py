@@ -2,7 +2,9 @@
 Chrome DevTools Protocol over --remote-debugging-pipe (JSON messages ending in NUL on
 file descriptors 3 and 4; Python standard library only, no npm). Logs in as the
 administrator, adds a user through the form, sees it listed, checks that a hostile
-alias resolution is shown as text (no script ran), and saves screenshots
+alias resolution is shown as text (no script ran), sees the dashboard's DNS status
+(NSD on loopback: the MX record ok, others missing), adds a domain and sees its
+registrar sheet, and saves screenshots
 (Page.captureScreenshot) into the folder given as the first argument (the build dir).
 Skips, saying so, only when no chromium binary is installed."""
 
@@ -17,7 +19,7 @@ import time
 import unittest
 import urllib.parse
 
-from postern_testlib import Instance
+from postern_testlib import Instance, Nsd
 
 ADMIN = "alice@example.test"
 ADMIN_PW = "alice-password-1"
@@ -139,6 +141,14 @@ class PanelInBrowser(unittest.TestCase):
     def setUpClass(cls):
         cls.inst = Instance(domain="example.test")
         cls.inst.ctl("user", "admin", ADMIN, "on")
+        # The dashboard's DNS status asks a real authoritative server: NSD on loopback serving
+        # the MX record right and the rest of the sheet missing.
+        cls.nsd = Nsd({"example.test.": "$TTL 3600\nexample.test. IN SOA ns1.example.test. h.example.test. 1 3600 600 86400 300\n"
+                                        "example.test. IN NS ns1.example.test.\nns1.example.test. IN A 127.0.0.1\n"
+                                        "example.test. IN MX 10 mail.example.test.\n"})
+        for key, value in (("dns.check_server", cls.nsd.server), ("dns.servers", cls.nsd.server), ("dns.timeout", "2s"),
+                           ("public_addresses", "203.0.113.25")):
+            cls.inst.ctl("config", "set", key, value)
         cls.inst.start("postern-webd")
         port = cls.inst.port("postern-webd", "https")
         cls.base = f"https://mail.example.test:{port}"
@@ -150,6 +160,7 @@ class PanelInBrowser(unittest.TestCase):
     def tearDownClass(cls):
         cls.cdp.close()
         cls.inst.close()
+        cls.nsd.close()
 
     def test_login_add_user_and_see_it_listed(self):
         c = self.cdp
@@ -180,6 +191,44 @@ class PanelInBrowser(unittest.TestCase):
         self.assertEqual(c.eval("document.querySelectorAll('img').length"), 0)
         self.assertNotEqual(c.eval("document.title"), "pwned")
         self.assertEqual(c.eval("document.getElementById('resolve').value"), hostile)
+
+    def test_then_dashboard_and_domains(self):
+        """After the login of the test above (same browser): the dashboard with its DNS status,
+        the Domains page, a domain added through the form and its registrar sheet."""
+        c = self.cdp
+
+        def full_page_shot(name):
+            # README-sized: a desktop-wide window as tall as the page (at most 4000 px).
+            metrics = {"width": 1100, "height": 800, "deviceScaleFactor": 1, "mobile": False}
+            c.call("Emulation.setDeviceMetricsOverride", metrics, session=True)
+            metrics["height"] = min(int(c.eval("document.documentElement.scrollHeight")), 4000)
+            c.call("Emulation.setDeviceMetricsOverride", metrics, session=True)
+            c.screenshot(os.path.join(SHOTS, name))
+            c.call("Emulation.clearDeviceMetricsOverride", {}, session=True)
+
+        c.navigate(self.base + "/panel/")
+        if c.eval("location.pathname") == "/panel/login":  # run alone
+            c.fill("address", ADMIN)
+            c.fill("password", ADMIN_PW)
+            c.submit("form.box button[type=submit]")
+        deadline = time.monotonic() + 30
+        while not c.eval("document.querySelectorAll('table.dns').length") and time.monotonic() < deadline:
+            c.navigate(self.base + "/panel/")
+        self.assertGreater(c.eval("document.querySelectorAll('tr.dns-ok').length"), 0)  # MX
+        self.assertGreater(c.eval("document.querySelectorAll('tr.dns-missing').length"), 0)  # SPF, DKIM, ...
+        self.assertEqual(c.eval("document.querySelector('tr.dns-ok td:nth-child(3)').textContent"), "MX")
+        self.assertIn("fix:", c.eval("document.querySelector('tr.dns-missing').textContent"))
+        full_page_shot("panel-dashboard.png")
+        c.navigate(self.base + "/panel/domains")
+        c.fill("domain", "shop.example")
+        c.submit("form.box button[type=submit]")
+        self.assertEqual(c.eval("location.pathname + location.search"), "/panel/domain?domain=shop.example")
+        self.assertIn("Domain shop.example added", c.eval("document.querySelector('.flash').textContent"))
+        self.assertGreater(c.eval("document.querySelectorAll('table.sheet input[readonly]').length"), 10)
+        full_page_shot("panel-domain.png")
+        self.assertIn("shop.example", self.inst.ctl("domain", "list").stdout)
+        c.navigate(self.base + "/panel/domains")
+        full_page_shot("panel-domains.png")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 // is freed, an unmeasurable folder never refuses) and a real statvfs.
 #include "core/disk_space.h"
 
+#include <QDir>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -141,6 +142,40 @@ private slots:
         auto missing = diskUsage(dir.path() + QStringLiteral("/missing"));
         QVERIFY(!missing);
         QCOMPARE(missing.error().code, ENOENT);
+    }
+
+    // What posternctl status and the panel's dashboard list: one report per file system,
+    // folders not made yet skipped, below smtp.min_free_space means Error.
+    void reportsPerFileSystem() {
+        QTemporaryDir dir;
+        QVERIFY(dir.isValid());
+        QVERIFY(QDir(dir.path()).mkdir(QStringLiteral("mail")));
+        const QStringList folders{dir.path(), dir.path() + QStringLiteral("/mail"), dir.path() + QStringLiteral("/queue-not-made")};
+        auto reports = diskReports(folders, 0);
+        QCOMPARE(reports.size(), 1);  // mail is on the same device; the queue does not exist yet
+        QCOMPARE(reports.first().folder, dir.path());
+        QVERIFY(reports.first().error.isEmpty());
+        QVERIFY(!reports.first().belowFloor);
+        QVERIFY(reports.first().level == diskLevel(reports.first().usage));
+        auto full = diskReports(folders, std::numeric_limits<qint64>::max());
+        QVERIFY(full.first().belowFloor);
+        QVERIFY(full.first().level == DiskLevel::Error);
+        QVERIFY(diskReports({dir.path() + QStringLiteral("/none")}, 0).isEmpty());
+    }
+
+    void humanBytes_data() {
+        QTest::addColumn<quint64>("bytes");
+        QTest::addColumn<QString>("text");
+        QTest::newRow("0") << quint64(0) << QStringLiteral("0 B");
+        QTest::newRow("1023") << quint64(1023) << QStringLiteral("1023 B");
+        QTest::newRow("1024") << quint64(1024) << QStringLiteral("1.0 KiB");
+        QTest::newRow("1.5M") << quint64(3) * 512 * 1024 << QStringLiteral("1.5 MiB");
+        QTest::newRow("max") << std::numeric_limits<quint64>::max() << QStringLiteral("16384.0 PiB");
+    }
+    void humanBytes() {
+        QFETCH(quint64, bytes);
+        QFETCH(QString, text);
+        QCOMPARE(postern::humanBytes(bytes), text);
     }
 };
 

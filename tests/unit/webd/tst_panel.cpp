@@ -4,11 +4,14 @@
 // per-user and global session limits, the constant-time token comparison, the
 // Cookie header parser, the Set-Cookie attributes, HTML escaping, and a panel
 // request fed to WebSession one byte at a time (a POST without a login token is
-// refused with 403 and the security headers; plain HTTP is redirected).
+// refused with 403 and the security headers; plain HTTP is redirected); the account
+// helper's requests, the Domains page's included.
 #include "panel.h"
 #include "panel_sessions.h"
 #include "recording_io.h"
 #include "web_session.h"
+
+#include "core/dkim_keys.h"
 
 #include <QtTest>
 
@@ -264,6 +267,47 @@ private Q_SLOTS:
         // Still in step after errors: a last request gets its own answer.
         QVERIFY(b.call({QStringLiteral("alias.del"), QStringLiteral("team@example.test")}).ok());
         QVERIFY(store.load()->aliasTargets(QStringLiteral("team@example.test")).isEmpty());
+    }
+
+    // The Domains page's requests: the same core functions as posternctl domain add|del and
+    // dkim rotate, applied by the helper.
+    void accountBrokerDomainsAndDkim() {
+        QTemporaryDir dir;
+        AccountStore store(dir.path());
+        QVERIFY(store.modify([](Accounts& a) { return a.addDomain(QStringLiteral("example.test")); }).ok());
+        HashParams cheap;
+        cheap.memoryKiB = 1024;
+        cheap.iterations = 1;
+        auto broker = AccountBroker::start(dir.path(), cheap, QStringLiteral("admin@example.test"));
+        QVERIFY2(broker.ok(), qPrintable(broker.errorMessage()));
+        AccountBroker& b = **broker;
+        QVERIFY(b.call({QStringLiteral("user.add"), QStringLiteral("admin@example.test"), QStringLiteral("password-1"), QStringLiteral("0")}).ok());
+        QVERIFY(!b.call({QStringLiteral("domain.add"), QStringLiteral("not a domain")}).ok());
+        auto r = b.call({QStringLiteral("domain.add"), QStringLiteral("Second.TEST")});
+        QVERIFY2(r.ok(), qPrintable(r.errorMessage()));
+        QVERIFY2(r->contains(QStringLiteral("postmaster@second.test")), qPrintable(*r));  // role aliases to the admin address
+        QVERIFY(store.load()->isLocalDomain(QStringLiteral("second.test")));
+        DkimKeyStore dkim(dir.path());
+        const auto made = dkim.keys(QStringLiteral("second.test"));
+        QVERIFY(made.ok());
+        QCOMPARE(made->size(), 2);
+        QVERIFY(!b.call({QStringLiteral("domain.add"), QStringLiteral("second.test")}).ok());  // already there
+        QVERIFY(!b.call({QStringLiteral("dkim.rotate"), QStringLiteral("unknown.test")}).ok());
+        r = b.call({QStringLiteral("dkim.rotate"), QStringLiteral("second.test")});
+        QVERIFY2(r.ok(), qPrintable(r.errorMessage()));
+        const auto rotated = dkim.keys(QStringLiteral("second.test"));
+        QVERIFY(rotated.ok());
+        QCOMPARE(rotated->size(), 4);
+        QStringList active;
+        for (const DkimKey& k : std::as_const(*rotated))
+            if (k.active) active << k.selector;
+        QCOMPARE(r->split(QLatin1Char(' ')), active);
+        QVERIFY(!b.call({QStringLiteral("domain.del"), QStringLiteral("second.test")}).ok());  // the mode is required
+        r = b.call({QStringLiteral("domain.del"), QStringLiteral("second.test"), QStringLiteral("keep")});
+        QVERIFY(!r.ok());
+        QVERIFY2(r.errorMessage().contains(QStringLiteral("still has")), qPrintable(r.errorMessage()));
+        QVERIFY(b.call({QStringLiteral("domain.del"), QStringLiteral("second.test"), QStringLiteral("force")}).ok());
+        QVERIFY(!store.load()->isLocalDomain(QStringLiteral("second.test")));
     }
 
     void plainHttpIsRedirected() {

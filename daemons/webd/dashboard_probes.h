@@ -1,0 +1,82 @@
+// dashboard_probes.h — the slow parts of the web panel's dashboard, run off webd's event loop.
+//
+// Two probes block for seconds: the DNS status (wizard::runDnsCheck, the same function as
+// `posternctl dns check`: the record set of primary_domain asked of the domain's
+// authoritative servers, many ldns queries each bounded by dns.timeout) and the spam filter's
+// health (spamStatusLine, the same as `posternctl status`: Rspamd's GET /ping, up to
+// kSpamPingTimeoutMs). webd has one event loop serving every connection, so neither may run
+// on it. DashboardProbes runs both on its own one-thread QThreadPool (one ldns resolver per
+// run, created and used on that thread), and hands the result back to the loop thread by a
+// queued call. Results are cached for kProbeCacheMs, so reloading the dashboard (or several
+// administrators) starts at most one run at a time and one per cache period.
+//
+// Interface:
+//   DashboardProbes(configDir)
+//   get(life, done)  calls done(result, running) on the loop thread: at once with the
+//                    cached result when it is younger than kProbeCacheMs; otherwise starts a
+//                    run (unless one is under way) and calls done when it ends, or after
+//                    kProbeWaitMs with the previous result (possibly null) and running = true,
+//                    whichever comes first. done is never called after `life` is destroyed.
+//   invalidate()     the next get() starts a new run (after a DKIM rotation, a domain change).
+// Security: nothing from the request reaches the probes (the configuration decides what is
+// asked); the DNS answers are data, escaped by the page that shows them.
+// Limits: kProbeCacheMs (60 s); kProbeWaitMs (8 s) a page waits; kDnsCheckRunLimitMs (10 s)
+// for the DNS check's queries (records not asked by then are shown as unknown), so a run
+// ends within that plus one query (dns.timeout) and the spam ping (kSpamPingTimeoutMs); the
+// destructor (webd stopping) waits for a run under way, at most that long.
+#pragma once
+
+#include "dns_check.h"
+
+#include <QObject>
+#include <QPointer>
+#include <QThreadPool>
+
+#include <functional>
+#include <memory>
+#include <optional>
+
+namespace postern::web {
+
+inline constexpr qint64 kProbeCacheMs = 60'000;
+inline constexpr int kProbeWaitMs = 8'000;
+inline constexpr int kDnsCheckRunLimitMs = 10'000;
+
+struct DashboardProbe {
+    qint64 finishedMs = 0;  // ms since the epoch
+    QString spamLine;
+    bool spamWarning = false;
+    QString domain;         // the domain checked
+    std::optional<wizard::DnsCheckReport> dns;
+    QString dnsError;       // when dns is empty
+};
+
+class DashboardProbes final : public QObject {
+    Q_OBJECT
+public:
+    using Done = std::function<void(std::shared_ptr<const DashboardProbe>, bool running)>;
+    explicit DashboardProbes(QString configDir, QObject* parent = nullptr);
+    ~DashboardProbes() override;
+
+    void get(QObject* life, Done done);
+    void invalidate() { m_last.reset(); }
+
+    // The work itself (blocking), public for tests.
+    static DashboardProbe run(const QString& configDir);
+
+private:
+    struct Waiter {
+        QPointer<QObject> life;
+        Done done;
+        std::shared_ptr<bool> answered;
+    };
+    void finished(std::shared_ptr<const DashboardProbe> result);
+
+    QString m_configDir;
+    QThreadPool m_pool;
+    bool m_running = false;
+    std::shared_ptr<const DashboardProbe> m_last;
+    QList<Waiter> m_waiters;
+};
+
+}  // namespace postern::web
