@@ -24,6 +24,8 @@
 
 #include "common/daemon_main.h"
 
+#include "core/two_factor.h"
+
 #include <QDateTime>
 
 using namespace postern;
@@ -45,7 +47,8 @@ int main(int argc, char** argv) {
         // The panel: its account helper is forked now, before runDaemon drops root.
         static web::PanelContext panel;
         static std::unique_ptr<web::AccountBroker> broker;
-        auto started = web::AccountBroker::start(config.configDir(), HashParams::fromConfig(config), config.value(QStringLiteral("admin_address")));
+        auto started = web::AccountBroker::start(config.configDir(), HashParams::fromConfig(config), config.value(QStringLiteral("admin_address")),
+                                                    appPasswordUsageDir(config));
         if (!started) return started.error();
         broker = std::move(*started);
         panel.config = &config;
