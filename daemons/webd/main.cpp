@@ -14,7 +14,9 @@
 //   root:<group>); changes to accounts through AccountBroker (account_broker.h), a
 //   helper forked here while still root that keeps root's rights to rewrite the
 //   account files and does nothing else; webd itself stays unable to write them.
-//   Writes (as system_user): run/ (ready file, stats) and mail.log only. Reads
+//   Writes (as system_user): run/ (ready file, stats), mail.log, and the users' own
+//   Sieve scripts (<mail_dir>/<domain>/<local>/sieve/, the panel's Forwarding page,
+//   through common/sieve/sieve_store.h like postern-sieved). Reads
 //   acme/challenges/ (answers posternctl writes there), the daemons' stats files
 //   and queue folder sizes (for /metrics), the accounts' domains and the TLS key.
 //   An attacker who controls it gets system_user (every mailbox, the queue, the

@@ -214,6 +214,12 @@ void userPagePost(UserPageKit& k, const QString& path, const QMap<QString, QStri
                             "/panel/security"));
     }
     if (path == u"/panel/security/2fa/disable") {
+        // auth.require_2fa_admins: an administrator keeps two-factor login (posternctl user 2fa
+        // disable, the root's override, still can turn it off).
+        if (k.admin && k.ctx.config && twoFactorRequired(*k.ctx.config, true))
+            return reply(k.done(k, QStringLiteral("2fa.disable"), user,
+                                Result<QString>::fail(QStringLiteral("Administrators must keep two-factor login on this server (auth.require_2fa_admins).")),
+                                "/panel/security"));
         const QString code = f.value(QStringLiteral("code")).trimmed();
         if (!code.isEmpty()) {
             auto r = broker(k, {QStringLiteral("2fa.disable-code"), user, code});

@@ -9,7 +9,8 @@
 //                                              otpauth URI, and the confirm form (shown once)
 //   POST /panel/security/2fa/confirm  code     turns 2FA on (ends a forced-enrolment session's
 //                                              restriction, auth.require_2fa_admins)
-//   POST /panel/security/2fa/disable  code | password
+//   POST /panel/security/2fa/disable  code | password   (refused for an administrator
+//                                              while auth.require_2fa_admins is on)
 //   POST /panel/security/app/add      name     the password is shown once in the answer
 //   POST /panel/security/app/revoke   name
 //   GET  /panel/filters                        the active script and the two forms

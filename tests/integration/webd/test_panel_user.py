@@ -269,7 +269,12 @@ class PanelSelfService(unittest.TestCase):
                 self.inst = saved
             r, page = b.request("GET", "/panel/users")
             self.assertEqual(r.status, 200)
-            self.assertIn('href="/panel/users"', page)
+            self.assertTrue('href="/panel/users"' in page, "the administrator navigation")
+            # ... and cannot turn it off again in the panel while the flag is on.
+            b.request("POST", "/panel/security/2fa/disable", form={"csrf": b.csrf(page), "password": "erin-password-1"})
+            _, page = b.request("GET", "/panel/security")
+            self.assertIn("Administrators must keep two-factor login", flash(page))
+            self.assertIn("two-factor: on", inst.ctl("user", "2fa", "status", admin).stdout)
 
 
 if __name__ == "__main__":
