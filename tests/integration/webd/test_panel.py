@@ -308,9 +308,6 @@ class PanelThrottle(unittest.TestCase):
             self.assertRegex(inst.log(), r"protocol=web")
 
 
-if __name__ == "__main__":
-    unittest.main(verbosity=2)
-
 
 def totp_now(secret_b32):
     """RFC 6238 (SHA-1, 6 digits, 30 s), Python stdlib."""
@@ -360,3 +357,7 @@ class PanelTwoFactor(unittest.TestCase):
             r, page = Browser(port, ca).login(bob, "bob-password-1")
             self.assertEqual(r.status, 303)
             self.assertEqual(r.getheader("Location"), "/panel/security")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
