@@ -18,6 +18,8 @@
 //                                     counts, and the kMaxCodeFailures-th removes it (the
 //                                     password must be given again). Unknown id: nothing.
 //   remove(id)
+//   A check whose client hangs up before the answer is never settled: that pending login
+//   stays claimed until it expires (the user logs in again; nothing is let in).
 // Security: kept in webd's memory only, keyed by SHA-256 of the id like PanelSessions;
 // the id is bound to an HttpOnly; Secure; SameSite=Strict cookie and the form carries the
 // pending login's own CSRF token (constant-time compare by the caller). Every code is also
