@@ -373,7 +373,11 @@ void login(PanelContext& ctx, const HttpRequest& r, const QMap<QString, QString>
                              audit(conn, login.left(100), QStringLiteral("login"), {}, QStringLiteral("failed"));
                              return reply(loginPage(401, QStringLiteral("Wrong address or password."), login));
                          }
-                         auto acc = ctx.accounts->current();
+                         // A fresh read, not the once-a-second snapshot: two-factor login turned on a
+                         // moment ago must already be asked for.
+                         std::shared_ptr<const Accounts> acc;
+                         if (auto loaded = ctx.accounts->load()) acc = std::make_shared<const Accounts>(std::move(*loaded));
+                         else acc = ctx.accounts->current();
                          if (acc && secondFactorRequired(*acc, o.user)) {
                              // The password was right; the session waits for the code (panel_pending.h).
                              const QByteArray pid = ctx.pending.create(o.user, nowMs(ctx));

@@ -211,8 +211,11 @@ class PanelInBrowser(unittest.TestCase):
         user, password = "gina@example.test", "gina-password-1"
         self.inst.add_user(user, password)
         wait_for(lambda: self.imap_ok(user, password), timeout=10, interval=0.2, what="gina known to the daemons")
-        self.login(user, password)
-        self.assertEqual(c.eval("location.pathname"), "/panel/account")
+
+        def logged_in():  # webd sees the new user within a second (its snapshot of the account files)
+            self.login(user, password)
+            return c.eval("location.pathname") == "/panel/account"
+        wait_for(logged_in, timeout=20, interval=0.3, what="gina's panel login")
         c.navigate(self.base + "/panel/security")
         c.submit("#enrol-2fa")
         # The QR code is drawn (inline SVG, allowed by the CSP: no inline style or script needed).
