@@ -1,5 +1,6 @@
 // two_factor.h — the operations on two-factor login and app passwords, used by
-// posternctl and (to come) the web panel: one implementation, one lock.
+// posternctl and the web panel (webd's AccountBroker, panel_user_pages.h): one
+// implementation, one lock.
 //
 // Interface (TwoFactor over an AccountStore; every change goes through
 // AccountStore::modifyWithSecrets: lock, re-read, change, atomic write; the clock

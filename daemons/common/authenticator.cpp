@@ -118,6 +118,54 @@ void Authenticator::verify(const AuthRequest& request, const QString& protocol, 
                        });
 }
 
+void Authenticator::verifySecondFactor(const AuthRequest& request, const QString& protocol, SecondFactorCheck checkFn, Done done) {
+    const QString user = normalizeLogin(request.login);
+    const AuthThrottle::Admission admission = m_throttle.admit(request.peer, user);
+    const auto fields = [&](const char* result) {
+        return log::Fields().add("protocol", protocol).add("user", user).add("remote", request.peer.toString()).add("result", result)
+            .add("credential", "second-factor");
+    };
+    if (!admission.proceed()) {
+        stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("tempfail")}});
+        log::write(log::Level::Warning, request.sessionId, u"auth", fields("tempfail").add("reason", admission.reason));
+        answerLater(request.context, 0, Outcome{AuthVerdict::TempFail, user, admission.reason}, std::move(done));
+        return;
+    }
+    QPointer<QObject> guard(request.context);
+    // The wait comes before the check, as for passwords (auth_throttle.h).
+    QTimer::singleShot(int(std::min<qint64>(std::max<qint64>(admission.delayMs, 0), INT_MAX)), Qt::PreciseTimer, this,
+                       [this, guard, request, protocol, user, admission, checkFn = std::move(checkFn), done = std::move(done)]() mutable {
+                           if (!guard || (request.hungUp && request.hungUp())) {
+                               m_throttle.finish(admission, AuthThrottle::Outcome::Abandoned);
+                               log::write(log::Level::Warning, request.sessionId, u"auth",
+                                          log::Fields().add("protocol", protocol).add("user", user).add("remote", request.peer.toString())
+                                              .add("result", "failed").add("credential", "second-factor").add("reason", "client gone before the check"));
+                               return;
+                           }
+                           const bool ok = !user.isEmpty() && checkFn();
+                           Outcome o;
+                           o.user = user;
+                           log::Fields f = log::Fields().add("protocol", protocol).add("user", user).add("remote", request.peer.toString());
+                           if (ok) {
+                               o.verdict = AuthVerdict::Ok;
+                               m_throttle.finish(admission, AuthThrottle::Outcome::Success);
+                               stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("ok")}});
+                               log::write(log::Level::Info, request.sessionId, u"auth", f.add("result", "ok").add("credential", "second-factor"));
+                               answerLater(guard, 0, o, std::move(done));
+                               return;
+                           }
+                           o.verdict = AuthVerdict::Failed;
+                           o.reason = QStringLiteral("bad second factor");
+                           m_throttle.record(admission, AuthThrottle::Outcome::Failure);
+                           stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("failed")}});
+                           const qint64 delay = m_throttle.penaltyAfterFailure(request.peer);
+                           blockIfTooMany(request.peer, request.sessionId);
+                           log::write(log::Level::Warning, request.sessionId, u"auth",
+                                      f.add("result", "failed").add("credential", "second-factor").add("reason", o.reason).add("delay_ms", delay));
+                           answerLater(guard, delay, o, std::move(done), admission);
+                       });
+}
+
 // The answer comes from the event loop, never from inside verify(). With `held`, the attempt
 // stays in flight until then (a failure's answer is held back: see auth_throttle.h).
 void Authenticator::answerLater(QObject* context, qint64 delayMs, Outcome outcome, Done done,

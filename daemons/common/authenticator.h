@@ -36,6 +36,13 @@
 // Logs one line per attempt: protocol, user, remote, result (ok, failed,
 // tempfail), and on success credential=password|app-password and the app
 // password's name. Never the password.
+// verifySecondFactor(request, protocol, check, done): the second step of a login (the
+// panel's TOTP code) through the same throttle as verify(): admitted first (TempFail
+// when busy), the address's/account's wait BEFORE the check, then check() runs on the
+// main thread (it must be quick: a code comparison); a false result is a failure like a
+// wrong password (counted, logged result=failed with the remote address for fail2ban,
+// its answer held back by the penalty), a true one a success. Logged with
+// credential=second-factor; the code itself is never logged.
 // Block list: with setBlockList(), a failure that brings its address's count in the
 // throttle to auth.block_after_failures (0: never) puts the address (IPv4 /32, IPv6
 // /48) on the shared temporary block list (block_list.h) for auth.block_duration,
@@ -78,6 +85,8 @@ public:
     void applyConfig();  // after a reload: delays, cache TTL
 
     void verify(const AuthRequest& request, const QString& protocol, QByteArray password, Done done);
+    using SecondFactorCheck = std::function<bool()>;
+    void verifySecondFactor(const AuthRequest& request, const QString& protocol, SecondFactorCheck check, Done done);
 
     AuthThrottle& throttle() { return m_throttle; }
     void setBlockList(BlockList* list) { m_blockList = list; }

@@ -5,6 +5,7 @@
 #include "core/address.h"
 #include "core/config_schema.h"
 #include "core/dkim_keys.h"
+#include "core/two_factor.h"
 
 #include <QRegularExpression>
 
@@ -74,10 +75,36 @@ QStringList answer(const Status& st, const QString& okText) {
 }
 }  // namespace
 
-QStringList AccountBroker::serve(const QString& configDir, const HashParams& params, const QString& adminAddress, const QStringList& r) {
+QStringList AccountBroker::serve(const QString& configDir, const HashParams& params, const QString& adminAddress, const QStringList& r,
+                                 const QString& usageDir) {
     AccountStore store(configDir);
     const QString op = r.value(0);
     const int n = int(r.size());
+    if (op.startsWith(u"2fa.") || op.startsWith(u"app.")) {
+        TwoFactor tf(store, usageDir);
+        if (op == u"2fa.verify" && n == 3) return answer(tf.verifyCode(r.at(1), r.at(2)), QStringLiteral("code accepted"));
+        if (op == u"2fa.confirm" && n == 3) return answer(tf.confirmEnrolment(r.at(1), r.at(2)), QStringLiteral("two-factor login is on"));
+        if (op == u"2fa.disable-code" && n == 3) return answer(tf.disableWithCode(r.at(1), r.at(2)), QStringLiteral("two-factor login is off"));
+        if (op == u"2fa.off" && n == 2) return answer(tf.disableAsAdmin(r.at(1)), QStringLiteral("two-factor login is off"));
+        if (op == u"2fa.enrol" && n == 2) {
+            auto e = tf.beginEnrolment(r.at(1));
+            if (!e) return {QStringLiteral("error"), e.errorMessage()};
+            return {QStringLiteral("ok"), e->secretBase32, e->uri, e->svg};
+        }
+        if (op == u"2fa.status" && n == 2) {
+            auto s = tf.status(r.at(1));
+            if (!s) return {QStringLiteral("error"), s.errorMessage()};
+            return {QStringLiteral("ok"), QString::number(int(s->enabled)), QString::number(s->since), QString::number(int(s->pending)),
+                    QString::number(s->appPasswords)};
+        }
+        if (op == u"app.add" && n == 3) {
+            auto p = tf.addAppPassword(r.at(1), r.at(2), params);
+            if (!p) return {QStringLiteral("error"), p.errorMessage()};
+            return {QStringLiteral("ok"), p->name, p->password};
+        }
+        if (op == u"app.revoke" && n == 3) return answer(tf.revokeAppPassword(r.at(1), r.at(2)), QStringLiteral("revoked"));
+        return {QStringLiteral("error"), QStringLiteral("unknown request")};
+    }
     if (op == u"user.add" && n == 4) {
         bool ok = false;
         const qint64 quota = r.at(3).toLongLong(&ok);
@@ -129,7 +156,8 @@ QStringList AccountBroker::serve(const QString& configDir, const HashParams& par
     return {QStringLiteral("error"), QStringLiteral("unknown request")};
 }
 
-Result<std::unique_ptr<AccountBroker>> AccountBroker::start(const QString& configDir, const HashParams& params, const QString& adminAddress) {
+Result<std::unique_ptr<AccountBroker>> AccountBroker::start(const QString& configDir, const HashParams& params, const QString& adminAddress,
+                                                            const QString& usageDir) {
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return Result<std::unique_ptr<AccountBroker>>::fail(QStringLiteral("account helper: socketpair: %1").arg(QString::fromLocal8Bit(strerror(errno))));
@@ -150,7 +178,7 @@ Result<std::unique_ptr<AccountBroker>> AccountBroker::start(const QString& confi
         for (;;) {
             auto request = readFrame(sv[1], -1);
             if (!request) ::_exit(0);
-            if (!sendFrame(sv[1], serve(configDir, params, adminAddress, *request))) ::_exit(0);
+            if (!sendFrame(sv[1], serve(configDir, params, adminAddress, *request, usageDir))) ::_exit(0);
         }
     }
     ::close(sv[1]);
@@ -163,18 +191,25 @@ AccountBroker::~AccountBroker() {
 }
 
 Result<QString> AccountBroker::call(const QStringList& request) {
+    auto fields = callFields(request);
+    if (!fields) return fields.error();
+    if (fields->size() != 1) return Result<QString>::fail(QStringLiteral("the account helper answered out of turn"));
+    return fields->first();
+}
+
+Result<QStringList> AccountBroker::callFields(const QStringList& request) {
     for (const QString& f : request)
-        if (f.contains(QChar(0))) return Result<QString>::fail(QStringLiteral("a field contains NUL"));
-    if (m_fd < 0 || !sendFrame(m_fd, request)) return Result<QString>::fail(QStringLiteral("the account helper is not available"));
+        if (f.contains(QChar(0))) return Result<QStringList>::fail(QStringLiteral("a field contains NUL"));
+    if (m_fd < 0 || !sendFrame(m_fd, request)) return Result<QStringList>::fail(QStringLiteral("the account helper is not available"));
     auto reply = readFrame(m_fd, kCallTimeoutMs);
-    if (!reply || reply->size() != 2) {
+    if (!reply || reply->size() < 2) {
         // Out of step with the helper from now on (a late answer would be read as the next one's): stop using it.
         ::close(m_fd);
         m_fd = -1;
-        return Result<QString>::fail(QStringLiteral("the account helper did not answer"));
+        return Result<QStringList>::fail(QStringLiteral("the account helper did not answer"));
     }
-    if (reply->at(0) != u"ok") return Result<QString>::fail(reply->at(1));
-    return reply->at(1);
+    if (reply->at(0) != u"ok") return Result<QStringList>::fail(reply->at(1));
+    return reply->mid(1);
 }
 
 }  // namespace postern::web

@@ -27,6 +27,17 @@
 //                                             removes its users and aliases)
 //   dkim.rotate DOMAIN                        (DkimKeyStore::rotate; the answer names the
 //                                             new selectors, space-separated)
+// Two-factor login and app passwords (core/two_factor.h, the functions posternctl
+// user 2fa / user app-password call; the TOTP secrets file is root's, so even the
+// code check of a login runs here):
+//   2fa.verify ADDRESS CODE        (the login's code step; replay protected)
+//   2fa.enrol ADDRESS              -> secret (base32), otpauth URI, QR code SVG
+//   2fa.confirm ADDRESS CODE       2fa.disable-code ADDRESS CODE
+//   2fa.off ADDRESS                (webd checked the account password first)
+//   2fa.status ADDRESS             -> enabled 0|1, since, pending 0|1, app passwords
+//   app.add ADDRESS NAME           -> name, the password (shown once, never stored)
+//   app.revoke ADDRESS NAME
+// callFields() returns every field after "ok" (the ops answering several values).
 // Wire: a frame is a 4-byte big-endian length then the fields joined by NUL
 // (fields containing NUL are refused by call()); the answer is "ok" or "error",
 // NUL, the message.
@@ -50,15 +61,19 @@ inline constexpr int kCallTimeoutMs = 20'000;
 
 class AccountBroker {
 public:
-    static Result<std::unique_ptr<AccountBroker>> start(const QString& configDir, const HashParams& params, const QString& adminAddress);
+    // usageDir: where app passwords' last use is recorded (two_factor.h appPasswordUsageDir).
+    static Result<std::unique_ptr<AccountBroker>> start(const QString& configDir, const HashParams& params, const QString& adminAddress,
+                                                        const QString& usageDir = {});
     ~AccountBroker();
     AccountBroker(const AccountBroker&) = delete;
     AccountBroker& operator=(const AccountBroker&) = delete;
 
     Result<QString> call(const QStringList& request);
+    Result<QStringList> callFields(const QStringList& request);
 
     // The helper's side, public for the unit test: one request -> one answer.
-    static QStringList serve(const QString& configDir, const HashParams& params, const QString& adminAddress, const QStringList& request);
+    static QStringList serve(const QString& configDir, const HashParams& params, const QString& adminAddress, const QStringList& request,
+                             const QString& usageDir = {});
 
 private:
     AccountBroker(int fd, int pid) : m_fd(fd), m_pid(pid) {}

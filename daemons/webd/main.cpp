@@ -14,7 +14,9 @@
 //   root:<group>); changes to accounts through AccountBroker (account_broker.h), a
 //   helper forked here while still root that keeps root's rights to rewrite the
 //   account files and does nothing else; webd itself stays unable to write them.
-//   Writes (as system_user): run/ (ready file, stats) and mail.log only. Reads
+//   Writes (as system_user): run/ (ready file, stats), mail.log, and the users' own
+//   Sieve scripts (<mail_dir>/<domain>/<local>/sieve/, the panel's Forwarding page,
+//   through common/sieve/sieve_store.h like postern-sieved). Reads
 //   acme/challenges/ (answers posternctl writes there), the daemons' stats files
 //   and queue folder sizes (for /metrics), the accounts' domains and the TLS key.
 //   An attacker who controls it gets system_user (every mailbox, the queue, the
@@ -23,6 +25,8 @@
 #include "web_session.h"
 
 #include "common/daemon_main.h"
+
+#include "core/two_factor.h"
 
 #include <QDateTime>
 
@@ -45,7 +49,8 @@ int main(int argc, char** argv) {
         // The panel: its account helper is forked now, before runDaemon drops root.
         static web::PanelContext panel;
         static std::unique_ptr<web::AccountBroker> broker;
-        auto started = web::AccountBroker::start(config.configDir(), HashParams::fromConfig(config), config.value(QStringLiteral("admin_address")));
+        auto started = web::AccountBroker::start(config.configDir(), HashParams::fromConfig(config), config.value(QStringLiteral("admin_address")),
+                                                    appPasswordUsageDir(config));
         if (!started) return started.error();
         broker = std::move(*started);
         panel.config = &config;

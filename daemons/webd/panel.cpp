@@ -3,6 +3,7 @@
 
 #include "core/two_factor.h"
 
+#include "panel_user_pages.h"
 #include "web_content.h"
 #include "panel_admin_pages.h"
 
@@ -38,6 +39,8 @@ const char kCss[] =
     "button{padding:.45em 1em;font-size:1em;margin-top:.6em;cursor:pointer}button.danger{background:#a40000;color:#fff;border:0}"
     "form.inline{display:inline}.flash{padding:.7em;border:1px solid #2e7d32;background:#e8f5e9;margin:.8em 0}"
     ".flash.error{border-color:#a40000;background:#fdecea}.muted{color:#555;font-size:.9em}code{word-break:break-all}"
+    ".qr svg{max-width:100%;height:auto;border:1px solid #ddd}textarea{width:100%;max-width:36em;font-size:1em}"
+    "input[type=date]{font-size:1em;padding:.3em}pre{background:#fff;border:1px solid #ddd;padding:.6em;white-space:pre-wrap}"
     "@media(max-width:40em){th.opt,td.opt{display:none}}";
 
 qint64 nowMs(const PanelContext& ctx) { return ctx.clock ? ctx.clock() : QDateTime::currentMSecsSinceEpoch(); }
@@ -82,7 +85,8 @@ QByteArray page(const QString& title, const PanelSession* s, bool admin, const Q
     if (s) {
         if (admin)
             h += QStringLiteral("<a href=\"/panel/\">Dashboard</a><a href=\"/panel/users\">Users</a><a href=\"/panel/aliases\">Aliases</a><a href=\"/panel/domains\">Domains</a>");
-        h += QStringLiteral("<a href=\"/panel/account\">My account</a><span class=\"who\">%1 "
+        h += QStringLiteral("<a href=\"/panel/account\">My account</a><a href=\"/panel/security\">Security</a>"
+                            "<a href=\"/panel/filters\">Forwarding</a><span class=\"who\">%1 "
                             "<form class=\"inline\" method=\"post\" action=\"/panel/logout\"><input type=\"hidden\" name=\"csrf\" value=\"%2\">"
                             "<button type=\"submit\">Log out</button></form></span>")
                  .arg(htmlEscape(s->user), QString::fromLatin1(s->csrf));
@@ -372,24 +376,112 @@ void login(PanelContext& ctx, const HttpRequest& r, const QMap<QString, QString>
                              audit(conn, login.left(100), QStringLiteral("login"), {}, QStringLiteral("failed"));
                              return reply(loginPage(401, QStringLiteral("Wrong address or password."), login));
                          }
-                         auto acc = ctx.accounts->current();
+                         // A fresh read, not the once-a-second snapshot: two-factor login turned on a
+                         // moment ago must already be asked for.
+                         std::shared_ptr<const Accounts> acc;
+                         if (auto loaded = ctx.accounts->load()) acc = std::make_shared<const Accounts>(std::move(*loaded));
+                         else acc = ctx.accounts->current();
                          if (acc && secondFactorRequired(*acc, o.user)) {
-                             // Hook for the second factor (TOTP): a pending-login state and a code page go here.
-                             audit(conn, o.user, QStringLiteral("login"), {}, QStringLiteral("refused: second factor required"));
-                             return reply(loginPage(401, QStringLiteral("This account needs a second factor, which this panel cannot ask for yet."), login));
+                             // The password was right; the session waits for the code (panel_pending.h).
+                             const QByteArray pid = ctx.pending.create(o.user, nowMs(ctx));
+                             audit(conn, o.user, QStringLiteral("login"), {}, QStringLiteral("password ok, code asked"));
+                             return reply(redirect("/panel/login/code", {{"Set-Cookie", PanelSessions::setCookie(kPendingCookie, pid, kPendingLoginMs / 1000)},
+                                                                         {"Set-Cookie", PanelSessions::setCookie(kLoginCookie, "", 0)}}));
                          }
-                         // auth.require_2fa_admins: an administrator without two-factor login is not let in.
+                         // auth.require_2fa_admins: an administrator without two-factor login gets a
+                         // session that reaches only the enrolment (panel.h says why not a refusal).
                          const UserRecord* rec = acc ? acc->user(o.user) : nullptr;
-                         if (rec && ctx.config && twoFactorRequired(*ctx.config, rec->admin) && !acc->credentials().twoFactorEnabled(o.user)) {
-                             audit(conn, o.user, QStringLiteral("login"), {}, QStringLiteral("refused: administrators must use two-factor login"));
-                             return reply(loginPage(403, QStringLiteral("Administrators must turn on two-factor login first "
-                                                                        "(posternctl user 2fa enrol ADDRESS)."), login));
+                         const bool mustEnrol = rec && ctx.config && twoFactorRequired(*ctx.config, rec->admin);
+                         if (mustEnrol) {
+                             const QByteArray id = ctx.sessions.create(o.user, nowMs(ctx));
+                             ctx.sessions.find(id, nowMs(ctx))->mustEnrol = true;
+                             audit(conn, o.user, QStringLiteral("login"), {}, QStringLiteral("ok, two-factor enrolment required"));
+                             return reply(redirect("/panel/security", {{"Set-Cookie", PanelSessions::setCookie(kSessionCookie, id, kAbsoluteMs / 1000)},
+                                                                       {"Set-Cookie", PanelSessions::setCookie(kLoginCookie, "", 0)}}));
                          }
                          const QByteArray id = ctx.sessions.create(o.user, nowMs(ctx));
                          audit(conn, o.user, QStringLiteral("login"), {}, QStringLiteral("ok"));
                          reply(redirect("/panel/", {{"Set-Cookie", PanelSessions::setCookie(kSessionCookie, id, kAbsoluteMs / 1000)},
                                                     {"Set-Cookie", PanelSessions::setCookie(kLoginCookie, "", 0)}}));
                      });
+}
+
+// ---------------------------------------------------------------- the code step (TOTP)
+
+PanelResponse codePage(int code, const PendingLogin& p, const QString& message) {
+    const QString form = QStringLiteral(
+                             "<p>Two-factor login is on for <strong>%1</strong>: enter the code your authenticator app shows.</p>"
+                             "<form class=\"box\" method=\"post\" action=\"/panel/login/code\"><input type=\"hidden\" name=\"csrf\" value=\"%2\">"
+                             "<label for=\"code\">Code (6 digits)</label><input type=\"text\" id=\"code\" name=\"code\" inputmode=\"numeric\" "
+                             "autocomplete=\"one-time-code\" pattern=\"[0-9 ]{6,7}\" maxlength=\"7\" required autofocus>"
+                             "<button type=\"submit\">Log in</button></form><p><a href=\"/panel/login\">Start again</a></p>")
+                             .arg(htmlEscape(p.user), QString::fromLatin1(p.csrf));
+    return html(code, page(QStringLiteral("Login code"), nullptr, false, form, message, !message.isEmpty()));
+}
+
+void loginCode(PanelContext& ctx, const HttpRequest& r, bool get, const QMap<QString, QString>& f, const ConnectionInfo& conn, QObject* life,
+               PanelReply reply) {
+    const QByteArray pid = PanelSessions::cookieValue(r.header("cookie"), kPendingCookie);
+    const QByteArray clear = PanelSessions::setCookie(kPendingCookie, "", 0);
+    if (get) {
+        const PendingLogin* p = ctx.pending.find(pid, nowMs(ctx));
+        if (!p) return reply(redirect("/panel/login", {{"Set-Cookie", clear}}));
+        return reply(codePage(200, *p, {}));
+    }
+    const PendingLogin* p = ctx.pending.find(pid, nowMs(ctx));
+    if (!p) return reply(loginPage(401, QStringLiteral("The login had expired; please log in again.")));
+    if (!PanelSessions::tokenEqual(f.value(QStringLiteral("csrf")).toLatin1(), p->csrf)) {
+        audit(conn, p->user, QStringLiteral("login.code"), {}, QStringLiteral("refused: CSRF token"));
+        return reply(codePage(403, *p, QStringLiteral("The form was not sent from this panel.")));
+    }
+    auto claimed = ctx.pending.claim(pid, nowMs(ctx));
+    if (!claimed) return reply(codePage(429, *p, QStringLiteral("A code is being checked already; wait for its answer.")));
+    if (!ctx.auth || !ctx.broker) {
+        ctx.pending.settle(pid, false);
+        return reply(loginPage(503, QStringLiteral("Logins are not available.")));
+    }
+    const QString user = claimed->user;
+    const QString code = f.value(QStringLiteral("code"));
+    AuthRequest req;
+    req.context = life;
+    req.sessionId = conn.sessionId;
+    req.peer = conn.peerAddress;
+    req.login = user;
+    AccountBroker* broker = ctx.broker;
+    ctx.auth->verifySecondFactor(
+        req, QLatin1String(kPanelProtocol), [broker, user, code] { return bool(broker->call({QStringLiteral("2fa.verify"), user, code})); },
+        [&ctx, conn, pid, user, clear, reply](Authenticator::Outcome o) {
+            ctx.pending.settle(pid, o.ok());
+            if (!o.ok()) {
+                audit(conn, user, QStringLiteral("login.code"), {}, o.verdict == AuthVerdict::TempFail ? QStringLiteral("tempfail") : QStringLiteral("failed"));
+                const PendingLogin* left = ctx.pending.find(pid, nowMs(ctx));
+                const QString why = o.verdict == AuthVerdict::TempFail ? QStringLiteral("Too many attempts; wait a little and try again.")
+                                                                       : QStringLiteral("Wrong or already used code.");
+                if (!left) return reply(loginPage(401, why + QStringLiteral(" Please log in again."), user));
+                return reply(codePage(o.verdict == AuthVerdict::TempFail ? 429 : 401, *left, why));
+            }
+            auto acc = ctx.accounts->current();
+            if (!acc || !acc->user(user)) return reply(loginPage(401, QStringLiteral("Wrong address or password.")));
+            const QByteArray id = ctx.sessions.create(user, nowMs(ctx));
+            audit(conn, user, QStringLiteral("login"), {}, QStringLiteral("ok (password and code)"));
+            reply(redirect("/panel/", {{"Set-Cookie", PanelSessions::setCookie(kSessionCookie, id, kAbsoluteMs / 1000)}, {"Set-Cookie", clear}}));
+        });
+}
+
+// The user pages' frame (panel_user_pages.h).
+PanelResponse kitShow(UserPageKit& k, const QString& title, const QString& content, int code) {
+    PanelSession& s = *k.session;
+    const QString flash = s.flash;
+    const bool error = s.flashError;
+    s.flash.clear();
+    return html(code, page(title, k.session, k.admin, content, flash, error));
+}
+
+PanelResponse kitDone(UserPageKit& k, const QString& action, const QString& target, const Result<QString>& result, const QByteArray& to) {
+    audit(k.conn, k.session->user, action, target, result ? QStringLiteral("ok") : QStringLiteral("error: ") + result.errorMessage());
+    k.session->flash = result ? *result : result.errorMessage();
+    k.session->flashError = !result;
+    return redirect(to);
 }
 
 PanelResponse getPage(Call& c, const QString& path) {
@@ -505,8 +597,7 @@ QList<QPair<QByteArray, QByteArray>> panelSecurityHeaders() {
 }
 
 bool secondFactorRequired(const Accounts& accounts, const QString& user) {
-    // Two-factor login on for the account: the panel cannot ask for the code yet, so the login
-    // is refused (never let in on the password alone). Not yet: the code step.
+    // Two-factor login on for the account: the password alone opens no session (the code step follows).
     return accounts.credentials().twoFactorEnabled(user);
 }
 
@@ -535,6 +626,7 @@ void handlePanel(PanelContext& ctx, const HttpRequest& r, const QByteArray& body
         if (get) return reply(loginPage(200, {}));
         return login(ctx, r, form, conn, life, reply);
     }
+    if (path == u"/panel/login/code") return loginCode(ctx, r, get, form, conn, life, reply);
     Call c{ctx, r, conn};
     c.life = life;
     c.sessionId = PanelSessions::cookieValue(r.header("cookie"), kSessionCookie);
@@ -547,8 +639,15 @@ void handlePanel(PanelContext& ctx, const HttpRequest& r, const QByteArray& body
         c.session = nullptr;
     }
     if (!c.session) return reply(redirect("/panel/login", {{"Set-Cookie", PanelSessions::setCookie(kSessionCookie, "", 0)}}));
-    c.admin = c.acc->user(c.session->user)->admin;
+    c.admin = c.acc->user(c.session->user)->admin && !c.session->mustEnrol;
+    if (c.session->mustEnrol && !isEnrolmentPage(path) && path != u"/panel/logout") {
+        if (get) return reply(redirect("/panel/security"));
+        audit(conn, c.session->user, path.mid(7), {}, QStringLiteral("refused: two-factor enrolment required"));
+        return reply(html(403, page(QStringLiteral("Not allowed"), c.session, false, QStringLiteral("<p>Set up two-factor login first.</p>"))));
+    }
     if (get && c.admin && (path == u"/panel/" || path == u"/panel")) return dashboardPage(c, reply);
+    UserPageKit kit{ctx, conn, c.session, c.sessionId, c.admin, kitShow, kitDone};
+    if (get && isUserPage(path)) return userPageGet(kit, path, reply);
     if (get) return reply(getPage(c, path));
     // Every change: the session's CSRF token, compared in constant time, before anything else.
     if (!PanelSessions::tokenEqual(form.value(QStringLiteral("csrf")).toLatin1(), c.session->csrf)) {
@@ -561,6 +660,7 @@ void handlePanel(PanelContext& ctx, const HttpRequest& r, const QByteArray& body
         return reply(redirect("/panel/login", {{"Set-Cookie", PanelSessions::setCookie(kSessionCookie, "", 0)}}));
     }
     if (path == u"/panel/account/password") return ownPassword(c, form, life, reply);
+    if (isUserPage(path)) return userPagePost(kit, path, form, life, reply);
     if (!c.admin) {
         audit(conn, c.session->user, path.mid(7), {}, QStringLiteral("refused: not an administrator"));
         return reply(html(403, page(QStringLiteral("Not allowed"), c.session, false, QStringLiteral("<p>This is for administrators.</p>"))));

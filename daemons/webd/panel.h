@@ -4,6 +4,8 @@
 //   GET  /panel/style.css                     the stylesheet (no login needed)
 //   GET  /panel/login, POST /panel/login      address + password; login CSRF by a
 //                                             double-submit cookie (postern_login)
+//   GET  /panel/login/code, POST /panel/login/code   the second step of an account with
+//                                             two-factor login on: the 6-digit TOTP code
 //   POST /panel/logout
 //   GET  /panel/                              administrators: dashboard; users: /panel/account
 //   GET  /panel/account                       own password change, client settings, quota
@@ -15,10 +17,26 @@
 //   POST /panel/domains/{add,remove}, /panel/domain/dkim-rotate   (administrators;
 //                                             panel_admin_pages.h, which also adds the
 //                                             dashboard's health and DNS status sections)
+//   /panel/security (2FA enrolment, app passwords), /panel/filters (forwarding, vacation):
+//                                             every user, own account: panel_user_pages.h
 // Login: Authenticator::verify (the mail protocols' authenticator and shared
-// throttle, protocol "web": the account password only, never an app password); then an
-// account with two-factor login on is refused (secondFactorRequired(): no code step yet),
-// and so is an administrator without it when auth.require_2fa_admins is on.
+// throttle, protocol "web": the account password only, never an app password). For an
+// account with two-factor login on (secondFactorRequired()) a correct password creates
+// no session but a pending login (panel_pending.h: 5 minutes, one code check at a time,
+// 3 wrong codes, single use; cookie postern_pending, its own CSRF token) and shows the
+// code page; the code is checked by Authenticator::verifySecondFactor (the same throttle:
+// counted, delayed, logged result=failed for fail2ban) calling TwoFactor::verifyCode
+// through the AccountBroker (RFC 6238 window, replay protection: a code accepted once
+// is refused after). Only then is a session created.
+// auth.require_2fa_admins: an administrator without two-factor login gets a session
+// restricted to the enrolment pages (/panel/security, its 2fa/enrol and 2fa/confirm)
+// and logout until a code is confirmed. Why not refuse (the earlier behaviour): refusing
+// leaves the administrator no way forward but a root shell (posternctl user 2fa enrol),
+// and the panel exists so that none is needed; admin pages and admin changes stay
+// closed to a password alone either way. Known residue: someone holding only the
+// password of an administrator who has not enrolled yet can enrol their own device —
+// the same exposure as before the flag was set; enrol administrators (posternctl) before
+// turning the flag on to close it.
 // Changes go through the AccountBroker (account_broker.h: the core functions of
 // posternctl, applied by webd's privileged helper).
 // Security: every POST needs the session's CSRF token (constant-time check) and a
@@ -34,6 +52,7 @@
 
 #include "account_broker.h"
 #include "http_request.h"
+#include "panel_pending.h"
 #include "panel_sessions.h"
 
 #include "common/authenticator.h"
@@ -65,6 +84,7 @@ struct PanelContext {
     AccountBroker* broker = nullptr;
     QString runDir, queueDir, mailDir;
     PanelSessions sessions;
+    PendingLogins pending;  // password given, TOTP code not yet
     std::function<qint64()> clock;  // ms since the epoch; tests may replace it
     std::shared_ptr<DashboardProbes> probes;  // the dashboard's slow checks (made at first use)
 };
@@ -73,8 +93,8 @@ struct PanelContext {
 QString htmlEscape(const QString& s);
 // The security headers of every panel response.
 QList<QPair<QByteArray, QByteArray>> panelSecurityHeaders();
-// True when `user` has two-factor login on. The panel has no code step yet, so such a
-// login is refused (never let in on the password alone); the code step goes here.
+// True when `user` has two-factor login on: the password alone opens no session, the
+// login continues with the code step (/panel/login/code).
 bool secondFactorRequired(const Accounts& accounts, const QString& user);
 
 // Serves one request below /panel/ (TLS already checked by the caller). `life` is

@@ -47,6 +47,9 @@ struct PanelSession {
     qint64 lastUsedMs = 0;
     QString flash;      // the result of the last change, shown once on the next page
     bool flashError = false;
+    // auth.require_2fa_admins and an administrator without two-factor login: until the
+    // enrolment is confirmed this session reaches only the enrolment pages and logout.
+    bool mustEnrol = false;
 };
 
 class PanelSessions {

@@ -4,11 +4,16 @@ file descriptors 3 and 4; Python standard library only, no npm). Logs in as the
 administrator, adds a user through the form, sees it listed, checks that a hostile
 alias resolution is shown as text (no script ran), sees the dashboard's DNS status
 (NSD on loopback: the MX record ok, others missing), adds a domain and sees its
-registrar sheet, and saves screenshots
+registrar sheet; a user enrols two-factor login
+(the QR code is an inline SVG the CSP lets render; the code comes from oathtool), logs
+out and back in with password and code (a wrong code refused), creates an app password
+that works over IMAP while the account password does not, and turns on forwarding
+(the script seen with posternctl sieve show). Saves screenshots
 (Page.captureScreenshot) into the folder given as the first argument (the build dir).
 Skips, saying so, only when no chromium binary is installed."""
 
 import base64
+import imaplib
 import json
 import os
 import shutil
@@ -19,7 +24,7 @@ import time
 import unittest
 import urllib.parse
 
-from postern_testlib import Instance, Nsd
+from postern_testlib import Instance, Nsd, wait_for
 
 ADMIN = "alice@example.test"
 ADMIN_PW = "alice-password-1"
@@ -150,6 +155,7 @@ class PanelInBrowser(unittest.TestCase):
                            ("public_addresses", "203.0.113.25")):
             cls.inst.ctl("config", "set", key, value)
         cls.inst.start("postern-webd")
+        cls.inst.start("postern-imapd")
         port = cls.inst.port("postern-webd", "https")
         cls.base = f"https://mail.example.test:{port}"
         # The self-signed test certificate: the browser is told to accept it, and the host
@@ -229,6 +235,75 @@ class PanelInBrowser(unittest.TestCase):
         self.assertIn("shop.example", self.inst.ctl("domain", "list").stdout)
         c.navigate(self.base + "/panel/domains")
         full_page_shot("panel-domains.png")
+    def imap_ok(self, user, password):
+        imap = imaplib.IMAP4_SSL("127.0.0.1", self.inst.port("postern-imapd", "imaps"), ssl_context=self.inst.client_tls_context())
+        try:
+            return imap.login(user, password)[0] == "OK"
+        except imaplib.IMAP4.error:
+            return False
+        finally:
+            try:
+                imap.logout()
+            except Exception:
+                pass
+
+    def login(self, user, password):
+        c = self.cdp
+        c.navigate(self.base + "/panel/login")
+        c.fill("address", user)
+        c.fill("password", password)
+        c.submit("form.box button[type=submit]")
+
+    def test_two_factor_app_password_and_forwarding(self):
+        c = self.cdp
+        user, password = "gina@example.test", "gina-password-1"
+        self.inst.add_user(user, password)
+        wait_for(lambda: self.imap_ok(user, password), timeout=10, interval=0.2, what="gina known to the daemons")
+
+        def logged_in():  # webd sees the new user within a second (its snapshot of the account files)
+            self.login(user, password)
+            return c.eval("location.pathname") == "/panel/account"
+        wait_for(logged_in, timeout=20, interval=0.3, what="gina's panel login")
+        c.navigate(self.base + "/panel/security")
+        c.submit("#enrol-2fa")
+        # The QR code is drawn (inline SVG, allowed by the CSP: no inline style or script needed).
+        self.assertGreater(c.eval("document.querySelector('#qr svg').getBoundingClientRect().width"), 100)
+        self.assertGreater(c.eval("document.querySelector('#qr svg path').getBBox().width"), 20)
+        secret = c.eval("document.getElementById('secret').textContent").replace(" ", "")
+        c.screenshot(os.path.join(SHOTS, "panel-2fa-enrol.png"))
+        code = subprocess.run(["oathtool", "--totp", "-b", secret], check=True, capture_output=True, text=True).stdout.strip()
+        c.fill("confirm-code", code)
+        c.submit("#confirm-2fa")
+        self.assertIn("Two-factor login is on", c.eval("document.querySelector('.flash').textContent"))
+        c.submit("form[action='/panel/logout'] button")
+        # Password, then the code page: a wrong code is refused, the next step's code logs in.
+        self.login(user, password)
+        self.assertEqual(c.eval("location.pathname"), "/panel/login/code")
+        wrong = "123456" if code != "123456" else "654321"
+        c.fill("code", wrong)
+        c.submit("form.box button[type=submit]")
+        self.assertIn("Wrong or already used code", c.eval("document.querySelector('.flash').textContent"))
+        c.screenshot(os.path.join(SHOTS, "panel-2fa-code.png"))
+        nxt = subprocess.run(["oathtool", "--totp", "-b", secret, "-N", "now + 30 seconds"], check=True, capture_output=True,
+                             text=True).stdout.strip()
+        c.fill("code", nxt)
+        c.submit("form.box button[type=submit]")
+        self.assertEqual(c.eval("location.pathname"), "/panel/account")
+        # An app password: shown once, works over IMAP; the account password no longer does.
+        c.navigate(self.base + "/panel/security")
+        c.fill("app-name", "phone")
+        c.submit("#add-app")
+        app = c.eval("document.getElementById('app-password').textContent")
+        c.screenshot(os.path.join(SHOTS, "panel-app-password.png"))
+        wait_for(lambda: self.imap_ok(user, app), timeout=10, interval=0.2, what="IMAP with the app password")
+        self.assertFalse(self.imap_ok(user, password))
+        # Forwarding, active at once.
+        c.navigate(self.base + "/panel/filters")
+        c.fill("forward-to", "gina@elsewhere.test")
+        c.submit("#forward-save")
+        self.assertIn("Forwarding is on.", c.eval("document.querySelector('.flash').textContent"))
+        c.screenshot(os.path.join(SHOTS, "panel-forwarding.png"))
+        self.assertIn('redirect :copy "gina@elsewhere.test";', self.inst.ctl("sieve", "show", user, "forward").stdout)
 
 
 if __name__ == "__main__":
