@@ -227,7 +227,8 @@ class VmImage(unittest.TestCase):
                         disk, "5G"], check=True, capture_output=True, timeout=60)
         # A blank second disk: the first boot makes it the data disk.
         data = os.path.join(self.tmp, "data.raw")
-        os.truncate(data, 1024 * 1048576)
+        with open(data, "wb") as f:
+            f.truncate(1024 * 1048576)
         data_drive = ["-drive", f"file={data},format=raw,if=virtio"]
 
         # Boot 1: image N, first boot.
