@@ -349,6 +349,9 @@ class VmImage(unittest.TestCase):
             console.expect(r"Press Enter to set it up on this console\.", timeout=600)
             print(f"qemu: wizard offered on the serial console {time.monotonic() - t0:.1f}s after start", flush=True)
             console.send("")
+            # No second disk here: the data stays on the root file system, and the console says so.
+            console.expect(r"Storage for configuration, mail and logs: root file system, no separate data disk")
+            console.expect(r"attach a second, blank virtual disk")
             console.expect(r"Mail domain \(the part after @\) \[example\.org\]: ")
             console.send("example.org")
             console.expect(r"Mail host name \[mail\.example\.org\]: ")
