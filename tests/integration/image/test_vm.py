@@ -217,6 +217,13 @@ class VmImage(unittest.TestCase):
     def test_qemu_data_disk_upgrade_and_rollback(self):
         """Three boots sharing one data disk: N (first boot, seed disk, blank data disk), N+1 (another
         system disk: N plus the test-only migration marker), N again (refused)."""
+        # Root's password and SSH from the answers: the data disk keeps them for the next system disk.
+        key = os.path.join(self.tmp, "id_ed25519")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "vm-test", "-f", key], check=True, timeout=60)
+        root_hash = subprocess.run(["openssl", "passwd", "-6", "root password 7"], check=True, capture_output=True, text=True,
+                                   timeout=60).stdout.strip()
+        with open(key + ".pub") as f, open(self.answers, "a") as a:
+            a.write(f'POSTERN_SSH_KEY="{f.read().strip()}"\nPOSTERN_ROOT_PASSWORD_HASH={root_hash}\n')
         seed = os.path.join(self.tmp, "seed.img")
         subprocess.run(["mkfs.fat", "-n", "POSTERNSEED", "-C", seed, "2048"], check=True, capture_output=True, timeout=60)
         subprocess.run(["mcopy", "-i", seed, self.answers, "::/postern-answers"], check=True, capture_output=True, timeout=60)
@@ -263,6 +270,8 @@ class VmImage(unittest.TestCase):
         self.assertIn("primary_domain = example.test", debugfs_cat(data, "/etc/postern.conf"))
         self.assertEqual(debugfs_cat(data, "/data/postern-data-version").strip(), "1")
         self.assertIn("vm-user", debugfs(data, "ls /data/mail/example.test"))
+        self.assertEqual(debugfs_cat(data, "/system/root-password-hash").strip(), root_hash)
+        self.assertIn("authorized_keys", debugfs(data, "ls /system/ssh"))
 
         # Image N+1: another system disk, N plus the test-only migration step's marker (as the
         # container test's N+1 layer), written into its root file system with debugfs.
@@ -279,6 +288,8 @@ class VmImage(unittest.TestCase):
             text = _read(serial)
             self.assertNotIn("postern-firstboot: storage", text)  # configured: no wizard
             self.assertIn("postern-datadisk: configuration, mail and logs on the data disk /dev/vdb", text)
+            self.assertIn("postern-datadisk: root password restored from the data disk", text)
+            self.assertIn("postern-datadisk: SSH keys and host keys restored from the data disk; SSH on (keys only)", text)
             grown = re.search(r"postern-datadisk: data file system grown from (\d+) MiB to (\d+) MiB", text)
             self.assertTrue(grown, "no data disk growth line on the console")
             self.assertGreater(int(grown.group(2)), int(grown.group(1)) + 400)  # 1 GiB -> 1.5 GiB
