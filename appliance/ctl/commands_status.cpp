@@ -21,8 +21,15 @@
 //           Exit 1 when the supervisor is not running, a service is not running
 //           (running and disabled are fine; starting, restarting, missing, stopped, unreported fail),
 //           a disk is at the ERROR level or the certificate has expired.
+//           Where the data lives (/run/postern-storage, written by the VM's postern-datadisk:
+//           the data disk or the root file system), when that file exists and root owns it.
+//           With update.announce_url set: "image: newer image X available (running Y): URL",
+//           "image: up to date (...)" or "image: cannot check ..." (core/update_announcement.h;
+//           the check is cached a day, a failed one an hour, and waits at most 5 s).
 //   version the program version, the data folder's format version and the range
-//           this build reads (core/data_version.h); exit 1 for a newer format.
+//           this build reads (core/data_version.h); exit 1 for a newer format. With
+//           update.announce_url set it asks now (at most 10 s) whether a newer image is
+//           announced; without, it says it did not ask. The check never changes the exit code.
 //   dkim    the DKIM key store (core/dkim_keys.h).
 #include "ctl.h"
 #include "security_updates.h"
@@ -38,6 +45,7 @@
 #include "core/spam_engine.h"
 #include "core/spam_status.h"
 #include "core/tls.h"
+#include "core/update_announcement.h"
 
 #include <QDir>
 #include <QFile>
@@ -184,6 +192,18 @@ int status(CtlContext& ctx) {
     ctx.out << backupStatusLine(config, &backupWarning) << Qt::endl;  // a warning, not a failure
     bool spamWarning = false;
     ctx.out << spamStatusLine(config, ctx.configDir, &spamWarning) << Qt::endl;  // a warning, not a failure
+    // Where configuration, mail and logs live (the VM's postern-datadisk.service writes this; root only).
+    if (auto storage = readFile(QStringLiteral("/run/postern-storage"), 4096); storage && !storage->trimmed().isEmpty()) {
+        struct stat sst {};
+        if (::stat("/run/postern-storage", &sst) == 0 && sst.st_uid == 0)
+            ctx.out << "storage: " << QString::fromUtf8(storage->trimmed()).split(QLatin1Char('\n')).first() << Qt::endl;
+    }
+    // A newer image announced (update.announce_url): cached for a day, a failed check for an hour.
+    if (!config.value(QStringLiteral("update.announce_url")).isEmpty()) {
+        bool newer = false;
+        const QString line = announcementLine(checkForUpdate(config, kCheckIntervalSecs, kStatusTimeoutMs), QStringLiteral(POSTERN_VERSION), &newer);
+        ctx.out << "image: " << line << Qt::endl;  // information, never a failure
+    }
     bool updatesWarning = false;
     ctx.out << securityUpdatesLine(QStringLiteral("/"), QDateTime::currentSecsSinceEpoch(), &updatesWarning) << Qt::endl;  // a warning, not a failure
     auto cert = certificateInfo(config.path(QStringLiteral("tls.cert")));
@@ -220,6 +240,14 @@ int version(CtlContext& ctx) {
     if (auto st = checkDataVersion(config); v && !st) {
         ctx.out << "ERROR: " << st.errorMessage() << Qt::endl;
         rc = 1;
+    }
+    // A newer image, asked now (and cached for status); never asked when no URL is set.
+    if (config.value(QStringLiteral("update.announce_url")).isEmpty()) {
+        ctx.out << "newer image: not checked (update.announce_url is empty; Postern never asks by itself)" << Qt::endl;
+    } else {
+        bool newer = false;
+        ctx.out << "newer image: " << announcementLine(checkForUpdate(config, 0, kVersionTimeoutMs), QStringLiteral(POSTERN_VERSION), &newer)
+                << Qt::endl;
     }
     return rc;
 }

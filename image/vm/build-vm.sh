@@ -15,6 +15,9 @@
 # only); the mail daemons drop to the `postern` user; Debian security
 # updates install themselves (unattended-upgrades) and a kernel among them is copied onto the ESP
 # (etc/kernel/postinst.d/zz-postern-esp), so it is the one that boots next.
+# Data disk: configuration, mail and logs live on a second virtual disk (LABEL=POSTERN-DATA, made
+# from a blank disk at the first boot by postern-datadisk.service), so a newer system disk can be
+# booted with the same data disk; without one they stay on the root file system.
 # Disk: the root partition and file system grow to the virtual disk's size at boot
 # (postern-growfs.service), so `qemu-img resize` before or between boots is all it takes.
 # Limits: root partition 4 GiB (virtual; qcow2 stores only used blocks), ESP 128 MiB; every
@@ -77,7 +80,9 @@ EOF
     chroot "$ROOTFS" systemctl disable ssh.service ssh.socket >/dev/null 2>&1 || true
     # Root's password stays locked until first boot sets one.
     chroot "$ROOTFS" passwd -l root >/dev/null
-    chroot "$ROOTFS" systemctl enable postern.service postern-firstboot.service postern-growfs.service \
+    # The data disk's mount point (postern-datadisk.service).
+    mkdir -p "$ROOTFS/srv/postern"
+    chroot "$ROOTFS" systemctl enable postern.service postern-firstboot.service postern-growfs.service postern-datadisk.service \
         systemd-networkd.service systemd-resolved.service serial-getty@ttyS0.service >/dev/null 2>&1
     ln -sf ../run/systemd/resolve/stub-resolv.conf "$ROOTFS/etc/resolv.conf"
     # A machine id is made at first boot, so every VM made from this image gets its own.

@@ -22,6 +22,10 @@ void addGeneral(QList<Setting>& out) {
     out << Setting{.key = QStringLiteral("run_dir"), .type = T::Path, .defaultValue = {},
                    .doc = QStringLiteral("Sockets, pid and readiness files (empty: <data_dir>/run)"), .section = sec,
                    .restart = true};
+    out << Setting{.key = QStringLiteral("update.announce_url"), .type = T::String, .defaultValue = {},
+                   .doc = QStringLiteral("http(s) URL of a small document announcing the newest Postern image (JSON {\"version\": ...} "
+                                         "or \"VERSION [URL]\"); checked by posternctl version and, once a day, status (empty: never asked)"),
+                   .section = sec};
     out << Setting{.key = QStringLiteral("log.level"), .type = T::Enum, .defaultValue = QStringLiteral("info"),
                    .doc = QStringLiteral("Lowest level written to mail.log and stderr"), .section = sec,
                    .choices = {QStringLiteral("debug"), QStringLiteral("info"), QStringLiteral("warning"), QStringLiteral("error")}};

@@ -8,8 +8,12 @@ What is checked:
     round-trip a message;
   - nspawn: no SSH host keys in the image; a public key in the answers turns SSH on for root with
     keys only (a key login runs posternctl, a password login is refused);
+  - nspawn: the data disk's fallback (no disks looked at in a container; status says where the data is);
   - nspawn: unattended-upgrades is on (apt-config, apt-daily-upgrade.timer, posternctl status), and
     the kernel hook copies a kernel installed by apt onto the ESP;
+  - QEMU, three boots sharing one data disk: N with a blank data disk (made POSTERN-DATA, the data
+    goes there), an N+1 system disk (N plus the test-only migration marker) with the same, grown
+    data disk (mail, UIDs, flags, account kept; the data migrated to format 2), N again (refused);
   - QEMU: OVMF + systemd-boot boot the compressed qcow2 (through an overlay made 5 GiB, so the
     root file system grows to it at boot; the image itself is never modified), the
     first boot takes its answers from a FAT seed disk labelled POSTERNSEED, and through hostfwd
@@ -19,6 +23,8 @@ Needs root and install-deps.sh image; exits 77 (skipped) otherwise. POSTERN_IMAG
 skips the QEMU part (for machines where software emulation is too slow).
 """
 
+import imaplib
+import json
 import os
 import re
 import select
@@ -135,6 +141,11 @@ class VmImage(unittest.TestCase):
             self.assertEqual(in_container("systemctl", "is-enabled", "apt-daily-upgrade.timer").stdout.strip(), "enabled")
             status = in_container("posternctl", "status").stdout
             self.assertIn("security updates: automatic (unattended-upgrades)", status)
+            # The data disk's fallback: in a container no disk is looked at, the data stays on the
+            # root file system, and the wizard's log and status say so.
+            self.assertIn("storage: root file system, no separate data disk (in a container (no disks to look at))", status)
+            self.assertIn("postern-firstboot: storage: root file system, no separate data disk", journal)
+            self.assertEqual(in_container("systemctl", "is-active", "postern-datadisk.service").stdout.strip(), "active")
             # A kernel installed by apt reaches the ESP: the hook, run as apt runs it, against a
             # stand-in ESP (nspawn has no ESP to mount).
             hook = in_container("sh", "-c", "mkdir -p /run/esp/loader/entries && : > /run/esp/loader/entries/postern.conf && "
@@ -170,17 +181,20 @@ class VmImage(unittest.TestCase):
         finally:
             kill_group(proc)
 
-    def start_qemu(self, serial, extra=(), disk=None):
-        """Boots the shipped qcow2 (snapshot=on), or `disk` (an overlay on it); returns (process,
-        forwarded ports, t0)."""
+    def start_qemu(self, serial, extra=(), disk=None, disk_format="qcow2"):
+        """Boots the shipped qcow2 (snapshot=on), or `disk` (an overlay on it, or another system
+        disk); the monitor listens on self.monitor; returns (process, forwarded ports, t0)."""
         ports = {p: free_port() for p in (25, 143, 993, 995)}
         fwd = ",".join(f"hostfwd=tcp:127.0.0.1:{h}-:{g}" for g, h in ports.items())
-        drive = (f"file={disk},format=qcow2,if=virtio" if disk else
+        self.monitor = os.path.join(self.tmp, "monitor.sock")
+        if os.path.exists(self.monitor):
+            os.unlink(self.monitor)
+        drive = (f"file={disk},format={disk_format},if=virtio" if disk else
                  f"file={os.path.join(OUT, 'postern-vm.qcow2')},format=qcow2,if=virtio,snapshot=on")
         args = ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-smp", "2", "-m", "1024", "-bios", OVMF,
                 "-drive", drive, *extra,
                 "-netdev", f"user,id=n,{fwd}", "-device", "virtio-net-pci,netdev=n",
-                "-serial", serial, "-display", "none", "-monitor", "none", "-no-reboot"]
+                "-serial", serial, "-display", "none", "-monitor", f"unix:{self.monitor},server=on,wait=off", "-no-reboot"]
         print("$ " + " ".join(args), flush=True)
         qemu_out = open(os.path.join(self.tmp, "qemu.out"), "wb")
         self.addCleanup(qemu_out.close)
@@ -200,31 +214,44 @@ class VmImage(unittest.TestCase):
         itl.wait_banner(ports[995], b"+OK", tls=True, timeout=120)
 
     @unittest.skipIf(os.environ.get("POSTERN_IMAGE_TEST_NO_QEMU") == "1", "POSTERN_IMAGE_TEST_NO_QEMU=1")
-    def test_qemu_boot_with_seed_disk(self):
+    def test_qemu_data_disk_upgrade_and_rollback(self):
+        """Three boots sharing one data disk: N (first boot, seed disk, blank data disk), N+1 (another
+        system disk: N plus the test-only migration marker), N again (refused)."""
+        # Root's password and SSH from the answers: the data disk keeps them for the next system disk.
+        key = os.path.join(self.tmp, "id_ed25519")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "vm-test", "-f", key], check=True, timeout=60)
+        root_hash = subprocess.run(["openssl", "passwd", "-6", "root password 7"], check=True, capture_output=True, text=True,
+                                   timeout=60).stdout.strip()
+        with open(key + ".pub") as f, open(self.answers, "a") as a:
+            a.write(f'POSTERN_SSH_KEY="{f.read().strip()}"\nPOSTERN_ROOT_PASSWORD_HASH={root_hash}\n')
         seed = os.path.join(self.tmp, "seed.img")
         subprocess.run(["mkfs.fat", "-n", "POSTERNSEED", "-C", seed, "2048"], check=True, capture_output=True, timeout=60)
         subprocess.run(["mcopy", "-i", seed, self.answers, "::/postern-answers"], check=True, capture_output=True, timeout=60)
-        serial = os.path.join(self.tmp, "serial.log")
-        # The disk is made bigger before the first boot (as `qemu-img resize` would): the root
+        # The system disk is made bigger before the first boot (as `qemu-img resize` would): the root
         # partition and file system must grow to it at boot. An overlay keeps the image unchanged.
         disk = os.path.join(self.tmp, "disk.qcow2")
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", os.path.join(OUT, "postern-vm.qcow2"),
                         disk, "5G"], check=True, capture_output=True, timeout=60)
-        proc, ports, t0 = self.start_qemu(f"file:{serial}", ["-drive", f"file={seed},format=raw,if=virtio,readonly=on"], disk=disk)
+        # A blank second disk: the first boot makes it the data disk.
+        data = os.path.join(self.tmp, "data.raw")
+        with open(data, "wb") as f:
+            f.truncate(1024 * 1048576)
+        data_drive = ["-drive", f"file={data},format=raw,if=virtio"]
 
-        def serial_text():
-            try:
-                with open(serial, "rb") as f:
-                    return f.read().decode("utf-8", "replace")
-            except FileNotFoundError:
-                return ""
-
+        # Boot 1: image N, first boot.
+        serial = os.path.join(self.tmp, "serial1.log")
+        t_boot = time.monotonic()
+        proc, ports, t0 = self.start_qemu(f"file:{serial}", ["-drive", f"file={seed},format=raw,if=virtio,readonly=on", *data_drive],
+                                          disk=disk)
         try:
             self.wait_smtp(proc, ports, t0)
             seen = itl.mail_round_trip(ports, USER, PASSWORD, "via qemu", timeout=120)
             print(f"qemu round trip: {seen}; total {time.monotonic() - t0:.1f}s")
-            text = serial_text()
+            before = imap_state(ports[993], flag=True)
+            text = _read(serial)
             self.assertIn("postern-firstboot: answers from the seed disk", text)
+            self.assertIn("postern-datadisk: making the data file system on the blank disk /dev/vdc", text)
+            self.assertIn("postern-firstboot: storage: data disk /dev/vdc (LABEL=POSTERN-DATA)", text)
             grown = re.search(r"postern-growfs: root file system grown from (\d+) MiB to (\d+) MiB", text)
             self.assertTrue(grown, "no growfs line on the console")
             print(f"qemu: {grown.group(0)}")
@@ -232,11 +259,94 @@ class VmImage(unittest.TestCase):
             self.assertGreater(int(grown.group(2)), 4800)  # 5 GiB disk minus the ESP and the tables
             self.assertNotIn(PASSWORD, text)
             self.assertRegex(text, re.compile(r"login:", re.M))
+            self.power_off(proc)
         except Exception:
-            print(serial_text()[-6000:])
+            print(_read(serial)[-6000:])
             raise
         finally:
             kill_group(proc, signal.SIGTERM, 30)
+        print(f"qemu boot 1 (N, first boot, blank data disk) with power-off: {time.monotonic() - t_boot:.1f}s", flush=True)
+        # The data is on the data disk (read from the host with debugfs, no mount).
+        self.assertIn("primary_domain = example.test", debugfs_cat(data, "/etc/postern.conf"))
+        self.assertEqual(debugfs_cat(data, "/data/postern-data-version").strip(), "1")
+        self.assertIn("vm-user", debugfs(data, "ls /data/mail/example.test"))
+        self.assertEqual(debugfs_cat(data, "/system/root-password-hash").strip(), root_hash)
+        self.assertIn("authorized_keys", debugfs(data, "ls /system/ssh"))
+
+        # Image N+1: another system disk, N plus the test-only migration step's marker (as the
+        # container test's N+1 layer), written into its root file system with debugfs.
+        next_disk = make_next_system_disk(os.path.join(OUT, "postern-vm.qcow2"), self.tmp)
+        # The data disk was made bigger while the VM was off: it grows at the next boot.
+        os.truncate(data, 1536 * 1048576)
+        serial = os.path.join(self.tmp, "serial2.log")
+        t_boot = time.monotonic()
+        proc, ports, t0 = self.start_qemu(f"file:{serial}", data_drive, disk=next_disk, disk_format="raw")
+        try:
+            self.wait_smtp(proc, ports, t0)
+            after = imap_state(ports[993])
+            self.assertEqual(after, before)  # UIDVALIDITY, UIDs, flags and subjects
+            text = _read(serial)
+            self.assertNotIn("postern-firstboot: storage", text)  # configured: no wizard
+            self.assertIn("postern-datadisk: configuration, mail and logs on the data disk /dev/vdb", text)
+            self.assertIn("postern-datadisk: root password restored from the data disk", text)
+            self.assertIn("postern-datadisk: SSH keys and host keys restored from the data disk; SSH on (keys only)", text)
+            grown = re.search(r"postern-datadisk: data file system grown from (\d+) MiB to (\d+) MiB", text)
+            self.assertTrue(grown, "no data disk growth line on the console")
+            self.assertGreater(int(grown.group(2)), int(grown.group(1)) + 400)  # 1 GiB -> 1.5 GiB
+            print(f"qemu: {grown.group(0)}")
+            # Mail still arrives after the upgrade.
+            seen = itl.mail_round_trip(ports, USER, PASSWORD, "after the upgrade", timeout=120)
+            print(f"qemu N+1 round trip: {seen}")
+            self.power_off(proc)
+        except Exception:
+            print(_read(serial)[-6000:])
+            raise
+        finally:
+            kill_group(proc, signal.SIGTERM, 30)
+        print(f"qemu boot 2 (N+1 system disk, same data disk) with power-off: {time.monotonic() - t_boot:.1f}s", flush=True)
+        self.assertEqual(debugfs_cat(data, "/data/postern-data-version").strip(), "2")
+        self.assertIn("postern-test-migration", debugfs(data, "ls /data"))
+        log = debugfs_cat(data, "/log/mail.log")
+        self.assertIn("data.migrated", log)
+        self.assertRegex(log, r"data\.migrated.*from=1.*to=2")
+
+        # Roll-back to N's system disk after the migration: refused, with the line that says why.
+        serial = os.path.join(self.tmp, "serial3.log")
+        t_boot = time.monotonic()
+        proc, ports, t0 = self.start_qemu(f"file:{serial}", data_drive, disk=disk)
+        try:
+            deadline = time.monotonic() + 900
+            while "this Postern knows up to 1" not in _read(serial):
+                self.assertIsNone(proc.poll(), "qemu exited before the refusal")
+                self.assertLess(time.monotonic(), deadline, "no refusal on the console within 900 s")
+                time.sleep(1)
+            text = _read(serial)
+            self.assertIn("postern-datadisk: data folder /var/lib/postern is format 2, this Postern knows up to 1: "
+                          "use a newer image or restore a backup", text)
+            print(f"qemu boot 3 (N again): refused {time.monotonic() - t0:.1f}s after start", flush=True)
+        except Exception:
+            print(_read(serial)[-6000:])
+            raise
+        finally:
+            kill_group(proc, signal.SIGTERM, 30)
+        self.assertEqual(debugfs_cat(data, "/data/postern-data-version").strip(), "2")
+
+    def power_off(self, proc, timeout=300):
+        """ACPI power button through the monitor; waits for the guest to shut down (qemu exits)."""
+        t = time.monotonic()
+        mon = wait_for(lambda: _connect_unix(self.monitor), timeout=30, what="qemu's monitor socket")
+        try:
+            mon.sendall(b"system_powerdown\n")
+            try:
+                proc.wait(timeout=timeout)
+                print(f"qemu: powered off in {time.monotonic() - t:.1f}s", flush=True)
+            except subprocess.TimeoutExpired:
+                # Not a clean shutdown: the disks are then like after a power cut (mail was
+                # fsynced before it was acknowledged; debugfs() replays the journal first).
+                print(f"qemu: WARNING: no power-off within {timeout}s; stopped hard", flush=True)
+                kill_group(proc, signal.SIGKILL, 30)
+        finally:
+            mon.close()
 
     @unittest.skipIf(os.environ.get("POSTERN_IMAGE_TEST_NO_QEMU") == "1", "POSTERN_IMAGE_TEST_NO_QEMU=1")
     def test_qemu_interactive_first_boot_on_serial_console(self):
@@ -250,6 +360,9 @@ class VmImage(unittest.TestCase):
             console.expect(r"Press Enter to set it up on this console\.", timeout=600)
             print(f"qemu: wizard offered on the serial console {time.monotonic() - t0:.1f}s after start", flush=True)
             console.send("")
+            # No second disk here: the data stays on the root file system, and the console says so.
+            console.expect(r"Storage for configuration, mail and logs: root file system, no separate data disk")
+            console.expect(r"attach a second, blank virtual disk")
             console.expect(r"Mail domain \(the part after @\) \[example\.org\]: ")
             console.send("example.org")
             console.expect(r"Mail host name \[mail\.example\.org\]: ")
@@ -292,6 +405,84 @@ class VmImage(unittest.TestCase):
             raise
         finally:
             kill_group(proc, signal.SIGTERM, 30)
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
+def debugfs(image, request):
+    """Runs one debugfs request on an ext4 file system image (read-only, no mount); the journal of
+    an unclean shutdown is replayed first (e2fsck -p)."""
+    p = subprocess.run(["e2fsck", "-p", image], capture_output=True, text=True, timeout=300)
+    assert p.returncode in (0, 1), p.stdout + p.stderr
+    p = subprocess.run(["debugfs", "-R", request, image], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def debugfs_cat(image, path):
+    return debugfs(image, f"cat {path}")
+
+
+def make_next_system_disk(qcow2, tmp):
+    """Image N+1 for the VM: N's disk as a raw file whose root file system also holds the test-only
+    migration marker (core/data_version.h kTestStepMarker), root-owned, added with debugfs."""
+    raw = os.path.join(tmp, "next.raw")
+    subprocess.run(["qemu-img", "convert", "-O", "raw", qcow2, raw], check=True, capture_output=True, timeout=600)
+    table = subprocess.run(["sfdisk", "-J", raw], check=True, capture_output=True, text=True, timeout=60).stdout
+    parts = json.loads(table)["partitiontable"]["partitions"]
+    root = [p for p in parts if p.get("name") == "root"][0]
+    offset = root["start"] * 512
+    marker = os.path.join(tmp, "test-next-data-format")
+    with open(marker, "w") as f:
+        f.write("test-only: image N+1 of the VM upgrade test\n")
+    os.chmod(marker, 0o644)
+    cmds = os.path.join(tmp, "debugfs.cmds")
+    with open(cmds, "w") as f:
+        f.write("mkdir /usr/share/postern\n")  # fails harmlessly when it exists
+        f.write(f"write {marker} /usr/share/postern/test-next-data-format\n")
+        f.write("sif /usr/share/postern/test-next-data-format uid 0\n")
+        f.write("sif /usr/share/postern/test-next-data-format gid 0\n")
+    p = subprocess.run(["debugfs", "-w", "-f", cmds, f"{raw}?offset={offset}"], capture_output=True, text=True, timeout=120)
+    check = subprocess.run(["debugfs", "-R", "stat /usr/share/postern/test-next-data-format", f"{raw}?offset={offset}"],
+                           capture_output=True, text=True, timeout=120)
+    assert "Type: regular" in check.stdout, p.stdout + p.stderr + check.stdout + check.stderr
+    return raw
+
+
+def imap_state(port, flag=False):
+    """(UIDVALIDITY, [(UID, flags, subject)]) of INBOX over IMAPS; with flag=True the first message
+    is flagged \\Flagged and $Upgrade first."""
+    m = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=itl.tls_context(), timeout=60)
+    try:
+        m.login(USER, PASSWORD)
+        typ, data = m.select("INBOX")
+        assert typ == "OK", data
+        if flag:
+            typ, data = m.store("1", "+FLAGS", "(\\Flagged $Upgrade)")
+            assert typ == "OK", data
+        typ, data = m.response("UIDVALIDITY")
+        uidvalidity = data[0].decode()
+        typ, data = m.fetch("1:*", "(UID FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        assert typ == "OK", data
+        out = []
+        for item in data:
+            if isinstance(item, tuple):
+                meta = item[0].decode()
+                uid = re.search(r"UID (\d+)", meta).group(1)
+                flags = sorted(re.search(r"FLAGS \(([^)]*)\)", meta).group(1).split())
+                out.append((uid, [f for f in flags if f != "\\Recent"], item[1].decode().strip()))
+        return uidvalidity, out
+    finally:
+        try:
+            m.logout()
+        except Exception:  # noqa: BLE001 - best effort
+            pass
 
 
 def _connect_unix(path):
