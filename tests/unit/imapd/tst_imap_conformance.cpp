@@ -491,6 +491,47 @@ private Q_SLOTS:
         QCOMPARE(h.run("SELECT NIL").tagged.left(2), QByteArray("NO"));  // a mailbox called NIL does not exist
     }
 
+    // RFC 9051 6.4.4 BODY/TEXT: the text of every body, however long. Text parts were once
+    // decoded as one RFC 2047 encoded word, which the header decoder takes only up to
+    // 1,000 octets: a body of more than ~740 octets was never matched.
+    void searchBodyOfLongText_data() {
+        QTest::addColumn<int>("lines");
+        QTest::addColumn<QByteArray>("encoding");
+        QTest::newRow("short, 7bit") << 1 << QByteArray("7bit");
+        QTest::newRow("713 octets, 7bit") << 15 << QByteArray("7bit");  // passed before the fix too
+        QTest::newRow("758 octets, 7bit") << 16 << QByteArray("7bit");
+        QTest::newRow("5 KiB, 7bit") << 110 << QByteArray("7bit");
+        QTest::newRow("79 KiB, 7bit") << 1800 << QByteArray("7bit");
+        QTest::newRow("5 KiB, base64") << 110 << QByteArray("base64");
+        QTest::newRow("5 KiB, quoted-printable") << 110 << QByteArray("quoted-printable");
+    }
+    void searchBodyOfLongText() {
+        QFETCH(int, lines);
+        QFETCH(QByteArray, encoding);
+        QByteArray text;
+        for (int i = 0; i < lines; ++i) text += "lorem ipsum dolor sit amet consectetur line\r\n";  // 45 octets
+        text += "the quokka report is attached \xc3\xa9t\xc3\xa9\r\n";
+        QByteArray body = text;
+        if (encoding == "base64") {
+            const QByteArray b64 = text.toBase64();
+            body.clear();
+            for (qsizetype i = 0; i < b64.size(); i += 76) body += b64.mid(i, 76) + "\r\n";
+        } else if (encoding == "quoted-printable") {
+            body = text;
+            body.replace("\xc3\xa9", "=C3=A9");
+        }
+        H h;
+        h.start();
+        h.addMessage(QStringLiteral("INBOX"),
+                     message("Subject: long\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: " + encoding + "\r\n", body),
+                     QString(), 1);
+        h.addMessage(QStringLiteral("INBOX"), message("Subject: other\r\n"), QString(), 2);
+        QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
+        QCOMPARE(h.run("SEARCH BODY quokka").untagged, QList<QByteArray>{"* SEARCH 1"});
+        QCOMPARE(h.run("SEARCH TEXT \"QUOKKA REPORT\"").untagged, QList<QByteArray>{"* SEARCH 1"});
+        QCOMPARE(h.run("SEARCH BODY koala").untagged, QList<QByteArray>{"* SEARCH"});
+    }
+
     // RFC 9051 9: ATOM-CHAR is any CHAR except atom-specials; "!#$&'+,-.0123456789:;<=>?@^_`|}"
     // and "[" are all ATOM-CHARs. A mailbox named with them that does not exist gets NO.
     void atomSpecialsInMailboxNames_data() {
