@@ -687,4 +687,18 @@ void Commands::search(ImapSession& s, const R& r) {
     s.ok(r, QStringLiteral("SEARCH completed"));
 }
 
+struct HeaderBlocks::Impl {
+    explicit Impl(const MailboxView& v) : view(v) {}
+    const MailboxView& view;
+    HeaderCache cache;
+};
+
+HeaderBlocks::HeaderBlocks(const MailboxView& view) : d(std::make_unique<Impl>(view)) {}
+HeaderBlocks::~HeaderBlocks() = default;
+
+QByteArray HeaderBlocks::block(int index) {
+    Context c{d->view, index, &d->cache};
+    return c.headerBlock();
+}
+
 }  // namespace postern::imap

@@ -23,6 +23,7 @@
 #include "common/store/maildir_names.h"
 
 #include <QDateTime>
+#include <QFile>
 
 #include <unistd.h>
 
@@ -1072,6 +1073,32 @@ private Q_SLOTS:
         QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
         const Reply r = h.run("SORT " + criteria + " US-ASCII ALL");
         QCOMPARE(r.untagged, QList<QByteArray>{"* SORT " + order});
+    }
+
+    // SORT and THREAD take header blocks from the process's header store (backed by the
+    // index), as SEARCH does, instead of reading every message file: on a 100,000-message
+    // folder reading the files made SORT ~10x slower than Dovecot. Maildir files never
+    // change, so a file rewritten in place behind the server's back shows which one is used.
+    void sortAndThreadUseTheHeaderStore_data() {
+        QTest::addColumn<QByteArray>("command");
+        QTest::addColumn<QByteArray>("expected");
+        QTest::newRow("SORT SUBJECT") << QByteArray("SORT (SUBJECT) UTF-8 ALL") << QByteArray("* SORT 2 1");
+        QTest::newRow("THREAD ORDEREDSUBJECT") << QByteArray("THREAD ORDEREDSUBJECT UTF-8 ALL") << QByteArray("* THREAD (2)(1)");
+    }
+    void sortAndThreadUseTheHeaderStore() {
+        QFETCH(QByteArray, command);
+        QFETCH(QByteArray, expected);
+        H h;
+        h.start();
+        const QString one = h.addMessage(QStringLiteral("INBOX"), message("Subject: b\r\nDate: Mon, 7 Feb 1994 21:52:25 +0000\r\n"), QString(), 1);
+        h.addMessage(QStringLiteral("INBOX"), message("Subject: a\r\nDate: Sun, 6 Feb 1994 21:52:25 +0000\r\n"), QString(), 2);
+        QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
+        QCOMPARE(h.run("SEARCH SUBJECT zzz").untagged, QList<QByteArray>{"* SEARCH"});  // reads both headers
+        QFile f(one);
+        QVERIFY(f.open(QIODevice::WriteOnly | QIODevice::Truncate));
+        f.write(message("Subject: 0\r\nDate: Sat, 5 Feb 1994 21:52:25 +0000\r\n"));
+        f.close();
+        QCOMPARE(h.run(command).untagged, QList<QByteArray>{expected});
     }
 
     // RFC 5256 3, REFERENCES, step by step for three messages (no subjects: step 6 merges
