@@ -1,6 +1,9 @@
 """imap_bench_lib — what imap_mixed.py and imap_idle_memory.py share.
 
   make_users(n)                     [(address, password)]
+  make_messages(n) / iter_messages(n, text=...)
+                                    the generated messages, as a list or one at a time
+                                    (imap_large_mailbox.py passes a faster body generator)
   BenchData(users, messages, attachments=0.0)
                                     a Postern Instance with those users (cheap Argon2
                                     cost, as the test suite) whose Maildirs hold the same
@@ -8,7 +11,7 @@
                                     the users file for Dovecot; .start_postern(),
                                     .start_dovecot(), .close()
   pss_kib(pids)                     summed PSS (KiB) from /proc/PID/smaps_rollup
-  process_tree(pid)                 a server's first process and every process below it
+  process_tree(pid)                 a server's first process and every process below it (one /proc pass)
   load(port, users_file, ...)       run postern-imap-load, return its JSON result
 
 Not a test: the benchmarks run by hand, as root (Dovecot and Postern both drop
