@@ -1,6 +1,9 @@
 """imap_bench_lib — what imap_mixed.py and imap_idle_memory.py share.
 
   make_users(n)                     [(address, password)]
+  make_messages(n) / iter_messages(n, text=...)
+                                    the generated messages, as a list or one at a time
+                                    (imap_large_mailbox.py passes a faster body generator)
   BenchData(users, messages, attachments=0.0)
                                     a Postern Instance with those users (cheap Argon2
                                     cost, as the test suite) whose Maildirs hold the same
@@ -8,7 +11,7 @@
                                     the users file for Dovecot; .start_postern(),
                                     .start_dovecot(), .close()
   pss_kib(pids)                     summed PSS (KiB) from /proc/PID/smaps_rollup
-  process_tree(pid)                 a server's first process and every process below it
+  process_tree(pid)                 a server's first process and every process below it (one /proc pass)
   load(port, users_file, ...)       run postern-imap-load, return its JSON result
 
 Not a test: the benchmarks run by hand, as root (Dovecot and Postern both drop
@@ -82,9 +85,15 @@ def _attachment(rng, b, text):
 def make_messages(count, seed=20261129, attachments=0.0):
     """[(bytes, flags, unix_time)]: the same list for every user (CRLF line endings).
     `attachments`: the share of messages that carry a 20-200 KiB base64 attachment."""
-    rng = random.Random(seed)
-    out = []
+    return list(iter_messages(count, seed, attachments))
+
+
+def iter_messages(count, seed=20261129, attachments=0.0, text=None):
+    """make_messages one at a time (for large folders); `text(rng, size)` makes body text
+    (default: word by word; a large folder passes a faster one)."""
+    _text = text or globals()["_text"]
     t0 = 1_780_000_000  # mid 2026
+    rng = random.Random(seed)
     for n in range(count):
         when = t0 + n * 3700 + rng.randint(0, 3000)
         first, last = rng.choice(FIRST), rng.choice(LAST)
@@ -130,8 +139,7 @@ def make_messages(count, seed=20261129, attachments=0.0):
         r = rng.random()
         flags = "" if r < 0.3 else "S" if r < 0.85 else "FS" if r < 0.93 else "RS"
         text = "\r\n".join(h) + "\r\n\r\n" + body
-        out.append((text, flags, when))
-    return out
+        yield (text, flags, when)
 
 
 
@@ -347,12 +355,23 @@ def children_of(pid):
 
 def process_tree(pid):
     """A server's first process and every process below it: Dovecot's master with anvil, log,
-    config, auth, stats, imap-login and imap; postern-imapd with its workers (imap.processes)."""
+    config, auth, stats, imap-login and imap; postern-imapd with its workers (imap.processes).
+    One pass over /proc (Dovecot runs thousands of processes at scale)."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(d))
     seen, todo = [], [pid]
     while todo:
         p = todo.pop()
         seen.append(p)
-        todo += children_of(p)
+        todo += children.get(p, [])
     return seen
 
 

@@ -32,9 +32,13 @@
 //                 a whole body as long as its RFC822.SIZE, a STORE's FETCH carrying
 //                 the keyword, APPENDUID/COPYUID present and the appended size
 //                 read back. A mismatch counts as a "model check" error.
-//   --idle        opens N connections (LOGIN, SELECT INBOX, IDLE), prints
-//                 "ready <ok> <failed>" and holds them until stdin reaches EOF
-//                 or SIGINT/SIGTERM arrives.
+//   --idle        opens N connections (LOGIN, SELECT INBOX, IDLE), prints how
+//                 steadily they were taken ("# connected ..."), then
+//                 "ready <ok> <failed>", and holds them until stdin reaches EOF
+//                 or SIGINT/SIGTERM arrives. A line "watch K" on stdin makes the
+//                 sessions of user K wait for the next "* n EXISTS" and print
+//                 "seen <count> <first> <last>" (CLOCK_MONOTONIC ns): with the
+//                 time of a delivery, the latency of IDLE's notification.
 //
 // Responses are read as IMAP defines them: a response is a line, and a line
 // ending in a literal "{n}" continues after n octets; a command is complete at
@@ -62,6 +66,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -208,6 +213,15 @@ public:
 
     bool isOpen() const { return m_fd >= 0; }
     const std::string& lastError() const { return m_lastError; }
+
+    // True when a response can be read now (buffered here or in TLS, or the socket is
+    // readable) or becomes readable within `ms` milliseconds.
+    bool waitReadable(int ms) {
+        if (m_pos < m_buf.size() || (m_ssl && SSL_pending(m_ssl) > 0)) return true;
+        if (m_fd < 0) return false;
+        pollfd p{m_fd, POLLIN, 0};
+        return ::poll(&p, 1, ms) > 0;
+    }
 
     bool send(std::string_view data) {
         while (!data.empty()) {
@@ -1360,12 +1374,40 @@ int runLoginOnly(const Options& o, SSL_CTX* ctx) {
 volatile sig_atomic_t g_stop = 0;
 void onSignal(int) { g_stop = 1; }
 
+// A user's sessions wait for the next "* n EXISTS" (a delivery announced during IDLE):
+// each watcher thread reads its session until that line or `timeoutMs`; returns the
+// steady-clock time (ns) each one saw it, -1 for none.
+std::vector<int64_t> watchExists(std::vector<Client*> sessions, int timeoutMs) {
+    std::vector<int64_t> seen(sessions.size(), -1);
+    std::vector<std::thread> threads;
+    const auto deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
+    for (size_t k = 0; k < sessions.size(); ++k) {
+        threads.emplace_back([&, k] {
+            Conn& c = sessions[k]->conn();
+            std::string r;
+            for (;;) {
+                const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+                if (left <= 0 || !c.waitReadable(int(left))) return;
+                if (!c.readResponse(r)) return;
+                if (r.rfind("* ", 0) == 0 && r.find(" EXISTS") != std::string::npos) {
+                    seen[k] = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+                    return;
+                }
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+    return seen;
+}
+
 int runIdle(const Options& o, SSL_CTX* ctx) {
     std::vector<std::unique_ptr<Client>> clients;
     for (int i = 0; i < o.clients; ++i) clients.push_back(std::make_unique<Client>(o, ctx, i));
     std::atomic<int> next{0}, ok{0}, failed{0};
+    std::vector<double> doneAt(size_t(o.clients), -1.0);  // seconds after the start, per client
     const int workers = std::min(o.clients, 16);
     std::vector<std::thread> threads;
+    const auto start = Clock::now();
     for (int w = 0; w < workers; ++w) {
         threads.emplace_back([&] {
             for (;;) {
@@ -1399,22 +1441,78 @@ int runIdle(const Options& o, SSL_CTX* ctx) {
                                     (tagged.empty() ? c.conn().lastError() : Conn::firstLine(tagged)));
                     }
                 }
+                if (good) doneAt[size_t(i)] = std::chrono::duration<double>(Clock::now() - start).count();
                 (good ? ok : failed)++;
             }
         });
     }
     for (auto& t : threads) t.join();
+    // How steadily the connections were taken: the rate of each tenth of them (in the
+    // order they finished), and the whole.
+    {
+        std::vector<double> t;
+        for (double d : doneAt)
+            if (d >= 0) t.push_back(d);
+        std::sort(t.begin(), t.end());
+        if (t.size() >= 10) {
+            std::string rates;
+            double prev = 0;
+            for (int k = 1; k <= 10; ++k) {
+                const size_t idx = t.size() * size_t(k) / 10 - 1;
+                const size_t n = t.size() / 10;
+                const double span = t[idx] - prev;
+                rates += " " + std::to_string(long(span > 0 ? double(n) / span : 0));
+                prev = t[idx];
+            }
+            std::printf("# connected %zu in %.1f s: %.0f/s; per tenth:%s\n", t.size(), t.back(),
+                        double(t.size()) / t.back(), rates.c_str());
+        }
+        double loginS = 0;
+        uint64_t logins = 0;
+        for (auto& c : clients) {
+            loginS += c->stats.seconds[kLogin];
+            logins += c->stats.count[kLogin];
+        }
+        if (logins) std::printf("# mean LOGIN %.1f ms\n", 1000.0 * loginS / double(logins));
+    }
     std::printf("ready %d %d\n", ok.load(), failed.load());
     std::fflush(stdout);
-    // Hold the connections until stdin closes or a signal arrives.
+    // Hold the connections until stdin closes or a signal arrives. "watch K\n" on stdin:
+    // the sessions of user K (clients K, K + users, ...) wait for the next EXISTS;
+    // prints "watching <n>" at once, then "seen <n> <first_ns> <last_ns>" (steady clock,
+    // CLOCK_MONOTONIC) when all saw it or 10 s passed.
+    std::string in;
     while (!g_stop) {
         pollfd p{0, POLLIN, 0};
         int rc = ::poll(&p, 1, 500);
         if (rc < 0 && errno != EINTR) break;
-        if (rc > 0) {
-            char buf[256];
-            ssize_t n = ::read(0, buf, sizeof buf);
-            if (n <= 0) break;
+        if (rc <= 0) continue;
+        char buf[256];
+        ssize_t n = ::read(0, buf, sizeof buf);
+        if (n <= 0) break;
+        in.append(buf, size_t(n));
+        size_t nl;
+        while ((nl = in.find('\n')) != std::string::npos) {
+            std::string line = in.substr(0, nl);
+            in.erase(0, nl + 1);
+            if (line.rfind("watch ", 0) != 0) continue;
+            const size_t user = size_t(std::atol(line.c_str() + 6));
+            std::vector<Client*> sessions;
+            for (size_t i = user; i < clients.size(); i += o.users.size())
+                if (doneAt[i] >= 0) sessions.push_back(clients[i].get());
+            std::printf("watching %zu\n", sessions.size());
+            std::fflush(stdout);
+            auto seen = watchExists(sessions, 10000);
+            int64_t first = -1, last = -1;
+            size_t got = 0;
+            for (int64_t s : seen) {
+                if (s < 0) continue;
+                ++got;
+                if (first < 0 || s < first) first = s;
+                if (s > last) last = s;
+            }
+            std::printf("seen %zu %lld %lld\n", got, (long long)first, (long long)last);
+            std::fflush(stdout);
         }
     }
     for (auto& c : clients) c->conn().close();
@@ -1505,6 +1603,13 @@ int main(int argc, char** argv) {
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     // No session cache: every connection does a full handshake, as a new client would.
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    // Idle TLS connections by the thousand: give record buffers back while idle.
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    // One descriptor per connection: as many as the hard limit allows.
+    if (rlimit rl{}; ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &rl);
+    }
 
     int rc;
     if (o.idle) rc = runIdle(o, ctx);

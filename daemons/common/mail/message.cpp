@@ -378,6 +378,8 @@ QList<QByteArray> headerValues(const QByteArray& d, const char* name) {
     return out;
 }
 
+QString decodeCharset(const QByteArray& bytes, const QByteArray& charset) { return charsetDecode(bytes, charset); }
+
 MimePart parseMime(const QByteArray& message) {
     MimePart root;
     int budget = kMaxParts;

@@ -8,6 +8,7 @@
 //       ranges of each part's header and body, body size and line count, and
 //       the child parts of multipart/* and message/rfc822.
 //   decodeHeaderText(raw)       RFC 2047 encoded-words -> Unicode.
+//   decodeCharset(bytes, cs)    text in a MIME charset -> Unicode (body parts).
 //   parseAddressList(raw)       RFC 5322 address lists incl. groups and
 //                               obsolete forms (source routes; a comment after a
 //                               bare addr-spec is its display name), as (display
@@ -73,6 +74,9 @@ struct MimePart {
 MimePart parseMime(const QByteArray& message);
 
 QString decodeHeaderText(const QByteArray& raw);
+// Text in `charset` (a MIME charset name, any case; empty: UTF-8 when valid, else
+// Latin-1; unknown: Latin-1) -> Unicode, of any length (a body part's text).
+QString decodeCharset(const QByteArray& bytes, const QByteArray& charset);
 
 struct Address {
     QString name;    // display name (decoded); for "user@host (Real Name)", the comment

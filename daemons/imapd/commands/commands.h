@@ -17,6 +17,7 @@
 
 #include <QDateTime>
 #include <QList>
+#include <memory>
 
 namespace postern::imap {
 
@@ -127,6 +128,22 @@ inline constexpr int kMaxSearchDepth = 64;
 // accepted, 1,001 times gets BAD.
 inline constexpr int kMaxSearchKeys = 1000;
 std::optional<QList<int>> evaluateSearchProgram(const QList<Token>& args, qsizetype start, const MailboxView& view, QString* error);
+
+// Top-level header blocks of a view's messages for SORT and THREAD, from the same
+// process-wide store (backed by the folder's index) that SEARCH's header keys use:
+// a message file is read only when the store does not hold its block yet.
+class HeaderBlocks {
+public:
+    explicit HeaderBlocks(const MailboxView& view);
+    ~HeaderBlocks();
+    HeaderBlocks(const HeaderBlocks&) = delete;
+    HeaderBlocks& operator=(const HeaderBlocks&) = delete;
+    QByteArray block(int index);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> d;
+};
 // A UID set as the shortest "1:3,7" text.
 QByteArray compactSet(QList<quint32> values);
 

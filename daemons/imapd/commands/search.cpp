@@ -422,7 +422,8 @@ void collectText(const QByteArray& msg, const mail::MimePart& p, QString& out) {
     if (p.type != u"text") return;
     const QByteArray raw = mail::decodeTransferEncoding(msg.mid(p.bodyStart, p.bodyEnd - p.bodyStart), p.encoding);
     const QString charset = p.params.get(QStringLiteral("charset"));
-    out += mail::decodeHeaderText("=?" + (charset.isEmpty() ? QByteArray("utf-8") : charset.toLatin1()) + "?B?" + raw.toBase64() + "?=");
+    // The part's charset (RFC 2046 4.1.2: US-ASCII when absent; read as UTF-8, its superset).
+    out += mail::decodeCharset(raw, charset.isEmpty() ? QByteArray("utf-8") : charset.toLatin1());
     out += QLatin1Char('\n');
 }
 
@@ -684,6 +685,20 @@ void Commands::search(ImapSession& s, const R& r) {
         s.untagged(line);
     }
     s.ok(r, QStringLiteral("SEARCH completed"));
+}
+
+struct HeaderBlocks::Impl {
+    explicit Impl(const MailboxView& v) : view(v) {}
+    const MailboxView& view;
+    HeaderCache cache;
+};
+
+HeaderBlocks::HeaderBlocks(const MailboxView& view) : d(std::make_unique<Impl>(view)) {}
+HeaderBlocks::~HeaderBlocks() = default;
+
+QByteArray HeaderBlocks::block(int index) {
+    Context c{d->view, index, &d->cache};
+    return c.headerBlock();
 }
 
 }  // namespace postern::imap

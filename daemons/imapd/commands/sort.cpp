@@ -22,17 +22,18 @@
 // decomposition step). An obsolete "user@host (Real Name)" has the comment as
 // display name, as ENVELOPE shows it. Ties go by sequence number, REVERSE or not.
 // Security: header values are untrusted; only the header of each message is
-// read (up to its blank line). Limits: the result line grows with the mailbox
-// (as SEARCH's does); message headers are read on the event-loop thread, like
-// SEARCH's (no index yet).
+// read (up to its blank line), and only when the process's header store (shared
+// with SEARCH, backed by the folder's index: HeaderBlocks, commands.h) does not
+// hold it yet. Limits: the result line grows with the mailbox (as SEARCH's
+// does); message headers are read on the event-loop thread, like SEARCH's.
 #include "commands.h"
 
 #include "../imap_thread.h"
 
 #include "common/mail/message.h"
 
-#include <QFile>
 #include <algorithm>
+#include <optional>
 
 namespace postern::imap {
 
@@ -53,20 +54,6 @@ std::optional<SortKey> sortKeyNamed(const QByteArray& upper) {
     for (const auto& [name, key] : names)
         if (upper == name) return key;
     return std::nullopt;
-}
-
-// The header of a message file, read up to its blank line only.
-mail::Header readHeader(const QString& path) {
-    QFile f(path);
-    if (!f.open(QIODevice::ReadOnly)) return {};
-    QByteArray data;
-    while (!f.atEnd()) {
-        const qsizetype scanFrom = std::max<qsizetype>(0, data.size() - 3);
-        data += f.read(16 * 1024);
-        if (data.indexOf("\n\r\n", scanFrom) >= 0 || data.indexOf("\n\n", scanFrom) >= 0 || data.startsWith("\r\n") || data.startsWith("\n"))
-            break;
-    }
-    return mail::parseHeader(data);
 }
 
 // RFC 5256 2.2: the Date header in UTC, else INTERNALDATE.
@@ -185,13 +172,39 @@ void Commands::sort(ImapSession& s, const R& r) {
         if (c.key != SortKey::Arrival && c.key != SortKey::Size) needHeader = true;
     QList<SortData> data;
     data.reserve(hits->size());
+    std::optional<HeaderBlocks> blocks;
+    if (needHeader) blocks.emplace(v);
+    QList<const char*> fields;
+    auto use = [&](const char* f) {
+        if (!fields.contains(f)) fields << f;
+    };
+    for (const Criterion& c : criteria) {
+        switch (c.key) {
+            case SortKey::Date: use("date"); break;
+            case SortKey::Subject: use("subject"); break;
+            case SortKey::From:
+            case SortKey::DisplayFrom: use("from"); break;
+            case SortKey::To:
+            case SortKey::DisplayTo: use("to"); break;
+            case SortKey::Cc: use("cc"); break;
+            case SortKey::Arrival:
+            case SortKey::Size: break;
+        }
+    }
     for (int idx : *hits) {
         const Message& m = v.messages().at(idx);
         SortData d;
         d.arrival = m.mtimeMs;
         d.size = m.vsize;
         if (needHeader) {
-            const mail::Header h = readHeader(v.path(idx));
+            // Only the fields the criteria use (parsing whole headers of a large folder
+            // was most of SORT's time).
+            const QByteArray block = blocks->block(idx);
+            mail::Header h;
+            for (const char* field : fields) {
+                const QList<QByteArray> values = mail::headerValues(block, field);
+                if (!values.isEmpty()) h.fields.append(mail::HeaderField{QByteArray(field), values.first()});
+            }
             d.date = sentDate(h, m);
             d.subject = extractBaseSubject(h.value("subject")).text;
             d.from = addrMailbox(h, "from");
@@ -235,9 +248,10 @@ void Commands::thread(ImapSession& s, const R& r) {
     if (!hits) return;
     QList<ThreadMessage> messages;
     messages.reserve(hits->size());
+    HeaderBlocks blocks(v);
     for (int idx : *hits) {
         const Message& m = v.messages().at(idx);
-        const mail::Header h = readHeader(v.path(idx));
+        const mail::Header h = mail::parseHeader(blocks.block(idx));
         ThreadMessage t;
         t.number = r.uid ? m.uid : quint32(idx + 1);
         t.sentDate = sentDate(h, m);
