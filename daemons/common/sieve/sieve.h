@@ -23,11 +23,11 @@
 // encoded-character (RFC 5228 2.4.2.4), imap4flags (RFC 5232), copy (RFC 3894),
 // reject and ereject (RFC 5429), variables (RFC 5229), subaddress (RFC 5233),
 // relational (RFC 5231), body (RFC 5173: :raw, :text, :content), date
-// (RFC 5260: date, currentdate, :zone, :originalzone), vacation (RFC 5230) and
+// (RFC 5260: date, currentdate, :zone, :originalzone), index (RFC 5260 6:
+// :index N [:last] on header, address and date), vacation (RFC 5230) and
 // vacation-seconds (RFC 6131), comparators i;octet, i;ascii-casemap and
 // comparator-i;ascii-numeric (RFC 4790).
-// Not implemented (an error at `require`): include (RFC 6609), index (RFC 5260 6),
-// enotify, editheader, environment, spamtest, ihave, duplicate.
+// Not implemented (an error at `require`): enotify, editheader, environment, spamtest, ihave, duplicate.
 //
 // Security: the script is written by a mail user (untrusted) and runs on
 // untrusted mail. Every size and count below is bounded; recursion in the

@@ -401,10 +401,20 @@ private:
         return out;
     }
 
-    QStringList headerValues(const QStringList& names) {
+    // RFC 5260 6: with :index N only the Nth field of that name (from the end with
+    // :last) is looked at; none when there are fewer. Without :index, all of them.
+    static QList<QByteArray> indexed(const Node& n, QList<QByteArray> fields) {
+        if (!n.tags.contains(QStringLiteral("index"))) return fields;
+        const qint64 i = n.tags.value(QStringLiteral("index")).number;  // >= 1 (validated)
+        if (i > fields.size()) return {};
+        const qsizetype at = n.tags.contains(QStringLiteral("last")) ? fields.size() - qsizetype(i) : qsizetype(i) - 1;
+        return {fields.at(at)};
+    }
+
+    QStringList headerValues(const Node& n, const QStringList& names) {
         QStringList out;
         for (const QString& name : names)
-            for (const QByteArray& raw : rawFields(name)) out << mail::decodeHeaderText(raw).trimmed();
+            for (const QByteArray& raw : indexed(n, rawFields(name))) out << mail::decodeHeaderText(raw).trimmed();
         return out;
     }
 
@@ -424,7 +434,7 @@ private:
     QStringList addressValues(const Node& n, const QStringList& names) {
         QStringList out;
         for (const QString& name : names)
-            for (const QByteArray& raw : rawFields(name))
+            for (const QByteArray& raw : indexed(n, rawFields(name)))
                 for (const mail::Address& a : mail::parseAddressList(raw)) {
                     if (a.groupStart || a.groupEnd || a.local.isEmpty()) continue;
                     if (auto part = addressPart(n, a.local, a.domain)) out << *part;
@@ -607,7 +617,7 @@ private:
             *result = n.tags.contains(QStringLiteral("over")) ? m_m.size > limit : m_m.size < limit;
             return std::nullopt;
         }
-        if (name == u"header") return test(n, headerValues(expand(pos.at(0).strings)), pos.at(1).strings, result);
+        if (name == u"header") return test(n, headerValues(n, expand(pos.at(0).strings)), pos.at(1).strings, result);
         if (name == u"address") return test(n, addressValues(n, expand(pos.at(0).strings)), pos.at(1).strings, result);
         if (name == u"envelope")
             return test(n, envelopeValues(n, expand(pos.at(0).strings)), pos.at(1).strings, result);
@@ -632,7 +642,7 @@ private:
         }
         if (name == u"date") {
             QStringList values;
-            const QStringList fields = headerValues({expand(pos.at(0).strings.value(0))});
+            const QStringList fields = headerValues(n, {expand(pos.at(0).strings.value(0))});
             if (!fields.isEmpty()) {  // RFC 5260 4: the last field for Date-like headers is ambiguous; take the first
                 const QDateTime d = mail::parseDate(fields.first().toUtf8());
                 if (d.isValid()) values << datePart(inZone(d, n, true), expand(pos.at(1).strings.value(0)));

@@ -12,7 +12,8 @@
 // "comparator-i;ascii-numeric"); i;ascii-numeric refuses :contains and
 // :matches (RFC 4790 9.1.1: no substring operation); relational operators are
 // gt ge lt le eq ne (RFC 5231 4); date parts are those of RFC 5260 4;
-// set's variable name must be a valid identifier (RFC 5229 3).
+// set's variable name must be a valid identifier (RFC 5229 3); :index counts
+// from 1 and :last needs :index (RFC 5260 6).
 #include "sieve_internal.h"
 
 #include <QRegularExpression>
@@ -43,6 +44,8 @@ const QList<TagSpec> kAddressPart = {{"all", nullptr, "addrpart", {}},
                                      {"domain", nullptr, "addrpart", {}},
                                      {"user", "subaddress", "addrpart", {}},
                                      {"detail", "subaddress", "addrpart", {}}};
+// RFC 5260 6: which occurrence of the header field a test looks at.
+const QList<TagSpec> kIndex = {{"index", "index", nullptr, P::Number}, {"last", "index", nullptr, {}}};
 const QList<TagSpec> kBodyTransform = {{"raw", "body", "transform", {}},
                                        {"text", "body", "transform", {}},
                                        {"content", "body", "transform", P::StringList}};
@@ -104,9 +107,9 @@ const QList<Spec>& specs() {
           {"handle", nullptr, nullptr, P::String}},
          {P::String}},
         // Tests (RFC 5228 5 and extensions)
-        {"address", nullptr, true, kComparator + kMatch + kAddressPart, {P::StringList, P::StringList}},
+        {"address", nullptr, true, kComparator + kMatch + kAddressPart + kIndex, {P::StringList, P::StringList}},
         {"envelope", "envelope", true, kComparator + kMatch + kAddressPart, {P::StringList, P::StringList}},
-        {"header", nullptr, true, kComparator + kMatch, {P::StringList, P::StringList}},
+        {"header", nullptr, true, kComparator + kMatch + kIndex, {P::StringList, P::StringList}},
         {"exists", nullptr, true, {}, {P::StringList}},
         {"size", nullptr, true, {{"over", nullptr, "size", {}}, {"under", nullptr, "size", {}}}, {P::Number}},
         {"allof", nullptr, true, {}, {}, 0, Spec::Sub::TestList},
@@ -120,7 +123,7 @@ const QList<Spec>& specs() {
         {"date",
          "date",
          true,
-         kComparator + kMatch +
+         kComparator + kMatch + kIndex +
              QList<TagSpec>{{"zone", nullptr, "zone", P::String}, {"originalzone", nullptr, "zone", {}}},
          {P::String, P::String, P::StringList}},
         {"currentdate",
@@ -337,6 +340,14 @@ private:
                 return errorAt(r.line, r.column,
                                QStringLiteral("unknown relational operator \"%1\"").arg(r.strings.value(0)));
         }
+        if (n.tags.contains(QStringLiteral("last")) && !n.tags.contains(QStringLiteral("index"))) {
+            const Argument& l = n.tags[QStringLiteral("last")];
+            return errorAt(l.line, l.column, QStringLiteral(":last needs :index"));  // RFC 5260 6
+        }
+        if (n.tags.contains(QStringLiteral("index")) && n.tags[QStringLiteral("index")].number < 1) {
+            const Argument& i = n.tags[QStringLiteral("index")];
+            return errorAt(i.line, i.column, QStringLiteral(":index counts from 1"));  // RFC 5260 6: fieldno > 0
+        }
         if (n.name == u"size" && !n.tags.contains(QStringLiteral("over")) && !n.tags.contains(QStringLiteral("under")))
             return errorAt(n.line, n.column, QStringLiteral("size needs :over or :under"));
         if (n.name == u"date" || n.name == u"currentdate") {
@@ -488,6 +499,7 @@ QStringList supportedExtensions() {
             QStringLiteral("relational"),
             QStringLiteral("body"),
             QStringLiteral("date"),
+            QStringLiteral("index"),
             QStringLiteral("vacation"),
             QStringLiteral("vacation-seconds"),
             QStringLiteral("comparator-i;ascii-numeric"),

@@ -267,6 +267,44 @@ void TestSieve::examples_data() {
                "currentdate :value \"le\" \"date\" \"2026-12-31\") { discard; }")
         << h << "discard";
     // RFC 5230 / 6131 vacation
+    // RFC 5260 6: index (Received fields are added at the top, so :last 1 is the oldest)
+    const QByteArray rcv = "Received: from mx.example.org by hop3.example.com; Tue, 1 Apr 1997 12:00:00 -0500\r\n"
+                           "Received: from relay.example.net by hop2.example.org; Tue, 1 Apr 1997 11:00:00 -0500\r\n"
+                           "Received: from client.example.net by hop1.example.net; Tue, 1 Apr 1997 10:00:00 -0500\r\n"
+                           "From: coyote@desert.example.org\r\n"
+                           "To: a@example.com, b@example.com\r\n"
+                           "To: c@example.com\r\n";
+    QTest::newRow("5260 6: date :index 1 :zone received")
+        << QByteArray("require [\"date\", \"relational\", \"index\"];\n"
+                      "if date :value \"ge\" :index 1 :zone \"-0500\" \"received\" \"iso8601\" \"1997-04-01T12:00:00-05:00\"\n"
+                      "{ discard; }")
+        << rcv << "discard";
+    QTest::newRow("5260 6: date :index 2 :last is the middle hop")
+        << QByteArray("require [\"date\", \"index\"];\n"
+                      "if date :index 2 :last :zone \"-0500\" \"received\" \"hour\" \"11\" { discard; }")
+        << rcv << "discard";
+    QTest::newRow("5260 6: header :index 1 :last is the oldest")
+        << QByteArray("require \"index\"; if header :contains :index 1 :last \"Received\" \"hop1\" { discard; }")
+        << rcv << "discard";
+    QTest::newRow("5260 6: header :index 1 is not the oldest")
+        << QByteArray("require \"index\"; if header :contains :index 1 \"Received\" \"hop1\" { discard; }")
+        << rcv << "implicit keep";
+    QTest::newRow("5260 6: header :index 3 is the last of three")
+        << QByteArray("require \"index\"; if header :contains :index 3 \"Received\" \"hop1\" { discard; }")
+        << rcv << "discard";
+    QTest::newRow("5260 6: :index beyond the fields matches nothing")
+        << QByteArray("require \"index\"; if header :contains :index 4 \"Received\" \"hop\" { discard; }")
+        << rcv << "implicit keep";
+    QTest::newRow("5260 6: :index beyond the fields from the end")
+        << QByteArray("require \"index\"; if header :contains :index 4 :last \"Received\" \"hop\" { discard; }")
+        << rcv << "implicit keep";
+    QTest::newRow("5260 6: address :index selects the field, not the address")
+        << QByteArray("require [\"index\", \"relational\", \"comparator-i;ascii-numeric\"];\n"
+                      "if address :count \"eq\" :comparator \"i;ascii-numeric\" :index 1 \"To\" \"2\" { discard; }")
+        << rcv << "discard";
+    QTest::newRow("5260 6: address :index 2 :domain")
+        << QByteArray("require \"index\"; if address :localpart :index 2 \"To\" \"c\" { discard; }")
+        << rcv << "discard";
     QTest::newRow("5230: vacation defaults") << QByteArray("require \"vacation\"; vacation \"I'm away\";") << h
                                              << "vacation period=604800 \"I'm away\"; implicit keep";
     QTest::newRow("5230: vacation tags")
@@ -345,6 +383,16 @@ void TestSieve::parseErrors_data() {
                               << "1:38: zone must look like +hhmm or -hhmm";
     QTest::newRow("bad variable name") << QByteArray("require \"variables\"; set \"1a\" \"x\";")
                                        << "1:26: invalid variable name \"1a\"";
+    QTest::newRow("index not required") << QByteArray("if header :index 1 \"a\" \"b\" { }")
+                                        << "1:11: tag :index needs require \"index\"";
+    QTest::newRow("index 0") << QByteArray("require \"index\"; if header :index 0 \"a\" \"b\" { }")
+                             << "1:36: :index counts from 1";
+    QTest::newRow("last without index") << QByteArray("require \"index\"; if header :last \"a\" \"b\" { }")
+                                        << "1:29: :last needs :index";
+    QTest::newRow("index without number") << QByteArray("require \"index\"; if header :index \"a\" \"b\" { }")
+                                          << "1:29: tag :index needs a number";
+    QTest::newRow("index on exists") << QByteArray("require \"index\"; if exists :index 1 \"a\" { }")
+                                     << "1:29: unknown tag :index for exists";
     QTest::newRow("size without :over") << QByteArray("if size 10 { }") << "1:4: size needs :over or :under";
     QTest::newRow("number too large") << QByteArray("if size :over 99999999999999999999 { }")
                                       << "1:15: number too large";
