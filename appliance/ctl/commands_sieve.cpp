@@ -106,7 +106,8 @@ int sieveShow(CtlContext& ctx) {
 
 int storeAndMaybeActivate(CtlContext& ctx, const Config& config, const QString& address, const QString& name,
                           const QByteArray& source, bool activate) {
-    if (auto st = sieve::putScript(config.mailDir(), address, name, source); !st) return ctx.fail(st.errorMessage());
+    if (auto st = sieve::putScript(config.mailDir(), address, name, source, sieve::Quota::fromConfig(config)); !st)
+        return ctx.fail(st.errorMessage());
     if (activate)
         if (auto st = sieve::activateScript(config.mailDir(), address, name); !st) return ctx.fail(st.errorMessage());
     ctx.out << "script '" << name << "' stored for " << address << (activate ? " and active" : "") << Qt::endl;

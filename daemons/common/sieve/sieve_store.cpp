@@ -9,6 +9,7 @@
 
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -90,11 +91,19 @@ Result<QByteArray> readScript(const QString& mailDir, const QString& address, co
     return readFile(path, Limits{}.maxScriptBytes);
 }
 
-Status putScript(const QString& mailDir, const QString& address, const QString& name, const QByteArray& source) {
+Quota Quota::fromConfig(const Config& config) {
+    Quota q;
+    q.maxScripts = int(std::clamp<qint64>(config.integer(QStringLiteral("sieve.max_scripts")), 1, 1000));
+    q.maxScriptBytes = std::clamp<qint64>(config.size(QStringLiteral("sieve.max_script_size")), 1, Limits{}.maxScriptBytes);
+    return q;
+}
+
+Status putScript(const QString& mailDir, const QString& address, const QString& name, const QByteArray& source,
+                 const Quota& quota) {
     if (auto st = checkName(name); !st) return st;
     auto dir = checkedDir(mailDir, address);
     if (!dir) return dir.error();
-    if (auto st = checkSpace(mailDir, address, name, source.size()); !st) return st;
+    if (auto st = checkSpace(mailDir, address, name, source.size(), quota); !st) return st;
     if (auto compiled = compile(source); !compiled)
         return Status::fail(QStringLiteral("%1: %2").arg(name, compiled.errorMessage()));
     const QString path = scriptPath(*dir, name);
@@ -131,9 +140,10 @@ Status deleteScript(const QString& mailDir, const QString& address, const QStrin
     return syncDirectory(*dir);
 }
 
-Status checkSpace(const QString& mailDir, const QString& address, const QString& name, qint64 size) {
+Status checkSpace(const QString& mailDir, const QString& address, const QString& name, qint64 size,
+                  const Quota& quota) {
     if (auto st = checkName(name); !st) return st;
-    const qint64 max = Limits{}.maxScriptBytes;
+    const qint64 max = std::min(quota.maxScriptBytes, Limits{}.maxScriptBytes);
     if (size < 0 || size > max)
         return Status::fail(QStringLiteral("%1: larger than %2 bytes (the limit)").arg(name).arg(max), EFBIG);
     auto dir = checkedDir(mailDir, address);
@@ -141,8 +151,8 @@ Status checkSpace(const QString& mailDir, const QString& address, const QString&
     if (QFileInfo::exists(scriptPath(*dir, name))) return {};  // replacing: the count stays
     auto list = listScripts(mailDir, address);
     if (!list) return list.error();
-    if (list->size() >= kMaxScriptsPerUser)
-        return Status::fail(QStringLiteral("%1 already has %2 scripts (the limit)").arg(address).arg(kMaxScriptsPerUser),
+    if (list->size() >= quota.maxScripts)
+        return Status::fail(QStringLiteral("%1 already has %2 scripts (the limit)").arg(address).arg(quota.maxScripts),
                             EDQUOT);
     return {};
 }
