@@ -386,12 +386,14 @@ void ManageSieveSession::cmdPutScript(const QList<Argument>& args) {
 void ManageSieveSession::cmdCheckScript(const QList<Argument>& args) {
     if (!stringArgs(args)) return;
     const QByteArray source = args.at(0).value;
-    storeOp([source](const QString&, const QString&) {
+    storeOp([source](const QString& mailDir, const QString& user) {
                 const qint64 max = sieve::Limits{}.maxScriptBytes;
                 if (source.size() > max)
                     return StoreReply{Status::fail(QStringLiteral("larger than %1 bytes (the limit)").arg(max), EFBIG), {}, {}};
                 auto compiled = sieve::compile(source);
-                return StoreReply{compiled ? Status{} : Status::fail(compiled.errorMessage()), {}, {}};  // line:column
+                if (!compiled) return StoreReply{Status::fail(compiled.errorMessage()), {}, {}};  // line:column
+                // RFC 6609 3.2: personal includes must exist (the script has no name here).
+                return StoreReply{sieve::checkIncludes(mailDir, user, QString(), *compiled), {}, {}};
             },
             [this](const StoreReply& r) {
                 if (r.status) ok();

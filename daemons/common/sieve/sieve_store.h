@@ -89,6 +89,25 @@ Status checkSpace(const QString& mailDir, const QString& address, const QString&
 // Empty when no script is active.
 Result<QString> activeScriptName(const QString& mailDir, const QString& address);
 
+// The administrator's scripts (RFC 6609 :global, and Pigeonhole-style before/after
+// scripts run around each user's active script): <config>/sieve/global/<name>.sieve,
+// written by posternctl as root (mode 0644: the daemons read them).
+// Settings: sieve.before and sieve.after, comma-separated names of global scripts.
+struct GlobalScripts {
+    QString dir;  // <config>/sieve/global; empty: none
+    QStringList before, after;
+    static GlobalScripts fromConfig(const Config& config);
+};
+QString globalScriptDir(const QString& configDir);
+Result<QList<ScriptInfo>> listGlobalScripts(const QString& configDir);
+Result<QByteArray> readGlobalScript(const QString& configDir, const QString& name);
+Status putGlobalScript(const QString& configDir, const QString& name, const QByteArray& source);
+Status deleteGlobalScript(const QString& configDir, const QString& name);
+// PUTSCRIPT/CHECKSCRIPT (RFC 6609 3.2): every `include :personal` without :optional
+// names a stored script of the user (or `self`, the one being stored), and the
+// personal includes form no loop. The error has the include's line:column.
+Status checkIncludes(const QString& mailDir, const QString& address, const QString& self, const Script& script);
+
 class ScriptCache {
 public:
     struct Active {
@@ -99,6 +118,9 @@ public:
     };
     // nullopt: no active script (or none readable: then `readError` says why).
     std::optional<Active> active(const QString& mailDir, const QString& address, QString* readError = nullptr);
+    // Any script file by path (included scripts, global ones), compiled and cached the same
+    // way; nullptr with *error empty when the file does not exist.
+    std::shared_ptr<const Script> byPath(const QString& path, QString* error);
 
 private:
     struct Entry {

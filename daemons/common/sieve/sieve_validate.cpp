@@ -13,7 +13,9 @@
 // :matches (RFC 4790 9.1.1: no substring operation); relational operators are
 // gt ge lt le eq ne (RFC 5231 4); date parts are those of RFC 5260 4;
 // set's variable name must be a valid identifier (RFC 5229 3); :index counts
-// from 1 and :last needs :index (RFC 5260 6).
+// from 1 and :last needs :index (RFC 5260 6); include names a script by a
+// plain name (validIncludeName: no path can be formed from it) and global
+// needs "variables" (RFC 6609 3.3).
 #include "sieve_internal.h"
 
 #include <QRegularExpression>
@@ -69,6 +71,17 @@ const QList<Spec>& specs() {
         {"elsif", nullptr, false, {}, {}, 0, Spec::Sub::Test, true},
         {"else", nullptr, false, {}, {}, 0, Spec::Sub::None, true},
         {"stop", nullptr, false, {}, {}},
+        // include (RFC 6609 3.2-3.4)
+        {"include",
+         "include",
+         false,
+         {{"personal", nullptr, "location", {}},
+          {"global", nullptr, "location", {}},
+          {"once", nullptr, nullptr, {}},
+          {"optional", nullptr, nullptr, {}}},
+         {P::String}},
+        {"return", "include", false, {}, {}},
+        {"global", "include", false, {}, {P::StringList}},
         // Actions (RFC 5228 4 and extensions)
         {"keep", nullptr, false, {{"flags", "imap4flags", nullptr, P::StringList}}, {}},
         {"discard", nullptr, false, {}, {}},
@@ -362,6 +375,23 @@ private:
                     return errorAt(z.line, z.column, QStringLiteral("zone must look like +hhmm or -hhmm"));
             }
         }
+        if (n.name == u"include") {
+            const Argument& v = n.positional.at(0);
+            if (!validIncludeName(v.strings.value(0)))
+                return errorAt(v.line, v.column,
+                               QStringLiteral("invalid script name \"%1\" (1 to 64 of A-Z a-z 0-9 . _ -, not starting "
+                                              "with '.')")
+                                   .arg(v.strings.value(0)));
+        }
+        if (n.name == u"global") {  // RFC 6609 3.3: needs variables; names are identifiers
+            if (!m_s.has(QStringLiteral("variables")))
+                return errorAt(n.line, n.column, QStringLiteral("global needs require \"variables\""));
+            static const QRegularExpression ident(QStringLiteral("^[A-Za-z_][A-Za-z0-9_]*$"));
+            const Argument& v = n.positional.at(0);
+            for (const QString& name : v.strings)
+                if (!ident.match(name).hasMatch())
+                    return errorAt(v.line, v.column, QStringLiteral("invalid variable name \"%1\"").arg(name));
+        }
         if (n.name == u"set") {
             static const QRegularExpression ident(QStringLiteral("^[A-Za-z_][A-Za-z0-9_]*$"));
             const Argument& v = n.positional.at(0);
@@ -485,6 +515,15 @@ decoded:
 
 }  // namespace detail
 
+bool validIncludeName(const QString& name) {
+    if (name.isEmpty() || name.size() > 64 || name.startsWith(u'.')) return false;
+    for (QChar c : name)
+        if (!((c >= u'A' && c <= u'Z') || (c >= u'a' && c <= u'z') || (c >= u'0' && c <= u'9') || c == u'.' ||
+              c == u'_' || c == u'-'))
+            return false;
+    return true;
+}
+
 QStringList supportedExtensions() {
     return {QStringLiteral("fileinto"),
             QStringLiteral("mailbox"),
@@ -500,6 +539,7 @@ QStringList supportedExtensions() {
             QStringLiteral("body"),
             QStringLiteral("date"),
             QStringLiteral("index"),
+            QStringLiteral("include"),
             QStringLiteral("vacation"),
             QStringLiteral("vacation-seconds"),
             QStringLiteral("comparator-i;ascii-numeric"),

@@ -117,6 +117,10 @@ private Q_SLOTS:
         const QByteArray noRequire = h.send("PUTSCRIPT \"bad\" {20+}\r\nkeep;\r\nfileinto \"x\";\r\n");
         QVERIFY2(noRequire.startsWith("NO \"bad: 2:1: "), noRequire.constData());
         QCOMPARE(h.send("CHECKSCRIPT \"keep;\"\r\n"), QByteArray("OK\r\n"));
+        // RFC 6609 3.2: a personal include must name a stored script (unless :optional).
+        QCOMPARE(h.send("CHECKSCRIPT \"require \\\"include\\\"; include \\\"nope\\\";\"\r\n"),
+                 QByteArray("NO \"1:28: included script \\\"nope\\\" does not exist\"\r\n"));
+        QCOMPARE(h.send("CHECKSCRIPT \"require \\\"include\\\"; include :optional \\\"nope\\\";\"\r\n"), QByteArray("OK\r\n"));
         const QByteArray checkBad = h.send("CHECKSCRIPT \"keep;\\\\\"\r\n");
         QVERIFY2(checkBad.startsWith("NO \"1:6: "), checkBad.constData());
         const QByteArray putBad = h.send("PUTSCRIPT \"bad\" \"if true {\"\r\n");
