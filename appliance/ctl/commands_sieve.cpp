@@ -108,7 +108,8 @@ int sieveShow(CtlContext& ctx) {
 
 int storeAndMaybeActivate(CtlContext& ctx, const Config& config, const QString& address, const QString& name,
                           const QByteArray& source, bool activate) {
-    if (auto st = sieve::putScript(config.mailDir(), address, name, source); !st) return ctx.fail(st.errorMessage());
+    if (auto st = sieve::putScript(config.mailDir(), address, name, source, sieve::Quota::fromConfig(config)); !st)
+        return ctx.fail(st.errorMessage());
     if (activate)
         if (auto st = sieve::activateScript(config.mailDir(), address, name); !st) return ctx.fail(st.errorMessage());
     ctx.out << "script '" << name << "' stored for " << address << (activate ? " and active" : "") << Qt::endl;
@@ -197,7 +198,7 @@ int installGenerated(CtlContext& ctx, const QString& user, const QString& name, 
     Config config;
     const QString address = prepare(ctx, config, user);
     if (address.isEmpty()) return 1;
-    if (auto st = sieve::installGeneratedScript(config.mailDir(), address, name, *script); !st) return ctx.fail(st.errorMessage());
+    if (auto st = sieve::installGeneratedScript(config.mailDir(), address, name, *script, sieve::Quota::fromConfig(config)); !st) return ctx.fail(st.errorMessage());
     ctx.out << "script '" << name << "' stored for " << address << " and active" << Qt::endl;
     if (usesRedirectOrVacation(*script)) ctx.out << kNotYet << Qt::endl;
     return 0;

@@ -109,6 +109,7 @@ QList<Command> allCommands() {
     addBackupCommands(cmds);
     addImportCommands(cmds);
     addSieveCommands(cmds);
+    addSieveGlobalCommands(cmds);
     addSpamCommands(cmds);
     addBlockCommands(cmds);
     addTwoFactorCommands(cmds);

@@ -85,6 +85,7 @@ void addCertCommands(QList<Command>& out);
 void addBackupCommands(QList<Command>& out);
 void addImportCommands(QList<Command>& out);
 void addSieveCommands(QList<Command>& out);
+void addSieveGlobalCommands(QList<Command>& out);
 void addSpamCommands(QList<Command>& out);
 void addBlockCommands(QList<Command>& out);
 void addTwoFactorCommands(QList<Command>& out);

@@ -56,6 +56,7 @@ store::StoreStatus storeCopies(const LocalJob& job, const QString& address, cons
         in.envelopeTo = address;
         in.delimiters = job.delimiters;
         in.maySendAs = [&job, &m](const QString& a) { return job.accounts->maySendAs(m, a, job.delimiters); };
+        in.globals = job.sieveGlobals;
         plans << sieve::planDelivery(job.mailDir, m, in, sieve::processScriptCache());
         logPlan(job, m, plans.last());
     }
@@ -92,7 +93,7 @@ store::StoreStatus storeCopies(const LocalJob& job, const QString& address, cons
         content.length = size;
         const QList<sieve::Plan::Copy> copies = plans.at(i).reject ? QList<sieve::Plan::Copy>{sieve::Plan::Copy{}} : plans.at(i).copies;
         for (const sieve::Plan::Copy& copy : copies)
-            if (auto st = delivery.add(m, content, copy.folder, u ? u->quotaBytes : 0, copy.flags); !st) return st;
+            if (auto st = delivery.add(m, content, copy.folder, u ? u->quotaBytes : 0, copy.flags, copy.keywords); !st) return st;
         if (!plans.at(i).notice.isEmpty()) {  // the note about a broken script, once per script version
             store::Content notice;
             notice.head = QStringLiteral("Return-Path: <>\r\nDelivered-To: %1\r\n").arg(m).toUtf8() + plans.at(i).notice;

@@ -29,6 +29,7 @@
 #pragma once
 
 #include "common/mail/srs.h"
+#include "common/sieve/sieve_store.h"
 #include "common/spool/queue.h"
 
 #include "core/accounts.h"
@@ -45,6 +46,7 @@ struct LocalJob {
     spool::Envelope env;
     std::shared_ptr<const Accounts> accounts;
     QString mailDir;
+    sieve::GlobalScripts sieveGlobals;  // sieve.before/after, the global script folder
     QString bodyPath;  // the queued message file
     QString queueDir;  // Sieve redirects and vacation replies are queued here
     QString delimiters = QStringLiteral("+");

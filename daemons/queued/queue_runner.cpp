@@ -256,6 +256,7 @@ void QueueRunner::runLocal(const std::shared_ptr<DomainJob>& job) {
     local.env = job->msg->env;
     local.accounts = m_accounts.current();
     local.mailDir = m_s.mailDir;
+    local.sieveGlobals = m_s.sieveGlobals;
     local.bodyPath = spool::bodyPath(m_s.queueDir, spool::QueueState::Active, local.env.id);
     local.queueDir = m_s.queueDir;
     local.delimiters = m_s.delimiters;

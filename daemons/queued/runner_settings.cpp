@@ -8,6 +8,7 @@ RunnerSettings runnerSettings(const Config& c) {
     s.hostname = c.hostname();
     s.queueDir = c.queueDir();
     s.mailDir = c.mailDir();
+    s.sieveGlobals = sieve::GlobalScripts::fromConfig(c);
     s.configDir = c.configDir();
     s.mtaStsCacheDir = c.dataDir() + QStringLiteral("/state/mta-sts");
     s.lifetimeS = c.durationMs(QStringLiteral("queue.lifetime")) / 1000;

@@ -7,6 +7,8 @@
 // are only what a default-constructed struct holds in unit tests.
 #pragma once
 
+#include "common/sieve/sieve_store.h"
+
 #include "core/config.h"
 #include "core/dns.h"
 
@@ -17,6 +19,7 @@ namespace postern::outbound {
 
 struct RunnerSettings {
     QString hostname, queueDir, mailDir, configDir, mtaStsCacheDir;
+    sieve::GlobalScripts sieveGlobals;  // sieve.before/after, the global script folder
     qint64 lifetimeS = 5 * 86400, retryMinS = 300, retryMaxS = 4 * 3600, delayWarningS = 4 * 3600;
     int maxDeliveries = 20, maxPerDomain = 4;
     quint16 mxPort = 25, mtaStsPort = 443;

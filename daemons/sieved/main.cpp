@@ -36,6 +36,7 @@ managesieve::SessionConfig sessionConfig(const Config& c) {
     s.maxCommandsBeforeAuth = int(c.integer(QStringLiteral("sieve.max_commands_before_auth")));
     s.idleTimeoutMs = c.durationMs(QStringLiteral("sieve.idle_timeout"));
     s.loginDeadlineMs = c.durationMs(QStringLiteral("sieve.login_deadline"));
+    s.quota = sieve::Quota::fromConfig(c);
     return s;
 }
 

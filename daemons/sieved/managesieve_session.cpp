@@ -361,8 +361,8 @@ void ManageSieveSession::cmdHaveSpace(const QList<Argument>& args) {
     }
     const QString name = argText(args.at(0));
     const qint64 size = qint64(args.at(1).number);  // at most 2^32-1: fits
-    storeOp([name, size](const QString& mailDir, const QString& user) {
-                return StoreReply{sieve::checkSpace(mailDir, user, name, size), {}, {}};
+    storeOp([name, size, quota = m_config.quota](const QString& mailDir, const QString& user) {
+                return StoreReply{sieve::checkSpace(mailDir, user, name, size, quota), {}, {}};
             },
             [this](const StoreReply& r) {
                 if (r.status) ok();
@@ -374,8 +374,8 @@ void ManageSieveSession::cmdPutScript(const QList<Argument>& args) {
     if (!stringArgs(args)) return;
     const QString name = argText(args.at(0));
     const QByteArray source = args.at(1).value;
-    storeOp([name, source](const QString& mailDir, const QString& user) {
-                return StoreReply{sieve::putScript(mailDir, user, name, source), {}, {}};
+    storeOp([name, source, quota = m_config.quota](const QString& mailDir, const QString& user) {
+                return StoreReply{sieve::putScript(mailDir, user, name, source, quota), {}, {}};
             },
             [this](const StoreReply& r) {
                 if (r.status) ok();
@@ -386,12 +386,14 @@ void ManageSieveSession::cmdPutScript(const QList<Argument>& args) {
 void ManageSieveSession::cmdCheckScript(const QList<Argument>& args) {
     if (!stringArgs(args)) return;
     const QByteArray source = args.at(0).value;
-    storeOp([source](const QString&, const QString&) {
+    storeOp([source](const QString& mailDir, const QString& user) {
                 const qint64 max = sieve::Limits{}.maxScriptBytes;
                 if (source.size() > max)
                     return StoreReply{Status::fail(QStringLiteral("larger than %1 bytes (the limit)").arg(max), EFBIG), {}, {}};
                 auto compiled = sieve::compile(source);
-                return StoreReply{compiled ? Status{} : Status::fail(compiled.errorMessage()), {}, {}};  // line:column
+                if (!compiled) return StoreReply{Status::fail(compiled.errorMessage()), {}, {}};  // line:column
+                // RFC 6609 3.2: personal includes must exist (the script has no name here).
+                return StoreReply{sieve::checkIncludes(mailDir, user, QString(), *compiled), {}, {}};
             },
             [this](const StoreReply& r) {
                 if (r.status) ok();

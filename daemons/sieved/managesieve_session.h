@@ -26,6 +26,9 @@
 //   maxErrors             NO replies to bad commands before BYE
 //   maxCommandsBeforeAuth commands before a successful login, then BYE
 //   idleTimeoutMs, loginDeadlineMs (from connect; commands do not extend it)
+//   quota                 scripts per user and bytes per script (sieve.max_scripts,
+//                         sieve.max_script_size): HAVESPACE and PUTSCRIPT answer
+//                         NO (QUOTA/MAXSCRIPTS) / NO (QUOTA/MAXSIZE) at limit+1
 // A line or literal over its limit gets BYE and the connection closes (the
 // stream cannot be resynchronised); other bad input gets NO and the session goes on.
 // Standards: RFC 5804 (ManageSieve), RFC 4616 (PLAIN), RFC 5228 (scripts).
@@ -38,6 +41,7 @@
 #include "common/auth_request.h"
 #include "common/sasl.h"
 #include "common/session_io.h"
+#include "common/sieve/sieve_store.h"
 
 #include "core/result.h"
 
@@ -56,6 +60,7 @@ struct SessionConfig {
     int maxCommandsBeforeAuth = 20;
     qint64 idleTimeoutMs = 30 * 60'000;
     qint64 loginDeadlineMs = 60'000;
+    sieve::Quota quota;  // sieve.max_scripts, sieve.max_script_size (HAVESPACE, PUTSCRIPT)
 };
 
 // What a script operation answers: ok, or the store's error (Error::code: errno

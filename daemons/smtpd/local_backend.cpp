@@ -90,6 +90,7 @@ private:
 struct DeliveryContext {
     std::shared_ptr<const Accounts> accounts;
     QString mailDir, queueDir, delimiters;
+    sieve::GlobalScripts sieveGlobals;  // sieve.before/after, the global script folder
     qint64 maxHeaderBytes = 0;
     // Inbound sender authentication (common/senderauth), for mail without AUTH.
     bool senderAuth = false;
@@ -342,6 +343,7 @@ DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, co
         in.envelopeTo = recipientOf(job, m);
         in.delimiters = c.delimiters;
         in.maySendAs = [&c, &m](const QString& address) { return c.accounts->maySendAs(m, address, c.delimiters); };
+        in.globals = c.sieveGlobals;
         plans << sieve::planDelivery(c.mailDir, m, in, sieve::processScriptCache());
         logPlan(job, m, plans.last());
     }
@@ -402,7 +404,7 @@ DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, co
         }
         for (const sieve::Plan::Copy& copy : copies) {
             const QStringList folder = copy.folder.isEmpty() && toJunk ? junk : copy.folder;
-            if (auto st = delivery.add(m, content, folder, u ? u->quotaBytes : 0, copy.flags); !st) return failure(st.error());
+            if (auto st = delivery.add(m, content, folder, u ? u->quotaBytes : 0, copy.flags, copy.keywords); !st) return failure(st.error());
         }
         if (auto st = addErrorNotice(delivery, m, plans.at(i)); !st) return failure(st.error());
     }
@@ -673,6 +675,7 @@ void LocalBackend::deliver(QObject* context, MessageJob job, std::function<void(
     DeliveryContext c;
     c.accounts = m_accounts.current();
     c.mailDir = m_config.mailDir();
+    c.sieveGlobals = sieve::GlobalScripts::fromConfig(m_config);
     c.queueDir = m_config.queueDir();
     c.delimiters = m_config.value(QStringLiteral("recipient_delimiter"));
     c.srs = m_srs;

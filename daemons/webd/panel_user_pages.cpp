@@ -184,7 +184,8 @@ QString filtersPage(UserPageKit& k) {
 
 Result<QString> installForm(UserPageKit& k, const char* name, const Result<QByteArray>& script, const QString& okText) {
     if (!script) return script.error();
-    if (auto st = sieve::installGeneratedScript(k.ctx.mailDir, k.session->user, QLatin1String(name), *script); !st) return st.error();
+    if (auto st = sieve::installGeneratedScript(k.ctx.mailDir, k.session->user, QLatin1String(name), *script,
+                                                  sieve::Quota::fromConfig(*k.ctx.config)); !st) return st.error();
     return okText;
 }
 

@@ -6,7 +6,10 @@
 // Vacation actions are then carried out as far as no file is touched
 // (common/sieve/sieve_vacation.h): the RFC 3834 rules over the fuzzed header,
 // and the reply, whose header must hold exactly one Subject and no field the
-// sender's text could have injected (Bcc).
+// sender's text could have injected (Bcc). include (RFC 6609): every name
+// resolves to the fuzzed script itself (personal "main" is the running one), so
+// loops, :once, return and global variables across nesting are exercised within
+// Limits::maxIncludeDepth and maxIncludes.
 #include "common/mail/message.h"
 #include "common/sieve/sieve.h"
 #include "common/sieve/sieve_vacation.h"
@@ -31,6 +34,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     m.envelopeFrom = QStringLiteral("sender+tag@example.org");
     m.envelopeTo = QStringLiteral("user+detail@example.com");
     m.now = QDateTime::fromSecsSinceEpoch(1800000000, Qt::UTC);
+    m.scriptName = QStringLiteral("main");
+    auto self = std::make_shared<const postern::sieve::Script>(*compiled);
+    m.include = [self](bool, const QString& name, QString*) {
+        return name == u"missing" ? std::shared_ptr<const postern::sieve::Script>() : self;
+    };
     const postern::sieve::Outcome o = postern::sieve::run(*compiled, m, limits);
     if (o.steps > limits.maxSteps) std::abort();
     if (o.error && (o.actions.size() != 1 || !o.actions.first().implicit)) std::abort();

@@ -28,6 +28,18 @@ void addManageSieve(QList<Setting>& out) {
     out << Setting{.key = QStringLiteral("sieve.max_commands_before_auth"), .type = T::Int, .defaultValue = QStringLiteral("20"),
                    .doc = QStringLiteral("ManageSieve: commands allowed before a successful login"), .section = sec,
                    .min = 3, .max = 1000};
+    out << Setting{.key = QStringLiteral("sieve.max_scripts"), .type = T::Int, .defaultValue = QStringLiteral("32"),
+                   .doc = QStringLiteral("Sieve scripts one user may store (ManageSieve PUTSCRIPT/HAVESPACE: QUOTA/MAXSCRIPTS; posternctl sieve put)"),
+                   .section = sec, .min = 1, .max = 1000};
+    out << Setting{.key = QStringLiteral("sieve.max_script_size"), .type = T::Size, .defaultValue = QStringLiteral("1M"),
+                   .doc = QStringLiteral("Largest Sieve script one user may store (ManageSieve PUTSCRIPT/HAVESPACE: QUOTA/MAXSIZE; posternctl sieve put)"),
+                   .section = sec, .min = 1024, .max = qint64(1) << 20};
+    out << Setting{.key = QStringLiteral("sieve.before"), .type = T::String, .defaultValue = QString(),
+                   .doc = QStringLiteral("Global Sieve scripts (posternctl sieve global put) run before every user's own script, comma-separated"),
+                   .section = sec};
+    out << Setting{.key = QStringLiteral("sieve.after"), .type = T::String, .defaultValue = QString(),
+                   .doc = QStringLiteral("Global Sieve scripts run after every user's own script, comma-separated"),
+                   .section = sec};
     out << Setting{.key = QStringLiteral("sieve.max_connections"), .type = T::Int, .defaultValue = QStringLiteral("100"),
                    .doc = QStringLiteral("Concurrent ManageSieve connections"), .section = sec, .min = 1, .max = 100000};
     out << Setting{.key = QStringLiteral("sieve.max_connections_per_ip"), .type = T::Int, .defaultValue = QStringLiteral("10"),

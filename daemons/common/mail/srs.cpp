@@ -46,7 +46,25 @@ QString toString(Srs::Status status) {
     return {};
 }
 
-bool isSrsLocalPart(const QString& local) { return local.startsWith(QStringLiteral("SRS0="), Qt::CaseInsensitive); }
+bool isSrsLocalPart(const QString& local) {
+    return local.startsWith(QStringLiteral("SRS0="), Qt::CaseInsensitive) ||
+           local.startsWith(QStringLiteral("SRS1="), Qt::CaseInsensitive);
+}
+
+namespace {
+// "SRS1=<hash>=<host>=<opaque>" split into its parts; false when it does not have that shape.
+// <opaque> is what followed "SRS0" in the first forwarder's address, so it starts with '='.
+bool splitSrs1(const QString& local, QString* h, QString* host, QString* opaque) {
+    const QString rest = local.mid(5);
+    const qsizetype e1 = rest.indexOf(QLatin1Char('='));
+    const qsizetype e2 = e1 < 0 ? -1 : rest.indexOf(QLatin1Char('='), e1 + 1);
+    if (e2 < 0) return false;
+    *h = rest.left(e1);
+    *host = rest.mid(e1 + 1, e2 - e1 - 1);
+    *opaque = rest.mid(e2 + 1);
+    return !host->isEmpty() && opaque->size() > 1 && opaque->startsWith(QLatin1Char('='));
+}
+}  // namespace
 
 QString Srs::hash(const QString& timestamp, const QString& domain, const QString& local) const {
     const QByteArray data = (timestamp + QLatin1Char('=') + domain + QLatin1Char('=') + local).toLower().toUtf8();
@@ -64,6 +82,21 @@ QString Srs::forward(const QString& sender, const QString& ourDomain, qint64 now
     const qsizetype at = sender.lastIndexOf(QLatin1Char('@'));
     if (at <= 0 || at == sender.size() - 1) return {};
     const QString local = sender.left(at), domain = sender.mid(at + 1);
+    if (isSrsLocalPart(local) && local.toUtf8().size() <= kMaxSrsLocalBytes) {
+        // Already rewritten by us: SPF passes for our domain as it is.
+        if (domain.compare(ourDomain, Qt::CaseInsensitive) == 0) return sender;
+        // SRS1: an SRS0 address of the first forwarder is not wrapped again; we keep its
+        // host and opaque part, and sign them, so a bounce reaches the first forwarder.
+        if (local.startsWith(QStringLiteral("SRS0="), Qt::CaseInsensitive)) {
+            const QString opaque = local.mid(4);  // "=<hash>=<tt>=<domain>=<local>"
+            return QStringLiteral("SRS1=%1=%2=%3@%4").arg(hash(QStringLiteral("SRS1"), domain, opaque), domain, opaque, ourDomain);
+        }
+        // An SRS1 address of another forwarder: the first forwarder's host and part, signed anew.
+        QString h, host, opaque;
+        if (splitSrs1(local, &h, &host, &opaque))
+            return QStringLiteral("SRS1=%1=%2=%3@%4").arg(hash(QStringLiteral("SRS1"), host, opaque), host, opaque, ourDomain);
+        // Not of that shape: an ordinary address that merely looks like one (SRS0 below).
+    }
     const QString tt = dayStamp(nowSecs);
     return QStringLiteral("SRS0=%1=%2=%3=%4@%5").arg(hash(tt, domain, local), tt, domain, local, ourDomain);
 }
@@ -73,6 +106,18 @@ Srs::Decoded Srs::reverse(const QString& localPart, qint64 nowSecs) const {
     if (!isSrsLocalPart(localPart)) return d;
     d.status = Status::Malformed;
     if (localPart.toUtf8().size() > kMaxSrsLocalBytes) return d;
+    if (localPart.startsWith(QStringLiteral("SRS1="), Qt::CaseInsensitive)) {
+        QString h, host, opaque;
+        if (!splitSrs1(localPart, &h, &host, &opaque) || h.size() != kHashChars) return d;
+        if (h.compare(hash(QStringLiteral("SRS1"), host, opaque), Qt::CaseInsensitive) != 0) {
+            d.status = Status::BadHash;
+            return d;
+        }
+        // No date in SRS1: the first forwarder checks the age of its own SRS0 part.
+        d.status = Status::Valid;
+        d.original = QStringLiteral("SRS0") + opaque + QLatin1Char('@') + host;
+        return d;
+    }
     // SRS0=<hash>=<tt>=<domain>=<local>; the local part may itself contain '='.
     const QString rest = localPart.mid(5);
     const qsizetype e1 = rest.indexOf(QLatin1Char('='));

@@ -9,6 +9,16 @@
 //           characters (A-Z, 2-7)
 //   <hash>  the first 40 bits of HMAC-SHA256(key, lower("<tt>=<domain>=<local>"))
 //           in eight base32 characters
+// Re-forwarding (the SRS1 form of the paper, again with our own hash):
+//   a sender SRS0=<opaque>@<host> of another domain becomes
+//     SRS1=<hash>=<host>=<opaque'>@<our domain>   (<opaque'> = "=" + <opaque>,
+//     so the host is followed by "=="), <hash> = HMAC over lower("SRS1=<host>=<opaque'>")
+//     (the "SRS1" in place of the two-character <tt> keeps the two hashes apart);
+//   a sender SRS1=<h>=<host>=<opaque'>@<other domain> becomes SRS1 of ours with the
+//     same <host> and <opaque'>, signed with our key (no third wrapping);
+//   an SRS0/SRS1 address of our own domain is kept as it is.
+// A bounce to SRS1=... of ours goes to SRS0<opaque'>@<host>, the first forwarder,
+// which checks its own hash and date (SRS1 carries no date).
 // Both are compared case-insensitively: relays may change the case of local
 // parts. The original local part is kept as written (it may contain '=').
 //
@@ -17,8 +27,9 @@
 //   forward(sender, ourDomain, nowSecs) -> the rewritten sender; the null
 //       sender stays null (an empty string in, an empty string out)
 //   reverse(localPart, nowSecs) -> Decoded{status, original}: Valid with the
-//       original address; NotSrs (not SRS0=...), Malformed, BadHash or Expired
-//   isSrsLocalPart(local)  starts with "SRS0=" (case-insensitive)
+//       original address (for SRS1: the first forwarder's SRS0 address); NotSrs
+//       (not SRS0=/SRS1=), Malformed, BadHash or Expired (SRS0 only)
+//   isSrsLocalPart(local)  starts with "SRS0=" or "SRS1=" (case-insensitive)
 //   loadOrCreateSrsKey(configDir, owner) -> the key in <config>/srs.key
 //       (64 hex digits, 0600); made once from the system's random source, by
 //       the first daemon that needs it (exclusive link(): two daemons starting
@@ -34,9 +45,9 @@
 //   kMaxSrsLocalBytes  512  longer local parts are Malformed
 //   kSrsKeyBytes       32   key length made; keys under 16 bytes are refused
 // Standards: RFC 7208 (SPF, why this is needed); the SRS paper (Shevek, 2004)
-// for the SRS0 form. Known gap: no SRS1 (re-forwarding an SRS address of
-// another domain wraps it again as SRS0), and the rewritten local part can be
-// longer than RFC 5321's 64 octets (most servers accept it).
+// for the SRS0 and SRS1 forms. Known gap: the rewritten local part can be
+// longer than RFC 5321's 64 octets (most servers accept it); an SRS sender
+// longer than kMaxSrsLocalBytes is wrapped as SRS0 like any address.
 #pragma once
 
 #include "core/result.h"

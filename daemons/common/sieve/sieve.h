@@ -23,11 +23,13 @@
 // encoded-character (RFC 5228 2.4.2.4), imap4flags (RFC 5232), copy (RFC 3894),
 // reject and ereject (RFC 5429), variables (RFC 5229), subaddress (RFC 5233),
 // relational (RFC 5231), body (RFC 5173: :raw, :text, :content), date
-// (RFC 5260: date, currentdate, :zone, :originalzone), vacation (RFC 5230) and
-// vacation-seconds (RFC 6131), comparators i;octet, i;ascii-casemap and
+// (RFC 5260: date, currentdate, :zone, :originalzone), index (RFC 5260 6:
+// :index N [:last] on header, address and date), vacation (RFC 5230) and
+// vacation-seconds (RFC 6131), include (RFC 6609: include :personal/:global
+// :once :optional, return, global; a script including itself directly or not
+// is a runtime error; Message::include finds the scripts), comparators i;octet, i;ascii-casemap and
 // comparator-i;ascii-numeric (RFC 4790).
-// Not implemented (an error at `require`): include (RFC 6609), index (RFC 5260 6),
-// enotify, editheader, environment, spamtest, ihave, duplicate.
+// Not implemented (an error at `require`): enotify, editheader, environment, spamtest, ihave, duplicate.
 //
 // Security: the script is written by a mail user (untrusted) and runs on
 // untrusted mail. Every size and count below is bounded; recursion in the
@@ -48,8 +50,13 @@
 //                             error), at a character boundary
 //   maxBodyBytes      1 MiB   of the body the body test looks at (the caller
 //                             passes at most this much)
+//   maxIncludeDepth   8       includes nested inside includes (limit+1: error)
+//   maxIncludes       32      include commands carried out in one run
+//                             (:once and :optional ones that do nothing do not
+//                             count); variables: maxVariables counts the
+//                             script's own and the global ones together
 // Standards: RFC 5228, 5229, 5230, 5231, 5232, 5233, 5173, 5260, 5429, 5490,
-// 3894, 6131, 4790. Deviations: reject/ereject together with keep, fileinto or
+// 3894, 6131, 4790, 6609. Deviations: reject/ereject together with keep, fileinto or
 // redirect is a runtime error (RFC 5429 2.3 SHOULD), as are two rejects and
 // reject with vacation (MUST).
 #pragma once
@@ -78,6 +85,8 @@ struct Limits {
     int maxVariables = 128;
     int maxVariableBytes = 4096;
     qint64 maxBodyBytes = 1024 * 1024;
+    int maxIncludeDepth = 8;  // scripts included inside included scripts (RFC 6609)
+    int maxIncludes = 32;     // include commands carried out in one run
 };
 
 // ---- The compiled form: a syntax tree whose names, tags and arguments were checked.
@@ -124,6 +133,11 @@ struct Message {
     QString envelopeTo;    // the recipient address as given in RCPT TO (with any +detail)
     QDateTime now;         // currentdate; invalid: the current time
     std::function<bool(const QString&)> mailboxExists;  // mailboxexists; unset: none exists
+    // include (RFC 6609): the compiled script `name` (global: the administrator's; else the
+    // user's). nullptr with *error empty: no such script; with *error: unreadable or broken.
+    // Unset: no script can be included.
+    std::function<std::shared_ptr<const Script>(bool global, const QString& name, QString* error)> include;
+    QString scriptName;  // the user's script being run (include loop detection); may be empty
 };
 
 struct Action {
@@ -154,5 +168,18 @@ struct Outcome {
 };
 
 Outcome run(const Script& script, const Message& message, const Limits& limits = {});
+
+// A sequence run in one context (the administrator's before scripts, the user's
+// script, the after scripts): as if one empty script included each in turn, so
+// actions, implicit keep and global variables are shared, `stop` ends the
+// whole sequence and `return` only the script it is in. key: "global:NAME" or
+// "personal:NAME" (include loop detection, :once).
+struct Runnable {
+    const Script* script = nullptr;
+    QString key;
+};
+Outcome run(const QList<Runnable>& sequence, const Message& message, const Limits& limits = {});
+// A name `include` accepts (and the script stores use): 1..64 of A-Z a-z 0-9 . _ -, not starting with '.'.
+bool validIncludeName(const QString& name);
 
 }  // namespace postern::sieve

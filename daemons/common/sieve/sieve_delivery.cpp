@@ -3,6 +3,7 @@
 
 #include "sieve_store.h"
 
+#include "common/store/maildir_keywords.h"
 #include "common/store/maildir_names.h"
 
 #include "common/mail/message.h"
@@ -42,7 +43,7 @@ QByteArray readBody(const PlanInput& in, qint64 max) {
     return out;
 }
 
-void addCopy(Plan& plan, const QStringList& folder, const QString& flags) {
+void addCopy(Plan& plan, const QStringList& folder, const QString& flags, const QStringList& keywords = {}) {
     for (Plan::Copy& c : plan.copies)
         if (c.folder == folder) {
             c.flags = store::sortFlags(c.flags + flags);
@@ -50,9 +51,11 @@ void addCopy(Plan& plan, const QStringList& folder, const QString& flags) {
             for (QChar ch : c.flags)
                 if (!unique.contains(ch)) unique += ch;
             c.flags = unique;
+            for (const QString& k : keywords)
+                if (!c.keywords.contains(k, Qt::CaseInsensitive)) c.keywords << k;
             return;
         }
-    plan.copies << Plan::Copy{folder, flags};
+    plan.copies << Plan::Copy{folder, flags, keywords};
 }
 // RFC 5322 message telling the user that their script is broken (RFC 3834: auto-generated).
 QByteArray errorNotice(const QString& mailbox, const QString& script, const QString& error) {
@@ -164,16 +167,42 @@ Plan planDelivery(const QString& mailDir, const QString& mailbox, const PlanInpu
             plan.notice = errorNotice(mailbox, active->name, shortError);
         return plan;
     };
-    if (!active) {
+    const GlobalScripts& globals = input.globals;
+    if (!active && globals.before.isEmpty() && globals.after.isEmpty()) {
         if (!readError.isEmpty()) return keepOnly(readError);
         plan.copies << Plan::Copy{};
         return plan;
     }
-    plan.script = active->name;
-    if (!active->script) {
-        const QString why = active->error ? active->error->message : QString();
-        return keepOnly(QStringLiteral("script %1 does not compile: %2").arg(active->name, why), why);
+    if (!active && !readError.isEmpty()) plan.notes << readError;
+    if (active) {
+        plan.script = active->name;
+        if (!active->script) {
+            const QString why = active->error ? active->error->message : QString();
+            return keepOnly(QStringLiteral("script %1 does not compile: %2").arg(active->name, why), why);
+        }
     }
+    // The administrator's before scripts, the user's, the after scripts (sieve_store.h
+    // GlobalScripts); a global script that is missing or broken is skipped and logged.
+    QList<std::shared_ptr<const Script>> held;
+    QList<Runnable> sequence;
+    auto addGlobal = [&](const QString& name) {
+        QString error;
+        auto script = validScriptName(name) && !globals.dir.isEmpty()
+                          ? cache.byPath(globals.dir + QLatin1Char('/') + name + QStringLiteral(".sieve"), &error)
+                          : nullptr;
+        if (!script) {
+            plan.notes << QStringLiteral("global script %1 skipped: %2")
+                              .arg(name, error.isEmpty() ? QStringLiteral("no such script") : error);
+            return;
+        }
+        held << script;
+        sequence << Runnable{script.get(), QStringLiteral("global:") + name};
+    };
+    for (const QString& name : globals.before) addGlobal(name);
+    if (active) sequence << Runnable{active->script.get(), QStringLiteral("personal:") + active->name};
+    for (const QString& name : globals.after) addGlobal(name);
+    bool usesBody = false;
+    for (const Runnable& r : std::as_const(sequence)) usesBody = usesBody || r.script->usesBody;
     const Limits limits;
     Message m;
     m.header = input.header;
@@ -182,7 +211,7 @@ Plan planDelivery(const QString& mailDir, const QString& mailbox, const PlanInpu
         m.header.chop(2);
     else if (m.header.endsWith("\n\n"))
         m.header.chop(1);
-    if (active->script->usesBody) m.body = readBody(input, limits.maxBodyBytes);
+    if (usesBody) m.body = readBody(input, limits.maxBodyBytes);  // an included script's body test sees none
     m.size = input.size;
     m.envelopeFrom = input.envelopeFrom;
     m.envelopeTo = input.envelopeTo;
@@ -191,34 +220,44 @@ Plan planDelivery(const QString& mailDir, const QString& mailbox, const PlanInpu
         auto parts = folderPartsOf(name);
         return parts && folderExists(root, *parts);
     };
-    const Outcome out = run(*active->script, m, limits);
+    const QString personalDir = scriptDir(mailDir, mailbox);
+    m.include = [&cache, &globals, personalDir](bool global, const QString& name, QString* error) {
+        const QString dir = global ? globals.dir : personalDir;
+        if (dir.isEmpty() || !validScriptName(name)) return std::shared_ptr<const Script>();
+        return cache.byPath(dir + QLatin1Char('/') + name + QStringLiteral(".sieve"), error);
+    };
+    const Outcome out = run(sequence, m, limits);
     for (const Action& a : out.actions) plan.actions << describe(a);
     if (out.error)
-        return keepOnly(QStringLiteral("script %1 failed: %2").arg(active->name, out.error->message),
+        return keepOnly(QStringLiteral("script %1 failed: %2").arg(active ? active->name : QStringLiteral("(global)"), out.error->message),
                         out.error->message);
     bool redirectDropped = false;
     for (const Action& a : out.actions) {
-        QStringList ignored;
+        QStringList ignored, keywords, bad;
         const QString flags = maildirFlags(a.flags, &ignored);
-        if (!ignored.isEmpty())
-            plan.notes
-                << QStringLiteral("flags not stored (keywords are not supported yet): %1").arg(ignored.join(u' '));
+        for (const QString& f : std::as_const(ignored)) {
+            if (f.compare(u"$Forwarded", Qt::CaseInsensitive) == 0 || (!f.startsWith(u'\\') && store::validKeyword(f)))
+                keywords << f;
+            else
+                bad << f;
+        }
+        if (!bad.isEmpty()) plan.notes << QStringLiteral("flags not stored (not an IMAP keyword): %1").arg(bad.join(u' '));
         switch (a.type) {
             case Action::Type::Keep:
-                addCopy(plan, {}, flags);
+                addCopy(plan, {}, flags, keywords);
                 break;
             case Action::Type::FileInto: {
                 auto parts = folderPartsOf(a.target);
                 if (!parts) {
                     plan.notes
                         << QStringLiteral("fileinto \"%1\": not a valid folder name, kept in INBOX").arg(a.target);
-                    addCopy(plan, {}, flags);
+                    addCopy(plan, {}, flags, keywords);
                 } else if (!a.create && !folderExists(root, *parts)) {
                     plan.notes << QStringLiteral("fileinto \"%1\": no such folder (and no :create), kept in INBOX")
                                       .arg(a.target);
-                    addCopy(plan, {}, flags);
+                    addCopy(plan, {}, flags, keywords);
                 } else {
-                    addCopy(plan, *parts, flags);
+                    addCopy(plan, *parts, flags, keywords);
                 }
                 break;
             }

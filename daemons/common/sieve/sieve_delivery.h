@@ -16,8 +16,11 @@
 //                                Junk, Archive); otherwise the copy goes to
 //                                INBOX and the plan's notes say why
 //       :flags / imap4flags      Maildir letters: \Seen S, \Answered R,
-//                                \Flagged F, \Deleted T, \Draft D (keywords are
-//                                not stored yet: noted)
+//                                \Flagged F, \Deleted T, \Draft D; other
+//                                flags are IMAP keywords (Copy::keywords, stored
+//                                by the delivery as imapd stores them:
+//                                store/maildir_keywords.h); an unknown system
+//                                flag or an invalid keyword is noted and left out
 //       discard                  no copy
 //       reject / ereject         Plan::reject (the caller refuses at SMTP time
 //                                or fails the recipient so the queue bounces)
@@ -39,6 +42,10 @@
 //     first time for each version of the script, `notice` also holds a short
 //     message for the user's INBOX naming the error and its line
 //     (Auto-Submitted: auto-generated, RFC 3834), which the caller delivers.
+//     With the administrator's before/after scripts (PlanInput::globals), they run
+//     around the user's script in one context (sieve.h run(sequence)), even for a
+//     user without a script; `include` finds the user's scripts beside the active
+//     one and :global ones in the global folder (compiled once, ScriptCache::byPath).
 //   PlanInput carries the header block, the message size and envelope, and the
 //   body as (fd, offset, length): the body is read (at most
 //   Limits::maxBodyBytes, with pread) only when the script has a body test.
@@ -48,6 +55,7 @@
 #pragma once
 
 #include "sieve.h"
+#include "sieve_store.h"
 #include "sieve_vacation.h"
 
 #include <QStringList>
@@ -65,6 +73,7 @@ struct PlanInput {
     QString delimiters = QStringLiteral("+");  // recipient_delimiter
     // May the mailbox's user send as this address (vacation :from)? Unset: only the mailbox itself.
     std::function<bool(const QString& address)> maySendAs;
+    GlobalScripts globals;  // the administrator's scripts (sieve.before, sieve.after, :global)
 };
 
 // A message that went through more forwarding steps than this is not redirected again.
@@ -73,7 +82,8 @@ inline constexpr int kMaxForwardHops = 10;
 struct Plan {
     struct Copy {
         QStringList folder;  // empty: INBOX
-        QString flags;       // Maildir letters, sorted; empty: into new/
+        QString flags;       // Maildir letters, sorted; empty: into new/ (unless keywords)
+        QStringList keywords;  // IMAP keywords (valid atoms), for store::Delivery::add
     };
     QList<Copy> copies;
     struct Redirect {

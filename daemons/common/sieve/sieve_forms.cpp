@@ -89,8 +89,9 @@ Result<QByteArray> vacationScript(const VacationForm& f, const QDate& today) {
     return script.toUtf8();
 }
 
-Status installGeneratedScript(const QString& mailDir, const QString& address, const QString& name, const QByteArray& script) {
-    if (auto st = putScript(mailDir, address, name, script); !st) return st;
+Status installGeneratedScript(const QString& mailDir, const QString& address, const QString& name, const QByteArray& script,
+                              const Quota& quota) {
+    if (auto st = putScript(mailDir, address, name, script, quota); !st) return st;
     return activateScript(mailDir, address, name);
 }
 

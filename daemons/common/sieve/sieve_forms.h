@@ -13,8 +13,9 @@
 //       wrapped in `currentdate :value "ge"/"le" "date" ...` (RFC 5260, RFC 5231). Error
 //       for an empty text, a date that is not YYYY-MM-DD, an end before the start, days
 //       outside 1..kMaxVacationDays.
-//   installGeneratedScript(mailDir, address, name, script)
-//       stores it (sieve_store.h putScript: compiled first) and makes it the active
+//   installGeneratedScript(mailDir, address, name, script, quota)
+//       stores it (sieve_store.h putScript: compiled first, within the user's quota,
+//       Quota::fromConfig: the same limits as ManageSieve) and makes it the active
 //       script at once; the previously active script stays stored, inactive.
 //   kForwardScriptName ("forward"), kVacationScriptName ("vacation"): the names the forms
 //       use, so the panel can tell whether the active script is one of its own.
@@ -30,6 +31,7 @@
 #pragma once
 
 #include "core/result.h"
+#include "sieve_store.h"
 
 #include <QDate>
 #include <QStringList>
@@ -53,6 +55,7 @@ struct VacationForm {
 
 Result<QByteArray> forwardingScript(const QStringList& targets, bool keep, const QDate& today);
 Result<QByteArray> vacationScript(const VacationForm& form, const QDate& today);
-Status installGeneratedScript(const QString& mailDir, const QString& address, const QString& name, const QByteArray& script);
+Status installGeneratedScript(const QString& mailDir, const QString& address, const QString& name, const QByteArray& script,
+                              const Quota& quota);
 
 }  // namespace postern::sieve

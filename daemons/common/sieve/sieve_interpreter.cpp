@@ -20,6 +20,7 @@
 
 #include "common/mail/message.h"
 
+#include <QSet>
 #include <QStringDecoder>
 #include <QTimeZone>
 
@@ -158,14 +159,20 @@ struct Glob {
 
 class Runner {
 public:
-    Runner(const Script& s, const Message& m, const Limits& l) : m_s(s), m_m(m), m_l(l) {
-        m_variablesOn = s.has(QStringLiteral("variables"));
-    }
+    Runner(const QList<Runnable>& sequence, const Message& m, const Limits& l) : m_seq(sequence), m_m(m), m_l(l) {}
 
     Outcome run() {
         Outcome out;
         bool stop = false;
-        std::optional<Failure> f = block(m_s.commands, stop);
+        std::optional<Failure> f;
+        // before scripts, the user's script, after scripts: as if included one after the
+        // other by an empty script (RFC 6609: `stop` ends them all, `return` only its own).
+        for (const Runnable& r : m_seq) {
+            if (stop || f || !r.script) break;
+            if (!r.key.isEmpty()) m_included.insert(r.key);
+            m_stack = {r.key};
+            f = inScope(*r.script, stop);
+        }
         if (!f) f = finish();
         out.steps = m_steps;
         if (f) {
@@ -220,7 +227,7 @@ private:
                 const int idx = name.toInt();
                 out += idx < m_matchVars.size() ? m_matchVars.at(idx) : QString();
             } else {
-                out += m_vars.value(name.toLower());
+                out += variable(name);
             }
             i = close + 1;
         }
@@ -243,12 +250,78 @@ private:
         return QString::fromUtf8(utf8.left(cut));
     }
 
+    // RFC 6609 3.3, 3.5: a name declared `global` in this script, or "global.NAME", is the
+    // run's shared variable; any other is this script's own.
+    QMap<QString, QString>& scopeOf(QString& key) {
+        if (key.startsWith(u"global.") && m_includeOn) {
+            key = key.mid(7);
+            return m_globals;
+        }
+        return m_globalNames.contains(key) ? m_globals : m_vars;
+    }
+
+    QString variable(const QString& name) const {
+        QString key = name.toLower();
+        return const_cast<Runner*>(this)->scopeOf(key).value(key);
+    }
+
     std::optional<Failure> setVariable(const Node& n, const QString& name, const QString& value) {
-        const QString key = name.toLower();
-        if (!m_vars.contains(key) && m_vars.size() >= m_l.maxVariables)
+        QString key = name.toLower();
+        QMap<QString, QString>& scope = scopeOf(key);
+        if (!scope.contains(key) && m_vars.size() + m_globals.size() >= m_l.maxVariables)
             return Failure{n.line, n.column, QStringLiteral("more than %1 variables").arg(m_l.maxVariables)};
-        m_vars.insert(key, truncate(value));
+        scope.insert(key, truncate(value));
         return std::nullopt;
+    }
+
+    // Runs one script's commands with its own variables (the globals shared), then
+    // restores the includer's.
+    std::optional<Failure> inScope(const Script& script, bool& stop) {
+        const bool variablesOn = m_variablesOn, includeOn = m_includeOn;
+        QMap<QString, QString> vars;
+        QSet<QString> globalNames;
+        QStringList matchVars;
+        std::swap(vars, m_vars);
+        std::swap(globalNames, m_globalNames);
+        std::swap(matchVars, m_matchVars);
+        m_variablesOn = script.has(QStringLiteral("variables"));
+        m_includeOn = script.has(QStringLiteral("include"));
+        std::optional<Failure> f = block(script.commands, stop);
+        m_return = false;
+        std::swap(vars, m_vars);
+        std::swap(globalNames, m_globalNames);
+        std::swap(matchVars, m_matchVars);
+        m_variablesOn = variablesOn;
+        m_includeOn = includeOn;
+        return f;
+    }
+
+    // RFC 6609 3.2: include [:personal|:global] [:once] [:optional] "name".
+    std::optional<Failure> include(const Node& n, bool& stop) {
+        const bool global = n.tags.contains(QStringLiteral("global"));
+        const QString name = n.positional.at(0).strings.value(0);  // a plain name (validated), never expanded
+        const QString key = (global ? QStringLiteral("global:") : QStringLiteral("personal:")) + name;
+        if (n.tags.contains(QStringLiteral("once")) && m_included.contains(key)) return std::nullopt;
+        if (m_stack.contains(key))
+            return Failure{n.line, n.column,
+                           QStringLiteral("include loop: %1 -> %2").arg(QStringList(m_stack).filter(u":").join(QStringLiteral(" -> ")), key)};
+        if (m_stack.size() > m_l.maxIncludeDepth)
+            return Failure{n.line, n.column, QStringLiteral("includes nested deeper than %1").arg(m_l.maxIncludeDepth)};
+        QString error;
+        std::shared_ptr<const Script> script = m_m.include ? m_m.include(global, name, &error) : nullptr;
+        if (!script) {
+            if (error.isEmpty() && n.tags.contains(QStringLiteral("optional"))) return std::nullopt;  // RFC 6609 3.2
+            return Failure{n.line, n.column,
+                           error.isEmpty() ? QStringLiteral("included script %1 does not exist").arg(key)
+                                           : QStringLiteral("included script %1: %2").arg(key, error)};
+        }
+        if (++m_includes > m_l.maxIncludes)
+            return Failure{n.line, n.column, QStringLiteral("more than %1 includes").arg(m_l.maxIncludes)};
+        m_included.insert(key);
+        m_stack << key;
+        std::optional<Failure> f = inScope(*script, stop);
+        m_stack.removeLast();
+        return f;
     }
 
     // ---- Matching
@@ -401,10 +474,20 @@ private:
         return out;
     }
 
-    QStringList headerValues(const QStringList& names) {
+    // RFC 5260 6: with :index N only the Nth field of that name (from the end with
+    // :last) is looked at; none when there are fewer. Without :index, all of them.
+    static QList<QByteArray> indexed(const Node& n, QList<QByteArray> fields) {
+        if (!n.tags.contains(QStringLiteral("index"))) return fields;
+        const qint64 i = n.tags.value(QStringLiteral("index")).number;  // >= 1 (validated)
+        if (i > fields.size()) return {};
+        const qsizetype at = n.tags.contains(QStringLiteral("last")) ? fields.size() - qsizetype(i) : qsizetype(i) - 1;
+        return {fields.at(at)};
+    }
+
+    QStringList headerValues(const Node& n, const QStringList& names) {
         QStringList out;
         for (const QString& name : names)
-            for (const QByteArray& raw : rawFields(name)) out << mail::decodeHeaderText(raw).trimmed();
+            for (const QByteArray& raw : indexed(n, rawFields(name))) out << mail::decodeHeaderText(raw).trimmed();
         return out;
     }
 
@@ -424,7 +507,7 @@ private:
     QStringList addressValues(const Node& n, const QStringList& names) {
         QStringList out;
         for (const QString& name : names)
-            for (const QByteArray& raw : rawFields(name))
+            for (const QByteArray& raw : indexed(n, rawFields(name)))
                 for (const mail::Address& a : mail::parseAddressList(raw)) {
                     if (a.groupStart || a.groupEnd || a.local.isEmpty()) continue;
                     if (auto part = addressPart(n, a.local, a.domain)) out << *part;
@@ -607,7 +690,7 @@ private:
             *result = n.tags.contains(QStringLiteral("over")) ? m_m.size > limit : m_m.size < limit;
             return std::nullopt;
         }
-        if (name == u"header") return test(n, headerValues(expand(pos.at(0).strings)), pos.at(1).strings, result);
+        if (name == u"header") return test(n, headerValues(n, expand(pos.at(0).strings)), pos.at(1).strings, result);
         if (name == u"address") return test(n, addressValues(n, expand(pos.at(0).strings)), pos.at(1).strings, result);
         if (name == u"envelope")
             return test(n, envelopeValues(n, expand(pos.at(0).strings)), pos.at(1).strings, result);
@@ -632,9 +715,13 @@ private:
         }
         if (name == u"date") {
             QStringList values;
-            const QStringList fields = headerValues({expand(pos.at(0).strings.value(0))});
+            const QStringList fields = headerValues(n, {expand(pos.at(0).strings.value(0))});
             if (!fields.isEmpty()) {  // RFC 5260 4: the last field for Date-like headers is ambiguous; take the first
-                const QDateTime d = mail::parseDate(fields.first().toUtf8());
+                QString text = fields.first();
+                // RFC 5260 4 / RFC 5322 3.6.7: a Received field's date follows its last ';'.
+                if (pos.at(0).strings.value(0).compare(u"received", Qt::CaseInsensitive) == 0 && text.contains(u';'))
+                    text = text.section(u';', -1).trimmed();
+                const QDateTime d = mail::parseDate(text.toUtf8());
                 if (d.isValid()) values << datePart(inZone(d, n, true), expand(pos.at(1).strings.value(0)));
             }
             return test(n, values, pos.at(2).strings, result);
@@ -739,6 +826,15 @@ private:
         if (name == u"require") return std::nullopt;
         if (name == u"stop") {
             stop = true;
+            return std::nullopt;
+        }
+        if (name == u"include") return include(n, stop);
+        if (name == u"return") {  // RFC 6609 3.4: ends this script, not the includer
+            m_return = true;
+            return std::nullopt;
+        }
+        if (name == u"global") {
+            for (const QString& v : pos.at(0).strings) m_globalNames.insert(v.toLower());
             return std::nullopt;
         }
         if (name == u"keep") {
@@ -852,7 +948,7 @@ private:
     std::optional<Failure> block(const QList<Node>& commands, bool& stop) {
         bool chainTaken = false;
         for (const Node& c : commands) {
-            if (stop) break;
+            if (stop || m_return) break;
             const bool isIf = c.name == u"if", isElsif = c.name == u"elsif", isElse = c.name == u"else";
             if (!isIf && !isElsif && !isElse) {
                 if (auto f = execute(c, stop)) return f;
@@ -892,10 +988,17 @@ private:
         return std::nullopt;
     }
 
-    const Script& m_s;
+    const QList<Runnable>& m_seq;
     const Message& m_m;
     const Limits& m_l;
     bool m_variablesOn = false;
+    bool m_includeOn = false;
+    bool m_return = false;       // `return` ends the current script
+    QStringList m_stack;         // scripts being run, outermost first ("personal:name")
+    QSet<QString> m_included;    // every script included so far (:once)
+    int m_includes = 0;
+    QSet<QString> m_globalNames;  // declared `global` in the current script
+    QMap<QString, QString> m_globals;
     qint64 m_steps = 0;
     int m_actionCount = 0;
     int m_redirects = 0;
@@ -911,7 +1014,13 @@ private:
 }  // namespace
 
 Outcome run(const Script& script, const Message& message, const Limits& limits) {
-    Runner r(script, message, limits);
+    const QList<Runnable> one = {Runnable{&script, message.scriptName.isEmpty() ? QString() : QStringLiteral("personal:") + message.scriptName}};
+    Runner r(one, message, limits);
+    return r.run();
+}
+
+Outcome run(const QList<Runnable>& sequence, const Message& message, const Limits& limits) {
+    Runner r(sequence, message, limits);
     return r.run();
 }
 

@@ -5,10 +5,12 @@
 #include "core/paths.h"
 
 #include <QDir>
+#include <QSet>
 #include <QFile>
 
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -90,13 +92,23 @@ Result<QByteArray> readScript(const QString& mailDir, const QString& address, co
     return readFile(path, Limits{}.maxScriptBytes);
 }
 
-Status putScript(const QString& mailDir, const QString& address, const QString& name, const QByteArray& source) {
+Quota Quota::fromConfig(const Config& config) {
+    Quota q;
+    q.maxScripts = int(std::clamp<qint64>(config.integer(QStringLiteral("sieve.max_scripts")), 1, 1000));
+    q.maxScriptBytes = std::clamp<qint64>(config.size(QStringLiteral("sieve.max_script_size")), 1, Limits{}.maxScriptBytes);
+    return q;
+}
+
+Status putScript(const QString& mailDir, const QString& address, const QString& name, const QByteArray& source,
+                 const Quota& quota) {
     if (auto st = checkName(name); !st) return st;
     auto dir = checkedDir(mailDir, address);
     if (!dir) return dir.error();
-    if (auto st = checkSpace(mailDir, address, name, source.size()); !st) return st;
-    if (auto compiled = compile(source); !compiled)
-        return Status::fail(QStringLiteral("%1: %2").arg(name, compiled.errorMessage()));
+    if (auto st = checkSpace(mailDir, address, name, source.size(), quota); !st) return st;
+    auto compiled = compile(source);
+    if (!compiled) return Status::fail(QStringLiteral("%1: %2").arg(name, compiled.errorMessage()));
+    if (auto st = checkIncludes(mailDir, address, name, *compiled); !st)
+        return Status::fail(QStringLiteral("%1: %2").arg(name, st.errorMessage()));
     const QString path = scriptPath(*dir, name);
     if (auto st = ensureDirectory(*dir, 0700); !st) return st;
     return writeFileAtomic(path, source, 0600);
@@ -131,9 +143,10 @@ Status deleteScript(const QString& mailDir, const QString& address, const QStrin
     return syncDirectory(*dir);
 }
 
-Status checkSpace(const QString& mailDir, const QString& address, const QString& name, qint64 size) {
+Status checkSpace(const QString& mailDir, const QString& address, const QString& name, qint64 size,
+                  const Quota& quota) {
     if (auto st = checkName(name); !st) return st;
-    const qint64 max = Limits{}.maxScriptBytes;
+    const qint64 max = std::min(quota.maxScriptBytes, Limits{}.maxScriptBytes);
     if (size < 0 || size > max)
         return Status::fail(QStringLiteral("%1: larger than %2 bytes (the limit)").arg(name).arg(max), EFBIG);
     auto dir = checkedDir(mailDir, address);
@@ -141,8 +154,8 @@ Status checkSpace(const QString& mailDir, const QString& address, const QString&
     if (QFileInfo::exists(scriptPath(*dir, name))) return {};  // replacing: the count stays
     auto list = listScripts(mailDir, address);
     if (!list) return list.error();
-    if (list->size() >= kMaxScriptsPerUser)
-        return Status::fail(QStringLiteral("%1 already has %2 scripts (the limit)").arg(address).arg(kMaxScriptsPerUser),
+    if (list->size() >= quota.maxScripts)
+        return Status::fail(QStringLiteral("%1 already has %2 scripts (the limit)").arg(address).arg(quota.maxScripts),
                             EDQUOT);
     return {};
 }
@@ -221,6 +234,145 @@ std::optional<ScriptCache::Active> ScriptCache::active(const QString& mailDir, c
     if (m_entries.size() >= kMaxCacheEntries && !m_entries.contains(path)) m_entries.clear();
     m_entries.insert(path, e);
     return value;
+}
+
+std::shared_ptr<const Script> ScriptCache::byPath(const QString& path, QString* error) {
+    struct stat st {};
+    if (::stat(QFile::encodeName(path).constData(), &st) != 0) return nullptr;
+    const qint64 mtimeNs = qint64(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    {
+        QMutexLocker lock(&m_mutex);
+        auto it = m_entries.constFind(path);
+        if (it != m_entries.constEnd() && it->dev == quint64(st.st_dev) && it->ino == quint64(st.st_ino) &&
+            it->size == qint64(st.st_size) && it->mtimeNs == mtimeNs) {
+            if (!it->value.script && error) *error = it->value.error ? it->value.error->message : QStringLiteral("unreadable");
+            return it->value.script;
+        }
+    }
+    Active value;
+    value.name = QFileInfo(path).completeBaseName();
+    auto source = readFile(path, Limits{}.maxScriptBytes);
+    if (!source)
+        value.error = source.error();
+    else if (auto compiled = compile(*source); !compiled)
+        value.error = compiled.error();
+    else
+        value.script = std::make_shared<const Script>(std::move(*compiled));
+    if (!value.script && error) *error = value.error->message;
+    Entry e;
+    e.dev = quint64(st.st_dev);
+    e.ino = quint64(st.st_ino);
+    e.size = qint64(st.st_size);
+    e.mtimeNs = mtimeNs;
+    e.value = value;
+    QMutexLocker lock(&m_mutex);
+    if (m_entries.size() >= kMaxCacheEntries && !m_entries.contains(path)) m_entries.clear();
+    m_entries.insert(path, e);
+    return value.script;
+}
+
+GlobalScripts GlobalScripts::fromConfig(const Config& config) {
+    GlobalScripts g;
+    g.dir = globalScriptDir(config.configDir());
+    for (const QString& n : config.string(QStringLiteral("sieve.before")).split(u',', Qt::SkipEmptyParts))
+        g.before << n.trimmed();
+    for (const QString& n : config.string(QStringLiteral("sieve.after")).split(u',', Qt::SkipEmptyParts))
+        g.after << n.trimmed();
+    return g;
+}
+
+QString globalScriptDir(const QString& configDir) {
+    return configDir.isEmpty() ? QString() : configDir + QStringLiteral("/sieve/global");
+}
+
+Result<QList<ScriptInfo>> listGlobalScripts(const QString& configDir) {
+    QList<ScriptInfo> out;
+    const QDir d(globalScriptDir(configDir));
+    for (const QFileInfo& fi : d.entryInfoList({QStringLiteral("*.sieve")}, QDir::Files | QDir::NoSymLinks, QDir::Name)) {
+        const QString name = fi.completeBaseName();
+        if (validScriptName(name)) out << ScriptInfo{name, fi.size(), false};
+    }
+    return out;
+}
+
+Result<QByteArray> readGlobalScript(const QString& configDir, const QString& name) {
+    if (auto st = checkName(name); !st) return st.error();
+    const QString path = scriptPath(globalScriptDir(configDir), name);
+    if (!QFileInfo::exists(path)) return Result<QByteArray>::fail(QStringLiteral("no global script '%1'").arg(name), ENOENT);
+    return readFile(path, Limits{}.maxScriptBytes);
+}
+
+Status putGlobalScript(const QString& configDir, const QString& name, const QByteArray& source) {
+    if (auto st = checkName(name); !st) return st;
+    if (source.size() > Limits{}.maxScriptBytes)
+        return Status::fail(QStringLiteral("%1: larger than %2 bytes (the limit)").arg(name).arg(Limits{}.maxScriptBytes), EFBIG);
+    if (auto compiled = compile(source); !compiled)
+        return Status::fail(QStringLiteral("%1: %2").arg(name, compiled.errorMessage()));
+    if (auto st = ensureDirectory(configDir + QStringLiteral("/sieve"), 0755); !st) return st;
+    if (auto st = ensureDirectory(globalScriptDir(configDir), 0755); !st) return st;
+    return writeFileAtomic(scriptPath(globalScriptDir(configDir), name), source, 0644);
+}
+
+Status deleteGlobalScript(const QString& configDir, const QString& name) {
+    if (auto st = checkName(name); !st) return st;
+    const QString path = scriptPath(globalScriptDir(configDir), name);
+    if (!QFileInfo::exists(path)) return Status::fail(QStringLiteral("no global script '%1'").arg(name), ENOENT);
+    return removeFile(path);
+}
+
+namespace {
+void collectIncludes(const QList<Node>& nodes, QList<const Node*>* out) {
+    for (const Node& n : nodes) {
+        if (n.name == u"include" && !n.tags.contains(QStringLiteral("global"))) *out << &n;
+        collectIncludes(n.block, out);
+    }
+}
+}  // namespace
+
+Status checkIncludes(const QString& mailDir, const QString& address, const QString& self, const Script& script) {
+    if (!script.has(QStringLiteral("include"))) return {};
+    auto dir = checkedDir(mailDir, address);
+    if (!dir) return dir.error();
+    // Depth-first over the stored personal scripts, with `self` as the new text.
+    QList<const Node*> top;
+    collectIncludes(script.commands, &top);
+    QList<std::shared_ptr<const Script>> keep;  // owns the scripts the walk looks at
+    struct Frame {
+        QString name;
+        QList<const Node*> includes;
+        qsizetype next = 0;
+    };
+    QList<Frame> stack{{self, top, 0}};
+    QSet<QString> done;
+    while (!stack.isEmpty()) {
+        if (stack.size() > Limits{}.maxIncludeDepth + 1) break;  // the run refuses it; not a storage question
+        Frame& f = stack.last();
+        if (f.next >= f.includes.size()) {
+            done.insert(f.name);
+            stack.removeLast();
+            continue;
+        }
+        const Node* n = f.includes.at(f.next++);
+        const Argument& a = n->positional.at(0);
+        const QString name = a.strings.value(0);
+        for (const Frame& g : std::as_const(stack))
+            if (g.name == name && !n->tags.contains(QStringLiteral("once")))
+                return Status::fail(QStringLiteral("%1:%2: include loop through \"%3\"").arg(a.line).arg(a.column).arg(name));
+        if (done.contains(name) || name == self) continue;
+        const QString path = scriptPath(*dir, name);
+        auto source = QFileInfo::exists(path) ? readFile(path, Limits{}.maxScriptBytes) : Result<QByteArray>::fail(QString(), ENOENT);
+        if (!source) {
+            if (n->tags.contains(QStringLiteral("optional")) || stack.size() > 1) continue;
+            return Status::fail(QStringLiteral("%1:%2: included script \"%3\" does not exist").arg(a.line).arg(a.column).arg(name));
+        }
+        auto compiled = compile(*source);
+        if (!compiled) continue;  // its own PUTSCRIPT reported it; the run will too
+        keep << std::make_shared<const Script>(std::move(*compiled));
+        QList<const Node*> inner;
+        collectIncludes(keep.last()->commands, &inner);
+        stack << Frame{name, inner, 0};
+    }
+    return {};
 }
 
 bool claimErrorNotice(const QString& mailDir, const QString& address, const QString& name, const QString& stamp) {

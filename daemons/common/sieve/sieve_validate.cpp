@@ -12,7 +12,10 @@
 // "comparator-i;ascii-numeric"); i;ascii-numeric refuses :contains and
 // :matches (RFC 4790 9.1.1: no substring operation); relational operators are
 // gt ge lt le eq ne (RFC 5231 4); date parts are those of RFC 5260 4;
-// set's variable name must be a valid identifier (RFC 5229 3).
+// set's variable name must be a valid identifier (RFC 5229 3); :index counts
+// from 1 and :last needs :index (RFC 5260 6); include names a script by a
+// plain name (validIncludeName: no path can be formed from it) and global
+// needs "variables" (RFC 6609 3.3).
 #include "sieve_internal.h"
 
 #include <QRegularExpression>
@@ -43,6 +46,8 @@ const QList<TagSpec> kAddressPart = {{"all", nullptr, "addrpart", {}},
                                      {"domain", nullptr, "addrpart", {}},
                                      {"user", "subaddress", "addrpart", {}},
                                      {"detail", "subaddress", "addrpart", {}}};
+// RFC 5260 6: which occurrence of the header field a test looks at.
+const QList<TagSpec> kIndex = {{"index", "index", nullptr, P::Number}, {"last", "index", nullptr, {}}};
 const QList<TagSpec> kBodyTransform = {{"raw", "body", "transform", {}},
                                        {"text", "body", "transform", {}},
                                        {"content", "body", "transform", P::StringList}};
@@ -66,6 +71,17 @@ const QList<Spec>& specs() {
         {"elsif", nullptr, false, {}, {}, 0, Spec::Sub::Test, true},
         {"else", nullptr, false, {}, {}, 0, Spec::Sub::None, true},
         {"stop", nullptr, false, {}, {}},
+        // include (RFC 6609 3.2-3.4)
+        {"include",
+         "include",
+         false,
+         {{"personal", nullptr, "location", {}},
+          {"global", nullptr, "location", {}},
+          {"once", nullptr, nullptr, {}},
+          {"optional", nullptr, nullptr, {}}},
+         {P::String}},
+        {"return", "include", false, {}, {}},
+        {"global", "include", false, {}, {P::StringList}},
         // Actions (RFC 5228 4 and extensions)
         {"keep", nullptr, false, {{"flags", "imap4flags", nullptr, P::StringList}}, {}},
         {"discard", nullptr, false, {}, {}},
@@ -104,9 +120,9 @@ const QList<Spec>& specs() {
           {"handle", nullptr, nullptr, P::String}},
          {P::String}},
         // Tests (RFC 5228 5 and extensions)
-        {"address", nullptr, true, kComparator + kMatch + kAddressPart, {P::StringList, P::StringList}},
+        {"address", nullptr, true, kComparator + kMatch + kAddressPart + kIndex, {P::StringList, P::StringList}},
         {"envelope", "envelope", true, kComparator + kMatch + kAddressPart, {P::StringList, P::StringList}},
-        {"header", nullptr, true, kComparator + kMatch, {P::StringList, P::StringList}},
+        {"header", nullptr, true, kComparator + kMatch + kIndex, {P::StringList, P::StringList}},
         {"exists", nullptr, true, {}, {P::StringList}},
         {"size", nullptr, true, {{"over", nullptr, "size", {}}, {"under", nullptr, "size", {}}}, {P::Number}},
         {"allof", nullptr, true, {}, {}, 0, Spec::Sub::TestList},
@@ -120,7 +136,7 @@ const QList<Spec>& specs() {
         {"date",
          "date",
          true,
-         kComparator + kMatch +
+         kComparator + kMatch + kIndex +
              QList<TagSpec>{{"zone", nullptr, "zone", P::String}, {"originalzone", nullptr, "zone", {}}},
          {P::String, P::String, P::StringList}},
         {"currentdate",
@@ -337,6 +353,14 @@ private:
                 return errorAt(r.line, r.column,
                                QStringLiteral("unknown relational operator \"%1\"").arg(r.strings.value(0)));
         }
+        if (n.tags.contains(QStringLiteral("last")) && !n.tags.contains(QStringLiteral("index"))) {
+            const Argument& l = n.tags[QStringLiteral("last")];
+            return errorAt(l.line, l.column, QStringLiteral(":last needs :index"));  // RFC 5260 6
+        }
+        if (n.tags.contains(QStringLiteral("index")) && n.tags[QStringLiteral("index")].number < 1) {
+            const Argument& i = n.tags[QStringLiteral("index")];
+            return errorAt(i.line, i.column, QStringLiteral(":index counts from 1"));  // RFC 5260 6: fieldno > 0
+        }
         if (n.name == u"size" && !n.tags.contains(QStringLiteral("over")) && !n.tags.contains(QStringLiteral("under")))
             return errorAt(n.line, n.column, QStringLiteral("size needs :over or :under"));
         if (n.name == u"date" || n.name == u"currentdate") {
@@ -350,6 +374,23 @@ private:
                 if (!zone.match(z.strings.value(0)).hasMatch())
                     return errorAt(z.line, z.column, QStringLiteral("zone must look like +hhmm or -hhmm"));
             }
+        }
+        if (n.name == u"include") {
+            const Argument& v = n.positional.at(0);
+            if (!validIncludeName(v.strings.value(0)))
+                return errorAt(v.line, v.column,
+                               QStringLiteral("invalid script name \"%1\" (1 to 64 of A-Z a-z 0-9 . _ -, not starting "
+                                              "with '.')")
+                                   .arg(v.strings.value(0)));
+        }
+        if (n.name == u"global") {  // RFC 6609 3.3: needs variables; names are identifiers
+            if (!m_s.has(QStringLiteral("variables")))
+                return errorAt(n.line, n.column, QStringLiteral("global needs require \"variables\""));
+            static const QRegularExpression ident(QStringLiteral("^[A-Za-z_][A-Za-z0-9_]*$"));
+            const Argument& v = n.positional.at(0);
+            for (const QString& name : v.strings)
+                if (!ident.match(name).hasMatch())
+                    return errorAt(v.line, v.column, QStringLiteral("invalid variable name \"%1\"").arg(name));
         }
         if (n.name == u"set") {
             static const QRegularExpression ident(QStringLiteral("^[A-Za-z_][A-Za-z0-9_]*$"));
@@ -474,6 +515,15 @@ decoded:
 
 }  // namespace detail
 
+bool validIncludeName(const QString& name) {
+    if (name.isEmpty() || name.size() > 64 || name.startsWith(u'.')) return false;
+    for (QChar c : name)
+        if (!((c >= u'A' && c <= u'Z') || (c >= u'a' && c <= u'z') || (c >= u'0' && c <= u'9') || c == u'.' ||
+              c == u'_' || c == u'-'))
+            return false;
+    return true;
+}
+
 QStringList supportedExtensions() {
     return {QStringLiteral("fileinto"),
             QStringLiteral("mailbox"),
@@ -488,6 +538,8 @@ QStringList supportedExtensions() {
             QStringLiteral("relational"),
             QStringLiteral("body"),
             QStringLiteral("date"),
+            QStringLiteral("index"),
+            QStringLiteral("include"),
             QStringLiteral("vacation"),
             QStringLiteral("vacation-seconds"),
             QStringLiteral("comparator-i;ascii-numeric"),

@@ -1,6 +1,8 @@
 // maildir_delivery.cpp — see maildir_delivery.h.
 #include "maildir_delivery.h"
 
+#include "maildir_keywords.h"
+
 #include "maildir_names.h"
 
 #include "core/atomic_file.h"
@@ -79,7 +81,8 @@ Delivery::~Delivery() {
     if (!m_committed) abort();
 }
 
-StoreStatus Delivery::add(const QString& address, const Content& content, const QStringList& folder, qint64 quotaBytes, const QString& flags) {
+StoreStatus Delivery::add(const QString& address, const Content& content, const QStringList& folder, qint64 quotaBytes, const QString& flags,
+                          const QStringList& keywords) {
     const QString root = maildirRoot(m_mailDir, address);
     if (root.isEmpty()) return StoreError::fromErrno(EINVAL, QStringLiteral("'%1' is not a deliverable address").arg(address));
     QString folderDir;
@@ -93,8 +96,13 @@ StoreStatus Delivery::add(const QString& address, const Content& content, const 
     p.root = root;
     p.dir = folderDir.isEmpty() ? root : root + QLatin1Char('/') + folderDir;
     p.quotaBytes = quotaBytes;
-    p.cur = !flags.isEmpty();
     p.flags = flags;
+    if (!keywords.isEmpty()) {
+        auto letters = keywordLetters(p.dir, keywords);
+        if (!letters) return fromStatus(letters.error());
+        p.flags = sortFlags(p.flags + *letters);
+    }
+    p.cur = !p.flags.isEmpty();
     Copy c;
     c.address = address;
     return write(c, p, content);

@@ -5,11 +5,13 @@
 // Interface: a Delivery is a transaction for one message and any number of
 // copies (one per recipient mailbox, each with its own header prefix, e.g.
 // Delivered-To):
-//   add(address, content, folder, quota, flags)
+//   add(address, content, folder, quota, flags, keywords)
 //       the copy for a local address under the mail folder given to the
 //       constructor (maildir_names.h paths; the Maildir is created when
 //       missing, with the folder's maildirfolder marker); with Maildir flag
-//       letters (Sieve imap4flags) the copy goes into cur/ with them, else new/;
+//       letters or IMAP keywords (Sieve imap4flags; keywords get the folder's
+//       letters as IMAP gives them, maildir_keywords.h) the copy goes into
+//       cur/ with them, else new/; a keyword that cannot be stored is left out;
 //   add(placement, content)
 //       the copy into an existing folder given by path (IMAP APPEND).
 //   Both check the Maildir++ quota when one is given, create a unique file in
@@ -90,7 +92,7 @@ public:
     Delivery& operator=(const Delivery&) = delete;
 
     StoreStatus add(const QString& address, const Content& content, const QStringList& folder = {}, qint64 quotaBytes = 0,
-                    const QString& flags = {});
+                    const QString& flags = {}, const QStringList& keywords = {});
     StoreStatus add(const Placement& placement, const Content& content);
     StoreStatus commit();
     void abort();

@@ -4,7 +4,8 @@ mail sent over real SMTP (smtplib) into the Maildirs, read back over IMAP
 
   * fileinto an existing folder, into a missing one with :create, and into a
     missing one without :create (kept in INBOX, logged);
-  * imap4flags: flags set by the script are seen over IMAP;
+  * imap4flags: flags set by the script are seen over IMAP, keywords too (stored
+    as imapd stores them: a keyword an IMAP client made keeps its letter);
   * discard: accepted, stored nowhere;
   * reject: refused at SMTP time with 550 5.7.1 and the script's reason;
   * a script that does not compile (written behind posternctl's back) and one
@@ -25,7 +26,7 @@ import unittest
 
 from postern_testlib import Instance, wait_for
 
-USERS = {f"{name}@example.test": f"{name}-password-{i}" for i, name in enumerate(["alice", "bob", "carol", "dave", "erin", "frank"])}
+USERS = {f"{name}@example.test": f"{name}-password-{i}" for i, name in enumerate(["alice", "bob", "carol", "dave", "erin", "frank", "gina"])}
 
 
 class SieveDelivery(unittest.TestCase):
@@ -92,6 +93,50 @@ class SieveDelivery(unittest.TestCase):
         self.assertEqual(typ, "OK")
         self.assertIn(b"\\Flagged", data[0])
         self.assertIn(b"\\Seen", data[0])
+        im.logout()
+
+    def imap(self, user):
+        im = imaplib.IMAP4("127.0.0.1", self.inst.port("postern-imapd", "imap"))
+        im.starttls(self.inst.client_tls_context())
+        im.login(user, USERS[user])
+        return im
+
+    def flags_of(self, user, folder, n):
+        im = self.imap(user)
+        try:
+            self.assertEqual(im.select(folder)[0], "OK")
+            typ, data = im.fetch(str(n), "(FLAGS)")
+            self.assertEqual(typ, "OK")
+            return [f for f in imaplib.ParseFlags(data[0]) if f != b"\\Recent"]  # \Recent: a session flag
+        finally:
+            im.logout()
+
+    def test_keywords_visible_over_imap(self):
+        user = "gina@example.test"
+        self.put(user, "kw", 'require ["imap4flags", "fileinto", "mailbox"];\n'
+                 'if header :contains "subject" "first" { keep; stop; }\n'
+                 'addflag ["Project_X", "$Label1", "imported", "bad(kw"];\n'
+                 'if header :contains "subject" "tagged" { fileinto :create :flags ["\\\\Seen", "Project_X"] "Tagged"; }\n')
+        self.send(user, "first one")
+        # An IMAP client gives the first message a keyword of its own.
+        im = self.imap(user)
+        im.select("INBOX")
+        self.assertEqual(im.store("1", "+FLAGS", "(Imported)")[0], "OK")
+        im.logout()
+        self.send(user, "keep with keywords")
+        self.send(user, "tagged one")
+        flags = self.flags_of(user, "INBOX", 2)
+        self.assertIn(b"Project_X", flags)
+        self.assertIn(b"$Label1", flags)
+        self.assertIn(b"Imported", flags)  # the client's keyword, matched case-insensitively: same letter
+        self.assertFalse([f for f in flags if b"bad" in f], flags)
+        self.assertEqual(sorted(self.flags_of(user, "INBOX", 1)), [b"Imported"])
+        self.assertEqual(sorted(self.flags_of(user, "Tagged", 1)), [b"Project_X", b"\\Seen"])
+        self.assertIn("flags not stored (not an IMAP keyword): bad(kw", self.inst.log())
+        # Searching by keyword works like for any keyword set over IMAP.
+        im = self.imap(user)
+        im.select("INBOX")
+        self.assertEqual(im.search(None, "KEYWORD", "Project_X")[1], [b"2"])
         im.logout()
 
     def test_discard_and_reject(self):

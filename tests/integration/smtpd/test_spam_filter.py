@@ -23,6 +23,7 @@ from postern_testlib import Instance, Rspamd, wait_for
 
 RCPT = "alice@example.test"
 BOB = "bob@example.test"
+VERA = "vera@example.test"  # has a vacation script (test_no_vacation_reply_to_spam)
 
 
 def message(marker=b"", extra_headers=b"", body=b"Hello Alice,\r\nsee you tomorrow.\r\n"):
@@ -85,7 +86,7 @@ class SpamFilter(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.rspamd = Rspamd()
-        cls.inst = spam_instance(cls.rspamd.socket, users={RCPT: "alice-password-1", BOB: "bob-password-1"},
+        cls.inst = spam_instance(cls.rspamd.socket, users={RCPT: "alice-password-1", BOB: "bob-password-1", VERA: "vera-password-1"},
                                  **{"spam.inbox_users": BOB})
 
     @classmethod
@@ -162,6 +163,50 @@ class SpamFilter(unittest.TestCase):
         self.assertTrue(m.endswith(body))
         spooled = len(m) - m.index(b"Received: ")
         self.assertRegex(self.rspamd.log(), r"qid: <%s>.*len: %d," % (qid, spooled))
+
+    def queued_to(self, address):
+        """Envelope senders of the messages in the outbound queue for `address`."""
+        out = []
+        for state in ("incoming", "active", "deferred"):
+            d = os.path.join(self.inst.data_dir, "queue", state)
+            for name in os.listdir(d) if os.path.isdir(d) else []:
+                if not name.endswith(".env") or name.startswith("."):
+                    continue
+                try:
+                    with open(os.path.join(d, name)) as f:
+                        text = f.read()
+                except FileNotFoundError:
+                    continue
+                if re.search(r"(?m)^recipient: %s( |$)" % re.escape(address), text):
+                    out.append(re.search(r"(?m)^sender: ?(.*)$", text).group(1))
+        return out
+
+    def test_no_vacation_reply_to_spam(self):
+        """A message Rspamd classifies as spam (add header: X-Spam-Status: Yes, Junk folder) gets
+        no vacation reply (a forged sender would get backscatter); a clean one from another
+        sender does (the control: the script does reply)."""
+        d = tempfile.mkdtemp(prefix="postern-test-spamvacation-")
+        try:
+            path = os.path.join(d, "v.sieve")
+            with open(path, "w") as f:
+                f.write('require "vacation";\nvacation :days 1 "I am away.";\n')
+            self.inst.ctl("sieve", "put", VERA, "away", path, "--activate")
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+        def deliver(sender, marker):
+            data = message(marker).replace(b"To: alice@example.test", b"To: " + VERA.encode())
+            with smtplib.SMTP("127.0.0.1", self.inst.port("postern-smtpd", "smtp"), timeout=30) as s:
+                s.ehlo("mx.remote.test")
+                self.assertEqual(s.sendmail(sender, [VERA], data), {})
+        deliver("spammer@remote.test", b"Y")
+        [junk] = self.inst.messages(VERA, "Junk")
+        self.assertIn(b'X-Spam-Status: Yes, score=6.00 required=15.00 action="add header"\r\n', junk)
+        wait_for(lambda: "no reply to mail classified as spam or quarantined" in self.inst.log(), timeout=30,
+                 what="the no-reply note for the spam")
+        deliver("friend@remote.test", b"A")
+        self.assertEqual(len(self.inst.messages(VERA)), 1)
+        wait_for(lambda: self.queued_to("friend@remote.test") == [""], timeout=30, what="the vacation reply to the clean message")
+        self.assertEqual(self.queued_to("spammer@remote.test"), [])
 
     def test_forged_spam_headers_are_removed(self):
         forged = (b"X-Spam-Status: No, score=-100\r\nx-spam-flag: NO\r\nX-Spam-Score:\r\n -100\r\n"

@@ -21,7 +21,8 @@ QString describePlan(const Plan& p) {
     QStringList out;
     for (const Plan::Copy& c : p.copies)
         out << (c.folder.isEmpty() ? QStringLiteral("INBOX") : c.folder.join(u'/')) +
-                   (c.flags.isEmpty() ? QString() : u':' + c.flags);
+                   (c.flags.isEmpty() ? QString() : u':' + c.flags) +
+                   (c.keywords.isEmpty() ? QString() : u'+' + c.keywords.join(u','));
     if (p.reject) out << QStringLiteral("reject(%1)").arg(p.rejectReason);
     for (const Plan::Redirect& r : p.redirects) out << QStringLiteral("redirect(%1%2)").arg(r.address, r.copy ? QStringLiteral(",copy") : QString());
     if (p.vacation) out << QStringLiteral("vacation(%1)").arg(p.vacation->to);
@@ -165,9 +166,13 @@ void TestSieveStore::plans_data() {
                                   "\"\\\\Draft\", \"\\\\Deleted\"];")
                            << "INBOX:DFRST"
                            << "";
-    QTest::newRow("keyword not stored") << QByteArray("require \"imap4flags\"; addflag [\"$Work\", \"\\\\Seen\"];")
-                                        << "INBOX:S"
-                                        << "flags not stored (keywords are not supported yet): $Work";
+    QTest::newRow("keywords kept for the store") << QByteArray("require \"imap4flags\"; addflag [\"$Work\", \"\\\\Seen\", \"Later\"];")
+                                        << "INBOX:S+$Work,Later"
+                                        << "";
+    QTest::newRow("invalid keyword and unknown system flag noted")
+        << QByteArray("require \"imap4flags\"; addflag [\"ok\", \"bad(kw\", \"\\\\Nope\"];")
+        << "INBOX+ok"
+        << "flags not stored (not an IMAP keyword): bad(kw \\Nope";
     QTest::newRow("two missing folders: one INBOX copy")
         << QByteArray("require \"fileinto\"; fileinto \"A\"; fileinto \"B\";") << "INBOX"
         << "";

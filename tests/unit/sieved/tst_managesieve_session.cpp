@@ -117,6 +117,10 @@ private Q_SLOTS:
         const QByteArray noRequire = h.send("PUTSCRIPT \"bad\" {20+}\r\nkeep;\r\nfileinto \"x\";\r\n");
         QVERIFY2(noRequire.startsWith("NO \"bad: 2:1: "), noRequire.constData());
         QCOMPARE(h.send("CHECKSCRIPT \"keep;\"\r\n"), QByteArray("OK\r\n"));
+        // RFC 6609 3.2: a personal include must name a stored script (unless :optional).
+        QCOMPARE(h.send("CHECKSCRIPT \"require \\\"include\\\"; include \\\"nope\\\";\"\r\n"),
+                 QByteArray("NO \"1:28: included script \\\"nope\\\" does not exist\"\r\n"));
+        QCOMPARE(h.send("CHECKSCRIPT \"require \\\"include\\\"; include :optional \\\"nope\\\";\"\r\n"), QByteArray("OK\r\n"));
         const QByteArray checkBad = h.send("CHECKSCRIPT \"keep;\\\\\"\r\n");
         QVERIFY2(checkBad.startsWith("NO \"1:6: "), checkBad.constData());
         const QByteArray putBad = h.send("PUTSCRIPT \"bad\" \"if true {\"\r\n");
@@ -159,6 +163,40 @@ private Q_SLOTS:
         QCOMPARE(h.send("HAVESPACE \"new\" 10\r\n").left(22), QByteArray("NO (QUOTA/MAXSCRIPTS) "));
         QCOMPARE(h.send("PUTSCRIPT \"new\" \"keep;\"\r\n").left(22), QByteArray("NO (QUOTA/MAXSCRIPTS) "));
         QCOMPARE(h.send("HAVESPACE \"x\" \"10\"\r\n"), QByteArray("NO \"Usage: HAVESPACE name size\"\r\n"));
+    }
+
+    // sieve.max_scripts / sieve.max_script_size (SessionConfig::quota): the limit passes,
+    // limit+1 is refused by HAVESPACE and by PUTSCRIPT (which stores nothing then).
+    void configuredQuota_data() {
+        QTest::addColumn<int>("maxScripts");
+        QTest::addColumn<qint64>("maxBytes");
+        QTest::newRow("1 script, 1K") << 1 << qint64(1024);
+        QTest::newRow("3 scripts, 2000 bytes") << 3 << qint64(2000);
+    }
+    void configuredQuota() {
+        QFETCH(int, maxScripts);
+        QFETCH(qint64, maxBytes);
+        SessionConfig cfg;
+        cfg.quota.maxScripts = maxScripts;
+        cfg.quota.maxScriptBytes = maxBytes;
+        Harness h(7, true, cfg);
+        h.login();
+        QCOMPARE(h.send("HAVESPACE \"a\" " + QByteArray::number(maxBytes) + "\r\n"), QByteArray("OK\r\n"));
+        QCOMPARE(h.send("HAVESPACE \"a\" " + QByteArray::number(maxBytes + 1) + "\r\n").left(19), QByteArray("NO (QUOTA/MAXSIZE) "));
+        // A script of exactly maxBytes is stored; one byte more is refused.
+        const QByteArray atLimit = "#" + QByteArray(maxBytes - 7, 'x') + "\nkeep;";
+        QCOMPARE(atLimit.size(), maxBytes);
+        const QByteArray put = "PUTSCRIPT \"s0\" {" + QByteArray::number(atLimit.size()) + "+}\r\n" + atLimit + "\r\n";
+        QCOMPARE(h.send(put), QByteArray("OK\r\n"));
+        const QByteArray over = "#" + atLimit;
+        QCOMPARE(h.send("PUTSCRIPT \"big\" {" + QByteArray::number(over.size()) + "+}\r\n" + over + "\r\n").left(19),
+                 QByteArray("NO (QUOTA/MAXSIZE) "));
+        for (int i = 1; i < maxScripts; ++i)
+            QCOMPARE(h.send("PUTSCRIPT \"s" + QByteArray::number(i) + "\" \"keep;\"\r\n"), QByteArray("OK\r\n"));
+        QCOMPARE(h.send("HAVESPACE \"s0\" 10\r\n"), QByteArray("OK\r\n"));  // replacing does not count twice
+        QCOMPARE(h.send("HAVESPACE \"new\" 10\r\n").left(22), QByteArray("NO (QUOTA/MAXSCRIPTS) "));
+        QCOMPARE(h.send("PUTSCRIPT \"new\" \"keep;\"\r\n").left(22), QByteArray("NO (QUOTA/MAXSCRIPTS) "));
+        QCOMPARE(sieve::listScripts(h.dir.path(), kUser)->size(), maxScripts);
     }
 
     void sasl_data() {
