@@ -100,8 +100,11 @@ Status writeSpamEngineConfig(const Config& config, const SpamPaths& p, const Use
     const QString over = p.rspamdConfDir + QStringLiteral("/override.d/");
     QByteArray options = header + "pidfile = " + ucl(p.runDir + QStringLiteral("/rspamd.pid")) + ";\n";
     QStringList servers;
-    for (const QString& s : config.list(QStringLiteral("dns.servers")))
-        if (auto d = parseDnsServer(s)) servers << QStringLiteral("%1:%2").arg(d->address.toString()).arg(d->port);
+    // dns.servers, else the bundled resolver (resolver_engine.h), else resolv.conf (Rspamd's default).
+    for (const DnsServer& d : configuredDnsServers(config))
+        servers << (d.address.protocol() == QAbstractSocket::IPv6Protocol ? QStringLiteral("[%1]:%2") : QStringLiteral("%1:%2"))
+                       .arg(d.address.toString())
+                       .arg(d.port);
     if (!servers.isEmpty()) {
         options += "dns {\n  nameserver = [";
         for (qsizetype i = 0; i < servers.size(); ++i) options += (i ? ", " : "") + ucl(servers.at(i));

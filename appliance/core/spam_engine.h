@@ -12,7 +12,8 @@
 //                       files, proxy worker off, Redis for Bayes/greylisting at the redis
 //                       socket, per-user Bayes statistics (users_enabled: keyed by the
 //                       Deliver-To field; learning from Junk moves, learn_spool.h),
-//                       dns.servers when set, logs to stderr (the supervisor passes
+//                       the resolver of core/dns.h configuredDnsServers (dns.servers, else the
+//                       bundled unbound when dns.resolver = bundled), logs to stderr (the supervisor passes
 //                       them on)). The controller password is made once (32 random bytes,
 //                       hex) and kept in <config>/spam/controller.password (0600 root).
 //                       Files the engines read are root:<daemon group> 0640 in 0750 folders.

@@ -626,8 +626,7 @@ void LocalBackend::deliver(QObject* context, MessageJob job, std::function<void(
     c.rejectOnDmarc = m_config.flag(QStringLiteral("smtp.dmarc_reject"));
     c.quarantineToJunk = m_config.flag(QStringLiteral("smtp.dmarc_quarantine_junk"));
     c.authservId = m_config.hostname();
-    for (const QString& s : m_config.list(QStringLiteral("dns.servers")))
-        if (auto parsed = parseDnsServer(s)) c.dnsServers << *parsed;
+    c.dnsServers = configuredDnsServers(m_config);
     c.dnsTimeoutMs = int(m_config.durationMs(QStringLiteral("dns.timeout")));
     c.spamScan = job.authUser.isEmpty() && m_config.flag(QStringLiteral("spam.enabled"));
     if (c.spamScan) {
