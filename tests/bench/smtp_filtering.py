@@ -68,7 +68,7 @@ def make_message(rng, i, rcpt):
         return (head + "Content-Type: text/plain; charset=utf-8\r\n\r\n" + body + "\r\n").encode(), sender
     b = f"b{rng.getrandbits(64):x}"
     text = text_block(rng, rng.randint(3000, 15000))
-    html = "<html><body>" + "".join(f"<p>{p}</p>" for p in text_block(rng, rng.randint(5000, 25000)).split("\r\n")) + "</body></html>"
+    html = "<html><body>\r\n" + "".join(f"<p>{p}</p>\r\n" for p in text_block(rng, rng.randint(5000, 25000)).split("\r\n")) + "</body></html>"
     parts = [f"--{b}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n",
              f"--{b}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n"]
     ctype = "multipart/alternative"
@@ -252,6 +252,8 @@ def main():
                     rates[name].append(rate)
                     if accepted != answered:
                         print(f"  note: {name}: {answered - accepted} of {answered} not accepted", flush=True)
+                    if answered != len(msgs):
+                        raise RuntimeError(f"{name}: {answered} of {len(msgs)} transactions answered")
             med = {k: statistics.median(v) for k, v in rates.items()}
             ours, theirs, bare = med[stacks[0][0]], med[stacks[1][0]], med[stacks[2][0]]
             print(f"{c:3d} connections (median of {a.rounds}): Postern+Rspamd {ours:6.1f} msg/s   "
