@@ -127,6 +127,11 @@ Status writeSpamEngineConfig(const Config& config, const SpamPaths& p, const Use
         // Per-user Bayes: the statistics of the user in "Deliver-To" (scans with one local
         // recipient, and the learn requests postern-imapd sends for Junk moves).
         {local + QStringLiteral("classifier-bayes.conf"), header + "users_enabled = true;\n"},
+        // Trimmed for a small appliance (measured: tests/bench/appliance_memory.py):
+        // neural networks need thousands of scans a day to train and keep their networks in
+        // every worker; the scan history only feeds Rspamd's web UI, which is not exposed.
+        {local + QStringLiteral("neural.conf"), header + "enabled = false;\n"},
+        {local + QStringLiteral("history_redis.conf"), header + "enabled = false;\n"},
     };
     for (const auto& [path, content] : files)
         if (auto st = writeShared(path, content, ids); !st) return st;

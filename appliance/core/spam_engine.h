@@ -12,6 +12,8 @@
 //                       files, proxy worker off, Redis for Bayes/greylisting at the redis
 //                       socket, per-user Bayes statistics (users_enabled: keyed by the
 //                       Deliver-To field; learning from Junk moves, learn_spool.h),
+//                       neural and history_redis off (see tests/bench/README.md: no use on
+//                       a small appliance without Rspamd's web UI),
 //                       the resolver of core/dns.h configuredDnsServers (dns.servers, else the
 //                       bundled unbound when dns.resolver = bundled), logs to stderr (the supervisor passes
 //                       them on)). The controller password is made once (32 random bytes,

@@ -4,7 +4,8 @@
 // forward zones as insecure forward-zone blocks, the control socket), which servers
 // Postern asks (dns.servers, else the bundled resolver, else resolv.conf), which servers
 // Rspamd is given, when the supervisor runs unbound (serviceOffReason), and the parsers'
-// refusals (non-loopback listen address, bad forward zones, more than kMaxForwardZones).
+// refusals (non-loopback listen address, bad forward zones, more than kMaxForwardZones);
+// and Rspamd's trimmed modules (neural, history_redis off).
 #include "core/config.h"
 #include "core/dns.h"
 #include "core/resolver_engine.h"
@@ -155,6 +156,12 @@ private Q_SLOTS:
                 QVERIFY2(!options.contains("nameserver"), options.constData());
             else
                 QVERIFY2(options.contains(expect), options.constData());
+            // The memory trim (tests/bench/README.md): neural and history_redis off.
+            for (const char* module : {"neural.conf", "history_redis.conf"}) {
+                QFile m(paths.rspamdConfDir + QStringLiteral("/local.d/") + QLatin1String(module));
+                QVERIFY(m.open(QIODevice::ReadOnly));
+                QVERIFY(m.readAll().contains("\nenabled = false;\n"));
+            }
         }
     }
 };
