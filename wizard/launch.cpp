@@ -14,6 +14,7 @@
 
 #include "core/atomic_file.h"
 #include "core/config.h"
+#include "core/dns.h"
 #include "core/services.h"
 
 #include <QCoreApplication>
@@ -133,14 +134,20 @@ QJsonObject waitForReady(QProcess& proc, const QString& readyFile) {
 }
 
 // "started 5 services in 1.2 s", plus any that is not running.
-// The spam filter's engines (redis-server, rspamd) get one line of their own.
-void sayServices(Console& con, const QJsonObject& ready, qint64 ms) {
+// The spam filter's engines (redis-server, rspamd) get one line of their own, and so does
+// the resolver Postern and Rspamd use (core/dns.h resolverSummary; the bundled unbound's state).
+void sayServices(Console& con, const QJsonObject& ready, qint64 ms, const Config& config) {
     QStringList running, other, engines;
+    QString resolverState;
     bool spamOn = false;
     for (const QJsonValue& s : ready.value(QStringLiteral("services")).toArray()) {
         const QJsonObject o = s.toObject();
         const QString name = o.value(QStringLiteral("name")).toString(),
                       state = o.value(QStringLiteral("state")).toString();
+        if (name == u"unbound") {
+            resolverState = state;
+            continue;
+        }
         if (const ServiceInfo* info = findService(name); info && info->engine) {
             if (state != u"disabled") spamOn = true;
             engines << QStringLiteral("%1 %2").arg(name, state == u"starting" ? QStringLiteral("starting") : state);
@@ -160,6 +167,10 @@ void sayServices(Console& con, const QJsonObject& ready, qint64 ms) {
                                         "spam.enabled = false turns it off")
                              .arg(engines.join(QStringLiteral(", ")))
                        : QStringLiteral("  spam filtering: off (spam.enabled = false)"));
+    con.say(QStringLiteral("  DNS resolver: %1%2")
+                .arg(resolverSummary(config),
+                     bundledResolverInUse(config) ? QStringLiteral(" [%1]").arg(resolverState.isEmpty() ? QStringLiteral("not reported") : resolverState)
+                                                  : QString()));
 }
 
 // Client settings from the listener table: per protocol the implicit-TLS port, then STARTTLS.
@@ -274,7 +285,7 @@ StepResult launchStep(Flow& f) {
         proc.waitForFinished(20000);
         return 1;
     }
-    sayServices(con, f.ready, t.elapsed());
+    sayServices(con, f.ready, t.elapsed(), *config);
     return std::nullopt;
 }
 

@@ -262,13 +262,42 @@ Result<DnsServer> parseDnsServer(const QString& textIn) {
     return s;
 }
 
-std::unique_ptr<Resolver> makeResolver(const Config& config) {
+bool bundledResolverInUse(const Config& config) {
+    return config.value(QStringLiteral("dns.resolver")) == u"bundled" && config.list(QStringLiteral("dns.servers")).isEmpty();
+}
+
+Result<DnsServer> bundledResolverAddress(const Config& config) {
+    const QString text = config.value(QStringLiteral("dns.resolver_listen"));
+    auto parsed = parseDnsServer(text);
+    if (!parsed) return parsed.error();
+    if (!parsed->address.isLoopback())
+        return Result<DnsServer>::fail(QStringLiteral("dns.resolver_listen '%1' is not a loopback address").arg(text));
+    return parsed;
+}
+
+QList<DnsServer> configuredDnsServers(const Config& config) {
     QList<DnsServer> servers;
     for (const QString& s : config.list(QStringLiteral("dns.servers"))) {
         auto parsed = parseDnsServer(s);
         if (parsed) servers << *parsed;
     }
-    return std::make_unique<LdnsResolver>(servers, int(config.durationMs(QStringLiteral("dns.timeout"))));
+    if (servers.isEmpty() && bundledResolverInUse(config))
+        if (auto bundled = bundledResolverAddress(config)) servers << *bundled;
+    return servers;
+}
+
+QString resolverSummary(const Config& config) {
+    const QStringList servers = config.list(QStringLiteral("dns.servers"));
+    if (!servers.isEmpty()) return QStringLiteral("dns.servers (%1)").arg(servers.join(QStringLiteral(", ")));
+    if (!bundledResolverInUse(config)) return QStringLiteral("the system's (/etc/resolv.conf; dns.resolver = system)");
+    auto address = bundledResolverAddress(config);
+    if (!address) return QStringLiteral("bundled unbound: %1").arg(address.errorMessage());
+    return QStringLiteral("bundled unbound on %1 (local, caching, DNSSEC-validating; used by Postern and Rspamd)")
+        .arg(config.value(QStringLiteral("dns.resolver_listen")));
+}
+
+std::unique_ptr<Resolver> makeResolver(const Config& config) {
+    return std::make_unique<LdnsResolver>(configuredDnsServers(config), int(config.durationMs(QStringLiteral("dns.timeout"))));
 }
 
 QString reverseName(const QHostAddress& address) {

@@ -10,7 +10,9 @@
 //                           or /etc/resolv.conf; EDNS0 with DO set; TCP fallback
 //                           on truncation. One instance per thread (ldns is not
 //                           thread-safe): daemons create one per worker.
-//   makeResolver(config)    the configured resolver.
+//   makeResolver(config)    the configured resolver: configuredDnsServers(config), i.e.
+//                           dns.servers, else the bundled unbound (resolver_engine.h)
+//                           when dns.resolver = bundled, else /etc/resolv.conf.
 //   reverseName(address)    "4.3.2.1.in-addr.arpa" / ip6.arpa name for PTR.
 //
 // Blocking: query() waits for the network (bounded by dns.timeout); call it
@@ -94,6 +96,14 @@ private:
 
 // Parses "ip", "ip:port" and "[v6]:port".
 Result<DnsServer> parseDnsServer(const QString& text);
+// The servers Postern asks: dns.servers when set; else the bundled resolver
+// (dns.resolver = bundled, the supervisor's unbound on dns.resolver_listen); else empty
+// (the caller falls back to /etc/resolv.conf).
+QList<DnsServer> configuredDnsServers(const Config& config);
+bool bundledResolverInUse(const Config& config);       // dns.resolver = bundled and dns.servers empty
+Result<DnsServer> bundledResolverAddress(const Config& config);  // dns.resolver_listen; loopback only
+// One line for people (the wizard, posternctl status): which resolver is used.
+QString resolverSummary(const Config& config);
 std::unique_ptr<Resolver> makeResolver(const Config& config);
 QString reverseName(const QHostAddress& address);
 

@@ -1,6 +1,9 @@
 // services.cpp — see services.h.
 #include "services.h"
 
+#include "config.h"
+#include "dns.h"
+
 #include <algorithm>
 
 namespace postern {
@@ -49,6 +52,8 @@ QList<ListenerInfo> makeListenerTable() {
 // The programs the supervisor starts, in this order.
 QList<ServiceInfo> makeServiceTable() {
     return {
+        {s("unbound"), s("The bundled DNS resolver (dns.resolver = bundled): caching, DNSSEC-validating, loopback only."),
+         true, s("dns.resolver"), true},
         {s("redis-server"), s("Redis for the spam filter (Bayes statistics, greylisting): unix socket only."), true,
          s("spam.enabled"), true},
         {s("rspamd"), s("Rspamd spam filter: scans mail from the Internet for postern-smtpd (spam.enabled)."), true,
@@ -146,6 +151,16 @@ int serviceNamePort(const QString& name) {
     for (const ListenerInfo& l : listeners())
         if (l.name == lower || l.aliases.contains(lower)) return l.standardPort;
     return -1;
+}
+
+QString serviceOffReason(const ServiceInfo& service, const Config& config) {
+    if (service.enabledBy.isEmpty()) return {};
+    if (service.enabledBy == u"dns.resolver") {
+        if (config.value(QStringLiteral("dns.resolver")) != u"bundled") return QStringLiteral("dns.resolver is system");
+        if (!bundledResolverInUse(config)) return QStringLiteral("dns.servers is set");
+        return {};
+    }
+    return config.flag(service.enabledBy) ? QString() : service.enabledBy + QStringLiteral(" is off");
 }
 
 }  // namespace postern

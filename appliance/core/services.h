@@ -19,9 +19,11 @@
 //   clientListeners()      the rows mail clients use (submission, IMAP, POP3), incoming
 //                          first, implicit TLS before STARTTLS (RFC 8314 5.1): the
 //                          order of autoconfig files and of the wizard's client settings.
-//   services()             the programs the supervisor starts, in start order: the spam
-//                          filter's engines (redis-server, rspamd; only with spam.enabled)
-//                          first, then Postern's daemons.
+//   services()             the programs the supervisor starts, in start order: the bundled
+//                          resolver (unbound; dns.resolver = bundled, no dns.servers), the spam
+//                          filter's engines (redis-server, rspamd; only with spam.enabled),
+//                          then Postern's daemons.
+//   serviceOffReason(s, config)  why the settings keep a service from running, or empty.
 //   listenersOf(program)   the rows a program serves.
 //   serviceNamePort(name)  IANA service name ("smtps", "imap2", ...) -> standard port of
 //                          a row that knows it by that name; -1 otherwise.
@@ -42,6 +44,8 @@
 #include <QStringList>
 
 namespace postern {
+
+class Config;
 
 // What a listener is for. Policy reads the mode, never the port.
 enum class ListenerMode { Mx, Submission, Submissions, Imap, Imaps, Pop3, Pop3s, Http, Https, ManageSieve };
@@ -74,9 +78,11 @@ struct ServiceInfo {
     QString program;        // "postern-smtpd"
     QString description;    // one line for --help
     bool withoutListeners;  // runs even when it serves no listener (the queue runner)
-    QString enabledBy = {}; // a Bool setting that must be true for it to run ("spam.enabled"); empty: none
-    bool engine = false;    // a third-party program (redis-server, rspamd) run with a configuration Postern
-                            // generates (core/spam_engine.h); ready when its socket accepts, no ready file
+    QString enabledBy = {}; // a Bool setting that must be true for it to run ("spam.enabled"), or "dns.resolver"
+                            // (serviceOffReason); empty: none
+    bool engine = false;    // a third-party program (unbound, redis-server, rspamd) run with a configuration Postern
+                            // generates (core/resolver_engine.h, core/spam_engine.h); ready when its socket
+                            // accepts, no ready file
 };
 
 const QList<ListenerInfo>& listeners();
@@ -91,5 +97,9 @@ const QList<ServiceInfo>& services();
 const ServiceInfo* findService(const QString& program);
 QList<ListenerInfo> listenersOf(const QString& program);
 int serviceNamePort(const QString& name);
+// Why the settings keep a service from running ("spam.enabled is off", "dns.servers is set"),
+// or empty when they let it run. enabledBy "dns.resolver": the bundled resolver is in use
+// (core/dns.h bundledResolverInUse); any other: that Bool setting is true.
+QString serviceOffReason(const ServiceInfo& service, const Config& config);
 
 }  // namespace postern

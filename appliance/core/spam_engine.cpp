@@ -100,8 +100,11 @@ Status writeSpamEngineConfig(const Config& config, const SpamPaths& p, const Use
     const QString over = p.rspamdConfDir + QStringLiteral("/override.d/");
     QByteArray options = header + "pidfile = " + ucl(p.runDir + QStringLiteral("/rspamd.pid")) + ";\n";
     QStringList servers;
-    for (const QString& s : config.list(QStringLiteral("dns.servers")))
-        if (auto d = parseDnsServer(s)) servers << QStringLiteral("%1:%2").arg(d->address.toString()).arg(d->port);
+    // dns.servers, else the bundled resolver (resolver_engine.h), else resolv.conf (Rspamd's default).
+    for (const DnsServer& d : configuredDnsServers(config))
+        servers << (d.address.protocol() == QAbstractSocket::IPv6Protocol ? QStringLiteral("[%1]:%2") : QStringLiteral("%1:%2"))
+                       .arg(d.address.toString())
+                       .arg(d.port);
     if (!servers.isEmpty()) {
         options += "dns {\n  nameserver = [";
         for (qsizetype i = 0; i < servers.size(); ++i) options += (i ? ", " : "") + ucl(servers.at(i));
@@ -130,6 +133,11 @@ Status writeSpamEngineConfig(const Config& config, const SpamPaths& p, const Use
         {local + QStringLiteral("greylist.conf"),
          header + "enabled = " + (config.flag(QStringLiteral("spam.greylist")) ? "true" : "false") + ";\ntimeout = " +
              QByteArray::number(std::max<qint64>(1, config.durationMs(QStringLiteral("spam.greylist_delay")) / 1000)) + "s;\n"},
+        // Trimmed for a small appliance (measured: tests/bench/appliance_memory.py):
+        // neural networks need thousands of scans a day to train and keep their networks in
+        // every worker; the scan history only feeds Rspamd's web UI, which is not exposed.
+        {local + QStringLiteral("neural.conf"), header + "enabled = false;\n"},
+        {local + QStringLiteral("history_redis.conf"), header + "enabled = false;\n"},
     };
     for (const auto& [path, content] : files)
         if (auto st = writeShared(path, content, ids); !st) return st;

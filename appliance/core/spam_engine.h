@@ -14,7 +14,10 @@
 //                       Deliver-To field; learning from Junk moves, learn_spool.h),
 //                       greylisting (local.d/greylist.conf: spam.greylist on/off, the
 //                       delay spam.greylist_delay in whole seconds),
-//                       dns.servers when set, logs to stderr (the supervisor passes
+//                       neural and history_redis off (see tests/bench/README.md: no use on
+//                       a small appliance without Rspamd's web UI),
+//                       the resolver of core/dns.h configuredDnsServers (dns.servers, else the
+//                       bundled unbound when dns.resolver = bundled), logs to stderr (the supervisor passes
 //                       them on)). The controller password is made once (32 random bytes,
 //                       hex) and kept in <config>/spam/controller.password (0600 root).
 //                       Files the engines read are root:<daemon group> 0640 in 0750 folders.

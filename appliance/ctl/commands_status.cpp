@@ -12,6 +12,8 @@
 //           folders (core/disk_space.h): a WARNING line from 80 % used, an ERROR
 //           line from 95 % or when less than smtp.min_free_space is left (then
 //           postern-smtpd answers 452 4.3.1 to new mail).
+//           The DNS resolver Postern and Rspamd use (core/dns.h resolverSummary); the bundled
+//           unbound is one of the services above.
 //           The spam filter (spam.enabled): "spam filter: on (rspamd at ...)" once Rspamd
 //           answers GET /ping with pong within 3 s, else a WARNING line (mail is
 //           then accepted unchecked or answered 451, spam.on_failure); the number of
@@ -39,6 +41,7 @@
 #include "core/atomic_file.h"
 #include "core/data_version.h"
 #include "core/disk_space.h"
+#include "core/dns.h"
 #include "core/dkim_keys.h"
 #include "core/safe_path.h"
 #include "core/services.h"
@@ -190,6 +193,7 @@ int status(CtlContext& ctx) {
     if (!diskStatus(ctx, config)) rc = 1;
     bool backupWarning = false;
     ctx.out << backupStatusLine(config, &backupWarning) << Qt::endl;  // a warning, not a failure
+    ctx.out << "DNS resolver: " << resolverSummary(config) << Qt::endl;
     bool spamWarning = false;
     ctx.out << spamStatusLine(config, ctx.configDir, &spamWarning) << Qt::endl;  // a warning, not a failure
     // Where configuration, mail and logs live (the VM's postern-datadisk.service writes this; root only).

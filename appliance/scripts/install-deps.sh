@@ -3,7 +3,8 @@
 #
 # Usage: install-deps.sh [build|run|test|image|all]...   (default: build)
 #   build  compilers, CMake, Qt 6, OpenSSL, ldns, argon2, libcrypt, SQLite, liboath, libqrencode
-#   run    build + the engines the appliance supervises (Rspamd, Redis: spam filter)
+#   run    build + the engines the appliance supervises (Rspamd, Redis: spam filter; unbound:
+#          the bundled resolver, with dns-root-data's trust anchor)
 #   test   run + the real clients and servers the test suite drives
 #   image  the tools that build and boot the container and VM images
 #   all    everything above
@@ -20,7 +21,7 @@ BUILD_PKGS="publicsuffix build-essential cmake ninja-build pkg-config ccache git
  liboath-dev libqrencode-dev ca-certificates"
 # The spam filter (issue 18): the supervisor runs its own rspamd and redis-server with a
 # configuration Postern generates; Debian's system services stay stopped (policy-rc.d below).
-SPAM_PKGS="rspamd redis-server"
+SPAM_PKGS="rspamd redis-server unbound dns-root-data"
 FUZZ_PKGS="clang libclang-rt-14-dev"
 TEST_PKGS="$FUZZ_PKGS python3 swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl curl msmtp fetchmail isync getmail6 offlineimap imapfilter
  nsd bind9-utils python3-dkim python3-nacl python3-dnspython unbound argon2 whois nftables iptables ufw iproute2 tmux pebble

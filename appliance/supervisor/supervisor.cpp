@@ -6,6 +6,7 @@
 #include "core/posix_io.h"
 #include "core/process.h"
 #include "core/services.h"
+#include "core/resolver_engine.h"
 #include "core/spam_engine.h"
 
 #include <QCoreApplication>
@@ -149,7 +150,7 @@ QString Supervisor::findBinary(const QString& program) const {
 }
 
 bool Supervisor::enabled(const ServiceSpec& s) const {
-    if (!s.enabledBy.isEmpty() && !m_config.flag(s.enabledBy)) return false;
+    if (const ServiceInfo* info = findService(s.program); info && !serviceOffReason(*info, m_config).isEmpty()) return false;
     if (s.withoutListeners) return true;
     for (const QString& k : s.listenerKeys)
         if (!m_config.listeners(k).isEmpty()) return true;
@@ -184,8 +185,9 @@ void Supervisor::start() {
             s->state = State::Disabled;
             log::info(u"supervisor.service_disabled",
                       log::Fields().add("service", spec.program)
-                          .add("reason", !spec.enabledBy.isEmpty() && !m_config.flag(spec.enabledBy) ? spec.enabledBy + QStringLiteral(" is off")
-                                                                                                      : QStringLiteral("no listener configured")));
+                          .add("reason", findService(spec.program) && !serviceOffReason(*findService(spec.program), m_config).isEmpty()
+                                             ? serviceOffReason(*findService(spec.program), m_config)
+                                             : QStringLiteral("no listener configured")));
         } else if (s->binary.isEmpty()) {
             s->state = State::Missing;
             log::error(u"supervisor.service_missing",
@@ -236,6 +238,8 @@ void Supervisor::launch(Service& s) {
 // root and creates the engine's folders as the daemon user before exec.
 bool Supervisor::prepareEngine(Service& s) {
     const SpamPaths paths = spamPaths(m_config, m_configDir);
+    const ResolverPaths dnsPaths = resolverPaths(m_config, m_configDir);
+    const bool resolver = s.spec.program == u"unbound";
     UserIds ids;
     if (::geteuid() == 0) {
         auto looked = lookupUser(m_config.value(QStringLiteral("system_user")));
@@ -253,18 +257,21 @@ bool Supervisor::prepareEngine(Service& s) {
             return false;
         }
     }
-    if (auto st = writeSpamEngineConfig(m_config, paths, ids); !st) {
+    if (auto st = resolver ? writeResolverConfig(m_config, dnsPaths, ids) : writeSpamEngineConfig(m_config, paths, ids); !st) {
         s.lastError = st.errorMessage();
         log::error(u"supervisor.engine_config", log::Fields().add("service", s.spec.program).add("error", s.lastError));
         return false;
     }
-    const EngineCommand cmd = s.spec.program == u"redis-server" ? redisCommand(paths) : rspamdCommand(paths);
-    s.process->setArguments(cmd.arguments);
+    const QStringList arguments = resolver                          ? unboundCommand(dnsPaths).arguments
+                                  : s.spec.program == u"redis-server" ? redisCommand(paths).arguments
+                                                                      : rspamdCommand(paths).arguments;
+    s.process->setArguments(arguments);
     s.process->setWorkingDirectory(QStringLiteral("/"));
     // Prepared now: only async-signal-safe calls run in the child.
     auto folders = std::make_shared<QList<QByteArray>>();
+    if (resolver) *folders << QFile::encodeName(dnsPaths.runDir);
     for (const QString& f : spamEngineFolders(s.spec.program, paths)) *folders << QFile::encodeName(f);
-    (void)removeFile(spamEngineSocket(s.spec.program, paths));
+    (void)removeFile(engineSocket(s.spec.program));
     s.process->setChildProcessModifier([ids, folders]() {
         if (ids.uid >= 0) {
             const gid_t gid = gid_t(ids.gid);
@@ -277,6 +284,12 @@ bool Supervisor::prepareEngine(Service& s) {
     return true;
 }
 
+// The unix socket whose accepting connections means an engine is ready.
+QString Supervisor::engineSocket(const QString& program) const {
+    if (program == u"unbound") return resolverEngineSocket(resolverPaths(m_config, m_configDir));
+    return spamEngineSocket(program, spamPaths(m_config, m_configDir));
+}
+
 void Supervisor::checkReady(Service& s) {
     if (!s.process || s.state != State::Starting) {
         s.readyPoll.stop();
@@ -285,7 +298,7 @@ void Supervisor::checkReady(Service& s) {
     // An engine is ready when its socket accepts; a daemon when its ready file names its pid.
     bool ready = false;
     if (s.spec.engine) {
-        ready = socketAccepts(spamEngineSocket(s.spec.program, spamPaths(m_config, m_configDir)));
+        ready = socketAccepts(engineSocket(s.spec.program));
     } else if (const auto bytes = readFile(readyFilePath(m_config, s.spec.program), kMaxReadyFileBytes)) {
         // Read as root from the daemon user's run_dir: readFile refuses links, FIFOs and hard links there.
         const QJsonObject o = QJsonDocument::fromJson(*bytes).object();

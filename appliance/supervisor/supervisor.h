@@ -23,8 +23,10 @@
 // and records the result for `posternctl backup status`. Their results are logged
 // (supervisor.cert_renew[_failed], supervisor.backup[_failed]). The environment
 // variable POSTERN_SCHEDULE_DELAY_MS (used by the tests) shortens the first wait.
-// The spam filter's engines (rows with `engine`, only when spam.enabled): before each start
-// the supervisor rewrites their configuration from postern.conf (core/spam_engine.h), starts
+// The engines (rows with `engine`): the bundled resolver unbound (dns.resolver = bundled and no
+// dns.servers; core/resolver_engine.h) and the spam filter's redis-server and rspamd (only when
+// spam.enabled): before each start the supervisor rewrites their configuration from postern.conf
+// (core/resolver_engine.h, core/spam_engine.h), starts
 // them as system_user (root is dropped in the child before exec; the child also creates
 // their state and socket folders, so root never writes below the daemon user's folders),
 // and counts them ready when their unix socket accepts a connection.
@@ -108,6 +110,7 @@ private:
     void launch(Service& s);
     void onFinished(Service& s, int code, QProcess::ExitStatus status);
     void checkReady(Service& s);
+    QString engineSocket(const QString& program) const;
     bool prepareEngine(Service& s);
     void writeState();
     void reapOrphans();

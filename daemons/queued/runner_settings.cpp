@@ -32,9 +32,7 @@ RunnerSettings runnerSettings(const Config& c) {
     s.relayUser = c.string(QStringLiteral("relay.user"));
     s.relayPasswordFile = c.path(QStringLiteral("relay.password_file"));
     s.relayImplicitTls = c.string(QStringLiteral("relay.tls")) == QStringLiteral("implicit");
-    for (const QString& server : c.list(QStringLiteral("dns.servers"))) {
-        if (auto parsed = parseDnsServer(server)) s.dnsServers << *parsed;
-    }
+    s.dnsServers = configuredDnsServers(c);  // dns.servers, else the bundled resolver, else resolv.conf
     s.dnsTimeoutMs = int(c.durationMs(QStringLiteral("dns.timeout")));
     return s;
 }

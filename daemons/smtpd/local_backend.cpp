@@ -685,8 +685,7 @@ void LocalBackend::deliver(QObject* context, MessageJob job, std::function<void(
     c.rejectOnDmarc = m_config.flag(QStringLiteral("smtp.dmarc_reject"));
     c.quarantineToJunk = m_config.flag(QStringLiteral("smtp.dmarc_quarantine_junk"));
     c.authservId = m_config.hostname();
-    for (const QString& s : m_config.list(QStringLiteral("dns.servers")))
-        if (auto parsed = parseDnsServer(s)) c.dnsServers << *parsed;
+    c.dnsServers = configuredDnsServers(m_config);
     c.dnsTimeoutMs = int(m_config.durationMs(QStringLiteral("dns.timeout")));
     c.spamOutbound = !job.authUser.isEmpty();
     c.spamScan = m_config.flag(QStringLiteral("spam.enabled")) && (!c.spamOutbound || m_config.flag(QStringLiteral("spam.scan_outbound")));

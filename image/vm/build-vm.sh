@@ -78,6 +78,10 @@ EOF
     # in here would be the same in every VM made from the image).
     rm -f "$ROOTFS"/etc/ssh/ssh_host_*
     chroot "$ROOTFS" systemctl disable ssh.service ssh.socket >/dev/null 2>&1 || true
+    # Debian's own unbound, redis and rspamd services stay off (unbound-resolvconf would also point
+    # resolv.conf at it): postern-appliance runs its own instances from generated configurations.
+    chroot "$ROOTFS" systemctl disable unbound.service unbound-resolvconf.service redis-server.service rspamd.service \
+        >/dev/null 2>&1 || true
     # Root's password stays locked until first boot sets one.
     chroot "$ROOTFS" passwd -l root >/dev/null
     # The data disk's mount point (postern-datadisk.service).

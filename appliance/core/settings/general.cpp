@@ -51,6 +51,17 @@ void addGeneral(QList<Setting>& out) {
                    .doc = QStringLiteral("Server (ip or ip:port) the DNS check asks instead of the domain's own name servers, "
                                          "e.g. a hidden primary (empty: the domain's NS records)"),
                    .section = sec};
+    out << Setting{.key = QStringLiteral("dns.resolver"), .type = T::Enum, .defaultValue = QStringLiteral("bundled"),
+                   .doc = QStringLiteral("Resolver used when dns.servers is empty: bundled (the supervisor runs unbound, a local "
+                                         "caching DNSSEC-validating resolver on dns.resolver_listen) or system (/etc/resolv.conf)"),
+                   .section = sec, .restart = true, .choices = {QStringLiteral("bundled"), QStringLiteral("system")}};
+    out << Setting{.key = QStringLiteral("dns.resolver_listen"), .type = T::String, .defaultValue = QStringLiteral("127.0.0.1:5335"),
+                   .doc = QStringLiteral("Loopback address and port of the bundled resolver (127.0.0.1:port or [::1]:port)"),
+                   .section = sec, .restart = true};
+    out << Setting{.key = QStringLiteral("dns.forward_zones"), .type = T::StringList, .defaultValue = {},
+                   .doc = QStringLiteral("Zones the bundled resolver asks given servers for, as zone=ip[:port] (e.g. "
+                                         "corp.example=10.0.0.53); their answers are not DNSSEC-validated"),
+                   .section = sec, .restart = true};
     out << Setting{.key = QStringLiteral("dns.timeout"), .type = T::Duration, .defaultValue = QStringLiteral("5s"),
                    .doc = QStringLiteral("Time to wait for one DNS answer"), .section = sec, .min = 1, .max = 60};
 }

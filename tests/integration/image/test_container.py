@@ -156,7 +156,7 @@ class ContainerImage(unittest.TestCase):
                       "\n".join(l for l in log.splitlines() if "spam" in l or "rspamd" in l or "redis" in l)[-4000:] +
                       "\n" + PODMAN.logs(name)[-3000:])
         users = process_users(name)
-        for engine in ("rspamd", "redis-server"):
+        for engine in ("rspamd", "redis-server", "unbound"):  # unbound: the bundled resolver (dns.resolver = bundled)
             self.assertRegex(users, rf"(?m)^{engine} {postern_uid}$", users)
             self.assertNotRegex(users, rf"(?m)^{engine} 0$", users)
         # Backups work inside the image: a snapshot of the running appliance verifies, restic is there.

@@ -131,6 +131,8 @@ class Instance:
             "smtp.sender_auth": "false",
             # No Rspamd unless a test starts one (Rspamd class below) and turns this back on.
             "spam.enabled": "false",
+            # No bundled unbound unless a test turns it on (it would bind dns.resolver_listen).
+            "dns.resolver": "system",
         }
         for name in self.LISTENERS:
             lines[f"{name}.listen"] = "127.0.0.1:0"

@@ -347,6 +347,7 @@ class Wizard(unittest.TestCase):
             for listener in ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s"):
                 self.assertRegex(out, rf"\n  {listener}\s+127\.0\.0\.1:\d+  answers\n")
             self.assertIn("Postern is running", out)
+            self.assertIn("  DNS resolver: bundled unbound on 127.0.0.1:5335", out)
             # The wizard's own progress and summary only: the daemons' log lines (and the
             # supervisor's) stay in mail.log, which the summary names.
             self.assertNotRegex(out, r"postern-[a-z0-9]+\[\d+\]: (debug|info|warning|error) ")

@@ -109,9 +109,9 @@ private Q_SLOTS:
         QStringList programs;
         for (const ServiceInfo& s : services()) programs << s.program;
         QCOMPARE(programs,
-                 QStringList({"redis-server", "rspamd", "postern-smtpd", "postern-imapd", "postern-pop3d", "postern-sieved", "postern-queued", "postern-webd"}));
-        for (const ServiceInfo& s : services())  // the engines run only with the spam filter, and have no listeners
-            QCOMPARE(s.engine, s.enabledBy == u"spam.enabled");
+                 QStringList({"unbound", "redis-server", "rspamd", "postern-smtpd", "postern-imapd", "postern-pop3d", "postern-sieved", "postern-queued", "postern-webd"}));
+        for (const ServiceInfo& s : services())  // the engines run only with the spam filter or the bundled resolver
+            QCOMPARE(s.engine, s.enabledBy == u"spam.enabled" || s.enabledBy == u"dns.resolver");
         QCOMPARE(findListener(QStringLiteral("nope")), nullptr);
         QCOMPARE(findService(QStringLiteral("postern-nope")), nullptr);
     }

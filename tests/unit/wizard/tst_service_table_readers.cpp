@@ -134,7 +134,7 @@ private Q_SLOTS:
                                                 : QString()) +
                         (s.engine ? QStringLiteral(" engine") : QString());
         QCOMPARE(rows,
-                 QStringList({"redis-server[] if spam.enabled engine", "rspamd[] if spam.enabled engine", "postern-smtpd[smtp.listen,submission.listen,submissions.listen]",
+                 QStringList({"unbound[] if dns.resolver engine", "redis-server[] if spam.enabled engine", "rspamd[] if spam.enabled engine", "postern-smtpd[smtp.listen,submission.listen,submissions.listen]",
                               "postern-imapd[imap.listen,imaps.listen]", "postern-pop3d[pop3.listen,pop3s.listen]",
                               "postern-sieved[sieve.listen]", "postern-queued[] always", "postern-webd[http.listen,https.listen]"}));
     }
