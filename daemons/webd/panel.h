@@ -11,6 +11,7 @@
 //   GET  /panel/users, GET /panel/user?address=A            (administrators)
 //   POST /panel/users/{add,password,quota,admin,delete}     (administrators)
 //   GET  /panel/aliases[?resolve=ADDRESS], POST /panel/aliases/{add,remove}  (administrators)
+//   /panel/queue..., /panel/logs, /panel/settings...   (administrators): panel_ops_pages.h
 // Login: Authenticator::verify (the mail protocols' authenticator and shared
 // throttle, protocol "web": the account password only, never an app password); then an
 // account with two-factor login on is refused (secondFactorRequired(): no code step yet),

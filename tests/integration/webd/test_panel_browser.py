@@ -2,7 +2,8 @@
 Chrome DevTools Protocol over --remote-debugging-pipe (JSON messages ending in NUL on
 file descriptors 3 and 4; Python standard library only, no npm). Logs in as the
 administrator, adds a user through the form, sees it listed, checks that a hostile
-alias resolution is shown as text (no script ran), and saves screenshots
+alias resolution is shown as text (no script ran), sees a queued message on the queue
+page, and saves screenshots
 (Page.captureScreenshot) into the folder given as the first argument (the build dir).
 Skips, saying so, only when no chromium binary is installed."""
 
@@ -180,6 +181,11 @@ class PanelInBrowser(unittest.TestCase):
         self.assertEqual(c.eval("document.querySelectorAll('img').length"), 0)
         self.assertNotEqual(c.eval("document.title"), "pwned")
         self.assertEqual(c.eval("document.getElementById('resolve').value"), hostile)
+        # The queue page (panel_ops_pages.h) with one queued message, as an administrator sees it.
+        qid = self.inst.queue_message(ADMIN, ["someone@remote.test"], b"Subject: queued for the screenshot\r\n\r\nhi\r\n")
+        c.navigate(self.base + "/panel/queue")
+        self.assertIn(qid, c.eval("document.getElementById('queue').textContent"))
+        c.screenshot(os.path.join(SHOTS, "panel-queue.png"))
 
 
 if __name__ == "__main__":
