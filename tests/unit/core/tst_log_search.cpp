@@ -60,10 +60,11 @@ private Q_SLOTS:
         QVERIFY(r->lines.at(0).contains(QStringLiteral("connect")));
         QVERIFY(r->lines.at(1).contains(QStringLiteral("rcpt")));
         QVERIFY(r->lines.at(2).contains(QStringLiteral("queued id=0123456789ABCDEF")));
-        // A queue id as the term: every line of that message.
+        // A queue id as the term: every line of that message, and the whole session that queued it.
         r = searchLog(dir.path(), QStringLiteral("0123456789abcdef"), 0);
         QVERIFY(r.ok());
-        QCOMPARE(r->lines.size(), 2);
+        QCOMPARE(r->lines.size(), 4);
+        QVERIFY(r->lines.at(3).contains(QStringLiteral("delivered")));
         QVERIFY(!r->truncated);
         // A regex-looking term is matched literally.
         r = searchLog(dir.path(), QStringLiteral(".*"), 0);
