@@ -96,7 +96,9 @@ Result<LogSearch> searchLog(const QString& logDir, const QString& term, int maxL
         for (auto it = keyPattern().globalMatch(l); it.hasNext() && keys.size() < kMaxLogKeys;) keys.insert(it.next().captured(2));
         return true;
     });
-    if (!found) return Result<LogSearch>::fail(QStringLiteral("no log in %1").arg(logDir));
+    if (!found)  // say why, e.g. a link planted in place of mail.log (refused as root)
+        return Result<LogSearch>::fail(QStringLiteral("no log in %1").arg(logDir) +
+                                       (out.warnings.isEmpty() ? QString() : QStringLiteral(": ") + out.warnings.join(QStringLiteral("; "))));
     forEachLine(logDir, nullptr, [&](const QString& l) {
         bool match = l.contains(term, Qt::CaseInsensitive);
         for (auto it = keyPattern().globalMatch(l); !match && it.hasNext();) match = keys.contains(it.next().captured(2));
