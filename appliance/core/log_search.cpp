@@ -72,10 +72,9 @@ bool forEachLine(const QString& logDir, QStringList* warnings, Each each) {
     return any;
 }
 
-const QRegularExpression& keyPattern() {
-    static const QRegularExpression re(QStringLiteral("\\b(session|id|dsn_id)=([0-9A-Za-z]+)"));
-    return re;
-}
+// One per search, not a shared static: QRegularExpression is reentrant, not thread-safe, and
+// the panel runs searches on worker threads.
+QRegularExpression keyPattern() { return QRegularExpression(QStringLiteral("\\b(session|id|dsn_id)=([0-9A-Za-z]+)")); }
 
 }  // namespace
 
@@ -91,9 +90,10 @@ Result<LogSearch> searchLog(const QString& logDir, const QString& term, int maxL
     if (auto st = validateLogTerm(term); !st) return st.error();
     LogSearch out;
     QSet<QString> keys;
+    const QRegularExpression keyRe = keyPattern();
     const bool found = forEachLine(logDir, &out.warnings, [&](const QString& l) {
         if (!l.contains(term, Qt::CaseInsensitive)) return true;
-        for (auto it = keyPattern().globalMatch(l); it.hasNext() && keys.size() < kMaxLogKeys;) keys.insert(it.next().captured(2));
+        for (auto it = keyRe.globalMatch(l); it.hasNext() && keys.size() < kMaxLogKeys;) keys.insert(it.next().captured(2));
         return true;
     });
     if (!found)  // say why, e.g. a link planted in place of mail.log (refused as root)
@@ -101,7 +101,7 @@ Result<LogSearch> searchLog(const QString& logDir, const QString& term, int maxL
                                        (out.warnings.isEmpty() ? QString() : QStringLiteral(": ") + out.warnings.join(QStringLiteral("; "))));
     forEachLine(logDir, nullptr, [&](const QString& l) {
         bool match = l.contains(term, Qt::CaseInsensitive);
-        for (auto it = keyPattern().globalMatch(l); !match && it.hasNext();) match = keys.contains(it.next().captured(2));
+        for (auto it = keyRe.globalMatch(l); !match && it.hasNext();) match = keys.contains(it.next().captured(2));
         if (!match) return true;
         if (maxLines > 0 && out.lines.size() >= maxLines) {
             out.truncated = true;
