@@ -110,6 +110,44 @@ class PanelOps(unittest.TestCase):
         self.assertNotIn(qid, self.queue())
         self.assertRegex(self.inst.log(), rf"panel\.audit.*action=queue\.delete.*target={qid}.*result=ok")
 
+    def test_queue_list_limit(self):
+        """kPanelQueueRows (200): 200 held messages are all listed, the 201st is counted but not listed."""
+        hold = os.path.join(self.inst.data_dir, "queue", "hold")
+        os.makedirs(hold, exist_ok=True)
+        owner = os.stat(os.path.join(self.inst.data_dir, "queue")).st_uid
+        ids = []
+
+        def put(n):  # straight into hold/ (the runner leaves held mail alone), body first, envelope last
+            for i in range(n):
+                qid = "FEED%012X" % (len(ids) + 1)
+                for name, text in ((qid + ".body", "Subject: many\r\n\r\nx\r\n"),
+                                   (qid + ".env", f"POSTERN-QUEUE 2\nid: {qid}\narrival: 1\nsender: a@example.test\nauth-user: \n"
+                                                  "client: 127.0.0.1 t\nbody: 7BIT\nsmtputf8: no\nret: \nenvid: \nsize: 17\n"
+                                                  "recipient: z@unreachable.test notify=- orcpt=- status=pending\n")):
+                    path = os.path.join(hold, name)
+                    with open(path, "w") as f:
+                        f.write(text)
+                    os.chown(path, owner, -1)
+                ids.append(qid)
+        try:
+            b = self.admin()
+            put(200)
+            _, page = b.request("GET", "/panel/queue?state=hold")
+            self.assertEqual(len(re.findall(r"<code>FEED", page)), 200)
+            self.assertNotIn("more not shown", page)
+            put(1)
+            _, page = b.request("GET", "/panel/queue?state=hold")
+            self.assertEqual(len(re.findall(r"<code>FEED", page)), 200)
+            self.assertIn("1 more not shown", page)
+            self.assertIn("hold (201)", page)
+        finally:
+            for qid in ids:
+                for ext in (".env", ".body"):
+                    try:
+                        os.unlink(os.path.join(hold, qid + ext))
+                    except FileNotFoundError:
+                        pass
+
     def test_queue_ids_are_validated_and_escaped(self):
         b = self.admin()
         r, page = b.request("GET", "/panel/queue/message?id=" + urllib.parse.quote("../../etc/<b>passwd"))
@@ -201,6 +239,15 @@ class PanelOps(unittest.TestCase):
         _, page = b.request("GET", "/panel/settings")
         self.assertIn("relay.host cannot be changed here", page)
         self.assertEqual(self.inst.ctl("config", "get", "relay.host").stdout.strip(), "")
+        # kPanelSettingValue: 1000 characters reach the schema (which refuses this one), 1001 are refused before.
+        b.request("POST", "/panel/settings/set", form={"csrf": b.csrf(page), "key": "smtp.max_recipients", "value": "9" * 1000})
+        _, page = b.request("GET", "/panel/settings")
+        self.assertIn("smtp.max_recipients:", page)
+        self.assertNotIn("too long", page)
+        b.request("POST", "/panel/settings/set", form={"csrf": b.csrf(page), "key": "smtp.max_recipients", "value": "9" * 1001})
+        _, page = b.request("GET", "/panel/settings")
+        self.assertIn("The value is too long (at most 1000 characters).", page)
+        self.assertEqual(self.inst.ctl("config", "get", "smtp.max_recipients").stdout.strip(), "250")
         self.inst.set_conf("smtp.max_recipients", "100")
 
 
