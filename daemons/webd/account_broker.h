@@ -21,11 +21,7 @@
 // no shell as root.
 //
 // Interface: start(configDir, hashParams, adminAddress) -> broker;
-// call({op, args...}, context, done): asynchronous — the request is queued and
-// sent when the helper is free (one request in flight at a time, in order);
-// done(success message or error) runs later on the event loop, never inside
-// call(), and not at all when `context` has been destroyed by then (the answer
-// is still read, so the next request stays in step). Ops:
+// call({op, args...}) -> the success message or the error. Ops:
 //   user.add ADDRESS PASSWORD QUOTA_BYTES     user.passwd ADDRESS PASSWORD
 //   user.quota ADDRESS BYTES                  user.admin ADDRESS on|off
 //   user.del ADDRESS                          alias.add SOURCE TARGET[,TARGET...]
@@ -34,34 +30,23 @@
 // Wire: a frame is a 4-byte big-endian length then the fields joined by NUL
 // (fields containing NUL are refused by call()); the answer is "ok" or "error",
 // NUL, the message.
-// Limits: kMaxFrame (64 KiB) per frame, either way; an answer is awaited at most
-// kCallTimeoutMs (20 s: Argon2 hashing runs in the helper), without blocking:
-// webd's end is non-blocking, a QSocketNotifier reports the answer and a timer
-// the timeout. After a timeout or a broken frame the helper is out of step: it
-// is no longer used, and that request and every queued one fail with "the
-// account helper did not answer" (webd must be restarted to get a new one).
-// kMaxQueued (64) requests may wait; more are refused at once.
+// Limits: kMaxFrame (64 KiB) per frame, either way; call() waits at most
+// kCallTimeoutMs (20 s: Argon2 hashing runs in the helper) — a blocking wait on
+// webd's event loop, bounded, and only for logged-in administrators' changes
+// (known gap: should become asynchronous).
 // Security: passwords cross only the socketpair; never logged by either side.
 #pragma once
 
 #include "core/password.h"
 #include "core/result.h"
 
-#include <QPointer>
 #include <QStringList>
-
-#include <deque>
-#include <functional>
 #include <memory>
-
-class QSocketNotifier;
-class QTimer;
 
 namespace postern::web {
 
 inline constexpr qint64 kMaxFrame = 64 * 1024;
 inline constexpr int kCallTimeoutMs = 20'000;
-inline constexpr int kMaxQueued = 64;
 
 class AccountBroker {
 public:
@@ -70,30 +55,15 @@ public:
     AccountBroker(const AccountBroker&) = delete;
     AccountBroker& operator=(const AccountBroker&) = delete;
 
-    using Done = std::function<void(Result<QString>)>;
-    void call(const QStringList& request, QObject* context, Done done);
+    Result<QString> call(const QStringList& request);
 
     // The helper's side, public for the unit test: one request -> one answer.
     static QStringList serve(const QString& configDir, const HashParams& params, const QString& adminAddress, const QStringList& request);
 
 private:
-    struct Pending {
-        QStringList request;
-        QPointer<QObject> context;
-        Done done;
-    };
-    AccountBroker(int fd, int pid);
-    void sendNext();
-    void readAnswer();
-    void finish(Pending p, Result<QString> r);
-    void breakOff(const QString& why);
+    AccountBroker(int fd, int pid) : m_fd(fd), m_pid(pid) {}
     int m_fd = -1;
     int m_pid = -1;
-    std::deque<Pending> m_queue;  // front() is in flight when m_inFlight
-    bool m_inFlight = false;
-    QByteArray m_buffer;          // the answer read so far
-    std::unique_ptr<QSocketNotifier> m_notifier;
-    std::unique_ptr<QTimer> m_timer;
 };
 
 }  // namespace postern::web

@@ -308,84 +308,58 @@ Result<qint64> parseQuota(const QString& text) {
 
 QByteArray userUrl(const QString& address) { return "/panel/user?address=" + QUrl::toPercentEncoding(address); }
 
-// Asks the helper (asynchronously); the answer becomes the flash message and the audit line.
-// `map` turns the helper's answer into what the page says; `after` runs on success (sessions).
-void ask(Call& c, QObject* life, const PanelReply& reply, const QStringList& request, const QString& action, const QString& target,
-         const QByteArray& to, std::function<Result<QString>(const Result<QString>&)> map, std::function<QByteArray()> after = {}) {
-    PanelContext& ctx = c.ctx;
-    c.ctx.broker->call(request, life, [&ctx, id = c.sessionId, conn = c.conn, reply, action, target, to, map, after](Result<QString> r) {
-        const Result<QString> shown = map(r);
-        QByteArray next = to;
-        if (shown && after) {
-            const QByteArray override = after();
-            if (!override.isEmpty()) next = override;
-        }
-        reply(opsDone(ctx, id, conn, OpsChange{action, target, shown, next}));
-    });
-}
-
-void adminPost(Call& c, const QString& path, const QMap<QString, QString>& f, QObject* life, const PanelReply& reply) {
+PanelResponse adminPost(Call& c, const QString& path, const QMap<QString, QString>& f) {
     AccountBroker* b = c.ctx.broker;
-    if (!b) return reply(done(c, path, {}, Result<QString>::fail(QStringLiteral("changes are not available (no account helper)")), "/panel/"));
+    if (!b) return done(c, path, {}, Result<QString>::fail(QStringLiteral("changes are not available (no account helper)")), "/panel/");
     const QString address = f.value(QStringLiteral("address")).trimmed();
     if (path == u"/panel/users/add") {
         auto quota = parseQuota(f.value(QStringLiteral("quota")));
-        if (!quota) return reply(done(c, QStringLiteral("user.add"), address, Result<QString>::fail(quota.errorMessage()), "/panel/users"));
-        return ask(c, life, reply, {QStringLiteral("user.add"), address, f.value(QStringLiteral("password")), QString::number(*quota)}, QStringLiteral("user.add"),
-                   address, "/panel/users",
-                   [address](const Result<QString>& r) { return r ? Result<QString>(QStringLiteral("User %1 %2.").arg(address, *r)) : r; });
+        if (!quota) return done(c, QStringLiteral("user.add"), address, Result<QString>::fail(quota.errorMessage()), "/panel/users");
+        auto r = b->call({QStringLiteral("user.add"), address, f.value(QStringLiteral("password")), QString::number(*quota)});
+        return done(c, QStringLiteral("user.add"), address, r ? Result<QString>(QStringLiteral("User %1 %2.").arg(address, *r)) : r, "/panel/users");
     }
     if (path == u"/panel/users/password") {
-        PanelContext& ctx = c.ctx;
-        const QString me = c.session->user;
-        return ask(c, life, reply, {QStringLiteral("user.passwd"), address, f.value(QStringLiteral("password"))}, QStringLiteral("user.passwd"), address,
-                   userUrl(address), [address](const Result<QString>& r) { return r ? Result<QString>(QStringLiteral("Password of %1 changed.").arg(address)) : r; },
-                   [&ctx, address, me]() -> QByteArray {
-                       ctx.sessions.removeUser(normalizeAddress(address).valueOr(address));  // other sessions of that user end
-                       return normalizeAddress(address).valueOr(QString()) == me ? QByteArray("/panel/login") : QByteArray();  // ours went with them
-                   });
+        auto r = b->call({QStringLiteral("user.passwd"), address, f.value(QStringLiteral("password"))});
+        if (r) c.ctx.sessions.removeUser(normalizeAddress(address).valueOr(address));  // other sessions of that user end
+        if (r && normalizeAddress(address).valueOr(QString()) == c.session->user)
+            return redirect("/panel/login");  // our own session went with them
+        return done(c, QStringLiteral("user.passwd"), address, r ? Result<QString>(QStringLiteral("Password of %1 changed.").arg(address)) : r, userUrl(address));
     }
     if (path == u"/panel/users/quota") {
         auto quota = parseQuota(f.value(QStringLiteral("quota")));
-        if (!quota) return reply(done(c, QStringLiteral("user.quota"), address, Result<QString>::fail(quota.errorMessage()), userUrl(address)));
-        const qint64 q = *quota;
-        return ask(c, life, reply, {QStringLiteral("user.quota"), address, QString::number(q)}, QStringLiteral("user.quota"), address, userUrl(address),
-                   [address, q](const Result<QString>& r) { return r ? Result<QString>(QStringLiteral("Quota of %1 is %2.").arg(address, formatSize(q))) : r; });
+        if (!quota) return done(c, QStringLiteral("user.quota"), address, Result<QString>::fail(quota.errorMessage()), userUrl(address));
+        auto r = b->call({QStringLiteral("user.quota"), address, QString::number(*quota)});
+        return done(c, QStringLiteral("user.quota"), address, r ? Result<QString>(QStringLiteral("Quota of %1 is %2.").arg(address, formatSize(*quota))) : r, userUrl(address));
     }
     if (path == u"/panel/users/admin") {
         const QString on = f.value(QStringLiteral("admin"));
         if (normalizeAddress(address).valueOr(QString()) == c.session->user && on == u"off")
-            return reply(done(c, QStringLiteral("user.admin"), address, Result<QString>::fail(QStringLiteral("You cannot remove your own administrator rights here (posternctl user admin can).")), userUrl(address)));
-        return ask(c, life, reply, {QStringLiteral("user.admin"), address, on}, QStringLiteral("user.admin ") + on, address, userUrl(address),
-                   [address, on](const Result<QString>& r) {
-                       return r ? Result<QString>(QStringLiteral("%1 is %2 an administrator.").arg(address, on == u"on" ? QString() : QStringLiteral("no longer"))) : r;
-                   });
+            return done(c, QStringLiteral("user.admin"), address, Result<QString>::fail(QStringLiteral("You cannot remove your own administrator rights here (posternctl user admin can).")), userUrl(address));
+        auto r = b->call({QStringLiteral("user.admin"), address, on});
+        return done(c, QStringLiteral("user.admin ") + on, address, r ? Result<QString>(QStringLiteral("%1 is %2 an administrator.").arg(address, on == u"on" ? QString() : QStringLiteral("no longer"))) : r, userUrl(address));
     }
     if (path == u"/panel/users/delete") {
         if (f.value(QStringLiteral("confirm")) != u"yes")
-            return reply(done(c, QStringLiteral("user.del"), address, Result<QString>::fail(QStringLiteral("Not deleted: tick the confirmation box.")), userUrl(address)));
+            return done(c, QStringLiteral("user.del"), address, Result<QString>::fail(QStringLiteral("Not deleted: tick the confirmation box.")), userUrl(address));
         if (normalizeAddress(address).valueOr(QString()) == c.session->user)
-            return reply(done(c, QStringLiteral("user.del"), address, Result<QString>::fail(QStringLiteral("You cannot delete the account you are logged in with.")), userUrl(address)));
-        PanelContext& ctx = c.ctx;
-        return ask(c, life, reply, {QStringLiteral("user.del"), address}, QStringLiteral("user.del"), address, userUrl(address),
-                   [address](const Result<QString>& r) { return r ? Result<QString>(QStringLiteral("User %1 deleted; the stored mail is kept on disk.").arg(address)) : r; },
-                   [&ctx, address]() -> QByteArray {
-                       ctx.sessions.removeUser(normalizeAddress(address).valueOr(address));
-                       return "/panel/users";
-                   });
+            return done(c, QStringLiteral("user.del"), address, Result<QString>::fail(QStringLiteral("You cannot delete the account you are logged in with.")), userUrl(address));
+        auto r = b->call({QStringLiteral("user.del"), address});
+        if (r) c.ctx.sessions.removeUser(normalizeAddress(address).valueOr(address));
+        return done(c, QStringLiteral("user.del"), address, r ? Result<QString>(QStringLiteral("User %1 deleted; the stored mail is kept on disk.").arg(address)) : r, r ? "/panel/users" : userUrl(address));
     }
     const QString source = f.value(QStringLiteral("source")).trimmed();
-    if (path == u"/panel/aliases/add")
-        return ask(c, life, reply, {QStringLiteral("alias.add"), source, f.value(QStringLiteral("targets"))}, QStringLiteral("alias.add"),
-                   source + QStringLiteral(" -> ") + f.value(QStringLiteral("targets")), "/panel/aliases",
-                   [](const Result<QString>& r) { return r ? Result<QString>(*r + QLatin1Char('.')) : r; });
+    if (path == u"/panel/aliases/add") {
+        auto r = b->call({QStringLiteral("alias.add"), source, f.value(QStringLiteral("targets"))});
+        return done(c, QStringLiteral("alias.add"), source + QStringLiteral(" -> ") + f.value(QStringLiteral("targets")), r ? Result<QString>(*r + QLatin1Char('.')) : r, "/panel/aliases");
+    }
     if (path == u"/panel/aliases/remove") {
         QStringList req{QStringLiteral("alias.del"), source};
         if (!f.value(QStringLiteral("target")).isEmpty()) req << f.value(QStringLiteral("target"));
-        return ask(c, life, reply, req, QStringLiteral("alias.del"), source, "/panel/aliases",
-                   [source](const Result<QString>& r) { return r ? Result<QString>(QStringLiteral("Alias %1 removed.").arg(source)) : r; });
+        auto r = b->call(req);
+        return done(c, QStringLiteral("alias.del"), source, r ? Result<QString>(QStringLiteral("Alias %1 removed.").arg(source)) : r, "/panel/aliases");
     }
-    reply(html(404, page(QStringLiteral("Not found"), c.session, c.admin, QStringLiteral("<p>No such page.</p>"))));
+    PanelResponse nf = html(404, page(QStringLiteral("Not found"), c.session, c.admin, QStringLiteral("<p>No such page.</p>")));
+    return nf;
 }
 
 bool isForm(const HttpRequest& r) {
@@ -473,27 +447,21 @@ void ownPassword(Call& c, const QMap<QString, QString>& f, QObject* life, PanelR
     req.login = user;
     const QString newPassword = f.value(QStringLiteral("password"));
     ctx.auth->verify(req, QLatin1String(kPanelProtocol), f.value(QStringLiteral("current")).toUtf8(),
-                     [&ctx, conn, user, id, newPassword, reply, life = QPointer<QObject>(life)](Authenticator::Outcome o) {
+                     [&ctx, conn, user, id, newPassword, reply](Authenticator::Outcome o) {
                          PanelSession* s = ctx.sessions.find(id, nowMs(ctx));
                          if (!s) return reply(redirect("/panel/login"));
                          Result<QString> r = Result<QString>::fail(o.verdict == AuthVerdict::TempFail ? QStringLiteral("Too many attempts; try again shortly.")
                                                                                                       : QStringLiteral("The current password is wrong; nothing changed."));
-                         // Then the helper, asynchronously; `finish` writes the audit line and answers.
-                         auto finish = [&ctx, conn, user, id, reply](const Result<QString>& answer) {
-                             audit(conn, user, QStringLiteral("account.passwd"), user, answer ? QStringLiteral("ok") : QStringLiteral("error: ") + answer.errorMessage());
-                             if (answer) {
-                                 ctx.sessions.removeUser(user);  // every session of the account ends, this one included
-                                 return reply(loginPage(200, QStringLiteral("Password changed; log in with the new one.")));
-                             }
-                             PanelSession* now = ctx.sessions.find(id, nowMs(ctx));
-                             if (!now) return reply(redirect("/panel/login"));
-                             now->flash = answer.errorMessage();
-                             now->flashError = true;
-                             reply(redirect("/panel/account"));
-                         };
-                         if (!o.ok()) return finish(r);
-                         if (!ctx.broker) return finish(Result<QString>::fail(QStringLiteral("changes are not available")));
-                         ctx.broker->call({QStringLiteral("user.passwd"), user, newPassword}, life.data(), finish);
+                         if (o.ok()) r = ctx.broker ? ctx.broker->call({QStringLiteral("user.passwd"), user, newPassword})
+                                                    : Result<QString>::fail(QStringLiteral("changes are not available"));
+                         audit(conn, user, QStringLiteral("account.passwd"), user, r ? QStringLiteral("ok") : QStringLiteral("error: ") + r.errorMessage());
+                         if (r) {
+                             ctx.sessions.removeUser(user);  // every session of the account ends, this one included
+                             return reply(loginPage(200, QStringLiteral("Password changed; log in with the new one.")));
+                         }
+                         s->flash = r.errorMessage();
+                         s->flashError = true;
+                         reply(redirect("/panel/account"));
                      });
 }
 
@@ -587,8 +555,8 @@ void handlePanel(PanelContext& ctx, const HttpRequest& r, const QByteArray& body
         audit(conn, c.session->user, path.mid(7), {}, QStringLiteral("refused: not an administrator"));
         return reply(html(403, page(QStringLiteral("Not allowed"), c.session, false, QStringLiteral("<p>This is for administrators.</p>"))));
     }
-    if (opsPost(ctx, path, form, life, [&ctx, id = c.sessionId, conn, reply](OpsChange ch) { reply(opsDone(ctx, id, conn, std::move(ch))); })) return;
-    adminPost(c, path, form, life, reply);
+    if (opsPost(ctx, path, form, [&ctx, id = c.sessionId, conn, reply](OpsChange ch) { reply(opsDone(ctx, id, conn, std::move(ch))); })) return;
+    reply(adminPost(c, path, form));
 }
 
 }  // namespace postern::web

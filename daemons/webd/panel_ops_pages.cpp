@@ -243,7 +243,7 @@ bool opsGet(const PanelContext& ctx, const QString& path, const QString& query, 
     return false;
 }
 
-bool opsPost(PanelContext& ctx, const QString& path, const QMap<QString, QString>& form, QObject* life, std::function<void(OpsChange)> done) {
+bool opsPost(PanelContext& ctx, const QString& path, const QMap<QString, QString>& form, std::function<void(OpsChange)> done) {
     if (path.startsWith(u"/panel/queue/")) {
         const QueueAction* a = queueAction(path.mid(13));
         if (!a) return false;
@@ -263,10 +263,8 @@ bool opsPost(PanelContext& ctx, const QString& path, const QMap<QString, QString
         if (value.size() > kPanelSettingValue)
             return done({QStringLiteral("config.set"), key, Result<QString>::fail(QStringLiteral("The value is too long (at most %1 characters).").arg(kPanelSettingValue)), back}), true;
         if (!ctx.broker) return done({QStringLiteral("config.set"), key, Result<QString>::fail(QStringLiteral("changes are not available (no helper)")), back}), true;
-        const QString target = key + QStringLiteral(" = ") + value.left(100);
-        ctx.broker->call({QStringLiteral("config.set"), key, value}, life,
-                         [target, back, done = std::move(done)](Result<QString> r) { done({QStringLiteral("config.set"), target, std::move(r), back}); });
-        return true;
+        Result<QString> r = ctx.broker->call({QStringLiteral("config.set"), key, value});
+        return done({QStringLiteral("config.set"), key + QStringLiteral(" = ") + value.left(100), r, back}), true;
     }
     return false;
 }
