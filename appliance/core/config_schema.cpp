@@ -47,6 +47,7 @@ Schema::Schema() {
     settings::addWeb(m_settings);
     settings::addBackup(m_settings);
     settings::addSpam(m_settings);
+    settings::markRuntimeSafe(m_settings);
 }
 
 const Schema& Schema::instance() {

@@ -48,6 +48,10 @@ struct Setting {
     qint64 min = 0;        // Int/Duration(seconds)/Size(bytes): inclusive range, when max > min
     qint64 max = 0;
     QStringList choices;   // Enum
+    // Safe to change while running (the web panel's settings page offers it; webd's helper
+    // accepts it): takes effect on reload and cannot lock the administrator out or widen
+    // what a compromised webd can do. Set in one list, settings/runtime_safe.cpp.
+    bool runtimeSafe = false;
 };
 
 struct ListenAddress {
@@ -97,6 +101,8 @@ void addManageSieve(QList<Setting>& out);
 void addWeb(QList<Setting>& out);
 void addBackup(QList<Setting>& out);
 void addSpam(QList<Setting>& out);
+// Marks Setting::runtimeSafe on the keys listed in settings/runtime_safe.cpp (after all are added).
+void markRuntimeSafe(QList<Setting>& all);
 }  // namespace settings
 
 }  // namespace postern

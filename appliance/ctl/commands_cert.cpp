@@ -24,6 +24,7 @@
 #include "core/accounts.h"
 #include "core/atomic_file.h"
 #include "core/dns.h"
+#include "core/log_search.h"
 #include "core/process.h"
 #include "core/services.h"
 #include "core/tls.h"
@@ -188,40 +189,18 @@ int certInstall(CtlContext& ctx) {
     return installPair(ctx, config, chain, certPem, keyPem);
 }
 
+// The search itself is core/log_search.h (shared with the web panel).
 int logSearch(CtlContext& ctx) {
     if (ctx.args.size() != 1 || ctx.args.first().isEmpty()) return ctx.usage(QStringLiteral("log search TERM"));
     Config config;
     if (!ctx.loadConfig(config)) return 1;
     const QString term = ctx.args.first();
-    QStringList lines;
-    for (const QString& name : {QStringLiteral("mail.log.1"), QStringLiteral("mail.log")}) {
-        QFile f;
-        QString why;
-        if (!openDaemonFile(f, config.logDir() + QLatin1Char('/') + name, &why)) {
-            if (QFileInfo::exists(config.logDir() + QLatin1Char('/') + name)) ctx.err << "posternctl: " << why << Qt::endl;
-            continue;
-        }
-        while (!f.atEnd()) lines << QString::fromUtf8(f.readLine(64 * 1024)).trimmed();
-    }
-    if (lines.isEmpty()) return ctx.fail(QStringLiteral("no log in %1").arg(config.logDir()));
-    static const QRegularExpression keyRe(QStringLiteral("\\b(session|id|dsn_id)=([0-9A-Za-z]+)"));
-    QSet<QString> keys;
-    for (const QString& l : std::as_const(lines)) {
-        if (!l.contains(term, Qt::CaseInsensitive)) continue;
-        for (auto it = keyRe.globalMatch(l); it.hasNext();) {
-            const auto m = it.next();
-            keys.insert(m.captured(2));
-        }
-    }
-    int shown = 0;
-    for (const QString& l : std::as_const(lines)) {
-        bool match = l.contains(term, Qt::CaseInsensitive);
-        for (auto it = keyRe.globalMatch(l); !match && it.hasNext();) match = keys.contains(it.next().captured(2));
-        if (!match) continue;
-        ctx.out << l << Qt::endl;
-        ++shown;
-    }
-    if (!shown) {
+    if (auto st = validateLogTerm(term); !st) return ctx.usage(st.errorMessage());
+    auto found = searchLog(config.logDir(), term, 0);
+    if (!found) return ctx.fail(found.errorMessage());
+    for (const QString& w : found->warnings) ctx.err << "posternctl: " << w << Qt::endl;
+    for (const QString& l : found->lines) ctx.out << l << Qt::endl;
+    if (found->lines.isEmpty()) {
         ctx.out << "nothing mentions '" << term << "'" << Qt::endl;
         return 1;
     }

@@ -1,6 +1,8 @@
 // commands_config.cpp — posternctl config show|get|set|unset|check|reference.
 #include "ctl.h"
 
+#include "core/config_ops.h"
+
 namespace postern::ctl {
 
 namespace {
@@ -26,16 +28,13 @@ int configGet(CtlContext& ctx) {
     return 0;
 }
 
+// The one implementation (validate, lock, write, tell the supervisor) is core/config_ops.h,
+// shared with the web panel's settings page.
 int configSet(CtlContext& ctx) {
     if (ctx.args.size() != 2) return ctx.usage(QStringLiteral("usage: config set KEY VALUE"));
-    Config config;
-    if (!ctx.loadConfig(config)) return 1;
-    if (auto st = config.set(ctx.args.at(0), ctx.args.at(1)); !st) return ctx.fail(st.errorMessage());
-    if (auto st = config.save(); !st) return ctx.fail(st.errorMessage());
-    const Setting* s = Schema::instance().find(ctx.args.at(0));
-    ctx.out << ctx.args.at(0) << " = " << config.value(ctx.args.at(0));
-    if (s && s->restart) ctx.out << "   (takes effect after a restart)";
-    ctx.out << Qt::endl;
+    auto change = configops::setSetting(ctx.configDir, ctx.args.at(0), ctx.args.at(1), configops::Scope::Any);
+    if (!change) return ctx.fail(change.errorMessage());
+    ctx.out << change->summary() << Qt::endl;
     return 0;
 }
 

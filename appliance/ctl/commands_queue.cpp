@@ -8,17 +8,19 @@
 //   release ID        back to deferred, due now.
 // Messages in active/ are being delivered by postern-queued at this moment: they
 // are shown but not changed (try again in a moment).
+// The operations themselves are common/spool/queue_ops.h (shared with the web panel).
 // Security: ids are validated before any path is built (spool::isValidQueueId).
 // Every queue command first gives up root for system_user (CtlContext::
 // runAsDaemonUser): the spool belongs to the daemon user, who could otherwise
 // point its files and folders at files of root's.
 #include "ctl.h"
 
-#include "common/mail/message.h"
-#include "common/spool/queue.h"
+#include "common/spool/queue_ops.h"
 
 #include <QDateTime>
-#include <QFile>
+
+#include <cerrno>
+#include <limits>
 
 namespace postern::ctl {
 
@@ -34,35 +36,24 @@ QString age(qint64 since) {
 
 QString when(qint64 t) { return t ? QDateTime::fromSecsSinceEpoch(t).toString(Qt::ISODate) : QStringLiteral("now"); }
 
-// 0 when found; else the exit status (message printed).
+// 0 when found; else the exit status (message printed). The lookup is spool::findMessage.
 int findMessage(CtlContext& ctx, const Config& config, spool::QueueState* state, spool::Envelope* env) {
-    const QString id = ctx.args.value(0).toUpper();
-    if (!spool::isValidQueueId(id))
-        return ctx.usage(QStringLiteral("'%1' is not a queue id (16 hex digits; see posternctl queue list)").arg(ctx.args.value(0)));
-    const std::optional<spool::QueueState> found = spool::stateOf(config.queueDir(), id);
-    if (!found) return ctx.fail(QStringLiteral("no message %1 in the queue").arg(id));
-    *state = *found;
-    QFile f(spool::envelopePath(config.queueDir(), *state, id));
-    if (!f.open(QIODevice::ReadOnly)) {
-        return ctx.fail(QStringLiteral("%1: %2").arg(f.fileName(), f.errorString()));
-    }
-    auto parsed = spool::Envelope::parse(f.read(1024 * 1024));
-    if (!parsed) {
-        return ctx.fail(QStringLiteral("%1: %2").arg(f.fileName(), parsed.errorMessage()));
-    }
-    *env = *parsed;
+    auto found = spool::findMessage(config.queueDir(), ctx.args.value(0));
+    if (!found) return found.error().code == EINVAL ? ctx.usage(found.errorMessage()) : ctx.fail(found.errorMessage());
+    *state = found->state;
+    *env = found->envelope;
     return 0;
 }
 
 int queueList(CtlContext& ctx) {
     Config config;
     if (!ctx.loadConfig(config) || !ctx.runAsDaemonUser(config)) return 1;
-    QStringList errors;
-    const QList<spool::QueueEntry> entries = spool::listQueue(config.queueDir(), &errors);
-    for (const QString& e : errors) ctx.err << "posternctl: " << e << Qt::endl;
+    const spool::QueueListing listing = spool::listMessages(config.queueDir(), std::numeric_limits<int>::max());
+    for (const QString& e : listing.errors) ctx.err << "posternctl: " << e << Qt::endl;
+    const QList<spool::QueueEntry>& entries = listing.entries;
     if (entries.isEmpty()) {
         ctx.out << "queue is empty" << Qt::endl;
-        return errors.isEmpty() ? 0 : 1;
+        return listing.errors.isEmpty() ? 0 : 1;
     }
     for (const spool::QueueEntry& q : entries) {
         const spool::Envelope& e = q.envelope;
@@ -77,13 +68,13 @@ int queueList(CtlContext& ctx) {
         }
     }
     ctx.out << entries.size() << " message(s)" << Qt::endl;
-    return errors.isEmpty() ? 0 : 1;
+    return listing.errors.isEmpty() ? 0 : 1;
 }
 
 int queueShow(CtlContext& ctx) {
     Config config;
     if (!ctx.loadConfig(config) || !ctx.runAsDaemonUser(config)) return 1;
-    spool::QueueState state;
+    spool::QueueState state = spool::QueueState::Incoming;
     spool::Envelope e;
     if (int rc = findMessage(ctx, config, &state, &e)) return rc;
     ctx.out << "id:        " << e.id << Qt::endl
@@ -100,75 +91,36 @@ int queueShow(CtlContext& ctx) {
         if (!r.diagnostic.isEmpty()) ctx.out << ": " << r.diagnostic;
         ctx.out << Qt::endl;
     }
-    QFile body(spool::bodyPath(config.queueDir(), state, e.id));
-    if (body.open(QIODevice::ReadOnly)) {
-        const mail::Header h = mail::parseHeader(body.read(256 * 1024));
-        for (const mail::HeaderField& f : h.fields) {
-            for (const char* name : {"From", "To", "Cc", "Subject", "Date", "Message-ID"}) {
-                if (f.name.compare(name, Qt::CaseInsensitive) == 0)
-                    ctx.out << QString::fromLatin1(name).toLower().append(QLatin1Char(':')).leftJustified(11) << mail::decodeHeaderText(f.value).simplified()
-                            << Qt::endl;
-            }
-        }
-    }
+    for (const auto& [name, value] : spool::headerSummary(config.queueDir(), state, e.id))
+        ctx.out << QString(name + QLatin1Char(':')).leftJustified(11) << value << Qt::endl;
     return 0;
 }
 
-Status makeDue(const Config& config, spool::QueueState state, spool::Envelope e) {
-    e.nextAttempt = 0;
-    return spool::saveEnvelope(config.queueDir(), state, e);
+int print(CtlContext& ctx, const Result<QString>& r) {
+    if (!r) return r.error().code == EINVAL ? ctx.usage(r.errorMessage()) : ctx.fail(r.errorMessage());
+    ctx.out << *r << Qt::endl;
+    return 0;
 }
 
 int queueRetry(CtlContext& ctx) {
     Config config;
     if (!ctx.loadConfig(config) || !ctx.runAsDaemonUser(config)) return 1;
     if (ctx.has(QStringLiteral("all"))) {
-        int n = 0;
-        for (const spool::QueueEntry& q : spool::listQueue(config.queueDir())) {
-            if (q.state != spool::QueueState::Deferred) continue;
-            if (auto st = makeDue(config, q.state, q.envelope); !st) return ctx.fail(st.errorMessage());
-            ++n;
-        }
-        ctx.out << n << " deferred message(s) due now" << Qt::endl;
+        auto n = spool::retryAll(config.queueDir());
+        if (!n) return ctx.fail(n.errorMessage());
+        ctx.out << *n << " deferred message(s) due now" << Qt::endl;
         return 0;
     }
     if (ctx.args.size() != 1) return ctx.usage(QStringLiteral("queue retry ID | --all"));
-    spool::QueueState state;
-    spool::Envelope e;
-    if (int rc = findMessage(ctx, config, &state, &e)) return rc;
-    if (state != spool::QueueState::Deferred)
-        return ctx.fail(QStringLiteral("%1 is %2, not deferred (release held messages with 'queue release')").arg(e.id, spool::toString(state)));
-    if (auto st = makeDue(config, state, e); !st) return ctx.fail(st.errorMessage());
-    ctx.out << e.id << " due now" << Qt::endl;
-    return 0;
+    return print(ctx, spool::retryMessage(config.queueDir(), ctx.args.first()));
 }
 
-// Moves the message named on the command line from one of `from` to `to`; no `to`: deletes it.
-int queueMove(CtlContext& ctx, const QList<spool::QueueState>& from, std::optional<spool::QueueState> to, const QString& verb) {
+// hold, release, delete: the one implementation is in spool/queue_ops.h.
+int queueChange(CtlContext& ctx, const QString& verb, Result<QString> (*op)(const QString&, const QString&)) {
     Config config;
     if (!ctx.loadConfig(config) || !ctx.runAsDaemonUser(config)) return 1;
     if (ctx.args.size() != 1) return ctx.usage(QStringLiteral("queue %1 ID").arg(verb));
-    spool::QueueState state;
-    spool::Envelope e;
-    if (int rc = findMessage(ctx, config, &state, &e)) return rc;
-    if (state == spool::QueueState::Active)
-        return ctx.fail(QStringLiteral("%1 is being delivered right now; try again in a moment").arg(e.id));
-    if (!from.contains(state)) {
-        QStringList names;
-        for (const spool::QueueState s : from) names << spool::toString(s);
-        return ctx.fail(QStringLiteral("%1 is %2; '%3' works on %4 messages").arg(e.id, spool::toString(state), verb, names.join(QLatin1Char('/'))));
-    }
-    if (!to) {
-        if (auto st = spool::removeMessage(config.queueDir(), state, e.id); !st) return ctx.fail(st.errorMessage());
-        ctx.out << e.id << " deleted (no bounce sent)" << Qt::endl;
-        return 0;
-    }
-    if (*to == spool::QueueState::Deferred) {
-        if (auto st = makeDue(config, state, e); !st) return ctx.fail(st.errorMessage());
-    }
-    if (auto st = spool::moveMessage(config.queueDir(), e.id, state, *to); !st) return ctx.fail(st.errorMessage());
-    ctx.out << e.id << " " << (*to == spool::QueueState::Hold ? "held" : "released, due now") << Qt::endl;
-    return 0;
+    return print(ctx, op(config.queueDir(), ctx.args.first()));
 }
 
 }  // namespace
@@ -180,20 +132,11 @@ void addQueueCommands(QList<Command>& out) {
     out << Command{{q, QStringLiteral("retry")}, QStringLiteral("ID | --all"), QStringLiteral("deliver deferred mail now"), {}, {QStringLiteral("all")},
                    queueRetry};
     out << Command{{q, QStringLiteral("delete")}, QStringLiteral("ID"), QStringLiteral("remove a message without bouncing it"), {}, {},
-                   [](CtlContext& c) {
-                       using S = spool::QueueState;
-                       return queueMove(c, {S::Incoming, S::Deferred, S::Hold, S::Corrupt}, std::nullopt, QStringLiteral("delete"));
-                   }};
+                   [](CtlContext& c) { return queueChange(c, QStringLiteral("delete"), spool::deleteMessage); }};
     out << Command{{q, QStringLiteral("hold")}, QStringLiteral("ID"), QStringLiteral("keep a message from being delivered"), {}, {},
-                   [](CtlContext& c) {
-                       using S = spool::QueueState;
-                       return queueMove(c, {S::Incoming, S::Deferred}, S::Hold, QStringLiteral("hold"));
-                   }};
+                   [](CtlContext& c) { return queueChange(c, QStringLiteral("hold"), spool::holdMessage); }};
     out << Command{{q, QStringLiteral("release")}, QStringLiteral("ID"), QStringLiteral("let a held message be delivered again"), {}, {},
-                   [](CtlContext& c) {
-                       using S = spool::QueueState;
-                       return queueMove(c, {S::Hold}, S::Deferred, QStringLiteral("release"));
-                   }};
+                   [](CtlContext& c) { return queueChange(c, QStringLiteral("release"), spool::releaseMessage); }};
 }
 
 }  // namespace postern::ctl

@@ -1,6 +1,7 @@
 // ctl.cpp — dispatch and help for posternctl; see ctl.h.
 #include "ctl.h"
 
+#include "core/config_ops.h"
 #include "core/password.h"
 #include "core/process.h"
 #include "core/safe_path.h"
@@ -72,29 +73,8 @@ bool openDaemonFile(QFile& file, const QString& path, QString* error) {
     return true;
 }
 
-qint64 supervisorPid(const Config& config, QJsonObject* status) {
-    const QString path = config.runDir() + QStringLiteral("/postern-appliance.status");
-    auto dir = SafeDir::open(config.runDir());
-    if (!dir) return 0;
-    auto h = dir->openFile(QStringLiteral("postern-appliance.status"), O_RDONLY);
-    if (!h) return 0;
-    struct stat st {};
-    // The supervisor runs as root and writes this file as root; the daemon user, who owns
-    // run_dir, can replace it but not with a file of root's.
-    if (::fstat(h->fd(), &st) != 0 || (st.st_uid != 0 && st.st_uid != ::geteuid())) return 0;
-    QFile f;
-    if (!f.open(h->release(), QIODevice::ReadOnly, QFileDevice::AutoCloseHandle)) return 0;
-    const QJsonObject o = QJsonDocument::fromJson(f.read(1024 * 1024)).object();
-    if (status) *status = o;
-    const qint64 pid = o.value(QStringLiteral("pid")).toInteger();
-    // PID 1 is valid: in the container image the supervisor is init.
-    if (pid < 1 || pid > std::numeric_limits<pid_t>::max()) return 0;
-    if (::kill(pid_t(pid), 0) != 0 && errno != EPERM) return 0;
-    // And it is the supervisor, not whatever process got that pid since (comm is cut at 15 bytes).
-    QFile comm(QStringLiteral("/proc/%1/comm").arg(pid));
-    if (!comm.open(QIODevice::ReadOnly) || comm.readLine(64).trimmed() != QByteArrayLiteral("postern-appliance").left(15)) return 0;
-    return pid;
-}
+// The check lives in core/config_ops.h (root's helper in webd signals the supervisor too).
+qint64 supervisorPid(const Config& config, QJsonObject* status) { return configops::runningSupervisor(config, status); }
 
 QList<Command> allCommands() {
     QList<Command> cmds;

@@ -3,6 +3,7 @@
 
 #include "core/account_ops.h"
 #include "core/address.h"
+#include "core/config_ops.h"
 #include "core/config_schema.h"
 #include "core/dkim_keys.h"
 #include "core/two_factor.h"
@@ -129,6 +130,12 @@ QStringList AccountBroker::serve(const QString& configDir, const HashParams& par
         auto src = accountops::addAlias(store, r.at(1), targets);
         if (!src) return {QStringLiteral("error"), src.errorMessage()};
         return {QStringLiteral("ok"), QStringLiteral("alias %1 added").arg(*src)};
+    }
+    if (op == u"config.set" && n == 3) {
+        // Only Setting::runtimeSafe keys (Scope::RunTimeOnly), validated by the schema here, in the helper.
+        auto change = configops::setSetting(configDir, r.at(1), r.at(2), configops::Scope::RunTimeOnly);
+        if (!change) return {QStringLiteral("error"), change.errorMessage()};
+        return {QStringLiteral("ok"), change->summary()};
     }
     if (op == u"alias.del" && (n == 2 || n == 3)) return answer(accountops::removeAlias(store, r.at(1), r.value(2)), QStringLiteral("removed"));
     if (op == u"domain.add" && n == 2) {

@@ -12,8 +12,13 @@
 // lock, validation, hashing), answer. No other process can reach it (no path in
 // the file system); it exits when webd's end closes (and PR_SET_PDEATHSIG).
 // webd checks who is logged in and whether they are an administrator before it
-// asks; a compromised webd can therefore change accounts (no more: not the
-// configuration, not other files, no shell as root).
+// asks; a compromised webd can therefore change accounts, and set the settings
+// marked Setting::runtimeSafe (core/settings/runtime_safe.cpp: limits,
+// timeouts, queue retry times, spam actions, SPF/DKIM/DMARC checking of
+// incoming mail, the log level) to any value the schema accepts, which also
+// makes the supervisor reload the daemons. No more: no other setting (not
+// relays, addresses, paths, TLS, login protection, listeners), not other files,
+// no shell as root.
 //
 // Interface: start(configDir, hashParams, adminAddress) -> broker;
 // call({op, args...}) -> the success message or the error. Ops:
@@ -38,6 +43,8 @@
 //   app.add ADDRESS NAME           -> name, the password (shown once, never stored)
 //   app.revoke ADDRESS NAME
 // callFields() returns every field after "ok" (the ops answering several values).
+//   alias.del SOURCE [TARGET]                 config.set KEY VALUE (runtimeSafe keys only:
+//                                             core/config_ops.h setSetting, Scope::RunTimeOnly)
 // Wire: a frame is a 4-byte big-endian length then the fields joined by NUL
 // (fields containing NUL are refused by call()); the answer is "ok" or "error",
 // NUL, the message.

@@ -11,9 +11,11 @@
 //   and refuses to start unless it can write every folder it needs.
 //   The web panel (/panel/, panel.h): logins through the shared Authenticator and
 //   throttle (AccountUse::Authenticate, as imapd: webd reads the users file, 0640
-//   root:<group>); changes to accounts through AccountBroker (account_broker.h), a
-//   helper forked here while still root that keeps root's rights to rewrite the
-//   account files and does nothing else; webd itself stays unable to write them.
+//   root:<group>); changes to accounts, and to the run-time-safe settings in
+//   postern.conf, through AccountBroker (account_broker.h), a helper forked here
+//   while still root that keeps root's rights to rewrite those files and does
+//   nothing else; webd itself stays unable to write them. The panel's queue page
+//   changes the queue as system_user (common/spool/queue_ops.h).
 //   Writes (as system_user): run/ (ready file, stats), mail.log, and the users' own
 //   Sieve scripts (<mail_dir>/<domain>/<local>/sieve/, the panel's Forwarding page,
 //   through common/sieve/sieve_store.h like postern-sieved). Reads

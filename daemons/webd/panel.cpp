@@ -1,5 +1,6 @@
 // panel.cpp — see panel.h.
 #include "panel.h"
+#include "panel_ops_pages.h"
 
 #include "core/two_factor.h"
 
@@ -84,7 +85,7 @@ QByteArray page(const QString& title, const PanelSession* s, bool admin, const Q
                     .arg(htmlEscape(title));
     if (s) {
         if (admin)
-            h += QStringLiteral("<a href=\"/panel/\">Dashboard</a><a href=\"/panel/users\">Users</a><a href=\"/panel/aliases\">Aliases</a><a href=\"/panel/domains\">Domains</a>");
+            h += QStringLiteral("<a href=\"/panel/\">Dashboard</a><a href=\"/panel/users\">Users</a><a href=\"/panel/aliases\">Aliases</a><a href=\"/panel/domains\">Domains</a>") + opsNavLinks();
         h += QStringLiteral("<a href=\"/panel/account\">My account</a><a href=\"/panel/security\">Security</a>"
                             "<a href=\"/panel/filters\">Forwarding</a><span class=\"who\">%1 "
                             "<form class=\"inline\" method=\"post\" action=\"/panel/logout\"><input type=\"hidden\" name=\"csrf\" value=\"%2\">"
@@ -284,6 +285,26 @@ PanelResponse done(Call& c, const QString& action, const QString& target, const 
     c.session->flash = result ? *result : result.errorMessage();
     c.session->flashError = !result;
     return redirect(to);
+}
+
+// The operations pages (panel_ops_pages.h) answer through these, possibly later: the session
+// is looked up again by its id.
+PanelResponse opsPage(PanelContext& ctx, const QByteArray& sessionId, OpsPage p) {
+    PanelSession* s = ctx.sessions.find(sessionId, nowMs(ctx));
+    if (!s) return redirect("/panel/login");
+    const QString flash = s->flash;
+    const bool error = s->flashError;
+    s->flash.clear();
+    return html(p.code, page(p.title, s, true, p.content, flash, error));
+}
+
+PanelResponse opsDone(PanelContext& ctx, const QByteArray& sessionId, const ConnectionInfo& conn, OpsChange ch) {
+    PanelSession* s = ctx.sessions.find(sessionId, nowMs(ctx));
+    audit(conn, s ? s->user : QString(), ch.action, ch.target, ch.result ? QStringLiteral("ok") : QStringLiteral("error: ") + ch.result.errorMessage());
+    if (!s) return redirect("/panel/login");
+    s->flash = ch.result ? *ch.result : ch.result.errorMessage();
+    s->flashError = !ch.result;
+    return redirect(ch.redirect);
 }
 
 Result<qint64> parseQuota(const QString& text) {
@@ -646,6 +667,8 @@ void handlePanel(PanelContext& ctx, const HttpRequest& r, const QByteArray& body
         return reply(html(403, page(QStringLiteral("Not allowed"), c.session, false, QStringLiteral("<p>Set up two-factor login first.</p>"))));
     }
     if (get && c.admin && (path == u"/panel/" || path == u"/panel")) return dashboardPage(c, reply);
+    if (get && c.admin && opsGet(ctx, path, r.query, c.session->csrf, life, [&ctx, id = c.sessionId, reply](OpsPage p) { reply(opsPage(ctx, id, std::move(p))); }))
+        return;  // queue, log search, settings (panel_ops_pages.h)
     UserPageKit kit{ctx, conn, c.session, c.sessionId, c.admin, kitShow, kitDone};
     if (get && isUserPage(path)) return userPageGet(kit, path, reply);
     if (get) return reply(getPage(c, path));
@@ -665,6 +688,7 @@ void handlePanel(PanelContext& ctx, const HttpRequest& r, const QByteArray& body
         audit(conn, c.session->user, path.mid(7), {}, QStringLiteral("refused: not an administrator"));
         return reply(html(403, page(QStringLiteral("Not allowed"), c.session, false, QStringLiteral("<p>This is for administrators.</p>"))));
     }
+    if (opsPost(ctx, path, form, [&ctx, id = c.sessionId, conn, reply](OpsChange ch) { reply(opsDone(ctx, id, conn, std::move(ch))); })) return;
     reply(adminPost(c, path, form));
 }
 

@@ -19,6 +19,7 @@
 //                                             dashboard's health and DNS status sections)
 //   /panel/security (2FA enrolment, app passwords), /panel/filters (forwarding, vacation):
 //                                             every user, own account: panel_user_pages.h
+//   /panel/queue..., /panel/logs, /panel/settings...   (administrators): panel_ops_pages.h
 // Login: Authenticator::verify (the mail protocols' authenticator and shared
 // throttle, protocol "web": the account password only, never an app password). For an
 // account with two-factor login on (secondFactorRequired()) a correct password creates

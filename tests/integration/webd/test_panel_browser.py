@@ -2,9 +2,9 @@
 Chrome DevTools Protocol over --remote-debugging-pipe (JSON messages ending in NUL on
 file descriptors 3 and 4; Python standard library only, no npm). Logs in as the
 administrator, adds a user through the form, sees it listed, checks that a hostile
-alias resolution is shown as text (no script ran), sees the dashboard's DNS status
-(NSD on loopback: the MX record ok, others missing), adds a domain and sees its
-registrar sheet; a user enrols two-factor login
+alias resolution is shown as text (no script ran), sees a queued message on the queue
+page, sees the dashboard's DNS status (NSD on loopback: the MX record ok, others
+missing), adds a domain and sees its registrar sheet; a user enrols two-factor login
 (the QR code is an inline SVG the CSP lets render; the code comes from oathtool), logs
 out and back in with password and code (a wrong code refused), creates an app password
 that works over IMAP while the account password does not, and turns on forwarding
@@ -197,6 +197,11 @@ class PanelInBrowser(unittest.TestCase):
         self.assertEqual(c.eval("document.querySelectorAll('img').length"), 0)
         self.assertNotEqual(c.eval("document.title"), "pwned")
         self.assertEqual(c.eval("document.getElementById('resolve').value"), hostile)
+        # The queue page (panel_ops_pages.h) with one queued message, as an administrator sees it.
+        qid = self.inst.queue_message(ADMIN, ["someone@remote.test"], b"Subject: queued for the screenshot\r\n\r\nhi\r\n")
+        c.navigate(self.base + "/panel/queue")
+        self.assertIn(qid, c.eval("document.getElementById('queue').textContent"))
+        c.screenshot(os.path.join(SHOTS, "panel-queue.png"))
 
     def test_then_dashboard_and_domains(self):
         """After the login of the test above (same browser): the dashboard with its DNS status,

@@ -267,6 +267,18 @@ private Q_SLOTS:
         // Still in step after errors: a last request gets its own answer.
         QVERIFY(b.call({QStringLiteral("alias.del"), QStringLiteral("team@example.test")}).ok());
         QVERIFY(store.load()->aliasTargets(QStringLiteral("team@example.test")).isEmpty());
+        // config.set: run-time-safe keys only, validated by the schema in the helper.
+        r = b.call({QStringLiteral("config.set"), QStringLiteral("smtp.max_recipients"), QStringLiteral("0")});
+        QVERIFY(!r.ok());
+        QVERIFY2(r.errorMessage().contains(QStringLiteral("outside the allowed range 1..100000")), qPrintable(r.errorMessage()));
+        r = b.call({QStringLiteral("config.set"), QStringLiteral("relay.host"), QStringLiteral("evil.example")});
+        QVERIFY(!r.ok());
+        QVERIFY2(r.errorMessage().contains(QStringLiteral("cannot be changed here")), qPrintable(r.errorMessage()));
+        r = b.call({QStringLiteral("config.set"), QStringLiteral("smtp.max_recipients"), QStringLiteral("250")});
+        QVERIFY2(r.ok(), qPrintable(r.errorMessage()));
+        QVERIFY(r->startsWith(QStringLiteral("smtp.max_recipients = 250")));
+        QCOMPARE(Config::load(dir.path())->value(QStringLiteral("smtp.max_recipients")), QStringLiteral("250"));
+        QVERIFY(Config::load(dir.path())->value(QStringLiteral("relay.host")).isEmpty());
     }
 
     // The Domains page's requests: the same core functions as posternctl domain add|del and
