@@ -72,7 +72,7 @@ customize() {
     cat >"$ROOTFS/etc/fstab" <<EOF
 # <file system>     <mount point> <type> <options>          <dump> <pass>
 LABEL=$ROOT_LABEL   /             ext4   errors=remount-ro  0      1
-LABEL=ESP           /boot/efi     vfat   umask=0077,nofail,x-systemd.device-timeout=10s  0  0
+LABEL=ESP           /boot/efi     vfat   umask=0077,nofail,x-systemd.device-timeout=90s  0  0
 EOF
     # SSH: off, and without host keys (the first boot makes them if SSH is wanted; a key baked
     # in here would be the same in every VM made from the image).
