@@ -4,10 +4,8 @@
 #include "core/config_ops.h"
 #include "core/password.h"
 #include "core/process.h"
-#include "core/safe_path.h"
 
 #include <QFile>
-#include <QFileInfo>
 #include <QJsonDocument>
 #include <cerrno>
 #include <csignal>
@@ -45,29 +43,6 @@ bool CtlContext::runAsDaemonUser(const Config& config) const {
     if (::geteuid() != 0) return true;
     if (auto st = dropPrivileges(config.value(QStringLiteral("system_user"))); !st) {
         err << "posternctl: " << st.errorMessage() << Qt::endl;
-        return false;
-    }
-    return true;
-}
-
-bool openDaemonFile(QFile& file, const QString& path, QString* error) {
-    if (::geteuid() != 0) {
-        file.setFileName(path);
-        if (file.open(QIODevice::ReadOnly)) return true;
-        *error = QStringLiteral("%1: %2").arg(path, file.errorString());
-        return false;
-    }
-    const QFileInfo info(path);
-    auto dir = SafeDir::open(info.absolutePath());
-    auto h = dir ? dir->openFile(info.fileName(), O_RDONLY) : Result<FileHandle>(dir.error());
-    if (!h) {
-        *error = h.errorMessage();
-        return false;
-    }
-    const int fd = h->release();
-    if (!file.open(fd, QIODevice::ReadOnly, QFileDevice::AutoCloseHandle)) {
-        ::close(fd);
-        *error = QStringLiteral("%1: %2").arg(path, file.errorString());
         return false;
     }
     return true;

@@ -59,9 +59,6 @@ struct CtlContext {
 // must be a regular file owned by root (or by us, when we are not root), and the
 // process must exist and be postern-appliance.
 qint64 supervisorPid(const Config& config, QJsonObject* status = nullptr);
-// A file below a folder the daemon user may write, opened for reading line by line
-// (as root through SafeDir); false with `error` set when refused or missing.
-bool openDaemonFile(QFile& file, const QString& path, QString* error);
 
 struct Command {
     QStringList words;      // e.g. {"user", "add"}
