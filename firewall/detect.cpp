@@ -6,6 +6,7 @@
 
 #include "core/atomic_file.h"
 
+#include <unistd.h>
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
@@ -14,7 +15,6 @@
 #include <QProcessEnvironment>
 #include <QSet>
 #include <algorithm>
-#include <unistd.h>
 
 namespace postern::firewall {
 
@@ -95,23 +95,28 @@ ContainerInfo detectContainer(const QString& root) {
         c.evidence = evidence;
         return c;
     };
-    if (QFileInfo::exists(r.filePath(QStringLiteral(".dockerenv")))) return found(QStringLiteral("docker"), QStringLiteral("/.dockerenv exists"));
+    if (QFileInfo::exists(r.filePath(QStringLiteral(".dockerenv"))))
+        return found(QStringLiteral("docker"), QStringLiteral("/.dockerenv exists"));
     if (QFileInfo::exists(r.filePath(QStringLiteral("run/.containerenv")))) {
         const QByteArray env = readSmall(r.filePath(QStringLiteral("run/.containerenv")));
         return found(env.contains("engine=\"buildah") ? QStringLiteral("buildah") : QStringLiteral("podman"),
                      QStringLiteral("/run/.containerenv exists"));
     }
     const QByteArray sysd = readSmall(r.filePath(QStringLiteral("run/systemd/container"))).trimmed();
-    if (!sysd.isEmpty()) return found(QString::fromUtf8(sysd), QStringLiteral("/run/systemd/container says %1").arg(QString::fromUtf8(sysd)));
+    if (!sysd.isEmpty())
+        return found(QString::fromUtf8(sysd),
+                     QStringLiteral("/run/systemd/container says %1").arg(QString::fromUtf8(sysd)));
     const QByteArray env = readSmall(r.filePath(QStringLiteral("proc/1/environ")));
     for (const QByteArray& kv : env.split('\0'))
-        if (kv.startsWith("container=")) return found(QString::fromUtf8(kv.mid(10)), QStringLiteral("PID 1 has %1").arg(QString::fromUtf8(kv)));
+        if (kv.startsWith("container="))
+            return found(QString::fromUtf8(kv.mid(10)), QStringLiteral("PID 1 has %1").arg(QString::fromUtf8(kv)));
     const QByteArray cgroup = readSmall(r.filePath(QStringLiteral("proc/1/cgroup")));
     for (const QByteArray& line : cgroup.split('\n')) {
         for (const auto& [needle, engine] : {std::pair{"kubepods", "kubernetes"}, std::pair{"docker", "docker"},
                                              std::pair{"libpod", "podman"}, std::pair{"lxc", "lxc"}}) {
             if (line.contains(needle))
-                return found(QLatin1String(engine), QStringLiteral("/proc/1/cgroup: %1").arg(QString::fromUtf8(line.trimmed())));
+                return found(QLatin1String(engine),
+                             QStringLiteral("/proc/1/cgroup: %1").arg(QString::fromUtf8(line.trimmed())));
         }
     }
     return c;
@@ -120,20 +125,27 @@ ContainerInfo detectContainer(const QString& root) {
 Snapshot takeSnapshot(const Runner& runner) {
     Snapshot s;
     s.root = ::geteuid() == 0;
-    const CommandResult nft = runner.run(QStringLiteral("nft"), {QStringLiteral("-j"), QStringLiteral("list"), QStringLiteral("ruleset")});
+    const CommandResult nft =
+        runner.run(QStringLiteral("nft"), {QStringLiteral("-j"), QStringLiteral("list"), QStringLiteral("ruleset")});
     s.nftPresent = nft.started;
-    if (nft.started && nft.exitCode == 0) s.nftJson = nft.out;
-    else if (nft.started) s.nftError = QString::fromUtf8(nft.err.trimmed());
+    if (nft.started && nft.exitCode == 0)
+        s.nftJson = nft.out;
+    else if (nft.started)
+        s.nftError = QString::fromUtf8(nft.err.trimmed());
 
     const CommandResult ver = runner.run(QStringLiteral("iptables"), {QStringLiteral("-V")});
     if (ver.started) {
         s.iptablesVariant = ver.out.contains("legacy") ? QStringLiteral("legacy") : QStringLiteral("nf_tables");
         const CommandResult v4 = runner.run(QStringLiteral("iptables-save"), {});
         const CommandResult v6 = runner.run(QStringLiteral("ip6tables-save"), {});
-        if (v4.exitCode == 0) s.iptablesSave = v4.out;
-        else s.iptablesError = QString::fromUtf8(v4.err.trimmed());
-        if (v6.exitCode == 0) s.ip6tablesSave = v6.out;
-        else if (s.iptablesError.isEmpty()) s.iptablesError = QString::fromUtf8(v6.err.trimmed());
+        if (v4.exitCode == 0)
+            s.iptablesSave = v4.out;
+        else
+            s.iptablesError = QString::fromUtf8(v4.err.trimmed());
+        if (v6.exitCode == 0)
+            s.ip6tablesSave = v6.out;
+        else if (s.iptablesError.isEmpty())
+            s.iptablesError = QString::fromUtf8(v6.err.trimmed());
         if (s.iptablesVariant == u"nf_tables") {
             // Legacy tables still filter when their kernel modules hold rules.
             if (!readSmall(QStringLiteral("/proc/net/ip_tables_names")).trimmed().isEmpty())
@@ -146,15 +158,18 @@ Snapshot takeSnapshot(const Runner& runner) {
     s.ufwPresent = ufw.started;
     if (ufw.started) {
         s.ufwStatus = QString::fromUtf8(ufw.out + ufw.err);
-        s.ufwAdded = QString::fromUtf8(runner.run(QStringLiteral("ufw"), {QStringLiteral("show"), QStringLiteral("added")}).out);
+        s.ufwAdded =
+            QString::fromUtf8(runner.run(QStringLiteral("ufw"), {QStringLiteral("show"), QStringLiteral("added")}).out);
     }
     const CommandResult fwd = runner.run(QStringLiteral("firewall-cmd"), {QStringLiteral("--state")});
     s.firewalldPresent = fwd.started;
     if (fwd.started) {
         s.firewalldState = QString::fromUtf8((fwd.out + fwd.err).trimmed());
         if (s.firewalldState == u"running") {
-            s.firewalldZone = QString::fromUtf8(runner.run(QStringLiteral("firewall-cmd"), {QStringLiteral("--get-default-zone")}).out.trimmed());
-            s.firewalldListAll = QString::fromUtf8(runner.run(QStringLiteral("firewall-cmd"), {QStringLiteral("--list-all")}).out);
+            s.firewalldZone = QString::fromUtf8(
+                runner.run(QStringLiteral("firewall-cmd"), {QStringLiteral("--get-default-zone")}).out.trimmed());
+            s.firewalldListAll =
+                QString::fromUtf8(runner.run(QStringLiteral("firewall-cmd"), {QStringLiteral("--list-all")}).out);
         }
     }
     for (const QNetworkInterface& i : QNetworkInterface::allInterfaces()) {
@@ -162,7 +177,8 @@ Snapshot takeSnapshot(const Runner& runner) {
         if (!f.testFlag(QNetworkInterface::IsUp) || f.testFlag(QNetworkInterface::IsLoopBack)) continue;
         // Bridges and veths of local containers: remote clients do not arrive on them.
         static const char* const kLocalOnly[] = {"docker", "br-", "veth", "virbr", "cni", "podman", "lxcbr", "flannel"};
-        if (std::any_of(std::begin(kLocalOnly), std::end(kLocalOnly), [&](const char* p) { return i.name().startsWith(QLatin1String(p)); }))
+        if (std::any_of(std::begin(kLocalOnly), std::end(kLocalOnly),
+                        [&](const char* p) { return i.name().startsWith(QLatin1String(p)); }))
             continue;
         s.interfaces << i.name();
     }
@@ -211,17 +227,19 @@ Status saveSnapshot(const Snapshot& s, const QString& dir) {
     QList<Status> results;
     if (s.nftPresent) results << write(kNft, s.nftJson);
     if (!s.iptablesVariant.isEmpty()) {
-        results << write(kVariant, s.iptablesVariant.toUtf8() + '\n') << write(kIpt, s.iptablesSave) << write(kIp6t, s.ip6tablesSave);
+        results << write(kVariant, s.iptablesVariant.toUtf8() + '\n') << write(kIpt, s.iptablesSave)
+                << write(kIp6t, s.ip6tablesSave);
     }
     if (!s.legacySave.isEmpty()) results << write(kLegacy, s.legacySave);
     if (!s.legacySave6.isEmpty()) results << write(kLegacy6, s.legacySave6);
     if (s.ufwPresent) results << write(kUfwStatus, s.ufwStatus.toUtf8()) << write(kUfwAdded, s.ufwAdded.toUtf8());
     if (s.firewalldPresent) {
-        results << write(kFwdState, s.firewalldState.toUtf8() + '\n') << write(kFwdZone, s.firewalldZone.toUtf8() + '\n')
-                << write(kFwdList, s.firewalldListAll.toUtf8());
+        results << write(kFwdState, s.firewalldState.toUtf8() + '\n')
+                << write(kFwdZone, s.firewalldZone.toUtf8() + '\n') << write(kFwdList, s.firewalldListAll.toUtf8());
     }
     results << write(kInterfaces, s.interfaces.join(QLatin1Char('\n')).toUtf8() + '\n');
-    if (s.container.inside) results << write(kContainer, (s.container.engine + QLatin1Char(' ') + s.container.evidence).toUtf8() + '\n');
+    if (s.container.inside)
+        results << write(kContainer, (s.container.engine + QLatin1Char(' ') + s.container.evidence).toUtf8() + '\n');
     for (const Status& st : results)
         if (!st) return st;
     return {};
@@ -239,16 +257,19 @@ Detection detect(const Snapshot& s) {
     const bool iptNft = s.iptablesVariant == u"nf_tables";
     const Backend iptBackend = iptNft ? Backend::IptablesNft : Backend::IptablesLegacy;
     if (!s.iptablesVariant.isEmpty()) {
-        for (const auto& [text, fam] : {std::pair{&s.iptablesSave, IpFamily::V4}, std::pair{&s.ip6tablesSave, IpFamily::V6}}) {
+        for (const auto& [text, fam] :
+             {std::pair{&s.iptablesSave, IpFamily::V4}, std::pair{&s.ip6tablesSave, IpFamily::V6}}) {
             if (iptNft)
-                for (const QString& t : iptablesTables(*text)) skip.insert((fam == IpFamily::V4 ? QStringLiteral("ip ") : QStringLiteral("ip6 ")) + t);
+                for (const QString& t : iptablesTables(*text))
+                    skip.insert((fam == IpFamily::V4 ? QStringLiteral("ip ") : QStringLiteral("ip6 ")) + t);
             const Result<Ruleset> rs = parseIptablesSave(*text, fam, iptBackend);
             if (rs) {
                 d.ruleset.append(*rs);
             } else {
                 d.readable = false;
-                d.notes << QStringLiteral("%1: %2").arg(fam == IpFamily::V4 ? QStringLiteral("iptables-save") : QStringLiteral("ip6tables-save"),
-                                                         rs.errorMessage());
+                d.notes << QStringLiteral("%1: %2").arg(
+                    fam == IpFamily::V4 ? QStringLiteral("iptables-save") : QStringLiteral("ip6tables-save"),
+                    rs.errorMessage());
             }
         }
         if (!s.iptablesError.isEmpty()) {
@@ -260,8 +281,10 @@ Detection detect(const Snapshot& s) {
     for (const auto& [text, fam] : {std::pair{&s.legacySave, IpFamily::V4}, std::pair{&s.legacySave6, IpFamily::V6}}) {
         if (text->isEmpty()) continue;
         const Result<Ruleset> rs = parseIptablesSave(*text, fam, Backend::IptablesLegacy);
-        if (rs) d.ruleset.append(*rs);
-        else d.notes << QStringLiteral("iptables-legacy-save: %1").arg(rs.errorMessage());
+        if (rs)
+            d.ruleset.append(*rs);
+        else
+            d.notes << QStringLiteral("iptables-legacy-save: %1").arg(rs.errorMessage());
     }
     if (hasFilteringChain(d.ruleset, Backend::IptablesLegacy) && !d.backends.contains(Backend::IptablesLegacy))
         d.backends << Backend::IptablesLegacy;
@@ -273,7 +296,8 @@ Detection detect(const Snapshot& s) {
             const Result<Ruleset> rs = parseNftJson(s.nftJson, skip);
             if (rs) {
                 d.ruleset.append(*rs);
-                if (hasFilteringChain(*rs, Backend::Nftables, QStringLiteral("firewalld"))) d.backends.prepend(Backend::Nftables);
+                if (hasFilteringChain(*rs, Backend::Nftables, QStringLiteral("firewalld")))
+                    d.backends.prepend(Backend::Nftables);
             } else {
                 d.readable = false;
                 d.notes << rs.errorMessage();

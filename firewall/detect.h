@@ -62,24 +62,24 @@ ContainerInfo detectContainer(const QString& root = QStringLiteral("/"));
 
 struct Snapshot {
     bool nftPresent = false;
-    QByteArray nftJson;            // empty when nft is absent or failed
+    QByteArray nftJson;  // empty when nft is absent or failed
     QString nftError;
-    QString iptablesVariant;       // "nf_tables", "legacy", or empty when iptables is absent
-    QByteArray iptablesSave;       // of the default variant
+    QString iptablesVariant;  // "nf_tables", "legacy", or empty when iptables is absent
+    QByteArray iptablesSave;  // of the default variant
     QByteArray ip6tablesSave;
     QString iptablesError;
-    QByteArray legacySave;         // iptables-legacy-save, only when iptables is nf_tables and legacy tables exist
+    QByteArray legacySave;  // iptables-legacy-save, only when iptables is nf_tables and legacy tables exist
     QByteArray legacySave6;
     bool ufwPresent = false;
-    QString ufwStatus;             // `ufw status verbose`
-    QString ufwAdded;              // `ufw show added`
+    QString ufwStatus;  // `ufw status verbose`
+    QString ufwAdded;   // `ufw show added`
     bool firewalldPresent = false;
-    QString firewalldState;        // "running", "not running"
-    QString firewalldZone;         // default zone
-    QString firewalldListAll;      // `firewall-cmd --list-all`
-    QStringList interfaces;        // interfaces that are up, without loopback and local container bridges/veths
+    QString firewalldState;    // "running", "not running"
+    QString firewalldZone;     // default zone
+    QString firewalldListAll;  // `firewall-cmd --list-all`
+    QStringList interfaces;    // interfaces that are up, without loopback and local container bridges/veths
     ContainerInfo container;
-    bool root = true;              // false: the rulesets could not be read
+    bool root = true;  // false: the rulesets could not be read
 };
 
 Snapshot takeSnapshot(const Runner& runner);
@@ -89,10 +89,10 @@ Status saveSnapshot(const Snapshot& s, const QString& dir);
 struct Detection {
     QList<Backend> backends;  // in use, managers first: firewalld, ufw, nftables, iptables-nft, iptables-legacy
     Ruleset ruleset;
-    QStringList notes;      // read errors and what was skipped
+    QStringList notes;  // read errors and what was skipped
     bool ufwActive = false;
     bool firewalldRunning = false;
-    bool readable = true;   // false: not root, or a tool failed; verdicts are unknown
+    bool readable = true;  // false: not root, or a tool failed; verdicts are unknown
 };
 
 Detection detect(const Snapshot& snapshot);

@@ -19,21 +19,31 @@ struct TermMatch {
     ConditionKind kind = ConditionKind::Unknown;
 };
 
-Match yesIf(bool b, bool negate) { return (b != negate) ? Match::Yes : Match::No; }
+Match yesIf(bool b, bool negate) {
+    return (b != negate) ? Match::Yes : Match::No;
+}
 
-TermMatch maybe(ConditionKind kind, bool typical = false) { return {Match::Maybe, typical, kind}; }
+TermMatch maybe(ConditionKind kind, bool typical = false) {
+    return {Match::Maybe, typical, kind};
+}
 
 bool interfaceMatches(const QString& pattern, const QString& iif) {
-    if (pattern.endsWith(QLatin1Char('*')) || pattern.endsWith(QLatin1Char('+'))) return iif.startsWith(pattern.chopped(1));
+    if (pattern.endsWith(QLatin1Char('*')) || pattern.endsWith(QLatin1Char('+')))
+        return iif.startsWith(pattern.chopped(1));
     return pattern == iif;
 }
 
 // A prefix or address that covers everything ("0.0.0.0/0", "::/0").
-bool coversAll(const QString& a) { return a == u"0.0.0.0/0" || a == u"::/0" || a == u"0/0"; }
+bool coversAll(const QString& a) {
+    return a == u"0.0.0.0/0" || a == u"::/0" || a == u"0/0";
+}
 
 // Multicast or broadcast: never the destination of a unicast connection to us.
 bool notUnicast(const QString& a) {
-    const QString withLength = a.contains(QLatin1Char('/')) ? a : a + (a.contains(QLatin1Char(':')) ? QStringLiteral("/128") : QStringLiteral("/32"));
+    const QString withLength =
+        a.contains(QLatin1Char('/'))
+            ? a
+            : a + (a.contains(QLatin1Char(':')) ? QStringLiteral("/128") : QStringLiteral("/32"));
     const auto subnet = QHostAddress::parseSubnet(withLength);
     if (subnet.first.isNull()) return false;
     const QHostAddress& h = subnet.first;
@@ -47,54 +57,75 @@ bool notUnicast(const QString& a) {
 TermMatch matchTerm(const Term& t, const Probe& p) {
     using T = Term::Type;
     switch (t.type) {
-    case T::Protocol: return {yesIf(t.protocols.contains(kProtoTcp), t.negate)};
-    case T::DstPort: return {yesIf(t.ports.contains(p.port), t.negate)};
-    case T::SrcPort: return maybe(ConditionKind::Source);
-    case T::Family: return {yesIf(t.family == p.family, t.negate)};
-    case T::InInterface: {
-        // A remote client never arrives on loopback; other names depend on the unknown interface.
-        if (p.iif.isEmpty() && t.names == QStringList{QStringLiteral("lo")}) return {yesIf(false, t.negate)};
-        if (p.iif.isEmpty()) return maybe(ConditionKind::Interface);
-        bool any = false;
-        for (const QString& n : t.names) any = any || interfaceMatches(n, p.iif);
-        return {yesIf(any, t.negate)};
-    }
-    case T::CtState: return {yesIf(t.names.contains(QStringLiteral("new")), t.negate)};
-    case T::CtStatus: return {yesIf(false, t.negate)};  // a fresh, not NATed connection has no status bits
-    case T::SrcAddr: {
-        for (const QString& n : t.names)
-            if (coversAll(n)) return {yesIf(true, t.negate)};
-        return maybe(ConditionKind::Source);
-    }
-    case T::DstAddr: {
-        bool allNotUnicast = !t.names.isEmpty();
-        for (const QString& n : t.names) {
-            if (coversAll(n)) return {yesIf(true, t.negate)};
-            allNotUnicast = allNotUnicast && notUnicast(n);
+        case T::Protocol:
+            return {yesIf(t.protocols.contains(kProtoTcp), t.negate)};
+        case T::DstPort:
+            return {yesIf(t.ports.contains(p.port), t.negate)};
+        case T::SrcPort:
+            return maybe(ConditionKind::Source);
+        case T::Family:
+            return {yesIf(t.family == p.family, t.negate)};
+        case T::InInterface: {
+            // A remote client never arrives on loopback; other names depend on the unknown interface.
+            if (p.iif.isEmpty() && t.names == QStringList{QStringLiteral("lo")}) return {yesIf(false, t.negate)};
+            if (p.iif.isEmpty()) return maybe(ConditionKind::Interface);
+            bool any = false;
+            for (const QString& n : t.names) any = any || interfaceMatches(n, p.iif);
+            return {yesIf(any, t.negate)};
         }
-        if (allNotUnicast) return {yesIf(false, t.negate)};
-        return maybe(ConditionKind::Destination);
-    }
-    case T::TcpFlags: return {yesIf((0x02 & t.flagMask) == t.flagValue, t.negate)};  // a SYN
-    case T::PktType: return {yesIf(t.names.contains(QStringLiteral("host")) || t.names.contains(QStringLiteral("unicast")), t.negate)};
-    case T::DstAddrType: return {yesIf(t.names.contains(QStringLiteral("LOCAL")), t.negate)};
-    case T::SrcAddrType: return {yesIf(t.names.contains(QStringLiteral("UNICAST")), t.negate)};
-    case T::Ip6Header: return {yesIf(false, t.negate)};  // a plain TCP SYN carries no extension header
-    case T::Rate: return maybe(ConditionKind::Rate, t.typicallyMatches != t.negate);
-    case T::State: return maybe(ConditionKind::State);
-    case T::Unknown: return maybe(ConditionKind::Unknown);
+        case T::CtState:
+            return {yesIf(t.names.contains(QStringLiteral("new")), t.negate)};
+        case T::CtStatus:
+            return {yesIf(false, t.negate)};  // a fresh, not NATed connection has no status bits
+        case T::SrcAddr: {
+            for (const QString& n : t.names)
+                if (coversAll(n)) return {yesIf(true, t.negate)};
+            return maybe(ConditionKind::Source);
+        }
+        case T::DstAddr: {
+            bool allNotUnicast = !t.names.isEmpty();
+            for (const QString& n : t.names) {
+                if (coversAll(n)) return {yesIf(true, t.negate)};
+                allNotUnicast = allNotUnicast && notUnicast(n);
+            }
+            if (allNotUnicast) return {yesIf(false, t.negate)};
+            return maybe(ConditionKind::Destination);
+        }
+        case T::TcpFlags:
+            return {yesIf((0x02 & t.flagMask) == t.flagValue, t.negate)};  // a SYN
+        case T::PktType:
+            return {yesIf(t.names.contains(QStringLiteral("host")) || t.names.contains(QStringLiteral("unicast")),
+                          t.negate)};
+        case T::DstAddrType:
+            return {yesIf(t.names.contains(QStringLiteral("LOCAL")), t.negate)};
+        case T::SrcAddrType:
+            return {yesIf(t.names.contains(QStringLiteral("UNICAST")), t.negate)};
+        case T::Ip6Header:
+            return {yesIf(false, t.negate)};  // a plain TCP SYN carries no extension header
+        case T::Rate:
+            return maybe(ConditionKind::Rate, t.typicallyMatches != t.negate);
+        case T::State:
+            return maybe(ConditionKind::State);
+        case T::Unknown:
+            return maybe(ConditionKind::Unknown);
     }
     return maybe(ConditionKind::Unknown);
 }
 
 int weight(ConditionKind k) {
     switch (k) {
-    case ConditionKind::Unknown: return 5;
-    case ConditionKind::State: return 4;
-    case ConditionKind::Rate: return 3;
-    case ConditionKind::Interface: return 2;
-    case ConditionKind::Destination: return 1;
-    case ConditionKind::Source: return 0;
+        case ConditionKind::Unknown:
+            return 5;
+        case ConditionKind::State:
+            return 4;
+        case ConditionKind::Rate:
+            return 3;
+        case ConditionKind::Interface:
+            return 2;
+        case ConditionKind::Destination:
+            return 1;
+        case ConditionKind::Source:
+            return 0;
     }
     return 5;
 }
@@ -131,20 +162,27 @@ RuleMatch matchRule(const Chain& chain, int index, const Probe& p) {
     const QString where = describeRule(chain, index);
     const QString what = maybeTexts.join(QStringLiteral(" and "));
     // When the typical client matches (a rate limit not exceeded), the other branch is "over the limit".
-    out.conditions << Condition{strongest, (allTypical ? QStringLiteral("the client exceeds %1").arg(what) : what) + QStringLiteral(" [") + where + QLatin1Char(']')};
+    out.conditions << Condition{strongest, (allTypical ? QStringLiteral("the client exceeds %1").arg(what) : what) +
+                                               QStringLiteral(" [") + where + QLatin1Char(']')};
     return out;
 }
 
-bool isAccepted(Verdict v) { return v == Verdict::Accept; }
+bool isAccepted(Verdict v) {
+    return v == Verdict::Accept;
+}
 
 }  // namespace
 
 QString toString(PortStatus s) {
     switch (s) {
-    case PortStatus::Open: return QStringLiteral("open");
-    case PortStatus::Blocked: return QStringLiteral("blocked");
-    case PortStatus::Partial: return QStringLiteral("partial");
-    case PortStatus::Unknown: return QStringLiteral("unknown");
+        case PortStatus::Open:
+            return QStringLiteral("open");
+        case PortStatus::Blocked:
+            return QStringLiteral("blocked");
+        case PortStatus::Partial:
+            return QStringLiteral("partial");
+        case PortStatus::Unknown:
+            return QStringLiteral("unknown");
     }
     return {};
 }
@@ -171,12 +209,14 @@ const Chain* Evaluator::findChain(const Chain& from, const QString& name) const 
     return m_ruleset.find(from.backend, from.family, from.table, name);
 }
 
-QList<Evaluator::Outcome> Evaluator::walk(const Chain& chain, int from, const Probe& probe, const QList<Condition>& startConds,
-                                          int depth, int* budget) const {
+QList<Evaluator::Outcome> Evaluator::walk(const Chain& chain, int from, const Probe& probe,
+                                          const QList<Condition>& startConds, int depth, int* budget) const {
     QList<Outcome> outs;
     // Every chain walk (a jump, or the rest of a chain after a jump returns) costs one unit.
     if (--*budget <= 0) {
-        outs << Outcome{Verdict::Unknown, &chain, -1, QStringLiteral("the ruleset has too many conditional jumps to follow"), startConds, -1};
+        outs << Outcome{
+            Verdict::Unknown, &chain, -1, QStringLiteral("the ruleset has too many conditional jumps to follow"),
+            startConds,       -1};
         return outs;
     }
     QList<Condition> conds = startConds;
@@ -189,41 +229,51 @@ QList<Evaluator::Outcome> Evaluator::walk(const Chain& chain, int from, const Pr
         if (m.match == Match::Maybe && !m.genericMatches) matched << m.conditions;
         QList<Outcome> here;
         switch (rule.verdict) {
-        case Verdict::Accept:
-        case Verdict::Drop:
-        case Verdict::Reject:
-        case Verdict::Redirect:
-            here << Outcome{rule.verdict, &chain, i, rule.target, matched, kNoEntry};
-            break;
-        case Verdict::Unknown:
-            here << Outcome{Verdict::Unknown, &chain, i, QStringLiteral("verdict '%1' cannot be followed").arg(rule.target), matched, kNoEntry};
-            break;
-        case Verdict::Return:
-            here << Outcome{Verdict::Return, &chain, i, {}, matched, kNoEntry};
-            break;
-        case Verdict::Jump:
-        case Verdict::Goto: {
-            const Chain* target = findChain(chain, rule.target);
-            if (!target) {
-                here << Outcome{Verdict::Unknown, &chain, i, QStringLiteral("'%1' is neither a chain nor a target we know").arg(rule.target), matched, kNoEntry};
+            case Verdict::Accept:
+            case Verdict::Drop:
+            case Verdict::Reject:
+            case Verdict::Redirect:
+                here << Outcome{rule.verdict, &chain, i, rule.target, matched, kNoEntry};
                 break;
-            }
-            if (depth + 1 > kMaxJumpDepth) {
-                here << Outcome{Verdict::Unknown, &chain, i, QStringLiteral("jumps nested deeper than %1").arg(kMaxJumpDepth), matched, kNoEntry};
+            case Verdict::Unknown:
+                here << Outcome{
+                    Verdict::Unknown, &chain,  i, QStringLiteral("verdict '%1' cannot be followed").arg(rule.target),
+                    matched,          kNoEntry};
                 break;
-            }
-            for (const Outcome& sub : walk(*target, 0, probe, matched, depth + 1, budget)) {
-                if (sub.verdict != Verdict::Return) {
-                    here << sub;
-                } else if (rule.verdict == Verdict::Goto) {
-                    here << Outcome{Verdict::Return, &chain, i, {}, sub.conds, kNoEntry};
-                } else {
-                    here << walk(chain, i + 1, probe, sub.conds, depth, budget);
+            case Verdict::Return:
+                here << Outcome{Verdict::Return, &chain, i, {}, matched, kNoEntry};
+                break;
+            case Verdict::Jump:
+            case Verdict::Goto: {
+                const Chain* target = findChain(chain, rule.target);
+                if (!target) {
+                    here << Outcome{Verdict::Unknown,
+                                    &chain,
+                                    i,
+                                    QStringLiteral("'%1' is neither a chain nor a target we know").arg(rule.target),
+                                    matched,
+                                    kNoEntry};
+                    break;
                 }
+                if (depth + 1 > kMaxJumpDepth) {
+                    here << Outcome{
+                        Verdict::Unknown, &chain,  i, QStringLiteral("jumps nested deeper than %1").arg(kMaxJumpDepth),
+                        matched,          kNoEntry};
+                    break;
+                }
+                for (const Outcome& sub : walk(*target, 0, probe, matched, depth + 1, budget)) {
+                    if (sub.verdict != Verdict::Return) {
+                        here << sub;
+                    } else if (rule.verdict == Verdict::Goto) {
+                        here << Outcome{Verdict::Return, &chain, i, {}, sub.conds, kNoEntry};
+                    } else {
+                        here << walk(chain, i + 1, probe, sub.conds, depth, budget);
+                    }
+                }
+                break;
             }
-            break;
-        }
-        case Verdict::None: break;
+            case Verdict::None:
+                break;
         }
         if (depth == 0)
             for (Outcome& o : here)
@@ -270,17 +320,22 @@ QList<const Chain*> inputBaseChains(const Ruleset& ruleset, IpFamily family) {
 // The status that the generic path's verdict gives.
 void setStatusFromDecision(ProbeResult& result) {
     switch (result.decision.verdict) {
-    case Verdict::Accept: result.status = PortStatus::Open; break;
-    case Verdict::Drop:
-    case Verdict::Reject: result.status = PortStatus::Blocked; break;
-    case Verdict::Redirect:
-        result.status = PortStatus::Unknown;
-        result.reason = QStringLiteral("redirected to %1 by %2; where it goes from there is not evaluated").arg(result.decision.reason, result.decision.by);
-        break;
-    default:
-        result.status = PortStatus::Unknown;
-        result.reason = QStringLiteral("%1 (%2)").arg(result.decision.reason, result.decision.by);
-        break;
+        case Verdict::Accept:
+            result.status = PortStatus::Open;
+            break;
+        case Verdict::Drop:
+        case Verdict::Reject:
+            result.status = PortStatus::Blocked;
+            break;
+        case Verdict::Redirect:
+            result.status = PortStatus::Unknown;
+            result.reason = QStringLiteral("redirected to %1 by %2; where it goes from there is not evaluated")
+                                .arg(result.decision.reason, result.decision.by);
+            break;
+        default:
+            result.status = PortStatus::Unknown;
+            result.reason = QStringLiteral("%1 (%2)").arg(result.decision.reason, result.decision.by);
+            break;
     }
 }
 
@@ -290,16 +345,18 @@ void addExceptions(ProbeResult& result, const QList<Path>& paths) {
     QStringList seen;
     for (const Path& p : paths) {
         if (p.conds.isEmpty()) continue;
-        if (isAccepted(p.decision.verdict) == isAccepted(result.decision.verdict) && p.decision.verdict != Verdict::Unknown &&
-            p.decision.verdict != Verdict::Redirect)
+        if (isAccepted(p.decision.verdict) == isAccepted(result.decision.verdict) &&
+            p.decision.verdict != Verdict::Unknown && p.decision.verdict != Verdict::Redirect)
             continue;
         QStringList texts;
         for (const Condition& c : p.conds) texts << c.text;
         const QString key = toString(p.decision.verdict) + p.decision.by + texts.join(QLatin1Char('|'));
         if (seen.contains(key)) continue;
         seen << key;
-        if (result.exceptions.size() < kMaxExceptions) result.exceptions << p.decision;
-        else ++result.moreExceptions;
+        if (result.exceptions.size() < kMaxExceptions)
+            result.exceptions << p.decision;
+        else
+            ++result.moreExceptions;
         if (result.status == PortStatus::Unknown) continue;
         for (const Condition& c : p.conds) {
             if (c.kind == ConditionKind::Unknown || c.kind == ConditionKind::State) {
@@ -367,8 +424,9 @@ ProbeResult Evaluator::evaluate(const Probe& probe) const {
         p.decision.conditions = p.conds;
         if (!p.done) {
             p.decision.verdict = Verdict::Accept;
-            p.decision.by = p.decision.acceptedBy.isEmpty() ? QStringLiteral("no %1 filter chain on the input path").arg(toString(probe.family))
-                                                            : p.decision.acceptedBy.join(QStringLiteral("; "));
+            p.decision.by = p.decision.acceptedBy.isEmpty()
+                                ? QStringLiteral("no %1 filter chain on the input path").arg(toString(probe.family))
+                                : p.decision.acceptedBy.join(QStringLiteral("; "));
         }
     }
     const auto generic = std::find_if(paths.cbegin(), paths.cend(), [](const Path& p) { return p.conds.isEmpty(); });
@@ -387,19 +445,24 @@ QString PortResult::summary() const {
     auto one = [](const ProbeResult& r) {
         QString s;
         switch (r.status) {
-        case PortStatus::Open:
-            s = r.decision.acceptedBy.isEmpty() ? QStringLiteral("accepted: %1").arg(r.decision.by)
-                                                : QStringLiteral("accepted by %1").arg(r.decision.by);
-            break;
-        case PortStatus::Blocked:
-            s = QStringLiteral("%1 by %2").arg(r.decision.verdict == Verdict::Reject ? QStringLiteral("rejected") : QStringLiteral("dropped"), r.decision.by);
-            break;
-        default: return r.reason;  // exceptions of an unknown verdict add nothing
+            case PortStatus::Open:
+                s = r.decision.acceptedBy.isEmpty() ? QStringLiteral("accepted: %1").arg(r.decision.by)
+                                                    : QStringLiteral("accepted by %1").arg(r.decision.by);
+                break;
+            case PortStatus::Blocked:
+                s = QStringLiteral("%1 by %2")
+                        .arg(r.decision.verdict == Verdict::Reject ? QStringLiteral("rejected")
+                                                                   : QStringLiteral("dropped"),
+                             r.decision.by);
+                break;
+            default:
+                return r.reason;  // exceptions of an unknown verdict add nothing
         }
         for (qsizetype n = 0; n < r.exceptions.size(); ++n) {
             const Decision& e = r.exceptions.at(n);
             if (n == kShownExceptions) {
-                s += QStringLiteral("; and %1 more exceptions (see --json)").arg(r.exceptions.size() - n + r.moreExceptions);
+                s += QStringLiteral("; and %1 more exceptions (see --json)")
+                         .arg(r.exceptions.size() - n + r.moreExceptions);
                 break;
             }
             QStringList texts;
@@ -407,10 +470,11 @@ QString PortResult::summary() const {
             QStringList by;
             for (const QString& a : e.acceptedBy)
                 if (!a.startsWith(u"policy ")) by << a;
-            const QString decider = e.verdict == Verdict::Accept ? (by.isEmpty() ? e.by : by.join(QStringLiteral("; "))) : e.by;
-            const QString verb = e.verdict == Verdict::Accept   ? QStringLiteral("accepted")
-                                 : e.verdict == Verdict::Drop   ? QStringLiteral("dropped")
-                                 : e.verdict == Verdict::Reject ? QStringLiteral("rejected")
+            const QString decider =
+                e.verdict == Verdict::Accept ? (by.isEmpty() ? e.by : by.join(QStringLiteral("; "))) : e.by;
+            const QString verb = e.verdict == Verdict::Accept     ? QStringLiteral("accepted")
+                                 : e.verdict == Verdict::Drop     ? QStringLiteral("dropped")
+                                 : e.verdict == Verdict::Reject   ? QStringLiteral("rejected")
                                  : e.verdict == Verdict::Redirect ? QStringLiteral("redirected")
                                                                   : QStringLiteral("unknown");
             if (texts.size() == 1 && texts.first().contains(decider)) {
@@ -421,7 +485,8 @@ QString PortResult::summary() const {
         }
         return s;
     };
-    if (perInterface.size() == 1 || status != PortStatus::Partial) return perInterface.isEmpty() ? QString() : one(perInterface.first());
+    if (perInterface.size() == 1 || status != PortStatus::Partial)
+        return perInterface.isEmpty() ? QString() : one(perInterface.first());
     QStringList parts;
     for (const ProbeResult& r : perInterface) parts << QStringLiteral("on %1: %2").arg(r.probe.iif, one(r));
     return parts.join(QStringLiteral(" | "));
@@ -442,7 +507,8 @@ QList<PortResult> evaluatePorts(const Ruleset& ruleset, const QList<quint16>& po
             bool anyUnknown = false;
             bool anyOpen = false;
             for (const ProbeResult& r : pr.perInterface) {
-                allSame = allSame && r.status == pr.perInterface.first().status && r.decision.by == pr.perInterface.first().decision.by;
+                allSame = allSame && r.status == pr.perInterface.first().status &&
+                          r.decision.by == pr.perInterface.first().decision.by;
                 anyUnknown = anyUnknown || r.status == PortStatus::Unknown;
                 anyOpen = anyOpen || r.status == PortStatus::Open;
             }

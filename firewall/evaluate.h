@@ -56,14 +56,14 @@ struct Condition {
 // Where a path was decided.
 struct Decision {
     Verdict verdict = Verdict::Accept;  // Accept, Drop, Reject, Redirect or Unknown
-    QString by;                          // the deciding rule or policy, for people
-    QString reason;                      // for Unknown and Redirect: why / where to
-    const Chain* chain = nullptr;        // chain of the deciding rule (or policy)
-    int rule = -1;                       // index in chain->rules; -1 = the chain's policy
-    const Chain* baseChain = nullptr;    // base chain the walk started in
-    int baseRule = -1;                   // top-level rule in baseChain that led there; -1 = policy
-    QList<Condition> conditions;         // what must hold for this path; empty = generic client
-    QStringList acceptedBy;              // for Accept: the accepting rule or policy in each base chain
+    QString by;                         // the deciding rule or policy, for people
+    QString reason;                     // for Unknown and Redirect: why / where to
+    const Chain* chain = nullptr;       // chain of the deciding rule (or policy)
+    int rule = -1;                      // index in chain->rules; -1 = the chain's policy
+    const Chain* baseChain = nullptr;   // base chain the walk started in
+    int baseRule = -1;                  // top-level rule in baseChain that led there; -1 = policy
+    QList<Condition> conditions;        // what must hold for this path; empty = generic client
+    QStringList acceptedBy;             // for Accept: the accepting rule or policy in each base chain
 };
 
 enum class PortStatus { Open, Blocked, Partial, Unknown };
@@ -72,10 +72,10 @@ QString toString(PortStatus s);
 struct ProbeResult {
     Probe probe;
     PortStatus status = PortStatus::Unknown;
-    Decision decision;            // the generic path
-    QList<Decision> exceptions;   // paths whose acceptance differs from the generic one
-    int moreExceptions = 0;       // beyond kMaxExceptions, counted only
-    QString reason;               // for Unknown
+    Decision decision;           // the generic path
+    QList<Decision> exceptions;  // paths whose acceptance differs from the generic one
+    int moreExceptions = 0;      // beyond kMaxExceptions, counted only
+    QString reason;              // for Unknown
 };
 
 struct PortResult {
@@ -94,7 +94,8 @@ public:
 
 private:
     struct Outcome;
-    QList<Outcome> walk(const Chain& chain, int from, const Probe& probe, const QList<Condition>& conds, int depth, int* budget) const;
+    QList<Outcome> walk(const Chain& chain, int from, const Probe& probe, const QList<Condition>& conds, int depth,
+                        int* budget) const;
     const Chain* findChain(const Chain& from, const QString& name) const;
 
     const Ruleset& m_ruleset;

@@ -86,7 +86,8 @@ Status LineReader::read(const QStringList& words, const QList<bool>& quoted, Rul
             negate = true;
             continue;
         }
-        if (!w.startsWith(QLatin1Char('-')) || quoted.at(i)) return Status::fail(QStringLiteral("unexpected word '%1'").arg(w));
+        if (!w.startsWith(QLatin1Char('-')) || quoted.at(i))
+            return Status::fail(QStringLiteral("unexpected word '%1'").arg(w));
         const QString opt = w;
         const QStringList args = argsAt(&i);
         // "-j TARGET --target-option ...": the options after a target belong to it.
@@ -110,12 +111,14 @@ Status LineReader::read(const QStringList& words, const QList<bool>& quoted, Rul
                 rule->verdict = Verdict::Redirect;
                 const qsizetype at = targetOptions.indexOf(QStringLiteral("--to-destination"));
                 const qsizetype port = targetOptions.indexOf(QStringLiteral("--to-ports"));
-                rule->target = at >= 0 && at + 1 < targetOptions.size()     ? targetOptions.at(at + 1)
-                               : port >= 0 && port + 1 < targetOptions.size() ? QStringLiteral("local port ") + targetOptions.at(port + 1)
-                                                                              : t;
-            } else if (t == u"LOG" || t == u"NFLOG" || t == u"ULOG" || t == u"MARK" || t == u"CONNMARK" || t == u"CT" || t == u"NOTRACK" ||
-                       t == u"TRACE" || t == u"AUDIT" || t == u"SNAT" || t == u"MASQUERADE" || t == u"TCPMSS" || t == u"CHECKSUM" ||
-                       t == u"DSCP" || t == u"TOS" || t == u"TTL" || t == u"HL" || t == u"SET" || t == u"CONNSECMARK" || t == u"SECMARK") {
+                rule->target = at >= 0 && at + 1 < targetOptions.size() ? targetOptions.at(at + 1)
+                               : port >= 0 && port + 1 < targetOptions.size()
+                                   ? QStringLiteral("local port ") + targetOptions.at(port + 1)
+                                   : t;
+            } else if (t == u"LOG" || t == u"NFLOG" || t == u"ULOG" || t == u"MARK" || t == u"CONNMARK" || t == u"CT" ||
+                       t == u"NOTRACK" || t == u"TRACE" || t == u"AUDIT" || t == u"SNAT" || t == u"MASQUERADE" ||
+                       t == u"TCPMSS" || t == u"CHECKSUM" || t == u"DSCP" || t == u"TOS" || t == u"TTL" || t == u"HL" ||
+                       t == u"SET" || t == u"CONNSECMARK" || t == u"SECMARK") {
                 rule->verdict = Verdict::None;  // non-terminating targets
             } else if (t == u"QUEUE" || t == u"NFQUEUE" || t == u"TARPIT" || t == u"SYNPROXY") {
                 rule->verdict = Verdict::Unknown;
@@ -139,11 +142,14 @@ Status LineReader::read(const QStringList& words, const QList<bool>& quoted, Rul
 // conntrack, -m set, ...), like the option table of iptables-extensions(8); each branch is
 // a few lines over the same arguments.
 Status LineReader::option(const QString& opt, const QStringList& args, bool negate, Rule* rule) {
-    const QString text = (negate ? QStringLiteral("! ") : QString()) + opt + (args.isEmpty() ? QString() : QLatin1Char(' ') + args.join(QLatin1Char(' ')));
+    const QString text = (negate ? QStringLiteral("! ") : QString()) + opt +
+                         (args.isEmpty() ? QString() : QLatin1Char(' ') + args.join(QLatin1Char(' ')));
     Term t;
     t.negate = negate;
     t.text = text;
-    auto need = [&](int n) { return args.size() == n ? Status() : Status::fail(QStringLiteral("%1 expects %2 argument(s)").arg(opt).arg(n)); };
+    auto need = [&](int n) {
+        return args.size() == n ? Status() : Status::fail(QStringLiteral("%1 expects %2 argument(s)").arg(opt).arg(n));
+    };
     if (opt == u"-m" || opt == u"--match") {
         if (!need(1)) return need(1);
         m_module = args.first();
@@ -162,8 +168,8 @@ Status LineReader::option(const QString& opt, const QStringList& args, bool nega
         rule->terms << t;
         return {};
     }
-    if (opt == u"-s" || opt == u"--source" || opt == u"-d" || opt == u"--destination" || opt == u"--src-range" || opt == u"--dst-range" ||
-        opt == u"--mac-source") {
+    if (opt == u"-s" || opt == u"--source" || opt == u"-d" || opt == u"--destination" || opt == u"--src-range" ||
+        opt == u"--dst-range" || opt == u"--mac-source") {
         if (!need(1)) return need(1);
         const bool src = opt == u"-s" || opt == u"--source" || opt == u"--src-range" || opt == u"--mac-source";
         t.type = src ? Term::Type::SrcAddr : Term::Type::DstAddr;
@@ -178,8 +184,8 @@ Status LineReader::option(const QString& opt, const QStringList& args, bool nega
         rule->terms << t;
         return {};
     }
-    if (opt == u"--dport" || opt == u"--destination-port" || opt == u"--sport" || opt == u"--source-port" || opt == u"--dports" ||
-        opt == u"--destination-ports" || opt == u"--sports" || opt == u"--source-ports") {
+    if (opt == u"--dport" || opt == u"--destination-port" || opt == u"--sport" || opt == u"--source-port" ||
+        opt == u"--dports" || opt == u"--destination-ports" || opt == u"--sports" || opt == u"--source-ports") {
         if (!need(1)) return need(1);
         t.type = opt.contains(u"--d") ? Term::Type::DstPort : Term::Type::SrcPort;
         if (!parsePorts(args.first(), &t.ports)) t.type = Term::Type::Unknown;
@@ -200,8 +206,9 @@ Status LineReader::option(const QString& opt, const QStringList& args, bool nega
     }
     if (opt == u"--tcp-flags") {
         if (!need(2)) return need(2);
-        static const QHash<QString, int> kFlags = {{QStringLiteral("FIN"), 1},  {QStringLiteral("SYN"), 2},  {QStringLiteral("RST"), 4},
-                                                   {QStringLiteral("PSH"), 8},  {QStringLiteral("ACK"), 16}, {QStringLiteral("URG"), 32},
+        static const QHash<QString, int> kFlags = {{QStringLiteral("FIN"), 1},  {QStringLiteral("SYN"), 2},
+                                                   {QStringLiteral("RST"), 4},  {QStringLiteral("PSH"), 8},
+                                                   {QStringLiteral("ACK"), 16}, {QStringLiteral("URG"), 32},
                                                    {QStringLiteral("ALL"), 63}, {QStringLiteral("NONE"), 0}};
         auto bits = [&](const QString& list, bool* ok) {
             int b = 0;
@@ -233,17 +240,17 @@ Status LineReader::option(const QString& opt, const QStringList& args, bool nega
         rule->terms << t;
         return {};
     }
-    if (opt == u"--limit-iface-in" || opt == u"--comment" || opt == u"--limit-burst" || opt == u"--name" || opt == u"--mask" ||
-        opt == u"--rsource" || opt == u"--rdest" || opt == u"--seconds" || opt == u"--reap" || opt == u"--rttl" || opt == u"--set" ||
-        opt == u"--hashlimit-name" || opt == u"--hashlimit-mode" || opt == u"--hashlimit-burst" || opt == u"--hashlimit-htable-expire" ||
-        opt == u"--hashlimit-srcmask" || opt == u"--connlimit-mask" || opt == u"--connlimit-saddr" || opt == u"--log-prefix" ||
-        opt == u"--log-level") {
+    if (opt == u"--limit-iface-in" || opt == u"--comment" || opt == u"--limit-burst" || opt == u"--name" ||
+        opt == u"--mask" || opt == u"--rsource" || opt == u"--rdest" || opt == u"--seconds" || opt == u"--reap" ||
+        opt == u"--rttl" || opt == u"--set" || opt == u"--hashlimit-name" || opt == u"--hashlimit-mode" ||
+        opt == u"--hashlimit-burst" || opt == u"--hashlimit-htable-expire" || opt == u"--hashlimit-srcmask" ||
+        opt == u"--connlimit-mask" || opt == u"--connlimit-saddr" || opt == u"--log-prefix" || opt == u"--log-level") {
         if (opt == u"--comment" && !args.isEmpty()) rule->comment = args.first();
         return {};  // modifiers of another option, or always-matching (recent --set)
     }
-    if (opt == u"--limit" || opt == u"--hitcount" || opt == u"--update" || opt == u"--rcheck" || opt == u"--hashlimit-upto" ||
-        opt == u"--hashlimit-above" || opt == u"--hashlimit" || opt == u"--connlimit-above" || opt == u"--connlimit-upto" ||
-        opt == u"--quota") {
+    if (opt == u"--limit" || opt == u"--hitcount" || opt == u"--update" || opt == u"--rcheck" ||
+        opt == u"--hashlimit-upto" || opt == u"--hashlimit-above" || opt == u"--hashlimit" ||
+        opt == u"--connlimit-above" || opt == u"--connlimit-upto" || opt == u"--quota") {
         if (opt == u"--update" || opt == u"--rcheck") {
             // recent --update/--rcheck: matches only for clients seen before.
             t.type = Term::Type::Rate;
@@ -272,11 +279,12 @@ Status LineReader::option(const QString& opt, const QStringList& args, bool nega
         return {};
     }
     static const QStringList kIp6HeaderOptions = {
-        QStringLiteral("--rt-type"),  QStringLiteral("--rt-segsleft"), QStringLiteral("--rt-len"),   QStringLiteral("--rt-0-res"),
-        QStringLiteral("--rt-0-addrs"), QStringLiteral("--rt-0-not-strict"), QStringLiteral("--fragid"), QStringLiteral("--fraglen"),
-        QStringLiteral("--fragres"),  QStringLiteral("--fragfirst"),   QStringLiteral("--fragmore"), QStringLiteral("--fraglast"),
-        QStringLiteral("--hbh-len"),  QStringLiteral("--hbh-opts"),    QStringLiteral("--dst-len"),  QStringLiteral("--dst-opts"),
-        QStringLiteral("--mh-type")};
+        QStringLiteral("--rt-type"),   QStringLiteral("--rt-segsleft"), QStringLiteral("--rt-len"),
+        QStringLiteral("--rt-0-res"),  QStringLiteral("--rt-0-addrs"),  QStringLiteral("--rt-0-not-strict"),
+        QStringLiteral("--fragid"),    QStringLiteral("--fraglen"),     QStringLiteral("--fragres"),
+        QStringLiteral("--fragfirst"), QStringLiteral("--fragmore"),    QStringLiteral("--fraglast"),
+        QStringLiteral("--hbh-len"),   QStringLiteral("--hbh-opts"),    QStringLiteral("--dst-len"),
+        QStringLiteral("--dst-opts"),  QStringLiteral("--mh-type")};
     if (kIp6HeaderOptions.contains(opt)) {  // -m rt / frag / hbh / dst / mh: only packets with that header
         t.type = Term::Type::Ip6Header;
         rule->terms << t;
@@ -359,7 +367,8 @@ QStringList iptablesTables(const QByteArray& text) {
 }
 
 Result<Ruleset> parseIptablesSave(const QByteArray& text, IpFamily family, Backend backend) {
-    if (text.size() > kMaxIptablesSaveBytes) return Result<Ruleset>::fail(QStringLiteral("iptables-save output larger than 32 MiB"));
+    if (text.size() > kMaxIptablesSaveBytes)
+        return Result<Ruleset>::fail(QStringLiteral("iptables-save output larger than 32 MiB"));
     Ruleset out;
     const QStringList incompatible = incompatibleTables(text);
     bool skipping = false;
@@ -369,7 +378,9 @@ Result<Ruleset> parseIptablesSave(const QByteArray& text, IpFamily family, Backe
     int lineNo = 0;
     for (const QByteArray& raw : text.split('\n')) {
         ++lineNo;
-        auto fail = [&](const QString& why) { return Result<Ruleset>::fail(QStringLiteral("iptables-save line %1: %2").arg(lineNo).arg(why)); };
+        auto fail = [&](const QString& why) {
+            return Result<Ruleset>::fail(QStringLiteral("iptables-save line %1: %2").arg(lineNo).arg(why));
+        };
         if (raw.size() > kMaxIptablesLine) return fail(QStringLiteral("line longer than 64 KiB"));
         QString line = QString::fromUtf8(raw).trimmed();
         if (line.isEmpty() || line.startsWith(QLatin1Char('#'))) continue;

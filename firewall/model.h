@@ -70,19 +70,19 @@ struct Term {
     int flagMask = 0;
     int flagValue = 0;
     bool typicallyMatches = false;  // Rate: true when a typical client matches (under the limit)
-    QString text;  // how the backend writes it, for messages
+    QString text;                   // how the backend writes it, for messages
 };
 
 enum class Verdict {
-    None,     // no verdict: continue with the next rule
+    None,  // no verdict: continue with the next rule
     Accept,
     Drop,
     Reject,
-    Jump,     // target = chain
-    Goto,     // target = chain
+    Jump,  // target = chain
+    Goto,  // target = chain
     Return,
-    Redirect, // DNAT / redirect: the packet leaves the input path (target = where to)
-    Unknown,  // a verdict we cannot follow (queue to user space, an unknown target)
+    Redirect,  // DNAT / redirect: the packet leaves the input path (target = where to)
+    Unknown,   // a verdict we cannot follow (queue to user space, an unknown target)
 };
 QString toString(Verdict v);
 
@@ -105,12 +105,12 @@ QString toString(Hook h);
 
 struct Chain {
     Backend backend = Backend::Nftables;  // Nftables, IptablesNft or IptablesLegacy
-    QString family;    // nft family (inet, ip, ip6, netdev, ...) or ip / ip6 for iptables
+    QString family;                       // nft family (inet, ip, ip6, netdev, ...) or ip / ip6 for iptables
     QString table;
     QString name;
     bool base = false;
     Hook hook = Hook::None;
-    QString type;      // filter, nat, route
+    QString type;  // filter, nat, route
     int priority = 0;
     Verdict policy = Verdict::Accept;
     QList<Rule> rules;

@@ -86,8 +86,12 @@ QString RuleReader::exprText(const QJsonValue& v) const {
     const QJsonObject o = v.toObject();
     if (o.contains(u"payload")) {
         const QJsonObject p = o.value(u"payload").toObject();
-        if (p.contains(u"protocol")) return p.value(u"protocol").toString() + QLatin1Char(' ') + p.value(u"field").toString();
-        return QStringLiteral("@%1,%2,%3").arg(p.value(u"base").toString()).arg(p.value(u"offset").toInt()).arg(p.value(u"len").toInt());
+        if (p.contains(u"protocol"))
+            return p.value(u"protocol").toString() + QLatin1Char(' ') + p.value(u"field").toString();
+        return QStringLiteral("@%1,%2,%3")
+            .arg(p.value(u"base").toString())
+            .arg(p.value(u"offset").toInt())
+            .arg(p.value(u"len").toInt());
     }
     if (o.contains(u"meta")) {
         const QString key = o.value(u"meta").toObject().value(u"key").toString();
@@ -105,8 +109,11 @@ QString RuleReader::exprText(const QJsonValue& v) const {
     if (o.contains(u"&")) {
         const QJsonArray a = o.value(u"&").toArray();
         if (a.size() == 2) {
-            const QString mask = a.at(1).isArray() ? QStringLiteral("(") + valueText(a.at(1)).replace(QStringLiteral(", "), QStringLiteral("|")) + QLatin1Char(')')
-                                                   : valueText(a.at(1));
+            const QString mask = a.at(1).isArray()
+                                     ? QStringLiteral("(") +
+                                           valueText(a.at(1)).replace(QStringLiteral(", "), QStringLiteral("|")) +
+                                           QLatin1Char(')')
+                                     : valueText(a.at(1));
             return exprText(a.at(0)) + QStringLiteral(" & ") + mask;
         }
     }
@@ -146,8 +153,10 @@ QString RuleReader::valueText(const QJsonValue& v) const {
 QJsonArray RuleReader::atoms(const QJsonValue& right, bool* dynamic, bool* tooLarge) const {
     QJsonArray out;
     auto addOne = [&](const QJsonValue& v) {
-        if (v.isObject() && v.toObject().contains(u"elem")) out.append(v.toObject().value(u"elem").toObject().value(u"val"));
-        else out.append(v);
+        if (v.isObject() && v.toObject().contains(u"elem"))
+            out.append(v.toObject().value(u"elem").toObject().value(u"val"));
+        else
+            out.append(v);
     };
     if (right.isString() && right.toString().startsWith(QLatin1Char('@'))) {
         const QString key = setKey(m_family, m_table, right.toString().mid(1));
@@ -217,9 +226,10 @@ QStringList namesFrom(const QJsonArray& atoms) {
 // each a few lines, read top to bottom like nft(8)'s list; split, the branches would only
 // pass the same four values around.
 QList<Term> RuleReader::matchTerms(const QString& op, const QJsonValue& left, const QJsonValue& right) const {
-    const QString text = exprText(left) + (op == u"==" || op == u"in" ? QString() : QLatin1Char(' ') + op) + QLatin1Char(' ') +
-                         (right.isString() && exprText(left).contains(u"ifname") ? QLatin1Char('"') + right.toString() + QLatin1Char('"')
-                                                                                   : valueText(right));
+    const QString text =
+        exprText(left) + (op == u"==" || op == u"in" ? QString() : QLatin1Char(' ') + op) + QLatin1Char(' ') +
+        (right.isString() && exprText(left).contains(u"ifname") ? QLatin1Char('"') + right.toString() + QLatin1Char('"')
+                                                                : valueText(right));
     const bool negate = op == u"!=";
     bool dynamic = false;
     bool tooLarge = false;
@@ -258,7 +268,8 @@ QList<Term> RuleReader::matchTerms(const QString& op, const QJsonValue& left, co
             }
             return out << unknownTerm(text);
         }
-        if (proto == u"th" || proto == u"tcp" || proto == u"udp" || proto == u"sctp" || proto == u"dccp" || proto == u"udplite") {
+        if (proto == u"th" || proto == u"tcp" || proto == u"udp" || proto == u"sctp" || proto == u"dccp" ||
+            proto == u"udplite") {
             if (proto != u"th") out << protocolTerm({protocolNumber(proto)}, false, proto);
             if (proto == u"th" || proto == u"tcp") {
                 if (field == u"dport" || field == u"sport") {
@@ -271,11 +282,16 @@ QList<Term> RuleReader::matchTerms(const QString& op, const QJsonValue& left, co
                     } else {
                         const int v = right.isDouble() ? right.toInt() : -1;
                         if (v < 0) return out << unknownTerm(text);
-                        if (op == u"<") t.ports.ranges << qMakePair(0, v - 1);
-                        else if (op == u"<=") t.ports.ranges << qMakePair(0, v);
-                        else if (op == u">") t.ports.ranges << qMakePair(v + 1, 65535);
-                        else if (op == u">=") t.ports.ranges << qMakePair(v, 65535);
-                        else return out << unknownTerm(text);
+                        if (op == u"<")
+                            t.ports.ranges << qMakePair(0, v - 1);
+                        else if (op == u"<=")
+                            t.ports.ranges << qMakePair(0, v);
+                        else if (op == u">")
+                            t.ports.ranges << qMakePair(v + 1, 65535);
+                        else if (op == u">=")
+                            t.ports.ranges << qMakePair(v, 65535);
+                        else
+                            return out << unknownTerm(text);
                     }
                     if (dynamic) t.type = Term::Type::State;  // contents change at run time
                     return out << t;
@@ -293,17 +309,22 @@ QList<Term> RuleReader::matchTerms(const QString& op, const QJsonValue& left, co
     if (l.contains(u"&")) {
         const QJsonArray a = l.value(u"&").toArray();
         const QJsonObject inner = a.at(0).toObject().value(u"payload").toObject();
-        if (a.size() == 2 && inner.value(u"protocol").toString() == u"tcp" && inner.value(u"field").toString() == u"flags" && (op == u"==" || op == u"!=")) {
-            static const QHash<QString, int> kFlags = {{QStringLiteral("fin"), 1}, {QStringLiteral("syn"), 2}, {QStringLiteral("rst"), 4},
-                                                       {QStringLiteral("psh"), 8}, {QStringLiteral("ack"), 16}, {QStringLiteral("urg"), 32},
+        if (a.size() == 2 && inner.value(u"protocol").toString() == u"tcp" &&
+            inner.value(u"field").toString() == u"flags" && (op == u"==" || op == u"!=")) {
+            static const QHash<QString, int> kFlags = {{QStringLiteral("fin"), 1},  {QStringLiteral("syn"), 2},
+                                                       {QStringLiteral("rst"), 4},  {QStringLiteral("psh"), 8},
+                                                       {QStringLiteral("ack"), 16}, {QStringLiteral("urg"), 32},
                                                        {QStringLiteral("ecn"), 64}, {QStringLiteral("cwr"), 128}};
             auto bits = [&](const QJsonValue& v, bool* ok) {
                 int b = 0;
                 const QJsonArray list = v.isArray() ? v.toArray() : QJsonArray{v};
                 for (const QJsonValue& x : list) {
-                    if (x.isDouble()) b |= x.toInt();
-                    else if (kFlags.contains(x.toString())) b |= kFlags.value(x.toString());
-                    else *ok = false;
+                    if (x.isDouble())
+                        b |= x.toInt();
+                    else if (kFlags.contains(x.toString()))
+                        b |= kFlags.value(x.toString());
+                    else
+                        *ok = false;
                 }
                 return b;
             };
@@ -336,9 +357,12 @@ QList<Term> RuleReader::matchTerms(const QString& op, const QJsonValue& left, co
             if (n.size() != 1) return {unknownTerm(text)};
             const QString v = n.first();
             IpFamily f;
-            if (v == u"ipv4" || v == u"ip") f = IpFamily::V4;
-            else if (v == u"ipv6" || v == u"ip6") f = IpFamily::V6;
-            else return {unknownTerm(text)};
+            if (v == u"ipv4" || v == u"ip")
+                f = IpFamily::V4;
+            else if (v == u"ipv6" || v == u"ip6")
+                f = IpFamily::V6;
+            else
+                return {unknownTerm(text)};
             if (negate) f = f == IpFamily::V4 ? IpFamily::V6 : IpFamily::V4;
             return {familyTerm(f, text)};
         }
@@ -411,8 +435,10 @@ QList<Term> RuleReader::matchTerms(const QString& op, const QJsonValue& left, co
 }
 
 bool RuleReader::verdictOf(const QJsonObject& stmt, Verdict* v, QString* target) {
-    static const QHash<QString, Verdict> kPlain = {{QStringLiteral("accept"), Verdict::Accept}, {QStringLiteral("drop"), Verdict::Drop},
-                                                   {QStringLiteral("reject"), Verdict::Reject}, {QStringLiteral("return"), Verdict::Return},
+    static const QHash<QString, Verdict> kPlain = {{QStringLiteral("accept"), Verdict::Accept},
+                                                   {QStringLiteral("drop"), Verdict::Drop},
+                                                   {QStringLiteral("reject"), Verdict::Reject},
+                                                   {QStringLiteral("return"), Verdict::Return},
                                                    {QStringLiteral("continue"), Verdict::None}};
     for (auto it = kPlain.cbegin(); it != kPlain.cend(); ++it) {
         if (stmt.contains(it.key())) {
@@ -472,9 +498,10 @@ QList<Rule> RuleReader::read(const QJsonObject& rule) const {
             for (const QJsonValue& pv : pairs) {
                 const QJsonArray pair = pv.toArray();
                 Rule r;
-                r.terms = matchTerms(QStringLiteral("=="), key, pair.at(0).isObject() && pair.at(0).toObject().contains(u"elem")
-                                                                    ? pair.at(0).toObject().value(u"elem").toObject().value(u"val")
-                                                                    : pair.at(0));
+                r.terms = matchTerms(QStringLiteral("=="), key,
+                                     pair.at(0).isObject() && pair.at(0).toObject().contains(u"elem")
+                                         ? pair.at(0).toObject().value(u"elem").toObject().value(u"val")
+                                         : pair.at(0));
                 if (!verdictOf(pair.at(1).toObject(), &r.verdict, &r.target)) r.verdict = Verdict::Unknown;
                 expanded << r;
             }
@@ -484,13 +511,15 @@ QList<Rule> RuleReader::read(const QJsonObject& rule) const {
         if (kind == u"limit" || kind == u"quota" || kind == u"ct count" || kind == u"meter" || kind == u"connlimit") {
             // "over" limits (inv) match only clients above the rate; the others match typical clients.
             const QJsonObject body = stmt.value(kind).toObject();
-            const QJsonObject inner = kind == u"meter" ? body.value(u"stmt").toObject().value(u"limit").toObject() : body;
+            const QJsonObject inner =
+                kind == u"meter" ? body.value(u"stmt").toObject().value(u"limit").toObject() : body;
             Term t;
             t.type = Term::Type::Rate;
             t.typicallyMatches = !inner.value(u"inv").toBool();
             t.text = inner.value(u"inv").toBool() ? kind + QStringLiteral(" over") : kind;
             if (kind == u"limit")
-                t.text += QStringLiteral(" rate %1/%2").arg(inner.value(u"rate").toInt()).arg(inner.value(u"per").toString());
+                t.text +=
+                    QStringLiteral(" rate %1/%2").arg(inner.value(u"rate").toInt()).arg(inner.value(u"per").toString());
             base.terms << t;
             text << t.text;
         } else if (kind == u"dnat" || kind == u"redirect" || kind == u"tproxy") {
@@ -515,8 +544,9 @@ QList<Rule> RuleReader::read(const QJsonObject& rule) const {
             }
             text << QStringLiteral("xt ") + name;
         } else if (kind == u"counter" || kind == u"log" || kind == u"mangle" || kind == u"notrack" || kind == u"set" ||
-                   kind == u"map" || kind == u"snat" || kind == u"masquerade" || kind == u"ct helper" || kind == u"ct timeout" ||
-                   kind == u"ct expectation" || kind == u"secmark" || kind == u"dup" || kind == u"flow") {
+                   kind == u"map" || kind == u"snat" || kind == u"masquerade" || kind == u"ct helper" ||
+                   kind == u"ct timeout" || kind == u"ct expectation" || kind == u"secmark" || kind == u"dup" ||
+                   kind == u"flow") {
             if (kind != u"counter") text << kind;  // no effect on the verdict
         } else {
             base.terms << unknownTerm(kind);
@@ -549,11 +579,13 @@ Hook hookFrom(const QString& name) {
 }
 
 Result<QJsonArray> topArray(const QByteArray& json) {
-    if (json.size() > kMaxNftJsonBytes) return Result<QJsonArray>::fail(QStringLiteral("nft JSON output larger than 32 MiB"));
+    if (json.size() > kMaxNftJsonBytes)
+        return Result<QJsonArray>::fail(QStringLiteral("nft JSON output larger than 32 MiB"));
     QJsonParseError err{};
     const QJsonDocument doc = QJsonDocument::fromJson(json, &err);
     if (err.error != QJsonParseError::NoError)
-        return Result<QJsonArray>::fail(QStringLiteral("nft JSON: %1 at offset %2").arg(err.errorString()).arg(err.offset));
+        return Result<QJsonArray>::fail(
+            QStringLiteral("nft JSON: %1 at offset %2").arg(err.errorString()).arg(err.offset));
     if (!doc.isObject() || !doc.object().value(u"nftables").isArray())
         return Result<QJsonArray>::fail(QStringLiteral("nft JSON: no \"nftables\" array"));
     return doc.object().value(u"nftables").toArray();
@@ -576,7 +608,8 @@ Result<Ruleset> parseNftJson(const QByteArray& json, const QSet<QString>& skipTa
         for (const char* kind : {"set", "map"}) {
             const QJsonObject s = obj.value(QLatin1String(kind)).toObject();
             if (s.isEmpty() || skipped(s)) continue;
-            const QString key = setKey(s.value(u"family").toString(), s.value(u"table").toString(), s.value(u"name").toString());
+            const QString key =
+                setKey(s.value(u"family").toString(), s.value(u"table").toString(), s.value(u"name").toString());
             sets.elements.insert(key, s.value(u"elem").toArray());
             const QJsonArray flags = s.value(u"flags").toArray();
             sets.dynamic.insert(key, flags.contains(QJsonValue(QStringLiteral("dynamic"))) || s.contains(u"timeout"));
@@ -595,17 +628,20 @@ Result<Ruleset> parseNftJson(const QByteArray& json, const QSet<QString>& skipTa
             chain.priority = c.value(u"prio").toInt();
             chain.policy = c.value(u"policy").toString() == u"drop" ? Verdict::Drop : Verdict::Accept;
         }
-        chainIndex.insert(chain.family + QLatin1Char(' ') + chain.table + QLatin1Char(' ') + chain.name, int(out.chains.size()));
+        chainIndex.insert(chain.family + QLatin1Char(' ') + chain.table + QLatin1Char(' ') + chain.name,
+                          int(out.chains.size()));
         out.chains << chain;
     }
     for (const QJsonValue& item : *top) {
         const QJsonObject r = item.toObject().value(u"rule").toObject();
         if (r.isEmpty() || skipped(r)) continue;
-        const QString key = r.value(u"family").toString() + QLatin1Char(' ') + r.value(u"table").toString() + QLatin1Char(' ') +
-                            r.value(u"chain").toString();
+        const QString key = r.value(u"family").toString() + QLatin1Char(' ') + r.value(u"table").toString() +
+                            QLatin1Char(' ') + r.value(u"chain").toString();
         const auto it = chainIndex.constFind(key);
         if (it == chainIndex.cend()) {
-            out.notes << QStringLiteral("rule handle %1 names an unknown chain %2").arg(r.value(u"handle").toInteger()).arg(key);
+            out.notes << QStringLiteral("rule handle %1 names an unknown chain %2")
+                             .arg(r.value(u"handle").toInteger())
+                             .arg(key);
             continue;
         }
         const RuleReader reader(sets, r.value(u"family").toString(), r.value(u"table").toString());

@@ -9,9 +9,9 @@
 #include <QFile>
 #include <QFileInfo>
 
+#include <unistd.h>
 #include <cerrno>
 #include <cstring>
-#include <unistd.h>
 
 namespace postern::firewall {
 
@@ -24,12 +24,18 @@ QString quoteArg(const QString& s) {
         if (!(c.isLetterOrNumber() || QStringLiteral("/._-+:=,@").contains(c))) plain = false;
     if (plain) return s;
     QString q = s;
-    q.replace(QLatin1Char('\\'), QStringLiteral("\\\\")).replace(QLatin1Char('"'), QStringLiteral("\\\"")).replace(QLatin1Char('%'), QStringLiteral("%%"));
+    q.replace(QLatin1Char('\\'), QStringLiteral("\\\\"))
+        .replace(QLatin1Char('"'), QStringLiteral("\\\""))
+        .replace(QLatin1Char('%'), QStringLiteral("%%"));
     return QLatin1Char('"') + q + QLatin1Char('"');
 }
 
-QString wantsLinkPath() { return bootUnitDir() + QStringLiteral("/multi-user.target.wants/") + QLatin1String(kBootUnitName); }
-QString unitPath() { return bootUnitDir() + QLatin1Char('/') + QLatin1String(kBootUnitName); }
+QString wantsLinkPath() {
+    return bootUnitDir() + QStringLiteral("/multi-user.target.wants/") + QLatin1String(kBootUnitName);
+}
+QString unitPath() {
+    return bootUnitDir() + QLatin1Char('/') + QLatin1String(kBootUnitName);
+}
 
 }  // namespace
 
@@ -58,7 +64,8 @@ QString bootUnitText(const QString& program, const QString& configDir) {
                "# configured mail ports just before the rule that blocks them.\n"
                "[Unit]\n"
                "Description=Postern: open the configured mail ports in the packet filter\n"
-               "After=nftables.service netfilter-persistent.service ufw.service firewalld.service docker.service network-pre.target\n"
+               "After=nftables.service netfilter-persistent.service ufw.service firewalld.service docker.service "
+               "network-pre.target\n"
                "Before=postern.service\n"
                "\n"
                "[Service]\n"
@@ -91,7 +98,8 @@ Status installBootUnit(const QString& program, const QString& configDir, QString
     if (!s) return s;
     ::unlink(QFile::encodeName(link).constData());
     if (::symlink(QFile::encodeName(path).constData(), QFile::encodeName(link).constData()) != 0)
-        return Status::fail(QStringLiteral("cannot enable %1: %2").arg(link, QString::fromLocal8Bit(std::strerror(errno))));
+        return Status::fail(
+            QStringLiteral("cannot enable %1: %2").arg(link, QString::fromLocal8Bit(std::strerror(errno))));
     if (log) *log << QStringLiteral("enabled %1 (%2)").arg(QLatin1String(kBootUnitName), link);
     return {};
 }
@@ -101,7 +109,8 @@ Status removeBootUnit(QStringList* log) {
         const QFileInfo fi(p);
         if (!fi.exists() && !fi.isSymLink()) continue;
         if (::unlink(QFile::encodeName(p).constData()) != 0 && errno != ENOENT)
-            return Status::fail(QStringLiteral("cannot delete %1: %2").arg(p, QString::fromLocal8Bit(std::strerror(errno))));
+            return Status::fail(
+                QStringLiteral("cannot delete %1: %2").arg(p, QString::fromLocal8Bit(std::strerror(errno))));
         if (log) *log << QStringLiteral("deleted %1").arg(p);
     }
     return {};

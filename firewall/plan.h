@@ -70,8 +70,8 @@ struct FirewallState {
 
 struct Plan {
     QList<Command> commands;
-    QStringList notes;           // what we will not do, and how to keep the change across reboots
-    FirewallState stateAfter;    // the state file's content once the plan ran
+    QStringList notes;              // what we will not do, and how to keep the change across reboots
+    FirewallState stateAfter;       // the state file's content once the plan ran
     bool blockedElsewhere = false;  // some port stays blocked or unknown after the plan
 };
 

@@ -4,11 +4,11 @@
 #include "core/config.h"
 #include "core/services.h"
 
-#include <cerrno>
-#include <cstring>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
 
 namespace postern::firewall {
 
@@ -17,7 +17,7 @@ namespace {
 QList<IpFamily> familiesFor(const QHostAddress& a) {
     if (a.isLoopback()) return {};  // not reachable from outside: no firewall question
     if (a == QHostAddress(QHostAddress::Any)) return {IpFamily::V4, IpFamily::V6};  // "*": dual stack
-    if (a == QHostAddress(QHostAddress::AnyIPv6)) return {IpFamily::V6};           // Qt binds [::] IPv6-only
+    if (a == QHostAddress(QHostAddress::AnyIPv6)) return {IpFamily::V6};            // Qt binds [::] IPv6-only
     if (a == QHostAddress(QHostAddress::AnyIPv4)) return {IpFamily::V4};
     return {a.protocol() == QAbstractSocket::IPv6Protocol ? IpFamily::V6 : IpFamily::V4};
 }
@@ -58,10 +58,14 @@ int tryBind(const QHostAddress& address, quint16 port) {
 
 QString toString(Bindable b) {
     switch (b) {
-    case Bindable::Yes: return QStringLiteral("can bind");
-    case Bindable::InUse: return QStringLiteral("in use");
-    case Bindable::NeedsPrivilege: return QStringLiteral("needs root or CAP_NET_BIND_SERVICE");
-    case Bindable::Error: return QStringLiteral("cannot bind");
+        case Bindable::Yes:
+            return QStringLiteral("can bind");
+        case Bindable::InUse:
+            return QStringLiteral("in use");
+        case Bindable::NeedsPrivilege:
+            return QStringLiteral("needs root or CAP_NET_BIND_SERVICE");
+        case Bindable::Error:
+            return QStringLiteral("cannot bind");
     }
     return {};
 }
@@ -111,7 +115,8 @@ QList<LocalPortState> localPortState(const QList<ConfiguredPort>& ports) {
             st.bindable = Bindable::Yes;
         } else if (err == EADDRINUSE) {
             st.bindable = Bindable::InUse;
-            st.detail = holders.isEmpty() ? QStringLiteral("address in use") : QStringLiteral("held by ") + holders.join(QStringLiteral(", "));
+            st.detail = holders.isEmpty() ? QStringLiteral("address in use")
+                                          : QStringLiteral("held by ") + holders.join(QStringLiteral(", "));
         } else if (err == EACCES || err == EPERM) {
             st.bindable = Bindable::NeedsPrivilege;
             st.detail = QString::fromLocal8Bit(std::strerror(err));
@@ -119,7 +124,8 @@ QList<LocalPortState> localPortState(const QList<ConfiguredPort>& ports) {
             st.bindable = Bindable::Error;
             st.detail = QString::fromLocal8Bit(std::strerror(err));
         }
-        if (st.bindable != Bindable::InUse && !holders.isEmpty()) st.detail = QStringLiteral("listened on by ") + holders.join(QStringLiteral(", "));
+        if (st.bindable != Bindable::InUse && !holders.isEmpty())
+            st.detail = QStringLiteral("listened on by ") + holders.join(QStringLiteral(", "));
         out << st;
     }
     return out;

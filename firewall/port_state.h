@@ -34,10 +34,10 @@ class Config;
 namespace postern::firewall {
 
 struct ConfiguredPort {
-    QString service;          // listener name: smtp, submission, ...
-    QHostAddress address;     // QHostAddress::Any for "*"
+    QString service;       // listener name: smtp, submission, ...
+    QHostAddress address;  // QHostAddress::Any for "*"
     quint16 port = 0;
-    QList<IpFamily> families; // which families the listener serves
+    QList<IpFamily> families;  // which families the listener serves
 };
 
 QList<ConfiguredPort> configuredPorts(const Config& config);
@@ -52,8 +52,8 @@ struct LocalPortState {
     ConfiguredPort configured;
     QList<ListeningSocket> listeners;  // sockets listening on the port now
     Bindable bindable = Bindable::Yes;
-    QString detail;                    // errno text, or who holds the port
-    bool ours = false;                 // held by a postern-* program
+    QString detail;     // errno text, or who holds the port
+    bool ours = false;  // held by a postern-* program
 };
 
 QList<LocalPortState> localPortState(const QList<ConfiguredPort>& ports);

@@ -62,7 +62,8 @@ Report buildReport(const Snapshot& snapshot, const QList<ConfiguredPort>& ports,
     r.ports = ports;
     const Evaluator ev(r.detection.ruleset);
     for (const quint16 port : portNumbers(ports)) {
-        const QList<PortResult> one = evaluatePorts(r.detection.ruleset, {port}, familiesOf(ports, port), snapshot.interfaces);
+        const QList<PortResult> one =
+            evaluatePorts(r.detection.ruleset, {port}, familiesOf(ports, port), snapshot.interfaces);
         for (PortResult pr : one) {
             if (!r.detection.readable) {
                 // Rules we could not read cannot say "open".
@@ -92,14 +93,20 @@ QStringList containerAdvice(const ContainerInfo& container, const QList<Configur
         publish << QStringLiteral("-p %1:%1").arg(p);
         if (lowest == 0 || p < lowest) lowest = p;
     }
-    const QString engine = container.engine == u"podman" || container.engine == u"buildah" ? QStringLiteral("podman") : QStringLiteral("docker");
+    const QString engine = container.engine == u"podman" || container.engine == u"buildah" ? QStringLiteral("podman")
+                                                                                           : QStringLiteral("docker");
     QStringList out;
-    out << QStringLiteral("This runs inside a container (%1: %2). What reaches it is decided on the host:").arg(container.engine, container.evidence);
+    out << QStringLiteral("This runs inside a container (%1: %2). What reaches it is decided on the host:")
+               .arg(container.engine, container.evidence);
     out << QStringLiteral("  publish the ports when starting the container:");
     out << QStringLiteral("    %1 run %2 ...").arg(engine, publish.join(QLatin1Char(' ')));
     if (engine == u"podman" && lowest > 0 && lowest < 1024)
-        out << QStringLiteral("    (rootless podman needs net.ipv4.ip_unprivileged_port_start=%1 on the host for ports below 1024)").arg(lowest);
-    out << QStringLiteral("  and allow the same ports in the host's firewall: run `postern-firewall status` on the host.");
+        out << QStringLiteral(
+                   "    (rootless podman needs net.ipv4.ip_unprivileged_port_start=%1 on the host for ports below "
+                   "1024)")
+                   .arg(lowest);
+    out << QStringLiteral(
+        "  and allow the same ports in the host's firewall: run `postern-firewall status` on the host.");
     return out;
 }
 
@@ -111,7 +118,8 @@ QString renderStatus(const Report& r) {
                            : QStringLiteral("Packet filter: could not be read"));
     else
         out << QStringLiteral("Packet filter: %1").arg(backendNames(d.backends).join(QStringLiteral(", ")));
-    if (!r.snapshot.interfaces.isEmpty()) out << QStringLiteral("Interfaces: %1").arg(r.snapshot.interfaces.join(QStringLiteral(", ")));
+    if (!r.snapshot.interfaces.isEmpty())
+        out << QStringLiteral("Interfaces: %1").arg(r.snapshot.interfaces.join(QStringLiteral(", ")));
     out << QStringLiteral("Inbound TCP from a remote client:");
     for (const PortResult& pr : r.results) {
         out << QStringLiteral("  %1 %2/tcp %3  %4 %5")
@@ -126,8 +134,10 @@ QString renderStatus(const Report& r) {
         out << QStringLiteral("Local ports:");
         for (const LocalPortState& l : r.local) {
             QString line = QStringLiteral("  %1 %2: ").arg(l.configured.service, -11).arg(listenText(l.configured));
-            if (l.ours) line += QStringLiteral("served by Postern");
-            else line += toString(l.bindable);
+            if (l.ours)
+                line += QStringLiteral("served by Postern");
+            else
+                line += toString(l.bindable);
             if (!l.detail.isEmpty()) line += QStringLiteral(" (%1)").arg(l.detail);
             out << line;
         }

@@ -10,9 +10,12 @@ namespace postern::wizard {
 
 QString toString(Severity s) {
     switch (s) {
-        case Severity::Ok: return QStringLiteral("ok");
-        case Severity::Warning: return QStringLiteral("warning");
-        case Severity::Problem: return QStringLiteral("problem");
+        case Severity::Ok:
+            return QStringLiteral("ok");
+        case Severity::Warning:
+            return QStringLiteral("warning");
+        case Severity::Problem:
+            return QStringLiteral("problem");
     }
     return {};
 }
@@ -28,7 +31,8 @@ Finding checkPort(const QString& service, const QHostAddress& bind, quint16 port
     if (probe.serverError() == QAbstractSocket::SocketAccessError) {
         f.severity = Severity::Problem;
         f.observed = QStringLiteral("%1 port %2 needs root to bind").arg(service).arg(port);
-        f.remedy = QStringLiteral("run the appliance as root (the daemons drop privileges after binding), or choose a port above 1023");
+        f.remedy = QStringLiteral(
+            "run the appliance as root (the daemons drop privileges after binding), or choose a port above 1023");
         return f;
     }
     f.severity = Severity::Problem;
@@ -43,10 +47,14 @@ Finding checkPort(const QString& service, const QHostAddress& bind, quint16 port
                      .arg(names.isEmpty() ? QString() : QStringLiteral(" by ") + names.join(QStringLiteral(", ")));
     QString hint;
     const QString all = names.join(QLatin1Char(' '));
-    if (all.contains(QStringLiteral("master"))) hint = QStringLiteral(" — this looks like Postfix: systemctl disable --now postfix");
-    else if (all.contains(QStringLiteral("exim"))) hint = QStringLiteral(" — this looks like Exim: systemctl disable --now exim4");
-    else if (all.contains(QStringLiteral("dovecot"))) hint = QStringLiteral(" — this is Dovecot: systemctl disable --now dovecot");
-    else if (all.contains(QStringLiteral("sendmail"))) hint = QStringLiteral(" — this is Sendmail: systemctl disable --now sendmail");
+    if (all.contains(QStringLiteral("master")))
+        hint = QStringLiteral(" — this looks like Postfix: systemctl disable --now postfix");
+    else if (all.contains(QStringLiteral("exim")))
+        hint = QStringLiteral(" — this looks like Exim: systemctl disable --now exim4");
+    else if (all.contains(QStringLiteral("dovecot")))
+        hint = QStringLiteral(" — this is Dovecot: systemctl disable --now dovecot");
+    else if (all.contains(QStringLiteral("sendmail")))
+        hint = QStringLiteral(" — this is Sendmail: systemctl disable --now sendmail");
     f.remedy = QStringLiteral("stop the other mail server, or give Postern another port%1").arg(hint);
     return f;
 }
@@ -63,23 +71,35 @@ Finding checkOutbound25(const QString& host, quint16 port, int timeoutMs) {
     }
     // The name did not resolve (or the lookup never answered): that is not a blocked port.
     if (s.error() == QAbstractSocket::HostNotFoundError || s.state() == QAbstractSocket::HostLookupState) {
-        const QString why = s.state() == QAbstractSocket::HostLookupState ? QStringLiteral("no answer within %1 ms").arg(timeoutMs) : s.errorString();
+        const QString why = s.state() == QAbstractSocket::HostLookupState
+                                ? QStringLiteral("no answer within %1 ms").arg(timeoutMs)
+                                : s.errorString();
         s.abort();
         f.id = QStringLiteral("dns.resolution");
         f.severity = Severity::Problem;
-        f.observed = QStringLiteral("name resolution failed: %1 could not be looked up (%2), so outbound port %3 could not be checked")
-                         .arg(host, why)
-                         .arg(port);
-        f.remedy = QStringLiteral("this machine cannot resolve names, and a mail server cannot deliver without DNS: check the name servers "
-                                  "in /etc/resolv.conf (in a container: the --dns option of podman/docker run) and that they answer "
-                                  "(e.g. `getent hosts %1`), then run postern-wizard again")
-                       .arg(host);
+        f.observed =
+            QStringLiteral(
+                "name resolution failed: %1 could not be looked up (%2), so outbound port %3 could not be checked")
+                .arg(host, why)
+                .arg(port);
+        f.remedy =
+            QStringLiteral(
+                "this machine cannot resolve names, and a mail server cannot deliver without DNS: check the name "
+                "servers "
+                "in /etc/resolv.conf (in a container: the --dns option of podman/docker run) and that they answer "
+                "(e.g. `getent hosts %1`), then run postern-wizard again")
+                .arg(host);
         return f;
     }
     f.severity = Severity::Warning;
-    f.observed = QStringLiteral("could not connect to %1 port %2 within %3 ms (%4)").arg(host).arg(port).arg(timeoutMs).arg(s.errorString());
-    f.remedy = QStringLiteral("many hosting providers block outbound port 25: ask them to open it, or configure a smarthost "
-                              "(relay.host) that accepts your mail on port 587");
+    f.observed = QStringLiteral("could not connect to %1 port %2 within %3 ms (%4)")
+                     .arg(host)
+                     .arg(port)
+                     .arg(timeoutMs)
+                     .arg(s.errorString());
+    f.remedy = QStringLiteral(
+        "many hosting providers block outbound port 25: ask them to open it, or configure a smarthost "
+        "(relay.host) that accepts your mail on port 587");
     return f;
 }
 
@@ -109,7 +129,8 @@ Finding checkHostnameResolves(Resolver& dns, const QString& hostname, const QLis
     f.observed = QStringLiteral("%1 resolves to %2").arg(hostname, shown.join(QStringLiteral(", ")));
     if (!match) {
         f.severity = Severity::Warning;
-        f.remedy = QStringLiteral("none of these addresses is on this machine; fine behind NAT (port forwarding), otherwise fix the record");
+        f.remedy = QStringLiteral(
+            "none of these addresses is on this machine; fine behind NAT (port forwarding), otherwise fix the record");
     }
     return f;
 }
@@ -127,8 +148,11 @@ QList<Finding> checkReverseDns(Resolver& dns, const QString& hostname, const QLi
         } else {
             f.severity = Severity::Problem;
             f.observed = names.isEmpty() ? QStringLiteral("%1 has no reverse DNS (PTR) record").arg(a.toString())
-                                         : QStringLiteral("reverse DNS of %1 is %2, not %3").arg(a.toString(), names.join(QStringLiteral(", ")), hostname);
-            f.remedy = QStringLiteral("ask your hosting provider to set the PTR of %1 to %2 (large mail providers refuse mail without it)")
+                                         : QStringLiteral("reverse DNS of %1 is %2, not %3")
+                                               .arg(a.toString(), names.join(QStringLiteral(", ")), hostname);
+            f.remedy = QStringLiteral(
+                           "ask your hosting provider to set the PTR of %1 to %2 (large mail providers refuse mail "
+                           "without it)")
                            .arg(a.toString(), hostname);
         }
         out << f;
@@ -140,7 +164,8 @@ QList<Finding> checkBlocklists(Resolver& dns, const QList<QHostAddress>& publicV
     QList<Finding> out;
     for (const QHostAddress& a : publicV4) {
         const quint32 v = a.toIPv4Address();
-        const QString rev = QStringLiteral("%1.%2.%3.%4").arg(v & 0xff).arg((v >> 8) & 0xff).arg((v >> 16) & 0xff).arg(v >> 24);
+        const QString rev =
+            QStringLiteral("%1.%2.%3.%4").arg(v & 0xff).arg((v >> 8) & 0xff).arg((v >> 16) & 0xff).arg(v >> 24);
         for (const QString& zone : zones) {
             Finding f;
             f.id = QStringLiteral("dnsbl.%1.%2").arg(zone, a.toString());
@@ -151,7 +176,8 @@ QList<Finding> checkBlocklists(Resolver& dns, const QList<QHostAddress>& publicV
             if (listed) {
                 f.severity = Severity::Problem;
                 f.observed = QStringLiteral("%1 is listed on %2").arg(a.toString(), zone);
-                f.remedy = QStringLiteral("request delisting at the list's web site; until then many receivers will refuse your mail");
+                f.remedy = QStringLiteral(
+                    "request delisting at the list's web site; until then many receivers will refuse your mail");
             } else if (!ans.ok() && !ans.isNegative()) {
                 f.severity = Severity::Warning;
                 f.observed = QStringLiteral("could not ask %1 (%2)").arg(zone, toString(ans.status));

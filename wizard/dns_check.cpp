@@ -9,17 +9,22 @@ namespace postern::wizard {
 
 QString toString(RecordCheck::Status s) {
     switch (s) {
-        case RecordCheck::Status::Ok: return QStringLiteral("ok");
-        case RecordCheck::Status::Missing: return QStringLiteral("missing");
-        case RecordCheck::Status::Wrong: return QStringLiteral("wrong");
-        case RecordCheck::Status::Unknown: return QStringLiteral("unknown");
+        case RecordCheck::Status::Ok:
+            return QStringLiteral("ok");
+        case RecordCheck::Status::Missing:
+            return QStringLiteral("missing");
+        case RecordCheck::Status::Wrong:
+            return QStringLiteral("wrong");
+        case RecordCheck::Status::Unknown:
+            return QStringLiteral("unknown");
     }
     return {};
 }
 
 bool DnsCheckReport::requiredOk() const {
     for (const RecordCheck& c : records)
-        if (c.record.level == u"Required" && c.record.type != u"PTR" && c.status != RecordCheck::Status::Ok) return false;
+        if (c.record.level == u"Required" && c.record.type != u"PTR" && c.status != RecordCheck::Status::Ok)
+            return false;
     return true;
 }
 
@@ -49,7 +54,8 @@ QString shown(const DnsRecord& r) {
 
 }  // namespace
 
-DnsCheckReport checkPublished(const records::HostFacts& facts, Resolver& authoritative, Resolver& recursive, QDeadlineTimer deadline) {
+DnsCheckReport checkPublished(const records::HostFacts& facts, Resolver& authoritative, Resolver& recursive,
+                              QDeadlineTimer deadline) {
     DnsCheckReport report;
     const QList<records::Record> wanted = records::buildRecords(facts);
     for (const records::Record& rec : wanted) {
@@ -89,26 +95,38 @@ DnsCheckReport checkPublished(const records::HostFacts& facts, Resolver& authori
         bool match = false;
         for (const DnsRecord& r : a.records) {
             const QString v = shown(r);
-            if (rec.type == u"MX") match |= r.preference == rec.priority && r.target + QLatin1Char('.') == rec.value;
-            else if (rec.type == u"A" || rec.type == u"AAAA") match |= rec.value.startsWith(QLatin1Char('<')) || QHostAddress(rec.value) == r.address;
-            else if (rec.type == u"SRV") match |= squash(r.rdata) == squash(QString::number(rec.priority) + rec.value);
+            if (rec.type == u"MX")
+                match |= r.preference == rec.priority && r.target + QLatin1Char('.') == rec.value;
+            else if (rec.type == u"A" || rec.type == u"AAAA")
+                match |= rec.value.startsWith(QLatin1Char('<')) || QHostAddress(rec.value) == r.address;
+            else if (rec.type == u"SRV")
+                match |= squash(r.rdata) == squash(QString::number(rec.priority) + rec.value);
             else if (rec.type == u"TXT") {
-                if (rec.value.startsWith(u"v=spf1")) match |= v.startsWith(u"v=spf1");
-                else if (rec.value.startsWith(u"v=DMARC1")) match |= v.startsWith(u"v=DMARC1");
-                else if (rec.value.startsWith(u"v=TLSRPTv1")) match |= v.startsWith(u"v=TLSRPTv1");
-                else match |= squash(v) == squash(rec.value);
-            } else if (rec.type == u"CNAME" || rec.type == u"PTR") match |= r.target + QLatin1Char('.') == rec.value;
-            else match |= squash(r.rdata) == squash(rec.value);
+                if (rec.value.startsWith(u"v=spf1"))
+                    match |= v.startsWith(u"v=spf1");
+                else if (rec.value.startsWith(u"v=DMARC1"))
+                    match |= v.startsWith(u"v=DMARC1");
+                else if (rec.value.startsWith(u"v=TLSRPTv1"))
+                    match |= v.startsWith(u"v=TLSRPTv1");
+                else
+                    match |= squash(v) == squash(rec.value);
+            } else if (rec.type == u"CNAME" || rec.type == u"PTR")
+                match |= r.target + QLatin1Char('.') == rec.value;
+            else
+                match |= squash(r.rdata) == squash(rec.value);
         }
         if (match) {
             c.status = RecordCheck::Status::Ok;
         } else if (a.records.isEmpty()) {
             c.status = RecordCheck::Status::Missing;
-            c.fix = rec.type == u"PTR" ? QStringLiteral("ask your hosting provider to set this PTR record")
-                                       : QStringLiteral("add %1 %2 %3 at your registrar").arg(rec.name, rec.type, rec.value);
+            c.fix = rec.type == u"PTR"
+                        ? QStringLiteral("ask your hosting provider to set this PTR record")
+                        : QStringLiteral("add %1 %2 %3 at your registrar").arg(rec.name, rec.type, rec.value);
         } else {
             c.status = RecordCheck::Status::Wrong;
-            c.fix = QStringLiteral("change it to: %1").arg(rec.priority >= 0 ? QString::number(rec.priority) + QLatin1Char(' ') + rec.value : rec.value);
+            c.fix =
+                QStringLiteral("change it to: %1")
+                    .arg(rec.priority >= 0 ? QString::number(rec.priority) + QLatin1Char(' ') + rec.value : rec.value);
         }
         report.records << c;
     }
@@ -122,17 +140,21 @@ DnsCheckReport checkPublished(const records::HostFacts& facts, Resolver& authori
                                  : QStringLiteral("DNSSEC: the zone is not signed; DANE (TLSA) needs DNSSEC"));
     DnsAnswer mxA = recursive.query(facts.hostname, DnsType::A);
     if (mxA.ok()) {
-        report.notes << QStringLiteral("validating resolver: %1").arg(mxA.authenticated ? QStringLiteral("yes (AD set)") : QStringLiteral("no AD bit"));
+        report.notes << QStringLiteral("validating resolver: %1")
+                            .arg(mxA.authenticated ? QStringLiteral("yes (AD set)") : QStringLiteral("no AD bit"));
         for (const DnsRecord& r : mxA.records) {
             DnsAnswer ptr = recursive.query(reverseName(r.address), DnsType::PTR);
             bool fcrdns = false;
             for (const DnsRecord& p : ptr.records) fcrdns |= p.target == facts.hostname;
             report.notes << QStringLiteral("%1 -> %2 -> %3 (%4)")
-                                .arg(facts.hostname, r.address.toString(), ptr.records.isEmpty() ? QStringLiteral("no PTR") : ptr.records.first().target,
-                                     fcrdns ? QStringLiteral("forward-confirmed reverse DNS ok") : QStringLiteral("reverse DNS does not match"));
+                                .arg(facts.hostname, r.address.toString(),
+                                     ptr.records.isEmpty() ? QStringLiteral("no PTR") : ptr.records.first().target,
+                                     fcrdns ? QStringLiteral("forward-confirmed reverse DNS ok")
+                                            : QStringLiteral("reverse DNS does not match"));
             if (!facts.publicV4.isEmpty() || !facts.publicV6.isEmpty()) {
                 const bool ours = facts.publicV4.contains(r.address) || facts.publicV6.contains(r.address);
-                report.notes << QStringLiteral("%1 %2 this server's public address").arg(r.address.toString(), ours ? QStringLiteral("is") : QStringLiteral("is NOT"));
+                report.notes << QStringLiteral("%1 %2 this server's public address")
+                                    .arg(r.address.toString(), ours ? QStringLiteral("is") : QStringLiteral("is NOT"));
             }
         }
     }
@@ -147,7 +169,8 @@ Result<DnsCheckReport> runDnsCheck(const DnsCheckRequest& request) {
     const int timeout = int(config->durationMs(QStringLiteral("dns.timeout")));
     std::unique_ptr<Resolver> recursive = makeResolver(*config);
     std::unique_ptr<Resolver> authoritative;
-    const QString server = request.server.isEmpty() ? config->value(QStringLiteral("dns.check_server")) : request.server;
+    const QString server =
+        request.server.isEmpty() ? config->value(QStringLiteral("dns.check_server")) : request.server;
     if (!server.isEmpty()) {
         auto s = parseDnsServer(server);
         if (!s) return s.error();
@@ -159,7 +182,9 @@ Result<DnsCheckReport> runDnsCheck(const DnsCheckRequest& request) {
             for (DnsType t : {DnsType::A, DnsType::AAAA})
                 for (const DnsRecord& a : recursive->query(ns.target, t).records) servers << DnsServer{a.address, 53};
         if (servers.isEmpty())
-            return Result<DnsCheckReport>::fail(QStringLiteral("no name servers found for %1 (is the domain registered and delegated?)").arg(facts->domain));
+            return Result<DnsCheckReport>::fail(
+                QStringLiteral("no name servers found for %1 (is the domain registered and delegated?)")
+                    .arg(facts->domain));
         authoritative = std::make_unique<LdnsResolver>(servers, timeout, false);
     }
     return checkPublished(*facts, *authoritative, *recursive, request.deadline);
@@ -168,15 +193,23 @@ Result<DnsCheckReport> runDnsCheck(const DnsCheckRequest& request) {
 QString renderCheck(const DnsCheckReport& report) {
     QString out;
     for (const RecordCheck& c : report.records) {
-        out += QStringLiteral("%1  %2 %3  %4\n").arg(toString(c.status), -8).arg(c.record.name, -24).arg(c.record.type, -5).arg(c.record.level);
+        out += QStringLiteral("%1  %2 %3  %4\n")
+                   .arg(toString(c.status), -8)
+                   .arg(c.record.name, -24)
+                   .arg(c.record.type, -5)
+                   .arg(c.record.level);
         if (c.status != RecordCheck::Status::Ok) {
-            out += QStringLiteral("          expected: %1%2\n").arg(c.record.priority >= 0 ? QString::number(c.record.priority) + QLatin1Char(' ') : QString(), c.record.value);
-            out += QStringLiteral("          found:    %1\n").arg(c.found.isEmpty() ? QStringLiteral("nothing") : c.found);
+            out += QStringLiteral("          expected: %1%2\n")
+                       .arg(c.record.priority >= 0 ? QString::number(c.record.priority) + QLatin1Char(' ') : QString(),
+                            c.record.value);
+            out +=
+                QStringLiteral("          found:    %1\n").arg(c.found.isEmpty() ? QStringLiteral("nothing") : c.found);
             if (!c.fix.isEmpty()) out += QStringLiteral("          fix:      %1\n").arg(c.fix);
         }
     }
     for (const QString& n : report.notes) out += QStringLiteral("note: %1\n").arg(n);
-    out += report.requiredOk() ? QStringLiteral("All required records are published.\n") : QStringLiteral("Some required records are missing or wrong.\n");
+    out += report.requiredOk() ? QStringLiteral("All required records are published.\n")
+                               : QStringLiteral("Some required records are missing or wrong.\n");
     return out;
 }
 

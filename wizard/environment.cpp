@@ -9,10 +9,14 @@ namespace postern::wizard {
 
 QString toString(AddressClass c) {
     switch (c) {
-        case AddressClass::Public: return QStringLiteral("public");
-        case AddressClass::Private: return QStringLiteral("private");
-        case AddressClass::Loopback: return QStringLiteral("loopback");
-        case AddressClass::LinkLocal: return QStringLiteral("link-local");
+        case AddressClass::Public:
+            return QStringLiteral("public");
+        case AddressClass::Private:
+            return QStringLiteral("private");
+        case AddressClass::Loopback:
+            return QStringLiteral("loopback");
+        case AddressClass::LinkLocal:
+            return QStringLiteral("link-local");
     }
     return {};
 }
@@ -30,16 +34,17 @@ AddressClass classify(const QHostAddress& a) {
         return AddressClass::Public;
     }
     const Q_IPV6ADDR x = a.toIPv6Address();
-    if ((x[0] & 0xfe) == 0xfc) return AddressClass::Private;                            // fc00::/7 ULA
+    if ((x[0] & 0xfe) == 0xfc) return AddressClass::Private;                                         // fc00::/7 ULA
     if (x[0] == 0x20 && x[1] == 0x01 && x[2] == 0x0d && x[3] == 0xb8) return AddressClass::Private;  // 2001:db8::/32
-    if ((x[0] & 0xe0) == 0x20) return AddressClass::Public;                               // 2000::/3
+    if ((x[0] & 0xe0) == 0x20) return AddressClass::Public;                                          // 2000::/3
     return AddressClass::Private;
 }
 
 QList<QHostAddress> Environment::publicAddresses(bool v6) const {
     QList<QHostAddress> out;
     for (const InterfaceAddress& i : addresses)
-        if (i.kind == AddressClass::Public && (i.address.protocol() == QAbstractSocket::IPv6Protocol) == v6) out << i.address;
+        if (i.kind == AddressClass::Public && (i.address.protocol() == QAbstractSocket::IPv6Protocol) == v6)
+            out << i.address;
     return out;
 }
 
@@ -54,11 +59,14 @@ Environment detectEnvironment() {
     Environment e;
     const QByteArray pid1env = readSmall("/proc/1/environ");
     const QByteArray cgroup = readSmall("/proc/1/cgroup");
-    if (QFile::exists(QStringLiteral("/.dockerenv"))) e.platform = QStringLiteral("container (docker)");
-    else if (QFile::exists(QStringLiteral("/run/.containerenv"))) e.platform = QStringLiteral("container (podman)");
+    if (QFile::exists(QStringLiteral("/.dockerenv")))
+        e.platform = QStringLiteral("container (docker)");
+    else if (QFile::exists(QStringLiteral("/run/.containerenv")))
+        e.platform = QStringLiteral("container (podman)");
     else if (pid1env.contains("container=")) {
         const qsizetype at = pid1env.indexOf("container=");
-        e.platform = QStringLiteral("container (%1)").arg(QString::fromLatin1(pid1env.mid(at + 10).split('\0').first()));
+        e.platform =
+            QStringLiteral("container (%1)").arg(QString::fromLatin1(pid1env.mid(at + 10).split('\0').first()));
     } else if (cgroup.contains("docker") || cgroup.contains("kubepods") || cgroup.contains("libpod"))
         e.platform = QStringLiteral("container");
     e.inContainer = !e.platform.isEmpty();
@@ -67,7 +75,8 @@ Environment detectEnvironment() {
         const QByteArray product = readSmall("/sys/class/dmi/id/product_name").trimmed();
         const bool hyper = readSmall("/proc/cpuinfo").contains(" hypervisor");
         if (hyper || vendor.contains("QEMU") || vendor.contains("VMware") || product.contains("Virtual"))
-            e.platform = QStringLiteral("virtual machine (%1)").arg(QString::fromUtf8(vendor.isEmpty() ? QByteArray("hypervisor") : vendor));
+            e.platform = QStringLiteral("virtual machine (%1)")
+                             .arg(QString::fromUtf8(vendor.isEmpty() ? QByteArray("hypervisor") : vendor));
         else if (!vendor.isEmpty())
             e.platform = QStringLiteral("bare host (%1)").arg(QString::fromUtf8(vendor));
         else

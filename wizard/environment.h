@@ -27,10 +27,10 @@ struct InterfaceAddress {
 };
 
 struct Environment {
-    QString platform;    // "container (docker)", "virtual machine (kvm)", "bare host", "unknown"
+    QString platform;  // "container (docker)", "virtual machine (kvm)", "bare host", "unknown"
     bool inContainer = false;
-    QString hostname;    // short
-    QString fqdn;        // may equal hostname when no domain is known
+    QString hostname;  // short
+    QString fqdn;      // may equal hostname when no domain is known
     QList<InterfaceAddress> addresses;
     QStringList resolvers;
     QList<QHostAddress> publicAddresses(bool v6) const;

@@ -27,8 +27,8 @@
 #include <QSslSocket>
 #include <QThread>
 
-#include <csignal>
 #include <unistd.h>
+#include <csignal>
 
 namespace postern::wizard {
 
@@ -163,14 +163,17 @@ void sayServices(Console& con, const QJsonObject& ready, qint64 ms, const Config
                 .arg(running.join(QStringLiteral(", "))));
     for (const QString& o : std::as_const(other)) con.say(QStringLiteral("  %1").arg(o));
     if (!engines.isEmpty())
-        con.say(spamOn ? QStringLiteral("  spam filtering: on (Rspamd with Redis: %1); spam goes to each user's Junk folder, "
-                                        "spam.enabled = false turns it off")
+        con.say(spamOn ? QStringLiteral(
+                             "  spam filtering: on (Rspamd with Redis: %1); spam goes to each user's Junk folder, "
+                             "spam.enabled = false turns it off")
                              .arg(engines.join(QStringLiteral(", ")))
                        : QStringLiteral("  spam filtering: off (spam.enabled = false)"));
     con.say(QStringLiteral("  DNS resolver: %1%2")
                 .arg(resolverSummary(config),
-                     bundledResolverInUse(config) ? QStringLiteral(" [%1]").arg(resolverState.isEmpty() ? QStringLiteral("not reported") : resolverState)
-                                                  : QString()));
+                     bundledResolverInUse(config)
+                         ? QStringLiteral(" [%1]").arg(resolverState.isEmpty() ? QStringLiteral("not reported")
+                                                                               : resolverState)
+                         : QString()));
 }
 
 // Client settings from the listener table: per protocol the implicit-TLS port, then STARTTLS.
@@ -196,7 +199,8 @@ void sayClientSettings(Console& con, const QString& host) {
         con.say(line);
     }
     const ListenerInfo& sieve = listenerInfo(ListenerMode::ManageSieve);
-    con.say(QStringLiteral("  Mail filters (%1, RFC 5804): %2 port %3, STARTTLS (Thunderbird add-on, Roundcube, sieve-connect)")
+    con.say(QStringLiteral(
+                "  Mail filters (%1, RFC 5804): %2 port %3, STARTTLS (Thunderbird add-on, Roundcube, sieve-connect)")
                 .arg(sieve.title, host)
                 .arg(sieve.standardPort));
     con.say(QStringLiteral("  User name: the full e-mail address; password: as set"));
@@ -247,8 +251,10 @@ StepResult launchStep(Flow& f) {
         con.say(QStringLiteral("\nNothing started (--no-launch). Start the daemons with: postern-appliance --config %1")
                     .arg(f.a.configDir));
         if (auto c = Config::load(f.a.configDir); c && !c->panelUrl().isEmpty())
-            con.say(QStringLiteral("Web panel, once started: %1 (log in with %2 and its password; posternctl user admin ADDRESS on|off)")
-                        .arg(c->panelUrl(), f.a.user.isEmpty() ? QStringLiteral("an administrator's address") : f.a.user));
+            con.say(
+                QStringLiteral("Web panel, once started: %1 (log in with %2 and its password; posternctl user admin "
+                               "ADDRESS on|off)")
+                    .arg(c->panelUrl(), f.a.user.isEmpty() ? QStringLiteral("an administrator's address") : f.a.user));
         return 0;
     }
     auto config = Config::load(f.a.configDir);
@@ -311,18 +317,21 @@ StepResult reportStep(Flow& f) {
     const QString host = config ? config->hostname() : f.a.hostname;
     sayClientSettings(con, host);
     if (config && !config->panelUrl().isEmpty())
-        con.say(QStringLiteral("\nWeb panel: %1 (log in with %2 and its password; posternctl user admin ADDRESS on|off)")
-                    .arg(config->panelUrl(), f.a.user.isEmpty() ? QStringLiteral("an administrator's address") : f.a.user));
+        con.say(
+            QStringLiteral("\nWeb panel: %1 (log in with %2 and its password; posternctl user admin ADDRESS on|off)")
+                .arg(config->panelUrl(), f.a.user.isEmpty() ? QStringLiteral("an administrator's address") : f.a.user));
     con.say(
         QStringLiteral(
             "\nPublish the DNS records shown above; `posternctl --config %1 dns check` tells which are still missing.")
             .arg(f.a.configDir));
-    con.say(QStringLiteral("Backups: `posternctl --config %1 backup create DIR` now, or daily off-site with restic: set "
-                           "backup.restic_repository and backup.restic_password_file.")
-                .arg(f.a.configDir));
-    con.say(QStringLiteral("Two-factor login: `posternctl --config %1 user 2fa enrol ADDRESS`; mail programs then use app "
-                           "passwords (`posternctl --config %1 user app-password add ADDRESS NAME`).")
-                .arg(f.a.configDir));
+    con.say(
+        QStringLiteral("Backups: `posternctl --config %1 backup create DIR` now, or daily off-site with restic: set "
+                       "backup.restic_repository and backup.restic_password_file.")
+            .arg(f.a.configDir));
+    con.say(
+        QStringLiteral("Two-factor login: `posternctl --config %1 user 2fa enrol ADDRESS`; mail programs then use app "
+                       "passwords (`posternctl --config %1 user app-password add ADDRESS NAME`).")
+            .arg(f.a.configDir));
     if (config)
         con.say(QStringLiteral("The daemons log to %1/mail.log (follow it with: tail -f %1/mail.log).")
                     .arg(config->logDir()));

@@ -24,8 +24,8 @@
 #include <QSslKey>
 
 #include <grp.h>
-#include <sys/stat.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace postern::wizard {
@@ -65,7 +65,8 @@ Config desiredConfig(const Answers& a, const Config& base) {
     for (const ListenerInfo& l : listeners()) set(l.settingKey(), listenValue(a, l.name));
     if (!a.smarthost.isEmpty()) {
         set(QStringLiteral("relay.host"), a.smarthost);
-        set(QStringLiteral("relay.tls"), a.smarthost.endsWith(QStringLiteral(":465")) ? QStringLiteral("implicit") : QStringLiteral("starttls"));
+        set(QStringLiteral("relay.tls"),
+            a.smarthost.endsWith(QStringLiteral(":465")) ? QStringLiteral("implicit") : QStringLiteral("starttls"));
         if (!a.smarthostUser.isEmpty()) {
             set(QStringLiteral("relay.user"), a.smarthostUser);
             set(QStringLiteral("relay.password_file"), QStringLiteral("relay-password"));
@@ -80,11 +81,13 @@ Status shareWithDaemons(const Config& config, QStringList* notes) {
     const QString user = config.value(QStringLiteral("system_user"));
     if (!lookupUser(user)) {
         QProcess p;
-        p.start(QStringLiteral("useradd"), {QStringLiteral("--system"), QStringLiteral("--home-dir"), QStringLiteral("/nonexistent"),
-                                            QStringLiteral("--no-create-home"), QStringLiteral("--shell"), QStringLiteral("/usr/sbin/nologin"),
-                                            QStringLiteral("--user-group"), user});
+        p.start(QStringLiteral("useradd"),
+                {QStringLiteral("--system"), QStringLiteral("--home-dir"), QStringLiteral("/nonexistent"),
+                 QStringLiteral("--no-create-home"), QStringLiteral("--shell"), QStringLiteral("/usr/sbin/nologin"),
+                 QStringLiteral("--user-group"), user});
         if (!p.waitForFinished(30000) || p.exitCode() != 0)
-            return Status::fail(QStringLiteral("cannot create system user %1: %2").arg(user, QString::fromUtf8(p.readAllStandardError())));
+            return Status::fail(QStringLiteral("cannot create system user %1: %2")
+                                    .arg(user, QString::fromUtf8(p.readAllStandardError())));
     }
     auto ids = lookupUser(user);
     if (!ids) return ids.error();
@@ -102,17 +105,20 @@ Status shareWithDaemons(const Config& config, QStringList* notes) {
     for (const QString& p : std::as_const(skipped))
         if (notes) notes->append(QStringLiteral("left %1 as it is: it has more than one hard link").arg(p));
     // Secrets stay root's, readable by the daemons' group.
-    QStringList secrets{QStringLiteral("users"), QStringLiteral("aliases"), QStringLiteral("domains"), QStringLiteral("tls/key.pem"),
-                        QStringLiteral("tls/cert.pem"), QStringLiteral("relay-password"), QStringLiteral("credentials")};
+    QStringList secrets{QStringLiteral("users"),       QStringLiteral("aliases"),      QStringLiteral("domains"),
+                        QStringLiteral("tls/key.pem"), QStringLiteral("tls/cert.pem"), QStringLiteral("relay-password"),
+                        QStringLiteral("credentials")};
     QDirIterator dk(config.configDir() + QStringLiteral("/dkim"), QDir::Files, QDirIterator::Subdirectories);
     while (dk.hasNext()) secrets << QDir(config.configDir()).relativeFilePath(dk.next());
     for (const QString& rel : secrets) {
         const QString p = config.configDir() + QLatin1Char('/') + rel;
         if (!QFileInfo::exists(p)) continue;
-        if (::chown(QFile::encodeName(p).constData(), 0, gid_t(ids->gid)) != 0 || ::chmod(QFile::encodeName(p).constData(), 0640) != 0)
+        if (::chown(QFile::encodeName(p).constData(), 0, gid_t(ids->gid)) != 0 ||
+            ::chmod(QFile::encodeName(p).constData(), 0640) != 0)
             return Status::fail(QStringLiteral("cannot set permissions of %1").arg(p));
     }
-    for (const QString& d : {config.configDir() + QStringLiteral("/tls"), config.configDir() + QStringLiteral("/dkim")}) {
+    for (const QString& d :
+         {config.configDir() + QStringLiteral("/tls"), config.configDir() + QStringLiteral("/dkim")}) {
         if (!QFileInfo(d).isDir()) continue;
         ::chown(QFile::encodeName(d).constData(), 0, gid_t(ids->gid));
         ::chmod(QFile::encodeName(d).constData(), 0750);
@@ -144,17 +150,22 @@ QStringList planChanges(const Answers& a) {
     const Config wanted = desiredConfig(a, current);
     for (const Setting& s : Schema::instance().all())
         if (current.value(s.key) != wanted.value(s.key))
-            out << QStringLiteral("postern.conf: %1 = %2 (was %3)").arg(s.key, wanted.value(s.key), current.value(s.key).isEmpty() ? QStringLiteral("empty") : current.value(s.key));
+            out << QStringLiteral("postern.conf: %1 = %2 (was %3)")
+                       .arg(s.key, wanted.value(s.key),
+                            current.value(s.key).isEmpty() ? QStringLiteral("empty") : current.value(s.key));
     AccountStore store(a.configDir);
     auto acc = store.load();
     if (acc) {
         const QString domain = normalizeDomain(a.domain).valueOr(a.domain);
         if (!acc->isLocalDomain(domain)) out << QStringLiteral("new domain %1").arg(domain);
         const QString user = normalizeAddress(a.user).valueOr(a.user);
-        if (!a.user.isEmpty() && !acc->user(user)) out << QStringLiteral("new user %1").arg(user);
-        else if (a.resetPassword) out << QStringLiteral("new password for %1").arg(user);
+        if (!a.user.isEmpty() && !acc->user(user))
+            out << QStringLiteral("new user %1").arg(user);
+        else if (a.resetPassword)
+            out << QStringLiteral("new password for %1").arg(user);
     }
-    if (!QFileInfo::exists(a.configDir + QStringLiteral("/tls/cert.pem"))) out << QStringLiteral("new self-signed TLS certificate");
+    if (!QFileInfo::exists(a.configDir + QStringLiteral("/tls/cert.pem")))
+        out << QStringLiteral("new self-signed TLS certificate");
     return out;
 }
 
@@ -162,13 +173,16 @@ Result<QList<QHostAddress>> configuredPublicAddresses(const Config& config) {
     QList<QHostAddress> out;
     for (const QString& ip : config.list(QStringLiteral("public_addresses"))) {
         QHostAddress a;
-        if (!a.setAddress(ip.trimmed())) return Result<QList<QHostAddress>>::fail(QStringLiteral("public_addresses: '%1' is not an IP address").arg(ip));
+        if (!a.setAddress(ip.trimmed()))
+            return Result<QList<QHostAddress>>::fail(
+                QStringLiteral("public_addresses: '%1' is not an IP address").arg(ip));
         out << a;
     }
     return out;
 }
 
-Result<records::HostFacts> hostFacts(const QString& configDir, const QList<QHostAddress>& publicAddresses, const QString& domain) {
+Result<records::HostFacts> hostFacts(const QString& configDir, const QList<QHostAddress>& publicAddresses,
+                                     const QString& domain) {
     auto config = Config::load(configDir);
     if (!config) return config.error();
     records::HostFacts f;
@@ -179,7 +193,8 @@ Result<records::HostFacts> hostFacts(const QString& configDir, const QList<QHost
         if (!d) return d.error();
         f.domain = *d;
     }
-    if (f.domain.isEmpty()) return Result<records::HostFacts>::fail(QStringLiteral("primary_domain is not set; run postern-wizard first"));
+    if (f.domain.isEmpty())
+        return Result<records::HostFacts>::fail(QStringLiteral("primary_domain is not set; run postern-wizard first"));
     f.hostname = config->hostname();
     QList<QHostAddress> addresses = publicAddresses;
     if (addresses.isEmpty()) {
@@ -187,7 +202,8 @@ Result<records::HostFacts> hostFacts(const QString& configDir, const QList<QHost
         if (!configured) return configured.error();
         addresses = *configured;
     }
-    for (const QHostAddress& a : std::as_const(addresses)) (a.protocol() == QAbstractSocket::IPv6Protocol ? f.publicV6 : f.publicV4) << a;
+    for (const QHostAddress& a : std::as_const(addresses))
+        (a.protocol() == QAbstractSocket::IPv6Protocol ? f.publicV6 : f.publicV4) << a;
     f.reportAddress = QStringLiteral("postmaster@") + f.domain;
     f.mtaStsMode = config->value(QStringLiteral("mta_sts.mode"));
     DkimKeyStore keys(configDir);
@@ -218,7 +234,9 @@ Result<SetupReport> applySetup(const Answers& a) {
     config = *saved;
 
     if (!a.smarthostPassword.isEmpty()) {
-        if (auto st = writeFileAtomic(a.configDir + QStringLiteral("/relay-password"), a.smarthostPassword.toUtf8() + '\n', 0640); !st)
+        if (auto st = writeFileAtomic(a.configDir + QStringLiteral("/relay-password"),
+                                      a.smarthostPassword.toUtf8() + '\n', 0640);
+            !st)
             return st.error();
         report.changes << QStringLiteral("smarthost password saved in relay-password (0640)");
     }
@@ -263,14 +281,15 @@ Result<SetupReport> applySetup(const Answers& a) {
     const QString cert = config.path(QStringLiteral("tls.cert"));
     const QString key = config.path(QStringLiteral("tls.key"));
     if (!QFileInfo::exists(cert) || !QFileInfo::exists(key)) {
-        const QStringList names{config.hostname(), QStringLiteral("mta-sts.") + domain, QStringLiteral("autoconfig.") + domain,
-                                QStringLiteral("autodiscover.") + domain};
+        const QStringList names{config.hostname(), QStringLiteral("mta-sts.") + domain,
+                                QStringLiteral("autoconfig.") + domain, QStringLiteral("autodiscover.") + domain};
         if (auto s = generateSelfSigned(cert, key, names); !s) return s.error();
     }
     DkimKeyStore dkim(a.configDir);
     auto made = dkim.ensureKeys(domain);
     if (!made) return made.error();
-    for (const DkimKey& k : *made) report.changes << QStringLiteral("new DKIM key %1 (%2)").arg(k.selector, k.algorithm);
+    for (const DkimKey& k : *made)
+        report.changes << QStringLiteral("new DKIM key %1 (%2)").arg(k.selector, k.algorithm);
 
     auto facts = hostFacts(a.configDir, a.publicAddresses);
     if (!facts) return facts.error();
@@ -279,9 +298,16 @@ Result<SetupReport> applySetup(const Answers& a) {
     report.recordsDir = a.configDir;
     const QString baseName = a.configDir + QStringLiteral("/dns-records");
     if (auto s = writeFileAtomic(baseName + QStringLiteral(".txt"), report.recordsTable.toUtf8()); !s) return s.error();
-    if (auto s = writeFileAtomic(baseName + QStringLiteral(".zone"), records::renderZone(report.records, domain).toUtf8()); !s) return s.error();
-    if (auto s = writeFileAtomic(baseName + QStringLiteral(".csv"), records::renderCsv(report.records, domain).toUtf8()); !s) return s.error();
-    if (auto s = writeFileAtomic(baseName + QStringLiteral(".json"), records::renderJson(report.records, domain)); !s) return s.error();
+    if (auto s =
+            writeFileAtomic(baseName + QStringLiteral(".zone"), records::renderZone(report.records, domain).toUtf8());
+        !s)
+        return s.error();
+    if (auto s =
+            writeFileAtomic(baseName + QStringLiteral(".csv"), records::renderCsv(report.records, domain).toUtf8());
+        !s)
+        return s.error();
+    if (auto s = writeFileAtomic(baseName + QStringLiteral(".json"), records::renderJson(report.records, domain)); !s)
+        return s.error();
     if (auto s = ensureDirectory(config.dataDir(), 0750); !s) return s.error();
     if (auto s = shareWithDaemons(config, &report.notes); !s) return s.error();
     return report;

@@ -30,27 +30,27 @@ namespace postern::wizard {
 
 struct Answers {
     QString configDir;
-    QString dataDir;          // empty: "data" inside the config folder
+    QString dataDir;  // empty: "data" inside the config folder
     QString domain;
-    QString hostname;         // default mail.<domain>
-    QString admin;            // default: the first user
-    QString user;             // first user's address
-    QString password;         // empty with generatePassword: generated
+    QString hostname;  // default mail.<domain>
+    QString admin;     // default: the first user
+    QString user;      // first user's address
+    QString password;  // empty with generatePassword: generated
     bool generatePassword = false;
     bool resetPassword = false;
     QHostAddress bind = QHostAddress(QHostAddress::Any);
     QMap<QString, quint16> ports;  // listener name (core/services.h: smtp, submission, ...) -> port; 0: the OS chooses
     QStringList disabled;          // listener names turned off
     QList<QHostAddress> publicAddresses;  // given (NAT) or detected
-    QString smarthost;           // relay.host: HOST[:PORT] (port 465: implicit TLS)
-    QString smarthostUser;       // relay.user
-    QString smarthostPassword;   // written to <config>/relay-password (0640), never into postern.conf
+    QString smarthost;                    // relay.host: HOST[:PORT] (port 465: implicit TLS)
+    QString smarthostUser;                // relay.user
+    QString smarthostPassword;            // written to <config>/relay-password (0640), never into postern.conf
     QStringList dnsServers;
 };
 
 struct SetupReport {
-    QStringList changes;      // human-readable lines of what was written
-    QStringList notes;        // what was deliberately left alone (e.g. hard-linked files in data_dir)
+    QStringList changes;  // human-readable lines of what was written
+    QStringList notes;    // what was deliberately left alone (e.g. hard-linked files in data_dir)
     QString generatedPassword;
     QList<records::Record> records;
     QString recordsTable;
@@ -67,7 +67,8 @@ Result<SetupReport> applySetup(const Answers& a);
 // panel too). `domain` empty: primary_domain; otherwise one of the local domains (its own
 // DKIM keys, report address postmaster@domain). Empty publicAddresses: the configured
 // public_addresses (the wizard saves what it was given or detected).
-Result<records::HostFacts> hostFacts(const QString& configDir, const QList<QHostAddress>& publicAddresses, const QString& domain = {});
+Result<records::HostFacts> hostFacts(const QString& configDir, const QList<QHostAddress>& publicAddresses,
+                                     const QString& domain = {});
 // public_addresses of the configuration; an entry that is not an IP address is an error.
 Result<QList<QHostAddress>> configuredPublicAddresses(const Config& config);
 

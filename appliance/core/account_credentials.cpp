@@ -37,14 +37,16 @@ Status checkFormat(const QByteArray& first, const char* kind, const QString& whe
 bool isHex(const QString& s, int n) {
     if (s.size() != n) return false;
     for (QChar c : s)
-        if (!((c >= QLatin1Char('0') && c <= QLatin1Char('9')) || (c >= QLatin1Char('a') && c <= QLatin1Char('f')))) return false;
+        if (!((c >= QLatin1Char('0') && c <= QLatin1Char('9')) || (c >= QLatin1Char('a') && c <= QLatin1Char('f'))))
+            return false;
     return true;
 }
 
 Result<qint64> number(const QString& s, const QString& where, const char* what, qint64 min) {
     bool ok = false;
     const qint64 v = s.toLongLong(&ok);
-    if (!ok || v < min) return Result<qint64>::fail(QStringLiteral("%1: bad %2 '%3'").arg(where, QLatin1String(what), s));
+    if (!ok || v < min)
+        return Result<qint64>::fail(QStringLiteral("%1: bad %2 '%3'").arg(where, QLatin1String(what), s));
     return v;
 }
 }  // namespace
@@ -52,7 +54,8 @@ Result<qint64> number(const QString& s, const QString& where, const char* what, 
 Status AccountCredentials::checkName(const QString& name) {
     static const QRegularExpression re(QStringLiteral("^[A-Za-z0-9._-]+$"));
     if (name.isEmpty() || name.size() > kMaxAppPasswordName || !re.match(name).hasMatch())
-        return Status::fail(QStringLiteral("app password name must be 1 to %1 letters, digits, '.', '_' or '-'").arg(kMaxAppPasswordName));
+        return Status::fail(QStringLiteral("app password name must be 1 to %1 letters, digits, '.', '_' or '-'")
+                                .arg(kMaxAppPasswordName));
     return {};
 }
 
@@ -63,7 +66,9 @@ Result<AccountCredentials> AccountCredentials::parse(const QByteArray& data, con
     for (const QByteArray& raw : ls) {
         ++n;
         const QString at = QStringLiteral("%1:%2").arg(where).arg(n);
-        if (raw.size() > kMaxCredentialLine) return Result<AccountCredentials>::fail(QStringLiteral("%1: line longer than %2 bytes").arg(at).arg(kMaxCredentialLine));
+        if (raw.size() > kMaxCredentialLine)
+            return Result<AccountCredentials>::fail(
+                QStringLiteral("%1: line longer than %2 bytes").arg(at).arg(kMaxCredentialLine));
         if (n == 1)
             if (auto st = checkFormat(raw, "credentials", where); !st) return st.error();
         const QString line = QString::fromUtf8(raw).trimmed();
@@ -78,15 +83,18 @@ Result<AccountCredentials> AccountCredentials::parse(const QByteArray& data, con
         } else if (f.at(0) == u"app" && f.size() == 7) {
             AppPassword a;
             a.id = f.at(2);
-            if (!isHex(a.id, 16)) return Result<AccountCredentials>::fail(QStringLiteral("%1: bad id '%2'").arg(at, a.id));
+            if (!isHex(a.id, 16))
+                return Result<AccountCredentials>::fail(QStringLiteral("%1: bad id '%2'").arg(at, a.id));
             auto created = number(f.at(3), at, "time", 0);
             if (!created) return created.error();
             a.created = *created;
-            if (!isHex(f.at(4), 4)) return Result<AccountCredentials>::fail(QStringLiteral("%1: bad tag '%2'").arg(at, f.at(4)));
+            if (!isHex(f.at(4), 4))
+                return Result<AccountCredentials>::fail(QStringLiteral("%1: bad tag '%2'").arg(at, f.at(4)));
             a.tag = quint16(f.at(4).toUInt(nullptr, 16));
             a.hash = f.at(5);
             a.name = f.at(6);
-            if (auto st = c.addAppPassword(*addr, a); !st) return Result<AccountCredentials>::fail(QStringLiteral("%1: %2").arg(at, st.errorMessage()));
+            if (auto st = c.addAppPassword(*addr, a); !st)
+                return Result<AccountCredentials>::fail(QStringLiteral("%1: %2").arg(at, st.errorMessage()));
         } else {
             return Result<AccountCredentials>::fail(
                 QStringLiteral("%1: expected '2fa ADDRESS SINCE' or 'app ADDRESS ID CREATED TAG HASH NAME'").arg(at));
@@ -96,8 +104,10 @@ Result<AccountCredentials> AccountCredentials::parse(const QByteArray& data, con
 }
 
 QByteArray AccountCredentials::serialize() const {
-    QString out = QStringLiteral("# postern-credentials %1\n"
-                                 "# Two-factor state and app passwords (posternctl user 2fa|app-password); TOTP secrets are in totp-secrets.\n")
+    QString out = QStringLiteral(
+                      "# postern-credentials %1\n"
+                      "# Two-factor state and app passwords (posternctl user 2fa|app-password); TOTP secrets are in "
+                      "totp-secrets.\n")
                       .arg(kCredentialsFormat);
     for (auto it = m_twoFactor.cbegin(); it != m_twoFactor.cend(); ++it)
         out += QStringLiteral("2fa %1 %2\n").arg(it.key()).arg(it.value());
@@ -111,13 +121,16 @@ QByteArray AccountCredentials::serialize() const {
 }
 
 void AccountCredentials::setTwoFactor(const QString& address, bool on, qint64 since) {
-    if (on) m_twoFactor.insert(address, since);
-    else m_twoFactor.remove(address);
+    if (on)
+        m_twoFactor.insert(address, since);
+    else
+        m_twoFactor.remove(address);
 }
 
 Status AccountCredentials::addAppPassword(const QString& address, const AppPassword& app) {
     if (auto st = checkName(app.name); !st) return st;
-    if (app.hash.isEmpty() || app.hash.contains(QLatin1Char(' '))) return Status::fail(QStringLiteral("bad app password hash"));
+    if (app.hash.isEmpty() || app.hash.contains(QLatin1Char(' ')))
+        return Status::fail(QStringLiteral("bad app password hash"));
     QList<AppPassword>& list = m_apps[address];
     for (const AppPassword& a : std::as_const(list)) {
         if (a.name.compare(app.name, Qt::CaseInsensitive) == 0)
@@ -125,7 +138,9 @@ Status AccountCredentials::addAppPassword(const QString& address, const AppPassw
         if (a.id == app.id) return Status::fail(QStringLiteral("app password id %1 listed twice").arg(a.id));
     }
     if (list.size() >= kMaxAppPasswords)
-        return Status::fail(QStringLiteral("%1 already has %2 app passwords (the most allowed); revoke one first").arg(address).arg(kMaxAppPasswords));
+        return Status::fail(QStringLiteral("%1 already has %2 app passwords (the most allowed); revoke one first")
+                                .arg(address)
+                                .arg(kMaxAppPasswords));
     list << app;
     return {};
 }
@@ -200,14 +215,16 @@ Result<TotpSecrets> TotpSecrets::parse(const QByteArray& data, const QString& wh
     for (const QByteArray& raw : lines(data)) {
         ++n;
         const QString at = QStringLiteral("%1:%2").arg(where).arg(n);
-        if (raw.size() > kMaxCredentialLine) return Result<TotpSecrets>::fail(QStringLiteral("%1: line too long").arg(at));
+        if (raw.size() > kMaxCredentialLine)
+            return Result<TotpSecrets>::fail(QStringLiteral("%1: line too long").arg(at));
         if (n == 1)
             if (auto st = checkFormat(raw, "totp-secrets", where); !st) return st.error();
         const QString line = QString::fromUtf8(raw).trimmed();
         if (line.isEmpty() || line.startsWith(QLatin1Char('#'))) continue;
         const QStringList f = line.split(QLatin1Char(' '), Qt::SkipEmptyParts);
         if (f.size() != 5 || (f.at(1) != u"pending" && f.at(1) != u"active"))
-            return Result<TotpSecrets>::fail(QStringLiteral("%1: expected 'ADDRESS pending|active SECRET LASTSTEP CREATED'").arg(at));
+            return Result<TotpSecrets>::fail(
+                QStringLiteral("%1: expected 'ADDRESS pending|active SECRET LASTSTEP CREATED'").arg(at));
         auto addr = normalizeAddress(f.at(0));
         if (!addr) return Result<TotpSecrets>::fail(QStringLiteral("%1: %2").arg(at, addr.errorMessage()));
         TotpSecret e;
@@ -227,11 +244,14 @@ Result<TotpSecrets> TotpSecrets::parse(const QByteArray& data, const QString& wh
 }
 
 QByteArray TotpSecrets::serialize() const {
-    QString out = QStringLiteral("# postern-totp-secrets %1\n# Root's only (0600). ADDRESS pending|active SECRET LASTSTEP CREATED\n")
-                      .arg(kCredentialsFormat);
+    QString out =
+        QStringLiteral(
+            "# postern-totp-secrets %1\n# Root's only (0600). ADDRESS pending|active SECRET LASTSTEP CREATED\n")
+            .arg(kCredentialsFormat);
     for (auto it = m_entries.cbegin(); it != m_entries.cend(); ++it)
         out += QStringLiteral("%1 %2 %3 %4 %5\n")
-                   .arg(it.key(), it->active ? QStringLiteral("active") : QStringLiteral("pending"), base32Encode(it->secret))
+                   .arg(it.key(), it->active ? QStringLiteral("active") : QStringLiteral("pending"),
+                        base32Encode(it->secret))
                    .arg(it->lastStep)
                    .arg(it->created);
     return out.toUtf8();
@@ -256,7 +276,9 @@ bool TotpSecrets::operator==(const TotpSecrets& o) const {
     if (m_entries.size() != o.m_entries.size()) return false;
     for (auto it = m_entries.cbegin(); it != m_entries.cend(); ++it) {
         const TotpSecret* b = o.find(it.key());
-        if (!b || b->secret != it->secret || b->active != it->active || b->lastStep != it->lastStep || b->created != it->created) return false;
+        if (!b || b->secret != it->secret || b->active != it->active || b->lastStep != it->lastStep ||
+            b->created != it->created)
+            return false;
     }
     return true;
 }

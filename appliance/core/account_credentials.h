@@ -54,16 +54,17 @@ inline constexpr int kAppPasswordLetters = 16;
 inline constexpr int kCredentialsFormat = 1;
 
 struct AppPassword {
-    QString id;        // 16 hex digits
+    QString id;  // 16 hex digits
     QString name;
     qint64 created = 0;  // Unix seconds
     quint16 tag = 0;
-    QString hash;      // {ARGON2ID}...
+    QString hash;  // {ARGON2ID}...
 };
 
 class AccountCredentials {
 public:
-    static Result<AccountCredentials> parse(const QByteArray& data, const QString& where = QStringLiteral("credentials"));
+    static Result<AccountCredentials> parse(const QByteArray& data,
+                                            const QString& where = QStringLiteral("credentials"));
     QByteArray serialize() const;
 
     bool twoFactorEnabled(const QString& address) const { return m_twoFactor.contains(address); }

@@ -12,12 +12,13 @@ Status checkNewPassword(const QByteArray& password) {
     if (password.size() > kMaxPasswordLength)
         return Status::fail(QStringLiteral("the password is longer than %1 bytes").arg(kMaxPasswordLength));
     for (char c : password)
-        if (c == '\0' || c == '\n' || c == '\r') return Status::fail(QStringLiteral("the password contains a line break or NUL"));
+        if (c == '\0' || c == '\n' || c == '\r')
+            return Status::fail(QStringLiteral("the password contains a line break or NUL"));
     return {};
 }
 
-Result<QStringList> addUser(AccountStore& store, const HashParams& params, const QString& addressIn, const QByteArray& password,
-                            qint64 quotaBytes, const QString& adminAddress) {
+Result<QStringList> addUser(AccountStore& store, const HashParams& params, const QString& addressIn,
+                            const QByteArray& password, qint64 quotaBytes, const QString& adminAddress) {
     auto addr = normalizeAddress(addressIn);
     if (!addr) return addr.error();
     if (quotaBytes < 0) return Status::fail(QStringLiteral("quota cannot be negative")).error();
@@ -26,7 +27,9 @@ Result<QStringList> addUser(AccountStore& store, const HashParams& params, const
         if (!acc) return acc.error();
         const QString domain = addr->mid(addr->lastIndexOf(QLatin1Char('@')) + 1);
         if (!acc->isLocalDomain(domain))
-            return Status::fail(QStringLiteral("unknown domain %1 (add it first: posternctl domain add %1)").arg(domain)).error();
+            return Status::fail(
+                       QStringLiteral("unknown domain %1 (add it first: posternctl domain add %1)").arg(domain))
+                .error();
         if (acc->user(*addr)) return Status::fail(QStringLiteral("user %1 already exists").arg(*addr)).error();
     }
     if (auto st = checkNewPassword(password); !st) return st.error();
@@ -44,7 +47,8 @@ Result<QStringList> addUser(AccountStore& store, const HashParams& params, const
     return roles;
 }
 
-Status setPassword(AccountStore& store, const HashParams& params, const QString& addressIn, const QByteArray& password) {
+Status setPassword(AccountStore& store, const HashParams& params, const QString& addressIn,
+                   const QByteArray& password) {
     auto addr = normalizeAddress(addressIn);
     if (!addr) return addr.error();
     {
@@ -70,7 +74,8 @@ Status removeUser(AccountStore& store, const QString& address, bool force) {
     return store.modify([&](Accounts& acc) { return acc.removeUser(address, force); });
 }
 
-Result<DomainAdded> addDomain(AccountStore& store, const QString& configDir, const QString& domain, const QString& adminAddress) {
+Result<DomainAdded> addDomain(AccountStore& store, const QString& configDir, const QString& domain,
+                              const QString& adminAddress) {
     QString admin;
     if (!adminAddress.isEmpty()) {
         auto a = normalizeAddress(adminAddress);
@@ -87,8 +92,10 @@ Result<DomainAdded> addDomain(AccountStore& store, const QString& configDir, con
     if (!st) return st.error();
     // Outgoing mail of the domain is signed from the start.
     DkimKeyStore dkim(configDir);
-    if (auto made = dkim.ensureKeys(out.domain); !made) out.dkimError = made.errorMessage();
-    else out.dkimKeysCreated = int(made->size());
+    if (auto made = dkim.ensureKeys(out.domain); !made)
+        out.dkimError = made.errorMessage();
+    else
+        out.dkimKeysCreated = int(made->size());
     return out;
 }
 

@@ -34,19 +34,20 @@ inline constexpr qsizetype kMinPasswordLength = 1;  // posternctl has always acc
 inline constexpr qsizetype kMaxPasswordLength = 1024;
 
 Status checkNewPassword(const QByteArray& password);
-Result<QStringList> addUser(AccountStore& store, const HashParams& params, const QString& address, const QByteArray& password,
-                            qint64 quotaBytes, const QString& adminAddress);
+Result<QStringList> addUser(AccountStore& store, const HashParams& params, const QString& address,
+                            const QByteArray& password, qint64 quotaBytes, const QString& adminAddress);
 Status setPassword(AccountStore& store, const HashParams& params, const QString& address, const QByteArray& password);
 Status setQuota(AccountStore& store, const QString& address, qint64 quotaBytes);
 Status setAdmin(AccountStore& store, const QString& address, bool admin);
 Status removeUser(AccountStore& store, const QString& address, bool force);
 struct DomainAdded {
-    QString domain;        // normalised
-    QStringList roles;     // role aliases created
+    QString domain;     // normalised
+    QStringList roles;  // role aliases created
     int dkimKeysCreated = 0;
-    QString dkimError;     // empty when the keys are in place
+    QString dkimError;  // empty when the keys are in place
 };
-Result<DomainAdded> addDomain(AccountStore& store, const QString& configDir, const QString& domain, const QString& adminAddress);
+Result<DomainAdded> addDomain(AccountStore& store, const QString& configDir, const QString& domain,
+                              const QString& adminAddress);
 Status removeDomain(AccountStore& store, const QString& domain, bool force);
 Result<QString> addAlias(AccountStore& store, const QString& source, const QStringList& targets);
 Status removeAlias(AccountStore& store, const QString& source, const QString& target);

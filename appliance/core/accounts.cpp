@@ -54,7 +54,9 @@ qint64 parseQuotaRule(const QString& value) {
     return -1;
 }
 
-QString pathOf(const QList<QString>& path) { return path.join(QStringLiteral(" -> ")); }
+QString pathOf(const QList<QString>& path) {
+    return path.join(QStringLiteral(" -> "));
+}
 }  // namespace
 
 Result<QString> Accounts::normalizeSource(const QString& source) {
@@ -67,7 +69,9 @@ Result<QString> Accounts::normalizeSource(const QString& source) {
     return normalizeAddress(s);
 }
 
-Result<QString> Accounts::normalizeTarget(const QString& target) { return normalizeSource(target); }
+Result<QString> Accounts::normalizeTarget(const QString& target) {
+    return normalizeSource(target);
+}
 
 Result<Accounts> Accounts::parse(const QByteArray& domains, const QByteArray& users, const QByteArray& aliases,
                                  const QString& configDir) {
@@ -103,9 +107,11 @@ Result<Accounts> Accounts::parse(const QByteArray& domains, const QByteArray& us
         // in the schemes we accept, and the extra fields (which may) come last.
         const QStringList f = line.split(QLatin1Char(':'));
         if (f.size() < 2)
-            return Result<Accounts>::fail(QStringLiteral("%1: expected user:password:... (Dovecot passwd-file)").arg(where(kUsersFile, n)));
+            return Result<Accounts>::fail(
+                QStringLiteral("%1: expected user:password:... (Dovecot passwd-file)").arg(where(kUsersFile, n)));
         auto addr = normalizeAddress(f.at(0));
-        if (!addr) return Result<Accounts>::fail(QStringLiteral("%1: %2").arg(where(kUsersFile, n), addr.errorMessage()));
+        if (!addr)
+            return Result<Accounts>::fail(QStringLiteral("%1: %2").arg(where(kUsersFile, n), addr.errorMessage()));
         if (a.m_users.contains(*addr))
             return Result<Accounts>::fail(QStringLiteral("%1: user %2 listed twice").arg(where(kUsersFile, n), *addr));
         UserRecord u;
@@ -119,7 +125,8 @@ Result<Accounts> Accounts::parse(const QByteArray& domains, const QByteArray& us
                     qint64 q = parseQuotaRule(field.mid(18));
                     if (q < 0)
                         return Result<Accounts>::fail(
-                            QStringLiteral("%1: cannot read quota '%2' (expected *:storage=<size>)").arg(where(kUsersFile, n), field.mid(18)));
+                            QStringLiteral("%1: cannot read quota '%2' (expected *:storage=<size>)")
+                                .arg(where(kUsersFile, n), field.mid(18)));
                     u.quotaBytes = q;
                 } else if (field == u"postern_admin=yes") {
                     u.admin = true;
@@ -145,25 +152,31 @@ Result<Accounts> Accounts::parse(const QByteArray& domains, const QByteArray& us
         QString targetsText;
         if (line.front().isSpace()) {  // continuation (virtual(5))
             if (current.isEmpty())
-                return Result<Accounts>::fail(QStringLiteral("%1: continuation line without an entry before it").arg(where(kAliasesFile, n)));
+                return Result<Accounts>::fail(
+                    QStringLiteral("%1: continuation line without an entry before it").arg(where(kAliasesFile, n)));
             targetsText = line;
         } else {
             const QString t = line.trimmed();
             const qsizetype sp = t.indexOf(QRegularExpression(QStringLiteral("\\s")));
             if (sp < 0)
-                return Result<Accounts>::fail(QStringLiteral("%1: expected 'source target[, target...]'").arg(where(kAliasesFile, n)));
+                return Result<Accounts>::fail(
+                    QStringLiteral("%1: expected 'source target[, target...]'").arg(where(kAliasesFile, n)));
             auto src = normalizeSource(t.left(sp));
-            if (!src) return Result<Accounts>::fail(QStringLiteral("%1: %2").arg(where(kAliasesFile, n), src.errorMessage()));
+            if (!src)
+                return Result<Accounts>::fail(QStringLiteral("%1: %2").arg(where(kAliasesFile, n), src.errorMessage()));
             current = *src;
             targetsText = t.mid(sp + 1);
             if (a.m_aliases.contains(current))
-                return Result<Accounts>::fail(QStringLiteral("%1: alias %2 listed twice").arg(where(kAliasesFile, n), current));
+                return Result<Accounts>::fail(
+                    QStringLiteral("%1: alias %2 listed twice").arg(where(kAliasesFile, n), current));
             a.m_aliases.insert(current, {});
             a.m_aliasLines.append({current, {}});
         }
-        for (const QString& part : targetsText.split(QRegularExpression(QStringLiteral("[,\\s]+")), Qt::SkipEmptyParts)) {
+        for (const QString& part :
+             targetsText.split(QRegularExpression(QStringLiteral("[,\\s]+")), Qt::SkipEmptyParts)) {
             auto tgt = normalizeTarget(part);
-            if (!tgt) return Result<Accounts>::fail(QStringLiteral("%1: %2").arg(where(kAliasesFile, n), tgt.errorMessage()));
+            if (!tgt)
+                return Result<Accounts>::fail(QStringLiteral("%1: %2").arg(where(kAliasesFile, n), tgt.errorMessage()));
             QStringList& list = a.m_aliases[current];
             if (!list.contains(*tgt)) list << *tgt;
         }
@@ -186,38 +199,49 @@ QString Accounts::userLine(const UserRecord& u) const {
     f << other.mid(0, 5);
     QStringList extra = u.otherExtra;
     if (u.admin) extra.prepend(QStringLiteral("postern_admin=yes"));
-    if (u.quotaBytes > 0) extra.prepend(QStringLiteral("userdb_quota_rule=*:storage=%1").arg(Schema::formatSize(u.quotaBytes)));
+    if (u.quotaBytes > 0)
+        extra.prepend(QStringLiteral("userdb_quota_rule=*:storage=%1").arg(Schema::formatSize(u.quotaBytes)));
     f << extra.join(QLatin1Char(' '));
     return f.join(QLatin1Char(':'));
 }
 
 QByteArray Accounts::serializeDomains() const {
     QString out;
-    if (m_domainLines.isEmpty() || !m_domainLines.first().key.isEmpty()) out += QLatin1String(kDomainsHeader) + QLatin1Char('\n');
+    if (m_domainLines.isEmpty() || !m_domainLines.first().key.isEmpty())
+        out += QLatin1String(kDomainsHeader) + QLatin1Char('\n');
     for (const Line& l : m_domainLines) out += (l.key.isEmpty() ? l.text : l.key) + QLatin1Char('\n');
     return out.toUtf8();
 }
 
 QByteArray Accounts::serializeUsers() const {
     QString out;
-    if (m_userLines.isEmpty() || !m_userLines.first().key.isEmpty()) out += QLatin1String(kUsersHeader) + QLatin1Char('\n');
-    for (const Line& l : m_userLines) out += (l.key.isEmpty() ? l.text : userLine(m_users.value(l.key))) + QLatin1Char('\n');
+    if (m_userLines.isEmpty() || !m_userLines.first().key.isEmpty())
+        out += QLatin1String(kUsersHeader) + QLatin1Char('\n');
+    for (const Line& l : m_userLines)
+        out += (l.key.isEmpty() ? l.text : userLine(m_users.value(l.key))) + QLatin1Char('\n');
     return out.toUtf8();
 }
 
 QByteArray Accounts::serializeAliases() const {
     QString out;
-    if (m_aliasLines.isEmpty() || !m_aliasLines.first().key.isEmpty()) out += QLatin1String(kAliasesHeader) + QLatin1Char('\n');
+    if (m_aliasLines.isEmpty() || !m_aliasLines.first().key.isEmpty())
+        out += QLatin1String(kAliasesHeader) + QLatin1Char('\n');
     for (const Line& l : m_aliasLines) {
-        if (l.key.isEmpty()) out += l.text;
-        else out += l.key + QLatin1Char(' ') + m_aliases.value(l.key).join(QStringLiteral(", "));
+        if (l.key.isEmpty())
+            out += l.text;
+        else
+            out += l.key + QLatin1Char(' ') + m_aliases.value(l.key).join(QStringLiteral(", "));
         out += QLatin1Char('\n');
     }
     return out.toUtf8();
 }
 
-QStringList Accounts::domains() const { return m_domains; }
-bool Accounts::isLocalDomain(const QString& domain) const { return m_domains.contains(domain.toLower()); }
+QStringList Accounts::domains() const {
+    return m_domains;
+}
+bool Accounts::isLocalDomain(const QString& domain) const {
+    return m_domains.contains(domain.toLower());
+}
 
 QList<UserRecord> Accounts::users(const QString& domain) const {
     QList<UserRecord> out;
@@ -244,7 +268,9 @@ QList<std::pair<QString, QStringList>> Accounts::aliases(const QString& domain) 
     return out;
 }
 
-QStringList Accounts::aliasTargets(const QString& source) const { return m_aliases.value(source); }
+QStringList Accounts::aliasTargets(const QString& source) const {
+    return m_aliases.value(source);
+}
 
 void Accounts::expand(const QString& address, const QString& delimiters, QStringList& path, Resolution& out,
                       int depth) const {
@@ -271,7 +297,7 @@ void Accounts::expand(const QString& address, const QString& delimiters, QString
         for (const QString& t : m_aliases.value(source)) {
             QString target = t;
             if (target.startsWith(QLatin1Char('@'))) target = localPart + target;  // @domain keeps the local part
-            if (target == address || target == source) {  // "deliver here too"
+            if (target == address || target == source) {                           // "deliver here too"
                 if (m_users.contains(target)) {
                     if (!out.mailboxes.contains(target)) out.mailboxes << target;
                 } else {
@@ -388,10 +414,11 @@ Status Accounts::removeDomain(const QString& domainIn, bool force) {
     const auto us = users(*d);
     const auto as = aliases(*d);
     if ((!us.isEmpty() || !as.isEmpty()) && !force)
-        return Status::fail(QStringLiteral("domain %1 still has %2 user(s) and %3 alias(es); remove them first or use --force")
-                                .arg(*d)
-                                .arg(us.size())
-                                .arg(as.size()));
+        return Status::fail(
+            QStringLiteral("domain %1 still has %2 user(s) and %3 alias(es); remove them first or use --force")
+                .arg(*d)
+                .arg(us.size())
+                .arg(as.size()));
     for (const auto& u : us) {
         m_credentials.removeUser(u.address);
         m_users.remove(u.address);
@@ -433,8 +460,9 @@ Status Accounts::removeUser(const QString& addressIn, bool force) {
     for (auto it = m_aliases.cbegin(); it != m_aliases.cend(); ++it)
         if (it.value() == QStringList{*a}) orphaned << it.key();
     if (!orphaned.isEmpty() && !force)
-        return Status::fail(QStringLiteral("%1 is the only target of %2; point those aliases elsewhere first or use --force")
-                                .arg(*a, orphaned.join(QStringLiteral(", "))));
+        return Status::fail(
+            QStringLiteral("%1 is the only target of %2; point those aliases elsewhere first or use --force")
+                .arg(*a, orphaned.join(QStringLiteral(", "))));
     m_users.remove(*a);
     m_credentials.removeUser(*a);
     m_userLines.removeIf([&](const Line& l) { return l.key == *a; });
@@ -479,14 +507,16 @@ Status Accounts::addAlias(const QString& sourceIn, const QStringList& targetsIn)
     if (!src) return src.error();
     const QString domain = src->mid(src->lastIndexOf(QLatin1Char('@')) + 1);
     if (!isLocalDomain(domain))
-        return Status::fail(QStringLiteral("unknown domain %1 (aliases are for local domains; add it first)").arg(domain));
+        return Status::fail(
+            QStringLiteral("unknown domain %1 (aliases are for local domains; add it first)").arg(domain));
     if (targetsIn.isEmpty()) return Status::fail(QStringLiteral("alias %1 needs at least one target").arg(*src));
     QStringList targets;
     for (const QString& t : targetsIn) {
         auto nt = normalizeTarget(t);
         if (!nt) return nt.error();
         if (nt->startsWith(QLatin1Char('@')) && !src->startsWith(QLatin1Char('@')))
-            return Status::fail(QStringLiteral("target %1 (a whole domain) only makes sense for a catch-all source @domain").arg(*nt));
+            return Status::fail(
+                QStringLiteral("target %1 (a whole domain) only makes sense for a catch-all source @domain").arg(*nt));
         if (!targets.contains(*nt)) targets << *nt;
     }
     Accounts before = *this;
@@ -550,11 +580,21 @@ Status Accounts::setCredentials(AccountCredentials c) {
 // ---------------------------------------------------------------- AccountStore
 
 AccountStore::AccountStore(QString configDir) : m_dir(QDir(configDir).absolutePath()) {}
-QString AccountStore::domainsPath() const { return m_dir + QLatin1Char('/') + QLatin1String(kDomainsFile); }
-QString AccountStore::usersPath() const { return m_dir + QLatin1Char('/') + QLatin1String(kUsersFile); }
-QString AccountStore::aliasesPath() const { return m_dir + QLatin1Char('/') + QLatin1String(kAliasesFile); }
-QString AccountStore::credentialsPath() const { return m_dir + QLatin1Char('/') + QLatin1String(kCredentialsFile); }
-QString AccountStore::totpSecretsPath() const { return m_dir + QLatin1Char('/') + QLatin1String(kTotpSecretsFile); }
+QString AccountStore::domainsPath() const {
+    return m_dir + QLatin1Char('/') + QLatin1String(kDomainsFile);
+}
+QString AccountStore::usersPath() const {
+    return m_dir + QLatin1Char('/') + QLatin1String(kUsersFile);
+}
+QString AccountStore::aliasesPath() const {
+    return m_dir + QLatin1Char('/') + QLatin1String(kAliasesFile);
+}
+QString AccountStore::credentialsPath() const {
+    return m_dir + QLatin1Char('/') + QLatin1String(kCredentialsFile);
+}
+QString AccountStore::totpSecretsPath() const {
+    return m_dir + QLatin1Char('/') + QLatin1String(kTotpSecretsFile);
+}
 
 namespace {
 Result<QByteArray> readOptional(const QString& path) {
@@ -584,20 +624,24 @@ Status AccountStore::modify(const std::function<Status(Accounts&)>& change) {
     return modifyImpl([&](Accounts& accounts, TotpSecrets&) { return change(accounts); });
 }
 
-Status AccountStore::modifyWithSecrets(const std::function<Status(Accounts&, TotpSecrets&)>& change) { return modifyImpl(change); }
+Status AccountStore::modifyWithSecrets(const std::function<Status(Accounts&, TotpSecrets&)>& change) {
+    return modifyImpl(change);
+}
 
 Status AccountStore::modifyImpl(const std::function<Status(Accounts&, TotpSecrets&)>& change) {
     if (auto st = ensureDirectory(m_dir, 0755); !st) return st;
     auto lock = FileLock::acquire(m_dir + QLatin1Char('/') + QLatin1String(kLockFile));
     if (!lock) return lock.error();
     for (int attempt = 0; attempt < 5; ++attempt) {
-        const FileStamp sd = FileStamp::of(domainsPath()), su = FileStamp::of(usersPath()), sa = FileStamp::of(aliasesPath());
+        const FileStamp sd = FileStamp::of(domainsPath()), su = FileStamp::of(usersPath()),
+                        sa = FileStamp::of(aliasesPath());
         const FileStamp sc = FileStamp::of(credentialsPath()), ss = FileStamp::of(totpSecretsPath());
         auto loaded = load();
         if (!loaded) return loaded.error();
         Accounts accounts = std::move(*loaded);
         // The secrets are read only by their owner's tools (never by the daemons' load()).
-        auto secretBytes = ss.exists ? readFile(totpSecretsPath(), kMaxAccountFileBytes) : Result<QByteArray>(QByteArray());
+        auto secretBytes =
+            ss.exists ? readFile(totpSecretsPath(), kMaxAccountFileBytes) : Result<QByteArray>(QByteArray());
         if (!secretBytes) return secretBytes.error();
         auto secretsRead = TotpSecrets::parse(*secretBytes, totpSecretsPath());
         if (!secretsRead) return secretsRead.error();
@@ -608,8 +652,9 @@ Status AccountStore::modifyImpl(const std::function<Status(Accounts&, TotpSecret
         for (const UserRecord& u : accounts.users()) userNames << u.address;
         secrets.keepOnly(userNames);
         // A hand edit (which takes no lock) may have replaced a file since we read it.
-        if (FileStamp::of(domainsPath()) != sd || FileStamp::of(usersPath()) != su || FileStamp::of(aliasesPath()) != sa ||
-            FileStamp::of(credentialsPath()) != sc || FileStamp::of(totpSecretsPath()) != ss)
+        if (FileStamp::of(domainsPath()) != sd || FileStamp::of(usersPath()) != su ||
+            FileStamp::of(aliasesPath()) != sa || FileStamp::of(credentialsPath()) != sc ||
+            FileStamp::of(totpSecretsPath()) != ss)
             continue;
         const QByteArray newDomains = accounts.serializeDomains();
         const QByteArray newUsers = accounts.serializeUsers();
@@ -624,14 +669,15 @@ Status AccountStore::modifyImpl(const std::function<Status(Accounts&, TotpSecret
             if (auto st = writeFileAtomic(aliasesPath(), newAliases, 0644); !st) return st;
         // Written only once there is something to say: an installation that never used
         // two-factor keeps exactly the files it had.
-        if (sc.exists ? newCredentials != readOptional(credentialsPath()).valueOr({}) : accounts.credentials().serialize() != AccountCredentials().serialize())
-        {
+        if (sc.exists ? newCredentials != readOptional(credentialsPath()).valueOr({})
+                      : accounts.credentials().serialize() != AccountCredentials().serialize()) {
             if (auto st = writeFileAtomic(credentialsPath(), newCredentials, 0640); !st) return st;
             // New file: the daemons read it through the group of `users` (root:<daemon group>, 0640).
             struct stat us {};
             if (!sc.exists && ::stat(QFile::encodeName(usersPath()).constData(), &us) == 0 &&
                 ::chown(QFile::encodeName(credentialsPath()).constData(), us.st_uid, us.st_gid) != 0)
-                return Status::fail(QStringLiteral("%1: cannot give it the owner of %2").arg(credentialsPath(), usersPath()));
+                return Status::fail(
+                    QStringLiteral("%1: cannot give it the owner of %2").arg(credentialsPath(), usersPath()));
         }
         if (!(secrets == *secretsRead))
             if (auto st = writeFileAtomic(totpSecretsPath(), secrets.serialize(), 0600); !st) return st;
@@ -654,8 +700,7 @@ std::shared_ptr<const Accounts> AccountStore::current(QString* error) {
     auto loaded = load();
     if (!loaded) {
         if (error) *error = loaded.errorMessage();
-        if (stamps != m_stamps)
-            log::error(u"accounts.load_failed", log::Fields().add("error", loaded.errorMessage()));
+        if (stamps != m_stamps) log::error(u"accounts.load_failed", log::Fields().add("error", loaded.errorMessage()));
         m_stamps = stamps;  // report once per change of the files
         if (!m_snapshot) m_snapshot = std::make_shared<const Accounts>();
         return m_snapshot;

@@ -52,10 +52,10 @@
 namespace postern {
 
 struct UserRecord {
-    QString address;       // normalised local@domain
-    QString passwordHash;  // {SCHEME}... as stored
-    qint64 quotaBytes = 0; // 0 = unlimited
-    bool admin = false;    // may use the administrator pages of the web panel (postern_admin=yes)
+    QString address;          // normalised local@domain
+    QString passwordHash;     // {SCHEME}... as stored
+    qint64 quotaBytes = 0;    // 0 = unlimited
+    bool admin = false;       // may use the administrator pages of the web panel (postern_admin=yes)
     QStringList otherFields;  // passwd-file fields 3..7 as found (uid, gid, gecos, home, shell)
     QStringList otherExtra;   // extra fields we do not interpret, kept verbatim
 };

@@ -12,8 +12,25 @@ bool isAtext(QChar c) {
     if (u >= 0x80) return c.isPrint() && !c.isSpace();  // RFC 6531 UTF8-non-ascii
     if ((u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9')) return true;
     switch (u) {
-        case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-        case '/': case '=': case '?': case '^': case '_': case '`': case '{': case '|': case '}': case '~':
+        case '!':
+        case '#':
+        case '$':
+        case '%':
+        case '&':
+        case '\'':
+        case '*':
+        case '+':
+        case '-':
+        case '/':
+        case '=':
+        case '?':
+        case '^':
+        case '_':
+        case '`':
+        case '{':
+        case '|':
+        case '}':
+        case '~':
             return true;
         default:
             return false;
@@ -54,12 +71,14 @@ Result<QString> normalizeDomain(QStringView domainIn) {
     if (domain.isEmpty()) return Result<QString>::fail(QStringLiteral("empty domain"));
     for (QChar c : domain) {
         if (c.unicode() < 0x21 || c == QLatin1Char('@') || c == QLatin1Char('/') || c == QLatin1Char('\\'))
-            return Result<QString>::fail(QStringLiteral("domain '%1' contains a character not allowed in host names").arg(domain));
+            return Result<QString>::fail(
+                QStringLiteral("domain '%1' contains a character not allowed in host names").arg(domain));
     }
     if (domain.startsWith(QLatin1Char('.')) || domain.contains(QStringLiteral("..")))
         return Result<QString>::fail(QStringLiteral("domain '%1' has an empty label").arg(domain));
     QByteArray ace = QUrl::toAce(domain);
-    if (ace.isEmpty()) return Result<QString>::fail(QStringLiteral("'%1' is not a valid international domain name").arg(domain));
+    if (ace.isEmpty())
+        return Result<QString>::fail(QStringLiteral("'%1' is not a valid international domain name").arg(domain));
     QString lower = QString::fromLatin1(ace).toLower();
     if (lower.size() > kMaxDomainOctets)
         return Result<QString>::fail(QStringLiteral("domain is longer than %1 characters").arg(kMaxDomainOctets));
@@ -67,14 +86,19 @@ Result<QString> normalizeDomain(QStringView domainIn) {
     for (QStringView label : labels) {
         if (label.isEmpty()) return Result<QString>::fail(QStringLiteral("domain '%1' has an empty label").arg(domain));
         if (label.size() > kMaxLabelOctets)
-            return Result<QString>::fail(QStringLiteral("a label of '%1' is longer than %2 characters").arg(domain).arg(kMaxLabelOctets));
+            return Result<QString>::fail(
+                QStringLiteral("a label of '%1' is longer than %2 characters").arg(domain).arg(kMaxLabelOctets));
         if (!isLdhLabel(label))
-            return Result<QString>::fail(QStringLiteral("'%1' is not a valid domain (labels are letters, digits and inner hyphens)").arg(domain));
+            return Result<QString>::fail(
+                QStringLiteral("'%1' is not a valid domain (labels are letters, digits and inner hyphens)")
+                    .arg(domain));
     }
     return lower;
 }
 
-bool isValidDomain(QStringView domain) { return normalizeDomain(domain).ok(); }
+bool isValidDomain(QStringView domain) {
+    return normalizeDomain(domain).ok();
+}
 
 Result<MailAddress> MailAddress::parse(QStringView text) {
     QStringView t = text.trimmed();
@@ -86,9 +110,11 @@ Result<MailAddress> MailAddress::parse(QStringView text) {
     if (local.startsWith(QLatin1Char('"')))
         return Result<MailAddress>::fail(QStringLiteral("'%1': quoted local parts are not accepted here").arg(t));
     if (!isDotAtom(local))
-        return Result<MailAddress>::fail(QStringLiteral("'%1': local part has characters that need quoting or misplaced dots").arg(t));
+        return Result<MailAddress>::fail(
+            QStringLiteral("'%1': local part has characters that need quoting or misplaced dots").arg(t));
     if (local.toUtf8().size() > kMaxLocalPartOctets)
-        return Result<MailAddress>::fail(QStringLiteral("'%1': local part longer than %2 octets").arg(t).arg(kMaxLocalPartOctets));
+        return Result<MailAddress>::fail(
+            QStringLiteral("'%1': local part longer than %2 octets").arg(t).arg(kMaxLocalPartOctets));
     if (domain.startsWith(QLatin1Char('[')))
         return Result<MailAddress>::fail(QStringLiteral("'%1': address literals are not accepted here").arg(t));
     auto d = normalizeDomain(domain);

@@ -23,8 +23,8 @@
 
 namespace postern {
 
-inline constexpr int kMaxLocalPartOctets = 64;    // RFC 5321 4.5.3.1.1
-inline constexpr int kMaxDomainOctets = 253;      // RFC 5321 4.5.3.1.2 (255 minus root and length octets)
+inline constexpr int kMaxLocalPartOctets = 64;  // RFC 5321 4.5.3.1.1
+inline constexpr int kMaxDomainOctets = 253;    // RFC 5321 4.5.3.1.2 (255 minus root and length octets)
 inline constexpr int kMaxLabelOctets = 63;
 
 Result<QString> normalizeDomain(QStringView domain);

@@ -10,17 +10,19 @@
 #include <QRandomGenerator>
 #include <QThread>
 
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
 
 namespace postern {
 
 namespace {
-bool runningAsRoot() { return ::geteuid() == 0; }
+bool runningAsRoot() {
+    return ::geteuid() == 0;
+}
 
 // A folder's descriptor: as root through the link-safe walk (safe_path.h), else open(2).
 struct Folder {
@@ -122,7 +124,8 @@ Status writeFileAtomic(const QString& path, const QByteArray& content, mode_t mo
     // A link is looked through only in a trusted folder (safe_path.h).
     struct stat old {};
     if (runningAsRoot() && ::fstatat(dirFd, name.constData(), &old, folder->trusted ? 0 : AT_SYMLINK_NOFOLLOW) == 0) {
-        if (::fchown(fd, old.st_uid, old.st_gid) != 0) { /* best effort: the new file stays ours */ }
+        if (::fchown(fd, old.st_uid, old.st_gid) != 0) { /* best effort: the new file stays ours */
+        }
     }
     auto fail = [&](Status st) {
         ::close(fd);
@@ -179,17 +182,20 @@ FileStamp FileStamp::of(const QString& path) {
 }
 
 FlockGuard::FlockGuard(int fd) : m_fd(fd) {
-    if (m_fd >= 0)
-        (void)retryOnEintr([this] { return ::flock(m_fd, LOCK_EX); });
+    if (m_fd >= 0) (void)retryOnEintr([this] { return ::flock(m_fd, LOCK_EX); });
 }
 
 FlockGuard::~FlockGuard() {
     if (m_fd >= 0) ::flock(m_fd, LOCK_UN);
 }
 
-FileLock::~FileLock() { release(); }
+FileLock::~FileLock() {
+    release();
+}
 
-FileLock::FileLock(FileLock&& other) noexcept : m_fd(other.m_fd) { other.m_fd = -1; }
+FileLock::FileLock(FileLock&& other) noexcept : m_fd(other.m_fd) {
+    other.m_fd = -1;
+}
 
 FileLock& FileLock::operator=(FileLock&& other) noexcept {
     if (this != &other) {
@@ -222,7 +228,8 @@ Result<FileLock> FileLock::acquire(const QString& lockPath, Mode mode, int timeo
     }
     if (fd < 0) {
         int err = errno;
-        return Result<FileLock>::fail(QStringLiteral("%1: cannot open lock file: %2").arg(lockPath, errnoText(err)), err);
+        return Result<FileLock>::fail(QStringLiteral("%1: cannot open lock file: %2").arg(lockPath, errnoText(err)),
+                                      err);
     }
     const int op = (mode == Mode::Exclusive ? LOCK_EX : LOCK_SH);
     int waitedMs = 0;
@@ -237,7 +244,8 @@ Result<FileLock> FileLock::acquire(const QString& lockPath, Mode mode, int timeo
         if (timeoutMs >= 0 && waitedMs >= timeoutMs) {
             ::close(fd);
             return Result<FileLock>::fail(
-                QStringLiteral("%1: still locked by another process after %2 ms").arg(lockPath).arg(timeoutMs), EWOULDBLOCK);
+                QStringLiteral("%1: still locked by another process after %2 ms").arg(lockPath).arg(timeoutMs),
+                EWOULDBLOCK);
         }
         QThread::msleep(pauseMs);
         waitedMs += pauseMs;

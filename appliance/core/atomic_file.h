@@ -31,9 +31,9 @@
 
 #include "result.h"
 
+#include <sys/types.h>
 #include <QByteArray>
 #include <QString>
-#include <sys/types.h>
 
 namespace postern {
 

@@ -33,7 +33,9 @@ QString resolveConfigDir(const QStringList& args) {
     return QString::fromLatin1(kDefaultConfigDir);
 }
 
-QString Config::filePath() const { return m_configDir + QLatin1Char('/') + QLatin1String(kConfigFileName); }
+QString Config::filePath() const {
+    return m_configDir + QLatin1Char('/') + QLatin1String(kConfigFileName);
+}
 
 Result<Config> Config::load(const QString& configDir) {
     const QString file = QDir(configDir).absoluteFilePath(QLatin1String(kConfigFileName));
@@ -63,10 +65,10 @@ Result<Config> Config::parse(const QByteArray& text, const QString& fileName, co
                                  : QStringLiteral("%1:%2: key '%3'").arg(fileName).arg(lineNo).arg(key);
         };
         if (rawLine.size() > kMaxLineLength)
-            return Result<Config>::fail(QStringLiteral("%1: line longer than %2 characters").arg(where({})).arg(kMaxLineLength));
+            return Result<Config>::fail(
+                QStringLiteral("%1: line longer than %2 characters").arg(where({})).arg(kMaxLineLength));
         const QString line = QString::fromUtf8(rawLine);
-        if (line.toUtf8() != rawLine)
-            return Result<Config>::fail(QStringLiteral("%1: not valid UTF-8").arg(where({})));
+        if (line.toUtf8() != rawLine) return Result<Config>::fail(QStringLiteral("%1: not valid UTF-8").arg(where({})));
         const QString trimmed = line.trimmed();
         if (trimmed.isEmpty() || trimmed.startsWith(QLatin1Char('#'))) {
             c.m_lines.append({line, {}});
@@ -74,18 +76,21 @@ Result<Config> Config::parse(const QByteArray& text, const QString& fileName, co
         }
         const qsizetype eq = trimmed.indexOf(QLatin1Char('='));
         if (eq < 0)
-            return Result<Config>::fail(QStringLiteral("%1: expected 'key = value', found '%2'").arg(where({}), trimmed));
+            return Result<Config>::fail(
+                QStringLiteral("%1: expected 'key = value', found '%2'").arg(where({}), trimmed));
         const QString key = trimmed.left(eq).trimmed();
         const QString val = trimmed.mid(eq + 1).trimmed();
         if (key.isEmpty()) return Result<Config>::fail(QStringLiteral("%1: missing key before '='").arg(where({})));
         const Setting* s = Schema::instance().find(key);
         if (!s) {
             QString hint = Schema::instance().suggest(key);
-            return Result<Config>::fail(QStringLiteral("%1: unknown setting%2")
-                                            .arg(where(key), hint.isEmpty() ? QString() : QStringLiteral(" (did you mean '%1'?)").arg(hint)));
+            return Result<Config>::fail(
+                QStringLiteral("%1: unknown setting%2")
+                    .arg(where(key), hint.isEmpty() ? QString() : QStringLiteral(" (did you mean '%1'?)").arg(hint)));
         }
         if (firstLine.contains(key))
-            return Result<Config>::fail(QStringLiteral("%1: set twice (first on line %2)").arg(where(key)).arg(firstLine.value(key)));
+            return Result<Config>::fail(
+                QStringLiteral("%1: set twice (first on line %2)").arg(where(key)).arg(firstLine.value(key)));
         firstLine.insert(key, lineNo);
         auto canon = Schema::validate(*s, val);
         if (!canon) return Result<Config>::fail(QStringLiteral("%1: %2").arg(where(key), canon.errorMessage()));
@@ -101,11 +106,21 @@ QString Config::value(const QString& key) const {
     return settingFor(key).defaultValue;
 }
 
-qint64 Config::integer(const QString& key) const { return Schema::parseInt(value(key)).valueOr(0); }
-bool Config::flag(const QString& key) const { return Schema::parseBool(value(key)).valueOr(false); }
-qint64 Config::durationMs(const QString& key) const { return Schema::parseDurationMs(value(key)).valueOr(0); }
-qint64 Config::size(const QString& key) const { return Schema::parseSize(value(key)).valueOr(0); }
-QStringList Config::list(const QString& key) const { return Schema::parseList(value(key)); }
+qint64 Config::integer(const QString& key) const {
+    return Schema::parseInt(value(key)).valueOr(0);
+}
+bool Config::flag(const QString& key) const {
+    return Schema::parseBool(value(key)).valueOr(false);
+}
+qint64 Config::durationMs(const QString& key) const {
+    return Schema::parseDurationMs(value(key)).valueOr(0);
+}
+qint64 Config::size(const QString& key) const {
+    return Schema::parseSize(value(key)).valueOr(0);
+}
+QStringList Config::list(const QString& key) const {
+    return Schema::parseList(value(key));
+}
 QList<ListenAddress> Config::listeners(const QString& key) const {
     return Schema::parseListenList(value(key)).valueOr({});
 }
@@ -116,8 +131,12 @@ QString Config::resolvePath(const QString& p) const {
     return QDir::cleanPath(m_configDir + QLatin1Char('/') + p);
 }
 
-QString Config::path(const QString& key) const { return resolvePath(value(key)); }
-QString Config::dataDir() const { return path(QStringLiteral("data_dir")); }
+QString Config::path(const QString& key) const {
+    return resolvePath(value(key));
+}
+QString Config::dataDir() const {
+    return path(QStringLiteral("data_dir"));
+}
 QString Config::logDir() const {
     QString p = path(QStringLiteral("log_dir"));
     return p.isEmpty() ? dataDir() + QStringLiteral("/log") : p;
@@ -126,8 +145,12 @@ QString Config::runDir() const {
     QString p = path(QStringLiteral("run_dir"));
     return p.isEmpty() ? dataDir() + QStringLiteral("/run") : p;
 }
-QString Config::mailDir() const { return dataDir() + QStringLiteral("/mail"); }
-QString Config::queueDir() const { return dataDir() + QStringLiteral("/queue"); }
+QString Config::mailDir() const {
+    return dataDir() + QStringLiteral("/mail");
+}
+QString Config::queueDir() const {
+    return dataDir() + QStringLiteral("/queue");
+}
 
 QString Config::panelUrl() const {
     const QList<ListenAddress> https = listeners(QStringLiteral("https.listen"));
@@ -150,8 +173,9 @@ Status Config::set(const QString& key, const QString& val) {
     const Setting* s = Schema::instance().find(key);
     if (!s) {
         QString hint = Schema::instance().suggest(key);
-        return Status::fail(QStringLiteral("unknown setting '%1'%2")
-                                .arg(key, hint.isEmpty() ? QString() : QStringLiteral(" (did you mean '%1'?)").arg(hint)));
+        return Status::fail(
+            QStringLiteral("unknown setting '%1'%2")
+                .arg(key, hint.isEmpty() ? QString() : QStringLiteral(" (did you mean '%1'?)").arg(hint)));
     }
     auto canon = Schema::validate(*s, val);
     if (!canon) return Status::fail(QStringLiteral("%1: %2").arg(key, canon.errorMessage()));
@@ -172,8 +196,10 @@ QByteArray Config::serialize() const {
     if (m_lines.isEmpty())
         out += QStringLiteral("# Postern configuration. `posternctl config reference` lists every setting.\n");
     for (const Line& l : m_lines) {
-        if (l.key.isEmpty()) out += l.text;
-        else out += l.key + QStringLiteral(" = ") + m_values.value(l.key);
+        if (l.key.isEmpty())
+            out += l.text;
+        else
+            out += l.key + QStringLiteral(" = ") + m_values.value(l.key);
         out += QLatin1Char('\n');
     }
     return out.toUtf8();
@@ -204,8 +230,10 @@ QString Config::reference() {
     QString out = QStringLiteral("| key | type | default | restart | meaning |\n| --- | --- | --- | --- | --- |\n");
     for (const Setting& s : Schema::instance().all()) {
         QString type = toString(s.type);
-        if (s.type == SettingType::Enum) type += QStringLiteral(" (") + s.choices.join(QLatin1Char('/')) + QLatin1Char(')');
-        else if (s.max > s.min) type += QStringLiteral(" %1..%2").arg(s.min).arg(s.max);
+        if (s.type == SettingType::Enum)
+            type += QStringLiteral(" (") + s.choices.join(QLatin1Char('/')) + QLatin1Char(')');
+        else if (s.max > s.min)
+            type += QStringLiteral(" %1..%2").arg(s.min).arg(s.max);
         out += QStringLiteral("| `%1` | %2 | `%3` | %4 | %5 |\n")
                    .arg(s.key, type, s.defaultValue, s.restart ? QStringLiteral("yes") : QStringLiteral("no"), s.doc);
     }

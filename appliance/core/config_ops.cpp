@@ -8,27 +8,31 @@
 #include <QFile>
 #include <QJsonDocument>
 
-#include <cerrno>
-#include <csignal>
 #include <fcntl.h>
-#include <limits>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cerrno>
+#include <csignal>
+#include <limits>
 
 namespace postern::configops {
 
 QString SettingChange::summary() const {
     QString s = QStringLiteral("%1 = %2").arg(key, value);
-    if (restartNeeded) s += QStringLiteral("   (takes effect after a restart)");
-    else if (reloaded) s += QStringLiteral("   (daemons told to reload)");
-    else s += QStringLiteral("   (takes effect when the appliance next reloads or starts)");
+    if (restartNeeded)
+        s += QStringLiteral("   (takes effect after a restart)");
+    else if (reloaded)
+        s += QStringLiteral("   (daemons told to reload)");
+    else
+        s += QStringLiteral("   (takes effect when the appliance next reloads or starts)");
     return s;
 }
 
 Result<SettingChange> setSetting(const QString& configDir, const QString& key, const QString& value, Scope scope) {
     const Setting* s = Schema::instance().find(key);
     if (scope == Scope::RunTimeOnly && (!s || !s->runtimeSafe))
-        return Result<SettingChange>::fail(QStringLiteral("%1 cannot be changed here (posternctl config set can)").arg(key));
+        return Result<SettingChange>::fail(
+            QStringLiteral("%1 cannot be changed here (posternctl config set can)").arg(key));
     if (auto st = ensureDirectory(configDir, 0755); !st) return st.error();
     auto lock = FileLock::acquire(configDir + QStringLiteral("/.postern.conf.lock"));
     if (!lock) return lock.error();
@@ -61,7 +65,9 @@ qint64 runningSupervisor(const Config& config, QJsonObject* status) {
     if (::kill(pid_t(pid), 0) != 0 && errno != EPERM) return 0;
     // And it is the supervisor, not whatever process got that pid since (comm is cut at 15 bytes).
     QFile comm(QStringLiteral("/proc/%1/comm").arg(pid));
-    if (!comm.open(QIODevice::ReadOnly) || comm.readLine(64).trimmed() != QByteArrayLiteral("postern-appliance").left(15)) return 0;
+    if (!comm.open(QIODevice::ReadOnly) ||
+        comm.readLine(64).trimmed() != QByteArrayLiteral("postern-appliance").left(15))
+        return 0;
     return pid;
 }
 

@@ -33,10 +33,10 @@ enum class Scope { Any, RunTimeOnly };
 
 struct SettingChange {
     QString key;
-    QString value;          // canonical, as written
+    QString value;               // canonical, as written
     bool restartNeeded = false;  // Setting::restart: applies when the daemons restart
-    bool reloaded = false;  // a running supervisor was told (SIGHUP)
-    QString summary() const;  // "key = value", plus what happens next
+    bool reloaded = false;       // a running supervisor was told (SIGHUP)
+    QString summary() const;     // "key = value", plus what happens next
 };
 
 Result<SettingChange> setSetting(const QString& configDir, const QString& key, const QString& value, Scope scope);

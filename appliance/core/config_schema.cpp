@@ -12,17 +12,28 @@ namespace postern {
 
 QString toString(SettingType type) {
     switch (type) {
-        case SettingType::String: return QStringLiteral("string");
-        case SettingType::Int: return QStringLiteral("integer");
-        case SettingType::Bool: return QStringLiteral("boolean");
-        case SettingType::Duration: return QStringLiteral("duration");
-        case SettingType::Size: return QStringLiteral("size");
-        case SettingType::Path: return QStringLiteral("path");
-        case SettingType::ListenList: return QStringLiteral("listen addresses");
-        case SettingType::Enum: return QStringLiteral("choice");
-        case SettingType::HostName: return QStringLiteral("host name");
-        case SettingType::Email: return QStringLiteral("address");
-        case SettingType::StringList: return QStringLiteral("list");
+        case SettingType::String:
+            return QStringLiteral("string");
+        case SettingType::Int:
+            return QStringLiteral("integer");
+        case SettingType::Bool:
+            return QStringLiteral("boolean");
+        case SettingType::Duration:
+            return QStringLiteral("duration");
+        case SettingType::Size:
+            return QStringLiteral("size");
+        case SettingType::Path:
+            return QStringLiteral("path");
+        case SettingType::ListenList:
+            return QStringLiteral("listen addresses");
+        case SettingType::Enum:
+            return QStringLiteral("choice");
+        case SettingType::HostName:
+            return QStringLiteral("host name");
+        case SettingType::Email:
+            return QStringLiteral("address");
+        case SettingType::StringList:
+            return QStringLiteral("list");
     }
     return QStringLiteral("?");
 }
@@ -113,11 +124,16 @@ Result<qint64> Schema::parseDurationMs(const QString& v) {
     qint64 n = m.captured(1).toLongLong();
     const QString unit = m.captured(2).toLower();
     qint64 mult = 1000;
-    if (unit == u"ms") mult = 1;
-    else if (unit == u"m") mult = 60'000;
-    else if (unit == u"h") mult = 3'600'000;
-    else if (unit == u"d") mult = 86'400'000;
-    else if (unit == u"w") mult = 604'800'000;
+    if (unit == u"ms")
+        mult = 1;
+    else if (unit == u"m")
+        mult = 60'000;
+    else if (unit == u"h")
+        mult = 3'600'000;
+    else if (unit == u"d")
+        mult = 86'400'000;
+    else if (unit == u"w")
+        mult = 604'800'000;
     return n * mult;
 }
 
@@ -129,10 +145,14 @@ Result<qint64> Schema::parseSize(const QString& v) {
     qint64 n = m.captured(1).toLongLong();
     const QChar unit = m.captured(2).isEmpty() ? QLatin1Char('b') : m.captured(2).at(0).toLower();
     int shift = 0;
-    if (unit == u'k') shift = 10;
-    else if (unit == u'm') shift = 20;
-    else if (unit == u'g') shift = 30;
-    else if (unit == u't') shift = 40;
+    if (unit == u'k')
+        shift = 10;
+    else if (unit == u'm')
+        shift = 20;
+    else if (unit == u'g')
+        shift = 30;
+    else if (unit == u't')
+        shift = 40;
     if (shift && n > (std::numeric_limits<qint64>::max() >> shift))
         return Result<qint64>::fail(QStringLiteral("'%1' is too large").arg(v));
     return n << shift;
@@ -176,7 +196,8 @@ Result<QList<ListenAddress>> Schema::parseListenList(const QString& v) {
         if (host == u"*") {
             la.address = QHostAddress(QHostAddress::Any);
         } else {
-            if (host.startsWith(QLatin1Char('[')) && host.endsWith(QLatin1Char(']'))) host = host.mid(1, host.size() - 2);
+            if (host.startsWith(QLatin1Char('[')) && host.endsWith(QLatin1Char(']')))
+                host = host.mid(1, host.size() - 2);
             else if (host.contains(QLatin1Char(':')))
                 return Result<QList<ListenAddress>>::fail(
                     QStringLiteral("'%1': write IPv6 addresses in brackets, e.g. [::1]:25").arg(item));
@@ -195,7 +216,8 @@ Result<QString> Schema::validate(const Setting& s, const QString& raw) {
     const QString v = raw.trimmed();
     auto range = [&](qint64 n, const QString& shown) -> Result<QString> {
         if (s.max > s.min && (n < s.min || n > s.max))
-            return Result<QString>::fail(QStringLiteral("%1 is outside the allowed range %2..%3").arg(shown).arg(s.min).arg(s.max));
+            return Result<QString>::fail(
+                QStringLiteral("%1 is outside the allowed range %2..%3").arg(shown).arg(s.min).arg(s.max));
         return shown;
     };
     switch (s.type) {
@@ -242,7 +264,8 @@ Result<QString> Schema::validate(const Setting& s, const QString& raw) {
         }
         case SettingType::Enum:
             if (!s.choices.contains(v.toLower()))
-                return Result<QString>::fail(QStringLiteral("'%1' is not one of: %2").arg(v, s.choices.join(QStringLiteral(", "))));
+                return Result<QString>::fail(
+                    QStringLiteral("'%1' is not one of: %2").arg(v, s.choices.join(QStringLiteral(", "))));
             return v.toLower();
         case SettingType::HostName: {
             if (v.isEmpty()) return v;

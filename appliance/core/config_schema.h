@@ -47,7 +47,7 @@ struct Setting {
     bool restart = false;  // a change takes effect only after the daemons restart
     qint64 min = 0;        // Int/Duration(seconds)/Size(bytes): inclusive range, when max > min
     qint64 max = 0;
-    QStringList choices;   // Enum
+    QStringList choices;  // Enum
     // Safe to change while running (the web panel's settings page offers it; webd's helper
     // accepts it): takes effect on reload and cannot lock the administrator out or widen
     // what a compromised webd can do. Set in one list, settings/runtime_safe.cpp.

@@ -40,9 +40,10 @@ QList<MigrationStep> migrationSteps(bool testStep) {
          recordFirstVersion},
     };
     if (testStep)
-        steps.append({kDataFormatVersion, kDataFormatVersion + 1,
-                      QStringLiteral("test-only step of the upgrade test (image marker %1)").arg(QLatin1String(kTestStepMarker)),
-                      writeTestMigrationFile});
+        steps.append(
+            {kDataFormatVersion, kDataFormatVersion + 1,
+             QStringLiteral("test-only step of the upgrade test (image marker %1)").arg(QLatin1String(kTestStepMarker)),
+             writeTestMigrationFile});
     return steps;
 }
 
@@ -51,7 +52,9 @@ const QList<MigrationStep>& migrationSteps() {
     return steps;
 }
 
-int dataFormatVersion() { return testStepInstalled() ? kDataFormatVersion + 1 : kDataFormatVersion; }
+int dataFormatVersion() {
+    return testStepInstalled() ? kDataFormatVersion + 1 : kDataFormatVersion;
+}
 
 QString dataVersionPath(const Config& config) {
     return config.dataDir() + QLatin1Char('/') + QLatin1String(kDataVersionFileName);

@@ -7,7 +7,9 @@ namespace postern {
 
 namespace {
 
-bool isHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+bool isHex(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
 
 // One value starting at `pos` (a token up to the next space, or a quoted string); pos ends
 // after it. nullopt on a bad escape or an unterminated quote.
@@ -25,17 +27,28 @@ std::optional<QByteArray> readValue(const QByteArray& s, qsizetype& pos) {
             if (pos >= s.size()) return std::nullopt;
             const char e = s.at(pos++);
             switch (e) {
-                case '\\': out += '\\'; break;
-                case '"': out += '"'; break;
-                case 'n': out += '\n'; break;
-                case 'r': out += '\r'; break;
-                case 't': out += '\t'; break;
+                case '\\':
+                    out += '\\';
+                    break;
+                case '"':
+                    out += '"';
+                    break;
+                case 'n':
+                    out += '\n';
+                    break;
+                case 'r':
+                    out += '\r';
+                    break;
+                case 't':
+                    out += '\t';
+                    break;
                 case 'x':
                     if (s.size() - pos < 2 || !isHex(s.at(pos)) || !isHex(s.at(pos + 1))) return std::nullopt;
                     out += char(s.mid(pos, 2).toInt(nullptr, 16));
                     pos += 2;
                     break;
-                default: return std::nullopt;
+                default:
+                    return std::nullopt;
             }
         }
         return std::nullopt;  // no closing quote
@@ -145,10 +158,12 @@ QList<DeliveryFailure> recentDeliveryFailures(const QByteArray& tail, int max, b
 Result<QList<DeliveryFailure>> readRecentDeliveryFailures(const QString& logDir, int max) {
     QFile f(logDir + QStringLiteral("/mail.log"));
     if (!f.exists()) return QList<DeliveryFailure>{};
-    if (!f.open(QIODevice::ReadOnly)) return Result<QList<DeliveryFailure>>::fail(QStringLiteral("%1: %2").arg(f.fileName(), f.errorString()));
+    if (!f.open(QIODevice::ReadOnly))
+        return Result<QList<DeliveryFailure>>::fail(QStringLiteral("%1: %2").arg(f.fileName(), f.errorString()));
     const qint64 size = f.size();
     const bool cut = size > kDeliveryLogTailBytes;
-    if (cut && !f.seek(size - kDeliveryLogTailBytes)) return Result<QList<DeliveryFailure>>::fail(QStringLiteral("%1: cannot seek").arg(f.fileName()));
+    if (cut && !f.seek(size - kDeliveryLogTailBytes))
+        return Result<QList<DeliveryFailure>>::fail(QStringLiteral("%1: cannot seek").arg(f.fileName()));
     return recentDeliveryFailures(f.read(kDeliveryLogTailBytes), max, cut);
 }
 

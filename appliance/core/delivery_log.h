@@ -45,12 +45,12 @@ struct LogLine {
 };
 
 struct DeliveryFailure {
-    QString time;       // as logged (UTC, ISO 8601)
+    QString time;  // as logged (UTC, ISO 8601)
     QString queueId;
     QString recipient;  // empty for route failures (a whole domain)
     QString domain;
     bool permanent = false;
-    QString reason;     // the remote reply or the error
+    QString reason;  // the remote reply or the error
 };
 
 std::optional<LogLine> parseLogLine(const QByteArray& line);

@@ -91,7 +91,8 @@ QString humanBytes(quint64 bytes) {
         v /= 1024;
         ++unit;
     }
-    return unit == 0 ? QStringLiteral("%1 B").arg(bytes) : QStringLiteral("%1 %2").arg(v, 0, 'f', 1).arg(QLatin1String(kUnits[unit]));
+    return unit == 0 ? QStringLiteral("%1 B").arg(bytes)
+                     : QStringLiteral("%1 %2").arg(v, 0, 'f', 1).arg(QLatin1String(kUnits[unit]));
 }
 
 bool enoughStorage(quint64 freeBytes, qint64 minFree, qint64 declaredSize) {

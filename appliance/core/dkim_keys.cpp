@@ -18,7 +18,9 @@
 namespace postern {
 
 namespace {
-QString keyPath(const QString& dir, const QString& selector) { return dir + QLatin1Char('/') + selector + QStringLiteral(".key"); }
+QString keyPath(const QString& dir, const QString& selector) {
+    return dir + QLatin1Char('/') + selector + QStringLiteral(".key");
+}
 
 QByteArray bioBytes(BIO* b) {
     char* data = nullptr;
@@ -46,8 +48,12 @@ Result<QList<DkimKey>> DkimKeyStore::keys(const QString& domain) const {
         const QByteArray t = line.trimmed();
         if (t.isEmpty() || t.startsWith('#')) continue;
         const QList<QByteArray> f = t.split(' ');
-        if (f.size() < 4 || (f.at(1) != "rsa" && f.at(1) != "ed25519") || (f.at(2) != "active" && f.at(2) != "retiring"))
-            return Result<QList<DkimKey>>::fail(QStringLiteral("%1:%2: expected 'selector rsa|ed25519 active|retiring yyyy-mm-dd'").arg(manifest).arg(n));
+        if (f.size() < 4 || (f.at(1) != "rsa" && f.at(1) != "ed25519") ||
+            (f.at(2) != "active" && f.at(2) != "retiring"))
+            return Result<QList<DkimKey>>::fail(
+                QStringLiteral("%1:%2: expected 'selector rsa|ed25519 active|retiring yyyy-mm-dd'")
+                    .arg(manifest)
+                    .arg(n));
         DkimKey k;
         k.selector = QString::fromLatin1(f.at(0));
         k.algorithm = QString::fromLatin1(f.at(1));
@@ -75,12 +81,15 @@ static void shareLikeStore(const QString& configDir, const QStringList& paths) {
     struct stat st {};
     if (::stat(QFile::encodeName(configDir + QStringLiteral("/dkim")).constData(), &st) != 0 || st.st_gid == 0) return;
     for (const QString& p : paths) {
-        if (::chown(QFile::encodeName(p).constData(), 0, st.st_gid) != 0) { /* best effort: posternctl status shows unreadable keys */ }
+        if (::chown(QFile::encodeName(p).constData(), 0, st.st_gid) !=
+            0) { /* best effort: posternctl status shows unreadable keys */
+        }
     }
 }
 
 Result<DkimKey> DkimKeyStore::generate(const QString& domain, const QString& algorithm) {
-    if (algorithm != u"rsa" && algorithm != u"ed25519") return Result<DkimKey>::fail(QStringLiteral("algorithm must be rsa or ed25519"));
+    if (algorithm != u"rsa" && algorithm != u"ed25519")
+        return Result<DkimKey>::fail(QStringLiteral("algorithm must be rsa or ed25519"));
     auto existing = keys(domain);
     if (!existing) return existing.error();
     const QString dir = domainDir(domain);
@@ -96,7 +105,8 @@ Result<DkimKey> DkimKeyStore::generate(const QString& domain, const QString& alg
     DkimKey k;
     k.algorithm = algorithm;
     k.created = QDate::currentDate();
-    const QString base = QStringLiteral("p%1%2").arg(k.created.toString(QStringLiteral("yyyyMMdd")), algorithm == u"rsa" ? QStringLiteral("r") : QStringLiteral("e"));
+    const QString base = QStringLiteral("p%1%2").arg(k.created.toString(QStringLiteral("yyyyMMdd")),
+                                                     algorithm == u"rsa" ? QStringLiteral("r") : QStringLiteral("e"));
     k.selector = base;
     for (int i = 2; QFileInfo::exists(keyPath(dir, k.selector)); ++i) k.selector = base + QString::number(i);
     if (auto st = writeFileAtomic(keyPath(dir, k.selector), pem, 0640); !st) return st.error();
@@ -172,13 +182,15 @@ Result<QString> DkimKeyStore::publicRecord(const QString& domain, const QString&
         unsigned char raw[32];
         size_t len = sizeof raw;
         if (EVP_PKEY_get_raw_public_key(pkey, raw, &len) == 1)
-            record = QStringLiteral("v=DKIM1; k=ed25519; p=") + QString::fromLatin1(QByteArray(reinterpret_cast<char*>(raw), int(len)).toBase64());
+            record = QStringLiteral("v=DKIM1; k=ed25519; p=") +
+                     QString::fromLatin1(QByteArray(reinterpret_cast<char*>(raw), int(len)).toBase64());
     } else {
         // RFC 6376 3.6.1: p= is the DER SubjectPublicKeyInfo, base64.
         unsigned char* der = nullptr;
         const int len = i2d_PUBKEY(pkey, &der);
         if (len > 0) {
-            record = QStringLiteral("v=DKIM1; k=rsa; p=") + QString::fromLatin1(QByteArray(reinterpret_cast<char*>(der), len).toBase64());
+            record = QStringLiteral("v=DKIM1; k=rsa; p=") +
+                     QString::fromLatin1(QByteArray(reinterpret_cast<char*>(der), len).toBase64());
             OPENSSL_free(der);
         }
     }

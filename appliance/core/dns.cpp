@@ -9,32 +9,52 @@ namespace postern {
 
 QString toString(DnsType type) {
     switch (type) {
-        case DnsType::A: return QStringLiteral("A");
-        case DnsType::AAAA: return QStringLiteral("AAAA");
-        case DnsType::MX: return QStringLiteral("MX");
-        case DnsType::TXT: return QStringLiteral("TXT");
-        case DnsType::PTR: return QStringLiteral("PTR");
-        case DnsType::TLSA: return QStringLiteral("TLSA");
-        case DnsType::SRV: return QStringLiteral("SRV");
-        case DnsType::CAA: return QStringLiteral("CAA");
-        case DnsType::NS: return QStringLiteral("NS");
-        case DnsType::SOA: return QStringLiteral("SOA");
-        case DnsType::CNAME: return QStringLiteral("CNAME");
-        case DnsType::DS: return QStringLiteral("DS");
-        case DnsType::DNSKEY: return QStringLiteral("DNSKEY");
+        case DnsType::A:
+            return QStringLiteral("A");
+        case DnsType::AAAA:
+            return QStringLiteral("AAAA");
+        case DnsType::MX:
+            return QStringLiteral("MX");
+        case DnsType::TXT:
+            return QStringLiteral("TXT");
+        case DnsType::PTR:
+            return QStringLiteral("PTR");
+        case DnsType::TLSA:
+            return QStringLiteral("TLSA");
+        case DnsType::SRV:
+            return QStringLiteral("SRV");
+        case DnsType::CAA:
+            return QStringLiteral("CAA");
+        case DnsType::NS:
+            return QStringLiteral("NS");
+        case DnsType::SOA:
+            return QStringLiteral("SOA");
+        case DnsType::CNAME:
+            return QStringLiteral("CNAME");
+        case DnsType::DS:
+            return QStringLiteral("DS");
+        case DnsType::DNSKEY:
+            return QStringLiteral("DNSKEY");
     }
     return QStringLiteral("?");
 }
 
 QString toString(DnsAnswer::Status status) {
     switch (status) {
-        case DnsAnswer::Status::Ok: return QStringLiteral("ok");
-        case DnsAnswer::Status::NxDomain: return QStringLiteral("nxdomain");
-        case DnsAnswer::Status::NoData: return QStringLiteral("nodata");
-        case DnsAnswer::Status::ServFail: return QStringLiteral("servfail");
-        case DnsAnswer::Status::Refused: return QStringLiteral("refused");
-        case DnsAnswer::Status::Timeout: return QStringLiteral("timeout");
-        case DnsAnswer::Status::Error: return QStringLiteral("error");
+        case DnsAnswer::Status::Ok:
+            return QStringLiteral("ok");
+        case DnsAnswer::Status::NxDomain:
+            return QStringLiteral("nxdomain");
+        case DnsAnswer::Status::NoData:
+            return QStringLiteral("nodata");
+        case DnsAnswer::Status::ServFail:
+            return QStringLiteral("servfail");
+        case DnsAnswer::Status::Refused:
+            return QStringLiteral("refused");
+        case DnsAnswer::Status::Timeout:
+            return QStringLiteral("timeout");
+        case DnsAnswer::Status::Error:
+            return QStringLiteral("error");
     }
     return {};
 }
@@ -48,19 +68,32 @@ QByteArray DnsRecord::text() const {
 namespace {
 ldns_rr_type ldnsType(DnsType t) {
     switch (t) {
-        case DnsType::A: return LDNS_RR_TYPE_A;
-        case DnsType::AAAA: return LDNS_RR_TYPE_AAAA;
-        case DnsType::MX: return LDNS_RR_TYPE_MX;
-        case DnsType::TXT: return LDNS_RR_TYPE_TXT;
-        case DnsType::PTR: return LDNS_RR_TYPE_PTR;
-        case DnsType::TLSA: return LDNS_RR_TYPE_TLSA;
-        case DnsType::SRV: return LDNS_RR_TYPE_SRV;
-        case DnsType::CAA: return LDNS_RR_TYPE_CAA;
-        case DnsType::NS: return LDNS_RR_TYPE_NS;
-        case DnsType::SOA: return LDNS_RR_TYPE_SOA;
-        case DnsType::CNAME: return LDNS_RR_TYPE_CNAME;
-        case DnsType::DS: return LDNS_RR_TYPE_DS;
-        case DnsType::DNSKEY: return LDNS_RR_TYPE_DNSKEY;
+        case DnsType::A:
+            return LDNS_RR_TYPE_A;
+        case DnsType::AAAA:
+            return LDNS_RR_TYPE_AAAA;
+        case DnsType::MX:
+            return LDNS_RR_TYPE_MX;
+        case DnsType::TXT:
+            return LDNS_RR_TYPE_TXT;
+        case DnsType::PTR:
+            return LDNS_RR_TYPE_PTR;
+        case DnsType::TLSA:
+            return LDNS_RR_TYPE_TLSA;
+        case DnsType::SRV:
+            return LDNS_RR_TYPE_SRV;
+        case DnsType::CAA:
+            return LDNS_RR_TYPE_CAA;
+        case DnsType::NS:
+            return LDNS_RR_TYPE_NS;
+        case DnsType::SOA:
+            return LDNS_RR_TYPE_SOA;
+        case DnsType::CNAME:
+            return LDNS_RR_TYPE_CNAME;
+        case DnsType::DS:
+            return LDNS_RR_TYPE_DS;
+        case DnsType::DNSKEY:
+            return LDNS_RR_TYPE_DNSKEY;
     }
     return LDNS_RR_TYPE_A;
 }
@@ -88,10 +121,14 @@ QByteArray rdfBytes(const ldns_rdf* rdf) {
 int rdfInt(const ldns_rdf* rdf) {
     if (!rdf) return 0;
     switch (ldns_rdf_size(rdf)) {
-        case 1: return ldns_rdf2native_int8(rdf);
-        case 2: return ldns_rdf2native_int16(rdf);
-        case 4: return int(ldns_rdf2native_int32(rdf));
-        default: return 0;
+        case 1:
+            return ldns_rdf2native_int8(rdf);
+        case 2:
+            return ldns_rdf2native_int16(rdf);
+        case 4:
+            return int(ldns_rdf2native_int32(rdf));
+        default:
+            return 0;
     }
 }
 
@@ -159,7 +196,8 @@ LdnsResolver::LdnsResolver(const QList<DnsServer>& servers, int timeoutMs, bool 
     if (servers.isEmpty()) {
         ldns_status st = ldns_resolver_new_frm_file(&d->res, nullptr);
         if (st != LDNS_STATUS_OK) {
-            m_initError = QStringLiteral("cannot read /etc/resolv.conf: %1").arg(QString::fromLatin1(ldns_get_errorstr_by_id(st)));
+            m_initError = QStringLiteral("cannot read /etc/resolv.conf: %1")
+                              .arg(QString::fromLatin1(ldns_get_errorstr_by_id(st)));
             d->res = ldns_resolver_new();
         }
     } else {
@@ -168,7 +206,8 @@ LdnsResolver::LdnsResolver(const QList<DnsServer>& servers, int timeoutMs, bool 
         ldns_resolver_set_port(d->res, servers.first().port);
         for (const DnsServer& s : servers) {
             const bool v6 = s.address.protocol() == QAbstractSocket::IPv6Protocol;
-            ldns_rdf* rdf = ldns_rdf_new_frm_str(v6 ? LDNS_RDF_TYPE_AAAA : LDNS_RDF_TYPE_A, s.address.toString().toLatin1().constData());
+            ldns_rdf* rdf = ldns_rdf_new_frm_str(v6 ? LDNS_RDF_TYPE_AAAA : LDNS_RDF_TYPE_A,
+                                                 s.address.toString().toLatin1().constData());
             if (rdf) {
                 ldns_resolver_push_nameserver(d->res, rdf);
                 ldns_rdf_deep_free(rdf);
@@ -210,17 +249,25 @@ DnsAnswer LdnsResolver::query(const QString& nameIn, DnsType type) {
     ldns_rdf_deep_free(qname);
     if (st != LDNS_STATUS_OK || !pkt) {
         answer.status = (st == LDNS_STATUS_NETWORK_ERR || st == LDNS_STATUS_ERR) ? DnsAnswer::Status::Timeout
-                                                                                   : DnsAnswer::Status::Error;
+                                                                                 : DnsAnswer::Status::Error;
         answer.error = QString::fromLatin1(ldns_get_errorstr_by_id(st));
         if (pkt) ldns_pkt_free(pkt);
         return answer;
     }
     answer.authenticated = ldns_pkt_ad(pkt);
     switch (ldns_pkt_get_rcode(pkt)) {
-        case LDNS_RCODE_NOERROR: answer.status = DnsAnswer::Status::Ok; break;
-        case LDNS_RCODE_NXDOMAIN: answer.status = DnsAnswer::Status::NxDomain; break;
-        case LDNS_RCODE_SERVFAIL: answer.status = DnsAnswer::Status::ServFail; break;
-        case LDNS_RCODE_REFUSED: answer.status = DnsAnswer::Status::Refused; break;
+        case LDNS_RCODE_NOERROR:
+            answer.status = DnsAnswer::Status::Ok;
+            break;
+        case LDNS_RCODE_NXDOMAIN:
+            answer.status = DnsAnswer::Status::NxDomain;
+            break;
+        case LDNS_RCODE_SERVFAIL:
+            answer.status = DnsAnswer::Status::ServFail;
+            break;
+        case LDNS_RCODE_REFUSED:
+            answer.status = DnsAnswer::Status::Refused;
+            break;
         default:
             answer.status = DnsAnswer::Status::Error;
             answer.error = QStringLiteral("rcode %1").arg(int(ldns_pkt_get_rcode(pkt)));
@@ -247,7 +294,8 @@ Result<DnsServer> parseDnsServer(const QString& textIn) {
         if (close < 0) return Result<DnsServer>::fail(QStringLiteral("'%1': missing ]").arg(text));
         host = text.mid(1, close - 1);
         if (text.size() > close + 1) {
-            if (text.at(close + 1) != QLatin1Char(':')) return Result<DnsServer>::fail(QStringLiteral("'%1': expected :port").arg(text));
+            if (text.at(close + 1) != QLatin1Char(':'))
+                return Result<DnsServer>::fail(QStringLiteral("'%1': expected :port").arg(text));
             bool ok = false;
             s.port = text.mid(close + 2).toUShort(&ok);
             if (!ok || s.port == 0) return Result<DnsServer>::fail(QStringLiteral("'%1': bad port").arg(text));
@@ -258,12 +306,14 @@ Result<DnsServer> parseDnsServer(const QString& textIn) {
         s.port = text.section(QLatin1Char(':'), 1).toUShort(&ok);
         if (!ok || s.port == 0) return Result<DnsServer>::fail(QStringLiteral("'%1': bad port").arg(text));
     }
-    if (!s.address.setAddress(host)) return Result<DnsServer>::fail(QStringLiteral("'%1' is not an IP address").arg(host));
+    if (!s.address.setAddress(host))
+        return Result<DnsServer>::fail(QStringLiteral("'%1' is not an IP address").arg(host));
     return s;
 }
 
 bool bundledResolverInUse(const Config& config) {
-    return config.value(QStringLiteral("dns.resolver")) == u"bundled" && config.list(QStringLiteral("dns.servers")).isEmpty();
+    return config.value(QStringLiteral("dns.resolver")) == u"bundled" &&
+           config.list(QStringLiteral("dns.servers")).isEmpty();
 }
 
 Result<DnsServer> bundledResolverAddress(const Config& config) {
@@ -297,13 +347,18 @@ QString resolverSummary(const Config& config) {
 }
 
 std::unique_ptr<Resolver> makeResolver(const Config& config) {
-    return std::make_unique<LdnsResolver>(configuredDnsServers(config), int(config.durationMs(QStringLiteral("dns.timeout"))));
+    return std::make_unique<LdnsResolver>(configuredDnsServers(config),
+                                          int(config.durationMs(QStringLiteral("dns.timeout"))));
 }
 
 QString reverseName(const QHostAddress& address) {
     if (address.protocol() == QAbstractSocket::IPv4Protocol) {
         const quint32 v = address.toIPv4Address();
-        return QStringLiteral("%1.%2.%3.%4.in-addr.arpa").arg(v & 0xff).arg((v >> 8) & 0xff).arg((v >> 16) & 0xff).arg(v >> 24);
+        return QStringLiteral("%1.%2.%3.%4.in-addr.arpa")
+            .arg(v & 0xff)
+            .arg((v >> 8) & 0xff)
+            .arg((v >> 16) & 0xff)
+            .arg(v >> 24);
     }
     const Q_IPV6ADDR a = address.toIPv6Address();
     QString out;

@@ -37,23 +37,23 @@ enum class DnsType { A, AAAA, MX, TXT, PTR, TLSA, SRV, CAA, NS, SOA, CNAME, DS, 
 QString toString(DnsType type);
 
 struct DnsRecord {
-    QString name;   // owner, lower case, without the final dot
+    QString name;  // owner, lower case, without the final dot
     DnsType type = DnsType::A;
     quint32 ttl = 0;
     QString rdata;  // presentation form of the whole RDATA, as a zone file shows it
     // Typed views (filled for the types they belong to):
-    QHostAddress address;        // A, AAAA
-    int preference = 0;          // MX preference, SRV priority
-    int weight = 0;              // SRV
-    int port = 0;                // SRV
-    QString target;              // MX exchange, SRV/PTR/CNAME/NS target (no final dot; "." stays ".")
-    QList<QByteArray> strings;   // TXT character-strings, raw
+    QHostAddress address;       // A, AAAA
+    int preference = 0;         // MX preference, SRV priority
+    int weight = 0;             // SRV
+    int port = 0;               // SRV
+    QString target;             // MX exchange, SRV/PTR/CNAME/NS target (no final dot; "." stays ".")
+    QList<QByteArray> strings;  // TXT character-strings, raw
     int usage = 0, selector = 0, matchingType = 0;  // TLSA
-    QByteArray data;             // TLSA association data (binary)
-    int flags = 0;               // CAA flags
-    QString tag;                 // CAA tag
-    QString value;               // CAA value
-    QByteArray text() const;     // TXT strings concatenated (RFC 7208 3.3, RFC 6376 3.6.2.2)
+    QByteArray data;                                // TLSA association data (binary)
+    int flags = 0;                                  // CAA flags
+    QString tag;                                    // CAA tag
+    QString value;                                  // CAA value
+    QByteArray text() const;                        // TXT strings concatenated (RFC 7208 3.3, RFC 6376 3.6.2.2)
 };
 
 struct DnsAnswer {
@@ -61,7 +61,7 @@ struct DnsAnswer {
     Status status = Status::Error;
     bool authenticated = false;  // AD bit from a trusted validating resolver
     QList<DnsRecord> records;
-    QString error;               // for Error/Timeout: what went wrong
+    QString error;  // for Error/Timeout: what went wrong
     bool ok() const { return status == Status::Ok; }
     // Both "the name does not exist" and "no record of that type" (not a failure of DNS itself).
     bool isNegative() const { return status == Status::NxDomain || status == Status::NoData; }
@@ -100,7 +100,7 @@ Result<DnsServer> parseDnsServer(const QString& text);
 // (dns.resolver = bundled, the supervisor's unbound on dns.resolver_listen); else empty
 // (the caller falls back to /etc/resolv.conf).
 QList<DnsServer> configuredDnsServers(const Config& config);
-bool bundledResolverInUse(const Config& config);       // dns.resolver = bundled and dns.servers empty
+bool bundledResolverInUse(const Config& config);                 // dns.resolver = bundled and dns.servers empty
 Result<DnsServer> bundledResolverAddress(const Config& config);  // dns.resolver_listen; loopback only
 // One line for people (the wizard, posternctl status): which resolver is used.
 QString resolverSummary(const Config& config);

@@ -10,12 +10,12 @@
 #include <QMutex>
 #include <QRandomGenerator>
 
-#include <atomic>
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
 
 namespace postern::log {
 
@@ -52,19 +52,27 @@ void openFileLocked(State& s) {
     if (::geteuid() == 0) {
         const QFileInfo info(s.options.logFile);
         auto dir = SafeDir::open(info.absolutePath());
-        auto h = dir ? dir->openFile(info.fileName(), O_WRONLY | O_APPEND | O_CREAT, 0640) : Result<FileHandle>(dir.error());
-        if (h) s.fd = h->release();
-        else s.error = h.errorMessage();
+        auto h =
+            dir ? dir->openFile(info.fileName(), O_WRONLY | O_APPEND | O_CREAT, 0640) : Result<FileHandle>(dir.error());
+        if (h)
+            s.fd = h->release();
+        else
+            s.error = h.errorMessage();
     } else {
-        s.fd = ::open(QFile::encodeName(s.options.logFile).constData(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-        if (s.fd < 0) s.error = QStringLiteral("%1: cannot open: %2").arg(s.options.logFile, QString::fromLocal8Bit(std::strerror(errno)));
+        s.fd =
+            ::open(QFile::encodeName(s.options.logFile).constData(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (s.fd < 0)
+            s.error = QStringLiteral("%1: cannot open: %2")
+                          .arg(s.options.logFile, QString::fromLocal8Bit(std::strerror(errno)));
     }
     struct stat st {};
     if (s.fd >= 0 && ::fstat(s.fd, &st) == 0) s.inode = st.st_ino;
     if (!s.error.isEmpty() && s.error != s.reportedError) {
         s.reportedError = s.error;
         const QString who = s.options.program.isEmpty() ? QStringLiteral("postern") : s.options.program;
-        writeAll(STDERR_FILENO, (who + QStringLiteral(": log file not used (logging to stderr): ") + s.error + QLatin1Char('\n')).toUtf8());
+        writeAll(
+            STDERR_FILENO,
+            (who + QStringLiteral(": log file not used (logging to stderr): ") + s.error + QLatin1Char('\n')).toUtf8());
     }
 }
 
@@ -74,10 +82,14 @@ void writeAll(int fd, const QByteArray& b) {
 
 const char* levelName(Level l) {
     switch (l) {
-        case Level::Debug: return "debug";
-        case Level::Info: return "info";
-        case Level::Warning: return "warning";
-        case Level::Error: return "error";
+        case Level::Debug:
+            return "debug";
+        case Level::Info:
+            return "info";
+        case Level::Warning:
+            return "warning";
+        case Level::Error:
+            return "error";
     }
     return "info";
 }
@@ -105,9 +117,15 @@ QString fileError() {
     return s.error;
 }
 
-void setMinLevel(Level level) { g_minLevel = int(level); }
-void setClock(QDateTime (*clock)()) { g_clock = clock; }
-bool enabled(Level level) { return int(level) >= g_minLevel.load(); }
+void setMinLevel(Level level) {
+    g_minLevel = int(level);
+}
+void setClock(QDateTime (*clock)()) {
+    g_clock = clock;
+}
+bool enabled(Level level) {
+    return int(level) >= g_minLevel.load();
+}
 QString program() {
     State& s = state();
     QMutexLocker lock(&s.mutex);
@@ -117,8 +135,8 @@ QString program() {
 QString quoteValue(const QString& value) {
     bool needQuotes = value.isEmpty();
     for (QChar c : value) {
-        if (c.isSpace() || c == QLatin1Char('"') || c == QLatin1Char('=') || c == QLatin1Char('\\') || c.unicode() < 0x20 ||
-            c.unicode() == 0x7f) {
+        if (c.isSpace() || c == QLatin1Char('"') || c == QLatin1Char('=') || c == QLatin1Char('\\') ||
+            c.unicode() < 0x20 || c.unicode() == 0x7f) {
             needQuotes = true;
             break;
         }
@@ -129,11 +147,21 @@ QString quoteValue(const QString& value) {
     out += QLatin1Char('"');
     for (QChar c : value) {
         switch (c.unicode()) {
-            case '"': out += QStringLiteral("\\\""); break;
-            case '\\': out += QStringLiteral("\\\\"); break;
-            case '\n': out += QStringLiteral("\\n"); break;
-            case '\r': out += QStringLiteral("\\r"); break;
-            case '\t': out += QStringLiteral("\\t"); break;
+            case '"':
+                out += QStringLiteral("\\\"");
+                break;
+            case '\\':
+                out += QStringLiteral("\\\\");
+                break;
+            case '\n':
+                out += QStringLiteral("\\n");
+                break;
+            case '\r':
+                out += QStringLiteral("\\r");
+                break;
+            case '\t':
+                out += QStringLiteral("\\t");
+                break;
             default:
                 if (c.unicode() < 0x20 || c.unicode() == 0x7f)
                     out += QStringLiteral("\\x%1").arg(c.unicode(), 2, 16, QLatin1Char('0'));

@@ -36,8 +36,8 @@ enum class Level { Debug = 0, Info = 1, Warning = 2, Error = 3 };
 Level levelFromString(const QString& s);  // "info" → Info; unknown → Info
 
 struct Options {
-    QString program;        // e.g. "postern-smtpd"
-    QString logFile;        // empty: no file
+    QString program;  // e.g. "postern-smtpd"
+    QString logFile;  // empty: no file
     Level minLevel = Level::Info;
     bool toStderr = true;
 };
@@ -73,9 +73,17 @@ QString quoteValue(const QString& value);
 QString newSessionId();
 
 void write(Level level, QStringView session, QStringView event, const Fields& fields = {});
-inline void debug(QStringView event, const Fields& f = {}) { write(Level::Debug, {}, event, f); }
-inline void info(QStringView event, const Fields& f = {}) { write(Level::Info, {}, event, f); }
-inline void warn(QStringView event, const Fields& f = {}) { write(Level::Warning, {}, event, f); }
-inline void error(QStringView event, const Fields& f = {}) { write(Level::Error, {}, event, f); }
+inline void debug(QStringView event, const Fields& f = {}) {
+    write(Level::Debug, {}, event, f);
+}
+inline void info(QStringView event, const Fields& f = {}) {
+    write(Level::Info, {}, event, f);
+}
+inline void warn(QStringView event, const Fields& f = {}) {
+    write(Level::Warning, {}, event, f);
+}
+inline void error(QStringView event, const Fields& f = {}) {
+    write(Level::Error, {}, event, f);
+}
 
 }  // namespace postern::log

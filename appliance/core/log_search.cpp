@@ -74,15 +74,20 @@ bool forEachLine(const QString& logDir, QStringList* warnings, Each each) {
 
 // One per search, not a shared static: QRegularExpression is reentrant, not thread-safe, and
 // the panel runs searches on worker threads.
-QRegularExpression keyPattern() { return QRegularExpression(QStringLiteral("\\b(session|id|dsn_id)=([0-9A-Za-z]+)")); }
+QRegularExpression keyPattern() {
+    return QRegularExpression(QStringLiteral("\\b(session|id|dsn_id)=([0-9A-Za-z]+)"));
+}
 
 }  // namespace
 
 Status validateLogTerm(const QString& term) {
-    if (term.trimmed().isEmpty()) return Status::fail(QStringLiteral("give a term to search for (a domain, an address, a queue id)"));
-    if (term.size() > kMaxLogTermLength) return Status::fail(QStringLiteral("the term is too long (at most %1 characters)").arg(kMaxLogTermLength));
+    if (term.trimmed().isEmpty())
+        return Status::fail(QStringLiteral("give a term to search for (a domain, an address, a queue id)"));
+    if (term.size() > kMaxLogTermLength)
+        return Status::fail(QStringLiteral("the term is too long (at most %1 characters)").arg(kMaxLogTermLength));
     for (const QChar c : term)
-        if (c.unicode() < 0x20 || c.unicode() == 0x7f) return Status::fail(QStringLiteral("the term contains a control character"));
+        if (c.unicode() < 0x20 || c.unicode() == 0x7f)
+            return Status::fail(QStringLiteral("the term contains a control character"));
     return {};
 }
 
@@ -93,12 +98,14 @@ Result<LogSearch> searchLog(const QString& logDir, const QString& term, int maxL
     const QRegularExpression keyRe = keyPattern();
     const bool found = forEachLine(logDir, &out.warnings, [&](const QString& l) {
         if (!l.contains(term, Qt::CaseInsensitive)) return true;
-        for (auto it = keyRe.globalMatch(l); it.hasNext() && keys.size() < kMaxLogKeys;) keys.insert(it.next().captured(2));
+        for (auto it = keyRe.globalMatch(l); it.hasNext() && keys.size() < kMaxLogKeys;)
+            keys.insert(it.next().captured(2));
         return true;
     });
     if (!found)  // say why, e.g. a link planted in place of mail.log (refused as root)
-        return Result<LogSearch>::fail(QStringLiteral("no log in %1").arg(logDir) +
-                                       (out.warnings.isEmpty() ? QString() : QStringLiteral(": ") + out.warnings.join(QStringLiteral("; "))));
+        return Result<LogSearch>::fail(
+            QStringLiteral("no log in %1").arg(logDir) +
+            (out.warnings.isEmpty() ? QString() : QStringLiteral(": ") + out.warnings.join(QStringLiteral("; "))));
     forEachLine(logDir, nullptr, [&](const QString& l) {
         bool match = l.contains(term, Qt::CaseInsensitive);
         for (auto it = keyRe.globalMatch(l); !match && it.hasNext();) match = keys.contains(it.next().captured(2));

@@ -36,9 +36,9 @@ inline constexpr qint64 kMaxLogLineBytes = 64 * 1024;
 inline constexpr int kMaxLogKeys = 10000;
 
 struct LogSearch {
-    QStringList lines;     // the matching lines, trimmed
+    QStringList lines;       // the matching lines, trimmed
     bool truncated = false;  // more lines matched than maxLines
-    QStringList warnings;  // log files that exist but could not be read
+    QStringList warnings;    // log files that exist but could not be read
 };
 
 Status validateLogTerm(const QString& term);

@@ -64,13 +64,20 @@ PasswordScheme passwordScheme(const QString& storedIn) {
 
 QString toString(PasswordScheme scheme) {
     switch (scheme) {
-        case PasswordScheme::Argon2id: return QStringLiteral("ARGON2ID");
-        case PasswordScheme::Argon2i: return QStringLiteral("ARGON2I");
-        case PasswordScheme::Sha512Crypt: return QStringLiteral("SHA512-CRYPT");
-        case PasswordScheme::Sha256Crypt: return QStringLiteral("SHA256-CRYPT");
-        case PasswordScheme::Bcrypt: return QStringLiteral("BLF-CRYPT");
-        case PasswordScheme::Yescrypt: return QStringLiteral("YESCRYPT");
-        case PasswordScheme::Unsupported: return QStringLiteral("unsupported");
+        case PasswordScheme::Argon2id:
+            return QStringLiteral("ARGON2ID");
+        case PasswordScheme::Argon2i:
+            return QStringLiteral("ARGON2I");
+        case PasswordScheme::Sha512Crypt:
+            return QStringLiteral("SHA512-CRYPT");
+        case PasswordScheme::Sha256Crypt:
+            return QStringLiteral("SHA256-CRYPT");
+        case PasswordScheme::Bcrypt:
+            return QStringLiteral("BLF-CRYPT");
+        case PasswordScheme::Yescrypt:
+            return QStringLiteral("YESCRYPT");
+        case PasswordScheme::Unsupported:
+            return QStringLiteral("unsupported");
     }
     return {};
 }
@@ -80,13 +87,14 @@ Result<QString> hashPassword(const QByteArray& password, const HashParams& param
     constexpr size_t kHashLen = 32;
     unsigned char salt[kSaltLen];
     if (RAND_bytes(salt, sizeof salt) != 1) return Result<QString>::fail(QStringLiteral("no randomness for a salt"));
-    const size_t encLen = argon2_encodedlen(params.iterations, params.memoryKiB, params.parallelism, kSaltLen, kHashLen,
-                                            Argon2_id);
+    const size_t encLen =
+        argon2_encodedlen(params.iterations, params.memoryKiB, params.parallelism, kSaltLen, kHashLen, Argon2_id);
     QByteArray encoded(qsizetype(encLen), '\0');
     int rc = argon2id_hash_encoded(params.iterations, params.memoryKiB, params.parallelism, password.constData(),
                                    size_t(password.size()), salt, kSaltLen, kHashLen, encoded.data(), encLen);
     if (rc != ARGON2_OK)
-        return Result<QString>::fail(QStringLiteral("argon2id failed: %1").arg(QString::fromLatin1(argon2_error_message(rc))));
+        return Result<QString>::fail(
+            QStringLiteral("argon2id failed: %1").arg(QString::fromLatin1(argon2_error_message(rc))));
     encoded.truncate(qsizetype(std::strlen(encoded.constData())));
     return QStringLiteral("{ARGON2ID}") + QString::fromLatin1(encoded);
 }
@@ -120,9 +128,12 @@ bool needsRehash(const QString& stored, const HashParams& params) {
     const QString paramText = stored.mid(m + 1).section(QLatin1Char('$'), 0, 0);
     quint32 mem = 0, t = 0, p = 0;
     for (const QString& kv : paramText.split(QLatin1Char(','))) {
-        if (kv.startsWith(u"m=")) mem = kv.mid(2).toUInt();
-        else if (kv.startsWith(u"t=")) t = kv.mid(2).toUInt();
-        else if (kv.startsWith(u"p=")) p = kv.mid(2).toUInt();
+        if (kv.startsWith(u"m="))
+            mem = kv.mid(2).toUInt();
+        else if (kv.startsWith(u"t="))
+            t = kv.mid(2).toUInt();
+        else if (kv.startsWith(u"p="))
+            p = kv.mid(2).toUInt();
     }
     return mem < params.memoryKiB || t < params.iterations || p == 0;
 }
@@ -188,7 +199,9 @@ void AuthCache::forget(const QString& user) {
     m_entries.remove(user);
 }
 
-qint64 AuthCache::now() const { return m_clock ? m_clock() : QDateTime::currentMSecsSinceEpoch(); }
+qint64 AuthCache::now() const {
+    return m_clock ? m_clock() : QDateTime::currentMSecsSinceEpoch();
+}
 
 int AuthCache::size() const {
     QMutexLocker lock(&m_mutex);

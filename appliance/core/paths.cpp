@@ -12,8 +12,10 @@ QString encodePathSegment(const QString& text) {
         const unsigned char c = static_cast<unsigned char>(ch);
         const bool plain = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '+' ||
                            c == '=' || c == '-';
-        if (plain) out += QLatin1Char(char(c));
-        else out += QLatin1Char('%') + QStringLiteral("%1").arg(c, 2, 16, QLatin1Char('0')).toUpper();
+        if (plain)
+            out += QLatin1Char(char(c));
+        else
+            out += QLatin1Char('%') + QStringLiteral("%1").arg(c, 2, 16, QLatin1Char('0')).toUpper();
     }
     // Names made only of dots would be "." or ".."; a leading dot would hide the folder.
     if (out.isEmpty()) return QStringLiteral("%00");

@@ -1,15 +1,19 @@
 // posix_io.cpp — see posix_io.h.
 #include "posix_io.h"
 
+#include <unistd.h>
 #include <algorithm>
 #include <cstring>
-#include <unistd.h>
 
 namespace postern {
 
-QString errnoText(int err) { return QString::fromLocal8Bit(std::strerror(err)); }
+QString errnoText(int err) {
+    return QString::fromLocal8Bit(std::strerror(err));
+}
 
-Error errnoError(const QString& what, int err) { return Error{QStringLiteral("%1: %2").arg(what, errnoText(err)), err}; }
+Error errnoError(const QString& what, int err) {
+    return Error{QStringLiteral("%1: %2").arg(what, errnoText(err)), err};
+}
 
 Status writeAll(int fd, QByteArrayView bytes, const QString& what) {
     const char* p = bytes.data();
@@ -34,7 +38,8 @@ Result<QByteArray> readAll(int fd, qint64 maxBytes, const QString& what) {
             return Result<QByteArray>::fail(QStringLiteral("%1: read failed: %2").arg(what, errnoText(err)), err);
         }
         if (n == 0) return out;
-        if (n > maxBytes - out.size()) return Result<QByteArray>::fail(QStringLiteral("%1: larger than %2 bytes").arg(what).arg(maxBytes), EFBIG);
+        if (n > maxBytes - out.size())
+            return Result<QByteArray>::fail(QStringLiteral("%1: larger than %2 bytes").arg(what).arg(maxBytes), EFBIG);
         out.append(buffer, n);
     }
 }
@@ -51,7 +56,8 @@ Status copyRange(int in, qint64 offset, qint64 length, int out, const QString& w
     }
     char buffer[65536];
     while (left > 0) {  // the kernel cannot copy between these two: through user space
-        const ssize_t n = retryOnEintr([&] { return ::pread(in, buffer, size_t(std::min<qint64>(left, qint64(sizeof buffer))), off_t(from)); });
+        const ssize_t n = retryOnEintr(
+            [&] { return ::pread(in, buffer, size_t(std::min<qint64>(left, qint64(sizeof buffer))), off_t(from)); });
         if (n < 0) return errnoError(what, errno);
         if (n == 0) return Status::fail(QStringLiteral("%1: the source is shorter than announced").arg(what), EIO);
         if (auto st = writeAll(out, QByteArrayView(buffer, n), what); !st) return st;

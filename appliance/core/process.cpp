@@ -7,19 +7,19 @@
 #include "safe_path.h"
 
 #include <QDir>
-#include <QJsonArray>
-#include <QJsonDocument>
 #include <QFile>
 #include <QFileInfo>
+#include <QJsonArray>
+#include <QJsonDocument>
 #include <QJsonObject>
 
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <grp.h>
-#include <sys/stat.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
 
 namespace postern {
 
@@ -37,11 +37,13 @@ Status dropPrivileges(const QString& user) {
     if (::geteuid() != 0) return {};
     auto ids = lookupUser(user);
     if (!ids) return Status::fail(QStringLiteral("cannot drop root: %1").arg(ids.errorMessage()));
-    if (ids->uid == 0) return Status::fail(QStringLiteral("system_user '%1' is root; refusing to run daemons as root").arg(user));
+    if (ids->uid == 0)
+        return Status::fail(QStringLiteral("system_user '%1' is root; refusing to run daemons as root").arg(user));
     const QByteArray name = user.toUtf8();
     if (::initgroups(name.constData(), gid_t(ids->gid)) != 0 || ::setgid(gid_t(ids->gid)) != 0 ||
         ::setuid(uid_t(ids->uid)) != 0)
-        return Status::fail(QStringLiteral("cannot switch to user '%1': %2").arg(user, QString::fromLocal8Bit(std::strerror(errno))));
+        return Status::fail(
+            QStringLiteral("cannot switch to user '%1': %2").arg(user, QString::fromLocal8Bit(std::strerror(errno))));
     if (::setuid(0) == 0 || ::geteuid() == 0) qFatal("privileges were not dropped");
     return {};
 }
@@ -54,10 +56,12 @@ Status writeReadyFile(const Config& config, const QString& program, const QMap<Q
     QJsonObject obj;
     obj.insert(QStringLiteral("pid"), qint64(::getpid()));
     QJsonObject l;
-    for (auto it = listeners.cbegin(); it != listeners.cend(); ++it) l.insert(it.key(), QJsonArray::fromStringList(it.value()));
+    for (auto it = listeners.cbegin(); it != listeners.cend(); ++it)
+        l.insert(it.key(), QJsonArray::fromStringList(it.value()));
     obj.insert(QStringLiteral("listeners"), l);
     if (auto st = ensureDirectory(config.runDir(), 0755); !st) return st;
-    return writeFileAtomic(readyFilePath(config, program), QJsonDocument(obj).toJson(QJsonDocument::Compact) + '\n', 0644);
+    return writeFileAtomic(readyFilePath(config, program), QJsonDocument(obj).toJson(QJsonDocument::Compact) + '\n',
+                           0644);
 }
 
 Status handOverStateToUser(const Config& config, const QString& user) {
@@ -79,7 +83,8 @@ Status handOverStateToUser(const Config& config, const QString& user) {
             if (auto c = dir->chownTo(uid, gid); !c) return c;
     }
     // Files root may have created before (the log just now): regular, one link, or refused.
-    const QList<QPair<QString, QString>> files{{config.logDir(), QStringLiteral("mail.log")}, {config.runDir(), QStringLiteral("auth-throttle")}};
+    const QList<QPair<QString, QString>> files{{config.logDir(), QStringLiteral("mail.log")},
+                                               {config.runDir(), QStringLiteral("auth-throttle")}};
     for (const auto& [folder, name] : files) {
         auto dir = SafeDir::open(folder);
         if (!dir) return dir.error();
@@ -93,7 +98,8 @@ QString currentUserName() {
     struct passwd pw {};
     struct passwd* found = nullptr;
     char buf[4096];
-    if (::getpwuid_r(::geteuid(), &pw, buf, sizeof buf, &found) == 0 && found) return QString::fromLocal8Bit(pw.pw_name);
+    if (::getpwuid_r(::geteuid(), &pw, buf, sizeof buf, &found) == 0 && found)
+        return QString::fromLocal8Bit(pw.pw_name);
     return QStringLiteral("uid %1").arg(::geteuid());
 }
 
@@ -107,7 +113,8 @@ QString writeFix(const QString& dir, int err, const QString& user) {
     for (qsizetype i = 0; i + 1 < parts.size(); ++i) {
         walked += QLatin1Char('/') + parts.at(i);
         if (::access(QFile::encodeName(walked).constData(), X_OK) != 0)
-            return QStringLiteral("make the folder and its parents enterable by %1, e.g. chmod o+x %2").arg(user, walked);
+            return QStringLiteral("make the folder and its parents enterable by %1, e.g. chmod o+x %2")
+                .arg(user, walked);
     }
     return QStringLiteral("make the folder writable by %1, e.g. chown %1 %2").arg(user, dir);
 }
@@ -117,14 +124,16 @@ Status checkFolderWritable(const QString& dir) {
     const QString user = currentUserName();
     auto failed = [&](const char* step, int err) {
         return Status::fail(QStringLiteral("cannot write %1 as user %2 (%3: %4): %5")
-                                .arg(dir, user, QLatin1String(step), QString::fromLocal8Bit(std::strerror(err)), writeFix(dir, err, user)),
+                                .arg(dir, user, QLatin1String(step), QString::fromLocal8Bit(std::strerror(err)),
+                                     writeFix(dir, err, user)),
                             err);
     };
     const QByteArray d = QFile::encodeName(dir);
     struct stat st {};
     if (::stat(d.constData(), &st) != 0) {
         if (errno != ENOENT) return failed("enter folder", errno);
-        if (auto made = ensureDirectory(dir, 0700); !made) return failed("create folder", made.error().code ? made.error().code : EACCES);
+        if (auto made = ensureDirectory(dir, 0700); !made)
+            return failed("create folder", made.error().code ? made.error().code : EACCES);
     }
     const int dirFd = ::open(d.constData(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dirFd < 0) return failed("open folder", errno);

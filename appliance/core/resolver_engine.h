@@ -56,9 +56,9 @@ struct ResolverPaths {
 ResolverPaths resolverPaths(const Config& config, const QString& configDir);
 
 struct RootAnchor {
-    QString file;      // a trust-anchor file, or empty: use ds
-    QString ds;        // ". IN DS ..." when no file was found
-    QString rootHints; // root hints file, or empty: unbound's built-in list
+    QString file;       // a trust-anchor file, or empty: use ds
+    QString ds;         // ". IN DS ..." when no file was found
+    QString rootHints;  // root hints file, or empty: unbound's built-in list
 };
 RootAnchor findRootAnchor();
 

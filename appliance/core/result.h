@@ -22,8 +22,8 @@ struct Error {
 template <typename T>
 class [[nodiscard]] Result {
 public:
-    Result(T value) : m_v(std::move(value)) {}                 // NOLINT(google-explicit-constructor)
-    Result(Error error) : m_v(std::move(error)) {}             // NOLINT(google-explicit-constructor)
+    Result(T value) : m_v(std::move(value)) {}      // NOLINT(google-explicit-constructor)
+    Result(Error error) : m_v(std::move(error)) {}  // NOLINT(google-explicit-constructor)
     static Result fail(QString message, int code = 0) { return Result(Error{std::move(message), code}); }
 
     bool ok() const { return std::holds_alternative<T>(m_v); }
@@ -47,7 +47,7 @@ template <>
 class [[nodiscard]] Result<void> {
 public:
     Result() = default;
-    Result(Error error) : m_error(std::move(error)) {}          // NOLINT(google-explicit-constructor)
+    Result(Error error) : m_error(std::move(error)) {}  // NOLINT(google-explicit-constructor)
     static Result fail(QString message, int code = 0) { return Result(Error{std::move(message), code}); }
     bool ok() const { return !m_error.has_value(); }
     explicit operator bool() const { return ok(); }
@@ -60,6 +60,8 @@ private:
 
 using Status = Result<void>;
 
-inline Error makeError(QString message, int code = 0) { return Error{std::move(message), code}; }
+inline Error makeError(QString message, int code = 0) {
+    return Error{std::move(message), code};
+}
 
 }  // namespace postern

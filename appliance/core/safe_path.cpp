@@ -7,12 +7,12 @@
 #include <QFile>
 #include <QFileInfo>
 
-#include <cerrno>
-#include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
 
 namespace postern {
 
@@ -26,7 +26,9 @@ QString userName(uid_t uid) {
     return QStringLiteral("uid %1").arg(uid);
 }
 
-QString modeText(mode_t m) { return QStringLiteral("%1").arg(m & 07777, 4, 8, QLatin1Char('0')); }
+QString modeText(mode_t m) {
+    return QStringLiteral("%1").arg(m & 07777, 4, 8, QLatin1Char('0'));
+}
 
 QString describeFolder(const QString& path, const struct stat& st) {
     return QStringLiteral("%1 (owner %2, mode %3)").arg(path, userName(st.st_uid), modeText(st.st_mode));
@@ -46,9 +48,10 @@ bool linkFollowable(const struct stat& folder, const struct stat& link) {
 }
 
 Error notFollowed(const QString& link, const QString& folder, const struct stat& folderSt) {
-    return makeError(QStringLiteral("%1 is a symbolic link in %2, a folder other users can write; refusing to follow it")
-                         .arg(link, describeFolder(folder, folderSt)),
-                     ELOOP);
+    return makeError(
+        QStringLiteral("%1 is a symbolic link in %2, a folder other users can write; refusing to follow it")
+            .arg(link, describeFolder(folder, folderSt)),
+        ELOOP);
 }
 
 bool validName(const QString& name) {
@@ -59,7 +62,8 @@ Result<QByteArray> encodedName(const QString& name) {
     if (!validName(name)) return Result<QByteArray>::fail(QStringLiteral("'%1' is not a file name").arg(name), EINVAL);
     QByteArray n = QFile::encodeName(name);
     if (n.size() > SafeDir::kMaxNameBytes)
-        return Result<QByteArray>::fail(QStringLiteral("'%1' is longer than %2 bytes").arg(name).arg(SafeDir::kMaxNameBytes), ENAMETOOLONG);
+        return Result<QByteArray>::fail(
+            QStringLiteral("'%1' is longer than %2 bytes").arg(name).arg(SafeDir::kMaxNameBytes), ENAMETOOLONG);
     return n;
 }
 
@@ -88,7 +92,9 @@ Result<WalkState> walk(WalkState w, QStringList todo, mode_t createMode, int* li
         if (name.isEmpty() || name == u".") continue;
         const QByteArray n = QFile::encodeName(name);
         if (n.size() > SafeDir::kMaxNameBytes)
-            return Result<WalkState>::fail(QStringLiteral("%1: a name is longer than %2 bytes").arg(joinPath(w.shown, name)).arg(SafeDir::kMaxNameBytes),
+            return Result<WalkState>::fail(QStringLiteral("%1: a name is longer than %2 bytes")
+                                               .arg(joinPath(w.shown, name))
+                                               .arg(SafeDir::kMaxNameBytes),
                                            ENAMETOOLONG);
         const QString here = joinPath(w.shown, name);
         struct stat st {};
@@ -97,7 +103,8 @@ Result<WalkState> walk(WalkState w, QStringList todo, mode_t createMode, int* li
             if (err == ENOENT && createMode != 0 && name != u".." && ++creations <= 16) {
                 if (::mkdirat(w.fd.fd(), n.constData(), createMode) != 0 && errno != EEXIST) {
                     const int e = errno;
-                    return Result<WalkState>::fail(QStringLiteral("%1: cannot create folder: %2").arg(here, errnoText(e)), e);
+                    return Result<WalkState>::fail(
+                        QStringLiteral("%1: cannot create folder: %2").arg(here, errnoText(e)), e);
                 }
                 todo.prepend(name);
                 continue;
@@ -107,12 +114,14 @@ Result<WalkState> walk(WalkState w, QStringList todo, mode_t createMode, int* li
         if (S_ISLNK(st.st_mode)) {
             if (!linkFollowable(w.st, st)) return notFollowed(here, w.shown, w.st);
             if (++*links > SafeDir::kMaxSymlinks)
-                return Result<WalkState>::fail(QStringLiteral("%1: more than %2 symbolic links").arg(here).arg(SafeDir::kMaxSymlinks), ELOOP);
+                return Result<WalkState>::fail(
+                    QStringLiteral("%1: more than %2 symbolic links").arg(here).arg(SafeDir::kMaxSymlinks), ELOOP);
             QByteArray target(4096, '\0');
             const ssize_t len = ::readlinkat(w.fd.fd(), n.constData(), target.data(), size_t(target.size()));
             if (len < 0 || len >= target.size()) {
                 const int err = len < 0 ? errno : ENAMETOOLONG;
-                return Result<WalkState>::fail(QStringLiteral("%1: cannot read the link: %2").arg(here, errnoText(err)), err);
+                return Result<WalkState>::fail(QStringLiteral("%1: cannot read the link: %2").arg(here, errnoText(err)),
+                                               err);
             }
             target.truncate(len);
             const QString t = QFile::decodeName(target);
@@ -124,13 +133,15 @@ Result<WalkState> walk(WalkState w, QStringList todo, mode_t createMode, int* li
             todo = t.split(u'/', Qt::SkipEmptyParts) + todo;
             continue;
         }
-        if (!S_ISDIR(st.st_mode)) return Result<WalkState>::fail(QStringLiteral("%1 exists and is not a folder").arg(here), ENOTDIR);
+        if (!S_ISDIR(st.st_mode))
+            return Result<WalkState>::fail(QStringLiteral("%1 exists and is not a folder").arg(here), ENOTDIR);
         FileHandle next(::openat(w.fd.fd(), n.constData(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         struct stat nst {};
         if (!next.valid() || ::fstat(next.fd(), &nst) != 0) {
             const int err = errno;
             if (err == ELOOP || err == ENOTDIR)  // replaced by a link or a file since the fstatat
-                return Result<WalkState>::fail(QStringLiteral("%1 changed while it was opened (now not a folder)").arg(here), ELOOP);
+                return Result<WalkState>::fail(
+                    QStringLiteral("%1 changed while it was opened (now not a folder)").arg(here), ELOOP);
             return Result<WalkState>::fail(QStringLiteral("%1: cannot open: %2").arg(here, errnoText(err)), err);
         }
         w.fd = std::move(next);
@@ -161,7 +172,8 @@ bool isTrusted(const struct stat& folder) {
 }
 
 Result<SafeDir> SafeDir::open(const QString& path, mode_t createMode) {
-    if (!path.startsWith(u'/')) return Result<SafeDir>::fail(QStringLiteral("%1: not an absolute path").arg(path), EINVAL);
+    if (!path.startsWith(u'/'))
+        return Result<SafeDir>::fail(QStringLiteral("%1: not an absolute path").arg(path), EINVAL);
     auto root = openRoot();
     if (!root) return root.error();
     int links = 0;
@@ -224,7 +236,8 @@ Result<FileHandle> SafeDir::openFile(const QString& name, int flags, mode_t mode
             target.truncate(len);
             const QString t = QFile::decodeName(target);
             QStringList parts = t.split(u'/', Qt::SkipEmptyParts);
-            if (parts.isEmpty()) return Result<FileHandle>::fail(QStringLiteral("%1: the link points to a folder").arg(here), EISDIR);
+            if (parts.isEmpty())
+                return Result<FileHandle>::fail(QStringLiteral("%1: the link points to a folder").arg(here), EISDIR);
             const QString leaf = parts.takeLast();
             WalkState start;
             if (t.startsWith(u'/')) {
@@ -241,11 +254,13 @@ Result<FileHandle> SafeDir::openFile(const QString& name, int flags, mode_t mode
             if (!w) return w.error();
             FileHandle readable(::openat(w->fd.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
             const SafeDir parent(readable.valid() ? std::move(readable) : std::move(w->fd), w->shown, isTrusted(w->st));
-            if (leaf == u"..") return Result<FileHandle>::fail(QStringLiteral("%1: the link points to a folder").arg(here), EISDIR);
+            if (leaf == u"..")
+                return Result<FileHandle>::fail(QStringLiteral("%1: the link points to a folder").arg(here), EISDIR);
             return parent.openFile(leaf, flags & ~O_CREAT, mode);
         }
         if (err == ENXIO)  // O_WRONLY on a FIFO nobody reads
-            return Result<FileHandle>::fail(QStringLiteral("%1 is not a regular file (a FIFO); refusing it").arg(here), ENXIO);
+            return Result<FileHandle>::fail(QStringLiteral("%1 is not a regular file (a FIFO); refusing it").arg(here),
+                                            ENXIO);
         return Result<FileHandle>::fail(QStringLiteral("%1: cannot open: %2").arg(here, errnoText(err)), err);
     }
     struct stat st {};
@@ -253,14 +268,20 @@ Result<FileHandle> SafeDir::openFile(const QString& name, int flags, mode_t mode
         const int err = errno;
         return Result<FileHandle>::fail(QStringLiteral("%1: %2").arg(here, errnoText(err)), err);
     }
-    if (!S_ISREG(st.st_mode)) return Result<FileHandle>::fail(QStringLiteral("%1 is not a regular file; refusing it").arg(here), EINVAL);
+    if (!S_ISREG(st.st_mode))
+        return Result<FileHandle>::fail(QStringLiteral("%1 is not a regular file; refusing it").arg(here), EINVAL);
     if (!m_trusted) {
         if (st.st_nlink != 1)
             return Result<FileHandle>::fail(
-                QStringLiteral("%1 has %2 hard links in a folder other users can write; refusing it").arg(here).arg(st.st_nlink), EMLINK);
+                QStringLiteral("%1 has %2 hard links in a folder other users can write; refusing it")
+                    .arg(here)
+                    .arg(st.st_nlink),
+                EMLINK);
         if (st.st_uid != 0 && st.st_uid != ::geteuid() && st.st_uid != dirSt->st_uid)
-            return Result<FileHandle>::fail(QStringLiteral("%1 belongs to %2, not to root or the folder's owner; refusing it").arg(here, userName(st.st_uid)),
-                                            EPERM);
+            return Result<FileHandle>::fail(
+                QStringLiteral("%1 belongs to %2, not to root or the folder's owner; refusing it")
+                    .arg(here, userName(st.st_uid)),
+                EPERM);
     }
     const int fl = ::fcntl(h.fd(), F_GETFL);
     if (fl >= 0) ::fcntl(h.fd(), F_SETFL, fl & ~O_NONBLOCK);
@@ -274,7 +295,8 @@ Result<FileHandle> SafeDir::openFile(const QString& name, int flags, mode_t mode
 Status SafeDir::chownTo(uid_t uid, gid_t gid) const {
     if (::fchownat(fd(), "", uid, gid, AT_EMPTY_PATH) != 0) {
         const int err = errno;
-        return Status::fail(QStringLiteral("%1: cannot give to %2: %3").arg(m_path, userName(uid), errnoText(err)), err);
+        return Status::fail(QStringLiteral("%1: cannot give to %2: %3").arg(m_path, userName(uid), errnoText(err)),
+                            err);
     }
     return {};
 }
@@ -294,12 +316,19 @@ Status SafeDir::chownFile(const QString& name, uid_t uid, gid_t gid) const {
         const int err = errno;
         return Status::fail(QStringLiteral("%1: %2").arg(here, errnoText(err)), err);
     }
-    if (S_ISLNK(st.st_mode)) return Status::fail(QStringLiteral("%1 is a symbolic link; refusing to hand it over (remove it)").arg(here), ELOOP);
-    if (!S_ISREG(st.st_mode)) return Status::fail(QStringLiteral("%1 is not a regular file; refusing to hand it over (remove it)").arg(here), EINVAL);
+    if (S_ISLNK(st.st_mode))
+        return Status::fail(QStringLiteral("%1 is a symbolic link; refusing to hand it over (remove it)").arg(here),
+                            ELOOP);
+    if (!S_ISREG(st.st_mode))
+        return Status::fail(QStringLiteral("%1 is not a regular file; refusing to hand it over (remove it)").arg(here),
+                            EINVAL);
     if (st.st_nlink != 1)
-        return Status::fail(QStringLiteral("%1 has %2 hard links; refusing to hand it over (remove it)").arg(here).arg(st.st_nlink), EMLINK);
+        return Status::fail(
+            QStringLiteral("%1 has %2 hard links; refusing to hand it over (remove it)").arg(here).arg(st.st_nlink),
+            EMLINK);
     if (st.st_uid != 0 && st.st_uid != uid && st.st_uid != ::geteuid())
-        return Status::fail(QStringLiteral("%1 belongs to %2; refusing to hand it over").arg(here, userName(st.st_uid)), EPERM);
+        return Status::fail(QStringLiteral("%1 belongs to %2; refusing to hand it over").arg(here, userName(st.st_uid)),
+                            EPERM);
     if (st.st_uid == uid && st.st_gid == gid) return {};
     if (::fchownat(h.fd(), "", uid, gid, AT_EMPTY_PATH) != 0) {
         const int err = errno;
@@ -358,7 +387,8 @@ Result<QStringList> SafeDir::entries() const {
 namespace {
 Status chownTreeAt(int dirFd, const QString& path, uid_t uid, gid_t gid, QStringList* skipped, int depth) {
     if (depth > SafeDir::kMaxTreeDepth)
-        return Status::fail(QStringLiteral("%1: more than %2 folder levels").arg(path).arg(SafeDir::kMaxTreeDepth), ELOOP);
+        return Status::fail(QStringLiteral("%1: more than %2 folder levels").arg(path).arg(SafeDir::kMaxTreeDepth),
+                            ELOOP);
     if (::fchownat(dirFd, "", uid, gid, AT_EMPTY_PATH) != 0) {
         const int err = errno;
         return Status::fail(QStringLiteral("%1: cannot give away: %2").arg(path, errnoText(err)), err);

@@ -53,11 +53,11 @@
 
 #include "result.h"
 
+#include <sys/stat.h>
+#include <sys/types.h>
 #include <QByteArray>
 #include <QString>
 #include <QStringList>
-#include <sys/stat.h>
-#include <sys/types.h>
 
 namespace postern {
 
@@ -107,7 +107,8 @@ public:
     bool trusted() const { return m_trusted; }
 
 private:
-    SafeDir(FileHandle fd, QString path, bool trusted) : m_fd(std::move(fd)), m_path(std::move(path)), m_trusted(trusted) {}
+    SafeDir(FileHandle fd, QString path, bool trusted)
+        : m_fd(std::move(fd)), m_path(std::move(path)), m_trusted(trusted) {}
     FileHandle m_fd;
     QString m_path;
     bool m_trusted = false;

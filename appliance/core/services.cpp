@@ -52,8 +52,9 @@ QList<ListenerInfo> makeListenerTable() {
 // The programs the supervisor starts, in this order.
 QList<ServiceInfo> makeServiceTable() {
     return {
-        {s("unbound"), s("The bundled DNS resolver (dns.resolver = bundled): caching, DNSSEC-validating, loopback only."),
-         true, s("dns.resolver"), true},
+        {s("unbound"),
+         s("The bundled DNS resolver (dns.resolver = bundled): caching, DNSSEC-validating, loopback only."), true,
+         s("dns.resolver"), true},
         {s("redis-server"), s("Redis for the spam filter (Bayes statistics, greylisting): unix socket only."), true,
          s("spam.enabled"), true},
         {s("rspamd"), s("Rspamd spam filter: scans mail from the Internet for postern-smtpd (spam.enabled)."), true,

@@ -75,14 +75,14 @@ struct ListenerInfo {
 };
 
 struct ServiceInfo {
-    QString program;        // "postern-smtpd"
-    QString description;    // one line for --help
-    bool withoutListeners;  // runs even when it serves no listener (the queue runner)
-    QString enabledBy = {}; // a Bool setting that must be true for it to run ("spam.enabled"), or "dns.resolver"
-                            // (serviceOffReason); empty: none
-    bool engine = false;    // a third-party program (unbound, redis-server, rspamd) run with a configuration Postern
-                            // generates (core/resolver_engine.h, core/spam_engine.h); ready when its socket
-                            // accepts, no ready file
+    QString program;         // "postern-smtpd"
+    QString description;     // one line for --help
+    bool withoutListeners;   // runs even when it serves no listener (the queue runner)
+    QString enabledBy = {};  // a Bool setting that must be true for it to run ("spam.enabled"), or "dns.resolver"
+                             // (serviceOffReason); empty: none
+    bool engine = false;     // a third-party program (unbound, redis-server, rspamd) run with a configuration Postern
+                             // generates (core/resolver_engine.h, core/spam_engine.h); ready when its socket
+                             // accepts, no ready file
 };
 
 const QList<ListenerInfo>& listeners();

@@ -17,8 +17,8 @@ struct ListeningSocket {
     QHostAddress address;
     quint16 port = 0;
     bool ipv6 = false;
-    int pid = 0;          // 0 when unknown
-    QString program;      // e.g. "master" (Postfix), "exim4"; empty when unknown
+    int pid = 0;      // 0 when unknown
+    QString program;  // e.g. "master" (Postfix), "exim4"; empty when unknown
 };
 
 QList<ListeningSocket> listeningSockets();

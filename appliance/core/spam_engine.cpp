@@ -102,7 +102,8 @@ Status writeSpamEngineConfig(const Config& config, const SpamPaths& p, const Use
     QStringList servers;
     // dns.servers, else the bundled resolver (resolver_engine.h), else resolv.conf (Rspamd's default).
     for (const DnsServer& d : configuredDnsServers(config))
-        servers << (d.address.protocol() == QAbstractSocket::IPv6Protocol ? QStringLiteral("[%1]:%2") : QStringLiteral("%1:%2"))
+        servers << (d.address.protocol() == QAbstractSocket::IPv6Protocol ? QStringLiteral("[%1]:%2")
+                                                                          : QStringLiteral("%1:%2"))
                        .arg(d.address.toString())
                        .arg(d.port);
     if (!servers.isEmpty()) {
@@ -132,7 +133,8 @@ Status writeSpamEngineConfig(const Config& config, const SpamPaths& p, const Use
         // spam.action_soft_reject) until spam.greylist_delay has passed.
         {local + QStringLiteral("greylist.conf"),
          header + "enabled = " + (config.flag(QStringLiteral("spam.greylist")) ? "true" : "false") + ";\ntimeout = " +
-             QByteArray::number(std::max<qint64>(1, config.durationMs(QStringLiteral("spam.greylist_delay")) / 1000)) + "s;\n"},
+             QByteArray::number(std::max<qint64>(1, config.durationMs(QStringLiteral("spam.greylist_delay")) / 1000)) +
+             "s;\n"},
         // Trimmed for a small appliance (measured: tests/bench/appliance_memory.py):
         // neural networks need thousands of scans a day to train and keep their networks in
         // every worker; the scan history only feeds Rspamd's web UI, which is not exposed.

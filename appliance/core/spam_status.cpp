@@ -35,7 +35,8 @@ bool rspamdAnswers(const QString& address, int timeoutMs) {
 QMap<QString, quint64> scanCounts(const Config& config) {
     QMap<QString, quint64> counts;
     if (auto bytes = readFile(config.runDir() + QStringLiteral("/postern-smtpd.stats"), 1024 * 1024)) {
-        for (const QJsonValue& c : QJsonDocument::fromJson(*bytes).object().value(QStringLiteral("counters")).toArray()) {
+        for (const QJsonValue& c :
+             QJsonDocument::fromJson(*bytes).object().value(QStringLiteral("counters")).toArray()) {
             const QJsonObject o = c.toObject();
             if (o.value(QStringLiteral("name")).toString() != u"postern_spam_scans_total") continue;
             counts[o.value(QStringLiteral("labels")).toObject().value(QStringLiteral("result")).toString()] +=
@@ -55,7 +56,8 @@ QString spamStatusLine(const Config& config, const QString& configDir, bool* war
                                    .arg(address, config.value(QStringLiteral("spam.on_failure")) == u"tempfail"
                                                      ? QStringLiteral("answered 451 until it is back")
                                                      : QStringLiteral("accepted unchecked"));
-    if (unchecked > 0) line += QStringLiteral("; %1 message(s) accepted unchecked since postern-smtpd started").arg(unchecked);
+    if (unchecked > 0)
+        line += QStringLiteral("; %1 message(s) accepted unchecked since postern-smtpd started").arg(unchecked);
     *warning = !answering || unchecked > 0;
     return line;
 }

@@ -44,8 +44,10 @@ public:
         if (address.startsWith(QLatin1Char('/'))) {
             auto s = std::make_unique<QLocalSocket>();
             s->connectToServer(address);
-            if (s->waitForConnected(left())) m_local = std::move(s);
-            else m_error = s->errorString();
+            if (s->waitForConnected(left()))
+                m_local = std::move(s);
+            else
+                m_error = s->errorString();
             return;
         }
         const qsizetype colon = address.lastIndexOf(QLatin1Char(':'));
@@ -58,8 +60,10 @@ public:
         }
         auto s = std::make_unique<QTcpSocket>();
         s->connectToHost(ip, quint16(address.mid(colon + 1).toUInt()));
-        if (s->waitForConnected(left())) m_tcp = std::move(s);
-        else m_error = s->errorString();
+        if (s->waitForConnected(left()))
+            m_tcp = std::move(s);
+        else
+            m_error = s->errorString();
     }
     bool connected() const { return m_local || m_tcp; }
     QString error() const { return m_error; }

@@ -23,7 +23,8 @@ QMap<QString, Counter>& table() {
 }
 QString seriesKey(const QString& name, const Labels& labels) {
     QString k = name + QLatin1Char('{');
-    for (auto it = labels.cbegin(); it != labels.cend(); ++it) k += it.key() + QLatin1Char('=') + it.value() + QLatin1Char('\x1f');
+    for (auto it = labels.cbegin(); it != labels.cend(); ++it)
+        k += it.key() + QLatin1Char('=') + it.value() + QLatin1Char('\x1f');
     return k + QLatin1Char('}');
 }
 }  // namespace
@@ -48,7 +49,9 @@ Status writeFile(const QString& path, const QString& program) {
     for (const Counter& c : snapshot()) {
         QJsonObject labels;
         for (auto it = c.labels.cbegin(); it != c.labels.cend(); ++it) labels.insert(it.key(), it.value());
-        counters << QJsonObject{{QStringLiteral("name"), c.name}, {QStringLiteral("labels"), labels}, {QStringLiteral("value"), qint64(c.value)}};
+        counters << QJsonObject{{QStringLiteral("name"), c.name},
+                                {QStringLiteral("labels"), labels},
+                                {QStringLiteral("value"), qint64(c.value)}};
     }
     const QJsonObject doc{{QStringLiteral("program"), program}, {QStringLiteral("counters"), counters}};
     return writeFileAtomic(path, QJsonDocument(doc).toJson(QJsonDocument::Compact), 0644);

@@ -52,7 +52,9 @@ bool addExt(X509* cert, int nid, const char* value) {
     return ok;
 }
 
-QString openSslError() { return takeOpenSslError(QStringLiteral("unknown OpenSSL error")); }
+QString openSslError() {
+    return takeOpenSslError(QStringLiteral("unknown OpenSSL error"));
+}
 
 // tls.cert: the leaf certificate, then any intermediates, all PEM.
 Status useCertificateChain(SSL_CTX* ctx, const QString& certPath, const QByteArray& pem) {
@@ -100,7 +102,8 @@ Result<ServerTlsContext> serverTlsContext(const Config& config) {
     const QString certPath = config.path(QStringLiteral("tls.cert"));
     const QString keyPath = config.path(QStringLiteral("tls.key"));
     auto certBytes = readFile(certPath, 1 << 20);
-    if (!certBytes) return Result<ServerTlsContext>::fail(QStringLiteral("TLS certificate: %1").arg(certBytes.errorMessage()));
+    if (!certBytes)
+        return Result<ServerTlsContext>::fail(QStringLiteral("TLS certificate: %1").arg(certBytes.errorMessage()));
     auto keyBytes = readFile(keyPath, 1 << 20);
     if (!keyBytes) return Result<ServerTlsContext>::fail(QStringLiteral("TLS key: %1").arg(keyBytes.errorMessage()));
 
@@ -110,14 +113,15 @@ Result<ServerTlsContext> serverTlsContext(const Config& config) {
     const bool tls13Only = config.value(QStringLiteral("tls.min_version")) == u"1.3";
     SSL_CTX_set_min_proto_version(ctx.get(), tls13Only ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_options(ctx.get(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                     SSL_OP_IGNORE_UNEXPECTED_EOF);  // most mail clients just drop TCP
+                                       SSL_OP_IGNORE_UNEXPECTED_EOF);  // most mail clients just drop TCP
     // RELEASE_BUFFERS: an idle connection gives its ~34 KiB of record buffers back.
     // The other two let Connection retry a partial write from a moved QByteArray.
-    SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_mode(ctx.get(),
+                     SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     // Resumption by stateless tickets only: a server-side session cache would grow
     // with every client that ever connected.
     SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_dh_auto(ctx.get(), 1);                 // RFC 7919 groups for DHE suites
+    SSL_CTX_set_dh_auto(ctx.get(), 1);                        // RFC 7919 groups for DHE suites
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);  // we do not ask clients for certificates
     if (auto st = useCertificateChain(ctx.get(), certPath, *certBytes); !st) return st.error();
     if (auto st = usePrivateKey(ctx.get(), keyPath, *keyBytes); !st) return st.error();
@@ -141,7 +145,8 @@ Status generateSelfSigned(const QString& certPath, const QString& keyPath, const
     X509_set_pubkey(cert.get(), key.get());
     X509_NAME* name = X509_get_subject_name(cert.get());
     const QByteArray cn = dnsNames.first().toUtf8();
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.constData()), -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.constData()), -1,
+                               -1, 0);
     X509_set_issuer_name(cert.get(), name);
     QStringList sans;
     for (const QString& n : dnsNames) sans << QStringLiteral("DNS:") + n;
@@ -149,10 +154,10 @@ Status generateSelfSigned(const QString& certPath, const QString& keyPath, const
     if (!addExt(cert.get(), NID_subject_alt_name, sanText.constData()) ||
         !addExt(cert.get(), NID_basic_constraints, "critical,CA:FALSE") ||
         !addExt(cert.get(), NID_key_usage, "critical,digitalSignature") ||
-        !addExt(cert.get(), NID_ext_key_usage, "serverAuth") ||
-        !addExt(cert.get(), NID_subject_key_identifier, "hash"))
+        !addExt(cert.get(), NID_ext_key_usage, "serverAuth") || !addExt(cert.get(), NID_subject_key_identifier, "hash"))
         return Status::fail(QStringLiteral("cannot add certificate extensions"));
-    if (X509_sign(cert.get(), key.get(), EVP_sha256()) <= 0) return Status::fail(QStringLiteral("cannot sign the certificate"));
+    if (X509_sign(cert.get(), key.get(), EVP_sha256()) <= 0)
+        return Status::fail(QStringLiteral("cannot sign the certificate"));
 
     BioPtr keyBio(BIO_new(BIO_s_mem()));
     BioPtr certBio(BIO_new(BIO_s_mem()));

@@ -44,7 +44,9 @@ Result<QByteArray> base32Decode(const QString& textIn) {
         if (!((u >= QLatin1Char('A') && u <= QLatin1Char('Z')) || (u >= QLatin1Char('2') && u <= QLatin1Char('7'))))
             return Result<QByteArray>::fail(QStringLiteral("not base32: '%1'").arg(c));
         text += u;
-        if (text.size() > kMaxBase32Chars) return Result<QByteArray>::fail(QStringLiteral("base32 secret longer than %1 characters").arg(kMaxBase32Chars));
+        if (text.size() > kMaxBase32Chars)
+            return Result<QByteArray>::fail(
+                QStringLiteral("base32 secret longer than %1 characters").arg(kMaxBase32Chars));
     }
     if (text.isEmpty()) return Result<QByteArray>::fail(QStringLiteral("empty base32 secret"));
     // liboath wants the padded form.
@@ -65,12 +67,15 @@ QString totpCode(const QByteArray& secret, qint64 unixTime, int digits) {
     if (digits < 6 || digits > 8 || unixTime < 0) return {};
     initOath();
     char otp[16] = {};
-    if (oath_totp_generate(secret.constData(), size_t(secret.size()), time_t(unixTime), kTotpStepSeconds, 0, unsigned(digits), otp) != OATH_OK)
+    if (oath_totp_generate(secret.constData(), size_t(secret.size()), time_t(unixTime), kTotpStepSeconds, 0,
+                           unsigned(digits), otp) != OATH_OK)
         return {};
     return QString::fromLatin1(otp);
 }
 
-qint64 totpStep(qint64 unixTime) { return unixTime < 0 ? -1 : unixTime / kTotpStepSeconds; }
+qint64 totpStep(qint64 unixTime) {
+    return unixTime < 0 ? -1 : unixTime / kTotpStepSeconds;
+}
 
 QString parseTotpCode(const QString& text) {
     QString digits;

@@ -43,7 +43,7 @@ namespace postern {
 inline constexpr int kTotpSecretBytes = 20;  // 160 bits
 inline constexpr int kTotpDigits = 6;
 inline constexpr int kTotpStepSeconds = 30;
-inline constexpr int kTotpWindowSteps = 1;   // +-1 step accepted, +-2 refused
+inline constexpr int kTotpWindowSteps = 1;  // +-1 step accepted, +-2 refused
 inline constexpr int kMaxBase32Chars = 128;
 
 QByteArray generateTotpSecret();

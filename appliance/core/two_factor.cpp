@@ -11,11 +11,11 @@
 #include <QDateTime>
 #include <QFile>
 
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
 
 namespace postern {
 
@@ -25,7 +25,8 @@ const QString kBadCode = QStringLiteral("wrong or already used code");
 bool validId(const QString& id) {
     if (id.size() != 16) return false;
     for (QChar c : id)
-        if (!((c >= QLatin1Char('0') && c <= QLatin1Char('9')) || (c >= QLatin1Char('a') && c <= QLatin1Char('f')))) return false;
+        if (!((c >= QLatin1Char('0') && c <= QLatin1Char('9')) || (c >= QLatin1Char('a') && c <= QLatin1Char('f'))))
+            return false;
     return true;
 }
 }  // namespace
@@ -33,18 +34,23 @@ bool validId(const QString& id) {
 TwoFactor::TwoFactor(AccountStore& store, QString usageDir, Clock clock)
     : m_store(store), m_usageDir(std::move(usageDir)), m_clock(std::move(clock)) {}
 
-qint64 TwoFactor::now() const { return m_clock ? m_clock() : QDateTime::currentSecsSinceEpoch(); }
+qint64 TwoFactor::now() const {
+    return m_clock ? m_clock() : QDateTime::currentSecsSinceEpoch();
+}
 
 Result<TotpEnrolment> TwoFactor::beginEnrolment(const QString& addressIn) {
     auto address = normalizeAddress(addressIn);
     if (!address) return address.error();
     const QByteArray secret = generateTotpSecret();
-    if (secret.size() != kTotpSecretBytes) return Result<TotpEnrolment>::fail(QStringLiteral("no randomness for a secret"));
+    if (secret.size() != kTotpSecretBytes)
+        return Result<TotpEnrolment>::fail(QStringLiteral("no randomness for a secret"));
     const qint64 t = now();
     Status st = m_store.modifyWithSecrets([&](Accounts& acc, TotpSecrets& secrets) -> Status {
         if (!acc.user(*address)) return Status::fail(QStringLiteral("unknown user %1").arg(*address));
         if (acc.credentials().twoFactorEnabled(*address))
-            return Status::fail(QStringLiteral("two-factor login is already on for %1 (disable it first to enrol a new device)").arg(*address));
+            return Status::fail(
+                QStringLiteral("two-factor login is already on for %1 (disable it first to enrol a new device)")
+                    .arg(*address));
         secrets.set(*address, TotpSecret{secret, false, -1, t});
         return {};
     });
@@ -63,8 +69,9 @@ Result<TotpEnrolment> TwoFactor::beginEnrolment(const QString& addressIn) {
 Status TwoFactor::checkCode(TotpSecrets& secrets, const QString& address, const QString& code, bool wantActive) {
     TotpSecret* s = secrets.find(address);
     if (!s || s->active != wantActive)
-        return Status::fail(wantActive ? QStringLiteral("two-factor login is not on for %1").arg(address)
-                                       : QStringLiteral("no enrolment in progress for %1 (start one: user 2fa enrol)").arg(address));
+        return Status::fail(
+            wantActive ? QStringLiteral("two-factor login is not on for %1").arg(address)
+                       : QStringLiteral("no enrolment in progress for %1 (start one: user 2fa enrol)").arg(address));
     if (parseTotpCode(code).isEmpty()) return Status::fail(QStringLiteral("a code is %1 digits").arg(kTotpDigits));
     const auto step = verifyTotp(s->secret, code, now(), s->lastStep);
     if (!step) return Status::fail(kBadCode);
@@ -142,7 +149,8 @@ Result<TwoFactorStatus> TwoFactor::status(const QString& addressIn) const {
     return s;
 }
 
-Result<NewAppPassword> TwoFactor::addAppPassword(const QString& addressIn, const QString& name, const HashParams& params) {
+Result<NewAppPassword> TwoFactor::addAppPassword(const QString& addressIn, const QString& name,
+                                                 const HashParams& params) {
     auto address = normalizeAddress(addressIn);
     if (!address) return address.error();
     if (auto st = AccountCredentials::checkName(name); !st) return st.error();
@@ -153,7 +161,9 @@ Result<NewAppPassword> TwoFactor::addAppPassword(const QString& addressIn, const
         if (!acc->user(*address)) return Result<NewAppPassword>::fail(QStringLiteral("unknown user %1").arg(*address));
         if (acc->credentials().appPasswords(*address).size() >= kMaxAppPasswords)
             return Result<NewAppPassword>::fail(
-                QStringLiteral("%1 already has %2 app passwords (the most allowed); revoke one first").arg(*address).arg(kMaxAppPasswords));
+                QStringLiteral("%1 already has %2 app passwords (the most allowed); revoke one first")
+                    .arg(*address)
+                    .arg(kMaxAppPasswords));
     }
     const QString shown = generateAppPassword();
     const QByteArray letters = normalizeAppPassword(shown.toLatin1());
@@ -178,7 +188,8 @@ Result<QList<AppPasswordInfo>> TwoFactor::appPasswords(const QString& addressIn)
     if (!address) return address.error();
     auto acc = m_store.load();
     if (!acc) return acc.error();
-    if (!acc->user(*address)) return Result<QList<AppPasswordInfo>>::fail(QStringLiteral("unknown user %1").arg(*address));
+    if (!acc->user(*address))
+        return Result<QList<AppPasswordInfo>>::fail(QStringLiteral("unknown user %1").arg(*address));
     QList<AppPasswordInfo> out;
     for (const AppPassword& a : acc->credentials().appPasswords(*address))
         out << AppPasswordInfo{a.name, a.created, appPasswordLastUsed(m_usageDir, a.id)};
@@ -205,14 +216,18 @@ bool twoFactorRequired(const Config& config, bool isAdmin) {
     return isAdmin && config.flag(QStringLiteral("auth.require_2fa_admins"));
 }
 
-QString appPasswordUsageDir(const Config& config) { return config.dataDir() + QStringLiteral("/state/app-passwords"); }
+QString appPasswordUsageDir(const Config& config) {
+    return config.dataDir() + QStringLiteral("/state/app-passwords");
+}
 
 Status recordAppPasswordUse(const QString& dir, const QString& id, qint64 now) {
     if (!validId(id)) return Status::fail(QStringLiteral("bad app password id"));
     if (auto st = ensureDirectory(dir, 0750); !st) return st;
     const QByteArray path = QFile::encodeName(dir + QLatin1Char('/') + id);
     const int fd = ::open(path.constData(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0640);
-    if (fd < 0) return Status::fail(QStringLiteral("%1: %2").arg(QString::fromLocal8Bit(path), QString::fromLocal8Bit(std::strerror(errno))));
+    if (fd < 0)
+        return Status::fail(
+            QStringLiteral("%1: %2").arg(QString::fromLocal8Bit(path), QString::fromLocal8Bit(std::strerror(errno))));
     const struct timespec times[2] = {{time_t(now), 0}, {time_t(now), 0}};
     const int rc = ::futimens(fd, times);
     ::close(fd);
@@ -225,7 +240,8 @@ qint64 appPasswordLastUsed(const QString& dir, const QString& id) {
     auto d = SafeDir::open(dir);
     if (!d) return 0;
     struct stat st {};
-    if (::fstatat(d->fd(), QFile::encodeName(id).constData(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) return 0;
+    if (::fstatat(d->fd(), QFile::encodeName(id).constData(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+        return 0;
     return qint64(st.st_mtim.tv_sec);
 }
 

@@ -62,8 +62,10 @@ bool printable(const QString& text) {
 }
 
 Status validateUrl(const QString& url) {
-    if (url.size() > kMaxUrlChars) return Status::fail(QStringLiteral("its URL is longer than %1 characters").arg(kMaxUrlChars));
-    if (!printable(url) || url.contains(u' ')) return Status::fail(QStringLiteral("its URL holds blanks or control characters"));
+    if (url.size() > kMaxUrlChars)
+        return Status::fail(QStringLiteral("its URL is longer than %1 characters").arg(kMaxUrlChars));
+    if (!printable(url) || url.contains(u' '))
+        return Status::fail(QStringLiteral("its URL holds blanks or control characters"));
     for (const QChar c : url)  // RFC 3986: ASCII only (anything else percent-encoded), so no look-alike host names
         if (c.unicode() < 0x21 || c.unicode() > 0x7e) return Status::fail(QStringLiteral("its URL is not plain ASCII"));
     const QUrl u(url, QUrl::StrictMode);
@@ -72,20 +74,24 @@ Status validateUrl(const QString& url) {
     return {};
 }
 
-QString shown(const QString& version) { return version.startsWith(u'v') ? version.mid(1) : version; }
+QString shown(const QString& version) {
+    return version.startsWith(u'v') ? version.mid(1) : version;
+}
 
 }  // namespace
 
 Result<Announcement> parseAnnouncement(const QByteArray& document) {
     if (document.size() > kMaxAnnouncementBytes)
-        return Result<Announcement>::fail(QStringLiteral("the announcement is larger than %1 bytes").arg(kMaxAnnouncementBytes));
+        return Result<Announcement>::fail(
+            QStringLiteral("the announcement is larger than %1 bytes").arg(kMaxAnnouncementBytes));
     Announcement a;
     const QByteArray trimmed = document.trimmed();
     if (trimmed.startsWith('{')) {
         QJsonParseError err{};
         const QJsonDocument doc = QJsonDocument::fromJson(trimmed, &err);
         if (err.error != QJsonParseError::NoError || !doc.isObject())
-            return Result<Announcement>::fail(QStringLiteral("the announcement is not a JSON object (%1)").arg(err.errorString()));
+            return Result<Announcement>::fail(
+                QStringLiteral("the announcement is not a JSON object (%1)").arg(err.errorString()));
         const QJsonObject o = doc.object();
         if (!o.value(QStringLiteral("version")).isString())
             return Result<Announcement>::fail(QStringLiteral("the announcement has no \"version\" string"));
@@ -110,20 +116,25 @@ Result<Announcement> parseAnnouncement(const QByteArray& document) {
         if (words.size() == 2) a.url = words.at(1);
     }
     if (!parseVersion(a.version))
-        return Result<Announcement>::fail(QStringLiteral("the announced version is not a version (digits and dots, at most %1 parts)")
-                                              .arg(kMaxVersionParts));
+        return Result<Announcement>::fail(
+            QStringLiteral("the announced version is not a version (digits and dots, at most %1 parts)")
+                .arg(kMaxVersionParts));
     a.version = shown(a.version);
     if (!a.url.isEmpty())
-        if (auto st = validateUrl(a.url); !st) return Result<Announcement>::fail(QStringLiteral("the announcement is refused: ") + st.errorMessage());
+        if (auto st = validateUrl(a.url); !st)
+            return Result<Announcement>::fail(QStringLiteral("the announcement is refused: ") + st.errorMessage());
     if (a.notes.size() > kMaxNotesChars)
-        return Result<Announcement>::fail(QStringLiteral("the announcement's notes are longer than %1 characters").arg(kMaxNotesChars));
-    if (!printable(a.notes)) return Result<Announcement>::fail(QStringLiteral("the announcement's notes hold control characters"));
+        return Result<Announcement>::fail(
+            QStringLiteral("the announcement's notes are longer than %1 characters").arg(kMaxNotesChars));
+    if (!printable(a.notes))
+        return Result<Announcement>::fail(QStringLiteral("the announcement's notes hold control characters"));
     return a;
 }
 
 Result<Announcement> fetchAnnouncement(const QString& url, int timeoutMs) {
     if (auto st = validateUrl(url); !st)
-        return Result<Announcement>::fail(QStringLiteral("update.announce_url: ") + st.errorMessage().replace(QStringLiteral("its URL"), QStringLiteral("it")));
+        return Result<Announcement>::fail(QStringLiteral("update.announce_url: ") +
+                                          st.errorMessage().replace(QStringLiteral("its URL"), QStringLiteral("it")));
     QNetworkAccessManager nam;
     QNetworkRequest req{QUrl(url)};
     req.setTransferTimeout(timeoutMs);
@@ -150,21 +161,26 @@ Result<Announcement> fetchAnnouncement(const QString& url, int timeoutMs) {
     deadline.start(timeoutMs);
     if (!reply->isFinished()) loop.exec();
     if (tooLarge)
-        return Result<Announcement>::fail(QStringLiteral("%1: the answer is larger than %2 bytes").arg(url).arg(kMaxAnnouncementBytes));
-    if (timedOut) return Result<Announcement>::fail(QStringLiteral("%1: no answer within %2 s").arg(url).arg(timeoutMs / 1000.0));
+        return Result<Announcement>::fail(
+            QStringLiteral("%1: the answer is larger than %2 bytes").arg(url).arg(kMaxAnnouncementBytes));
+    if (timedOut)
+        return Result<Announcement>::fail(QStringLiteral("%1: no answer within %2 s").arg(url).arg(timeoutMs / 1000.0));
     if (reply->error() != QNetworkReply::NoError)
         return Result<Announcement>::fail(QStringLiteral("%1: %2").arg(url, reply->errorString()));
     const int status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
     if (status != 200) return Result<Announcement>::fail(QStringLiteral("%1: HTTP status %2").arg(url).arg(status));
     const QByteArray body = reply->read(kMaxAnnouncementBytes + 1);
     if (!reply->atEnd() || body.size() > kMaxAnnouncementBytes)
-        return Result<Announcement>::fail(QStringLiteral("%1: the answer is larger than %2 bytes").arg(url).arg(kMaxAnnouncementBytes));
+        return Result<Announcement>::fail(
+            QStringLiteral("%1: the answer is larger than %2 bytes").arg(url).arg(kMaxAnnouncementBytes));
     auto a = parseAnnouncement(body);
     if (!a) return Result<Announcement>::fail(QStringLiteral("%1: %2").arg(url, a.errorMessage()));
     return a;
 }
 
-QString updateCachePath(const Config& config) { return config.configDir() + QLatin1Char('/') + QLatin1String(kUpdateCacheFileName); }
+QString updateCachePath(const Config& config) {
+    return config.configDir() + QLatin1Char('/') + QLatin1String(kUpdateCacheFileName);
+}
 
 namespace {
 
@@ -202,7 +218,8 @@ void writeCache(const Config& config, const QString& url, const UpdateCheck& c) 
     } else {
         o.insert(QStringLiteral("error"), c.error);
     }
-    (void)writeFileAtomic(updateCachePath(config), QJsonDocument(o).toJson(QJsonDocument::Compact), 0644);  // best effort
+    (void)writeFileAtomic(updateCachePath(config), QJsonDocument(o).toJson(QJsonDocument::Compact),
+                          0644);  // best effort
 }
 
 }  // namespace
@@ -236,15 +253,19 @@ QString announcementLine(const UpdateCheck& check, const QString& running, bool*
     const QString when = check.checked.toString(Qt::ISODate);
     if (!check.ok) return QStringLiteral("cannot check for a newer image: %1 (checked %2)").arg(check.error, when);
     const auto cmp = compareVersions(check.announcement.version, running);
-    if (!cmp) return QStringLiteral("cannot compare the announced %1 with the running %2").arg(check.announcement.version, running);
+    if (!cmp)
+        return QStringLiteral("cannot compare the announced %1 with the running %2")
+            .arg(check.announcement.version, running);
     if (*cmp > 0) {
         *newer = true;
         QString line = QStringLiteral("newer image %1 available (running %2)").arg(check.announcement.version, running);
         if (!check.announcement.url.isEmpty()) line += QStringLiteral(": ") + check.announcement.url;
-        if (!check.announcement.notes.isEmpty()) line += QStringLiteral(" (") + check.announcement.notes + QLatin1Char(')');
+        if (!check.announcement.notes.isEmpty())
+            line += QStringLiteral(" (") + check.announcement.notes + QLatin1Char(')');
         return line;
     }
-    return QStringLiteral("up to date (running %1, announced %2, checked %3)").arg(running, check.announcement.version, when);
+    return QStringLiteral("up to date (running %1, announced %2, checked %3)")
+        .arg(running, check.announcement.version, when);
 }
 
 }  // namespace postern

@@ -75,7 +75,7 @@ struct Announcement {
 struct UpdateCheck {
     QDateTime checked;  // UTC; invalid when never checked
     bool ok = false;
-    QString error;  // when !ok
+    QString error;              // when !ok
     Announcement announcement;  // when ok
 };
 

@@ -50,7 +50,9 @@ QByteArray pemOfKey(EVP_PKEY* key) {
     return out;
 }
 
-PKey newEcKey() { return PKey(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"), EVP_PKEY_free); }
+PKey newEcKey() {
+    return PKey(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"), EVP_PKEY_free);
+}
 
 PKey loadKey(const QByteArray& pem) {
     BIO* bio = BIO_new_mem_buf(pem.constData(), int(pem.size()));
@@ -71,7 +73,8 @@ QByteArray jwkJson(EVP_PKEY* key) {
     BIGNUM* y = nullptr;
     EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_EC_PUB_X, &x);
     EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_EC_PUB_Y, &y);
-    const QByteArray out = "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"" + base64Url(bnBytes(x, 32)) + "\",\"y\":\"" + base64Url(bnBytes(y, 32)) + "\"}";
+    const QByteArray out = "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"" + base64Url(bnBytes(x, 32)) + "\",\"y\":\"" +
+                           base64Url(bnBytes(y, 32)) + "\"}";
     BN_free(x);
     BN_free(y);
     return out;
@@ -83,10 +86,11 @@ QByteArray signEs256(EVP_PKEY* key, const QByteArray& data) {
     size_t len = 0;
     QByteArray der;
     if (EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1 &&
-        EVP_DigestSign(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(data.constData()), size_t(data.size())) == 1) {
+        EVP_DigestSign(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(data.constData()),
+                       size_t(data.size())) == 1) {
         der.resize(qsizetype(len));
-        if (EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(der.data()), &len, reinterpret_cast<const unsigned char*>(data.constData()),
-                           size_t(data.size())) == 1)
+        if (EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(der.data()), &len,
+                           reinterpret_cast<const unsigned char*>(data.constData()), size_t(data.size())) == 1)
             der.resize(qsizetype(len));
         else
             der.clear();
@@ -104,12 +108,14 @@ QByteArray signEs256(EVP_PKEY* key, const QByteArray& data) {
 Result<QByteArray> makeCsr(EVP_PKEY* key, const QStringList& names) {
     X509_REQ* req = X509_REQ_new();
     X509_NAME* subject = X509_REQ_get_subject_name(req);
-    X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(names.first().toUtf8().constData()), -1, -1, 0);
+    X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
+                               reinterpret_cast<const unsigned char*>(names.first().toUtf8().constData()), -1, -1, 0);
     X509_REQ_set_pubkey(req, key);
     QStringList sans;
     for (const QString& n : names) sans << QStringLiteral("DNS:") + n;
     STACK_OF(X509_EXTENSION)* exts = sk_X509_EXTENSION_new_null();
-    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, sans.join(QLatin1Char(',')).toUtf8().constData());
+    X509_EXTENSION* ext =
+        X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, sans.join(QLatin1Char(',')).toUtf8().constData());
     if (ext) sk_X509_EXTENSION_push(exts, ext);
     X509_REQ_add_extensions(req, exts);
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
@@ -148,8 +154,11 @@ public:
         req.setSslConfiguration(m_tls);
         req.setTransferTimeout(kTimeoutMs);
         req.setHeader(QNetworkRequest::UserAgentHeader, QByteArrayLiteral("Postern-ACME/" POSTERN_VERSION));
-        if (!body.isNull()) req.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/jose+json"));
-        QNetworkReply* reply = method == "GET" ? m_nam.get(req) : method == "HEAD" ? m_nam.head(req) : m_nam.post(req, body);
+        if (!body.isNull())
+            req.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/jose+json"));
+        QNetworkReply* reply = method == "GET"    ? m_nam.get(req)
+                               : method == "HEAD" ? m_nam.head(req)
+                                                  : m_nam.post(req, body);
         QEventLoop loop;
         QObject::connect(reply, &QNetworkReply::finished, &loop, &QEventLoop::quit);
         loop.exec();
@@ -174,9 +183,12 @@ public:
             const QByteArray protectedB64 = base64Url(header);
             const QByteArray payloadB64 = base64Url(payload);
             const QByteArray sig = signEs256(m_key, protectedB64 + '.' + payloadB64);
-            const QByteArray jws = "{\"protected\":\"" + protectedB64 + "\",\"payload\":\"" + payloadB64 + "\",\"signature\":\"" + base64Url(sig) + "\"}";
+            const QByteArray jws = "{\"protected\":\"" + protectedB64 + "\",\"payload\":\"" + payloadB64 +
+                                   "\",\"signature\":\"" + base64Url(sig) + "\"}";
             Response r = http("POST", url, jws);
-            if (r.status == 400 && r.json().value(QStringLiteral("type")).toString().endsWith(QStringLiteral(":badNonce"))) continue;
+            if (r.status == 400 &&
+                r.json().value(QStringLiteral("type")).toString().endsWith(QStringLiteral(":badNonce")))
+                continue;
             return r;
         }
         return http("POST", url, "{}");  // unreachable in practice; keeps the signature simple
@@ -185,7 +197,9 @@ public:
     static QString problem(const Response& r) {
         if (!r.error.isEmpty()) return r.error;
         const QJsonObject o = r.json();
-        return QStringLiteral("HTTP %1 %2 %3").arg(r.status).arg(o.value(QStringLiteral("type")).toString(), o.value(QStringLiteral("detail")).toString());
+        return QStringLiteral("HTTP %1 %2 %3")
+            .arg(r.status)
+            .arg(o.value(QStringLiteral("type")).toString(), o.value(QStringLiteral("detail")).toString());
     }
 
     void progress(const QString& s) const {
@@ -207,23 +221,29 @@ public:
 
     Result<Issued> run() {
         const Response dir = http("GET", m_req.directoryUrl);
-        if (dir.status != 200) return Result<Issued>::fail(QStringLiteral("ACME directory %1: %2").arg(m_req.directoryUrl, problem(dir)));
+        if (dir.status != 200)
+            return Result<Issued>::fail(QStringLiteral("ACME directory %1: %2").arg(m_req.directoryUrl, problem(dir)));
         const QJsonObject d = dir.json();
         m_newNonce = d.value(QStringLiteral("newNonce")).toString();
         const QString newAccount = d.value(QStringLiteral("newAccount")).toString();
         const QString newOrder = d.value(QStringLiteral("newOrder")).toString();
-        if (m_newNonce.isEmpty() || newAccount.isEmpty() || newOrder.isEmpty()) return Result<Issued>::fail(QStringLiteral("not an ACME directory"));
+        if (m_newNonce.isEmpty() || newAccount.isEmpty() || newOrder.isEmpty())
+            return Result<Issued>::fail(QStringLiteral("not an ACME directory"));
 
         QJsonObject acct{{QStringLiteral("termsOfServiceAgreed"), true}};
-        if (!m_req.email.isEmpty()) acct.insert(QStringLiteral("contact"), QJsonArray{QStringLiteral("mailto:") + m_req.email});
+        if (!m_req.email.isEmpty())
+            acct.insert(QStringLiteral("contact"), QJsonArray{QStringLiteral("mailto:") + m_req.email});
         const Response a = post(newAccount, QJsonDocument(acct).toJson(QJsonDocument::Compact), true);
-        if (a.status != 200 && a.status != 201) return Result<Issued>::fail(QStringLiteral("account: %1").arg(problem(a)));
+        if (a.status != 200 && a.status != 201)
+            return Result<Issued>::fail(QStringLiteral("account: %1").arg(problem(a)));
         m_kid = a.location;
         progress(QStringLiteral("account %1").arg(QString::fromUtf8(m_kid)));
 
         QJsonArray ids;
-        for (const QString& n : m_req.names) ids << QJsonObject{{QStringLiteral("type"), QStringLiteral("dns")}, {QStringLiteral("value"), n}};
-        const Response o = post(newOrder, QJsonDocument(QJsonObject{{QStringLiteral("identifiers"), ids}}).toJson(QJsonDocument::Compact));
+        for (const QString& n : m_req.names)
+            ids << QJsonObject{{QStringLiteral("type"), QStringLiteral("dns")}, {QStringLiteral("value"), n}};
+        const Response o = post(
+            newOrder, QJsonDocument(QJsonObject{{QStringLiteral("identifiers"), ids}}).toJson(QJsonDocument::Compact));
         if (o.status != 201) return Result<Issued>::fail(QStringLiteral("order: %1").arg(problem(o)));
         const QString orderUrl = QString::fromUtf8(o.location);
         const QJsonObject order = o.json();
@@ -240,9 +260,11 @@ public:
             return Result<Issued>::fail(QStringLiteral("challenge folder: %1").arg(st.errorMessage()));
         for (const QJsonValue& authUrl : order.value(QStringLiteral("authorizations")).toArray()) {
             const Response az = post(authUrl.toString(), QByteArray());
-            if (az.status != 200) return cleanup(), Result<Issued>::fail(QStringLiteral("authorization: %1").arg(problem(az)));
+            if (az.status != 200)
+                return cleanup(), Result<Issued>::fail(QStringLiteral("authorization: %1").arg(problem(az)));
             const QJsonObject auth = az.json();
-            const QString name = auth.value(QStringLiteral("identifier")).toObject().value(QStringLiteral("value")).toString();
+            const QString name =
+                auth.value(QStringLiteral("identifier")).toObject().value(QStringLiteral("value")).toString();
             if (auth.value(QStringLiteral("status")).toString() == u"valid") continue;
             QJsonObject challenge;
             for (const QJsonValue& c : auth.value(QStringLiteral("challenges")).toArray())
@@ -250,22 +272,31 @@ public:
             const QString token = challenge.value(QStringLiteral("token")).toString();
             static const QRegularExpression tokenRe(QStringLiteral("^[A-Za-z0-9_-]{1,256}$"));
             if (challenge.isEmpty() || !tokenRe.match(token).hasMatch())
-                return cleanup(), Result<Issued>::fail(QStringLiteral("%1: the CA offers no usable http-01 challenge").arg(name));
+                return cleanup(),
+                       Result<Issued>::fail(QStringLiteral("%1: the CA offers no usable http-01 challenge").arg(name));
             const QString file = m_req.challengeDir + QLatin1Char('/') + token;
-            if (auto st = writeFileAtomic(file, token.toUtf8() + '.' + thumb, 0644); !st) return cleanup(), Result<Issued>::fail(st.errorMessage());
+            if (auto st = writeFileAtomic(file, token.toUtf8() + '.' + thumb, 0644); !st)
+                return cleanup(), Result<Issued>::fail(st.errorMessage());
             written << file;
             const Response go = post(challenge.value(QStringLiteral("url")).toString(), "{}");
-            if (go.status != 200) return cleanup(), Result<Issued>::fail(QStringLiteral("%1: challenge: %2").arg(name, problem(go)));
+            if (go.status != 200)
+                return cleanup(), Result<Issued>::fail(QStringLiteral("%1: challenge: %2").arg(name, problem(go)));
             auto done = poll(authUrl.toString());
             if (!done) return cleanup(), Result<Issued>::fail(done.errorMessage());
             if (done->value(QStringLiteral("status")).toString() != u"valid") {
                 QString why;
                 for (const QJsonValue& c : done->value(QStringLiteral("challenges")).toArray())
                     if (c.toObject().contains(QStringLiteral("error")))
-                        why = c.toObject().value(QStringLiteral("error")).toObject().value(QStringLiteral("detail")).toString();
+                        why = c.toObject()
+                                  .value(QStringLiteral("error"))
+                                  .toObject()
+                                  .value(QStringLiteral("detail"))
+                                  .toString();
                 cleanup();
-                return Result<Issued>::fail(QStringLiteral("%1 was not validated: %2 (is port 80 reachable from the Internet, and does %1 "
-                                                           "point to this host?)").arg(name, why));
+                return Result<Issued>::fail(
+                    QStringLiteral("%1 was not validated: %2 (is port 80 reachable from the Internet, and does %1 "
+                                   "point to this host?)")
+                        .arg(name, why));
             }
             progress(QStringLiteral("%1 validated").arg(name));
         }
@@ -274,15 +305,19 @@ public:
         PKey certKey = newEcKey();
         auto csr = makeCsr(certKey.get(), m_req.names);
         if (!csr) return Result<Issued>(csr.error());
-        const Response fin = post(order.value(QStringLiteral("finalize")).toString(),
-                                  QJsonDocument(QJsonObject{{QStringLiteral("csr"), QString::fromLatin1(base64Url(*csr))}}).toJson(QJsonDocument::Compact));
+        const Response fin =
+            post(order.value(QStringLiteral("finalize")).toString(),
+                 QJsonDocument(QJsonObject{{QStringLiteral("csr"), QString::fromLatin1(base64Url(*csr))}})
+                     .toJson(QJsonDocument::Compact));
         if (fin.status != 200) return Result<Issued>::fail(QStringLiteral("finalize: %1").arg(problem(fin)));
         auto finalOrder = poll(orderUrl);
         if (!finalOrder) return Result<Issued>(finalOrder.error());
         if (finalOrder->value(QStringLiteral("status")).toString() != u"valid")
-            return Result<Issued>::fail(QStringLiteral("the order ended as '%1'").arg(finalOrder->value(QStringLiteral("status")).toString()));
+            return Result<Issued>::fail(
+                QStringLiteral("the order ended as '%1'").arg(finalOrder->value(QStringLiteral("status")).toString()));
         const Response cert = post(finalOrder->value(QStringLiteral("certificate")).toString(), QByteArray());
-        if (cert.status != 200 || !cert.body.contains("BEGIN CERTIFICATE")) return Result<Issued>::fail(QStringLiteral("download: %1").arg(problem(cert)));
+        if (cert.status != 200 || !cert.body.contains("BEGIN CERTIFICATE"))
+            return Result<Issued>::fail(QStringLiteral("download: %1").arg(problem(cert)));
         progress(QStringLiteral("certificate issued"));
         return Issued{cert.body, pemOfKey(certKey.get())};
     }
@@ -298,7 +333,9 @@ private:
 };
 }  // namespace
 
-QByteArray base64Url(const QByteArray& data) { return data.toBase64(QByteArray::Base64UrlEncoding | QByteArray::OmitTrailingEquals); }
+QByteArray base64Url(const QByteArray& data) {
+    return data.toBase64(QByteArray::Base64UrlEncoding | QByteArray::OmitTrailingEquals);
+}
 
 QByteArray jwkThumbprint(const QByteArray& jwkCanonicalJson) {
     return base64Url(QCryptographicHash::hash(jwkCanonicalJson, QCryptographicHash::Sha256));
@@ -312,8 +349,10 @@ Result<Issued> obtainCertificate(const Request& request) {
     if (!account) {
         account = newEcKey();
         if (!account) return Result<Issued>::fail(QStringLiteral("cannot create the ACME account key"));
-        if (auto st = ensureDirectory(QFileInfo(request.accountKeyPath).absolutePath(), 0700); !st) return Result<Issued>::fail(st.errorMessage());
-        if (auto st = writeFileAtomic(request.accountKeyPath, pemOfKey(account.get()), 0600); !st) return Result<Issued>::fail(st.errorMessage());
+        if (auto st = ensureDirectory(QFileInfo(request.accountKeyPath).absolutePath(), 0700); !st)
+            return Result<Issued>::fail(st.errorMessage());
+        if (auto st = writeFileAtomic(request.accountKeyPath, pemOfKey(account.get()), 0600); !st)
+            return Result<Issued>::fail(st.errorMessage());
     }
     Session s(request, account.get());
     return s.run();

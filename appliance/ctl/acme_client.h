@@ -33,11 +33,11 @@ namespace postern::acme {
 
 struct Request {
     QString directoryUrl;
-    QStringList names;          // first = common name
-    QString email;              // "" = no contact
-    QString accountKeyPath;     // created when missing
-    QString challengeDir;       // where http-01 answers go
-    QList<QSslCertificate> extraCa;  // to trust a test CA (pebble)
+    QStringList names;                             // first = common name
+    QString email;                                 // "" = no contact
+    QString accountKeyPath;                        // created when missing
+    QString challengeDir;                          // where http-01 answers go
+    QList<QSslCertificate> extraCa;                // to trust a test CA (pebble)
     std::function<void(const QString&)> progress;  // one line per step
 };
 

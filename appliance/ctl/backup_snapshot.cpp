@@ -21,11 +21,6 @@
 #include <QHash>
 #include <QSet>
 
-#include <algorithm>
-#include <optional>
-#include <cerrno>
-#include <csignal>
-#include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -33,14 +28,25 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <optional>
 
 namespace postern::ctl::backup {
 
 namespace {
 
-QString errnoText(int e) { return QString::fromLocal8Bit(std::strerror(e)); }
-QByteArray enc(const QString& p) { return QFile::encodeName(p); }
-Status failErrno(const QString& what, int e) { return Status::fail(QStringLiteral("%1: %2").arg(what, errnoText(e)), e); }
+QString errnoText(int e) {
+    return QString::fromLocal8Bit(std::strerror(e));
+}
+QByteArray enc(const QString& p) {
+    return QFile::encodeName(p);
+}
+Status failErrno(const QString& what, int e) {
+    return Status::fail(QStringLiteral("%1: %2").arg(what, errnoText(e)), e);
+}
 
 // ---------------------------------------------------------------- progress
 
@@ -55,7 +61,10 @@ public:
         m_bytes += bytes;
         if (m_tty && m_clock.elapsed() - m_last >= 200) {
             m_last = m_clock.elapsed();
-            write(QStringLiteral("\r%1: %2 files, %3 MB ").arg(m_what).arg(m_files).arg(double(m_bytes) / 1e6, 0, 'f', 1));
+            write(QStringLiteral("\r%1: %2 files, %3 MB ")
+                      .arg(m_what)
+                      .arg(m_files)
+                      .arg(double(m_bytes) / 1e6, 0, 'f', 1));
         }
     }
     void done() {
@@ -125,7 +134,9 @@ Status copyHashing(int in, int out, QByteArray* hex, qint64* size, const QString
     return {};
 }
 
-qint64 mtimeNs(const struct stat& st) { return qint64(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec; }
+qint64 mtimeNs(const struct stat& st) {
+    return qint64(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+}
 
 void setTimes(int fd, qint64 ns) {
     struct timespec ts[2];
@@ -196,9 +207,11 @@ Result<FileHandle> openSnapshotFile(int rootFd, const QString& rel, struct stat*
     uid_t parentOwner = 0;
     FileHandle h(openBelow(rootFd, rel, O_RDONLY, &parentOwner));
     if (!h.valid()) return Result<FileHandle>::fail(QStringLiteral("%1: %2").arg(rel, errnoText(errno)), errno);
-    if (::fstat(h.fd(), st) != 0 || !S_ISREG(st->st_mode)) return Result<FileHandle>::fail(QStringLiteral("%1: not a regular file").arg(rel), EINVAL);
+    if (::fstat(h.fd(), st) != 0 || !S_ISREG(st->st_mode))
+        return Result<FileHandle>::fail(QStringLiteral("%1: not a regular file").arg(rel), EINVAL);
     if (parentOwner != 0 && parentOwner != ::geteuid() && st->st_uid != parentOwner)
-        return Result<FileHandle>::fail(QStringLiteral("%1: owned by uid %2, not by its folder's owner").arg(rel).arg(st->st_uid), EPERM);
+        return Result<FileHandle>::fail(
+            QStringLiteral("%1: owned by uid %2, not by its folder's owner").arg(rel).arg(st->st_uid), EPERM);
     const int fl = ::fcntl(h.fd(), F_GETFL);
     if (fl >= 0) ::fcntl(h.fd(), F_SETFL, fl & ~O_NONBLOCK);
     return h;
@@ -221,9 +234,11 @@ int resolveToken(const QString& token, int daemonId) {
 
 QByteArray entryLine(const ManifestEntry& e) {
     if (e.isDir)
-        return "D " + QByteArray::number(e.mode, 8) + ' ' + e.owner.toUtf8() + ' ' + e.group.toUtf8() + ' ' + encodePath(e.path) + '\n';
-    return "F " + e.sha256 + ' ' + QByteArray::number(e.size) + ' ' + QByteArray::number(e.mode, 8) + ' ' + e.owner.toUtf8() + ' ' +
-           e.group.toUtf8() + ' ' + QByteArray::number(e.mtimeNs) + ' ' + encodePath(e.path) + '\n';
+        return "D " + QByteArray::number(e.mode, 8) + ' ' + e.owner.toUtf8() + ' ' + e.group.toUtf8() + ' ' +
+               encodePath(e.path) + '\n';
+    return "F " + e.sha256 + ' ' + QByteArray::number(e.size) + ' ' + QByteArray::number(e.mode, 8) + ' ' +
+           e.owner.toUtf8() + ' ' + e.group.toUtf8() + ' ' + QByteArray::number(e.mtimeNs) + ' ' + encodePath(e.path) +
+           '\n';
 }
 
 bool isMessagePath(const QString& rel) {
@@ -248,7 +263,8 @@ Result<QString> decodePath(const QByteArray& encoded) {
     const QString p = QFile::decodeName(QByteArray::fromPercentEncoding(encoded));
     for (const QString& part : p.split(QLatin1Char('/')))
         if (part.isEmpty() || part == u"." || part == u"..")
-            return Result<QString>::fail(QStringLiteral("path '%1' leaves the snapshot").arg(QString::fromUtf8(encoded)));
+            return Result<QString>::fail(
+                QStringLiteral("path '%1' leaves the snapshot").arg(QString::fromUtf8(encoded)));
     if (p.contains(QChar(0))) return Result<QString>::fail(QStringLiteral("path with NUL"));
     return p;
 }
@@ -271,16 +287,22 @@ Result<Manifest> Manifest::parse(const QByteArray& text) {
     Manifest m;
     const QList<QByteArray> lines = text.split('\n');
     if (lines.isEmpty() || lines.first() != "POSTERN-BACKUP 1")
-        return Result<Manifest>::fail(QStringLiteral("not a Postern backup manifest (first line must be 'POSTERN-BACKUP 1')"));
+        return Result<Manifest>::fail(
+            QStringLiteral("not a Postern backup manifest (first line must be 'POSTERN-BACKUP 1')"));
     QSet<QString> seen;
     for (qsizetype i = 1; i < lines.size(); ++i) {
         const QByteArray& l = lines.at(i);
         if (l.isEmpty()) continue;
-        if (m.complete) return Result<Manifest>::fail(QStringLiteral("manifest line %1: text after the end line").arg(i + 1));
+        if (m.complete)
+            return Result<Manifest>::fail(QStringLiteral("manifest line %1: text after the end line").arg(i + 1));
         const QList<QByteArray> f = l.split(' ');
-        auto bad = [&](const QString& why) { return Result<Manifest>::fail(QStringLiteral("manifest line %1: %2").arg(i + 1).arg(why)); };
-        if (f.first() == "created" && f.size() == 2) m.created = QString::fromUtf8(f.at(1));
-        else if (f.first() == "host" && f.size() == 2) m.host = QString::fromUtf8(f.at(1));
+        auto bad = [&](const QString& why) {
+            return Result<Manifest>::fail(QStringLiteral("manifest line %1: %2").arg(i + 1).arg(why));
+        };
+        if (f.first() == "created" && f.size() == 2)
+            m.created = QString::fromUtf8(f.at(1));
+        else if (f.first() == "host" && f.size() == 2)
+            m.host = QString::fromUtf8(f.at(1));
         else if (f.first() == "end" && f.size() == 3) {
             bool ok1 = false, ok2 = false;
             m.files = f.at(1).toLongLong(&ok1);
@@ -306,8 +328,8 @@ Result<Manifest> Manifest::parse(const QByteArray& text) {
             auto p = decodePath(f.last());
             if (!p) return bad(p.errorMessage());
             e.path = *p;
-            if (!e.path.startsWith(QStringLiteral("config/")) && !e.path.startsWith(QStringLiteral("data/")) && e.path != u"config" &&
-                e.path != u"data")
+            if (!e.path.startsWith(QStringLiteral("config/")) && !e.path.startsWith(QStringLiteral("data/")) &&
+                e.path != u"config" && e.path != u"data")
                 return bad(QStringLiteral("path '%1' is neither below config/ nor data/").arg(e.path));
             if (seen.contains(e.path)) return bad(QStringLiteral("'%1' listed twice").arg(e.path));
             seen.insert(e.path);
@@ -341,12 +363,14 @@ QString checkMessageHeader(const QByteArray& bytes) {
         if (colon <= 0) return QStringLiteral("line %1 is not a header field").arg(lineNo);
         for (qsizetype i = 0; i < colon; ++i) {
             const uchar c = uchar(line.at(i));
-            if (c < 33 || c > 126) return QStringLiteral("line %1 has a bad field name").arg(lineNo);  // RFC 5322 2.2 ftext
+            if (c < 33 || c > 126)
+                return QStringLiteral("line %1 has a bad field name").arg(lineNo);  // RFC 5322 2.2 ftext
         }
         ++fields;
         if (last) break;
     }
-    if (bytes.size() >= kMessageCheckBytes) return QStringLiteral("header longer than %1 bytes").arg(kMessageCheckBytes);
+    if (bytes.size() >= kMessageCheckBytes)
+        return QStringLiteral("header longer than %1 bytes").arg(kMessageCheckBytes);
     return fields > 0 ? QString() : QStringLiteral("no header fields");
 }
 
@@ -354,10 +378,12 @@ Status removeTree(const QString& path) {
     const QFileInfo info(path);
     const int parent = ::open(enc(info.absolutePath()).constData(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (parent < 0) return errno == ENOENT ? Status() : failErrno(info.absolutePath(), errno);
-    std::function<Status(int, const QByteArray&, int)> rm = [&](int dirFd, const QByteArray& name, int depth) -> Status {
+    std::function<Status(int, const QByteArray&, int)> rm = [&](int dirFd, const QByteArray& name,
+                                                                int depth) -> Status {
         if (depth > kMaxTreeDepth) return Status::fail(QStringLiteral("%1: too deep").arg(path), ELOOP);
         struct stat st {};
-        if (::fstatat(dirFd, name.constData(), &st, AT_SYMLINK_NOFOLLOW) != 0) return errno == ENOENT ? Status() : failErrno(path, errno);
+        if (::fstatat(dirFd, name.constData(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+            return errno == ENOENT ? Status() : failErrno(path, errno);
         if (S_ISDIR(st.st_mode)) {
             const int fd = ::openat(dirFd, name.constData(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (fd < 0) return failErrno(path, errno);
@@ -368,7 +394,8 @@ Status removeTree(const QString& path) {
             }
             QList<QByteArray> names;
             while (dirent* e = ::readdir(d))
-                if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names << QByteArray(e->d_name);
+                if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
+                    names << QByteArray(e->d_name);
             Status result;
             for (const QByteArray& n : names)
                 if (auto s = rm(::dirfd(d), n, depth + 1); !s && result) result = s;
@@ -403,8 +430,9 @@ public:
         flush();
         m_progress.done();
         // Counters for the parent's summary line.
-        const QByteArray c = "C " + QByteArray::number(m_hardLinks) + ' ' + QByteArray::number(m_copies) + ' ' + QByteArray::number(m_folders) + ' ' +
-                             QByteArray::number(m_queued) + ' ' + QByteArray::number(m_later) + '\n';
+        const QByteArray c = "C " + QByteArray::number(m_hardLinks) + ' ' + QByteArray::number(m_copies) + ' ' +
+                             QByteArray::number(m_folders) + ' ' + QByteArray::number(m_queued) + ' ' +
+                             QByteArray::number(m_later) + '\n';
         (void)writeAll(m_out, c.constData(), size_t(c.size()), QStringLiteral("pipe"));
         if (!m_errors.isEmpty()) {
             for (const QString& e : std::as_const(m_errors)) {
@@ -418,7 +446,9 @@ public:
 
 private:
     QString dstPath(const QString& rel) const { return rel.isEmpty() ? m_dst : m_dst + QLatin1Char('/') + rel; }
-    static QString relName(const QString& rel) { return rel.isEmpty() ? QStringLiteral("data") : QStringLiteral("data/") + rel; }
+    static QString relName(const QString& rel) {
+        return rel.isEmpty() ? QStringLiteral("data") : QStringLiteral("data/") + rel;
+    }
 
     void error(const QString& e) { m_errors << e; }
 
@@ -428,7 +458,8 @@ private:
     }
     void flush() {
         if (m_buffer.isEmpty()) return;
-        if (auto st = writeAll(m_out, m_buffer.constData(), size_t(m_buffer.size()), QStringLiteral("pipe")); !st) error(st.errorMessage());
+        if (auto st = writeAll(m_out, m_buffer.constData(), size_t(m_buffer.size()), QStringLiteral("pipe")); !st)
+            error(st.errorMessage());
         m_buffer.clear();
     }
 
@@ -481,7 +512,8 @@ private:
             return Status::fail(QStringLiteral("%1: not a regular file").arg(src), EINVAL);
         }
         ::fcntl(in, F_SETFL, ::fcntl(in, F_GETFL) & ~O_NONBLOCK);
-        const int out = ::open(enc(dstPath(rel)).constData(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 0777);
+        const int out = ::open(enc(dstPath(rel)).constData(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                               st.st_mode & 0777);
         if (out < 0) {
             const int e = errno;
             ::close(in);
@@ -505,7 +537,8 @@ private:
                 return {};
             }
             if (errno == ENOENT) return failErrno(src, ENOENT);
-            if (errno != EXDEV && errno != EPERM && errno != EMLINK && errno != EOPNOTSUPP) return failErrno(src, errno);
+            if (errno != EXDEV && errno != EPERM && errno != EMLINK && errno != EOPNOTSUPP)
+                return failErrno(src, errno);
             if (errno == EXDEV || errno == EOPNOTSUPP) m_tryLinks = false;
         }
         return copyFile(src, rel);
@@ -521,10 +554,13 @@ private:
             const QString s = src + QLatin1Char('/') + name;
             struct stat st {};
             if (::lstat(enc(s).constData(), &st) != 0) continue;
-            if (S_ISDIR(st.st_mode)) copyPlainTree(s, rel + QLatin1Char('/') + name, depth + 1);
+            if (S_ISDIR(st.st_mode))
+                copyPlainTree(s, rel + QLatin1Char('/') + name, depth + 1);
             else if (S_ISREG(st.st_mode) && !isSkippedStateFile(name)) {
-                if (auto c = copyFile(s, rel + QLatin1Char('/') + name); c) emitFile(rel + QLatin1Char('/') + name);
-                else if (c.error().code != ENOENT) error(c.errorMessage());
+                if (auto c = copyFile(s, rel + QLatin1Char('/') + name); c)
+                    emitFile(rel + QLatin1Char('/') + name);
+                else if (c.error().code != ENOENT)
+                    error(c.errorMessage());
             }
         }
     }
@@ -534,8 +570,10 @@ private:
     // build refuses data newer than itself instead of misreading it.
     void snapshotDataVersion() {
         const QString rel = QLatin1String(kDataVersionFileName);
-        if (auto c = copyFile(dataVersionPath(m_config), rel); c) emitFile(rel);
-        else if (c.error().code != ENOENT) error(c.errorMessage());
+        if (auto c = copyFile(dataVersionPath(m_config), rel); c)
+            emitFile(rel);
+        else if (c.error().code != ENOENT)
+            error(c.errorMessage());
     }
 
     void snapshotMail() {
@@ -562,11 +600,15 @@ private:
             struct stat st {};
             if (::lstat(enc(s).constData(), &st) != 0) continue;
             const QString r = rel + QLatin1Char('/') + name;
-            if (S_ISDIR(st.st_mode) && name == u"Maildir") snapshotMaildir(s, r);
-            else if (S_ISDIR(st.st_mode)) copyPlainTree(s, r, 1);
+            if (S_ISDIR(st.st_mode) && name == u"Maildir")
+                snapshotMaildir(s, r);
+            else if (S_ISDIR(st.st_mode))
+                copyPlainTree(s, r, 1);
             else if (S_ISREG(st.st_mode) && !isSkippedStateFile(name)) {
-                if (auto c = copyFile(s, r); c) emitFile(r);
-                else if (c.error().code != ENOENT) error(c.errorMessage());
+                if (auto c = copyFile(s, r); c)
+                    emitFile(r);
+                else if (c.error().code != ENOENT)
+                    error(c.errorMessage());
             }
         }
     }
@@ -596,8 +638,10 @@ private:
             // Every message present now gets its UID first (what POP3 does on login).
             auto folder = store::MaildirFolder::open(root, parts, false);
             if (folder) {
-                if (auto s = folder->sync(false); !s) error(QStringLiteral("%1: %2").arg(dir, s.errorMessage()));
-                else synced = true;
+                if (auto s = folder->sync(false); !s)
+                    error(QStringLiteral("%1: %2").arg(dir, s.errorMessage()));
+                else
+                    synced = true;
             }
         }
         if (!inbox && !mkdirEmit(rel, 0700)) return;
@@ -615,15 +659,18 @@ private:
                 const QString s = dir + QLatin1Char('/') + name;
                 struct stat st {};
                 if (::lstat(enc(s).constData(), &st) != 0 || !S_ISREG(st.st_mode) || isSkippedStateFile(name)) continue;
-                if (auto c = copyFile(s, rel + QLatin1Char('/') + name); c) done << rel + QLatin1Char('/') + name;
-                else if (c.error().code != ENOENT) error(c.errorMessage());
+                if (auto c = copyFile(s, rel + QLatin1Char('/') + name); c)
+                    done << rel + QLatin1Char('/') + name;
+                else if (c.error().code != ENOENT)
+                    error(c.errorMessage());
             }
             // Messages delivered after our sync() have no UID yet: they arrived after the
             // backup started and are left for the next one (the snapshot's uidlist must name
             // every message it holds).
             std::optional<store::UidListContents> uids;
             if (synced) {
-                auto u = store::MaildirFolder::readUidListFile(dir + QLatin1Char('/') + QLatin1String(store::MaildirFolder::kUidListName));
+                auto u = store::MaildirFolder::readUidListFile(dir + QLatin1Char('/') +
+                                                               QLatin1String(store::MaildirFolder::kUidListName));
                 if (u && u->uidValidity != 0) uids = *u;
             }
             for (const char* sub : {"new", "cur"}) {
@@ -639,8 +686,10 @@ private:
                         pending << QLatin1String(sub) + QLatin1Char('/') + name;
                         continue;
                     }
-                    if (auto c = linkOrCopy(subDir + QLatin1Char('/') + name, r); c) done << r;
-                    else if (c.error().code != ENOENT) error(c.errorMessage());
+                    if (auto c = linkOrCopy(subDir + QLatin1Char('/') + name, r); c)
+                        done << r;
+                    else if (c.error().code != ENOENT)
+                        error(c.errorMessage());
                 }
             }
         }
@@ -662,8 +711,10 @@ private:
                     if (c || c.error().code != ENOENT) break;
                 }
             }
-            if (c) done << r;
-            else if (c.error().code != ENOENT) error(c.errorMessage());  // expunged meanwhile: gone
+            if (c)
+                done << r;
+            else if (c.error().code != ENOENT)
+                error(c.errorMessage());  // expunged meanwhile: gone
         }
         for (const QString& r : std::as_const(done)) emitFile(r);
     }
@@ -765,7 +816,8 @@ Status copyConfigTree(ConfigCopy& c, const QString& src, const QString& dstRoot,
             continue;
         }
         ::fcntl(in, F_SETFL, ::fcntl(in, F_GETFL) & ~O_NONBLOCK);
-        const int out = ::open(enc(dstRoot + QLatin1Char('/') + r).constData(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        const int out = ::open(enc(dstRoot + QLatin1Char('/') + r).constData(),
+                               O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (out < 0) {
             const int e = errno;
             ::close(in);
@@ -798,13 +850,15 @@ bool folderIsEmpty(const QString& path) {
 
 Result<Summary> createSnapshot(const Config& config, const QString& dirArg, int progressFd) {
     const QString dir = QFileInfo(dirArg).absoluteFilePath();
-    if (!folderIsEmpty(dir)) return Result<Summary>::fail(QStringLiteral("%1 exists and is not empty; give a new folder").arg(dir), EEXIST);
+    if (!folderIsEmpty(dir))
+        return Result<Summary>::fail(QStringLiteral("%1 exists and is not empty; give a new folder").arg(dir), EEXIST);
     if (auto st = ensureDirectory(QFileInfo(dir).absolutePath(), 0755); !st) return st.error();
     if (::mkdir(enc(dir).constData(), 0700) != 0 && errno != EEXIST) return failErrno(dir, errno).error();
     struct stat dst {};
     // An empty folder given by the caller must be ours: the snapshot holds the keys.
     if (::lstat(enc(dir).constData(), &dst) != 0 || !S_ISDIR(dst.st_mode) || dst.st_uid != ::geteuid())
-        return Result<Summary>::fail(QStringLiteral("%1 must be a folder of the user running posternctl").arg(dir), EPERM);
+        return Result<Summary>::fail(QStringLiteral("%1 must be a folder of the user running posternctl").arg(dir),
+                                     EPERM);
     ::chmod(enc(dir).constData(), 0700);
     const bool root = ::geteuid() == 0;
     int daemonUid = int(::geteuid()), daemonGid = int(::getegid());
@@ -820,7 +874,8 @@ Result<Summary> createSnapshot(const Config& config, const QString& dirArg, int 
     cc.daemonUid = daemonUid;
     cc.daemonGid = daemonGid;
     cc.progress = &progress;
-    for (const QString& p : {config.dataDir(), config.logDir(), config.runDir(), config.path(QStringLiteral("backup.staging_dir")), dir})
+    for (const QString& p :
+         {config.dataDir(), config.logDir(), config.runDir(), config.path(QStringLiteral("backup.staging_dir")), dir})
         if (!p.isEmpty()) cc.skip << QFileInfo(p).canonicalFilePath() << QFileInfo(p).absoluteFilePath();
     if (auto st = copyConfigTree(cc, config.configDir(), dir, QStringLiteral("config"), 0); !st) return st.error();
     // 2. data/, made by a child running as the daemon user through an inherited descriptor.
@@ -867,9 +922,12 @@ Result<Summary> createSnapshot(const Config& config, const QString& dirArg, int 
     }
     ::close(pipeFds[0]);
     int status = 0;
-    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return Result<Summary>::fail(QStringLiteral("the snapshot of %1 failed (see above); %2 is incomplete (no manifest)").arg(config.dataDir(), dir));
+        return Result<Summary>::fail(
+            QStringLiteral("the snapshot of %1 failed (see above); %2 is incomplete (no manifest)")
+                .arg(config.dataDir(), dir));
     Manifest m;
     m.created = QDateTime::currentDateTimeUtc().toString(Qt::ISODateWithMs);
     m.host = config.hostname();
@@ -911,7 +969,8 @@ Result<Summary> createSnapshot(const Config& config, const QString& dirArg, int 
         ::syncfs(dfd);
         ::close(dfd);
     }
-    if (auto st = writeFileAtomic(dir + QLatin1Char('/') + QLatin1String(kManifestName), m.serialize(), 0600); !st) return st.error();
+    if (auto st = writeFileAtomic(dir + QLatin1Char('/') + QLatin1String(kManifestName), m.serialize(), 0600); !st)
+        return st.error();
     progress.done();
     return sum;
 }
@@ -925,10 +984,14 @@ Result<Summary> verifySnapshot(const QString& dirArg, int progressFd) {
     FileHandle rootHandle(rootFd);
     struct stat mst {};
     auto mh = openSnapshotFile(rootFd, QLatin1String(kManifestName), &mst);
-    if (!mh) return Result<Summary>::fail(QStringLiteral("%1: no manifest (%2): not a backup, or an unfinished one").arg(dir, mh.errorMessage()));
-    if (mst.st_size > kMaxManifestBytes) return Result<Summary>::fail(QStringLiteral("manifest larger than %1 bytes").arg(kMaxManifestBytes));
+    if (!mh)
+        return Result<Summary>::fail(
+            QStringLiteral("%1: no manifest (%2): not a backup, or an unfinished one").arg(dir, mh.errorMessage()));
+    if (mst.st_size > kMaxManifestBytes)
+        return Result<Summary>::fail(QStringLiteral("manifest larger than %1 bytes").arg(kMaxManifestBytes));
     QFile mf;
-    if (!mf.open(mh->release(), QIODevice::ReadOnly, QFileDevice::AutoCloseHandle)) return Result<Summary>::fail(QStringLiteral("cannot read the manifest"));
+    if (!mf.open(mh->release(), QIODevice::ReadOnly, QFileDevice::AutoCloseHandle))
+        return Result<Summary>::fail(QStringLiteral("cannot read the manifest"));
     auto manifest = Manifest::parse(mf.readAll());
     if (!manifest) return manifest.error();
     Summary sum;
@@ -942,8 +1005,10 @@ Result<Summary> verifySnapshot(const QString& dirArg, int progressFd) {
         listed.insert(e.path);
         if (e.isDir) {
             const int fd = openBelow(rootFd, e.path, O_RDONLY | O_DIRECTORY);
-            if (fd < 0) sum.problems << QStringLiteral("%1: folder missing (%2)").arg(e.path, errnoText(errno));
-            else ::close(fd);
+            if (fd < 0)
+                sum.problems << QStringLiteral("%1: folder missing (%2)").arg(e.path, errnoText(errno));
+            else
+                ::close(fd);
             continue;
         }
         ++files;
@@ -954,14 +1019,17 @@ Result<Summary> verifySnapshot(const QString& dirArg, int progressFd) {
             sum.problems << h.errorMessage();
             continue;
         }
-        if (st.st_size != e.size) sum.problems << QStringLiteral("%1: %2 bytes, the manifest says %3").arg(e.path).arg(st.st_size).arg(e.size);
+        if (st.st_size != e.size)
+            sum.problems
+                << QStringLiteral("%1: %2 bytes, the manifest says %3").arg(e.path).arg(st.st_size).arg(e.size);
         QByteArray hex;
         qint64 size = 0;
         if (auto s = hashFd(h->fd(), &hex, &size, e.path); !s) {
             sum.problems << s.errorMessage();
             continue;
         }
-        if (hex != e.sha256) sum.problems << QStringLiteral("%1: content differs from the manifest (SHA-256)").arg(e.path);
+        if (hex != e.sha256)
+            sum.problems << QStringLiteral("%1: content differs from the manifest (SHA-256)").arg(e.path);
         progress.add(1, size);
         if (isMessagePath(e.path)) {
             ++sum.messages;
@@ -975,7 +1043,8 @@ Result<Summary> verifySnapshot(const QString& dirArg, int progressFd) {
                 got += n;
             }
             head.truncate(got);
-            if (const QString why = checkMessageHeader(head); !why.isEmpty()) sum.problems << QStringLiteral("%1: not a message: %2").arg(e.path, why);
+            if (const QString why = checkMessageHeader(head); !why.isEmpty())
+                sum.problems << QStringLiteral("%1: not a message: %2").arg(e.path, why);
             const QString folder = e.path.section(QLatin1Char('/'), 0, -3);
             messagesByFolder[folder] << store::parseFileName(e.path.section(QLatin1Char('/'), -1)).base;
         } else if (e.path.endsWith(QLatin1Char('/') + QLatin1String(store::MaildirFolder::kUidListName))) {
@@ -988,21 +1057,33 @@ Result<Summary> verifySnapshot(const QString& dirArg, int progressFd) {
     for (auto it = messagesByFolder.cbegin(); it != messagesByFolder.cend(); ++it) {
         ++sum.folders;
         if (!uidlists.contains(it.key())) {
-            sum.problems << QStringLiteral("%1: %2 message(s) but no %3").arg(it.key()).arg(it->size()).arg(QLatin1String(store::MaildirFolder::kUidListName));
+            sum.problems << QStringLiteral("%1: %2 message(s) but no %3")
+                                .arg(it.key())
+                                .arg(it->size())
+                                .arg(QLatin1String(store::MaildirFolder::kUidListName));
             continue;
         }
-        auto list = store::MaildirFolder::readUidListFile(dir + QLatin1Char('/') + it.key() + QLatin1Char('/') + QLatin1String(store::MaildirFolder::kUidListName));
+        auto list = store::MaildirFolder::readUidListFile(dir + QLatin1Char('/') + it.key() + QLatin1Char('/') +
+                                                          QLatin1String(store::MaildirFolder::kUidListName));
         if (!list || list->uidValidity == 0) {
-            sum.problems << QStringLiteral("%1: unreadable uidlist%2").arg(it.key(), list ? QString() : QStringLiteral(" (") + list.errorMessage() + u')');
+            sum.problems << QStringLiteral("%1: unreadable uidlist%2")
+                                .arg(it.key(), list ? QString() : QStringLiteral(" (") + list.errorMessage() + u')');
             continue;
         }
         QHash<quint32, QString> byUid;
         for (const QString& base : *it) {
             const quint32 uid = list->uidByBase.value(base);
-            if (uid == 0) sum.problems << QStringLiteral("%1: message %2 has no UID in the uidlist").arg(it.key(), base);
-            else if (byUid.contains(uid)) sum.problems << QStringLiteral("%1: UID %2 given to two messages").arg(it.key()).arg(uid);
-            else if (uid >= list->nextUid) sum.problems << QStringLiteral("%1: UID %2 is not below the next UID %3").arg(it.key()).arg(uid).arg(list->nextUid);
-            else byUid.insert(uid, base);
+            if (uid == 0)
+                sum.problems << QStringLiteral("%1: message %2 has no UID in the uidlist").arg(it.key(), base);
+            else if (byUid.contains(uid))
+                sum.problems << QStringLiteral("%1: UID %2 given to two messages").arg(it.key()).arg(uid);
+            else if (uid >= list->nextUid)
+                sum.problems << QStringLiteral("%1: UID %2 is not below the next UID %3")
+                                    .arg(it.key())
+                                    .arg(uid)
+                                    .arg(list->nextUid);
+            else
+                byUid.insert(uid, base);
         }
     }
     // Files nobody listed (added or renamed after the backup).
@@ -1018,7 +1099,8 @@ Result<Summary> verifySnapshot(const QString& dirArg, int progressFd) {
             if (rel.isEmpty() && name == QLatin1String(kManifestName)) continue;
             if (!listed.contains(r)) sum.problems << QStringLiteral("%1: not in the manifest").arg(r);
             struct stat st {};
-            if (::fstatat(::dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) && listed.contains(r)) {
+            if (::fstatat(::dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
+                listed.contains(r)) {
                 const int sub = ::openat(::dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (sub >= 0) {
                     walk(sub, r, depth + 1);
@@ -1030,7 +1112,11 @@ Result<Summary> verifySnapshot(const QString& dirArg, int progressFd) {
     };
     walk(rootFd, QString(), 0);
     if (manifest->complete && (manifest->files != files || manifest->bytes != bytes))
-        sum.problems << QStringLiteral("the end line counts %1 files / %2 bytes, the records %3 / %4").arg(manifest->files).arg(manifest->bytes).arg(files).arg(bytes);
+        sum.problems << QStringLiteral("the end line counts %1 files / %2 bytes, the records %3 / %4")
+                            .arg(manifest->files)
+                            .arg(manifest->bytes)
+                            .arg(files)
+                            .arg(bytes);
     sum.files = files;
     sum.bytes = bytes;
     progress.done();
@@ -1041,20 +1127,25 @@ Result<Summary> verifySnapshot(const QString& dirArg, int progressFd) {
 
 namespace {
 
-QString stamp() { return QDateTime::currentDateTimeUtc().toString(QStringLiteral("yyyyMMdd-HHmmss")); }
+QString stamp() {
+    return QDateTime::currentDateTimeUtc().toString(QStringLiteral("yyyyMMdd-HHmmss"));
+}
 
 // Writes the entries below `prefix` ("config" or "data") of the snapshot into the
 // folder `targetFd` (a folder only we can write), verifying each file's hash.
-Status writeEntries(int rootFd, const Manifest& m, const QString& prefix, const QString& targetPath, int daemonUid, int daemonGid, bool chownNow,
-                    Progress& progress, Summary& sum) {
+Status writeEntries(int rootFd, const Manifest& m, const QString& prefix, const QString& targetPath, int daemonUid,
+                    int daemonGid, bool chownNow, Progress& progress, Summary& sum) {
     for (const ManifestEntry& e : m.entries) {
         if (e.path != prefix && !e.path.startsWith(prefix + QLatin1Char('/'))) continue;
         const QString rel = e.path.mid(prefix.size() + 1);
         const QString target = rel.isEmpty() ? targetPath : targetPath + QLatin1Char('/') + rel;
         if (e.isDir) {
-            if (!rel.isEmpty() && ::mkdir(enc(target).constData(), 0700) != 0 && errno != EEXIST) return failErrno(target, errno);
+            if (!rel.isEmpty() && ::mkdir(enc(target).constData(), 0700) != 0 && errno != EEXIST)
+                return failErrno(target, errno);
             ::chmod(enc(target).constData(), e.mode & 07777);
-            if (chownNow) (void)!::lchown(enc(target).constData(), uid_t(resolveToken(e.owner, daemonUid)), gid_t(resolveToken(e.group, daemonGid)));
+            if (chownNow)
+                (void)!::lchown(enc(target).constData(), uid_t(resolveToken(e.owner, daemonUid)),
+                                gid_t(resolveToken(e.group, daemonGid)));
             continue;
         }
         struct stat st {};
@@ -1065,10 +1156,15 @@ Status writeEntries(int rootFd, const Manifest& m, const QString& prefix, const 
         QByteArray hex;
         qint64 size = 0;
         Status s = copyHashing(in->fd(), out, &hex, &size, e.path);
-        if (s && hex != e.sha256) s = Status::fail(QStringLiteral("%1: content differs from the manifest (SHA-256); run posternctl backup verify").arg(e.path), EIO);
+        if (s && hex != e.sha256)
+            s = Status::fail(
+                QStringLiteral("%1: content differs from the manifest (SHA-256); run posternctl backup verify")
+                    .arg(e.path),
+                EIO);
         if (s) {
             ::fchmod(out, e.mode & 07777);
-            if (chownNow) (void)!::fchown(out, uid_t(resolveToken(e.owner, daemonUid)), gid_t(resolveToken(e.group, daemonGid)));
+            if (chownNow)
+                (void)!::fchown(out, uid_t(resolveToken(e.owner, daemonUid)), gid_t(resolveToken(e.group, daemonGid)));
             setTimes(out, e.mtimeNs);
         }
         ::close(out);
@@ -1088,20 +1184,25 @@ Status writeEntries(int rootFd, const Manifest& m, const QString& prefix, const 
 
 }  // namespace
 
-Result<Summary> restoreSnapshot(const QString& dirArg, const RestoreOptions& options, int progressFd, QStringList* moved) {
+Result<Summary> restoreSnapshot(const QString& dirArg, const RestoreOptions& options, int progressFd,
+                                QStringList* moved) {
     const QString dir = QFileInfo(dirArg).absoluteFilePath();
     const int rootFd = ::open(enc(dir).constData(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (rootFd < 0) return failErrno(dir, errno).error();
     FileHandle rootHandle(rootFd);
     struct stat mst {};
     auto mh = openSnapshotFile(rootFd, QLatin1String(kManifestName), &mst);
-    if (!mh) return Result<Summary>::fail(QStringLiteral("%1: no manifest: not a backup, or an unfinished one").arg(dir));
-    if (mst.st_size > kMaxManifestBytes) return Result<Summary>::fail(QStringLiteral("manifest larger than %1 bytes").arg(kMaxManifestBytes));
+    if (!mh)
+        return Result<Summary>::fail(QStringLiteral("%1: no manifest: not a backup, or an unfinished one").arg(dir));
+    if (mst.st_size > kMaxManifestBytes)
+        return Result<Summary>::fail(QStringLiteral("manifest larger than %1 bytes").arg(kMaxManifestBytes));
     QFile mf;
-    if (!mf.open(mh->release(), QIODevice::ReadOnly, QFileDevice::AutoCloseHandle)) return Result<Summary>::fail(QStringLiteral("cannot read the manifest"));
+    if (!mf.open(mh->release(), QIODevice::ReadOnly, QFileDevice::AutoCloseHandle))
+        return Result<Summary>::fail(QStringLiteral("cannot read the manifest"));
     auto manifest = Manifest::parse(mf.readAll());
     if (!manifest) return manifest.error();
-    if (!manifest->complete) return Result<Summary>::fail(QStringLiteral("the backup did not finish (no end line in its manifest)"));
+    if (!manifest->complete)
+        return Result<Summary>::fail(QStringLiteral("the backup did not finish (no end line in its manifest)"));
 
     // The backup's settings, read from the snapshot itself: system_user and data_dir.
     struct stat cst {};
@@ -1109,20 +1210,25 @@ Result<Summary> restoreSnapshot(const QString& dirArg, const RestoreOptions& opt
     QByteArray confText;
     if (confFile) {
         QFile f;
-        if (f.open(confFile->release(), QIODevice::ReadOnly, QFileDevice::AutoCloseHandle)) confText = f.read(4 * 1024 * 1024);
+        if (f.open(confFile->release(), QIODevice::ReadOnly, QFileDevice::AutoCloseHandle))
+            confText = f.read(4 * 1024 * 1024);
     }
     const QString configDir = QFileInfo(options.configDir).absoluteFilePath();
     auto parsed = Config::parse(confText, configDir + QLatin1Char('/') + QLatin1String(kConfigFileName), configDir);
     if (!parsed) return parsed.error();
     Config config = *parsed;
     if (!options.dataDir.isEmpty())
-        if (auto st = config.set(QStringLiteral("data_dir"), QFileInfo(options.dataDir).absoluteFilePath()); !st) return st.error();
+        if (auto st = config.set(QStringLiteral("data_dir"), QFileInfo(options.dataDir).absoluteFilePath()); !st)
+            return st.error();
     const QString dataDir = config.dataDir();
     const bool root = ::geteuid() == 0;
     int daemonUid = int(::geteuid()), daemonGid = int(::getegid());
     if (root) {
         auto ids = lookupUser(config.value(QStringLiteral("system_user")));
-        if (!ids) return Result<Summary>::fail(QStringLiteral("%1 (create that user first, or restore on a machine that has it)").arg(ids.errorMessage()));
+        if (!ids)
+            return Result<Summary>::fail(
+                QStringLiteral("%1 (create that user first, or restore on a machine that has it)")
+                    .arg(ids.errorMessage()));
         daemonUid = ids->uid;
         daemonGid = ids->gid;
     }
@@ -1131,25 +1237,29 @@ Result<Summary> restoreSnapshot(const QString& dirArg, const RestoreOptions& opt
     if (QFileInfo::exists(configDir + QLatin1Char('/') + QLatin1String(kConfigFileName))) {
         if (auto running = Config::load(configDir); running) {
             if (supervisorPid(*running) > 0)
-                return Result<Summary>::fail(QStringLiteral("the appliance is running on %1; stop it first").arg(configDir));
+                return Result<Summary>::fail(
+                    QStringLiteral("the appliance is running on %1; stop it first").arg(configDir));
         }
     }
     const bool configInUse = !folderIsEmpty(configDir);
     const bool dataInUse = !folderIsEmpty(dataDir) && !dataDir.startsWith(configDir + QLatin1Char('/'));
     if ((configInUse || dataInUse) && !options.force)
-        return Result<Summary>::fail(QStringLiteral("%1 holds an instance already; restore onto a fresh one, or give --force to move it aside")
-                                         .arg(configInUse ? configDir : dataDir),
-                                     EEXIST);
+        return Result<Summary>::fail(
+            QStringLiteral("%1 holds an instance already; restore onto a fresh one, or give --force to move it aside")
+                .arg(configInUse ? configDir : dataDir),
+            EEXIST);
     Progress progress(progressFd, QStringLiteral("restore"));
     Summary sum;
     const QString suffix = QStringLiteral(".before-restore-") + stamp();
     // Existing folders are moved aside whole, never merged with the backup.
     if (configInUse) {
-        if (::rename(enc(configDir).constData(), enc(configDir + suffix).constData()) != 0) return failErrno(configDir, errno).error();
+        if (::rename(enc(configDir).constData(), enc(configDir + suffix).constData()) != 0)
+            return failErrno(configDir, errno).error();
         *moved << configDir + suffix;
     }
     if (!folderIsEmpty(dataDir)) {  // (data inside the config folder moved with it)
-        if (::rename(enc(dataDir).constData(), enc(dataDir + suffix).constData()) != 0) return failErrno(dataDir, errno).error();
+        if (::rename(enc(dataDir).constData(), enc(dataDir + suffix).constData()) != 0)
+            return failErrno(dataDir, errno).error();
         *moved << dataDir + suffix;
     } else {
         ::rmdir(enc(dataDir).constData());
@@ -1157,11 +1267,15 @@ Result<Summary> restoreSnapshot(const QString& dirArg, const RestoreOptions& opt
     // config/: written by root, owners as recorded.
     if (auto st = ensureDirectory(QFileInfo(configDir).absolutePath(), 0755); !st) return st.error();
     if (::mkdir(enc(configDir).constData(), 0700) != 0 && errno != EEXIST) return failErrno(configDir, errno).error();
-    if (auto st = writeEntries(rootFd, *manifest, QStringLiteral("config"), configDir, daemonUid, daemonGid, root, progress, sum); !st) return st.error();
+    if (auto st = writeEntries(rootFd, *manifest, QStringLiteral("config"), configDir, daemonUid, daemonGid, root,
+                               progress, sum);
+        !st)
+        return st.error();
     if (!options.dataDir.isEmpty()) {
         auto saved = Config::load(configDir);
         if (!saved) return saved.error();
-        if (auto st = saved->set(QStringLiteral("data_dir"), QFileInfo(options.dataDir).absoluteFilePath()); !st) return st.error();
+        if (auto st = saved->set(QStringLiteral("data_dir"), QFileInfo(options.dataDir).absoluteFilePath()); !st)
+            return st.error();
         if (auto st = saved->save(); !st) return st.error();
     }
     // data/: into a new root-only folder beside data_dir, then handed over and renamed into place.
@@ -1169,7 +1283,10 @@ Result<Summary> restoreSnapshot(const QString& dirArg, const RestoreOptions& opt
     const QString building = dataDir + QStringLiteral(".restoring");
     if (auto st = removeTree(building); !st) return st.error();
     if (::mkdir(enc(building).constData(), 0700) != 0) return failErrno(building, errno).error();
-    if (auto st = writeEntries(rootFd, *manifest, QStringLiteral("data"), building, daemonUid, daemonGid, false, progress, sum); !st) return st.error();
+    if (auto st = writeEntries(rootFd, *manifest, QStringLiteral("data"), building, daemonUid, daemonGid, false,
+                               progress, sum);
+        !st)
+        return st.error();
     if (root) {
         auto sd = SafeDir::open(building);
         if (!sd) return sd.error();

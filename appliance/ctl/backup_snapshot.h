@@ -110,7 +110,7 @@ struct Summary {
     qint64 copies = 0;
     qint64 configFiles = 0;
     qint64 arrivedDuring = 0;  // delivered after the backup reached their folder: left for the next one
-    QStringList problems;  // verify: every problem found
+    QStringList problems;      // verify: every problem found
 };
 
 // `progress`: where progress lines go when it is a terminal (stderr in posternctl).
@@ -118,9 +118,9 @@ Result<Summary> createSnapshot(const Config& config, const QString& dir, int pro
 Result<Summary> verifySnapshot(const QString& dir, int progressFd);
 
 struct RestoreOptions {
-    QString configDir;     // where the config folder goes
-    QString dataDir;       // override of data_dir (empty: the backup's setting)
-    bool force = false;    // an existing instance is moved aside
+    QString configDir;   // where the config folder goes
+    QString dataDir;     // override of data_dir (empty: the backup's setting)
+    bool force = false;  // an existing instance is moved aside
 };
 // `moved`: the folders moved aside (for the summary).
 Result<Summary> restoreSnapshot(const QString& dir, const RestoreOptions& options, int progressFd, QStringList* moved);

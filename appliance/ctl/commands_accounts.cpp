@@ -37,16 +37,22 @@ int domainAdd(CtlContext& ctx) {
     const QString admin = ctx.opt(QStringLiteral("admin"), config.value(QStringLiteral("admin_address")));
     AccountStore store(ctx.configDir);
     auto added = accountops::addDomain(store, ctx.configDir, ctx.args.first(), admin);
-    if (!added) return ctx.fail(ctx.has(QStringLiteral("admin")) && added.errorMessage().startsWith(QStringLiteral("admin address:"))
-                                    ? QStringLiteral("--admin: ") + added.errorMessage().mid(15)
-                                    : added.errorMessage());
+    if (!added)
+        return ctx.fail(ctx.has(QStringLiteral("admin")) &&
+                                added.errorMessage().startsWith(QStringLiteral("admin address:"))
+                            ? QStringLiteral("--admin: ") + added.errorMessage().mid(15)
+                            : added.errorMessage());
     const QString& domain = added->domain;
     ctx.out << "added domain " << domain << Qt::endl;
     // The records to publish are in `posternctl dns records`.
-    if (!added->dkimError.isEmpty()) ctx.err << "posternctl: DKIM keys for " << domain << ": " << added->dkimError << Qt::endl;
+    if (!added->dkimError.isEmpty())
+        ctx.err << "posternctl: DKIM keys for " << domain << ": " << added->dkimError << Qt::endl;
     else if (added->dkimKeysCreated > 0)
-        ctx.out << "  DKIM keys created (" << added->dkimKeysCreated << "); publish them: posternctl dns records --domain " << domain << Qt::endl;
-    if (!added->roles.isEmpty()) ctx.out << "  " << added->roles.join(QStringLiteral(", ")) << " -> " << normalizeAddress(admin).valueOr(admin) << Qt::endl;
+        ctx.out << "  DKIM keys created (" << added->dkimKeysCreated
+                << "); publish them: posternctl dns records --domain " << domain << Qt::endl;
+    if (!added->roles.isEmpty())
+        ctx.out << "  " << added->roles.join(QStringLiteral(", ")) << " -> " << normalizeAddress(admin).valueOr(admin)
+                << Qt::endl;
     else if (admin.isEmpty())
         ctx.out << "  postmaster@" << domain << " and abuse@" << domain
                 << " will point to the first user you add (or use --admin)" << Qt::endl;
@@ -104,7 +110,8 @@ int userAdd(CtlContext& ctx) {
     if (!roles) return ctx.fail(roles.errorMessage());
     ctx.out << "added user " << *addr << Qt::endl;
     if (generated) ctx.out << "password: " << password << "   (shown once; store it now)" << Qt::endl;
-    if (!roles->isEmpty()) ctx.out << "  " << roles->join(QStringLiteral(", ")) << " now deliver to this user" << Qt::endl;
+    if (!roles->isEmpty())
+        ctx.out << "  " << roles->join(QStringLiteral(", ")) << " now deliver to this user" << Qt::endl;
     return 0;
 }
 
@@ -126,7 +133,8 @@ int userAdmin(CtlContext& ctx) {
     Status st = accountops::setAdmin(store, ctx.args.first(), on);
     if (!st) return ctx.fail(st.errorMessage());
     ctx.out << normalizeAddress(ctx.args.first()).valueOr(ctx.args.first())
-            << (on ? " is an administrator of the web panel" : " is no longer an administrator of the web panel") << Qt::endl;
+            << (on ? " is an administrator of the web panel" : " is no longer an administrator of the web panel")
+            << Qt::endl;
     return 0;
 }
 
@@ -142,14 +150,15 @@ int userList(CtlContext& ctx) {
         domain = *d;
     }
     for (const UserRecord& u : acc->users(domain))
-        ctx.out << u.address << "\tquota=" << formatSize(u.quotaBytes) << "\tscheme=" << toString(passwordScheme(u.passwordHash))
-                << (u.admin ? "\tadmin" : "") << "\n";
+        ctx.out << u.address << "\tquota=" << formatSize(u.quotaBytes)
+                << "\tscheme=" << toString(passwordScheme(u.passwordHash)) << (u.admin ? "\tadmin" : "") << "\n";
     ctx.out.flush();
     return 0;
 }
 
 int userPasswd(CtlContext& ctx) {
-    if (ctx.args.size() != 1) return ctx.usage(QStringLiteral("usage: user passwd ADDRESS [--password-stdin|--generate]"));
+    if (ctx.args.size() != 1)
+        return ctx.usage(QStringLiteral("usage: user passwd ADDRESS [--password-stdin|--generate]"));
     Config config;
     if (!ctx.loadConfig(config)) return 1;
     auto addr = normalizeAddress(ctx.args.first());
@@ -178,7 +187,8 @@ int userQuota(CtlContext& ctx) {
     AccountStore store(ctx.configDir);
     Status st = accountops::setQuota(store, ctx.args.first(), *q);
     if (!st) return ctx.fail(st.errorMessage());
-    ctx.out << "quota of " << normalizeAddress(ctx.args.first()).valueOr(ctx.args.first()) << " is " << formatSize(*q) << Qt::endl;
+    ctx.out << "quota of " << normalizeAddress(ctx.args.first()).valueOr(ctx.args.first()) << " is " << formatSize(*q)
+            << Qt::endl;
     return 0;
 }
 
@@ -214,7 +224,8 @@ int aliasList(CtlContext& ctx) {
         if (!d) return ctx.fail(d.errorMessage());
         domain = *d;
     }
-    for (const auto& [src, targets] : acc->aliases(domain)) ctx.out << src << "\t" << targets.join(QStringLiteral(", ")) << "\n";
+    for (const auto& [src, targets] : acc->aliases(domain))
+        ctx.out << src << "\t" << targets.join(QStringLiteral(", ")) << "\n";
     ctx.out.flush();
     return 0;
 }
@@ -233,11 +244,16 @@ int resolveCmd(CtlContext& ctx) {
             for (const QString& f : r.forwards) ctx.out << "forward\t" << f << "\n";
             ctx.out.flush();
             return 0;
-        case Resolution::Status::NotLocal: return ctx.fail(QStringLiteral("%1 is not in a local domain").arg(ctx.args.first()));
-        case Resolution::Status::Unknown: return ctx.fail(QStringLiteral("%1: no such user or alias").arg(ctx.args.first()));
-        case Resolution::Status::Loop: return ctx.fail(QStringLiteral("alias loop: %1").arg(r.detail));
-        case Resolution::Status::TooDeep: return ctx.fail(QStringLiteral("aliases nest too deep: %1").arg(r.detail));
-        case Resolution::Status::Invalid: return ctx.fail(r.detail);
+        case Resolution::Status::NotLocal:
+            return ctx.fail(QStringLiteral("%1 is not in a local domain").arg(ctx.args.first()));
+        case Resolution::Status::Unknown:
+            return ctx.fail(QStringLiteral("%1: no such user or alias").arg(ctx.args.first()));
+        case Resolution::Status::Loop:
+            return ctx.fail(QStringLiteral("alias loop: %1").arg(r.detail));
+        case Resolution::Status::TooDeep:
+            return ctx.fail(QStringLiteral("aliases nest too deep: %1").arg(r.detail));
+        case Resolution::Status::Invalid:
+            return ctx.fail(r.detail);
     }
     return 1;
 }
@@ -245,33 +261,80 @@ int resolveCmd(CtlContext& ctx) {
 }  // namespace
 
 void addAccountCommands(QList<Command>& out) {
-    out << Command{{QStringLiteral("domain"), QStringLiteral("add")}, QStringLiteral("DOMAIN [--admin ADDRESS]"),
-                   QStringLiteral("serve mail for DOMAIN"), {QStringLiteral("admin")}, {}, domainAdd};
-    out << Command{{QStringLiteral("domain"), QStringLiteral("del")}, QStringLiteral("DOMAIN [--force]"),
-                   QStringLiteral("stop serving DOMAIN"), {}, {QStringLiteral("force")}, domainDel};
-    out << Command{{QStringLiteral("domain"), QStringLiteral("list")}, {}, QStringLiteral("list domains"), {}, {}, domainList};
+    out << Command{{QStringLiteral("domain"), QStringLiteral("add")},
+                   QStringLiteral("DOMAIN [--admin ADDRESS]"),
+                   QStringLiteral("serve mail for DOMAIN"),
+                   {QStringLiteral("admin")},
+                   {},
+                   domainAdd};
+    out << Command{{QStringLiteral("domain"), QStringLiteral("del")},
+                   QStringLiteral("DOMAIN [--force]"),
+                   QStringLiteral("stop serving DOMAIN"),
+                   {},
+                   {QStringLiteral("force")},
+                   domainDel};
+    out << Command{
+        {QStringLiteral("domain"), QStringLiteral("list")}, {}, QStringLiteral("list domains"), {}, {}, domainList};
     out << Command{{QStringLiteral("user"), QStringLiteral("add")},
-                   QStringLiteral("ADDRESS [--password-stdin|--generate] [--quota SIZE]"), QStringLiteral("create a mailbox user"),
-                   {QStringLiteral("quota")}, {QStringLiteral("password-stdin"), QStringLiteral("generate")}, userAdd};
-    out << Command{{QStringLiteral("user"), QStringLiteral("del")}, QStringLiteral("ADDRESS [--force]"),
-                   QStringLiteral("remove a user (mail is kept on disk)"), {}, {QStringLiteral("force")}, userDel};
-    out << Command{{QStringLiteral("user"), QStringLiteral("list")}, QStringLiteral("[DOMAIN]"), QStringLiteral("list users"),
-                   {}, {}, userList};
-    out << Command{{QStringLiteral("user"), QStringLiteral("passwd")}, QStringLiteral("ADDRESS [--password-stdin|--generate]"),
-                   QStringLiteral("set a user's password"), {}, {QStringLiteral("password-stdin"), QStringLiteral("generate")},
+                   QStringLiteral("ADDRESS [--password-stdin|--generate] [--quota SIZE]"),
+                   QStringLiteral("create a mailbox user"),
+                   {QStringLiteral("quota")},
+                   {QStringLiteral("password-stdin"), QStringLiteral("generate")},
+                   userAdd};
+    out << Command{{QStringLiteral("user"), QStringLiteral("del")},
+                   QStringLiteral("ADDRESS [--force]"),
+                   QStringLiteral("remove a user (mail is kept on disk)"),
+                   {},
+                   {QStringLiteral("force")},
+                   userDel};
+    out << Command{{QStringLiteral("user"), QStringLiteral("list")},
+                   QStringLiteral("[DOMAIN]"),
+                   QStringLiteral("list users"),
+                   {},
+                   {},
+                   userList};
+    out << Command{{QStringLiteral("user"), QStringLiteral("passwd")},
+                   QStringLiteral("ADDRESS [--password-stdin|--generate]"),
+                   QStringLiteral("set a user's password"),
+                   {},
+                   {QStringLiteral("password-stdin"), QStringLiteral("generate")},
                    userPasswd};
-    out << Command{{QStringLiteral("user"), QStringLiteral("quota")}, QStringLiteral("ADDRESS SIZE"),
-                   QStringLiteral("set a user's quota (0 = unlimited)"), {}, {}, userQuota};
-    out << Command{{QStringLiteral("user"), QStringLiteral("admin")}, QStringLiteral("ADDRESS on|off"),
-                   QStringLiteral("make a user an administrator of the web panel, or not"), {}, {}, userAdmin};
-    out << Command{{QStringLiteral("alias"), QStringLiteral("add")}, QStringLiteral("SOURCE TARGET [TARGET...]"),
-                   QStringLiteral("forward SOURCE (or @domain) to targets"), {}, {}, aliasAdd};
-    out << Command{{QStringLiteral("alias"), QStringLiteral("del")}, QStringLiteral("SOURCE [TARGET]"),
-                   QStringLiteral("remove an alias or one of its targets"), {}, {}, aliasDel};
-    out << Command{{QStringLiteral("alias"), QStringLiteral("list")}, QStringLiteral("[DOMAIN]"), QStringLiteral("list aliases"),
-                   {}, {}, aliasList};
-    out << Command{{QStringLiteral("resolve")}, QStringLiteral("ADDRESS"),
-                   QStringLiteral("show where mail for ADDRESS is delivered"), {}, {}, resolveCmd};
+    out << Command{{QStringLiteral("user"), QStringLiteral("quota")},
+                   QStringLiteral("ADDRESS SIZE"),
+                   QStringLiteral("set a user's quota (0 = unlimited)"),
+                   {},
+                   {},
+                   userQuota};
+    out << Command{{QStringLiteral("user"), QStringLiteral("admin")},
+                   QStringLiteral("ADDRESS on|off"),
+                   QStringLiteral("make a user an administrator of the web panel, or not"),
+                   {},
+                   {},
+                   userAdmin};
+    out << Command{{QStringLiteral("alias"), QStringLiteral("add")},
+                   QStringLiteral("SOURCE TARGET [TARGET...]"),
+                   QStringLiteral("forward SOURCE (or @domain) to targets"),
+                   {},
+                   {},
+                   aliasAdd};
+    out << Command{{QStringLiteral("alias"), QStringLiteral("del")},
+                   QStringLiteral("SOURCE [TARGET]"),
+                   QStringLiteral("remove an alias or one of its targets"),
+                   {},
+                   {},
+                   aliasDel};
+    out << Command{{QStringLiteral("alias"), QStringLiteral("list")},
+                   QStringLiteral("[DOMAIN]"),
+                   QStringLiteral("list aliases"),
+                   {},
+                   {},
+                   aliasList};
+    out << Command{{QStringLiteral("resolve")},
+                   QStringLiteral("ADDRESS"),
+                   QStringLiteral("show where mail for ADDRESS is delivered"),
+                   {},
+                   {},
+                   resolveCmd};
 }
 
 }  // namespace postern::ctl

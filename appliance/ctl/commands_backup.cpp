@@ -50,7 +50,9 @@ namespace postern::ctl {
 
 namespace {
 
-QString mb(qint64 bytes) { return QStringLiteral("%1 MB").arg(double(bytes) / 1e6, 0, 'f', 1); }
+QString mb(qint64 bytes) {
+    return QStringLiteral("%1 MB").arg(double(bytes) / 1e6, 0, 'f', 1);
+}
 
 int backupCreate(CtlContext& ctx) {
     Config config;
@@ -60,11 +62,14 @@ int backupCreate(CtlContext& ctx) {
     t.start();
     auto sum = backup::createSnapshot(config, ctx.args.first(), STDERR_FILENO);
     if (!sum) return ctx.fail(sum.errorMessage());
-    ctx.out << "backup " << QFileInfo(ctx.args.first()).absoluteFilePath() << ": " << sum->messages << " messages (" << mb(sum->messageBytes) << ") in "
-            << sum->folders << " folders, " << sum->queued << " queued, " << sum->configFiles << " config files; " << sum->files << " files, "
-            << mb(sum->bytes) << ", " << sum->hardLinks << " hard links, " << sum->copies << " copies, " << QString::number(double(t.elapsed()) / 1000, 'f', 1)
-            << " s" << Qt::endl;
-    if (sum->arrivedDuring > 0) ctx.out << sum->arrivedDuring << " message(s) delivered while the backup ran are left for the next one" << Qt::endl;
+    ctx.out << "backup " << QFileInfo(ctx.args.first()).absoluteFilePath() << ": " << sum->messages << " messages ("
+            << mb(sum->messageBytes) << ") in " << sum->folders << " folders, " << sum->queued << " queued, "
+            << sum->configFiles << " config files; " << sum->files << " files, " << mb(sum->bytes) << ", "
+            << sum->hardLinks << " hard links, " << sum->copies << " copies, "
+            << QString::number(double(t.elapsed()) / 1000, 'f', 1) << " s" << Qt::endl;
+    if (sum->arrivedDuring > 0)
+        ctx.out << sum->arrivedDuring << " message(s) delivered while the backup ran are left for the next one"
+                << Qt::endl;
     return 0;
 }
 
@@ -74,9 +79,10 @@ int backupVerify(CtlContext& ctx) {
     if (!sum) return ctx.fail(sum.errorMessage());
     for (const QString& p : std::as_const(sum->problems)) ctx.out << "PROBLEM: " << p << Qt::endl;
     ctx.out << "verify " << QFileInfo(ctx.args.first()).absoluteFilePath() << ": "
-            << (sum->problems.isEmpty() ? QStringLiteral("OK") : QStringLiteral("%1 problem(s)").arg(sum->problems.size())) << "; " << sum->files
-            << " files (" << mb(sum->bytes) << "), " << sum->messages << " messages in " << sum->folders << " folders with messages, " << sum->queued << " queued"
-            << Qt::endl;
+            << (sum->problems.isEmpty() ? QStringLiteral("OK")
+                                        : QStringLiteral("%1 problem(s)").arg(sum->problems.size()))
+            << "; " << sum->files << " files (" << mb(sum->bytes) << "), " << sum->messages << " messages in "
+            << sum->folders << " folders with messages, " << sum->queued << " queued" << Qt::endl;
     return sum->problems.isEmpty() ? 0 : 1;
 }
 
@@ -92,9 +98,9 @@ int restore(CtlContext& ctx) {
     if (!sum) return ctx.fail(sum.errorMessage());
     Config config;
     if (!ctx.loadConfig(config)) return 1;
-    ctx.out << "restored " << sum->messages << " messages (" << mb(sum->messageBytes) << "), " << sum->queued << " queued, " << sum->configFiles
-            << " config files into " << QFileInfo(ctx.configDir).absoluteFilePath() << " and " << config.dataDir()
-            << "; start the appliance (IMAP clients keep their UIDs)" << Qt::endl;
+    ctx.out << "restored " << sum->messages << " messages (" << mb(sum->messageBytes) << "), " << sum->queued
+            << " queued, " << sum->configFiles << " config files into " << QFileInfo(ctx.configDir).absoluteFilePath()
+            << " and " << config.dataDir() << "; start the appliance (IMAP clients keep their UIDs)" << Qt::endl;
     return 0;
 }
 
@@ -115,7 +121,9 @@ QDateTime nextDue(const Config& config, const QJsonObject& st) {
     const QDateTime lastOk = QDateTime::fromString(st.value(QStringLiteral("last_success")).toString(), Qt::ISODate);
     const QDateTime lastTry = QDateTime::fromString(st.value(QStringLiteral("finished")).toString(), Qt::ISODate);
     QDateTime due;
-    if (lastOk.isValid()) due = lastOk.addMSecs(config.durationMs(QStringLiteral("backup.interval")) - 10 * 60 * 1000);  // the hourly check may come a bit early
+    if (lastOk.isValid())
+        due = lastOk.addMSecs(config.durationMs(QStringLiteral("backup.interval")) -
+                              10 * 60 * 1000);  // the hourly check may come a bit early
     if (!st.value(QStringLiteral("ok")).toBool(true) && lastTry.isValid()) {
         const QDateTime retry = lastTry.addSecs(3600);
         if (!due.isValid() || retry < due) due = retry;
@@ -158,8 +166,9 @@ int backupRun(CtlContext& ctx) {
     const QString repo = config.value(QStringLiteral("backup.restic_repository"));
     if (repo.isEmpty()) {
         if (ifDue) return 0;
-        return ctx.fail(QStringLiteral("no restic repository: set backup.restic_repository and backup.restic_password_file "
-                                       "(or make a one-off snapshot with posternctl backup create DIR)"));
+        return ctx.fail(
+            QStringLiteral("no restic repository: set backup.restic_repository and backup.restic_password_file "
+                           "(or make a one-off snapshot with posternctl backup create DIR)"));
     }
     const QString passwordFile = config.path(QStringLiteral("backup.restic_password_file"));
     if (passwordFile.isEmpty() || !QFileInfo(passwordFile).isFile())
@@ -167,9 +176,14 @@ int backupRun(CtlContext& ctx) {
     const QString staging = stagingDir(config);
     if (auto st = ensureDirectory(staging, 0700); !st) return ctx.fail(st.errorMessage());
     struct stat sst {};
-    if (::lstat(QFile::encodeName(staging).constData(), &sst) != 0 || !S_ISDIR(sst.st_mode) || sst.st_uid != ::geteuid() || (sst.st_mode & 077) != 0) {
-        if (S_ISDIR(sst.st_mode) && sst.st_uid == ::geteuid()) ::chmod(QFile::encodeName(staging).constData(), 0700);
-        else return ctx.fail(QStringLiteral("%1 must be a folder of the user running posternctl, not accessible to others").arg(staging));
+    if (::lstat(QFile::encodeName(staging).constData(), &sst) != 0 || !S_ISDIR(sst.st_mode) ||
+        sst.st_uid != ::geteuid() || (sst.st_mode & 077) != 0) {
+        if (S_ISDIR(sst.st_mode) && sst.st_uid == ::geteuid())
+            ::chmod(QFile::encodeName(staging).constData(), 0700);
+        else
+            return ctx.fail(
+                QStringLiteral("%1 must be a folder of the user running posternctl, not accessible to others")
+                    .arg(staging));
     }
     auto lock = FileLock::acquire(staging + QStringLiteral("/run.lock"), FileLock::Mode::Exclusive, 0);
     if (!lock) return ctx.fail(QStringLiteral("a backup is already running (%1)").arg(lock.errorMessage()));
@@ -224,15 +238,20 @@ int backupRun(CtlContext& ctx) {
     const QString host = config.hostname();
     // The snapshot folder is made anew each time (new inodes, ctimes of hard links): compare
     // files by path, size and time only, so unchanged messages are not read again.
-    const ResticRun b = restic(env, {QStringLiteral("backup"), QStringLiteral("--json"), QStringLiteral("--ignore-inode"), QStringLiteral("--ignore-ctime"),
-                                     QStringLiteral("--host"), host, QStringLiteral("--tag"), QStringLiteral("postern"), snapshot});
+    const ResticRun b =
+        restic(env, {QStringLiteral("backup"), QStringLiteral("--json"), QStringLiteral("--ignore-inode"),
+                     QStringLiteral("--ignore-ctime"), QStringLiteral("--host"), host, QStringLiteral("--tag"),
+                     QStringLiteral("postern"), snapshot});
     QJsonObject summary;
     for (const QByteArray& line : b.out.split('\n')) {
         const QJsonObject o = QJsonDocument::fromJson(line).object();
         if (o.value(QStringLiteral("message_type")).toString() == u"summary") summary = o;
     }
-    if (b.code != 0 || summary.isEmpty()) return finish(false, QStringLiteral("restic backup (exit %1): %2").arg(b.code).arg(lastLines(b.err + b.out)), {});
-    QStringList forget{QStringLiteral("forget"), QStringLiteral("--prune"), QStringLiteral("--host"), host, QStringLiteral("--tag"), QStringLiteral("postern")};
+    if (b.code != 0 || summary.isEmpty())
+        return finish(false, QStringLiteral("restic backup (exit %1): %2").arg(b.code).arg(lastLines(b.err + b.out)),
+                      {});
+    QStringList forget{QStringLiteral("forget"), QStringLiteral("--prune"), QStringLiteral("--host"), host,
+                       QStringLiteral("--tag"),  QStringLiteral("postern")};
     for (const char* k : {"daily", "weekly", "monthly"}) {
         const qint64 n = config.integer(QStringLiteral("backup.keep_") + QLatin1String(k));
         if (n > 0) forget << QStringLiteral("--keep-") + QLatin1String(k) << QString::number(n);
@@ -249,7 +268,8 @@ int backupRun(CtlContext& ctx) {
     extra.insert(QStringLiteral("queued"), sum->queued);
     if (f.code != 0) return finish(false, QStringLiteral("restic forget --prune: ") + lastLines(f.err + f.out), extra);
     const int rc = finish(true, {}, extra);
-    ctx.out << "backup " << summary.value(QStringLiteral("snapshot_id")).toString().left(8) << " in " << repo << ": " << sum->messages << " messages, "
+    ctx.out << "backup " << summary.value(QStringLiteral("snapshot_id")).toString().left(8) << " in " << repo << ": "
+            << sum->messages << " messages, "
             << mb(qint64(summary.value(QStringLiteral("total_bytes_processed")).toDouble())) << " processed, "
             << mb(qint64(summary.value(QStringLiteral("data_added")).toDouble())) << " added" << Qt::endl;
     return rc;
@@ -272,7 +292,8 @@ QString backupStatusLine(const Config& config, bool* warn) {
     }
     if (due.isValid() && due.addSecs(2 * 3600) < QDateTime::currentDateTimeUtc()) {
         *warn = true;
-        return QStringLiteral("backup: WARNING: overdue since %1 (is postern-appliance running?)").arg(due.toString(Qt::ISODate));
+        return QStringLiteral("backup: WARNING: overdue since %1 (is postern-appliance running?)")
+            .arg(due.toString(Qt::ISODate));
     }
     return QStringLiteral("backup: last OK at %1").arg(st.value(QStringLiteral("last_success")).toString());
 }
@@ -290,19 +311,23 @@ int backupStatus(CtlContext& ctx) {
     const QJsonObject st = readState(config);
     ctx.out << "repository:   " << repo << Qt::endl;
     if (st.isEmpty()) {
-        ctx.out << "last run:     none yet (the supervisor runs one within the hour; or: posternctl backup run)" << Qt::endl;
+        ctx.out << "last run:     none yet (the supervisor runs one within the hour; or: posternctl backup run)"
+                << Qt::endl;
         return 0;
     }
     const bool ok = st.value(QStringLiteral("ok")).toBool();
     ctx.out << "last run:     " << st.value(QStringLiteral("finished")).toString() << (ok ? " OK" : " FAILED") << " ("
             << QString::number(st.value(QStringLiteral("seconds")).toDouble(), 'f', 1) << " s)" << Qt::endl;
     if (!ok) ctx.out << "error:        " << st.value(QStringLiteral("error")).toString() << Qt::endl;
-    ctx.out << "last success: " << (st.contains(QStringLiteral("last_success")) ? st.value(QStringLiteral("last_success")).toString() : QStringLiteral("never"))
+    ctx.out << "last success: "
+            << (st.contains(QStringLiteral("last_success")) ? st.value(QStringLiteral("last_success")).toString()
+                                                            : QStringLiteral("never"))
             << Qt::endl;
     if (st.contains(QStringLiteral("snapshot_id")))
         ctx.out << "snapshot:     " << st.value(QStringLiteral("snapshot_id")).toString().left(8) << ", "
-                << st.value(QStringLiteral("messages")).toInteger() << " messages, " << mb(qint64(st.value(QStringLiteral("total_bytes")).toDouble()))
-                << " processed, " << mb(qint64(st.value(QStringLiteral("data_added")).toDouble())) << " added" << Qt::endl;
+                << st.value(QStringLiteral("messages")).toInteger() << " messages, "
+                << mb(qint64(st.value(QStringLiteral("total_bytes")).toDouble())) << " processed, "
+                << mb(qint64(st.value(QStringLiteral("data_added")).toDouble())) << " added" << Qt::endl;
     const QDateTime due = nextDue(config, st);
     ctx.out << "next:         " << (due.isValid() ? due.toString(Qt::ISODate) : QStringLiteral("now")) << Qt::endl;
     bool warn = false;
@@ -314,16 +339,38 @@ int backupStatus(CtlContext& ctx) {
 
 void addBackupCommands(QList<Command>& out) {
     const QString b = QStringLiteral("backup");
-    out << Command{{b, QStringLiteral("create")}, QStringLiteral("DIR"), QStringLiteral("consistent snapshot of the running appliance into DIR"), {}, {},
-                   backupCreate, true};
-    out << Command{{b, QStringLiteral("verify")}, QStringLiteral("DIR"), QStringLiteral("check a snapshot: hashes, messages, uidlists"), {}, {},
+    out << Command{{b, QStringLiteral("create")},
+                   QStringLiteral("DIR"),
+                   QStringLiteral("consistent snapshot of the running appliance into DIR"),
+                   {},
+                   {},
+                   backupCreate,
+                   true};
+    out << Command{{b, QStringLiteral("verify")},
+                   QStringLiteral("DIR"),
+                   QStringLiteral("check a snapshot: hashes, messages, uidlists"),
+                   {},
+                   {},
                    backupVerify};
-    out << Command{{b, QStringLiteral("run")}, QStringLiteral("[--if-due] [--progress]"),
-                   QStringLiteral("scheduled restic backup now (the supervisor runs it with --if-due)"), {},
-                   {QStringLiteral("if-due"), QStringLiteral("progress")}, backupRun, true};
-    out << Command{{b, QStringLiteral("status")}, {}, QStringLiteral("last scheduled backup, its size and errors"), {}, {}, backupStatus};
-    out << Command{{QStringLiteral("restore")}, QStringLiteral("DIR [--force] [--data-dir PATH]"),
-                   QStringLiteral("restore a snapshot (same UIDs, flags, queue, keys)"), {QStringLiteral("data-dir")}, {QStringLiteral("force")}, restore,
+    out << Command{{b, QStringLiteral("run")},
+                   QStringLiteral("[--if-due] [--progress]"),
+                   QStringLiteral("scheduled restic backup now (the supervisor runs it with --if-due)"),
+                   {},
+                   {QStringLiteral("if-due"), QStringLiteral("progress")},
+                   backupRun,
+                   true};
+    out << Command{{b, QStringLiteral("status")},
+                   {},
+                   QStringLiteral("last scheduled backup, its size and errors"),
+                   {},
+                   {},
+                   backupStatus};
+    out << Command{{QStringLiteral("restore")},
+                   QStringLiteral("DIR [--force] [--data-dir PATH]"),
+                   QStringLiteral("restore a snapshot (same UIDs, flags, queue, keys)"),
+                   {QStringLiteral("data-dir")},
+                   {QStringLiteral("force")},
+                   restore,
                    true};
 }
 

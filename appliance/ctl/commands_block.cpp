@@ -24,7 +24,9 @@ namespace postern::ctl {
 
 namespace {
 
-QString blockListPath(const Config& config) { return config.dataDir() + QStringLiteral("/block-list"); }
+QString blockListPath(const Config& config) {
+    return config.dataDir() + QStringLiteral("/block-list");
+}
 
 int blockList(CtlContext& ctx) {
     if (!ctx.args.isEmpty()) return ctx.usage(QStringLiteral("block list"));
@@ -36,8 +38,8 @@ int blockList(CtlContext& ctx) {
     if (!entries) return ctx.fail(entries.errorMessage());
     if (entries->isEmpty()) ctx.out << "no address is blocked" << Qt::endl;
     for (const BlockList::Entry& e : std::as_const(*entries))
-        ctx.out << e.subnet << "  until " << QDateTime::fromMSecsSinceEpoch(e.untilMs, Qt::UTC).toString(Qt::ISODate) << "  "
-                << e.source << Qt::endl;
+        ctx.out << e.subnet << "  until " << QDateTime::fromMSecsSinceEpoch(e.untilMs, Qt::UTC).toString(Qt::ISODate)
+                << "  " << e.source << Qt::endl;
     return 0;
 }
 
@@ -49,7 +51,8 @@ int blockAdd(CtlContext& ctx) {
     if (!duration) return ctx.usage(QStringLiteral("--for: %1").arg(duration.errorMessage()));
     if (!ctx.runAsDaemonUser(config)) return 1;
     BlockList list(blockListPath(config));
-    if (auto st = list.add(ctx.args.first(), *duration, QStringLiteral("admin")); !st) return ctx.fail(st.errorMessage());
+    if (auto st = list.add(ctx.args.first(), *duration, QStringLiteral("admin")); !st)
+        return ctx.fail(st.errorMessage());
     const QString subnet = BlockList::parseSubnet(ctx.args.first()).valueOr(ctx.args.first());
     ctx.out << "blocked " << subnet << " until "
             << QDateTime::currentDateTimeUtc().addMSecs(*duration).toString(Qt::ISODate) << Qt::endl;
@@ -73,11 +76,24 @@ int blockRemove(CtlContext& ctx) {
 
 void addBlockCommands(QList<Command>& out) {
     const QString b = QStringLiteral("block");
-    out << Command{{b, QStringLiteral("list")}, QString(), QStringLiteral("addresses refused at connect (failed logins, or added here)"), {}, {}, blockList};
-    out << Command{{b, QStringLiteral("add")}, QStringLiteral("ADDRESS [--for DURATION]"),
-                   QStringLiteral("refuse an address or subnet at connect, for a while (default 1h, at most 30d)"), {QStringLiteral("for")}, {},
+    out << Command{{b, QStringLiteral("list")},
+                   QString(),
+                   QStringLiteral("addresses refused at connect (failed logins, or added here)"),
+                   {},
+                   {},
+                   blockList};
+    out << Command{{b, QStringLiteral("add")},
+                   QStringLiteral("ADDRESS [--for DURATION]"),
+                   QStringLiteral("refuse an address or subnet at connect, for a while (default 1h, at most 30d)"),
+                   {QStringLiteral("for")},
+                   {},
                    blockAdd};
-    out << Command{{b, QStringLiteral("remove")}, QStringLiteral("ADDRESS"), QStringLiteral("take an address off the block list"), {}, {}, blockRemove};
+    out << Command{{b, QStringLiteral("remove")},
+                   QStringLiteral("ADDRESS"),
+                   QStringLiteral("take an address off the block list"),
+                   {},
+                   {},
+                   blockRemove};
 }
 
 }  // namespace postern::ctl

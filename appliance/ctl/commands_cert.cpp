@@ -33,15 +33,15 @@
 
 #include <QFile>
 #include <QFileInfo>
-#include <QNetworkInterface>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QNetworkInterface>
 #include <QRegularExpression>
 #include <QSet>
 #include <QSslCertificate>
 
-#include <csignal>
 #include <sys/stat.h>
+#include <csignal>
 
 namespace postern::ctl {
 
@@ -51,14 +51,17 @@ QStringList wantedNames(const Config& config) {
     QStringList names{config.hostname()};
     AccountStore store(config.configDir());
     if (auto acc = store.load())
-        for (const QString& d : acc->domains()) names << QStringLiteral("mta-sts.") + d << QStringLiteral("autoconfig.") + d;
+        for (const QString& d : acc->domains())
+            names << QStringLiteral("mta-sts.") + d << QStringLiteral("autoconfig.") + d;
     return names;
 }
 
 bool covers(const QStringList& certNames, const QString& name) {
     for (const QString& n : certNames) {
         if (n.compare(name, Qt::CaseInsensitive) == 0) return true;
-        if (n.startsWith(QStringLiteral("*.")) && name.section(QLatin1Char('.'), 1).compare(n.mid(2), Qt::CaseInsensitive) == 0) return true;
+        if (n.startsWith(QStringLiteral("*.")) &&
+            name.section(QLatin1Char('.'), 1).compare(n.mid(2), Qt::CaseInsensitive) == 0)
+            return true;
     }
     return false;
 }
@@ -72,16 +75,21 @@ int certStatus(CtlContext& ctx) {
     const qint64 days = QDateTime::currentDateTimeUtc().daysTo(info->notAfter);
     ctx.out << "certificate: " << path << Qt::endl
             << "names:       " << info->dnsNames.join(QStringLiteral(", ")) << Qt::endl
-            << "issuer:      " << info->issuer << (info->selfSigned ? " (self-signed: clients will warn)" : "") << Qt::endl
+            << "issuer:      " << info->issuer << (info->selfSigned ? " (self-signed: clients will warn)" : "")
+            << Qt::endl
             << "valid until: " << info->notAfter.toString(Qt::ISODate) << " (" << days << " days)" << Qt::endl;
     int rc = days < 0 ? 1 : 0;
-    if (days < 0) ctx.out << "EXPIRED: install a new certificate (posternctl cert install CERT KEY)" << Qt::endl;
-    else if (days < 30) ctx.out << "expires soon: renew it within " << days << " days" << Qt::endl;
+    if (days < 0)
+        ctx.out << "EXPIRED: install a new certificate (posternctl cert install CERT KEY)" << Qt::endl;
+    else if (days < 30)
+        ctx.out << "expires soon: renew it within " << days << " days" << Qt::endl;
     for (const QString& n : wantedNames(config)) {
         if (covers(info->dnsNames, n)) continue;
         const bool host = n == config.hostname();
         ctx.out << (host ? "MISSING: " : "missing: ") << n
-                << (host ? " (mail clients and servers connect with this name)" : " (needed for MTA-STS / autoconfig over HTTPS)") << Qt::endl;
+                << (host ? " (mail clients and servers connect with this name)"
+                         : " (needed for MTA-STS / autoconfig over HTTPS)")
+                << Qt::endl;
         if (host) rc = 1;
     }
     return rc;
@@ -100,8 +108,10 @@ int installPair(CtlContext& ctx, const Config& config, const QList<QSslCertifica
     // The pid comes from a root-owned status file and must be postern-appliance (ctl.h):
     // the daemon user, who owns run_dir, must not choose whom root sends SIGHUP to.
     const qint64 pid = supervisorPid(config);
-    if (pid > 0 && ::kill(pid_t(pid), SIGHUP) == 0) ctx.out << "daemons told to reload (new connections use the new certificate)" << Qt::endl;
-    else ctx.out << "the supervisor is not running: the certificate is used at the next start" << Qt::endl;
+    if (pid > 0 && ::kill(pid_t(pid), SIGHUP) == 0)
+        ctx.out << "daemons told to reload (new connections use the new certificate)" << Qt::endl;
+    else
+        ctx.out << "the supervisor is not running: the certificate is used at the next start" << Qt::endl;
     return 0;
 }
 
@@ -112,8 +122,9 @@ int certRenew(CtlContext& ctx) {
     const bool ifDue = ctx.has(QStringLiteral("if-due"));
     if (!config.flag(QStringLiteral("acme.enabled"))) {
         if (ifDue) return 0;  // the supervisor's daily call: nothing to do
-        return ctx.fail(QStringLiteral("ACME is off: posternctl config set acme.enabled true (and make port 80 reachable), "
-                                       "or install your own certificate with posternctl cert install"));
+        return ctx.fail(
+            QStringLiteral("ACME is off: posternctl config set acme.enabled true (and make port 80 reachable), "
+                           "or install your own certificate with posternctl cert install"));
     }
     auto info = certificateInfo(config.path(QStringLiteral("tls.cert")));
     const qint64 renewBefore = config.durationMs(QStringLiteral("acme.renew_before")) / 1000;
@@ -138,22 +149,28 @@ int certRenew(CtlContext& ctx) {
             QStringList shown;
             for (const QHostAddress& f : found) shown << f.toString();
             ctx.out << "note: " << n << " points to " << shown.join(QStringLiteral(", "))
-                    << ", not an address of this host: fine behind NAT when port 80 there reaches this host" << Qt::endl;
+                    << ", not an address of this host: fine behind NAT when port 80 there reaches this host"
+                    << Qt::endl;
         }
         return true;
     };
     QStringList names;
     for (const QString& n : wantedNames(config)) {
-        if (resolves(n)) names << n;
+        if (resolves(n))
+            names << n;
         else if (n == config.hostname())
-            return ctx.fail(QStringLiteral("%1 does not resolve: publish its A/AAAA record first (posternctl dns records)").arg(n));
-        else ctx.out << "skipping " << n << " (no address in DNS yet)" << Qt::endl;
+            return ctx.fail(
+                QStringLiteral("%1 does not resolve: publish its A/AAAA record first (posternctl dns records)").arg(n));
+        else
+            ctx.out << "skipping " << n << " (no address in DNS yet)" << Qt::endl;
     }
     // HTTP-01 needs the http listener's daemon (postern-webd) answering on it.
     const ListenerInfo& http = listenerInfo(ListenerMode::Http);
     const auto ready = readFile(readyFilePath(config, http.program), 64 * 1024);
-    if (!ready || !QJsonDocument::fromJson(*ready).object().value(QStringLiteral("listeners")).toObject().contains(http.name))
-        return ctx.fail(QStringLiteral("%1 is not serving HTTP (%2): the CA could not check the challenge").arg(http.program, http.settingKey()));
+    if (!ready ||
+        !QJsonDocument::fromJson(*ready).object().value(QStringLiteral("listeners")).toObject().contains(http.name))
+        return ctx.fail(QStringLiteral("%1 is not serving HTTP (%2): the CA could not check the challenge")
+                            .arg(http.program, http.settingKey()));
     acme::Request req;
     req.directoryUrl = config.string(QStringLiteral("acme.directory"));
     req.names = names;
@@ -161,7 +178,8 @@ int certRenew(CtlContext& ctx) {
     if (req.email.isEmpty()) req.email = config.string(QStringLiteral("admin_address"));
     req.accountKeyPath = config.configDir() + QStringLiteral("/acme/account.key");
     req.challengeDir = config.dataDir() + QStringLiteral("/acme/challenges");
-    if (const QString ca = config.path(QStringLiteral("acme.ca_file")); !ca.isEmpty()) req.extraCa = QSslCertificate::fromPath(ca, QSsl::Pem);
+    if (const QString ca = config.path(QStringLiteral("acme.ca_file")); !ca.isEmpty())
+        req.extraCa = QSslCertificate::fromPath(ca, QSsl::Pem);
     req.progress = [&](const QString& s) { ctx.out << "acme: " << s << Qt::endl; };
     auto issued = acme::obtainCertificate(req);
     if (!issued) return ctx.fail(QStringLiteral("ACME: %1").arg(issued.errorMessage()));
@@ -181,7 +199,8 @@ int certInstall(CtlContext& ctx) {
     const QList<QSslCertificate> chain = QSslCertificate::fromData(certPem, QSsl::Pem);
     if (chain.isEmpty()) return ctx.fail(QStringLiteral("%1 holds no PEM certificate").arg(cf.fileName()));
     if (auto st = checkKeyPair(certPem, keyPem); !st) return ctx.fail(st.errorMessage());
-    if (chain.first().expiryDate() < QDateTime::currentDateTimeUtc()) return ctx.fail(QStringLiteral("the certificate has expired"));
+    if (chain.first().expiryDate() < QDateTime::currentDateTimeUtc())
+        return ctx.fail(QStringLiteral("the certificate has expired"));
     const QStringList names = chain.first().subjectAlternativeNames().values(QSsl::DnsEntry);
     if (!covers(names, config.hostname()) && !ctx.has(QStringLiteral("force")))
         return ctx.fail(QStringLiteral("the certificate does not name %1 (it names %2); --force installs it anyway")
@@ -210,15 +229,30 @@ int logSearch(CtlContext& ctx) {
 }  // namespace
 
 void addCertCommands(QList<Command>& out) {
-    out << Command{{QStringLiteral("cert"), QStringLiteral("status")}, {}, QStringLiteral("the TLS certificate: names, issuer, expiry, missing names"), {}, {},
+    out << Command{{QStringLiteral("cert"), QStringLiteral("status")},
+                   {},
+                   QStringLiteral("the TLS certificate: names, issuer, expiry, missing names"),
+                   {},
+                   {},
                    certStatus};
-    out << Command{{QStringLiteral("cert"), QStringLiteral("install")}, QStringLiteral("CERT.pem KEY.pem [--force]"),
-                   QStringLiteral("use your own certificate; daemons reload it"), {}, {QStringLiteral("force")}, certInstall};
-    out << Command{{QStringLiteral("cert"), QStringLiteral("renew")}, QStringLiteral("[--if-due]"),
-                   QStringLiteral("get a certificate from the ACME CA now (--if-due: only when it expires soon)"), {},
-                   {QStringLiteral("if-due")}, certRenew};
-    out << Command{{QStringLiteral("log"), QStringLiteral("search")}, QStringLiteral("TERM"),
-                   QStringLiteral("log lines with TERM and the whole sessions and messages they belong to"), {}, {}, logSearch};
+    out << Command{{QStringLiteral("cert"), QStringLiteral("install")},
+                   QStringLiteral("CERT.pem KEY.pem [--force]"),
+                   QStringLiteral("use your own certificate; daemons reload it"),
+                   {},
+                   {QStringLiteral("force")},
+                   certInstall};
+    out << Command{{QStringLiteral("cert"), QStringLiteral("renew")},
+                   QStringLiteral("[--if-due]"),
+                   QStringLiteral("get a certificate from the ACME CA now (--if-due: only when it expires soon)"),
+                   {},
+                   {QStringLiteral("if-due")},
+                   certRenew};
+    out << Command{{QStringLiteral("log"), QStringLiteral("search")},
+                   QStringLiteral("TERM"),
+                   QStringLiteral("log lines with TERM and the whole sessions and messages they belong to"),
+                   {},
+                   {},
+                   logSearch};
 }
 
 }  // namespace postern::ctl

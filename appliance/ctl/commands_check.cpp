@@ -48,7 +48,7 @@ class Client {
 public:
     bool connect(const QString& host, quint16 port, bool implicitTls, QString* error) {
         QSslConfiguration c = clientTlsConfiguration();  // TLS 1.2 or later, as every client of ours
-        c.setPeerVerifyMode(QSslSocket::VerifyNone);    // verified below by us, with clearer messages
+        c.setPeerVerifyMode(QSslSocket::VerifyNone);     // verified below by us, with clearer messages
         m_sock.setSslConfiguration(c);
         if (implicitTls) {
             m_sock.connectToHostEncrypted(host, port);
@@ -121,15 +121,19 @@ void checkCertificate(QSslSocket& s, const QString& hostname, Outcome* o) {
     const qint64 days = QDateTime::currentDateTimeUtc().daysTo(cert.expiryDate());
     const QString proto = s.sessionProtocol() == QSsl::TlsV1_3 ? QStringLiteral("TLSv1.3") : QStringLiteral("TLSv1.2");
     if (days < 0) {
-        o->fail << QStringLiteral("certificate expired on %1 (replace it, or let ACME renew it)").arg(cert.expiryDate().toString(Qt::ISODate));
+        o->fail << QStringLiteral("certificate expired on %1 (replace it, or let ACME renew it)")
+                       .arg(cert.expiryDate().toString(Qt::ISODate));
         return;
     }
     const QList<QSslError> errors = QSslCertificate::verify(s.peerCertificateChain(), hostname);
     bool nameOk = true, trusted = true;
     for (const QSslError& e : errors) {
-        if (e.error() == QSslError::HostNameMismatch) nameOk = false;
-        else if (e.error() == QSslError::SelfSignedCertificate || e.error() == QSslError::SelfSignedCertificateInChain ||
-                 e.error() == QSslError::UnableToGetLocalIssuerCertificate || e.error() == QSslError::CertificateUntrusted)
+        if (e.error() == QSslError::HostNameMismatch)
+            nameOk = false;
+        else if (e.error() == QSslError::SelfSignedCertificate ||
+                 e.error() == QSslError::SelfSignedCertificateInChain ||
+                 e.error() == QSslError::UnableToGetLocalIssuerCertificate ||
+                 e.error() == QSslError::CertificateUntrusted)
             trusted = false;
     }
     if (!nameOk) {
@@ -138,16 +142,21 @@ void checkCertificate(QSslSocket& s, const QString& hostname, Outcome* o) {
         return;
     }
     o->ok << QStringLiteral("%1, certificate for %2 valid %3 more days").arg(proto, hostname).arg(days);
-    if (!trusted) o->warn << QStringLiteral("certificate is not from a trusted CA (self-signed?); clients will warn until ACME or your own certificate replaces it");
+    if (!trusted)
+        o->warn << QStringLiteral(
+            "certificate is not from a trusted CA (self-signed?); clients will warn until ACME or your own certificate "
+            "replaces it");
     if (days < 14) o->warn << QStringLiteral("certificate expires in %1 days").arg(days);
 }
 
-Outcome checkSmtp(const ListenerInfo& listener, const QString& host, quint16 port, const QString& hostname, const QString& user, const QByteArray& password) {
+Outcome checkSmtp(const ListenerInfo& listener, const QString& host, quint16 port, const QString& hostname,
+                  const QString& user, const QByteArray& password) {
     Outcome o;
     Client c;
     QString err;
     const bool implicit = listener.implicitTls;
-    if (!c.connect(host, port, implicit, &err)) return o.fail << QStringLiteral("cannot connect: %1 (is the daemon running? posternctl status)").arg(err), o;
+    if (!c.connect(host, port, implicit, &err))
+        return o.fail << QStringLiteral("cannot connect: %1 (is the daemon running? posternctl status)").arg(err), o;
     QStringList lines;
     if (c.smtpReply(&lines) != 220) return o.fail << QStringLiteral("no 220 banner"), o;
     o.ok << QStringLiteral("banner");
@@ -163,7 +172,8 @@ Outcome checkSmtp(const ListenerInfo& listener, const QString& host, quint16 por
         if (has("AUTH")) o.fail << QStringLiteral("AUTH is offered before TLS (passwords could travel in clear)");
         if (!has("STARTTLS")) return o.fail << QStringLiteral("STARTTLS not offered"), o;
         c.send("STARTTLS");
-        if (c.smtpReply() != 220 || !c.startTls(&err)) return o.fail << QStringLiteral("STARTTLS failed: %1").arg(err), o;
+        if (c.smtpReply() != 220 || !c.startTls(&err))
+            return o.fail << QStringLiteral("STARTTLS failed: %1").arg(err), o;
         lines.clear();
         c.send("EHLO postern-check.invalid");
         if (c.smtpReply(&lines) != 250) return o.fail << QStringLiteral("EHLO after STARTTLS refused"), o;
@@ -179,30 +189,39 @@ Outcome checkSmtp(const ListenerInfo& listener, const QString& host, quint16 por
         if (c.smtpReply() == 250) {
             c.send("RCPT TO:<relay-test@example.net>");
             const int code = c.smtpReply();
-            if (code >= 200 && code < 300) o.fail << QStringLiteral("accepts mail for example.net without login: OPEN RELAY");
-            else o.ok << QStringLiteral("refuses to relay (%1)").arg(code);
+            if (code >= 200 && code < 300)
+                o.fail << QStringLiteral("accepts mail for example.net without login: OPEN RELAY");
+            else
+                o.ok << QStringLiteral("refuses to relay (%1)").arg(code);
             c.send("RSET");
             c.smtpReply();
         }
     } else {
-        if (!has("AUTH")) o.fail << QStringLiteral("AUTH not offered after TLS: users cannot log in to send");
+        if (!has("AUTH"))
+            o.fail << QStringLiteral("AUTH not offered after TLS: users cannot log in to send");
         else if (!user.isEmpty()) {
             c.send("AUTH PLAIN " + (QByteArray(1, '\0') + user.toUtf8() + '\0' + password).toBase64());
             const int code = c.smtpReply();
-            if (code == 235) o.ok << QStringLiteral("login as %1").arg(user);
-            else o.fail << QStringLiteral("login as %1 failed (%2): check the password (posternctl user passwd)").arg(user).arg(code);
+            if (code == 235)
+                o.ok << QStringLiteral("login as %1").arg(user);
+            else
+                o.fail << QStringLiteral("login as %1 failed (%2): check the password (posternctl user passwd)")
+                              .arg(user)
+                              .arg(code);
         }
     }
     c.send("QUIT");
     return o;
 }
 
-Outcome checkImap(const ListenerInfo& listener, const QString& host, quint16 port, const QString& hostname, const QString& user, const QByteArray& password) {
+Outcome checkImap(const ListenerInfo& listener, const QString& host, quint16 port, const QString& hostname,
+                  const QString& user, const QByteArray& password) {
     Outcome o;
     Client c;
     QString err;
     const bool implicit = listener.implicitTls;
-    if (!c.connect(host, port, implicit, &err)) return o.fail << QStringLiteral("cannot connect: %1 (is the daemon running? posternctl status)").arg(err), o;
+    if (!c.connect(host, port, implicit, &err))
+        return o.fail << QStringLiteral("cannot connect: %1 (is the daemon running? posternctl status)").arg(err), o;
     if (!c.line().startsWith("* OK")) return o.fail << QStringLiteral("no * OK greeting"), o;
     o.ok << QStringLiteral("greeting");
     if (!implicit) {
@@ -210,38 +229,46 @@ Outcome checkImap(const ListenerInfo& listener, const QString& host, quint16 por
         c.imapCommand("c1", "CAPABILITY", &caps);
         if (!caps.join(QLatin1Char(' ')).contains(QStringLiteral("LOGINDISABLED")))
             o.fail << QStringLiteral("LOGIN allowed before TLS (passwords could travel in clear)");
-        if (c.imapCommand("c2", "STARTTLS") != u"OK" || !c.startTls(&err)) return o.fail << QStringLiteral("STARTTLS failed %1").arg(err), o;
+        if (c.imapCommand("c2", "STARTTLS") != u"OK" || !c.startTls(&err))
+            return o.fail << QStringLiteral("STARTTLS failed %1").arg(err), o;
     }
     checkCertificate(c.socket(), hostname, &o);
     if (!user.isEmpty()) {
         auto quote = [](QByteArray s) { return '"' + s.replace('\\', "\\\\").replace('"', "\\\"") + '"'; };
         const QString r = c.imapCommand("c3", "LOGIN " + quote(user.toUtf8()) + ' ' + quote(password));
-        if (r == u"OK") o.ok << QStringLiteral("login as %1").arg(user);
-        else o.fail << QStringLiteral("login as %1 failed (%2)").arg(user, r);
+        if (r == u"OK")
+            o.ok << QStringLiteral("login as %1").arg(user);
+        else
+            o.fail << QStringLiteral("login as %1 failed (%2)").arg(user, r);
     }
     c.imapCommand("c4", "LOGOUT");
     return o;
 }
 
-Outcome checkPop3(const ListenerInfo& listener, const QString& host, quint16 port, const QString& hostname, const QString& user, const QByteArray& password) {
+Outcome checkPop3(const ListenerInfo& listener, const QString& host, quint16 port, const QString& hostname,
+                  const QString& user, const QByteArray& password) {
     Outcome o;
     Client c;
     QString err;
     const bool implicit = listener.implicitTls;
-    if (!c.connect(host, port, implicit, &err)) return o.fail << QStringLiteral("cannot connect: %1 (is the daemon running? posternctl status)").arg(err), o;
+    if (!c.connect(host, port, implicit, &err))
+        return o.fail << QStringLiteral("cannot connect: %1 (is the daemon running? posternctl status)").arg(err), o;
     if (!c.line().startsWith("+OK")) return o.fail << QStringLiteral("no +OK greeting"), o;
     o.ok << QStringLiteral("greeting");
     if (!implicit) {
         c.send("STLS");
-        if (!c.line().startsWith("+OK") || !c.startTls(&err)) return o.fail << QStringLiteral("STLS failed %1").arg(err), o;
+        if (!c.line().startsWith("+OK") || !c.startTls(&err))
+            return o.fail << QStringLiteral("STLS failed %1").arg(err), o;
     }
     checkCertificate(c.socket(), hostname, &o);
     if (!user.isEmpty()) {
         c.send("USER " + user.toUtf8());
         const bool u = c.line().startsWith("+OK");
         c.send("PASS " + password);
-        if (u && c.line().startsWith("+OK")) o.ok << QStringLiteral("login as %1").arg(user);
-        else o.fail << QStringLiteral("login as %1 failed").arg(user);
+        if (u && c.line().startsWith("+OK"))
+            o.ok << QStringLiteral("login as %1").arg(user);
+        else
+            o.fail << QStringLiteral("login as %1 failed").arg(user);
     }
     c.send("QUIT");
     return o;
@@ -274,9 +301,11 @@ Outcome checkManageSieve(const ListenerInfo& listener, const QString& host, quin
     if (!last.startsWith("OK")) return o.fail << QStringLiteral("no capabilities and OK greeting"), o;
     o.ok << QStringLiteral("greeting");
     if (!listener.implicitTls) {
-        if (caps.contains("\"SASL\" \"PLAIN")) o.fail << QStringLiteral("AUTHENTICATE offered before TLS (passwords could travel in clear)");
+        if (caps.contains("\"SASL\" \"PLAIN"))
+            o.fail << QStringLiteral("AUTHENTICATE offered before TLS (passwords could travel in clear)");
         c.send("STARTTLS");
-        if (!c.line().startsWith("OK") || !c.startTls(&err)) return o.fail << QStringLiteral("STARTTLS failed %1").arg(err), o;
+        if (!c.line().startsWith("OK") || !c.startTls(&err))
+            return o.fail << QStringLiteral("STARTTLS failed %1").arg(err), o;
         caps = capabilities(&last);  // RFC 5804 2.2: sent again after TLS
         if (!last.startsWith("OK")) return o.fail << QStringLiteral("no capabilities after STARTTLS"), o;
     }
@@ -284,8 +313,10 @@ Outcome checkManageSieve(const ListenerInfo& listener, const QString& host, quin
     if (!user.isEmpty()) {
         const QByteArray b64 = (QByteArray(1, '\0') + user.toUtf8() + QByteArray(1, '\0') + password).toBase64();
         c.send("AUTHENTICATE \"PLAIN\" \"" + b64 + '"');
-        if (c.line().startsWith("OK")) o.ok << QStringLiteral("login as %1").arg(user);
-        else o.fail << QStringLiteral("login as %1 failed").arg(user);
+        if (c.line().startsWith("OK"))
+            o.ok << QStringLiteral("login as %1").arg(user);
+        else
+            o.fail << QStringLiteral("login as %1 failed").arg(user);
     }
     c.send("LOGOUT");
     return o;
@@ -295,23 +326,34 @@ Outcome checkHttps(const QString& host, quint16 port, const QString& hostname) {
     Outcome o;
     Client c;
     QString err;
-    if (!c.connect(host, port, true, &err)) return o.fail << QStringLiteral("cannot connect: %1 (is postern-webd running?)").arg(err), o;
+    if (!c.connect(host, port, true, &err))
+        return o.fail << QStringLiteral("cannot connect: %1 (is postern-webd running?)").arg(err), o;
     checkCertificate(c.socket(), hostname, &o);
     c.send("GET /health HTTP/1.1\r\nHost: " + hostname.toUtf8() + "\r\nConnection: close\r\n");
     const QByteArray status = c.line();
-    if (status.startsWith("HTTP/1.1 200")) o.ok << QStringLiteral("/health 200");
-    else o.fail << QStringLiteral("/health answered '%1'").arg(QString::fromLatin1(status.left(60)));
+    if (status.startsWith("HTTP/1.1 200"))
+        o.ok << QStringLiteral("/health 200");
+    else
+        o.fail << QStringLiteral("/health answered '%1'").arg(QString::fromLatin1(status.left(60)));
     return o;
 }
 
 // The checks a listener's protocol gets; false when there is none (plain HTTP only redirects).
-bool checkListener(const ListenerInfo& l, const QString& host, quint16 port, const QString& hostname, const QString& user,
-                   const QByteArray& password, Outcome* o) {
+bool checkListener(const ListenerInfo& l, const QString& host, quint16 port, const QString& hostname,
+                   const QString& user, const QByteArray& password, Outcome* o) {
     switch (l.protocol) {
-        case Protocol::Smtp: *o = checkSmtp(l, host, port, hostname, user, password); return true;
-        case Protocol::Imap: *o = checkImap(l, host, port, hostname, user, password); return true;
-        case Protocol::Pop3: *o = checkPop3(l, host, port, hostname, user, password); return true;
-        case Protocol::ManageSieve: *o = checkManageSieve(l, host, port, hostname, user, password); return true;
+        case Protocol::Smtp:
+            *o = checkSmtp(l, host, port, hostname, user, password);
+            return true;
+        case Protocol::Imap:
+            *o = checkImap(l, host, port, hostname, user, password);
+            return true;
+        case Protocol::Pop3:
+            *o = checkPop3(l, host, port, hostname, user, password);
+            return true;
+        case Protocol::ManageSieve:
+            *o = checkManageSieve(l, host, port, hostname, user, password);
+            return true;
         case Protocol::Http:
             if (!l.implicitTls) return false;
             *o = checkHttps(host, port, hostname);
@@ -348,7 +390,8 @@ int check(CtlContext& ctx) {
     QByteArray password;
     if (!user.isEmpty()) {
         QFile f(ctx.opt(QStringLiteral("password-file")));
-        if (!f.open(QIODevice::ReadOnly)) return ctx.usage(QStringLiteral("--user needs --password-file FILE (first line: the password)"));
+        if (!f.open(QIODevice::ReadOnly))
+            return ctx.usage(QStringLiteral("--user needs --password-file FILE (first line: the password)"));
         password = f.readLine(4096).trimmed();
     }
     QMap<QString, QStringList> where = listenerAddresses(config);
@@ -371,22 +414,29 @@ int check(CtlContext& ctx) {
             Outcome o;
             if (!checkListener(*listener, host, port, hostname, user, password, &o)) continue;
             const QString label = QStringLiteral("%1 %2").arg(name, -12).arg(addr);
-            ctx.out << (o.fail.isEmpty() ? "ok    " : "FAIL  ") << label << "  " << o.ok.join(QStringLiteral(", ")) << Qt::endl;
+            ctx.out << (o.fail.isEmpty() ? "ok    " : "FAIL  ") << label << "  " << o.ok.join(QStringLiteral(", "))
+                    << Qt::endl;
             for (const QString& f : o.fail) ctx.out << "        FAIL: " << f << Qt::endl;
             for (const QString& w : o.warn) ctx.out << "        warn: " << w << Qt::endl;
             if (!o.fail.isEmpty()) ++failures;
         }
     }
     if (where.isEmpty()) return ctx.fail(QStringLiteral("no listener is configured"));
-    ctx.out << (failures ? QStringLiteral("%1 listener(s) with problems").arg(failures) : QStringLiteral("all listeners ok")) << Qt::endl;
+    ctx.out << (failures ? QStringLiteral("%1 listener(s) with problems").arg(failures)
+                         : QStringLiteral("all listeners ok"))
+            << Qt::endl;
     return failures ? 1 : 0;
 }
 }  // namespace
 
 void addCheckCommands(QList<Command>& out) {
-    out << Command{{QStringLiteral("check")}, QStringLiteral("[--user ADDRESS --password-file FILE] [--target NAME=HOST:PORT,...]"),
-                   QStringLiteral("connect to every listener as a client would: banner, TLS, certificate, relay refusal, login"),
-                   {QStringLiteral("user"), QStringLiteral("password-file"), QStringLiteral("target")}, {}, check};
+    out << Command{
+        {QStringLiteral("check")},
+        QStringLiteral("[--user ADDRESS --password-file FILE] [--target NAME=HOST:PORT,...]"),
+        QStringLiteral("connect to every listener as a client would: banner, TLS, certificate, relay refusal, login"),
+        {QStringLiteral("user"), QStringLiteral("password-file"), QStringLiteral("target")},
+        {},
+        check};
 }
 
 }  // namespace postern::ctl

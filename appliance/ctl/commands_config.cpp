@@ -21,8 +21,9 @@ int configGet(CtlContext& ctx) {
     if (!ctx.loadConfig(config)) return 1;
     if (!Schema::instance().find(ctx.args.first())) {
         const QString hint = Schema::instance().suggest(ctx.args.first());
-        return ctx.fail(QStringLiteral("unknown setting '%1'%2")
-                            .arg(ctx.args.first(), hint.isEmpty() ? QString() : QStringLiteral(" (did you mean '%1'?)").arg(hint)));
+        return ctx.fail(
+            QStringLiteral("unknown setting '%1'%2")
+                .arg(ctx.args.first(), hint.isEmpty() ? QString() : QStringLiteral(" (did you mean '%1'?)").arg(hint)));
     }
     ctx.out << config.value(ctx.args.first()) << Qt::endl;
     return 0;
@@ -64,19 +65,42 @@ int configReference(CtlContext& ctx) {
 }  // namespace
 
 void addConfigCommands(QList<Command>& out) {
-    out << Command{{QStringLiteral("config"), QStringLiteral("show")}, QStringLiteral("[--changed] [--docs]"),
-                   QStringLiteral("print the effective settings (--changed: only non-defaults)"), {},
-                   {QStringLiteral("changed"), QStringLiteral("docs")}, configShow};
-    out << Command{{QStringLiteral("config"), QStringLiteral("get")}, QStringLiteral("KEY"), QStringLiteral("print one setting"),
-                   {}, {}, configGet};
-    out << Command{{QStringLiteral("config"), QStringLiteral("set")}, QStringLiteral("KEY VALUE"),
-                   QStringLiteral("change a setting (validated, written atomically)"), {}, {}, configSet};
-    out << Command{{QStringLiteral("config"), QStringLiteral("unset")}, QStringLiteral("KEY"),
-                   QStringLiteral("return a setting to its default"), {}, {}, configUnset};
-    out << Command{{QStringLiteral("config"), QStringLiteral("check")}, {}, QStringLiteral("validate postern.conf"), {}, {},
+    out << Command{{QStringLiteral("config"), QStringLiteral("show")},
+                   QStringLiteral("[--changed] [--docs]"),
+                   QStringLiteral("print the effective settings (--changed: only non-defaults)"),
+                   {},
+                   {QStringLiteral("changed"), QStringLiteral("docs")},
+                   configShow};
+    out << Command{{QStringLiteral("config"), QStringLiteral("get")},
+                   QStringLiteral("KEY"),
+                   QStringLiteral("print one setting"),
+                   {},
+                   {},
+                   configGet};
+    out << Command{{QStringLiteral("config"), QStringLiteral("set")},
+                   QStringLiteral("KEY VALUE"),
+                   QStringLiteral("change a setting (validated, written atomically)"),
+                   {},
+                   {},
+                   configSet};
+    out << Command{{QStringLiteral("config"), QStringLiteral("unset")},
+                   QStringLiteral("KEY"),
+                   QStringLiteral("return a setting to its default"),
+                   {},
+                   {},
+                   configUnset};
+    out << Command{{QStringLiteral("config"), QStringLiteral("check")},
+                   {},
+                   QStringLiteral("validate postern.conf"),
+                   {},
+                   {},
                    configCheck};
-    out << Command{{QStringLiteral("config"), QStringLiteral("reference")}, {},
-                   QStringLiteral("print every setting with type, default and meaning"), {}, {}, configReference};
+    out << Command{{QStringLiteral("config"), QStringLiteral("reference")},
+                   {},
+                   QStringLiteral("print every setting with type, default and meaning"),
+                   {},
+                   {},
+                   configReference};
 }
 
 }  // namespace postern::ctl

@@ -24,9 +24,9 @@ namespace postern::ctl {
 namespace {
 
 Result<DnsType> parseType(const QString& t) {
-    static const QList<DnsType> all = {DnsType::A,    DnsType::AAAA, DnsType::MX,  DnsType::TXT, DnsType::PTR,
-                                       DnsType::TLSA, DnsType::SRV,  DnsType::CAA, DnsType::NS,  DnsType::SOA,
-                                       DnsType::CNAME, DnsType::DS, DnsType::DNSKEY};
+    static const QList<DnsType> all = {DnsType::A,     DnsType::AAAA, DnsType::MX,    DnsType::TXT, DnsType::PTR,
+                                       DnsType::TLSA,  DnsType::SRV,  DnsType::CAA,   DnsType::NS,  DnsType::SOA,
+                                       DnsType::CNAME, DnsType::DS,   DnsType::DNSKEY};
     for (DnsType d : all)
         if (toString(d).compare(t, Qt::CaseInsensitive) == 0) return d;
     return Result<DnsType>::fail(QStringLiteral("unknown record type '%1'").arg(t));
@@ -42,12 +42,14 @@ int dnsLookup(CtlContext& ctx) {
     if (ctx.has(QStringLiteral("server"))) {
         auto s = parseDnsServer(ctx.opt(QStringLiteral("server")));
         if (!s) return ctx.usage(s.errorMessage());
-        resolver = std::make_unique<LdnsResolver>(QList<DnsServer>{*s}, int(config.durationMs(QStringLiteral("dns.timeout"))));
+        resolver =
+            std::make_unique<LdnsResolver>(QList<DnsServer>{*s}, int(config.durationMs(QStringLiteral("dns.timeout"))));
     } else {
         resolver = makeResolver(config);
     }
     DnsAnswer a = resolver->query(ctx.args.at(0), *type);
-    ctx.out << ";; status: " << toString(a.status) << (a.authenticated ? ", authenticated (AD)" : ", not authenticated");
+    ctx.out << ";; status: " << toString(a.status)
+            << (a.authenticated ? ", authenticated (AD)" : ", not authenticated");
     if (!a.error.isEmpty()) ctx.out << ", " << a.error;
     ctx.out << "\n";
     for (const DnsRecord& r : a.records)
@@ -69,10 +71,14 @@ int dnsRecords(CtlContext& ctx) {
     auto facts = wizard::hostFacts(ctx.configDir, publicIps(ctx), ctx.opt(QStringLiteral("domain")));
     if (!facts) return ctx.fail(facts.errorMessage());
     const QList<records::Record> recs = records::buildRecords(*facts);
-    if (ctx.has(QStringLiteral("zone"))) ctx.out << records::renderZone(recs, facts->domain);
-    else if (ctx.has(QStringLiteral("csv"))) ctx.out << records::renderCsv(recs, facts->domain);
-    else if (ctx.has(QStringLiteral("json"))) ctx.out << records::renderJson(recs, facts->domain);
-    else ctx.out << records::renderTable(recs, facts->domain);
+    if (ctx.has(QStringLiteral("zone")))
+        ctx.out << records::renderZone(recs, facts->domain);
+    else if (ctx.has(QStringLiteral("csv")))
+        ctx.out << records::renderCsv(recs, facts->domain);
+    else if (ctx.has(QStringLiteral("json")))
+        ctx.out << records::renderJson(recs, facts->domain);
+    else
+        ctx.out << records::renderTable(recs, facts->domain);
     ctx.out.flush();
     return 0;
 }
@@ -82,7 +88,8 @@ int dnsCheck(CtlContext& ctx) {
     if (!ctx.loadConfig(config)) return 1;
     if (ctx.has(QStringLiteral("server")))
         if (auto s = parseDnsServer(ctx.opt(QStringLiteral("server"))); !s) return ctx.usage(s.errorMessage());
-    auto report = wizard::runDnsCheck({ctx.configDir, ctx.opt(QStringLiteral("domain")), publicIps(ctx), ctx.opt(QStringLiteral("server"))});
+    auto report = wizard::runDnsCheck(
+        {ctx.configDir, ctx.opt(QStringLiteral("domain")), publicIps(ctx), ctx.opt(QStringLiteral("server"))});
     if (!report) return ctx.fail(report.errorMessage());
     ctx.out << wizard::renderCheck(*report);
     ctx.out.flush();
@@ -92,14 +99,24 @@ int dnsCheck(CtlContext& ctx) {
 }  // namespace
 
 void addDnsCommands(QList<Command>& out) {
-    out << Command{{QStringLiteral("dns"), QStringLiteral("lookup")}, QStringLiteral("NAME TYPE [--server IP[:PORT]]"),
-                   QStringLiteral("query DNS through Postern's resolver"), {QStringLiteral("server")}, {}, dnsLookup};
-    out << Command{{QStringLiteral("dns"), QStringLiteral("records")}, QStringLiteral("[--zone|--csv|--json] [--public-ip IP[,IP]] [--domain DOMAIN]"),
-                   QStringLiteral("the DNS records to publish for this server"), {QStringLiteral("public-ip"), QStringLiteral("domain")},
-                   {QStringLiteral("zone"), QStringLiteral("csv"), QStringLiteral("json")}, dnsRecords};
-    out << Command{{QStringLiteral("dns"), QStringLiteral("check")}, QStringLiteral("[--server IP[:PORT]] [--public-ip IP[,IP]] [--domain DOMAIN]"),
+    out << Command{{QStringLiteral("dns"), QStringLiteral("lookup")},
+                   QStringLiteral("NAME TYPE [--server IP[:PORT]]"),
+                   QStringLiteral("query DNS through Postern's resolver"),
+                   {QStringLiteral("server")},
+                   {},
+                   dnsLookup};
+    out << Command{{QStringLiteral("dns"), QStringLiteral("records")},
+                   QStringLiteral("[--zone|--csv|--json] [--public-ip IP[,IP]] [--domain DOMAIN]"),
+                   QStringLiteral("the DNS records to publish for this server"),
+                   {QStringLiteral("public-ip"), QStringLiteral("domain")},
+                   {QStringLiteral("zone"), QStringLiteral("csv"), QStringLiteral("json")},
+                   dnsRecords};
+    out << Command{{QStringLiteral("dns"), QStringLiteral("check")},
+                   QStringLiteral("[--server IP[:PORT]] [--public-ip IP[,IP]] [--domain DOMAIN]"),
                    QStringLiteral("compare the published records with the expected ones"),
-                   {QStringLiteral("server"), QStringLiteral("public-ip"), QStringLiteral("domain")}, {}, dnsCheck};
+                   {QStringLiteral("server"), QStringLiteral("public-ip"), QStringLiteral("domain")},
+                   {},
+                   dnsCheck};
 }
 
 }  // namespace postern::ctl

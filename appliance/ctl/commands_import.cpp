@@ -39,11 +39,11 @@
 #include <QFileInfo>
 #include <QHash>
 
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
 
 namespace postern::ctl {
 
@@ -68,7 +68,9 @@ QString localUser(CtlContext& ctx, const Config& config, const QString& address)
 
 namespace {
 
-QString mb(qint64 bytes) { return QStringLiteral("%1 MB").arg(double(bytes) / 1e6, 0, 'f', 1); }
+QString mb(qint64 bytes) {
+    return QStringLiteral("%1 MB").arg(double(bytes) / 1e6, 0, 'f', 1);
+}
 
 class TtyProgress {
 public:
@@ -97,16 +99,19 @@ QStringList folderArg(const QString& f) {
 int importMbox(CtlContext& ctx) {
     Config config;
     if (!ctx.loadConfig(config)) return 1;
-    if (ctx.args.size() != 1 || !ctx.has(QStringLiteral("to"))) return ctx.usage(QStringLiteral("import mbox FILE --to ADDRESS [--folder F] [--format mboxrd|mboxo]"));
+    if (ctx.args.size() != 1 || !ctx.has(QStringLiteral("to")))
+        return ctx.usage(QStringLiteral("import mbox FILE --to ADDRESS [--folder F] [--format mboxrd|mboxo]"));
     const QString format = ctx.opt(QStringLiteral("format"), QStringLiteral("mboxrd"));
     if (format != u"mboxrd" && format != u"mboxo") return ctx.usage(QStringLiteral("--format is mboxrd or mboxo"));
     const QString address = localUser(ctx, config, ctx.opt(QStringLiteral("to")));
     if (address.isEmpty()) return 1;
     const QStringList folder = folderArg(ctx.opt(QStringLiteral("folder")));
     if (!folder.isEmpty())
-        if (auto d = store::folderDirName(folder); !d) return ctx.usage(QStringLiteral("--folder: %1").arg(d.errorMessage()));
+        if (auto d = store::folderDirName(folder); !d)
+            return ctx.usage(QStringLiteral("--folder: %1").arg(d.errorMessage()));
     QFile in(ctx.args.first());
-    if (!in.open(QIODevice::ReadOnly)) return ctx.fail(QStringLiteral("%1: %2").arg(in.fileName(), in.errorString()));  // as root, before the drop
+    if (!in.open(QIODevice::ReadOnly))
+        return ctx.fail(QStringLiteral("%1: %2").arg(in.fileName(), in.errorString()));  // as root, before the drop
     if (!ctx.runAsDaemonUser(config)) return 1;
     auto writer = FolderWriter::open(config.mailDir(), address, folder);
     if (!writer) return ctx.fail(writer.errorMessage());
@@ -118,7 +123,8 @@ int importMbox(CtlContext& ctx) {
             MboxMessage m = reader.take();
             if (m.tooBig) {
                 ++tooBig;
-                ctx.err << "posternctl: message " << m.index << " is larger than " << MboxReader::kMaxMessage << " bytes: skipped" << Qt::endl;
+                ctx.err << "posternctl: message " << m.index << " is larger than " << MboxReader::kMaxMessage
+                        << " bytes: skipped" << Qt::endl;
                 continue;
             }
             auto name = (*writer)->add(m.bytes, m.flags, m.internalDateMs);
@@ -148,11 +154,14 @@ int importMbox(CtlContext& ctx) {
     if (!drain()) return 1;
     if (auto st = (*writer)->commit(); !st) return ctx.fail(st.errorMessage());
     progress.clear();
-    if (count == 0 && reader.badStart()) return ctx.fail(QStringLiteral("%1 does not look like an mbox file (no \"From \" line at its start)").arg(in.fileName()));
-    ctx.out << "imported " << count << " messages (" << mb(bytes) << ") from " << in.fileName() << " into " << address << " "
-            << (folder.isEmpty() ? QStringLiteral("INBOX") : folder.join(QLatin1Char('/')));
+    if (count == 0 && reader.badStart())
+        return ctx.fail(
+            QStringLiteral("%1 does not look like an mbox file (no \"From \" line at its start)").arg(in.fileName()));
+    ctx.out << "imported " << count << " messages (" << mb(bytes) << ") from " << in.fileName() << " into " << address
+            << " " << (folder.isEmpty() ? QStringLiteral("INBOX") : folder.join(QLatin1Char('/')));
     if (tooBig) ctx.out << "; " << tooBig << " too big, skipped";
-    if ((*writer)->droppedKeywords()) ctx.out << "; " << (*writer)->droppedKeywords() << " keyword(s) beyond the 26 a folder can hold dropped";
+    if ((*writer)->droppedKeywords())
+        ctx.out << "; " << (*writer)->droppedKeywords() << " keyword(s) beyond the 26 a folder can hold dropped";
     ctx.out << Qt::endl;
     return tooBig ? 1 : 0;
 }
@@ -192,8 +201,10 @@ QHash<QString, QStringList> readCourierKeywords(const QString& folderDir) {
     bool inNames = true;
     for (const QByteArray& line : text->split('\n')) {
         if (inNames) {
-            if (line.isEmpty()) inNames = false;
-            else names << QString::fromUtf8(line);
+            if (line.isEmpty())
+                inNames = false;
+            else
+                names << QString::fromUtf8(line);
             continue;
         }
         const qsizetype colon = line.lastIndexOf(':');
@@ -210,7 +221,7 @@ QHash<QString, QStringList> readCourierKeywords(const QString& folderDir) {
 }
 
 struct SourceMessage {
-    QString sub;   // "cur" or "new"
+    QString sub;  // "cur" or "new"
     QString name;
     QStringList flags;
 };
@@ -222,7 +233,8 @@ struct SourceMessage {
 Status adoptFolder(const QString& src, const QString& dst, const QList<SourceMessage>& msgs, qint64* bytes) {
     QStringList tmpNames;
     auto cleanup = [&] {
-        for (const QString& n : std::as_const(tmpNames)) ::unlink(QFile::encodeName(dst + QStringLiteral("/tmp/") + n).constData());
+        for (const QString& n : std::as_const(tmpNames))
+            ::unlink(QFile::encodeName(dst + QStringLiteral("/tmp/") + n).constData());
     };
     for (const SourceMessage& m : msgs) {
         QString err;
@@ -233,7 +245,8 @@ Status adoptFolder(const QString& src, const QString& dst, const QList<SourceMes
             return Status::fail(err);
         }
         const QString tmp = dst + QStringLiteral("/tmp/") + m.name;
-        const int fd = ::open(QFile::encodeName(tmp).constData(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        const int fd =
+            ::open(QFile::encodeName(tmp).constData(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0) {
             cleanup();
             return Status::fail(QStringLiteral("%1: %2").arg(tmp, QString::fromLocal8Bit(std::strerror(errno))));
@@ -283,7 +296,8 @@ Status adoptFolder(const QString& src, const QString& dst, const QList<SourceMes
     }
     for (const SourceMessage& m : msgs) {
         const QString to = dst + QLatin1Char('/') + m.sub + QLatin1Char('/') + m.name;
-        if (::rename(QFile::encodeName(dst + QStringLiteral("/tmp/") + m.name).constData(), QFile::encodeName(to).constData()) != 0)
+        if (::rename(QFile::encodeName(dst + QStringLiteral("/tmp/") + m.name).constData(),
+                     QFile::encodeName(to).constData()) != 0)
             return Status::fail(QStringLiteral("%1: %2").arg(to, QString::fromLocal8Bit(std::strerror(errno))));
     }
     if (auto st = syncDirectory(dst + QStringLiteral("/cur")); !st) return st;
@@ -293,11 +307,13 @@ Status adoptFolder(const QString& src, const QString& dst, const QList<SourceMes
 int importMaildir(CtlContext& ctx) {
     Config config;
     if (!ctx.loadConfig(config)) return 1;
-    if (ctx.args.size() != 1 || !ctx.has(QStringLiteral("to"))) return ctx.usage(QStringLiteral("import maildir DIR --to ADDRESS"));
+    if (ctx.args.size() != 1 || !ctx.has(QStringLiteral("to")))
+        return ctx.usage(QStringLiteral("import maildir DIR --to ADDRESS"));
     const QString address = localUser(ctx, config, ctx.opt(QStringLiteral("to")));
     if (address.isEmpty()) return 1;
     const QString srcArg = QFileInfo(ctx.args.first()).absoluteFilePath();
-    if (!QFileInfo(srcArg + QStringLiteral("/cur")).isDir()) return ctx.fail(QStringLiteral("%1 is not a Maildir (no cur/ folder)").arg(srcArg));
+    if (!QFileInfo(srcArg + QStringLiteral("/cur")).isDir())
+        return ctx.fail(QStringLiteral("%1 is not a Maildir (no cur/ folder)").arg(srcArg));
     const int srcFd = ::open(QFile::encodeName(srcArg).constData(), O_RDONLY | O_DIRECTORY);  // inherited past the drop
     if (srcFd < 0) return ctx.fail(QStringLiteral("%1: %2").arg(srcArg, QString::fromLocal8Bit(std::strerror(errno))));
     if (!ctx.runAsDaemonUser(config)) return 1;
@@ -305,7 +321,8 @@ int importMaildir(CtlContext& ctx) {
     qint64 total = 0, totalBytes = 0;
     TtyProgress progress;
     for (const QStringList& folder : listFolders(src)) {
-        const QString srcDir = folder.isEmpty() ? src : src + QLatin1Char('/') + store::folderDirName(folder).valueOr(QString());
+        const QString srcDir =
+            folder.isEmpty() ? src : src + QLatin1Char('/') + store::folderDirName(folder).valueOr(QString());
         const QStringList keywords = readKeywords(srcDir);
         const QHash<QString, QStringList> courier = readCourierKeywords(srcDir);
         QList<SourceMessage> msgs;
@@ -336,7 +353,8 @@ int importMaildir(CtlContext& ctx) {
         qint64 bytes = 0;
         if (present && present->isEmpty() && uidlist && uidlist->uidValidity != 0 && !msgs.isEmpty()) {
             bool allKnown = true;
-            for (const SourceMessage& m : std::as_const(msgs)) allKnown = allKnown && uidlist->uidByBase.contains(store::parseFileName(m.name).base);
+            for (const SourceMessage& m : std::as_const(msgs))
+                allKnown = allKnown && uidlist->uidByBase.contains(store::parseFileName(m.name).base);
             if (allKnown) {
                 auto st = adoptFolder(srcDir, (*writer)->dir(), msgs, &bytes);
                 if (!st && st.error().code != EAGAIN) return ctx.fail(st.errorMessage());
@@ -349,7 +367,8 @@ int importMaildir(CtlContext& ctx) {
             for (const SourceMessage& m : std::as_const(msgs)) {
                 QString err;
                 qint64 mtime = 0;
-                const QByteArray data = readAllFile(srcDir + QLatin1Char('/') + m.sub + QLatin1Char('/') + m.name, &mtime, &err);
+                const QByteArray data =
+                    readAllFile(srcDir + QLatin1Char('/') + m.sub + QLatin1Char('/') + m.name, &mtime, &err);
                 if (!err.isEmpty()) return ctx.fail(err);
                 if (auto r = (*writer)->add(data, m.flags, mtime); !r) return ctx.fail(r.errorMessage());
                 bytes += data.size();
@@ -361,7 +380,9 @@ int importMaildir(CtlContext& ctx) {
         }
         progress.clear();
         ctx.out << name << ": " << msgs.size() << " messages (" << mb(bytes) << ")"
-                << (adopted ? QStringLiteral(", UIDs kept (UIDVALIDITY %1)").arg(uidlist->uidValidity) : QStringLiteral(", new UIDs")) << Qt::endl;
+                << (adopted ? QStringLiteral(", UIDs kept (UIDVALIDITY %1)").arg(uidlist->uidValidity)
+                            : QStringLiteral(", new UIDs"))
+                << Qt::endl;
         total += msgs.size();
         totalBytes += bytes;
     }
@@ -374,18 +395,23 @@ int importMaildir(CtlContext& ctx) {
 int exportMbox(CtlContext& ctx) {
     Config config;
     if (!ctx.loadConfig(config)) return 1;
-    if (ctx.args.size() != 1 || ctx.opt(QStringLiteral("mbox")).isEmpty()) return ctx.usage(QStringLiteral("export ADDRESS --mbox DIR"));
+    if (ctx.args.size() != 1 || ctx.opt(QStringLiteral("mbox")).isEmpty())
+        return ctx.usage(QStringLiteral("export ADDRESS --mbox DIR"));
     const QString address = localUser(ctx, config, ctx.args.first());
     if (address.isEmpty()) return 1;
     const QString out = QFileInfo(ctx.opt(QStringLiteral("mbox"))).absoluteFilePath();
-    if (::mkdir(QFile::encodeName(out).constData(), 0700) != 0 && errno != EEXIST) return ctx.fail(QStringLiteral("%1: %2").arg(out, QString::fromLocal8Bit(std::strerror(errno))));
-    if (!QDir(out).entryList(QDir::AllEntries | QDir::NoDotAndDotDot | QDir::Hidden).isEmpty()) return ctx.fail(QStringLiteral("%1 is not empty").arg(out));
+    if (::mkdir(QFile::encodeName(out).constData(), 0700) != 0 && errno != EEXIST)
+        return ctx.fail(QStringLiteral("%1: %2").arg(out, QString::fromLocal8Bit(std::strerror(errno))));
+    if (!QDir(out).entryList(QDir::AllEntries | QDir::NoDotAndDotDot | QDir::Hidden).isEmpty())
+        return ctx.fail(QStringLiteral("%1 is not empty").arg(out));
     const int outFd = ::open(QFile::encodeName(out).constData(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     if (outFd < 0) return ctx.fail(QStringLiteral("%1: %2").arg(out, QString::fromLocal8Bit(std::strerror(errno))));
     if (::geteuid() == 0) {
         auto ids = lookupUser(config.value(QStringLiteral("system_user")));
         if (!ids) return ctx.fail(ids.errorMessage());
-        if (::fchown(outFd, uid_t(ids->uid), gid_t(ids->gid)) != 0) return ctx.fail(QStringLiteral("%1: cannot hand over: %2").arg(out, QString::fromLocal8Bit(std::strerror(errno))));
+        if (::fchown(outFd, uid_t(ids->uid), gid_t(ids->gid)) != 0)
+            return ctx.fail(
+                QStringLiteral("%1: cannot hand over: %2").arg(out, QString::fromLocal8Bit(std::strerror(errno))));
     }
     if (!ctx.runAsDaemonUser(config)) return 1;
     const QString base = QStringLiteral("/proc/self/fd/%1").arg(outFd);
@@ -398,16 +424,20 @@ int exportMbox(CtlContext& ctx) {
         const QString file = base + QLatin1Char('/') + name + QStringLiteral(".mbox");
         if (folder.size() > 1) QDir().mkpath(QFileInfo(file).absolutePath());
         QFile f(file);
-        if (!f.open(QIODevice::WriteOnly | QIODevice::NewOnly)) return ctx.fail(QStringLiteral("%1/%2.mbox: %3").arg(out, name, f.errorString()));
+        if (!f.open(QIODevice::WriteOnly | QIODevice::NewOnly))
+            return ctx.fail(QStringLiteral("%1/%2.mbox: %3").arg(out, name, f.errorString()));
         qint64 n = 0;
         for (const ExportedMessage& m : std::as_const(*msgs)) {
             QFile in(m.path);
             if (!in.open(QIODevice::ReadOnly)) continue;  // expunged meanwhile
-            const QByteArray text = mboxrdMessage(in.readAll(), m.flags, QDateTime::fromMSecsSinceEpoch(m.mtimeMs, Qt::UTC));
-            if (f.write(text) != text.size()) return ctx.fail(QStringLiteral("%1/%2.mbox: %3").arg(out, name, f.errorString()));
+            const QByteArray text =
+                mboxrdMessage(in.readAll(), m.flags, QDateTime::fromMSecsSinceEpoch(m.mtimeMs, Qt::UTC));
+            if (f.write(text) != text.size())
+                return ctx.fail(QStringLiteral("%1/%2.mbox: %3").arg(out, name, f.errorString()));
             ++n;
         }
-        if (!f.flush() || ::fsync(f.handle()) != 0) return ctx.fail(QStringLiteral("%1/%2.mbox: write failed").arg(out, name));
+        if (!f.flush() || ::fsync(f.handle()) != 0)
+            return ctx.fail(QStringLiteral("%1/%2.mbox: write failed").arg(out, name));
         f.close();
         ctx.out << name << ": " << n << " messages -> " << out << "/" << name << ".mbox" << Qt::endl;
         total += n;
@@ -420,21 +450,39 @@ int exportMbox(CtlContext& ctx) {
 
 void addImportCommands(QList<Command>& out) {
     const QString i = QStringLiteral("import");
-    out << Command{{i, QStringLiteral("imap")},
-                   QStringLiteral("--host H [--port P] [--tls|--starttls|--plain] --user U --password-file F --to ADDRESS [--folder-map A=B,...] "
-                                  "[--state FILE] [--rate N] [--max-messages N] [--max-size SIZE] [--ca-file F]"),
-                   QStringLiteral("copy every folder of another IMAP server (resumable)"),
-                   {QStringLiteral("host"), QStringLiteral("port"), QStringLiteral("user"), QStringLiteral("password-file"), QStringLiteral("to"),
-                    QStringLiteral("folder-map"), QStringLiteral("state"), QStringLiteral("rate"), QStringLiteral("max-messages"), QStringLiteral("max-size"),
-                    QStringLiteral("ca-file")},
-                   {QStringLiteral("tls"), QStringLiteral("starttls"), QStringLiteral("plain")}, importImap, true};
-    out << Command{{i, QStringLiteral("mbox")}, QStringLiteral("FILE --to ADDRESS [--folder F] [--format mboxrd|mboxo]"),
+    out << Command{
+        {i, QStringLiteral("imap")},
+        QStringLiteral("--host H [--port P] [--tls|--starttls|--plain] --user U --password-file F --to ADDRESS "
+                       "[--folder-map A=B,...] "
+                       "[--state FILE] [--rate N] [--max-messages N] [--max-size SIZE] [--ca-file F]"),
+        QStringLiteral("copy every folder of another IMAP server (resumable)"),
+        {QStringLiteral("host"), QStringLiteral("port"), QStringLiteral("user"), QStringLiteral("password-file"),
+         QStringLiteral("to"), QStringLiteral("folder-map"), QStringLiteral("state"), QStringLiteral("rate"),
+         QStringLiteral("max-messages"), QStringLiteral("max-size"), QStringLiteral("ca-file")},
+        {QStringLiteral("tls"), QStringLiteral("starttls"), QStringLiteral("plain")},
+        importImap,
+        true};
+    out << Command{{i, QStringLiteral("mbox")},
+                   QStringLiteral("FILE --to ADDRESS [--folder F] [--format mboxrd|mboxo]"),
                    QStringLiteral("import an mbox file (Takeout, Thunderbird)"),
-                   {QStringLiteral("to"), QStringLiteral("folder"), QStringLiteral("format")}, {}, importMbox, true};
-    out << Command{{i, QStringLiteral("maildir")}, QStringLiteral("DIR --to ADDRESS"), QStringLiteral("import a Dovecot/Courier Maildir (keeps UIDs when it can)"),
-                   {QStringLiteral("to")}, {}, importMaildir, true};
-    out << Command{{QStringLiteral("export")}, QStringLiteral("ADDRESS --mbox DIR"), QStringLiteral("one mbox file per folder of an account"),
-                   {QStringLiteral("mbox")}, {}, exportMbox, true};
+                   {QStringLiteral("to"), QStringLiteral("folder"), QStringLiteral("format")},
+                   {},
+                   importMbox,
+                   true};
+    out << Command{{i, QStringLiteral("maildir")},
+                   QStringLiteral("DIR --to ADDRESS"),
+                   QStringLiteral("import a Dovecot/Courier Maildir (keeps UIDs when it can)"),
+                   {QStringLiteral("to")},
+                   {},
+                   importMaildir,
+                   true};
+    out << Command{{QStringLiteral("export")},
+                   QStringLiteral("ADDRESS --mbox DIR"),
+                   QStringLiteral("one mbox file per folder of an account"),
+                   {QStringLiteral("mbox")},
+                   {},
+                   exportMbox,
+                   true};
 }
 
 }  // namespace postern::ctl

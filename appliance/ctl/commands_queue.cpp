@@ -34,7 +34,9 @@ QString age(qint64 since) {
     return QStringLiteral("%1d").arg(s / 86400);
 }
 
-QString when(qint64 t) { return t ? QDateTime::fromSecsSinceEpoch(t).toString(Qt::ISODate) : QStringLiteral("now"); }
+QString when(qint64 t) {
+    return t ? QDateTime::fromSecsSinceEpoch(t).toString(Qt::ISODate) : QStringLiteral("now");
+}
 
 // 0 when found; else the exit status (message printed). The lookup is spool::findMessage.
 int findMessage(CtlContext& ctx, const Config& config, spool::QueueState* state, spool::Envelope* env) {
@@ -57,9 +59,10 @@ int queueList(CtlContext& ctx) {
     }
     for (const spool::QueueEntry& q : entries) {
         const spool::Envelope& e = q.envelope;
-        ctx.out << e.id << "  " << spool::toString(q.state).leftJustified(9) << " age " << age(e.arrival).leftJustified(5) << " " << e.size << " bytes  from <"
-                << e.sender << ">";
-        if (q.state == spool::QueueState::Deferred) ctx.out << "  attempts " << e.attempts << ", next " << when(e.nextAttempt);
+        ctx.out << e.id << "  " << spool::toString(q.state).leftJustified(9) << " age "
+                << age(e.arrival).leftJustified(5) << " " << e.size << " bytes  from <" << e.sender << ">";
+        if (q.state == spool::QueueState::Deferred)
+            ctx.out << "  attempts " << e.attempts << ", next " << when(e.nextAttempt);
         ctx.out << Qt::endl;
         for (const spool::EnvelopeRecipient& r : e.recipients) {
             ctx.out << "    " << spool::toString(r.status).leftJustified(8) << " <" << r.address << ">";
@@ -80,10 +83,13 @@ int queueShow(CtlContext& ctx) {
     ctx.out << "id:        " << e.id << Qt::endl
             << "state:     " << spool::toString(state) << Qt::endl
             << "arrived:   " << when(e.arrival) << Qt::endl
-            << "sender:    <" << e.sender << ">" << (e.authUser.isEmpty() ? QString() : QStringLiteral(" (authenticated as %1)").arg(e.authUser)) << Qt::endl
+            << "sender:    <" << e.sender << ">"
+            << (e.authUser.isEmpty() ? QString() : QStringLiteral(" (authenticated as %1)").arg(e.authUser)) << Qt::endl
             << "client:    " << e.clientAddress << " " << e.clientHelo << Qt::endl
             << "size:      " << e.size << " bytes, " << e.bodyType << (e.smtpUtf8 ? ", SMTPUTF8" : "") << Qt::endl
-            << "attempts:  " << e.attempts << (e.attempts ? QStringLiteral(", first %1, next %2").arg(when(e.firstAttempt), when(e.nextAttempt)) : QString())
+            << "attempts:  " << e.attempts
+            << (e.attempts ? QStringLiteral(", first %1, next %2").arg(when(e.firstAttempt), when(e.nextAttempt))
+                           : QString())
             << Qt::endl;
     for (const spool::EnvelopeRecipient& r : e.recipients) {
         ctx.out << "recipient: <" << r.address << "> " << spool::toString(r.status);
@@ -127,15 +133,41 @@ int queueChange(CtlContext& ctx, const QString& verb, Result<QString> (*op)(cons
 
 void addQueueCommands(QList<Command>& out) {
     const QString q = QStringLiteral("queue");
-    out << Command{{q, QStringLiteral("list")}, {}, QStringLiteral("queued messages with each recipient's status and last reply"), {}, {}, queueList};
-    out << Command{{q, QStringLiteral("show")}, QStringLiteral("ID"), QStringLiteral("one message's envelope, attempts and header"), {}, {}, queueShow};
-    out << Command{{q, QStringLiteral("retry")}, QStringLiteral("ID | --all"), QStringLiteral("deliver deferred mail now"), {}, {QStringLiteral("all")},
+    out << Command{{q, QStringLiteral("list")},
+                   {},
+                   QStringLiteral("queued messages with each recipient's status and last reply"),
+                   {},
+                   {},
+                   queueList};
+    out << Command{{q, QStringLiteral("show")},
+                   QStringLiteral("ID"),
+                   QStringLiteral("one message's envelope, attempts and header"),
+                   {},
+                   {},
+                   queueShow};
+    out << Command{{q, QStringLiteral("retry")},
+                   QStringLiteral("ID | --all"),
+                   QStringLiteral("deliver deferred mail now"),
+                   {},
+                   {QStringLiteral("all")},
                    queueRetry};
-    out << Command{{q, QStringLiteral("delete")}, QStringLiteral("ID"), QStringLiteral("remove a message without bouncing it"), {}, {},
+    out << Command{{q, QStringLiteral("delete")},
+                   QStringLiteral("ID"),
+                   QStringLiteral("remove a message without bouncing it"),
+                   {},
+                   {},
                    [](CtlContext& c) { return queueChange(c, QStringLiteral("delete"), spool::deleteMessage); }};
-    out << Command{{q, QStringLiteral("hold")}, QStringLiteral("ID"), QStringLiteral("keep a message from being delivered"), {}, {},
+    out << Command{{q, QStringLiteral("hold")},
+                   QStringLiteral("ID"),
+                   QStringLiteral("keep a message from being delivered"),
+                   {},
+                   {},
                    [](CtlContext& c) { return queueChange(c, QStringLiteral("hold"), spool::holdMessage); }};
-    out << Command{{q, QStringLiteral("release")}, QStringLiteral("ID"), QStringLiteral("let a held message be delivered again"), {}, {},
+    out << Command{{q, QStringLiteral("release")},
+                   QStringLiteral("ID"),
+                   QStringLiteral("let a held message be delivered again"),
+                   {},
+                   {},
                    [](CtlContext& c) { return queueChange(c, QStringLiteral("release"), spool::releaseMessage); }};
 }
 

@@ -194,11 +194,15 @@ int sieveCheck(CtlContext& ctx) {
 
 int installGenerated(CtlContext& ctx, const QString& user, const QString& name, const Result<QByteArray>& script) {
     if (!script) return ctx.usage(script.errorMessage());
-    if (!sieve::validScriptName(name)) return ctx.usage(QStringLiteral("invalid script name '%1' (A-Z a-z 0-9 . _ -)").arg(name));
+    if (!sieve::validScriptName(name))
+        return ctx.usage(QStringLiteral("invalid script name '%1' (A-Z a-z 0-9 . _ -)").arg(name));
     Config config;
     const QString address = prepare(ctx, config, user);
     if (address.isEmpty()) return 1;
-    if (auto st = sieve::installGeneratedScript(config.mailDir(), address, name, *script, sieve::Quota::fromConfig(config)); !st) return ctx.fail(st.errorMessage());
+    if (auto st =
+            sieve::installGeneratedScript(config.mailDir(), address, name, *script, sieve::Quota::fromConfig(config));
+        !st)
+        return ctx.fail(st.errorMessage());
     ctx.out << "script '" << name << "' stored for " << address << " and active" << Qt::endl;
     if (usesRedirectOrVacation(*script)) ctx.out << kNotYet << Qt::endl;
     return 0;
@@ -208,9 +212,10 @@ int installGenerated(CtlContext& ctx, const QString& user, const QString& name, 
 int sieveForward(CtlContext& ctx) {
     if (ctx.args.size() != 1 || ctx.opt(QStringLiteral("to")).isEmpty())
         return ctx.usage(QStringLiteral("sieve forward USER --to ADDR[,ADDR] [--keep] [--name NAME]"));
-    const auto script = sieve::forwardingScript(ctx.opt(QStringLiteral("to")).split(u',', Qt::SkipEmptyParts), ctx.has(QStringLiteral("keep")),
-                                                QDate::currentDate());
-    return installGenerated(ctx, ctx.args.at(0), ctx.opt(QStringLiteral("name"), QLatin1String(sieve::kForwardScriptName)), script);
+    const auto script = sieve::forwardingScript(ctx.opt(QStringLiteral("to")).split(u',', Qt::SkipEmptyParts),
+                                                ctx.has(QStringLiteral("keep")), QDate::currentDate());
+    return installGenerated(ctx, ctx.args.at(0),
+                            ctx.opt(QStringLiteral("name"), QLatin1String(sieve::kForwardScriptName)), script);
 }
 
 int sieveVacation(CtlContext& ctx) {
@@ -227,7 +232,8 @@ int sieveVacation(CtlContext& ctx) {
         form.days = ctx.opt(QStringLiteral("days")).toInt(&ok);
         if (!ok) return ctx.usage(QStringLiteral("--days must be 1..%1").arg(sieve::kMaxVacationDays));
     }
-    return installGenerated(ctx, ctx.args.at(0), ctx.opt(QStringLiteral("name"), QLatin1String(sieve::kVacationScriptName)),
+    return installGenerated(ctx, ctx.args.at(0),
+                            ctx.opt(QStringLiteral("name"), QLatin1String(sieve::kVacationScriptName)),
                             sieve::vacationScript(form, QDate::currentDate()));
 }
 

@@ -30,11 +30,13 @@ Result<QByteArray> readScriptFile(const QString& file) {
         if (!f.open(stdin, QIODevice::ReadOnly)) return Result<QByteArray>::fail(QStringLiteral("cannot read stdin"));
     } else {
         f.setFileName(file);
-        if (!f.open(QIODevice::ReadOnly)) return Result<QByteArray>::fail(QStringLiteral("%1: %2").arg(file, f.errorString()));
+        if (!f.open(QIODevice::ReadOnly))
+            return Result<QByteArray>::fail(QStringLiteral("%1: %2").arg(file, f.errorString()));
     }
     const qint64 max = sieve::Limits{}.maxScriptBytes;
     QByteArray data = f.read(max + 1);
-    if (data.size() > max) return Result<QByteArray>::fail(QStringLiteral("%1: larger than %2 bytes").arg(file).arg(max));
+    if (data.size() > max)
+        return Result<QByteArray>::fail(QStringLiteral("%1: larger than %2 bytes").arg(file).arg(max));
     return data;
 }
 
@@ -76,7 +78,8 @@ int globalPut(CtlContext& ctx) {
     if (!ctx.loadConfig(config)) return 1;
     auto source = readScriptFile(ctx.args.at(1));
     if (!source) return ctx.fail(source.errorMessage());
-    if (auto st = sieve::putGlobalScript(config.configDir(), ctx.args.at(0), *source); !st) return ctx.fail(st.errorMessage());
+    if (auto st = sieve::putGlobalScript(config.configDir(), ctx.args.at(0), *source); !st)
+        return ctx.fail(st.errorMessage());
     ctx.out << "global script '" << ctx.args.at(0) << "' stored" << Qt::endl;
     return 0;
 }
@@ -87,8 +90,10 @@ int globalRemove(CtlContext& ctx) {
     if (!ctx.loadConfig(config)) return 1;
     const sieve::GlobalScripts g = sieve::GlobalScripts::fromConfig(config);
     if (g.before.contains(ctx.args.at(0)) || g.after.contains(ctx.args.at(0)))
-        return ctx.fail(QStringLiteral("'%1' is named by sieve.before or sieve.after; change the setting first").arg(ctx.args.at(0)));
-    if (auto st = sieve::deleteGlobalScript(config.configDir(), ctx.args.at(0)); !st) return ctx.fail(st.errorMessage());
+        return ctx.fail(QStringLiteral("'%1' is named by sieve.before or sieve.after; change the setting first")
+                            .arg(ctx.args.at(0)));
+    if (auto st = sieve::deleteGlobalScript(config.configDir(), ctx.args.at(0)); !st)
+        return ctx.fail(st.errorMessage());
     ctx.out << "global script '" << ctx.args.at(0) << "' removed" << Qt::endl;
     return 0;
 }
@@ -97,15 +102,31 @@ int globalRemove(CtlContext& ctx) {
 
 void addSieveGlobalCommands(QList<Command>& out) {
     const QString s = QStringLiteral("sieve"), g = QStringLiteral("global");
-    out << Command{{s, g, QStringLiteral("list")}, QString(), QStringLiteral("the administrator's global Sieve scripts"), {}, {}, globalList};
-    out << Command{{s, g, QStringLiteral("show")}, QStringLiteral("NAME"), QStringLiteral("print a global Sieve script"), {}, {}, globalShow};
-    out << Command{{s, g, QStringLiteral("put")},
-                   QStringLiteral("NAME FILE"),
-                   QStringLiteral("store a global Sieve script (include :global; sieve.before/sieve.after run it for everyone)"),
+    out << Command{{s, g, QStringLiteral("list")},
+                   QString(),
+                   QStringLiteral("the administrator's global Sieve scripts"),
                    {},
                    {},
-                   globalPut};
-    out << Command{{s, g, QStringLiteral("remove")}, QStringLiteral("NAME"), QStringLiteral("delete a global Sieve script"), {}, {}, globalRemove};
+                   globalList};
+    out << Command{{s, g, QStringLiteral("show")},
+                   QStringLiteral("NAME"),
+                   QStringLiteral("print a global Sieve script"),
+                   {},
+                   {},
+                   globalShow};
+    out << Command{
+        {s, g, QStringLiteral("put")},
+        QStringLiteral("NAME FILE"),
+        QStringLiteral("store a global Sieve script (include :global; sieve.before/sieve.after run it for everyone)"),
+        {},
+        {},
+        globalPut};
+    out << Command{{s, g, QStringLiteral("remove")},
+                   QStringLiteral("NAME"),
+                   QStringLiteral("delete a global Sieve script"),
+                   {},
+                   {},
+                   globalRemove};
 }
 
 }  // namespace postern::ctl

@@ -59,10 +59,10 @@
 #include <QFileInfo>
 #include <QSet>
 
+#include <unistd.h>
 #include <algorithm>
 #include <functional>
 #include <memory>
-#include <unistd.h>
 
 namespace postern::ctl {
 
@@ -187,7 +187,8 @@ QMap<QString, quint64> learnOutcomes(const Config& config) {
     for (const QString& f : run.entryList({QStringLiteral("postern-imapd*.stats")}, QDir::Files))
         for (const stats::Counter& c : stats::readFile(run.filePath(f)))
             if (c.name == u"postern_spam_learns_total")
-                out[c.labels.value(QStringLiteral("class")) + QLatin1Char(' ') + c.labels.value(QStringLiteral("result"))] += c.value;
+                out[c.labels.value(QStringLiteral("class")) + QLatin1Char(' ') +
+                    c.labels.value(QStringLiteral("result"))] += c.value;
     return out;
 }
 
@@ -198,7 +199,8 @@ int spamStatus(CtlContext& ctx) {
     ctx.out << spamStatusLine(config, ctx.configDir, &warn) << Qt::endl;
     const QMap<QString, quint64> counts = scanCounts(config);
     if (counts.isEmpty()) ctx.out << "scans since postern-smtpd started: none" << Qt::endl;
-    for (auto it = counts.cbegin(); it != counts.cend(); ++it) ctx.out << "scans " << it.key() << ": " << it.value() << Qt::endl;
+    for (auto it = counts.cbegin(); it != counts.cend(); ++it)
+        ctx.out << "scans " << it.key() << ": " << it.value() << Qt::endl;
     if (config.flag(QStringLiteral("spam.enabled"))) {
         const SpamPaths paths = spamPaths(config, ctx.configDir);
         if (auto learned = learnedCounts(paths)) {
@@ -210,12 +212,14 @@ int spamStatus(CtlContext& ctx) {
         }
         spam::LearnSpool spool(config.dataDir() + QStringLiteral("/spam-learn"));
         if (auto waiting = spool.pending(spam::kMaxLearnQueue + 1))
-            ctx.out << "learn requests waiting: " << spool.count() << " (limit " << spam::kMaxLearnQueue << ")" << Qt::endl;
+            ctx.out << "learn requests waiting: " << spool.count() << " (limit " << spam::kMaxLearnQueue << ")"
+                    << Qt::endl;
         const QMap<QString, quint64> outcomes = learnOutcomes(config);
         for (auto it = outcomes.cbegin(); it != outcomes.cend(); ++it)
             ctx.out << "learn requests " << it.key() << ": " << it.value() << Qt::endl;
     }
-    const bool down = config.flag(QStringLiteral("spam.enabled")) && !rspamdAnswers(rspamdAddress(config, ctx.configDir), 3000);
+    const bool down =
+        config.flag(QStringLiteral("spam.enabled")) && !rspamdAnswers(rspamdAddress(config, ctx.configDir), 3000);
     return down ? 1 : 0;
 }
 
@@ -224,10 +228,14 @@ int spamCheck(CtlContext& ctx) {
     Config config;
     if (!ctx.loadConfig(config)) return 1;
     QFile file(ctx.args.first());
-    if (!file.open(QIODevice::ReadOnly)) return ctx.fail(QStringLiteral("%1: %2").arg(file.fileName(), file.errorString()));
+    if (!file.open(QIODevice::ReadOnly))
+        return ctx.fail(QStringLiteral("%1: %2").arg(file.fileName(), file.errorString()));
     const qint64 maxBytes = config.size(QStringLiteral("smtp.max_message_size"));
     if (file.size() > maxBytes)
-        return ctx.fail(QStringLiteral("%1: %2 bytes, more than smtp.max_message_size (%3)").arg(file.fileName()).arg(file.size()).arg(maxBytes));
+        return ctx.fail(QStringLiteral("%1: %2 bytes, more than smtp.max_message_size (%3)")
+                            .arg(file.fileName())
+                            .arg(file.size())
+                            .arg(maxBytes));
     const QString address = rspamdAddress(config, ctx.configDir);
     RspamdConnection c(address, QDeadlineTimer(config.durationMs(QStringLiteral("spam.timeout"))));
     if (!c.connected()) return ctx.fail(QStringLiteral("rspamd at %1: %2").arg(address, c.error()));
@@ -235,38 +243,44 @@ int spamCheck(CtlContext& ctx) {
     request.queueId = QStringLiteral("posternctl-check");
     request.mtaName = config.hostname();
     const QByteArray head = spam::buildCheckRequestHead(request, file.size());
-    if (!c.send(head.constData(), head.size())) return ctx.fail(QStringLiteral("rspamd at %1: cannot send the request").arg(address));
+    if (!c.send(head.constData(), head.size()))
+        return ctx.fail(QStringLiteral("rspamd at %1: cannot send the request").arg(address));
     qint64 sent = 0;
     while (sent < file.size()) {
         const QByteArray chunk = file.read(64 * 1024);
         if (chunk.isEmpty()) return ctx.fail(QStringLiteral("%1: %2").arg(file.fileName(), file.errorString()));
-        if (!c.send(chunk.constData(), chunk.size())) return ctx.fail(QStringLiteral("rspamd at %1: cannot send the message").arg(address));
+        if (!c.send(chunk.constData(), chunk.size()))
+            return ctx.fail(QStringLiteral("rspamd at %1: cannot send the message").arg(address));
         sent += chunk.size();
     }
     spam::RspamdReplyParser parser;
-    c.receive(spam::kMaxReplyHead + spam::kMaxReplyBody + 1,
-              [&parser](const QByteArray& piece) { return parser.feed(piece) != spam::RspamdReplyParser::State::NeedMore; });
-    if (parser.state() == spam::RspamdReplyParser::State::Failed) return ctx.fail(QStringLiteral("rspamd: %1").arg(parser.error()));
+    c.receive(spam::kMaxReplyHead + spam::kMaxReplyBody + 1, [&parser](const QByteArray& piece) {
+        return parser.feed(piece) != spam::RspamdReplyParser::State::NeedMore;
+    });
+    if (parser.state() == spam::RspamdReplyParser::State::Failed)
+        return ctx.fail(QStringLiteral("rspamd: %1").arg(parser.error()));
     if (parser.state() != spam::RspamdReplyParser::State::Done)
         return ctx.fail(QStringLiteral("rspamd at %1: no complete answer within spam.timeout").arg(address));
     const spam::Verdict& v = parser.verdict();
     ctx.out << "action: " << spam::toString(v.action) << Qt::endl;
-    ctx.out << "score: " << QString::number(v.score, 'f', 2) << " (required " << QString::number(v.requiredScore, 'f', 2) << ")" << Qt::endl;
-    ctx.out << "symbols: " << (v.symbols.isEmpty() ? QStringLiteral("-") : v.symbols.join(QLatin1Char(' '))) << Qt::endl;
+    ctx.out << "score: " << QString::number(v.score, 'f', 2) << " (required "
+            << QString::number(v.requiredScore, 'f', 2) << ")" << Qt::endl;
+    ctx.out << "symbols: " << (v.symbols.isEmpty() ? QStringLiteral("-") : v.symbols.join(QLatin1Char(' ')))
+            << Qt::endl;
     const spam::Outcome outcome = spam::decide(v, spam::policyFromConfig(config));
     ctx.out << "postern would: " << spam::toString(outcome) << Qt::endl;
     return 0;
 }
 
-
 int spamLearn(CtlContext& ctx) {
     const QString usage = QStringLiteral("spam learn spam|ham --user U --folder F");
-    if (ctx.args.size() != 1 || (ctx.args.first() != u"spam" && ctx.args.first() != u"ham") || !ctx.has(QStringLiteral("user")) ||
-        !ctx.has(QStringLiteral("folder")))
+    if (ctx.args.size() != 1 || (ctx.args.first() != u"spam" && ctx.args.first() != u"ham") ||
+        !ctx.has(QStringLiteral("user")) || !ctx.has(QStringLiteral("folder")))
         return ctx.usage(usage);
     Config config;
     if (!ctx.loadConfig(config)) return 1;
-    if (!config.flag(QStringLiteral("spam.enabled"))) return ctx.fail(QStringLiteral("the spam filter is off (spam.enabled = false)"));
+    if (!config.flag(QStringLiteral("spam.enabled")))
+        return ctx.fail(QStringLiteral("the spam filter is off (spam.enabled = false)"));
     const spam::LearnClass cls = ctx.args.first() == u"spam" ? spam::LearnClass::Spam : spam::LearnClass::Ham;
     const QString user = localUser(ctx, config, ctx.opt(QStringLiteral("user")));
     if (user.isEmpty()) return 1;
@@ -307,7 +321,8 @@ int spamLearn(CtlContext& ctx) {
         RspamdConnection c(paths.controllerSocket, QDeadlineTimer(timeoutMs));
         if (!c.connected()) {
             ++errors;
-            ctx.err << "posternctl: rspamd controller at " << paths.controllerSocket << ": " << c.error() << "; stopped" << Qt::endl;
+            ctx.err << "posternctl: rspamd controller at " << paths.controllerSocket << ": " << c.error() << "; stopped"
+                    << Qt::endl;
             break;
         }
         const QByteArray head = spam::RspamdLearner::requestHead(cls, user, password, file.size());
@@ -316,38 +331,52 @@ int spamLearn(CtlContext& ctx) {
             const QByteArray chunk = file.read(64 * 1024);
             sent = !chunk.isEmpty() && c.send(chunk.constData(), chunk.size());
         }
-        const QByteArray reply = sent ? c.receive(spam::RspamdLearner::kMaxReply, [](const QByteArray&) { return false; }) : QByteArray();
+        const QByteArray reply =
+            sent ? c.receive(spam::RspamdLearner::kMaxReply, [](const QByteArray&) { return false; }) : QByteArray();
         const int code = spam::RspamdLearner::statusOf(reply);
         if (code >= 200 && code < 300) {
             ++(code == 200 ? learned : skipped);
         } else if (code >= 400 && code < 500) {
             ++refused;
-            ctx.err << "posternctl: " << QFileInfo(m.path).fileName() << ": refused: " << QString::fromUtf8(reply.left(reply.indexOf('\r')).mid(13))
-                    << Qt::endl;
+            ctx.err << "posternctl: " << QFileInfo(m.path).fileName()
+                    << ": refused: " << QString::fromUtf8(reply.left(reply.indexOf('\r')).mid(13)) << Qt::endl;
         } else {
             ++errors;
             ctx.err << "posternctl: " << QFileInfo(m.path).fileName() << ": "
-                    << (code < 0 ? QStringLiteral("no answer from rspamd") : QStringLiteral("rspamd answered %1").arg(code)) << Qt::endl;
+                    << (code < 0 ? QStringLiteral("no answer from rspamd")
+                                 : QStringLiteral("rspamd answered %1").arg(code))
+                    << Qt::endl;
             if (code < 0) break;
         }
     }
     if (tty) ctx.err << "\r\033[K" << Qt::flush;
-    ctx.out << "spam learn " << spam::toString(cls) << ": " << total << " message(s) in " << folderName << " of " << user << ": learned "
-            << learned << ", skipped by rspamd " << skipped << ", refused " << refused << ", too big " << tooBig << ", errors " << errors
-            << Qt::endl;
+    ctx.out << "spam learn " << spam::toString(cls) << ": " << total << " message(s) in " << folderName << " of "
+            << user << ": learned " << learned << ", skipped by rspamd " << skipped << ", refused " << refused
+            << ", too big " << tooBig << ", errors " << errors << Qt::endl;
     return errors > 0 ? 1 : 0;
 }
 }  // namespace
 
 void addSpamCommands(QList<Command>& out) {
     const QString s = QStringLiteral("spam");
-    out << Command{{s, QStringLiteral("status")}, QString(),
-                   QStringLiteral("the spam filter: Rspamd answering, scans by result, learned counts per user"), {}, {}, spamStatus};
-    out << Command{{s, QStringLiteral("check")}, QStringLiteral("FILE"),
-                   QStringLiteral("what Rspamd says about a message, and what Postern would do with it"), {}, {}, spamCheck};
-    out << Command{{s, QStringLiteral("learn")}, QStringLiteral("spam|ham --user U --folder F"),
+    out << Command{{s, QStringLiteral("status")},
+                   QString(),
+                   QStringLiteral("the spam filter: Rspamd answering, scans by result, learned counts per user"),
+                   {},
+                   {},
+                   spamStatus};
+    out << Command{{s, QStringLiteral("check")},
+                   QStringLiteral("FILE"),
+                   QStringLiteral("what Rspamd says about a message, and what Postern would do with it"),
+                   {},
+                   {},
+                   spamCheck};
+    out << Command{{s, QStringLiteral("learn")},
+                   QStringLiteral("spam|ham --user U --folder F"),
                    QStringLiteral("train the user's spam filter on every message of a folder"),
-                   {QStringLiteral("user"), QStringLiteral("folder")}, {}, spamLearn};
+                   {QStringLiteral("user"), QStringLiteral("folder")},
+                   {},
+                   spamLearn};
 }
 
 }  // namespace postern::ctl

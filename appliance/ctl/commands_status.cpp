@@ -41,8 +41,8 @@
 #include "core/atomic_file.h"
 #include "core/data_version.h"
 #include "core/disk_space.h"
-#include "core/dns.h"
 #include "core/dkim_keys.h"
+#include "core/dns.h"
 #include "core/safe_path.h"
 #include "core/services.h"
 #include "core/spam_engine.h"
@@ -56,16 +56,15 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 
-#include <algorithm>
-#include <csignal>
-#include <memory>
-#include <cstring>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-#include <unistd.h>
+#include <algorithm>
+#include <csignal>
+#include <cstring>
+#include <memory>
 
 namespace postern::ctl {
 
@@ -98,8 +97,8 @@ QueueSummary queueSummary(const Config& config) {
             ++q.count;
             struct stat st {};
             const QByteArray body = QFile::encodeName(name.chopped(4) + QStringLiteral(".body"));
-            if (dirFd.valid() && ::fstatat(dirFd.fd(), body.constData(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-                st.st_mtime > 0 && (q.oldest == 0 || st.st_mtime < q.oldest))
+            if (dirFd.valid() && ::fstatat(dirFd.fd(), body.constData(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                S_ISREG(st.st_mode) && st.st_mtime > 0 && (q.oldest == 0 || st.st_mtime < q.oldest))
                 q.oldest = st.st_mtime;
         }
     }
@@ -129,17 +128,23 @@ bool diskStatus(CtlContext& ctx, const Config& config) {
                                     .arg(r.usage.percentUsed())
                                     .arg(humanBytes(r.usage.availableBytes), humanBytes(r.usage.totalBytes));
         switch (r.level) {
-        case DiskLevel::Ok: ctx.out << "disk: " << figures << Qt::endl; break;
-        case DiskLevel::Warning:
-            ctx.out << "disk: WARNING: " << figures << " (ERROR at " << kDiskErrorPercent << " %; free space or grow the disk)" << Qt::endl;
-            break;
-        case DiskLevel::Error:
-            ctx.out << "disk: ERROR: " << figures;
-            if (r.belowFloor) ctx.out << "; below smtp.min_free_space (" << Schema::formatSize(minFree) << "): new mail is refused with 452 4.3.1";
-            else ctx.out << "; free space or grow the disk now";
-            ctx.out << Qt::endl;
-            ok = false;
-            break;
+            case DiskLevel::Ok:
+                ctx.out << "disk: " << figures << Qt::endl;
+                break;
+            case DiskLevel::Warning:
+                ctx.out << "disk: WARNING: " << figures << " (ERROR at " << kDiskErrorPercent
+                        << " %; free space or grow the disk)" << Qt::endl;
+                break;
+            case DiskLevel::Error:
+                ctx.out << "disk: ERROR: " << figures;
+                if (r.belowFloor)
+                    ctx.out << "; below smtp.min_free_space (" << Schema::formatSize(minFree)
+                            << "): new mail is refused with 452 4.3.1";
+                else
+                    ctx.out << "; free space or grow the disk now";
+                ctx.out << Qt::endl;
+                ok = false;
+                break;
         }
     }
     return ok;
@@ -155,7 +160,8 @@ int status(CtlContext& ctx) {
         ctx.out << "supervisor: not running" << Qt::endl;
         rc = 1;
     } else {
-        ctx.out << "supervisor: running (pid " << pid << ", updated " << st.value(QStringLiteral("updated")).toString() << ")" << Qt::endl;
+        ctx.out << "supervisor: running (pid " << pid << ", updated " << st.value(QStringLiteral("updated")).toString()
+                << ")" << Qt::endl;
         QStringList reported;
         for (const QJsonValue& v : st.value(QStringLiteral("services")).toArray()) {
             const QJsonObject s = v.toObject();
@@ -164,14 +170,18 @@ int status(CtlContext& ctx) {
             QStringList listeners;
             const QJsonObject l = s.value(QStringLiteral("listeners")).toObject();
             for (auto it = l.begin(); it != l.end(); ++it)
-                for (const QJsonValue& a : it.value().toArray()) listeners << it.key() + QLatin1Char('=') + a.toString();
+                for (const QJsonValue& a : it.value().toArray())
+                    listeners << it.key() + QLatin1Char('=') + a.toString();
             ctx.out << "  " << s.value(QStringLiteral("name")).toString().leftJustified(16) << state.leftJustified(11);
-            if (s.contains(QStringLiteral("since"))) ctx.out << " since " << s.value(QStringLiteral("since")).toString();
-            if (s.value(QStringLiteral("restarts")).toInt() > 0) ctx.out << " restarts " << s.value(QStringLiteral("restarts")).toInt();
+            if (s.contains(QStringLiteral("since")))
+                ctx.out << " since " << s.value(QStringLiteral("since")).toString();
+            if (s.value(QStringLiteral("restarts")).toInt() > 0)
+                ctx.out << " restarts " << s.value(QStringLiteral("restarts")).toInt();
             if (!listeners.isEmpty()) ctx.out << "  " << listeners.join(QLatin1Char(' '));
             ctx.out << Qt::endl;
             // Why a daemon keeps restarting (its last stderr line, e.g. a folder it cannot write).
-            if (s.contains(QStringLiteral("error"))) ctx.out << "    " << s.value(QStringLiteral("error")).toString() << Qt::endl;
+            if (s.contains(QStringLiteral("error")))
+                ctx.out << "    " << s.value(QStringLiteral("error")).toString() << Qt::endl;
             if (state != u"running" && state != u"disabled") rc = 1;
         }
         // Every program of the service table must be accounted for (a status file of another
@@ -197,24 +207,29 @@ int status(CtlContext& ctx) {
     bool spamWarning = false;
     ctx.out << spamStatusLine(config, ctx.configDir, &spamWarning) << Qt::endl;  // a warning, not a failure
     // Where configuration, mail and logs live (the VM's postern-datadisk.service writes this; root only).
-    if (auto storage = readFile(QStringLiteral("/run/postern-storage"), 4096); storage && !storage->trimmed().isEmpty()) {
+    if (auto storage = readFile(QStringLiteral("/run/postern-storage"), 4096);
+        storage && !storage->trimmed().isEmpty()) {
         struct stat sst {};
         if (::stat("/run/postern-storage", &sst) == 0 && sst.st_uid == 0)
-            ctx.out << "storage: " << QString::fromUtf8(storage->trimmed()).split(QLatin1Char('\n')).first() << Qt::endl;
+            ctx.out << "storage: " << QString::fromUtf8(storage->trimmed()).split(QLatin1Char('\n')).first()
+                    << Qt::endl;
     }
     // A newer image announced (update.announce_url): cached for a day, a failed check for an hour.
     if (!config.value(QStringLiteral("update.announce_url")).isEmpty()) {
         bool newer = false;
-        const QString line = announcementLine(checkForUpdate(config, kCheckIntervalSecs, kStatusTimeoutMs), QStringLiteral(POSTERN_VERSION), &newer);
+        const QString line = announcementLine(checkForUpdate(config, kCheckIntervalSecs, kStatusTimeoutMs),
+                                              QStringLiteral(POSTERN_VERSION), &newer);
         ctx.out << "image: " << line << Qt::endl;  // information, never a failure
     }
     bool updatesWarning = false;
-    ctx.out << securityUpdatesLine(QStringLiteral("/"), QDateTime::currentSecsSinceEpoch(), &updatesWarning) << Qt::endl;  // a warning, not a failure
+    ctx.out << securityUpdatesLine(QStringLiteral("/"), QDateTime::currentSecsSinceEpoch(), &updatesWarning)
+            << Qt::endl;  // a warning, not a failure
     auto cert = certificateInfo(config.path(QStringLiteral("tls.cert")));
     if (cert) {
         const qint64 days = QDateTime::currentDateTimeUtc().daysTo(cert->notAfter);
-        ctx.out << "certificate: " << cert->dnsNames.join(QStringLiteral(", ")) << "; expires " << cert->notAfter.toString(Qt::ISODate) << " (" << days
-                << " days)" << (cert->selfSigned ? ", self-signed" : "") << Qt::endl;
+        ctx.out << "certificate: " << cert->dnsNames.join(QStringLiteral(", ")) << "; expires "
+                << cert->notAfter.toString(Qt::ISODate) << " (" << days << " days)"
+                << (cert->selfSigned ? ", self-signed" : "") << Qt::endl;
         if (days < 0) rc = 1;
     } else {
         ctx.out << "certificate: " << cert.errorMessage() << Qt::endl;
@@ -235,12 +250,13 @@ int version(CtlContext& ctx) {
         ctx.out << "data format: unknown: " << v.errorMessage() << Qt::endl;
         rc = 1;
     } else if (*v == 0) {
-        ctx.out << "data format: none recorded in " << config.dataDir() << " (the daemons record format " << dataFormatVersion()
-                << " at their next start)" << Qt::endl;
+        ctx.out << "data format: none recorded in " << config.dataDir() << " (the daemons record format "
+                << dataFormatVersion() << " at their next start)" << Qt::endl;
     } else {
         ctx.out << "data format: " << *v << " (" << dataVersionPath(config) << ")" << Qt::endl;
     }
-    ctx.out << "supported data formats: " << kOldestDataFormat << " to " << dataFormatVersion() << " (older ones are migrated at start)" << Qt::endl;
+    ctx.out << "supported data formats: " << kOldestDataFormat << " to " << dataFormatVersion()
+            << " (older ones are migrated at start)" << Qt::endl;
     if (auto st = checkDataVersion(config); v && !st) {
         ctx.out << "ERROR: " << st.errorMessage() << Qt::endl;
         rc = 1;
@@ -250,7 +266,9 @@ int version(CtlContext& ctx) {
         ctx.out << "newer image: not checked (update.announce_url is empty; Postern never asks by itself)" << Qt::endl;
     } else {
         bool newer = false;
-        ctx.out << "newer image: " << announcementLine(checkForUpdate(config, 0, kVersionTimeoutMs), QStringLiteral(POSTERN_VERSION), &newer)
+        ctx.out << "newer image: "
+                << announcementLine(checkForUpdate(config, 0, kVersionTimeoutMs), QStringLiteral(POSTERN_VERSION),
+                                    &newer)
                 << Qt::endl;
     }
     return rc;
@@ -268,7 +286,8 @@ int dkimList(CtlContext& ctx) {
     auto keys = store.keys(domain);
     if (!keys) return ctx.fail(keys.errorMessage());
     for (const DkimKey& k : *keys) {
-        ctx.out << k.selector << "\t" << k.algorithm << "\t" << (k.active ? "active" : "retiring") << "\t" << k.created.toString(Qt::ISODate) << "\n";
+        ctx.out << k.selector << "\t" << k.algorithm << "\t" << (k.active ? "active" : "retiring") << "\t"
+                << k.created.toString(Qt::ISODate) << "\n";
         auto txt = store.publicRecord(domain, k.selector);
         if (txt) ctx.out << "\t" << k.selector << "._domainkey." << domain << " TXT \"" << *txt << "\"\n";
     }
@@ -286,8 +305,8 @@ int dkimRotate(CtlContext& ctx) {
     for (const DkimKey& key : std::as_const(*made)) {
         const DkimKey* k = &key;
         auto txt = store.publicRecord(domain, k->selector);
-        ctx.out << "new " << k->algorithm << " key " << k->selector << "; publish:\n  " << k->selector << "._domainkey." << domain << " TXT \""
-                << txt.valueOr(QString()) << "\"\n";
+        ctx.out << "new " << k->algorithm << " key " << k->selector << "; publish:\n  " << k->selector << "._domainkey."
+                << domain << " TXT \"" << txt.valueOr(QString()) << "\"\n";
     }
     ctx.out << "The previous keys are kept (retiring) so mail already signed still verifies;\n"
                "remove them with `posternctl dkim remove-retired` once their DNS records are gone.\n";
@@ -301,22 +320,45 @@ int dkimRemoveRetired(CtlContext& ctx) {
     DkimKeyStore store(ctx.configDir);
     auto removed = store.removeRetired(domainArg(ctx, config));
     if (!removed) return ctx.fail(removed.errorMessage());
-    ctx.out << (removed->isEmpty() ? QStringLiteral("no retiring keys") : QStringLiteral("removed ") + removed->join(QStringLiteral(", "))) << Qt::endl;
+    ctx.out << (removed->isEmpty() ? QStringLiteral("no retiring keys")
+                                   : QStringLiteral("removed ") + removed->join(QStringLiteral(", ")))
+            << Qt::endl;
     return 0;
 }
 
 }  // namespace
 
 void addStatusCommands(QList<Command>& out) {
-    out << Command{{QStringLiteral("status")}, {}, QStringLiteral("daemons, listeners, queue size and age, disk space, certificate expiry"), {}, {}, status};
-    out << Command{{QStringLiteral("version")}, {}, QStringLiteral("program version, data folder format and the formats this build reads"),
-                   {}, {}, version};
-    out << Command{{QStringLiteral("dkim"), QStringLiteral("list")}, QStringLiteral("[DOMAIN]"), QStringLiteral("DKIM keys and their DNS records"),
-                   {}, {}, dkimList};
-    out << Command{{QStringLiteral("dkim"), QStringLiteral("rotate")}, QStringLiteral("[DOMAIN]"),
-                   QStringLiteral("new DKIM keys; the old ones keep signing validity until removed"), {}, {}, dkimRotate};
-    out << Command{{QStringLiteral("dkim"), QStringLiteral("remove-retired")}, QStringLiteral("[DOMAIN]"),
-                   QStringLiteral("delete retiring DKIM keys (after their DNS records are gone)"), {}, {}, dkimRemoveRetired};
+    out << Command{{QStringLiteral("status")},
+                   {},
+                   QStringLiteral("daemons, listeners, queue size and age, disk space, certificate expiry"),
+                   {},
+                   {},
+                   status};
+    out << Command{{QStringLiteral("version")},
+                   {},
+                   QStringLiteral("program version, data folder format and the formats this build reads"),
+                   {},
+                   {},
+                   version};
+    out << Command{{QStringLiteral("dkim"), QStringLiteral("list")},
+                   QStringLiteral("[DOMAIN]"),
+                   QStringLiteral("DKIM keys and their DNS records"),
+                   {},
+                   {},
+                   dkimList};
+    out << Command{{QStringLiteral("dkim"), QStringLiteral("rotate")},
+                   QStringLiteral("[DOMAIN]"),
+                   QStringLiteral("new DKIM keys; the old ones keep signing validity until removed"),
+                   {},
+                   {},
+                   dkimRotate};
+    out << Command{{QStringLiteral("dkim"), QStringLiteral("remove-retired")},
+                   QStringLiteral("[DOMAIN]"),
+                   QStringLiteral("delete retiring DKIM keys (after their DNS records are gone)"),
+                   {},
+                   {},
+                   dkimRemoveRetired};
 }
 
 }  // namespace postern::ctl

@@ -18,8 +18,8 @@
 #include <QDateTime>
 #include <QFile>
 
-#include <cstdio>
 #include <unistd.h>
+#include <cstdio>
 
 namespace postern::ctl {
 
@@ -58,8 +58,9 @@ int enrol(CtlContext& ctx) {
     if (ctx.args.size() != 1) return ctx.usage(QStringLiteral("usage: user 2fa enrol ADDRESS [--code -]"));
     const QString codeOpt = ctx.opt(QStringLiteral("code"));
     if (ctx.has(QStringLiteral("code")) && codeOpt != u"-")
-        return ctx.usage(QStringLiteral("--code takes '-' (read the code from standard input after the secret is shown); "
-                                        "or confirm later: user 2fa confirm ADDRESS CODE"));
+        return ctx.usage(
+            QStringLiteral("--code takes '-' (read the code from standard input after the secret is shown); "
+                           "or confirm later: user 2fa confirm ADDRESS CODE"));
     Env env;
     if (!open(ctx, env)) return 1;
     auto e = env.twoFactor->beginEnrolment(ctx.args.first());
@@ -72,17 +73,21 @@ int enrol(CtlContext& ctx) {
     ctx.out.flush();
     std::fflush(stdout);
     QString code;
-    if (ctx.has(QStringLiteral("code"))) code = readLine(ctx.out, "code: ");
-    else if (::isatty(STDIN_FILENO)) code = readLine(ctx.out, "Code shown by the app (Enter to confirm later): ");
+    if (ctx.has(QStringLiteral("code")))
+        code = readLine(ctx.out, "code: ");
+    else if (::isatty(STDIN_FILENO))
+        code = readLine(ctx.out, "Code shown by the app (Enter to confirm later): ");
     if (code.isEmpty()) {
         ctx.out << "Two-factor login is NOT on yet. Confirm with a code from the app:\n"
                 << "  posternctl user 2fa confirm " << e->address << " CODE" << Qt::endl;
         return ctx.has(QStringLiteral("code")) ? ctx.fail(QStringLiteral("no code on standard input")) : 0;
     }
     if (auto st = env.twoFactor->confirmEnrolment(e->address, code); !st)
-        return ctx.fail(QStringLiteral("%1 (try again: posternctl user 2fa confirm %2 CODE)").arg(st.errorMessage(), e->address));
+        return ctx.fail(
+            QStringLiteral("%1 (try again: posternctl user 2fa confirm %2 CODE)").arg(st.errorMessage(), e->address));
     ctx.out << "two-factor login is on for " << e->address
-            << ": mail programs now need an app password (posternctl user app-password add " << e->address << " NAME)" << Qt::endl;
+            << ": mail programs now need an app password (posternctl user app-password add " << e->address << " NAME)"
+            << Qt::endl;
     return 0;
 }
 
@@ -90,10 +95,12 @@ int confirm(CtlContext& ctx) {
     if (ctx.args.size() != 2) return ctx.usage(QStringLiteral("usage: user 2fa confirm ADDRESS CODE"));
     Env env;
     if (!open(ctx, env)) return 1;
-    if (auto st = env.twoFactor->confirmEnrolment(ctx.args.at(0), ctx.args.at(1)); !st) return ctx.fail(st.errorMessage());
+    if (auto st = env.twoFactor->confirmEnrolment(ctx.args.at(0), ctx.args.at(1)); !st)
+        return ctx.fail(st.errorMessage());
     const QString addr = normalizeAddress(ctx.args.first()).valueOr(ctx.args.first());
-    ctx.out << "two-factor login is on for " << addr << ": mail programs now need an app password (posternctl user app-password add "
-            << addr << " NAME)" << Qt::endl;
+    ctx.out << "two-factor login is on for " << addr
+            << ": mail programs now need an app password (posternctl user app-password add " << addr << " NAME)"
+            << Qt::endl;
     return 0;
 }
 
@@ -101,8 +108,9 @@ int disable(CtlContext& ctx) {
     if (ctx.args.size() != 1) return ctx.usage(QStringLiteral("usage: user 2fa disable ADDRESS [--code CODE]"));
     Env env;
     if (!open(ctx, env)) return 1;
-    const Status st = ctx.has(QStringLiteral("code")) ? env.twoFactor->disableWithCode(ctx.args.first(), ctx.opt(QStringLiteral("code")))
-                                                       : env.twoFactor->disableAsAdmin(ctx.args.first());
+    const Status st = ctx.has(QStringLiteral("code"))
+                          ? env.twoFactor->disableWithCode(ctx.args.first(), ctx.opt(QStringLiteral("code")))
+                          : env.twoFactor->disableAsAdmin(ctx.args.first());
     if (!st) return ctx.fail(st.errorMessage());
     ctx.out << "two-factor login is off for " << normalizeAddress(ctx.args.first()).valueOr(ctx.args.first())
             << " (the account password works for mail again; app passwords stay valid)" << Qt::endl;
@@ -115,10 +123,13 @@ int status(CtlContext& ctx) {
     if (!open(ctx, env)) return 1;
     auto s = env.twoFactor->status(ctx.args.first());
     if (!s) return ctx.fail(s.errorMessage());
-    if (s->enabled) ctx.out << "two-factor: on since " << when(s->since) << "\n";
-    else ctx.out << "two-factor: off" << (s->pending ? " (enrolment waiting for a confirming code)" : "") << "\n";
+    if (s->enabled)
+        ctx.out << "two-factor: on since " << when(s->since) << "\n";
+    else
+        ctx.out << "two-factor: off" << (s->pending ? " (enrolment waiting for a confirming code)" : "") << "\n";
     ctx.out << "app passwords: " << s->appPasswords << " (of at most " << kMaxAppPasswords << ")\n";
-    ctx.out << "mail login with the account password: " << (s->enabled ? "refused (app passwords only)" : "accepted") << Qt::endl;
+    ctx.out << "mail login with the account password: " << (s->enabled ? "refused (app passwords only)" : "accepted")
+            << Qt::endl;
     return 0;
 }
 
@@ -128,9 +139,11 @@ int appAdd(CtlContext& ctx) {
     if (!open(ctx, env)) return 1;
     auto p = env.twoFactor->addAppPassword(ctx.args.at(0), ctx.args.at(1), HashParams::fromConfig(env.config));
     if (!p) return ctx.fail(p.errorMessage());
-    ctx.out << "app password " << p->name << " for " << normalizeAddress(ctx.args.first()).valueOr(ctx.args.first()) << ":\n"
+    ctx.out << "app password " << p->name << " for " << normalizeAddress(ctx.args.first()).valueOr(ctx.args.first())
+            << ":\n"
             << "  " << p->password << "\n"
-            << "(shown once; the spaces are optional; use it instead of the account password in IMAP, POP3 and SMTP)" << Qt::endl;
+            << "(shown once; the spaces are optional; use it instead of the account password in IMAP, POP3 and SMTP)"
+            << Qt::endl;
     return 0;
 }
 
@@ -150,9 +163,10 @@ int appRevoke(CtlContext& ctx) {
     if (ctx.args.size() != 2) return ctx.usage(QStringLiteral("usage: user app-password revoke ADDRESS NAME"));
     Env env;
     if (!open(ctx, env)) return 1;
-    if (auto st = env.twoFactor->revokeAppPassword(ctx.args.at(0), ctx.args.at(1)); !st) return ctx.fail(st.errorMessage());
-    ctx.out << "revoked app password " << ctx.args.at(1) << " of " << normalizeAddress(ctx.args.first()).valueOr(ctx.args.first())
-            << Qt::endl;
+    if (auto st = env.twoFactor->revokeAppPassword(ctx.args.at(0), ctx.args.at(1)); !st)
+        return ctx.fail(st.errorMessage());
+    ctx.out << "revoked app password " << ctx.args.at(1) << " of "
+            << normalizeAddress(ctx.args.first()).valueOr(ctx.args.first()) << Qt::endl;
     return 0;
 }
 
@@ -160,21 +174,50 @@ int appRevoke(CtlContext& ctx) {
 
 void addTwoFactorCommands(QList<Command>& out) {
     const QString user = QStringLiteral("user"), tf = QStringLiteral("2fa"), app = QStringLiteral("app-password");
-    out << Command{{user, tf, QStringLiteral("enrol")}, QStringLiteral("ADDRESS [--code -]"),
-                   QStringLiteral("start two-factor login: QR code, URI, then a confirming code (asked, or from stdin with --code -)"),
-                   {QStringLiteral("code")}, {}, enrol};
-    out << Command{{user, tf, QStringLiteral("confirm")}, QStringLiteral("ADDRESS CODE"),
-                   QStringLiteral("turn two-factor login on with a code from the app"), {}, {}, confirm};
-    out << Command{{user, tf, QStringLiteral("disable")}, QStringLiteral("ADDRESS [--code CODE]"),
-                   QStringLiteral("turn two-factor login off (without --code: as administrator)"), {QStringLiteral("code")}, {}, disable};
-    out << Command{{user, tf, QStringLiteral("status")}, QStringLiteral("ADDRESS"), QStringLiteral("show two-factor state"), {}, {},
+    out << Command{
+        {user, tf, QStringLiteral("enrol")},
+        QStringLiteral("ADDRESS [--code -]"),
+        QStringLiteral(
+            "start two-factor login: QR code, URI, then a confirming code (asked, or from stdin with --code -)"),
+        {QStringLiteral("code")},
+        {},
+        enrol};
+    out << Command{{user, tf, QStringLiteral("confirm")},
+                   QStringLiteral("ADDRESS CODE"),
+                   QStringLiteral("turn two-factor login on with a code from the app"),
+                   {},
+                   {},
+                   confirm};
+    out << Command{{user, tf, QStringLiteral("disable")},
+                   QStringLiteral("ADDRESS [--code CODE]"),
+                   QStringLiteral("turn two-factor login off (without --code: as administrator)"),
+                   {QStringLiteral("code")},
+                   {},
+                   disable};
+    out << Command{{user, tf, QStringLiteral("status")},
+                   QStringLiteral("ADDRESS"),
+                   QStringLiteral("show two-factor state"),
+                   {},
+                   {},
                    status};
-    out << Command{{user, app, QStringLiteral("add")}, QStringLiteral("ADDRESS NAME"),
-                   QStringLiteral("create an app password for IMAP/POP3/SMTP (printed once)"), {}, {}, appAdd};
-    out << Command{{user, app, QStringLiteral("list")}, QStringLiteral("ADDRESS"),
-                   QStringLiteral("list app passwords: name, created, last used"), {}, {}, appList};
-    out << Command{{user, app, QStringLiteral("revoke")}, QStringLiteral("ADDRESS NAME"), QStringLiteral("revoke an app password"),
-                   {}, {}, appRevoke};
+    out << Command{{user, app, QStringLiteral("add")},
+                   QStringLiteral("ADDRESS NAME"),
+                   QStringLiteral("create an app password for IMAP/POP3/SMTP (printed once)"),
+                   {},
+                   {},
+                   appAdd};
+    out << Command{{user, app, QStringLiteral("list")},
+                   QStringLiteral("ADDRESS"),
+                   QStringLiteral("list app passwords: name, created, last used"),
+                   {},
+                   {},
+                   appList};
+    out << Command{{user, app, QStringLiteral("revoke")},
+                   QStringLiteral("ADDRESS NAME"),
+                   QStringLiteral("revoke an app password"),
+                   {},
+                   {},
+                   appRevoke};
 }
 
 }  // namespace postern::ctl

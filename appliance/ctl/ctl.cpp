@@ -5,17 +5,17 @@
 #include "core/password.h"
 #include "core/process.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
 #include <QFile>
 #include <QJsonDocument>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
-#include <fcntl.h>
-#include <termios.h>
 #include <limits>
 #include <optional>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace postern::ctl {
 
@@ -49,7 +49,9 @@ bool CtlContext::runAsDaemonUser(const Config& config) const {
 }
 
 // The check lives in core/config_ops.h (root's helper in webd signals the supervisor too).
-qint64 supervisorPid(const Config& config, QJsonObject* status) { return configops::runningSupervisor(config, status); }
+qint64 supervisorPid(const Config& config, QJsonObject* status) {
+    return configops::runningSupervisor(config, status);
+}
 
 QList<Command> allCommands() {
     QList<Command> cmds;
@@ -88,7 +90,7 @@ QString readLineNoEcho(const char* prompt, bool* ok) {
     if (!tty) return {};
     std::fputs(prompt, tty);
     std::fflush(tty);
-    termios old {};
+    termios old{};
     const int fd = fileno(tty);
     const bool haveTerm = tcgetattr(fd, &old) == 0;
     if (haveTerm) {
@@ -150,7 +152,8 @@ QString readNewPassword(CtlContext& ctx, QString* error, bool* generated) {
 namespace {
 
 // Global options before the command words; the exit status when posternctl should stop here.
-std::optional<int> takeGlobalOptions(QStringList& rest, QString* configDir, const QList<Command>& cmds, QTextStream& out, QTextStream& err) {
+std::optional<int> takeGlobalOptions(QStringList& rest, QString* configDir, const QList<Command>& cmds,
+                                     QTextStream& out, QTextStream& err) {
     while (!rest.isEmpty() && rest.first().startsWith(QLatin1Char('-'))) {
         const QString a = rest.takeFirst();
         if (a == u"-h" || a == u"--help") {
@@ -212,8 +215,8 @@ std::optional<int> takeCommandOptions(const Command& cmd, const QStringList& tai
             value = tail.at(++i);
         }
         if (name == u"help") {
-            ctx.out << "usage: posternctl " << cmd.words.join(QLatin1Char(' ')) << " " << cmd.usage << "\n  " << cmd.summary
-                    << (cmd.needsRoot ? " (root)" : "") << Qt::endl;
+            ctx.out << "usage: posternctl " << cmd.words.join(QLatin1Char(' ')) << " " << cmd.usage << "\n  "
+                    << cmd.summary << (cmd.needsRoot ? " (root)" : "") << Qt::endl;
             return 0;
         }
         if (name == u"config") {  // also accepted after the command words
@@ -221,8 +224,10 @@ std::optional<int> takeCommandOptions(const Command& cmd, const QStringList& tai
             continue;
         }
         if (!cmd.valueOptions.contains(name) && !cmd.flags.contains(name))
-            return ctx.usage(QStringLiteral("unknown option --%1 for '%2' (usage: %2 %3)").arg(name, cmd.words.join(QLatin1Char(' ')), cmd.usage));
-        if (eq >= 0 && !cmd.valueOptions.contains(name)) return ctx.usage(QStringLiteral("--%1 takes no value").arg(name));
+            return ctx.usage(QStringLiteral("unknown option --%1 for '%2' (usage: %2 %3)")
+                                 .arg(name, cmd.words.join(QLatin1Char(' ')), cmd.usage));
+        if (eq >= 0 && !cmd.valueOptions.contains(name))
+            return ctx.usage(QStringLiteral("--%1 takes no value").arg(name));
         ctx.opts.insert(name, value);
     }
     return std::nullopt;
@@ -254,7 +259,8 @@ int runCtl(const QStringList& arguments, QTextStream& out, QTextStream& err) {
     if (const auto stop = takeCommandOptions(*best, rest.mid(best->words.size()), ctx)) return *stop;
     // A dry run changes nothing, so it never needs root.
     if (best->needsRoot && ::geteuid() != 0 && !ctx.has(QStringLiteral("dry-run")))
-        return ctx.usage(QStringLiteral("'%1' needs root (run it as root, e.g. with sudo)").arg(best->words.join(QLatin1Char(' '))));
+        return ctx.usage(
+            QStringLiteral("'%1' needs root (run it as root, e.g. with sudo)").arg(best->words.join(QLatin1Char(' '))));
     return best->run(ctx);
 }
 

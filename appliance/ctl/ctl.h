@@ -39,8 +39,8 @@ namespace postern::ctl {
 
 struct CtlContext {
     QString configDir;
-    QStringList args;              // positional arguments after the command words
-    QMap<QString, QString> opts;   // --name value / --name=value / --flag ("")
+    QStringList args;             // positional arguments after the command words
+    QMap<QString, QString> opts;  // --name value / --name=value / --flag ("")
     QTextStream& out;
     QTextStream& err;
     bool has(const QString& opt) const { return opts.contains(opt); }
@@ -61,13 +61,13 @@ struct CtlContext {
 qint64 supervisorPid(const Config& config, QJsonObject* status = nullptr);
 
 struct Command {
-    QStringList words;      // e.g. {"user", "add"}
-    QString usage;          // arguments and options after the words
+    QStringList words;  // e.g. {"user", "add"}
+    QString usage;      // arguments and options after the words
     QString summary;
     QStringList valueOptions;  // options that take a value
     QStringList flags;         // options without a value
     std::function<int(CtlContext&)> run;
-    bool needsRoot = false;    // refused unless root (or --dry-run), see above; "(root)" in the help
+    bool needsRoot = false;  // refused unless root (or --dry-run), see above; "(root)" in the help
 };
 
 // Areas append their commands here.

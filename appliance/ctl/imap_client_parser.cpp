@@ -52,11 +52,13 @@ ImapResponseParser::Result ImapResponseParser::frame() {
         }
         const qsizetype nl = m_buf.indexOf('\n', m_scan);
         if (nl < 0) {
-            if (m_buf.size() - m_lineStart > m_limits.maxLine) return fail(QStringLiteral("a response line is longer than %1 bytes").arg(m_limits.maxLine));
+            if (m_buf.size() - m_lineStart > m_limits.maxLine)
+                return fail(QStringLiteral("a response line is longer than %1 bytes").arg(m_limits.maxLine));
             m_scan = m_buf.size();
             return Result::NeedMore;
         }
-        if (nl - m_lineStart > m_limits.maxLine) return fail(QStringLiteral("a response line is longer than %1 bytes").arg(m_limits.maxLine));
+        if (nl - m_lineStart > m_limits.maxLine)
+            return fail(QStringLiteral("a response line is longer than %1 bytes").arg(m_limits.maxLine));
         qsizetype lineEnd = nl;
         if (lineEnd > m_lineStart && m_buf.at(lineEnd - 1) == '\r') --lineEnd;
         // A literal announcement "{n}" ends the line.
@@ -67,7 +69,8 @@ ImapResponseParser::Result ImapResponseParser::frame() {
                 qint64 n = 0;
                 for (qsizetype i = open + 1; i < lineEnd - 1; ++i) {
                     const int d = m_buf.at(i) - '0';
-                    if (n > (m_limits.maxLiteral - d) / 10) return fail(QStringLiteral("a literal is larger than %1 bytes").arg(m_limits.maxLiteral));
+                    if (n > (m_limits.maxLiteral - d) / 10)
+                        return fail(QStringLiteral("a literal is larger than %1 bytes").arg(m_limits.maxLiteral));
                     n = n * 10 + d;
                 }
                 const qint64 used = nl + 1;
@@ -81,7 +84,8 @@ ImapResponseParser::Result ImapResponseParser::frame() {
                 continue;
             }
         }
-        if (nl + 1 > m_limits.maxResponse) return fail(QStringLiteral("a response is larger than %1 bytes").arg(m_limits.maxResponse));
+        if (nl + 1 > m_limits.maxResponse)
+            return fail(QStringLiteral("a response is larger than %1 bytes").arg(m_limits.maxResponse));
         m_scan = nl + 1;
         return Result::Response;
     }
@@ -103,7 +107,9 @@ ImapResponseParser::Result ImapResponseParser::next(ImapResponse* out) {
 }
 
 namespace {
-bool isAtomStop(char c) { return c == ' ' || c == '(' || c == ')' || c == '"' || c == '\r' || c == '\n' || c == '{' || uchar(c) < 0x20; }
+bool isAtomStop(char c) {
+    return c == ' ' || c == '(' || c == ')' || c == '"' || c == '\r' || c == '\n' || c == '{' || uchar(c) < 0x20;
+}
 }  // namespace
 
 bool ImapResponseParser::parse(qsizetype end, ImapResponse* out) {

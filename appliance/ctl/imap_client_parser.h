@@ -55,11 +55,11 @@ struct ImapValue {
 struct ImapResponse {
     enum class Type { Continuation, Untagged, Tagged };
     Type type = Type::Untagged;
-    QByteArray tag;             // Tagged only
-    QByteArray status;          // OK NO BAD BYE PREAUTH (upper case), else empty
-    QByteArray code;            // inside "[...]" of a status response, raw
-    QByteArray text;            // the human text of a status response / continuation
-    QList<ImapValue> values;    // data of other responses ("3" "FETCH" (...), "CAPABILITY" ...)
+    QByteArray tag;           // Tagged only
+    QByteArray status;        // OK NO BAD BYE PREAUTH (upper case), else empty
+    QByteArray code;          // inside "[...]" of a status response, raw
+    QByteArray text;          // the human text of a status response / continuation
+    QList<ImapValue> values;  // data of other responses ("3" "FETCH" (...), "CAPABILITY" ...)
 };
 
 class ImapResponseParser {
@@ -73,7 +73,7 @@ public:
 
 private:
     struct Span {
-        qsizetype at;    // offset of the literal data
+        qsizetype at;  // offset of the literal data
         qint64 length;
     };
     Result frame();  // finds the end of the response that starts the buffer
@@ -83,9 +83,9 @@ private:
 
     ClientLimits m_limits;
     QByteArray m_buf;
-    qsizetype m_scan = 0;        // framing resumes here
+    qsizetype m_scan = 0;  // framing resumes here
     qsizetype m_lineStart = 0;
-    qint64 m_literalLeft = 0;    // octets of a literal still to come
+    qint64 m_literalLeft = 0;  // octets of a literal still to come
     QList<Span> m_spans;
     qsizetype m_values = 0;
     QString m_error;

@@ -20,9 +20,9 @@
 #include <QSslSocket>
 #include <QThread>
 
+#include <unistd.h>
 #include <algorithm>
 #include <memory>
-#include <unistd.h>
 
 namespace postern::ctl {
 
@@ -48,14 +48,16 @@ QList<FolderPlan> planFolders(const QList<RemoteFolder>& remote, const QMap<QStr
     static const QList<std::pair<const char*, const char*>> special = {
         {"\\Sent", "Sent"}, {"\\Drafts", "Drafts"}, {"\\Trash", "Trash"}, {"\\Junk", "Junk"}, {"\\Archive", "Archive"}};
     static const QList<std::pair<const char*, const char*>> byName = {
-        {"Sent Items", "Sent"},       {"Sent Messages", "Sent"}, {"Sent Mail", "Sent"}, {"Deleted Items", "Trash"}, {"Deleted Messages", "Trash"},
-        {"Junk E-mail", "Junk"},      {"Junk Email", "Junk"},    {"Spam", "Junk"},      {"Bulk Mail", "Junk"},       {"Bin", "Trash"}};
+        {"Sent Items", "Sent"},        {"Sent Messages", "Sent"}, {"Sent Mail", "Sent"},  {"Deleted Items", "Trash"},
+        {"Deleted Messages", "Trash"}, {"Junk E-mail", "Junk"},   {"Junk Email", "Junk"}, {"Spam", "Junk"},
+        {"Bulk Mail", "Junk"},         {"Bin", "Trash"}};
     for (const RemoteFolder& f : remote) {
         FolderPlan p;
         p.remote = f;
         auto split = [&](const QString& name) {
             QStringList parts = f.delimiter.isNull() ? QStringList{name} : name.split(f.delimiter, Qt::SkipEmptyParts);
-            if (!parts.isEmpty() && (parts.first() == u"[Gmail]" || parts.first() == u"[Google Mail]")) parts.removeFirst();
+            if (!parts.isEmpty() && (parts.first() == u"[Gmail]" || parts.first() == u"[Google Mail]"))
+                parts.removeFirst();
             return parts;
         };
         if (userMap.contains(f.name)) {
@@ -89,7 +91,8 @@ QList<FolderPlan> planFolders(const QList<RemoteFolder>& remote, const QMap<QStr
                 const QStringList parts = split(f.name);
                 if (parts.size() == 1)
                     for (const auto& [from, to] : byName)
-                        if (parts.first().compare(QLatin1String(from), Qt::CaseInsensitive) == 0) p.local = {QLatin1String(to)};
+                        if (parts.first().compare(QLatin1String(from), Qt::CaseInsensitive) == 0)
+                            p.local = {QLatin1String(to)};
                 if (p.local.isEmpty())
                     for (const QString& part : parts) p.local << cleanPart(part);
                 if (p.local.isEmpty()) {
@@ -105,7 +108,8 @@ QList<FolderPlan> planFolders(const QList<RemoteFolder>& remote, const QMap<QStr
         out << p;
     }
     // All Mail last: it only adds what no other folder had.
-    std::stable_sort(out.begin(), out.end(), [](const FolderPlan& a, const FolderPlan& b) { return !a.allMail && b.allMail; });
+    std::stable_sort(out.begin(), out.end(),
+                     [](const FolderPlan& a, const FolderPlan& b) { return !a.allMail && b.allMail; });
     return out;
 }
 
@@ -159,9 +163,12 @@ public:
         conf.setPeerVerifyMode(QSslSocket::VerifyPeer);
         m_sock->setSslConfiguration(conf);
         m_sock->setPeerVerifyName(host);
-        if (mode == TlsMode::Implicit) m_sock->connectToHostEncrypted(host, port);
-        else m_sock->connectToHost(host, port);
-        if (!m_sock->waitForConnected(kTimeoutMs) || (mode == TlsMode::Implicit && !m_sock->waitForEncrypted(kTimeoutMs))) {
+        if (mode == TlsMode::Implicit)
+            m_sock->connectToHostEncrypted(host, port);
+        else
+            m_sock->connectToHost(host, port);
+        if (!m_sock->waitForConnected(kTimeoutMs) ||
+            (mode == TlsMode::Implicit && !m_sock->waitForEncrypted(kTimeoutMs))) {
             *err = {QStringLiteral("%1:%2: %3").arg(host).arg(port).arg(m_sock->errorString()), true};
             if (!m_sock->sslHandshakeErrors().isEmpty()) err->retry = false;
             return false;
@@ -197,10 +204,13 @@ public:
 
     bool capability(NetError* err) {
         caps.clear();
-        auto r = command("CAPABILITY", [&](const ImapResponse& u) {
-            if (!u.values.isEmpty() && u.values.first().text.toUpper() == "CAPABILITY")
-                for (const ImapValue& v : u.values.mid(1)) caps.insert(v.text.toUpper());
-        }, err);
+        auto r = command(
+            "CAPABILITY",
+            [&](const ImapResponse& u) {
+                if (!u.values.isEmpty() && u.values.first().text.toUpper() == "CAPABILITY")
+                    for (const ImapValue& v : u.values.mid(1)) caps.insert(v.text.toUpper());
+            },
+            err);
         return r.has_value();
     }
 
@@ -229,7 +239,8 @@ public:
 
     // Sends `cmd` (tag added); `onUntagged` sees every untagged response; `continuation`
     // is sent once when the server asks for it. nullopt (err set) on a network error.
-    std::optional<ImapResponse> command(const QByteArray& cmd, const std::function<void(const ImapResponse&)>& onUntagged, NetError* err,
+    std::optional<ImapResponse> command(const QByteArray& cmd,
+                                        const std::function<void(const ImapResponse&)>& onUntagged, NetError* err,
                                         const QByteArray& continuation = {}) {
         const QByteArray tag = "p" + QByteArray::number(++m_tag);
         if (!write(tag + ' ' + cmd + "\r\n", err)) return std::nullopt;
@@ -242,7 +253,8 @@ public:
             }
             if (r.type == ImapResponse::Type::Tagged && r.tag == tag) {
                 const QByteArray code = r.code.toUpper();
-                if (r.status != "OK" && (code.startsWith("THROTTLED") || code.startsWith("UNAVAILABLE") || code.startsWith("LIMIT"))) {
+                if (r.status != "OK" &&
+                    (code.startsWith("THROTTLED") || code.startsWith("UNAVAILABLE") || code.startsWith("LIMIT"))) {
                     *err = {QStringLiteral("the server asks to slow down: %1").arg(QString::fromUtf8(r.text)), true};
                     return std::nullopt;
                 }
@@ -287,11 +299,13 @@ private:
     bool read(ImapResponse* r, NetError* err) {
         for (;;) {
             switch (m_parser.next(r)) {
-                case ImapResponseParser::Result::Response: return true;
+                case ImapResponseParser::Result::Response:
+                    return true;
                 case ImapResponseParser::Result::Error:
                     *err = {QStringLiteral("bad answer from the server: %1").arg(m_parser.error()), true};
                     return false;
-                case ImapResponseParser::Result::NeedMore: break;
+                case ImapResponseParser::Result::NeedMore:
+                    break;
             }
             if (m_sock->bytesAvailable() == 0 && !m_sock->waitForReadyRead(kTimeoutMs)) {
                 *err = {QStringLiteral("connection lost: %1").arg(m_sock->errorString()), true};
@@ -347,7 +361,8 @@ struct ImportState {
                 const QJsonObject p = v.toObject();
                 QStringList flags;
                 for (const QJsonValue& x : p.value(QStringLiteral("flags")).toArray()) flags << x.toString();
-                s.pending << Pending{quint32(p.value(QStringLiteral("uid")).toInteger()), p.value(QStringLiteral("name")).toString(), flags};
+                s.pending << Pending{quint32(p.value(QStringLiteral("uid")).toInteger()),
+                                     p.value(QStringLiteral("name")).toString(), flags};
             }
             folders.insert(it.key(), s);
         }
@@ -421,16 +436,21 @@ public:
         // LIST "" "*"
         QList<RemoteFolder> remote;
         bool utf8 = false;
-        auto lr = c.command("LIST \"\" \"*\"", [&](const ImapResponse& u) {
-            if (u.values.size() < 4 || u.values.first().text.toUpper() != "LIST") return;
-            RemoteFolder f;
-            for (const ImapValue& a : u.values.at(1).list) f.attributes << QString::fromUtf8(a.text);
-            if (u.values.at(2).kind != ImapValue::Kind::Nil && !u.values.at(2).text.isEmpty()) f.delimiter = QLatin1Char(u.values.at(2).text.at(0));
-            f.wireName = u.values.at(3).text;
-            auto decoded = utf8 ? Result<QString>(QString::fromUtf8(f.wireName)) : store::decodeMUtf7(QString::fromLatin1(f.wireName));
-            f.name = decoded ? *decoded : QString::fromUtf8(f.wireName);
-            remote << f;
-        }, err);
+        auto lr = c.command(
+            "LIST \"\" \"*\"",
+            [&](const ImapResponse& u) {
+                if (u.values.size() < 4 || u.values.first().text.toUpper() != "LIST") return;
+                RemoteFolder f;
+                for (const ImapValue& a : u.values.at(1).list) f.attributes << QString::fromUtf8(a.text);
+                if (u.values.at(2).kind != ImapValue::Kind::Nil && !u.values.at(2).text.isEmpty())
+                    f.delimiter = QLatin1Char(u.values.at(2).text.at(0));
+                f.wireName = u.values.at(3).text;
+                auto decoded = utf8 ? Result<QString>(QString::fromUtf8(f.wireName))
+                                    : store::decodeMUtf7(QString::fromLatin1(f.wireName));
+                f.name = decoded ? *decoded : QString::fromUtf8(f.wireName);
+                remote << f;
+            },
+            err);
         if (!lr) return 2;
         if (lr->status != "OK") {
             *err = {QStringLiteral("LIST failed: %1").arg(QString::fromUtf8(lr->text)), false};
@@ -486,10 +506,15 @@ private:
         FolderCount& count = countFor(p);
         quint32 uidValidity = 0;
         qint64 exists = -1;
-        auto ex = c.command("EXAMINE " + quoteMailbox(p.remote.wireName), [&](const ImapResponse& u) {
-            if (u.code.toUpper().startsWith("UIDVALIDITY ")) uidValidity = quint32(u.code.mid(12).trimmed().toULongLong());
-            if (u.values.size() == 2 && u.values.at(1).text.toUpper() == "EXISTS") exists = qint64(u.values.first().number());
-        }, err);
+        auto ex = c.command(
+            "EXAMINE " + quoteMailbox(p.remote.wireName),
+            [&](const ImapResponse& u) {
+                if (u.code.toUpper().startsWith("UIDVALIDITY "))
+                    uidValidity = quint32(u.code.mid(12).trimmed().toULongLong());
+                if (u.values.size() == 2 && u.values.at(1).text.toUpper() == "EXISTS")
+                    exists = qint64(u.values.first().number());
+            },
+            err);
         if (!ex) return 2;
         if (ex->status != "OK") {
             count.note = QStringLiteral("cannot open: ") + QString::fromUtf8(ex->text);
@@ -497,8 +522,10 @@ private:
         }
         FolderState& st = m_state.folders[p.remote.name];
         if (st.uidValidity != 0 && st.uidValidity != uidValidity) {
-            m_ctx.out << p.remote.name << ": UIDVALIDITY changed on the server (" << st.uidValidity << " -> " << uidValidity
-                      << "): copying this folder again from the start; messages copied before may appear twice" << Qt::endl;
+            m_ctx.out << p.remote.name << ": UIDVALIDITY changed on the server (" << st.uidValidity << " -> "
+                      << uidValidity
+                      << "): copying this folder again from the start; messages copied before may appear twice"
+                      << Qt::endl;
             st = FolderState();
         }
         st.uidValidity = uidValidity;
@@ -535,20 +562,24 @@ private:
         }
         if (exists == 0) return 0;
         QList<quint32> uids;
-        auto sr = c.command("UID SEARCH UID " + QByteArray::number(qulonglong(st.lastUid) + 1) + ":*", [&](const ImapResponse& u) {
-            if (u.values.isEmpty() || u.values.first().text.toUpper() != "SEARCH") return;
-            for (const ImapValue& v : u.values.mid(1)) {
-                const quint64 n = v.number();
-                if (n > st.lastUid && n <= 0xffffffffULL && !st.done.contains(quint32(n))) uids << quint32(n);
-            }
-        }, err);
+        auto sr = c.command(
+            "UID SEARCH UID " + QByteArray::number(qulonglong(st.lastUid) + 1) + ":*",
+            [&](const ImapResponse& u) {
+                if (u.values.isEmpty() || u.values.first().text.toUpper() != "SEARCH") return;
+                for (const ImapValue& v : u.values.mid(1)) {
+                    const quint64 n = v.number();
+                    if (n > st.lastUid && n <= 0xffffffffULL && !st.done.contains(quint32(n))) uids << quint32(n);
+                }
+            },
+            err);
         if (!sr) return 2;
         std::sort(uids.begin(), uids.end());
         uids.erase(std::unique(uids.begin(), uids.end()), uids.end());
         constexpr qsizetype kFetchBatch = 50;
         for (qsizetype i = 0; i < uids.size(); i += kFetchBatch) {
             QList<quint32> batch = uids.mid(i, kFetchBatch);
-            if (m_o.maxMessages > 0 && total + batch.size() > m_o.maxMessages) batch = batch.mid(0, qsizetype(m_o.maxMessages - total));
+            if (m_o.maxMessages > 0 && total + batch.size() > m_o.maxMessages)
+                batch = batch.mid(0, qsizetype(m_o.maxMessages - total));
             if (batch.isEmpty()) return 3;
             pace();
             QByteArray set;
@@ -556,31 +587,42 @@ private:
             // Sizes first: a message larger than the parser's literal limit is reported and
             // left out (counted as done), instead of breaking the connection on every run.
             QByteArray bodySet;
-            auto sz = c.command("UID FETCH " + set + " (UID RFC822.SIZE)", [&](const ImapResponse& u) {
-                if (u.values.size() < 3 || u.values.at(1).text.toUpper() != "FETCH" || u.values.at(2).kind != ImapValue::Kind::List) return;
-                const QList<ImapValue>& a = u.values.at(2).list;
-                quint64 uid = 0, size = 0;
-                for (qsizetype k = 0; k + 1 < a.size(); k += 2) {
-                    if (a.at(k).text.toUpper() == "UID") uid = a.at(k + 1).number();
-                    else if (a.at(k).text.toUpper() == "RFC822.SIZE") size = a.at(k + 1).number();
-                }
-                if (uid == 0) return;
-                if (size > quint64(m_o.maxSize)) {
-                    ++count.tooBig;
-                    m_ctx.err << "posternctl: " << p.remote.name << " UID " << uid << ": " << size << " bytes, larger than " << m_o.maxSize
-                              << ": left out" << Qt::endl;
-                    return;
-                }
-                bodySet += (bodySet.isEmpty() ? "" : ",") + QByteArray::number(uid);
-            }, err);
+            auto sz = c.command(
+                "UID FETCH " + set + " (UID RFC822.SIZE)",
+                [&](const ImapResponse& u) {
+                    if (u.values.size() < 3 || u.values.at(1).text.toUpper() != "FETCH" ||
+                        u.values.at(2).kind != ImapValue::Kind::List)
+                        return;
+                    const QList<ImapValue>& a = u.values.at(2).list;
+                    quint64 uid = 0, size = 0;
+                    for (qsizetype k = 0; k + 1 < a.size(); k += 2) {
+                        if (a.at(k).text.toUpper() == "UID")
+                            uid = a.at(k + 1).number();
+                        else if (a.at(k).text.toUpper() == "RFC822.SIZE")
+                            size = a.at(k + 1).number();
+                    }
+                    if (uid == 0) return;
+                    if (size > quint64(m_o.maxSize)) {
+                        ++count.tooBig;
+                        m_ctx.err << "posternctl: " << p.remote.name << " UID " << uid << ": " << size
+                                  << " bytes, larger than " << m_o.maxSize << ": left out" << Qt::endl;
+                        return;
+                    }
+                    bodySet += (bodySet.isEmpty() ? "" : ",") + QByteArray::number(uid);
+                },
+                err);
             if (!sz) return 2;
             QList<Pending> pend;
             Status addError;
             QSet<quint32> seenInBatch;
-            auto fr = bodySet.isEmpty() ? std::optional<ImapResponse>(ImapResponse())
-                                        : c.command("UID FETCH " + bodySet + " (UID FLAGS INTERNALDATE BODY.PEEK[]" + (gmail ? " X-GM-MSGID" : "") + ")",
+            auto fr = bodySet.isEmpty()
+                          ? std::optional<ImapResponse>(ImapResponse())
+                          : c.command(
+                                "UID FETCH " + bodySet + " (UID FLAGS INTERNALDATE BODY.PEEK[]" +
+                                    (gmail ? " X-GM-MSGID" : "") + ")",
                                 [&](const ImapResponse& u) {
-                                    if (u.values.size() < 3 || u.values.at(1).text.toUpper() != "FETCH" || u.values.at(2).kind != ImapValue::Kind::List)
+                                    if (u.values.size() < 3 || u.values.at(1).text.toUpper() != "FETCH" ||
+                                        u.values.at(2).kind != ImapValue::Kind::List)
                                         return;
                                     const QList<ImapValue>& a = u.values.at(2).list;
                                     quint32 uid = 0;
@@ -591,21 +633,26 @@ private:
                                     for (qsizetype k = 0; k + 1 < a.size(); k += 2) {
                                         const QByteArray key = a.at(k).text.toUpper();
                                         const ImapValue& v = a.at(k + 1);
-                                        if (key == "UID") uid = quint32(v.number());
+                                        if (key == "UID")
+                                            uid = quint32(v.number());
                                         else if (key == "FLAGS")
                                             for (const ImapValue& f : v.list) {
                                                 const QString fl = QString::fromUtf8(f.text);
-                                                if (fl.compare(QStringLiteral("\\Recent"), Qt::CaseInsensitive) != 0) flags << fl;
+                                                if (fl.compare(QStringLiteral("\\Recent"), Qt::CaseInsensitive) != 0)
+                                                    flags << fl;
                                             }
-                                        else if (key == "INTERNALDATE") date = parseInternalDate(v.text);
+                                        else if (key == "INTERNALDATE")
+                                            date = parseInternalDate(v.text);
                                         else if (key == "BODY[]") {
                                             body = v.text;
                                             haveBody = v.kind != ImapValue::Kind::Nil;
-                                        } else if (key == "X-GM-MSGID") gmId = v.text;
+                                        } else if (key == "X-GM-MSGID")
+                                            gmId = v.text;
                                     }
                                     if (uid == 0 || !haveBody || !addError.ok() || seenInBatch.contains(uid)) return;
                                     seenInBatch.insert(uid);
-                                    if (p.allMail && !gmId.isEmpty() && m_state.gmailIds.contains(QString::fromLatin1(gmId))) {
+                                    if (p.allMail && !gmId.isEmpty() &&
+                                        m_state.gmailIds.contains(QString::fromLatin1(gmId))) {
                                         ++count.skippedDup;
                                         return;
                                     }
@@ -649,7 +696,11 @@ private:
             total += batch.size();
             m_paced += batch.size();
             if (m_tty) {
-                const QByteArray line = QStringLiteral("\r%1 -> %2: %3/%4   ").arg(count.remote, count.local).arg(count.copied).arg(uids.size()).toUtf8();
+                const QByteArray line = QStringLiteral("\r%1 -> %2: %3/%4   ")
+                                            .arg(count.remote, count.local)
+                                            .arg(count.copied)
+                                            .arg(uids.size())
+                                            .toUtf8();
                 (void)!::write(STDERR_FILENO, line.constData(), size_t(line.size()));
             }
             if (m_o.maxMessages > 0 && total >= m_o.maxMessages) return 3;
@@ -669,7 +720,8 @@ private:
 
 QString safeName(const QString& s) {
     QString out;
-    for (QChar c : s) out += (c.isLetterOrNumber() || c == u'.' || c == u'-') && c.unicode() < 128 ? c : QLatin1Char('_');
+    for (QChar c : s)
+        out += (c.isLetterOrNumber() || c == u'.' || c == u'-') && c.unicode() < 128 ? c : QLatin1Char('_');
     return out.left(80);
 }
 
@@ -683,10 +735,14 @@ int importImap(CtlContext& ctx) {
     o.user = ctx.opt(QStringLiteral("user"));
     const QString pwFile = ctx.opt(QStringLiteral("password-file"));
     if (o.host.isEmpty() || o.user.isEmpty() || pwFile.isEmpty() || !ctx.has(QStringLiteral("to")))
-        return ctx.usage(QStringLiteral("import imap --host H --user U --password-file F --to ADDRESS (see posternctl import imap --help)"));
-    const int modes = int(ctx.has(QStringLiteral("tls"))) + int(ctx.has(QStringLiteral("starttls"))) + int(ctx.has(QStringLiteral("plain")));
+        return ctx.usage(QStringLiteral(
+            "import imap --host H --user U --password-file F --to ADDRESS (see posternctl import imap --help)"));
+    const int modes = int(ctx.has(QStringLiteral("tls"))) + int(ctx.has(QStringLiteral("starttls"))) +
+                      int(ctx.has(QStringLiteral("plain")));
     if (modes > 1) return ctx.usage(QStringLiteral("give one of --tls, --starttls, --plain"));
-    o.mode = ctx.has(QStringLiteral("starttls")) ? TlsMode::StartTls : ctx.has(QStringLiteral("plain")) ? TlsMode::Plain : TlsMode::Implicit;
+    o.mode = ctx.has(QStringLiteral("starttls")) ? TlsMode::StartTls
+             : ctx.has(QStringLiteral("plain"))  ? TlsMode::Plain
+                                                 : TlsMode::Implicit;
     o.port = o.mode == TlsMode::Implicit ? 993 : 143;
     if (ctx.has(QStringLiteral("port"))) {
         bool ok = false;
@@ -697,7 +753,8 @@ int importImap(CtlContext& ctx) {
     if (ctx.has(QStringLiteral("rate"))) {
         bool ok = false;
         o.rate = ctx.opt(QStringLiteral("rate")).toDouble(&ok);
-        if (!ok || o.rate < 0 || o.rate > 100000) return ctx.usage(QStringLiteral("--rate is messages per second (0: no limit)"));
+        if (!ok || o.rate < 0 || o.rate > 100000)
+            return ctx.usage(QStringLiteral("--rate is messages per second (0: no limit)"));
     }
     if (ctx.has(QStringLiteral("max-messages"))) {
         bool ok = false;
@@ -707,12 +764,15 @@ int importImap(CtlContext& ctx) {
     if (ctx.has(QStringLiteral("max-size"))) {
         auto n = Schema::parseSize(ctx.opt(QStringLiteral("max-size")));
         if (!n || *n < 1 || *n > kMaxImportMessage)
-            return ctx.usage(QStringLiteral("--max-size is a size from 1 to %1 bytes (e.g. 50M)").arg(kMaxImportMessage));
+            return ctx.usage(
+                QStringLiteral("--max-size is a size from 1 to %1 bytes (e.g. 50M)").arg(kMaxImportMessage));
         o.maxSize = *n;
     }
     for (const QString& pair : ctx.opt(QStringLiteral("folder-map")).split(QLatin1Char(','), Qt::SkipEmptyParts)) {
         const qsizetype eq = pair.indexOf(QLatin1Char('='));
-        if (eq <= 0) return ctx.usage(QStringLiteral("--folder-map takes REMOTE=LOCAL pairs separated by commas (LOCAL empty: skip)"));
+        if (eq <= 0)
+            return ctx.usage(
+                QStringLiteral("--folder-map takes REMOTE=LOCAL pairs separated by commas (LOCAL empty: skip)"));
         o.folderMap.insert(pair.left(eq), pair.mid(eq + 1));
     }
     o.address = localUser(ctx, config, ctx.opt(QStringLiteral("to")));
@@ -726,9 +786,11 @@ int importImap(CtlContext& ctx) {
     o.password = QString::fromUtf8(line);
     if (ctx.has(QStringLiteral("ca-file"))) {
         o.ca = QSslCertificate::fromPath(ctx.opt(QStringLiteral("ca-file")));
-        if (o.ca.isEmpty()) return ctx.fail(QStringLiteral("%1: no certificate").arg(ctx.opt(QStringLiteral("ca-file"))));
+        if (o.ca.isEmpty())
+            return ctx.fail(QStringLiteral("%1: no certificate").arg(ctx.opt(QStringLiteral("ca-file"))));
     }
-    if (o.mode == TlsMode::Plain) ctx.err << "posternctl: --plain: the password and the mail cross the network unencrypted" << Qt::endl;
+    if (o.mode == TlsMode::Plain)
+        ctx.err << "posternctl: --plain: the password and the mail cross the network unencrypted" << Qt::endl;
     if (!ctx.runAsDaemonUser(config)) return 1;
     ImportState state;
     state.path = ctx.opt(QStringLiteral("state"));
@@ -759,11 +821,15 @@ int importImap(CtlContext& ctx) {
         ctx.out << Qt::endl;
     }
     if (rc == 3) {
-        ctx.out << "stopped after " << imp.total << " messages (--max-messages); run the same command again to continue" << Qt::endl;
+        ctx.out << "stopped after " << imp.total << " messages (--max-messages); run the same command again to continue"
+                << Qt::endl;
         return 0;
     }
-    if (rc != 0) return ctx.fail(QStringLiteral("import stopped: %1 (state kept in %2: run again to continue)").arg(err.message, state.path));
-    ctx.out << "imported " << imp.total << " messages into " << o.address << " (state: " << state.path << ")" << Qt::endl;
+    if (rc != 0)
+        return ctx.fail(QStringLiteral("import stopped: %1 (state kept in %2: run again to continue)")
+                            .arg(err.message, state.path));
+    ctx.out << "imported " << imp.total << " messages into " << o.address << " (state: " << state.path << ")"
+            << Qt::endl;
     return 0;
 }
 

@@ -53,17 +53,17 @@
 namespace postern::ctl {
 
 struct RemoteFolder {
-    QString name;           // decoded, with the server's delimiter
-    QByteArray wireName;    // as the server sent it (for EXAMINE)
-    QStringList attributes; // e.g. "\\Sent", "\\Noselect"
-    QChar delimiter;        // may be null (flat)
+    QString name;            // decoded, with the server's delimiter
+    QByteArray wireName;     // as the server sent it (for EXAMINE)
+    QStringList attributes;  // e.g. "\\Sent", "\\Noselect"
+    QChar delimiter;         // may be null (flat)
 };
 
 struct FolderPlan {
     RemoteFolder remote;
-    QStringList local;   // parts; empty = INBOX
+    QStringList local;  // parts; empty = INBOX
     bool skip = false;
-    QString why;         // when skipped
+    QString why;  // when skipped
     bool allMail = false;
 };
 

@@ -11,10 +11,10 @@
 #include <QFileInfo>
 #include <QHash>
 
-#include <algorithm>
-#include <cerrno>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <algorithm>
+#include <cerrno>
 
 namespace postern::ctl {
 
@@ -31,13 +31,20 @@ QString systemFlagLetter(const QString& flag) {
 
 QString imapFlagOfLetter(QChar c) {
     switch (c.unicode()) {
-        case 'S': return QStringLiteral("\\Seen");
-        case 'R': return QStringLiteral("\\Answered");
-        case 'F': return QStringLiteral("\\Flagged");
-        case 'T': return QStringLiteral("\\Deleted");
-        case 'D': return QStringLiteral("\\Draft");
-        case 'P': return QStringLiteral("$Forwarded");
-        default: return {};
+        case 'S':
+            return QStringLiteral("\\Seen");
+        case 'R':
+            return QStringLiteral("\\Answered");
+        case 'F':
+            return QStringLiteral("\\Flagged");
+        case 'T':
+            return QStringLiteral("\\Deleted");
+        case 'D':
+            return QStringLiteral("\\Draft");
+        case 'P':
+            return QStringLiteral("$Forwarded");
+        default:
+            return {};
     }
 }
 
@@ -71,12 +78,14 @@ QStringList readKeywords(const QString& folderDir) {
     return kw;
 }
 
-Result<std::unique_ptr<FolderWriter>> FolderWriter::open(const QString& mailDir, const QString& address, const QStringList& folder) {
+Result<std::unique_ptr<FolderWriter>> FolderWriter::open(const QString& mailDir, const QString& address,
+                                                         const QStringList& folder) {
     std::unique_ptr<FolderWriter> w(new FolderWriter);
     w->m_mailDir = mailDir;
     w->m_address = address;
     w->m_root = maildirRoot(mailDir, address);
-    if (w->m_root.isEmpty()) return Result<std::unique_ptr<FolderWriter>>::fail(QStringLiteral("'%1' is not a local address").arg(address));
+    if (w->m_root.isEmpty())
+        return Result<std::unique_ptr<FolderWriter>>::fail(QStringLiteral("'%1' is not a local address").arg(address));
     w->m_parts = folder;
     // Parent folders exist as folders of their own (as IMAP CREATE makes them).
     for (qsizetype i = 1; i < folder.size(); ++i)
@@ -125,7 +134,8 @@ Result<QString> FolderWriter::lettersFor(const QStringList& flags) {
         QByteArray text;
         for (int i = 0; i < m_keywords.size(); ++i)
             if (!m_keywords.at(i).isEmpty()) text += QByteArray::number(i) + ' ' + m_keywords.at(i).toUtf8() + '\n';
-        if (auto st = writeFileAtomic(m_folder.dir() + QStringLiteral("/dovecot-keywords"), text, 0600); !st) return st.error();
+        if (auto st = writeFileAtomic(m_folder.dir() + QStringLiteral("/dovecot-keywords"), text, 0600); !st)
+            return st.error();
     }
     return store::sortFlags(letters);
 }
@@ -151,7 +161,8 @@ Result<QString> FolderWriter::add(const QByteArray& bytes, const QStringList& fl
         // source's order without a visible change of date.
         struct timespec ts[2];
         ts[0].tv_sec = ts[1].tv_sec = time_t(internalDateMs / 1000);
-        const long ms = internalDateMs % 1000 == 0 ? long(std::min<qsizetype>(m_batchNames.size(), 999)) : long(internalDateMs % 1000);
+        const long ms = internalDateMs % 1000 == 0 ? long(std::min<qsizetype>(m_batchNames.size(), 999))
+                                                   : long(internalDateMs % 1000);
         ts[0].tv_nsec = ts[1].tv_nsec = ms * 1000000L;
         ::utimensat(AT_FDCWD, QFile::encodeName(c.tmpPath).constData(), ts, 0);
     }
@@ -224,7 +235,8 @@ QList<QStringList> listFolders(const QString& root) {
     QStringList names = QDir(root).entryList(QDir::Dirs | QDir::Hidden | QDir::NoDotAndDotDot);
     names.sort();
     for (const QString& n : names) {
-        if (!n.startsWith(QLatin1Char('.')) || !QFileInfo(root + QLatin1Char('/') + n + QStringLiteral("/cur")).isDir()) continue;
+        if (!n.startsWith(QLatin1Char('.')) || !QFileInfo(root + QLatin1Char('/') + n + QStringLiteral("/cur")).isDir())
+            continue;
         const QStringList parts = store::folderParts(n);
         if (!parts.isEmpty()) out << parts;
     }

@@ -56,7 +56,8 @@ QByteArray toCrlf(const QByteArray& bytes);
 
 class FolderWriter {
 public:
-    static Result<std::unique_ptr<FolderWriter>> open(const QString& mailDir, const QString& address, const QStringList& folder);
+    static Result<std::unique_ptr<FolderWriter>> open(const QString& mailDir, const QString& address,
+                                                      const QStringList& folder);
     Result<QString> add(const QByteArray& bytes, const QStringList& flags, qint64 internalDateMs);
     Status commit();
     Status applyFlags(const QStringList& names, const QList<QStringList>& flags);

@@ -21,7 +21,8 @@ bool isQuotedFrom(QByteArrayView l, bool anyDepth) {
 bool MboxReader::isSeparator(QByteArrayView line) {
     if (!line.startsWith("From ") || line.size() > 1000) return false;
     // "From <sender> <date>": a sender word, then a date with a time and a year.
-    static const QRegularExpression re(QStringLiteral("^From \\S+ +\\S.*\\b\\d{1,2}:\\d{2}(:\\d{2})?\\b.*\\b\\d{4}\\b"));
+    static const QRegularExpression re(
+        QStringLiteral("^From \\S+ +\\S.*\\b\\d{1,2}:\\d{2}(:\\d{2})?\\b.*\\b\\d{4}\\b"));
     return re.match(QString::fromLatin1(line.data(), line.size())).hasMatch();
 }
 
@@ -34,7 +35,8 @@ QDateTime MboxReader::separatorDate(QByteArrayView line) {
         if (t.at(3).compare(kMonths[m], Qt::CaseInsensitive) == 0) month = m + 1;
     bool okDay = false, okYear = false;
     const int day = t.at(4).toInt(&okDay);
-    const QTime time = QTime::fromString(QString::fromLatin1(t.at(5)), t.at(5).size() > 5 ? QStringLiteral("H:mm:ss") : QStringLiteral("H:mm"));
+    const QTime time = QTime::fromString(QString::fromLatin1(t.at(5)),
+                                         t.at(5).size() > 5 ? QStringLiteral("H:mm:ss") : QStringLiteral("H:mm"));
     int offsetSecs = 0;
     qsizetype yearAt = 6;
     if (t.size() > 7 && (t.at(6).startsWith('+') || t.at(6).startsWith('-')) && t.at(6).size() == 5) {
@@ -80,7 +82,9 @@ void MboxReader::finish() {
     endMessage();
 }
 
-MboxMessage MboxReader::take() { return m_ready.takeFirst(); }
+MboxMessage MboxReader::take() {
+    return m_ready.takeFirst();
+}
 
 void MboxReader::endMessage() {
     if (!m_inMessage) return;
@@ -197,8 +201,8 @@ QStringList takeMetadataFlags(QByteArray& message) {
 QByteArray mboxrdMessage(const QByteArray& message, const QStringList& flags, const QDateTime& date) {
     const QDateTime d = date.toUTC();
     QByteArray out = "From MAILER-DAEMON " + QLocale::c().toString(d, QStringLiteral("ddd MMM ")).toLatin1() +
-                     QByteArray::number(d.date().day()).rightJustified(2, ' ') + ' ' + QLocale::c().toString(d, QStringLiteral("hh:mm:ss yyyy")).toLatin1() +
-                     '\n';
+                     QByteArray::number(d.date().day()).rightJustified(2, ' ') + ' ' +
+                     QLocale::c().toString(d, QStringLiteral("hh:mm:ss yyyy")).toLatin1() + '\n';
     QByteArray status = flags.contains(QStringLiteral("\\Seen")) ? "RO" : "O";
     QByteArray xstatus;
     if (flags.contains(QStringLiteral("\\Answered"))) xstatus += 'A';

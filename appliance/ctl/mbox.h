@@ -38,11 +38,11 @@ namespace postern::ctl {
 enum class MboxFormat { Mboxrd, Mboxo };
 
 struct MboxMessage {
-    QByteArray bytes;      // CRLF line endings, metadata headers removed
-    QStringList flags;     // IMAP flags and keywords
+    QByteArray bytes;           // CRLF line endings, metadata headers removed
+    QStringList flags;          // IMAP flags and keywords
     qint64 internalDateMs = 0;  // from the separator line; 0 when it had none
-    bool tooBig = false;   // larger than kMaxMessage: bytes is empty, skip it
-    qint64 index = 0;      // 1-based position in the file
+    bool tooBig = false;        // larger than kMaxMessage: bytes is empty, skip it
+    qint64 index = 0;           // 1-based position in the file
 };
 
 class MboxReader {

@@ -31,18 +31,21 @@ QString securityUpdatesLine(const QString& root, qint64 nowSecs, bool* warning) 
         return QStringLiteral("security updates: WARNING: ") + text;
     };
     static const QRegularExpression enabled(QStringLiteral(R"re(APT::Periodic::Unattended-Upgrade\s+"([0-9]+)")re"));
-    const auto m = enabled.match(QString::fromUtf8(readSmall(r + QStringLiteral("/etc/apt/apt.conf.d/20auto-upgrades"))));
+    const auto m =
+        enabled.match(QString::fromUtf8(readSmall(r + QStringLiteral("/etc/apt/apt.conf.d/20auto-upgrades"))));
     const bool automatic = m.hasMatch() && m.captured(1).toInt() > 0 &&
                            QFileInfo::exists(r + QStringLiteral("/usr/bin/unattended-upgrade"));
     if (!automatic) {
-        if (QFileInfo::exists(r + QStringLiteral("/run/.containerenv")) || QFileInfo::exists(r + QStringLiteral("/.dockerenv")))
+        if (QFileInfo::exists(r + QStringLiteral("/run/.containerenv")) ||
+            QFileInfo::exists(r + QStringLiteral("/.dockerenv")))
             return QStringLiteral("security updates: by image: start a newer Postern image on the same volumes");
         return QStringLiteral("security updates: not automatic here (no unattended-upgrades)");
     }
     if (QFileInfo::exists(r + QStringLiteral("/run/reboot-required"))) {
         QStringList pkgs;
         for (const QByteArray& line : readSmall(r + QStringLiteral("/run/reboot-required.pkgs")).split('\n'))
-            if (!line.trimmed().isEmpty() && !pkgs.contains(QString::fromUtf8(line.trimmed()))) pkgs << QString::fromUtf8(line.trimmed());
+            if (!line.trimmed().isEmpty() && !pkgs.contains(QString::fromUtf8(line.trimmed())))
+                pkgs << QString::fromUtf8(line.trimmed());
         return warn(QStringLiteral("a reboot is needed to finish updates") +
                     (pkgs.isEmpty() ? QString() : QStringLiteral(" (%1)").arg(pkgs.join(QStringLiteral(", ")))));
     }
@@ -51,13 +54,16 @@ QString securityUpdatesLine(const QString& root, qint64 nowSecs, bool* warning) 
         // A fresh VM has not had its first daily run; say so without alarm for a day.
         const QFileInfo boot(r + QStringLiteral("/etc/machine-id"));
         const qint64 installed = boot.exists() ? boot.lastModified().toSecsSinceEpoch() : nowSecs;
-        if (nowSecs - installed > 86400) return warn(QStringLiteral("automatic, but not run yet (check apt-daily-upgrade.timer and the network)"));
+        if (nowSecs - installed > 86400)
+            return warn(QStringLiteral("automatic, but not run yet (check apt-daily-upgrade.timer and the network)"));
         return QStringLiteral("security updates: automatic (unattended-upgrades), first run within a day");
     }
     const qint64 last = stamp.lastModified().toSecsSinceEpoch();
     const qint64 since = nowSecs - last;
     if (since > qint64(kStaleRunDays) * 86400)
-        return warn(QStringLiteral("automatic, but the last run was %1 ago (check apt-daily-upgrade.timer and the network)").arg(age(since)));
+        return warn(
+            QStringLiteral("automatic, but the last run was %1 ago (check apt-daily-upgrade.timer and the network)")
+                .arg(age(since)));
     return QStringLiteral("security updates: automatic (unattended-upgrades), last run %1 (%2 ago)")
         .arg(stamp.lastModified().toUTC().toString(Qt::ISODate), age(since));
 }

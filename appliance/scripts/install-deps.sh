@@ -23,7 +23,9 @@ BUILD_PKGS="publicsuffix build-essential cmake ninja-build pkg-config ccache git
 # configuration Postern generates; Debian's system services stay stopped (policy-rc.d below).
 SPAM_PKGS="rspamd redis-server unbound dns-root-data"
 FUZZ_PKGS="clang libclang-rt-14-dev"
-TEST_PKGS="$FUZZ_PKGS python3 swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl curl msmtp fetchmail isync getmail6 offlineimap imapfilter
+# Style: tests/style/check_format.sh (the code_format test) runs clang-format over the tree.
+STYLE_PKGS="clang-format"
+TEST_PKGS="$FUZZ_PKGS $STYLE_PKGS python3 swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl curl msmtp fetchmail isync getmail6 offlineimap imapfilter
  nsd bind9-utils python3-dkim python3-nacl python3-dnspython unbound argon2 whois nftables iptables ufw iproute2 tmux pebble
  procps psmisc util-linux e2fsprogs restic dovecot-imapd sieve-connect oathtool chromium"
 IMAGE_PKGS="mmdebstrap buildah podman runc skopeo umoci qemu-system-x86 qemu-utils ovmf

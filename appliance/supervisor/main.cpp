@@ -38,14 +38,16 @@ int main(int argc, char** argv) {
     const QStringList args = app.arguments();
     for (qsizetype i = 1; i < args.size(); ++i) {
         if (args.at(i) == u"--help" || args.at(i) == u"-h") {
-            QTextStream(stdout) << "usage: postern-appliance [--config DIR]\nStarts the Postern daemons and keeps them running.\n";
+            QTextStream(stdout)
+                << "usage: postern-appliance [--config DIR]\nStarts the Postern daemons and keeps them running.\n";
             return 0;
         }
         if (args.at(i) == u"--version") {
             QTextStream(stdout) << "postern-appliance " << POSTERN_VERSION << "\n";
             return 0;
         }
-        if (args.at(i) == u"--config" || args.at(i) == u"-c") ++i;
+        if (args.at(i) == u"--config" || args.at(i) == u"-c")
+            ++i;
         else if (!args.at(i).startsWith(u"--config=")) {
             QTextStream(stderr) << "postern-appliance: unknown argument " << args.at(i) << "\n";
             return 2;

@@ -5,32 +5,34 @@
 #include "core/log.h"
 #include "core/posix_io.h"
 #include "core/process.h"
-#include "core/services.h"
 #include "core/resolver_engine.h"
+#include "core/services.h"
 #include "core/spam_engine.h"
 
 #include <QCoreApplication>
 #include <QDir>
 #include <QFileInfo>
-#include <QProcess>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QProcess>
 
-#include <cerrno>
-#include <csignal>
-#include <cstring>
 #include <grp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
 
 namespace postern {
 
 namespace {
-void writeAllStderr(const QByteArray& b) { (void)writeAll(STDERR_FILENO, b, QString()); }
+void writeAllStderr(const QByteArray& b) {
+    (void)writeAll(STDERR_FILENO, b, QString());
+}
 
 // Does a unix socket accept connections (an engine's readiness)? Non-blocking: a unix
 // socket's connect() answers at once.
@@ -60,12 +62,18 @@ QList<ServiceSpec> serviceTable() {
 
 QString Supervisor::toString(State s) {
     switch (s) {
-        case State::Missing: return QStringLiteral("missing");
-        case State::Disabled: return QStringLiteral("disabled");
-        case State::Starting: return QStringLiteral("starting");
-        case State::Ready: return QStringLiteral("running");
-        case State::Backoff: return QStringLiteral("restarting");
-        case State::Stopped: return QStringLiteral("stopped");
+        case State::Missing:
+            return QStringLiteral("missing");
+        case State::Disabled:
+            return QStringLiteral("disabled");
+        case State::Starting:
+            return QStringLiteral("starting");
+        case State::Ready:
+            return QStringLiteral("running");
+        case State::Backoff:
+            return QStringLiteral("restarting");
+        case State::Stopped:
+            return QStringLiteral("stopped");
     }
     return {};
 }
@@ -84,7 +92,8 @@ Supervisor::~Supervisor() = default;
 // Certificate renewal runs as its own short-lived process (posternctl, as root like
 // us), so a slow CA never blocks supervision; it reloads the daemons by SIGHUP to us.
 QString Supervisor::findCtl() const {
-    for (const QString& d : {QCoreApplication::applicationDirPath(), QStringLiteral("/usr/sbin"), QStringLiteral("/usr/local/sbin")}) {
+    for (const QString& d :
+         {QCoreApplication::applicationDirPath(), QStringLiteral("/usr/sbin"), QStringLiteral("/usr/local/sbin")}) {
         const QFileInfo f(d + QStringLiteral("/posternctl"));
         if (f.isFile() && f.isExecutable()) return f.canonicalFilePath();
     }
@@ -96,7 +105,8 @@ QString Supervisor::findCtl() const {
 // `posternctl backup status` / `posternctl status`.
 void Supervisor::runBackup() {
     const QString ctl = findCtl();
-    if (ctl.isEmpty() || m_config.value(QStringLiteral("backup.restic_repository")).isEmpty() || m_backupProcess) return;
+    if (ctl.isEmpty() || m_config.value(QStringLiteral("backup.restic_repository")).isEmpty() || m_backupProcess)
+        return;
     auto* p = new QProcess(this);
     m_backupProcess = p;
     p->setProcessChannelMode(QProcess::MergedChannels);
@@ -109,7 +119,8 @@ void Supervisor::runBackup() {
         }
         p->deleteLater();
     });
-    p->start(ctl, {QStringLiteral("--config"), m_configDir, QStringLiteral("backup"), QStringLiteral("run"), QStringLiteral("--if-due")});
+    p->start(ctl, {QStringLiteral("--config"), m_configDir, QStringLiteral("backup"), QStringLiteral("run"),
+                   QStringLiteral("--if-due")});
 }
 
 void Supervisor::runMaintenance() {
@@ -120,11 +131,14 @@ void Supervisor::runMaintenance() {
     p->setProcessChannelMode(QProcess::MergedChannels);
     connect(p, &QProcess::finished, this, [p](int code) {
         const QString out = QString::fromUtf8(p->readAll()).trimmed().replace(QLatin1Char('\n'), QStringLiteral(" | "));
-        if (code == 0) log::info(u"supervisor.cert_renew", log::Fields().add("result", out.left(500)));
-        else log::error(u"supervisor.cert_renew_failed", log::Fields().add("exit", code).add("output", out.left(1000)));
+        if (code == 0)
+            log::info(u"supervisor.cert_renew", log::Fields().add("result", out.left(500)));
+        else
+            log::error(u"supervisor.cert_renew_failed", log::Fields().add("exit", code).add("output", out.left(1000)));
         p->deleteLater();
     });
-    p->start(ctl, {QStringLiteral("--config"), m_configDir, QStringLiteral("cert"), QStringLiteral("renew"), QStringLiteral("--if-due")});
+    p->start(ctl, {QStringLiteral("--config"), m_configDir, QStringLiteral("cert"), QStringLiteral("renew"),
+                   QStringLiteral("--if-due")});
 }
 
 QString Supervisor::findBinary(const QString& program) const {
@@ -150,7 +164,8 @@ QString Supervisor::findBinary(const QString& program) const {
 }
 
 bool Supervisor::enabled(const ServiceSpec& s) const {
-    if (const ServiceInfo* info = findService(s.program); info && !serviceOffReason(*info, m_config).isEmpty()) return false;
+    if (const ServiceInfo* info = findService(s.program); info && !serviceOffReason(*info, m_config).isEmpty())
+        return false;
     if (s.withoutListeners) return true;
     for (const QString& k : s.listenerKeys)
         if (!m_config.listeners(k).isEmpty()) return true;
@@ -164,12 +179,15 @@ void Supervisor::start() {
     // POSTERN_SCHEDULE_DELAY_MS (tests) shortens the wait before the first runs.
     bool delaySet = false;
     const int firstDelay = qEnvironmentVariableIntValue("POSTERN_SCHEDULE_DELAY_MS", &delaySet);
-    QTimer::singleShot(delaySet ? firstDelay : 5 * 60 * 1000, this, &Supervisor::runMaintenance);  // soon after start, once the web daemon listens
+    QTimer::singleShot(delaySet ? firstDelay : 5 * 60 * 1000, this,
+                       &Supervisor::runMaintenance);  // soon after start, once the web daemon listens
     m_backup.setInterval(3600 * 1000);
     connect(&m_backup, &QTimer::timeout, this, &Supervisor::runBackup);
     m_backup.start();
-    QTimer::singleShot(delaySet ? firstDelay : 10 * 60 * 1000, this, &Supervisor::runBackup);  // once the daemons have settled
-    if (auto st = ensureDirectory(m_config.runDir(), 0755); !st) log::error(u"supervisor.run_dir", log::Fields().add("error", st.errorMessage()));
+    QTimer::singleShot(delaySet ? firstDelay : 10 * 60 * 1000, this,
+                       &Supervisor::runBackup);  // once the daemons have settled
+    if (auto st = ensureDirectory(m_config.runDir(), 0755); !st)
+        log::error(u"supervisor.run_dir", log::Fields().add("error", st.errorMessage()));
     (void)removeFile(m_config.runDir() + QStringLiteral("/postern-appliance.ready"));
     for (const ServiceSpec& spec : serviceTable()) {
         auto s = std::make_shared<Service>();
@@ -184,14 +202,18 @@ void Supervisor::start() {
         if (!enabled(spec)) {
             s->state = State::Disabled;
             log::info(u"supervisor.service_disabled",
-                      log::Fields().add("service", spec.program)
-                          .add("reason", findService(spec.program) && !serviceOffReason(*findService(spec.program), m_config).isEmpty()
+                      log::Fields()
+                          .add("service", spec.program)
+                          .add("reason", findService(spec.program) &&
+                                                 !serviceOffReason(*findService(spec.program), m_config).isEmpty()
                                              ? serviceOffReason(*findService(spec.program), m_config)
                                              : QStringLiteral("no listener configured")));
         } else if (s->binary.isEmpty()) {
             s->state = State::Missing;
             log::error(u"supervisor.service_missing",
-                       log::Fields().add("service", spec.program).add("reason", "program not installed; this service is NOT running"));
+                       log::Fields()
+                           .add("service", spec.program)
+                           .add("reason", "program not installed; this service is NOT running"));
         } else {
             launch(*s);
         }
@@ -219,7 +241,8 @@ void Supervisor::launch(Service& s) {
         return;
     }
     Service* raw = &s;
-    connect(s.process.get(), &QProcess::finished, this, [this, raw](int code, QProcess::ExitStatus st) { onFinished(*raw, code, st); });
+    connect(s.process.get(), &QProcess::finished, this,
+            [this, raw](int code, QProcess::ExitStatus st) { onFinished(*raw, code, st); });
     connect(s.process.get(), &QProcess::readyReadStandardError, this, [raw] { passOnStderr(*raw); });
     connect(s.process.get(), &QProcess::errorOccurred, this, [this, raw](QProcess::ProcessError e) {
         if (e == QProcess::FailedToStart) onFinished(*raw, -1, QProcess::CrashExit);
@@ -245,7 +268,8 @@ bool Supervisor::prepareEngine(Service& s) {
         auto looked = lookupUser(m_config.value(QStringLiteral("system_user")));
         if (!looked) {
             s.lastError = looked.errorMessage();
-            log::error(u"supervisor.engine_config", log::Fields().add("service", s.spec.program).add("error", s.lastError));
+            log::error(u"supervisor.engine_config",
+                       log::Fields().add("service", s.spec.program).add("error", s.lastError));
             return false;
         }
         ids = *looked;
@@ -253,16 +277,18 @@ bool Supervisor::prepareEngine(Service& s) {
         // creates its folders in them; the daemons do the same at their start.
         if (auto st = handOverStateToUser(m_config, m_config.value(QStringLiteral("system_user"))); !st) {
             s.lastError = st.errorMessage();
-            log::error(u"supervisor.engine_config", log::Fields().add("service", s.spec.program).add("error", s.lastError));
+            log::error(u"supervisor.engine_config",
+                       log::Fields().add("service", s.spec.program).add("error", s.lastError));
             return false;
         }
     }
-    if (auto st = resolver ? writeResolverConfig(m_config, dnsPaths, ids) : writeSpamEngineConfig(m_config, paths, ids); !st) {
+    if (auto st = resolver ? writeResolverConfig(m_config, dnsPaths, ids) : writeSpamEngineConfig(m_config, paths, ids);
+        !st) {
         s.lastError = st.errorMessage();
         log::error(u"supervisor.engine_config", log::Fields().add("service", s.spec.program).add("error", s.lastError));
         return false;
     }
-    const QStringList arguments = resolver                          ? unboundCommand(dnsPaths).arguments
+    const QStringList arguments = resolver                            ? unboundCommand(dnsPaths).arguments
                                   : s.spec.program == u"redis-server" ? redisCommand(paths).arguments
                                                                       : rspamdCommand(paths).arguments;
     s.process->setArguments(arguments);
@@ -275,7 +301,8 @@ bool Supervisor::prepareEngine(Service& s) {
     s.process->setChildProcessModifier([ids, folders]() {
         if (ids.uid >= 0) {
             const gid_t gid = gid_t(ids.gid);
-            if (::setgroups(1, &gid) != 0 || ::setgid(gid) != 0 || ::setuid(uid_t(ids.uid)) != 0 || ::setuid(0) == 0) ::_exit(126);
+            if (::setgroups(1, &gid) != 0 || ::setgid(gid) != 0 || ::setuid(uid_t(ids.uid)) != 0 || ::setuid(0) == 0)
+                ::_exit(126);
         }
         ::umask(027);
         for (const QByteArray& f : *folders)
@@ -316,12 +343,14 @@ void Supervisor::checkReady(Service& s) {
     if (ready) {
         s.readyPoll.stop();
         s.state = State::Ready;
-        log::info(u"supervisor.ready", log::Fields().add("service", s.spec.program).add("pid", qint64(s.process->processId())));
+        log::info(u"supervisor.ready",
+                  log::Fields().add("service", s.spec.program).add("pid", qint64(s.process->processId())));
         writeState();
         return;
     }
     if (s.upSince.elapsed() > s.readyDeadlineMs) {
-        log::error(u"supervisor.not_ready", log::Fields().add("service", s.spec.program).add("after_ms", s.upSince.elapsed()));
+        log::error(u"supervisor.not_ready",
+                   log::Fields().add("service", s.spec.program).add("after_ms", s.upSince.elapsed()));
         s.readyPoll.stop();
         s.process->kill();  // onFinished restarts it with back-off
     }
@@ -347,7 +376,8 @@ void Supervisor::onFinished(Service& s, int code, QProcess::ExitStatus status) {
     const bool wasReady = s.state == State::Ready;
     if (s.process) {
         passOnStderr(s);
-        if (!s.stderrPartial.trimmed().isEmpty()) s.lastError = QString::fromUtf8(s.stderrPartial.trimmed().left(kMaxErrorLine));
+        if (!s.stderrPartial.trimmed().isEmpty())
+            s.lastError = QString::fromUtf8(s.stderrPartial.trimmed().left(kMaxErrorLine));
         s.process->disconnect(this);
         s.process.release()->deleteLater();
     }
@@ -488,7 +518,7 @@ void Supervisor::reload() {
 void Supervisor::reapOrphans() {
     // PID 1 inherits orphans; reap them, but never a child QProcess is waiting for.
     for (;;) {
-        siginfo_t info {};
+        siginfo_t info{};
         if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
         bool ours = false;
         for (const auto& s : m_services)

@@ -67,10 +67,10 @@ inline constexpr qsizetype kMaxErrorLine = 1000;
 // One row of the core's service table with the listener settings that enable it.
 struct ServiceSpec {
     QString program;
-    QStringList listenerKeys;   // e.g. {"smtp.listen", ...}
+    QStringList listenerKeys;  // e.g. {"smtp.listen", ...}
     bool withoutListeners = false;
-    QString enabledBy;          // Bool setting that must be true ("spam.enabled"), or empty
-    bool engine = false;        // redis-server / rspamd: generated config, ready when its socket accepts
+    QString enabledBy;    // Bool setting that must be true ("spam.enabled"), or empty
+    bool engine = false;  // redis-server / rspamd: generated config, ready when its socket accepts
 };
 QList<ServiceSpec> serviceTable();
 
@@ -122,7 +122,7 @@ private:
     bool m_announcedReady = false;
     bool m_launched = false;  // start() went through the whole service table
     QTimer m_reaper;
-    QTimer m_maintenance;  // twice a day: posternctl cert renew --if-due (ACME)
+    QTimer m_maintenance;                     // twice a day: posternctl cert renew --if-due (ACME)
     QPointer<QProcess> m_maintenanceProcess;  // not to be reaped as an orphan
     void runMaintenance();
     QTimer m_backup;  // hourly: posternctl backup run --if-due (restic; acts once backup.interval passed)

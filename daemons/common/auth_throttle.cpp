@@ -10,14 +10,14 @@
 #include <QFile>
 #include <QRandomGenerator>
 
-#include <cerrno>
-#include <csignal>
-#include <cstring>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
 
 namespace postern {
 
@@ -72,7 +72,8 @@ AuthThrottle::Policy AuthThrottle::Policy::fromConfig(const Config& config) {
 }
 
 AuthThrottle::AuthThrottle()
-    : m_clock([] { return QDateTime::currentMSecsSinceEpoch(); }), m_nextToken(QRandomGenerator::system()->generate64() | 1) {}
+    : m_clock([] { return QDateTime::currentMSecsSinceEpoch(); }),
+      m_nextToken(QRandomGenerator::system()->generate64() | 1) {}
 
 AuthThrottle::~AuthThrottle() {
     if (m_map) ::munmap(m_map, sizeof(Tables));
@@ -81,10 +82,13 @@ AuthThrottle::~AuthThrottle() {
 }
 
 Status AuthThrottle::open(const QString& path, const Policy& policy) {
-    static_assert(sizeof(Record) == 24 && sizeof(Known) == 16 && sizeof(Lease) == 40, "the shared file layout is fixed");
+    static_assert(sizeof(Record) == 24 && sizeof(Known) == 16 && sizeof(Lease) == 40,
+                  "the shared file layout is fixed");
     m_policy = policy;
     const int fd = ::open(QFile::encodeName(path).constData(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) return Status::fail(QStringLiteral("%1: cannot open: %2").arg(path, QString::fromLocal8Bit(std::strerror(errno))));
+    if (fd < 0)
+        return Status::fail(
+            QStringLiteral("%1: cannot open: %2").arg(path, QString::fromLocal8Bit(std::strerror(errno))));
     auto failWith = [&](const char* what) {
         const QString err = QString::fromLocal8Bit(std::strerror(errno));
         ::close(fd);

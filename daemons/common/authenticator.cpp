@@ -15,8 +15,8 @@
 #include <QPointer>
 #include <QTimer>
 
-#include <climits>
 #include <openssl/crypto.h>
+#include <climits>
 
 namespace postern {
 
@@ -30,15 +30,17 @@ Authenticator::Authenticator(const Config& config, AccountStore* accounts, QObje
 Status Authenticator::openSharedThrottle() {
     // Whichever daemon starts first makes the folder (else it would fall back to its own memory).
     if (auto st = ensureDirectory(m_config.runDir(), 0755); !st) return st;
-    return m_throttle.open(m_config.runDir() + QStringLiteral("/auth-throttle"), AuthThrottle::Policy::fromConfig(m_config));
+    return m_throttle.open(m_config.runDir() + QStringLiteral("/auth-throttle"),
+                           AuthThrottle::Policy::fromConfig(m_config));
 }
 
 void Authenticator::applyConfig() {
     m_throttle.setPolicy(AuthThrottle::Policy::fromConfig(m_config));
     m_blockAfter = int(m_config.integer(QStringLiteral("auth.block_after_failures")));
     m_blockMs = m_config.durationMs(QStringLiteral("auth.block_duration"));
-    m_cache = std::make_shared<AuthCache>(std::chrono::milliseconds(m_config.durationMs(QStringLiteral("auth.cache_ttl"))),
-                                          int(m_config.integer(QStringLiteral("auth.cache_size"))));
+    m_cache =
+        std::make_shared<AuthCache>(std::chrono::milliseconds(m_config.durationMs(QStringLiteral("auth.cache_ttl"))),
+                                    int(m_config.integer(QStringLiteral("auth.cache_size"))));
 }
 
 // The failure just recorded may be the address's auth.block_after_failures-th in the window.
@@ -50,7 +52,11 @@ void Authenticator::blockIfTooMany(const QHostAddress& peer, const QString& sess
     if (m_blockList->blocked(peer)) return;  // already (another process was quicker)
     const Status st = m_blockList->add(subnet, m_blockMs, QStringLiteral("auth"));
     log::write(st ? log::Level::Warning : log::Level::Error, sessionId, u"auth.blocked",
-               log::Fields().add("remote", peer.toString()).add("entry", subnet).add("failures", failures).add("duration_ms", m_blockMs)
+               log::Fields()
+                   .add("remote", peer.toString())
+                   .add("entry", subnet)
+                   .add("failures", failures)
+                   .add("duration_ms", m_blockMs)
                    .add("result", st ? QStringLiteral("blocked") : st.errorMessage()));
 }
 
@@ -70,7 +76,8 @@ void Authenticator::verify(const AuthRequest& request, const QString& protocol, 
     if (!admission.proceed()) {
         // Too many attempts in flight for this address or account: no check, no wait.
         OPENSSL_cleanse(password.data(), size_t(password.size()));
-        stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("tempfail")}});
+        stats::add(QStringLiteral("postern_auth_total"),
+                   {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("tempfail")}});
         log::write(log::Level::Warning, request.sessionId, u"auth",
                    log::Fields()
                        .add("protocol", protocol)
@@ -95,75 +102,99 @@ void Authenticator::verify(const AuthRequest& request, const QString& protocol, 
     // The wait comes before the check: the outcome cannot be inferred before it ends. Precise
     // timers: a coarse one may end the wait up to 5 % early.
     QPointer<QObject> guard(request.context);
-    QTimer::singleShot(int(std::min<qint64>(admission.delayMs, INT_MAX)), Qt::PreciseTimer, this,
-                       [this, guard, request, protocol, user, admission, password = std::move(password), done = std::move(done)]() mutable {
-                           const bool gone = !guard || (request.hungUp && request.hungUp());
-                           if (!gone) {
-                               check(request, protocol, user, admission, std::move(password), std::move(done));
-                               return;
-                           }
-                           // Hanging up during the wait gains nothing: a failure, and no check.
-                           OPENSSL_cleanse(password.data(), size_t(password.size()));
-                           m_throttle.finish(admission, AuthThrottle::Outcome::Abandoned);
-                           stats::add(QStringLiteral("postern_auth_total"),
-                                      {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("abandoned")}});
-                           log::write(log::Level::Warning, request.sessionId, u"auth",
-                                      log::Fields()
-                                          .add("protocol", protocol)
-                                          .add("user", user)
-                                          .add("remote", request.peer.toString())
-                                          .add("result", "failed")
-                                          .add("reason", "client gone before the check"));
-                           if (guard) answerLater(guard, 0, Outcome{AuthVerdict::TempFail, user, QStringLiteral("client gone")}, std::move(done));
-                       });
+    QTimer::singleShot(
+        int(std::min<qint64>(admission.delayMs, INT_MAX)), Qt::PreciseTimer, this,
+        [this, guard, request, protocol, user, admission, password = std::move(password),
+         done = std::move(done)]() mutable {
+            const bool gone = !guard || (request.hungUp && request.hungUp());
+            if (!gone) {
+                check(request, protocol, user, admission, std::move(password), std::move(done));
+                return;
+            }
+            // Hanging up during the wait gains nothing: a failure, and no check.
+            OPENSSL_cleanse(password.data(), size_t(password.size()));
+            m_throttle.finish(admission, AuthThrottle::Outcome::Abandoned);
+            stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol},
+                                                              {QStringLiteral("result"), QStringLiteral("abandoned")}});
+            log::write(log::Level::Warning, request.sessionId, u"auth",
+                       log::Fields()
+                           .add("protocol", protocol)
+                           .add("user", user)
+                           .add("remote", request.peer.toString())
+                           .add("result", "failed")
+                           .add("reason", "client gone before the check"));
+            if (guard)
+                answerLater(guard, 0, Outcome{AuthVerdict::TempFail, user, QStringLiteral("client gone")},
+                            std::move(done));
+        });
 }
 
-void Authenticator::verifySecondFactor(const AuthRequest& request, const QString& protocol, SecondFactorCheck checkFn, Done done) {
+void Authenticator::verifySecondFactor(const AuthRequest& request, const QString& protocol, SecondFactorCheck checkFn,
+                                       Done done) {
     const QString user = normalizeLogin(request.login);
     const AuthThrottle::Admission admission = m_throttle.admit(request.peer, user);
     const auto fields = [&](const char* result) {
-        return log::Fields().add("protocol", protocol).add("user", user).add("remote", request.peer.toString()).add("result", result)
+        return log::Fields()
+            .add("protocol", protocol)
+            .add("user", user)
+            .add("remote", request.peer.toString())
+            .add("result", result)
             .add("credential", "second-factor");
     };
     if (!admission.proceed()) {
-        stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("tempfail")}});
+        stats::add(QStringLiteral("postern_auth_total"),
+                   {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("tempfail")}});
         log::write(log::Level::Warning, request.sessionId, u"auth", fields("tempfail").add("reason", admission.reason));
         answerLater(request.context, 0, Outcome{AuthVerdict::TempFail, user, admission.reason}, std::move(done));
         return;
     }
     QPointer<QObject> guard(request.context);
     // The wait comes before the check, as for passwords (auth_throttle.h).
-    QTimer::singleShot(int(std::min<qint64>(std::max<qint64>(admission.delayMs, 0), INT_MAX)), Qt::PreciseTimer, this,
-                       [this, guard, request, protocol, user, admission, checkFn = std::move(checkFn), done = std::move(done)]() mutable {
-                           if (!guard || (request.hungUp && request.hungUp())) {
-                               m_throttle.finish(admission, AuthThrottle::Outcome::Abandoned);
-                               log::write(log::Level::Warning, request.sessionId, u"auth",
-                                          log::Fields().add("protocol", protocol).add("user", user).add("remote", request.peer.toString())
-                                              .add("result", "failed").add("credential", "second-factor").add("reason", "client gone before the check"));
-                               return;
-                           }
-                           const bool ok = !user.isEmpty() && checkFn();
-                           Outcome o;
-                           o.user = user;
-                           log::Fields f = log::Fields().add("protocol", protocol).add("user", user).add("remote", request.peer.toString());
-                           if (ok) {
-                               o.verdict = AuthVerdict::Ok;
-                               m_throttle.finish(admission, AuthThrottle::Outcome::Success);
-                               stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("ok")}});
-                               log::write(log::Level::Info, request.sessionId, u"auth", f.add("result", "ok").add("credential", "second-factor"));
-                               answerLater(guard, 0, o, std::move(done));
-                               return;
-                           }
-                           o.verdict = AuthVerdict::Failed;
-                           o.reason = QStringLiteral("bad second factor");
-                           m_throttle.record(admission, AuthThrottle::Outcome::Failure);
-                           stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("failed")}});
-                           const qint64 delay = m_throttle.penaltyAfterFailure(request.peer);
-                           blockIfTooMany(request.peer, request.sessionId);
-                           log::write(log::Level::Warning, request.sessionId, u"auth",
-                                      f.add("result", "failed").add("credential", "second-factor").add("reason", o.reason).add("delay_ms", delay));
-                           answerLater(guard, delay, o, std::move(done), admission);
-                       });
+    QTimer::singleShot(
+        int(std::min<qint64>(std::max<qint64>(admission.delayMs, 0), INT_MAX)), Qt::PreciseTimer, this,
+        [this, guard, request, protocol, user, admission, checkFn = std::move(checkFn),
+         done = std::move(done)]() mutable {
+            if (!guard || (request.hungUp && request.hungUp())) {
+                m_throttle.finish(admission, AuthThrottle::Outcome::Abandoned);
+                log::write(log::Level::Warning, request.sessionId, u"auth",
+                           log::Fields()
+                               .add("protocol", protocol)
+                               .add("user", user)
+                               .add("remote", request.peer.toString())
+                               .add("result", "failed")
+                               .add("credential", "second-factor")
+                               .add("reason", "client gone before the check"));
+                return;
+            }
+            const bool ok = !user.isEmpty() && checkFn();
+            Outcome o;
+            o.user = user;
+            log::Fields f =
+                log::Fields().add("protocol", protocol).add("user", user).add("remote", request.peer.toString());
+            if (ok) {
+                o.verdict = AuthVerdict::Ok;
+                m_throttle.finish(admission, AuthThrottle::Outcome::Success);
+                stats::add(QStringLiteral("postern_auth_total"),
+                           {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("ok")}});
+                log::write(log::Level::Info, request.sessionId, u"auth",
+                           f.add("result", "ok").add("credential", "second-factor"));
+                answerLater(guard, 0, o, std::move(done));
+                return;
+            }
+            o.verdict = AuthVerdict::Failed;
+            o.reason = QStringLiteral("bad second factor");
+            m_throttle.record(admission, AuthThrottle::Outcome::Failure);
+            stats::add(QStringLiteral("postern_auth_total"),
+                       {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("failed")}});
+            const qint64 delay = m_throttle.penaltyAfterFailure(request.peer);
+            blockIfTooMany(request.peer, request.sessionId);
+            log::write(log::Level::Warning, request.sessionId, u"auth",
+                       f.add("result", "failed")
+                           .add("credential", "second-factor")
+                           .add("reason", o.reason)
+                           .add("delay_ms", delay));
+            answerLater(guard, delay, o, std::move(done), admission);
+        });
 }
 
 // The answer comes from the event loop, never from inside verify(). With `held`, the attempt
@@ -199,8 +230,8 @@ void Authenticator::check(const AuthRequest& request, const QString& protocol, c
     struct Work {
         bool match = false;
         bool cached = false;
-        QString appName;      // set when an app password matched
-        QString usageError;   // recording its use failed (logged, the login still succeeds)
+        QString appName;     // set when an app password matched
+        QString usageError;  // recording its use failed (logged, the login still succeeds)
     };
     auto cache = m_cache;
     const QString dummy = m_dummyHash;
@@ -230,7 +261,8 @@ void Authenticator::check(const AuthRequest& request, const QString& protocol, c
                     }
                     w.match = true;
                     w.appName = a.name;
-                    if (auto st = recordAppPasswordUse(usageDir, a.id, QDateTime::currentSecsSinceEpoch()); !st) w.usageError = st.errorMessage();
+                    if (auto st = recordAppPasswordUse(usageDir, a.id, QDateTime::currentSecsSinceEpoch()); !st)
+                        w.usageError = st.errorMessage();
                     break;
                 }
             }
@@ -251,18 +283,21 @@ void Authenticator::check(const AuthRequest& request, const QString& protocol, c
             OPENSSL_cleanse(password.data(), size_t(password.size()));
             return w;
         },
-        [this, guard, protocol, sessionId = request.sessionId, peer = request.peer, user, known, passwordAllowed, admission,
-         done = std::move(done)](Work w) {
+        [this, guard, protocol, sessionId = request.sessionId, peer = request.peer, user, known, passwordAllowed,
+         admission, done = std::move(done)](Work w) {
             Outcome o;
             o.user = user;
             if (w.match) {
                 o.verdict = AuthVerdict::Ok;
                 m_throttle.finish(admission, AuthThrottle::Outcome::Success);
-                stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("ok")}});
+                stats::add(QStringLiteral("postern_auth_total"),
+                           {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("ok")}});
                 log::Fields fields;
                 fields.add("protocol", protocol).add("user", user).add("remote", peer.toString()).add("result", "ok");
-                if (w.appName.isEmpty()) fields.add("credential", "password");
-                else fields.add("credential", "app-password").add("app", w.appName);
+                if (w.appName.isEmpty())
+                    fields.add("credential", "password");
+                else
+                    fields.add("credential", "app-password").add("app", w.appName);
                 log::write(log::Level::Info, sessionId, u"auth", fields.add("cached", w.cached));
                 if (!w.usageError.isEmpty())
                     log::write(log::Level::Warning, sessionId, u"auth.app_password_use",
@@ -272,11 +307,13 @@ void Authenticator::check(const AuthRequest& request, const QString& protocol, c
             }
             o.verdict = AuthVerdict::Failed;
             o.reason = user.isEmpty() ? QStringLiteral("invalid login name")
-                       : !known          ? QStringLiteral("unknown user")
-                       : passwordAllowed ? QStringLiteral("bad password")
-                                         : QStringLiteral("bad app password (two-factor on: the account password is refused)");
+                       : !known       ? QStringLiteral("unknown user")
+                       : passwordAllowed
+                           ? QStringLiteral("bad password")
+                           : QStringLiteral("bad app password (two-factor on: the account password is refused)");
             m_throttle.record(admission, AuthThrottle::Outcome::Failure);
-            stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("failed")}});
+            stats::add(QStringLiteral("postern_auth_total"),
+                       {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("failed")}});
             const qint64 delay = m_throttle.penaltyAfterFailure(peer);
             blockIfTooMany(peer, sessionId);
             // fail2ban-friendly: one line with the remote address and a fixed "result=failed".

@@ -95,8 +95,8 @@ public:
     QString normalizeLogin(const QString& login) const;
 
 private:
-    void check(const AuthRequest& request, const QString& protocol, const QString& user, const AuthThrottle::Admission& admission,
-               QByteArray password, Done done);
+    void check(const AuthRequest& request, const QString& protocol, const QString& user,
+               const AuthThrottle::Admission& admission, QByteArray password, Done done);
     void answerLater(QObject* context, qint64 delayMs, Outcome outcome, Done done,
                      std::optional<AuthThrottle::Admission> held = std::nullopt);
 

@@ -19,7 +19,8 @@ QHostAddress plain(const QHostAddress& a) {
 
 }  // namespace
 
-BlockList::BlockList(QString path) : m_path(std::move(path)), m_clock([] { return QDateTime::currentMSecsSinceEpoch(); }) {}
+BlockList::BlockList(QString path)
+    : m_path(std::move(path)), m_clock([] { return QDateTime::currentMSecsSinceEpoch(); }) {}
 
 Result<QString> BlockList::parseSubnet(const QString& text) {
     const QString t = text.trimmed();
@@ -28,7 +29,8 @@ Result<QString> BlockList::parseSubnet(const QString& text) {
     int prefix = -1;
     if (t.contains(QLatin1Char('/'))) {
         const auto [net, len] = QHostAddress::parseSubnet(t);
-        if (net.isNull() || len < 0) return Result<QString>::fail(QStringLiteral("'%1' is not an address or subnet").arg(text));
+        if (net.isNull() || len < 0)
+            return Result<QString>::fail(QStringLiteral("'%1' is not an address or subnet").arg(text));
         address = net;
         prefix = len;
     } else {
@@ -82,7 +84,8 @@ QList<BlockList::Entry> BlockList::parse(const QByteArray& content) {
 
 QByteArray BlockList::serialize(const QList<Entry>& entries) {
     QByteArray out = kMagic.toByteArray();
-    for (const Entry& e : entries) out += e.subnet.toLatin1() + ' ' + QByteArray::number(e.untilMs) + ' ' + e.source.toLatin1() + '\n';
+    for (const Entry& e : entries)
+        out += e.subnet.toLatin1() + ' ' + QByteArray::number(e.untilMs) + ' ' + e.source.toLatin1() + '\n';
     return out;
 }
 

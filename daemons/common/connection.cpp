@@ -9,16 +9,16 @@
 #include <openssl/ssl.h>
 
 #include <arpa/inet.h>
-#include <cerrno>
-#include <csignal>
-#include <cstring>
 #include <fcntl.h>
-#include <mutex>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <mutex>
 
 namespace postern {
 
@@ -35,9 +35,13 @@ void ignoreSigpipe() {
 }
 
 // The first queued OpenSSL error as text (the queue is emptied: it is per thread).
-QString takeOpenSslError() { return postern::takeOpenSslError(QStringLiteral("unexpected end of stream")); }
+QString takeOpenSslError() {
+    return postern::takeOpenSslError(QStringLiteral("unexpected end of stream"));
+}
 
-bool peerWentAway(int err) { return err == ECONNRESET || err == EPIPE || err == ETIMEDOUT; }
+bool peerWentAway(int err) {
+    return err == ECONNRESET || err == EPIPE || err == ETIMEDOUT;
+}
 
 bool addressOf(int fd, bool peer, QHostAddress* address, quint16* port) {
     sockaddr_storage ss{};
@@ -61,9 +65,13 @@ bool Connection::peerOf(qintptr descriptor, QHostAddress* address, quint16* port
 
 Connection::Connection(qintptr descriptor, ListenerMode mode, ServerTlsContext tls, const Options& options,
                        QObject* parent)
-    : QObject(parent), m_fd(int(descriptor)), m_tlsContext(std::move(tls)),
-      m_readNotifier(descriptor, QSocketNotifier::Read), m_writeNotifier(descriptor, QSocketNotifier::Write),
-      m_options(options), m_inLease(options.inputBudget) {
+    : QObject(parent),
+      m_fd(int(descriptor)),
+      m_tlsContext(std::move(tls)),
+      m_readNotifier(descriptor, QSocketNotifier::Read),
+      m_writeNotifier(descriptor, QSocketNotifier::Write),
+      m_options(options),
+      m_inLease(options.inputBudget) {
     ignoreSigpipe();
     ::fcntl(m_fd, F_SETFL, ::fcntl(m_fd, F_GETFL) | O_NONBLOCK);
     // OpenSSL writes a handshake flight (and a TLS 1.3 server its session tickets) in
@@ -100,10 +108,13 @@ Connection::Connection(qintptr descriptor, ListenerMode mode, ServerTlsContext t
     connect(&m_idleTimer, &QTimer::timeout, this, &Connection::onIdleTimeout);
     connect(&m_sessionTimer, &QTimer::timeout, this, &Connection::onSessionTimeout);
     connect(&m_handshakeTimer, &QTimer::timeout, this, [this] { finish(QStringLiteral("TLS handshake timeout")); });
-    connect(&m_closeTimer, &QTimer::timeout, this, [this] { finish(QStringLiteral("%1 (peer did not read)").arg(m_closeReason)); });
+    connect(&m_closeTimer, &QTimer::timeout, this,
+            [this] { finish(QStringLiteral("%1 (peer did not read)").arg(m_closeReason)); });
 }
 
-Connection::~Connection() { closeSocket(false); }
+Connection::~Connection() {
+    closeSocket(false);
+}
 
 void Connection::begin() {
     log::write(log::Level::Info, m_info.sessionId, u"connect",
@@ -146,8 +157,10 @@ void Connection::endPregreet() {
 void Connection::beginTlsHandshake() {
     m_handshaking = true;
     m_handshakeTimer.start(int(m_options.handshakeTimeoutMs));
-    if (pendingOutput() == 0) startSsl();
-    else updateNotifiers();  // flushOutput() calls startSsl() once the reply is out
+    if (pendingOutput() == 0)
+        startSsl();
+    else
+        updateNotifiers();  // flushOutput() calls startSsl() once the reply is out
 }
 
 void Connection::startSsl() {
@@ -195,16 +208,18 @@ void Connection::onEncrypted() {
     m_sslWantsWrite = false;
     m_readable = true;  // the client may have sent its first command with its Finished
     fillTlsInfo();
-    stats::add(QStringLiteral("postern_tls_sessions_total"),
-               {{QStringLiteral("listener"), listenerName(m_info.mode)}, {QStringLiteral("version"), m_info.tlsProtocol}});
+    stats::add(QStringLiteral("postern_tls_sessions_total"), {{QStringLiteral("listener"), listenerName(m_info.mode)},
+                                                              {QStringLiteral("version"), m_info.tlsProtocol}});
     log::write(log::Level::Info, m_info.sessionId, u"tls",
                log::Fields().add("version", m_info.tlsProtocol).add("cipher", m_info.tlsCipher));
     const bool wasStartTls = m_tlsPending;
     m_tlsPending = false;
     restartIdleTimer();
     if (m_session) {
-        if (wasStartTls) m_session->tlsStarted();
-        else greet();
+        if (wasStartTls)
+            m_session->tlsStarted();
+        else
+            greet();
     }
     process();
 }
@@ -232,8 +247,9 @@ Connection::ReadResult Connection::readInput(qint64 room) {
             }
             if (err == SSL_ERROR_ZERO_RETURN) return ReadResult::Eof;  // close_notify, or EOF (IGNORE_UNEXPECTED_EOF)
             if (err == SSL_ERROR_SYSCALL && peerWentAway(errno)) return ReadResult::Eof;
-            m_ioError = err == SSL_ERROR_SYSCALL && errno != 0 ? QStringLiteral("socket error: %1").arg(errnoText(errno))
-                                                               : QStringLiteral("TLS error: %1").arg(takeOpenSslError());
+            m_ioError = err == SSL_ERROR_SYSCALL && errno != 0
+                            ? QStringLiteral("socket error: %1").arg(errnoText(errno))
+                            : QStringLiteral("TLS error: %1").arg(takeOpenSslError());
             return ReadResult::Failed;
         }
         got = r;
@@ -266,8 +282,8 @@ Connection::WriteResult Connection::writeSome(const char* data, qint64 size, qin
         const int err = SSL_get_error(m_ssl, r);
         if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) return WriteResult::WouldBlock;
         m_ioError = err == SSL_ERROR_SYSCALL && peerWentAway(errno) ? QStringLiteral("peer closed the connection")
-                    : err == SSL_ERROR_SYSCALL && errno != 0          ? QStringLiteral("socket error: %1").arg(errnoText(errno))
-                                                                       : QStringLiteral("TLS error: %1").arg(takeOpenSslError());
+                    : err == SSL_ERROR_SYSCALL && errno != 0 ? QStringLiteral("socket error: %1").arg(errnoText(errno))
+                                                             : QStringLiteral("TLS error: %1").arg(takeOpenSslError());
         return WriteResult::Failed;
     }
     const ssize_t r = retryOnEintr([&] { return ::send(m_fd, data, size_t(n), MSG_NOSIGNAL); });
@@ -314,15 +330,19 @@ void Connection::flushOutput() {
 void Connection::send(const QByteArray& bytes) {
     if (m_finished || bytes.isEmpty()) return;
     m_bytesOut += bytes.size();
-    if (m_out.isEmpty()) m_out = bytes;  // shares the caller's buffer, no copy
-    else m_out.append(bytes);
+    if (m_out.isEmpty())
+        m_out = bytes;  // shares the caller's buffer, no copy
+    else
+        m_out.append(bytes);
     if (pendingOutput() > m_options.outputHighWater) m_outputBlocked = true;
     // Written from the event loop (the write notifier fires at once on a writable
     // socket), never from inside the session's call: errors must not re-enter it.
     updateNotifiers();
 }
 
-qint64 Connection::pendingOutput() const { return m_out.size() - m_outOffset; }
+qint64 Connection::pendingOutput() const {
+    return m_out.size() - m_outOffset;
+}
 
 bool Connection::canReadInput() const {
     return !m_finished && !m_closing && !m_tlsPending && !m_handshaking && !m_suspended && !m_outputBlocked &&
@@ -389,9 +409,14 @@ void Connection::process() {
             const ReadResult r = readInput(m_options.maxBufferedInput - (m_in.size() - m_inOffset));
             accountInput();
             switch (r) {
-                case ReadResult::Data: break;
-                case ReadResult::WouldBlock: m_readable = false; break;
-                case ReadResult::Eof: m_peerEof = true; break;
+                case ReadResult::Data:
+                    break;
+                case ReadResult::WouldBlock:
+                    m_readable = false;
+                    break;
+                case ReadResult::Eof:
+                    m_peerEof = true;
+                    break;
                 case ReadResult::Failed:
                     m_processing = false;
                     failIo(m_ioError);
@@ -484,7 +509,10 @@ void Connection::spokeBeforeGreeting(qsizetype bytes) {
     m_pregreet = false;
     m_pregreetTimer.stop();
     log::write(log::Level::Info, m_info.sessionId, u"pregreet",
-               log::Fields().add("remote", m_info.peerAddress.toString()).add("bytes", qint64(bytes)).add("after_ms", m_age.elapsed()));
+               log::Fields()
+                   .add("remote", m_info.peerAddress.toString())
+                   .add("bytes", qint64(bytes))
+                   .add("after_ms", m_age.elapsed()));
     stats::add(QStringLiteral("postern_pregreet_total"), {{QStringLiteral("listener"), listenerName(m_info.mode)}});
     m_in = QByteArray();
     m_inOffset = 0;
@@ -499,8 +527,10 @@ void Connection::close(const QString& reason) {
     m_closeReason = reason;
     m_idleTimer.stop();
     m_closeTimer.start(int(m_options.closeTimeoutMs));
-    if (pendingOutput() == 0) finish(reason);
-    else updateNotifiers();  // flushOutput() finishes once everything left
+    if (pendingOutput() == 0)
+        finish(reason);
+    else
+        updateNotifiers();  // flushOutput() finishes once everything left
 }
 
 // While a session is suspended nothing is read, so the end of the peer's stream is
@@ -520,7 +550,8 @@ void Connection::resume() {
     if (!m_suspended) return;
     m_suspended = false;
     // Continue from the event loop, never from inside the caller's stack.
-    QMetaObject::invokeMethod(this, [this] { process(); }, Qt::QueuedConnection);
+    QMetaObject::invokeMethod(
+        this, [this] { process(); }, Qt::QueuedConnection);
 }
 
 void Connection::setIdleTimeout(qint64 ms) {
@@ -549,7 +580,8 @@ void Connection::restartIdleTimer() {
 void Connection::notifyWhenWritable() {
     m_wantWritable = true;
     if (pendingOutput() <= m_options.outputLowWater)
-        QMetaObject::invokeMethod(this, [this] { afterOutputProgress(); }, Qt::QueuedConnection);
+        QMetaObject::invokeMethod(
+            this, [this] { afterOutputProgress(); }, Qt::QueuedConnection);
 }
 
 void Connection::afterOutputProgress() {
@@ -562,7 +594,8 @@ void Connection::afterOutputProgress() {
     if (pending > m_options.outputLowWater) return;
     if (m_outputBlocked) {
         m_outputBlocked = false;
-        QMetaObject::invokeMethod(this, [this] { process(); }, Qt::QueuedConnection);
+        QMetaObject::invokeMethod(
+            this, [this] { process(); }, Qt::QueuedConnection);
     }
     if (m_wantWritable && m_session) {
         m_wantWritable = false;
@@ -588,7 +621,8 @@ void Connection::onSessionTimeout() {
 
 void Connection::onDeadline() {
     if (m_closing || m_finished) return;
-    log::write(log::Level::Info, m_info.sessionId, u"timeout", log::Fields().add("kind", "deadline").add("after_ms", m_age.elapsed()));
+    log::write(log::Level::Info, m_info.sessionId, u"timeout",
+               log::Fields().add("kind", "deadline").add("after_ms", m_age.elapsed()));
     if (m_session) m_session->deadlinePassed();
     if (!m_closing) close(QStringLiteral("deadline passed"));
 }

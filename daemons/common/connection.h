@@ -60,13 +60,13 @@ class Connection : public QObject, public SessionIo {
     Q_OBJECT
 public:
     struct Options {
-        qint64 maxBufferedInput = 256 * 1024;   // bytes read but not yet consumed by the session
-        qint64 outputHighWater = 1024 * 1024;   // stop reading above this much pending output
+        qint64 maxBufferedInput = 256 * 1024;  // bytes read but not yet consumed by the session
+        qint64 outputHighWater = 1024 * 1024;  // stop reading above this much pending output
         qint64 outputLowWater = 128 * 1024;
         qint64 handshakeTimeoutMs = 30'000;
-        qint64 maxSessionMs = 0;                 // 0: no limit
-        qint64 closeTimeoutMs = 30'000;          // give up flushing to a peer that does not read
-        InputBudget* inputBudget = nullptr;      // process-wide count of unread input (nullptr: none)
+        qint64 maxSessionMs = 0;             // 0: no limit
+        qint64 closeTimeoutMs = 30'000;      // give up flushing to a peer that does not read
+        InputBudget* inputBudget = nullptr;  // process-wide count of unread input (nullptr: none)
     };
     static constexpr int kBudgetRetryMs = 100;
 
@@ -136,22 +136,22 @@ private:
     void restartIdleTimer();
 
     int m_fd;
-    SSL* m_ssl = nullptr;        // from beginTlsHandshake() on
+    SSL* m_ssl = nullptr;  // from beginTlsHandshake() on
     ServerTlsContext m_tlsContext;
     QSocketNotifier m_readNotifier;
     QSocketNotifier m_writeNotifier;
     std::unique_ptr<ProtocolSession> m_session;
     Options m_options;
     ConnectionInfo m_info;
-    QByteArray m_in;             // read, not yet consumed by the session
+    QByteArray m_in;  // read, not yet consumed by the session
     qsizetype m_inOffset = 0;
-    QByteArray m_out;            // sent by the session, not yet taken by the kernel / SSL
+    QByteArray m_out;  // sent by the session, not yet taken by the kernel / SSL
     qsizetype m_outOffset = 0;
-    QString m_ioError;           // why the last read or write failed
-    bool m_readable = true;      // the socket may have input (cleared when a read would block)
+    QString m_ioError;       // why the last read or write failed
+    bool m_readable = true;  // the socket may have input (cleared when a read would block)
     bool m_peerEof = false;
-    bool m_sslWantsWrite = false;  // the handshake waits for the socket to take its output
-    bool m_readWantsWrite = false; // SSL_read must write before it can read on
+    bool m_sslWantsWrite = false;   // the handshake waits for the socket to take its output
+    bool m_readWantsWrite = false;  // SSL_read must write before it can read on
     bool m_suspended = false;
     bool m_tlsPending = false;   // session asked for STARTTLS; handshake not started
     bool m_handshaking = false;  // flushing the plaintext reply, then the TLS handshake
@@ -166,12 +166,12 @@ private:
     QTimer m_handshakeTimer;
     QTimer m_closeTimer;
     QTimer m_pregreetTimer;
-    bool m_pregreet = false;     // waiting for the peer to stay silent until the greeting
+    bool m_pregreet = false;  // waiting for the peer to stay silent until the greeting
     void greet();
     void spokeBeforeGreeting(qsizetype bytes);
     void endPregreet();
     QTimer m_deadlineTimer;
-    QTimer m_budgetRetry;        // reading paused by the process's input budget
+    QTimer m_budgetRetry;  // reading paused by the process's input budget
     InputBudget::Lease m_inLease;
     QElapsedTimer m_age;
     qint64 m_bytesIn = 0;

@@ -20,8 +20,8 @@
 #include <QTextStream>
 #include <QTimer>
 
-#include <optional>
 #include <unistd.h>
+#include <optional>
 
 namespace postern {
 

@@ -68,11 +68,11 @@ struct DaemonContext {
 };
 
 struct DaemonSpec {
-    QString program;      // "postern-smtpd": a program of the service table (core/services.h)
+    QString program;  // "postern-smtpd": a program of the service table (core/services.h)
     AccountUse accounts = AccountUse::None;
     std::function<Result<DaemonServer*>(DaemonContext& ctx, QObject* parent)> create;
-    std::function<void(DaemonServer* server)> reloaded;   // optional
-    std::function<void()> stopping;                        // optional, before shutdown starts
+    std::function<void(DaemonServer* server)> reloaded;  // optional
+    std::function<void()> stopping;                      // optional, before shutdown starts
     // Optional: the folders this daemon writes besides run_dir and log_dir (step 5b).
     std::function<QStringList(const Config& config)> writableFolders;
     // Optional: after privileges are dropped and the folders checked, before "ready";

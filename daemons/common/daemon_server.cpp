@@ -9,20 +9,23 @@
 #include "core/stats.h"
 #include "core/tls.h"
 
+#include <QDateTime>
 #include <QFileInfo>
 #include <QTcpSocket>
 #include <QTimer>
-#include <QDateTime>
 
-#include <cerrno>
-#include <cstring>
 #include <malloc.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
 
 namespace postern {
 
 DaemonServer::DaemonServer(const Config& config, QString program, SessionFactory factory, QObject* parent)
-    : QObject(parent), m_config(config), m_program(std::move(program)), m_specs(listenersOf(m_program)),
+    : QObject(parent),
+      m_config(config),
+      m_program(std::move(program)),
+      m_specs(listenersOf(m_program)),
       m_factory(std::move(factory)) {
     m_options.handshakeTimeoutMs = config.durationMs(QStringLiteral("tls.handshake_timeout"));
     m_heapTrim.setSingleShot(true);
@@ -58,7 +61,8 @@ void DaemonServer::watchCertificate() {
     if (m_specs.isEmpty()) return;
     const QString cert = m_config.path(QStringLiteral("tls.cert")), key = m_config.path(QStringLiteral("tls.key"));
     for (const QString& p : {cert, key, QFileInfo(cert).absolutePath(), QFileInfo(key).absolutePath()})
-        if (QFileInfo::exists(p) && !m_certWatch.files().contains(p) && !m_certWatch.directories().contains(p)) m_certWatch.addPath(p);
+        if (QFileInfo::exists(p) && !m_certWatch.files().contains(p) && !m_certWatch.directories().contains(p))
+            m_certWatch.addPath(p);
     m_certReload.setSingleShot(true);
     m_certReload.setInterval(1000);  // let a writer finish both files (key first, then chain)
     connect(&m_certWatch, &QFileSystemWatcher::fileChanged, this, [this] { m_certReload.start(); });
@@ -70,7 +74,8 @@ void DaemonServer::watchCertificate() {
         auto info = certificateInfo(cert);
         if (!info) return;
         if (auto st = reloadTls(); st)
-            log::info(u"tls.reloaded", log::Fields().add("certificate", cert).add("until", info->notAfter.toString(Qt::ISODate)));
+            log::info(u"tls.reloaded",
+                      log::Fields().add("certificate", cert).add("until", info->notAfter.toString(Qt::ISODate)));
         else
             log::error(u"tls.reload_failed", log::Fields().add("error", st.errorMessage()));
     });
@@ -85,14 +90,17 @@ Status DaemonServer::start() {
             auto* l = new Listener(spec.mode, this);
             if (!m_inherited.isEmpty()) {
                 // A worker process: the first process bound this address, in this same order.
-                if (m_listeners.size() >= m_inherited.size() || !l->setSocketDescriptor(m_inherited.at(m_listeners.size()))) {
+                if (m_listeners.size() >= m_inherited.size() ||
+                    !l->setSocketDescriptor(m_inherited.at(m_listeners.size()))) {
                     delete l;
                     for (Listener* other : m_listeners) other->close();
-                    return Status::fail(QStringLiteral("%1 %2: the inherited listening socket is missing").arg(listenerName(spec.mode), la.toString()));
+                    return Status::fail(QStringLiteral("%1 %2: the inherited listening socket is missing")
+                                            .arg(listenerName(spec.mode), la.toString()));
                 }
             } else if (!l->listen(la.address, la.port)) {
                 // QHostAddress::Any ("*") is dual-stack: IPv6 and IPv4-mapped on one socket.
-                const QString err = QStringLiteral("%1 %2: %3").arg(listenerName(spec.mode), la.toString(), l->errorString());
+                const QString err =
+                    QStringLiteral("%1 %2: %3").arg(listenerName(spec.mode), la.toString(), l->errorString());
                 delete l;
                 for (Listener* other : m_listeners) other->close();
                 return Status::fail(err);
@@ -101,8 +109,8 @@ Status DaemonServer::start() {
             connect(l, &Listener::descriptorAccepted, this, [this, l](qintptr fd) { accept(l, fd); });
             m_listeners << l;
             log::info(u"listen", log::Fields()
-                                      .add("listener", listenerName(spec.mode))
-                                      .add("address", ListenAddress{l->serverAddress(), l->serverPort()}.toString()));
+                                     .add("listener", listenerName(spec.mode))
+                                     .add("address", ListenAddress{l->serverAddress(), l->serverPort()}.toString()));
         }
     }
     if (!m_inherited.isEmpty() && m_listeners.size() != m_inherited.size())
@@ -156,16 +164,24 @@ void DaemonServer::refuse(Listener* listener, qintptr descriptor) {
     if (m_refusal && !isImplicitTls(listener->mode())) socket->write(m_refusal(listener->mode()));
     socket->disconnectFromHost();
     connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
-    QTimer::singleShot(5000, socket, [socket] { socket->abort(); socket->deleteLater(); });
+    QTimer::singleShot(5000, socket, [socket] {
+        socket->abort();
+        socket->deleteLater();
+    });
 }
 
 QByteArray DaemonServer::blockedRefusal(ListenerMode mode) {
     switch (listenerInfo(mode).protocol) {
-    case Protocol::Smtp: return "554 5.7.1 Your address is blocked for now (too many failed logins)\r\n";  // RFC 5321 3.1
-    case Protocol::Imap: return "* BYE Your address is blocked for now (too many failed logins)\r\n";
-    case Protocol::Pop3: return "-ERR Your address is blocked for now (too many failed logins)\r\n";
-    case Protocol::ManageSieve: return "BYE \"Your address is blocked for now (too many failed logins)\"\r\n";  // RFC 5804 1.2
-    case Protocol::Http: break;
+        case Protocol::Smtp:
+            return "554 5.7.1 Your address is blocked for now (too many failed logins)\r\n";  // RFC 5321 3.1
+        case Protocol::Imap:
+            return "* BYE Your address is blocked for now (too many failed logins)\r\n";
+        case Protocol::Pop3:
+            return "-ERR Your address is blocked for now (too many failed logins)\r\n";
+        case Protocol::ManageSieve:
+            return "BYE \"Your address is blocked for now (too many failed logins)\"\r\n";  // RFC 5804 1.2
+        case Protocol::Http:
+            break;
     }
     return {};
 }
@@ -198,10 +214,14 @@ void DaemonServer::closeBlockedSessions() {
         const ConnectionInfo& info = conn->info();
         const auto entry = m_blockList->blocked(info.peerAddress);
         if (!entry) continue;
-        stats::add(QStringLiteral("postern_connections_blocked_closed_total"), {{QStringLiteral("listener"), listenerName(info.mode)}});
+        stats::add(QStringLiteral("postern_connections_blocked_closed_total"),
+                   {{QStringLiteral("listener"), listenerName(info.mode)}});
         log::write(log::Level::Warning, info.sessionId, u"connection.blocked_closed",
-                   log::Fields().add("listener", listenerName(info.mode)).add("remote", info.peerAddress.toString())
-                       .add("entry", entry->subnet).add("source", entry->source));
+                   log::Fields()
+                       .add("listener", listenerName(info.mode))
+                       .add("remote", info.peerAddress.toString())
+                       .add("entry", entry->subnet)
+                       .add("source", entry->source));
         conn->closeBlocked(blockedClosing(info.mode));
     }
 }
@@ -217,13 +237,15 @@ void DaemonServer::accept(Listener* listener, qintptr descriptor) {
     // The temporary block list first: nothing is counted, read or handshaken for a blocked client.
     if (m_blockList && !m_shuttingDown) {
         if (const auto entry = m_blockList->blocked(peer)) {
-            stats::add(QStringLiteral("postern_connections_blocked_total"), {{QStringLiteral("listener"), listenerName(listener->mode())}});
-            log::warn(u"connection.blocked", log::Fields()
-                                                 .add("listener", listenerName(listener->mode()))
-                                                 .add("remote", peer.toString())
-                                                 .add("entry", entry->subnet)
-                                                 .add("source", entry->source)
-                                                 .add("until", QDateTime::fromMSecsSinceEpoch(entry->untilMs, Qt::UTC).toString(Qt::ISODate)));
+            stats::add(QStringLiteral("postern_connections_blocked_total"),
+                       {{QStringLiteral("listener"), listenerName(listener->mode())}});
+            log::warn(u"connection.blocked",
+                      log::Fields()
+                          .add("listener", listenerName(listener->mode()))
+                          .add("remote", peer.toString())
+                          .add("entry", entry->subnet)
+                          .add("source", entry->source)
+                          .add("until", QDateTime::fromMSecsSinceEpoch(entry->untilMs, Qt::UTC).toString(Qt::ISODate)));
             auto* socket = new QTcpSocket;
             if (!socket->setSocketDescriptor(descriptor)) {
                 ::close(int(descriptor));
@@ -233,7 +255,10 @@ void DaemonServer::accept(Listener* listener, qintptr descriptor) {
             if (!isImplicitTls(listener->mode())) socket->write(blockedRefusal(listener->mode()));
             socket->disconnectFromHost();
             connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
-            QTimer::singleShot(5000, socket, [socket] { socket->abort(); socket->deleteLater(); });
+            QTimer::singleShot(5000, socket, [socket] {
+                socket->abort();
+                socket->deleteLater();
+            });
             return;
         }
     }
@@ -245,16 +270,19 @@ void DaemonServer::accept(Listener* listener, qintptr descriptor) {
     const bool overAddress = !m_shuttingDown && !overGlobal && !counts.tryAcquire(key, m_maxPerAddress);
     if (overAddress) counts.release(globalKey);
     if (m_shuttingDown || overGlobal || overAddress) {
-        stats::add(QStringLiteral("postern_connections_refused_total"), {{QStringLiteral("listener"), listenerName(listener->mode())}});
-        log::warn(u"connection.refused",
-                  log::Fields()
-                      .add("listener", listenerName(listener->mode()))
-                      .add("remote", peer.toString())
-                      .add("reason", m_shuttingDown ? "shutting down" : overGlobal ? "too many connections" : "too many connections from this address"));
+        stats::add(QStringLiteral("postern_connections_refused_total"),
+                   {{QStringLiteral("listener"), listenerName(listener->mode())}});
+        log::warn(u"connection.refused", log::Fields()
+                                             .add("listener", listenerName(listener->mode()))
+                                             .add("remote", peer.toString())
+                                             .add("reason", m_shuttingDown ? "shutting down"
+                                                            : overGlobal   ? "too many connections"
+                                                                           : "too many connections from this address"));
         refuse(listener, descriptor);
         return;
     }
-    stats::add(QStringLiteral("postern_connections_total"), {{QStringLiteral("listener"), listenerName(listener->mode())}});
+    stats::add(QStringLiteral("postern_connections_total"),
+               {{QStringLiteral("listener"), listenerName(listener->mode())}});
     auto* conn = new Connection(descriptor, listener->mode(), m_tls, m_options, this);
     conn->setSession(m_factory(*conn, listener->mode()));
     m_connections.insert(conn, key);
@@ -268,7 +296,9 @@ void DaemonServer::accept(Listener* listener, qintptr descriptor) {
     trimHeapSoon();
 }
 
-QList<Connection*> DaemonServer::connections() const { return m_connections.keys(); }
+QList<Connection*> DaemonServer::connections() const {
+    return m_connections.keys();
+}
 
 void DaemonServer::releaseCounts(const QString& addressKey) {
     SharedCounters::process().release(addressKey);
@@ -280,7 +310,8 @@ void DaemonServer::shutdown(int graceMs, std::function<void()> done) {
     for (Listener* l : m_listeners) l->close();
     for (Connection* c : m_connections.keys()) c->shutdown();
     if (m_connections.isEmpty()) {
-        QMetaObject::invokeMethod(this, [done] { done(); }, Qt::QueuedConnection);
+        QMetaObject::invokeMethod(
+            this, [done] { done(); }, Qt::QueuedConnection);
         return;
     }
     auto* timer = new QTimer(this);

@@ -50,8 +50,10 @@ InputBudget::Lease& InputBudget::Lease::operator=(Lease&& other) noexcept {
 void InputBudget::Lease::setTo(qint64 bytes) {
     bytes = std::max<qint64>(0, bytes);
     if (m_budget) {
-        if (bytes > m_held) m_budget->reserve(bytes - m_held);
-        else if (bytes < m_held) m_budget->release(m_held - bytes);
+        if (bytes > m_held)
+            m_budget->reserve(bytes - m_held);
+        else if (bytes < m_held)
+            m_budget->release(m_held - bytes);
     }
     m_held = bytes;
 }

@@ -37,7 +37,8 @@ SaslServer::Step SaslServer::plain(const QByteArray& b64) {
     if (parts.size() != 3) return fail(Failure::Syntax, QStringLiteral("PLAIN needs authzid NUL authcid NUL password"));
     const QByteArray& authzid = parts.at(0);
     const QByteArray& authcid = parts.at(1);
-    if (authcid.isEmpty() || parts.at(2).isEmpty()) return fail(Failure::Syntax, QStringLiteral("empty user or password"));
+    if (authcid.isEmpty() || parts.at(2).isEmpty())
+        return fail(Failure::Syntax, QStringLiteral("empty user or password"));
     if (authcid.size() > kMaxField || parts.at(2).size() > kMaxField || authzid.size() > kMaxField)
         return fail(Failure::Syntax, QStringLiteral("field too long"));
     const QString user = QString::fromUtf8(authcid);
@@ -54,7 +55,8 @@ SaslServer::Step SaslServer::plain(const QByteArray& b64) {
 // LOGIN: the user name (as the initial response or the answer to "Username:"); next, "Password:".
 SaslServer::Step SaslServer::loginUser(const QByteArray& b64) {
     QByteArray user;
-    if (!decode(b64, &user) || user.isEmpty() || user.size() > kMaxField) return fail(Failure::Syntax, QStringLiteral("invalid user name"));
+    if (!decode(b64, &user) || user.isEmpty() || user.size() > kMaxField)
+        return fail(Failure::Syntax, QStringLiteral("invalid user name"));
     m_user = QString::fromUtf8(user);
     m_stage = 2;
     Step s;
@@ -63,7 +65,8 @@ SaslServer::Step SaslServer::loginUser(const QByteArray& b64) {
     return s;
 }
 
-SaslServer::Step SaslServer::start(const QString& mechanism, const QByteArray& initialResponse, bool hasInitialResponse) {
+SaslServer::Step SaslServer::start(const QString& mechanism, const QByteArray& initialResponse,
+                                   bool hasInitialResponse) {
     m_mechanism = mechanism.toUpper();
     m_stage = 0;
     m_user.clear();

@@ -31,7 +31,7 @@ public:
         StepKind kind = StepKind::Failed;
         QByteArray challenge;  // raw (not yet base64) challenge text for Challenge
         Failure failure = Failure::None;
-        QString reason;        // for the log
+        QString reason;  // for the log
     };
 
     // initialResponse: the base64 text after the mechanism name (may be empty, or "=" for an empty response).

@@ -61,8 +61,12 @@ void SendWindows::add(qint64 nowSecs, qint64 messages, qint64 recipients) {
     }
 }
 
-qint64 SendWindows::messagesIn(Window w, qint64 nowSecs) const { return sum(w, nowSecs).messages; }
-qint64 SendWindows::recipientsIn(Window w, qint64 nowSecs) const { return sum(w, nowSecs).recipients; }
+qint64 SendWindows::messagesIn(Window w, qint64 nowSecs) const {
+    return sum(w, nowSecs).messages;
+}
+qint64 SendWindows::recipientsIn(Window w, qint64 nowSecs) const {
+    return sum(w, nowSecs).recipients;
+}
 
 std::optional<SendLimitHit> SendWindows::exceeded(const SendLimits& limits, qint64 nowSecs, qint64 addMessages,
                                                   qint64 addRecipients) const {
@@ -104,8 +108,8 @@ QByteArray SendWindows::serialize(qint64 nowSecs) const {
         const auto& map = w == Window::Hour ? m_hour : m_day;
         for (auto it = map.cbegin(); it != map.cend(); ++it) {
             if (!live(w, it.key(), nowSecs) || (it.value().messages == 0 && it.value().recipients == 0)) continue;
-            out += (w == Window::Hour ? "h " : "d ") + QByteArray::number(it.key()) + ' ' + QByteArray::number(it.value().messages) +
-                   ' ' + QByteArray::number(it.value().recipients) + '\n';
+            out += (w == Window::Hour ? "h " : "d ") + QByteArray::number(it.key()) + ' ' +
+                   QByteArray::number(it.value().messages) + ' ' + QByteArray::number(it.value().recipients) + '\n';
         }
     }
     return out;
@@ -134,8 +138,8 @@ Result<std::optional<SendLimitHit>> SendRateStore::check(const QString& user, co
     return w->exceeded(limits, m_clock(), messages, recipients);
 }
 
-Result<std::optional<SendLimitHit>> SendRateStore::record(const QString& user, const SendLimits& limits, qint64 messages,
-                                                          qint64 recipients) {
+Result<std::optional<SendLimitHit>> SendRateStore::record(const QString& user, const SendLimits& limits,
+                                                          qint64 messages, qint64 recipients) {
     if (!limits.any()) return std::optional<SendLimitHit>{};
     if (auto st = ensureDirectory(m_dir, 0700); !st) return st.error();
     const QString path = fileFor(user);

@@ -51,7 +51,9 @@ namespace postern {
 
 struct SendLimits {
     qint64 messagesPerHour = 0, messagesPerDay = 0, recipientsPerHour = 0, recipientsPerDay = 0;
-    bool any() const { return messagesPerHour > 0 || messagesPerDay > 0 || recipientsPerHour > 0 || recipientsPerDay > 0; }
+    bool any() const {
+        return messagesPerHour > 0 || messagesPerDay > 0 || recipientsPerHour > 0 || recipientsPerDay > 0;
+    }
 };
 
 struct SendLimitHit {
@@ -70,7 +72,8 @@ public:
     void add(qint64 nowSecs, qint64 messages, qint64 recipients);
     qint64 messagesIn(Window w, qint64 nowSecs) const;
     qint64 recipientsIn(Window w, qint64 nowSecs) const;
-    std::optional<SendLimitHit> exceeded(const SendLimits& limits, qint64 nowSecs, qint64 addMessages, qint64 addRecipients) const;
+    std::optional<SendLimitHit> exceeded(const SendLimits& limits, qint64 nowSecs, qint64 addMessages,
+                                         qint64 addRecipients) const;
 
     static SendWindows parse(const QByteArray& content);
     QByteArray serialize(qint64 nowSecs) const;  // live buckets only
@@ -92,8 +95,10 @@ public:
     void setClock(std::function<qint64()> secs) { m_clock = std::move(secs); }
     QString fileFor(const QString& user) const;
 
-    Result<std::optional<SendLimitHit>> check(const QString& user, const SendLimits& limits, qint64 messages, qint64 recipients) const;
-    Result<std::optional<SendLimitHit>> record(const QString& user, const SendLimits& limits, qint64 messages, qint64 recipients);
+    Result<std::optional<SendLimitHit>> check(const QString& user, const SendLimits& limits, qint64 messages,
+                                              qint64 recipients) const;
+    Result<std::optional<SendLimitHit>> record(const QString& user, const SendLimits& limits, qint64 messages,
+                                               qint64 recipients);
 
 private:
     Result<SendWindows> read(const QString& path) const;

@@ -52,9 +52,9 @@ struct ConnectionInfo {
     quint16 peerPort = 0;
     QHostAddress localAddress;
     quint16 localPort = 0;
-    bool tls = false;          // current state: true after implicit TLS or STARTTLS
-    QString tlsProtocol;       // "TLSv1.3"
-    QString tlsCipher;         // "TLS_AES_256_GCM_SHA384"
+    bool tls = false;     // current state: true after implicit TLS or STARTTLS
+    QString tlsProtocol;  // "TLSv1.3"
+    QString tlsCipher;    // "TLS_AES_256_GCM_SHA384"
     int tlsBits = 0;
 };
 

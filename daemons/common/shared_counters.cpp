@@ -7,11 +7,11 @@
 #include <QCryptographicHash>
 #include <QFile>
 
-#include <cstring>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <cstring>
 
 namespace postern {
 
@@ -49,9 +49,12 @@ quint64 sharedSlotHash(const QString& key) {
 
 Status SharedCounters::open(const QString& path, int column, bool reset) {
     static_assert(sizeof(Slot) == sizeof(quint64) * (1 + kColumns / 2), "the shared file layout is fixed");
-    if (column < 0 || column >= kColumns) return Status::fail(QStringLiteral("process number %1 is out of range").arg(column));
+    if (column < 0 || column >= kColumns)
+        return Status::fail(QStringLiteral("process number %1 is out of range").arg(column));
     const int fd = ::open(QFile::encodeName(path).constData(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) return Status::fail(QStringLiteral("%1: cannot open: %2").arg(path, QString::fromLocal8Bit(std::strerror(errno))));
+    if (fd < 0)
+        return Status::fail(
+            QStringLiteral("%1: cannot open: %2").arg(path, QString::fromLocal8Bit(std::strerror(errno))));
     FlockGuard lock(fd);
     if ((reset && ::ftruncate(fd, 0) != 0) || ::ftruncate(fd, off_t(kFileSize)) != 0) {
         const QString err = QString::fromLocal8Bit(std::strerror(errno));

@@ -1,10 +1,10 @@
 // unix_signals.cpp — see unix_signals.h.
 #include "unix_signals.h"
 
-#include <csignal>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <csignal>
 
 namespace postern {
 
@@ -41,8 +41,10 @@ UnixSignals* UnixSignals::install(QObject* parent) {
 void UnixSignals::onReadable() {
     unsigned char b = 0;
     while (::read(g_fds[1], &b, 1) == 1) {
-        if (b == SIGHUP) Q_EMIT reloadRequested();
-        else Q_EMIT terminateRequested(b);
+        if (b == SIGHUP)
+            Q_EMIT reloadRequested();
+        else
+            Q_EMIT terminateRequested(b);
         int flags = ::fcntl(g_fds[1], F_GETFL);
         ::fcntl(g_fds[1], F_SETFL, flags | O_NONBLOCK);
     }

@@ -8,10 +8,10 @@
 #include <QThread>
 #include <QTimer>
 
-#include <csignal>
 #include <fcntl.h>
 #include <sys/prctl.h>
 #include <unistd.h>
+#include <csignal>
 
 namespace postern {
 
@@ -30,11 +30,14 @@ Result<WorkerRole> workerRoleFromEnvironment() {
     if (index.isEmpty()) return role;
     bool ok = false;
     role.index = index.toInt(&ok);
-    if (!ok || role.index < 1) return Result<WorkerRole>::fail(QStringLiteral("%1 is not a worker number").arg(QString::fromLatin1(kWorkerVar)));
+    if (!ok || role.index < 1)
+        return Result<WorkerRole>::fail(
+            QStringLiteral("%1 is not a worker number").arg(QString::fromLatin1(kWorkerVar)));
     for (const QByteArray& part : qgetenv(kFdsVar).split(',')) {
         const int fd = part.toInt(&ok);
         if (!ok || fd < 3 || ::fcntl(fd, F_GETFD) < 0)
-            return Result<WorkerRole>::fail(QStringLiteral("%1 names no open descriptor").arg(QString::fromLatin1(kFdsVar)));
+            return Result<WorkerRole>::fail(
+                QStringLiteral("%1 names no open descriptor").arg(QString::fromLatin1(kFdsVar)));
         ::fcntl(fd, F_SETFD, FD_CLOEXEC);  // ours now: not for programs we might run
         role.listenFds << fd;
     }
@@ -116,22 +119,25 @@ void WorkerPool::spawn(int index) {
         }
         w->quickExits = lived < kShortLifeMs ? w->quickExits + 1 : 0;
         const int delay = w->quickExits >= 3 ? kCrashLoopMs : kRestartMs;
-        log::error(u"worker.exited", log::Fields()
-                                         .add("worker", w->index)
-                                         .add("pid", qint64(p->processId()))
-                                         .add("status", status == QProcess::CrashExit ? QStringLiteral("killed") : QString::number(code))
-                                         .add("restart_in_ms", delay));
+        log::error(u"worker.exited",
+                   log::Fields()
+                       .add("worker", w->index)
+                       .add("pid", qint64(p->processId()))
+                       .add("status", status == QProcess::CrashExit ? QStringLiteral("killed") : QString::number(code))
+                       .add("restart_in_ms", delay));
         QTimer::singleShot(delay, this, [this, index = w->index] {
             if (!m_stopping) spawn(index);
         });
     });
     connect(p, &QProcess::errorOccurred, this, [w, p](QProcess::ProcessError e) {
-        if (e == QProcess::FailedToStart) log::error(u"worker.failed_to_start", log::Fields().add("worker", w->index).add("error", p->errorString()));
+        if (e == QProcess::FailedToStart)
+            log::error(u"worker.failed_to_start", log::Fields().add("worker", w->index).add("error", p->errorString()));
     });
     w->exited = false;
     w->started.start();
     p->start();
-    if (p->waitForStarted(5000)) log::info(u"worker.started", log::Fields().add("worker", index).add("pid", qint64(p->processId())));
+    if (p->waitForStarted(5000))
+        log::info(u"worker.started", log::Fields().add("worker", index).add("pid", qint64(p->processId())));
 }
 
 void WorkerPool::reload() {
@@ -149,13 +155,19 @@ void WorkerPool::stop(int graceMs, std::function<void()> done) {
         w->process->terminate();
     }
     if (all) {
-        QMetaObject::invokeMethod(this, [this] { if (m_stopped) std::exchange(m_stopped, nullptr)(); }, Qt::QueuedConnection);
+        QMetaObject::invokeMethod(
+            this,
+            [this] {
+                if (m_stopped) std::exchange(m_stopped, nullptr)();
+            },
+            Qt::QueuedConnection);
         return;
     }
     QTimer::singleShot(graceMs, this, [this] {
         for (const auto& w : m_workers)
             if (w->process && !w->exited) {
-                log::warn(u"worker.killed", log::Fields().add("worker", w->index).add("pid", qint64(w->process->processId())));
+                log::warn(u"worker.killed",
+                          log::Fields().add("worker", w->index).add("pid", qint64(w->process->processId())));
                 w->process->kill();
             }
     });

@@ -32,8 +32,8 @@
 namespace postern {
 
 struct WorkerRole {
-    int index = 0;            // 0: the first process; 1..N-1: a worker
-    QList<int> listenFds;     // a worker's inherited listening sockets
+    int index = 0;         // 0: the first process; 1..N-1: a worker
+    QList<int> listenFds;  // a worker's inherited listening sockets
     bool isWorker() const { return index > 0; }
 };
 

@@ -7,17 +7,17 @@
 #include <QHash>
 #include <QSocketNotifier>
 
-#include <cerrno>
-#include <cstring>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
 
 namespace postern::imap {
 
 struct WatchedFolder {
     dev_t dev = 0;
-    ino_t ino = 0;    // of cur/: the folder's identity
+    ino_t ino = 0;  // of cur/: the folder's identity
     int wdNew = -1, wdCur = -1;
     bool lost = false;  // a watched directory went away (or was never watched)
     QList<FolderWatch*> subscribers;
@@ -43,7 +43,8 @@ struct FolderWatchRegistry {
         if (fd >= 0) return true;
         fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         if (fd < 0) {
-            log::warn(u"imap.folder_watch.unavailable", log::Fields().add("error", QString::fromLocal8Bit(std::strerror(errno))));
+            log::warn(u"imap.folder_watch.unavailable",
+                      log::Fields().add("error", QString::fromLocal8Bit(std::strerror(errno))));
             return false;
         }
         notifier = std::make_unique<QSocketNotifier>(fd, QSocketNotifier::Read);
@@ -53,9 +54,12 @@ struct FolderWatchRegistry {
 
     int addWatch(const QString& path) {
         if (!open()) return -1;
-        constexpr uint32_t kMask = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR;
+        constexpr uint32_t kMask =
+            IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR;
         const int wd = ::inotify_add_watch(fd, QFile::encodeName(path).constData(), kMask);
-        if (wd < 0) log::warn(u"imap.folder_watch.failed", log::Fields().add("path", path).add("error", QString::fromLocal8Bit(std::strerror(errno))));
+        if (wd < 0)
+            log::warn(u"imap.folder_watch.failed",
+                      log::Fields().add("path", path).add("error", QString::fromLocal8Bit(std::strerror(errno))));
         return wd;
     }
 
@@ -107,7 +111,8 @@ struct FolderWatchRegistry {
     }
 
     WatchedFolder* folderFor(const QString& dir) {
-        struct stat cur {}, nw {};
+        struct stat cur {
+        }, nw{};
         if (::stat(QFile::encodeName(dir + QStringLiteral("/cur")).constData(), &cur) != 0 ||
             ::stat(QFile::encodeName(dir + QStringLiteral("/new")).constData(), &nw) != 0)
             return nullptr;
@@ -168,7 +173,9 @@ FolderWatch::~FolderWatch() {
     FolderWatchRegistry::get().release(m_folder);
 }
 
-bool FolderWatch::reliable() const { return m_folder && !m_folder->lost; }
+bool FolderWatch::reliable() const {
+    return m_folder && !m_folder->lost;
+}
 
 void FolderWatch::expect(Op op, bool inNew, const QString& name) {
     if (!reliable()) return;

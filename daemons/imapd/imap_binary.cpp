@@ -29,7 +29,8 @@ std::optional<BinaryItem> parseBinaryItem(const QByteArray& atom) {
     }
     const QByteArray tail = atom.mid(close + 1);
     if (tail.isEmpty()) return it;
-    if (it.sizeOnly || !tail.startsWith('<') || !tail.endsWith('>')) return std::nullopt;  // BINARY.SIZE takes no partial
+    if (it.sizeOnly || !tail.startsWith('<') || !tail.endsWith('>'))
+        return std::nullopt;  // BINARY.SIZE takes no partial
     const QList<QByteArray> p = tail.mid(1, tail.size() - 2).split('.');
     if (p.size() != 2) return std::nullopt;
     // partial = "<" number64 "." nz-number64 ">": digits only, overflow-checked.
@@ -72,8 +73,10 @@ std::optional<PartRef> resolvePart(const mail::MimePart& root, const QList<int>&
         atMessage = false;
     }
     ref.part = node;
-    if (numbers.isEmpty()) ref.message = &root;
-    else if (node->isMessage() && !node->children.isEmpty()) ref.message = &node->children.first();
+    if (numbers.isEmpty())
+        ref.message = &root;
+    else if (node->isMessage() && !node->children.isEmpty())
+        ref.message = &node->children.first();
     return ref;
 }
 
@@ -119,7 +122,8 @@ QByteArray encodeBinaryParts(const QByteArray& message) {
     for (const mail::MimePart* p : leaves) {  // in message order, not overlapping
         out += message.mid(copied, p->headerStart - copied);
         // The part's header fields, Content-Transfer-Encoding replaced, then the blank line.
-        for (const mail::HeaderField& f : mail::parseHeader(message.mid(p->headerStart, p->headerEnd - p->headerStart)).fields) {
+        for (const mail::HeaderField& f :
+             mail::parseHeader(message.mid(p->headerStart, p->headerEnd - p->headerStart)).fields) {
             if (qstricmp(f.name.constData(), "content-transfer-encoding") == 0) continue;
             QByteArray field = message.mid(p->headerStart + f.start, f.end - f.start);
             if (!field.endsWith('\n')) field += "\r\n";
@@ -132,8 +136,10 @@ QByteArray encodeBinaryParts(const QByteArray& message) {
         // The line break before a following boundary belongs to the boundary (RFC 2046
         // 5.1.1): the base64 lines already end with one.
         if (!encoded.isEmpty()) {
-            if (copied + 1 < message.size() && message.at(copied) == '\r' && message.at(copied + 1) == '\n') copied += 2;
-            else if (copied < message.size() && message.at(copied) == '\n') copied += 1;
+            if (copied + 1 < message.size() && message.at(copied) == '\r' && message.at(copied + 1) == '\n')
+                copied += 2;
+            else if (copied < message.size() && message.at(copied) == '\n')
+                copied += 1;
         }
     }
     out += message.mid(copied);

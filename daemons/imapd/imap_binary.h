@@ -35,9 +35,9 @@ namespace postern::imap {
 
 struct BinaryItem {
     bool peek = false;
-    bool sizeOnly = false;      // BINARY.SIZE
-    QList<int> part;            // empty: the whole message
-    QByteArray sectionText;     // "1.2", as the client wrote it
+    bool sizeOnly = false;   // BINARY.SIZE
+    QList<int> part;         // empty: the whole message
+    QByteArray sectionText;  // "1.2", as the client wrote it
     qint64 partialStart = -1, partialLength = -1;
 };
 std::optional<BinaryItem> parseBinaryItem(const QByteArray& atom);

@@ -12,8 +12,8 @@
 
 #include <sqlite3.h>
 
-#include <algorithm>
 #include <sys/stat.h>
+#include <algorithm>
 
 namespace postern::imap {
 
@@ -26,7 +26,8 @@ public:
     // Borrows a statement prepared once per connection (the hot ones): reset, not finalized, at the end.
     explicit Stmt(sqlite3_stmt* cached) : m_stmt(cached), m_borrowed(true) {}
     ~Stmt() {
-        if (!m_borrowed) sqlite3_finalize(m_stmt);
+        if (!m_borrowed)
+            sqlite3_finalize(m_stmt);
         else if (m_stmt) {
             sqlite3_reset(m_stmt);
             sqlite3_clear_bindings(m_stmt);
@@ -56,11 +57,13 @@ public:
     }
     qint64 integer(int col) const { return sqlite3_column_int64(m_stmt, col); }
     QString text(int col) const {
-        return QString::fromUtf8(reinterpret_cast<const char*>(sqlite3_column_text(m_stmt, col)), sqlite3_column_bytes(m_stmt, col));
+        return QString::fromUtf8(reinterpret_cast<const char*>(sqlite3_column_text(m_stmt, col)),
+                                 sqlite3_column_bytes(m_stmt, col));
     }
     QByteArray blob(int col) const {
         if (sqlite3_column_type(m_stmt, col) == SQLITE_NULL) return {};
-        return QByteArray(static_cast<const char*>(sqlite3_column_blob(m_stmt, col)), sqlite3_column_bytes(m_stmt, col));
+        return QByteArray(static_cast<const char*>(sqlite3_column_blob(m_stmt, col)),
+                          sqlite3_column_bytes(m_stmt, col));
     }
     bool isNull(int col) const { return sqlite3_column_type(m_stmt, col) == SQLITE_NULL; }
 
@@ -102,12 +105,13 @@ QList<PoolEntry>& pool() {
     return p;
 }
 
-
 void deleteFiles(const QString& path) {
     for (const char* suffix : {"", "-wal", "-shm", "-journal"}) QFile::remove(path + QLatin1String(suffix));
 }
 
-qint64 freshStart() { return QDateTime::currentMSecsSinceEpoch() * 1000; }
+qint64 freshStart() {
+    return QDateTime::currentMSecsSinceEpoch() * 1000;
+}
 
 }  // namespace
 
@@ -219,7 +223,9 @@ Status MailboxIndex::beginWrite() {
     return m_nested ? execPrepared(kSavepointSlot, "SAVEPOINT w") : execPrepared(kBeginSlot, "BEGIN IMMEDIATE");
 }
 
-Status MailboxIndex::commitWrite() { return m_nested ? execPrepared(kReleaseSlot, "RELEASE w") : execPrepared(kCommitSlot, "COMMIT"); }
+Status MailboxIndex::commitWrite() {
+    return m_nested ? execPrepared(kReleaseSlot, "RELEASE w") : execPrepared(kCommitSlot, "COMMIT");
+}
 
 // One statement without results, prepared once per connection (the hot transaction control).
 Status MailboxIndex::execPrepared(int slot, const char* sql) {
@@ -231,7 +237,9 @@ Status MailboxIndex::execPrepared(int slot, const char* sql) {
     return Status::fail(QString::fromUtf8(sqlite3_errmsg(m_db)), rc);
 }
 
-Status MailboxIndex::rollbackWrite() { return exec(m_nested ? "ROLLBACK TO w; RELEASE w" : "ROLLBACK"); }
+Status MailboxIndex::rollbackWrite() {
+    return exec(m_nested ? "ROLLBACK TO w; RELEASE w" : "ROLLBACK");
+}
 
 // A write step failed: SQLite's error (taken before the rollback replaces it), then roll back.
 Result<quint64> MailboxIndex::failWrite(const QString& what) {
@@ -252,7 +260,8 @@ Result<qint64> MailboxIndex::metaValue(const char* key) {
 }
 
 Status MailboxIndex::setMeta(const char* key, qint64 value) {
-    Stmt q(prepared(kSetMetaSlot, "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+    Stmt q(prepared(kSetMetaSlot,
+                    "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
     if (!q.ok()) return Status::fail(QString::fromUtf8(sqlite3_errmsg(m_db)), q.rc());
     q.bindText(1, QString::fromLatin1(key)).bind(2, value);
     const int rc = q.step();
@@ -270,12 +279,13 @@ Status MailboxIndex::openAt(const QString& path, quint32 uidValidity) {
     // lookaside (its ~120 KiB arena is allocated and touched at open) and a small page
     // cache; the OS caches the file anyway. Idle IMAP connections must stay cheap.
     sqlite3_db_config(m_db, SQLITE_DBCONFIG_LOOKASIDE, nullptr, 0, 0);
-    Status st = exec("PRAGMA cache_size = -32; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-                     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-                     "CREATE TABLE IF NOT EXISTS msg(uid INTEGER PRIMARY KEY, flags TEXT NOT NULL, modseq INTEGER NOT NULL,"
-                     " base TEXT NOT NULL, size INTEGER, mtime INTEGER, envelope BLOB, body BLOB, bodystructure BLOB, header BLOB);"
-                     "CREATE TABLE IF NOT EXISTS expunged(uid INTEGER PRIMARY KEY, modseq INTEGER NOT NULL);"
-                     "CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(modseq);");
+    Status st = exec(
+        "PRAGMA cache_size = -32; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+        "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS msg(uid INTEGER PRIMARY KEY, flags TEXT NOT NULL, modseq INTEGER NOT NULL,"
+        " base TEXT NOT NULL, size INTEGER, mtime INTEGER, envelope BLOB, body BLOB, bodystructure BLOB, header BLOB);"
+        "CREATE TABLE IF NOT EXISTS expunged(uid INTEGER PRIMARY KEY, modseq INTEGER NOT NULL);"
+        "CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(modseq);");
     if (!st) return st;
     st = exec("BEGIN IMMEDIATE");
     if (!st) return st;
@@ -293,7 +303,8 @@ Status MailboxIndex::openAt(const QString& path, quint32 uidValidity) {
         if (!recent) return fail(Status::fail(recent.errorMessage(), recent.error().code));
         if (*recent < 0) {
             Stmt top(m_db, "SELECT COALESCE(MAX(uid), 0) + 1 FROM msg");
-            if (!top.ok() || top.step() != SQLITE_ROW) return fail(Status::fail(QString::fromUtf8(sqlite3_errmsg(m_db))));
+            if (!top.ok() || top.step() != SQLITE_ROW)
+                return fail(Status::fail(QString::fromUtf8(sqlite3_errmsg(m_db))));
             if (Status s = setMeta("recent", top.integer(0)); !s) return fail(s);
         }
         if (Status s = setMeta("schema", kSchemaVersion); !s) return fail(s);
@@ -327,8 +338,8 @@ Status MailboxIndex::adoptValidity(quint32 uidValidity) {
         for (const char* sql : {"DELETE FROM msg", "DELETE FROM expunged"})
             if (Status s = exec(sql); !s) return fail(s);
         // A new UIDVALIDITY renumbered every message: each is new to every session (\Recent).
-        for (const auto& [k, v] : {std::pair{"uidvalidity", qint64(uidValidity)}, std::pair{"hms", start}, std::pair{"floor", start},
-                                   std::pair{"recent", qint64(1)}})
+        for (const auto& [k, v] : {std::pair{"uidvalidity", qint64(uidValidity)}, std::pair{"hms", start},
+                                   std::pair{"floor", start}, std::pair{"recent", qint64(1)}})
             if (Status s = setMeta(k, v); !s) return fail(s);
     }
     return exec("COMMIT");
@@ -358,7 +369,8 @@ bool MailboxIndex::expungeRow(quint32 uid, qint64* hms) {
 }
 
 bool MailboxIndex::insertRow(Message& m, qint64* hms) {
-    Stmt ins(prepared(kInsertSlot, "INSERT OR REPLACE INTO msg(uid, flags, modseq, base, size, mtime) VALUES(?, ?, ?, ?, ?, ?)"));
+    Stmt ins(prepared(kInsertSlot,
+                      "INSERT OR REPLACE INTO msg(uid, flags, modseq, base, size, mtime) VALUES(?, ?, ?, ?, ?, ?)"));
     if (!ins.ok()) return false;
     ins.bind(1, m.uid).bindText(2, m.flags).bind(3, ++*hms).bindText(4, m.base).bind(5, m.size).bind(6, m.mtimeMs);
     if (ins.step() != SQLITE_DONE) return false;
@@ -377,7 +389,8 @@ Result<quint64> MailboxIndex::finishChanges(qint64 hms, qint64 before, bool expu
         if (!first) return fail(QStringLiteral("reading recent"));
         recent->first = *first < 1 ? 1u : quint32(std::min<qint64>(*first, qint64(0xffffffffu)));
         if (recent->claim && recent->first <= recent->upTo) {
-            if (Status s = setMeta("recent", qint64(recent->upTo) + 1); !s) return fail(QStringLiteral("writing recent"));
+            if (Status s = setMeta("recent", qint64(recent->upTo) + 1); !s)
+                return fail(QStringLiteral("writing recent"));
         }
     }
     if (expunges) {
@@ -447,7 +460,8 @@ Result<quint64> MailboxIndex::sync(QList<Message>& messages, RecentClaim* recent
     return finishChanges(hms, before, expunges, recent);
 }
 
-Result<quint64> MailboxIndex::record(QList<Message*>& added, const QList<quint32>& expunged, quint64 expectedHms, RecentClaim* recent) {
+Result<quint64> MailboxIndex::record(QList<Message*>& added, const QList<quint32>& expunged, quint64 expectedHms,
+                                     RecentClaim* recent) {
     if (Status s = beginWrite(); !s) return s.error();
     auto fail = [this](const QString& what) { return failWrite(what); };
     auto hmsNow = metaValue("hms");

@@ -105,7 +105,8 @@ public:
     // Only valid while nobody else wrote: when the file's highest mod-sequence is not
     // `expectedHms` (the caller's), nothing is written and the error code is kStale.
     static constexpr int kStale = -1;
-    Result<quint64> record(QList<Message*>& added, const QList<quint32>& expunged, quint64 expectedHms, RecentClaim* recent = nullptr);
+    Result<quint64> record(QList<Message*>& added, const QList<quint32>& expunged, quint64 expectedHms,
+                           RecentClaim* recent = nullptr);
     // The "recent" mark without changing it (STATUS RECENT); 0 when unreadable.
     quint32 firstRecent();
     // This session changed the flags of `uid`: record them with a new mod-sequence.
@@ -164,8 +165,23 @@ private:
     bool expungeRow(quint32 uid, qint64* hms);
     bool insertRow(Message& m, qint64* hms);
 
-    enum { kMetaSlot, kCachedSlot, kStoreSlot, kHeaderSlot, kSetMetaSlot, kUpdateFlagsSlot, kInsertSlot, kDeleteSlot, kGoneSlot,
-           kBeginSlot, kCommitSlot, kSavepointSlot, kReleaseSlot, kCutSlot, kSlots };
+    enum {
+        kMetaSlot,
+        kCachedSlot,
+        kStoreSlot,
+        kHeaderSlot,
+        kSetMetaSlot,
+        kUpdateFlagsSlot,
+        kInsertSlot,
+        kDeleteSlot,
+        kGoneSlot,
+        kBeginSlot,
+        kCommitSlot,
+        kSavepointSlot,
+        kReleaseSlot,
+        kCutSlot,
+        kSlots
+    };
     sqlite3_stmt* prepared(int slot, const char* sql);
 
     sqlite3* m_db = nullptr;

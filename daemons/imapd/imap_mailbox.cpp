@@ -10,13 +10,13 @@
 #include <QDir>
 #include <QFile>
 
+#include <dirent.h>
+#include <sys/stat.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <dirent.h>
 #include <functional>
-#include <sys/stat.h>
 
 namespace postern::imap {
 
@@ -40,7 +40,8 @@ Result<MailboxName> parseMailboxName(const QByteArray& wire, bool utf8) {
     const QStringList parts = text.split(kSeparator);
     for (const QString& p : parts)
         if (!store::validFolderPart(p))
-            return Result<MailboxName>::fail(QStringLiteral("mailbox name part '%1' is not allowed (empty, '.', '/', control characters)").arg(p));
+            return Result<MailboxName>::fail(
+                QStringLiteral("mailbox name part '%1' is not allowed (empty, '.', '/', control characters)").arg(p));
     // "INBOX/x" is a folder under INBOX's name: keep INBOX upper-case as a prefix.
     QStringList norm = parts;
     if (norm.first().compare(QLatin1String("INBOX"), Qt::CaseInsensitive) == 0) norm.first() = QStringLiteral("INBOX");
@@ -55,8 +56,8 @@ QByteArray encodeMailboxName(const QString& name, bool utf8) {
 }
 
 const QList<SpecialUse>& specialUseFolders() {
-    static const QList<SpecialUse> list = {{"Drafts", "\\Drafts"}, {"Sent", "\\Sent"}, {"Trash", "\\Trash"},
-                                           {"Junk", "\\Junk"},     {"Archive", "\\Archive"}};
+    static const QList<SpecialUse> list = {
+        {"Drafts", "\\Drafts"}, {"Sent", "\\Sent"}, {"Trash", "\\Trash"}, {"Junk", "\\Junk"}, {"Archive", "\\Archive"}};
     return list;
 }
 
@@ -84,7 +85,8 @@ Status UserMailboxes::ensureDefaults() {
         for (const SpecialUse& s : specialUseFolders())
             if (!subs.contains(QLatin1String(s.name))) subs << QLatin1String(s.name);
         if (!subs.contains(QStringLiteral("INBOX"))) subs.prepend(QStringLiteral("INBOX"));
-        return writeFileAtomic(m_root + QStringLiteral("/subscriptions"), (subs.join(QLatin1Char('\n')) + QLatin1Char('\n')).toUtf8(), 0600);
+        return writeFileAtomic(m_root + QStringLiteral("/subscriptions"),
+                               (subs.join(QLatin1Char('\n')) + QLatin1Char('\n')).toUtf8(), 0600);
     }
     return {};
 }
@@ -158,7 +160,8 @@ Status UserMailboxes::rename(const MailboxName& from, const MailboxName& to) {
         for (const char* sub : {"/cur/", "/new/"}) {
             QDir src(m_root + QLatin1String(sub));
             for (const QString& f : src.entryList(QDir::Files))
-                ::rename(QFile::encodeName(src.filePath(f)).constData(), QFile::encodeName(target + QLatin1String(sub) + f).constData());
+                ::rename(QFile::encodeName(src.filePath(f)).constData(),
+                         QFile::encodeName(target + QLatin1String(sub) + f).constData());
         }
         return {};
     }
@@ -196,7 +199,8 @@ Status UserMailboxes::rename(const MailboxName& from, const MailboxName& to) {
         }
     }
     if (changed)
-        return writeFileAtomic(m_root + QStringLiteral("/subscriptions"), (subs.join(QLatin1Char('\n')) + QLatin1Char('\n')).toUtf8(), 0600);
+        return writeFileAtomic(m_root + QStringLiteral("/subscriptions"),
+                               (subs.join(QLatin1Char('\n')) + QLatin1Char('\n')).toUtf8(), 0600);
     return {};
 }
 
@@ -212,9 +216,12 @@ QStringList UserMailboxes::subscriptions() const {
 Status UserMailboxes::subscribe(const QString& name, bool on) {
     QStringList subs = subscriptions();
     if (on == subs.contains(name)) return {};
-    if (on) subs << name;
-    else subs.removeAll(name);
-    return writeFileAtomic(m_root + QStringLiteral("/subscriptions"), (subs.join(QLatin1Char('\n')) + QLatin1Char('\n')).toUtf8(), 0600);
+    if (on)
+        subs << name;
+    else
+        subs.removeAll(name);
+    return writeFileAtomic(m_root + QStringLiteral("/subscriptions"),
+                           (subs.join(QLatin1Char('\n')) + QLatin1Char('\n')).toUtf8(), 0600);
 }
 
 // ---------------------------------------------------------------- flags
@@ -231,13 +238,20 @@ QString flagLetter(const QString& f) {
 
 QString imapFlagForLetter(QChar c) {
     switch (c.unicode()) {
-        case 'S': return QStringLiteral("\\Seen");
-        case 'R': return QStringLiteral("\\Answered");
-        case 'F': return QStringLiteral("\\Flagged");
-        case 'T': return QStringLiteral("\\Deleted");
-        case 'D': return QStringLiteral("\\Draft");
-        case 'P': return QStringLiteral("$Forwarded");
-        default: return {};
+        case 'S':
+            return QStringLiteral("\\Seen");
+        case 'R':
+            return QStringLiteral("\\Answered");
+        case 'F':
+            return QStringLiteral("\\Flagged");
+        case 'T':
+            return QStringLiteral("\\Deleted");
+        case 'D':
+            return QStringLiteral("\\Draft");
+        case 'P':
+            return QStringLiteral("$Forwarded");
+        default:
+            return {};
     }
 }
 
@@ -247,7 +261,8 @@ namespace {
 
 bool sameMessage(const Message& a, const Message& b) {
     return a.uid == b.uid && a.modseq == b.modseq && a.inNew == b.inNew && a.size == b.size && a.vsize == b.vsize &&
-           a.mtimeMs == b.mtimeMs && a.flags == b.flags && a.fileName == b.fileName && a.base == b.base && a.expunged == b.expunged;
+           a.mtimeMs == b.mtimeMs && a.flags == b.flags && a.fileName == b.fileName && a.base == b.base &&
+           a.expunged == b.expunged;
 }
 
 // Sessions on the same folder that see the same messages share one copy of the list
@@ -320,7 +335,9 @@ Result<MailboxView> MailboxView::open(const QString& maildirRoot, const MailboxN
     return v;
 }
 
-QString MailboxView::messageDir(bool inNew) const { return m_folder.dir() + (inNew ? QStringLiteral("/new/") : QStringLiteral("/cur/")); }
+QString MailboxView::messageDir(bool inNew) const {
+    return m_folder.dir() + (inNew ? QStringLiteral("/new/") : QStringLiteral("/cur/"));
+}
 
 QString MailboxView::path(int index) const {
     const Message& m = m_messages.at(index);
@@ -384,8 +401,10 @@ Changes MailboxView::dropGhosts() {
     for (int i = int(m_messages.size()) - 1; i >= 0; --i)
         if (m_messages.at(i).expunged) c.expunged << i + 1;
     for (const Message& m : m_messages) {
-        if (m.expunged) c.expungedUids << m.uid;
-        else kept << m;
+        if (m.expunged)
+            c.expungedUids << m.uid;
+        else
+            kept << m;
     }
     m_ghosts = 0;
     m_messages = sharedListing(m_folder.dir(), std::move(kept));
@@ -476,7 +495,9 @@ namespace {
 quint64 g_listings = 0;  // event-loop thread only
 }  // namespace
 
-quint64 MailboxView::listings() { return g_listings; }
+quint64 MailboxView::listings() {
+    return g_listings;
+}
 
 Result<Changes> MailboxView::refreshListing(bool allowExpunge) {
     ++g_listings;
@@ -512,7 +533,8 @@ Result<Changes> MailboxView::refreshListing(bool allowExpunge) {
     // change): before calling a known message gone, list once more.
     // (Not for the files this session unlinked itself.)
     bool missing = false;
-    for (const Message& m : m_messages) missing = missing || (!m.expunged && !fresh.contains(m.uid) && !m_unlinked.contains(m.uid));
+    for (const Message& m : m_messages)
+        missing = missing || (!m.expunged && !fresh.contains(m.uid) && !m_unlinked.contains(m.uid));
     m_unlinked.clear();
     if (missing) {
         auto again = m_folder.sync(!m_readOnly, known);
@@ -550,7 +572,7 @@ Result<Changes> MailboxView::refreshListing(bool allowExpunge) {
     }
     const quint32 lastKnown = m_messages.isEmpty() ? 0 : m_messages.last().uid;
     QList<bool> taken(list->size(), false);
-    int seq = 0;  // sequence number in the new list (expunged ones removed)
+    int seq = 0;              // sequence number in the new list (expunged ones removed)
     QList<int> expungedSeqs;  // old sequence numbers, ascending
     bool ghosted = false;     // a message went away and is kept as a ghost
     for (int i = 0; i < m_messages.size(); ++i) {
@@ -612,7 +634,8 @@ Result<Changes> MailboxView::refreshListing(bool allowExpunge) {
                 // A cache: rebuild it once from the Maildir, else go on without mod-sequences.
                 // (Busy or full is not damage: another process may be using the file.)
                 MailboxIndex::forget(m_folder.dir());
-                if (std::shared_ptr<MailboxIndex> again = index()) hms = again->sync(live, wantRecent ? &claim : nullptr);
+                if (std::shared_ptr<MailboxIndex> again = index())
+                    hms = again->sync(live, wantRecent ? &claim : nullptr);
             }
             m_highestModseq = hms ? *hms : 0;
             if (hms) {
@@ -632,7 +655,9 @@ Result<Changes> MailboxView::refreshListing(bool allowExpunge) {
     return c;
 }
 
-std::shared_ptr<MailboxIndex> MailboxView::index() const { return MailboxIndex::acquire(m_folder.dir(), m_folder.uidValidity()); }
+std::shared_ptr<MailboxIndex> MailboxView::index() const {
+    return MailboxIndex::acquire(m_folder.dir(), m_folder.uidValidity());
+}
 
 QList<quint32> MailboxView::expungedSince(quint64 modseq, bool* complete) const {
     *complete = false;
@@ -723,7 +748,8 @@ Result<QString> MailboxView::lettersFor(const QStringList& flags, bool create) {
         if (idx < 0) {
             idx = m_keywords.indexOf(QString());
             if (idx < 0) {
-                if (m_keywords.size() >= 26) return Result<QString>::fail(QStringLiteral("too many keywords in this mailbox (26)"));
+                if (m_keywords.size() >= 26)
+                    return Result<QString>::fail(QStringLiteral("too many keywords in this mailbox (26)"));
                 m_keywords << f;
                 idx = m_keywords.size() - 1;
             } else {
@@ -739,7 +765,8 @@ Result<QString> MailboxView::lettersFor(const QStringList& flags, bool create) {
 std::optional<std::pair<QString, bool>> MailboxView::currentFile(int index) const {
     const Message& m = m_messages.at(index);
     struct stat st {};
-    if (::lstat(QFile::encodeName(path(index)).constData(), &st) == 0 || errno != ENOENT) return std::pair(m.fileName, m.inNew);
+    if (::lstat(QFile::encodeName(path(index)).constData(), &st) == 0 || errno != ENOENT)
+        return std::pair(m.fileName, m.inNew);
     if (m.expunged) return std::nullopt;  // missing from two listings already: no search by name
     for (const bool inNew : {false, true}) {
         DIR* d = ::opendir(QFile::encodeName(messageDir(inNew)).constData());
@@ -768,8 +795,10 @@ Result<MailboxView::FlagChange> MailboxView::changeFlags(int index, int mode, co
     // Another session may rename the file between our look and our rename: a few rounds.
     for (int attempt = 0; attempt < 4; ++attempt) {
         QString next;
-        if (mode == 0) next = letters;
-        else if (mode > 0) next = store::sortFlags(current + letters);
+        if (mode == 0)
+            next = letters;
+        else if (mode > 0)
+            next = store::sortFlags(current + letters);
         else {
             next = current;
             for (QChar c : letters) next.remove(c);
@@ -803,7 +832,9 @@ Result<MailboxView::FlagChange> MailboxView::changeFlags(int index, int mode, co
             }
             return out;
         }
-        if (errno != ENOENT) return Result<FlagChange>::fail(QStringLiteral("%1: %2").arg(from, QString::fromLocal8Bit(strerror(errno))), errno);
+        if (errno != ENOENT)
+            return Result<FlagChange>::fail(QStringLiteral("%1: %2").arg(from, QString::fromLocal8Bit(strerror(errno))),
+                                            errno);
         // Renamed by someone else (new flags): take its flags as they are now.
         auto found = currentFile(index);
         if (!found) return Result<FlagChange>::fail(QStringLiteral("message was expunged"), ENOENT);

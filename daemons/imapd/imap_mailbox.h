@@ -57,8 +57,8 @@ namespace postern::imap {
 inline constexpr QChar kSeparator = QLatin1Char('/');
 
 struct MailboxName {
-    QString name;        // Unicode, "/"-separated, "INBOX" normalised
-    QStringList parts;   // empty for INBOX
+    QString name;       // Unicode, "/"-separated, "INBOX" normalised
+    QStringList parts;  // empty for INBOX
     bool isInbox() const { return parts.isEmpty(); }
 };
 
@@ -77,7 +77,7 @@ class UserMailboxes {
 public:
     explicit UserMailboxes(QString maildirRoot);
     QString root() const { return m_root; }
-    Status ensureDefaults();  // INBOX and the special-use folders
+    Status ensureDefaults();   // INBOX and the special-use folders
     QStringList list() const;  // all mailbox names incl. INBOX, sorted
     bool exists(const MailboxName& m) const;
     QString dirOf(const MailboxName& m) const;
@@ -108,10 +108,10 @@ struct Message {
 };
 
 struct Changes {
-    QList<int> expunged;      // sequence numbers, highest first, as they must be sent
-    int exists = -1;          // new EXISTS count when messages were added (-1: unchanged)
-    QList<int> flagChanged;   // sequence numbers (after expunges) whose flags changed
-    QList<quint32> expungedUids;  // the UIDs of `expunged`, ascending (QRESYNC's VANISHED)
+    QList<int> expunged;           // sequence numbers, highest first, as they must be sent
+    int exists = -1;               // new EXISTS count when messages were added (-1: unchanged)
+    QList<int> flagChanged;        // sequence numbers (after expunges) whose flags changed
+    QList<quint32> expungedUids;   // the UIDs of `expunged`, ascending (QRESYNC's VANISHED)
     bool keywordsChanged = false;  // new keywords: FLAGS and PERMANENTFLAGS are due again (RFC 9051 7.3.5)
     bool any() const { return !expunged.isEmpty() || exists >= 0 || !flagChanged.isEmpty() || keywordsChanged; }
 };
@@ -215,10 +215,10 @@ private:
     FileStamp m_keywordsStamp;
     quint64 m_highestModseq = 0;
     int m_ghosts = 0;
-    QSet<quint32> m_unlinked;  // messages this view unlinked since its last listing
-    QStringList m_appended;    // files in cur/ this view appended since its last listing
-    bool m_listed = false;  // listed at least once
-    bool m_rebuild = false;  // selected again: the next listing replaces the list
+    QSet<quint32> m_unlinked;   // messages this view unlinked since its last listing
+    QStringList m_appended;     // files in cur/ this view appended since its last listing
+    bool m_listed = false;      // listed at least once
+    bool m_rebuild = false;     // selected again: the next listing replaces the list
     bool m_incomplete = false;  // a listing found a message it could not number (see refreshListing)
     // The selected mailbox only: the shared watcher and \Recent.
     std::shared_ptr<FolderWatch> m_watch;

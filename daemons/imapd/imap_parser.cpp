@@ -22,7 +22,7 @@ namespace {
 struct Announcement {
     qsizetype offset = 0;  // of "{" or "~" within the line
     qint64 size = 0;
-    bool tooBig = false;   // beyond number64 (any count of digits)
+    bool tooBig = false;  // beyond number64 (any count of digits)
     bool nonSync = false;
     bool binary = false;
 };
@@ -74,7 +74,8 @@ QByteArray CommandReader::currentTag() const {
     const qsizetype sp = m_command.indexOf(' ');
     QByteArray tag = sp > 0 ? m_command.left(sp) : QByteArray();
     for (char c : tag)
-        if (c <= ' ' || c >= 127 || c == '(' || c == ')' || c == '{' || c == '%' || c == '*' || c == '"' || c == '\\' || c == '+')
+        if (c <= ' ' || c >= 127 || c == '(' || c == ')' || c == '{' || c == '%' || c == '*' || c == '"' || c == '\\' ||
+            c == '+')
             return "*";
     return tag.isEmpty() || tag.size() > 64 ? QByteArray("*") : tag;
 }
@@ -112,8 +113,10 @@ qsizetype CommandReader::feed(const char* data, qsizetype size, Event* event) {
             if (piece > lineLimit() - have) {
                 // Too long: drop the rest of the line; keep the start of a first line (its tag).
                 m_discarding = true;
-                if (m_lineStart == 0 && have < 64) m_command.append(data + i, std::min<qsizetype>(piece, 64 - have));
-                else m_command.truncate(m_lineStart == 0 ? std::min<qsizetype>(m_command.size(), 64) : m_lineStart);
+                if (m_lineStart == 0 && have < 64)
+                    m_command.append(data + i, std::min<qsizetype>(piece, 64 - have));
+                else
+                    m_command.truncate(m_lineStart == 0 ? std::min<qsizetype>(m_command.size(), 64) : m_lineStart);
             } else {
                 m_command.append(data + i, piece);
             }
@@ -139,7 +142,8 @@ qsizetype CommandReader::feed(const char* data, qsizetype size, Event* event) {
         }
         const qint64 literalMax = literalLimit();
         if (announced->tooBig || announced->size > literalMax) {
-            *event = refuse(m_authenticated ? Refusal::TooBig : Refusal::TooBigBeforeAuth, literalMax, announced->nonSync);
+            *event =
+                refuse(m_authenticated ? Refusal::TooBig : Refusal::TooBigBeforeAuth, literalMax, announced->nonSync);
             return i;
         }
         const qint64 n = announced->size;
@@ -177,7 +181,8 @@ ArgParser::ArgParser(const RawCommand& command) : m_s(command.bytes), m_literals
     // wrong span can only make the command BAD, never read outside it.
     qsizetype floor = 0;
     for (const LiteralSpan& l : m_literals) {
-        if (l.announce < floor || l.start <= l.announce || l.start > m_s.size() || l.size < 0 || l.size > m_s.size() - l.start) {
+        if (l.announce < floor || l.start <= l.announce || l.start > m_s.size() || l.size < 0 ||
+            l.size > m_s.size() - l.start) {
             m_literals.clear();
             floor = 0;
             break;
@@ -335,9 +340,12 @@ std::optional<Token> ArgParser::parseToken(int depth) {
     int bracket = 0;
     while (m_pos < m_end) {
         const char ch = m_s.at(m_pos);
-        if (ch == '[') ++bracket;
-        else if (ch == ']' && bracket > 0) --bracket;
-        else if (bracket == 0 && (ch == ' ' || ch == ')' || ch == '(')) break;
+        if (ch == '[')
+            ++bracket;
+        else if (ch == ']' && bracket > 0)
+            --bracket;
+        else if (bracket == 0 && (ch == ' ' || ch == ')' || ch == '('))
+            break;
         if (uchar(ch) < 0x20 || ch == '"' || ch == '{') {
             if (bracket == 0 || ch != '"') {
                 m_error = QStringLiteral("invalid character in atom");

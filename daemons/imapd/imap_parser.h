@@ -67,7 +67,7 @@ struct LiteralSpan {
     qsizetype announce = 0;  // offset of "{" (or of "~" for literal8)
     qsizetype start = 0;     // offset of the first data octet
     qsizetype size = 0;
-    bool binary = false;     // literal8
+    bool binary = false;  // literal8
 };
 
 // One complete command: the bytes as sent (lines and literal data), where the
@@ -87,7 +87,7 @@ public:
         : m_limits(limits), m_lease(budget) {}
     // Uses bytes of data; stops right after an event (the caller handles it, then feeds the rest).
     qsizetype feed(const char* data, qsizetype size, Event* event);
-    RawCommand takeCommand();  // the complete command; the reader starts afresh
+    RawCommand takeCommand();       // the complete command; the reader starts afresh
     QByteArray currentTag() const;  // tag of the command being read (for error replies)
     void reset();
     // Before login the small limits apply (ReaderLimits::...BeforeAuth).
@@ -139,7 +139,7 @@ public:
     // tag and command name (upper-cased); false when the line has no tag or name.
     bool header(QByteArray* tag, QByteArray* name);
     bool atEnd() const;
-    std::optional<Token> next();   // one argument (after at least one SP), or nullopt on a syntax error
+    std::optional<Token> next();         // one argument (after at least one SP), or nullopt on a syntax error
     std::optional<QList<Token>> rest();  // all remaining arguments
     QString error() const { return m_error; }
 
@@ -159,7 +159,7 @@ private:
 // (RFC 9051 9: number, nz-number, number64). nullopt when empty, not all
 // digits, or above max (any count of digits; leading zeros are allowed).
 std::optional<quint64> parseNumber(const QByteArray& digits, quint64 max);
-inline constexpr quint64 kMaxNumber = 0xFFFFFFFFu;           // number (32-bit)
+inline constexpr quint64 kMaxNumber = 0xFFFFFFFFu;            // number (32-bit)
 inline constexpr quint64 kMaxNumber64 = 0x7FFFFFFFFFFFFFFFu;  // number64 (63-bit)
 
 // Quoted string or literal for a response.

@@ -12,7 +12,11 @@
 namespace postern::imap {
 
 ImapSession::ImapSession(SessionIo& io, ImapBackend& backend, const SessionConfig& config)
-    : m_io(io), m_backend(backend), m_config(config), m_alive(std::make_unique<QObject>()), m_reader(config.limits, config.inputBudget) {
+    : m_io(io),
+      m_backend(backend),
+      m_config(config),
+      m_alive(std::make_unique<QObject>()),
+      m_reader(config.limits, config.inputBudget) {
     m_idleDebounce.setSingleShot(true);
     m_idleDebounce.setInterval(100);
     QObject::connect(&m_idleDebounce, &QTimer::timeout, m_alive.get(), [this] {
@@ -26,7 +30,9 @@ ImapSession::ImapSession(SessionIo& io, ImapBackend& backend, const SessionConfi
 
 namespace {
 // Logged-in sessions per user, counted over all postern-imapd processes (imap.processes).
-QString sessionKey(const QString& user) { return QStringLiteral("imap-user:") + user; }
+QString sessionKey(const QString& user) {
+    return QStringLiteral("imap-user:") + user;
+}
 }  // namespace
 
 ImapSession::~ImapSession() {
@@ -77,16 +83,20 @@ const QList<ImapSession::CommandSpec>& ImapSession::commandTable() {
 QByteArray ImapSession::capabilities() const {
     QByteArray caps = "IMAP4rev1 IMAP4rev2";
     if (m_state == State::NotAuthenticated) {
-        if (!tls()) caps += " STARTTLS LOGINDISABLED";
-        else caps += " AUTH=PLAIN SASL-IR";
+        if (!tls())
+            caps += " STARTTLS LOGINDISABLED";
+        else
+            caps += " AUTH=PLAIN SASL-IR";
     }
     // RFC 7888: before login literals are small (imap_parser.h), so only LITERAL- (non-synchronising
     // literals up to 4096 octets) is promised; LITERAL+ once logged in.
     caps += m_state == State::NotAuthenticated ? " LITERAL-" : " LITERAL+";
-    caps += " ENABLE IDLE NAMESPACE ID UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS"
-            " ESEARCH CONDSTORE QRESYNC SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY QUOTA QUOTA=RES-STORAGE"
-            " STATUS=SIZE UTF8=ACCEPT APPENDLIMIT=" +
-            QByteArray::number(m_config.appendLimit);
+    caps +=
+        " ENABLE IDLE NAMESPACE ID UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS"
+        " ESEARCH CONDSTORE QRESYNC SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY QUOTA "
+        "QUOTA=RES-STORAGE"
+        " STATUS=SIZE UTF8=ACCEPT APPENDLIMIT=" +
+        QByteArray::number(m_config.appendLimit);
     return caps;
 }
 
@@ -96,7 +106,9 @@ void ImapSession::start() {
     m_io.send("* OK [CAPABILITY " + capabilities() + "] " + m_config.hostname.toUtf8() + " Postern IMAP ready\r\n");
 }
 
-void ImapSession::untagged(const QByteArray& line) { m_io.send("* " + line + "\r\n"); }
+void ImapSession::untagged(const QByteArray& line) {
+    m_io.send("* " + line + "\r\n");
+}
 
 void ImapSession::tagged(const Request& r, const char* status, const QString& text, const QByteArray& codeIn) {
     const QByteArray code = endOfCommand(r, status, codeIn);
@@ -125,14 +137,18 @@ void ImapSession::closeWith(const QByteArray& line, const QString& reason) {
     m_io.close(reason);
 }
 
-void ImapSession::timedOut() { closeWith("* BYE Autologout; idle for too long\r\n", QStringLiteral("idle timeout")); }
+void ImapSession::timedOut() {
+    closeWith("* BYE Autologout; idle for too long\r\n", QStringLiteral("idle timeout"));
+}
 
 void ImapSession::deadlinePassed() {
     if (m_state != State::NotAuthenticated) return;
     closeWith("* BYE Login not completed in time\r\n", QStringLiteral("login deadline"));
 }
 
-void ImapSession::shutdown() { closeWith("* BYE Server shutting down\r\n", QStringLiteral("server shutting down")); }
+void ImapSession::shutdown() {
+    closeWith("* BYE Server shutting down\r\n", QStringLiteral("server shutting down"));
+}
 
 void ImapSession::peerClosed() {
     m_phase = Phase::Closed;
@@ -197,8 +213,11 @@ qsizetype ImapSession::consume(const char* data, qsizetype size) {
     CommandReader::Event ev = CommandReader::Event::None;
     const qsizetype used = m_reader.feed(data, size, &ev);
     switch (ev) {
-        case CommandReader::Event::None: break;
-        case CommandReader::Event::Continue: m_io.send("+ Ready for literal data\r\n"); break;
+        case CommandReader::Event::None:
+            break;
+        case CommandReader::Event::Continue:
+            m_io.send("+ Ready for literal data\r\n");
+            break;
         case CommandReader::Event::LineTooLong: {
             Request r;
             r.tag = m_reader.currentTag();
@@ -210,11 +229,15 @@ qsizetype ImapSession::consume(const char* data, qsizetype size) {
             bad(r, QStringLiteral("Command line too long (limit %1 octets)").arg(limit));
             break;
         }
-        case CommandReader::Event::LiteralRefused: literalRefused(false); break;
+        case CommandReader::Event::LiteralRefused:
+            literalRefused(false);
+            break;
         case CommandReader::Event::NonSyncLiteralRefused:
             literalRefused(true);
             return size;
-        case CommandReader::Event::Command: dispatch(m_reader.takeCommand()); break;
+        case CommandReader::Event::Command:
+            dispatch(m_reader.takeCommand());
+            break;
     }
     return used;
 }
@@ -231,17 +254,24 @@ void ImapSession::literalRefused(bool nonSync) {
     QString text;
     QByteArray code = "TOOBIG";  // RFC 9051 7.1 (and RFC 7889 APPENDLIMIT for APPEND)
     switch (why) {
-        case Refusal::TooBigBeforeAuth: text = QStringLiteral("Literals before login are limited to %1 octets").arg(limit); break;
-        case Refusal::CommandTooBig: text = QStringLiteral("Command too big (limit %1 octets)").arg(limit); break;
+        case Refusal::TooBigBeforeAuth:
+            text = QStringLiteral("Literals before login are limited to %1 octets").arg(limit);
+            break;
+        case Refusal::CommandTooBig:
+            text = QStringLiteral("Command too big (limit %1 octets)").arg(limit);
+            break;
         case Refusal::Busy:
             code = "LIMIT";  // RFC 5530: a temporary, server-wide condition
             text = QStringLiteral("Server busy: no room for this literal now, try again later");
             break;
         case Refusal::TooBig:
-        case Refusal::None: text = QStringLiteral("Literal too big (limit %1 octets)").arg(limit); break;
+        case Refusal::None:
+            text = QStringLiteral("Literal too big (limit %1 octets)").arg(limit);
+            break;
     }
-    log::write(log::Level::Info, m_io.info().sessionId, u"imap.literal_refused",
-               log::Fields().add("reason", code == "LIMIT" ? "budget" : "size").add("limit", limit).add("non_sync", nonSync));
+    log::write(
+        log::Level::Info, m_io.info().sessionId, u"imap.literal_refused",
+        log::Fields().add("reason", code == "LIMIT" ? "budget" : "size").add("limit", limit).add("non_sync", nonSync));
     if (nonSync) {
         // RFC 7888 4: the client did not wait for "+"; reading the octets to skip them would
         // be what the limit exists to prevent.
@@ -283,14 +313,17 @@ void ImapSession::dispatch(const RawCommand& raw) {
             return;
         }
         const bool valid = (m_state == State::NotAuthenticated && spec.notAuthenticated) ||
-                           (m_state == State::Authenticated && spec.authenticated) || (m_state == State::Selected && spec.selected);
+                           (m_state == State::Authenticated && spec.authenticated) ||
+                           (m_state == State::Selected && spec.selected);
         if (!valid) {
-            bad(r, m_state == State::NotAuthenticated ? QStringLiteral("Log in first") : QStringLiteral("Command not valid in this state"));
+            bad(r, m_state == State::NotAuthenticated ? QStringLiteral("Log in first")
+                                                      : QStringLiteral("Command not valid in this state"));
             return;
         }
         if (!tls() && !spec.allowedBeforeTls && m_state == State::NotAuthenticated) {
             // RFC 9051 6.2.3 / RFC 2595: no credentials before TLS.
-            no(r, QStringLiteral("Use STARTTLS first; logins are disabled on unencrypted connections"), "PRIVACYREQUIRED");
+            no(r, QStringLiteral("Use STARTTLS first; logins are disabled on unencrypted connections"),
+               "PRIVACYREQUIRED");
             return;
         }
         if (m_state == State::Selected && m_selected && spec.usesMessages) {
@@ -306,7 +339,8 @@ void ImapSession::dispatch(const RawCommand& raw) {
 }
 
 AuthRequest ImapSession::authRequest(const QString& login) {
-    return AuthRequest{m_alive.get(), m_io.info().sessionId, m_io.info().peerAddress, login, [io = &m_io] { return io->peerHungUp(); }};
+    return AuthRequest{m_alive.get(), m_io.info().sessionId, m_io.info().peerAddress, login,
+                       [io = &m_io] { return io->peerHungUp(); }};
 }
 
 void ImapSession::finishLogin(const Request& r, AuthVerdict verdict, const QString& user) {
@@ -324,15 +358,20 @@ void ImapSession::finishLogin(const Request& r, AuthVerdict verdict, const QStri
         return;
     }
     if (!SharedCounters::process().tryAcquire(sessionKey(user), m_config.maxSessionsPerUser)) {
-        log::write(log::Level::Warning, m_io.info().sessionId, u"imap.session_limit", log::Fields().add("user", user).add("limit", m_config.maxSessionsPerUser));
-        no(r, QStringLiteral("Too many sessions for this user (%1); close another client first").arg(m_config.maxSessionsPerUser), "LIMIT");
+        log::write(log::Level::Warning, m_io.info().sessionId, u"imap.session_limit",
+                   log::Fields().add("user", user).add("limit", m_config.maxSessionsPerUser));
+        no(r,
+           QStringLiteral("Too many sessions for this user (%1); close another client first")
+               .arg(m_config.maxSessionsPerUser),
+           "LIMIT");
         m_io.resume();
         return;
     }
     m_user = user;
     m_mailboxes = std::make_unique<UserMailboxes>(maildirRoot(m_config.mailDir, user));
     if (auto st = m_mailboxes->ensureDefaults(); !st) {
-        log::write(log::Level::Error, m_io.info().sessionId, u"imap.mailbox_setup_failed", log::Fields().add("user", user).add("error", st.errorMessage()));
+        log::write(log::Level::Error, m_io.info().sessionId, u"imap.mailbox_setup_failed",
+                   log::Fields().add("user", user).add("error", st.errorMessage()));
         m_mailboxes.reset();
         SharedCounters::process().release(sessionKey(user));
         m_user.clear();
@@ -357,11 +396,12 @@ void ImapSession::reportChanges(bool allowExpunge) {
 
 QByteArray ImapSession::endOfCommand(const Request& r, const char* status, const QByteArray& code) {
     // BAD: the command did not run; the next one reports what changed meanwhile.
-    if (m_state != State::Selected || !m_selected || m_phase == Phase::Closed || std::strcmp(status, "BAD") == 0) return code;
+    if (m_state != State::Selected || !m_selected || m_phase == Phase::Closed || std::strcmp(status, "BAD") == 0)
+        return code;
     // RFC 9051 7.5.1: no EXPUNGE at the end of FETCH, STORE or SEARCH by sequence number
     // (SORT and THREAD answer with sequence numbers too); a UID command may have them.
-    const bool seqCommand =
-        !r.uid && (r.name == "FETCH" || r.name == "STORE" || r.name == "SEARCH" || r.name == "SORT" || r.name == "THREAD");
+    const bool seqCommand = !r.uid && (r.name == "FETCH" || r.name == "STORE" || r.name == "SEARCH" ||
+                                       r.name == "SORT" || r.name == "THREAD");
     reportChanges(!seqCommand);
     // RFC 7162 (RFC 5162 3.3-3.5 for EXPUNGE): once the mailbox's mod-sequence is above the
     // one the client was last told, a CONDSTORE client learns the new value, where the tagged
@@ -371,8 +411,8 @@ QByteArray ImapSession::endOfCommand(const Request& r, const char* status, const
         m_modseqReported = m_selected->highestModseq();  // the answer carried it
         return code;
     }
-    if (m_condstore && code.isEmpty() && std::strcmp(status, "OK") == 0 && m_selected->highestModseq() > m_modseqReported &&
-        m_modseqReported && !m_selected->hasGhosts()) {
+    if (m_condstore && code.isEmpty() && std::strcmp(status, "OK") == 0 &&
+        m_selected->highestModseq() > m_modseqReported && m_modseqReported && !m_selected->hasGhosts()) {
         m_modseqReported = m_selected->highestModseq();
         return "HIGHESTMODSEQ " + QByteArray::number(m_modseqReported);
     }

@@ -70,9 +70,9 @@ struct SessionConfig {
     QString hostname = QStringLiteral("localhost");
     ReaderLimits limits;
     qint64 idleTimeoutMs = 30 * 60 * 1000;
-    qint64 preAuthTimeoutMs = 60 * 1000;   // idle, before login
-    qint64 loginDeadlineMs = 60 * 1000;    // from connect to a successful login (0: none)
-    InputBudget* inputBudget = nullptr;    // the process's count of buffered input (nullptr: none)
+    qint64 preAuthTimeoutMs = 60 * 1000;  // idle, before login
+    qint64 loginDeadlineMs = 60 * 1000;   // from connect to a successful login (0: none)
+    InputBudget* inputBudget = nullptr;   // the process's count of buffered input (nullptr: none)
     int maxBadCommands = 20;
     qint64 appendLimit = 25 << 20;
     int maxSessionsPerUser = 50;  // logged-in sessions of one user in this process
@@ -118,7 +118,7 @@ public:
         bool uid = false;
         QList<Token> args;
     };
-    void untagged(const QByteArray& line);          // "* " + line + CRLF
+    void untagged(const QByteArray& line);  // "* " + line + CRLF
     void tagged(const Request& r, const char* status, const QString& text, const QByteArray& code = {});
     void ok(const Request& r, const QString& text, const QByteArray& code = {}) { tagged(r, "OK", text, code); }
     void no(const Request& r, const QString& text, const QByteArray& code = {}) { tagged(r, "NO", text, code); }
@@ -168,17 +168,17 @@ private:
     State m_state = State::NotAuthenticated;
     Phase m_phase = Phase::Command;
     int m_badCommands = 0;
-    QString m_user;              // set once logged in (and counted in the per-user session table)
-    bool m_utf8 = false;         // ENABLE UTF8=ACCEPT or IMAP4rev2
+    QString m_user;       // set once logged in (and counted in the per-user session table)
+    bool m_utf8 = false;  // ENABLE UTF8=ACCEPT or IMAP4rev2
     bool m_rev2 = false;
-    bool m_condstore = false;    // RFC 7162: MODSEQ in every untagged FETCH from now on
-    bool m_qresync = false;      // ENABLE QRESYNC: VANISHED instead of EXPUNGE
+    bool m_condstore = false;  // RFC 7162: MODSEQ in every untagged FETCH from now on
+    bool m_qresync = false;    // ENABLE QRESYNC: VANISHED instead of EXPUNGE
     std::unique_ptr<SaslServer> m_sasl;
-    Request m_pending;           // the command waiting for an async result / SASL / IDLE
+    Request m_pending;  // the command waiting for an async result / SASL / IDLE
     std::unique_ptr<UserMailboxes> m_mailboxes;
     std::optional<MailboxView> m_selected;
     QTimer m_idleDebounce;
-    QTimer m_idlePoll;  // IDLE on a folder the watcher cannot watch: look every few seconds
+    QTimer m_idlePoll;             // IDLE on a folder the watcher cannot watch: look every few seconds
     quint64 m_modseqReported = 0;  // the selected mailbox's HIGHESTMODSEQ the client was last told
     // A long response in progress (FETCH of many bodies): called again whenever the
     // output has drained; returns true when the command has finished.

@@ -13,8 +13,12 @@ namespace postern::imap {
 
 namespace {
 
-bool isWsp(char c) { return c == ' ' || c == '\t'; }
-char upperAscii(char c) { return c >= 'a' && c <= 'z' ? char(c - 'a' + 'A') : c; }
+bool isWsp(char c) {
+    return c == ' ' || c == '\t';
+}
+char upperAscii(char c) {
+    return c >= 'a' && c <= 'z' ? char(c - 'a' + 'A') : c;
+}
 
 // Case-insensitive match of the upper-case ASCII word `w` at s[*i]; advances *i on success.
 bool wordAt(const QByteArray& s, qsizetype* i, const char* w) {
@@ -40,8 +44,10 @@ qsizetype blobAt(const QByteArray& s, qsizetype pos) {
 // subj-refwd = ("re" / ("fw" ["d"])) *WSP [subj-blob] ":"
 qsizetype refwdAt(const QByteArray& s, qsizetype pos) {
     qsizetype i = pos;
-    if (wordAt(s, &i, "FW")) wordAt(s, &i, "D");
-    else if (!wordAt(s, &i, "RE")) return 0;
+    if (wordAt(s, &i, "FW"))
+        wordAt(s, &i, "D");
+    else if (!wordAt(s, &i, "RE"))
+        return 0;
     while (i < s.size() && isWsp(s.at(i))) ++i;
     i += blobAt(s, i);
     if (i < s.size() && s.at(i) == ':') return i + 1 - pos;
@@ -82,7 +88,8 @@ BaseSubject extractBaseSubject(const QByteArray& rawSubject) {
     for (;;) {
         // (2) trailers: "(fwd)" and white space, repeatedly.
         for (;;) {
-            if (s.endsWith(' ')) s.chop(1);
+            if (s.endsWith(' '))
+                s.chop(1);
             else if (s.size() >= 5 && qstrnicmp(s.constData() + s.size() - 5, "(fwd)", 5) == 0) {
                 s.chop(5);
                 out.replyOrForward = true;
@@ -151,7 +158,10 @@ QList<QByteArray> parseMessageIds(const QByteArray& raw) {
         QByteArray inner = raw.mid(pos + 1, close - pos - 1);
         const qsizetype nested = inner.lastIndexOf('<');
         if (nested >= 0) inner = inner.mid(nested + 1);
-        inner.replace(' ', QByteArray()).replace('\t', QByteArray()).replace('\r', QByteArray()).replace('\n', QByteArray());
+        inner.replace(' ', QByteArray())
+            .replace('\t', QByteArray())
+            .replace('\r', QByteArray())
+            .replace('\n', QByteArray());
         if (!inner.isEmpty()) ids << inner;
         pos = close + 1;
     }
@@ -206,7 +216,8 @@ public:
 
     // The message a node sorts by: itself, or a dummy's first child (RFC 5256 3, steps 5 and 7).
     int sortMessage(int n) const {
-        while (n >= 0 && m_f.nodes.at(n).message < 0) n = m_f.nodes.at(n).children.isEmpty() ? -1 : m_f.nodes.at(n).children.first();
+        while (n >= 0 && m_f.nodes.at(n).message < 0)
+            n = m_f.nodes.at(n).children.isEmpty() ? -1 : m_f.nodes.at(n).children.first();
         return n < 0 ? -1 : m_f.nodes.at(n).message;
     }
     // Sent date, then mailbox order (RFC 5256 2.2: ties go by sequence number).
@@ -269,7 +280,8 @@ ThreadForest threadByOrderedSubject(const QList<ThreadMessage>& messages) {
     }
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
         if (const int c = compareAsciiCasemap(keys.at(a), keys.at(b))) return c < 0;
-        if (messages.at(a).sentDate != messages.at(b).sentDate) return messages.at(a).sentDate < messages.at(b).sentDate;
+        if (messages.at(a).sentDate != messages.at(b).sentDate)
+            return messages.at(a).sentDate < messages.at(b).sentDate;
         return a < b;
     });
     int root = -1;
@@ -341,16 +353,21 @@ ThreadForest threadByReferences(const QList<ThreadMessage>& messages) {
         for (auto it = order.rbegin(); it != order.rend(); ++it) {
             QList<int> kept;
             for (int c : f.node(*it).children) {
-                if (f.dummy(c)) kept += f.node(c).children;  // already pruned: holds no dummies
-                else kept << c;
+                if (f.dummy(c))
+                    kept += f.node(c).children;  // already pruned: holds no dummies
+                else
+                    kept << c;
             }
             f.node(*it).children = kept;
         }
         QList<int> roots;
         for (int r : f.roots()) {
-            if (!f.dummy(r)) roots << r;
-            else if (f.node(r).children.size() == 1) roots << f.node(r).children.first();
-            else if (f.node(r).children.size() > 1) roots << r;
+            if (!f.dummy(r))
+                roots << r;
+            else if (f.node(r).children.size() == 1)
+                roots << f.node(r).children.first();
+            else if (f.node(r).children.size() > 1)
+                roots << r;
         }
         f.roots() = roots;
     }
@@ -371,8 +388,10 @@ ThreadForest threadByReferences(const QList<ThreadMessage>& messages) {
         const QByteArray subject = threadSubject(r);
         if (subject.isEmpty()) continue;
         auto it = bySubject.find(subject);
-        if (it == bySubject.end()) bySubject.insert(subject, r);
-        else if (!f.dummy(*it) && (f.dummy(r) || (isReply(*it) && !isReply(r)))) *it = r;
+        if (it == bySubject.end())
+            bySubject.insert(subject, r);
+        else if (!f.dummy(*it) && (f.dummy(r) || (isReply(*it) && !isReply(r))))
+            *it = r;
     }
     QList<int>& roots = f.roots();
     for (qsizetype i = 0; i < roots.size();) {  // 6C

@@ -47,16 +47,16 @@ QByteArray asciiCasemap(const QByteArray& s);
 QList<QByteArray> parseMessageIds(const QByteArray& raw);
 
 struct ThreadMessage {
-    quint32 number = 0;             // what the response shows: sequence number or UID
-    qint64 sentDate = 0;            // RFC 5256 2.2 sent date, ms since the epoch (UTC)
-    QByteArray messageId;           // first id of the Message-ID field, empty if none
-    QList<QByteArray> references;   // References ids, else the first In-Reply-To id
+    quint32 number = 0;            // what the response shows: sequence number or UID
+    qint64 sentDate = 0;           // RFC 5256 2.2 sent date, ms since the epoch (UTC)
+    QByteArray messageId;          // first id of the Message-ID field, empty if none
+    QList<QByteArray> references;  // References ids, else the first In-Reply-To id
     BaseSubject subject;
 };
 
 struct ThreadForest {
     struct Node {
-        int message = -1;  // index into the input list, -1 for a dummy
+        int message = -1;     // index into the input list, -1 for a dummy
         QList<int> children;  // node indexes
     };
     QList<Node> nodes;

@@ -67,8 +67,10 @@ public:
             return;
         }
         stats::add(QStringLiteral("postern_spam_learns_total"),
-                   {{QStringLiteral("class"), postern::spam::toString(cls)}, {QStringLiteral("result"), QStringLiteral("not_queued")}});
-        log::warn(u"spam.learn_not_queued", log::Fields().add("user", user).add("class", postern::spam::toString(cls)).add("error", error));
+                   {{QStringLiteral("class"), postern::spam::toString(cls)},
+                    {QStringLiteral("result"), QStringLiteral("not_queued")}});
+        log::warn(u"spam.learn_not_queued",
+                  log::Fields().add("user", user).add("class", postern::spam::toString(cls)).add("error", error));
     }
 
     std::unique_ptr<postern::spam::LearnSpool> spool;  // with spam.enabled
@@ -103,7 +105,9 @@ struct ImapDaemon {
     QObject* server = nullptr;
 };
 
-QString learnSpoolDir(const Config& c) { return c.dataDir() + QStringLiteral("/spam-learn"); }
+QString learnSpoolDir(const Config& c) {
+    return c.dataDir() + QStringLiteral("/spam-learn");
+}
 
 }  // namespace
 
@@ -127,7 +131,10 @@ int main(int argc, char** argv) {
         InputBudget::process().setLimit(config.size(QStringLiteral("imap.max_buffered_input")));
         auto* server = new DaemonServer(
             config, ctx.program,
-            [](SessionIo& io, ListenerMode) { return std::make_unique<imap::ImapSession>(io, *d.backend, d.sessionConfig); }, parent);
+            [](SessionIo& io, ListenerMode) {
+                return std::make_unique<imap::ImapSession>(io, *d.backend, d.sessionConfig);
+            },
+            parent);
         server->setLimits(int(config.integer(QStringLiteral("imap.max_connections"))),
                           int(config.integer(QStringLiteral("imap.max_connections_per_ip"))),
                           [](ListenerMode) { return QByteArray("* BYE Too many connections, try again later\r\n"); });
@@ -158,12 +165,14 @@ int main(int argc, char** argv) {
         if (!config.flag(QStringLiteral("spam.enabled"))) return {};
         auto spool = std::make_unique<postern::spam::LearnSpool>(learnSpoolDir(config));
         if (auto st = spool->open(); !st) {
-            log::warn(u"spam.learn_spool_unavailable", log::Fields().add("dir", spool->dir()).add("error", st.errorMessage()));
+            log::warn(u"spam.learn_spool_unavailable",
+                      log::Fields().add("dir", spool->dir()).add("error", st.errorMessage()));
             return {};
         }
         const SpamPaths sp = spamPaths(config, config.configDir());
-        d.backend->learner = new postern::spam::RspamdLearner(*spool, sp.controllerSocket, d.controllerPassword,
-                                                               int(config.durationMs(QStringLiteral("spam.timeout"))), d.server);
+        d.backend->learner =
+            new postern::spam::RspamdLearner(*spool, sp.controllerSocket, d.controllerPassword,
+                                             int(config.durationMs(QStringLiteral("spam.timeout"))), d.server);
         d.backend->spool = std::move(spool);
         return {};
     };

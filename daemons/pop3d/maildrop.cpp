@@ -7,17 +7,18 @@
 
 #include <QFile>
 
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <ctime>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
 
 namespace postern::pop3 {
 
-Result<std::shared_ptr<Maildrop>> Maildrop::open(const QString& mailDir, const QString& address, qint64 loginDelaySeconds) {
+Result<std::shared_ptr<Maildrop>> Maildrop::open(const QString& mailDir, const QString& address,
+                                                 qint64 loginDelaySeconds) {
     const QString root = maildirRoot(mailDir, address);
     const QString home = mailboxHome(mailDir, address);
     if (root.isEmpty()) return Result<std::shared_ptr<Maildrop>>::fail(QStringLiteral("not a mailbox address"));
@@ -26,15 +27,19 @@ Result<std::shared_ptr<Maildrop>> Maildrop::open(const QString& mailDir, const Q
     const QString lockPath = home + QStringLiteral("/.pop3.lock");
     drop->m_lockFd = ::open(QFile::encodeName(lockPath).constData(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (drop->m_lockFd < 0)
-        return Result<std::shared_ptr<Maildrop>>::fail(QStringLiteral("%1: %2").arg(lockPath, QString::fromLocal8Bit(std::strerror(errno))));
+        return Result<std::shared_ptr<Maildrop>>::fail(
+            QStringLiteral("%1: %2").arg(lockPath, QString::fromLocal8Bit(std::strerror(errno))));
     if (::flock(drop->m_lockFd, LOCK_EX | LOCK_NB) != 0)
-        return Result<std::shared_ptr<Maildrop>>::fail(QStringLiteral("maildrop is locked by another POP3 session"), kLocked);
+        return Result<std::shared_ptr<Maildrop>>::fail(QStringLiteral("maildrop is locked by another POP3 session"),
+                                                       kLocked);
     struct stat st {};
     if (loginDelaySeconds > 0 && ::fstat(drop->m_lockFd, &st) == 0 && st.st_size > 0 &&
         ::time(nullptr) - st.st_mtim.tv_sec < loginDelaySeconds)
-        return Result<std::shared_ptr<Maildrop>>::fail(QStringLiteral("minimum time between logins not reached"), kLoginDelay);
+        return Result<std::shared_ptr<Maildrop>>::fail(QStringLiteral("minimum time between logins not reached"),
+                                                       kLoginDelay);
     // Record this login: one byte written updates the mtime the next login compares against.
-    if (::pwrite(drop->m_lockFd, "L", 1, 0) != 1) { /* the lock still holds; only LOGIN-DELAY loses its clock */ }
+    if (::pwrite(drop->m_lockFd, "L", 1, 0) != 1) { /* the lock still holds; only LOGIN-DELAY loses its clock */
+    }
     auto folder = store::MaildirFolder::open(root);
     if (!folder) return folder.error();
     drop->m_folder = *folder;

@@ -36,7 +36,8 @@ public:
     static constexpr int kLoginDelay = 1002;  // Error::code when the last login was too recent (RFC 2449 LOGIN-DELAY)
 
     // loginDelaySeconds > 0: refuse when the previous POP3 login of this user was more recent.
-    static Result<std::shared_ptr<Maildrop>> open(const QString& mailDir, const QString& address, qint64 loginDelaySeconds = 0);
+    static Result<std::shared_ptr<Maildrop>> open(const QString& mailDir, const QString& address,
+                                                  qint64 loginDelaySeconds = 0);
     ~Maildrop();
     Maildrop(const Maildrop&) = delete;
     Maildrop& operator=(const Maildrop&) = delete;

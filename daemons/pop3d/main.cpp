@@ -54,11 +54,14 @@ int main(int argc, char** argv) {
         d.sessionConfig = sessionConfig(config);
         auto* server = new DaemonServer(
             config, ctx.program,
-            [](SessionIo& io, ListenerMode) { return std::make_unique<pop3::Pop3Session>(io, *d.backend, d.sessionConfig); },
+            [](SessionIo& io, ListenerMode) {
+                return std::make_unique<pop3::Pop3Session>(io, *d.backend, d.sessionConfig);
+            },
             parent);
         server->setLimits(int(config.integer(QStringLiteral("pop3.max_connections"))),
-                          int(config.integer(QStringLiteral("pop3.max_connections_per_ip"))),
-                          [](ListenerMode) { return QByteArray("-ERR [SYS/TEMP] Too many connections, try again later\r\n"); });
+                          int(config.integer(QStringLiteral("pop3.max_connections_per_ip"))), [](ListenerMode) {
+                              return QByteArray("-ERR [SYS/TEMP] Too many connections, try again later\r\n");
+                          });
         return server;
     };
     spec.writableFolders = [](const Config& config) { return QStringList{config.mailDir()}; };

@@ -13,13 +13,15 @@ void LocalPop3Backend::authenticate(const AuthRequest& request, QByteArray passw
 void LocalPop3Backend::openMaildrop(QObject* context, const QString& user, qint64 loginDelaySeconds,
                                     std::function<void(Result<std::shared_ptr<Maildrop>>)> done) {
     const QString mailDir = m_config.mailDir();
-    runAsync(context, [mailDir, user, loginDelaySeconds] { return Maildrop::open(mailDir, user, loginDelaySeconds); },
-             std::move(done), &m_pool);
+    runAsync(
+        context, [mailDir, user, loginDelaySeconds] { return Maildrop::open(mailDir, user, loginDelaySeconds); },
+        std::move(done), &m_pool);
 }
 
 void LocalPop3Backend::commit(QObject* context, std::shared_ptr<Maildrop> drop, QSet<int> deleted, QSet<int> retrieved,
                               std::function<void(Status)> done) {
-    runAsync(context, [drop, deleted, retrieved] { return drop->commit(deleted, retrieved); }, std::move(done), &m_pool);
+    runAsync(
+        context, [drop, deleted, retrieved] { return drop->commit(deleted, retrieved); }, std::move(done), &m_pool);
 }
 
 }  // namespace postern::pop3

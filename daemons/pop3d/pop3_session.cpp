@@ -44,11 +44,14 @@ void Pop3Session::start() {
     ok(QStringLiteral("Postern POP3 server ready"));
 }
 
-void Pop3Session::ok(const QString& text) { m_io.send("+OK " + text.toUtf8() + "\r\n"); }
+void Pop3Session::ok(const QString& text) {
+    m_io.send("+OK " + text.toUtf8() + "\r\n");
+}
 
 void Pop3Session::err(const QString& text) {
     m_io.send("-ERR " + text.toUtf8() + "\r\n");
-    if (++m_errors >= m_config.maxErrors) closeWith("-ERR [SYS/TEMP] Too many errors, closing\r\n", QStringLiteral("too many errors"));
+    if (++m_errors >= m_config.maxErrors)
+        closeWith("-ERR [SYS/TEMP] Too many errors, closing\r\n", QStringLiteral("too many errors"));
 }
 
 void Pop3Session::closeWith(const QByteArray& line, const QString& reason) {
@@ -60,7 +63,9 @@ void Pop3Session::closeWith(const QByteArray& line, const QString& reason) {
     m_io.close(reason);
 }
 
-void Pop3Session::timedOut() { closeWith("-ERR [SYS/TEMP] Idle timeout, closing\r\n", QStringLiteral("idle timeout")); }
+void Pop3Session::timedOut() {
+    closeWith("-ERR [SYS/TEMP] Idle timeout, closing\r\n", QStringLiteral("idle timeout"));
+}
 
 void Pop3Session::deadlinePassed() {
     if (m_state != State::Authorization) return;
@@ -132,7 +137,8 @@ void Pop3Session::dispatch(const QByteArray& raw) {
     for (const char c : raw) {
         if (uchar(c) < 0x20 || uchar(c) == 0x7f) {
             if (m_state == State::Authorization && ++m_commandsBeforeAuth > m_config.maxCommandsBeforeAuth) {
-                closeWith("-ERR [SYS/PERM] Too many commands without logging in\r\n", QStringLiteral("too many commands before login"));
+                closeWith("-ERR [SYS/PERM] Too many commands without logging in\r\n",
+                          QStringLiteral("too many commands before login"));
                 return;
             }
             err(QStringLiteral("Invalid character in command"));
@@ -144,12 +150,14 @@ void Pop3Session::dispatch(const QByteArray& raw) {
     const QString verb = (sp < 0 ? line : line.left(sp)).toUpper();
     const QString rest = sp < 0 ? QString() : line.mid(sp + 1);
     if (m_state == State::Authorization && ++m_commandsBeforeAuth > m_config.maxCommandsBeforeAuth) {
-        closeWith("-ERR [SYS/PERM] Too many commands without logging in\r\n", QStringLiteral("too many commands before login"));
+        closeWith("-ERR [SYS/PERM] Too many commands without logging in\r\n",
+                  QStringLiteral("too many commands before login"));
         return;
     }
     for (const CommandSpec& spec : commandTable()) {
         if (verb != QLatin1String(spec.verb)) continue;
-        const bool allowed = (m_state == State::Authorization && spec.inAuthorization) || (m_state == State::Transaction && spec.inTransaction);
+        const bool allowed = (m_state == State::Authorization && spec.inAuthorization) ||
+                             (m_state == State::Transaction && spec.inTransaction);
         if (!allowed) {
             err(QStringLiteral("Command not valid in this state"));
             return;
@@ -174,7 +182,8 @@ void Pop3Session::dispatch(const QByteArray& raw) {
 // ------------------------------------------------------------------ authorization
 
 void Pop3Session::cmdCapa(const QStringList&) {
-    QByteArray out = "+OK Capability list follows\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n";
+    QByteArray out =
+        "+OK Capability list follows\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n";
     out += "EXPIRE NEVER\r\n";
     if (m_config.loginDelaySeconds > 0) out += "LOGIN-DELAY " + QByteArray::number(m_config.loginDelaySeconds) + "\r\n";
     if (!tls() && m_state == State::Authorization) out += "STLS\r\n";
@@ -230,8 +239,9 @@ void Pop3Session::cmdAuth(const QStringList& args) {
             return;
         case SaslServer::StepKind::Failed:
             m_sasl.reset();
-            err(step.failure == SaslServer::Failure::BadMechanism ? QStringLiteral("Unsupported authentication mechanism")
-                                                                  : QStringLiteral("[AUTH] Authentication failed"));
+            err(step.failure == SaslServer::Failure::BadMechanism
+                    ? QStringLiteral("Unsupported authentication mechanism")
+                    : QStringLiteral("[AUTH] Authentication failed"));
             return;
         case SaslServer::StepKind::Done: {
             if (m_sasl->mechanism() != u"PLAIN") {
@@ -251,41 +261,44 @@ void Pop3Session::cmdAuth(const QStringList& args) {
 void Pop3Session::loginWith(const QString& login, QByteArray password) {
     m_phase = Phase::Waiting;
     m_io.suspend();
-    const AuthRequest request{m_alive.get(), m_io.info().sessionId, m_io.info().peerAddress, login, [io = &m_io] { return io->peerHungUp(); }};
+    const AuthRequest request{m_alive.get(), m_io.info().sessionId, m_io.info().peerAddress, login,
+                              [io = &m_io] { return io->peerHungUp(); }};
     m_backend.authenticate(request, std::move(password), [this](AuthVerdict verdict, QString user) {
-                               if (m_state == State::Closed) return;
-                               if (verdict != AuthVerdict::Ok) {
-                                   m_phase = Phase::Command;
-                                   // RFC 3206: SYS/TEMP, the client may try again later; AUTH, the credentials are wrong.
-                                   err(verdict == AuthVerdict::TempFail ? QStringLiteral("[SYS/TEMP] Temporary authentication failure, try again later")
-                                                                        : QStringLiteral("[AUTH] Authentication failed"));
-                                   m_io.resume();
-                                   return;
-                               }
-                               m_backend.openMaildrop(m_alive.get(), user, m_config.loginDelaySeconds, [this, user](Result<std::shared_ptr<Maildrop>> drop) {
-                                   if (m_state == State::Closed) return;
-                                   m_phase = Phase::Command;
-                                   if (!drop) {
-                                       if (drop.error().code == Maildrop::kLocked)
-                                           err(QStringLiteral("[IN-USE] Mailbox is locked by another POP3 session"));
-                                       else if (drop.error().code == Maildrop::kLoginDelay)
-                                           err(QStringLiteral("[LOGIN-DELAY] Minimum time between logins not reached"));
-                                       else {
-                                           log::write(log::Level::Error, m_io.info().sessionId, u"pop3.maildrop_failed",
-                                                      log::Fields().add("user", user).add("error", drop.errorMessage()));
-                                           err(QStringLiteral("[SYS/TEMP] Cannot open the mailbox now"));
-                                       }
-                                       m_io.resume();
-                                       return;
-                                   }
-                                   m_drop = *drop;
-                                   m_user = user;
-                                   m_state = State::Transaction;
-                                   m_io.setDeadline(0);
-                                   ok(QStringLiteral("Logged in, %1 messages (%2 octets)").arg(m_drop->messages().size()).arg(dropSize()));
-                                   m_io.resume();
-                               });
-                           });
+        if (m_state == State::Closed) return;
+        if (verdict != AuthVerdict::Ok) {
+            m_phase = Phase::Command;
+            // RFC 3206: SYS/TEMP, the client may try again later; AUTH, the credentials are wrong.
+            err(verdict == AuthVerdict::TempFail
+                    ? QStringLiteral("[SYS/TEMP] Temporary authentication failure, try again later")
+                    : QStringLiteral("[AUTH] Authentication failed"));
+            m_io.resume();
+            return;
+        }
+        m_backend.openMaildrop(
+            m_alive.get(), user, m_config.loginDelaySeconds, [this, user](Result<std::shared_ptr<Maildrop>> drop) {
+                if (m_state == State::Closed) return;
+                m_phase = Phase::Command;
+                if (!drop) {
+                    if (drop.error().code == Maildrop::kLocked)
+                        err(QStringLiteral("[IN-USE] Mailbox is locked by another POP3 session"));
+                    else if (drop.error().code == Maildrop::kLoginDelay)
+                        err(QStringLiteral("[LOGIN-DELAY] Minimum time between logins not reached"));
+                    else {
+                        log::write(log::Level::Error, m_io.info().sessionId, u"pop3.maildrop_failed",
+                                   log::Fields().add("user", user).add("error", drop.errorMessage()));
+                        err(QStringLiteral("[SYS/TEMP] Cannot open the mailbox now"));
+                    }
+                    m_io.resume();
+                    return;
+                }
+                m_drop = *drop;
+                m_user = user;
+                m_state = State::Transaction;
+                m_io.setDeadline(0);
+                ok(QStringLiteral("Logged in, %1 messages (%2 octets)").arg(m_drop->messages().size()).arg(dropSize()));
+                m_io.resume();
+            });
+    });
 }
 
 void Pop3Session::cmdQuit(const QStringList&) {
@@ -302,11 +315,16 @@ void Pop3Session::cmdQuit(const QStringList&) {
     // close meanwhile (peerClosed() drops m_drop), so the callback must not touch m_drop.
     m_backend.commit(m_alive.get(), m_drop, m_deleted, m_retrieved, [this, deleted, left](Status st) {
         log::write(st.ok() ? log::Level::Info : log::Level::Error, m_io.info().sessionId, u"pop3.quit",
-                   log::Fields().add("user", m_user).add("deleted", deleted).add("retrieved", int(m_retrieved.size())).add("error", st.errorMessage()));
+                   log::Fields()
+                       .add("user", m_user)
+                       .add("deleted", deleted)
+                       .add("retrieved", int(m_retrieved.size()))
+                       .add("error", st.errorMessage()));
         if (m_state == State::Closed) return;  // the client hung up after QUIT: the deletions are done, nobody to tell
-        m_state = State::Transaction;  // let closeWith act
+        m_state = State::Transaction;          // let closeWith act
         if (st.ok())
-            closeWith(QStringLiteral("+OK Postern POP3 server signing off (%1 messages left)\r\n").arg(left).toUtf8(), QStringLiteral("QUIT"));
+            closeWith(QStringLiteral("+OK Postern POP3 server signing off (%1 messages left)\r\n").arg(left).toUtf8(),
+                      QStringLiteral("QUIT"));
         else
             closeWith("-ERR [SYS/TEMP] Some deleted messages were not removed\r\n", QStringLiteral("QUIT with errors"));
     });
@@ -347,9 +365,11 @@ void Pop3Session::cmdList(const QStringList& args) {
         if (i >= 0) ok(QStringLiteral("%1 %2").arg(i + 1).arg(msgs.at(i).vsize));
         return;
     }
-    QByteArray out = QStringLiteral("+OK %1 messages (%2 octets)\r\n").arg(msgs.size() - m_deleted.size()).arg(dropSize()).toUtf8();
+    QByteArray out =
+        QStringLiteral("+OK %1 messages (%2 octets)\r\n").arg(msgs.size() - m_deleted.size()).arg(dropSize()).toUtf8();
     for (int i = 0; i < msgs.size(); ++i)
-        if (!m_deleted.contains(i)) out += QByteArray::number(i + 1) + ' ' + QByteArray::number(msgs.at(i).vsize) + "\r\n";
+        if (!m_deleted.contains(i))
+            out += QByteArray::number(i + 1) + ' ' + QByteArray::number(msgs.at(i).vsize) + "\r\n";
     out += ".\r\n";
     m_io.send(out);
 }
@@ -379,7 +399,9 @@ void Pop3Session::cmdDele(const QStringList& args) {
     ok(QStringLiteral("Message %1 deleted").arg(i + 1));
 }
 
-void Pop3Session::cmdNoop(const QStringList&) { ok(QString()); }
+void Pop3Session::cmdNoop(const QStringList&) {
+    ok(QString());
+}
 
 void Pop3Session::cmdRset(const QStringList&) {
     m_deleted.clear();
@@ -424,7 +446,8 @@ void Pop3Session::startStream(int index, int bodyLines) {
     if (bodyLines < 0) m_retrieved.insert(index);  // RETR marks \Seen at QUIT; TOP does not (RFC 1939 notes)
     m_phase = Phase::Streaming;
     m_io.suspend();
-    ok(bodyLines < 0 ? QStringLiteral("%1 octets").arg(m_drop->messages().at(index).vsize) : QStringLiteral("Top of message follows"));
+    ok(bodyLines < 0 ? QStringLiteral("%1 octets").arg(m_drop->messages().at(index).vsize)
+                     : QStringLiteral("Top of message follows"));
     pumpStream();
 }
 
@@ -454,8 +477,10 @@ void Pop3Session::pumpStream() {
             out += c;
             m_prevCR = c == '\r';
             if (c == '\n') {
-                if (!m_inBody && m_headerLineLength == 0) m_inBody = true;  // the empty line ends the header
-                else if (m_inBody && m_bodyLinesLeft > 0) --m_bodyLinesLeft;
+                if (!m_inBody && m_headerLineLength == 0)
+                    m_inBody = true;  // the empty line ends the header
+                else if (m_inBody && m_bodyLinesLeft > 0)
+                    --m_bodyLinesLeft;
                 m_atLineStart = true;
                 m_headerLineLength = 0;
             } else {

@@ -44,7 +44,7 @@ struct SessionConfig {
     int maxCommandsBeforeAuth = 20;
     qint64 idleTimeoutMs = 600'000;
     qint64 loginDeadlineMs = 60'000;  // from connect to a successful login (0: none)
-    qint64 loginDelaySeconds = 0;  // advertised in CAPA when > 0
+    qint64 loginDelaySeconds = 0;     // advertised in CAPA when > 0
 };
 
 class Pop3Backend {

@@ -23,7 +23,9 @@ Admitted admitFromSpool(const RunnerSettings& s, const std::shared_ptr<const Acc
         req.configDir = s.configDir;
         req.path = spool::bodyPath(s.queueDir, fromState, id);
         req.authUser = env->authUser;
-        req.maySendAs = [&](const QString& address) { return accounts && accounts->maySendAs(env->authUser, address, s.delimiters); };
+        req.maySendAs = [&](const QString& address) {
+            return accounts && accounts->maySendAs(env->authUser, address, s.delimiters);
+        };
         req.maxHeaderBytes = s.maxHeaderBytes;
         const dkim::FileSignOutcome signing = dkim::signFile(req);
         a.error = signing.error;

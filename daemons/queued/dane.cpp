@@ -24,7 +24,7 @@ struct StoreCtxFree {
     void operator()(X509_STORE_CTX* p) const { X509_STORE_CTX_free(p); }
 };
 struct ChainFree {
-    void operator()(STACK_OF(X509)* p) const { sk_X509_pop_free(p, X509_free); }
+    void operator()(STACK_OF(X509) * p) const { sk_X509_pop_free(p, X509_free); }
 };
 
 DaneVerdict failed(const QString& why) {
@@ -40,10 +40,14 @@ bool usableForSmtp(const DnsRecord& r) {
     if (r.usage != 2 && r.usage != 3) return false;  // RFC 7672 3.1.3: PKIX usages are unusable for SMTP
     if (r.selector != 0 && r.selector != 1) return false;
     switch (r.matchingType) {
-        case 0: return !r.data.isEmpty();
-        case 1: return r.data.size() == 32;
-        case 2: return r.data.size() == 64;
-        default: return false;
+        case 0:
+            return !r.data.isEmpty();
+        case 1:
+            return r.data.size() == 32;
+        case 2:
+            return r.data.size() == 64;
+        default:
+            return false;
     }
 }
 
@@ -55,7 +59,8 @@ DaneVerdict verifyDane(const QList<QByteArray>& chainDer, const QList<DnsRecord>
     if (!ssl || SSL_dane_enable(ssl.get(), names.first().toUtf8().constData()) <= 0)  // the TLSA base domain
         return failed(QStringLiteral("OpenSSL DANE setup failed"));
     for (qsizetype i = 1; i < names.size(); ++i)
-        if (SSL_add1_host(ssl.get(), names.at(i).toUtf8().constData()) != 1) return failed(QStringLiteral("bad reference name"));
+        if (SSL_add1_host(ssl.get(), names.at(i).toUtf8().constData()) != 1)
+            return failed(QStringLiteral("bad reference name"));
     SSL_set_hostflags(ssl.get(), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     SSL_dane_set_flags(ssl.get(), DANE_FLAG_NO_DANE_EE_NAMECHECKS);  // RFC 7672 3.1.1: DANE-EE ignores names
     int usable = 0;
@@ -90,7 +95,8 @@ DaneVerdict verifyDane(const QList<QByteArray>& chainDer, const QList<DnsRecord>
     // Trust nothing but what the TLSA records designate (DANE-TA anchors, DANE-EE leaf).
     std::unique_ptr<X509_STORE, StoreFree> store(X509_STORE_new());
     std::unique_ptr<X509_STORE_CTX, StoreCtxFree> vctx(X509_STORE_CTX_new());
-    if (!store || !vctx || X509_STORE_CTX_init(vctx.get(), store.get(), sk_X509_value(chain.get(), 0), chain.get()) != 1)
+    if (!store || !vctx ||
+        X509_STORE_CTX_init(vctx.get(), store.get(), sk_X509_value(chain.get(), 0), chain.get()) != 1)
         return failed(QStringLiteral("OpenSSL verification setup failed"));
     // As libssl's ssl_verify_cert_chain(): the SSL object's DANE state and verify parameters.
     X509_STORE_CTX_set_ex_data(vctx.get(), SSL_get_ex_data_X509_STORE_CTX_idx(), ssl.get());
@@ -100,11 +106,11 @@ DaneVerdict verifyDane(const QList<QByteArray>& chainDer, const QList<DnsRecord>
     const int ok = X509_verify_cert(vctx.get());
     if (ok != 1) {
         const int err = X509_STORE_CTX_get_error(vctx.get());
-        DaneVerdict v = failed(err == X509_V_ERR_DANE_NO_MATCH
-                                   ? QStringLiteral("matches no TLSA record")
-                                   : QStringLiteral("%1 (certificate depth %2)")
-                                         .arg(QString::fromLatin1(X509_verify_cert_error_string(err)))
-                                         .arg(X509_STORE_CTX_get_error_depth(vctx.get())));
+        DaneVerdict v =
+            failed(err == X509_V_ERR_DANE_NO_MATCH ? QStringLiteral("matches no TLSA record")
+                                                   : QStringLiteral("%1 (certificate depth %2)")
+                                                         .arg(QString::fromLatin1(X509_verify_cert_error_string(err)))
+                                                         .arg(X509_STORE_CTX_get_error_depth(vctx.get())));
         return v;
     }
     DaneVerdict v;

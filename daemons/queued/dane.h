@@ -45,9 +45,9 @@ bool usableForSmtp(const DnsRecord& tlsa);
 struct DaneVerdict {
     enum class Status { Authenticated, NoUsableRecords, Failed };
     Status status = Status::Failed;
-    int usage = -1;   // the record that matched (Authenticated)
-    int depth = -1;   // where in the chain it matched (0 = the leaf)
-    QString reason;   // Failed: why
+    int usage = -1;  // the record that matched (Authenticated)
+    int depth = -1;  // where in the chain it matched (0 = the leaf)
+    QString reason;  // Failed: why
 };
 DaneVerdict verifyDane(const QList<QByteArray>& chainDer, const QList<DnsRecord>& tlsa, const QStringList& names);
 

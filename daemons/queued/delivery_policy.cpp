@@ -7,12 +7,12 @@
 
 #include <QElapsedTimer>
 #include <QFile>
+#include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
-#include <QJsonArray>
-#include <QSslSocket>
 #include <QRandomGenerator>
 #include <QSslConfiguration>
+#include <QSslSocket>
 #include <QTimer>
 
 #include <algorithm>
@@ -37,8 +37,8 @@ QList<QHostAddress> addressesOf(Resolver& dns, const QString& host, bool* temp) 
 
 // A small HTTPS GET (HTTP/1.0, so no chunked encoding) with a verified
 // certificate for `host`; no redirects (RFC 8461 3.3). Blocking: worker threads only.
-static QByteArray httpsGet(const QHostAddress& address, quint16 port, const QString& host, const QString& path, const QList<QSslCertificate>& extraCa,
-                    int* status, QString* error) {
+static QByteArray httpsGet(const QHostAddress& address, quint16 port, const QString& host, const QString& path,
+                           const QList<QSslCertificate>& extraCa, int* status, QString* error) {
     constexpr int kTimeoutMs = 30'000;
     constexpr qsizetype kMaxResponse = 64 * 1024 + 16 * 1024;
     QSslSocket socket;
@@ -55,7 +55,9 @@ static QByteArray httpsGet(const QHostAddress& address, quint16 port, const QStr
         *error = QStringLiteral("%1[%2]:%3: %4").arg(host, address.toString()).arg(port).arg(socket.errorString());
         return {};
     }
-    socket.write(QStringLiteral("GET %1 HTTP/1.0\r\nHost: %2\r\nUser-Agent: Postern\r\nAccept: text/plain\r\n\r\n").arg(path, host).toLatin1());
+    socket.write(QStringLiteral("GET %1 HTTP/1.0\r\nHost: %2\r\nUser-Agent: Postern\r\nAccept: text/plain\r\n\r\n")
+                     .arg(path, host)
+                     .toLatin1());
     QByteArray response;
     QElapsedTimer clock;
     clock.start();
@@ -95,7 +97,8 @@ Destination resolveDestination(Resolver& dns, const QString& domain) {
         return d;
     }
     if (!mx.ok() && !mx.isNegative()) {
-        d.error = QStringLiteral("MX lookup for %1 failed: %2").arg(domain, mx.error.isEmpty() ? toString(mx.status) : mx.error);
+        d.error = QStringLiteral("MX lookup for %1 failed: %2")
+                      .arg(domain, mx.error.isEmpty() ? toString(mx.status) : mx.error);
         return d;
     }
     d.dnssec = mx.authenticated;
@@ -108,7 +111,8 @@ Destination resolveDestination(Resolver& dns, const QString& domain) {
         }
         QList<DnsRecord> recs = mx.records;
         std::shuffle(recs.begin(), recs.end(), *QRandomGenerator::global());
-        std::stable_sort(recs.begin(), recs.end(), [](const DnsRecord& a, const DnsRecord& b) { return a.preference < b.preference; });
+        std::stable_sort(recs.begin(), recs.end(),
+                         [](const DnsRecord& a, const DnsRecord& b) { return a.preference < b.preference; });
         bool temp = false;
         for (const DnsRecord& r : recs) {
             if (r.target == u".") continue;
@@ -146,10 +150,14 @@ std::optional<MtaStsPolicy> parseMtaStsPolicy(const QByteArray& text) {
         if (colon <= 0) return std::nullopt;
         const QByteArray key = line.left(colon).trimmed();
         const QString value = QString::fromUtf8(line.mid(colon + 1).trimmed());
-        if (key == "version") version = value == u"STSv1";
-        else if (key == "mode") p.mode = value;
-        else if (key == "mx") p.mx << value.toLower();
-        else if (key == "max_age") p.maxAge = value.toLongLong();
+        if (key == "version")
+            version = value == u"STSv1";
+        else if (key == "mode")
+            p.mode = value;
+        else if (key == "mx")
+            p.mx << value.toLower();
+        else if (key == "max_age")
+            p.maxAge = value.toLongLong();
     }
     if (!version || (p.mode != u"enforce" && p.mode != u"testing" && p.mode != u"none")) return std::nullopt;
     if (p.mode != u"none" && p.mx.isEmpty()) return std::nullopt;
@@ -165,13 +173,14 @@ bool mtaStsMxMatches(const QString& patternIn, const QString& hostIn) {
     if (pattern.startsWith(u"*.")) {
         // "*.example.org" matches exactly one extra label (RFC 8461 4.1).
         const QString suffix = pattern.mid(1);
-        return host.endsWith(suffix) && !host.left(host.size() - suffix.size()).contains(QLatin1Char('.')) && host.size() > suffix.size();
+        return host.endsWith(suffix) && !host.left(host.size() - suffix.size()).contains(QLatin1Char('.')) &&
+               host.size() > suffix.size();
     }
     return host == pattern;
 }
 
-std::optional<MtaStsPolicy> fetchMtaSts(Resolver& dns, const QString& domain, const QString& cacheDir, quint16 httpsPort,
-                                        const QList<QSslCertificate>& extraCa, QString* error) {
+std::optional<MtaStsPolicy> fetchMtaSts(Resolver& dns, const QString& domain, const QString& cacheDir,
+                                        quint16 httpsPort, const QList<QSslCertificate>& extraCa, QString* error) {
     const QString cacheFile = cacheDir + QLatin1Char('/') + domain + QStringLiteral(".json");
     std::optional<MtaStsPolicy> cached;
     qint64 cachedUntil = 0;
@@ -215,8 +224,9 @@ std::optional<MtaStsPolicy> fetchMtaSts(Resolver& dns, const QString& domain, co
     }
     std::optional<MtaStsPolicy> p = netError.isEmpty() && status == 200 ? parseMtaStsPolicy(body) : std::nullopt;
     if (!p) {
-        *error = QStringLiteral("MTA-STS policy of %1 could not be fetched (%2)")
-                     .arg(domain, netError.isEmpty() ? QStringLiteral("HTTP %1 or invalid policy").arg(status) : netError);
+        *error =
+            QStringLiteral("MTA-STS policy of %1 could not be fetched (%2)")
+                .arg(domain, netError.isEmpty() ? QStringLiteral("HTTP %1 or invalid policy").arg(status) : netError);
         if (cached && cachedUntil > now) return cached;
         return std::nullopt;
     }
@@ -342,7 +352,8 @@ Route mxRoute(const RunnerSettings& s, Resolver& dns, const QString& domain, con
             return route;
         case Destination::Status::NoSuchDomain:
             route.status = Route::Status::PermFail;
-            route.reply = QStringLiteral("550 5.1.2 %1: %2").arg(domain, dest.error.isEmpty() ? QStringLiteral("no such domain") : dest.error);
+            route.reply = QStringLiteral("550 5.1.2 %1: %2")
+                              .arg(domain, dest.error.isEmpty() ? QStringLiteral("no such domain") : dest.error);
             return route;
         case Destination::Status::TempFail:
             route.reply = QStringLiteral("DNS lookup for %1 failed: %2").arg(domain, dest.error);
@@ -366,8 +377,9 @@ Route mxRoute(const RunnerSettings& s, Resolver& dns, const QString& domain, con
         }
     }
     if (route.targets.isEmpty()) {
-        route.reply = sts && sts->mode == QStringLiteral("enforce") ? QStringLiteral("no MX host of %1 is permitted by its MTA-STS policy").arg(domain)
-                                                                    : QStringLiteral("no MX host of %1 has an address").arg(domain);
+        route.reply = sts && sts->mode == QStringLiteral("enforce")
+                          ? QStringLiteral("no MX host of %1 is permitted by its MTA-STS policy").arg(domain)
+                          : QStringLiteral("no MX host of %1 has an address").arg(domain);
         return route;
     }
     route.status = Route::Status::Ok;
@@ -386,8 +398,8 @@ Route computeRoute(const RunnerSettings& s, const QString& domain, bool localDom
     return s.relayHost.isEmpty() ? mxRoute(s, dns, domain, extraCa) : smarthostRoute(s, dns, extraCa);
 }
 
-ClientRequest clientRequest(const RunnerSettings& s, const Route& route, const Target& target, const spool::Envelope& env,
-                            const QList<int>& indexes) {
+ClientRequest clientRequest(const RunnerSettings& s, const Route& route, const Target& target,
+                            const spool::Envelope& env, const QList<int>& indexes) {
     ClientRequest req;
     req.address = target.address;
     req.port = target.port;
@@ -417,12 +429,16 @@ RecipientVerdict recipientVerdict(const ClientResult& result, qsizetype k, const
     RecipientVerdict v;
     const Reply rr = result.recipients.value(k);
     Reply decided;
-    if (rr.code != 0 && !rr.ok()) decided = rr;                           // RCPT refused
-    else if (result.transaction.code != 0) decided = result.transaction;  // greeting/MAIL/DATA/final reply
+    if (rr.code != 0 && !rr.ok())
+        decided = rr;  // RCPT refused
+    else if (result.transaction.code != 0)
+        decided = result.transaction;  // greeting/MAIL/DATA/final reply
     v.diagnostic = decided.code ? decided.text : result.error;
     if (v.diagnostic.isEmpty()) v.diagnostic = QStringLiteral("connection to %1 ended early").arg(where);
-    if (decided.code != 0 && decided.ok() && rr.ok()) v.status = spool::EnvelopeRecipient::Status::Sent;
-    else if (decided.permanent()) v.status = spool::EnvelopeRecipient::Status::Failed;
+    if (decided.code != 0 && decided.ok() && rr.ok())
+        v.status = spool::EnvelopeRecipient::Status::Sent;
+    else if (decided.permanent())
+        v.status = spool::EnvelopeRecipient::Status::Failed;
     return v;
 }
 

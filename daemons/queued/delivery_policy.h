@@ -45,15 +45,15 @@ struct Destination {
     enum class Status { Ok, NullMx, NoSuchDomain, TempFail };
     Status status = Status::TempFail;
     QList<MxHost> hosts;
-    bool dnssec = false;   // the MX answer was authenticated
+    bool dnssec = false;  // the MX answer was authenticated
     QString error;
 };
 Destination resolveDestination(Resolver& dns, const QString& domain);
 
 struct MtaStsPolicy {
     QString id;
-    QString mode;          // enforce / testing / none
-    QStringList mx;        // patterns, "*.example.org" allowed
+    QString mode;    // enforce / testing / none
+    QStringList mx;  // patterns, "*.example.org" allowed
     qint64 maxAge = 0;
     bool present() const { return !mode.isEmpty(); }
 };
@@ -62,8 +62,8 @@ bool mtaStsMxMatches(const QString& pattern, const QString& host);
 // The domain's policy (fetched or from the cache); nullopt when it publishes none.
 // `error` is set when a published policy could not be fetched (then: no policy applies,
 // but an unexpired cached one is used, RFC 8461 5.1).
-std::optional<MtaStsPolicy> fetchMtaSts(Resolver& dns, const QString& domain, const QString& cacheDir, quint16 httpsPort,
-                                        const QList<QSslCertificate>& extraCa, QString* error);
+std::optional<MtaStsPolicy> fetchMtaSts(Resolver& dns, const QString& domain, const QString& cacheDir,
+                                        quint16 httpsPort, const QList<QSslCertificate>& extraCa, QString* error);
 
 // TLSA records for a host (empty unless DNSSEC-validated).
 QList<DnsRecord> daneRecords(Resolver& dns, const QString& host, quint16 port);
@@ -98,7 +98,7 @@ RecipientVerdict recipientVerdict(const ClientResult& result, qsizetype k, const
 
 // One SMTP client run: `target`, the route's login, the message's envelope and
 // body (in active/) for the recipients `indexes` of `env`.
-ClientRequest clientRequest(const RunnerSettings& s, const Route& route, const Target& target, const spool::Envelope& env,
-                            const QList<int>& indexes);
+ClientRequest clientRequest(const RunnerSettings& s, const Route& route, const Target& target,
+                            const spool::Envelope& env, const QList<int>& indexes);
 
 }  // namespace postern::outbound

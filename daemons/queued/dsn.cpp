@@ -20,7 +20,9 @@ QString clean(const QString& s, int max = kMaxDiagnostic) {
     return out;
 }
 
-QByteArray crlf(const QString& s) { return s.toUtf8() + "\r\n"; }
+QByteArray crlf(const QString& s) {
+    return s.toUtf8() + "\r\n";
+}
 
 // The original message's header block (up to the empty line).
 QByteArray headerPart(const QByteArray& message) {
@@ -60,7 +62,8 @@ QByteArray buildDsn(const DsnInput& in, const QDateTime& now) {
                     .arg(in.reportingMta));
     out += crlf(QStringLiteral("Auto-Submitted: auto-replied"));
     out += crlf(QStringLiteral("MIME-Version: 1.0"));
-    out += crlf(QStringLiteral("Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"%1\"").arg(boundary));
+    out += crlf(QStringLiteral("Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"%1\"")
+                    .arg(boundary));
     out += "\r\n";
     out += "This is a MIME-encapsulated delivery status notification.\r\n\r\n";
 
@@ -70,12 +73,14 @@ QByteArray buildDsn(const DsnInput& in, const QDateTime& now) {
     out += crlf(QStringLiteral("This is the mail system at host %1.").arg(in.reportingMta));
     out += "\r\n";
     if (anyFailed) {
-        out += "Your message could not be delivered to one or more recipients.\r\n"
-               "The error reported for each is below; this is final, nothing more will be tried.\r\n\r\n";
+        out +=
+            "Your message could not be delivered to one or more recipients.\r\n"
+            "The error reported for each is below; this is final, nothing more will be tried.\r\n\r\n";
     } else {
-        out += crlf(QStringLiteral("Your message has not been delivered yet to the recipients below. Delivery will be\r\n"
-                                   "retried until %1; you need not do anything now.")
-                        .arg(mail::formatDate(in.retryUntil)));
+        out +=
+            crlf(QStringLiteral("Your message has not been delivered yet to the recipients below. Delivery will be\r\n"
+                                "retried until %1; you need not do anything now.")
+                     .arg(mail::formatDate(in.retryUntil)));
         out += "\r\n";
     }
     for (const DsnRecipient& r : in.recipients) {
@@ -91,7 +96,8 @@ QByteArray buildDsn(const DsnInput& in, const QDateTime& now) {
     if (in.arrival.isValid()) out += crlf(QStringLiteral("Arrival-Date: %1").arg(mail::formatDate(in.arrival)));
     for (const DsnRecipient& r : in.recipients) {
         out += "\r\n";
-        if (const auto o = mail::storedOrcpt(r.orcpt); o && !r.orcpt.isEmpty())  // RFC 3464 2.3.1: decoded; RFC 6533 3 for utf-8
+        if (const auto o = mail::storedOrcpt(r.orcpt);
+            o && !r.orcpt.isEmpty())  // RFC 3464 2.3.1: decoded; RFC 6533 3 for utf-8
             out += crlf(QStringLiteral("Original-Recipient: %1").arg(clean(mail::orcptForReport(*o), 600)));
         out += crlf(QStringLiteral("Final-Recipient: rfc822; %1").arg(clean(r.address, 300)));
         out += crlf(QStringLiteral("Action: %1").arg(r.delayed ? QStringLiteral("delayed") : QStringLiteral("failed")));
@@ -99,13 +105,16 @@ QByteArray buildDsn(const DsnInput& in, const QDateTime& now) {
         if (!r.remoteMta.isEmpty()) out += crlf(QStringLiteral("Remote-MTA: dns; %1").arg(clean(r.remoteMta, 255)));
         static const QRegularExpression smtpReply(QStringLiteral("^[245]\\d\\d[ -]"));
         const bool fromSmtp = smtpReply.match(r.diagnostic).hasMatch();
-        out += crlf(QStringLiteral("Diagnostic-Code: %1; %2").arg(fromSmtp ? QStringLiteral("smtp") : QStringLiteral("x-postern"), clean(r.diagnostic)));
-        if (r.delayed && in.retryUntil.isValid()) out += crlf(QStringLiteral("Will-Retry-Until: %1").arg(mail::formatDate(in.retryUntil)));
+        out += crlf(QStringLiteral("Diagnostic-Code: %1; %2")
+                        .arg(fromSmtp ? QStringLiteral("smtp") : QStringLiteral("x-postern"), clean(r.diagnostic)));
+        if (r.delayed && in.retryUntil.isValid())
+            out += crlf(QStringLiteral("Will-Retry-Until: %1").arg(mail::formatDate(in.retryUntil)));
     }
     out += "\r\n";
 
     // Part 3: the message, or its header.
-    const bool full = in.ret.compare(QStringLiteral("HDRS"), Qt::CaseInsensitive) != 0 && in.original.size() <= in.maxReturnBytes;
+    const bool full =
+        in.ret.compare(QStringLiteral("HDRS"), Qt::CaseInsensitive) != 0 && in.original.size() <= in.maxReturnBytes;
     out += crlf(QStringLiteral("--%1").arg(boundary));
     if (full) {
         out += "Content-Type: message/rfc822\r\nContent-Description: Undelivered message\r\n\r\n";
@@ -126,8 +135,8 @@ bool wantsNotice(const QString& notify, const char* what) {
 }
 }  // namespace
 
-Notice noticeFor(const spool::Envelope& env, const QList<int>& recipients, bool delay, const QString& reportingMta, qint64 lifetimeS,
-                 const QString& bodyPath) {
+Notice noticeFor(const spool::Envelope& env, const QList<int>& recipients, bool delay, const QString& reportingMta,
+                 qint64 lifetimeS, const QString& bodyPath) {
     Notice n;
     // Never a DSN to the null sender (RFC 5321 6.1, RFC 3464): that is how bounce loops start.
     if (env.sender.isEmpty()) return n;

@@ -37,8 +37,8 @@
 namespace postern::outbound {
 
 struct DsnRecipient {
-    QString address;     // final recipient
-    QString orcpt;       // as stored in the envelope (wire form, common/mail/dsn_params.h), or ""
+    QString address;  // final recipient
+    QString orcpt;    // as stored in the envelope (wire form, common/mail/dsn_params.h), or ""
     bool delayed = false;
     QString status;      // "5.1.1"
     QString diagnostic;  // remote reply or local explanation
@@ -53,7 +53,7 @@ struct DsnInput {
     QDateTime retryUntil;  // for delay notices
     QString ret;           // FULL / HDRS / ""
     QList<DsnRecipient> recipients;
-    QByteArray original;   // the queued message (header + body)
+    QByteArray original;  // the queued message (header + body)
     qint64 maxReturnBytes = 1024 * 1024;
 };
 
@@ -63,8 +63,8 @@ struct Notice {
     DsnInput input;
     QList<int> recipients;  // the envelope's recipients it reports; empty: no notice is due
 };
-Notice noticeFor(const spool::Envelope& env, const QList<int>& recipients, bool delay, const QString& reportingMta, qint64 lifetimeS,
-                 const QString& bodyPath);
+Notice noticeFor(const spool::Envelope& env, const QList<int>& recipients, bool delay, const QString& reportingMta,
+                 qint64 lifetimeS, const QString& bodyPath);
 // Queues the notice (from the null sender to the original sender, same body
 // type) into incoming/; returns its queue id.
 Result<QString> queueNotice(const QString& queueDir, const spool::Envelope& original, const Notice& notice);

@@ -33,7 +33,8 @@ void logPlan(const LocalJob& job, const QString& mailbox, const sieve::Plan& pla
         return;
     }
     log::info(u"sieve", fields.add("actions", plan.actions.join(QStringLiteral("; "))));
-    for (const QString& note : plan.notes) log::info(u"sieve.note", log::Fields().add("id", job.env.id).add("mailbox", mailbox).add("detail", note));
+    for (const QString& note : plan.notes)
+        log::info(u"sieve.note", log::Fields().add("id", job.env.id).add("mailbox", mailbox).add("detail", note));
 }
 
 // Every mailbox of one recipient, all or nothing; each mailbox's Sieve script decides its
@@ -71,7 +72,9 @@ store::StoreStatus storeCopies(const LocalJob& job, const QString& address, cons
     sieve::Outbound outbound;
     outbound.queueDir = job.queueDir;
     outbound.srs = job.srs;
-    outbound.isLocalDomain = [&job](const QString& domain) { return job.accounts && job.accounts->isLocalDomain(domain); };
+    outbound.isLocalDomain = [&job](const QString& domain) {
+        return job.accounts && job.accounts->isLocalDomain(domain);
+    };
     for (qsizetype i = 0; i < res.mailboxes.size(); ++i) {
         if (plans.at(i).redirects.isEmpty() || plans.at(i).reject) continue;
         sieve::Original original;
@@ -81,7 +84,8 @@ store::StoreStatus storeCopies(const LocalJob& job, const QString& address, cons
         original.eightBit = job.env.bodyType == u"8BITMIME";
         original.smtpUtf8 = job.env.smtpUtf8;
         for (const QString& line : sieve::queueRedirects(outbound, res.mailboxes.at(i), plans[i], original))
-            log::info(u"sieve.redirect", log::Fields().add("id", job.env.id).add("mailbox", res.mailboxes.at(i)).add("detail", line));
+            log::info(u"sieve.redirect",
+                      log::Fields().add("id", job.env.id).add("mailbox", res.mailboxes.at(i)).add("detail", line));
     }
     store::Delivery delivery(job.mailDir);
     for (qsizetype i = 0; i < res.mailboxes.size(); ++i) {
@@ -91,12 +95,15 @@ store::StoreStatus storeCopies(const LocalJob& job, const QString& address, cons
         content.head = QStringLiteral("Return-Path: <%1>\r\nDelivered-To: %2\r\n").arg(job.env.sender, m).toUtf8();
         content.fd = fd;
         content.length = size;
-        const QList<sieve::Plan::Copy> copies = plans.at(i).reject ? QList<sieve::Plan::Copy>{sieve::Plan::Copy{}} : plans.at(i).copies;
+        const QList<sieve::Plan::Copy> copies =
+            plans.at(i).reject ? QList<sieve::Plan::Copy>{sieve::Plan::Copy{}} : plans.at(i).copies;
         for (const sieve::Plan::Copy& copy : copies)
-            if (auto st = delivery.add(m, content, copy.folder, u ? u->quotaBytes : 0, copy.flags, copy.keywords); !st) return st;
+            if (auto st = delivery.add(m, content, copy.folder, u ? u->quotaBytes : 0, copy.flags, copy.keywords); !st)
+                return st;
         if (!plans.at(i).notice.isEmpty()) {  // the note about a broken script, once per script version
             store::Content notice;
-            notice.head = QStringLiteral("Return-Path: <>\r\nDelivered-To: %1\r\n").arg(m).toUtf8() + plans.at(i).notice;
+            notice.head =
+                QStringLiteral("Return-Path: <>\r\nDelivered-To: %1\r\n").arg(m).toUtf8() + plans.at(i).notice;
             if (auto st = delivery.add(m, notice); !st) return st;
         }
     }
@@ -104,7 +111,8 @@ store::StoreStatus storeCopies(const LocalJob& job, const QString& address, cons
     // Vacation replies once the copies are durable; a failure here is only logged.
     for (qsizetype i = 0; i < res.mailboxes.size(); ++i)
         for (const QString& line : sieve::sendVacation(outbound, job.mailDir, res.mailboxes.at(i), plans.at(i)))
-            log::info(u"sieve.vacation", log::Fields().add("id", job.env.id).add("mailbox", res.mailboxes.at(i)).add("detail", line));
+            log::info(u"sieve.vacation",
+                      log::Fields().add("id", job.env.id).add("mailbox", res.mailboxes.at(i)).add("detail", line));
     return {};
 }
 
@@ -124,10 +132,12 @@ LocalOutcome deliverOne(const LocalJob& job, int i, int fd, qint64 size) {
     // An SRS0 address of ours (a bounce of a redirected message, common/mail/srs.h): passed
     // back to the original sender as a new recipient; a bad or expired one fails.
     if (const QString local = address.section(u'@', 0, -2); mail::isSrsLocalPart(local)) {
-        const mail::Srs::Decoded d = job.srs ? job.srs->reverse(local, QDateTime::currentSecsSinceEpoch()) : mail::Srs::Decoded{};
+        const mail::Srs::Decoded d =
+            job.srs ? job.srs->reverse(local, QDateTime::currentSecsSinceEpoch()) : mail::Srs::Decoded{};
         if (d.status != mail::Srs::Status::Valid) {
             out.status = LocalOutcome::Status::Failed;
-            out.diagnostic = QStringLiteral("550 5.1.1 <%1>: invalid SRS address (%2)").arg(address, job.srs ? mail::toString(d.status) : QStringLiteral("no key"));
+            out.diagnostic = QStringLiteral("550 5.1.1 <%1>: invalid SRS address (%2)")
+                                 .arg(address, job.srs ? mail::toString(d.status) : QStringLiteral("no key"));
             return out;
         }
         out.status = LocalOutcome::Status::Delivered;
@@ -169,7 +179,8 @@ QStringList addForwards(spool::Envelope& env, const LocalOutcome& outcome) {
     QStringList added;
     for (qsizetype f = 0; f < outcome.forwards.size(); ++f) {
         bool dup = false;
-        for (const auto& existing : std::as_const(env.recipients)) dup |= existing.address.compare(outcome.forwards.at(f), Qt::CaseInsensitive) == 0;
+        for (const auto& existing : std::as_const(env.recipients))
+            dup |= existing.address.compare(outcome.forwards.at(f), Qt::CaseInsensitive) == 0;
         if (dup) continue;
         spool::EnvelopeRecipient nr;
         nr.address = outcome.forwards.at(f);
@@ -182,9 +193,12 @@ QStringList addForwards(spool::Envelope& env, const LocalOutcome& outcome) {
 
 QString toString(LocalOutcome::Status status) {
     switch (status) {
-        case LocalOutcome::Status::Delivered: return QStringLiteral("delivered");
-        case LocalOutcome::Status::Deferred: return QStringLiteral("deferred");
-        case LocalOutcome::Status::Failed: return QStringLiteral("failed");
+        case LocalOutcome::Status::Delivered:
+            return QStringLiteral("delivered");
+        case LocalOutcome::Status::Deferred:
+            return QStringLiteral("deferred");
+        case LocalOutcome::Status::Failed:
+            return QStringLiteral("failed");
     }
     return {};
 }

@@ -47,8 +47,8 @@ struct LocalJob {
     std::shared_ptr<const Accounts> accounts;
     QString mailDir;
     sieve::GlobalScripts sieveGlobals;  // sieve.before/after, the global script folder
-    QString bodyPath;  // the queued message file
-    QString queueDir;  // Sieve redirects and vacation replies are queued here
+    QString bodyPath;                   // the queued message file
+    QString queueDir;                   // Sieve redirects and vacation replies are queued here
     QString delimiters = QStringLiteral("+");
     std::shared_ptr<const mail::Srs> srs;  // null: no SRS key (redirects kept, SRS addresses fail)
 };

@@ -46,10 +46,13 @@ int main(int argc, char** argv) {
         auto* server = new DaemonServer(ctx.config, ctx.program, nullptr, parent);  // no listener rows: listens nowhere
         d.runner = new outbound::QueueRunner(ctx.config, *ctx.accounts, server);
         // The SRS key (common/mail/srs.h), as root while still root; shared with postern-smtpd.
-        if (auto key = mail::loadOrCreateSrsKey(ctx.config.configDir(), ctx.config.value(QStringLiteral("system_user"))))
+        if (auto key =
+                mail::loadOrCreateSrsKey(ctx.config.configDir(), ctx.config.value(QStringLiteral("system_user"))))
             d.runner->setSrs(std::make_shared<const mail::Srs>(*key));
         else
-            log::warn(u"srs.no_key", log::Fields().add("error", key.errorMessage()).add("effect", "Sieve redirects are kept in INBOX"));
+            log::warn(
+                u"srs.no_key",
+                log::Fields().add("error", key.errorMessage()).add("effect", "Sieve redirects are kept in INBOX"));
         // Start after privileges are dropped and the loop runs: files it creates belong to the mail user.
         QMetaObject::invokeMethod(
             server,
@@ -63,7 +66,8 @@ int main(int argc, char** argv) {
         return server;
     };
     spec.writableFolders = [](const Config& config) {
-        QStringList dirs{config.mailDir(), config.dataDir() + QStringLiteral("/state/mta-sts"), config.queueDir() + QStringLiteral("/tmp")};
+        QStringList dirs{config.mailDir(), config.dataDir() + QStringLiteral("/state/mta-sts"),
+                         config.queueDir() + QStringLiteral("/tmp")};
         for (const spool::QueueState state : spool::queueStates()) dirs << spool::stateDir(config.queueDir(), state);
         return dirs;
     };

@@ -21,7 +21,9 @@ namespace {
 constexpr int kMaxRescanMs = 60'000;
 constexpr const char* kSmarthostKey = "[smarthost]";
 
-QString domainOf(const QString& address) { return address.section(QLatin1Char('@'), -1).toLower(); }
+QString domainOf(const QString& address) {
+    return address.section(QLatin1Char('@'), -1).toLower();
+}
 }  // namespace
 
 qint64 retryDelay(int attempts, qint64 minS, qint64 maxS) {
@@ -93,7 +95,9 @@ void QueueRunner::scan() {
     if (m_stopped) return;
     QSet<QString> known;
     for (const auto& r : m_ready) known.insert(r.first);
-    auto isBusy = [&](const QString& id) { return known.contains(id) || m_active.contains(id) || m_admitting.contains(id); };
+    auto isBusy = [&](const QString& id) {
+        return known.contains(id) || m_active.contains(id) || m_admitting.contains(id);
+    };
     QDir incoming(spool::stateDir(m_s.queueDir, spool::QueueState::Incoming));
     QStringList names = incoming.entryList({QStringLiteral("*.env")}, QDir::Files, QDir::Name);
     for (const QString& name : names) {
@@ -112,7 +116,8 @@ void QueueRunner::scan() {
         if (!env && env.error().code == ENOENT) continue;
         if (!env) {
             log::error(u"queue.bad_envelope", log::Fields().add("id", id).add("error", env.errorMessage()));
-            if (auto st = spool::moveMessage(m_s.queueDir, id, spool::QueueState::Deferred, spool::QueueState::Corrupt); !st)
+            if (auto st = spool::moveMessage(m_s.queueDir, id, spool::QueueState::Deferred, spool::QueueState::Corrupt);
+                !st)
                 log::error(u"queue.move_failed", log::Fields().add("id", id).add("error", st.errorMessage()));
             continue;
         }
@@ -150,18 +155,26 @@ void QueueRunner::pump() {
 void QueueRunner::admit(const QString& id, spool::QueueState fromState) {
     m_admitting.insert(id);
     runAsync(
-        this, [s = m_s, accounts = m_accounts.current(), id, fromState] { return admitFromSpool(s, accounts, id, fromState); },
+        this,
+        [s = m_s, accounts = m_accounts.current(), id, fromState] {
+            return admitFromSpool(s, accounts, id, fromState);
+        },
         [this, id](const Admitted& a) {
             m_admitting.remove(id);
-            if (a.warn) log::warn(u"queue.dkim_refused", log::Fields().add("id", id).add("result", a.note));
-            else if (!a.note.isEmpty()) log::info(u"queue.dkim", log::Fields().add("id", id).add("result", a.note));
+            if (a.warn)
+                log::warn(u"queue.dkim_refused", log::Fields().add("id", id).add("result", a.note));
+            else if (!a.note.isEmpty())
+                log::info(u"queue.dkim", log::Fields().add("id", id).add("result", a.note));
             if (!a.env) {
-                if (!a.error.isEmpty()) log::error(u"queue.admit_failed", log::Fields().add("id", id).add("error", a.error));
+                if (!a.error.isEmpty())
+                    log::error(u"queue.admit_failed", log::Fields().add("id", id).add("error", a.error));
                 pump();
                 return;
             }
             if (m_stopped) {
-                if (auto st = spool::moveMessage(m_s.queueDir, id, spool::QueueState::Active, spool::QueueState::Deferred); !st)
+                if (auto st =
+                        spool::moveMessage(m_s.queueDir, id, spool::QueueState::Active, spool::QueueState::Deferred);
+                    !st)
                     log::error(u"queue.move_failed", log::Fields().add("id", id).add("error", st.errorMessage()));
                 return;
             }
@@ -182,8 +195,11 @@ void QueueRunner::activated(std::shared_ptr<Message> msg) {
         if (!msg->waiting.contains(d)) msg->waiting << d;
     }
     m_active.insert(env.id, msg);
-    log::info(u"queue.attempt",
-              log::Fields().add("id", env.id).add("from", env.sender).add("attempt", env.attempts).add("domains", msg->waiting.join(QLatin1Char(','))));
+    log::info(u"queue.attempt", log::Fields()
+                                    .add("id", env.id)
+                                    .add("from", env.sender)
+                                    .add("attempt", env.attempts)
+                                    .add("domains", msg->waiting.join(QLatin1Char(','))));
     if (msg->waiting.isEmpty()) {
         finishMessage(msg);
         return;
@@ -237,8 +253,11 @@ void QueueRunner::startDomain(const std::shared_ptr<Message>& msg, const QString
                             job->msg->failedNow << i;
                         }
                     }
-                    log::info(u"delivery.route_failed",
-                              log::Fields().add("id", job->msg->env.id).add("domain", job->domain).add("permanent", perm).add("error", job->route.reply));
+                    log::info(u"delivery.route_failed", log::Fields()
+                                                            .add("id", job->msg->env.id)
+                                                            .add("domain", job->domain)
+                                                            .add("permanent", perm)
+                                                            .add("error", job->route.reply));
                     save(*job->msg);
                     domainDone(job);
                     return;
@@ -271,7 +290,8 @@ void QueueRunner::runLocal(const std::shared_ptr<DomainJob>& job) {
         });
 }
 
-void QueueRunner::applyLocal(const std::shared_ptr<DomainJob>& job, const QList<int>& indexes, const QList<LocalOutcome>& outcomes) {
+void QueueRunner::applyLocal(const std::shared_ptr<DomainJob>& job, const QList<int>& indexes,
+                             const QList<LocalOutcome>& outcomes) {
     Message& msg = *job->msg;
     for (qsizetype k = 0; k < indexes.size() && k < outcomes.size(); ++k) {
         const LocalOutcome& o = outcomes.at(k);
@@ -317,18 +337,22 @@ void QueueRunner::tryNextTarget(const std::shared_ptr<DomainJob>& job) {
         bool answered = false;
         applyResult(job, target, result, &answered);
         save(*job->msg);
-        if (answered) domainDone(job);
-        else tryNextTarget(job);
+        if (answered)
+            domainDone(job);
+        else
+            tryNextTarget(job);
     });
     client->start();
 }
 
-void QueueRunner::applyResult(const std::shared_ptr<DomainJob>& job, const Target& target, const ClientResult& result, bool* answered) {
+void QueueRunner::applyResult(const std::shared_ptr<DomainJob>& job, const Target& target, const ClientResult& result,
+                              bool* answered) {
     Message& msg = *job->msg;
     const QList<int> indexes = jobRecipients(msg, job->domain);  // same order as the request
     const QString where = QStringLiteral("%1[%2]:%3").arg(target.host, target.address).arg(target.port);
     *answered = result.transaction.permanent();
-    for (qsizetype k = 0; k < indexes.size() && k < result.recipients.size(); ++k) *answered |= result.recipients.at(k).code != 0;
+    for (qsizetype k = 0; k < indexes.size() && k < result.recipients.size(); ++k)
+        *answered |= result.recipients.at(k).code != 0;
     const QString tls = result.tlsVersion.isEmpty() ? QStringLiteral("none") : result.tlsVersion;
     for (qsizetype k = 0; k < indexes.size(); ++k) {
         auto& r = msg.env.recipients[indexes.at(k)];
@@ -337,10 +361,16 @@ void QueueRunner::applyResult(const std::shared_ptr<DomainJob>& job, const Targe
         r.status = v.status;
         r.diagnostic = v.diagnostic;
         if (v.status == spool::EnvelopeRecipient::Status::Failed) msg.failedNow << indexes.at(k);
-        const QString outcome = v.status == spool::EnvelopeRecipient::Status::Pending ? QStringLiteral("deferred") : spool::toString(v.status);
-        stats::add(QStringLiteral("postern_outbound_recipients_total"), {{QStringLiteral("result"), outcome}, {QStringLiteral("tls"), tls}});
+        const QString outcome = v.status == spool::EnvelopeRecipient::Status::Pending ? QStringLiteral("deferred")
+                                                                                      : spool::toString(v.status);
+        stats::add(QStringLiteral("postern_outbound_recipients_total"),
+                   {{QStringLiteral("result"), outcome}, {QStringLiteral("tls"), tls}});
         log::Fields fields;
-        fields.add("id", msg.env.id).add("to", r.address).add("relay", where).add("tls", tls).add("verified", result.tlsVerified);
+        fields.add("id", msg.env.id)
+            .add("to", r.address)
+            .add("relay", where)
+            .add("tls", tls)
+            .add("verified", result.tlsVerified);
         if (!result.dane.isEmpty()) fields.add("dane", result.dane);
         fields.add("tls_policy", target.tls.reason.isEmpty() ? QStringLiteral("opportunistic") : target.tls.reason)
             .add("status", spool::toString(r.status))
@@ -371,9 +401,14 @@ Status QueueRunner::notifySender(const Message& msg, const QList<int>& recipient
     if (notice.recipients.isEmpty()) return Status{};
     auto id = queueNotice(m_s.queueDir, env, notice);
     if (!id) return Status(id.error());
-    stats::add(QStringLiteral("postern_dsn_total"), {{QStringLiteral("type"), delay ? QStringLiteral("delay") : QStringLiteral("failure")}});
+    stats::add(QStringLiteral("postern_dsn_total"),
+               {{QStringLiteral("type"), delay ? QStringLiteral("delay") : QStringLiteral("failure")}});
     log::info(delay ? u"queue.delay_notice" : u"queue.bounce",
-              log::Fields().add("id", env.id).add("dsn_id", *id).add("to", env.sender).add("recipients", qint64(notice.recipients.size())));
+              log::Fields()
+                  .add("id", env.id)
+                  .add("dsn_id", *id)
+                  .add("to", env.sender)
+                  .add("recipients", qint64(notice.recipients.size())));
     return Status{};
 }
 
@@ -389,8 +424,9 @@ void QueueRunner::finishMessage(const std::shared_ptr<Message>& msg) {
         for (int i : pending) {
             auto& r = env.recipients[i];
             r.status = spool::EnvelopeRecipient::Status::Failed;
-            r.diagnostic = QStringLiteral("message expired after %1 without delivery; last error: %2")
-                               .arg(QString::number(m_s.lifetimeS / 3600.0, 'f', 1) + QStringLiteral(" h"), r.diagnostic);
+            r.diagnostic =
+                QStringLiteral("message expired after %1 without delivery; last error: %2")
+                    .arg(QString::number(m_s.lifetimeS / 3600.0, 'f', 1) + QStringLiteral(" h"), r.diagnostic);
             failed << i;
         }
         pending.clear();
@@ -399,7 +435,8 @@ void QueueRunner::finishMessage(const std::shared_ptr<Message>& msg) {
     if (!failed.isEmpty()) {
         if (auto st = notifySender(*msg, failed, false); !st) {
             log::error(u"queue.bounce_failed", log::Fields().add("id", env.id).add("error", st.errorMessage()));
-            for (int i : failed) env.recipients[i].status = spool::EnvelopeRecipient::Status::Pending;  // try again later
+            for (int i : failed)
+                env.recipients[i].status = spool::EnvelopeRecipient::Status::Pending;  // try again later
             pending << failed;
         }
     }
@@ -408,20 +445,24 @@ void QueueRunner::finishMessage(const std::shared_ptr<Message>& msg) {
     if (pending.isEmpty()) {
         if (auto st = spool::removeMessage(m_s.queueDir, spool::QueueState::Active, env.id); !st)
             log::error(u"queue.remove_failed", log::Fields().add("id", env.id).add("error", st.errorMessage()));
-        log::info(u"queue.done", log::Fields().add("id", env.id).add("attempts", env.attempts).add("failed", qint64(failed.size())));
+        log::info(u"queue.done",
+                  log::Fields().add("id", env.id).add("attempts", env.attempts).add("failed", qint64(failed.size())));
         pump();
         return;
     }
     if (!env.delayNotified && m_s.delayWarningS > 0 && now - env.arrival >= m_s.delayWarningS) {
-        if (auto st = notifySender(*msg, pending, true); st) env.delayNotified = true;
-        else log::error(u"queue.delay_notice_failed", log::Fields().add("id", env.id).add("error", st.errorMessage()));
+        if (auto st = notifySender(*msg, pending, true); st)
+            env.delayNotified = true;
+        else
+            log::error(u"queue.delay_notice_failed", log::Fields().add("id", env.id).add("error", st.errorMessage()));
     }
     env.nextAttempt = now + retryDelay(env.attempts, m_s.retryMinS, m_s.retryMaxS);
     save(*msg);
     if (auto st = spool::moveMessage(m_s.queueDir, env.id, spool::QueueState::Active, spool::QueueState::Deferred); !st)
         log::error(u"queue.defer_failed", log::Fields().add("id", env.id).add("error", st.errorMessage()));
     const QString next = QDateTime::fromSecsSinceEpoch(env.nextAttempt).toUTC().toString(Qt::ISODate);
-    log::info(u"queue.deferred", log::Fields().add("id", env.id).add("pending", qint64(pending.size())).add("next_attempt", next));
+    log::info(u"queue.deferred",
+              log::Fields().add("id", env.id).add("pending", qint64(pending.size())).add("next_attempt", next));
     pump();
 }
 
@@ -441,12 +482,15 @@ void QueueRunner::stop() {
     for (const auto& msg : std::as_const(m_active)) {
         if (!msg->failedNow.isEmpty()) {
             if (auto st = notifySender(*msg, msg->failedNow, false); !st) {
-                for (int i : std::as_const(msg->failedNow)) msg->env.recipients[i].status = spool::EnvelopeRecipient::Status::Pending;
+                for (int i : std::as_const(msg->failedNow))
+                    msg->env.recipients[i].status = spool::EnvelopeRecipient::Status::Pending;
             }
         }
         msg->env.nextAttempt = now;
         save(*msg);
-        if (auto st = spool::moveMessage(m_s.queueDir, msg->env.id, spool::QueueState::Active, spool::QueueState::Deferred); !st)
+        if (auto st =
+                spool::moveMessage(m_s.queueDir, msg->env.id, spool::QueueState::Active, spool::QueueState::Deferred);
+            !st)
             log::error(u"queue.move_failed", log::Fields().add("id", msg->env.id).add("error", st.errorMessage()));
     }
     m_active.clear();

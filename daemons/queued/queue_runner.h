@@ -85,9 +85,11 @@ private:
     void activated(std::shared_ptr<Message> msg);
     void startDomain(const std::shared_ptr<Message>& msg, const QString& domain);
     void runLocal(const std::shared_ptr<DomainJob>& job);
-    void applyLocal(const std::shared_ptr<DomainJob>& job, const QList<int>& indexes, const QList<LocalOutcome>& outcomes);
+    void applyLocal(const std::shared_ptr<DomainJob>& job, const QList<int>& indexes,
+                    const QList<LocalOutcome>& outcomes);
     void tryNextTarget(const std::shared_ptr<DomainJob>& job);
-    void applyResult(const std::shared_ptr<DomainJob>& job, const Target& target, const ClientResult& result, bool* answered);
+    void applyResult(const std::shared_ptr<DomainJob>& job, const Target& target, const ClientResult& result,
+                     bool* answered);
     void domainDone(const std::shared_ptr<DomainJob>& job);
     void finishMessage(const std::shared_ptr<Message>& msg);
     Status notifySender(const Message& msg, const QList<int>& recipients, bool delay);
@@ -107,7 +109,7 @@ private:
     QHash<QString, std::shared_ptr<Message>> m_active;
     QSet<QString> m_admitting;
     QList<QPair<QString, spool::QueueState>> m_ready;  // (id, state) to admit, in order
-    QHash<QString, int> m_domainJobs;        // running jobs per destination domain
+    QHash<QString, int> m_domainJobs;                  // running jobs per destination domain
     QList<std::shared_ptr<DomainJob>> m_jobs;
     bool m_stopped = false;
 };

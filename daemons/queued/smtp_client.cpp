@@ -26,7 +26,9 @@ SmtpClient::SmtpClient(ClientRequest request, QObject* parent) : QObject(parent)
 
 SmtpClient::~SmtpClient() = default;
 
-void SmtpClient::armTimer(qint64 ms) { m_timer.start(int(std::min<qint64>(ms, INT_MAX))); }
+void SmtpClient::armTimer(qint64 ms) {
+    m_timer.start(int(std::min<qint64>(ms, INT_MAX)));
+}
 
 void SmtpClient::start() {
     m_socket = std::make_unique<QSslSocket>();
@@ -39,7 +41,8 @@ void SmtpClient::start() {
     if (m_req.tls.mode == TlsPolicy::Mode::Verified) {
         tls.setPeerVerifyMode(QSslSocket::VerifyPeer);
     } else {
-        tls.setPeerVerifyMode(QSslSocket::VerifyNone);  // opportunistic (RFC 7435) or DANE (checked after the handshake)
+        tls.setPeerVerifyMode(
+            QSslSocket::VerifyNone);  // opportunistic (RFC 7435) or DANE (checked after the handshake)
     }
     m_socket->setSslConfiguration(tls);
     m_socket->setPeerVerifyName(m_req.tls.verifyName.isEmpty() ? m_req.mxName : m_req.tls.verifyName);
@@ -60,11 +63,14 @@ void SmtpClient::start() {
         if (m_req.tls.mode != TlsPolicy::Mode::Verified) return;
         QStringList e;
         for (const QSslError& err : errors) e << err.errorString();
-        finish(QStringLiteral("TLS certificate of %1 did not verify (%2)").arg(m_req.mxName, e.join(QStringLiteral("; "))));
+        finish(QStringLiteral("TLS certificate of %1 did not verify (%2)")
+                   .arg(m_req.mxName, e.join(QStringLiteral("; "))));
     });
     armTimer(m_req.connectTimeoutMs);
-    if (m_req.implicitTls) m_socket->connectToHostEncrypted(m_req.address, m_req.port, m_req.mxName);
-    else m_socket->connectToHost(m_req.address, m_req.port);
+    if (m_req.implicitTls)
+        m_socket->connectToHostEncrypted(m_req.address, m_req.port, m_req.mxName);
+    else
+        m_socket->connectToHost(m_req.address, m_req.port);
 }
 
 void SmtpClient::onConnected() {
@@ -76,7 +82,8 @@ void SmtpClient::onConnected() {
 
 void SmtpClient::onEncrypted() {
     m_tls = true;
-    m_result.tlsVersion = m_socket->sessionProtocol() == QSsl::TlsV1_3 ? QStringLiteral("TLSv1.3") : QStringLiteral("TLSv1.2");
+    m_result.tlsVersion =
+        m_socket->sessionProtocol() == QSsl::TlsV1_3 ? QStringLiteral("TLSv1.3") : QStringLiteral("TLSv1.2");
     const QList<QSslError> errors = QSslCertificate::verify(m_socket->peerCertificateChain(), m_req.mxName);
     m_result.tlsVerified = errors.isEmpty();
     if (m_req.tls.mode == TlsPolicy::Mode::Dane) {
@@ -105,7 +112,9 @@ bool SmtpClient::checkDane(QString* why) {
     switch (v.status) {
         case DaneVerdict::Status::Authenticated:
             m_result.tlsVerified = true;
-            m_result.dane = QStringLiteral("DANE-%1:%2").arg(v.usage == 2 ? QStringLiteral("TA") : QStringLiteral("EE")).arg(v.depth);
+            m_result.dane = QStringLiteral("DANE-%1:%2")
+                                .arg(v.usage == 2 ? QStringLiteral("TA") : QStringLiteral("EE"))
+                                .arg(v.depth);
             return true;
         case DaneVerdict::Status::NoUsableRecords:
             // RFC 7672 2.2: TLS stays mandatory, without authentication (the runner normally
@@ -139,8 +148,7 @@ void SmtpClient::onReadyRead() {
         r.text = reply.text();
         handleReply(r, reply.lines);
     }
-    if (!m_finished && m_replies.failed())
-        finish(QStringLiteral("%1: %2").arg(m_req.mxName, m_replies.error()));
+    if (!m_finished && m_replies.failed()) finish(QStringLiteral("%1: %2").arg(m_req.mxName, m_replies.error()));
 }
 
 void SmtpClient::handleReply(const Reply& r, const QStringList& lines) {
@@ -176,7 +184,8 @@ void SmtpClient::handleReply(const Reply& r, const QStringList& lines) {
         case Step::StartTls:
             if (r.code != 220) {
                 if (m_req.tls.mode != TlsPolicy::Mode::Opportunistic)
-                    return finish(QStringLiteral("%1 refused STARTTLS (%2), which the policy requires").arg(m_req.mxName, r.text));
+                    return finish(QStringLiteral("%1 refused STARTTLS (%2), which the policy requires")
+                                      .arg(m_req.mxName, r.text));
                 startTransaction();  // opportunistic: carry on without TLS
                 return;
             }
@@ -243,7 +252,8 @@ void SmtpClient::handleReply(const Reply& r, const QStringList& lines) {
 }
 
 void SmtpClient::afterEhlo(const QStringList& lines) {
-    for (qsizetype i = 1; i < lines.size(); ++i) m_capabilities << lines.at(i).section(QLatin1Char(' '), 0, 0).toUpper();
+    for (qsizetype i = 1; i < lines.size(); ++i)
+        m_capabilities << lines.at(i).section(QLatin1Char(' '), 0, 0).toUpper();
     m_pipelining = m_capabilities.contains(QStringLiteral("PIPELINING"));
     if (!m_tls && !m_req.implicitTls) {
         if (m_capabilities.contains(QStringLiteral("STARTTLS"))) {
@@ -252,7 +262,8 @@ void SmtpClient::afterEhlo(const QStringList& lines) {
             return;
         }
         if (m_req.tls.mode != TlsPolicy::Mode::Opportunistic)
-            return finish(QStringLiteral("%1 does not offer STARTTLS, which the policy requires (%2)").arg(m_req.mxName, m_req.tls.reason));
+            return finish(QStringLiteral("%1 does not offer STARTTLS, which the policy requires (%2)")
+                              .arg(m_req.mxName, m_req.tls.reason));
     }
     if (!m_req.authUser.isEmpty()) {
         if (!m_tls) return finish(QStringLiteral("refusing to send the smarthost password without TLS"));
@@ -266,11 +277,14 @@ void SmtpClient::afterEhlo(const QStringList& lines) {
 
 void SmtpClient::startTransaction() {
     if (m_req.smtpUtf8 && !m_capabilities.contains(QStringLiteral("SMTPUTF8"))) {
-        m_result.transaction = Reply{553, QStringLiteral("553 5.6.7 the receiving server does not support SMTPUTF8 (internationalized addresses)")};
+        m_result.transaction = Reply{
+            553,
+            QStringLiteral("553 5.6.7 the receiving server does not support SMTPUTF8 (internationalized addresses)")};
         return finish();
     }
     if (m_req.eightBit && !m_capabilities.contains(QStringLiteral("8BITMIME"))) {
-        m_result.transaction = Reply{554, QStringLiteral("554 5.6.3 the receiving server does not accept 8-bit content (8BITMIME)")};
+        m_result.transaction =
+            Reply{554, QStringLiteral("554 5.6.3 the receiving server does not accept 8-bit content (8BITMIME)")};
         return finish();
     }
     QByteArray mail = "MAIL FROM:<" + m_req.sender.toUtf8() + ">";
@@ -280,7 +294,8 @@ void SmtpClient::startTransaction() {
     if (m_req.smtpUtf8) mail += " SMTPUTF8";
     if (m_capabilities.contains(QStringLiteral("DSN"))) {
         if (!m_req.ret.isEmpty()) mail += " RET=" + m_req.ret.toLatin1();
-        if (!m_req.envid.isEmpty()) mail += " ENVID=" + postern::mail::encodeXtext(m_req.envid.toUtf8());  // RFC 3461 4.4
+        if (!m_req.envid.isEmpty())
+            mail += " ENVID=" + postern::mail::encodeXtext(m_req.envid.toUtf8());  // RFC 3461 4.4
     }
     m_step = Step::Mail;
     m_nextRcpt = 0;
@@ -354,7 +369,8 @@ void SmtpClient::finish(const QString& error) {
         m_socket->disconnect(this);
         m_socket->abort();
     }
-    QMetaObject::invokeMethod(this, [this] { Q_EMIT finished(m_result); }, Qt::QueuedConnection);
+    QMetaObject::invokeMethod(
+        this, [this] { Q_EMIT finished(m_result); }, Qt::QueuedConnection);
 }
 
 }  // namespace postern::outbound

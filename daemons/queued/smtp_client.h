@@ -33,8 +33,8 @@
 
 #include "core/dns.h"
 
-#include <QObject>
 #include <QFile>
+#include <QObject>
 #include <QSslCertificate>
 #include <QSslSocket>
 #include <QStringList>
@@ -46,22 +46,22 @@ namespace postern::outbound {
 struct TlsPolicy {
     enum class Mode { Opportunistic, Encrypted, Verified, Dane };
     Mode mode = Mode::Opportunistic;
-    QString verifyName;            // the name the certificate must show (Verified)
-    QList<DnsRecord> tlsa;         // Dane
+    QString verifyName;     // the name the certificate must show (Verified)
+    QList<DnsRecord> tlsa;  // Dane
     QList<QSslCertificate> extraCa;
-    QString reason;                // why this mode (for logs): "mta-sts enforce", "dane", "smarthost"
+    QString reason;  // why this mode (for logs): "mta-sts enforce", "dane", "smarthost"
 };
 
 struct ClientRequest {
-    QString address;      // IP to connect to
+    QString address;  // IP to connect to
     quint16 port = 25;
-    QString mxName;       // host name (SNI, verification, logs)
+    QString mxName;  // host name (SNI, verification, logs)
     QString helo;
     bool implicitTls = false;
     TlsPolicy tls;
     QString authUser;
     QByteArray authPassword;
-    QString sender;       // "" = null sender
+    QString sender;  // "" = null sender
     QStringList recipients;
     QStringList notify, orcpt;  // per recipient, may be empty strings
     QString bodyPath;
@@ -81,12 +81,12 @@ struct Reply {
 
 struct ClientResult {
     bool connected = false;
-    QString error;             // transport or protocol error for the whole attempt (temporary)
-    Reply transaction;         // a reply that decided for every recipient (greeting, MAIL, DATA); code 0 when none
-    QList<Reply> recipients;   // per recipient (same order as the request); code 0 when not reached
+    QString error;            // transport or protocol error for the whole attempt (temporary)
+    Reply transaction;        // a reply that decided for every recipient (greeting, MAIL, DATA); code 0 when none
+    QList<Reply> recipients;  // per recipient (same order as the request); code 0 when not reached
     QString tlsVersion;
     bool tlsVerified = false;
-    QString dane;              // DANE outcome for the log ("DANE-TA:1" = usage:depth), "" when not used
+    QString dane;  // DANE outcome for the log ("DANE-TA:1" = usage:depth), "" when not used
 };
 
 class SmtpClient : public QObject {

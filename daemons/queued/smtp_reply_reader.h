@@ -29,7 +29,7 @@ namespace postern::outbound {
 
 struct SmtpReply {
     int code = 0;
-    QStringList lines;  // the text of each line, without code, separator and CRLF
+    QStringList lines;     // the text of each line, without code, separator and CRLF
     QString text() const;  // "250 last line" (for logs and results)
 };
 

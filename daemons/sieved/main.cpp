@@ -65,8 +65,9 @@ int main(int argc, char** argv) {
             },
             parent);
         server->setLimits(int(config.integer(QStringLiteral("sieve.max_connections"))),
-                          int(config.integer(QStringLiteral("sieve.max_connections_per_ip"))),
-                          [](ListenerMode) { return QByteArray("BYE (TRYLATER) \"Too many connections, try again later\"\r\n"); });
+                          int(config.integer(QStringLiteral("sieve.max_connections_per_ip"))), [](ListenerMode) {
+                              return QByteArray("BYE (TRYLATER) \"Too many connections, try again later\"\r\n");
+                          });
         return server;
     };
     spec.writableFolders = [](const Config& config) { return QStringList{config.mailDir()}; };

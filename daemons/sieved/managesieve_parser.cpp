@@ -7,8 +7,12 @@ namespace postern::managesieve {
 
 namespace {
 
-bool isDigit(char c) { return c >= '0' && c <= '9'; }
-bool isAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool isDigit(char c) {
+    return c >= '0' && c <= '9';
+}
+bool isAlpha(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
 
 // Digits from `p` while they fit kMaxNumber; false on overflow (no digit: false too).
 bool parseNumber(const QByteArray& s, qsizetype& p, quint64* out) {

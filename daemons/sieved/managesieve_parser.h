@@ -97,9 +97,9 @@ private:
     bool m_inLiteral = false;  // reading the octets of a literal
     qint64 m_literalLeft = 0;
     qint64 m_literalTotal = 0;  // octets of the literals of this command so far
-    bool m_firstLine = true;   // the next line starts the command (verb)
+    bool m_firstLine = true;    // the next line starts the command (verb)
     Command m_command;
-    QString m_error;           // a syntax error found: skip to the command's end
+    QString m_error;  // a syntax error found: skip to the command's end
 };
 
 }  // namespace postern::managesieve

@@ -11,7 +11,9 @@
 namespace postern::managesieve {
 
 namespace {
-QString argText(const Argument& a) { return QString::fromUtf8(a.value); }
+QString argText(const Argument& a) {
+    return QString::fromUtf8(a.value);
+}
 }  // namespace
 
 ManageSieveSession::ManageSieveSession(SessionIo& io, SieveBackend& backend, const SessionConfig& config)
@@ -26,7 +28,8 @@ const QList<ManageSieveSession::CommandSpec>& ManageSieveSession::commandTable()
     static const QList<CommandSpec> table = {
         {"CAPABILITY", &ManageSieveSession::cmdCapability, true, true, 0, 0, "CAPABILITY"},
         {"STARTTLS", &ManageSieveSession::cmdStartTls, true, false, 0, 0, "STARTTLS"},
-        {"AUTHENTICATE", &ManageSieveSession::cmdAuthenticate, true, false, 1, 2, "AUTHENTICATE mechanism [initial-response]"},
+        {"AUTHENTICATE", &ManageSieveSession::cmdAuthenticate, true, false, 1, 2,
+         "AUTHENTICATE mechanism [initial-response]"},
         {"LOGOUT", &ManageSieveSession::cmdLogout, true, true, 0, 0, "LOGOUT"},
         {"NOOP", &ManageSieveSession::cmdNoop, true, true, 0, 1, "NOOP [tag]"},
         {"UNAUTHENTICATE", &ManageSieveSession::cmdUnauthenticate, false, true, 0, 0, "UNAUTHENTICATE"},
@@ -93,7 +96,8 @@ void ManageSieveSession::no(const QString& text, const QByteArray& code, bool co
     QByteArray out = "NO";
     if (!code.isEmpty()) out += " (" + code + ')';
     m_io.send(out + ' ' + quote(text.toUtf8()) + "\r\n");
-    if (countsAsError && ++m_errors >= m_config.maxErrors) bye(QStringLiteral("Too many errors"), QStringLiteral("too many errors"));
+    if (countsAsError && ++m_errors >= m_config.maxErrors)
+        bye(QStringLiteral("Too many errors"), QStringLiteral("too many errors"));
 }
 
 void ManageSieveSession::bye(const QString& text, const QString& reason, const QByteArray& code) {
@@ -106,7 +110,9 @@ void ManageSieveSession::bye(const QString& text, const QString& reason, const Q
     m_io.close(reason);
 }
 
-void ManageSieveSession::timedOut() { bye(QStringLiteral("Idle timeout"), QStringLiteral("idle timeout")); }
+void ManageSieveSession::timedOut() {
+    bye(QStringLiteral("Idle timeout"), QStringLiteral("idle timeout"));
+}
 
 void ManageSieveSession::deadlinePassed() {
     if (m_state != State::NotAuthenticated) return;
@@ -150,14 +156,17 @@ qsizetype ManageSieveSession::consume(const char* data, qsizetype size) {
                 m_parser.setMode(Parser::Mode::Command);
             }
             if (m_state == State::NotAuthenticated && ++m_commandsBeforeAuth > m_config.maxCommandsBeforeAuth) {
-                bye(QStringLiteral("Too many commands without logging in"), QStringLiteral("too many commands before login"));
+                bye(QStringLiteral("Too many commands without logging in"),
+                    QStringLiteral("too many commands before login"));
                 return size;
             }
             no(r.error, {}, true);
             return r.used;
         case Parser::Status::Command:
-            if (m_sasl) saslResponse(r.command);
-            else dispatch(r.command);
+            if (m_sasl)
+                saslResponse(r.command);
+            else
+                dispatch(r.command);
             return r.used;
     }
     return r.used;
@@ -198,7 +207,9 @@ bool ManageSieveSession::stringArgs(const QList<Argument>& args) {
 
 // ------------------------------------------------------------------ before login
 
-void ManageSieveSession::cmdCapability(const QList<Argument>&) { m_io.send(capabilities() + "OK\r\n"); }
+void ManageSieveSession::cmdCapability(const QList<Argument>&) {
+    m_io.send(capabilities() + "OK\r\n");
+}
 
 void ManageSieveSession::cmdStartTls(const QList<Argument>&) {
     if (tls()) {
@@ -222,7 +233,8 @@ void ManageSieveSession::cmdAuthenticate(const QList<Argument>& args) {
     }
     m_sasl = std::make_unique<SaslServer>();
     const QByteArray initial = args.size() > 1 ? args.at(1).value : QByteArray();
-    const SaslServer::Step step = m_sasl->start(mechanism, initial.isEmpty() ? QByteArray("=") : initial, args.size() > 1);
+    const SaslServer::Step step =
+        m_sasl->start(mechanism, initial.isEmpty() ? QByteArray("=") : initial, args.size() > 1);
     switch (step.kind) {
         case SaslServer::StepKind::Challenge:
             m_parser.setMode(Parser::Mode::SaslResponse);
@@ -306,8 +318,10 @@ void ManageSieveSession::cmdLogout(const QList<Argument>&) {
 
 void ManageSieveSession::cmdNoop(const QList<Argument>& args) {
     if (!stringArgs(args)) return;
-    if (args.isEmpty()) ok(QStringLiteral("Done"));
-    else ok(QStringLiteral("Done"), "TAG " + quote(args.first().value));  // RFC 5804 2.13
+    if (args.isEmpty())
+        ok(QStringLiteral("Done"));
+    else
+        ok(QStringLiteral("Done"), "TAG " + quote(args.first().value));  // RFC 5804 2.13
 }
 
 void ManageSieveSession::cmdUnauthenticate(const QList<Argument>&) {
@@ -338,12 +352,23 @@ void ManageSieveSession::storeOp(std::function<StoreReply(const QString&, const 
 
 void ManageSieveSession::storeError(const Status& st) {
     switch (st.error().code) {
-        case ENOENT: no(st.errorMessage(), "NONEXISTENT"); return;
-        case EEXIST: no(st.errorMessage(), "ALREADYEXISTS"); return;
-        case EBUSY: no(st.errorMessage(), "ACTIVE"); return;
-        case EFBIG: no(st.errorMessage(), "QUOTA/MAXSIZE"); return;
-        case EDQUOT: no(st.errorMessage(), "QUOTA/MAXSCRIPTS"); return;
-        default: break;
+        case ENOENT:
+            no(st.errorMessage(), "NONEXISTENT");
+            return;
+        case EEXIST:
+            no(st.errorMessage(), "ALREADYEXISTS");
+            return;
+        case EBUSY:
+            no(st.errorMessage(), "ACTIVE");
+            return;
+        case EFBIG:
+            no(st.errorMessage(), "QUOTA/MAXSIZE");
+            return;
+        case EDQUOT:
+            no(st.errorMessage(), "QUOTA/MAXSCRIPTS");
+            return;
+        default:
+            break;
     }
     if (st.error().code > 0) {  // a file system error: details to the log only
         log::write(log::Level::Error, m_io.info().sessionId, u"managesieve.store_failed",
@@ -361,123 +386,148 @@ void ManageSieveSession::cmdHaveSpace(const QList<Argument>& args) {
     }
     const QString name = argText(args.at(0));
     const qint64 size = qint64(args.at(1).number);  // at most 2^32-1: fits
-    storeOp([name, size, quota = m_config.quota](const QString& mailDir, const QString& user) {
-                return StoreReply{sieve::checkSpace(mailDir, user, name, size, quota), {}, {}};
-            },
-            [this](const StoreReply& r) {
-                if (r.status) ok();
-                else storeError(r.status);
-            });
+    storeOp(
+        [name, size, quota = m_config.quota](const QString& mailDir, const QString& user) {
+            return StoreReply{sieve::checkSpace(mailDir, user, name, size, quota), {}, {}};
+        },
+        [this](const StoreReply& r) {
+            if (r.status)
+                ok();
+            else
+                storeError(r.status);
+        });
 }
 
 void ManageSieveSession::cmdPutScript(const QList<Argument>& args) {
     if (!stringArgs(args)) return;
     const QString name = argText(args.at(0));
     const QByteArray source = args.at(1).value;
-    storeOp([name, source, quota = m_config.quota](const QString& mailDir, const QString& user) {
-                return StoreReply{sieve::putScript(mailDir, user, name, source, quota), {}, {}};
-            },
-            [this](const StoreReply& r) {
-                if (r.status) ok();
-                else storeError(r.status);
-            });
+    storeOp(
+        [name, source, quota = m_config.quota](const QString& mailDir, const QString& user) {
+            return StoreReply{sieve::putScript(mailDir, user, name, source, quota), {}, {}};
+        },
+        [this](const StoreReply& r) {
+            if (r.status)
+                ok();
+            else
+                storeError(r.status);
+        });
 }
 
 void ManageSieveSession::cmdCheckScript(const QList<Argument>& args) {
     if (!stringArgs(args)) return;
     const QByteArray source = args.at(0).value;
-    storeOp([source](const QString& mailDir, const QString& user) {
-                const qint64 max = sieve::Limits{}.maxScriptBytes;
-                if (source.size() > max)
-                    return StoreReply{Status::fail(QStringLiteral("larger than %1 bytes (the limit)").arg(max), EFBIG), {}, {}};
-                auto compiled = sieve::compile(source);
-                if (!compiled) return StoreReply{Status::fail(compiled.errorMessage()), {}, {}};  // line:column
-                // RFC 6609 3.2: personal includes must exist (the script has no name here).
-                return StoreReply{sieve::checkIncludes(mailDir, user, QString(), *compiled), {}, {}};
-            },
-            [this](const StoreReply& r) {
-                if (r.status) ok();
-                else storeError(r.status);
-            });
+    storeOp(
+        [source](const QString& mailDir, const QString& user) {
+            const qint64 max = sieve::Limits{}.maxScriptBytes;
+            if (source.size() > max)
+                return StoreReply{
+                    Status::fail(QStringLiteral("larger than %1 bytes (the limit)").arg(max), EFBIG), {}, {}};
+            auto compiled = sieve::compile(source);
+            if (!compiled) return StoreReply{Status::fail(compiled.errorMessage()), {}, {}};  // line:column
+            // RFC 6609 3.2: personal includes must exist (the script has no name here).
+            return StoreReply{sieve::checkIncludes(mailDir, user, QString(), *compiled), {}, {}};
+        },
+        [this](const StoreReply& r) {
+            if (r.status)
+                ok();
+            else
+                storeError(r.status);
+        });
 }
 
 void ManageSieveSession::cmdListScripts(const QList<Argument>&) {
-    storeOp([](const QString& mailDir, const QString& user) {
-                StoreReply r;
-                auto list = sieve::listScripts(mailDir, user);
-                if (!list) r.status = list.error();
-                else
-                    for (const sieve::ScriptInfo& s : *list) r.list << std::pair{s.name, s.active};
-                return r;
-            },
-            [this](const StoreReply& r) {
-                if (!r.status) {
-                    storeError(r.status);
-                    return;
-                }
-                QByteArray out;
-                for (const auto& [name, active] : r.list) out += quote(name.toUtf8()) + (active ? " ACTIVE\r\n" : "\r\n");
-                m_io.send(out + "OK\r\n");
-            });
+    storeOp(
+        [](const QString& mailDir, const QString& user) {
+            StoreReply r;
+            auto list = sieve::listScripts(mailDir, user);
+            if (!list)
+                r.status = list.error();
+            else
+                for (const sieve::ScriptInfo& s : *list) r.list << std::pair{s.name, s.active};
+            return r;
+        },
+        [this](const StoreReply& r) {
+            if (!r.status) {
+                storeError(r.status);
+                return;
+            }
+            QByteArray out;
+            for (const auto& [name, active] : r.list) out += quote(name.toUtf8()) + (active ? " ACTIVE\r\n" : "\r\n");
+            m_io.send(out + "OK\r\n");
+        });
 }
 
 void ManageSieveSession::cmdSetActive(const QList<Argument>& args) {
     if (!stringArgs(args)) return;
     const QString name = argText(args.at(0));
-    storeOp([name](const QString& mailDir, const QString& user) {
-                // RFC 5804 2.8: the empty name deactivates.
-                return StoreReply{name.isEmpty() ? sieve::deactivateScripts(mailDir, user)
-                                                 : sieve::activateScript(mailDir, user, name),
-                                  {}, {}};
-            },
-            [this](const StoreReply& r) {
-                if (r.status) ok();
-                else storeError(r.status);
-            });
+    storeOp(
+        [name](const QString& mailDir, const QString& user) {
+            // RFC 5804 2.8: the empty name deactivates.
+            return StoreReply{
+                name.isEmpty() ? sieve::deactivateScripts(mailDir, user) : sieve::activateScript(mailDir, user, name),
+                {},
+                {}};
+        },
+        [this](const StoreReply& r) {
+            if (r.status)
+                ok();
+            else
+                storeError(r.status);
+        });
 }
 
 void ManageSieveSession::cmdGetScript(const QList<Argument>& args) {
     if (!stringArgs(args)) return;
     const QString name = argText(args.at(0));
-    storeOp([name](const QString& mailDir, const QString& user) {
-                StoreReply r;
-                auto bytes = sieve::readScript(mailDir, user, name);
-                if (!bytes) r.status = bytes.error();
-                else r.script = *bytes;
-                return r;
-            },
-            [this](const StoreReply& r) {
-                if (!r.status) {
-                    storeError(r.status);
-                    return;
-                }
-                // RFC 5804 2.9: the script as a literal, CRLF, then OK.
-                m_io.send('{' + QByteArray::number(r.script.size()) + "}\r\n" + r.script + "\r\nOK\r\n");
-            });
+    storeOp(
+        [name](const QString& mailDir, const QString& user) {
+            StoreReply r;
+            auto bytes = sieve::readScript(mailDir, user, name);
+            if (!bytes)
+                r.status = bytes.error();
+            else
+                r.script = *bytes;
+            return r;
+        },
+        [this](const StoreReply& r) {
+            if (!r.status) {
+                storeError(r.status);
+                return;
+            }
+            // RFC 5804 2.9: the script as a literal, CRLF, then OK.
+            m_io.send('{' + QByteArray::number(r.script.size()) + "}\r\n" + r.script + "\r\nOK\r\n");
+        });
 }
 
 void ManageSieveSession::cmdDeleteScript(const QList<Argument>& args) {
     if (!stringArgs(args)) return;
     const QString name = argText(args.at(0));
-    storeOp([name](const QString& mailDir, const QString& user) {
-                return StoreReply{sieve::deleteScript(mailDir, user, name), {}, {}};  // EBUSY: NO (ACTIVE), 2.10
-            },
-            [this](const StoreReply& r) {
-                if (r.status) ok();
-                else storeError(r.status);
-            });
+    storeOp(
+        [name](const QString& mailDir, const QString& user) {
+            return StoreReply{sieve::deleteScript(mailDir, user, name), {}, {}};  // EBUSY: NO (ACTIVE), 2.10
+        },
+        [this](const StoreReply& r) {
+            if (r.status)
+                ok();
+            else
+                storeError(r.status);
+        });
 }
 
 void ManageSieveSession::cmdRenameScript(const QList<Argument>& args) {
     if (!stringArgs(args)) return;
     const QString from = argText(args.at(0)), to = argText(args.at(1));
-    storeOp([from, to](const QString& mailDir, const QString& user) {
-                return StoreReply{sieve::renameScript(mailDir, user, from, to), {}, {}};
-            },
-            [this](const StoreReply& r) {
-                if (r.status) ok();
-                else storeError(r.status);
-            });
+    storeOp(
+        [from, to](const QString& mailDir, const QString& user) {
+            return StoreReply{sieve::renameScript(mailDir, user, from, to), {}, {}};
+        },
+        [this](const StoreReply& r) {
+            if (r.status)
+                ok();
+            else
+                storeError(r.status);
+        });
 }
 
 }  // namespace postern::managesieve

@@ -67,7 +67,7 @@ struct SessionConfig {
 // values as in sieve_store.h) and, for GETSCRIPT/LISTSCRIPTS, the data.
 struct StoreReply {
     Status status;
-    QByteArray script;                   // GETSCRIPT
+    QByteArray script;                     // GETSCRIPT
     QList<std::pair<QString, bool>> list;  // LISTSCRIPTS: (name, active)
 };
 

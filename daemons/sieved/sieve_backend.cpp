@@ -17,7 +17,8 @@ void LocalSieveBackend::authenticate(const AuthRequest& request, QByteArray pass
 void LocalSieveBackend::run(QObject* context, std::function<StoreReply(const QString& mailDir)> work,
                             std::function<void(StoreReply)> done) {
     const QString mailDir = m_config.mailDir();
-    runAsync(context, [mailDir, work = std::move(work)] { return work(mailDir); }, std::move(done), &m_pool);
+    runAsync(
+        context, [mailDir, work = std::move(work)] { return work(mailDir); }, std::move(done), &m_pool);
 }
 
 }  // namespace postern::managesieve

@@ -5,12 +5,12 @@
 #include "common/mail/dsn_params.h"
 #include "common/mail/header_identity.h"
 #include "common/mail/message_file.h"
-#include "common/spool/queue.h"
 #include "common/senderauth/inbound.h"
 #include "common/sieve/sieve_delivery.h"
 #include "common/sieve/sieve_outbound.h"
 #include "common/sieve/sieve_store.h"
 #include "common/spam/rspamd_protocol.h"
+#include "common/spool/queue.h"
 #include "common/store/maildir_delivery.h"
 
 #include "spam_scan.h"
@@ -28,9 +28,9 @@
 #include <QFile>
 #include <QSet>
 
-#include <cerrno>
 #include <fcntl.h>
 #include <unistd.h>
+#include <cerrno>
 
 namespace postern::smtp {
 
@@ -50,7 +50,8 @@ public:
         for (int attempt = 0; attempt < 8; ++attempt) {
             const QString id = spool::newQueueId();
             const QString path = dir + QLatin1Char('/') + id;
-            const int fd = ::open(QFile::encodeName(path).constData(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+            const int fd =
+                ::open(QFile::encodeName(path).constData(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
             if (fd >= 0) return std::shared_ptr<SpoolFile>(new SpoolFile(id, path, fd));
             if (errno != EEXIST) {
                 *error = errnoError(path, errno).message;
@@ -108,7 +109,7 @@ struct DeliveryContext {
     int spamTimeoutMs = 20000;
     bool spamTempfailOnFailure = false;
     spam::SpamPolicy spamPolicy;
-    QSet<QString> spamInboxUsers;  // spam.inbox_users, lower case
+    QSet<QString> spamInboxUsers;          // spam.inbox_users, lower case
     std::shared_ptr<const mail::Srs> srs;  // Sieve redirects (null: no key, redirects kept)
 };
 
@@ -140,8 +141,8 @@ DeliveryOutcome spoolFailure(const Error& e) {
 struct InboundOutcome {
     std::optional<DeliveryOutcome> refused;
     bool junk = false;
-    QByteArray results;      // our Authentication-Results field
-    QByteArray cleanHeader;  // the header without forged fields; empty when nothing was removed
+    QByteArray results;                  // our Authentication-Results field
+    QByteArray cleanHeader;              // the header without forged fields; empty when nothing was removed
     senderauth::InboundVerdict verdict;  // the results themselves (empty when not checked)
     bool checked = false;
 };
@@ -164,14 +165,16 @@ struct SpamResult {
 InboundOutcome runInboundChecks(const DeliveryContext& c, const MessageJob& job, const mail::MessageFile& message) {
     InboundOutcome out;
     if (!message.headerComplete()) {
-        out.results = QStringLiteral("Authentication-Results: %1; none (message not checked)\r\n").arg(c.authservId).toUtf8();
+        out.results =
+            QStringLiteral("Authentication-Results: %1; none (message not checked)\r\n").arg(c.authservId).toUtf8();
         return out;
     }
     bool forged = false;
     const QByteArray clean = senderauth::stripForgedResults(message.header(), c.authservId, &forged);
     if (forged) {
         out.cleanHeader = clean;
-        log::info(u"senderauth.forged_results_removed", log::Fields().add("session", job.sessionId).add("id", job.queueId));
+        log::info(u"senderauth.forged_results_removed",
+                  log::Fields().add("session", job.sessionId).add("id", job.queueId));
     }
     LdnsResolver dns(c.dnsServers, c.dnsTimeoutMs);
     senderauth::InboundInput in;
@@ -185,8 +188,13 @@ InboundOutcome runInboundChecks(const DeliveryContext& c, const MessageJob& job,
     const senderauth::InboundVerdict v =
         senderauth::evaluateInbound(dns, forged ? message.withHeader(clean) : message, in);
     using Action = senderauth::InboundVerdict::Action;
-    log::info(u"senderauth", log::Fields().add("session", job.sessionId).add("id", job.queueId).add("result", v.summary)
-                                 .add("action", v.action == Action::Reject ? "reject" : v.action == Action::Junk ? "junk" : "deliver"));
+    log::info(u"senderauth", log::Fields()
+                                 .add("session", job.sessionId)
+                                 .add("id", job.queueId)
+                                 .add("result", v.summary)
+                                 .add("action", v.action == Action::Reject ? "reject"
+                                                : v.action == Action::Junk ? "junk"
+                                                                           : "deliver"));
     out.results = v.header;
     out.verdict = v;
     out.checked = true;
@@ -198,9 +206,11 @@ InboundOutcome runInboundChecks(const DeliveryContext& c, const MessageJob& job,
 // Submission (an authenticated user): the header's From: and Sender: must name
 // addresses the user may send as, like MAIL FROM (see common/mail/header_identity.h).
 // Runs on the delivery worker before anything is stored or queued.
-std::optional<DeliveryOutcome> refuseForeignIdentity(const DeliveryContext& c, const MessageJob& job, const mail::MessageFile& message) {
+std::optional<DeliveryOutcome> refuseForeignIdentity(const DeliveryContext& c, const MessageJob& job,
+                                                     const mail::MessageFile& message) {
     std::optional<QString> refused;
-    if (!message.headerComplete()) refused = QStringLiteral("Message header too large to check its From: field");
+    if (!message.headerComplete())
+        refused = QStringLiteral("Message header too large to check its From: field");
     else
         refused = mail::checkSubmitterIdentity(message.header(), job.authUser, [&](const QString& address) {
             return c.accounts->maySendAs(job.authUser, address, c.delimiters);
@@ -222,7 +232,9 @@ void splitRecipients(const MessageJob& job, QStringList* mailboxes, QList<spool:
             er.address = f;
             er.notify = r.notify;
             // An alias expansion keeps the address the sender used (RFC 3461 4.2).
-            er.orcpt = !r.orcpt.isEmpty() ? r.orcpt : (f != r.address ? QString::fromLatin1(mail::orcptForAddress(r.address)) : QString());
+            er.orcpt = !r.orcpt.isEmpty()
+                           ? r.orcpt
+                           : (f != r.address ? QString::fromLatin1(mail::orcptForAddress(r.address)) : QString());
             *remote << er;
         }
     }
@@ -271,13 +283,18 @@ store::StoreStatus addErrorNotice(store::Delivery& delivery, const QString& mail
 
 void logPlan(const MessageJob& job, const QString& mailbox, const sieve::Plan& plan) {
     if (plan.script.isEmpty() && plan.error.isEmpty()) return;
-    auto fields = log::Fields().add("session", job.sessionId).add("id", job.queueId).add("mailbox", mailbox).add("script", plan.script);
+    auto fields = log::Fields()
+                      .add("session", job.sessionId)
+                      .add("id", job.queueId)
+                      .add("mailbox", mailbox)
+                      .add("script", plan.script);
     if (!plan.error.isEmpty()) {
         log::warn(u"sieve.error", fields.add("detail", plan.error).add("fallback", "keep"));
         return;
     }
     log::info(u"sieve", fields.add("actions", plan.actions.join(QStringLiteral("; "))));
-    for (const QString& note : plan.notes) log::info(u"sieve.note", log::Fields().add("id", job.queueId).add("mailbox", mailbox).add("detail", note));
+    for (const QString& note : plan.notes)
+        log::info(u"sieve.note", log::Fields().add("id", job.queueId).add("mailbox", mailbox).add("detail", note));
 }
 
 // First half of a delivery, on a worker thread: the header block read back, the submitter's
@@ -310,7 +327,8 @@ Prepared prepareMessage(const DeliveryContext& c, const MessageJob& job) {
         const QByteArray clean = spam::stripSpamHeaders(base, &forged);
         if (forged) {
             p.inbound.cleanHeader = clean;
-            log::info(u"spam.forged_headers_removed", log::Fields().add("session", job.sessionId).add("id", job.queueId));
+            log::info(u"spam.forged_headers_removed",
+                      log::Fields().add("session", job.sessionId).add("id", job.queueId));
         }
     }
     return p;
@@ -319,7 +337,8 @@ Prepared prepareMessage(const DeliveryContext& c, const MessageJob& job) {
 // Second half, on a worker thread: queue entry prepared, Maildir copies committed (into
 // Junk when DMARC quarantine or the spam filter says so, with the filter's fields in front),
 // queue entry committed (see local_backend.h).
-DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, const Prepared& p, const SpamResult& spam) {
+DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, const Prepared& p,
+                             const SpamResult& spam) {
     const mail::MessageFile* message = p.message.get();
     const InboundOutcome& inbound = p.inbound;
     QStringList mailboxes;
@@ -351,7 +370,9 @@ DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, co
     // nothing else is to be delivered; otherwise that mailbox keeps the message (logged).
     bool allReject = remote.isEmpty() && !plans.isEmpty();
     for (const sieve::Plan& plan : plans) allReject = allReject && plan.reject;
-    if (allReject) return refusal(550, QStringLiteral("5.7.1"), rejectText(plans.first().rejectReason), QStringLiteral("rejected by Sieve"));
+    if (allReject)
+        return refusal(550, QStringLiteral("5.7.1"), rejectText(plans.first().rejectReason),
+                       QStringLiteral("rejected by Sieve"));
     // Sieve redirects go into the queue first (common/sieve/sieve_outbound.h); one that
     // cannot be queued becomes a copy into INBOX.
     sieve::Outbound outbound;
@@ -373,7 +394,11 @@ DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, co
         original.eightBit = job.eightBit;
         original.smtpUtf8 = job.smtpUtf8;
         for (const QString& line : sieve::queueRedirects(outbound, mailboxes.at(i), plans[i], original))
-            log::info(u"sieve.redirect", log::Fields().add("session", job.sessionId).add("id", job.queueId).add("mailbox", mailboxes.at(i)).add("detail", line));
+            log::info(u"sieve.redirect", log::Fields()
+                                             .add("session", job.sessionId)
+                                             .add("id", job.queueId)
+                                             .add("mailbox", mailboxes.at(i))
+                                             .add("detail", line));
     }
     // Each copy: Return-Path, Delivered-To and our results, then the spool file (our
     // Received header first) — or, when forged results were removed, the cleaned header
@@ -384,8 +409,8 @@ DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, co
         const QString& m = mailboxes.at(i);
         const UserRecord* u = c.accounts->user(m);
         store::Content content;
-        content.head = (QStringLiteral("Return-Path: <%1>\r\nDelivered-To: %2\r\n").arg(job.sender, m)).toUtf8() + inbound.results +
-                       spam.headers;
+        content.head = (QStringLiteral("Return-Path: <%1>\r\nDelivered-To: %2\r\n").arg(job.sender, m)).toUtf8() +
+                       inbound.results + spam.headers;
         content.fd = job.body->fd();
         content.length = job.body->size();
         if (!inbound.cleanHeader.isEmpty()) {
@@ -398,13 +423,18 @@ DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, co
         const bool toJunk = inbound.junk || (spam.junk && !c.spamInboxUsers.contains(m.toLower()));
         QList<sieve::Plan::Copy> copies = plans.at(i).copies;
         if (plans.at(i).reject) {
-            log::warn(u"sieve.reject_kept", log::Fields().add("session", job.sessionId).add("id", job.queueId).add("mailbox", m)
-                                                  .add("detail", "reject cannot be answered at SMTP time with other recipients; kept"));
+            log::warn(u"sieve.reject_kept",
+                      log::Fields()
+                          .add("session", job.sessionId)
+                          .add("id", job.queueId)
+                          .add("mailbox", m)
+                          .add("detail", "reject cannot be answered at SMTP time with other recipients; kept"));
             copies = {sieve::Plan::Copy{}};
         }
         for (const sieve::Plan::Copy& copy : copies) {
             const QStringList folder = copy.folder.isEmpty() && toJunk ? junk : copy.folder;
-            if (auto st = delivery.add(m, content, folder, u ? u->quotaBytes : 0, copy.flags, copy.keywords); !st) return failure(st.error());
+            if (auto st = delivery.add(m, content, folder, u ? u->quotaBytes : 0, copy.flags, copy.keywords); !st)
+                return failure(st.error());
         }
         if (auto st = addErrorNotice(delivery, m, plans.at(i)); !st) return failure(st.error());
     }
@@ -417,17 +447,26 @@ DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, co
     // spam or DMARC-quarantined mail (the sender is likely forged: no backscatter).
     for (qsizetype i = 0; i < mailboxes.size(); ++i) {
         if (plans.at(i).vacation && (inbound.junk || spam.junk)) {
-            log::info(u"sieve.vacation", log::Fields().add("session", job.sessionId).add("id", job.queueId).add("mailbox", mailboxes.at(i))
+            log::info(u"sieve.vacation", log::Fields()
+                                             .add("session", job.sessionId)
+                                             .add("id", job.queueId)
+                                             .add("mailbox", mailboxes.at(i))
                                              .add("detail", "no reply to mail classified as spam or quarantined"));
             continue;
         }
         for (const QString& line : sieve::sendVacation(outbound, c.mailDir, mailboxes.at(i), plans.at(i)))
-            log::info(u"sieve.vacation", log::Fields().add("session", job.sessionId).add("id", job.queueId).add("mailbox", mailboxes.at(i)).add("detail", line));
+            log::info(u"sieve.vacation", log::Fields()
+                                             .add("session", job.sessionId)
+                                             .add("id", job.queueId)
+                                             .add("mailbox", mailboxes.at(i))
+                                             .add("detail", line));
     }
     DeliveryOutcome ok;
     ok.status = DeliveryOutcome::Status::Delivered;
     ok.code = 250;
-    ok.detail = QStringLiteral("delivered to %1 mailbox(es), queued for %2 remote recipient(s)").arg(mailboxes.size()).arg(remote.size());
+    ok.detail = QStringLiteral("delivered to %1 mailbox(es), queued for %2 remote recipient(s)")
+                    .arg(mailboxes.size())
+                    .arg(remote.size());
     return ok;
 }
 
@@ -470,7 +509,8 @@ DeliveryOutcome spamRefusal(int code, const char* enhanced, const QString& text,
 // Main thread: ask Rspamd (spam_scan.h), then store (or refuse) by the verdict and the
 // spam.* settings. Rspamd failing never loses mail: accept marked "unchecked", or 451.
 template <typename Store, typename Done>
-void scanForSpam(QObject* context, const DeliveryContext& c, const MessageJob& job, Prepared p, Store store, Done done) {
+void scanForSpam(QObject* context, const DeliveryContext& c, const MessageJob& job, Prepared p, Store store,
+                 Done done) {
     const QString sessionId = job.sessionId, queueId = job.queueId;
     const bool tempfailOnFailure = c.spamTempfailOnFailure;
     const spam::SpamPolicy policy = c.spamPolicy;
@@ -481,14 +521,20 @@ void scanForSpam(QObject* context, const DeliveryContext& c, const MessageJob& j
     if (c.spamOutbound) {
         auto onOutbound = [sessionId, queueId, user, p, store, done](Result<spam::Verdict> r) mutable {
             if (!r) {
-                stats::add(QStringLiteral("postern_spam_outbound_scans_total"), {{QStringLiteral("result"), QStringLiteral("unchecked")}});
-                log::warn(u"spam.scan_failed", log::Fields().add("session", sessionId).add("id", queueId).add("user", user)
-                                                      .add("error", r.error().message).add("fallback", "accept (outbound)"));
+                stats::add(QStringLiteral("postern_spam_outbound_scans_total"),
+                           {{QStringLiteral("result"), QStringLiteral("unchecked")}});
+                log::warn(u"spam.scan_failed", log::Fields()
+                                                   .add("session", sessionId)
+                                                   .add("id", queueId)
+                                                   .add("user", user)
+                                                   .add("error", r.error().message)
+                                                   .add("fallback", "accept (outbound)"));
                 return store(std::move(p), SpamResult{});
             }
             const spam::Verdict& v = *r;
-            stats::add(QStringLiteral("postern_spam_outbound_scans_total"),
-                       {{QStringLiteral("result"), spam::toString(v.action).replace(QLatin1Char(' '), QLatin1Char('_'))}});
+            stats::add(
+                QStringLiteral("postern_spam_outbound_scans_total"),
+                {{QStringLiteral("result"), spam::toString(v.action).replace(QLatin1Char(' '), QLatin1Char('_'))}});
             const bool reject = v.action == spam::RspamdAction::Reject;
             log::write(reject ? log::Level::Warning : log::Level::Info, sessionId, u"spam.outbound_verdict",
                        log::Fields()
@@ -499,21 +545,26 @@ void scanForSpam(QObject* context, const DeliveryContext& c, const MessageJob& j
                            .add("outcome", reject ? "reject" : "deliver")
                            .add("symbols", v.symbols.join(QLatin1Char(','))));
             if (reject)
-                return done(spamRefusal(550, "5.7.1", QStringLiteral("Message rejected as spam"),
-                                        QStringLiteral("spam (outbound): reject (score %1)").arg(QString::number(v.score, 'f', 2))));
+                return done(spamRefusal(
+                    550, "5.7.1", QStringLiteral("Message rejected as spam"),
+                    QStringLiteral("spam (outbound): reject (score %1)").arg(QString::number(v.score, 'f', 2))));
             return store(std::move(p), SpamResult{});
         };
         if (!c.spamTarget) return onOutbound(Error{c.spamTargetError});
         const qint64 length = job.body->size();
-        RspamdScan::start(context, *c.spamTarget, spam::buildCheckRequestHead(checkRequest(c, job, p), length), job.body->fd(), 0,
-                          length, c.spamTimeoutMs, std::move(onOutbound));
+        RspamdScan::start(context, *c.spamTarget, spam::buildCheckRequestHead(checkRequest(c, job, p), length),
+                          job.body->fd(), 0, length, c.spamTimeoutMs, std::move(onOutbound));
         return;
     }
     auto onResult = [sessionId, queueId, tempfailOnFailure, policy, p, store, done](Result<spam::Verdict> r) mutable {
         if (!r) {
-            stats::add(QStringLiteral("postern_spam_scans_total"), {{QStringLiteral("result"), QStringLiteral("unchecked")}});
-            log::warn(u"spam.scan_failed", log::Fields().add("session", sessionId).add("id", queueId).add("error", r.error().message)
-                                                  .add("fallback", tempfailOnFailure ? "tempfail" : "accept"));
+            stats::add(QStringLiteral("postern_spam_scans_total"),
+                       {{QStringLiteral("result"), QStringLiteral("unchecked")}});
+            log::warn(u"spam.scan_failed", log::Fields()
+                                               .add("session", sessionId)
+                                               .add("id", queueId)
+                                               .add("error", r.error().message)
+                                               .add("fallback", tempfailOnFailure ? "tempfail" : "accept"));
             if (tempfailOnFailure)
                 return done(spamRefusal(451, "4.7.1", QStringLiteral("Spam filter unavailable, try again later"),
                                         QStringLiteral("spam filter failed: %1").arg(r.error().message)));
@@ -533,22 +584,25 @@ void scanForSpam(QObject* context, const DeliveryContext& c, const MessageJob& j
                                        .add("outcome", spam::toString(outcome))
                                        .add("skipped", v.skipped ? "yes" : "no")
                                        .add("symbols", v.symbols.join(QLatin1Char(','))));
-        const QString detail = QStringLiteral("spam: %1 (score %2)").arg(spam::toString(v.action), QString::number(v.score, 'f', 2));
+        const QString detail =
+            QStringLiteral("spam: %1 (score %2)").arg(spam::toString(v.action), QString::number(v.score, 'f', 2));
         switch (outcome) {
             case spam::Outcome::Reject:
                 return done(spamRefusal(550, "5.7.1", QStringLiteral("Message rejected as spam"), detail));
             case spam::Outcome::TempFail:
                 return done(spamRefusal(451, "4.7.1", QStringLiteral("Try again later"), detail));
-            case spam::Outcome::Junk: return store(std::move(p), SpamResult{true, spam::spamHeaders(v)});
-            case spam::Outcome::Inbox: return store(std::move(p), SpamResult{false, spam::spamHeaders(v)});
+            case spam::Outcome::Junk:
+                return store(std::move(p), SpamResult{true, spam::spamHeaders(v)});
+            case spam::Outcome::Inbox:
+                return store(std::move(p), SpamResult{false, spam::spamHeaders(v)});
         }
     };
     if (!c.spamTarget) return onResult(Error{c.spamTargetError});
     // The whole spool file (our Received field first) as it arrived: Rspamd sees the forged
     // fields too, which is evidence, not trust.
     const qint64 length = job.body->size();
-    RspamdScan::start(context, *c.spamTarget, spam::buildCheckRequestHead(checkRequest(c, job, p), length), job.body->fd(), 0, length,
-                      c.spamTimeoutMs, std::move(onResult));
+    RspamdScan::start(context, *c.spamTarget, spam::buildCheckRequestHead(checkRequest(c, job, p), length),
+                      job.body->fd(), 0, length, c.spamTimeoutMs, std::move(onResult));
 }
 
 }  // namespace
@@ -562,14 +616,15 @@ LocalBackend::LocalBackend(const Config& config, AccountStore& accounts, Authent
     m_pool.setMaxThreadCount(std::max(2, QThread::idealThreadCount() * 2));
 }
 
-std::optional<SendLimitHit> LocalBackend::sendLimit(const QString& user, qint64 messages, qint64 recipients, bool record,
-                                                    QString* error) {
+std::optional<SendLimitHit> LocalBackend::sendLimit(const QString& user, qint64 messages, qint64 recipients,
+                                                    bool record, QString* error) {
     SendLimits limits;
     limits.messagesPerHour = m_config.integer(QStringLiteral("smtp.user_messages_per_hour"));
     limits.messagesPerDay = m_config.integer(QStringLiteral("smtp.user_messages_per_day"));
     limits.recipientsPerHour = m_config.integer(QStringLiteral("smtp.user_recipients_per_hour"));
     limits.recipientsPerDay = m_config.integer(QStringLiteral("smtp.user_recipients_per_day"));
-    auto r = record ? m_sendRate.record(user, limits, messages, recipients) : m_sendRate.check(user, limits, messages, recipients);
+    auto r = record ? m_sendRate.record(user, limits, messages, recipients)
+                    : m_sendRate.check(user, limits, messages, recipients);
     if (!r) {
         *error = r.error().message;
         return std::nullopt;
@@ -577,14 +632,16 @@ std::optional<SendLimitHit> LocalBackend::sendLimit(const QString& user, qint64 
     return *r;
 }
 
-bool LocalBackend::vrfyAllowed() const { return m_config.flag(QStringLiteral("smtp.vrfy")); }
+bool LocalBackend::vrfyAllowed() const {
+    return m_config.flag(QStringLiteral("smtp.vrfy"));
+}
 
 bool LocalBackend::storageAvailable(qint64 declaredSize, QString* detail) {
     return m_space.admit(m_config.size(QStringLiteral("smtp.min_free_space")), declaredSize, detail);
 }
 
-RcptVerdict LocalBackend::checkRecipient(const MailPath& path, bool authenticated, qint64 messageSize, RecipientInfo* out,
-                                         QString* detail) {
+RcptVerdict LocalBackend::checkRecipient(const MailPath& path, bool authenticated, qint64 messageSize,
+                                         RecipientInfo* out, QString* detail) {
     auto accounts = m_accounts.current();
     QString domain;
     if (path.postmaster && path.domain.isEmpty()) {
@@ -600,7 +657,8 @@ RcptVerdict LocalBackend::checkRecipient(const MailPath& path, bool authenticate
     const bool local = !path.addressLiteral && accounts->isLocalDomain(domain);
     if (!local) {
         if (!authenticated) return RcptVerdict::RelayDenied;
-        out->address = path.quotedLocal || path.addressLiteral ? path.address() : path.local + QLatin1Char('@') + domain;
+        out->address =
+            path.quotedLocal || path.addressLiteral ? path.address() : path.local + QLatin1Char('@') + domain;
         out->forwards = {out->address};
         return RcptVerdict::Ok;
     }
@@ -608,13 +666,16 @@ RcptVerdict LocalBackend::checkRecipient(const MailPath& path, bool authenticate
         *detail = QStringLiteral("quoted local parts are not used for mailboxes here");
         return RcptVerdict::Unknown;
     }
-    const QString address = (path.postmaster && path.domain.isEmpty() ? QStringLiteral("postmaster") : path.local) + QLatin1Char('@') + domain;
+    const QString address = (path.postmaster && path.domain.isEmpty() ? QStringLiteral("postmaster") : path.local) +
+                            QLatin1Char('@') + domain;
     // SRS (common/mail/srs.h): a valid address of ours goes back to the original sender (a
     // bounce of a redirected message); a forged, damaged or expired one is unknown (550).
     if (mail::isSrsLocalPart(path.local)) {
-        const mail::Srs::Decoded d = m_srs ? m_srs->reverse(path.local, QDateTime::currentSecsSinceEpoch()) : mail::Srs::Decoded{};
+        const mail::Srs::Decoded d =
+            m_srs ? m_srs->reverse(path.local, QDateTime::currentSecsSinceEpoch()) : mail::Srs::Decoded{};
         if (d.status != mail::Srs::Status::Valid) {
-            *detail = m_srs ? QStringLiteral("SRS address: %1").arg(mail::toString(d.status)) : QStringLiteral("SRS address: no key");
+            *detail = m_srs ? QStringLiteral("SRS address: %1").arg(mail::toString(d.status))
+                            : QStringLiteral("SRS address: no key");
             return RcptVerdict::Unknown;
         }
         out->address = address;
@@ -623,7 +684,8 @@ RcptVerdict LocalBackend::checkRecipient(const MailPath& path, bool authenticate
     }
     const Resolution r = accounts->resolve(address, m_config.value(QStringLiteral("recipient_delimiter")));
     switch (r.status) {
-        case Resolution::Status::Ok: break;
+        case Resolution::Status::Ok:
+            break;
         case Resolution::Status::Unknown:
         case Resolution::Status::NotLocal:
         case Resolution::Status::Invalid:
@@ -688,12 +750,15 @@ void LocalBackend::deliver(QObject* context, MessageJob job, std::function<void(
     c.dnsServers = configuredDnsServers(m_config);
     c.dnsTimeoutMs = int(m_config.durationMs(QStringLiteral("dns.timeout")));
     c.spamOutbound = !job.authUser.isEmpty();
-    c.spamScan = m_config.flag(QStringLiteral("spam.enabled")) && (!c.spamOutbound || m_config.flag(QStringLiteral("spam.scan_outbound")));
+    c.spamScan = m_config.flag(QStringLiteral("spam.enabled")) &&
+                 (!c.spamOutbound || m_config.flag(QStringLiteral("spam.scan_outbound")));
     if (c.spamScan) {
         QString address = m_config.value(QStringLiteral("spam.rspamd_address"));
         if (address.isEmpty()) address = spamPaths(m_config, QString()).rspamdSocket;  // the supervisor's own
-        if (auto t = parseRspamdTarget(address)) c.spamTarget = *t;
-        else c.spamTargetError = t.error().message;
+        if (auto t = parseRspamdTarget(address))
+            c.spamTarget = *t;
+        else
+            c.spamTargetError = t.error().message;
         c.spamTimeoutMs = int(m_config.durationMs(QStringLiteral("spam.timeout")));
         c.spamTempfailOnFailure = m_config.value(QStringLiteral("spam.on_failure")) == u"tempfail";
         c.spamPolicy = spam::policyFromConfig(m_config);
@@ -709,7 +774,8 @@ void LocalBackend::deliver(QObject* context, MessageJob job, std::function<void(
             auto store = [shared, sharedJob, pool, guard, done](Prepared prepared, SpamResult spam) mutable {
                 if (!guard) return;
                 runAsync(
-                    guard.data(), [shared, sharedJob, prepared, spam]() { return storeMessage(*shared, *sharedJob, prepared, spam); },
+                    guard.data(),
+                    [shared, sharedJob, prepared, spam]() { return storeMessage(*shared, *sharedJob, prepared, spam); },
                     std::move(done), pool);
             };
             if (p.refused) return done(*p.refused);

@@ -73,16 +73,22 @@ int main(int argc, char** argv) {
         if (auto key = mail::loadOrCreateSrsKey(config.configDir(), config.value(QStringLiteral("system_user"))))
             d.backend->setSrs(std::make_shared<const mail::Srs>(*key));
         else
-            log::warn(u"srs.no_key", log::Fields().add("error", key.errorMessage()).add("effect", "Sieve redirects are kept in INBOX"));
+            log::warn(
+                u"srs.no_key",
+                log::Fields().add("error", key.errorMessage()).add("effect", "Sieve redirects are kept in INBOX"));
         d.sessionConfig = sessionConfig(config);
         auto* server = new DaemonServer(
             config, ctx.program,
-            [](SessionIo& io, ListenerMode) { return std::make_unique<smtp::SmtpSession>(io, *d.backend, d.sessionConfig); },
+            [](SessionIo& io, ListenerMode) {
+                return std::make_unique<smtp::SmtpSession>(io, *d.backend, d.sessionConfig);
+            },
             parent);
         const QString host = d.sessionConfig.hostname;
-        server->setLimits(int(config.integer(QStringLiteral("smtp.max_connections"))),
-                          int(config.integer(QStringLiteral("smtp.max_connections_per_ip"))),
-                          [host](ListenerMode) { return QStringLiteral("421 4.7.0 %1 Too many connections, try again later\r\n").arg(host).toUtf8(); });
+        server->setLimits(
+            int(config.integer(QStringLiteral("smtp.max_connections"))),
+            int(config.integer(QStringLiteral("smtp.max_connections_per_ip"))), [host](ListenerMode) {
+                return QStringLiteral("421 4.7.0 %1 Too many connections, try again later\r\n").arg(host).toUtf8();
+            });
         Connection::Options opts;
         opts.maxSessionMs = config.durationMs(QStringLiteral("smtp.session_timeout"));
         opts.handshakeTimeoutMs = config.durationMs(QStringLiteral("tls.handshake_timeout"));
@@ -90,7 +96,8 @@ int main(int argc, char** argv) {
         return server;
     };
     spec.writableFolders = [](const Config& config) {
-        return QStringList{config.mailDir(), config.queueDir() + QStringLiteral("/tmp"), spool::stateDir(config.queueDir(), spool::QueueState::Incoming)};
+        return QStringList{config.mailDir(), config.queueDir() + QStringLiteral("/tmp"),
+                           spool::stateDir(config.queueDir(), spool::QueueState::Incoming)};
     };
     // As the mail user, never as root: queue/tmp is in a folder it owns.
     spec.started = []() -> Status {

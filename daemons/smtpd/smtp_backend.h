@@ -38,11 +38,11 @@
 namespace postern::smtp {
 
 struct RecipientInfo {
-    QString address;          // as it goes into the queue / Delivered-To (normalised for local ones)
-    QStringList mailboxes;    // local users that get a copy
-    QStringList forwards;     // remote addresses (aliases pointing elsewhere, or remote RCPT)
-    QString notify;           // DSN NOTIFY=
-    QString orcpt;            // DSN ORCPT=
+    QString address;        // as it goes into the queue / Delivered-To (normalised for local ones)
+    QStringList mailboxes;  // local users that get a copy
+    QStringList forwards;   // remote addresses (aliases pointing elsewhere, or remote RCPT)
+    QString notify;         // DSN NOTIFY=
+    QString orcpt;          // DSN ORCPT=
 };
 
 enum class RcptVerdict { Ok, Unknown, RelayDenied, MailboxFull, TempFail, BadAddress };
@@ -58,7 +58,7 @@ public:
 
 struct MessageJob {
     QString queueId;
-    QString sender;            // "" = null sender
+    QString sender;  // "" = null sender
     QString authUser;
     QString clientAddress;
     QString clientHelo;
@@ -76,8 +76,8 @@ struct DeliveryOutcome {
     Status status = Status::TempFail;
     int code = 451;
     QString enhanced = QStringLiteral("4.3.0");
-    QString text;     // for the client
-    QString detail;   // for the log
+    QString text;    // for the client
+    QString detail;  // for the log
 };
 
 class SmtpBackend {

@@ -11,21 +11,36 @@ namespace postern::smtp {
 
 QString toString(Verb v) {
     switch (v) {
-        case Verb::Helo: return QStringLiteral("HELO");
-        case Verb::Ehlo: return QStringLiteral("EHLO");
-        case Verb::Mail: return QStringLiteral("MAIL");
-        case Verb::Rcpt: return QStringLiteral("RCPT");
-        case Verb::Data: return QStringLiteral("DATA");
-        case Verb::Bdat: return QStringLiteral("BDAT");
-        case Verb::Rset: return QStringLiteral("RSET");
-        case Verb::Vrfy: return QStringLiteral("VRFY");
-        case Verb::Expn: return QStringLiteral("EXPN");
-        case Verb::Help: return QStringLiteral("HELP");
-        case Verb::Noop: return QStringLiteral("NOOP");
-        case Verb::Quit: return QStringLiteral("QUIT");
-        case Verb::StartTls: return QStringLiteral("STARTTLS");
-        case Verb::Auth: return QStringLiteral("AUTH");
-        case Verb::Unknown: return QStringLiteral("?");
+        case Verb::Helo:
+            return QStringLiteral("HELO");
+        case Verb::Ehlo:
+            return QStringLiteral("EHLO");
+        case Verb::Mail:
+            return QStringLiteral("MAIL");
+        case Verb::Rcpt:
+            return QStringLiteral("RCPT");
+        case Verb::Data:
+            return QStringLiteral("DATA");
+        case Verb::Bdat:
+            return QStringLiteral("BDAT");
+        case Verb::Rset:
+            return QStringLiteral("RSET");
+        case Verb::Vrfy:
+            return QStringLiteral("VRFY");
+        case Verb::Expn:
+            return QStringLiteral("EXPN");
+        case Verb::Help:
+            return QStringLiteral("HELP");
+        case Verb::Noop:
+            return QStringLiteral("NOOP");
+        case Verb::Quit:
+            return QStringLiteral("QUIT");
+        case Verb::StartTls:
+            return QStringLiteral("STARTTLS");
+        case Verb::Auth:
+            return QStringLiteral("AUTH");
+        case Verb::Unknown:
+            return QStringLiteral("?");
     }
     return {};
 }
@@ -78,8 +93,25 @@ bool isAtext(char16_t c) {
     if (c >= 0x80) return true;  // UTF-8 (checked against SMTPUTF8 by the session)
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
     switch (c) {
-        case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-        case '/': case '=': case '?': case '^': case '_': case '`': case '{': case '|': case '}': case '~':
+        case '!':
+        case '#':
+        case '$':
+        case '%':
+        case '&':
+        case '\'':
+        case '*':
+        case '+':
+        case '-':
+        case '/':
+        case '=':
+        case '?':
+        case '^':
+        case '_':
+        case '`':
+        case '{':
+        case '|':
+        case '}':
+        case '~':
             return true;
         default:
             return false;
@@ -173,7 +205,8 @@ bool parseMailbox(QStringView s, MailPath& p, QString* error) {
                 continue;
             }
             const char16_t u = c.unicode();
-            const bool ldh = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') || u == '-' || u == '.';
+            const bool ldh =
+                (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') || u == '-' || u == '.';
             if (!ldh) {
                 *error = QStringLiteral("invalid character in domain");
                 return false;
@@ -242,8 +275,10 @@ bool splitPathAndParams(QStringView rest, QStringView* path, QList<QStringView>*
             ++i;
             continue;
         }
-        if (c == QLatin1Char('"')) inQuote = !inQuote;
-        else if (!inQuote && c == QLatin1Char('>')) break;
+        if (c == QLatin1Char('"'))
+            inQuote = !inQuote;
+        else if (!inQuote && c == QLatin1Char('>'))
+            break;
     }
     if (i >= rest.size()) return false;
     *path = rest.left(i + 1);
@@ -253,7 +288,9 @@ bool splitPathAndParams(QStringView rest, QStringView* path, QList<QStringView>*
     return true;
 }
 
-ParseError err(int code, const char* enh, const QString& text) { return ParseError{Reply(code, QString::fromLatin1(enh), text)}; }
+ParseError err(int code, const char* enh, const QString& text) {
+    return ParseError{Reply(code, QString::fromLatin1(enh), text)};
+}
 
 }  // namespace
 
@@ -261,16 +298,18 @@ ParseResult parseCommand(const QByteArray& raw) {
     const QString line = QString::fromUtf8(raw);
     if (line.toUtf8() != raw) return err(500, "5.5.2", QStringLiteral("Command is not valid UTF-8"));
     for (QChar c : line) {
-        if (c.unicode() < 32 && c != QLatin1Char('\t')) return err(500, "5.5.2", QStringLiteral("Control characters are not allowed in commands"));
+        if (c.unicode() < 32 && c != QLatin1Char('\t'))
+            return err(500, "5.5.2", QStringLiteral("Control characters are not allowed in commands"));
     }
     const qsizetype sp = line.indexOf(QLatin1Char(' '));
     Command cmd;
     cmd.verbText = (sp < 0 ? line : line.left(sp)).toUpper();
     const QString rest = sp < 0 ? QString() : line.mid(sp + 1);
     static const QList<std::pair<const char*, Verb>> verbs = {
-        {"HELO", Verb::Helo}, {"EHLO", Verb::Ehlo}, {"MAIL", Verb::Mail}, {"RCPT", Verb::Rcpt}, {"DATA", Verb::Data},
-        {"BDAT", Verb::Bdat}, {"RSET", Verb::Rset}, {"VRFY", Verb::Vrfy}, {"EXPN", Verb::Expn}, {"HELP", Verb::Help},
-        {"NOOP", Verb::Noop}, {"QUIT", Verb::Quit}, {"STARTTLS", Verb::StartTls}, {"AUTH", Verb::Auth}};
+        {"HELO", Verb::Helo},         {"EHLO", Verb::Ehlo}, {"MAIL", Verb::Mail}, {"RCPT", Verb::Rcpt},
+        {"DATA", Verb::Data},         {"BDAT", Verb::Bdat}, {"RSET", Verb::Rset}, {"VRFY", Verb::Vrfy},
+        {"EXPN", Verb::Expn},         {"HELP", Verb::Help}, {"NOOP", Verb::Noop}, {"QUIT", Verb::Quit},
+        {"STARTTLS", Verb::StartTls}, {"AUTH", Verb::Auth}};
     for (const auto& [name, verb] : verbs)
         if (cmd.verbText == QLatin1String(name)) cmd.verb = verb;
     if (cmd.verb == Verb::Unknown) return err(500, "5.5.2", QStringLiteral("Command not recognized"));
@@ -278,7 +317,8 @@ ParseResult parseCommand(const QByteArray& raw) {
     // allowance (RFC 5321 4.1.2 and 4.5.3.1.4, RFC 1869 4). Deliberate leniency: AUTH too,
     // although RFC 4954 4 keeps it at 512; a long password makes a long initial response, and
     // its length is bounded by the reader and the SASL field limits anyway.
-    if (cmd.verb != Verb::Mail && cmd.verb != Verb::Rcpt && cmd.verb != Verb::Auth && raw.size() > kMaxBaseCommandLine - 2)
+    if (cmd.verb != Verb::Mail && cmd.verb != Verb::Rcpt && cmd.verb != Verb::Auth &&
+        raw.size() > kMaxBaseCommandLine - 2)
         return err(500, "5.5.2", QStringLiteral("Line too long (limit %1 octets)").arg(kMaxBaseCommandLine));
     cmd.argument = rest.trimmed();
 
@@ -293,11 +333,15 @@ ParseResult parseCommand(const QByteArray& raw) {
             QStringView pathText;
             QList<QStringView> params;
             if (!splitPathAndParams(after, &pathText, &params))
-                return err(501, "5.5.4", QStringLiteral("Syntax: %1 %2<address> [parameters]").arg(cmd.verbText, prefix));
+                return err(501, "5.5.4",
+                           QStringLiteral("Syntax: %1 %2<address> [parameters]").arg(cmd.verbText, prefix));
             QString why;
             auto path = parsePath(pathText, &why);
-            if (!path) return err(501, cmd.verb == Verb::Mail ? "5.1.7" : "5.1.3", QStringLiteral("Bad address syntax: %1").arg(why));
-            if (cmd.verb == Verb::Rcpt && path->isNull) return err(501, "5.1.3", QStringLiteral("Null recipient is not allowed"));
+            if (!path)
+                return err(501, cmd.verb == Verb::Mail ? "5.1.7" : "5.1.3",
+                           QStringLiteral("Bad address syntax: %1").arg(why));
+            if (cmd.verb == Verb::Rcpt && path->isNull)
+                return err(501, "5.1.3", QStringLiteral("Null recipient is not allowed"));
             if (cmd.verb == Verb::Mail && path->postmaster && path->domain.isEmpty())
                 return err(501, "5.1.7", QStringLiteral("Bad sender address syntax"));
             cmd.path = *path;
@@ -306,7 +350,8 @@ ParseResult parseCommand(const QByteArray& raw) {
                 const QString key = (eq < 0 ? p : p.left(eq)).toString().toUpper();
                 const QString value = eq < 0 ? QString() : p.mid(eq + 1).toString();
                 if (!isValidEsmtpKeyword(key)) return err(501, "5.5.4", QStringLiteral("Bad parameter syntax"));
-                if (eq >= 0 && value.isEmpty()) return err(501, "5.5.4", QStringLiteral("Empty value for parameter %1").arg(key));
+                if (eq >= 0 && value.isEmpty())
+                    return err(501, "5.5.4", QStringLiteral("Empty value for parameter %1").arg(key));
                 if (cmd.hasParam(key)) return err(501, "5.5.4", QStringLiteral("Parameter %1 given twice").arg(key));
                 cmd.params.append({key, value});
             }
@@ -316,15 +361,18 @@ ParseResult parseCommand(const QByteArray& raw) {
         case Verb::Rset:
         case Verb::Quit:
         case Verb::StartTls:
-            if (!cmd.argument.isEmpty()) return err(501, "5.5.4", QStringLiteral("%1 takes no arguments").arg(cmd.verbText));
+            if (!cmd.argument.isEmpty())
+                return err(501, "5.5.4", QStringLiteral("%1 takes no arguments").arg(cmd.verbText));
             break;
         case Verb::Helo:
         case Verb::Ehlo:
-            if (cmd.argument.isEmpty()) return err(501, "5.5.4", QStringLiteral("%1 requires a domain or address").arg(cmd.verbText));
+            if (cmd.argument.isEmpty())
+                return err(501, "5.5.4", QStringLiteral("%1 requires a domain or address").arg(cmd.verbText));
             break;
         case Verb::Bdat:
         case Verb::Auth:
-            if (cmd.argument.isEmpty()) return err(501, "5.5.4", QStringLiteral("%1 requires arguments").arg(cmd.verbText));
+            if (cmd.argument.isEmpty())
+                return err(501, "5.5.4", QStringLiteral("%1 requires arguments").arg(cmd.verbText));
             break;
         default:
             break;

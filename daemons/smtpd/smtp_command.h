@@ -37,22 +37,22 @@ enum class Verb { Helo, Ehlo, Mail, Rcpt, Data, Bdat, Rset, Vrfy, Expn, Help, No
 QString toString(Verb v);
 
 struct MailPath {
-    bool isNull = false;        // "<>"
-    bool postmaster = false;    // RCPT TO:<Postmaster> without a domain
-    QString local;              // as sent (quoted form unquoted)
+    bool isNull = false;      // "<>"
+    bool postmaster = false;  // RCPT TO:<Postmaster> without a domain
+    QString local;            // as sent (quoted form unquoted)
     bool quotedLocal = false;
-    QString domain;             // as sent (may be UTF-8 or an address literal)
+    QString domain;  // as sent (may be UTF-8 or an address literal)
     bool addressLiteral = false;
     bool hadSourceRoute = false;
-    bool hasUtf8 = false;       // non-ASCII in local part or domain
-    QString address() const;    // local@domain (quoted again when needed); "" for <>
+    bool hasUtf8 = false;     // non-ASCII in local part or domain
+    QString address() const;  // local@domain (quoted again when needed); "" for <>
 };
 
 struct Command {
     Verb verb = Verb::Unknown;
-    QString verbText;                  // as sent, upper-cased
-    QString argument;                  // rest of line after the verb (trimmed), for EHLO/HELO/AUTH/...
-    MailPath path;                     // MAIL/RCPT
+    QString verbText;                           // as sent, upper-cased
+    QString argument;                           // rest of line after the verb (trimmed), for EHLO/HELO/AUTH/...
+    MailPath path;                              // MAIL/RCPT
     QList<std::pair<QString, QString>> params;  // MAIL/RCPT ESMTP parameters, keywords upper-cased
     bool hasParam(const QString& k) const;
     QString param(const QString& k) const;

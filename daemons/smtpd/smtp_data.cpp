@@ -7,14 +7,22 @@ namespace postern::smtp {
 
 QString toString(ContentIssue issue) {
     switch (issue) {
-        case ContentIssue::None: return QStringLiteral("none");
-        case ContentIssue::TooBig: return QStringLiteral("too-big");
-        case ContentIssue::LineTooLong: return QStringLiteral("line-too-long");
-        case ContentIssue::HeaderTooBig: return QStringLiteral("header-too-big");
-        case ContentIssue::TooManyHeaders: return QStringLiteral("too-many-headers");
-        case ContentIssue::BareLineEnding: return QStringLiteral("bare-line-ending");
-        case ContentIssue::NulByte: return QStringLiteral("nul-byte");
-        case ContentIssue::WriteFailed: return QStringLiteral("write-failed");
+        case ContentIssue::None:
+            return QStringLiteral("none");
+        case ContentIssue::TooBig:
+            return QStringLiteral("too-big");
+        case ContentIssue::LineTooLong:
+            return QStringLiteral("line-too-long");
+        case ContentIssue::HeaderTooBig:
+            return QStringLiteral("header-too-big");
+        case ContentIssue::TooManyHeaders:
+            return QStringLiteral("too-many-headers");
+        case ContentIssue::BareLineEnding:
+            return QStringLiteral("bare-line-ending");
+        case ContentIssue::NulByte:
+            return QStringLiteral("nul-byte");
+        case ContentIssue::WriteFailed:
+            return QStringLiteral("write-failed");
     }
     return {};
 }

@@ -41,7 +41,16 @@ struct ContentLimits {
     bool normalizeBareLineEndings = false;
 };
 
-enum class ContentIssue { None, TooBig, LineTooLong, HeaderTooBig, TooManyHeaders, BareLineEnding, NulByte, WriteFailed };
+enum class ContentIssue {
+    None,
+    TooBig,
+    LineTooLong,
+    HeaderTooBig,
+    TooManyHeaders,
+    BareLineEnding,
+    NulByte,
+    WriteFailed
+};
 QString toString(ContentIssue issue);
 
 class ContentChecker {
@@ -52,7 +61,7 @@ public:
     void finish();
     ContentIssue issue() const { return m_issue; }
     int sinkError() const { return m_sinkError; }
-    qint64 size() const { return m_size; }           // content bytes seen (after normalisation)
+    qint64 size() const { return m_size; }  // content bytes seen (after normalisation)
     bool sawEightBit() const { return m_eightBit; }
 
 private:

@@ -25,12 +25,17 @@ Reply spoolFailure(int err) {
 
 constexpr int kMaxAuthLine = SaslServer::kMaxLine + 2;
 
-QString dateHeaderValue() { return mail::formatDate(QDateTime::currentDateTime()); }
+QString dateHeaderValue() {
+    return mail::formatDate(QDateTime::currentDateTime());
+}
 
 // Text that came from the client, made safe for a header comment / reply.
 QString sanitize(const QString& s, int max = 200) {
     QString out;
-    for (QChar c : s.left(max)) out += (c.unicode() >= 0x21 && c.unicode() < 0x7f && c != QLatin1Char('(') && c != QLatin1Char(')')) ? c : QLatin1Char('_');
+    for (QChar c : s.left(max))
+        out += (c.unicode() >= 0x21 && c.unicode() < 0x7f && c != QLatin1Char('(') && c != QLatin1Char(')'))
+                   ? c
+                   : QLatin1Char('_');
     return out;
 }
 }  // namespace
@@ -42,12 +47,12 @@ SmtpSession::~SmtpSession() = default;
 
 const QList<SmtpSession::CommandSpec>& SmtpSession::commandTable() {
     static const QList<CommandSpec> table = {
-        {Verb::Helo, &SmtpSession::cmdHelo, true},   {Verb::Ehlo, &SmtpSession::cmdEhlo, true},
-        {Verb::Mail, &SmtpSession::cmdMail, false},  {Verb::Rcpt, &SmtpSession::cmdRcpt, false},
-        {Verb::Data, &SmtpSession::cmdData, false},  {Verb::Bdat, &SmtpSession::cmdBdat, false},
-        {Verb::Rset, &SmtpSession::cmdRset, true},   {Verb::Vrfy, &SmtpSession::cmdVrfy, false},
-        {Verb::Expn, &SmtpSession::cmdExpn, false},  {Verb::Help, &SmtpSession::cmdHelp, true},
-        {Verb::Noop, &SmtpSession::cmdNoop, true},   {Verb::Quit, &SmtpSession::cmdQuit, true},
+        {Verb::Helo, &SmtpSession::cmdHelo, true},         {Verb::Ehlo, &SmtpSession::cmdEhlo, true},
+        {Verb::Mail, &SmtpSession::cmdMail, false},        {Verb::Rcpt, &SmtpSession::cmdRcpt, false},
+        {Verb::Data, &SmtpSession::cmdData, false},        {Verb::Bdat, &SmtpSession::cmdBdat, false},
+        {Verb::Rset, &SmtpSession::cmdRset, true},         {Verb::Vrfy, &SmtpSession::cmdVrfy, false},
+        {Verb::Expn, &SmtpSession::cmdExpn, false},        {Verb::Help, &SmtpSession::cmdHelp, true},
+        {Verb::Noop, &SmtpSession::cmdNoop, true},         {Verb::Quit, &SmtpSession::cmdQuit, true},
         {Verb::StartTls, &SmtpSession::cmdStartTls, true}, {Verb::Auth, &SmtpSession::cmdAuth, false},
     };
     return table;
@@ -57,10 +62,13 @@ bool SmtpSession::isSubmission() const {
     return m_io.info().mode == ListenerMode::Submission || m_io.info().mode == ListenerMode::Submissions;
 }
 
-bool SmtpSession::tls() const { return m_io.info().tls; }
+bool SmtpSession::tls() const {
+    return m_io.info().tls;
+}
 
 void SmtpSession::transcript(const QString& line) {
-    if (m_config.logTranscript) log::write(log::Level::Debug, m_io.info().sessionId, u"smtp.transcript", log::Fields().add("line", line));
+    if (m_config.logTranscript)
+        log::write(log::Level::Debug, m_io.info().sessionId, u"smtp.transcript", log::Fields().add("line", line));
 }
 
 void SmtpSession::start() {
@@ -80,7 +88,8 @@ qint64 SmtpSession::beginPregreet() {
 
 void SmtpSession::spokeTooSoon() {
     transcript(QStringLiteral("C: <input before the greeting>"));
-    closeWith(Reply(554, QStringLiteral("5.5.1"), QStringLiteral("%1 Protocol error: talking before the greeting").arg(m_config.hostname)),
+    closeWith(Reply(554, QStringLiteral("5.5.1"),
+                    QStringLiteral("%1 Protocol error: talking before the greeting").arg(m_config.hostname)),
               QStringLiteral("talked before the greeting"));
 }
 
@@ -90,8 +99,9 @@ void SmtpSession::reply(const Reply& r, CountsAsError counts) {
     m_io.send(r.render());
     if (r.code >= 400 && r.code != 421 && counts == CountsAsError::Yes) {
         if (++m_errors >= m_config.maxErrors) {
-            closeWith(Reply(421, QStringLiteral("4.7.0"), QStringLiteral("%1 Error: too many errors").arg(m_config.hostname)),
-                      QStringLiteral("too many errors"));
+            closeWith(
+                Reply(421, QStringLiteral("4.7.0"), QStringLiteral("%1 Error: too many errors").arg(m_config.hostname)),
+                QStringLiteral("too many errors"));
         }
     }
 }
@@ -133,7 +143,8 @@ void SmtpSession::shutdown() {
         m_shutdownPending = true;
         return;
     }
-    closeWith(Reply(421, QStringLiteral("4.3.2"), QStringLiteral("%1 Service shutting down, try again later").arg(m_config.hostname)),
+    closeWith(Reply(421, QStringLiteral("4.3.2"),
+                    QStringLiteral("%1 Service shutting down, try again later").arg(m_config.hostname)),
               QStringLiteral("server shutting down"));
 }
 
@@ -154,23 +165,29 @@ void SmtpSession::tlsStarted() {
 
 qsizetype SmtpSession::consume(const char* data, qsizetype size) {
     switch (m_phase) {
-        case Phase::Command: return consumeCommandLine(data, size);
-        case Phase::Auth: return consumeAuthLine(data, size);
+        case Phase::Command:
+            return consumeCommandLine(data, size);
+        case Phase::Auth:
+            return consumeAuthLine(data, size);
         case Phase::Data: {
             const qsizetype used = m_dataReader->feed(data, size);
             if (m_dataReader->done()) finishContent();
             return used;
         }
-        case Phase::Bdat: return consumeBdat(data, size);
-        case Phase::Waiting: return 0;
-        case Phase::Closed: return size;  // drain whatever still arrives
+        case Phase::Bdat:
+            return consumeBdat(data, size);
+        case Phase::Waiting:
+            return 0;
+        case Phase::Closed:
+            return size;  // drain whatever still arrives
     }
     return size;
 }
 
 qsizetype SmtpSession::consumeCommandLine(const char* data, qsizetype size) {
     const char* crlf = nullptr;
-    for (const char* p = data; (p = static_cast<const char*>(std::memchr(p, '\n', size_t(size - (p - data))))) != nullptr; ++p) {
+    for (const char* p = data;
+         (p = static_cast<const char*>(std::memchr(p, '\n', size_t(size - (p - data))))) != nullptr; ++p) {
         if (p > data && p[-1] == '\r') {
             crlf = p - 1;
             break;
@@ -212,7 +229,8 @@ void SmtpSession::dispatch(const QByteArray& line) {
         return;
     }
     const Command& cmd = std::get<Command>(parsed);
-    transcript(QStringLiteral("C: ") + (cmd.verb == Verb::Auth ? QStringLiteral("AUTH <redacted>") : QString::fromUtf8(line.left(200))));
+    transcript(QStringLiteral("C: ") +
+               (cmd.verb == Verb::Auth ? QStringLiteral("AUTH <redacted>") : QString::fromUtf8(line.left(200))));
     for (const CommandSpec& spec : commandTable()) {
         if (spec.verb != cmd.verb) continue;
         if (isSubmission() && !tls() && !spec.allowedBeforeTls) {
@@ -238,9 +256,11 @@ void SmtpSession::cmdEhlo(const Command& c) {
     resetTransaction();
     m_helo = sanitize(c.argument.section(QLatin1Char(' '), 0, 0));
     m_esmtp = true;
-    QStringList lines{QStringLiteral("%1 Hello %2 [%3]").arg(m_config.hostname, m_helo, m_io.info().peerAddress.toString())};
-    lines << QStringLiteral("PIPELINING") << QStringLiteral("SIZE %1").arg(m_config.maxMessageSize) << QStringLiteral("8BITMIME")
-          << QStringLiteral("SMTPUTF8") << QStringLiteral("ENHANCEDSTATUSCODES") << QStringLiteral("CHUNKING") << QStringLiteral("DSN");
+    QStringList lines{
+        QStringLiteral("%1 Hello %2 [%3]").arg(m_config.hostname, m_helo, m_io.info().peerAddress.toString())};
+    lines << QStringLiteral("PIPELINING") << QStringLiteral("SIZE %1").arg(m_config.maxMessageSize)
+          << QStringLiteral("8BITMIME") << QStringLiteral("SMTPUTF8") << QStringLiteral("ENHANCEDSTATUSCODES")
+          << QStringLiteral("CHUNKING") << QStringLiteral("DSN");
     if (!tls()) lines << QStringLiteral("STARTTLS");
     // AUTH only for users' submission, and only inside TLS (RFC 4954 4, RFC 8314).
     if (isSubmission() && tls() && m_authUser.isEmpty()) lines << QStringLiteral("AUTH PLAIN LOGIN");
@@ -275,12 +295,14 @@ void SmtpSession::cmdMail(const Command& c) {
                 return;
             }
             if (declared > m_config.maxMessageSize) {
-                reply(552, "5.3.4", QStringLiteral("Message size exceeds fixed limit of %1 bytes").arg(m_config.maxMessageSize));
+                reply(552, "5.3.4",
+                      QStringLiteral("Message size exceeds fixed limit of %1 bytes").arg(m_config.maxMessageSize));
                 return;
             }
         } else if (key == u"BODY") {
             const QString v = value.toUpper();
-            if (v == u"8BITMIME") eightBit = true;
+            if (v == u"8BITMIME")
+                eightBit = true;
             else if (v != u"7BIT") {
                 reply(555, "5.5.4", QStringLiteral("Unsupported BODY type"));
                 return;
@@ -344,15 +366,24 @@ bool SmtpSession::overSendLimit(qint64 messages, qint64 recipients, bool record)
     QString error;
     const std::optional<SendLimitHit> hit = m_backend.sendLimit(m_authUser, messages, recipients, record, &error);
     if (!error.isEmpty())
-        log::write(log::Level::Error, m_io.info().sessionId, u"smtp.send_limit_error", log::Fields().add("user", m_authUser).add("error", error));
+        log::write(log::Level::Error, m_io.info().sessionId, u"smtp.send_limit_error",
+                   log::Fields().add("user", m_authUser).add("error", error));
     if (!hit) return false;
     log::write(log::Level::Warning, m_io.info().sessionId, u"smtp.send_limited",
-               log::Fields().add("user", m_authUser).add("limit", hit->name).add("max", hit->limit).add("used", hit->used)
+               log::Fields()
+                   .add("user", m_authUser)
+                   .add("limit", hit->name)
+                   .add("max", hit->limit)
+                   .add("used", hit->used)
                    .add("remote", m_io.info().peerAddress.toString()));
     stats::add(QStringLiteral("postern_smtp_send_limited_total"), {{QStringLiteral("limit"), hit->name}});
     QString what = hit->name;
     what.replace(QStringLiteral("_per_"), QStringLiteral(" per ")).replace(QLatin1Char('_'), QLatin1Char(' '));
-    reply(451, "4.7.0", QStringLiteral("Sending limit reached for %1: at most %2 %3; try again later").arg(m_authUser).arg(hit->limit).arg(what));
+    reply(451, "4.7.0",
+          QStringLiteral("Sending limit reached for %1: at most %2 %3; try again later")
+              .arg(m_authUser)
+              .arg(hit->limit)
+              .arg(what));
     return true;
 }
 
@@ -398,7 +429,8 @@ void SmtpSession::cmdRcpt(const Command& c) {
     // Bounded work per transaction: answer at most maxRecipients + kExtraRcptCommands RCPT
     // commands (accepted, refused or over the limit alike), then give up on the client.
     if (++m_rcptCommands > m_config.maxRecipients + kExtraRcptCommands) {
-        closeWith(Reply(421, QStringLiteral("4.7.0"), QStringLiteral("%1 Error: too many RCPT commands").arg(m_config.hostname)),
+        closeWith(Reply(421, QStringLiteral("4.7.0"),
+                        QStringLiteral("%1 Error: too many RCPT commands").arg(m_config.hostname)),
                   QStringLiteral("too many RCPT commands"));
         return;
     }
@@ -406,7 +438,8 @@ void SmtpSession::cmdRcpt(const Command& c) {
         // RFC 5321 4.5.3.1.8: 452 for the recipients over the limit; the client sends them in
         // another transaction, and DATA goes to the accepted ones. Not a client error: it does
         // not count towards smtp.max_errors.
-        reply(Reply(452, QStringLiteral("4.5.3"), QStringLiteral("Too many recipients (limit %1)").arg(m_config.maxRecipients)),
+        reply(Reply(452, QStringLiteral("4.5.3"),
+                    QStringLiteral("Too many recipients (limit %1)").arg(m_config.maxRecipients)),
               CountsAsError::No);
         return;
     }
@@ -432,14 +465,19 @@ void SmtpSession::cmdRcpt(const Command& c) {
             return;
         case RcptVerdict::RelayDenied:
             log::write(log::Level::Info, m_io.info().sessionId, u"smtp.rcpt_rejected",
-                       log::Fields().add("rcpt", c.path.address()).add("reason", "relay denied").add("remote", m_io.info().peerAddress.toString()));
+                       log::Fields()
+                           .add("rcpt", c.path.address())
+                           .add("reason", "relay denied")
+                           .add("remote", m_io.info().peerAddress.toString()));
             reply(554, "5.7.1", QStringLiteral("<%1>: Relay access denied").arg(shown));
             return;
         case RcptVerdict::MailboxFull:
             reply(452, "4.2.2", QStringLiteral("<%1>: Mailbox full").arg(shown));
             return;
         case RcptVerdict::BadAddress:
-            reply(553, "5.1.3", QStringLiteral("<%1>: Address not accepted here%2").arg(shown, detail.isEmpty() ? QString() : QStringLiteral(" (") + detail + QLatin1Char(')')));
+            reply(553, "5.1.3",
+                  QStringLiteral("<%1>: Address not accepted here%2")
+                      .arg(shown, detail.isEmpty() ? QString() : QStringLiteral(" (") + detail + QLatin1Char(')')));
             return;
         case RcptVerdict::TempFail:
             reply(451, "4.3.0", QStringLiteral("<%1>: Temporary lookup failure").arg(shown));
@@ -486,8 +524,12 @@ QByteArray SmtpSession::receivedHeader() const {
     if (tls()) with += QLatin1Char('S');
     if (!m_authUser.isEmpty()) with += QLatin1Char('A');  // RFC 3848
     QString h = QStringLiteral("Received: from %1 ([%2])\r\n\tby %3 (Postern) with %4 id %5")
-                    .arg(m_helo.isEmpty() ? QStringLiteral("unknown") : m_helo, info.peerAddress.toString(), m_config.hostname, with, m_queueId);
-    if (tls()) h += QStringLiteral("\r\n\t(using %1 with cipher %2 (%3/%3 bits))").arg(info.tlsProtocol, info.tlsCipher).arg(info.tlsBits);
+                    .arg(m_helo.isEmpty() ? QStringLiteral("unknown") : m_helo, info.peerAddress.toString(),
+                         m_config.hostname, with, m_queueId);
+    if (tls())
+        h += QStringLiteral("\r\n\t(using %1 with cipher %2 (%3/%3 bits))")
+                 .arg(info.tlsProtocol, info.tlsCipher)
+                 .arg(info.tlsBits);
     if (!m_authUser.isEmpty()) h += QStringLiteral("\r\n\t(authenticated sender: %1)").arg(m_authUser);
     if (m_recipients.size() == 1) h += QStringLiteral("\r\n\tfor <%1>").arg(m_recipients.first().address);
     h += QStringLiteral("; %1\r\n").arg(dateHeaderValue());
@@ -513,7 +555,8 @@ void SmtpSession::cmdBdat(const Command& c) {
     const bool last = parts.size() == 2 && parts.at(1).compare(QLatin1String("LAST"), Qt::CaseInsensitive) == 0;
     if (!ok || size < 0 || parts.value(0).size() > 18 || parts.size() > 2 || (parts.size() == 2 && !last)) {
         // RFC 3030 2: we cannot know how many bytes follow; close rather than read them as commands.
-        closeWith(Reply(501, QStringLiteral("5.5.4"), QStringLiteral("Bad BDAT syntax; closing")), QStringLiteral("bad BDAT syntax"));
+        closeWith(Reply(501, QStringLiteral("5.5.4"), QStringLiteral("Bad BDAT syntax; closing")),
+                  QStringLiteral("bad BDAT syntax"));
         return;
     }
     m_bdatRemaining = size;
@@ -552,21 +595,28 @@ qsizetype SmtpSession::consumeBdat(const char* data, qsizetype size) {
 // file not written), nullopt when it may go on to delivery.
 std::optional<Reply> SmtpSession::contentRefusal(ContentIssue issue) const {
     switch (issue) {
-        case ContentIssue::None: return std::nullopt;
+        case ContentIssue::None:
+            return std::nullopt;
         case ContentIssue::TooBig:
-            return Reply(552, QStringLiteral("5.3.4"), QStringLiteral("Message size exceeds fixed limit of %1 bytes").arg(m_config.maxMessageSize));
-        case ContentIssue::LineTooLong:
             return Reply(552, QStringLiteral("5.3.4"),
-                         QStringLiteral("Message has a line longer than %1 octets").arg(m_config.content.maxLineLength));
+                         QStringLiteral("Message size exceeds fixed limit of %1 bytes").arg(m_config.maxMessageSize));
+        case ContentIssue::LineTooLong:
+            return Reply(
+                552, QStringLiteral("5.3.4"),
+                QStringLiteral("Message has a line longer than %1 octets").arg(m_config.content.maxLineLength));
         case ContentIssue::HeaderTooBig:
-            return Reply(552, QStringLiteral("5.3.4"), QStringLiteral("Message header exceeds %1 bytes").arg(m_config.content.maxHeaderSize));
+            return Reply(552, QStringLiteral("5.3.4"),
+                         QStringLiteral("Message header exceeds %1 bytes").arg(m_config.content.maxHeaderSize));
         case ContentIssue::TooManyHeaders:
             return Reply(552, QStringLiteral("5.3.4"),
                          QStringLiteral("Message has more than %1 header fields").arg(m_config.content.maxHeaderCount));
         case ContentIssue::BareLineEnding:
-            return Reply(554, QStringLiteral("5.6.11"), QStringLiteral("Message contains bare CR or LF; lines must end with CRLF"));
-        case ContentIssue::NulByte: return Reply(554, QStringLiteral("5.6.0"), QStringLiteral("Message contains NUL characters"));
-        case ContentIssue::WriteFailed: return spoolFailure(m_checker->sinkError());
+            return Reply(554, QStringLiteral("5.6.11"),
+                         QStringLiteral("Message contains bare CR or LF; lines must end with CRLF"));
+        case ContentIssue::NulByte:
+            return Reply(554, QStringLiteral("5.6.0"), QStringLiteral("Message contains NUL characters"));
+        case ContentIssue::WriteFailed:
+            return spoolFailure(m_checker->sinkError());
     }
     return std::nullopt;
 }
@@ -613,7 +663,8 @@ void SmtpSession::finishContent() {
     // so everything the callback reports is captured now.
     m_backend.deliver(m_alive.get(), std::move(job), [this, size, from, to, id = m_queueId](DeliveryOutcome o) {
         const ConnectionInfo& info = m_io.info();
-        log::write(o.status == DeliveryOutcome::Status::Delivered ? log::Level::Info : log::Level::Warning, info.sessionId, u"smtp.message",
+        log::write(o.status == DeliveryOutcome::Status::Delivered ? log::Level::Info : log::Level::Warning,
+                   info.sessionId, u"smtp.message",
                    log::Fields()
                        .add("queue_id", id)
                        .add("from", from)
@@ -621,12 +672,14 @@ void SmtpSession::finishContent() {
                        .add("size", size)
                        .add("tls", info.tls ? info.tlsProtocol : QStringLiteral("no"))
                        .add("auth_user", m_authUser)
-                       .add("result", o.status == DeliveryOutcome::Status::Delivered ? QStringLiteral("delivered") : o.detail));
-        stats::add(QStringLiteral("postern_smtp_messages_total"),
-                   {{QStringLiteral("listener"), listenerName(info.mode)},
-                    {QStringLiteral("result"), o.status == DeliveryOutcome::Status::Delivered ? QStringLiteral("accepted")
-                                               : o.status == DeliveryOutcome::Status::PermFail ? QStringLiteral("rejected")
-                                                                                                : QStringLiteral("tempfail")}});
+                       .add("result",
+                            o.status == DeliveryOutcome::Status::Delivered ? QStringLiteral("delivered") : o.detail));
+        stats::add(
+            QStringLiteral("postern_smtp_messages_total"),
+            {{QStringLiteral("listener"), listenerName(info.mode)},
+             {QStringLiteral("result"), o.status == DeliveryOutcome::Status::Delivered  ? QStringLiteral("accepted")
+                                        : o.status == DeliveryOutcome::Status::PermFail ? QStringLiteral("rejected")
+                                                                                        : QStringLiteral("tempfail")}});
         resetTransaction();
         if (m_phase == Phase::Closed) return;
         m_phase = Phase::Command;
@@ -651,14 +704,20 @@ void SmtpSession::cmdVrfy(const Command&) {
     reply(252, "2.5.0", QStringLiteral("Cannot VRFY user, but will accept message and attempt delivery"));
 }
 
-void SmtpSession::cmdExpn(const Command&) { reply(502, "5.5.1", QStringLiteral("EXPN not available")); }
-
-void SmtpSession::cmdHelp(const Command&) {
-    reply(Reply(214, QStringLiteral("2.0.0"), QStringList{QStringLiteral("Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT STARTTLS AUTH VRFY HELP"),
-                                                           QStringLiteral("See RFC 5321")}));
+void SmtpSession::cmdExpn(const Command&) {
+    reply(502, "5.5.1", QStringLiteral("EXPN not available"));
 }
 
-void SmtpSession::cmdNoop(const Command&) { reply(250, "2.0.0", QStringLiteral("OK")); }
+void SmtpSession::cmdHelp(const Command&) {
+    reply(Reply(
+        214, QStringLiteral("2.0.0"),
+        QStringList{QStringLiteral("Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT STARTTLS AUTH VRFY HELP"),
+                    QStringLiteral("See RFC 5321")}));
+}
+
+void SmtpSession::cmdNoop(const Command&) {
+    reply(250, "2.0.0", QStringLiteral("OK"));
+}
 
 void SmtpSession::cmdQuit(const Command&) {
     closeWith(Reply(221, QStringLiteral("2.0.0"), QStringLiteral("Bye")), QStringLiteral("QUIT"));
@@ -730,10 +789,18 @@ void SmtpSession::handleSaslStep(const SaslServer::Step& step) {
             m_phase = Phase::Command;
             m_sasl.reset();
             switch (step.failure) {
-                case SaslServer::Failure::Cancelled: reply(501, "5.0.0", QStringLiteral("Authentication cancelled")); return;
-                case SaslServer::Failure::BadMechanism: reply(504, "5.5.4", QStringLiteral("Unrecognized authentication type")); return;
-                case SaslServer::Failure::AuthzidMismatch: reply(535, "5.7.8", QStringLiteral("Authentication credentials invalid")); return;
-                default: reply(501, "5.5.2", QStringLiteral("Malformed authentication response")); return;
+                case SaslServer::Failure::Cancelled:
+                    reply(501, "5.0.0", QStringLiteral("Authentication cancelled"));
+                    return;
+                case SaslServer::Failure::BadMechanism:
+                    reply(504, "5.5.4", QStringLiteral("Unrecognized authentication type"));
+                    return;
+                case SaslServer::Failure::AuthzidMismatch:
+                    reply(535, "5.7.8", QStringLiteral("Authentication credentials invalid"));
+                    return;
+                default:
+                    reply(501, "5.5.2", QStringLiteral("Malformed authentication response"));
+                    return;
             }
         case SaslServer::StepKind::Done: {
             m_phase = Phase::Waiting;
@@ -744,19 +811,20 @@ void SmtpSession::handleSaslStep(const SaslServer::Step& step) {
             const AuthRequest request{m_alive.get(), m_io.info().sessionId, m_io.info().peerAddress, user,
                                       [io = &m_io] { return io->peerHungUp(); }};
             m_backend.authenticate(request, std::move(password), [this](AuthVerdict verdict, QString normalized) {
-                                       if (m_phase == Phase::Closed) return;
-                                       m_phase = Phase::Command;
-                                       if (verdict == AuthVerdict::Ok) {
-                                           m_authUser = normalized;
-                                           reply(235, "2.7.0", QStringLiteral("Authentication successful"));
-                                       } else if (verdict == AuthVerdict::TempFail) {
-                                           reply(454, "4.7.0", QStringLiteral("Temporary authentication failure, try again later"));  // RFC 4954 6
-                                       } else {
-                                           reply(535, "5.7.8", QStringLiteral("Authentication credentials invalid"));
-                                       }
-                                       if (m_shutdownPending) return shutdown();
-                                       m_io.resume();
-                                   });
+                if (m_phase == Phase::Closed) return;
+                m_phase = Phase::Command;
+                if (verdict == AuthVerdict::Ok) {
+                    m_authUser = normalized;
+                    reply(235, "2.7.0", QStringLiteral("Authentication successful"));
+                } else if (verdict == AuthVerdict::TempFail) {
+                    reply(454, "4.7.0",
+                          QStringLiteral("Temporary authentication failure, try again later"));  // RFC 4954 6
+                } else {
+                    reply(535, "5.7.8", QStringLiteral("Authentication credentials invalid"));
+                }
+                if (m_shutdownPending) return shutdown();
+                m_io.resume();
+            });
             return;
         }
     }

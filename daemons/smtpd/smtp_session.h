@@ -22,14 +22,12 @@
 // One command table (verb, handler, allowed before TLS on submission) and one
 // reply path (reply()): every reply carries an RFC 3463 code; each 4xx/5xx
 // (but 421 and the 452 for recipients over the limit) counts as an error and
-// after smtp.max_errors the session says 421 and closes. STARTTLS resets everything (RFC 3207 4.2). DATA/BDAT content goes
-// through ContentChecker into a spool file; 250 is sent only when the backend
-// reports every copy durable. A failed write to the spool file is answered
-// with the one store-failure mapping (common/store/store_error.h, as the
-// server's own storage): 452 4.3.1 for a full disk or the daemon's quota,
-// 451 4.3.0 otherwise. Before that can happen, MAIL FROM is answered 452 4.3.1
-// while the backend says the disk is nearly full (smtp.min_free_space, or a
-// SIZE= that would not fit above it): nothing is accepted that might not fit.
+// after smtp.max_errors the session says 421 and closes. STARTTLS resets everything (RFC 3207 4.2). DATA/BDAT content
+// goes through ContentChecker into a spool file; 250 is sent only when the backend reports every copy durable. A failed
+// write to the spool file is answered with the one store-failure mapping (common/store/store_error.h, as the server's
+// own storage): 452 4.3.1 for a full disk or the daemon's quota, 451 4.3.0 otherwise. Before that can happen, MAIL FROM
+// is answered 452 4.3.1 while the backend says the disk is nearly full (smtp.min_free_space, or a SIZE= that would not
+// fit above it): nothing is accepted that might not fit.
 //
 // Limits (SessionConfig): command line length (512 octets incl. CRLF for all
 // but MAIL/RCPT/AUTH, smtp_command.h), recipients (452 4.5.3 beyond
@@ -101,7 +99,9 @@ private:
     void dispatch(const QByteArray& line);
     enum class CountsAsError { Yes, No };
     void reply(const Reply& r, CountsAsError counts = CountsAsError::Yes);
-    void reply(int code, const char* enhanced, const QString& text) { reply(Reply(code, QString::fromLatin1(enhanced), text)); }
+    void reply(int code, const char* enhanced, const QString& text) {
+        reply(Reply(code, QString::fromLatin1(enhanced), text));
+    }
     void resetTransaction();
     void closeWith(const Reply& r, const QString& reason);
     bool isSubmission() const;

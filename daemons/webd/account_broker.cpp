@@ -10,15 +10,15 @@
 
 #include <QRegularExpression>
 
-#include <cerrno>
-#include <cstring>
-#include <optional>
-#include <csignal>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <optional>
 
 namespace postern::web {
 
@@ -76,17 +76,21 @@ QStringList answer(const Status& st, const QString& okText) {
 }
 }  // namespace
 
-QStringList AccountBroker::serve(const QString& configDir, const HashParams& params, const QString& adminAddress, const QStringList& r,
-                                 const QString& usageDir) {
+QStringList AccountBroker::serve(const QString& configDir, const HashParams& params, const QString& adminAddress,
+                                 const QStringList& r, const QString& usageDir) {
     AccountStore store(configDir);
     const QString op = r.value(0);
     const int n = int(r.size());
     if (op.startsWith(u"2fa.") || op.startsWith(u"app.")) {
         TwoFactor tf(store, usageDir);
-        if (op == u"2fa.verify" && n == 3) return answer(tf.verifyCode(r.at(1), r.at(2)), QStringLiteral("code accepted"));
-        if (op == u"2fa.confirm" && n == 3) return answer(tf.confirmEnrolment(r.at(1), r.at(2)), QStringLiteral("two-factor login is on"));
-        if (op == u"2fa.disable-code" && n == 3) return answer(tf.disableWithCode(r.at(1), r.at(2)), QStringLiteral("two-factor login is off"));
-        if (op == u"2fa.off" && n == 2) return answer(tf.disableAsAdmin(r.at(1)), QStringLiteral("two-factor login is off"));
+        if (op == u"2fa.verify" && n == 3)
+            return answer(tf.verifyCode(r.at(1), r.at(2)), QStringLiteral("code accepted"));
+        if (op == u"2fa.confirm" && n == 3)
+            return answer(tf.confirmEnrolment(r.at(1), r.at(2)), QStringLiteral("two-factor login is on"));
+        if (op == u"2fa.disable-code" && n == 3)
+            return answer(tf.disableWithCode(r.at(1), r.at(2)), QStringLiteral("two-factor login is off"));
+        if (op == u"2fa.off" && n == 2)
+            return answer(tf.disableAsAdmin(r.at(1)), QStringLiteral("two-factor login is off"));
         if (op == u"2fa.enrol" && n == 2) {
             auto e = tf.beginEnrolment(r.at(1));
             if (!e) return {QStringLiteral("error"), e.errorMessage()};
@@ -95,15 +99,16 @@ QStringList AccountBroker::serve(const QString& configDir, const HashParams& par
         if (op == u"2fa.status" && n == 2) {
             auto s = tf.status(r.at(1));
             if (!s) return {QStringLiteral("error"), s.errorMessage()};
-            return {QStringLiteral("ok"), QString::number(int(s->enabled)), QString::number(s->since), QString::number(int(s->pending)),
-                    QString::number(s->appPasswords)};
+            return {QStringLiteral("ok"), QString::number(int(s->enabled)), QString::number(s->since),
+                    QString::number(int(s->pending)), QString::number(s->appPasswords)};
         }
         if (op == u"app.add" && n == 3) {
             auto p = tf.addAppPassword(r.at(1), r.at(2), params);
             if (!p) return {QStringLiteral("error"), p.errorMessage()};
             return {QStringLiteral("ok"), p->name, p->password};
         }
-        if (op == u"app.revoke" && n == 3) return answer(tf.revokeAppPassword(r.at(1), r.at(2)), QStringLiteral("revoked"));
+        if (op == u"app.revoke" && n == 3)
+            return answer(tf.revokeAppPassword(r.at(1), r.at(2)), QStringLiteral("revoked"));
         return {QStringLiteral("error"), QStringLiteral("unknown request")};
     }
     if (op == u"user.add" && n == 4) {
@@ -112,9 +117,14 @@ QStringList AccountBroker::serve(const QString& configDir, const HashParams& par
         if (!ok) return {QStringLiteral("error"), QStringLiteral("bad quota")};
         auto roles = accountops::addUser(store, params, r.at(1), r.at(2).toUtf8(), quota, adminAddress);
         if (!roles) return {QStringLiteral("error"), roles.errorMessage()};
-        return {QStringLiteral("ok"), roles->isEmpty() ? QStringLiteral("added") : QStringLiteral("added; %1 now deliver to this user").arg(roles->join(QStringLiteral(", ")))};
+        return {QStringLiteral("ok"),
+                roles->isEmpty()
+                    ? QStringLiteral("added")
+                    : QStringLiteral("added; %1 now deliver to this user").arg(roles->join(QStringLiteral(", ")))};
     }
-    if (op == u"user.passwd" && n == 3) return answer(accountops::setPassword(store, params, r.at(1), r.at(2).toUtf8()), QStringLiteral("password changed"));
+    if (op == u"user.passwd" && n == 3)
+        return answer(accountops::setPassword(store, params, r.at(1), r.at(2).toUtf8()),
+                      QStringLiteral("password changed"));
     if (op == u"user.quota" && n == 3) {
         bool ok = false;
         const qint64 quota = r.at(2).toLongLong(&ok);
@@ -123,10 +133,12 @@ QStringList AccountBroker::serve(const QString& configDir, const HashParams& par
     }
     if (op == u"user.admin" && n == 3 && (r.at(2) == u"on" || r.at(2) == u"off"))
         return answer(accountops::setAdmin(store, r.at(1), r.at(2) == u"on"), QStringLiteral("administrator flag set"));
-    if (op == u"user.del" && n == 2) return answer(accountops::removeUser(store, r.at(1), false), QStringLiteral("removed"));
+    if (op == u"user.del" && n == 2)
+        return answer(accountops::removeUser(store, r.at(1), false), QStringLiteral("removed"));
     if (op == u"alias.add" && n == 3) {
         QStringList targets;
-        for (const QString& t : r.at(2).split(QRegularExpression(QStringLiteral("[,\\s]+")), Qt::SkipEmptyParts)) targets << t;
+        for (const QString& t : r.at(2).split(QRegularExpression(QStringLiteral("[,\\s]+")), Qt::SkipEmptyParts))
+            targets << t;
         auto src = accountops::addAlias(store, r.at(1), targets);
         if (!src) return {QStringLiteral("error"), src.errorMessage()};
         return {QStringLiteral("ok"), QStringLiteral("alias %1 added").arg(*src)};
@@ -137,13 +149,16 @@ QStringList AccountBroker::serve(const QString& configDir, const HashParams& par
         if (!change) return {QStringLiteral("error"), change.errorMessage()};
         return {QStringLiteral("ok"), change->summary()};
     }
-    if (op == u"alias.del" && (n == 2 || n == 3)) return answer(accountops::removeAlias(store, r.at(1), r.value(2)), QStringLiteral("removed"));
+    if (op == u"alias.del" && (n == 2 || n == 3))
+        return answer(accountops::removeAlias(store, r.at(1), r.value(2)), QStringLiteral("removed"));
     if (op == u"domain.add" && n == 2) {
         auto added = accountops::addDomain(store, configDir, r.at(1), adminAddress);
         if (!added) return {QStringLiteral("error"), added.errorMessage()};
         QString text = QStringLiteral("domain %1 added").arg(added->domain);
-        if (!added->roles.isEmpty()) text += QStringLiteral("; %1 deliver to %2").arg(added->roles.join(QStringLiteral(", ")), adminAddress);
-        if (!added->dkimError.isEmpty()) text += QStringLiteral("; DKIM keys could not be made: %1").arg(added->dkimError);
+        if (!added->roles.isEmpty())
+            text += QStringLiteral("; %1 deliver to %2").arg(added->roles.join(QStringLiteral(", ")), adminAddress);
+        if (!added->dkimError.isEmpty())
+            text += QStringLiteral("; DKIM keys could not be made: %1").arg(added->dkimError);
         return {QStringLiteral("ok"), text};
     }
     if (op == u"domain.del" && n == 3 && (r.at(2) == u"force" || r.at(2) == u"keep"))
@@ -153,7 +168,8 @@ QStringList AccountBroker::serve(const QString& configDir, const HashParams& par
         if (!domain) return {QStringLiteral("error"), domain.errorMessage()};
         auto acc = store.load();
         if (!acc) return {QStringLiteral("error"), acc.errorMessage()};
-        if (!acc->isLocalDomain(*domain)) return {QStringLiteral("error"), QStringLiteral("unknown domain %1").arg(*domain)};
+        if (!acc->isLocalDomain(*domain))
+            return {QStringLiteral("error"), QStringLiteral("unknown domain %1").arg(*domain)};
         auto made = DkimKeyStore(configDir).rotate(*domain);
         if (!made) return {QStringLiteral("error"), made.errorMessage()};
         QStringList selectors;
@@ -163,17 +179,19 @@ QStringList AccountBroker::serve(const QString& configDir, const HashParams& par
     return {QStringLiteral("error"), QStringLiteral("unknown request")};
 }
 
-Result<std::unique_ptr<AccountBroker>> AccountBroker::start(const QString& configDir, const HashParams& params, const QString& adminAddress,
-                                                            const QString& usageDir) {
+Result<std::unique_ptr<AccountBroker>> AccountBroker::start(const QString& configDir, const HashParams& params,
+                                                            const QString& adminAddress, const QString& usageDir) {
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        return Result<std::unique_ptr<AccountBroker>>::fail(QStringLiteral("account helper: socketpair: %1").arg(QString::fromLocal8Bit(strerror(errno))));
+        return Result<std::unique_ptr<AccountBroker>>::fail(
+            QStringLiteral("account helper: socketpair: %1").arg(QString::fromLocal8Bit(strerror(errno))));
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) {
         ::close(sv[0]);
         ::close(sv[1]);
-        return Result<std::unique_ptr<AccountBroker>>::fail(QStringLiteral("account helper: fork: %1").arg(QString::fromLocal8Bit(strerror(errno))));
+        return Result<std::unique_ptr<AccountBroker>>::fail(
+            QStringLiteral("account helper: fork: %1").arg(QString::fromLocal8Bit(strerror(errno))));
     }
     if (pid == 0) {
         // The helper: no event loop, no Qt objects of the parent are used; only this loop.
@@ -207,7 +225,8 @@ Result<QString> AccountBroker::call(const QStringList& request) {
 Result<QStringList> AccountBroker::callFields(const QStringList& request) {
     for (const QString& f : request)
         if (f.contains(QChar(0))) return Result<QStringList>::fail(QStringLiteral("a field contains NUL"));
-    if (m_fd < 0 || !sendFrame(m_fd, request)) return Result<QStringList>::fail(QStringLiteral("the account helper is not available"));
+    if (m_fd < 0 || !sendFrame(m_fd, request))
+        return Result<QStringList>::fail(QStringLiteral("the account helper is not available"));
     auto reply = readFrame(m_fd, kCallTimeoutMs);
     if (!reply || reply->size() < 2) {
         // Out of step with the helper from now on (a late answer would be read as the next one's): stop using it.

@@ -69,8 +69,8 @@ inline constexpr int kCallTimeoutMs = 20'000;
 class AccountBroker {
 public:
     // usageDir: where app passwords' last use is recorded (two_factor.h appPasswordUsageDir).
-    static Result<std::unique_ptr<AccountBroker>> start(const QString& configDir, const HashParams& params, const QString& adminAddress,
-                                                        const QString& usageDir = {});
+    static Result<std::unique_ptr<AccountBroker>> start(const QString& configDir, const HashParams& params,
+                                                        const QString& adminAddress, const QString& usageDir = {});
     ~AccountBroker();
     AccountBroker(const AccountBroker&) = delete;
     AccountBroker& operator=(const AccountBroker&) = delete;
@@ -79,8 +79,8 @@ public:
     Result<QStringList> callFields(const QStringList& request);
 
     // The helper's side, public for the unit test: one request -> one answer.
-    static QStringList serve(const QString& configDir, const HashParams& params, const QString& adminAddress, const QStringList& request,
-                             const QString& usageDir = {});
+    static QStringList serve(const QString& configDir, const HashParams& params, const QString& adminAddress,
+                             const QStringList& request, const QString& usageDir = {});
 
 private:
     AccountBroker(int fd, int pid) : m_fd(fd), m_pid(pid) {}

@@ -9,11 +9,14 @@
 
 namespace postern::web {
 
-DashboardProbes::DashboardProbes(QString configDir, QObject* parent) : QObject(parent), m_configDir(std::move(configDir)) {
+DashboardProbes::DashboardProbes(QString configDir, QObject* parent)
+    : QObject(parent), m_configDir(std::move(configDir)) {
     m_pool.setMaxThreadCount(1);
 }
 
-DashboardProbes::~DashboardProbes() { m_pool.waitForDone(); }
+DashboardProbes::~DashboardProbes() {
+    m_pool.waitForDone();
+}
 
 DashboardProbe DashboardProbes::run(const QString& configDir) {
     DashboardProbe p;
@@ -25,8 +28,10 @@ DashboardProbe DashboardProbes::run(const QString& configDir) {
         p.spamLine = spamStatusLine(*config, configDir, &p.spamWarning);
         p.domain = config->value(QStringLiteral("primary_domain"));
         auto report = wizard::runDnsCheck({configDir, {}, {}, {}, QDeadlineTimer(kDnsCheckRunLimitMs)});
-        if (report) p.dns = *report;
-        else p.dnsError = report.errorMessage();
+        if (report)
+            p.dns = *report;
+        else
+            p.dnsError = report.errorMessage();
     }
     p.finishedMs = QDateTime::currentMSecsSinceEpoch();
     return p;
@@ -49,7 +54,8 @@ void DashboardProbes::get(QObject* life, Done done) {
     m_pool.start([this, dir] {
         auto result = std::make_shared<const DashboardProbe>(run(dir));
         // Back to the loop thread; `this` outlives the run (the destructor waits for it).
-        QMetaObject::invokeMethod(this, [this, result] { finished(result); }, Qt::QueuedConnection);
+        QMetaObject::invokeMethod(
+            this, [this, result] { finished(result); }, Qt::QueuedConnection);
     });
 }
 

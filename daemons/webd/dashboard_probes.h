@@ -46,9 +46,9 @@ struct DashboardProbe {
     qint64 finishedMs = 0;  // ms since the epoch
     QString spamLine;
     bool spamWarning = false;
-    QString domain;         // the domain checked
+    QString domain;  // the domain checked
     std::optional<wizard::DnsCheckReport> dns;
-    QString dnsError;       // when dns is empty
+    QString dnsError;  // when dns is empty
 };
 
 class DashboardProbes final : public QObject {

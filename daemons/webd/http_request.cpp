@@ -8,7 +8,8 @@ namespace postern::web {
 
 namespace {
 bool isTchar(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || QByteArray("!#$%&'*+-.^_`|~").contains(c);
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           QByteArray("!#$%&'*+-.^_`|~").contains(c);
 }
 
 HttpParse error(int code, const QString& text) {
@@ -78,19 +79,25 @@ HttpParse parseRequestHead(const QByteArray& bytes) {
     for (char c : r.method)
         if (!isTchar(c)) return error(400, QStringLiteral("malformed method"));
     const QByteArray& version = parts.at(2);
-    if (version == "HTTP/1.1") r.minorVersion = 1;
-    else if (version == "HTTP/1.0") r.minorVersion = 0;
-    else if (version.startsWith("HTTP/")) return error(505, QStringLiteral("HTTP version not supported"));
-    else return error(400, QStringLiteral("malformed request line"));
+    if (version == "HTTP/1.1")
+        r.minorVersion = 1;
+    else if (version == "HTTP/1.0")
+        r.minorVersion = 0;
+    else if (version.startsWith("HTTP/"))
+        return error(505, QStringLiteral("HTTP version not supported"));
+    else
+        return error(400, QStringLiteral("malformed request line"));
     const QByteArray target = parts.at(1);
     if (!target.startsWith('/')) return error(400, QStringLiteral("only origin-form request targets are served"));
     for (char c : target)
-        if (uchar(c) <= 0x20 || uchar(c) >= 0x7f) return error(400, QStringLiteral("invalid character in the request target"));
+        if (uchar(c) <= 0x20 || uchar(c) >= 0x7f)
+            return error(400, QStringLiteral("invalid character in the request target"));
     const qsizetype q = target.indexOf('?');
     const QByteArray rawPath = q < 0 ? target : target.left(q);
     r.query = q < 0 ? QString() : QString::fromLatin1(target.mid(q + 1));
     if (!decodePath(rawPath, &r.path)) return error(400, QStringLiteral("malformed percent-encoding"));
-    if (r.path.contains(QStringLiteral("..")) || r.path.contains(QStringLiteral("//")) || r.path.contains(QLatin1Char('\\')))
+    if (r.path.contains(QStringLiteral("..")) || r.path.contains(QStringLiteral("//")) ||
+        r.path.contains(QLatin1Char('\\')))
         return error(400, QStringLiteral("path not allowed"));
 
     // Header fields.
@@ -105,12 +112,14 @@ HttpParse parseRequestHead(const QByteArray& bytes) {
             if (!isTchar(c)) return error(400, QStringLiteral("malformed header field name"));
         const QByteArray value = l.mid(colon + 1).trimmed();
         for (char c : value)
-            if ((uchar(c) < 0x20 && c != '\t') || uchar(c) == 0x7f) return error(400, QStringLiteral("control character in a header"));
+            if ((uchar(c) < 0x20 && c != '\t') || uchar(c) == 0x7f)
+                return error(400, QStringLiteral("control character in a header"));
         if (r.headers.size() >= kMaxHeaderFields) return error(431, QStringLiteral("too many header fields"));
         r.headers.append({name, value});
         if (name == "transfer-encoding") return error(501, QStringLiteral("transfer codings are not supported"));
         if (name == "content-length") {
-            if (haveLength || value.isEmpty() || value.size() > 12) return error(400, QStringLiteral("bad Content-Length"));
+            if (haveLength || value.isEmpty() || value.size() > 12)
+                return error(400, QStringLiteral("bad Content-Length"));
             for (char c : value)
                 if (c < '0' || c > '9') return error(400, QStringLiteral("bad Content-Length"));
             r.contentLength = value.toLongLong();
@@ -119,8 +128,10 @@ HttpParse parseRequestHead(const QByteArray& bytes) {
         if (name == "host") {
             if (!r.host.isEmpty()) return error(400, QStringLiteral("more than one Host header"));
             QString h = QString::fromLatin1(value).toLower();
-            if (h.startsWith(QLatin1Char('['))) h = h.section(QLatin1Char(']'), 0, 0) + QLatin1Char(']');
-            else h = h.section(QLatin1Char(':'), 0, 0);
+            if (h.startsWith(QLatin1Char('[')))
+                h = h.section(QLatin1Char(']'), 0, 0) + QLatin1Char(']');
+            else
+                h = h.section(QLatin1Char(':'), 0, 0);
             r.host = h;
         }
     }
@@ -155,7 +166,8 @@ int hexValue(char c) {
 }
 
 bool isFormChar(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || QByteArray("-._~!$'()*,;:@/?").contains(c);
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           QByteArray("-._~!$'()*,;:@/?").contains(c);
 }
 
 // Decodes one name or value; false on a bad escape, a byte outside the grammar or a limit.

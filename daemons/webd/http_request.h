@@ -28,8 +28,8 @@
 #include "core/result.h"
 
 #include <QByteArray>
-#include <QMap>
 #include <QList>
+#include <QMap>
 #include <QPair>
 #include <QString>
 
@@ -44,12 +44,12 @@ inline constexpr qsizetype kMaxFormValue = 4096;
 inline constexpr qsizetype kMaxFormName = 64;
 
 struct HttpRequest {
-    QByteArray method;   // upper case as sent (methods are case-sensitive)
-    QString path;        // decoded path, starts with '/'
-    QString query;       // raw query string after '?', may be empty
+    QByteArray method;  // upper case as sent (methods are case-sensitive)
+    QString path;       // decoded path, starts with '/'
+    QString query;      // raw query string after '?', may be empty
     int minorVersion = 1;
     QList<QPair<QByteArray, QByteArray>> headers;  // names lower-cased
-    QString host;        // Host header without port, lower case
+    QString host;                                  // Host header without port, lower case
     qint64 contentLength = 0;
     QByteArray header(const QByteArray& lowerName) const;
 };
@@ -57,9 +57,9 @@ struct HttpRequest {
 struct HttpParse {
     enum class Status { Incomplete, Complete, Error };
     Status status = Status::Incomplete;
-    int errorCode = 0;      // for Error
-    QString errorText;      // for Error
-    HttpRequest request;    // for Complete
+    int errorCode = 0;    // for Error
+    QString errorText;    // for Error
+    HttpRequest request;  // for Complete
     qsizetype headerBytes = 0;
 };
 

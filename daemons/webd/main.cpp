@@ -51,8 +51,9 @@ int main(int argc, char** argv) {
         // The panel: its account helper is forked now, before runDaemon drops root.
         static web::PanelContext panel;
         static std::unique_ptr<web::AccountBroker> broker;
-        auto started = web::AccountBroker::start(config.configDir(), HashParams::fromConfig(config), config.value(QStringLiteral("admin_address")),
-                                                    appPasswordUsageDir(config));
+        auto started =
+            web::AccountBroker::start(config.configDir(), HashParams::fromConfig(config),
+                                      config.value(QStringLiteral("admin_address")), appPasswordUsageDir(config));
         if (!started) return started.error();
         broker = std::move(*started);
         panel.config = &config;
@@ -64,8 +65,11 @@ int main(int argc, char** argv) {
         panel.mailDir = config.mailDir();
         ctx.panel = &panel;
         auto* server = new DaemonServer(
-            config, daemon.program, [](SessionIo& io, ListenerMode) { return std::make_unique<web::WebSession>(io, ctx); }, parent);
-        server->setLimits(200, 20, [](ListenerMode) { return QByteArray("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"); });
+            config, daemon.program,
+            [](SessionIo& io, ListenerMode) { return std::make_unique<web::WebSession>(io, ctx); }, parent);
+        server->setLimits(200, 20, [](ListenerMode) {
+            return QByteArray("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        });
         return server;
     };
     return runDaemon(argc, argv, spec);

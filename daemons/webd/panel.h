@@ -85,8 +85,8 @@ struct PanelContext {
     AccountBroker* broker = nullptr;
     QString runDir, queueDir, mailDir;
     PanelSessions sessions;
-    PendingLogins pending;  // password given, TOTP code not yet
-    std::function<qint64()> clock;  // ms since the epoch; tests may replace it
+    PendingLogins pending;                    // password given, TOTP code not yet
+    std::function<qint64()> clock;            // ms since the epoch; tests may replace it
     std::shared_ptr<DashboardProbes> probes;  // the dashboard's slow checks (made at first use)
 };
 
@@ -100,7 +100,7 @@ bool secondFactorRequired(const Accounts& accounts, const QString& user);
 
 // Serves one request below /panel/ (TLS already checked by the caller). `life` is
 // the connection's lifetime object: reply is never called after it is destroyed.
-void handlePanel(PanelContext& ctx, const HttpRequest& request, const QByteArray& body, const ConnectionInfo& conn, QObject* life,
-                 PanelReply reply);
+void handlePanel(PanelContext& ctx, const HttpRequest& request, const QByteArray& body, const ConnectionInfo& conn,
+                 QObject* life, PanelReply reply);
 
 }  // namespace postern::web

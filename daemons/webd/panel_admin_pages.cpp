@@ -17,7 +17,9 @@ namespace postern::web::admin {
 
 namespace {
 
-QString enc(const QString& s) { return QString::fromLatin1(QUrl::toPercentEncoding(s)); }
+QString enc(const QString& s) {
+    return QString::fromLatin1(QUrl::toPercentEncoding(s));
+}
 
 QString certificateSection(const PanelContext& ctx) {
     QString t = QStringLiteral("<h2>Certificate</h2>");
@@ -27,10 +29,14 @@ QString certificateSection(const PanelContext& ctx) {
     const bool bad = days < 0;
     const bool soon = !bad && days < 14;
     t += QStringLiteral("<p%1>%2; expires %3 (%4)%5.</p>")
-             .arg(bad ? QStringLiteral(" class=\"flash error\"") : soon ? QStringLiteral(" class=\"flash error\"") : QString(),
-                  htmlEscape(cert->dnsNames.join(QStringLiteral(", "))), htmlEscape(cert->notAfter.toString(Qt::ISODate)),
+             .arg(bad    ? QStringLiteral(" class=\"flash error\"")
+                  : soon ? QStringLiteral(" class=\"flash error\"")
+                         : QString(),
+                  htmlEscape(cert->dnsNames.join(QStringLiteral(", "))),
+                  htmlEscape(cert->notAfter.toString(Qt::ISODate)),
                   bad ? QStringLiteral("EXPIRED %1 days ago").arg(-days) : QStringLiteral("in %1 days").arg(days),
-                  cert->selfSigned ? QStringLiteral(", self-signed (posternctl cert acme gets a trusted one)") : QString());
+                  cert->selfSigned ? QStringLiteral(", self-signed (posternctl cert acme gets a trusted one)")
+                                   : QString());
     return t;
 }
 
@@ -40,16 +46,24 @@ QString diskSection(const PanelContext& ctx) {
     QString t = QStringLiteral("<h2>Disk</h2><table><tr><th>Folder</th><th>Used</th><th>Free</th><th>State</th></tr>");
     for (const DiskReport& r : diskReports({c.dataDir(), c.mailDir(), c.queueDir()}, minFree)) {
         if (!r.error.isEmpty()) {
-            t += QStringLiteral("<tr><td>%1</td><td colspan=\"3\">%2</td></tr>").arg(htmlEscape(r.folder), htmlEscape(r.error));
+            t += QStringLiteral("<tr><td>%1</td><td colspan=\"3\">%2</td></tr>")
+                     .arg(htmlEscape(r.folder), htmlEscape(r.error));
             continue;
         }
         QString state;
         switch (r.level) {
-            case DiskLevel::Ok: state = QStringLiteral("ok"); break;
-            case DiskLevel::Warning: state = QStringLiteral("WARNING: from %1 % used; free space or grow the disk").arg(kDiskErrorPercent); break;
+            case DiskLevel::Ok:
+                state = QStringLiteral("ok");
+                break;
+            case DiskLevel::Warning:
+                state = QStringLiteral("WARNING: from %1 % used; free space or grow the disk").arg(kDiskErrorPercent);
+                break;
             case DiskLevel::Error:
-                state = r.belowFloor ? QStringLiteral("ERROR: below smtp.min_free_space (%1): new mail is refused with 452 4.3.1").arg(Schema::formatSize(minFree))
-                                     : QStringLiteral("ERROR: free space or grow the disk now");
+                state =
+                    r.belowFloor
+                        ? QStringLiteral("ERROR: below smtp.min_free_space (%1): new mail is refused with 452 4.3.1")
+                              .arg(Schema::formatSize(minFree))
+                        : QStringLiteral("ERROR: free space or grow the disk now");
                 break;
         }
         t += QStringLiteral("<tr><td>%1</td><td>%2 %</td><td>%3 of %4</td><td class=\"%5\">%6</td></tr>")
@@ -58,7 +72,8 @@ QString diskSection(const PanelContext& ctx) {
                  .arg(htmlEscape(humanBytes(r.usage.availableBytes)), htmlEscape(humanBytes(r.usage.totalBytes)),
                       r.level == DiskLevel::Ok ? QStringLiteral("st-ok") : QStringLiteral("st-bad"), htmlEscape(state));
     }
-    return t + QStringLiteral("</table><p class=\"muted\">Warning from %1 % used, error from %2 % (as posternctl status).</p>")
+    return t + QStringLiteral(
+                   "</table><p class=\"muted\">Warning from %1 % used, error from %2 % (as posternctl status).</p>")
                    .arg(kDiskWarningPercent)
                    .arg(kDiskErrorPercent);
 }
@@ -71,9 +86,13 @@ QString failuresSection(const PanelContext& ctx) {
     t += QStringLiteral("<table><tr><th>Time</th><th>Recipient</th><th>Kind</th><th>Reason</th></tr>");
     for (const DeliveryFailure& f : std::as_const(*failures))
         t += QStringLiteral("<tr><td>%1</td><td>%2</td><td>%3</td><td>%4</td></tr>")
-                 .arg(htmlEscape(f.time), htmlEscape(f.recipient.isEmpty() ? QStringLiteral("(domain %1)").arg(f.domain) : f.recipient),
-                      f.permanent ? QStringLiteral("failed (bounced)") : QStringLiteral("deferred (will retry)"), htmlEscape(f.reason));
-    return t + QStringLiteral("</table><p class=\"muted\">The newest %1 from mail.log; the queue page and posternctl log search show more.</p>")
+                 .arg(htmlEscape(f.time),
+                      htmlEscape(f.recipient.isEmpty() ? QStringLiteral("(domain %1)").arg(f.domain) : f.recipient),
+                      f.permanent ? QStringLiteral("failed (bounced)") : QStringLiteral("deferred (will retry)"),
+                      htmlEscape(f.reason));
+    return t + QStringLiteral(
+                   "</table><p class=\"muted\">The newest %1 from mail.log; the queue page and posternctl log search "
+                   "show more.</p>")
                    .arg(kMaxFailuresShown);
 }
 
@@ -83,28 +102,41 @@ QString expected(const records::Record& r) {
 
 QString dnsSection(const DashboardProbe* p, bool running) {
     QString t = QStringLiteral("<h2>DNS status</h2>");
-    if (!p) return t + QStringLiteral("<p>The DNS check is running (it asks the domain's name servers); reload in a few seconds.</p>");
-    t += QStringLiteral("<p class=\"muted\">%1 as its authoritative servers answered at %2 UTC%3 (posternctl dns check).</p>")
+    if (!p)
+        return t + QStringLiteral(
+                       "<p>The DNS check is running (it asks the domain's name servers); reload in a few seconds.</p>");
+    t += QStringLiteral(
+             "<p class=\"muted\">%1 as its authoritative servers answered at %2 UTC%3 (posternctl dns check).</p>")
              .arg(htmlEscape(p->domain.isEmpty() ? QStringLiteral("The primary domain") : p->domain),
-                  htmlEscape(QDateTime::fromMSecsSinceEpoch(p->finishedMs, Qt::UTC).toString(QStringLiteral("yyyy-MM-dd HH:mm:ss"))),
+                  htmlEscape(QDateTime::fromMSecsSinceEpoch(p->finishedMs, Qt::UTC)
+                                 .toString(QStringLiteral("yyyy-MM-dd HH:mm:ss"))),
                   running ? QStringLiteral("; a new check is running") : QString());
     if (!p->dns) return t + QStringLiteral("<p class=\"flash error\">%1</p>").arg(htmlEscape(p->dnsError));
-    t += QStringLiteral("<table class=\"dns\"><tr><th>Status</th><th>Name</th><th>Type</th><th class=\"opt\">Level</th><th>Expected / found / fix</th></tr>");
+    t += QStringLiteral(
+        "<table class=\"dns\"><tr><th>Status</th><th>Name</th><th>Type</th><th class=\"opt\">Level</th><th>Expected / "
+        "found / fix</th></tr>");
     for (const wizard::RecordCheck& c : p->dns->records) {
         const QString status = wizard::toString(c.status);
         QString detail = QStringLiteral("<code>%1</code>").arg(htmlEscape(expected(c.record)));
         if (c.status != wizard::RecordCheck::Status::Ok) {
-            detail += QStringLiteral("<br>found: <code>%1</code>").arg(htmlEscape(c.found.isEmpty() ? QStringLiteral("nothing") : c.found));
-            if (!c.fix.isEmpty()) detail += QStringLiteral("<br><strong>fix:</strong> <code>%1</code>").arg(htmlEscape(c.fix));
+            detail += QStringLiteral("<br>found: <code>%1</code>")
+                          .arg(htmlEscape(c.found.isEmpty() ? QStringLiteral("nothing") : c.found));
+            if (!c.fix.isEmpty())
+                detail += QStringLiteral("<br><strong>fix:</strong> <code>%1</code>").arg(htmlEscape(c.fix));
         }
-        t += QStringLiteral("<tr class=\"dns-%1\"><td class=\"%2\">%3</td><td>%4</td><td>%5</td><td class=\"opt\">%6</td><td>%7</td></tr>")
-                 .arg(status, c.status == wizard::RecordCheck::Status::Ok ? QStringLiteral("st-ok") : QStringLiteral("st-bad"), status.toUpper(),
-                      htmlEscape(c.record.name), htmlEscape(c.record.type), htmlEscape(c.record.level), detail);
+        t += QStringLiteral(
+                 "<tr class=\"dns-%1\"><td class=\"%2\">%3</td><td>%4</td><td>%5</td><td "
+                 "class=\"opt\">%6</td><td>%7</td></tr>")
+                 .arg(status,
+                      c.status == wizard::RecordCheck::Status::Ok ? QStringLiteral("st-ok") : QStringLiteral("st-bad"),
+                      status.toUpper(), htmlEscape(c.record.name), htmlEscape(c.record.type),
+                      htmlEscape(c.record.level), detail);
     }
     t += QStringLiteral("</table>");
     for (const QString& n : p->dns->notes) t += QStringLiteral("<p class=\"muted\">%1</p>").arg(htmlEscape(n));
-    t += p->dns->requiredOk() ? QStringLiteral("<p>All required records are published.</p>")
-                              : QStringLiteral("<p class=\"flash error\">Some required records are missing or wrong.</p>");
+    t += p->dns->requiredOk()
+             ? QStringLiteral("<p>All required records are published.</p>")
+             : QStringLiteral("<p class=\"flash error\">Some required records are missing or wrong.</p>");
     return t;
 }
 
@@ -120,34 +152,48 @@ QString dashboardSections(const PanelContext& ctx, const DashboardProbe* probe, 
     if (!ctx.config) return {};
     QString t = certificateSection(ctx) + diskSection(ctx);
     t += QStringLiteral("<h2>Spam filter</h2>");
-    if (probe) t += QStringLiteral("<p%1>%2</p>").arg(probe->spamWarning ? QStringLiteral(" class=\"flash error\"") : QString(), htmlEscape(probe->spamLine));
-    else t += QStringLiteral("<p>Being checked; reload in a few seconds.</p>");
+    if (probe)
+        t += QStringLiteral("<p%1>%2</p>")
+                 .arg(probe->spamWarning ? QStringLiteral(" class=\"flash error\"") : QString(),
+                      htmlEscape(probe->spamLine));
+    else
+        t += QStringLiteral("<p>Being checked; reload in a few seconds.</p>");
     return t + failuresSection(ctx) + dnsSection(probe, running);
 }
 
 QString domainsPage(const Accounts& acc, const QString& csrfField) {
     QString t = QStringLiteral("<table><tr><th>Domain</th><th>Users</th><th>Aliases</th><th></th></tr>");
     for (const QString& d : acc.domains())
-        t += QStringLiteral("<tr><td><a href=\"/panel/domain?domain=%1\">%2</a></td><td>%3</td><td>%4</td>"
-                            "<td><a href=\"/panel/domain?domain=%1\">DNS records and DKIM</a></td></tr>")
+        t += QStringLiteral(
+                 "<tr><td><a href=\"/panel/domain?domain=%1\">%2</a></td><td>%3</td><td>%4</td>"
+                 "<td><a href=\"/panel/domain?domain=%1\">DNS records and DKIM</a></td></tr>")
                  .arg(enc(d), htmlEscape(d))
                  .arg(acc.users(d).size())
                  .arg(acc.aliases(d).size());
-    t += QStringLiteral("</table><h2>Add a domain</h2><form class=\"box\" method=\"post\" action=\"/panel/domains/add\">") + csrfField +
-         QStringLiteral("<label for=\"domain\">Domain</label><input type=\"text\" id=\"domain\" name=\"domain\" required "
-                        "autocapitalize=\"none\" spellcheck=\"false\">"
-                        "<p class=\"muted\">postmaster@ and abuse@ of the new domain go to admin_address; DKIM keys are made at once. "
-                        "Then publish the domain's DNS records (its page shows them).</p><button type=\"submit\">Add domain</button></form>");
-    t += QStringLiteral("<h2>Remove a domain</h2><form class=\"box\" method=\"post\" action=\"/panel/domains/remove\">") + csrfField +
-         QStringLiteral("<label for=\"rdomain\">Domain</label><select id=\"rdomain\" name=\"domain\">");
+    t += QStringLiteral(
+             "</table><h2>Add a domain</h2><form class=\"box\" method=\"post\" action=\"/panel/domains/add\">") +
+         csrfField +
+         QStringLiteral(
+             "<label for=\"domain\">Domain</label><input type=\"text\" id=\"domain\" name=\"domain\" required "
+             "autocapitalize=\"none\" spellcheck=\"false\">"
+             "<p class=\"muted\">postmaster@ and abuse@ of the new domain go to admin_address; DKIM keys are made at "
+             "once. "
+             "Then publish the domain's DNS records (its page shows them).</p><button type=\"submit\">Add "
+             "domain</button></form>");
+    t += QStringLiteral(
+             "<h2>Remove a domain</h2><form class=\"box\" method=\"post\" action=\"/panel/domains/remove\">") +
+         csrfField + QStringLiteral("<label for=\"rdomain\">Domain</label><select id=\"rdomain\" name=\"domain\">");
     for (const QString& d : acc.domains()) t += QStringLiteral("<option>%1</option>").arg(htmlEscape(d));
-    t += QStringLiteral("</select><label><input type=\"checkbox\" name=\"confirm\" value=\"yes\"> Remove it, together with its users and "
-                        "aliases (their stored mail stays on disk; mail to the domain is refused from then on)</label>"
-                        "<button type=\"submit\" class=\"danger\">Remove domain</button></form>");
+    t += QStringLiteral(
+        "</select><label><input type=\"checkbox\" name=\"confirm\" value=\"yes\"> Remove it, together with its users "
+        "and "
+        "aliases (their stored mail stays on disk; mail to the domain is refused from then on)</label>"
+        "<button type=\"submit\" class=\"danger\">Remove domain</button></form>");
     return t;
 }
 
-std::optional<QString> domainPage(const PanelContext& ctx, const Accounts& acc, const QString& domainIn, const QString& csrfField) {
+std::optional<QString> domainPage(const PanelContext& ctx, const Accounts& acc, const QString& domainIn,
+                                  const QString& csrfField) {
     auto domain = localDomain(acc, domainIn);
     if (!domain) return std::nullopt;
     const QString d = htmlEscape(*domain);
@@ -155,28 +201,37 @@ std::optional<QString> domainPage(const PanelContext& ctx, const Accounts& acc, 
     auto facts = wizard::hostFacts(ctx.config->configDir(), {}, *domain);
     if (!facts) return QStringLiteral("<p class=\"flash error\">%1</p>").arg(htmlEscape(facts.errorMessage()));
     const QList<records::Record> recs = records::buildRecords(*facts);
-    t += QStringLiteral("<p>Publish these records at your DNS provider (registrar) for <strong>%1</strong>. Select a value and copy it; "
-                        "\"@\" is the domain itself.</p>"
-                        "<p>Download: <a href=\"/panel/domain/records?domain=%2&amp;format=zone\" download>zone file</a> · "
-                        "<a href=\"/panel/domain/records?domain=%2&amp;format=csv\" download>CSV</a> · "
-                        "<a href=\"/panel/domain/records?domain=%2&amp;format=json\" download>JSON</a></p>")
+    t += QStringLiteral(
+             "<p>Publish these records at your DNS provider (registrar) for <strong>%1</strong>. Select a value and "
+             "copy it; "
+             "\"@\" is the domain itself.</p>"
+             "<p>Download: <a href=\"/panel/domain/records?domain=%2&amp;format=zone\" download>zone file</a> · "
+             "<a href=\"/panel/domain/records?domain=%2&amp;format=csv\" download>CSV</a> · "
+             "<a href=\"/panel/domain/records?domain=%2&amp;format=json\" download>JSON</a></p>")
              .arg(d, enc(*domain));
-    t += QStringLiteral("<table class=\"sheet\"><tr><th>Host</th><th>Type</th><th>Priority</th><th>Value</th><th class=\"opt\">TTL</th><th class=\"opt\">Why</th></tr>");
+    t += QStringLiteral(
+        "<table class=\"sheet\"><tr><th>Host</th><th>Type</th><th>Priority</th><th>Value</th><th "
+        "class=\"opt\">TTL</th><th class=\"opt\">Why</th></tr>");
     int i = 0;
     for (const records::Record& r : recs) {
         ++i;
-        t += QStringLiteral("<tr><td><input type=\"text\" readonly aria-label=\"host of record %1\" value=\"%2\"></td><td>%3</td><td>%4</td>"
-                            "<td><input type=\"text\" readonly aria-label=\"value of record %1\" value=\"%5\"></td><td class=\"opt\">%6</td>"
-                            "<td class=\"opt\">%7: %8</td></tr>")
+        t += QStringLiteral(
+                 "<tr><td><input type=\"text\" readonly aria-label=\"host of record %1\" "
+                 "value=\"%2\"></td><td>%3</td><td>%4</td>"
+                 "<td><input type=\"text\" readonly aria-label=\"value of record %1\" value=\"%5\"></td><td "
+                 "class=\"opt\">%6</td>"
+                 "<td class=\"opt\">%7: %8</td></tr>")
                  .arg(i)
-                 .arg(htmlEscape(r.name), htmlEscape(r.type), r.priority >= 0 ? QString::number(r.priority) : QString(), htmlEscape(r.value))
+                 .arg(htmlEscape(r.name), htmlEscape(r.type), r.priority >= 0 ? QString::number(r.priority) : QString(),
+                      htmlEscape(r.value))
                  .arg(r.ttl)
                  .arg(htmlEscape(r.level), htmlEscape(r.why));
     }
     t += QStringLiteral("</table>");
     if (facts->publicV4.isEmpty() && facts->publicV6.isEmpty())
-        t += QStringLiteral("<p class=\"muted\">This server's public address is not known: set it with "
-                            "<code>posternctl config set public_addresses IP</code> (the wizard sets it when it is given).</p>");
+        t += QStringLiteral(
+            "<p class=\"muted\">This server's public address is not known: set it with "
+            "<code>posternctl config set public_addresses IP</code> (the wizard sets it when it is given).</p>");
     // DKIM keys.
     t += QStringLiteral("<h2>DKIM keys</h2>");
     DkimKeyStore store(ctx.config->configDir());
@@ -188,22 +243,27 @@ std::optional<QString> domainPage(const PanelContext& ctx, const Accounts& acc, 
         for (const DkimKey& k : std::as_const(*keys))
             t += QStringLiteral("<tr><td><code>%1</code></td><td>%2</td><td>%3</td><td>%4</td></tr>")
                      .arg(htmlEscape(k.selector), htmlEscape(k.algorithm),
-                          k.active ? QStringLiteral("active (signs new mail)") : QStringLiteral("retiring (kept so mail it signed still verifies)"),
+                          k.active ? QStringLiteral("active (signs new mail)")
+                                   : QStringLiteral("retiring (kept so mail it signed still verifies)"),
                           htmlEscape(k.created.toString(Qt::ISODate)));
         t += QStringLiteral("</table>");
     }
-    t += QStringLiteral("<form class=\"box\" method=\"post\" action=\"/panel/domain/dkim-rotate\">") + csrfField +
-         QStringLiteral("<input type=\"hidden\" name=\"domain\" value=\"%1\">"
-                        "<p>Rotating makes a new RSA and a new Ed25519 key with new selectors; they sign new mail from now on. "
-                        "Publish the new <code>SELECTOR._domainkey</code> TXT records shown above right away (until then receivers "
-                        "cannot verify the new signatures). Keep the old records published for a few days, then remove them and run "
-                        "<code>posternctl dkim remove-retired %1</code>.</p>"
-                        "<button type=\"submit\">Rotate DKIM keys</button></form>")
-             .arg(d);
+    t +=
+        QStringLiteral("<form class=\"box\" method=\"post\" action=\"/panel/domain/dkim-rotate\">") + csrfField +
+        QStringLiteral(
+            "<input type=\"hidden\" name=\"domain\" value=\"%1\">"
+            "<p>Rotating makes a new RSA and a new Ed25519 key with new selectors; they sign new mail from now on. "
+            "Publish the new <code>SELECTOR._domainkey</code> TXT records shown above right away (until then receivers "
+            "cannot verify the new signatures). Keep the old records published for a few days, then remove them and "
+            "run "
+            "<code>posternctl dkim remove-retired %1</code>.</p>"
+            "<button type=\"submit\">Rotate DKIM keys</button></form>")
+            .arg(d);
     return t;
 }
 
-std::optional<PanelResponse> recordsDownload(const PanelContext& ctx, const Accounts& acc, const QString& domainIn, const QString& format) {
+std::optional<PanelResponse> recordsDownload(const PanelContext& ctx, const Accounts& acc, const QString& domainIn,
+                                             const QString& format) {
     auto domain = localDomain(acc, domainIn);
     if (!domain) return std::nullopt;
     PanelResponse r;
@@ -243,30 +303,40 @@ std::optional<Change> post(PanelContext& ctx, const QString& path, const QMap<QS
     const QString domain = f.value(QStringLiteral("domain")).trimmed();
     AccountBroker* b = ctx.broker;
     auto call = [b](const QStringList& req) {
-        return b ? b->call(req) : Result<QString>::fail(QStringLiteral("changes are not available (no account helper)"));
+        return b ? b->call(req)
+                 : Result<QString>::fail(QStringLiteral("changes are not available (no account helper)"));
     };
-    const QByteArray domainUrl = "/panel/domain?domain=" + QUrl::toPercentEncoding(normalizeDomain(domain).valueOr(domain));
+    const QByteArray domainUrl =
+        "/panel/domain?domain=" + QUrl::toPercentEncoding(normalizeDomain(domain).valueOr(domain));
     if (path == u"/panel/domains/add") {
         auto r = call({QStringLiteral("domain.add"), domain});
         if (r && ctx.probes) ctx.probes->invalidate();
         if (!r) return Change{QStringLiteral("domain.add"), domain, r, "/panel/domains"};
         QString text = *r;  // "domain D added[; roles ...]"
         if (!text.isEmpty()) text[0] = text.at(0).toUpper();
-        return Change{QStringLiteral("domain.add"), domain, Result<QString>(text + QStringLiteral(". Publish its DNS records below.")), domainUrl};
+        return Change{QStringLiteral("domain.add"), domain,
+                      Result<QString>(text + QStringLiteral(". Publish its DNS records below.")), domainUrl};
     }
     if (path == u"/panel/domains/remove") {
         if (f.value(QStringLiteral("confirm")) != u"yes")
-            return Change{QStringLiteral("domain.del"), domain, Result<QString>::fail(QStringLiteral("Not removed: tick the confirmation box.")), "/panel/domains"};
+            return Change{QStringLiteral("domain.del"), domain,
+                          Result<QString>::fail(QStringLiteral("Not removed: tick the confirmation box.")),
+                          "/panel/domains"};
         auto r = call({QStringLiteral("domain.del"), domain, QStringLiteral("force")});
-        return Change{QStringLiteral("domain.del"), domain,
-                      r ? Result<QString>(QStringLiteral("Domain %1 removed, with its users and aliases; stored mail is kept on disk.").arg(domain)) : r,
-                      "/panel/domains"};
+        return Change{
+            QStringLiteral("domain.del"), domain,
+            r ? Result<QString>(
+                    QStringLiteral("Domain %1 removed, with its users and aliases; stored mail is kept on disk.")
+                        .arg(domain))
+              : r,
+            "/panel/domains"};
     }
     if (path == u"/panel/domain/dkim-rotate") {
         auto r = call({QStringLiteral("dkim.rotate"), domain});
         if (r && ctx.probes) ctx.probes->invalidate();
         return Change{QStringLiteral("dkim.rotate"), domain,
-                      r ? Result<QString>(QStringLiteral("New DKIM keys %1 sign mail of %2 from now on: publish their TXT records (the table below) now; "
+                      r ? Result<QString>(QStringLiteral("New DKIM keys %1 sign mail of %2 from now on: publish their "
+                                                         "TXT records (the table below) now; "
                                                          "the old keys are kept, retiring.")
                                               .arg(*r, domain))
                         : r,

@@ -43,16 +43,20 @@ inline constexpr int kMaxFailuresShown = 10;
 inline constexpr char kAdminCss[] =
     ".st-ok{color:#1b5e20;font-weight:600}.st-bad{color:#a40000;font-weight:600}"
     "table.sheet input{width:100%;min-width:8em;font-family:monospace;font-size:.9em;padding:.25em}"
-    "table.dns code{font-size:.85em}table.dns td:not(:last-child),table.sheet td:nth-child(2),table.sheet td:nth-child(3),"
-    "table.sheet td:nth-child(5){word-break:normal;white-space:nowrap}table.sheet td:last-child{word-break:normal;font-size:.9em}"
+    "table.dns code{font-size:.85em}table.dns td:not(:last-child),table.sheet td:nth-child(2),table.sheet "
+    "td:nth-child(3),"
+    "table.sheet td:nth-child(5){word-break:normal;white-space:nowrap}table.sheet "
+    "td:last-child{word-break:normal;font-size:.9em}"
     "table.sheet td:first-child{width:22%}table.sheet td:nth-child(4){width:42%}"
     "select{padding:.4em;font-size:1em}";
 
 QString dashboardSections(const PanelContext& ctx, const DashboardProbe* probe, bool running);
 QString domainsPage(const Accounts& acc, const QString& csrfField);
 // nullopt: not a local domain (404).
-std::optional<QString> domainPage(const PanelContext& ctx, const Accounts& acc, const QString& domain, const QString& csrfField);
-std::optional<PanelResponse> recordsDownload(const PanelContext& ctx, const Accounts& acc, const QString& domain, const QString& format);
+std::optional<QString> domainPage(const PanelContext& ctx, const Accounts& acc, const QString& domain,
+                                  const QString& csrfField);
+std::optional<PanelResponse> recordsDownload(const PanelContext& ctx, const Accounts& acc, const QString& domain,
+                                             const QString& format);
 
 struct Change {
     QString action;

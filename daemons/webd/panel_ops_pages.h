@@ -69,7 +69,8 @@ bool opsGet(const PanelContext& ctx, const QString& path, const QString& query, 
 
 // A POST that is ours: the change is made and `done` called with its outcome; false when
 // the path is not ours.
-bool opsPost(PanelContext& ctx, const QString& path, const QMap<QString, QString>& form, std::function<void(OpsChange)> done);
+bool opsPost(PanelContext& ctx, const QString& path, const QMap<QString, QString>& form,
+             std::function<void(OpsChange)> done);
 
 // The navigation links of these pages, for panel.cpp's header.
 QString opsNavLinks();

@@ -8,7 +8,9 @@
 namespace postern::web {
 
 namespace {
-QByteArray key(const QByteArray& id) { return QCryptographicHash::hash(id, QCryptographicHash::Sha256); }
+QByteArray key(const QByteArray& id) {
+    return QCryptographicHash::hash(id, QCryptographicHash::Sha256);
+}
 }  // namespace
 
 void PendingLogins::dropOldest(const QString& user) {
@@ -46,7 +48,9 @@ PendingLogin* PendingLogins::live(const QByteArray& id, qint64 nowMs) {
     return &*it;
 }
 
-const PendingLogin* PendingLogins::find(const QByteArray& id, qint64 nowMs) { return live(id, nowMs); }
+const PendingLogin* PendingLogins::find(const QByteArray& id, qint64 nowMs) {
+    return live(id, nowMs);
+}
 
 std::optional<PendingLogin> PendingLogins::claim(const QByteArray& id, qint64 nowMs) {
     PendingLogin* p = live(id, nowMs);

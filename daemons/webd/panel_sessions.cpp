@@ -1,9 +1,9 @@
 // panel_sessions.cpp — see panel_sessions.h.
 #include "panel_sessions.h"
 
+#include <openssl/crypto.h>
 #include <QCryptographicHash>
 #include <QRandomGenerator>
-#include <openssl/crypto.h>
 
 namespace postern::web {
 
@@ -25,7 +25,9 @@ bool PanelSessions::tokenEqual(const QByteArray& a, const QByteArray& b) {
     return CRYPTO_memcmp(a.constData(), b.constData(), size_t(a.size())) == 0;
 }
 
-QByteArray PanelSessions::key(const QByteArray& id) { return QCryptographicHash::hash(id, QCryptographicHash::Sha256); }
+QByteArray PanelSessions::key(const QByteArray& id) {
+    return QCryptographicHash::hash(id, QCryptographicHash::Sha256);
+}
 
 void PanelSessions::dropOldest(const QString& user) {
     auto oldest = m_sessions.end();
@@ -89,7 +91,8 @@ QByteArray PanelSessions::cookieValue(const QByteArray& header, const QByteArray
 }
 
 QByteArray PanelSessions::setCookie(const QByteArray& name, const QByteArray& value, qint64 maxAgeSecs) {
-    return name + '=' + value + "; Max-Age=" + QByteArray::number(maxAgeSecs) + "; Path=/; Secure; HttpOnly; SameSite=Strict";
+    return name + '=' + value + "; Max-Age=" + QByteArray::number(maxAgeSecs) +
+           "; Path=/; Secure; HttpOnly; SameSite=Strict";
 }
 
 }  // namespace postern::web

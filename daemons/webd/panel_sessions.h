@@ -41,11 +41,11 @@ inline constexpr char kSessionCookie[] = "postern_session";
 inline constexpr char kLoginCookie[] = "postern_login";
 
 struct PanelSession {
-    QString user;       // normalised address
-    QByteArray csrf;    // 64 hex digits
+    QString user;     // normalised address
+    QByteArray csrf;  // 64 hex digits
     qint64 createdMs = 0;
     qint64 lastUsedMs = 0;
-    QString flash;      // the result of the last change, shown once on the next page
+    QString flash;  // the result of the last change, shown once on the next page
     bool flashError = false;
     // auth.require_2fa_admins and an administrator without two-factor login: until the
     // enrolment is confirmed this session reaches only the enrolment pages and logout.
@@ -60,7 +60,7 @@ public:
     void removeUser(const QString& user);
     int size() const { return int(m_sessions.size()); }
 
-    static QByteArray randomToken();  // 64 hex digits from 32 random bytes
+    static QByteArray randomToken();                  // 64 hex digits from 32 random bytes
     static bool wellFormed(const QByteArray& token);  // exactly 64 lower-case hex digits
     static bool tokenEqual(const QByteArray& a, const QByteArray& b);
     static QByteArray cookieValue(const QByteArray& cookieHeader, const QByteArray& name);

@@ -14,7 +14,9 @@ namespace postern::web {
 
 namespace {
 
-QString csrfField(const PanelSession& s) { return QStringLiteral("<input type=\"hidden\" name=\"csrf\" value=\"%1\">").arg(QString::fromLatin1(s.csrf)); }
+QString csrfField(const PanelSession& s) {
+    return QStringLiteral("<input type=\"hidden\" name=\"csrf\" value=\"%1\">").arg(QString::fromLatin1(s.csrf));
+}
 
 QString when(qint64 secs) {
     if (secs <= 0) return QStringLiteral("never");
@@ -31,18 +33,21 @@ void auditLine(const UserPageKit& k, const QString& action, const QString& targe
 }
 
 Result<QStringList> broker(UserPageKit& k, const QStringList& request) {
-    if (!k.ctx.broker) return Result<QStringList>::fail(QStringLiteral("changes are not available (no account helper)"));
+    if (!k.ctx.broker)
+        return Result<QStringList>::fail(QStringLiteral("changes are not available (no account helper)"));
     return k.ctx.broker->callFields(request);
 }
 
 QString codeInput(const QString& id) {
-    return QStringLiteral("<label for=\"%1\">Code from the app (6 digits)</label><input type=\"text\" id=\"%1\" name=\"code\" "
-                          "inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9 ]{6,7}\" maxlength=\"7\" required>")
+    return QStringLiteral(
+               "<label for=\"%1\">Code from the app (6 digits)</label><input type=\"text\" id=\"%1\" name=\"code\" "
+               "inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9 ]{6,7}\" maxlength=\"7\" required>")
         .arg(id);
 }
 
 QString confirmForm(const PanelSession& s) {
-    return QStringLiteral("<form class=\"box\" method=\"post\" action=\"/panel/security/2fa/confirm\">") + csrfField(s) + codeInput(QStringLiteral("confirm-code")) +
+    return QStringLiteral("<form class=\"box\" method=\"post\" action=\"/panel/security/2fa/confirm\">") +
+           csrfField(s) + codeInput(QStringLiteral("confirm-code")) +
            QStringLiteral("<button type=\"submit\" id=\"confirm-2fa\">Turn on two-factor login</button></form>");
 }
 
@@ -52,33 +57,48 @@ QString securityPage(UserPageKit& k) {
     const PanelSession& s = *k.session;
     QString t;
     if (s.mustEnrol)
-        t += QStringLiteral("<p class=\"flash error\" role=\"status\">Administrators of this server must use two-factor login "
-                            "(auth.require_2fa_admins). Set it up below to reach the other pages.</p>");
+        t += QStringLiteral(
+            "<p class=\"flash error\" role=\"status\">Administrators of this server must use two-factor login "
+            "(auth.require_2fa_admins). Set it up below to reach the other pages.</p>");
     t += QStringLiteral("<h2>Two-factor login</h2>");
     auto st = broker(k, {QStringLiteral("2fa.status"), s.user});
     if (!st || st->size() != 4) {
-        t += QStringLiteral("<p>The state cannot be read: %1</p>").arg(htmlEscape(st ? QStringLiteral("bad answer") : st.errorMessage()));
+        t += QStringLiteral("<p>The state cannot be read: %1</p>")
+                 .arg(htmlEscape(st ? QStringLiteral("bad answer") : st.errorMessage()));
     } else if (st->at(0) == u"1") {
-        t += QStringLiteral("<p id=\"tfa-state\">Two-factor login is <strong>on</strong> since %1. Mail programs (IMAP, POP3, SMTP) "
-                            "need an app password; the account password no longer works for them.</p>")
+        t += QStringLiteral(
+                 "<p id=\"tfa-state\">Two-factor login is <strong>on</strong> since %1. Mail programs (IMAP, POP3, "
+                 "SMTP) "
+                 "need an app password; the account password no longer works for them.</p>")
                  .arg(htmlEscape(when(st->at(1).toLongLong())));
-        t += QStringLiteral("<form class=\"box\" method=\"post\" action=\"/panel/security/2fa/disable\">") + csrfField(s) +
-             QStringLiteral("<p>Turn two-factor login off with a code from the app, or with your password (lost phone).</p>") +
+        t += QStringLiteral("<form class=\"box\" method=\"post\" action=\"/panel/security/2fa/disable\">") +
+             csrfField(s) +
+             QStringLiteral(
+                 "<p>Turn two-factor login off with a code from the app, or with your password (lost phone).</p>") +
              codeInput(QStringLiteral("disable-code")).replace(QStringLiteral(" required>"), QStringLiteral(">")) +
-             QStringLiteral("<label for=\"disable-password\">or your password</label><input type=\"password\" id=\"disable-password\" "
-                            "name=\"password\" autocomplete=\"current-password\">"
-                            "<button type=\"submit\" class=\"danger\" id=\"disable-2fa\">Turn two-factor login off</button></form>");
+             QStringLiteral(
+                 "<label for=\"disable-password\">or your password</label><input type=\"password\" "
+                 "id=\"disable-password\" "
+                 "name=\"password\" autocomplete=\"current-password\">"
+                 "<button type=\"submit\" class=\"danger\" id=\"disable-2fa\">Turn two-factor login "
+                 "off</button></form>");
     } else {
-        t += QStringLiteral("<p id=\"tfa-state\">Two-factor login is <strong>off</strong>: your password alone logs in.</p>");
-        t += QStringLiteral("<form class=\"box\" method=\"post\" action=\"/panel/security/2fa/enrol\">") + csrfField(s) +
-             QStringLiteral("<p>You need an authenticator app (TOTP), e.g. on your phone.</p>"
-                            "<button type=\"submit\" id=\"enrol-2fa\">Set up two-factor login</button></form>");
+        t += QStringLiteral(
+            "<p id=\"tfa-state\">Two-factor login is <strong>off</strong>: your password alone logs in.</p>");
+        t += QStringLiteral("<form class=\"box\" method=\"post\" action=\"/panel/security/2fa/enrol\">") +
+             csrfField(s) +
+             QStringLiteral(
+                 "<p>You need an authenticator app (TOTP), e.g. on your phone.</p>"
+                 "<button type=\"submit\" id=\"enrol-2fa\">Set up two-factor login</button></form>");
         if (st->at(2) == u"1")
-            t += QStringLiteral("<p>A set-up is waiting for its first code (or start again above for a new QR code):</p>") + confirmForm(s);
+            t += QStringLiteral(
+                     "<p>A set-up is waiting for its first code (or start again above for a new QR code):</p>") +
+                 confirmForm(s);
     }
     if (s.mustEnrol) return t;
-    t += QStringLiteral("<h2>App passwords</h2><p>For mail programs (IMAP, POP3, SMTP): each program gets its own, "
-                        "shown once, revocable. Required once two-factor login is on.</p>");
+    t += QStringLiteral(
+        "<h2>App passwords</h2><p>For mail programs (IMAP, POP3, SMTP): each program gets its own, "
+        "shown once, revocable. Required once two-factor login is on.</p>");
     TwoFactor tf(*k.ctx.accounts, k.ctx.config ? appPasswordUsageDir(*k.ctx.config) : QString());
     auto apps = tf.appPasswords(s.user);
     if (!apps) {
@@ -86,18 +106,21 @@ QString securityPage(UserPageKit& k) {
     } else if (apps->isEmpty()) {
         t += QStringLiteral("<p id=\"apps\">None yet.</p>");
     } else {
-        t += QStringLiteral("<table id=\"apps\"><tr><th>Name</th><th class=\"opt\">Created</th><th>Last used</th><th></th></tr>");
+        t += QStringLiteral(
+            "<table id=\"apps\"><tr><th>Name</th><th class=\"opt\">Created</th><th>Last used</th><th></th></tr>");
         for (const AppPasswordInfo& a : *apps)
-            t += QStringLiteral("<tr><td>%1</td><td class=\"opt\">%2</td><td>%3</td><td><form class=\"inline\" method=\"post\" "
-                                "action=\"/panel/security/app/revoke\">%4<input type=\"hidden\" name=\"name\" value=\"%1\">"
-                                "<button type=\"submit\" class=\"danger\">Revoke</button></form></td></tr>")
+            t += QStringLiteral(
+                     "<tr><td>%1</td><td class=\"opt\">%2</td><td>%3</td><td><form class=\"inline\" method=\"post\" "
+                     "action=\"/panel/security/app/revoke\">%4<input type=\"hidden\" name=\"name\" value=\"%1\">"
+                     "<button type=\"submit\" class=\"danger\">Revoke</button></form></td></tr>")
                      .arg(htmlEscape(a.name), htmlEscape(when(a.created)), htmlEscape(when(a.lastUsed)), csrfField(s));
         t += QStringLiteral("</table>");
     }
     t += QStringLiteral("<form class=\"box\" method=\"post\" action=\"/panel/security/app/add\">") + csrfField(s) +
-         QStringLiteral("<label for=\"app-name\">Name (e.g. laptop, phone: letters, digits, . _ -)</label>"
-                        "<input type=\"text\" id=\"app-name\" name=\"name\" maxlength=\"%1\" required>"
-                        "<button type=\"submit\" id=\"add-app\">Create app password</button></form>")
+         QStringLiteral(
+             "<label for=\"app-name\">Name (e.g. laptop, phone: letters, digits, . _ -)</label>"
+             "<input type=\"text\" id=\"app-name\" name=\"name\" maxlength=\"%1\" required>"
+             "<button type=\"submit\" id=\"add-app\">Create app password</button></form>")
              .arg(kMaxAppPasswordName);
     return t;
 }
@@ -106,33 +129,41 @@ PanelResponse enrolPage(UserPageKit& k) {
     auto e = broker(k, {QStringLiteral("2fa.enrol"), k.session->user});
     if (!e || e->size() != 3) {
         return k.done(k, QStringLiteral("2fa.enrol"), k.session->user,
-                      Result<QString>::fail(e ? QStringLiteral("unexpected answer") : e.errorMessage()), "/panel/security");
+                      Result<QString>::fail(e ? QStringLiteral("unexpected answer") : e.errorMessage()),
+                      "/panel/security");
     }
     auditLine(k, QStringLiteral("2fa.enrol"), k.session->user, QStringLiteral("ok"));
     QString grouped;  // the secret in groups of 4, easier to type
-    for (qsizetype i = 0; i < e->at(0).size(); i += 4) grouped += (i ? QStringLiteral(" ") : QString()) + e->at(0).mid(i, 4);
+    for (qsizetype i = 0; i < e->at(0).size(); i += 4)
+        grouped += (i ? QStringLiteral(" ") : QString()) + e->at(0).mid(i, 4);
     // The SVG comes from core/qr_code.h: nothing of the text is written into it, only a path
     // of squares; presentation attributes, no style element or attribute, no script.
-    const QString t = QStringLiteral("<p>Scan this QR code with your authenticator app, then enter the code it shows.</p>"
-                                     "<div class=\"qr\" id=\"qr\">%1</div>"
-                                     "<p>Or type the secret in by hand (TOTP, SHA-1, 6 digits, 30 seconds):</p>"
-                                     "<p><code id=\"secret\">%2</code></p><p class=\"muted\">URI: <code id=\"otpauth\">%3</code></p>")
-                          .arg(e->at(2), htmlEscape(grouped), htmlEscape(e->at(1))) +
-                      confirmForm(*k.session) +
-                      QStringLiteral("<p class=\"muted\">Two-factor login stays off until a code is confirmed.</p>");
+    const QString t =
+        QStringLiteral(
+            "<p>Scan this QR code with your authenticator app, then enter the code it shows.</p>"
+            "<div class=\"qr\" id=\"qr\">%1</div>"
+            "<p>Or type the secret in by hand (TOTP, SHA-1, 6 digits, 30 seconds):</p>"
+            "<p><code id=\"secret\">%2</code></p><p class=\"muted\">URI: <code id=\"otpauth\">%3</code></p>")
+            .arg(e->at(2), htmlEscape(grouped), htmlEscape(e->at(1))) +
+        confirmForm(*k.session) +
+        QStringLiteral("<p class=\"muted\">Two-factor login stays off until a code is confirmed.</p>");
     return k.show(k, QStringLiteral("Set up two-factor login"), t, 200);
 }
 
 PanelResponse appAddedPage(UserPageKit& k, const QString& name) {
     auto p = broker(k, {QStringLiteral("app.add"), k.session->user, name});
     if (!p || p->size() != 2)
-        return k.done(k, QStringLiteral("app.add"), name, Result<QString>::fail(p ? QStringLiteral("unexpected answer") : p.errorMessage()), "/panel/security");
+        return k.done(k, QStringLiteral("app.add"), name,
+                      Result<QString>::fail(p ? QStringLiteral("unexpected answer") : p.errorMessage()),
+                      "/panel/security");
     auditLine(k, QStringLiteral("app.add"), name, QStringLiteral("ok"));
-    const QString t = QStringLiteral("<p class=\"flash\" role=\"status\">App password <strong>%1</strong> created. It is shown only "
-                                     "this once: enter it in the mail program now, instead of your account password.</p>"
-                                     "<p><code id=\"app-password\">%2</code></p><p class=\"muted\">The spaces are optional.</p>"
-                                     "<p><a href=\"/panel/security\">Back to security</a></p>")
-                          .arg(htmlEscape(p->at(0)), htmlEscape(p->at(1)));
+    const QString t =
+        QStringLiteral(
+            "<p class=\"flash\" role=\"status\">App password <strong>%1</strong> created. It is shown only "
+            "this once: enter it in the mail program now, instead of your account password.</p>"
+            "<p><code id=\"app-password\">%2</code></p><p class=\"muted\">The spaces are optional.</p>"
+            "<p><a href=\"/panel/security\">Back to security</a></p>")
+            .arg(htmlEscape(p->at(0)), htmlEscape(p->at(1)));
     return k.show(k, QStringLiteral("New app password"), t, 200);
 }
 
@@ -144,40 +175,55 @@ QString filtersPage(UserPageKit& k) {
     QString t;
     auto active = sieve::activeScriptName(mailDir, s.user);
     const QString act = active ? *active : QString();
-    if (!active) t += QStringLiteral("<p>The filters cannot be read: %1</p>").arg(htmlEscape(active.errorMessage()));
-    else if (act.isEmpty()) t += QStringLiteral("<p id=\"filter-state\">No filter is active: mail is delivered to your inbox.</p>");
+    if (!active)
+        t += QStringLiteral("<p>The filters cannot be read: %1</p>").arg(htmlEscape(active.errorMessage()));
+    else if (act.isEmpty())
+        t += QStringLiteral("<p id=\"filter-state\">No filter is active: mail is delivered to your inbox.</p>");
     else {
         t += QStringLiteral("<p id=\"filter-state\">Active filter: <strong>%1</strong>.</p>").arg(htmlEscape(act));
         if (auto text = sieve::readScript(mailDir, s.user, act))
-            t += QStringLiteral("<pre id=\"active-script\">%1</pre>").arg(htmlEscape(QString::fromUtf8(text->left(16 * 1024))));
+            t += QStringLiteral("<pre id=\"active-script\">%1</pre>")
+                     .arg(htmlEscape(QString::fromUtf8(text->left(16 * 1024))));
     }
-    t += QStringLiteral("<p class=\"muted\">One filter is active at a time: turning on forwarding replaces an active vacation reply "
-                        "and the other way round (both stay stored). Mail programs can edit filters with ManageSieve.</p>");
+    t += QStringLiteral(
+        "<p class=\"muted\">One filter is active at a time: turning on forwarding replaces an active vacation reply "
+        "and the other way round (both stay stored). Mail programs can edit filters with ManageSieve.</p>");
     const auto offForm = [&](const char* which) {
         return QStringLiteral("<form class=\"inline\" method=\"post\" action=\"/panel/filters/off\">") + csrfField(s) +
-               QStringLiteral("<input type=\"hidden\" name=\"which\" value=\"%1\"><button type=\"submit\" class=\"danger\" id=\"off-%1\">"
-                              "Turn off</button></form>")
+               QStringLiteral(
+                   "<input type=\"hidden\" name=\"which\" value=\"%1\"><button type=\"submit\" class=\"danger\" "
+                   "id=\"off-%1\">"
+                   "Turn off</button></form>")
                    .arg(QLatin1String(which));
     };
     t += QStringLiteral("<h2>Forwarding</h2>");
-    if (act == QLatin1String(sieve::kForwardScriptName)) t += QStringLiteral("<p>Forwarding is on. ") + offForm(sieve::kForwardScriptName) + QStringLiteral("</p>");
+    if (act == QLatin1String(sieve::kForwardScriptName))
+        t += QStringLiteral("<p>Forwarding is on. ") + offForm(sieve::kForwardScriptName) + QStringLiteral("</p>");
     t += QStringLiteral("<form class=\"box\" method=\"post\" action=\"/panel/filters/forward\">") + csrfField(s) +
-         QStringLiteral("<label for=\"forward-to\">Forward to (up to %1 addresses, separated by commas)</label>"
-                        "<input type=\"text\" id=\"forward-to\" name=\"to\" required>"
-                        "<label><input type=\"checkbox\" id=\"forward-keep\" name=\"keep\" value=\"yes\" checked> Keep a copy here</label>"
-                        "<button type=\"submit\" id=\"forward-save\">Forward</button></form>")
+         QStringLiteral(
+             "<label for=\"forward-to\">Forward to (up to %1 addresses, separated by commas)</label>"
+             "<input type=\"text\" id=\"forward-to\" name=\"to\" required>"
+             "<label><input type=\"checkbox\" id=\"forward-keep\" name=\"keep\" value=\"yes\" checked> Keep a copy "
+             "here</label>"
+             "<button type=\"submit\" id=\"forward-save\">Forward</button></form>")
              .arg(sieve::Limits{}.maxRedirects);
     t += QStringLiteral("<h2>Vacation reply</h2>");
-    if (act == QLatin1String(sieve::kVacationScriptName)) t += QStringLiteral("<p>The vacation reply is on. ") + offForm(sieve::kVacationScriptName) + QStringLiteral("</p>");
+    if (act == QLatin1String(sieve::kVacationScriptName))
+        t += QStringLiteral("<p>The vacation reply is on. ") + offForm(sieve::kVacationScriptName) +
+             QStringLiteral("</p>");
     t += QStringLiteral("<form class=\"box\" method=\"post\" action=\"/panel/filters/vacation\">") + csrfField(s) +
-         QStringLiteral("<label for=\"vacation-subject\">Subject (empty: \"Auto:\" and the original subject)</label>"
-                        "<input type=\"text\" id=\"vacation-subject\" name=\"subject\" maxlength=\"200\">"
-                        "<label for=\"vacation-text\">Text</label><textarea id=\"vacation-text\" name=\"text\" rows=\"6\" cols=\"50\" required></textarea>"
-                        "<label for=\"vacation-from\">From (optional)</label><input type=\"date\" id=\"vacation-from\" name=\"from\">"
-                        "<label for=\"vacation-until\">Until (optional, inclusive)</label><input type=\"date\" id=\"vacation-until\" name=\"until\">"
-                        "<label for=\"vacation-days\">Reply to the same sender at most once every N days</label>"
-                        "<input type=\"text\" id=\"vacation-days\" name=\"days\" inputmode=\"numeric\" value=\"%1\">"
-                        "<button type=\"submit\" id=\"vacation-save\">Turn on the vacation reply</button></form>")
+         QStringLiteral(
+             "<label for=\"vacation-subject\">Subject (empty: \"Auto:\" and the original subject)</label>"
+             "<input type=\"text\" id=\"vacation-subject\" name=\"subject\" maxlength=\"200\">"
+             "<label for=\"vacation-text\">Text</label><textarea id=\"vacation-text\" name=\"text\" rows=\"6\" "
+             "cols=\"50\" required></textarea>"
+             "<label for=\"vacation-from\">From (optional)</label><input type=\"date\" id=\"vacation-from\" "
+             "name=\"from\">"
+             "<label for=\"vacation-until\">Until (optional, inclusive)</label><input type=\"date\" "
+             "id=\"vacation-until\" name=\"until\">"
+             "<label for=\"vacation-days\">Reply to the same sender at most once every N days</label>"
+             "<input type=\"text\" id=\"vacation-days\" name=\"days\" inputmode=\"numeric\" value=\"%1\">"
+             "<button type=\"submit\" id=\"vacation-save\">Turn on the vacation reply</button></form>")
              .arg(sieve::kDefaultVacationDays);
     return t;
 }
@@ -185,13 +231,17 @@ QString filtersPage(UserPageKit& k) {
 Result<QString> installForm(UserPageKit& k, const char* name, const Result<QByteArray>& script, const QString& okText) {
     if (!script) return script.error();
     if (auto st = sieve::installGeneratedScript(k.ctx.mailDir, k.session->user, QLatin1String(name), *script,
-                                                  sieve::Quota::fromConfig(*k.ctx.config)); !st) return st.error();
+                                                sieve::Quota::fromConfig(*k.ctx.config));
+        !st)
+        return st.error();
     return okText;
 }
 
 }  // namespace
 
-bool isUserPage(const QString& path) { return path.startsWith(u"/panel/security") || path.startsWith(u"/panel/filters"); }
+bool isUserPage(const QString& path) {
+    return path.startsWith(u"/panel/security") || path.startsWith(u"/panel/filters");
+}
 
 bool isEnrolmentPage(const QString& path) {
     return path == u"/panel/security" || path == u"/panel/security/2fa/enrol" || path == u"/panel/security/2fa/confirm";
@@ -199,36 +249,46 @@ bool isEnrolmentPage(const QString& path) {
 
 void userPageGet(UserPageKit& k, const QString& path, PanelReply reply) {
     if (path == u"/panel/security") return reply(k.show(k, QStringLiteral("Security"), securityPage(k), 200));
-    if (path == u"/panel/filters") return reply(k.show(k, QStringLiteral("Forwarding and vacation"), filtersPage(k), 200));
+    if (path == u"/panel/filters")
+        return reply(k.show(k, QStringLiteral("Forwarding and vacation"), filtersPage(k), 200));
     reply(k.show(k, QStringLiteral("Not found"), QStringLiteral("<p>No such page.</p>"), 404));
 }
 
-void userPagePost(UserPageKit& k, const QString& path, const QMap<QString, QString>& f, QObject* life, PanelReply reply) {
+void userPagePost(UserPageKit& k, const QString& path, const QMap<QString, QString>& f, QObject* life,
+                  PanelReply reply) {
     const QString user = k.session->user;
     if (path == u"/panel/security/2fa/enrol") return reply(enrolPage(k));
     if (path == u"/panel/security/2fa/confirm") {
         auto r = broker(k, {QStringLiteral("2fa.confirm"), user, f.value(QStringLiteral("code"))});
         if (r) k.session->mustEnrol = false;
-        return reply(k.done(k, QStringLiteral("2fa.confirm"), user,
-                            r ? Result<QString>(QStringLiteral("Two-factor login is on. Mail programs now need an app password (create one below)."))
-                              : Result<QString>::fail(r.errorMessage() + QStringLiteral(" (enter the current code, or set up again)")),
-                            "/panel/security"));
+        return reply(k.done(
+            k, QStringLiteral("2fa.confirm"), user,
+            r ? Result<QString>(QStringLiteral(
+                    "Two-factor login is on. Mail programs now need an app password (create one below)."))
+              : Result<QString>::fail(r.errorMessage() + QStringLiteral(" (enter the current code, or set up again)")),
+            "/panel/security"));
     }
     if (path == u"/panel/security/2fa/disable") {
         // auth.require_2fa_admins: an administrator keeps two-factor login (posternctl user 2fa
         // disable, the root's override, still can turn it off).
         if (k.admin && k.ctx.config && twoFactorRequired(*k.ctx.config, true))
-            return reply(k.done(k, QStringLiteral("2fa.disable"), user,
-                                Result<QString>::fail(QStringLiteral("Administrators must keep two-factor login on this server (auth.require_2fa_admins).")),
-                                "/panel/security"));
+            return reply(
+                k.done(k, QStringLiteral("2fa.disable"), user,
+                       Result<QString>::fail(QStringLiteral(
+                           "Administrators must keep two-factor login on this server (auth.require_2fa_admins).")),
+                       "/panel/security"));
         const QString code = f.value(QStringLiteral("code")).trimmed();
         if (!code.isEmpty()) {
             auto r = broker(k, {QStringLiteral("2fa.disable-code"), user, code});
-            return reply(k.done(k, QStringLiteral("2fa.disable"), user, r ? Result<QString>(QStringLiteral("Two-factor login is off.")) : Result<QString>::fail(r.errorMessage()),
+            return reply(k.done(k, QStringLiteral("2fa.disable"), user,
+                                r ? Result<QString>(QStringLiteral("Two-factor login is off."))
+                                  : Result<QString>::fail(r.errorMessage()),
                                 "/panel/security"));
         }
         if (f.value(QStringLiteral("password")).isEmpty() || !k.ctx.auth)
-            return reply(k.done(k, QStringLiteral("2fa.disable"), user, Result<QString>::fail(QStringLiteral("Enter a code or your password.")), "/panel/security"));
+            return reply(k.done(k, QStringLiteral("2fa.disable"), user,
+                                Result<QString>::fail(QStringLiteral("Enter a code or your password.")),
+                                "/panel/security"));
         // The password through the login throttle, then the same core function as
         // `posternctl user 2fa disable` without --code.
         AuthRequest req;
@@ -243,7 +303,8 @@ void userPagePost(UserPageKit& k, const QString& path, const QMap<QString, QStri
         auto done = k.done;
         ctx.auth->verify(req, QLatin1String(kPanelProtocol), f.value(QStringLiteral("password")).toUtf8(),
                          [&ctx, id, conn, user, admin = k.admin, done, show, reply](Authenticator::Outcome o) {
-                             PanelSession* s = ctx.sessions.find(id, ctx.clock ? ctx.clock() : QDateTime::currentMSecsSinceEpoch());
+                             PanelSession* s =
+                                 ctx.sessions.find(id, ctx.clock ? ctx.clock() : QDateTime::currentMSecsSinceEpoch());
                              if (!s) {
                                  PanelResponse r;
                                  r.code = 303;
@@ -251,11 +312,14 @@ void userPagePost(UserPageKit& k, const QString& path, const QMap<QString, QStri
                                  return reply(r);
                              }
                              UserPageKit again{ctx, conn, s, id, admin, show, done};
-                             Result<QString> r = Result<QString>::fail(o.verdict == AuthVerdict::TempFail ? QStringLiteral("Too many attempts; try again shortly.")
-                                                                                                          : QStringLiteral("The password is wrong; nothing changed."));
+                             Result<QString> r =
+                                 Result<QString>::fail(o.verdict == AuthVerdict::TempFail
+                                                           ? QStringLiteral("Too many attempts; try again shortly.")
+                                                           : QStringLiteral("The password is wrong; nothing changed."));
                              if (o.ok()) {
                                  auto off = broker(again, {QStringLiteral("2fa.off"), user});
-                                 r = off ? Result<QString>(QStringLiteral("Two-factor login is off.")) : Result<QString>::fail(off.errorMessage());
+                                 r = off ? Result<QString>(QStringLiteral("Two-factor login is off."))
+                                         : Result<QString>::fail(off.errorMessage());
                              }
                              reply(again.done(again, QStringLiteral("2fa.disable"), user, r, "/panel/security"));
                          });
@@ -265,14 +329,17 @@ void userPagePost(UserPageKit& k, const QString& path, const QMap<QString, QStri
     if (path == u"/panel/security/app/revoke") {
         const QString name = f.value(QStringLiteral("name"));
         auto r = broker(k, {QStringLiteral("app.revoke"), user, name});
-        return reply(k.done(k, QStringLiteral("app.revoke"), name, r ? Result<QString>(QStringLiteral("App password %1 revoked.").arg(name)) : Result<QString>::fail(r.errorMessage()),
+        return reply(k.done(k, QStringLiteral("app.revoke"), name,
+                            r ? Result<QString>(QStringLiteral("App password %1 revoked.").arg(name))
+                              : Result<QString>::fail(r.errorMessage()),
                             "/panel/security"));
     }
     const QDate today = QDate::currentDate();
     if (path == u"/panel/filters/forward") {
         const QString to = f.value(QStringLiteral("to"));
         auto r = installForm(k, sieve::kForwardScriptName,
-                             sieve::forwardingScript(to.split(u',', Qt::SkipEmptyParts), f.value(QStringLiteral("keep")) == u"yes", today),
+                             sieve::forwardingScript(to.split(u',', Qt::SkipEmptyParts),
+                                                     f.value(QStringLiteral("keep")) == u"yes", today),
                              QStringLiteral("Forwarding is on."));
         return reply(k.done(k, QStringLiteral("sieve.forward"), to, r, "/panel/filters"));
     }
@@ -285,18 +352,26 @@ void userPagePost(UserPageKit& k, const QString& path, const QMap<QString, QStri
         const QString days = f.value(QStringLiteral("days")).trimmed();
         bool ok = true;
         if (!days.isEmpty()) form.days = days.toInt(&ok);
-        auto r = ok ? installForm(k, sieve::kVacationScriptName, sieve::vacationScript(form, today), QStringLiteral("The vacation reply is on."))
+        auto r = ok ? installForm(k, sieve::kVacationScriptName, sieve::vacationScript(form, today),
+                                  QStringLiteral("The vacation reply is on."))
                     : Result<QString>::fail(QStringLiteral("days must be a number"));
-        return reply(k.done(k, QStringLiteral("sieve.vacation"), form.from + QLatin1Char('/') + form.until, r, "/panel/filters"));
+        return reply(k.done(k, QStringLiteral("sieve.vacation"), form.from + QLatin1Char('/') + form.until, r,
+                            "/panel/filters"));
     }
     if (path == u"/panel/filters/off") {
         const QString which = f.value(QStringLiteral("which"));
-        Result<QString> r = Result<QString>::fail(QStringLiteral("That filter is not the active one; nothing changed."));
+        Result<QString> r =
+            Result<QString>::fail(QStringLiteral("That filter is not the active one; nothing changed."));
         auto active = sieve::activeScriptName(k.ctx.mailDir, user);
-        if (!active) r = active.error();
-        else if ((which == QLatin1String(sieve::kForwardScriptName) || which == QLatin1String(sieve::kVacationScriptName)) && *active == which) {
+        if (!active)
+            r = active.error();
+        else if ((which == QLatin1String(sieve::kForwardScriptName) ||
+                  which == QLatin1String(sieve::kVacationScriptName)) &&
+                 *active == which) {
             auto st = sieve::deactivateScripts(k.ctx.mailDir, user);
-            r = st ? Result<QString>(which == QLatin1String(sieve::kForwardScriptName) ? QStringLiteral("Forwarding is off.") : QStringLiteral("The vacation reply is off."))
+            r = st ? Result<QString>(which == QLatin1String(sieve::kForwardScriptName)
+                                         ? QStringLiteral("Forwarding is off.")
+                                         : QStringLiteral("The vacation reply is off."))
                    : Result<QString>(st.error());
         }
         return reply(k.done(k, QStringLiteral("sieve.off"), which, r, "/panel/filters"));

@@ -42,7 +42,8 @@ struct UserPageKit {
     // A page in the frame (navigation for the role), with the session's flash shown once.
     PanelResponse (*show)(UserPageKit& kit, const QString& title, const QString& content, int code) = nullptr;
     // After a change: audit line, the result as the next page's flash, 303 to `to`.
-    PanelResponse (*done)(UserPageKit& kit, const QString& action, const QString& target, const Result<QString>& result, const QByteArray& to) = nullptr;
+    PanelResponse (*done)(UserPageKit& kit, const QString& action, const QString& target, const Result<QString>& result,
+                          const QByteArray& to) = nullptr;
 };
 
 // The user pages' routes: true when `path` is one of them (then `reply` is called once).
@@ -50,6 +51,7 @@ bool isUserPage(const QString& path);
 // While a session must enrol (auth.require_2fa_admins), only these are open.
 bool isEnrolmentPage(const QString& path);
 void userPageGet(UserPageKit& kit, const QString& path, PanelReply reply);
-void userPagePost(UserPageKit& kit, const QString& path, const QMap<QString, QString>& form, QObject* life, PanelReply reply);
+void userPagePost(UserPageKit& kit, const QString& path, const QMap<QString, QString>& form, QObject* life,
+                  PanelReply reply);
 
 }  // namespace postern::web

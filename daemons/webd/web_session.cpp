@@ -7,55 +7,83 @@
 #include "core/stats.h"
 
 #include <QDir>
-#include <algorithm>
 #include <QFile>
 #include <QFileInfo>
 #include <QLocale>
 #include <QRegularExpression>
 #include <QUrl>
+#include <algorithm>
 
 namespace postern::web {
 
 namespace {
 QByteArray reason(int code) {
     switch (code) {
-        case 200: return "OK";
-        case 301: return "Moved Permanently";
-        case 303: return "See Other";
-        case 401: return "Unauthorized";
-        case 415: return "Unsupported Media Type";
-        case 429: return "Too Many Requests";
-        case 400: return "Bad Request";
-        case 403: return "Forbidden";
-        case 404: return "Not Found";
-        case 405: return "Method Not Allowed";
-        case 408: return "Request Timeout";
-        case 411: return "Length Required";
-        case 413: return "Content Too Large";
-        case 414: return "URI Too Long";
-        case 431: return "Request Header Fields Too Large";
-        case 500: return "Internal Server Error";
-        case 501: return "Not Implemented";
-        case 503: return "Service Unavailable";
-        case 505: return "HTTP Version Not Supported";
-        default: return "Status";
+        case 200:
+            return "OK";
+        case 301:
+            return "Moved Permanently";
+        case 303:
+            return "See Other";
+        case 401:
+            return "Unauthorized";
+        case 415:
+            return "Unsupported Media Type";
+        case 429:
+            return "Too Many Requests";
+        case 400:
+            return "Bad Request";
+        case 403:
+            return "Forbidden";
+        case 404:
+            return "Not Found";
+        case 405:
+            return "Method Not Allowed";
+        case 408:
+            return "Request Timeout";
+        case 411:
+            return "Length Required";
+        case 413:
+            return "Content Too Large";
+        case 414:
+            return "URI Too Long";
+        case 431:
+            return "Request Header Fields Too Large";
+        case 500:
+            return "Internal Server Error";
+        case 501:
+            return "Not Implemented";
+        case 503:
+            return "Service Unavailable";
+        case 505:
+            return "HTTP Version Not Supported";
+        default:
+            return "Status";
     }
 }
 
 QByteArray httpDate() {
-    return QLocale::c().toString(QDateTime::currentDateTimeUtc(), QStringLiteral("ddd, dd MMM yyyy HH:mm:ss")).toLatin1() + " GMT";
+    return QLocale::c()
+               .toString(QDateTime::currentDateTimeUtc(), QStringLiteral("ddd, dd MMM yyyy HH:mm:ss"))
+               .toLatin1() +
+           " GMT";
 }
 
-int countEnvelopes(const QString& dir) { return int(QDir(dir).entryList({QStringLiteral("*.env")}, QDir::Files).size()); }
+int countEnvelopes(const QString& dir) {
+    return int(QDir(dir).entryList({QStringLiteral("*.env")}, QDir::Files).size());
+}
 }  // namespace
 
 QByteArray metricsText(const WebContext& ctx) {
     QByteArray out;
     out += "# HELP postern_build_info Postern version.\n# TYPE postern_build_info gauge\n";
     out += "postern_build_info{version=\"" POSTERN_VERSION "\"} 1\n";
-    out += "# HELP postern_webd_start_time_seconds When postern-webd started (Unix time).\n# TYPE postern_webd_start_time_seconds gauge\n";
+    out +=
+        "# HELP postern_webd_start_time_seconds When postern-webd started (Unix time).\n# TYPE "
+        "postern_webd_start_time_seconds gauge\n";
     out += "postern_webd_start_time_seconds " + QByteArray::number(ctx.startedSecs) + "\n";
-    out += "# HELP postern_queue_messages Messages in the outbound queue by state.\n# TYPE postern_queue_messages gauge\n";
+    out +=
+        "# HELP postern_queue_messages Messages in the outbound queue by state.\n# TYPE postern_queue_messages gauge\n";
     for (const spool::QueueState state : spool::queueStates()) {
         out += "postern_queue_messages{state=\"" + spool::toString(state).toLatin1() + "\"} " +
                QByteArray::number(countEnvelopes(spool::stateDir(ctx.queueDir, state))) + "\n";
@@ -67,9 +95,12 @@ QByteArray metricsText(const WebContext& ctx) {
         QString program;
         for (const stats::Counter& c : stats::readFile(fi.filePath(), &program)) {
             QList<QPair<QString, stats::Counter>>& series = byName[c.name];
-            auto same = std::find_if(series.begin(), series.end(), [&](const auto& p) { return p.first == program && p.second.labels == c.labels; });
-            if (same != series.end()) same->second.value += c.value;
-            else series << qMakePair(program, c);
+            auto same = std::find_if(series.begin(), series.end(),
+                                     [&](const auto& p) { return p.first == program && p.second.labels == c.labels; });
+            if (same != series.end())
+                same->second.value += c.value;
+            else
+                series << qMakePair(program, c);
         }
     }
     for (auto it = byName.cbegin(); it != byName.cend(); ++it) {
@@ -87,12 +118,13 @@ QByteArray metricsText(const WebContext& ctx) {
             out += it.key().toLatin1() + "{" + labels + "} " + QByteArray::number(c.value) + "\n";
         }
     }
-    out += "# HELP postern_webd_responses_total HTTP responses of postern-webd by route and status.\n"
-           "# TYPE postern_webd_responses_total counter\n";
+    out +=
+        "# HELP postern_webd_responses_total HTTP responses of postern-webd by route and status.\n"
+        "# TYPE postern_webd_responses_total counter\n";
     for (auto r = ctx.responses.cbegin(); r != ctx.responses.cend(); ++r)
         for (auto c = r->cbegin(); c != r->cend(); ++c)
-            out += "postern_webd_responses_total{route=\"" + r.key().toLatin1() + "\",code=\"" + QByteArray::number(c.key()) + "\"} " +
-                   QByteArray::number(c.value()) + "\n";
+            out += "postern_webd_responses_total{route=\"" + r.key().toLatin1() + "\",code=\"" +
+                   QByteArray::number(c.key()) + "\"} " + QByteArray::number(c.value()) + "\n";
     return out;
 }
 
@@ -142,25 +174,32 @@ void WebSession::handle(const HttpRequest& r, const QByteArray& body) {
     const QString path = r.path;
     if (path == u"/.well-known/mta-sts.txt") {
         if (!get) return respond(QStringLiteral("mta-sts"), 405, "text/plain", "GET only\n", {{"Allow", "GET, HEAD"}});
-        if (!tls) return respond(QStringLiteral("mta-sts"), 404, "text/plain", "The MTA-STS policy is served over HTTPS only (RFC 8461).\n");
+        if (!tls)
+            return respond(QStringLiteral("mta-sts"), 404, "text/plain",
+                           "The MTA-STS policy is served over HTTPS only (RFC 8461).\n");
         return respond(QStringLiteral("mta-sts"), 200, "text/plain", head ? QByteArray() : mtaStsPolicy(site));
     }
     if (path == u"/mail/config-v1.1.xml" || path == u"/.well-known/autoconfig/mail/config-v1.1.xml") {
-        if (!get) return respond(QStringLiteral("autoconfig"), 405, "text/plain", "GET only\n", {{"Allow", "GET, HEAD"}});
+        if (!get)
+            return respond(QStringLiteral("autoconfig"), 405, "text/plain", "GET only\n", {{"Allow", "GET, HEAD"}});
         return respond(QStringLiteral("autoconfig"), 200, "application/xml; charset=utf-8",
                        autoconfigXml(site, queryParameter(r.query, QStringLiteral("emailaddress"))));
     }
     if (path.compare(QStringLiteral("/autodiscover/autodiscover.xml"), Qt::CaseInsensitive) == 0) {
-        if (r.method != "POST") return respond(QStringLiteral("autodiscover"), 405, "text/plain", "POST only\n", {{"Allow", "POST"}});
-        return respond(QStringLiteral("autodiscover"), 200, "application/xml; charset=utf-8", autodiscoverXml(site, autodiscoverEmail(body)));
+        if (r.method != "POST")
+            return respond(QStringLiteral("autodiscover"), 405, "text/plain", "POST only\n", {{"Allow", "POST"}});
+        return respond(QStringLiteral("autodiscover"), 200, "application/xml; charset=utf-8",
+                       autodiscoverXml(site, autodiscoverEmail(body)));
     }
     if (path.startsWith(QStringLiteral("/.well-known/acme-challenge/"))) {
         static const QRegularExpression token(QStringLiteral("^[A-Za-z0-9_-]{1,256}$"));
         const QString t = path.mid(28);
         if (!get) return respond(QStringLiteral("acme"), 405, "text/plain", "GET only\n", {{"Allow", "GET, HEAD"}});
-        if (!token.match(t).hasMatch()) return respond(QStringLiteral("acme"), 404, "text/plain", "no such challenge\n");
+        if (!token.match(t).hasMatch())
+            return respond(QStringLiteral("acme"), 404, "text/plain", "no such challenge\n");
         QFile f(m_ctx.acmeDir + QLatin1Char('/') + t);
-        if (!f.open(QIODevice::ReadOnly)) return respond(QStringLiteral("acme"), 404, "text/plain", "no such challenge\n");
+        if (!f.open(QIODevice::ReadOnly))
+            return respond(QStringLiteral("acme"), 404, "text/plain", "no such challenge\n");
         return respond(QStringLiteral("acme"), 200, "application/octet-stream", f.read(4096));
     }
     if (path == u"/panel" || path.startsWith(QStringLiteral("/panel/"))) {
@@ -168,12 +207,14 @@ void WebSession::handle(const HttpRequest& r, const QByteArray& body) {
         if (!tls) {
             // The panel is served over HTTPS only; plain HTTP is sent there (never a form over plain text).
             const QList<ListenAddress> https = m_ctx.config->listeners(QStringLiteral("https.listen"));
-            if (https.isEmpty()) return respond(QStringLiteral("panel"), 404, "text/plain", "the panel needs https.listen\n");
+            if (https.isEmpty())
+                return respond(QStringLiteral("panel"), 404, "text/plain", "the panel needs https.listen\n");
             const quint16 port = https.first().port;
             const QByteArray location = "https://" + QUrl::toAce(m_ctx.config->hostname()) +
                                         ((port == 0 || port == 443) ? QByteArray() : ":" + QByteArray::number(port)) +
                                         QUrl::toPercentEncoding(path, "/");
-            return respond(QStringLiteral("panel"), 301, "text/plain", "the panel is served over HTTPS\n", {{"Location", location}});
+            return respond(QStringLiteral("panel"), 301, "text/plain", "the panel is served over HTTPS\n",
+                           {{"Location", location}});
         }
         handlePanel(*m_ctx.panel, r, body, m_io.info(), m_life.get(), [this](PanelResponse resp) {
             respond(QStringLiteral("panel"), resp.code, resp.contentType, resp.body, resp.headers);
@@ -186,7 +227,8 @@ void WebSession::handle(const HttpRequest& r, const QByteArray& body) {
     }
     if (path == u"/metrics") {
         if (!get) return respond(QStringLiteral("metrics"), 405, "text/plain", "GET only\n", {{"Allow", "GET, HEAD"}});
-        if (!m_io.info().peerAddress.isLoopback()) return respond(QStringLiteral("metrics"), 403, "text/plain", "metrics are for local clients\n");
+        if (!m_io.info().peerAddress.isLoopback())
+            return respond(QStringLiteral("metrics"), 403, "text/plain", "metrics are for local clients\n");
         return respond(QStringLiteral("metrics"), 200, "text/plain; version=0.0.4", metricsText(m_ctx));
     }
     respond(QStringLiteral("other"), 404, "text/plain", "not found\n");
@@ -206,15 +248,18 @@ void WebSession::respond(const QString& route, int code, const QByteArray& conte
     out += "\r\n";
     if (!head) out += body;
     m_io.send(out);
-    log::info(u"http", log::Fields()
-                           .add("remote", m_io.info().peerAddress.toString())
-                           .add("method", m_head ? QString::fromLatin1(m_head->request.method.left(16)) : QStringLiteral("-"))
-                           .add("path", m_head ? m_head->request.path.left(200) : QStringLiteral("-"))
-                           .add("status", code));
+    log::info(u"http",
+              log::Fields()
+                  .add("remote", m_io.info().peerAddress.toString())
+                  .add("method", m_head ? QString::fromLatin1(m_head->request.method.left(16)) : QStringLiteral("-"))
+                  .add("path", m_head ? m_head->request.path.left(200) : QStringLiteral("-"))
+                  .add("status", code));
     m_io.close(QStringLiteral("response sent"));
 }
 
-void WebSession::fail(int code, const QString& text) { respond(QStringLiteral("error"), code, "text/plain", text.toUtf8() + '\n'); }
+void WebSession::fail(int code, const QString& text) {
+    respond(QStringLiteral("error"), code, "text/plain", text.toUtf8() + '\n');
+}
 
 void WebSession::timedOut() {
     if (m_done) return m_io.close(QStringLiteral("timeout"));

@@ -41,13 +41,13 @@ inline constexpr qsizetype kMaxBody = 64 * 1024;
 struct WebContext {
     const Config* config = nullptr;
     AccountStore* accounts = nullptr;
-    QString acmeDir;   // <data>/acme/challenges
+    QString acmeDir;  // <data>/acme/challenges
     QString queueDir;
-    QString runDir;    // where the daemons' .stats files are
+    QString runDir;  // where the daemons' .stats files are
     qint64 startedSecs = 0;
-    qint64 requestDeadlineMs = 30'000;  // connect to complete request (0: none)
+    qint64 requestDeadlineMs = 30'000;            // connect to complete request (0: none)
     QMap<QString, QMap<int, quint64>> responses;  // route -> status -> count
-    PanelContext* panel = nullptr;  // null: no panel (404)
+    PanelContext* panel = nullptr;                // null: no panel (404)
 };
 
 // Prometheus exposition of the counters and the queue size per state.

@@ -66,8 +66,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <sys/resource.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -345,7 +345,8 @@ private:
                 n = ::recv(m_fd, tmp, sizeof tmp, 0);
                 if (n < 0 && errno == EINTR) continue;
                 if (n <= 0) {
-                    m_lastError = n == 0 ? std::string("connection closed by server") : std::string("read: ") + std::strerror(errno);
+                    m_lastError = n == 0 ? std::string("connection closed by server")
+                                         : std::string("read: ") + std::strerror(errno);
                     return false;
                 }
             }
@@ -441,14 +442,33 @@ enum Kind : int {
 };
 
 constexpr std::array<const char*, kKinds> kKindNames = {
-    "SELECT INBOX",          "UID FETCH 1:* (FLAGS)", "FETCH a:b (ENVELOPE)", "FETCH n BODY.PEEK[]",
-    "UID STORE +/-FLAGS \\Seen", "SEARCH UNSEEN",     "SEARCH SUBJECT",       "APPEND",
-    "UID STORE +FLAGS \\Deleted", "UID EXPUNGE",     "LIST \"\" \"*\"",      "STATUS INBOX",
-    "LOGIN",                 "LOGOUT",                "IDLE",
-    "NOOP",                  "UID FETCH n:* (resync)", "UID FETCH newest 50 (ENVELOPE BODYSTRUCTURE)",
-    "UID FETCH HEADER.FIELDS", "UID FETCH BODY.PEEK[]", "UID STORE +/-FLAGS keyword",
-    "UID SEARCH",            "APPEND (real size)",    "UID COPY to Trash",
-    "SELECT Trash (empty own)", "STATUS Trash",       "model check",
+    "SELECT INBOX",
+    "UID FETCH 1:* (FLAGS)",
+    "FETCH a:b (ENVELOPE)",
+    "FETCH n BODY.PEEK[]",
+    "UID STORE +/-FLAGS \\Seen",
+    "SEARCH UNSEEN",
+    "SEARCH SUBJECT",
+    "APPEND",
+    "UID STORE +FLAGS \\Deleted",
+    "UID EXPUNGE",
+    "LIST \"\" \"*\"",
+    "STATUS INBOX",
+    "LOGIN",
+    "LOGOUT",
+    "IDLE",
+    "NOOP",
+    "UID FETCH n:* (resync)",
+    "UID FETCH newest 50 (ENVELOPE BODYSTRUCTURE)",
+    "UID FETCH HEADER.FIELDS",
+    "UID FETCH BODY.PEEK[]",
+    "UID STORE +/-FLAGS keyword",
+    "UID SEARCH",
+    "APPEND (real size)",
+    "UID COPY to Trash",
+    "SELECT Trash (empty own)",
+    "STATUS Trash",
+    "model check",
 };
 
 struct Stats {
@@ -537,7 +557,8 @@ public:
         return run(kind, tag, cmd, tagged, [](const std::string&) {});
     }
 
-    bool finish(Kind kind, const std::string& cmd, bool transportOk, const std::string& tag, const std::string& tagged) {
+    bool finish(Kind kind, const std::string& cmd, bool transportOk, const std::string& tag,
+                const std::string& tagged) {
         ++stats.count[kind];
         if (!transportOk) {
             ++stats.errors[kind];
@@ -613,12 +634,14 @@ public:
         const long range = std::min<long>(m_o.envelopeRange, exists);
         const long first = 1 + long(m_rng() % uint32_t(exists - range + 1));
         tag = nextTag();
-        run(kFetchEnvelope, tag, tag + " FETCH " + std::to_string(first) + ":" + std::to_string(first + range - 1) + " (ENVELOPE)\r\n",
+        run(kFetchEnvelope, tag,
+            tag + " FETCH " + std::to_string(first) + ":" + std::to_string(first + range - 1) + " (ENVELOPE)\r\n",
             tagged);
         if (!more()) return;
 
         tag = nextTag();
-        run(kFetchBody, tag, tag + " FETCH " + std::to_string(1 + long(m_rng() % uint32_t(exists))) + " BODY.PEEK[]\r\n", tagged);
+        run(kFetchBody, tag,
+            tag + " FETCH " + std::to_string(1 + long(m_rng() % uint32_t(exists))) + " BODY.PEEK[]\r\n", tagged);
         if (!more()) return;
 
         if (!m_uids.empty()) {
@@ -685,7 +708,8 @@ public:
         uint32_t uid = 0;
         if (!parseAppendUid(tagged, uid)) {
             ++stats.errors[kAppend];
-            reportError("client " + std::to_string(m_index) + ": APPEND answer without APPENDUID: " + Conn::firstLine(tagged));
+            reportError("client " + std::to_string(m_index) +
+                        ": APPEND answer without APPENDUID: " + Conn::firstLine(tagged));
             return false;
         }
         // Removed even after the deadline, so the mailbox keeps its size for the next run.
@@ -727,7 +751,8 @@ public:
         };
         auto skipQuoted = [&]() -> bool {  // at '"'
             for (++p; p < r.size(); ++p) {
-                if (r[p] == '\\') ++p;
+                if (r[p] == '\\')
+                    ++p;
                 else if (r[p] == '"') {
                     ++p;
                     return true;
@@ -800,12 +825,15 @@ public:
             const size_t valueStart = p;
             long literal = -1;
             if (!skipValue(r, p, &literal)) return false;
-            if (name == "UID") f.uid = uint32_t(std::strtoul(r.c_str() + valueStart, nullptr, 10));
-            else if (name == "RFC822.SIZE") f.size = std::strtol(r.c_str() + valueStart, nullptr, 10);
+            if (name == "UID")
+                f.uid = uint32_t(std::strtoul(r.c_str() + valueStart, nullptr, 10));
+            else if (name == "RFC822.SIZE")
+                f.size = std::strtol(r.c_str() + valueStart, nullptr, 10);
             else if (name == "FLAGS") {
                 f.hasFlags = true;
                 f.flags = r.substr(valueStart + 1, p - valueStart - 2);
-            } else if (name == "BODY[]") f.bodyLen = literal;
+            } else if (name == "BODY[]")
+                f.bodyLen = literal;
             if (p < r.size() && r[p] == ' ') ++p;
         }
         return true;
@@ -840,14 +868,16 @@ public:
         if (end == r.c_str() + 2) return;
         if (std::strncmp(end, " EXISTS", 7) == 0) {
             const bool ok = n >= m_seqs.size();
-            modelCheck(ok, ok ? std::string() : "EXISTS " + std::to_string(n) + " below the " + std::to_string(m_seqs.size()) +
-                                                    " messages known");
+            modelCheck(ok, ok ? std::string()
+                              : "EXISTS " + std::to_string(n) + " below the " + std::to_string(m_seqs.size()) +
+                                    " messages known");
             if (ok) m_seqs.resize(n, 0);
             return;
         }
         if (std::strncmp(end, " EXPUNGE", 8) == 0) {
             const bool ok = n >= 1 && n <= m_seqs.size();
-            modelCheck(ok, ok ? std::string() : "EXPUNGE " + std::to_string(n) + " of " + std::to_string(m_seqs.size()));
+            modelCheck(ok,
+                       ok ? std::string() : "EXPUNGE " + std::to_string(n) + " of " + std::to_string(m_seqs.size()));
             if (!ok) return;
             m_info.erase(m_seqs[n - 1]);
             m_seqs.erase(m_seqs.begin() + long(n - 1));
@@ -856,14 +886,17 @@ public:
         FetchItem f;
         if (!parseFetch(r, f)) return;
         const bool inRange = f.seq >= 1 && f.seq <= m_seqs.size();
-        modelCheck(inRange, inRange ? std::string() : "FETCH for message " + std::to_string(f.seq) + " of " + std::to_string(m_seqs.size()));
+        modelCheck(inRange,
+                   inRange ? std::string()
+                           : "FETCH for message " + std::to_string(f.seq) + " of " + std::to_string(m_seqs.size()));
         if (!inRange) return;
         uint32_t& known = m_seqs[f.seq - 1];
         if (f.uid) {
             if (known) {
-                modelCheck(known == f.uid, known == f.uid ? std::string() : "message " + std::to_string(f.seq) + " is UID " +
-                                                                              std::to_string(known) + " in the model, the server says " +
-                                                                              std::to_string(f.uid));
+                modelCheck(known == f.uid,
+                           known == f.uid ? std::string()
+                                          : "message " + std::to_string(f.seq) + " is UID " + std::to_string(known) +
+                                                " in the model, the server says " + std::to_string(f.uid));
             } else {
                 // UIDs ascend with sequence numbers: check against the known neighbours.
                 uint32_t below = 0, above = 0;
@@ -878,21 +911,24 @@ public:
                         break;
                     }
                 const bool ok = f.uid > below && (!above || f.uid < above);
-                modelCheck(ok, ok ? std::string() : "UID " + std::to_string(f.uid) + " at message " + std::to_string(f.seq) +
-                                                        " is not between its neighbours " + std::to_string(below) + " and " +
-                                                        std::to_string(above));
+                modelCheck(ok, ok ? std::string()
+                                  : "UID " + std::to_string(f.uid) + " at message " + std::to_string(f.seq) +
+                                        " is not between its neighbours " + std::to_string(below) + " and " +
+                                        std::to_string(above));
                 known = f.uid;
             }
         }
         if (!known) return;
         MsgInfo& info = m_info[known];
         if (f.size >= 0) {
-            if (info.size >= 0) modelCheck(info.size == f.size, "RFC822.SIZE of UID " + std::to_string(known) + " changed");
+            if (info.size >= 0)
+                modelCheck(info.size == f.size, "RFC822.SIZE of UID " + std::to_string(known) + " changed");
             info.size = f.size;
         }
         if (f.bodyLen >= 0 && info.size >= 0)
-            modelCheck(f.bodyLen == info.size, "BODY[] of UID " + std::to_string(known) + " has " + std::to_string(f.bodyLen) +
-                                                   " octets, RFC822.SIZE said " + std::to_string(info.size));
+            modelCheck(f.bodyLen == info.size, "BODY[] of UID " + std::to_string(known) + " has " +
+                                                   std::to_string(f.bodyLen) + " octets, RFC822.SIZE said " +
+                                                   std::to_string(info.size));
         if (f.hasFlags) m_lastFlags[known] = f.flags;
     }
 
@@ -931,11 +967,12 @@ public:
     std::string realMessage(bool attachment) {
         ++m_appended;
         static const char* const words[] = {"report", "meeting", "invoice", "holiday", "release", "budget", "roadmap",
-                                            "lorem",  "ipsum",   "dolor",   "tempor",  "labore", "magna"};
+                                            "lorem",  "ipsum",   "dolor",   "tempor",  "labore",  "magna"};
         std::string m;
         m += "From: Load Generator <load@bench.test>\r\n";
         m += "To: " + m_login + "\r\n";
-        m += "Subject: " + std::string(words[m_rng() % 7]) + " draft " + std::to_string(m_index) + "-" + std::to_string(m_appended) + "\r\n";
+        m += "Subject: " + std::string(words[m_rng() % 7]) + " draft " + std::to_string(m_index) + "-" +
+             std::to_string(m_appended) + "\r\n";
         m += "Date: Sun, 29 Nov 2026 12:00:00 +0000\r\n";
         m += "Message-ID: <r" + std::to_string(m_index) + "." + std::to_string(m_appended) + "@bench.test>\r\n";
         m += "MIME-Version: 1.0\r\n";
@@ -953,14 +990,16 @@ public:
         const std::string b = "b" + std::to_string(m_index) + "x" + std::to_string(m_appended);
         m += "Content-Type: multipart/mixed; boundary=\"" + b + "\"\r\n\r\n";
         m += "--" + b + "\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n" + text + "\r\n";
-        m += "--" + b + "\r\nContent-Type: application/pdf; name=\"scan.pdf\"\r\nContent-Transfer-Encoding: base64\r\n"
+        m += "--" + b +
+             "\r\nContent-Type: application/pdf; name=\"scan.pdf\"\r\nContent-Transfer-Encoding: base64\r\n"
              "Content-Disposition: attachment; filename=\"scan.pdf\"\r\n\r\n";
         std::string raw(20 * 1024 + m_rng() % (130 * 1024), '\0');
         for (auto& c : raw) c = char(m_rng());
         static const char* const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         std::string line;
         for (size_t i = 0; i < raw.size(); i += 3) {
-            const uint32_t v = (uint32_t(uint8_t(raw[i])) << 16) | (i + 1 < raw.size() ? uint32_t(uint8_t(raw[i + 1])) << 8 : 0) |
+            const uint32_t v = (uint32_t(uint8_t(raw[i])) << 16) |
+                               (i + 1 < raw.size() ? uint32_t(uint8_t(raw[i + 1])) << 8 : 0) |
                                (i + 2 < raw.size() ? uint32_t(uint8_t(raw[i + 2])) : 0);
             line += alphabet[(v >> 18) & 63];
             line += alphabet[(v >> 12) & 63];
@@ -1016,18 +1055,21 @@ public:
             if (m_seqs.empty()) return;
             const size_t first = m_seqs.size() > 50 ? m_seqs.size() - 50 : 0;
             if (!m_seqs[first]) return;
-            cmd(kFetchNewest, "UID FETCH " + std::to_string(m_seqs[first]) + ":* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE)");
+            cmd(kFetchNewest, "UID FETCH " + std::to_string(m_seqs[first]) +
+                                  ":* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE)");
         } else if (pick < 34) {
             if (m_seqs.empty()) return;
             const size_t first = m_rng() % m_seqs.size();
             const size_t last = std::min(m_seqs.size() - 1, first + 19);
             if (!m_seqs[first] || !m_seqs[last]) return;
-            cmd(kFetchHeaderFields, "UID FETCH " + std::to_string(m_seqs[first]) + ":" + std::to_string(m_seqs[last]) +
-                                        " (UID BODY.PEEK[HEADER.FIELDS (From To Cc Subject Date Message-ID In-Reply-To References)])");
+            cmd(kFetchHeaderFields,
+                "UID FETCH " + std::to_string(m_seqs[first]) + ":" + std::to_string(m_seqs[last]) +
+                    " (UID BODY.PEEK[HEADER.FIELDS (From To Cc Subject Date Message-ID In-Reply-To References)])");
         } else if (pick < 49) {
             const uint32_t uid = randomUid();
             if (!uid) return;
-            cmd(kUidFetchBody, "UID FETCH " + std::to_string(uid) + " (UID BODY.PEEK[])");  // observe() checks the length
+            cmd(kUidFetchBody,
+                "UID FETCH " + std::to_string(uid) + " (UID BODY.PEEK[])");  // observe() checks the length
         } else if (pick < 59) {
             const uint32_t uid = randomUid();
             if (!uid) return;
@@ -1035,15 +1077,17 @@ public:
             m_lastFlags.erase(uid);
             if (!cmd(kStoreKeyword, "UID STORE " + u + " +FLAGS (\\Flagged " + keyword + ")")) return;
             if (m_info.count(uid) && m_lastFlags.count(uid))
-                modelCheck(hasFlag(m_lastFlags[uid], keyword), "UID " + u + " after +FLAGS " + keyword + ": (" + m_lastFlags[uid] + ")");
+                modelCheck(hasFlag(m_lastFlags[uid], keyword),
+                           "UID " + u + " after +FLAGS " + keyword + ": (" + m_lastFlags[uid] + ")");
             m_lastFlags.erase(uid);
             if (!cmd(kStoreKeyword, "UID STORE " + u + " -FLAGS (\\Flagged " + keyword + ")")) return;
             if (m_info.count(uid) && m_lastFlags.count(uid))
-                modelCheck(!hasFlag(m_lastFlags[uid], keyword), "UID " + u + " after -FLAGS " + keyword + ": (" + m_lastFlags[uid] + ")");
+                modelCheck(!hasFlag(m_lastFlags[uid], keyword),
+                           "UID " + u + " after -FLAGS " + keyword + ": (" + m_lastFlags[uid] + ")");
         } else if (pick < 67) {
-            static const char* const searches[] = {"UID SEARCH FROM \"anna\"", "UID SEARCH TEXT \"invoice\"",
-                                                   "UID SEARCH SINCE 1-Jul-2026", "UID SEARCH UNSEEN",
-                                                   "UID SEARCH KEYWORD $Load0", "UID SEARCH SUBJECT \"meeting\" NOT SEEN"};
+            static const char* const searches[] = {
+                "UID SEARCH FROM \"anna\"", "UID SEARCH TEXT \"invoice\"", "UID SEARCH SINCE 1-Jul-2026",
+                "UID SEARCH UNSEEN",        "UID SEARCH KEYWORD $Load0",   "UID SEARCH SUBJECT \"meeting\" NOT SEEN"};
             cmd(kUidSearch, searches[m_rng() % 6]);
         } else if (pick < 74) {
             const std::string msg = realMessage(m_rng() % 10 < 3);
@@ -1056,8 +1100,9 @@ public:
             if (!resyncIfNeeded()) return;
             if (!cmd(kResync, "UID FETCH " + std::to_string(uid) + " (UID RFC822.SIZE)")) return;
             if (m_info.count(uid))
-                modelCheck(m_info[uid].size == long(msg.size()), "appended " + std::to_string(msg.size()) + " octets, UID " +
-                                                                     std::to_string(uid) + " has " + std::to_string(m_info[uid].size));
+                modelCheck(m_info[uid].size == long(msg.size()), "appended " + std::to_string(msg.size()) +
+                                                                     " octets, UID " + std::to_string(uid) + " has " +
+                                                                     std::to_string(m_info[uid].size));
         } else if (pick < 82) {
             // Delete one of our own messages the way clients do: copy to Trash, flag, expunge.
             while (!m_mine.empty() && !m_info.count(m_mine.front())) m_mine.erase(m_mine.begin());
@@ -1126,8 +1171,8 @@ private:
     std::vector<uint32_t> m_seqs;  // sequence number - 1 -> UID
     std::map<uint32_t, MsgInfo> m_info;
     std::map<uint32_t, std::string> m_lastFlags;  // FLAGS last seen per UID
-    std::vector<uint32_t> m_mine;   // UIDs this client appended to INBOX
-    std::vector<uint32_t> m_trash;  // UIDs of its copies in Trash
+    std::vector<uint32_t> m_mine;                 // UIDs this client appended to INBOX
+    std::vector<uint32_t> m_trash;                // UIDs of its copies in Trash
     std::string m_lastTagged;
     int m_session = 0;  // which of the sessions on this mailbox (its keyword)
 };
@@ -1217,7 +1262,9 @@ long long treeTicks(const std::vector<int>& roots) {
     return ticks;
 }
 
-double ticksToMs(long long ticks) { return 1000.0 * double(ticks) / double(sysconf(_SC_CLK_TCK)); }
+double ticksToMs(long long ticks) {
+    return 1000.0 * double(ticks) / double(sysconf(_SC_CLK_TCK));
+}
 
 void printStats(const Options& o, const Stats& s, double elapsed, const char* mode, double serverCpuMs = -1) {
     uint64_t total = 0, errors = 0;
@@ -1227,11 +1274,12 @@ void printStats(const Options& o, const Stats& s, double elapsed, const char* mo
     }
     errors += s.connectErrors;
     if (o.json) {
-        std::printf("{\"mode\":\"%s\",\"clients\":%d,\"seconds\":%.3f,\"commands\":%llu,\"errors\":%llu,\"per_second\":%.1f,"
-                    "\"connect_errors\":%llu,\"reconnects\":%llu,",
-                    mode, o.clients, elapsed, static_cast<unsigned long long>(total), static_cast<unsigned long long>(errors),
-                    double(total) / elapsed, static_cast<unsigned long long>(s.connectErrors),
-                    static_cast<unsigned long long>(s.reconnects));
+        std::printf(
+            "{\"mode\":\"%s\",\"clients\":%d,\"seconds\":%.3f,\"commands\":%llu,\"errors\":%llu,\"per_second\":%.1f,"
+            "\"connect_errors\":%llu,\"reconnects\":%llu,",
+            mode, o.clients, elapsed, static_cast<unsigned long long>(total), static_cast<unsigned long long>(errors),
+            double(total) / elapsed, static_cast<unsigned long long>(s.connectErrors),
+            static_cast<unsigned long long>(s.reconnects));
         if (serverCpuMs >= 0)
             std::printf("\"server_cpu_ms\":%.1f,\"server_cpu_ms_per_1000\":%.1f,", serverCpuMs,
                         total ? 1000.0 * serverCpuMs / double(total) : 0.0);
@@ -1244,8 +1292,8 @@ void printStats(const Options& o, const Stats& s, double elapsed, const char* mo
                 if (*c == '"' || *c == '\\') name += '\\';
                 name += *c;
             }
-            std::printf("%s\"%s\":{\"count\":%llu,\"errors\":%llu,\"per_second\":%.1f,\"avg_ms\":%.3f}", first ? "" : ",",
-                        name.c_str(), static_cast<unsigned long long>(s.count[size_t(k)]),
+            std::printf("%s\"%s\":{\"count\":%llu,\"errors\":%llu,\"per_second\":%.1f,\"avg_ms\":%.3f}",
+                        first ? "" : ",", name.c_str(), static_cast<unsigned long long>(s.count[size_t(k)]),
                         static_cast<unsigned long long>(s.errors[size_t(k)]), double(s.count[size_t(k)]) / elapsed,
                         1000.0 * s.seconds[size_t(k)] / double(s.count[size_t(k)]));
             first = false;
@@ -1256,14 +1304,15 @@ void printStats(const Options& o, const Stats& s, double elapsed, const char* mo
     std::printf("%-28s %10s %10s %9s %7s\n", "command", "count", "per s", "avg ms", "errors");
     for (int k = 0; k < kKinds; ++k) {
         if (!s.count[size_t(k)]) continue;
-        std::printf("%-28s %10llu %10.1f %9.3f %7llu\n", kKindNames[size_t(k)], static_cast<unsigned long long>(s.count[size_t(k)]),
-                    double(s.count[size_t(k)]) / elapsed, 1000.0 * s.seconds[size_t(k)] / double(s.count[size_t(k)]),
+        std::printf("%-28s %10llu %10.1f %9.3f %7llu\n", kKindNames[size_t(k)],
+                    static_cast<unsigned long long>(s.count[size_t(k)]), double(s.count[size_t(k)]) / elapsed,
+                    1000.0 * s.seconds[size_t(k)] / double(s.count[size_t(k)]),
                     static_cast<unsigned long long>(s.errors[size_t(k)]));
     }
-    std::printf("%-28s %10llu %10.1f %9s %7llu\n", "total", static_cast<unsigned long long>(total), double(total) / elapsed, "",
-                static_cast<unsigned long long>(errors));
-    std::printf("%s: %d clients, %.2f s, %.1f %s/s, %llu errors (%llu connect errors, %llu reconnects)\n", mode, o.clients,
-                elapsed, double(mode == std::string("login-only") ? s.count[kLogin] : total) / elapsed,
+    std::printf("%-28s %10llu %10.1f %9s %7llu\n", "total", static_cast<unsigned long long>(total),
+                double(total) / elapsed, "", static_cast<unsigned long long>(errors));
+    std::printf("%s: %d clients, %.2f s, %.1f %s/s, %llu errors (%llu connect errors, %llu reconnects)\n", mode,
+                o.clients, elapsed, double(mode == std::string("login-only") ? s.count[kLogin] : total) / elapsed,
                 mode == std::string("login-only") ? "logins" : "commands", static_cast<unsigned long long>(errors),
                 static_cast<unsigned long long>(s.connectErrors), static_cast<unsigned long long>(s.reconnects));
     if (serverCpuMs >= 0)
@@ -1300,8 +1349,10 @@ int runMixed(const Options& o, SSL_CTX* ctx) {
                         continue;
                     }
                 }
-                if (o.realistic) c.realisticStep();
-                else c.round(end);
+                if (o.realistic)
+                    c.realisticStep();
+                else
+                    c.round(end);
             }
         });
     }
@@ -1334,7 +1385,9 @@ int runMixed(const Options& o, SSL_CTX* ctx) {
     const uint64_t loginErrors = loginStats.errors[kLogin] + loginStats.connectErrors;
     printStats(o, total, elapsed, o.realistic ? "realistic" : "mixed", serverCpuMs);
     for (auto& c : clients) c->logout();
-    if (loginErrors) std::fprintf(stderr, "%llu of %d initial logins failed\n", static_cast<unsigned long long>(loginErrors), o.clients);
+    if (loginErrors)
+        std::fprintf(stderr, "%llu of %d initial logins failed\n", static_cast<unsigned long long>(loginErrors),
+                     o.clients);
     uint64_t errors = total.connectErrors + loginErrors;
     for (auto e : total.errors) errors += e;
     return errors ? 1 : 0;
@@ -1372,7 +1425,9 @@ int runLoginOnly(const Options& o, SSL_CTX* ctx) {
 }
 
 volatile sig_atomic_t g_stop = 0;
-void onSignal(int) { g_stop = 1; }
+void onSignal(int) {
+    g_stop = 1;
+}
 
 // A user's sessions wait for the next "* n EXISTS" (a delivery announced during IDLE):
 // each watcher thread reads its session until that line or `timeoutMs`; returns the
@@ -1386,11 +1441,13 @@ std::vector<int64_t> watchExists(std::vector<Client*> sessions, int timeoutMs) {
             Conn& c = sessions[k]->conn();
             std::string r;
             for (;;) {
-                const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+                const auto left =
+                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
                 if (left <= 0 || !c.waitReadable(int(left))) return;
                 if (!c.readResponse(r)) return;
                 if (r.rfind("* ", 0) == 0 && r.find(" EXISTS") != std::string::npos) {
-                    seen[k] = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+                    seen[k] =
+                        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
                     return;
                 }
             }
@@ -1527,7 +1584,8 @@ int runIdle(const Options& o, SSL_CTX* ctx) {
     std::fprintf(stderr,
                  "usage: postern-imap-load --port P [--host H] [--tls|--starttls|--plain]\n"
                  "       (--users FILE | --user LOGIN --password PW ...) [--clients N] [--seconds S]\n"
-                 "       [--login-only | --idle | --realistic] [--envelope-range N] [--show-errors N] [--json] [--cpu-of PID ...]\n"
+                 "       [--login-only | --idle | --realistic] [--envelope-range N] [--show-errors N] [--json] "
+                 "[--cpu-of PID ...]\n"
                  "  --users FILE: one \"login password\" per line\n");
     std::exit(2);
 }
@@ -1541,21 +1599,36 @@ Options parseArgs(int argc, char** argv) {
             if (i + 1 >= argc) usage((a + " needs a value").c_str());
             return argv[++i];
         };
-        if (a == "--host") o.host = value();
-        else if (a == "--port") o.port = std::atoi(value().c_str());
-        else if (a == "--tls") o.security = Security::Tls;
-        else if (a == "--starttls") o.security = Security::StartTls;
-        else if (a == "--plain") o.security = Security::Plain;
-        else if (a == "--clients") o.clients = std::atoi(value().c_str());
-        else if (a == "--seconds") o.seconds = std::atof(value().c_str());
-        else if (a == "--login-only") o.loginOnly = true;
-        else if (a == "--idle") o.idle = true;
-        else if (a == "--realistic") o.realistic = true;
-        else if (a == "--json") o.json = true;
-        else if (a == "--cpu-of") o.cpuOf.push_back(std::atoi(value().c_str()));
-        else if (a == "--show-errors") o.showErrors = std::atoi(value().c_str());
-        else if (a == "--envelope-range") o.envelopeRange = std::max(1, std::atoi(value().c_str()));
-        else if (a == "--user") pendingUser = value();
+        if (a == "--host")
+            o.host = value();
+        else if (a == "--port")
+            o.port = std::atoi(value().c_str());
+        else if (a == "--tls")
+            o.security = Security::Tls;
+        else if (a == "--starttls")
+            o.security = Security::StartTls;
+        else if (a == "--plain")
+            o.security = Security::Plain;
+        else if (a == "--clients")
+            o.clients = std::atoi(value().c_str());
+        else if (a == "--seconds")
+            o.seconds = std::atof(value().c_str());
+        else if (a == "--login-only")
+            o.loginOnly = true;
+        else if (a == "--idle")
+            o.idle = true;
+        else if (a == "--realistic")
+            o.realistic = true;
+        else if (a == "--json")
+            o.json = true;
+        else if (a == "--cpu-of")
+            o.cpuOf.push_back(std::atoi(value().c_str()));
+        else if (a == "--show-errors")
+            o.showErrors = std::atoi(value().c_str());
+        else if (a == "--envelope-range")
+            o.envelopeRange = std::max(1, std::atoi(value().c_str()));
+        else if (a == "--user")
+            pendingUser = value();
         else if (a == "--password") {
             if (pendingUser.empty()) usage("--password must follow --user");
             o.users.emplace_back(pendingUser, value());
@@ -1571,13 +1644,16 @@ Options parseArgs(int argc, char** argv) {
                 if (sp == std::string::npos) usage("users file: expected \"login password\"");
                 o.users.emplace_back(line.substr(0, sp), line.substr(sp + 1));
             }
-        } else if (a == "-h" || a == "--help") usage(nullptr);
-        else usage(("unknown option " + a).c_str());
+        } else if (a == "-h" || a == "--help")
+            usage(nullptr);
+        else
+            usage(("unknown option " + a).c_str());
     }
     if (o.port <= 0 || o.port > 65535) usage("--port is required");
     if (o.users.empty()) usage("no users (--users FILE or --user/--password)");
     if (o.clients < 1) usage("--clients must be at least 1");
-    if (int(o.loginOnly) + int(o.idle) + int(o.realistic) > 1) usage("--login-only, --idle and --realistic exclude each other");
+    if (int(o.loginOnly) + int(o.idle) + int(o.realistic) > 1)
+        usage("--login-only, --idle and --realistic exclude each other");
     return o;
 }
 
@@ -1587,7 +1663,7 @@ int main(int argc, char** argv) {
     Options o = parseArgs(argc, argv);
     g_showErrors = o.showErrors;
     ::signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = onSignal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0;  // no SA_RESTART: poll() returns EINTR
@@ -1612,9 +1688,12 @@ int main(int argc, char** argv) {
     }
 
     int rc;
-    if (o.idle) rc = runIdle(o, ctx);
-    else if (o.loginOnly) rc = runLoginOnly(o, ctx);
-    else rc = runMixed(o, ctx);
+    if (o.idle)
+        rc = runIdle(o, ctx);
+    else if (o.loginOnly)
+        rc = runLoginOnly(o, ctx);
+    else
+        rc = runMixed(o, ctx);
     const int printed = g_printed.load();
     if (printed > o.showErrors) std::fprintf(stderr, "(%d more errors not shown)\n", printed - o.showErrors);
     SSL_CTX_free(ctx);

@@ -13,7 +13,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const qsizetype a = text.size() / 3, b = 2 * text.size() / 3;
     auto acc = postern::Accounts::parse(text.left(a), text.mid(a, b - a), text.mid(b));
     if (acc) {
-        for (const auto& [src, targets] : acc->aliases()) (void)acc->resolve(src.startsWith(QLatin1Char('@')) ? QStringLiteral("x") + src : src);
+        for (const auto& [src, targets] : acc->aliases())
+            (void)acc->resolve(src.startsWith(QLatin1Char('@')) ? QStringLiteral("x") + src : src);
         (void)acc->serializeAliases();
     }
     return 0;

@@ -16,8 +16,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size < 1) return 0;
     const QByteArray text(reinterpret_cast<const char*>(data + 1), qsizetype(size - 1));
     const bool nft = (data[0] & 1) == 0;
-    const postern::Result<Ruleset> rs = nft ? parseNftJson(text) : parseIptablesSave(text, (data[0] & 2) ? IpFamily::V6 : IpFamily::V4,
-                                                                                       Backend::IptablesNft);
+    const postern::Result<Ruleset> rs =
+        nft ? parseNftJson(text)
+            : parseIptablesSave(text, (data[0] & 2) ? IpFamily::V6 : IpFamily::V4, Backend::IptablesNft);
     if (!rs) return 0;
     const Evaluator ev(*rs);
     for (const quint16 port : {quint16(25), quint16(993)})

@@ -27,7 +27,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                 postern::imap::ArgParser p(reader.takeCommand());
                 QByteArray tag, name;
                 if (p.header(&tag, &name)) (void)p.rest();
-            } else if (ev != postern::imap::CommandReader::Event::None && ev != postern::imap::CommandReader::Event::Continue) {
+            } else if (ev != postern::imap::CommandReader::Event::None &&
+                       ev != postern::imap::CommandReader::Event::Continue) {
                 reader.reset();
             }
             if (reader.heldBytes() > limits.maxCommand + 2 * limits.maxLine) __builtin_trap();  // a bound was not kept

@@ -34,6 +34,11 @@
 #include "core/log.h"
 #include "core/paths.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <QCoreApplication>
 #include <QDir>
 #include <QFile>
@@ -41,13 +46,8 @@
 #include <QTemporaryDir>
 #include <QThreadPool>
 #include <algorithm>
-#include <cstdint>
 #include <csignal>
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/inotify.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <cstdint>
 
 using namespace postern;
 using namespace postern::imap;
@@ -144,8 +144,10 @@ public:
             for (ssize_t off = 0; off < n;) {
                 const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
                 const QByteArray name = ev->len ? QByteArray(ev->name) : QByteArray();
-                if (ev->mask & IN_Q_OVERFLOW) dirty = true;
-                else if (!name.startsWith(MailboxIndex::kFileName) && !name.endsWith(".lock")) dirty = true;
+                if (ev->mask & IN_Q_OVERFLOW)
+                    dirty = true;
+                else if (!name.startsWith(MailboxIndex::kFileName) && !name.endsWith(".lock"))
+                    dirty = true;
                 off += ssize_t(sizeof(inotify_event) + ev->len);
             }
         }
@@ -154,7 +156,9 @@ public:
 
 private:
     void add(const QByteArray& dir, int depth) {
-        ::inotify_add_watch(m_fd, dir.constData(), IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB);
+        ::inotify_add_watch(
+            m_fd, dir.constData(),
+            IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB);
         DIR* d = ::opendir(dir.constData());
         if (!d) return;
         while (const dirent* e = ::readdir(d)) {
@@ -219,39 +223,52 @@ bool copyTree(const QByteArray& from, const QByteArray& to) {
 }
 
 QByteArray sampleMessages() {
-    static const char raw[] = "\x00\x01\x02" "binary" "\xff\xfe" " payload\r\n";
+    static const char raw[] =
+        "\x00\x01\x02"
+        "binary"
+        "\xff\xfe"
+        " payload\r\n";
     const QByteArray b64 = QByteArray(raw, sizeof raw - 1).repeated(8).toBase64();
     QList<QByteArray> msgs;
     msgs << "From: Bob Example <bob@example.net>\r\nTo: alice@example.org\r\nSubject: Lunch on Friday\r\n"
             "Date: Mon, 02 Nov 2026 10:00:00 +0100\r\nMessage-ID: <m1@example.net>\r\n\r\nShall we meet at noon?\r\n";
-    msgs << "From: \"Carol\" <carol@example.com>\r\nTo: alice@example.org, Dave <dave@example.com>\r\nCc: team@example.org\r\n"
+    msgs << "From: \"Carol\" <carol@example.com>\r\nTo: alice@example.org, Dave <dave@example.com>\r\nCc: "
+            "team@example.org\r\n"
             "Subject: =?UTF-8?Q?R=C3=A9sum=C3=A9_and_files?=\r\nDate: Tue, 03 Nov 2026 08:30:00 -0500\r\n"
-            "Message-ID: <m2@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n"
-            "preamble\r\n--outer\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+            "Message-ID: <m2@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+            "boundary=\"outer\"\r\n\r\n"
+            "preamble\r\n--outer\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: "
+            "quoted-printable\r\n\r\n"
             "caf=C3=A9 and a soft=\r\nbreak\r\n--outer\r\nContent-Type: application/octet-stream; name=\"blob.bin\"\r\n"
             "Content-Disposition: attachment; filename=\"blob.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
                 b64 +
                 "\r\n--outer\r\nContent-Type: message/rfc822\r\n\r\nFrom: inner@example.com\r\nSubject: inner\r\n"
                 "Content-Type: text/plain\r\n\r\ninner body\r\n--outer\r\nContent-Type: application/x-thing\r\n"
                 "Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 x\r\n--outer--\r\nepilogue\r\n";
-    msgs << "From: dave@example.com\r\nTo: alice@example.org\r\nSubject: Re: Lunch on Friday\r\nDate: Mon, 02 Nov 2026 11:00:00 +0000\r\n"
-            "Message-ID: <m3@example.com>\r\nIn-Reply-To: <m1@example.net>\r\nReferences: <m1@example.net>\r\nMIME-Version: 1.0\r\n"
+    msgs << "From: dave@example.com\r\nTo: alice@example.org\r\nSubject: Re: Lunch on Friday\r\nDate: Mon, 02 Nov 2026 "
+            "11:00:00 +0000\r\n"
+            "Message-ID: <m3@example.com>\r\nIn-Reply-To: <m1@example.net>\r\nReferences: "
+            "<m1@example.net>\r\nMIME-Version: 1.0\r\n"
             "Content-Type: multipart/alternative; boundary=alt\r\n\r\n--alt\r\nContent-Type: text/plain\r\n\r\nYes!\r\n"
             "--alt\r\nContent-Type: text/html\r\n\r\n<p>Yes!</p>\r\n--alt--\r\n";
-    msgs << "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: Fwd: Re: Lunch on Friday\r\nDate: Tue, 03 Nov 2026 09:00:00 +0000\r\n"
+    msgs << "From: bob@example.net\r\nTo: alice@example.org\r\nSubject: Fwd: Re: Lunch on Friday\r\nDate: Tue, 03 Nov "
+            "2026 09:00:00 +0000\r\n"
             "Message-ID: <m4@example.net>\r\nReferences: <m1@example.net> <m3@example.com>\r\nX-Priority: 1\r\n\r\n"
             ">> Shall we meet at noon?\r\n> Yes!\r\n.\r\n..dots\r\n";
     QByteArray script = "w1 LOGIN alice@example.org secret\r\nw2 CREATE Archive/2026\r\n";
     int n = 0;
     for (const QByteArray& m : msgs) {
         const QByteArray box = n % 2 ? "Archive/2026" : "INBOX";
-        script += "w" + QByteArray::number(10 + n) + " APPEND " + box + " (\\Seen $Label" + QByteArray::number(n) + ") {" +
-                  QByteArray::number(m.size()) + "+}\r\n" + m + "\r\n";
-        script += "x" + QByteArray::number(10 + n) + " APPEND INBOX {" + QByteArray::number(m.size()) + "+}\r\n" + m + "\r\n";
+        script += "w" + QByteArray::number(10 + n) + " APPEND " + box + " (\\Seen $Label" + QByteArray::number(n) +
+                  ") {" + QByteArray::number(m.size()) + "+}\r\n" + m + "\r\n";
+        script +=
+            "x" + QByteArray::number(10 + n) + " APPEND INBOX {" + QByteArray::number(m.size()) + "+}\r\n" + m + "\r\n";
         ++n;
     }
-    script += "w3 SELECT INBOX\r\nw4 STORE 2 +FLAGS (\\Flagged)\r\nw5 FETCH 1:* (ENVELOPE BODYSTRUCTURE)\r\nw6 SELECT Archive/2026\r\n"
-              "w7 FETCH 1:* (ENVELOPE BODYSTRUCTURE)\r\nw8 LOGOUT\r\n";
+    script +=
+        "w3 SELECT INBOX\r\nw4 STORE 2 +FLAGS (\\Flagged)\r\nw5 FETCH 1:* (ENVELOPE BODYSTRUCTURE)\r\nw6 SELECT "
+        "Archive/2026\r\n"
+        "w7 FETCH 1:* (ENVELOPE BODYSTRUCTURE)\r\nw8 LOGOUT\r\n";
     return script;
 }
 
@@ -274,8 +291,8 @@ void removeStaleDirs(const QString& parent) {
 }
 
 struct Env {
-    QString base;       // <tmp>/postern-fuzz-imap-XXXXXX
-    QString mailDir;    // what the sessions use
+    QString base;     // <tmp>/postern-fuzz-imap-XXXXXX
+    QString mailDir;  // what the sessions use
     QString templateDir;
     TreeWatch watch;
     InputBudget budget{32 * 1024};
@@ -312,10 +329,12 @@ struct Env {
             QByteArray buffer;
             const QByteArray script = sampleMessages();
             feed(io, s, buffer, script.constData(), script.size());
-            if (!io.out.contains("w8 OK")) qFatal("fuzz_imap_session: the warm-up session failed:\n%s", io.out.constData());
+            if (!io.out.contains("w8 OK"))
+                qFatal("fuzz_imap_session: the warm-up session failed:\n%s", io.out.constData());
         }
         releaseCaches();
-        if (!copyTree(QFile::encodeName(mailDir), QFile::encodeName(templateDir))) qFatal("fuzz_imap_session: cannot copy the template");
+        if (!copyTree(QFile::encodeName(mailDir), QFile::encodeName(templateDir)))
+            qFatal("fuzz_imap_session: cannot copy the template");
         watch.start(QFile::encodeName(mailDir));
     }
 
@@ -329,9 +348,11 @@ struct Env {
         static int runs = 0, restores = 0;
         ++runs;
         if (!watch.changed()) return;
-        if (stats && ++restores % 100 == 0) fprintf(stderr, "fuzz_imap_session: %d restores in %d runs\n", restores, runs);
+        if (stats && ++restores % 100 == 0)
+            fprintf(stderr, "fuzz_imap_session: %d restores in %d runs\n", restores, runs);
         releaseCaches();
-        if (!removeTree(QFile::encodeName(mailDir)) || !copyTree(QFile::encodeName(templateDir), QFile::encodeName(mailDir)))
+        if (!removeTree(QFile::encodeName(mailDir)) ||
+            !copyTree(QFile::encodeName(templateDir), QFile::encodeName(mailDir)))
             qFatal("fuzz_imap_session: cannot restore the Maildir");
         watch.start(QFile::encodeName(mailDir));
     }

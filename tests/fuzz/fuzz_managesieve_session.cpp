@@ -48,8 +48,10 @@ class Backend : public managesieve::SieveBackend {
 public:
     QString mailDir;
     void authenticate(const AuthRequest&, QByteArray password, AuthDone done) override {
-        if (password == "busy") done(AuthVerdict::TempFail, {});
-        else done(password == "pw" ? AuthVerdict::Ok : AuthVerdict::Failed, QStringLiteral("fuzz@example.test"));
+        if (password == "busy")
+            done(AuthVerdict::TempFail, {});
+        else
+            done(password == "pw" ? AuthVerdict::Ok : AuthVerdict::Failed, QStringLiteral("fuzz@example.test"));
     }
     void run(QObject*, std::function<managesieve::StoreReply(const QString&)> work,
              std::function<void(managesieve::StoreReply)> done) override {

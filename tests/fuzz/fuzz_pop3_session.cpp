@@ -58,14 +58,17 @@ public:
     QString mailDir;
     // "pw" logs in as fuzz@example.test; "busy" is the throttle's temporary refusal.
     void authenticate(const AuthRequest&, QByteArray password, AuthDone done) override {
-        if (password == "busy") done(AuthVerdict::TempFail, {});
-        else done(password == "pw" ? AuthVerdict::Ok : AuthVerdict::Failed, QStringLiteral("fuzz@example.test"));
+        if (password == "busy")
+            done(AuthVerdict::TempFail, {});
+        else
+            done(password == "pw" ? AuthVerdict::Ok : AuthVerdict::Failed, QStringLiteral("fuzz@example.test"));
     }
     void openMaildrop(QObject*, const QString& user, qint64 delay,
                       std::function<void(Result<std::shared_ptr<pop3::Maildrop>>)> done) override {
         done(pop3::Maildrop::open(mailDir, user, delay));
     }
-    void commit(QObject*, std::shared_ptr<pop3::Maildrop>, QSet<int>, QSet<int>, std::function<void(Status)> done) override {
+    void commit(QObject*, std::shared_ptr<pop3::Maildrop>, QSet<int>, QSet<int>,
+                std::function<void(Status)> done) override {
         done({});
     }
 };

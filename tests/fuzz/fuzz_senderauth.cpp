@@ -30,11 +30,21 @@ public:
             case DnsType::TXT:
                 for (qsizetype i = 0; i < txt.size(); i += 255) r.strings << txt.mid(i, 255);
                 break;
-            case DnsType::A: r.address = QHostAddress(QStringLiteral("127.0.0.1")); break;
-            case DnsType::AAAA: r.address = QHostAddress(QStringLiteral("::1")); break;
-            case DnsType::MX: r.target = QStringLiteral("mx.fuzz.test"); break;
-            case DnsType::PTR: r.target = QStringLiteral("host.fuzz.test"); break;
-            default: a.status = DnsAnswer::Status::NoData; return a;
+            case DnsType::A:
+                r.address = QHostAddress(QStringLiteral("127.0.0.1"));
+                break;
+            case DnsType::AAAA:
+                r.address = QHostAddress(QStringLiteral("::1"));
+                break;
+            case DnsType::MX:
+                r.target = QStringLiteral("mx.fuzz.test");
+                break;
+            case DnsType::PTR:
+                r.target = QStringLiteral("host.fuzz.test");
+                break;
+            default:
+                a.status = DnsAnswer::Status::NoData;
+                return a;
         }
         a.records << r;
         return a;
@@ -50,12 +60,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     dns.txt = nl1 < 0 ? input : input.left(nl1);
     const QByteArray dmarc = nl1 < 0 ? QByteArray() : input.mid(nl1 + 1, nl2 < 0 ? -1 : nl2 - nl1 - 1);
     const QByteArray message = nl2 < 0 ? QByteArray() : input.mid(nl2 + 1);
-    senderauth::checkSpf(dns, QHostAddress(QStringLiteral("192.0.2.1")), QStringLiteral("a.b-c@fuzz.test"), QStringLiteral("helo.fuzz.test"));
+    senderauth::checkSpf(dns, QHostAddress(QStringLiteral("192.0.2.1")), QStringLiteral("a.b-c@fuzz.test"),
+                         QStringLiteral("helo.fuzz.test"));
     senderauth::checkSpf(dns, QHostAddress(QStringLiteral("2001:db8::1")), QString(), QStringLiteral("helo.fuzz.test"));
     senderauth::parseDmarc(dmarc);
     bool changed = false;
     senderauth::stripForgedResults(message, QStringLiteral("mail.fuzz.test"), &changed);
-    mail::checkSubmitterIdentity(message, QStringLiteral("a@fuzz.test"), [](const QString& a) { return a.endsWith(QStringLiteral("@fuzz.test")); });
+    mail::checkSubmitterIdentity(message, QStringLiteral("a@fuzz.test"),
+                                 [](const QString& a) { return a.endsWith(QStringLiteral("@fuzz.test")); });
     if (auto o = mail::parseOrcpt(dns.txt, true)) mail::orcptForReport(*o);
     if (auto o = mail::storedOrcpt(QString::fromUtf8(dns.txt))) mail::formatOrcpt(*o);
     mail::decodeEnvid(dmarc);

@@ -16,7 +16,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (size_t i = 1; i < size; i += piece) {
         const QByteArray bytes(reinterpret_cast<const char*>(data + i), qsizetype(std::min(piece, size - i)));
         for (const SmtpReply& r : reader.feed(bytes)) {
-            if (r.code < 200 || r.code > 599 || r.lines.isEmpty() || r.lines.size() > SmtpReplyReader::kMaxLines) std::abort();
+            if (r.code < 200 || r.code > 599 || r.lines.isEmpty() || r.lines.size() > SmtpReplyReader::kMaxLines)
+                std::abort();
         }
     }
     return 0;

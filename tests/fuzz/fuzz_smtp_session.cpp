@@ -43,9 +43,12 @@ class Backend : public SmtpBackend {
 public:
     RcptVerdict checkRecipient(const MailPath& p, bool auth, qint64, RecipientInfo* out, QString*) override {
         out->address = p.address();
-        if (p.domain == u"local.test") out->mailboxes = {p.address()};
-        else if (!auth) return RcptVerdict::RelayDenied;
-        else out->forwards = {p.address()};
+        if (p.domain == u"local.test")
+            out->mailboxes = {p.address()};
+        else if (!auth)
+            return RcptVerdict::RelayDenied;
+        else
+            out->forwards = {p.address()};
         return RcptVerdict::Ok;
     }
     bool maySendAs(const QString&, const MailPath& f) override { return !f.isNull; }

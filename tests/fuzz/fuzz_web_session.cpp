@@ -53,8 +53,9 @@ struct Instance {
             QFile f(d + QLatin1Char('/') + name);
             if (f.open(QIODevice::WriteOnly)) f.write(text);
         };
-        const QByteArray conf = "hostname = mail.example.test\nprimary_domain = example.test\ndata_dir = data\n"
-                                "mta_sts.mode = enforce\n";
+        const QByteArray conf =
+            "hostname = mail.example.test\nprimary_domain = example.test\ndata_dir = data\n"
+            "mta_sts.mode = enforce\n";
         write(QStringLiteral("postern.conf"), conf);
         write(QStringLiteral("domains"), "example.test\n");
         write(QStringLiteral("users"), "fuzz@example.test:{PLAIN}x::::::\n");

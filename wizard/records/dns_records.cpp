@@ -4,10 +4,10 @@
 #include "core/dns.h"
 
 #include <QCryptographicHash>
-#include <algorithm>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <algorithm>
 
 namespace postern::records {
 
@@ -22,7 +22,9 @@ QString relativeTo(const QString& name, const QString& domain) {
 MtaStsPolicy mtaStsPolicy(const HostFacts& f) {
     MtaStsPolicy p;
     // RFC 8461 3.2: CRLF line endings, "mx" per MX host.
-    p.text = QStringLiteral("version: STSv1\r\nmode: %1\r\nmx: %2\r\nmax_age: %3\r\n").arg(f.mtaStsMode, f.hostname).arg(f.mtaStsMaxAge);
+    p.text = QStringLiteral("version: STSv1\r\nmode: %1\r\nmx: %2\r\nmax_age: %3\r\n")
+                 .arg(f.mtaStsMode, f.hostname)
+                 .arg(f.mtaStsMaxAge);
     // RFC 8461 3.1: id is 1-32 alphanumerics; derived from the policy so it changes exactly when the policy does.
     p.id = QString::fromLatin1(QCryptographicHash::hash(p.text.toUtf8(), QCryptographicHash::Sha256).toHex().left(20));
     return p;
@@ -33,34 +35,43 @@ QList<Record> buildRecords(const HostFacts& f) {
     const QString host = relativeTo(f.hostname, f.domain);
     const QString hostFqdn = f.hostname + QLatin1Char('.');
     auto add = [&](QString name, QString type, int prio, QString value, QString level, QString why) {
-        out << Record{std::move(name), std::move(type), prio, std::move(value), f.ttl, std::move(level), std::move(why)};
+        out << Record{std::move(name), std::move(type),  prio,          std::move(value),
+                      f.ttl,           std::move(level), std::move(why)};
     };
     add(QStringLiteral("@"), QStringLiteral("MX"), 10, hostFqdn, QStringLiteral("Required"),
         QStringLiteral("Tells other servers that %1 receives mail for %2").arg(f.hostname, f.domain));
     for (const QHostAddress& a : f.publicV4)
-        add(host, QStringLiteral("A"), -1, a.toString(), QStringLiteral("Required"), QStringLiteral("The mail host's IPv4 address"));
+        add(host, QStringLiteral("A"), -1, a.toString(), QStringLiteral("Required"),
+            QStringLiteral("The mail host's IPv4 address"));
     for (const QHostAddress& a : f.publicV6)
-        add(host, QStringLiteral("AAAA"), -1, a.toString(), QStringLiteral("Recommended"), QStringLiteral("The mail host's IPv6 address"));
+        add(host, QStringLiteral("AAAA"), -1, a.toString(), QStringLiteral("Recommended"),
+            QStringLiteral("The mail host's IPv6 address"));
     if (f.publicV4.isEmpty() && f.publicV6.isEmpty())
         add(host, QStringLiteral("A"), -1, QStringLiteral("<your public IPv4 address>"), QStringLiteral("Required"),
             QStringLiteral("No public address was found on this machine: use the address the Internet sees (NAT)"));
-    add(QStringLiteral("@"), QStringLiteral("TXT"), -1, QStringLiteral("v=spf1 mx %1").arg(f.spfAll), QStringLiteral("Required"),
-        QStringLiteral("SPF: only your MX host may send for %1 (use -all once everything sends through it)").arg(f.domain));
+    add(QStringLiteral("@"), QStringLiteral("TXT"), -1, QStringLiteral("v=spf1 mx %1").arg(f.spfAll),
+        QStringLiteral("Required"),
+        QStringLiteral("SPF: only your MX host may send for %1 (use -all once everything sends through it)")
+            .arg(f.domain));
     for (const DkimPublication& d : f.dkim)
         add(d.selector + QStringLiteral("._domainkey"), QStringLiteral("TXT"), -1, d.txt,
             d.rsa ? QStringLiteral("Required") : QStringLiteral("Recommended"),
             d.rsa ? QStringLiteral("DKIM public key (RSA) that receivers use to verify our signatures")
                   : QStringLiteral("DKIM public key (Ed25519, RFC 8463); receivers that know it check it too"));
-    add(QStringLiteral("_dmarc"), QStringLiteral("TXT"), -1, QStringLiteral("v=DMARC1; p=none; rua=mailto:%1; adkim=r; aspf=r").arg(f.reportAddress),
+    add(QStringLiteral("_dmarc"), QStringLiteral("TXT"), -1,
+        QStringLiteral("v=DMARC1; p=none; rua=mailto:%1; adkim=r; aspf=r").arg(f.reportAddress),
         QStringLiteral("Recommended"),
         QStringLiteral("DMARC: start with p=none and read the reports; then move to p=quarantine and p=reject"));
     const MtaStsPolicy sts = mtaStsPolicy(f);
-    add(QStringLiteral("_mta-sts"), QStringLiteral("TXT"), -1, QStringLiteral("v=STSv1; id=%1").arg(sts.id), QStringLiteral("Recommended"),
-        QStringLiteral("MTA-STS: senders must use TLS to reach you (policy served at https://mta-sts.%1/)").arg(f.domain));
+    add(QStringLiteral("_mta-sts"), QStringLiteral("TXT"), -1, QStringLiteral("v=STSv1; id=%1").arg(sts.id),
+        QStringLiteral("Recommended"),
+        QStringLiteral("MTA-STS: senders must use TLS to reach you (policy served at https://mta-sts.%1/)")
+            .arg(f.domain));
     add(QStringLiteral("mta-sts"), QStringLiteral("CNAME"), -1, hostFqdn, QStringLiteral("Recommended"),
         QStringLiteral("Where the MTA-STS policy is served (this server's web service)"));
-    add(QStringLiteral("_smtp._tls"), QStringLiteral("TXT"), -1, QStringLiteral("v=TLSRPTv1; rua=mailto:%1").arg(f.reportAddress),
-        QStringLiteral("Optional"), QStringLiteral("TLS-RPT: other servers report TLS problems reaching you"));
+    add(QStringLiteral("_smtp._tls"), QStringLiteral("TXT"), -1,
+        QStringLiteral("v=TLSRPTv1; rua=mailto:%1").arg(f.reportAddress), QStringLiteral("Optional"),
+        QStringLiteral("TLS-RPT: other servers report TLS problems reaching you"));
     // RFC 6186 SRV records for the listeners that have one. RFC 8314 5.1: implicit TLS
     // preferred (lower priority number); each protocol's records together.
     QList<ListenerInfo> srvRows;
@@ -71,10 +82,11 @@ QList<Record> buildRecords(const HostFacts& f) {
     });
     for (const ListenerInfo& l : std::as_const(srvRows)) {
         if (!f.notOffered.contains(l.mode))
-            add(l.srvService, QStringLiteral("SRV"), l.srvPriority, QStringLiteral("1 %1 %2").arg(l.standardPort).arg(hostFqdn),
-                QStringLiteral("Recommended"), QStringLiteral("Lets mail clients find %1 by themselves (%2)")
-                                                  .arg(l.title, l.protocol == Protocol::ManageSieve ? QStringLiteral("RFC 5804")
-                                                                                                    : QStringLiteral("RFC 6186")));
+            add(l.srvService, QStringLiteral("SRV"), l.srvPriority,
+                QStringLiteral("1 %1 %2").arg(l.standardPort).arg(hostFqdn), QStringLiteral("Recommended"),
+                QStringLiteral("Lets mail clients find %1 by themselves (%2)")
+                    .arg(l.title, l.protocol == Protocol::ManageSieve ? QStringLiteral("RFC 5804")
+                                                                      : QStringLiteral("RFC 6186")));
         else
             add(l.srvService, QStringLiteral("SRV"), 0, QStringLiteral("0 0 ."), QStringLiteral("Optional"),
                 QStringLiteral("%1 is not offered here (target \".\")").arg(l.title));
@@ -83,16 +95,20 @@ QList<Record> buildRecords(const HostFacts& f) {
         QStringLiteral("Thunderbird and others fetch client settings from https://autoconfig.%1/").arg(f.domain));
     add(QStringLiteral("autodiscover"), QStringLiteral("CNAME"), -1, hostFqdn, QStringLiteral("Optional"),
         QStringLiteral("Outlook looks for its settings here"));
-    add(QStringLiteral("_autodiscover._tcp"), QStringLiteral("SRV"), 0, QStringLiteral("0 %1 %2").arg(listenerInfo(ListenerMode::Https).standardPort).arg(hostFqdn), QStringLiteral("Optional"),
-        QStringLiteral("Outlook's fallback way to find the autodiscover service"));
-    add(QStringLiteral("@"), QStringLiteral("CAA"), -1, QStringLiteral("0 issue \"letsencrypt.org\""), QStringLiteral("Optional"),
+    add(QStringLiteral("_autodiscover._tcp"), QStringLiteral("SRV"), 0,
+        QStringLiteral("0 %1 %2").arg(listenerInfo(ListenerMode::Https).standardPort).arg(hostFqdn),
+        QStringLiteral("Optional"), QStringLiteral("Outlook's fallback way to find the autodiscover service"));
+    add(QStringLiteral("@"), QStringLiteral("CAA"), -1, QStringLiteral("0 issue \"letsencrypt.org\""),
+        QStringLiteral("Optional"),
         QStringLiteral("Only Let's Encrypt may issue certificates for %1 (RFC 8659)").arg(f.domain));
     if (f.dnssecSigned && !f.tlsaSpkiSha256Hex.isEmpty())
-        add(QStringLiteral("_%1._tcp.").arg(listenerInfo(ListenerMode::Mx).standardPort) + host, QStringLiteral("TLSA"), -1, QStringLiteral("3 1 1 ") + f.tlsaSpkiSha256Hex,
-            QStringLiteral("Optional"), QStringLiteral("DANE: senders that validate DNSSEC pin this server's key (RFC 7672)"));
+        add(QStringLiteral("_%1._tcp.").arg(listenerInfo(ListenerMode::Mx).standardPort) + host, QStringLiteral("TLSA"),
+            -1, QStringLiteral("3 1 1 ") + f.tlsaSpkiSha256Hex, QStringLiteral("Optional"),
+            QStringLiteral("DANE: senders that validate DNSSEC pin this server's key (RFC 7672)"));
     for (const QHostAddress& a : f.publicV4 + f.publicV6)
         add(reverseName(a) + QLatin1Char('.'), QStringLiteral("PTR"), -1, hostFqdn, QStringLiteral("Required"),
-            QStringLiteral("Reverse DNS of %1 must name the mail host; set it in your hosting provider's panel").arg(a.toString()));
+            QStringLiteral("Reverse DNS of %1 must name the mail host; set it in your hosting provider's panel")
+                .arg(a.toString()));
     return out;
 }
 
@@ -137,8 +153,9 @@ QString renderTable(const QList<Record>& records, const QString& domain) {
                    .arg(r.value);
         out += QStringLiteral("             %1\n").arg(r.why);
     }
-    out += QStringLiteral("\nHost is relative to %1 (\"@\" means %1 itself); some registrars want the full name instead.\n"
-                          "Paste long TXT values as one string; the form splits them if needed.\n")
+    out += QStringLiteral(
+               "\nHost is relative to %1 (\"@\" means %1 itself); some registrars want the full name instead.\n"
+               "Paste long TXT values as one string; the form splits them if needed.\n")
                .arg(domain);
     return out;
 }
@@ -160,11 +177,19 @@ QString renderZone(const QList<Record>& records, const QString& domain) {
 }
 
 QString renderCsv(const QList<Record>& records, const QString& domain) {
-    auto q = [](QString s) { return QLatin1Char('"') + s.replace(QLatin1Char('"'), QStringLiteral("\"\"")) + QLatin1Char('"'); };
+    auto q = [](QString s) {
+        return QLatin1Char('"') + s.replace(QLatin1Char('"'), QStringLiteral("\"\"")) + QLatin1Char('"');
+    };
     QString out = QStringLiteral("level,host,fqdn,type,priority,ttl,value,why\n");
     for (const Record& r : records)
-        out += QStringList{q(r.level), q(r.name), q(fqdn(r, domain)), q(r.type), r.priority >= 0 ? QString::number(r.priority) : QString(),
-                           QString::number(r.ttl), q(r.value), q(r.why)}
+        out += QStringList{q(r.level),
+                           q(r.name),
+                           q(fqdn(r, domain)),
+                           q(r.type),
+                           r.priority >= 0 ? QString::number(r.priority) : QString(),
+                           QString::number(r.ttl),
+                           q(r.value),
+                           q(r.why)}
                    .join(QLatin1Char(',')) +
                QLatin1Char('\n');
     return out;

@@ -33,17 +33,17 @@ namespace postern::records {
 
 struct DkimPublication {
     QString selector;
-    QString txt;       // "v=DKIM1; k=rsa; p=..."
+    QString txt;  // "v=DKIM1; k=rsa; p=..."
     bool rsa = true;
 };
 
 struct HostFacts {
-    QString domain;                  // A-labels
-    QString hostname;                // mail host, A-labels
+    QString domain;    // A-labels
+    QString hostname;  // mail host, A-labels
     QList<QHostAddress> publicV4, publicV6;
     QList<DkimPublication> dkim;
-    QString reportAddress;           // DMARC rua / TLS-RPT rua
-    QString spfAll = QStringLiteral("~all");   // "~all" or "-all"
+    QString reportAddress;                    // DMARC rua / TLS-RPT rua
+    QString spfAll = QStringLiteral("~all");  // "~all" or "-all"
     QString mtaStsMode = QStringLiteral("testing");
     qint64 mtaStsMaxAge = 604800;
     bool dnssecSigned = false;
@@ -53,12 +53,12 @@ struct HostFacts {
 };
 
 struct Record {
-    QString name;      // relative to the domain: "@", "mail", "_dmarc"; or an FQDN ending in "."
-    QString type;      // MX A AAAA TXT SRV CNAME CAA TLSA PTR
-    int priority = -1; // MX preference, SRV priority (-1: none)
-    QString value;     // presentation form without priority (TXT unquoted, one string)
+    QString name;       // relative to the domain: "@", "mail", "_dmarc"; or an FQDN ending in "."
+    QString type;       // MX A AAAA TXT SRV CNAME CAA TLSA PTR
+    int priority = -1;  // MX preference, SRV priority (-1: none)
+    QString value;      // presentation form without priority (TXT unquoted, one string)
     int ttl = 3600;
-    QString level;     // Required / Recommended / Optional
+    QString level;  // Required / Recommended / Optional
     QString why;
 };
 

@@ -9,8 +9,11 @@ namespace postern::settings {
 void addListeners(QList<Setting>& out) {
     const QString sec = QStringLiteral("listeners");
     for (const ListenerInfo& l : listeners())
-        out << Setting{.key = l.settingKey(), .type = SettingType::ListenList,
-                       .defaultValue = QStringLiteral("*:%1").arg(l.standardPort), .doc = l.doc, .section = sec,
+        out << Setting{.key = l.settingKey(),
+                       .type = SettingType::ListenList,
+                       .defaultValue = QStringLiteral("*:%1").arg(l.standardPort),
+                       .doc = l.doc,
+                       .section = sec,
                        .restart = true};
 }
 

@@ -52,7 +52,9 @@ QList<Field> headerFields(const QByteArray& msg, qsizetype* bodyStart) {
     return out;
 }
 
-bool isWsp(char c) { return c == ' ' || c == '\t'; }
+bool isWsp(char c) {
+    return c == ' ' || c == '\t';
+}
 
 QByteArray collapse(const QByteArray& in) {
     QByteArray out;
@@ -136,11 +138,16 @@ QByteArray foldTags(const QStringList& tags, const QByteArray& signature) {
 
 QString toString(VerifyResult::Status s) {
     switch (s) {
-        case VerifyResult::Status::Pass: return QStringLiteral("pass");
-        case VerifyResult::Status::Fail: return QStringLiteral("fail");
-        case VerifyResult::Status::TempError: return QStringLiteral("temperror");
-        case VerifyResult::Status::PermError: return QStringLiteral("permerror");
-        case VerifyResult::Status::Neutral: return QStringLiteral("neutral");
+        case VerifyResult::Status::Pass:
+            return QStringLiteral("pass");
+        case VerifyResult::Status::Fail:
+            return QStringLiteral("fail");
+        case VerifyResult::Status::TempError:
+            return QStringLiteral("temperror");
+        case VerifyResult::Status::PermError:
+            return QStringLiteral("permerror");
+        case VerifyResult::Status::Neutral:
+            return QStringLiteral("neutral");
     }
     return {};
 }
@@ -148,7 +155,6 @@ QString toString(VerifyResult::Status s) {
 QByteArray canonicalizeHeaderRelaxed(const QByteArray& name, const QByteArray& value) {
     return name.trimmed().toLower() + ':' + collapse(value) + "\r\n";
 }
-
 
 // ---------------------------------------------------------------- body canonicalisation
 
@@ -171,8 +177,10 @@ void BodyCanonicalizer::feed(QByteArrayView data) {
 void BodyCanonicalizer::feedRelaxed(char c) {
     switch (c) {
         case '\n':
-            if (m_lineHasContent) out("\r\n");
-            else ++m_heldEmpty;  // empty: only kept if content follows
+            if (m_lineHasContent)
+                out("\r\n");
+            else
+                ++m_heldEmpty;  // empty: only kept if content follows
             m_pendingCr = 0;
             m_pendingWsp = false;
             m_lineHasContent = false;
@@ -305,12 +313,14 @@ std::optional<QByteArray> sign(EVP_PKEY* key, bool ed, const QByteArray& data) {
     if (ed) {
         const QByteArray digest = QCryptographicHash::hash(data, QCryptographicHash::Sha256);
         const auto* d = reinterpret_cast<const unsigned char*>(digest.constData());
-        if (EVP_DigestSignInit(ctx, nullptr, nullptr, nullptr, key) == 1 && EVP_DigestSign(ctx, nullptr, &len, d, size_t(digest.size())) == 1) {
+        if (EVP_DigestSignInit(ctx, nullptr, nullptr, nullptr, key) == 1 &&
+            EVP_DigestSign(ctx, nullptr, &len, d, size_t(digest.size())) == 1) {
             sig.resize(qsizetype(len));
             ok = EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &len, d, size_t(digest.size())) == 1;
         }
     } else if (EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1 &&
-               EVP_DigestSignUpdate(ctx, data.constData(), size_t(data.size())) == 1 && EVP_DigestSignFinal(ctx, nullptr, &len) == 1) {
+               EVP_DigestSignUpdate(ctx, data.constData(), size_t(data.size())) == 1 &&
+               EVP_DigestSignFinal(ctx, nullptr, &len) == 1) {
         sig.resize(qsizetype(len));
         ok = EVP_DigestSignFinal(ctx, reinterpret_cast<unsigned char*>(sig.data()), &len) == 1;
     }
@@ -326,14 +336,18 @@ Result<QByteArray> signMessage(const mail::MessageFile& message, const QString& 
     BIO* bio = BIO_new_mem_buf(keyPem.constData(), int(keyPem.size()));
     PKey key(PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr));
     BIO_free(bio);
-    if (!key) return Result<QByteArray>::fail(QStringLiteral("DKIM key for %1/%2 is not a PEM private key").arg(domain, selector));
+    if (!key)
+        return Result<QByteArray>::fail(
+            QStringLiteral("DKIM key for %1/%2 is not a PEM private key").arg(domain, selector));
     const bool ed = EVP_PKEY_get_base_id(key.get()) == EVP_PKEY_ED25519;
     qsizetype bodyStart = 0;
     const QList<Field> fields = headerFields(message.header(), &bodyStart);
     BodyHasher body(BodyCanon::Relaxed);
-    if (!hashBody(message, {&body})) return Result<QByteArray>::fail(QStringLiteral("cannot read the message body to sign it"), errno);
+    if (!hashBody(message, {&body}))
+        return Result<QByteArray>::fail(QStringLiteral("cannot read the message body to sign it"), errno);
     const QByteArray bh = body.finish().toBase64();
-    static const char* const kSigned[] = {"from", "to", "cc", "subject", "date", "message-id", "reply-to", "in-reply-to",
+    static const char* const kSigned[] = {"from",       "to",           "cc",           "subject",
+                                          "date",       "message-id",   "reply-to",     "in-reply-to",
                                           "references", "mime-version", "content-type", "content-transfer-encoding"};
     QByteArray data;
     QStringList names;
@@ -365,8 +379,8 @@ Result<QByteArray> signMessage(const mail::MessageFile& message, const QString& 
     return foldTags(tags, sig->toBase64()) + "\r\n";
 }
 
-Result<QByteArray> signMessage(const QByteArray& message, const QString& domain, const QString& selector, const QByteArray& keyPem,
-                               const QDateTime& now) {
+Result<QByteArray> signMessage(const QByteArray& message, const QString& domain, const QString& selector,
+                               const QByteArray& keyPem, const QDateTime& now) {
     return signMessage(mail::MessageFile::fromBytes(message), domain, selector, keyPem, now);
 }
 
@@ -402,9 +416,11 @@ void readSignatureField(Candidate& c) {
     const QByteArray a = c.tags.value("a");
     c.ed = a == "ed25519-sha256";
     if (a != "rsa-sha256" && !c.ed) return c.decide(perm, QStringLiteral("unsupported algorithm"));
-    if (c.result.domain.isEmpty() || c.result.selector.isEmpty() || !c.tags.contains("bh") || !c.tags.contains("b") || !c.tags.contains("h"))
+    if (c.result.domain.isEmpty() || c.result.selector.isEmpty() || !c.tags.contains("bh") || !c.tags.contains("b") ||
+        !c.tags.contains("h"))
         return c.decide(perm, QStringLiteral("missing required tag"));
-    const QList<QByteArray> canon = (c.tags.value("c").isEmpty() ? QByteArray("simple/simple") : c.tags.value("c")).split('/');
+    const QList<QByteArray> canon =
+        (c.tags.value("c").isEmpty() ? QByteArray("simple/simple") : c.tags.value("c")).split('/');
     c.relaxedHeader = canon.value(0) == "relaxed";
     c.bodyCanon = canon.value(1, "simple") == "relaxed" ? BodyCanon::Relaxed : BodyCanon::Simple;
     if (c.tags.contains("x") && c.tags.value("x").toLongLong() < QDateTime::currentSecsSinceEpoch())
@@ -426,7 +442,8 @@ QByteArray signedHeaderData(const Candidate& c, const QList<Field>& fields) {
         for (qsizetype i = fields.size() - 1; i >= 0; --i) {
             if (used.at(i) || qstricmp(fields.at(i).name.trimmed().constData(), n.constData()) != 0) continue;
             used[i] = true;
-            data += c.relaxedHeader ? canonicalizeHeaderRelaxed(fields.at(i).name, fields.at(i).value) : fields.at(i).raw + "\r\n";
+            data += c.relaxedHeader ? canonicalizeHeaderRelaxed(fields.at(i).name, fields.at(i).value)
+                                    : fields.at(i).raw + "\r\n";
             break;
         }
     }
@@ -441,14 +458,16 @@ void checkSignature(Candidate& c, const QByteArray& data, Resolver& dns) {
     const auto perm = VerifyResult::Status::PermError;
     DnsAnswer txt = dns.query(c.result.selector + QStringLiteral("._domainkey.") + c.result.domain, DnsType::TXT);
     if (!txt.ok())
-        return c.decide(txt.isNegative() ? perm : VerifyResult::Status::TempError, QStringLiteral("no key record (%1)").arg(toString(txt.status)));
+        return c.decide(txt.isNegative() ? perm : VerifyResult::Status::TempError,
+                        QStringLiteral("no key record (%1)").arg(toString(txt.status)));
     const QMap<QByteArray, QByteArray> keyTags = parseTags(txt.records.first().text());
     const QByteArray p = QByteArray::fromBase64(keyTags.value("p"));
     if (p.isEmpty()) return c.decide(perm, QStringLiteral("key revoked or empty"));
     PKey pub;
     if (c.ed || keyTags.value("k") == "ed25519") {
         if (!c.ed || p.size() != 32) return c.decide(perm, QStringLiteral("key type does not match the algorithm"));
-        pub.reset(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(p.constData()), 32));
+        pub.reset(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr,
+                                              reinterpret_cast<const unsigned char*>(p.constData()), 32));
     } else {
         const unsigned char* der = reinterpret_cast<const unsigned char*>(p.constData());
         pub.reset(d2i_PUBKEY(nullptr, &der, long(p.size())));
@@ -461,14 +480,18 @@ void checkSignature(Candidate& c, const QByteArray& data, Resolver& dns) {
     if (c.ed) {
         const QByteArray digest = QCryptographicHash::hash(data, QCryptographicHash::Sha256);
         good = EVP_DigestVerifyInit(ctx, nullptr, nullptr, nullptr, pub.get()) == 1 &&
-               EVP_DigestVerify(ctx, s, size_t(sig.size()), reinterpret_cast<const unsigned char*>(digest.constData()), size_t(digest.size())) == 1;
+               EVP_DigestVerify(ctx, s, size_t(sig.size()), reinterpret_cast<const unsigned char*>(digest.constData()),
+                                size_t(digest.size())) == 1;
     } else {
         good = EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, pub.get()) == 1 &&
-               EVP_DigestVerifyUpdate(ctx, data.constData(), size_t(data.size())) == 1 && EVP_DigestVerifyFinal(ctx, s, size_t(sig.size())) == 1;
+               EVP_DigestVerifyUpdate(ctx, data.constData(), size_t(data.size())) == 1 &&
+               EVP_DigestVerifyFinal(ctx, s, size_t(sig.size())) == 1;
     }
     EVP_MD_CTX_free(ctx);
-    if (good) c.decide(VerifyResult::Status::Pass, QString());
-    else c.decide(VerifyResult::Status::Fail, QStringLiteral("signature did not verify"));
+    if (good)
+        c.decide(VerifyResult::Status::Pass, QString());
+    else
+        c.decide(VerifyResult::Status::Fail, QStringLiteral("signature did not verify"));
 }
 }  // namespace
 
@@ -489,12 +512,16 @@ QList<VerifyResult> verifyMessage(const mail::MessageFile& message, Resolver& dn
     const bool bodyRead = hashBody(message, hashers);
     QList<VerifyResult> results;
     for (Candidate& c : candidates) {
-        if (!c.decided && !bodyRead) c.decide(VerifyResult::Status::TempError, QStringLiteral("cannot read the message body"));
+        if (!c.decided && !bodyRead)
+            c.decide(VerifyResult::Status::TempError, QStringLiteral("cannot read the message body"));
         if (!c.decided) {
             const QByteArray bh = c.hasher->finish().toBase64();
-            if (c.limit > c.hasher->canonicalLength()) c.decide(VerifyResult::Status::PermError, QStringLiteral("bad l= tag"));
-            else if (bh != c.tags.value("bh")) c.decide(VerifyResult::Status::Fail, QStringLiteral("body hash did not verify"));
-            else checkSignature(c, signedHeaderData(c, fields), dns);
+            if (c.limit > c.hasher->canonicalLength())
+                c.decide(VerifyResult::Status::PermError, QStringLiteral("bad l= tag"));
+            else if (bh != c.tags.value("bh"))
+                c.decide(VerifyResult::Status::Fail, QStringLiteral("body hash did not verify"));
+            else
+                checkSignature(c, signedHeaderData(c, fields), dns);
         }
         results << c.result;
     }

@@ -92,8 +92,8 @@ private:
 
 Result<QByteArray> signMessage(const mail::MessageFile& message, const QString& domain, const QString& selector,
                                const QByteArray& keyPem, const QDateTime& now = QDateTime::currentDateTimeUtc());
-Result<QByteArray> signMessage(const QByteArray& message, const QString& domain, const QString& selector, const QByteArray& keyPem,
-                               const QDateTime& now = QDateTime::currentDateTimeUtc());
+Result<QByteArray> signMessage(const QByteArray& message, const QString& domain, const QString& selector,
+                               const QByteArray& keyPem, const QDateTime& now = QDateTime::currentDateTimeUtc());
 
 struct VerifyResult {
     enum class Status { Pass, Fail, TempError, PermError, Neutral };

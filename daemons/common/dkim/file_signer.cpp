@@ -60,7 +60,8 @@ QString signingDomain(const FileSignRequest& req, const mail::MessageFile& messa
     }
     if (!req.maySendAs || !req.maySendAs(from.address())) {
         out->refused = true;
-        out->note = QStringLiteral("not signed: From <%1> is not an address user %2 may send as").arg(from.address(), req.authUser);
+        out->note = QStringLiteral("not signed: From <%1> is not an address user %2 may send as")
+                        .arg(from.address(), req.authUser);
         return {};
     }
     if (alreadySigned(message.header(), domain)) {
@@ -71,7 +72,8 @@ QString signingDomain(const FileSignRequest& req, const mail::MessageFile& messa
 }
 
 // One signature per active key of the domain; empty (and a note) when none could be made.
-QByteArray signatures(const QString& configDir, const QString& domain, const mail::MessageFile& message, FileSignOutcome* out) {
+QByteArray signatures(const QString& configDir, const QString& domain, const mail::MessageFile& message,
+                      FileSignOutcome* out) {
     DkimKeyStore store(configDir);
     auto keys = store.keys(domain);
     if (!keys || keys->isEmpty()) {
@@ -106,7 +108,8 @@ Status replaceWithSigned(const QString& path, const QByteArray& sigs, int fd, qi
     Status st = writeAll(out.fd, sigs, tmp);
     if (st) st = copyRange(fd, 0, size, out.fd, tmp);
     if (st && ::fsync(out.fd) != 0) st = errnoError(tmp, errno);
-    if (st && ::rename(QFile::encodeName(tmp).constData(), QFile::encodeName(path).constData()) != 0) st = errnoError(path, errno);
+    if (st && ::rename(QFile::encodeName(tmp).constData(), QFile::encodeName(path).constData()) != 0)
+        st = errnoError(path, errno);
     if (!st) {
         ::unlink(QFile::encodeName(tmp).constData());
         return st;

@@ -32,9 +32,9 @@
 namespace postern::dkim {
 
 struct FileSignRequest {
-    QString configDir;  // where the DKIM keys are
-    QString path;       // the message file
-    QString authUser;   // the envelope's auth-user
+    QString configDir;                                      // where the DKIM keys are
+    QString path;                                           // the message file
+    QString authUser;                                       // the envelope's auth-user
     std::function<bool(const QString& address)> maySendAs;  // may authUser use this From: address?
     qint64 maxHeaderBytes = 0;
 };

@@ -23,11 +23,19 @@ namespace {
 
 constexpr qsizetype kMaxTypeLength = 64;
 
-bool isUpperHex(char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); }
-int hexValue(char c) { return c <= '9' ? c - '0' : c - 'A' + 10; }
+bool isUpperHex(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
+}
+int hexValue(char c) {
+    return c <= '9' ? c - '0' : c - 'A' + 10;
+}
 
-bool isXchar(uchar c) { return c >= 0x21 && c <= 0x7e && c != '+' && c != '='; }
-bool isQchar(uchar c) { return isXchar(c) && c != '\\'; }
+bool isXchar(uchar c) {
+    return c >= 0x21 && c <= 0x7e && c != '+' && c != '=';
+}
+bool isQchar(uchar c) {
+    return isXchar(c) && c != '\\';
+}
 
 bool isPrintableAscii(const QByteArray& b) {
     for (char c : b)
@@ -45,19 +53,23 @@ bool isAddrType(QByteArrayView t) {
     if (t.isEmpty() || t.size() > kMaxTypeLength) return false;
     for (char c : t) {
         const uchar u = uchar(c);
-        const bool ok = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') || c == '-' || c == '_' || c == '.';
+        const bool ok = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') || c == '-' ||
+                        c == '_' || c == '.';
         if (!ok) return false;
     }
     return true;
 }
 
 // Needs "\x{...}" in utf-8-addr-xtext: the xtext specials, '\', and anything not printable ASCII.
-bool needsEmbedding(char32_t cp) { return cp < 0x21 || cp > 0x7e || cp == '+' || cp == '=' || cp == '\\'; }
+bool needsEmbedding(char32_t cp) {
+    return cp < 0x21 || cp > 0x7e || cp == '+' || cp == '=' || cp == '\\';
+}
 
 // The ASCII values HEXPOINT may carry (RFC 6533 3): "\", "+", "=", space, DEL and
 // the controls 01-09 and 10-19 (hex); never NUL, CR or LF.
 bool embeddableAscii(char32_t cp) {
-    return (cp >= 0x01 && cp <= 0x09) || (cp >= 0x10 && cp <= 0x19) || cp == 0x20 || cp == '+' || cp == '=' || cp == '\\' || cp == 0x7f;
+    return (cp >= 0x01 && cp <= 0x09) || (cp >= 0x10 && cp <= 0x19) || cp == 0x20 || cp == '+' || cp == '=' ||
+           cp == '\\' || cp == 0x7f;
 }
 
 }  // namespace
@@ -180,14 +192,18 @@ QByteArray formatOrcpt(const Orcpt& o) {
     return o.type.toLatin1() + ';' + encodeXtext(o.address.toLatin1());
 }
 
-QByteArray orcptForAddress(const QString& address) { return formatOrcpt({QStringLiteral("rfc822"), address}); }
+QByteArray orcptForAddress(const QString& address) {
+    return formatOrcpt({QStringLiteral("rfc822"), address});
+}
 
 std::optional<Orcpt> storedOrcpt(const QString& value) {
     const QByteArray v = value.toUtf8();
     if (auto o = parseOrcpt(v, true)) return o;
     // Written before ORCPT values were encoded: "rfc822;" + the bare address.
     const qsizetype semi = v.indexOf(';');
-    if (semi <= 0 || !isAddrType(QByteArrayView(v).first(semi)) || semi + 1 >= v.size() || v.size() > 4 * kMaxOrcptLength) return std::nullopt;
+    if (semi <= 0 || !isAddrType(QByteArrayView(v).first(semi)) || semi + 1 >= v.size() ||
+        v.size() > 4 * kMaxOrcptLength)
+        return std::nullopt;
     const QByteArray rest = v.mid(semi + 1);
     for (char c : rest)
         if (uchar(c) <= 0x20 || uchar(c) == 0x7f) return std::nullopt;
@@ -197,7 +213,8 @@ std::optional<Orcpt> storedOrcpt(const QString& value) {
 }
 
 QString orcptForReport(const Orcpt& o) {
-    if (o.isUtf8Type() || !isAsciiOnly(o.address)) return QStringLiteral("utf-8; ") + QString::fromLatin1(encodeUtf8AddrXtext(o.address));
+    if (o.isUtf8Type() || !isAsciiOnly(o.address))
+        return QStringLiteral("utf-8; ") + QString::fromLatin1(encodeUtf8AddrXtext(o.address));
     return o.type + QStringLiteral("; ") + o.address;
 }
 

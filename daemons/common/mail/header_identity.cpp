@@ -21,14 +21,33 @@ namespace postern::mail {
 
 namespace {
 
-bool isWsp(char c) { return c == ' ' || c == '\t'; }
+bool isWsp(char c) {
+    return c == ' ' || c == '\t';
+}
 
 bool isAtext(uchar c) {
     if (c >= 0x80) return true;  // RFC 6532 3.2: UTF8-non-ascii in atext
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
     switch (c) {
-        case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-        case '/': case '=': case '?': case '^': case '_': case '`': case '{': case '|': case '}': case '~':
+        case '!':
+        case '#':
+        case '$':
+        case '%':
+        case '&':
+        case '\'':
+        case '*':
+        case '+':
+        case '-':
+        case '/':
+        case '=':
+        case '?':
+        case '^':
+        case '_':
+        case '`':
+        case '{':
+        case '|':
+        case '}':
+        case '~':
             return true;
         default:
             return false;
@@ -36,7 +55,9 @@ bool isAtext(uchar c) {
 }
 
 bool isDotAtomText(const QString& s) {
-    if (s.isEmpty() || s.startsWith(QLatin1Char('.')) || s.endsWith(QLatin1Char('.')) || s.contains(QStringLiteral(".."))) return false;
+    if (s.isEmpty() || s.startsWith(QLatin1Char('.')) || s.endsWith(QLatin1Char('.')) ||
+        s.contains(QStringLiteral("..")))
+        return false;
     const QByteArray b = s.toUtf8();
     for (char c : b)
         if (c != '.' && !isAtext(uchar(c))) return false;
@@ -181,11 +202,16 @@ private:
         return false;
     }
     bool atEnd() const { return m_pos >= m_t.size(); }
-    bool isSpecial(char c) const { return !atEnd() && m_t.at(m_pos).kind == Token::Special && m_t.at(m_pos).text.at(0) == c; }
-    bool isWord() const { return !atEnd() && (m_t.at(m_pos).kind == Token::Atom || m_t.at(m_pos).kind == Token::Quoted); }
+    bool isSpecial(char c) const {
+        return !atEnd() && m_t.at(m_pos).kind == Token::Special && m_t.at(m_pos).text.at(0) == c;
+    }
+    bool isWord() const {
+        return !atEnd() && (m_t.at(m_pos).kind == Token::Atom || m_t.at(m_pos).kind == Token::Quoted);
+    }
 
     bool push(QList<IdentityMailbox>* out, IdentityMailbox m) {
-        if (out->size() >= kMaxIdentityMailboxes) return failed(QStringLiteral("more than %1 addresses").arg(kMaxIdentityMailboxes));
+        if (out->size() >= kMaxIdentityMailboxes)
+            return failed(QStringLiteral("more than %1 addresses").arg(kMaxIdentityMailboxes));
         out->append(std::move(m));
         return true;
     }
@@ -224,8 +250,11 @@ private:
                 ++m_pos;
             }
         }
-        if (isSpecial(':')) return failed(allowGroups ? QStringLiteral("a group needs a name") : QStringLiteral("group not allowed here"));
-        return failed(atEnd() ? QStringLiteral("address without '@'") : QStringLiteral("unexpected '%1'").arg(QString::fromUtf8(m_t.at(m_pos).text.left(40))));
+        if (isSpecial(':'))
+            return failed(allowGroups ? QStringLiteral("a group needs a name")
+                                      : QStringLiteral("group not allowed here"));
+        return failed(atEnd() ? QStringLiteral("address without '@'")
+                              : QStringLiteral("unexpected '%1'").arg(QString::fromUtf8(m_t.at(m_pos).text.left(40))));
     }
 
     QString displayName(qsizetype from, qsizetype to) const {
@@ -412,7 +441,8 @@ std::optional<QString> checkSubmitterIdentity(const QByteArray& message, const Q
                                               const std::function<bool(const QString& address)>& mayUse) {
     const HeaderIdentity id = headerIdentity(message);
     switch (id.problem) {
-        case HeaderIdentity::Problem::None: break;
+        case HeaderIdentity::Problem::None:
+            break;
         case HeaderIdentity::Problem::DuplicateFrom:
             return QStringLiteral("Message has more than one From: header field");
         case HeaderIdentity::Problem::DuplicateSender:
@@ -426,9 +456,11 @@ std::optional<QString> checkSubmitterIdentity(const QByteArray& message, const Q
     }
     for (const IdentityMailbox& m : id.from)
         if (!mayUse(m.address()))
-            return QStringLiteral("From: header address <%1> not owned by user %2").arg(shown(m.address()), shown(user));
+            return QStringLiteral("From: header address <%1> not owned by user %2")
+                .arg(shown(m.address()), shown(user));
     if (id.sender && !mayUse(id.sender->address()))
-        return QStringLiteral("Sender: header address <%1> not owned by user %2").arg(shown(id.sender->address()), shown(user));
+        return QStringLiteral("Sender: header address <%1> not owned by user %2")
+            .arg(shown(id.sender->address()), shown(user));
     return std::nullopt;
 }
 

@@ -51,9 +51,9 @@ inline constexpr int kMaxCommentDepth = 32;
 inline constexpr int kMaxIdentityMailboxes = 100;
 
 struct IdentityMailbox {
-    QString display;  // decoded display name, "" when none
-    QString local;    // unquoted local part
-    QString domain;   // as written (a domain literal keeps its brackets)
+    QString display;           // decoded display name, "" when none
+    QString local;             // unquoted local part
+    QString domain;            // as written (a domain literal keeps its brackets)
     bool quotedLocal = false;  // the local part needs quoting (not a dot-atom)
     QString address() const;   // local@domain, the local part quoted again when needed
 };
@@ -72,9 +72,9 @@ std::optional<QList<IdentityMailbox>> parseMailboxList(const QByteArray& value, 
 struct HeaderIdentity {
     enum class Problem { None, DuplicateFrom, BadFrom, EmptyFrom, DuplicateSender, BadSender };
     Problem problem = Problem::None;
-    QString detail;                       // the parser's reason for BadFrom / BadSender
+    QString detail;  // the parser's reason for BadFrom / BadSender
     bool hasFrom = false;
-    QList<IdentityMailbox> from;          // From: mailboxes (group members included)
+    QList<IdentityMailbox> from;  // From: mailboxes (group members included)
     std::optional<IdentityMailbox> sender;
 };
 HeaderIdentity headerIdentity(const QByteArray& message);

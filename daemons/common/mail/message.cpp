@@ -4,15 +4,17 @@
 #include <QLocale>
 #include <QTimeZone>
 
+#include <iconv.h>
 #include <cerrno>
 #include <cstring>
-#include <iconv.h>
 
 namespace postern::mail {
 
 namespace {
 
-bool isWsp(char c) { return c == ' ' || c == '\t'; }
+bool isWsp(char c) {
+    return c == ' ' || c == '\t';
+}
 
 // End of the line starting at `pos` (index just after its LF, or `end`).
 qsizetype nextLine(const QByteArray& d, qsizetype pos, qsizetype end) {
@@ -140,7 +142,9 @@ QString charsetDecode(const QByteArray& bytes, const QByteArray& charsetIn) {
     return QString::fromUtf8(out);
 }
 
-QByteArray percentDecode(const QByteArray& v) { return QByteArray::fromPercentEncoding(v); }
+QByteArray percentDecode(const QByteArray& v) {
+    return QByteArray::fromPercentEncoding(v);
+}
 
 // "type/subtype; a=b; c*=utf-8''x" -> value + params (RFC 2045 5.1, RFC 2231).
 std::pair<QByteArray, MimeParams> parseParameterized(const QByteArray& raw) {
@@ -221,7 +225,8 @@ std::pair<QByteArray, MimeParams> parseParameterized(const QByteArray& raw) {
     return {pieces.first().trimmed(), params};
 }
 
-void fillPart(const QByteArray& d, MimePart& part, const Header& h, const QString& defaultType, const QString& defaultSub) {
+void fillPart(const QByteArray& d, MimePart& part, const Header& h, const QString& defaultType,
+              const QString& defaultSub) {
     const QByteArray ct = h.value("content-type");
     part.type = defaultType;
     part.subtype = defaultSub;
@@ -315,7 +320,8 @@ void parsePart(const QByteArray& d, qsizetype start, qsizetype end, int depth, i
         }
     } else if (part.isMessage()) {
         MimePart inner;
-        parsePart(d, part.bodyStart, part.bodyEnd, depth + 1, budget, inner, QStringLiteral("text"), QStringLiteral("plain"));
+        parsePart(d, part.bodyStart, part.bodyEnd, depth + 1, budget, inner, QStringLiteral("text"),
+                  QStringLiteral("plain"));
         part.children.append(inner);
     }
 }
@@ -378,7 +384,9 @@ QList<QByteArray> headerValues(const QByteArray& d, const char* name) {
     return out;
 }
 
-QString decodeCharset(const QByteArray& bytes, const QByteArray& charset) { return charsetDecode(bytes, charset); }
+QString decodeCharset(const QByteArray& bytes, const QByteArray& charset) {
+    return charsetDecode(bytes, charset);
+}
 
 MimePart parseMime(const QByteArray& message) {
     MimePart root;
@@ -413,7 +421,8 @@ QString decodeHeaderText(const QByteArray& raw) {
                 } else if (enc == 'Q') {
                     for (qsizetype k = 0; k < text.size(); ++k) {
                         const char c = text.at(k);
-                        if (c == '_') bytes += ' ';
+                        if (c == '_')
+                            bytes += ' ';
                         else if (c == '=' && k + 2 < text.size()) {
                             bool ok = false;
                             const int v = text.mid(k + 1, 2).toInt(&ok, 16);
@@ -431,7 +440,8 @@ QString decodeHeaderText(const QByteArray& raw) {
                     good = false;
                 }
                 if (good) {
-                    if (!lastWasEncoded) out += QString::fromUtf8(pendingSpace);  // space between encoded words vanishes
+                    if (!lastWasEncoded)
+                        out += QString::fromUtf8(pendingSpace);  // space between encoded words vanishes
                     pendingSpace.clear();
                     out += charsetDecode(bytes, charset);
                     lastWasEncoded = true;
@@ -449,7 +459,8 @@ QString decodeHeaderText(const QByteArray& raw) {
         // A run of plain text.
         // Always at least one byte, so a "=?" that is not a valid encoded word cannot stall the loop.
         qsizetype j = i + 1;
-        while (j < raw.size() && !isWsp(raw.at(j)) && !(raw.at(j) == '=' && j + 1 < raw.size() && raw.at(j + 1) == '?')) ++j;
+        while (j < raw.size() && !isWsp(raw.at(j)) && !(raw.at(j) == '=' && j + 1 < raw.size() && raw.at(j + 1) == '?'))
+            ++j;
         out += QString::fromUtf8(pendingSpace);
         pendingSpace.clear();
         out += charsetDecode(raw.mid(i, j - i), {});
@@ -636,15 +647,18 @@ QDateTime parseDate(const QByteArray& rawIn) {
     bool ok = false;
     const int day = f.at(0).toInt(&ok);
     if (!ok) return {};
-    static const char* const months[] = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"};
+    static const char* const months[] = {"jan", "feb", "mar", "apr", "may", "jun",
+                                         "jul", "aug", "sep", "oct", "nov", "dec"};
     int month = 0;
     for (int i = 0; i < 12; ++i)
         if (f.at(1).toLower().startsWith(months[i])) month = i + 1;
     if (!month) return {};
     int year = f.at(2).toInt(&ok);
     if (!ok) return {};
-    if (f.at(2).size() <= 2) year += year < 50 ? 2000 : 1900;  // RFC 5322 4.3
-    else if (f.at(2).size() == 3) year += 1900;
+    if (f.at(2).size() <= 2)
+        year += year < 50 ? 2000 : 1900;  // RFC 5322 4.3
+    else if (f.at(2).size() == 3)
+        year += 1900;
     const QList<QByteArray> hms = f.at(3).split(':');
     if (hms.size() < 2) return {};
     const int h = hms.at(0).toInt(), m = hms.at(1).toInt(), s = hms.value(2).toInt();
@@ -655,9 +669,9 @@ QDateTime parseDate(const QByteArray& rawIn) {
             const int v = z.mid(1).toInt();
             offset = (v / 100 * 60 + v % 100) * 60 * (z.startsWith('-') ? -1 : 1);
         } else {
-            static const QList<std::pair<const char*, int>> zones = {{"UT", 0},   {"GMT", 0},  {"Z", 0},    {"EST", -5}, {"EDT", -4},
-                                                                     {"CST", -6}, {"CDT", -5}, {"MST", -7}, {"MDT", -6}, {"PST", -8},
-                                                                     {"PDT", -7}};
+            static const QList<std::pair<const char*, int>> zones = {{"UT", 0},   {"GMT", 0},  {"Z", 0},    {"EST", -5},
+                                                                     {"EDT", -4}, {"CST", -6}, {"CDT", -5}, {"MST", -7},
+                                                                     {"MDT", -6}, {"PST", -8}, {"PDT", -7}};
             for (const auto& [name, hours] : zones)
                 if (z == name) offset = hours * 3600;
         }
@@ -699,7 +713,8 @@ QByteArray decodeTransferEncoding(const QByteArray& body, const QString& encodin
             }
             for (qsizetype i = pos; i < end; ++i) {
                 const char c = body.at(i);
-                if (c == '=' && end - i > 2 && std::isxdigit(uchar(body.at(i + 1))) && std::isxdigit(uchar(body.at(i + 2)))) {
+                if (c == '=' && end - i > 2 && std::isxdigit(uchar(body.at(i + 1))) &&
+                    std::isxdigit(uchar(body.at(i + 2)))) {
                     out += QByteArray::fromHex(body.mid(i + 1, 2));
                     i += 2;
                     continue;
@@ -719,7 +734,10 @@ QString formatDate(const QDateTime& when) {
     const int secs = local.offsetFromUtc();
     const int mins = std::abs(secs) / 60;
     return QLocale::c().toString(local, QStringLiteral("ddd, dd MMM yyyy HH:mm:ss ")) +
-           QStringLiteral("%1%2%3").arg(secs < 0 ? QLatin1Char('-') : QLatin1Char('+')).arg(mins / 60, 2, 10, QLatin1Char('0')).arg(mins % 60, 2, 10, QLatin1Char('0'));
+           QStringLiteral("%1%2%3")
+               .arg(secs < 0 ? QLatin1Char('-') : QLatin1Char('+'))
+               .arg(mins / 60, 2, 10, QLatin1Char('0'))
+               .arg(mins % 60, 2, 10, QLatin1Char('0'));
 }
 
 }  // namespace postern::mail

@@ -33,8 +33,8 @@ inline constexpr int kMaxParts = 2000;
 inline constexpr int kMaxFields = 5000;
 
 struct HeaderField {
-    QByteArray name;   // as written
-    QByteArray value;  // unfolded (CRLF+WSP -> WSP), leading space trimmed
+    QByteArray name;               // as written
+    QByteArray value;              // unfolded (CRLF+WSP -> WSP), leading space trimmed
     qsizetype start = 0, end = 0;  // [start, end) of the field in the message, continuation lines included
 };
 
@@ -79,11 +79,12 @@ QString decodeHeaderText(const QByteArray& raw);
 QString decodeCharset(const QByteArray& bytes, const QByteArray& charset);
 
 struct Address {
-    QString name;    // display name (decoded); for "user@host (Real Name)", the comment
-    QString local;   // local part (group start: group name with domain empty; group end: both empty)
+    QString name;   // display name (decoded); for "user@host (Real Name)", the comment
+    QString local;  // local part (group start: group name with domain empty; group end: both empty)
     QString domain;
-    QString route;   // obsolete source route "@a,@b" (RFC 5322 4.4), empty when none
-    QByteArray rawName;  // display name as written (for IMAP ENVELOPE, which wants it undecoded); group start: the group phrase
+    QString route;       // obsolete source route "@a,@b" (RFC 5322 4.4), empty when none
+    QByteArray rawName;  // display name as written (for IMAP ENVELOPE, which wants it undecoded); group start: the
+                         // group phrase
     bool groupStart = false;
     bool groupEnd = false;
 };

@@ -3,9 +3,9 @@
 
 #include "core/posix_io.h"
 
+#include <unistd.h>
 #include <algorithm>
 #include <cstring>
-#include <unistd.h>
 
 namespace postern::mail {
 

@@ -9,11 +9,11 @@
 #include <QMessageAuthenticationCode>
 #include <QRandomGenerator>
 
-#include <array>
-#include <cerrno>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <array>
+#include <cerrno>
 
 namespace postern::mail {
 
@@ -37,11 +37,16 @@ QString dayStamp(qint64 nowSecs) {
 
 QString toString(Srs::Status status) {
     switch (status) {
-        case Srs::Status::Valid: return QStringLiteral("valid");
-        case Srs::Status::NotSrs: return QStringLiteral("not srs");
-        case Srs::Status::Malformed: return QStringLiteral("malformed");
-        case Srs::Status::BadHash: return QStringLiteral("bad hash");
-        case Srs::Status::Expired: return QStringLiteral("expired");
+        case Srs::Status::Valid:
+            return QStringLiteral("valid");
+        case Srs::Status::NotSrs:
+            return QStringLiteral("not srs");
+        case Srs::Status::Malformed:
+            return QStringLiteral("malformed");
+        case Srs::Status::BadHash:
+            return QStringLiteral("bad hash");
+        case Srs::Status::Expired:
+            return QStringLiteral("expired");
     }
     return {};
 }
@@ -89,12 +94,14 @@ QString Srs::forward(const QString& sender, const QString& ourDomain, qint64 now
         // host and opaque part, and sign them, so a bounce reaches the first forwarder.
         if (local.startsWith(QStringLiteral("SRS0="), Qt::CaseInsensitive)) {
             const QString opaque = local.mid(4);  // "=<hash>=<tt>=<domain>=<local>"
-            return QStringLiteral("SRS1=%1=%2=%3@%4").arg(hash(QStringLiteral("SRS1"), domain, opaque), domain, opaque, ourDomain);
+            return QStringLiteral("SRS1=%1=%2=%3@%4")
+                .arg(hash(QStringLiteral("SRS1"), domain, opaque), domain, opaque, ourDomain);
         }
         // An SRS1 address of another forwarder: the first forwarder's host and part, signed anew.
         QString h, host, opaque;
         if (splitSrs1(local, &h, &host, &opaque))
-            return QStringLiteral("SRS1=%1=%2=%3@%4").arg(hash(QStringLiteral("SRS1"), host, opaque), host, opaque, ourDomain);
+            return QStringLiteral("SRS1=%1=%2=%3@%4")
+                .arg(hash(QStringLiteral("SRS1"), host, opaque), host, opaque, ourDomain);
         // Not of that shape: an ordinary address that merely looks like one (SRS0 below).
     }
     const QString tt = dayStamp(nowSecs);
@@ -152,7 +159,8 @@ Result<QByteArray> loadOrCreateSrsKey(const QString& configDir, const QString& o
         const QByteArray hex = text.trimmed();
         const QByteArray key = QByteArray::fromHex(hex);
         if (key.size() < 16 || key.toHex() != hex.toLower())
-            return Result<QByteArray>::fail(QStringLiteral("%1: not a key (at least 32 hex digits expected)").arg(path));
+            return Result<QByteArray>::fail(
+                QStringLiteral("%1: not a key (at least 32 hex digits expected)").arg(path));
         return key;
     };
     auto readKey = [&]() -> Result<QByteArray> {
@@ -176,11 +184,13 @@ Result<QByteArray> loadOrCreateSrsKey(const QString& configDir, const QString& o
     if (fd < 0) return errnoError(tmp, errno);
     Status st = writeAll(fd, key.toHex() + '\n', tmp);
     if (st && ::geteuid() == 0 && !owner.isEmpty()) {
-        if (auto ids = lookupUser(owner); ids && ::fchown(fd, uid_t(ids->uid), gid_t(ids->gid)) != 0) st = errnoError(tmp, errno);
+        if (auto ids = lookupUser(owner); ids && ::fchown(fd, uid_t(ids->uid), gid_t(ids->gid)) != 0)
+            st = errnoError(tmp, errno);
     }
     if (st && ::fsync(fd) != 0) st = errnoError(tmp, errno);
     ::close(fd);
-    if (st && ::link(tmpName.constData(), QFile::encodeName(path).constData()) != 0 && errno != EEXIST) st = errnoError(path, errno);
+    if (st && ::link(tmpName.constData(), QFile::encodeName(path).constData()) != 0 && errno != EEXIST)
+        st = errnoError(path, errno);
     ::unlink(tmpName.constData());
     if (!st) return st.error();
     (void)syncDirectory(configDir);

@@ -30,9 +30,12 @@ const SuffixList& suffixList() {
             const QString line = QString::fromUtf8(f.readLine(1024)).trimmed().toLower();
             if (line.isEmpty() || line.startsWith(QStringLiteral("//"))) continue;
             const QString rule = line.section(QLatin1Char(' '), 0, 0);
-            if (rule.startsWith(QStringLiteral("*."))) l.wildcards.insert(rule.mid(2));
-            else if (rule.startsWith(QLatin1Char('!'))) l.exceptions.insert(rule.mid(1));
-            else l.rules.insert(rule);
+            if (rule.startsWith(QStringLiteral("*.")))
+                l.wildcards.insert(rule.mid(2));
+            else if (rule.startsWith(QLatin1Char('!')))
+                l.exceptions.insert(rule.mid(1));
+            else
+                l.rules.insert(rule);
         }
         l.loaded = !l.rules.isEmpty();
         return l;
@@ -103,10 +106,14 @@ std::optional<DmarcRecord> parseDmarc(const QByteArray& txt) {
         if (eq < 0) continue;
         const QByteArray k = t.left(eq).trimmed().toLower();
         const QString v = QString::fromLatin1(t.mid(eq + 1).trimmed()).toLower();
-        if (k == "p") r.policy = v;
-        else if (k == "sp") r.subdomainPolicy = v;
-        else if (k == "adkim") r.strictDkim = v == u"s";
-        else if (k == "aspf") r.strictSpf = v == u"s";
+        if (k == "p")
+            r.policy = v;
+        else if (k == "sp")
+            r.subdomainPolicy = v;
+        else if (k == "adkim")
+            r.strictDkim = v == u"s";
+        else if (k == "aspf")
+            r.strictSpf = v == u"s";
         else if (k == "pct") {
             bool ok = false;
             const int p = v.toInt(&ok);
@@ -124,11 +131,16 @@ std::optional<DmarcRecord> parseDmarc(const QByteArray& txt) {
 
 QString toString(DmarcResult::Status s) {
     switch (s) {
-        case DmarcResult::Status::None: return QStringLiteral("none");
-        case DmarcResult::Status::Pass: return QStringLiteral("pass");
-        case DmarcResult::Status::Fail: return QStringLiteral("fail");
-        case DmarcResult::Status::TempError: return QStringLiteral("temperror");
-        case DmarcResult::Status::PermError: return QStringLiteral("permerror");
+        case DmarcResult::Status::None:
+            return QStringLiteral("none");
+        case DmarcResult::Status::Pass:
+            return QStringLiteral("pass");
+        case DmarcResult::Status::Fail:
+            return QStringLiteral("fail");
+        case DmarcResult::Status::TempError:
+            return QStringLiteral("temperror");
+        case DmarcResult::Status::PermError:
+            return QStringLiteral("permerror");
     }
     return {};
 }
@@ -152,7 +164,8 @@ DmarcResult lookupDmarc(Resolver& dns, const QString& fromDomain, std::optional<
                 if (auto p = parseDmarc(r.text())) found << *p;
         if (found.size() == 1) {
             *record = found.first();
-            out.policy = d == fromDomain || found.first().subdomainPolicy.isEmpty() ? found.first().policy : found.first().subdomainPolicy;
+            out.policy = d == fromDomain || found.first().subdomainPolicy.isEmpty() ? found.first().policy
+                                                                                    : found.first().subdomainPolicy;
             return out;
         }
         if (found.size() > 1) {
@@ -169,7 +182,8 @@ DmarcResult lookupDmarc(Resolver& dns, const QString& fromDomain, std::optional<
 namespace {
 // DMARC (RFC 7489 6.6): exactly one From address with a domain, its record, and
 // alignment of a passing SPF or DKIM result with that domain.
-DmarcResult evaluateDmarc(Resolver& dns, const QByteArray& header, const SpfResult& spf, const QList<dkim::VerifyResult>& dkims) {
+DmarcResult evaluateDmarc(Resolver& dns, const QByteArray& header, const SpfResult& spf,
+                          const QList<dkim::VerifyResult>& dkims) {
     const mail::Header fields = mail::parseHeader(header);
     QStringList fromDomains;
     for (const mail::HeaderField& h : fields.fields) {
@@ -187,12 +201,15 @@ DmarcResult evaluateDmarc(Resolver& dns, const QByteArray& header, const SpfResu
     std::optional<DmarcRecord> record;
     dmarc = lookupDmarc(dns, fromDomains.first(), &record);
     if (!record) return dmarc;
-    const bool spfAligned = spf.status == SpfResult::Status::Pass && aligned(spf.domain, dmarc.fromDomain, record->strictSpf);
+    const bool spfAligned =
+        spf.status == SpfResult::Status::Pass && aligned(spf.domain, dmarc.fromDomain, record->strictSpf);
     bool dkimAligned = false;
     for (const auto& d : dkims)
-        dkimAligned |= d.status == dkim::VerifyResult::Status::Pass && aligned(d.domain, dmarc.fromDomain, record->strictDkim);
+        dkimAligned |=
+            d.status == dkim::VerifyResult::Status::Pass && aligned(d.domain, dmarc.fromDomain, record->strictDkim);
     dmarc.status = spfAligned || dkimAligned ? DmarcResult::Status::Pass : DmarcResult::Status::Fail;
-    if (dmarc.status == DmarcResult::Status::Fail && record->pct < 100 && int(QRandomGenerator::global()->bounded(100)) >= record->pct) {
+    if (dmarc.status == DmarcResult::Status::Fail && record->pct < 100 &&
+        int(QRandomGenerator::global()->bounded(100)) >= record->pct) {
         dmarc.reason = QStringLiteral("policy not applied (pct=%1)").arg(record->pct);
         dmarc.policy = QStringLiteral("none");
     }
@@ -200,17 +217,21 @@ DmarcResult evaluateDmarc(Resolver& dns, const QByteArray& header, const SpfResu
 }
 
 // The Authentication-Results parts (RFC 8601), one per method.
-QStringList resultParts(const InboundInput& in, const SpfResult& spf, const QList<dkim::VerifyResult>& dkims, const DmarcResult& dmarc) {
+QStringList resultParts(const InboundInput& in, const SpfResult& spf, const QList<dkim::VerifyResult>& dkims,
+                        const DmarcResult& dmarc) {
     QStringList parts;
     QString spfPart = QStringLiteral("spf=%1").arg(toString(spf.status));
     if (!spf.mechanism.isEmpty() || !spf.reason.isEmpty())
-        spfPart += QStringLiteral(" (%1)").arg(comment(spf.reason.isEmpty() ? QStringLiteral("matched ") + spf.mechanism : spf.reason));
-    spfPart += in.sender.isEmpty() ? QStringLiteral(" smtp.helo=%1").arg(clean(in.helo)) : QStringLiteral(" smtp.mailfrom=%1").arg(clean(in.sender));
+        spfPart += QStringLiteral(" (%1)").arg(
+            comment(spf.reason.isEmpty() ? QStringLiteral("matched ") + spf.mechanism : spf.reason));
+    spfPart += in.sender.isEmpty() ? QStringLiteral(" smtp.helo=%1").arg(clean(in.helo))
+                                   : QStringLiteral(" smtp.mailfrom=%1").arg(clean(in.sender));
     parts << spfPart;
     if (dkims.isEmpty()) parts << QStringLiteral("dkim=none");
     for (const auto& d : dkims) {
         QString p = QStringLiteral("dkim=%1").arg(dkim::toString(d.status));
-        if (d.status != dkim::VerifyResult::Status::Pass && !d.reason.isEmpty()) p += QStringLiteral(" (%1)").arg(comment(d.reason));
+        if (d.status != dkim::VerifyResult::Status::Pass && !d.reason.isEmpty())
+            p += QStringLiteral(" (%1)").arg(comment(d.reason));
         if (!d.domain.isEmpty()) p += QStringLiteral(" header.d=%1").arg(clean(d.domain));
         if (!d.selector.isEmpty()) p += QStringLiteral(" header.s=%1").arg(clean(d.selector));
         parts << p;
@@ -233,8 +254,8 @@ InboundVerdict evaluateInbound(Resolver& dns, const mail::MessageFile& message, 
     const QList<dkim::VerifyResult> dkims = dkim::verifyMessage(message, dns);
     const DmarcResult dmarc = evaluateDmarc(dns, message.header(), spf, dkims);
     const QStringList parts = resultParts(in, spf, dkims, dmarc);
-    v.header = (QStringLiteral("Authentication-Results: %1;\r\n\t").arg(clean(in.authservId)) + parts.join(QStringLiteral(";\r\n\t")) +
-                QStringLiteral("\r\n"))
+    v.header = (QStringLiteral("Authentication-Results: %1;\r\n\t").arg(clean(in.authservId)) +
+                parts.join(QStringLiteral(";\r\n\t")) + QStringLiteral("\r\n"))
                    .toUtf8();
     QStringList summary;
     for (const QString& p : parts) summary << p.section(QLatin1Char(' '), 0, 0);
@@ -247,8 +268,11 @@ InboundVerdict evaluateInbound(Resolver& dns, const mail::MessageFile& message, 
     if (dmarc.status == DmarcResult::Status::Fail) {
         if (dmarc.policy == u"reject" && in.rejectOnDmarc) {
             v.action = InboundVerdict::Action::Reject;
-            v.rejectText = QStringLiteral("Message rejected: %1 publishes DMARC p=reject and this message fails it (SPF %2, DKIM %3)")
-                               .arg(dmarc.fromDomain, toString(spf.status), dkims.isEmpty() ? QStringLiteral("none") : dkim::toString(dkims.first().status));
+            v.rejectText =
+                QStringLiteral(
+                    "Message rejected: %1 publishes DMARC p=reject and this message fails it (SPF %2, DKIM %3)")
+                    .arg(dmarc.fromDomain, toString(spf.status),
+                         dkims.isEmpty() ? QStringLiteral("none") : dkim::toString(dkims.first().status));
         } else if ((dmarc.policy == u"quarantine" || dmarc.policy == u"reject") && in.quarantineToJunk) {
             v.action = InboundVerdict::Action::Junk;
         }

@@ -65,23 +65,23 @@ QString toString(DmarcResult::Status s);
 struct InboundVerdict {
     enum class Action { Deliver, Junk, Reject };
     Action action = Action::Deliver;
-    QByteArray header;     // "Authentication-Results: ...\r\n"
-    QString rejectText;    // for Reject: the SMTP reply text
-    QString summary;       // for the log: "spf=pass dkim=pass dmarc=pass"
+    QByteArray header;   // "Authentication-Results: ...\r\n"
+    QString rejectText;  // for Reject: the SMTP reply text
+    QString summary;     // for the log: "spf=pass dkim=pass dmarc=pass"
     // The same results as RFC 8601 keywords, for the spam filter (Rspamd takes them instead of checking again).
-    QString spf;                                  // pass, fail, softfail, neutral, none, temperror, permerror
-    QList<QPair<QString, QString>> dkim;          // (result, d=) per signature; empty: no signature
-    QString dmarc;                                // pass, fail, none, temperror, permerror
-    QString dmarcPolicy;                          // the policy that applies on failure, "" without record
+    QString spf;                          // pass, fail, softfail, neutral, none, temperror, permerror
+    QList<QPair<QString, QString>> dkim;  // (result, d=) per signature; empty: no signature
+    QString dmarc;                        // pass, fail, none, temperror, permerror
+    QString dmarcPolicy;                  // the policy that applies on failure, "" without record
 };
 
 struct InboundInput {
     QHostAddress client;
-    QString sender;        // MAIL FROM ("" = null sender)
+    QString sender;  // MAIL FROM ("" = null sender)
     QString helo;
-    QString authservId;    // our host name
-    bool rejectOnDmarc = true;      // honour p=reject with a 550
-    bool quarantineToJunk = true;   // honour p=quarantine with the Junk folder
+    QString authservId;            // our host name
+    bool rejectOnDmarc = true;     // honour p=reject with a 550
+    bool quarantineToJunk = true;  // honour p=quarantine with the Junk folder
 };
 InboundVerdict evaluateInbound(Resolver& dns, const mail::MessageFile& message, const InboundInput& in);
 

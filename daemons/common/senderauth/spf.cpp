@@ -9,8 +9,8 @@
 namespace postern::senderauth {
 
 namespace {
-constexpr int kMaxLookups = 10;       // RFC 7208 4.6.4
-constexpr int kMaxVoidLookups = 2;    // RFC 7208 4.6.4
+constexpr int kMaxLookups = 10;     // RFC 7208 4.6.4
+constexpr int kMaxVoidLookups = 2;  // RFC 7208 4.6.4
 constexpr int kMaxNamesPerLookup = 10;
 constexpr qsizetype kMaxRecord = 4096;
 constexpr qsizetype kMaxDomain = 253;
@@ -46,8 +46,13 @@ QString ipMacro(const QHostAddress& ip) {
 class Evaluator {
 public:
     Evaluator(Resolver& dns, QHostAddress ip, QString sender, QString helo, QString receiver, const SpfOptions& options)
-        : m_dns(dns), m_ip(std::move(ip)), m_sender(std::move(sender)), m_helo(std::move(helo)), m_receiver(std::move(receiver)),
-          m_budgetMs(options.budgetMs), m_clock(options.clockMs) {
+        : m_dns(dns),
+          m_ip(std::move(ip)),
+          m_sender(std::move(sender)),
+          m_helo(std::move(helo)),
+          m_receiver(std::move(receiver)),
+          m_budgetMs(options.budgetMs),
+          m_clock(options.clockMs) {
         if (!m_clock) {
             auto timer = std::make_shared<QElapsedTimer>();
             timer->start();
@@ -125,7 +130,8 @@ private:
         if (!validDomain(domain)) return {Status::None, {}, QStringLiteral("not a domain: %1").arg(domain)};
         if (depth > kMaxLookups) return {Status::PermError, {}, QStringLiteral("include/redirect nesting too deep")};
         const DnsAnswer txt = lookup(domain, DnsType::TXT);
-        if (!txt.ok() && !txt.isNegative()) return {Status::TempError, {}, QStringLiteral("DNS %1 for %2").arg(toString(txt.status), domain)};
+        if (!txt.ok() && !txt.isNegative())
+            return {Status::TempError, {}, QStringLiteral("DNS %1 for %2").arg(toString(txt.status), domain)};
         QList<QByteArray> records;
         for (const DnsRecord& rec : txt.records) {
             if (rec.type != DnsType::TXT) continue;
@@ -133,9 +139,11 @@ private:
             if (t.size() >= 6 && t.left(6).toLower() == "v=spf1" && (t.size() == 6 || t.at(6) == ' ')) records << t;
         }
         if (records.isEmpty()) return {Status::None, {}, QStringLiteral("no SPF record for %1").arg(domain)};
-        if (records.size() > 1) return {Status::PermError, {}, QStringLiteral("%1 has more than one SPF record").arg(domain)};
+        if (records.size() > 1)
+            return {Status::PermError, {}, QStringLiteral("%1 has more than one SPF record").arg(domain)};
         if (records.first().size() > kMaxRecord) return {Status::PermError, {}, QStringLiteral("SPF record too long")};
-        const QStringList terms = QString::fromLatin1(records.first()).mid(6).split(QLatin1Char(' '), Qt::SkipEmptyParts);
+        const QStringList terms =
+            QString::fromLatin1(records.first()).mid(6).split(QLatin1Char(' '), Qt::SkipEmptyParts);
         QString redirect;
         // Modifiers are found first: redirect applies only when no mechanism matched.
         for (const QString& t : terms) {
@@ -164,7 +172,10 @@ private:
             if (o.match == Match::Temp) return {Status::TempError, term, o.reason};
             if (o.match == Match::Perm) return {Status::PermError, term, o.reason};
             if (o.match == Match::Yes) {
-                const Status s = qualifier == u'-' ? Status::Fail : qualifier == u'~' ? Status::SoftFail : qualifier == u'?' ? Status::Neutral : Status::Pass;
+                const Status s = qualifier == u'-'   ? Status::Fail
+                                 : qualifier == u'~' ? Status::SoftFail
+                                 : qualifier == u'?' ? Status::Neutral
+                                                     : Status::Pass;
                 return {s, term, {}};
             }
         }
@@ -172,9 +183,12 @@ private:
             QString reason;
             if (!countLookup(&reason)) return {Status::PermError, QStringLiteral("redirect=") + redirect, reason};
             QString target;
-            if (!expand(redirect, domain, &target)) return {Status::PermError, QStringLiteral("redirect=") + redirect, QStringLiteral("bad macro")};
+            if (!expand(redirect, domain, &target))
+                return {Status::PermError, QStringLiteral("redirect=") + redirect, QStringLiteral("bad macro")};
             HostResult r = checkHost(target, depth + 1);
-            if (r.status == Status::None) return {Status::PermError, QStringLiteral("redirect=") + redirect, QStringLiteral("redirect target has no SPF record")};
+            if (r.status == Status::None)
+                return {Status::PermError, QStringLiteral("redirect=") + redirect,
+                        QStringLiteral("redirect target has no SPF record")};
             return r;
         }
         return {Status::Neutral, QStringLiteral("(no match)"), {}};
@@ -218,7 +232,8 @@ private:
     Outcome evaluate(const QString& mech, const QString& domain, int depth) {
         QString name, spec;
         int cidr4 = 32, cidr6 = 128;
-        if (mech.startsWith(QStringLiteral("ip4:"), Qt::CaseInsensitive) || mech.startsWith(QStringLiteral("ip6:"), Qt::CaseInsensitive)) {
+        if (mech.startsWith(QStringLiteral("ip4:"), Qt::CaseInsensitive) ||
+            mech.startsWith(QStringLiteral("ip6:"), Qt::CaseInsensitive)) {
             const bool v4 = mech.at(2) == u'4';
             QString net = mech.mid(4);
             int len = v4 ? 32 : 128;
@@ -226,7 +241,8 @@ private:
             if (slash >= 0) {
                 bool ok = false;
                 len = net.mid(slash + 1).toInt(&ok);
-                if (!ok || len < 0 || len > (v4 ? 32 : 128)) return {Match::Perm, QStringLiteral("bad prefix length in %1").arg(mech)};
+                if (!ok || len < 0 || len > (v4 ? 32 : 128))
+                    return {Match::Perm, QStringLiteral("bad prefix length in %1").arg(mech)};
                 net = net.left(slash);
             }
             QHostAddress a;
@@ -234,9 +250,11 @@ private:
                 return {Match::Perm, QStringLiteral("bad address in %1").arg(mech)};
             return {m_ip.protocol() == a.protocol() && m_ip.isInSubnet(a, len) ? Match::Yes : Match::No, {}};
         }
-        if (!splitMechanism(mech, &name, &spec, &cidr4, &cidr6)) return {Match::Perm, QStringLiteral("syntax error in %1").arg(mech)};
+        if (!splitMechanism(mech, &name, &spec, &cidr4, &cidr6))
+            return {Match::Perm, QStringLiteral("syntax error in %1").arg(mech)};
         QString target = domain;
-        if (!spec.isEmpty() && !expand(spec, domain, &target)) return {Match::Perm, QStringLiteral("bad macro in %1").arg(mech)};
+        if (!spec.isEmpty() && !expand(spec, domain, &target))
+            return {Match::Perm, QStringLiteral("bad macro in %1").arg(mech)};
         QString reason;
         if (name == u"all") return {spec.isEmpty() ? Match::Yes : Match::Perm, {}};
         if (name == u"include") {
@@ -244,13 +262,19 @@ private:
             if (!countLookup(&reason)) return {Match::Perm, reason};
             const HostResult r = checkHost(target, depth + 1);
             switch (r.status) {
-                case Status::Pass: return {Match::Yes, {}};
+                case Status::Pass:
+                    return {Match::Yes, {}};
                 case Status::Fail:
                 case Status::SoftFail:
-                case Status::Neutral: return {Match::No, {}};
-                case Status::TempError: return {Match::Temp, r.reason};
+                case Status::Neutral:
+                    return {Match::No, {}};
+                case Status::TempError:
+                    return {Match::Temp, r.reason};
                 case Status::None:
-                case Status::PermError: return {Match::Perm, QStringLiteral("include:%1: %2").arg(target, r.reason.isEmpty() ? QStringLiteral("no SPF record") : r.reason)};
+                case Status::PermError:
+                    return {Match::Perm,
+                            QStringLiteral("include:%1: %2")
+                                .arg(target, r.reason.isEmpty() ? QStringLiteral("no SPF record") : r.reason)};
             }
         }
         const DnsType addrType = m_ip.protocol() == QAbstractSocket::IPv4Protocol ? DnsType::A : DnsType::AAAA;
@@ -271,7 +295,8 @@ private:
             int names = 0;
             for (const DnsRecord& r : mx.records) {
                 if (r.type != DnsType::MX) continue;
-                if (++names > kMaxNamesPerLookup) return {Match::Perm, QStringLiteral("more than %1 MX names").arg(kMaxNamesPerLookup)};
+                if (++names > kMaxNamesPerLookup)
+                    return {Match::Perm, QStringLiteral("more than %1 MX names").arg(kMaxNamesPerLookup)};
                 DnsAnswer ans;
                 if (!query(r.target, addrType, &ans, &stop)) return stop;
                 for (const DnsRecord& a : ans.records)
@@ -324,9 +349,12 @@ private:
             }
             if (++i >= spec.size()) return false;
             const QChar n = spec.at(i);
-            if (n == u'%') result += u'%';
-            else if (n == u'_') result += u' ';
-            else if (n == u'-') result += QStringLiteral("%20");
+            if (n == u'%')
+                result += u'%';
+            else if (n == u'_')
+                result += u' ';
+            else if (n == u'-')
+                result += QStringLiteral("%20");
             else if (n == u'{') {
                 const qsizetype close = spec.indexOf(u'}', i);
                 if (close < 0 || close == i + 1) return false;
@@ -336,18 +364,42 @@ private:
                 QString value;
                 const QString sender = m_sender.isEmpty() ? QStringLiteral("postmaster@") + m_helo : m_sender;
                 switch (letter.unicode()) {
-                    case 's': value = sender; break;
-                    case 'l': value = sender.section(u'@', 0, -2); break;
-                    case 'o': value = sender.section(u'@', -1); break;
-                    case 'd': value = domain; break;
-                    case 'i': value = ipMacro(m_ip); break;
-                    case 'c': value = m_ip.toString(); break;
-                    case 'p': value = QStringLiteral("unknown"); break;
-                    case 'v': value = m_ip.protocol() == QAbstractSocket::IPv4Protocol ? QStringLiteral("in-addr") : QStringLiteral("ip6"); break;
-                    case 'h': value = m_helo; break;
-                    case 'r': value = m_receiver; break;
-                    case 't': value = QString::number(QDateTime::currentSecsSinceEpoch()); break;
-                    default: return false;
+                    case 's':
+                        value = sender;
+                        break;
+                    case 'l':
+                        value = sender.section(u'@', 0, -2);
+                        break;
+                    case 'o':
+                        value = sender.section(u'@', -1);
+                        break;
+                    case 'd':
+                        value = domain;
+                        break;
+                    case 'i':
+                        value = ipMacro(m_ip);
+                        break;
+                    case 'c':
+                        value = m_ip.toString();
+                        break;
+                    case 'p':
+                        value = QStringLiteral("unknown");
+                        break;
+                    case 'v':
+                        value = m_ip.protocol() == QAbstractSocket::IPv4Protocol ? QStringLiteral("in-addr")
+                                                                                 : QStringLiteral("ip6");
+                        break;
+                    case 'h':
+                        value = m_helo;
+                        break;
+                    case 'r':
+                        value = m_receiver;
+                        break;
+                    case 't':
+                        value = QString::number(QDateTime::currentSecsSinceEpoch());
+                        break;
+                    default:
+                        return false;
                 }
                 qsizetype j = 1;
                 int keep = 0;
@@ -382,7 +434,8 @@ private:
             if (result.size() > 4 * kMaxDomain) return false;
         }
         // RFC 7208 7.3: an over-long expansion drops labels from the left.
-        while (result.size() > kMaxDomain && result.contains(QLatin1Char('.'))) result = result.section(QLatin1Char('.'), 1);
+        while (result.size() > kMaxDomain && result.contains(QLatin1Char('.')))
+            result = result.section(QLatin1Char('.'), 1);
         *out = result;
         return true;
     }
@@ -401,19 +454,26 @@ private:
 
 QString toString(SpfResult::Status s) {
     switch (s) {
-        case Status::None: return QStringLiteral("none");
-        case Status::Neutral: return QStringLiteral("neutral");
-        case Status::Pass: return QStringLiteral("pass");
-        case Status::Fail: return QStringLiteral("fail");
-        case Status::SoftFail: return QStringLiteral("softfail");
-        case Status::TempError: return QStringLiteral("temperror");
-        case Status::PermError: return QStringLiteral("permerror");
+        case Status::None:
+            return QStringLiteral("none");
+        case Status::Neutral:
+            return QStringLiteral("neutral");
+        case Status::Pass:
+            return QStringLiteral("pass");
+        case Status::Fail:
+            return QStringLiteral("fail");
+        case Status::SoftFail:
+            return QStringLiteral("softfail");
+        case Status::TempError:
+            return QStringLiteral("temperror");
+        case Status::PermError:
+            return QStringLiteral("permerror");
     }
     return {};
 }
 
-SpfResult checkSpf(Resolver& dns, const QHostAddress& ip, const QString& sender, const QString& helo, const QString& receiver,
-                   const SpfOptions& options) {
+SpfResult checkSpf(Resolver& dns, const QHostAddress& ip, const QString& sender, const QString& helo,
+                   const QString& receiver, const SpfOptions& options) {
     const QString identity = sender.isEmpty() ? QStringLiteral("postmaster@") + helo : sender;
     const QString domain = identity.section(QLatin1Char('@'), -1).toLower();
     Evaluator e(dns, ip, identity, helo, receiver, options);

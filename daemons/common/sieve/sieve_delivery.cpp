@@ -112,7 +112,8 @@ QString replyFrom(const Action& a, const PlanInput& in, const QString& mailbox) 
     }
     const qsizetype at = in.envelopeTo.lastIndexOf(QLatin1Char('@'));
     if (at > 0) {
-        const QString plain = (splitDetail(in.envelopeTo.left(at), in.delimiters).first + in.envelopeTo.mid(at)).toLower();
+        const QString plain =
+            (splitDetail(in.envelopeTo.left(at), in.delimiters).first + in.envelopeTo.mid(at)).toLower();
         if (may(plain)) return plain;
     }
     return mailbox;
@@ -229,7 +230,8 @@ Plan planDelivery(const QString& mailDir, const QString& mailbox, const PlanInpu
     const Outcome out = run(sequence, m, limits);
     for (const Action& a : out.actions) plan.actions << describe(a);
     if (out.error)
-        return keepOnly(QStringLiteral("script %1 failed: %2").arg(active ? active->name : QStringLiteral("(global)"), out.error->message),
+        return keepOnly(QStringLiteral("script %1 failed: %2")
+                            .arg(active ? active->name : QStringLiteral("(global)"), out.error->message),
                         out.error->message);
     bool redirectDropped = false;
     for (const Action& a : out.actions) {
@@ -241,7 +243,8 @@ Plan planDelivery(const QString& mailDir, const QString& mailbox, const PlanInpu
             else
                 bad << f;
         }
-        if (!bad.isEmpty()) plan.notes << QStringLiteral("flags not stored (not an IMAP keyword): %1").arg(bad.join(u' '));
+        if (!bad.isEmpty())
+            plan.notes << QStringLiteral("flags not stored (not an IMAP keyword): %1").arg(bad.join(u' '));
         switch (a.type) {
             case Action::Type::Keep:
                 addCopy(plan, {}, flags, keywords);

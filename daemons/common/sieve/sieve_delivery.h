@@ -81,8 +81,8 @@ inline constexpr int kMaxForwardHops = 10;
 
 struct Plan {
     struct Copy {
-        QStringList folder;  // empty: INBOX
-        QString flags;       // Maildir letters, sorted; empty: into new/ (unless keywords)
+        QStringList folder;    // empty: INBOX
+        QString flags;         // Maildir letters, sorted; empty: into new/ (unless keywords)
         QStringList keywords;  // IMAP keywords (valid atoms), for store::Delivery::add
     };
     QList<Copy> copies;

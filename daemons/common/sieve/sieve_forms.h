@@ -40,7 +40,8 @@ namespace postern::sieve {
 
 inline constexpr int kMaxVacationDays = 365;
 inline constexpr int kDefaultVacationDays = 7;
-inline constexpr qsizetype kMaxVacationTextBytes = 32 * 1024;  // dot-stuffed, still under the parser's 64 KiB string limit
+inline constexpr qsizetype kMaxVacationTextBytes =
+    32 * 1024;  // dot-stuffed, still under the parser's 64 KiB string limit
 inline constexpr qsizetype kMaxVacationSubjectBytes = 998;
 inline constexpr char kForwardScriptName[] = "forward";
 inline constexpr char kVacationScriptName[] = "vacation";
@@ -48,14 +49,14 @@ inline constexpr char kVacationScriptName[] = "vacation";
 struct VacationForm {
     QString subject;  // empty: the RFC 5230 default ("Auto: " + the original subject)
     QString text;
-    QString from;     // YYYY-MM-DD or empty
-    QString until;    // YYYY-MM-DD or empty
+    QString from;   // YYYY-MM-DD or empty
+    QString until;  // YYYY-MM-DD or empty
     int days = kDefaultVacationDays;
 };
 
 Result<QByteArray> forwardingScript(const QStringList& targets, bool keep, const QDate& today);
 Result<QByteArray> vacationScript(const VacationForm& form, const QDate& today);
-Status installGeneratedScript(const QString& mailDir, const QString& address, const QString& name, const QByteArray& script,
-                              const Quota& quota);
+Status installGeneratedScript(const QString& mailDir, const QString& address, const QString& name,
+                              const QByteArray& script, const Quota& quota);
 
 }  // namespace postern::sieve

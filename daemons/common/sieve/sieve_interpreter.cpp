@@ -304,7 +304,8 @@ private:
         if (n.tags.contains(QStringLiteral("once")) && m_included.contains(key)) return std::nullopt;
         if (m_stack.contains(key))
             return Failure{n.line, n.column,
-                           QStringLiteral("include loop: %1 -> %2").arg(QStringList(m_stack).filter(u":").join(QStringLiteral(" -> ")), key)};
+                           QStringLiteral("include loop: %1 -> %2")
+                               .arg(QStringList(m_stack).filter(u":").join(QStringLiteral(" -> ")), key)};
         if (m_stack.size() > m_l.maxIncludeDepth)
             return Failure{n.line, n.column, QStringLiteral("includes nested deeper than %1").arg(m_l.maxIncludeDepth)};
         QString error;
@@ -993,9 +994,9 @@ private:
     const Limits& m_l;
     bool m_variablesOn = false;
     bool m_includeOn = false;
-    bool m_return = false;       // `return` ends the current script
-    QStringList m_stack;         // scripts being run, outermost first ("personal:name")
-    QSet<QString> m_included;    // every script included so far (:once)
+    bool m_return = false;     // `return` ends the current script
+    QStringList m_stack;       // scripts being run, outermost first ("personal:name")
+    QSet<QString> m_included;  // every script included so far (:once)
     int m_includes = 0;
     QSet<QString> m_globalNames;  // declared `global` in the current script
     QMap<QString, QString> m_globals;
@@ -1014,7 +1015,8 @@ private:
 }  // namespace
 
 Outcome run(const Script& script, const Message& message, const Limits& limits) {
-    const QList<Runnable> one = {Runnable{&script, message.scriptName.isEmpty() ? QString() : QStringLiteral("personal:") + message.scriptName}};
+    const QList<Runnable> one = {
+        Runnable{&script, message.scriptName.isEmpty() ? QString() : QStringLiteral("personal:") + message.scriptName}};
     Runner r(one, message, limits);
     return r.run();
 }

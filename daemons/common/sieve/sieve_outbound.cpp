@@ -11,9 +11,13 @@
 namespace postern::sieve {
 
 namespace {
-qint64 nowOf(const Outbound& out) { return out.now ? out.now : QDateTime::currentSecsSinceEpoch(); }
+qint64 nowOf(const Outbound& out) {
+    return out.now ? out.now : QDateTime::currentSecsSinceEpoch();
+}
 
-QString domainOf(const QString& address) { return address.section(QLatin1Char('@'), -1).toLower(); }
+QString domainOf(const QString& address) {
+    return address.section(QLatin1Char('@'), -1).toLower();
+}
 }  // namespace
 
 QStringList queueRedirects(const Outbound& out, const QString& mailbox, Plan& plan, const Original& original) {
@@ -23,7 +27,8 @@ QStringList queueRedirects(const Outbound& out, const QString& mailbox, Plan& pl
         spool::Envelope env;
         env.sender = original.sender;
         // SRS for foreign senders; the null sender stays null; our own domains pass SPF as they are.
-        const bool rewrite = !original.sender.isEmpty() && !(out.isLocalDomain && out.isLocalDomain(domainOf(original.sender)));
+        const bool rewrite =
+            !original.sender.isEmpty() && !(out.isLocalDomain && out.isLocalDomain(domainOf(original.sender)));
         QString error;
         if (rewrite) {
             if (!out.srs)
@@ -46,7 +51,8 @@ QStringList queueRedirects(const Outbound& out, const QString& mailbox, Plan& pl
             }
             error = id.errorMessage();
         }
-        log << QStringLiteral("redirect to %1 failed: %2%3").arg(r.address, error, r.copy ? QString() : QStringLiteral("; kept in INBOX"));
+        log << QStringLiteral("redirect to %1 failed: %2%3")
+                   .arg(r.address, error, r.copy ? QString() : QStringLiteral("; kept in INBOX"));
         keepInstead = keepInstead || !r.copy;
     }
     if (keepInstead) {
@@ -62,7 +68,8 @@ QStringList sendVacation(const Outbound& out, const QString& mailDir, const QStr
     const VacationReply& r = *plan.vacation;
     auto claimed = claimReply(scriptDir(mailDir, mailbox), r.to, r.handle, r.periodSeconds, nowOf(out));
     if (!claimed) return {QStringLiteral("vacation reply to %1 not sent: %2").arg(r.to, claimed.errorMessage())};
-    if (!*claimed) return {QStringLiteral("vacation: %1 was answered within the last %2 s").arg(r.to).arg(r.periodSeconds)};
+    if (!*claimed)
+        return {QStringLiteral("vacation: %1 was answered within the last %2 s").arg(r.to).arg(r.periodSeconds)};
     spool::Envelope env;
     env.sender = QString();  // RFC 3834 3.3: a reply to a reply goes nowhere
     env.authUser = mailbox;  // DKIM: the signer checks From: against this user

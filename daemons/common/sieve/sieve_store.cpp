@@ -5,8 +5,8 @@
 #include "core/paths.h"
 
 #include <QDir>
-#include <QSet>
 #include <QFile>
+#include <QSet>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -95,7 +95,8 @@ Result<QByteArray> readScript(const QString& mailDir, const QString& address, co
 Quota Quota::fromConfig(const Config& config) {
     Quota q;
     q.maxScripts = int(std::clamp<qint64>(config.integer(QStringLiteral("sieve.max_scripts")), 1, 1000));
-    q.maxScriptBytes = std::clamp<qint64>(config.size(QStringLiteral("sieve.max_script_size")), 1, Limits{}.maxScriptBytes);
+    q.maxScriptBytes =
+        std::clamp<qint64>(config.size(QStringLiteral("sieve.max_script_size")), 1, Limits{}.maxScriptBytes);
     return q;
 }
 
@@ -245,7 +246,8 @@ std::shared_ptr<const Script> ScriptCache::byPath(const QString& path, QString* 
         auto it = m_entries.constFind(path);
         if (it != m_entries.constEnd() && it->dev == quint64(st.st_dev) && it->ino == quint64(st.st_ino) &&
             it->size == qint64(st.st_size) && it->mtimeNs == mtimeNs) {
-            if (!it->value.script && error) *error = it->value.error ? it->value.error->message : QStringLiteral("unreadable");
+            if (!it->value.script && error)
+                *error = it->value.error ? it->value.error->message : QStringLiteral("unreadable");
             return it->value.script;
         }
     }
@@ -288,7 +290,8 @@ QString globalScriptDir(const QString& configDir) {
 Result<QList<ScriptInfo>> listGlobalScripts(const QString& configDir) {
     QList<ScriptInfo> out;
     const QDir d(globalScriptDir(configDir));
-    for (const QFileInfo& fi : d.entryInfoList({QStringLiteral("*.sieve")}, QDir::Files | QDir::NoSymLinks, QDir::Name)) {
+    for (const QFileInfo& fi :
+         d.entryInfoList({QStringLiteral("*.sieve")}, QDir::Files | QDir::NoSymLinks, QDir::Name)) {
         const QString name = fi.completeBaseName();
         if (validScriptName(name)) out << ScriptInfo{name, fi.size(), false};
     }
@@ -298,14 +301,16 @@ Result<QList<ScriptInfo>> listGlobalScripts(const QString& configDir) {
 Result<QByteArray> readGlobalScript(const QString& configDir, const QString& name) {
     if (auto st = checkName(name); !st) return st.error();
     const QString path = scriptPath(globalScriptDir(configDir), name);
-    if (!QFileInfo::exists(path)) return Result<QByteArray>::fail(QStringLiteral("no global script '%1'").arg(name), ENOENT);
+    if (!QFileInfo::exists(path))
+        return Result<QByteArray>::fail(QStringLiteral("no global script '%1'").arg(name), ENOENT);
     return readFile(path, Limits{}.maxScriptBytes);
 }
 
 Status putGlobalScript(const QString& configDir, const QString& name, const QByteArray& source) {
     if (auto st = checkName(name); !st) return st;
     if (source.size() > Limits{}.maxScriptBytes)
-        return Status::fail(QStringLiteral("%1: larger than %2 bytes (the limit)").arg(name).arg(Limits{}.maxScriptBytes), EFBIG);
+        return Status::fail(
+            QStringLiteral("%1: larger than %2 bytes (the limit)").arg(name).arg(Limits{}.maxScriptBytes), EFBIG);
     if (auto compiled = compile(source); !compiled)
         return Status::fail(QStringLiteral("%1: %2").arg(name, compiled.errorMessage()));
     if (auto st = ensureDirectory(configDir + QStringLiteral("/sieve"), 0755); !st) return st;
@@ -357,13 +362,16 @@ Status checkIncludes(const QString& mailDir, const QString& address, const QStri
         const QString name = a.strings.value(0);
         for (const Frame& g : std::as_const(stack))
             if (g.name == name && !n->tags.contains(QStringLiteral("once")))
-                return Status::fail(QStringLiteral("%1:%2: include loop through \"%3\"").arg(a.line).arg(a.column).arg(name));
+                return Status::fail(
+                    QStringLiteral("%1:%2: include loop through \"%3\"").arg(a.line).arg(a.column).arg(name));
         if (done.contains(name) || name == self) continue;
         const QString path = scriptPath(*dir, name);
-        auto source = QFileInfo::exists(path) ? readFile(path, Limits{}.maxScriptBytes) : Result<QByteArray>::fail(QString(), ENOENT);
+        auto source = QFileInfo::exists(path) ? readFile(path, Limits{}.maxScriptBytes)
+                                              : Result<QByteArray>::fail(QString(), ENOENT);
         if (!source) {
             if (n->tags.contains(QStringLiteral("optional")) || stack.size() > 1) continue;
-            return Status::fail(QStringLiteral("%1:%2: included script \"%3\" does not exist").arg(a.line).arg(a.column).arg(name));
+            return Status::fail(
+                QStringLiteral("%1:%2: included script \"%3\" does not exist").arg(a.line).arg(a.column).arg(name));
         }
         auto compiled = compile(*source);
         if (!compiled) continue;  // its own PUTSCRIPT reported it; the run will too

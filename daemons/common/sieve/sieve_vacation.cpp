@@ -11,11 +11,11 @@
 #include <QFile>
 #include <QUuid>
 
-#include <algorithm>
-#include <cerrno>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cerrno>
 
 namespace postern::sieve {
 
@@ -112,7 +112,8 @@ QByteArray base64Lines(const QByteArray& data) {
     return out;
 }
 
-const char* const kListFields[] = {"list-id", "list-help", "list-subscribe", "list-unsubscribe", "list-post", "list-owner", "list-archive"};
+const char* const kListFields[] = {"list-id",   "list-help",  "list-subscribe", "list-unsubscribe",
+                                   "list-post", "list-owner", "list-archive"};
 
 }  // namespace
 
@@ -120,12 +121,14 @@ std::optional<QString> whyNoReply(const Action& v, const VacationFacts& f) {
     if (f.envelopeFrom.isEmpty()) return QStringLiteral("null sender");  // RFC 5230 4.6
     const mail::Header h = mail::parseHeader(headerBlock(f.header));
     for (const QByteArray& as : h.values("auto-submitted"))  // RFC 3834 5: anything but "no"
-        if (as.trimmed().split(';').first().trimmed().toLower() != "no") return QStringLiteral("Auto-Submitted: %1").arg(QString::fromUtf8(as).left(40));
+        if (as.trimmed().split(';').first().trimmed().toLower() != "no")
+            return QStringLiteral("Auto-Submitted: %1").arg(QString::fromUtf8(as).left(40));
     for (const char* name : kListFields)
         if (!h.values(name).isEmpty()) return QStringLiteral("mailing list (%1)").arg(QLatin1String(name));
     for (const QByteArray& p : h.values("precedence")) {
         const QByteArray value = p.trimmed().toLower();
-        if (value == "bulk" || value == "list" || value == "junk") return QStringLiteral("Precedence: %1").arg(QLatin1String(value));
+        if (value == "bulk" || value == "list" || value == "junk")
+            return QStringLiteral("Precedence: %1").arg(QLatin1String(value));
     }
     const QString sender = f.envelopeFrom.toLower();
     const QString senderLocal = sender.section(QLatin1Char('@'), 0, -2);
@@ -138,11 +141,11 @@ std::optional<QString> whyNoReply(const Action& v, const VacationFacts& f) {
         if (const QString addr = addressOf(a); !addr.isEmpty()) mine << addr;
     mine.removeAll(QString());
     // RFC 5230 4.5: never to ourselves.
-    if (mine.contains(sender) || mine.contains(withoutDetail(sender, f.delimiters)) || (!v.from.isEmpty() && addressOf(v.from) == sender))
+    if (mine.contains(sender) || mine.contains(withoutDetail(sender, f.delimiters)) ||
+        (!v.from.isEmpty() && addressOf(v.from) == sender))
         return QStringLiteral("sender is the user");
     // RFC 5230 4.5: only when one of the user's addresses is a recipient in the header.
-    const QStringList recipients =
-        addressesIn(h, {"to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc"});
+    const QStringList recipients = addressesIn(h, {"to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc"});
     for (const QString& r : recipients)
         if (mine.contains(r) || mine.contains(withoutDetail(r, f.delimiters))) return std::nullopt;
     return QStringLiteral("the user's address is not in To/Cc");
@@ -151,7 +154,8 @@ std::optional<QString> whyNoReply(const Action& v, const VacationFacts& f) {
 QString handleOf(const Action& v) {
     if (!v.handle.isEmpty()) return v.handle;
     // RFC 5230 4.2: without :handle, a change of :subject, :from, :mime or the reason is a new vacation.
-    const QByteArray all = (v.subject + QChar(0) + v.from + QChar(0) + QChar(v.mime ? u'1' : u'0') + QChar(0) + v.reason).toUtf8();
+    const QByteArray all =
+        (v.subject + QChar(0) + v.from + QChar(0) + QChar(v.mime ? u'1' : u'0') + QChar(0) + v.reason).toUtf8();
     return QString::fromLatin1(QCryptographicHash::hash(all, QCryptographicHash::Sha256).toHex().left(32));
 }
 
@@ -181,7 +185,8 @@ VacationReply buildReply(const Action& v, const VacationFacts& f, const QString&
     m += "To: <" + r.to.toUtf8() + ">\r\n";
     m += "Subject: " + encodeWord(subject) + "\r\n";
     m += "Date: " + mail::formatDate(now).toUtf8() + "\r\n";
-    m += "Message-ID: <" + QUuid::createUuid().toString(QUuid::WithoutBraces).toUtf8() + "@" + domain.toUtf8() + ">\r\n";
+    m +=
+        "Message-ID: <" + QUuid::createUuid().toString(QUuid::WithoutBraces).toUtf8() + "@" + domain.toUtf8() + ">\r\n";
     const QByteArray msgId = headerText(QString::fromUtf8(h.value("message-id")), 998).toUtf8();
     if (!msgId.isEmpty()) {  // RFC 5230 5.8 (RFC 5322 3.6.4)
         m += "In-Reply-To: " + msgId + "\r\n";
@@ -201,7 +206,8 @@ VacationReply buildReply(const Action& v, const VacationFacts& f, const QString&
         if (end >= 0) {
             const mail::Header eh = mail::parseHeader(entity);
             for (const mail::HeaderField& field : eh.fields)
-                if (field.name.toLower().startsWith("content-")) fields += entity.mid(field.start, field.end - field.start);
+                if (field.name.toLower().startsWith("content-"))
+                    fields += entity.mid(field.start, field.end - field.start);
             body = entity.mid(end == 0 ? 2 : end + 4);
         }
         if (!fields.isEmpty() && !fields.endsWith("\r\n")) fields += "\r\n";
@@ -221,7 +227,8 @@ VacationReply buildReply(const Action& v, const VacationFacts& f, const QString&
     return r;
 }
 
-Result<bool> claimReply(const QString& dir, const QString& sender, const QString& handle, qint64 periodSeconds, qint64 now) {
+Result<bool> claimReply(const QString& dir, const QString& sender, const QString& handle, qint64 periodSeconds,
+                        qint64 now) {
     if (auto st = ensureDirectory(dir, 0700); !st) return st.error();
     const QString lockPath = dir + QStringLiteral("/.vacation.lock");
     const int lock = ::open(QFile::encodeName(lockPath).constData(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);

@@ -59,10 +59,10 @@ inline constexpr qint64 kMaxVacationSeconds = 365LL * 86400;
 inline constexpr int kMaxSubjectChars = 200;
 
 struct VacationFacts {
-    QByteArray header;        // the incoming message's header block
-    QString envelopeFrom;     // empty: the null sender
-    QString envelopeTo;       // the recipient as given in RCPT TO (maybe with +detail)
-    QString mailbox;          // the user's own address
+    QByteArray header;     // the incoming message's header block
+    QString envelopeFrom;  // empty: the null sender
+    QString envelopeTo;    // the recipient as given in RCPT TO (maybe with +detail)
+    QString mailbox;       // the user's own address
     QString delimiters = QStringLiteral("+");
 };
 
@@ -80,6 +80,7 @@ VacationReply buildReply(const Action& vacation, const VacationFacts& facts, con
                          const QDateTime& now = QDateTime::currentDateTimeUtc());
 QString handleOf(const Action& vacation);
 
-Result<bool> claimReply(const QString& dir, const QString& sender, const QString& handle, qint64 periodSeconds, qint64 now);
+Result<bool> claimReply(const QString& dir, const QString& sender, const QString& handle, qint64 periodSeconds,
+                        qint64 now);
 
 }  // namespace postern::sieve

@@ -6,14 +6,14 @@
 #include <QDateTime>
 #include <QFile>
 
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 namespace postern::spam {
 
@@ -21,9 +21,13 @@ namespace {
 
 constexpr QByteArrayView kMagic = "postern-learn 1\n";
 
-QByteArray enc(const QString& s) { return QFile::encodeName(s); }
+QByteArray enc(const QString& s) {
+    return QFile::encodeName(s);
+}
 
-QString errnoText(int e) { return QString::fromLocal8Bit(strerror(e)); }
+QString errnoText(int e) {
+    return QString::fromLocal8Bit(strerror(e));
+}
 
 // Digits only, 1..20 characters.
 bool number(QStringView s) {
@@ -33,7 +37,9 @@ bool number(QStringView s) {
 
 }  // namespace
 
-QString toString(LearnClass c) { return c == LearnClass::Spam ? QStringLiteral("spam") : QStringLiteral("ham"); }
+QString toString(LearnClass c) {
+    return c == LearnClass::Spam ? QStringLiteral("spam") : QStringLiteral("ham");
+}
 
 LearnSpool::LearnSpool(QString dir, qsizetype maxEntries) : m_dir(std::move(dir)), m_max(maxEntries) {}
 
@@ -46,16 +52,20 @@ bool LearnSpool::validId(const QString& id) {
     return parts.size() == 3 && number(parts.at(0)) && number(parts.at(1)) && number(parts.at(2));
 }
 
-QByteArray LearnSpool::requestContent(const QString& user) { return kMagic.toByteArray() + user.toUtf8() + '\n'; }
+QByteArray LearnSpool::requestContent(const QString& user) {
+    return kMagic.toByteArray() + user.toUtf8() + '\n';
+}
 
 Result<QString> LearnSpool::parseRequest(const QByteArray& content) {
     if (!content.startsWith(kMagic)) return Result<QString>::fail(QStringLiteral("not a learn request (version line)"));
     QByteArray rest = content.mid(kMagic.size());
     if (!rest.endsWith('\n')) return Result<QString>::fail(QStringLiteral("truncated learn request"));
     rest.chop(1);
-    if (rest.isEmpty() || rest.size() > kMaxLearnUser) return Result<QString>::fail(QStringLiteral("bad user name length"));
+    if (rest.isEmpty() || rest.size() > kMaxLearnUser)
+        return Result<QString>::fail(QStringLiteral("bad user name length"));
     for (char c : rest)
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return Result<QString>::fail(QStringLiteral("control character in user name"));
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+            return Result<QString>::fail(QStringLiteral("control character in user name"));
     return QString::fromUtf8(rest);
 }
 
@@ -66,20 +76,24 @@ Status LearnSpool::open() {
     return {};
 }
 
-LearnSpool::Enqueued LearnSpool::enqueue(LearnClass cls, const QString& user, const QString& messagePath, QString* error) {
+LearnSpool::Enqueued LearnSpool::enqueue(LearnClass cls, const QString& user, const QString& messagePath,
+                                         QString* error) {
     auto failed = [error](const QString& why) {
         if (error) *error = why;
         return Enqueued::Failed;
     };
-    if (user.isEmpty() || user.toUtf8().size() > kMaxLearnUser) return failed(QStringLiteral("user name empty or too long"));
+    if (user.isEmpty() || user.toUtf8().size() > kMaxLearnUser)
+        return failed(QStringLiteral("user name empty or too long"));
     if (m_count >= m_max) {
         if (error) *error = QStringLiteral("%1 learn requests wait already (the limit)").arg(m_count);
         return Enqueued::Full;
     }
-    const QString id = QStringLiteral("%1.%2.%3").arg(QDateTime::currentSecsSinceEpoch()).arg(::getpid()).arg(++m_counter);
+    const QString id =
+        QStringLiteral("%1.%2.%3").arg(QDateTime::currentSecsSinceEpoch()).arg(::getpid()).arg(++m_counter);
     const QString base = m_dir + QLatin1Char('/') + id;
     const QByteArray eml = enc(base + QStringLiteral(".eml"));
-    if (::link(enc(messagePath).constData(), eml.constData()) != 0) return failed(QStringLiteral("link: %1").arg(errnoText(errno)));
+    if (::link(enc(messagePath).constData(), eml.constData()) != 0)
+        return failed(QStringLiteral("link: %1").arg(errnoText(errno)));
     const QByteArray tmp = enc(base + QStringLiteral(".tmp"));
     const int fd = ::open(tmp.constData(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -140,7 +154,8 @@ Result<QList<LearnEntry>> LearnSpool::pending(qsizetype max) {
         entry.id = f.id;
         entry.cls = f.cls;
         entry.messagePath = m_dir + QLatin1Char('/') + f.id + QStringLiteral(".eml");
-        entry.requestPath = m_dir + QLatin1Char('/') + f.id + (f.cls == LearnClass::Spam ? QStringLiteral(".spam") : QStringLiteral(".ham"));
+        entry.requestPath = m_dir + QLatin1Char('/') + f.id +
+                            (f.cls == LearnClass::Spam ? QStringLiteral(".spam") : QStringLiteral(".ham"));
         auto content = readFile(entry.requestPath, 4096);
         auto user = content ? parseRequest(*content) : Result<QString>::fail(content.errorMessage());
         if (!user) {  // a broken request cannot become whole: drop it
@@ -185,7 +200,9 @@ int LearnSpool::sweepOrphans(qint64 ageSeconds) {
 
 bool LearnSpool::drainLock() {
     if (m_locked) return true;
-    if (m_lockFd < 0) m_lockFd = ::open(enc(m_dir + QStringLiteral("/lock")).constData(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (m_lockFd < 0)
+        m_lockFd =
+            ::open(enc(m_dir + QStringLiteral("/lock")).constData(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (m_lockFd < 0) return false;
     m_locked = ::flock(m_lockFd, LOCK_EX | LOCK_NB) == 0;
     return m_locked;

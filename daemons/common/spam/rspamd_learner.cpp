@@ -8,8 +8,13 @@
 
 namespace postern::spam {
 
-RspamdLearner::RspamdLearner(LearnSpool& spool, QString controllerSocket, QByteArray password, int timeoutMs, QObject* parent)
-    : QObject(parent), m_spool(spool), m_socketPath(std::move(controllerSocket)), m_password(std::move(password)), m_timeoutMs(timeoutMs) {
+RspamdLearner::RspamdLearner(LearnSpool& spool, QString controllerSocket, QByteArray password, int timeoutMs,
+                             QObject* parent)
+    : QObject(parent),
+      m_spool(spool),
+      m_socketPath(std::move(controllerSocket)),
+      m_password(std::move(password)),
+      m_timeoutMs(timeoutMs) {
     m_poll.setInterval(5000);
     connect(&m_poll, &QTimer::timeout, this, [this] {
         // A process that does not drain still refreshes its count of the spool (the queue
@@ -133,14 +138,17 @@ void RspamdLearner::pump() {
 
 void RspamdLearner::finished() {
     if (!m_socket || !m_current) return;
-    if (m_socket->bytesAvailable() > 0 && m_reply.size() < kMaxReply) m_reply += m_socket->read(kMaxReply - m_reply.size());
+    if (m_socket->bytesAvailable() > 0 && m_reply.size() < kMaxReply)
+        m_reply += m_socket->read(kMaxReply - m_reply.size());
     const int code = statusOf(m_reply);
     if (code < 0) {
-        fail(m_reply.isEmpty() ? QStringLiteral("connection closed without an answer") : QStringLiteral("malformed answer"));
+        fail(m_reply.isEmpty() ? QStringLiteral("connection closed without an answer")
+                               : QStringLiteral("malformed answer"));
         return;
     }
     const LearnEntry e = *m_current;
-    const QByteArray firstLine = m_reply.left(std::min<qsizetype>(m_reply.indexOf('\r') < 0 ? 200 : m_reply.indexOf('\r'), 200));
+    const QByteArray firstLine =
+        m_reply.left(std::min<qsizetype>(m_reply.indexOf('\r') < 0 ? 200 : m_reply.indexOf('\r'), 200));
     m_timeout.stop();
     m_socket->disconnect(this);
     m_socket->abort();
@@ -149,10 +157,15 @@ void RspamdLearner::finished() {
     m_file.reset();
     m_current.reset();
     auto fields = [&](const char* result) {
-        return log::Fields().add("user", e.user).add("class", toString(e.cls)).add("result", result).add("status", code);
+        return log::Fields()
+            .add("user", e.user)
+            .add("class", toString(e.cls))
+            .add("result", result)
+            .add("status", code);
     };
     auto count = [&](const QString& result) {
-        stats::add(QStringLiteral("postern_spam_learns_total"), {{QStringLiteral("class"), toString(e.cls)}, {QStringLiteral("result"), result}});
+        stats::add(QStringLiteral("postern_spam_learns_total"),
+                   {{QStringLiteral("class"), toString(e.cls)}, {QStringLiteral("result"), result}});
     };
     if (code >= 200 && code < 300) {
         m_serverErrors.remove(e.id);
@@ -178,7 +191,8 @@ void RspamdLearner::finished() {
         m_serverErrors.remove(e.id);
         m_spool.remove(e);
         count(QStringLiteral("dropped"));
-        log::warn(u"spam.learn", fields("dropped").add("detail", QStringLiteral("%1 server errors in a row").arg(errors)));
+        log::warn(u"spam.learn",
+                  fields("dropped").add("detail", QStringLiteral("%1 server errors in a row").arg(errors)));
         startNext();
         if (!m_socket) kick();
         return;
@@ -190,10 +204,13 @@ void RspamdLearner::finished() {
 
 void RspamdLearner::fail(const QString& why) {
     if (!m_current) return;
-    log::warn(u"spam.learn",
-              log::Fields().add("user", m_current->user).add("class", toString(m_current->cls)).add("result", "deferred").add("detail", why));
-    stats::add(QStringLiteral("postern_spam_learns_total"),
-               {{QStringLiteral("class"), toString(m_current->cls)}, {QStringLiteral("result"), QStringLiteral("deferred")}});
+    log::warn(u"spam.learn", log::Fields()
+                                 .add("user", m_current->user)
+                                 .add("class", toString(m_current->cls))
+                                 .add("result", "deferred")
+                                 .add("detail", why));
+    stats::add(QStringLiteral("postern_spam_learns_total"), {{QStringLiteral("class"), toString(m_current->cls)},
+                                                             {QStringLiteral("result"), QStringLiteral("deferred")}});
     m_timeout.stop();
     if (m_socket) {
         m_socket->disconnect(this);

@@ -56,7 +56,8 @@ public:
     static constexpr qsizetype kBatch = 64;
     static constexpr int kMaxServerErrors = 5;
 
-    RspamdLearner(LearnSpool& spool, QString controllerSocket, QByteArray password, int timeoutMs, QObject* parent = nullptr);
+    RspamdLearner(LearnSpool& spool, QString controllerSocket, QByteArray password, int timeoutMs,
+                  QObject* parent = nullptr);
     ~RspamdLearner() override;
 
     void kick();

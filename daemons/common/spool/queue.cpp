@@ -5,36 +5,44 @@
 #include "core/posix_io.h"
 
 #include <QDir>
-#include <QFileInfo>
 #include <QFile>
+#include <QFileInfo>
 #include <QRandomGenerator>
 #include <QRegularExpression>
 
 #include <limits>
 
-#include <cerrno>
 #include <fcntl.h>
 #include <unistd.h>
+#include <cerrno>
 
 namespace postern::spool {
 
 QString toString(QueueState s) {
     switch (s) {
-        case QueueState::Incoming: return QStringLiteral("incoming");
-        case QueueState::Active: return QStringLiteral("active");
-        case QueueState::Deferred: return QStringLiteral("deferred");
-        case QueueState::Hold: return QStringLiteral("hold");
-        case QueueState::Corrupt: return QStringLiteral("corrupt");
+        case QueueState::Incoming:
+            return QStringLiteral("incoming");
+        case QueueState::Active:
+            return QStringLiteral("active");
+        case QueueState::Deferred:
+            return QStringLiteral("deferred");
+        case QueueState::Hold:
+            return QStringLiteral("hold");
+        case QueueState::Corrupt:
+            return QStringLiteral("corrupt");
     }
     return {};
 }
 
 const QList<QueueState>& queueStates() {
-    static const QList<QueueState> all{QueueState::Incoming, QueueState::Active, QueueState::Deferred, QueueState::Hold, QueueState::Corrupt};
+    static const QList<QueueState> all{QueueState::Incoming, QueueState::Active, QueueState::Deferred, QueueState::Hold,
+                                       QueueState::Corrupt};
     return all;
 }
 
-QString stateDir(const QString& queueDir, QueueState s) { return queueDir + QLatin1Char('/') + toString(s); }
+QString stateDir(const QString& queueDir, QueueState s) {
+    return queueDir + QLatin1Char('/') + toString(s);
+}
 
 bool isValidQueueId(const QString& id) {
     static const QRegularExpression re(QStringLiteral("^[0-9A-F]{16}$"));
@@ -50,9 +58,12 @@ QString newQueueId() {
 
 QString toString(EnvelopeRecipient::Status s) {
     switch (s) {
-        case EnvelopeRecipient::Status::Pending: return QStringLiteral("pending");
-        case EnvelopeRecipient::Status::Sent: return QStringLiteral("sent");
-        case EnvelopeRecipient::Status::Failed: return QStringLiteral("failed");
+        case EnvelopeRecipient::Status::Pending:
+            return QStringLiteral("pending");
+        case EnvelopeRecipient::Status::Sent:
+            return QStringLiteral("sent");
+        case EnvelopeRecipient::Status::Failed:
+            return QStringLiteral("failed");
     }
     return {};
 }
@@ -113,41 +124,60 @@ Result<Envelope> Envelope::parse(const QByteArray& text) {
     const int version = lines.first().mid(14).toInt(&ok);
     if (!ok || version < 1) return Result<Envelope>::fail(QStringLiteral("bad envelope version line"));
     if (version > kEnvelopeVersion)
-        return Result<Envelope>::fail(QStringLiteral("envelope version %1 is newer than this program (%2)").arg(version).arg(kEnvelopeVersion));
+        return Result<Envelope>::fail(
+            QStringLiteral("envelope version %1 is newer than this program (%2)").arg(version).arg(kEnvelopeVersion));
     for (qsizetype i = 1; i < lines.size(); ++i) {
         const QString line = QString::fromUtf8(lines.at(i));
         if (line.isEmpty()) continue;
         const qsizetype colon = line.indexOf(QStringLiteral(": "));
         const QString key = colon < 0 ? line : line.left(colon);
         const QString value = colon < 0 ? QString() : line.mid(colon + 2);
-        if (key == u"id") e.id = value;
-        else if (key == u"arrival") e.arrival = value.toLongLong();
-        else if (key == u"sender") e.sender = value;
-        else if (key == u"auth-user") e.authUser = value;
+        if (key == u"id")
+            e.id = value;
+        else if (key == u"arrival")
+            e.arrival = value.toLongLong();
+        else if (key == u"sender")
+            e.sender = value;
+        else if (key == u"auth-user")
+            e.authUser = value;
         else if (key == u"client") {
             e.clientAddress = value.section(QLatin1Char(' '), 0, 0);
             e.clientHelo = value.section(QLatin1Char(' '), 1);
-        } else if (key == u"body") e.bodyType = value;
-        else if (key == u"smtputf8") e.smtpUtf8 = value == u"yes";
-        else if (key == u"ret") e.ret = value;
-        else if (key == u"envid") e.envid = value;
-        else if (key == u"size") e.size = value.toLongLong();
+        } else if (key == u"body")
+            e.bodyType = value;
+        else if (key == u"smtputf8")
+            e.smtpUtf8 = value == u"yes";
+        else if (key == u"ret")
+            e.ret = value;
+        else if (key == u"envid")
+            e.envid = value;
+        else if (key == u"size")
+            e.size = value.toLongLong();
         else if (key == u"recipient") {
             EnvelopeRecipient r;
             const QStringList parts = value.split(QLatin1Char(' '));
             r.address = parts.value(0);
             for (const QString& p : parts.mid(1)) {
-                if (p.startsWith(u"notify=") && p != u"notify=-") r.notify = p.mid(7);
-                else if (p.startsWith(u"orcpt=") && p != u"orcpt=-") r.orcpt = p.mid(6);
-                else if (p == u"status=sent") r.status = EnvelopeRecipient::Status::Sent;
-                else if (p == u"status=failed") r.status = EnvelopeRecipient::Status::Failed;
+                if (p.startsWith(u"notify=") && p != u"notify=-")
+                    r.notify = p.mid(7);
+                else if (p.startsWith(u"orcpt=") && p != u"orcpt=-")
+                    r.orcpt = p.mid(6);
+                else if (p == u"status=sent")
+                    r.status = EnvelopeRecipient::Status::Sent;
+                else if (p == u"status=failed")
+                    r.status = EnvelopeRecipient::Status::Failed;
             }
-            if (r.address.isEmpty()) return Result<Envelope>::fail(QStringLiteral("line %1: empty recipient").arg(i + 1));
+            if (r.address.isEmpty())
+                return Result<Envelope>::fail(QStringLiteral("line %1: empty recipient").arg(i + 1));
             e.recipients << r;
-        } else if (key == u"attempts") e.attempts = value.toInt();
-        else if (key == u"first-attempt") e.firstAttempt = value.toLongLong();
-        else if (key == u"next-attempt") e.nextAttempt = value.toLongLong();
-        else if (key == u"delay-notified") e.delayNotified = value == u"yes";
+        } else if (key == u"attempts")
+            e.attempts = value.toInt();
+        else if (key == u"first-attempt")
+            e.firstAttempt = value.toLongLong();
+        else if (key == u"next-attempt")
+            e.nextAttempt = value.toLongLong();
+        else if (key == u"delay-notified")
+            e.delayNotified = value == u"yes";
         else if (key == u"diagnostic" || key == u"remote-mta") {
             const QString addr = value.section(QLatin1Char(' '), 0, 0);
             const QString rest = value.section(QLatin1Char(' '), 1);
@@ -163,7 +193,8 @@ Result<Envelope> Envelope::parse(const QByteArray& text) {
 }
 
 Status writeNewFileSynced(const QString& path, const QByteArray& data) {
-    const int fd = ::open(QFile::encodeName(path).constData(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    const int fd =
+        ::open(QFile::encodeName(path).constData(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return errnoError(path, errno);
     Status st = writeAll(fd, data, path);
     if (st && ::fsync(fd) != 0) st = errnoError(path, errno);
@@ -194,7 +225,8 @@ Status QueueWriter::prepare(const Envelope& envelope, const QString& bodyPath) {
         return errnoError(bodyPath, e);
     }
     ::close(fd);
-    if (::link(QFile::encodeName(bodyPath).constData(), QFile::encodeName(m_body).constData()) != 0) return errnoError(m_body, errno);
+    if (::link(QFile::encodeName(bodyPath).constData(), QFile::encodeName(m_body).constData()) != 0)
+        return errnoError(m_body, errno);
     m_prepared = true;
     // The temporary envelope is fully written and fsync'd; commit() only renames it.
     ::unlink(QFile::encodeName(m_envTmp).constData());
@@ -239,7 +271,8 @@ Status moveMessage(const QString& queueDir, const QString& id, QueueState from, 
     if (!isValidQueueId(id)) return Status::fail(QStringLiteral("invalid queue id"));
     if (auto st = ensureDirectory(stateDir(queueDir, to), 0700); !st) return st;
     auto mv = [](const QString& a, const QString& b) -> Status {
-        if (::rename(QFile::encodeName(a).constData(), QFile::encodeName(b).constData()) != 0) return errnoError(a, errno);
+        if (::rename(QFile::encodeName(a).constData(), QFile::encodeName(b).constData()) != 0)
+            return errnoError(a, errno);
         return {};
     };
     // Body first: an envelope is never visible without its body.
@@ -284,7 +317,8 @@ QList<QueueEntry> listQueue(const QString& queueDir, QStringList* errors) {
 Result<Envelope> readEnvelope(const QString& queueDir, QueueState state, const QString& id) {
     if (!isValidQueueId(id)) return Result<Envelope>::fail(QStringLiteral("invalid queue id"), EINVAL);
     QFile f(envelopePath(queueDir, state, id));
-    if (!f.open(QIODevice::ReadOnly)) return Result<Envelope>::fail(QStringLiteral("%1: %2").arg(f.fileName(), f.errorString()), ENOENT);
+    if (!f.open(QIODevice::ReadOnly))
+        return Result<Envelope>::fail(QStringLiteral("%1: %2").arg(f.fileName(), f.errorString()), ENOENT);
     return Envelope::parse(f.read(kMaxEnvelopeBytes));
 }
 
@@ -310,13 +344,17 @@ Result<QString> enqueueNew(const QString& queueDir, Envelope env, qint64 size, W
 }  // namespace
 
 Result<QString> enqueueMessage(const QString& queueDir, Envelope env, const QByteArray& content) {
-    return enqueueNew(queueDir, std::move(env), content.size(), [&](const QString& tmp) { return writeNewFileSynced(tmp, content); });
+    return enqueueNew(queueDir, std::move(env), content.size(),
+                      [&](const QString& tmp) { return writeNewFileSynced(tmp, content); });
 }
 
-Result<QString> enqueueMessage(const QString& queueDir, Envelope env, const QByteArray& head, int fd, qint64 offset, qint64 length) {
-    if (head.size() > std::numeric_limits<qint64>::max() - length) return Result<QString>::fail(QStringLiteral("message too large"));
+Result<QString> enqueueMessage(const QString& queueDir, Envelope env, const QByteArray& head, int fd, qint64 offset,
+                               qint64 length) {
+    if (head.size() > std::numeric_limits<qint64>::max() - length)
+        return Result<QString>::fail(QStringLiteral("message too large"));
     return enqueueNew(queueDir, std::move(env), head.size() + length, [&](const QString& tmp) -> Status {
-        const int out = ::open(QFile::encodeName(tmp).constData(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        const int out =
+            ::open(QFile::encodeName(tmp).constData(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (out < 0) return errnoError(tmp, errno);
         Status st = writeAll(out, head, tmp);
         if (st) st = copyRange(fd, offset, length, out, tmp);

@@ -62,8 +62,8 @@ inline constexpr int kEnvelopeVersion = 2;
 inline constexpr qint64 kMaxEnvelopeBytes = 1024 * 1024;
 
 enum class QueueState { Incoming, Active, Deferred, Hold, Corrupt };
-QString toString(QueueState s);            // "incoming", "active", ...: the folder's name
-const QList<QueueState>& queueStates();    // all of them, in this order
+QString toString(QueueState s);                           // "incoming", "active", ...: the folder's name
+const QList<QueueState>& queueStates();                   // all of them, in this order
 QString stateDir(const QString& queueDir, QueueState s);  // <queueDir>/<state>
 
 bool isValidQueueId(const QString& id);
@@ -154,8 +154,8 @@ Result<QString> enqueueMessage(const QString& queueDir, Envelope envelope, const
 // The same for `head` followed by `length` bytes of `fd` from `offset` (a redirected message:
 // the body is copied by the kernel, never held in memory). Both take the one path: tmp/,
 // fsync, QueueWriter prepare + commit (the folder fsync'd) before they return.
-Result<QString> enqueueMessage(const QString& queueDir, Envelope envelope, const QByteArray& head, int fd, qint64 offset,
-                               qint64 length);
+Result<QString> enqueueMessage(const QString& queueDir, Envelope envelope, const QByteArray& head, int fd,
+                               qint64 offset, qint64 length);
 // Creates `path` exclusively (O_EXCL|O_NOFOLLOW, 0600), writes `data`, fsyncs; removed on failure.
 Status writeNewFileSynced(const QString& path, const QByteArray& data);
 

@@ -18,16 +18,20 @@ Status makeDue(const QString& queueDir, QueueState state, Envelope e) {
 }
 
 // Moves the message from one of `from` to `to`; no `to`: deletes it.
-Result<QString> move(const QString& queueDir, const QString& id, const QList<QueueState>& from, std::optional<QueueState> to, const QString& verb) {
+Result<QString> move(const QString& queueDir, const QString& id, const QList<QueueState>& from,
+                     std::optional<QueueState> to, const QString& verb) {
     auto found = findMessage(queueDir, id);
     if (!found) return found.error();
     const QueueState state = found->state;
     const Envelope& e = found->envelope;
-    if (state == QueueState::Active) return Result<QString>::fail(QStringLiteral("%1 is being delivered right now; try again in a moment").arg(e.id));
+    if (state == QueueState::Active)
+        return Result<QString>::fail(
+            QStringLiteral("%1 is being delivered right now; try again in a moment").arg(e.id));
     if (!from.contains(state)) {
         QStringList names;
         for (const QueueState s : from) names << toString(s);
-        return Result<QString>::fail(QStringLiteral("%1 is %2; '%3' works on %4 messages").arg(e.id, toString(state), verb, names.join(QLatin1Char('/'))));
+        return Result<QString>::fail(QStringLiteral("%1 is %2; '%3' works on %4 messages")
+                                         .arg(e.id, toString(state), verb, names.join(QLatin1Char('/'))));
     }
     if (!to) {
         if (auto st = removeMessage(queueDir, state, e.id); !st) return st.error();
@@ -36,7 +40,8 @@ Result<QString> move(const QString& queueDir, const QString& id, const QList<Que
     if (*to == QueueState::Deferred)
         if (auto st = makeDue(queueDir, state, e); !st) return st.error();
     if (auto st = moveMessage(queueDir, e.id, state, *to); !st) return st.error();
-    return QStringLiteral("%1 %2").arg(e.id, *to == QueueState::Hold ? QStringLiteral("held") : QStringLiteral("released, due now"));
+    return QStringLiteral("%1 %2").arg(
+        e.id, *to == QueueState::Hold ? QStringLiteral("held") : QStringLiteral("released, due now"));
 }
 
 }  // namespace
@@ -52,14 +57,17 @@ QueueListing listMessages(const QString& queueDir, int max) {
 Result<QueueEntry> findMessage(const QString& queueDir, const QString& rawId) {
     const QString id = rawId.toUpper();
     if (!isValidQueueId(id))
-        return Result<QueueEntry>::fail(QStringLiteral("'%1' is not a queue id (16 hex digits; see the queue list)").arg(rawId.left(64)), EINVAL);
+        return Result<QueueEntry>::fail(
+            QStringLiteral("'%1' is not a queue id (16 hex digits; see the queue list)").arg(rawId.left(64)), EINVAL);
     const std::optional<QueueState> state = stateOf(queueDir, id);
     if (!state) return Result<QueueEntry>::fail(QStringLiteral("no message %1 in the queue").arg(id), ENOENT);
     auto env = readEnvelope(queueDir, *state, id);
     if (!env) {
         // Moved by the queue runner between the two looks: say so rather than "does not parse".
-        if (env.error().code == ENOENT) return Result<QueueEntry>::fail(QStringLiteral("%1 moved just now; try again").arg(id), ENOENT);
-        return Result<QueueEntry>::fail(QStringLiteral("%1: %2").arg(envelopePath(queueDir, *state, id), env.errorMessage()));
+        if (env.error().code == ENOENT)
+            return Result<QueueEntry>::fail(QStringLiteral("%1 moved just now; try again").arg(id), ENOENT);
+        return Result<QueueEntry>::fail(
+            QStringLiteral("%1: %2").arg(envelopePath(queueDir, *state, id), env.errorMessage()));
     }
     return QueueEntry{*state, *env};
 }
@@ -81,7 +89,8 @@ Result<QString> retryMessage(const QString& queueDir, const QString& id) {
     auto found = findMessage(queueDir, id);
     if (!found) return found.error();
     if (found->state != QueueState::Deferred)
-        return Result<QString>::fail(QStringLiteral("%1 is %2, not deferred (release held messages with 'release')").arg(found->envelope.id, toString(found->state)));
+        return Result<QString>::fail(QStringLiteral("%1 is %2, not deferred (release held messages with 'release')")
+                                         .arg(found->envelope.id, toString(found->state)));
     if (auto st = makeDue(queueDir, found->state, found->envelope); !st) return st.error();
     return QStringLiteral("%1 due now").arg(found->envelope.id);
 }
@@ -105,7 +114,8 @@ Result<QString> releaseMessage(const QString& queueDir, const QString& id) {
 }
 
 Result<QString> deleteMessage(const QString& queueDir, const QString& id) {
-    return move(queueDir, id, {QueueState::Incoming, QueueState::Deferred, QueueState::Hold, QueueState::Corrupt}, std::nullopt, QStringLiteral("delete"));
+    return move(queueDir, id, {QueueState::Incoming, QueueState::Deferred, QueueState::Hold, QueueState::Corrupt},
+                std::nullopt, QStringLiteral("delete"));
 }
 
 }  // namespace postern::spool

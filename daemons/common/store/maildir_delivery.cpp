@@ -14,10 +14,10 @@
 #include <QFile>
 #include <QSet>
 
-#include <cerrno>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cerrno>
 
 namespace postern::store {
 
@@ -30,9 +30,13 @@ bool makeDir(const QString& path, bool* created) {
     return errno == EEXIST;
 }
 
-StoreError fromStatus(const Status& st) { return StoreError::fromErrno(st.error().code ? st.error().code : EIO, st.errorMessage()); }
+StoreError fromStatus(const Status& st) {
+    return StoreError::fromErrno(st.error().code ? st.error().code : EIO, st.errorMessage());
+}
 
-StoreError fromErrno(const QString& what, int err) { return StoreError::fromErrno(err, errnoError(what, err).message); }
+StoreError fromErrno(const QString& what, int err) {
+    return StoreError::fromErrno(err, errnoError(what, err).message);
+}
 
 // The copy's bytes into its open tmp/ file, with its mtime, then fsync.
 Status fillFile(int fd, const Content& content, const std::optional<qint64>& mtime, const QString& path) {
@@ -81,10 +85,11 @@ Delivery::~Delivery() {
     if (!m_committed) abort();
 }
 
-StoreStatus Delivery::add(const QString& address, const Content& content, const QStringList& folder, qint64 quotaBytes, const QString& flags,
-                          const QStringList& keywords) {
+StoreStatus Delivery::add(const QString& address, const Content& content, const QStringList& folder, qint64 quotaBytes,
+                          const QString& flags, const QStringList& keywords) {
     const QString root = maildirRoot(m_mailDir, address);
-    if (root.isEmpty()) return StoreError::fromErrno(EINVAL, QStringLiteral("'%1' is not a deliverable address").arg(address));
+    if (root.isEmpty())
+        return StoreError::fromErrno(EINVAL, QStringLiteral("'%1' is not a deliverable address").arg(address));
     QString folderDir;
     if (!folder.isEmpty()) {
         auto d = folderDirName(folder);
@@ -108,7 +113,9 @@ StoreStatus Delivery::add(const QString& address, const Content& content, const 
     return write(c, p, content);
 }
 
-StoreStatus Delivery::add(const Placement& placement, const Content& content) { return write(Copy{}, placement, content); }
+StoreStatus Delivery::add(const Placement& placement, const Content& content) {
+    return write(Copy{}, placement, content);
+}
 
 StoreStatus Delivery::write(Copy c, const Placement& p, const Content& content) {
     const qint64 size = content.size();
@@ -127,8 +134,10 @@ StoreStatus Delivery::write(Copy c, const Placement& p, const Content& content) 
     c.size = size;
     c.name = uniqueName(size);
     c.tmpPath = c.dir + QStringLiteral("/tmp/") + c.name;
-    c.finalPath = p.cur ? c.dir + QStringLiteral("/cur/") + withFlags(c.name, p.flags) : c.dir + QStringLiteral("/new/") + c.name;
-    const int fd = ::open(QFile::encodeName(c.tmpPath).constData(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    c.finalPath =
+        p.cur ? c.dir + QStringLiteral("/cur/") + withFlags(c.name, p.flags) : c.dir + QStringLiteral("/new/") + c.name;
+    const int fd =
+        ::open(QFile::encodeName(c.tmpPath).constData(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return fromErrno(c.tmpPath, errno);
     Status st = fillFile(fd, content, p.mtime, c.tmpPath);
     if (::close(fd) != 0 && st) st = errnoError(c.tmpPath, errno);
@@ -179,7 +188,9 @@ void Delivery::abort() {
 namespace {
 constexpr qint64 kRecalcFileSize = 5120;  // Maildir++: recalculate when maildirsize grows past 5120 bytes
 
-QString quotaFile(const QString& root) { return root + QStringLiteral("/maildirsize"); }
+QString quotaFile(const QString& root) {
+    return root + QStringLiteral("/maildirsize");
+}
 
 std::pair<qint64, qint64> scanUsage(const QString& root) {
     qint64 bytes = 0, count = 0;
@@ -205,7 +216,8 @@ std::pair<qint64, qint64> scanUsage(const QString& root) {
 
 Status MaildirQuota::recalculate(const QString& root, qint64 limitBytes) {
     const auto [bytes, count] = scanUsage(root);
-    const QByteArray text = QByteArray::number(limitBytes) + "S\n" + QByteArray::number(bytes) + " " + QByteArray::number(count) + "\n";
+    const QByteArray text =
+        QByteArray::number(limitBytes) + "S\n" + QByteArray::number(bytes) + " " + QByteArray::number(count) + "\n";
     return writeFileAtomic(quotaFile(root), text, 0600);
 }
 

@@ -79,7 +79,7 @@ public:
         QString address;  // empty for add(placement)
         QString root;
         QString dir;
-        QString name;     // base name (without ":2,flags")
+        QString name;  // base name (without ":2,flags")
         QString tmpPath;
         QString finalPath;
         qint64 size = 0;
@@ -91,8 +91,8 @@ public:
     Delivery(const Delivery&) = delete;
     Delivery& operator=(const Delivery&) = delete;
 
-    StoreStatus add(const QString& address, const Content& content, const QStringList& folder = {}, qint64 quotaBytes = 0,
-                    const QString& flags = {}, const QStringList& keywords = {});
+    StoreStatus add(const QString& address, const Content& content, const QStringList& folder = {},
+                    qint64 quotaBytes = 0, const QString& flags = {}, const QStringList& keywords = {});
     StoreStatus add(const Placement& placement, const Content& content);
     StoreStatus commit();
     void abort();

@@ -15,13 +15,13 @@
 #include <QMutex>
 #include <QRandomGenerator>
 
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 namespace postern::store {
 
@@ -80,9 +80,12 @@ UidList parseUidList(const QByteArray& text) {
     const QList<QByteArray> header = lines.first().split(' ');
     if (header.isEmpty() || header.first() != "3") return u;  // unknown version: rebuild (new UIDVALIDITY)
     for (const QByteArray& h : header.mid(1)) {
-        if (h.startsWith('V')) u.validity = h.mid(1).toUInt();
-        else if (h.startsWith('N')) u.next = h.mid(1).toUInt();
-        else if (h.startsWith('G')) u.guid = QString::fromLatin1(h.mid(1));
+        if (h.startsWith('V'))
+            u.validity = h.mid(1).toUInt();
+        else if (h.startsWith('N'))
+            u.next = h.mid(1).toUInt();
+        else if (h.startsWith('G'))
+            u.guid = QString::fromLatin1(h.mid(1));
     }
     u.endsWithNewline = text.endsWith('\n');
     for (qsizetype i = 1; i < lines.size(); ++i) {
@@ -274,7 +277,8 @@ void completeHeader(const QString& root, UidList& list, bool* changed, bool* rew
         *changed = *rewrite = true;
     }
     if (list.guid.isEmpty()) {
-        for (int i = 0; i < 4; ++i) list.guid += QStringLiteral("%1").arg(QRandomGenerator::system()->generate(), 8, 16, QLatin1Char('0'));
+        for (int i = 0; i < 4; ++i)
+            list.guid += QStringLiteral("%1").arg(QRandomGenerator::system()->generate(), 8, 16, QLatin1Char('0'));
         *changed = *rewrite = true;
     }
 }
@@ -295,10 +299,13 @@ Status appendUidLines(const QString& listPath, UidList& list, QList<MessageEntry
 // line without a file is ignored (here and by Dovecot). New messages are appended;
 // the file is rewritten (dropping such lines) when they outnumber the live ones, or
 // when a known line changes.
-Status saveUidList(const QString& listPath, UidList& list, const QList<MessageEntry>& out, QList<MessageEntry> added, bool rewrite) {
+Status saveUidList(const QString& listPath, UidList& list, const QList<MessageEntry>& out, QList<MessageEntry> added,
+                   bool rewrite) {
     const qsizetype stale = list.lines - (out.size() - added.size());
-    if (!rewrite && list.endsWithNewline && stale <= std::max<qsizetype>(64, out.size())) return appendUidLines(listPath, list, std::move(added));
-    QByteArray text = "3 V" + QByteArray::number(list.validity) + " N" + QByteArray::number(list.next) + " G" + list.guid.toLatin1() + "\n";
+    if (!rewrite && list.endsWithNewline && stale <= std::max<qsizetype>(64, out.size()))
+        return appendUidLines(listPath, list, std::move(added));
+    QByteArray text = "3 V" + QByteArray::number(list.validity) + " N" + QByteArray::number(list.next) + " G" +
+                      list.guid.toLatin1() + "\n";
     UidList written;
     written.validity = list.validity;
     written.next = list.next;
@@ -420,8 +427,7 @@ Result<QString> MaildirFolder::setFlags(MessageEntry& e, const QString& flags) {
 
 Status MaildirFolder::expunge(const MessageEntry& e) {
     const QString path = messagePath(e);
-    if (::unlink(QFile::encodeName(path).constData()) != 0 && errno != ENOENT)
-        return errnoError(path, errno);
+    if (::unlink(QFile::encodeName(path).constData()) != 0 && errno != ENOENT) return errnoError(path, errno);
     MaildirQuota::add(m_root, -e.size, -1);
     return {};
 }

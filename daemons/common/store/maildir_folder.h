@@ -9,10 +9,9 @@
 //       their own; the file is rewritten atomically, dropping them, when they
 //       outnumber the live lines, when a crash left half a line, or when the
 //       header or a known line changes. The parsed file is cached per process
-//       and parsed again only when its size, inode or times change. IMAP passes true (a selected folder owns new mail, maildir(5));
-//       POP3 may pass false. Runs under an exclusive flock on
-//       <folder>/postern-uidlist.lock, so concurrent IMAP/POP3 sessions and
-//       processes agree on UIDs.
+//       and parsed again only when its size, inode or times change. IMAP passes true (a selected folder owns new mail,
+//       maildir(5)); POP3 may pass false. Runs under an exclusive flock on <folder>/postern-uidlist.lock, so concurrent
+//       IMAP/POP3 sessions and processes agree on UIDs.
 //   addOwn(fileNames, liveCount)  files this caller has just put into cur/
 //       itself (IMAP APPEND to the selected folder): gives them UIDs as sync()
 //       would, without listing the folder: a stat(2) per given file, the same
@@ -57,9 +56,9 @@
 #include <QHash>
 #include <QList>
 
-#include <functional>
 #include <QString>
 #include <QStringList>
+#include <functional>
 
 namespace postern::store {
 
@@ -68,9 +67,9 @@ struct MessageEntry {
     QString base;      // stable identity: file name without ":2,<flags>"
     QString fileName;  // current name
     bool inNew = false;
-    QString flags;     // maildir flag letters: D F P R S T (and a-z keywords)
-    qint64 size = 0;   // bytes on disk
-    qint64 vsize = 0;  // bytes when sent with CRLF line endings (RFC822.SIZE, POP3 sizes)
+    QString flags;       // maildir flag letters: D F P R S T (and a-z keywords)
+    qint64 size = 0;     // bytes on disk
+    qint64 vsize = 0;    // bytes when sent with CRLF line endings (RFC822.SIZE, POP3 sizes)
     qint64 mtimeMs = 0;  // delivery time (IMAP INTERNALDATE)
 };
 

@@ -33,8 +33,7 @@ bool validKeyword(const QString& name) {
     for (char c : b) {
         const auto u = static_cast<unsigned char>(c);
         if (u <= 0x20 || u >= 0x7f) return false;  // CTL, SP, and 8-bit (an atom is ASCII)
-        if (c == '(' || c == ')' || c == '{' || c == '%' || c == '*' || c == '"' || c == '\\' || c == ']')
-            return false;
+        if (c == '(' || c == ')' || c == '{' || c == '%' || c == '*' || c == '"' || c == '\\' || c == ']') return false;
     }
     return true;
 }

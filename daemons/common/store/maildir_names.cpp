@@ -4,9 +4,9 @@
 #include <QAtomicInteger>
 #include <QHostInfo>
 
+#include <unistd.h>
 #include <algorithm>
 #include <ctime>
-#include <unistd.h>
 
 namespace postern::store {
 
@@ -19,10 +19,14 @@ QString safeHost() {
         QString out;
         for (QChar c : h) {
             // maildir(5): '/' and ':' must not appear; '\057' and '\072' are the traditional escapes.
-            if (c == QLatin1Char('/')) out += QStringLiteral("\\057");
-            else if (c == QLatin1Char(':')) out += QStringLiteral("\\072");
-            else if (c == QLatin1Char(',')) out += QStringLiteral("\\054");
-            else if (c.unicode() > 0x20 && c.unicode() < 0x7f) out += c;
+            if (c == QLatin1Char('/'))
+                out += QStringLiteral("\\057");
+            else if (c == QLatin1Char(':'))
+                out += QStringLiteral("\\072");
+            else if (c == QLatin1Char(','))
+                out += QStringLiteral("\\054");
+            else if (c.unicode() > 0x20 && c.unicode() < 0x7f)
+                out += c;
         }
         return out.isEmpty() ? QStringLiteral("localhost") : out;
     }();
@@ -31,7 +35,7 @@ QString safeHost() {
 }  // namespace
 
 QString uniqueName(qint64 size) {
-    timespec ts {};
+    timespec ts{};
     clock_gettime(CLOCK_REALTIME, &ts);
     return QStringLiteral("%1.M%2P%3Q%4.%5,S=%6,W=%6")
         .arg(qint64(ts.tv_sec))
@@ -75,7 +79,9 @@ QString sortFlags(const QString& flags) {
     return f;
 }
 
-QString withFlags(const QString& base, const QString& flags) { return base + QStringLiteral(":2,") + sortFlags(flags); }
+QString withFlags(const QString& base, const QString& flags) {
+    return base + QStringLiteral(":2,") + sortFlags(flags);
+}
 
 QString encodeMUtf7(const QString& text) {
     QString out;
@@ -91,8 +97,10 @@ QString encodeMUtf7(const QString& text) {
         const char16_t u = c.unicode();
         if (u >= 0x20 && u <= 0x7e) {
             flush();
-            if (u == '&') out += QStringLiteral("&-");
-            else out += c;
+            if (u == '&')
+                out += QStringLiteral("&-");
+            else
+                out += c;
         } else {
             pending.append(char(u >> 8));
             pending.append(char(u & 0xff));
@@ -106,7 +114,8 @@ Result<QString> decodeMUtf7(const QString& text) {
     QString out;
     for (qsizetype i = 0; i < text.size(); ++i) {
         const QChar c = text.at(i);
-        if (c.unicode() < 0x20 || c.unicode() > 0x7e) return Result<QString>::fail(QStringLiteral("not modified UTF-7"));
+        if (c.unicode() < 0x20 || c.unicode() > 0x7e)
+            return Result<QString>::fail(QStringLiteral("not modified UTF-7"));
         if (c != QLatin1Char('&')) {
             out += c;
             continue;
@@ -128,7 +137,8 @@ Result<QString> decodeMUtf7(const QString& text) {
             chunk += QChar(char16_t((uchar(dec.decoded[k]) << 8) | uchar(dec.decoded[k + 1])));
         // RFC 3501: printable ASCII must not be encoded (keeps names canonical).
         for (QChar ch : chunk)
-            if (ch.unicode() >= 0x20 && ch.unicode() <= 0x7e) return Result<QString>::fail(QStringLiteral("needlessly encoded ASCII"));
+            if (ch.unicode() >= 0x20 && ch.unicode() <= 0x7e)
+                return Result<QString>::fail(QStringLiteral("needlessly encoded ASCII"));
         out += chunk;
         i = end;
     }
@@ -151,7 +161,9 @@ Result<QString> folderDirName(const QStringList& parts) {
     QString out;
     for (const QString& p : parts) {
         if (!validFolderPart(p))
-            return Result<QString>::fail(QStringLiteral("folder name part '%1' is not allowed (empty, dots, slashes or control characters)").arg(p));
+            return Result<QString>::fail(
+                QStringLiteral("folder name part '%1' is not allowed (empty, dots, slashes or control characters)")
+                    .arg(p));
         out += QLatin1Char('.') + encodeMUtf7(p);
     }
     if (out.toUtf8().size() > 1024) return Result<QString>::fail(QStringLiteral("folder name too long"));

@@ -25,10 +25,10 @@ namespace postern::store {
 QString uniqueName(qint64 size);
 
 struct ParsedName {
-    QString base;     // without ":2,..." (the stable identity of the message)
-    qint64 size = -1; // S=, or -1
-    qint64 vsize = -1;// W=, or -1
-    QString flags;    // letters after ":2,"
+    QString base;       // without ":2,..." (the stable identity of the message)
+    qint64 size = -1;   // S=, or -1
+    qint64 vsize = -1;  // W=, or -1
+    QString flags;      // letters after ":2,"
     bool hasInfo = false;
 };
 ParsedName parseFileName(const QString& name);

@@ -78,7 +78,8 @@ std::optional<IndexRanges> resolveSequenceRanges(const QByteArray& set, const Ma
             // The messages are in UID order: the first with uid >= a, the first with uid > b.
             auto byUid = [](const Message& m, quint32 v) { return m.uid < v; };
             const auto lo = std::lower_bound(msgs.begin(), msgs.end(), a, byUid);
-            const auto hi = std::upper_bound(msgs.begin(), msgs.end(), b, [](quint32 v, const Message& m) { return v < m.uid; });
+            const auto hi =
+                std::upper_bound(msgs.begin(), msgs.end(), b, [](quint32 v, const Message& m) { return v < m.uid; });
             if (lo < hi) {
                 found.append({int(lo - msgs.begin()), int(hi - msgs.begin()) - 1});
             } else if (range.contains('*') && !msgs.isEmpty()) {
@@ -98,7 +99,8 @@ std::optional<IndexRanges> resolveSequenceRanges(const QByteArray& set, const Ma
 
 bool inIndexRanges(const IndexRanges& ranges, int index) {
     // The last interval starting at or before index.
-    auto it = std::upper_bound(ranges.begin(), ranges.end(), index, [](int v, const std::pair<int, int>& r) { return v < r.first; });
+    auto it = std::upper_bound(ranges.begin(), ranges.end(), index,
+                               [](int v, const std::pair<int, int>& r) { return v < r.first; });
     return it != ranges.begin() && index <= std::prev(it)->second;
 }
 
@@ -114,7 +116,8 @@ std::optional<QList<int>> resolveSequenceSet(const QByteArray& set, const Mailbo
 std::optional<QStringList> parseFlagList(const Token& t) {
     QStringList out;
     auto one = [&](const Token& f) {
-        if (f.kind != Token::Kind::Atom && f.kind != Token::Kind::Nil) return false;  // NIL: the keyword "NIL" (an atom)
+        if (f.kind != Token::Kind::Atom && f.kind != Token::Kind::Nil)
+            return false;  // NIL: the keyword "NIL" (an atom)
         const QString name = QString::fromUtf8(f.text);
         for (QChar c : name)
             if (c.unicode() <= 0x20 || c.unicode() >= 0x7f || QStringLiteral("(){%*\"]").contains(c)) return false;
@@ -133,14 +136,18 @@ std::optional<QStringList> parseFlagList(const Token& t) {
 QByteArray imapDateTime(qint64 msecs) {
     const QDateTime dt = QDateTime::fromMSecsSinceEpoch(msecs).toLocalTime();
     const int off = dt.offsetFromUtc() / 60;
-    const QString zone = QStringLiteral("%1%2%3").arg(off < 0 ? QLatin1Char('-') : QLatin1Char('+')).arg(std::abs(off) / 60, 2, 10, QLatin1Char('0')).arg(std::abs(off) % 60, 2, 10, QLatin1Char('0'));
+    const QString zone = QStringLiteral("%1%2%3")
+                             .arg(off < 0 ? QLatin1Char('-') : QLatin1Char('+'))
+                             .arg(std::abs(off) / 60, 2, 10, QLatin1Char('0'))
+                             .arg(std::abs(off) % 60, 2, 10, QLatin1Char('0'));
     return (QLocale::c().toString(dt, QStringLiteral("dd-MMM-yyyy HH:mm:ss ")) + zone).toLatin1();
 }
 
 std::optional<QDate> parseImapDate(const QByteArray& s) {
     const QList<QByteArray> p = s.split('-');
     if (p.size() != 3) return std::nullopt;
-    static const char* const months[] = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"};
+    static const char* const months[] = {"jan", "feb", "mar", "apr", "may", "jun",
+                                         "jul", "aug", "sep", "oct", "nov", "dec"};
     int month = 0;
     for (int i = 0; i < 12; ++i)
         if (p.at(1).toLower() == months[i]) month = i + 1;
@@ -199,7 +206,8 @@ std::optional<UidRanges> parseUidRanges(const QByteArray& set, quint32 star) {
 }
 
 bool inRanges(const UidRanges& ranges, quint32 v) {
-    auto it = std::upper_bound(ranges.begin(), ranges.end(), v, [](quint32 x, const std::pair<quint32, quint32>& r) { return x < r.first; });
+    auto it = std::upper_bound(ranges.begin(), ranges.end(), v,
+                               [](quint32 x, const std::pair<quint32, quint32>& r) { return x < r.first; });
     return it != ranges.begin() && v <= std::prev(it)->second;
 }
 
@@ -212,8 +220,10 @@ UidRanges vanishedSince(const MailboxView& view, quint64 modseq, const UidRanges
         std::sort(gone.begin(), gone.end());
         for (quint32 u : gone) {
             if (!inRanges(ranges, u)) continue;
-            if (!reported.isEmpty() && reported.last().second + 1 == u) reported.last().second = u;
-            else if (reported.isEmpty() || reported.last().second < u) reported.append({u, u});
+            if (!reported.isEmpty() && reported.last().second + 1 == u)
+                reported.last().second = u;
+            else if (reported.isEmpty() || reported.last().second < u)
+                reported.append({u, u});
         }
         return reported;
     }
@@ -265,11 +275,13 @@ QByteArray compactSet(QList<quint32> values) {
     return out;
 }
 
-QByteArray Commands::flagList(const QStringList& flags) { return '(' + flags.join(QLatin1Char(' ')).toUtf8() + ')'; }
+QByteArray Commands::flagList(const QStringList& flags) {
+    return '(' + flags.join(QLatin1Char(' ')).toUtf8() + ')';
+}
 
 void Commands::flagsResponse(ImapSession& s) {
-    QStringList flags{QStringLiteral("\\Answered"), QStringLiteral("\\Flagged"), QStringLiteral("\\Deleted"), QStringLiteral("\\Seen"),
-                      QStringLiteral("\\Draft"), QStringLiteral("$Forwarded")};
+    QStringList flags{QStringLiteral("\\Answered"), QStringLiteral("\\Flagged"), QStringLiteral("\\Deleted"),
+                      QStringLiteral("\\Seen"),     QStringLiteral("\\Draft"),   QStringLiteral("$Forwarded")};
     for (const QString& k : s.m_selected->keywords())
         if (!k.isEmpty()) flags << k;
     s.untagged("FLAGS " + flagList(flags));
@@ -329,7 +341,8 @@ void Commands::authenticate(ImapSession& s, const R& r) {
     s.m_sasl = std::make_unique<SaslServer>();
     s.m_pending = r;
     const bool hasIr = r.args.size() == 2;
-    const SaslServer::Step step = s.m_sasl->start(QStringLiteral("PLAIN"), hasIr ? r.args.at(1).text : QByteArray(), hasIr);
+    const SaslServer::Step step =
+        s.m_sasl->start(QStringLiteral("PLAIN"), hasIr ? r.args.at(1).text : QByteArray(), hasIr);
     if (step.kind == SaslServer::StepKind::Challenge) {
         s.m_phase = ImapSession::Phase::SaslResponse;
         s.m_io.send("+ \r\n");
@@ -349,8 +362,10 @@ void Commands::saslResponse(ImapSession& s, const QByteArray& line) {
     if (step.kind != SaslServer::StepKind::Done) {
         s.m_sasl.reset();
         s.m_phase = ImapSession::Phase::Command;
-        if (step.failure == SaslServer::Failure::Cancelled) s.bad(r, QStringLiteral("Authentication cancelled"));
-        else s.no(r, QStringLiteral("Authentication failed"), "AUTHENTICATIONFAILED");
+        if (step.failure == SaslServer::Failure::Cancelled)
+            s.bad(r, QStringLiteral("Authentication cancelled"));
+        else
+            s.no(r, QStringLiteral("Authentication failed"), "AUTHENTICATIONFAILED");
         return;
     }
     saslDone(s, r);

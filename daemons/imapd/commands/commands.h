@@ -46,7 +46,7 @@ struct Commands {
     static void append(ImapSession& s, const R& r);
     struct AppendStored {
         store::StoreStatus status;
-        QString name;  // the stored file's base name
+        QString name;      // the stored file's base name
         QString fileName;  // its name in cur/ (with the flags)
     };
     static AppendStored storeAppended(const store::Placement& placement, const QByteArray& bytes);
@@ -127,7 +127,8 @@ inline constexpr int kMaxSearchDepth = 64;
 // included (each key is evaluated for every message). "ALL" 1,000 times is
 // accepted, 1,001 times gets BAD.
 inline constexpr int kMaxSearchKeys = 1000;
-std::optional<QList<int>> evaluateSearchProgram(const QList<Token>& args, qsizetype start, const MailboxView& view, QString* error);
+std::optional<QList<int>> evaluateSearchProgram(const QList<Token>& args, qsizetype start, const MailboxView& view,
+                                                QString* error);
 
 // Top-level header blocks of a view's messages for SORT and THREAD, from the same
 // process-wide store (backed by the folder's index) that SEARCH's header keys use:

@@ -47,14 +47,29 @@ using mail::MimePart;
 constexpr qsizetype kMaxSectionParts = 32;
 
 struct Section {
-    QList<int> part;   // 1-based part numbers (empty: the whole message)
-    QByteArray kind;   // "", HEADER, TEXT, MIME, HEADER.FIELDS, HEADER.FIELDS.NOT
+    QList<int> part;          // 1-based part numbers (empty: the whole message)
+    QByteArray kind;          // "", HEADER, TEXT, MIME, HEADER.FIELDS, HEADER.FIELDS.NOT
     QSet<QByteArray> fields;  // lower case
-    QByteArray text;   // as the client wrote it, for the response name
+    QByteArray text;          // as the client wrote it, for the response name
 };
 
 struct FetchItem {
-    enum Kind { Flags, InternalDate, Size, Uid, Modseq, Envelope, BodyStructure, Body, BodySection, Rfc822, Rfc822Header, Rfc822Text, Binary, BinarySize } kind;
+    enum Kind {
+        Flags,
+        InternalDate,
+        Size,
+        Uid,
+        Modseq,
+        Envelope,
+        BodyStructure,
+        Body,
+        BodySection,
+        Rfc822,
+        Rfc822Header,
+        Rfc822Text,
+        Binary,
+        BinarySize
+    } kind;
     Section section;
     bool peek = false;
     qint64 partialStart = -1, partialLength = -1;
@@ -93,8 +108,10 @@ std::optional<Section> parseSection(const QByteArray& inside) {
         if (!ok || n <= 0) return std::nullopt;
         s.part << n;
         pos = end;
-        if (pos < inside.size() && inside.at(pos) == '.') ++pos;
-        else if (pos < inside.size()) return std::nullopt;
+        if (pos < inside.size() && inside.at(pos) == '.')
+            ++pos;
+        else if (pos < inside.size())
+            return std::nullopt;
     }
     const QByteArray rest = inside.mid(pos);
     const qsizetype sp = rest.indexOf(' ');
@@ -103,7 +120,8 @@ std::optional<Section> parseSection(const QByteArray& inside) {
         const QByteArray list = rest.mid(sp + 1).trimmed();
         if (sp < 0 || !list.startsWith('(') || !list.endsWith(')')) return std::nullopt;
         for (const QByteArray& f : list.mid(1, list.size() - 2).split(' '))
-            if (!f.isEmpty()) s.fields.insert((f.startsWith('"') && f.endsWith('"') ? f.mid(1, f.size() - 2) : f).toLower());
+            if (!f.isEmpty())
+                s.fields.insert((f.startsWith('"') && f.endsWith('"') ? f.mid(1, f.size() - 2) : f).toLower());
         if (s.fields.isEmpty()) return std::nullopt;
     } else if (sp >= 0 || !(kind.isEmpty() || kind == "HEADER" || kind == "TEXT" || kind == "MIME")) {
         return std::nullopt;
@@ -118,17 +136,28 @@ std::optional<FetchItem> parseItem(const QByteArray& atomIn) {
     const QByteArray atom = atomIn;
     const QByteArray upper = atom.toUpper();
     FetchItem it{};
-    if (upper == "FLAGS") it.kind = FetchItem::Flags;
-    else if (upper == "INTERNALDATE") it.kind = FetchItem::InternalDate;
-    else if (upper == "RFC822.SIZE") it.kind = FetchItem::Size;
-    else if (upper == "UID") it.kind = FetchItem::Uid;
-    else if (upper == "MODSEQ") it.kind = FetchItem::Modseq;
-    else if (upper == "ENVELOPE") it.kind = FetchItem::Envelope;
-    else if (upper == "BODYSTRUCTURE") it.kind = FetchItem::BodyStructure;
-    else if (upper == "BODY") it.kind = FetchItem::Body;
-    else if (upper == "RFC822") it.kind = FetchItem::Rfc822;
-    else if (upper == "RFC822.HEADER") it.kind = FetchItem::Rfc822Header;
-    else if (upper == "RFC822.TEXT") it.kind = FetchItem::Rfc822Text;
+    if (upper == "FLAGS")
+        it.kind = FetchItem::Flags;
+    else if (upper == "INTERNALDATE")
+        it.kind = FetchItem::InternalDate;
+    else if (upper == "RFC822.SIZE")
+        it.kind = FetchItem::Size;
+    else if (upper == "UID")
+        it.kind = FetchItem::Uid;
+    else if (upper == "MODSEQ")
+        it.kind = FetchItem::Modseq;
+    else if (upper == "ENVELOPE")
+        it.kind = FetchItem::Envelope;
+    else if (upper == "BODYSTRUCTURE")
+        it.kind = FetchItem::BodyStructure;
+    else if (upper == "BODY")
+        it.kind = FetchItem::Body;
+    else if (upper == "RFC822")
+        it.kind = FetchItem::Rfc822;
+    else if (upper == "RFC822.HEADER")
+        it.kind = FetchItem::Rfc822Header;
+    else if (upper == "RFC822.TEXT")
+        it.kind = FetchItem::Rfc822Text;
     else if (upper.startsWith("BODY[") || upper.startsWith("BODY.PEEK[")) {
         it.kind = FetchItem::BodySection;
         it.peek = upper.startsWith("BODY.PEEK[");
@@ -164,7 +193,9 @@ std::optional<FetchItem> parseItem(const QByteArray& atomIn) {
     return it;
 }
 
-QByteArray nstring(const QByteArray& s) { return s.isNull() ? QByteArray("NIL") : quoteString(s); }
+QByteArray nstring(const QByteArray& s) {
+    return s.isNull() ? QByteArray("NIL") : quoteString(s);
+}
 
 QByteArray addressList(const QByteArray& raw) {
     if (raw.isEmpty()) return "NIL";
@@ -175,11 +206,14 @@ QByteArray addressList(const QByteArray& raw) {
     // adl is an obsolete source route; the name of "user@host (Real Name)" is the comment.
     QByteArray out = "(";
     for (const mail::Address& a : list) {
-        if (a.groupStart) out += "(NIL NIL " + quoteString(a.rawName) + " NIL)";
-        else if (a.groupEnd) out += "(NIL NIL NIL NIL)";
+        if (a.groupStart)
+            out += "(NIL NIL " + quoteString(a.rawName) + " NIL)";
+        else if (a.groupEnd)
+            out += "(NIL NIL NIL NIL)";
         else
             out += '(' + (a.rawName.isEmpty() ? QByteArray("NIL") : quoteString(a.rawName)) + ' ' +
-                   (a.route.isEmpty() ? QByteArray("NIL") : quoteString(a.route.toUtf8())) + ' ' + quoteString(a.local.toUtf8()) + ' ' +
+                   (a.route.isEmpty() ? QByteArray("NIL") : quoteString(a.route.toUtf8())) + ' ' +
+                   quoteString(a.local.toUtf8()) + ' ' +
                    (a.domain.isEmpty() ? QByteArray("NIL") : quoteString(a.domain.toUtf8())) + ')';
     }
     return out + ')';
@@ -196,9 +230,10 @@ QByteArray envelope(const QByteArray& msg, qsizetype headerStart, qsizetype head
     QByteArray replyTo = field("reply-to");
     if (sender.isEmpty()) sender = from;
     if (replyTo.isEmpty()) replyTo = from;
-    return '(' + nstring(field("date")) + ' ' + nstring(field("subject")) + ' ' + addressList(from) + ' ' + addressList(sender) + ' ' +
-           addressList(replyTo) + ' ' + addressList(field("to")) + ' ' + addressList(field("cc")) + ' ' + addressList(field("bcc")) + ' ' +
-           nstring(field("in-reply-to")) + ' ' + nstring(field("message-id")) + ')';
+    return '(' + nstring(field("date")) + ' ' + nstring(field("subject")) + ' ' + addressList(from) + ' ' +
+           addressList(sender) + ' ' + addressList(replyTo) + ' ' + addressList(field("to")) + ' ' +
+           addressList(field("cc")) + ' ' + addressList(field("bcc")) + ' ' + nstring(field("in-reply-to")) + ' ' +
+           nstring(field("message-id")) + ')';
 }
 
 QByteArray params(const mail::MimeParams& p) {
@@ -211,7 +246,9 @@ QByteArray params(const mail::MimeParams& p) {
     return out + ')';
 }
 
-QByteArray strOrNil(const QString& s) { return s.isEmpty() ? QByteArray("NIL") : quoteString(s.toUtf8()); }
+QByteArray strOrNil(const QString& s) {
+    return s.isEmpty() ? QByteArray("NIL") : quoteString(s.toUtf8());
+}
 
 QByteArray bodyStructure(const QByteArray& msg, const MimePart& p, bool extended) {
     if (p.isMultipart()) {
@@ -227,28 +264,35 @@ QByteArray bodyStructure(const QByteArray& msg, const MimePart& p, bool extended
         out += ' ' + quoteString(p.subtype.toUpper().toUtf8());
         if (extended)
             out += ' ' + params(p.params) + ' ' +
-                   (p.disposition.isEmpty() ? QByteArray("NIL") : '(' + quoteString(p.disposition.toUpper().toUtf8()) + ' ' + params(p.dispositionParams) + ')') +
+                   (p.disposition.isEmpty() ? QByteArray("NIL")
+                                            : '(' + quoteString(p.disposition.toUpper().toUtf8()) + ' ' +
+                                                  params(p.dispositionParams) + ')') +
                    ' ' + strOrNil(p.language) + ' ' + strOrNil(p.location);
         return out + ')';
     }
     const qint64 size = p.bodyEnd - p.bodyStart;
-    QByteArray out = '(' + quoteString(p.type.toUpper().toUtf8()) + ' ' + quoteString(p.subtype.toUpper().toUtf8()) + ' ' + params(p.params) + ' ' +
-                     strOrNil(p.id) + ' ' + strOrNil(p.description) + ' ' + quoteString(p.encoding.toUpper().toUtf8()) + ' ' + QByteArray::number(size);
+    QByteArray out = '(' + quoteString(p.type.toUpper().toUtf8()) + ' ' + quoteString(p.subtype.toUpper().toUtf8()) +
+                     ' ' + params(p.params) + ' ' + strOrNil(p.id) + ' ' + strOrNil(p.description) + ' ' +
+                     quoteString(p.encoding.toUpper().toUtf8()) + ' ' + QByteArray::number(size);
     if (p.isMessage() && !p.children.isEmpty()) {
         const MimePart& inner = p.children.first();
-        out += ' ' + envelope(msg, inner.headerStart, inner.headerEnd) + ' ' + bodyStructure(msg, inner, extended) + ' ' + QByteArray::number(p.lines);
+        out += ' ' + envelope(msg, inner.headerStart, inner.headerEnd) + ' ' + bodyStructure(msg, inner, extended) +
+               ' ' + QByteArray::number(p.lines);
     } else if (p.type == u"text") {
         out += ' ' + QByteArray::number(p.lines);
     }
     if (extended)
         out += ' ' + strOrNil(p.md5) + ' ' +
-               (p.disposition.isEmpty() ? QByteArray("NIL") : '(' + quoteString(p.disposition.toUpper().toUtf8()) + ' ' + params(p.dispositionParams) + ')') +
+               (p.disposition.isEmpty()
+                    ? QByteArray("NIL")
+                    : '(' + quoteString(p.disposition.toUpper().toUtf8()) + ' ' + params(p.dispositionParams) + ')') +
                ' ' + strOrNil(p.language) + ' ' + strOrNil(p.location);
     return out + ')';
 }
 
 // Header lines (with their folding) whose names are (or are not) in `names` (lower case), plus the blank line.
-QByteArray headerFields(const QByteArray& msg, qsizetype start, qsizetype end, const QSet<QByteArray>& names, bool exclude) {
+QByteArray headerFields(const QByteArray& msg, qsizetype start, qsizetype end, const QSet<QByteArray>& names,
+                        bool exclude) {
     QByteArray out;
     qsizetype pos = start;
     bool keep = false;
@@ -288,7 +332,9 @@ std::optional<QByteArray> sectionData(const QByteArray& msg, const MimePart& roo
     return headerFields(msg, inner->headerStart, inner->headerEnd, s.fields, s.kind == "HEADER.FIELDS.NOT");
 }
 
-QByteArray literal(const QByteArray& data) { return '{' + QByteArray::number(data.size()) + "}\r\n" + data; }
+QByteArray literal(const QByteArray& data) {
+    return '{' + QByteArray::number(data.size()) + "}\r\n" + data;
+}
 
 struct FetchJob {
     QList<int> indexes;
@@ -297,10 +343,10 @@ struct FetchJob {
     bool needMessage = false;  // some item needs the file's bytes
     bool needParsed = false;   // ENVELOPE/BODY/BODYSTRUCTURE: from the index cache, else parsed
     bool setsSeen = false;
-    bool uid = false;          // UID FETCH
-    bool gone = false;         // a requested message no longer exists
+    bool uid = false;   // UID FETCH
+    bool gone = false;  // a requested message no longer exists
     // The message whose response is being sent, item by item (see Commands::fetch).
-    int current = -1;          // -1: between messages
+    int current = -1;  // -1: between messages
     qsizetype nextItem = 0;
     bool firstItem = true, flagsSent = false, modseqSent = false, seenSet = false;
     QByteArray msg;
@@ -331,16 +377,23 @@ QByteArray fetchItemText(MailboxView& view, int i, FetchJob& job, const FetchIte
         case FetchItem::Flags:
             job.flagsSent = true;
             return "FLAGS " + Commands::flagList(view.imapFlags(i));
-        case FetchItem::Uid: return "UID " + QByteArray::number(m.uid);
+        case FetchItem::Uid:
+            return "UID " + QByteArray::number(m.uid);
         case FetchItem::Modseq:
             job.modseqSent = true;
             return "MODSEQ (" + QByteArray::number(m.modseq) + ')';
-        case FetchItem::InternalDate: return "INTERNALDATE \"" + imapDateTime(m.mtimeMs) + '"';
-        case FetchItem::Size: return "RFC822.SIZE " + QByteArray::number(m.vsize);
-        case FetchItem::Envelope: return "ENVELOPE " + job.cache->envelope;
-        case FetchItem::Body: return "BODY " + job.cache->body;
-        case FetchItem::BodyStructure: return "BODYSTRUCTURE " + job.cache->bodyStructure;
-        case FetchItem::Rfc822: return "RFC822 " + literal(job.msg);
+        case FetchItem::InternalDate:
+            return "INTERNALDATE \"" + imapDateTime(m.mtimeMs) + '"';
+        case FetchItem::Size:
+            return "RFC822.SIZE " + QByteArray::number(m.vsize);
+        case FetchItem::Envelope:
+            return "ENVELOPE " + job.cache->envelope;
+        case FetchItem::Body:
+            return "BODY " + job.cache->body;
+        case FetchItem::BodyStructure:
+            return "BODYSTRUCTURE " + job.cache->bodyStructure;
+        case FetchItem::Rfc822:
+            return "RFC822 " + literal(job.msg);
         case FetchItem::Rfc822Header:
         case FetchItem::Rfc822Text: {
             qsizetype bodyAt = job.msg.size();
@@ -354,7 +407,9 @@ QByteArray fetchItemText(MailboxView& view, int i, FetchJob& job, const FetchIte
             if (!data) return name + " NIL";  // a part that does not exist
             if (it.partialStart >= 0) {
                 name += '<' + QByteArray::number(it.partialStart) + '>';
-                return name + ' ' + literal(data->mid(qsizetype(std::min<qint64>(it.partialStart, data->size())), qsizetype(it.partialLength)));
+                return name + ' ' +
+                       literal(data->mid(qsizetype(std::min<qint64>(it.partialStart, data->size())),
+                                         qsizetype(it.partialLength)));
             }
             return name + ' ' + literal(*data);
         }
@@ -362,12 +417,15 @@ QByteArray fetchItemText(MailboxView& view, int i, FetchJob& job, const FetchIte
         case FetchItem::BinarySize: {
             const BinaryResult b = binarySection(job.msg, job.tree(), it.section.part);
             const bool exists = b.status == BinaryResult::Status::Ok;  // UnknownCte was refused before
-            if (it.kind == FetchItem::BinarySize) return "BINARY.SIZE[" + it.section.text + "] " + QByteArray::number(b.data.size());
+            if (it.kind == FetchItem::BinarySize)
+                return "BINARY.SIZE[" + it.section.text + "] " + QByteArray::number(b.data.size());
             QByteArray name = "BINARY[" + it.section.text + ']';
             if (!exists) return name + " NIL";
             if (it.partialStart >= 0) {
                 name += '<' + QByteArray::number(it.partialStart) + '>';
-                return name + ' ' + binaryLiteral(b.data.mid(qsizetype(std::min<qint64>(it.partialStart, b.data.size())), qsizetype(it.partialLength)));
+                return name + ' ' +
+                       binaryLiteral(b.data.mid(qsizetype(std::min<qint64>(it.partialStart, b.data.size())),
+                                                qsizetype(it.partialLength)));
             }
             return name + ' ' + binaryLiteral(b.data);
         }
@@ -400,10 +458,14 @@ void Commands::fetch(ImapSession& s, const R& r) {
         }
     } else if (itemsTok.kind == Token::Kind::Atom) {
         const QByteArray m = itemsTok.text.toUpper();
-        if (m == "ALL") atoms = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"};
-        else if (m == "FAST") atoms = {"FLAGS", "INTERNALDATE", "RFC822.SIZE"};
-        else if (m == "FULL") atoms = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"};
-        else atoms << itemsTok.text;
+        if (m == "ALL")
+            atoms = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"};
+        else if (m == "FAST")
+            atoms = {"FLAGS", "INTERNALDATE", "RFC822.SIZE"};
+        else if (m == "FULL")
+            atoms = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"};
+        else
+            atoms << itemsTok.text;
     } else {
         s.bad(r, QStringLiteral("Bad FETCH items"));
         return;
@@ -477,10 +539,12 @@ void Commands::fetch(ImapSession& s, const R& r) {
             }
             enablesCondstore = true;
         }
-        if (it->kind == FetchItem::Envelope || it->kind == FetchItem::BodyStructure || it->kind == FetchItem::Body) job->needParsed = true;
-        else if (it->kind > FetchItem::Body) job->needMessage = true;
-        if (((it->kind == FetchItem::BodySection || it->kind == FetchItem::Binary) && !it->peek) || it->kind == FetchItem::Rfc822 ||
-            it->kind == FetchItem::Rfc822Text)
+        if (it->kind == FetchItem::Envelope || it->kind == FetchItem::BodyStructure || it->kind == FetchItem::Body)
+            job->needParsed = true;
+        else if (it->kind > FetchItem::Body)
+            job->needMessage = true;
+        if (((it->kind == FetchItem::BodySection || it->kind == FetchItem::Binary) && !it->peek) ||
+            it->kind == FetchItem::Rfc822 || it->kind == FetchItem::Rfc822Text)
             job->setsSeen = !v.readOnly();
         job->items << *it;
     }
@@ -515,7 +579,10 @@ void Commands::fetch(ImapSession& s, const R& r) {
                     if (!f.open(QIODevice::ReadOnly)) {
                         // Renamed by another session (new flags): the same message under its new name.
                         const auto file = view.currentFile(i);
-                        if (file) f.setFileName(view.dir() + (file->second ? QStringLiteral("/new/") : QStringLiteral("/cur/")) + file->first);
+                        if (file)
+                            f.setFileName(view.dir() +
+                                          (file->second ? QStringLiteral("/new/") : QStringLiteral("/cur/")) +
+                                          file->first);
                         if (!file || !f.open(QIODevice::ReadOnly)) {
                             job->gone = true;  // expunged meanwhile: its data is omitted (RFC 2180 4.1.2)
                             continue;
@@ -525,17 +592,20 @@ void Commands::fetch(ImapSession& s, const R& r) {
                 }
                 if (job->needParsed && !job->cache) {
                     const mail::MimePart& root = job->tree();
-                    job->cache = MailboxIndex::Cached{envelope(job->msg, root.headerStart, root.headerEnd), bodyStructure(job->msg, root, false),
-                                                      bodyStructure(job->msg, root, true)};
+                    job->cache =
+                        MailboxIndex::Cached{envelope(job->msg, root.headerStart, root.headerEnd),
+                                             bodyStructure(job->msg, root, false), bodyStructure(job->msg, root, true)};
                     if (idx) idx->storeCached(view.messages().at(i).uid, view.messages().at(i).base, *job->cache);
                 }
                 // RFC 3516 4.3: a transfer encoding we cannot decode fails the command; checked
                 // before any of this message's response is sent.
                 for (const FetchItem& it : job->items) {
                     if ((it.kind == FetchItem::Binary || it.kind == FetchItem::BinarySize) &&
-                        binarySection(job->msg, job->tree(), it.section.part).status == BinaryResult::Status::UnknownCte) {
+                        binarySection(job->msg, job->tree(), it.section.part).status ==
+                            BinaryResult::Status::UnknownCte) {
                         job->endMessage();
-                        s.no(req, QStringLiteral("Unknown Content-Transfer-Encoding in message %1").arg(i + 1), "UNKNOWN-CTE");
+                        s.no(req, QStringLiteral("Unknown Content-Transfer-Encoding in message %1").arg(i + 1),
+                             "UNKNOWN-CTE");
                         return true;
                     }
                 }

@@ -49,7 +49,9 @@ std::optional<MailboxName> mailboxArg(ImapSession& s, const ImapSession::Request
     return *m;
 }
 
-QByteArray quotedName(ImapSession& s, const QString& name) { return quoteString(encodeMailboxName(name, Commands::utf8(s))); }
+QByteArray quotedName(ImapSession& s, const QString& name) {
+    return quoteString(encodeMailboxName(name, Commands::utf8(s)));
+}
 
 // Patterns in one LIST-EXTENDED command (RFC 5258 3: a list of patterns); each costs a
 // pass over every mailbox name.
@@ -97,7 +99,8 @@ std::optional<FolderStatus> folderStatus(ImapSession& s, const MailboxName& m, b
             if (wantModseq) {
                 QList<Message> msgs;
                 msgs.reserve(list->size());
-                for (const store::MessageEntry& e : *list) msgs << Message::fromEntry(e);  // sizes and dates too, for the next SELECT
+                for (const store::MessageEntry& e : *list)
+                    msgs << Message::fromEntry(e);  // sizes and dates too, for the next SELECT
                 if (auto hms = idx->sync(msgs)) st.highestModseq = *hms;
             }
             if (wantRecent) {
@@ -121,18 +124,25 @@ std::optional<QByteArray> statusItems(ImapSession& s, const MailboxName& m, cons
     QByteArrayList parts;
     for (const Token& it : items.items) {
         const QByteArray k = it.text.toUpper();
-        if (k == "MESSAGES") parts << "MESSAGES " + QByteArray::number(st->messages);
-        else if (k == "UIDNEXT") parts << "UIDNEXT " + QByteArray::number(st->uidNext);
-        else if (k == "UIDVALIDITY") parts << "UIDVALIDITY " + QByteArray::number(st->uidValidity);
-        else if (k == "UNSEEN") parts << "UNSEEN " + QByteArray::number(st->unseen);
-        else if (k == "RECENT") parts << "RECENT " + QByteArray::number(st->recent);
-        else if (k == "SIZE") parts << "SIZE " + QByteArray::number(st->size);
-        else if (k == "DELETED") parts << "DELETED " + QByteArray::number(st->deleted);
+        if (k == "MESSAGES")
+            parts << "MESSAGES " + QByteArray::number(st->messages);
+        else if (k == "UIDNEXT")
+            parts << "UIDNEXT " + QByteArray::number(st->uidNext);
+        else if (k == "UIDVALIDITY")
+            parts << "UIDVALIDITY " + QByteArray::number(st->uidValidity);
+        else if (k == "UNSEEN")
+            parts << "UNSEEN " + QByteArray::number(st->unseen);
+        else if (k == "RECENT")
+            parts << "RECENT " + QByteArray::number(st->recent);
+        else if (k == "SIZE")
+            parts << "SIZE " + QByteArray::number(st->size);
+        else if (k == "DELETED")
+            parts << "DELETED " + QByteArray::number(st->deleted);
         else if (k == "HIGHESTMODSEQ") {
             parts << "HIGHESTMODSEQ " + QByteArray::number(st->highestModseq);  // 0: NOMODSEQ (RFC 7162 3.1.6)
             s.enableCondstore();
-        }
-        else return QByteArray();  // unknown item: caller says BAD
+        } else
+            return QByteArray();  // unknown item: caller says BAD
     }
     return "STATUS " + quotedName(s, m.name) + " (" + parts.join(' ') + ')';
 }
@@ -198,13 +208,15 @@ void Commands::select(ImapSession& s, const R& r) {
     options.recent = s.m_rev2 ? RecentMode::None : (readOnly ? RecentMode::Peek : RecentMode::Claim);
     // Selecting the same mailbox again (clients do, to resynchronise) reuses what we
     // listed: a refresh instead of a new listing; the answer below is complete either way.
-    bool again = previous && previous->name().name == m->name && previous->readOnly() == readOnly && mailboxes(s).exists(*m);
+    bool again =
+        previous && previous->name().name == m->name && previous->readOnly() == readOnly && mailboxes(s).exists(*m);
     if (again) {
         previous->reselected();  // what was recent was claimed by the previous selection
         previous->setRecentMode(options.recent);
         again = previous->refresh(true).ok();
     }
-    auto view = again ? Result<MailboxView>(std::move(*previous)) : MailboxView::open(mailboxes(s).root(), *m, readOnly, options);
+    auto view = again ? Result<MailboxView>(std::move(*previous))
+                      : MailboxView::open(mailboxes(s).root(), *m, readOnly, options);
     if (!view) {
         s.no(r, QStringLiteral("No such mailbox"), "NONEXISTENT");
         return;
@@ -226,8 +238,10 @@ void Commands::select(ImapSession& s, const R& r) {
     }
     s.untagged("OK [UIDVALIDITY " + QByteArray::number(v.uidValidity()) + "] UIDs valid");
     s.untagged("OK [UIDNEXT " + QByteArray::number(v.uidNext()) + "] Predicted next UID");
-    if (v.highestModseq()) s.untagged("OK [HIGHESTMODSEQ " + QByteArray::number(v.highestModseq()) + "] Highest");
-    else s.untagged("OK [NOMODSEQ] No mod-sequences in this mailbox");
+    if (v.highestModseq())
+        s.untagged("OK [HIGHESTMODSEQ " + QByteArray::number(v.highestModseq()) + "] Highest");
+    else
+        s.untagged("OK [NOMODSEQ] No mod-sequences in this mailbox");
     if (s.m_rev2) s.untagged("LIST () \"/\" " + quotedName(s, m->name));
     if (qr && qr->uidValidity == v.uidValidity() && v.highestModseq()) {
         // RFC 7162 3.2.5: what vanished and what changed since the client's mod-sequence.
@@ -239,8 +253,8 @@ void Commands::select(ImapSession& s, const R& r) {
         for (int i = 0; i < v.messages().size(); ++i) {
             const Message& msg = v.messages().at(i);
             if (msg.modseq <= qr->modseq || !inRanges(*known, msg.uid)) continue;
-            s.untagged(QByteArray::number(i + 1) + " FETCH (UID " + QByteArray::number(msg.uid) + " FLAGS " + flagList(v.imapFlags(i)) +
-                       " MODSEQ (" + QByteArray::number(msg.modseq) + "))");
+            s.untagged(QByteArray::number(i + 1) + " FETCH (UID " + QByteArray::number(msg.uid) + " FLAGS " +
+                       flagList(v.imapFlags(i)) + " MODSEQ (" + QByteArray::number(msg.modseq) + "))");
         }
     }
     s.ok(r, QStringLiteral("%1 completed").arg(QString::fromLatin1(r.name)), readOnly ? "READ-ONLY" : "READ-WRITE");
@@ -350,9 +364,12 @@ void Commands::list(ImapSession& s, const R& r) {
     std::optional<Token> statusReq;
     if (!lsub && i < r.args.size() && r.args.at(i).kind == Token::Kind::List) {  // selection options (RFC 5258)
         for (const Token& o : r.args.at(i).items) {
-            if (o.isAtom("SUBSCRIBED")) selectSubscribed = true;
-            else if (o.isAtom("SPECIAL-USE")) selectSpecialUse = true;  // RFC 6154 3
-            else if (o.isAtom("RECURSIVEMATCH")) recursive = true;
+            if (o.isAtom("SUBSCRIBED"))
+                selectSubscribed = true;
+            else if (o.isAtom("SPECIAL-USE"))
+                selectSpecialUse = true;  // RFC 6154 3
+            else if (o.isAtom("RECURSIVEMATCH"))
+                recursive = true;
             else if (o.isAtom("REMOTE")) {  // no remote mailboxes here
             } else {
                 s.bad(r, QStringLiteral("Unknown LIST selection option"));
@@ -380,10 +397,14 @@ void Commands::list(ImapSession& s, const R& r) {
         }
         const QList<Token>& opts = r.args.at(i + 1).items;
         for (qsizetype k = 0; k < opts.size(); ++k) {
-            if (opts.at(k).isAtom("SUBSCRIBED")) returnSubscribed = true;
-            else if (opts.at(k).isAtom("CHILDREN")) returnChildren = true;
-            else if (opts.at(k).isAtom("SPECIAL-USE")) returnSpecialUse = true;
-            else if (opts.at(k).isAtom("STATUS") && k + 1 < opts.size() && opts.at(k + 1).kind == Token::Kind::List) statusReq = opts.at(++k);
+            if (opts.at(k).isAtom("SUBSCRIBED"))
+                returnSubscribed = true;
+            else if (opts.at(k).isAtom("CHILDREN"))
+                returnChildren = true;
+            else if (opts.at(k).isAtom("SPECIAL-USE"))
+                returnSpecialUse = true;
+            else if (opts.at(k).isAtom("STATUS") && k + 1 < opts.size() && opts.at(k + 1).kind == Token::Kind::List)
+                statusReq = opts.at(++k);
             else {
                 s.bad(r, QStringLiteral("Unknown LIST return option"));
                 return;
@@ -412,11 +433,13 @@ void Commands::list(ImapSession& s, const R& r) {
     const QSet<QString> subSet(subs.cbegin(), subs.cend());
     QSet<QString> parents;  // names with at least one mailbox below them
     for (const QString& name : all)
-        for (qsizetype at = name.indexOf(kSeparator); at > 0; at = name.indexOf(kSeparator, at + 1)) parents.insert(name.left(at));
+        for (qsizetype at = name.indexOf(kSeparator); at > 0; at = name.indexOf(kSeparator, at + 1))
+            parents.insert(name.left(at));
     QList<MailboxPattern> compiled;
     for (const QByteArray& pat : patterns) {
         QString p;
-        if (utf8(s)) p = QString::fromUtf8(pat);
+        if (utf8(s))
+            p = QString::fromUtf8(pat);
         else {
             auto d = store::decodeMUtf7(QString::fromLatin1(pat));
             p = d ? *d : QString::fromLatin1(pat);
@@ -482,8 +505,10 @@ void Commands::list(ImapSession& s, const R& r) {
             const bool meets = selected(name);
             const bool childInfo = recursive && byDescendant.contains(name);
             if (!meets && !childInfo) continue;
-            if (!exists) attrs << QStringLiteral("\\NonExistent");
-            else if (returnChildren) attrs << (parents.contains(name) ? QStringLiteral("\\HasChildren") : QStringLiteral("\\HasNoChildren"));
+            if (!exists)
+                attrs << QStringLiteral("\\NonExistent");
+            else if (returnChildren)
+                attrs << (parents.contains(name) ? QStringLiteral("\\HasChildren") : QStringLiteral("\\HasNoChildren"));
             if (childInfo) extended = " (\"CHILDINFO\" (" + criteria.join(' ') + "))";
         }
         if (returnSpecialUse && exists) {
@@ -491,7 +516,8 @@ void Commands::list(ImapSession& s, const R& r) {
             if (!su.isEmpty()) attrs << su;
         }
         if ((returnSubscribed || selectSubscribed) && subSet.contains(name)) attrs << QStringLiteral("\\Subscribed");
-        s.untagged((lsub ? "LSUB (" : "LIST (") + attrs.join(QLatin1Char(' ')).toUtf8() + ") \"/\" " + quotedName(s, name) + extended);
+        s.untagged((lsub ? "LSUB (" : "LIST (") + attrs.join(QLatin1Char(' ')).toUtf8() + ") \"/\" " +
+                   quotedName(s, name) + extended);
         if (statusReq && exists) {
             MailboxName m;
             m.name = name;
@@ -658,7 +684,11 @@ void Commands::finishAppend(ImapSession& s, const R& r, const std::shared_ptr<st
     if (!stored.status) {
         const store::StoreError& e = stored.status.error();
         log::write(log::Level::Error, io(s).info().sessionId, u"imap.append_failed",
-                   log::Fields().add("user", user(s)).add("mailbox", mailbox.name).add("result", toString(e.kind)).add("error", e.detail));
+                   log::Fields()
+                       .add("user", user(s))
+                       .add("mailbox", mailbox.name)
+                       .add("result", toString(e.kind))
+                       .add("error", e.detail));
         s.no(r, e.imapText(), e.imapCode());
         return;
     }
@@ -672,10 +702,13 @@ void Commands::finishAppend(ImapSession& s, const R& r, const std::shared_ptr<st
     quint32 uid = 0;
     for (const Message& x : target->messages())
         if (x.base == stored.name) uid = x.uid;
-    if (toSelected && after) sendChanges(s, *after);  // (changes to a selected mailbox are reported before the OK anyway)
+    if (toSelected && after)
+        sendChanges(s, *after);  // (changes to a selected mailbox are reported before the OK anyway)
     // APPEND into \Junk: the user files it as spam (queued, ImapBackend::learn).
-    if (specialUseOf(mailbox.name) == u"\\Junk") backend(s).learn(user(s), true, target->dir() + QStringLiteral("/cur/") + stored.fileName);
-    s.ok(r, QStringLiteral("APPEND completed"), "APPENDUID " + QByteArray::number(target->uidValidity()) + ' ' + QByteArray::number(uid));
+    if (specialUseOf(mailbox.name) == u"\\Junk")
+        backend(s).learn(user(s), true, target->dir() + QStringLiteral("/cur/") + stored.fileName);
+    s.ok(r, QStringLiteral("APPEND completed"),
+         "APPENDUID " + QByteArray::number(target->uidValidity()) + ' ' + QByteArray::number(uid));
 }
 
 void Commands::getquotaroot(ImapSession& s, const R& r) {
@@ -691,7 +724,8 @@ void Commands::getquotaroot(ImapSession& s, const R& r) {
     } else {
         s.untagged("QUOTAROOT " + quotedName(s, m->name) + " \"\"");
         auto used = store::MaildirQuota::usage(mailboxes(s).root(), quota);
-        s.untagged("QUOTA \"\" (STORAGE " + QByteArray::number((used ? used->first : 0) / 1024) + ' ' + QByteArray::number(quota / 1024) + ')');
+        s.untagged("QUOTA \"\" (STORAGE " + QByteArray::number((used ? used->first : 0) / 1024) + ' ' +
+                   QByteArray::number(quota / 1024) + ')');
     }
     s.ok(r, QStringLiteral("GETQUOTAROOT completed"));
 }
@@ -707,7 +741,8 @@ void Commands::getquota(ImapSession& s, const R& r) {
         return;
     }
     auto used = store::MaildirQuota::usage(mailboxes(s).root(), quota);
-    s.untagged("QUOTA \"\" (STORAGE " + QByteArray::number((used ? used->first : 0) / 1024) + ' ' + QByteArray::number(quota / 1024) + ')');
+    s.untagged("QUOTA \"\" (STORAGE " + QByteArray::number((used ? used->first : 0) / 1024) + ' ' +
+               QByteArray::number(quota / 1024) + ')');
     s.ok(r, QStringLiteral("GETQUOTA completed"));
 }
 

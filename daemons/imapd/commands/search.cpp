@@ -32,14 +32,46 @@ namespace {
 
 struct Key {
     enum Type {
-        All, Answered, Deleted, Draft, Flagged, Seen, Unanswered, Undeleted, Undraft, Unflagged, Unseen, New, Old, Recent,
-        Keyword, Unkeyword, Larger, Smaller, Before, On, Since, SentBefore, SentOn, SentSince, Header, Address, Body, Text, Uid, Seq, Not, Or, And, Modseq
+        All,
+        Answered,
+        Deleted,
+        Draft,
+        Flagged,
+        Seen,
+        Unanswered,
+        Undeleted,
+        Undraft,
+        Unflagged,
+        Unseen,
+        New,
+        Old,
+        Recent,
+        Keyword,
+        Unkeyword,
+        Larger,
+        Smaller,
+        Before,
+        On,
+        Since,
+        SentBefore,
+        SentOn,
+        SentSince,
+        Header,
+        Address,
+        Body,
+        Text,
+        Uid,
+        Seq,
+        Not,
+        Or,
+        And,
+        Modseq
     } type = All;
-    QByteArray field;   // HEADER field name, keyword
-    QString needle;     // lower-cased text
+    QByteArray field;  // HEADER field name, keyword
+    QString needle;    // lower-cased text
     qint64 number = 0;
     QDate date;
-    IndexRanges set;    // message indexes for Uid/Seq
+    IndexRanges set;  // message indexes for Uid/Seq
     QList<Key> children;
 };
 
@@ -78,7 +110,8 @@ private:
         // Each NOT, OR and "(" below recurses once: bound the depth here, where it happens
         // (ArgParser's limit counts parentheses only; "NOT NOT NOT ..." has none).
         if (depth > kMaxSearchDepth) {
-            m_error = QStringLiteral("search keys nested too deeply (limit: %1 levels of NOT, OR and parentheses)").arg(kMaxSearchDepth);
+            m_error = QStringLiteral("search keys nested too deeply (limit: %1 levels of NOT, OR and parentheses)")
+                          .arg(kMaxSearchDepth);
             return std::nullopt;
         }
         if (++*m_keys > kMaxSearchKeys) {
@@ -99,11 +132,20 @@ private:
             return std::nullopt;
         }
         const QByteArray a = t.text.toUpper();
-        static const QList<std::pair<const char*, Key::Type>> simple = {
-            {"ALL", Key::All},         {"ANSWERED", Key::Answered},   {"DELETED", Key::Deleted},     {"DRAFT", Key::Draft},
-            {"FLAGGED", Key::Flagged}, {"SEEN", Key::Seen},           {"UNANSWERED", Key::Unanswered}, {"UNDELETED", Key::Undeleted},
-            {"UNDRAFT", Key::Undraft}, {"UNFLAGGED", Key::Unflagged}, {"UNSEEN", Key::Unseen},       {"NEW", Key::New},
-            {"OLD", Key::Old},         {"RECENT", Key::Recent}};
+        static const QList<std::pair<const char*, Key::Type>> simple = {{"ALL", Key::All},
+                                                                        {"ANSWERED", Key::Answered},
+                                                                        {"DELETED", Key::Deleted},
+                                                                        {"DRAFT", Key::Draft},
+                                                                        {"FLAGGED", Key::Flagged},
+                                                                        {"SEEN", Key::Seen},
+                                                                        {"UNANSWERED", Key::Unanswered},
+                                                                        {"UNDELETED", Key::Undeleted},
+                                                                        {"UNDRAFT", Key::Undraft},
+                                                                        {"UNFLAGGED", Key::Unflagged},
+                                                                        {"UNSEEN", Key::Unseen},
+                                                                        {"NEW", Key::New},
+                                                                        {"OLD", Key::Old},
+                                                                        {"RECENT", Key::Recent}};
         for (const auto& [name, type] : simple)
             if (a == name) {
                 k.type = type;
@@ -149,7 +191,8 @@ private:
             // answered with the message's own mod-sequence (we keep one per message).
             if (m_i < m_t.size() && m_t.at(m_i).kind == Token::Kind::String) {
                 ++m_i;
-                if (m_i >= m_t.size() || !(m_t.at(m_i).isAtom("priv") || m_t.at(m_i).isAtom("shared") || m_t.at(m_i).isAtom("all"))) {
+                if (m_i >= m_t.size() ||
+                    !(m_t.at(m_i).isAtom("priv") || m_t.at(m_i).isAtom("shared") || m_t.at(m_i).isAtom("all"))) {
                     m_error = QStringLiteral("MODSEQ entry type must be priv, shared or all");
                     return std::nullopt;
                 }
@@ -180,9 +223,9 @@ private:
             k.type = a == "LARGER" ? Key::Larger : Key::Smaller;
             return k;
         }
-        static const QList<std::pair<const char*, Key::Type>> dates = {{"BEFORE", Key::Before},         {"ON", Key::On},
-                                                                       {"SINCE", Key::Since},           {"SENTBEFORE", Key::SentBefore},
-                                                                       {"SENTON", Key::SentOn},         {"SENTSINCE", Key::SentSince}};
+        static const QList<std::pair<const char*, Key::Type>> dates = {
+            {"BEFORE", Key::Before},         {"ON", Key::On},         {"SINCE", Key::Since},
+            {"SENTBEFORE", Key::SentBefore}, {"SENTON", Key::SentOn}, {"SENTSINCE", Key::SentSince}};
         for (const auto& [name, type] : dates) {
             if (a != name) continue;
             auto s = str();
@@ -502,22 +545,36 @@ bool matches(const Key& k, Context& c, int depth) {
     // Only the date keys need it: a local-time conversion is not free (time zone lookups).
     auto internal = [&] { return QDateTime::fromMSecsSinceEpoch(m.mtimeMs).date(); };
     switch (k.type) {
-        case Key::All: return true;
-        case Key::Answered: return has('R');
-        case Key::Deleted: return has('T');
-        case Key::Draft: return has('D');
-        case Key::Flagged: return has('F');
-        case Key::Seen: return has('S');
-        case Key::Unanswered: return !has('R');
-        case Key::Undeleted: return !has('T');
-        case Key::Undraft: return !has('D');
-        case Key::Unflagged: return !has('F');
-        case Key::Unseen: return !has('S');
+        case Key::All:
+            return true;
+        case Key::Answered:
+            return has('R');
+        case Key::Deleted:
+            return has('T');
+        case Key::Draft:
+            return has('D');
+        case Key::Flagged:
+            return has('F');
+        case Key::Seen:
+            return has('S');
+        case Key::Unanswered:
+            return !has('R');
+        case Key::Undeleted:
+            return !has('T');
+        case Key::Undraft:
+            return !has('D');
+        case Key::Unflagged:
+            return !has('F');
+        case Key::Unseen:
+            return !has('S');
         // RFC 3501 6.4.4: NEW = RECENT UNSEEN, OLD = NOT RECENT. \Recent exists only for
         // IMAP4rev1 sessions (RFC 9051 removed it; there RECENT matches nothing).
-        case Key::New: return c.view.isRecent(c.index) && !has('S');
-        case Key::Recent: return c.view.isRecent(c.index);
-        case Key::Old: return !c.view.isRecent(c.index);
+        case Key::New:
+            return c.view.isRecent(c.index) && !has('S');
+        case Key::Recent:
+            return c.view.isRecent(c.index);
+        case Key::Old:
+            return !c.view.isRecent(c.index);
         case Key::Keyword:
         case Key::Unkeyword: {
             bool found = false;
@@ -525,15 +582,24 @@ bool matches(const Key& k, Context& c, int depth) {
                 if (f.compare(QString::fromUtf8(k.field), Qt::CaseInsensitive) == 0) found = true;
             return k.type == Key::Keyword ? found : !found;
         }
-        case Key::Modseq: return m.modseq >= quint64(k.number);
-        case Key::Larger: return m.vsize > k.number;
-        case Key::Smaller: return m.vsize < k.number;
-        case Key::Before: return internal() < k.date;
-        case Key::On: return internal() == k.date;
-        case Key::Since: return internal() >= k.date;
-        case Key::SentBefore: return sentDate(c) < k.date;
-        case Key::SentOn: return sentDate(c) == k.date;
-        case Key::SentSince: return sentDate(c) >= k.date;
+        case Key::Modseq:
+            return m.modseq >= quint64(k.number);
+        case Key::Larger:
+            return m.vsize > k.number;
+        case Key::Smaller:
+            return m.vsize < k.number;
+        case Key::Before:
+            return internal() < k.date;
+        case Key::On:
+            return internal() == k.date;
+        case Key::Since:
+            return internal() >= k.date;
+        case Key::SentBefore:
+            return sentDate(c) < k.date;
+        case Key::SentOn:
+            return sentDate(c) == k.date;
+        case Key::SentSince:
+            return sentDate(c) >= k.date;
         case Key::Header:
             if (k.needle.isEmpty()) {
                 c.headers();
@@ -556,9 +622,12 @@ bool matches(const Key& k, Context& c, int depth) {
             return false;
         }
         case Key::Uid:
-        case Key::Seq: return inIndexRanges(k.set, c.index);
-        case Key::Not: return !matches(k.children.first(), c, depth + 1);
-        case Key::Or: return matches(k.children.at(0), c, depth + 1) || matches(k.children.at(1), c, depth + 1);
+        case Key::Seq:
+            return inIndexRanges(k.set, c.index);
+        case Key::Not:
+            return !matches(k.children.first(), c, depth + 1);
+        case Key::Or:
+            return matches(k.children.at(0), c, depth + 1) || matches(k.children.at(1), c, depth + 1);
         case Key::And:  // a parenthesised list
             for (const Key& ch : k.children)
                 if (!matches(ch, c, depth + 1)) return false;
@@ -576,7 +645,8 @@ bool matchesProgram(const Key& program, Context& c) {
 
 }  // namespace
 
-std::optional<QList<int>> evaluateSearchProgram(const QList<Token>& args, qsizetype start, const MailboxView& view, QString* error) {
+std::optional<QList<int>> evaluateSearchProgram(const QList<Token>& args, qsizetype start, const MailboxView& view,
+                                                QString* error) {
     Parser p(args, start, view);
     auto program = p.parseAll();
     if (!program) {
@@ -640,14 +710,15 @@ void Commands::search(ImapSession& s, const R& r) {
     }
     QList<quint32> hits;
     QList<quint64> modseqs;  // of each hit
-    quint64 highest = 0;  // of the matches, for (MODSEQ n) (RFC 7162 3.1.5)
+    quint64 highest = 0;     // of the matches, for (MODSEQ n) (RFC 7162 3.1.5)
     HeaderCache cache;
     for (int idx = 0; idx < v.messages().size(); ++idx) {
         if (v.messages().at(idx).expunged) continue;  // gone (not reported yet): matches nothing
         Context c{v, idx, &cache};
         const bool hit = matchesProgram(*program, c);
         if (c.tooDeep) {
-            s.bad(r, QStringLiteral("Search syntax error: search keys nested too deeply (limit: %1 levels)").arg(kMaxSearchDepth));
+            s.bad(r, QStringLiteral("Search syntax error: search keys nested too deeply (limit: %1 levels)")
+                         .arg(kMaxSearchDepth));
             return;
         }
         if (!hit) continue;

@@ -35,13 +35,13 @@
 #include <QFileInfo>
 #include <QHash>
 
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <variant>
 
 namespace postern::imap {
@@ -143,7 +143,8 @@ void Commands::store(ImapSession& s, const R& r) {
     std::optional<quint64> unchangedSince;
     if (modifiers) {
         const QList<Token>& mods = r.args.at(1).items;
-        if (mods.size() != 2 || !mods.at(0).isAtom("UNCHANGEDSINCE") || !(unchangedSince = parseModseq(mods.at(1), true))) {
+        if (mods.size() != 2 || !mods.at(0).isAtom("UNCHANGEDSINCE") ||
+            !(unchangedSince = parseModseq(mods.at(1), true))) {
             s.bad(r, QStringLiteral("The only STORE modifier is (UNCHANGEDSINCE mod-sequence)"));
             return;
         }
@@ -165,8 +166,10 @@ void Commands::store(ImapSession& s, const R& r) {
     const bool silent = item.endsWith(".SILENT");
     if (silent) item.chop(7);
     int mode = 0;  // 0 replace, 1 add, -1 remove
-    if (item == "+FLAGS") mode = 1;
-    else if (item == "-FLAGS") mode = -1;
+    if (item == "+FLAGS")
+        mode = 1;
+    else if (item == "-FLAGS")
+        mode = -1;
     else if (item != "FLAGS") {
         s.bad(r, QStringLiteral("Unknown STORE item"));
         return;
@@ -177,7 +180,8 @@ void Commands::store(ImapSession& s, const R& r) {
         return;
     }
     for (const QString& f : *flags) {
-        if (f.startsWith(QLatin1Char('\\')) && flagLetter(f).isEmpty() && f.compare(QLatin1String("\\Recent"), Qt::CaseInsensitive) != 0) {
+        if (f.startsWith(QLatin1Char('\\')) && flagLetter(f).isEmpty() &&
+            f.compare(QLatin1String("\\Recent"), Qt::CaseInsensitive) != 0) {
             s.bad(r, QStringLiteral("Invalid system flag %1").arg(f));
             return;
         }
@@ -213,11 +217,13 @@ void Commands::store(ImapSession& s, const R& r) {
             gone = true;  // expunged meanwhile by another session
             continue;
         }
-        const QByteArray uidItem = r.uid || condstore(s) ? " UID " + QByteArray::number(v.messages().at(i).uid) : QByteArray();
+        const QByteArray uidItem =
+            r.uid || condstore(s) ? " UID " + QByteArray::number(v.messages().at(i).uid) : QByteArray();
         // .SILENT: no FETCH, unless the result is not what the client asked for because another
         // session changed the flags too (RFC 9051 6.4.6: the server SHOULD then say so).
         if (!silent || change->merged)
-            s.untagged(QByteArray::number(i + 1) + " FETCH (FLAGS " + flagList(v.imapFlags(i)) + uidItem + modseqItem(s, i) + ')');
+            s.untagged(QByteArray::number(i + 1) + " FETCH (FLAGS " + flagList(v.imapFlags(i)) + uidItem +
+                       modseqItem(s, i) + ')');
         else if (condstore(s) && change->changed)  // the new mod-sequence is reported even when silent (RFC 7162 3.1.3)
             s.untagged(QByteArray::number(i + 1) + " FETCH (" + uidItem.mid(1) + modseqItem(s, i) + ')');
     }
@@ -254,11 +260,11 @@ namespace {
 // lose); one that another session renamed (new flags) is found again by its base name.
 
 struct CopyPlan {
-    int index = 0;            // source message
-    QString sourceFile;       // its file name now (another session may have renamed it)
+    int index = 0;       // source message
+    QString sourceFile;  // its file name now (another session may have renamed it)
     bool sourceInNew = false;
-    QString base;             // the copy's base name in the target
-    QString tmp, final;       // the copy's paths
+    QString base;        // the copy's base name in the target
+    QString tmp, final;  // the copy's paths
     bool inTmp = false, inCur = false;
 };
 
@@ -271,17 +277,22 @@ struct CopyFailure {
 QByteArray responseCodeFor(int error) {
     switch (error) {
         case ENOSPC:
-        case EDQUOT: return "OVERQUOTA";  // RFC 9051 7.1
+        case EDQUOT:
+            return "OVERQUOTA";  // RFC 9051 7.1
         case EMLINK:
         case EFBIG:
         case EMFILE:
         case ENFILE:
-        case ENAMETOOLONG: return "LIMIT";
-        default: return "SERVERBUG";
+        case ENAMETOOLONG:
+            return "LIMIT";
+        default:
+            return "SERVERBUG";
     }
 }
 
-QByteArray encoded(const QString& path) { return QFile::encodeName(path); }
+QByteArray encoded(const QString& path) {
+    return QFile::encodeName(path);
+}
 
 CopyFailure failure(int error, const QString& what) {
     return {error, QStringLiteral("%1: %2").arg(what, QString::fromLocal8Bit(std::strerror(error)))};
@@ -314,8 +325,10 @@ int copyFileContents(const QString& src, const QString& dst) {
         for (ssize_t done = 0; done < n && !error;) {
             const ssize_t w = ::write(out, buffer.constData() + done, size_t(n - done));
             if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) error = w < 0 ? errno : EIO;
-            else done += w;
+            if (w <= 0)
+                error = w < 0 ? errno : EIO;
+            else
+                done += w;
         }
         if (error) break;
     }
@@ -388,7 +401,8 @@ std::variant<CopyOutcome, CopyFailure> copyMessages(MailboxView& from, const QLi
         const Message& m = from.messages().at(i);
         auto letters = target.lettersFor(from.imapFlags(i), true);
         if (!letters)  // 26 keywords already (a Maildir limit), or the keyword file cannot be written
-            return fail(CopyFailure{letters.error().code, letters.errorMessage(), letters.error().code ? QByteArray() : QByteArray("LIMIT")});
+            return fail(CopyFailure{letters.error().code, letters.errorMessage(),
+                                    letters.error().code ? QByteArray() : QByteArray("LIMIT")});
         const auto file = from.currentFile(i);
         if (!file) continue;  // expunged by another session meanwhile
         CopyPlan p;
@@ -398,11 +412,13 @@ std::variant<CopyOutcome, CopyFailure> copyMessages(MailboxView& from, const QLi
         p.base = store::uniqueName(m.size);
         p.tmp = target.dir() + QStringLiteral("/tmp/") + p.base;
         p.final = target.dir() + QStringLiteral("/cur/") + store::withFlags(p.base, *letters);
-        const QString source = from.dir() + (p.sourceInNew ? QStringLiteral("/new/") : QStringLiteral("/cur/")) + p.sourceFile;
+        const QString source =
+            from.dir() + (p.sourceInNew ? QStringLiteral("/new/") : QStringLiteral("/cur/")) + p.sourceFile;
         if (::link(encoded(source).constData(), encoded(p.tmp).constData()) != 0) {
             const int e = errno;
             // Where a link is impossible, a real copy; any other error would hit the copy too.
-            if (e != EXDEV && e != EPERM && e != EMLINK && e != ENOTSUP && e != EOPNOTSUPP) return fail(failure(e, p.tmp));
+            if (e != EXDEV && e != EPERM && e != EMLINK && e != ENOTSUP && e != EOPNOTSUPP)
+                return fail(failure(e, p.tmp));
             if (const int c = copyFileContents(source, p.tmp)) return fail(failure(c, p.tmp));
         }
         p.inTmp = true;
@@ -410,7 +426,8 @@ std::variant<CopyOutcome, CopyFailure> copyMessages(MailboxView& from, const QLi
     }
     // 2. cur/, durable
     for (CopyPlan& p : plans) {
-        if (::rename(encoded(p.tmp).constData(), encoded(p.final).constData()) != 0) return fail(failure(errno, p.final));
+        if (::rename(encoded(p.tmp).constData(), encoded(p.final).constData()) != 0)
+            return fail(failure(errno, p.final));
         p.inTmp = false;
         p.inCur = true;
     }
@@ -480,9 +497,12 @@ void copyOrMove(ImapSession& s, const ImapSession::Request& r, bool move) {
     }
     auto result = copyMessages(v, *set, *target);
     if (const CopyFailure* f = std::get_if<CopyFailure>(&result)) {
-        log::write(log::Level::Error, Commands::io(s).info().sessionId, move ? u"imap.move_failed" : u"imap.copy_failed",
+        log::write(log::Level::Error, Commands::io(s).info().sessionId,
+                   move ? u"imap.move_failed" : u"imap.copy_failed",
                    log::Fields().add("user", Commands::user(s)).add("mailbox", name->name).add("error", f->detail));
-        s.no(r, QStringLiteral("Cannot store the copies; no message was %1").arg(move ? QStringLiteral("moved") : QStringLiteral("copied")),
+        s.no(r,
+             QStringLiteral("Cannot store the copies; no message was %1")
+                 .arg(move ? QStringLiteral("moved") : QStringLiteral("copied")),
              f->code.isEmpty() ? responseCodeFor(f->error) : f->code);
         return;
     }
@@ -503,13 +523,18 @@ void copyOrMove(ImapSession& s, const ImapSession::Request& r, bool move) {
     if (!copyuid.isEmpty()) s.untagged("OK [" + copyuid + "] Moved");
     // Every copy is durable: now the sources may go (step 4); the EXPUNGEs come before the OK.
     for (const CopyPlan& p : done.copied)
-        if (!v.expunge(p.index).ok()) { /* already gone: another session expunged it */ }
+        if (!v.expunge(p.index).ok()) { /* already gone: another session expunged it */
+        }
     s.ok(r, QStringLiteral("MOVE completed"));
 }
 
 }  // namespace
 
-void Commands::copy(ImapSession& s, const R& r) { copyOrMove(s, r, false); }
-void Commands::move(ImapSession& s, const R& r) { copyOrMove(s, r, true); }
+void Commands::copy(ImapSession& s, const R& r) {
+    copyOrMove(s, r, false);
+}
+void Commands::move(ImapSession& s, const R& r) {
+    copyOrMove(s, r, true);
+}
 
 }  // namespace postern::imap

@@ -47,10 +47,15 @@ struct Criterion {
 };
 
 std::optional<SortKey> sortKeyNamed(const QByteArray& upper) {
-    static const QList<std::pair<const char*, SortKey>> names = {
-        {"ARRIVAL", SortKey::Arrival}, {"CC", SortKey::Cc},           {"DATE", SortKey::Date},
-        {"FROM", SortKey::From},       {"SIZE", SortKey::Size},       {"SUBJECT", SortKey::Subject},
-        {"TO", SortKey::To},           {"DISPLAYFROM", SortKey::DisplayFrom}, {"DISPLAYTO", SortKey::DisplayTo}};
+    static const QList<std::pair<const char*, SortKey>> names = {{"ARRIVAL", SortKey::Arrival},
+                                                                 {"CC", SortKey::Cc},
+                                                                 {"DATE", SortKey::Date},
+                                                                 {"FROM", SortKey::From},
+                                                                 {"SIZE", SortKey::Size},
+                                                                 {"SUBJECT", SortKey::Subject},
+                                                                 {"TO", SortKey::To},
+                                                                 {"DISPLAYFROM", SortKey::DisplayFrom},
+                                                                 {"DISPLAYTO", SortKey::DisplayTo}};
     for (const auto& [name, key] : names)
         if (upper == name) return key;
     return std::nullopt;
@@ -100,22 +105,32 @@ struct SortData {
 int compareBy(SortKey key, const SortData& a, const SortData& b) {
     auto cmp = [](qint64 x, qint64 y) { return x < y ? -1 : (x > y ? 1 : 0); };
     switch (key) {
-        case SortKey::Arrival: return cmp(a.arrival, b.arrival);
-        case SortKey::Date: return cmp(a.date, b.date);
-        case SortKey::Size: return cmp(a.size, b.size);
-        case SortKey::Subject: return compareAsciiCasemap(a.subject, b.subject);
-        case SortKey::From: return compareAsciiCasemap(a.from, b.from);
-        case SortKey::To: return compareAsciiCasemap(a.to, b.to);
-        case SortKey::Cc: return compareAsciiCasemap(a.cc, b.cc);
-        case SortKey::DisplayFrom: return a.displayFrom.compare(b.displayFrom, Qt::CaseInsensitive);
-        case SortKey::DisplayTo: return a.displayTo.compare(b.displayTo, Qt::CaseInsensitive);
+        case SortKey::Arrival:
+            return cmp(a.arrival, b.arrival);
+        case SortKey::Date:
+            return cmp(a.date, b.date);
+        case SortKey::Size:
+            return cmp(a.size, b.size);
+        case SortKey::Subject:
+            return compareAsciiCasemap(a.subject, b.subject);
+        case SortKey::From:
+            return compareAsciiCasemap(a.from, b.from);
+        case SortKey::To:
+            return compareAsciiCasemap(a.to, b.to);
+        case SortKey::Cc:
+            return compareAsciiCasemap(a.cc, b.cc);
+        case SortKey::DisplayFrom:
+            return a.displayFrom.compare(b.displayFrom, Qt::CaseInsensitive);
+        case SortKey::DisplayTo:
+            return a.displayTo.compare(b.displayTo, Qt::CaseInsensitive);
     }
     return 0;
 }
 
 // Shared by SORT and THREAD: `charset` at args[at], then the search program.
 // Sends BAD/NO itself and returns nullopt when the command cannot go on.
-std::optional<QList<int>> charsetAndSearch(ImapSession& s, const ImapSession::Request& r, qsizetype at, const MailboxView& v) {
+std::optional<QList<int>> charsetAndSearch(ImapSession& s, const ImapSession::Request& r, qsizetype at,
+                                           const MailboxView& v) {
     if (r.args.size() < at + 2) {
         s.bad(r, QStringLiteral("Usage: %1 needs a charset and search keys").arg(QString::fromLatin1(r.name)));
         return std::nullopt;
@@ -161,7 +176,8 @@ void Commands::sort(ImapSession& s, const R& r) {
         reverse = false;
     }
     if (criteria.isEmpty() || reverse) {
-        s.bad(r, reverse ? QStringLiteral("REVERSE must be followed by a sort key") : QStringLiteral("Empty sort criteria"));
+        s.bad(r, reverse ? QStringLiteral("REVERSE must be followed by a sort key")
+                         : QStringLiteral("Empty sort criteria"));
         return;
     }
     auto hits = charsetAndSearch(s, r, 1, v);
@@ -180,15 +196,26 @@ void Commands::sort(ImapSession& s, const R& r) {
     };
     for (const Criterion& c : criteria) {
         switch (c.key) {
-            case SortKey::Date: use("date"); break;
-            case SortKey::Subject: use("subject"); break;
+            case SortKey::Date:
+                use("date");
+                break;
+            case SortKey::Subject:
+                use("subject");
+                break;
             case SortKey::From:
-            case SortKey::DisplayFrom: use("from"); break;
+            case SortKey::DisplayFrom:
+                use("from");
+                break;
             case SortKey::To:
-            case SortKey::DisplayTo: use("to"); break;
-            case SortKey::Cc: use("cc"); break;
+            case SortKey::DisplayTo:
+                use("to");
+                break;
+            case SortKey::Cc:
+                use("cc");
+                break;
             case SortKey::Arrival:
-            case SortKey::Size: break;
+            case SortKey::Size:
+                break;
         }
     }
     for (int idx : *hits) {
@@ -235,7 +262,8 @@ void Commands::sort(ImapSession& s, const R& r) {
 
 void Commands::thread(ImapSession& s, const R& r) {
     MailboxView& v = *selected(s);
-    const QByteArray algorithm = !r.args.isEmpty() && r.args.at(0).kind == Token::Kind::Atom ? r.args.at(0).text.toUpper() : QByteArray();
+    const QByteArray algorithm =
+        !r.args.isEmpty() && r.args.at(0).kind == Token::Kind::Atom ? r.args.at(0).text.toUpper() : QByteArray();
     if (algorithm.isEmpty()) {
         s.bad(r, QStringLiteral("Usage: THREAD algorithm charset search-keys"));
         return;
@@ -266,7 +294,8 @@ void Commands::thread(ImapSession& s, const R& r) {
         }
         messages << t;
     }
-    const ThreadForest forest = algorithm == "REFERENCES" ? threadByReferences(messages) : threadByOrderedSubject(messages);
+    const ThreadForest forest =
+        algorithm == "REFERENCES" ? threadByReferences(messages) : threadByOrderedSubject(messages);
     const QByteArray threads = forest.format();
     s.untagged(threads.isEmpty() ? QByteArray("THREAD") : "THREAD " + threads);
     s.ok(r, QStringLiteral("THREAD completed"));

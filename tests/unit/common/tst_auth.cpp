@@ -36,7 +36,9 @@ struct ManualClock {
 };
 
 const QString kAlice = QStringLiteral("alice@example.org");
-QHostAddress ip(const char* text) { return QHostAddress(QString::fromLatin1(text)); }
+QHostAddress ip(const char* text) {
+    return QHostAddress(QString::fromLatin1(text));
+}
 
 // One attempt that is checked at once and fails.
 void failOnce(AuthThrottle& t, const QHostAddress& from, const QString& user) {
@@ -175,7 +177,8 @@ private Q_SLOTS:
         AuthThrottle t;
         t.setClock(clock.fn());
         t.setPolicy({100, 1000, 60'000});
-        const QHostAddress a = ip("203.0.113.1"), b = ip("192.0.2.50"), c = ip("198.51.100.77"), d = ip("198.51.100.78");
+        const QHostAddress a = ip("203.0.113.1"), b = ip("192.0.2.50"), c = ip("198.51.100.77"),
+                           d = ip("198.51.100.78");
         auto ok = t.admit(b, kAlice);
         QVERIFY(ok.proceed() && !ok.knownGood);
         t.finish(ok, Outcome::Success);
@@ -246,7 +249,7 @@ private Q_SLOTS:
         QVERIFY(ok.proceed());
         QCOMPARE(ok.delayMs, 200);  // before the check: the address has 2 failures
         t.finish(ok, Outcome::Success);
-        QCOMPARE(t.failures(AuthThrottle::ipKey(home)), 1);     // mallory's stays
+        QCOMPARE(t.failures(AuthThrottle::ipKey(home)), 1);      // mallory's stays
         QCOMPARE(t.failures(AuthThrottle::userKey(kAlice)), 1);  // the attacker's stays
         QCOMPARE(t.failures(AuthThrottle::pairKey(kAlice, AuthThrottle::ipKey(home))), 0);
     }
@@ -272,13 +275,20 @@ private Q_SLOTS:
         QTest::addColumn<QString>("a");
         QTest::addColumn<QString>("b");
         QTest::addColumn<bool>("same");
-        QTest::newRow("same /64") << "2001:db8:1:2:aaaa::1" << "2001:db8:1:2:bbbb::9" << true;
-        QTest::newRow("other /64, same /56") << "2001:db8:1:2::1" << "2001:db8:1:3::1" << true;
-        QTest::newRow("other /56, same /48") << "2001:db8:1:100::1" << "2001:db8:1:ff00::1" << true;
-        QTest::newRow("other /48") << "2001:db8:1::1" << "2001:db8:2::1" << false;
-        QTest::newRow("bit 47") << "2001:db8:0::1" << "2001:db8:1::1" << false;
-        QTest::newRow("ipv4 /32") << "192.0.2.1" << "192.0.2.2" << false;
-        QTest::newRow("mapped ipv4") << "::ffff:192.0.2.1" << "192.0.2.1" << true;
+        QTest::newRow("same /64") << "2001:db8:1:2:aaaa::1"
+                                  << "2001:db8:1:2:bbbb::9" << true;
+        QTest::newRow("other /64, same /56") << "2001:db8:1:2::1"
+                                             << "2001:db8:1:3::1" << true;
+        QTest::newRow("other /56, same /48") << "2001:db8:1:100::1"
+                                             << "2001:db8:1:ff00::1" << true;
+        QTest::newRow("other /48") << "2001:db8:1::1"
+                                   << "2001:db8:2::1" << false;
+        QTest::newRow("bit 47") << "2001:db8:0::1"
+                                << "2001:db8:1::1" << false;
+        QTest::newRow("ipv4 /32") << "192.0.2.1"
+                                  << "192.0.2.2" << false;
+        QTest::newRow("mapped ipv4") << "::ffff:192.0.2.1"
+                                     << "192.0.2.1" << true;
     }
     void ipKey() {
         QFETCH(QString, a);
@@ -324,7 +334,8 @@ private Q_SLOTS:
         // The attempt pop3 holds counts in imap too: the address may have one at a time.
         QCOMPARE(imap.inFlight(a), 1);
         QCOMPARE(imap.admit(a, {}).reason, QStringLiteral("address busy"));
-        QCOMPARE(QFileInfo(path).size(), qint64(64 + 24 * AuthThrottle::kSlots + 16 * AuthThrottle::kKnownSlots + 40 * AuthThrottle::kLeases));
+        QCOMPARE(QFileInfo(path).size(),
+                 qint64(64 + 24 * AuthThrottle::kSlots + 16 * AuthThrottle::kKnownSlots + 40 * AuthThrottle::kLeases));
     }
 
     // A process that dies with attempts in flight leaves no count behind.
@@ -387,15 +398,18 @@ private Q_SLOTS:
         QTemporaryDir dir;
         QVERIFY(writeFileAtomic(dir.filePath(QStringLiteral("postern.conf")),
                                 "primary_domain = example.org\nauth.argon2_memory = 1M\nauth.argon2_iterations = 1\n"
-                                "auth.failure_delay = 300ms\nauth.failure_delay_max = 1s\n").ok());
+                                "auth.failure_delay = 300ms\nauth.failure_delay_max = 1s\n")
+                    .ok());
         auto config = Config::load(dir.path());
         QVERIFY(config.ok());
         AccountStore store(dir.path());
         const QString hash = *hashPassword("right", HashParams::fromConfig(*config));
-        QVERIFY(store.modify([&](Accounts& a) -> Status {
-            if (auto s = a.addDomain(QStringLiteral("example.org")); !s) return s;
-            return a.addUser(QStringLiteral("alice@example.org"), hash);
-        }).ok());
+        QVERIFY(store
+                    .modify([&](Accounts& a) -> Status {
+                        if (auto s = a.addDomain(QStringLiteral("example.org")); !s) return s;
+                        return a.addUser(QStringLiteral("alice@example.org"), hash);
+                    })
+                    .ok());
         Authenticator auth(*config, &store);
         QObject context;
         auto run = [&](const QHostAddress& from, const QString& login, const QByteArray& pw, qint64* elapsed,
@@ -409,7 +423,8 @@ private Q_SLOTS:
             if (elapsed) *elapsed = t.elapsed();
             return out.value_or(Authenticator::Outcome{});
         };
-        const QHostAddress home = ip("127.0.0.5"), attacker = ip("127.0.0.6"), third = ip("127.0.0.7"), fourth = ip("127.0.0.8");
+        const QHostAddress home = ip("127.0.0.5"), attacker = ip("127.0.0.6"), third = ip("127.0.0.7"),
+                           fourth = ip("127.0.0.8");
         qint64 ms = 0;
         auto ok = run(home, QStringLiteral("Alice@Example.org"), "right", &ms);
         QVERIFY(ok.ok());
@@ -473,19 +488,24 @@ private Q_SLOTS:
     // password counts as a failure; a revoked one is refused; each check costs one hash.
     void appPasswordsAndTwoFactor() {
         QTemporaryDir dir;
-        QVERIFY(writeFileAtomic(dir.filePath(QStringLiteral("postern.conf")),
-                                "primary_domain = example.org\ndata_dir = data\nauth.argon2_memory = 1M\nauth.argon2_iterations = 1\n"
-                                "auth.failure_delay = 0s\nauth.failure_delay_max = 0s\nauth.cache_ttl = 0\n").ok());
+        QVERIFY(
+            writeFileAtomic(
+                dir.filePath(QStringLiteral("postern.conf")),
+                "primary_domain = example.org\ndata_dir = data\nauth.argon2_memory = 1M\nauth.argon2_iterations = 1\n"
+                "auth.failure_delay = 0s\nauth.failure_delay_max = 0s\nauth.cache_ttl = 0\n")
+                .ok());
         auto config = Config::load(dir.path());
         QVERIFY(config.ok());
         AccountStore store(dir.path());
         qint64 clockMs = 1'000'000;
         store.setClock([&] { return clockMs; });
         const QString hash = *hashPassword("right", HashParams::fromConfig(*config));
-        QVERIFY(store.modify([&](Accounts& a) -> Status {
-            if (auto s = a.addDomain(QStringLiteral("example.org")); !s) return s;
-            return a.addUser(kAlice, hash);
-        }).ok());
+        QVERIFY(store
+                    .modify([&](Accounts& a) -> Status {
+                        if (auto s = a.addDomain(QStringLiteral("example.org")); !s) return s;
+                        return a.addUser(kAlice, hash);
+                    })
+                    .ok());
         qint64 nowSecs = 1'700'000'000;
         TwoFactor tf(store, appPasswordUsageDir(*config), [&] { return nowSecs; });
         auto app = tf.addAppPassword(kAlice, QStringLiteral("phone"), HashParams::fromConfig(*config));
@@ -548,19 +568,27 @@ private Q_SLOTS:
         QTemporaryDir dir;
         QVERIFY(writeFileAtomic(dir.filePath(QStringLiteral("postern.conf")),
                                 "primary_domain = example.org\nauth.argon2_memory = 1M\nauth.argon2_iterations = 1\n"
-                                "auth.failure_delay = 200ms\nauth.failure_delay_max = 1s\n").ok());
+                                "auth.failure_delay = 200ms\nauth.failure_delay_max = 1s\n")
+                    .ok());
         auto config = Config::load(dir.path());
         QVERIFY(config.ok());
         AccountStore store(dir.path());
-        QVERIFY(store.modify([&](Accounts& a) -> Status {
-            if (auto s = a.addDomain(QStringLiteral("example.org")); !s) return s;
-            return a.addUser(QStringLiteral("alice@example.org"), *hashPassword("right", HashParams::fromConfig(*config)));
-        }).ok());
+        QVERIFY(store
+                    .modify([&](Accounts& a) -> Status {
+                        if (auto s = a.addDomain(QStringLiteral("example.org")); !s) return s;
+                        return a.addUser(QStringLiteral("alice@example.org"),
+                                         *hashPassword("right", HashParams::fromConfig(*config)));
+                    })
+                    .ok());
         Authenticator auth(*config, &store);
         QObject context;
         QList<Authenticator::Outcome> outcomes;
         for (int i = 0; i < 10; ++i)
-            auth.verify(AuthRequest{&context, QStringLiteral("p%1").arg(i), ip("127.0.0.9"), QStringLiteral("u%1@example.org").arg(i), {}},
+            auth.verify(AuthRequest{&context,
+                                    QStringLiteral("p%1").arg(i),
+                                    ip("127.0.0.9"),
+                                    QStringLiteral("u%1@example.org").arg(i),
+                                    {}},
                         QStringLiteral("test"), "right", [&](Authenticator::Outcome o) { outcomes << o; });
         QCOMPARE(auth.throttle().inFlight(ip("127.0.0.9")), AuthThrottle::kMaxInFlightPerAddress);
         QTRY_COMPARE_WITH_TIMEOUT(outcomes.size(), 10, 10000);

@@ -14,22 +14,33 @@ private slots:
     void parseSubnet_data() {
         QTest::addColumn<QString>("in");
         QTest::addColumn<QString>("out");  // empty: refused
-        QTest::newRow("v4") << "192.0.2.7" << "192.0.2.7/32";
-        QTest::newRow("v4 subnet, host bits cleared") << "192.0.2.7/24" << "192.0.2.0/24";
-        QTest::newRow("v4 /0") << "10.1.2.3/0" << "0.0.0.0/0";
-        QTest::newRow("v6") << "2001:db8::1" << "2001:db8::1/128";
-        QTest::newRow("v6 /48") << "2001:db8:1:2::5/48" << "2001:db8:1::/48";
-        QTest::newRow("mapped v4") << "::ffff:192.0.2.9" << "192.0.2.9/32";
-        QTest::newRow("v4 prefix 33") << "192.0.2.7/33" << "";
-        QTest::newRow("garbage") << "mail.example" << "";
-        QTest::newRow("empty") << "" << "";
-        QTest::newRow("space inside") << "192.0.2.7 x" << "";
+        QTest::newRow("v4") << "192.0.2.7"
+                            << "192.0.2.7/32";
+        QTest::newRow("v4 subnet, host bits cleared") << "192.0.2.7/24"
+                                                      << "192.0.2.0/24";
+        QTest::newRow("v4 /0") << "10.1.2.3/0"
+                               << "0.0.0.0/0";
+        QTest::newRow("v6") << "2001:db8::1"
+                            << "2001:db8::1/128";
+        QTest::newRow("v6 /48") << "2001:db8:1:2::5/48"
+                                << "2001:db8:1::/48";
+        QTest::newRow("mapped v4") << "::ffff:192.0.2.9"
+                                   << "192.0.2.9/32";
+        QTest::newRow("v4 prefix 33") << "192.0.2.7/33"
+                                      << "";
+        QTest::newRow("garbage") << "mail.example"
+                                 << "";
+        QTest::newRow("empty") << ""
+                               << "";
+        QTest::newRow("space inside") << "192.0.2.7 x"
+                                      << "";
     }
     void parseSubnet() {
         QFETCH(QString, in);
         QFETCH(QString, out);
         auto r = BlockList::parseSubnet(in);
-        if (out.isEmpty()) QVERIFY(!r);
+        if (out.isEmpty())
+            QVERIFY(!r);
         else {
             QVERIFY2(r, qPrintable(r.errorMessage()));
             QCOMPARE(*r, out);
@@ -37,9 +48,12 @@ private slots:
     }
 
     void autoSubnet() {
-        QCOMPARE(BlockList::autoBlockSubnet(QHostAddress(QStringLiteral("198.51.100.4"))), QStringLiteral("198.51.100.4/32"));
-        QCOMPARE(BlockList::autoBlockSubnet(QHostAddress(QStringLiteral("2001:db8:aa:bb::1"))), QStringLiteral("2001:db8:aa::/48"));
-        QCOMPARE(BlockList::autoBlockSubnet(QHostAddress(QStringLiteral("::ffff:198.51.100.4"))), QStringLiteral("198.51.100.4/32"));
+        QCOMPARE(BlockList::autoBlockSubnet(QHostAddress(QStringLiteral("198.51.100.4"))),
+                 QStringLiteral("198.51.100.4/32"));
+        QCOMPARE(BlockList::autoBlockSubnet(QHostAddress(QStringLiteral("2001:db8:aa:bb::1"))),
+                 QStringLiteral("2001:db8:aa::/48"));
+        QCOMPARE(BlockList::autoBlockSubnet(QHostAddress(QStringLiteral("::ffff:198.51.100.4"))),
+                 QStringLiteral("198.51.100.4/32"));
     }
 
     void blocksAndExpires() {
@@ -102,7 +116,8 @@ private slots:
         // kMaxEntries - 1 entries written directly (one add() each would rewrite the file 4096 times).
         QList<BlockList::Entry> entries;
         for (int i = 0; i < BlockList::kMaxEntries - 1; ++i)
-            entries << BlockList::Entry{QStringLiteral("10.%1.%2.1/32").arg(i / 256).arg(i % 256), now + 60'000, QStringLiteral("auth")};
+            entries << BlockList::Entry{QStringLiteral("10.%1.%2.1/32").arg(i / 256).arg(i % 256), now + 60'000,
+                                        QStringLiteral("auth")};
         QVERIFY(writeFileAtomic(path, BlockList::serialize(entries), 0644));
         BlockList l(path);
         l.setClock([&] { return now; });

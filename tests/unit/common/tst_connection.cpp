@@ -26,7 +26,8 @@ namespace {
 // "ECHO x" -> "x", "STARTTLS" -> "OK tls" + startTls, "QUIT" -> close. Lines end in CRLF.
 class EchoSession : public ProtocolSession {
 public:
-    EchoSession(SessionIo& io, QStringList* seen, qint64 pregreetMs = 0) : m_io(io), m_seen(seen), m_pregreetMs(pregreetMs) {}
+    EchoSession(SessionIo& io, QStringList* seen, qint64 pregreetMs = 0)
+        : m_io(io), m_seen(seen), m_pregreetMs(pregreetMs) {}
     void start() override { m_io.send(m_io.info().tls ? "HELLO tls\r\n" : "HELLO\r\n"); }
     qint64 beginPregreet() override {
         if (m_pregreetMs > 0) m_io.send("WAIT\r\n");
@@ -59,9 +60,18 @@ public:
         return nl + 2;
     }
     void tlsStarted() override { m_io.send("TLS " + m_io.info().tlsProtocol.toLatin1() + "\r\n"); }
-    void timedOut() override { m_io.send("TIMEOUT\r\n"); m_io.close(QStringLiteral("idle")); }
-    void deadlinePassed() override { m_io.send("DEADLINE\r\n"); m_io.close(QStringLiteral("deadline")); }
-    void shutdown() override { m_io.send("SHUTDOWN\r\n"); m_io.close(QStringLiteral("shutdown")); }
+    void timedOut() override {
+        m_io.send("TIMEOUT\r\n");
+        m_io.close(QStringLiteral("idle"));
+    }
+    void deadlinePassed() override {
+        m_io.send("DEADLINE\r\n");
+        m_io.close(QStringLiteral("deadline"));
+    }
+    void shutdown() override {
+        m_io.send("SHUTDOWN\r\n");
+        m_io.close(QStringLiteral("shutdown"));
+    }
 
 private:
     SessionIo& m_io;
@@ -84,12 +94,15 @@ QByteArray readLine(QAbstractSocket& s, int timeoutMs = 5000) {
     spin([&] { return s.canReadLine() || s.state() == QAbstractSocket::UnconnectedState; }, timeoutMs);
     return s.readLine().trimmed();
 }
-bool connected(QAbstractSocket& s) { return spin([&] { return s.state() == QAbstractSocket::ConnectedState; }); }
+bool connected(QAbstractSocket& s) {
+    return spin([&] { return s.state() == QAbstractSocket::ConnectedState; });
+}
 bool disconnected(QAbstractSocket& s, int timeoutMs = 10000) {
     return spin([&] { return s.state() == QAbstractSocket::UnconnectedState; }, timeoutMs);
 }
 bool encrypted(QSslSocket& s, int timeoutMs = 10000) {
-    return spin([&] { return s.isEncrypted() || s.state() == QAbstractSocket::UnconnectedState; }, timeoutMs) && s.isEncrypted();
+    return spin([&] { return s.isEncrypted() || s.state() == QAbstractSocket::UnconnectedState; }, timeoutMs) &&
+           s.isEncrypted();
 }
 }  // namespace
 
@@ -103,15 +116,21 @@ private:
     std::unique_ptr<DaemonServer> m_server;
 
     quint16 port(const char* name) {
-        return quint16(m_server->listenerAddresses().value(QString::fromLatin1(name)).first().section(QLatin1Char(':'), -1).toUInt());
+        return quint16(m_server->listenerAddresses()
+                           .value(QString::fromLatin1(name))
+                           .first()
+                           .section(QLatin1Char(':'), -1)
+                           .toUInt());
     }
 
 private Q_SLOTS:
     void initTestCase() {
-        QVERIFY(generateSelfSigned(m_dir.filePath(QStringLiteral("tls/cert.pem")), m_dir.filePath(QStringLiteral("tls/key.pem")),
-                                   {QStringLiteral("localhost")}).ok());
+        QVERIFY(generateSelfSigned(m_dir.filePath(QStringLiteral("tls/cert.pem")),
+                                   m_dir.filePath(QStringLiteral("tls/key.pem")), {QStringLiteral("localhost")})
+                    .ok());
         // postern-smtpd's listeners (core/services.h), submission switched off.
-        auto c = Config::parse("smtp.listen = 127.0.0.1:0\nsubmission.listen =\nsubmissions.listen = 127.0.0.1:0\n", QStringLiteral("t"), m_dir.path());
+        auto c = Config::parse("smtp.listen = 127.0.0.1:0\nsubmission.listen =\nsubmissions.listen = 127.0.0.1:0\n",
+                               QStringLiteral("t"), m_dir.path());
         QVERIFY(c.ok());
         m_config = std::make_unique<Config>(*c);
     }
@@ -193,7 +212,8 @@ private Q_SLOTS:
 
     void idleTimeout() {
         // The session sets no idle timeout itself here; set one through a connection hook.
-        QObject::connect(m_server.get(), &DaemonServer::connectionOpened, this, [](Connection* c) { c->setIdleTimeout(200); });
+        QObject::connect(m_server.get(), &DaemonServer::connectionOpened, this,
+                         [](Connection* c) { c->setIdleTimeout(200); });
         QTcpSocket s;
         s.connectToHost(QHostAddress::LocalHost, port("smtp"));
         QVERIFY(connected(s));
@@ -322,8 +342,10 @@ private Q_SLOTS:
         Connection* c = m_server->connections().first();
         QTest::qWait(50);
         QVERIFY(!c->peerHungUp());
-        if (halfClose) QCOMPARE(::shutdown(int(s.socketDescriptor()), SHUT_WR), 0);
-        else s.abort();
+        if (halfClose)
+            QCOMPARE(::shutdown(int(s.socketDescriptor()), SHUT_WR), 0);
+        else
+            s.abort();
         QTRY_VERIFY(c->peerHungUp());
     }
 
@@ -348,7 +370,7 @@ private Q_SLOTS:
             QTest::qWait(50);
         }
         QCOMPARE(last, QByteArray("DEADLINE"));  // the session was told, and said goodbye
-        QVERIFY(age.elapsed() >= 700 - 35);  // Qt's coarse timers may fire up to 5 % early
+        QVERIFY(age.elapsed() >= 700 - 35);      // Qt's coarse timers may fire up to 5 % early
         QVERIFY(disconnected(s, 5000));
     }
 
@@ -390,7 +412,8 @@ private Q_SLOTS:
         m_server->setConnectionOptions(opts);
         // A paused connection reads nothing, so it cannot see its peer leave: its idle
         // timer (never restarted while paused) ends it.
-        QObject::connect(m_server.get(), &DaemonServer::connectionOpened, this, [](Connection* c) { c->setIdleTimeout(1500); });
+        QObject::connect(m_server.get(), &DaemonServer::connectionOpened, this,
+                         [](Connection* c) { c->setIdleTimeout(1500); });
         QTcpSocket greedy;
         greedy.connectToHost(QHostAddress::LocalHost, port("smtp"));
         QVERIFY(connected(greedy));
@@ -424,16 +447,19 @@ private Q_SLOTS:
         tls.setPeerVerifyMode(QSslSocket::VerifyNone);
         tls.connectToHostEncrypted(QStringLiteral("127.0.0.1"), port("submissions"));
         QVERIFY(encrypted(tls));
-        for (QAbstractSocket* s : {static_cast<QAbstractSocket*>(&keep), static_cast<QAbstractSocket*>(&plain), static_cast<QAbstractSocket*>(&tls)})
+        for (QAbstractSocket* s : {static_cast<QAbstractSocket*>(&keep), static_cast<QAbstractSocket*>(&plain),
+                                   static_cast<QAbstractSocket*>(&tls)})
             QVERIFY(readLine(*s).startsWith("HELLO"));
         plain.write("HOLD\r\n");  // suspended, like a session waiting for a password check
         QTRY_VERIFY(m_seen.contains(QStringLiteral("HOLD")));
         // Another process (posternctl block add, or the auth throttle) blocks 127.0.0.2.
         BlockList other(list.path());
         QVERIFY(other.add(QStringLiteral("127.0.0.2"), 60'000, QStringLiteral("admin")).ok());
-        QCOMPARE(readLine(plain), QByteArray("421 4.7.1 Your address is blocked for now (too many failed logins), closing connection"));
+        QCOMPARE(readLine(plain),
+                 QByteArray("421 4.7.1 Your address is blocked for now (too many failed logins), closing connection"));
         QVERIFY(disconnected(plain));
-        QCOMPARE(readLine(tls), QByteArray("421 4.7.1 Your address is blocked for now (too many failed logins), closing connection"));
+        QCOMPARE(readLine(tls),
+                 QByteArray("421 4.7.1 Your address is blocked for now (too many failed logins), closing connection"));
         QVERIFY(disconnected(tls));
         QTRY_COMPARE(m_server->connectionCount(), 1);
         keep.write("ECHO still here\r\n");  // another address: untouched

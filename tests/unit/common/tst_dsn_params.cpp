@@ -54,9 +54,11 @@ private Q_SLOTS:
         QTest::newRow("ascii") << QStringLiteral("a@b.test") << QByteArray("a@b.test");
         QTest::newRow("latin-1 range, 2 digits") << QString::fromUtf8("jörg@b.test") << QByteArray("j\\x{F6}rg@b.test");
         QTest::newRow("3 digits") << QString::fromUtf8("ā@b") << QByteArray("\\x{101}@b");
-        QTest::newRow("4 digits") << QString::fromUtf8("用户@例子.广告") << QByteArray("\\x{7528}\\x{6237}@\\x{4F8B}\\x{5B50}.\\x{5E7F}\\x{544A}");
+        QTest::newRow("4 digits") << QString::fromUtf8("用户@例子.广告")
+                                  << QByteArray("\\x{7528}\\x{6237}@\\x{4F8B}\\x{5B50}.\\x{5E7F}\\x{544A}");
         QTest::newRow("5 digits") << QString::fromUtf8("😀@b") << QByteArray("\\x{1F600}@b");
-        QTest::newRow("specials") << QStringLiteral("a+b=c\\d e@x") << QByteArray("a\\x{2B}b\\x{3D}c\\x{5C}d\\x{20}e@x");
+        QTest::newRow("specials") << QStringLiteral("a+b=c\\d e@x")
+                                  << QByteArray("a\\x{2B}b\\x{3D}c\\x{5C}d\\x{20}e@x");
     }
     void utf8AddrXtext() {
         QFETCH(QString, address);
@@ -101,23 +103,31 @@ private Q_SLOTS:
         QTest::addColumn<bool>("smtpUtf8");
         QTest::addColumn<QString>("address");  // "" = refused
         QTest::addColumn<QByteArray>("canonical");
-        QTest::newRow("rfc822") << QByteArray("rfc822;a@x.test") << false << QStringLiteral("a@x.test") << QByteArray("rfc822;a@x.test");
-        QTest::newRow("rfc822 plus") << QByteArray("rfc822;a+2Bb@x.test") << false << QStringLiteral("a+b@x.test") << QByteArray("rfc822;a+2Bb@x.test");
-        QTest::newRow("type case kept") << QByteArray("RFC822;a@x") << false << QStringLiteral("a@x") << QByteArray("RFC822;a@x");
-        QTest::newRow("over-encoded, canonicalised") << QByteArray("rfc822;+61@x") << false << QStringLiteral("a@x") << QByteArray("rfc822;a@x");
+        QTest::newRow("rfc822") << QByteArray("rfc822;a@x.test") << false << QStringLiteral("a@x.test")
+                                << QByteArray("rfc822;a@x.test");
+        QTest::newRow("rfc822 plus") << QByteArray("rfc822;a+2Bb@x.test") << false << QStringLiteral("a+b@x.test")
+                                     << QByteArray("rfc822;a+2Bb@x.test");
+        QTest::newRow("type case kept") << QByteArray("RFC822;a@x") << false << QStringLiteral("a@x")
+                                        << QByteArray("RFC822;a@x");
+        QTest::newRow("over-encoded, canonicalised")
+            << QByteArray("rfc822;+61@x") << false << QStringLiteral("a@x") << QByteArray("rfc822;a@x");
         QTest::newRow("unencoded plus") << QByteArray("rfc822;a+b@x.test") << false << QString() << QByteArray();
         QTest::newRow("lower-case hex") << QByteArray("rfc822;a+2bb@x.test") << false << QString() << QByteArray();
-        QTest::newRow("utf-8 octets in rfc822") << QByteArray("rfc822;j+C3+B6rg@x") << false << QString() << QByteArray();
+        QTest::newRow("utf-8 octets in rfc822")
+            << QByteArray("rfc822;j+C3+B6rg@x") << false << QString() << QByteArray();
         QTest::newRow("no type") << QByteArray(";a@x") << false << QString() << QByteArray();
         QTest::newRow("no semicolon") << QByteArray("a@x") << false << QString() << QByteArray();
         QTest::newRow("empty address") << QByteArray("rfc822;") << false << QString() << QByteArray();
         QTest::newRow("bad type") << QByteArray("rfc 822;a@x") << false << QString() << QByteArray();
-        QTest::newRow("utf-8 xtext") << QByteArray("utf-8;j\\x{F6}rg@x") << false << QString::fromUtf8("jörg@x") << QByteArray("utf-8;j\\x{F6}rg@x");
-        QTest::newRow("utf-8 unitext with SMTPUTF8") << QByteArray("utf-8;j\xc3\xb6rg@x") << true << QString::fromUtf8("jörg@x")
-                                                     << QByteArray("utf-8;j\\x{F6}rg@x");
-        QTest::newRow("utf-8 unitext without SMTPUTF8") << QByteArray("utf-8;j\xc3\xb6rg@x") << false << QString() << QByteArray();
+        QTest::newRow("utf-8 xtext") << QByteArray("utf-8;j\\x{F6}rg@x") << false << QString::fromUtf8("jörg@x")
+                                     << QByteArray("utf-8;j\\x{F6}rg@x");
+        QTest::newRow("utf-8 unitext with SMTPUTF8") << QByteArray("utf-8;j\xc3\xb6rg@x") << true
+                                                     << QString::fromUtf8("jörg@x") << QByteArray("utf-8;j\\x{F6}rg@x");
+        QTest::newRow("utf-8 unitext without SMTPUTF8")
+            << QByteArray("utf-8;j\xc3\xb6rg@x") << false << QString() << QByteArray();
         QTest::newRow("raw equals") << QByteArray("x400;c=de") << false << QString() << QByteArray();
-        QTest::newRow("other type") << QByteArray("x400;c+3Dde+3Ba+3Dx") << false << QStringLiteral("c=de;a=x") << QByteArray("x400;c+3Dde;a+3Dx");
+        QTest::newRow("other type") << QByteArray("x400;c+3Dde+3Ba+3Dx") << false << QStringLiteral("c=de;a=x")
+                                    << QByteArray("x400;c+3Dde;a+3Dx");
     }
     void parseOrcpt() {
         QFETCH(QByteArray, value);
@@ -145,9 +155,11 @@ private Q_SLOTS:
     void forAddress_data() {
         QTest::addColumn<QString>("address");
         QTest::addColumn<QByteArray>("orcpt");
-        QTest::newRow("plus address") << QStringLiteral("list+tag@example.test") << QByteArray("rfc822;list+2Btag@example.test");
+        QTest::newRow("plus address") << QStringLiteral("list+tag@example.test")
+                                      << QByteArray("rfc822;list+2Btag@example.test");
         QTest::newRow("quoted with space") << QStringLiteral("\"a b\"@x") << QByteArray("rfc822;\"a+20b\"@x");
-        QTest::newRow("utf-8") << QString::fromUtf8("jörg@例子.test") << QByteArray("utf-8;j\\x{F6}rg@\\x{4F8B}\\x{5B50}.test");
+        QTest::newRow("utf-8") << QString::fromUtf8("jörg@例子.test")
+                               << QByteArray("utf-8;j\\x{F6}rg@\\x{4F8B}\\x{5B50}.test");
     }
     void forAddress() {
         QFETCH(QString, address);
@@ -158,13 +170,16 @@ private Q_SLOTS:
 
     void stored_data() {
         QTest::addColumn<QString>("stored");
-        QTest::addColumn<QByteArray>("sent");    // "" = not sent
+        QTest::addColumn<QByteArray>("sent");  // "" = not sent
         QTest::addColumn<QString>("report");
-        QTest::newRow("canonical") << QStringLiteral("rfc822;a+2Bb@x") << QByteArray("rfc822;a+2Bb@x") << QStringLiteral("rfc822; a+b@x");
-        QTest::newRow("legacy plus, unencoded") << QStringLiteral("rfc822;list+tag@example.test") << QByteArray("rfc822;list+2Btag@example.test")
-                                                << QStringLiteral("rfc822; list+tag@example.test");
-        QTest::newRow("legacy utf-8, unencoded") << QString::fromUtf8("rfc822;jörg@x") << QByteArray("utf-8;j\\x{F6}rg@x")
-                                                 << QStringLiteral("utf-8; j\\x{F6}rg@x");
+        QTest::newRow("canonical") << QStringLiteral("rfc822;a+2Bb@x") << QByteArray("rfc822;a+2Bb@x")
+                                   << QStringLiteral("rfc822; a+b@x");
+        QTest::newRow("legacy plus, unencoded")
+            << QStringLiteral("rfc822;list+tag@example.test") << QByteArray("rfc822;list+2Btag@example.test")
+            << QStringLiteral("rfc822; list+tag@example.test");
+        QTest::newRow("legacy utf-8, unencoded")
+            << QString::fromUtf8("rfc822;jörg@x") << QByteArray("utf-8;j\\x{F6}rg@x")
+            << QStringLiteral("utf-8; j\\x{F6}rg@x");
         QTest::newRow("utf-8 canonical") << QStringLiteral("utf-8;j\\x{F6}rg@x") << QByteArray("utf-8;j\\x{F6}rg@x")
                                          << QStringLiteral("utf-8; j\\x{F6}rg@x");
         QTest::newRow("garbage") << QStringLiteral("no semicolon") << QByteArray() << QString();
@@ -190,7 +205,7 @@ private Q_SLOTS:
         QCOMPARE(decodeEnvid("abc+2Bdef").value(), QStringLiteral("abc+def"));
         QCOMPARE(decodeEnvid(QByteArray(kMaxEnvidLength, 'x')).value().size(), kMaxEnvidLength);
         QVERIFY(!decodeEnvid(QByteArray(kMaxEnvidLength + 1, 'x')));
-        QVERIFY(!decodeEnvid("a+0A"));  // decodes to a line feed
+        QVERIFY(!decodeEnvid("a+0A"));     // decodes to a line feed
         QVERIFY(!decodeEnvid("a+C3+B6"));  // not ASCII
         QVERIFY(!decodeEnvid("a+2b"));
         QVERIFY(!decodeEnvid(""));

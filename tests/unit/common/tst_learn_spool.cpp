@@ -34,8 +34,10 @@ private slots:
         {
             LearnSpool spool(dir.filePath(QStringLiteral("spool")));
             QVERIFY(spool.open());
-            QCOMPARE(spool.enqueue(LearnClass::Spam, QStringLiteral("alice@example.test"), msg), LearnSpool::Enqueued::Queued);
-            QCOMPARE(spool.enqueue(LearnClass::Ham, QStringLiteral("bob@example.test"), msg2), LearnSpool::Enqueued::Queued);
+            QCOMPARE(spool.enqueue(LearnClass::Spam, QStringLiteral("alice@example.test"), msg),
+                     LearnSpool::Enqueued::Queued);
+            QCOMPARE(spool.enqueue(LearnClass::Ham, QStringLiteral("bob@example.test"), msg2),
+                     LearnSpool::Enqueued::Queued);
             QCOMPARE(spool.count(), 2);
         }
         QFile::remove(msg);  // the user expunges it: the spool's link keeps the message
@@ -65,9 +67,11 @@ private slots:
         const QString msg = writeMessage(dir, QStringLiteral("m"));
         LearnSpool spool(dir.filePath(QStringLiteral("spool")), 3);
         QVERIFY(spool.open());
-        for (int i = 0; i < 3; ++i) QCOMPARE(spool.enqueue(LearnClass::Spam, QStringLiteral("u@x.test"), msg), LearnSpool::Enqueued::Queued);
+        for (int i = 0; i < 3; ++i)
+            QCOMPARE(spool.enqueue(LearnClass::Spam, QStringLiteral("u@x.test"), msg), LearnSpool::Enqueued::Queued);
         QString error;
-        QCOMPARE(spool.enqueue(LearnClass::Spam, QStringLiteral("u@x.test"), msg, &error), LearnSpool::Enqueued::Full);  // limit + 1
+        QCOMPARE(spool.enqueue(LearnClass::Spam, QStringLiteral("u@x.test"), msg, &error),
+                 LearnSpool::Enqueued::Full);  // limit + 1
         QVERIFY(error.contains(QStringLiteral("limit")));
         QCOMPARE(spool.pending(10)->size(), 3);  // nothing half-written was left
         spool.remove(spool.pending(1)->first());
@@ -79,10 +83,13 @@ private slots:
         QTemporaryDir dir;
         LearnSpool spool(dir.filePath(QStringLiteral("spool")));
         QVERIFY(spool.open());
-        QCOMPARE(spool.enqueue(LearnClass::Spam, QStringLiteral("u@x.test"), dir.filePath(QStringLiteral("missing"))), LearnSpool::Enqueued::Failed);
+        QCOMPARE(spool.enqueue(LearnClass::Spam, QStringLiteral("u@x.test"), dir.filePath(QStringLiteral("missing"))),
+                 LearnSpool::Enqueued::Failed);
         const QString msg = writeMessage(dir, QStringLiteral("m"));
-        QCOMPARE(spool.enqueue(LearnClass::Spam, QString(kMaxLearnUser + 1, QLatin1Char('u')), msg), LearnSpool::Enqueued::Failed);
-        QCOMPARE(spool.enqueue(LearnClass::Spam, QString(kMaxLearnUser, QLatin1Char('u')), msg), LearnSpool::Enqueued::Queued);
+        QCOMPARE(spool.enqueue(LearnClass::Spam, QString(kMaxLearnUser + 1, QLatin1Char('u')), msg),
+                 LearnSpool::Enqueued::Failed);
+        QCOMPARE(spool.enqueue(LearnClass::Spam, QString(kMaxLearnUser, QLatin1Char('u')), msg),
+                 LearnSpool::Enqueued::Queued);
         QCOMPARE(spool.pending(10)->size(), 1);
     }
 
@@ -103,8 +110,10 @@ private slots:
         if (!user.isEmpty())
             for (qsizetype n = 0; n < content.size(); ++n) QVERIFY(!LearnSpool::parseRequest(content.left(n)));
         auto r = LearnSpool::parseRequest(content);
-        if (user.isEmpty()) QVERIFY(!r);
-        else QCOMPARE(*r, user);
+        if (user.isEmpty())
+            QVERIFY(!r);
+        else
+            QCOMPARE(*r, user);
     }
 
     void brokenRequestIsDropped() {
@@ -138,9 +147,11 @@ private slots:
 
     void requestHead() {
         const QByteArray h = RspamdLearner::requestHead(LearnClass::Ham, QStringLiteral("a@b.test"), "pw", 42);
-        QCOMPARE(h, QByteArray("POST /learnham HTTP/1.0\r\nPassword: pw\r\nDeliver-To: a@b.test\r\nContent-Length: 42\r\nConnection: close\r\n\r\n"));
+        QCOMPARE(h, QByteArray("POST /learnham HTTP/1.0\r\nPassword: pw\r\nDeliver-To: a@b.test\r\nContent-Length: "
+                               "42\r\nConnection: close\r\n\r\n"));
         QVERIFY(!RspamdLearner::requestHead(LearnClass::Spam, QStringLiteral("a\r\nX: y"), {}, 1).contains("\r\nX: y"));
-        QVERIFY(RspamdLearner::requestHead(LearnClass::Spam, QStringLiteral("a"), {}, 1).startsWith("POST /learnspam HTTP/1.0\r\nDeliver-To: a\r\n"));
+        QVERIFY(RspamdLearner::requestHead(LearnClass::Spam, QStringLiteral("a"), {}, 1)
+                    .startsWith("POST /learnspam HTTP/1.0\r\nDeliver-To: a\r\n"));
     }
 
     void statusOf_data() {

@@ -18,10 +18,16 @@ using namespace postern;
 using namespace postern::store;
 
 namespace {
-QStringList files(const QString& dir) { return QDir(dir).entryList(QDir::Files | QDir::Hidden, QDir::Name); }
-QByteArray slurp(const QString& path) { return readFile(path).valueOr({}); }
+QStringList files(const QString& dir) {
+    return QDir(dir).entryList(QDir::Files | QDir::Hidden, QDir::Name);
+}
+QByteArray slurp(const QString& path) {
+    return readFile(path).valueOr({});
+}
 // `prefix`, then the whole of `body`.
-Content fileContent(QTemporaryFile& body, const QByteArray& prefix = {}) { return Content{prefix, body.handle(), 0, body.size()}; }
+Content fileContent(QTemporaryFile& body, const QByteArray& prefix = {}) {
+    return Content{prefix, body.handle(), 0, body.size()};
+}
 }  // namespace
 
 class TstMaildir : public QObject {
@@ -30,8 +36,10 @@ private Q_SLOTS:
     void mutf7_data() {
         QTest::addColumn<QString>("plain");
         QTest::addColumn<QString>("encoded");
-        QTest::newRow("ascii") << "Sent" << "Sent";
-        QTest::newRow("ampersand") << "A&B" << "A&-B";
+        QTest::newRow("ascii") << "Sent"
+                               << "Sent";
+        QTest::newRow("ampersand") << "A&B"
+                                   << "A&-B";
         QTest::newRow("rfc3501 example") << QString::fromUtf8("台北") << "&U,BTFw-";
         QTest::newRow("smiley") << QString::fromUtf8("☺!") << "&Jjo-!";
         QTest::newRow("german") << QString::fromUtf8("Entwürfe") << "Entw&APw-rfe";
@@ -104,7 +112,8 @@ private Q_SLOTS:
         body.write("Subject: hi\r\n\r\nbody\r\n");
         body.flush();
         Delivery d(mail);
-        QVERIFY(d.add(QStringLiteral("alice@example.org"), fileContent(body, "Delivered-To: alice@example.org\r\n")).ok());
+        QVERIFY(
+            d.add(QStringLiteral("alice@example.org"), fileContent(body, "Delivered-To: alice@example.org\r\n")).ok());
         QVERIFY(d.add(QStringLiteral("bob@example.org"), fileContent(body, "Delivered-To: bob@example.org\r\n")).ok());
         // Before commit nothing is visible in new/.
         const QString aliceNew = maildirRoot(mail, QStringLiteral("alice@example.org")) + QStringLiteral("/new");
@@ -112,7 +121,8 @@ private Q_SLOTS:
         QVERIFY(d.commit().ok());
         const QStringList a = files(aliceNew);
         QCOMPARE(a.size(), 1);
-        QCOMPARE(slurp(aliceNew + QLatin1Char('/') + a.first()), QByteArray("Delivered-To: alice@example.org\r\nSubject: hi\r\n\r\nbody\r\n"));
+        QCOMPARE(slurp(aliceNew + QLatin1Char('/') + a.first()),
+                 QByteArray("Delivered-To: alice@example.org\r\nSubject: hi\r\n\r\nbody\r\n"));
         QCOMPARE(parseFileName(a.first()).size, qint64(54));
         const QString bobNew = maildirRoot(mail, QStringLiteral("bob@example.org")) + QStringLiteral("/new");
         QCOMPARE(files(bobNew).size(), 1);
@@ -171,7 +181,8 @@ private Q_SLOTS:
         QCOMPARE(st.error().smtpReply(), QStringLiteral("452 4.2.2 Mailbox full, try again later"));
         // Larger than the whole quota: it can never fit.
         st = third.add(user, Content{QByteArray(1001, 'x')}, {}, 1000);
-        QCOMPARE(st.error().smtpReply(), QStringLiteral("552 5.2.2 Message is larger than the recipient's whole mailbox quota"));
+        QCOMPARE(st.error().smtpReply(),
+                 QStringLiteral("552 5.2.2 Message is larger than the recipient's whole mailbox quota"));
         const QString root = maildirRoot(dir.path(), user);
         auto used = MaildirQuota::usage(root, 1000);
         QVERIFY(used.ok());
@@ -197,7 +208,8 @@ private Q_SLOTS:
         const QString root = dir.filePath(QStringLiteral("Maildir"));
         QVERIFY(ensureMaildir(root).ok());
         QVERIFY(writeFileAtomic(root + QStringLiteral("/new/1000.A.host,S=7,W=7"), "a\r\nb\r\n").ok());
-        QVERIFY(writeFileAtomic(root + QStringLiteral("/cur/1001.B.host:2,S"), "x\ny\n").ok());  // LF file from elsewhere
+        QVERIFY(
+            writeFileAtomic(root + QStringLiteral("/cur/1001.B.host:2,S"), "x\ny\n").ok());  // LF file from elsewhere
         auto f = MaildirFolder::open(root);
         QVERIFY(f.ok());
         auto first = f->sync(true);
@@ -207,7 +219,7 @@ private Q_SLOTS:
         QCOMPARE(first->at(1).uid, 2u);
         QCOMPARE(first->at(0).inNew, false);  // moved to cur/
         QCOMPARE(first->at(0).fileName, QStringLiteral("1000.A.host,S=7,W=7:2,"));
-        QCOMPARE(first->at(1).vsize, 6);      // bare LF counted as CRLF
+        QCOMPARE(first->at(1).vsize, 6);  // bare LF counted as CRLF
         QCOMPARE(first->at(1).flags, QStringLiteral("S"));
         const quint32 validity = f->uidValidity();
         QVERIFY(validity > 0);
@@ -246,8 +258,10 @@ private Q_SLOTS:
         QVERIFY(writeFileAtomic(root + QStringLiteral("/cur/1000.A.host,S=1,W=1:2,"), "a").ok());
         QVERIFY(writeFileAtomic(root + QStringLiteral("/cur/1001.B.host,S=1,W=1:2,"), "b").ok());
         // An append cut short by a crash: half a line, no newline.
-        QVERIFY(writeFileAtomic(root + QStringLiteral("/dovecot-uidlist"),
-                                "3 V1700000000 N2 G0123456789abcdef0123456789abcdef\n1 W1 :1000.A.host,S=1,W=1\n2 W1 :1001.B").ok());
+        QVERIFY(writeFileAtomic(
+                    root + QStringLiteral("/dovecot-uidlist"),
+                    "3 V1700000000 N2 G0123456789abcdef0123456789abcdef\n1 W1 :1000.A.host,S=1,W=1\n2 W1 :1001.B")
+                    .ok());
         auto f = MaildirFolder::open(root);
         auto list = f->sync(false);
         QVERIFY(list.ok());
@@ -284,9 +298,13 @@ private Q_SLOTS:
         QVERIFY(writeFileAtomic(root + QStringLiteral("/dovecot-uidlist"),
                                 "3 V1699999999 N58 G8a7e1c0f2d3b4a5968778695a4b3c2d1\n"
                                 "41 W120 :1690000000.M1P2.old,S=118,W=120\n"
-                                "57 :1690000001.M2P2.old,S=10,W=10\n").ok());
-        QVERIFY(writeFileAtomic(root + QStringLiteral("/cur/1690000000.M1P2.old,S=118,W=120:2,RS"), QByteArray(118, 'x')).ok());
-        QVERIFY(writeFileAtomic(root + QStringLiteral("/cur/1690000001.M2P2.old,S=10,W=10:2,"), QByteArray(10, 'y')).ok());
+                                "57 :1690000001.M2P2.old,S=10,W=10\n")
+                    .ok());
+        QVERIFY(
+            writeFileAtomic(root + QStringLiteral("/cur/1690000000.M1P2.old,S=118,W=120:2,RS"), QByteArray(118, 'x'))
+                .ok());
+        QVERIFY(
+            writeFileAtomic(root + QStringLiteral("/cur/1690000001.M2P2.old,S=10,W=10:2,"), QByteArray(10, 'y')).ok());
         QVERIFY(writeFileAtomic(root + QStringLiteral("/new/1690000002.M3P2.old,S=5,W=5"), "12345").ok());
         auto f = MaildirFolder::open(root);
         auto list = f->sync(true);

@@ -26,26 +26,27 @@ private Q_SLOTS:
         QTest::addColumn<QByteArray>("header");
         QTest::addColumn<QByteArray>("name");
         QTest::addColumn<QList<QByteArray>>("values");
-        QTest::newRow("plain") << QByteArray("From: a\r\nSubject: hello\r\n\r\nSubject: body\r\n") << QByteArray("subject")
-                               << QList<QByteArray>{"hello"};
-        QTest::newRow("folded, twice") << QByteArray("Subject: a\r\n  folded\r\n\tagain \r\nX: 1\r\n\r\n") << QByteArray("Subject")
-                                       << QList<QByteArray>{"a folded again"};
+        QTest::newRow("plain") << QByteArray("From: a\r\nSubject: hello\r\n\r\nSubject: body\r\n")
+                               << QByteArray("subject") << QList<QByteArray>{"hello"};
+        QTest::newRow("folded, twice") << QByteArray("Subject: a\r\n  folded\r\n\tagain \r\nX: 1\r\n\r\n")
+                                       << QByteArray("Subject") << QList<QByteArray>{"a folded again"};
         QTest::newRow("a continuation of another field") << QByteArray("X: 1\r\n subject: no\r\nSubject: yes\r\n\r\n")
                                                          << QByteArray("SUBJECT") << QList<QByteArray>{"yes"};
-        QTest::newRow("several, case, spaces before the colon") << QByteArray("subject: 1\r\nSUBJECT  : 2\r\nSubjects: 3\r\n\r\n")
-                                                                << QByteArray("Subject") << QList<QByteArray>{"1", "2"};
-        QTest::newRow("leading space before any field") << QByteArray("  Subject: x\r\n\r\n") << QByteArray("subject")
-                                                        << QList<QByteArray>{"x"};
-        QTest::newRow("no colon, empty value, bare LF") << QByteArray("Subject\nSubject:\nSubject:  v \n\n") << QByteArray("subject")
-                                                        << QList<QByteArray>{"", "v"};
-        QTest::newRow("NUL in the name (compared as a C string)") << QByteArray("Subject\0x: v\r\n\r\n", 17) << QByteArray("subject")
-                                                                   << QList<QByteArray>{"v"};
+        QTest::newRow("several, case, spaces before the colon")
+            << QByteArray("subject: 1\r\nSUBJECT  : 2\r\nSubjects: 3\r\n\r\n") << QByteArray("Subject")
+            << QList<QByteArray>{"1", "2"};
+        QTest::newRow("leading space before any field")
+            << QByteArray("  Subject: x\r\n\r\n") << QByteArray("subject") << QList<QByteArray>{"x"};
+        QTest::newRow("no colon, empty value, bare LF")
+            << QByteArray("Subject\nSubject:\nSubject:  v \n\n") << QByteArray("subject") << QList<QByteArray>{"", "v"};
+        QTest::newRow("NUL in the name (compared as a C string)")
+            << QByteArray("Subject\0x: v\r\n\r\n", 17) << QByteArray("subject") << QList<QByteArray>{"v"};
         QTest::newRow("empty name") << QByteArray(" : v\r\n\r\n") << QByteArray("") << QList<QByteArray>{"v"};
         QTest::newRow("no header") << QByteArray("\r\nSubject: x\r\n") << QByteArray("subject") << QList<QByteArray>{};
         QByteArray many;
         for (int i = 0; i < kMaxFields; ++i) many += "X: " + QByteArray::number(i) + "\r\n";
-        QTest::newRow("kMaxFields: a field beyond is not one") << many + "X: late\r\n more\r\n\r\n" << QByteArray("x")
-                                                               << QList<QByteArray>{};
+        QTest::newRow("kMaxFields: a field beyond is not one") << many + "X: late\r\n more\r\n\r\n"
+                                                               << QByteArray("x") << QList<QByteArray>{};
     }
     void headerValuesAsParseHeader() {
         QFETCH(QByteArray, header);
@@ -54,7 +55,8 @@ private Q_SLOTS:
         const QList<QByteArray> all = headerValues(header, name.constData());
         if (QByteArray(QTest::currentDataTag()).startsWith("kMaxFields")) {
             QCOMPARE(all.size(), kMaxFields);
-            QCOMPARE(all.last(), QByteArray(QByteArray::number(kMaxFields - 1) + " more"));  // the continuation goes to the last one
+            QCOMPARE(all.last(), QByteArray(QByteArray::number(kMaxFields - 1) +
+                                            " more"));  // the continuation goes to the last one
         } else {
             QCOMPARE(all, values);
         }
@@ -72,7 +74,8 @@ private Q_SLOTS:
         QTest::newRow("q") << QByteArray("=?utf-8?q?caf=C3=A9?=") << QString::fromUtf8("café");
         QTest::newRow("b") << QByteArray("=?UTF-8?B?w6k=?=") << QString::fromUtf8("é");
         QTest::newRow("adjacent words join") << QByteArray("=?utf-8?q?a?= =?utf-8?q?b?=") << QStringLiteral("ab");
-        QTest::newRow("mixed") << QByteArray("Re: =?iso-8859-1?q?Gr=FC=DFe?= aus Berlin") << QString::fromUtf8("Re: Grüße aus Berlin");
+        QTest::newRow("mixed") << QByteArray("Re: =?iso-8859-1?q?Gr=FC=DFe?= aus Berlin")
+                               << QString::fromUtf8("Re: Grüße aus Berlin");
         QTest::newRow("underscore") << QByteArray("=?utf-8?q?a_b?=") << QStringLiteral("a b");
         QTest::newRow("koi8") << QByteArray("=?koi8-r?b?8NLJ18XU?=") << QString::fromUtf8("Привет");
         QTest::newRow("not a word") << QByteArray("a =? b") << QStringLiteral("a =? b");
@@ -87,7 +90,8 @@ private Q_SLOTS:
     }
 
     void addresses() {
-        const QList<Address> a = parseAddressList("\"Doe, John\" <john@x.test>, plain@y.test, Team: a@z.test, b@z.test;, (comment) c@w.test");
+        const QList<Address> a = parseAddressList(
+            "\"Doe, John\" <john@x.test>, plain@y.test, Team: a@z.test, b@z.test;, (comment) c@w.test");
         QCOMPARE(a.size(), 7);
         QCOMPARE(a.at(0).name, QStringLiteral("Doe, John"));
         QCOMPARE(a.at(0).local, QStringLiteral("john"));
@@ -102,23 +106,29 @@ private Q_SLOTS:
     }
 
     void dates() {
-        QCOMPARE(parseDate("Tue, 24 Nov 2026 10:00:00 +0100").toUTC(), QDateTime(QDate(2026, 11, 24), QTime(9, 0), Qt::UTC));
+        QCOMPARE(parseDate("Tue, 24 Nov 2026 10:00:00 +0100").toUTC(),
+                 QDateTime(QDate(2026, 11, 24), QTime(9, 0), Qt::UTC));
         QCOMPARE(parseDate("24 Nov 26 10:00 GMT").toUTC(), QDateTime(QDate(2026, 11, 24), QTime(10, 0), Qt::UTC));
-        QCOMPARE(parseDate("Mon, 1 Jan 2024 00:00:00 EST (comment)").toUTC(), QDateTime(QDate(2024, 1, 1), QTime(5, 0), Qt::UTC));
+        QCOMPARE(parseDate("Mon, 1 Jan 2024 00:00:00 EST (comment)").toUTC(),
+                 QDateTime(QDate(2024, 1, 1), QTime(5, 0), Qt::UTC));
         QVERIFY(!parseDate("yesterday").isValid());
         QVERIFY(!parseDate("32 Jan 2024 00:00:00 +0000").isValid());
     }
 
     void mimeStructure() {
         const QByteArray msg =
-            "Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\npre\r\n--B\r\nContent-Type: text/plain; charset*=utf-8''a%20b\r\n\r\n"
-            "hello\r\n--B\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nContent-Type: multipart/alternative; boundary=C\r\n\r\n"
+            "Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\npre\r\n--B\r\nContent-Type: text/plain; "
+            "charset*=utf-8''a%20b\r\n\r\n"
+            "hello\r\n--B\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nContent-Type: "
+            "multipart/alternative; boundary=C\r\n\r\n"
             "--C\r\n\r\ntext\r\n--C\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--C--\r\n--B--\r\nepilogue\r\n";
         MimePart root = parseMime(msg);
         QVERIFY(root.isMultipart());
         QCOMPARE(root.children.size(), 2);
-        QCOMPARE(root.children.at(0).params.get(QStringLiteral("charset")), QStringLiteral("a b"));  // RFC 2231 value decoded
-        QCOMPARE(msg.mid(root.children.at(0).bodyStart, root.children.at(0).bodyEnd - root.children.at(0).bodyStart), QByteArray("hello"));
+        QCOMPARE(root.children.at(0).params.get(QStringLiteral("charset")),
+                 QStringLiteral("a b"));  // RFC 2231 value decoded
+        QCOMPARE(msg.mid(root.children.at(0).bodyStart, root.children.at(0).bodyEnd - root.children.at(0).bodyStart),
+                 QByteArray("hello"));
         const MimePart& rfc822 = root.children.at(1);
         QVERIFY(rfc822.isMessage());
         QCOMPARE(rfc822.children.size(), 1);
@@ -143,7 +153,8 @@ private Q_SLOTS:
     }
 
     void transferEncodings() {
-        QCOMPARE(decodeTransferEncoding("H=C3=A9llo=\r\n world", QStringLiteral("quoted-printable")), QByteArray("H\xc3\xa9llo world"));
+        QCOMPARE(decodeTransferEncoding("H=C3=A9llo=\r\n world", QStringLiteral("quoted-printable")),
+                 QByteArray("H\xc3\xa9llo world"));
         QCOMPARE(decodeTransferEncoding("aGVs\r\nbG8=", QStringLiteral("base64")), QByteArray("hello"));
         QCOMPARE(decodeTransferEncoding("as is", QStringLiteral("8bit")), QByteArray("as is"));
     }

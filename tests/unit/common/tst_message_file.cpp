@@ -87,10 +87,13 @@ private Q_SLOTS:
         QTest::newRow("limit - 1") << m << qint64(19) << QByteArray("Subject: a\r\nX: b\r\n\r") << false;
         QTest::newRow("roomy") << m << qint64(1 << 20) << QByteArray("Subject: a\r\nX: b\r\n\r\n") << true;
         QTest::newRow("LF blank line") << QByteArray("A: 1\n\nbody") << qint64(100) << QByteArray("A: 1\n\n") << true;
-        QTest::newRow("all header") << QByteArray("A: 1\r\nB: 2\r\n") << qint64(100) << QByteArray("A: 1\r\nB: 2\r\n") << true;
-        QTest::newRow("all header, over the limit") << QByteArray("A: 1\r\nB: 2\r\n") << qint64(5) << QByteArray("A: 1\r") << false;
+        QTest::newRow("all header") << QByteArray("A: 1\r\nB: 2\r\n") << qint64(100) << QByteArray("A: 1\r\nB: 2\r\n")
+                                    << true;
+        QTest::newRow("all header, over the limit")
+            << QByteArray("A: 1\r\nB: 2\r\n") << qint64(5) << QByteArray("A: 1\r") << false;
         QTest::newRow("empty header") << QByteArray("\r\nbody\r\n") << qint64(100) << QByteArray("\r\n") << true;
-        QTest::newRow("lone CR is no blank line") << QByteArray("A: 1\r\n\rB") << qint64(100) << QByteArray("A: 1\r\n\rB") << true;
+        QTest::newRow("lone CR is no blank line")
+            << QByteArray("A: 1\r\n\rB") << qint64(100) << QByteArray("A: 1\r\n\rB") << true;
         QTest::newRow("empty") << QByteArray() << qint64(100) << QByteArray() << true;
         // A header larger than one read (16 KiB) is still found.
         const QByteArray big = "X: " + QByteArray(40000, 'y') + "\r\n\r\nbody";
@@ -137,10 +140,32 @@ private Q_SLOTS:
     void canonicalization_data() {
         QTest::addColumn<QByteArray>("body");
         int row = 0;
-        for (const char* b : {"", "\r\n", "\r\n\r\n", "a", "a\r\n", "a\r\n\r\n\r\n", " a  b \r\n\t\r\n", "a\n\nb\n", "a \r\r\n",
-                              "a\r b\r\n", "a \rb", "a\r \r\n", "\r", "\r\r\n", "a\r\n\r", "x\r\n \t \r\n", "  \r\n\r\nz",
-                              "a\r\n\r\nb\r\n\r\n", "a\t\tb\r\n", "\n", "\r\n\n", "a\rb\rc", "trailing   ", "\r\n \r\n"})
-            QTest::newRow(qPrintable(QStringLiteral("%1: %2").arg(++row).arg(QString::fromLatin1(QByteArray(b).toPercentEncoding()))))
+        for (const char* b : {"",
+                              "\r\n",
+                              "\r\n\r\n",
+                              "a",
+                              "a\r\n",
+                              "a\r\n\r\n\r\n",
+                              " a  b \r\n\t\r\n",
+                              "a\n\nb\n",
+                              "a \r\r\n",
+                              "a\r b\r\n",
+                              "a \rb",
+                              "a\r \r\n",
+                              "\r",
+                              "\r\r\n",
+                              "a\r\n\r",
+                              "x\r\n \t \r\n",
+                              "  \r\n\r\nz",
+                              "a\r\n\r\nb\r\n\r\n",
+                              "a\t\tb\r\n",
+                              "\n",
+                              "\r\n\n",
+                              "a\rb\rc",
+                              "trailing   ",
+                              "\r\n \r\n"})
+            QTest::newRow(qPrintable(
+                QStringLiteral("%1: %2").arg(++row).arg(QString::fromLatin1(QByteArray(b).toPercentEncoding()))))
                 << QByteArray(b);
         // RFC 6376 3.4.5's example body.
         QTest::newRow("rfc 6376 3.4.5") << QByteArray(" C \r\nD \t E\r\n\r\n\r\n");
@@ -179,16 +204,17 @@ private Q_SLOTS:
     void hasherLimit() {
         const QByteArray body = "line one\r\nline two  \r\n\r\n";
         const QByteArray canonical = referenceRelaxed(body);
-        for (qint64 limit : {qint64(-1), qint64(0), qint64(5), qint64(canonical.size()), qint64(canonical.size() + 10)}) {
+        for (qint64 limit :
+             {qint64(-1), qint64(0), qint64(5), qint64(canonical.size()), qint64(canonical.size() + 10)}) {
             BodyHasher h(BodyCanon::Relaxed, limit);
             for (char c : body) h.feed(QByteArrayView(&c, 1));
             const QByteArray digest = h.finish();
-            const QByteArray expected = QCryptographicHash::hash(limit < 0 ? canonical : canonical.left(limit), QCryptographicHash::Sha256);
+            const QByteArray expected =
+                QCryptographicHash::hash(limit < 0 ? canonical : canonical.left(limit), QCryptographicHash::Sha256);
             QCOMPARE(digest, expected);
             QCOMPARE(h.canonicalLength(), qint64(canonical.size()));
         }
     }
-
 };
 
 QTEST_GUILESS_MAIN(TstMessageFile)

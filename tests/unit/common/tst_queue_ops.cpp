@@ -22,7 +22,8 @@ class TstQueueOps : public QObject {
         EnvelopeRecipient r;
         r.address = QStringLiteral("bob@remote.test");
         e.recipients << r;
-        auto id = enqueueMessage(dir, e, "From: alice@example.test\r\nSubject: =?utf-8?q?gr=C3=BC=C3=9Fe?=\r\n\r\nhello\r\n");
+        auto id =
+            enqueueMessage(dir, e, "From: alice@example.test\r\nSubject: =?utf-8?q?gr=C3=BC=C3=9Fe?=\r\n\r\nhello\r\n");
         return id ? *id : QString();
     }
 
@@ -54,9 +55,10 @@ private Q_SLOTS:
         const QString q = dir.path();
         const QString id = enqueue(q);
         QVERIFY(!id.isEmpty());
-        QCOMPARE(toString(findMessage(q, id.toLower())->state), QStringLiteral("incoming"));  // ids are case-insensitive
-        QVERIFY(!retryMessage(q, id).ok());     // only deferred messages are retried
-        QVERIFY(!releaseMessage(q, id).ok());   // only held ones are released
+        QCOMPARE(toString(findMessage(q, id.toLower())->state),
+                 QStringLiteral("incoming"));  // ids are case-insensitive
+        QVERIFY(!retryMessage(q, id).ok());    // only deferred messages are retried
+        QVERIFY(!releaseMessage(q, id).ok());  // only held ones are released
         auto r = holdMessage(q, id);
         QVERIFY2(r.ok(), qPrintable(r.errorMessage()));
         QCOMPARE(*r, id + QStringLiteral(" held"));
@@ -76,7 +78,8 @@ private Q_SLOTS:
         QVERIFY(r.errorMessage().contains(QStringLiteral("being delivered")));
         QVERIFY(moveMessage(q, id, QueueState::Active, QueueState::Deferred).ok());
         const auto header = headerSummary(q, QueueState::Deferred, id);
-        QVERIFY(header.contains(qMakePair(QStringLiteral("subject"), QString::fromUtf8("gr\xc3\xbc\xc3\x9f" "e"))));
+        QVERIFY(header.contains(qMakePair(QStringLiteral("subject"), QString::fromUtf8("gr\xc3\xbc\xc3\x9f"
+                                                                                       "e"))));
         r = deleteMessage(q, id);
         QVERIFY2(r.ok(), qPrintable(r.errorMessage()));
         QCOMPARE(findMessage(q, id).error().code, ENOENT);

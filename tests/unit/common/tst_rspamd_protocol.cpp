@@ -13,12 +13,14 @@ using namespace postern::spam;
 namespace {
 
 QByteArray reply(const QByteArray& json, const QByteArray& extraFields = {}) {
-    return "HTTP/1.1 200 OK\r\nConnection: close\r\nServer: rspamd/3.4\r\n" + extraFields + "Content-Length: " +
-           QByteArray::number(json.size()) + "\r\nContent-Type: application/json\r\n\r\n" + json;
+    return "HTTP/1.1 200 OK\r\nConnection: close\r\nServer: rspamd/3.4\r\n" + extraFields +
+           "Content-Length: " + QByteArray::number(json.size()) + "\r\nContent-Type: application/json\r\n\r\n" + json;
 }
 
 const QByteArray kAddHeader =
-    "{\"is_skipped\":false,\"score\":7.5,\"required_score\":15.0,\"action\":\"add header\",\"symbols\":{\"GTUBE\":{\"name\":\"GTUBE\",\"score\":0.0},\"R_SPF_ALLOW\":{\"score\":-0.2}},\"messages\":{}}";
+    "{\"is_skipped\":false,\"score\":7.5,\"required_score\":15.0,\"action\":\"add "
+    "header\",\"symbols\":{\"GTUBE\":{\"name\":\"GTUBE\",\"score\":0.0},\"R_SPF_ALLOW\":{\"score\":-0.2}},\"messages\":"
+    "{}}";
 
 enum class Split { Whole, ByteByByte, Random };
 
@@ -27,7 +29,8 @@ RspamdReplyParser::State feedAll(RspamdReplyParser& p, const QByteArray& bytes, 
     qsizetype i = 0;
     auto* rng = QRandomGenerator::global();
     while (i < bytes.size()) {
-        const qsizetype n = split == Split::ByteByByte ? 1 : std::min<qsizetype>(bytes.size() - i, 1 + rng->bounded(40));
+        const qsizetype n =
+            split == Split::ByteByByte ? 1 : std::min<qsizetype>(bytes.size() - i, 1 + rng->bounded(40));
         if (p.feed(bytes.constData() + i, n) != RspamdReplyParser::State::NeedMore) {
             i += n;
             // Anything left over must make a finished parser fail.
@@ -52,19 +55,26 @@ private Q_SLOTS:
         QTest::addColumn<RspamdAction>("action");
         QTest::addColumn<double>("score");
         QTest::addColumn<QStringList>("symbols");
-        QTest::newRow("add header") << reply(kAddHeader) << RspamdAction::AddHeader << 7.5 << QStringList{"GTUBE", "R_SPF_ALLOW"};
-        QTest::newRow("reject skipped") << reply("{\"is_skipped\":true,\"score\":15.0,\"required_score\":15.0,\"action\":\"reject\",\"symbols\":{\"GTUBE\":{}}}")
+        QTest::newRow("add header") << reply(kAddHeader) << RspamdAction::AddHeader << 7.5
+                                    << QStringList{"GTUBE", "R_SPF_ALLOW"};
+        QTest::newRow("reject skipped") << reply(
+                                               "{\"is_skipped\":true,\"score\":15.0,\"required_score\":15.0,\"action\":"
+                                               "\"reject\",\"symbols\":{\"GTUBE\":{}}}")
                                         << RspamdAction::Reject << 15.0 << QStringList{"GTUBE"};
-        QTest::newRow("no action, no symbols") << reply("{\"score\":-1.5,\"required_score\":15,\"action\":\"no action\"}")
-                                               << RspamdAction::NoAction << -1.5 << QStringList{};
-        QTest::newRow("greylist") << reply("{\"score\":4,\"required_score\":15,\"action\":\"greylist\",\"symbols\":{}}") << RspamdAction::Greylist
-                                  << 4.0 << QStringList{};
-        QTest::newRow("soft reject") << reply("{\"score\":0,\"required_score\":15,\"action\":\"soft reject\"}") << RspamdAction::SoftReject << 0.0
-                                     << QStringList{};
-        QTest::newRow("rewrite subject") << reply("{\"score\":9,\"required_score\":15,\"action\":\"rewrite subject\",\"subject\":\"*** SPAM ***\"}")
-                                         << RspamdAction::RewriteSubject << 9.0 << QStringList{};
+        QTest::newRow("no action, no symbols")
+            << reply("{\"score\":-1.5,\"required_score\":15,\"action\":\"no action\"}") << RspamdAction::NoAction
+            << -1.5 << QStringList{};
+        QTest::newRow("greylist") << reply("{\"score\":4,\"required_score\":15,\"action\":\"greylist\",\"symbols\":{}}")
+                                  << RspamdAction::Greylist << 4.0 << QStringList{};
+        QTest::newRow("soft reject") << reply("{\"score\":0,\"required_score\":15,\"action\":\"soft reject\"}")
+                                     << RspamdAction::SoftReject << 0.0 << QStringList{};
+        QTest::newRow("rewrite subject")
+            << reply("{\"score\":9,\"required_score\":15,\"action\":\"rewrite subject\",\"subject\":\"*** SPAM ***\"}")
+            << RspamdAction::RewriteSubject << 9.0 << QStringList{};
         QTest::newRow("HTTP/1.0, no reason, lower-case field")
-            << QByteArray("HTTP/1.0 200\r\ncontent-length: 56\r\n\r\n{\"score\":1,\"required_score\":15,\"action\":\"no action\"}    ")
+            << QByteArray(
+                   "HTTP/1.0 200\r\ncontent-length: 56\r\n\r\n{\"score\":1,\"required_score\":15,\"action\":\"no "
+                   "action\"}    ")
             << RspamdAction::NoAction << 1.0 << QStringList{};
     }
     void goodReplies() {
@@ -86,25 +96,39 @@ private Q_SLOTS:
         QTest::addColumn<QString>("error");
         QTest::newRow("HTTP 500") << QByteArray("HTTP/1.1 500 Internal\r\nContent-Length: 2\r\n\r\n{}") << "HTTP 500";
         QTest::newRow("not HTTP") << QByteArray("SPAMD/1.1 0 EX_OK\r\n\r\n") << "status line";
-        QTest::newRow("status letters") << QByteArray("HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\n{}") << "status line";
-        QTest::newRow("no length") << reply(kAddHeader).replace("Content-Length", "X-Length") << "without Content-Length";
+        QTest::newRow("status letters") << QByteArray("HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\n{}")
+                                        << "status line";
+        QTest::newRow("no length") << reply(kAddHeader).replace("Content-Length", "X-Length")
+                                   << "without Content-Length";
         QTest::newRow("two lengths") << reply(kAddHeader, "Content-Length: 5\r\n") << "two Content-Length";
-        QTest::newRow("signed length") << QByteArray("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n") << "bad Content-Length";
-        QTest::newRow("huge length") << QByteArray("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n") << "bad Content-Length";
-        QTest::newRow("chunked") << QByteArray("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n") << "Transfer-Encoding";
+        QTest::newRow("signed length") << QByteArray("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n")
+                                       << "bad Content-Length";
+        QTest::newRow("huge length") << QByteArray("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n")
+                                     << "bad Content-Length";
+        QTest::newRow("chunked") << QByteArray(
+                                        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+                                 << "Transfer-Encoding";
         QTest::newRow("bare LF") << QByteArray("HTTP/1.1 200 OK\nContent-Length: 2\r\n\r\n{}") << "bare LF";
-        QTest::newRow("field without colon") << QByteArray("HTTP/1.1 200 OK\r\nGarbage\r\nContent-Length: 2\r\n\r\n{}") << "header field";
-        QTest::newRow("space in name") << QByteArray("HTTP/1.1 200 OK\r\nContent Length: 2\r\n\r\n{}") << "header field";
-        QTest::newRow("trailing bytes") << reply(kAddHeader) + "HTTP/1.1 200 OK" << "bytes after";
+        QTest::newRow("field without colon")
+            << QByteArray("HTTP/1.1 200 OK\r\nGarbage\r\nContent-Length: 2\r\n\r\n{}") << "header field";
+        QTest::newRow("space in name") << QByteArray("HTTP/1.1 200 OK\r\nContent Length: 2\r\n\r\n{}")
+                                       << "header field";
+        QTest::newRow("trailing bytes") << reply(kAddHeader) + "HTTP/1.1 200 OK"
+                                        << "bytes after";
         QTest::newRow("not JSON") << reply("<html>") << "not JSON";
         QTest::newRow("JSON array") << reply("[1,2]") << "not a JSON object";
         QTest::newRow("no action") << reply("{\"score\":1,\"required_score\":15}") << "without \"action\"";
-        QTest::newRow("unknown action") << reply("{\"score\":1,\"required_score\":15,\"action\":\"discard\"}") << "unknown action";
-        QTest::newRow("string score") << reply("{\"score\":\"1\",\"required_score\":15,\"action\":\"reject\"}") << "numeric scores";
+        QTest::newRow("unknown action") << reply("{\"score\":1,\"required_score\":15,\"action\":\"discard\"}")
+                                        << "unknown action";
+        QTest::newRow("string score") << reply("{\"score\":\"1\",\"required_score\":15,\"action\":\"reject\"}")
+                                      << "numeric scores";
         QTest::newRow("no required") << reply("{\"score\":1,\"action\":\"reject\"}") << "numeric scores";
-        QTest::newRow("absurd score") << reply("{\"score\":1e300,\"required_score\":15,\"action\":\"reject\"}") << "out of range";
-        QTest::newRow("skipped not bool") << reply("{\"score\":1,\"required_score\":15,\"action\":\"reject\",\"is_skipped\":1}") << "is_skipped";
-        QTest::newRow("symbols not object") << reply("{\"score\":1,\"required_score\":15,\"action\":\"reject\",\"symbols\":[]}") << "symbols";
+        QTest::newRow("absurd score") << reply("{\"score\":1e300,\"required_score\":15,\"action\":\"reject\"}")
+                                      << "out of range";
+        QTest::newRow("skipped not bool")
+            << reply("{\"score\":1,\"required_score\":15,\"action\":\"reject\",\"is_skipped\":1}") << "is_skipped";
+        QTest::newRow("symbols not object")
+            << reply("{\"score\":1,\"required_score\":15,\"action\":\"reject\",\"symbols\":[]}") << "symbols";
         QTest::newRow("empty body") << reply("") << "not JSON";
     }
     void badReplies() {
@@ -156,7 +180,8 @@ private Q_SLOTS:
 
     void symbolsBounded() {
         QByteArray json = "{\"score\":1,\"required_score\":15,\"action\":\"no action\",\"symbols\":{";
-        for (int i = 0; i < kMaxSymbols + 10; ++i) json += (i ? "," : "") + QByteArray("\"S") + QByteArray::number(1000 + i) + "\":{}";
+        for (int i = 0; i < kMaxSymbols + 10; ++i)
+            json += (i ? "," : "") + QByteArray("\"S") + QByteArray::number(1000 + i) + "\":{}";
         json += "}}";
         auto v = parseVerdictJson(json);
         QVERIFY(v.ok());
@@ -193,7 +218,9 @@ private Q_SLOTS:
         v.action = RspamdAction::AddHeader;
         v.score = 7.456;
         v.requiredScore = 15;
-        QCOMPARE(spamHeaders(v), QByteArray("X-Spam-Status: Yes, score=7.46 required=15.00 action=\"add header\"\r\nX-Spam-Score: 7.46\r\n"));
+        QCOMPARE(spamHeaders(v),
+                 QByteArray(
+                     "X-Spam-Status: Yes, score=7.46 required=15.00 action=\"add header\"\r\nX-Spam-Score: 7.46\r\n"));
         v.action = RspamdAction::Greylist;
         QVERIFY(spamHeaders(v).startsWith("X-Spam-Status: No, "));
         QCOMPARE(uncheckedHeaders(), QByteArray("X-Spam-Status: unchecked\r\n"));
@@ -203,13 +230,18 @@ private Q_SLOTS:
         QTest::addColumn<QByteArray>("header");
         QTest::addColumn<QByteArray>("expected");
         QTest::addColumn<bool>("changed");
-        QTest::newRow("none") << QByteArray("From: a\r\nSubject: b\r\n\r\n") << QByteArray("From: a\r\nSubject: b\r\n\r\n") << false;
-        QTest::newRow("status") << QByteArray("X-Spam-Status: No\r\nFrom: a\r\n\r\n") << QByteArray("From: a\r\n\r\n") << true;
-        QTest::newRow("folded, lower case") << QByteArray("From: a\r\nx-spam-score:\r\n\t-100\r\n  more\r\nTo: b\r\n\r\n")
-                                            << QByteArray("From: a\r\nTo: b\r\n\r\n") << true;
-        QTest::newRow("last field, LF only") << QByteArray("From: a\nX-SPAM-FLAG: NO\n\n") << QByteArray("From: a\n\n") << true;
-        QTest::newRow("look-alikes kept") << QByteArray("X-Spamd-Bar: +\r\nX-Spam: y\r\nXX-Spam-Status: z\r\n\r\n")
-                                          << QByteArray("X-Spamd-Bar: +\r\nX-Spam: y\r\nXX-Spam-Status: z\r\n\r\n") << false;
+        QTest::newRow("none") << QByteArray("From: a\r\nSubject: b\r\n\r\n")
+                              << QByteArray("From: a\r\nSubject: b\r\n\r\n") << false;
+        QTest::newRow("status") << QByteArray("X-Spam-Status: No\r\nFrom: a\r\n\r\n") << QByteArray("From: a\r\n\r\n")
+                                << true;
+        QTest::newRow("folded, lower case")
+            << QByteArray("From: a\r\nx-spam-score:\r\n\t-100\r\n  more\r\nTo: b\r\n\r\n")
+            << QByteArray("From: a\r\nTo: b\r\n\r\n") << true;
+        QTest::newRow("last field, LF only")
+            << QByteArray("From: a\nX-SPAM-FLAG: NO\n\n") << QByteArray("From: a\n\n") << true;
+        QTest::newRow("look-alikes kept")
+            << QByteArray("X-Spamd-Bar: +\r\nX-Spam: y\r\nXX-Spam-Status: z\r\n\r\n")
+            << QByteArray("X-Spamd-Bar: +\r\nX-Spam: y\r\nXX-Spam-Status: z\r\n\r\n") << false;
         QTest::newRow("body untouched") << QByteArray("A: b\r\n\r\nX-Spam-Status: in the body\r\n")
                                         << QByteArray("A: b\r\n\r\nX-Spam-Status: in the body\r\n") << false;
     }
@@ -233,7 +265,8 @@ private Q_SLOTS:
         r.tlsCipher = QStringLiteral("TLS_AES_256_GCM_SHA384");
         r.spf = QStringLiteral("softfail");
         r.dkimChecked = true;
-        r.dkim = {{QStringLiteral("pass"), QStringLiteral("remote.test")}, {QStringLiteral("fail"), QStringLiteral("q\"x.test")}};
+        r.dkim = {{QStringLiteral("pass"), QStringLiteral("remote.test")},
+                  {QStringLiteral("fail"), QStringLiteral("q\"x.test")}};
         r.dmarc = QStringLiteral("fail");
         r.dmarcPolicy = QStringLiteral("quarantine");
         const QByteArray h = buildCheckRequestHead(r, 1234);
@@ -247,7 +280,10 @@ private Q_SLOTS:
         QVERIFY(!h.contains("\r\nX-Injected"));
         QVERIFY(h.contains("\r\nTLS-Version: TLSv1.3\r\nTLS-Cipher: TLS_AES_256_GCM_SHA384\r\n"));
         QVERIFY(h.contains("\r\nSPF: {\"result\":\"softfail\"}\r\n"));
-        QVERIFY(h.contains("DKIM: {\"results\":[{\"result\":\"pass\",\"domain\":\"remote.test\"},{\"result\":\"fail\",\"domain\":\"q\\\"x.test\"}]}"));
+        QVERIFY(
+            h.contains("DKIM: "
+                       "{\"results\":[{\"result\":\"pass\",\"domain\":\"remote.test\"},{\"result\":\"fail\",\"domain\":"
+                       "\"q\\\"x.test\"}]}"));
         QVERIFY(h.contains("\r\nDMARC: {\"result\":\"quarantine\"}\r\n"));
         QVERIFY(!h.contains("User:"));
 

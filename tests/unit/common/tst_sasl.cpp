@@ -6,7 +6,9 @@
 using namespace postern;
 
 namespace {
-QByteArray b64(const QByteArray& raw) { return raw.toBase64(); }
+QByteArray b64(const QByteArray& raw) {
+    return raw.toBase64();
+}
 }  // namespace
 
 class TstSasl : public QObject {
@@ -39,7 +41,8 @@ private Q_SLOTS:
         QTest::newRow("empty user") << b64(QByteArray("\0\0pw", 4)) << int(F::Syntax);
         QTest::newRow("empty password") << b64(QByteArray("\0alice\0", 7)) << int(F::Syntax);
         QTest::newRow("other authzid") << b64(QByteArray("bob\0alice\0pw", 12)) << int(F::AuthzidMismatch);
-        QTest::newRow("field too long") << b64(QByteArray("\0", 1) + QByteArray(1025, 'u') + QByteArray("\0pw", 3)) << int(F::Syntax);
+        QTest::newRow("field too long") << b64(QByteArray("\0", 1) + QByteArray(1025, 'u') + QByteArray("\0pw", 3))
+                                        << int(F::Syntax);
         QTest::newRow("bad utf8 user") << b64(QByteArray("\0\xff\xfe\0pw", 6)) << int(F::Syntax);
         QTest::newRow("empty response") << QByteArray("=") << int(F::Syntax);
     }

@@ -80,7 +80,7 @@ private slots:
             const bool hour = which == 1;
             (hour ? l.recipientsPerHour : l.recipientsPerDay) = 10;
             w.add(kT0, 1, 7);
-            QVERIFY(!w.exceeded(l, kT0, 1, 3));  // 7 + 3 = 10: passes
+            QVERIFY(!w.exceeded(l, kT0, 1, 3));         // 7 + 3 = 10: passes
             const auto hit = w.exceeded(l, kT0, 1, 4);  // 11: refused
             QVERIFY(hit);
             QCOMPARE(hit->name, hour ? QStringLiteral("recipients_per_hour") : QStringLiteral("recipients_per_day"));
@@ -112,8 +112,10 @@ private slots:
             QVERIFY(part.messagesIn(SendWindows::Window::Day, kT0 + 700) <= 3);
         }
         // Garbage, overflow, wrong magic: ignored lines, no crash.
-        const SendWindows bad = SendWindows::parse("postern-send-rate 1\nh 1 2\nx 1 1 1\nh -1 1 1\nh 1 99999999999999999999 1\n"
-                                                   "d " + QByteArray::number(kT0 / 900) + " 4 4\n");
+        const SendWindows bad = SendWindows::parse(
+            "postern-send-rate 1\nh 1 2\nx 1 1 1\nh -1 1 1\nh 1 99999999999999999999 1\n"
+            "d " +
+            QByteArray::number(kT0 / 900) + " 4 4\n");
         QCOMPARE(bad.messagesIn(SendWindows::Window::Day, kT0), qint64(4));
         QCOMPARE(bad.messagesIn(SendWindows::Window::Hour, kT0), qint64(0));
         QCOMPARE(SendWindows::parse("other 1\nd 1 1 1\n").messagesIn(SendWindows::Window::Day, 900), qint64(0));
@@ -131,9 +133,9 @@ private slots:
         QVERIFY(!a.record(alice, l, 1, 1)->has_value());
         QVERIFY(!b.check(alice, l, 1, 0)->has_value());
         QVERIFY(!b.record(QStringLiteral("Alice@Example.test"), l, 1, 1)->has_value());  // same user, other case
-        QVERIFY(a.check(alice, l, 1, 0)->has_value());  // seen by the other "process"
-        QVERIFY(a.record(alice, l, 1, 1)->has_value());  // refused and not counted
-        QVERIFY(!a.check(QStringLiteral("bob@example.test"), l, 1, 0)->has_value());  // other users apart
+        QVERIFY(a.check(alice, l, 1, 0)->has_value());                                   // seen by the other "process"
+        QVERIFY(a.record(alice, l, 1, 1)->has_value());                                  // refused and not counted
+        QVERIFY(!a.check(QStringLiteral("bob@example.test"), l, 1, 0)->has_value());     // other users apart
         {
             SendRateStore restarted(dir.filePath(QStringLiteral("send-rate")));
             restarted.setClock([&] { return now; });

@@ -52,52 +52,68 @@ private Q_SLOTS:
         QTest::addColumn<QByteArray>("value");
         QTest::addColumn<QString>("id");  // "" = malformed
         QTest::newRow("plain") << QByteArray(" mx.example.org; dkim=pass") << QStringLiteral("mx.example.org");
-        QTest::newRow("leading comment") << QByteArray(" (comment) mx.example.org; dkim=pass") << QStringLiteral("mx.example.org");
-        QTest::newRow("nested comment") << QByteArray("(a (b) \\) c) mx.example.org;dkim=pass") << QStringLiteral("mx.example.org");
+        QTest::newRow("leading comment") << QByteArray(" (comment) mx.example.org; dkim=pass")
+                                         << QStringLiteral("mx.example.org");
+        QTest::newRow("nested comment") << QByteArray("(a (b) \\) c) mx.example.org;dkim=pass")
+                                        << QStringLiteral("mx.example.org");
         QTest::newRow("comment after") << QByteArray("mx.example.org(x); spf=pass") << QStringLiteral("mx.example.org");
         QTest::newRow("version") << QByteArray("mx.example.org 1; spf=pass") << QStringLiteral("mx.example.org");
-        QTest::newRow("version after comment") << QByteArray("mx.example.org (v) 1 (w); spf=pass") << QStringLiteral("mx.example.org");
+        QTest::newRow("version after comment")
+            << QByteArray("mx.example.org (v) 1 (w); spf=pass") << QStringLiteral("mx.example.org");
         QTest::newRow("quoted") << QByteArray("\"mx.example.org\"; dkim=pass") << QStringLiteral("mx.example.org");
-        QTest::newRow("quoted with escape") << QByteArray("\"mx\\.example.org\"; dkim=pass") << QStringLiteral("mx.example.org");
-        QTest::newRow("tabs and folding") << QByteArray("\t(c)\tmx.example.org\t;\r\n\tdkim=pass") << QStringLiteral("mx.example.org");
+        QTest::newRow("quoted with escape")
+            << QByteArray("\"mx\\.example.org\"; dkim=pass") << QStringLiteral("mx.example.org");
+        QTest::newRow("tabs and folding")
+            << QByteArray("\t(c)\tmx.example.org\t;\r\n\tdkim=pass") << QStringLiteral("mx.example.org");
         QTest::newRow("none") << QByteArray("mx.example.org; none") << QStringLiteral("mx.example.org");
-        QTest::newRow("other host") << QByteArray("mx.example.org.evil.test; dkim=pass") << QStringLiteral("mx.example.org.evil.test");
+        QTest::newRow("other host") << QByteArray("mx.example.org.evil.test; dkim=pass")
+                                    << QStringLiteral("mx.example.org.evil.test");
         QTest::newRow("no semicolon") << QByteArray("mx.example.org dkim=pass") << QString();
         QTest::newRow("tspecial inside") << QByteArray("mx.example.org/x; dkim=pass") << QString();
         QTest::newRow("unterminated comment") << QByteArray("(mx.example.org; dkim=pass") << QString();
         QTest::newRow("unterminated quote") << QByteArray("\"mx.example.org; dkim=pass") << QString();
         QTest::newRow("empty") << QByteArray("  ") << QString();
         const int depth = postern::mail::kMaxCommentDepth;
-        QTest::newRow("comments at the nesting limit") << QByteArray(depth, '(') + QByteArray(depth, ')') + " mx.example.org; none"
-                                                       << QStringLiteral("mx.example.org");
-        QTest::newRow("comments one too deep") << QByteArray(depth + 1, '(') + QByteArray(depth + 1, ')') + " mx.example.org; none" << QString();
+        QTest::newRow("comments at the nesting limit")
+            << QByteArray(depth, '(') + QByteArray(depth, ')') + " mx.example.org; none"
+            << QStringLiteral("mx.example.org");
+        QTest::newRow("comments one too deep")
+            << QByteArray(depth + 1, '(') + QByteArray(depth + 1, ')') + " mx.example.org; none" << QString();
     }
     void authservId() {
         QFETCH(QByteArray, value);
         QFETCH(QString, id);
         const auto got = authservIdOf(value);
-        if (id.isEmpty()) QVERIFY2(!got, qPrintable(got.value_or(QString())));
-        else QCOMPARE(got.value_or(QStringLiteral("<none>")), id);
+        if (id.isEmpty())
+            QVERIFY2(!got, qPrintable(got.value_or(QString())));
+        else
+            QCOMPARE(got.value_or(QStringLiteral("<none>")), id);
     }
 
     void stripForged_data() {
         QTest::addColumn<QByteArray>("field");
         QTest::addColumn<bool>("removed");
         QTest::newRow("plain") << QByteArray("Authentication-Results: mx.example.org; dkim=pass\r\n") << true;
-        QTest::newRow("leading comment") << QByteArray("Authentication-Results: (comment) mx.example.org; dkim=pass\r\n") << true;
+        QTest::newRow("leading comment") << QByteArray(
+                                                "Authentication-Results: (comment) mx.example.org; dkim=pass\r\n")
+                                         << true;
         QTest::newRow("comment glued") << QByteArray("Authentication-Results:(x)mx.example.org;dkim=pass\r\n") << true;
-        QTest::newRow("folded before id") << QByteArray("Authentication-Results:\r\n\tmx.example.org;\r\n\tdkim=pass\r\n") << true;
-        QTest::newRow("folded comment") << QByteArray("Authentication-Results: (a\r\n b) mx.example.org; dkim=pass\r\n") << true;
+        QTest::newRow("folded before id")
+            << QByteArray("Authentication-Results:\r\n\tmx.example.org;\r\n\tdkim=pass\r\n") << true;
+        QTest::newRow("folded comment") << QByteArray("Authentication-Results: (a\r\n b) mx.example.org; dkim=pass\r\n")
+                                        << true;
         QTest::newRow("quoted") << QByteArray("Authentication-Results: \"mx.example.org\"; dkim=pass\r\n") << true;
         QTest::newRow("version") << QByteArray("Authentication-Results: mx.example.org 1; dkim=pass\r\n") << true;
         QTest::newRow("tabs") << QByteArray("Authentication-Results:\t\tmx.example.org\t;\tdkim=pass\r\n") << true;
         QTest::newRow("upper case") << QByteArray("Authentication-Results: MX.Example.ORG; dkim=pass\r\n") << true;
         QTest::newRow("field name case") << QByteArray("authentication-results: mx.example.org; dkim=pass\r\n") << true;
-        QTest::newRow("malformed but naming us") << QByteArray("Authentication-Results: mx.example.org dkim=pass\r\n") << true;
+        QTest::newRow("malformed but naming us")
+            << QByteArray("Authentication-Results: mx.example.org dkim=pass\r\n") << true;
         QTest::newRow("someone else's") << QByteArray("Authentication-Results: mx.other.test; dkim=pass\r\n") << false;
-        QTest::newRow("our name as a suffix") << QByteArray("Authentication-Results: evil.mx.example.org; dkim=pass\r\n") << false;
-        QTest::newRow("our name only in a result") << QByteArray("Authentication-Results: mx.other.test; dkim=pass header.d=mx.example.org\r\n")
-                                                   << false;
+        QTest::newRow("our name as a suffix")
+            << QByteArray("Authentication-Results: evil.mx.example.org; dkim=pass\r\n") << false;
+        QTest::newRow("our name only in a result")
+            << QByteArray("Authentication-Results: mx.other.test; dkim=pass header.d=mx.example.org\r\n") << false;
     }
     void stripForged() {
         QFETCH(QByteArray, field);
@@ -150,13 +166,14 @@ private Q_SLOTS:
         ClockResolver dns;
         dns.costMs = 5000;
         for (int i = 0; i <= 12; ++i)
-            dns.txt.insert(QStringLiteral("d%1.test").arg(i), QStringLiteral("v=spf1 include:d%1.test -all").arg(i + 1).toLatin1());
+            dns.txt.insert(QStringLiteral("d%1.test").arg(i),
+                           QStringLiteral("v=spf1 include:d%1.test -all").arg(i + 1).toLatin1());
         qint64 start = 0;
         SpfOptions opt;  // the default budget
         opt.clockMs = [&dns] { return dns.now; };
         start = dns.now;
-        const SpfResult r = checkSpf(dns, QHostAddress(QStringLiteral("192.0.2.1")), QStringLiteral("a@d0.test"), QStringLiteral("h.test"),
-                                     QStringLiteral("mx.test"), opt);
+        const SpfResult r = checkSpf(dns, QHostAddress(QStringLiteral("192.0.2.1")), QStringLiteral("a@d0.test"),
+                                     QStringLiteral("h.test"), QStringLiteral("mx.test"), opt);
         QCOMPARE(toString(r.status), QStringLiteral("temperror"));
         QVERIFY(r.reason.contains(QStringLiteral("time budget")));
         QCOMPARE(dns.queries, 5);  // at 0, 5, 10, 15, 20 s; none after 20 s
@@ -167,7 +184,8 @@ private Q_SLOTS:
         // Without a clock the evaluator uses a steady clock; a quick evaluation is unaffected.
         ClockResolver dns;
         dns.txt.insert(QStringLiteral("sender.test"), "v=spf1 ip4:192.0.2.0/24 -all");
-        const SpfResult r = checkSpf(dns, QHostAddress(QStringLiteral("192.0.2.1")), QStringLiteral("a@sender.test"), QStringLiteral("h.test"));
+        const SpfResult r = checkSpf(dns, QHostAddress(QStringLiteral("192.0.2.1")), QStringLiteral("a@sender.test"),
+                                     QStringLiteral("h.test"));
         QCOMPARE(toString(r.status), QStringLiteral("pass"));
     }
 };

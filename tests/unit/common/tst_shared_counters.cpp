@@ -24,7 +24,7 @@ private slots:
         QVERIFY(second.tryAcquire(QStringLiteral("user:a"), 3));
         QVERIFY(!first.tryAcquire(QStringLiteral("user:a"), 3));  // 3 in all, whoever asks
         QCOMPARE(first.total(QStringLiteral("user:a")), 3);
-        QVERIFY(first.tryAcquire(QStringLiteral("user:b"), 3));   // other keys are apart
+        QVERIFY(first.tryAcquire(QStringLiteral("user:b"), 3));  // other keys are apart
         first.release(QStringLiteral("user:a"));
         first.release(QStringLiteral("user:a"));  // never below zero in a column
         QCOMPARE(second.total(QStringLiteral("user:a")), 2);
@@ -66,7 +66,8 @@ private slots:
         QVERIFY(c.open(dir.filePath(QStringLiteral("x.counts")), 0, true).ok());
         // More keys over time than slots: released keys leave their slots for others.
         for (int round = 0; round < 3; ++round) {
-            for (int i = 0; i < SharedCounters::kSlots / 2; ++i) QVERIFY(c.tryAcquire(QStringLiteral("k%1-%2").arg(round).arg(i), 1));
+            for (int i = 0; i < SharedCounters::kSlots / 2; ++i)
+                QVERIFY(c.tryAcquire(QStringLiteral("k%1-%2").arg(round).arg(i), 1));
             for (int i = 0; i < SharedCounters::kSlots / 2; ++i) c.release(QStringLiteral("k%1-%2").arg(round).arg(i));
         }
         QVERIFY(c.tryAcquire(QStringLiteral("last"), 1));

@@ -275,43 +275,47 @@ void TestSieve::examples_data() {
         << h << "discard";
     // RFC 5230 / 6131 vacation
     // RFC 5260 6: index (Received fields are added at the top, so :last 1 is the oldest)
-    const QByteArray rcv = "Received: from mx.example.org by hop3.example.com; Tue, 1 Apr 1997 12:00:00 -0500\r\n"
-                           "Received: from relay.example.net by hop2.example.org; Tue, 1 Apr 1997 11:00:00 -0500\r\n"
-                           "Received: from client.example.net by hop1.example.net; Tue, 1 Apr 1997 10:00:00 -0500\r\n"
-                           "From: coyote@desert.example.org\r\n"
-                           "To: a@example.com, b@example.com\r\n"
-                           "To: c@example.com\r\n";
+    const QByteArray rcv =
+        "Received: from mx.example.org by hop3.example.com; Tue, 1 Apr 1997 12:00:00 -0500\r\n"
+        "Received: from relay.example.net by hop2.example.org; Tue, 1 Apr 1997 11:00:00 -0500\r\n"
+        "Received: from client.example.net by hop1.example.net; Tue, 1 Apr 1997 10:00:00 -0500\r\n"
+        "From: coyote@desert.example.org\r\n"
+        "To: a@example.com, b@example.com\r\n"
+        "To: c@example.com\r\n";
     QTest::newRow("5260 6: date :index 1 :zone received")
-        << QByteArray("require [\"date\", \"relational\", \"index\"];\n"
-                      "if date :value \"ge\" :index 1 :zone \"-0500\" \"received\" \"iso8601\" \"1997-04-01T12:00:00-05:00\"\n"
-                      "{ discard; }")
+        << QByteArray(
+               "require [\"date\", \"relational\", \"index\"];\n"
+               "if date :value \"ge\" :index 1 :zone \"-0500\" \"received\" \"iso8601\" \"1997-04-01T12:00:00-05:00\"\n"
+               "{ discard; }")
         << rcv << "discard";
     QTest::newRow("5260 6: date :index 2 :last is the middle hop")
-        << QByteArray("require [\"date\", \"index\"];\n"
-                      "if date :index 2 :last :zone \"-0500\" \"received\" \"hour\" \"11\" { discard; }")
+        << QByteArray(
+               "require [\"date\", \"index\"];\n"
+               "if date :index 2 :last :zone \"-0500\" \"received\" \"hour\" \"11\" { discard; }")
         << rcv << "discard";
     QTest::newRow("5260 6: header :index 1 :last is the oldest")
-        << QByteArray("require \"index\"; if header :contains :index 1 :last \"Received\" \"hop1\" { discard; }")
-        << rcv << "discard";
+        << QByteArray("require \"index\"; if header :contains :index 1 :last \"Received\" \"hop1\" { discard; }") << rcv
+        << "discard";
     QTest::newRow("5260 6: header :index 1 is not the oldest")
-        << QByteArray("require \"index\"; if header :contains :index 1 \"Received\" \"hop1\" { discard; }")
-        << rcv << "implicit keep";
+        << QByteArray("require \"index\"; if header :contains :index 1 \"Received\" \"hop1\" { discard; }") << rcv
+        << "implicit keep";
     QTest::newRow("5260 6: header :index 3 is the last of three")
-        << QByteArray("require \"index\"; if header :contains :index 3 \"Received\" \"hop1\" { discard; }")
-        << rcv << "discard";
+        << QByteArray("require \"index\"; if header :contains :index 3 \"Received\" \"hop1\" { discard; }") << rcv
+        << "discard";
     QTest::newRow("5260 6: :index beyond the fields matches nothing")
-        << QByteArray("require \"index\"; if header :contains :index 4 \"Received\" \"hop\" { discard; }")
-        << rcv << "implicit keep";
+        << QByteArray("require \"index\"; if header :contains :index 4 \"Received\" \"hop\" { discard; }") << rcv
+        << "implicit keep";
     QTest::newRow("5260 6: :index beyond the fields from the end")
-        << QByteArray("require \"index\"; if header :contains :index 4 :last \"Received\" \"hop\" { discard; }")
-        << rcv << "implicit keep";
+        << QByteArray("require \"index\"; if header :contains :index 4 :last \"Received\" \"hop\" { discard; }") << rcv
+        << "implicit keep";
     QTest::newRow("5260 6: address :index selects the field, not the address")
-        << QByteArray("require [\"index\", \"relational\", \"comparator-i;ascii-numeric\"];\n"
-                      "if address :count \"eq\" :comparator \"i;ascii-numeric\" :index 1 \"To\" \"2\" { discard; }")
+        << QByteArray(
+               "require [\"index\", \"relational\", \"comparator-i;ascii-numeric\"];\n"
+               "if address :count \"eq\" :comparator \"i;ascii-numeric\" :index 1 \"To\" \"2\" { discard; }")
         << rcv << "discard";
     QTest::newRow("5260 6: address :index 2 :domain")
-        << QByteArray("require \"index\"; if address :localpart :index 2 \"To\" \"c\" { discard; }")
-        << rcv << "discard";
+        << QByteArray("require \"index\"; if address :localpart :index 2 \"To\" \"c\" { discard; }") << rcv
+        << "discard";
     QTest::newRow("5230: vacation defaults") << QByteArray("require \"vacation\"; vacation \"I'm away\";") << h
                                              << "vacation period=604800 \"I'm away\"; implicit keep";
     QTest::newRow("5230: vacation tags")
@@ -396,8 +400,8 @@ void TestSieve::parseErrors_data() {
                              << "1:35: :index counts from 1";
     QTest::newRow("last without index") << QByteArray("require \"index\"; if header :last \"a\" \"b\" { }")
                                         << "1:28: :last needs :index";
-    QTest::newRow("index without number") << QByteArray("require \"index\"; if header :index \"a\" \"b\" { }")
-                                          << "1:28: tag :index needs a number";
+    QTest::newRow("index without number")
+        << QByteArray("require \"index\"; if header :index \"a\" \"b\" { }") << "1:28: tag :index needs a number";
     QTest::newRow("index on exists") << QByteArray("require \"index\"; if exists :index 1 \"a\" { }")
                                      << "1:28: unknown tag :index for exists";
     QTest::newRow("size without :over") << QByteArray("if size 10 { }") << "1:4: size needs :over or :under";
@@ -655,13 +659,14 @@ void TestSieve::include_data() {
     const QByteArray req = "require [\"include\", \"fileinto\", \"variables\"];\n";
     // RFC 6609 6's example, re-written: a personal script with two global ones.
     QTest::newRow("6609 6: personal + global spam and whitelist")
-        << QByteArray("require [\"include\", \"variables\", \"fileinto\", \"relational\"];\n"
-                      "global \"test\"; global \"test_mailbox\";\n"
-                      "set \"test\" \"$$\";\n"
-                      "include \"subject_tests\";\n"
-                      "set \"test\" \"Make money\";\n"
-                      "include \"subject_tests\";\n"
-                      "if string :count \"eq\" \"${test_mailbox}\" \"1\" { fileinto \"${test_mailbox}\"; stop; }\n")
+        << QByteArray(
+               "require [\"include\", \"variables\", \"fileinto\", \"relational\"];\n"
+               "global \"test\"; global \"test_mailbox\";\n"
+               "set \"test\" \"$$\";\n"
+               "include \"subject_tests\";\n"
+               "set \"test\" \"Make money\";\n"
+               "include \"subject_tests\";\n"
+               "if string :count \"eq\" \"${test_mailbox}\" \"1\" { fileinto \"${test_mailbox}\"; stop; }\n")
         << Scripts{{QStringLiteral("subject_tests"),
                     "require [\"include\", \"variables\", \"relational\", \"fileinto\"];\n"
                     "global \"test\"; global \"test_mailbox\";\n"
@@ -676,7 +681,8 @@ void TestSieve::include_data() {
         << "fileinto \"G\"";
     QTest::newRow("6609 3.4: return ends the included script only")
         << (req + "include \"a\"; fileinto \"after\";")
-        << Scripts{{QStringLiteral("a"), "require [\"include\", \"fileinto\"]; fileinto \"A\"; return; fileinto \"never\";"}}
+        << Scripts{{QStringLiteral("a"),
+                    "require [\"include\", \"fileinto\"]; fileinto \"A\"; return; fileinto \"never\";"}}
         << "fileinto \"A\"; fileinto \"after\"";
     QTest::newRow("6609 3.4: return in the main script ends it")
         << (req + "fileinto \"A\"; if true { return; } fileinto \"never\";") << Scripts{} << "fileinto \"A\"";
@@ -690,7 +696,8 @@ void TestSieve::include_data() {
         << "implicit keep flags=x y";
     QTest::newRow("6609 3.2: the same script twice without :once")
         << (req + "include \"a\"; include \"a\";")
-        << Scripts{{QStringLiteral("a"), "require [\"imap4flags\", \"variables\"]; addflag \"x\";"}} << "implicit keep flags=x";
+        << Scripts{{QStringLiteral("a"), "require [\"imap4flags\", \"variables\"]; addflag \"x\";"}}
+        << "implicit keep flags=x";
     QTest::newRow("6609 3.2: :optional missing script is skipped")
         << (req + "include :optional \"nope\"; fileinto \"A\";") << Scripts{} << "fileinto \"A\"";
     QTest::newRow("6609 3.2: missing script is an error")
@@ -701,14 +708,17 @@ void TestSieve::include_data() {
         << "runtime error: 2:1: included script personal:bad: 1:1: unknown command \"frob\" -> implicit keep";
     QTest::newRow("6609 3.2: a loop is refused")
         << (req + "include \"a\";")
-        << Scripts{{QStringLiteral("a"), "require \"include\"; include \"b\";"}, {QStringLiteral("b"), "require \"include\"; include \"main\";"}}
-        << "runtime error: 1:20: include loop: personal:main -> personal:a -> personal:b -> personal:main -> implicit keep";
+        << Scripts{{QStringLiteral("a"), "require \"include\"; include \"b\";"},
+                   {QStringLiteral("b"), "require \"include\"; include \"main\";"}}
+        << "runtime error: 1:20: include loop: personal:main -> personal:a -> personal:b -> personal:main -> implicit "
+           "keep";
     QTest::newRow("6609 3.2: including itself is a loop")
         << (req + "include \"main\";") << Scripts{}
         << "runtime error: 2:1: include loop: personal:main -> personal:main -> implicit keep";
     QTest::newRow("6609 3.3: variables are local unless global")
         << (req + "set \"a\" \"outer\"; set \"b\" \"outer\"; include \"x\"; fileinto \"${a}-${b}\";")
-        << Scripts{{QStringLiteral("x"), "require [\"include\", \"variables\"]; global \"b\"; set \"a\" \"inner\"; set \"b\" \"inner\";"}}
+        << Scripts{{QStringLiteral("x"),
+                    "require [\"include\", \"variables\"]; global \"b\"; set \"a\" \"inner\"; set \"b\" \"inner\";"}}
         << "fileinto \"outer-outer\"";
     QTest::newRow("6609 3.3: global variables are shared both ways")
         << (req + "global \"b\"; set \"b\" \"one\"; include \"x\"; fileinto \"${b}\";")
@@ -716,7 +726,8 @@ void TestSieve::include_data() {
         << "fileinto \"one-two\"";
     QTest::newRow("6609 3.5: global.NAME")
         << (req + "global \"b\"; set \"b\" \"v\"; include \"x\";")
-        << Scripts{{QStringLiteral("x"), "require [\"include\", \"variables\", \"fileinto\"]; fileinto \"${global.b}\";"}}
+        << Scripts{{QStringLiteral("x"),
+                    "require [\"include\", \"variables\", \"fileinto\"]; fileinto \"${global.b}\";"}}
         << "fileinto \"v\"";
 }
 
@@ -729,12 +740,15 @@ void TestSieve::include() {
 
 void TestSieve::includeLimits() {
     // Compile-time errors.
-    QCOMPARE(compile("include \"a\";").errorMessage(), QStringLiteral("1:1: command \"include\" needs require \"include\""));
+    QCOMPARE(compile("include \"a\";").errorMessage(),
+             QStringLiteral("1:1: command \"include\" needs require \"include\""));
     QCOMPARE(compile("require \"include\"; include \"../etc/passwd\";").errorMessage(),
-             QStringLiteral("1:28: invalid script name \"../etc/passwd\" (1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.')"));
+             QStringLiteral(
+                 "1:28: invalid script name \"../etc/passwd\" (1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.')"));
     QCOMPARE(compile("require \"include\"; include :global :personal \"a\";").errorMessage(),
              QStringLiteral("1:36: :personal cannot be combined with :global"));
-    QCOMPARE(compile("require \"include\"; global \"a\";").errorMessage(), QStringLiteral("1:20: global needs require \"variables\""));
+    QCOMPARE(compile("require \"include\"; global \"a\";").errorMessage(),
+             QStringLiteral("1:20: global needs require \"variables\""));
     QVERIFY(compile("require \"include\"; include \"" + QByteArray(64, 'a') + "\";").ok());
     QVERIFY(!compile("require \"include\"; include \"" + QByteArray(65, 'a') + "\";").ok());
     // maxIncludeDepth: a chain s1 -> s2 -> ... ; depth N passes, N+1 fails.
@@ -743,34 +757,51 @@ void TestSieve::includeLimits() {
     auto chain = [](int n) {
         Scripts s;
         for (int i = 1; i <= n; ++i)
-            s.insert(QStringLiteral("s%1").arg(i), i < n ? QByteArray("require \"include\"; include \"s") + QByteArray::number(i + 1) + "\";"
-                                                        : QByteArray("discard;"));
+            s.insert(QStringLiteral("s%1").arg(i),
+                     i < n ? QByteArray("require \"include\"; include \"s") + QByteArray::number(i + 1) + "\";"
+                           : QByteArray("discard;"));
         return s;
     };
     QCOMPARE(runWithIncludes("require \"include\"; include \"s1\";", chain(3), l), QStringLiteral("discard"));
-    QVERIFY(runWithIncludes("require \"include\"; include \"s1\";", chain(4), l).contains(QStringLiteral("includes nested deeper than 3")));
+    QVERIFY(runWithIncludes("require \"include\"; include \"s1\";", chain(4), l)
+                .contains(QStringLiteral("includes nested deeper than 3")));
     // maxIncludes: that many includes pass, one more fails.
     l = Limits{};
     l.maxIncludes = 4;
     const Scripts one{{QStringLiteral("a"), "require \"imap4flags\"; addflag \"x\";"}};
-    QCOMPARE(runWithIncludes("require \"include\"; include \"a\"; include \"a\"; include \"a\"; include \"a\";", one, l),
-             QStringLiteral("implicit keep flags=x"));
-    QCOMPARE(runWithIncludes("require \"include\"; include \"a\"; include \"a\"; include \"a\"; include \"a\"; include \"a\";", one, l),
-             QStringLiteral("runtime error: 1:72: more than 4 includes -> implicit keep"));
+    QCOMPARE(
+        runWithIncludes("require \"include\"; include \"a\"; include \"a\"; include \"a\"; include \"a\";", one, l),
+        QStringLiteral("implicit keep flags=x"));
+    QCOMPARE(
+        runWithIncludes(
+            "require \"include\"; include \"a\"; include \"a\"; include \"a\"; include \"a\"; include \"a\";", one, l),
+        QStringLiteral("runtime error: 1:72: more than 4 includes -> implicit keep"));
     // :once and :optional includes that do nothing do not count.
-    QCOMPARE(runWithIncludes("require \"include\"; include \"a\"; include :once \"a\"; include :optional \"n\"; include \"a\"; include \"a\"; include \"a\";", one, l),
+    QCOMPARE(runWithIncludes("require \"include\"; include \"a\"; include :once \"a\"; include :optional \"n\"; "
+                             "include \"a\"; include \"a\"; include \"a\";",
+                             one, l),
              QStringLiteral("implicit keep flags=x"));
 }
 
 // Before / user / after (the administrator's sieve.before and sieve.after): one context.
 void TestSieve::includeSequence() {
-    auto c = [](const QByteArray& src) { auto r = compile(src); return r ? *r : Script{}; };
-    const Script before = c("require [\"include\", \"variables\", \"imap4flags\"]; global \"who\"; set \"who\" \"admin\"; addflag \"checked\";");
-    const Script user = c("require [\"include\", \"variables\", \"fileinto\"]; global \"who\"; fileinto \"${who}\"; return; discard;");
+    auto c = [](const QByteArray& src) {
+        auto r = compile(src);
+        return r ? *r : Script{};
+    };
+    const Script before =
+        c("require [\"include\", \"variables\", \"imap4flags\"]; global \"who\"; set \"who\" \"admin\"; addflag "
+          "\"checked\";");
+    const Script user =
+        c("require [\"include\", \"variables\", \"fileinto\"]; global \"who\"; fileinto \"${who}\"; return; discard;");
     const Script after = c("require \"imap4flags\"; addflag \"late\";");
-    Outcome o = run(QList<Runnable>{{&before, QStringLiteral("global:b")}, {&user, QStringLiteral("personal:u")}, {&after, QStringLiteral("global:a")}}, message());
+    Outcome o = run(QList<Runnable>{{&before, QStringLiteral("global:b")},
+                                    {&user, QStringLiteral("personal:u")},
+                                    {&after, QStringLiteral("global:a")}},
+                    message());
     QVERIFY(!o.error);
-    QCOMPARE(actions(o), QStringLiteral("fileinto \"admin\" flags=checked"));  // `after` added its flag after the fileinto
+    QCOMPARE(actions(o),
+             QStringLiteral("fileinto \"admin\" flags=checked"));  // `after` added its flag after the fileinto
     const Script stopper = c("stop;");
     o = run(QList<Runnable>{{&stopper, QStringLiteral("global:b")}, {&user, QStringLiteral("personal:u")}}, message());
     QCOMPARE(actions(o), QStringLiteral("implicit keep"));  // stop in `before` ends the sequence

@@ -24,7 +24,8 @@ QString describePlan(const Plan& p) {
                    (c.flags.isEmpty() ? QString() : u':' + c.flags) +
                    (c.keywords.isEmpty() ? QString() : u'+' + c.keywords.join(u','));
     if (p.reject) out << QStringLiteral("reject(%1)").arg(p.rejectReason);
-    for (const Plan::Redirect& r : p.redirects) out << QStringLiteral("redirect(%1%2)").arg(r.address, r.copy ? QStringLiteral(",copy") : QString());
+    for (const Plan::Redirect& r : p.redirects)
+        out << QStringLiteral("redirect(%1%2)").arg(r.address, r.copy ? QStringLiteral(",copy") : QString());
     if (p.vacation) out << QStringLiteral("vacation(%1)").arg(p.vacation->to);
     return out.join(u' ');
 }
@@ -166,12 +167,11 @@ void TestSieveStore::plans_data() {
                                   "\"\\\\Draft\", \"\\\\Deleted\"];")
                            << "INBOX:DFRST"
                            << "";
-    QTest::newRow("keywords kept for the store") << QByteArray("require \"imap4flags\"; addflag [\"$Work\", \"\\\\Seen\", \"Later\"];")
-                                        << "INBOX:S+$Work,Later"
-                                        << "";
+    QTest::newRow("keywords kept for the store")
+        << QByteArray("require \"imap4flags\"; addflag [\"$Work\", \"\\\\Seen\", \"Later\"];") << "INBOX:S+$Work,Later"
+        << "";
     QTest::newRow("invalid keyword and unknown system flag noted")
-        << QByteArray("require \"imap4flags\"; addflag [\"ok\", \"bad(kw\", \"\\\\Nope\"];")
-        << "INBOX+ok"
+        << QByteArray("require \"imap4flags\"; addflag [\"ok\", \"bad(kw\", \"\\\\Nope\"];") << "INBOX+ok"
         << "flags not stored (not an IMAP keyword): bad(kw \\Nope";
     QTest::newRow("two missing folders: one INBOX copy")
         << QByteArray("require \"fileinto\"; fileinto \"A\"; fileinto \"B\";") << "INBOX"
@@ -233,7 +233,8 @@ void TestSieveStore::plans() {
 void TestSieveStore::vacationFromNeedsPermission() {
     QTemporaryDir dir;
     QVERIFY(putScript(dir.path(), kUser, QStringLiteral("v"),
-                      "require \"vacation\"; vacation :from \"Boss <boss@example.test>\" \"away\";").ok());
+                      "require \"vacation\"; vacation :from \"Boss <boss@example.test>\" \"away\";")
+                .ok());
     QVERIFY(activateScript(dir.path(), kUser, QStringLiteral("v")).ok());
     PlanInput in;
     in.header = "From: a@example.org\r\nTo: sales@example.test\r\nSubject: hi\r\n";
@@ -288,7 +289,9 @@ void TestSieveStore::redirectLoopLimit() {
     ScriptCache cache;
     const Plan p = planDelivery(dir.path(), kUser, in, cache);
     QCOMPARE(describePlan(p), expected);
-    if (expected == u"INBOX") QVERIFY2(p.notes.join(u'|').contains(QStringLiteral("redirect to x@example.org not done")), qPrintable(p.notes.join(u'|')));
+    if (expected == u"INBOX")
+        QVERIFY2(p.notes.join(u'|').contains(QStringLiteral("redirect to x@example.org not done")),
+                 qPrintable(p.notes.join(u'|')));
 }
 
 void TestSieveStore::bodyTestReadsTheBodyRange() {

@@ -26,8 +26,10 @@ Action vacation(const QString& reason = QStringLiteral("I am away."), qint64 per
 VacationFacts facts(const QByteArray& extraHeader, const QString& from = QStringLiteral("sender@remote.test"),
                     const QString& to = QStringLiteral("bob@example.test")) {
     VacationFacts f;
-    f.header = "From: Sender <sender@remote.test>\r\nTo: Bob <bob@example.test>\r\nSubject: Lunch?\r\n"
-               "Message-ID: <m1@remote.test>\r\n" + extraHeader;
+    f.header =
+        "From: Sender <sender@remote.test>\r\nTo: Bob <bob@example.test>\r\nSubject: Lunch?\r\n"
+        "Message-ID: <m1@remote.test>\r\n" +
+        extraHeader;
     f.envelopeFrom = from;
     f.envelopeTo = to;
     f.mailbox = QStringLiteral("bob@example.test");
@@ -49,44 +51,53 @@ private slots:
 };
 
 void TestSieveVacation::rules_data() {
-    QTest::addColumn<QByteArray>("extra");   // header fields added (To: is bob unless replaced below)
-    QTest::addColumn<QString>("sender");     // envelope sender
-    QTest::addColumn<QString>("rcpt");       // envelope recipient
+    QTest::addColumn<QByteArray>("extra");       // header fields added (To: is bob unless replaced below)
+    QTest::addColumn<QString>("sender");         // envelope sender
+    QTest::addColumn<QString>("rcpt");           // envelope recipient
     QTest::addColumn<QStringList>("addresses");  // :addresses
-    QTest::addColumn<QString>("why");        // empty: a reply is due
+    QTest::addColumn<QString>("why");            // empty: a reply is due
     const QString s = QStringLiteral("sender@remote.test"), bob = QStringLiteral("bob@example.test");
     QTest::newRow("ordinary mail") << QByteArray() << s << bob << QStringList() << "";
     QTest::newRow("null sender") << QByteArray() << "" << bob << QStringList() << "null sender";
     QTest::newRow("Auto-Submitted: no") << QByteArray("Auto-Submitted: no\r\n") << s << bob << QStringList() << "";
-    QTest::newRow("Auto-Submitted: auto-replied") << QByteArray("Auto-Submitted: auto-replied\r\n") << s << bob << QStringList()
-                                                  << "Auto-Submitted: auto-replied";
-    QTest::newRow("Auto-Submitted: auto-generated; comment") << QByteArray("Auto-Submitted: Auto-Generated (x)\r\n") << s << bob
-                                                             << QStringList() << "Auto-Submitted: Auto-Generated (x)";
-    QTest::newRow("List-Id") << QByteArray("List-Id: <list.remote.test>\r\n") << s << bob << QStringList() << "mailing list (list-id)";
-    QTest::newRow("List-Unsubscribe") << QByteArray("List-Unsubscribe: <mailto:u@remote.test>\r\n") << s << bob << QStringList()
-                                      << "mailing list (list-unsubscribe)";
+    QTest::newRow("Auto-Submitted: auto-replied") << QByteArray("Auto-Submitted: auto-replied\r\n") << s << bob
+                                                  << QStringList() << "Auto-Submitted: auto-replied";
+    QTest::newRow("Auto-Submitted: auto-generated; comment")
+        << QByteArray("Auto-Submitted: Auto-Generated (x)\r\n") << s << bob << QStringList()
+        << "Auto-Submitted: Auto-Generated (x)";
+    QTest::newRow("List-Id") << QByteArray("List-Id: <list.remote.test>\r\n") << s << bob << QStringList()
+                             << "mailing list (list-id)";
+    QTest::newRow("List-Unsubscribe") << QByteArray("List-Unsubscribe: <mailto:u@remote.test>\r\n") << s << bob
+                                      << QStringList() << "mailing list (list-unsubscribe)";
     QTest::newRow("List-Post") << QByteArray("list-post: <mailto:l@remote.test>\r\n") << s << bob << QStringList()
                                << "mailing list (list-post)";
-    QTest::newRow("Precedence: bulk") << QByteArray("Precedence: bulk\r\n") << s << bob << QStringList() << "Precedence: bulk";
-    QTest::newRow("Precedence: List") << QByteArray("Precedence: List\r\n") << s << bob << QStringList() << "Precedence: list";
-    QTest::newRow("Precedence: junk") << QByteArray("Precedence: junk\r\n") << s << bob << QStringList() << "Precedence: junk";
-    QTest::newRow("Precedence: first-class") << QByteArray("Precedence: first-class\r\n") << s << bob << QStringList() << "";
+    QTest::newRow("Precedence: bulk") << QByteArray("Precedence: bulk\r\n") << s << bob << QStringList()
+                                      << "Precedence: bulk";
+    QTest::newRow("Precedence: List") << QByteArray("Precedence: List\r\n") << s << bob << QStringList()
+                                      << "Precedence: list";
+    QTest::newRow("Precedence: junk") << QByteArray("Precedence: junk\r\n") << s << bob << QStringList()
+                                      << "Precedence: junk";
+    QTest::newRow("Precedence: first-class")
+        << QByteArray("Precedence: first-class\r\n") << s << bob << QStringList() << "";
     QTest::newRow("MAILER-DAEMON") << QByteArray() << "MAILER-DAEMON@remote.test" << bob << QStringList()
                                    << "sender is a program (mailer-daemon)";
-    QTest::newRow("owner-") << QByteArray() << "owner-list@remote.test" << bob << QStringList() << "sender is a program (owner-list)";
+    QTest::newRow("owner-") << QByteArray() << "owner-list@remote.test" << bob << QStringList()
+                            << "sender is a program (owner-list)";
     QTest::newRow("-request") << QByteArray() << "list-request@remote.test" << bob << QStringList()
                               << "sender is a program (list-request)";
     QTest::newRow("from ourselves") << QByteArray() << bob << bob << QStringList() << "sender is the user";
-    QTest::newRow("from ourselves with detail") << QByteArray() << "Bob+x@example.test" << bob << QStringList() << "sender is the user";
-    QTest::newRow("from one of :addresses") << QByteArray() << "bob@old.test" << bob << QStringList{"bob@old.test"}
-                                            << "sender is the user";
+    QTest::newRow("from ourselves with detail")
+        << QByteArray() << "Bob+x@example.test" << bob << QStringList() << "sender is the user";
+    QTest::newRow("from one of :addresses")
+        << QByteArray() << "bob@old.test" << bob << QStringList{"bob@old.test"} << "sender is the user";
     // Not addressed to us in the header (Bcc'd, or a list that hides itself).
     QTest::newRow("not in To/Cc") << QByteArray("X: y\r\n") << s << "carol@example.test" << QStringList()
                                   << "the user's address is not in To/Cc";
     QTest::newRow("in Cc via :addresses") << QByteArray("Cc: Old <bob@old.test>\r\n") << s << "carol@example.test"
                                           << QStringList{"Bob <bob@old.test>"} << "";
     QTest::newRow("To with detail") << QByteArray() << s << "bob+news@example.test" << QStringList() << "";
-    QTest::newRow("Resent-To") << QByteArray("Resent-To: carol@example.test\r\n") << s << "carol@example.test" << QStringList() << "";
+    QTest::newRow("Resent-To") << QByteArray("Resent-To: carol@example.test\r\n") << s << "carol@example.test"
+                               << QStringList() << "";
 }
 
 void TestSieveVacation::rules() {
@@ -121,7 +132,8 @@ void TestSieveVacation::reply() {
     QVERIFY(h.value("message-id").endsWith("@example.test>"));
     QCOMPARE(mail::parseDate(h.value("date")), now);
     QCOMPARE(h.value("content-transfer-encoding"), QByteArray("base64"));  // not ASCII
-    QCOMPARE(QString::fromUtf8(QByteArray::fromBase64(r.message.mid(bodyAt))), QStringLiteral("Back on Monday. – Bob\r\n"));
+    QCOMPARE(QString::fromUtf8(QByteArray::fromBase64(r.message.mid(bodyAt))),
+             QStringLiteral("Back on Monday. – Bob\r\n"));
     QVERIFY(!r.message.contains("\n\n"));
     // :subject (non-ASCII: RFC 2047) and :from with a name.
     a.subject = QStringLiteral("Abwesend bis Montag – Bob");
@@ -131,9 +143,13 @@ void TestSieveVacation::reply() {
     QCOMPARE(h2.value("from"), QByteArray("Bob Builder <bob@example.test>"));
     // kMaxSubjectChars: a subject of that length is kept, a longer one cut.
     a.subject = QString(kMaxSubjectChars, u'a');
-    QCOMPARE(mail::parseHeader(buildReply(a, f, QStringLiteral("bob@example.test"), now).message).value("subject").size(), kMaxSubjectChars);
+    QCOMPARE(
+        mail::parseHeader(buildReply(a, f, QStringLiteral("bob@example.test"), now).message).value("subject").size(),
+        kMaxSubjectChars);
     a.subject = QString(kMaxSubjectChars + 1, u'a');
-    QCOMPARE(mail::parseHeader(buildReply(a, f, QStringLiteral("bob@example.test"), now).message).value("subject").size(), kMaxSubjectChars);
+    QCOMPARE(
+        mail::parseHeader(buildReply(a, f, QStringLiteral("bob@example.test"), now).message).value("subject").size(),
+        kMaxSubjectChars);
     // A subject with line breaks cannot add header fields.
     a.subject = QStringLiteral("x\r\nBcc: victim@remote.test");
     const QByteArray m3 = buildReply(a, f, QStringLiteral("bob@example.test"), now).message;
@@ -151,7 +167,8 @@ void TestSieveVacation::replyMime() {
     QCOMPARE(r.message.mid(bodyAt), QByteArray("<p>away</p>\r\n"));
     QVERIFY(!r.eightBit);
     // Only Content-* fields of the entity are taken: no Bcc, From or second Subject from the script.
-    a.reason = QStringLiteral("Bcc: x@remote.test\nFrom: boss@example.test\nSubject: two\nContent-Type: text/plain;\n charset=utf-8\n\nhi\n");
+    a.reason = QStringLiteral(
+        "Bcc: x@remote.test\nFrom: boss@example.test\nSubject: two\nContent-Type: text/plain;\n charset=utf-8\n\nhi\n");
     const QByteArray m2 = buildReply(a, facts({}), QStringLiteral("bob@example.test")).message;
     const mail::Header h2 = mail::parseHeader(m2);
     QVERIFY(h2.values("bcc").isEmpty());
@@ -161,7 +178,8 @@ void TestSieveVacation::replyMime() {
     QVERIFY(m2.endsWith("\r\n\r\nhi\r\n"));
     // An entity without a header is a body (MIME defaults: text/plain).
     a.reason = QStringLiteral("just text\n");
-    QVERIFY(buildReply(a, facts({}), QStringLiteral("bob@example.test")).message.endsWith("MIME-Version: 1.0\r\n\r\njust text\r\n"));
+    QVERIFY(buildReply(a, facts({}), QStringLiteral("bob@example.test"))
+                .message.endsWith("MIME-Version: 1.0\r\n\r\njust text\r\n"));
 }
 
 void TestSieveVacation::handle() {
@@ -196,15 +214,20 @@ void TestSieveVacation::period() {
     QTemporaryDir dir;
     const qint64 t0 = 1700000000;
     QCOMPARE(claimReply(dir.path(), QStringLiteral("a@remote.test"), QStringLiteral("h"), period, t0).value(), true);
-    QCOMPARE(claimReply(dir.path(), QStringLiteral("A@Remote.test"), QStringLiteral("h"), period, t0 + after).value(), again);
+    QCOMPARE(claimReply(dir.path(), QStringLiteral("A@Remote.test"), QStringLiteral("h"), period, t0 + after).value(),
+             again);
     // Per sender and per handle.
-    QCOMPARE(claimReply(dir.path(), QStringLiteral("b@remote.test"), QStringLiteral("h"), period, t0 + after).value(), true);
-    QCOMPARE(claimReply(dir.path(), QStringLiteral("a@remote.test"), QStringLiteral("other"), period, t0 + after).value(), true);
+    QCOMPARE(claimReply(dir.path(), QStringLiteral("b@remote.test"), QStringLiteral("h"), period, t0 + after).value(),
+             true);
+    QCOMPARE(
+        claimReply(dir.path(), QStringLiteral("a@remote.test"), QStringLiteral("other"), period, t0 + after).value(),
+        true);
     // The record is a file of the user's (0600) without addresses in clear.
     auto text = readFile(dir.path() + QStringLiteral("/.vacation"));
     QVERIFY(text.ok());
     QVERIFY(!text->contains("remote.test"));
-    QCOMPARE(QFile(dir.path() + QStringLiteral("/.vacation")).permissions() & (QFile::ReadGroup | QFile::ReadOther), QFile::Permissions());
+    QCOMPARE(QFile(dir.path() + QStringLiteral("/.vacation")).permissions() & (QFile::ReadGroup | QFile::ReadOther),
+             QFile::Permissions());
 }
 
 void TestSieveVacation::entryLimit() {
@@ -215,12 +238,18 @@ void TestSieveVacation::entryLimit() {
     for (int i = 0; i < kMaxVacationEntries; ++i)
         full += QByteArray::number(t0 + i) + ' ' + QByteArray::number(i).rightJustified(64, '0') + '\n';
     QVERIFY(writeFileAtomic(dir.path() + QStringLiteral("/.vacation"), full, 0600).ok());
-    QCOMPARE(claimReply(dir.path(), QStringLiteral("new@remote.test"), QStringLiteral("h"), 86400, t0 + kMaxVacationEntries).value(), true);
+    QCOMPARE(
+        claimReply(dir.path(), QStringLiteral("new@remote.test"), QStringLiteral("h"), 86400, t0 + kMaxVacationEntries)
+            .value(),
+        true);
     auto text = readFile(dir.path() + QStringLiteral("/.vacation"));
     QCOMPARE(text->count('\n'), qsizetype(kMaxVacationEntries));  // the oldest was dropped
     QVERIFY(!text->startsWith(QByteArray::number(t0) + ' '));
     // The newest sender is still known.
-    QCOMPARE(claimReply(dir.path(), QStringLiteral("new@remote.test"), QStringLiteral("h"), 86400, t0 + kMaxVacationEntries + 1).value(), false);
+    QCOMPARE(claimReply(dir.path(), QStringLiteral("new@remote.test"), QStringLiteral("h"), 86400,
+                        t0 + kMaxVacationEntries + 1)
+                 .value(),
+             false);
     // A damaged file: its bad lines are ignored, not fatal.
     QVERIFY(writeFileAtomic(dir.path() + QStringLiteral("/.vacation"), "garbage\n\n12 short\n", 0600).ok());
     QCOMPARE(claimReply(dir.path(), QStringLiteral("x@remote.test"), QStringLiteral("h"), 86400, t0).value(), true);

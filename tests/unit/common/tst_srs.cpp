@@ -74,14 +74,22 @@ void TestSrs::tampering_data() {
     QTest::addColumn<int>("part");  // 0 hash, 1 timestamp, 2 domain, 3 local part
     QTest::addColumn<QString>("replacement");
     QTest::addColumn<QString>("status");
-    QTest::newRow("hash changed") << 0 << "AAAAAAAA" << "bad hash";
-    QTest::newRow("hash short") << 0 << "AAAAAAA" << "malformed";
-    QTest::newRow("timestamp changed") << 1 << "22" << "bad hash";
-    QTest::newRow("timestamp not base32") << 1 << "1!" << "malformed";
-    QTest::newRow("domain changed") << 2 << "evil.test" << "bad hash";
-    QTest::newRow("domain empty") << 2 << "" << "malformed";
-    QTest::newRow("local changed") << 3 << "mallory" << "bad hash";
-    QTest::newRow("local empty") << 3 << "" << "malformed";
+    QTest::newRow("hash changed") << 0 << "AAAAAAAA"
+                                  << "bad hash";
+    QTest::newRow("hash short") << 0 << "AAAAAAA"
+                                << "malformed";
+    QTest::newRow("timestamp changed") << 1 << "22"
+                                       << "bad hash";
+    QTest::newRow("timestamp not base32") << 1 << "1!"
+                                          << "malformed";
+    QTest::newRow("domain changed") << 2 << "evil.test"
+                                    << "bad hash";
+    QTest::newRow("domain empty") << 2 << ""
+                                  << "malformed";
+    QTest::newRow("local changed") << 3 << "mallory"
+                                   << "bad hash";
+    QTest::newRow("local empty") << 3 << ""
+                                 << "malformed";
 }
 
 void TestSrs::tampering() {
@@ -89,7 +97,8 @@ void TestSrs::tampering() {
     QFETCH(QString, replacement);
     QFETCH(QString, status);
     const Srs srs(kKey);
-    const QString local = srs.forward(QStringLiteral("alice@remote.test"), QStringLiteral("example.test"), kNow).section(u'@', 0, -2);
+    const QString local =
+        srs.forward(QStringLiteral("alice@remote.test"), QStringLiteral("example.test"), kNow).section(u'@', 0, -2);
     QStringList parts = local.mid(5).split(u'=');  // hash, tt, domain, local
     QCOMPARE(parts.size(), 4);
     parts[part] = replacement;
@@ -112,17 +121,22 @@ void TestSrs::expiry() {
     QFETCH(qint64, age);
     QFETCH(QString, status);
     const Srs srs(kKey);
-    const QString local = srs.forward(QStringLiteral("alice@remote.test"), QStringLiteral("example.test"), kNow).section(u'@', 0, -2);
+    const QString local =
+        srs.forward(QStringLiteral("alice@remote.test"), QStringLiteral("example.test"), kNow).section(u'@', 0, -2);
     QCOMPARE(toString(srs.reverse(local, kNow + age).status), status);
 }
 
 void TestSrs::otherKeyFails() {
-    const QString local = Srs(kKey).forward(QStringLiteral("alice@remote.test"), QStringLiteral("example.test"), kNow).section(u'@', 0, -2);
+    const QString local = Srs(kKey)
+                              .forward(QStringLiteral("alice@remote.test"), QStringLiteral("example.test"), kNow)
+                              .section(u'@', 0, -2);
     QCOMPARE(toString(Srs(QByteArray(32, '\x43')).reverse(local, kNow).status), toString(Srs::Status::BadHash));
     QCOMPARE(toString(Srs(kKey).reverse(QStringLiteral("alice"), kNow).status), toString(Srs::Status::NotSrs));
-    QCOMPARE(toString(Srs(kKey).reverse(QStringLiteral("SRS0=") + QString(kMaxSrsLocalBytes, u'a'), kNow).status), toString(Srs::Status::Malformed));
+    QCOMPARE(toString(Srs(kKey).reverse(QStringLiteral("SRS0=") + QString(kMaxSrsLocalBytes, u'a'), kNow).status),
+             toString(Srs::Status::Malformed));
     // kMaxSrsLocalBytes: a valid address of exactly that length passes, one byte more is malformed.
-    const QString shortOne = Srs(kKey).forward(QStringLiteral("x@remote.test"), QStringLiteral("example.test"), kNow).section(u'@', 0, -2);
+    const QString shortOne =
+        Srs(kKey).forward(QStringLiteral("x@remote.test"), QStringLiteral("example.test"), kNow).section(u'@', 0, -2);
     const QString sender = QString(kMaxSrsLocalBytes - shortOne.size() + 1, u'x') + QStringLiteral("@remote.test");
     const QString atLimit = Srs(kKey).forward(sender, QStringLiteral("example.test"), kNow).section(u'@', 0, -2);
     QCOMPARE(atLimit.size(), kMaxSrsLocalBytes);
@@ -139,8 +153,12 @@ void TestSrs::srs1Chain() {
     QVERIFY(srs0.startsWith(QStringLiteral("SRS0=")));
     const QString srs1 = us.forward(srs0, QStringLiteral("example.test"), kNow);
     // Not a second SRS0 wrapping: SRS1=<hash>=a.test==<first forwarder's hash>=<tt>=remote.test=alice@example.test.
-    QVERIFY2(QRegularExpression(QStringLiteral("^SRS1=[A-Z2-7]{8}=a\\.test==[A-Z2-7]{8}=[A-Z2-7]{2}=remote\\.test=alice@example\\.test$"))
-                 .match(srs1).hasMatch(), qPrintable(srs1));
+    QVERIFY2(
+        QRegularExpression(
+            QStringLiteral("^SRS1=[A-Z2-7]{8}=a\\.test==[A-Z2-7]{8}=[A-Z2-7]{2}=remote\\.test=alice@example\\.test$"))
+            .match(srs1)
+            .hasMatch(),
+        qPrintable(srs1));
     QCOMPARE(srs1.count(QStringLiteral("SRS")), 1);
     QVERIFY(isSrsLocalPart(srs1.section(u'@', 0, -2)));
     // A bounce to us goes to the first forwarder's SRS0 address (case changed by a relay: still valid).
@@ -155,7 +173,9 @@ void TestSrs::srs1Chain() {
     QCOMPARE(first.reverse(srs0.section(u'@', 0, -2), kNow).original, QStringLiteral("alice@remote.test"));
     // A third forwarder re-signs SRS1 with the same host and opaque part (no third wrapping).
     const QString again = third.forward(srs1, QStringLiteral("c.test"), kNow);
-    QVERIFY2(again.startsWith(QStringLiteral("SRS1=")) && again.endsWith(QStringLiteral("=a.test==") + srs0.section(u'=', 1).section(u'@', 0, -2) + QStringLiteral("@c.test")),
+    QVERIFY2(again.startsWith(QStringLiteral("SRS1=")) &&
+                 again.endsWith(QStringLiteral("=a.test==") + srs0.section(u'=', 1).section(u'@', 0, -2) +
+                                QStringLiteral("@c.test")),
              qPrintable(again));
     QCOMPARE(third.reverse(again.section(u'@', 0, -2), kNow).original, srs0);
     // The first forwarder's own key does not sign our SRS1.
@@ -167,8 +187,9 @@ void TestSrs::srs1OwnAddressKept() {
     const QString srs0 = us.forward(QStringLiteral("alice@remote.test"), QStringLiteral("example.test"), kNow);
     QCOMPARE(us.forward(srs0, QStringLiteral("example.test"), kNow), srs0);
     QCOMPARE(us.forward(srs0.toUpper(), QStringLiteral("example.test"), kNow), srs0.toUpper());
-    const QString srs1 = us.forward(Srs(QByteArray(32, '\x01')).forward(QStringLiteral("a@r.test"), QStringLiteral("a.test"), kNow),
-                                    QStringLiteral("example.test"), kNow);
+    const QString srs1 =
+        us.forward(Srs(QByteArray(32, '\x01')).forward(QStringLiteral("a@r.test"), QStringLiteral("a.test"), kNow),
+                   QStringLiteral("example.test"), kNow);
     QCOMPARE(us.forward(srs1, QStringLiteral("example.test"), kNow), srs1);
 }
 
@@ -176,12 +197,24 @@ void TestSrs::srs1Tampering_data() {
     QTest::addColumn<QString>("from");  // replaced in our SRS1 local part
     QTest::addColumn<QString>("to");
     QTest::addColumn<QString>("status");
-    QTest::newRow("host changed") << "=a.test=" << "=evil.test=" << "bad hash";
-    QTest::newRow("opaque changed") << "alice" << "mallory" << "bad hash";
-    QTest::newRow("hash changed") << "" << "" << "bad hash";
-    QTest::newRow("hash too long") << "SRS1=" << "SRS1=AAAAAAAA" << "malformed";  // now 16 characters
-    QTest::newRow("host empty") << "=a.test=" << "==" << "malformed";
-    QTest::newRow("no opaque") << "=a.test==" << "=a.test=" << "malformed";
+    QTest::newRow("host changed") << "=a.test="
+                                  << "=evil.test="
+                                  << "bad hash";
+    QTest::newRow("opaque changed") << "alice"
+                                    << "mallory"
+                                    << "bad hash";
+    QTest::newRow("hash changed") << ""
+                                  << ""
+                                  << "bad hash";
+    QTest::newRow("hash too long") << "SRS1="
+                                   << "SRS1=AAAAAAAA"
+                                   << "malformed";  // now 16 characters
+    QTest::newRow("host empty") << "=a.test="
+                                << "=="
+                                << "malformed";
+    QTest::newRow("no opaque") << "=a.test=="
+                               << "=a.test="
+                               << "malformed";
 }
 
 void TestSrs::srs1Tampering() {
@@ -189,7 +222,8 @@ void TestSrs::srs1Tampering() {
     QFETCH(QString, to);
     QFETCH(QString, status);
     const Srs us(kKey);
-    const QString srs0 = Srs(QByteArray(32, '\x01')).forward(QStringLiteral("alice@remote.test"), QStringLiteral("a.test"), kNow);
+    const QString srs0 =
+        Srs(QByteArray(32, '\x01')).forward(QStringLiteral("alice@remote.test"), QStringLiteral("a.test"), kNow);
     QString local = us.forward(srs0, QStringLiteral("example.test"), kNow).section(u'@', 0, -2);
     QVERIFY(local.contains(from));
     if (!from.isEmpty()) local.replace(local.indexOf(from), from.size(), to);
@@ -203,7 +237,8 @@ void TestSrs::srs1Tampering() {
 void TestSrs::srs1Length() {
     const Srs first(QByteArray(32, '\x01')), us(kKey);
     auto srs1Local = [&](int n) {
-        const QString srs0 = first.forward(QString(n, u'x') + QStringLiteral("@remote.test"), QStringLiteral("a.test"), kNow);
+        const QString srs0 =
+            first.forward(QString(n, u'x') + QStringLiteral("@remote.test"), QStringLiteral("a.test"), kNow);
         return std::pair(srs0, us.forward(srs0, QStringLiteral("example.test"), kNow).section(u'@', 0, -2));
     };
     const int base = int(srs1Local(1).second.size()) - 1;

@@ -23,17 +23,21 @@
 #include <QTemporaryFile>
 #include <QtTest>
 
-#include <cerrno>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <cerrno>
 
 using namespace postern;
 using namespace postern::store;
 
 namespace {
-QStringList files(const QString& dir) { return QDir(dir).entryList(QDir::Files | QDir::Hidden, QDir::Name); }
-QByteArray slurp(const QString& path) { return readFile(path).valueOr({}); }
+QStringList files(const QString& dir) {
+    return QDir(dir).entryList(QDir::Files | QDir::Hidden, QDir::Name);
+}
+QByteArray slurp(const QString& path) {
+    return readFile(path).valueOr({});
+}
 const QString kUser = QStringLiteral("alice@example.org");
 }  // namespace
 
@@ -48,19 +52,20 @@ private Q_SLOTS:
         QTest::addColumn<QString>("imapText");
         QTest::addColumn<bool>("temporary");
         const QString local = QStringLiteral("451 4.3.0 Local error in processing, try again later");
-        QTest::newRow("ENOSPC") << ENOSPC << false << QStringLiteral("452 4.3.1 Insufficient system storage") << QByteArray("OVERQUOTA")
-                                << QStringLiteral("Not enough disk space") << true;
-        QTest::newRow("ENOSPC spool") << ENOSPC << true << QStringLiteral("452 4.3.1 Insufficient system storage") << QByteArray("OVERQUOTA")
-                                      << QStringLiteral("Not enough disk space") << true;
-        QTest::newRow("EDQUOT") << EDQUOT << false << QStringLiteral("452 4.2.2 Mailbox full, try again later") << QByteArray("OVERQUOTA")
-                                << QStringLiteral("Quota exceeded") << true;
+        QTest::newRow("ENOSPC") << ENOSPC << false << QStringLiteral("452 4.3.1 Insufficient system storage")
+                                << QByteArray("OVERQUOTA") << QStringLiteral("Not enough disk space") << true;
+        QTest::newRow("ENOSPC spool") << ENOSPC << true << QStringLiteral("452 4.3.1 Insufficient system storage")
+                                      << QByteArray("OVERQUOTA") << QStringLiteral("Not enough disk space") << true;
+        QTest::newRow("EDQUOT") << EDQUOT << false << QStringLiteral("452 4.2.2 Mailbox full, try again later")
+                                << QByteArray("OVERQUOTA") << QStringLiteral("Quota exceeded") << true;
         QTest::newRow("EDQUOT spool") << EDQUOT << true << QStringLiteral("452 4.3.1 Insufficient system storage")
                                       << QByteArray("OVERQUOTA") << QStringLiteral("Not enough disk space") << true;
-        QTest::newRow("EFBIG") << EFBIG << false << QStringLiteral("552 5.3.4 Message too big for the mail store") << QByteArray("LIMIT")
-                               << QStringLiteral("Message too big for the mail store") << false;
+        QTest::newRow("EFBIG") << EFBIG << false << QStringLiteral("552 5.3.4 Message too big for the mail store")
+                               << QByteArray("LIMIT") << QStringLiteral("Message too big for the mail store") << false;
         for (int e : {EMLINK, EMFILE, ENFILE, ENAMETOOLONG})
             QTest::newRow(qPrintable(QStringLiteral("limit %1").arg(e)))
-                << e << false << local << QByteArray("LIMIT") << QStringLiteral("Server limit reached, try again later") << true;
+                << e << false << local << QByteArray("LIMIT") << QStringLiteral("Server limit reached, try again later")
+                << true;
         for (int e : {EIO, EACCES, ENOENT, EROFS, EINVAL})
             QTest::newRow(qPrintable(QStringLiteral("local %1").arg(e)))
                 << e << false << local << QByteArray("SERVERBUG") << QStringLiteral("Cannot store the message") << true;
@@ -72,7 +77,8 @@ private Q_SLOTS:
         QFETCH(QByteArray, imapCode);
         QFETCH(QString, imapText);
         QFETCH(bool, temporary);
-        const StoreError e = StoreError::fromErrno(err, QStringLiteral("detail"), spool ? StoreError::Area::Spool : StoreError::Area::Mailbox);
+        const StoreError e = StoreError::fromErrno(err, QStringLiteral("detail"),
+                                                   spool ? StoreError::Area::Spool : StoreError::Area::Mailbox);
         QCOMPARE(e.smtpReply(), smtp);
         QCOMPARE(QStringLiteral("%1 %2 %3").arg(e.smtpCode()).arg(e.enhancedCode(), e.text()), smtp);
         QCOMPARE(e.imapCode(), imapCode);
@@ -92,7 +98,8 @@ private Q_SLOTS:
         QCOMPARE(full.imapText(), QStringLiteral("Quota exceeded"));
         QVERIFY(full.temporary());
         const StoreError alone = StoreError::overQuota(QStringLiteral("d"), true);
-        QCOMPARE(alone.smtpReply(), QStringLiteral("552 5.2.2 Message is larger than the recipient's whole mailbox quota"));
+        QCOMPARE(alone.smtpReply(),
+                 QStringLiteral("552 5.2.2 Message is larger than the recipient's whole mailbox quota"));
         QCOMPARE(alone.imapCode(), QByteArray("OVERQUOTA"));
         QCOMPARE(alone.imapText(), QStringLiteral("Message is larger than the whole mailbox quota"));
         QVERIFY(!alone.temporary());
@@ -109,14 +116,16 @@ private Q_SLOTS:
         spool.write(stored);
         spool.flush();
         const qint64 bodyOffset = stored.indexOf("\r\n\r\n") + 4;
-        Content c{"Delivered-To: a\r\nReceived: x\r\n\r\n", int(spool.handle()), bodyOffset, stored.size() - bodyOffset};
+        Content c{"Delivered-To: a\r\nReceived: x\r\n\r\n", int(spool.handle()), bodyOffset,
+                  stored.size() - bodyOffset};
         QCOMPARE(c.size(), qint64(32 + 11));
         Delivery d(dir.path());
         QVERIFY(d.add(kUser, c).ok());
         QVERIFY(d.commit().ok());
         const QString newDir = maildirRoot(dir.path(), kUser) + QStringLiteral("/new");
         QCOMPARE(files(newDir).size(), 1);
-        QCOMPARE(slurp(newDir + QLatin1Char('/') + files(newDir).first()), QByteArray("Delivered-To: a\r\nReceived: x\r\n\r\nbody line\r\n"));
+        QCOMPARE(slurp(newDir + QLatin1Char('/') + files(newDir).first()),
+                 QByteArray("Delivered-To: a\r\nReceived: x\r\n\r\nbody line\r\n"));
         QCOMPARE(parseFileName(files(newDir).first()).size, c.size());
         // The spool file's own offset was not used or moved.
         QCOMPARE(spool.pos(), qint64(stored.size()));
@@ -143,7 +152,8 @@ private Q_SLOTS:
         const QStringList cur = files(root + QStringLiteral("/cur"));
         QCOMPARE(cur.size(), 1);
         QCOMPARE(cur.first(), withFlags(d.copies().first().name, QStringLiteral("S")));
-        QCOMPARE(QFileInfo(root + QStringLiteral("/cur/") + cur.first()).lastModified().toSecsSinceEpoch(), qint64(1700000123));
+        QCOMPARE(QFileInfo(root + QStringLiteral("/cur/") + cur.first()).lastModified().toSecsSinceEpoch(),
+                 qint64(1700000123));
         QVERIFY(files(root + QStringLiteral("/tmp")).isEmpty());
         QVERIFY(files(root + QStringLiteral("/new")).isEmpty());
         QCOMPARE(MaildirQuota::usage(root, 1 << 20)->first, qint64(17));  // the quota line was added
@@ -179,7 +189,8 @@ private Q_SLOTS:
         QCOMPARE(st.error().err, ENOENT);
         QCOMPARE(st.error().imapCode(), QByteArray("SERVERBUG"));
         for (const QString& u : {kUser, bob})
-            for (const char* sub : {"/new", "/tmp"}) QVERIFY(files(maildirRoot(dir.path(), u) + QLatin1String(sub)).isEmpty());
+            for (const char* sub : {"/new", "/tmp"})
+                QVERIFY(files(maildirRoot(dir.path(), u) + QLatin1String(sub)).isEmpty());
     }
 
     // A full file system: a 64 KiB tmpfs (in a private mount namespace, so nothing
@@ -202,7 +213,8 @@ private Q_SLOTS:
         QVERIFY(!st);
         QCOMPARE(st.error().err, ENOSPC);
         QCOMPARE(st.error().smtpReply(), QStringLiteral("452 4.3.1 Insufficient system storage"));
-        QCOMPARE(st.error().imapCode() + ' ' + st.error().imapText().toUtf8(), QByteArray("OVERQUOTA Not enough disk space"));
+        QCOMPARE(st.error().imapCode() + ' ' + st.error().imapText().toUtf8(),
+                 QByteArray("OVERQUOTA Not enough disk space"));
         QVERIFY(st.error().detail.contains(root));  // the path, for the log
         for (const char* sub : {"/new", "/tmp", "/cur"}) QVERIFY(files(root + QLatin1String(sub)).isEmpty());
         // A message that fits still goes in afterwards.

@@ -43,24 +43,37 @@ private Q_SLOTS:
         QTest::addColumn<QStringList>("mailboxes");
         QTest::addColumn<QStringList>("forwards");
         using S = Resolution::Status;
-        QTest::newRow("exact user") << "alice@example.org" << int(S::Ok) << QStringList{"alice@example.org"} << QStringList{};
-        QTest::newRow("case-insensitive") << "ALICE@Example.ORG" << int(S::Ok) << QStringList{"alice@example.org"} << QStringList{};
-        QTest::newRow("plus-address") << "alice+news@example.org" << int(S::Ok) << QStringList{"alice@example.org"} << QStringList{};
-        QTest::newRow("multi-target alias") << "sales@example.org" << int(S::Ok)
-                                           << QStringList{"alice@example.org", "bob@example.org"} << QStringList{"archive@remote.test"};
-        QTest::newRow("nested + continuation") << "info@example.org" << int(S::Ok)
-                                              << QStringList{"alice@example.org", "bob@example.org"}
-                                              << QStringList{"archive@remote.test", "ext@remote.test"};
-        QTest::newRow("catch-all") << "anything@example.net" << int(S::Ok) << QStringList{"carol@example.net"} << QStringList{};
-        QTest::newRow("user beats catch-all") << "carol@example.net" << int(S::Ok) << QStringList{"carol@example.net"} << QStringList{};
+        QTest::newRow("exact user") << "alice@example.org" << int(S::Ok) << QStringList{"alice@example.org"}
+                                    << QStringList{};
+        QTest::newRow("case-insensitive")
+            << "ALICE@Example.ORG" << int(S::Ok) << QStringList{"alice@example.org"} << QStringList{};
+        QTest::newRow("plus-address") << "alice+news@example.org" << int(S::Ok) << QStringList{"alice@example.org"}
+                                      << QStringList{};
+        QTest::newRow("multi-target alias")
+            << "sales@example.org" << int(S::Ok) << QStringList{"alice@example.org", "bob@example.org"}
+            << QStringList{"archive@remote.test"};
+        QTest::newRow("nested + continuation")
+            << "info@example.org" << int(S::Ok) << QStringList{"alice@example.org", "bob@example.org"}
+            << QStringList{"archive@remote.test", "ext@remote.test"};
+        QTest::newRow("catch-all") << "anything@example.net" << int(S::Ok) << QStringList{"carol@example.net"}
+                                   << QStringList{};
+        QTest::newRow("user beats catch-all")
+            << "carol@example.net" << int(S::Ok) << QStringList{"carol@example.net"} << QStringList{};
         QTest::newRow("unknown user") << "nobody@example.org" << int(S::Unknown) << QStringList{} << QStringList{};
         QTest::newRow("unknown plus") << "nobody+x@example.org" << int(S::Unknown) << QStringList{} << QStringList{};
-        QTest::newRow("not local") << "someone@elsewhere.test" << int(S::NotLocal) << QStringList{} << QStringList{"someone@elsewhere.test"};
-        QTest::newRow("alias to self (invalid)") << "self@example.org" << int(S::Invalid) << QStringList{} << QStringList{};
-        QTest::newRow("keep copy idiom") << "bob@example.org" << int(S::Ok) << QStringList{"bob@example.org"} << QStringList{"archive@remote.test"};
-        QTest::newRow("alias with detail exact") << "team+ops@example.org" << int(S::Ok) << QStringList{"bob@example.org"} << QStringList{"archive@remote.test"};
-        QTest::newRow("alias base via detail") << "team+dev@example.org" << int(S::Ok) << QStringList{"alice@example.org"} << QStringList{};
-        QTest::newRow("idn domain") << "dora@bücher.example" << int(S::Ok) << QStringList{"dora@xn--bcher-kva.example"} << QStringList{};
+        QTest::newRow("not local") << "someone@elsewhere.test" << int(S::NotLocal) << QStringList{}
+                                   << QStringList{"someone@elsewhere.test"};
+        QTest::newRow("alias to self (invalid)")
+            << "self@example.org" << int(S::Invalid) << QStringList{} << QStringList{};
+        QTest::newRow("keep copy idiom") << "bob@example.org" << int(S::Ok) << QStringList{"bob@example.org"}
+                                         << QStringList{"archive@remote.test"};
+        QTest::newRow("alias with detail exact")
+            << "team+ops@example.org" << int(S::Ok) << QStringList{"bob@example.org"}
+            << QStringList{"archive@remote.test"};
+        QTest::newRow("alias base via detail")
+            << "team+dev@example.org" << int(S::Ok) << QStringList{"alice@example.org"} << QStringList{};
+        QTest::newRow("idn domain") << "dora@bücher.example" << int(S::Ok) << QStringList{"dora@xn--bcher-kva.example"}
+                                    << QStringList{};
         QTest::newRow("garbage") << "not an address" << int(S::Invalid) << QStringList{} << QStringList{};
         QTest::newRow("quoted local") << "\"a@b\"@example.org" << int(S::Invalid) << QStringList{} << QStringList{};
     }
@@ -84,8 +97,10 @@ private Q_SLOTS:
     void delimiterConfigurable() {
         const Accounts a = sample();
         QVERIFY(a.resolve(QStringLiteral("alice-x@example.org"), QStringLiteral("-")).ok());
-        QCOMPARE(int(a.resolve(QStringLiteral("alice+x@example.org"), QStringLiteral("-")).status), int(Resolution::Status::Unknown));
-        QCOMPARE(int(a.resolve(QStringLiteral("alice+x@example.org"), QString()).status), int(Resolution::Status::Unknown));
+        QCOMPARE(int(a.resolve(QStringLiteral("alice+x@example.org"), QStringLiteral("-")).status),
+                 int(Resolution::Status::Unknown));
+        QCOMPARE(int(a.resolve(QStringLiteral("alice+x@example.org"), QString()).status),
+                 int(Resolution::Status::Unknown));
         QVERIFY(a.resolve(QStringLiteral("alice+x@example.org"), QStringLiteral("+-")).ok());
     }
 
@@ -108,7 +123,9 @@ private Q_SLOTS:
 
     void depthLimit() {
         QByteArray aliases;
-        for (int i = 0; i < 20; ++i) aliases += QByteArray("a") + QByteArray::number(i) + "@example.org a" + QByteArray::number(i + 1) + "@example.org\n";
+        for (int i = 0; i < 20; ++i)
+            aliases += QByteArray("a") + QByteArray::number(i) + "@example.org a" + QByteArray::number(i + 1) +
+                       "@example.org\n";
         auto a = Accounts::parse("example.org\n", "a20@example.org:x::::::\n", aliases);
         QVERIFY(a.ok());
         QCOMPARE(int(a->resolve(QStringLiteral("a0@example.org")).status), int(Resolution::Status::TooDeep));
@@ -117,23 +134,31 @@ private Q_SLOTS:
 
     void editErrors() {
         Accounts a = sample();
-        QCOMPARE(a.addDomain(QStringLiteral("EXAMPLE.org")).errorMessage(), QStringLiteral("domain example.org already exists"));
-        QCOMPARE(a.addDomain(QStringLiteral("bad..domain")).errorMessage(), QStringLiteral("domain 'bad..domain' has an empty label"));
+        QCOMPARE(a.addDomain(QStringLiteral("EXAMPLE.org")).errorMessage(),
+                 QStringLiteral("domain example.org already exists"));
+        QCOMPARE(a.addDomain(QStringLiteral("bad..domain")).errorMessage(),
+                 QStringLiteral("domain 'bad..domain' has an empty label"));
         QCOMPARE(a.addUser(QStringLiteral("x@unknown.test"), QStringLiteral("h")).errorMessage(),
                  QStringLiteral("unknown domain unknown.test (add it first: posternctl domain add unknown.test)"));
-        QCOMPARE(a.addUser(QStringLiteral("Alice@example.org"), QStringLiteral("h")).errorMessage(), QStringLiteral("user alice@example.org already exists"));
-        QCOMPARE(a.addUser(QStringLiteral("no-at-sign"), QStringLiteral("h")).errorMessage(), QStringLiteral("'no-at-sign' is not an address (no @)"));
+        QCOMPARE(a.addUser(QStringLiteral("Alice@example.org"), QStringLiteral("h")).errorMessage(),
+                 QStringLiteral("user alice@example.org already exists"));
+        QCOMPARE(a.addUser(QStringLiteral("no-at-sign"), QStringLiteral("h")).errorMessage(),
+                 QStringLiteral("'no-at-sign' is not an address (no @)"));
         QCOMPARE(a.addUser(QStringLiteral("a..b@example.org"), QStringLiteral("h")).errorMessage(),
                  QStringLiteral("'a..b@example.org': local part has characters that need quoting or misplaced dots"));
-        QCOMPARE(a.removeUser(QStringLiteral("zed@example.org"), false).errorMessage(), QStringLiteral("unknown user zed@example.org"));
+        QCOMPARE(a.removeUser(QStringLiteral("zed@example.org"), false).errorMessage(),
+                 QStringLiteral("unknown user zed@example.org"));
         QCOMPARE(a.addAlias(QStringLiteral("x@unknown.test"), {QStringLiteral("alice@example.org")}).errorMessage(),
                  QStringLiteral("unknown domain unknown.test (aliases are for local domains; add it first)"));
         QCOMPARE(a.addAlias(QStringLiteral("x@example.org"), {QStringLiteral("ghost@example.org")}).errorMessage(),
                  QStringLiteral("target ghost@example.org is not a user or alias here"));
-        QCOMPARE(a.addAlias(QStringLiteral("x@example.org"), {}).errorMessage(), QStringLiteral("alias x@example.org needs at least one target"));
-        QCOMPARE(a.removeAlias(QStringLiteral("nope@example.org")).errorMessage(), QStringLiteral("unknown alias nope@example.org"));
-        QCOMPARE(a.removeDomain(QStringLiteral("example.org"), false).errorMessage(),
-                 QStringLiteral("domain example.org still has 2 user(s) and 6 alias(es); remove them first or use --force"));
+        QCOMPARE(a.addAlias(QStringLiteral("x@example.org"), {}).errorMessage(),
+                 QStringLiteral("alias x@example.org needs at least one target"));
+        QCOMPARE(a.removeAlias(QStringLiteral("nope@example.org")).errorMessage(),
+                 QStringLiteral("unknown alias nope@example.org"));
+        QCOMPARE(
+            a.removeDomain(QStringLiteral("example.org"), false).errorMessage(),
+            QStringLiteral("domain example.org still has 2 user(s) and 6 alias(es); remove them first or use --force"));
         QVERIFY(a.removeDomain(QStringLiteral("example.org"), true).ok());
         QVERIFY(!a.isLocalDomain(QStringLiteral("example.org")));
         QCOMPARE(a.aliases(QStringLiteral("example.org")).size(), 0);
@@ -144,10 +169,12 @@ private Q_SLOTS:
         QVERIFY(a.addUser(QStringLiteral("admin@example.net"), QStringLiteral("h")).ok());
         QCOMPARE(a.ensureRoleAliases(QStringLiteral("example.net"), QStringLiteral("admin@example.net")),
                  (QStringList{QStringLiteral("postmaster@example.net"), QStringLiteral("abuse@example.net")}));
-        QCOMPARE(a.resolve(QStringLiteral("postmaster@example.net")).mailboxes, QStringList{QStringLiteral("admin@example.net")});
+        QCOMPARE(a.resolve(QStringLiteral("postmaster@example.net")).mailboxes,
+                 QStringList{QStringLiteral("admin@example.net")});
         Status st = a.removeUser(QStringLiteral("admin@example.net"), false);
         QCOMPARE(st.errorMessage(),
-                 QStringLiteral("admin@example.net is the only target of abuse@example.net, postmaster@example.net; point those aliases elsewhere first or use --force"));
+                 QStringLiteral("admin@example.net is the only target of abuse@example.net, postmaster@example.net; "
+                                "point those aliases elsewhere first or use --force"));
         QVERIFY(a.removeUser(QStringLiteral("admin@example.net"), true).ok());
         QVERIFY(a.aliasTargets(QStringLiteral("postmaster@example.net")).isEmpty());
     }
@@ -158,7 +185,8 @@ private Q_SLOTS:
         QVERIFY(a.maySendAs(QStringLiteral("alice@example.org"), QStringLiteral("Alice+list@Example.org")));
         QVERIFY(a.maySendAs(QStringLiteral("alice@example.org"), QStringLiteral("sales@example.org")));
         QVERIFY(!a.maySendAs(QStringLiteral("alice@example.org"), QStringLiteral("bob@example.org")));
-        QVERIFY(!a.maySendAs(QStringLiteral("carol@example.net"), QStringLiteral("whatever@example.net")));  // catch-all is not send-as
+        QVERIFY(!a.maySendAs(QStringLiteral("carol@example.net"),
+                             QStringLiteral("whatever@example.net")));  // catch-all is not send-as
         QVERIFY(!a.maySendAs(QStringLiteral("alice@example.org"), QStringLiteral("someone@gmail.test")));
     }
 
@@ -167,7 +195,8 @@ private Q_SLOTS:
         auto again = Accounts::parse(a.serializeDomains(), a.serializeUsers(), a.serializeAliases());
         QVERIFY(again.ok());
         QCOMPARE(again->user(QStringLiteral("bob@example.org"))->quotaBytes, qint64(1) << 30);
-        QVERIFY(a.serializeUsers().contains("bob@example.org:{SHA512-CRYPT}$6$x::::::userdb_quota_rule=*:storage=1G\n"));
+        QVERIFY(
+            a.serializeUsers().contains("bob@example.org:{SHA512-CRYPT}$6$x::::::userdb_quota_rule=*:storage=1G\n"));
         QVERIFY(a.serializeAliases().contains("# comment kept\n"));
         QVERIFY(a.serializeAliases().contains("info@example.org sales@example.org, ext@remote.test\n"));
         QCOMPARE(again->resolve(QStringLiteral("info@example.org")).forwards.size(), 2);
@@ -175,15 +204,20 @@ private Q_SLOTS:
 
     // The web panel's administrator flag: an additive passwd-file extra field.
     void adminFlag() {
-        auto a = Accounts::parse("example.org\n", "bob@example.org:{SHA512-CRYPT}$6$x::::::userdb_quota_rule=*:storage=1G nologin=y\n"
-                                                   "carol@example.org:{SHA512-CRYPT}$6$y::::::postern_admin=no\n", "");
+        auto a = Accounts::parse("example.org\n",
+                                 "bob@example.org:{SHA512-CRYPT}$6$x::::::userdb_quota_rule=*:storage=1G nologin=y\n"
+                                 "carol@example.org:{SHA512-CRYPT}$6$y::::::postern_admin=no\n",
+                                 "");
         QVERIFY(a.ok());
         QVERIFY(!a->user(QStringLiteral("bob@example.org"))->admin);  // older files: nobody is an administrator
         QVERIFY(!a->user(QStringLiteral("carol@example.org"))->admin);
         QVERIFY(a->setAdmin(QStringLiteral("Bob@Example.org"), true).ok());
         QVERIFY(!a->setAdmin(QStringLiteral("nobody@example.org"), true).ok());
         const QByteArray users = a->serializeUsers();
-        QVERIFY2(users.contains("bob@example.org:{SHA512-CRYPT}$6$x::::::userdb_quota_rule=*:storage=1G postern_admin=yes nologin=y\n"), users);
+        QVERIFY2(
+            users.contains(
+                "bob@example.org:{SHA512-CRYPT}$6$x::::::userdb_quota_rule=*:storage=1G postern_admin=yes nologin=y\n"),
+            users);
         QVERIFY2(users.contains("carol@example.org:{SHA512-CRYPT}$6$y::::::\n"), users);
         auto again = Accounts::parse(a->serializeDomains(), users, "");
         QVERIFY(again.ok());
@@ -198,18 +232,22 @@ private Q_SLOTS:
         QTest::addColumn<QByteArray>("users");
         QTest::addColumn<QByteArray>("aliases");
         QTest::addColumn<QString>("error");
-        QTest::newRow("dup domain") << QByteArray("a.test\nA.test\n") << QByteArray() << QByteArray() << "domains:2: domain a.test listed twice";
-        QTest::newRow("bad user") << QByteArray("a.test\n") << QByteArray("# c\nnoat:x\n") << QByteArray() << "users:2: 'noat' is not an address (no @)";
+        QTest::newRow("dup domain") << QByteArray("a.test\nA.test\n") << QByteArray() << QByteArray()
+                                    << "domains:2: domain a.test listed twice";
+        QTest::newRow("bad user") << QByteArray("a.test\n") << QByteArray("# c\nnoat:x\n") << QByteArray()
+                                  << "users:2: 'noat' is not an address (no @)";
         QTest::newRow("no password field") << QByteArray("a.test\n") << QByteArray("u@a.test\n") << QByteArray()
-                                          << "users:1: expected user:password:... (Dovecot passwd-file)";
-        QTest::newRow("bad quota") << QByteArray("a.test\n") << QByteArray("u@a.test:x::::::userdb_quota_rule=*:messages=5\n") << QByteArray()
-                                  << "users:1: cannot read quota '*:messages=5' (expected *:storage=<size>)";
-        QTest::newRow("dup alias") << QByteArray("a.test\n") << QByteArray() << QByteArray("x@a.test y@b.test\nX@a.test z@b.test\n")
-                                  << "aliases:2: alias x@a.test listed twice";
+                                           << "users:1: expected user:password:... (Dovecot passwd-file)";
+        QTest::newRow("bad quota") << QByteArray("a.test\n")
+                                   << QByteArray("u@a.test:x::::::userdb_quota_rule=*:messages=5\n") << QByteArray()
+                                   << "users:1: cannot read quota '*:messages=5' (expected *:storage=<size>)";
+        QTest::newRow("dup alias") << QByteArray("a.test\n") << QByteArray()
+                                   << QByteArray("x@a.test y@b.test\nX@a.test z@b.test\n")
+                                   << "aliases:2: alias x@a.test listed twice";
         QTest::newRow("alias no target") << QByteArray("a.test\n") << QByteArray() << QByteArray("x@a.test\n")
-                                        << "aliases:1: expected 'source target[, target...]'";
+                                         << "aliases:1: expected 'source target[, target...]'";
         QTest::newRow("orphan continuation") << QByteArray("a.test\n") << QByteArray() << QByteArray("  y@b.test\n")
-                                            << "aliases:1: continuation line without an entry before it";
+                                             << "aliases:1: continuation line without an entry before it";
     }
     void parseErrors() {
         QFETCH(QByteArray, domains);
@@ -238,7 +276,8 @@ private Q_SLOTS:
         QCOMPARE(calls, 2);
         auto loaded = store.load();
         QVERIFY(loaded.ok());
-        QCOMPARE(loaded->domains(), (QStringList{QStringLiteral("example.org"), QStringLiteral("hand.example"), QStringLiteral("tool.example")}));
+        QCOMPARE(loaded->domains(), (QStringList{QStringLiteral("example.org"), QStringLiteral("hand.example"),
+                                                 QStringLiteral("tool.example")}));
     }
 
     void snapshotReloads() {
@@ -273,8 +312,8 @@ private Q_SLOTS:
         conf.write("auth.argon2_memory = 1M\nauth.argon2_iterations = 1\n");
         conf.close();
         QProcess dom;
-        dom.start(ctl, {QStringLiteral("--config"), tmp.path(), QStringLiteral("domain"), QStringLiteral("add"), QStringLiteral("example.org"),
-                        QStringLiteral("--admin"), QStringLiteral("root@remote.test")});
+        dom.start(ctl, {QStringLiteral("--config"), tmp.path(), QStringLiteral("domain"), QStringLiteral("add"),
+                        QStringLiteral("example.org"), QStringLiteral("--admin"), QStringLiteral("root@remote.test")});
         QVERIFY(dom.waitForFinished(30000));
         QCOMPARE(dom.exitCode(), 0);
         // Two writers, each a shell loop of posternctl calls, racing on the same files.
@@ -282,9 +321,13 @@ private Q_SLOTS:
         QList<QProcess*> writers;
         for (const char* who : {"a", "b"}) {
             auto* p = new QProcess(this);
-            const QString script = QStringLiteral("for i in $(seq 1 %1); do echo pw | \"%2\" --config \"%3\" user add %4$i@example.org --password-stdin >/dev/null || exit 1; "
-                                                  "\"%2\" --config \"%3\" alias add list%4$i@example.org %4$i@example.org >/dev/null || exit 1; done")
-                                       .arg(kPerWriter).arg(ctl, tmp.path(), QLatin1String(who));
+            const QString script =
+                QStringLiteral(
+                    "for i in $(seq 1 %1); do echo pw | \"%2\" --config \"%3\" user add %4$i@example.org "
+                    "--password-stdin >/dev/null || exit 1; "
+                    "\"%2\" --config \"%3\" alias add list%4$i@example.org %4$i@example.org >/dev/null || exit 1; done")
+                    .arg(kPerWriter)
+                    .arg(ctl, tmp.path(), QLatin1String(who));
             p->start(QStringLiteral("/bin/sh"), {QStringLiteral("-c"), script});
             writers << p;
         }

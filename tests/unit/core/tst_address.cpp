@@ -12,22 +12,35 @@ private Q_SLOTS:
     void domains_data() {
         QTest::addColumn<QString>("in");
         QTest::addColumn<QString>("out");  // empty = error
-        QTest::newRow("lower") << "Example.ORG" << "example.org";
-        QTest::newRow("trailing dot") << "example.org." << "example.org";
-        QTest::newRow("idn") << "bücher.example" << "xn--bcher-kva.example";
-        QTest::newRow("ace kept") << "xn--bcher-kva.example" << "xn--bcher-kva.example";
-        QTest::newRow("single label") << "localhost" << "localhost";
-        QTest::newRow("empty") << "" << "";
-        QTest::newRow("double dot") << "a..b" << "";
-        QTest::newRow("space") << "a b.org" << "";
-        QTest::newRow("at") << "a@b.org" << "";
-        QTest::newRow("leading hyphen") << "-a.org" << "";
+        QTest::newRow("lower") << "Example.ORG"
+                               << "example.org";
+        QTest::newRow("trailing dot") << "example.org."
+                                      << "example.org";
+        QTest::newRow("idn") << "bücher.example"
+                             << "xn--bcher-kva.example";
+        QTest::newRow("ace kept") << "xn--bcher-kva.example"
+                                  << "xn--bcher-kva.example";
+        QTest::newRow("single label") << "localhost"
+                                      << "localhost";
+        QTest::newRow("empty") << ""
+                               << "";
+        QTest::newRow("double dot") << "a..b"
+                                    << "";
+        QTest::newRow("space") << "a b.org"
+                               << "";
+        QTest::newRow("at") << "a@b.org"
+                            << "";
+        QTest::newRow("leading hyphen") << "-a.org"
+                                        << "";
         QTest::newRow("label 63") << QString(63, QLatin1Char('a')) + ".org" << QString(63, QLatin1Char('a')) + ".org";
-        QTest::newRow("label 64") << QString(64, QLatin1Char('a')) + ".org" << "";
+        QTest::newRow("label 64") << QString(64, QLatin1Char('a')) + ".org"
+                                  << "";
         QTest::newRow("253 total") << (QString(62, QLatin1Char('a')) + ".").repeated(4).left(249) + ".org"
                                    << (QString(62, QLatin1Char('a')) + ".").repeated(4).left(249) + ".org";
-        QTest::newRow("254 total") << (QString(62, QLatin1Char('a')) + ".").repeated(4).left(250) + ".org" << "";
-        QTest::newRow("slash") << "a/b.org" << "";
+        QTest::newRow("254 total") << (QString(62, QLatin1Char('a')) + ".").repeated(4).left(250) + ".org"
+                                   << "";
+        QTest::newRow("slash") << "a/b.org"
+                               << "";
     }
     void domains() {
         QFETCH(QString, in);
@@ -45,27 +58,43 @@ private Q_SLOTS:
     void addresses_data() {
         QTest::addColumn<QString>("in");
         QTest::addColumn<QString>("out");
-        QTest::newRow("simple") << "Alice@Example.org" << "alice@example.org";
-        QTest::newRow("dots") << "first.last@example.org" << "first.last@example.org";
-        QTest::newRow("utf8 local") << "Jörg@example.org" << "jörg@example.org";
-        QTest::newRow("atext") << "a!#$%&'*+/=?^_`{|}~-b@example.org" << "a!#$%&'*+/=?^_`{|}~-b@example.org";
-        QTest::newRow("no at") << "alice" << "";
-        QTest::newRow("empty local") << "@example.org" << "";
-        QTest::newRow("leading dot") << ".a@example.org" << "";
-        QTest::newRow("trailing dot") << "a.@example.org" << "";
-        QTest::newRow("quoted") << "\"a b\"@example.org" << "";
-        QTest::newRow("literal") << "a@[192.0.2.1]" << "";
-        QTest::newRow("percent hack kept as atext") << "user%other@example.org" << "user%other@example.org";
-        QTest::newRow("space") << "a b@example.org" << "";
-        QTest::newRow("local 64") << QString(64, QLatin1Char('x')) + "@example.org" << QString(64, QLatin1Char('x')) + "@example.org";
-        QTest::newRow("local 65") << QString(65, QLatin1Char('x')) + "@example.org" << "";
-        QTest::newRow("ctl char") << "a\x01@example.org" << "";
+        QTest::newRow("simple") << "Alice@Example.org"
+                                << "alice@example.org";
+        QTest::newRow("dots") << "first.last@example.org"
+                              << "first.last@example.org";
+        QTest::newRow("utf8 local") << "Jörg@example.org"
+                                    << "jörg@example.org";
+        QTest::newRow("atext") << "a!#$%&'*+/=?^_`{|}~-b@example.org"
+                               << "a!#$%&'*+/=?^_`{|}~-b@example.org";
+        QTest::newRow("no at") << "alice"
+                               << "";
+        QTest::newRow("empty local") << "@example.org"
+                                     << "";
+        QTest::newRow("leading dot") << ".a@example.org"
+                                     << "";
+        QTest::newRow("trailing dot") << "a.@example.org"
+                                      << "";
+        QTest::newRow("quoted") << "\"a b\"@example.org"
+                                << "";
+        QTest::newRow("literal") << "a@[192.0.2.1]"
+                                 << "";
+        QTest::newRow("percent hack kept as atext") << "user%other@example.org"
+                                                    << "user%other@example.org";
+        QTest::newRow("space") << "a b@example.org"
+                               << "";
+        QTest::newRow("local 64") << QString(64, QLatin1Char('x')) + "@example.org"
+                                  << QString(64, QLatin1Char('x')) + "@example.org";
+        QTest::newRow("local 65") << QString(65, QLatin1Char('x')) + "@example.org"
+                                  << "";
+        QTest::newRow("ctl char") << "a\x01@example.org"
+                                  << "";
     }
     void addresses() {
         QFETCH(QString, in);
         QFETCH(QString, out);
         auto r = normalizeAddress(in);
-        if (out.isEmpty()) QVERIFY(!r.ok());
+        if (out.isEmpty())
+            QVERIFY(!r.ok());
         else {
             QVERIFY2(r.ok(), qPrintable(r.errorMessage()));
             QCOMPARE(*r, out);
@@ -73,25 +102,39 @@ private Q_SLOTS:
     }
 
     void detail() {
-        QCOMPARE(splitDetail(QStringLiteral("user+tag"), QStringLiteral("+")), std::make_pair(QStringLiteral("user"), QStringLiteral("tag")));
-        QCOMPARE(splitDetail(QStringLiteral("user+a+b"), QStringLiteral("+")), std::make_pair(QStringLiteral("user"), QStringLiteral("a+b")));
-        QCOMPARE(splitDetail(QStringLiteral("user-tag"), QStringLiteral("+-")), std::make_pair(QStringLiteral("user"), QStringLiteral("tag")));
-        QCOMPARE(splitDetail(QStringLiteral("user"), QStringLiteral("+")), std::make_pair(QStringLiteral("user"), QString()));
-        QCOMPARE(splitDetail(QStringLiteral("+tag"), QStringLiteral("+")), std::make_pair(QStringLiteral("+tag"), QString()));
-        QCOMPARE(splitDetail(QStringLiteral("user+tag"), QString()), std::make_pair(QStringLiteral("user+tag"), QString()));
+        QCOMPARE(splitDetail(QStringLiteral("user+tag"), QStringLiteral("+")),
+                 std::make_pair(QStringLiteral("user"), QStringLiteral("tag")));
+        QCOMPARE(splitDetail(QStringLiteral("user+a+b"), QStringLiteral("+")),
+                 std::make_pair(QStringLiteral("user"), QStringLiteral("a+b")));
+        QCOMPARE(splitDetail(QStringLiteral("user-tag"), QStringLiteral("+-")),
+                 std::make_pair(QStringLiteral("user"), QStringLiteral("tag")));
+        QCOMPARE(splitDetail(QStringLiteral("user"), QStringLiteral("+")),
+                 std::make_pair(QStringLiteral("user"), QString()));
+        QCOMPARE(splitDetail(QStringLiteral("+tag"), QStringLiteral("+")),
+                 std::make_pair(QStringLiteral("+tag"), QString()));
+        QCOMPARE(splitDetail(QStringLiteral("user+tag"), QString()),
+                 std::make_pair(QStringLiteral("user+tag"), QString()));
     }
 
     void pathSegments_data() {
         QTest::addColumn<QString>("in");
         QTest::addColumn<QString>("out");
-        QTest::newRow("plain") << "alice" << "alice";
-        QTest::newRow("slash") << "a/b" << "a%2Fb";
-        QTest::newRow("dotdot") << ".." << "%2E.";
-        QTest::newRow("dot") << "." << "%2E";
-        QTest::newRow("empty") << "" << "%00";
-        QTest::newRow("utf8") << "jörg" << "j%C3%B6rg";
-        QTest::newRow("upper") << "A" << "%41";
-        QTest::newRow("percent") << "50%" << "50%25";
+        QTest::newRow("plain") << "alice"
+                               << "alice";
+        QTest::newRow("slash") << "a/b"
+                               << "a%2Fb";
+        QTest::newRow("dotdot") << ".."
+                                << "%2E.";
+        QTest::newRow("dot") << "."
+                             << "%2E";
+        QTest::newRow("empty") << ""
+                               << "%00";
+        QTest::newRow("utf8") << "jörg"
+                              << "j%C3%B6rg";
+        QTest::newRow("upper") << "A"
+                               << "%41";
+        QTest::newRow("percent") << "50%"
+                                 << "50%25";
         QTest::newRow("nul") << QString(QChar(0)) << "%00";
     }
     void pathSegments() {
@@ -102,9 +145,12 @@ private Q_SLOTS:
         if (!in.isEmpty()) QCOMPARE(decodePathSegment(encodePathSegment(in)), in);
     }
     void mailboxPaths() {
-        QCOMPARE(mailboxHome(QStringLiteral("/m"), QStringLiteral("Alice@Example.org")), QStringLiteral("/m/example.org/alice"));
-        QCOMPARE(maildirRoot(QStringLiteral("/m"), QStringLiteral("a/b@example.org")), QStringLiteral("/m/example.org/a%2Fb/Maildir"));
-        QCOMPARE(mailboxHome(QStringLiteral("/m"), QStringLiteral("../x@example.org")), QString());  // not a dot-atom: refused
+        QCOMPARE(mailboxHome(QStringLiteral("/m"), QStringLiteral("Alice@Example.org")),
+                 QStringLiteral("/m/example.org/alice"));
+        QCOMPARE(maildirRoot(QStringLiteral("/m"), QStringLiteral("a/b@example.org")),
+                 QStringLiteral("/m/example.org/a%2Fb/Maildir"));
+        QCOMPARE(mailboxHome(QStringLiteral("/m"), QStringLiteral("../x@example.org")),
+                 QString());  // not a dot-atom: refused
         QCOMPARE(mailboxHome(QStringLiteral("/m"), QStringLiteral("garbage")), QString());
     }
 };

@@ -1,11 +1,11 @@
 // tst_atomic_file.cpp — atomic writes, stamps and locks (across processes).
 #include "core/atomic_file.h"
 
+#include <sys/stat.h>
 #include <QDir>
 #include <QProcess>
 #include <QTemporaryDir>
 #include <QtTest>
-#include <sys/stat.h>
 
 using namespace postern;
 
@@ -69,7 +69,8 @@ private Q_SLOTS:
         QTemporaryDir tmp;
         const QString lockPath = tmp.filePath(QStringLiteral("l.lock"));
         QProcess holder;
-        holder.start(QStringLiteral("flock"), {QStringLiteral("-o"), lockPath, QStringLiteral("sleep"), QStringLiteral("5")});
+        holder.start(QStringLiteral("flock"),
+                     {QStringLiteral("-o"), lockPath, QStringLiteral("sleep"), QStringLiteral("5")});
         QVERIFY(holder.waitForStarted());
         QTRY_VERIFY(!FileLock::acquire(lockPath, FileLock::Mode::Exclusive, 0).ok());
         auto r = FileLock::acquire(lockPath, FileLock::Mode::Exclusive, 100);

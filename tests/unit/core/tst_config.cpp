@@ -54,25 +54,49 @@ private Q_SLOTS:
         QTest::addColumn<QString>("key");
         QTest::addColumn<QString>("value");
         QTest::addColumn<QString>("canonical");
-        QTest::newRow("size-lower") << "smtp.max_message_size" << "10m" << "10M";
-        QTest::newRow("size-bytes") << "smtp.max_message_size" << "2048" << "2048";
-        QTest::newRow("bool-yes") << "smtp.vrfy" << "yes" << "true";
-        QTest::newRow("bool-off") << "smtp.vrfy" << "off" << "false";
-        QTest::newRow("duration") << "smtp.command_timeout" << "90S" << "90s";
-        QTest::newRow("listen-v6") << "smtp.listen" << "[::1]:2525,127.0.0.1:2525" << "[::1]:2525, 127.0.0.1:2525";
-        QTest::newRow("listen-empty") << "pop3.listen" << "" << "";
-        QTest::newRow("listen-port0") << "imap.listen" << "127.0.0.1:0" << "127.0.0.1:0";
-        QTest::newRow("hostname-idn") << "hostname" << "Mail.Bücher.example" << "mail.xn--bcher-kva.example";
-        QTest::newRow("email") << "admin_address" << "Admin@Example.ORG" << "admin@example.org";
-        QTest::newRow("enum-case") << "log.level" << "DEBUG" << "debug";
-        QTest::newRow("list") << "dns.servers" << " 127.0.0.1:5353 ,, ::1 " << "127.0.0.1:5353, ::1";
+        QTest::newRow("size-lower") << "smtp.max_message_size"
+                                    << "10m"
+                                    << "10M";
+        QTest::newRow("size-bytes") << "smtp.max_message_size"
+                                    << "2048"
+                                    << "2048";
+        QTest::newRow("bool-yes") << "smtp.vrfy"
+                                  << "yes"
+                                  << "true";
+        QTest::newRow("bool-off") << "smtp.vrfy"
+                                  << "off"
+                                  << "false";
+        QTest::newRow("duration") << "smtp.command_timeout"
+                                  << "90S"
+                                  << "90s";
+        QTest::newRow("listen-v6") << "smtp.listen"
+                                   << "[::1]:2525,127.0.0.1:2525"
+                                   << "[::1]:2525, 127.0.0.1:2525";
+        QTest::newRow("listen-empty") << "pop3.listen"
+                                      << ""
+                                      << "";
+        QTest::newRow("listen-port0") << "imap.listen"
+                                      << "127.0.0.1:0"
+                                      << "127.0.0.1:0";
+        QTest::newRow("hostname-idn") << "hostname"
+                                      << "Mail.Bücher.example"
+                                      << "mail.xn--bcher-kva.example";
+        QTest::newRow("email") << "admin_address"
+                               << "Admin@Example.ORG"
+                               << "admin@example.org";
+        QTest::newRow("enum-case") << "log.level"
+                                   << "DEBUG"
+                                   << "debug";
+        QTest::newRow("list") << "dns.servers"
+                              << " 127.0.0.1:5353 ,, ::1 "
+                              << "127.0.0.1:5353, ::1";
     }
     void typedValues() {
         QFETCH(QString, key);
         QFETCH(QString, value);
         QFETCH(QString, canonical);
-        auto c = Config::parse((key + QStringLiteral(" = ") + value + QLatin1Char('\n')).toUtf8(), QStringLiteral("t.conf"),
-                               QStringLiteral("/cfg"));
+        auto c = Config::parse((key + QStringLiteral(" = ") + value + QLatin1Char('\n')).toUtf8(),
+                               QStringLiteral("t.conf"), QStringLiteral("/cfg"));
         QVERIFY2(c.ok(), qPrintable(c.errorMessage()));
         QCOMPARE(c->value(key), canonical);
         QVERIFY(c->isSet(key));
@@ -109,7 +133,8 @@ private Q_SLOTS:
 
     void editsKeepComments() {
         QTemporaryDir tmp;
-        const QByteArray original = "# my mail server\nhostname = mail.example.org\n\n# limits\nsmtp.max_recipients = 50\n";
+        const QByteArray original =
+            "# my mail server\nhostname = mail.example.org\n\n# limits\nsmtp.max_recipients = 50\n";
         QFile f(tmp.filePath(QStringLiteral("postern.conf")));
         QVERIFY(f.open(QIODevice::WriteOnly));
         f.write(original);
@@ -125,12 +150,14 @@ private Q_SLOTS:
         QVERIFY(c->save().ok());
         auto again = Config::load(tmp.path());
         QVERIFY(again.ok());
-        QCOMPARE(again->serialize(), QByteArray("# my mail server\n\n# limits\nsmtp.max_recipients = 200\nsmtp.vrfy = true\n"));
+        QCOMPARE(again->serialize(),
+                 QByteArray("# my mail server\n\n# limits\nsmtp.max_recipients = 200\nsmtp.vrfy = true\n"));
         QCOMPARE(again->integer(QStringLiteral("smtp.max_recipients")), 200);
     }
 
     void renderChangedOnly() {
-        auto c = Config::parse("smtp.max_recipients = 100\nsmtp.vrfy = true\n", QStringLiteral("t"), QStringLiteral("/c"));
+        auto c =
+            Config::parse("smtp.max_recipients = 100\nsmtp.vrfy = true\n", QStringLiteral("t"), QStringLiteral("/c"));
         QVERIFY(c.ok());
         // Setting a key to its default is not a change.
         QCOMPARE(c->render(true), QStringLiteral("smtp.vrfy = true\n"));
@@ -155,7 +182,8 @@ private Q_SLOTS:
 
     void configDirResolution() {
         qputenv("POSTERN_CONFIG", "/from/env");
-        QCOMPARE(resolveConfigDir({QStringLiteral("prog"), QStringLiteral("--config"), QStringLiteral("/a")}), QStringLiteral("/a"));
+        QCOMPARE(resolveConfigDir({QStringLiteral("prog"), QStringLiteral("--config"), QStringLiteral("/a")}),
+                 QStringLiteral("/a"));
         QCOMPARE(resolveConfigDir({QStringLiteral("prog"), QStringLiteral("--config=/b")}), QStringLiteral("/b"));
         QCOMPARE(resolveConfigDir({QStringLiteral("prog")}), QStringLiteral("/from/env"));
         qunsetenv("POSTERN_CONFIG");

@@ -30,7 +30,8 @@ private Q_SLOTS:
             QVERIFY2(!s.restart, qPrintable(s.key));
             QVERIFY2(s.type != SettingType::Path, qPrintable(s.key));
             QVERIFY2(!s.key.endsWith(QStringLiteral(".listen")), qPrintable(s.key));
-            QVERIFY2(!s.key.startsWith(QStringLiteral("tls.")) && !s.key.startsWith(QStringLiteral("auth.")) && !s.key.startsWith(QStringLiteral("relay.")),
+            QVERIFY2(!s.key.startsWith(QStringLiteral("tls.")) && !s.key.startsWith(QStringLiteral("auth.")) &&
+                         !s.key.startsWith(QStringLiteral("relay.")),
                      qPrintable(s.key));
         }
         QVERIFY(n >= 20);
@@ -44,17 +45,40 @@ private Q_SLOTS:
         QTest::addColumn<bool>("runtimeOnly");
         QTest::addColumn<QString>("error");    // empty: accepted
         QTest::addColumn<QString>("written");  // canonical value in the file
-        QTest::newRow("at the maximum") << "smtp.max_recipients" << "100000" << true << "" << "100000";
-        QTest::newRow("maximum + 1") << "smtp.max_recipients" << "100001" << true << "smtp.max_recipients: 100001 is outside the allowed range 1..100000" << "";
-        QTest::newRow("not a number") << "smtp.max_recipients" << "many" << true << "smtp.max_recipients:" << "";
-        QTest::newRow("canonical size") << "smtp.max_message_size" << "50m" << true << "" << "50M";
-        QTest::newRow("enum") << "log.level" << "warning" << true << "" << "warning";
-        QTest::newRow("enum, bad") << "log.level" << "loud" << true << "log.level:" << "";
-        QTest::newRow("not run-time safe") << "relay.host" << "evil.example" << true << "relay.host cannot be changed here" << "";
-        QTest::newRow("unknown, run-time") << "no.such" << "1" << true << "no.such cannot be changed here" << "";
-        QTest::newRow("unknown, posternctl") << "no.such" << "1" << false << "unknown setting 'no.such'" << "";
-        QTest::newRow("posternctl may set any") << "relay.host" << "smarthost.example" << false << "" << "smarthost.example";
-        QTest::newRow("no second line through a value") << "recipient_delimiter" << "+\nrelay.host = evil" << true << "must be a single line" << "";
+        QTest::newRow("at the maximum") << "smtp.max_recipients"
+                                        << "100000" << true << ""
+                                        << "100000";
+        QTest::newRow("maximum + 1") << "smtp.max_recipients"
+                                     << "100001" << true
+                                     << "smtp.max_recipients: 100001 is outside the allowed range 1..100000"
+                                     << "";
+        QTest::newRow("not a number") << "smtp.max_recipients"
+                                      << "many" << true << "smtp.max_recipients:"
+                                      << "";
+        QTest::newRow("canonical size") << "smtp.max_message_size"
+                                        << "50m" << true << ""
+                                        << "50M";
+        QTest::newRow("enum") << "log.level"
+                              << "warning" << true << ""
+                              << "warning";
+        QTest::newRow("enum, bad") << "log.level"
+                                   << "loud" << true << "log.level:"
+                                   << "";
+        QTest::newRow("not run-time safe") << "relay.host"
+                                           << "evil.example" << true << "relay.host cannot be changed here"
+                                           << "";
+        QTest::newRow("unknown, run-time") << "no.such"
+                                           << "1" << true << "no.such cannot be changed here"
+                                           << "";
+        QTest::newRow("unknown, posternctl") << "no.such"
+                                             << "1" << false << "unknown setting 'no.such'"
+                                             << "";
+        QTest::newRow("posternctl may set any") << "relay.host"
+                                                << "smarthost.example" << false << ""
+                                                << "smarthost.example";
+        QTest::newRow("no second line through a value") << "recipient_delimiter"
+                                                        << "+\nrelay.host = evil" << true << "must be a single line"
+                                                        << "";
     }
     void set() {
         QFETCH(QString, key);
@@ -68,7 +92,8 @@ private Q_SLOTS:
         QVERIFY(f.open(QIODevice::WriteOnly));
         f.write(before);
         f.close();
-        auto r = configops::setSetting(dir.path(), key, value, runtimeOnly ? configops::Scope::RunTimeOnly : configops::Scope::Any);
+        auto r = configops::setSetting(dir.path(), key, value,
+                                       runtimeOnly ? configops::Scope::RunTimeOnly : configops::Scope::Any);
         if (!error.isEmpty()) {
             QVERIFY(!r.ok());
             QVERIFY2(r.errorMessage().contains(error), qPrintable(r.errorMessage()));

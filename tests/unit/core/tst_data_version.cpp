@@ -169,7 +169,8 @@ private slots:
         QVERIFY(checkDataVersion(c, kDataFormatVersion + 1));
         const Status refused = checkDataVersion(c, kDataFormatVersion);  // "image N" again
         QVERIFY(!refused);
-        QVERIFY2(refused.errorMessage().contains(QStringLiteral("format %1").arg(kDataFormatVersion + 1)), qPrintable(refused.errorMessage()));
+        QVERIFY2(refused.errorMessage().contains(QStringLiteral("format %1").arg(kDataFormatVersion + 1)),
+                 qPrintable(refused.errorMessage()));
     }
 
     void gapInTheTableStops() {

@@ -25,39 +25,86 @@ private slots:
         QTest::addColumn<QString>("recipient");
         QTest::addColumn<QString>("domain");
         QTest::addColumn<QString>("reason");
-        QTest::newRow("remote failed") << kHead + "delivery.remote id=abc to=bob@remote.example relay=mx tls=yes status=failed reply=\"550 5.1.1 no\""
-                                       << true << true << "bob@remote.example" << "remote.example" << "550 5.1.1 no";
-        QTest::newRow("remote pending") << kHead + "delivery.remote id=abc to=b@r.example status=pending reply=\"421 busy\"" << true << false
-                                        << "b@r.example" << "r.example" << "421 busy";
-        QTest::newRow("remote sent") << kHead + "delivery.remote id=abc to=b@r.example status=sent reply=\"250 ok\"" << false << false << ""
-                                     << "" << "";
-        QTest::newRow("route failed") << kHead + "delivery.route_failed id=abc domain=nx.example permanent=yes error=\"no MX, no A\""
-                                      << true << true << "" << "nx.example" << "no MX, no A";
-        QTest::newRow("route temp") << kHead + "delivery.route_failed id=abc domain=nx.example permanent=no error=timeout" << true << false
-                                    << "" << "nx.example" << "timeout";
-        QTest::newRow("local quota") << kHead + "delivery.local id=abc to=a@example.test result=\"452 4.2.2 over quota\"" << true << false
-                                     << "a@example.test" << "example.test" << "452 4.2.2 over quota";
-        QTest::newRow("local 5xx") << kHead + "delivery.local id=abc to=a@example.test result=\"550 5.1.1 unknown\"" << true << true
-                                   << "a@example.test" << "example.test" << "550 5.1.1 unknown";
-        QTest::newRow("local ok") << kHead + "delivery.local id=abc to=a@example.test result=\"250 2.0.0 delivered\"" << false << false << ""
-                                  << "" << "";
-        QTest::newRow("with session") << kHead + "session=1234abcd delivery.remote to=b@r.example status=failed reply=x" << true << true
-                                      << "b@r.example" << "r.example" << "x";
-        QTest::newRow("escapes") << kHead + "delivery.remote to=b@r.example status=failed reply=\"a\\\"b\\\\c\\nd\\x01\"" << true << true
-                                 << "b@r.example" << "r.example" << QStringLiteral("a\"b\\c\nd\x01");
-        QTest::newRow("other event") << kHead + "queue.deferred id=abc pending=1" << false << false << "" << "" << "";
-        QTest::newRow("unterminated quote") << kHead + "delivery.remote to=b@r.example status=failed reply=\"550" << false << false << ""
-                                            << "" << "";
-        QTest::newRow("bad escape") << kHead + "delivery.remote to=b@r.example status=failed reply=\"5\\q\"" << false << false << "" << ""
+        QTest::newRow("remote failed")
+            << kHead +
+                   "delivery.remote id=abc to=bob@remote.example relay=mx tls=yes status=failed reply=\"550 5.1.1 no\""
+            << true << true << "bob@remote.example"
+            << "remote.example"
+            << "550 5.1.1 no";
+        QTest::newRow("remote pending") << kHead +
+                                               "delivery.remote id=abc to=b@r.example status=pending reply=\"421 busy\""
+                                        << true << false << "b@r.example"
+                                        << "r.example"
+                                        << "421 busy";
+        QTest::newRow("remote sent") << kHead + "delivery.remote id=abc to=b@r.example status=sent reply=\"250 ok\""
+                                     << false << false << ""
+                                     << ""
+                                     << "";
+        QTest::newRow("route failed")
+            << kHead + "delivery.route_failed id=abc domain=nx.example permanent=yes error=\"no MX, no A\"" << true
+            << true << ""
+            << "nx.example"
+            << "no MX, no A";
+        QTest::newRow("route temp") << kHead +
+                                           "delivery.route_failed id=abc domain=nx.example permanent=no error=timeout"
+                                    << true << false << ""
+                                    << "nx.example"
+                                    << "timeout";
+        QTest::newRow("local quota") << kHead +
+                                            "delivery.local id=abc to=a@example.test result=\"452 4.2.2 over quota\""
+                                     << true << false << "a@example.test"
+                                     << "example.test"
+                                     << "452 4.2.2 over quota";
+        QTest::newRow("local 5xx") << kHead + "delivery.local id=abc to=a@example.test result=\"550 5.1.1 unknown\""
+                                   << true << true << "a@example.test"
+                                   << "example.test"
+                                   << "550 5.1.1 unknown";
+        QTest::newRow("local ok") << kHead + "delivery.local id=abc to=a@example.test result=\"250 2.0.0 delivered\""
+                                  << false << false << ""
+                                  << ""
+                                  << "";
+        QTest::newRow("with session") << kHead + "session=1234abcd delivery.remote to=b@r.example status=failed reply=x"
+                                      << true << true << "b@r.example"
+                                      << "r.example"
+                                      << "x";
+        QTest::newRow("escapes") << kHead +
+                                        "delivery.remote to=b@r.example status=failed reply=\"a\\\"b\\\\c\\nd\\x01\""
+                                 << true << true << "b@r.example"
+                                 << "r.example" << QStringLiteral("a\"b\\c\nd\x01");
+        QTest::newRow("other event") << kHead + "queue.deferred id=abc pending=1" << false << false << ""
+                                     << ""
+                                     << "";
+        QTest::newRow("unterminated quote")
+            << kHead + "delivery.remote to=b@r.example status=failed reply=\"550" << false << false << ""
+            << ""
+            << "";
+        QTest::newRow("bad escape") << kHead + "delivery.remote to=b@r.example status=failed reply=\"5\\q\"" << false
+                                    << false << ""
+                                    << ""
                                     << "";
-        QTest::newRow("short hex escape") << kHead + "delivery.remote to=b@r.example status=failed reply=\"5\\x1\"" << false << false << ""
-                                          << "" << "";
-        QTest::newRow("trailing space") << kHead + "delivery.remote to=b@r.example status=failed " << false << false << "" << "" << "";
-        QTest::newRow("no key") << kHead + "delivery.remote =x status=failed" << false << false << "" << "" << "";
-        QTest::newRow("no program") << QByteArray("2026-12-03T10:00:00.000Z info delivery.remote to=b@r.example status=failed") << false
-                                    << false << "" << "" << "";
-        QTest::newRow("quote in token") << kHead + "delivery.remote to=b\"@r.example status=failed" << false << false << "" << "" << "";
-        QTest::newRow("empty") << QByteArray() << false << false << "" << "" << "";
+        QTest::newRow("short hex escape")
+            << kHead + "delivery.remote to=b@r.example status=failed reply=\"5\\x1\"" << false << false << ""
+            << ""
+            << "";
+        QTest::newRow("trailing space") << kHead + "delivery.remote to=b@r.example status=failed " << false << false
+                                        << ""
+                                        << ""
+                                        << "";
+        QTest::newRow("no key") << kHead + "delivery.remote =x status=failed" << false << false << ""
+                                << ""
+                                << "";
+        QTest::newRow("no program") << QByteArray(
+                                           "2026-12-03T10:00:00.000Z info delivery.remote to=b@r.example status=failed")
+                                    << false << false << ""
+                                    << ""
+                                    << "";
+        QTest::newRow("quote in token") << kHead + "delivery.remote to=b\"@r.example status=failed" << false << false
+                                        << ""
+                                        << ""
+                                        << "";
+        QTest::newRow("empty") << QByteArray() << false << false << ""
+                               << ""
+                               << "";
     }
     void failures() {
         QFETCH(QByteArray, line);
@@ -97,7 +144,8 @@ private slots:
     }
 
     void everyPrefixIsSafe() {
-        const QByteArray line = kHead + "session=ab delivery.remote to=b@r.example status=failed reply=\"550 \\\"x\\\" \\x01 y\"";
+        const QByteArray line =
+            kHead + "session=ab delivery.remote to=b@r.example status=failed reply=\"550 \\\"x\\\" \\x01 y\"";
         QVERIFY(parseDeliveryFailure(line));
         for (qsizetype n = 0; n < line.size(); ++n) {
             auto f = parseLogLine(line.left(n));  // must not crash; a cut quoted value is refused
@@ -136,7 +184,8 @@ private slots:
         QCOMPARE(two.at(1).reason, QStringLiteral("second"));
         QCOMPARE(recentDeliveryFailures(tail, 0, true).size(), 0);
         // Not cut: the first line counts (it is whole).
-        QByteArray whole = kHead + "delivery.remote to=z@x.example status=failed reply=zero\n" + tail.mid(tail.indexOf('\n') + 1);
+        QByteArray whole =
+            kHead + "delivery.remote to=z@x.example status=failed reply=zero\n" + tail.mid(tail.indexOf('\n') + 1);
         QCOMPARE(recentDeliveryFailures(whole, 10, false).size(), 4);
         QCOMPARE(recentDeliveryFailures(whole, 10, true).size(), 3);
     }

@@ -150,7 +150,8 @@ private slots:
         QTemporaryDir dir;
         QVERIFY(dir.isValid());
         QVERIFY(QDir(dir.path()).mkdir(QStringLiteral("mail")));
-        const QStringList folders{dir.path(), dir.path() + QStringLiteral("/mail"), dir.path() + QStringLiteral("/queue-not-made")};
+        const QStringList folders{dir.path(), dir.path() + QStringLiteral("/mail"),
+                                  dir.path() + QStringLiteral("/queue-not-made")};
         auto reports = diskReports(folders, 0);
         QCOMPARE(reports.size(), 1);  // mail is on the same device; the queue does not exist yet
         QCOMPARE(reports.first().folder, dir.path());

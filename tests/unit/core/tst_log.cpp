@@ -14,14 +14,21 @@ private Q_SLOTS:
     void quoting_data() {
         QTest::addColumn<QString>("in");
         QTest::addColumn<QString>("out");
-        QTest::newRow("plain") << "abc" << "abc";
-        QTest::newRow("empty") << "" << "\"\"";
-        QTest::newRow("space") << "a b" << "\"a b\"";
-        QTest::newRow("newline") << "a\r\nfake=1" << "\"a\\r\\nfake=1\"";
-        QTest::newRow("quote") << "say \"hi\"" << "\"say \\\"hi\\\"\"";
-        QTest::newRow("equals") << "a=b" << "\"a=b\"";
+        QTest::newRow("plain") << "abc"
+                               << "abc";
+        QTest::newRow("empty") << ""
+                               << "\"\"";
+        QTest::newRow("space") << "a b"
+                               << "\"a b\"";
+        QTest::newRow("newline") << "a\r\nfake=1"
+                                 << "\"a\\r\\nfake=1\"";
+        QTest::newRow("quote") << "say \"hi\""
+                               << "\"say \\\"hi\\\"\"";
+        QTest::newRow("equals") << "a=b"
+                                << "\"a=b\"";
         QTest::newRow("ctl") << QStringLiteral("a\x1b[31m") << "\"a\\x1b[31m\"";
-        QTest::newRow("utf8") << "jörg" << "jörg";
+        QTest::newRow("utf8") << "jörg"
+                              << "jörg";
     }
     void quoting() {
         QFETCH(QString, in);
@@ -35,15 +42,17 @@ private Q_SLOTS:
         QTemporaryDir tmp;
         const QString file = tmp.filePath(QStringLiteral("mail.log"));
         log::init({QStringLiteral("postern-test"), file, log::Level::Info, false});
-        log::write(log::Level::Info, u"abcd1234", u"smtp.connect", log::Fields().add("remote", "192.0.2.1").add("tls", false));
+        log::write(log::Level::Info, u"abcd1234", u"smtp.connect",
+                   log::Fields().add("remote", "192.0.2.1").add("tls", false));
         log::debug(u"hidden");
         log::warn(u"smtp.disconnect", log::Fields().add("reason", "client said\nQUIT"));
         QFile f(file);
         QVERIFY(f.open(QIODevice::ReadOnly));
         const QList<QByteArray> lines = f.readAll().split('\n');
         QCOMPARE(lines.size(), 3);  // two lines and the final empty piece
-        static const QRegularExpression re(QStringLiteral(
-            "^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z postern-test\\[\\d+\\]: info session=abcd1234 smtp\\.connect remote=192\\.0\\.2\\.1 tls=no$"));
+        static const QRegularExpression re(
+            QStringLiteral("^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z postern-test\\[\\d+\\]: info "
+                           "session=abcd1234 smtp\\.connect remote=192\\.0\\.2\\.1 tls=no$"));
         QVERIFY2(re.match(QString::fromUtf8(lines.at(0))).hasMatch(), lines.at(0).constData());
         QVERIFY(lines.at(1).endsWith("warning smtp.disconnect reason=\"client said\\nQUIT\""));
         f.close();

@@ -34,7 +34,8 @@ private Q_SLOTS:
     void sha512CryptFromOpenssl() {
         const QString openssl = need("openssl");
         QVERIFY(!openssl.isEmpty());
-        const QString h = run(openssl, {QStringLiteral("passwd"), QStringLiteral("-6"), QStringLiteral("-stdin")}, "s3cret pass\n");
+        const QString h =
+            run(openssl, {QStringLiteral("passwd"), QStringLiteral("-6"), QStringLiteral("-stdin")}, "s3cret pass\n");
         QVERIFY(h.startsWith(QStringLiteral("$6$")));
         QCOMPARE(toString(passwordScheme(h)), toString(PasswordScheme::Sha512Crypt));
         QVERIFY(verifyPassword("s3cret pass", h));
@@ -42,7 +43,8 @@ private Q_SLOTS:
         QVERIFY(verifyPassword("s3cret pass", QStringLiteral("{CRYPT}") + h));
         QVERIFY(!verifyPassword("s3cret Pass", h));
         QVERIFY(!verifyPassword("", h));
-        const QString h5 = run(openssl, {QStringLiteral("passwd"), QStringLiteral("-5"), QStringLiteral("-stdin")}, "other\n");
+        const QString h5 =
+            run(openssl, {QStringLiteral("passwd"), QStringLiteral("-5"), QStringLiteral("-stdin")}, "other\n");
         QCOMPARE(toString(passwordScheme(h5)), toString(PasswordScheme::Sha256Crypt));
         QVERIFY(verifyPassword("other", h5));
         QVERIFY(!verifyPassword("otherx", h5));
@@ -51,8 +53,10 @@ private Q_SLOTS:
     void bcryptFromMkpasswd() {
         const QString mk = need("mkpasswd");
         QVERIFY(!mk.isEmpty());
-        const QString h = run(mk, {QStringLiteral("-m"), QStringLiteral("bcrypt"), QStringLiteral("-R"), QStringLiteral("5"),
-                                   QStringLiteral("--stdin")}, "hunter2\n");
+        const QString h = run(mk,
+                              {QStringLiteral("-m"), QStringLiteral("bcrypt"), QStringLiteral("-R"),
+                               QStringLiteral("5"), QStringLiteral("--stdin")},
+                              "hunter2\n");
         QVERIFY2(h.startsWith(QStringLiteral("$2b$05$")), qPrintable(h));
         QCOMPARE(toString(passwordScheme(h)), toString(PasswordScheme::Bcrypt));
         QVERIFY(verifyPassword("hunter2", h));
@@ -67,8 +71,9 @@ private Q_SLOTS:
     void sha512FromPython() {
         const QString py = need("python3");
         QVERIFY(!py.isEmpty());
-        const QString h = run(py, {QStringLiteral("-W"), QStringLiteral("ignore"), QStringLiteral("-c"),
-                                   QStringLiteral("import crypt; print(crypt.crypt('pässword', crypt.mksalt(crypt.METHOD_SHA512)))")});
+        const QString h = run(
+            py, {QStringLiteral("-W"), QStringLiteral("ignore"), QStringLiteral("-c"),
+                 QStringLiteral("import crypt; print(crypt.crypt('pässword', crypt.mksalt(crypt.METHOD_SHA512)))")});
         QVERIFY(h.startsWith(QStringLiteral("$6$")));
         QVERIFY(verifyPassword(QStringLiteral("pässword").toUtf8(), h));
         QVERIFY(!verifyPassword("password", h));
@@ -78,15 +83,19 @@ private Q_SLOTS:
         const QString argon2 = need("argon2");
         QVERIFY(!argon2.isEmpty());
         // argon2 SALT -id -t 2 -m 12 (2^12 KiB) -p 1 -e  (password on stdin)
-        const QString h = run(argon2, {QStringLiteral("somesaltsalt"), QStringLiteral("-id"), QStringLiteral("-t"), QStringLiteral("2"),
-                                       QStringLiteral("-m"), QStringLiteral("12"), QStringLiteral("-p"), QStringLiteral("1"), QStringLiteral("-e")},
+        const QString h = run(argon2,
+                              {QStringLiteral("somesaltsalt"), QStringLiteral("-id"), QStringLiteral("-t"),
+                               QStringLiteral("2"), QStringLiteral("-m"), QStringLiteral("12"), QStringLiteral("-p"),
+                               QStringLiteral("1"), QStringLiteral("-e")},
                               "correct horse");
         QVERIFY2(h.startsWith(QStringLiteral("$argon2id$v=19$m=4096,t=2,p=1$")), qPrintable(h));
         QVERIFY(verifyPassword("correct horse", h));
         QVERIFY(verifyPassword("correct horse", QStringLiteral("{ARGON2ID}") + h));
         QVERIFY(!verifyPassword("correct horse ", h));
-        const QString hi = run(argon2, {QStringLiteral("somesaltsalt"), QStringLiteral("-i"), QStringLiteral("-t"), QStringLiteral("2"),
-                                        QStringLiteral("-m"), QStringLiteral("10"), QStringLiteral("-e")}, "battery");
+        const QString hi = run(argon2,
+                               {QStringLiteral("somesaltsalt"), QStringLiteral("-i"), QStringLiteral("-t"),
+                                QStringLiteral("2"), QStringLiteral("-m"), QStringLiteral("10"), QStringLiteral("-e")},
+                               "battery");
         QCOMPARE(toString(passwordScheme(hi)), toString(PasswordScheme::Argon2i));
         QVERIFY(verifyPassword("battery", hi));
     }
@@ -111,9 +120,11 @@ private Q_SLOTS:
         // argon2 CLI takes the salt as text; only check it when the salt happens to be printable.
         bool printable = std::all_of(salt.begin(), salt.end(), [](char c) { return c > 0x20 && c < 0x7f; });
         if (printable) {
-            const QString cli = run(need("argon2"), {QString::fromLatin1(salt), QStringLiteral("-id"), QStringLiteral("-t"), QStringLiteral("1"),
-                                                     QStringLiteral("-m"), QStringLiteral("12"), QStringLiteral("-e")},
-                                    QStringLiteral("zwölf Boxkämpfer").toUtf8());
+            const QString cli =
+                run(need("argon2"),
+                    {QString::fromLatin1(salt), QStringLiteral("-id"), QStringLiteral("-t"), QStringLiteral("1"),
+                     QStringLiteral("-m"), QStringLiteral("12"), QStringLiteral("-e")},
+                    QStringLiteral("zwölf Boxkämpfer").toUtf8());
             QCOMPARE(cli, enc);
         }
     }

@@ -36,15 +36,17 @@ private Q_SLOTS:
         QTest::addColumn<bool>("bundled");
         QTest::addColumn<QString>("offReason");  // why the supervisor runs no unbound
         QTest::newRow("default: bundled") << QByteArray() << QStringList{"127.0.0.1:5335"} << true << QString();
-        QTest::newRow("other port") << QByteArray("dns.resolver_listen = 127.0.0.1:5301\n") << QStringList{"127.0.0.1:5301"} << true
-                                    << QString();
-        QTest::newRow("v6 loopback") << QByteArray("dns.resolver_listen = [::1]:5301\n") << QStringList{"::1:5301"} << true << QString();
-        QTest::newRow("dns.servers overrides") << QByteArray("dns.servers = 192.0.2.1, 192.0.2.2:5353\n")
-                                               << QStringList{"192.0.2.1:53", "192.0.2.2:5353"} << false << QStringLiteral("dns.servers is set");
+        QTest::newRow("other port") << QByteArray("dns.resolver_listen = 127.0.0.1:5301\n")
+                                    << QStringList{"127.0.0.1:5301"} << true << QString();
+        QTest::newRow("v6 loopback") << QByteArray("dns.resolver_listen = [::1]:5301\n") << QStringList{"::1:5301"}
+                                     << true << QString();
+        QTest::newRow("dns.servers overrides")
+            << QByteArray("dns.servers = 192.0.2.1, 192.0.2.2:5353\n") << QStringList{"192.0.2.1:53", "192.0.2.2:5353"}
+            << false << QStringLiteral("dns.servers is set");
         QTest::newRow("system") << QByteArray("dns.resolver = system\n") << QStringList{} << false
                                 << QStringLiteral("dns.resolver is system");
-        QTest::newRow("not loopback: refused, not used") << QByteArray("dns.resolver_listen = 192.0.2.7:5335\n") << QStringList{} << true
-                                                         << QString();
+        QTest::newRow("not loopback: refused, not used")
+            << QByteArray("dns.resolver_listen = 192.0.2.7:5335\n") << QStringList{} << true << QString();
     }
     void servers() {
         QFETCH(QByteArray, conf);
@@ -53,7 +55,8 @@ private Q_SLOTS:
         QFETCH(QString, offReason);
         const Config c = parse(conf);
         QStringList got;
-        for (const DnsServer& s : configuredDnsServers(c)) got << QStringLiteral("%1:%2").arg(s.address.toString()).arg(s.port);
+        for (const DnsServer& s : configuredDnsServers(c))
+            got << QStringLiteral("%1:%2").arg(s.address.toString()).arg(s.port);
         QCOMPARE(got, servers);
         QCOMPARE(bundledResolverInUse(c), bundled);
         const ServiceInfo* unbound = findService(QStringLiteral("unbound"));
@@ -65,29 +68,48 @@ private Q_SLOTS:
     }
 
     void config() {
-        const Config c = parse("dns.resolver_listen = 127.0.0.1:5301\n"
-                               "dns.forward_zones = corp.example=10.0.0.53, Lab.Test.=127.0.0.1:5300, corp.example=10.0.0.54:5353\n");
+        const Config c = parse(
+            "dns.resolver_listen = 127.0.0.1:5301\n"
+            "dns.forward_zones = corp.example=10.0.0.53, Lab.Test.=127.0.0.1:5300, corp.example=10.0.0.54:5353\n");
         const ResolverPaths p = resolverPaths(c, QStringLiteral("/etc/p"));
         QCOMPARE(p.unboundConf, QStringLiteral("/etc/p/dns/unbound.conf"));
         QCOMPARE(p.controlSocket, QStringLiteral("/srv/p/run/dns/unbound.ctl"));
-        auto text = unboundConfig(c, p, RootAnchor{QStringLiteral("/usr/share/dns/root.key"), {}, QStringLiteral("/usr/share/dns/root.hints")});
+        auto text = unboundConfig(
+            c, p,
+            RootAnchor{QStringLiteral("/usr/share/dns/root.key"), {}, QStringLiteral("/usr/share/dns/root.hints")});
         QVERIFY2(text, qPrintable(text.errorMessage()));
         const QByteArray t = *text;
-        for (const char* line : {"server:\n", "  interface: 127.0.0.1@5301\n", "  port: 5301\n", "  access-control: 0.0.0.0/0 refuse\n",
-                                 "  access-control: 127.0.0.0/8 allow\n", "  do-daemonize: no\n", "  username: \"\"\n", "  chroot: \"\"\n",
-                                 "  directory: \"/srv/p/run/dns\"\n", "  logfile: \"\"\n", "  use-syslog: no\n", "  num-threads: 1\n",
-                                 "  trust-anchor-file: \"/usr/share/dns/root.key\"\n", "  root-hints: \"/usr/share/dns/root.hints\"\n",
-                                 "  do-not-query-localhost: no\n", "  domain-insecure: \"corp.example.\"\n",
-                                 "  domain-insecure: \"lab.test.\"\n", "  local-zone: \"lab.test.\" transparent\n", "remote-control:\n", "  control-use-cert: no\n",
+        for (const char* line : {"server:\n",
+                                 "  interface: 127.0.0.1@5301\n",
+                                 "  port: 5301\n",
+                                 "  access-control: 0.0.0.0/0 refuse\n",
+                                 "  access-control: 127.0.0.0/8 allow\n",
+                                 "  do-daemonize: no\n",
+                                 "  username: \"\"\n",
+                                 "  chroot: \"\"\n",
+                                 "  directory: \"/srv/p/run/dns\"\n",
+                                 "  logfile: \"\"\n",
+                                 "  use-syslog: no\n",
+                                 "  num-threads: 1\n",
+                                 "  trust-anchor-file: \"/usr/share/dns/root.key\"\n",
+                                 "  root-hints: \"/usr/share/dns/root.hints\"\n",
+                                 "  do-not-query-localhost: no\n",
+                                 "  domain-insecure: \"corp.example.\"\n",
+                                 "  domain-insecure: \"lab.test.\"\n",
+                                 "  local-zone: \"lab.test.\" transparent\n",
+                                 "remote-control:\n",
+                                 "  control-use-cert: no\n",
                                  "  control-interface: \"/srv/p/run/dns/unbound.ctl\"\n",
-                                 "forward-zone:\n  name: \"corp.example.\"\n  forward-addr: 10.0.0.53@53\n  forward-addr: 10.0.0.54@5353\n",
+                                 "forward-zone:\n  name: \"corp.example.\"\n  forward-addr: 10.0.0.53@53\n  "
+                                 "forward-addr: 10.0.0.54@5353\n",
                                  "forward-zone:\n  name: \"lab.test.\"\n  forward-addr: 127.0.0.1@5300\n"})
             QVERIFY2(t.contains(line), line);
         QVERIFY(!t.contains("trust-anchor:"));
         QCOMPARE(t.count("forward-zone:"), 2);
 
         // No anchor file: the built-in root DS records; no forward zone: localhost not queried.
-        auto plain = unboundConfig(parse(""), p, RootAnchor{{}, QStringLiteral(". IN DS 1 8 2 AA\n. IN DS 2 8 2 BB"), {}});
+        auto plain =
+            unboundConfig(parse(""), p, RootAnchor{{}, QStringLiteral(". IN DS 1 8 2 AA\n. IN DS 2 8 2 BB"), {}});
         QVERIFY(plain);
         QVERIFY(plain->contains("  trust-anchor: \". IN DS 1 8 2 AA\"\n  trust-anchor: \". IN DS 2 8 2 BB\"\n"));
         QVERIFY(!plain->contains("trust-anchor-file"));
@@ -104,13 +126,20 @@ private Q_SLOTS:
     void refusals_data() {
         QTest::addColumn<QByteArray>("conf");
         QTest::addColumn<QString>("error");
-        QTest::newRow("listen not loopback") << QByteArray("dns.resolver_listen = 0.0.0.0:5335\n") << QStringLiteral("not a loopback");
-        QTest::newRow("listen not an address") << QByteArray("dns.resolver_listen = localhost:5335\n") << QStringLiteral("not an IP");
-        QTest::newRow("zone without server") << QByteArray("dns.forward_zones = corp.example\n") << QStringLiteral("expected zone=ip");
-        QTest::newRow("zone bad name") << QByteArray("dns.forward_zones = \"a b\"=10.0.0.1\n") << QStringLiteral("bad zone name");
-        QTest::newRow("zone quote") << QByteArray("dns.forward_zones = x\"y=10.0.0.1\n") << QStringLiteral("bad zone name");
-        QTest::newRow("zone bad server") << QByteArray("dns.forward_zones = corp.example=ns.corp.example\n") << QStringLiteral("not an IP");
-        QTest::newRow("zone bad port") << QByteArray("dns.forward_zones = corp.example=10.0.0.1:0\n") << QStringLiteral("bad port");
+        QTest::newRow("listen not loopback")
+            << QByteArray("dns.resolver_listen = 0.0.0.0:5335\n") << QStringLiteral("not a loopback");
+        QTest::newRow("listen not an address")
+            << QByteArray("dns.resolver_listen = localhost:5335\n") << QStringLiteral("not an IP");
+        QTest::newRow("zone without server")
+            << QByteArray("dns.forward_zones = corp.example\n") << QStringLiteral("expected zone=ip");
+        QTest::newRow("zone bad name") << QByteArray("dns.forward_zones = \"a b\"=10.0.0.1\n")
+                                       << QStringLiteral("bad zone name");
+        QTest::newRow("zone quote") << QByteArray("dns.forward_zones = x\"y=10.0.0.1\n")
+                                    << QStringLiteral("bad zone name");
+        QTest::newRow("zone bad server") << QByteArray("dns.forward_zones = corp.example=ns.corp.example\n")
+                                         << QStringLiteral("not an IP");
+        QTest::newRow("zone bad port") << QByteArray("dns.forward_zones = corp.example=10.0.0.1:0\n")
+                                       << QStringLiteral("bad port");
     }
     void refusals() {
         QFETCH(QByteArray, conf);
@@ -145,7 +174,8 @@ private Q_SLOTS:
                  {"dns.servers = 192.0.2.1\n", "nameserver = [\"192.0.2.1:53\"];"},
                  {"dns.resolver_listen = [::1]:5301\n", "nameserver = [\"[::1]:5301\"];"},
                  {"dns.resolver = system\n", ""}}) {
-            auto c = Config::parse("data_dir = " + dir.path().toUtf8() + "/data\n" + conf, QStringLiteral("postern.conf"), dir.path());
+            auto c = Config::parse("data_dir = " + dir.path().toUtf8() + "/data\n" + conf,
+                                   QStringLiteral("postern.conf"), dir.path());
             QVERIFY(c);
             const SpamPaths paths = spamPaths(*c, dir.path());
             QVERIFY(writeSpamEngineConfig(*c, paths, UserIds{}));

@@ -18,19 +18,21 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
-#include <cstring>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <cstring>
 
 using namespace postern;
 
 namespace {
 constexpr uid_t kOtherUid = 65534;
 
-QByteArray enc(const QString& p) { return QFile::encodeName(p); }
+QByteArray enc(const QString& p) {
+    return QFile::encodeName(p);
+}
 
 void mkdirMode(const QString& p, mode_t mode) {
     QVERIFY2(::mkdir(enc(p).constData(), mode) == 0, qPrintable(p));
@@ -66,7 +68,9 @@ Snap snap(const QString& p) {
     return s;
 }
 
-bool isRoot() { return ::geteuid() == 0; }
+bool isRoot() {
+    return ::geteuid() == 0;
+}
 }  // namespace
 
 class TstSafePath : public QObject {
@@ -111,7 +115,8 @@ private Q_SLOTS:
         const QString real = m_base + QStringLiteral("/real");
         mkdirMode(real, 0700);
         QString walked = m_base;
-        for (const QString& part : {QStringLiteral("u"), QStringLiteral("a"), QStringLiteral("b"), QStringLiteral("c")}) {
+        for (const QString& part :
+             {QStringLiteral("u"), QStringLiteral("a"), QStringLiteral("b"), QStringLiteral("c")}) {
             const QString here = walked + u'/' + part;
             const QString rel = here.mid(m_base.size() + 1);
             if (rel == linkAt) {
@@ -131,7 +136,8 @@ private Q_SLOTS:
             QVERIFY2(dir.errorMessage().contains(m_base + u'/' + linkAt), qPrintable(dir.errorMessage()));
             // Creating through it is refused as well, and nothing appears behind the link.
             QVERIFY(!SafeDir::open(walked + QStringLiteral("/new"), 0700).ok());
-            QVERIFY(!QFileInfo::exists(real + QStringLiteral("/c/new")) && !QFileInfo::exists(real + QStringLiteral("/b/c/new")));
+            QVERIFY(!QFileInfo::exists(real + QStringLiteral("/c/new")) &&
+                    !QFileInfo::exists(real + QStringLiteral("/b/c/new")));
         } else {
             QCOMPARE(dir->path(), walked);
             QCOMPARE(dir->trusted(), trusted);
@@ -217,15 +223,21 @@ private Q_SLOTS:
         const QString folder = m_base + QStringLiteral("/f");
         mkdirMode(folder, trusted ? 0700 : 0777);
         const QString p = folder + QStringLiteral("/entry");
-        if (kind == u"regular") writeText(p, "data");
-        else if (kind == u"symlink") QCOMPARE(::symlink(enc(m_secret).constData(), enc(p).constData()), 0);
-        else if (kind == u"hardlink") QCOMPARE(::link(enc(m_secret).constData(), enc(p).constData()), 0);
-        else if (kind == u"fifo") QCOMPARE(::mkfifo(enc(p).constData(), 0600), 0);
-        else if (kind == u"folder") mkdirMode(p, 0700);
-        else if (kind == u"device") QCOMPARE(::symlink("/dev/null", enc(p).constData()), 0);  // a device reached by a link
+        if (kind == u"regular")
+            writeText(p, "data");
+        else if (kind == u"symlink")
+            QCOMPARE(::symlink(enc(m_secret).constData(), enc(p).constData()), 0);
+        else if (kind == u"hardlink")
+            QCOMPARE(::link(enc(m_secret).constData(), enc(p).constData()), 0);
+        else if (kind == u"fifo")
+            QCOMPARE(::mkfifo(enc(p).constData(), 0600), 0);
+        else if (kind == u"folder")
+            mkdirMode(p, 0700);
+        else if (kind == u"device")
+            QCOMPARE(::symlink("/dev/null", enc(p).constData()), 0);  // a device reached by a link
         else if (kind == u"socket") {
             const int s = ::socket(AF_UNIX, SOCK_STREAM, 0);
-            sockaddr_un a {};
+            sockaddr_un a{};
             a.sun_family = AF_UNIX;
             const QByteArray path = enc(p);
             if (size_t(path.size()) >= sizeof a.sun_path) QSKIP("temporary path too long for a socket");
@@ -235,7 +247,8 @@ private Q_SLOTS:
         } else if (kind == u"other-owner") {
             if (!isRoot()) QSKIP("needs root to make a file of another user");
             writeText(p, "theirs");
-            QCOMPARE(::chown(enc(p).constData(), kOtherUid + 1, kOtherUid + 1), 0);  // neither us, root nor the folder's owner
+            QCOMPARE(::chown(enc(p).constData(), kOtherUid + 1, kOtherUid + 1),
+                     0);  // neither us, root nor the folder's owner
         }
         const Snap before = snap(m_secret);
         auto d = SafeDir::open(folder);
@@ -250,7 +263,8 @@ private Q_SLOTS:
             QVERIFY(!(::fcntl(h->fd(), F_GETFL) & O_NONBLOCK));
         }
         if (!trusted) QCOMPARE(snap(m_secret), before);  // nothing of the "root file" changed
-        if (!ok && kind == u"hardlink") QCOMPARE(snap(m_secret).content, QByteArray("secret\n"));  // O_TRUNC came after the check
+        if (!ok && kind == u"hardlink")
+            QCOMPARE(snap(m_secret).content, QByteArray("secret\n"));  // O_TRUNC came after the check
     }
 
     // A sticky folder (like /tmp): a link is followed only when root or we own it.
@@ -297,10 +311,14 @@ private Q_SLOTS:
         mkdirMode(folder, 0750);
         QCOMPARE(::chown(enc(folder).constData(), kOtherUid, kOtherUid), 0);
         const QString p = folder + QStringLiteral("/auth-throttle");
-        if (kind == u"regular") writeText(p, "x");
-        else if (kind == u"symlink") QCOMPARE(::symlink(enc(m_secret).constData(), enc(p).constData()), 0);
-        else if (kind == u"hardlink") QCOMPARE(::link(enc(m_secret).constData(), enc(p).constData()), 0);
-        else if (kind == u"fifo") QCOMPARE(::mkfifo(enc(p).constData(), 0600), 0);
+        if (kind == u"regular")
+            writeText(p, "x");
+        else if (kind == u"symlink")
+            QCOMPARE(::symlink(enc(m_secret).constData(), enc(p).constData()), 0);
+        else if (kind == u"hardlink")
+            QCOMPARE(::link(enc(m_secret).constData(), enc(p).constData()), 0);
+        else if (kind == u"fifo")
+            QCOMPARE(::mkfifo(enc(p).constData(), 0600), 0);
         const Snap before = snap(m_secret);
         auto d = SafeDir::open(folder);
         QVERIFY(d.ok());
@@ -405,7 +423,8 @@ private Q_SLOTS:
         QCOMPARE(snap(m_secret), secret);
         // Replaced by a real file, it is used (after the once-a-second check).
         QCOMPARE(::unlink(enc(logDir + QStringLiteral("/mail.log")).constData()), 0);
-        QTRY_VERIFY_WITH_TIMEOUT((log::info(u"tst.again"), QFileInfo(logDir + QStringLiteral("/mail.log")).size() > 0), 5000);
+        QTRY_VERIFY_WITH_TIMEOUT((log::info(u"tst.again"), QFileInfo(logDir + QStringLiteral("/mail.log")).size() > 0),
+                                 5000);
         QVERIFY(log::fileError().isEmpty());
         log::init({QStringLiteral("tst"), QString(), log::Level::Info, false});
     }

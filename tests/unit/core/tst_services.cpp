@@ -99,8 +99,8 @@ private Q_SLOTS:
             QVERIFY2(findService(l.program), qPrintable(l.program));  // the supervisor starts it
             QCOMPARE(l.srvService.isEmpty(), l.srvPriority < 0);
         }
-        QCOMPARE(listenerNames(),
-                 QStringList({"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http", "https", "sieve"}));
+        QCOMPARE(listenerNames(), QStringList({"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s",
+                                               "http", "https", "sieve"}));
         for (const ServiceInfo& s : services()) {
             // A program without listeners must say it runs anyway, or it would never start.
             QCOMPARE(listenersOf(s.program).isEmpty(), s.withoutListeners);
@@ -108,8 +108,8 @@ private Q_SLOTS:
         }
         QStringList programs;
         for (const ServiceInfo& s : services()) programs << s.program;
-        QCOMPARE(programs,
-                 QStringList({"unbound", "redis-server", "rspamd", "postern-smtpd", "postern-imapd", "postern-pop3d", "postern-sieved", "postern-queued", "postern-webd"}));
+        QCOMPARE(programs, QStringList({"unbound", "redis-server", "rspamd", "postern-smtpd", "postern-imapd",
+                                        "postern-pop3d", "postern-sieved", "postern-queued", "postern-webd"}));
         for (const ServiceInfo& s : services())  // the engines run only with the spam filter or the bundled resolver
             QCOMPARE(s.engine, s.enabledBy == u"spam.enabled" || s.enabledBy == u"dns.resolver");
         QCOMPARE(findListener(QStringLiteral("nope")), nullptr);

@@ -175,13 +175,17 @@ private Q_SLOTS:
 
     void uriAndQr() {
         const QString uri = totpUri(kAlice, kRfcSecret);
-        QCOMPARE(uri, QStringLiteral("otpauth://totp/Postern:alice@example.org?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Postern"));
+        QCOMPARE(
+            uri,
+            QStringLiteral(
+                "otpauth://totp/Postern:alice@example.org?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Postern"));
         auto qr = QrMatrix::encode(uri.toUtf8());
         QVERIFY(qr.ok());
         QVERIFY(qr->size() >= 21 && (qr->size() - 21) % 4 == 0);  // versions: 21 + 4(v-1) modules
         // Finder patterns: the three corners' 7x7 squares are dark at their rims.
         for (int i = 0; i < 7; ++i) {
-            QVERIFY(qr->dark(i, 0) && qr->dark(0, i) && qr->dark(qr->size() - 1 - i, 0) && qr->dark(0, qr->size() - 1 - i));
+            QVERIFY(qr->dark(i, 0) && qr->dark(0, i) && qr->dark(qr->size() - 1 - i, 0) &&
+                    qr->dark(0, qr->size() - 1 - i));
         }
         QVERIFY(!qr->dark(-1, 0) && !qr->dark(qr->size(), 0));
         const QString svg = qr->toSvg();
@@ -239,7 +243,8 @@ private Q_SLOTS:
         QTest::newRow("bad id") << QByteArray(app).replace("0123456789abcdef", "0123") << false;
         QTest::newRow("bad tag") << QByteArray(app).replace("beef", "xyz1") << false;
         QTest::newRow("bad name") << QByteArray(app).replace("phone", "ph/one") << false;
-        QTest::newRow("duplicate name") << app + QByteArray(app).replace("0123456789abcdef", "0123456789abcdee") << false;
+        QTest::newRow("duplicate name") << app + QByteArray(app).replace("0123456789abcdef", "0123456789abcdee")
+                                        << false;
         QTest::newRow("unknown kind") << QByteArray("totp alice@example.org 1\n") << false;
         QTest::newRow("long line") << QByteArray("# ") + QByteArray(kMaxCredentialLine, 'x') + "\n" << false;
     }
@@ -257,7 +262,10 @@ private Q_SLOTS:
     void appPasswordLimitInFile() {
         QByteArray text;
         for (int i = 0; i <= kMaxAppPasswords; ++i)
-            text += QStringLiteral("app alice@example.org %1 1 0000 {ARGON2ID}x n%2\n").arg(i, 16, 16, QLatin1Char('0')).arg(i).toUtf8();
+            text += QStringLiteral("app alice@example.org %1 1 0000 {ARGON2ID}x n%2\n")
+                        .arg(i, 16, 16, QLatin1Char('0'))
+                        .arg(i)
+                        .toUtf8();
         QVERIFY(!AccountCredentials::parse(text).ok());  // kMaxAppPasswords + 1
         text.truncate(text.lastIndexOf("app "));
         QVERIFY(AccountCredentials::parse(text).ok());  // exactly kMaxAppPasswords
@@ -313,7 +321,8 @@ private Q_SLOTS:
         QVERIFY(!in.tf.addAppPassword(kAlice, QString(kMaxAppPasswordName + 1, QLatin1Char('n')), fastHash()).ok());
         auto p = in.tf.addAppPassword(kAlice, QString(kMaxAppPasswordName, QLatin1Char('n')), fastHash());
         QVERIFY2(p.ok(), qPrintable(p.errorMessage()));
-        QVERIFY(!in.tf.addAppPassword(kAlice, QString(kMaxAppPasswordName, QLatin1Char('N')), fastHash()).ok());  // same name
+        QVERIFY(!in.tf.addAppPassword(kAlice, QString(kMaxAppPasswordName, QLatin1Char('N')), fastHash())
+                     .ok());  // same name
         QCOMPARE(modeOf(in.store.credentialsPath()), 0640);
         const AppPassword stored = in.store.load()->credentials().appPasswords(kAlice).first();
         const QByteArray letters = normalizeAppPassword(p->password.toLatin1());
@@ -323,7 +332,8 @@ private Q_SLOTS:
         QCOMPARE(stored.tag, appPasswordTag(kAlice, letters));
         // Limit: up to kMaxAppPasswords, then refused.
         for (int i = 1; i < kMaxAppPasswords; ++i)
-            QVERIFY2(in.tf.addAppPassword(kAlice, QStringLiteral("app%1").arg(i), fastHash()).ok(), qPrintable(QString::number(i)));
+            QVERIFY2(in.tf.addAppPassword(kAlice, QStringLiteral("app%1").arg(i), fastHash()).ok(),
+                     qPrintable(QString::number(i)));
         QCOMPARE(int(in.tf.appPasswords(kAlice)->size()), kMaxAppPasswords);
         auto over = in.tf.addAppPassword(kAlice, QStringLiteral("one-more"), fastHash());
         QVERIFY(!over.ok());
@@ -357,7 +367,8 @@ private Q_SLOTS:
         // A hand edit that deletes a user from `users` hides their credentials at once.
         QVERIFY(in.tf.addAppPassword(QStringLiteral("bob@example.org"), QStringLiteral("tablet"), fastHash()).ok());
         QByteArray users = *readFile(in.store.usersPath());
-        users.replace(users.indexOf("bob@"), users.indexOf('\n', users.indexOf("bob@")) - users.indexOf("bob@") + 1, "");
+        users.replace(users.indexOf("bob@"), users.indexOf('\n', users.indexOf("bob@")) - users.indexOf("bob@") + 1,
+                      "");
         QVERIFY(writeFileAtomic(in.store.usersPath(), users, 0640).ok());
         QVERIFY(in.store.load()->credentials().appPasswords(QStringLiteral("bob@example.org")).isEmpty());
     }

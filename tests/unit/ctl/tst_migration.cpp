@@ -23,7 +23,8 @@ QList<ImapResponse> parseAll(const QByteArray& wire, int mode, ClientLimits limi
         for (;;) {
             ImapResponse r;
             const auto res = p.next(&r);
-            if (res == ImapResponseParser::Result::Response) out << r;
+            if (res == ImapResponseParser::Result::Response)
+                out << r;
             else if (res == ImapResponseParser::Result::Error) {
                 *error = p.error();
                 return false;
@@ -35,7 +36,9 @@ QList<ImapResponse> parseAll(const QByteArray& wire, int mode, ClientLimits limi
     QRandomGenerator rng(42);
     qsizetype pos = 0;
     while (pos < wire.size()) {
-        const qsizetype n = mode == 0 ? wire.size() : mode == 1 ? 1 : 1 + rng.bounded(int(std::min<qsizetype>(wire.size() - pos, 17)));
+        const qsizetype n = mode == 0   ? wire.size()
+                            : mode == 1 ? 1
+                                        : 1 + rng.bounded(int(std::min<qsizetype>(wire.size() - pos, 17)));
         p.feed(QByteArrayView(wire).sliced(pos, std::min(n, wire.size() - pos)));
         pos += n;
         if (!drain()) return out;
@@ -47,10 +50,18 @@ QString dump(const QList<ImapValue>& vs) {
     QStringList parts;
     for (const ImapValue& v : vs) {
         switch (v.kind) {
-            case ImapValue::Kind::Atom: parts << QString::fromUtf8(v.text); break;
-            case ImapValue::Kind::Nil: parts << QStringLiteral("NIL"); break;
-            case ImapValue::Kind::String: parts << QStringLiteral("\"%1\"").arg(QString::fromUtf8(v.text)); break;
-            case ImapValue::Kind::List: parts << QStringLiteral("(%1)").arg(dump(v.list)); break;
+            case ImapValue::Kind::Atom:
+                parts << QString::fromUtf8(v.text);
+                break;
+            case ImapValue::Kind::Nil:
+                parts << QStringLiteral("NIL");
+                break;
+            case ImapValue::Kind::String:
+                parts << QStringLiteral("\"%1\"").arg(QString::fromUtf8(v.text));
+                break;
+            case ImapValue::Kind::List:
+                parts << QStringLiteral("(%1)").arg(dump(v.list));
+                break;
         }
     }
     return parts.join(QLatin1Char(' '));
@@ -58,18 +69,22 @@ QString dump(const QList<ImapValue>& vs) {
 
 QString dumpResponse(const ImapResponse& r) {
     switch (r.type) {
-        case ImapResponse::Type::Continuation: return QStringLiteral("+ ") + QString::fromUtf8(r.text);
+        case ImapResponse::Type::Continuation:
+            return QStringLiteral("+ ") + QString::fromUtf8(r.text);
         case ImapResponse::Type::Tagged:
         case ImapResponse::Type::Untagged: {
             QString s = r.type == ImapResponse::Type::Tagged ? QString::fromUtf8(r.tag) : QStringLiteral("*");
-            if (!r.status.isEmpty()) return s + u' ' + QString::fromUtf8(r.status) + QStringLiteral(" [") + QString::fromUtf8(r.code) + QStringLiteral("] ") + QString::fromUtf8(r.text);
+            if (!r.status.isEmpty())
+                return s + u' ' + QString::fromUtf8(r.status) + QStringLiteral(" [") + QString::fromUtf8(r.code) +
+                       QStringLiteral("] ") + QString::fromUtf8(r.text);
             return s + u' ' + dump(r.values);
         }
     }
     return {};
 }
 
-QList<MboxMessage> readMbox(const QByteArray& data, int mode, MboxFormat f = MboxFormat::Mboxrd, qsizetype maxMessage = MboxReader::kMaxMessage) {
+QList<MboxMessage> readMbox(const QByteArray& data, int mode, MboxFormat f = MboxFormat::Mboxrd,
+                            qsizetype maxMessage = MboxReader::kMaxMessage) {
     MboxReader r(f, maxMessage);
     QList<MboxMessage> out;
     QRandomGenerator rng(7);
@@ -94,18 +109,30 @@ private Q_SLOTS:
         QTest::addColumn<QByteArray>("wire");
         QTest::addColumn<QStringList>("expected");
         QTest::newRow("greeting") << QByteArray("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] Dovecot (it's \"ready\"\r\n")
-                                  << QStringList{QStringLiteral("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] Dovecot (it's \"ready\"")};
-        QTest::newRow("tagged") << QByteArray("a1 NO [THROTTLED] slow down\r\n") << QStringList{QStringLiteral("a1 NO [THROTTLED] slow down")};
-        QTest::newRow("continuation") << QByteArray("+ \r\n+ go ahead\r\n") << QStringList{QStringLiteral("+ "), QStringLiteral("+ go ahead")};
-        QTest::newRow("list") << QByteArray("* LIST (\\HasNoChildren \\Sent) \"/\" \"[Gmail]/Sent Mail\"\r\n* LIST (\\Noselect) NIL INBOX\r\n")
-                              << QStringList{QStringLiteral("* LIST (\\HasNoChildren \\Sent) \"/\" \"[Gmail]/Sent Mail\""), QStringLiteral("* LIST (\\Noselect) NIL INBOX")};
-        QTest::newRow("fetch with literal") << QByteArray("* 1 FETCH (UID 7 FLAGS (\\Seen $Label1) INTERNALDATE \"01-Jan-2018 10:00:00 +0000\" BODY[] {13}\r\nA: b\r\n\r\n) {x})\r\n")
-                                            << QStringList{QStringLiteral("* 1 FETCH (UID 7 FLAGS (\\Seen $Label1) INTERNALDATE \"01-Jan-2018 10:00:00 +0000\" BODY[] \"A: b\r\n\r\n) {x}\")")};
-        QTest::newRow("empty literal and section") << QByteArray("* 2 FETCH (BODY[HEADER.FIELDS (FROM TO)]<0> {0}\r\n UID 3)\r\n")
-                                                   << QStringList{QStringLiteral("* 2 FETCH (BODY[HEADER.FIELDS (FROM TO)]<0> \"\" UID 3)")};
+                                  << QStringList{QStringLiteral(
+                                         "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] Dovecot (it's \"ready\"")};
+        QTest::newRow("tagged") << QByteArray("a1 NO [THROTTLED] slow down\r\n")
+                                << QStringList{QStringLiteral("a1 NO [THROTTLED] slow down")};
+        QTest::newRow("continuation") << QByteArray("+ \r\n+ go ahead\r\n")
+                                      << QStringList{QStringLiteral("+ "), QStringLiteral("+ go ahead")};
+        QTest::newRow("list")
+            << QByteArray(
+                   "* LIST (\\HasNoChildren \\Sent) \"/\" \"[Gmail]/Sent Mail\"\r\n* LIST (\\Noselect) NIL INBOX\r\n")
+            << QStringList{QStringLiteral("* LIST (\\HasNoChildren \\Sent) \"/\" \"[Gmail]/Sent Mail\""),
+                           QStringLiteral("* LIST (\\Noselect) NIL INBOX")};
+        QTest::newRow("fetch with literal")
+            << QByteArray(
+                   "* 1 FETCH (UID 7 FLAGS (\\Seen $Label1) INTERNALDATE \"01-Jan-2018 10:00:00 +0000\" BODY[] "
+                   "{13}\r\nA: b\r\n\r\n) {x})\r\n")
+            << QStringList{QStringLiteral("* 1 FETCH (UID 7 FLAGS (\\Seen $Label1) INTERNALDATE \"01-Jan-2018 10:00:00 "
+                                          "+0000\" BODY[] \"A: b\r\n\r\n) {x}\")")};
+        QTest::newRow("empty literal and section")
+            << QByteArray("* 2 FETCH (BODY[HEADER.FIELDS (FROM TO)]<0> {0}\r\n UID 3)\r\n")
+            << QStringList{QStringLiteral("* 2 FETCH (BODY[HEADER.FIELDS (FROM TO)]<0> \"\" UID 3)")};
         QTest::newRow("quoted escapes") << QByteArray("* STATUS \"a \\\"b\\\" \\\\c\" (MESSAGES 3)\r\n")
                                         << QStringList{QStringLiteral("* STATUS \"a \"b\" \\c\" (MESSAGES 3)")};
-        QTest::newRow("search") << QByteArray("* SEARCH 1 2 4294967295\r\n* SEARCH\r\n") << QStringList{QStringLiteral("* SEARCH 1 2 4294967295"), QStringLiteral("* SEARCH")};
+        QTest::newRow("search") << QByteArray("* SEARCH 1 2 4294967295\r\n* SEARCH\r\n")
+                                << QStringList{QStringLiteral("* SEARCH 1 2 4294967295"), QStringLiteral("* SEARCH")};
         QTest::newRow("lf only") << QByteArray("* 3 EXISTS\n") << QStringList{QStringLiteral("* 3 EXISTS")};
     }
     void responses() {
@@ -126,11 +153,15 @@ private Q_SLOTS:
         QTest::addColumn<QString>("error");
         QTest::newRow("unbalanced )") << QByteArray("* 1 FETCH (UID 1))\r\n") << QStringLiteral("')' without '('");
         QTest::newRow("open list") << QByteArray("* 1 FETCH (UID 1\r\n") << QStringLiteral("a list without ')'");
-        QTest::newRow("brace not literal") << QByteArray("* 1 FETCH (X {3} Y)\r\n") << QStringLiteral("'{' that is not a literal");
-        QTest::newRow("bad escape") << QByteArray("* X \"a\\b\"\r\n") << QStringLiteral("a bad escape in a quoted string");
+        QTest::newRow("brace not literal")
+            << QByteArray("* 1 FETCH (X {3} Y)\r\n") << QStringLiteral("'{' that is not a literal");
+        QTest::newRow("bad escape") << QByteArray("* X \"a\\b\"\r\n")
+                                    << QStringLiteral("a bad escape in a quoted string");
         QTest::newRow("no tag") << QByteArray("\r\n") << QStringLiteral("a response without a tag");
-        QTest::newRow("tagged data") << QByteArray("a1 FETCH (UID 1)\r\n") << QStringLiteral("a tagged response that is not OK, NO or BAD");
-        QTest::newRow("unterminated quote") << QByteArray("* X \"abc\r\n") << QStringLiteral("a quoted string without its end");
+        QTest::newRow("tagged data") << QByteArray("a1 FETCH (UID 1)\r\n")
+                                     << QStringLiteral("a tagged response that is not OK, NO or BAD");
+        QTest::newRow("unterminated quote")
+            << QByteArray("* X \"abc\r\n") << QStringLiteral("a quoted string without its end");
     }
     void malformed() {
         QFETCH(QByteArray, wire);
@@ -202,20 +233,32 @@ private Q_SLOTS:
         QTest::addColumn<QByteArray>("data");
         QTest::addColumn<int>("format");
         QTest::addColumn<QList<QByteArray>>("bodies");
-        const QByteArray two = "From a@x Mon Jan  1 10:00:00 2018\nA: 1\n\n>From q\n>>From qq\nFrom mid-paragraph\n\nFrom no date here\n\n\n"
-                               "From b@x Tue Jan  2 10:00:00 2018\nA: 2\n\nend";
-        QTest::newRow("mboxrd") << two << int(MboxFormat::Mboxrd)
-                                << QList<QByteArray>{"A: 1\r\n\r\nFrom q\r\n>From qq\r\nFrom mid-paragraph\r\n\r\nFrom no date here\r\n\r\n", "A: 2\r\n\r\nend\r\n"};
-        QTest::newRow("mboxo") << two << int(MboxFormat::Mboxo)
-                               << QList<QByteArray>{"A: 1\r\n\r\nFrom q\r\n>>From qq\r\nFrom mid-paragraph\r\n\r\nFrom no date here\r\n\r\n", "A: 2\r\n\r\nend\r\n"};
+        const QByteArray two =
+            "From a@x Mon Jan  1 10:00:00 2018\nA: 1\n\n>From q\n>>From qq\nFrom mid-paragraph\n\nFrom no date "
+            "here\n\n\n"
+            "From b@x Tue Jan  2 10:00:00 2018\nA: 2\n\nend";
+        QTest::newRow("mboxrd")
+            << two << int(MboxFormat::Mboxrd)
+            << QList<QByteArray>{
+                   "A: 1\r\n\r\nFrom q\r\n>From qq\r\nFrom mid-paragraph\r\n\r\nFrom no date here\r\n\r\n",
+                   "A: 2\r\n\r\nend\r\n"};
+        QTest::newRow("mboxo")
+            << two << int(MboxFormat::Mboxo)
+            << QList<QByteArray>{
+                   "A: 1\r\n\r\nFrom q\r\n>>From qq\r\nFrom mid-paragraph\r\n\r\nFrom no date here\r\n\r\n",
+                   "A: 2\r\n\r\nend\r\n"};
         QByteArray crlf = two;
         crlf.replace("\n", "\r\n");
-        QTest::newRow("crlf") << crlf << int(MboxFormat::Mboxrd)
-                              << QList<QByteArray>{"A: 1\r\n\r\nFrom q\r\n>From qq\r\nFrom mid-paragraph\r\n\r\nFrom no date here\r\n\r\n", "A: 2\r\n\r\nend\r\n"};
-        QTest::newRow("8bit") << QByteArray("From x Sat Dec 05 10:00:00 +0000 2020\nS: \xff\xfe\n\n\x80\n") << int(MboxFormat::Mboxrd)
+        QTest::newRow("crlf")
+            << crlf << int(MboxFormat::Mboxrd)
+            << QList<QByteArray>{
+                   "A: 1\r\n\r\nFrom q\r\n>From qq\r\nFrom mid-paragraph\r\n\r\nFrom no date here\r\n\r\n",
+                   "A: 2\r\n\r\nend\r\n"};
+        QTest::newRow("8bit") << QByteArray("From x Sat Dec 05 10:00:00 +0000 2020\nS: \xff\xfe\n\n\x80\n")
+                              << int(MboxFormat::Mboxrd)
                               << QList<QByteArray>{QByteArray("S: \xff\xfe\r\n\r\n\x80\r\n")};
-        QTest::newRow("garbage first") << QByteArray("junk\n\nFrom x Mon Jan  1 10:00:00 2018\nA: 1\n") << int(MboxFormat::Mboxrd)
-                                       << QList<QByteArray>{"A: 1\r\n"};
+        QTest::newRow("garbage first") << QByteArray("junk\n\nFrom x Mon Jan  1 10:00:00 2018\nA: 1\n")
+                                       << int(MboxFormat::Mboxrd) << QList<QByteArray>{"A: 1\r\n"};
     }
     void mbox() {
         QFETCH(QByteArray, data);
@@ -230,14 +273,19 @@ private Q_SLOTS:
     }
 
     void mboxDatesFlagsLimits() {
-        const QByteArray data = "From a@x Mon Jan  1 10:00:00 2018\nStatus: RO\nX-Status: AFT\nX-Keywords: Work, $Label1\nX-Mozilla-Status: 1000\n"
-                                "Subject: s\n continued\n\nbody\n\n"
-                                "From b@x Sat Dec 05 10:00:00 +0100 2020\nSubject: t\n\n" + QByteArray(100, 'x') + "\n";
+        const QByteArray data =
+            "From a@x Mon Jan  1 10:00:00 2018\nStatus: RO\nX-Status: AFT\nX-Keywords: Work, "
+            "$Label1\nX-Mozilla-Status: 1000\n"
+            "Subject: s\n continued\n\nbody\n\n"
+            "From b@x Sat Dec 05 10:00:00 +0100 2020\nSubject: t\n\n" +
+            QByteArray(100, 'x') + "\n";
         const QList<MboxMessage> m = readMbox(data, 1);
         QCOMPARE(m.size(), 2);
         QCOMPARE(m.at(0).bytes, QByteArray("Subject: s\r\n continued\r\n\r\nbody\r\n"));
-        QCOMPARE(m.at(0).flags, (QStringList{QStringLiteral("$Forwarded"), QStringLiteral("\\Answered"), QStringLiteral("\\Draft"),
-                                             QStringLiteral("\\Flagged"), QStringLiteral("\\Seen"), QStringLiteral("Work"), QStringLiteral("$Label1")}));
+        QCOMPARE(m.at(0).flags,
+                 (QStringList{QStringLiteral("$Forwarded"), QStringLiteral("\\Answered"), QStringLiteral("\\Draft"),
+                              QStringLiteral("\\Flagged"), QStringLiteral("\\Seen"), QStringLiteral("Work"),
+                              QStringLiteral("$Label1")}));
         QCOMPARE(m.at(0).internalDateMs, QDateTime(QDate(2018, 1, 1), QTime(10, 0), Qt::UTC).toMSecsSinceEpoch());
         QCOMPARE(m.at(1).internalDateMs, QDateTime(QDate(2020, 12, 5), QTime(9, 0), Qt::UTC).toMSecsSinceEpoch());
         // kMaxMessage at its boundary: "Subject: t\r\n\r\n" + 100 x + CRLF = 116 bytes.
@@ -245,7 +293,8 @@ private Q_SLOTS:
         QVERIFY(readMbox(data, 0, MboxFormat::Mboxrd, 115).at(1).tooBig);
         QVERIFY(readMbox(data, 0, MboxFormat::Mboxrd, 115).at(1).bytes.isEmpty());
         // A line longer than kMaxLine is kept whole, in pieces, and never taken for a separator.
-        QByteArray longLine = "From a@x Mon Jan  1 10:00:00 2018\nA: 1\n\n" + QByteArray(MboxReader::kMaxLine + 5, 'y') + "\n";
+        QByteArray longLine =
+            "From a@x Mon Jan  1 10:00:00 2018\nA: 1\n\n" + QByteArray(MboxReader::kMaxLine + 5, 'y') + "\n";
         const QList<MboxMessage> l = readMbox(longLine, 2);
         QCOMPARE(l.size(), 1);
         QCOMPARE(l.at(0).bytes.size(), qsizetype(6 + 2 + MboxReader::kMaxLine + 5 + 2));
@@ -296,10 +345,11 @@ private Q_SLOTS:
         QCOMPARE(back->entries.at(1).path, f.path);
         QCOMPARE(back->entries.at(1).mtimeNs, 123);
         // Paths that would leave the snapshot, duplicates, unknown records.
-        for (const QByteArray& bad : {QByteArray("F " + QByteArray(64, 'a') + " 1 600 root root 1 data/../../etc/shadow"),
-                                      QByteArray("F " + QByteArray(64, 'a') + " 1 600 root root 1 %2Fetc%2Fshadow"),
-                                      QByteArray("F " + QByteArray(64, 'a') + " 1 600 root root 1 other/x"),
-                                      QByteArray("D 700 root root data\nD 700 root root data"), QByteArray("X y")}) {
+        for (const QByteArray& bad :
+             {QByteArray("F " + QByteArray(64, 'a') + " 1 600 root root 1 data/../../etc/shadow"),
+              QByteArray("F " + QByteArray(64, 'a') + " 1 600 root root 1 %2Fetc%2Fshadow"),
+              QByteArray("F " + QByteArray(64, 'a') + " 1 600 root root 1 other/x"),
+              QByteArray("D 700 root root data\nD 700 root root data"), QByteArray("X y")}) {
             QVERIFY2(!backup::Manifest::parse("POSTERN-BACKUP 1\n" + bad + "\n"), bad.constData());
         }
         QVERIFY(!backup::Manifest::parse("POSTERN-BACKUP 2\n"));
@@ -312,9 +362,12 @@ private Q_SLOTS:
         QTest::newRow("ok") << QByteArray("A: b\r\n c\r\nD:\r\n\r\nbody") << QString();
         QTest::newRow("header only") << QByteArray("A: b\n") << QString();
         QTest::newRow("empty") << QByteArray() << QStringLiteral("empty file");
-        QTest::newRow("mbox line") << QByteArray("From x Mon Jan  1 10:00:00 2018\r\nA: b\r\n") << QStringLiteral("line 1 has a bad field name");
-        QTest::newRow("no colon") << QByteArray("A: b\r\nnonsense\r\n\r\n") << QStringLiteral("line 2 is not a header field");
-        QTest::newRow("continuation first") << QByteArray(" A: b\r\n") << QStringLiteral("line 1 is a continuation line");
+        QTest::newRow("mbox line") << QByteArray("From x Mon Jan  1 10:00:00 2018\r\nA: b\r\n")
+                                   << QStringLiteral("line 1 has a bad field name");
+        QTest::newRow("no colon") << QByteArray("A: b\r\nnonsense\r\n\r\n")
+                                  << QStringLiteral("line 2 is not a header field");
+        QTest::newRow("continuation first")
+            << QByteArray(" A: b\r\n") << QStringLiteral("line 1 is a continuation line");
         QTest::newRow("body only") << QByteArray("\r\nbody") << QStringLiteral("no header fields before the body");
     }
     void messageCheck() {
@@ -332,24 +385,37 @@ private Q_SLOTS:
             f.delimiter = QLatin1Char(delim);
             return f;
         };
-        const QList<RemoteFolder> gmail = {
-            rf("[Gmail]/All Mail", {QStringLiteral("\\All")}), rf("INBOX", {}), rf("[Gmail]", {QStringLiteral("\\Noselect")}),
-            rf("[Gmail]/Sent Mail", {QStringLiteral("\\Sent")}), rf("[Gmail]/Starred", {QStringLiteral("\\Flagged")}),
-            rf("[Gmail]/Spam", {QStringLiteral("\\Junk")}), rf("Work/Client.A", {}), rf("Deleted Items", {}), rf("Old", {})};
+        const QList<RemoteFolder> gmail = {rf("[Gmail]/All Mail", {QStringLiteral("\\All")}),
+                                           rf("INBOX", {}),
+                                           rf("[Gmail]", {QStringLiteral("\\Noselect")}),
+                                           rf("[Gmail]/Sent Mail", {QStringLiteral("\\Sent")}),
+                                           rf("[Gmail]/Starred", {QStringLiteral("\\Flagged")}),
+                                           rf("[Gmail]/Spam", {QStringLiteral("\\Junk")}),
+                                           rf("Work/Client.A", {}),
+                                           rf("Deleted Items", {}),
+                                           rf("Old", {})};
         QMap<QString, QString> map{{QStringLiteral("Old"), QString()}};
         const QList<FolderPlan> p = planFolders(gmail, map, true);
         QStringList s;
-        for (const FolderPlan& x : p) s << x.remote.name + QStringLiteral(" -> ") + (x.skip ? QStringLiteral("skip") : x.local.join(QLatin1Char('/'))) + (x.allMail ? QStringLiteral(" (all)") : QString());
-        QCOMPARE(s, (QStringList{QStringLiteral("INBOX -> "), QStringLiteral("[Gmail] -> skip"), QStringLiteral("[Gmail]/Sent Mail -> Sent"),
-                                 QStringLiteral("[Gmail]/Starred -> skip"), QStringLiteral("[Gmail]/Spam -> Junk"), QStringLiteral("Work/Client.A -> Work/Client_A"),
-                                 QStringLiteral("Deleted Items -> Trash"), QStringLiteral("Old -> skip"), QStringLiteral("[Gmail]/All Mail -> Archive (all)")}));
+        for (const FolderPlan& x : p)
+            s << x.remote.name + QStringLiteral(" -> ") +
+                     (x.skip ? QStringLiteral("skip") : x.local.join(QLatin1Char('/'))) +
+                     (x.allMail ? QStringLiteral(" (all)") : QString());
+        QCOMPARE(s,
+                 (QStringList{QStringLiteral("INBOX -> "), QStringLiteral("[Gmail] -> skip"),
+                              QStringLiteral("[Gmail]/Sent Mail -> Sent"), QStringLiteral("[Gmail]/Starred -> skip"),
+                              QStringLiteral("[Gmail]/Spam -> Junk"), QStringLiteral("Work/Client.A -> Work/Client_A"),
+                              QStringLiteral("Deleted Items -> Trash"), QStringLiteral("Old -> skip"),
+                              QStringLiteral("[Gmail]/All Mail -> Archive (all)")}));
         // \All elsewhere is a virtual folder: skipped.
         QVERIFY(planFolders({rf("Virtual/All", {QStringLiteral("\\All")})}, {}, false).first().skip);
     }
 
     void internalDate() {
-        QCOMPARE(parseInternalDate("17-Jul-1996 02:44:25 -0700"), QDateTime(QDate(1996, 7, 17), QTime(9, 44, 25), Qt::UTC).toMSecsSinceEpoch());
-        QCOMPARE(parseInternalDate(" 1-Jan-2018 10:00:00 +0000"), QDateTime(QDate(2018, 1, 1), QTime(10, 0), Qt::UTC).toMSecsSinceEpoch());
+        QCOMPARE(parseInternalDate("17-Jul-1996 02:44:25 -0700"),
+                 QDateTime(QDate(1996, 7, 17), QTime(9, 44, 25), Qt::UTC).toMSecsSinceEpoch());
+        QCOMPARE(parseInternalDate(" 1-Jan-2018 10:00:00 +0000"),
+                 QDateTime(QDate(2018, 1, 1), QTime(10, 0), Qt::UTC).toMSecsSinceEpoch());
         QCOMPARE(parseInternalDate("32-Jan-2018 10:00:00 +0000"), 0);
         QCOMPARE(parseInternalDate("garbage"), 0);
     }

@@ -38,7 +38,8 @@ private slots:
     void plainMachine() {
         QTemporaryDir d;
         bool w = true;
-        QCOMPARE(securityUpdatesLine(d.path(), kNow, &w), QStringLiteral("security updates: not automatic here (no unattended-upgrades)"));
+        QCOMPARE(securityUpdatesLine(d.path(), kNow, &w),
+                 QStringLiteral("security updates: not automatic here (no unattended-upgrades)"));
         QVERIFY(!w);
     }
 
@@ -54,10 +55,12 @@ private slots:
     void switchedOffOrMissing() {
         QTemporaryDir d;
         automatic(d.path());
-        put(d.path(), QStringLiteral("/etc/apt/apt.conf.d/20auto-upgrades"), "APT::Periodic::Unattended-Upgrade \"0\";\n");
+        put(d.path(), QStringLiteral("/etc/apt/apt.conf.d/20auto-upgrades"),
+            "APT::Periodic::Unattended-Upgrade \"0\";\n");
         QVERIFY(securityUpdatesLine(d.path(), kNow, nullptr).contains(QStringLiteral("not automatic")));
         QTemporaryDir e;
-        put(e.path(), QStringLiteral("/etc/apt/apt.conf.d/20auto-upgrades"), "APT::Periodic::Unattended-Upgrade \"1\";\n");
+        put(e.path(), QStringLiteral("/etc/apt/apt.conf.d/20auto-upgrades"),
+            "APT::Periodic::Unattended-Upgrade \"1\";\n");
         QVERIFY(securityUpdatesLine(e.path(), kNow, nullptr).contains(QStringLiteral("not automatic")));
     }
 
@@ -77,8 +80,12 @@ private slots:
         bool w = !stale;
         const QString line = securityUpdatesLine(d.path(), kNow, &w);
         QCOMPARE(w, stale);
-        if (stale) QVERIFY2(line.contains(QStringLiteral("WARNING: automatic, but the last run was 3 days ago")), qPrintable(line));
-        else QVERIFY2(line.startsWith(QStringLiteral("security updates: automatic (unattended-upgrades), last run ")), qPrintable(line));
+        if (stale)
+            QVERIFY2(line.contains(QStringLiteral("WARNING: automatic, but the last run was 3 days ago")),
+                     qPrintable(line));
+        else
+            QVERIFY2(line.startsWith(QStringLiteral("security updates: automatic (unattended-upgrades), last run ")),
+                     qPrintable(line));
     }
 
     // No run yet: fine on the first day after installation, a warning after.
@@ -98,7 +105,8 @@ private slots:
         bool w = !warn;
         const QString line = securityUpdatesLine(d.path(), kNow, &w);
         QCOMPARE(w, warn);
-        QVERIFY2(line.contains(warn ? QStringLiteral("not run yet") : QStringLiteral("first run within a day")), qPrintable(line));
+        QVERIFY2(line.contains(warn ? QStringLiteral("not run yet") : QStringLiteral("first run within a day")),
+                 qPrintable(line));
     }
 
     void rebootRequired() {
@@ -109,7 +117,8 @@ private slots:
         put(d.path(), QStringLiteral("/run/reboot-required.pkgs"), "linux-image-6.1.0-99-cloud-amd64\nlibc6\nlibc6\n");
         bool w = false;
         QCOMPARE(securityUpdatesLine(d.path(), kNow, &w),
-                 QStringLiteral("security updates: WARNING: a reboot is needed to finish updates (linux-image-6.1.0-99-cloud-amd64, libc6)"));
+                 QStringLiteral("security updates: WARNING: a reboot is needed to finish updates "
+                                "(linux-image-6.1.0-99-cloud-amd64, libc6)"));
         QVERIFY(w);
     }
 };

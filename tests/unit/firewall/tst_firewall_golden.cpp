@@ -20,8 +20,10 @@ QString render(const Snapshot& snap) {
     const QList<ConfiguredPort> ports = defaultPorts();
     const Report report = buildReport(snap, ports, false);
     QString out = QStringLiteral("== status\n") + renderStatus(report);
-    out += QStringLiteral("== plan\n") + renderPlan(planOpen(snap, report.detection, report.results, ports, FirewallState{}), QStringLiteral("Plan"));
-    out += QStringLiteral("== remove\n") + renderPlan(planRemove(snap, report.detection, FirewallState{}), QStringLiteral("Remove"));
+    out += QStringLiteral("== plan\n") +
+           renderPlan(planOpen(snap, report.detection, report.results, ports, FirewallState{}), QStringLiteral("Plan"));
+    out += QStringLiteral("== remove\n") +
+           renderPlan(planRemove(snap, report.detection, FirewallState{}), QStringLiteral("Remove"));
     return out;
 }
 
@@ -56,7 +58,9 @@ private Q_SLOTS:
         const QStringList want = QString::fromUtf8(f.readAll()).split(QLatin1Char('\n'));
         const QStringList got = actual.split(QLatin1Char('\n'));
         for (qsizetype i = 0; i < qMin(want.size(), got.size()); ++i)
-            QVERIFY2(want.at(i) == got.at(i), qPrintable(QStringLiteral("line %1:\n want: %2\n  got: %3").arg(i + 1).arg(want.at(i), got.at(i))));
+            QVERIFY2(
+                want.at(i) == got.at(i),
+                qPrintable(QStringLiteral("line %1:\n want: %2\n  got: %3").arg(i + 1).arg(want.at(i), got.at(i))));
         QCOMPARE(got.size(), want.size());
     }
 

@@ -94,7 +94,8 @@ struct Harness {
         if (waitForTag) {
             QElapsedTimer clock;
             clock.start();
-            while (!io.output.startsWith(tag + ' ') && !io.output.contains("\r\n" + tag + ' ') && !io.closed && clock.elapsed() < 10000)
+            while (!io.output.startsWith(tag + ' ') && !io.output.contains("\r\n" + tag + ' ') && !io.closed &&
+                   clock.elapsed() < 10000)
                 QCoreApplication::processEvents(QEventLoop::AllEvents, 5);
         }
         Reply r;
@@ -129,8 +130,8 @@ struct Harness {
 
     // "APPEND mailbox [extra ]{n+}\r\n<content>" (a non-synchronising literal of the right size).
     static QByteArray append(const QByteArray& mailbox, const QByteArray& extra, const QByteArray& content) {
-        return "APPEND " + mailbox + ' ' + (extra.isEmpty() ? QByteArray() : extra + ' ') + '{' + QByteArray::number(content.size()) +
-               "+}\r\n" + content;
+        return "APPEND " + mailbox + ' ' + (extra.isEmpty() ? QByteArray() : extra + ' ') + '{' +
+               QByteArray::number(content.size()) + "+}\r\n" + content;
     }
 
     // A message file in cur/ of `folderName` (INBOX or a folder made at login), with `flags`.

@@ -24,7 +24,8 @@ QByteArray base64Lines(const QByteArray& data) {
 }
 
 QByteArray sampleMessage() {
-    return "From: a@example.test\r\nSubject: bin\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n"
+    return "From: a@example.test\r\nSubject: bin\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+           "boundary=\"B\"\r\n\r\n"
            "--B\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: Quoted-Printable\r\n\r\n"
            "caf=C3=A9 soft=\r\nbreak=0D=0A\r\n"
            "--B\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
@@ -49,34 +50,48 @@ private Q_SLOTS:
         QTest::addColumn<QList<int>>("part");
         QTest::addColumn<qint64>("start");
         QTest::addColumn<qint64>("length");
-        QTest::newRow("whole") << QByteArray("BINARY[]") << true << false << false << QList<int>{} << qint64(-1) << qint64(-1);
-        QTest::newRow("part") << QByteArray("binary[1]") << true << false << false << QList<int>{1} << qint64(-1) << qint64(-1);
-        QTest::newRow("peek partial") << QByteArray("BINARY.PEEK[2.10]<5.100>") << true << true << false << QList<int>{2, 10} << qint64(5) << qint64(100);
-        QTest::newRow("size") << QByteArray("BINARY.SIZE[3]") << true << false << true << QList<int>{3} << qint64(-1) << qint64(-1);
-        QTest::newRow("size with partial") << QByteArray("BINARY.SIZE[3]<0.1>") << false << false << false << QList<int>{} << qint64(-1) << qint64(-1);
-        QTest::newRow("text section") << QByteArray("BINARY[1.TEXT]") << false << false << false << QList<int>{} << qint64(-1) << qint64(-1);
-        QTest::newRow("header section") << QByteArray("BINARY[HEADER]") << false << false << false << QList<int>{} << qint64(-1) << qint64(-1);
-        QTest::newRow("zero part") << QByteArray("BINARY[0]") << false << false << false << QList<int>{} << qint64(-1) << qint64(-1);
-        QTest::newRow("empty number") << QByteArray("BINARY[1..2]") << false << false << false << QList<int>{} << qint64(-1) << qint64(-1);
-        QTest::newRow("zero length") << QByteArray("BINARY[1]<0.0>") << false << false << false << QList<int>{} << qint64(-1) << qint64(-1);
-        // partial = "<" number64 "." nz-number64 ">": digits only, 63 bits, no wrap-around (issue 16).
-        QTest::newRow("partial max") << QByteArray("BINARY[1]<9223372036854775807.9223372036854775807>") << true << false << false
-                                     << QList<int>{1} << qint64(9223372036854775807) << qint64(9223372036854775807);
-        QTest::newRow("partial 2^63") << QByteArray("BINARY[1]<9223372036854775808.1>") << false << false << false << QList<int>{}
+        QTest::newRow("whole") << QByteArray("BINARY[]") << true << false << false << QList<int>{} << qint64(-1)
+                               << qint64(-1);
+        QTest::newRow("part") << QByteArray("binary[1]") << true << false << false << QList<int>{1} << qint64(-1)
+                              << qint64(-1);
+        QTest::newRow("peek partial") << QByteArray("BINARY.PEEK[2.10]<5.100>") << true << true << false
+                                      << QList<int>{2, 10} << qint64(5) << qint64(100);
+        QTest::newRow("size") << QByteArray("BINARY.SIZE[3]") << true << false << true << QList<int>{3} << qint64(-1)
+                              << qint64(-1);
+        QTest::newRow("size with partial")
+            << QByteArray("BINARY.SIZE[3]<0.1>") << false << false << false << QList<int>{} << qint64(-1) << qint64(-1);
+        QTest::newRow("text section") << QByteArray("BINARY[1.TEXT]") << false << false << false << QList<int>{}
                                       << qint64(-1) << qint64(-1);
-        QTest::newRow("partial 2^64 length") << QByteArray("BINARY[1]<0.18446744073709551616>") << false << false << false
-                                             << QList<int>{} << qint64(-1) << qint64(-1);
-        QTest::newRow("partial plus sign") << QByteArray("BINARY[1]<+5.10>") << false << false << false << QList<int>{} << qint64(-1)
-                                           << qint64(-1);
-        QTest::newRow("partial minus zero") << QByteArray("BINARY[1]<-0.10>") << false << false << false << QList<int>{} << qint64(-1)
-                                            << qint64(-1);
-        QTest::newRow("partial empty start") << QByteArray("BINARY[1]<.10>") << false << false << false << QList<int>{} << qint64(-1)
-                                             << qint64(-1);
-        QTest::newRow("junk after") << QByteArray("BINARY[1]x") << false << false << false << QList<int>{} << qint64(-1) << qint64(-1);
-        QTest::newRow("unclosed") << QByteArray("BINARY[1") << false << false << false << QList<int>{} << qint64(-1) << qint64(-1);
-        QTest::newRow("not binary") << QByteArray("BODY[1]") << false << false << false << QList<int>{} << qint64(-1) << qint64(-1);
-        QTest::newRow("too deep") << QByteArray("BINARY[" + QByteArray("1.").repeated(32) + "1]") << false << false << false << QList<int>{}
-                                  << qint64(-1) << qint64(-1);
+        QTest::newRow("header section") << QByteArray("BINARY[HEADER]") << false << false << false << QList<int>{}
+                                        << qint64(-1) << qint64(-1);
+        QTest::newRow("zero part") << QByteArray("BINARY[0]") << false << false << false << QList<int>{} << qint64(-1)
+                                   << qint64(-1);
+        QTest::newRow("empty number") << QByteArray("BINARY[1..2]") << false << false << false << QList<int>{}
+                                      << qint64(-1) << qint64(-1);
+        QTest::newRow("zero length") << QByteArray("BINARY[1]<0.0>") << false << false << false << QList<int>{}
+                                     << qint64(-1) << qint64(-1);
+        // partial = "<" number64 "." nz-number64 ">": digits only, 63 bits, no wrap-around (issue 16).
+        QTest::newRow("partial max") << QByteArray("BINARY[1]<9223372036854775807.9223372036854775807>") << true
+                                     << false << false << QList<int>{1} << qint64(9223372036854775807)
+                                     << qint64(9223372036854775807);
+        QTest::newRow("partial 2^63") << QByteArray("BINARY[1]<9223372036854775808.1>") << false << false << false
+                                      << QList<int>{} << qint64(-1) << qint64(-1);
+        QTest::newRow("partial 2^64 length") << QByteArray("BINARY[1]<0.18446744073709551616>") << false << false
+                                             << false << QList<int>{} << qint64(-1) << qint64(-1);
+        QTest::newRow("partial plus sign")
+            << QByteArray("BINARY[1]<+5.10>") << false << false << false << QList<int>{} << qint64(-1) << qint64(-1);
+        QTest::newRow("partial minus zero")
+            << QByteArray("BINARY[1]<-0.10>") << false << false << false << QList<int>{} << qint64(-1) << qint64(-1);
+        QTest::newRow("partial empty start")
+            << QByteArray("BINARY[1]<.10>") << false << false << false << QList<int>{} << qint64(-1) << qint64(-1);
+        QTest::newRow("junk after") << QByteArray("BINARY[1]x") << false << false << false << QList<int>{} << qint64(-1)
+                                    << qint64(-1);
+        QTest::newRow("unclosed") << QByteArray("BINARY[1") << false << false << false << QList<int>{} << qint64(-1)
+                                  << qint64(-1);
+        QTest::newRow("not binary") << QByteArray("BODY[1]") << false << false << false << QList<int>{} << qint64(-1)
+                                    << qint64(-1);
+        QTest::newRow("too deep") << QByteArray("BINARY[" + QByteArray("1.").repeated(32) + "1]") << false << false
+                                  << false << QList<int>{} << qint64(-1) << qint64(-1);
     }
     void parseItems() {
         QFETCH(QByteArray, atom);

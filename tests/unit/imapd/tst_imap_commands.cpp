@@ -19,8 +19,8 @@
 #include <QDir>
 #include <QFile>
 #include <QRegularExpression>
-#include <QThreadPool>
 #include <QTemporaryDir>
+#include <QThreadPool>
 #include <QtTest>
 
 #include <sched.h>
@@ -32,7 +32,6 @@
 using namespace postern;
 using namespace postern::imap;
 using postern::test::RecordingIo;
-
 
 class TstImapCommands : public QObject {
     Q_OBJECT
@@ -269,7 +268,8 @@ private Q_SLOTS:
         // Nothing was expunged by the command. (Replacing message 3's file by a folder made it
         // vanish, which the end of the command reports like any change by somebody else.)
         for (const QByteArray& l : r.untagged)
-            QVERIFY2((!l.contains("EXPUNGE") || (sabotage == u"third-is-directory" && l == "* 3 EXPUNGE")) && !l.contains("COPYUID"),
+            QVERIFY2((!l.contains("EXPUNGE") || (sabotage == u"third-is-directory" && l == "* 3 EXPUNGE")) &&
+                         !l.contains("COPYUID"),
                      l.constData());
 
         // The source keeps every message (same file, UID and flags); the target has none.
@@ -291,7 +291,8 @@ private Q_SLOTS:
             QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
             now = uidsAndFlags(h.run("FETCH 1:* (UID FLAGS)"));
             QStringList expected = before;
-            expected.replaceInStrings(QStringLiteral(" \\Recent"), QString()).replaceInStrings(QStringLiteral("\\Recent"), QString());
+            expected.replaceInStrings(QStringLiteral(" \\Recent"), QString())
+                .replaceInStrings(QStringLiteral("\\Recent"), QString());
             QCOMPARE(now, expected);
         } else {
             QCOMPARE(now, before);
@@ -549,7 +550,8 @@ private Q_SLOTS:
         r = h.run("UID FETCH 1:* (FLAGS)");
         // (every message is new to this IMAP4rev1 session: \Recent)
         QCOMPARE(uidsAndFlags(r), (QStringList{QStringLiteral("1:\\Deleted \\Recent"), QStringLiteral("2:\\Recent"),
-                                               QStringLiteral("4:\\Recent"), QStringLiteral("6:\\Recent"), QStringLiteral("8:\\Recent")}));
+                                               QStringLiteral("4:\\Recent"), QStringLiteral("6:\\Recent"),
+                                               QStringLiteral("8:\\Recent")}));
     }
     // COPYUID pairs each source UID with its copy's UID (RFC 4315 3), also when the target
     // numbers the copies in another order (by delivery time: here the reverse of the UIDs).
@@ -558,10 +560,13 @@ private Q_SLOTS:
         h.start();
         QStringList paths;
         for (int i = 1; i <= 4; ++i)
-            paths << h.addMessage(QStringLiteral("INBOX"), "Subject: message " + QByteArray::number(i) + "\r\n\r\nx\r\n", QString(), i);
+            paths << h.addMessage(QStringLiteral("INBOX"),
+                                  "Subject: message " + QByteArray::number(i) + "\r\n\r\nx\r\n", QString(), i);
         QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
         for (int i = 0; i < 3; ++i) {  // messages 1..3 now look delivered in the order 3, 2, 1 (4 stays last)
-            struct utimbuf t {1600000000 - i, 1600000000 - i};
+            struct utimbuf t {
+                1600000000 - i, 1600000000 - i
+            };
             QCOMPARE(::utime(QFile::encodeName(paths.at(i)).constData(), &t), 0);
         }
         const Reply r = h.run("UID COPY 1:4 Junk");
@@ -575,7 +580,8 @@ private Q_SLOTS:
         for (const auto& [uid, subject] : {std::pair{3, 1}, std::pair{2, 2}, std::pair{1, 3}, std::pair{4, 4}}) {
             bool found = false;
             for (const QByteArray& l : fetched.untagged)
-                found = found || (l.contains("UID " + QByteArray::number(uid) + ' ') && l.contains("Subject: message " + QByteArray::number(subject)));
+                found = found || (l.contains("UID " + QByteArray::number(uid) + ' ') &&
+                                  l.contains("Subject: message " + QByteArray::number(subject)));
             QVERIFY2(found, qPrintable(QStringLiteral("UID %1 should hold message %2").arg(uid).arg(subject)));
         }
     }
@@ -589,8 +595,10 @@ private Q_SLOTS:
         // Waits for the answer of an APPEND (it is stored on the thread pool).
         auto append = [&](const QByteArray& message) -> QByteArray {
             const QByteArray tag = "a" + QByteArray::number(++h.tags);
-            postern::test::feed(*h.session, h.buffer,
-                                tag + " APPEND INBOX (\\Seen) {" + QByteArray::number(message.size()) + "+}\r\n" + message + "\r\n", 4096);
+            postern::test::feed(
+                *h.session, h.buffer,
+                tag + " APPEND INBOX (\\Seen) {" + QByteArray::number(message.size()) + "+}\r\n" + message + "\r\n",
+                4096);
             QByteArray out;
             QDeadlineTimer deadline(10000);
             while (!(out.contains("\r\n" + tag + ' ') || out.startsWith(tag + ' ')) && !deadline.hasExpired()) {
@@ -603,7 +611,8 @@ private Q_SLOTS:
         };
         QVERIFY(append(QByteArray(600, 'a')).startsWith("OK [APPENDUID "));
         QCOMPARE(append(QByteArray(600, 'b')), QByteArray("NO [OVERQUOTA] Quota exceeded"));
-        QCOMPARE(append(QByteArray(1001, 'c')), QByteArray("NO [OVERQUOTA] Message is larger than the whole mailbox quota"));
+        QCOMPARE(append(QByteArray(1001, 'c')),
+                 QByteArray("NO [OVERQUOTA] Message is larger than the whole mailbox quota"));
         QCOMPARE(filesIn(h.root() + QStringLiteral("/tmp")), QStringList());
         QCOMPARE(filesIn(h.root() + QStringLiteral("/cur")).size(), 1);
         QVERIFY(!h.io.suspended);  // the session reads commands again
@@ -613,7 +622,8 @@ private Q_SLOTS:
         if (::unshare(CLONE_NEWNS) != 0) QSKIP("no private mount namespace here (needs CAP_SYS_ADMIN)");
         QVERIFY(::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0);
         const QString tmp = h.root() + QStringLiteral("/tmp");
-        if (::mount("tmpfs", QFile::encodeName(tmp).constData(), "tmpfs", 0, "size=64k,mode=0700") != 0) QSKIP("cannot mount a tmpfs here");
+        if (::mount("tmpfs", QFile::encodeName(tmp).constData(), "tmpfs", 0, "size=64k,mode=0700") != 0)
+            QSKIP("cannot mount a tmpfs here");
         struct Unmount {
             QByteArray path;
             ~Unmount() { ::umount2(path.constData(), MNT_DETACH); }

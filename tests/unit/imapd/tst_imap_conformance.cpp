@@ -34,7 +34,8 @@ const QByteArray kPermanent = "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Dele
 
 // A message put into new/ the way a delivery does (another process: smtpd, a local MDA).
 QString deliver(Harness& h, const QString& folderName, const QByteArray& content, int n) {
-    const QString name = QStringLiteral("17100000%1.M2P2Q%1.delivery,S=%2").arg(n, 2, 10, QLatin1Char('0')).arg(content.size());
+    const QString name =
+        QStringLiteral("17100000%1.M2P2Q%1.delivery,S=%2").arg(n, 2, 10, QLatin1Char('0')).arg(content.size());
     const QString tmp = h.folder(folderName) + QStringLiteral("/tmp/") + name;
     QFile f(tmp);
     if (!f.open(QIODevice::WriteOnly) || f.write(content) != content.size()) return {};
@@ -48,7 +49,9 @@ QString deliver(Harness& h, const QString& folderName, const QByteArray& content
     return final;
 }
 
-QByteArray message(const QByteArray& headers, const QByteArray& body = "body\r\n") { return headers + "\r\n" + body; }
+QByteArray message(const QByteArray& headers, const QByteArray& body = "body\r\n") {
+    return headers + "\r\n" + body;
+}
 
 // The literal of a FETCH item in a response line: "BODY[1] {5}\r\nhello" -> "hello".
 QByteArray literalOf(const QByteArray& line, const QByteArray& item) {
@@ -96,10 +99,11 @@ private Q_SLOTS:
     // Every command that completes (OK or NO) with a mailbox selected reports what changed.
     void deliveryAnnouncedAtTheEndOfEveryCommand_data() {
         QTest::addColumn<QByteArray>("command");
-        for (const char* c : {"NOOP", "CHECK", "FETCH 1 (UID)", "UID FETCH 1 (UID)", "STORE 1 +FLAGS (\\Flagged)", "SEARCH ALL",
-                              "UID SEARCH ALL", "EXPUNGE", "STATUS Archive (MESSAGES)", "LIST \"\" Archive", "COPY 1 Archive",
-                              "SORT (DATE) UTF-8 ALL", "THREAD REFERENCES UTF-8 ALL", "GETQUOTAROOT INBOX", "NAMESPACE",
-                              "CAPABILITY", "ID NIL", "SELECT Nonexistent-Mailbox"})
+        for (const char* c :
+             {"NOOP", "CHECK", "FETCH 1 (UID)", "UID FETCH 1 (UID)", "STORE 1 +FLAGS (\\Flagged)", "SEARCH ALL",
+              "UID SEARCH ALL", "EXPUNGE", "STATUS Archive (MESSAGES)", "LIST \"\" Archive", "COPY 1 Archive",
+              "SORT (DATE) UTF-8 ALL", "THREAD REFERENCES UTF-8 ALL", "GETQUOTAROOT INBOX", "NAMESPACE", "CAPABILITY",
+              "ID NIL", "SELECT Nonexistent-Mailbox"})
             QTest::newRow(c) << QByteArray(c);
     }
     void deliveryAnnouncedAtTheEndOfEveryCommand() {
@@ -130,7 +134,8 @@ private Q_SLOTS:
         QTest::newRow("FETCH") << QByteArray("FETCH 1:3 (UID)") << false;
         QTest::newRow("STORE") << QByteArray("STORE 1 +FLAGS.SILENT (\\Flagged)") << false;
         QTest::newRow("SEARCH") << QByteArray("SEARCH ALL") << false;
-        QTest::newRow("SORT (answers with sequence numbers like SEARCH)") << QByteArray("SORT (ARRIVAL) UTF-8 ALL") << false;
+        QTest::newRow("SORT (answers with sequence numbers like SEARCH)")
+            << QByteArray("SORT (ARRIVAL) UTF-8 ALL") << false;
         QTest::newRow("THREAD (the same)") << QByteArray("THREAD ORDEREDSUBJECT UTF-8 ALL") << false;
         QTest::newRow("UID FETCH") << QByteArray("UID FETCH 1:* (UID)") << true;
         QTest::newRow("UID STORE") << QByteArray("UID STORE 1 +FLAGS.SILENT (\\Flagged)") << true;
@@ -144,7 +149,8 @@ private Q_SLOTS:
         QFETCH(bool, expungeAllowed);
         H a;
         a.start();
-        for (int i = 1; i <= 3; ++i) a.addMessage(QStringLiteral("INBOX"), message("Subject: m" + QByteArray::number(i) + "\r\n"), QString(), i);
+        for (int i = 1; i <= 3; ++i)
+            a.addMessage(QStringLiteral("INBOX"), message("Subject: m" + QByteArray::number(i) + "\r\n"), QString(), i);
         H b(a.config.mailDir);
         b.start();
         QVERIFY(b.run("SELECT INBOX").tagged.startsWith("OK"));  // b takes \Recent: a sees none
@@ -161,7 +167,8 @@ private Q_SLOTS:
             QCOMPARE(r.tagged, QByteArray("NO [EXPUNGEISSUED] Some of the requested messages no longer exist"));
         }
         if (command == "SEARCH ALL") QCOMPARE(r.untagged, QList<QByteArray>{"* SEARCH 1 3"});
-        if (!expungeAllowed) QCOMPARE(a.run("NOOP").untagged, QList<QByteArray>{"* 2 EXPUNGE"});  // the next command may
+        if (!expungeAllowed)
+            QCOMPARE(a.run("NOOP").untagged, QList<QByteArray>{"* 2 EXPUNGE"});  // the next command may
         // Either way the session now agrees with the folder.
         QCOMPARE(a.run("FETCH 1:* (UID)").untagged, (QList<QByteArray>{"* 1 FETCH (UID 1)", "* 2 FETCH (UID 3)"}));
     }
@@ -176,7 +183,8 @@ private Q_SLOTS:
         b.start();
         QVERIFY(b.run("SELECT INBOX").tagged.startsWith("OK"));
         QVERIFY(a.run("SELECT INBOX").tagged.startsWith("OK"));
-        QCOMPARE(a.run("STORE 1 +FLAGS (\\Answered)").untagged, QList<QByteArray>{"* 1 FETCH (FLAGS (\\Answered \\Seen))"});
+        QCOMPARE(a.run("STORE 1 +FLAGS (\\Answered)").untagged,
+                 QList<QByteArray>{"* 1 FETCH (FLAGS (\\Answered \\Seen))"});
         // b has not looked since: the change is announced before its STORE runs, which then
         // takes only \Seen away.
         const Reply r = b.run("STORE 1 -FLAGS (\\Seen)");
@@ -217,7 +225,9 @@ private Q_SLOTS:
     void ownAppendAndExpungeListNothing() {
         H a;
         a.start();
-        for (int i = 1; i <= 3; ++i) a.addMessage(QStringLiteral("INBOX"), message("Subject: m" + QByteArray::number(i) + "\r\n"), QStringLiteral("S"), i);
+        for (int i = 1; i <= 3; ++i)
+            a.addMessage(QStringLiteral("INBOX"), message("Subject: m" + QByteArray::number(i) + "\r\n"),
+                         QStringLiteral("S"), i);
         Reply r = a.run("SELECT INBOX (CONDSTORE)");
         QVERIFY(r.tagged.startsWith("OK"));
         QVERIFY(r.untagged.contains("* 3 RECENT"));
@@ -248,7 +258,8 @@ private Q_SLOTS:
         QCOMPARE(theirs, mine.untagged);
         // The expunge is in the index's history (QRESYNC), with its own mod-sequence.
         QVERIFY(b.run("ENABLE QRESYNC").tagged.startsWith("OK"));
-        QCOMPARE(b.run("UID FETCH 1:* (UID) (CHANGEDSINCE 1 VANISHED)").untagged.value(0), QByteArray("* VANISHED (EARLIER) 2"));
+        QCOMPARE(b.run("UID FETCH 1:* (UID) (CHANGEDSINCE 1 VANISHED)").untagged.value(0),
+                 QByteArray("* VANISHED (EARLIER) 2"));
     }
 
     // While APPEND's worker stores the file, other creations in cur/ (another session's
@@ -271,7 +282,9 @@ private Q_SLOTS:
         QCOMPARE(view->messages().size(), 1);
         view->beginOwnAppend();
         h.addMessage(QStringLiteral("INBOX"), message("Subject: by another session\r\n"), QStringLiteral("S"), 2);
-        const QString mine = stored ? h.addMessage(QStringLiteral("INBOX"), message("Subject: mine\r\n"), QStringLiteral("S"), 3) : QString();
+        const QString mine =
+            stored ? h.addMessage(QStringLiteral("INBOX"), message("Subject: mine\r\n"), QStringLiteral("S"), 3)
+                   : QString();
         view->endOwnAppend(stored ? QFileInfo(mine).fileName() : QString());
         const quint64 listed = MailboxView::listings();
         auto c = view->refresh();
@@ -281,7 +294,8 @@ private Q_SLOTS:
         QCOMPARE(view->messages().size(), stored ? 3 : 2);
         // Alone, the worker's own file needs no listing.
         view->beginOwnAppend();
-        const QString again = h.addMessage(QStringLiteral("INBOX"), message("Subject: mine again\r\n"), QStringLiteral("S"), 4);
+        const QString again =
+            h.addMessage(QStringLiteral("INBOX"), message("Subject: mine again\r\n"), QStringLiteral("S"), 4);
         view->endOwnAppend(QFileInfo(again).fileName());
         c = view->refresh();
         QVERIFY(c);
@@ -296,7 +310,8 @@ private Q_SLOTS:
         H h;
         h.start();
         QStringList paths;
-        for (int i = 1; i <= 3; ++i) paths << h.addMessage(QStringLiteral("INBOX"), message("Subject: m\r\n"), QStringLiteral("ST"), i);
+        for (int i = 1; i <= 3; ++i)
+            paths << h.addMessage(QStringLiteral("INBOX"), message("Subject: m\r\n"), QStringLiteral("ST"), i);
         MailboxName inbox;
         inbox.name = QStringLiteral("INBOX");
         auto view = MailboxView::open(h.root(), inbox, false, SelectOptions{});
@@ -316,7 +331,8 @@ private Q_SLOTS:
     void ownExpungeAfterAnotherIndexWriteLists() {
         H h;
         h.start();
-        for (int i = 1; i <= 2; ++i) h.addMessage(QStringLiteral("INBOX"), message("Subject: m\r\n"), QStringLiteral("ST"), i);
+        for (int i = 1; i <= 2; ++i)
+            h.addMessage(QStringLiteral("INBOX"), message("Subject: m\r\n"), QStringLiteral("ST"), i);
         MailboxName inbox;
         inbox.name = QStringLiteral("INBOX");
         auto view = MailboxView::open(h.root(), inbox, false, SelectOptions{});
@@ -349,14 +365,17 @@ private Q_SLOTS:
         H b(a.config.mailDir);
         b.start();
         for (int i = 1; i <= 2; ++i)
-            QVERIFY(a.run(Harness::append("INBOX", "(\\Seen)", "Subject: x\r\n\r\n"), 4).tagged.startsWith("OK [APPENDUID"));
+            QVERIFY(a.run(Harness::append("INBOX", "(\\Seen)", "Subject: x\r\n\r\n"), 4)
+                        .tagged.startsWith("OK [APPENDUID"));
         a.addMessage(QStringLiteral("INBOX"), message("Subject: unseen\r\n"), QString(), 3);
-        QCOMPARE(b.run("STATUS INBOX (MESSAGES RECENT)").untagged, QList<QByteArray>{"* STATUS \"INBOX\" (MESSAGES 3 RECENT 3)"});
+        QCOMPARE(b.run("STATUS INBOX (MESSAGES RECENT)").untagged,
+                 QList<QByteArray>{"* STATUS \"INBOX\" (MESSAGES 3 RECENT 3)"});
         // EXAMINE shows them recent and takes nothing.
         Reply r = a.run("EXAMINE INBOX");
         QVERIFY(r.untagged.contains("* 3 RECENT"));
-        QCOMPARE(a.run("FETCH 1:* (FLAGS)").untagged, (QList<QByteArray>{"* 1 FETCH (FLAGS (\\Seen \\Recent))", "* 2 FETCH (FLAGS (\\Seen \\Recent))",
-                                                                         "* 3 FETCH (FLAGS (\\Recent))"}));
+        QCOMPARE(a.run("FETCH 1:* (FLAGS)").untagged,
+                 (QList<QByteArray>{"* 1 FETCH (FLAGS (\\Seen \\Recent))", "* 2 FETCH (FLAGS (\\Seen \\Recent))",
+                                    "* 3 FETCH (FLAGS (\\Recent))"}));
         QCOMPARE(a.run("SEARCH RECENT").untagged, QList<QByteArray>{"* SEARCH 1 2 3"});
         QCOMPARE(a.run("SEARCH NEW").untagged, QList<QByteArray>{"* SEARCH 3"});
         QCOMPARE(a.run("SEARCH OLD").untagged, QList<QByteArray>{"* SEARCH"});
@@ -414,14 +433,16 @@ private Q_SLOTS:
         Reply r = a.run("STORE 1 +FLAGS ($keyword1)");
         QCOMPARE(r.untagged, (QList<QByteArray>{kFlags + " $keyword1)", kPermanent + " $keyword1 \\*)] Flags permitted",
                                                 "* 1 FETCH (FLAGS ($keyword1))"}));
-        QCOMPARE(a.run("STORE 1 +FLAGS ($keyword1)").untagged, QList<QByteArray>{"* 1 FETCH (FLAGS ($keyword1))"});  // known now
+        QCOMPARE(a.run("STORE 1 +FLAGS ($keyword1)").untagged,
+                 QList<QByteArray>{"* 1 FETCH (FLAGS ($keyword1))"});  // known now
         r = b.run("NOOP");
         QCOMPARE(r.untagged, (QList<QByteArray>{kFlags + " $keyword1)", kPermanent + " $keyword1 \\*)] Flags permitted",
                                                 "* 1 FETCH (FLAGS ($keyword1 \\Recent) UID 1)"}));
         // An APPEND with a new keyword into the selected mailbox announces it before EXISTS.
         r = a.run(Harness::append("INBOX", "($other)", "Subject: y\r\n\r\n"), 4);
-        QCOMPARE(r.untagged.mid(0, 3), (QList<QByteArray>{kFlags + " $keyword1 $other)", kPermanent + " $keyword1 $other \\*)] Flags permitted",
-                                                          "* 2 EXISTS"}));
+        QCOMPARE(r.untagged.mid(0, 3),
+                 (QList<QByteArray>{kFlags + " $keyword1 $other)",
+                                    kPermanent + " $keyword1 $other \\*)] Flags permitted", "* 2 EXISTS"}));
     }
 
     // ================================================================== COPY
@@ -440,9 +461,12 @@ private Q_SLOTS:
         a.start();
         H b(a.config.mailDir);
         b.start();
-        QVERIFY(a.run(Harness::append("INBOX", "(\\Answered \\Seen $label1) \"07-Feb-1994 21:52:25 +0000\"", "Subject: c\r\n\r\n"), 4)
+        QVERIFY(a.run(Harness::append("INBOX", "(\\Answered \\Seen $label1) \"07-Feb-1994 21:52:25 +0000\"",
+                                      "Subject: c\r\n\r\n"),
+                      4)
                     .tagged.startsWith("OK"));
-        QVERIFY(a.run(Harness::append("INBOX", "(\\Flagged) \"08-Feb-1994 10:00:00 +0000\"", "Subject: d\r\n\r\n"), 4).tagged.startsWith("OK"));
+        QVERIFY(a.run(Harness::append("INBOX", "(\\Flagged) \"08-Feb-1994 10:00:00 +0000\"", "Subject: d\r\n\r\n"), 4)
+                    .tagged.startsWith("OK"));
         QVERIFY(b.run("SELECT " + target.toUtf8()).tagged.startsWith("OK"));
         QVERIFY(a.run("SELECT INBOX").tagged.startsWith("OK"));
         const QList<QByteArray> source = a.run("FETCH 1:2 (FLAGS INTERNALDATE)").untagged;
@@ -451,15 +475,18 @@ private Q_SLOTS:
         QVERIFY2(copy.tagged.startsWith("OK [COPYUID "), copy.tagged.constData());
         const int first = target == u"INBOX" ? 3 : 1;
         Reply r = b.run("NOOP");
-        QVERIFY2(r.untagged.contains("* " + QByteArray::number(first + 1) + " EXISTS"), r.untagged.join(" | ").constData());
-        const QList<QByteArray> copies = b.run("FETCH " + QByteArray::number(first) + ":* (FLAGS INTERNALDATE)").untagged;
+        QVERIFY2(r.untagged.contains("* " + QByteArray::number(first + 1) + " EXISTS"),
+                 r.untagged.join(" | ").constData());
+        const QList<QByteArray> copies =
+            b.run("FETCH " + QByteArray::number(first) + ":* (FLAGS INTERNALDATE)").untagged;
         QCOMPARE(copies.size(), 2);
         for (int i = 0; i < 2; ++i) {
             // The same flags and the same date. The copy is \Recent for the session that saw it
             // first: b for Archive; a (whose COPY ended with it) for INBOX.
             QByteArray expected = source.at(i);
             expected.replace(" \\Recent", "");
-            expected.replace("* " + QByteArray::number(i + 1) + " FETCH (FLAGS (", "* " + QByteArray::number(first + i) + " FETCH (FLAGS (");
+            expected.replace("* " + QByteArray::number(i + 1) + " FETCH (FLAGS (",
+                             "* " + QByteArray::number(first + i) + " FETCH (FLAGS (");
             if (target != u"INBOX") expected.replace(") INTERNALDATE", " \\Recent) INTERNALDATE");
             QCOMPARE(copies.at(i), expected);
         }
@@ -524,7 +551,9 @@ private Q_SLOTS:
         H h;
         h.start();
         h.addMessage(QStringLiteral("INBOX"),
-                     message("Subject: long\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: " + encoding + "\r\n", body),
+                     message("Subject: long\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: " +
+                                 encoding + "\r\n",
+                             body),
                      QString(), 1);
         h.addMessage(QStringLiteral("INBOX"), message("Subject: other\r\n"), QString(), 2);
         QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
@@ -595,7 +624,8 @@ private Q_SLOTS:
         QTest::addColumn<QByteArray>("status");
         QTest::newRow("alone") << QByteArray("LIST (RECURSIVEMATCH) \"\" \"\"") << QByteArray("BAD");
         QTest::newRow("with REMOTE") << QByteArray("LIST (RECURSIVEMATCH REMOTE) \"\" \"%\"") << QByteArray("BAD");
-        QTest::newRow("with SUBSCRIBED") << QByteArray("LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\"") << QByteArray("OK");
+        QTest::newRow("with SUBSCRIBED") << QByteArray("LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\"")
+                                         << QByteArray("OK");
         QTest::newRow("REMOTE alone") << QByteArray("LIST (REMOTE) \"\" \"%\"") << QByteArray("OK");
         QTest::newRow("unknown option") << QByteArray("LIST (FOO) \"\" \"%\"") << QByteArray("BAD");
         QTest::newRow("unknown return option") << QByteArray("LIST \"\" \"%\" RETURN (FOO)") << QByteArray("BAD");
@@ -612,7 +642,8 @@ private Q_SLOTS:
     void listRecursiveMatchExample9() {
         H h;
         h.start();
-        for (const char* m : {"foo2", "foo2/bar1", "foo2/bar2", "baz2", "baz2/bar2", "baz2/bar22", "baz2/bar222", "eps2", "eps2/mamba"})
+        for (const char* m :
+             {"foo2", "foo2/bar1", "foo2/bar2", "baz2", "baz2/bar2", "baz2/bar22", "baz2/bar222", "eps2", "eps2/mamba"})
             QVERIFY(h.run(QByteArray("CREATE ") + m).tagged.startsWith("OK"));
         for (const char* m : {"foo2/bar1", "foo2/bar2", "baz2/bar2", "baz2/bar22", "baz2/bar222", "eps2", "eps2/mamba"})
             QVERIFY(h.run(QByteArray("SUBSCRIBE ") + m).tagged.startsWith("OK"));
@@ -627,13 +658,14 @@ private Q_SLOTS:
         QStringList got;
         for (const QByteArray& l : r.untagged) got << QString::fromUtf8(l);
         got.sort();
-        QStringList expected{QStringLiteral("* LIST (\\HasChildren) \"/\" \"foo2\" (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
-                             QStringLiteral("* LIST (\\HasNoChildren \\Subscribed) \"/\" \"foo2/bar2\""),
-                             QStringLiteral("* LIST (\\HasNoChildren \\Subscribed) \"/\" \"baz2/bar2\""),
-                             QStringLiteral("* LIST (\\HasNoChildren \\Subscribed) \"/\" \"baz2/bar22\""),
-                             QStringLiteral("* LIST (\\HasNoChildren \\Subscribed) \"/\" \"baz2/bar222\""),
-                             QStringLiteral("* LIST (\\HasChildren \\Subscribed) \"/\" \"eps2\" (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
-                             QStringLiteral("* LIST (\\NonExistent \\Subscribed) \"/\" \"qux2/bar2\"")};
+        QStringList expected{
+            QStringLiteral("* LIST (\\HasChildren) \"/\" \"foo2\" (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
+            QStringLiteral("* LIST (\\HasNoChildren \\Subscribed) \"/\" \"foo2/bar2\""),
+            QStringLiteral("* LIST (\\HasNoChildren \\Subscribed) \"/\" \"baz2/bar2\""),
+            QStringLiteral("* LIST (\\HasNoChildren \\Subscribed) \"/\" \"baz2/bar22\""),
+            QStringLiteral("* LIST (\\HasNoChildren \\Subscribed) \"/\" \"baz2/bar222\""),
+            QStringLiteral("* LIST (\\HasChildren \\Subscribed) \"/\" \"eps2\" (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
+            QStringLiteral("* LIST (\\NonExistent \\Subscribed) \"/\" \"qux2/bar2\"")};
         expected.sort();
         QCOMPARE(got, expected);
     }
@@ -644,8 +676,10 @@ private Q_SLOTS:
     void subscribedNamesAndLsubParents() {
         H h;
         h.start();
-        for (const char* m : {"t/test", "t/test2/test", "t/test3/test3", "t/gone"}) QVERIFY(h.run(QByteArray("CREATE ") + m).tagged.startsWith("OK"));
-        for (const char* m : {"t/test", "t/test2/test", "t/test3/test3", "t/gone"}) QVERIFY(h.run(QByteArray("SUBSCRIBE ") + m).tagged.startsWith("OK"));
+        for (const char* m : {"t/test", "t/test2/test", "t/test3/test3", "t/gone"})
+            QVERIFY(h.run(QByteArray("CREATE ") + m).tagged.startsWith("OK"));
+        for (const char* m : {"t/test", "t/test2/test", "t/test3/test3", "t/gone"})
+            QVERIFY(h.run(QByteArray("SUBSCRIBE ") + m).tagged.startsWith("OK"));
         QVERIFY(h.run("DELETE t/gone").tagged.startsWith("OK"));
         Reply r = h.run("LIST (SUBSCRIBED) \"\" \"t/*\"");
         QCOMPARE(r.untagged, (QList<QByteArray>{"* LIST (\\NonExistent \\Subscribed) \"/\" \"t/gone\"",
@@ -653,8 +687,9 @@ private Q_SLOTS:
                                                 "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"t/test2/test\"",
                                                 "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"t/test3/test3\""}));
         r = h.run("LSUB \"\" \"t/%\"");
-        QCOMPARE(r.untagged, (QList<QByteArray>{"* LSUB (\\Noselect) \"/\" \"t/gone\"", "* LSUB () \"/\" \"t/test\"",
-                                                "* LSUB (\\Noselect) \"/\" \"t/test2\"", "* LSUB (\\Noselect) \"/\" \"t/test3\""}));
+        QCOMPARE(r.untagged,
+                 (QList<QByteArray>{"* LSUB (\\Noselect) \"/\" \"t/gone\"", "* LSUB () \"/\" \"t/test\"",
+                                    "* LSUB (\\Noselect) \"/\" \"t/test2\"", "* LSUB (\\Noselect) \"/\" \"t/test3\""}));
         r = h.run("LSUB \"\" \"*test\"");
         QCOMPARE(r.untagged, (QList<QByteArray>{"* LSUB () \"/\" \"t/test\"", "* LSUB () \"/\" \"t/test2/test\""}));
         QVERIFY(h.run("UNSUBSCRIBE t/gone").tagged.startsWith("OK"));
@@ -672,30 +707,40 @@ private Q_SLOTS:
         QTest::addColumn<QByteArray>("envelope");
         const QByteArray date = "Date: Thu, 15 Feb 2007 01:02:03 +0200\r\n";
         const QByteArray d = "\"Thu, 15 Feb 2007 01:02:03 +0200\"";
-        QTest::newRow("obsolete comment form") << date + "From: user@domain (Real Name)\r\n"
-                                               << d + " NIL ((\"Real Name\" NIL \"user\" \"domain\")) ((\"Real Name\" NIL \"user\" \"domain\")) "
-                                                      "((\"Real Name\" NIL \"user\" \"domain\")) NIL NIL NIL NIL NIL";
-        QTest::newRow("empty Sender and Reply-To") << date + "From: user@domain (Real Name)\r\nSender: \r\nReply-To: \r\n"
-                                                   << d + " NIL ((\"Real Name\" NIL \"user\" \"domain\")) ((\"Real Name\" NIL \"user\" \"domain\")) "
-                                                          "((\"Real Name\" NIL \"user\" \"domain\")) NIL NIL NIL NIL NIL";
-        QTest::newRow("groups") << date + "From: user@domain\r\nTo: group: g1@d1.org, g2@d2.org;, group2: g3@d3.org;\r\n"
-                                          "Cc: group:;, group2: (empty) ;\r\n"
-                                << d + " NIL ((NIL NIL \"user\" \"domain\")) ((NIL NIL \"user\" \"domain\")) ((NIL NIL \"user\" \"domain\")) "
-                                       "((NIL NIL \"group\" NIL)(NIL NIL \"g1\" \"d1.org\")(NIL NIL \"g2\" \"d2.org\")(NIL NIL NIL NIL)"
-                                       "(NIL NIL \"group2\" NIL)(NIL NIL \"g3\" \"d3.org\")(NIL NIL NIL NIL)) "
-                                       "((NIL NIL \"group\" NIL)(NIL NIL NIL NIL)(NIL NIL \"group2\" NIL)(NIL NIL NIL NIL)) NIL NIL NIL";
-        QTest::newRow("source route") << date + "From: <@route:user@domain>\r\n"
-                                      << d + " NIL ((NIL \"@route\" \"user\" \"domain\")) ((NIL \"@route\" \"user\" \"domain\")) "
-                                             "((NIL \"@route\" \"user\" \"domain\")) NIL NIL NIL NIL NIL";
-        QTest::newRow("every field") << date + "Subject: subject header\r\nFrom: From Real <fromuser@fromdomain.org>\r\n"
-                                               "Sender: Sender Real <s@sd.org>\r\nReply-To: R <r@rd.org>\r\nTo: To Real <t@td.org>\r\n"
-                                               "Cc: c@cd.org\r\nBcc: b@bd.org\r\nIn-Reply-To: <reply@to.id>\r\nMessage-ID: <msg@id>\r\n"
-                                     << d + " \"subject header\" ((\"From Real\" NIL \"fromuser\" \"fromdomain.org\")) "
-                                            "((\"Sender Real\" NIL \"s\" \"sd.org\")) ((\"R\" NIL \"r\" \"rd.org\")) ((\"To Real\" NIL \"t\" \"td.org\")) "
-                                            "((NIL NIL \"c\" \"cd.org\")) ((NIL NIL \"b\" \"bd.org\")) \"<reply@to.id>\" \"<msg@id>\"";
-        QTest::newRow("comments elsewhere are not names") << date + "From: Name <user (c1)@ (c2) domain>\r\n"
-                                                          << d + " NIL ((\"Name\" NIL \"user\" \"domain\")) ((\"Name\" NIL \"user\" \"domain\")) "
-                                                                 "((\"Name\" NIL \"user\" \"domain\")) NIL NIL NIL NIL NIL";
+        QTest::newRow("obsolete comment form")
+            << date + "From: user@domain (Real Name)\r\n"
+            << d + " NIL ((\"Real Name\" NIL \"user\" \"domain\")) ((\"Real Name\" NIL \"user\" \"domain\")) "
+                   "((\"Real Name\" NIL \"user\" \"domain\")) NIL NIL NIL NIL NIL";
+        QTest::newRow("empty Sender and Reply-To")
+            << date + "From: user@domain (Real Name)\r\nSender: \r\nReply-To: \r\n"
+            << d + " NIL ((\"Real Name\" NIL \"user\" \"domain\")) ((\"Real Name\" NIL \"user\" \"domain\")) "
+                   "((\"Real Name\" NIL \"user\" \"domain\")) NIL NIL NIL NIL NIL";
+        QTest::newRow("groups")
+            << date +
+                   "From: user@domain\r\nTo: group: g1@d1.org, g2@d2.org;, group2: g3@d3.org;\r\n"
+                   "Cc: group:;, group2: (empty) ;\r\n"
+            << d + " NIL ((NIL NIL \"user\" \"domain\")) ((NIL NIL \"user\" \"domain\")) ((NIL NIL \"user\" "
+                   "\"domain\")) "
+                   "((NIL NIL \"group\" NIL)(NIL NIL \"g1\" \"d1.org\")(NIL NIL \"g2\" \"d2.org\")(NIL NIL NIL NIL)"
+                   "(NIL NIL \"group2\" NIL)(NIL NIL \"g3\" \"d3.org\")(NIL NIL NIL NIL)) "
+                   "((NIL NIL \"group\" NIL)(NIL NIL NIL NIL)(NIL NIL \"group2\" NIL)(NIL NIL NIL NIL)) NIL NIL NIL";
+        QTest::newRow("source route")
+            << date + "From: <@route:user@domain>\r\n"
+            << d + " NIL ((NIL \"@route\" \"user\" \"domain\")) ((NIL \"@route\" \"user\" \"domain\")) "
+                   "((NIL \"@route\" \"user\" \"domain\")) NIL NIL NIL NIL NIL";
+        QTest::newRow("every field")
+            << date +
+                   "Subject: subject header\r\nFrom: From Real <fromuser@fromdomain.org>\r\n"
+                   "Sender: Sender Real <s@sd.org>\r\nReply-To: R <r@rd.org>\r\nTo: To Real <t@td.org>\r\n"
+                   "Cc: c@cd.org\r\nBcc: b@bd.org\r\nIn-Reply-To: <reply@to.id>\r\nMessage-ID: <msg@id>\r\n"
+            << d + " \"subject header\" ((\"From Real\" NIL \"fromuser\" \"fromdomain.org\")) "
+                   "((\"Sender Real\" NIL \"s\" \"sd.org\")) ((\"R\" NIL \"r\" \"rd.org\")) ((\"To Real\" NIL \"t\" "
+                   "\"td.org\")) "
+                   "((NIL NIL \"c\" \"cd.org\")) ((NIL NIL \"b\" \"bd.org\")) \"<reply@to.id>\" \"<msg@id>\"";
+        QTest::newRow("comments elsewhere are not names")
+            << date + "From: Name <user (c1)@ (c2) domain>\r\n"
+            << d + " NIL ((\"Name\" NIL \"user\" \"domain\")) ((\"Name\" NIL \"user\" \"domain\")) "
+                   "((\"Name\" NIL \"user\" \"domain\")) NIL NIL NIL NIL NIL";
     }
     void envelope() {
         QFETCH(QByteArray, headers);
@@ -719,11 +764,15 @@ private Q_SLOTS:
             "Subject: four two\r\nContent-Type: multipart/mixed; boundary=\"d\"\r\n\r\n--d\r\n\r\npart 4.2.1\r\n--d\r\n"
             "Content-Type: multipart/alternative; boundary=\"e\"\r\n\r\n--e\r\n\r\npart 4.2.2.1\r\n--e\r\n"
             "Content-Type: text/richtext\r\n\r\npart 4.2.2.2\r\n--e--\r\n\r\n--d--\r\n";
-        const QByteArray topHeader = "Subject: top\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"a\"\r\n\r\n";
+        const QByteArray topHeader =
+            "Subject: top\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"a\"\r\n\r\n";
         const QByteArray text =
             "--a\r\n\r\npart 1\r\n--a\r\nContent-Type: application/octet-stream\r\n\r\npart 2\r\n--a\r\n"
-            "Content-Type: message/rfc822\r\n\r\n" + inner3 + "\r\n--a\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
-            "--b\r\nContent-Type: image/gif\r\n\r\nGIF89a\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n" + inner42 + "\r\n--b--\r\n\r\n--a--\r\n";
+            "Content-Type: message/rfc822\r\n\r\n" +
+            inner3 +
+            "\r\n--a\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+            "--b\r\nContent-Type: image/gif\r\n\r\nGIF89a\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n" +
+            inner42 + "\r\n--b--\r\n\r\n--a--\r\n";
         H h;
         h.start();
         h.addMessage(QStringLiteral("INBOX"), topHeader + text, QString(), 1);
@@ -785,41 +834,45 @@ private Q_SLOTS:
             const Reply r = h.run("FETCH 1 (BODY.PEEK[" + section + "])");
             QCOMPARE(literalOf(r.untagged.value(0), "BODY[" + section + "]"), expected);
         }
-        QCOMPARE(literalOf(h.run("FETCH 1 (BINARY.PEEK[1.1.1])").untagged.value(0), "BINARY[1.1.1]"), QByteArray("Hello world\r\n"));
+        QCOMPARE(literalOf(h.run("FETCH 1 (BINARY.PEEK[1.1.1])").untagged.value(0), "BINARY[1.1.1]"),
+                 QByteArray("Hello world\r\n"));
         // RFC 3501 7.4.2 body-type-msg: type, fields (size = the encapsulated message), its
         // ENVELOPE, its BODY and its line count, recursively.
         const QByteArray n = QByteArray::number(middle.size()), n2 = QByteArray::number(innermost.size());
         QCOMPARE(h.run("FETCH 1 (BODY)").untagged.value(0),
-                 "* 1 FETCH (BODY (\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" " + n + " "
-                 "(NIL NIL ((NIL NIL \"user2\" \"domain.org\")) ((NIL NIL \"user2\" \"domain.org\")) "
-                 "((NIL NIL \"user2\" \"domain.org\")) NIL NIL NIL NIL NIL) "
-                 "(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" " + n2 + " "
-                 "(NIL \"submsg\" ((NIL NIL \"sub\" \"domain.org\")) ((NIL NIL \"sub\" \"domain.org\")) "
-                 "((NIL NIL \"sub\" \"domain.org\")) NIL NIL NIL NIL NIL) "
-                 "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 13 1) 4) 7))");
+                 "* 1 FETCH (BODY (\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" " + n +
+                     " "
+                     "(NIL NIL ((NIL NIL \"user2\" \"domain.org\")) ((NIL NIL \"user2\" \"domain.org\")) "
+                     "((NIL NIL \"user2\" \"domain.org\")) NIL NIL NIL NIL NIL) "
+                     "(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" " +
+                     n2 +
+                     " "
+                     "(NIL \"submsg\" ((NIL NIL \"sub\" \"domain.org\")) ((NIL NIL \"sub\" \"domain.org\")) "
+                     "((NIL NIL \"sub\" \"domain.org\")) NIL NIL NIL NIL NIL) "
+                     "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 13 1) 4) 7))");
     }
 
     // A multipart/digest inside a message/rfc822: its parts default to message/rfc822
     // (RFC 2046 5.1.5); 1.1.MIME is the (empty) MIME header of such a part.
     void digestInsideAMessage() {
-        const QByteArray msg = "From: a@b\r\nContent-Type: message/rfc822\r\n\r\n"
-                               "From: c@d\r\nContent-Type: multipart/digest; boundary=\"foo\"\r\n\r\n"
-                               "--foo\r\n\r\nFrom: m1@x\r\nSubject: m1\r\n\r\nm1 body\r\n--foo\r\nX-Mime: m2 header\r\n\r\n"
-                               "From: m2@x\r\nSubject: m2\r\n\r\nm2 body\r\n--foo--\r\n";
+        const QByteArray msg =
+            "From: a@b\r\nContent-Type: message/rfc822\r\n\r\n"
+            "From: c@d\r\nContent-Type: multipart/digest; boundary=\"foo\"\r\n\r\n"
+            "--foo\r\n\r\nFrom: m1@x\r\nSubject: m1\r\n\r\nm1 body\r\n--foo\r\nX-Mime: m2 header\r\n\r\n"
+            "From: m2@x\r\nSubject: m2\r\n\r\nm2 body\r\n--foo--\r\n";
         H h;
         h.start();
         h.addMessage(QStringLiteral("INBOX"), msg, QString(), 1);
         QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
         const QList<std::pair<QByteArray, QByteArray>> table = {
-            {"1.1", "From: m1@x\r\nSubject: m1\r\n\r\nm1 body"},
-            {"1.1.MIME", "\r\n"},
-            {"1.1.HEADER", "From: m1@x\r\nSubject: m1\r\n\r\n"},
-            {"1.1.TEXT", "m1 body"},
-            {"1.2.MIME", "X-Mime: m2 header\r\n\r\n"},
-            {"1.2.TEXT", "m2 body"},
+            {"1.1", "From: m1@x\r\nSubject: m1\r\n\r\nm1 body"}, {"1.1.MIME", "\r\n"},
+            {"1.1.HEADER", "From: m1@x\r\nSubject: m1\r\n\r\n"}, {"1.1.TEXT", "m1 body"},
+            {"1.2.MIME", "X-Mime: m2 header\r\n\r\n"},           {"1.2.TEXT", "m2 body"},
         };
         for (const auto& [section, expected] : table)
-            QCOMPARE(literalOf(h.run("FETCH 1 (BODY.PEEK[" + section + "])").untagged.value(0), "BODY[" + section + "]"), expected);
+            QCOMPARE(
+                literalOf(h.run("FETCH 1 (BODY.PEEK[" + section + "])").untagged.value(0), "BODY[" + section + "]"),
+                expected);
     }
 
     // ================================================================== BINARY
@@ -831,8 +884,10 @@ private Q_SLOTS:
     void binaryOfQuotedPrintable() {
         const QByteArray qp = "one  \r\ntw=\r\no\r\nt=09x=\r\ny\t \r\nsoft =\t\r\nbreak\r\n=41=42=43\r\nend=\r\n";
         const QByteArray decoded = "one\r\ntwo\r\nt\txy\r\nsoft break\r\nABC\r\nend";
-        const QByteArray msg = "Content-Type: multipart/mixed; boundary=\"z\"\r\n\r\n--z\r\nContent-Type: text/plain\r\n"
-                               "Content-Transfer-Encoding: quoted-printable\r\n\r\n" + qp + "\r\n--z--\r\n";
+        const QByteArray msg =
+            "Content-Type: multipart/mixed; boundary=\"z\"\r\n\r\n--z\r\nContent-Type: text/plain\r\n"
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n" +
+            qp + "\r\n--z--\r\n";
         H h;
         h.start();
         h.addMessage(QStringLiteral("INBOX"), msg, QString(), 1);
@@ -840,14 +895,17 @@ private Q_SLOTS:
         QCOMPARE(h.run("FETCH 1 (BINARY.SIZE[1])").untagged,
                  QList<QByteArray>{"* 1 FETCH (BINARY.SIZE[1] " + QByteArray::number(decoded.size()) + ")"});
         QCOMPARE(literalOf(h.run("FETCH 1 (BINARY.PEEK[1])").untagged.value(0), "BINARY[1]"), decoded);
-        QCOMPARE(literalOf(h.run("FETCH 1 (BINARY.PEEK[1]<3.5>)").untagged.value(0), "BINARY[1]<3>"), decoded.mid(3, 5));
-        QCOMPARE(literalOf(h.run("FETCH 1 (BODY.PEEK[1])").untagged.value(0), "BODY[1]"), qp);  // BODY keeps the encoding
+        QCOMPARE(literalOf(h.run("FETCH 1 (BINARY.PEEK[1]<3.5>)").untagged.value(0), "BINARY[1]<3>"),
+                 decoded.mid(3, 5));
+        QCOMPARE(literalOf(h.run("FETCH 1 (BODY.PEEK[1])").untagged.value(0), "BODY[1]"),
+                 qp);  // BODY keeps the encoding
     }
 
     // An empty part: BODY[1] and BINARY[1] are zero-length literals, BINARY.SIZE 0.
     void emptyParts() {
-        const QByteArray msg = "Content-Type: multipart/mixed; boundary=\"z\"\r\n\r\n--z\r\n"
-                               "Content-Transfer-Encoding: base64\r\n\r\n\r\n--z\r\n\r\nsecond\r\n--z--\r\n";
+        const QByteArray msg =
+            "Content-Type: multipart/mixed; boundary=\"z\"\r\n\r\n--z\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n\r\n--z\r\n\r\nsecond\r\n--z--\r\n";
         H h;
         h.start();
         h.addMessage(QStringLiteral("INBOX"), msg, QString(), 1);
@@ -864,9 +922,11 @@ private Q_SLOTS:
         for (int i = 0; i < 256; ++i) binary += char(i);
         binary += "\n\r\n\r\0end";
         binary += QByteArray(1, '\0');
-        const QByteArray msg = "From: user@domain.org\r\nMime-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"z\"\r\n\r\n"
-                               "--z\r\nContent-Type: text/plain\r\n\r\nplain text\r\n--z\r\nContent-Type: application/octet-stream\r\n"
-                               "Content-Transfer-Encoding: binary\r\n\r\n" + binary + "\r\n--z\r\nContent-Transfer-Encoding: binary\r\n\r\n\r\n--z--\r\n";
+        const QByteArray msg =
+            "From: user@domain.org\r\nMime-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"z\"\r\n\r\n"
+            "--z\r\nContent-Type: text/plain\r\n\r\nplain text\r\n--z\r\nContent-Type: application/octet-stream\r\n"
+            "Content-Transfer-Encoding: binary\r\n\r\n" +
+            binary + "\r\n--z\r\nContent-Transfer-Encoding: binary\r\n\r\n\r\n--z--\r\n";
         H h;
         h.start();
         QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
@@ -874,21 +934,23 @@ private Q_SLOTS:
         QVERIFY2(appended.tagged.startsWith("OK [APPENDUID"), appended.tagged.constData());
         Reply r = h.run("FETCH 1 (BINARY.SIZE[2] BINARY.PEEK[2])");
         QCOMPARE(r.untagged.size(), 1);
-        QVERIFY(r.untagged.first().startsWith("* 1 FETCH (BINARY.SIZE[2] " + QByteArray::number(binary.size()) + " BINARY[2] ~{" +
-                                              QByteArray::number(binary.size()) + "}\r\n"));
+        QVERIFY(r.untagged.first().startsWith("* 1 FETCH (BINARY.SIZE[2] " + QByteArray::number(binary.size()) +
+                                              " BINARY[2] ~{" + QByteArray::number(binary.size()) + "}\r\n"));
         QCOMPARE(r.untagged.first().mid(r.untagged.first().indexOf("}\r\n") + 3, binary.size()), binary);
         QCOMPARE(literalOf(h.run("FETCH 1 (BINARY.PEEK[1])").untagged.value(0), "BINARY[1]"), QByteArray("plain text"));
         r = h.run("FETCH 1 (BODY.PEEK[])");
         QVERIFY(!literalOf(r.untagged.value(0), "BODY[]").contains('\0'));
         QCOMPARE(literalOf(h.run("FETCH 1 (BODY.PEEK[2])").untagged.value(0), "BODY[2]"),
-                 binary.toBase64().left(76) + "\r\n" + binary.toBase64().mid(76, 76) + "\r\n" + binary.toBase64().mid(152, 76) + "\r\n" +
-                     binary.toBase64().mid(228, 76) + "\r\n" + binary.toBase64().mid(304));
+                 binary.toBase64().left(76) + "\r\n" + binary.toBase64().mid(76, 76) + "\r\n" +
+                     binary.toBase64().mid(152, 76) + "\r\n" + binary.toBase64().mid(228, 76) + "\r\n" +
+                     binary.toBase64().mid(304));
         // The empty binary part: zero-length both ways.
         QCOMPARE(h.run("FETCH 1 (BODY.PEEK[3] BINARY.PEEK[3] BINARY.SIZE[3])").untagged,
                  QList<QByteArray>{"* 1 FETCH (BODY[3] {0}\r\n BINARY[3] {0}\r\n BINARY.SIZE[3] 0)"});
         // A literal8 without binary parts is stored as it came.
         const QByteArray plain = "Subject: plain\r\n\r\nline\r\n";
-        QVERIFY(h.run("APPEND INBOX ~{" + QByteArray::number(plain.size()) + "+}\r\n" + plain, 64).tagged.startsWith("OK"));
+        QVERIFY(
+            h.run("APPEND INBOX ~{" + QByteArray::number(plain.size()) + "+}\r\n" + plain, 64).tagged.startsWith("OK"));
         QCOMPARE(literalOf(h.run("FETCH 2 (BINARY.PEEK[])").untagged.value(0), "BINARY[]"), plain);
     }
 
@@ -913,7 +975,8 @@ private Q_SLOTS:
         QVERIFY(r.untagged.first().startsWith("* 2 FETCH (UID 2 MODSEQ ("));
         r = h.run("EXPUNGE");
         QCOMPARE(r.untagged, QList<QByteArray>{"* 2 EXPUNGE"});
-        QVERIFY2(r.tagged.startsWith("OK [HIGHESTMODSEQ ") && r.tagged.endsWith("] EXPUNGE completed"), r.tagged.constData());
+        QVERIFY2(r.tagged.startsWith("OK [HIGHESTMODSEQ ") && r.tagged.endsWith("] EXPUNGE completed"),
+                 r.tagged.constData());
         const quint64 after = r.tagged.mid(18).split(']').first().toULongLong();
         QVERIFY(after > before);
         QCOMPARE(h.run("NOOP").tagged, QByteArray("OK NOOP completed"));  // nothing changed: no code
@@ -930,10 +993,12 @@ private Q_SLOTS:
         QCOMPARE(r.tagged, QByteArray("OK FETCH completed"));
         r = h.run("NOOP");
         QCOMPARE(r.untagged, QList<QByteArray>{"* 2 EXPUNGE"});
-        QVERIFY2(r.tagged.startsWith("OK [HIGHESTMODSEQ ") && r.tagged.endsWith("] NOOP completed"), r.tagged.constData());
+        QVERIFY2(r.tagged.startsWith("OK [HIGHESTMODSEQ ") && r.tagged.endsWith("] NOOP completed"),
+                 r.tagged.constData());
         QVERIFY(h.run("STORE 1 +FLAGS.SILENT (\\Deleted)").tagged.startsWith("OK"));
         r = h.run("CLOSE");
-        QVERIFY2(r.tagged.startsWith("OK [HIGHESTMODSEQ ") && r.tagged.endsWith("] CLOSE completed"), r.tagged.constData());
+        QVERIFY2(r.tagged.startsWith("OK [HIGHESTMODSEQ ") && r.tagged.endsWith("] CLOSE completed"),
+                 r.tagged.constData());
     }
 
     // RFC 7162 3.1.5 with RFC 4731: ESEARCH with a MODSEQ key returns MODSEQ = the highest
@@ -950,12 +1015,15 @@ private Q_SLOTS:
             modseq[seq] = l.mid(l.indexOf("MODSEQ (") + 8).split(')').first().toULongLong();
         }
         auto esearch = [&](const QByteArray& returns, const QByteArray& set, quint64 from) {
-            return h.run("SEARCH RETURN (" + returns + ") " + set + " MODSEQ \"/flags/\\\\seen\" all " + QByteArray::number(from))
+            return h
+                .run("SEARCH RETURN (" + returns + ") " + set + " MODSEQ \"/flags/\\\\seen\" all " +
+                     QByteArray::number(from))
                 .untagged.value(0);
         };
         const QByteArray tagPrefix = "* ESEARCH (TAG \"t";
         QByteArray l = esearch("MIN", "1:3", 1);
-        QVERIFY2(l.startsWith(tagPrefix) && l.endsWith(") MIN 1 MODSEQ " + QByteArray::number(modseq[1])), l.constData());
+        QVERIFY2(l.startsWith(tagPrefix) && l.endsWith(") MIN 1 MODSEQ " + QByteArray::number(modseq[1])),
+                 l.constData());
         l = esearch("MAX", "1:3", 1);
         QVERIFY2(l.endsWith(") MAX 3 MODSEQ " + QByteArray::number(modseq[3])), l.constData());
         l = esearch("", "1:3", 1);
@@ -986,12 +1054,14 @@ private Q_SLOTS:
         QVERIFY(h.run("CLOSE").tagged.startsWith("OK"));
         QVERIFY(h.run("DELETE Reborn").tagged.startsWith("OK"));
         QVERIFY(h.run("CREATE Reborn").tagged.startsWith("OK"));
-        QVERIFY(h.run(Harness::append("Reborn", "", "Subject: hello beautiful world\r\n\r\nbody\r\n"), 8).tagged.startsWith("OK"));
+        QVERIFY(h.run(Harness::append("Reborn", "", "Subject: hello beautiful world\r\n\r\nbody\r\n"), 8)
+                    .tagged.startsWith("OK"));
         r = h.run("SELECT Reborn");
         QVERIFY(!validity1.isEmpty() && !r.untagged.contains(validity1));
         QCOMPARE(h.run("SEARCH SUBJECT hello").untagged, QList<QByteArray>{"* SEARCH 1"});
         QCOMPARE(h.run("SEARCH SUBJECT alpha").untagged, QList<QByteArray>{"* SEARCH"});
-        QCOMPARE(literalOf(h.run("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])").untagged.value(0), "BODY[HEADER.FIELDS (SUBJECT)]"),
+        QCOMPARE(literalOf(h.run("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])").untagged.value(0),
+                           "BODY[HEADER.FIELDS (SUBJECT)]"),
                  QByteArray("Subject: hello beautiful world\r\n\r\n"));
         QCOMPARE(h.run("FETCH 1 (ENVELOPE)").untagged.value(0),
                  QByteArray("* 1 FETCH (ENVELOPE (NIL \"hello beautiful world\" NIL NIL NIL NIL NIL NIL NIL NIL))"));
@@ -1003,7 +1073,8 @@ private Q_SLOTS:
         QTest::addColumn<QByteArray>("key");
         QTest::addColumn<QByteArray>("hits");
         QTest::newRow("whole address") << QByteArray("FROM user-from@domain.org") << QByteArray("1 2 3 4 6 7");
-        QTest::newRow("whole address, other case") << QByteArray("FROM User-From@Domain.ORG") << QByteArray("1 2 3 4 6 7");
+        QTest::newRow("whole address, other case")
+            << QByteArray("FROM User-From@Domain.ORG") << QByteArray("1 2 3 4 6 7");
         QTest::newRow("display name") << QByteArray("FROM realfrom") << QByteArray("2 4 6 7");
         QTest::newRow("display name part") << QByteArray("FROM ealfro") << QByteArray("2 4 6 7");
         QTest::newRow("address part") << QByteArray("FROM ser-fro") << QByteArray("1 2 3 4 5 6 7");
@@ -1023,12 +1094,16 @@ private Q_SLOTS:
         H h;
         h.start();
         const QList<QByteArray> headers = {
-            "From: user-from@domain.org\r\nTo: user-to@domain.org\r\nCc: user-cc@domain.org\r\nBcc: user-bcc@domain.org\r\n",
-            "From: RealFrom <user-from@domain.org>\r\nTo: RealTo <user-to@domain.org>\r\nCc: RealCc <user-cc@domain.org>\r\n"
+            "From: user-from@domain.org\r\nTo: user-to@domain.org\r\nCc: user-cc@domain.org\r\nBcc: "
+            "user-bcc@domain.org\r\n",
+            "From: RealFrom <user-from@domain.org>\r\nTo: RealTo <user-to@domain.org>\r\nCc: RealCc "
+            "<user-cc@domain.org>\r\n"
             "Bcc: RealBcc <user-bcc@domain.org>\r\n",
-            "From: <user-from (comment)@ (comment) domain.org>\r\nTo: <user-to@domain.org>\r\nCc: <user-cc@domain.org>\r\n"
+            "From: <user-from (comment)@ (comment) domain.org>\r\nTo: <user-to@domain.org>\r\nCc: "
+            "<user-cc@domain.org>\r\n"
             "Bcc: <user-bcc@domain.org>\r\n",
-            "From: user-from@domain.org (RealFrom)\r\nTo: user-to@domain.org (RealTo)\r\nCc: user-cc@domain.org (RealCc)\r\n"
+            "From: user-from@domain.org (RealFrom)\r\nTo: user-to@domain.org (RealTo)\r\nCc: user-cc@domain.org "
+            "(RealCc)\r\n"
             "Bcc: user-bcc@domain.org (RealBcc)\r\n",
             "From: user-from1@domain.org, user-from2@domain.org\r\nCc: user-cc@domain.org\r\n",
             "From: RealFrom <user-from@domain.org>\r\nTo: groupname: groupuser1@domain.org, groupuser2@domain.org;,\r\n"
@@ -1036,7 +1111,8 @@ private Q_SLOTS:
             "From: RealFrom <user-from@domain.org>\r\nTo: groupname:;\r\n",
             "From: =?utf-8?q?J=C3=B6rg?= <joerg@example.org>\r\n",
         };
-        for (int i = 0; i < headers.size(); ++i) h.addMessage(QStringLiteral("INBOX"), message(headers.at(i)), QString(), i + 1);
+        for (int i = 0; i < headers.size(); ++i)
+            h.addMessage(QStringLiteral("INBOX"), message(headers.at(i)), QString(), i + 1);
         QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
         const Reply r = h.run("SEARCH CHARSET UTF-8 " + key);
         QCOMPARE(r.untagged, QList<QByteArray>{"* SEARCH" + (hits.isEmpty() ? QByteArray() : ' ' + hits)});
@@ -1064,12 +1140,18 @@ private Q_SLOTS:
         h.start();
         const bool display = criteria.contains("DISPLAY");
         const QList<QByteArray> headers =
-            display ? QList<QByteArray>{"To: foo bar <a@b.c>\r\n", "To: b@c.d\r\n", "To: d\r\n", "To: =?iso-8859-1?q?foo_aar?= <e@f.g>\r\n",
-                                        "To: =?iso-8859-1?q?foo_car?= <f@g.h>\r\n", "To: a: xx@xx.org, yy@yy.org;\r\n",
-                                        "To: z: aa@aa.org, bb@bb.org;\r\n", "To: empty:;\r\n"}
+            display ? QList<QByteArray>{"To: foo bar <a@b.c>\r\n",
+                                        "To: b@c.d\r\n",
+                                        "To: d\r\n",
+                                        "To: =?iso-8859-1?q?foo_aar?= <e@f.g>\r\n",
+                                        "To: =?iso-8859-1?q?foo_car?= <f@g.h>\r\n",
+                                        "To: a: xx@xx.org, yy@yy.org;\r\n",
+                                        "To: z: aa@aa.org, bb@bb.org;\r\n",
+                                        "To: empty:;\r\n"}
                     : QList<QByteArray>{"Cc: user2@domain2.org (foo bar)\r\n", "Cc: user2: blah@domain1.org;\r\n",
                                         "Cc: user1@domain1.org\r\n"};
-        for (int i = 0; i < headers.size(); ++i) h.addMessage(QStringLiteral("INBOX"), message(headers.at(i)), QString(), i + 1);
+        for (int i = 0; i < headers.size(); ++i)
+            h.addMessage(QStringLiteral("INBOX"), message(headers.at(i)), QString(), i + 1);
         QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
         const Reply r = h.run("SORT " + criteria + " US-ASCII ALL");
         QCOMPARE(r.untagged, QList<QByteArray>{"* SORT " + order});
@@ -1083,15 +1165,18 @@ private Q_SLOTS:
         QTest::addColumn<QByteArray>("command");
         QTest::addColumn<QByteArray>("expected");
         QTest::newRow("SORT SUBJECT") << QByteArray("SORT (SUBJECT) UTF-8 ALL") << QByteArray("* SORT 2 1");
-        QTest::newRow("THREAD ORDEREDSUBJECT") << QByteArray("THREAD ORDEREDSUBJECT UTF-8 ALL") << QByteArray("* THREAD (2)(1)");
+        QTest::newRow("THREAD ORDEREDSUBJECT")
+            << QByteArray("THREAD ORDEREDSUBJECT UTF-8 ALL") << QByteArray("* THREAD (2)(1)");
     }
     void sortAndThreadUseTheHeaderStore() {
         QFETCH(QByteArray, command);
         QFETCH(QByteArray, expected);
         H h;
         h.start();
-        const QString one = h.addMessage(QStringLiteral("INBOX"), message("Subject: b\r\nDate: Mon, 7 Feb 1994 21:52:25 +0000\r\n"), QString(), 1);
-        h.addMessage(QStringLiteral("INBOX"), message("Subject: a\r\nDate: Sun, 6 Feb 1994 21:52:25 +0000\r\n"), QString(), 2);
+        const QString one = h.addMessage(
+            QStringLiteral("INBOX"), message("Subject: b\r\nDate: Mon, 7 Feb 1994 21:52:25 +0000\r\n"), QString(), 1);
+        h.addMessage(QStringLiteral("INBOX"), message("Subject: a\r\nDate: Sun, 6 Feb 1994 21:52:25 +0000\r\n"),
+                     QString(), 2);
         QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
         QCOMPARE(h.run("SEARCH SUBJECT zzz").untagged, QList<QByteArray>{"* SEARCH"});  // reads both headers
         QFile f(one);
@@ -1112,10 +1197,15 @@ private Q_SLOTS:
         H h;
         h.start();
         const QString one = h.addMessage(QStringLiteral("INBOX"), message("Message-ID: <a@b>\r\n"), QString(), 1);
-        const QString two = h.addMessage(QStringLiteral("INBOX"), message("Message-Id: <b@b>\r\nReferences: <a@b> <c@b>\r\n"), QString(), 2);
-        const QString three = h.addMessage(QStringLiteral("INBOX"), message("Message-Id: <c@b>\r\nReferences: <b@b>\r\n"), QString(), 3);
-        for (const auto& [path, secs] : {std::pair{one, 1203692783}, std::pair{two, 1203685583}, std::pair{three, 1203689185}}) {
-            struct utimbuf t {secs, secs};
+        const QString two = h.addMessage(QStringLiteral("INBOX"),
+                                         message("Message-Id: <b@b>\r\nReferences: <a@b> <c@b>\r\n"), QString(), 2);
+        const QString three =
+            h.addMessage(QStringLiteral("INBOX"), message("Message-Id: <c@b>\r\nReferences: <b@b>\r\n"), QString(), 3);
+        for (const auto& [path, secs] :
+             {std::pair{one, 1203692783}, std::pair{two, 1203685583}, std::pair{three, 1203689185}}) {
+            struct utimbuf t {
+                secs, secs
+            };
             QCOMPARE(::utime(QFile::encodeName(path).constData(), &t), 0);
         }
         QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
@@ -1124,10 +1214,15 @@ private Q_SLOTS:
         // The same in the issue's numbering (the mailbox order 1, 2, 3 = a, b, c).
         QVERIFY(h.run("STORE 1:* +FLAGS.SILENT (\\Deleted)").tagged.startsWith("OK"));
         QVERIFY(h.run("EXPUNGE").tagged.startsWith("OK"));
-        QVERIFY(h.run(Harness::append("INBOX", "\"22-Feb-2008 17:06:23 +0000\"", "Message-ID: <a@b>\r\n\r\n"), 8).tagged.startsWith("OK"));
-        QVERIFY(h.run(Harness::append("INBOX", "\"22-Feb-2008 15:06:23 +0000\"", "Message-Id: <b@b>\r\nReferences: <a@b> <c@b>\r\n\r\n"), 8)
+        QVERIFY(h.run(Harness::append("INBOX", "\"22-Feb-2008 17:06:23 +0000\"", "Message-ID: <a@b>\r\n\r\n"), 8)
                     .tagged.startsWith("OK"));
-        QVERIFY(h.run(Harness::append("INBOX", "\"22-Feb-2008 16:06:25 +0000\"", "Message-Id: <c@b>\r\nReferences: <b@b>\r\n\r\n"), 8)
+        QVERIFY(h.run(Harness::append("INBOX", "\"22-Feb-2008 15:06:23 +0000\"",
+                                      "Message-Id: <b@b>\r\nReferences: <a@b> <c@b>\r\n\r\n"),
+                      8)
+                    .tagged.startsWith("OK"));
+        QVERIFY(h.run(Harness::append("INBOX", "\"22-Feb-2008 16:06:25 +0000\"",
+                                      "Message-Id: <c@b>\r\nReferences: <b@b>\r\n\r\n"),
+                      8)
                     .tagged.startsWith("OK"));
         QCOMPARE(h.run("THREAD REFERENCES US-ASCII ALL").untagged, QList<QByteArray>{"* THREAD (3 2)(1)"});
         QVERIFY(h.run("STORE 1 +FLAGS.SILENT (\\Deleted)").tagged.startsWith("OK"));

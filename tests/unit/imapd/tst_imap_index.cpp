@@ -90,7 +90,8 @@ private slots:
         QVERIFY(c);
         QCOMPARE(c->envelope, QByteArray("(env)"));
         QCOMPARE(c->bodyStructure, QByteArray("(bs)"));
-        QVERIFY2(!idx->cached(1, QStringLiteral("other")), "a different file under the same UID is not served from the cache");
+        QVERIFY2(!idx->cached(1, QStringLiteral("other")),
+                 "a different file under the same UID is not served from the cache");
         QVERIFY(!idx->cached(2, QStringLiteral("msg2")));
     }
 
@@ -128,8 +129,8 @@ private slots:
             auto msgs = messages({{1, ""}});
             QVERIFY(unused->sync(msgs).ok());
         }
-        QCOMPARE(MailboxIndex::closeIdle(60'000), 0);  // not idle long enough
-        QCOMPARE(MailboxIndex::closeIdle(0), 1);       // b's; a's is still held
+        QCOMPARE(MailboxIndex::closeIdle(60'000), 0);     // not idle long enough
+        QCOMPARE(MailboxIndex::closeIdle(0), 1);          // b's; a's is still held
         auto again = MailboxIndex::acquire(b.path(), 1);  // reopened, same content
         QVERIFY(again);
         QCOMPARE(again->knownFiles().size(), 1);

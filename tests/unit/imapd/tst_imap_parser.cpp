@@ -20,10 +20,10 @@ using Refusal = CommandReader::Refusal;
 namespace {
 
 struct Outcome {
-    QList<Event> events;            // every event other than None, in order
+    QList<Event> events;  // every event other than None, in order
     std::vector<RawCommand> commands;
     QList<Refusal> refusals;
-    qsizetype unused = 0;            // bytes the reader never took
+    qsizetype unused = 0;  // bytes the reader never took
 };
 
 // Feeds `input` in pieces of `chunk` octets as a connection would (unused bytes are
@@ -56,7 +56,9 @@ Outcome run(CommandReader& reader, const QByteArray& input, int chunk) {
     return o;
 }
 
-QList<int> chunkings() { return {1, 2, 3, 7, 1 << 20}; }
+QList<int> chunkings() {
+    return {1, 2, 3, 7, 1 << 20};
+}
 
 // Arguments of a framed command, or the parser's error.
 std::optional<QList<Token>> args(const RawCommand& c, QString* error = nullptr) {
@@ -176,14 +178,18 @@ private Q_SLOTS:
         QTest::addColumn<QByteArray>("announce");
         QTest::addColumn<Event>("event");
         QTest::addColumn<Refusal>("refusal");
-        QTest::newRow("leading zeros") << QByteArray("{00000000000000000000000000005}") << Event::Continue << Refusal::None;
+        QTest::newRow("leading zeros") << QByteArray("{00000000000000000000000000005}") << Event::Continue
+                                       << Refusal::None;
         QTest::newRow("19 digits") << QByteArray("{9223372036854775807}") << Event::LiteralRefused << Refusal::TooBig;
-        QTest::newRow("number64 + 1") << QByteArray("{9223372036854775808}") << Event::LiteralRefused << Refusal::TooBig;
+        QTest::newRow("number64 + 1") << QByteArray("{9223372036854775808}") << Event::LiteralRefused
+                                      << Refusal::TooBig;
         QTest::newRow("2^64") << QByteArray("{18446744073709551616}") << Event::LiteralRefused << Refusal::TooBig;
-        QTest::newRow("40 digits") << QByteArray("{9999999999999999999999999999999999999999}") << Event::LiteralRefused << Refusal::TooBig;
-        QTest::newRow("40 digits non-sync") << QByteArray("{9999999999999999999999999999999999999999+}") << Event::NonSyncLiteralRefused
-                                            << Refusal::TooBig;
-        QTest::newRow("literal8 huge") << QByteArray("~{99999999999999999999}") << Event::LiteralRefused << Refusal::TooBig;
+        QTest::newRow("40 digits") << QByteArray("{9999999999999999999999999999999999999999}") << Event::LiteralRefused
+                                   << Refusal::TooBig;
+        QTest::newRow("40 digits non-sync") << QByteArray("{9999999999999999999999999999999999999999+}")
+                                            << Event::NonSyncLiteralRefused << Refusal::TooBig;
+        QTest::newRow("literal8 huge") << QByteArray("~{99999999999999999999}") << Event::LiteralRefused
+                                       << Refusal::TooBig;
         QTest::newRow("dash is synchronising") << QByteArray("{5-}") << Event::Continue << Refusal::None;
     }
     void literalSizes() {
@@ -209,14 +215,18 @@ private Q_SLOTS:
         const qint64 before = ReaderLimits{}.maxLiteralBeforeAuth;
         QCOMPARE(before, qint64(8192));
         QTest::newRow("before login: 8192") << false << before << false << Event::Continue << Refusal::None;
-        QTest::newRow("before login: 8193") << false << before + 1 << false << Event::LiteralRefused << Refusal::TooBigBeforeAuth;
-        QTest::newRow("before login: 20 MiB") << false << qint64(20 << 20) << false << Event::LiteralRefused << Refusal::TooBigBeforeAuth;
+        QTest::newRow("before login: 8193")
+            << false << before + 1 << false << Event::LiteralRefused << Refusal::TooBigBeforeAuth;
+        QTest::newRow("before login: 20 MiB")
+            << false << qint64(20 << 20) << false << Event::LiteralRefused << Refusal::TooBigBeforeAuth;
         QTest::newRow("before login: 8192 non-sync") << false << before << true << Event::Command << Refusal::None;
-        QTest::newRow("before login: 8193 non-sync") << false << before + 1 << true << Event::NonSyncLiteralRefused
-                                                     << Refusal::TooBigBeforeAuth;
+        QTest::newRow("before login: 8193 non-sync")
+            << false << before + 1 << true << Event::NonSyncLiteralRefused << Refusal::TooBigBeforeAuth;
         QTest::newRow("after login: 100000") << true << qint64(100000) << false << Event::Continue << Refusal::None;
-        QTest::newRow("after login: 100001") << true << qint64(100001) << false << Event::LiteralRefused << Refusal::TooBig;
-        QTest::newRow("after login: 100001 non-sync") << true << qint64(100001) << true << Event::NonSyncLiteralRefused << Refusal::TooBig;
+        QTest::newRow("after login: 100001")
+            << true << qint64(100001) << false << Event::LiteralRefused << Refusal::TooBig;
+        QTest::newRow("after login: 100001 non-sync")
+            << true << qint64(100001) << true << Event::NonSyncLiteralRefused << Refusal::TooBig;
     }
     void literalLimits() {
         QFETCH(bool, authenticated);
@@ -230,14 +240,16 @@ private Q_SLOTS:
         const QByteArray line = "a LOGIN {" + QByteArray::number(size) + (nonSync ? "+" : "") + "}\r\n";
         // Announced and, when taken, sent: the user name as a literal and a password atom.
         const QByteArray input = line + (event == Event::LiteralRefused || event == Event::NonSyncLiteralRefused
-                                              ? QByteArray()
-                                              : QByteArray(size, 'u') + " pw\r\n");
+                                             ? QByteArray()
+                                             : QByteArray(size, 'u') + " pw\r\n");
         for (int chunk : {1, 7, 1 << 20}) {
             CommandReader reader(limits);
             reader.setAuthenticated(authenticated);
             Outcome o = run(reader, input, chunk);
-            if (event == Event::Continue) QCOMPARE(o.events, (QList<Event>{Event::Continue, Event::Command}));
-            else QCOMPARE(o.events, QList<Event>{event});
+            if (event == Event::Continue)
+                QCOMPARE(o.events, (QList<Event>{Event::Continue, Event::Command}));
+            else
+                QCOMPARE(o.events, QList<Event>{event});
             if (refusal != Refusal::None) {
                 QCOMPARE(o.refusals, QList<Refusal>{refusal});
                 QCOMPARE(reader.refusalLimit(), authenticated ? limits.maxLiteral : limits.maxLiteralBeforeAuth);
@@ -375,7 +387,8 @@ private Q_SLOTS:
         QTest::addColumn<quint64>("value");
         QTest::newRow("empty") << QByteArray() << kMaxNumber << false << quint64(0);
         QTest::newRow("zero") << QByteArray("0") << kMaxNumber << true << quint64(0);
-        QTest::newRow("leading zeros") << QByteArray("000000000000000000000000042") << kMaxNumber << true << quint64(42);
+        QTest::newRow("leading zeros") << QByteArray("000000000000000000000000042") << kMaxNumber << true
+                                       << quint64(42);
         QTest::newRow("2^32-1") << QByteArray("4294967295") << kMaxNumber << true << quint64(4294967295u);
         QTest::newRow("2^32") << QByteArray("4294967296") << kMaxNumber << false << quint64(0);
         QTest::newRow("2^63-1") << QByteArray("9223372036854775807") << kMaxNumber64 << true << kMaxNumber64;

@@ -26,10 +26,13 @@ public:
     bool deferred = false;  // keep the answer until the test calls finish()
     std::function<void()> pending;
     void authenticate(const AuthRequest& request, QByteArray password, AuthDone done) override {
-        const AuthVerdict verdict = request.login == u"alice@example.org" && password == "secret" ? AuthVerdict::Ok : AuthVerdict::Failed;
+        const AuthVerdict verdict =
+            request.login == u"alice@example.org" && password == "secret" ? AuthVerdict::Ok : AuthVerdict::Failed;
         const QString login = request.login;
-        if (deferred) pending = [done, verdict, login] { done(verdict, login); };
-        else done(verdict, login);
+        if (deferred)
+            pending = [done, verdict, login] { done(verdict, login); };
+        else
+            done(verdict, login);
     }
     qint64 quotaOf(const QString&) override { return 0; }
 };
@@ -60,7 +63,9 @@ struct Harness {
     }
 };
 
-QList<int> chunkings() { return {1, 4096}; }
+QList<int> chunkings() {
+    return {1, 4096};
+}
 
 }  // namespace
 
@@ -73,13 +78,15 @@ private Q_SLOTS:
         QTest::addColumn<QByteArray>("line");
         QTest::addColumn<QByteArray>("answer");
         const QByteArray midLine = "Syntax error: a literal must end its line ({n} CRLF)";
-        QTest::newRow("plaintext 143") << false << QByteArray("a NOOP {9223372036854775807}x\r\n") << "a BAD " + midLine + "\r\n";
+        QTest::newRow("plaintext 143") << false << QByteArray("a NOOP {9223372036854775807}x\r\n")
+                                       << "a BAD " + midLine + "\r\n";
         QTest::newRow("tls") << true << QByteArray("a NOOP {9223372036854775807}x\r\n") << "a BAD " + midLine + "\r\n";
         QTest::newRow("small mid-line") << false << QByteArray("a NOOP {5}xxxxx\r\n") << "a BAD " + midLine + "\r\n";
         QTest::newRow("literal8 mid-line") << false << QByteArray("a NOOP ~{3}abc\r\n") << "a BAD " + midLine + "\r\n";
-        QTest::newRow("mid-line login") << true << QByteArray("a LOGIN {17}alice@example.org secret\r\n") << "a BAD " + midLine + "\r\n";
+        QTest::newRow("mid-line login") << true << QByteArray("a LOGIN {17}alice@example.org secret\r\n")
+                                        << "a BAD " + midLine + "\r\n";
         QTest::newRow("after a quoted string") << true << QByteArray("a LOGIN \"x\"{6}secret\r\n")
-                                              << QByteArray("a BAD Syntax error: missing space between arguments\r\n");
+                                               << QByteArray("a BAD Syntax error: missing space between arguments\r\n");
     }
     void crashLineIsBad() {
         QFETCH(bool, tls);
@@ -99,20 +106,24 @@ private Q_SLOTS:
         QTest::addColumn<QByteArray>("input");
         QTest::addColumn<QByteArray>("answer");
         QTest::addColumn<bool>("closed");
-        QTest::newRow("8192: taken") << QByteArray("a LOGIN {8192}\r\n") << QByteArray("+ Ready for literal data\r\n") << false;
-        QTest::newRow("8193: refused before +") << QByteArray("a LOGIN {8193}\r\n")
-                                                << QByteArray("a NO [TOOBIG] Literals before login are limited to 8192 octets\r\n")
-                                                << false;
-        QTest::newRow("20 MiB: refused before +") << QByteArray("a LOGIN {20971520}\r\n")
-                                                  << QByteArray("a NO [TOOBIG] Literals before login are limited to 8192 octets\r\n")
-                                                  << false;
-        QTest::newRow("8193 non-sync: closed") << QByteArray("a LOGIN {8193+}\r\n")
-                                               << QByteArray("* BYE [TOOBIG] Literals before login are limited to 8192 octets\r\n")
-                                               << true;
-        QTest::newRow("8192 non-sync: taken") << QByteArray("a LOGIN {8192+}\r\n" + QByteArray(8192, 'u') + " pw\r\n")
-                                              << QByteArray("a NO [AUTHENTICATIONFAILED] Authentication failed\r\n") << false;
+        QTest::newRow("8192: taken") << QByteArray("a LOGIN {8192}\r\n") << QByteArray("+ Ready for literal data\r\n")
+                                     << false;
+        QTest::newRow("8193: refused before +")
+            << QByteArray("a LOGIN {8193}\r\n")
+            << QByteArray("a NO [TOOBIG] Literals before login are limited to 8192 octets\r\n") << false;
+        QTest::newRow("20 MiB: refused before +")
+            << QByteArray("a LOGIN {20971520}\r\n")
+            << QByteArray("a NO [TOOBIG] Literals before login are limited to 8192 octets\r\n") << false;
+        QTest::newRow("8193 non-sync: closed")
+            << QByteArray("a LOGIN {8193+}\r\n")
+            << QByteArray("* BYE [TOOBIG] Literals before login are limited to 8192 octets\r\n") << true;
+        QTest::newRow("8192 non-sync: taken")
+            << QByteArray("a LOGIN {8192+}\r\n" + QByteArray(8192, 'u') + " pw\r\n")
+            << QByteArray("a NO [AUTHENTICATIONFAILED] Authentication failed\r\n") << false;
         QTest::newRow("huge literal8") << QByteArray("a LOGIN ~{99999999999999999999}\r\n")
-                                       << QByteArray("a NO [TOOBIG] Literals before login are limited to 8192 octets\r\n") << false;
+                                       << QByteArray(
+                                              "a NO [TOOBIG] Literals before login are limited to 8192 octets\r\n")
+                                       << false;
     }
     void literalsBeforeLogin() {
         QFETCH(QByteArray, input);
@@ -124,10 +135,12 @@ private Q_SLOTS:
                 h.io.take();
                 QByteArray expected = answer;
                 if (!tls && answer.contains("AUTHENTICATIONFAILED"))
-                    expected = "a NO [PRIVACYREQUIRED] Use STARTTLS first; logins are disabled on unencrypted connections\r\n";
+                    expected =
+                        "a NO [PRIVACYREQUIRED] Use STARTTLS first; logins are disabled on unencrypted connections\r\n";
                 QCOMPARE(h.send(input), expected);
                 QCOMPARE(h.io.closed, closed);
-                if (!closed && !answer.startsWith('+')) QCOMPARE(h.send("b NOOP\r\n"), QByteArray("b OK NOOP completed\r\n"));
+                if (!closed && !answer.startsWith('+'))
+                    QCOMPARE(h.send("b NOOP\r\n"), QByteArray("b OK NOOP completed\r\n"));
             }
         }
     }
@@ -139,7 +152,8 @@ private Q_SLOTS:
         for (int chunk : chunkings()) {
             Harness h(chunk, true, c);
             h.login();
-            QCOMPARE(h.send("a APPEND INBOX {100001}\r\n"), QByteArray("a NO [TOOBIG] Literal too big (limit 100000 octets)\r\n"));
+            QCOMPARE(h.send("a APPEND INBOX {100001}\r\n"),
+                     QByteArray("a NO [TOOBIG] Literal too big (limit 100000 octets)\r\n"));
             QCOMPARE(h.send("b APPEND INBOX {100000}\r\n"), QByteArray("+ Ready for literal data\r\n"));
             QByteArray msg = "Subject: big\r\n\r\n";
             msg += QByteArray(100000 - msg.size(), 'x');
@@ -194,7 +208,8 @@ private Q_SLOTS:
         QTest::newRow("overlaps and repeats") << QByteArray("FETCH 3,1:2,2:4,1,4 (UID)") << QByteArray("1 2 3 4");
         QTest::newRow("reversed range") << QByteArray("FETCH 4:2 (UID)") << QByteArray("2 3 4");
         QTest::newRow("star") << QByteArray("FETCH 4:* (UID)") << QByteArray("4 5");
-        QTest::newRow("star repeated") << QByteArray("FETCH " + QByteArray("1:*,").repeated(200) + "1 (UID)") << QByteArray("1 2 3 4 5");
+        QTest::newRow("star repeated") << QByteArray("FETCH " + QByteArray("1:*,").repeated(200) + "1 (UID)")
+                                       << QByteArray("1 2 3 4 5");
         QTest::newRow("uid set") << QByteArray("UID FETCH 5,2:3 (UID)") << QByteArray("2 3 5");
         QTest::newRow("uid n:* above every uid") << QByteArray("UID FETCH 99:* (UID)") << QByteArray("5");
         QTest::newRow("uid range past the end") << QByteArray("UID FETCH 4:4294967295 (UID)") << QByteArray("4 5");
@@ -209,7 +224,8 @@ private Q_SLOTS:
         h.login();
         for (int i = 1; i <= 5; ++i) {
             const QByteArray msg = "Subject: m" + QByteArray::number(i) + "\r\n\r\nbody\r\n";
-            h.send("p" + QByteArray::number(i) + " APPEND INBOX {" + QByteArray::number(msg.size()) + "+}\r\n" + msg + "\r\n");
+            h.send("p" + QByteArray::number(i) + " APPEND INBOX {" + QByteArray::number(msg.size()) + "+}\r\n" + msg +
+                   "\r\n");
             QTRY_VERIFY(h.io.output.contains("p" + QByteArray::number(i) + " OK"));
             h.io.take();
         }
@@ -267,9 +283,12 @@ private Q_SLOTS:
         Harness h(4096, true);
         h.login();
         const QByteArray msg = "Subject: d\r\n\r\nbody\r\n";
-        test::feed(*h.session, h.buffer, "d APPEND INBOX " + date + " {" + QByteArray::number(msg.size()) + "+}\r\n" + msg + "\r\n", 4096);
-        if (valid) QTRY_VERIFY2(h.io.output.startsWith("d OK [APPENDUID "), h.io.output.constData());
-        else QCOMPARE(h.io.take(), QByteArray("d BAD Bad date-time\r\n"));
+        test::feed(*h.session, h.buffer,
+                   "d APPEND INBOX " + date + " {" + QByteArray::number(msg.size()) + "+}\r\n" + msg + "\r\n", 4096);
+        if (valid)
+            QTRY_VERIFY2(h.io.output.startsWith("d OK [APPENDUID "), h.io.output.constData());
+        else
+            QCOMPARE(h.io.take(), QByteArray("d BAD Bad date-time\r\n"));
     }
 
     void capabilitiesNameTheLiteralLimits() {

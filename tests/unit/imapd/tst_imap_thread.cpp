@@ -13,9 +13,9 @@ namespace {
 
 // One message of a test mailbox: its number is its position (1-based).
 struct Spec {
-    qint64 minute;            // sent date in minutes
-    const char* id;           // Message-ID without <>, "" for none
-    QByteArrayList refs;      // resolved references (References or In-Reply-To)
+    qint64 minute;        // sent date in minutes
+    const char* id;       // Message-ID without <>, "" for none
+    QByteArrayList refs;  // resolved references (References or In-Reply-To)
     const char* subject;
 };
 
@@ -54,7 +54,8 @@ private Q_SLOTS:
         QTest::newRow("blob then re") << QByteArray("[list] Re: hello") << QByteArray("hello") << true;
         QTest::newRow("re then blob") << QByteArray("Re: [list] hello") << QByteArray("hello") << true;
         QTest::newRow("two blobs then re") << QByteArray("[a][b] Re: x") << QByteArray("x") << true;
-        QTest::newRow("blob only stripped when text remains") << QByteArray("[list] hello") << QByteArray("hello") << false;
+        QTest::newRow("blob only stripped when text remains")
+            << QByteArray("[list] hello") << QByteArray("hello") << false;
         QTest::newRow("lone blob stays") << QByteArray("[only blob]") << QByteArray("[only blob]") << false;
         QTest::newRow("re + lone blob") << QByteArray("Re: [only blob]") << QByteArray("[only blob]") << true;
         QTest::newRow("fwd trailer") << QByteArray("hello (fwd)") << QByteArray("hello") << true;
@@ -69,7 +70,11 @@ private Q_SLOTS:
         QTest::newRow("empty") << QByteArray("") << QByteArray("") << false;
         QTest::newRow("encoded text") << QByteArray("Re: =?utf-8?q?caf=C3=A9?=") << QByteArray("caf\xc3\xa9") << true;
         QTest::newRow("encoded re") << QByteArray("=?utf-8?q?Re=3A_caf=C3=A9?=") << QByteArray("caf\xc3\xa9") << true;
-        QTest::newRow("latin1 word") << QByteArray("=?iso-8859-1?q?Gr=FC=DFe?=") << QByteArray("Gr\xc3\xbc\xc3\x9f" "e") << false;
+        QTest::newRow("latin1 word") << QByteArray("=?iso-8859-1?q?Gr=FC=DFe?=")
+                                     << QByteArray(
+                                            "Gr\xc3\xbc\xc3\x9f"
+                                            "e")
+                                     << false;
     }
     void baseSubject() {
         QFETCH(QByteArray, raw);
@@ -97,7 +102,8 @@ private Q_SLOTS:
         QTest::newRow("one") << QByteArray("<a@b>") << QByteArrayList{"a@b"};
         QTest::newRow("list") << QByteArray("<a@b> <c@d>\t<e@f>") << QByteArrayList{"a@b", "c@d", "e@f"};
         QTest::newRow("folded inside") << QByteArray("<a@\r\n b>") << QByteArrayList{"a@b"};
-        QTest::newRow("in-reply-to prose") << QByteArray("Your message of Mon, 1 Jan <x@y> (Bob)") << QByteArrayList{"x@y"};
+        QTest::newRow("in-reply-to prose")
+            << QByteArray("Your message of Mon, 1 Jan <x@y> (Bob)") << QByteArrayList{"x@y"};
         QTest::newRow("nested open") << QByteArray("<junk <a@b>") << QByteArrayList{"a@b"};
         QTest::newRow("empty id") << QByteArray("<> <a@b>") << QByteArrayList{"a@b"};
         QTest::newRow("no brackets") << QByteArray("a@b") << QByteArrayList{};
@@ -138,66 +144,79 @@ private Q_SLOTS:
                                << QByteArray("(1 2 3)");
         QTest::newRow("siblings") << QList<Spec>{{1, "a", {}, "s1"}, {2, "b", {"a"}, "s2"}, {3, "c", {"a"}, "s3"}}
                                   << QByteArray("(1 (2)(3))");
-        QTest::newRow("siblings by date, not number") << QList<Spec>{{1, "a", {}, "s1"}, {30, "b", {"a"}, "s2"}, {20, "c", {"a"}, "s3"}}
-                                                      << QByteArray("(1 (3)(2))");
-        QTest::newRow("reply arrives before its parent") << QList<Spec>{{2, "b", {"a"}, "s2"}, {1, "a", {}, "s1"}}
-                                                         << QByteArray("(2 1)");
-        QTest::newRow("missing parent of two: dummy root") << QList<Spec>{{1, "b", {"x"}, "s1"}, {2, "c", {"x"}, "s2"}}
-                                                           << QByteArray("((1)(2))");
-        QTest::newRow("missing parent of one: promoted") << QList<Spec>{{1, "b", {"x"}, "s1"}, {2, "c", {}, "s2"}}
-                                                         << QByteArray("(1)(2)");
-        QTest::newRow("missing middle: promoted") << QList<Spec>{{1, "a", {}, "s1"}, {2, "c", {"a", "b"}, "s2"}}
-                                                  << QByteArray("(1 2)");
-        QTest::newRow("missing middles, siblings") << QList<Spec>{{1, "a", {}, "s1"}, {2, "c", {"a", "b"}, "s2"}, {3, "d", {"a", "x", "y"}, "s3"}}
-                                                   << QByteArray("(1 (2)(3))");
-        QTest::newRow("dummy root sorts by its earliest child") << QList<Spec>{{10, "m", {}, "s0"}, {50, "b", {"x"}, "s1"}, {5, "c", {"x"}, "s2"}}
-                                                                << QByteArray("((3)(2))(1)");
+        QTest::newRow("siblings by date, not number")
+            << QList<Spec>{{1, "a", {}, "s1"}, {30, "b", {"a"}, "s2"}, {20, "c", {"a"}, "s3"}}
+            << QByteArray("(1 (3)(2))");
+        QTest::newRow("reply arrives before its parent")
+            << QList<Spec>{{2, "b", {"a"}, "s2"}, {1, "a", {}, "s1"}} << QByteArray("(2 1)");
+        QTest::newRow("missing parent of two: dummy root")
+            << QList<Spec>{{1, "b", {"x"}, "s1"}, {2, "c", {"x"}, "s2"}} << QByteArray("((1)(2))");
+        QTest::newRow("missing parent of one: promoted")
+            << QList<Spec>{{1, "b", {"x"}, "s1"}, {2, "c", {}, "s2"}} << QByteArray("(1)(2)");
+        QTest::newRow("missing middle: promoted")
+            << QList<Spec>{{1, "a", {}, "s1"}, {2, "c", {"a", "b"}, "s2"}} << QByteArray("(1 2)");
+        QTest::newRow("missing middles, siblings")
+            << QList<Spec>{{1, "a", {}, "s1"}, {2, "c", {"a", "b"}, "s2"}, {3, "d", {"a", "x", "y"}, "s3"}}
+            << QByteArray("(1 (2)(3))");
+        QTest::newRow("dummy root sorts by its earliest child")
+            << QList<Spec>{{10, "m", {}, "s0"}, {50, "b", {"x"}, "s1"}, {5, "c", {"x"}, "s2"}}
+            << QByteArray("((3)(2))(1)");
         QTest::newRow("self reference") << QList<Spec>{{1, "a", {"a"}, "s1"}} << QByteArray("(1)");
-        QTest::newRow("loop between two messages") << QList<Spec>{{1, "a", {"b"}, "s1"}, {2, "b", {"a"}, "s2"}}
-                                                   << QByteArray("(2 1)");
+        QTest::newRow("loop between two messages")
+            << QList<Spec>{{1, "a", {"b"}, "s1"}, {2, "b", {"a"}, "s2"}} << QByteArray("(2 1)");
         // a -> b is kept, b -> a refused; the dummies a and b then hold 1 and 2.
-        QTest::newRow("loop inside References") << QList<Spec>{{1, "c", {"a", "b", "a"}, "s1"}, {2, "d", {"b"}, "s2"}}
-                                                << QByteArray("((1)(2))");
-        QTest::newRow("three-message loop") << QList<Spec>{{1, "a", {"c"}, "s1"}, {2, "b", {"a"}, "s2"}, {3, "c", {"b"}, "s3"}}
-                                            << QByteArray("(3 1 2)");
-        QTest::newRow("duplicate Message-ID") << QList<Spec>{{1, "a", {}, "s1"}, {2, "a", {}, "s2"}, {3, "b", {"a"}, "s3"}}
-                                              << QByteArray("(1 3)(2)");
+        QTest::newRow("loop inside References")
+            << QList<Spec>{{1, "c", {"a", "b", "a"}, "s1"}, {2, "d", {"b"}, "s2"}} << QByteArray("((1)(2))");
+        QTest::newRow("three-message loop")
+            << QList<Spec>{{1, "a", {"c"}, "s1"}, {2, "b", {"a"}, "s2"}, {3, "c", {"b"}, "s3"}}
+            << QByteArray("(3 1 2)");
+        QTest::newRow("duplicate Message-ID")
+            << QList<Spec>{{1, "a", {}, "s1"}, {2, "a", {}, "s2"}, {3, "b", {"a"}, "s3"}} << QByteArray("(1 3)(2)");
         QTest::newRow("no Message-ID") << QList<Spec>{{1, "", {}, "s1"}, {2, "", {}, "s2"}, {3, "b", {""}, "s3"}}
                                        << QByteArray("(1)(2)(3)");
-        QTest::newRow("later References do not move a parent") << QList<Spec>{{1, "a", {}, "s1"}, {2, "b", {}, "s2"}, {3, "c", {"a"}, "s3"},
-                                                                              {4, "d", {"b", "c"}, "s4"}}
-                                                               << QByteArray("(1 3 4)(2)");
-        QTest::newRow("the message's own References win") << QList<Spec>{{1, "a", {}, "s1"}, {2, "d", {"a", "c"}, "s2"}, {3, "c", {"b"}, "s3"},
-                                                                         {4, "b", {}, "s4"}}
-                                                          << QByteArray("(1)(4 3 2)");
-        QTest::newRow("subject: reply joins the original") << QList<Spec>{{1, "a", {}, "Hello"}, {2, "b", {}, "Re: hello"}}
-                                                           << QByteArray("(1 2)");
-        QTest::newRow("subject: original found later") << QList<Spec>{{1, "a", {}, "Re: Hello"}, {2, "b", {}, "hello"}}
-                                                       << QByteArray("(2 1)");
-        QTest::newRow("subject: two originals get a dummy") << QList<Spec>{{1, "a", {}, "Hello"}, {2, "b", {}, "Hello"}}
-                                                            << QByteArray("((1)(2))");
-        QTest::newRow("subject: two replies get a dummy") << QList<Spec>{{1, "a", {}, "Re: x"}, {2, "b", {}, "Re: X"}}
-                                                          << QByteArray("((1)(2))");
-        QTest::newRow("subject: joins a dummy thread") << QList<Spec>{{1, "b", {"x"}, "Topic"}, {2, "c", {"x"}, "Re: topic"}, {3, "d", {}, "topic"}}
-                                                       << QByteArray("((1)(2)(3))");
-        QTest::newRow("subject: two dummies merge") << QList<Spec>{{1, "b", {"x"}, "T"}, {2, "c", {"x"}, "Re: T"}, {3, "d", {"y"}, "Re: t"},
+        QTest::newRow("later References do not move a parent")
+            << QList<Spec>{{1, "a", {}, "s1"}, {2, "b", {}, "s2"}, {3, "c", {"a"}, "s3"}, {4, "d", {"b", "c"}, "s4"}}
+            << QByteArray("(1 3 4)(2)");
+        QTest::newRow("the message's own References win")
+            << QList<Spec>{{1, "a", {}, "s1"}, {2, "d", {"a", "c"}, "s2"}, {3, "c", {"b"}, "s3"}, {4, "b", {}, "s4"}}
+            << QByteArray("(1)(4 3 2)");
+        QTest::newRow("subject: reply joins the original")
+            << QList<Spec>{{1, "a", {}, "Hello"}, {2, "b", {}, "Re: hello"}} << QByteArray("(1 2)");
+        QTest::newRow("subject: original found later")
+            << QList<Spec>{{1, "a", {}, "Re: Hello"}, {2, "b", {}, "hello"}} << QByteArray("(2 1)");
+        QTest::newRow("subject: two originals get a dummy")
+            << QList<Spec>{{1, "a", {}, "Hello"}, {2, "b", {}, "Hello"}} << QByteArray("((1)(2))");
+        QTest::newRow("subject: two replies get a dummy")
+            << QList<Spec>{{1, "a", {}, "Re: x"}, {2, "b", {}, "Re: X"}} << QByteArray("((1)(2))");
+        QTest::newRow("subject: joins a dummy thread")
+            << QList<Spec>{{1, "b", {"x"}, "Topic"}, {2, "c", {"x"}, "Re: topic"}, {3, "d", {}, "topic"}}
+            << QByteArray("((1)(2)(3))");
+        QTest::newRow("subject: two dummies merge") << QList<Spec>{{1, "b", {"x"}, "T"},
+                                                                   {2, "c", {"x"}, "Re: T"},
+                                                                   {3, "d", {"y"}, "Re: t"},
                                                                    {4, "e", {"y"}, "Re: T"}}
                                                     << QByteArray("((1)(2)(3)(4))");
-        QTest::newRow("subject: empty subjects stay apart") << QList<Spec>{{1, "a", {}, ""}, {2, "b", {}, "Re:"}} << QByteArray("(1)(2)");
-        QTest::newRow("subject: children are not merged") << QList<Spec>{{1, "a", {}, "s"}, {2, "b", {"a"}, "other"}, {3, "c", {}, "Re: other"}}
-                                                          << QByteArray("(1 2)(3)");
+        QTest::newRow("subject: empty subjects stay apart")
+            << QList<Spec>{{1, "a", {}, ""}, {2, "b", {}, "Re:"}} << QByteArray("(1)(2)");
+        QTest::newRow("subject: children are not merged")
+            << QList<Spec>{{1, "a", {}, "s"}, {2, "b", {"a"}, "other"}, {3, "c", {}, "Re: other"}}
+            << QByteArray("(1 2)(3)");
         // RFC 5256 3 (1B): message 3's own References make 2 its parent, but 3 is already
         // 2's ancestor (through 2's References); the link 3 had as a guess (under 1) is
         // broken all the same and 3 becomes a root; roots go by date (3 is older than 1).
         QTest::newRow("1B breaks the guessed parent even when the new link would loop")
-            << QList<Spec>{{17 * 60 + 6, "a", {}, ""}, {15 * 60 + 6, "b", {"a", "c"}, ""}, {16 * 60 + 6, "c", {"b"}, ""}}
+            << QList<Spec>{{17 * 60 + 6, "a", {}, ""},
+                           {15 * 60 + 6, "b", {"a", "c"}, ""},
+                           {16 * 60 + 6, "c", {"b"}, ""}}
             << QByteArray("(3 2)(1)");
         QTest::newRow("... and without the first message")
             << QList<Spec>{{15 * 60 + 6, "b", {"a", "c"}, ""}, {16 * 60 + 6, "c", {"b"}, ""}} << QByteArray("(2 1)");
         QTest::newRow("1B with no references: a guessed parent is dropped")
-            << QList<Spec>{{1, "x", {"a", "b"}, "s1"}, {2, "b", {}, "s2"}, {3, "a", {}, "s3"}} << QByteArray("(2 1)(3)");
-        QTest::newRow("date ties go by number") << QList<Spec>{{5, "a", {}, "s1"}, {5, "b", {}, "s2"}, {1, "c", {"a"}, "s3"}, {1, "d", {"a"}, "s4"}}
-                                                << QByteArray("(1 (3)(4))(2)");
+            << QList<Spec>{{1, "x", {"a", "b"}, "s1"}, {2, "b", {}, "s2"}, {3, "a", {}, "s3"}}
+            << QByteArray("(2 1)(3)");
+        QTest::newRow("date ties go by number")
+            << QList<Spec>{{5, "a", {}, "s1"}, {5, "b", {}, "s2"}, {1, "c", {"a"}, "s3"}, {1, "d", {"a"}, "s4"}}
+            << QByteArray("(1 (3)(4))(2)");
     }
     void references() {
         QFETCH(QList<Spec>, specs);

@@ -29,12 +29,15 @@ class FakeBackend : public Pop3Backend {
 public:
     QString mailDir;
     void authenticate(const AuthRequest& request, QByteArray password, AuthDone done) override {
-        done(request.login == kUser && password == "secret word" ? AuthVerdict::Ok : AuthVerdict::Failed, request.login);
+        done(request.login == kUser && password == "secret word" ? AuthVerdict::Ok : AuthVerdict::Failed,
+             request.login);
     }
-    void openMaildrop(QObject*, const QString& user, qint64, std::function<void(Result<std::shared_ptr<Maildrop>>)> done) override {
+    void openMaildrop(QObject*, const QString& user, qint64,
+                      std::function<void(Result<std::shared_ptr<Maildrop>>)> done) override {
         done(Maildrop::open(mailDir, user));
     }
-    void commit(QObject*, std::shared_ptr<Maildrop> drop, QSet<int> deleted, QSet<int> retrieved, std::function<void(Status)> done) override {
+    void commit(QObject*, std::shared_ptr<Maildrop> drop, QSet<int> deleted, QSet<int> retrieved,
+                std::function<void(Status)> done) override {
         done(drop->commit(deleted, retrieved));
     }
 };
@@ -83,15 +86,20 @@ private Q_SLOTS:
         QTest::addColumn<QByteArray>("answer");
         for (int chunk : {1, 4096}) {
             const QByteArray c = chunk == 1 ? "bytes: " : "piece: ";
-            QTest::newRow(c + "LIST 1 2") << chunk << QByteArray("LIST 1 2\r\n") << QByteArray("-ERR Usage: LIST [msg]\r\n");
+            QTest::newRow(c + "LIST 1 2")
+                << chunk << QByteArray("LIST 1 2\r\n") << QByteArray("-ERR Usage: LIST [msg]\r\n");
             QTest::newRow(c + "STAT x") << chunk << QByteArray("STAT x\r\n") << QByteArray("-ERR Usage: STAT\r\n");
-            QTest::newRow(c + "UIDL 1 2") << chunk << QByteArray("UIDL 1 2\r\n") << QByteArray("-ERR Usage: UIDL [msg]\r\n");
+            QTest::newRow(c + "UIDL 1 2")
+                << chunk << QByteArray("UIDL 1 2\r\n") << QByteArray("-ERR Usage: UIDL [msg]\r\n");
             QTest::newRow(c + "NOOP x") << chunk << QByteArray("NOOP x\r\n") << QByteArray("-ERR Usage: NOOP\r\n");
             QTest::newRow(c + "RSET x") << chunk << QByteArray("RSET x\r\n") << QByteArray("-ERR Usage: RSET\r\n");
-            QTest::newRow(c + "RETR 1 2") << chunk << QByteArray("RETR 1 2\r\n") << QByteArray("-ERR Usage: RETR msg\r\n");
+            QTest::newRow(c + "RETR 1 2")
+                << chunk << QByteArray("RETR 1 2\r\n") << QByteArray("-ERR Usage: RETR msg\r\n");
             QTest::newRow(c + "RETR") << chunk << QByteArray("RETR\r\n") << QByteArray("-ERR Usage: RETR msg\r\n");
-            QTest::newRow(c + "DELE 1 1") << chunk << QByteArray("DELE 1 1\r\n") << QByteArray("-ERR Usage: DELE msg\r\n");
-            QTest::newRow(c + "TOP 1 1 1") << chunk << QByteArray("TOP 1 1 1\r\n") << QByteArray("-ERR Usage: TOP msg lines\r\n");
+            QTest::newRow(c + "DELE 1 1")
+                << chunk << QByteArray("DELE 1 1\r\n") << QByteArray("-ERR Usage: DELE msg\r\n");
+            QTest::newRow(c + "TOP 1 1 1")
+                << chunk << QByteArray("TOP 1 1 1\r\n") << QByteArray("-ERR Usage: TOP msg lines\r\n");
             QTest::newRow(c + "QUIT x") << chunk << QByteArray("QUIT x\r\n") << QByteArray("-ERR Usage: QUIT\r\n");
             QTest::newRow(c + "CAPA x") << chunk << QByteArray("CAPA x\r\n") << QByteArray("-ERR Usage: CAPA\r\n");
             // The limits themselves are accepted.
@@ -119,7 +127,8 @@ private Q_SLOTS:
         QTest::newRow("USER") << QByteArray("USER\r\n") << QByteArray("-ERR Usage: USER name\r\n");
         QTest::newRow("PASS") << QByteArray("PASS\r\n") << QByteArray("-ERR Usage: PASS password\r\n");
         QTest::newRow("STLS x") << QByteArray("STLS x\r\n") << QByteArray("-ERR Usage: STLS\r\n");
-        QTest::newRow("AUTH a b c") << QByteArray("AUTH PLAIN x y\r\n") << QByteArray("-ERR Usage: AUTH [mechanism [initial-response]]\r\n");
+        QTest::newRow("AUTH a b c") << QByteArray("AUTH PLAIN x y\r\n")
+                                    << QByteArray("-ERR Usage: AUTH [mechanism [initial-response]]\r\n");
         QTest::newRow("QUIT x") << QByteArray("QUIT x\r\n") << QByteArray("-ERR Usage: QUIT\r\n");
     }
     void extraArgumentsBeforeLogin() {

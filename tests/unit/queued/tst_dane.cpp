@@ -28,7 +28,9 @@ struct CertFree {
 using Key = std::shared_ptr<EVP_PKEY>;
 using Cert = std::shared_ptr<X509>;
 
-Key newKey() { return Key(EVP_EC_gen("P-256"), KeyFree{}); }
+Key newKey() {
+    return Key(EVP_EC_gen("P-256"), KeyFree{});
+}
 
 void addExt(X509* cert, X509* issuer, int nid, const char* value) {
     X509V3_CTX ctx;
@@ -41,8 +43,8 @@ void addExt(X509* cert, X509* issuer, int nid, const char* value) {
 }
 
 // A certificate for `cn` (SAN = `dns`, none when empty), signed by issuer/issuerKey (self-signed when null).
-Cert makeCert(const QByteArray& cn, const QByteArray& dns, const Key& key, const Cert& issuer, const Key& issuerKey, bool ca,
-              long notBeforeSecs = -3600, long notAfterSecs = 86400) {
+Cert makeCert(const QByteArray& cn, const QByteArray& dns, const Key& key, const Cert& issuer, const Key& issuerKey,
+              bool ca, long notBeforeSecs = -3600, long notAfterSecs = 86400) {
     static long serial = 1;
     Cert c(X509_new(), CertFree{});
     X509_set_version(c.get(), 2);
@@ -51,7 +53,8 @@ Cert makeCert(const QByteArray& cn, const QByteArray& dns, const Key& key, const
     X509_gmtime_adj(X509_getm_notAfter(c.get()), notAfterSecs);
     X509_set_pubkey(c.get(), key.get());
     X509_NAME* name = X509_get_subject_name(c.get());
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.constData()), -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.constData()), -1, -1,
+                               0);
     X509_set_issuer_name(c.get(), issuer ? X509_get_subject_name(issuer.get()) : name);
     X509* iss = issuer ? issuer.get() : c.get();
     addExt(c.get(), iss, NID_basic_constraints, ca ? "critical,CA:TRUE" : "CA:FALSE");
@@ -89,8 +92,12 @@ DnsRecord tlsa(int usage, int selector, int mtype, const QByteArray& data) {
     return r;
 }
 
-QByteArray sha256(const QByteArray& b) { return QCryptographicHash::hash(b, QCryptographicHash::Sha256); }
-QByteArray sha512(const QByteArray& b) { return QCryptographicHash::hash(b, QCryptographicHash::Sha512); }
+QByteArray sha256(const QByteArray& b) {
+    return QCryptographicHash::hash(b, QCryptographicHash::Sha256);
+}
+QByteArray sha512(const QByteArray& b) {
+    return QCryptographicHash::hash(b, QCryptographicHash::Sha512);
+}
 
 }  // namespace
 
@@ -125,47 +132,62 @@ private Q_SLOTS:
         QTest::addColumn<QString>("expected");  // "TA:1", "EE:0", "unusable", or "!" + part of the reason
         const QByteArray ca = der(m_ca), leaf = der(m_leaf);
         const DnsRecord ta201 = tlsa(2, 0, 1, sha256(ca));
-        QTest::newRow("DANE-TA 2 0 1, CA sent") << QList<QByteArray>{leaf, ca} << QList<DnsRecord>{ta201} << QStringLiteral("TA:1");
-        QTest::newRow("DANE-TA 2 1 1 (CA key)") << QList<QByteArray>{leaf, ca} << QList<DnsRecord>{tlsa(2, 1, 1, sha256(spki(m_ca)))}
-                                                << QStringLiteral("TA:1");
-        QTest::newRow("DANE-TA 2 0 2 (SHA-512)") << QList<QByteArray>{leaf, ca} << QList<DnsRecord>{tlsa(2, 0, 2, sha512(ca))}
-                                                 << QStringLiteral("TA:1");
-        QTest::newRow("DANE-TA 2 0 0, CA only in DNS") << QList<QByteArray>{leaf} << QList<DnsRecord>{tlsa(2, 0, 0, ca)}
-                                                       << QStringLiteral("TA:1");
-        QTest::newRow("DANE-TA wildcard name") << QList<QByteArray>{der(m_wildLeaf), ca} << QList<DnsRecord>{ta201} << QStringLiteral("TA:1");
-        QTest::newRow("MITM: self-signed leaf + the real CA") << QList<QByteArray>{der(m_selfSignedLeaf), ca} << QList<DnsRecord>{ta201}
-                                                              << QStringLiteral("!");
-        QTest::newRow("MITM: rogue CA with the same name + the real CA") << QList<QByteArray>{der(m_rogueLeaf), ca, der(m_rogueCa)}
-                                                                         << QList<DnsRecord>{ta201} << QStringLiteral("!");
-        QTest::newRow("MITM: the real CA alone") << QList<QByteArray>{ca} << QList<DnsRecord>{ta201} << QStringLiteral("!");
-        QTest::newRow("DANE-TA, CA neither sent nor in DNS") << QList<QByteArray>{leaf} << QList<DnsRecord>{ta201}
-                                                             << QStringLiteral("!matches no TLSA record");
+        QTest::newRow("DANE-TA 2 0 1, CA sent")
+            << QList<QByteArray>{leaf, ca} << QList<DnsRecord>{ta201} << QStringLiteral("TA:1");
+        QTest::newRow("DANE-TA 2 1 1 (CA key)")
+            << QList<QByteArray>{leaf, ca} << QList<DnsRecord>{tlsa(2, 1, 1, sha256(spki(m_ca)))}
+            << QStringLiteral("TA:1");
+        QTest::newRow("DANE-TA 2 0 2 (SHA-512)")
+            << QList<QByteArray>{leaf, ca} << QList<DnsRecord>{tlsa(2, 0, 2, sha512(ca))} << QStringLiteral("TA:1");
+        QTest::newRow("DANE-TA 2 0 0, CA only in DNS")
+            << QList<QByteArray>{leaf} << QList<DnsRecord>{tlsa(2, 0, 0, ca)} << QStringLiteral("TA:1");
+        QTest::newRow("DANE-TA wildcard name")
+            << QList<QByteArray>{der(m_wildLeaf), ca} << QList<DnsRecord>{ta201} << QStringLiteral("TA:1");
+        QTest::newRow("MITM: self-signed leaf + the real CA")
+            << QList<QByteArray>{der(m_selfSignedLeaf), ca} << QList<DnsRecord>{ta201} << QStringLiteral("!");
+        QTest::newRow("MITM: rogue CA with the same name + the real CA")
+            << QList<QByteArray>{der(m_rogueLeaf), ca, der(m_rogueCa)} << QList<DnsRecord>{ta201}
+            << QStringLiteral("!");
+        QTest::newRow("MITM: the real CA alone")
+            << QList<QByteArray>{ca} << QList<DnsRecord>{ta201} << QStringLiteral("!");
+        QTest::newRow("DANE-TA, CA neither sent nor in DNS")
+            << QList<QByteArray>{leaf} << QList<DnsRecord>{ta201} << QStringLiteral("!matches no TLSA record");
         QTest::newRow("DANE-TA, wrong name") << QList<QByteArray>{der(m_otherNameLeaf), ca} << QList<DnsRecord>{ta201}
                                              << QStringLiteral("!hostname mismatch");
-        QTest::newRow("DANE-TA, expired leaf") << QList<QByteArray>{der(m_expiredLeaf), ca} << QList<DnsRecord>{ta201}
-                                               << QStringLiteral("!expired");
-        QTest::newRow("DANE-EE 3 1 1, any name") << QList<QByteArray>{der(m_otherNameLeaf)} << QList<DnsRecord>{tlsa(3, 1, 1, sha256(spki(m_leaf)))}
-                                                 << QStringLiteral("EE:0");
-        QTest::newRow("DANE-EE 3 0 1, expired, issuer not sent") << QList<QByteArray>{der(m_expiredLeaf)}
-                                                                 << QList<DnsRecord>{tlsa(3, 0, 1, sha256(der(m_expiredLeaf)))}
-                                                                 << QStringLiteral("EE:0");
-        QTest::newRow("DANE-EE, self-signed") << QList<QByteArray>{der(m_selfSignedLeaf)}
-                                              << QList<DnsRecord>{tlsa(3, 1, 1, sha256(spki(m_selfSignedLeaf)))} << QStringLiteral("EE:0");
-        QTest::newRow("DANE-EE, other key") << QList<QByteArray>{der(m_selfSignedLeaf)} << QList<DnsRecord>{tlsa(3, 1, 1, sha256(spki(m_leaf)))}
-                                            << QStringLiteral("!matches no TLSA record");
-        QTest::newRow("DANE-EE matching the CA, not the leaf") << QList<QByteArray>{leaf, ca} << QList<DnsRecord>{tlsa(3, 0, 1, sha256(ca))}
-                                                               << QStringLiteral("!matches no TLSA record");
-        QTest::newRow("one bad, one good record") << QList<QByteArray>{leaf, ca}
-                                                  << QList<DnsRecord>{tlsa(3, 1, 1, QByteArray(32, 'x')), ta201} << QStringLiteral("TA:1");
-        QTest::newRow("only PKIX usages") << QList<QByteArray>{leaf, ca} << QList<DnsRecord>{tlsa(0, 0, 1, sha256(ca)), tlsa(1, 1, 1, sha256(spki(m_leaf)))}
-                                          << QStringLiteral("unusable");
-        QTest::newRow("malformed full certificate") << QList<QByteArray>{leaf, ca} << QList<DnsRecord>{tlsa(2, 0, 0, "not a certificate")}
-                                                    << QStringLiteral("unusable");
-        QTest::newRow("digest of the wrong length") << QList<QByteArray>{leaf, ca} << QList<DnsRecord>{tlsa(2, 0, 1, sha256(ca).left(31))}
-                                                    << QStringLiteral("unusable");
-        QTest::newRow("no certificate") << QList<QByteArray>{} << QList<DnsRecord>{ta201} << QStringLiteral("!no certificate");
-        QTest::newRow("garbage certificate") << QList<QByteArray>{QByteArray("junk")} << QList<DnsRecord>{ta201}
-                                             << QStringLiteral("!cannot be parsed");
+        QTest::newRow("DANE-TA, expired leaf")
+            << QList<QByteArray>{der(m_expiredLeaf), ca} << QList<DnsRecord>{ta201} << QStringLiteral("!expired");
+        QTest::newRow("DANE-EE 3 1 1, any name")
+            << QList<QByteArray>{der(m_otherNameLeaf)} << QList<DnsRecord>{tlsa(3, 1, 1, sha256(spki(m_leaf)))}
+            << QStringLiteral("EE:0");
+        QTest::newRow("DANE-EE 3 0 1, expired, issuer not sent")
+            << QList<QByteArray>{der(m_expiredLeaf)} << QList<DnsRecord>{tlsa(3, 0, 1, sha256(der(m_expiredLeaf)))}
+            << QStringLiteral("EE:0");
+        QTest::newRow("DANE-EE, self-signed")
+            << QList<QByteArray>{der(m_selfSignedLeaf)}
+            << QList<DnsRecord>{tlsa(3, 1, 1, sha256(spki(m_selfSignedLeaf)))} << QStringLiteral("EE:0");
+        QTest::newRow("DANE-EE, other key")
+            << QList<QByteArray>{der(m_selfSignedLeaf)} << QList<DnsRecord>{tlsa(3, 1, 1, sha256(spki(m_leaf)))}
+            << QStringLiteral("!matches no TLSA record");
+        QTest::newRow("DANE-EE matching the CA, not the leaf")
+            << QList<QByteArray>{leaf, ca} << QList<DnsRecord>{tlsa(3, 0, 1, sha256(ca))}
+            << QStringLiteral("!matches no TLSA record");
+        QTest::newRow("one bad, one good record")
+            << QList<QByteArray>{leaf, ca} << QList<DnsRecord>{tlsa(3, 1, 1, QByteArray(32, 'x')), ta201}
+            << QStringLiteral("TA:1");
+        QTest::newRow("only PKIX usages")
+            << QList<QByteArray>{leaf, ca}
+            << QList<DnsRecord>{tlsa(0, 0, 1, sha256(ca)), tlsa(1, 1, 1, sha256(spki(m_leaf)))}
+            << QStringLiteral("unusable");
+        QTest::newRow("malformed full certificate")
+            << QList<QByteArray>{leaf, ca} << QList<DnsRecord>{tlsa(2, 0, 0, "not a certificate")}
+            << QStringLiteral("unusable");
+        QTest::newRow("digest of the wrong length")
+            << QList<QByteArray>{leaf, ca} << QList<DnsRecord>{tlsa(2, 0, 1, sha256(ca).left(31))}
+            << QStringLiteral("unusable");
+        QTest::newRow("no certificate") << QList<QByteArray>{} << QList<DnsRecord>{ta201}
+                                        << QStringLiteral("!no certificate");
+        QTest::newRow("garbage certificate")
+            << QList<QByteArray>{QByteArray("junk")} << QList<DnsRecord>{ta201} << QStringLiteral("!cannot be parsed");
     }
     void verify() {
         QFETCH(QList<QByteArray>, chain);
@@ -179,7 +201,9 @@ private Q_SLOTS:
             QVERIFY2(v.reason.contains(expected.mid(1), Qt::CaseInsensitive), qPrintable(v.reason));
         } else {
             QVERIFY2(v.status == DaneVerdict::Status::Authenticated, qPrintable(v.reason));
-            QCOMPARE(QStringLiteral("%1:%2").arg(v.usage == 2 ? QStringLiteral("TA") : QStringLiteral("EE")).arg(v.depth), expected);
+            QCOMPARE(
+                QStringLiteral("%1:%2").arg(v.usage == 2 ? QStringLiteral("TA") : QStringLiteral("EE")).arg(v.depth),
+                expected);
         }
     }
 

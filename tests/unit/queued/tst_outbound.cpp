@@ -109,12 +109,18 @@ private Q_SLOTS:
     void statusFromReply_data() {
         QTest::addColumn<QString>("reply");
         QTest::addColumn<QString>("status");
-        QTest::newRow("enhanced") << "550 5.1.1 <x@y>: no such user" << "5.1.1";
-        QTest::newRow("enhanced multi-digit") << "556 5.1.10 null MX" << "5.1.10";
-        QTest::newRow("temporary") << "451 4.3.0 later" << "4.3.0";
-        QTest::newRow("no enhanced code") << "554 go away" << "5.0.0";
-        QTest::newRow("class mismatch ignored") << "550 4.1.1 confused" << "5.0.0";
-        QTest::newRow("transport error") << "timeout talking to mx" << "4.4.1";
+        QTest::newRow("enhanced") << "550 5.1.1 <x@y>: no such user"
+                                  << "5.1.1";
+        QTest::newRow("enhanced multi-digit") << "556 5.1.10 null MX"
+                                              << "5.1.10";
+        QTest::newRow("temporary") << "451 4.3.0 later"
+                                   << "4.3.0";
+        QTest::newRow("no enhanced code") << "554 go away"
+                                          << "5.0.0";
+        QTest::newRow("class mismatch ignored") << "550 4.1.1 confused"
+                                                << "5.0.0";
+        QTest::newRow("transport error") << "timeout talking to mx"
+                                         << "4.4.1";
     }
     void statusFromReply() {
         QFETCH(QString, reply);
@@ -143,7 +149,8 @@ private Q_SLOTS:
         QCOMPARE(top.children.size(), 3);
         QCOMPARE(top.children.at(1).subtype, QStringLiteral("delivery-status"));
         QCOMPARE(top.children.at(2).subtype, QStringLiteral("rfc822"));
-        const QByteArray status = dsn.mid(top.children.at(1).bodyStart, top.children.at(1).bodyEnd - top.children.at(1).bodyStart);
+        const QByteArray status =
+            dsn.mid(top.children.at(1).bodyStart, top.children.at(1).bodyEnd - top.children.at(1).bodyStart);
         QVERIFY(status.contains("Reporting-MTA: dns; mail.example.test\r\n"));
         QVERIFY(status.contains("Original-Envelope-Id: ENV1\r\n"));
         QVERIFY(status.contains("Original-Recipient: rfc822; bob@other.test\r\n"));
@@ -171,10 +178,13 @@ private Q_SLOTS:
         QTest::addColumn<QString>("stored");
         QTest::addColumn<QByteArray>("field");  // "" = no Original-Recipient field
         // RFC 3464 2.3.1: the address as the sender gave it, xtext decoded (RFC 3461 4.2).
-        QTest::newRow("xtext decoded") << QStringLiteral("rfc822;list+2Btag@example.test") << QByteArray("Original-Recipient: rfc822; list+tag@example.test\r\n");
-        QTest::newRow("older unencoded value") << QStringLiteral("rfc822;list+tag@example.test") << QByteArray("Original-Recipient: rfc822; list+tag@example.test\r\n");
+        QTest::newRow("xtext decoded") << QStringLiteral("rfc822;list+2Btag@example.test")
+                                       << QByteArray("Original-Recipient: rfc822; list+tag@example.test\r\n");
+        QTest::newRow("older unencoded value") << QStringLiteral("rfc822;list+tag@example.test")
+                                               << QByteArray("Original-Recipient: rfc822; list+tag@example.test\r\n");
         // RFC 6533 3: a UTF-8 address in a message/delivery-status part uses utf-8-addr-xtext.
-        QTest::newRow("utf-8") << QStringLiteral("utf-8;j\\x{F6}rg@example.test") << QByteArray("Original-Recipient: utf-8; j\\x{F6}rg@example.test\r\n");
+        QTest::newRow("utf-8") << QStringLiteral("utf-8;j\\x{F6}rg@example.test")
+                               << QByteArray("Original-Recipient: utf-8; j\\x{F6}rg@example.test\r\n");
         QTest::newRow("garbage left out") << QStringLiteral("no-type-here") << QByteArray();
     }
     void dsnOriginalRecipient() {
@@ -191,21 +201,25 @@ private Q_SLOTS:
         in.recipients << r;
         in.original = kMessage;
         const QByteArray dsn = buildDsn(in);
-        if (field.isEmpty()) QVERIFY(!dsn.contains("Original-Recipient:"));
-        else QVERIFY2(dsn.contains(field), dsn.constData());
+        if (field.isEmpty())
+            QVERIFY(!dsn.contains("Original-Recipient:"));
+        else
+            QVERIFY2(dsn.contains(field), dsn.constData());
     }
 
     void mtaStsPolicy() {
-        auto p = parseMtaStsPolicy("version: STSv1\r\nmode: enforce\r\nmx: mail.example.test\nmx: *.backup.test\r\nmax_age: 604800\r\n");
+        auto p = parseMtaStsPolicy(
+            "version: STSv1\r\nmode: enforce\r\nmx: mail.example.test\nmx: *.backup.test\r\nmax_age: 604800\r\n");
         QVERIFY(p.has_value());
         QCOMPARE(p->mode, QStringLiteral("enforce"));
         QCOMPARE(p->mx, (QStringList{QStringLiteral("mail.example.test"), QStringLiteral("*.backup.test")}));
         QCOMPARE(p->maxAge, qint64(604800));
-        QVERIFY(!parseMtaStsPolicy("mode: enforce\nmx: a\nmax_age: 1\n").has_value());           // no version
+        QVERIFY(!parseMtaStsPolicy("mode: enforce\nmx: a\nmax_age: 1\n").has_value());  // no version
         QVERIFY(!parseMtaStsPolicy("version: STSv1\nmode: bogus\nmx: a\nmax_age: 1\n").has_value());
         QVERIFY(mtaStsMxMatches(QStringLiteral("mail.example.test"), QStringLiteral("MAIL.example.test.")));
         QVERIFY(mtaStsMxMatches(QStringLiteral("*.backup.test"), QStringLiteral("mx1.backup.test")));
-        QVERIFY(!mtaStsMxMatches(QStringLiteral("*.backup.test"), QStringLiteral("a.mx1.backup.test")));  // one label only
+        QVERIFY(
+            !mtaStsMxMatches(QStringLiteral("*.backup.test"), QStringLiteral("a.mx1.backup.test")));  // one label only
         QVERIFY(!mtaStsMxMatches(QStringLiteral("*.backup.test"), QStringLiteral("backup.test")));
         QVERIFY(!mtaStsMxMatches(QStringLiteral("mail.example.test"), QStringLiteral("evil-mail.example.test")));
     }
@@ -235,14 +249,17 @@ private Q_SLOTS:
         QByteArray rewrapped = signedMsg;
         rewrapped.replace("Subject:   Hello   there \r\n", "Subject: Hello there\r\n");
         rewrapped.replace("Body line one  \r\n", "Body line one\r\n");
-        QCOMPARE(dkim::toString(dkim::verifyMessage(rewrapped, dns).first().status), dkim::toString(dkim::VerifyResult::Status::Pass));
+        QCOMPARE(dkim::toString(dkim::verifyMessage(rewrapped, dns).first().status),
+                 dkim::toString(dkim::VerifyResult::Status::Pass));
         // A changed body or an added From fails.
         QByteArray changed = signedMsg;
         changed.replace("Body line two", "Body line 2");
-        QCOMPARE(dkim::toString(dkim::verifyMessage(changed, dns).first().status), dkim::toString(dkim::VerifyResult::Status::Fail));
+        QCOMPARE(dkim::toString(dkim::verifyMessage(changed, dns).first().status),
+                 dkim::toString(dkim::VerifyResult::Status::Fail));
         QByteArray secondFrom = signedMsg;
         secondFrom.replace("To: bob@other.test\r\n", "To: bob@other.test\r\nFrom: mallory@evil.test\r\n");
-        QCOMPARE(dkim::toString(dkim::verifyMessage(secondFrom, dns).first().status), dkim::toString(dkim::VerifyResult::Status::Fail));
+        QCOMPARE(dkim::toString(dkim::verifyMessage(secondFrom, dns).first().status),
+                 dkim::toString(dkim::VerifyResult::Status::Fail));
         // No key in DNS: permerror, never pass.
         MapResolver empty;
         QVERIFY(dkim::verifyMessage(signedMsg, empty).first().status != dkim::VerifyResult::Status::Pass);
@@ -256,10 +273,12 @@ private Q_SLOTS:
         MapResolver dns;
         dns.txt.insert(QStringLiteral("s._domainkey.example.test"), publicTxt(key, true));
         EVP_PKEY_free(key);
-        const QByteArray message = "From: a@example.test\r\nSubject: s\r\n\r\n" + QByteArray(200000, 'b') + "\r\n  tail \r\n\r\n";
+        const QByteArray message =
+            "From: a@example.test\r\nSubject: s\r\n\r\n" + QByteArray(200000, 'b') + "\r\n  tail \r\n\r\n";
         QTemporaryFile f;
         QVERIFY(f.open());
-        auto sig = dkim::signMessage(mail::MessageFile::fromBytes(message), QStringLiteral("example.test"), QStringLiteral("s"), pem);
+        auto sig = dkim::signMessage(mail::MessageFile::fromBytes(message), QStringLiteral("example.test"),
+                                     QStringLiteral("s"), pem);
         QVERIFY(sig.ok());
         f.write(*sig + message);
         f.flush();
@@ -288,7 +307,8 @@ private Q_SLOTS:
         MapResolver dns;
         dns.txt.insert(key->selector + QStringLiteral("._domainkey.example.test"),
                        keys.publicRecord(QStringLiteral("example.test"), key->selector)->toUtf8());
-        const QByteArray message = "Received: by us\r\nFrom: Alice <alice@example.test>\r\nSubject: s\r\n\r\n" + QByteArray(100000, 'q') + "\r\n";
+        const QByteArray message = "Received: by us\r\nFrom: Alice <alice@example.test>\r\nSubject: s\r\n\r\n" +
+                                   QByteArray(100000, 'q') + "\r\n";
         const QString path = config.filePath(QStringLiteral("msg.body"));
         auto write = [&] {
             QFile f(path);
@@ -319,7 +339,9 @@ private Q_SLOTS:
         req.maySendAs = [](const QString&) { return false; };
         out = dkim::signFile(req);
         QVERIFY(out.refused && !out.signedNow);
-        QCOMPARE(out.note, QStringLiteral("not signed: From <alice@example.test> is not an address user alice@example.test may send as"));
+        QCOMPARE(out.note,
+                 QStringLiteral(
+                     "not signed: From <alice@example.test> is not an address user alice@example.test may send as"));
         QCOMPARE(slurp(path), message);
         // A header block over the bound: not signed.
         req.maySendAs = [](const QString&) { return true; };

@@ -16,7 +16,8 @@ QStringList run(const QByteArray& input, int piece, QString* error) {
     QStringList out;
     const qsizetype step = piece <= 0 ? qMax<qsizetype>(1, input.size()) : piece;
     for (qsizetype i = 0; i < input.size(); i += step)
-        for (const SmtpReply& reply : r.feed(input.mid(i, step))) out << QString::number(reply.code) + u':' + reply.lines.join(u'|');
+        for (const SmtpReply& reply : r.feed(input.mid(i, step)))
+            out << QString::number(reply.code) + u':' + reply.lines.join(u'|');
     *error = r.error();
     return out;
 }
@@ -31,10 +32,11 @@ private Q_SLOTS:
         QTest::addColumn<bool>("fails");
         QTest::newRow("one line") << QByteArray("220 mx.test ESMTP\r\n") << QStringList{"220:mx.test ESMTP"} << false;
         QTest::newRow("multi-line EHLO") << QByteArray("250-mx.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n")
-                                        << QStringList{"250:mx.test|PIPELINING|STARTTLS"} << false;
+                                         << QStringList{"250:mx.test|PIPELINING|STARTTLS"} << false;
         QTest::newRow("bare code") << QByteArray("250\r\n") << QStringList{"250:"} << false;
         QTest::newRow("bare LF") << QByteArray("250-a\n250 b\n") << QStringList{"250:a|b"} << false;
-        QTest::newRow("two replies pipelined") << QByteArray("250 ok\r\n550 5.1.1 no\r\n") << QStringList{"250:ok", "550:5.1.1 no"} << false;
+        QTest::newRow("two replies pipelined")
+            << QByteArray("250 ok\r\n550 5.1.1 no\r\n") << QStringList{"250:ok", "550:5.1.1 no"} << false;
         QTest::newRow("incomplete reply waits") << QByteArray("250-a\r\n250-b\r\n") << QStringList{} << false;
         QTest::newRow("1yz code refused") << QByteArray("150 go on\r\n") << QStringList{} << true;
         QTest::newRow("6yz code refused") << QByteArray("650 x\r\n") << QStringList{} << true;
@@ -43,7 +45,8 @@ private Q_SLOTS:
         QTest::newRow("short line refused") << QByteArray("25\r\n") << QStringList{} << true;
         QTest::newRow("bad separator refused") << QByteArray("250_x\r\n") << QStringList{} << true;
         QTest::newRow("code changes mid-reply") << QByteArray("250-a\r\n550 b\r\n") << QStringList{} << true;
-        QTest::newRow("reply before an error is kept") << QByteArray("220 hi\r\nxyz\r\n") << QStringList{"220:hi"} << true;
+        QTest::newRow("reply before an error is kept")
+            << QByteArray("220 hi\r\nxyz\r\n") << QStringList{"220:hi"} << true;
     }
     void replies() {
         QFETCH(QByteArray, input);
@@ -95,7 +98,8 @@ private Q_SLOTS:
 
     void randomSplitsAgreeWithWhole() {
         QByteArray input;
-        for (int i = 0; i < 50; ++i) input += "250-PIPELINING\r\n250-SIZE 1000\r\n250 8BITMIME\r\n354 go\r\n451 4.3.0 later\r\n";
+        for (int i = 0; i < 50; ++i)
+            input += "250-PIPELINING\r\n250-SIZE 1000\r\n250 8BITMIME\r\n354 go\r\n451 4.3.0 later\r\n";
         QString error;
         const QStringList whole = run(input, 0, &error);
         QCOMPARE(whole.size(), 150);
@@ -105,7 +109,8 @@ private Q_SLOTS:
             QStringList got;
             for (qsizetype i = 0; i < input.size();) {
                 const qsizetype n = 1 + rng->bounded(40);
-                for (const SmtpReply& reply : r.feed(input.mid(i, n))) got << QString::number(reply.code) + u':' + reply.lines.join(u'|');
+                for (const SmtpReply& reply : r.feed(input.mid(i, n)))
+                    got << QString::number(reply.code) + u':' + reply.lines.join(u'|');
                 i += n;
             }
             QCOMPARE(got, whole);

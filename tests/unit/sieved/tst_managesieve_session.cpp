@@ -32,7 +32,7 @@ public:
     void authenticate(const AuthRequest& request, QByteArray password, AuthDone done) override {
         done(request.login == kUser && password == "secret word" ? AuthVerdict::Ok
              : request.login == u"busy@example.org"              ? AuthVerdict::TempFail
-                                                                  : AuthVerdict::Failed,
+                                                                 : AuthVerdict::Failed,
              request.login);
     }
     void run(QObject*, std::function<StoreReply(const QString&)> work, std::function<void(StoreReply)> done) override {
@@ -65,7 +65,10 @@ struct Harness {
         test::feed(*session, buffer, bytes, chunk);
         return io.take();
     }
-    void login() { QCOMPARE(send("AUTHENTICATE \"PLAIN\" \"" + plainB64("alice@example.org", "secret word") + "\"\r\n"), QByteArray("OK \"Logged in\"\r\n")); }
+    void login() {
+        QCOMPARE(send("AUTHENTICATE \"PLAIN\" \"" + plainB64("alice@example.org", "secret word") + "\"\r\n"),
+                 QByteArray("OK \"Logged in\"\r\n"));
+    }
 };
 
 }  // namespace
@@ -111,8 +114,10 @@ private Q_SLOTS:
         QCOMPARE(h.send("LISTSCRIPTS\r\n"), QByteArray("NO \"Log in first (AUTHENTICATE)\"\r\n"));
         h.login();
         QCOMPARE(h.send("LISTSCRIPTS\r\n"), QByteArray("OK\r\n"));
-        const QByteArray script = "require \"fileinto\";\r\nif header :contains \"subject\" \"x\" { fileinto \"X\"; }\r\n";
-        QCOMPARE(h.send("PUTSCRIPT \"work\" {" + QByteArray::number(script.size()) + "+}\r\n" + script + "\r\n"), QByteArray("OK\r\n"));
+        const QByteArray script =
+            "require \"fileinto\";\r\nif header :contains \"subject\" \"x\" { fileinto \"X\"; }\r\n";
+        QCOMPARE(h.send("PUTSCRIPT \"work\" {" + QByteArray::number(script.size()) + "+}\r\n" + script + "\r\n"),
+                 QByteArray("OK\r\n"));
         // Validation errors with line:column in the NO reply (RFC 5804 2.6).
         const QByteArray noRequire = h.send("PUTSCRIPT \"bad\" {20+}\r\nkeep;\r\nfileinto \"x\";\r\n");
         QVERIFY2(noRequire.startsWith("NO \"bad: 2:1: "), noRequire.constData());
@@ -120,7 +125,8 @@ private Q_SLOTS:
         // RFC 6609 3.2: a personal include must name a stored script (unless :optional).
         QCOMPARE(h.send("CHECKSCRIPT \"require \\\"include\\\"; include \\\"nope\\\";\"\r\n"),
                  QByteArray("NO \"1:28: included script \\\"nope\\\" does not exist\"\r\n"));
-        QCOMPARE(h.send("CHECKSCRIPT \"require \\\"include\\\"; include :optional \\\"nope\\\";\"\r\n"), QByteArray("OK\r\n"));
+        QCOMPARE(h.send("CHECKSCRIPT \"require \\\"include\\\"; include :optional \\\"nope\\\";\"\r\n"),
+                 QByteArray("OK\r\n"));
         const QByteArray checkBad = h.send("CHECKSCRIPT \"keep;\\\\\"\r\n");
         QVERIFY2(checkBad.startsWith("NO \"1:6: "), checkBad.constData());
         const QByteArray putBad = h.send("PUTSCRIPT \"bad\" \"if true {\"\r\n");
@@ -129,7 +135,8 @@ private Q_SLOTS:
         QCOMPARE(h.send("SETACTIVE \"nope\"\r\n").left(17), QByteArray("NO (NONEXISTENT) "));
         QCOMPARE(h.send("SETACTIVE \"work\"\r\n"), QByteArray("OK\r\n"));
         QCOMPARE(h.send("LISTSCRIPTS\r\n"), QByteArray("\"work\" ACTIVE\r\nOK\r\n"));
-        QCOMPARE(h.send("GETSCRIPT \"work\"\r\n"), "{" + QByteArray::number(script.size()) + "}\r\n" + script + "\r\nOK\r\n");
+        QCOMPARE(h.send("GETSCRIPT \"work\"\r\n"),
+                 "{" + QByteArray::number(script.size()) + "}\r\n" + script + "\r\nOK\r\n");
         QCOMPARE(h.send("GETSCRIPT \"nope\"\r\n").left(17), QByteArray("NO (NONEXISTENT) "));
         QCOMPARE(h.send("DELETESCRIPT \"work\"\r\n").left(12), QByteArray("NO (ACTIVE) "));
         QCOMPARE(h.send("PUTSCRIPT \"other\" \"keep;\"\r\n"), QByteArray("OK\r\n"));
@@ -138,7 +145,7 @@ private Q_SLOTS:
         QCOMPARE(h.send("RENAMESCRIPT \"work\" \"mail\"\r\n"), QByteArray("OK\r\n"));  // stays active (2.11.1)
         QCOMPARE(h.send("LISTSCRIPTS\r\n"), QByteArray("\"mail\" ACTIVE\r\n\"other\"\r\nOK\r\n"));
         QCOMPARE(*sieve::activeScriptName(h.dir.path(), kUser), QStringLiteral("mail"));  // what delivery reads
-        QCOMPARE(h.send("SETACTIVE \"\"\r\n"), QByteArray("OK\r\n"));  // 2.8: deactivate
+        QCOMPARE(h.send("SETACTIVE \"\"\r\n"), QByteArray("OK\r\n"));                     // 2.8: deactivate
         QCOMPARE(h.send("DELETESCRIPT \"mail\"\r\n"), QByteArray("OK\r\n"));
         QCOMPARE(h.send("DELETESCRIPT \"mail\"\r\n").left(17), QByteArray("NO (NONEXISTENT) "));
         QCOMPARE(h.send("LISTSCRIPTS\r\n"), QByteArray("\"other\"\r\nOK\r\n"));
@@ -156,7 +163,8 @@ private Q_SLOTS:
         h.login();
         const qint64 max = sieve::Limits{}.maxScriptBytes;
         QCOMPARE(h.send("HAVESPACE \"s\" " + QByteArray::number(max) + "\r\n"), QByteArray("OK\r\n"));
-        QCOMPARE(h.send("HAVESPACE \"s\" " + QByteArray::number(max + 1) + "\r\n").left(19), QByteArray("NO (QUOTA/MAXSIZE) "));
+        QCOMPARE(h.send("HAVESPACE \"s\" " + QByteArray::number(max + 1) + "\r\n").left(19),
+                 QByteArray("NO (QUOTA/MAXSIZE) "));
         for (int i = 0; i < sieve::kMaxScriptsPerUser; ++i)
             QVERIFY(sieve::putScript(h.dir.path(), kUser, QStringLiteral("s%1").arg(i), "keep;").ok());
         QCOMPARE(h.send("HAVESPACE \"s0\" 10\r\n"), QByteArray("OK\r\n"));  // replacing does not count twice
@@ -182,7 +190,8 @@ private Q_SLOTS:
         Harness h(7, true, cfg);
         h.login();
         QCOMPARE(h.send("HAVESPACE \"a\" " + QByteArray::number(maxBytes) + "\r\n"), QByteArray("OK\r\n"));
-        QCOMPARE(h.send("HAVESPACE \"a\" " + QByteArray::number(maxBytes + 1) + "\r\n").left(19), QByteArray("NO (QUOTA/MAXSIZE) "));
+        QCOMPARE(h.send("HAVESPACE \"a\" " + QByteArray::number(maxBytes + 1) + "\r\n").left(19),
+                 QByteArray("NO (QUOTA/MAXSIZE) "));
         // A script of exactly maxBytes is stored; one byte more is refused.
         const QByteArray atLimit = "#" + QByteArray(maxBytes - 7, 'x') + "\nkeep;";
         QCOMPARE(atLimit.size(), maxBytes);
@@ -206,21 +215,28 @@ private Q_SLOTS:
         const QByteArray pl = plainB64("alice@example.org", "secret word");
         QTest::newRow("plain continuation") << QByteArray("AUTHENTICATE \"plain\"\r\n\"" + pl + "\"\r\n")
                                             << QByteArray("\"\"\r\nOK \"Logged in\"\r\n") << true;
-        QTest::newRow("plain literal response") << QByteArray("AUTHENTICATE \"PLAIN\"\r\n{" + QByteArray::number(pl.size()) + "+}\r\n" + pl + "\r\n")
-                                                << QByteArray("\"\"\r\nOK \"Logged in\"\r\n") << true;
-        QTest::newRow("login") << QByteArray("AUTHENTICATE \"LOGIN\"\r\n\"" + QByteArray("alice@example.org").toBase64() + "\"\r\n\"" +
+        QTest::newRow("plain literal response")
+            << QByteArray("AUTHENTICATE \"PLAIN\"\r\n{" + QByteArray::number(pl.size()) + "+}\r\n" + pl + "\r\n")
+            << QByteArray("\"\"\r\nOK \"Logged in\"\r\n") << true;
+        QTest::newRow("login") << QByteArray("AUTHENTICATE \"LOGIN\"\r\n\"" +
+                                             QByteArray("alice@example.org").toBase64() + "\"\r\n\"" +
                                              QByteArray("secret word").toBase64() + "\"\r\n")
                                << QByteArray("\"VXNlcm5hbWU6\"\r\n\"UGFzc3dvcmQ6\"\r\nOK \"Logged in\"\r\n") << true;
         QTest::newRow("cancel") << QByteArray("AUTHENTICATE \"PLAIN\"\r\n\"*\"\r\nNOOP\r\n")
                                 << QByteArray("\"\"\r\nNO \"Authentication cancelled\"\r\nOK \"Done\"\r\n") << false;
-        QTest::newRow("wrong password") << QByteArray("AUTHENTICATE \"PLAIN\" \"" + plainB64("alice@example.org", "nope") + "\"\r\n")
+        QTest::newRow("wrong password") << QByteArray("AUTHENTICATE \"PLAIN\" \"" +
+                                                      plainB64("alice@example.org", "nope") + "\"\r\n")
                                         << QByteArray("NO \"Authentication failed\"\r\n") << false;
-        QTest::newRow("throttled") << QByteArray("AUTHENTICATE \"PLAIN\" \"" + plainB64("busy@example.org", "x") + "\"\r\n")
-                                   << QByteArray("NO (TRYLATER) \"Too many login attempts, try again later\"\r\n") << false;
+        QTest::newRow("throttled") << QByteArray("AUTHENTICATE \"PLAIN\" \"" + plainB64("busy@example.org", "x") +
+                                                 "\"\r\n")
+                                   << QByteArray("NO (TRYLATER) \"Too many login attempts, try again later\"\r\n")
+                                   << false;
         QTest::newRow("other mechanism") << QByteArray("AUTHENTICATE \"CRAM-MD5\"\r\n")
-                                         << QByteArray("NO \"Unsupported mechanism (PLAIN and LOGIN are offered)\"\r\n") << false;
+                                         << QByteArray("NO \"Unsupported mechanism (PLAIN and LOGIN are offered)\"\r\n")
+                                         << false;
         QTest::newRow("atom response") << QByteArray("AUTHENTICATE \"PLAIN\"\r\n" + pl + "\r\nNOOP\r\n")
-                                       << QByteArray("\"\"\r\nNO \"Expected a string or a number\"\r\nOK \"Done\"\r\n") << false;
+                                       << QByteArray("\"\"\r\nNO \"Expected a string or a number\"\r\nOK \"Done\"\r\n")
+                                       << false;
     }
     void sasl() {
         QFETCH(QByteArray, conversation);
@@ -240,7 +256,8 @@ private Q_SLOTS:
         cfg.maxLiteralAfterAuth = 200;
         {
             Harness h(1, true, cfg);
-            QCOMPARE(h.send("NOOP {100+}\r\n" + QByteArray(100, 't') + "\r\n"), "OK (TAG \"" + QByteArray(100, 't') + "\") \"Done\"\r\n");
+            QCOMPARE(h.send("NOOP {100+}\r\n" + QByteArray(100, 't') + "\r\n"),
+                     "OK (TAG \"" + QByteArray(100, 't') + "\") \"Done\"\r\n");
             QCOMPARE(h.send("NOOP {101+}\r\n"), QByteArray("BYE \"Literal too large\"\r\n"));
             QVERIFY(h.io.closed);
         }
@@ -280,7 +297,8 @@ private Q_SLOTS:
         Harness h(1, true, cfg);
         QCOMPARE(h.send("FOO\r\n"), QByteArray("NO \"Unknown command\"\r\n"));
         QCOMPARE(h.send("NOOP x\r\n"), QByteArray("NO \"Expected a string or a number\"\r\n"));
-        QCOMPARE(h.send("GETSCRIPT\r\n"), QByteArray("NO \"Log in first (AUTHENTICATE)\"\r\nBYE \"Too many errors\"\r\n"));
+        QCOMPARE(h.send("GETSCRIPT\r\n"),
+                 QByteArray("NO \"Log in first (AUTHENTICATE)\"\r\nBYE \"Too many errors\"\r\n"));
         QVERIFY(h.io.closed);
         QCOMPARE(h.send("NOOP\r\n"), QByteArray());  // nothing after BYE
     }

@@ -15,18 +15,26 @@ private Q_SLOTS:
         QTest::addColumn<bool>("quoted");
         QTest::addColumn<bool>("route");
         QTest::newRow("plain") << QByteArray("MAIL FROM:<a@example.org>") << "a@example.org" << false << false;
-        QTest::newRow("space after colon") << QByteArray("MAIL FROM: <a@example.org>") << "a@example.org" << false << false;
+        QTest::newRow("space after colon")
+            << QByteArray("MAIL FROM: <a@example.org>") << "a@example.org" << false << false;
         QTest::newRow("lower verb") << QByteArray("mail from:<a@example.org>") << "a@example.org" << false << false;
         QTest::newRow("null") << QByteArray("MAIL FROM:<>") << "" << false << false;
-        QTest::newRow("quoted") << QByteArray("RCPT TO:<\"user@other\"@example.org>") << "\"user@other\"@example.org" << true << false;
-        QTest::newRow("quoted escape") << QByteArray("RCPT TO:<\"a\\\"b\"@example.org>") << "\"a\\\"b\"@example.org" << true << false;
-        QTest::newRow("source route") << QByteArray("RCPT TO:<@relay.test,@b.test:user@example.org>") << "user@example.org" << false << true;
-        QTest::newRow("percent hack") << QByteArray("RCPT TO:<user%other.test@example.org>") << "user%other.test@example.org" << false << false;
-        QTest::newRow("bang path") << QByteArray("RCPT TO:<other.test!user@example.org>") << "other.test!user@example.org" << false << false;
+        QTest::newRow("quoted") << QByteArray("RCPT TO:<\"user@other\"@example.org>") << "\"user@other\"@example.org"
+                                << true << false;
+        QTest::newRow("quoted escape") << QByteArray("RCPT TO:<\"a\\\"b\"@example.org>") << "\"a\\\"b\"@example.org"
+                                       << true << false;
+        QTest::newRow("source route") << QByteArray("RCPT TO:<@relay.test,@b.test:user@example.org>")
+                                      << "user@example.org" << false << true;
+        QTest::newRow("percent hack") << QByteArray("RCPT TO:<user%other.test@example.org>")
+                                      << "user%other.test@example.org" << false << false;
+        QTest::newRow("bang path") << QByteArray("RCPT TO:<other.test!user@example.org>")
+                                   << "other.test!user@example.org" << false << false;
         QTest::newRow("literal") << QByteArray("RCPT TO:<u@[192.0.2.1]>") << "u@[192.0.2.1]" << false << false;
-        QTest::newRow("literal v6") << QByteArray("RCPT TO:<u@[IPv6:2001:db8::1]>") << "u@[IPv6:2001:db8::1]" << false << false;
+        QTest::newRow("literal v6") << QByteArray("RCPT TO:<u@[IPv6:2001:db8::1]>") << "u@[IPv6:2001:db8::1]" << false
+                                    << false;
         QTest::newRow("postmaster") << QByteArray("RCPT TO:<Postmaster>") << "postmaster" << false << false;
-        QTest::newRow("utf8") << QByteArray("RCPT TO:<jörg@bücher.example>") << QString::fromUtf8("jörg@bücher.example") << false << false;
+        QTest::newRow("utf8") << QByteArray("RCPT TO:<jörg@bücher.example>") << QString::fromUtf8("jörg@bücher.example")
+                              << false << false;
     }
     void paths() {
         QFETCH(QByteArray, line);

@@ -59,7 +59,8 @@ private Q_SLOTS:
         QTest::addColumn<QByteArray>("input");
         QTest::addColumn<QByteArray>("stored");
         QTest::addColumn<int>("consumed");  // -1: all of input
-        QTest::newRow("simple") << QByteArray("Subject: x\r\n\r\nbody\r\n.\r\n") << QByteArray("Subject: x\r\n\r\nbody\r\n") << -1;
+        QTest::newRow("simple") << QByteArray("Subject: x\r\n\r\nbody\r\n.\r\n")
+                                << QByteArray("Subject: x\r\n\r\nbody\r\n") << -1;
         QTest::newRow("empty message") << QByteArray(".\r\n") << QByteArray() << -1;
         QTest::newRow("dot stuffing") << QByteArray("..line\r\n...\r\n.\r\n") << QByteArray(".line\r\n..\r\n") << -1;
         QTest::newRow("pipelined after end") << QByteArray("a\r\n.\r\nQUIT\r\n") << QByteArray("a\r\n") << 6;
@@ -91,7 +92,8 @@ private Q_SLOTS:
     }
     void smuggling() {
         QFETCH(QByteArray, trick);
-        const QByteArray input = "Subject: a\r\n\r\nfirst" + trick + "MAIL FROM:<evil@x.test>\r\nRCPT TO:<v@y.test>\r\nDATA\r\nforged\r\n.\r\n";
+        const QByteArray input = "Subject: a\r\n\r\nfirst" + trick +
+                                 "MAIL FROM:<evil@x.test>\r\nRCPT TO:<v@y.test>\r\nDATA\r\nforged\r\n.\r\n";
         for (int chunk : {1, 0, 0, 1000}) {
             for (bool normalize : {false, true}) {
                 ContentLimits limits;
@@ -141,8 +143,10 @@ private Q_SLOTS:
 
         ContentLimits hdr;
         hdr.maxHeaderCount = 2;
-        QCOMPARE(int(read("A: 1\r\nB: 2\r\n continued\r\n\r\nC: not a header\r\n.\r\n", 1, hdr).issue), int(ContentIssue::None));
-        QCOMPARE(int(read("A: 1\r\nB: 2\r\nC: 3\r\n\r\nbody\r\n.\r\n", 1, hdr).issue), int(ContentIssue::TooManyHeaders));
+        QCOMPARE(int(read("A: 1\r\nB: 2\r\n continued\r\n\r\nC: not a header\r\n.\r\n", 1, hdr).issue),
+                 int(ContentIssue::None));
+        QCOMPARE(int(read("A: 1\r\nB: 2\r\nC: 3\r\n\r\nbody\r\n.\r\n", 1, hdr).issue),
+                 int(ContentIssue::TooManyHeaders));
 
         ContentLimits hsize;
         hsize.maxHeaderSize = 12;
@@ -150,9 +154,7 @@ private Q_SLOTS:
         QCOMPARE(int(read("A: 123456\r\n\r\n.\r\n", 1, hsize).issue), int(ContentIssue::HeaderTooBig));
     }
 
-    void nulRefused() {
-        QCOMPARE(int(read(QByteArray("a\0b\r\n.\r\n", 8), 1).issue), int(ContentIssue::NulByte));
-    }
+    void nulRefused() { QCOMPARE(int(read(QByteArray("a\0b\r\n.\r\n", 8), 1).issue), int(ContentIssue::NulByte)); }
 
     void sinkFailure() {
         MemorySink sink;

@@ -22,8 +22,8 @@ namespace {
 class MemoryBody : public SpoolBody {
 public:
     QByteArray data;
-    int failWith = 0;        // errno of a failing write (0: writes succeed)
-    int failFromWrite = 0;   // the first write that fails (0: the Received header)
+    int failWith = 0;       // errno of a failing write (0: writes succeed)
+    int failFromWrite = 0;  // the first write that fails (0: the Received header)
     int writes = 0;
     bool write(const char* d, qsizetype n) override {
         if (failWith && writes++ >= failFromWrite) return false;
@@ -68,7 +68,8 @@ public:
     }
     void authenticate(const AuthRequest& request, QByteArray password, AuthDone done) override {
         if (password == "busy") return done(AuthVerdict::TempFail, request.login);
-        done(request.login == u"alice@example.org" && password == "secret" ? AuthVerdict::Ok : AuthVerdict::Failed, request.login);
+        done(request.login == u"alice@example.org" && password == "secret" ? AuthVerdict::Ok : AuthVerdict::Failed,
+             request.login);
     }
     int spoolFailWith = 0, spoolFailFromWrite = 0;
     std::shared_ptr<SpoolBody> openBody(QString*) override {
@@ -124,14 +125,17 @@ private Q_SLOTS:
         Harness h(ListenerMode::Mx);
         QVERIFY(h.io.take().startsWith("220 mx.example.org ESMTP"));
         QCOMPARE(h.send("EHLO client.test\r\n"), QList<int>{250});
-        QCOMPARE(h.send("MAIL FROM:<someone@remote.test>\r\nRCPT TO:<Alice@example.org>\r\nDATA\r\n"), (QList<int>{250, 250, 354}));
+        QCOMPARE(h.send("MAIL FROM:<someone@remote.test>\r\nRCPT TO:<Alice@example.org>\r\nDATA\r\n"),
+                 (QList<int>{250, 250, 354}));
         QCOMPARE(h.send("Subject: hi\r\n\r\nhello\r\n..dot\r\n.\r\n"), QList<int>{250});
         QCOMPARE(h.backend.delivered.size(), 1);
         const MessageJob& job = h.backend.delivered.first();
         QCOMPARE(job.sender, QStringLiteral("someone@remote.test"));
         QCOMPARE(job.recipients.first().mailboxes, QStringList{QStringLiteral("alice@example.org")});
         const QByteArray body = h.backend.lastBody->data;
-        QVERIFY(body.startsWith("Received: from client.test ([192.0.2.7])\r\n\tby mx.example.org (Postern) with ESMTP id 0123456789ABCDEF"));
+        QVERIFY(
+            body.startsWith("Received: from client.test ([192.0.2.7])\r\n\tby mx.example.org (Postern) with ESMTP id "
+                            "0123456789ABCDEF"));
         QVERIFY(body.endsWith("Subject: hi\r\n\r\nhello\r\n.dot\r\n"));
     }
 
@@ -183,7 +187,8 @@ private Q_SLOTS:
         QCOMPARE(h.send("AUTH PLAIN AGFsaWNlQGV4YW1wbGUub3JnAHNlY3JldA==\r\n"), QList<int>{235});
         QCOMPARE(h.send("MAIL FROM:<bob@example.org>\r\n"), QList<int>{553});  // not hers
         QCOMPARE(h.send("MAIL FROM:<>\r\n"), QList<int>{553});
-        QCOMPARE(h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<friend@elsewhere.test>\r\n"), (QList<int>{250, 250}));
+        QCOMPARE(h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<friend@elsewhere.test>\r\n"),
+                 (QList<int>{250, 250}));
         QCOMPARE(h.send("DATA\r\nhi\r\n.\r\n"), (QList<int>{354, 250}));
         QCOMPARE(h.backend.delivered.first().authUser, QStringLiteral("alice@example.org"));
         QVERIFY(h.backend.lastBody->data.contains("with ESMTPSA id"));
@@ -207,9 +212,11 @@ private Q_SLOTS:
         Harness h(ListenerMode::Submissions, true);
         h.io.take();
         h.send("EHLO x\r\n");
-        QCOMPARE(h.send("AUTH PLAIN " + QByteArray("\0alice@example.org\0busy", 23).toBase64() + "\r\n"), QList<int>{454});
+        QCOMPARE(h.send("AUTH PLAIN " + QByteArray("\0alice@example.org\0busy", 23).toBase64() + "\r\n"),
+                 QList<int>{454});
         QVERIFY(!h.session->authenticated());
-        QCOMPARE(h.send("AUTH PLAIN " + QByteArray("\0alice@example.org\0secret", 25).toBase64() + "\r\n"), QList<int>{235});
+        QCOMPARE(h.send("AUTH PLAIN " + QByteArray("\0alice@example.org\0secret", 25).toBase64() + "\r\n"),
+                 QList<int>{235});
     }
 
     void startTlsForgetsEverything() {
@@ -219,14 +226,15 @@ private Q_SLOTS:
         QCOMPARE(h.send("STARTTLS\r\n"), QList<int>{220});
         h.becomeTls();
         QCOMPARE(h.send("RCPT TO:<alice@example.org>\r\n"), QList<int>{503});  // the transaction is gone
-        QCOMPARE(h.send("STARTTLS\r\n"), QList<int>{503});                    // and TLS is on already
+        QCOMPARE(h.send("STARTTLS\r\n"), QList<int>{503});                     // and TLS is on already
     }
 
     void pipeliningKeepsOrder() {
         Harness h(ListenerMode::Mx);
         h.io.take();
-        const QByteArray batch = "EHLO x\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.org>\r\nRCPT TO:<nobody@example.org>\r\n"
-                                 "RCPT TO:<bob@example.org>\r\nDATA\r\n";
+        const QByteArray batch =
+            "EHLO x\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.org>\r\nRCPT TO:<nobody@example.org>\r\n"
+            "RCPT TO:<bob@example.org>\r\nDATA\r\n";
         QCOMPARE(h.send(batch, batch.size()), (QList<int>{250, 250, 250, 550, 250, 354}));
         QCOMPARE(h.send("x\r\n.\r\nQUIT\r\n", 100), (QList<int>{250, 221}));
         QCOMPARE(h.backend.delivered.first().recipients.size(), 2);
@@ -259,7 +267,8 @@ private Q_SLOTS:
         Harness h(ListenerMode::Mx, false, c);
         h.io.take();
         h.send("EHLO x\r\nMAIL FROM:<a@remote.test>\r\n");
-        QCOMPARE(h.send("RCPT TO:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nRCPT TO:<alice@example.org>\r\n"), (QList<int>{250, 250, 452}));
+        QCOMPARE(h.send("RCPT TO:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nRCPT TO:<alice@example.org>\r\n"),
+                 (QList<int>{250, 250, 452}));
         QCOMPARE(h.send("NOOP " + QByteArray(57, 'x') + "\r\n"), QList<int>{250});  // 64 octets incl. CRLF
         QCOMPARE(h.send("NOOP " + QByteArray(58, 'x') + "\r\n"), QList<int>{500});  // 65
         QCOMPARE(h.send("RSET\r\nMAIL FROM:<a@remote.test> SIZE=1001\r\n"), (QList<int>{250, 552}));
@@ -330,7 +339,8 @@ private Q_SLOTS:
         Harness h(ListenerMode::Mx);
         h.io.take();
         h.send("EHLO x\r\nMAIL FROM:<a@remote.test>\r\n");
-        const QByteArray rcpt = "RCPT TO:<alice@example.org> NOTIFY=SUCCESS ORCPT=rfc822;" + QByteArray(480, 'b') + "\r\n";
+        const QByteArray rcpt =
+            "RCPT TO:<alice@example.org> NOTIFY=SUCCESS ORCPT=rfc822;" + QByteArray(480, 'b') + "\r\n";
         QVERIFY(rcpt.size() > 512);
         QCOMPARE(h.send(rcpt), QList<int>{250});
     }
@@ -401,7 +411,11 @@ private Q_SLOTS:
     void deliveryFailureIsTemporary() {
         Harness h(ListenerMode::Mx);
         h.io.take();
-        h.backend.outcome = DeliveryOutcome{DeliveryOutcome::Status::TempFail, 452, QStringLiteral("4.3.1"), QStringLiteral("Insufficient system storage"), {}};
+        h.backend.outcome = DeliveryOutcome{DeliveryOutcome::Status::TempFail,
+                                            452,
+                                            QStringLiteral("4.3.1"),
+                                            QStringLiteral("Insufficient system storage"),
+                                            {}};
         h.send("EHLO x\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n");
         QCOMPARE(h.send("x\r\n.\r\n"), QList<int>{452});
         QCOMPARE(h.send("MAIL FROM:<a@remote.test>\r\n"), QList<int>{250});  // the transaction was reset
@@ -465,7 +479,8 @@ private Q_SLOTS:
             const QByteArray where = at == 0 ? " at Received" : " in content";
             QTest::newRow("ENOSPC" + where) << ENOSPC << at << QByteArray("452 4.3.1 Insufficient system storage\r\n");
             QTest::newRow("EDQUOT" + where) << EDQUOT << at << QByteArray("452 4.3.1 Insufficient system storage\r\n");
-            QTest::newRow("EIO" + where) << EIO << at << QByteArray("451 4.3.0 Local error in processing, try again later\r\n");
+            QTest::newRow("EIO" + where) << EIO << at
+                                         << QByteArray("451 4.3.0 Local error in processing, try again later\r\n");
         }
     }
     void spoolWriteFailure() {

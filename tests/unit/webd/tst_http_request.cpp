@@ -27,25 +27,32 @@ private Q_SLOTS:
         QTest::newRow("encoded NUL") << QByteArray("GET /a%00 HTTP/1.1\r\nHost: a\r\n\r\n") << 400;
         QTest::newRow("bad escape") << QByteArray("GET /a%zz HTTP/1.1\r\nHost: a\r\n\r\n") << 400;
         QTest::newRow("folding") << QByteArray("GET / HTTP/1.1\r\nHost: a\r\n b\r\n\r\n") << 400;
-        QTest::newRow("chunked") << QByteArray("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n") << 501;
+        QTest::newRow("chunked") << QByteArray("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+                                 << 501;
         QTest::newRow("bad length") << QByteArray("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n") << 400;
         QTest::newRow("ctl in value") << QByteArray("GET / HTTP/1.1\r\nHost: a\r\nX: \x01\r\n\r\n") << 400;
         const QByteArray lineAtLimit = "GET /" + QByteArray(kMaxRequestLine - 16, 'a') + " HTTP/1.1";
         QTest::newRow("request line at limit") << QByteArray(lineAtLimit + "\r\nHost: a\r\n\r\n") << 1;
-        QTest::newRow("request line over limit") << QByteArray("GET /" + QByteArray(kMaxRequestLine, 'a') + " HTTP/1.1\r\n") << 414;
-        QTest::newRow("request line over limit, no LF yet") << QByteArray("GET /" + QByteArray(kMaxRequestLine, 'a')) << 414;
+        QTest::newRow("request line over limit")
+            << QByteArray("GET /" + QByteArray(kMaxRequestLine, 'a') + " HTTP/1.1\r\n") << 414;
+        QTest::newRow("request line over limit, no LF yet")
+            << QByteArray("GET /" + QByteArray(kMaxRequestLine, 'a')) << 414;
         QByteArray fields;
         for (int i = 0; i < kMaxHeaderFields - 1; ++i) fields += "X-" + QByteArray::number(i) + ": v\r\n";
         QTest::newRow("100 fields") << QByteArray("GET / HTTP/1.1\r\nHost: a\r\n" + fields + "\r\n") << 1;
-        QTest::newRow("101 fields") << QByteArray("GET / HTTP/1.1\r\nHost: a\r\nX-extra: v\r\n" + fields + "\r\n") << 431;
-        QTest::newRow("head over 16 KiB") << QByteArray("GET / HTTP/1.1\r\nHost: a\r\nX: " + QByteArray(kMaxHead, 'v')) << 431;
+        QTest::newRow("101 fields") << QByteArray("GET / HTTP/1.1\r\nHost: a\r\nX-extra: v\r\n" + fields + "\r\n")
+                                    << 431;
+        QTest::newRow("head over 16 KiB")
+            << QByteArray("GET / HTTP/1.1\r\nHost: a\r\nX: " + QByteArray(kMaxHead, 'v')) << 431;
     }
     void parse() {
         QFETCH(QByteArray, input);
         QFETCH(int, status);
         const HttpParse p = parseRequestHead(input);
-        if (status == 0) QCOMPARE(p.status, S::Incomplete);
-        else if (status == 1) QVERIFY2(p.status == S::Complete, qPrintable(p.errorText));
+        if (status == 0)
+            QCOMPARE(p.status, S::Incomplete);
+        else if (status == 1)
+            QVERIFY2(p.status == S::Complete, qPrintable(p.errorText));
         else {
             QCOMPARE(p.status, S::Error);
             QCOMPARE(p.errorCode, status);
@@ -53,7 +60,9 @@ private Q_SLOTS:
     }
 
     void fields() {
-        const HttpParse p = parseRequestHead("POST /x%20y?emailaddress=a%40b.test&z=1 HTTP/1.1\r\nHOST: Mail.Example.Test:8443\r\nContent-Length: 12\r\n\r\nbody");
+        const HttpParse p = parseRequestHead(
+            "POST /x%20y?emailaddress=a%40b.test&z=1 HTTP/1.1\r\nHOST: Mail.Example.Test:8443\r\nContent-Length: "
+            "12\r\n\r\nbody");
         QCOMPARE(p.status, S::Complete);
         QCOMPARE(p.request.method, QByteArray("POST"));
         QCOMPARE(p.request.path, QStringLiteral("/x y"));
@@ -70,13 +79,16 @@ private Q_SLOTS:
         site.primaryDomain = QStringLiteral("example.test");
         site.domains = {QStringLiteral("example.test")};
         site.mtaStsMode = QStringLiteral("enforce");
-        site.services = {{QStringLiteral("imap"), QStringLiteral("SSL"), 993}, {QStringLiteral("smtp"), QStringLiteral("STARTTLS"), 587}};
-        QCOMPARE(mtaStsPolicy(site), QByteArray("version: STSv1\r\nmode: enforce\r\nmx: mail.example.test\r\nmax_age: 604800\r\n"));
+        site.services = {{QStringLiteral("imap"), QStringLiteral("SSL"), 993},
+                         {QStringLiteral("smtp"), QStringLiteral("STARTTLS"), 587}};
+        QCOMPARE(mtaStsPolicy(site),
+                 QByteArray("version: STSv1\r\nmode: enforce\r\nmx: mail.example.test\r\nmax_age: 604800\r\n"));
         const QByteArray xml = autoconfigXml(site, QStringLiteral("<b>@x"));
         QVERIFY(xml.contains("<emailProvider id=\"example.test\">"));
         QVERIFY(!xml.contains("<b>"));
         QVERIFY(xml.contains("<socketType>SSL</socketType>"));
-        QCOMPARE(autodiscoverEmail("<a><EMailAddress> Bob@Example.Test </EMailAddress></a>"), QStringLiteral("bob@example.test"));
+        QCOMPARE(autodiscoverEmail("<a><EMailAddress> Bob@Example.Test </EMailAddress></a>"),
+                 QStringLiteral("bob@example.test"));
         QCOMPARE(autodiscoverEmail("<EMailAddress>not an address</EMailAddress>"), QString());
     }
 };

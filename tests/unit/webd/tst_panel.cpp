@@ -28,13 +28,19 @@ private Q_SLOTS:
         QTest::addColumn<QString>("name");
         QTest::addColumn<QString>("value");
         QTest::newRow("empty body") << QByteArray() << true << QString() << QString();
-        QTest::newRow("one pair") << QByteArray("a=b") << true << "a" << "b";
-        QTest::newRow("plus is space") << QByteArray("a=x+y") << true << "a" << "x y";
-        QTest::newRow("escapes") << QByteArray("addr=bob%40example.test") << true << "addr" << "bob@example.test";
+        QTest::newRow("one pair") << QByteArray("a=b") << true << "a"
+                                  << "b";
+        QTest::newRow("plus is space") << QByteArray("a=x+y") << true << "a"
+                                       << "x y";
+        QTest::newRow("escapes") << QByteArray("addr=bob%40example.test") << true << "addr"
+                                 << "bob@example.test";
         QTest::newRow("utf-8") << QByteArray("n=%C3%A9") << true << "n" << QString::fromUtf8("\xc3\xa9");
-        QTest::newRow("escaped lt") << QByteArray("n=%3Cscript%3E") << true << "n" << "<script>";
-        QTest::newRow("empty value") << QByteArray("a=") << true << "a" << "";
-        QTest::newRow("textarea line break") << QByteArray("a=x%0D%0Ay") << true << "a" << "x\r\ny";
+        QTest::newRow("escaped lt") << QByteArray("n=%3Cscript%3E") << true << "n"
+                                    << "<script>";
+        QTest::newRow("empty value") << QByteArray("a=") << true << "a"
+                                     << "";
+        QTest::newRow("textarea line break") << QByteArray("a=x%0D%0Ay") << true << "a"
+                                             << "x\r\ny";
         QTest::newRow("no equals") << QByteArray("a") << false << QString() << QString();
         QTest::newRow("empty name") << QByteArray("=b") << false << QString() << QString();
         QTest::newRow("empty pair") << QByteArray("a=1&&b=2") << false << QString() << QString();
@@ -47,17 +53,24 @@ private Q_SLOTS:
         QTest::newRow("raw space") << QByteArray("a=b c") << false << QString() << QString();
         QTest::newRow("raw 8-bit") << QByteArray("a=\xc3\xa9") << false << QString() << QString();
         QTest::newRow("bad utf-8") << QByteArray("a=%C3") << false << QString() << QString();
-        QTest::newRow("value at limit") << QByteArray("v=" + QByteArray(kMaxFormValue, 'x')) << true << "v" << QString(kMaxFormValue, QLatin1Char('x'));
-        QTest::newRow("value over limit") << QByteArray("v=" + QByteArray(kMaxFormValue + 1, 'x')) << false << QString() << QString();
-        QTest::newRow("escaped value at limit") << QByteArray("v=" + QByteArray("%41").repeated(kMaxFormValue)) << true << "v" << QString(kMaxFormValue, QLatin1Char('A'));
-        QTest::newRow("name at limit") << QByteArray(QByteArray(kMaxFormName, 'n') + "=1") << true << QString(kMaxFormName, QLatin1Char('n')) << "1";
-        QTest::newRow("name over limit") << QByteArray(QByteArray(kMaxFormName + 1, 'n') + "=1") << false << QString() << QString();
+        QTest::newRow("value at limit") << QByteArray("v=" + QByteArray(kMaxFormValue, 'x')) << true << "v"
+                                        << QString(kMaxFormValue, QLatin1Char('x'));
+        QTest::newRow("value over limit")
+            << QByteArray("v=" + QByteArray(kMaxFormValue + 1, 'x')) << false << QString() << QString();
+        QTest::newRow("escaped value at limit") << QByteArray("v=" + QByteArray("%41").repeated(kMaxFormValue)) << true
+                                                << "v" << QString(kMaxFormValue, QLatin1Char('A'));
+        QTest::newRow("name at limit") << QByteArray(QByteArray(kMaxFormName, 'n') + "=1") << true
+                                       << QString(kMaxFormName, QLatin1Char('n')) << "1";
+        QTest::newRow("name over limit") << QByteArray(QByteArray(kMaxFormName + 1, 'n') + "=1") << false << QString()
+                                         << QString();
         QByteArray fields, tooMany;
         for (int i = 0; i < kMaxFormFields; ++i) fields += (i ? "&f" : "f") + QByteArray::number(i) + "=1";
-        QTest::newRow("32 fields") << fields << true << "f31" << "1";
+        QTest::newRow("32 fields") << fields << true << "f31"
+                                   << "1";
         QTest::newRow("33 fields") << QByteArray(fields + "&f32=1") << false << QString() << QString();
         QByteArray big;
-        for (int i = 0; i < 4; ++i) big += (i ? "&f" : "f") + QByteArray::number(i) + "=" + QByteArray(i < 3 ? 4096 : 4081, 'x');
+        for (int i = 0; i < 4; ++i)
+            big += (i ? "&f" : "f") + QByteArray::number(i) + "=" + QByteArray(i < 3 ? 4096 : 4081, 'x');
         QTest::newRow("body at 16 KiB") << big << true << "f3" << QString(4081, QLatin1Char('x'));
         QTest::newRow("body over 16 KiB") << QByteArray(big + "x") << false << QString() << QString();
     }
@@ -95,7 +108,7 @@ private Q_SLOTS:
         QVERIFY(s.find(id, 1000 + kIdleMs - 1));  // refreshed here
         QVERIFY(s.find(id, 1000 + 2 * kIdleMs - 2));
         QVERIFY(!s.find(id, 1000 + 3 * kIdleMs - 2));  // idle exactly kIdleMs: gone
-        QVERIFY(!s.find(id, 1000 + 2 * kIdleMs - 2));   // and stays gone
+        QVERIFY(!s.find(id, 1000 + 2 * kIdleMs - 2));  // and stays gone
         QCOMPARE(s.size(), 0);
     }
 
@@ -129,9 +142,9 @@ private Q_SLOTS:
         QList<QByteArray> ids;
         for (int i = 0; i < kMaxSessionsPerUser; ++i) ids << s.create(QStringLiteral("a@x.test"), i);
         QCOMPARE(s.size(), kMaxSessionsPerUser);
-        for (const QByteArray& id : ids) QVERIFY(s.find(id, 100));  // at the limit: all kept
+        for (const QByteArray& id : ids) QVERIFY(s.find(id, 100));    // at the limit: all kept
         for (int i = 1; i < ids.size(); ++i) s.find(ids.at(i), 200);  // ids[0] is now the least recently used
-        s.create(QStringLiteral("a@x.test"), 300);                     // one more: the oldest goes
+        s.create(QStringLiteral("a@x.test"), 300);                    // one more: the oldest goes
         QCOMPARE(s.size(), kMaxSessionsPerUser);
         QVERIFY(!s.find(ids.first(), 301));
         QVERIFY(s.find(ids.at(1), 301));
@@ -208,7 +221,8 @@ private Q_SLOTS:
     // cookie's token it is refused (403) before any password is checked.
     void loginWithoutTokenByteByByte() {
         QTemporaryDir dir;
-        auto config = Config::parse("hostname = mail.example.test\nhttps.listen = 127.0.0.1:0\n", "postern.conf", dir.path());
+        auto config =
+            Config::parse("hostname = mail.example.test\nhttps.listen = 127.0.0.1:0\n", "postern.conf", dir.path());
         QVERIFY2(config.ok(), qPrintable(config.errorMessage()));
         AccountStore accounts(dir.path());
         PanelContext panel;
@@ -224,8 +238,11 @@ private Q_SLOTS:
         s.start();
         const QByteArray body = "csrf=" + QByteArray(64, 'a') + "&address=a%40example.test&password=secret";
         QByteArray buffer;
-        test::feed(s, buffer, "POST /panel/login HTTP/1.1\r\nHost: mail.example.test\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-                              "Content-Length: " + QByteArray::number(body.size()) + "\r\n\r\n" + body);
+        test::feed(s, buffer,
+                   "POST /panel/login HTTP/1.1\r\nHost: mail.example.test\r\nContent-Type: "
+                   "application/x-www-form-urlencoded\r\n"
+                   "Content-Length: " +
+                       QByteArray::number(body.size()) + "\r\n\r\n" + body);
         const QByteArray out = io.take();
         QVERIFY2(out.startsWith("HTTP/1.1 403 "), out.left(200).constData());
         QVERIFY(out.contains("\r\nContent-Security-Policy: default-src 'self'"));
@@ -245,10 +262,12 @@ private Q_SLOTS:
         auto broker = AccountBroker::start(dir.path(), cheap, {});
         QVERIFY2(broker.ok(), qPrintable(broker.errorMessage()));
         AccountBroker& b = **broker;
-        auto r = b.call({QStringLiteral("user.add"), QStringLiteral("bob@other.test"), QStringLiteral("password-1"), QStringLiteral("0")});
+        auto r = b.call({QStringLiteral("user.add"), QStringLiteral("bob@other.test"), QStringLiteral("password-1"),
+                         QStringLiteral("0")});
         QVERIFY(!r.ok());
         QVERIFY2(r.errorMessage().contains(QStringLiteral("unknown domain other.test")), qPrintable(r.errorMessage()));
-        r = b.call({QStringLiteral("user.add"), QStringLiteral("Bob@example.test"), QStringLiteral("password-1"), QStringLiteral("1024")});
+        r = b.call({QStringLiteral("user.add"), QStringLiteral("Bob@example.test"), QStringLiteral("password-1"),
+                    QStringLiteral("1024")});
         QVERIFY2(r.ok(), qPrintable(r.errorMessage()));
         auto acc = store.load();
         QVERIFY(acc.ok());
@@ -257,20 +276,26 @@ private Q_SLOTS:
         QVERIFY(verifyPassword("password-1", acc->user(QStringLiteral("bob@example.test"))->passwordHash));
         QVERIFY(b.call({QStringLiteral("user.admin"), QStringLiteral("bob@example.test"), QStringLiteral("on")}).ok());
         QVERIFY(store.load()->user(QStringLiteral("bob@example.test"))->admin);
-        QVERIFY(!b.call({QStringLiteral("user.admin"), QStringLiteral("bob@example.test"), QStringLiteral("maybe")}).ok());
+        QVERIFY(
+            !b.call({QStringLiteral("user.admin"), QStringLiteral("bob@example.test"), QStringLiteral("maybe")}).ok());
         QVERIFY(!b.call({QStringLiteral("rm -rf"), QStringLiteral("/")}).ok());
-        r = b.call({QStringLiteral("user.passwd"), QStringLiteral("bob@example.test"), QStringLiteral("a") + QChar(0) + QStringLiteral("b")});
+        r = b.call({QStringLiteral("user.passwd"), QStringLiteral("bob@example.test"),
+                    QStringLiteral("a") + QChar(0) + QStringLiteral("b")});
         QVERIFY(!r.ok());
         QVERIFY(r.errorMessage().contains(QStringLiteral("NUL")));
-        QVERIFY(b.call({QStringLiteral("alias.add"), QStringLiteral("team@example.test"), QStringLiteral("bob@example.test")}).ok());
-        QCOMPARE(store.load()->aliasTargets(QStringLiteral("team@example.test")), QStringList{QStringLiteral("bob@example.test")});
+        QVERIFY(b.call({QStringLiteral("alias.add"), QStringLiteral("team@example.test"),
+                        QStringLiteral("bob@example.test")})
+                    .ok());
+        QCOMPARE(store.load()->aliasTargets(QStringLiteral("team@example.test")),
+                 QStringList{QStringLiteral("bob@example.test")});
         // Still in step after errors: a last request gets its own answer.
         QVERIFY(b.call({QStringLiteral("alias.del"), QStringLiteral("team@example.test")}).ok());
         QVERIFY(store.load()->aliasTargets(QStringLiteral("team@example.test")).isEmpty());
         // config.set: run-time-safe keys only, validated by the schema in the helper.
         r = b.call({QStringLiteral("config.set"), QStringLiteral("smtp.max_recipients"), QStringLiteral("0")});
         QVERIFY(!r.ok());
-        QVERIFY2(r.errorMessage().contains(QStringLiteral("outside the allowed range 1..100000")), qPrintable(r.errorMessage()));
+        QVERIFY2(r.errorMessage().contains(QStringLiteral("outside the allowed range 1..100000")),
+                 qPrintable(r.errorMessage()));
         r = b.call({QStringLiteral("config.set"), QStringLiteral("relay.host"), QStringLiteral("evil.example")});
         QVERIFY(!r.ok());
         QVERIFY2(r.errorMessage().contains(QStringLiteral("cannot be changed here")), qPrintable(r.errorMessage()));
@@ -293,11 +318,14 @@ private Q_SLOTS:
         auto broker = AccountBroker::start(dir.path(), cheap, QStringLiteral("admin@example.test"));
         QVERIFY2(broker.ok(), qPrintable(broker.errorMessage()));
         AccountBroker& b = **broker;
-        QVERIFY(b.call({QStringLiteral("user.add"), QStringLiteral("admin@example.test"), QStringLiteral("password-1"), QStringLiteral("0")}).ok());
+        QVERIFY(b.call({QStringLiteral("user.add"), QStringLiteral("admin@example.test"), QStringLiteral("password-1"),
+                        QStringLiteral("0")})
+                    .ok());
         QVERIFY(!b.call({QStringLiteral("domain.add"), QStringLiteral("not a domain")}).ok());
         auto r = b.call({QStringLiteral("domain.add"), QStringLiteral("Second.TEST")});
         QVERIFY2(r.ok(), qPrintable(r.errorMessage()));
-        QVERIFY2(r->contains(QStringLiteral("postmaster@second.test")), qPrintable(*r));  // role aliases to the admin address
+        QVERIFY2(r->contains(QStringLiteral("postmaster@second.test")),
+                 qPrintable(*r));  // role aliases to the admin address
         QVERIFY(store.load()->isLocalDomain(QStringLiteral("second.test")));
         DkimKeyStore dkim(dir.path());
         const auto made = dkim.keys(QStringLiteral("second.test"));

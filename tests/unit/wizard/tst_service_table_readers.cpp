@@ -129,14 +129,17 @@ private Q_SLOTS:
         QStringList rows;
         for (const ServiceSpec& s : serviceTable())
             rows << QStringLiteral("%1[%2]%3")
-                        .arg(s.program, s.listenerKeys.join(QLatin1Char(',')),
-                             s.withoutListeners ? (s.enabledBy.isEmpty() ? QStringLiteral(" always") : QStringLiteral(" if ") + s.enabledBy)
-                                                : QString()) +
+                            .arg(s.program, s.listenerKeys.join(QLatin1Char(',')),
+                                 s.withoutListeners ? (s.enabledBy.isEmpty() ? QStringLiteral(" always")
+                                                                             : QStringLiteral(" if ") + s.enabledBy)
+                                                    : QString()) +
                         (s.engine ? QStringLiteral(" engine") : QString());
-        QCOMPARE(rows,
-                 QStringList({"unbound[] if dns.resolver engine", "redis-server[] if spam.enabled engine", "rspamd[] if spam.enabled engine", "postern-smtpd[smtp.listen,submission.listen,submissions.listen]",
-                              "postern-imapd[imap.listen,imaps.listen]", "postern-pop3d[pop3.listen,pop3s.listen]",
-                              "postern-sieved[sieve.listen]", "postern-queued[] always", "postern-webd[http.listen,https.listen]"}));
+        QCOMPARE(rows, QStringList({"unbound[] if dns.resolver engine", "redis-server[] if spam.enabled engine",
+                                    "rspamd[] if spam.enabled engine",
+                                    "postern-smtpd[smtp.listen,submission.listen,submissions.listen]",
+                                    "postern-imapd[imap.listen,imaps.listen]",
+                                    "postern-pop3d[pop3.listen,pop3s.listen]", "postern-sieved[sieve.listen]",
+                                    "postern-queued[] always", "postern-webd[http.listen,https.listen]"}));
     }
 
     void webAutoconfig() {
