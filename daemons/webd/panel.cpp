@@ -358,7 +358,7 @@ std::optional<PanelResponse> brokerTrouble(const Result<QString>& result, const 
         text = QStringLiteral(
             "<p id=\"busy\">The server is busy with other changes: nothing was changed. Please go back and try "
             "again in a moment.</p>");
-        extra.append({"Retry-After", "5"});
+        extra.append(qMakePair(QByteArray("Retry-After"), QByteArray("5")));
     } else if (code == kBrokerTimeout) {
         text = QStringLiteral(
             "<p id=\"timeout\">The change was not confirmed in time: it may or may not have been made. Check the "
@@ -659,9 +659,9 @@ void loginCode(PanelContext& ctx, const HttpRequest& r, bool get, const QMap<QSt
         [broker, auth = ctx.auth, user, code](Authenticator::SecondFactorAnswer answer) {
             // Asynchronous (account_broker.h); the Authenticator is the context: it lives as
             // long as the broker, so the throttle always hears the answer.
-            broker->call({QStringLiteral("2fa.verify"), user, code}, auth, [answer](const Result<QString>& r) {
-                if (r) return answer(Authenticator::SecondFactor::Accepted);
-                const int why = r.error().code;
+            broker->call({QStringLiteral("2fa.verify"), user, code}, auth, [answer](const Result<QString>& verdict) {
+                if (verdict) return answer(Authenticator::SecondFactor::Accepted);
+                const int why = verdict.error().code;
                 answer(why == kBrokerBusy || why == kBrokerTimeout || why == kBrokerGone
                            ? Authenticator::SecondFactor::Unavailable
                            : Authenticator::SecondFactor::Refused);

@@ -287,6 +287,32 @@ private Q_SLOTS:
         QTest::newRow("limit") << kMaxSessions << kMaxSessionsPerUser;  // one user: the per-user cap applies
         QTest::newRow("limit+1") << kMaxSessions + 1 << 0;
     }
+    // The file's size limit at its boundary: kMaxSessionFileBytes loads, one byte more is refused.
+    void sessionFileSizeLimit_data() {
+        QTest::addColumn<qint64>("size");
+        QTest::addColumn<int>("loaded");
+        QTest::newRow("limit") << kMaxSessionFileBytes << 1;
+        QTest::newRow("limit+1") << kMaxSessionFileBytes + 1 << 0;
+    }
+    void sessionFileSizeLimit() {
+        QFETCH(qint64, size);
+        QFETCH(int, loaded);
+        QTemporaryDir dir;
+        const QString path = dir.filePath(QStringLiteral("sessions.json"));
+        const QByteArray h(64, 'a');
+        QByteArray json = "{\"version\":1,\"sessions\":[{\"id_sha256\":\"" + h +
+                          "\",\"user\":\"a@x.test\",\"csrf\":\"" + h +
+                          "\",\"created_ms\":1000,\"last_used_ms\":1000}]}";
+        json += QByteArray(size - json.size(), ' ');  // JSON allows trailing white space
+        QFile f(path);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(json);
+        f.close();
+        PanelSessions s;
+        s.persistTo(path, 2000);
+        QCOMPARE(s.size(), loaded);
+    }
+
     void sessionFileEntryLimit() {
         QFETCH(int, entries);
         QFETCH(int, loaded);
