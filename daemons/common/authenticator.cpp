@@ -166,34 +166,60 @@ void Authenticator::verifySecondFactor(const AuthRequest& request, const QString
                                .add("reason", "client gone before the check"));
                 return;
             }
-            const bool ok = !user.isEmpty() && checkFn();
-            Outcome o;
-            o.user = user;
-            log::Fields f =
-                log::Fields().add("protocol", protocol).add("user", user).add("remote", request.peer.toString());
-            if (ok) {
-                o.verdict = AuthVerdict::Ok;
-                m_throttle.finish(admission, AuthThrottle::Outcome::Success);
-                stats::add(QStringLiteral("postern_auth_total"),
-                           {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("ok")}});
-                log::write(log::Level::Info, request.sessionId, u"auth",
-                           f.add("result", "ok").add("credential", "second-factor"));
-                answerLater(guard, 0, o, std::move(done));
-                return;
-            }
-            o.verdict = AuthVerdict::Failed;
-            o.reason = QStringLiteral("bad second factor");
-            m_throttle.record(admission, AuthThrottle::Outcome::Failure);
-            stats::add(QStringLiteral("postern_auth_total"),
-                       {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("failed")}});
-            const qint64 delay = m_throttle.penaltyAfterFailure(request.peer);
-            blockIfTooMany(request.peer, request.sessionId);
-            log::write(log::Level::Warning, request.sessionId, u"auth",
-                       f.add("result", "failed")
-                           .add("credential", "second-factor")
-                           .add("reason", o.reason)
-                           .add("delay_ms", delay));
-            answerLater(guard, delay, o, std::move(done), admission);
+            auto decide = [this, guard, request, protocol, user, admission,
+                           done = std::move(done)](SecondFactor verdict) mutable {
+                Outcome o;
+                o.user = user;
+                log::Fields f =
+                    log::Fields().add("protocol", protocol).add("user", user).add("remote", request.peer.toString());
+                if (verdict == SecondFactor::Accepted) {
+                    o.verdict = AuthVerdict::Ok;
+                    m_throttle.finish(admission, AuthThrottle::Outcome::Success);
+                    stats::add(
+                        QStringLiteral("postern_auth_total"),
+                        {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("ok")}});
+                    log::write(log::Level::Info, request.sessionId, u"auth",
+                               f.add("result", "ok").add("credential", "second-factor"));
+                    answerLater(guard, 0, o, std::move(done));
+                    return;
+                }
+                if (verdict == SecondFactor::Unavailable) {
+                    // The checker could not decide (webd's helper busy or gone): not a wrong code.
+                    o.verdict = AuthVerdict::TempFail;
+                    o.reason = QString::fromLatin1(kSecondFactorUnavailable);
+                    m_throttle.finish(admission, AuthThrottle::Outcome::Abandoned);
+                    stats::add(QStringLiteral("postern_auth_total"),
+                               {{QStringLiteral("protocol"), protocol},
+                                {QStringLiteral("result"), QStringLiteral("tempfail")}});
+                    log::write(log::Level::Warning, request.sessionId, u"auth",
+                               f.add("result", "tempfail").add("credential", "second-factor").add("reason", o.reason));
+                    answerLater(guard, 0, o, std::move(done));
+                    return;
+                }
+                o.verdict = AuthVerdict::Failed;
+                o.reason = QStringLiteral("bad second factor");
+                m_throttle.record(admission, AuthThrottle::Outcome::Failure);
+                stats::add(
+                    QStringLiteral("postern_auth_total"),
+                    {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("failed")}});
+                const qint64 delay = m_throttle.penaltyAfterFailure(request.peer);
+                blockIfTooMany(request.peer, request.sessionId);
+                log::write(log::Level::Warning, request.sessionId, u"auth",
+                           f.add("result", "failed")
+                               .add("credential", "second-factor")
+                               .add("reason", o.reason)
+                               .add("delay_ms", delay));
+                answerLater(guard, delay, o, std::move(done), admission);
+            };
+            if (user.isEmpty()) return decide(SecondFactor::Refused);
+            // The answer may come later; exactly once (a second call is ignored).
+            auto once = std::make_shared<std::optional<decltype(decide)>>(std::move(decide));
+            checkFn([once](SecondFactor verdict) {
+                if (!once->has_value()) return;
+                auto d = std::move(**once);
+                once->reset();
+                d(verdict);
+            });
         });
 }
 

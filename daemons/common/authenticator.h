@@ -38,11 +38,14 @@
 // password's name. Never the password.
 // verifySecondFactor(request, protocol, check, done): the second step of a login (the
 // panel's TOTP code) through the same throttle as verify(): admitted first (TempFail
-// when busy), the address's/account's wait BEFORE the check, then check() runs on the
-// main thread (it must be quick: a code comparison); a false result is a failure like a
-// wrong password (counted, logged result=failed with the remote address for fail2ban,
-// its answer held back by the penalty), a true one a success. Logged with
-// credential=second-factor; the code itself is never logged.
+// when busy), the address's/account's wait BEFORE the check, then check(answer) is
+// started on the main thread and calls answer() once, possibly later (the panel asks
+// webd's account helper asynchronously; check must never block); Refused is a failure
+// like a wrong password (counted, logged result=failed with the remote address for
+// fail2ban, its answer held back by the penalty), Accepted a success, Unavailable (the
+// checker could not decide: helper busy or gone) a TempFail that is not counted as a
+// failure. The attempt stays in flight in the throttle until answer() is called.
+// Logged with credential=second-factor; the code itself is never logged.
 // Block list: with setBlockList(), a failure that brings its address's count in the
 // throttle to auth.block_after_failures (0: never) puts the address (IPv4 /32, IPv6
 // /48) on the shared temporary block list (block_list.h) for auth.block_duration,
@@ -67,6 +70,8 @@ namespace postern {
 class BlockList;
 
 inline constexpr const char* kPanelProtocol = "web";
+// Outcome::reason of a second factor the checker could not decide (SecondFactor::Unavailable).
+inline constexpr const char* kSecondFactorUnavailable = "second factor check unavailable";
 
 class Authenticator : public QObject {
     Q_OBJECT
@@ -85,7 +90,9 @@ public:
     void applyConfig();  // after a reload: delays, cache TTL
 
     void verify(const AuthRequest& request, const QString& protocol, QByteArray password, Done done);
-    using SecondFactorCheck = std::function<bool()>;
+    enum class SecondFactor { Accepted, Refused, Unavailable };
+    using SecondFactorAnswer = std::function<void(SecondFactor)>;
+    using SecondFactorCheck = std::function<void(SecondFactorAnswer)>;
     void verifySecondFactor(const AuthRequest& request, const QString& protocol, SecondFactorCheck check, Done done);
 
     AuthThrottle& throttle() { return m_throttle; }

@@ -8,7 +8,12 @@
 #include "core/dkim_keys.h"
 #include "core/two_factor.h"
 
+#include <QCoreApplication>
 #include <QRegularExpression>
+#include <QSocketNotifier>
+#include <QTimer>
+
+#include <fcntl.h>
 
 #include <poll.h>
 #include <sys/prctl.h>
@@ -210,32 +215,132 @@ Result<std::unique_ptr<AccountBroker>> AccountBroker::start(const QString& confi
     return std::unique_ptr<AccountBroker>(new AccountBroker(sv[0], int(pid)));
 }
 
+AccountBroker::AccountBroker(int fd, int pid) : m_fd(fd), m_pid(pid) {
+    // webd's end never blocks: answers are read when the notifier says they are there.
+    ::fcntl(m_fd, F_SETFL, ::fcntl(m_fd, F_GETFL) | O_NONBLOCK);
+    m_notifier = std::make_unique<QSocketNotifier>(qintptr(m_fd), QSocketNotifier::Read);
+    QObject::connect(m_notifier.get(), &QSocketNotifier::activated, m_notifier.get(), [this] { readAnswer(); });
+    m_timer = std::make_unique<QTimer>();
+    m_timer->setSingleShot(true);
+    QObject::connect(m_timer.get(), &QTimer::timeout, m_timer.get(), [this] {
+        breakOff(Error{QStringLiteral("the account helper did not answer in time"), kBrokerTimeout});
+    });
+}
+
+std::unique_ptr<AccountBroker> AccountBroker::adopt(int fd) {
+    return std::unique_ptr<AccountBroker>(new AccountBroker(fd, -1));
+}
+
 AccountBroker::~AccountBroker() {
+    m_notifier.reset();
+    m_timer.reset();
     if (m_fd >= 0) ::close(m_fd);
     if (m_pid > 0) ::waitpid(pid_t(m_pid), nullptr, 0);
 }
 
-Result<QString> AccountBroker::call(const QStringList& request) {
-    auto fields = callFields(request);
-    if (!fields) return fields.error();
-    if (fields->size() != 1) return Result<QString>::fail(QStringLiteral("the account helper answered out of turn"));
-    return fields->first();
+void AccountBroker::call(const QStringList& request, QObject* context, Done done) {
+    callFields(request, context, [done = std::move(done)](Result<QStringList> fields) {
+        if (!fields) return done(fields.error());
+        if (fields->size() != 1)
+            return done(Result<QString>::fail(QStringLiteral("the account helper answered out of turn")));
+        done(fields->first());
+    });
 }
 
-Result<QStringList> AccountBroker::callFields(const QStringList& request) {
+void AccountBroker::callFields(const QStringList& request, QObject* context, DoneFields done) {
+    Pending p{request, context, std::move(done)};
     for (const QString& f : request)
-        if (f.contains(QChar(0))) return Result<QStringList>::fail(QStringLiteral("a field contains NUL"));
-    if (m_fd < 0 || !sendFrame(m_fd, request))
-        return Result<QStringList>::fail(QStringLiteral("the account helper is not available"));
-    auto reply = readFrame(m_fd, kCallTimeoutMs);
-    if (!reply || reply->size() < 2) {
-        // Out of step with the helper from now on (a late answer would be read as the next one's): stop using it.
-        ::close(m_fd);
-        m_fd = -1;
-        return Result<QStringList>::fail(QStringLiteral("the account helper did not answer"));
+        if (f.contains(QChar(0)))
+            return finish(std::move(p), Result<QStringList>::fail(QStringLiteral("a field contains NUL")));
+    if (m_fd < 0)
+        return finish(std::move(p), Error{QStringLiteral("the account helper is not available"), kBrokerGone});
+    if (m_queue.size() >= size_t(kMaxQueued))
+        return finish(
+            std::move(p),
+            Error{QStringLiteral("too many changes are waiting; nothing was changed, try again"), kBrokerBusy});
+    m_queue.push_back(std::move(p));
+    if (!m_inFlight) sendNext();
+}
+
+// Runs the callback from the event loop (never inside call()), unless its context is gone.
+void AccountBroker::finish(Pending p, Result<QStringList> r) {
+    if (!p.context || !p.done) return;
+    QMetaObject::invokeMethod(
+        QCoreApplication::instance(),
+        [context = p.context, done = std::move(p.done), r = std::move(r)]() {
+            if (context) done(r);
+        },
+        Qt::QueuedConnection);
+}
+
+void AccountBroker::sendNext() {
+    while (!m_inFlight && !m_queue.empty() && m_fd >= 0) {
+        // One frame (at most kMaxFrame + 4) into an empty socketpair buffer (the default
+        // AF_UNIX send buffer is larger): send() on the non-blocking end does not have to wait,
+        // since the helper has answered everything before. A short write is out of step.
+        if (!sendFrame(m_fd, m_queue.front().request)) {
+            Pending p = std::move(m_queue.front());
+            m_queue.pop_front();
+            const bool tooLarge = p.request.join(QChar(0)).toUtf8().size() > kMaxFrame;
+            finish(std::move(p), tooLarge ? Result<QStringList>::fail(QStringLiteral("the request is too large"))
+                                          : Error{QStringLiteral("the account helper is not available"), kBrokerGone});
+            if (!tooLarge) return breakOff(Error{QStringLiteral("the account helper is not available"), kBrokerGone});
+            continue;
+        }
+        m_inFlight = true;
+        m_buffer.clear();
+        m_timer->start(m_timeoutMs);
     }
-    if (reply->at(0) != u"ok") return Result<QStringList>::fail(reply->at(1));
-    return reply->mid(1);
+}
+
+void AccountBroker::readAnswer() {
+    char chunk[4096];
+    for (;;) {
+        const ssize_t got = ::read(m_fd, chunk, sizeof chunk);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (got <= 0)  // it exited
+            return breakOff(Error{QStringLiteral("the account helper is not available"), kBrokerGone});
+        if (!m_inFlight || qsizetype(got) > kMaxFrame + 4 - m_buffer.size())  // unasked or oversized: out of step
+            return breakOff(Error{QStringLiteral("the account helper answered out of turn"), kBrokerGone});
+        m_buffer.append(chunk, qsizetype(got));
+    }
+    if (m_buffer.size() < 4) return;
+    const auto* len = reinterpret_cast<const unsigned char*>(m_buffer.constData());
+    const quint32 n = (quint32(len[0]) << 24) | (quint32(len[1]) << 16) | (quint32(len[2]) << 8) | quint32(len[3]);
+    if (n > quint32(kMaxFrame))
+        return breakOff(Error{QStringLiteral("the account helper answered out of turn"), kBrokerGone});
+    if (qsizetype(n) > m_buffer.size() - 4) return;  // not all of it yet
+    if (qsizetype(n) != m_buffer.size() - 4)
+        return breakOff(Error{QStringLiteral("the account helper answered out of turn"), kBrokerGone});
+    const QStringList reply = QString::fromUtf8(m_buffer.constData() + 4, qsizetype(n)).split(QChar(0));
+    m_timer->stop();
+    m_inFlight = false;
+    m_buffer.clear();
+    Pending p = std::move(m_queue.front());
+    m_queue.pop_front();
+    if (reply.size() < 2) {
+        finish(std::move(p), Error{QStringLiteral("the account helper answered out of turn"), kBrokerGone});
+        return breakOff(Error{QStringLiteral("the account helper answered out of turn"), kBrokerGone});
+    }
+    finish(std::move(p),
+           reply.at(0) == u"ok" ? Result<QStringList>(reply.mid(1)) : Result<QStringList>::fail(reply.at(1)));
+    sendNext();
+}
+
+// Out of step with the helper (a late answer would be read as the next one's): stop using it.
+void AccountBroker::breakOff(const Error& why) {
+    m_timer->stop();
+    m_notifier->setEnabled(false);
+    if (m_fd >= 0) ::close(m_fd);
+    m_fd = -1;
+    m_inFlight = false;
+    m_buffer.clear();
+    while (!m_queue.empty()) {
+        Pending p = std::move(m_queue.front());
+        m_queue.pop_front();
+        finish(std::move(p), why);
+    }
 }
 
 }  // namespace postern::web

@@ -21,7 +21,14 @@
 // no shell as root.
 //
 // Interface: start(configDir, hashParams, adminAddress) -> broker;
-// call({op, args...}) -> the success message or the error. Ops:
+// call({op, args...}, context, done): asynchronous — the request is queued and
+// sent when the helper is free (one request in flight at a time, in order);
+// done(success message or error) runs later on the event loop, never inside
+// call(), and not at all when `context` has been destroyed by then (the answer
+// is still read, so the next request stays in step). callFields(): the same,
+// done gets every field after "ok". Errors carry Error::code kBrokerBusy (queue
+// full), kBrokerTimeout (no answer in time) or kBrokerGone (no helper), so the
+// panel can show a 503/504 page instead of a flash message. Ops:
 //   user.add ADDRESS PASSWORD QUOTA_BYTES     user.passwd ADDRESS PASSWORD
 //   user.quota ADDRESS BYTES                  user.admin ADDRESS on|off
 //   user.del ADDRESS                          alias.add SOURCE TARGET[,TARGET...]
@@ -48,23 +55,39 @@
 // Wire: a frame is a 4-byte big-endian length then the fields joined by NUL
 // (fields containing NUL are refused by call()); the answer is "ok" or "error",
 // NUL, the message.
-// Limits: kMaxFrame (64 KiB) per frame, either way; call() waits at most
-// kCallTimeoutMs (20 s: Argon2 hashing runs in the helper) — a blocking wait on
-// webd's event loop, bounded, and only for logged-in administrators' changes
-// (known gap: should become asynchronous).
+// Limits: kMaxFrame (64 KiB) per frame, either way; an answer is awaited at most
+// kCallTimeoutMs (20 s: Argon2 hashing runs in the helper), without blocking:
+// webd's end is non-blocking, a QSocketNotifier reports the answer and a QTimer
+// the timeout. After a timeout or a broken frame the helper is out of step: it
+// is no longer used, and that request and every queued one fail (kBrokerTimeout;
+// later ones kBrokerGone: webd must be restarted, the supervisor does it).
+// kMaxQueued (64) requests may wait, the one in flight included; the 65th is
+// refused at once (kBrokerBusy).
 // Security: passwords cross only the socketpair; never logged by either side.
 #pragma once
 
 #include "core/password.h"
 #include "core/result.h"
 
+#include <QPointer>
 #include <QStringList>
+
+#include <deque>
+#include <functional>
 #include <memory>
+
+class QSocketNotifier;
+class QTimer;
 
 namespace postern::web {
 
 inline constexpr qint64 kMaxFrame = 64 * 1024;
 inline constexpr int kCallTimeoutMs = 20'000;
+inline constexpr int kMaxQueued = 64;
+// Error::code of the broker's own failures (not the helper's answers, which carry 0).
+inline constexpr int kBrokerBusy = 503;
+inline constexpr int kBrokerTimeout = 504;
+inline constexpr int kBrokerGone = 502;
 
 class AccountBroker {
 public:
@@ -75,17 +98,40 @@ public:
     AccountBroker(const AccountBroker&) = delete;
     AccountBroker& operator=(const AccountBroker&) = delete;
 
-    Result<QString> call(const QStringList& request);
-    Result<QStringList> callFields(const QStringList& request);
+    using Done = std::function<void(Result<QString>)>;
+    using DoneFields = std::function<void(Result<QStringList>)>;
+    void call(const QStringList& request, QObject* context, Done done);
+    void callFields(const QStringList& request, QObject* context, DoneFields done);
+
+    // Tests: a broker over `fd` (webd's end of a socketpair whose other end the test
+    // plays), and a shorter answer timeout.
+    static std::unique_ptr<AccountBroker> adopt(int fd);
+    void setTimeoutMs(int ms) { m_timeoutMs = ms; }
+    int queued() const { return int(m_queue.size()); }
 
     // The helper's side, public for the unit test: one request -> one answer.
     static QStringList serve(const QString& configDir, const HashParams& params, const QString& adminAddress,
                              const QStringList& request, const QString& usageDir = {});
 
 private:
-    AccountBroker(int fd, int pid) : m_fd(fd), m_pid(pid) {}
+    struct Pending {
+        QStringList request;
+        QPointer<QObject> context;
+        DoneFields done;
+    };
+    AccountBroker(int fd, int pid);
+    void sendNext();
+    void readAnswer();
+    static void finish(Pending p, Result<QStringList> r);
+    void breakOff(const Error& why);
     int m_fd = -1;
     int m_pid = -1;
+    int m_timeoutMs = kCallTimeoutMs;
+    std::deque<Pending> m_queue;  // front() is in flight when m_inFlight
+    bool m_inFlight = false;
+    QByteArray m_buffer;  // the answer read so far
+    std::unique_ptr<QSocketNotifier> m_notifier;
+    std::unique_ptr<QTimer> m_timer;
 };
 
 }  // namespace postern::web

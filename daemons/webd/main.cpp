@@ -16,7 +16,9 @@
 //   while still root that keeps root's rights to rewrite those files and does
 //   nothing else; webd itself stays unable to write them. The panel's queue page
 //   changes the queue as system_user (common/spool/queue_ops.h).
-//   Writes (as system_user): run/ (ready file, stats), mail.log, and the users' own
+//   Writes (as system_user): run/ (ready file, stats), mail.log, the panel's sessions
+//   (<data_dir>/state/panel/sessions.json, 0600 in a 0700 folder; only SHA-256 of each
+//   session id: panel_sessions.h), and the users' own
 //   Sieve scripts (<mail_dir>/<domain>/<local>/sieve/, the panel's Forwarding page,
 //   through common/sieve/sieve_store.h like postern-sieved). Reads
 //   acme/challenges/ (answers posternctl writes there), the daemons' stats files
@@ -28,6 +30,8 @@
 
 #include "common/daemon_main.h"
 
+#include "core/atomic_file.h"
+#include "core/log.h"
 #include "core/two_factor.h"
 
 #include <QDateTime>
@@ -71,6 +75,18 @@ int main(int argc, char** argv) {
             return QByteArray("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
         });
         return server;
+    };
+    // As the webd user (after root is dropped): the panel's sessions survive a restart
+    // (panel_sessions.h), in a folder only that user can enter.
+    spec.started = []() -> Status {
+        if (!ctx.panel || !ctx.config) return {};
+        const QString dir = ctx.config->dataDir() + QStringLiteral("/state/panel");
+        if (auto st = ensureDirectory(dir, 0700); !st) {
+            log::warn(u"panel.sessions_not_persisted", log::Fields().add("error", st.errorMessage()));
+            return {};
+        }
+        ctx.panel->sessions.persistTo(dir + QStringLiteral("/sessions.json"), QDateTime::currentMSecsSinceEpoch());
+        return {};
     };
     return runDaemon(argc, argv, spec);
 }

@@ -346,11 +346,42 @@ PanelResponse show(Call& c, const QString& title, const QString& content) {
     return html(200, page(title, c.session, c.admin, content, flash, error));
 }
 
+// webd's account helper could not take or answer the request (account_broker.h): not a
+// refusal of the change but a server condition, shown as its own page (503 with
+// Retry-After when the queue is full, 504 after a timeout, 502 without a helper).
+std::optional<PanelResponse> brokerTrouble(const Result<QString>& result, const PanelSession* s, bool admin) {
+    if (result) return std::nullopt;
+    const int code = result.error().code;
+    QString text;
+    QList<QPair<QByteArray, QByteArray>> extra;
+    if (code == kBrokerBusy) {
+        text = QStringLiteral(
+            "<p id=\"busy\">The server is busy with other changes: nothing was changed. Please go back and try "
+            "again in a moment.</p>");
+        extra.append(qMakePair(QByteArray("Retry-After"), QByteArray("5")));
+    } else if (code == kBrokerTimeout) {
+        text = QStringLiteral(
+            "<p id=\"timeout\">The change was not confirmed in time: it may or may not have been made. Check the "
+            "page before trying again. Further changes need postern-webd restarted (the supervisor does it).</p>");
+    } else if (code == kBrokerGone) {
+        text = QStringLiteral(
+            "<p id=\"unavailable\">Changes are not available right now (postern-webd's account helper is not "
+            "running); restart postern-webd.</p>");
+    } else {
+        return std::nullopt;
+    }
+    return html(code,
+                page(code == kBrokerBusy ? QStringLiteral("Busy") : QStringLiteral("Not available"), s, admin,
+                     text + QStringLiteral("<p class=\"muted\">%1</p>").arg(htmlEscape(result.errorMessage()))),
+                extra);
+}
+
 // After a change: the result goes into the session and the browser is sent to `to` (303).
 PanelResponse done(Call& c, const QString& action, const QString& target, const Result<QString>& result,
                    const QByteArray& to) {
     audit(c.conn, c.session->user, action, target,
           result ? QStringLiteral("ok") : QStringLiteral("error: ") + result.errorMessage());
+    if (auto trouble = brokerTrouble(result, c.session, c.admin)) return *trouble;
     c.session->flash = result ? *result : result.errorMessage();
     c.session->flashError = !result;
     return redirect(to);
@@ -372,6 +403,7 @@ PanelResponse opsDone(PanelContext& ctx, const QByteArray& sessionId, const Conn
     audit(conn, s ? s->user : QString(), ch.action, ch.target,
           ch.result ? QStringLiteral("ok") : QStringLiteral("error: ") + ch.result.errorMessage());
     if (!s) return redirect("/panel/login");
+    if (auto trouble = brokerTrouble(ch.result, s, true)) return *trouble;
     s->flash = ch.result ? *ch.result : ch.result.errorMessage();
     s->flashError = !ch.result;
     return redirect(ch.redirect);
@@ -386,90 +418,126 @@ QByteArray userUrl(const QString& address) {
     return "/panel/user?address=" + QUrl::toPercentEncoding(address);
 }
 
-PanelResponse adminPost(Call& c, const QString& path, const QMap<QString, QString>& f) {
-    if (auto change = admin::post(c.ctx, path, f))
-        return done(c, change->action, change->target, change->result, change->to);
-    AccountBroker* b = c.ctx.broker;
+// Asks the helper (asynchronously, account_broker.h); the answer becomes the audit line and
+// the flash message. `map` turns the helper's answer into what the page says; `after` runs
+// on success (sessions) and may name another page to go to.
+void ask(Call& c, QObject* life, const PanelReply& reply, const QStringList& request, const QString& action,
+         const QString& target, const QByteArray& to, std::function<Result<QString>(const Result<QString>&)> map,
+         std::function<QByteArray()> after = {}) {
+    PanelContext& ctx = c.ctx;
+    ctx.broker->call(request, life,
+                     [&ctx, id = c.sessionId, conn = c.conn, reply, action, target, to, map, after](Result<QString> r) {
+                         const Result<QString> shown = map(r);
+                         QByteArray next = to;
+                         if (shown && after) {
+                             const QByteArray other = after();
+                             if (!other.isEmpty()) next = other;
+                         }
+                         reply(opsDone(ctx, id, conn, OpsChange{action, target, shown, next}));
+                     });
+}
+
+void adminPost(Call& c, const QString& path, const QMap<QString, QString>& f, QObject* life, const PanelReply& reply) {
+    PanelContext& ctx = c.ctx;
+    if (admin::post(ctx, path, f, life, [&ctx, id = c.sessionId, conn = c.conn, reply](admin::Change ch) {
+            reply(opsDone(ctx, id, conn, OpsChange{ch.action, ch.target, ch.result, ch.to}));
+        }))
+        return;
+    AccountBroker* b = ctx.broker;
     if (!b)
-        return done(c, path, {}, Result<QString>::fail(QStringLiteral("changes are not available (no account helper)")),
-                    "/panel/");
+        return reply(done(c, path, {},
+                          Result<QString>::fail(QStringLiteral("changes are not available (no account helper)")),
+                          "/panel/"));
     const QString address = f.value(QStringLiteral("address")).trimmed();
     if (path == u"/panel/users/add") {
         auto quota = parseQuota(f.value(QStringLiteral("quota")));
         if (!quota)
-            return done(c, QStringLiteral("user.add"), address, Result<QString>::fail(quota.errorMessage()),
-                        "/panel/users");
-        auto r = b->call(
-            {QStringLiteral("user.add"), address, f.value(QStringLiteral("password")), QString::number(*quota)});
-        return done(c, QStringLiteral("user.add"), address,
-                    r ? Result<QString>(QStringLiteral("User %1 %2.").arg(address, *r)) : r, "/panel/users");
+            return reply(done(c, QStringLiteral("user.add"), address, Result<QString>::fail(quota.errorMessage()),
+                              "/panel/users"));
+        return ask(c, life, reply,
+                   {QStringLiteral("user.add"), address, f.value(QStringLiteral("password")), QString::number(*quota)},
+                   QStringLiteral("user.add"), address, "/panel/users", [address](const Result<QString>& r) {
+                       return r ? Result<QString>(QStringLiteral("User %1 %2.").arg(address, *r)) : r;
+                   });
     }
     if (path == u"/panel/users/password") {
-        auto r = b->call({QStringLiteral("user.passwd"), address, f.value(QStringLiteral("password"))});
-        if (r)
-            c.ctx.sessions.removeUser(normalizeAddress(address).valueOr(address));  // other sessions of that user end
-        if (r && normalizeAddress(address).valueOr(QString()) == c.session->user)
-            return redirect("/panel/login");  // our own session went with them
-        return done(c, QStringLiteral("user.passwd"), address,
-                    r ? Result<QString>(QStringLiteral("Password of %1 changed.").arg(address)) : r, userUrl(address));
+        const QString me = c.session->user;
+        return ask(
+            c, life, reply, {QStringLiteral("user.passwd"), address, f.value(QStringLiteral("password"))},
+            QStringLiteral("user.passwd"), address, userUrl(address),
+            [address](const Result<QString>& r) {
+                return r ? Result<QString>(QStringLiteral("Password of %1 changed.").arg(address)) : r;
+            },
+            [&ctx, address, me]() -> QByteArray {
+                ctx.sessions.removeUser(normalizeAddress(address).valueOr(address));  // other sessions of that user end
+                return normalizeAddress(address).valueOr(QString()) == me ? QByteArray("/panel/login")
+                                                                          : QByteArray();  // ours went with them
+            });
     }
     if (path == u"/panel/users/quota") {
         auto quota = parseQuota(f.value(QStringLiteral("quota")));
         if (!quota)
-            return done(c, QStringLiteral("user.quota"), address, Result<QString>::fail(quota.errorMessage()),
-                        userUrl(address));
-        auto r = b->call({QStringLiteral("user.quota"), address, QString::number(*quota)});
-        return done(c, QStringLiteral("user.quota"), address,
-                    r ? Result<QString>(QStringLiteral("Quota of %1 is %2.").arg(address, formatSize(*quota))) : r,
-                    userUrl(address));
+            return reply(done(c, QStringLiteral("user.quota"), address, Result<QString>::fail(quota.errorMessage()),
+                              userUrl(address)));
+        const qint64 q = *quota;
+        return ask(c, life, reply, {QStringLiteral("user.quota"), address, QString::number(q)},
+                   QStringLiteral("user.quota"), address, userUrl(address), [address, q](const Result<QString>& r) {
+                       return r ? Result<QString>(QStringLiteral("Quota of %1 is %2.").arg(address, formatSize(q))) : r;
+                   });
     }
     if (path == u"/panel/users/admin") {
         const QString on = f.value(QStringLiteral("admin"));
         if (normalizeAddress(address).valueOr(QString()) == c.session->user && on == u"off")
-            return done(c, QStringLiteral("user.admin"), address,
-                        Result<QString>::fail(QStringLiteral(
-                            "You cannot remove your own administrator rights here (posternctl user admin can).")),
-                        userUrl(address));
-        auto r = b->call({QStringLiteral("user.admin"), address, on});
-        return done(c, QStringLiteral("user.admin ") + on, address,
-                    r ? Result<QString>(QStringLiteral("%1 is %2 an administrator.")
-                                            .arg(address, on == u"on" ? QString() : QStringLiteral("no longer")))
-                      : r,
-                    userUrl(address));
+            return reply(done(c, QStringLiteral("user.admin"), address,
+                              Result<QString>::fail(QStringLiteral(
+                                  "You cannot remove your own administrator rights here (posternctl user admin can).")),
+                              userUrl(address)));
+        return ask(
+            c, life, reply, {QStringLiteral("user.admin"), address, on}, QStringLiteral("user.admin ") + on, address,
+            userUrl(address), [address, on](const Result<QString>& r) {
+                return r ? Result<QString>(QStringLiteral("%1 is %2 an administrator.")
+                                               .arg(address, on == u"on" ? QString() : QStringLiteral("no longer")))
+                         : r;
+            });
     }
     if (path == u"/panel/users/delete") {
         if (f.value(QStringLiteral("confirm")) != u"yes")
-            return done(c, QStringLiteral("user.del"), address,
-                        Result<QString>::fail(QStringLiteral("Not deleted: tick the confirmation box.")),
-                        userUrl(address));
+            return reply(done(c, QStringLiteral("user.del"), address,
+                              Result<QString>::fail(QStringLiteral("Not deleted: tick the confirmation box.")),
+                              userUrl(address)));
         if (normalizeAddress(address).valueOr(QString()) == c.session->user)
-            return done(c, QStringLiteral("user.del"), address,
-                        Result<QString>::fail(QStringLiteral("You cannot delete the account you are logged in with.")),
-                        userUrl(address));
-        auto r = b->call({QStringLiteral("user.del"), address});
-        if (r) c.ctx.sessions.removeUser(normalizeAddress(address).valueOr(address));
-        return done(
-            c, QStringLiteral("user.del"), address,
-            r ? Result<QString>(QStringLiteral("User %1 deleted; the stored mail is kept on disk.").arg(address)) : r,
-            r ? "/panel/users" : userUrl(address));
+            return reply(
+                done(c, QStringLiteral("user.del"), address,
+                     Result<QString>::fail(QStringLiteral("You cannot delete the account you are logged in with.")),
+                     userUrl(address)));
+        return ask(
+            c, life, reply, {QStringLiteral("user.del"), address}, QStringLiteral("user.del"), address,
+            userUrl(address),
+            [address](const Result<QString>& r) {
+                return r ? Result<QString>(
+                               QStringLiteral("User %1 deleted; the stored mail is kept on disk.").arg(address))
+                         : r;
+            },
+            [&ctx, address]() -> QByteArray {
+                ctx.sessions.removeUser(normalizeAddress(address).valueOr(address));
+                return "/panel/users";
+            });
     }
     const QString source = f.value(QStringLiteral("source")).trimmed();
-    if (path == u"/panel/aliases/add") {
-        auto r = b->call({QStringLiteral("alias.add"), source, f.value(QStringLiteral("targets"))});
-        return done(c, QStringLiteral("alias.add"),
-                    source + QStringLiteral(" -> ") + f.value(QStringLiteral("targets")),
-                    r ? Result<QString>(*r + QLatin1Char('.')) : r, "/panel/aliases");
-    }
+    if (path == u"/panel/aliases/add")
+        return ask(c, life, reply, {QStringLiteral("alias.add"), source, f.value(QStringLiteral("targets"))},
+                   QStringLiteral("alias.add"), source + QStringLiteral(" -> ") + f.value(QStringLiteral("targets")),
+                   "/panel/aliases",
+                   [](const Result<QString>& r) { return r ? Result<QString>(*r + QLatin1Char('.')) : r; });
     if (path == u"/panel/aliases/remove") {
         QStringList req{QStringLiteral("alias.del"), source};
         if (!f.value(QStringLiteral("target")).isEmpty()) req << f.value(QStringLiteral("target"));
-        auto r = b->call(req);
-        return done(c, QStringLiteral("alias.del"), source,
-                    r ? Result<QString>(QStringLiteral("Alias %1 removed.").arg(source)) : r, "/panel/aliases");
+        return ask(c, life, reply, req, QStringLiteral("alias.del"), source, "/panel/aliases",
+                   [source](const Result<QString>& r) {
+                       return r ? Result<QString>(QStringLiteral("Alias %1 removed.").arg(source)) : r;
+                   });
     }
-    PanelResponse nf =
-        html(404, page(QStringLiteral("Not found"), c.session, c.admin, QStringLiteral("<p>No such page.</p>")));
-    return nf;
+    reply(html(404, page(QStringLiteral("Not found"), c.session, c.admin, QStringLiteral("<p>No such page.</p>"))));
 }
 
 bool isForm(const HttpRequest& r) {
@@ -527,6 +595,7 @@ void login(PanelContext& ctx, const HttpRequest& r, const QMap<QString, QString>
             if (mustEnrol) {
                 const QByteArray id = ctx.sessions.create(o.user, nowMs(ctx));
                 ctx.sessions.find(id, nowMs(ctx))->mustEnrol = true;
+                ctx.sessions.changed();  // kept across a restart too (panel_sessions.h)
                 audit(conn, o.user, QStringLiteral("login"), {}, QStringLiteral("ok, two-factor enrolment required"));
                 return reply(redirect("/panel/security",
                                       {{"Set-Cookie", PanelSessions::setCookie(kSessionCookie, id, kAbsoluteMs / 1000)},
@@ -587,15 +656,35 @@ void loginCode(PanelContext& ctx, const HttpRequest& r, bool get, const QMap<QSt
     AccountBroker* broker = ctx.broker;
     ctx.auth->verifySecondFactor(
         req, QLatin1String(kPanelProtocol),
-        [broker, user, code] {
-            return bool(broker->call({QStringLiteral("2fa.verify"), user, code}));
+        [broker, auth = ctx.auth, user, code](Authenticator::SecondFactorAnswer answer) {
+            // Asynchronous (account_broker.h); the Authenticator is the context: it lives as
+            // long as the broker, so the throttle always hears the answer.
+            broker->call({QStringLiteral("2fa.verify"), user, code}, auth, [answer](const Result<QString>& verdict) {
+                if (verdict) return answer(Authenticator::SecondFactor::Accepted);
+                const int why = verdict.error().code;
+                answer(why == kBrokerBusy || why == kBrokerTimeout || why == kBrokerGone
+                           ? Authenticator::SecondFactor::Unavailable
+                           : Authenticator::SecondFactor::Refused);
+            });
         },
         [&ctx, conn, pid, user, clear, reply](Authenticator::Outcome o) {
-            ctx.pending.settle(pid, o.ok());
+            const bool unavailable = o.reason == QLatin1String(kSecondFactorUnavailable);
+            if (unavailable)
+                ctx.pending.release(pid);  // not a wrong code: neither counted nor used
+            else
+                ctx.pending.settle(pid, o.ok());
             if (!o.ok()) {
                 audit(conn, user, QStringLiteral("login.code"), {},
                       o.verdict == AuthVerdict::TempFail ? QStringLiteral("tempfail") : QStringLiteral("failed"));
                 const PendingLogin* left = ctx.pending.find(pid, nowMs(ctx));
+                if (unavailable)  // not the user's fault: a 503 page, the login may be tried again
+                    return reply(
+                        html(503,
+                             page(QStringLiteral("Busy"), nullptr, false,
+                                  QStringLiteral("<p id=\"busy\">The server could not check the code just "
+                                                 "now. Please <a href=\"/panel/login/code\">try again</a> in a "
+                                                 "moment.</p>")),
+                             {{"Retry-After", "5"}}));
                 const QString why = o.verdict == AuthVerdict::TempFail
                                         ? QStringLiteral("Too many attempts; wait a little and try again.")
                                         : QStringLiteral("Wrong or already used code.");
@@ -624,6 +713,7 @@ PanelResponse kitDone(UserPageKit& k, const QString& action, const QString& targ
                       const QByteArray& to) {
     audit(k.conn, k.session->user, action, target,
           result ? QStringLiteral("ok") : QStringLiteral("error: ") + result.errorMessage());
+    if (auto trouble = brokerTrouble(result, k.session, k.admin)) return *trouble;
     k.session->flash = result ? *result : result.errorMessage();
     k.session->flashError = !result;
     return redirect(to);
@@ -648,8 +738,18 @@ PanelResponse getPage(Call& c, const QString& path) {
                                   QStringLiteral("<p><a href=\"/panel/users\">Back to the users</a></p>")));
         return show(c, u->address, userPage(c.ctx, *c.acc, *u, *c.session));
     }
-    if (path == u"/panel/domains")
-        return show(c, QStringLiteral("Domains"), admin::domainsPage(*c.acc, csrfField(*c.session)));
+    if (path == u"/panel/domains") {
+        // The latest DNS status, never waited for (a stale one starts a background run).
+        if (!c.ctx.probes)
+            c.ctx.probes = std::make_shared<DashboardProbes>(c.ctx.config ? c.ctx.config->configDir() : QString());
+        QStringList hosted = c.acc->domains();
+        if (c.ctx.config && !c.ctx.config->value(QStringLiteral("primary_domain")).isEmpty())
+            hosted << c.ctx.config->value(QStringLiteral("primary_domain"));
+        hosted.removeDuplicates();
+        c.ctx.probes->refresh(hosted);
+        const auto probe = c.ctx.probes->latest();
+        return show(c, QStringLiteral("Domains"), admin::domainsPage(*c.acc, csrfField(*c.session), probe.get()));
+    }
     if (path == u"/panel/domain") {
         const QString d = queryParameter(c.r.query, QStringLiteral("domain"));
         if (auto content = admin::domainPage(c.ctx, *c.acc, d, csrfField(*c.session)))
@@ -706,27 +806,33 @@ void ownPassword(Call& c, const QMap<QString, QString>& f, QObject* life, PanelR
     req.peer = conn.peerAddress;
     req.login = user;
     const QString newPassword = f.value(QStringLiteral("password"));
-    ctx.auth->verify(req, QLatin1String(kPanelProtocol), f.value(QStringLiteral("current")).toUtf8(),
-                     [&ctx, conn, user, id, newPassword, reply](Authenticator::Outcome o) {
-                         PanelSession* s = ctx.sessions.find(id, nowMs(ctx));
-                         if (!s) return reply(redirect("/panel/login"));
-                         Result<QString> r = Result<QString>::fail(
-                             o.verdict == AuthVerdict::TempFail
-                                 ? QStringLiteral("Too many attempts; try again shortly.")
-                                 : QStringLiteral("The current password is wrong; nothing changed."));
-                         if (o.ok())
-                             r = ctx.broker ? ctx.broker->call({QStringLiteral("user.passwd"), user, newPassword})
-                                            : Result<QString>::fail(QStringLiteral("changes are not available"));
-                         audit(conn, user, QStringLiteral("account.passwd"), user,
-                               r ? QStringLiteral("ok") : QStringLiteral("error: ") + r.errorMessage());
-                         if (r) {
-                             ctx.sessions.removeUser(user);  // every session of the account ends, this one included
-                             return reply(loginPage(200, QStringLiteral("Password changed; log in with the new one.")));
-                         }
-                         s->flash = r.errorMessage();
-                         s->flashError = true;
-                         reply(redirect("/panel/account"));
-                     });
+    ctx.auth->verify(
+        req, QLatin1String(kPanelProtocol), f.value(QStringLiteral("current")).toUtf8(),
+        [&ctx, conn, user, id, newPassword, reply, life = QPointer<QObject>(life)](Authenticator::Outcome o) {
+            PanelSession* s = ctx.sessions.find(id, nowMs(ctx));
+            if (!s) return reply(redirect("/panel/login"));
+            Result<QString> r = Result<QString>::fail(
+                o.verdict == AuthVerdict::TempFail ? QStringLiteral("Too many attempts; try again shortly.")
+                                                   : QStringLiteral("The current password is wrong; nothing changed."));
+            // Then the helper, asynchronously; `finish` writes the audit line and answers.
+            auto finish = [&ctx, conn, user, id, reply](const Result<QString>& answer) {
+                audit(conn, user, QStringLiteral("account.passwd"), user,
+                      answer ? QStringLiteral("ok") : QStringLiteral("error: ") + answer.errorMessage());
+                if (answer) {
+                    ctx.sessions.removeUser(user);  // every session of the account ends, this one included
+                    return reply(loginPage(200, QStringLiteral("Password changed; log in with the new one.")));
+                }
+                PanelSession* now = ctx.sessions.find(id, nowMs(ctx));
+                if (!now) return reply(redirect("/panel/login"));
+                if (auto trouble = brokerTrouble(answer, now, false)) return reply(*trouble);
+                now->flash = answer.errorMessage();
+                now->flashError = true;
+                reply(redirect("/panel/account"));
+            };
+            if (!o.ok()) return finish(r);
+            if (!ctx.broker) return finish(Result<QString>::fail(QStringLiteral("changes are not available")));
+            ctx.broker->call({QStringLiteral("user.passwd"), user, newPassword}, life.data(), finish);
+        });
 }
 
 }  // namespace
@@ -834,7 +940,7 @@ void handlePanel(PanelContext& ctx, const HttpRequest& r, const QByteArray& body
         }))
         return;  // queue, log search, settings (panel_ops_pages.h)
     UserPageKit kit{ctx, conn, c.session, c.sessionId, c.admin, kitShow, kitDone};
-    if (get && isUserPage(path)) return userPageGet(kit, path, reply);
+    if (get && isUserPage(path)) return userPageGet(kit, path, life, reply);
     if (get) return reply(getPage(c, path));
     // Every change: the session's CSRF token, compared in constant time, before anything else.
     if (!PanelSessions::tokenEqual(form.value(QStringLiteral("csrf")).toLatin1(), c.session->csrf)) {
@@ -857,10 +963,10 @@ void handlePanel(PanelContext& ctx, const HttpRequest& r, const QByteArray& body
         return reply(html(403, page(QStringLiteral("Not allowed"), c.session, false,
                                     QStringLiteral("<p>This is for administrators.</p>"))));
     }
-    if (opsPost(ctx, path, form,
+    if (opsPost(ctx, path, form, life,
                 [&ctx, id = c.sessionId, conn, reply](OpsChange ch) { reply(opsDone(ctx, id, conn, std::move(ch))); }))
         return;
-    reply(adminPost(c, path, form));
+    adminPost(c, path, form, life, reply);
 }
 
 }  // namespace postern::web

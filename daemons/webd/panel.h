@@ -39,7 +39,13 @@
 // the same exposure as before the flag was set; enrol administrators (posternctl) before
 // turning the flag on to close it.
 // Changes go through the AccountBroker (account_broker.h: the core functions of
-// posternctl, applied by webd's privileged helper).
+// posternctl, applied by webd's privileged helper), asynchronously: a request waiting for
+// the helper never holds up other connections (the 2FA code step's check included). When
+// the helper cannot take or answer a request the page says so with its own status: 503
+// and Retry-After (kMaxQueued requests already waiting; nothing changed), 504 (no answer
+// within kCallTimeoutMs: the change may or may not have been made), 502 (no helper).
+// Sessions are kept in <data_dir>/state/panel/sessions.json and survive a restart
+// (panel_sessions.h: only SHA-256 of each id, mode 0600).
 // Security: every POST needs the session's CSRF token (constant-time check) and a
 // urlencoded body of at most kMaxFormBody; administrators are re-checked against
 // the current accounts on every request (revoking the flag or deleting the user

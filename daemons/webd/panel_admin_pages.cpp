@@ -140,6 +140,50 @@ QString dnsSection(const DashboardProbe* p, bool running) {
     return t;
 }
 
+// One domain's DNS status in a table cell: ok, how many records are missing or wrong, or why
+// it could not be checked (yet).
+QString dnsSummary(const DomainDns* d) {
+    if (!d || d->checkedMs == 0) return QStringLiteral("<span class=\"dns-unchecked\">not checked yet</span>");
+    const QString when = QDateTime::fromMSecsSinceEpoch(d->checkedMs, Qt::UTC).toString(QStringLiteral("HH:mm"));
+    if (!d->dns)
+        return QStringLiteral("<span class=\"st-bad dns-error\">cannot check: %1</span>").arg(htmlEscape(d->error));
+    int bad = 0, unknown = 0;
+    for (const wizard::RecordCheck& c : d->dns->records) {
+        if (c.status == wizard::RecordCheck::Status::Unknown)
+            ++unknown;
+        else if (c.status != wizard::RecordCheck::Status::Ok)
+            ++bad;
+    }
+    QString t = d->dns->requiredOk()
+                    ? QStringLiteral("<span class=\"st-ok dns-summary-ok\">required records ok</span>")
+                    : QStringLiteral("<span class=\"st-bad dns-summary-bad\">%1 missing or wrong</span>").arg(bad);
+    if (d->dns->requiredOk() && bad > 0) t += QStringLiteral(" (%1 optional missing or wrong)").arg(bad);
+    if (unknown > 0) t += QStringLiteral(", %1 not asked").arg(unknown);
+    return t + QStringLiteral(" <span class=\"muted\">at %1 UTC</span>").arg(htmlEscape(when));
+}
+
+const DomainDns* domainDns(const DashboardProbe* p, const QString& domain) {
+    if (!p) return nullptr;
+    for (const DomainDns& d : p->domains)
+        if (d.domain == domain) return &d;
+    return nullptr;
+}
+
+// The dashboard's line per hosted domain other than the primary one (whose records are above).
+QString otherDomainsSection(const DashboardProbe* p) {
+    if (!p || p->domains.size() < 2) return {};
+    QString t = QStringLiteral(
+        "<h3>Other domains</h3><table class=\"dns-domains\"><tr><th>Domain</th><th>DNS status</th></tr>");
+    for (const DomainDns& d : p->domains.mid(1))
+        t += QStringLiteral("<tr id=\"dns-%1\"><td><a href=\"/panel/domain?domain=%2\">%1</a></td><td>%3</td></tr>")
+                 .arg(htmlEscape(d.domain), enc(d.domain), dnsSummary(&d));
+    return t + QStringLiteral(
+                   "</table><p class=\"muted\">At most %1 domains are checked per refresh (every %2 s), those checked "
+                   "longest ago first.</p>")
+                   .arg(kMaxDnsDomainsPerRun)
+                   .arg(kProbeCacheMs / 1000);
+}
+
 std::optional<QString> localDomain(const Accounts& acc, const QString& domain) {
     auto d = normalizeDomain(domain.left(255));
     if (!d || !acc.isLocalDomain(*d)) return std::nullopt;
@@ -158,18 +202,23 @@ QString dashboardSections(const PanelContext& ctx, const DashboardProbe* probe, 
                       htmlEscape(probe->spamLine));
     else
         t += QStringLiteral("<p>Being checked; reload in a few seconds.</p>");
-    return t + failuresSection(ctx) + dnsSection(probe, running);
+    return t + failuresSection(ctx) + dnsSection(probe, running) + otherDomainsSection(probe);
 }
 
-QString domainsPage(const Accounts& acc, const QString& csrfField) {
-    QString t = QStringLiteral("<table><tr><th>Domain</th><th>Users</th><th>Aliases</th><th></th></tr>");
+QString domainsPage(const Accounts& acc, const QString& csrfField, const DashboardProbe* probe) {
+    QString t =
+        QStringLiteral("<table><tr><th>Domain</th><th>Users</th><th>Aliases</th><th>DNS status</th><th></th></tr>");
     for (const QString& d : acc.domains())
         t += QStringLiteral(
-                 "<tr><td><a href=\"/panel/domain?domain=%1\">%2</a></td><td>%3</td><td>%4</td>"
-                 "<td><a href=\"/panel/domain?domain=%1\">DNS records and DKIM</a></td></tr>")
+                 "<tr id=\"domain-%5\"><td><a href=\"/panel/domain?domain=%1\">%2</a></td><td>%3</td><td>%4</td>"
+                 "<td>%6</td><td><a href=\"/panel/domain?domain=%1\">DNS records and DKIM</a></td></tr>")
                  .arg(enc(d), htmlEscape(d))
                  .arg(acc.users(d).size())
-                 .arg(acc.aliases(d).size());
+                 .arg(acc.aliases(d).size())
+                 .arg(htmlEscape(d), dnsSummary(domainDns(probe, d)));
+    t += QStringLiteral(
+        "<p class=\"muted\">DNS status as the domains' authoritative servers answered (posternctl dns check "
+        "--domain D); refreshed in the background, reload to see new results.</p>");
     t += QStringLiteral(
              "</table><h2>Add a domain</h2><form class=\"box\" method=\"post\" action=\"/panel/domains/add\">") +
          csrfField +
@@ -299,50 +348,66 @@ std::optional<PanelResponse> recordsDownload(const PanelContext& ctx, const Acco
     return r;
 }
 
-std::optional<Change> post(PanelContext& ctx, const QString& path, const QMap<QString, QString>& f) {
+bool post(PanelContext& ctx, const QString& path, const QMap<QString, QString>& f, QObject* life,
+          std::function<void(Change)> done) {
     const QString domain = f.value(QStringLiteral("domain")).trimmed();
     AccountBroker* b = ctx.broker;
-    auto call = [b](const QStringList& req) {
-        return b ? b->call(req)
-                 : Result<QString>::fail(QStringLiteral("changes are not available (no account helper)"));
+    // The helper's answer, later; `then` turns it into the Change shown.
+    auto call = [b, life, done](const QStringList& req, std::function<Change(const Result<QString>&)> then) {
+        if (!b)
+            return done(then(Result<QString>::fail(QStringLiteral("changes are not available (no account helper)"))));
+        b->call(req, life, [done, then](const Result<QString>& r) { done(then(r)); });
     };
     const QByteArray domainUrl =
         "/panel/domain?domain=" + QUrl::toPercentEncoding(normalizeDomain(domain).valueOr(domain));
+    std::weak_ptr<DashboardProbes> probes = ctx.probes;
     if (path == u"/panel/domains/add") {
-        auto r = call({QStringLiteral("domain.add"), domain});
-        if (r && ctx.probes) ctx.probes->invalidate();
-        if (!r) return Change{QStringLiteral("domain.add"), domain, r, "/panel/domains"};
-        QString text = *r;  // "domain D added[; roles ...]"
-        if (!text.isEmpty()) text[0] = text.at(0).toUpper();
-        return Change{QStringLiteral("domain.add"), domain,
-                      Result<QString>(text + QStringLiteral(". Publish its DNS records below.")), domainUrl};
+        call({QStringLiteral("domain.add"), domain}, [domain, domainUrl, probes](const Result<QString>& r) {
+            if (r)
+                if (auto p = probes.lock()) p->invalidate();
+            if (!r) return Change{QStringLiteral("domain.add"), domain, r, "/panel/domains"};
+            QString text = *r;  // "domain D added[; roles ...]"
+            if (!text.isEmpty()) text[0] = text.at(0).toUpper();
+            return Change{QStringLiteral("domain.add"), domain,
+                          Result<QString>(text + QStringLiteral(". Publish its DNS records below.")), domainUrl};
+        });
+        return true;
     }
     if (path == u"/panel/domains/remove") {
         if (f.value(QStringLiteral("confirm")) != u"yes")
-            return Change{QStringLiteral("domain.del"), domain,
-                          Result<QString>::fail(QStringLiteral("Not removed: tick the confirmation box.")),
-                          "/panel/domains"};
-        auto r = call({QStringLiteral("domain.del"), domain, QStringLiteral("force")});
-        return Change{
-            QStringLiteral("domain.del"), domain,
-            r ? Result<QString>(
-                    QStringLiteral("Domain %1 removed, with its users and aliases; stored mail is kept on disk.")
-                        .arg(domain))
-              : r,
-            "/panel/domains"};
+            return done(Change{QStringLiteral("domain.del"), domain,
+                               Result<QString>::fail(QStringLiteral("Not removed: tick the confirmation box.")),
+                               "/panel/domains"}),
+                   true;
+        call({QStringLiteral("domain.del"), domain, QStringLiteral("force")}, [domain,
+                                                                               probes](const Result<QString>& r) {
+            if (r)
+                if (auto p = probes.lock()) p->invalidate();
+            return Change{
+                QStringLiteral("domain.del"), domain,
+                r ? Result<QString>(
+                        QStringLiteral("Domain %1 removed, with its users and aliases; stored mail is kept on disk.")
+                            .arg(domain))
+                  : r,
+                "/panel/domains"};
+        });
+        return true;
     }
     if (path == u"/panel/domain/dkim-rotate") {
-        auto r = call({QStringLiteral("dkim.rotate"), domain});
-        if (r && ctx.probes) ctx.probes->invalidate();
-        return Change{QStringLiteral("dkim.rotate"), domain,
-                      r ? Result<QString>(QStringLiteral("New DKIM keys %1 sign mail of %2 from now on: publish their "
-                                                         "TXT records (the table below) now; "
-                                                         "the old keys are kept, retiring.")
-                                              .arg(*r, domain))
-                        : r,
-                      domainUrl};
+        call({QStringLiteral("dkim.rotate"), domain}, [domain, domainUrl, probes](const Result<QString>& r) {
+            if (r)
+                if (auto p = probes.lock()) p->invalidate();
+            return Change{QStringLiteral("dkim.rotate"), domain,
+                          r ? Result<QString>(QStringLiteral("New DKIM keys %1 sign mail of %2 from now on: publish "
+                                                             "their TXT records (the table below) now; "
+                                                             "the old keys are kept, retiring.")
+                                                  .arg(*r, domain))
+                            : r,
+                          domainUrl};
+        });
+        return true;
     }
-    return std::nullopt;
+    return false;
 }
 
 }  // namespace postern::web::admin

@@ -7,9 +7,12 @@
 //                                     the data/mail/queue file systems (80 % warning, 95 %
 //                                     error, smtp.min_free_space: core/disk_space.h, as
 //                                     `posternctl status`), spam filter health and the DNS
-//                                     status (dashboard_probes.h, off the event loop), the
+//                                     status (dashboard_probes.h, off the event loop: the
+//                                     primary domain's records, one line per other domain), the
 //                                     recent delivery failures (core/delivery_log.h)
-//   GET  /panel/domains               list, add form, remove form per domain
+//   GET  /panel/domains               list with each domain's DNS status (the last result of
+//                                     dashboard_probes.h, never waited for; a stale one starts
+//                                     a background run), add form, remove form per domain
 //   GET  /panel/domain?domain=D       D's registrar sheet (records::buildRecords of
 //                                     wizard::hostFacts, as `posternctl dns records
 //                                     --domain D`): every value in a read-only field,
@@ -21,7 +24,8 @@
 //                                     dkim.rotate (core: accountops::addDomain/removeDomain,
 //                                     DkimKeyStore::rotate — posternctl's functions)
 // Interface: the functions return page content (HTML, every value escaped with
-// htmlEscape) or, for POSTs, the result to show and where to go next.
+// htmlEscape) or, for POSTs, the result to show and where to go next (asynchronously:
+// AccountBroker::call).
 // Security: `domain` from the query is normalised (normalizeDomain) and must be a local
 // domain before anything is read for it; downloads carry Content-Disposition attachment and
 // a fixed file name built from the normalised domain. No script: values are in read-only
@@ -51,7 +55,8 @@ inline constexpr char kAdminCss[] =
     "select{padding:.4em;font-size:1em}";
 
 QString dashboardSections(const PanelContext& ctx, const DashboardProbe* probe, bool running);
-QString domainsPage(const Accounts& acc, const QString& csrfField);
+// probe: the latest DNS status (DashboardProbes::latest(), null: none yet), a column per domain.
+QString domainsPage(const Accounts& acc, const QString& csrfField, const DashboardProbe* probe);
 // nullopt: not a local domain (404).
 std::optional<QString> domainPage(const PanelContext& ctx, const Accounts& acc, const QString& domain,
                                   const QString& csrfField);
@@ -64,7 +69,9 @@ struct Change {
     Result<QString> result = QString();
     QByteArray to;
 };
-// nullopt: not one of the paths above.
-std::optional<Change> post(PanelContext& ctx, const QString& path, const QMap<QString, QString>& form);
+// False: not one of the paths above. Otherwise `done` gets the result later, from the
+// event loop, when webd's helper has answered (never after `life` is gone).
+bool post(PanelContext& ctx, const QString& path, const QMap<QString, QString>& form, QObject* life,
+          std::function<void(Change)> done);
 
 }  // namespace postern::web::admin

@@ -321,7 +321,7 @@ bool opsGet(const PanelContext& ctx, const QString& path, const QString& query, 
     return false;
 }
 
-bool opsPost(PanelContext& ctx, const QString& path, const QMap<QString, QString>& form,
+bool opsPost(PanelContext& ctx, const QString& path, const QMap<QString, QString>& form, QObject* life,
              std::function<void(OpsChange)> done) {
     if (path.startsWith(u"/panel/queue/")) {
         const QueueAction* a = queueAction(path.mid(13));
@@ -356,8 +356,12 @@ bool opsPost(PanelContext& ctx, const QString& path, const QMap<QString, QString
             return done({QStringLiteral("config.set"), key,
                          Result<QString>::fail(QStringLiteral("changes are not available (no helper)")), back}),
                    true;
-        Result<QString> r = ctx.broker->call({QStringLiteral("config.set"), key, value});
-        return done({QStringLiteral("config.set"), key + QStringLiteral(" = ") + value.left(100), r, back}), true;
+        const QString target = key + QStringLiteral(" = ") + value.left(100);
+        ctx.broker->call({QStringLiteral("config.set"), key, value}, life,
+                         [target, back, done = std::move(done)](Result<QString> r) {
+                             done({QStringLiteral("config.set"), target, std::move(r), back});
+                         });
+        return true;
     }
     return false;
 }

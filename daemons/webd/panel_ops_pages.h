@@ -67,9 +67,10 @@ struct OpsChange {
 bool opsGet(const PanelContext& ctx, const QString& path, const QString& query, const QByteArray& csrf, QObject* life,
             std::function<void(OpsPage)> done);
 
-// A POST that is ours: the change is made and `done` called with its outcome; false when
-// the path is not ours.
-bool opsPost(PanelContext& ctx, const QString& path, const QMap<QString, QString>& form,
+// A POST that is ours: the change is made and `done` called with its outcome (a setting:
+// later, when webd's helper has answered; never after `life` is gone); false when the
+// path is not ours.
+bool opsPost(PanelContext& ctx, const QString& path, const QMap<QString, QString>& form, QObject* life,
              std::function<void(OpsChange)> done);
 
 // The navigation links of these pages, for panel.cpp's header.

@@ -70,6 +70,12 @@ void PendingLogins::settle(const QByteArray& id, bool success) {
     it->checking = false;
 }
 
+void PendingLogins::release(const QByteArray& id) {
+    if (!PanelSessions::wellFormed(id)) return;
+    auto it = m_pending.find(key(id));
+    if (it != m_pending.end()) it->checking = false;
+}
+
 void PendingLogins::remove(const QByteArray& id) {
     if (PanelSessions::wellFormed(id)) m_pending.remove(key(id));
 }

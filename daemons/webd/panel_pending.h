@@ -17,6 +17,8 @@
 //                                     pending login gives at most one session); a failure
 //                                     counts, and the kMaxCodeFailures-th removes it (the
 //                                     password must be given again). Unknown id: nothing.
+//   release(id)                       the check could not decide (webd's helper busy or
+//                                     gone): checking ends, nothing is counted or used.
 //   remove(id)
 //   A check whose client hangs up before the answer is never settled: that pending login
 //   stays claimed until it expires (the user logs in again; nothing is let in).
@@ -58,6 +60,7 @@ public:
     const PendingLogin* find(const QByteArray& id, qint64 nowMs);
     std::optional<PendingLogin> claim(const QByteArray& id, qint64 nowMs);
     void settle(const QByteArray& id, bool success);
+    void release(const QByteArray& id);
     void remove(const QByteArray& id);
     int size() const { return int(m_pending.size()); }
 

@@ -1,8 +1,15 @@
 // panel_sessions.cpp — see panel_sessions.h.
 #include "panel_sessions.h"
 
+#include "core/atomic_file.h"
+#include "core/log.h"
+
 #include <openssl/crypto.h>
 #include <QCryptographicHash>
+#include <QFileInfo>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QRandomGenerator>
 
 namespace postern::web {
@@ -29,7 +36,7 @@ QByteArray PanelSessions::key(const QByteArray& id) {
     return QCryptographicHash::hash(id, QCryptographicHash::Sha256);
 }
 
-void PanelSessions::dropOldest(const QString& user) {
+bool PanelSessions::dropOldest(const QString& user) {
     auto oldest = m_sessions.end();
     int mine = 0;
     for (auto it = m_sessions.begin(); it != m_sessions.end(); ++it) {
@@ -37,8 +44,12 @@ void PanelSessions::dropOldest(const QString& user) {
         ++mine;
         if (oldest == m_sessions.end() || it->lastUsedMs < oldest->lastUsedMs) oldest = it;
     }
-    if (oldest == m_sessions.end()) return;
-    if (user.isEmpty() ? m_sessions.size() >= kMaxSessions : mine >= kMaxSessionsPerUser) m_sessions.erase(oldest);
+    if (oldest == m_sessions.end()) return false;
+    if (user.isEmpty() ? m_sessions.size() >= kMaxSessions : mine >= kMaxSessionsPerUser) {
+        m_sessions.erase(oldest);
+        return true;
+    }
+    return false;
 }
 
 QByteArray PanelSessions::create(const QString& user, qint64 nowMs) {
@@ -51,28 +62,96 @@ QByteArray PanelSessions::create(const QString& user, qint64 nowMs) {
     s.createdMs = nowMs;
     s.lastUsedMs = nowMs;
     m_sessions.insert(key(id), s);
+    save();
     return id;
 }
 
 PanelSession* PanelSessions::find(const QByteArray& id, qint64 nowMs) {
     if (!wellFormed(id)) return nullptr;
-    auto it = m_sessions.find(key(id));
+    const QByteArray k = key(id);
+    auto it = m_sessions.find(k);
     if (it == m_sessions.end()) return nullptr;
     // Expired: idle for kIdleMs or more, or kAbsoluteMs or more since the login.
     if (nowMs - it->lastUsedMs >= kIdleMs || nowMs - it->createdMs >= kAbsoluteMs) {
         m_sessions.erase(it);
+        save();
         return nullptr;
     }
     it->lastUsedMs = nowMs;
+    if (!m_path.isEmpty() && nowMs - m_savedLastUsed.value(k, 0) >= kPersistTouchMs) save();  // map unchanged
     return &*it;
 }
 
 void PanelSessions::remove(const QByteArray& id) {
-    if (wellFormed(id)) m_sessions.remove(key(id));
+    if (wellFormed(id) && m_sessions.remove(key(id))) save();
 }
 
 void PanelSessions::removeUser(const QString& user) {
-    m_sessions.removeIf([&](const auto& it) { return it.value().user == user; });
+    if (m_sessions.removeIf([&](const auto& it) { return it.value().user == user; }) > 0) save();
+}
+
+void PanelSessions::persistTo(const QString& path, qint64 nowMs) {
+    m_path = path;
+    m_sessions.clear();
+    m_savedLastUsed.clear();
+    if (!QFileInfo::exists(path)) return;
+    const auto corrupt = [&](const QString& why) {
+        m_sessions.clear();
+        log::warn(u"panel.sessions_corrupt", log::Fields().add("file", path).add("error", why));
+    };
+    auto bytes = readFile(path, kMaxSessionFileBytes);
+    if (!bytes) return corrupt(bytes.errorMessage());
+    QJsonParseError err{};
+    const QJsonDocument doc = QJsonDocument::fromJson(*bytes, &err);
+    if (err.error != QJsonParseError::NoError || !doc.isObject()) return corrupt(QStringLiteral("not a JSON object"));
+    const QJsonObject root = doc.object();
+    if (root.value(QStringLiteral("version")).toInt(-1) != 1) return corrupt(QStringLiteral("unknown version"));
+    const QJsonArray list = root.value(QStringLiteral("sessions")).toArray();
+    if (list.size() > kMaxSessions) return corrupt(QStringLiteral("more than %1 sessions").arg(kMaxSessions));
+    QHash<QString, int> perUser;
+    for (const QJsonValue& v : list) {
+        const QJsonObject o = v.toObject();
+        const QByteArray hashHex = o.value(QStringLiteral("id_sha256")).toString().toLatin1();
+        PanelSession s;
+        s.user = o.value(QStringLiteral("user")).toString();
+        s.csrf = o.value(QStringLiteral("csrf")).toString().toLatin1();
+        s.createdMs = qint64(o.value(QStringLiteral("created_ms")).toDouble(-1));
+        s.lastUsedMs = qint64(o.value(QStringLiteral("last_used_ms")).toDouble(-1));
+        s.mustEnrol = o.value(QStringLiteral("must_enrol")).toBool(false);
+        // wellFormed(): 64 lower-case hex digits, the shape of a SHA-256 in hex too.
+        if (!wellFormed(hashHex) || !wellFormed(s.csrf) || s.user.isEmpty() || s.user.size() > 320 || s.createdMs < 0 ||
+            s.lastUsedMs < s.createdMs)
+            return corrupt(QStringLiteral("a malformed session entry"));
+        if (nowMs - s.lastUsedMs >= kIdleMs || nowMs - s.createdMs >= kAbsoluteMs) continue;  // expired
+        if (++perUser[s.user] > kMaxSessionsPerUser) continue;
+        const QByteArray k = QByteArray::fromHex(hashHex);
+        m_savedLastUsed.insert(k, s.lastUsedMs);
+        m_sessions.insert(k, s);
+    }
+}
+
+void PanelSessions::save() {
+    if (m_path.isEmpty()) return;
+    QJsonArray list;
+    m_savedLastUsed.clear();
+    for (auto it = m_sessions.cbegin(); it != m_sessions.cend(); ++it) {
+        QJsonObject o;
+        o.insert(QStringLiteral("id_sha256"), QString::fromLatin1(it.key().toHex()));
+        o.insert(QStringLiteral("user"), it->user);
+        o.insert(QStringLiteral("csrf"), QString::fromLatin1(it->csrf));
+        o.insert(QStringLiteral("created_ms"), double(it->createdMs));
+        o.insert(QStringLiteral("last_used_ms"), double(it->lastUsedMs));
+        o.insert(QStringLiteral("must_enrol"), it->mustEnrol);
+        list.append(o);
+        m_savedLastUsed.insert(it.key(), it->lastUsedMs);
+    }
+    QJsonObject root;
+    root.insert(QStringLiteral("version"), 1);
+    root.insert(QStringLiteral("sessions"), list);
+    const Status st = writeFileAtomic(m_path, QJsonDocument(root).toJson(QJsonDocument::Compact), 0600);
+    if (!st && !m_saveFailed)
+        log::warn(u"panel.sessions_not_saved", log::Fields().add("file", m_path).add("error", st.errorMessage()));
+    m_saveFailed = !st;
 }
 
 QByteArray PanelSessions::cookieValue(const QByteArray& header, const QByteArray& name) {

@@ -32,10 +32,33 @@ void auditLine(const UserPageKit& k, const QString& action, const QString& targe
                                   .add("result", result.left(300)));
 }
 
-Result<QStringList> broker(UserPageKit& k, const QStringList& request) {
-    if (!k.ctx.broker)
-        return Result<QStringList>::fail(QStringLiteral("changes are not available (no account helper)"));
-    return k.ctx.broker->callFields(request);
+// Asks webd's helper (asynchronously, account_broker.h); `then` runs later with a kit
+// rebuilt around the session, found again by its id (a 303 to the login page when it
+// ended meanwhile), and its response is the answer. Never after `life` is gone.
+using Then = std::function<PanelResponse(UserPageKit&, const Result<QStringList>&)>;
+void withBroker(UserPageKit& k, const QStringList& request, QObject* life, const PanelReply& reply, Then then) {
+    PanelContext& ctx = k.ctx;
+    auto finish = [&ctx, id = k.sessionId, conn = k.conn, admin = k.admin, show = k.show, done = k.done, reply,
+                   then = std::move(then)](const Result<QStringList>& r) {
+        PanelSession* s = ctx.sessions.find(id, ctx.clock ? ctx.clock() : QDateTime::currentMSecsSinceEpoch());
+        if (!s) {
+            PanelResponse login;
+            login.code = 303;
+            login.headers.append(qMakePair(QByteArray("Location"), QByteArray("/panel/login")));
+            return reply(login);
+        }
+        UserPageKit again{ctx, conn, s, id, admin, show, done};
+        reply(then(again, r));
+    };
+    if (!ctx.broker)
+        return finish(Result<QStringList>::fail(QStringLiteral("changes are not available (no account helper)")));
+    ctx.broker->callFields(request, life, finish);
+}
+
+// A failed answer as the Result<QString> the frame shows (its Error, code included, kept).
+Result<QString> failure(const Result<QStringList>& r, const QString& unexpected = {}) {
+    if (!r) return r.error();
+    return Result<QString>::fail(unexpected.isEmpty() ? QStringLiteral("unexpected answer") : unexpected);
 }
 
 QString codeInput(const QString& id) {
@@ -53,7 +76,7 @@ QString confirmForm(const PanelSession& s) {
 
 // ---------------------------------------------------------------- security page
 
-QString securityPage(UserPageKit& k) {
+QString securityPage(UserPageKit& k, const Result<QStringList>& st) {
     const PanelSession& s = *k.session;
     QString t;
     if (s.mustEnrol)
@@ -61,7 +84,6 @@ QString securityPage(UserPageKit& k) {
             "<p class=\"flash error\" role=\"status\">Administrators of this server must use two-factor login "
             "(auth.require_2fa_admins). Set it up below to reach the other pages.</p>");
     t += QStringLiteral("<h2>Two-factor login</h2>");
-    auto st = broker(k, {QStringLiteral("2fa.status"), s.user});
     if (!st || st->size() != 4) {
         t += QStringLiteral("<p>The state cannot be read: %1</p>")
                  .arg(htmlEscape(st ? QStringLiteral("bad answer") : st.errorMessage()));
@@ -125,13 +147,9 @@ QString securityPage(UserPageKit& k) {
     return t;
 }
 
-PanelResponse enrolPage(UserPageKit& k) {
-    auto e = broker(k, {QStringLiteral("2fa.enrol"), k.session->user});
-    if (!e || e->size() != 3) {
-        return k.done(k, QStringLiteral("2fa.enrol"), k.session->user,
-                      Result<QString>::fail(e ? QStringLiteral("unexpected answer") : e.errorMessage()),
-                      "/panel/security");
-    }
+PanelResponse enrolPage(UserPageKit& k, const Result<QStringList>& e) {
+    if (!e || e->size() != 3)
+        return k.done(k, QStringLiteral("2fa.enrol"), k.session->user, failure(e), "/panel/security");
     auditLine(k, QStringLiteral("2fa.enrol"), k.session->user, QStringLiteral("ok"));
     QString grouped;  // the secret in groups of 4, easier to type
     for (qsizetype i = 0; i < e->at(0).size(); i += 4)
@@ -150,12 +168,8 @@ PanelResponse enrolPage(UserPageKit& k) {
     return k.show(k, QStringLiteral("Set up two-factor login"), t, 200);
 }
 
-PanelResponse appAddedPage(UserPageKit& k, const QString& name) {
-    auto p = broker(k, {QStringLiteral("app.add"), k.session->user, name});
-    if (!p || p->size() != 2)
-        return k.done(k, QStringLiteral("app.add"), name,
-                      Result<QString>::fail(p ? QStringLiteral("unexpected answer") : p.errorMessage()),
-                      "/panel/security");
+PanelResponse appAddedPage(UserPageKit& k, const QString& name, const Result<QStringList>& p) {
+    if (!p || p->size() != 2) return k.done(k, QStringLiteral("app.add"), name, failure(p), "/panel/security");
     auditLine(k, QStringLiteral("app.add"), name, QStringLiteral("ok"));
     const QString t =
         QStringLiteral(
@@ -247,8 +261,12 @@ bool isEnrolmentPage(const QString& path) {
     return path == u"/panel/security" || path == u"/panel/security/2fa/enrol" || path == u"/panel/security/2fa/confirm";
 }
 
-void userPageGet(UserPageKit& k, const QString& path, PanelReply reply) {
-    if (path == u"/panel/security") return reply(k.show(k, QStringLiteral("Security"), securityPage(k), 200));
+void userPageGet(UserPageKit& k, const QString& path, QObject* life, PanelReply reply) {
+    if (path == u"/panel/security")
+        return withBroker(k, {QStringLiteral("2fa.status"), k.session->user}, life, reply,
+                          [](UserPageKit& kit, const Result<QStringList>& st) {
+                              return kit.show(kit, QStringLiteral("Security"), securityPage(kit, st), 200);
+                          });
     if (path == u"/panel/filters")
         return reply(k.show(k, QStringLiteral("Forwarding and vacation"), filtersPage(k), 200));
     reply(k.show(k, QStringLiteral("Not found"), QStringLiteral("<p>No such page.</p>"), 404));
@@ -257,16 +275,23 @@ void userPageGet(UserPageKit& k, const QString& path, PanelReply reply) {
 void userPagePost(UserPageKit& k, const QString& path, const QMap<QString, QString>& f, QObject* life,
                   PanelReply reply) {
     const QString user = k.session->user;
-    if (path == u"/panel/security/2fa/enrol") return reply(enrolPage(k));
+    if (path == u"/panel/security/2fa/enrol")
+        return withBroker(k, {QStringLiteral("2fa.enrol"), user}, life, reply, enrolPage);
     if (path == u"/panel/security/2fa/confirm") {
-        auto r = broker(k, {QStringLiteral("2fa.confirm"), user, f.value(QStringLiteral("code"))});
-        if (r) k.session->mustEnrol = false;
-        return reply(k.done(
-            k, QStringLiteral("2fa.confirm"), user,
-            r ? Result<QString>(QStringLiteral(
-                    "Two-factor login is on. Mail programs now need an app password (create one below)."))
-              : Result<QString>::fail(r.errorMessage() + QStringLiteral(" (enter the current code, or set up again)")),
-            "/panel/security"));
+        return withBroker(k, {QStringLiteral("2fa.confirm"), user, f.value(QStringLiteral("code"))}, life, reply,
+                          [user](UserPageKit& kit, const Result<QStringList>& r) {
+                              if (r) {
+                                  kit.session->mustEnrol = false;
+                                  kit.ctx.sessions.changed();
+                              }
+                              Result<QString> shown = QStringLiteral(
+                                  "Two-factor login is on. Mail programs now need an app password (create one below).");
+                              if (!r)
+                                  shown = Error{
+                                      r.errorMessage() + QStringLiteral(" (enter the current code, or set up again)"),
+                                      r.error().code};
+                              return kit.done(kit, QStringLiteral("2fa.confirm"), user, shown, "/panel/security");
+                          });
     }
     if (path == u"/panel/security/2fa/disable") {
         // auth.require_2fa_admins: an administrator keeps two-factor login (posternctl user 2fa
@@ -277,14 +302,14 @@ void userPagePost(UserPageKit& k, const QString& path, const QMap<QString, QStri
                        Result<QString>::fail(QStringLiteral(
                            "Administrators must keep two-factor login on this server (auth.require_2fa_admins).")),
                        "/panel/security"));
+        const auto offDone = [user](UserPageKit& kit, const Result<QStringList>& r) {
+            return kit.done(kit, QStringLiteral("2fa.disable"), user,
+                            r ? Result<QString>(QStringLiteral("Two-factor login is off.")) : failure(r),
+                            "/panel/security");
+        };
         const QString code = f.value(QStringLiteral("code")).trimmed();
-        if (!code.isEmpty()) {
-            auto r = broker(k, {QStringLiteral("2fa.disable-code"), user, code});
-            return reply(k.done(k, QStringLiteral("2fa.disable"), user,
-                                r ? Result<QString>(QStringLiteral("Two-factor login is off."))
-                                  : Result<QString>::fail(r.errorMessage()),
-                                "/panel/security"));
-        }
+        if (!code.isEmpty())
+            return withBroker(k, {QStringLiteral("2fa.disable-code"), user, code}, life, reply, offDone);
         if (f.value(QStringLiteral("password")).isEmpty() || !k.ctx.auth)
             return reply(k.done(k, QStringLiteral("2fa.disable"), user,
                                 Result<QString>::fail(QStringLiteral("Enter a code or your password.")),
@@ -302,7 +327,8 @@ void userPagePost(UserPageKit& k, const QString& path, const QMap<QString, QStri
         auto show = k.show;
         auto done = k.done;
         ctx.auth->verify(req, QLatin1String(kPanelProtocol), f.value(QStringLiteral("password")).toUtf8(),
-                         [&ctx, id, conn, user, admin = k.admin, done, show, reply](Authenticator::Outcome o) {
+                         [&ctx, id, conn, user, admin = k.admin, done, show, reply, offDone,
+                          life = QPointer<QObject>(life)](Authenticator::Outcome o) {
                              PanelSession* s =
                                  ctx.sessions.find(id, ctx.clock ? ctx.clock() : QDateTime::currentMSecsSinceEpoch());
                              if (!s) {
@@ -312,27 +338,31 @@ void userPagePost(UserPageKit& k, const QString& path, const QMap<QString, QStri
                                  return reply(r);
                              }
                              UserPageKit again{ctx, conn, s, id, admin, show, done};
-                             Result<QString> r =
+                             if (o.ok())
+                                 return withBroker(again, {QStringLiteral("2fa.off"), user}, life, reply, offDone);
+                             const Result<QString> r =
                                  Result<QString>::fail(o.verdict == AuthVerdict::TempFail
                                                            ? QStringLiteral("Too many attempts; try again shortly.")
                                                            : QStringLiteral("The password is wrong; nothing changed."));
-                             if (o.ok()) {
-                                 auto off = broker(again, {QStringLiteral("2fa.off"), user});
-                                 r = off ? Result<QString>(QStringLiteral("Two-factor login is off."))
-                                         : Result<QString>::fail(off.errorMessage());
-                             }
                              reply(again.done(again, QStringLiteral("2fa.disable"), user, r, "/panel/security"));
                          });
         return;
     }
-    if (path == u"/panel/security/app/add") return reply(appAddedPage(k, f.value(QStringLiteral("name")).trimmed()));
+    if (path == u"/panel/security/app/add") {
+        const QString name = f.value(QStringLiteral("name")).trimmed();
+        return withBroker(
+            k, {QStringLiteral("app.add"), user, name}, life, reply,
+            [name](UserPageKit& kit, const Result<QStringList>& p) { return appAddedPage(kit, name, p); });
+    }
     if (path == u"/panel/security/app/revoke") {
         const QString name = f.value(QStringLiteral("name"));
-        auto r = broker(k, {QStringLiteral("app.revoke"), user, name});
-        return reply(k.done(k, QStringLiteral("app.revoke"), name,
-                            r ? Result<QString>(QStringLiteral("App password %1 revoked.").arg(name))
-                              : Result<QString>::fail(r.errorMessage()),
-                            "/panel/security"));
+        return withBroker(
+            k, {QStringLiteral("app.revoke"), user, name}, life, reply,
+            [name](UserPageKit& kit, const Result<QStringList>& r) {
+                return kit.done(kit, QStringLiteral("app.revoke"), name,
+                                r ? Result<QString>(QStringLiteral("App password %1 revoked.").arg(name)) : failure(r),
+                                "/panel/security");
+            });
     }
     const QDate today = QDate::currentDate();
     if (path == u"/panel/filters/forward") {

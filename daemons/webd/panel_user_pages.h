@@ -50,7 +50,8 @@ struct UserPageKit {
 bool isUserPage(const QString& path);
 // While a session must enrol (auth.require_2fa_admins), only these are open.
 bool isEnrolmentPage(const QString& path);
-void userPageGet(UserPageKit& kit, const QString& path, PanelReply reply);
+// Both answer later (webd's helper is asked asynchronously), never after `life` is gone.
+void userPageGet(UserPageKit& kit, const QString& path, QObject* life, PanelReply reply);
 void userPagePost(UserPageKit& kit, const QString& path, const QMap<QString, QString>& form, QObject* life,
                   PanelReply reply);
 

@@ -39,7 +39,8 @@ class PanelAdmin(unittest.TestCase):
     def setUpClass(cls):
         cls.inst = Instance(domain="example.test")
         cls.inst.ctl("user", "admin", ADMIN, "on")
-        cls.nsd = Nsd({"example.test.": zone("example.test", cls.inst.hostname)})
+        cls.nsd = Nsd({"example.test.": zone("example.test", cls.inst.hostname),
+                       "other.test.": "\n".join(zone("other.test", cls.inst.hostname).splitlines()[:-1]) + "\n"})
         for key, value in (("dns.check_server", cls.nsd.server), ("dns.servers", cls.nsd.server), ("dns.timeout", "2s"),
                            ("public_addresses", PUBLIC)):
             cls.inst.set_conf(key, value)
@@ -60,6 +61,34 @@ class PanelAdmin(unittest.TestCase):
 
     def ctl_out(self, *args):
         return self.inst.ctl(*args).stdout
+
+    def test_dns_status_of_every_domain(self):
+        # A second hosted domain (added with posternctl: the panel notices the new set of
+        # domains and checks again at once, without waiting for the cache period).
+        self.inst.ctl("domain", "add", "other.test")
+        try:
+            b = self.admin()
+            deadline = time.monotonic() + 30
+            while True:  # the Domains page never waits for the check: poll
+                r, page = b.request("GET", "/panel/domains")
+                self.assertEqual(r.status, 200)
+                rows = {d: re.search(r'<tr id="domain-%s">.*?</tr>' % re.escape(d), page) for d in ("example.test", "other.test")}
+                if all(m and "not checked yet" not in m.group(0) for m in rows.values()):
+                    break
+                self.assertLess(time.monotonic(), deadline, page)
+                time.sleep(0.2)
+            self.assertIn("<th>DNS status</th>", page)
+            for d, m in rows.items():
+                # Both zones publish their MX only (and example.test the host's A): DKIM, SPF, DMARC are missing.
+                self.assertRegex(m.group(0), r'class="st-bad dns-summary-bad">\d+ missing or wrong</span>', d)
+            # The dashboard: the primary domain's records, then one line per other domain.
+            r, page = b.request("GET", "/panel/")
+            self.assertEqual(r.status, 200)
+            self.assertIn("<h3>Other domains</h3>", page)
+            self.assertRegex(page, r'<tr id="dns-other.test"><td><a href="/panel/domain\?domain=other.test">other.test</a></td>'
+                                   r'<td><span class="st-bad dns-summary-bad">\d+ missing or wrong')
+        finally:
+            self.inst.ctl("domain", "del", "other.test", "--force")
 
     def test_domains_add_and_remove(self):
         b = self.admin()

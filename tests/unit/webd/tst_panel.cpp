@@ -13,11 +13,28 @@
 
 #include "core/dkim_keys.h"
 
+#include <QCryptographicHash>
+#include <QElapsedTimer>
 #include <QtTest>
+
+#include <optional>
 
 using namespace postern;
 using namespace postern::web;
 using postern::test::RecordingIo;
+
+namespace {
+// The broker answers asynchronously: wait (on the event loop) for one answer.
+Result<QString> callNow(AccountBroker& b, const QStringList& request) {
+    std::optional<Result<QString>> got;
+    QObject context;
+    b.call(request, &context, [&got](Result<QString> r) { got = std::move(r); });
+    QElapsedTimer t;
+    t.start();
+    while (!got && t.elapsed() < 60'000) QCoreApplication::processEvents(QEventLoop::WaitForMoreEvents, 50);
+    return got ? *got : Result<QString>::fail(QStringLiteral("no answer within 60 s"));
+}
+}  // namespace
 
 class TstPanel : public QObject {
     Q_OBJECT
@@ -122,6 +139,199 @@ private Q_SLOTS:
         }
         QVERIFY(s.find(id, kAbsoluteMs - 1));
         QVERIFY(!s.find(id, kAbsoluteMs));
+    }
+
+    // Sessions kept in a file survive a restart (a new PanelSessions on the same file): only
+    // SHA-256 of the id is written, mode 0600; logout and removeUser take them out of the file.
+    void persistedSessionsSurviveARestart() {
+        QTemporaryDir dir;
+        const QString path = dir.filePath(QStringLiteral("sessions.json"));
+        QByteArray a, b;
+        QByteArray csrfA;
+        {
+            PanelSessions s;
+            s.persistTo(path, 1000);
+            a = s.create(QStringLiteral("a@x.test"), 1000);
+            b = s.create(QStringLiteral("b@x.test"), 1000);
+            csrfA = s.find(a, 1000)->csrf;
+            s.find(b, 1000)->mustEnrol = true;
+            s.changed();
+        }
+        QFile f(path);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const QByteArray content = f.readAll();
+        QVERIFY(!content.contains(a));
+        QVERIFY(!content.contains(b));
+        QVERIFY(content.contains(QCryptographicHash::hash(a, QCryptographicHash::Sha256).toHex()));
+        QCOMPARE(int(f.permissions() & (QFileDevice::ReadGroup | QFileDevice::WriteGroup | QFileDevice::ReadOther |
+                                        QFileDevice::WriteOther | QFileDevice::ExeOwner)),
+                 0);
+        {
+            PanelSessions s;
+            s.persistTo(path, 2000);
+            QCOMPARE(s.size(), 2);
+            PanelSession* found = s.find(a, 2000);
+            QVERIFY(found);
+            QCOMPARE(found->user, QStringLiteral("a@x.test"));
+            QCOMPARE(found->csrf, csrfA);
+            QVERIFY(!found->mustEnrol);
+            QVERIFY(s.find(b, 2000)->mustEnrol);  // the enrolment restriction is kept too
+            s.remove(a);                          // logout
+        }
+        {
+            PanelSessions s;
+            s.persistTo(path, 3000);
+            QVERIFY(!s.find(a, 3000));
+            QVERIFY(s.find(b, 3000));
+            s.removeUser(QStringLiteral("b@x.test"));
+        }
+        PanelSessions s;
+        s.persistTo(path, 4000);
+        QCOMPARE(s.size(), 0);
+    }
+
+    // Expiry is enforced on load at the boundary: idle kIdleMs and absolute kAbsoluteMs.
+    void persistedExpiryAtTheBoundary_data() {
+        QTest::addColumn<qint64>("loadAt");
+        QTest::addColumn<bool>("alive");
+        QTest::newRow("idle-1") << qint64(1000 + kIdleMs - 1) << true;
+        QTest::newRow("idle") << qint64(1000 + kIdleMs) << false;
+    }
+    void persistedExpiryAtTheBoundary() {
+        QFETCH(qint64, loadAt);
+        QFETCH(bool, alive);
+        QTemporaryDir dir;
+        const QString path = dir.filePath(QStringLiteral("sessions.json"));
+        QByteArray id;
+        {
+            PanelSessions s;
+            s.persistTo(path, 1000);
+            id = s.create(QStringLiteral("a@x.test"), 1000);
+        }
+        PanelSessions s;
+        s.persistTo(path, loadAt);
+        QCOMPARE(s.size(), alive ? 1 : 0);
+        QCOMPARE(s.find(id, loadAt) != nullptr, alive);
+    }
+
+    // Use moves the stored idle clock at most every kPersistTouchMs; an absolute expiry holds
+    // however busy the session was.
+    void persistedTouchAndAbsoluteExpiry() {
+        QTemporaryDir dir;
+        const QString path = dir.filePath(QStringLiteral("sessions.json"));
+        QByteArray id;
+        {
+            PanelSessions s;
+            s.persistTo(path, 0);
+            id = s.create(QStringLiteral("a@x.test"), 0);
+            QVERIFY(s.find(id, kPersistTouchMs - 1));  // not written: idle clock on disk still 0
+            QVERIFY(s.find(id, kIdleMs - 1));          // written now
+        }
+        {
+            PanelSessions s;
+            s.persistTo(path, kIdleMs + 10);  // alive: the stored idle clock moved
+            QVERIFY(s.find(id, kIdleMs + 10));
+        }
+        QByteArray busy;
+        {
+            PanelSessions s;
+            s.persistTo(path, 0);
+            busy = s.create(QStringLiteral("b@x.test"), 0);
+            for (qint64 t = kIdleMs / 2; t < kAbsoluteMs; t += kIdleMs / 2) QVERIFY(s.find(busy, t));
+        }
+        PanelSessions s;
+        s.persistTo(path, kAbsoluteMs);
+        QVERIFY(!s.find(busy, kAbsoluteMs));
+    }
+
+    // A damaged file: start empty (a log line), never crash; the next change replaces it.
+    void corruptSessionFile_data() {
+        QTest::addColumn<QByteArray>("content");
+        const QByteArray h(64, 'a');
+        const auto entry = [&](const QByteArray& hash, const QByteArray& csrf, const QByteArray& user) {
+            return "{\"version\":1,\"sessions\":[{\"id_sha256\":\"" + hash + "\",\"user\":\"" + user +
+                   "\",\"csrf\":\"" + csrf + "\",\"created_ms\":1000,\"last_used_ms\":1000,\"must_enrol\":false}]}";
+        };
+        QTest::newRow("empty") << QByteArray();
+        QTest::newRow("not json") << QByteArray("garbage{");
+        QTest::newRow("array") << QByteArray("[]");
+        QTest::newRow("version 2") << QByteArray("{\"version\":2,\"sessions\":[]}");
+        QTest::newRow("short hash") << entry(h.left(63), h, "a@x.test");
+        QTest::newRow("upper-case hash") << entry(h.toUpper(), h, "a@x.test");
+        QTest::newRow("bad csrf") << entry(h, "zz", "a@x.test");
+        QTest::newRow("no user") << entry(h, h, "");
+        QTest::newRow("too large") << QByteArray(kMaxSessionFileBytes + 1, ' ');
+        QTest::newRow("binary") << QByteArray("\0\xff\xfe{\"version\":1}", 16);
+    }
+    void corruptSessionFile() {
+        QFETCH(QByteArray, content);
+        QTemporaryDir dir;
+        const QString path = dir.filePath(QStringLiteral("sessions.json"));
+        QFile f(path);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(content);
+        f.close();
+        PanelSessions s;
+        s.persistTo(path, 2000);
+        QCOMPARE(s.size(), 0);
+        const QByteArray id = s.create(QStringLiteral("a@x.test"), 2000);  // the file is whole again
+        PanelSessions again;
+        again.persistTo(path, 2001);
+        QVERIFY(again.find(id, 2001));
+    }
+
+    // The file's limit at its boundary: kMaxSessions entries load, one more is refused.
+    void sessionFileEntryLimit_data() {
+        QTest::addColumn<int>("entries");
+        QTest::addColumn<int>("loaded");
+        QTest::newRow("limit") << kMaxSessions << kMaxSessionsPerUser;  // one user: the per-user cap applies
+        QTest::newRow("limit+1") << kMaxSessions + 1 << 0;
+    }
+    // The file's size limit at its boundary: kMaxSessionFileBytes loads, one byte more is refused.
+    void sessionFileSizeLimit_data() {
+        QTest::addColumn<qint64>("size");
+        QTest::addColumn<int>("loaded");
+        QTest::newRow("limit") << kMaxSessionFileBytes << 1;
+        QTest::newRow("limit+1") << kMaxSessionFileBytes + 1 << 0;
+    }
+    void sessionFileSizeLimit() {
+        QFETCH(qint64, size);
+        QFETCH(int, loaded);
+        QTemporaryDir dir;
+        const QString path = dir.filePath(QStringLiteral("sessions.json"));
+        const QByteArray h(64, 'a');
+        QByteArray json = "{\"version\":1,\"sessions\":[{\"id_sha256\":\"" + h +
+                          "\",\"user\":\"a@x.test\",\"csrf\":\"" + h +
+                          "\",\"created_ms\":1000,\"last_used_ms\":1000}]}";
+        json += QByteArray(size - json.size(), ' ');  // JSON allows trailing white space
+        QFile f(path);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(json);
+        f.close();
+        PanelSessions s;
+        s.persistTo(path, 2000);
+        QCOMPARE(s.size(), loaded);
+    }
+
+    void sessionFileEntryLimit() {
+        QFETCH(int, entries);
+        QFETCH(int, loaded);
+        QTemporaryDir dir;
+        const QString path = dir.filePath(QStringLiteral("sessions.json"));
+        QByteArray json = "{\"version\":1,\"sessions\":[";
+        for (int i = 0; i < entries; ++i) {
+            const QByteArray h = QCryptographicHash::hash(QByteArray::number(i), QCryptographicHash::Sha256).toHex();
+            json += (i ? "," : "") + ("{\"id_sha256\":\"" + h + "\",\"user\":\"a@x.test\",\"csrf\":\"" + h +
+                                      "\",\"created_ms\":1000,\"last_used_ms\":1000}");
+        }
+        json += "]}";
+        QFile f(path);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(json);
+        f.close();
+        PanelSessions s;
+        s.persistTo(path, 2000);
+        QCOMPARE(s.size(), loaded);
     }
 
     void logoutAndRemoveUser() {
@@ -262,44 +472,45 @@ private Q_SLOTS:
         auto broker = AccountBroker::start(dir.path(), cheap, {});
         QVERIFY2(broker.ok(), qPrintable(broker.errorMessage()));
         AccountBroker& b = **broker;
-        auto r = b.call({QStringLiteral("user.add"), QStringLiteral("bob@other.test"), QStringLiteral("password-1"),
-                         QStringLiteral("0")});
+        auto r = callNow(b, {QStringLiteral("user.add"), QStringLiteral("bob@other.test"), QStringLiteral("password-1"),
+                             QStringLiteral("0")});
         QVERIFY(!r.ok());
         QVERIFY2(r.errorMessage().contains(QStringLiteral("unknown domain other.test")), qPrintable(r.errorMessage()));
-        r = b.call({QStringLiteral("user.add"), QStringLiteral("Bob@example.test"), QStringLiteral("password-1"),
-                    QStringLiteral("1024")});
+        r = callNow(b, {QStringLiteral("user.add"), QStringLiteral("Bob@example.test"), QStringLiteral("password-1"),
+                        QStringLiteral("1024")});
         QVERIFY2(r.ok(), qPrintable(r.errorMessage()));
         auto acc = store.load();
         QVERIFY(acc.ok());
         QVERIFY(acc->user(QStringLiteral("bob@example.test")));
         QCOMPARE(acc->user(QStringLiteral("bob@example.test"))->quotaBytes, qint64(1024));
         QVERIFY(verifyPassword("password-1", acc->user(QStringLiteral("bob@example.test"))->passwordHash));
-        QVERIFY(b.call({QStringLiteral("user.admin"), QStringLiteral("bob@example.test"), QStringLiteral("on")}).ok());
-        QVERIFY(store.load()->user(QStringLiteral("bob@example.test"))->admin);
         QVERIFY(
-            !b.call({QStringLiteral("user.admin"), QStringLiteral("bob@example.test"), QStringLiteral("maybe")}).ok());
-        QVERIFY(!b.call({QStringLiteral("rm -rf"), QStringLiteral("/")}).ok());
-        r = b.call({QStringLiteral("user.passwd"), QStringLiteral("bob@example.test"),
-                    QStringLiteral("a") + QChar(0) + QStringLiteral("b")});
+            callNow(b, {QStringLiteral("user.admin"), QStringLiteral("bob@example.test"), QStringLiteral("on")}).ok());
+        QVERIFY(store.load()->user(QStringLiteral("bob@example.test"))->admin);
+        QVERIFY(!callNow(b, {QStringLiteral("user.admin"), QStringLiteral("bob@example.test"), QStringLiteral("maybe")})
+                     .ok());
+        QVERIFY(!callNow(b, {QStringLiteral("rm -rf"), QStringLiteral("/")}).ok());
+        r = callNow(b, {QStringLiteral("user.passwd"), QStringLiteral("bob@example.test"),
+                        QStringLiteral("a") + QChar(0) + QStringLiteral("b")});
         QVERIFY(!r.ok());
         QVERIFY(r.errorMessage().contains(QStringLiteral("NUL")));
-        QVERIFY(b.call({QStringLiteral("alias.add"), QStringLiteral("team@example.test"),
-                        QStringLiteral("bob@example.test")})
+        QVERIFY(callNow(b, {QStringLiteral("alias.add"), QStringLiteral("team@example.test"),
+                            QStringLiteral("bob@example.test")})
                     .ok());
         QCOMPARE(store.load()->aliasTargets(QStringLiteral("team@example.test")),
                  QStringList{QStringLiteral("bob@example.test")});
         // Still in step after errors: a last request gets its own answer.
-        QVERIFY(b.call({QStringLiteral("alias.del"), QStringLiteral("team@example.test")}).ok());
+        QVERIFY(callNow(b, {QStringLiteral("alias.del"), QStringLiteral("team@example.test")}).ok());
         QVERIFY(store.load()->aliasTargets(QStringLiteral("team@example.test")).isEmpty());
         // config.set: run-time-safe keys only, validated by the schema in the helper.
-        r = b.call({QStringLiteral("config.set"), QStringLiteral("smtp.max_recipients"), QStringLiteral("0")});
+        r = callNow(b, {QStringLiteral("config.set"), QStringLiteral("smtp.max_recipients"), QStringLiteral("0")});
         QVERIFY(!r.ok());
         QVERIFY2(r.errorMessage().contains(QStringLiteral("outside the allowed range 1..100000")),
                  qPrintable(r.errorMessage()));
-        r = b.call({QStringLiteral("config.set"), QStringLiteral("relay.host"), QStringLiteral("evil.example")});
+        r = callNow(b, {QStringLiteral("config.set"), QStringLiteral("relay.host"), QStringLiteral("evil.example")});
         QVERIFY(!r.ok());
         QVERIFY2(r.errorMessage().contains(QStringLiteral("cannot be changed here")), qPrintable(r.errorMessage()));
-        r = b.call({QStringLiteral("config.set"), QStringLiteral("smtp.max_recipients"), QStringLiteral("250")});
+        r = callNow(b, {QStringLiteral("config.set"), QStringLiteral("smtp.max_recipients"), QStringLiteral("250")});
         QVERIFY2(r.ok(), qPrintable(r.errorMessage()));
         QVERIFY(r->startsWith(QStringLiteral("smtp.max_recipients = 250")));
         QCOMPARE(Config::load(dir.path())->value(QStringLiteral("smtp.max_recipients")), QStringLiteral("250"));
@@ -318,11 +529,11 @@ private Q_SLOTS:
         auto broker = AccountBroker::start(dir.path(), cheap, QStringLiteral("admin@example.test"));
         QVERIFY2(broker.ok(), qPrintable(broker.errorMessage()));
         AccountBroker& b = **broker;
-        QVERIFY(b.call({QStringLiteral("user.add"), QStringLiteral("admin@example.test"), QStringLiteral("password-1"),
-                        QStringLiteral("0")})
+        QVERIFY(callNow(b, {QStringLiteral("user.add"), QStringLiteral("admin@example.test"),
+                            QStringLiteral("password-1"), QStringLiteral("0")})
                     .ok());
-        QVERIFY(!b.call({QStringLiteral("domain.add"), QStringLiteral("not a domain")}).ok());
-        auto r = b.call({QStringLiteral("domain.add"), QStringLiteral("Second.TEST")});
+        QVERIFY(!callNow(b, {QStringLiteral("domain.add"), QStringLiteral("not a domain")}).ok());
+        auto r = callNow(b, {QStringLiteral("domain.add"), QStringLiteral("Second.TEST")});
         QVERIFY2(r.ok(), qPrintable(r.errorMessage()));
         QVERIFY2(r->contains(QStringLiteral("postmaster@second.test")),
                  qPrintable(*r));  // role aliases to the admin address
@@ -331,9 +542,9 @@ private Q_SLOTS:
         const auto made = dkim.keys(QStringLiteral("second.test"));
         QVERIFY(made.ok());
         QCOMPARE(made->size(), 2);
-        QVERIFY(!b.call({QStringLiteral("domain.add"), QStringLiteral("second.test")}).ok());  // already there
-        QVERIFY(!b.call({QStringLiteral("dkim.rotate"), QStringLiteral("unknown.test")}).ok());
-        r = b.call({QStringLiteral("dkim.rotate"), QStringLiteral("second.test")});
+        QVERIFY(!callNow(b, {QStringLiteral("domain.add"), QStringLiteral("second.test")}).ok());  // already there
+        QVERIFY(!callNow(b, {QStringLiteral("dkim.rotate"), QStringLiteral("unknown.test")}).ok());
+        r = callNow(b, {QStringLiteral("dkim.rotate"), QStringLiteral("second.test")});
         QVERIFY2(r.ok(), qPrintable(r.errorMessage()));
         const auto rotated = dkim.keys(QStringLiteral("second.test"));
         QVERIFY(rotated.ok());
@@ -342,11 +553,13 @@ private Q_SLOTS:
         for (const DkimKey& k : std::as_const(*rotated))
             if (k.active) active << k.selector;
         QCOMPARE(r->split(QLatin1Char(' ')), active);
-        QVERIFY(!b.call({QStringLiteral("domain.del"), QStringLiteral("second.test")}).ok());  // the mode is required
-        r = b.call({QStringLiteral("domain.del"), QStringLiteral("second.test"), QStringLiteral("keep")});
+        QVERIFY(
+            !callNow(b, {QStringLiteral("domain.del"), QStringLiteral("second.test")}).ok());  // the mode is required
+        r = callNow(b, {QStringLiteral("domain.del"), QStringLiteral("second.test"), QStringLiteral("keep")});
         QVERIFY(!r.ok());
         QVERIFY2(r.errorMessage().contains(QStringLiteral("still has")), qPrintable(r.errorMessage()));
-        QVERIFY(b.call({QStringLiteral("domain.del"), QStringLiteral("second.test"), QStringLiteral("force")}).ok());
+        QVERIFY(
+            callNow(b, {QStringLiteral("domain.del"), QStringLiteral("second.test"), QStringLiteral("force")}).ok());
         QVERIFY(!store.load()->isLocalDomain(QStringLiteral("second.test")));
     }
 
