@@ -70,6 +70,14 @@ Status setAdmin(AccountStore& store, const QString& address, bool admin) {
     return store.modify([&](Accounts& acc) { return acc.setAdmin(address, admin); });
 }
 
+Status setDisabled(AccountStore& store, const QString& address, bool disabled, const QString& actor) {
+    auto a = normalizeAddress(address);
+    if (!a) return a.error();
+    if (disabled && !actor.isEmpty() && normalizeAddress(actor).valueOr(actor) == *a)
+        return Status::fail(QStringLiteral("you cannot disable the account you are logged in with"));
+    return store.modify([&](Accounts& acc) { return acc.setDisabled(*a, disabled); });
+}
+
 Status removeUser(AccountStore& store, const QString& address, bool force) {
     return store.modify([&](Accounts& acc) { return acc.removeUser(address, force); });
 }

@@ -11,6 +11,12 @@
 //   setPassword(store, params, address, password)
 //   setQuota(store, address, bytes)            0 = unlimited
 //   setAdmin(store, address, on)               the web panel's administrator flag
+//   setDisabled(store, address, disabled, actor)
+//                      disables (no login anywhere, open sessions closed by the daemons,
+//                      mail still delivered) or enables an account. Refused for the
+//                      account `actor` (the panel's logged-in administrator: nobody
+//                      disables themselves; empty for posternctl) and for the last
+//                      enabled administrator (Accounts::setDisabled).
 //   removeUser(store, address, force)          mail on disk is kept (the message says so)
 //   addAlias(store, source, targets)           returns the normalised source
 //   removeAlias(store, source, target)         empty target: the whole alias
@@ -39,6 +45,7 @@ Result<QStringList> addUser(AccountStore& store, const HashParams& params, const
 Status setPassword(AccountStore& store, const HashParams& params, const QString& address, const QByteArray& password);
 Status setQuota(AccountStore& store, const QString& address, qint64 quotaBytes);
 Status setAdmin(AccountStore& store, const QString& address, bool admin);
+Status setDisabled(AccountStore& store, const QString& address, bool disabled, const QString& actor = {});
 Status removeUser(AccountStore& store, const QString& address, bool force);
 struct DomainAdded {
     QString domain;     // normalised

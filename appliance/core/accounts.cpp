@@ -13,6 +13,7 @@
 
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
 
 namespace postern {
 
@@ -132,6 +133,10 @@ Result<Accounts> Accounts::parse(const QByteArray& domains, const QByteArray& us
                     u.admin = true;
                 } else if (field.startsWith(u"postern_admin=")) {
                     // "no" (or anything else) is not an administrator; dropped on the next write.
+                } else if (field == u"postern_disabled=yes") {
+                    u.disabled = true;
+                } else if (field.startsWith(u"postern_disabled=")) {
+                    // "no" (or anything else) is enabled; dropped on the next write.
                 } else {
                     u.otherExtra << field;
                 }
@@ -198,6 +203,7 @@ QString Accounts::userLine(const UserRecord& u) const {
     while (other.size() < 5) other << QString();
     f << other.mid(0, 5);
     QStringList extra = u.otherExtra;
+    if (u.disabled) extra.prepend(QStringLiteral("postern_disabled=yes"));
     if (u.admin) extra.prepend(QStringLiteral("postern_admin=yes"));
     if (u.quotaBytes > 0)
         extra.prepend(QStringLiteral("userdb_quota_rule=*:storage=%1").arg(Schema::formatSize(u.quotaBytes)));
@@ -499,6 +505,25 @@ Status Accounts::setAdmin(const QString& addressIn, bool admin) {
     auto it = m_users.find(*a);
     if (it == m_users.end()) return Status::fail(QStringLiteral("unknown user %1").arg(*a));
     it->admin = admin;
+    return {};
+}
+
+Status Accounts::setDisabled(const QString& addressIn, bool disabled) {
+    auto a = normalizeAddress(addressIn);
+    if (!a) return a.error();
+    auto it = m_users.find(*a);
+    if (it == m_users.end()) return Status::fail(QStringLiteral("unknown user %1").arg(*a));
+    if (disabled && it->admin && !it->disabled) {
+        // Someone must still be able to log in to the panel and enable accounts again.
+        const bool otherAdmin = std::any_of(m_users.cbegin(), m_users.cend(), [&](const UserRecord& u) {
+            return u.admin && !u.disabled && u.address != *a;
+        });
+        if (!otherAdmin)
+            return Status::fail(
+                QStringLiteral("%1 is the last enabled administrator; make another user an administrator first")
+                    .arg(*a));
+    }
+    it->disabled = disabled;
     return {};
 }
 

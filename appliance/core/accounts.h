@@ -4,10 +4,12 @@
 //   domains   one mail domain per line
 //   users     Dovecot passwd-file: user@domain:{SCHEME}hash:uid:gid:gecos:home:shell:extra
 //             (we write user and hash, userdb_quota_rule=*:storage=<N>B for a quota and
-//             postern_admin=yes for a web panel administrator; other fields and extra
-//             fields are kept as found. postern_admin is additive: a file without it
-//             reads as "no administrators", so older files need no migration, and
-//             Dovecot passes an unknown passdb extra field through unused)
+//             postern_admin=yes for a web panel administrator, postern_disabled=yes for a
+//             disabled account; other fields and extra fields are kept as found.
+//             postern_admin and postern_disabled are additive: a file without them
+//             reads as "no administrators" and "every account enabled", so older files
+//             need no migration, and Dovecot passes an unknown passdb extra field
+//             through unused)
 //   aliases   Postfix virtual(5) style: "source target, target ..." per line; a line
 //             starting with white space continues the previous one; source
 //             "@domain" is a catch-all; target "@domain" keeps the local part.
@@ -32,6 +34,10 @@
 // conflict it starts over. current() gives daemons a cached snapshot that is
 // reloaded when a file changes (checked at most once a second); a broken file
 // keeps the last good snapshot and the error is reported once.
+// Disabled accounts (UserRecord::disabled, Accounts::setDisabled): every login is refused
+// (the authenticator answers as for a wrong password), open sessions are closed by the
+// daemons (daemon_server.h), mail to the address is still accepted and delivered; the
+// last enabled administrator cannot be disabled (someone must be able to re-enable).
 // Security: hashes never leave this module except to the password verifier.
 // totp-secrets is read only by modifyWithSecrets() (root / the instance owner), never
 // by load() or current(), which the daemons use: they cannot read it (0600).
@@ -56,6 +62,7 @@ struct UserRecord {
     QString passwordHash;     // {SCHEME}... as stored
     qint64 quotaBytes = 0;    // 0 = unlimited
     bool admin = false;       // may use the administrator pages of the web panel (postern_admin=yes)
+    bool disabled = false;    // no login anywhere; mail is still delivered (postern_disabled=yes)
     QStringList otherFields;  // passwd-file fields 3..7 as found (uid, gid, gecos, home, shell)
     QStringList otherExtra;   // extra fields we do not interpret, kept verbatim
 };
@@ -101,6 +108,8 @@ public:
     Status setPasswordHash(const QString& address, const QString& passwordHash);
     Status setQuota(const QString& address, qint64 quotaBytes);
     Status setAdmin(const QString& address, bool admin);
+    // Refused for the last enabled administrator (when there are administrators at all).
+    Status setDisabled(const QString& address, bool disabled);
     Status addAlias(const QString& source, const QStringList& targets);
     // Remove one target, or the whole alias when target is empty.
     Status removeAlias(const QString& source, const QString& target = {});

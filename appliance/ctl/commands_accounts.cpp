@@ -138,6 +138,30 @@ int userAdmin(CtlContext& ctx) {
     return 0;
 }
 
+// Disabled: no login anywhere (wrong-password answer), open sessions closed, mail still delivered.
+int userSetDisabled(CtlContext& ctx, bool disabled) {
+    if (ctx.args.size() != 1)
+        return ctx.usage(disabled ? QStringLiteral("usage: user disable ADDRESS")
+                                  : QStringLiteral("usage: user enable ADDRESS"));
+    AccountStore store(ctx.configDir);
+    Status st = accountops::setDisabled(store, ctx.args.first(), disabled);
+    if (!st) return ctx.fail(st.errorMessage());
+    ctx.out << normalizeAddress(ctx.args.first()).valueOr(ctx.args.first())
+            << (disabled ? " is disabled: it cannot log in (open sessions are closed within seconds); mail to it is "
+                           "still delivered"
+                         : " is enabled: it can log in again")
+            << Qt::endl;
+    return 0;
+}
+
+int userDisable(CtlContext& ctx) {
+    return userSetDisabled(ctx, true);
+}
+
+int userEnable(CtlContext& ctx) {
+    return userSetDisabled(ctx, false);
+}
+
 int userList(CtlContext& ctx) {
     AccountStore store(ctx.configDir);
     auto acc = store.load();
@@ -151,7 +175,8 @@ int userList(CtlContext& ctx) {
     }
     for (const UserRecord& u : acc->users(domain))
         ctx.out << u.address << "\tquota=" << formatSize(u.quotaBytes)
-                << "\tscheme=" << toString(passwordScheme(u.passwordHash)) << (u.admin ? "\tadmin" : "") << "\n";
+                << "\tscheme=" << toString(passwordScheme(u.passwordHash)) << (u.admin ? "\tadmin" : "")
+                << (u.disabled ? "\tdisabled" : "") << "\n";
     ctx.out.flush();
     return 0;
 }
@@ -311,6 +336,18 @@ void addAccountCommands(QList<Command>& out) {
                    {},
                    {},
                    userAdmin};
+    out << Command{{QStringLiteral("user"), QStringLiteral("disable")},
+                   QStringLiteral("ADDRESS"),
+                   QStringLiteral("stop a user from logging in (mail to it is still delivered)"),
+                   {},
+                   {},
+                   userDisable};
+    out << Command{{QStringLiteral("user"), QStringLiteral("enable")},
+                   QStringLiteral("ADDRESS"),
+                   QStringLiteral("let a disabled user log in again"),
+                   {},
+                   {},
+                   userEnable};
     out << Command{{QStringLiteral("alias"), QStringLiteral("add")},
                    QStringLiteral("SOURCE TARGET [TARGET...]"),
                    QStringLiteral("forward SOURCE (or @domain) to targets"),

@@ -240,6 +240,7 @@ void Authenticator::check(const AuthRequest& request, const QString& protocol, c
     QString stored;
     bool known = false;
     bool passwordAllowed = true;  // false once two-factor login is on: app passwords only
+    bool disabled = false;        // a disabled account (accounts.h): refused whatever the password
     QList<AppPassword> apps;
     // The web panel is not a mail client: it takes the account password only (its second
     // factor is its own step), never an app password, which would skip that step.
@@ -249,6 +250,7 @@ void Authenticator::check(const AuthRequest& request, const QString& protocol, c
         if (const UserRecord* u = snapshot->user(user)) {
             stored = u->passwordHash;
             known = true;
+            disabled = u->disabled;
             passwordAllowed = panel || !snapshot->credentials().twoFactorEnabled(user);
             if (!panel) apps = snapshot->credentials().appPasswords(user);
         }
@@ -267,7 +269,7 @@ void Authenticator::check(const AuthRequest& request, const QString& protocol, c
     // password is being checked still has its failure counted.
     runAsync(
         this,
-        [cache, user, stored, known, passwordAllowed, apps, dummy, usageDir, password]() mutable {
+        [cache, user, stored, known, passwordAllowed, disabled, apps, dummy, usageDir, password]() mutable {
             Work w;
             int verifies = 0;
             // App passwords first, only those whose tag matches (account_credentials.h):
@@ -287,6 +289,7 @@ void Authenticator::check(const AuthRequest& request, const QString& protocol, c
                     }
                     w.match = true;
                     w.appName = a.name;
+                    if (disabled) break;  // not a use: the login is refused
                     if (auto st = recordAppPasswordUse(usageDir, a.id, QDateTime::currentSecsSinceEpoch()); !st)
                         w.usageError = st.errorMessage();
                     break;
@@ -310,10 +313,10 @@ void Authenticator::check(const AuthRequest& request, const QString& protocol, c
             return w;
         },
         [this, guard, protocol, sessionId = request.sessionId, peer = request.peer, user, known, passwordAllowed,
-         admission, done = std::move(done)](Work w) {
+         disabled, admission, done = std::move(done)](Work w) {
             Outcome o;
             o.user = user;
-            if (w.match) {
+            if (w.match && !disabled) {
                 o.verdict = AuthVerdict::Ok;
                 m_throttle.finish(admission, AuthThrottle::Outcome::Success);
                 stats::add(QStringLiteral("postern_auth_total"),
@@ -334,6 +337,7 @@ void Authenticator::check(const AuthRequest& request, const QString& protocol, c
             o.verdict = AuthVerdict::Failed;
             o.reason = user.isEmpty() ? QStringLiteral("invalid login name")
                        : !known       ? QStringLiteral("unknown user")
+                       : disabled     ? QStringLiteral("account disabled")
                        : passwordAllowed
                            ? QStringLiteral("bad password")
                            : QStringLiteral("bad app password (two-factor on: the account password is refused)");

@@ -30,6 +30,10 @@
 //     attempt counts as in flight until that answer;
 //   * done(outcome) runs on the main thread, later (never inside verify()), and
 //     never if `request.context` was deleted.
+//   * a disabled account (UserRecord::disabled) is refused whatever the password or
+//     app password: the same work, the same failure and the same held-back answer as a
+//     wrong password (nothing tells a client the account's state), counted in the
+//     throttle like any failure, logged with reason="account disabled";
 // Protocol kPanelProtocol ("web", the control panel): the account password only, even
 // with two-factor login on (the panel asks for the code itself); app passwords are for
 // mail clients and never open the panel.

@@ -633,12 +633,12 @@ void Connection::shutdown() {
     if (!m_closing) close(QStringLiteral("server shutting down"));
 }
 
-void Connection::closeBlocked(const QByteArray& line) {
+void Connection::closeBlocked(const QByteArray& line, const QString& reason) {
     if (m_closing || m_finished) return;
     const bool handshake = m_handshaking || m_tlsPending || (isImplicitTls(m_info.mode) && !m_info.tls);
     if (m_session && !handshake) m_session->peerClosed();
     if (!handshake) send(line);
-    close(QStringLiteral("address blocked"));
+    close(reason);
 }
 
 void Connection::onDisconnected() {

@@ -84,10 +84,11 @@ public:
     void begin();
     // The daemon is stopping: let the session say goodbye.
     void shutdown();
-    // The client's address was blocked while connected (block_list.h): the session is
-    // told the peer is gone (it produces nothing more), `line` is sent when the stream
-    // can carry it (not during a TLS handshake or before a STARTTLS one), then closed.
-    void closeBlocked(const QByteArray& line);
+    // The client's address was blocked while connected (block_list.h), or its account
+    // disabled: the session is told the peer is gone (it produces nothing more), `line`
+    // is sent when the stream can carry it (not during a TLS handshake or before a
+    // STARTTLS one), then closed; `reason` goes to the disconnect's log line.
+    void closeBlocked(const QByteArray& line, const QString& reason = QStringLiteral("address blocked"));
 
     // SessionIo
     void send(const QByteArray& bytes) override;

@@ -198,6 +198,8 @@ int runDaemon(int argc, char** argv, const DaemonSpec& spec) {
     if (!server) return startFailed(server.errorMessage());
     if (role->isWorker()) (*server)->adoptListeners(role->listenFds);
     if (BlockList* blocks = bootstrap().blockList.get()) (*server)->setBlockList(blocks);
+    // Sessions of accounts disabled (or removed) while logged in are closed (daemon_server.h).
+    if (spec.accounts == AccountUse::Authenticate) (*server)->setAccounts(ctx->accounts);
     if (auto st = (*server)->start(); !st) return startFailed(st.errorMessage());
     // Before "ready": a signal that comes from then on is handled (queued until the loop runs).
     UnixSignals* unixSignals = UnixSignals::install(&app);

@@ -13,7 +13,8 @@
 //      when they cannot be read); with Authenticate also makes the Authenticator
 //      (authenticator.h) that SMTP, IMAP and POP3 check passwords with, and the
 //      temporary block list (<data_dir>/block-list, block_list.h) that the
-//      authenticator fills and the DaemonServer consults at every accept;
+//      authenticator fills and the DaemonServer consults at every accept (and the
+//      DaemonServer closes sessions of accounts disabled while logged in);
 //   4. spec.create(ctx) builds the daemon's objects (ctx: the configuration, the
 //      accounts and the authenticator of step 3b) and its DaemonServer, which
 //      binds the program's listeners (exit 1 with the reason when a bind fails);

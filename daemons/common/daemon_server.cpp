@@ -5,6 +5,7 @@
 
 #include "shared_counters.h"
 
+#include "core/accounts.h"
 #include "core/log.h"
 #include "core/stats.h"
 #include "core/tls.h"
@@ -188,13 +189,78 @@ QByteArray DaemonServer::blockedRefusal(ListenerMode mode) {
 
 void DaemonServer::setBlockList(BlockList* list, int pollMs) {
     m_blockList = list;
-    m_blockPoll.stop();
-    if (!list) return;
-    list->refresh();
-    m_blockGeneration = list->generation();
+    if (list) {
+        list->refresh();
+        m_blockGeneration = list->generation();
+    }
     m_blockPoll.setInterval(pollMs);
-    connect(&m_blockPoll, &QTimer::timeout, this, &DaemonServer::closeBlockedSessions, Qt::UniqueConnection);
-    m_blockPoll.start();
+    connect(&m_blockPoll, &QTimer::timeout, this, &DaemonServer::pollSessions, Qt::UniqueConnection);
+    if (m_blockList || m_accounts)
+        m_blockPoll.start();
+    else
+        m_blockPoll.stop();
+}
+
+void DaemonServer::setAccounts(AccountStore* accounts) {
+    m_accounts = accounts;
+    m_accountsSeen = accounts ? accounts->current() : nullptr;
+    connect(&m_blockPoll, &QTimer::timeout, this, &DaemonServer::pollSessions, Qt::UniqueConnection);
+    if (m_blockPoll.interval() <= 0) m_blockPoll.setInterval(kBlockPollMs);
+    if (!m_blockList && !m_accounts)
+        m_blockPoll.stop();
+    else if (!m_blockPoll.isActive())
+        m_blockPoll.start();
+}
+
+void DaemonServer::pollSessions() {
+    closeBlockedSessions();
+    closeDisabledSessions();
+}
+
+QByteArray DaemonServer::accountClosing(ListenerMode mode, const QString& text) {
+    const QByteArray t = text.toUtf8();
+    switch (listenerInfo(mode).protocol) {
+        case Protocol::Smtp:
+            return "421 4.7.1 " + t + ", closing connection\r\n";  // RFC 5321 3.8
+        case Protocol::Imap:
+            return "* BYE " + t + "\r\n";  // RFC 9051 7.1.5
+        case Protocol::Pop3:
+            return "-ERR " + t + "\r\n";
+        case Protocol::ManageSieve:
+            return "BYE \"" + t + "\"\r\n";  // RFC 5804 1.2
+        case Protocol::Http:
+            break;
+    }
+    return {};
+}
+
+// Sessions logged in as an account that has since been disabled (or removed): closed once the
+// daemon's account snapshot shows it (AccountStore::current(), the daemons' one view of the files).
+void DaemonServer::closeDisabledSessions() {
+    if (!m_accounts || m_shuttingDown) return;
+    std::shared_ptr<const Accounts> snapshot = m_accounts->current();
+    if (!snapshot || snapshot == m_accountsSeen) return;
+    m_accountsSeen = snapshot;
+    for (Connection* conn : m_connections.keys()) {
+        const ProtocolSession* session = conn->session();
+        const QString user = session ? session->authenticatedUser() : QString();
+        if (user.isEmpty()) continue;
+        const UserRecord* u = snapshot->user(user);
+        if (u && !u->disabled) continue;
+        const QString reason = u ? QStringLiteral("account disabled") : QStringLiteral("account removed");
+        const ConnectionInfo& info = conn->info();
+        stats::add(QStringLiteral("postern_connections_account_closed_total"),
+                   {{QStringLiteral("listener"), listenerName(info.mode)}});
+        log::write(log::Level::Warning, info.sessionId, u"connection.account_closed",
+                   log::Fields()
+                       .add("listener", listenerName(info.mode))
+                       .add("remote", info.peerAddress.toString())
+                       .add("user", user)
+                       .add("reason", reason));
+        conn->closeBlocked(
+            accountClosing(info.mode, u ? QStringLiteral("Account disabled") : QStringLiteral("Account removed")),
+            reason);
+    }
 }
 
 QByteArray DaemonServer::blockedClosing(ListenerMode mode) {

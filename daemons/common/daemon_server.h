@@ -22,6 +22,15 @@
 //                  * BYE, POP3 -ERR, ManageSieve BYE) at once, whatever it was doing,
 //                  a "connection.blocked_closed" log line and
 //                  postern_connections_blocked_closed_total{listener}, and is closed.
+//   setAccounts(store)  sessions of accounts that are disabled or removed while logged in
+//                  are closed: on the same kBlockPollMs tick the daemon asks the store for
+//                  its snapshot (AccountStore::current(), reloaded when the files changed,
+//                  the way every daemon learns of account changes); when it is a new one,
+//                  each connection whose ProtocolSession::authenticatedUser() is now
+//                  disabled or gone gets accountClosing(mode) (SMTP 421 4.7.1, IMAP * BYE,
+//                  POP3 -ERR, ManageSieve BYE: "Account disabled"), a
+//                  "connection.account_closed" log line with the reason and
+//                  postern_connections_account_closed_total{listener}, and is closed.
 //   shutdown(graceMs, done)  stop accepting, let every session say goodbye,
 //                  abort what is left after graceMs, then call done.
 //   reloadTls()    re-read certificate and key for new connections.
@@ -55,6 +64,8 @@
 
 namespace postern {
 
+class AccountStore;
+class Accounts;
 class BlockList;
 
 class Listener : public QTcpServer {
@@ -89,6 +100,8 @@ public:
     void setBlockList(BlockList* list, int pollMs = kBlockPollMs);
     static QByteArray blockedRefusal(ListenerMode mode);
     static QByteArray blockedClosing(ListenerMode mode);
+    void setAccounts(AccountStore* accounts);
+    static QByteArray accountClosing(ListenerMode mode, const QString& text);
     void setConnectionOptions(const Connection::Options& options) { m_options = options; }
     Status reloadTls();
     void shutdown(int graceMs, std::function<void()> done);
@@ -117,6 +130,10 @@ private:
     QTimer m_blockPoll;
     quint64 m_blockGeneration = 0;
     void closeBlockedSessions();
+    AccountStore* m_accounts = nullptr;
+    std::shared_ptr<const Accounts> m_accountsSeen;  // the snapshot the open sessions were last checked against
+    void pollSessions();
+    void closeDisabledSessions();
     QList<Listener*> m_listeners;
     ServerTlsContext m_tls;  // shared by the connections accepted until the next reload
     // The certificate and key files (and their folders, since tools replace files by

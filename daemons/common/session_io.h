@@ -31,6 +31,8 @@
 //                  calls start(). If the peer sends a byte before that,
 //                  spokeTooSoon() is called instead (the session answers and
 //                  closes; the connection closes if it did not).
+//   authenticatedUser()  the account logged in on this session (empty: none); the
+//                  daemon closes the sessions of an account that gets disabled.
 //
 // Security: STARTTLS is the connection's job: when the session calls
 // io.startTls(), any bytes the client pipelined after the command are
@@ -101,6 +103,9 @@ public:
     virtual void peerClosed() {}
     virtual qint64 beginPregreet() { return 0; }
     virtual void spokeTooSoon() {}
+    // The normalised address this session is logged in as, empty before a login (or for
+    // protocols without one): the daemon closes sessions of accounts that get disabled.
+    virtual QString authenticatedUser() const { return {}; }
 };
 
 }  // namespace postern

@@ -67,6 +67,7 @@ public:
     void tlsStarted() override;
     void writable() override;
     void timedOut() override;
+    QString authenticatedUser() const override { return m_user; }
     void deadlinePassed() override;
     void shutdown() override;
     void peerClosed() override;

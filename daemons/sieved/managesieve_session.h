@@ -90,6 +90,7 @@ public:
     qsizetype consume(const char* data, qsizetype size) override;
     void tlsStarted() override;
     void timedOut() override;
+    QString authenticatedUser() const override { return m_user; }
     void deadlinePassed() override;
     void shutdown() override;
     void peerClosed() override;

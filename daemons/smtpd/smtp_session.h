@@ -75,6 +75,7 @@ public:
     qsizetype consume(const char* data, qsizetype size) override;
     void tlsStarted() override;
     void timedOut() override;
+    QString authenticatedUser() const override { return m_authUser; }
     void shutdown() override;
     void peerClosed() override;
     qint64 beginPregreet() override;

@@ -138,6 +138,10 @@ QStringList AccountBroker::serve(const QString& configDir, const HashParams& par
     }
     if (op == u"user.admin" && n == 3 && (r.at(2) == u"on" || r.at(2) == u"off"))
         return answer(accountops::setAdmin(store, r.at(1), r.at(2) == u"on"), QStringLiteral("administrator flag set"));
+    if (op == u"user.disable" && n == 3)  // ADDRESS ACTOR: the logged-in administrator cannot disable themselves
+        return answer(accountops::setDisabled(store, r.at(1), true, r.at(2)), QStringLiteral("disabled"));
+    if (op == u"user.enable" && n == 2)
+        return answer(accountops::setDisabled(store, r.at(1), false), QStringLiteral("enabled"));
     if (op == u"user.del" && n == 2)
         return answer(accountops::removeUser(store, r.at(1), false), QStringLiteral("removed"));
     if (op == u"alias.add" && n == 3) {

@@ -32,6 +32,9 @@
 //   user.add ADDRESS PASSWORD QUOTA_BYTES     user.passwd ADDRESS PASSWORD
 //   user.quota ADDRESS BYTES                  user.admin ADDRESS on|off
 //   user.del ADDRESS                          alias.add SOURCE TARGET[,TARGET...]
+//   user.disable ADDRESS ACTOR                user.enable ADDRESS
+//                                             (accountops::setDisabled; ACTOR: the logged-in
+//                                             administrator, who cannot disable themselves)
 //   alias.del SOURCE [TARGET]
 //   domain.add DOMAIN                         (accountops::addDomain: role aliases to
 //                                             adminAddress, DKIM keys made)

@@ -182,13 +182,15 @@ QString dashboard(const PanelContext& ctx) {
 }
 
 QString usersPage(const PanelContext& ctx, const Accounts& acc, const PanelSession& s) {
-    QString t = QStringLiteral("<table><tr><th>Address</th><th class=\"opt\">Quota used</th><th>Role</th></tr>");
+    QString t =
+        QStringLiteral("<table><tr><th>Address</th><th class=\"opt\">Quota used</th><th>Role</th><th>State</th></tr>");
     for (const UserRecord& u : acc.users()) {
-        t +=
-            QStringLiteral(
-                "<tr><td><a href=\"/panel/user?address=%1\">%2</a></td><td class=\"opt\">%3</td><td>%4</td></tr>")
-                .arg(QString::fromLatin1(QUrl::toPercentEncoding(u.address)), htmlEscape(u.address),
-                     htmlEscape(quotaText(ctx, u)), u.admin ? QStringLiteral("administrator") : QStringLiteral("user"));
+        t += QStringLiteral(
+                 "<tr><td><a href=\"/panel/user?address=%1\">%2</a></td><td class=\"opt\">%3</td><td>%4</td><td>%5</td>"
+                 "</tr>")
+                 .arg(QString::fromLatin1(QUrl::toPercentEncoding(u.address)), htmlEscape(u.address),
+                      htmlEscape(quotaText(ctx, u)), u.admin ? QStringLiteral("administrator") : QStringLiteral("user"),
+                      u.disabled ? QStringLiteral("<strong>disabled</strong>") : QStringLiteral("enabled"));
     }
     t +=
         QStringLiteral("</table><h2>Add a user</h2><form class=\"box\" method=\"post\" action=\"/panel/users/add\">") +
@@ -211,11 +213,12 @@ QString userPage(const PanelContext& ctx, const Accounts& acc, const UserRecord&
     for (const auto& [src, targets] : acc.aliases())
         if (targets.contains(u.address)) aliasesOf << src;
     QString t =
-        QStringLiteral("<p>Quota: %1. Role: %2.%3</p>")
+        QStringLiteral("<p>Quota: %1. Role: %2. State: %4.%3</p>")
             .arg(htmlEscape(quotaText(ctx, u)), u.admin ? QStringLiteral("administrator") : QStringLiteral("user"),
                  aliasesOf.isEmpty() ? QString()
                                      : QStringLiteral(" Aliases delivering here: ") +
-                                           htmlEscape(aliasesOf.join(QStringLiteral(", "))) + QLatin1Char('.'));
+                                           htmlEscape(aliasesOf.join(QStringLiteral(", "))) + QLatin1Char('.'),
+                 u.disabled ? QStringLiteral("<strong>disabled</strong>") : QStringLiteral("enabled"));
     t +=
         QStringLiteral("<h2>Reset password</h2><form class=\"box\" method=\"post\" action=\"/panel/users/password\">") +
         hidden +
@@ -233,6 +236,22 @@ QString userPage(const PanelContext& ctx, const Accounts& acc, const UserRecord&
          QStringLiteral("<input type=\"hidden\" name=\"admin\" value=\"%1\"><button type=\"submit\">%2</button></form>")
              .arg(u.admin ? QStringLiteral("off") : QStringLiteral("on"),
                   u.admin ? QStringLiteral("Remove administrator rights") : QStringLiteral("Make administrator"));
+    // Disable / enable (accountops::setDisabled through the account helper).
+    if (u.disabled)
+        t += QStringLiteral("<h2>Enable</h2><form class=\"box\" method=\"post\" action=\"/panel/users/enable\">") +
+             hidden +
+             QStringLiteral(
+                 "<p>%1 is disabled. Enabling it lets it log in again with its password and app passwords.</p>"
+                 "<button type=\"submit\">Enable user</button></form>")
+                 .arg(a);
+    else
+        t += QStringLiteral("<h2>Disable</h2><form class=\"box\" method=\"post\" action=\"/panel/users/disable\">") +
+             hidden +
+             QStringLiteral(
+                 "<p>Disabling %1 stops every login (mail programs, app passwords, this panel) and closes its open "
+                 "sessions. Mail to it is still accepted and delivered, and nothing is deleted: enable it again "
+                 "at any time.</p><button type=\"submit\" class=\"danger\">Disable user</button></form>")
+                 .arg(a);
     t += QStringLiteral("<h2>Delete</h2><form class=\"box\" method=\"post\" action=\"/panel/users/delete\">") + hidden +
          QStringLiteral(
              "<p>Deleting %1 removes the account: it can no longer log in, and new mail to it is refused (550 5.1.1) "
@@ -500,6 +519,19 @@ void adminPost(Call& c, const QString& path, const QMap<QString, QString>& f, QO
                          : r;
             });
     }
+    if (path == u"/panel/users/disable" || path == u"/panel/users/enable") {
+        const bool disable = path == u"/panel/users/disable";
+        // The core refuses our own account and the last enabled administrator.
+        auto r = disable ? b->call({QStringLiteral("user.disable"), address, c.session->user})
+                         : b->call({QStringLiteral("user.enable"), address});
+        if (r && disable) c.ctx.sessions.removeUser(normalizeAddress(address).valueOr(address));
+        return done(
+            c, disable ? QStringLiteral("user.disable") : QStringLiteral("user.enable"), address,
+            r ? Result<QString>(disable ? QStringLiteral("%1 is disabled; mail to it is still delivered.").arg(address)
+                                        : QStringLiteral("%1 is enabled.").arg(address))
+              : r,
+            userUrl(address));
+    }
     if (path == u"/panel/users/delete") {
         if (f.value(QStringLiteral("confirm")) != u"yes")
             return reply(done(c, QStringLiteral("user.del"), address,
@@ -692,7 +724,8 @@ void loginCode(PanelContext& ctx, const HttpRequest& r, bool get, const QMap<QSt
                 return reply(codePage(o.verdict == AuthVerdict::TempFail ? 429 : 401, *left, why));
             }
             auto acc = ctx.accounts->current();
-            if (!acc || !acc->user(user)) return reply(loginPage(401, QStringLiteral("Wrong address or password.")));
+            if (!acc || !acc->user(user) || acc->user(user)->disabled)  // disabled during the code step
+                return reply(loginPage(401, QStringLiteral("Wrong address or password.")));
             const QByteArray id = ctx.sessions.create(user, nowMs(ctx));
             audit(conn, user, QStringLiteral("login"), {}, QStringLiteral("ok (password and code)"));
             reply(redirect("/panel/", {{"Set-Cookie", PanelSessions::setCookie(kSessionCookie, id, kAbsoluteMs / 1000)},
@@ -921,7 +954,8 @@ void handlePanel(PanelContext& ctx, const HttpRequest& r, const QByteArray& body
         c.acc = std::make_shared<const Accounts>(std::move(*loaded));
     else
         c.acc = ctx.accounts->current();
-    if (c.session && (!c.acc || !c.acc->user(c.session->user))) {  // the account is gone
+    if (c.session && (!c.acc || !c.acc->user(c.session->user) ||
+                      c.acc->user(c.session->user)->disabled)) {  // the account is gone or disabled
         ctx.sessions.removeUser(c.session->user);
         c.session = nullptr;
     }

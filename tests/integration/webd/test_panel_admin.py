@@ -128,6 +128,35 @@ class PanelAdmin(unittest.TestCase):
         self.assertIn('class="flash error"', page)
         self.assertEqual(self.ctl_out("domain", "list").count("\n"), 1)
 
+    def test_disable_and_enable_user(self):
+        # Disable / enable through the broker (accountops::setDisabled, as posternctl user disable).
+        self.inst.add_user("dave@example.test", "dave-password-4")
+        dave = Browser(self.https, self.ca)
+        wait_for(lambda: dave.login("dave@example.test", "dave-password-4")[0].status == 303, what="dave's login")
+        self.assertEqual(dave.request("GET", "/panel/account")[0].status, 200)
+        b = self.admin()
+        _, page = b.request("GET", "/panel/user?address=dave%40example.test")
+        self.assertIn("State: enabled.", page)
+        r, _ = b.request("POST", "/panel/users/disable", form={"csrf": b.csrf(page), "address": "dave@example.test"})
+        self.assertEqual(r.status, 303)
+        _, page = b.request("GET", "/panel/user?address=dave%40example.test")
+        self.assertIn("dave@example.test is disabled; mail to it is still delivered.", page)
+        self.assertIn('action="/panel/users/enable"', page)
+        self.assertRegex(self.ctl_out("user", "list"), r"(?m)^dave@example\.test\t.*\tdisabled$")
+        self.assertRegex(self.inst.log(), r"panel\.audit.*action=user\.disable target=dave@example\.test.*result=ok")
+        self.assertIn("<td><strong>disabled</strong></td>", b.request("GET", "/panel/users")[1])
+        # Dave's open panel session is over; a new login gets the wrong-password answer.
+        self.assertEqual(dave.request("GET", "/panel/account")[0].status, 303)
+        wait_for(lambda: dave.login("dave@example.test", "dave-password-4")[0].status == 401, what="refused login")
+        self.assertIn("Wrong address or password.", dave.login("dave@example.test", "dave-password-4")[1])
+        # Nobody disables themselves (nor the last enabled administrator: tst_accounts).
+        b.request("POST", "/panel/users/disable", form={"csrf": b.csrf(page), "address": ADMIN})
+        self.assertIn("you cannot disable the account you are logged in with", b.request("GET", "/panel/users")[1])
+        self.assertNotRegex(self.ctl_out("user", "list"), rf"(?m)^{re.escape(ADMIN)}\t.*disabled")
+        b.request("POST", "/panel/users/enable", form={"csrf": b.csrf(page), "address": "dave@example.test"})
+        self.assertNotIn("disabled", self.ctl_out("user", "list"))
+        wait_for(lambda: dave.login("dave@example.test", "dave-password-4")[0].status == 303, what="dave's login again")
+
     def test_sheet_and_downloads_are_posternctl_dns_records(self):
         b = self.admin()
         r, page = b.request("GET", "/panel/domain?domain=example.test")

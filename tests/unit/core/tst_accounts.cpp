@@ -1,6 +1,7 @@
 // tst_accounts.cpp — domains, users and aliases: the resolution table
 // (exact, alias, multi-target, catch-all, plus-address, loops), edits and
 // their errors, file round trips, and concurrent edits from two processes.
+#include "core/account_ops.h"
 #include "core/accounts.h"
 #include "core/atomic_file.h"
 
@@ -225,6 +226,90 @@ private Q_SLOTS:
         QCOMPARE(again->user(QStringLiteral("bob@example.org"))->otherExtra, QStringList{QStringLiteral("nologin=y")});
         QVERIFY(again->setAdmin(QStringLiteral("bob@example.org"), false).ok());
         QVERIFY(!again->serializeUsers().contains("postern_admin"));
+    }
+
+    // A disabled account: postern_disabled=yes, additive like postern_admin (older files,
+    // without it, read as every account enabled; anything but "yes" is enabled).
+    void disabledFlag_data() {
+        QTest::addColumn<QByteArray>("line");
+        QTest::addColumn<bool>("disabled");
+        QTest::newRow("old file, no extra fields") << QByteArray("bob@example.org:{ARGON2ID}x\n") << false;
+        QTest::newRow("old file, empty fields") << QByteArray("bob@example.org:{ARGON2ID}x::::::\n") << false;
+        QTest::newRow("other extra fields") << QByteArray("bob@example.org:{ARGON2ID}x::::::nologin=y\n") << false;
+        QTest::newRow("yes") << QByteArray("bob@example.org:{ARGON2ID}x::::::postern_disabled=yes\n") << true;
+        QTest::newRow("yes among others")
+            << QByteArray("bob@example.org:{ARGON2ID}x::::::postern_admin=yes postern_disabled=yes nologin=y\n")
+            << true;
+        QTest::newRow("no") << QByteArray("bob@example.org:{ARGON2ID}x::::::postern_disabled=no\n") << false;
+        QTest::newRow("not exactly yes") << QByteArray("bob@example.org:{ARGON2ID}x::::::postern_disabled=YES\n")
+                                         << false;
+    }
+    void disabledFlag() {
+        QFETCH(QByteArray, line);
+        QFETCH(bool, disabled);
+        auto a = Accounts::parse("example.org\n", line, "");
+        QVERIFY2(a.ok(), qPrintable(a.errorMessage()));
+        QCOMPARE(a->user(QStringLiteral("bob@example.org"))->disabled, disabled);
+        // Round trip: the state survives a write; only "yes" is ever written.
+        const QByteArray users = a->serializeUsers();
+        QCOMPARE(users.contains("postern_disabled=yes"), disabled);
+        QVERIFY(!users.contains("postern_disabled=no") && !users.contains("postern_disabled=YES"));
+        auto again = Accounts::parse(a->serializeDomains(), users, "");
+        QVERIFY(again.ok());
+        QCOMPARE(again->user(QStringLiteral("bob@example.org"))->disabled, disabled);
+        // Toggled and written again: the other fields are kept.
+        QVERIFY(again->setDisabled(QStringLiteral("Bob@Example.org"), !disabled).ok());
+        auto toggled = Accounts::parse(again->serializeDomains(), again->serializeUsers(), "");
+        QVERIFY(toggled.ok());
+        QCOMPARE(toggled->user(QStringLiteral("bob@example.org"))->disabled, !disabled);
+        QCOMPARE(toggled->user(QStringLiteral("bob@example.org"))->otherExtra,
+                 again->user(QStringLiteral("bob@example.org"))->otherExtra);
+        QCOMPARE(toggled->user(QStringLiteral("bob@example.org"))->admin,
+                 again->user(QStringLiteral("bob@example.org"))->admin);
+    }
+
+    // The last enabled administrator stays enabled; nobody disables their own account.
+    void disableRules() {
+        auto a = Accounts::parse("example.org\n",
+                                 "root@example.org:x::::::postern_admin=yes\n"
+                                 "ops@example.org:x::::::postern_admin=yes\n"
+                                 "bob@example.org:x::::::\n",
+                                 "");
+        QVERIFY(a.ok());
+        QVERIFY(!a->setDisabled(QStringLiteral("nobody@example.org"), true).ok());
+        QVERIFY(a->setDisabled(QStringLiteral("ops@example.org"), true).ok());  // root is still an enabled admin
+        Status last = a->setDisabled(QStringLiteral("root@example.org"), true);
+        QVERIFY(!last.ok());
+        QCOMPARE(last.errorMessage(), QStringLiteral("root@example.org is the last enabled administrator; make "
+                                                     "another user an administrator first"));
+        QVERIFY(!a->user(QStringLiteral("root@example.org"))->disabled);
+        QVERIFY(a->setDisabled(QStringLiteral("bob@example.org"), true).ok());  // not an admin: fine
+        QVERIFY(a->setDisabled(QStringLiteral("ops@example.org"), false).ok());
+        QVERIFY(a->setDisabled(QStringLiteral("root@example.org"), true).ok());  // ops is enabled again
+        // No administrators at all (an installation from before the panel): users can be disabled.
+        auto none = Accounts::parse("example.org\n", "bob@example.org:x::::::\n", "");
+        QVERIFY(none->setDisabled(QStringLiteral("bob@example.org"), true).ok());
+
+        QTemporaryDir dir;
+        QVERIFY(dir.isValid());
+        QVERIFY(writeFileAtomic(dir.filePath(QStringLiteral("domains")), "example.org\n").ok());
+        QVERIFY(writeFileAtomic(dir.filePath(QStringLiteral("users")),
+                                "root@example.org:x::::::postern_admin=yes\n"
+                                "ops@example.org:x::::::postern_admin=yes\n")
+                    .ok());
+        QVERIFY(writeFileAtomic(dir.filePath(QStringLiteral("aliases")), "").ok());
+        AccountStore store(dir.path());
+        Status self =
+            accountops::setDisabled(store, QStringLiteral("ops@example.org"), true, QStringLiteral("OPS@example.org"));
+        QCOMPARE(self.errorMessage(), QStringLiteral("you cannot disable the account you are logged in with"));
+        QVERIFY(
+            accountops::setDisabled(store, QStringLiteral("ops@example.org"), true, QStringLiteral("root@example.org"))
+                .ok());
+        QVERIFY(store.load()->user(QStringLiteral("ops@example.org"))->disabled);
+        QVERIFY(accountops::setDisabled(store, QStringLiteral("ops@example.org"), false,
+                                        QStringLiteral("ops@example.org"))
+                    .ok());  // enabling oneself is harmless (and cannot happen from a disabled session)
+        QVERIFY(!store.load()->user(QStringLiteral("ops@example.org"))->disabled);
     }
 
     void parseErrors_data() {
