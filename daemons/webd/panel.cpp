@@ -522,15 +522,20 @@ void adminPost(Call& c, const QString& path, const QMap<QString, QString>& f, QO
     if (path == u"/panel/users/disable" || path == u"/panel/users/enable") {
         const bool disable = path == u"/panel/users/disable";
         // The core refuses our own account and the last enabled administrator.
-        auto r = disable ? b->call({QStringLiteral("user.disable"), address, c.session->user})
-                         : b->call({QStringLiteral("user.enable"), address});
-        if (r && disable) c.ctx.sessions.removeUser(normalizeAddress(address).valueOr(address));
-        return done(
-            c, disable ? QStringLiteral("user.disable") : QStringLiteral("user.enable"), address,
-            r ? Result<QString>(disable ? QStringLiteral("%1 is disabled; mail to it is still delivered.").arg(address)
-                                        : QStringLiteral("%1 is enabled.").arg(address))
-              : r,
-            userUrl(address));
+        const QStringList request = disable ? QStringList{QStringLiteral("user.disable"), address, c.session->user}
+                                            : QStringList{QStringLiteral("user.enable"), address};
+        return ask(
+            c, life, reply, request, request.first(), address, userUrl(address),
+            [address, disable](const Result<QString>& r) {
+                return r ? Result<QString>(
+                               disable ? QStringLiteral("%1 is disabled; mail to it is still delivered.").arg(address)
+                                       : QStringLiteral("%1 is enabled.").arg(address))
+                         : r;
+            },
+            [&ctx, address, disable]() -> QByteArray {
+                if (disable) ctx.sessions.removeUser(normalizeAddress(address).valueOr(address));  // its sessions end
+                return QByteArray();
+            });
     }
     if (path == u"/panel/users/delete") {
         if (f.value(QStringLiteral("confirm")) != u"yes")
