@@ -15,6 +15,10 @@
 #include <QLocale>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <ctime>
+#include <limits>
 
 namespace postern::imap {
 
@@ -133,14 +137,38 @@ std::optional<QStringList> parseFlagList(const Token& t) {
     return out;
 }
 
+// "dd-Mon-yyyy hh:mm:ss +zzzz" in the system's local time (INTERNALDATE, RFC 9051 9
+// date-time). localtime_r with the zone rules re-read (tzset) at most once a second:
+// QDateTime::toLocalTime did that on every call, a stat of /etc/localtime per message
+// of a FETCH of many INTERNALDATEs.
 QByteArray imapDateTime(qint64 msecs) {
-    const QDateTime dt = QDateTime::fromMSecsSinceEpoch(msecs).toLocalTime();
-    const int off = dt.offsetFromUtc() / 60;
-    const QString zone = QStringLiteral("%1%2%3")
-                             .arg(off < 0 ? QLatin1Char('-') : QLatin1Char('+'))
-                             .arg(std::abs(off) / 60, 2, 10, QLatin1Char('0'))
-                             .arg(std::abs(off) % 60, 2, 10, QLatin1Char('0'));
-    return (QLocale::c().toString(dt, QStringLiteral("dd-MMM-yyyy HH:mm:ss ")) + zone).toLatin1();
+    static std::atomic<qint64> zoneReadAt{std::numeric_limits<qint64>::min()};
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    if (zoneReadAt.exchange(qint64(now.tv_sec)) != qint64(now.tv_sec)) ::tzset();
+    // Seconds, rounded down also before 1970 (what QDateTime shows for a fraction).
+    const qint64 secs = msecs >= 0 ? msecs / 1000 : -((-msecs + 999) / 1000);
+    const time_t t = time_t(secs);
+    struct tm tm {};
+    if (!::localtime_r(&t, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999) {
+        // Outside what localtime_r and a four-digit year cover: the general (slower) path.
+        const QDateTime dt = QDateTime::fromMSecsSinceEpoch(msecs).toLocalTime();
+        const int off = dt.offsetFromUtc() / 60;
+        const QString zone = QStringLiteral("%1%2%3")
+                                 .arg(off < 0 ? QLatin1Char('-') : QLatin1Char('+'))
+                                 .arg(std::abs(off) / 60, 2, 10, QLatin1Char('0'))
+                                 .arg(std::abs(off) % 60, 2, 10, QLatin1Char('0'));
+        return (QLocale::c().toString(dt, QStringLiteral("dd-MMM-yyyy HH:mm:ss ")) + zone).toLatin1();
+    }
+    static const char* const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    const long off = tm.tm_gmtoff / 60;
+    const long absOff = off < 0 ? -off : off;
+    char buf[48];
+    const int n = std::snprintf(buf, sizeof buf, "%02d-%s-%04d %02d:%02d:%02d %c%02ld%02ld", tm.tm_mday,
+                                months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                                off < 0 ? '-' : '+', absOff / 60, absOff % 60);
+    return QByteArray(buf, n > 0 ? std::min<int>(n, int(sizeof buf) - 1) : 0);
 }
 
 std::optional<QDate> parseImapDate(const QByteArray& s) {

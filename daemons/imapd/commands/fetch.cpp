@@ -13,7 +13,12 @@
 // RFC 5530); a file another session renamed (new flags) is found by name.
 // ENVELOPE/BODY/BODYSTRUCTURE come from the folder's index when cached there.
 // Messages are read whole (bounded by the message size limit), normalised to
-// CRLF so that sizes and offsets match RFC822.SIZE, and answered one item at
+// CRLF so that sizes and offsets match RFC822.SIZE; a FETCH whose only message
+// items are top-level header items (BODY[HEADER], BODY[HEADER.FIELDS (...)],
+// RFC822.HEADER) reads just the header block, and the MIME structure is parsed
+// only for items that need it (part numbers, BINARY, a structure the index does
+// not have). A literal's bytes are sent as they are, not joined into one
+// buffer with the item's name. Responses are answered one item at
 // a time with output backpressure (runWithBackpressure, checked between
 // items), so neither FETCH 1:* BODY[] of a large mailbox nor FETCH 1
 // (BODY[] BODY[] ... a thousand times) ever sits in memory at once: the
@@ -35,6 +40,7 @@
 
 #include <QFile>
 #include <QSet>
+#include <cstring>
 #include <memory>
 
 namespace postern::imap {
@@ -75,22 +81,67 @@ struct FetchItem {
     qint64 partialStart = -1, partialLength = -1;
 };
 
+// Bare LFs become CRLF (RFC 9051: lines end in CRLF; sizes and offsets match RFC822.SIZE).
+// Local: whether a byte gets a CR depends only on the byte before it, so normalising a
+// prefix of a file gives a prefix of the normalised file (readHeaderBlock relies on it).
+// Scans with memchr and copies runs between bare LFs whole.
 QByteArray normalizeCrlf(const QByteArray& in) {
-    if (!in.contains('\n')) return in;
-    bool bare = false;
-    for (qsizetype i = 0; i < in.size(); ++i)
-        if (in.at(i) == '\n' && (i == 0 || in.at(i - 1) != '\r')) {
-            bare = true;
-            break;
+    const char* const data = in.constData();
+    const qsizetype n = in.size();
+    auto nextBare = [&](qsizetype from) -> qsizetype {
+        while (from < n) {
+            const void* hit = std::memchr(data + from, '\n', size_t(n - from));
+            if (!hit) return -1;
+            const qsizetype at = static_cast<const char*>(hit) - data;
+            if (at == 0 || data[at - 1] != '\r') return at;
+            from = at + 1;
         }
-    if (!bare) return in;
+        return -1;
+    };
+    qsizetype bare = nextBare(0);
+    if (bare < 0) return in;
     QByteArray out;
-    out.reserve(in.size() + in.size() / 40);
-    for (qsizetype i = 0; i < in.size(); ++i) {
-        if (in.at(i) == '\n' && (i == 0 || in.at(i - 1) != '\r')) out += '\r';
-        out += in.at(i);
+    out.reserve(n + n / 40);
+    qsizetype copied = 0;
+    while (bare >= 0) {
+        out.append(data + copied, bare - copied);
+        out.append("\r\n", 2);
+        copied = bare + 1;
+        bare = nextBare(copied);
     }
+    out.append(data + copied, n - copied);
     return out;
+}
+
+// The whole file, read into one buffer of the file's size (a file that grew meanwhile is
+// read to its end).
+QByteArray readWhole(QFile& f) {
+    const qint64 size = f.size();
+    if (size <= 0) return f.readAll();
+    QByteArray out(qsizetype(size), Qt::Uninitialized);
+    const qint64 got = f.read(out.data(), size);
+    if (got < 0) return {};
+    out.truncate(qsizetype(got));
+    if (!f.atEnd()) out += f.readAll();
+    return out;
+}
+
+// The start of the file normalised to CRLF, through the blank line that ends the header
+// block (the whole file when it has none), read in growing chunks: the same bytes as the
+// start of normalizeCrlf(readWhole(f)), and the same header end (mail::parseHeader).
+QByteArray readHeaderBlock(QFile& f) {
+    QByteArray raw;
+    qint64 chunk = 16 * 1024;
+    for (;;) {
+        const QByteArray more = f.read(chunk);
+        raw += more;
+        const bool end = more.size() < chunk || f.atEnd();
+        QByteArray norm = normalizeCrlf(raw);
+        qsizetype bodyAt = norm.size();
+        mail::parseHeader(norm, &bodyAt);
+        if (end || bodyAt < norm.size()) return norm;
+        chunk *= 2;
+    }
 }
 
 std::optional<Section> parseSection(const QByteArray& inside) {
@@ -312,14 +363,71 @@ QByteArray headerFields(const QByteArray& msg, qsizetype start, qsizetype end, c
     return out + "\r\n";
 }
 
-std::optional<QByteArray> sectionData(const QByteArray& msg, const MimePart& root, const Section& s) {
+QByteArray literalHead(qsizetype size) {
+    return '{' + QByteArray::number(size) + "}\r\n";
+}
+
+struct FetchJob {
+    QList<int> indexes;
+    qsizetype next = 0;
+    QList<FetchItem> items;
+    bool needMessage = false;  // some item needs the file's bytes
+    bool headerOnly = false;   // ... but only its header block (BODY[HEADER], BODY[HEADER.FIELDS ...], RFC822.HEADER)
+    bool needParsed = false;   // ENVELOPE/BODY/BODYSTRUCTURE: from the index cache, else parsed
+    bool setsSeen = false;
+    bool uid = false;   // UID FETCH
+    bool gone = false;  // a requested message no longer exists
+    // The message whose response is being sent, item by item (see Commands::fetch).
+    int current = -1;  // -1: between messages
+    qsizetype nextItem = 0;
+    bool firstItem = true, flagsSent = false, modseqSent = false, seenSet = false;
+    QByteArray msg;  // the message normalised to CRLF, or only its header block (headerOnly)
+    mail::MimePart root;
+    bool parsed = false;
+    qsizetype bodyAt = -1;  // where the header block ends (the blank line included)
+    std::optional<MailboxIndex::Cached> cache;
+    const mail::MimePart& tree() {  // parsed once, when an item needs the structure
+        if (!parsed) {
+            root = mail::parseMime(msg);
+            parsed = true;
+        }
+        return root;
+    }
+    qsizetype headerEnd() {  // the root's headerEnd, without parsing the MIME structure
+        if (parsed) return root.headerEnd;
+        if (bodyAt < 0) {
+            bodyAt = msg.size();
+            mail::parseHeader(msg, &bodyAt);
+        }
+        return bodyAt;
+    }
+    void endMessage() {
+        current = -1;
+        msg.clear();
+        root = mail::MimePart();
+        parsed = false;
+        bodyAt = -1;
+        cache.reset();
+    }
+};
+
+bool isHeaderOnly(const FetchItem& it) {
+    if (it.kind == FetchItem::Rfc822Header) return true;
+    return it.kind == FetchItem::BodySection && it.section.part.isEmpty() &&
+           (it.section.kind == "HEADER" || it.section.kind == "HEADER.FIELDS" ||
+            it.section.kind == "HEADER.FIELDS.NOT");
+}
+
+// The data of BODY[section]; the MIME structure is parsed only for sections with part numbers.
+std::optional<QByteArray> sectionData(FetchJob& job, const Section& s) {
+    const QByteArray& msg = job.msg;
     if (s.part.isEmpty()) {
         if (s.kind.isEmpty()) return msg;
-        if (s.kind == "HEADER") return msg.mid(root.headerStart, root.headerEnd - root.headerStart);
-        if (s.kind == "TEXT") return msg.mid(root.bodyStart, root.bodyEnd - root.bodyStart);
-        return headerFields(msg, root.headerStart, root.headerEnd, s.fields, s.kind == "HEADER.FIELDS.NOT");
+        if (s.kind == "HEADER") return msg.left(job.headerEnd());
+        if (s.kind == "TEXT") return msg.mid(job.headerEnd());
+        return headerFields(msg, 0, job.headerEnd(), s.fields, s.kind == "HEADER.FIELDS.NOT");
     }
-    const auto ref = resolvePart(root, s.part);  // RFC 9051 6.4.5 (imap_binary.h)
+    const auto ref = resolvePart(job.tree(), s.part);  // RFC 9051 6.4.5 (imap_binary.h)
     if (!ref) return std::nullopt;
     const MimePart* part = ref->part;
     if (s.kind.isEmpty()) return msg.mid(part->bodyStart, part->bodyEnd - part->bodyStart);
@@ -332,102 +440,73 @@ std::optional<QByteArray> sectionData(const QByteArray& msg, const MimePart& roo
     return headerFields(msg, inner->headerStart, inner->headerEnd, s.fields, s.kind == "HEADER.FIELDS.NOT");
 }
 
-QByteArray literal(const QByteArray& data) {
-    return '{' + QByteArray::number(data.size()) + "}\r\n" + data;
-}
-
-struct FetchJob {
-    QList<int> indexes;
-    qsizetype next = 0;
-    QList<FetchItem> items;
-    bool needMessage = false;  // some item needs the file's bytes
-    bool needParsed = false;   // ENVELOPE/BODY/BODYSTRUCTURE: from the index cache, else parsed
-    bool setsSeen = false;
-    bool uid = false;   // UID FETCH
-    bool gone = false;  // a requested message no longer exists
-    // The message whose response is being sent, item by item (see Commands::fetch).
-    int current = -1;  // -1: between messages
-    qsizetype nextItem = 0;
-    bool firstItem = true, flagsSent = false, modseqSent = false, seenSet = false;
-    QByteArray msg;
-    mail::MimePart root;
-    bool parsed = false;
-    std::optional<MailboxIndex::Cached> cache;
-    const mail::MimePart& tree() {  // parsed once, when an item needs the structure
-        if (!parsed) {
-            root = mail::parseMime(msg);
-            parsed = true;
-        }
-        return root;
-    }
-    void endMessage() {
-        current = -1;
-        msg.clear();
-        root = mail::MimePart();
-        parsed = false;
-        cache.reset();
-    }
+// One item's response text: `head`, then `data` (a literal's bytes, shared with the message
+// where possible), sent one after the other without joining them.
+struct ItemText {
+    QByteArray head, data;
+    bool isEmpty() const { return head.isEmpty() && data.isEmpty(); }
 };
 
 // One item of message `i`'s response ("UID 7", "BODY[1] {3}\r\nabc"); empty when the item
 // adds nothing. Literal data is built for this item only.
-QByteArray fetchItemText(MailboxView& view, int i, FetchJob& job, const FetchItem& it) {
+ItemText fetchItemText(MailboxView& view, int i, FetchJob& job, const FetchItem& it) {
     const Message& m = view.messages().at(i);
     switch (it.kind) {
         case FetchItem::Flags:
             job.flagsSent = true;
-            return "FLAGS " + Commands::flagList(view.imapFlags(i));
+            return {"FLAGS " + Commands::flagList(view.imapFlags(i)), {}};
         case FetchItem::Uid:
-            return "UID " + QByteArray::number(m.uid);
+            return {"UID " + QByteArray::number(m.uid), {}};
         case FetchItem::Modseq:
             job.modseqSent = true;
-            return "MODSEQ (" + QByteArray::number(m.modseq) + ')';
+            return {"MODSEQ (" + QByteArray::number(m.modseq) + ')', {}};
         case FetchItem::InternalDate:
-            return "INTERNALDATE \"" + imapDateTime(m.mtimeMs) + '"';
+            return {"INTERNALDATE \"" + imapDateTime(m.mtimeMs) + '"', {}};
         case FetchItem::Size:
-            return "RFC822.SIZE " + QByteArray::number(m.vsize);
+            return {"RFC822.SIZE " + QByteArray::number(m.vsize), {}};
         case FetchItem::Envelope:
-            return "ENVELOPE " + job.cache->envelope;
+            return {"ENVELOPE " + job.cache->envelope, {}};
         case FetchItem::Body:
-            return "BODY " + job.cache->body;
+            return {"BODY " + job.cache->body, {}};
         case FetchItem::BodyStructure:
-            return "BODYSTRUCTURE " + job.cache->bodyStructure;
+            return {"BODYSTRUCTURE " + job.cache->bodyStructure, {}};
         case FetchItem::Rfc822:
-            return "RFC822 " + literal(job.msg);
+            return {"RFC822 " + literalHead(job.msg.size()), job.msg};
         case FetchItem::Rfc822Header:
         case FetchItem::Rfc822Text: {
-            qsizetype bodyAt = job.msg.size();
-            mail::parseHeader(job.msg, &bodyAt);
-            return it.kind == FetchItem::Rfc822Header ? "RFC822.HEADER " + literal(job.msg.left(bodyAt))
-                                                      : "RFC822.TEXT " + literal(job.msg.mid(bodyAt));
+            const QByteArray data =
+                it.kind == FetchItem::Rfc822Header ? job.msg.left(job.headerEnd()) : job.msg.mid(job.headerEnd());
+            return {(it.kind == FetchItem::Rfc822Header ? "RFC822.HEADER " : "RFC822.TEXT ") + literalHead(data.size()),
+                    data};
         }
         case FetchItem::BodySection: {
-            auto data = sectionData(job.msg, job.tree(), it.section);
+            auto data = sectionData(job, it.section);
             QByteArray name = "BODY[" + it.section.text + ']';
-            if (!data) return name + " NIL";  // a part that does not exist
+            if (!data) return {name + " NIL", {}};  // a part that does not exist
             if (it.partialStart >= 0) {
                 name += '<' + QByteArray::number(it.partialStart) + '>';
-                return name + ' ' +
-                       literal(data->mid(qsizetype(std::min<qint64>(it.partialStart, data->size())),
-                                         qsizetype(it.partialLength)));
+                const QByteArray part =
+                    data->mid(qsizetype(std::min<qint64>(it.partialStart, data->size())), qsizetype(it.partialLength));
+                return {name + ' ' + literalHead(part.size()), part};
             }
-            return name + ' ' + literal(*data);
+            return {name + ' ' + literalHead(data->size()), *data};
         }
         case FetchItem::Binary:
         case FetchItem::BinarySize: {
             const BinaryResult b = binarySection(job.msg, job.tree(), it.section.part);
             const bool exists = b.status == BinaryResult::Status::Ok;  // UnknownCte was refused before
             if (it.kind == FetchItem::BinarySize)
-                return "BINARY.SIZE[" + it.section.text + "] " + QByteArray::number(b.data.size());
+                return {"BINARY.SIZE[" + it.section.text + "] " + QByteArray::number(b.data.size()), {}};
             QByteArray name = "BINARY[" + it.section.text + ']';
-            if (!exists) return name + " NIL";
+            if (!exists) return {name + " NIL", {}};
             if (it.partialStart >= 0) {
                 name += '<' + QByteArray::number(it.partialStart) + '>';
-                return name + ' ' +
-                       binaryLiteral(b.data.mid(qsizetype(std::min<qint64>(it.partialStart, b.data.size())),
-                                                qsizetype(it.partialLength)));
+                return {name + ' ' +
+                            binaryLiteral(b.data.mid(qsizetype(std::min<qint64>(it.partialStart, b.data.size())),
+                                                     qsizetype(it.partialLength))),
+                        {}};
             }
-            return name + ' ' + binaryLiteral(b.data);
+            return {name + ' ' + binaryLiteral(b.data), {}};
         }
     }
     return {};
@@ -539,10 +618,12 @@ void Commands::fetch(ImapSession& s, const R& r) {
             }
             enablesCondstore = true;
         }
-        if (it->kind == FetchItem::Envelope || it->kind == FetchItem::BodyStructure || it->kind == FetchItem::Body)
+        if (it->kind == FetchItem::Envelope || it->kind == FetchItem::BodyStructure || it->kind == FetchItem::Body) {
             job->needParsed = true;
-        else if (it->kind > FetchItem::Body)
+        } else if (it->kind > FetchItem::Body) {
+            job->headerOnly = (job->headerOnly || !job->needMessage) && isHeaderOnly(*it);
             job->needMessage = true;
+        }
         if (((it->kind == FetchItem::BodySection || it->kind == FetchItem::Binary) && !it->peek) ||
             it->kind == FetchItem::Rfc822 || it->kind == FetchItem::Rfc822Text)
             job->setsSeen = !v.readOnly();
@@ -588,7 +669,12 @@ void Commands::fetch(ImapSession& s, const R& r) {
                             continue;
                         }
                     }
-                    job->msg = normalizeCrlf(f.readAll());
+                    // Header items alone need only the header block, unless the structure must
+                    // be parsed for the index (then the whole message is read after all).
+                    if (job->headerOnly && !(job->needParsed && !job->cache))
+                        job->msg = readHeaderBlock(f);
+                    else
+                        job->msg = normalizeCrlf(readWhole(f));
                 }
                 if (job->needParsed && !job->cache) {
                     const mail::MimePart& root = job->tree();
@@ -622,9 +708,10 @@ void Commands::fetch(ImapSession& s, const R& r) {
             }
             const int i = job->current;
             if (job->nextItem < job->items.size()) {
-                const QByteArray text = fetchItemText(view, i, *job, job->items.at(job->nextItem++));
+                const ItemText text = fetchItemText(view, i, *job, job->items.at(job->nextItem++));
                 if (text.isEmpty()) continue;
-                s.sendRaw(job->firstItem ? text : ' ' + text);
+                s.sendRaw(job->firstItem ? text.head : ' ' + text.head);
+                if (!text.data.isEmpty()) s.sendRaw(text.data);
                 job->firstItem = false;
                 continue;
             }

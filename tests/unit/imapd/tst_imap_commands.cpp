@@ -18,6 +18,7 @@
 #include <QDeadlineTimer>
 #include <QDir>
 #include <QFile>
+#include <QLocale>
 #include <QRegularExpression>
 #include <QTemporaryDir>
 #include <QThreadPool>
@@ -28,6 +29,7 @@
 #include <sys/stat.h>
 #include <utime.h>
 #include <cerrno>
+#include <ctime>
 
 using namespace postern;
 using namespace postern::imap;
@@ -517,6 +519,133 @@ private Q_SLOTS:
         QVERIFY(all.endsWith(" FLAGS (\\Recent))\r\nf1 OK FETCH completed\r\n"));  // new to this IMAP4rev1 session
         h.io.paced = false;
         QCOMPARE(h.run("NOOP").tagged, QByteArray("OK NOOP completed"));
+    }
+
+    // Header items alone (BODY[HEADER], BODY[HEADER.FIELDS (...)], BODY[HEADER.FIELDS.NOT
+    // (...)], RFC822.HEADER) read only the file's header block, in chunks (16 KiB, then
+    // doubling); their answers must be those of a FETCH that reads the whole message, for
+    // bare LFs, CRLF split across a chunk, blank lines at a chunk's end, headers larger than
+    // a chunk, files without a blank line or empty.
+    void fetchHeaderItemsFromTheHeaderBlock_data() {
+        QTest::addColumn<QByteArray>("file");
+        const QByteArray pad = "X-Pad: " + QByteArray(70, 'p') + "\r\n";  // 79 bytes
+        QByteArray big = "Subject: big\r\n";
+        while (big.size() < 40000) big += "X-Pad: folded\n  " + QByteArray(60, 'q') + "\n";
+        QTest::newRow("CRLF") << QByteArray("Subject: a\r\nX-Pad: b\r\n\r\nbody\r\n");
+        QTest::newRow("bare LF") << QByteArray("Subject: a\nX-Pad: b\n\nbody\nline\n");
+        QTest::newRow("mixed") << QByteArray("Subject: a\r\nX-Pad: b\n\r\nbody\n");
+        QTest::newRow("no body") << QByteArray("Subject: a\r\nX-Pad: b\r\n");
+        QTest::newRow("no blank line, no newline") << QByteArray("Subject: a\nX-Pad: b");
+        QTest::newRow("starts with a blank line") << QByteArray("\r\nSubject: not a header\r\n");
+        QTest::newRow("empty") << QByteArray();
+        QTest::newRow("header larger than a chunk")
+            << big + "\n" + QByteArray("body line\n").repeated(10000) + "Subject: in the body\n";
+        // The blank line ends exactly at the end of the first chunk (16384 bytes).
+        QByteArray edge = "Subject: edge\r\n";
+        while (edge.size() + pad.size() <= 16384 - 2 - 20) edge += pad;
+        edge += "X-Fill: " + QByteArray(16384 - 2 - edge.size() - 10, 'f') + "\r\n";
+        QTest::newRow("blank line ends the first chunk")
+            << edge + "\r\n" + QByteArray("Subject: body\r\n").repeated(2000);
+        QTest::newRow("blank line one after the chunk") << edge + "x\r\n\r\n" + QByteArray(30000, 'b');
+        // CR as the chunk's last byte, its LF the next chunk's first.
+        QByteArray split = "Subject: split\r\n";
+        while (split.size() + pad.size() <= 16383 - 12) split += pad;
+        split += "X-Cut: " + QByteArray(16383 - split.size() - 7, 'c') + "\r\n\r\n" + QByteArray(20000, 'z');
+        QTest::newRow("CRLF across chunks") << split;
+    }
+    void fetchHeaderItemsFromTheHeaderBlock() {
+        QFETCH(QByteArray, file);
+        Harness h;
+        h.start();
+        QVERIFY(!h.addMessage(QStringLiteral("INBOX"), file, QStringLiteral("S"), 1).isEmpty());
+        QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
+        // Reference: bare LFs to CRLF, byte by byte; the header block through the first blank line.
+        QByteArray crlf;
+        for (qsizetype i = 0; i < file.size(); ++i) {
+            if (file.at(i) == '\n' && (i == 0 || file.at(i - 1) != '\r')) crlf += '\r';
+            crlf += file.at(i);
+        }
+        qsizetype headerEnd = crlf.size();
+        if (crlf.startsWith("\r\n"))
+            headerEnd = 2;
+        else if (const qsizetype blank = crlf.indexOf("\n\r\n"); blank >= 0)
+            headerEnd = blank + 3;
+        const QByteArray items =
+            "BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (Subject X-Pad)] BODY.PEEK[HEADER.FIELDS.NOT (X-Pad)] "
+            "RFC822.HEADER BODY.PEEK[HEADER]<2.5>";
+        const Reply headerOnly = h.run("FETCH 1 (" + items + ")", 4096);
+        const Reply whole = h.run("FETCH 1 (" + items + " BODY.PEEK[])", 4096);
+        QCOMPARE(headerOnly.tagged, QByteArray("OK FETCH completed"));
+        QCOMPARE(whole.tagged, QByteArray("OK FETCH completed"));
+        QCOMPARE(headerOnly.untagged.size(), 1);
+        QCOMPARE(whole.untagged.size(), 1);
+        const QByteArray header = crlf.left(headerEnd);
+        const QByteArray expectedStart =
+            "* 1 FETCH (BODY[HEADER] {" + QByteArray::number(header.size()) + "}\r\n" + header;
+        QVERIFY2(headerOnly.untagged.first().startsWith(expectedStart),
+                 headerOnly.untagged.first().left(200).constData());
+        QVERIFY(headerOnly.untagged.first().endsWith(')'));
+        const QByteArray wholeItem = " BODY[] {" + QByteArray::number(crlf.size()) + "}\r\n" + crlf + ')';
+        QVERIFY2(whole.untagged.first().endsWith(wholeItem), whole.untagged.first().right(200).constData());
+        // The header items are the same as when the whole message was read.
+        QCOMPARE(headerOnly.untagged.first().chopped(1),
+                 whole.untagged.first().left(whole.untagged.first().size() - wholeItem.size()));
+        const Reply text = h.run("FETCH 1 (BODY.PEEK[TEXT] RFC822.TEXT)", 4096);
+        const QByteArray body = crlf.mid(headerEnd);
+        const QByteArray lit = '{' + QByteArray::number(body.size()) + "}\r\n" + body;
+        // (RFC822.TEXT is no PEEK: the flags follow, \Seen already set.)
+        QCOMPARE(text.untagged.value(0),
+                 "* 1 FETCH (BODY[TEXT] " + lit + " RFC822.TEXT " + lit + " FLAGS (\\Seen \\Recent))");
+    }
+
+    // INTERNALDATE is the local time with its offset, the zone rules as the system has them:
+    // the same text as QDateTime gives, across daylight-saving changes, for zones with
+    // half-hour offsets, and before 1970.
+    void internalDateInLocalTime_data() {
+        QTest::addColumn<QByteArray>("zone");
+        QTest::newRow("UTC") << QByteArray("UTC0");
+        QTest::newRow("Berlin") << QByteArray("Europe/Berlin");
+        QTest::newRow("St Johns (-0330/-0230)") << QByteArray("America/St_Johns");
+        QTest::newRow("Kolkata (+0530)") << QByteArray("Asia/Kolkata");
+        QTest::newRow("Los Angeles") << QByteArray("America/Los_Angeles");
+    }
+    void internalDateInLocalTime() {
+        QFETCH(QByteArray, zone);
+        const QByteArray saved = qgetenv("TZ");
+        const bool hadTz = qEnvironmentVariableIsSet("TZ");
+        qputenv("TZ", zone);
+        ::tzset();
+        auto reference = [](qint64 msecs) {
+            const QDateTime dt = QDateTime::fromMSecsSinceEpoch(msecs).toLocalTime();
+            const int off = dt.offsetFromUtc() / 60;
+            const QString z = QStringLiteral("%1%2%3")
+                                  .arg(off < 0 ? QLatin1Char('-') : QLatin1Char('+'))
+                                  .arg(std::abs(off) / 60, 2, 10, QLatin1Char('0'))
+                                  .arg(std::abs(off) % 60, 2, 10, QLatin1Char('0'));
+            return (QLocale::c().toString(dt, QStringLiteral("dd-MMM-yyyy HH:mm:ss ")) + z).toLatin1();
+        };
+        QList<qint64> times = {0,
+                               -1,
+                               -500,
+                               -1000,
+                               -1001,
+                               999,
+                               1000,
+                               86399999,
+                               -86400000LL * 365 * 20,
+                               1700000000123LL,
+                               4102444800000LL /* 2100 */};
+        // Every 17 hours and a bit through 2026 (both daylight-saving changes), and each
+        // second around the European and American spring changes.
+        for (qint64 t = 1767225600000LL; t < 1798761600000LL; t += 61237000) times << t;
+        for (qint64 t = 1774746000000LL - 5000; t < 1774746000000LL + 5000; t += 1000) times << t;
+        for (qint64 t = 1773482400000LL - 5000; t < 1773482400000LL + 5000; t += 1000) times << t;
+        for (qint64 t : times) QCOMPARE(imapDateTime(t), reference(t));
+        if (hadTz)
+            qputenv("TZ", saved);
+        else
+            qunsetenv("TZ");
+        ::tzset();
     }
 
     // RFC 3516 4.3: an unknown transfer encoding fails the command before that message's
