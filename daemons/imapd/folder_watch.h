@@ -30,6 +30,7 @@
 //                            and any other held one counts as a change then.
 //   setNotify(cb)            cb runs (on the event loop) after an unexpected change
 //                            (IDLE); nullptr stops it.
+//   sameFolder(other)        both watch the same directories (same inode of cur/).
 // Folders are identified by the device and inode of their cur/, so a folder
 // deleted or renamed and created again under the same name is a new watch.
 // When a watched directory goes away (deleted, moved, unmounted) every
@@ -70,6 +71,7 @@ public:
     bool changed();
     void synced();
     bool reliable() const;
+    bool sameFolder(const FolderWatch& other) const { return m_folder && m_folder == other.m_folder; }
     void setNotify(std::function<void()> notify) { m_notify = std::move(notify); }
 
 private:
