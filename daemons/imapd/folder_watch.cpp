@@ -117,7 +117,13 @@ struct FolderWatchRegistry {
             ::stat(QFile::encodeName(dir + QStringLiteral("/new")).constData(), &nw) != 0)
             return nullptr;
         const QPair<quint64, quint64> key(quint64(cur.st_dev), quint64(cur.st_ino));
-        if (WatchedFolder* f = byInode.value(key)) return f;
+        if (WatchedFolder* f = byInode.value(key)) {
+            if (!f->lost) return f;
+            // A folder that went away and whose inode now names another one: its
+            // subscribers keep the old entry (they see a change at every check) until
+            // they leave; the new folder gets a watch of its own.
+            byInode.remove(key);
+        }
         auto* f = new WatchedFolder;
         f->dev = cur.st_dev;
         f->ino = cur.st_ino;
@@ -153,7 +159,8 @@ struct FolderWatchRegistry {
                 ::inotify_rm_watch(fd, wd);
             }
         }
-        byInode.remove(QPair<quint64, quint64>(quint64(f->dev), quint64(f->ino)));
+        const QPair<quint64, quint64> key(quint64(f->dev), quint64(f->ino));
+        if (byInode.value(key) == f) byInode.remove(key);
         delete f;
     }
 };

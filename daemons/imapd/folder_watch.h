@@ -30,13 +30,17 @@
 //                            and any other held one counts as a change then.
 //   setNotify(cb)            cb runs (on the event loop) after an unexpected change
 //                            (IDLE); nullptr stops it.
+//   sameFolder(other)        both watch the same directories (same inode of cur/).
 // Folders are identified by the device and inode of their cur/, so a folder
-// deleted or renamed and created again under the same name is a new watch.
+// deleted or renamed and created again under the same name is a new watch (also
+// when the new cur/ reuses the inode of a folder that went away).
 // When a watched directory goes away (deleted, moved, unmounted) every
 // subscriber sees a change at every check from then on (reliable() false).
 // Limits: kMaxExpected expected events per subscriber (beyond: forgotten, and
 // the next check lists the folder); the kernel's per-user limits on watches
-// (fs.inotify.max_user_watches; 2 per selected folder and process) and queued
+// (fs.inotify.max_user_watches; 2 per selected folder and process, and for
+// at most 32 recently selected folders per process whose listing is kept:
+// imap_mailbox.h) and queued
 // events (an overflow marks every folder changed). Without a watch the folder
 // is listed after every command (correct, slower).
 // Security: names come from the kernel; only compared, never used as paths.
@@ -70,6 +74,7 @@ public:
     bool changed();
     void synced();
     bool reliable() const;
+    bool sameFolder(const FolderWatch& other) const { return m_folder && m_folder == other.m_folder; }
     void setNotify(std::function<void()> notify) { m_notify = std::move(notify); }
 
 private:

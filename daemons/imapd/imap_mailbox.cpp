@@ -269,14 +269,52 @@ bool sameMessage(const Message& a, const Message& b) {
 // (QList is implicitly shared; a session that changes flags gets its own copy until its
 // next refresh). Most of an idle session's memory is this list. At most kMaxShared
 // folders are remembered, least recently used dropped.
+// The list is also the folder's snapshot for the next session that selects it: `current`
+// when it is exactly what a listing would give (no ghosts, taken by a view whose watch
+// saw nothing else happen), and valid while the snapshot's own watch (kept after the
+// sessions leave, for the kMaxCurrent most recently used folders: 2 inotify watches
+// each) sees no change and the uidlist file is the same: a new view then takes it
+// instead of listing the folder (MailboxView::adoptSnapshot).
 constexpr int kMaxShared = 128;
+constexpr int kMaxCurrent = 32;
 struct SharedListing {
     QString dir;
     QList<Message> messages;
+    std::shared_ptr<FolderWatch> watch;  // counts changes since the snapshot was taken
+    bool current = false;
+    store::MaildirFolder folder;  // UIDVALIDITY, UIDNEXT, GUID as the listing left them
+    quint64 hms = 0;              // the index's highest mod-sequence then (0: no index)
+    FileStamp uidList;
 };
 QList<SharedListing>& sharedListings() {
-    static QList<SharedListing> l;  // most recently used first
-    return l;
+    // Most recently used first. Never destroyed: its watches must not outlive the
+    // watch registry at exit.
+    static auto* l = new QList<SharedListing>;
+    return *l;
+}
+
+void trimSharedListings() {
+    QList<SharedListing>& l = sharedListings();
+    while (l.size() > kMaxShared) l.removeLast();
+    for (qsizetype i = kMaxCurrent; i < l.size(); ++i) {
+        l[i].watch.reset();
+        l[i].current = false;
+    }
+}
+
+// The folder's entry (moved to the front), or null.
+SharedListing* findSharedListing(const QString& dir) {
+    QList<SharedListing>& l = sharedListings();
+    for (qsizetype i = 0; i < l.size(); ++i) {
+        if (l.at(i).dir != dir) continue;
+        if (i) l.move(i, 0);
+        return &l.first();
+    }
+    return nullptr;
+}
+
+QString uidListPath(const QString& dir) {
+    return dir + QLatin1Char('/') + QLatin1String(store::MaildirFolder::kUidListName);
 }
 
 bool inUidRanges(const QList<std::pair<quint32, quint32>>& ranges, quint32 uid) {
@@ -288,19 +326,108 @@ bool inUidRanges(const QList<std::pair<quint32, quint32>>& ranges, quint32 uid) 
 }  // namespace
 
 QList<Message> MailboxView::sharedListing(const QString& dir, QList<Message> fresh) {
-    QList<SharedListing>& l = sharedListings();
-    for (qsizetype i = 0; i < l.size(); ++i) {
-        if (l.at(i).dir != dir) continue;
-        SharedListing e = l.takeAt(i);
-        bool same = e.messages.size() == fresh.size();
-        for (qsizetype k = 0; same && k < fresh.size(); ++k) same = sameMessage(e.messages.at(k), fresh.at(k));
-        if (!same) e.messages = std::move(fresh);
-        l.prepend(e);
-        return l.first().messages;
+    if (SharedListing* e = findSharedListing(dir)) {
+        bool same = e->messages.size() == fresh.size();
+        for (qsizetype k = 0; same && k < fresh.size(); ++k) same = sameMessage(e->messages.at(k), fresh.at(k));
+        if (!same) {
+            e->messages = std::move(fresh);
+            e->current = false;  // until publishSnapshot() says otherwise
+        }
+        return e->messages;
     }
-    l.prepend({dir, std::move(fresh)});
-    while (l.size() > kMaxShared) l.removeLast();
+    QList<SharedListing>& l = sharedListings();
+    l.prepend({});
+    l.first().dir = dir;
+    l.first().messages = std::move(fresh);
+    trimSharedListings();
     return l.first().messages;
+}
+
+// The snapshot's watch, subscribed if needed and synced now: changes from now on make the
+// snapshot stale. Null when the folder cannot be watched (then there is no snapshot).
+FolderWatch* MailboxView::syncSnapshotWatch() {
+    if (!m_watch || !m_watch->reliable()) return nullptr;
+    SharedListing* e = findSharedListing(m_folder.dir());
+    if (!e) {
+        QList<SharedListing>& l = sharedListings();
+        l.prepend({});
+        l.first().dir = m_folder.dir();
+        l.first().messages = m_messages;
+        trimSharedListings();
+        e = &l.first();
+    }
+    if (!e->watch || !e->watch->sameFolder(*m_watch)) {
+        e->current = false;
+        e->watch = std::shared_ptr<FolderWatch>(FolderWatch::watch(m_folder.dir()).release());
+        if (!e->watch->sameFolder(*m_watch) || !e->watch->reliable()) {
+            e->watch.reset();
+            return nullptr;
+        }
+    }
+    e->watch->synced();
+    return e->watch.get();
+}
+
+// This view's list is the folder as it was when `snapshotWatch` was synced (the view
+// listed it right after, or its own watch saw nothing but its own changes since its
+// last look, checked again now): the next new view of the folder may take it.
+void MailboxView::publishSnapshot(const FolderWatch* snapshotWatch) {
+    SharedListing* e = findSharedListing(m_folder.dir());
+    if (!e || !snapshotWatch || e->watch.get() != snapshotWatch) return;
+    e->current = false;
+    if (m_ghosts || m_incomplete || !m_unlinked.isEmpty() || !m_appended.isEmpty() || m_watch->changed()) return;
+    e->messages = m_messages;
+    e->folder = m_folder;
+    e->hms = m_highestModseq;
+    e->uidList = FileStamp::of(uidListPath(m_folder.dir()));
+    e->current = true;
+}
+
+// A newly opened view takes the folder's snapshot when nothing changed since it was
+// taken: no event on its watch, the same uidlist file, the index at the same highest
+// mod-sequence (\Recent is claimed in the index's transaction as a listing would).
+bool MailboxView::adoptSnapshot() {
+    if (!m_watch || !m_watch->reliable() || !m_messages.isEmpty()) return false;
+    SharedListing* e = findSharedListing(m_folder.dir());
+    if (!e || !e->current || !e->watch || !e->watch->sameFolder(*m_watch)) return false;
+    if (e->watch->changed() || FileStamp::of(uidListPath(m_folder.dir())) != e->uidList) {
+        e->current = false;
+        return false;
+    }
+    const QList<Message> messages = e->messages;
+    const store::MaildirFolder listed = e->folder;
+    quint64 hms = e->hms;
+    const store::MaildirFolder before = m_folder;
+    m_folder = listed;  // index() opens the index for this UIDVALIDITY
+    std::shared_ptr<MailboxIndex> idx = index();
+    const quint32 lastUid = messages.isEmpty() ? 0 : messages.last().uid;
+    const bool wantRecent = m_recentMode != RecentMode::None && lastUid > m_recentChecked;
+    MailboxIndex::RecentClaim claim;
+    bool ok = idx ? hms != 0 : hms == 0;
+    if (ok && idx && wantRecent) {
+        claim.claim = m_recentMode == RecentMode::Claim && !m_readOnly;
+        claim.upTo = lastUid;
+        QList<Message*> none;
+        auto now = idx->record(none, {}, hms, &claim);  // fails (kStale) when the index moved on
+        ok = now && *now == hms;
+    } else if (ok && idx) {
+        ok = idx->highestModseq() == hms;
+    }
+    if (!ok) {
+        m_folder = before;
+        return false;
+    }
+    if (idx && wantRecent) {
+        const quint32 from = std::max(claim.first, m_recentChecked + 1);
+        if (from <= lastUid) m_recent.append({from, lastUid});
+        m_recentChecked = lastUid;
+    }
+    m_messages = messages;
+    m_highestModseq = hms;
+    m_ghosts = 0;
+    m_listed = true;
+    m_watch->synced();  // (nothing happened since the snapshot: its watch says so)
+    return true;
 }
 
 Message Message::fromEntry(const store::MessageEntry& e) {
@@ -380,6 +507,9 @@ Result<Changes> MailboxView::refresh(bool allowExpunge) {
     // The watcher (folder_watch.h) says whether anything but this session's own changes
     // happened since the last listing; then nothing needs to be listed. Ghosts wait
     // for a refresh that may report them.
+    // A new view of a folder that another view of this process listed, unchanged since:
+    // no listing either.
+    if (!m_listed && adoptSnapshot()) return Changes();
     if (m_watch && m_listed && !(m_rebuild && m_incomplete) && !m_watch->changed()) {
         if (m_unlinked.isEmpty() && m_appended.isEmpty()) {
             m_rebuild = false;  // nothing changed: the list is the folder
@@ -387,11 +517,20 @@ Result<Changes> MailboxView::refresh(bool allowExpunge) {
         }
         // Only this view's own expunges and appends: applied as they are.
         if (!m_rebuild)
-            if (std::optional<Changes> c = applyOwnChanges(allowExpunge)) return *c;
+            if (std::optional<Changes> c = applyOwnChanges(allowExpunge)) {
+                publishSnapshot(syncSnapshotWatch());
+                return *c;
+            }
     }
     m_listed = true;
-    if (m_watch) m_watch->synced();  // before the listing: a change during it shows up next time
-    return refreshListing(allowExpunge);
+    FolderWatch* snapshotWatch = nullptr;
+    if (m_watch) {
+        m_watch->synced();  // before the listing: a change during it shows up next time
+        snapshotWatch = syncSnapshotWatch();
+    }
+    auto changes = refreshListing(allowExpunge);
+    if (changes && snapshotWatch) publishSnapshot(snapshotWatch);
+    return changes;
 }
 
 Changes MailboxView::dropGhosts() {
@@ -707,6 +846,54 @@ QStringList MailboxView::imapFlags(int index) const {
     }
     out += keywords;
     if (isRecent(index)) out << QStringLiteral("\\Recent");  // a session flag (RFC 3501 2.3.2)
+    return out;
+}
+
+QByteArray MailboxView::flagListText(int index) const {
+    // The same text as Commands::flagList(imapFlags(index)), without a list of strings per
+    // message (UID FETCH 1:* (FLAGS) of a large folder).
+    QByteArray out;
+    out.reserve(48);
+    out += '(';
+    const QString& letters = m_messages.at(index).flags;
+    for (QChar c : letters) {
+        if (c >= QLatin1Char('a') && c <= QLatin1Char('z')) continue;
+        const char* f = nullptr;
+        switch (c.unicode()) {
+            case 'S':
+                f = "\\Seen";
+                break;
+            case 'R':
+                f = "\\Answered";
+                break;
+            case 'F':
+                f = "\\Flagged";
+                break;
+            case 'T':
+                f = "\\Deleted";
+                break;
+            case 'D':
+                f = "\\Draft";
+                break;
+            case 'P':
+                f = "$Forwarded";
+                break;
+            default:
+                break;
+        }
+        if (!f) continue;
+        if (out.size() > 1) out += ' ';
+        out += f;
+    }
+    for (QChar c : letters) {
+        if (c < QLatin1Char('a') || c > QLatin1Char('z')) continue;
+        const int k = c.unicode() - 'a';
+        if (k >= m_keywords.size() || m_keywords.at(k).isEmpty()) continue;
+        if (out.size() > 1) out += ' ';
+        out += m_keywords.at(k).toUtf8();
+    }
+    if (isRecent(index)) out += out.size() > 1 ? " \\Recent" : "\\Recent";
+    out += ')';
     return out;
 }
 

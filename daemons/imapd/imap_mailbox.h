@@ -31,6 +31,11 @@
 // renames it (another session's rename found again by base name: no lost
 // update). Mod-sequences come from the folder's index (imap_index.h);
 // sessions that see the same messages share one copy of the list.
+// A newly selected view does not list the folder when another view of the process
+// listed it and nothing changed since (the list is kept as the folder's snapshot with a
+// watch of its own, for the 32 most recently used folders; a change seen by that watch,
+// a rewritten uidlist or an index written elsewhere make the next view list again): a
+// SELECT of a 100,000-message folder costs a look-up instead of a listing.
 // Limits: the ghosts of one session are at most the messages it knew.
 #pragma once
 
@@ -169,6 +174,8 @@ public:
 
     // IMAP flags <-> maildir letters. imapFlags includes \Recent where this session has it.
     QStringList imapFlags(int index) const;
+    // The same as a parenthesised list "(\\Seen \\Recent)", built directly (FETCH FLAGS).
+    QByteArray flagListText(int index) const;
     QStringList keywords() const { return m_keywords; }
     // Letters for IMAP flags; unknown keywords get a letter (persisted) when `create`
     // (under the folder's lock, merged with what other sessions added meanwhile).
@@ -200,6 +207,9 @@ public:
 
 private:
     static QList<Message> sharedListing(const QString& dir, QList<Message> fresh);
+    FolderWatch* syncSnapshotWatch();
+    void publishSnapshot(const FolderWatch* snapshotWatch);
+    bool adoptSnapshot();
     Status loadKeywords();
     Status saveKeywords();
     Result<Changes> refreshListing(bool allowExpunge);

@@ -454,7 +454,7 @@ ItemText fetchItemText(MailboxView& view, int i, FetchJob& job, const FetchItem&
     switch (it.kind) {
         case FetchItem::Flags:
             job.flagsSent = true;
-            return {"FLAGS " + Commands::flagList(view.imapFlags(i)), {}};
+            return {"FLAGS " + view.flagListText(i), {}};
         case FetchItem::Uid:
             return {"UID " + QByteArray::number(m.uid), {}};
         case FetchItem::Modseq:
@@ -716,7 +716,7 @@ void Commands::fetch(ImapSession& s, const R& r) {
                 continue;
             }
             QByteArrayList tail;
-            if (job->setsSeen && !job->flagsSent) tail << "FLAGS " + flagList(view.imapFlags(i));
+            if (job->setsSeen && !job->flagsSent) tail << "FLAGS " + view.flagListText(i);
             // Once CONDSTORE is on, a FETCH that set \Seen also reports the new mod-sequence (RFC 7162 3.1.4).
             if (job->seenSet && condstore(s) && !job->modseqSent) {
                 bool uidSent = false;

@@ -254,7 +254,7 @@ void Commands::select(ImapSession& s, const R& r) {
             const Message& msg = v.messages().at(i);
             if (msg.modseq <= qr->modseq || !inRanges(*known, msg.uid)) continue;
             s.untagged(QByteArray::number(i + 1) + " FETCH (UID " + QByteArray::number(msg.uid) + " FLAGS " +
-                       flagList(v.imapFlags(i)) + " MODSEQ (" + QByteArray::number(msg.modseq) + "))");
+                       v.flagListText(i) + " MODSEQ (" + QByteArray::number(msg.modseq) + "))");
         }
     }
     s.ok(r, QStringLiteral("%1 completed").arg(QString::fromLatin1(r.name)), readOnly ? "READ-ONLY" : "READ-WRITE");

@@ -353,6 +353,123 @@ private Q_SLOTS:
         QCOMPARE(view->expungedSince(*other, &complete), QList<quint32>{1});
     }
 
+    // A new session's SELECT of a folder that a session of this process listed, with nothing
+    // changed since, takes that listing instead of listing the folder again (the cost of
+    // SELECT on a large folder); a delivery, a flag change or an expunge by another process,
+    // or the index written elsewhere, make the next SELECT list, and the new session sees
+    // what a listing gives. Changes after its SELECT are announced to it as before.
+    void newSelectTakesAnUnchangedListing_data() {
+        QTest::addColumn<QString>("change");
+        QTest::addColumn<QStringList>("expected");  // UID:flags after the change
+        const QStringList before{QStringLiteral("1:\\Seen"), QStringLiteral("2:"), QStringLiteral("3:")};
+        QTest::newRow("nothing") << QStringLiteral("nothing") << before;
+        QTest::newRow("delivery") << QStringLiteral("delivery") << before + QStringList{QStringLiteral("4:\\Recent")};
+        QTest::newRow("flag change") << QStringLiteral("flags")
+                                     << QStringList{QStringLiteral("1:\\Seen"), QStringLiteral("2:\\Flagged"),
+                                                    QStringLiteral("3:")};
+        QTest::newRow("expunge") << QStringLiteral("expunge")
+                                 << QStringList{QStringLiteral("1:\\Seen"), QStringLiteral("2:")};
+        QTest::newRow("index written elsewhere") << QStringLiteral("index") << before;
+    }
+    void newSelectTakesAnUnchangedListing() {
+        QFETCH(QString, change);
+        QFETCH(QStringList, expected);
+        H a;
+        a.start();
+        QStringList paths;
+        for (int i = 1; i <= 3; ++i)
+            paths << a.addMessage(QStringLiteral("INBOX"), message("Subject: m" + QByteArray::number(i) + "\r\n"),
+                                  i == 1 ? QStringLiteral("S") : QString(), i);
+        const Reply first = a.run("SELECT INBOX (CONDSTORE)");
+        QVERIFY(first.untagged.contains("* 3 RECENT"));  // a takes \Recent
+        a.session.reset();                               // a logs out: the listing stays
+        quint64 written = 0;
+        if (change == u"delivery") {
+            QVERIFY(!deliver(a, QStringLiteral("INBOX"), message("Subject: new\r\n"), 4).isEmpty());
+        } else if (change == u"flags") {
+            QVERIFY(QFile::rename(paths.at(1), paths.at(1) + QStringLiteral("F")));  // another process's STORE
+        } else if (change == u"expunge") {
+            QVERIFY(QFile::remove(paths.at(2)));
+        } else if (change == u"index") {
+            MailboxName inbox;
+            inbox.name = QStringLiteral("INBOX");
+            auto other = MailboxView::open(a.root(), inbox, false);  // (not selected: it lists)
+            QVERIFY(other);
+            auto ms = other->index()->recordFlags(2, QString());  // as another process would
+            QVERIFY(ms);
+            written = *ms;
+        }
+        const quint64 listed = MailboxView::listings();
+        H b(a.config.mailDir);
+        b.start();
+        const Reply r = b.run("SELECT INBOX (CONDSTORE)");
+        QVERIFY2(r.tagged.startsWith("OK"), r.tagged.constData());
+        if (change == u"nothing")
+            QCOMPARE(MailboxView::listings(), listed);
+        else
+            QVERIFY(MailboxView::listings() > listed);
+        QVERIFY(r.untagged.contains("* " + QByteArray::number(expected.size()) + " EXISTS"));
+        QVERIFY(r.untagged.contains(change == u"delivery" ? "* 1 RECENT" : "* 0 RECENT"));  // given once only
+        if (change == u"nothing") {  // the same answer (UIDNEXT, HIGHESTMODSEQ...), nothing recent
+            QList<QByteArray> same = first.untagged;
+            same.replace(same.indexOf("* 3 RECENT"), "* 0 RECENT");
+            QCOMPARE(r.untagged, same);
+        }
+        if (change == u"index") {
+            QByteArray hms;
+            for (const QByteArray& l : r.untagged)
+                if (l.startsWith("* OK [HIGHESTMODSEQ ")) hms = l.mid(20, l.indexOf(']') - 20);
+            QVERIFY2(hms.toULongLong() >= written, hms.constData());
+        }
+        QCOMPARE(uidsAndFlags(b.run("UID FETCH 1:* (UID FLAGS)")), expected);
+        // Another process changes a flag after this SELECT: announced at the next command.
+        QVERIFY(QFile::rename(paths.at(0), paths.at(0).left(paths.at(0).size() - 1) + QStringLiteral("FS")));
+        const Reply noop = b.run("NOOP");
+        QCOMPARE(noop.untagged.size(), 1);
+        QVERIFY2(noop.untagged.at(0).startsWith("* 1 FETCH (FLAGS (\\Flagged \\Seen) UID 1 MODSEQ ("),
+                 noop.untagged.at(0).constData());
+        // b's NOOP listed the folder after the rename: the next new session takes that
+        // listing, and agrees.
+        H c(a.config.mailDir);
+        c.start();
+        const quint64 again = MailboxView::listings();
+        QVERIFY(c.run("SELECT INBOX").tagged.startsWith("OK"));
+        QCOMPARE(MailboxView::listings(), again);
+        expected[0] = QStringLiteral("1:\\Flagged \\Seen");
+        expected.replaceInStrings(QStringLiteral("\\Recent"), QString());  // b had it
+        QCOMPARE(uidsAndFlags(c.run("UID FETCH 1:* (UID FLAGS)")), expected);
+    }
+
+    // FETCH FLAGS builds its list without QStringLists: the same text as flagList(imapFlags).
+    void flagListTextIsFlagList_data() {
+        QTest::addColumn<QString>("letters");
+        QTest::addColumn<bool>("recent");
+        for (const char* l : {"", "S", "DFPRST", "Sa", "ab", "FSbz", "z"}) {
+            QTest::newRow(qPrintable(QStringLiteral("%1 recent").arg(QLatin1String(l))))
+                << QString::fromLatin1(l) << true;
+            QTest::newRow(qPrintable(QStringLiteral("%1").arg(QLatin1String(l)))) << QString::fromLatin1(l) << false;
+        }
+    }
+    void flagListTextIsFlagList() {
+        QFETCH(QString, letters);
+        QFETCH(bool, recent);
+        H h;
+        h.start();
+        h.addMessage(QStringLiteral("INBOX"), message("Subject: m\r\n"), letters, 1);
+        QFile kw(h.root() + QStringLiteral("/dovecot-keywords"));
+        QVERIFY(kw.open(QIODevice::WriteOnly));
+        kw.write("0 $Junk\n1 Wichtig-\xc3\xa4\n");  // no name for z (25): left out
+        kw.close();
+        MailboxName inbox;
+        inbox.name = QStringLiteral("INBOX");
+        SelectOptions options;
+        options.recent = recent ? RecentMode::Claim : RecentMode::None;
+        auto view = MailboxView::open(h.root(), inbox, false, options);
+        QVERIFY(view);
+        QCOMPARE(view->isRecent(0), recent);
+        QCOMPARE(view->flagListText(0), Commands::flagList(view->imapFlags(0)));
+    }
+
     // ================================================================== \Recent (IMAP4rev1)
 
     // RFC 3501 2.3.2: \Recent: "This session is the first session to have been notified
