@@ -55,7 +55,36 @@ Result<QString> controllerPassword(const SpamPaths& paths) {
     return QString::fromLatin1(hex);
 }
 
+// One Bayes classifier for Rspamd (Debian's statistic.conf defaults: OSB tokens, Redis, new
+// schema, Rspamd's learn cache), with its two statfiles' symbols.
+QByteArray bayesClassifier(const QByteArray& name, const QByteArray& suffix, qint64 minLearns,
+                           const QByteArray& extra) {
+    return "classifier \"bayes\" {\n  name = \"" + name +
+           "\";\n  tokenizer { name = \"osb\"; }\n  cache { }\n  backend = \"redis\";\n  new_schema = true;\n"
+           "  store_tokens = false;\n  signatures = false;\n  min_tokens = 11;\n  min_learns = " +
+           QByteArray::number(minLearns) + ";\n" + extra + "  statfile { symbol = \"BAYES_HAM" + suffix +
+           "\"; spam = false; }\n  statfile { symbol = \"BAYES_SPAM" + suffix + "\"; spam = true; }\n}\n";
+}
+
 }  // namespace
+
+QByteArray statisticConf(const Config& config) {
+    const qint64 minLearns = std::max<qint64>(1, config.integer(QStringLiteral("spam.bayes_min_learns")));
+    // "bayes": everyone's training, Redis keys RS / RS_<token> (Rspamd's non-user default).
+    // "bayes_user": the user in the request's Deliver-To (postern-smtpd sends it for a scan
+    // with one recipient, postern-imapd's learner for every learn), keys RS<user>: the same as
+    // the per-user classifier before it, so earlier training is kept. Without Deliver-To the
+    // user is "-", which nobody trains: no per-user verdict (not the first recipient's one).
+    // The shared classifier keeps Rspamd's learn condition (a message it already puts in the
+    // class with 95% is not learned again); the user's classifier learns every move of theirs,
+    // as that condition reads one probability for the whole request (the shared classifier's
+    // would stop the user's own training).
+    return bayesClassifier("bayes", "", minLearns,
+                           "  learn_condition = 'return require(\"lua_bayes_learn\").can_learn';\n") +
+           bayesClassifier("bayes_user", "_USER", minLearns,
+                           "  per_user = \"return function(task) local u = task:get_request_header('Deliver-To'); "
+                           "if u then return tostring(u) end; return '-' end\";\n");
+}
 
 SpamPaths spamPaths(const Config& config, const QString& configDir) {
     SpamPaths p;
@@ -125,9 +154,20 @@ Status writeSpamEngineConfig(const Config& config, const SpamPaths& p, const Use
              ";\n"},
         {local + QStringLiteral("redis.conf"), header + "servers = " + ucl(p.redisSocket) + ";\n"},
         {local + QStringLiteral("http_headers.conf"), header + "enabled = true;\n"},
-        // Per-user Bayes: the statistics of the user in "Deliver-To" (scans with one local
-        // recipient, and the learn requests postern-imapd sends for Junk moves).
-        {local + QStringLiteral("classifier-bayes.conf"), header + "users_enabled = true;\n"},
+        // Bayes: a shared classifier and a per-user one (statisticConf), the per-user verdict's
+        // weight in place of the shared one's when the user has enough training of their own.
+        {over + QStringLiteral("statistic.conf"), header + statisticConf(config)},
+        {local + QStringLiteral("statistics_group.conf"),
+         header + "symbols {\n"
+                  "  BAYES_SPAM_USER { weight = 5.1; description = \"Probably spam for this user, probability: \"; }\n"
+                  "  BAYES_HAM_USER { weight = -3.0; description = \"Probably ham for this user, probability: \"; }\n"
+                  "}\n"},
+        {local + QStringLiteral("composites.conf"),
+         header + "BAYES_USER_VERDICT {\n"
+                  "  expression = \"(-BAYES_SPAM_USER | -BAYES_HAM_USER) & (~BAYES_SPAM | ~BAYES_HAM)\";\n"
+                  "  score = 0.0;\n  group = \"statistics\";\n"
+                  "  description = \"The user's own Bayes verdict counts, the shared one is shown without weight\";\n"
+                  "}\n"},
         // Greylisting (Rspamd's module, records in Redis): mail scoring at least the "greylist"
         // action's score from a triplet not seen before is answered "soft reject" (451 4.7.1 by
         // spam.action_soft_reject) until spam.greylist_delay has passed.
@@ -143,6 +183,9 @@ Status writeSpamEngineConfig(const Config& config, const SpamPaths& p, const Use
     };
     for (const auto& [path, content] : files)
         if (auto st = writeShared(path, content, ids); !st) return st;
+    // Before the shared classifier, per-user Bayes was local.d/classifier-bayes.conf; Rspamd
+    // must not merge it into the classifiers of override.d/statistic.conf.
+    QFile::remove(local + QStringLiteral("classifier-bayes.conf"));
     return {};
 }
 

@@ -3,10 +3,10 @@
 //   spam status       the filter's line of `posternctl status` (on only when Rspamd answers
 //                     GET /ping with pong), and postern-smtpd's scan counts by result since
 //                     it started (postern_spam_scans_total in its stats file); the learned
-//                     counts per user and class (Rspamd's per-user Bayes statistics in Redis:
-//                     the RS<user> hashes listed in BAYES_SPAM_keys, fields learns_spam and
-//                     learns_ham), the learn requests waiting in <data_dir>/spam-learn and
-//                     postern-imapd's learn outcomes (postern_spam_learns_total). Exit 1 when
+//                     counts per class of the shared Bayes classifier ("shared") and of each
+//                     user's (Rspamd's statistics in Redis: the RS and RS<user> hashes listed
+//                     in BAYES_*_keys, fields learns_spam and learns_ham), the learn requests waiting in
+//                     <data_dir>/spam-learn and postern-imapd's learn outcomes (postern_spam_learns_total). Exit 1 when
 //                     the filter is on and Rspamd does not answer.
 //   spam learn spam|ham --user U --folder F
 //                     bulk training: every message of U's folder F (INBOX when "INBOX") is sent
@@ -159,15 +159,20 @@ struct LearnedCounts {
     quint64 spam = 0, ham = 0;
 };
 
-// Rspamd's per-user Bayes counts (users_enabled): the RS<user> hashes it lists in
-// BAYES_SPAM_keys / BAYES_HAM_keys. nullopt when Redis cannot be asked.
+// Rspamd's Bayes counts (core/spam_engine.h statisticConf): the shared classifier's RS hash
+// and the per-user classifier's RS<user> hashes, as listed in the sets BAYES_{SPAM,HAM}_keys
+// and BAYES_{SPAM,HAM}_USER_keys (the first two also hold the RS<user> hashes learnt before
+// the shared classifier existed). The shared counts are named "shared" (user names are
+// addresses); RS- (the per-user classifier without a user) is never learnt. nullopt when
+// Redis cannot be asked.
 std::optional<QList<LearnedCounts>> learnedCounts(const SpamPaths& paths) {
     QSet<QByteArray> keys;
-    for (const QByteArray& set : {QByteArray("BAYES_SPAM_keys"), QByteArray("BAYES_HAM_keys")}) {
+    for (const QByteArray& set : {QByteArray("BAYES_SPAM_keys"), QByteArray("BAYES_HAM_keys"),
+                                  QByteArray("BAYES_SPAM_USER_keys"), QByteArray("BAYES_HAM_USER_keys")}) {
         auto members = redisCommand(paths.redisSocket, {"SMEMBERS", set}, 3000);
         if (!members) return std::nullopt;
         for (const QByteArray& k : *members)
-            if (k.startsWith("RS") && k.size() > 2 && keys.size() < kMaxRedisUsers) keys.insert(k);
+            if (k.startsWith("RS") && k != "RS-" && keys.size() < kMaxRedisUsers) keys.insert(k);
     }
     QList<QByteArray> sorted(keys.begin(), keys.end());
     std::sort(sorted.begin(), sorted.end());
@@ -175,7 +180,8 @@ std::optional<QList<LearnedCounts>> learnedCounts(const SpamPaths& paths) {
     for (const QByteArray& k : sorted) {
         auto v = redisCommand(paths.redisSocket, {"HMGET", k, "learns_spam", "learns_ham"}, 3000);
         if (!v || v->size() != 2) return std::nullopt;
-        out << LearnedCounts{QString::fromUtf8(k.mid(2)), v->at(0).toULongLong(), v->at(1).toULongLong()};
+        out << LearnedCounts{k == "RS" ? QStringLiteral("shared") : QString::fromUtf8(k.mid(2)), v->at(0).toULongLong(),
+                             v->at(1).toULongLong()};
     }
     return out;
 }

@@ -101,6 +101,16 @@ void addSpam(QList<Setting>& out) {
         .min = 1,
         .max = 86400};
     out << Setting{
+        .key = QStringLiteral("spam.bayes_min_learns"),
+        .type = T::Int,
+        .defaultValue = QStringLiteral("200"),
+        .doc = QStringLiteral("Messages of each class (spam and ham) a Bayes classifier must have learned before it "
+                              "gives a verdict: the shared one (everyone's Junk moves) and each user's own one "
+                              "(Rspamd's min_learns; a user below it still gets the shared verdict)"),
+        .section = sec,
+        .min = 1,
+        .max = 1000000};
+    out << Setting{
         .key = QStringLiteral("spam.inbox_users"),
         .type = T::StringList,
         .defaultValue = {},
