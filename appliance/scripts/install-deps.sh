@@ -23,8 +23,9 @@ BUILD_PKGS="publicsuffix build-essential cmake ninja-build pkg-config ccache git
 # configuration Postern generates; Debian's system services stay stopped (policy-rc.d below).
 SPAM_PKGS="rspamd redis-server unbound dns-root-data"
 FUZZ_PKGS="clang libclang-rt-14-dev"
-# Style: tests/style/check_format.sh (the code_format test) runs clang-format over the tree.
-STYLE_PKGS="clang-format"
+# Style: tests/style/check_format.sh (the code_format test) runs clang-format over the tree,
+# tests/style/tidy.sh (clang_tidy_parsers) clang-tidy's fast profile over the parsers.
+STYLE_PKGS="clang-format clang-tidy"
 TEST_PKGS="$FUZZ_PKGS $STYLE_PKGS python3 swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl curl msmtp fetchmail isync getmail6 offlineimap imapfilter
  nsd bind9-utils python3-dkim python3-nacl python3-dnspython unbound argon2 whois nftables iptables ufw iproute2 tmux pebble
  procps psmisc util-linux e2fsprogs restic dovecot-imapd sieve-connect oathtool chromium"

@@ -99,7 +99,7 @@ Connection::Connection(qintptr descriptor, ListenerMode mode, ServerTlsContext t
     connect(&m_pregreetTimer, &QTimer::timeout, this, &Connection::endPregreet);
     m_deadlineTimer.setSingleShot(true);
     m_budgetRetry.setSingleShot(true);
-    m_budgetRetry.setInterval(kBudgetRetryMs);
+    m_budgetRetry.setInterval(std::max(1, m_options.budgetRetryMs));
     connect(&m_deadlineTimer, &QTimer::timeout, this, &Connection::onDeadline);
     connect(&m_budgetRetry, &QTimer::timeout, this, [this] {
         process();

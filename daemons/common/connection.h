@@ -32,7 +32,8 @@
 //   * counts its input buffer in the process's InputBudget (Options::inputBudget,
 //     when set): once the process holds its budget, a connection that already
 //     holds a read chunk (kIoChunk, 16 KiB) reads no more until the budget has
-//     room again (checked every kBudgetRetryMs), so TCP pushes back;
+//     room again (checked every Options::budgetRetryMs, kBudgetRetryMs by
+//     default), so TCP pushes back;
 //   * logs connect and disconnect with the reason, duration and byte counts.
 //
 // Limits: Options (input buffer, output water marks, handshake and session
@@ -59,6 +60,7 @@ namespace postern {
 class Connection : public QObject, public SessionIo {
     Q_OBJECT
 public:
+    static constexpr int kBudgetRetryMs = 100;
     struct Options {
         qint64 maxBufferedInput = 256 * 1024;  // bytes read but not yet consumed by the session
         qint64 outputHighWater = 1024 * 1024;  // stop reading above this much pending output
@@ -67,8 +69,8 @@ public:
         qint64 maxSessionMs = 0;             // 0: no limit
         qint64 closeTimeoutMs = 30'000;      // give up flushing to a peer that does not read
         InputBudget* inputBudget = nullptr;  // process-wide count of unread input (nullptr: none)
+        int budgetRetryMs = kBudgetRetryMs;  // how often a paused connection looks again (tests shorten it)
     };
-    static constexpr int kBudgetRetryMs = 100;
 
     // `descriptor`: an accepted TCP socket; the Connection owns (and closes) it.
     Connection(qintptr descriptor, ListenerMode mode, ServerTlsContext tls, const Options& options,
@@ -102,6 +104,11 @@ public:
     void notifyWhenWritable() override;
     qint64 pendingOutput() const override;
     const ConnectionInfo& info() const override { return m_info; }
+
+    // State, for tests and diagnostics: a deadline is set and has not fired; reading is
+    // paused by the process's input budget (retried every Options::budgetRetryMs).
+    bool deadlinePending() const { return m_deadlineTimer.isActive(); }
+    bool pausedByBudget() const { return m_budgetRetry.isActive(); }
 
 Q_SIGNALS:
     void finished();

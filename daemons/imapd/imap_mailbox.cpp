@@ -2,6 +2,7 @@
 #include "imap_mailbox.h"
 
 #include "common/store/maildir_delivery.h"
+#include "common/store/maildir_keywords.h"
 #include "common/store/maildir_names.h"
 
 #include "core/atomic_file.h"
@@ -805,31 +806,9 @@ QList<quint32> MailboxView::expungedSince(quint64 modseq, bool* complete) const 
 }
 
 Status MailboxView::loadKeywords() {
-    m_keywords.clear();
-    const QString path = m_folder.dir() + QStringLiteral("/dovecot-keywords");
-    m_keywordsStamp = FileStamp::of(path);
-    auto text = readFile(path, 1 << 16);
-    if (!text) return {};  // none yet
-    for (const QByteArray& line : text->split('\n')) {
-        const qsizetype sp = line.indexOf(' ');
-        if (sp <= 0) continue;
-        bool ok = false;
-        const int idx = line.left(sp).toInt(&ok);
-        if (!ok || idx < 0 || idx >= 26) continue;
-        while (m_keywords.size() <= idx) m_keywords << QString();
-        m_keywords[idx] = QString::fromUtf8(line.mid(sp + 1).trimmed());
-    }
+    m_keywordsStamp = FileStamp::of(m_folder.dir() + QStringLiteral("/dovecot-keywords"));
+    m_keywords = store::readKeywordTable(m_folder.dir());
     return {};
-}
-
-Status MailboxView::saveKeywords() {
-    QByteArray text;
-    for (int i = 0; i < m_keywords.size(); ++i)
-        if (!m_keywords.at(i).isEmpty()) text += QByteArray::number(i) + ' ' + m_keywords.at(i).toUtf8() + '\n';
-    const QString path = m_folder.dir() + QStringLiteral("/dovecot-keywords");
-    Status st = writeFileAtomic(path, text, 0600);
-    m_keywordsStamp = FileStamp::of(path);
-    return st;
 }
 
 QStringList MailboxView::imapFlags(int index) const {
@@ -899,7 +878,7 @@ QByteArray MailboxView::flagListText(int index) const {
 
 Result<QString> MailboxView::lettersFor(const QStringList& flags, bool create) {
     QString letters;
-    std::optional<FileLock> lock;  // held while a new keyword is added (other sessions add theirs too)
+    QStringList keywords;
     for (const QString& f : flags) {
         const QString sys = flagLetter(f);
         if (!sys.isEmpty()) {
@@ -910,43 +889,22 @@ Result<QString> MailboxView::lettersFor(const QStringList& flags, bool create) {
             if (f.compare(QLatin1String("\\Recent"), Qt::CaseInsensitive) == 0) continue;
             return Result<QString>::fail(QStringLiteral("unknown system flag %1").arg(f));
         }
-        if (f.compare(QLatin1String("$Forwarded"), Qt::CaseInsensitive) == 0) {
-            letters += QLatin1Char('P');
-            continue;
-        }
-        auto find = [&] {
-            for (qsizetype i = 0; i < m_keywords.size(); ++i)
-                if (m_keywords.at(i).compare(f, Qt::CaseInsensitive) == 0) return i;
-            return qsizetype(-1);
-        };
-        qsizetype idx = find();
-        if (idx < 0) {
-            if (!create) continue;
-            if (!lock) {
-                // Another session (of any process) may have added keywords since we read the
-                // file: read it again under the lock, so no letter is given twice.
-                auto l = FileLock::acquire(m_folder.dir() + QStringLiteral("/postern-uidlist.lock"));
-                if (!l) return l.error();
-                lock.emplace(std::move(*l));
-                (void)loadKeywords();
-                idx = find();
-            }
-        }
-        if (idx < 0) {
-            idx = m_keywords.indexOf(QString());
-            if (idx < 0) {
-                if (m_keywords.size() >= 26)
-                    return Result<QString>::fail(QStringLiteral("too many keywords in this mailbox (26)"));
-                m_keywords << f;
-                idx = m_keywords.size() - 1;
-            } else {
-                m_keywords[idx] = f;
-            }
-            if (auto st = saveKeywords(); !st) return st.error();
-        }
-        letters += QChar(char16_t('a' + idx));
+        keywords << f;
     }
-    return store::sortFlags(letters);
+    // The one keyword-letter mapping (store/maildir_keywords.h), on this view's copy of the table.
+    QStringList table = m_keywords;
+    QStringList full;
+    auto kw = store::assignKeywordLetters(m_folder.dir(), &table, keywords,
+                                          create ? store::NewKeywords::Add : store::NewKeywords::Skip, &full);
+    if (table != m_keywords) {  // read again or extended under the lock: the file changed
+        m_keywords = table;
+        m_keywordsStamp = FileStamp::of(m_folder.dir() + QStringLiteral("/dovecot-keywords"));
+    }
+    if (!kw) return kw.error();
+    if (!full.isEmpty())
+        return Result<QString>::fail(
+            QStringLiteral("too many keywords in this mailbox (%1)").arg(store::kMaxKeywordsPerFolder));
+    return store::sortFlags(letters + *kw);
 }
 
 std::optional<std::pair<QString, bool>> MailboxView::currentFile(int index) const {

@@ -14,7 +14,8 @@
 // attributes).
 // MailboxView: the selected mailbox: messages in UID order (sequence number =
 // index + 1), flags, keywords (Dovecot's dovecot-keywords: letter a..z = index
-// 0..25, read again when the file changed, added under the folder's lock), and
+// 0..25, read again when the file changed, added under the folder's lock: the
+// one mapping of store/maildir_keywords.h, which delivery uses too), and
 // refresh() which syncs with the Maildir and reports what changed since the
 // last look (expunged sequence numbers, new messages, flag changes, new
 // keywords) so other sessions' and deliveries' changes reach this client.
@@ -211,7 +212,6 @@ private:
     void publishSnapshot(const FolderWatch* snapshotWatch);
     bool adoptSnapshot();
     Status loadKeywords();
-    Status saveKeywords();
     Result<Changes> refreshListing(bool allowExpunge);
     std::optional<Changes> applyOwnChanges(bool allowExpunge);
     Changes dropGhosts();

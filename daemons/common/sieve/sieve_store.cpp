@@ -197,62 +197,40 @@ std::optional<ScriptCache::Active> ScriptCache::active(const QString& mailDir, c
     }
     if (name->isEmpty()) return std::nullopt;
     const QString path = scriptPath(scriptDir(mailDir, address), *name);
-    struct stat st {};
-    if (::stat(QFile::encodeName(path).constData(), &st) != 0) {
+    auto value = compiledFile(path);
+    if (!value) {
         if (readError) *readError = QStringLiteral("%1: the active script is missing").arg(path);
         return std::nullopt;
     }
-    const qint64 mtimeNs = qint64(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-    {
-        QMutexLocker lock(&m_mutex);
-        auto it = m_entries.constFind(path);
-        if (it != m_entries.constEnd() && it->dev == quint64(st.st_dev) && it->ino == quint64(st.st_ino) &&
-            it->size == qint64(st.st_size) && it->mtimeNs == mtimeNs)
-            return it->value;
-    }
-    auto source = readFile(path, Limits{}.maxScriptBytes);
-    Active value;
-    value.name = *name;
-    value.stamp = QStringLiteral("%1:%2:%3:%4")
-                      .arg(quint64(st.st_dev))
-                      .arg(quint64(st.st_ino))
-                      .arg(qint64(st.st_size))
-                      .arg(mtimeNs);
-    if (!source) {
-        value.error = source.error();
-    } else if (auto compiled = compile(*source); !compiled) {
-        value.error = compiled.error();
-    } else {
-        value.script = std::make_shared<const Script>(std::move(*compiled));
-    }
-    Entry e;
-    e.dev = quint64(st.st_dev);
-    e.ino = quint64(st.st_ino);
-    e.size = qint64(st.st_size);
-    e.mtimeNs = mtimeNs;
-    e.value = value;
-    QMutexLocker lock(&m_mutex);
-    if (m_entries.size() >= kMaxCacheEntries && !m_entries.contains(path)) m_entries.clear();
-    m_entries.insert(path, e);
+    value->name = *name;
     return value;
 }
 
 std::shared_ptr<const Script> ScriptCache::byPath(const QString& path, QString* error) {
+    auto value = compiledFile(path);
+    if (!value) return nullptr;
+    if (!value->script && error) *error = value->error ? value->error->message : QStringLiteral("unreadable");
+    return value->script;
+}
+
+std::optional<ScriptCache::Active> ScriptCache::compiledFile(const QString& path) {
     struct stat st {};
-    if (::stat(QFile::encodeName(path).constData(), &st) != 0) return nullptr;
-    const qint64 mtimeNs = qint64(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    if (::stat(QFile::encodeName(path).constData(), &st) != 0) return std::nullopt;
+    Entry e;
+    e.dev = quint64(st.st_dev);
+    e.ino = quint64(st.st_ino);
+    e.size = qint64(st.st_size);
+    e.mtimeNs = qint64(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
     {
         QMutexLocker lock(&m_mutex);
         auto it = m_entries.constFind(path);
-        if (it != m_entries.constEnd() && it->dev == quint64(st.st_dev) && it->ino == quint64(st.st_ino) &&
-            it->size == qint64(st.st_size) && it->mtimeNs == mtimeNs) {
-            if (!it->value.script && error)
-                *error = it->value.error ? it->value.error->message : QStringLiteral("unreadable");
-            return it->value.script;
-        }
+        if (it != m_entries.constEnd() && it->dev == e.dev && it->ino == e.ino && it->size == e.size &&
+            it->mtimeNs == e.mtimeNs)
+            return it->value;
     }
-    Active value;
+    Active& value = e.value;
     value.name = QFileInfo(path).completeBaseName();
+    value.stamp = QStringLiteral("%1:%2:%3:%4").arg(e.dev).arg(e.ino).arg(e.size).arg(e.mtimeNs);
     auto source = readFile(path, Limits{}.maxScriptBytes);
     if (!source)
         value.error = source.error();
@@ -260,17 +238,10 @@ std::shared_ptr<const Script> ScriptCache::byPath(const QString& path, QString* 
         value.error = compiled.error();
     else
         value.script = std::make_shared<const Script>(std::move(*compiled));
-    if (!value.script && error) *error = value.error->message;
-    Entry e;
-    e.dev = quint64(st.st_dev);
-    e.ino = quint64(st.st_ino);
-    e.size = qint64(st.st_size);
-    e.mtimeNs = mtimeNs;
-    e.value = value;
     QMutexLocker lock(&m_mutex);
     if (m_entries.size() >= kMaxCacheEntries && !m_entries.contains(path)) m_entries.clear();
     m_entries.insert(path, e);
-    return value.script;
+    return value;
 }
 
 GlobalScripts GlobalScripts::fromConfig(const Config& config) {

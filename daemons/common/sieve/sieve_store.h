@@ -30,6 +30,8 @@
 //   ScriptCache::active(mailDir, address)
 //       the user's active script, compiled; compiled again only when the file's
 //       (device, inode, size, mtime) changed. Thread-safe (delivery workers).
+//   ScriptCache::byPath(path)  any script file (included and global scripts),
+//       through the same lookup and the same cache entries.
 //       processScriptCache() is the one cache of a daemon process.
 //   claimErrorNotice(mailDir, address, name, stamp)
 //       true the first time it is called for this version (stamp) of a script:
@@ -53,6 +55,7 @@
 #include <QHash>
 #include <QMutex>
 #include <memory>
+#include <optional>
 
 namespace postern::sieve {
 
@@ -123,6 +126,9 @@ public:
     std::shared_ptr<const Script> byPath(const QString& path, QString* error);
 
 private:
+    // The one lookup both use: the file's compiled form, from the cache while its
+    // (device, inode, size, mtime) is unchanged; nullopt when it cannot be stat'ed.
+    std::optional<Active> compiledFile(const QString& path);
     struct Entry {
         quint64 dev = 0, ino = 0;
         qint64 size = -1, mtimeNs = 0;

@@ -5,25 +5,19 @@
 
 #include "core/atomic_file.h"
 
-#include <QFileInfo>
+#include <optional>
 
 namespace postern::store {
 
 namespace {
-QStringList readKeywords(const QString& path) {
-    QStringList out;
-    auto text = readFile(path, 1 << 16);
-    if (!text) return out;  // none yet
-    for (const QByteArray& line : text->split('\n')) {
-        const qsizetype sp = line.indexOf(' ');
-        if (sp <= 0) continue;
-        bool ok = false;
-        const int idx = line.left(sp).toInt(&ok);
-        if (!ok || idx < 0 || idx >= kMaxKeywordsPerFolder) continue;
-        while (out.size() <= idx) out << QString();
-        out[idx] = QString::fromUtf8(line.mid(sp + 1).trimmed());
-    }
-    return out;
+QString keywordFile(const QString& folderDir) {
+    return folderDir + QStringLiteral("/dovecot-keywords");
+}
+
+qsizetype find(const QStringList& table, const QString& keyword) {
+    for (qsizetype i = 0; i < table.size(); ++i)
+        if (table.at(i).compare(keyword, Qt::CaseInsensitive) == 0) return i;
+    return -1;
 }
 }  // namespace
 
@@ -38,41 +32,56 @@ bool validKeyword(const QString& name) {
     return true;
 }
 
-Result<QString> keywordLetters(const QString& folderDir, const QStringList& keywords, QStringList* notStored) {
+QStringList readKeywordTable(const QString& folderDir) {
+    QStringList out;
+    auto text = readFile(keywordFile(folderDir), kMaxKeywordFileBytes);
+    if (!text) return out;  // none yet
+    for (const QByteArray& line : text->split('\n')) {
+        const qsizetype sp = line.indexOf(' ');
+        if (sp <= 0) continue;
+        bool ok = false;
+        const int idx = line.left(sp).toInt(&ok);
+        if (!ok || idx < 0 || idx >= kMaxKeywordsPerFolder) continue;
+        while (out.size() <= idx) out << QString();
+        out[idx] = QString::fromUtf8(line.mid(sp + 1).trimmed());
+    }
+    return out;
+}
+
+Result<QString> assignKeywordLetters(const QString& folderDir, QStringList* table, const QStringList& keywords,
+                                     NewKeywords newKeywords, QStringList* notStored) {
     QString letters;
-    QStringList wanted;
+    std::optional<FileLock> lock;  // held from the first keyword to add until the file is written
+    bool changed = false;
     for (const QString& k : keywords) {
         if (k.compare(QLatin1String("$Forwarded"), Qt::CaseInsensitive) == 0) {
             if (!letters.contains(u'P')) letters += u'P';
             continue;
         }
-        if (!validKeyword(k)) {
-            if (notStored) *notStored << k;
-            continue;
-        }
-        wanted << k;
-    }
-    if (wanted.isEmpty()) return sortFlags(letters);
-    auto lock = FileLock::acquire(folderDir + QStringLiteral("/postern-uidlist.lock"));
-    if (!lock) return lock.error();
-    const QString path = folderDir + QStringLiteral("/dovecot-keywords");
-    QStringList names = readKeywords(path);
-    bool changed = false;
-    for (const QString& k : std::as_const(wanted)) {
-        qsizetype idx = -1;
-        for (qsizetype i = 0; i < names.size() && idx < 0; ++i)
-            if (names.at(i).compare(k, Qt::CaseInsensitive) == 0) idx = i;
+        qsizetype idx = find(*table, k);
         if (idx < 0) {
-            idx = names.indexOf(QString());
-            if (idx < 0 && names.size() < kMaxKeywordsPerFolder) {
-                names << QString();
-                idx = names.size() - 1;
+            if (newKeywords == NewKeywords::Skip) continue;
+            if (!lock) {
+                // Another session or delivery (of any process) may have added keywords since the
+                // caller read the file: read it again under the lock, so no letter is given twice.
+                auto l = FileLock::acquire(folderDir + QStringLiteral("/postern-uidlist.lock"));
+                if (!l) return l.error();
+                lock.emplace(std::move(*l));
+                *table = readKeywordTable(folderDir);
+                idx = find(*table, k);
+            }
+        }
+        if (idx < 0) {
+            idx = table->indexOf(QString());
+            if (idx < 0 && table->size() < kMaxKeywordsPerFolder) {
+                *table << QString();
+                idx = table->size() - 1;
             }
             if (idx < 0) {
                 if (notStored) *notStored << k;
                 continue;
             }
-            names[idx] = k;
+            (*table)[idx] = k;
             changed = true;
         }
         const QChar letter(char16_t('a' + idx));
@@ -80,11 +89,23 @@ Result<QString> keywordLetters(const QString& folderDir, const QStringList& keyw
     }
     if (changed) {
         QByteArray text;
-        for (qsizetype i = 0; i < names.size(); ++i)
-            if (!names.at(i).isEmpty()) text += QByteArray::number(i) + ' ' + names.at(i).toUtf8() + '\n';
-        if (auto st = writeFileAtomic(path, text, 0600); !st) return st.error();
+        for (qsizetype i = 0; i < table->size(); ++i)
+            if (!table->at(i).isEmpty()) text += QByteArray::number(i) + ' ' + table->at(i).toUtf8() + '\n';
+        if (auto st = writeFileAtomic(keywordFile(folderDir), text, 0600); !st) return st.error();
     }
     return sortFlags(letters);
+}
+
+Result<QString> keywordLetters(const QString& folderDir, const QStringList& keywords, QStringList* notStored) {
+    QStringList valid;
+    for (const QString& k : keywords) {
+        if (k.compare(QLatin1String("$Forwarded"), Qt::CaseInsensitive) == 0 || validKeyword(k))
+            valid << k;
+        else if (notStored)
+            *notStored << k;
+    }
+    QStringList table;  // read under the lock when a keyword needs it
+    return assignKeywordLetters(folderDir, &table, valid, NewKeywords::Add, notStored);
 }
 
 }  // namespace postern::store

@@ -12,7 +12,6 @@ import imaplib
 import os
 import re
 import smtplib
-import ssl
 import struct
 import subprocess
 import threading
@@ -20,53 +19,8 @@ import time
 import unittest
 import urllib.parse
 
+from panel_client import ADMIN, ADMIN_PW, Browser, admin_browser
 from postern_testlib import Instance, bin_path, wait_for
-
-ADMIN = "alice@example.test"
-ADMIN_PW = "alice-password-1"
-
-
-class Browser:
-    """A tiny cookie-keeping HTTPS client (one connection per request, as webd answers)."""
-
-    def __init__(self, port, ca):
-        self.port = port
-        self.ctx = ssl.create_default_context(cafile=ca)
-        self.ctx.check_hostname = False
-        self.cookies = {}
-
-    def request(self, method, path, form=None, raw_body=None, headers=None):
-        c = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=30)
-        h = {"Host": "mail.example.test"}
-        if self.cookies:
-            h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        body = raw_body
-        if form is not None:
-            body = urllib.parse.urlencode(form)
-            h["Content-Type"] = "application/x-www-form-urlencoded"
-        h.update(headers or {})
-        c.request(method, path, body=body, headers=h)
-        r = c.getresponse()
-        data = r.read().decode("utf-8", "replace")
-        for name, value in r.getheaders():
-            if name.lower() == "set-cookie":
-                k, v = value.split(";", 1)[0].split("=", 1)
-                if "Max-Age=0" in value:
-                    self.cookies.pop(k, None)
-                else:
-                    self.cookies[k] = v
-        c.close()
-        return r, data
-
-    def csrf(self, html):
-        m = re.search(r'name="csrf" value="([0-9a-f]{64})"', html)
-        assert m, html
-        return m.group(1)
-
-    def login(self, address, password):
-        _, page = self.request("GET", "/panel/login")
-        return self.request("POST", "/panel/login", form={"csrf": self.csrf(page), "address": address, "password": password})
-
 
 class Panel(unittest.TestCase):
     @classmethod
@@ -83,11 +37,7 @@ class Panel(unittest.TestCase):
         cls.inst.close()
 
     def admin(self):
-        b = Browser(self.https, self.ca)
-        r, _ = b.login(ADMIN, ADMIN_PW)
-        self.assertEqual(r.status, 303)
-        self.assertIn("postern_session", b.cookies)
-        return b
+        return admin_browser(self)
 
     def test_login_sets_a_strict_session_cookie_and_every_page_has_the_security_headers(self):
         b = Browser(self.https, self.ca)

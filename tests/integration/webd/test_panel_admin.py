@@ -11,14 +11,12 @@ import json
 import os
 import re
 import socket
-import sys
 import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from postern_testlib import Instance, Nsd, wait_for  # noqa: E402
-from test_panel import ADMIN, ADMIN_PW, Browser  # noqa: E402
+from panel_client import ADMIN, ADMIN_PW, Browser, admin_browser
+from postern_testlib import Instance, Nsd, wait_for
 
 PUBLIC = "203.0.113.25"
 
@@ -54,10 +52,7 @@ class PanelAdmin(unittest.TestCase):
         cls.nsd.close()
 
     def admin(self):
-        b = Browser(self.https, self.ca)
-        r, _ = b.login(ADMIN, ADMIN_PW)
-        self.assertEqual(r.status, 303)
-        return b
+        return admin_browser(self)
 
     def ctl_out(self, *args):
         return self.inst.ctl(*args).stdout

@@ -18,7 +18,7 @@ import unittest
 import urllib.parse
 
 from postern_testlib import Instance, wait_for
-from test_panel import ADMIN, ADMIN_PW, Browser
+from panel_client import ADMIN, Browser, admin_browser
 
 
 class PanelOps(unittest.TestCase):
@@ -43,10 +43,7 @@ class PanelOps(unittest.TestCase):
         cls.inst.close()
 
     def admin(self):
-        b = Browser(self.https, self.ca)
-        r, _ = b.login(ADMIN, ADMIN_PW)
-        self.assertEqual(r.status, 303)
-        return b
+        return admin_browser(self)
 
     def queue(self):
         return self.inst.ctl("queue", "list").stdout

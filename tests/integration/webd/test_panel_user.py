@@ -24,12 +24,10 @@ import subprocess
 import unittest
 
 from postern_testlib import Instance, free_port, wait_for
-from test_panel import Browser
+from panel_client import ADMIN, ADMIN_PW, Browser, flash
 
 BOB = "bob@example.test"
 BOB_PW = "bob-password-1"
-ADMIN = "alice@example.test"
-ADMIN_PW = "alice-password-1"
 
 
 def oathtool(secret, offset=0):
@@ -38,11 +36,6 @@ def oathtool(secret, offset=0):
     if offset:
         args += ["-N", f"now + {offset} seconds"]
     return subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def flash(page):
-    m = re.search(r'<p class="flash[^"]*" role="status">(.*?)</p>', page, re.S)
-    return m.group(1) if m else ""
 
 
 class PanelSelfService(unittest.TestCase):

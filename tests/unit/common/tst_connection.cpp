@@ -275,7 +275,7 @@ private Q_SLOTS:
 
     // A polite client waits for the whole greeting and then works normally.
     void pregreetPoliteClient() {
-        m_pregreetMs = 300;
+        m_pregreetMs = 100;
         QTcpSocket s;
         QElapsedTimer t;
         t.start();
@@ -283,7 +283,7 @@ private Q_SLOTS:
         QVERIFY(connected(s));
         QCOMPARE(readLine(s), QByteArray("WAIT"));
         QCOMPARE(readLine(s), QByteArray("HELLO"));
-        QVERIFY2(t.elapsed() >= 300, qPrintable(QString::number(t.elapsed())));
+        QVERIFY2(t.elapsed() >= 100, qPrintable(QString::number(t.elapsed())));
         s.write("ECHO fine\r\n");
         QCOMPARE(readLine(s), QByteArray("fine"));
         QCOMPARE(m_seen, QStringList{QStringLiteral("ECHO fine")});
@@ -340,7 +340,9 @@ private Q_SLOTS:
         QTRY_COMPARE(m_seen, QStringList{QStringLiteral("HOLD")});
         QCOMPARE(m_server->connections().size(), 1);
         Connection* c = m_server->connections().first();
-        QTest::qWait(50);
+        // A live peer whose input waits unread (the session is suspended) has not hung up.
+        s.write("ECHO unread\r\n");
+        QVERIFY(spin([&] { return s.bytesToWrite() == 0; }));
         QVERIFY(!c->peerHungUp());
         if (halfClose)
             QCOMPARE(::shutdown(int(s.socketDescriptor()), SHUT_WR), 0);
@@ -354,7 +356,7 @@ private Q_SLOTS:
     void deadlineIsNotExtendedByActivity() {
         QObject::connect(m_server.get(), &DaemonServer::connectionOpened, this, [](Connection* c) {
             c->setIdleTimeout(5000);  // each line below comes well within the idle time
-            c->setDeadline(700);
+            c->setDeadline(300);
         });
         QTcpSocket s;
         QElapsedTimer age;
@@ -367,10 +369,10 @@ private Q_SLOTS:
             if (s.state() == QAbstractSocket::ConnectedState) s.write("ECHO ping\r\n");
             last = readLine(s, 5000);  // a line already received is read even after the close
             if (last != "ping") break;
-            QTest::qWait(50);
+            QTest::qWait(20);
         }
         QCOMPARE(last, QByteArray("DEADLINE"));  // the session was told, and said goodbye
-        QVERIFY(age.elapsed() >= 700 - 35);      // Qt's coarse timers may fire up to 5 % early
+        QVERIFY(age.elapsed() >= 300 - 15);      // Qt's coarse timers may fire up to 5 % early
         QVERIFY(disconnected(s, 5000));
     }
 
@@ -389,15 +391,19 @@ private Q_SLOTS:
     }
 
     void removedDeadlineDoesNotFire() {
-        QObject::connect(m_server.get(), &DaemonServer::connectionOpened, this, [](Connection* c) {
+        Connection* opened = nullptr;
+        QObject::connect(m_server.get(), &DaemonServer::connectionOpened, this, [&](Connection* c) {
+            opened = c;
             c->setDeadline(200);
+            QVERIFY(c->deadlinePending());
             c->setDeadline(0);
         });
         QTcpSocket s;
         s.connectToHost(QHostAddress::LocalHost, port("smtp"));
         QVERIFY(connected(s));
         QCOMPARE(readLine(s), QByteArray("HELLO"));
-        QTest::qWait(400);
+        QVERIFY(opened);
+        QVERIFY(!opened->deadlinePending());  // no timer left to fire
         s.write("ECHO still\r\n");
         QCOMPARE(readLine(s), QByteArray("still"));
     }
@@ -409,18 +415,25 @@ private Q_SLOTS:
         InputBudget budget(40 * 1024);
         Connection::Options opts;
         opts.inputBudget = &budget;
+        opts.budgetRetryMs = 10;  // the default (kBudgetRetryMs) is 100: a few retries here are 10x faster
         m_server->setConnectionOptions(opts);
         // A paused connection reads nothing, so it cannot see its peer leave: its idle
         // timer (never restarted while paused) ends it.
-        QObject::connect(m_server.get(), &DaemonServer::connectionOpened, this,
-                         [](Connection* c) { c->setIdleTimeout(1500); });
+        Connection* greedyConn = nullptr;
+        QObject::connect(m_server.get(), &DaemonServer::connectionOpened, this, [&](Connection* c) {
+            if (!greedyConn) greedyConn = c;
+            c->setIdleTimeout(5000);
+        });
         QTcpSocket greedy;
         greedy.connectToHost(QHostAddress::LocalHost, port("smtp"));
         QVERIFY(connected(greedy));
         QCOMPARE(readLine(greedy), QByteArray("HELLO"));
         greedy.write(QByteArray(200 * 1024, 'x'));  // no CRLF: the echo session keeps it all unconsumed
         QVERIFY(spin([&] { return budget.used() >= 32 * 1024; }, 5000));
-        QTest::qWait(300);  // a few retry periods: reading must have stopped
+        QVERIFY(greedyConn);
+        QVERIFY(spin([&] { return greedyConn->pausedByBudget(); }, 5000));
+        QTest::qWait(5 * opts.budgetRetryMs);  // a few retry periods: reading must have stopped
+        QVERIFY(greedyConn->pausedByBudget());
         QVERIFY2(budget.used() <= 40 * 1024 + 16 * 1024, qPrintable(QString::number(budget.used())));
         QCOMPARE(greedy.state(), QAbstractSocket::ConnectedState);  // paused, not closed
         QTcpSocket polite;
@@ -429,6 +442,7 @@ private Q_SLOTS:
         QCOMPARE(readLine(polite), QByteArray("HELLO"));
         polite.write("ECHO served\r\n");
         QCOMPARE(readLine(polite), QByteArray("served"));
+        greedyConn->setIdleTimeout(50);  // served: no need to wait out the long idle time
         greedy.abort();
         polite.abort();
         QTRY_COMPARE_WITH_TIMEOUT(m_server->connectionCount(), 0, 10000);

@@ -1,7 +1,8 @@
 // tst_sieve_store.cpp — a user's Sieve scripts on disk (common/sieve/sieve_store.h)
 // and the delivery plan made from them (common/sieve/sieve_delivery.h): names and
 // their limits, the script count limit, activation, the compiled-script cache
-// noticing a replaced file, and how actions become folders and Maildir flags.
+// noticing a replaced file (for the active script and for scripts by path,
+// one lookup), and how actions become folders and Maildir flags.
 #include "common/sieve/sieve_delivery.h"
 #include "common/sieve/sieve_store.h"
 
@@ -39,6 +40,7 @@ private slots:
     void putListActivateDelete();
     void scriptCountLimit();
     void cacheNoticesReplacement();
+    void byPathSharesTheLookup();
     void plans_data();
     void plans();
     void bodyTestReadsTheBodyRange();
@@ -136,6 +138,37 @@ void TestSieveStore::cacheNoticesReplacement() {
     auto broken = cache.active(dir.path(), kUser);
     QVERIFY(!broken->script);
     QCOMPARE(broken->error->message, QStringLiteral("1:5: expected ';' or '{', found end of script"));
+}
+
+// Included and global scripts (byPath) go through the same lookup as the active script:
+// the same cache entry, the same notice of a replaced file, the error of a broken one
+// (compiled and cached), nothing for a missing file.
+void TestSieveStore::byPathSharesTheLookup() {
+    QTemporaryDir dir;
+    ScriptCache cache;
+    const QString path = scriptDir(dir.path(), kUser) + QStringLiteral("/main.sieve");
+    QString error;
+    QVERIFY(!cache.byPath(path, &error));
+    QVERIFY(error.isEmpty());
+    QVERIFY(putScript(dir.path(), kUser, QStringLiteral("main"), "keep;").ok());
+    QVERIFY(activateScript(dir.path(), kUser, QStringLiteral("main")).ok());
+    auto viaPath = cache.byPath(path, &error);
+    QVERIFY(viaPath);
+    auto active = cache.active(dir.path(), kUser);
+    QVERIFY(active && active->script);
+    QCOMPARE(active->script.get(), viaPath.get());  // compiled once
+    QCOMPARE(active->name, QStringLiteral("main"));
+    QVERIFY(active->stamp.count(u':') == 3);
+    QVERIFY(writeFileAtomic(path, "stop", 0600).ok());
+    for (int round = 0; round < 2; ++round) {  // compiled, then from the cache
+        error.clear();
+        QVERIFY(!cache.byPath(path, &error));
+        QCOMPARE(error, QStringLiteral("1:5: expected ';' or '{', found end of script"));
+    }
+    QVERIFY(writeFileAtomic(path, "discard;", 0600).ok());
+    auto replaced = cache.byPath(path, &error);
+    QVERIFY(replaced && replaced.get() != viaPath.get());
+    QCOMPARE(cache.active(dir.path(), kUser)->script.get(), replaced.get());
 }
 
 void TestSieveStore::plans_data() {

@@ -10,7 +10,14 @@
 // namespace, when the test may make one: 452 4.3.1 / [OVERQUOTA], nothing left
 // behind), a source file shorter than announced, and a rename that fails at
 // commit (copies already visible are taken back).
+// The one keyword-letter mapping (common/store/maildir_keywords.h, used by
+// imapd and by delivery): letters given in order and found again
+// case-insensitively, $Forwarded as P, unknown names skipped (Skip) or added
+// (Add), a keyword another process added found again under the lock (no
+// letter given twice), the 26-letter limit (26 pass, the 27th is not stored),
+// the 64-octet name limit of delivery (64 pass, 65 refused), a damaged file.
 #include "common/store/maildir_delivery.h"
+#include "common/store/maildir_keywords.h"
 #include "common/store/maildir_names.h"
 #include "common/store/store_error.h"
 
@@ -44,6 +51,84 @@ const QString kUser = QStringLiteral("alice@example.org");
 class TstStore : public QObject {
     Q_OBJECT
 private Q_SLOTS:
+    void keywordLetters_data() {
+        QTest::addColumn<QString>("fileBefore");  // dovecot-keywords before ("" = none)
+        QTest::addColumn<QStringList>("table");   // the caller's copy of the table
+        QTest::addColumn<QStringList>("keywords");
+        QTest::addColumn<bool>("add");
+        QTest::addColumn<QString>("letters");
+        QTest::addColumn<QStringList>("notStored");
+        QTest::addColumn<QString>("fileAfter");
+        const QString none;
+        QTest::newRow("new names in order") << none << QStringList() << QStringList{"Work", "$Label1"} << true << "ab"
+                                            << QStringList() << "0 Work\n1 $Label1\n";
+        QTest::newRow("known, any case") << "0 Work\n1 Home\n"
+                                         << QStringList{"Work", "Home"} << QStringList{"home", "WORK"} << true << "ab"
+                                         << QStringList() << "0 Work\n1 Home\n";
+        QTest::newRow("$Forwarded is P") << none << QStringList() << QStringList{"$forwarded", "X"} << true << "Pa"
+                                         << QStringList() << "0 X\n";
+        QTest::newRow("skip unknown") << "0 Work\n"
+                                      << QStringList{"Work"} << QStringList{"Other", "Work"} << false << "a"
+                                      << QStringList() << "0 Work\n";
+        QTest::newRow("skip, no file made")
+            << none << QStringList() << QStringList{"Other"} << false << "" << QStringList() << none;
+        // The caller's copy is stale: another process gave "Late" the letter c meanwhile.
+        QTest::newRow("added elsewhere meanwhile") << "0 Work\n2 Late\n"
+                                                   << QStringList{"Work"} << QStringList{"late", "New"} << true << "bc"
+                                                   << QStringList() << "0 Work\n1 New\n2 Late\n";
+        QString full;
+        QStringList fullTable;
+        for (int i = 0; i < kMaxKeywordsPerFolder - 1; ++i) {
+            full += QStringLiteral("%1 k%1\n").arg(i);
+            fullTable << QStringLiteral("k%1").arg(i);
+        }
+        QTest::newRow("26th letter passes") << full << fullTable << QStringList{"Last"} << true << "z" << QStringList()
+                                            << full + QStringLiteral("25 Last\n");
+        QTest::newRow("27th keyword refused")
+            << full + QStringLiteral("25 Last\n") << (fullTable << "Last") << QStringList{"One", "k0", "Two"} << true
+            << "a" << QStringList{"One", "Two"} << full + QStringLiteral("25 Last\n");
+        QTest::newRow("damaged file") << "x\n-1 Neg\n26 Over\n 3 Lead\n1 B\n"
+                                      << QStringList() << QStringList{"B", "N"} << true << "ab" << QStringList()
+                                      << "0 N\n1 B\n";
+    }
+    void keywordLetters() {
+        QFETCH(QString, fileBefore);
+        QFETCH(QStringList, table);
+        QFETCH(QStringList, keywords);
+        QFETCH(bool, add);
+        QFETCH(QString, letters);
+        QFETCH(QStringList, notStored);
+        QFETCH(QString, fileAfter);
+        QTemporaryDir dir;
+        QVERIFY(dir.isValid());
+        const QString file = dir.path() + QStringLiteral("/dovecot-keywords");
+        if (!fileBefore.isNull()) QVERIFY(writeFileAtomic(file, fileBefore.toUtf8(), 0600).ok());
+        QStringList missing;
+        auto got =
+            assignKeywordLetters(dir.path(), &table, keywords, add ? NewKeywords::Add : NewKeywords::Skip, &missing);
+        QVERIFY2(got.ok(), qPrintable(got.errorMessage()));
+        QCOMPARE(*got, letters);
+        QCOMPARE(missing, notStored);
+        if (fileAfter.isNull()) {
+            QVERIFY(!QFileInfo::exists(file));
+        } else {
+            QCOMPARE(QString::fromUtf8(slurp(file)), fileAfter);
+            QCOMPARE(table, readKeywordTable(dir.path()));  // the caller's copy is the file's table
+        }
+    }
+    // Delivery (Sieve imap4flags) checks names: 64 octets pass, 65 are refused, as are specials.
+    void deliveryKeywordNames() {
+        QTemporaryDir dir;
+        QVERIFY(dir.isValid());
+        const QString at = QString(kMaxKeywordBytes, u'k');
+        const QString over = QString(kMaxKeywordBytes + 1, u'k');
+        QStringList missing;
+        auto got = store::keywordLetters(dir.path(), {over, at, "a]b", "$Forwarded", "\\Seen"}, &missing);
+        QVERIFY(got.ok());
+        QCOMPARE(*got, QStringLiteral("Pa"));
+        QCOMPARE(missing, (QStringList{over, "a]b", "\\Seen"}));
+        QCOMPARE(readKeywordTable(dir.path()), QStringList{at});
+    }
     void mapping_data() {
         QTest::addColumn<int>("err");
         QTest::addColumn<bool>("spool");

@@ -5,9 +5,9 @@
 // (one translation unit each, hence the anonymous namespace).
 #pragma once
 
-#include "../smtpd/recording_io.h"
 #include "commands/commands.h"
 #include "imap_session.h"
+#include "recording_io.h"
 
 #include "core/paths.h"
 

@@ -562,6 +562,31 @@ private Q_SLOTS:
                                     kPermanent + " $keyword1 $other \\*)] Flags permitted", "* 2 EXISTS"}));
     }
 
+    // A mailbox holds at most 26 keywords (the Maildir letters a-z, the one mapping of
+    // common/store/maildir_keywords.h): the 26th is stored, the 27th gets NO [LIMIT], a known
+    // one (any case) still works; -FLAGS of a keyword the mailbox never had adds none.
+    void keywordLimit() {
+        H a;
+        a.start();
+        a.addMessage(QStringLiteral("INBOX"), message("Subject: m\r\n"), QString(), 1);
+        QVERIFY(a.run("SELECT INBOX").tagged.startsWith("OK"));
+        Reply r = a.run("STORE 1 -FLAGS (never)");
+        QVERIFY2(r.tagged.startsWith("OK"), r.tagged.constData());
+        for (const QByteArray& u : r.untagged) QVERIFY2(!u.startsWith("* FLAGS"), u.constData());
+        QByteArray all;
+        for (int i = 0; i < 26; ++i) all += (i ? " k" : "k") + QByteArray::number(i);
+        r = a.run("STORE 1 +FLAGS.SILENT (" + all + ")");
+        QVERIFY2(r.tagged.startsWith("OK"), r.tagged.constData());
+        QVERIFY(!r.untagged.isEmpty() && r.untagged.first().startsWith("* FLAGS (") &&
+                !r.untagged.first().contains("never") && r.untagged.first().contains(" k25)"));
+        QCOMPARE(a.run("STORE 1 +FLAGS (k26)").tagged, QByteArray("NO [LIMIT] too many keywords in this mailbox (26)"));
+        QVERIFY(a.run("STORE 1 -FLAGS.SILENT (K3)").tagged.startsWith("OK"));
+        r = a.run("FETCH 1 FLAGS");
+        QCOMPARE(r.untagged.size(), 1);
+        QVERIFY2(!r.untagged.first().contains(" k3 ") && r.untagged.first().contains(" k4 "),
+                 r.untagged.first().constData());
+    }
+
     // ================================================================== COPY
 
     // RFC 9051 6.4.7: "The flags and internal date of the message(s) SHOULD be preserved";
