@@ -226,6 +226,9 @@ AccountBroker::AccountBroker(int fd, int pid) : m_fd(fd), m_pid(pid) {
     QObject::connect(m_notifier.get(), &QSocketNotifier::activated, m_notifier.get(), [this] { readAnswer(); });
     m_timer = std::make_unique<QTimer>();
     m_timer->setSingleShot(true);
+    // Never before the stated limit: a coarse timer (Qt's default) may fire up to 5 % early, and
+    // giving up on the helper is final for this webd.
+    m_timer->setTimerType(Qt::PreciseTimer);
     QObject::connect(m_timer.get(), &QTimer::timeout, m_timer.get(), [this] {
         breakOff(Error{QStringLiteral("the account helper did not answer in time"), kBrokerTimeout});
     });
