@@ -119,7 +119,7 @@ class UserDisable(unittest.TestCase):
         app = re.search(r"^  ([a-z]{4} [a-z]{4} [a-z]{4} [a-z]{4})$",
                         self.inst.ctl("user", "app-password", "add", ALICE, "phone").stdout, re.M).group(1)
         logins = (self.imap, self.pop3, self.smtp, self.sieve)
-        wait_for(lambda: self.imap(ALICE, app) is None, what="the app password in imapd's snapshot")
+        wait_for(lambda: self.imap(ALICE, app) is None, what="the app password in imapd's snapshot", interval=0.5)
         # Open, logged-in sessions in every daemon (and one of another user, which stays open).
         imap = self.imap(ALICE, pw, keep=True)
         imap.select("INBOX")
@@ -177,10 +177,12 @@ class UserDisable(unittest.TestCase):
 
         self.assertIn(f"{ALICE} is enabled", self.inst.ctl("user", "enable", ALICE).stdout)
         self.assertNotIn("disabled", self.inst.ctl("user", "list").stdout)
-        wait_for(lambda: self.imap(ALICE, pw) is None, what="imapd to see the account enabled")
-        wait_for(lambda: self.pop3(ALICE, pw) is None, what="pop3d to see the account enabled")
-        wait_for(lambda: self.smtp(ALICE, app) is None, what="smtpd to see the account enabled")
-        wait_for(lambda: self.sieve(ALICE, pw) is None, what="sieved to see the account enabled")
+        # Each failed attempt while a daemon's snapshot (re-read every second) catches up counts
+        # towards the address's block (auth.block_after_failures): poll at 0.5 s.
+        wait_for(lambda: self.imap(ALICE, pw) is None, what="imapd to see the account enabled", interval=0.5)
+        wait_for(lambda: self.pop3(ALICE, pw) is None, what="pop3d to see the account enabled", interval=0.5)
+        wait_for(lambda: self.smtp(ALICE, app) is None, what="smtpd to see the account enabled", interval=0.5)
+        wait_for(lambda: self.sieve(ALICE, pw) is None, what="sieved to see the account enabled", interval=0.5)
         m = self.imap(ALICE, pw, keep=True)
         m.select("INBOX")
         self.assertIn(b"Subject: while disabled", m.fetch(b"*", "(BODY.PEEK[HEADER])")[1][0][1])

@@ -124,10 +124,13 @@ class PanelAdmin(unittest.TestCase):
         self.assertEqual(self.ctl_out("domain", "list").count("\n"), 1)
 
     def test_disable_and_enable_user(self):
+        # Logins polled while webd's account snapshot (re-read every second) catches up fail and
+        # count towards the address's block (auth.block_after_failures, 20): poll at 0.5 s, so
+        # the test's own attempts stay far below it even on a slow machine.
         # Disable / enable through the broker (accountops::setDisabled, as posternctl user disable).
         self.inst.add_user("dave@example.test", "dave-password-4")
         dave = Browser(self.https, self.ca)
-        wait_for(lambda: dave.login("dave@example.test", "dave-password-4")[0].status == 303, what="dave's login")
+        wait_for(lambda: dave.login("dave@example.test", "dave-password-4")[0].status == 303, what="dave's login", interval=0.5)
         self.assertEqual(dave.request("GET", "/panel/account")[0].status, 200)
         b = self.admin()
         _, page = b.request("GET", "/panel/user?address=dave%40example.test")
@@ -150,7 +153,7 @@ class PanelAdmin(unittest.TestCase):
         self.assertNotRegex(self.ctl_out("user", "list"), rf"(?m)^{re.escape(ADMIN)}\t.*disabled")
         b.request("POST", "/panel/users/enable", form={"csrf": b.csrf(page), "address": "dave@example.test"})
         self.assertNotIn("disabled", self.ctl_out("user", "list"))
-        wait_for(lambda: dave.login("dave@example.test", "dave-password-4")[0].status == 303, what="dave's login again")
+        wait_for(lambda: dave.login("dave@example.test", "dave-password-4")[0].status == 303, what="dave's login again", interval=0.5)
 
     def test_sheet_and_downloads_are_posternctl_dns_records(self):
         b = self.admin()
