@@ -11,8 +11,22 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QRandomGenerator>
+#include <cmath>
 
 namespace postern::web {
+
+namespace {
+// A time in ms since the epoch from the session file: a whole number in [0, 2^53] (what a
+// double holds exactly), else -1 (the entry is then malformed). Never a cast of an
+// out-of-range double, which C++ leaves undefined.
+qint64 msField(const QJsonObject& o, const QString& key) {
+    const QJsonValue v = o.value(key);
+    if (!v.isDouble()) return -1;
+    const double d = v.toDouble();
+    if (!(d >= 0 && d <= 9007199254740992.0) || d != std::floor(d)) return -1;
+    return qint64(d);
+}
+}  // namespace
 
 QByteArray PanelSessions::randomToken() {
     quint32 words[kSessionIdBytes / 4];
@@ -115,14 +129,15 @@ void PanelSessions::persistTo(const QString& path, qint64 nowMs) {
         PanelSession s;
         s.user = o.value(QStringLiteral("user")).toString();
         s.csrf = o.value(QStringLiteral("csrf")).toString().toLatin1();
-        s.createdMs = qint64(o.value(QStringLiteral("created_ms")).toDouble(-1));
-        s.lastUsedMs = qint64(o.value(QStringLiteral("last_used_ms")).toDouble(-1));
+        s.createdMs = msField(o, QStringLiteral("created_ms"));
+        s.lastUsedMs = msField(o, QStringLiteral("last_used_ms"));
         s.mustEnrol = o.value(QStringLiteral("must_enrol")).toBool(false);
         // wellFormed(): 64 lower-case hex digits, the shape of a SHA-256 in hex too.
         if (!wellFormed(hashHex) || !wellFormed(s.csrf) || s.user.isEmpty() || s.user.size() > 320 || s.createdMs < 0 ||
             s.lastUsedMs < s.createdMs)
             return corrupt(QStringLiteral("a malformed session entry"));
         if (nowMs - s.lastUsedMs >= kIdleMs || nowMs - s.createdMs >= kAbsoluteMs) continue;  // expired
+        if (s.lastUsedMs > nowMs) continue;  // from the future (a clock set back): not trusted to expire
         if (++perUser[s.user] > kMaxSessionsPerUser) continue;
         const QByteArray k = QByteArray::fromHex(hashHex);
         m_savedLastUsed.insert(k, s.lastUsedMs);

@@ -19,8 +19,10 @@
 //                                     Path=/ (maxAgeSecs 0: delete the cookie).
 //   persistTo(path, now)              keep the sessions in `path` too (webd: <data_dir>/
 //                                     state/panel/sessions.json), loading what is there:
-//                                     sessions survive a webd restart. Expired entries are
-//                                     dropped on load; a file that is unreadable, too large,
+//                                     sessions survive a webd restart. Expired entries and
+//                                     entries last used in the future (a clock set back) are
+//                                     dropped on load; times must be whole numbers of ms in
+//                                     [0, 2^53] (else the entry is malformed); a file that is unreadable, too large,
 //                                     of another version or with any malformed entry is
 //                                     ignored as a whole (log line panel.sessions_corrupt;
 //                                     it is replaced at the next change), never a crash.

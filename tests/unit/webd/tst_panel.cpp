@@ -248,9 +248,11 @@ private Q_SLOTS:
     void corruptSessionFile_data() {
         QTest::addColumn<QByteArray>("content");
         const QByteArray h(64, 'a');
-        const auto entry = [&](const QByteArray& hash, const QByteArray& csrf, const QByteArray& user) {
+        const auto entry = [&](const QByteArray& hash, const QByteArray& csrf, const QByteArray& user,
+                               const QByteArray& created = "1000", const QByteArray& lastUsed = "1000") {
             return "{\"version\":1,\"sessions\":[{\"id_sha256\":\"" + hash + "\",\"user\":\"" + user +
-                   "\",\"csrf\":\"" + csrf + "\",\"created_ms\":1000,\"last_used_ms\":1000,\"must_enrol\":false}]}";
+                   "\",\"csrf\":\"" + csrf + "\",\"created_ms\":" + created + ",\"last_used_ms\":" + lastUsed +
+                   ",\"must_enrol\":false}]}";
         };
         QTest::newRow("empty") << QByteArray();
         QTest::newRow("not json") << QByteArray("garbage{");
@@ -262,6 +264,11 @@ private Q_SLOTS:
         QTest::newRow("no user") << entry(h, h, "");
         QTest::newRow("too large") << QByteArray(kMaxSessionFileBytes + 1, ' ');
         QTest::newRow("binary") << QByteArray("\0\xff\xfe{\"version\":1}", 16);
+        // Times: out of a qint64's range, fractional, text, and from the future (never loaded).
+        QTest::newRow("huge time") << entry(h, h, "a@x.test", "1e300", "1e300");
+        QTest::newRow("fractional time") << entry(h, h, "a@x.test", "1000.5", "1000.5");
+        QTest::newRow("time as text") << entry(h, h, "a@x.test", "\"1000\"", "\"1000\"");
+        QTest::newRow("last use in the future") << entry(h, h, "a@x.test", "1000", "1000000000000000");
     }
     void corruptSessionFile() {
         QFETCH(QByteArray, content);
