@@ -22,7 +22,7 @@
 //   reads from the daemon user's folders decides nothing but its own display.
 #include "supervisor.h"
 
-#include "common/unix_signals.h"
+#include "core/unix_signals.h"
 
 #include "core/data_version.h"
 #include "core/log.h"

@@ -4,8 +4,8 @@
 #include "block_list.h"
 
 #include "authenticator.h"
+#include "core/unix_signals.h"
 #include "shared_counters.h"
-#include "unix_signals.h"
 #include "workers.h"
 
 #include "core/accounts.h"

@@ -77,8 +77,6 @@ SOCKET_HEADERS = re.compile(r"^(QTcpSocket|QSslSocket|QAbstractSocket|QTcpServer
 
 # (file, included module or header): why it is allowed for now.
 EXCEPTIONS = {
-    ("appliance/supervisor/main.cpp", "common"):
-        "unix_signals.h lives in daemons/common; moving it into the core is issue 22 (layers)",
     ("daemons/webd/dashboard_probes.h", "wizard"):
         "the dashboard's DNS status calls the wizard's dns_check; it belongs in the core (issue 22)",
     ("daemons/webd/panel_admin_pages.cpp", "wizard"):
