@@ -257,6 +257,14 @@ void Supervisor::launch(Service& s) {
     writeState();
 }
 
+// The engine's generated configuration from the current postern.conf (at its start, and
+// at a reload before its SIGHUP, so settings such as spam.bayes_min_learns take effect
+// without a restart).
+Status Supervisor::writeEngineConfig(const Service& s, const UserIds& ids) const {
+    if (s.spec.program == u"unbound") return writeResolverConfig(m_config, resolverPaths(m_config, m_configDir), ids);
+    return writeSpamEngineConfig(m_config, spamPaths(m_config, m_configDir), ids);
+}
+
 // An engine's configuration from postern.conf, its command line, and a child that drops
 // root and creates the engine's folders as the daemon user before exec.
 bool Supervisor::prepareEngine(Service& s) {
@@ -282,8 +290,7 @@ bool Supervisor::prepareEngine(Service& s) {
             return false;
         }
     }
-    if (auto st = resolver ? writeResolverConfig(m_config, dnsPaths, ids) : writeSpamEngineConfig(m_config, paths, ids);
-        !st) {
+    if (auto st = writeEngineConfig(s, ids); !st) {
         s.lastError = st.errorMessage();
         log::error(u"supervisor.engine_config", log::Fields().add("service", s.spec.program).add("error", s.lastError));
         return false;
@@ -505,6 +512,23 @@ void Supervisor::reload() {
                 s->disableOnExit = !wanted;
                 s->process->terminate();
             } else {
+                // An engine reads its generated configuration again at SIGHUP (rspamd, unbound;
+                // redis-server ignores the signal): write it from the new settings first.
+                if (s->spec.engine) {
+                    UserIds ids;
+                    Status st;
+                    if (::geteuid() == 0) {
+                        auto looked = lookupUser(m_config.value(QStringLiteral("system_user")));
+                        if (looked)
+                            ids = *looked;
+                        else
+                            st = looked.error();
+                    }
+                    if (st) st = writeEngineConfig(*s, ids);
+                    if (!st)
+                        log::error(u"supervisor.engine_config",
+                                   log::Fields().add("service", s->spec.program).add("error", st.errorMessage()));
+                }
                 ::kill(pid_t(s->process->processId()), SIGHUP);
             }
         } else if (wanted && s->state == State::Disabled) {

@@ -48,6 +48,7 @@
 #pragma once
 
 #include "core/config.h"
+#include "core/process.h"
 
 #include <QDateTime>
 #include <QElapsedTimer>
@@ -112,6 +113,7 @@ private:
     void checkReady(Service& s);
     QString engineSocket(const QString& program) const;
     bool prepareEngine(Service& s);
+    Status writeEngineConfig(const Service& s, const UserIds& ids) const;
     void writeState();
     void reapOrphans();
 
