@@ -24,6 +24,7 @@
 #include "mail_import.h"
 #include "mbox.h"
 
+#include "common/store/maildir_keywords.h"
 #include "common/store/maildir_names.h"
 
 #include "core/accounts.h"
@@ -323,22 +324,14 @@ int importMaildir(CtlContext& ctx) {
     for (const QStringList& folder : listFolders(src)) {
         const QString srcDir =
             folder.isEmpty() ? src : src + QLatin1Char('/') + store::folderDirName(folder).valueOr(QString());
-        const QStringList keywords = readKeywords(srcDir);
+        const QStringList keywords = store::readKeywordTable(srcDir);
         const QHash<QString, QStringList> courier = readCourierKeywords(srcDir);
         QList<SourceMessage> msgs;
         for (const char* sub : {"cur", "new"}) {
             QStringList names = QDir(srcDir + QLatin1Char('/') + QLatin1String(sub)).entryList(QDir::Files);
             names.sort();
             for (const QString& n : std::as_const(names)) {
-                SourceMessage m{QLatin1String(sub), n, {}};
-                for (QChar c : store::parseFileName(n).flags) {
-                    if (c >= QLatin1Char('a') && c <= QLatin1Char('z')) {
-                        const int k = c.unicode() - 'a';
-                        if (k < keywords.size() && !keywords.at(k).isEmpty()) m.flags << keywords.at(k);
-                    } else if (const QString f = imapFlagOfLetter(c); !f.isEmpty()) {
-                        m.flags << f;
-                    }
-                }
+                SourceMessage m{QLatin1String(sub), n, store::flagNames(store::parseFileName(n).flags, keywords)};
                 for (const QString& k : courier.value(store::parseFileName(n).base))
                     if (!m.flags.contains(k)) m.flags << k;
                 msgs << m;

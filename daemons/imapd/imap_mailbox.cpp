@@ -225,37 +225,6 @@ Status UserMailboxes::subscribe(const QString& name, bool on) {
                            (subs.join(QLatin1Char('\n')) + QLatin1Char('\n')).toUtf8(), 0600);
 }
 
-// ---------------------------------------------------------------- flags
-
-QString flagLetter(const QString& f) {
-    const QString l = f.toLower();
-    if (l == u"\\seen") return QStringLiteral("S");
-    if (l == u"\\answered") return QStringLiteral("R");
-    if (l == u"\\flagged") return QStringLiteral("F");
-    if (l == u"\\deleted") return QStringLiteral("T");
-    if (l == u"\\draft") return QStringLiteral("D");
-    return {};
-}
-
-QString imapFlagForLetter(QChar c) {
-    switch (c.unicode()) {
-        case 'S':
-            return QStringLiteral("\\Seen");
-        case 'R':
-            return QStringLiteral("\\Answered");
-        case 'F':
-            return QStringLiteral("\\Flagged");
-        case 'T':
-            return QStringLiteral("\\Deleted");
-        case 'D':
-            return QStringLiteral("\\Draft");
-        case 'P':
-            return QStringLiteral("$Forwarded");
-        default:
-            return {};
-    }
-}
-
 // ---------------------------------------------------------------- selected mailbox
 
 namespace {
@@ -812,18 +781,7 @@ Status MailboxView::loadKeywords() {
 }
 
 QStringList MailboxView::imapFlags(int index) const {
-    QStringList out;
-    QStringList keywords;
-    for (QChar c : m_messages.at(index).flags) {
-        if (c >= QLatin1Char('a') && c <= QLatin1Char('z')) {
-            const int k = c.unicode() - 'a';
-            if (k < m_keywords.size() && !m_keywords.at(k).isEmpty()) keywords << m_keywords.at(k);
-        } else {
-            const QString f = imapFlagForLetter(c);
-            if (!f.isEmpty()) out << f;
-        }
-    }
-    out += keywords;
+    QStringList out = store::flagNames(m_messages.at(index).flags, m_keywords);
     if (isRecent(index)) out << QStringLiteral("\\Recent");  // a session flag (RFC 3501 2.3.2)
     return out;
 }
@@ -880,7 +838,7 @@ Result<QString> MailboxView::lettersFor(const QStringList& flags, bool create) {
     QString letters;
     QStringList keywords;
     for (const QString& f : flags) {
-        const QString sys = flagLetter(f);
+        const QString sys = store::systemFlagLetter(f);
         if (!sys.isEmpty()) {
             letters += sys;
             continue;

@@ -26,6 +26,7 @@
 #include "commands.h"
 
 #include "common/store/maildir_delivery.h"
+#include "common/store/maildir_keywords.h"
 #include "common/store/maildir_names.h"
 
 #include "core/atomic_file.h"
@@ -180,7 +181,7 @@ void Commands::store(ImapSession& s, const R& r) {
         return;
     }
     for (const QString& f : *flags) {
-        if (f.startsWith(QLatin1Char('\\')) && flagLetter(f).isEmpty() &&
+        if (f.startsWith(QLatin1Char('\\')) && store::systemFlagLetter(f).isEmpty() &&
             f.compare(QLatin1String("\\Recent"), Qt::CaseInsensitive) != 0) {
             s.bad(r, QStringLiteral("Invalid system flag %1").arg(f));
             return;
