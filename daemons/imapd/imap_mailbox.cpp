@@ -6,6 +6,7 @@
 #include "common/store/maildir_names.h"
 
 #include "core/atomic_file.h"
+#include "core/posix_io.h"
 
 #include <QDateTime>
 #include <QDir>
@@ -142,7 +143,7 @@ Status UserMailboxes::remove(const MailboxName& m) {
     MailboxIndex::release(dir);
     const QString trash = m_root + QStringLiteral("/..deleted.") + QString::number(QDateTime::currentMSecsSinceEpoch());
     if (::rename(QFile::encodeName(dir).constData(), QFile::encodeName(trash).constData()) != 0)
-        return Status::fail(QStringLiteral("cannot delete: %1").arg(QString::fromLocal8Bit(strerror(errno))));
+        return Status::fail(QStringLiteral("cannot delete: %1").arg(errnoText(errno)));
     QDir(trash).removeRecursively();
     // The subscription stays (RFC 3501 6.3.9: the server MUST NOT unilaterally remove a
     // name from the subscription list because the mailbox no longer exists; LIST
@@ -189,7 +190,7 @@ Status UserMailboxes::rename(const MailboxName& from, const MailboxName& to) {
     }
     for (const auto& [src, dst] : moves) {
         if (::rename(QFile::encodeName(dirOf(src)).constData(), QFile::encodeName(dirOf(dst)).constData()) != 0)
-            return Status::fail(QStringLiteral("rename failed: %1").arg(QString::fromLocal8Bit(strerror(errno))));
+            return Status::fail(QStringLiteral("rename failed: %1").arg(errnoText(errno)));
     }
     QStringList subs = subscriptions();
     bool changed = false;
@@ -936,8 +937,7 @@ Result<MailboxView::FlagChange> MailboxView::changeFlags(int index, int mode, co
             return out;
         }
         if (errno != ENOENT)
-            return Result<FlagChange>::fail(QStringLiteral("%1: %2").arg(from, QString::fromLocal8Bit(strerror(errno))),
-                                            errno);
+            return Result<FlagChange>::fail(QStringLiteral("%1: %2").arg(from, errnoText(errno)), errno);
         // Renamed by someone else (new flags): take its flags as they are now.
         auto found = currentFile(index);
         if (!found) return Result<FlagChange>::fail(QStringLiteral("message was expunged"), ENOENT);
