@@ -4,6 +4,7 @@
 #include "plan.h"
 
 #include "core/atomic_file.h"
+#include "core/posix_io.h"
 
 #include <QDir>
 #include <QFile>
@@ -98,8 +99,7 @@ Status installBootUnit(const QString& program, const QString& configDir, QString
     if (!s) return s;
     ::unlink(QFile::encodeName(link).constData());
     if (::symlink(QFile::encodeName(path).constData(), QFile::encodeName(link).constData()) != 0)
-        return Status::fail(
-            QStringLiteral("cannot enable %1: %2").arg(link, QString::fromLocal8Bit(std::strerror(errno))));
+        return Status::fail(QStringLiteral("cannot enable %1: %2").arg(link, errnoText(errno)));
     if (log) *log << QStringLiteral("enabled %1 (%2)").arg(QLatin1String(kBootUnitName), link);
     return {};
 }
@@ -109,8 +109,7 @@ Status removeBootUnit(QStringList* log) {
         const QFileInfo fi(p);
         if (!fi.exists() && !fi.isSymLink()) continue;
         if (::unlink(QFile::encodeName(p).constData()) != 0 && errno != ENOENT)
-            return Status::fail(
-                QStringLiteral("cannot delete %1: %2").arg(p, QString::fromLocal8Bit(std::strerror(errno))));
+            return Status::fail(QStringLiteral("cannot delete %1: %2").arg(p, errnoText(errno)));
         if (log) *log << QStringLiteral("deleted %1").arg(p);
     }
     return {};

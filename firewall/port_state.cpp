@@ -2,6 +2,7 @@
 #include "port_state.h"
 
 #include "core/config.h"
+#include "core/posix_io.h"
 #include "core/services.h"
 
 #include <netinet/in.h>
@@ -119,10 +120,10 @@ QList<LocalPortState> localPortState(const QList<ConfiguredPort>& ports) {
                                           : QStringLiteral("held by ") + holders.join(QStringLiteral(", "));
         } else if (err == EACCES || err == EPERM) {
             st.bindable = Bindable::NeedsPrivilege;
-            st.detail = QString::fromLocal8Bit(std::strerror(err));
+            st.detail = errnoText(err);
         } else {
             st.bindable = Bindable::Error;
-            st.detail = QString::fromLocal8Bit(std::strerror(err));
+            st.detail = errnoText(err);
         }
         if (st.bindable != Bindable::InUse && !holders.isEmpty())
             st.detail = QStringLiteral("listened on by ") + holders.join(QStringLiteral(", "));

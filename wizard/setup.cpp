@@ -1,6 +1,8 @@
 // setup.cpp — see setup.h.
 #include "setup.h"
 
+#include "records/host_facts.h"
+
 #include <algorithm>
 
 #include "core/accounts.h"
@@ -14,14 +16,11 @@
 #include "core/services.h"
 #include "core/tls.h"
 
-#include <QCryptographicHash>
 #include <QDir>
 #include <QDirIterator>
 #include <QFile>
 #include <QFileInfo>
 #include <QProcess>
-#include <QSslCertificate>
-#include <QSslKey>
 
 #include <grp.h>
 #include <pwd.h>
@@ -132,15 +131,6 @@ Status shareWithDaemons(const Config& config, QStringList* notes) {
     return {};
 }
 
-QString spkiSha256(const QString& certPath) {
-    auto bytes = readFile(certPath, 1 << 20);
-    if (!bytes) return {};
-    const QList<QSslCertificate> certs = QSslCertificate::fromData(*bytes, QSsl::Pem);
-    if (certs.isEmpty()) return {};
-    const QByteArray spki = certs.first().publicKey().toDer();
-    return QString::fromLatin1(QCryptographicHash::hash(spki, QCryptographicHash::Sha256).toHex());
-}
-
 }  // namespace
 
 QStringList planChanges(const Answers& a) {
@@ -167,57 +157,6 @@ QStringList planChanges(const Answers& a) {
     if (!QFileInfo::exists(a.configDir + QStringLiteral("/tls/cert.pem")))
         out << QStringLiteral("new self-signed TLS certificate");
     return out;
-}
-
-Result<QList<QHostAddress>> configuredPublicAddresses(const Config& config) {
-    QList<QHostAddress> out;
-    for (const QString& ip : config.list(QStringLiteral("public_addresses"))) {
-        QHostAddress a;
-        if (!a.setAddress(ip.trimmed()))
-            return Result<QList<QHostAddress>>::fail(
-                QStringLiteral("public_addresses: '%1' is not an IP address").arg(ip));
-        out << a;
-    }
-    return out;
-}
-
-Result<records::HostFacts> hostFacts(const QString& configDir, const QList<QHostAddress>& publicAddresses,
-                                     const QString& domain) {
-    auto config = Config::load(configDir);
-    if (!config) return config.error();
-    records::HostFacts f;
-    if (domain.isEmpty()) {
-        f.domain = config->value(QStringLiteral("primary_domain"));
-    } else {
-        auto d = normalizeDomain(domain);
-        if (!d) return d.error();
-        f.domain = *d;
-    }
-    if (f.domain.isEmpty())
-        return Result<records::HostFacts>::fail(QStringLiteral("primary_domain is not set; run postern-wizard first"));
-    f.hostname = config->hostname();
-    QList<QHostAddress> addresses = publicAddresses;
-    if (addresses.isEmpty()) {
-        auto configured = configuredPublicAddresses(*config);
-        if (!configured) return configured.error();
-        addresses = *configured;
-    }
-    for (const QHostAddress& a : std::as_const(addresses))
-        (a.protocol() == QAbstractSocket::IPv6Protocol ? f.publicV6 : f.publicV4) << a;
-    f.reportAddress = QStringLiteral("postmaster@") + f.domain;
-    f.mtaStsMode = config->value(QStringLiteral("mta_sts.mode"));
-    DkimKeyStore keys(configDir);
-    auto list = keys.keys(f.domain);
-    if (list) {
-        for (const DkimKey& k : *list) {
-            auto txt = keys.publicRecord(f.domain, k.selector);
-            if (txt) f.dkim << records::DkimPublication{k.selector, *txt, k.algorithm == u"rsa"};
-        }
-    }
-    for (const ListenerInfo& l : listeners())
-        if (config->listeners(l.settingKey()).isEmpty()) f.notOffered << l.mode;
-    f.tlsaSpkiSha256Hex = spkiSha256(config->path(QStringLiteral("tls.cert")));
-    return f;
 }
 
 Result<SetupReport> applySetup(const Answers& a) {
@@ -291,7 +230,7 @@ Result<SetupReport> applySetup(const Answers& a) {
     for (const DkimKey& k : *made)
         report.changes << QStringLiteral("new DKIM key %1 (%2)").arg(k.selector, k.algorithm);
 
-    auto facts = hostFacts(a.configDir, a.publicAddresses);
+    auto facts = records::hostFacts(a.configDir, a.publicAddresses);
     if (!facts) return facts.error();
     report.records = records::buildRecords(*facts);
     report.recordsTable = records::renderTable(report.records, domain);

@@ -63,13 +63,5 @@ QMap<QString, quint16> standardPorts();
 QMap<QString, quint16> unprivilegedPorts();
 QStringList planChanges(const Answers& a);
 Result<SetupReport> applySetup(const Answers& a);
-// The record set for a configured instance (used by `posternctl dns records` and the web
-// panel too). `domain` empty: primary_domain; otherwise one of the local domains (its own
-// DKIM keys, report address postmaster@domain). Empty publicAddresses: the configured
-// public_addresses (the wizard saves what it was given or detected).
-Result<records::HostFacts> hostFacts(const QString& configDir, const QList<QHostAddress>& publicAddresses,
-                                     const QString& domain = {});
-// public_addresses of the configuration; an entry that is not an IP address is an error.
-Result<QList<QHostAddress>> configuredPublicAddresses(const Config& config);
 
 }  // namespace postern::wizard

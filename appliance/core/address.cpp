@@ -7,9 +7,20 @@ namespace postern {
 
 namespace {
 
-bool isAtext(QChar c) {
-    const char16_t u = c.unicode();
-    if (u >= 0x80) return c.isPrint() && !c.isSpace();  // RFC 6531 UTF8-non-ascii
+bool isLdhLabel(QStringView label) {
+    if (label.isEmpty() || label.size() > kMaxLabelOctets) return false;
+    if (label.front() == QLatin1Char('-') || label.back() == QLatin1Char('-')) return false;
+    for (QChar c : label) {
+        const char16_t u = c.unicode();
+        if (!((u >= 'a' && u <= 'z') || (u >= '0' && u <= '9') || u == '-' || u == '_')) return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+bool isAtext(char32_t u, NonAscii nonAscii) {
+    if (u >= 0x80) return nonAscii == NonAscii::Any || (QChar::isPrint(u) && !QChar::isSpace(u));
     if ((u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9')) return true;
     switch (u) {
         case '!':
@@ -37,26 +48,14 @@ bool isAtext(QChar c) {
     }
 }
 
-bool isLdhLabel(QStringView label) {
-    if (label.isEmpty() || label.size() > kMaxLabelOctets) return false;
-    if (label.front() == QLatin1Char('-') || label.back() == QLatin1Char('-')) return false;
-    for (QChar c : label) {
-        const char16_t u = c.unicode();
-        if (!((u >= 'a' && u <= 'z') || (u >= '0' && u <= '9') || u == '-' || u == '_')) return false;
-    }
-    return true;
-}
-
-}  // namespace
-
-bool isDotAtom(QStringView local) {
+bool isDotAtom(QStringView local, NonAscii nonAscii) {
     if (local.isEmpty()) return false;
     bool lastDot = true;  // a leading dot is as wrong as a double dot
     for (QChar c : local) {
         if (c == QLatin1Char('.')) {
             if (lastDot) return false;
             lastDot = true;
-        } else if (isAtext(c)) {
+        } else if (isAtext(c.unicode(), nonAscii)) {
             lastDot = false;
         } else {
             return false;

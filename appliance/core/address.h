@@ -44,8 +44,20 @@ struct MailAddress {
 // Normalise "local@domain" to its canonical string (see MailAddress::parse).
 Result<QString> normalizeAddress(QStringView text);
 
-// Dot-atom check for a local part (RFC 5322 3.2.3 atext, plus UTF-8 per RFC 6531).
-bool isDotAtom(QStringView local);
+// The one address syntax check (accounts, SMTP paths, message headers): RFC 5322 3.2.3
+// atext, which RFC 6531 (SMTP) and RFC 6532 3.2 (headers) extend by UTF8-non-ascii.
+// How non-ASCII characters are taken differs on purpose:
+//   Printable  accounts and SMTP envelope paths: only printable, non-space characters, so an
+//              address that names an account or a mailbox holds no invisible, control or
+//              space characters (U+0085, U+00A0, U+200B are refused). The test is per UTF-16
+//              unit, so a character outside the BMP (a surrogate pair) is refused too.
+//   Any        message headers (RFC 6532 3.2: every UTF8-non-ascii is atext): whatever a
+//              message says is read as written; also right for one UTF-8 byte >= 0x80.
+enum class NonAscii { Printable, Any };
+// One character (a UTF-16 unit, or one byte of UTF-8 text) of atext.
+bool isAtext(char32_t c, NonAscii nonAscii = NonAscii::Printable);
+// Dot-atom text: atext runs separated by single dots, no dot first or last (RFC 5322 3.2.3).
+bool isDotAtom(QStringView local, NonAscii nonAscii = NonAscii::Printable);
 
 // Plus-addressing: split "user+tag" at the first delimiter character.
 // Returns {local, ""} when there is no delimiter or the delimiter is empty.

@@ -2,6 +2,7 @@
 #include "disk_space.h"
 
 #include "config_schema.h"
+#include "posix_io.h"
 
 #include <QElapsedTimer>
 #include <QFile>
@@ -29,8 +30,7 @@ Result<DiskUsage> diskUsage(const QString& path) {
     struct statvfs s {};
     if (::statvfs(QFile::encodeName(path).constData(), &s) != 0) {
         const int err = errno;
-        return Result<DiskUsage>::fail(
-            QStringLiteral("statvfs %1: %2").arg(path, QString::fromLocal8Bit(std::strerror(err))), err);
+        return Result<DiskUsage>::fail(QStringLiteral("statvfs %1: %2").arg(path, errnoText(err)), err);
     }
     const quint64 unit = s.f_frsize ? s.f_frsize : s.f_bsize;
     DiskUsage u;

@@ -61,9 +61,7 @@ void openFileLocked(State& s) {
     } else {
         s.fd =
             ::open(QFile::encodeName(s.options.logFile).constData(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-        if (s.fd < 0)
-            s.error = QStringLiteral("%1: cannot open: %2")
-                          .arg(s.options.logFile, QString::fromLocal8Bit(std::strerror(errno)));
+        if (s.fd < 0) s.error = QStringLiteral("%1: cannot open: %2").arg(s.options.logFile, errnoText(errno));
     }
     struct stat st {};
     if (s.fd >= 0 && ::fstat(s.fd, &st) == 0) s.inode = st.st_ino;

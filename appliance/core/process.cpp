@@ -4,6 +4,7 @@
 #include "atomic_file.h"
 #include "config.h"
 #include "log.h"
+#include "posix_io.h"
 #include "safe_path.h"
 
 #include <QDir>
@@ -42,8 +43,7 @@ Status dropPrivileges(const QString& user) {
     const QByteArray name = user.toUtf8();
     if (::initgroups(name.constData(), gid_t(ids->gid)) != 0 || ::setgid(gid_t(ids->gid)) != 0 ||
         ::setuid(uid_t(ids->uid)) != 0)
-        return Status::fail(
-            QStringLiteral("cannot switch to user '%1': %2").arg(user, QString::fromLocal8Bit(std::strerror(errno))));
+        return Status::fail(QStringLiteral("cannot switch to user '%1': %2").arg(user, errnoText(errno)));
     if (::setuid(0) == 0 || ::geteuid() == 0) qFatal("privileges were not dropped");
     return {};
 }
@@ -124,8 +124,7 @@ Status checkFolderWritable(const QString& dir) {
     const QString user = currentUserName();
     auto failed = [&](const char* step, int err) {
         return Status::fail(QStringLiteral("cannot write %1 as user %2 (%3: %4): %5")
-                                .arg(dir, user, QLatin1String(step), QString::fromLocal8Bit(std::strerror(err)),
-                                     writeFix(dir, err, user)),
+                                .arg(dir, user, QLatin1String(step), errnoText(err), writeFix(dir, err, user)),
                             err);
     };
     const QByteArray d = QFile::encodeName(dir);

@@ -3,6 +3,7 @@
 
 #include "atomic_file.h"
 #include "config.h"
+#include "posix_io.h"
 
 #include <QFile>
 #include <QFileInfo>
@@ -149,12 +150,12 @@ Status writeResolverConfig(const Config& config, const ResolverPaths& p, const U
     if (auto st = ensureDirectory(p.configDir, 0750); !st) return st;
     const QByteArray dir = QFile::encodeName(p.configDir);
     if (::geteuid() == 0 && ids.gid >= 0 && ::chown(dir.constData(), 0, gid_t(ids.gid)) != 0)
-        return Status::fail(QStringLiteral("chown %1: %2").arg(p.configDir, QString::fromLocal8Bit(strerror(errno))));
+        return Status::fail(QStringLiteral("chown %1: %2").arg(p.configDir, errnoText(errno)));
     ::chmod(dir.constData(), 0750);
     if (auto st = writeFileAtomic(p.unboundConf, *text, 0640); !st) return st;
     if (::geteuid() == 0 && ids.gid >= 0 &&
         ::chown(QFile::encodeName(p.unboundConf).constData(), 0, gid_t(ids.gid)) != 0)
-        return Status::fail(QStringLiteral("chown %1: %2").arg(p.unboundConf, QString::fromLocal8Bit(strerror(errno))));
+        return Status::fail(QStringLiteral("chown %1: %2").arg(p.unboundConf, errnoText(errno)));
     return {};
 }
 

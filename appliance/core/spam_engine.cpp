@@ -3,6 +3,7 @@
 
 #include "atomic_file.h"
 #include "dns.h"
+#include "posix_io.h"
 
 #include <QFile>
 #include <QRandomGenerator>
@@ -31,7 +32,7 @@ QByteArray ucl(const QString& s) {
 Status writeShared(const QString& path, const QByteArray& content, const UserIds& ids) {
     if (auto st = writeFileAtomic(path, content, 0640); !st) return st;
     if (::geteuid() == 0 && ids.gid >= 0 && ::chown(QFile::encodeName(path).constData(), 0, gid_t(ids.gid)) != 0)
-        return Status::fail(QStringLiteral("chown %1: %2").arg(path, QString::fromLocal8Bit(strerror(errno))));
+        return Status::fail(QStringLiteral("chown %1: %2").arg(path, errnoText(errno)));
     return {};
 }
 
@@ -39,7 +40,7 @@ Status sharedDir(const QString& dir, const UserIds& ids) {
     if (auto st = ensureDirectory(dir, 0750); !st) return st;
     const QByteArray p = QFile::encodeName(dir);
     if (::geteuid() == 0 && ids.gid >= 0 && ::chown(p.constData(), 0, gid_t(ids.gid)) != 0)
-        return Status::fail(QStringLiteral("chown %1: %2").arg(dir, QString::fromLocal8Bit(strerror(errno))));
+        return Status::fail(QStringLiteral("chown %1: %2").arg(dir, errnoText(errno)));
     ::chmod(p.constData(), 0750);
     return {};
 }

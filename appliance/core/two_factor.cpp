@@ -4,6 +4,7 @@
 #include "address.h"
 #include "atomic_file.h"
 #include "config.h"
+#include "posix_io.h"
 #include "qr_code.h"
 #include "safe_path.h"
 #include "totp.h"
@@ -225,9 +226,7 @@ Status recordAppPasswordUse(const QString& dir, const QString& id, qint64 now) {
     if (auto st = ensureDirectory(dir, 0750); !st) return st;
     const QByteArray path = QFile::encodeName(dir + QLatin1Char('/') + id);
     const int fd = ::open(path.constData(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0640);
-    if (fd < 0)
-        return Status::fail(
-            QStringLiteral("%1: %2").arg(QString::fromLocal8Bit(path), QString::fromLocal8Bit(std::strerror(errno))));
+    if (fd < 0) return Status::fail(QStringLiteral("%1: %2").arg(QString::fromLocal8Bit(path), errnoText(errno)));
     const struct timespec times[2] = {{time_t(now), 0}, {time_t(now), 0}};
     const int rc = ::futimens(fd, times);
     ::close(fd);

@@ -9,6 +9,7 @@
 
 #include "core/atomic_file.h"
 #include "core/data_version.h"
+#include "core/posix_io.h"
 #include "core/process.h"
 #include "core/safe_path.h"
 
@@ -38,14 +39,8 @@ namespace postern::ctl::backup {
 
 namespace {
 
-QString errnoText(int e) {
-    return QString::fromLocal8Bit(std::strerror(e));
-}
 QByteArray enc(const QString& p) {
     return QFile::encodeName(p);
-}
-Status failErrno(const QString& what, int e) {
-    return Status::fail(QStringLiteral("%1: %2").arg(what, errnoText(e)), e);
 }
 
 // ---------------------------------------------------------------- progress
@@ -86,26 +81,14 @@ private:
 
 // ---------------------------------------------------------------- file helpers
 
-Status writeAll(int fd, const char* p, size_t n, const QString& what) {
-    while (n > 0) {
-        const ssize_t w = ::write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return failErrno(what, w < 0 ? errno : EIO);
-        p += w;
-        n -= size_t(w);
-    }
-    return {};
-}
-
 // SHA-256 and size of what is readable from `fd` (from its current offset).
 Status hashFd(int fd, QByteArray* hex, qint64* size, const QString& what) {
     QCryptographicHash h(QCryptographicHash::Sha256);
     char buf[65536];
     qint64 total = 0;
     for (;;) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return failErrno(what, errno);
+        const ssize_t n = retryOnEintr([&] { return ::read(fd, buf, sizeof buf); });
+        if (n < 0) return errnoError(what, errno);
         if (n == 0) break;
         h.addData(QByteArrayView(buf, n));
         total += n;
@@ -121,12 +104,11 @@ Status copyHashing(int in, int out, QByteArray* hex, qint64* size, const QString
     char buf[65536];
     qint64 total = 0;
     for (;;) {
-        const ssize_t n = ::read(in, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return failErrno(what, errno);
+        const ssize_t n = retryOnEintr([&] { return ::read(in, buf, sizeof buf); });
+        if (n < 0) return errnoError(what, errno);
         if (n == 0) break;
         h.addData(QByteArrayView(buf, n));
-        if (auto st = writeAll(out, buf, size_t(n), what); !st) return st;
+        if (auto st = writeAll(out, QByteArrayView(buf, n), what); !st) return st;
         total += n;
     }
     *hex = h.result().toHex();
@@ -377,20 +359,20 @@ QString checkMessageHeader(const QByteArray& bytes) {
 Status removeTree(const QString& path) {
     const QFileInfo info(path);
     const int parent = ::open(enc(info.absolutePath()).constData(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (parent < 0) return errno == ENOENT ? Status() : failErrno(info.absolutePath(), errno);
+    if (parent < 0) return errno == ENOENT ? Status() : Status(errnoError(info.absolutePath(), errno));
     std::function<Status(int, const QByteArray&, int)> rm = [&](int dirFd, const QByteArray& name,
                                                                 int depth) -> Status {
         if (depth > kMaxTreeDepth) return Status::fail(QStringLiteral("%1: too deep").arg(path), ELOOP);
         struct stat st {};
         if (::fstatat(dirFd, name.constData(), &st, AT_SYMLINK_NOFOLLOW) != 0)
-            return errno == ENOENT ? Status() : failErrno(path, errno);
+            return errno == ENOENT ? Status() : Status(errnoError(path, errno));
         if (S_ISDIR(st.st_mode)) {
             const int fd = ::openat(dirFd, name.constData(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (fd < 0) return failErrno(path, errno);
+            if (fd < 0) return errnoError(path, errno);
             DIR* d = ::fdopendir(fd);
             if (!d) {
                 ::close(fd);
-                return failErrno(path, errno);
+                return errnoError(path, errno);
             }
             QList<QByteArray> names;
             while (dirent* e = ::readdir(d))
@@ -401,10 +383,10 @@ Status removeTree(const QString& path) {
                 if (auto s = rm(::dirfd(d), n, depth + 1); !s && result) result = s;
             ::closedir(d);
             if (!result) return result;
-            if (::unlinkat(dirFd, name.constData(), AT_REMOVEDIR) != 0) return failErrno(path, errno);
+            if (::unlinkat(dirFd, name.constData(), AT_REMOVEDIR) != 0) return errnoError(path, errno);
             return {};
         }
-        if (::unlinkat(dirFd, name.constData(), 0) != 0 && errno != ENOENT) return failErrno(path, errno);
+        if (::unlinkat(dirFd, name.constData(), 0) != 0 && errno != ENOENT) return errnoError(path, errno);
         return {};
     };
     Status st = rm(parent, enc(info.fileName()), 0);
@@ -433,7 +415,7 @@ public:
         const QByteArray c = "C " + QByteArray::number(m_hardLinks) + ' ' + QByteArray::number(m_copies) + ' ' +
                              QByteArray::number(m_folders) + ' ' + QByteArray::number(m_queued) + ' ' +
                              QByteArray::number(m_later) + '\n';
-        (void)writeAll(m_out, c.constData(), size_t(c.size()), QStringLiteral("pipe"));
+        (void)writeAll(m_out, c, QStringLiteral("pipe"));
         if (!m_errors.isEmpty()) {
             for (const QString& e : std::as_const(m_errors)) {
                 const QByteArray line = "posternctl: " + e.toUtf8() + '\n';
@@ -458,8 +440,7 @@ private:
     }
     void flush() {
         if (m_buffer.isEmpty()) return;
-        if (auto st = writeAll(m_out, m_buffer.constData(), size_t(m_buffer.size()), QStringLiteral("pipe")); !st)
-            error(st.errorMessage());
+        if (auto st = writeAll(m_out, m_buffer, QStringLiteral("pipe")); !st) error(st.errorMessage());
         m_buffer.clear();
     }
 
@@ -505,7 +486,7 @@ private:
     // A real copy of a (mutable) file, keeping mode and time.
     Status copyFile(const QString& src, const QString& rel) {
         const int in = ::open(enc(src).constData(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-        if (in < 0) return failErrno(src, errno);
+        if (in < 0) return errnoError(src, errno);
         struct stat st {};
         if (::fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
             ::close(in);
@@ -517,7 +498,7 @@ private:
         if (out < 0) {
             const int e = errno;
             ::close(in);
-            return failErrno(relName(rel), e);
+            return errnoError(relName(rel), e);
         }
         QByteArray hex;
         qint64 size = 0;
@@ -536,9 +517,9 @@ private:
                 ++m_hardLinks;
                 return {};
             }
-            if (errno == ENOENT) return failErrno(src, ENOENT);
+            if (errno == ENOENT) return errnoError(src, ENOENT);
             if (errno != EXDEV && errno != EPERM && errno != EMLINK && errno != EOPNOTSUPP)
-                return failErrno(src, errno);
+                return errnoError(src, errno);
             if (errno == EXDEV || errno == EOPNOTSUPP) m_tryLinks = false;
         }
         return copyFile(src, rel);
@@ -778,9 +759,9 @@ struct ConfigCopy {
 Status copyConfigTree(ConfigCopy& c, const QString& src, const QString& dstRoot, const QString& rel, int depth) {
     if (depth > kMaxTreeDepth) return Status::fail(QStringLiteral("%1: too deep").arg(src), ELOOP);
     struct stat dst {};
-    if (::stat(enc(src).constData(), &dst) != 0) return failErrno(src, errno);
+    if (::stat(enc(src).constData(), &dst) != 0) return errnoError(src, errno);
     const QString target = dstRoot + QLatin1Char('/') + rel;
-    if (::mkdir(enc(target).constData(), 0700) != 0 && errno != EEXIST) return failErrno(target, errno);
+    if (::mkdir(enc(target).constData(), 0700) != 0 && errno != EEXIST) return errnoError(target, errno);
     ManifestEntry d;
     d.isDir = true;
     d.mode = dst.st_mode & 07777;
@@ -808,7 +789,7 @@ Status copyConfigTree(ConfigCopy& c, const QString& src, const QString& dstRoot,
         }
         if (!S_ISREG(st.st_mode)) continue;
         const int in = ::open(enc(s).constData(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-        if (in < 0) return failErrno(s, errno);
+        if (in < 0) return errnoError(s, errno);
         struct stat fst {};
         ::fstat(in, &fst);
         if (!S_ISREG(fst.st_mode)) {
@@ -821,7 +802,7 @@ Status copyConfigTree(ConfigCopy& c, const QString& src, const QString& dstRoot,
         if (out < 0) {
             const int e = errno;
             ::close(in);
-            return failErrno(dstRoot + QLatin1Char('/') + r, e);
+            return errnoError(dstRoot + QLatin1Char('/') + r, e);
         }
         ManifestEntry f;
         Status x = copyHashing(in, out, &f.sha256, &f.size, s);
@@ -853,7 +834,7 @@ Result<Summary> createSnapshot(const Config& config, const QString& dirArg, int 
     if (!folderIsEmpty(dir))
         return Result<Summary>::fail(QStringLiteral("%1 exists and is not empty; give a new folder").arg(dir), EEXIST);
     if (auto st = ensureDirectory(QFileInfo(dir).absolutePath(), 0755); !st) return st.error();
-    if (::mkdir(enc(dir).constData(), 0700) != 0 && errno != EEXIST) return failErrno(dir, errno).error();
+    if (::mkdir(enc(dir).constData(), 0700) != 0 && errno != EEXIST) return errnoError(dir, errno);
     struct stat dst {};
     // An empty folder given by the caller must be ours: the snapshot holds the keys.
     if (::lstat(enc(dir).constData(), &dst) != 0 || !S_ISDIR(dst.st_mode) || dst.st_uid != ::geteuid())
@@ -880,23 +861,23 @@ Result<Summary> createSnapshot(const Config& config, const QString& dirArg, int 
     if (auto st = copyConfigTree(cc, config.configDir(), dir, QStringLiteral("config"), 0); !st) return st.error();
     // 2. data/, made by a child running as the daemon user through an inherited descriptor.
     const QString dataPath = dir + QStringLiteral("/data");
-    if (::mkdir(enc(dataPath).constData(), 0700) != 0) return failErrno(dataPath, errno).error();
+    if (::mkdir(enc(dataPath).constData(), 0700) != 0) return errnoError(dataPath, errno);
     const int dataFd = ::open(enc(dataPath).constData(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dataFd < 0) return failErrno(dataPath, errno).error();
+    if (dataFd < 0) return errnoError(dataPath, errno);
     if (root && ::fchown(dataFd, uid_t(daemonUid), gid_t(daemonGid)) != 0) {
         const int e = errno;
         ::close(dataFd);
-        return failErrno(dataPath, e).error();
+        return errnoError(dataPath, e);
     }
     int pipeFds[2];
     if (::pipe2(pipeFds, O_CLOEXEC) != 0) {
         ::close(dataFd);
-        return failErrno(QStringLiteral("pipe"), errno).error();
+        return errnoError(QStringLiteral("pipe"), errno);
     }
     const pid_t child = ::fork();
     if (child < 0) {
         ::close(dataFd);
-        return failErrno(QStringLiteral("fork"), errno).error();
+        return errnoError(QStringLiteral("fork"), errno);
     }
     if (child == 0) {
         ::close(pipeFds[0]);
@@ -915,15 +896,13 @@ Result<Summary> createSnapshot(const Config& config, const QString& dirArg, int 
     QByteArray fromChild;
     char buf[65536];
     for (;;) {
-        const ssize_t n = ::read(pipeFds[0], buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
+        const ssize_t n = retryOnEintr([&] { return ::read(pipeFds[0], buf, sizeof buf); });
         if (n <= 0) break;
         fromChild.append(buf, n);
     }
     ::close(pipeFds[0]);
     int status = 0;
-    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-    }
+    retryOnEintr([&] { return ::waitpid(child, &status, 0); });
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         return Result<Summary>::fail(
             QStringLiteral("the snapshot of %1 failed (see above); %2 is incomplete (no manifest)")
@@ -980,7 +959,7 @@ Result<Summary> createSnapshot(const Config& config, const QString& dirArg, int 
 Result<Summary> verifySnapshot(const QString& dirArg, int progressFd) {
     const QString dir = QFileInfo(dirArg).absoluteFilePath();
     const int rootFd = ::open(enc(dir).constData(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (rootFd < 0) return failErrno(dir, errno).error();
+    if (rootFd < 0) return errnoError(dir, errno);
     FileHandle rootHandle(rootFd);
     struct stat mst {};
     auto mh = openSnapshotFile(rootFd, QLatin1String(kManifestName), &mst);
@@ -1141,7 +1120,7 @@ Status writeEntries(int rootFd, const Manifest& m, const QString& prefix, const 
         const QString target = rel.isEmpty() ? targetPath : targetPath + QLatin1Char('/') + rel;
         if (e.isDir) {
             if (!rel.isEmpty() && ::mkdir(enc(target).constData(), 0700) != 0 && errno != EEXIST)
-                return failErrno(target, errno);
+                return errnoError(target, errno);
             ::chmod(enc(target).constData(), e.mode & 07777);
             if (chownNow)
                 (void)!::lchown(enc(target).constData(), uid_t(resolveToken(e.owner, daemonUid)),
@@ -1152,7 +1131,7 @@ Status writeEntries(int rootFd, const Manifest& m, const QString& prefix, const 
         auto in = openSnapshotFile(rootFd, e.path, &st);
         if (!in) return in.error();
         const int out = ::open(enc(target).constData(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (out < 0) return failErrno(target, errno);
+        if (out < 0) return errnoError(target, errno);
         QByteArray hex;
         qint64 size = 0;
         Status s = copyHashing(in->fd(), out, &hex, &size, e.path);
@@ -1188,7 +1167,7 @@ Result<Summary> restoreSnapshot(const QString& dirArg, const RestoreOptions& opt
                                 QStringList* moved) {
     const QString dir = QFileInfo(dirArg).absoluteFilePath();
     const int rootFd = ::open(enc(dir).constData(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (rootFd < 0) return failErrno(dir, errno).error();
+    if (rootFd < 0) return errnoError(dir, errno);
     FileHandle rootHandle(rootFd);
     struct stat mst {};
     auto mh = openSnapshotFile(rootFd, QLatin1String(kManifestName), &mst);
@@ -1254,19 +1233,19 @@ Result<Summary> restoreSnapshot(const QString& dirArg, const RestoreOptions& opt
     // Existing folders are moved aside whole, never merged with the backup.
     if (configInUse) {
         if (::rename(enc(configDir).constData(), enc(configDir + suffix).constData()) != 0)
-            return failErrno(configDir, errno).error();
+            return errnoError(configDir, errno);
         *moved << configDir + suffix;
     }
     if (!folderIsEmpty(dataDir)) {  // (data inside the config folder moved with it)
         if (::rename(enc(dataDir).constData(), enc(dataDir + suffix).constData()) != 0)
-            return failErrno(dataDir, errno).error();
+            return errnoError(dataDir, errno);
         *moved << dataDir + suffix;
     } else {
         ::rmdir(enc(dataDir).constData());
     }
     // config/: written by root, owners as recorded.
     if (auto st = ensureDirectory(QFileInfo(configDir).absolutePath(), 0755); !st) return st.error();
-    if (::mkdir(enc(configDir).constData(), 0700) != 0 && errno != EEXIST) return failErrno(configDir, errno).error();
+    if (::mkdir(enc(configDir).constData(), 0700) != 0 && errno != EEXIST) return errnoError(configDir, errno);
     if (auto st = writeEntries(rootFd, *manifest, QStringLiteral("config"), configDir, daemonUid, daemonGid, root,
                                progress, sum);
         !st)
@@ -1282,7 +1261,7 @@ Result<Summary> restoreSnapshot(const QString& dirArg, const RestoreOptions& opt
     if (auto st = ensureDirectory(QFileInfo(dataDir).absolutePath(), 0755); !st) return st.error();
     const QString building = dataDir + QStringLiteral(".restoring");
     if (auto st = removeTree(building); !st) return st.error();
-    if (::mkdir(enc(building).constData(), 0700) != 0) return failErrno(building, errno).error();
+    if (::mkdir(enc(building).constData(), 0700) != 0) return errnoError(building, errno);
     if (auto st = writeEntries(rootFd, *manifest, QStringLiteral("data"), building, daemonUid, daemonGid, false,
                                progress, sum);
         !st)
@@ -1298,7 +1277,7 @@ Result<Summary> restoreSnapshot(const QString& dirArg, const RestoreOptions& opt
         ::syncfs(bfd);
         ::close(bfd);
     }
-    if (::rename(enc(building).constData(), enc(dataDir).constData()) != 0) return failErrno(dataDir, errno).error();
+    if (::rename(enc(building).constData(), enc(dataDir).constData()) != 0) return errnoError(dataDir, errno);
     (void)syncDirectory(QFileInfo(dataDir).absolutePath());
     progress.done();
     return sum;

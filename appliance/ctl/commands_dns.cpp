@@ -3,8 +3,8 @@
 //            in zone-file form with the DNSSEC status;
 //   records  the records to publish (the wizard's record set) as a table, zone
 //            file, CSV or JSON (the web panel's Domains page uses the same
-//            wizard::hostFacts + records::render*);
-//   check    wizard::runDnsCheck (the web panel's dashboard runs the same):
+//            records::hostFacts + records::render*);
+//   check    records::runDnsCheck (the web panel's dashboard runs the same):
 //            asks the domain's authoritative servers (or --server, or
 //            dns.check_server) and reports per record ok / missing / wrong with
 //            the fix; exit 1 when a required record is not right.
@@ -13,9 +13,8 @@
 #include "ctl.h"
 
 #include "core/dns.h"
-
-#include "dns_check.h"
-#include "setup.h"
+#include "records/dns_check.h"
+#include "records/host_facts.h"
 
 #include <QHostAddress>
 
@@ -68,7 +67,7 @@ QList<QHostAddress> publicIps(CtlContext& ctx) {
 }
 
 int dnsRecords(CtlContext& ctx) {
-    auto facts = wizard::hostFacts(ctx.configDir, publicIps(ctx), ctx.opt(QStringLiteral("domain")));
+    auto facts = records::hostFacts(ctx.configDir, publicIps(ctx), ctx.opt(QStringLiteral("domain")));
     if (!facts) return ctx.fail(facts.errorMessage());
     const QList<records::Record> recs = records::buildRecords(*facts);
     if (ctx.has(QStringLiteral("zone")))
@@ -88,10 +87,10 @@ int dnsCheck(CtlContext& ctx) {
     if (!ctx.loadConfig(config)) return 1;
     if (ctx.has(QStringLiteral("server")))
         if (auto s = parseDnsServer(ctx.opt(QStringLiteral("server"))); !s) return ctx.usage(s.errorMessage());
-    auto report = wizard::runDnsCheck(
+    auto report = records::runDnsCheck(
         {ctx.configDir, ctx.opt(QStringLiteral("domain")), publicIps(ctx), ctx.opt(QStringLiteral("server"))});
     if (!report) return ctx.fail(report.errorMessage());
-    ctx.out << wizard::renderCheck(*report);
+    ctx.out << records::renderCheck(*report);
     ctx.out.flush();
     return report->requiredOk() ? 0 : 1;
 }

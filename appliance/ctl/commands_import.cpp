@@ -24,12 +24,14 @@
 #include "mail_import.h"
 #include "mbox.h"
 
+#include "common/store/maildir_keywords.h"
 #include "common/store/maildir_names.h"
 
 #include "core/accounts.h"
 #include "core/address.h"
 #include "core/atomic_file.h"
 #include "core/paths.h"
+#include "core/posix_io.h"
 #include "core/process.h"
 
 #include <QDateTime>
@@ -171,7 +173,7 @@ int importMbox(CtlContext& ctx) {
 QByteArray readAllFile(const QString& path, qint64* mtimeMs, QString* error) {
     const int fd = ::open(QFile::encodeName(path).constData(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
-        *error = QStringLiteral("%1: %2").arg(path, QString::fromLocal8Bit(std::strerror(errno)));
+        *error = QStringLiteral("%1: %2").arg(path, errnoText(errno));
         return {};
     }
     struct stat st {};
@@ -249,14 +251,14 @@ Status adoptFolder(const QString& src, const QString& dst, const QList<SourceMes
             ::open(QFile::encodeName(tmp).constData(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0) {
             cleanup();
-            return Status::fail(QStringLiteral("%1: %2").arg(tmp, QString::fromLocal8Bit(std::strerror(errno))));
+            return Status::fail(QStringLiteral("%1: %2").arg(tmp, errnoText(errno)));
         }
         tmpNames << m.name;
         qsizetype off = 0;
         bool ok = true;
         while (ok && off < data.size()) {
-            const ssize_t n = ::write(fd, data.constData() + off, size_t(data.size() - off));
-            if (n < 0 && errno == EINTR) continue;
+            const ssize_t n =
+                retryOnEintr([&] { return ::write(fd, data.constData() + off, size_t(data.size() - off)); });
             ok = n > 0;
             off += n > 0 ? n : 0;
         }
@@ -298,7 +300,7 @@ Status adoptFolder(const QString& src, const QString& dst, const QList<SourceMes
         const QString to = dst + QLatin1Char('/') + m.sub + QLatin1Char('/') + m.name;
         if (::rename(QFile::encodeName(dst + QStringLiteral("/tmp/") + m.name).constData(),
                      QFile::encodeName(to).constData()) != 0)
-            return Status::fail(QStringLiteral("%1: %2").arg(to, QString::fromLocal8Bit(std::strerror(errno))));
+            return Status::fail(QStringLiteral("%1: %2").arg(to, errnoText(errno)));
     }
     if (auto st = syncDirectory(dst + QStringLiteral("/cur")); !st) return st;
     return syncDirectory(dst + QStringLiteral("/new"));
@@ -315,7 +317,7 @@ int importMaildir(CtlContext& ctx) {
     if (!QFileInfo(srcArg + QStringLiteral("/cur")).isDir())
         return ctx.fail(QStringLiteral("%1 is not a Maildir (no cur/ folder)").arg(srcArg));
     const int srcFd = ::open(QFile::encodeName(srcArg).constData(), O_RDONLY | O_DIRECTORY);  // inherited past the drop
-    if (srcFd < 0) return ctx.fail(QStringLiteral("%1: %2").arg(srcArg, QString::fromLocal8Bit(std::strerror(errno))));
+    if (srcFd < 0) return ctx.fail(QStringLiteral("%1: %2").arg(srcArg, errnoText(errno)));
     if (!ctx.runAsDaemonUser(config)) return 1;
     const QString src = QStringLiteral("/proc/self/fd/%1").arg(srcFd);
     qint64 total = 0, totalBytes = 0;
@@ -323,22 +325,14 @@ int importMaildir(CtlContext& ctx) {
     for (const QStringList& folder : listFolders(src)) {
         const QString srcDir =
             folder.isEmpty() ? src : src + QLatin1Char('/') + store::folderDirName(folder).valueOr(QString());
-        const QStringList keywords = readKeywords(srcDir);
+        const QStringList keywords = store::readKeywordTable(srcDir);
         const QHash<QString, QStringList> courier = readCourierKeywords(srcDir);
         QList<SourceMessage> msgs;
         for (const char* sub : {"cur", "new"}) {
             QStringList names = QDir(srcDir + QLatin1Char('/') + QLatin1String(sub)).entryList(QDir::Files);
             names.sort();
             for (const QString& n : std::as_const(names)) {
-                SourceMessage m{QLatin1String(sub), n, {}};
-                for (QChar c : store::parseFileName(n).flags) {
-                    if (c >= QLatin1Char('a') && c <= QLatin1Char('z')) {
-                        const int k = c.unicode() - 'a';
-                        if (k < keywords.size() && !keywords.at(k).isEmpty()) m.flags << keywords.at(k);
-                    } else if (const QString f = imapFlagOfLetter(c); !f.isEmpty()) {
-                        m.flags << f;
-                    }
-                }
+                SourceMessage m{QLatin1String(sub), n, store::flagNames(store::parseFileName(n).flags, keywords)};
                 for (const QString& k : courier.value(store::parseFileName(n).base))
                     if (!m.flags.contains(k)) m.flags << k;
                 msgs << m;
@@ -401,17 +395,16 @@ int exportMbox(CtlContext& ctx) {
     if (address.isEmpty()) return 1;
     const QString out = QFileInfo(ctx.opt(QStringLiteral("mbox"))).absoluteFilePath();
     if (::mkdir(QFile::encodeName(out).constData(), 0700) != 0 && errno != EEXIST)
-        return ctx.fail(QStringLiteral("%1: %2").arg(out, QString::fromLocal8Bit(std::strerror(errno))));
+        return ctx.fail(QStringLiteral("%1: %2").arg(out, errnoText(errno)));
     if (!QDir(out).entryList(QDir::AllEntries | QDir::NoDotAndDotDot | QDir::Hidden).isEmpty())
         return ctx.fail(QStringLiteral("%1 is not empty").arg(out));
     const int outFd = ::open(QFile::encodeName(out).constData(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-    if (outFd < 0) return ctx.fail(QStringLiteral("%1: %2").arg(out, QString::fromLocal8Bit(std::strerror(errno))));
+    if (outFd < 0) return ctx.fail(QStringLiteral("%1: %2").arg(out, errnoText(errno)));
     if (::geteuid() == 0) {
         auto ids = lookupUser(config.value(QStringLiteral("system_user")));
         if (!ids) return ctx.fail(ids.errorMessage());
         if (::fchown(outFd, uid_t(ids->uid), gid_t(ids->gid)) != 0)
-            return ctx.fail(
-                QStringLiteral("%1: cannot hand over: %2").arg(out, QString::fromLocal8Bit(std::strerror(errno))));
+            return ctx.fail(QStringLiteral("%1: cannot hand over: %2").arg(out, errnoText(errno)));
     }
     if (!ctx.runAsDaemonUser(config)) return 1;
     const QString base = QStringLiteral("/proc/self/fd/%1").arg(outFd);

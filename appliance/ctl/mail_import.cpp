@@ -1,6 +1,7 @@
 // mail_import.cpp — see mail_import.h.
 #include "mail_import.h"
 
+#include "common/store/maildir_keywords.h"
 #include "common/store/maildir_names.h"
 
 #include "core/atomic_file.h"
@@ -18,36 +19,6 @@
 
 namespace postern::ctl {
 
-QString systemFlagLetter(const QString& flag) {
-    const QString l = flag.toLower();
-    if (l == u"\\seen") return QStringLiteral("S");
-    if (l == u"\\answered") return QStringLiteral("R");
-    if (l == u"\\flagged") return QStringLiteral("F");
-    if (l == u"\\deleted") return QStringLiteral("T");
-    if (l == u"\\draft") return QStringLiteral("D");
-    if (l == u"$forwarded") return QStringLiteral("P");  // as imapd stores it
-    return {};
-}
-
-QString imapFlagOfLetter(QChar c) {
-    switch (c.unicode()) {
-        case 'S':
-            return QStringLiteral("\\Seen");
-        case 'R':
-            return QStringLiteral("\\Answered");
-        case 'F':
-            return QStringLiteral("\\Flagged");
-        case 'T':
-            return QStringLiteral("\\Deleted");
-        case 'D':
-            return QStringLiteral("\\Draft");
-        case 'P':
-            return QStringLiteral("$Forwarded");
-        default:
-            return {};
-    }
-}
-
 QByteArray toCrlf(const QByteArray& bytes) {
     qsizetype bare = 0;
     for (qsizetype i = 0; i < bytes.size(); ++i)
@@ -60,22 +31,6 @@ QByteArray toCrlf(const QByteArray& bytes) {
         out += bytes.at(i);
     }
     return out;
-}
-
-QStringList readKeywords(const QString& folderDir) {
-    QStringList kw;
-    auto text = readFile(folderDir + QStringLiteral("/dovecot-keywords"), 1 << 16);
-    if (!text) return kw;
-    for (const QByteArray& line : text->split('\n')) {
-        const qsizetype sp = line.indexOf(' ');
-        if (sp <= 0) continue;
-        bool ok = false;
-        const int idx = line.left(sp).toInt(&ok);
-        if (!ok || idx < 0 || idx >= 26) continue;
-        while (kw.size() <= idx) kw << QString();
-        kw[idx] = QString::fromUtf8(line.mid(sp + 1).trimmed());
-    }
-    return kw;
 }
 
 Result<std::unique_ptr<FolderWriter>> FolderWriter::open(const QString& mailDir, const QString& address,
@@ -96,48 +51,26 @@ Result<std::unique_ptr<FolderWriter>> FolderWriter::open(const QString& mailDir,
     auto f = store::MaildirFolder::open(w->m_root, folder, true);
     if (!f) return f.error();
     w->m_folder = *f;
-    w->m_keywords = readKeywords(w->m_folder.dir());
+    w->m_keywords = store::readKeywordTable(w->m_folder.dir());
     return w;
 }
 
 Result<QString> FolderWriter::lettersFor(const QStringList& flags) {
     QString letters;
-    bool changed = false;
+    QStringList keywords;
     for (const QString& f : flags) {
-        const QString sys = systemFlagLetter(f);
-        if (!sys.isEmpty()) {
-            if (!letters.contains(sys)) letters += sys;
-            continue;
-        }
-        if (f.startsWith(QLatin1Char('\\'))) continue;  // \Recent and unknown system flags
-        qsizetype idx = -1;
-        for (qsizetype i = 0; i < m_keywords.size(); ++i)
-            if (m_keywords.at(i).compare(f, Qt::CaseInsensitive) == 0) idx = i;
-        if (idx < 0) {
-            idx = m_keywords.indexOf(QString());
-            if (idx < 0) {
-                if (m_keywords.size() >= 26) {
-                    ++m_droppedKeywords;
-                    continue;
-                }
-                m_keywords << f;
-                idx = m_keywords.size() - 1;
-            } else {
-                m_keywords[idx] = f;
-            }
-            changed = true;
-        }
-        const QChar c(char16_t('a' + idx));
-        if (!letters.contains(c)) letters += c;
+        const QString sys = store::systemFlagLetter(f);
+        if (!sys.isEmpty())
+            letters += sys;
+        else if (!f.startsWith(QLatin1Char('\\')))  // \Recent and unknown system flags are left out
+            keywords << f;
     }
-    if (changed) {
-        QByteArray text;
-        for (int i = 0; i < m_keywords.size(); ++i)
-            if (!m_keywords.at(i).isEmpty()) text += QByteArray::number(i) + ' ' + m_keywords.at(i).toUtf8() + '\n';
-        if (auto st = writeFileAtomic(m_folder.dir() + QStringLiteral("/dovecot-keywords"), text, 0600); !st)
-            return st.error();
-    }
-    return store::sortFlags(letters);
+    // The one keyword-letter mapping (store/maildir_keywords.h), on this writer's copy of the table.
+    QStringList dropped;
+    auto kw = store::assignKeywordLetters(m_folder.dir(), &m_keywords, keywords, store::NewKeywords::Add, &dropped);
+    if (!kw) return kw.error();
+    m_droppedKeywords += int(dropped.size());
+    return store::sortFlags(letters + *kw);
 }
 
 namespace {
@@ -248,21 +181,14 @@ Result<QList<ExportedMessage>> readFolder(const QString& root, const QStringList
     if (!f) return f.error();
     auto entries = f->sync(false);
     if (!entries) return entries.error();
-    const QStringList keywords = readKeywords(f->dir());
+    const QStringList keywords = store::readKeywordTable(f->dir());
     QList<ExportedMessage> out;
     for (const store::MessageEntry& e : *entries) {
         ExportedMessage m;
         m.path = f->messagePath(e);
         m.mtimeMs = e.mtimeMs;
         m.uid = e.uid;
-        for (QChar c : e.flags) {
-            if (c >= QLatin1Char('a') && c <= QLatin1Char('z')) {
-                const int k = c.unicode() - 'a';
-                if (k < keywords.size() && !keywords.at(k).isEmpty()) m.flags << keywords.at(k);
-            } else if (const QString fl = imapFlagOfLetter(c); !fl.isEmpty()) {
-                m.flags << fl;
-            }
-        }
+        m.flags = store::flagNames(e.flags, keywords);
         out << m;
     }
     return out;

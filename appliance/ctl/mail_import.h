@@ -15,8 +15,9 @@
 //   applyFlags(names, flags)   sets flags of messages committed earlier (resuming
 //       an interrupted batch).
 //   presentNames()   base names of the messages in the folder now.
-//   Keywords get the folder's letters a..z (dovecot-keywords, the file imapd
-//   reads); a keyword beyond the 26th is dropped and counted.
+//   Flags become letters through the store's one mapping (maildir_keywords.h:
+//   system flags, keywords as the folder's letters a..z in dovecot-keywords,
+//   under the folder's lock); a keyword beyond the 26th is dropped and counted.
 //   listFolders(root)   the Maildir++ folders of an account (INBOX first).
 //   readFolder(...)     messages of a folder with their IMAP flags and dates.
 //
@@ -48,9 +49,6 @@ namespace postern::ctl {
 inline constexpr int kBatchMessages = 200;
 inline constexpr qint64 kBatchBytes = 64LL * 1024 * 1024;
 
-// IMAP system flags -> Maildir letters (RFC 9051 2.3.2); empty when not a system flag.
-QString systemFlagLetter(const QString& flag);
-QString imapFlagOfLetter(QChar letter);
 // Bare LF -> CRLF (a lone CR is kept as it is).
 QByteArray toCrlf(const QByteArray& bytes);
 
@@ -71,7 +69,6 @@ public:
 private:
     FolderWriter() = default;
     Result<QString> lettersFor(const QStringList& flags);
-    Status loadKeywords();
     QString m_mailDir, m_address, m_root;
     QStringList m_parts;
     store::MaildirFolder m_folder;
@@ -92,7 +89,5 @@ struct ExportedMessage {
 // Maildir++ folders of a Maildir root: {} for INBOX, then each folder's parts.
 QList<QStringList> listFolders(const QString& maildirRoot);
 Result<QList<ExportedMessage>> readFolder(const QString& maildirRoot, const QStringList& folder);
-// The keyword names of a folder's dovecot-keywords (index = letter - 'a').
-QStringList readKeywords(const QString& folderDir);
 
 }  // namespace postern::ctl

@@ -5,6 +5,7 @@
 
 #include "core/atomic_file.h"
 #include "core/config.h"
+#include "core/posix_io.h"
 
 #include <QDateTime>
 #include <QFile>
@@ -86,11 +87,9 @@ Status AuthThrottle::open(const QString& path, const Policy& policy) {
                   "the shared file layout is fixed");
     m_policy = policy;
     const int fd = ::open(QFile::encodeName(path).constData(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return Status::fail(
-            QStringLiteral("%1: cannot open: %2").arg(path, QString::fromLocal8Bit(std::strerror(errno))));
+    if (fd < 0) return Status::fail(QStringLiteral("%1: cannot open: %2").arg(path, errnoText(errno)));
     auto failWith = [&](const char* what) {
-        const QString err = QString::fromLocal8Bit(std::strerror(errno));
+        const QString err = errnoText(errno);
         ::close(fd);
         return Status::fail(QStringLiteral("%1: cannot %2: %3").arg(path, QString::fromLatin1(what), err));
     };

@@ -7,6 +7,7 @@
 
 #include "core/accounts.h"
 #include "core/log.h"
+#include "core/posix_io.h"
 #include "core/stats.h"
 #include "core/tls.h"
 
@@ -296,7 +297,7 @@ void DaemonServer::accept(Listener* listener, qintptr descriptor) {
     QHostAddress peer;
     quint16 peerPort = 0;
     if (!Connection::peerOf(descriptor, &peer, &peerPort)) {
-        log::warn(u"accept.failed", log::Fields().add("error", QString::fromLocal8Bit(std::strerror(errno))));
+        log::warn(u"accept.failed", log::Fields().add("error", errnoText(errno)));
         ::close(int(descriptor));
         return;
     }

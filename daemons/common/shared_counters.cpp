@@ -3,6 +3,7 @@
 
 #include "core/atomic_file.h"
 #include "core/log.h"
+#include "core/posix_io.h"
 
 #include <QCryptographicHash>
 #include <QFile>
@@ -52,18 +53,16 @@ Status SharedCounters::open(const QString& path, int column, bool reset) {
     if (column < 0 || column >= kColumns)
         return Status::fail(QStringLiteral("process number %1 is out of range").arg(column));
     const int fd = ::open(QFile::encodeName(path).constData(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return Status::fail(
-            QStringLiteral("%1: cannot open: %2").arg(path, QString::fromLocal8Bit(std::strerror(errno))));
+    if (fd < 0) return Status::fail(QStringLiteral("%1: cannot open: %2").arg(path, errnoText(errno)));
     FlockGuard lock(fd);
     if ((reset && ::ftruncate(fd, 0) != 0) || ::ftruncate(fd, off_t(kFileSize)) != 0) {
-        const QString err = QString::fromLocal8Bit(std::strerror(errno));
+        const QString err = errnoText(errno);
         ::close(fd);
         return Status::fail(QStringLiteral("%1: cannot size: %2").arg(path, err));
     }
     void* map = ::mmap(nullptr, kFileSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) {
-        const QString err = QString::fromLocal8Bit(std::strerror(errno));
+        const QString err = errnoText(errno);
         ::close(fd);
         return Status::fail(QStringLiteral("%1: cannot map: %2").arg(path, err));
     }

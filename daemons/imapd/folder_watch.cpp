@@ -2,6 +2,7 @@
 #include "folder_watch.h"
 
 #include "core/log.h"
+#include "core/posix_io.h"
 
 #include <QFile>
 #include <QHash>
@@ -43,8 +44,7 @@ struct FolderWatchRegistry {
         if (fd >= 0) return true;
         fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         if (fd < 0) {
-            log::warn(u"imap.folder_watch.unavailable",
-                      log::Fields().add("error", QString::fromLocal8Bit(std::strerror(errno))));
+            log::warn(u"imap.folder_watch.unavailable", log::Fields().add("error", errnoText(errno)));
             return false;
         }
         notifier = std::make_unique<QSocketNotifier>(fd, QSocketNotifier::Read);
@@ -58,8 +58,7 @@ struct FolderWatchRegistry {
             IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR;
         const int wd = ::inotify_add_watch(fd, QFile::encodeName(path).constData(), kMask);
         if (wd < 0)
-            log::warn(u"imap.folder_watch.failed",
-                      log::Fields().add("path", path).add("error", QString::fromLocal8Bit(std::strerror(errno))));
+            log::warn(u"imap.folder_watch.failed", log::Fields().add("path", path).add("error", errnoText(errno)));
         return wd;
     }
 
@@ -82,8 +81,7 @@ struct FolderWatchRegistry {
         if (fd < 0) return;
         alignas(inotify_event) char buf[8192];
         for (;;) {
-            const ssize_t n = ::read(fd, buf, sizeof buf);
-            if (n < 0 && errno == EINTR) continue;
+            const ssize_t n = retryOnEintr([&] { return ::read(fd, buf, sizeof buf); });
             if (n <= 0) return;
             for (ssize_t at = 0; at + ssize_t(sizeof(inotify_event)) <= n;) {
                 const auto* ev = reinterpret_cast<const inotify_event*>(buf + at);

@@ -6,6 +6,7 @@
 #include "common/store/maildir_names.h"
 
 #include "core/atomic_file.h"
+#include "core/posix_io.h"
 
 #include <QDateTime>
 #include <QDir>
@@ -142,7 +143,7 @@ Status UserMailboxes::remove(const MailboxName& m) {
     MailboxIndex::release(dir);
     const QString trash = m_root + QStringLiteral("/..deleted.") + QString::number(QDateTime::currentMSecsSinceEpoch());
     if (::rename(QFile::encodeName(dir).constData(), QFile::encodeName(trash).constData()) != 0)
-        return Status::fail(QStringLiteral("cannot delete: %1").arg(QString::fromLocal8Bit(strerror(errno))));
+        return Status::fail(QStringLiteral("cannot delete: %1").arg(errnoText(errno)));
     QDir(trash).removeRecursively();
     // The subscription stays (RFC 3501 6.3.9: the server MUST NOT unilaterally remove a
     // name from the subscription list because the mailbox no longer exists; LIST
@@ -189,7 +190,7 @@ Status UserMailboxes::rename(const MailboxName& from, const MailboxName& to) {
     }
     for (const auto& [src, dst] : moves) {
         if (::rename(QFile::encodeName(dirOf(src)).constData(), QFile::encodeName(dirOf(dst)).constData()) != 0)
-            return Status::fail(QStringLiteral("rename failed: %1").arg(QString::fromLocal8Bit(strerror(errno))));
+            return Status::fail(QStringLiteral("rename failed: %1").arg(errnoText(errno)));
     }
     QStringList subs = subscriptions();
     bool changed = false;
@@ -223,37 +224,6 @@ Status UserMailboxes::subscribe(const QString& name, bool on) {
         subs.removeAll(name);
     return writeFileAtomic(m_root + QStringLiteral("/subscriptions"),
                            (subs.join(QLatin1Char('\n')) + QLatin1Char('\n')).toUtf8(), 0600);
-}
-
-// ---------------------------------------------------------------- flags
-
-QString flagLetter(const QString& f) {
-    const QString l = f.toLower();
-    if (l == u"\\seen") return QStringLiteral("S");
-    if (l == u"\\answered") return QStringLiteral("R");
-    if (l == u"\\flagged") return QStringLiteral("F");
-    if (l == u"\\deleted") return QStringLiteral("T");
-    if (l == u"\\draft") return QStringLiteral("D");
-    return {};
-}
-
-QString imapFlagForLetter(QChar c) {
-    switch (c.unicode()) {
-        case 'S':
-            return QStringLiteral("\\Seen");
-        case 'R':
-            return QStringLiteral("\\Answered");
-        case 'F':
-            return QStringLiteral("\\Flagged");
-        case 'T':
-            return QStringLiteral("\\Deleted");
-        case 'D':
-            return QStringLiteral("\\Draft");
-        case 'P':
-            return QStringLiteral("$Forwarded");
-        default:
-            return {};
-    }
 }
 
 // ---------------------------------------------------------------- selected mailbox
@@ -812,18 +782,7 @@ Status MailboxView::loadKeywords() {
 }
 
 QStringList MailboxView::imapFlags(int index) const {
-    QStringList out;
-    QStringList keywords;
-    for (QChar c : m_messages.at(index).flags) {
-        if (c >= QLatin1Char('a') && c <= QLatin1Char('z')) {
-            const int k = c.unicode() - 'a';
-            if (k < m_keywords.size() && !m_keywords.at(k).isEmpty()) keywords << m_keywords.at(k);
-        } else {
-            const QString f = imapFlagForLetter(c);
-            if (!f.isEmpty()) out << f;
-        }
-    }
-    out += keywords;
+    QStringList out = store::flagNames(m_messages.at(index).flags, m_keywords);
     if (isRecent(index)) out << QStringLiteral("\\Recent");  // a session flag (RFC 3501 2.3.2)
     return out;
 }
@@ -880,7 +839,7 @@ Result<QString> MailboxView::lettersFor(const QStringList& flags, bool create) {
     QString letters;
     QStringList keywords;
     for (const QString& f : flags) {
-        const QString sys = flagLetter(f);
+        const QString sys = store::systemFlagLetter(f);
         if (!sys.isEmpty()) {
             letters += sys;
             continue;
@@ -978,8 +937,7 @@ Result<MailboxView::FlagChange> MailboxView::changeFlags(int index, int mode, co
             return out;
         }
         if (errno != ENOENT)
-            return Result<FlagChange>::fail(QStringLiteral("%1: %2").arg(from, QString::fromLocal8Bit(strerror(errno))),
-                                            errno);
+            return Result<FlagChange>::fail(QStringLiteral("%1: %2").arg(from, errnoText(errno)), errno);
         // Renamed by someone else (new flags): take its flags as they are now.
         auto found = currentFile(index);
         if (!found) return Result<FlagChange>::fail(QStringLiteral("message was expunged"), ENOENT);

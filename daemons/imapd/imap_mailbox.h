@@ -237,8 +237,4 @@ private:
     quint32 m_recentChecked = 0;                  // highest UID considered for \Recent so far
 };
 
-// Maildir system flag letters <-> IMAP (RFC 9051 2.3.2).
-QString flagLetter(const QString& imapFlag);  // empty when not a system flag
-QString imapFlagForLetter(QChar letter);
-
 }  // namespace postern::imap

@@ -4,6 +4,7 @@
 #include "common/store/maildir_delivery.h"
 
 #include "core/paths.h"
+#include "core/posix_io.h"
 
 #include <QFile>
 
@@ -27,8 +28,7 @@ Result<std::shared_ptr<Maildrop>> Maildrop::open(const QString& mailDir, const Q
     const QString lockPath = home + QStringLiteral("/.pop3.lock");
     drop->m_lockFd = ::open(QFile::encodeName(lockPath).constData(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (drop->m_lockFd < 0)
-        return Result<std::shared_ptr<Maildrop>>::fail(
-            QStringLiteral("%1: %2").arg(lockPath, QString::fromLocal8Bit(std::strerror(errno))));
+        return Result<std::shared_ptr<Maildrop>>::fail(QStringLiteral("%1: %2").arg(lockPath, errnoText(errno)));
     if (::flock(drop->m_lockFd, LOCK_EX | LOCK_NB) != 0)
         return Result<std::shared_ptr<Maildrop>>::fail(QStringLiteral("maildrop is locked by another POP3 session"),
                                                        kLocked);

@@ -4,6 +4,8 @@
 #include "dane.h"
 
 #include "core/atomic_file.h"
+#include "core/log.h"
+#include "core/stats.h"
 
 #include <QElapsedTimer>
 #include <QFile>
@@ -440,6 +442,55 @@ RecipientVerdict recipientVerdict(const ClientResult& result, qsizetype k, const
     else if (decided.permanent())
         v.status = spool::EnvelopeRecipient::Status::Failed;
     return v;
+}
+
+bool applyAttempt(spool::Envelope& env, const QList<int>& indexes, const Target& target, const ClientResult& result,
+                  QList<int>* failed, QString* lastError) {
+    const QString where = QStringLiteral("%1[%2]:%3").arg(target.host, target.address).arg(target.port);
+    bool answered = result.transaction.permanent();
+    for (qsizetype k = 0; k < indexes.size() && k < result.recipients.size(); ++k)
+        answered |= result.recipients.at(k).code != 0;
+    const QString tls = result.tlsVersion.isEmpty() ? QStringLiteral("none") : result.tlsVersion;
+    for (qsizetype k = 0; k < indexes.size(); ++k) {
+        auto& r = env.recipients[indexes.at(k)];
+        const RecipientVerdict v = recipientVerdict(result, k, where);
+        r.remoteMta = target.host;
+        r.status = v.status;
+        r.diagnostic = v.diagnostic;
+        if (v.status == spool::EnvelopeRecipient::Status::Failed) *failed << indexes.at(k);
+        const QString outcome = v.status == spool::EnvelopeRecipient::Status::Pending ? QStringLiteral("deferred")
+                                                                                      : spool::toString(v.status);
+        stats::add(QStringLiteral("postern_outbound_recipients_total"),
+                   {{QStringLiteral("result"), outcome}, {QStringLiteral("tls"), tls}});
+        log::Fields fields;
+        fields.add("id", env.id)
+            .add("to", r.address)
+            .add("relay", where)
+            .add("tls", tls)
+            .add("verified", result.tlsVerified);
+        if (!result.dane.isEmpty()) fields.add("dane", result.dane);
+        fields.add("tls_policy", target.tls.reason.isEmpty() ? QStringLiteral("opportunistic") : target.tls.reason)
+            .add("status", spool::toString(r.status))
+            .add("reply", v.diagnostic);
+        log::info(u"delivery.remote", fields);
+    }
+    if (!answered) *lastError = result.error.isEmpty() ? result.transaction.text : result.error;
+    return answered;
+}
+
+void applyRouteFailure(spool::Envelope& env, const QList<int>& indexes, const Route& route, const QString& domain,
+                       QList<int>* failed) {
+    const bool perm = route.status == Route::Status::PermFail;
+    for (int i : indexes) {
+        auto& r = env.recipients[i];
+        r.diagnostic = route.reply;
+        if (perm) {
+            r.status = spool::EnvelopeRecipient::Status::Failed;
+            *failed << i;
+        }
+    }
+    log::info(u"delivery.route_failed",
+              log::Fields().add("id", env.id).add("domain", domain).add("permanent", perm).add("error", route.reply));
 }
 
 }  // namespace postern::outbound

@@ -95,6 +95,19 @@ struct RecipientVerdict {
     QString diagnostic;
 };
 RecipientVerdict recipientVerdict(const ClientResult& result, qsizetype k, const QString& where);
+// One SMTP attempt applied to the recipients `indexes` of `env` (the request's order):
+// each one's status and diagnostic (recipientVerdict) and remote MTA, the permanent
+// failures appended to *failed, one `delivery.remote` log line and one count of
+// postern_outbound_recipients_total per recipient. Returns whether the host answered for
+// the message (a reply that decides for all, or a reply per recipient); when not,
+// *lastError says why (kept for the diagnostic if no other host answers).
+bool applyAttempt(spool::Envelope& env, const QList<int>& indexes, const Target& target, const ClientResult& result,
+                  QList<int>* failed, QString* lastError);
+// A route that failed (TempFail, PermFail) applied to the recipients `indexes` of `env`:
+// its reply becomes their diagnostic; PermFail fails them (appended to *failed). Logs
+// `delivery.route_failed`.
+void applyRouteFailure(spool::Envelope& env, const QList<int>& indexes, const Route& route, const QString& domain,
+                       QList<int>* failed);
 
 // One SMTP client run: `target`, the route's login, the message's envelope and
 // body (in active/) for the recipients `indexes` of `env`.

@@ -4,6 +4,9 @@
 #include "common/mail/dsn_params.h"
 #include "common/mail/message.h"
 
+#include "core/log.h"
+#include "core/stats.h"
+
 #include <QFile>
 #include <QRandomGenerator>
 #include <QRegularExpression>
@@ -177,6 +180,24 @@ Result<QString> queueNotice(const QString& queueDir, const spool::Envelope& orig
     to.address = original.sender;
     env.recipients << to;
     return spool::enqueueMessage(queueDir, env, buildDsn(notice.input));
+}
+
+Status notifySender(const QString& queueDir, const spool::Envelope& env, const QList<int>& recipients, bool delay,
+                    const QString& reportingMta, qint64 lifetimeS) {
+    const Notice notice = noticeFor(env, recipients, delay, reportingMta, lifetimeS,
+                                    spool::bodyPath(queueDir, spool::QueueState::Active, env.id));
+    if (notice.recipients.isEmpty()) return Status{};
+    auto id = queueNotice(queueDir, env, notice);
+    if (!id) return Status(id.error());
+    stats::add(QStringLiteral("postern_dsn_total"),
+               {{QStringLiteral("type"), delay ? QStringLiteral("delay") : QStringLiteral("failure")}});
+    log::info(delay ? u"queue.delay_notice" : u"queue.bounce",
+              log::Fields()
+                  .add("id", env.id)
+                  .add("dsn_id", *id)
+                  .add("to", env.sender)
+                  .add("recipients", qint64(notice.recipients.size())));
+    return Status{};
 }
 
 }  // namespace postern::outbound

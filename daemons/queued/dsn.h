@@ -68,6 +68,11 @@ Notice noticeFor(const spool::Envelope& env, const QList<int>& recipients, bool 
 // Queues the notice (from the null sender to the original sender, same body
 // type) into incoming/; returns its queue id.
 Result<QString> queueNotice(const QString& queueDir, const spool::Envelope& original, const Notice& notice);
+// The failure (or, with `delay`, delay) notice about `recipients` of `env`, a message in
+// active/ of `queueDir`: noticeFor + queueNotice, counted (postern_dsn_total) and logged
+// (queue.bounce / queue.delay_notice). Nothing when no notice is due.
+Status notifySender(const QString& queueDir, const spool::Envelope& env, const QList<int>& recipients, bool delay,
+                    const QString& reportingMta, qint64 lifetimeS);
 QByteArray buildDsn(const DsnInput& input, const QDateTime& now = QDateTime::currentDateTimeUtc());
 
 }  // namespace postern::outbound

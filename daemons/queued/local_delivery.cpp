@@ -10,6 +10,7 @@
 
 #include "core/log.h"
 #include "core/posix_io.h"
+#include "core/stats.h"
 
 #include <QDateTime>
 #include <QFile>
@@ -187,6 +188,29 @@ QStringList addForwards(spool::Envelope& env, const LocalOutcome& outcome) {
         nr.orcpt = outcome.forwardOrcpt.at(f);
         env.recipients << nr;
         added << nr.address;
+    }
+    return added;
+}
+
+QStringList applyLocalOutcomes(spool::Envelope& env, const QList<int>& indexes, const QList<LocalOutcome>& outcomes,
+                               const QString& hostname, QList<int>* failed) {
+    QStringList added;
+    for (qsizetype k = 0; k < indexes.size() && k < outcomes.size(); ++k) {
+        const LocalOutcome& o = outcomes.at(k);
+        auto& rc = env.recipients[indexes.at(k)];
+        rc.diagnostic = o.diagnostic;
+        rc.remoteMta = hostname;
+        if (o.status == LocalOutcome::Status::Delivered) rc.status = spool::EnvelopeRecipient::Status::Sent;
+        if (o.status == LocalOutcome::Status::Failed) {
+            rc.status = spool::EnvelopeRecipient::Status::Failed;
+            *failed << indexes.at(k);
+        }
+        stats::add(QStringLiteral("postern_local_deliveries_total"), {{QStringLiteral("result"), toString(o.status)}});
+        log::Fields fields;
+        fields.add("id", env.id).add("to", rc.address).add("result", rc.diagnostic);
+        if (!o.detail.isEmpty()) fields.add("detail", o.detail);
+        log::info(u"delivery.local", fields);
+        added << addForwards(env, o);
     }
     return added;
 }

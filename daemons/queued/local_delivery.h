@@ -67,5 +67,11 @@ QList<LocalOutcome> deliverLocally(const LocalJob& job);
 // The outcome's forwards that `env` does not have yet, added as pending recipients
 // (with their ORCPT); returns their addresses.
 QStringList addForwards(spool::Envelope& env, const LocalOutcome& outcome);
+// deliverLocally()'s outcomes applied to the recipients `indexes` of `env`: status,
+// diagnostic and remote MTA (`hostname`: ours), the failures appended to *failed, one
+// `delivery.local` log line and one count of postern_local_deliveries_total each, and
+// their forwards added (addForwards). Returns the addresses added, in order.
+QStringList applyLocalOutcomes(spool::Envelope& env, const QList<int>& indexes, const QList<LocalOutcome>& outcomes,
+                               const QString& hostname, QList<int>* failed);
 
 }  // namespace postern::outbound

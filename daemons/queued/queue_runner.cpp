@@ -243,25 +243,12 @@ void QueueRunner::startDomain(const std::shared_ptr<Message>& msg, const QString
                     runLocal(job);
                     return;
                 case Route::Status::PermFail:
-                case Route::Status::TempFail: {
-                    const bool perm = job->route.status == Route::Status::PermFail;
-                    for (int i : jobRecipients(*job->msg, job->domain)) {
-                        auto& r = job->msg->env.recipients[i];
-                        r.diagnostic = job->route.reply;
-                        if (perm) {
-                            r.status = spool::EnvelopeRecipient::Status::Failed;
-                            job->msg->failedNow << i;
-                        }
-                    }
-                    log::info(u"delivery.route_failed", log::Fields()
-                                                            .add("id", job->msg->env.id)
-                                                            .add("domain", job->domain)
-                                                            .add("permanent", perm)
-                                                            .add("error", job->route.reply));
+                case Route::Status::TempFail:
+                    applyRouteFailure(job->msg->env, jobRecipients(*job->msg, job->domain), job->route, job->domain,
+                                      &job->msg->failedNow);
                     save(*job->msg);
                     domainDone(job);
                     return;
-                }
                 case Route::Status::Ok:
                     tryNextTarget(job);
                     return;
@@ -284,35 +271,14 @@ void QueueRunner::runLocal(const std::shared_ptr<DomainJob>& job) {
         this, [local] { return deliverLocally(local); },
         [this, job, indexes = local.indexes](const QList<LocalOutcome>& outcomes) {
             if (m_stopped) return;
-            applyLocal(job, indexes, outcomes);
+            Message& msg = *job->msg;
+            for (const QString& added : applyLocalOutcomes(msg.env, indexes, outcomes, m_s.hostname, &msg.failedNow)) {
+                const QString d = routeKey(added);
+                if (!msg.waiting.contains(d) && d != job->domain) msg.waiting << d;
+            }
             save(*job->msg);
             domainDone(job);
         });
-}
-
-void QueueRunner::applyLocal(const std::shared_ptr<DomainJob>& job, const QList<int>& indexes,
-                             const QList<LocalOutcome>& outcomes) {
-    Message& msg = *job->msg;
-    for (qsizetype k = 0; k < indexes.size() && k < outcomes.size(); ++k) {
-        const LocalOutcome& o = outcomes.at(k);
-        auto& rc = msg.env.recipients[indexes.at(k)];
-        rc.diagnostic = o.diagnostic;
-        rc.remoteMta = m_s.hostname;
-        if (o.status == LocalOutcome::Status::Delivered) rc.status = spool::EnvelopeRecipient::Status::Sent;
-        if (o.status == LocalOutcome::Status::Failed) {
-            rc.status = spool::EnvelopeRecipient::Status::Failed;
-            msg.failedNow << indexes.at(k);
-        }
-        stats::add(QStringLiteral("postern_local_deliveries_total"), {{QStringLiteral("result"), toString(o.status)}});
-        log::Fields fields;
-        fields.add("id", msg.env.id).add("to", rc.address).add("result", rc.diagnostic);
-        if (!o.detail.isEmpty()) fields.add("detail", o.detail);
-        log::info(u"delivery.local", fields);
-        for (const QString& added : addForwards(msg.env, o)) {
-            const QString d = routeKey(added);
-            if (!msg.waiting.contains(d) && d != job->domain) msg.waiting << d;
-        }
-    }
 }
 
 void QueueRunner::tryNextTarget(const std::shared_ptr<DomainJob>& job) {
@@ -334,8 +300,10 @@ void QueueRunner::tryNextTarget(const std::shared_ptr<DomainJob>& job) {
         client->deleteLater();
         job->client = nullptr;
         if (m_stopped) return;
-        bool answered = false;
-        applyResult(job, target, result, &answered);
+        // The job's pending recipients now: the request's, in its order (a forward that local
+        // delivery added to this domain meanwhile would be counted in as well: a known gap).
+        const bool answered = applyAttempt(job->msg->env, jobRecipients(*job->msg, job->domain), target, result,
+                                           &job->msg->failedNow, &job->lastError);
         save(*job->msg);
         if (answered)
             domainDone(job);
@@ -343,41 +311,6 @@ void QueueRunner::tryNextTarget(const std::shared_ptr<DomainJob>& job) {
             tryNextTarget(job);
     });
     client->start();
-}
-
-void QueueRunner::applyResult(const std::shared_ptr<DomainJob>& job, const Target& target, const ClientResult& result,
-                              bool* answered) {
-    Message& msg = *job->msg;
-    const QList<int> indexes = jobRecipients(msg, job->domain);  // same order as the request
-    const QString where = QStringLiteral("%1[%2]:%3").arg(target.host, target.address).arg(target.port);
-    *answered = result.transaction.permanent();
-    for (qsizetype k = 0; k < indexes.size() && k < result.recipients.size(); ++k)
-        *answered |= result.recipients.at(k).code != 0;
-    const QString tls = result.tlsVersion.isEmpty() ? QStringLiteral("none") : result.tlsVersion;
-    for (qsizetype k = 0; k < indexes.size(); ++k) {
-        auto& r = msg.env.recipients[indexes.at(k)];
-        const RecipientVerdict v = recipientVerdict(result, k, where);
-        r.remoteMta = target.host;
-        r.status = v.status;
-        r.diagnostic = v.diagnostic;
-        if (v.status == spool::EnvelopeRecipient::Status::Failed) msg.failedNow << indexes.at(k);
-        const QString outcome = v.status == spool::EnvelopeRecipient::Status::Pending ? QStringLiteral("deferred")
-                                                                                      : spool::toString(v.status);
-        stats::add(QStringLiteral("postern_outbound_recipients_total"),
-                   {{QStringLiteral("result"), outcome}, {QStringLiteral("tls"), tls}});
-        log::Fields fields;
-        fields.add("id", msg.env.id)
-            .add("to", r.address)
-            .add("relay", where)
-            .add("tls", tls)
-            .add("verified", result.tlsVerified);
-        if (!result.dane.isEmpty()) fields.add("dane", result.dane);
-        fields.add("tls_policy", target.tls.reason.isEmpty() ? QStringLiteral("opportunistic") : target.tls.reason)
-            .add("status", spool::toString(r.status))
-            .add("reply", v.diagnostic);
-        log::info(u"delivery.remote", fields);
-    }
-    if (!*answered) job->lastError = result.error.isEmpty() ? result.transaction.text : result.error;
 }
 
 void QueueRunner::domainDone(const std::shared_ptr<DomainJob>& job) {
@@ -392,24 +325,6 @@ void QueueRunner::domainDone(const std::shared_ptr<DomainJob>& job) {
 void QueueRunner::save(const Message& msg) {
     if (auto st = spool::saveEnvelope(m_s.queueDir, spool::QueueState::Active, msg.env); !st)
         log::error(u"queue.save_failed", log::Fields().add("id", msg.env.id).add("error", st.errorMessage()));
-}
-
-Status QueueRunner::notifySender(const Message& msg, const QList<int>& recipients, bool delay) {
-    const spool::Envelope& env = msg.env;
-    const Notice notice = noticeFor(env, recipients, delay, m_s.hostname, m_s.lifetimeS,
-                                    spool::bodyPath(m_s.queueDir, spool::QueueState::Active, env.id));
-    if (notice.recipients.isEmpty()) return Status{};
-    auto id = queueNotice(m_s.queueDir, env, notice);
-    if (!id) return Status(id.error());
-    stats::add(QStringLiteral("postern_dsn_total"),
-               {{QStringLiteral("type"), delay ? QStringLiteral("delay") : QStringLiteral("failure")}});
-    log::info(delay ? u"queue.delay_notice" : u"queue.bounce",
-              log::Fields()
-                  .add("id", env.id)
-                  .add("dsn_id", *id)
-                  .add("to", env.sender)
-                  .add("recipients", qint64(notice.recipients.size())));
-    return Status{};
 }
 
 void QueueRunner::finishMessage(const std::shared_ptr<Message>& msg) {
@@ -433,7 +348,7 @@ void QueueRunner::finishMessage(const std::shared_ptr<Message>& msg) {
     }
     // A bounce must be durable before the message that caused it can go.
     if (!failed.isEmpty()) {
-        if (auto st = notifySender(*msg, failed, false); !st) {
+        if (auto st = notifySender(m_s.queueDir, env, failed, false, m_s.hostname, m_s.lifetimeS); !st) {
             log::error(u"queue.bounce_failed", log::Fields().add("id", env.id).add("error", st.errorMessage()));
             for (int i : failed)
                 env.recipients[i].status = spool::EnvelopeRecipient::Status::Pending;  // try again later
@@ -451,7 +366,7 @@ void QueueRunner::finishMessage(const std::shared_ptr<Message>& msg) {
         return;
     }
     if (!env.delayNotified && m_s.delayWarningS > 0 && now - env.arrival >= m_s.delayWarningS) {
-        if (auto st = notifySender(*msg, pending, true); st)
+        if (auto st = notifySender(m_s.queueDir, env, pending, true, m_s.hostname, m_s.lifetimeS); st)
             env.delayNotified = true;
         else
             log::error(u"queue.delay_notice_failed", log::Fields().add("id", env.id).add("error", st.errorMessage()));
@@ -481,7 +396,8 @@ void QueueRunner::stop() {
     const qint64 now = QDateTime::currentSecsSinceEpoch();
     for (const auto& msg : std::as_const(m_active)) {
         if (!msg->failedNow.isEmpty()) {
-            if (auto st = notifySender(*msg, msg->failedNow, false); !st) {
+            if (auto st = notifySender(m_s.queueDir, msg->env, msg->failedNow, false, m_s.hostname, m_s.lifetimeS);
+                !st) {
                 for (int i : std::as_const(msg->failedNow))
                     msg->env.recipients[i].status = spool::EnvelopeRecipient::Status::Pending;
             }

@@ -85,14 +85,9 @@ private:
     void activated(std::shared_ptr<Message> msg);
     void startDomain(const std::shared_ptr<Message>& msg, const QString& domain);
     void runLocal(const std::shared_ptr<DomainJob>& job);
-    void applyLocal(const std::shared_ptr<DomainJob>& job, const QList<int>& indexes,
-                    const QList<LocalOutcome>& outcomes);
     void tryNextTarget(const std::shared_ptr<DomainJob>& job);
-    void applyResult(const std::shared_ptr<DomainJob>& job, const Target& target, const ClientResult& result,
-                     bool* answered);
     void domainDone(const std::shared_ptr<DomainJob>& job);
     void finishMessage(const std::shared_ptr<Message>& msg);
-    Status notifySender(const Message& msg, const QList<int>& recipients, bool delay);
     void save(const Message& msg);
     // The job a recipient belongs to: its domain, or "[smarthost]" for every
     // remote recipient when relay.host is set.

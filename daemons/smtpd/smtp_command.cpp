@@ -89,35 +89,6 @@ std::optional<QString> decodeXtext(const QString& x) {
 
 namespace {
 
-bool isAtext(char16_t c) {
-    if (c >= 0x80) return true;  // UTF-8 (checked against SMTPUTF8 by the session)
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-    switch (c) {
-        case '!':
-        case '#':
-        case '$':
-        case '%':
-        case '&':
-        case '\'':
-        case '*':
-        case '+':
-        case '-':
-        case '/':
-        case '=':
-        case '?':
-        case '^':
-        case '_':
-        case '`':
-        case '{':
-        case '|':
-        case '}':
-        case '~':
-            return true;
-        default:
-            return false;
-    }
-}
-
 // Parses Mailbox (after any source route) from s; returns false with error text.
 bool parseMailbox(QStringView s, MailPath& p, QString* error) {
     qsizetype i = 0;
@@ -158,7 +129,9 @@ bool parseMailbox(QStringView s, MailPath& p, QString* error) {
     } else {
         while (i < s.size() && s.at(i) != QLatin1Char('@')) {
             const QChar c = s.at(i);
-            if (!isAtext(c.unicode()) && c != QLatin1Char('.')) {
+            // Any non-ASCII passes here (the session checks it against SMTPUTF8); isDotAtom
+            // below then applies the account rule (printable, RFC 6531) to the whole local part.
+            if (!isAtext(c.unicode(), NonAscii::Any) && c != QLatin1Char('.')) {
                 *error = QStringLiteral("invalid character in local part");
                 return false;
             }

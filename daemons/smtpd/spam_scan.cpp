@@ -1,6 +1,8 @@
 // spam_scan.cpp — see spam_scan.h.
 #include "spam_scan.h"
 
+#include "core/posix_io.h"
+
 #include <QLocalSocket>
 #include <QTcpSocket>
 
@@ -87,12 +89,10 @@ void RspamdScan::pump() {
     while (!m_finished && m_next < m_end && m_socket->bytesToWrite() < kMaxBuffered) {
         const qint64 want = std::min(kChunk, m_end - m_next);
         chunk.resize(want);
-        const ssize_t n = ::pread(m_fd, chunk.data(), size_t(want), m_next);
-        if (n < 0 && errno == EINTR) continue;
+        const ssize_t n = retryOnEintr([&] { return ::pread(m_fd, chunk.data(), size_t(want), m_next); });
         if (n <= 0)
             return finish(Error{QStringLiteral("reading the spool file for rspamd: %1")
-                                    .arg(n < 0 ? QString::fromLocal8Bit(std::strerror(errno))
-                                               : QStringLiteral("file shorter than expected"))});
+                                    .arg(n < 0 ? errnoText(errno) : QStringLiteral("file shorter than expected"))});
         m_next += n;
         if (m_socket->write(chunk.constData(), n) != n) return finish(Error{QStringLiteral("cannot write to rspamd")});
     }

@@ -6,6 +6,7 @@
 #include "core/config_ops.h"
 #include "core/config_schema.h"
 #include "core/dkim_keys.h"
+#include "core/posix_io.h"
 #include "core/two_factor.h"
 
 #include <QCoreApplication>
@@ -30,8 +31,7 @@ namespace postern::web {
 namespace {
 bool writeAll(int fd, const char* p, qsizetype n) {
     while (n > 0) {
-        const ssize_t w = ::send(fd, p, size_t(n), MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
+        const ssize_t w = retryOnEintr([&] { return ::send(fd, p, size_t(n), MSG_NOSIGNAL); });
         if (w <= 0) return false;
         p += w;
         n -= w;
@@ -44,12 +44,10 @@ bool readAll(int fd, char* p, qsizetype n, int timeoutMs) {
     while (n > 0) {
         if (timeoutMs >= 0) {
             pollfd pfd{fd, POLLIN, 0};
-            const int r = ::poll(&pfd, 1, timeoutMs);
-            if (r < 0 && errno == EINTR) continue;
+            const int r = retryOnEintr([&] { return ::poll(&pfd, 1, timeoutMs); });
             if (r <= 0) return false;
         }
-        const ssize_t got = ::read(fd, p, size_t(n));
-        if (got < 0 && errno == EINTR) continue;
+        const ssize_t got = retryOnEintr([&] { return ::read(fd, p, size_t(n)); });
         if (got <= 0) return false;
         p += got;
         n -= got;
@@ -193,14 +191,14 @@ Result<std::unique_ptr<AccountBroker>> AccountBroker::start(const QString& confi
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return Result<std::unique_ptr<AccountBroker>>::fail(
-            QStringLiteral("account helper: socketpair: %1").arg(QString::fromLocal8Bit(strerror(errno))));
+            QStringLiteral("account helper: socketpair: %1").arg(errnoText(errno)));
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) {
         ::close(sv[0]);
         ::close(sv[1]);
         return Result<std::unique_ptr<AccountBroker>>::fail(
-            QStringLiteral("account helper: fork: %1").arg(QString::fromLocal8Bit(strerror(errno))));
+            QStringLiteral("account helper: fork: %1").arg(errnoText(errno)));
     }
     if (pid == 0) {
         // The helper: no event loop, no Qt objects of the parent are used; only this loop.
@@ -303,8 +301,7 @@ void AccountBroker::sendNext() {
 void AccountBroker::readAnswer() {
     char chunk[4096];
     for (;;) {
-        const ssize_t got = ::read(m_fd, chunk, sizeof chunk);
-        if (got < 0 && errno == EINTR) continue;
+        const ssize_t got = retryOnEintr([&] { return ::read(m_fd, chunk, sizeof chunk); });
         if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
         if (got <= 0)  // it exited
             return breakOff(Error{QStringLiteral("the account helper is not available"), kBrokerGone});

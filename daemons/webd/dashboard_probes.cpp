@@ -34,7 +34,7 @@ DashboardProbe DashboardProbes::run(const QString& configDir, const QHash<QStrin
         p.domain = config->value(QStringLiteral("primary_domain"));
         // One time limit for the whole run, every domain's queries together.
         const QDeadlineTimer deadline(kDnsCheckRunLimitMs);
-        auto report = wizard::runDnsCheck({configDir, {}, {}, {}, deadline});
+        auto report = records::runDnsCheck({configDir, {}, {}, {}, deadline});
         if (report)
             p.dns = *report;
         else
@@ -53,7 +53,7 @@ DashboardProbe DashboardProbes::run(const QString& configDir, const QHash<QStrin
         for (const QString& d : others.mid(0, kMaxDnsDomainsPerRun - 1)) {
             if (deadline.hasExpired()) break;  // the rest in a later run
             DomainDns one{d, 0, std::nullopt, {}};
-            auto r = wizard::runDnsCheck({configDir, d, {}, {}, deadline});
+            auto r = records::runDnsCheck({configDir, d, {}, {}, deadline});
             if (r)
                 one.dns = *r;
             else

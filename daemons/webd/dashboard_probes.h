@@ -1,6 +1,6 @@
 // dashboard_probes.h — the slow parts of the web panel's dashboard, run off webd's event loop.
 //
-// Two probes block for seconds: the DNS status (wizard::runDnsCheck, the same function as
+// Two probes block for seconds: the DNS status (records::runDnsCheck, the same function as
 // `posternctl dns check [--domain D]`: a domain's record set asked of its authoritative
 // servers, many ldns queries each bounded by dns.timeout) of every hosted domain, and the spam filter's
 // health (spamStatusLine, the same as `posternctl status`: Rspamd's GET /ping, up to
@@ -36,7 +36,7 @@
 // destructor (webd stopping) waits for a run under way, at most that long.
 #pragma once
 
-#include "dns_check.h"
+#include "records/dns_check.h"
 
 #include <QHash>
 #include <QObject>
@@ -58,7 +58,7 @@ inline constexpr int kMaxDnsDomainsPerRun = 5;
 struct DomainDns {
     QString domain;
     qint64 checkedMs = 0;  // ms since the epoch; 0: not checked yet
-    std::optional<wizard::DnsCheckReport> dns;
+    std::optional<records::DnsCheckReport> dns;
     QString error;  // when checked and dns is empty
 };
 
@@ -67,7 +67,7 @@ struct DashboardProbe {
     QString spamLine;
     bool spamWarning = false;
     QString domain;  // the domain checked
-    std::optional<wizard::DnsCheckReport> dns;
+    std::optional<records::DnsCheckReport> dns;
     QString dnsError;  // when dns is empty
     // Every hosted domain (primary_domain first), each with its latest check (this run's
     // or an earlier one's) or none yet.

@@ -1,7 +1,7 @@
 // panel_admin_pages.cpp — see panel_admin_pages.h.
 #include "panel_admin_pages.h"
 
-#include "setup.h"
+#include "records/host_facts.h"
 
 #include "core/address.h"
 #include "core/config_schema.h"
@@ -115,10 +115,10 @@ QString dnsSection(const DashboardProbe* p, bool running) {
     t += QStringLiteral(
         "<table class=\"dns\"><tr><th>Status</th><th>Name</th><th>Type</th><th class=\"opt\">Level</th><th>Expected / "
         "found / fix</th></tr>");
-    for (const wizard::RecordCheck& c : p->dns->records) {
-        const QString status = wizard::toString(c.status);
+    for (const records::RecordCheck& c : p->dns->records) {
+        const QString status = records::toString(c.status);
         QString detail = QStringLiteral("<code>%1</code>").arg(htmlEscape(expected(c.record)));
-        if (c.status != wizard::RecordCheck::Status::Ok) {
+        if (c.status != records::RecordCheck::Status::Ok) {
             detail += QStringLiteral("<br>found: <code>%1</code>")
                           .arg(htmlEscape(c.found.isEmpty() ? QStringLiteral("nothing") : c.found));
             if (!c.fix.isEmpty())
@@ -128,7 +128,7 @@ QString dnsSection(const DashboardProbe* p, bool running) {
                  "<tr class=\"dns-%1\"><td class=\"%2\">%3</td><td>%4</td><td>%5</td><td "
                  "class=\"opt\">%6</td><td>%7</td></tr>")
                  .arg(status,
-                      c.status == wizard::RecordCheck::Status::Ok ? QStringLiteral("st-ok") : QStringLiteral("st-bad"),
+                      c.status == records::RecordCheck::Status::Ok ? QStringLiteral("st-ok") : QStringLiteral("st-bad"),
                       status.toUpper(), htmlEscape(c.record.name), htmlEscape(c.record.type),
                       htmlEscape(c.record.level), detail);
     }
@@ -148,10 +148,10 @@ QString dnsSummary(const DomainDns* d) {
     if (!d->dns)
         return QStringLiteral("<span class=\"st-bad dns-error\">cannot check: %1</span>").arg(htmlEscape(d->error));
     int bad = 0, unknown = 0;
-    for (const wizard::RecordCheck& c : d->dns->records) {
-        if (c.status == wizard::RecordCheck::Status::Unknown)
+    for (const records::RecordCheck& c : d->dns->records) {
+        if (c.status == records::RecordCheck::Status::Unknown)
             ++unknown;
-        else if (c.status != wizard::RecordCheck::Status::Ok)
+        else if (c.status != records::RecordCheck::Status::Ok)
             ++bad;
     }
     QString t = d->dns->requiredOk()
@@ -247,7 +247,7 @@ std::optional<QString> domainPage(const PanelContext& ctx, const Accounts& acc, 
     if (!domain) return std::nullopt;
     const QString d = htmlEscape(*domain);
     QString t;
-    auto facts = wizard::hostFacts(ctx.config->configDir(), {}, *domain);
+    auto facts = records::hostFacts(ctx.config->configDir(), {}, *domain);
     if (!facts) return QStringLiteral("<p class=\"flash error\">%1</p>").arg(htmlEscape(facts.errorMessage()));
     const QList<records::Record> recs = records::buildRecords(*facts);
     t += QStringLiteral(
@@ -316,7 +316,7 @@ std::optional<PanelResponse> recordsDownload(const PanelContext& ctx, const Acco
     auto domain = localDomain(acc, domainIn);
     if (!domain) return std::nullopt;
     PanelResponse r;
-    auto facts = wizard::hostFacts(ctx.config->configDir(), {}, *domain);
+    auto facts = records::hostFacts(ctx.config->configDir(), {}, *domain);
     if (!facts) {
         r.code = 500;
         r.contentType = "text/plain; charset=utf-8";

@@ -14,7 +14,7 @@
 //                                     dashboard_probes.h, never waited for; a stale one starts
 //                                     a background run), add form, remove form per domain
 //   GET  /panel/domain?domain=D       D's registrar sheet (records::buildRecords of
-//                                     wizard::hostFacts, as `posternctl dns records
+//                                     records::hostFacts, as `posternctl dns records
 //                                     --domain D`): every value in a read-only field,
 //                                     downloads, DKIM keys and rotation
 //   GET  /panel/domain/records?domain=D&format=zone|csv|json

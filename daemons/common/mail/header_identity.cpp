@@ -17,6 +17,8 @@
 
 #include "message.h"
 
+#include "core/address.h"
+
 namespace postern::mail {
 
 namespace {
@@ -25,43 +27,10 @@ bool isWsp(char c) {
     return c == ' ' || c == '\t';
 }
 
-bool isAtext(uchar c) {
-    if (c >= 0x80) return true;  // RFC 6532 3.2: UTF8-non-ascii in atext
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-    switch (c) {
-        case '!':
-        case '#':
-        case '$':
-        case '%':
-        case '&':
-        case '\'':
-        case '*':
-        case '+':
-        case '-':
-        case '/':
-        case '=':
-        case '?':
-        case '^':
-        case '_':
-        case '`':
-        case '{':
-        case '|':
-        case '}':
-        case '~':
-            return true;
-        default:
-            return false;
-    }
-}
-
-bool isDotAtomText(const QString& s) {
-    if (s.isEmpty() || s.startsWith(QLatin1Char('.')) || s.endsWith(QLatin1Char('.')) ||
-        s.contains(QStringLiteral("..")))
-        return false;
-    const QByteArray b = s.toUtf8();
-    for (char c : b)
-        if (c != '.' && !isAtext(uchar(c))) return false;
-    return true;
+// atext of a header (RFC 6532 3.2: every UTF-8 byte >= 0x80 belongs to UTF8-non-ascii): the
+// one check of core/address.h, taken a byte at a time by the tokenizer.
+bool isAtextByte(char c) {
+    return isAtext(char32_t(uchar(c)), NonAscii::Any);
 }
 
 struct Token {
@@ -162,9 +131,9 @@ std::optional<QList<Token>> tokenize(const QByteArray& s, QString* error) {
             ++i;
             continue;
         }
-        if (isAtext(uchar(c))) {
+        if (isAtextByte(c)) {
             qsizetype j = i;
-            while (j < s.size() && isAtext(uchar(s.at(j)))) ++j;
+            while (j < s.size() && isAtextByte(s.at(j))) ++j;
             out.append({Token::Atom, s.mid(i, j - i)});
             i = j;
             continue;
@@ -295,7 +264,7 @@ private:
         }
         if ((to - from) % 2 == 0) return failed(QStringLiteral("local part ends with '.'"));
         m->local = local;
-        m->quotedLocal = quoted && !isDotAtomText(local);
+        m->quotedLocal = quoted && !isDotAtom(local, NonAscii::Any);
         return true;
     }
 

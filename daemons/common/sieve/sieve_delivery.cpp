@@ -123,19 +123,8 @@ QString replyFrom(const Action& a, const PlanInput& in, const QString& mailbox) 
 QString maildirFlags(const QStringList& flags, QStringList* ignored) {
     QString letters;
     for (const QString& f : flags) {
-        const QString l = f.toLower();
-        QChar c;
-        if (l == u"\\seen")
-            c = u'S';
-        else if (l == u"\\answered")
-            c = u'R';
-        else if (l == u"\\flagged")
-            c = u'F';
-        else if (l == u"\\deleted")
-            c = u'T';
-        else if (l == u"\\draft")
-            c = u'D';
-        if (c.isNull()) {
+        const QString c = store::systemFlagLetter(f);
+        if (c.isEmpty()) {
             if (ignored) *ignored << f;
             continue;
         }

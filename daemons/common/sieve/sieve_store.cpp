@@ -3,6 +3,7 @@
 
 #include "core/atomic_file.h"
 #include "core/paths.h"
+#include "core/posix_io.h"
 
 #include <QDir>
 #include <QFile>
@@ -175,7 +176,7 @@ Status renameScript(const QString& mailDir, const QString& address, const QStrin
     if (::link(QFile::encodeName(from).constData(), QFile::encodeName(to).constData()) != 0) {
         const int e = errno;
         if (e == EEXIST) return Status::fail(QStringLiteral("a script '%1' exists already").arg(newName), EEXIST);
-        return Status::fail(QStringLiteral("%1: %2").arg(to, QString::fromLocal8Bit(strerror(e))), e);
+        return Status::fail(QStringLiteral("%1: %2").arg(to, errnoText(e)), e);
     }
     auto active = activeScriptName(mailDir, address);
     if (active && *active == oldName) {

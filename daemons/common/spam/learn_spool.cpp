@@ -2,6 +2,7 @@
 #include "learn_spool.h"
 
 #include "core/atomic_file.h"
+#include "core/posix_io.h"
 
 #include <QDateTime>
 #include <QFile>
@@ -23,10 +24,6 @@ constexpr QByteArrayView kMagic = "postern-learn 1\n";
 
 QByteArray enc(const QString& s) {
     return QFile::encodeName(s);
-}
-
-QString errnoText(int e) {
-    return QString::fromLocal8Bit(strerror(e));
 }
 
 // Digits only, 1..20 characters.

@@ -108,4 +108,47 @@ Result<QString> keywordLetters(const QString& folderDir, const QStringList& keyw
     return assignKeywordLetters(folderDir, &table, valid, NewKeywords::Add, notStored);
 }
 
+QString systemFlagLetter(const QString& flag) {
+    const QString l = flag.toLower();
+    if (l == u"\\seen") return QStringLiteral("S");
+    if (l == u"\\answered") return QStringLiteral("R");
+    if (l == u"\\flagged") return QStringLiteral("F");
+    if (l == u"\\deleted") return QStringLiteral("T");
+    if (l == u"\\draft") return QStringLiteral("D");
+    return {};
+}
+
+QStringList flagNames(const QString& letters, const QStringList& table) {
+    QStringList out;
+    QStringList keywords;
+    for (QChar c : letters) {
+        switch (c.unicode()) {
+            case 'S':
+                out << QStringLiteral("\\Seen");
+                break;
+            case 'R':
+                out << QStringLiteral("\\Answered");
+                break;
+            case 'F':
+                out << QStringLiteral("\\Flagged");
+                break;
+            case 'T':
+                out << QStringLiteral("\\Deleted");
+                break;
+            case 'D':
+                out << QStringLiteral("\\Draft");
+                break;
+            case 'P':
+                out << QStringLiteral("$Forwarded");
+                break;
+            default:
+                if (c >= u'a' && c <= u'z') {
+                    const qsizetype k = c.unicode() - 'a';
+                    if (k < table.size() && !table.at(k).isEmpty()) keywords << table.at(k);
+                }
+        }
+    }
+    return out + keywords;
+}
+
 }  // namespace postern::store

@@ -26,6 +26,15 @@
 //       `keywords` of a delivered message: names that are not validKeyword()
 //       are left out and named in *notStored (delivery goes on without them:
 //       never a lost message), the others as assignKeywordLetters with Add.
+//   systemFlagLetter(flag) -> the Maildir info letter of an IMAP system flag
+//       (RFC 9051 2.3.2; \Seen S, \Answered R, \Flagged F, \Deleted T,
+//       \Draft D; case-insensitive), empty for anything else ($Forwarded is a
+//       keyword: assignKeywordLetters gives it P).
+//   flagNames(letters, table) -> the IMAP flags of a message's info letters:
+//       first the system flags and $Forwarded (P) in the letters' order, then
+//       the keywords whose letters a..z `table` names; other letters are left out.
+//   postern-imapd, posternctl import/export and delivery use these; no other
+//   code maps flags to letters.
 // Blocking: file I/O and a file lock (imapd sessions, delivery workers).
 // Limits: kMaxKeywordsPerFolder (26: the letters a-z), kMaxKeywordBytes (64,
 // for validKeyword), kMaxKeywordFileBytes (64 KiB read of the file).
@@ -49,5 +58,7 @@ QStringList readKeywordTable(const QString& folderDir);
 Result<QString> assignKeywordLetters(const QString& folderDir, QStringList* table, const QStringList& keywords,
                                      NewKeywords newKeywords, QStringList* notStored = nullptr);
 Result<QString> keywordLetters(const QString& folderDir, const QStringList& keywords, QStringList* notStored = nullptr);
+QString systemFlagLetter(const QString& flag);
+QStringList flagNames(const QString& letters, const QStringList& table);
 
 }  // namespace postern::store

@@ -26,10 +26,12 @@
 #include "commands.h"
 
 #include "common/store/maildir_delivery.h"
+#include "common/store/maildir_keywords.h"
 #include "common/store/maildir_names.h"
 
 #include "core/atomic_file.h"
 #include "core/log.h"
+#include "core/posix_io.h"
 
 #include <QFile>
 #include <QFileInfo>
@@ -180,7 +182,7 @@ void Commands::store(ImapSession& s, const R& r) {
         return;
     }
     for (const QString& f : *flags) {
-        if (f.startsWith(QLatin1Char('\\')) && flagLetter(f).isEmpty() &&
+        if (f.startsWith(QLatin1Char('\\')) && store::systemFlagLetter(f).isEmpty() &&
             f.compare(QLatin1String("\\Recent"), Qt::CaseInsensitive) != 0) {
             s.bad(r, QStringLiteral("Invalid system flag %1").arg(f));
             return;
@@ -295,7 +297,7 @@ QByteArray encoded(const QString& path) {
 }
 
 CopyFailure failure(int error, const QString& what) {
-    return {error, QStringLiteral("%1: %2").arg(what, QString::fromLocal8Bit(std::strerror(error)))};
+    return {error, QStringLiteral("%1: %2").arg(what, errnoText(error))};
 }
 
 // A real copy of `src` at `dst` (created exclusively), fsynced, with the source's times
@@ -318,13 +320,11 @@ int copyFileContents(const QString& src, const QString& dst) {
     int error = 0;
     QByteArray buffer(64 * 1024, Qt::Uninitialized);
     for (;;) {
-        const ssize_t n = ::read(in, buffer.data(), size_t(buffer.size()));
-        if (n < 0 && errno == EINTR) continue;
+        const ssize_t n = retryOnEintr([&] { return ::read(in, buffer.data(), size_t(buffer.size())); });
         if (n < 0) error = errno;
         if (n <= 0) break;
         for (ssize_t done = 0; done < n && !error;) {
-            const ssize_t w = ::write(out, buffer.constData() + done, size_t(n - done));
-            if (w < 0 && errno == EINTR) continue;
+            const ssize_t w = retryOnEintr([&] { return ::write(out, buffer.constData() + done, size_t(n - done)); });
             if (w <= 0)
                 error = w < 0 ? errno : EIO;
             else

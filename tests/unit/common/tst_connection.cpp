@@ -384,7 +384,11 @@ private Q_SLOTS:
         QVERIFY(connected(s));
         QCOMPARE(readLine(s), QByteArray("HELLO"));
         QVERIFY(opened);
-        QTest::qWait(20);
+        // The connection's age started before `opened` was set: once this timer has passed
+        // 1 ms, a deadline of 1 ms after connect lies in the past.
+        QElapsedTimer sinceOpened;
+        sinceOpened.start();
+        QVERIFY(spin([&] { return sinceOpened.hasExpired(1); }, 5000));
         opened->setDeadline(1);
         QCOMPARE(readLine(s), QByteArray("DEADLINE"));
         QVERIFY(disconnected(s, 5000));

@@ -10,8 +10,9 @@
 // namespace, when the test may make one: 452 4.3.1 / [OVERQUOTA], nothing left
 // behind), a source file shorter than announced, and a rename that fails at
 // commit (copies already visible are taken back).
-// The one keyword-letter mapping (common/store/maildir_keywords.h, used by
-// imapd and by delivery): letters given in order and found again
+// The one flag and keyword-letter mapping (common/store/maildir_keywords.h,
+// used by imapd, posternctl import/export and delivery): system flags both
+// ways, letters back to names, letters given in order and found again
 // case-insensitively, $Forwarded as P, unknown names skipped (Skip) or added
 // (Add), a keyword another process added found again under the lock (no
 // letter given twice), the 26-letter limit (26 pass, the 27th is not stored),
@@ -115,6 +116,23 @@ private Q_SLOTS:
             QCOMPARE(QString::fromUtf8(slurp(file)), fileAfter);
             QCOMPARE(table, readKeywordTable(dir.path()));  // the caller's copy is the file's table
         }
+    }
+    // System flags both ways (RFC 9051 2.3.2), and letters back to names: system flags and
+    // $Forwarded first, then keywords the table names (unknown letters and empty slots left out).
+    void flagLettersBothWays() {
+        const QList<std::pair<QString, QString>> system = {
+            {"\\Seen", "S"}, {"\\Answered", "R"}, {"\\Flagged", "F"}, {"\\Deleted", "T"}, {"\\Draft", "D"}};
+        for (const auto& [flag, letter] : system) {
+            QCOMPARE(systemFlagLetter(flag), letter);
+            QCOMPARE(systemFlagLetter(flag.toUpper()), letter);
+            QCOMPARE(flagNames(letter, {}), QStringList{flag});
+        }
+        for (const QString& other : QStringList{"\\Recent", "$Forwarded", "Seen", "\\Seen ", ""})
+            QCOMPARE(systemFlagLetter(other), QString());
+        QCOMPARE(
+            flagNames(QStringLiteral("DFPRSTacz"), {"Work", "", "Home"}),
+            (QStringList{"\\Draft", "\\Flagged", "$Forwarded", "\\Answered", "\\Seen", "\\Deleted", "Work", "Home"}));
+        QCOMPARE(flagNames(QStringLiteral("bXy1"), {"Work", ""}), QStringList());
     }
     // Delivery (Sieve imap4flags) checks names: 64 octets pass, 65 are refused, as are specials.
     void deliveryKeywordNames() {

@@ -1,4 +1,5 @@
-// tst_address.cpp — domain and address normalisation, plus-address splitting.
+// tst_address.cpp — domain and address normalisation, the address syntax check
+// (isAtext, isDotAtom in both modes), plus-address splitting.
 #include "core/address.h"
 #include "core/paths.h"
 
@@ -99,6 +100,51 @@ private Q_SLOTS:
             QVERIFY2(r.ok(), qPrintable(r.errorMessage()));
             QCOMPARE(*r, out);
         }
+    }
+
+    // The one address syntax check (accounts, SMTP paths, headers), at its boundaries: every
+    // ASCII code point against RFC 5322 atext, and non-ASCII by mode (Printable refuses the
+    // invisible and space characters and, per UTF-16 unit, surrogates; Any takes all).
+    void atextAscii() {
+        const QByteArray specials = "!#$%&'*+-/=?^_`{|}~";
+        for (char32_t c = 0; c < 0x80; ++c) {
+            const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+            const bool want = alnum || specials.contains(char(c));
+            QVERIFY2(isAtext(c, NonAscii::Printable) == want, qPrintable(QString::number(uint(c))));
+            QVERIFY2(isAtext(c, NonAscii::Any) == want, qPrintable(QString::number(uint(c))));
+        }
+    }
+    void dotAtom_data() {
+        QTest::addColumn<QString>("text");
+        QTest::addColumn<bool>("printable");
+        QTest::addColumn<bool>("any");
+        QTest::newRow("empty") << QString() << false << false;
+        QTest::newRow("one letter") << "a" << true << true;
+        QTest::newRow("inner dot") << "a.b" << true << true;
+        QTest::newRow("leading dot") << ".a" << false << false;
+        QTest::newRow("trailing dot") << "a." << false << false;
+        QTest::newRow("double dot") << "a..b" << false << false;
+        QTest::newRow("dot alone") << "." << false << false;
+        QTest::newRow("all specials") << "!#$%&'*+-/=?^_`{|}~" << true << true;
+        QTest::newRow("space") << "a b" << false << false;
+        QTest::newRow("at") << "a@b" << false << false;
+        QTest::newRow("quote") << "a\"b" << false << false;
+        QTest::newRow("DEL") << "a\x7f" << false << false;
+        QTest::newRow("e acute (U+00E9)") << QString::fromUtf8("j\xc3\xa9") << true << true;
+        QTest::newRow("first non-ASCII U+0080") << QString(QChar(0x80)) << false << true;
+        QTest::newRow("NEL U+0085") << "a" + QString(QChar(0x85)) << false << true;
+        QTest::newRow("no-break space U+00A0") << "a" + QString(QChar(0xa0)) << false << true;
+        QTest::newRow("zero-width space U+200B") << "a" + QString(QChar(0x200b)) << false << true;
+        QTest::newRow("CJK U+4E2D") << QString(QChar(0x4e2d)) << true << true;
+        QTest::newRow("outside the BMP U+1F600") << QString::fromUcs4(U"a\U0001F600") << false << true;
+    }
+    void dotAtom() {
+        QFETCH(QString, text);
+        QFETCH(bool, printable);
+        QFETCH(bool, any);
+        QCOMPARE(isDotAtom(text), printable);  // Printable is the default
+        QCOMPARE(isDotAtom(text, NonAscii::Printable), printable);
+        QCOMPARE(isDotAtom(text, NonAscii::Any), any);
     }
 
     void detail() {

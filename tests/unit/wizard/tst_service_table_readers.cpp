@@ -5,7 +5,7 @@
 // postern-webd's client autoconfiguration. A row added to the table shows up in all
 // of them; these tests say where to look when one does not.
 #include "records/dns_records.h"
-#include "setup.h"
+#include "records/host_facts.h"
 #include "wizard.h"
 
 #include "model.h"
@@ -99,7 +99,7 @@ private Q_SLOTS:
         QVERIFY(conf.open(QIODevice::WriteOnly));
         conf.write("primary_domain = example.org\nimaps.listen =\npop3.listen =\n");
         conf.close();
-        auto facts = wizard::hostFacts(dir.path(), {});
+        auto facts = records::hostFacts(dir.path(), {});
         QVERIFY2(facts, qPrintable(facts.errorMessage()));
         QVERIFY(facts->notOffered == QList<ListenerMode>({ListenerMode::Imaps, ListenerMode::Pop3}));
     }

@@ -1,4 +1,6 @@
-// dns_check.h — checking the published DNS records against what Postern expects.
+// dns_check.h — checking the published DNS records against what Postern expects
+// (in the records library: `posternctl dns check`, the wizard and the web panel's
+// dashboard run this one check).
 //
 // checkPublished(facts, authoritative, recursive): for every record of
 // buildRecords(facts), asks the domain's authoritative servers directly
@@ -12,7 +14,7 @@
 // recursive resolver says whether it validates.
 #pragma once
 
-#include "records/dns_records.h"
+#include "dns_records.h"
 
 #include "core/dns.h"
 
@@ -20,10 +22,10 @@
 #include <QList>
 #include <QString>
 
-namespace postern::wizard {
+namespace postern::records {
 
 struct RecordCheck {
-    records::Record record;
+    Record record;
     enum class Status { Ok, Missing, Wrong, Unknown } status = Status::Unknown;
     QString found;  // what DNS holds (empty when nothing)
     QString fix;
@@ -38,7 +40,7 @@ struct DnsCheckReport {
 
 // `deadline`: once it has passed, the records not asked yet are Unknown ("not asked: the
 // check's time limit passed") and the notes' queries are skipped (the web panel bounds its run).
-DnsCheckReport checkPublished(const records::HostFacts& facts, Resolver& authoritative, Resolver& recursive,
+DnsCheckReport checkPublished(const HostFacts& facts, Resolver& authoritative, Resolver& recursive,
                               QDeadlineTimer deadline = QDeadlineTimer(QDeadlineTimer::Forever));
 
 // The whole check as `posternctl dns check` and the web panel's dashboard run it: the
@@ -56,4 +58,4 @@ struct DnsCheckRequest {
 Result<DnsCheckReport> runDnsCheck(const DnsCheckRequest& request);
 QString renderCheck(const DnsCheckReport& report);
 
-}  // namespace postern::wizard
+}  // namespace postern::records

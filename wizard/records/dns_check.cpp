@@ -1,11 +1,11 @@
 // dns_check.cpp — see dns_check.h.
 #include "dns_check.h"
 
-#include "setup.h"
+#include "host_facts.h"
 
 #include "core/config.h"
 
-namespace postern::wizard {
+namespace postern::records {
 
 QString toString(RecordCheck::Status s) {
     switch (s) {
@@ -54,11 +54,11 @@ QString shown(const DnsRecord& r) {
 
 }  // namespace
 
-DnsCheckReport checkPublished(const records::HostFacts& facts, Resolver& authoritative, Resolver& recursive,
+DnsCheckReport checkPublished(const HostFacts& facts, Resolver& authoritative, Resolver& recursive,
                               QDeadlineTimer deadline) {
     DnsCheckReport report;
-    const QList<records::Record> wanted = records::buildRecords(facts);
-    for (const records::Record& rec : wanted) {
+    const QList<Record> wanted = buildRecords(facts);
+    for (const Record& rec : wanted) {
         RecordCheck c;
         c.record = rec;
         if (deadline.hasExpired()) {
@@ -68,7 +68,7 @@ DnsCheckReport checkPublished(const records::HostFacts& facts, Resolver& authori
             report.records << c;
             continue;
         }
-        const QString name = records::fqdn(rec, facts.domain);
+        const QString name = fqdn(rec, facts.domain);
         Resolver& dns = rec.type == u"PTR" ? recursive : authoritative;
         const DnsType type = typeOf(rec.type);
         DnsAnswer a = dns.query(name.left(name.size() - 1), type);
@@ -213,4 +213,4 @@ QString renderCheck(const DnsCheckReport& report) {
     return out;
 }
 
-}  // namespace postern::wizard
+}  // namespace postern::records
