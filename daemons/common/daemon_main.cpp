@@ -1,7 +1,7 @@
 // daemon_main.cpp — see daemon_main.h.
 #include "daemon_main.h"
 
-#include "block_list.h"
+#include "core/block_list.h"
 
 #include "authenticator.h"
 #include "core/unix_signals.h"

@@ -9,6 +9,8 @@
 // TLS handshake starts (daemon_server.h): a blocked client gets a refusal line where the
 // protocol has one readable before TLS (SMTP 554, IMAP BYE, POP3 -ERR) and is closed,
 // and a "connection.blocked" log line.
+// With auth.block_nftables the supervisor also mirrors the file into an nftables set, so the
+// kernel drops those clients on Postern's ports before any daemon sees them (block_nftables.h).
 //
 // File: <data_dir>/block-list (survives restarts; expired entries are ignored and
 // dropped at the next write):
@@ -40,8 +42,8 @@
 // durations kMinDurationMs (1 minute) to kMaxDurationMs (30 days); kMaxFileBytes read.
 #pragma once
 
-#include "core/atomic_file.h"
-#include "core/result.h"
+#include "atomic_file.h"
+#include "result.h"
 
 #include <QHostAddress>
 #include <QList>
