@@ -20,7 +20,7 @@
 // Changes take an flock on <file>.lock and rewrite the file atomically (core/atomic_file.h).
 //
 // Interface:
-//   BlockList(path); setClock(msFn) for tests (default: wall clock).
+//   BlockList(path), pathIn(dataDir) (the file's path); setClock(msFn) for tests (default: wall clock).
 //   blocked(peer)   the unexpired entry covering `peer` (IPv4-mapped IPv6 is taken as IPv4),
 //                   or nullopt. Re-reads the file only when its (inode, size, mtime) changed:
 //                   one stat(2) per call otherwise.
@@ -66,6 +66,9 @@ public:
         qint64 untilMs = 0;
         QString source;  // "auth" or "admin"
     };
+
+    // The one file every user of the list reads: <data_dir>/block-list.
+    static QString pathIn(const QString& dataDir) { return dataDir + QStringLiteral("/block-list"); }
 
     explicit BlockList(QString path);
     void setClock(std::function<qint64()> clock) { m_clock = std::move(clock); }

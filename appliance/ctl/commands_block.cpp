@@ -28,10 +28,6 @@ namespace postern::ctl {
 
 namespace {
 
-QString blockListPath(const Config& config) {
-    return config.dataDir() + QStringLiteral("/block-list");
-}
-
 // One line on the nftables mirror: what the supervisor's status file says (ctl.h supervisorPid:
 // trusted only when root wrote it), or why there is none.
 QString kernelSetLine(const Config& config) {
@@ -51,7 +47,9 @@ QString kernelSetLine(const Config& config) {
             .arg(table)
             .arg(o.value(QStringLiteral("elements")).toInteger())
             .arg(o.value(QStringLiteral("synced")).toString());
-    if (state == u"error") return QStringLiteral("NOT in use: %1").arg(o.value(QStringLiteral("error")).toString());
+    if (state == u"error")
+        return QStringLiteral("NOT up to date: %1 (the kernel keeps what was applied before, if anything)")
+            .arg(o.value(QStringLiteral("error")).toString());
     return QStringLiteral("being applied (nftables table %1)").arg(table);
 }
 
@@ -61,7 +59,7 @@ int blockList(CtlContext& ctx) {
     if (!ctx.loadConfig(config)) return 1;
     const QString kernelSet = kernelSetLine(config);
     if (!ctx.runAsDaemonUser(config)) return 1;
-    BlockList list(blockListPath(config));
+    BlockList list(BlockList::pathIn(config.dataDir()));
     auto entries = list.list();
     if (!entries) return ctx.fail(entries.errorMessage());
     if (entries->isEmpty()) ctx.out << "no address is blocked" << Qt::endl;
@@ -79,7 +77,7 @@ int blockAdd(CtlContext& ctx) {
     auto duration = Schema::parseDurationMs(ctx.opt(QStringLiteral("for"), QStringLiteral("1h")));
     if (!duration) return ctx.usage(QStringLiteral("--for: %1").arg(duration.errorMessage()));
     if (!ctx.runAsDaemonUser(config)) return 1;
-    BlockList list(blockListPath(config));
+    BlockList list(BlockList::pathIn(config.dataDir()));
     if (auto st = list.add(ctx.args.first(), *duration, QStringLiteral("admin")); !st)
         return ctx.fail(st.errorMessage());
     const QString subnet = BlockList::parseSubnet(ctx.args.first()).valueOr(ctx.args.first());
@@ -93,7 +91,7 @@ int blockRemove(CtlContext& ctx) {
     Config config;
     if (!ctx.loadConfig(config)) return 1;
     if (!ctx.runAsDaemonUser(config)) return 1;
-    BlockList list(blockListPath(config));
+    BlockList list(BlockList::pathIn(config.dataDir()));
     auto removed = list.remove(ctx.args.first());
     if (!removed) return ctx.fail(removed.errorMessage());
     if (!*removed) return ctx.fail(QStringLiteral("%1 is not on the block list").arg(ctx.args.first()));
@@ -105,12 +103,13 @@ int blockRemove(CtlContext& ctx) {
 
 void addBlockCommands(QList<Command>& out) {
     const QString b = QStringLiteral("block");
-    out << Command{{b, QStringLiteral("list")},
-                   QString(),
-                   QStringLiteral("addresses refused at connect (failed logins, or added here)"),
-                   {},
-                   {},
-                   blockList};
+    out << Command{
+        {b, QStringLiteral("list")},
+        QString(),
+        QStringLiteral("addresses refused at connect (failed logins, or added here); whether the kernel drops them"),
+        {},
+        {},
+        blockList};
     out << Command{{b, QStringLiteral("add")},
                    QStringLiteral("ADDRESS [--for DURATION]"),
                    QStringLiteral("refuse an address or subnet at connect, for a while (default 1h, at most 30d)"),

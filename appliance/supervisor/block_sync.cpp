@@ -55,7 +55,7 @@ void BlockSync::configure(const Config& config) {
     m_configured = true;
     const bool was = m_enabled;
     m_enabled = config.flag(QStringLiteral("auth.block_nftables"));
-    m_path = config.dataDir() + QStringLiteral("/block-list");
+    m_path = BlockList::pathIn(config.dataDir());
     m_ports = blocknft::blockedPorts(config);
     if (m_enabled) {
         m_dirty = true;

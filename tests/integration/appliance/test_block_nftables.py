@@ -5,7 +5,8 @@ so the host's firewall is never touched).
 
 Checked: with the setting off a leftover table is deleted at start and none is made; turned on
 (posternctl config set, SIGHUP) the table appears with a drop for Postern's listener port only;
-`posternctl block add` puts the address in the set with its timeout (IPv4 host, IPv6 subnet);
+`posternctl block add` puts the address in the set with its timeout (IPv4 host, IPv6 subnet), and
+so do failed logins (auth.block_after_failures over SMTP submission);
 a connection from the blocked source address to the SMTP port gets no answer at all (dropped by
 the kernel: the daemon never sees it) while another source address is greeted, for IPv4 and
 IPv6; `block remove` takes it out again; a link planted in place of the block-list file is
@@ -18,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import smtplib
 import socket
 import subprocess
 import sys
@@ -27,6 +29,8 @@ from postern_testlib import Instance, wait_for
 
 NETNS_MARK = "POSTERN_BLOCK_NFT_NETNS"
 PORT = 2525  # fixed: the namespace is ours alone
+SUBMISSION = 2587
+GUESSER = "127.0.0.7"
 V6_CLIENT = "2001:db8::5"
 
 
@@ -77,13 +81,13 @@ def elements(set_name):
     return out
 
 
-def greeting(source, dest, family=socket.AF_INET, timeout=1.0):
+def greeting(source, dest, family=socket.AF_INET, timeout=1.0, port=PORT):
     """The SMTP greeting for a connection from `source`, or None when the SYN gets no answer."""
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.bind((source, 0))
         try:
-            s.connect((dest, PORT))
+            s.connect((dest, port))
         except (TimeoutError, socket.timeout):
             return None
         s.settimeout(10)
@@ -100,6 +104,9 @@ class BlockNftables(unittest.TestCase):
     def setUp(self):
         conf = {f"{name}.listen": "" for name in Instance.LISTENERS}
         conf["smtp.listen"] = f"127.0.0.1:{PORT}, [::1]:{PORT}"
+        conf["submission.listen"] = f"127.0.0.1:{SUBMISSION}"
+        conf["auth.block_after_failures"] = "3"
+        conf["auth.block_duration"] = "10m"
         self.inst = Instance(conf=conf)
 
     def tearDown(self):
@@ -129,8 +136,8 @@ class BlockNftables(unittest.TestCase):
         wait_for(lambda: self.status()["state"] == "active", timeout=15, what="the table to be applied")
         text = table_text()
         self.assertIn("type filter hook input priority filter - 10; policy accept;", text)
-        self.assertIn(f"tcp dport {PORT} ip saddr @blocked_v4 drop", text)
-        self.assertIn(f"tcp dport {PORT} ip6 saddr @blocked_v6 drop", text)
+        self.assertIn(f"tcp dport {{ {PORT}, {SUBMISSION} }} ip saddr @blocked_v4 drop", text)
+        self.assertIn(f"tcp dport {{ {PORT}, {SUBMISSION} }} ip6 saddr @blocked_v6 drop", text)
         self.assertEqual(elements("blocked_v4"), {})
         self.assertRegex(self.kernel_line(),
                          r"^kernel set: in use \(nftables table inet postern_block, 0 element\(s\), synced \d{4}-")
@@ -159,6 +166,19 @@ class BlockNftables(unittest.TestCase):
         wait_for(lambda: elements("blocked_v4") == {}, timeout=10, what="127.0.0.5 to leave the set")
         self.assertTrue((greeting("127.0.0.5", "127.0.0.1") or "").startswith("220"))
 
+        # Failed logins feed the list, and so the set: after the third, the guesser's SYNs go unanswered.
+        ctx = self.inst.client_tls_context()
+        for i in range(3):
+            with smtplib.SMTP("127.0.0.1", SUBMISSION, source_address=(GUESSER, 0), timeout=10) as c:
+                c.starttls(context=ctx)
+                c.ehlo()
+                with self.assertRaises(smtplib.SMTPAuthenticationError):  # one AUTH PLAIN (login() tries several)
+                    c.auth("PLAIN", lambda challenge=None, i=i: f"\0alice@{self.inst.domain}\0wrong-{i}")
+        wait_for(lambda: GUESSER in elements("blocked_v4"), timeout=10, interval=0.5, what="the guesser in the set")
+        self.assertIn(elements("blocked_v4")[GUESSER], range(590, 601))  # auth.block_duration, whole seconds left
+        self.assertIsNone(greeting(GUESSER, "127.0.0.1", port=SUBMISSION), "the guesser must get no SYN-ACK")
+        self.assertTrue((greeting("127.0.0.8", "127.0.0.1", port=SUBMISSION) or "").startswith("220"))
+
         # A link planted by the daemon user in place of the file: root does not follow it; the table
         # keeps what it had and the error is reported.
         path = os.path.join(self.inst.data_dir, "block-list")
@@ -166,7 +186,7 @@ class BlockNftables(unittest.TestCase):
         os.symlink("/etc/hostname", path + ".link")
         os.replace(path + ".link", path)  # atomic: the supervisor never sees the file missing
         wait_for(lambda: self.status()["state"] == "error", timeout=10, what="the planted link to be refused")
-        self.assertIn("NOT in use: ", self.kernel_line())
+        self.assertRegex(self.kernel_line(), r"^kernel set: NOT up to date: .*symbolic link.*\(the kernel keeps what was")
         self.assertIn("2001:db8::/32", elements("blocked_v6"))
         os.replace(path + ".saved", path)
         wait_for(lambda: self.status()["state"] == "active", timeout=10, what="the file to be read again")
