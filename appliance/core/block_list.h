@@ -94,6 +94,7 @@ private:
         Entry entry;
     };
     Result<QList<Entry>> readLocked() const;
+    Result<bool> update(const std::function<Result<bool>(QList<Entry>&)>& change);
     void reloadIfChanged();
     qint64 now() const { return m_clock(); }
 
