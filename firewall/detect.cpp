@@ -5,6 +5,7 @@
 #include "nft_json.h"
 
 #include "core/atomic_file.h"
+#include "core/block_nftables.h"
 
 #include <unistd.h>
 #include <QDir>
@@ -43,9 +44,9 @@ const char* const kFwdList = "firewalld-list-all.txt";
 const char* const kInterfaces = "interfaces.txt";
 const char* const kContainer = "container.txt";
 
-bool hasFilteringChain(const Ruleset& rs, Backend backend, const QString& excludeTable = {}) {
+bool hasFilteringChain(const Ruleset& rs, Backend backend, const QStringList& excludeTables = {}) {
     for (const Chain& c : rs.chains) {
-        if (c.backend != backend || (!excludeTable.isEmpty() && c.table == excludeTable)) continue;
+        if (c.backend != backend || excludeTables.contains(c.table)) continue;
         if (!c.rules.isEmpty() || c.policy != Verdict::Accept) return true;
     }
     return false;
@@ -296,7 +297,10 @@ Detection detect(const Snapshot& s) {
             const Result<Ruleset> rs = parseNftJson(s.nftJson, skip);
             if (rs) {
                 d.ruleset.append(*rs);
-                if (hasFilteringChain(*rs, Backend::Nftables, QStringLiteral("firewalld")))
+                // Tables of managers, and Postern's own block-list mirror (core/block_nftables.h: it
+                // drops only blocked clients), do not make "nftables" a backend in use.
+                if (hasFilteringChain(*rs, Backend::Nftables,
+                                      {QStringLiteral("firewalld"), blocknft::kTable.toString()}))
                     d.backends.prepend(Backend::Nftables);
             } else {
                 d.readable = false;

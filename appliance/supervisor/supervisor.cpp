@@ -80,6 +80,7 @@ QString Supervisor::toString(State s) {
 
 Supervisor::Supervisor(QString configDir, Config config, QObject* parent)
     : QObject(parent), m_configDir(std::move(configDir)), m_config(std::move(config)) {
+    connect(&m_blockSync, &BlockSync::changed, this, &Supervisor::writeState);
     if (::getpid() == 1) {
         m_reaper.setInterval(1000);
         connect(&m_reaper, &QTimer::timeout, this, &Supervisor::reapOrphans);
@@ -189,6 +190,7 @@ void Supervisor::start() {
     if (auto st = ensureDirectory(m_config.runDir(), 0755); !st)
         log::error(u"supervisor.run_dir", log::Fields().add("error", st.errorMessage()));
     (void)removeFile(m_config.runDir() + QStringLiteral("/postern-appliance.ready"));
+    m_blockSync.configure(m_config);
     for (const ServiceSpec& spec : serviceTable()) {
         auto s = std::make_shared<Service>();
         s->spec = spec;
@@ -439,6 +441,7 @@ void Supervisor::writeState() {
         if (!s->spec.engine && (s->state == State::Starting || s->state == State::Backoff)) allReady = false;
     }
     root.insert(QStringLiteral("services"), services);
+    root.insert(QStringLiteral("block_nftables"), m_blockSync.status());
     const QByteArray json = QJsonDocument(root).toJson(QJsonDocument::Compact) + '\n';
     if (auto st = writeFileAtomic(m_config.runDir() + QStringLiteral("/postern-appliance.status"), json, 0644); !st)
         log::warn(u"supervisor.status_write", log::Fields().add("error", st.errorMessage()));
@@ -481,6 +484,7 @@ void Supervisor::stop(std::function<void()> done) {
             }
         poll->stop();
         poll->deleteLater();
+        m_blockSync.shutdown();  // the table goes with us (its elements would expire by themselves)
         writeState();
         done();
     });
@@ -499,6 +503,7 @@ void Supervisor::reload() {
     m_config = std::move(*fresh);
     log::setMinLevel(log::levelFromString(m_config.value(QStringLiteral("log.level"))));
     log::info(u"supervisor.reload", log::Fields().add("restart_settings", restartKeys.join(QLatin1Char(','))));
+    m_blockSync.configure(m_config);
     for (const auto& s : m_services) {
         const bool wanted = enabled(s->spec) && !s->binary.isEmpty();
         bool restart = false;
@@ -549,6 +554,7 @@ void Supervisor::reapOrphans() {
             if (s->process && s->process->processId() == info.si_pid) ours = true;
         if (m_maintenanceProcess && m_maintenanceProcess->processId() == info.si_pid) ours = true;
         if (m_backupProcess && m_backupProcess->processId() == info.si_pid) ours = true;
+        if (m_blockSync.processId() == info.si_pid) ours = true;
         if (ours) return;  // QProcess collects it
         ::waitpid(info.si_pid, nullptr, WNOHANG);
     }

@@ -30,6 +30,9 @@
 // them as system_user (root is dropped in the child before exec; the child also creates
 // their state and socket folders, so root never writes below the daemon user's folders),
 // and counts them ready when their unix socket accepts a connection.
+// With auth.block_nftables the temporary block list is mirrored into the nftables table
+// `inet postern_block` (block_sync.h), re-applied when the file changes, deleted on stop and
+// when the setting is turned off; its state is "block_nftables" in the status file.
 // State for `posternctl status`: <run_dir>/postern-appliance.status (JSON),
 // and <run_dir>/postern-appliance.ready once every service is ready.
 // A daemon's stderr is passed on to ours; its last line is kept, so a daemon
@@ -46,6 +49,8 @@
 // followed. Limits: a ready file is read up to kMaxReadyFileBytes; a kept
 // stderr line up to kMaxErrorLine bytes.
 #pragma once
+
+#include "block_sync.h"
 
 #include "core/config.h"
 #include "core/process.h"
@@ -131,6 +136,7 @@ private:
     QPointer<QProcess> m_backupProcess;
     void runBackup();
     QString findCtl() const;
+    BlockSync m_blockSync;  // auth.block_nftables: the block list as an nftables set
 };
 
 }  // namespace postern

@@ -1,7 +1,7 @@
 // authenticator.cpp — see authenticator.h.
 #include "authenticator.h"
 
-#include "block_list.h"
+#include "core/block_list.h"
 
 #include "async.h"
 

@@ -52,7 +52,7 @@
 // Logged with credential=second-factor; the code itself is never logged.
 // Block list: with setBlockList(), a failure that brings its address's count in the
 // throttle to auth.block_after_failures (0: never) puts the address (IPv4 /32, IPv6
-// /48) on the shared temporary block list (block_list.h) for auth.block_duration,
+// /48) on the shared temporary block list (core/block_list.h) for auth.block_duration,
 // logged as auth.blocked; the daemons then refuse its connections at accept.
 #pragma once
 

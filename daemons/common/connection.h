@@ -86,7 +86,7 @@ public:
     void begin();
     // The daemon is stopping: let the session say goodbye.
     void shutdown();
-    // The client's address was blocked while connected (block_list.h), or its account
+    // The client's address was blocked while connected (core/block_list.h), or its account
     // disabled: the session is told the peer is gone (it produces nothing more), `line`
     // is sent when the stream can carry it (not during a TLS handshake or before a
     // STARTTLS one), then closed; `reason` goes to the disconnect's log line.

@@ -1,7 +1,7 @@
 // daemon_main.cpp — see daemon_main.h.
 #include "daemon_main.h"
 
-#include "block_list.h"
+#include "core/block_list.h"
 
 #include "authenticator.h"
 #include "core/unix_signals.h"
@@ -80,7 +80,7 @@ Result<DaemonContext> loadBootstrap(Config& config, const DaemonSpec& spec) {
     if (spec.accounts == AccountUse::Authenticate) {
         b.auth = std::make_unique<Authenticator>(config, b.accounts.get());
         ctx.auth = b.auth.get();
-        b.blockList = std::make_unique<BlockList>(config.dataDir() + QStringLiteral("/block-list"));
+        b.blockList = std::make_unique<BlockList>(BlockList::pathIn(config.dataDir()));
         b.auth->setBlockList(b.blockList.get());
     }
     return ctx;

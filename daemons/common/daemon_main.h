@@ -12,7 +12,7 @@
 //      Read or Authenticate, loads the accounts (exit 1 with "accounts: <why>"
 //      when they cannot be read); with Authenticate also makes the Authenticator
 //      (authenticator.h) that SMTP, IMAP and POP3 check passwords with, and the
-//      temporary block list (<data_dir>/block-list, block_list.h) that the
+//      temporary block list (<data_dir>/block-list, core/block_list.h) that the
 //      authenticator fills and the DaemonServer consults at every accept (and the
 //      DaemonServer closes sessions of accounts disabled while logged in);
 //   4. spec.create(ctx) builds the daemon's objects (ctx: the configuration, the

@@ -1,7 +1,7 @@
 // daemon_server.cpp — see daemon_server.h.
 #include "daemon_server.h"
 
-#include "block_list.h"
+#include "core/block_list.h"
 
 #include "shared_counters.h"
 

@@ -13,7 +13,7 @@
 //   setLimits(global, perIp, refusal)  over-limit connections get `refusal(mode)`
 //                  (a protocol-correct "try later" line) and are closed at once.
 //   setBlockList(list)  every accepted connection is first looked up in the temporary
-//                  block list (block_list.h): a blocked client gets blockedRefusal(mode)
+//                  block list (core/block_list.h): a blocked client gets blockedRefusal(mode)
 //                  (SMTP 554 5.7.1, IMAP * BYE, POP3 -ERR; nothing on implicit-TLS ports,
 //                  before any handshake), a "connection.blocked" log line, and is closed.
 //                  Sessions already open are checked too: every kBlockPollMs the list's

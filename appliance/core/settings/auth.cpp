@@ -1,5 +1,6 @@
 // settings/auth.cpp — password hashing cost, the verification cache and the
-// failed-login throttle shared by SMTP, IMAP and POP3; two-factor policy.
+// failed-login throttle shared by SMTP, IMAP and POP3, the block list it feeds (and its
+// optional nftables mirror); two-factor policy.
 #include "../config_schema.h"
 
 namespace postern::settings {
@@ -78,6 +79,12 @@ void addAuth(QList<Setting>& out) {
                    .section = sec,
                    .min = 60,
                    .max = 30 * 86400};
+    out << Setting{.key = QStringLiteral("auth.block_nftables"),
+                   .type = T::Bool,
+                   .defaultValue = QStringLiteral("false"),
+                   .doc = QStringLiteral("Also drop blocked addresses in the kernel: the supervisor mirrors the block "
+                                         "list into the nftables table inet postern_block (needs nft and root)"),
+                   .section = sec};
     out << Setting{.key = QStringLiteral("auth.require_2fa_admins"),
                    .type = T::Bool,
                    .defaultValue = QStringLiteral("false"),

@@ -1,4 +1,4 @@
-"""The temporary block list (daemons/common/block_list.h) against the real daemons: an address
+"""The temporary block list (appliance/core/block_list.h) against the real daemons: an address
 whose failed logins reach auth.block_after_failures (3 here) is put on the list shared by
 postern-imapd, -smtpd and -pop3d; each refuses its next connections at accept with a clear
 line before anything else (IMAP "* BYE", SMTP 554 5.7.1, POP3 -ERR; the implicit-TLS port

@@ -7,8 +7,8 @@
 // pre-greet wait (input before the greeting never reaches the session), a
 // hang-up seen while the session is suspended, sessions of a client closed once its
 // address is blocked (others untouched).
-#include "common/block_list.h"
 #include "common/daemon_server.h"
+#include "core/block_list.h"
 
 #include "core/tls.h"
 

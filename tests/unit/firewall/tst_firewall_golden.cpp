@@ -36,7 +36,8 @@ private Q_SLOTS:
         QTest::addColumn<QString>("dir");
         const QDir data(QStringLiteral(POSTERN_TEST_DIR "/data"));
         const QStringList cases = data.entryList(QDir::Dirs | QDir::NoDotAndDotDot, QDir::Name);
-        for (const char* needed : {"empty", "nft-default-drop", "ufw-debian", "firewalld-public", "iptables-docker"})
+        for (const char* needed :
+             {"empty", "nft-default-drop", "ufw-debian", "firewalld-public", "iptables-docker", "postern-block"})
             QVERIFY2(cases.contains(QLatin1String(needed)), needed);
         for (const QString& c : cases)
             if (c != u"src") QTest::newRow(qPrintable(c)) << data.absoluteFilePath(c);

@@ -49,6 +49,13 @@ echo running > "$HERE/firewalld-public/firewalld-state.txt"
 echo public > "$HERE/firewalld-public/firewalld-zone.txt"
 cp "$SRC/firewalld-list-all.txt" "$HERE/firewalld-public/firewalld-list-all.txt"
 
+# Postern's own block-list mirror (auth.block_nftables) alone: not a backend in use, never
+# planned into or removed; its drop shows as an exception of the open ports.
+rm -rf "$HERE/postern-block"
+unshare --net sh -eu -c "nft -f $SRC/postern-block.nft
+  \"$BIN\" capture \"$HERE/postern-block\" >/dev/null"
+finish "$HERE/postern-block"
+
 # Debian's ufw, enabled for real (iptables-nft underneath), default deny incoming.
 cp -a /etc/ufw "$TMP/etc-ufw"
 cp /etc/default/ufw "$TMP/default-ufw"

@@ -9,6 +9,8 @@
 // TLS handshake starts (daemon_server.h): a blocked client gets a refusal line where the
 // protocol has one readable before TLS (SMTP 554, IMAP BYE, POP3 -ERR) and is closed,
 // and a "connection.blocked" log line.
+// With auth.block_nftables the supervisor also mirrors the file into an nftables set, so the
+// kernel drops those clients on Postern's ports before any daemon sees them (block_nftables.h).
 //
 // File: <data_dir>/block-list (survives restarts; expired entries are ignored and
 // dropped at the next write):
@@ -18,7 +20,7 @@
 // Changes take an flock on <file>.lock and rewrite the file atomically (core/atomic_file.h).
 //
 // Interface:
-//   BlockList(path); setClock(msFn) for tests (default: wall clock).
+//   BlockList(path), pathIn(dataDir) (the file's path); setClock(msFn) for tests (default: wall clock).
 //   blocked(peer)   the unexpired entry covering `peer` (IPv4-mapped IPv6 is taken as IPv4),
 //                   or nullopt. Re-reads the file only when its (inode, size, mtime) changed:
 //                   one stat(2) per call otherwise.
@@ -40,8 +42,8 @@
 // durations kMinDurationMs (1 minute) to kMaxDurationMs (30 days); kMaxFileBytes read.
 #pragma once
 
-#include "core/atomic_file.h"
-#include "core/result.h"
+#include "atomic_file.h"
+#include "result.h"
 
 #include <QHostAddress>
 #include <QList>
@@ -64,6 +66,9 @@ public:
         qint64 untilMs = 0;
         QString source;  // "auth" or "admin"
     };
+
+    // The one file every user of the list reads: <data_dir>/block-list.
+    static QString pathIn(const QString& dataDir) { return dataDir + QStringLiteral("/block-list"); }
 
     explicit BlockList(QString path);
     void setClock(std::function<qint64()> clock) { m_clock = std::move(clock); }
@@ -89,6 +94,7 @@ private:
         Entry entry;
     };
     Result<QList<Entry>> readLocked() const;
+    Result<bool> update(const std::function<Result<bool>(QList<Entry>&)>& change);
     void reloadIfChanged();
     qint64 now() const { return m_clock(); }
 

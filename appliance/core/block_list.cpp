@@ -125,40 +125,48 @@ std::optional<BlockList::Entry> BlockList::blocked(const QHostAddress& peer) {
     return std::nullopt;
 }
 
+// Under the list's lock: the unexpired entries, edited by `change`, written back when it
+// returns true; its false or error is passed on.
+Result<bool> BlockList::update(const std::function<Result<bool>(QList<Entry>&)>& change) {
+    auto lock = FileLock::acquire(m_path + QStringLiteral(".lock"), FileLock::Mode::Exclusive, 5000);
+    if (!lock) return lock.error();
+    auto entries = readLocked();
+    if (!entries) return entries.error();
+    auto changed = change(*entries);
+    if (!changed || !*changed) return changed;
+    if (auto st = writeFileAtomic(m_path, serialize(*entries), 0644); !st) return st.error();
+    return true;
+}
+
 Status BlockList::add(const QString& address, qint64 durationMs, const QString& source) {
     if (durationMs < kMinDurationMs || durationMs > kMaxDurationMs)
         return Status::fail(QStringLiteral("block duration must be between 1 minute and 30 days"));
     auto subnet = parseSubnet(address);
     if (!subnet) return subnet.error();
-    auto lock = FileLock::acquire(m_path + QStringLiteral(".lock"), FileLock::Mode::Exclusive, 5000);
-    if (!lock) return lock.error();
-    auto entries = readLocked();
-    if (!entries) return entries.error();
-    const qint64 until = now() + durationMs;
-    auto it = std::find_if(entries->begin(), entries->end(), [&](const Entry& e) { return e.subnet == *subnet; });
-    if (it != entries->end()) {
-        it->untilMs = until;
-        it->source = source;
-    } else {
-        if (entries->size() >= kMaxEntries)
-            return Status::fail(QStringLiteral("the block list is full (%1 entries, the limit)").arg(kMaxEntries));
-        entries->append(Entry{*subnet, until, source});
-    }
-    return writeFileAtomic(m_path, serialize(*entries), 0644);
+    auto added = update([&](QList<Entry>& entries) -> Result<bool> {
+        const qint64 until = now() + durationMs;
+        auto it = std::find_if(entries.begin(), entries.end(), [&](const Entry& e) { return e.subnet == *subnet; });
+        if (it != entries.end()) {
+            it->untilMs = until;
+            it->source = source;
+        } else {
+            if (entries.size() >= kMaxEntries)
+                return Result<bool>::fail(
+                    QStringLiteral("the block list is full (%1 entries, the limit)").arg(kMaxEntries));
+            entries.append(Entry{*subnet, until, source});
+        }
+        return true;
+    });
+    if (!added) return added.error();
+    return {};
 }
 
 Result<bool> BlockList::remove(const QString& address) {
     auto subnet = parseSubnet(address);
     if (!subnet) return subnet.error();
-    auto lock = FileLock::acquire(m_path + QStringLiteral(".lock"), FileLock::Mode::Exclusive, 5000);
-    if (!lock) return lock.error();
-    auto entries = readLocked();
-    if (!entries) return entries.error();
-    const qsizetype before = entries->size();
-    entries->removeIf([&](const Entry& e) { return e.subnet == *subnet; });
-    if (entries->size() == before) return false;
-    if (auto st = writeFileAtomic(m_path, serialize(*entries), 0644); !st) return st.error();
-    return true;
+    return update([&](QList<Entry>& entries) -> Result<bool> {
+        return entries.removeIf([&](const Entry& e) { return e.subnet == *subnet; }) > 0;
+    });
 }
 
 Result<QList<BlockList::Entry>> BlockList::list() {

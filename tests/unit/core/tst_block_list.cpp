@@ -1,7 +1,7 @@
-// tst_block_list.cpp — the temporary block list (common/block_list.h): address and subnet
+// tst_block_list.cpp — the temporary block list (core/block_list.h): address and subnet
 // parsing, matching (IPv4, IPv6 /48, IPv4-mapped), expiry on an injected clock (no sleeps),
 // and the limits at their boundaries (entries, durations).
-#include "common/block_list.h"
+#include "core/block_list.h"
 
 #include <QTemporaryDir>
 #include <QTest>
