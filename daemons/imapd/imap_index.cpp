@@ -552,12 +552,27 @@ MailboxIndex::KnownFiles MailboxIndex::knownFiles() {
         out.m_rows.append({quint32(q.integer(0)), q.integer(2), q.integer(3), out.m_bases.size(), base.size()});
         out.m_bases.append(base);
     }
+    if (!out.m_rows.isEmpty()) {
+        const quint64 range = quint64(out.m_rows.last().uid) - out.m_rows.first().uid + 1;
+        if (range <= quint64(out.m_rows.size()) * 4) {
+            out.m_slot.fill(-1, qsizetype(range));
+            for (qsizetype i = 0; i < out.m_rows.size(); ++i)
+                out.m_slot[out.m_rows.at(i).uid - out.m_rows.first().uid] = i;
+        }
+    }
     return out;
 }
 
 bool MailboxIndex::KnownFiles::lookup(quint32 uid, const QString& base, qint64* size, qint64* mtimeMs) const {
-    const auto it =
-        std::lower_bound(m_rows.cbegin(), m_rows.cend(), uid, [](const Row& r, quint32 u) { return r.uid < u; });
+    if (m_rows.isEmpty()) return false;
+    auto it = m_rows.cend();
+    if (!m_slot.isEmpty()) {
+        const quint32 first = m_rows.first().uid;
+        if (uid >= first && uid - first < quint64(m_slot.size()) && m_slot.at(uid - first) >= 0)
+            it = m_rows.cbegin() + m_slot.at(uid - first);
+    } else {
+        it = std::lower_bound(m_rows.cbegin(), m_rows.cend(), uid, [](const Row& r, quint32 u) { return r.uid < u; });
+    }
     if (it == m_rows.cend() || it->uid != uid) return false;
     if (!QAnyStringView::equal(QUtf8StringView(m_bases.constData() + it->baseAt, it->baseLen), base)) return false;
     *size = it->size;

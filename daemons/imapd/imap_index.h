@@ -148,6 +148,7 @@ public:
     class KnownFiles {
     public:
         bool lookup(quint32 uid, const QString& base, qint64* size, qint64* mtimeMs) const;
+        qsizetype size() const { return m_rows.size(); }
 
     private:
         friend class MailboxIndex;
@@ -158,6 +159,9 @@ public:
         };
         QList<Row> m_rows;  // ascending UID
         QByteArray m_bases;
+        // UIDs are mostly dense: row of UID u at m_slot[u - m_rows[0].uid] (-1: none), built
+        // when the range is at most 4 times the rows; else a binary search.
+        QList<qsizetype> m_slot;
     };
     KnownFiles knownFiles();
 
