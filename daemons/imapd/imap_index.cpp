@@ -60,6 +60,11 @@ public:
         return QString::fromUtf8(reinterpret_cast<const char*>(sqlite3_column_text(m_stmt, col)),
                                  sqlite3_column_bytes(m_stmt, col));
     }
+    // The column's UTF-8 bytes, valid until the next step() or reset().
+    QByteArrayView textBytes(int col) const {
+        const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(m_stmt, col));
+        return QByteArrayView(t, t ? sqlite3_column_bytes(m_stmt, col) : 0);
+    }
     QByteArray blob(int col) const {
         if (sqlite3_column_type(m_stmt, col) == SQLITE_NULL) return {};
         return QByteArray(static_cast<const char*>(sqlite3_column_blob(m_stmt, col)),
@@ -418,19 +423,31 @@ Result<quint64> MailboxIndex::sync(QList<Message>& messages, RecentClaim* recent
     qint64 hms = *hmsNow;
     const qint64 before = hms;
 
+    // Every row is read (a large folder: 100,000), so no string per row: the flags' UTF-8
+    // bytes go into one buffer and are compared with the message's flags in place.
     struct Row {
         quint32 uid;
-        QString flags;
         qint64 modseq;
+        qsizetype flagsAt, flagsLen;  // in `flagBytes`
     };
     QList<Row> rows;
+    rows.reserve(messages.size());
+    QByteArray flagBytes;
     {
         Stmt q(m_db, "SELECT uid, flags, modseq FROM msg ORDER BY uid");
         if (!q.ok()) return fail(QStringLiteral("reading messages"));
         int rc;
-        while ((rc = q.step()) == SQLITE_ROW) rows.append({quint32(q.integer(0)), q.text(1), q.integer(2)});
+        while ((rc = q.step()) == SQLITE_ROW) {
+            const QByteArrayView f = q.textBytes(1);
+            rows.append({quint32(q.integer(0)), q.integer(2), flagBytes.size(), f.size()});
+            flagBytes.append(f);
+        }
         if (rc != SQLITE_DONE) return fail(QStringLiteral("reading messages"));
     }
+    auto sameFlags = [&](const Row& row, const QString& flags) {
+        const QByteArrayView stored(flagBytes.constData() + row.flagsAt, row.flagsLen);
+        return QAnyStringView::equal(QUtf8StringView(stored), flags);
+    };
     qsizetype r = 0;
     bool expunges = false;
     for (Message& m : messages) {
@@ -439,7 +456,7 @@ Result<quint64> MailboxIndex::sync(QList<Message>& messages, RecentClaim* recent
             expunges = true;
         }
         if (r < rows.size() && rows.at(r).uid == m.uid) {
-            if (rows.at(r).flags != m.flags) {
+            if (!sameFlags(rows.at(r), m.flags)) {
                 Stmt upd(prepared(kUpdateFlagsSlot, "UPDATE msg SET flags = ?, modseq = ? WHERE uid = ?"));
                 if (!upd.ok()) return fail(QStringLiteral("preparing"));
                 upd.bindText(1, m.flags).bind(2, ++hms).bind(3, m.uid);
@@ -526,12 +543,41 @@ void MailboxIndex::storeHeader(quint32 uid, const QString& base, const QByteArra
     q.step();  // a cache
 }
 
-QHash<QString, std::pair<qint64, qint64>> MailboxIndex::knownFiles() {
-    QHash<QString, std::pair<qint64, qint64>> out;
-    Stmt q(m_db, "SELECT base, size, mtime FROM msg WHERE size IS NOT NULL AND mtime IS NOT NULL");
+MailboxIndex::KnownFiles MailboxIndex::knownFiles() {
+    KnownFiles out;
+    Stmt q(m_db, "SELECT uid, base, size, mtime FROM msg WHERE size IS NOT NULL AND mtime IS NOT NULL ORDER BY uid");
     if (!q.ok()) return out;
-    while (q.step() == SQLITE_ROW) out.insert(q.text(0), {q.integer(1), q.integer(2)});
+    while (q.step() == SQLITE_ROW) {
+        const QByteArrayView base = q.textBytes(1);
+        out.m_rows.append({quint32(q.integer(0)), q.integer(2), q.integer(3), out.m_bases.size(), base.size()});
+        out.m_bases.append(base);
+    }
+    if (!out.m_rows.isEmpty()) {
+        const quint64 range = quint64(out.m_rows.last().uid) - out.m_rows.first().uid + 1;
+        if (range <= quint64(out.m_rows.size()) * 4) {
+            out.m_slot.fill(-1, qsizetype(range));
+            for (qsizetype i = 0; i < out.m_rows.size(); ++i)
+                out.m_slot[out.m_rows.at(i).uid - out.m_rows.first().uid] = i;
+        }
+    }
     return out;
+}
+
+bool MailboxIndex::KnownFiles::lookup(quint32 uid, const QString& base, qint64* size, qint64* mtimeMs) const {
+    if (m_rows.isEmpty()) return false;
+    auto it = m_rows.cend();
+    if (!m_slot.isEmpty()) {
+        const quint32 first = m_rows.first().uid;
+        if (uid >= first && uid - first < quint64(m_slot.size()) && m_slot.at(uid - first) >= 0)
+            it = m_rows.cbegin() + m_slot.at(uid - first);
+    } else {
+        it = std::lower_bound(m_rows.cbegin(), m_rows.cend(), uid, [](const Row& r, quint32 u) { return r.uid < u; });
+    }
+    if (it == m_rows.cend() || it->uid != uid) return false;
+    if (!QAnyStringView::equal(QUtf8StringView(m_bases.constData() + it->baseAt, it->baseLen), base)) return false;
+    *size = it->size;
+    *mtimeMs = it->mtimeMs;
+    return true;
 }
 
 MailboxIndex::Batch::Batch(MailboxIndex* index) {

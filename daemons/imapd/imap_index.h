@@ -142,9 +142,28 @@ public:
     QHash<quint32, HeaderBlock> cachedHeaders();
     void storeHeader(quint32 uid, const QString& base, const QByteArray& header);
 
-    // Size and delivery time of the files listed before (base -> size, mtime in ms),
-    // so a newly selected mailbox needs no stat(2) per message.
-    QHash<QString, std::pair<qint64, qint64>> knownFiles();
+    // Size and delivery time of the files listed before, so a newly selected mailbox needs
+    // no stat(2) per message: looked up by UID, valid when the row's base name is the
+    // file's. All rows in one buffer (no string or hash node per message).
+    class KnownFiles {
+    public:
+        bool lookup(quint32 uid, const QString& base, qint64* size, qint64* mtimeMs) const;
+        qsizetype size() const { return m_rows.size(); }
+
+    private:
+        friend class MailboxIndex;
+        struct Row {
+            quint32 uid;
+            qint64 size, mtimeMs;
+            qsizetype baseAt, baseLen;  // UTF-8 in m_bases
+        };
+        QList<Row> m_rows;  // ascending UID
+        QByteArray m_bases;
+        // UIDs are mostly dense: row of UID u at m_slot[u - m_rows[0].uid] (-1: none), built
+        // when the range is at most 4 times the rows; else a binary search.
+        QList<qsizetype> m_slot;
+    };
+    KnownFiles knownFiles();
 
 private:
     MailboxIndex() = default;

@@ -613,26 +613,22 @@ Result<Changes> MailboxView::refreshListing(bool allowExpunge) {
     ++g_listings;
     m_appended.clear();  // the listing finds them (their UIDs, if given, are in the uidlist)
     // Files never change once delivered: what we listed before needs no stat(2) again.
-    QHash<QString, int> byBase;
-    byBase.reserve(m_messages.size());
-    for (int i = 0; i < m_messages.size(); ++i) byBase.insert(m_messages.at(i).base, i);
+    QHash<quint32, int> byUid;
+    byUid.reserve(m_messages.size());
+    for (int i = 0; i < m_messages.size(); ++i) byUid.insert(m_messages.at(i).uid, i);
     // A newly opened view takes them from the index instead.
-    QHash<QString, std::pair<qint64, qint64>> fromIndex;
+    MailboxIndex::KnownFiles fromIndex;
     if (m_messages.isEmpty()) {
         if (std::shared_ptr<MailboxIndex> idx = index()) fromIndex = idx->knownFiles();
     }
-    auto known = [&](const QString& base, qint64* size, qint64* mtimeMs) {
-        auto it = byBase.constFind(base);
-        if (it != byBase.cend()) {
+    auto known = [&](quint32 uid, const QString& base, qint64* size, qint64* mtimeMs) {
+        auto it = byUid.constFind(uid);
+        if (it != byUid.cend() && m_messages.at(*it).base == base) {
             *size = m_messages.at(*it).size;
             *mtimeMs = m_messages.at(*it).mtimeMs;
             return true;
         }
-        auto k = fromIndex.constFind(base);
-        if (k == fromIndex.cend()) return false;
-        *size = k->first;
-        *mtimeMs = k->second;
-        return true;
+        return fromIndex.lookup(uid, base, size, mtimeMs);
     };
     auto list = m_folder.sync(!m_readOnly, known);
     if (!list) return list.error();

@@ -21,6 +21,7 @@ the whole answer:
   QRESYNC resync       a session with QRESYNC notes UIDVALIDITY and HIGHESTMODSEQ;
                        another makes 1,000 changes (900 flag changes, 100 expunges);
                        SELECT INBOX (QRESYNC (v m)) of a new session is timed
+  SELECT, new process  the server stopped and started again (index kept), first SELECT timed
   SELECT, index lost   the server stopped, its index removed (Postern:
                        postern-index.sqlite*, Dovecot: dovecot.index*; both keep
                        their dovecot-uidlist), started again, first SELECT timed
@@ -279,6 +280,20 @@ def main():
                 vanished = untagged.count(b"VANISHED")
                 c.close()
                 print(f"  ({server}: {fetched} FETCH and {vanished} VANISHED responses)", flush=True)
+        # First SELECT of a freshly started server, index kept: a process that has not
+        # listed the folder yet (what a session reaching the other postern-imapd process sees).
+        if wanted("SELECT, new process"):
+            for rep in range(a.repeat):
+                for server in (servers if rep % 2 == 0 else servers[::-1]):
+                    if server == "Postern":
+                        data.stop_postern()
+                        ports[server] = data.start_postern()
+                    else:
+                        data.stop_dovecot()
+                        ports[server] = data.start_dovecot("performance")
+                    c = session(ports[server], address, password)
+                    note("SELECT, new process", server, c.cmd("SELECT INBOX")[0])
+                    c.close()
         # First SELECT after the index is lost (as after a crash that took it).
         for rep in range(a.repeat):
             for server in (servers if rep % 2 == 0 else servers[::-1]):

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace postern::store {
 
@@ -73,38 +74,62 @@ struct UidListCache {
     }
 };
 
+// The pieces of `text` between `sep` bytes, in order, as views (split() without a list).
+template <typename Fn>
+void forEachPiece(QByteArrayView text, char sep, Fn fn) {
+    for (qsizetype at = 0;;) {
+        const qsizetype end = text.indexOf(sep, at);
+        fn(text.sliced(at, (end < 0 ? text.size() : end) - at));
+        if (end < 0) return;
+        at = end + 1;
+    }
+}
+
+// Read once per process and folder (100,000 lines in a large folder): the lines and their
+// fields are views of the text; the base name is the only string made per line.
 UidList parseUidList(const QByteArray& text) {
     UidList u;
-    const QList<QByteArray> lines = text.split('\n');
-    if (lines.isEmpty()) return u;
-    const QList<QByteArray> header = lines.first().split(' ');
-    if (header.isEmpty() || header.first() != "3") return u;  // unknown version: rebuild (new UIDVALIDITY)
-    for (const QByteArray& h : header.mid(1)) {
-        if (h.startsWith('V'))
-            u.validity = h.mid(1).toUInt();
-        else if (h.startsWith('N'))
-            u.next = h.mid(1).toUInt();
-        else if (h.startsWith('G'))
-            u.guid = QString::fromLatin1(h.mid(1));
-    }
+    const QByteArrayView all(text);
+    const qsizetype headerEnd = all.indexOf('\n');
+    const QByteArrayView headerLine = all.first(headerEnd < 0 ? all.size() : headerEnd);
+    bool first = true, known = false;
+    forEachPiece(headerLine, ' ', [&](QByteArrayView h) {
+        if (std::exchange(first, false)) {
+            known = h == "3";
+        } else if (!known) {
+        } else if (h.startsWith('V')) {
+            u.validity = h.sliced(1).toUInt();
+        } else if (h.startsWith('N')) {
+            u.next = h.sliced(1).toUInt();
+        } else if (h.startsWith('G')) {
+            u.guid = QString::fromLatin1(h.sliced(1));
+        }
+    });
+    if (!known) return UidList();  // unknown version: rebuild (new UIDVALIDITY)
     u.endsWithNewline = text.endsWith('\n');
-    for (qsizetype i = 1; i < lines.size(); ++i) {
-        const QByteArray& l = lines.at(i);
+    if (headerEnd < 0) return u;
+    u.byBase.reserve(all.count('\n'));
+    forEachPiece(all.sliced(headerEnd + 1), '\n', [&](QByteArrayView l) {
         const qsizetype colon = l.indexOf(" :");
-        if (colon <= 0) continue;
-        const QList<QByteArray> fields = l.left(colon).split(' ');
+        if (colon <= 0) return;
+        const QByteArrayView fieldsText = l.first(colon);
+        const qsizetype uidEnd = fieldsText.indexOf(' ');
         bool ok = false;
-        const quint32 uid = fields.first().toUInt(&ok);
-        if (!ok || uid == 0) continue;
+        const quint32 uid = fieldsText.first(uidEnd < 0 ? colon : uidEnd).toUInt(&ok);
+        if (!ok || uid == 0) return;
         Known k{uid, -1};
-        for (const QByteArray& f : fields.mid(1))
-            if (f.startsWith('W')) k.vsize = f.mid(1).toLongLong();
-        QString base = parseFileName(QString::fromUtf8(l.mid(colon + 2))).base;
-        u.byBase.insert(base, k);
+        if (uidEnd >= 0)
+            forEachPiece(fieldsText.sliced(uidEnd + 1), ' ', [&](QByteArrayView f) {
+                if (f.startsWith('W')) k.vsize = f.sliced(1).toLongLong();
+            });
+        // The base name: the file name without ":2,<flags>" (as parseFileName reads it).
+        QByteArrayView name = l.sliced(colon + 2);
+        if (const qsizetype info = name.indexOf(":2,"); info >= 0) name = name.first(info);
+        u.byBase.insert(QString::fromUtf8(name), k);
         ++u.lines;
         // Appended lines do not update the header's N (Dovecot appends the same way).
         if (uid >= u.next) u.next = uid + 1;
-    }
+    });
     return u;
 }
 
@@ -226,9 +251,11 @@ qint64 MaildirFolder::computeVirtualSize(const QString& path) {
 }
 
 namespace {
-// The files of new/ and cur/ (sizes and times from `known`, else from stat(2)).
-Result<QList<MessageEntry>> listMessages(const QString& dir, const MaildirFolder::KnownFn& known) {
+// The files of new/ and cur/, each with its UID in `list` (0: none yet), sizes and times
+// from `known`, else from stat(2).
+Result<QList<MessageEntry>> listMessages(const QString& dir, const UidList& list, const MaildirFolder::KnownFn& known) {
     QList<MessageEntry> found;
+    found.reserve(list.byBase.size() + 16);
     for (const bool isNew : {true, false}) {
         const QString sub = dir + (isNew ? QStringLiteral("/new") : QStringLiteral("/cur"));
         DIR* d = ::opendir(QFile::encodeName(sub).constData());
@@ -242,7 +269,9 @@ Result<QList<MessageEntry>> listMessages(const QString& dir, const MaildirFolder
             e.base = p.base;
             e.flags = p.flags;
             e.vsize = p.vsize >= 0 ? p.vsize : -1;
-            if (de->d_type != DT_REG || !known || !known(e.base, &e.size, &e.mtimeMs)) {
+            const auto numbered = list.byBase.constFind(e.base);
+            if (numbered != list.byBase.cend()) e.uid = numbered->uid;
+            if (de->d_type != DT_REG || !e.uid || !known || !known(e.uid, e.base, &e.size, &e.mtimeMs)) {
                 struct stat st {};
                 const QString path = sub + QLatin1Char('/') + e.fileName;
                 if (::stat(QFile::encodeName(path).constData(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
@@ -330,7 +359,7 @@ Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur, const KnownFn
     bool changed = false;  // the file must be written
     bool rewrite = false;  // ... as a whole (else new lines are appended)
     completeHeader(m_root, list, &changed, &rewrite);
-    auto listed = listMessages(m_dir, known);
+    auto listed = listMessages(m_dir, list, known);
     if (!listed) return listed.error();
     QList<MessageEntry> found = std::move(*listed);
     if (moveNewToCur) moveToCur(m_dir, found);
@@ -338,17 +367,23 @@ Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur, const KnownFn
     std::sort(found.begin(), found.end(), [](const MessageEntry& a, const MessageEntry& b) {
         return a.mtimeMs != b.mtimeMs ? a.mtimeMs < b.mtimeMs : a.base < b.base;
     });
+    // The same message can be in new/ and cur/ during a rename: count it once. Only the
+    // bases of new/ can repeat, so only they are remembered (usually none: no set at all).
+    QSet<QString> inNew;
+    for (const MessageEntry& e : found)
+        if (e.inNew) inNew.insert(e.base);
     QSet<QString> seen;
     QList<MessageEntry> out;
+    out.reserve(found.size());
     QList<MessageEntry> added;
     for (MessageEntry& e : found) {
-        if (seen.contains(e.base)) continue;  // the same message in new/ and cur/ during a rename: count once
-        seen.insert(e.base);
-        auto it = list.byBase.find(e.base);
+        if (!inNew.isEmpty() && inNew.contains(e.base)) {
+            if (seen.contains(e.base)) continue;
+            seen.insert(e.base);
+        }
         bool isNew = false;
-        if (it != list.byBase.end()) {
-            e.uid = it->uid;
-            if (e.vsize < 0) e.vsize = it->vsize;
+        if (e.uid) {  // numbered by the uidlist (listMessages)
+            if (e.vsize < 0) e.vsize = list.byBase.value(e.base, Known{0, -1}).vsize;
         } else {
             e.uid = list.next++;
             changed = isNew = true;

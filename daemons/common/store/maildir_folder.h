@@ -91,9 +91,10 @@ public:
     quint32 nextUid() const { return m_nextUid; }
     QString guid() const { return m_guid; }  // known after sync()
 
-    // known(base, &size, &mtimeMs): what the caller already knows of a message it listed
-    // before (files never change), so only new files cost a stat(2).
-    using KnownFn = std::function<bool(const QString& base, qint64* size, qint64* mtimeMs)>;
+    // known(uid, base, &size, &mtimeMs): what the caller already knows of a message it listed
+    // before (files never change), so only new files cost a stat(2). Asked only for files
+    // the uidlist numbers already: `uid` is theirs, `base` their name without flags.
+    using KnownFn = std::function<bool(quint32 uid, const QString& base, qint64* size, qint64* mtimeMs)>;
     Result<QList<MessageEntry>> sync(bool moveNewToCur, const KnownFn& known = {});
     Result<QList<MessageEntry>> addOwn(const QStringList& curFileNames, qsizetype liveCount);
     Result<QString> setFlags(MessageEntry& entry, const QString& flags);

@@ -47,32 +47,37 @@ QString uniqueName(qint64 size) {
 }
 
 ParsedName parseFileName(const QString& name) {
+    // Called for every file of a listing (100,000 in a large folder): the fields are read
+    // as views of the name, so the base and the flags are the only strings made.
     ParsedName p;
-    const qsizetype info = name.indexOf(QStringLiteral(":2,"));
+    const qsizetype info = name.indexOf(u":2,");
+    QStringView base(name);
     if (info >= 0) {
+        base = base.left(info);
         p.base = name.left(info);
         p.flags = name.mid(info + 3);
         p.hasInfo = true;
     } else {
         p.base = name;
     }
-    // ",S=123,W=125" fields after the first comma of the base.
-    const QStringList fields = p.base.split(QLatin1Char(','));
-    for (qsizetype i = 1; i < fields.size(); ++i) {
-        const QString& f = fields.at(i);
+    // ",S=123,W=125" fields after the first comma of the base (a later valid one wins).
+    for (qsizetype comma = base.indexOf(u','); comma >= 0;) {
+        const qsizetype next = base.indexOf(u',', comma + 1);
+        const QStringView f = base.mid(comma + 1, next < 0 ? -1 : next - comma - 1);
+        comma = next;
+        qint64* target = f.startsWith(u"S=") ? &p.size : f.startsWith(u"W=") ? &p.vsize : nullptr;
+        if (!target) continue;
         bool ok = false;
-        if (f.startsWith(u"S=")) {
-            const qint64 v = f.mid(2).toLongLong(&ok);
-            if (ok) p.size = v;
-        } else if (f.startsWith(u"W=")) {
-            const qint64 v = f.mid(2).toLongLong(&ok);
-            if (ok) p.vsize = v;
-        }
+        const qint64 v = f.mid(2).toLongLong(&ok);
+        if (ok) *target = v;
     }
     return p;
 }
 
 QString sortFlags(const QString& flags) {
+    // Already sorted without repeats (every name this server wrote): the same string, no copy.
+    if (std::adjacent_find(flags.cbegin(), flags.cend(), [](QChar a, QChar b) { return a >= b; }) == flags.cend())
+        return flags;
     QString f = flags;
     std::sort(f.begin(), f.end());
     f.erase(std::unique(f.begin(), f.end()), f.end());

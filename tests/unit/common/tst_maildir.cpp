@@ -104,6 +104,62 @@ private Q_SLOTS:
         QCOMPARE(p.vsize, 1234);
     }
 
+    // parseFileName reads the fields of the base as views (no list of fields per name):
+    // every kind of field, byte by byte, as the list-based parser read them.
+    void parseFileNameFields_data() {
+        QTest::addColumn<QString>("name");
+        QTest::addColumn<QString>("base");
+        QTest::addColumn<QString>("flags");
+        QTest::addColumn<bool>("hasInfo");
+        QTest::addColumn<qint64>("size");
+        QTest::addColumn<qint64>("vsize");
+        auto row = [](const char* tag, const char* name, const char* base, const char* flags, bool info, qint64 s,
+                      qint64 w) {
+            QTest::newRow(tag) << QString::fromUtf8(name) << QString::fromUtf8(base) << QString::fromUtf8(flags) << info
+                               << s << w;
+        };
+        row("ours", "1.M2P3Q4.h,S=10,W=12:2,FS", "1.M2P3Q4.h,S=10,W=12", "FS", true, 10, 12);
+        row("no info", "1.M2P3.h,S=10", "1.M2P3.h,S=10", "", false, 10, -1);
+        row("no fields", "1.M2P3.h:2,", "1.M2P3.h", "", true, -1, -1);
+        row("empty", "", "", "", false, -1, -1);
+        row("only info", ":2,S", "", "S", true, -1, -1);
+        row("first field is not one", "S=5,W=6", "S=5,W=6", "", false, -1, 6);
+        row("W before S", "a,W=7,S=3", "a,W=7,S=3", "", false, 3, 7);
+        row("later valid wins", "a,S=1,S=2", "a,S=1,S=2", "", false, 2, -1);
+        row("invalid later kept earlier", "a,S=12,S=x", "a,S=12,S=x", "", false, 12, -1);
+        row("invalid first", "a,S=x,S=7", "a,S=x,S=7", "", false, 7, -1);
+        row("empty value", "a,S=,W=", "a,S=,W=", "", false, -1, -1);
+        row("empty fields", "a,,S=4,,", "a,,S=4,,", "", false, 4, -1);
+        row("sign", "a,S=+12,W=-3", "a,S=+12,W=-3", "", false, 12, -3);
+        row("spaces", "a,S= 12,W=5 ", "a,S= 12,W=5 ", "", false, 12, 5);
+        row("overflow", "a,S=99999999999999999999", "a,S=99999999999999999999", "", false, -1, -1);
+        row("hex and junk", "a,S=0x10,W=1_0", "a,S=0x10,W=1_0", "", false, -1, -1);
+        row("lower case", "a,s=3,w=4", "a,s=3,w=4", "", false, -1, -1);
+        row("field in flags ignored", "a:2,S,S=9", "a", "S,S=9", true, -1, -1);
+        row("first info marker", "a,S=1:2,S:2,T", "a,S=1", "S:2,T", true, 1, -1);
+        row("colon without 2", "a,S=1:1,x", "a,S=1:1,x", "", false, -1, -1);
+        row("non-ASCII", "\xc3\xa9,S=3:2,a", "\xc3\xa9,S=3", "a", true, 3, -1);
+    }
+    void parseFileNameFields() {
+        QFETCH(QString, name);
+        const ParsedName p = parseFileName(name);
+        QTEST(p.base, "base");
+        QTEST(p.flags, "flags");
+        QTEST(p.hasInfo, "hasInfo");
+        QTEST(p.size, "size");
+        QTEST(p.vsize, "vsize");
+    }
+    void sortFlagsKeepsSortedNames() {
+        QCOMPARE(sortFlags(QStringLiteral("SRF")), QStringLiteral("FRS"));
+        QCOMPARE(sortFlags(QStringLiteral("FSS")), QStringLiteral("FS"));
+        QCOMPARE(sortFlags(QStringLiteral("aFb")), QStringLiteral("Fab"));
+        QCOMPARE(sortFlags(QString()), QString());
+        const QString sorted = QString::fromLatin1("DFSab");
+        const QString same = sortFlags(sorted);
+        QCOMPARE(same, sorted);
+        QCOMPARE(same.constData(), sorted.constData());  // no copy made
+    }
+
     void deliveryTwoCopies() {
         QTemporaryDir dir;
         const QString mail = dir.filePath(QStringLiteral("mail"));

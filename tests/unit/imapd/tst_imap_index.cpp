@@ -95,6 +95,47 @@ private slots:
         QVERIFY(!idx->cached(2, QStringLiteral("msg2")));
     }
 
+    // Sizes and times of known files by UID, valid only for the same base name; dense UIDs
+    // use a table, sparse ones a binary search: both give the same answers.
+    void knownFilesByUid_data() {
+        QTest::addColumn<quint32>("step");
+        QTest::newRow("dense") << 1u;
+        QTest::newRow("sparse") << 1000u;
+    }
+    void knownFilesByUid() {
+        QFETCH(quint32, step);
+        QTemporaryDir dir;
+        auto idx = MailboxIndex::acquire(dir.path(), 3);
+        QVERIFY(idx);
+        QList<Message> list;
+        for (quint32 k = 0; k < 50; ++k) {
+            if (k == 7) continue;  // a hole
+            Message m;
+            m.uid = 5 + k * step;
+            m.base = QStringLiteral("%1.M1P2.h\u00e9,S=%2").arg(m.uid).arg(k);
+            m.size = 100 + k;
+            m.mtimeMs = 1000000 + k;
+            list << m;
+        }
+        QVERIFY(idx->sync(list).ok());
+        const MailboxIndex::KnownFiles known = idx->knownFiles();
+        QCOMPARE(known.size(), 49);
+        qint64 size = -1, mtime = -1;
+        for (const Message& m : list) {
+            QVERIFY(known.lookup(m.uid, m.base, &size, &mtime));
+            QCOMPARE(size, m.size);
+            QCOMPARE(mtime, m.mtimeMs);
+        }
+        const quint32 second = list.at(1).uid;
+        QVERIFY(!known.lookup(second, list.at(2).base, &size, &mtime));            // another file under that UID
+        QVERIFY(!known.lookup(second, list.at(1).base + u'x', &size, &mtime));     // one character more
+        QVERIFY(!known.lookup(5 + 7 * step, QStringLiteral("x"), &size, &mtime));  // the hole
+        QVERIFY(!known.lookup(4, list.first().base, &size, &mtime));               // below the first
+        QVERIFY(!known.lookup(list.last().uid + 1, list.last().base, &size, &mtime));
+        QVERIFY(!known.lookup(0xffffffffu, list.last().base, &size, &mtime));
+        QVERIFY(!MailboxIndex::KnownFiles().lookup(5, list.first().base, &size, &mtime));
+    }
+
     void openedBeforeTheUidValidityWasKnown() {
         // A view asks for the index before it has read the uidlist (UIDVALIDITY 0); a
         // second process that opens the file later with the real value must find the
