@@ -20,10 +20,11 @@ RUNTIME_PKGS=$(sed -e 's/#.*//' "$(dirname "${BASH_SOURCE[0]}")/runtime-packages
 # The VM adds a kernel, systemd, networking, time sync, console login, apt with
 # unattended-upgrades (security updates by themselves) and growpart (the root file system
 # grows to the virtual disk's size at boot) and an SSH server (off until the first boot is
-# given a key).
+# given a key), and nft (auth.block_nftables: the supervisor's block-list table; the
+# container has none, as a container rarely may change the host's packet filter).
 VM_PKGS="$RUNTIME_PKGS linux-image-cloud-amd64 initramfs-tools systemd systemd-sysv udev kmod dbus
  systemd-resolved systemd-timesyncd iproute2 e2fsprogs mount login util-linux apt less procps
- unattended-upgrades cloud-guest-utils openssh-server"
+ unattended-upgrades cloud-guest-utils openssh-server nftables"
 # Bump when the recipe below changes in a way the package list does not show.
 RECIPE_VERSION=3
 
