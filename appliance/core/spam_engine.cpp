@@ -73,8 +73,7 @@ QByteArray statisticConf(const Config& config) {
     const qint64 minLearns = std::max<qint64>(1, config.integer(QStringLiteral("spam.bayes_min_learns")));
     // "bayes": everyone's training, Redis keys RS / RS_<token> (Rspamd's non-user default).
     // "bayes_user": the user in the request's Deliver-To (postern-smtpd sends it for a scan
-    // with one recipient, postern-imapd's learner for its second request of every learn:
-    // rspamd_learner.h), keys RS<user>: the same as
+    // with one recipient, postern-imapd's learner for every learn), keys RS<user>: the same as
     // the per-user classifier before it, so earlier training is kept. Without Deliver-To the
     // user is "-", which nobody trains: no per-user verdict (not the first recipient's one).
     // The shared classifier keeps Rspamd's learn condition (a message it already puts in the

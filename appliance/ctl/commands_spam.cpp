@@ -10,13 +10,11 @@
 //                     the filter is on and Rspamd does not answer.
 //   spam learn spam|ham --user U --folder F
 //                     bulk training: every message of U's folder F (INBOX when "INBOX") is sent
-//                     to Rspamd's controller socket as the two requests postern-imapd's learner
-//                     sends (rspamd_learner.h: the shared classifier, then U's with Deliver-To: U),
-//                     one message after the other, with progress on a terminal and the counts at
-//                     the end: learned, skipped by Rspamd (already learned, too few words),
-//                     refused, too big, errors (U's classifier), then the shared classifier's
-//                     learned and skipped. Exit 1 when a message could not be sent (Rspamd down:
-//                     it stops at the first such error).
+//                     to Rspamd's controller socket (POST /learnspam or /learnham, Deliver-To: U,
+//                     the same request postern-imapd's learner sends), one after the other, with
+//                     progress on a terminal and the counts at the end: learned, skipped by Rspamd
+//                     (already learned, too few words), refused, too big, errors. Exit 1 when a
+//                     message could not be sent (Rspamd down: it stops at the first such error).
 //   spam check FILE   sends FILE (a message, RFC 5322) to the Rspamd that postern-smtpd uses
 //                     (spam.rspamd_address, else the supervisor's own socket) exactly as a
 //                     scan does (POST /checkv2, the same request head and reply parser), and
@@ -304,7 +302,7 @@ int spamLearn(CtlContext& ctx) {
     if (!messages) return ctx.fail(QStringLiteral("%1 of %2: %3").arg(folderName, user, messages.errorMessage()));
     const qint64 maxBytes = config.size(QStringLiteral("smtp.max_message_size"));
     const int timeoutMs = int(config.durationMs(QStringLiteral("spam.timeout")));
-    quint64 learned = 0, skipped = 0, refused = 0, tooBig = 0, errors = 0, sharedLearned = 0, sharedSkipped = 0;
+    quint64 learned = 0, skipped = 0, refused = 0, tooBig = 0, errors = 0;
     const bool tty = ::isatty(STDERR_FILENO);
     QElapsedTimer shown;
     shown.start();
@@ -326,34 +324,22 @@ int spamLearn(CtlContext& ctx) {
             ++tooBig;
             continue;
         }
-        // One request: the status code and the reply (code -1 with an empty reply: no
-        // connection, the controller's error is printed and the run stops).
-        QByteArray reply;
-        auto exchange = [&](spam::RspamdLearner::Target target) {
-            reply.clear();
-            RspamdConnection c(paths.controllerSocket, QDeadlineTimer(timeoutMs));
-            if (!c.connected()) {
-                ctx.err << "posternctl: rspamd controller at " << paths.controllerSocket << ": " << c.error()
-                        << "; stopped" << Qt::endl;
-                return -2;
-            }
-            const QByteArray head = spam::RspamdLearner::requestHead(cls, target, user, password, file.size());
-            bool sent = file.seek(0) && c.send(head.constData(), head.size());
-            while (sent && !file.atEnd()) {
-                const QByteArray chunk = file.read(64 * 1024);
-                sent = !chunk.isEmpty() && c.send(chunk.constData(), chunk.size());
-            }
-            if (sent) reply = c.receive(spam::RspamdLearner::kMaxReply, [](const QByteArray&) { return false; });
-            return spam::RspamdLearner::statusOf(reply);
-        };
-        // The shared classifier first, then the user's (rspamd_learner.h says why two).
-        int code = exchange(spam::RspamdLearner::Target::Shared);
-        if (code >= 200 && code < 300) ++(code == 200 ? sharedLearned : sharedSkipped);
-        if (code >= 200 && code < 500) code = exchange(spam::RspamdLearner::Target::User);
-        if (code == -2) {
+        RspamdConnection c(paths.controllerSocket, QDeadlineTimer(timeoutMs));
+        if (!c.connected()) {
             ++errors;
+            ctx.err << "posternctl: rspamd controller at " << paths.controllerSocket << ": " << c.error() << "; stopped"
+                    << Qt::endl;
             break;
         }
+        const QByteArray head = spam::RspamdLearner::requestHead(cls, user, password, file.size());
+        bool sent = c.send(head.constData(), head.size());
+        while (sent && !file.atEnd()) {
+            const QByteArray chunk = file.read(64 * 1024);
+            sent = !chunk.isEmpty() && c.send(chunk.constData(), chunk.size());
+        }
+        const QByteArray reply =
+            sent ? c.receive(spam::RspamdLearner::kMaxReply, [](const QByteArray&) { return false; }) : QByteArray();
+        const int code = spam::RspamdLearner::statusOf(reply);
         if (code >= 200 && code < 300) {
             ++(code == 200 ? learned : skipped);
         } else if (code >= 400 && code < 500) {
@@ -372,8 +358,7 @@ int spamLearn(CtlContext& ctx) {
     if (tty) ctx.err << "\r\033[K" << Qt::flush;
     ctx.out << "spam learn " << spam::toString(cls) << ": " << total << " message(s) in " << folderName << " of "
             << user << ": learned " << learned << ", skipped by rspamd " << skipped << ", refused " << refused
-            << ", too big " << tooBig << ", errors " << errors << "; shared classifier: learned " << sharedLearned
-            << ", skipped " << sharedSkipped << Qt::endl;
+            << ", too big " << tooBig << ", errors " << errors << Qt::endl;
     return errors > 0 ? 1 : 0;
 }
 }  // namespace

@@ -46,18 +46,12 @@ void RspamdLearner::kick() {
     QTimer::singleShot(0, this, &RspamdLearner::tick);
 }
 
-QByteArray RspamdLearner::requestHead(LearnClass cls, Target target, const QString& user, const QByteArray& password,
-                                      qint64 length) {
+QByteArray RspamdLearner::requestHead(LearnClass cls, const QString& user, const QByteArray& password, qint64 length) {
     QByteArray head = cls == LearnClass::Spam ? "POST /learnspam HTTP/1.0\r\n" : "POST /learnham HTTP/1.0\r\n";
     if (!password.isEmpty()) head += "Password: " + password + "\r\n";
-    if (target == Target::Shared) {
-        head += "Classifier: bayes\r\n";
-    } else {
-        QByteArray u = user.toUtf8();
-        u.replace('\r', ' ').replace('\n', ' ');
-        head += "Classifier: bayes_user\r\nDeliver-To: " + u + "\r\n";
-    }
-    head += "Content-Length: " + QByteArray::number(length) + "\r\nConnection: close\r\n\r\n";
+    QByteArray u = user.toUtf8();
+    u.replace('\r', ' ').replace('\n', ' ');
+    head += "Deliver-To: " + u + "\r\nContent-Length: " + QByteArray::number(length) + "\r\nConnection: close\r\n\r\n";
     return head;
 }
 
@@ -107,32 +101,27 @@ void RspamdLearner::startNext() {
         }
         m_file = std::move(file);
         m_current = e;
-        m_phase = Target::Shared;
-        startRequest();
+        m_reply.clear();
+        m_socket = new QLocalSocket(this);
+        connect(m_socket, &QLocalSocket::connected, this, [this] {
+            const QByteArray head = requestHead(m_current->cls, m_current->user, m_password, m_file->size());
+            m_socket->write(head);
+            pump();
+        });
+        connect(m_socket, &QLocalSocket::bytesWritten, this, &RspamdLearner::pump);
+        connect(m_socket, &QLocalSocket::readyRead, this, [this] {
+            m_reply += m_socket->read(kMaxReply - m_reply.size());
+            if (m_reply.size() >= kMaxReply) finished();
+        });
+        connect(m_socket, &QLocalSocket::disconnected, this, &RspamdLearner::finished);
+        connect(m_socket, &QLocalSocket::errorOccurred, this, [this](QLocalSocket::LocalSocketError err) {
+            if (err == QLocalSocket::PeerClosedError) return;  // disconnected() follows
+            fail(m_socket->errorString());
+        });
+        m_timeout.start(m_timeoutMs);
+        m_socket->connectToServer(m_socketPath);
         return;
     }
-}
-
-void RspamdLearner::startRequest() {
-    m_reply.clear();
-    m_socket = new QLocalSocket(this);
-    connect(m_socket, &QLocalSocket::connected, this, [this] {
-        const QByteArray head = requestHead(m_current->cls, m_phase, m_current->user, m_password, m_file->size());
-        m_socket->write(head);
-        pump();
-    });
-    connect(m_socket, &QLocalSocket::bytesWritten, this, &RspamdLearner::pump);
-    connect(m_socket, &QLocalSocket::readyRead, this, [this] {
-        m_reply += m_socket->read(kMaxReply - m_reply.size());
-        if (m_reply.size() >= kMaxReply) finished();
-    });
-    connect(m_socket, &QLocalSocket::disconnected, this, &RspamdLearner::finished);
-    connect(m_socket, &QLocalSocket::errorOccurred, this, [this](QLocalSocket::LocalSocketError err) {
-        if (err == QLocalSocket::PeerClosedError) return;  // disconnected() follows
-        fail(m_socket->errorString());
-    });
-    m_timeout.start(m_timeoutMs);
-    m_socket->connectToServer(m_socketPath);
 }
 
 void RspamdLearner::pump() {
@@ -158,7 +147,6 @@ void RspamdLearner::finished() {
         return;
     }
     const LearnEntry e = *m_current;
-    const Target phase = m_phase;
     const QByteArray firstLine =
         m_reply.left(std::min<qsizetype>(m_reply.indexOf('\r') < 0 ? 200 : m_reply.indexOf('\r'), 200));
     m_timeout.stop();
@@ -166,29 +154,15 @@ void RspamdLearner::finished() {
     m_socket->abort();
     m_socket->deleteLater();
     m_socket = nullptr;
+    m_file.reset();
+    m_current.reset();
     auto fields = [&](const char* result) {
         return log::Fields()
             .add("user", e.user)
             .add("class", toString(e.cls))
-            .add("classifier", phase == Target::Shared ? "shared" : "user")
             .add("result", result)
             .add("status", code);
     };
-    if (phase == Target::Shared && code >= 200 && code < 500) {
-        // The shared classifier took it, skipped it (already learned, too few words) or
-        // refused it: the user's request follows, on the same file from its start.
-        log::info(u"spam.learn", fields(code < 300 ? (code == 200 ? "learned" : "skipped") : "refused")
-                                     .add("detail", QString::fromUtf8(firstLine.mid(13))));
-        if (!m_file->seek(0)) {
-            fail(QStringLiteral("seek %1: %2").arg(m_file->fileName(), m_file->errorString()));
-            return;
-        }
-        m_phase = Target::User;
-        startRequest();
-        return;
-    }
-    m_file.reset();
-    m_current.reset();
     auto count = [&](const QString& result) {
         stats::add(QStringLiteral("postern_spam_learns_total"),
                    {{QStringLiteral("class"), toString(e.cls)}, {QStringLiteral("result"), result}});

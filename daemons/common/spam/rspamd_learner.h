@@ -1,16 +1,7 @@
-// rspamd_learner.h — drains the learn spool (learn_spool.h) to Rspamd's controller over its
-// unix socket, one request at a time, asynchronously on the daemon's event loop (Qt
-// Network; nothing here blocks). Each spool entry is two requests, POST /learnspam or
-// /learnham with a "Classifier" field (core/spam_engine.h names the two classifiers):
-//   1. "Classifier: bayes", no Deliver-To: the shared classifier. Rspamd's learn cache
-//      then keys the message by its words alone, so the shared classifier learns a
-//      message once however many users teach it (with Deliver-To the key includes the
-//      user and every user's move counted again);
-//   2. "Classifier: bayes_user", "Deliver-To: <user>": that user's classifier, whose cache
-//      key includes the user, so a message another user taught is still learned for this
-//      one.
-// A retry after a failure of the second request sends the first again; Rspamd answers it
-// "already learned" (208), so nothing is counted twice.
+// rspamd_learner.h — drains the learn spool (learn_spool.h) to Rspamd's controller:
+// POST /learnspam or /learnham with "Deliver-To: <user>" (Rspamd's per-user Bayes
+// statistics, users_enabled) over the controller's unix socket, one request at a time,
+// asynchronously on the daemon's event loop (Qt Network; nothing here blocks).
 //
 // Interface:
 //   RspamdLearner(spool, controllerSocket, password, timeoutMs, parent)
@@ -21,9 +12,8 @@
 // Only the process holding the spool's drain lock sends (others keep polling for the lock);
 // it watches the spool folder (inotify through QFileSystemWatcher), so a request queued by
 // any imapd process is sent at once, and looks again every pollMs anyway.
-// Outcome of one request (logged as spam.learn with classifier=shared|user; the user
-// request's outcome is the entry's and is counted in postern_spam_learns_total
-// {class, result}; a shared request that is not a 5xx or a failure goes on to the user one):
+// Outcome of one request (logged as spam.learn, counted in postern_spam_learns_total
+// {class, result}):
 //   2xx  learned (200) or skipped by Rspamd (208 already learned, 204 too few tokens):
 //        the request is removed;
 //   4xx  refused (a message Rspamd will never take): removed, logged as a warning;
@@ -74,19 +64,14 @@ public:
     void setIntervals(int pollMs, int retryMs);
     bool busy() const { return m_socket != nullptr; }
 
-    // Which classifier a request teaches (the names in core/spam_engine.h's statistic.conf).
-    enum class Target { Shared, User };
-    // The request head (exposed for tests): no password field when `password` is empty; the
-    // Deliver-To field only for Target::User.
-    static QByteArray requestHead(LearnClass cls, Target target, const QString& user, const QByteArray& password,
-                                  qint64 length);
+    // The request head (exposed for tests): no password field when `password` is empty.
+    static QByteArray requestHead(LearnClass cls, const QString& user, const QByteArray& password, qint64 length);
     // The status code of a reply's status line, or -1 when it is not "HTTP/1.x NNN".
     static int statusOf(const QByteArray& reply);
 
 private:
     void tick();
     void startNext();
-    void startRequest();  // m_current, m_phase
     void pump();
     void finished();
     void fail(const QString& why);
@@ -104,7 +89,6 @@ private:
     bool m_waitingToRetry = false;
     QList<LearnEntry> m_batch;
     std::optional<LearnEntry> m_current;
-    Target m_phase = Target::Shared;  // the request of m_current on the wire
     QLocalSocket* m_socket = nullptr;
     std::unique_ptr<QFile> m_file;
     QByteArray m_reply;

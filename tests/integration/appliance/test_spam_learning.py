@@ -3,8 +3,7 @@ into Junk over IMAP is learned as spam for that user (Rspamd's per-user Bayes co
 RS<user> learns_spam), moved out of Junk it is learned as ham, moved from Junk to Trash it
 teaches nothing; APPEND into Junk teaches spam; `posternctl spam learn` trains on a whole
 folder and `posternctl spam status` shows the learned counts. The IMAP replies do not wait for
-Rspamd (the learn requests go through <data_dir>/spam-learn). The same message taught by two users
-is learned by each user's classifier and once by the shared one.
+Rspamd (the learn requests go through <data_dir>/spam-learn).
 
 Bayes end to end (BayesTraining): with spam.bayes_min_learns = 4, four hams taken out of Junk and
 four spams moved into Junk teach both the shared classifier (RS) and alice's (RSalice); a new
@@ -143,8 +142,9 @@ class SpamLearning(SpamLearningBase):
 
 
     def test_same_message_taught_by_two_users(self):
-        """Each user's classifier learns a message its user taught, even when another user taught
-        the same message before; the shared classifier learns each message once."""
+        """A message another user already taught is still learned for this user (each user's
+        classifier), and the shared classifier learns it for each of them (Rspamd's learn cache
+        keys a learn by the request's user)."""
         self.inst.start("postern-appliance")
         wait_for(self.controller_ready, timeout=150, interval=0.2, what="rspamd's controller to answer")
         for user in (USER, BOB):
@@ -154,10 +154,8 @@ class SpamLearning(SpamLearningBase):
             self.assertEqual(m.append("Junk", None, None, message(7))[0], "OK")
             m.logout()
             wait_for(lambda: self.learned(user) == (1, 0), timeout=30, interval=0.2, what=f"learns_spam 1 for {user}")
-        wait_for(lambda: os.listdir(os.path.join(self.inst.data_dir, "spam-learn")) == ["lock"], timeout=30,
-                 interval=0.2, what="the learn spool to drain")
         self.assertEqual(self.learned(USER), (1, 0))
-        self.assertEqual(self.learned(""), (1, 0))
+        self.assertEqual(self.learned(""), (2, 0))
 
 
 class BayesTraining(SpamLearningBase):

@@ -146,19 +146,12 @@ private slots:
     }
 
     void requestHead() {
-        using T = RspamdLearner::Target;
-        const QByteArray h = RspamdLearner::requestHead(LearnClass::Ham, T::User, QStringLiteral("a@b.test"), "pw", 42);
-        QCOMPARE(h, QByteArray("POST /learnham HTTP/1.0\r\nPassword: pw\r\nClassifier: bayes_user\r\n"
-                               "Deliver-To: a@b.test\r\nContent-Length: 42\r\nConnection: close\r\n\r\n"));
-        // The shared classifier's request names no user (Rspamd's learn cache key is then the
-        // message's words alone).
-        QCOMPARE(RspamdLearner::requestHead(LearnClass::Spam, T::Shared, QStringLiteral("a@b.test"), "pw", 7),
-                 QByteArray("POST /learnspam HTTP/1.0\r\nPassword: pw\r\nClassifier: bayes\r\nContent-Length: 7\r\n"
-                            "Connection: close\r\n\r\n"));
-        QVERIFY(!RspamdLearner::requestHead(LearnClass::Spam, T::User, QStringLiteral("a\r\nX: y"), {}, 1)
-                     .contains("\r\nX: y"));
-        QVERIFY(RspamdLearner::requestHead(LearnClass::Spam, T::User, QStringLiteral("a"), {}, 1)
-                    .startsWith("POST /learnspam HTTP/1.0\r\nClassifier: bayes_user\r\nDeliver-To: a\r\n"));
+        const QByteArray h = RspamdLearner::requestHead(LearnClass::Ham, QStringLiteral("a@b.test"), "pw", 42);
+        QCOMPARE(h, QByteArray("POST /learnham HTTP/1.0\r\nPassword: pw\r\nDeliver-To: a@b.test\r\nContent-Length: "
+                               "42\r\nConnection: close\r\n\r\n"));
+        QVERIFY(!RspamdLearner::requestHead(LearnClass::Spam, QStringLiteral("a\r\nX: y"), {}, 1).contains("\r\nX: y"));
+        QVERIFY(RspamdLearner::requestHead(LearnClass::Spam, QStringLiteral("a"), {}, 1)
+                    .startsWith("POST /learnspam HTTP/1.0\r\nDeliver-To: a\r\n"));
     }
 
     void statusOf_data() {
