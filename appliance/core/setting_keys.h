@@ -170,6 +170,7 @@ bool isSet(const Config& c, SettingKey<K> k) {
     X(auth, failureWindow, Duration, "auth.failure_window") \
     X(auth, blockAfterFailures, Int, "auth.block_after_failures") \
     X(auth, blockDuration, Duration, "auth.block_duration") \
+    X(auth, blockNftables, Flag, "auth.block_nftables") \
     X(auth, require2faAdmins, Flag, "auth.require_2fa_admins") \
     /* settings/smtp.cpp */ \
     X(smtp, maxMessageSize, Size, "smtp.max_message_size") \
