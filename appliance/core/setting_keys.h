@@ -17,8 +17,8 @@
 //                           ListenKey   -> QList<ListenAddress>
 //                           ListKey     -> QStringList
 //   isSet(config, key)    whether postern.conf sets the key (else the default applies).
-//                         In a class with a member named get or isSet (which hides these
-//                         from unqualified lookup), call postern::get / postern::isSet.
+//                         Where a member or a local named get or isSet hides these from
+//                         unqualified lookup, call postern::get / postern::isSet.
 //   key.str()             the key as text, for messages and for Config::set().
 //   kAllSettingKeys       every key with its kind, in schema order.
 //   keyKindOf(type)       the kind that reads a SettingType.

@@ -65,7 +65,7 @@ private Q_SLOTS:
             "dns.servers = 192.0.2.1, 192.0.2.2:5353\n"
             "smtp.bare_lf = normalize\n";
         auto parsed = Config::parse(text, QStringLiteral("postern.conf"), QStringLiteral("/etc/postern-test"));
-        QVERIFY2(parsed.ok(), qPrintable(parsed.error().message));
+        QVERIFY2(parsed.ok(), qPrintable(parsed.errorMessage()));
         const Config& c = parsed.value();
         QCOMPARE(get(c, keys::smtp::maxRecipients), qint64(7));
         QCOMPARE(get(c, keys::smtp::vrfy), true);
