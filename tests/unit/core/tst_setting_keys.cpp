@@ -46,9 +46,9 @@ private Q_SLOTS:
         QCOMPARE(keys::tls::cert.kind, KeyKind::Path);
         QCOMPARE(keys::smtp::listen.kind, KeyKind::Listen);
         QCOMPARE(keys::dns::servers.kind, KeyKind::List);
-        QCOMPARE(keys::smtp::bareLf.kind, KeyKind::String);            // Enum
-        QCOMPARE(keys::general::hostname.kind, KeyKind::String);       // HostName
-        QCOMPARE(keys::general::adminAddress.kind, KeyKind::String);   // Email
+        QCOMPARE(keys::smtp::bareLf.kind, KeyKind::String);           // Enum
+        QCOMPARE(keys::general::hostname.kind, KeyKind::String);      // HostName
+        QCOMPARE(keys::general::adminAddress.kind, KeyKind::String);  // Email
         QCOMPARE(keys::log::toStderr.str(), QStringLiteral("log.stderr"));
         QCOMPARE(keys::general::dataDir.str(), QStringLiteral("data_dir"));
     }
@@ -76,7 +76,8 @@ private Q_SLOTS:
         QCOMPARE(l.size(), 2);
         QCOMPARE(l[0].toString(), QStringLiteral("127.0.0.1:2525"));
         QCOMPARE(l[1].toString(), QStringLiteral("[::1]:2526"));
-        QCOMPARE(get(c, keys::dns::servers), (QStringList{QStringLiteral("192.0.2.1"), QStringLiteral("192.0.2.2:5353")}));
+        QCOMPARE(get(c, keys::dns::servers),
+                 (QStringList{QStringLiteral("192.0.2.1"), QStringLiteral("192.0.2.2:5353")}));
         QCOMPARE(get(c, keys::smtp::bareLf), QStringLiteral("normalize"));
         QVERIFY(isSet(c, keys::smtp::bareLf));
         // Not set: the schema's default.
