@@ -523,7 +523,7 @@ void Supervisor::reload() {
                     UserIds ids;
                     Status st;
                     if (::geteuid() == 0) {
-                        auto looked = lookupUser(m_config.value(QStringLiteral("system_user")));
+                        auto looked = lookupUser(get(m_config, keys::general::systemUser));
                         if (looked)
                             ids = *looked;
                         else
