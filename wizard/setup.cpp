@@ -14,6 +14,7 @@
 #include "core/process.h"
 #include "core/safe_path.h"
 #include "core/services.h"
+#include "core/setting_keys.h"
 #include "core/tls.h"
 
 #include <QDir>
@@ -51,33 +52,33 @@ QString listenValue(const Answers& a, const QString& name) {
 
 Config desiredConfig(const Answers& a, const Config& base) {
     Config c = base;
-    auto set = [&](const QString& k, const QString& v) { (void)c.set(k, v); };
-    set(QStringLiteral("hostname"), a.hostname);
-    set(QStringLiteral("primary_domain"), a.domain);
-    set(QStringLiteral("admin_address"), a.admin);
+    auto set = [&](const auto& key, const QString& v) { (void)c.set(key.str(), v); };
+    set(keys::general::hostname, a.hostname);
+    set(keys::general::primaryDomain, a.domain);
+    set(keys::general::adminAddress, a.admin);
     if (!a.publicAddresses.isEmpty()) {  // for the DNS sheet of posternctl dns and the web panel
         QStringList ips;
         for (const QHostAddress& ip : a.publicAddresses) ips << ip.toString();
-        set(QStringLiteral("public_addresses"), ips.join(QLatin1Char(',')));
+        set(keys::general::publicAddresses, ips.join(QLatin1Char(',')));
     }
-    set(QStringLiteral("data_dir"), a.dataDir.isEmpty() ? QStringLiteral("data") : a.dataDir);
-    for (const ListenerInfo& l : listeners()) set(l.settingKey(), listenValue(a, l.name));
+    set(keys::general::dataDir, a.dataDir.isEmpty() ? QStringLiteral("data") : a.dataDir);
+    for (const ListenerInfo& l : listeners()) (void)c.set(l.settingKey(), listenValue(a, l.name));
     if (!a.smarthost.isEmpty()) {
-        set(QStringLiteral("relay.host"), a.smarthost);
-        set(QStringLiteral("relay.tls"),
+        set(keys::relay::host, a.smarthost);
+        set(keys::relay::tls,
             a.smarthost.endsWith(QStringLiteral(":465")) ? QStringLiteral("implicit") : QStringLiteral("starttls"));
         if (!a.smarthostUser.isEmpty()) {
-            set(QStringLiteral("relay.user"), a.smarthostUser);
-            set(QStringLiteral("relay.password_file"), QStringLiteral("relay-password"));
+            set(keys::relay::user, a.smarthostUser);
+            set(keys::relay::passwordFile, QStringLiteral("relay-password"));
         }
     }
-    if (!a.dnsServers.isEmpty()) set(QStringLiteral("dns.servers"), a.dnsServers.join(QStringLiteral(", ")));
+    if (!a.dnsServers.isEmpty()) set(keys::dns::servers, a.dnsServers.join(QStringLiteral(", ")));
     return c;
 }
 
 Status shareWithDaemons(const Config& config, QStringList* notes) {
     if (::geteuid() != 0) return {};
-    const QString user = config.value(QStringLiteral("system_user"));
+    const QString user = get(config, keys::general::systemUser);
     if (!lookupUser(user)) {
         QProcess p;
         p.start(QStringLiteral("useradd"),
@@ -217,8 +218,8 @@ Result<SetupReport> applySetup(const Answers& a) {
     });
     if (!st) return st.error();
 
-    const QString cert = config.path(QStringLiteral("tls.cert"));
-    const QString key = config.path(QStringLiteral("tls.key"));
+    const QString cert = get(config, keys::tls::cert);
+    const QString key = get(config, keys::tls::key);
     if (!QFileInfo::exists(cert) || !QFileInfo::exists(key)) {
         const QStringList names{config.hostname(), QStringLiteral("mta-sts.") + domain,
                                 QStringLiteral("autoconfig.") + domain, QStringLiteral("autodiscover.") + domain};

@@ -8,6 +8,7 @@
 #include "core/config.h"
 #include "core/dns.h"
 #include "core/services.h"
+#include "core/setting_keys.h"
 
 #include <termios.h>
 #include <unistd.h>
@@ -125,11 +126,11 @@ StepResult detectStep(Flow& f) {
 
     // Defaults from an existing configuration: re-running keeps what is there.
     auto existing = Config::load(f.a.configDir);
-    f.configured = existing && existing->isSet(QStringLiteral("primary_domain"));
+    f.configured = existing && isSet(*existing, keys::general::primaryDomain);
     if (f.configured) {
-        if (f.a.domain.isEmpty()) f.a.domain = existing->value(QStringLiteral("primary_domain"));
-        if (f.a.hostname.isEmpty()) f.a.hostname = existing->value(QStringLiteral("hostname"));
-        if (f.a.admin.isEmpty()) f.a.admin = existing->value(QStringLiteral("admin_address"));
+        if (f.a.domain.isEmpty()) f.a.domain = get(*existing, keys::general::primaryDomain);
+        if (f.a.hostname.isEmpty()) f.a.hostname = get(*existing, keys::general::hostname);
+        if (f.a.admin.isEmpty()) f.a.admin = get(*existing, keys::general::adminAddress);
         con.say(QStringLiteral("\nThis system is already configured for %1; existing keys and passwords are kept.")
                     .arg(f.a.domain));
     }

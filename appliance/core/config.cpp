@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "atomic_file.h"
+#include "setting_keys.h"
 
 #include <QDir>
 #include <QFileInfo>
@@ -135,14 +136,14 @@ QString Config::path(const QString& key) const {
     return resolvePath(value(key));
 }
 QString Config::dataDir() const {
-    return path(QStringLiteral("data_dir"));
+    return get(*this, keys::general::dataDir);
 }
 QString Config::logDir() const {
-    QString p = path(QStringLiteral("log_dir"));
+    QString p = get(*this, keys::general::logDir);
     return p.isEmpty() ? dataDir() + QStringLiteral("/log") : p;
 }
 QString Config::runDir() const {
-    QString p = path(QStringLiteral("run_dir"));
+    QString p = get(*this, keys::general::runDir);
     return p.isEmpty() ? dataDir() + QStringLiteral("/run") : p;
 }
 QString Config::mailDir() const {
@@ -153,7 +154,7 @@ QString Config::queueDir() const {
 }
 
 QString Config::panelUrl() const {
-    const QList<ListenAddress> https = listeners(QStringLiteral("https.listen"));
+    const QList<ListenAddress> https = get(*this, keys::https::listen);
     if (https.isEmpty()) return {};
     const quint16 port = https.first().port;
     const QString portPart = (port == 0 || port == 443) ? QString() : QStringLiteral(":%1").arg(port);
@@ -161,7 +162,7 @@ QString Config::panelUrl() const {
 }
 
 QString Config::hostname() const {
-    QString h = value(QStringLiteral("hostname"));
+    QString h = get(*this, keys::general::hostname);
     if (!h.isEmpty()) return h;
     QString sys = QHostInfo::localHostName();
     QString dom = QHostInfo::localDomainName();

@@ -2,6 +2,7 @@
 #include "dns.h"
 
 #include "config.h"
+#include "setting_keys.h"
 
 #include <ldns/ldns.h>
 
@@ -312,12 +313,11 @@ Result<DnsServer> parseDnsServer(const QString& textIn) {
 }
 
 bool bundledResolverInUse(const Config& config) {
-    return config.value(QStringLiteral("dns.resolver")) == u"bundled" &&
-           config.list(QStringLiteral("dns.servers")).isEmpty();
+    return get(config, keys::dns::resolver) == u"bundled" && get(config, keys::dns::servers).isEmpty();
 }
 
 Result<DnsServer> bundledResolverAddress(const Config& config) {
-    const QString text = config.value(QStringLiteral("dns.resolver_listen"));
+    const QString text = get(config, keys::dns::resolverListen);
     auto parsed = parseDnsServer(text);
     if (!parsed) return parsed.error();
     if (!parsed->address.isLoopback())
@@ -327,7 +327,7 @@ Result<DnsServer> bundledResolverAddress(const Config& config) {
 
 QList<DnsServer> configuredDnsServers(const Config& config) {
     QList<DnsServer> servers;
-    for (const QString& s : config.list(QStringLiteral("dns.servers"))) {
+    for (const QString& s : get(config, keys::dns::servers)) {
         auto parsed = parseDnsServer(s);
         if (parsed) servers << *parsed;
     }
@@ -337,18 +337,17 @@ QList<DnsServer> configuredDnsServers(const Config& config) {
 }
 
 QString resolverSummary(const Config& config) {
-    const QStringList servers = config.list(QStringLiteral("dns.servers"));
+    const QStringList servers = get(config, keys::dns::servers);
     if (!servers.isEmpty()) return QStringLiteral("dns.servers (%1)").arg(servers.join(QStringLiteral(", ")));
     if (!bundledResolverInUse(config)) return QStringLiteral("the system's (/etc/resolv.conf; dns.resolver = system)");
     auto address = bundledResolverAddress(config);
     if (!address) return QStringLiteral("bundled unbound: %1").arg(address.errorMessage());
     return QStringLiteral("bundled unbound on %1 (local, caching, DNSSEC-validating; used by Postern and Rspamd)")
-        .arg(config.value(QStringLiteral("dns.resolver_listen")));
+        .arg(get(config, keys::dns::resolverListen));
 }
 
 std::unique_ptr<Resolver> makeResolver(const Config& config) {
-    return std::make_unique<LdnsResolver>(configuredDnsServers(config),
-                                          int(config.durationMs(QStringLiteral("dns.timeout"))));
+    return std::make_unique<LdnsResolver>(configuredDnsServers(config), int(get(config, keys::dns::timeout)));
 }
 
 QString reverseName(const QHostAddress& address) {

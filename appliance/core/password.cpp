@@ -2,6 +2,7 @@
 #include "password.h"
 
 #include "config.h"
+#include "setting_keys.h"
 
 #include <QDateTime>
 #include <QRandomGenerator>
@@ -43,9 +44,9 @@ bool cryptVerify(const QByteArray& password, const QByteArray& setting) {
 
 HashParams HashParams::fromConfig(const Config& config) {
     HashParams p;
-    p.memoryKiB = quint32(config.size(QStringLiteral("auth.argon2_memory")) / 1024);
-    p.iterations = quint32(config.integer(QStringLiteral("auth.argon2_iterations")));
-    p.parallelism = quint32(config.integer(QStringLiteral("auth.argon2_parallelism")));
+    p.memoryKiB = quint32(get(config, keys::auth::argon2Memory) / 1024);
+    p.iterations = quint32(get(config, keys::auth::argon2Iterations));
+    p.parallelism = quint32(get(config, keys::auth::argon2Parallelism));
     return p;
 }
 

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "posix_io.h"
 #include "safe_path.h"
+#include "setting_keys.h"
 
 #include <QDir>
 #include <QFile>
@@ -167,8 +168,8 @@ Status initDaemonLogging(const Config& config, const QString& program) {
     const QString dir = config.logDir();
     Status made = ensureDirectory(dir, 0750);
     if (made) o.logFile = dir + QStringLiteral("/mail.log");
-    o.minLevel = log::levelFromString(config.value(QStringLiteral("log.level")));
-    o.toStderr = config.flag(QStringLiteral("log.stderr"));
+    o.minLevel = log::levelFromString(get(config, keys::log::level));
+    o.toStderr = get(config, keys::log::toStderr);
     log::init(o);
     if (!made) return made;
     const QString error = log::fileError();

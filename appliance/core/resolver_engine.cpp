@@ -4,6 +4,7 @@
 #include "atomic_file.h"
 #include "config.h"
 #include "posix_io.h"
+#include "setting_keys.h"
 
 #include <QFile>
 #include <QFileInfo>
@@ -96,7 +97,7 @@ Result<QByteArray> unboundConfig(const Config& config, const ResolverPaths& p, c
     auto listen = bundledResolverAddress(config);
     if (!listen) return listen.error();
     QList<ForwardZone> zones;
-    for (const QString& text : config.list(QStringLiteral("dns.forward_zones"))) {
+    for (const QString& text : get(config, keys::dns::forwardZones)) {
         auto z = parseForwardZone(text);
         if (!z) return z.error();
         zones << *z;

@@ -3,6 +3,7 @@
 
 #include "config.h"
 #include "dns.h"
+#include "setting_keys.h"
 
 #include <algorithm>
 
@@ -54,11 +55,11 @@ QList<ServiceInfo> makeServiceTable() {
     return {
         {s("unbound"),
          s("The bundled DNS resolver (dns.resolver = bundled): caching, DNSSEC-validating, loopback only."), true,
-         s("dns.resolver"), true},
+         keys::dns::resolver.str(), true},
         {s("redis-server"), s("Redis for the spam filter (Bayes statistics, greylisting): unix socket only."), true,
-         s("spam.enabled"), true},
+         keys::spam::enabled.str(), true},
         {s("rspamd"), s("Rspamd spam filter: scans mail from the Internet for postern-smtpd (spam.enabled)."), true,
-         s("spam.enabled"), true},
+         keys::spam::enabled.str(), true},
         {s("postern-smtpd"), s("Postern SMTP daemon: MX (smtp.listen), submission, submissions."), false},
         {s("postern-imapd"), s("Postern IMAP daemon: imap.listen (STARTTLS) and imaps.listen (implicit TLS)."), false},
         {s("postern-pop3d"), s("Postern POP3 daemon: pop3.listen (STLS) and pop3s.listen (implicit TLS)."), false},
@@ -156,8 +157,8 @@ int serviceNamePort(const QString& name) {
 
 QString serviceOffReason(const ServiceInfo& service, const Config& config) {
     if (service.enabledBy.isEmpty()) return {};
-    if (service.enabledBy == u"dns.resolver") {
-        if (config.value(QStringLiteral("dns.resolver")) != u"bundled") return QStringLiteral("dns.resolver is system");
+    if (service.enabledBy == keys::dns::resolver.str()) {
+        if (get(config, keys::dns::resolver) != u"bundled") return QStringLiteral("dns.resolver is system");
         if (!bundledResolverInUse(config)) return QStringLiteral("dns.servers is set");
         return {};
     }

@@ -4,6 +4,7 @@
 #include "atomic_file.h"
 #include "dns.h"
 #include "posix_io.h"
+#include "setting_keys.h"
 
 #include <QFile>
 #include <QRandomGenerator>
@@ -70,7 +71,7 @@ QByteArray bayesClassifier(const QByteArray& name, const QByteArray& suffix, qin
 }  // namespace
 
 QByteArray statisticConf(const Config& config) {
-    const qint64 minLearns = std::max<qint64>(1, config.integer(QStringLiteral("spam.bayes_min_learns")));
+    const qint64 minLearns = std::max<qint64>(1, get(config, keys::spam::bayesMinLearns));
     // "bayes": everyone's training, Redis keys RS / RS_<token> (Rspamd's non-user default).
     // "bayes_user": the user in the request's Deliver-To (postern-smtpd sends it for a scan
     // with one recipient, postern-imapd's learner for every learn), keys RS<user>: the same as
@@ -173,9 +174,8 @@ Status writeSpamEngineConfig(const Config& config, const SpamPaths& p, const Use
         // action's score from a triplet not seen before is answered "soft reject" (451 4.7.1 by
         // spam.action_soft_reject) until spam.greylist_delay has passed.
         {local + QStringLiteral("greylist.conf"),
-         header + "enabled = " + (config.flag(QStringLiteral("spam.greylist")) ? "true" : "false") + ";\ntimeout = " +
-             QByteArray::number(std::max<qint64>(1, config.durationMs(QStringLiteral("spam.greylist_delay")) / 1000)) +
-             "s;\n"},
+         header + "enabled = " + (get(config, keys::spam::greylist) ? "true" : "false") + ";\ntimeout = " +
+             QByteArray::number(std::max<qint64>(1, get(config, keys::spam::greylistDelay) / 1000)) + "s;\n"},
         // Trimmed for a small appliance (measured: tests/bench/appliance_memory.py):
         // neural networks need thousands of scans a day to train and keep their networks in
         // every worker; the scan history only feeds Rspamd's web UI, which is not exposed.

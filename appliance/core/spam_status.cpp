@@ -2,6 +2,7 @@
 #include "spam_status.h"
 
 #include "atomic_file.h"
+#include "setting_keys.h"
 #include "spam_engine.h"
 
 #include <QHostAddress>
@@ -12,7 +13,7 @@
 namespace postern {
 
 QString rspamdAddress(const Config& config, const QString& configDir) {
-    const QString address = config.value(QStringLiteral("spam.rspamd_address"));
+    const QString address = get(config, keys::spam::rspamdAddress);
     return address.isEmpty() ? spamPaths(config, configDir).rspamdSocket : address;
 }
 
@@ -47,13 +48,13 @@ QMap<QString, quint64> scanCounts(const Config& config) {
 }
 
 QString spamStatusLine(const Config& config, const QString& configDir, bool* warning) {
-    if (!config.flag(QStringLiteral("spam.enabled"))) return QStringLiteral("spam filter: off (spam.enabled = false)");
+    if (!get(config, keys::spam::enabled)) return QStringLiteral("spam filter: off (spam.enabled = false)");
     const QString address = rspamdAddress(config, configDir);
     const bool answering = rspamdAnswers(address, kSpamPingTimeoutMs);
     const quint64 unchecked = scanCounts(config).value(QStringLiteral("unchecked"));
     QString line = answering ? QStringLiteral("spam filter: on (rspamd at %1)").arg(address)
                              : QStringLiteral("WARNING: spam filter: rspamd does not answer at %1; inbound mail is %2")
-                                   .arg(address, config.value(QStringLiteral("spam.on_failure")) == u"tempfail"
+                                   .arg(address, get(config, keys::spam::onFailure) == u"tempfail"
                                                      ? QStringLiteral("answered 451 until it is back")
                                                      : QStringLiteral("accepted unchecked"));
     if (unchecked > 0)

@@ -3,6 +3,7 @@
 
 #include "atomic_file.h"
 #include "config.h"
+#include "setting_keys.h"
 
 #include <QFile>
 #include <QFileInfo>
@@ -99,8 +100,8 @@ QString takeOpenSslError(const QString& whenNone) {
 }
 
 Result<ServerTlsContext> serverTlsContext(const Config& config) {
-    const QString certPath = config.path(QStringLiteral("tls.cert"));
-    const QString keyPath = config.path(QStringLiteral("tls.key"));
+    const QString certPath = get(config, keys::tls::cert);
+    const QString keyPath = get(config, keys::tls::key);
     auto certBytes = readFile(certPath, 1 << 20);
     if (!certBytes)
         return Result<ServerTlsContext>::fail(QStringLiteral("TLS certificate: %1").arg(certBytes.errorMessage()));
@@ -110,7 +111,7 @@ Result<ServerTlsContext> serverTlsContext(const Config& config) {
     ServerTlsContext ctx(SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
     if (!ctx) return Result<ServerTlsContext>::fail(QStringLiteral("TLS: %1").arg(openSslError()));
     // RFC 8996: nothing below TLS 1.2.
-    const bool tls13Only = config.value(QStringLiteral("tls.min_version")) == u"1.3";
+    const bool tls13Only = get(config, keys::tls::minVersion) == u"1.3";
     SSL_CTX_set_min_proto_version(ctx.get(), tls13Only ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_options(ctx.get(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                                        SSL_OP_IGNORE_UNEXPECTED_EOF);  // most mail clients just drop TCP

@@ -7,6 +7,7 @@
 #include "posix_io.h"
 #include "qr_code.h"
 #include "safe_path.h"
+#include "setting_keys.h"
 #include "totp.h"
 
 #include <QDateTime>
@@ -214,7 +215,7 @@ Status TwoFactor::revokeAppPassword(const QString& addressIn, const QString& nam
 }
 
 bool twoFactorRequired(const Config& config, bool isAdmin) {
-    return isAdmin && config.flag(QStringLiteral("auth.require_2fa_admins"));
+    return isAdmin && get(config, keys::auth::require2faAdmins);
 }
 
 QString appPasswordUsageDir(const Config& config) {

@@ -3,6 +3,7 @@
 
 #include "atomic_file.h"
 #include "config.h"
+#include "setting_keys.h"
 
 #include <QEventLoop>
 #include <QJsonDocument>
@@ -225,7 +226,7 @@ void writeCache(const Config& config, const QString& url, const UpdateCheck& c) 
 }  // namespace
 
 UpdateCheck checkForUpdate(const Config& config, qint64 maxAgeSecs, int timeoutMs) {
-    const QString url = config.value(QStringLiteral("update.announce_url"));
+    const QString url = get(config, keys::update::announceUrl);
     UpdateCheck c;
     if (url.isEmpty()) return c;
     const QDateTime now = QDateTime::currentDateTimeUtc();

@@ -12,6 +12,7 @@
 #include "core/posix_io.h"
 #include "core/process.h"
 #include "core/safe_path.h"
+#include "core/setting_keys.h"
 
 #include <QCryptographicHash>
 #include <QDateTime>
@@ -844,7 +845,7 @@ Result<Summary> createSnapshot(const Config& config, const QString& dirArg, int 
     const bool root = ::geteuid() == 0;
     int daemonUid = int(::geteuid()), daemonGid = int(::getegid());
     if (root) {
-        auto ids = lookupUser(config.value(QStringLiteral("system_user")));
+        auto ids = lookupUser(get(config, keys::general::systemUser));
         if (!ids) return ids.error();
         daemonUid = ids->uid;
         daemonGid = ids->gid;
@@ -856,7 +857,7 @@ Result<Summary> createSnapshot(const Config& config, const QString& dirArg, int 
     cc.daemonGid = daemonGid;
     cc.progress = &progress;
     for (const QString& p :
-         {config.dataDir(), config.logDir(), config.runDir(), config.path(QStringLiteral("backup.staging_dir")), dir})
+         {config.dataDir(), config.logDir(), config.runDir(), get(config, keys::backup::stagingDir), dir})
         if (!p.isEmpty()) cc.skip << QFileInfo(p).canonicalFilePath() << QFileInfo(p).absoluteFilePath();
     if (auto st = copyConfigTree(cc, config.configDir(), dir, QStringLiteral("config"), 0); !st) return st.error();
     // 2. data/, made by a child running as the daemon user through an inherited descriptor.
@@ -881,7 +882,7 @@ Result<Summary> createSnapshot(const Config& config, const QString& dirArg, int 
     }
     if (child == 0) {
         ::close(pipeFds[0]);
-        if (auto st = dropPrivileges(config.value(QStringLiteral("system_user"))); !st) {
+        if (auto st = dropPrivileges(get(config, keys::general::systemUser)); !st) {
             const QByteArray m = "posternctl: " + st.errorMessage().toUtf8() + '\n';
             (void)!::write(STDERR_FILENO, m.constData(), size_t(m.size()));
             ::_exit(1);
@@ -1197,13 +1198,13 @@ Result<Summary> restoreSnapshot(const QString& dirArg, const RestoreOptions& opt
     if (!parsed) return parsed.error();
     Config config = *parsed;
     if (!options.dataDir.isEmpty())
-        if (auto st = config.set(QStringLiteral("data_dir"), QFileInfo(options.dataDir).absoluteFilePath()); !st)
+        if (auto st = config.set(keys::general::dataDir.str(), QFileInfo(options.dataDir).absoluteFilePath()); !st)
             return st.error();
     const QString dataDir = config.dataDir();
     const bool root = ::geteuid() == 0;
     int daemonUid = int(::geteuid()), daemonGid = int(::getegid());
     if (root) {
-        auto ids = lookupUser(config.value(QStringLiteral("system_user")));
+        auto ids = lookupUser(get(config, keys::general::systemUser));
         if (!ids)
             return Result<Summary>::fail(
                 QStringLiteral("%1 (create that user first, or restore on a machine that has it)")
@@ -1253,7 +1254,7 @@ Result<Summary> restoreSnapshot(const QString& dirArg, const RestoreOptions& opt
     if (!options.dataDir.isEmpty()) {
         auto saved = Config::load(configDir);
         if (!saved) return saved.error();
-        if (auto st = saved->set(QStringLiteral("data_dir"), QFileInfo(options.dataDir).absoluteFilePath()); !st)
+        if (auto st = saved->set(keys::general::dataDir.str(), QFileInfo(options.dataDir).absoluteFilePath()); !st)
             return st.error();
         if (auto st = saved->save(); !st) return st.error();
     }

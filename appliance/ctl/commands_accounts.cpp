@@ -13,6 +13,7 @@
 #include "core/config_schema.h"
 #include "core/dkim_keys.h"
 #include "core/password.h"
+#include "core/setting_keys.h"
 
 namespace postern::ctl {
 
@@ -34,7 +35,7 @@ int domainAdd(CtlContext& ctx) {
     if (ctx.args.size() != 1) return ctx.usage(QStringLiteral("usage: domain add DOMAIN [--admin ADDRESS]"));
     Config config;
     if (!ctx.loadConfig(config)) return 1;
-    const QString admin = ctx.opt(QStringLiteral("admin"), config.value(QStringLiteral("admin_address")));
+    const QString admin = ctx.opt(QStringLiteral("admin"), get(config, keys::general::adminAddress));
     AccountStore store(ctx.configDir);
     auto added = accountops::addDomain(store, ctx.configDir, ctx.args.first(), admin);
     if (!added)
@@ -106,7 +107,7 @@ int userAdd(CtlContext& ctx) {
     const QString password = readNewPassword(ctx, &error, &generated);
     if (password.isEmpty()) return ctx.fail(error);
     auto roles = accountops::addUser(store, HashParams::fromConfig(config), *addr, password.toUtf8(), quota,
-                                     config.value(QStringLiteral("admin_address")));
+                                     get(config, keys::general::adminAddress));
     if (!roles) return ctx.fail(roles.errorMessage());
     ctx.out << "added user " << *addr << Qt::endl;
     if (generated) ctx.out << "password: " << password << "   (shown once; store it now)" << Qt::endl;
@@ -262,7 +263,7 @@ int resolveCmd(CtlContext& ctx) {
     AccountStore store(ctx.configDir);
     auto acc = store.load();
     if (!acc) return ctx.fail(acc.errorMessage());
-    Resolution r = acc->resolve(ctx.args.first(), config.value(QStringLiteral("recipient_delimiter")));
+    Resolution r = acc->resolve(ctx.args.first(), get(config, keys::general::recipientDelimiter));
     switch (r.status) {
         case Resolution::Status::Ok:
             for (const QString& m : r.mailboxes) ctx.out << "mailbox\t" << m << "\n";

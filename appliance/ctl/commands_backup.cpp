@@ -34,6 +34,7 @@
 
 #include "core/atomic_file.h"
 #include "core/safe_path.h"
+#include "core/setting_keys.h"
 
 #include <QDateTime>
 #include <QElapsedTimer>
@@ -107,7 +108,7 @@ int restore(CtlContext& ctx) {
 // ------------------------------------------------------------------ restic
 
 QString stagingDir(const Config& config) {
-    const QString s = config.path(QStringLiteral("backup.staging_dir"));
+    const QString s = get(config, keys::backup::stagingDir);
     return s.isEmpty() ? config.dataDir() + QStringLiteral(".backup") : s;
 }
 
@@ -122,7 +123,7 @@ QDateTime nextDue(const Config& config, const QJsonObject& st) {
     const QDateTime lastTry = QDateTime::fromString(st.value(QStringLiteral("finished")).toString(), Qt::ISODate);
     QDateTime due;
     if (lastOk.isValid())
-        due = lastOk.addMSecs(config.durationMs(QStringLiteral("backup.interval")) -
+        due = lastOk.addMSecs(get(config, keys::backup::interval) -
                               10 * 60 * 1000);  // the hourly check may come a bit early
     if (!st.value(QStringLiteral("ok")).toBool(true) && lastTry.isValid()) {
         const QDateTime retry = lastTry.addSecs(3600);
@@ -163,14 +164,14 @@ int backupRun(CtlContext& ctx) {
     Config config;
     if (!ctx.loadConfig(config)) return 1;
     const bool ifDue = ctx.has(QStringLiteral("if-due"));
-    const QString repo = config.value(QStringLiteral("backup.restic_repository"));
+    const QString repo = get(config, keys::backup::resticRepository);
     if (repo.isEmpty()) {
         if (ifDue) return 0;
         return ctx.fail(
             QStringLiteral("no restic repository: set backup.restic_repository and backup.restic_password_file "
                            "(or make a one-off snapshot with posternctl backup create DIR)"));
     }
-    const QString passwordFile = config.path(QStringLiteral("backup.restic_password_file"));
+    const QString passwordFile = get(config, keys::backup::resticPasswordFile);
     if (passwordFile.isEmpty() || !QFileInfo(passwordFile).isFile())
         return ctx.fail(QStringLiteral("backup.restic_password_file must name a file holding the repository password"));
     const QString staging = stagingDir(config);
@@ -214,7 +215,7 @@ int backupRun(CtlContext& ctx) {
     auto sum = backup::createSnapshot(config, snapshot, ctx.has(QStringLiteral("progress")) ? STDERR_FILENO : -1);
     if (!sum) return finish(false, sum.errorMessage(), {});
     QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
-    const QString envFile = config.path(QStringLiteral("backup.restic_env_file"));
+    const QString envFile = get(config, keys::backup::resticEnvFile);
     if (!envFile.isEmpty()) {
         auto text = readFile(envFile, 1 << 20);
         if (!text) return finish(false, text.errorMessage(), {});
@@ -280,7 +281,7 @@ int backupRun(CtlContext& ctx) {
 // One line for `posternctl status` (empty when fine and not worth a line); *warn when it is a warning.
 QString backupStatusLine(const Config& config, bool* warn) {
     *warn = false;
-    if (config.value(QStringLiteral("backup.restic_repository")).isEmpty())
+    if (get(config, keys::backup::resticRepository).isEmpty())
         return QStringLiteral("backup: none scheduled (posternctl backup create DIR; or set backup.restic_repository)");
     const QJsonObject st = readState(config);
     if (st.isEmpty()) return QStringLiteral("backup: scheduled, no run yet");
@@ -303,7 +304,7 @@ namespace {
 int backupStatus(CtlContext& ctx) {
     Config config;
     if (!ctx.loadConfig(config)) return 1;
-    const QString repo = config.value(QStringLiteral("backup.restic_repository"));
+    const QString repo = get(config, keys::backup::resticRepository);
     if (repo.isEmpty()) {
         ctx.out << "no scheduled backups (set backup.restic_repository and backup.restic_password_file)" << Qt::endl;
         return 0;

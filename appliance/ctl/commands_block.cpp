@@ -20,6 +20,7 @@
 #include "core/block_list.h"
 
 #include "core/config_schema.h"
+#include "core/setting_keys.h"
 
 #include <QDateTime>
 #include <QJsonObject>
@@ -31,7 +32,7 @@ namespace {
 // One line on the nftables mirror: what the supervisor's status file says (ctl.h supervisorPid:
 // trusted only when root wrote it), or why there is none.
 QString kernelSetLine(const Config& config) {
-    if (!config.flag(QStringLiteral("auth.block_nftables"))) return QStringLiteral("off (auth.block_nftables = false)");
+    if (!get(config, keys::auth::blockNftables)) return QStringLiteral("off (auth.block_nftables = false)");
     QJsonObject status;
     if (supervisorPid(config, &status) <= 0)
         return QStringLiteral("NOT in use: the supervisor (postern-appliance) is not running");

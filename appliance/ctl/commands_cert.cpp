@@ -27,6 +27,7 @@
 #include "core/log_search.h"
 #include "core/process.h"
 #include "core/services.h"
+#include "core/setting_keys.h"
 #include "core/tls.h"
 
 #include "acme_client.h"
@@ -69,7 +70,7 @@ bool covers(const QStringList& certNames, const QString& name) {
 int certStatus(CtlContext& ctx) {
     Config config;
     if (!ctx.loadConfig(config)) return 1;
-    const QString path = config.path(QStringLiteral("tls.cert"));
+    const QString path = get(config, keys::tls::cert);
     auto info = certificateInfo(path);
     if (!info) return ctx.fail(info.errorMessage());
     const qint64 days = QDateTime::currentDateTimeUtc().daysTo(info->notAfter);
@@ -100,7 +101,7 @@ int certStatus(CtlContext& ctx) {
 int installPair(CtlContext& ctx, const Config& config, const QList<QSslCertificate>& chain, const QByteArray& certPem,
                 const QByteArray& keyPem) {
     const QStringList names = chain.first().subjectAlternativeNames().values(QSsl::DnsEntry);
-    const QString certPath = config.path(QStringLiteral("tls.cert")), keyPath = config.path(QStringLiteral("tls.key"));
+    const QString certPath = get(config, keys::tls::cert), keyPath = get(config, keys::tls::key);
     if (auto st = writeFileAtomic(keyPath, keyPem, 0640); !st) return ctx.fail(st.errorMessage());
     if (auto st = writeFileAtomic(certPath, certPem, 0640); !st) return ctx.fail(st.errorMessage());
     ctx.out << "installed " << certPath << " (" << names.join(QStringLiteral(", ")) << "; until "
@@ -120,14 +121,14 @@ int certRenew(CtlContext& ctx) {
     Config config;
     if (!ctx.loadConfig(config)) return 1;
     const bool ifDue = ctx.has(QStringLiteral("if-due"));
-    if (!config.flag(QStringLiteral("acme.enabled"))) {
+    if (!get(config, keys::acme::enabled)) {
         if (ifDue) return 0;  // the supervisor's daily call: nothing to do
         return ctx.fail(
             QStringLiteral("ACME is off: posternctl config set acme.enabled true (and make port 80 reachable), "
                            "or install your own certificate with posternctl cert install"));
     }
-    auto info = certificateInfo(config.path(QStringLiteral("tls.cert")));
-    const qint64 renewBefore = config.durationMs(QStringLiteral("acme.renew_before")) / 1000;
+    auto info = certificateInfo(get(config, keys::tls::cert));
+    const qint64 renewBefore = get(config, keys::acme::renewBefore) / 1000;
     if (ifDue && info && !info->selfSigned && QDateTime::currentDateTimeUtc().secsTo(info->notAfter) > renewBefore) {
         ctx.out << "certificate valid until " << info->notAfter.toString(Qt::ISODate) << ": not due" << Qt::endl;
         return 0;
@@ -172,13 +173,13 @@ int certRenew(CtlContext& ctx) {
         return ctx.fail(QStringLiteral("%1 is not serving HTTP (%2): the CA could not check the challenge")
                             .arg(http.program, http.settingKey()));
     acme::Request req;
-    req.directoryUrl = config.string(QStringLiteral("acme.directory"));
+    req.directoryUrl = get(config, keys::acme::directory);
     req.names = names;
-    req.email = config.string(QStringLiteral("acme.email"));
-    if (req.email.isEmpty()) req.email = config.string(QStringLiteral("admin_address"));
+    req.email = get(config, keys::acme::email);
+    if (req.email.isEmpty()) req.email = get(config, keys::general::adminAddress);
     req.accountKeyPath = config.configDir() + QStringLiteral("/acme/account.key");
     req.challengeDir = config.dataDir() + QStringLiteral("/acme/challenges");
-    if (const QString ca = config.path(QStringLiteral("acme.ca_file")); !ca.isEmpty())
+    if (const QString ca = get(config, keys::acme::caFile); !ca.isEmpty())
         req.extraCa = QSslCertificate::fromPath(ca, QSsl::Pem);
     req.progress = [&](const QString& s) { ctx.out << "acme: " << s << Qt::endl; };
     auto issued = acme::obtainCertificate(req);

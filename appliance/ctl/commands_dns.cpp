@@ -13,6 +13,7 @@
 #include "ctl.h"
 
 #include "core/dns.h"
+#include "core/setting_keys.h"
 #include "records/dns_check.h"
 #include "records/host_facts.h"
 
@@ -41,8 +42,7 @@ int dnsLookup(CtlContext& ctx) {
     if (ctx.has(QStringLiteral("server"))) {
         auto s = parseDnsServer(ctx.opt(QStringLiteral("server")));
         if (!s) return ctx.usage(s.errorMessage());
-        resolver =
-            std::make_unique<LdnsResolver>(QList<DnsServer>{*s}, int(config.durationMs(QStringLiteral("dns.timeout"))));
+        resolver = std::make_unique<LdnsResolver>(QList<DnsServer>{*s}, int(get(config, keys::dns::timeout)));
     } else {
         resolver = makeResolver(config);
     }

@@ -33,6 +33,7 @@
 #include "core/paths.h"
 #include "core/posix_io.h"
 #include "core/process.h"
+#include "core/setting_keys.h"
 
 #include <QDateTime>
 #include <QDir>
@@ -401,7 +402,7 @@ int exportMbox(CtlContext& ctx) {
     const int outFd = ::open(QFile::encodeName(out).constData(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     if (outFd < 0) return ctx.fail(QStringLiteral("%1: %2").arg(out, errnoText(errno)));
     if (::geteuid() == 0) {
-        auto ids = lookupUser(config.value(QStringLiteral("system_user")));
+        auto ids = lookupUser(get(config, keys::general::systemUser));
         if (!ids) return ctx.fail(ids.errorMessage());
         if (::fchown(outFd, uid_t(ids->uid), gid_t(ids->gid)) != 0)
             return ctx.fail(QStringLiteral("%1: cannot hand over: %2").arg(out, errnoText(errno)));

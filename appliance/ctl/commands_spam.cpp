@@ -37,6 +37,7 @@
 
 #include "core/atomic_file.h"
 #include "core/paths.h"
+#include "core/setting_keys.h"
 #include "core/spam_engine.h"
 #include "core/spam_status.h"
 #include "core/stats.h"
@@ -207,7 +208,7 @@ int spamStatus(CtlContext& ctx) {
     if (counts.isEmpty()) ctx.out << "scans since postern-smtpd started: none" << Qt::endl;
     for (auto it = counts.cbegin(); it != counts.cend(); ++it)
         ctx.out << "scans " << it.key() << ": " << it.value() << Qt::endl;
-    if (config.flag(QStringLiteral("spam.enabled"))) {
+    if (get(config, keys::spam::enabled)) {
         const SpamPaths paths = spamPaths(config, ctx.configDir);
         if (auto learned = learnedCounts(paths)) {
             if (learned->isEmpty()) ctx.out << "learned: nothing yet" << Qt::endl;
@@ -224,8 +225,7 @@ int spamStatus(CtlContext& ctx) {
         for (auto it = outcomes.cbegin(); it != outcomes.cend(); ++it)
             ctx.out << "learn requests " << it.key() << ": " << it.value() << Qt::endl;
     }
-    const bool down =
-        config.flag(QStringLiteral("spam.enabled")) && !rspamdAnswers(rspamdAddress(config, ctx.configDir), 3000);
+    const bool down = get(config, keys::spam::enabled) && !rspamdAnswers(rspamdAddress(config, ctx.configDir), 3000);
     return down ? 1 : 0;
 }
 
@@ -236,14 +236,14 @@ int spamCheck(CtlContext& ctx) {
     QFile file(ctx.args.first());
     if (!file.open(QIODevice::ReadOnly))
         return ctx.fail(QStringLiteral("%1: %2").arg(file.fileName(), file.errorString()));
-    const qint64 maxBytes = config.size(QStringLiteral("smtp.max_message_size"));
+    const qint64 maxBytes = get(config, keys::smtp::maxMessageSize);
     if (file.size() > maxBytes)
         return ctx.fail(QStringLiteral("%1: %2 bytes, more than smtp.max_message_size (%3)")
                             .arg(file.fileName())
                             .arg(file.size())
                             .arg(maxBytes));
     const QString address = rspamdAddress(config, ctx.configDir);
-    RspamdConnection c(address, QDeadlineTimer(config.durationMs(QStringLiteral("spam.timeout"))));
+    RspamdConnection c(address, QDeadlineTimer(get(config, keys::spam::timeout)));
     if (!c.connected()) return ctx.fail(QStringLiteral("rspamd at %1: %2").arg(address, c.error()));
     spam::CheckRequest request;
     request.queueId = QStringLiteral("posternctl-check");
@@ -285,7 +285,7 @@ int spamLearn(CtlContext& ctx) {
         return ctx.usage(usage);
     Config config;
     if (!ctx.loadConfig(config)) return 1;
-    if (!config.flag(QStringLiteral("spam.enabled")))
+    if (!get(config, keys::spam::enabled))
         return ctx.fail(QStringLiteral("the spam filter is off (spam.enabled = false)"));
     const spam::LearnClass cls = ctx.args.first() == u"spam" ? spam::LearnClass::Spam : spam::LearnClass::Ham;
     const QString user = localUser(ctx, config, ctx.opt(QStringLiteral("user")));
@@ -300,8 +300,8 @@ int spamLearn(CtlContext& ctx) {
     if (!ctx.runAsDaemonUser(config)) return 1;
     auto messages = readFolder(maildirRoot(config.mailDir(), user), folder);
     if (!messages) return ctx.fail(QStringLiteral("%1 of %2: %3").arg(folderName, user, messages.errorMessage()));
-    const qint64 maxBytes = config.size(QStringLiteral("smtp.max_message_size"));
-    const int timeoutMs = int(config.durationMs(QStringLiteral("spam.timeout")));
+    const qint64 maxBytes = get(config, keys::smtp::maxMessageSize);
+    const int timeoutMs = int(get(config, keys::spam::timeout));
     quint64 learned = 0, skipped = 0, refused = 0, tooBig = 0, errors = 0;
     const bool tty = ::isatty(STDERR_FILENO);
     QElapsedTimer shown;

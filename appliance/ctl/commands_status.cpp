@@ -45,6 +45,7 @@
 #include "core/dns.h"
 #include "core/safe_path.h"
 #include "core/services.h"
+#include "core/setting_keys.h"
 #include "core/spam_engine.h"
 #include "core/spam_status.h"
 #include "core/tls.h"
@@ -117,7 +118,7 @@ QString humanAge(qint64 seconds) {
 // the ERROR level (95 % used, or less than smtp.min_free_space left).
 bool diskStatus(CtlContext& ctx, const Config& config) {
     bool ok = true;
-    const qint64 minFree = config.size(QStringLiteral("smtp.min_free_space"));
+    const qint64 minFree = get(config, keys::smtp::minFreeSpace);
     for (const DiskReport& r : diskReports({config.dataDir(), config.mailDir(), config.queueDir()}, minFree)) {
         if (!r.error.isEmpty()) {
             ctx.out << "disk: WARNING: " << r.error << Qt::endl;
@@ -215,7 +216,7 @@ int status(CtlContext& ctx) {
                     << Qt::endl;
     }
     // A newer image announced (update.announce_url): cached for a day, a failed check for an hour.
-    if (!config.value(QStringLiteral("update.announce_url")).isEmpty()) {
+    if (!get(config, keys::update::announceUrl).isEmpty()) {
         bool newer = false;
         const QString line = announcementLine(checkForUpdate(config, kCheckIntervalSecs, kStatusTimeoutMs),
                                               QStringLiteral(POSTERN_VERSION), &newer);
@@ -224,7 +225,7 @@ int status(CtlContext& ctx) {
     bool updatesWarning = false;
     ctx.out << securityUpdatesLine(QStringLiteral("/"), QDateTime::currentSecsSinceEpoch(), &updatesWarning)
             << Qt::endl;  // a warning, not a failure
-    auto cert = certificateInfo(config.path(QStringLiteral("tls.cert")));
+    auto cert = certificateInfo(get(config, keys::tls::cert));
     if (cert) {
         const qint64 days = QDateTime::currentDateTimeUtc().daysTo(cert->notAfter);
         ctx.out << "certificate: " << cert->dnsNames.join(QStringLiteral(", ")) << "; expires "
@@ -262,7 +263,7 @@ int version(CtlContext& ctx) {
         rc = 1;
     }
     // A newer image, asked now (and cached for status); never asked when no URL is set.
-    if (config.value(QStringLiteral("update.announce_url")).isEmpty()) {
+    if (get(config, keys::update::announceUrl).isEmpty()) {
         ctx.out << "newer image: not checked (update.announce_url is empty; Postern never asks by itself)" << Qt::endl;
     } else {
         bool newer = false;
@@ -275,7 +276,7 @@ int version(CtlContext& ctx) {
 }
 
 QString domainArg(CtlContext& ctx, const Config& config) {
-    return ctx.args.isEmpty() ? config.value(QStringLiteral("primary_domain")) : ctx.args.first();
+    return ctx.args.isEmpty() ? get(config, keys::general::primaryDomain) : ctx.args.first();
 }
 
 int dkimList(CtlContext& ctx) {

@@ -4,6 +4,7 @@
 #include "core/config_ops.h"
 #include "core/password.h"
 #include "core/process.h"
+#include "core/setting_keys.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -41,7 +42,7 @@ int CtlContext::usage(const QString& message) const {
 
 bool CtlContext::runAsDaemonUser(const Config& config) const {
     if (::geteuid() != 0) return true;
-    if (auto st = dropPrivileges(config.value(QStringLiteral("system_user"))); !st) {
+    if (auto st = dropPrivileges(get(config, keys::general::systemUser)); !st) {
         err << "posternctl: " << st.errorMessage() << Qt::endl;
         return false;
     }

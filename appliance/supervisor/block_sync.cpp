@@ -4,6 +4,7 @@
 #include "core/block_list.h"
 #include "core/block_nftables.h"
 #include "core/log.h"
+#include "core/setting_keys.h"
 
 #include <QFileInfo>
 #include <QProcessEnvironment>
@@ -54,7 +55,7 @@ void BlockSync::configure(const Config& config) {
     const bool first = !m_configured;
     m_configured = true;
     const bool was = m_enabled;
-    m_enabled = config.flag(QStringLiteral("auth.block_nftables"));
+    m_enabled = get(config, keys::auth::blockNftables);
     m_path = BlockList::pathIn(config.dataDir());
     m_ports = blocknft::blockedPorts(config);
     if (m_enabled) {

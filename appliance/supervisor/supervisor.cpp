@@ -7,6 +7,7 @@
 #include "core/process.h"
 #include "core/resolver_engine.h"
 #include "core/services.h"
+#include "core/setting_keys.h"
 #include "core/spam_engine.h"
 
 #include <QCoreApplication>
@@ -106,8 +107,7 @@ QString Supervisor::findCtl() const {
 // `posternctl backup status` / `posternctl status`.
 void Supervisor::runBackup() {
     const QString ctl = findCtl();
-    if (ctl.isEmpty() || m_config.value(QStringLiteral("backup.restic_repository")).isEmpty() || m_backupProcess)
-        return;
+    if (ctl.isEmpty() || get(m_config, keys::backup::resticRepository).isEmpty() || m_backupProcess) return;
     auto* p = new QProcess(this);
     m_backupProcess = p;
     p->setProcessChannelMode(QProcess::MergedChannels);
@@ -126,7 +126,7 @@ void Supervisor::runBackup() {
 
 void Supervisor::runMaintenance() {
     const QString ctl = findCtl();
-    if (ctl.isEmpty() || !m_config.flag(QStringLiteral("acme.enabled")) || m_maintenanceProcess) return;
+    if (ctl.isEmpty() || !get(m_config, keys::acme::enabled) || m_maintenanceProcess) return;
     auto* p = new QProcess(this);
     m_maintenanceProcess = p;
     p->setProcessChannelMode(QProcess::MergedChannels);
@@ -275,7 +275,7 @@ bool Supervisor::prepareEngine(Service& s) {
     const bool resolver = s.spec.program == u"unbound";
     UserIds ids;
     if (::geteuid() == 0) {
-        auto looked = lookupUser(m_config.value(QStringLiteral("system_user")));
+        auto looked = lookupUser(get(m_config, keys::general::systemUser));
         if (!looked) {
             s.lastError = looked.errorMessage();
             log::error(u"supervisor.engine_config",
@@ -285,7 +285,7 @@ bool Supervisor::prepareEngine(Service& s) {
         ids = *looked;
         // The data and run folders belong to the daemon user before the engine (as that user)
         // creates its folders in them; the daemons do the same at their start.
-        if (auto st = handOverStateToUser(m_config, m_config.value(QStringLiteral("system_user"))); !st) {
+        if (auto st = handOverStateToUser(m_config, get(m_config, keys::general::systemUser)); !st) {
             s.lastError = st.errorMessage();
             log::error(u"supervisor.engine_config",
                        log::Fields().add("service", s.spec.program).add("error", s.lastError));
@@ -501,7 +501,7 @@ void Supervisor::reload() {
     for (const Setting& st : Schema::instance().all())
         if (st.restart && fresh->value(st.key) != m_config.value(st.key)) restartKeys << st.key;
     m_config = std::move(*fresh);
-    log::setMinLevel(log::levelFromString(m_config.value(QStringLiteral("log.level"))));
+    log::setMinLevel(log::levelFromString(get(m_config, keys::log::level)));
     log::info(u"supervisor.reload", log::Fields().add("restart_settings", restartKeys.join(QLatin1Char(','))));
     m_blockSync.configure(m_config);
     for (const auto& s : m_services) {
@@ -523,7 +523,7 @@ void Supervisor::reload() {
                     UserIds ids;
                     Status st;
                     if (::geteuid() == 0) {
-                        auto looked = lookupUser(m_config.value(QStringLiteral("system_user")));
+                        auto looked = lookupUser(get(m_config, keys::general::systemUser));
                         if (looked)
                             ids = *looked;
                         else

@@ -6,6 +6,7 @@
 #include "core/atomic_file.h"
 #include "core/config.h"
 #include "core/posix_io.h"
+#include "core/setting_keys.h"
 
 #include <QDateTime>
 #include <QFile>
@@ -66,9 +67,9 @@ bool stale(qint64 lastMs, qint64 now, qint64 lifetimeMs) {
 
 AuthThrottle::Policy AuthThrottle::Policy::fromConfig(const Config& config) {
     Policy p;
-    p.baseDelayMs = config.durationMs(QStringLiteral("auth.failure_delay"));
-    p.maxDelayMs = config.durationMs(QStringLiteral("auth.failure_delay_max"));
-    p.windowMs = config.durationMs(QStringLiteral("auth.failure_window"));
+    p.baseDelayMs = get(config, keys::auth::failureDelay);
+    p.maxDelayMs = get(config, keys::auth::failureDelayMax);
+    p.windowMs = get(config, keys::auth::failureWindow);
     return p;
 }
 

@@ -8,6 +8,7 @@
 #include "core/address.h"
 #include "core/atomic_file.h"
 #include "core/log.h"
+#include "core/setting_keys.h"
 #include "core/stats.h"
 #include "core/two_factor.h"
 
@@ -36,11 +37,10 @@ Status Authenticator::openSharedThrottle() {
 
 void Authenticator::applyConfig() {
     m_throttle.setPolicy(AuthThrottle::Policy::fromConfig(m_config));
-    m_blockAfter = int(m_config.integer(QStringLiteral("auth.block_after_failures")));
-    m_blockMs = m_config.durationMs(QStringLiteral("auth.block_duration"));
-    m_cache =
-        std::make_shared<AuthCache>(std::chrono::milliseconds(m_config.durationMs(QStringLiteral("auth.cache_ttl"))),
-                                    int(m_config.integer(QStringLiteral("auth.cache_size"))));
+    m_blockAfter = int(get(m_config, keys::auth::blockAfterFailures));
+    m_blockMs = get(m_config, keys::auth::blockDuration);
+    m_cache = std::make_shared<AuthCache>(std::chrono::milliseconds(get(m_config, keys::auth::cacheTtl)),
+                                          int(get(m_config, keys::auth::cacheSize)));
 }
 
 // The failure just recorded may be the address's auth.block_after_failures-th in the window.
@@ -63,7 +63,7 @@ void Authenticator::blockIfTooMany(const QHostAddress& peer, const QString& sess
 QString Authenticator::normalizeLogin(const QString& loginIn) const {
     QString login = loginIn.trimmed();
     if (!login.contains(QLatin1Char('@'))) {
-        const QString dom = m_config.value(QStringLiteral("primary_domain"));
+        const QString dom = get(m_config, keys::general::primaryDomain);
         if (dom.isEmpty()) return {};
         login += QLatin1Char('@') + dom;
     }

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/process.h"
 #include "core/services.h"
+#include "core/setting_keys.h"
 #include "core/stats.h"
 
 #include <QCoreApplication>
@@ -90,7 +91,7 @@ Result<DaemonContext> loadBootstrap(Config& config, const DaemonSpec& spec) {
 // the daemon writes is checked, and files shared with the other daemons are opened as that user.
 Status becomeDaemonUser(const Config& config, const DaemonSpec& spec) {
     if (::geteuid() == 0) {
-        const QString user = config.value(QStringLiteral("system_user"));
+        const QString user = get(config, keys::general::systemUser);
         Status st = handOverStateToUser(config, user);
         if (st) st = dropPrivileges(user);
         if (!st) return st;
@@ -127,7 +128,7 @@ void reloadConfiguration(const QString& configDir, Config& config, const DaemonS
     if (!restartNeeded.isEmpty())
         log::warn(u"reload.restart_needed", log::Fields().add("settings", restartNeeded.join(QLatin1Char(','))));
     config = std::move(*fresh);
-    log::setMinLevel(log::levelFromString(config.value(QStringLiteral("log.level"))));
+    log::setMinLevel(log::levelFromString(get(config, keys::log::level)));
     if (auto st = srv->reloadTls(); !st)
         log::error(u"reload.tls_failed", log::Fields().add("error", st.errorMessage()));
     if (Authenticator* auth = bootstrap().auth.get()) auth->applyConfig();

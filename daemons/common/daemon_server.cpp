@@ -8,6 +8,7 @@
 #include "core/accounts.h"
 #include "core/log.h"
 #include "core/posix_io.h"
+#include "core/setting_keys.h"
 #include "core/stats.h"
 #include "core/tls.h"
 
@@ -29,7 +30,7 @@ DaemonServer::DaemonServer(const Config& config, QString program, SessionFactory
       m_program(std::move(program)),
       m_specs(listenersOf(m_program)),
       m_factory(std::move(factory)) {
-    m_options.handshakeTimeoutMs = config.durationMs(QStringLiteral("tls.handshake_timeout"));
+    m_options.handshakeTimeoutMs = get(config, keys::tls::handshakeTimeout);
     m_heapTrim.setSingleShot(true);
     m_heapTrim.setInterval(2000);
     connect(&m_heapTrim, &QTimer::timeout, this, [] {
@@ -61,7 +62,7 @@ Status DaemonServer::reloadTls() {
 
 void DaemonServer::watchCertificate() {
     if (m_specs.isEmpty()) return;
-    const QString cert = m_config.path(QStringLiteral("tls.cert")), key = m_config.path(QStringLiteral("tls.key"));
+    const QString cert = get(m_config, keys::tls::cert), key = get(m_config, keys::tls::key);
     for (const QString& p : {cert, key, QFileInfo(cert).absolutePath(), QFileInfo(key).absolutePath()})
         if (QFileInfo::exists(p) && !m_certWatch.files().contains(p) && !m_certWatch.directories().contains(p))
             m_certWatch.addPath(p);

@@ -34,6 +34,7 @@
 #include "core/accounts.h"
 #include "core/atomic_file.h"
 #include "core/log.h"
+#include "core/setting_keys.h"
 #include "core/spam_engine.h"
 #include "core/stats.h"
 
@@ -84,15 +85,15 @@ private:
 imap::SessionConfig sessionConfig(const Config& c) {
     imap::SessionConfig s;
     s.hostname = c.hostname();
-    s.limits.maxLine = qsizetype(c.size(QStringLiteral("imap.max_line_length")));
-    s.appendLimit = c.size(QStringLiteral("smtp.max_message_size"));
+    s.limits.maxLine = qsizetype(get(c, keys::imap::maxLineLength));
+    s.appendLimit = get(c, keys::smtp::maxMessageSize);
     s.limits.maxLiteral = s.appendLimit;
     s.limits.maxCommand = s.appendLimit + 4 * s.limits.maxLine;
-    s.idleTimeoutMs = c.durationMs(QStringLiteral("imap.idle_timeout"));
-    s.loginDeadlineMs = c.durationMs(QStringLiteral("imap.login_deadline"));
+    s.idleTimeoutMs = get(c, keys::imap::idleTimeout);
+    s.loginDeadlineMs = get(c, keys::imap::loginDeadline);
     s.inputBudget = &InputBudget::process();
-    s.maxSessionsPerUser = int(c.integer(QStringLiteral("imap.max_sessions_per_user")));
-    s.maxBadCommands = int(c.integer(QStringLiteral("imap.max_bad_commands")));
+    s.maxSessionsPerUser = int(get(c, keys::imap::maxSessionsPerUser));
+    s.maxBadCommands = int(get(c, keys::imap::maxBadCommands));
     s.mailDir = c.mailDir();
     return s;
 }
@@ -116,32 +117,32 @@ int main(int argc, char** argv) {
     DaemonSpec spec;
     spec.program = QStringLiteral("postern-imapd");
     spec.accounts = AccountUse::Authenticate;
-    spec.processesSetting = QStringLiteral("imap.processes");
+    spec.processesSetting = keys::imap::processes.str();
     spec.create = [](DaemonContext& ctx, QObject* parent) -> Result<DaemonServer*> {
         const Config& config = ctx.config;
         d.config = &config;
         d.backend = std::make_unique<LocalImapBackend>(*ctx.accounts, *ctx.auth);
         d.sessionConfig = sessionConfig(config);
-        if (config.flag(QStringLiteral("spam.enabled"))) {
+        if (get(config, keys::spam::enabled)) {
             // Before root is dropped: the controller password is root's (0600). Unix-socket
             // clients of Rspamd's controller are trusted by Rspamd anyway; we send it still.
             const SpamPaths sp = spamPaths(config, config.configDir());
             if (auto pw = readFile(sp.passwordFile, 1024)) d.controllerPassword = pw->trimmed();
         }
-        InputBudget::process().setLimit(config.size(QStringLiteral("imap.max_buffered_input")));
+        InputBudget::process().setLimit(get(config, keys::imap::maxBufferedInput));
         auto* server = new DaemonServer(
             config, ctx.program,
             [](SessionIo& io, ListenerMode) {
                 return std::make_unique<imap::ImapSession>(io, *d.backend, d.sessionConfig);
             },
             parent);
-        server->setLimits(int(config.integer(QStringLiteral("imap.max_connections"))),
-                          int(config.integer(QStringLiteral("imap.max_connections_per_ip"))),
+        server->setLimits(int(get(config, keys::imap::maxConnections)),
+                          int(get(config, keys::imap::maxConnectionsPerIp)),
                           [](ListenerMode) { return QByteArray("* BYE Too many connections, try again later\r\n"); });
         Connection::Options opts;
         opts.maxBufferedInput = 1024 * 1024;
         opts.inputBudget = &InputBudget::process();  // with the sessions' commands and literals
-        opts.handshakeTimeoutMs = config.durationMs(QStringLiteral("tls.handshake_timeout"));
+        opts.handshakeTimeoutMs = get(config, keys::tls::handshakeTimeout);
         server->setConnectionOptions(opts);
         // Idle clients need no open SQLite handle nor parsed uidlist: drop those unused
         // for 10 s and give the memory back to the kernel (imap_index.h).
@@ -162,7 +163,7 @@ int main(int argc, char** argv) {
     // cannot be made only turns learning off (logged); mail service goes on.
     spec.started = []() -> Status {
         const Config& config = *d.config;
-        if (!config.flag(QStringLiteral("spam.enabled"))) return {};
+        if (!get(config, keys::spam::enabled)) return {};
         auto spool = std::make_unique<postern::spam::LearnSpool>(learnSpoolDir(config));
         if (auto st = spool->open(); !st) {
             log::warn(u"spam.learn_spool_unavailable",
@@ -170,16 +171,15 @@ int main(int argc, char** argv) {
             return {};
         }
         const SpamPaths sp = spamPaths(config, config.configDir());
-        d.backend->learner =
-            new postern::spam::RspamdLearner(*spool, sp.controllerSocket, d.controllerPassword,
-                                             int(config.durationMs(QStringLiteral("spam.timeout"))), d.server);
+        d.backend->learner = new postern::spam::RspamdLearner(*spool, sp.controllerSocket, d.controllerPassword,
+                                                              int(get(config, keys::spam::timeout)), d.server);
         d.backend->spool = std::move(spool);
         return {};
     };
     spec.writableFolders = [](const Config& config) { return QStringList{config.mailDir()}; };
     spec.reloaded = [](DaemonServer*) {
         d.sessionConfig = sessionConfig(*d.config);
-        InputBudget::process().setLimit(d.config->size(QStringLiteral("imap.max_buffered_input")));
+        InputBudget::process().setLimit(get(*d.config, keys::imap::maxBufferedInput));
     };
     return runDaemon(argc, argv, spec);
 }

@@ -17,6 +17,7 @@
 #include "pop3_session.h"
 
 #include "common/daemon_main.h"
+#include "core/setting_keys.h"
 
 using namespace postern;
 
@@ -25,12 +26,12 @@ namespace {
 pop3::SessionConfig sessionConfig(const Config& c) {
     pop3::SessionConfig s;
     s.hostname = c.hostname();
-    s.maxLine = int(c.integer(QStringLiteral("pop3.max_line_length")));
-    s.maxErrors = int(c.integer(QStringLiteral("pop3.max_errors")));
-    s.maxCommandsBeforeAuth = int(c.integer(QStringLiteral("pop3.max_commands_before_auth")));
-    s.idleTimeoutMs = c.durationMs(QStringLiteral("pop3.idle_timeout"));
-    s.loginDeadlineMs = c.durationMs(QStringLiteral("pop3.login_deadline"));
-    s.loginDelaySeconds = c.durationMs(QStringLiteral("pop3.login_delay")) / 1000;
+    s.maxLine = int(get(c, keys::pop3::maxLineLength));
+    s.maxErrors = int(get(c, keys::pop3::maxErrors));
+    s.maxCommandsBeforeAuth = int(get(c, keys::pop3::maxCommandsBeforeAuth));
+    s.idleTimeoutMs = get(c, keys::pop3::idleTimeout);
+    s.loginDeadlineMs = get(c, keys::pop3::loginDeadline);
+    s.loginDelaySeconds = get(c, keys::pop3::loginDelay) / 1000;
     return s;
 }
 
@@ -58,10 +59,9 @@ int main(int argc, char** argv) {
                 return std::make_unique<pop3::Pop3Session>(io, *d.backend, d.sessionConfig);
             },
             parent);
-        server->setLimits(int(config.integer(QStringLiteral("pop3.max_connections"))),
-                          int(config.integer(QStringLiteral("pop3.max_connections_per_ip"))), [](ListenerMode) {
-                              return QByteArray("-ERR [SYS/TEMP] Too many connections, try again later\r\n");
-                          });
+        server->setLimits(
+            int(get(config, keys::pop3::maxConnections)), int(get(config, keys::pop3::maxConnectionsPerIp)),
+            [](ListenerMode) { return QByteArray("-ERR [SYS/TEMP] Too many connections, try again later\r\n"); });
         return server;
     };
     spec.writableFolders = [](const Config& config) { return QStringList{config.mailDir()}; };

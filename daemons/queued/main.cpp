@@ -26,6 +26,7 @@
 #include "common/spool/queue.h"
 
 #include "core/log.h"
+#include "core/setting_keys.h"
 
 #include <QCoreApplication>
 
@@ -46,8 +47,7 @@ int main(int argc, char** argv) {
         auto* server = new DaemonServer(ctx.config, ctx.program, nullptr, parent);  // no listener rows: listens nowhere
         d.runner = new outbound::QueueRunner(ctx.config, *ctx.accounts, server);
         // The SRS key (common/mail/srs.h), as root while still root; shared with postern-smtpd.
-        if (auto key =
-                mail::loadOrCreateSrsKey(ctx.config.configDir(), ctx.config.value(QStringLiteral("system_user"))))
+        if (auto key = mail::loadOrCreateSrsKey(ctx.config.configDir(), get(ctx.config, keys::general::systemUser)))
             d.runner->setSrs(std::make_shared<const mail::Srs>(*key));
         else
             log::warn(

@@ -1,5 +1,6 @@
 // runner_settings.cpp — see runner_settings.h.
 #include "runner_settings.h"
+#include "core/setting_keys.h"
 
 namespace postern::outbound {
 
@@ -11,29 +12,29 @@ RunnerSettings runnerSettings(const Config& c) {
     s.sieveGlobals = sieve::GlobalScripts::fromConfig(c);
     s.configDir = c.configDir();
     s.mtaStsCacheDir = c.dataDir() + QStringLiteral("/state/mta-sts");
-    s.lifetimeS = c.durationMs(QStringLiteral("queue.lifetime")) / 1000;
-    s.retryMinS = std::max<qint64>(1, c.durationMs(QStringLiteral("queue.retry_min")) / 1000);
-    s.retryMaxS = std::max(s.retryMinS, c.durationMs(QStringLiteral("queue.retry_max")) / 1000);
-    s.delayWarningS = c.durationMs(QStringLiteral("queue.delay_warning")) / 1000;
-    s.maxDeliveries = int(c.integer(QStringLiteral("outbound.max_deliveries")));
-    s.maxPerDomain = int(c.integer(QStringLiteral("outbound.max_per_domain")));
-    s.mxPort = quint16(c.integer(QStringLiteral("outbound.mx_port")));
-    s.mtaStsPort = quint16(c.integer(QStringLiteral("outbound.mta_sts_port")));
-    s.connectTimeoutMs = c.durationMs(QStringLiteral("outbound.connect_timeout"));
-    s.commandTimeoutMs = c.durationMs(QStringLiteral("outbound.command_timeout"));
-    s.dane = c.flag(QStringLiteral("outbound.dane"));
-    s.mtaSts = c.flag(QStringLiteral("outbound.mta_sts"));
-    s.dkimSign = c.flag(QStringLiteral("dkim.sign"));
+    s.lifetimeS = get(c, keys::queue::lifetime) / 1000;
+    s.retryMinS = std::max<qint64>(1, get(c, keys::queue::retryMin) / 1000);
+    s.retryMaxS = std::max(s.retryMinS, get(c, keys::queue::retryMax) / 1000);
+    s.delayWarningS = get(c, keys::queue::delayWarning) / 1000;
+    s.maxDeliveries = int(get(c, keys::outbound::maxDeliveries));
+    s.maxPerDomain = int(get(c, keys::outbound::maxPerDomain));
+    s.mxPort = quint16(get(c, keys::outbound::mxPort));
+    s.mtaStsPort = quint16(get(c, keys::outbound::mtaStsPort));
+    s.connectTimeoutMs = get(c, keys::outbound::connectTimeout);
+    s.commandTimeoutMs = get(c, keys::outbound::commandTimeout);
+    s.dane = get(c, keys::outbound::dane);
+    s.mtaSts = get(c, keys::outbound::mtaSts);
+    s.dkimSign = get(c, keys::dkim::sign);
     // Messages come from postern-smtpd, whose header limit this is; plus our Received field.
-    s.maxHeaderBytes = c.size(QStringLiteral("smtp.max_header_size")) + 64 * 1024;
-    s.delimiters = c.value(QStringLiteral("recipient_delimiter"));
-    s.caFile = c.path(QStringLiteral("outbound.ca_file"));
-    s.relayHost = c.string(QStringLiteral("relay.host"));
-    s.relayUser = c.string(QStringLiteral("relay.user"));
-    s.relayPasswordFile = c.path(QStringLiteral("relay.password_file"));
-    s.relayImplicitTls = c.string(QStringLiteral("relay.tls")) == QStringLiteral("implicit");
+    s.maxHeaderBytes = get(c, keys::smtp::maxHeaderSize) + 64 * 1024;
+    s.delimiters = get(c, keys::general::recipientDelimiter);
+    s.caFile = get(c, keys::outbound::caFile);
+    s.relayHost = get(c, keys::relay::host);
+    s.relayUser = get(c, keys::relay::user);
+    s.relayPasswordFile = get(c, keys::relay::passwordFile);
+    s.relayImplicitTls = get(c, keys::relay::tls) == QStringLiteral("implicit");
     s.dnsServers = configuredDnsServers(c);  // dns.servers, else the bundled resolver, else resolv.conf
-    s.dnsTimeoutMs = int(c.durationMs(QStringLiteral("dns.timeout")));
+    s.dnsTimeoutMs = int(get(c, keys::dns::timeout));
     return s;
 }
 

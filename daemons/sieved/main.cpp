@@ -22,6 +22,7 @@
 #include "sieve_backend.h"
 
 #include "common/daemon_main.h"
+#include "core/setting_keys.h"
 
 using namespace postern;
 
@@ -29,13 +30,13 @@ namespace {
 
 managesieve::SessionConfig sessionConfig(const Config& c) {
     managesieve::SessionConfig s;
-    s.maxLine = int(c.integer(QStringLiteral("sieve.max_line_length")));
-    s.maxLiteralBeforeAuth = c.size(QStringLiteral("sieve.max_literal_before_auth"));
-    s.maxLiteralAfterAuth = c.size(QStringLiteral("sieve.max_literal"));
-    s.maxErrors = int(c.integer(QStringLiteral("sieve.max_errors")));
-    s.maxCommandsBeforeAuth = int(c.integer(QStringLiteral("sieve.max_commands_before_auth")));
-    s.idleTimeoutMs = c.durationMs(QStringLiteral("sieve.idle_timeout"));
-    s.loginDeadlineMs = c.durationMs(QStringLiteral("sieve.login_deadline"));
+    s.maxLine = int(get(c, keys::sieve::maxLineLength));
+    s.maxLiteralBeforeAuth = get(c, keys::sieve::maxLiteralBeforeAuth);
+    s.maxLiteralAfterAuth = get(c, keys::sieve::maxLiteral);
+    s.maxErrors = int(get(c, keys::sieve::maxErrors));
+    s.maxCommandsBeforeAuth = int(get(c, keys::sieve::maxCommandsBeforeAuth));
+    s.idleTimeoutMs = get(c, keys::sieve::idleTimeout);
+    s.loginDeadlineMs = get(c, keys::sieve::loginDeadline);
     s.quota = sieve::Quota::fromConfig(c);
     return s;
 }
@@ -64,10 +65,9 @@ int main(int argc, char** argv) {
                 return std::make_unique<managesieve::ManageSieveSession>(io, *d.backend, d.sessionConfig);
             },
             parent);
-        server->setLimits(int(config.integer(QStringLiteral("sieve.max_connections"))),
-                          int(config.integer(QStringLiteral("sieve.max_connections_per_ip"))), [](ListenerMode) {
-                              return QByteArray("BYE (TRYLATER) \"Too many connections, try again later\"\r\n");
-                          });
+        server->setLimits(
+            int(get(config, keys::sieve::maxConnections)), int(get(config, keys::sieve::maxConnectionsPerIp)),
+            [](ListenerMode) { return QByteArray("BYE (TRYLATER) \"Too many connections, try again later\"\r\n"); });
         return server;
     };
     spec.writableFolders = [](const Config& config) { return QStringList{config.mailDir()}; };

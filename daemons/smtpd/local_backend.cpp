@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/paths.h"
 #include "core/posix_io.h"
+#include "core/setting_keys.h"
 #include "core/spam_engine.h"
 #include "core/stats.h"
 
@@ -619,10 +620,10 @@ LocalBackend::LocalBackend(const Config& config, AccountStore& accounts, Authent
 std::optional<SendLimitHit> LocalBackend::sendLimit(const QString& user, qint64 messages, qint64 recipients,
                                                     bool record, QString* error) {
     SendLimits limits;
-    limits.messagesPerHour = m_config.integer(QStringLiteral("smtp.user_messages_per_hour"));
-    limits.messagesPerDay = m_config.integer(QStringLiteral("smtp.user_messages_per_day"));
-    limits.recipientsPerHour = m_config.integer(QStringLiteral("smtp.user_recipients_per_hour"));
-    limits.recipientsPerDay = m_config.integer(QStringLiteral("smtp.user_recipients_per_day"));
+    limits.messagesPerHour = get(m_config, keys::smtp::userMessagesPerHour);
+    limits.messagesPerDay = get(m_config, keys::smtp::userMessagesPerDay);
+    limits.recipientsPerHour = get(m_config, keys::smtp::userRecipientsPerHour);
+    limits.recipientsPerDay = get(m_config, keys::smtp::userRecipientsPerDay);
     auto r = record ? m_sendRate.record(user, limits, messages, recipients)
                     : m_sendRate.check(user, limits, messages, recipients);
     if (!r) {
@@ -633,11 +634,11 @@ std::optional<SendLimitHit> LocalBackend::sendLimit(const QString& user, qint64 
 }
 
 bool LocalBackend::vrfyAllowed() const {
-    return m_config.flag(QStringLiteral("smtp.vrfy"));
+    return get(m_config, keys::smtp::vrfy);
 }
 
 bool LocalBackend::storageAvailable(qint64 declaredSize, QString* detail) {
-    return m_space.admit(m_config.size(QStringLiteral("smtp.min_free_space")), declaredSize, detail);
+    return m_space.admit(get(m_config, keys::smtp::minFreeSpace), declaredSize, detail);
 }
 
 RcptVerdict LocalBackend::checkRecipient(const MailPath& path, bool authenticated, qint64 messageSize,
@@ -645,7 +646,7 @@ RcptVerdict LocalBackend::checkRecipient(const MailPath& path, bool authenticate
     auto accounts = m_accounts.current();
     QString domain;
     if (path.postmaster && path.domain.isEmpty()) {
-        domain = m_config.value(QStringLiteral("primary_domain"));
+        domain = get(m_config, keys::general::primaryDomain);
         if (domain.isEmpty() && !accounts->domains().isEmpty()) domain = accounts->domains().first();
     } else if (!path.addressLiteral) {
         domain = normalizeDomain(path.domain).valueOr(QString());
@@ -682,7 +683,7 @@ RcptVerdict LocalBackend::checkRecipient(const MailPath& path, bool authenticate
         out->forwards = {d.original};
         return RcptVerdict::Ok;
     }
-    const Resolution r = accounts->resolve(address, m_config.value(QStringLiteral("recipient_delimiter")));
+    const Resolution r = accounts->resolve(address, get(m_config, keys::general::recipientDelimiter));
     switch (r.status) {
         case Resolution::Status::Ok:
             break;
@@ -714,7 +715,7 @@ bool LocalBackend::maySendAs(const QString& user, const MailPath& from) {
     auto domain = normalizeDomain(from.domain);
     if (!domain) return false;
     return m_accounts.current()->maySendAs(user, from.local + QLatin1Char('@') + *domain,
-                                           m_config.value(QStringLiteral("recipient_delimiter")));
+                                           get(m_config, keys::general::recipientDelimiter));
 }
 
 void LocalBackend::authenticate(const AuthRequest& request, QByteArray password, AuthDone done) {
@@ -739,30 +740,29 @@ void LocalBackend::deliver(QObject* context, MessageJob job, std::function<void(
     c.mailDir = m_config.mailDir();
     c.sieveGlobals = sieve::GlobalScripts::fromConfig(m_config);
     c.queueDir = m_config.queueDir();
-    c.delimiters = m_config.value(QStringLiteral("recipient_delimiter"));
+    c.delimiters = get(m_config, keys::general::recipientDelimiter);
     c.srs = m_srs;
     // Our Received header comes first in the spool file; the client's header is at most smtp.max_header_size.
-    c.maxHeaderBytes = m_config.size(QStringLiteral("smtp.max_header_size")) + kTraceRoom;
-    c.senderAuth = job.authUser.isEmpty() && m_config.flag(QStringLiteral("smtp.sender_auth"));
-    c.rejectOnDmarc = m_config.flag(QStringLiteral("smtp.dmarc_reject"));
-    c.quarantineToJunk = m_config.flag(QStringLiteral("smtp.dmarc_quarantine_junk"));
+    c.maxHeaderBytes = get(m_config, keys::smtp::maxHeaderSize) + kTraceRoom;
+    c.senderAuth = job.authUser.isEmpty() && get(m_config, keys::smtp::senderAuth);
+    c.rejectOnDmarc = get(m_config, keys::smtp::dmarcReject);
+    c.quarantineToJunk = get(m_config, keys::smtp::dmarcQuarantineJunk);
     c.authservId = m_config.hostname();
     c.dnsServers = configuredDnsServers(m_config);
-    c.dnsTimeoutMs = int(m_config.durationMs(QStringLiteral("dns.timeout")));
+    c.dnsTimeoutMs = int(get(m_config, keys::dns::timeout));
     c.spamOutbound = !job.authUser.isEmpty();
-    c.spamScan = m_config.flag(QStringLiteral("spam.enabled")) &&
-                 (!c.spamOutbound || m_config.flag(QStringLiteral("spam.scan_outbound")));
+    c.spamScan = get(m_config, keys::spam::enabled) && (!c.spamOutbound || get(m_config, keys::spam::scanOutbound));
     if (c.spamScan) {
-        QString address = m_config.value(QStringLiteral("spam.rspamd_address"));
+        QString address = get(m_config, keys::spam::rspamdAddress);
         if (address.isEmpty()) address = spamPaths(m_config, QString()).rspamdSocket;  // the supervisor's own
         if (auto t = parseRspamdTarget(address))
             c.spamTarget = *t;
         else
             c.spamTargetError = t.error().message;
-        c.spamTimeoutMs = int(m_config.durationMs(QStringLiteral("spam.timeout")));
-        c.spamTempfailOnFailure = m_config.value(QStringLiteral("spam.on_failure")) == u"tempfail";
+        c.spamTimeoutMs = int(get(m_config, keys::spam::timeout));
+        c.spamTempfailOnFailure = get(m_config, keys::spam::onFailure) == u"tempfail";
         c.spamPolicy = spam::policyFromConfig(m_config);
-        for (const QString& u : m_config.list(QStringLiteral("spam.inbox_users"))) c.spamInboxUsers.insert(u.toLower());
+        for (const QString& u : get(m_config, keys::spam::inboxUsers)) c.spamInboxUsers.insert(u.toLower());
     }
     auto shared = std::make_shared<const DeliveryContext>(std::move(c));
     auto sharedJob = std::make_shared<const MessageJob>(std::move(job));

@@ -28,6 +28,7 @@
 #include "common/spool/queue.h"
 
 #include "core/log.h"
+#include "core/setting_keys.h"
 
 using namespace postern;
 
@@ -36,18 +37,18 @@ namespace {
 smtp::SessionConfig sessionConfig(const Config& c) {
     smtp::SessionConfig s;
     s.hostname = c.hostname();
-    s.maxMessageSize = c.size(QStringLiteral("smtp.max_message_size"));
-    s.maxRecipients = int(c.integer(QStringLiteral("smtp.max_recipients")));
-    s.maxCommandLine = int(c.integer(QStringLiteral("smtp.max_command_line")));
-    s.maxErrors = int(c.integer(QStringLiteral("smtp.max_errors")));
-    s.commandTimeoutMs = c.durationMs(QStringLiteral("smtp.command_timeout"));
-    s.dataTimeoutMs = c.durationMs(QStringLiteral("smtp.data_timeout"));
-    s.greetDelayMs = c.durationMs(QStringLiteral("smtp.greet_delay"));
-    s.content.maxLineLength = int(c.integer(QStringLiteral("smtp.max_line_length")));
-    s.content.maxHeaderSize = c.size(QStringLiteral("smtp.max_header_size"));
-    s.content.maxHeaderCount = int(c.integer(QStringLiteral("smtp.max_header_count")));
-    s.content.normalizeBareLineEndings = c.value(QStringLiteral("smtp.bare_lf")) == u"normalize";
-    s.logTranscript = c.flag(QStringLiteral("log.transcripts"));
+    s.maxMessageSize = get(c, keys::smtp::maxMessageSize);
+    s.maxRecipients = int(get(c, keys::smtp::maxRecipients));
+    s.maxCommandLine = int(get(c, keys::smtp::maxCommandLine));
+    s.maxErrors = int(get(c, keys::smtp::maxErrors));
+    s.commandTimeoutMs = get(c, keys::smtp::commandTimeout);
+    s.dataTimeoutMs = get(c, keys::smtp::dataTimeout);
+    s.greetDelayMs = get(c, keys::smtp::greetDelay);
+    s.content.maxLineLength = int(get(c, keys::smtp::maxLineLength));
+    s.content.maxHeaderSize = get(c, keys::smtp::maxHeaderSize);
+    s.content.maxHeaderCount = int(get(c, keys::smtp::maxHeaderCount));
+    s.content.normalizeBareLineEndings = get(c, keys::smtp::bareLf) == u"normalize";
+    s.logTranscript = get(c, keys::log::transcripts);
     return s;
 }
 
@@ -70,7 +71,7 @@ int main(int argc, char** argv) {
         d.backend = std::make_unique<smtp::LocalBackend>(config, *ctx.accounts, *ctx.auth);
         // The SRS key (Sieve redirects), made once in the config folder; read (or made) here, while
         // still root when started by the supervisor; given to system_user so workers can read it.
-        if (auto key = mail::loadOrCreateSrsKey(config.configDir(), config.value(QStringLiteral("system_user"))))
+        if (auto key = mail::loadOrCreateSrsKey(config.configDir(), get(config, keys::general::systemUser)))
             d.backend->setSrs(std::make_shared<const mail::Srs>(*key));
         else
             log::warn(
@@ -85,13 +86,13 @@ int main(int argc, char** argv) {
             parent);
         const QString host = d.sessionConfig.hostname;
         server->setLimits(
-            int(config.integer(QStringLiteral("smtp.max_connections"))),
-            int(config.integer(QStringLiteral("smtp.max_connections_per_ip"))), [host](ListenerMode) {
+            int(get(config, keys::smtp::maxConnections)), int(get(config, keys::smtp::maxConnectionsPerIp)),
+            [host](ListenerMode) {
                 return QStringLiteral("421 4.7.0 %1 Too many connections, try again later\r\n").arg(host).toUtf8();
             });
         Connection::Options opts;
-        opts.maxSessionMs = config.durationMs(QStringLiteral("smtp.session_timeout"));
-        opts.handshakeTimeoutMs = config.durationMs(QStringLiteral("tls.handshake_timeout"));
+        opts.maxSessionMs = get(config, keys::smtp::sessionTimeout);
+        opts.handshakeTimeoutMs = get(config, keys::tls::handshakeTimeout);
         server->setConnectionOptions(opts);
         return server;
     };

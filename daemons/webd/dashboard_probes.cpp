@@ -3,6 +3,7 @@
 
 #include "core/accounts.h"
 #include "core/config.h"
+#include "core/setting_keys.h"
 #include "core/spam_status.h"
 
 #include <QDateTime>
@@ -31,7 +32,7 @@ DashboardProbe DashboardProbes::run(const QString& configDir, const QHash<QStrin
         p.dnsError = config.errorMessage();
     } else {
         p.spamLine = spamStatusLine(*config, configDir, &p.spamWarning);
-        p.domain = config->value(QStringLiteral("primary_domain"));
+        p.domain = postern::get(*config, keys::general::primaryDomain);  // DashboardProbes::get hides it
         // One time limit for the whole run, every domain's queries together.
         const QDeadlineTimer deadline(kDnsCheckRunLimitMs);
         auto report = records::runDnsCheck({configDir, {}, {}, {}, deadline});

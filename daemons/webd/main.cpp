@@ -32,6 +32,7 @@
 
 #include "core/atomic_file.h"
 #include "core/log.h"
+#include "core/setting_keys.h"
 #include "core/two_factor.h"
 
 #include <QDateTime>
@@ -51,13 +52,12 @@ int main(int argc, char** argv) {
         ctx.queueDir = config.queueDir();
         ctx.runDir = config.runDir();
         ctx.startedSecs = QDateTime::currentSecsSinceEpoch();
-        ctx.requestDeadlineMs = config.durationMs(QStringLiteral("http.request_deadline"));
+        ctx.requestDeadlineMs = get(config, keys::http::requestDeadline);
         // The panel: its account helper is forked now, before runDaemon drops root.
         static web::PanelContext panel;
         static std::unique_ptr<web::AccountBroker> broker;
-        auto started =
-            web::AccountBroker::start(config.configDir(), HashParams::fromConfig(config),
-                                      config.value(QStringLiteral("admin_address")), appPasswordUsageDir(config));
+        auto started = web::AccountBroker::start(config.configDir(), HashParams::fromConfig(config),
+                                                 get(config, keys::general::adminAddress), appPasswordUsageDir(config));
         if (!started) return started.error();
         broker = std::move(*started);
         panel.config = &config;

@@ -15,6 +15,7 @@
 #include "core/config_schema.h"
 #include "core/log.h"
 #include "core/paths.h"
+#include "core/setting_keys.h"
 
 #include <QDateTime>
 #include <QDir>
@@ -290,7 +291,7 @@ QString aliasesPage(const PanelContext& ctx, const Accounts& acc, const PanelSes
              "<button type=\"submit\">Look up</button></form>")
              .arg(htmlEscape(resolveQuery));
     if (!resolveQuery.isEmpty()) {
-        const Resolution r = acc.resolve(resolveQuery, ctx.config->value(QStringLiteral("recipient_delimiter")));
+        const Resolution r = acc.resolve(resolveQuery, get(*ctx.config, keys::general::recipientDelimiter));
         QString answer;
         switch (r.status) {
             case Resolution::Status::Ok:
@@ -781,8 +782,8 @@ PanelResponse getPage(Call& c, const QString& path) {
         if (!c.ctx.probes)
             c.ctx.probes = std::make_shared<DashboardProbes>(c.ctx.config ? c.ctx.config->configDir() : QString());
         QStringList hosted = c.acc->domains();
-        if (c.ctx.config && !c.ctx.config->value(QStringLiteral("primary_domain")).isEmpty())
-            hosted << c.ctx.config->value(QStringLiteral("primary_domain"));
+        if (c.ctx.config && !get(*c.ctx.config, keys::general::primaryDomain).isEmpty())
+            hosted << get(*c.ctx.config, keys::general::primaryDomain);
         hosted.removeDuplicates();
         c.ctx.probes->refresh(hosted);
         const auto probe = c.ctx.probes->latest();

@@ -8,6 +8,7 @@
 #include "core/delivery_log.h"
 #include "core/disk_space.h"
 #include "core/dkim_keys.h"
+#include "core/setting_keys.h"
 #include "core/tls.h"
 
 #include <QDateTime>
@@ -23,7 +24,7 @@ QString enc(const QString& s) {
 
 QString certificateSection(const PanelContext& ctx) {
     QString t = QStringLiteral("<h2>Certificate</h2>");
-    auto cert = certificateInfo(ctx.config->path(QStringLiteral("tls.cert")));
+    auto cert = certificateInfo(get(*ctx.config, keys::tls::cert));
     if (!cert) return t + QStringLiteral("<p class=\"flash error\">%1</p>").arg(htmlEscape(cert.errorMessage()));
     const qint64 days = QDateTime::currentDateTimeUtc().daysTo(cert->notAfter);
     const bool bad = days < 0;
@@ -42,7 +43,7 @@ QString certificateSection(const PanelContext& ctx) {
 
 QString diskSection(const PanelContext& ctx) {
     const Config& c = *ctx.config;
-    const qint64 minFree = c.size(QStringLiteral("smtp.min_free_space"));
+    const qint64 minFree = get(c, keys::smtp::minFreeSpace);
     QString t = QStringLiteral("<h2>Disk</h2><table><tr><th>Folder</th><th>Used</th><th>Free</th><th>State</th></tr>");
     for (const DiskReport& r : diskReports({c.dataDir(), c.mailDir(), c.queueDir()}, minFree)) {
         if (!r.error.isEmpty()) {

@@ -3,6 +3,7 @@
 
 #include "core/address.h"
 #include "core/services.h"
+#include "core/setting_keys.h"
 
 namespace postern::web {
 
@@ -30,10 +31,10 @@ QString validEmail(const QString& email) {
 Site siteFrom(const Config& config, const Accounts& accounts) {
     Site s;
     s.hostname = config.hostname();
-    s.primaryDomain = config.string(QStringLiteral("primary_domain"));
+    s.primaryDomain = get(config, keys::general::primaryDomain);
     s.domains = accounts.domains();
     if (s.primaryDomain.isEmpty() && !s.domains.isEmpty()) s.primaryDomain = s.domains.first();
-    s.mtaStsMode = config.string(QStringLiteral("mta_sts.mode"));
+    s.mtaStsMode = get(config, keys::mtaSts::mode);
     // The listeners clients use, in the order clients should prefer them (core/services.h).
     for (const ListenerInfo& l : clientListeners()) {
         const auto addrs = config.listeners(l.settingKey());

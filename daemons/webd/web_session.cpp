@@ -4,6 +4,7 @@
 #include "common/spool/queue.h"
 
 #include "core/log.h"
+#include "core/setting_keys.h"
 #include "core/stats.h"
 
 #include <QDir>
@@ -206,7 +207,8 @@ void WebSession::handle(const HttpRequest& r, const QByteArray& body) {
         if (!m_ctx.panel) return respond(QStringLiteral("panel"), 404, "text/plain", "not found\n");
         if (!tls) {
             // The panel is served over HTTPS only; plain HTTP is sent there (never a form over plain text).
-            const QList<ListenAddress> https = m_ctx.config->listeners(QStringLiteral("https.listen"));
+            const QList<ListenAddress> https =
+                postern::get(*m_ctx.config, keys::https::listen);  // `get` is a local here
             if (https.isEmpty())
                 return respond(QStringLiteral("panel"), 404, "text/plain", "the panel needs https.listen\n");
             const quint16 port = https.first().port;

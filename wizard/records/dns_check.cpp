@@ -4,6 +4,7 @@
 #include "host_facts.h"
 
 #include "core/config.h"
+#include "core/setting_keys.h"
 
 namespace postern::records {
 
@@ -166,11 +167,10 @@ Result<DnsCheckReport> runDnsCheck(const DnsCheckRequest& request) {
     if (!config) return config.error();
     auto facts = hostFacts(request.configDir, request.publicAddresses, request.domain);
     if (!facts) return facts.error();
-    const int timeout = int(config->durationMs(QStringLiteral("dns.timeout")));
+    const int timeout = int(get(*config, keys::dns::timeout));
     std::unique_ptr<Resolver> recursive = makeResolver(*config);
     std::unique_ptr<Resolver> authoritative;
-    const QString server =
-        request.server.isEmpty() ? config->value(QStringLiteral("dns.check_server")) : request.server;
+    const QString server = request.server.isEmpty() ? get(*config, keys::dns::checkServer) : request.server;
     if (!server.isEmpty()) {
         auto s = parseDnsServer(server);
         if (!s) return s.error();

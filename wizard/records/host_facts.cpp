@@ -5,6 +5,7 @@
 #include "core/atomic_file.h"
 #include "core/dkim_keys.h"
 #include "core/services.h"
+#include "core/setting_keys.h"
 
 #include <QCryptographicHash>
 #include <QSslCertificate>
@@ -27,7 +28,7 @@ QString spkiSha256(const QString& certPath) {
 
 Result<QList<QHostAddress>> configuredPublicAddresses(const Config& config) {
     QList<QHostAddress> out;
-    for (const QString& ip : config.list(QStringLiteral("public_addresses"))) {
+    for (const QString& ip : get(config, keys::general::publicAddresses)) {
         QHostAddress a;
         if (!a.setAddress(ip.trimmed()))
             return Result<QList<QHostAddress>>::fail(
@@ -43,7 +44,7 @@ Result<HostFacts> hostFacts(const QString& configDir, const QList<QHostAddress>&
     if (!config) return config.error();
     HostFacts f;
     if (domain.isEmpty()) {
-        f.domain = config->value(QStringLiteral("primary_domain"));
+        f.domain = get(*config, keys::general::primaryDomain);
     } else {
         auto d = normalizeDomain(domain);
         if (!d) return d.error();
@@ -61,7 +62,7 @@ Result<HostFacts> hostFacts(const QString& configDir, const QList<QHostAddress>&
     for (const QHostAddress& a : std::as_const(addresses))
         (a.protocol() == QAbstractSocket::IPv6Protocol ? f.publicV6 : f.publicV4) << a;
     f.reportAddress = QStringLiteral("postmaster@") + f.domain;
-    f.mtaStsMode = config->value(QStringLiteral("mta_sts.mode"));
+    f.mtaStsMode = get(*config, keys::mtaSts::mode);
     DkimKeyStore keys(configDir);
     auto list = keys.keys(f.domain);
     if (list) {
@@ -72,7 +73,7 @@ Result<HostFacts> hostFacts(const QString& configDir, const QList<QHostAddress>&
     }
     for (const ListenerInfo& l : listeners())
         if (config->listeners(l.settingKey()).isEmpty()) f.notOffered << l.mode;
-    f.tlsaSpkiSha256Hex = spkiSha256(config->path(QStringLiteral("tls.cert")));
+    f.tlsaSpkiSha256Hex = spkiSha256(get(*config, keys::tls::cert));
     return f;
 }
 

@@ -4,6 +4,7 @@
 #include "core/atomic_file.h"
 #include "core/paths.h"
 #include "core/posix_io.h"
+#include "core/setting_keys.h"
 
 #include <QDir>
 #include <QFile>
@@ -95,9 +96,8 @@ Result<QByteArray> readScript(const QString& mailDir, const QString& address, co
 
 Quota Quota::fromConfig(const Config& config) {
     Quota q;
-    q.maxScripts = int(std::clamp<qint64>(config.integer(QStringLiteral("sieve.max_scripts")), 1, 1000));
-    q.maxScriptBytes =
-        std::clamp<qint64>(config.size(QStringLiteral("sieve.max_script_size")), 1, Limits{}.maxScriptBytes);
+    q.maxScripts = int(std::clamp<qint64>(get(config, keys::sieve::maxScripts), 1, 1000));
+    q.maxScriptBytes = std::clamp<qint64>(get(config, keys::sieve::maxScriptSize), 1, Limits{}.maxScriptBytes);
     return q;
 }
 
@@ -248,10 +248,8 @@ std::optional<ScriptCache::Active> ScriptCache::compiledFile(const QString& path
 GlobalScripts GlobalScripts::fromConfig(const Config& config) {
     GlobalScripts g;
     g.dir = globalScriptDir(config.configDir());
-    for (const QString& n : config.string(QStringLiteral("sieve.before")).split(u',', Qt::SkipEmptyParts))
-        g.before << n.trimmed();
-    for (const QString& n : config.string(QStringLiteral("sieve.after")).split(u',', Qt::SkipEmptyParts))
-        g.after << n.trimmed();
+    for (const QString& n : get(config, keys::sieve::before).split(u',', Qt::SkipEmptyParts)) g.before << n.trimmed();
+    for (const QString& n : get(config, keys::sieve::after).split(u',', Qt::SkipEmptyParts)) g.after << n.trimmed();
     return g;
 }
 

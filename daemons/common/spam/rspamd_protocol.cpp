@@ -2,6 +2,7 @@
 #include "rspamd_protocol.h"
 
 #include "core/config.h"
+#include "core/setting_keys.h"
 
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -342,15 +343,15 @@ QByteArray stripSpamHeaders(const QByteArray& header, bool* changed) {
 }
 
 SpamPolicy policyFromConfig(const Config& config) {
-    auto outcome = [&config](const char* key, Outcome fallback) {
-        return outcomeFromString(config.value(QString::fromLatin1(key))).value_or(fallback);
+    auto outcome = [&config](StringKey key, Outcome fallback) {
+        return outcomeFromString(get(config, key)).value_or(fallback);
     };
     SpamPolicy p;
-    p.reject = outcome("spam.action_reject", Outcome::Reject);
-    p.softReject = outcome("spam.action_soft_reject", Outcome::TempFail);
-    p.greylist = outcome("spam.action_greylist", Outcome::TempFail);
-    p.addHeader = outcome("spam.action_add_header", Outcome::Junk);
-    p.rewriteSubject = outcome("spam.action_rewrite_subject", Outcome::Junk);
+    p.reject = outcome(keys::spam::actionReject, Outcome::Reject);
+    p.softReject = outcome(keys::spam::actionSoftReject, Outcome::TempFail);
+    p.greylist = outcome(keys::spam::actionGreylist, Outcome::TempFail);
+    p.addHeader = outcome(keys::spam::actionAddHeader, Outcome::Junk);
+    p.rewriteSubject = outcome(keys::spam::actionRewriteSubject, Outcome::Junk);
     return p;
 }
 
