@@ -35,6 +35,7 @@ qint64 retryDelay(int attempts, qint64 minS, qint64 maxS) {
 struct QueueRunner::Message {
     spool::Envelope env;
     QStringList waiting;  // domains with pending recipients, not started yet
+    QSet<int> taken;      // recipients a job of this run has taken (each is tried once per run)
     int running = 0;
     QList<int> failedNow;  // recipients that failed in this run (for the bounce)
 };
@@ -42,6 +43,7 @@ struct QueueRunner::Message {
 struct QueueRunner::DomainJob {
     std::shared_ptr<Message> msg;
     QString domain;
+    QList<int> recipients;  // taken at the start: only these are sent and given this job's verdict
     Route route;
     int next = 0;
     QPointer<SmtpClient> client;
@@ -215,12 +217,23 @@ QString QueueRunner::routeKey(const QString& address) const {
     return QString::fromLatin1(kSmarthostKey);  // one transaction for all remote recipients
 }
 
-QList<int> QueueRunner::jobRecipients(const Message& msg, const QString& domain) const {
+QList<int> QueueRunner::takeRecipients(Message& msg, const QString& domain) const {
     QList<int> out;
     for (int i = 0; i < msg.env.recipients.size(); ++i) {
         const auto& r = msg.env.recipients.at(i);
-        if (r.status == spool::EnvelopeRecipient::Status::Pending && routeKey(r.address) == domain) out << i;
+        if (r.status == spool::EnvelopeRecipient::Status::Pending && !msg.taken.contains(i) &&
+            routeKey(r.address) == domain) {
+            out << i;
+            msg.taken.insert(i);
+        }
     }
+    return out;
+}
+
+QList<int> QueueRunner::stillPending(const DomainJob& job) {
+    QList<int> out;
+    for (int i : job.recipients)
+        if (job.msg->env.recipients.at(i).status == spool::EnvelopeRecipient::Status::Pending) out << i;
     return out;
 }
 
@@ -228,6 +241,11 @@ void QueueRunner::startDomain(const std::shared_ptr<Message>& msg, const QString
     auto job = std::make_shared<DomainJob>();
     job->msg = msg;
     job->domain = domain;
+    // A job owns the recipients it takes now. A forward that local delivery adds to a domain
+    // whose job is already running waits for a job of its own, so it is neither sent in a
+    // transaction it was not part of nor given that transaction's verdict.
+    job->recipients = takeRecipients(*msg, domain);
+    if (job->recipients.isEmpty()) return;
     ++msg->running;
     ++m_domainJobs[domain];
     m_jobs << job;
@@ -244,8 +262,7 @@ void QueueRunner::startDomain(const std::shared_ptr<Message>& msg, const QString
                     return;
                 case Route::Status::PermFail:
                 case Route::Status::TempFail:
-                    applyRouteFailure(job->msg->env, jobRecipients(*job->msg, job->domain), job->route, job->domain,
-                                      &job->msg->failedNow);
+                    applyRouteFailure(job->msg->env, stillPending(*job), job->route, job->domain, &job->msg->failedNow);
                     save(*job->msg);
                     domainDone(job);
                     return;
@@ -258,7 +275,7 @@ void QueueRunner::startDomain(const std::shared_ptr<Message>& msg, const QString
 
 void QueueRunner::runLocal(const std::shared_ptr<DomainJob>& job) {
     LocalJob local;
-    local.indexes = jobRecipients(*job->msg, job->domain);
+    local.indexes = stillPending(*job);
     local.env = job->msg->env;
     local.accounts = m_accounts.current();
     local.mailDir = m_s.mailDir;
@@ -274,7 +291,7 @@ void QueueRunner::runLocal(const std::shared_ptr<DomainJob>& job) {
             Message& msg = *job->msg;
             for (const QString& added : applyLocalOutcomes(msg.env, indexes, outcomes, m_s.hostname, &msg.failedNow)) {
                 const QString d = routeKey(added);
-                if (!msg.waiting.contains(d) && d != job->domain) msg.waiting << d;
+                if (!msg.waiting.contains(d)) msg.waiting << d;
             }
             save(*job->msg);
             domainDone(job);
@@ -283,7 +300,7 @@ void QueueRunner::runLocal(const std::shared_ptr<DomainJob>& job) {
 
 void QueueRunner::tryNextTarget(const std::shared_ptr<DomainJob>& job) {
     if (m_stopped) return;
-    const QList<int> indexes = jobRecipients(*job->msg, job->domain);
+    const QList<int> indexes = stillPending(*job);
     if (indexes.isEmpty() || job->next >= job->route.targets.size()) {
         for (int i : indexes) {
             auto& r = job->msg->env.recipients[i];
@@ -300,10 +317,9 @@ void QueueRunner::tryNextTarget(const std::shared_ptr<DomainJob>& job) {
         client->deleteLater();
         job->client = nullptr;
         if (m_stopped) return;
-        // The job's pending recipients now: the request's, in its order (a forward that local
-        // delivery added to this domain meanwhile would be counted in as well: a known gap).
-        const bool answered = applyAttempt(job->msg->env, jobRecipients(*job->msg, job->domain), target, result,
-                                           &job->msg->failedNow, &job->lastError);
+        // The verdict is for the recipients of this request, in its order.
+        const bool answered =
+            applyAttempt(job->msg->env, indexes, target, result, &job->msg->failedNow, &job->lastError);
         save(*job->msg);
         if (answered)
             domainDone(job);

@@ -21,6 +21,11 @@
 //                 without authentication when TLSA records exist but none is
 //                 usable (RFC 7672 2.2, 3.1.3) > opportunistic)
 //                 tried host after host with SmtpClient until one answers.
+//                 A job takes its recipients when it starts and gives an
+//                 answer only to those it sent; each recipient is taken once
+//                 per attempt. A forward that local delivery adds (an alias,
+//                 an SRS bounce) gets a job of its own in the same attempt,
+//                 even when its domain's job is running.
 //                 After every answer the envelope is rewritten (atomic), so a
 //                 recipient confirmed once is never sent to again, even after
 //                 kill -9.
@@ -92,7 +97,8 @@ private:
     // The job a recipient belongs to: its domain, or "[smarthost]" for every
     // remote recipient when relay.host is set.
     QString routeKey(const QString& address) const;
-    QList<int> jobRecipients(const Message& msg, const QString& domain) const;
+    QList<int> takeRecipients(Message& msg, const QString& domain) const;
+    static QList<int> stillPending(const DomainJob& job);
 
     const Config& m_config;
     AccountStore& m_accounts;

@@ -151,6 +151,9 @@ class Sink:
                             if chunk == b".\r\n":
                                 break
                             data += chunk[1:] if chunk.startswith(b".") else chunk
+                        if sink.mode == "gate":  # answer only once the test opens the gate
+                            sink.data_started.set()
+                            sink.release.wait(120)
                         if sink.mode == "hold" and not sink.release.is_set():
                             sink.data_started.set()
                             sink.release.wait(120)
@@ -550,6 +553,7 @@ class SubmissionIdentity(unittest.TestCase):
         cls.a.add_user("ceo@b.test", "ceo-password-1")
         cls.a.ctl("alias", "add", "sales@example.test", "alice@example.test")
         cls.a.ctl("alias", "add", "fwd@example.test", "someone@dsn.test")
+        cls.a.ctl("alias", "add", "fwd2@example.test", "third@dsn.test")
         if os.geteuid() == 0:
             cls.a._share_with_daemons()
         cls.dkim_records = {}
@@ -703,6 +707,47 @@ class SubmissionIdentity(unittest.TestCase):
         self.assertEqual(rcpt["NOTIFY"], b"FAILURE")
         self.assertEqual(mail["ENVID"], b"env+2B1")
         self.assertNotIn("Bad ORCPT", self.a.ctl("queue", "list").stdout)
+
+    def test_forward_added_during_a_transaction_to_its_domain_gets_its_own(self):
+        """A queued message for someone@dsn.test and fwd2@example.test (an alias of
+        third@dsn.test). The queue's local delivery adds the forward third@dsn.test to the
+        message while its transaction to dsn.test waits for the answer to DATA. The forward
+        must go in a transaction of its own: not given the running transaction's 250 without
+        being sent (lost), nor sent again together with someone@dsn.test (a duplicate).
+        Exactly one copy to each."""
+        marker = "gate-%d" % time.time_ns()
+        before = len(self.sink.messages)
+        self.sink.data_started.clear()
+        self.sink.release.clear()
+        self.sink.mode = "gate"
+        try:
+            body = ("From: alice@example.test\r\nTo: someone@dsn.test, fwd2@example.test\r\nSubject: %s\r\n\r\n"
+                    "Hi.\r\n" % marker).encode()
+            self.a.queue_message("alice@example.test", ["someone@dsn.test", "fwd2@example.test"], body,
+                                 auth_user="alice@example.test")
+            self.assertTrue(self.sink.data_started.wait(60), "the transaction to dsn.test did not reach DATA")
+
+            def forward_added():  # the envelope, saved after local delivery, lists the forward
+                for d, _, names in os.walk(os.path.join(self.a.data_dir, "queue")):
+                    for n in names:
+                        try:
+                            with open(os.path.join(d, n), "rb") as f:
+                                if n.endswith(".env") and b"third@dsn.test" in f.read():
+                                    return True
+                        except FileNotFoundError:
+                            pass
+                return False
+            wait_for(forward_added, timeout=60, what="the forward added to the queued message")
+        finally:
+            self.sink.mode = "accept"
+            self.sink.release.set()
+
+        def ours():
+            return [m for m in self.sink.messages[before:] if marker.encode() in m[2]]
+        wait_for(lambda: len([r for m in ours() for r in m[1]]) >= 2 and not self.queued_with(marker.encode()),
+                 timeout=60, what="the copies, and the queue empty")
+        self.assertEqual(sorted(r for m in ours() for r in m[1]), ["someone@dsn.test", "third@dsn.test"])
+        self.assertEqual(len(ours()), 2, [m[1] for m in ours()])
 
     def test_client_orcpt_passed_on_and_bad_xtext_refused(self):
         before = len(self.sink.messages)
