@@ -2,7 +2,7 @@
 // detect, ask, check, write and firewall; launch.cpp has launch, verify, report.
 #include "wizard_flow.h"
 
-#include "actions.h"
+#include "firewall/actions.h"
 
 #include "core/address.h"
 #include "core/config.h"

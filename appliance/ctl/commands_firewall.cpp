@@ -4,7 +4,7 @@
 // packet filter and are root-only (Command::needsRoot; remove --dry-run is not).
 #include "ctl.h"
 
-#include "actions.h"
+#include "firewall/actions.h"
 
 namespace postern::ctl {
 

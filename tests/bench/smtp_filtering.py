@@ -6,9 +6,10 @@ self_scan, the stock setup) + Dovecot LMTP, and Postern without filtering.
 One Rspamd runs for both stacks: Debian's stock rspamd.conf (every module Debian enables) with
 one local folder of overrides: the normal worker on a unix socket (Postern), the proxy worker
 in milter mode on a loopback port (Postfix), each with `count` workers (--workers), Bayes and
-the other Redis users at a redis-server on a unix socket, DNS at a closed loopback port (no
-Internet here: DNS-based checks fail at once, the same for both stacks). So both stacks are
-filtered by the same configuration and the same process.
+the other Redis users at a redis-server on a unix socket, DNS at a local unbound that answers
+every name at once with "does not exist" (no Internet here; see BenchDns), used by both stacks'
+scans and by Postern's own checks. So both stacks are filtered by the same configuration and
+the same process.
 
 Messages are realistic in size and shape (seeded, the same sequence for each stack): plain
 text (about 60 %, 1-6 KB), multipart text + HTML (30 %, 8-40 KB), and with a base64 attachment
@@ -146,10 +147,101 @@ def run_load(port, rcpt, maildir_root, messages, concurrency):
     return len(messages) / elapsed, accepted, len(results)
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_table():
+    """{pid: (ppid, cpu seconds of the process and its reaped children, command line)}."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        # utime stime cutime cstime: fields 14-17 of stat(5), here 11-14 after the state field
+        cpu = sum(int(x) for x in fields[11:15]) / TICK
+        out[int(name)] = (int(fields[1]), cpu, cmd)
+    return out
+
+
+def tree_cpu(table, roots, match=None):
+    """CPU seconds of the processes under `roots` (the roots included), optionally only those
+    whose command line contains `match`. Children that exited count through their parent's
+    reaped-children time (Postfix's smtpd/cleanup, Dovecot's lmtp)."""
+    want = set(r for r in roots if r in table)
+    grew = True
+    while grew:
+        grew = False
+        for pid, (ppid, _, _) in table.items():
+            if ppid in want and pid not in want:
+                want.add(pid)
+                grew = True
+    return sum(table[p][1] for p in want if match is None or match in table[p][2])
+
+
+class BenchDns:
+    """An unbound on a loopback port that answers every query at once from a local zone "."
+    (NXDOMAIN / no data): no Internet here, and a closed port instead would make each DNS-based
+    check wait for its timeout (Rspamd's resolver does not see the ICMP error), which measures
+    timeouts instead of work. Both stacks' Rspamd scans and Postern's own checks use it."""
+
+    def __init__(self, root):
+        os.makedirs(root, exist_ok=True)
+        self.port = free_port()
+        self.server = f"127.0.0.1:{self.port}"
+        conf = os.path.join(root, "unbound.conf")
+        with open(conf, "w") as f:
+            f.write(f"""server:
+  interface: 127.0.0.1@{self.port}
+  port: {self.port}
+  do-ip6: no
+  do-daemonize: no
+  username: ""
+  chroot: ""
+  directory: "{root}"
+  pidfile: "{root}/unbound.pid"
+  use-syslog: no
+  logfile: ""
+  verbosity: 0
+  module-config: "iterator"
+  local-zone: "." static
+remote-control:
+  control-enable: no
+""")
+        self.proc = subprocess.Popen(["unbound", "-d", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        wait_for(self.answers, timeout=30, what="unbound")
+
+    def answers(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError("unbound exited")
+        q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x04test\x00\x00\x01\x00\x01"
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(0.5)
+        try:
+            s.sendto(q, ("127.0.0.1", self.port))
+            return s.recv(512)[:2] == b"\x12\x34"
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    def close(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            self.proc.wait(timeout=30)
+
+
 class BenchRspamd:
     """Debian's stock rspamd.conf + local overrides (see the module comment), with its own Redis."""
 
-    def __init__(self, root, workers):
+    def __init__(self, root, workers, dns):
         self.root = root
         os.makedirs(root, exist_ok=True)
         shutil.chown(root, "nobody", "nogroup")
@@ -167,7 +259,7 @@ class BenchRspamd:
         os.makedirs(over)
         os.makedirs(os.path.join(local, "local.d"))
         files = {
-            "override.d/options.inc": f'pidfile = "{root}/rspamd.pid";\ndns {{ nameserver = ["127.0.0.1:9"]; timeout = 0.5s; retransmits = 1; }}\n',
+            "override.d/options.inc": f'pidfile = "{root}/rspamd.pid";\ndns {{ nameserver = ["{dns}"]; timeout = 1s; retransmits = 1; }}\n',
             "override.d/logging.inc": f'type = "file";\nfilename = "{root}/rspamd.log";\nlevel = "warning";\n',
             "override.d/worker-normal.inc": f'bind_socket = "{self.normal} mode=0666";\ncount = {workers};\n',
             "override.d/worker-controller.inc": f'bind_socket = "{root}/controller.sock mode=0600";\ncount = 1;\n',
@@ -225,9 +317,11 @@ def main():
           f"max {max(sizes) / 1024:.0f} KiB; load average at start {os.getloadavg()[0]:.1f}", flush=True)
     conf = {"smtp.max_connections": "500", "smtp.max_connections_per_ip": "500", "log.level": "warning",
             "smtp.max_message_size": "50M"}
-    rspamd = filtered = plain = peers = None
+    rspamd = filtered = plain = peers = dns = None
     try:
-        rspamd = BenchRspamd(os.path.join(root, "rspamd"), a.workers)
+        dns = BenchDns(os.path.join(root, "dns"))
+        conf["dns.servers"] = dns.server
+        rspamd = BenchRspamd(os.path.join(root, "rspamd"), a.workers, dns.server)
         filtered = Instance(domain="example.test", users={"bench@example.test": "bench-password-1"},
                             conf=dict(conf, **{"spam.enabled": "true", "spam.rspamd_address": rspamd.normal, "spam.timeout": "120s"}))
         plain = Instance(domain="example.test", users={"bench@example.test": "bench-password-1"}, conf=conf)
@@ -238,6 +332,22 @@ def main():
             f.write(f"smtpd_milters = inet:127.0.0.1:{rspamd.milter_port}\nmilter_default_action = accept\nmilter_protocol = 6\n"
                     "milter_command_timeout = 120s\nmilter_content_timeout = 120s\nmessage_size_limit = 52428800\n")
         subprocess.run(["postfix", "-c", peers.conf, "reload"], capture_output=True, check=True)
+        postfix_master = int(open(os.path.join(peers.conf, "queue", "pid", "master.pid")).read().split()[0])
+
+        def cpu_of(name):
+            """CPU seconds so far of the processes that do this stack's work, by part. Rspamd's
+            normal workers scan only for Postern, its proxy workers (self_scan) only for
+            Postfix; the Rspamd main process and Redis serve both and are reported apart."""
+            t = proc_table()
+            shared = {"rspamd main + redis": tree_cpu(t, [rspamd.proc.pid], "main process") + tree_cpu(t, [rspamd.redis.pid])}
+            if name.startswith("Postern+"):
+                return dict(shared, **{"postern-smtpd": tree_cpu(t, [filtered.procs["postern-smtpd"].pid]),
+                                       "rspamd normal": tree_cpu(t, [rspamd.proc.pid], "normal process")})
+            if name.startswith("Postfix"):
+                return dict(shared, **{"postfix": tree_cpu(t, [postfix_master]), "dovecot": tree_cpu(t, [peers.dovecot.pid]),
+                                       "rspamd proxy": tree_cpu(t, [rspamd.proc.pid], "rspamd_proxy process")})
+            return dict(shared, **{"postern-smtpd": tree_cpu(t, [plain.procs["postern-smtpd"].pid])})
+
         stacks = [("Postern+Rspamd", filtered.port("postern-smtpd", "smtp"), filtered.maildir("bench@example.test")),
                   ("Postfix+Rspamd milter+Dovecot LMTP", peers.smtp_port, peers.maildir("bench")),
                   ("Postern, no filter", plain.port("postern-smtpd", "smtp"), plain.maildir("bench@example.test"))]
@@ -246,10 +356,14 @@ def main():
             run_load(port, "bench@example.test", md, msgs[:40], 5)
         for c in levels:
             rates = {name: [] for name, _, _ in stacks}
+            cpu = {name: [] for name, _, _ in stacks}
             for r in range(a.rounds):
                 for name, port, md in stacks:
+                    before = cpu_of(name)
                     rate, accepted, answered = run_load(port, "bench@example.test", md, msgs, c)
+                    after = cpu_of(name)
                     rates[name].append(rate)
+                    cpu[name].append({k: (after[k] - before[k]) * 1000 / len(msgs) for k in after})
                     if accepted != answered:
                         print(f"  note: {name}: {answered - accepted} of {answered} not accepted", flush=True)
                     if answered != len(msgs):
@@ -260,6 +374,11 @@ def main():
                   f"Postfix+Rspamd milter+Dovecot LMTP {theirs:6.1f} msg/s   ratio {ours / theirs:4.2f}   "
                   f"Postern no filter {bare:6.1f} msg/s   (runs: {', '.join(f'{k}: ' + '/'.join(f'{x:.0f}' for x in v) for k, v in rates.items())})",
                   flush=True)
+            for name, _, _ in stacks:
+                parts = {k: statistics.median(run[k] for run in cpu[name]) for k in cpu[name][0]}
+                own = sum(v for k, v in parts.items() if k != "rspamd main + redis")
+                print(f"      CPU per message, {name}: {own:.1f} ms of its own processes ("
+                      + ", ".join(f"{k} {v:.1f}" for k, v in parts.items()) + " ms)", flush=True)
         print(f"load average at end {os.getloadavg()[0]:.1f}")
     finally:
         if peers:
@@ -269,6 +388,8 @@ def main():
                 i.close()
         if rspamd:
             rspamd.close()
+        if dns:
+            dns.close()
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -3,9 +3,9 @@
 // iptables-save); whatever parses is then evaluated for a few probes, so
 // crafted jump graphs, verdict maps and sets exercise the walk's limits too.
 // Seeds: corpus/ (captured rulesets, trimmed).
-#include "evaluate.h"
-#include "iptables_save.h"
-#include "nft_json.h"
+#include "firewall/evaluate.h"
+#include "firewall/iptables_save.h"
+#include "firewall/nft_json.h"
 
 #include <cstddef>
 #include <cstdint>

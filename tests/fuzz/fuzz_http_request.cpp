@@ -1,7 +1,7 @@
 // fuzz_http_request.cpp — postern-webd's request-head parser, the autodiscover body
 // reader and the web panel's form parser (parseForm) on hostile input.
-#include "http_request.h"
-#include "web_content.h"
+#include "webd/http_request.h"
+#include "webd/web_content.h"
 
 #include <cstddef>
 #include <cstdint>

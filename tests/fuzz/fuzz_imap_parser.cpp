@@ -1,7 +1,7 @@
 // fuzz_imap_parser.cpp — libFuzzer target: IMAP command framing (literals,
 // limits before and after login, a small input budget) and the argument
 // parser, fed in pieces. The first byte chooses the state (bit 0: logged in).
-#include "imap_parser.h"
+#include "imapd/imap_parser.h"
 
 #include <cstdint>
 

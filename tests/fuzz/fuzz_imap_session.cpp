@@ -26,8 +26,8 @@
 // Limits are small so the fuzzer reaches them: line 1024, literal 8 KiB after
 // login (2 KiB before), command 16 KiB, input budget 32 KiB. The command limit
 // also bounds how deep a SEARCH program can nest (NOT NOT ...).
-#include "imap_index.h"
-#include "imap_session.h"
+#include "imapd/imap_index.h"
+#include "imapd/imap_session.h"
 
 #include "common/store/maildir_folder.h"
 

@@ -3,8 +3,8 @@
 // threaded both ways (base subjects, Message-ID lists, loops, dummies); the
 // whole input is also a message for BINARY part lookup and decoding, and its
 // first line a BINARY fetch item.
-#include "imap_binary.h"
-#include "imap_thread.h"
+#include "imapd/imap_binary.h"
+#include "imapd/imap_thread.h"
 
 #include <cstdint>
 

@@ -13,7 +13,7 @@
 // temporary folder emptied before every run, so runs do not depend on each
 // other. The literal limit after login is 64 KiB (the daemon's is 1 MiB) to
 // keep runs fast.
-#include "managesieve_session.h"
+#include "sieved/managesieve_session.h"
 
 #include <QCoreApplication>
 #include <QDir>

@@ -2,9 +2,9 @@
 // systems during a migration: IMAP server responses (ImapResponseParser, fed in
 // splits chosen by the first input byte, with small limits so they are reached),
 // mbox files (MboxReader, mboxrd and mboxo) and backup manifests.
-#include "backup_snapshot.h"
-#include "imap_client_parser.h"
-#include "mbox.h"
+#include "ctl/backup_snapshot.h"
+#include "ctl/imap_client_parser.h"
+#include "ctl/mbox.h"
 
 #include <cstdint>
 

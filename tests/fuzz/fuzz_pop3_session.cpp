@@ -9,7 +9,7 @@
 // transaction state (the seeds log in). The maildrop is a temporary Maildir
 // made once with a few realistic messages; commit() is faked (nothing is
 // deleted, so every run starts from the same mailbox).
-#include "pop3_session.h"
+#include "pop3d/pop3_session.h"
 
 #include <QCoreApplication>
 #include <QDir>

@@ -1,5 +1,5 @@
 // fuzz_smtp_command.cpp — libFuzzer target: SMTP command-line parser.
-#include "smtp_command.h"
+#include "smtpd/smtp_command.h"
 
 #include <cstdint>
 

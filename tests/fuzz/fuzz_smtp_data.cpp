@@ -1,6 +1,6 @@
 // fuzz_smtp_data.cpp — libFuzzer target: DATA reader + content checker, with
 // an invariant: what is stored never contains a bare LF in "normalize" mode.
-#include "smtp_data.h"
+#include "smtpd/smtp_data.h"
 
 #include <cstdint>
 #include <cstdlib>

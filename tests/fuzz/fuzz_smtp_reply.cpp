@@ -2,7 +2,7 @@
 // (what a hostile MX sends back), fed in pieces whose sizes come from the
 // input. Checks the reader's own promises: never more buffered than its
 // limit, every reply has 1..kMaxLines lines and a 2yz-5yz code.
-#include "smtp_reply_reader.h"
+#include "queued/smtp_reply_reader.h"
 
 #include <cstdint>
 #include <cstdlib>

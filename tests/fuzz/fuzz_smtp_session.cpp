@@ -2,7 +2,7 @@
 // submission with TLS) fed the input in pieces whose sizes come from the input
 // itself, against an in-memory backend. Finds crashes, hangs and leaks in the
 // command reader, state machine, DATA/BDAT readers and AUTH.
-#include "smtp_session.h"
+#include "smtpd/smtp_session.h"
 
 #include <QCoreApplication>
 #include <cstdint>

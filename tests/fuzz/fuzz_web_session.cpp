@@ -7,7 +7,7 @@
 // /metrics answers; bits 4-7: piece size - 1), the rest is what the client
 // sends. The configuration is a small instance in a temporary folder with
 // one domain, one user and one ACME challenge file.
-#include "web_session.h"
+#include "webd/web_session.h"
 
 #include <QCoreApplication>
 #include <QDir>

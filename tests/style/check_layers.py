@@ -42,10 +42,15 @@ MODULES = {
 }
 DAEMONS = {"smtpd", "imapd", "pop3d", "queued", "webd", "sieved"}
 
-# Include roots the CMake targets publish (target_include_directories ... PUBLIC), in the
-# order a compiler of any consumer might search them.
-INCLUDE_ROOTS = ["appliance", "daemons", "wizard", "appliance/ctl", "appliance/supervisor", "daemons/smtpd",
-                 "daemons/imapd", "daemons/pop3d", "daemons/queued", "daemons/webd", "daemons/sieved", "firewall"]
+# Include roots the CMake targets publish: each library its own folder under one prefix
+# (postern_include_root in the top CMakeLists.txt), so "<prefix>/<header>.h" is the only
+# way to reach a header from outside its folder.
+INCLUDE_ROOTS = {
+    "core": "appliance/core", "ctl": "appliance/ctl", "supervisor": "appliance/supervisor",
+    "common": "daemons/common", "smtpd": "daemons/smtpd", "imapd": "daemons/imapd", "pop3d": "daemons/pop3d",
+    "queued": "daemons/queued", "webd": "daemons/webd", "sieved": "daemons/sieved",
+    "wizard": "wizard", "records": "wizard/records", "firewall": "firewall",
+}
 
 # Which modules each module may include (itself always). From ARCHITECTURE.md "Layers":
 # core knows nothing above it; daemons/common is the framework under all daemons; each
@@ -96,8 +101,9 @@ def resolve(rel_file, name):
     cand = os.path.normpath(os.path.join(here, name))
     if os.path.isfile(os.path.join(ROOT, cand)):
         return cand
-    for root in INCLUDE_ROOTS:
-        cand = os.path.normpath(os.path.join(root, name))
+    prefix, _, rest = name.partition("/")
+    if rest and prefix in INCLUDE_ROOTS:
+        cand = os.path.normpath(os.path.join(INCLUDE_ROOTS[prefix], rest))
         if os.path.isfile(os.path.join(ROOT, cand)):
             return cand
     return None  # generated (moc, ui) or a system header in quotes
@@ -168,8 +174,8 @@ def self_test():
         "daemons/common/mail/reader.cpp": '#include "smtpd/smtp_session.h"\n#include "../connection.h"\n',
         "daemons/smtpd/smtp_session.h": '#include "common/connection.h"\n',
         "daemons/smtpd/smtp_command.h": '#include <sys/socket.h>\n#include "connection.h"\n',
-        "daemons/imapd/imap_parser.h": '#include "smtp_session.h"\n',
-        "firewall/model.cpp": '#include "setup.h"\n#include "core/result.h"\n',
+        "daemons/imapd/imap_parser.h": '#include "smtpd/smtp_session.h"\n',
+        "firewall/model.cpp": '#include "wizard/setup.h"\n#include "core/result.h"\n',
         "wizard/setup.h": '#include "../tests/unit/lib/recording_io.h"\n',
         "tests/unit/lib/recording_io.h": "",
     }

@@ -123,7 +123,8 @@ class Backup(unittest.TestCase):
         def load():
             n = 0
             while not stop.is_set() and n < 400:
-                acked.append((time.monotonic(), send(inst, ALICE if n % 2 else BOB, f"load{n}")))
+                subject = send(inst, ALICE if n % 2 else BOB, f"load{n}")
+                acked.append((time.monotonic(), subject))  # the time of the 250, not of the first byte
                 n += 1
 
         t = threading.Thread(target=load)

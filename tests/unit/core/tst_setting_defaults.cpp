@@ -4,11 +4,11 @@
 // the member defaults are what unit tests and a default-constructed struct get, so they
 // must not drift from the product's defaults. Differences on purpose are listed with
 // their reason, each checked to still differ (so the list stays true).
-#include "imap_session.h"
-#include "managesieve_session.h"
-#include "pop3_session.h"
-#include "runner_settings.h"
-#include "smtp_session.h"
+#include "imapd/imap_session.h"
+#include "pop3d/pop3_session.h"
+#include "queued/runner_settings.h"
+#include "sieved/managesieve_session.h"
+#include "smtpd/smtp_session.h"
 
 #include "core/setting_keys.h"
 

@@ -1,6 +1,6 @@
 // tst_acme.cpp — the ACME client's encodings: base64url without padding and
 // the RFC 7638 JWK thumbprint (the RFC's own example).
-#include "acme_client.h"
+#include "ctl/acme_client.h"
 
 #include <QTest>
 

@@ -3,10 +3,10 @@
 // splits; every limit at its boundary), the mbox reader (same splits; quoting,
 // separators, metadata flags) and writer, the backup manifest and message check,
 // the IMAP folder plan (special-use, Gmail) and INTERNALDATE.
-#include "backup_snapshot.h"
-#include "imap_client_parser.h"
-#include "imap_import.h"
-#include "mbox.h"
+#include "ctl/backup_snapshot.h"
+#include "ctl/imap_client_parser.h"
+#include "ctl/imap_import.h"
+#include "ctl/mbox.h"
 
 #include <QRandomGenerator>
 #include <QTest>

@@ -1,6 +1,6 @@
 // tst_security_updates.cpp — securityUpdatesLine() on a folder laid out like a system root:
 // every case of the line, the staleness boundary (kStaleRunDays), the first-day grace.
-#include "security_updates.h"
+#include "ctl/security_updates.h"
 
 #include <QDateTime>
 #include <QDir>

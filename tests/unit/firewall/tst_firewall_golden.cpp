@@ -3,9 +3,9 @@
 // report, the plan that opens the ten default ports and the removal plan
 // must equal data/<case>/expected.txt. POSTERN_UPDATE_GOLDEN=1 rewrites the
 // expected files (review the diff by hand before committing).
-#include "detect.h"
-#include "plan.h"
-#include "report.h"
+#include "firewall/detect.h"
+#include "firewall/plan.h"
+#include "firewall/report.h"
 
 #include <QDir>
 #include <QFile>

@@ -4,12 +4,12 @@
 // base chains, priorities, policies, NAT redirects), conditions that fork the
 // walk (source addresses, rate limits, marks, unknown matches), malformed
 // input (an error, never a crash), plans for corner cases, container hints.
-#include "detect.h"
-#include "evaluate.h"
-#include "iptables_save.h"
-#include "nft_json.h"
-#include "plan.h"
-#include "report.h"
+#include "firewall/detect.h"
+#include "firewall/evaluate.h"
+#include "firewall/iptables_save.h"
+#include "firewall/nft_json.h"
+#include "firewall/plan.h"
+#include "firewall/report.h"
 
 #include "core/config.h"
 

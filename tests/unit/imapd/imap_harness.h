@@ -5,8 +5,8 @@
 // (one translation unit each, hence the anonymous namespace).
 #pragma once
 
-#include "commands/commands.h"
-#include "imap_session.h"
+#include "imapd/commands/commands.h"
+#include "imapd/imap_session.h"
 #include "recording_io.h"
 
 #include "core/paths.h"

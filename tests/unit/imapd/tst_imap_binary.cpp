@@ -1,7 +1,7 @@
 // tst_imap_binary.cpp — FETCH BINARY helpers (RFC 3516): item parsing, part
 // lookup (nested message/rfc822 included), base64 / quoted-printable decoding,
 // UNKNOWN-CTE, and literal vs literal8 output.
-#include "imap_binary.h"
+#include "imapd/imap_binary.h"
 
 #include <QtTest>
 

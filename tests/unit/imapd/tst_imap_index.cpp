@@ -3,8 +3,8 @@
 // history and its floor, UIDVALIDITY changes, the parsed-data cache, and
 // rebuilding from a corrupt or deleted file with mod-sequences that only grow,
 // and an index opened before its folder's UIDVALIDITY was known.
-#include "imap_index.h"
-#include "imap_mailbox.h"
+#include "imapd/imap_index.h"
+#include "imapd/imap_mailbox.h"
 
 #include <QDir>
 #include <QFile>

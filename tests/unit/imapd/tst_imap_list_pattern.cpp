@@ -4,7 +4,7 @@
 // collapse of wildcard runs, pathological patterns that make a regular
 // expression backtrack (results checked, not timed), and random patterns
 // compared with a plain definition of the semantics written here.
-#include "imap_list_pattern.h"
+#include "imapd/imap_list_pattern.h"
 
 #include <QRandomGenerator>
 #include <QtTest>

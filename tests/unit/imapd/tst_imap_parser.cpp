@@ -7,7 +7,7 @@
 // literal8; every limit at its boundary (line, literal after and before login,
 // command after and before login, the process input budget), limit passes and
 // limit + 1 is refused before any "+"; the budget is given back; parseNumber().
-#include "imap_parser.h"
+#include "imapd/imap_parser.h"
 
 #include <QtTest>
 #include <vector>

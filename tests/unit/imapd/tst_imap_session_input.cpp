@@ -8,7 +8,7 @@
 // login the APPEND limit applies; the process input budget refuses a literal it
 // cannot hold with NO [LIMIT] (BYE for a non-synchronising one) and takes one
 // that fits exactly; LITERAL- before login, LITERAL+ after; the login deadline.
-#include "imap_session.h"
+#include "imapd/imap_session.h"
 #include "recording_io.h"
 
 #include <QCoreApplication>

@@ -2,7 +2,7 @@
 // extraction (2.1), i;ascii-casemap, Message-ID lists, ORDEREDSUBJECT and the
 // REFERENCES algorithm with its awkward inputs (loops in References, missing
 // and duplicate Message-IDs, dummy pruning, subject merging, date order).
-#include "imap_thread.h"
+#include "imapd/imap_thread.h"
 
 #include <QElapsedTimer>
 #include <QtTest>

@@ -6,7 +6,7 @@
 // allows (LIST 1 2, STAT x, UIDL 1 2, QUIT x, ... get -ERR), NUL and other
 // control characters in any line (USER, PASS, others) get -ERR, and the login
 // deadline (set at the greeting, removed at login, BYE-like -ERR when it passes).
-#include "pop3_session.h"
+#include "pop3d/pop3_session.h"
 #include "recording_io.h"
 
 #include "core/paths.h"

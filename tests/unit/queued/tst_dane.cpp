@@ -3,7 +3,7 @@
 // man-in-the-middle who shows a self-signed leaf next to the real CA,
 // name and date checks for DANE-TA, none for DANE-EE, full certificates in
 // the record, unusable PKIX usages, and which records count as usable.
-#include "dane.h"
+#include "queued/dane.h"
 
 #include <QCryptographicHash>
 #include <QtTest>

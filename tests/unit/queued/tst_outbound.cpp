@@ -3,9 +3,9 @@
 // sign/verify round trips (against an in-memory resolver; the independent
 // check with python3-dkim is in tests/integration/queued), DKIM over a message
 // file (header block + streamed body) and the queue's in-place file signer.
-#include "delivery_policy.h"
-#include "dsn.h"
-#include "queue_runner.h"
+#include "queued/delivery_policy.h"
+#include "queued/dsn.h"
+#include "queued/queue_runner.h"
 
 #include "common/dkim/dkim.h"
 #include "common/dkim/file_signer.h"

@@ -2,7 +2,7 @@
 // byte by byte and in random pieces: multi-line replies, CRLF and bare LF,
 // and every limit at its boundary (a hostile MX must not make postern-queued
 // buffer without bound or accept a reply that changes its code).
-#include "smtp_reply_reader.h"
+#include "queued/smtp_reply_reader.h"
 
 #include <QRandomGenerator>
 #include <QTest>

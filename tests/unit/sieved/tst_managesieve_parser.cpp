@@ -4,7 +4,7 @@
 // Limits at their boundaries: line (maxLine passes, +1 fatal), literal
 // (maxLiteral passes, +1 fatal; all literals of a command together too), quoted string (1024 passes, 1025 error),
 // number (4294967295 passes, 4294967296 error), arguments (max passes, +1 error).
-#include "managesieve_parser.h"
+#include "sieved/managesieve_parser.h"
 
 #include <QtTest>
 

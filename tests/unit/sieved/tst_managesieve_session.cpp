@@ -9,8 +9,8 @@
 // the literal limits before login (maxLiteralBeforeAuth passes, +1 BYE) and
 // after (maxLiteralAfterAuth passes, +1 BYE), HAVESPACE at the size limit,
 // commands before login, errors before BYE, the login deadline.
-#include "managesieve_session.h"
 #include "recording_io.h"
+#include "sieved/managesieve_session.h"
 
 #include "common/sieve/sieve.h"
 #include "common/sieve/sieve_store.h"

@@ -1,6 +1,6 @@
 // tst_smtp_command.cpp — SMTP command-line parsing: verbs, paths, ESMTP
 // parameters, the relay-trick address forms, and every syntax error.
-#include "smtp_command.h"
+#include "smtpd/smtp_command.h"
 
 #include <QtTest>
 

@@ -2,7 +2,7 @@
 // ends a message (every SMTP-smuggling variant is tested fed one byte at a
 // time and in random splits), dot-unstuffing, bare LF/CR policy, and every
 // content limit exactly at its boundary.
-#include "smtp_data.h"
+#include "smtpd/smtp_data.h"
 
 #include <QRandomGenerator>
 #include <QtTest>

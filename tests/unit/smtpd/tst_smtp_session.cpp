@@ -4,7 +4,7 @@
 // listener-mode policies, relay refusal, STARTTLS resets, pipelining order,
 // AUTH, DATA/BDAT, limits, errors-before-disconnect and shutdown.
 #include "recording_io.h"
-#include "smtp_session.h"
+#include "smtpd/smtp_session.h"
 
 #include "core/disk_space.h"
 

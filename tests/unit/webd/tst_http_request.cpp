@@ -1,7 +1,7 @@
 // tst_http_request.cpp — the HTTP request-head parser at and around its limits,
 // and the generated MTA-STS policy / autoconfig content.
-#include "http_request.h"
-#include "web_content.h"
+#include "webd/http_request.h"
+#include "webd/web_content.h"
 
 #include <QTest>
 

@@ -6,10 +6,10 @@
 // request fed to WebSession one byte at a time (a POST without a login token is
 // refused with 403 and the security headers; plain HTTP is redirected); the account
 // helper's requests, the Domains page's included.
-#include "panel.h"
-#include "panel_sessions.h"
 #include "recording_io.h"
-#include "web_session.h"
+#include "webd/panel.h"
+#include "webd/panel_sessions.h"
+#include "webd/web_session.h"
 
 #include "core/dkim_keys.h"
 

@@ -9,9 +9,9 @@
 // login's code step (2fa.verify) goes through the same asynchronous path: a code checked
 // by a late helper does not stall other requests, and a busy helper is a 503, not a
 // wrong code.
-#include "account_broker.h"
-#include "panel.h"
-#include "web_session.h"
+#include "webd/account_broker.h"
+#include "webd/panel.h"
+#include "webd/web_session.h"
 
 #include "common/authenticator.h"
 #include "common/daemon_server.h"

@@ -4,8 +4,8 @@
 // limit at its boundary (kMaxCodeFailures - 1 kept, kMaxCodeFailures removed), the
 // per-user and global limits, malformed ids; and the Sieve forms the panel and
 // posternctl share (sieve_forms.h): they compile, values cannot add commands, limits.
-#include "panel_pending.h"
-#include "panel_sessions.h"
+#include "webd/panel_pending.h"
+#include "webd/panel_sessions.h"
 
 #include "common/sieve/sieve.h"
 #include "common/sieve/sieve_forms.h"

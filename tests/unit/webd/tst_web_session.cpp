@@ -4,7 +4,7 @@
 // when the deadline counted from connect passes (issue 16, slow pre-login
 // clients holding every slot); one that completed its request is not.
 #include "recording_io.h"
-#include "web_session.h"
+#include "webd/web_session.h"
 
 #include <QtTest>
 

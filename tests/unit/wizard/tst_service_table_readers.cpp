@@ -6,12 +6,12 @@
 // of them; these tests say where to look when one does not.
 #include "records/dns_records.h"
 #include "records/host_facts.h"
-#include "wizard.h"
+#include "wizard/wizard.h"
 
-#include "model.h"
-#include "port_state.h"
-#include "supervisor.h"
-#include "web_content.h"
+#include "firewall/model.h"
+#include "firewall/port_state.h"
+#include "supervisor/supervisor.h"
+#include "webd/web_content.h"
 
 #include "core/accounts.h"
 #include "core/config.h"
