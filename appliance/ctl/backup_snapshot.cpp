@@ -1001,14 +1001,34 @@ Result<Summary> createSnapshot(const Config& config, const QString& dirArg, int 
 
 namespace {
 
-// Reads and parses the manifest opened as `h` (at most kMaxManifestBytes).
-Result<Manifest> readManifest(FileHandle h, const struct stat& st) {
-    if (st.st_size > kMaxManifestBytes)
-        return Result<Manifest>::fail(QStringLiteral("manifest larger than %1 bytes").arg(kMaxManifestBytes));
+// A snapshot folder opened for reading, and its parsed manifest.
+struct OpenedSnapshot {
+    FileHandle root;
+    Manifest manifest;
+};
+
+// Opens DIR and reads its manifest (at most kMaxManifestBytes, no link followed). When the
+// manifest cannot be opened, *noManifest is set and the error says why.
+Result<OpenedSnapshot> openSnapshot(const QString& dir, bool* noManifest) {
+    *noManifest = false;
+    OpenedSnapshot s;
+    s.root = FileHandle(::open(enc(dir).constData(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!s.root.valid()) return errnoError(dir, errno);
+    struct stat mst {};
+    auto mh = openSnapshotFile(s.root.fd(), QLatin1String(kManifestName), &mst);
+    if (!mh) {
+        *noManifest = true;
+        return mh.error();
+    }
+    if (mst.st_size > kMaxManifestBytes)
+        return Result<OpenedSnapshot>::fail(QStringLiteral("manifest larger than %1 bytes").arg(kMaxManifestBytes));
     QFile mf;
-    if (!mf.open(h.release(), QIODevice::ReadOnly, QFileDevice::AutoCloseHandle))
-        return Result<Manifest>::fail(QStringLiteral("cannot read the manifest"));
-    return Manifest::parse(mf.readAll());
+    if (!mf.open(mh->release(), QIODevice::ReadOnly, QFileDevice::AutoCloseHandle))
+        return Result<OpenedSnapshot>::fail(QStringLiteral("cannot read the manifest"));
+    auto manifest = Manifest::parse(mf.readAll());
+    if (!manifest) return manifest.error();
+    s.manifest = *manifest;
+    return s;
 }
 
 // What verify learns while it reads the snapshot, and the problems it finds.
@@ -1136,16 +1156,14 @@ void findUnlisted(Verification& v, int dfd, const QString& rel, int depth) {
 
 Result<Summary> verifySnapshot(const QString& dirArg, int progressFd) {
     const QString dir = QFileInfo(dirArg).absoluteFilePath();
-    const int rootFd = ::open(enc(dir).constData(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (rootFd < 0) return errnoError(dir, errno);
-    FileHandle rootHandle(rootFd);
-    struct stat mst {};
-    auto mh = openSnapshotFile(rootFd, QLatin1String(kManifestName), &mst);
-    if (!mh)
+    bool noManifest = false;
+    auto snap = openSnapshot(dir, &noManifest);
+    if (!snap && noManifest)
         return Result<Summary>::fail(
-            QStringLiteral("%1: no manifest (%2): not a backup, or an unfinished one").arg(dir, mh.errorMessage()));
-    auto manifest = readManifest(std::move(*mh), mst);
-    if (!manifest) return manifest.error();
+            QStringLiteral("%1: no manifest (%2): not a backup, or an unfinished one").arg(dir, snap.errorMessage()));
+    if (!snap) return snap.error();
+    const int rootFd = snap->root.fd();
+    const Manifest* manifest = &snap->manifest;
     Verification v;
     v.rootFd = rootFd;
     v.dir = dir;
@@ -1356,22 +1374,20 @@ Status restoreData(RestoreTarget& t) {
 Result<Summary> restoreSnapshot(const QString& dirArg, const RestoreOptions& options, int progressFd,
                                 QStringList* moved) {
     const QString dir = QFileInfo(dirArg).absoluteFilePath();
-    const int rootFd = ::open(enc(dir).constData(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (rootFd < 0) return errnoError(dir, errno);
-    FileHandle rootHandle(rootFd);
-    struct stat mst {};
-    auto mh = openSnapshotFile(rootFd, QLatin1String(kManifestName), &mst);
-    if (!mh)
+    bool noManifest = false;
+    auto snap = openSnapshot(dir, &noManifest);
+    if (!snap && noManifest)
         return Result<Summary>::fail(QStringLiteral("%1: no manifest: not a backup, or an unfinished one").arg(dir));
-    auto manifest = readManifest(std::move(*mh), mst);
-    if (!manifest) return manifest.error();
+    if (!snap) return snap.error();
+    const int rootFd = snap->root.fd();
+    const Manifest* manifest = &snap->manifest;
     if (!manifest->complete)
         return Result<Summary>::fail(QStringLiteral("the backup did not finish (no end line in its manifest)"));
     auto config = snapshotSettings(rootFd, options);
     if (!config) return config.error();
     RestoreTarget t;
     t.rootFd = rootFd;
-    t.manifest = &*manifest;
+    t.manifest = manifest;
     t.configDir = QFileInfo(options.configDir).absoluteFilePath();
     t.dataDir = config->dataDir();
     t.root = ::geteuid() == 0;
