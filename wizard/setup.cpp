@@ -160,28 +160,23 @@ QStringList planChanges(const Answers& a) {
     return out;
 }
 
-Result<SetupReport> applySetup(const Answers& a) {
-    SetupReport report;
+namespace {
+
+// postern.conf: the answers applied and saved; the changes listed in the report. Returns the
+// configuration as re-read from the file, so every derived path comes from the file as saved.
+Result<Config> saveConfig(const Answers& a, SetupReport& report) {
     if (auto st = ensureDirectory(a.configDir, 0755); !st) return st.error();
     auto base = Config::load(a.configDir);
     if (!base) return base.error();
     Config config = desiredConfig(a, *base);
     for (const QString& line : planChanges(a)) report.changes << line;
     if (auto st = config.save(); !st) return st.error();
-    // Re-read, so every derived path below comes from the file as saved.
-    auto saved = Config::load(a.configDir);
-    if (!saved) return saved.error();
-    config = *saved;
+    return Config::load(a.configDir);
+}
 
-    if (!a.smarthostPassword.isEmpty()) {
-        if (auto st = writeFileAtomic(a.configDir + QStringLiteral("/relay-password"),
-                                      a.smarthostPassword.toUtf8() + '\n', 0640);
-            !st)
-            return st.error();
-        report.changes << QStringLiteral("smarthost password saved in relay-password (0640)");
-    }
-    const QString domain = *normalizeDomain(a.domain);
-    const QString admin = a.admin;
+// The domain, the first user (with a new or generated password; the first user administers
+// the web panel) and the role aliases.
+Status setUpAccounts(const Answers& a, const Config& config, const QString& domain, SetupReport& report) {
     QString password = a.password;
     AccountStore store(a.configDir);
     auto acc = store.load();
@@ -198,7 +193,7 @@ Result<SetupReport> applySetup(const Answers& a) {
         if (!h) return h.error();
         hash = *h;
     }
-    Status st = store.modify([&](Accounts& accounts) -> Status {
+    return store.modify([&](Accounts& accounts) -> Status {
         if (!accounts.isLocalDomain(domain))
             if (auto s = accounts.addDomain(domain); !s) return s;
         if (!a.user.isEmpty()) {
@@ -213,41 +208,66 @@ Result<SetupReport> applySetup(const Answers& a) {
                 if (auto s = accounts.setPasswordHash(user, hash); !s) return s;
             }
         }
-        if (!admin.isEmpty()) accounts.ensureRoleAliases(domain, admin);
+        if (!a.admin.isEmpty()) accounts.ensureRoleAliases(domain, a.admin);
         return {};
     });
-    if (!st) return st.error();
+}
 
+// A self-signed certificate when there is none yet, and the domain's DKIM keys.
+Status ensureKeys(const Answers& a, const Config& config, const QString& domain, SetupReport& report) {
     const QString cert = get(config, keys::tls::cert);
     const QString key = get(config, keys::tls::key);
     if (!QFileInfo::exists(cert) || !QFileInfo::exists(key)) {
         const QStringList names{config.hostname(), QStringLiteral("mta-sts.") + domain,
                                 QStringLiteral("autoconfig.") + domain, QStringLiteral("autodiscover.") + domain};
-        if (auto s = generateSelfSigned(cert, key, names); !s) return s.error();
+        if (auto s = generateSelfSigned(cert, key, names); !s) return s;
     }
     DkimKeyStore dkim(a.configDir);
     auto made = dkim.ensureKeys(domain);
     if (!made) return made.error();
     for (const DkimKey& k : *made)
         report.changes << QStringLiteral("new DKIM key %1 (%2)").arg(k.selector, k.algorithm);
+    return {};
+}
 
+// The DNS records to publish, into the report and dns-records.{txt,zone,csv,json}.
+Status writeRecordSheets(const Answers& a, const QString& domain, SetupReport& report) {
     auto facts = records::hostFacts(a.configDir, a.publicAddresses);
     if (!facts) return facts.error();
     report.records = records::buildRecords(*facts);
     report.recordsTable = records::renderTable(report.records, domain);
     report.recordsDir = a.configDir;
     const QString baseName = a.configDir + QStringLiteral("/dns-records");
-    if (auto s = writeFileAtomic(baseName + QStringLiteral(".txt"), report.recordsTable.toUtf8()); !s) return s.error();
+    if (auto s = writeFileAtomic(baseName + QStringLiteral(".txt"), report.recordsTable.toUtf8()); !s) return s;
     if (auto s =
             writeFileAtomic(baseName + QStringLiteral(".zone"), records::renderZone(report.records, domain).toUtf8());
         !s)
-        return s.error();
+        return s;
     if (auto s =
             writeFileAtomic(baseName + QStringLiteral(".csv"), records::renderCsv(report.records, domain).toUtf8());
         !s)
-        return s.error();
-    if (auto s = writeFileAtomic(baseName + QStringLiteral(".json"), records::renderJson(report.records, domain)); !s)
-        return s.error();
+        return s;
+    return writeFileAtomic(baseName + QStringLiteral(".json"), records::renderJson(report.records, domain));
+}
+
+}  // namespace
+
+Result<SetupReport> applySetup(const Answers& a) {
+    SetupReport report;
+    auto saved = saveConfig(a, report);
+    if (!saved) return saved.error();
+    const Config config = *saved;
+    if (!a.smarthostPassword.isEmpty()) {
+        if (auto st = writeFileAtomic(a.configDir + QStringLiteral("/relay-password"),
+                                      a.smarthostPassword.toUtf8() + '\n', 0640);
+            !st)
+            return st.error();
+        report.changes << QStringLiteral("smarthost password saved in relay-password (0640)");
+    }
+    const QString domain = *normalizeDomain(a.domain);
+    if (auto s = setUpAccounts(a, config, domain, report); !s) return s.error();
+    if (auto s = ensureKeys(a, config, domain, report); !s) return s.error();
+    if (auto s = writeRecordSheets(a, domain, report); !s) return s.error();
     if (auto s = ensureDirectory(config.dataDir(), 0750); !s) return s.error();
     if (auto s = shareWithDaemons(config, &report.notes); !s) return s.error();
     return report;

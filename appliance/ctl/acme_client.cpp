@@ -220,97 +220,132 @@ public:
     }
 
     Result<Issued> run() {
+        auto urls = readDirectory();
+        if (!urls) return urls.error();
+        if (auto st = registerAccount(urls->newAccount); !st) return st.error();
+        auto order = placeOrder(urls->newOrder);
+        if (!order) return order.error();
+        if (auto st = authorizeAll(order->json); !st) return st.error();
+        return finalize(*order);
+    }
+
+private:
+    struct Directory {
+        QString newAccount, newOrder;
+    };
+    struct Order {
+        QString url;
+        QJsonObject json;
+    };
+
+    // The CA's directory: where to get nonces, accounts and orders.
+    Result<Directory> readDirectory() {
         const Response dir = http("GET", m_req.directoryUrl);
         if (dir.status != 200)
-            return Result<Issued>::fail(QStringLiteral("ACME directory %1: %2").arg(m_req.directoryUrl, problem(dir)));
+            return Result<Directory>::fail(
+                QStringLiteral("ACME directory %1: %2").arg(m_req.directoryUrl, problem(dir)));
         const QJsonObject d = dir.json();
         m_newNonce = d.value(QStringLiteral("newNonce")).toString();
-        const QString newAccount = d.value(QStringLiteral("newAccount")).toString();
-        const QString newOrder = d.value(QStringLiteral("newOrder")).toString();
-        if (m_newNonce.isEmpty() || newAccount.isEmpty() || newOrder.isEmpty())
-            return Result<Issued>::fail(QStringLiteral("not an ACME directory"));
+        Directory urls{d.value(QStringLiteral("newAccount")).toString(),
+                       d.value(QStringLiteral("newOrder")).toString()};
+        if (m_newNonce.isEmpty() || urls.newAccount.isEmpty() || urls.newOrder.isEmpty())
+            return Result<Directory>::fail(QStringLiteral("not an ACME directory"));
+        return urls;
+    }
 
+    // Creates (or finds) the account of our key; its URL becomes the "kid" of later requests.
+    Status registerAccount(const QString& newAccount) {
         QJsonObject acct{{QStringLiteral("termsOfServiceAgreed"), true}};
         if (!m_req.email.isEmpty())
             acct.insert(QStringLiteral("contact"), QJsonArray{QStringLiteral("mailto:") + m_req.email});
         const Response a = post(newAccount, QJsonDocument(acct).toJson(QJsonDocument::Compact), true);
-        if (a.status != 200 && a.status != 201)
-            return Result<Issued>::fail(QStringLiteral("account: %1").arg(problem(a)));
+        if (a.status != 200 && a.status != 201) return Status::fail(QStringLiteral("account: %1").arg(problem(a)));
         m_kid = a.location;
         progress(QStringLiteral("account %1").arg(QString::fromUtf8(m_kid)));
+        return {};
+    }
 
+    Result<Order> placeOrder(const QString& newOrder) {
         QJsonArray ids;
         for (const QString& n : m_req.names)
             ids << QJsonObject{{QStringLiteral("type"), QStringLiteral("dns")}, {QStringLiteral("value"), n}};
         const Response o = post(
             newOrder, QJsonDocument(QJsonObject{{QStringLiteral("identifiers"), ids}}).toJson(QJsonDocument::Compact));
-        if (o.status != 201) return Result<Issued>::fail(QStringLiteral("order: %1").arg(problem(o)));
-        const QString orderUrl = QString::fromUtf8(o.location);
-        const QJsonObject order = o.json();
+        if (o.status != 201) return Result<Order>::fail(QStringLiteral("order: %1").arg(problem(o)));
         progress(QStringLiteral("order for %1").arg(m_req.names.join(QStringLiteral(", "))));
+        return Order{QString::fromUtf8(o.location), o.json()};
+    }
 
+    // Answers the http-01 challenge of every authorization of the order; the challenge files
+    // written are removed again whatever the outcome.
+    Status authorizeAll(const QJsonObject& order) {
         const QByteArray thumb = jwkThumbprint(jwkJson(m_key));
-        QStringList written;
-        auto cleanup = [&] {
-            for (const QString& f : written) (void)removeFile(f);
-        };
         // challengeDir is below data_dir, the daemon user's: as root, ensureDirectory,
         // writeFileAtomic and removeFile reach it by SafeDir and refuse a planted link.
         if (auto st = ensureDirectory(m_req.challengeDir, 0755); !st)
-            return Result<Issued>::fail(QStringLiteral("challenge folder: %1").arg(st.errorMessage()));
+            return Status::fail(QStringLiteral("challenge folder: %1").arg(st.errorMessage()));
+        QStringList written;
+        Status result;
         for (const QJsonValue& authUrl : order.value(QStringLiteral("authorizations")).toArray()) {
-            const Response az = post(authUrl.toString(), QByteArray());
-            if (az.status != 200)
-                return cleanup(), Result<Issued>::fail(QStringLiteral("authorization: %1").arg(problem(az)));
-            const QJsonObject auth = az.json();
-            const QString name =
-                auth.value(QStringLiteral("identifier")).toObject().value(QStringLiteral("value")).toString();
-            if (auth.value(QStringLiteral("status")).toString() == u"valid") continue;
-            QJsonObject challenge;
-            for (const QJsonValue& c : auth.value(QStringLiteral("challenges")).toArray())
-                if (c.toObject().value(QStringLiteral("type")).toString() == u"http-01") challenge = c.toObject();
-            const QString token = challenge.value(QStringLiteral("token")).toString();
-            static const QRegularExpression tokenRe(QStringLiteral("^[A-Za-z0-9_-]{1,256}$"));
-            if (challenge.isEmpty() || !tokenRe.match(token).hasMatch())
-                return cleanup(),
-                       Result<Issued>::fail(QStringLiteral("%1: the CA offers no usable http-01 challenge").arg(name));
-            const QString file = m_req.challengeDir + QLatin1Char('/') + token;
-            if (auto st = writeFileAtomic(file, token.toUtf8() + '.' + thumb, 0644); !st)
-                return cleanup(), Result<Issued>::fail(st.errorMessage());
-            written << file;
-            const Response go = post(challenge.value(QStringLiteral("url")).toString(), "{}");
-            if (go.status != 200)
-                return cleanup(), Result<Issued>::fail(QStringLiteral("%1: challenge: %2").arg(name, problem(go)));
-            auto done = poll(authUrl.toString());
-            if (!done) return cleanup(), Result<Issued>::fail(done.errorMessage());
-            if (done->value(QStringLiteral("status")).toString() != u"valid") {
-                QString why;
-                for (const QJsonValue& c : done->value(QStringLiteral("challenges")).toArray())
-                    if (c.toObject().contains(QStringLiteral("error")))
-                        why = c.toObject()
-                                  .value(QStringLiteral("error"))
-                                  .toObject()
-                                  .value(QStringLiteral("detail"))
-                                  .toString();
-                cleanup();
-                return Result<Issued>::fail(
-                    QStringLiteral("%1 was not validated: %2 (is port 80 reachable from the Internet, and does %1 "
-                                   "point to this host?)")
-                        .arg(name, why));
-            }
-            progress(QStringLiteral("%1 validated").arg(name));
+            result = authorize(authUrl.toString(), thumb, &written);
+            if (!result) break;
         }
-        cleanup();
+        for (const QString& f : std::as_const(written)) (void)removeFile(f);
+        return result;
+    }
 
+    // One authorization: nothing to do when valid already, else its http-01 challenge.
+    Status authorize(const QString& authUrl, const QByteArray& thumb, QStringList* written) {
+        const Response az = post(authUrl, QByteArray());
+        if (az.status != 200) return Status::fail(QStringLiteral("authorization: %1").arg(problem(az)));
+        const QJsonObject auth = az.json();
+        const QString name =
+            auth.value(QStringLiteral("identifier")).toObject().value(QStringLiteral("value")).toString();
+        if (auth.value(QStringLiteral("status")).toString() == u"valid") return {};
+        QJsonObject challenge;
+        for (const QJsonValue& c : auth.value(QStringLiteral("challenges")).toArray())
+            if (c.toObject().value(QStringLiteral("type")).toString() == u"http-01") challenge = c.toObject();
+        const QString token = challenge.value(QStringLiteral("token")).toString();
+        static const QRegularExpression tokenRe(QStringLiteral("^[A-Za-z0-9_-]{1,256}$"));
+        if (challenge.isEmpty() || !tokenRe.match(token).hasMatch())
+            return Status::fail(QStringLiteral("%1: the CA offers no usable http-01 challenge").arg(name));
+        const QString file = m_req.challengeDir + QLatin1Char('/') + token;
+        if (auto st = writeFileAtomic(file, token.toUtf8() + '.' + thumb, 0644); !st)
+            return Status::fail(st.errorMessage());
+        *written << file;
+        const Response go = post(challenge.value(QStringLiteral("url")).toString(), "{}");
+        if (go.status != 200) return Status::fail(QStringLiteral("%1: challenge: %2").arg(name, problem(go)));
+        auto done = poll(authUrl);
+        if (!done) return Status::fail(done.errorMessage());
+        if (done->value(QStringLiteral("status")).toString() != u"valid") {
+            QString why;
+            for (const QJsonValue& c : done->value(QStringLiteral("challenges")).toArray())
+                if (c.toObject().contains(QStringLiteral("error")))
+                    why = c.toObject()
+                              .value(QStringLiteral("error"))
+                              .toObject()
+                              .value(QStringLiteral("detail"))
+                              .toString();
+            return Status::fail(
+                QStringLiteral("%1 was not validated: %2 (is port 80 reachable from the Internet, and does %1 "
+                               "point to this host?)")
+                    .arg(name, why));
+        }
+        progress(QStringLiteral("%1 validated").arg(name));
+        return {};
+    }
+
+    // A new key and its CSR to the order's finalize URL; then the certificate, once issued.
+    Result<Issued> finalize(const Order& order) {
         PKey certKey = newEcKey();
         auto csr = makeCsr(certKey.get(), m_req.names);
         if (!csr) return Result<Issued>(csr.error());
         const Response fin =
-            post(order.value(QStringLiteral("finalize")).toString(),
+            post(order.json.value(QStringLiteral("finalize")).toString(),
                  QJsonDocument(QJsonObject{{QStringLiteral("csr"), QString::fromLatin1(base64Url(*csr))}})
                      .toJson(QJsonDocument::Compact));
         if (fin.status != 200) return Result<Issued>::fail(QStringLiteral("finalize: %1").arg(problem(fin)));
-        auto finalOrder = poll(orderUrl);
+        auto finalOrder = poll(order.url);
         if (!finalOrder) return Result<Issued>(finalOrder.error());
         if (finalOrder->value(QStringLiteral("status")).toString() != u"valid")
             return Result<Issued>::fail(
@@ -321,8 +356,6 @@ public:
         progress(QStringLiteral("certificate issued"));
         return Issued{cert.body, pemOfKey(certKey.get())};
     }
-
-private:
     const Request& m_req;
     EVP_PKEY* m_key;
     QNetworkAccessManager m_nam;

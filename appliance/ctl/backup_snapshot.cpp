@@ -615,70 +615,84 @@ private:
     void snapshotFolder(const QString& root, const QStringList& parts, const QString& dir, const QString& rel) {
         ++m_folders;
         const bool inbox = dir == root;
-        bool synced = false;
-        if (inbox || !parts.isEmpty()) {
-            // Every message present now gets its UID first (what POP3 does on login).
-            auto folder = store::MaildirFolder::open(root, parts, false);
-            if (folder) {
-                if (auto s = folder->sync(false); !s)
-                    error(QStringLiteral("%1: %2").arg(dir, s.errorMessage()));
-                else
-                    synced = true;
-            }
-        }
+        const bool synced = (inbox || !parts.isEmpty()) && syncFolder(root, parts, dir);
         if (!inbox && !mkdirEmit(rel, 0700)) return;
         for (const char* sub : {"cur", "new", "tmp"})
             if (!mkdirEmit(rel + QLatin1Char('/') + QLatin1String(sub), 0700)) return;
         QStringList done;     // rel paths to report
         QStringList pending;  // names (sub/name) to copy after the lock
-        {
-            auto lock = store::MaildirFolder::lockUidList(dir);
-            if (!lock) {
-                error(QStringLiteral("%1: cannot lock the uidlist: %2").arg(dir, lock.errorMessage()));
-                return;
-            }
-            for (const QString& name : listDir(dir)) {
-                const QString s = dir + QLatin1Char('/') + name;
-                struct stat st {};
-                if (::lstat(enc(s).constData(), &st) != 0 || !S_ISREG(st.st_mode) || isSkippedStateFile(name)) continue;
-                if (auto c = copyFile(s, rel + QLatin1Char('/') + name); c)
-                    done << rel + QLatin1Char('/') + name;
+        if (!copyFolderLocked(dir, rel, synced, &done, &pending)) return;
+        copyPendingMessages(dir, rel, pending, &done);
+        for (const QString& r : std::as_const(done)) emitFile(r);
+    }
+
+    // Every message present now gets its UID first (what POP3 does on login). True when the
+    // folder's uidlist is up to date.
+    bool syncFolder(const QString& root, const QStringList& parts, const QString& dir) {
+        auto folder = store::MaildirFolder::open(root, parts, false);
+        if (!folder) return false;
+        if (auto s = folder->sync(false); !s) {
+            error(QStringLiteral("%1: %2").arg(dir, s.errorMessage()));
+            return false;
+        }
+        return true;
+    }
+
+    // Under the folder's uidlist lock: copies the folder's own files (uidlist, keywords) and
+    // links its messages; with links not working, the message names go to `pending`. False
+    // when the lock cannot be taken.
+    bool copyFolderLocked(const QString& dir, const QString& rel, bool synced, QStringList* done,
+                          QStringList* pending) {
+        auto lock = store::MaildirFolder::lockUidList(dir);
+        if (!lock) {
+            error(QStringLiteral("%1: cannot lock the uidlist: %2").arg(dir, lock.errorMessage()));
+            return false;
+        }
+        for (const QString& name : listDir(dir)) {
+            const QString s = dir + QLatin1Char('/') + name;
+            struct stat st {};
+            if (::lstat(enc(s).constData(), &st) != 0 || !S_ISREG(st.st_mode) || isSkippedStateFile(name)) continue;
+            if (auto c = copyFile(s, rel + QLatin1Char('/') + name); c)
+                *done << rel + QLatin1Char('/') + name;
+            else if (c.error().code != ENOENT)
+                error(c.errorMessage());
+        }
+        // Messages delivered after our sync() have no UID yet: they arrived after the
+        // backup started and are left for the next one (the snapshot's uidlist must name
+        // every message it holds).
+        std::optional<store::UidListContents> uids;
+        if (synced) {
+            auto u = store::MaildirFolder::readUidListFile(dir + QLatin1Char('/') +
+                                                           QLatin1String(store::MaildirFolder::kUidListName));
+            if (u && u->uidValidity != 0) uids = *u;
+        }
+        for (const char* sub : {"new", "cur"}) {
+            const QString subDir = dir + QLatin1Char('/') + QLatin1String(sub);
+            for (const QString& name : listDir(subDir)) {
+                if (name.startsWith(QLatin1Char('.'))) continue;
+                if (uids && !uids->uidByBase.contains(store::parseFileName(name).base)) {
+                    ++m_later;
+                    continue;
+                }
+                const QString r = rel + QLatin1Char('/') + QLatin1String(sub) + QLatin1Char('/') + name;
+                if (!m_tryLinks) {
+                    *pending << QLatin1String(sub) + QLatin1Char('/') + name;
+                    continue;
+                }
+                if (auto c = linkOrCopy(subDir + QLatin1Char('/') + name, r); c)
+                    *done << r;
                 else if (c.error().code != ENOENT)
                     error(c.errorMessage());
             }
-            // Messages delivered after our sync() have no UID yet: they arrived after the
-            // backup started and are left for the next one (the snapshot's uidlist must name
-            // every message it holds).
-            std::optional<store::UidListContents> uids;
-            if (synced) {
-                auto u = store::MaildirFolder::readUidListFile(dir + QLatin1Char('/') +
-                                                               QLatin1String(store::MaildirFolder::kUidListName));
-                if (u && u->uidValidity != 0) uids = *u;
-            }
-            for (const char* sub : {"new", "cur"}) {
-                const QString subDir = dir + QLatin1Char('/') + QLatin1String(sub);
-                for (const QString& name : listDir(subDir)) {
-                    if (name.startsWith(QLatin1Char('.'))) continue;
-                    if (uids && !uids->uidByBase.contains(store::parseFileName(name).base)) {
-                        ++m_later;
-                        continue;
-                    }
-                    const QString r = rel + QLatin1Char('/') + QLatin1String(sub) + QLatin1Char('/') + name;
-                    if (!m_tryLinks) {
-                        pending << QLatin1String(sub) + QLatin1Char('/') + name;
-                        continue;
-                    }
-                    if (auto c = linkOrCopy(subDir + QLatin1Char('/') + name, r); c)
-                        done << r;
-                    else if (c.error().code != ENOENT)
-                        error(c.errorMessage());
-                }
-            }
         }
-        // Copies (another file system) are made after the lock is released: a message
-        // renamed meanwhile (new flags) is found again by its base name.
-        for (const QString& subName : std::as_const(pending)) {
-            const QString sub = subName.section(QLatin1Char('/'), 0, 0), name = subName.section(QLatin1Char('/'), 1);
+        return true;
+    }
+
+    // Copies (another file system) are made after the lock is released: a message
+    // renamed meanwhile (new flags) is found again by its base name.
+    void copyPendingMessages(const QString& dir, const QString& rel, const QStringList& pending, QStringList* done) {
+        for (const QString& subName : pending) {
+            const QString name = subName.section(QLatin1Char('/'), 1);
             QString r = rel + QLatin1Char('/') + subName;
             auto c = copyFile(dir + QLatin1Char('/') + subName, r);
             if (!c && c.error().code == ENOENT) {
@@ -694,11 +708,10 @@ private:
                 }
             }
             if (c)
-                done << r;
+                *done << r;
             else if (c.error().code != ENOENT)
                 error(c.errorMessage());  // expunged meanwhile: gone
         }
-        for (const QString& r : std::as_const(done)) emitFile(r);
     }
 
     void snapshotQueue() {
@@ -828,44 +841,48 @@ bool folderIsEmpty(const QString& path) {
     return err == ENOENT || (err == 0 && entries.isEmpty());
 }
 
-}  // namespace
+// The owner of the daemons' files: system_user's ids when running as root, else our own.
+Result<UserIds> daemonIds(const Config& config) {
+    if (::geteuid() != 0) return UserIds{int(::geteuid()), int(::getegid())};
+    return lookupUser(get(config, keys::general::systemUser));
+}
 
-Result<Summary> createSnapshot(const Config& config, const QString& dirArg, int progressFd) {
-    const QString dir = QFileInfo(dirArg).absoluteFilePath();
+// Makes DIR: new or empty, and ours (the snapshot holds the keys), mode 0700.
+Status makeSnapshotDir(const QString& dir) {
     if (!folderIsEmpty(dir))
-        return Result<Summary>::fail(QStringLiteral("%1 exists and is not empty; give a new folder").arg(dir), EEXIST);
-    if (auto st = ensureDirectory(QFileInfo(dir).absolutePath(), 0755); !st) return st.error();
+        return Status::fail(QStringLiteral("%1 exists and is not empty; give a new folder").arg(dir), EEXIST);
+    if (auto st = ensureDirectory(QFileInfo(dir).absolutePath(), 0755); !st) return st;
     if (::mkdir(enc(dir).constData(), 0700) != 0 && errno != EEXIST) return errnoError(dir, errno);
     struct stat dst {};
     // An empty folder given by the caller must be ours: the snapshot holds the keys.
     if (::lstat(enc(dir).constData(), &dst) != 0 || !S_ISDIR(dst.st_mode) || dst.st_uid != ::geteuid())
-        return Result<Summary>::fail(QStringLiteral("%1 must be a folder of the user running posternctl").arg(dir),
-                                     EPERM);
+        return Status::fail(QStringLiteral("%1 must be a folder of the user running posternctl").arg(dir), EPERM);
     ::chmod(enc(dir).constData(), 0700);
-    const bool root = ::geteuid() == 0;
-    int daemonUid = int(::geteuid()), daemonGid = int(::getegid());
-    if (root) {
-        auto ids = lookupUser(get(config, keys::general::systemUser));
-        if (!ids) return ids.error();
-        daemonUid = ids->uid;
-        daemonGid = ids->gid;
-    }
-    Progress progress(progressFd, QStringLiteral("backup"));
-    // 1. The config folder, as root.
+    return {};
+}
+
+// Step 1: the config folder, copied as root into DIR/config; returns its records.
+Result<QList<ManifestEntry>> snapshotConfig(const Config& config, const QString& dir, const UserIds& ids,
+                                            Progress& progress) {
     ConfigCopy cc;
-    cc.daemonUid = daemonUid;
-    cc.daemonGid = daemonGid;
+    cc.daemonUid = ids.uid;
+    cc.daemonGid = ids.gid;
     cc.progress = &progress;
     for (const QString& p :
          {config.dataDir(), config.logDir(), config.runDir(), get(config, keys::backup::stagingDir), dir})
         if (!p.isEmpty()) cc.skip << QFileInfo(p).canonicalFilePath() << QFileInfo(p).absoluteFilePath();
     if (auto st = copyConfigTree(cc, config.configDir(), dir, QStringLiteral("config"), 0); !st) return st.error();
-    // 2. data/, made by a child running as the daemon user through an inherited descriptor.
+    return cc.entries;
+}
+
+// Step 2: DIR/data, made by a child running as the daemon user through an inherited
+// descriptor. Returns what the child wrote to the pipe (its records and counters).
+Result<QByteArray> snapshotData(const Config& config, const QString& dir, const UserIds& ids, int progressFd) {
     const QString dataPath = dir + QStringLiteral("/data");
     if (::mkdir(enc(dataPath).constData(), 0700) != 0) return errnoError(dataPath, errno);
     const int dataFd = ::open(enc(dataPath).constData(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dataFd < 0) return errnoError(dataPath, errno);
-    if (root && ::fchown(dataFd, uid_t(daemonUid), gid_t(daemonGid)) != 0) {
+    if (::geteuid() == 0 && ::fchown(dataFd, uid_t(ids.uid), gid_t(ids.gid)) != 0) {
         const int e = errno;
         ::close(dataFd);
         return errnoError(dataPath, e);
@@ -905,14 +922,14 @@ Result<Summary> createSnapshot(const Config& config, const QString& dirArg, int 
     int status = 0;
     retryOnEintr([&] { return ::waitpid(child, &status, 0); });
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return Result<Summary>::fail(
+        return Result<QByteArray>::fail(
             QStringLiteral("the snapshot of %1 failed (see above); %2 is incomplete (no manifest)")
                 .arg(config.dataDir(), dir));
-    Manifest m;
-    m.created = QDateTime::currentDateTimeUtc().toString(Qt::ISODateWithMs);
-    m.host = config.hostname();
-    m.entries = cc.entries;
-    Summary sum;
+    return fromChild;
+}
+
+// Adds the child's records to `m` and its counters ("C" line) to `sum`.
+Status addDataRecords(const QByteArray& fromChild, Manifest& m, Summary& sum) {
     const QList<QByteArray> lines = fromChild.split('\n');
     QByteArray text = "POSTERN-BACKUP 1\n";
     for (const QByteArray& l : lines) {
@@ -931,8 +948,12 @@ Result<Summary> createSnapshot(const Config& config, const QString& dirArg, int 
     }
     // The child's records pass through the same parser as any manifest (paths stay inside data/).
     auto childPart = Manifest::parse(text);
-    if (!childPart) return Result<Summary>::fail(QStringLiteral("snapshot records: %1").arg(childPart.errorMessage()));
+    if (!childPart) return Status::fail(QStringLiteral("snapshot records: %1").arg(childPart.errorMessage()));
     m.entries += childPart->entries;
+    return {};
+}
+
+void countEntries(const Manifest& m, Summary& sum) {
     for (const ManifestEntry& e : std::as_const(m.entries)) {
         if (e.isDir) continue;
         ++sum.files;
@@ -943,6 +964,27 @@ Result<Summary> createSnapshot(const Config& config, const QString& dirArg, int 
             sum.messageBytes += e.size;
         }
     }
+}
+
+}  // namespace
+
+Result<Summary> createSnapshot(const Config& config, const QString& dirArg, int progressFd) {
+    const QString dir = QFileInfo(dirArg).absoluteFilePath();
+    if (auto st = makeSnapshotDir(dir); !st) return st.error();
+    auto ids = daemonIds(config);
+    if (!ids) return ids.error();
+    Progress progress(progressFd, QStringLiteral("backup"));
+    auto configEntries = snapshotConfig(config, dir, *ids, progress);
+    if (!configEntries) return configEntries.error();
+    auto fromChild = snapshotData(config, dir, *ids, progressFd);
+    if (!fromChild) return fromChild.error();
+    Manifest m;
+    m.created = QDateTime::currentDateTimeUtc().toString(Qt::ISODateWithMs);
+    m.host = config.hostname();
+    m.entries = *configEntries;
+    Summary sum;
+    if (auto st = addDataRecords(*fromChild, m, sum); !st) return st.error();
+    countEntries(m, sum);
     // Everything on disk first (one syncfs for the thousands of files), then the manifest.
     const int dfd = ::open(enc(dir).constData(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
@@ -957,150 +999,201 @@ Result<Summary> createSnapshot(const Config& config, const QString& dirArg, int 
 
 // ================================================================ verify
 
-Result<Summary> verifySnapshot(const QString& dirArg, int progressFd) {
-    const QString dir = QFileInfo(dirArg).absoluteFilePath();
-    const int rootFd = ::open(enc(dir).constData(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (rootFd < 0) return errnoError(dir, errno);
-    FileHandle rootHandle(rootFd);
+namespace {
+
+// A snapshot folder opened for reading, and its parsed manifest.
+struct OpenedSnapshot {
+    FileHandle root;
+    Manifest manifest;
+};
+
+// Opens DIR and reads its manifest (at most kMaxManifestBytes, no link followed). When the
+// manifest cannot be opened, *noManifest is set and the error says why.
+Result<OpenedSnapshot> openSnapshot(const QString& dir, bool* noManifest) {
+    *noManifest = false;
+    OpenedSnapshot s;
+    s.root = FileHandle(::open(enc(dir).constData(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!s.root.valid()) return errnoError(dir, errno);
     struct stat mst {};
-    auto mh = openSnapshotFile(rootFd, QLatin1String(kManifestName), &mst);
-    if (!mh)
-        return Result<Summary>::fail(
-            QStringLiteral("%1: no manifest (%2): not a backup, or an unfinished one").arg(dir, mh.errorMessage()));
+    auto mh = openSnapshotFile(s.root.fd(), QLatin1String(kManifestName), &mst);
+    if (!mh) {
+        *noManifest = true;
+        return mh.error();
+    }
     if (mst.st_size > kMaxManifestBytes)
-        return Result<Summary>::fail(QStringLiteral("manifest larger than %1 bytes").arg(kMaxManifestBytes));
+        return Result<OpenedSnapshot>::fail(QStringLiteral("manifest larger than %1 bytes").arg(kMaxManifestBytes));
     QFile mf;
     if (!mf.open(mh->release(), QIODevice::ReadOnly, QFileDevice::AutoCloseHandle))
-        return Result<Summary>::fail(QStringLiteral("cannot read the manifest"));
+        return Result<OpenedSnapshot>::fail(QStringLiteral("cannot read the manifest"));
     auto manifest = Manifest::parse(mf.readAll());
     if (!manifest) return manifest.error();
+    s.manifest = *manifest;
+    return s;
+}
+
+// What verify learns while it reads the snapshot, and the problems it finds.
+struct Verification {
+    int rootFd = -1;
+    QString dir;
     Summary sum;
-    if (!manifest->complete) sum.problems << QStringLiteral("the manifest has no end line: the backup did not finish");
-    Progress progress(progressFd, QStringLiteral("verify"));
     QSet<QString> listed;
     QHash<QString, QStringList> messagesByFolder;  // folder rel path -> message base names
     QSet<QString> uidlists;
     qint64 files = 0, bytes = 0;
-    for (const ManifestEntry& e : std::as_const(manifest->entries)) {
-        listed.insert(e.path);
-        if (e.isDir) {
-            const int fd = openBelow(rootFd, e.path, O_RDONLY | O_DIRECTORY);
-            if (fd < 0)
-                sum.problems << QStringLiteral("%1: folder missing (%2)").arg(e.path, errnoText(errno));
-            else
-                ::close(fd);
-            continue;
-        }
-        ++files;
-        bytes += e.size;
-        struct stat st {};
-        auto h = openSnapshotFile(rootFd, e.path, &st);
-        if (!h) {
-            sum.problems << h.errorMessage();
-            continue;
-        }
-        if (st.st_size != e.size)
-            sum.problems
-                << QStringLiteral("%1: %2 bytes, the manifest says %3").arg(e.path).arg(st.st_size).arg(e.size);
-        QByteArray hex;
-        qint64 size = 0;
-        if (auto s = hashFd(h->fd(), &hex, &size, e.path); !s) {
-            sum.problems << s.errorMessage();
-            continue;
-        }
-        if (hex != e.sha256)
-            sum.problems << QStringLiteral("%1: content differs from the manifest (SHA-256)").arg(e.path);
-        progress.add(1, size);
-        if (isMessagePath(e.path)) {
-            ++sum.messages;
-            sum.messageBytes += size;
-            ::lseek(h->fd(), 0, SEEK_SET);
-            QByteArray head(int(std::min<qint64>(size, kMessageCheckBytes)), '\0');
-            qsizetype got = 0;
-            while (got < head.size()) {
-                const ssize_t n = ::read(h->fd(), head.data() + got, size_t(head.size() - got));
-                if (n <= 0) break;
-                got += n;
-            }
-            head.truncate(got);
-            if (const QString why = checkMessageHeader(head); !why.isEmpty())
-                sum.problems << QStringLiteral("%1: not a message: %2").arg(e.path, why);
-            const QString folder = e.path.section(QLatin1Char('/'), 0, -3);
-            messagesByFolder[folder] << store::parseFileName(e.path.section(QLatin1Char('/'), -1)).base;
-        } else if (e.path.endsWith(QLatin1Char('/') + QLatin1String(store::MaildirFolder::kUidListName))) {
-            uidlists.insert(e.path.section(QLatin1Char('/'), 0, -2));
-        } else if (e.path.startsWith(QStringLiteral("data/queue/"))) {
-            if (e.path.endsWith(QStringLiteral(".env"))) ++sum.queued;
-        }
+};
+
+// The head of the message file `fd` (from its start) must parse as header fields.
+void checkMessageFile(Verification& v, const ManifestEntry& e, int fd, qint64 size) {
+    ++v.sum.messages;
+    v.sum.messageBytes += size;
+    ::lseek(fd, 0, SEEK_SET);
+    QByteArray head(int(std::min<qint64>(size, kMessageCheckBytes)), '\0');
+    qsizetype got = 0;
+    while (got < head.size()) {
+        const ssize_t n = ::read(fd, head.data() + got, size_t(head.size() - got));
+        if (n <= 0) break;
+        got += n;
     }
-    // Each folder's uidlist must name every message of the folder, with distinct UIDs.
-    for (auto it = messagesByFolder.cbegin(); it != messagesByFolder.cend(); ++it) {
-        ++sum.folders;
-        if (!uidlists.contains(it.key())) {
-            sum.problems << QStringLiteral("%1: %2 message(s) but no %3")
-                                .arg(it.key())
-                                .arg(it->size())
-                                .arg(QLatin1String(store::MaildirFolder::kUidListName));
+    head.truncate(got);
+    if (const QString why = checkMessageHeader(head); !why.isEmpty())
+        v.sum.problems << QStringLiteral("%1: not a message: %2").arg(e.path, why);
+    const QString folder = e.path.section(QLatin1Char('/'), 0, -3);
+    v.messagesByFolder[folder] << store::parseFileName(e.path.section(QLatin1Char('/'), -1)).base;
+}
+
+// One file record: present, a regular file, of the recorded size and hash.
+void verifyFile(Verification& v, const ManifestEntry& e, Progress& progress) {
+    ++v.files;
+    v.bytes += e.size;
+    struct stat st {};
+    auto h = openSnapshotFile(v.rootFd, e.path, &st);
+    if (!h) {
+        v.sum.problems << h.errorMessage();
+        return;
+    }
+    if (st.st_size != e.size)
+        v.sum.problems << QStringLiteral("%1: %2 bytes, the manifest says %3").arg(e.path).arg(st.st_size).arg(e.size);
+    QByteArray hex;
+    qint64 size = 0;
+    if (auto s = hashFd(h->fd(), &hex, &size, e.path); !s) {
+        v.sum.problems << s.errorMessage();
+        return;
+    }
+    if (hex != e.sha256)
+        v.sum.problems << QStringLiteral("%1: content differs from the manifest (SHA-256)").arg(e.path);
+    progress.add(1, size);
+    if (isMessagePath(e.path)) {
+        checkMessageFile(v, e, h->fd(), size);
+    } else if (e.path.endsWith(QLatin1Char('/') + QLatin1String(store::MaildirFolder::kUidListName))) {
+        v.uidlists.insert(e.path.section(QLatin1Char('/'), 0, -2));
+    } else if (e.path.startsWith(QStringLiteral("data/queue/"))) {
+        if (e.path.endsWith(QStringLiteral(".env"))) ++v.sum.queued;
+    }
+}
+
+// Each folder's uidlist must name every message of the folder, with distinct UIDs.
+void verifyUidLists(Verification& v) {
+    for (auto it = v.messagesByFolder.cbegin(); it != v.messagesByFolder.cend(); ++it) {
+        ++v.sum.folders;
+        if (!v.uidlists.contains(it.key())) {
+            v.sum.problems << QStringLiteral("%1: %2 message(s) but no %3")
+                                  .arg(it.key())
+                                  .arg(it->size())
+                                  .arg(QLatin1String(store::MaildirFolder::kUidListName));
             continue;
         }
-        auto list = store::MaildirFolder::readUidListFile(dir + QLatin1Char('/') + it.key() + QLatin1Char('/') +
+        auto list = store::MaildirFolder::readUidListFile(v.dir + QLatin1Char('/') + it.key() + QLatin1Char('/') +
                                                           QLatin1String(store::MaildirFolder::kUidListName));
         if (!list || list->uidValidity == 0) {
-            sum.problems << QStringLiteral("%1: unreadable uidlist%2")
-                                .arg(it.key(), list ? QString() : QStringLiteral(" (") + list.errorMessage() + u')');
+            v.sum.problems << QStringLiteral("%1: unreadable uidlist%2")
+                                  .arg(it.key(), list ? QString() : QStringLiteral(" (") + list.errorMessage() + u')');
             continue;
         }
         QHash<quint32, QString> byUid;
         for (const QString& base : *it) {
             const quint32 uid = list->uidByBase.value(base);
             if (uid == 0)
-                sum.problems << QStringLiteral("%1: message %2 has no UID in the uidlist").arg(it.key(), base);
+                v.sum.problems << QStringLiteral("%1: message %2 has no UID in the uidlist").arg(it.key(), base);
             else if (byUid.contains(uid))
-                sum.problems << QStringLiteral("%1: UID %2 given to two messages").arg(it.key()).arg(uid);
+                v.sum.problems << QStringLiteral("%1: UID %2 given to two messages").arg(it.key()).arg(uid);
             else if (uid >= list->nextUid)
-                sum.problems << QStringLiteral("%1: UID %2 is not below the next UID %3")
-                                    .arg(it.key())
-                                    .arg(uid)
-                                    .arg(list->nextUid);
+                v.sum.problems << QStringLiteral("%1: UID %2 is not below the next UID %3")
+                                      .arg(it.key())
+                                      .arg(uid)
+                                      .arg(list->nextUid);
             else
                 byUid.insert(uid, base);
         }
     }
-    // Files nobody listed (added or renamed after the backup).
-    std::function<void(int, const QString&, int)> walk = [&](int dfd, const QString& rel, int depth) {
-        if (depth > kMaxTreeDepth) return;
-        const int copy = ::openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR* d = copy >= 0 ? ::fdopendir(copy) : nullptr;
-        if (!d) return;
-        while (dirent* de = ::readdir(d)) {
-            if (std::strcmp(de->d_name, ".") == 0 || std::strcmp(de->d_name, "..") == 0) continue;
-            const QString name = QFile::decodeName(de->d_name);
-            const QString r = rel.isEmpty() ? name : rel + QLatin1Char('/') + name;
-            if (rel.isEmpty() && name == QLatin1String(kManifestName)) continue;
-            if (!listed.contains(r)) sum.problems << QStringLiteral("%1: not in the manifest").arg(r);
-            struct stat st {};
-            if (::fstatat(::dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
-                listed.contains(r)) {
-                const int sub = ::openat(::dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (sub >= 0) {
-                    walk(sub, r, depth + 1);
-                    ::close(sub);
-                }
+}
+
+// Files nobody listed (added or renamed after the backup), below the folder `dfd`.
+void findUnlisted(Verification& v, int dfd, const QString& rel, int depth) {
+    if (depth > kMaxTreeDepth) return;
+    const int copy = ::openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR* d = copy >= 0 ? ::fdopendir(copy) : nullptr;
+    if (!d) return;
+    while (dirent* de = ::readdir(d)) {
+        if (std::strcmp(de->d_name, ".") == 0 || std::strcmp(de->d_name, "..") == 0) continue;
+        const QString name = QFile::decodeName(de->d_name);
+        const QString r = rel.isEmpty() ? name : rel + QLatin1Char('/') + name;
+        if (rel.isEmpty() && name == QLatin1String(kManifestName)) continue;
+        if (!v.listed.contains(r)) v.sum.problems << QStringLiteral("%1: not in the manifest").arg(r);
+        struct stat st {};
+        if (::fstatat(::dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
+            v.listed.contains(r)) {
+            const int sub = ::openat(::dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub >= 0) {
+                findUnlisted(v, sub, r, depth + 1);
+                ::close(sub);
             }
         }
-        ::closedir(d);
-    };
-    walk(rootFd, QString(), 0);
-    if (manifest->complete && (manifest->files != files || manifest->bytes != bytes))
-        sum.problems << QStringLiteral("the end line counts %1 files / %2 bytes, the records %3 / %4")
-                            .arg(manifest->files)
-                            .arg(manifest->bytes)
-                            .arg(files)
-                            .arg(bytes);
-    sum.files = files;
-    sum.bytes = bytes;
+    }
+    ::closedir(d);
+}
+
+}  // namespace
+
+Result<Summary> verifySnapshot(const QString& dirArg, int progressFd) {
+    const QString dir = QFileInfo(dirArg).absoluteFilePath();
+    bool noManifest = false;
+    auto snap = openSnapshot(dir, &noManifest);
+    if (!snap && noManifest)
+        return Result<Summary>::fail(
+            QStringLiteral("%1: no manifest (%2): not a backup, or an unfinished one").arg(dir, snap.errorMessage()));
+    if (!snap) return snap.error();
+    const int rootFd = snap->root.fd();
+    const Manifest* manifest = &snap->manifest;
+    Verification v;
+    v.rootFd = rootFd;
+    v.dir = dir;
+    if (!manifest->complete)
+        v.sum.problems << QStringLiteral("the manifest has no end line: the backup did not finish");
+    Progress progress(progressFd, QStringLiteral("verify"));
+    for (const ManifestEntry& e : std::as_const(manifest->entries)) {
+        v.listed.insert(e.path);
+        if (!e.isDir) {
+            verifyFile(v, e, progress);
+            continue;
+        }
+        const int fd = openBelow(rootFd, e.path, O_RDONLY | O_DIRECTORY);
+        if (fd < 0)
+            v.sum.problems << QStringLiteral("%1: folder missing (%2)").arg(e.path, errnoText(errno));
+        else
+            ::close(fd);
+    }
+    verifyUidLists(v);
+    findUnlisted(v, rootFd, QString(), 0);
+    if (manifest->complete && (manifest->files != v.files || manifest->bytes != v.bytes))
+        v.sum.problems << QStringLiteral("the end line counts %1 files / %2 bytes, the records %3 / %4")
+                              .arg(manifest->files)
+                              .arg(manifest->bytes)
+                              .arg(v.files)
+                              .arg(v.bytes);
+    v.sum.files = v.files;
+    v.sum.bytes = v.bytes;
     progress.done();
-    return sum;
+    return v.sum;
 }
 
 // ================================================================ restore
@@ -1162,29 +1255,9 @@ Status writeEntries(int rootFd, const Manifest& m, const QString& prefix, const 
     return {};
 }
 
-}  // namespace
-
-Result<Summary> restoreSnapshot(const QString& dirArg, const RestoreOptions& options, int progressFd,
-                                QStringList* moved) {
-    const QString dir = QFileInfo(dirArg).absoluteFilePath();
-    const int rootFd = ::open(enc(dir).constData(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (rootFd < 0) return errnoError(dir, errno);
-    FileHandle rootHandle(rootFd);
-    struct stat mst {};
-    auto mh = openSnapshotFile(rootFd, QLatin1String(kManifestName), &mst);
-    if (!mh)
-        return Result<Summary>::fail(QStringLiteral("%1: no manifest: not a backup, or an unfinished one").arg(dir));
-    if (mst.st_size > kMaxManifestBytes)
-        return Result<Summary>::fail(QStringLiteral("manifest larger than %1 bytes").arg(kMaxManifestBytes));
-    QFile mf;
-    if (!mf.open(mh->release(), QIODevice::ReadOnly, QFileDevice::AutoCloseHandle))
-        return Result<Summary>::fail(QStringLiteral("cannot read the manifest"));
-    auto manifest = Manifest::parse(mf.readAll());
-    if (!manifest) return manifest.error();
-    if (!manifest->complete)
-        return Result<Summary>::fail(QStringLiteral("the backup did not finish (no end line in its manifest)"));
-
-    // The backup's settings, read from the snapshot itself: system_user and data_dir.
+// The configuration recorded in the snapshot (its system_user and data_dir), with
+// --data-dir applied; it names the target's config folder.
+Result<Config> snapshotSettings(int rootFd, const RestoreOptions& options) {
     struct stat cst {};
     auto confFile = openSnapshotFile(rootFd, QStringLiteral("config/") + QLatin1String(kConfigFileName), &cst);
     QByteArray confText;
@@ -1200,88 +1273,138 @@ Result<Summary> restoreSnapshot(const QString& dirArg, const RestoreOptions& opt
     if (!options.dataDir.isEmpty())
         if (auto st = config.set(keys::general::dataDir.str(), QFileInfo(options.dataDir).absoluteFilePath()); !st)
             return st.error();
-    const QString dataDir = config.dataDir();
-    const bool root = ::geteuid() == 0;
-    int daemonUid = int(::geteuid()), daemonGid = int(::getegid());
-    if (root) {
-        auto ids = lookupUser(get(config, keys::general::systemUser));
-        if (!ids)
-            return Result<Summary>::fail(
-                QStringLiteral("%1 (create that user first, or restore on a machine that has it)")
-                    .arg(ids.errorMessage()));
-        daemonUid = ids->uid;
-        daemonGid = ids->gid;
-    }
+    return config;
+}
 
+// Where and as whom a restore writes, and what it has written so far.
+struct RestoreTarget {
+    int rootFd = -1;
+    const Manifest* manifest = nullptr;
+    QString configDir, dataDir;
+    UserIds ids;
+    bool root = false;
+    Progress* progress = nullptr;
+    Summary sum;
+};
+
+// Refuses a target that is running, or that holds an instance without --force. Sets
+// *configInUse.
+Status checkTarget(const RestoreTarget& t, bool force, bool* configInUse) {
     // An appliance running on the target would write into what we replace.
-    if (QFileInfo::exists(configDir + QLatin1Char('/') + QLatin1String(kConfigFileName))) {
-        if (auto running = Config::load(configDir); running) {
+    if (QFileInfo::exists(t.configDir + QLatin1Char('/') + QLatin1String(kConfigFileName))) {
+        if (auto running = Config::load(t.configDir); running) {
             if (supervisorPid(*running) > 0)
-                return Result<Summary>::fail(
-                    QStringLiteral("the appliance is running on %1; stop it first").arg(configDir));
+                return Status::fail(QStringLiteral("the appliance is running on %1; stop it first").arg(t.configDir));
         }
     }
-    const bool configInUse = !folderIsEmpty(configDir);
-    const bool dataInUse = !folderIsEmpty(dataDir) && !dataDir.startsWith(configDir + QLatin1Char('/'));
-    if ((configInUse || dataInUse) && !options.force)
-        return Result<Summary>::fail(
+    *configInUse = !folderIsEmpty(t.configDir);
+    const bool dataInUse = !folderIsEmpty(t.dataDir) && !t.dataDir.startsWith(t.configDir + QLatin1Char('/'));
+    if ((*configInUse || dataInUse) && !force)
+        return Status::fail(
             QStringLiteral("%1 holds an instance already; restore onto a fresh one, or give --force to move it aside")
-                .arg(configInUse ? configDir : dataDir),
+                .arg(*configInUse ? t.configDir : t.dataDir),
             EEXIST);
-    Progress progress(progressFd, QStringLiteral("restore"));
-    Summary sum;
+    return {};
+}
+
+// Existing folders are moved aside whole, never merged with the backup.
+Status moveAside(const RestoreTarget& t, bool configInUse, QStringList* moved) {
     const QString suffix = QStringLiteral(".before-restore-") + stamp();
-    // Existing folders are moved aside whole, never merged with the backup.
     if (configInUse) {
-        if (::rename(enc(configDir).constData(), enc(configDir + suffix).constData()) != 0)
-            return errnoError(configDir, errno);
-        *moved << configDir + suffix;
+        if (::rename(enc(t.configDir).constData(), enc(t.configDir + suffix).constData()) != 0)
+            return errnoError(t.configDir, errno);
+        *moved << t.configDir + suffix;
     }
-    if (!folderIsEmpty(dataDir)) {  // (data inside the config folder moved with it)
-        if (::rename(enc(dataDir).constData(), enc(dataDir + suffix).constData()) != 0)
-            return errnoError(dataDir, errno);
-        *moved << dataDir + suffix;
+    if (!folderIsEmpty(t.dataDir)) {  // (data inside the config folder moved with it)
+        if (::rename(enc(t.dataDir).constData(), enc(t.dataDir + suffix).constData()) != 0)
+            return errnoError(t.dataDir, errno);
+        *moved << t.dataDir + suffix;
     } else {
-        ::rmdir(enc(dataDir).constData());
+        ::rmdir(enc(t.dataDir).constData());
     }
-    // config/: written by root, owners as recorded.
-    if (auto st = ensureDirectory(QFileInfo(configDir).absolutePath(), 0755); !st) return st.error();
-    if (::mkdir(enc(configDir).constData(), 0700) != 0 && errno != EEXIST) return errnoError(configDir, errno);
-    if (auto st = writeEntries(rootFd, *manifest, QStringLiteral("config"), configDir, daemonUid, daemonGid, root,
-                               progress, sum);
+    return {};
+}
+
+// config/: written by root, owners as recorded; --data-dir saved in the restored settings.
+Status restoreConfig(RestoreTarget& t, const RestoreOptions& options) {
+    if (auto st = ensureDirectory(QFileInfo(t.configDir).absolutePath(), 0755); !st) return st;
+    if (::mkdir(enc(t.configDir).constData(), 0700) != 0 && errno != EEXIST) return errnoError(t.configDir, errno);
+    if (auto st = writeEntries(t.rootFd, *t.manifest, QStringLiteral("config"), t.configDir, t.ids.uid, t.ids.gid,
+                               t.root, *t.progress, t.sum);
         !st)
-        return st.error();
+        return st;
     if (!options.dataDir.isEmpty()) {
-        auto saved = Config::load(configDir);
+        auto saved = Config::load(t.configDir);
         if (!saved) return saved.error();
         if (auto st = saved->set(keys::general::dataDir.str(), QFileInfo(options.dataDir).absoluteFilePath()); !st)
-            return st.error();
-        if (auto st = saved->save(); !st) return st.error();
+            return st;
+        if (auto st = saved->save(); !st) return st;
     }
-    // data/: into a new root-only folder beside data_dir, then handed over and renamed into place.
-    if (auto st = ensureDirectory(QFileInfo(dataDir).absolutePath(), 0755); !st) return st.error();
-    const QString building = dataDir + QStringLiteral(".restoring");
-    if (auto st = removeTree(building); !st) return st.error();
+    return {};
+}
+
+// data/: into a new root-only folder beside data_dir, then handed over and renamed into place.
+Status restoreData(RestoreTarget& t) {
+    if (auto st = ensureDirectory(QFileInfo(t.dataDir).absolutePath(), 0755); !st) return st;
+    const QString building = t.dataDir + QStringLiteral(".restoring");
+    if (auto st = removeTree(building); !st) return st;
     if (::mkdir(enc(building).constData(), 0700) != 0) return errnoError(building, errno);
-    if (auto st = writeEntries(rootFd, *manifest, QStringLiteral("data"), building, daemonUid, daemonGid, false,
-                               progress, sum);
+    if (auto st = writeEntries(t.rootFd, *t.manifest, QStringLiteral("data"), building, t.ids.uid, t.ids.gid, false,
+                               *t.progress, t.sum);
         !st)
-        return st.error();
-    if (root) {
+        return st;
+    if (t.root) {
         auto sd = SafeDir::open(building);
         if (!sd) return sd.error();
         QStringList skipped;
-        if (auto st = chownTree(*sd, uid_t(daemonUid), gid_t(daemonGid), &skipped); !st) return st.error();
+        if (auto st = chownTree(*sd, uid_t(t.ids.uid), gid_t(t.ids.gid), &skipped); !st) return st;
     }
     const int bfd = ::open(enc(building).constData(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (bfd >= 0) {
         ::syncfs(bfd);
         ::close(bfd);
     }
-    if (::rename(enc(building).constData(), enc(dataDir).constData()) != 0) return errnoError(dataDir, errno);
-    (void)syncDirectory(QFileInfo(dataDir).absolutePath());
+    if (::rename(enc(building).constData(), enc(t.dataDir).constData()) != 0) return errnoError(t.dataDir, errno);
+    (void)syncDirectory(QFileInfo(t.dataDir).absolutePath());
+    return {};
+}
+
+}  // namespace
+
+Result<Summary> restoreSnapshot(const QString& dirArg, const RestoreOptions& options, int progressFd,
+                                QStringList* moved) {
+    const QString dir = QFileInfo(dirArg).absoluteFilePath();
+    bool noManifest = false;
+    auto snap = openSnapshot(dir, &noManifest);
+    if (!snap && noManifest)
+        return Result<Summary>::fail(QStringLiteral("%1: no manifest: not a backup, or an unfinished one").arg(dir));
+    if (!snap) return snap.error();
+    const int rootFd = snap->root.fd();
+    const Manifest* manifest = &snap->manifest;
+    if (!manifest->complete)
+        return Result<Summary>::fail(QStringLiteral("the backup did not finish (no end line in its manifest)"));
+    auto config = snapshotSettings(rootFd, options);
+    if (!config) return config.error();
+    RestoreTarget t;
+    t.rootFd = rootFd;
+    t.manifest = manifest;
+    t.configDir = QFileInfo(options.configDir).absoluteFilePath();
+    t.dataDir = config->dataDir();
+    t.root = ::geteuid() == 0;
+    auto ids = daemonIds(*config);
+    if (!ids)
+        return Result<Summary>::fail(
+            QStringLiteral("%1 (create that user first, or restore on a machine that has it)").arg(ids.errorMessage()));
+    t.ids = *ids;
+    bool configInUse = false;
+    if (auto st = checkTarget(t, options.force, &configInUse); !st) return st.error();
+    Progress progress(progressFd, QStringLiteral("restore"));
+    t.progress = &progress;
+    if (auto st = moveAside(t, configInUse, moved); !st) return st.error();
+    if (auto st = restoreConfig(t, options); !st) return st.error();
+    if (auto st = restoreData(t); !st) return st.error();
     progress.done();
-    return sum;
+    return t.sum;
 }
 
 }  // namespace postern::ctl::backup

@@ -286,6 +286,8 @@ int resolveCmd(CtlContext& ctx) {
 
 }  // namespace
 
+// Long because it is the one table of posternctl's account commands (domain, user, alias,
+// resolve): one row per command with its usage, help text, options and handler.
 void addAccountCommands(QList<Command>& out) {
     out << Command{{QStringLiteral("domain"), QStringLiteral("add")},
                    QStringLiteral("DOMAIN [--admin ADDRESS]"),

@@ -160,6 +160,160 @@ QString lastLines(const QByteArray& text) {
     return lines.mid(std::max<qsizetype>(0, lines.size() - 3)).join(QStringLiteral(" | ")).left(800);
 }
 
+// The staging folder must be ours and closed to others (a folder of ours that is only too
+// open is closed instead). Returns the error text, empty when fine.
+QString checkStaging(const QString& staging) {
+    if (auto st = ensureDirectory(staging, 0700); !st) return st.errorMessage();
+    struct stat sst {};
+    if (::lstat(QFile::encodeName(staging).constData(), &sst) != 0 || !S_ISDIR(sst.st_mode) ||
+        sst.st_uid != ::geteuid() || (sst.st_mode & 077) != 0) {
+        if (S_ISDIR(sst.st_mode) && sst.st_uid == ::geteuid())
+            ::chmod(QFile::encodeName(staging).constData(), 0700);
+        else
+            return QStringLiteral("%1 must be a folder of the user running posternctl, not accessible to others")
+                .arg(staging);
+    }
+    return {};
+}
+
+// restic's environment: ours, the KEY=VALUE lines of backup.restic_env_file, then the
+// repository, the password file and the cache (never a password itself).
+Result<QProcessEnvironment> resticEnvironment(const Config& config, const QString& repo, const QString& passwordFile,
+                                              const QString& staging) {
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    const QString envFile = get(config, keys::backup::resticEnvFile);
+    if (!envFile.isEmpty()) {
+        auto text = readFile(envFile, 1 << 20);
+        if (!text) return text.error();
+        for (const QByteArray& line : text->split('\n')) {
+            const QByteArray l = line.trimmed();
+            const qsizetype eq = l.indexOf('=');
+            if (l.isEmpty() || l.startsWith('#') || eq <= 0) continue;
+            env.insert(QString::fromUtf8(l.left(eq).trimmed()), QString::fromUtf8(l.mid(eq + 1).trimmed()));
+        }
+    }
+    env.insert(QStringLiteral("RESTIC_REPOSITORY"), repo);
+    env.insert(QStringLiteral("RESTIC_PASSWORD_FILE"), passwordFile);
+    env.insert(QStringLiteral("RESTIC_CACHE_DIR"), staging + QStringLiteral("/cache"));
+    env.remove(QStringLiteral("RESTIC_PASSWORD"));
+    env.remove(QStringLiteral("RESTIC_PASSWORD_COMMAND"));
+    return env;
+}
+
+// `restic backup` of the snapshot folder; returns restic's summary object (empty on failure,
+// with *error set).
+QJsonObject resticBackup(const QProcessEnvironment& env, const QString& host, const QString& snapshot, QString* error) {
+    // The snapshot folder is made anew each time (new inodes, ctimes of hard links): compare
+    // files by path, size and time only, so unchanged messages are not read again.
+    const ResticRun b =
+        restic(env, {QStringLiteral("backup"), QStringLiteral("--json"), QStringLiteral("--ignore-inode"),
+                     QStringLiteral("--ignore-ctime"), QStringLiteral("--host"), host, QStringLiteral("--tag"),
+                     QStringLiteral("postern"), snapshot});
+    QJsonObject summary;
+    for (const QByteArray& line : b.out.split('\n')) {
+        const QJsonObject o = QJsonDocument::fromJson(line).object();
+        if (o.value(QStringLiteral("message_type")).toString() == u"summary") summary = o;
+    }
+    if (b.code != 0 || summary.isEmpty()) {
+        *error = QStringLiteral("restic backup (exit %1): %2").arg(b.code).arg(lastLines(b.err + b.out));
+        return {};
+    }
+    return summary;
+}
+
+// `restic forget --prune` with the keep_* settings.
+ResticRun resticForget(const Config& config, const QProcessEnvironment& env, const QString& host) {
+    QStringList forget{QStringLiteral("forget"), QStringLiteral("--prune"), QStringLiteral("--host"), host,
+                       QStringLiteral("--tag"),  QStringLiteral("postern")};
+    for (const char* k : {"daily", "weekly", "monthly"}) {
+        const qint64 n = config.integer(QStringLiteral("backup.keep_") + QLatin1String(k));
+        if (n > 0) forget << QStringLiteral("--keep-") + QLatin1String(k) << QString::number(n);
+    }
+    return restic(env, forget);
+}
+
+// What last-run.json keeps of a run that reached restic's summary.
+QJsonObject runFacts(const QJsonObject& summary, const backup::Summary& sum) {
+    QJsonObject extra;
+    extra.insert(QStringLiteral("snapshot_id"), summary.value(QStringLiteral("snapshot_id")));
+    extra.insert(QStringLiteral("data_added"), summary.value(QStringLiteral("data_added")));
+    extra.insert(QStringLiteral("total_bytes"), summary.value(QStringLiteral("total_bytes_processed")));
+    extra.insert(QStringLiteral("files_new"), summary.value(QStringLiteral("files_new")));
+    extra.insert(QStringLiteral("files_changed"), summary.value(QStringLiteral("files_changed")));
+    extra.insert(QStringLiteral("files_unmodified"), summary.value(QStringLiteral("files_unmodified")));
+    extra.insert(QStringLiteral("messages"), sum.messages);
+    extra.insert(QStringLiteral("queued"), sum.queued);
+    return extra;
+}
+
+// One scheduled run, once its staging folder is locked: records its outcome in
+// last-run.json and removes the snapshot folder whatever happens.
+class BackupRun {
+public:
+    BackupRun(CtlContext& ctx, const Config& config, QString repo, QString staging, QJsonObject state)
+        : m_ctx(ctx),
+          m_config(config),
+          m_repo(std::move(repo)),
+          m_staging(std::move(staging)),
+          m_state(std::move(state)),
+          m_started(QDateTime::currentDateTimeUtc()) {
+        m_clock.start();
+    }
+
+    int run(const QString& passwordFile) {
+        const QString snapshot = m_staging + QStringLiteral("/snapshot");
+        if (auto st = backup::removeTree(snapshot); !st) return finish(false, st.errorMessage(), {});
+        auto sum =
+            backup::createSnapshot(m_config, snapshot, m_ctx.has(QStringLiteral("progress")) ? STDERR_FILENO : -1);
+        if (!sum) return finish(false, sum.errorMessage(), {});
+        auto env = resticEnvironment(m_config, m_repo, passwordFile, m_staging);
+        if (!env) return finish(false, env.errorMessage(), {});
+        if (restic(*env, {QStringLiteral("cat"), QStringLiteral("config")}).code != 0) {
+            const ResticRun init = restic(*env, {QStringLiteral("init")});
+            if (init.code != 0)
+                return finish(false, QStringLiteral("restic init: ") + lastLines(init.err + init.out), {});
+            m_ctx.out << "initialised the restic repository " << m_repo << Qt::endl;
+        }
+        const QString host = m_config.hostname();
+        QString error;
+        const QJsonObject summary = resticBackup(*env, host, snapshot, &error);
+        if (summary.isEmpty()) return finish(false, error, {});
+        const ResticRun f = resticForget(m_config, *env, host);
+        const QJsonObject extra = runFacts(summary, *sum);
+        if (f.code != 0)
+            return finish(false, QStringLiteral("restic forget --prune: ") + lastLines(f.err + f.out), extra);
+        const int rc = finish(true, {}, extra);
+        m_ctx.out << "backup " << summary.value(QStringLiteral("snapshot_id")).toString().left(8) << " in " << m_repo
+                  << ": " << sum->messages << " messages, "
+                  << mb(qint64(summary.value(QStringLiteral("total_bytes_processed")).toDouble())) << " processed, "
+                  << mb(qint64(summary.value(QStringLiteral("data_added")).toDouble())) << " added" << Qt::endl;
+        return rc;
+    }
+
+private:
+    int finish(bool ok, const QString& error, const QJsonObject& extra) {
+        m_state.insert(QStringLiteral("started"), m_started.toString(Qt::ISODate));
+        m_state.insert(QStringLiteral("finished"), QDateTime::currentDateTimeUtc().toString(Qt::ISODate));
+        m_state.insert(QStringLiteral("ok"), ok);
+        m_state.insert(QStringLiteral("error"), error);
+        m_state.insert(QStringLiteral("repository"), m_repo);
+        m_state.insert(QStringLiteral("seconds"), double(m_clock.elapsed()) / 1000);
+        for (auto it = extra.begin(); it != extra.end(); ++it) m_state.insert(it.key(), it.value());
+        if (ok) m_state.insert(QStringLiteral("last_success"), m_state.value(QStringLiteral("finished")));
+        (void)writeFileAtomic(m_staging + QStringLiteral("/last-run.json"), QJsonDocument(m_state).toJson(), 0600);
+        (void)backup::removeTree(m_staging + QStringLiteral("/snapshot"));
+        if (!ok) return m_ctx.fail(QStringLiteral("backup failed: %1").arg(error));
+        return 0;
+    }
+
+    CtlContext& m_ctx;
+    const Config& m_config;
+    const QString m_repo, m_staging;
+    QJsonObject m_state;
+    const QDateTime m_started;
+    QElapsedTimer m_clock;
+};
+
 int backupRun(CtlContext& ctx) {
     Config config;
     if (!ctx.loadConfig(config)) return 1;
@@ -175,17 +329,7 @@ int backupRun(CtlContext& ctx) {
     if (passwordFile.isEmpty() || !QFileInfo(passwordFile).isFile())
         return ctx.fail(QStringLiteral("backup.restic_password_file must name a file holding the repository password"));
     const QString staging = stagingDir(config);
-    if (auto st = ensureDirectory(staging, 0700); !st) return ctx.fail(st.errorMessage());
-    struct stat sst {};
-    if (::lstat(QFile::encodeName(staging).constData(), &sst) != 0 || !S_ISDIR(sst.st_mode) ||
-        sst.st_uid != ::geteuid() || (sst.st_mode & 077) != 0) {
-        if (S_ISDIR(sst.st_mode) && sst.st_uid == ::geteuid())
-            ::chmod(QFile::encodeName(staging).constData(), 0700);
-        else
-            return ctx.fail(
-                QStringLiteral("%1 must be a folder of the user running posternctl, not accessible to others")
-                    .arg(staging));
-    }
+    if (const QString why = checkStaging(staging); !why.isEmpty()) return ctx.fail(why);
     auto lock = FileLock::acquire(staging + QStringLiteral("/run.lock"), FileLock::Mode::Exclusive, 0);
     if (!lock) return ctx.fail(QStringLiteral("a backup is already running (%1)").arg(lock.errorMessage()));
     QJsonObject state = readState(config);
@@ -193,87 +337,7 @@ int backupRun(CtlContext& ctx) {
         const QDateTime due = nextDue(config, state);
         if (due.isValid() && due > QDateTime::currentDateTimeUtc()) return 0;
     }
-    const QDateTime started = QDateTime::currentDateTimeUtc();
-    QElapsedTimer clock;
-    clock.start();
-    auto finish = [&](bool ok, const QString& error, const QJsonObject& extra) {
-        state.insert(QStringLiteral("started"), started.toString(Qt::ISODate));
-        state.insert(QStringLiteral("finished"), QDateTime::currentDateTimeUtc().toString(Qt::ISODate));
-        state.insert(QStringLiteral("ok"), ok);
-        state.insert(QStringLiteral("error"), error);
-        state.insert(QStringLiteral("repository"), repo);
-        state.insert(QStringLiteral("seconds"), double(clock.elapsed()) / 1000);
-        for (auto it = extra.begin(); it != extra.end(); ++it) state.insert(it.key(), it.value());
-        if (ok) state.insert(QStringLiteral("last_success"), state.value(QStringLiteral("finished")));
-        (void)writeFileAtomic(staging + QStringLiteral("/last-run.json"), QJsonDocument(state).toJson(), 0600);
-        (void)backup::removeTree(staging + QStringLiteral("/snapshot"));
-        if (!ok) return ctx.fail(QStringLiteral("backup failed: %1").arg(error));
-        return 0;
-    };
-    const QString snapshot = staging + QStringLiteral("/snapshot");
-    if (auto st = backup::removeTree(snapshot); !st) return finish(false, st.errorMessage(), {});
-    auto sum = backup::createSnapshot(config, snapshot, ctx.has(QStringLiteral("progress")) ? STDERR_FILENO : -1);
-    if (!sum) return finish(false, sum.errorMessage(), {});
-    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
-    const QString envFile = get(config, keys::backup::resticEnvFile);
-    if (!envFile.isEmpty()) {
-        auto text = readFile(envFile, 1 << 20);
-        if (!text) return finish(false, text.errorMessage(), {});
-        for (const QByteArray& line : text->split('\n')) {
-            const QByteArray l = line.trimmed();
-            const qsizetype eq = l.indexOf('=');
-            if (l.isEmpty() || l.startsWith('#') || eq <= 0) continue;
-            env.insert(QString::fromUtf8(l.left(eq).trimmed()), QString::fromUtf8(l.mid(eq + 1).trimmed()));
-        }
-    }
-    env.insert(QStringLiteral("RESTIC_REPOSITORY"), repo);
-    env.insert(QStringLiteral("RESTIC_PASSWORD_FILE"), passwordFile);
-    env.insert(QStringLiteral("RESTIC_CACHE_DIR"), staging + QStringLiteral("/cache"));
-    env.remove(QStringLiteral("RESTIC_PASSWORD"));
-    env.remove(QStringLiteral("RESTIC_PASSWORD_COMMAND"));
-    if (restic(env, {QStringLiteral("cat"), QStringLiteral("config")}).code != 0) {
-        const ResticRun init = restic(env, {QStringLiteral("init")});
-        if (init.code != 0) return finish(false, QStringLiteral("restic init: ") + lastLines(init.err + init.out), {});
-        ctx.out << "initialised the restic repository " << repo << Qt::endl;
-    }
-    const QString host = config.hostname();
-    // The snapshot folder is made anew each time (new inodes, ctimes of hard links): compare
-    // files by path, size and time only, so unchanged messages are not read again.
-    const ResticRun b =
-        restic(env, {QStringLiteral("backup"), QStringLiteral("--json"), QStringLiteral("--ignore-inode"),
-                     QStringLiteral("--ignore-ctime"), QStringLiteral("--host"), host, QStringLiteral("--tag"),
-                     QStringLiteral("postern"), snapshot});
-    QJsonObject summary;
-    for (const QByteArray& line : b.out.split('\n')) {
-        const QJsonObject o = QJsonDocument::fromJson(line).object();
-        if (o.value(QStringLiteral("message_type")).toString() == u"summary") summary = o;
-    }
-    if (b.code != 0 || summary.isEmpty())
-        return finish(false, QStringLiteral("restic backup (exit %1): %2").arg(b.code).arg(lastLines(b.err + b.out)),
-                      {});
-    QStringList forget{QStringLiteral("forget"), QStringLiteral("--prune"), QStringLiteral("--host"), host,
-                       QStringLiteral("--tag"),  QStringLiteral("postern")};
-    for (const char* k : {"daily", "weekly", "monthly"}) {
-        const qint64 n = config.integer(QStringLiteral("backup.keep_") + QLatin1String(k));
-        if (n > 0) forget << QStringLiteral("--keep-") + QLatin1String(k) << QString::number(n);
-    }
-    const ResticRun f = restic(env, forget);
-    QJsonObject extra;
-    extra.insert(QStringLiteral("snapshot_id"), summary.value(QStringLiteral("snapshot_id")));
-    extra.insert(QStringLiteral("data_added"), summary.value(QStringLiteral("data_added")));
-    extra.insert(QStringLiteral("total_bytes"), summary.value(QStringLiteral("total_bytes_processed")));
-    extra.insert(QStringLiteral("files_new"), summary.value(QStringLiteral("files_new")));
-    extra.insert(QStringLiteral("files_changed"), summary.value(QStringLiteral("files_changed")));
-    extra.insert(QStringLiteral("files_unmodified"), summary.value(QStringLiteral("files_unmodified")));
-    extra.insert(QStringLiteral("messages"), sum->messages);
-    extra.insert(QStringLiteral("queued"), sum->queued);
-    if (f.code != 0) return finish(false, QStringLiteral("restic forget --prune: ") + lastLines(f.err + f.out), extra);
-    const int rc = finish(true, {}, extra);
-    ctx.out << "backup " << summary.value(QStringLiteral("snapshot_id")).toString().left(8) << " in " << repo << ": "
-            << sum->messages << " messages, "
-            << mb(qint64(summary.value(QStringLiteral("total_bytes_processed")).toDouble())) << " processed, "
-            << mb(qint64(summary.value(QStringLiteral("data_added")).toDouble())) << " added" << Qt::endl;
-    return rc;
+    return BackupRun(ctx, config, repo, staging, state).run(passwordFile);
 }
 
 }  // namespace

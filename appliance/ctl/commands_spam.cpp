@@ -278,58 +278,36 @@ int spamCheck(CtlContext& ctx) {
     return 0;
 }
 
-int spamLearn(CtlContext& ctx) {
-    const QString usage = QStringLiteral("spam learn spam|ham --user U --folder F");
-    if (ctx.args.size() != 1 || (ctx.args.first() != u"spam" && ctx.args.first() != u"ham") ||
-        !ctx.has(QStringLiteral("user")) || !ctx.has(QStringLiteral("folder")))
-        return ctx.usage(usage);
-    Config config;
-    if (!ctx.loadConfig(config)) return 1;
-    if (!get(config, keys::spam::enabled))
-        return ctx.fail(QStringLiteral("the spam filter is off (spam.enabled = false)"));
-    const spam::LearnClass cls = ctx.args.first() == u"spam" ? spam::LearnClass::Spam : spam::LearnClass::Ham;
-    const QString user = localUser(ctx, config, ctx.opt(QStringLiteral("user")));
-    if (user.isEmpty()) return 1;
-    const QString folderName = ctx.opt(QStringLiteral("folder"));
-    const QStringList folder = folderName.compare(QStringLiteral("INBOX"), Qt::CaseInsensitive) == 0
-                                   ? QStringList()
-                                   : folderName.split(QLatin1Char('/'), Qt::SkipEmptyParts);
-    const SpamPaths paths = spamPaths(config, ctx.configDir);
+// Teaches rspamd's controller one message after another (posternctl spam learn), counting
+// the outcomes; runs as the daemon user.
+struct Learning {
+    CtlContext& ctx;
+    spam::LearnClass cls;
+    QString user;
     QByteArray password;
-    if (auto pw = readFile(paths.passwordFile, 1024)) password = pw->trimmed();  // as root, before the drop
-    if (!ctx.runAsDaemonUser(config)) return 1;
-    auto messages = readFolder(maildirRoot(config.mailDir(), user), folder);
-    if (!messages) return ctx.fail(QStringLiteral("%1 of %2: %3").arg(folderName, user, messages.errorMessage()));
-    const qint64 maxBytes = get(config, keys::smtp::maxMessageSize);
-    const int timeoutMs = int(get(config, keys::spam::timeout));
+    QString controllerSocket;
+    qint64 maxBytes = 0;
+    int timeoutMs = 0;
     quint64 learned = 0, skipped = 0, refused = 0, tooBig = 0, errors = 0;
-    const bool tty = ::isatty(STDERR_FILENO);
-    QElapsedTimer shown;
-    shown.start();
-    const qsizetype total = messages->size();
-    qsizetype done = 0;
-    for (const ExportedMessage& m : std::as_const(*messages)) {
-        ++done;
-        if (tty && shown.elapsed() >= 200) {
-            shown.restart();
-            ctx.err << "\r" << done << " of " << total << " messages" << Qt::flush;
-        }
+
+    // One message; false when the controller cannot be reached (stop: the rest would fail too).
+    bool learn(const ExportedMessage& m) {
         QFile file(m.path);
         if (!file.open(QIODevice::ReadOnly)) {  // expunged meanwhile
             ++errors;
             ctx.err << "posternctl: " << m.path << ": " << file.errorString() << Qt::endl;
-            continue;
+            return true;
         }
         if (file.size() > maxBytes) {
             ++tooBig;
-            continue;
+            return true;
         }
-        RspamdConnection c(paths.controllerSocket, QDeadlineTimer(timeoutMs));
+        RspamdConnection c(controllerSocket, QDeadlineTimer(timeoutMs));
         if (!c.connected()) {
             ++errors;
-            ctx.err << "posternctl: rspamd controller at " << paths.controllerSocket << ": " << c.error() << "; stopped"
+            ctx.err << "posternctl: rspamd controller at " << controllerSocket << ": " << c.error() << "; stopped"
                     << Qt::endl;
-            break;
+            return false;
         }
         const QByteArray head = spam::RspamdLearner::requestHead(cls, user, password, file.size());
         bool sent = c.send(head.constData(), head.size());
@@ -352,14 +330,63 @@ int spamLearn(CtlContext& ctx) {
                     << (code < 0 ? QStringLiteral("no answer from rspamd")
                                  : QStringLiteral("rspamd answered %1").arg(code))
                     << Qt::endl;
-            if (code < 0) break;
+            if (code < 0) return false;
         }
+        return true;
     }
-    if (tty) ctx.err << "\r\033[K" << Qt::flush;
-    ctx.out << "spam learn " << spam::toString(cls) << ": " << total << " message(s) in " << folderName << " of "
-            << user << ": learned " << learned << ", skipped by rspamd " << skipped << ", refused " << refused
-            << ", too big " << tooBig << ", errors " << errors << Qt::endl;
-    return errors > 0 ? 1 : 0;
+
+    // Every message of the folder, with a progress line on a terminal.
+    void learnAll(const QList<ExportedMessage>& messages) {
+        const bool tty = ::isatty(STDERR_FILENO);
+        QElapsedTimer shown;
+        shown.start();
+        qsizetype done = 0;
+        for (const ExportedMessage& m : messages) {
+            ++done;
+            if (tty && shown.elapsed() >= 200) {
+                shown.restart();
+                ctx.err << "\r" << done << " of " << messages.size() << " messages" << Qt::flush;
+            }
+            if (!learn(m)) break;
+        }
+        if (tty) ctx.err << "\r\033[K" << Qt::flush;
+    }
+};
+
+int spamLearn(CtlContext& ctx) {
+    const QString usage = QStringLiteral("spam learn spam|ham --user U --folder F");
+    if (ctx.args.size() != 1 || (ctx.args.first() != u"spam" && ctx.args.first() != u"ham") ||
+        !ctx.has(QStringLiteral("user")) || !ctx.has(QStringLiteral("folder")))
+        return ctx.usage(usage);
+    Config config;
+    if (!ctx.loadConfig(config)) return 1;
+    if (!get(config, keys::spam::enabled))
+        return ctx.fail(QStringLiteral("the spam filter is off (spam.enabled = false)"));
+    const spam::LearnClass cls = ctx.args.first() == u"spam" ? spam::LearnClass::Spam : spam::LearnClass::Ham;
+    const QString user = localUser(ctx, config, ctx.opt(QStringLiteral("user")));
+    if (user.isEmpty()) return 1;
+    const QString folderName = ctx.opt(QStringLiteral("folder"));
+    const QStringList folder = folderName.compare(QStringLiteral("INBOX"), Qt::CaseInsensitive) == 0
+                                   ? QStringList()
+                                   : folderName.split(QLatin1Char('/'), Qt::SkipEmptyParts);
+    const SpamPaths paths = spamPaths(config, ctx.configDir);
+    QByteArray password;
+    if (auto pw = readFile(paths.passwordFile, 1024)) password = pw->trimmed();  // as root, before the drop
+    if (!ctx.runAsDaemonUser(config)) return 1;
+    auto messages = readFolder(maildirRoot(config.mailDir(), user), folder);
+    if (!messages) return ctx.fail(QStringLiteral("%1 of %2: %3").arg(folderName, user, messages.errorMessage()));
+    Learning l{ctx,
+               cls,
+               user,
+               password,
+               paths.controllerSocket,
+               get(config, keys::smtp::maxMessageSize),
+               int(get(config, keys::spam::timeout))};
+    l.learnAll(*messages);
+    ctx.out << "spam learn " << spam::toString(cls) << ": " << messages->size() << " message(s) in " << folderName
+            << " of " << user << ": learned " << l.learned << ", skipped by rspamd " << l.skipped << ", refused "
+            << l.refused << ", too big " << l.tooBig << ", errors " << l.errors << Qt::endl;
+    return l.errors > 0 ? 1 : 0;
 }
 }  // namespace
 

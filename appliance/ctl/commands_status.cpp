@@ -151,49 +151,44 @@ bool diskStatus(CtlContext& ctx, const Config& config) {
     return ok;
 }
 
-int status(CtlContext& ctx) {
-    Config config;
-    if (!ctx.loadConfig(config)) return 1;
-    int rc = 0;
-    QJsonObject st;
-    const qint64 pid = supervisorPid(config, &st);
-    if (pid == 0) {
-        ctx.out << "supervisor: not running" << Qt::endl;
-        rc = 1;
-    } else {
-        ctx.out << "supervisor: running (pid " << pid << ", updated " << st.value(QStringLiteral("updated")).toString()
-                << ")" << Qt::endl;
-        QStringList reported;
-        for (const QJsonValue& v : st.value(QStringLiteral("services")).toArray()) {
-            const QJsonObject s = v.toObject();
-            const QString state = s.value(QStringLiteral("state")).toString();
-            reported << s.value(QStringLiteral("name")).toString();
-            QStringList listeners;
-            const QJsonObject l = s.value(QStringLiteral("listeners")).toObject();
-            for (auto it = l.begin(); it != l.end(); ++it)
-                for (const QJsonValue& a : it.value().toArray())
-                    listeners << it.key() + QLatin1Char('=') + a.toString();
-            ctx.out << "  " << s.value(QStringLiteral("name")).toString().leftJustified(16) << state.leftJustified(11);
-            if (s.contains(QStringLiteral("since")))
-                ctx.out << " since " << s.value(QStringLiteral("since")).toString();
-            if (s.value(QStringLiteral("restarts")).toInt() > 0)
-                ctx.out << " restarts " << s.value(QStringLiteral("restarts")).toInt();
-            if (!listeners.isEmpty()) ctx.out << "  " << listeners.join(QLatin1Char(' '));
-            ctx.out << Qt::endl;
-            // Why a daemon keeps restarting (its last stderr line, e.g. a folder it cannot write).
-            if (s.contains(QStringLiteral("error")))
-                ctx.out << "    " << s.value(QStringLiteral("error")).toString() << Qt::endl;
-            if (state != u"running" && state != u"disabled") rc = 1;
-        }
-        // Every program of the service table must be accounted for (a status file of another
-        // supervisor version, or a cut one, must not make a daemon disappear from the check).
-        for (const ServiceInfo& service : services()) {
-            if (reported.contains(service.program)) continue;
-            ctx.out << "  " << service.program.leftJustified(16) << "not reported by the supervisor" << Qt::endl;
-            rc = 1;
-        }
+// One line per service the supervisor reports (state, since, restarts, listeners, last error),
+// then a line for each program of the service table it did not report. False when one is
+// not running (and not disabled) or missing.
+bool servicesStatus(CtlContext& ctx, const QJsonObject& st) {
+    bool ok = true;
+    QStringList reported;
+    for (const QJsonValue& v : st.value(QStringLiteral("services")).toArray()) {
+        const QJsonObject s = v.toObject();
+        const QString state = s.value(QStringLiteral("state")).toString();
+        reported << s.value(QStringLiteral("name")).toString();
+        QStringList listeners;
+        const QJsonObject l = s.value(QStringLiteral("listeners")).toObject();
+        for (auto it = l.begin(); it != l.end(); ++it)
+            for (const QJsonValue& a : it.value().toArray()) listeners << it.key() + QLatin1Char('=') + a.toString();
+        ctx.out << "  " << s.value(QStringLiteral("name")).toString().leftJustified(16) << state.leftJustified(11);
+        if (s.contains(QStringLiteral("since"))) ctx.out << " since " << s.value(QStringLiteral("since")).toString();
+        if (s.value(QStringLiteral("restarts")).toInt() > 0)
+            ctx.out << " restarts " << s.value(QStringLiteral("restarts")).toInt();
+        if (!listeners.isEmpty()) ctx.out << "  " << listeners.join(QLatin1Char(' '));
+        ctx.out << Qt::endl;
+        // Why a daemon keeps restarting (its last stderr line, e.g. a folder it cannot write).
+        if (s.contains(QStringLiteral("error")))
+            ctx.out << "    " << s.value(QStringLiteral("error")).toString() << Qt::endl;
+        if (state != u"running" && state != u"disabled") ok = false;
     }
-    // Counted by name, without opening the daemon user's files as root (queue list reads them as that user).
+    // Every program of the service table must be accounted for (a status file of another
+    // supervisor version, or a cut one, must not make a daemon disappear from the check).
+    for (const ServiceInfo& service : services()) {
+        if (reported.contains(service.program)) continue;
+        ctx.out << "  " << service.program.leftJustified(16) << "not reported by the supervisor" << Qt::endl;
+        ok = false;
+    }
+    return ok;
+}
+
+// The queue line: counted by name, without opening the daemon user's files as root (queue
+// list reads them as that user).
+void queueStatus(CtlContext& ctx, const Config& config) {
     const QueueSummary queue = queueSummary(config);
     if (const QString url = config.panelUrl(); !url.isEmpty()) ctx.out << "web panel: " << url << Qt::endl;
     ctx.out << "queue: " << queue.count << " message(s)";
@@ -201,7 +196,11 @@ int status(CtlContext& ctx) {
         ctx.out << ", oldest " << humanAge(QDateTime::currentSecsSinceEpoch() - queue.oldest) << " ("
                 << QDateTime::fromSecsSinceEpoch(queue.oldest, Qt::UTC).toString(Qt::ISODate) << ")";
     ctx.out << Qt::endl;
-    if (!diskStatus(ctx, config)) rc = 1;
+}
+
+// Lines that only inform or warn, never fail: backup, resolver, spam filter, storage, image,
+// security updates.
+void informationalStatus(CtlContext& ctx, const Config& config) {
     bool backupWarning = false;
     ctx.out << backupStatusLine(config, &backupWarning) << Qt::endl;  // a warning, not a failure
     ctx.out << "DNS resolver: " << resolverSummary(config) << Qt::endl;
@@ -225,17 +224,40 @@ int status(CtlContext& ctx) {
     bool updatesWarning = false;
     ctx.out << securityUpdatesLine(QStringLiteral("/"), QDateTime::currentSecsSinceEpoch(), &updatesWarning)
             << Qt::endl;  // a warning, not a failure
+}
+
+// The certificate line; false when it is missing, unreadable or expired.
+bool certificateStatus(CtlContext& ctx, const Config& config) {
     auto cert = certificateInfo(get(config, keys::tls::cert));
-    if (cert) {
-        const qint64 days = QDateTime::currentDateTimeUtc().daysTo(cert->notAfter);
-        ctx.out << "certificate: " << cert->dnsNames.join(QStringLiteral(", ")) << "; expires "
-                << cert->notAfter.toString(Qt::ISODate) << " (" << days << " days)"
-                << (cert->selfSigned ? ", self-signed" : "") << Qt::endl;
-        if (days < 0) rc = 1;
-    } else {
+    if (!cert) {
         ctx.out << "certificate: " << cert.errorMessage() << Qt::endl;
-        rc = 1;
+        return false;
     }
+    const qint64 days = QDateTime::currentDateTimeUtc().daysTo(cert->notAfter);
+    ctx.out << "certificate: " << cert->dnsNames.join(QStringLiteral(", ")) << "; expires "
+            << cert->notAfter.toString(Qt::ISODate) << " (" << days << " days)"
+            << (cert->selfSigned ? ", self-signed" : "") << Qt::endl;
+    return days >= 0;
+}
+
+int status(CtlContext& ctx) {
+    Config config;
+    if (!ctx.loadConfig(config)) return 1;
+    int rc = 0;
+    QJsonObject st;
+    const qint64 pid = supervisorPid(config, &st);
+    if (pid == 0) {
+        ctx.out << "supervisor: not running" << Qt::endl;
+        rc = 1;
+    } else {
+        ctx.out << "supervisor: running (pid " << pid << ", updated " << st.value(QStringLiteral("updated")).toString()
+                << ")" << Qt::endl;
+        if (!servicesStatus(ctx, st)) rc = 1;
+    }
+    queueStatus(ctx, config);
+    if (!diskStatus(ctx, config)) rc = 1;
+    informationalStatus(ctx, config);
+    if (!certificateStatus(ctx, config)) rc = 1;
     return rc;
 }
 

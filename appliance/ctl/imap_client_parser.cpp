@@ -185,6 +185,7 @@ bool ImapResponseParser::parseValues(qsizetype& pos, qsizetype end, QList<ImapVa
             return false;
         }
         ImapValue v;
+        bool ok = true;
         if (c == '(') {
             if (depth + 1 > m_limits.maxDepth) {
                 m_error = QStringLiteral("lists nested deeper than %1").arg(m_limits.maxDepth);
@@ -192,7 +193,7 @@ bool ImapResponseParser::parseValues(qsizetype& pos, qsizetype end, QList<ImapVa
             }
             ++pos;
             v.kind = ImapValue::Kind::List;
-            if (!parseValues(pos, end, v.list, depth + 1, true)) return false;
+            ok = parseValues(pos, end, v.list, depth + 1, true);
         } else if (c == ')') {
             if (!inList) {
                 m_error = QStringLiteral("')' without '('");
@@ -202,62 +203,83 @@ bool ImapResponseParser::parseValues(qsizetype& pos, qsizetype end, QList<ImapVa
             ++pos;
             return true;
         } else if (c == '"') {
-            v.kind = ImapValue::Kind::String;
-            ++pos;
-            for (;;) {
-                if (pos >= end || b.at(pos) == '\r' || b.at(pos) == '\n') {
-                    m_error = QStringLiteral("a quoted string without its end");
-                    return false;
-                }
-                const char q = b.at(pos++);
-                if (q == '"') break;
-                if (q == '\\') {
-                    if (pos >= end || (b.at(pos) != '"' && b.at(pos) != '\\')) {
-                        m_error = QStringLiteral("a bad escape in a quoted string");
-                        return false;
-                    }
-                    v.text += b.at(pos++);
-                } else {
-                    v.text += q;
-                }
-            }
+            ok = parseQuoted(pos, end, &v);
         } else if (c == '{' || (c == '~' && pos + 1 < end && b.at(pos + 1) == '{')) {
-            // Only where framing found an announcement at the end of a line.
-            const qsizetype nl = b.indexOf('\n', pos);
-            const Span* span = nullptr;
-            for (const Span& s : std::as_const(m_spans))
-                if (s.at == nl + 1) span = &s;
-            if (nl < 0 || !span) {
-                m_error = QStringLiteral("'{' that is not a literal");
-                return false;
-            }
-            v.kind = ImapValue::Kind::String;
-            v.text = b.mid(span->at, qsizetype(span->length));
-            pos = span->at + qsizetype(span->length);
+            ok = parseLiteral(pos, &v);
         } else {
-            const qsizetype start = pos;
-            while (pos < end && !isAtomStop(b.at(pos))) {
-                if (b.at(pos) == '[') {  // a section: spaces and parentheses allowed up to ']'
-                    const qsizetype close = b.indexOf(']', pos);
-                    const qsizetype nl = b.indexOf('\n', pos);
-                    if (close < 0 || (nl >= 0 && close > nl)) {
-                        m_error = QStringLiteral("'[' without ']'");
-                        return false;
-                    }
-                    pos = close + 1;
-                    continue;
-                }
-                ++pos;
-            }
-            if (pos == start) {
-                m_error = QStringLiteral("unexpected character 0x%1").arg(uchar(c), 2, 16, QLatin1Char('0'));
-                return false;
-            }
-            v.text = b.mid(start, pos - start);
-            v.kind = v.text.compare("NIL", Qt::CaseInsensitive) == 0 ? ImapValue::Kind::Nil : ImapValue::Kind::Atom;
+            ok = parseAtom(pos, end, &v);
         }
+        if (!ok) return false;
         out << v;
     }
+}
+
+// A quoted string from its opening '"' (at pos); only \" and \\ are escapes.
+bool ImapResponseParser::parseQuoted(qsizetype& pos, qsizetype end, ImapValue* v) {
+    const QByteArray& b = m_buf;
+    v->kind = ImapValue::Kind::String;
+    ++pos;
+    for (;;) {
+        if (pos >= end || b.at(pos) == '\r' || b.at(pos) == '\n') {
+            m_error = QStringLiteral("a quoted string without its end");
+            return false;
+        }
+        const char q = b.at(pos++);
+        if (q == '"') return true;
+        if (q == '\\') {
+            if (pos >= end || (b.at(pos) != '"' && b.at(pos) != '\\')) {
+                m_error = QStringLiteral("a bad escape in a quoted string");
+                return false;
+            }
+            v->text += b.at(pos++);
+        } else {
+            v->text += q;
+        }
+    }
+}
+
+// A literal: only where framing found an announcement at the end of a line.
+bool ImapResponseParser::parseLiteral(qsizetype& pos, ImapValue* v) {
+    const QByteArray& b = m_buf;
+    const qsizetype nl = b.indexOf('\n', pos);
+    const Span* span = nullptr;
+    for (const Span& s : std::as_const(m_spans))
+        if (s.at == nl + 1) span = &s;
+    if (nl < 0 || !span) {
+        m_error = QStringLiteral("'{' that is not a literal");
+        return false;
+    }
+    v->kind = ImapValue::Kind::String;
+    v->text = b.mid(span->at, qsizetype(span->length));
+    pos = span->at + qsizetype(span->length);
+    return true;
+}
+
+// An atom (NIL included), with any "[...]" section in it.
+bool ImapResponseParser::parseAtom(qsizetype& pos, qsizetype end, ImapValue* v) {
+    const QByteArray& b = m_buf;
+    const char c = b.at(pos);
+    const qsizetype start = pos;
+    while (pos < end && !isAtomStop(b.at(pos))) {
+        if (b.at(pos) == '[') {  // a section: spaces and parentheses allowed up to ']'
+            const qsizetype close = b.indexOf(']', pos);
+            const qsizetype nl = b.indexOf('\n', pos);
+            if (close < 0 || (nl >= 0 && close > nl)) {
+                m_error = QStringLiteral("'[' without ']'");
+                return false;
+            }
+            pos = close + 1;
+            continue;
+        }
+        ++pos;
+    }
+    if (pos == start) {
+        m_error = QStringLiteral("unexpected character 0x%1").arg(uchar(c), 2, 16, QLatin1Char('0'));
+        return false;
+    }
+    v->text = b.mid(start, pos - start);
+    v->kind = v->text.compare("NIL", Qt::CaseInsensitive) == 0 ? ImapValue::Kind::Nil : ImapValue::Kind::Atom;
+    return true;
 }
 
 }  // namespace postern::ctl

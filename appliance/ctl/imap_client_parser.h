@@ -79,6 +79,9 @@ private:
     Result frame();  // finds the end of the response that starts the buffer
     bool parse(qsizetype end, ImapResponse* out);
     bool parseValues(qsizetype& pos, qsizetype end, QList<ImapValue>& out, int depth, bool inList);
+    bool parseQuoted(qsizetype& pos, qsizetype end, ImapValue* v);
+    bool parseLiteral(qsizetype& pos, ImapValue* v);
+    bool parseAtom(qsizetype& pos, qsizetype end, ImapValue* v);
     Result fail(const QString& why);
 
     ClientLimits m_limits;

@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <algorithm>
 #include <memory>
+#include <optional>
 
 namespace postern::ctl {
 
@@ -502,17 +503,75 @@ private:
         if (ahead > 0) QThread::msleep(ulong(ahead));
     }
 
+    // Result of a step of copyFolder: go on, or stop with run()'s code.
+    static constexpr int kGoOn = -1;
+
+    // One message of a FETCH response, as the import needs it.
+    struct Fetched {
+        quint32 uid = 0;
+        QStringList flags;
+        qint64 date = 0;
+        QByteArray body, gmId;
+        bool haveBody = false;
+    };
+
+    // What a batch's body FETCH added to the folder.
+    struct BatchAdd {
+        QList<Pending> pending;
+        Status error;
+        QSet<quint32> seen;
+    };
+
     int copyFolder(ImapClient& c, const FolderPlan& p, bool gmail, NetError* err) {
         FolderCount& count = countFor(p);
         quint32 uidValidity = 0;
         qint64 exists = -1;
+        if (const int rc = examine(c, p, count, &uidValidity, &exists, err); rc != kGoOn) return rc;
+        FolderState& st = folderState(p, uidValidity);
+        auto writer = FolderWriter::open(m_config.mailDir(), m_o.address, p.local);
+        if (!writer) {
+            *err = {writer.errorMessage(), false};
+            return 1;
+        }
+        if (auto s = recoverPending(**writer, st, count); !s) {
+            *err = {s.errorMessage(), false};
+            return 1;
+        }
+        if (exists == 0) return 0;
+        auto uids = newUids(c, st, err);
+        if (!uids) return 2;
+        constexpr qsizetype kFetchBatch = 50;
+        for (qsizetype i = 0; i < uids->size(); i += kFetchBatch) {
+            QList<quint32> batch = uids->mid(i, kFetchBatch);
+            if (m_o.maxMessages > 0 && total + batch.size() > m_o.maxMessages)
+                batch = batch.mid(0, qsizetype(m_o.maxMessages - total));
+            if (batch.isEmpty()) return 3;
+            if (const int rc = copyBatch(c, p, gmail, **writer, st, count, batch, err); rc != kGoOn) return rc;
+            if (m_tty) {
+                const QByteArray line = QStringLiteral("\r%1 -> %2: %3/%4   ")
+                                            .arg(count.remote, count.local)
+                                            .arg(count.copied)
+                                            .arg(uids->size())
+                                            .toUtf8();
+                (void)!::write(STDERR_FILENO, line.constData(), size_t(line.size()));
+            }
+            if (m_o.maxMessages > 0 && total >= m_o.maxMessages) return 3;
+        }
+        if (m_tty) (void)!::write(STDERR_FILENO, "\r\033[K", 4);
+        return 0;
+    }
+
+    // EXAMINE: the folder's UIDVALIDITY and message count. A folder the server will not
+    // open gets a note and is passed over.
+    int examine(ImapClient& c, const FolderPlan& p, FolderCount& count, quint32* uidValidity, qint64* exists,
+                NetError* err) {
         auto ex = c.command(
             "EXAMINE " + quoteMailbox(p.remote.wireName),
             [&](const ImapResponse& u) {
                 if (u.code.toUpper().startsWith("UIDVALIDITY "))
-                    uidValidity = quint32(u.code.mid(12).trimmed().toULongLong());
+                    *uidValidity = quint32(u.code.mid(12).trimmed().toULongLong());
                 if (u.values.size() == 2 && u.values.at(1).text.toUpper() == "EXISTS")
-                    exists = qint64(u.values.first().number());
+                    *exists = qint64(u.values.first().number());
             },
             err);
         if (!ex) return 2;
@@ -520,6 +579,11 @@ private:
             count.note = QStringLiteral("cannot open: ") + QString::fromUtf8(ex->text);
             return 0;
         }
+        return kGoOn;
+    }
+
+    // The folder's import state; started anew when the server's UIDVALIDITY changed.
+    FolderState& folderState(const FolderPlan& p, quint32 uidValidity) {
         FolderState& st = m_state.folders[p.remote.name];
         if (st.uidValidity != 0 && st.uidValidity != uidValidity) {
             m_ctx.out << p.remote.name << ": UIDVALIDITY changed on the server (" << st.uidValidity << " -> "
@@ -529,38 +593,30 @@ private:
             st = FolderState();
         }
         st.uidValidity = uidValidity;
-        auto writer = FolderWriter::open(m_config.mailDir(), m_o.address, p.local);
-        if (!writer) {
-            *err = {writer.errorMessage(), false};
-            return 1;
+        return st;
+    }
+
+    // An interrupted batch: what reached the Maildir counts as done (flags set again).
+    Status recoverPending(FolderWriter& writer, FolderState& st, FolderCount& count) {
+        if (st.pending.isEmpty()) return {};
+        auto present = writer.presentNames();
+        if (!present) return present.error();
+        QStringList names;
+        QList<QStringList> flags;
+        for (const Pending& pe : std::as_const(st.pending)) {
+            if (!present->contains(store::parseFileName(pe.name).base)) continue;
+            st.done.insert(pe.uid);
+            names << pe.name;
+            flags << pe.flags;
+            ++count.already;
         }
-        // An interrupted batch: what reached the Maildir counts as done (flags set again).
-        if (!st.pending.isEmpty()) {
-            auto present = (*writer)->presentNames();
-            if (!present) {
-                *err = {present.errorMessage(), false};
-                return 1;
-            }
-            QStringList names;
-            QList<QStringList> flags;
-            for (const Pending& pe : std::as_const(st.pending)) {
-                if (!present->contains(store::parseFileName(pe.name).base)) continue;
-                st.done.insert(pe.uid);
-                names << pe.name;
-                flags << pe.flags;
-                ++count.already;
-            }
-            if (auto s = (*writer)->applyFlags(names, flags); !s) {
-                *err = {s.errorMessage(), false};
-                return 1;
-            }
-            st.pending.clear();
-            if (auto s = m_state.save(); !s) {
-                *err = {s.errorMessage(), false};
-                return 1;
-            }
-        }
-        if (exists == 0) return 0;
+        if (auto s = writer.applyFlags(names, flags); !s) return s;
+        st.pending.clear();
+        return m_state.save();
+    }
+
+    // UID SEARCH: the UIDs above the last one done that are not done yet, sorted, each once.
+    std::optional<QList<quint32>> newUids(ImapClient& c, const FolderState& st, NetError* err) {
         QList<quint32> uids;
         auto sr = c.command(
             "UID SEARCH UID " + QByteArray::number(qulonglong(st.lastUid) + 1) + ":*",
@@ -572,141 +628,135 @@ private:
                 }
             },
             err);
-        if (!sr) return 2;
+        if (!sr) return std::nullopt;
         std::sort(uids.begin(), uids.end());
         uids.erase(std::unique(uids.begin(), uids.end()), uids.end());
-        constexpr qsizetype kFetchBatch = 50;
-        for (qsizetype i = 0; i < uids.size(); i += kFetchBatch) {
-            QList<quint32> batch = uids.mid(i, kFetchBatch);
-            if (m_o.maxMessages > 0 && total + batch.size() > m_o.maxMessages)
-                batch = batch.mid(0, qsizetype(m_o.maxMessages - total));
-            if (batch.isEmpty()) return 3;
-            pace();
-            QByteArray set;
-            for (quint32 u : batch) set += (set.isEmpty() ? "" : ",") + QByteArray::number(u);
-            // Sizes first: a message larger than the parser's literal limit is reported and
-            // left out (counted as done), instead of breaking the connection on every run.
-            QByteArray bodySet;
-            auto sz = c.command(
-                "UID FETCH " + set + " (UID RFC822.SIZE)",
-                [&](const ImapResponse& u) {
-                    if (u.values.size() < 3 || u.values.at(1).text.toUpper() != "FETCH" ||
-                        u.values.at(2).kind != ImapValue::Kind::List)
-                        return;
-                    const QList<ImapValue>& a = u.values.at(2).list;
-                    quint64 uid = 0, size = 0;
-                    for (qsizetype k = 0; k + 1 < a.size(); k += 2) {
-                        if (a.at(k).text.toUpper() == "UID")
-                            uid = a.at(k + 1).number();
-                        else if (a.at(k).text.toUpper() == "RFC822.SIZE")
-                            size = a.at(k + 1).number();
-                    }
-                    if (uid == 0) return;
-                    if (size > quint64(m_o.maxSize)) {
-                        ++count.tooBig;
-                        m_ctx.err << "posternctl: " << p.remote.name << " UID " << uid << ": " << size
-                                  << " bytes, larger than " << m_o.maxSize << ": left out" << Qt::endl;
-                        return;
-                    }
-                    bodySet += (bodySet.isEmpty() ? "" : ",") + QByteArray::number(uid);
-                },
-                err);
-            if (!sz) return 2;
-            QList<Pending> pend;
-            Status addError;
-            QSet<quint32> seenInBatch;
-            auto fr = bodySet.isEmpty()
-                          ? std::optional<ImapResponse>(ImapResponse())
-                          : c.command(
-                                "UID FETCH " + bodySet + " (UID FLAGS INTERNALDATE BODY.PEEK[]" +
-                                    (gmail ? " X-GM-MSGID" : "") + ")",
-                                [&](const ImapResponse& u) {
-                                    if (u.values.size() < 3 || u.values.at(1).text.toUpper() != "FETCH" ||
-                                        u.values.at(2).kind != ImapValue::Kind::List)
-                                        return;
-                                    const QList<ImapValue>& a = u.values.at(2).list;
-                                    quint32 uid = 0;
-                                    QStringList flags;
-                                    qint64 date = 0;
-                                    QByteArray body, gmId;
-                                    bool haveBody = false;
-                                    for (qsizetype k = 0; k + 1 < a.size(); k += 2) {
-                                        const QByteArray key = a.at(k).text.toUpper();
-                                        const ImapValue& v = a.at(k + 1);
-                                        if (key == "UID")
-                                            uid = quint32(v.number());
-                                        else if (key == "FLAGS")
-                                            for (const ImapValue& f : v.list) {
-                                                const QString fl = QString::fromUtf8(f.text);
-                                                if (fl.compare(QStringLiteral("\\Recent"), Qt::CaseInsensitive) != 0)
-                                                    flags << fl;
-                                            }
-                                        else if (key == "INTERNALDATE")
-                                            date = parseInternalDate(v.text);
-                                        else if (key == "BODY[]") {
-                                            body = v.text;
-                                            haveBody = v.kind != ImapValue::Kind::Nil;
-                                        } else if (key == "X-GM-MSGID")
-                                            gmId = v.text;
-                                    }
-                                    if (uid == 0 || !haveBody || !addError.ok() || seenInBatch.contains(uid)) return;
-                                    seenInBatch.insert(uid);
-                                    if (p.allMail && !gmId.isEmpty() &&
-                                        m_state.gmailIds.contains(QString::fromLatin1(gmId))) {
-                                        ++count.skippedDup;
-                                        return;
-                                    }
-                                    auto name = (*writer)->add(body, flags, date);
-                                    if (!name) {
-                                        addError = Status::fail(name.errorMessage());
-                                        return;
-                                    }
-                                    if (!gmId.isEmpty()) m_state.gmailIds.insert(QString::fromLatin1(gmId));
-                                    pend << Pending{uid, *name, flags};
-                                },
-                                err);
+        return uids;
+    }
+
+    // One batch of UIDs: sizes, bodies into the writer, then the state saved around the commit.
+    int copyBatch(ImapClient& c, const FolderPlan& p, bool gmail, FolderWriter& writer, FolderState& st,
+                  FolderCount& count, const QList<quint32>& batch, NetError* err) {
+        pace();
+        QByteArray set;
+        for (quint32 u : batch) set += (set.isEmpty() ? "" : ",") + QByteArray::number(u);
+        auto bodySet = fetchableUids(c, p, count, set, err);
+        if (!bodySet) return 2;
+        BatchAdd added;
+        if (!bodySet->isEmpty()) {
+            auto fr = c.command(
+                "UID FETCH " + *bodySet + " (UID FLAGS INTERNALDATE BODY.PEEK[]" + (gmail ? " X-GM-MSGID" : "") + ")",
+                [&](const ImapResponse& u) { addFetched(u, p, writer, count, added); }, err);
             if (!fr) return 2;
-            if (!addError) {
-                *err = {addError.errorMessage(), false};
-                return 1;
-            }
-            // Pending first, then visible, then done: a crash in between neither loses nor duplicates.
-            st.pending = pend;
-            if (auto s = m_state.save(); !s) {
-                *err = {s.errorMessage(), false};
-                return 1;
-            }
-            if (auto s = (*writer)->commit(); !s) {
-                *err = {s.errorMessage(), false};
-                return 1;
-            }
-            // Every UID up to the batch's last is done now: the earlier ones were in earlier
-            // batches or done before, and UIDs missing from the search were never there.
-            st.pending.clear();
-            st.lastUid = std::max(st.lastUid, batch.last());
-            QSet<quint32> keep;
-            for (quint32 u : std::as_const(st.done))
-                if (u > st.lastUid) keep.insert(u);
-            st.done = keep;
-            if (auto s = m_state.save(); !s) {
-                *err = {s.errorMessage(), false};
-                return 1;
-            }
-            count.copied += pend.size();
-            total += batch.size();
-            m_paced += batch.size();
-            if (m_tty) {
-                const QByteArray line = QStringLiteral("\r%1 -> %2: %3/%4   ")
-                                            .arg(count.remote, count.local)
-                                            .arg(count.copied)
-                                            .arg(uids.size())
-                                            .toUtf8();
-                (void)!::write(STDERR_FILENO, line.constData(), size_t(line.size()));
-            }
-            if (m_o.maxMessages > 0 && total >= m_o.maxMessages) return 3;
         }
-        if (m_tty) (void)!::write(STDERR_FILENO, "\r\033[K", 4);
-        return 0;
+        if (!added.error) {
+            *err = {added.error.errorMessage(), false};
+            return 1;
+        }
+        if (auto s = commitBatch(writer, st, added.pending, batch.last()); !s) {
+            *err = {s.errorMessage(), false};
+            return 1;
+        }
+        count.copied += added.pending.size();
+        total += batch.size();
+        m_paced += batch.size();
+        return kGoOn;
+    }
+
+    // Sizes first: a message larger than the parser's literal limit is reported and
+    // left out (counted as done), instead of breaking the connection on every run.
+    // Returns the UID set of the others (nullopt: connection lost).
+    std::optional<QByteArray> fetchableUids(ImapClient& c, const FolderPlan& p, FolderCount& count,
+                                            const QByteArray& set, NetError* err) {
+        QByteArray bodySet;
+        auto sz = c.command(
+            "UID FETCH " + set + " (UID RFC822.SIZE)",
+            [&](const ImapResponse& u) {
+                if (u.values.size() < 3 || u.values.at(1).text.toUpper() != "FETCH" ||
+                    u.values.at(2).kind != ImapValue::Kind::List)
+                    return;
+                const QList<ImapValue>& a = u.values.at(2).list;
+                quint64 uid = 0, size = 0;
+                for (qsizetype k = 0; k + 1 < a.size(); k += 2) {
+                    if (a.at(k).text.toUpper() == "UID")
+                        uid = a.at(k + 1).number();
+                    else if (a.at(k).text.toUpper() == "RFC822.SIZE")
+                        size = a.at(k + 1).number();
+                }
+                if (uid == 0) return;
+                if (size > quint64(m_o.maxSize)) {
+                    ++count.tooBig;
+                    m_ctx.err << "posternctl: " << p.remote.name << " UID " << uid << ": " << size
+                              << " bytes, larger than " << m_o.maxSize << ": left out" << Qt::endl;
+                    return;
+                }
+                bodySet += (bodySet.isEmpty() ? "" : ",") + QByteArray::number(uid);
+            },
+            err);
+        if (!sz) return std::nullopt;
+        return bodySet;
+    }
+
+    static Fetched parseFetched(const QList<ImapValue>& a) {
+        Fetched m;
+        for (qsizetype k = 0; k + 1 < a.size(); k += 2) {
+            const QByteArray key = a.at(k).text.toUpper();
+            const ImapValue& v = a.at(k + 1);
+            if (key == "UID")
+                m.uid = quint32(v.number());
+            else if (key == "FLAGS")
+                for (const ImapValue& f : v.list) {
+                    const QString fl = QString::fromUtf8(f.text);
+                    if (fl.compare(QStringLiteral("\\Recent"), Qt::CaseInsensitive) != 0) m.flags << fl;
+                }
+            else if (key == "INTERNALDATE")
+                m.date = parseInternalDate(v.text);
+            else if (key == "BODY[]") {
+                m.body = v.text;
+                m.haveBody = v.kind != ImapValue::Kind::Nil;
+            } else if (key == "X-GM-MSGID")
+                m.gmId = v.text;
+        }
+        return m;
+    }
+
+    // One FETCH response of the body FETCH: the message into the writer's batch (once per
+    // UID; Gmail's All Mail skips messages already copied from another label).
+    void addFetched(const ImapResponse& u, const FolderPlan& p, FolderWriter& writer, FolderCount& count,
+                    BatchAdd& added) {
+        if (u.values.size() < 3 || u.values.at(1).text.toUpper() != "FETCH" ||
+            u.values.at(2).kind != ImapValue::Kind::List)
+            return;
+        const Fetched m = parseFetched(u.values.at(2).list);
+        if (m.uid == 0 || !m.haveBody || !added.error.ok() || added.seen.contains(m.uid)) return;
+        added.seen.insert(m.uid);
+        if (p.allMail && !m.gmId.isEmpty() && m_state.gmailIds.contains(QString::fromLatin1(m.gmId))) {
+            ++count.skippedDup;
+            return;
+        }
+        auto name = writer.add(m.body, m.flags, m.date);
+        if (!name) {
+            added.error = Status::fail(name.errorMessage());
+            return;
+        }
+        if (!m.gmId.isEmpty()) m_state.gmailIds.insert(QString::fromLatin1(m.gmId));
+        added.pending << Pending{m.uid, *name, m.flags};
+    }
+
+    // Pending first, then visible, then done: a crash in between neither loses nor duplicates.
+    Status commitBatch(FolderWriter& writer, FolderState& st, const QList<Pending>& pending, quint32 lastOfBatch) {
+        st.pending = pending;
+        if (auto s = m_state.save(); !s) return s;
+        if (auto s = writer.commit(); !s) return s;
+        // Every UID up to the batch's last is done now: the earlier ones were in earlier
+        // batches or done before, and UIDs missing from the search were never there.
+        st.pending.clear();
+        st.lastUid = std::max(st.lastUid, lastOfBatch);
+        QSet<quint32> keep;
+        for (quint32 u : std::as_const(st.done))
+            if (u > st.lastUid) keep.insert(u);
+        st.done = keep;
+        return m_state.save();
     }
 
     CtlContext& m_ctx;
@@ -725,16 +775,46 @@ QString safeName(const QString& s) {
     return out.left(80);
 }
 
-}  // namespace
+// The numbers among the options (--port, --rate, --max-messages, --max-size) and
+// --folder-map into `o`. Returns the usage text of the first bad one, empty when all are fine.
+QString parseLimits(CtlContext& ctx, Options& o) {
+    if (ctx.has(QStringLiteral("port"))) {
+        bool ok = false;
+        const uint p = ctx.opt(QStringLiteral("port")).toUInt(&ok);
+        if (!ok || p == 0 || p > 65535) return QStringLiteral("--port must be 1..65535");
+        o.port = quint16(p);
+    }
+    if (ctx.has(QStringLiteral("rate"))) {
+        bool ok = false;
+        o.rate = ctx.opt(QStringLiteral("rate")).toDouble(&ok);
+        if (!ok || o.rate < 0 || o.rate > 100000) return QStringLiteral("--rate is messages per second (0: no limit)");
+    }
+    if (ctx.has(QStringLiteral("max-messages"))) {
+        bool ok = false;
+        o.maxMessages = ctx.opt(QStringLiteral("max-messages")).toLongLong(&ok);
+        if (!ok || o.maxMessages <= 0) return QStringLiteral("--max-messages must be a positive number");
+    }
+    if (ctx.has(QStringLiteral("max-size"))) {
+        auto n = Schema::parseSize(ctx.opt(QStringLiteral("max-size")));
+        if (!n || *n < 1 || *n > kMaxImportMessage)
+            return QStringLiteral("--max-size is a size from 1 to %1 bytes (e.g. 50M)").arg(kMaxImportMessage);
+        o.maxSize = *n;
+    }
+    for (const QString& pair : ctx.opt(QStringLiteral("folder-map")).split(QLatin1Char(','), Qt::SkipEmptyParts)) {
+        const qsizetype eq = pair.indexOf(QLatin1Char('='));
+        if (eq <= 0)
+            return QStringLiteral("--folder-map takes REMOTE=LOCAL pairs separated by commas (LOCAL empty: skip)");
+        o.folderMap.insert(pair.left(eq), pair.mid(eq + 1));
+    }
+    return {};
+}
 
-int importImap(CtlContext& ctx) {
-    Config config;
-    if (!ctx.loadConfig(config)) return 1;
-    Options o;
+// The command line into `o`; returns the exit code when it is wrong, -1 when fine.
+int parseOptions(CtlContext& ctx, const Config& config, Options& o, QString* pwFile) {
     o.host = ctx.opt(QStringLiteral("host"));
     o.user = ctx.opt(QStringLiteral("user"));
-    const QString pwFile = ctx.opt(QStringLiteral("password-file"));
-    if (o.host.isEmpty() || o.user.isEmpty() || pwFile.isEmpty() || !ctx.has(QStringLiteral("to")))
+    *pwFile = ctx.opt(QStringLiteral("password-file"));
+    if (o.host.isEmpty() || o.user.isEmpty() || pwFile->isEmpty() || !ctx.has(QStringLiteral("to")))
         return ctx.usage(QStringLiteral(
             "import imap --host H --user U --password-file F --to ADDRESS (see posternctl import imap --help)"));
     const int modes = int(ctx.has(QStringLiteral("tls"))) + int(ctx.has(QStringLiteral("starttls"))) +
@@ -744,40 +824,15 @@ int importImap(CtlContext& ctx) {
              : ctx.has(QStringLiteral("plain"))  ? TlsMode::Plain
                                                  : TlsMode::Implicit;
     o.port = o.mode == TlsMode::Implicit ? 993 : 143;
-    if (ctx.has(QStringLiteral("port"))) {
-        bool ok = false;
-        const uint p = ctx.opt(QStringLiteral("port")).toUInt(&ok);
-        if (!ok || p == 0 || p > 65535) return ctx.usage(QStringLiteral("--port must be 1..65535"));
-        o.port = quint16(p);
-    }
-    if (ctx.has(QStringLiteral("rate"))) {
-        bool ok = false;
-        o.rate = ctx.opt(QStringLiteral("rate")).toDouble(&ok);
-        if (!ok || o.rate < 0 || o.rate > 100000)
-            return ctx.usage(QStringLiteral("--rate is messages per second (0: no limit)"));
-    }
-    if (ctx.has(QStringLiteral("max-messages"))) {
-        bool ok = false;
-        o.maxMessages = ctx.opt(QStringLiteral("max-messages")).toLongLong(&ok);
-        if (!ok || o.maxMessages <= 0) return ctx.usage(QStringLiteral("--max-messages must be a positive number"));
-    }
-    if (ctx.has(QStringLiteral("max-size"))) {
-        auto n = Schema::parseSize(ctx.opt(QStringLiteral("max-size")));
-        if (!n || *n < 1 || *n > kMaxImportMessage)
-            return ctx.usage(
-                QStringLiteral("--max-size is a size from 1 to %1 bytes (e.g. 50M)").arg(kMaxImportMessage));
-        o.maxSize = *n;
-    }
-    for (const QString& pair : ctx.opt(QStringLiteral("folder-map")).split(QLatin1Char(','), Qt::SkipEmptyParts)) {
-        const qsizetype eq = pair.indexOf(QLatin1Char('='));
-        if (eq <= 0)
-            return ctx.usage(
-                QStringLiteral("--folder-map takes REMOTE=LOCAL pairs separated by commas (LOCAL empty: skip)"));
-        o.folderMap.insert(pair.left(eq), pair.mid(eq + 1));
-    }
+    if (const QString bad = parseLimits(ctx, o); !bad.isEmpty()) return ctx.usage(bad);
     o.address = localUser(ctx, config, ctx.opt(QStringLiteral("to")));
     if (o.address.isEmpty()) return 1;
-    // Secrets and CA certificates are root's files: read them before dropping root.
+    return -1;
+}
+
+// Secrets and CA certificates are root's files: read them before dropping root. Returns the
+// exit code on failure, -1 when fine.
+int readSecrets(CtlContext& ctx, const QString& pwFile, Options& o) {
     QFile pw(pwFile);
     if (!pw.open(QIODevice::ReadOnly)) return ctx.fail(QStringLiteral("%1: %2").arg(pwFile, pw.errorString()));
     QByteArray line = pw.readLine(4096);
@@ -789,6 +844,44 @@ int importImap(CtlContext& ctx) {
         if (o.ca.isEmpty())
             return ctx.fail(QStringLiteral("%1: no certificate").arg(ctx.opt(QStringLiteral("ca-file"))));
     }
+    return -1;
+}
+
+// Runs the import, trying again after network errors (at most 5 times, backing off to a minute).
+int runWithRetries(CtlContext& ctx, Importer& imp, NetError* err) {
+    int rc = 0;
+    qint64 backoff = 2000;
+    for (int attempt = 0;; ++attempt) {
+        rc = imp.run(err);
+        if (rc != 2 || attempt >= 5) break;
+        ctx.err << "posternctl: " << err->message << "; trying again in " << backoff / 1000 << " s" << Qt::endl;
+        QThread::msleep(ulong(backoff));
+        backoff = std::min<qint64>(backoff * 2, 60000);
+    }
+    return rc;
+}
+
+void printCounts(CtlContext& ctx, const QList<FolderCount>& counts) {
+    for (const FolderCount& f : counts) {
+        ctx.out << f.remote;
+        if (!f.local.isEmpty()) ctx.out << " -> " << f.local << ": " << f.copied << " copied";
+        if (f.already) ctx.out << ", " << f.already << " recovered from an interrupted run";
+        if (f.skippedDup) ctx.out << ", " << f.skippedDup << " already in another folder";
+        if (f.tooBig) ctx.out << ", " << f.tooBig << " too big, left out";
+        if (!f.note.isEmpty()) ctx.out << (f.local.isEmpty() ? ": " : "; ") << f.note;
+        ctx.out << Qt::endl;
+    }
+}
+
+}  // namespace
+
+int importImap(CtlContext& ctx) {
+    Config config;
+    if (!ctx.loadConfig(config)) return 1;
+    Options o;
+    QString pwFile;
+    if (const int rc = parseOptions(ctx, config, o, &pwFile); rc >= 0) return rc;
+    if (const int rc = readSecrets(ctx, pwFile, o); rc >= 0) return rc;
     if (o.mode == TlsMode::Plain)
         ctx.err << "posternctl: --plain: the password and the mail cross the network unencrypted" << Qt::endl;
     if (!ctx.runAsDaemonUser(config)) return 1;
@@ -802,24 +895,8 @@ int importImap(CtlContext& ctx) {
     state.load();
     Importer imp(ctx, config, o, state);
     NetError err;
-    int rc = 0;
-    qint64 backoff = 2000;
-    for (int attempt = 0;; ++attempt) {
-        rc = imp.run(&err);
-        if (rc != 2 || attempt >= 5) break;
-        ctx.err << "posternctl: " << err.message << "; trying again in " << backoff / 1000 << " s" << Qt::endl;
-        QThread::msleep(ulong(backoff));
-        backoff = std::min<qint64>(backoff * 2, 60000);
-    }
-    for (const FolderCount& f : std::as_const(imp.counts)) {
-        ctx.out << f.remote;
-        if (!f.local.isEmpty()) ctx.out << " -> " << f.local << ": " << f.copied << " copied";
-        if (f.already) ctx.out << ", " << f.already << " recovered from an interrupted run";
-        if (f.skippedDup) ctx.out << ", " << f.skippedDup << " already in another folder";
-        if (f.tooBig) ctx.out << ", " << f.tooBig << " too big, left out";
-        if (!f.note.isEmpty()) ctx.out << (f.local.isEmpty() ? ": " : "; ") << f.note;
-        ctx.out << Qt::endl;
-    }
+    const int rc = runWithRetries(ctx, imp, &err);
+    printCounts(ctx, imp.counts);
     if (rc == 3) {
         ctx.out << "stopped after " << imp.total << " messages (--max-messages); run the same command again to continue"
                 << Qt::endl;

@@ -30,13 +30,48 @@ MtaStsPolicy mtaStsPolicy(const HostFacts& f) {
     return p;
 }
 
-QList<Record> buildRecords(const HostFacts& f) {
+namespace {
+
+// The sheet being built: rows in the order the administrator reads them.
+struct Sheet {
+    const HostFacts& f;
     QList<Record> out;
-    const QString host = relativeTo(f.hostname, f.domain);
-    const QString hostFqdn = f.hostname + QLatin1Char('.');
-    auto add = [&](QString name, QString type, int prio, QString value, QString level, QString why) {
+    void add(QString name, QString type, int prio, QString value, QString level, QString why) {
         out << Record{std::move(name), std::move(type),  prio,          std::move(value),
                       f.ttl,           std::move(level), std::move(why)};
+    }
+};
+
+// RFC 6186 SRV records for the listeners that have one. RFC 8314 5.1: implicit TLS
+// preferred (lower priority number); each protocol's records together.
+void addSrvRecords(Sheet& s, const QString& hostFqdn) {
+    QList<ListenerInfo> srvRows;
+    for (const ListenerInfo& l : listeners())
+        if (!l.srvService.isEmpty()) srvRows << l;
+    std::stable_sort(srvRows.begin(), srvRows.end(), [](const ListenerInfo& a, const ListenerInfo& b) {
+        return a.protocol != b.protocol ? a.protocol < b.protocol : a.srvPriority < b.srvPriority;
+    });
+    for (const ListenerInfo& l : std::as_const(srvRows)) {
+        if (!s.f.notOffered.contains(l.mode))
+            s.add(l.srvService, QStringLiteral("SRV"), l.srvPriority,
+                  QStringLiteral("1 %1 %2").arg(l.standardPort).arg(hostFqdn), QStringLiteral("Recommended"),
+                  QStringLiteral("Lets mail clients find %1 by themselves (%2)")
+                      .arg(l.title, l.protocol == Protocol::ManageSieve ? QStringLiteral("RFC 5804")
+                                                                        : QStringLiteral("RFC 6186")));
+        else
+            s.add(l.srvService, QStringLiteral("SRV"), 0, QStringLiteral("0 0 ."), QStringLiteral("Optional"),
+                  QStringLiteral("%1 is not offered here (target \".\")").arg(l.title));
+    }
+}
+
+}  // namespace
+
+QList<Record> buildRecords(const HostFacts& f) {
+    Sheet sheet{f, {}};
+    const QString host = relativeTo(f.hostname, f.domain);
+    const QString hostFqdn = f.hostname + QLatin1Char('.');
+    auto add = [&sheet](QString name, QString type, int prio, QString value, QString level, QString why) {
+        sheet.add(std::move(name), std::move(type), prio, std::move(value), std::move(level), std::move(why));
     };
     add(QStringLiteral("@"), QStringLiteral("MX"), 10, hostFqdn, QStringLiteral("Required"),
         QStringLiteral("Tells other servers that %1 receives mail for %2").arg(f.hostname, f.domain));
@@ -72,25 +107,7 @@ QList<Record> buildRecords(const HostFacts& f) {
     add(QStringLiteral("_smtp._tls"), QStringLiteral("TXT"), -1,
         QStringLiteral("v=TLSRPTv1; rua=mailto:%1").arg(f.reportAddress), QStringLiteral("Optional"),
         QStringLiteral("TLS-RPT: other servers report TLS problems reaching you"));
-    // RFC 6186 SRV records for the listeners that have one. RFC 8314 5.1: implicit TLS
-    // preferred (lower priority number); each protocol's records together.
-    QList<ListenerInfo> srvRows;
-    for (const ListenerInfo& l : listeners())
-        if (!l.srvService.isEmpty()) srvRows << l;
-    std::stable_sort(srvRows.begin(), srvRows.end(), [](const ListenerInfo& a, const ListenerInfo& b) {
-        return a.protocol != b.protocol ? a.protocol < b.protocol : a.srvPriority < b.srvPriority;
-    });
-    for (const ListenerInfo& l : std::as_const(srvRows)) {
-        if (!f.notOffered.contains(l.mode))
-            add(l.srvService, QStringLiteral("SRV"), l.srvPriority,
-                QStringLiteral("1 %1 %2").arg(l.standardPort).arg(hostFqdn), QStringLiteral("Recommended"),
-                QStringLiteral("Lets mail clients find %1 by themselves (%2)")
-                    .arg(l.title, l.protocol == Protocol::ManageSieve ? QStringLiteral("RFC 5804")
-                                                                      : QStringLiteral("RFC 6186")));
-        else
-            add(l.srvService, QStringLiteral("SRV"), 0, QStringLiteral("0 0 ."), QStringLiteral("Optional"),
-                QStringLiteral("%1 is not offered here (target \".\")").arg(l.title));
-    }
+    addSrvRecords(sheet, hostFqdn);
     add(QStringLiteral("autoconfig"), QStringLiteral("CNAME"), -1, hostFqdn, QStringLiteral("Optional"),
         QStringLiteral("Thunderbird and others fetch client settings from https://autoconfig.%1/").arg(f.domain));
     add(QStringLiteral("autodiscover"), QStringLiteral("CNAME"), -1, hostFqdn, QStringLiteral("Optional"),
@@ -109,7 +126,7 @@ QList<Record> buildRecords(const HostFacts& f) {
         add(reverseName(a) + QLatin1Char('.'), QStringLiteral("PTR"), -1, hostFqdn, QStringLiteral("Required"),
             QStringLiteral("Reverse DNS of %1 must name the mail host; set it in your hosting provider's panel")
                 .arg(a.toString()));
-    return out;
+    return sheet.out;
 }
 
 QString fqdn(const Record& r, const QString& domain) {
