@@ -274,8 +274,9 @@ std::optional<Token> ArgParser::parseLiteral() {
     return t;
 }
 
-// Slightly over 80 lines on purpose: the RFC 9051 token grammar (atom, quoted, literal,
-// literal8, list, NIL, sections) in one switch, where the depth limit is checked.
+// One token of the RFC 9051 grammar, chosen by its first character: a list, a quoted
+// string, a literal or literal8, else an atom (NIL included). `depth`: how many lists
+// enclose it (kMaxDepth at most).
 std::optional<Token> ArgParser::parseToken(int depth) {
     if (depth > kMaxDepth) {
         m_error = QStringLiteral("nesting too deep");
@@ -286,56 +287,69 @@ std::optional<Token> ArgParser::parseToken(int depth) {
         return std::nullopt;
     }
     const char c = m_s.at(m_pos);
+    if (c == '(') return parseList(depth);
+    if (c == '"') return parseQuoted();
+    if (c == '{' || (c == '~' && m_pos + 1 < m_end && m_s.at(m_pos + 1) == '{')) return parseLiteral();
+    return parseAtom();
+}
+
+// "(" [token *(SP token)] ")", at m_pos's "(".
+std::optional<Token> ArgParser::parseList(int depth) {
     Token t;
-    if (c == '(') {
-        ++m_pos;
-        t.kind = Token::Kind::List;
-        for (;;) {
-            skipSpace();
-            if (m_pos >= m_end) {
-                m_error = QStringLiteral("unterminated list");
-                return std::nullopt;
-            }
-            if (m_s.at(m_pos) == ')') {
-                ++m_pos;
-                return t;
-            }
-            auto child = parseToken(depth + 1);
-            if (!child) return std::nullopt;
-            t.items << *child;
-            if (m_pos < m_end && m_s.at(m_pos) != ' ' && m_s.at(m_pos) != ')') {
-                m_error = QStringLiteral("missing space in list");
-                return std::nullopt;
-            }
-        }
-    }
-    if (c == '"') {
-        t.kind = Token::Kind::String;
-        ++m_pos;
-        while (m_pos < m_end && m_s.at(m_pos) != '"') {
-            char ch = m_s.at(m_pos);
-            if (ch == '\\') {
-                if (m_pos + 1 >= m_end || (m_s.at(m_pos + 1) != '\\' && m_s.at(m_pos + 1) != '"')) {
-                    m_error = QStringLiteral("bad escape in quoted string");
-                    return std::nullopt;
-                }
-                ch = m_s.at(++m_pos);
-            } else if (ch == '\r' || ch == '\n' || ch == '\0') {
-                m_error = QStringLiteral("line break in quoted string");
-                return std::nullopt;
-            }
-            t.text += ch;
-            ++m_pos;
-        }
+    ++m_pos;
+    t.kind = Token::Kind::List;
+    for (;;) {
+        skipSpace();
         if (m_pos >= m_end) {
-            m_error = QStringLiteral("unterminated quoted string");
+            m_error = QStringLiteral("unterminated list");
             return std::nullopt;
         }
-        ++m_pos;
-        return t;
+        if (m_s.at(m_pos) == ')') {
+            ++m_pos;
+            return t;
+        }
+        auto child = parseToken(depth + 1);
+        if (!child) return std::nullopt;
+        t.items << *child;
+        if (m_pos < m_end && m_s.at(m_pos) != ' ' && m_s.at(m_pos) != ')') {
+            m_error = QStringLiteral("missing space in list");
+            return std::nullopt;
+        }
     }
-    if (c == '{' || (c == '~' && m_pos + 1 < m_end && m_s.at(m_pos + 1) == '{')) return parseLiteral();
-    // Atom, with an optional [section] (may contain spaces and parens) and <partial>.
+}
+
+// A quoted string at m_pos's '"': \\ and \" are the only escapes; no CR, LF or NUL.
+std::optional<Token> ArgParser::parseQuoted() {
+    Token t;
+    t.kind = Token::Kind::String;
+    ++m_pos;
+    while (m_pos < m_end && m_s.at(m_pos) != '"') {
+        char ch = m_s.at(m_pos);
+        if (ch == '\\') {
+            if (m_pos + 1 >= m_end || (m_s.at(m_pos + 1) != '\\' && m_s.at(m_pos + 1) != '"')) {
+                m_error = QStringLiteral("bad escape in quoted string");
+                return std::nullopt;
+            }
+            ch = m_s.at(++m_pos);
+        } else if (ch == '\r' || ch == '\n' || ch == '\0') {
+            m_error = QStringLiteral("line break in quoted string");
+            return std::nullopt;
+        }
+        t.text += ch;
+        ++m_pos;
+    }
+    if (m_pos >= m_end) {
+        m_error = QStringLiteral("unterminated quoted string");
+        return std::nullopt;
+    }
+    ++m_pos;
+    return t;
+}
+
+// Atom, with an optional [section] (may contain spaces and parens) and <partial>; NIL is
+// a token of its own kind.
+std::optional<Token> ArgParser::parseAtom() {
+    Token t;
     const qsizetype start = m_pos;
     int bracket = 0;
     while (m_pos < m_end) {

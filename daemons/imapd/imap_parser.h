@@ -145,6 +145,9 @@ public:
 
 private:
     std::optional<Token> parseToken(int depth);
+    std::optional<Token> parseList(int depth);
+    std::optional<Token> parseQuoted();
+    std::optional<Token> parseAtom();
     std::optional<Token> parseLiteral();
     bool skipSpace();
     QByteArray m_s;

@@ -300,34 +300,48 @@ ThreadForest threadByOrderedSubject(const QList<ThreadMessage>& messages) {
     return f.take();
 }
 
-ThreadForest threadByReferences(const QList<ThreadMessage>& messages) {
-    Forest f(messages);
-    QHash<QByteArray, int> byId;
-    auto containerFor = [&](const QByteArray& id) {
-        auto it = byId.constFind(id);
-        if (it != byId.constEnd()) return *it;
-        const int c = f.newNode();
-        byId.insert(id, c);
+namespace {
+
+// The containers of RFC 5256 3 step 1, by Message-ID: one per id met in a Message-ID
+// or References header, made on first sight.
+class IdTable {
+public:
+    explicit IdTable(Forest& f) : m_f(f) {}
+    int containerFor(const QByteArray& id) {
+        auto it = m_byId.constFind(id);
+        if (it != m_byId.constEnd()) return *it;
+        const int c = m_f.newNode();
+        m_byId.insert(id, c);
         return c;
-    };
-    // Step 1, message by message in mailbox order.
+    }
+    // The container of message i: the one of its Message-ID, unless the id is missing or
+    // an earlier message has it already; then a unique id of its own, i.e. a container
+    // nobody can reference (step 1A).
+    int containerOfMessage(int i, const QByteArray& messageId) {
+        auto existing = m_byId.constFind(messageId);
+        if (messageId.isEmpty() || (existing != m_byId.constEnd() && !m_f.dummy(*existing))) return m_f.newNode(i);
+        const int me = containerFor(messageId);
+        m_f.node(me).message = i;
+        return me;
+    }
+
+private:
+    Forest& m_f;
+    QHash<QByteArray, int> m_byId;
+};
+
+// Step 1, message by message in mailbox order: each message's container, linked to its
+// References.
+void linkByReferences(Forest& f, const QList<ThreadMessage>& messages) {
+    IdTable ids(f);
     for (int i = 0; i < messages.size(); ++i) {
         const ThreadMessage& m = messages.at(i);
-        int me;
-        auto existing = byId.constFind(m.messageId);
-        if (!m.messageId.isEmpty() && (existing == byId.constEnd() || f.dummy(*existing))) {
-            me = containerFor(m.messageId);
-            f.node(me).message = i;
-        } else {
-            // No Message-ID, or a duplicate of an earlier message's: a unique id of its
-            // own, i.e. a container nobody can reference (step 1A).
-            me = f.newNode(i);
-        }
+        const int me = ids.containerOfMessage(i, m.messageId);
         const QList<QByteArray>& refs = m.references;
         // 1A: chain the references; existing parents stay, no loops.
         for (qsizetype k = 0; k + 1 < refs.size(); ++k) {
-            const int p = containerFor(refs.at(k));
-            const int c = containerFor(refs.at(k + 1));
+            const int p = ids.containerFor(refs.at(k));
+            const int c = ids.containerFor(refs.at(k + 1));
             if (f.parent(c) < 0 && !f.wouldLoop(p, c)) f.link(p, c);
         }
         // 1B: the last reference (none: NIL) is the parent. A parent this message got
@@ -335,68 +349,67 @@ ThreadForest threadByReferences(const QList<ThreadMessage>& messages) {
         // first, and the new one is made unless it would close a loop (then the message
         // stays a root). RFC 5256 3 (1B) in that order; Dovecot does the same (a message
         // whose References name a descendant of its own ends up at the top).
-        const int p = refs.isEmpty() ? -1 : containerFor(refs.last());
+        const int p = refs.isEmpty() ? -1 : ids.containerFor(refs.last());
         if (f.parent(me) != p || p < 0) {
             f.unlink(me);
             if (p >= 0 && !f.wouldLoop(p, me)) f.link(p, me);
         }
     }
-    // Step 2: the root set (step 3, dropping the id table, is implicit).
-    for (int n = 0; n < f.nodeCount(); ++n)
-        if (f.parent(n) < 0) f.roots() << n;
+}
 
-    // Step 4: prune dummies. A dummy without children goes; a dummy below the root
-    // is replaced by its children; a dummy at the root is replaced by its child
-    // only when it has just one. Children are handled before their parents.
-    {
-        const std::vector<int> order = f.preorder();
-        for (auto it = order.rbegin(); it != order.rend(); ++it) {
-            QList<int> kept;
-            for (int c : f.node(*it).children) {
-                if (f.dummy(c))
-                    kept += f.node(c).children;  // already pruned: holds no dummies
-                else
-                    kept << c;
-            }
-            f.node(*it).children = kept;
+// Step 4: prune dummies. A dummy without children goes; a dummy below the root is
+// replaced by its children; a dummy at the root is replaced by its child only when it
+// has just one. Children are handled before their parents.
+void pruneDummies(Forest& f) {
+    const std::vector<int> order = f.preorder();
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+        QList<int> kept;
+        for (int c : f.node(*it).children) {
+            if (f.dummy(c))
+                kept += f.node(c).children;  // already pruned: holds no dummies
+            else
+                kept << c;
         }
-        QList<int> roots;
-        for (int r : f.roots()) {
-            if (!f.dummy(r))
-                roots << r;
-            else if (f.node(r).children.size() == 1)
-                roots << f.node(r).children.first();
-            else if (f.node(r).children.size() > 1)
-                roots << r;
-        }
-        f.roots() = roots;
+        f.node(*it).children = kept;
     }
+    QList<int> roots;
+    for (int r : f.roots()) {
+        if (!f.dummy(r))
+            roots << r;
+        else if (f.node(r).children.size() == 1)
+            roots << f.node(r).children.first();
+        else if (f.node(r).children.size() > 1)
+            roots << r;
+    }
+    f.roots() = roots;
+}
 
-    // Step 5: top-level siblings by sent date; a dummy by its earliest child.
-    for (int r : f.roots())
-        if (f.dummy(r)) f.sortByDate(f.node(r).children);
-    f.sortByDate(f.roots());
+// A thread's base subject (i;ascii-casemap): its root's, or a dummy root's first child's.
+QByteArray threadSubject(Forest& f, int n) {
+    const int m = f.dummy(n) ? (f.node(n).children.isEmpty() ? -1 : f.node(n).children.first()) : n;
+    return m < 0 || f.dummy(m) ? QByteArray() : asciiCasemap(f.msg(m).subject.text);
+}
 
-    // Step 6: merge threads whose base subjects are equal (i;ascii-casemap).
-    auto threadSubject = [&](int n) -> QByteArray {
-        const int m = f.dummy(n) ? (f.node(n).children.isEmpty() ? -1 : f.node(n).children.first()) : n;
-        return m < 0 || f.dummy(m) ? QByteArray() : asciiCasemap(f.msg(m).subject.text);
-    };
-    auto isReply = [&](int n) { return !f.dummy(n) && f.msg(n).subject.replyOrForward; };
+bool isReply(const Forest& f, int n) {
+    return !f.dummy(n) && f.msg(n).subject.replyOrForward;
+}
+
+// Step 6: merge threads whose base subjects are equal (i;ascii-casemap).
+void mergeBySubject(Forest& f) {
     QHash<QByteArray, int> bySubject;
     for (int r : f.roots()) {  // 6B: one thread per subject, preferring dummies, then non-replies
-        const QByteArray subject = threadSubject(r);
+        const QByteArray subject = threadSubject(f, r);
         if (subject.isEmpty()) continue;
         auto it = bySubject.find(subject);
         if (it == bySubject.end())
             bySubject.insert(subject, r);
-        else if (!f.dummy(*it) && (f.dummy(r) || (isReply(*it) && !isReply(r))))
+        else if (!f.dummy(*it) && (f.dummy(r) || (isReply(f, *it) && !isReply(f, r))))
             *it = r;
     }
     QList<int>& roots = f.roots();
     for (qsizetype i = 0; i < roots.size();) {  // 6C
         const int cur = roots.at(i);
-        const QByteArray subject = threadSubject(cur);
+        const QByteArray subject = threadSubject(f, cur);
         const int table = subject.isEmpty() ? cur : bySubject.value(subject, cur);
         if (table == cur) {
             ++i;
@@ -404,7 +417,7 @@ ThreadForest threadByReferences(const QList<ThreadMessage>& messages) {
         }
         if (f.dummy(table) && f.dummy(cur)) {
             f.node(table).children += f.node(cur).children;
-        } else if (f.dummy(table) || (isReply(cur) && !isReply(table))) {
+        } else if (f.dummy(table) || (isReply(f, cur) && !isReply(f, table))) {
             f.node(table).children << cur;
         } else {
             const int d = f.newNode();
@@ -414,7 +427,22 @@ ThreadForest threadByReferences(const QList<ThreadMessage>& messages) {
         }
         roots.removeAt(i);
     }
+}
 
+}  // namespace
+
+ThreadForest threadByReferences(const QList<ThreadMessage>& messages) {
+    Forest f(messages);
+    linkByReferences(f, messages);
+    // Step 2: the root set (step 3, dropping the id table, is implicit).
+    for (int n = 0; n < f.nodeCount(); ++n)
+        if (f.parent(n) < 0) f.roots() << n;
+    pruneDummies(f);
+    // Step 5: top-level siblings by sent date; a dummy by its earliest child.
+    for (int r : f.roots())
+        if (f.dummy(r)) f.sortByDate(f.node(r).children);
+    f.sortByDate(f.roots());
+    mergeBySubject(f);
     // Step 7: every sibling list by sent date.
     f.sortAll();
     return f.take();

@@ -377,7 +377,7 @@ struct FetchJob {
     bool setsSeen = false;
     bool uid = false;   // UID FETCH
     bool gone = false;  // a requested message no longer exists
-    // The message whose response is being sent, item by item (see Commands::fetch).
+    // The message whose response is being sent, item by item (see fetchTurn).
     int current = -1;  // -1: between messages
     qsizetype nextItem = 0;
     bool firstItem = true, flagsSent = false, modseqSent = false, seenSet = false;
@@ -512,231 +512,305 @@ ItemText fetchItemText(MailboxView& view, int i, FetchJob& job, const FetchItem&
     return {};
 }
 
-}  // namespace
+// FETCH's arguments as the steps of Commands::fetch share them.
+struct FetchArgs {
+    QList<int> indexes;       // the messages named, ascending
+    QList<QByteArray> atoms;  // the item atoms, macros expanded
+    std::optional<quint64> changedSince;
+    bool vanished = false;
+};
 
-void Commands::fetch(ImapSession& s, const R& r) {
-    MailboxView& v = *selected(s);
-    if (r.args.size() < 2 || r.args.at(0).kind != Token::Kind::Atom) {
-        s.bad(r, QStringLiteral("Usage: FETCH set items"));
-        return;
-    }
-    auto set = resolveSequenceSet(r.args.at(0).text, v, r.uid);
-    if (!set) {
-        s.bad(r, QStringLiteral("Bad sequence set"));
-        return;
-    }
-    QList<QByteArray> atoms;
+// The item atoms of args[1]: a parenthesised list of atoms, a macro (ALL, FAST, FULL) or
+// one item. Sends BAD and returns false when they are not atoms.
+bool parseFetchAtoms(ImapSession& s, const ImapSession::Request& r, FetchArgs& a) {
     const Token& itemsTok = r.args.at(1);
     if (itemsTok.kind == Token::Kind::List) {
         for (const Token& t : itemsTok.items) {
             if (t.kind != Token::Kind::Atom) {
                 s.bad(r, QStringLiteral("Bad FETCH item"));
-                return;
+                return false;
             }
-            atoms << t.text;
+            a.atoms << t.text;
         }
     } else if (itemsTok.kind == Token::Kind::Atom) {
         const QByteArray m = itemsTok.text.toUpper();
         if (m == "ALL")
-            atoms = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"};
+            a.atoms = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"};
         else if (m == "FAST")
-            atoms = {"FLAGS", "INTERNALDATE", "RFC822.SIZE"};
+            a.atoms = {"FLAGS", "INTERNALDATE", "RFC822.SIZE"};
         else if (m == "FULL")
-            atoms = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"};
+            a.atoms = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"};
         else
-            atoms << itemsTok.text;
+            a.atoms << itemsTok.text;
     } else {
         s.bad(r, QStringLiteral("Bad FETCH items"));
-        return;
+        return false;
     }
-    // Modifiers (RFC 7162 3.1.4, 3.2.6): (CHANGEDSINCE modseq [VANISHED])
-    std::optional<quint64> changedSince;
-    bool vanished = false;
+    return true;
+}
+
+// Modifiers (RFC 7162 3.1.4, 3.2.6): (CHANGEDSINCE modseq [VANISHED]) in args[2]. Sends BAD
+// and returns false when they are malformed or not allowed here.
+bool parseFetchModifiers(ImapSession& s, const ImapSession::Request& r, const MailboxView& v, FetchArgs& a) {
     if (r.args.size() > 3 || (r.args.size() == 3 && r.args.at(2).kind != Token::Kind::List)) {
         s.bad(r, QStringLiteral("Usage: FETCH set items [(CHANGEDSINCE modseq [VANISHED])]"));
-        return;
+        return false;
     }
-    if (r.args.size() == 3) {
-        const QList<Token>& mods = r.args.at(2).items;
-        for (qsizetype i = 0; i < mods.size(); ++i) {
-            if (mods.at(i).isAtom("CHANGEDSINCE") && i + 1 < mods.size() && !changedSince) {
-                changedSince = parseModseq(mods.at(++i), true);
-                if (!changedSince) {
-                    s.bad(r, QStringLiteral("CHANGEDSINCE needs a mod-sequence"));
-                    return;
-                }
-            } else if (mods.at(i).isAtom("VANISHED") && !vanished) {
-                vanished = true;
-            } else {
-                s.bad(r, QStringLiteral("Unknown FETCH modifier"));
-                return;
+    if (r.args.size() < 3) return true;
+    const QList<Token>& mods = r.args.at(2).items;
+    for (qsizetype i = 0; i < mods.size(); ++i) {
+        if (mods.at(i).isAtom("CHANGEDSINCE") && i + 1 < mods.size() && !a.changedSince) {
+            a.changedSince = parseModseq(mods.at(++i), true);
+            if (!a.changedSince) {
+                s.bad(r, QStringLiteral("CHANGEDSINCE needs a mod-sequence"));
+                return false;
             }
-        }
-        if (vanished && (!r.uid || !qresync(s) || !changedSince)) {
-            s.bad(r, QStringLiteral("VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC"));
-            return;
-        }
-        if (changedSince && v.highestModseq() == 0) {
-            s.bad(r, QStringLiteral("This mailbox has no mod-sequences (NOMODSEQ)"));
-            return;
+        } else if (mods.at(i).isAtom("VANISHED") && !a.vanished) {
+            a.vanished = true;
+        } else {
+            s.bad(r, QStringLiteral("Unknown FETCH modifier"));
+            return false;
         }
     }
-    auto job = std::make_shared<FetchJob>();
-    job->indexes = *set;
-    if (changedSince) {
-        s.enableCondstore();
-        bool listed = false;
-        for (const QByteArray& a : atoms) listed = listed || a.toUpper() == "MODSEQ";
-        if (!listed) atoms << "MODSEQ";  // implied (RFC 7162 3.1.4.1)
-        QList<int> changed;
-        for (int i : job->indexes)
-            if (v.messages().at(i).modseq > *changedSince) changed << i;
-        job->indexes = changed;
+    if (a.vanished && (!r.uid || !Commands::qresync(s) || !a.changedSince)) {
+        s.bad(r, QStringLiteral("VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC"));
+        return false;
     }
-    if (vanished) {
-        const quint32 last = v.uidNext() > 1 ? v.uidNext() - 1 : 1;
-        auto ranges = parseUidRanges(r.args.at(0).text, last);
-        if (!ranges) {
-            s.bad(r, QStringLiteral("Bad sequence set"));
-            return;
-        }
-        const UidRanges reported = vanishedSince(v, *changedSince, *ranges);
-        if (!reported.isEmpty()) s.untagged("VANISHED (EARLIER) " + rangesText(reported));
+    if (a.changedSince && v.highestModseq() == 0) {
+        s.bad(r, QStringLiteral("This mailbox has no mod-sequences (NOMODSEQ)"));
+        return false;
     }
+    return true;
+}
+
+// FETCH set items [modifiers], checked in that order. Sends BAD and returns false on an error.
+bool parseFetchArgs(ImapSession& s, const ImapSession::Request& r, const MailboxView& v, FetchArgs& a) {
+    if (r.args.size() < 2 || r.args.at(0).kind != Token::Kind::Atom) {
+        s.bad(r, QStringLiteral("Usage: FETCH set items"));
+        return false;
+    }
+    auto set = resolveSequenceSet(r.args.at(0).text, v, r.uid);
+    if (!set) {
+        s.bad(r, QStringLiteral("Bad sequence set"));
+        return false;
+    }
+    a.indexes = *set;
+    return parseFetchAtoms(s, r, a) && parseFetchModifiers(s, r, v, a);
+}
+
+// CHANGEDSINCE: only the messages changed after the mod-sequence, with MODSEQ implied
+// (RFC 7162 3.1.4.1); turns CONDSTORE on.
+void applyChangedSince(ImapSession& s, const MailboxView& v, quint64 changedSince, FetchArgs& a) {
+    s.enableCondstore();
+    bool listed = false;
+    for (const QByteArray& atom : a.atoms) listed = listed || atom.toUpper() == "MODSEQ";
+    if (!listed) a.atoms << "MODSEQ";  // implied (RFC 7162 3.1.4.1)
+    QList<int> changed;
+    for (int i : a.indexes)
+        if (v.messages().at(i).modseq > changedSince) changed << i;
+    a.indexes = changed;
+}
+
+// VANISHED (EARLIER) for the UIDs of the set expunged since `changedSince` (RFC 7162 3.2.6).
+// Sends BAD and returns false when the set is not a UID set.
+bool reportVanished(ImapSession& s, const ImapSession::Request& r, const MailboxView& v, quint64 changedSince) {
+    const quint32 last = v.uidNext() > 1 ? v.uidNext() - 1 : 1;
+    auto ranges = parseUidRanges(r.args.at(0).text, last);
+    if (!ranges) {
+        s.bad(r, QStringLiteral("Bad sequence set"));
+        return false;
+    }
+    const UidRanges reported = vanishedSince(v, changedSince, *ranges);
+    if (!reported.isEmpty()) s.untagged("VANISHED (EARLIER) " + rangesText(reported));
+    return true;
+}
+
+// Parses the item atoms into the job and works out what each message needs (the file, only
+// its header block, the parsed structure; whether \Seen is set). Sends BAD and returns false
+// on an unknown item, or MODSEQ in a mailbox without mod-sequences.
+bool addFetchItems(ImapSession& s, const ImapSession::Request& r, const MailboxView& v, const QList<QByteArray>& atoms,
+                   FetchJob& job) {
     bool hasUid = false, enablesCondstore = false;
     for (const QByteArray& a : atoms) {
         auto it = parseItem(a);
         if (!it) {
             s.bad(r, QStringLiteral("Unknown or malformed FETCH item %1").arg(QString::fromUtf8(a.left(60))));
-            return;
+            return false;
         }
         if (it->kind == FetchItem::Uid) hasUid = true;
         if (it->kind == FetchItem::Modseq) {
             if (v.highestModseq() == 0) {
                 s.bad(r, QStringLiteral("This mailbox has no mod-sequences (NOMODSEQ)"));
-                return;
+                return false;
             }
             enablesCondstore = true;
         }
         if (it->kind == FetchItem::Envelope || it->kind == FetchItem::BodyStructure || it->kind == FetchItem::Body) {
-            job->needParsed = true;
+            job.needParsed = true;
         } else if (it->kind > FetchItem::Body) {
-            job->headerOnly = (job->headerOnly || !job->needMessage) && isHeaderOnly(*it);
-            job->needMessage = true;
+            job.headerOnly = (job.headerOnly || !job.needMessage) && isHeaderOnly(*it);
+            job.needMessage = true;
         }
         if (((it->kind == FetchItem::BodySection || it->kind == FetchItem::Binary) && !it->peek) ||
             it->kind == FetchItem::Rfc822 || it->kind == FetchItem::Rfc822Text)
-            job->setsSeen = !v.readOnly();
-        job->items << *it;
+            job.setsSeen = !v.readOnly();
+        job.items << *it;
     }
-    if (r.uid && !hasUid) job->items.prepend(FetchItem{FetchItem::Uid, {}, false, -1, -1});
+    if (r.uid && !hasUid) job.items.prepend(FetchItem{FetchItem::Uid, {}, false, -1, -1});
     if (enablesCondstore) s.enableCondstore();  // (the first time: * OK [HIGHESTMODSEQ n], RFC 7162 3.1)
+    return true;
+}
+
+// Opens message i's file, or, when another session renamed it (new flags), the same message
+// under its new name. False when it is gone.
+bool openMessageFile(const MailboxView& view, int i, QFile& f) {
+    f.setFileName(view.path(i));
+    if (f.open(QIODevice::ReadOnly)) return true;
+    const auto file = view.currentFile(i);
+    if (file)
+        f.setFileName(view.dir() + (file->second ? QStringLiteral("/new/") : QStringLiteral("/cur/")) + file->first);
+    return file && f.open(QIODevice::ReadOnly);
+}
+
+// Reads what the items of message i need into job.msg, and ENVELOPE/BODY/BODYSTRUCTURE from
+// the index when it has them, else from one parse of the file, whose results then go into
+// the index. False when the message is gone.
+bool loadMessage(const MailboxView& view, int i, MailboxIndex* idx, FetchJob& job) {
+    const Message& m = view.messages().at(i);
+    if (idx) job.cache = idx->cached(m.uid, m.base);
+    if (job.needMessage || (job.needParsed && !job.cache)) {
+        QFile f;
+        if (!openMessageFile(view, i, f)) return false;
+        // Header items alone need only the header block, unless the structure must
+        // be parsed for the index (then the whole message is read after all).
+        if (job.headerOnly && !(job.needParsed && !job.cache))
+            job.msg = readHeaderBlock(f);
+        else
+            job.msg = normalizeCrlf(readWhole(f));
+    }
+    if (job.needParsed && !job.cache) {
+        const mail::MimePart& root = job.tree();
+        job.cache = MailboxIndex::Cached{envelope(job.msg, root.headerStart, root.headerEnd),
+                                         bodyStructure(job.msg, root, false), bodyStructure(job.msg, root, true)};
+        if (idx) idx->storeCached(m.uid, m.base, *job.cache);
+    }
+    return true;
+}
+
+// RFC 3516 4.3: a transfer encoding we cannot decode fails the command; checked before
+// any of the message's response is sent.
+bool hasUnknownCte(FetchJob& job) {
+    for (const FetchItem& it : job.items) {
+        if ((it.kind == FetchItem::Binary || it.kind == FetchItem::BinarySize) &&
+            binarySection(job.msg, job.tree(), it.section.part).status == BinaryResult::Status::UnknownCte)
+            return true;
+    }
+    return false;
+}
+
+enum class MessageStart { Started, Skipped, Failed };
+
+// Begins message i's response: loads what its items need, sets \Seen where an item asks for
+// it and sends "* n FETCH (". Skipped: the message is gone (job.gone is set when it was
+// expunged); Failed: the command ended with NO.
+MessageStart startMessage(ImapSession& s, MailboxView& view, int i, MailboxIndex* idx, FetchJob& job,
+                          const ImapSession::Request& req) {
+    if (i >= view.messages().size()) return MessageStart::Skipped;
+    if (view.messages().at(i).expunged || !loadMessage(view, i, idx, job)) {
+        // Expunged by another session (not reported yet, or meanwhile): its data is
+        // omitted (RFC 2180 4.1.2).
+        job.gone = true;
+        return MessageStart::Skipped;
+    }
+    if (hasUnknownCte(job)) {
+        job.endMessage();
+        s.no(req, QStringLiteral("Unknown Content-Transfer-Encoding in message %1").arg(i + 1), "UNKNOWN-CTE");
+        return MessageStart::Failed;
+    }
+    job.seenSet = false;
+    if (job.setsSeen && !view.messages().at(i).flags.contains(QLatin1Char('S'))) {
+        auto change = view.changeFlags(i, 1, QStringLiteral("S"));  // fails: expunged meanwhile
+        job.seenSet = change && change->changed;
+    }
+    job.current = i;
+    job.nextItem = 0;
+    job.firstItem = true;
+    job.flagsSent = job.modseqSent = false;
+    s.sendRaw("* " + QByteArray::number(i + 1) + " FETCH (");
+    return MessageStart::Started;
+}
+
+// Ends the current message's response: FLAGS when \Seen was set and FLAGS not asked for,
+// and, once CONDSTORE is on, the new mod-sequence (RFC 7162 3.1.4), then ")".
+void endMessageResponse(ImapSession& s, const MailboxView& view, FetchJob& job) {
+    const int i = job.current;
+    QByteArrayList tail;
+    if (job.setsSeen && !job.flagsSent) tail << "FLAGS " + view.flagListText(i);
+    if (job.seenSet && Commands::condstore(s) && !job.modseqSent) {
+        bool uidSent = false;
+        for (const FetchItem& it : job.items) uidSent = uidSent || it.kind == FetchItem::Uid;
+        if (!uidSent) tail << "UID " + QByteArray::number(view.messages().at(i).uid);
+        tail << "MODSEQ (" + QByteArray::number(view.messages().at(i).modseq) + ')';
+    }
+    QByteArray end = tail.join(' ');
+    if (!end.isEmpty() && !job.firstItem) end.prepend(' ');
+    s.sendRaw(end + ")\r\n");
+    job.endMessage();
+}
+
+// One turn of runWithBackpressure: sends items until the output is above the high-water
+// mark (false: call again) or the command is answered (true).
+bool fetchTurn(ImapSession& s, FetchJob& job, const ImapSession::Request& req) {
+    MailboxView& view = *Commands::selected(s);
+    constexpr qint64 kHighWater = 1 << 20;
+    std::shared_ptr<MailboxIndex> batchIndex = job.needParsed ? view.index() : nullptr;
+    MailboxIndex::Batch batch(batchIndex.get());  // this turn's cache writes in one transaction
+    for (;;) {
+        if (Commands::io(s).pendingOutput() > kHighWater) return false;
+        if (job.current < 0) {
+            if (job.next >= job.indexes.size()) break;
+            const int i = job.indexes.at(job.next++);
+            // The index is acquired once per turn, not per message.
+            const MessageStart started = startMessage(s, view, i, batchIndex.get(), job, req);
+            if (started == MessageStart::Failed) return true;
+            if (started == MessageStart::Skipped) continue;
+        }
+        if (job.nextItem < job.items.size()) {
+            const ItemText text = fetchItemText(view, job.current, job, job.items.at(job.nextItem++));
+            if (text.isEmpty()) continue;
+            s.sendRaw(job.firstItem ? text.head : ' ' + text.head);
+            if (!text.data.isEmpty()) s.sendRaw(text.data);
+            job.firstItem = false;
+            continue;
+        }
+        endMessageResponse(s, view, job);
+    }
+    if (job.gone && !job.uid) {
+        // RFC 5530 EXPUNGEISSUED (as RFC 2180 4.1.2 suggests): the client should NOOP and
+        // look again; a UID FETCH just omits what no longer exists.
+        s.no(req, QStringLiteral("Some of the requested messages no longer exist"), "EXPUNGEISSUED");
+        return true;
+    }
+    s.ok(req, QStringLiteral("FETCH completed"));
+    return true;
+}
+
+}  // namespace
+
+void Commands::fetch(ImapSession& s, const R& r) {
+    MailboxView& v = *selected(s);
+    FetchArgs a;
+    if (!parseFetchArgs(s, r, v, a)) return;
+    if (a.changedSince) applyChangedSince(s, v, *a.changedSince, a);
+    if (a.vanished && !reportVanished(s, r, v, *a.changedSince)) return;
+    auto job = std::make_shared<FetchJob>();
+    job->indexes = a.indexes;
+    if (!addFetchItems(s, r, v, a.atoms, *job)) return;
     job->uid = r.uid;
     const R req = r;
     // One message's response is sent item by item, with the output checked between items:
     // a client asking for BODY[] a thousand times over gets its answer at the pace it reads
     // it, and the process never holds more than one item's data (plus the message) at once.
-    s.runWithBackpressure([&s, job, req]() {
-        MailboxView& view = *selected(s);
-        constexpr qint64 kHighWater = 1 << 20;
-        std::shared_ptr<MailboxIndex> batchIndex = job->needParsed ? view.index() : nullptr;
-        MailboxIndex::Batch batch(batchIndex.get());  // this turn's cache writes in one transaction
-        for (;;) {
-            if (io(s).pendingOutput() > kHighWater) return false;
-            if (job->current < 0) {
-                if (job->next >= job->indexes.size()) break;
-                const int i = job->indexes.at(job->next++);
-                if (i >= view.messages().size()) continue;
-                if (view.messages().at(i).expunged) {  // another session expunged it; not reported yet
-                    job->gone = true;
-                    continue;
-                }
-                // ENVELOPE/BODY/BODYSTRUCTURE come from the index when it has them, else from
-                // one parse of the file, whose results then go into the index.
-                MailboxIndex* idx = batchIndex.get();  // acquired once per turn, not per message
-                if (idx) job->cache = idx->cached(view.messages().at(i).uid, view.messages().at(i).base);
-                if (job->needMessage || (job->needParsed && !job->cache)) {
-                    QFile f(view.path(i));
-                    if (!f.open(QIODevice::ReadOnly)) {
-                        // Renamed by another session (new flags): the same message under its new name.
-                        const auto file = view.currentFile(i);
-                        if (file)
-                            f.setFileName(view.dir() +
-                                          (file->second ? QStringLiteral("/new/") : QStringLiteral("/cur/")) +
-                                          file->first);
-                        if (!file || !f.open(QIODevice::ReadOnly)) {
-                            job->gone = true;  // expunged meanwhile: its data is omitted (RFC 2180 4.1.2)
-                            continue;
-                        }
-                    }
-                    // Header items alone need only the header block, unless the structure must
-                    // be parsed for the index (then the whole message is read after all).
-                    if (job->headerOnly && !(job->needParsed && !job->cache))
-                        job->msg = readHeaderBlock(f);
-                    else
-                        job->msg = normalizeCrlf(readWhole(f));
-                }
-                if (job->needParsed && !job->cache) {
-                    const mail::MimePart& root = job->tree();
-                    job->cache =
-                        MailboxIndex::Cached{envelope(job->msg, root.headerStart, root.headerEnd),
-                                             bodyStructure(job->msg, root, false), bodyStructure(job->msg, root, true)};
-                    if (idx) idx->storeCached(view.messages().at(i).uid, view.messages().at(i).base, *job->cache);
-                }
-                // RFC 3516 4.3: a transfer encoding we cannot decode fails the command; checked
-                // before any of this message's response is sent.
-                for (const FetchItem& it : job->items) {
-                    if ((it.kind == FetchItem::Binary || it.kind == FetchItem::BinarySize) &&
-                        binarySection(job->msg, job->tree(), it.section.part).status ==
-                            BinaryResult::Status::UnknownCte) {
-                        job->endMessage();
-                        s.no(req, QStringLiteral("Unknown Content-Transfer-Encoding in message %1").arg(i + 1),
-                             "UNKNOWN-CTE");
-                        return true;
-                    }
-                }
-                job->seenSet = false;
-                if (job->setsSeen && !view.messages().at(i).flags.contains(QLatin1Char('S'))) {
-                    auto change = view.changeFlags(i, 1, QStringLiteral("S"));  // fails: expunged meanwhile
-                    job->seenSet = change && change->changed;
-                }
-                job->current = i;
-                job->nextItem = 0;
-                job->firstItem = true;
-                job->flagsSent = job->modseqSent = false;
-                s.sendRaw("* " + QByteArray::number(i + 1) + " FETCH (");
-            }
-            const int i = job->current;
-            if (job->nextItem < job->items.size()) {
-                const ItemText text = fetchItemText(view, i, *job, job->items.at(job->nextItem++));
-                if (text.isEmpty()) continue;
-                s.sendRaw(job->firstItem ? text.head : ' ' + text.head);
-                if (!text.data.isEmpty()) s.sendRaw(text.data);
-                job->firstItem = false;
-                continue;
-            }
-            QByteArrayList tail;
-            if (job->setsSeen && !job->flagsSent) tail << "FLAGS " + view.flagListText(i);
-            // Once CONDSTORE is on, a FETCH that set \Seen also reports the new mod-sequence (RFC 7162 3.1.4).
-            if (job->seenSet && condstore(s) && !job->modseqSent) {
-                bool uidSent = false;
-                for (const FetchItem& it : job->items) uidSent = uidSent || it.kind == FetchItem::Uid;
-                if (!uidSent) tail << "UID " + QByteArray::number(view.messages().at(i).uid);
-                tail << "MODSEQ (" + QByteArray::number(view.messages().at(i).modseq) + ')';
-            }
-            QByteArray end = tail.join(' ');
-            if (!end.isEmpty() && !job->firstItem) end.prepend(' ');
-            s.sendRaw(end + ")\r\n");
-            job->endMessage();
-        }
-        if (job->gone && !job->uid) {
-            // RFC 5530 EXPUNGEISSUED (as RFC 2180 4.1.2 suggests): the client should NOOP and
-            // look again; a UID FETCH just omits what no longer exists.
-            s.no(req, QStringLiteral("Some of the requested messages no longer exist"), "EXPUNGEISSUED");
-            return true;
-        }
-        s.ok(req, QStringLiteral("FETCH completed"));
-        return true;
-    });
+    s.runWithBackpressure([&s, job, req]() { return fetchTurn(s, *job, req); });
 }
 }  // namespace postern::imap

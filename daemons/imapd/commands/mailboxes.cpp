@@ -147,87 +147,81 @@ std::optional<QByteArray> statusItems(ImapSession& s, const MailboxName& m, cons
     return "STATUS " + quotedName(s, m.name) + " (" + parts.join(' ') + ')';
 }
 
-}  // namespace
-
-void Commands::select(ImapSession& s, const R& r) {
-    // SELECT/EXAMINE mailbox [(CONDSTORE | QRESYNC (uidvalidity modseq [known-uids [(seqs uids)]]))]
-    if (r.args.isEmpty() || r.args.size() > 2 || (r.args.size() == 2 && r.args.at(1).kind != Token::Kind::List)) {
-        s.bad(r, QStringLiteral("Usage: %1 mailbox [(CONDSTORE) | (QRESYNC (...))]").arg(QString::fromLatin1(r.name)));
-        return;
-    }
+// SELECT/EXAMINE's parameters (RFC 7162): CONDSTORE, QRESYNC (uidvalidity modseq [known-uids]).
+struct SelectParams {
     struct Qresync {
         quint32 uidValidity = 0;
         quint64 modseq = 0;
         QByteArray knownUids;
     };
-    std::optional<Qresync> qr;
+    std::optional<Qresync> qresync;
     bool enableCondstore = false;
-    if (r.args.size() == 2) {
-        const QList<Token>& ps = r.args.at(1).items;
-        for (qsizetype i = 0; i < ps.size(); ++i) {
-            if (ps.at(i).isAtom("CONDSTORE")) {
-                enableCondstore = true;
-                continue;
-            }
-            if (!ps.at(i).isAtom("QRESYNC") || i + 1 >= ps.size() || ps.at(i + 1).kind != Token::Kind::List) {
-                s.bad(r, QStringLiteral("Unknown %1 parameter").arg(QString::fromLatin1(r.name)));
-                return;
-            }
-            if (!qresync(s)) {
-                s.bad(r, QStringLiteral("QRESYNC must be enabled first (ENABLE QRESYNC)"));
-                return;
-            }
-            const QList<Token>& q = ps.at(++i).items;
-            // The sequence-match data (a fourth element) is optional help for the server; we answer without it.
-            auto validity = q.size() >= 2 ? parseModseq(q.at(0), false) : std::nullopt;
-            auto modseq = q.size() >= 2 ? parseModseq(q.at(1), false) : std::nullopt;
-            if (q.size() < 2 || q.size() > 4 || !validity || *validity > 0xffffffffULL || !modseq ||
-                (q.size() >= 3 && (q.at(2).kind != Token::Kind::Atom || !parseUidRanges(q.at(2).text, 0xffffffffU))) ||
-                (q.size() == 4 && q.at(3).kind != Token::Kind::List)) {
-                s.bad(r, QStringLiteral("Usage: QRESYNC (uidvalidity modseq [known-uids [(sequences uids)]])"));
-                return;
-            }
-            qr = Qresync{quint32(*validity), *modseq, q.size() >= 3 ? q.at(2).text : QByteArray()};
+};
+
+// SELECT/EXAMINE mailbox [(CONDSTORE | QRESYNC (uidvalidity modseq [known-uids [(seqs uids)]]))]:
+// the parameters in args[1]. Sends BAD and returns false when the arguments are wrong.
+bool parseSelectParams(ImapSession& s, const ImapSession::Request& r, SelectParams& params) {
+    if (r.args.isEmpty() || r.args.size() > 2 || (r.args.size() == 2 && r.args.at(1).kind != Token::Kind::List)) {
+        s.bad(r, QStringLiteral("Usage: %1 mailbox [(CONDSTORE) | (QRESYNC (...))]").arg(QString::fromLatin1(r.name)));
+        return false;
+    }
+    if (r.args.size() < 2) return true;
+    const QList<Token>& ps = r.args.at(1).items;
+    for (qsizetype i = 0; i < ps.size(); ++i) {
+        if (ps.at(i).isAtom("CONDSTORE")) {
+            params.enableCondstore = true;
+            continue;
         }
+        if (!ps.at(i).isAtom("QRESYNC") || i + 1 >= ps.size() || ps.at(i + 1).kind != Token::Kind::List) {
+            s.bad(r, QStringLiteral("Unknown %1 parameter").arg(QString::fromLatin1(r.name)));
+            return false;
+        }
+        if (!Commands::qresync(s)) {
+            s.bad(r, QStringLiteral("QRESYNC must be enabled first (ENABLE QRESYNC)"));
+            return false;
+        }
+        const QList<Token>& q = ps.at(++i).items;
+        // The sequence-match data (a fourth element) is optional help for the server; we answer without it.
+        auto validity = q.size() >= 2 ? parseModseq(q.at(0), false) : std::nullopt;
+        auto modseq = q.size() >= 2 ? parseModseq(q.at(1), false) : std::nullopt;
+        if (q.size() < 2 || q.size() > 4 || !validity || *validity > 0xffffffffULL || !modseq ||
+            (q.size() >= 3 && (q.at(2).kind != Token::Kind::Atom || !parseUidRanges(q.at(2).text, 0xffffffffU))) ||
+            (q.size() == 4 && q.at(3).kind != Token::Kind::List)) {
+            s.bad(r, QStringLiteral("Usage: QRESYNC (uidvalidity modseq [known-uids [(sequences uids)]])"));
+            return false;
+        }
+        params.qresync =
+            SelectParams::Qresync{quint32(*validity), *modseq, q.size() >= 3 ? q.at(2).text : QByteArray()};
     }
-    // Selecting (even unsuccessfully) leaves the previous mailbox (RFC 9051 6.3.2).
-    std::optional<MailboxView> previous;
-    if (selected(s)) {
-        s.stopIdleWatch();
-        previous = std::move(selected(s));
-        selected(s).reset();
-        state(s) = ImapSession::State::Authenticated;
-        s.untagged("OK [CLOSED] Previous mailbox closed");
-    }
-    auto m = mailboxArg(s, r, r.args.at(0));
-    if (!m) return;
-    const bool readOnly = r.name == "EXAMINE";
+    return true;
+}
+
+// The mailbox to select. Selecting the same mailbox again (clients do, to resynchronise)
+// reuses what `previous` listed: a refresh instead of a new listing; the answer is
+// complete either way.
+Result<MailboxView> openForSelect(ImapSession& s, std::optional<MailboxView>& previous, const MailboxName& m,
+                                  bool readOnly) {
     // \Recent for IMAP4rev1 sessions: SELECT takes the new messages, EXAMINE only shows
     // them (RFC 3501 2.3.2, 6.3.2).
     SelectOptions options;
-    options.recent = s.m_rev2 ? RecentMode::None : (readOnly ? RecentMode::Peek : RecentMode::Claim);
-    // Selecting the same mailbox again (clients do, to resynchronise) reuses what we
-    // listed: a refresh instead of a new listing; the answer below is complete either way.
-    bool again =
-        previous && previous->name().name == m->name && previous->readOnly() == readOnly && mailboxes(s).exists(*m);
+    options.recent = Commands::rev2(s) ? RecentMode::None : (readOnly ? RecentMode::Peek : RecentMode::Claim);
+    bool again = previous && previous->name().name == m.name && previous->readOnly() == readOnly &&
+                 Commands::mailboxes(s).exists(m);
     if (again) {
         previous->reselected();  // what was recent was claimed by the previous selection
         previous->setRecentMode(options.recent);
         again = previous->refresh(true).ok();
     }
-    auto view = again ? Result<MailboxView>(std::move(*previous))
-                      : MailboxView::open(mailboxes(s).root(), *m, readOnly, options);
-    if (!view) {
-        s.no(r, QStringLiteral("No such mailbox"), "NONEXISTENT");
-        return;
-    }
-    if (enableCondstore) condstore(s) = true;  // the answer below carries HIGHESTMODSEQ
-    selected(s) = std::move(*view);
-    state(s) = ImapSession::State::Selected;
-    MailboxView& v = *selected(s);
-    flagsResponse(s);
+    return again ? Result<MailboxView>(std::move(*previous))
+                 : MailboxView::open(Commands::mailboxes(s).root(), m, readOnly, options);
+}
+
+// The untagged responses that describe the newly selected mailbox (RFC 9051 6.3.2, RFC
+// 3501 6.3.1 for IMAP4rev1's RECENT and UNSEEN, RFC 7162 3.1.2 for HIGHESTMODSEQ).
+void sendSelectedState(ImapSession& s, const MailboxView& v, const MailboxName& m) {
+    Commands::flagsResponse(s);
     s.untagged(QByteArray::number(v.messages().size()) + " EXISTS");
-    if (!s.m_rev2) {
+    if (!Commands::rev2(s)) {
         s.untagged(QByteArray::number(v.recentCount()) + " RECENT");
         for (int i = 0; i < v.messages().size(); ++i) {
             if (!v.messages().at(i).flags.contains(QLatin1Char('S'))) {
@@ -242,21 +236,54 @@ void Commands::select(ImapSession& s, const R& r) {
         s.untagged("OK [HIGHESTMODSEQ " + QByteArray::number(v.highestModseq()) + "] Highest");
     else
         s.untagged("OK [NOMODSEQ] No mod-sequences in this mailbox");
-    if (s.m_rev2) s.untagged("LIST () \"/\" " + quotedName(s, m->name));
-    if (qr && qr->uidValidity == v.uidValidity() && v.highestModseq()) {
-        // RFC 7162 3.2.5: what vanished and what changed since the client's mod-sequence.
-        const quint32 last = v.uidNext() > 1 ? v.uidNext() - 1 : 1;
-        auto known = qr->knownUids.isEmpty() ? std::optional(QList<std::pair<quint32, quint32>>{{1, last}})
-                                             : parseUidRanges(qr->knownUids, last);
-        const UidRanges reported = vanishedSince(v, qr->modseq, *known);
-        if (!reported.isEmpty()) s.untagged("VANISHED (EARLIER) " + rangesText(reported));
-        for (int i = 0; i < v.messages().size(); ++i) {
-            const Message& msg = v.messages().at(i);
-            if (msg.modseq <= qr->modseq || !inRanges(*known, msg.uid)) continue;
-            s.untagged(QByteArray::number(i + 1) + " FETCH (UID " + QByteArray::number(msg.uid) + " FLAGS " +
-                       v.flagListText(i) + " MODSEQ (" + QByteArray::number(msg.modseq) + "))");
-        }
+    if (Commands::rev2(s)) s.untagged("LIST () \"/\" " + quotedName(s, m.name));
+}
+
+// RFC 7162 3.2.5: what vanished and what changed since the client's mod-sequence, when
+// its UIDVALIDITY is still the mailbox's.
+void sendQresyncChanges(ImapSession& s, const MailboxView& v, const SelectParams::Qresync& qr) {
+    if (qr.uidValidity != v.uidValidity() || !v.highestModseq()) return;
+    const quint32 last = v.uidNext() > 1 ? v.uidNext() - 1 : 1;
+    auto known = qr.knownUids.isEmpty() ? std::optional(QList<std::pair<quint32, quint32>>{{1, last}})
+                                        : parseUidRanges(qr.knownUids, last);
+    const UidRanges reported = vanishedSince(v, qr.modseq, *known);
+    if (!reported.isEmpty()) s.untagged("VANISHED (EARLIER) " + rangesText(reported));
+    for (int i = 0; i < v.messages().size(); ++i) {
+        const Message& msg = v.messages().at(i);
+        if (msg.modseq <= qr.modseq || !inRanges(*known, msg.uid)) continue;
+        s.untagged(QByteArray::number(i + 1) + " FETCH (UID " + QByteArray::number(msg.uid) + " FLAGS " +
+                   v.flagListText(i) + " MODSEQ (" + QByteArray::number(msg.modseq) + "))");
     }
+}
+
+}  // namespace
+
+void Commands::select(ImapSession& s, const R& r) {
+    SelectParams params;
+    if (!parseSelectParams(s, r, params)) return;
+    // Selecting (even unsuccessfully) leaves the previous mailbox (RFC 9051 6.3.2).
+    std::optional<MailboxView> previous;
+    if (selected(s)) {
+        s.stopIdleWatch();
+        previous = std::move(selected(s));
+        selected(s).reset();
+        state(s) = ImapSession::State::Authenticated;
+        s.untagged("OK [CLOSED] Previous mailbox closed");
+    }
+    auto m = mailboxArg(s, r, r.args.at(0));
+    if (!m) return;
+    const bool readOnly = r.name == "EXAMINE";
+    auto view = openForSelect(s, previous, *m, readOnly);
+    if (!view) {
+        s.no(r, QStringLiteral("No such mailbox"), "NONEXISTENT");
+        return;
+    }
+    if (params.enableCondstore) condstore(s) = true;  // the answer below carries HIGHESTMODSEQ
+    selected(s) = std::move(*view);
+    state(s) = ImapSession::State::Selected;
+    const MailboxView& v = *selected(s);
+    sendSelectedState(s, v, *m);
+    if (params.qresync) sendQresyncChanges(s, v, *params.qresync);
     s.ok(r, QStringLiteral("%1 completed").arg(QString::fromLatin1(r.name)), readOnly ? "READ-ONLY" : "READ-WRITE");
 }
 
@@ -356,174 +383,242 @@ void Commands::subscribe(ImapSession& s, const R& r) {
     s.ok(r, QStringLiteral("%1 completed").arg(QString::fromLatin1(r.name)));
 }
 
-void Commands::list(ImapSession& s, const R& r) {
-    const bool lsub = r.name == "LSUB";
-    qsizetype i = 0;
+namespace {
+
+// LIST/LSUB's arguments: RFC 5258 selection and return options, RFC 5819's STATUS.
+struct ListArgs {
+    bool lsub = false;
     bool selectSubscribed = false, selectSpecialUse = false, recursive = false;
-    bool returnSubscribed = false, returnChildren = !lsub, returnSpecialUse = true;
+    bool returnSubscribed = false, returnChildren = false, returnSpecialUse = true;
     std::optional<Token> statusReq;
-    if (!lsub && i < r.args.size() && r.args.at(i).kind == Token::Kind::List) {  // selection options (RFC 5258)
-        for (const Token& o : r.args.at(i).items) {
-            if (o.isAtom("SUBSCRIBED"))
-                selectSubscribed = true;
-            else if (o.isAtom("SPECIAL-USE"))
-                selectSpecialUse = true;  // RFC 6154 3
-            else if (o.isAtom("RECURSIVEMATCH"))
-                recursive = true;
-            else if (o.isAtom("REMOTE")) {  // no remote mailboxes here
-            } else {
-                s.bad(r, QStringLiteral("Unknown LIST selection option"));
-                return;
-            }
+    QString ref;
+    QList<QByteArray> patterns;
+};
+
+// LIST's selection options (RFC 5258 3.1) in args[0] when it is a list; moves `i` past
+// them. Sends BAD and returns false on an unknown option or RECURSIVEMATCH alone.
+bool parseListSelection(ImapSession& s, const ImapSession::Request& r, ListArgs& a, qsizetype& i) {
+    if (a.lsub || i >= r.args.size() || r.args.at(i).kind != Token::Kind::List) return true;
+    for (const Token& o : r.args.at(i).items) {
+        if (o.isAtom("SUBSCRIBED"))
+            a.selectSubscribed = true;
+        else if (o.isAtom("SPECIAL-USE"))
+            a.selectSpecialUse = true;  // RFC 6154 3
+        else if (o.isAtom("RECURSIVEMATCH"))
+            a.recursive = true;
+        else if (o.isAtom("REMOTE")) {  // no remote mailboxes here
+        } else {
+            s.bad(r, QStringLiteral("Unknown LIST selection option"));
+            return false;
         }
-        // RFC 5258 3.1: RECURSIVEMATCH alone (or with REMOTE) MUST get BAD.
-        if (recursive && !selectSubscribed && !selectSpecialUse) {
-            s.bad(r, QStringLiteral("RECURSIVEMATCH needs another selection option (SUBSCRIBED or SPECIAL-USE)"));
-            return;
-        }
-        ++i;
     }
+    // RFC 5258 3.1: RECURSIVEMATCH alone (or with REMOTE) MUST get BAD.
+    if (a.recursive && !a.selectSubscribed && !a.selectSpecialUse) {
+        s.bad(r, QStringLiteral("RECURSIVEMATCH needs another selection option (SUBSCRIBED or SPECIAL-USE)"));
+        return false;
+    }
+    ++i;
+    return true;
+}
+
+// RETURN (options) after the patterns (RFC 5258 3.2, RFC 5819). Sends BAD and returns
+// false when they are not that.
+bool parseListReturn(ImapSession& s, const ImapSession::Request& r, ListArgs& a, qsizetype i) {
+    if (i >= r.args.size()) return true;
+    if (!r.args.at(i).isAtom("RETURN") || i + 1 >= r.args.size() || r.args.at(i + 1).kind != Token::Kind::List) {
+        s.bad(r, QStringLiteral("Expected RETURN (options)"));
+        return false;
+    }
+    const QList<Token>& opts = r.args.at(i + 1).items;
+    for (qsizetype k = 0; k < opts.size(); ++k) {
+        if (opts.at(k).isAtom("SUBSCRIBED"))
+            a.returnSubscribed = true;
+        else if (opts.at(k).isAtom("CHILDREN"))
+            a.returnChildren = true;
+        else if (opts.at(k).isAtom("SPECIAL-USE"))
+            a.returnSpecialUse = true;
+        else if (opts.at(k).isAtom("STATUS") && k + 1 < opts.size() && opts.at(k + 1).kind == Token::Kind::List)
+            a.statusReq = opts.at(++k);
+        else {
+            s.bad(r, QStringLiteral("Unknown LIST return option"));
+            return false;
+        }
+    }
+    return true;
+}
+
+// LIST [(selection)] reference pattern|(patterns) [RETURN (options)], or LSUB reference
+// pattern. Sends BAD (NO [LIMIT] for too many patterns) and returns false on an error.
+bool parseListArgs(ImapSession& s, const ImapSession::Request& r, ListArgs& a) {
+    a.lsub = r.name == "LSUB";
+    a.returnChildren = !a.lsub;
+    qsizetype i = 0;
+    if (!parseListSelection(s, r, a, i)) return false;
     if (r.args.size() < i + 2) {
         s.bad(r, QStringLiteral("Usage: %1 reference pattern").arg(QString::fromLatin1(r.name)));
-        return;
+        return false;
     }
     const Token& refTok = r.args.at(i);
     const Token& patTok = r.args.at(i + 1);
-    i += 2;
-    if (i < r.args.size()) {
-        if (!r.args.at(i).isAtom("RETURN") || i + 1 >= r.args.size() || r.args.at(i + 1).kind != Token::Kind::List) {
-            s.bad(r, QStringLiteral("Expected RETURN (options)"));
-            return;
-        }
-        const QList<Token>& opts = r.args.at(i + 1).items;
-        for (qsizetype k = 0; k < opts.size(); ++k) {
-            if (opts.at(k).isAtom("SUBSCRIBED"))
-                returnSubscribed = true;
-            else if (opts.at(k).isAtom("CHILDREN"))
-                returnChildren = true;
-            else if (opts.at(k).isAtom("SPECIAL-USE"))
-                returnSpecialUse = true;
-            else if (opts.at(k).isAtom("STATUS") && k + 1 < opts.size() && opts.at(k + 1).kind == Token::Kind::List)
-                statusReq = opts.at(++k);
-            else {
-                s.bad(r, QStringLiteral("Unknown LIST return option"));
-                return;
-            }
-        }
-    }
-    const QString ref = QString::fromUtf8(refTok.text);
-    QList<QByteArray> patterns;
+    if (!parseListReturn(s, r, a, i + 2)) return false;
+    a.ref = QString::fromUtf8(refTok.text);
     if (patTok.kind == Token::Kind::List) {
-        for (const Token& p : patTok.items) patterns << p.text;
+        for (const Token& p : patTok.items) a.patterns << p.text;
     } else {
-        patterns << patTok.text;
+        a.patterns << patTok.text;
     }
-    if (patterns.size() > kMaxListPatterns) {
+    if (a.patterns.size() > kMaxListPatterns) {
         s.no(r, QStringLiteral("Too many patterns (limit %1)").arg(kMaxListPatterns), "LIMIT");
-        return;
+        return false;
     }
-    if (patterns.size() == 1 && patterns.first().isEmpty()) {
-        s.untagged((lsub ? "LSUB" : "LIST") + QByteArray(" (\\Noselect) \"/\" \"\""));
-        s.ok(r, QStringLiteral("%1 completed").arg(QString::fromLatin1(r.name)));
-        return;
-    }
-    const QStringList all = mailboxes(s).list();
-    const QStringList subs = mailboxes(s).subscriptions();
-    const QSet<QString> allSet(all.cbegin(), all.cend());
-    const QSet<QString> subSet(subs.cbegin(), subs.cend());
+    return true;
+}
+
+// The names a LIST/LSUB looks at and what it knows of them, each looked up in a set.
+struct ListNames {
+    QStringList all, subs;  // existing mailboxes, subscriptions
+    QSet<QString> allSet, subSet;
     QSet<QString> parents;  // names with at least one mailbox below them
-    for (const QString& name : all)
-        for (qsizetype at = name.indexOf(kSeparator); at > 0; at = name.indexOf(kSeparator, at + 1))
-            parents.insert(name.left(at));
     QList<MailboxPattern> compiled;
-    for (const QByteArray& pat : patterns) {
+    QSet<QString> byDescendant;  // names shown only because of a descendant (listUniverse)
+};
+
+ListNames listNames(ImapSession& s, const ListArgs& a) {
+    ListNames n;
+    n.all = Commands::mailboxes(s).list();
+    n.subs = Commands::mailboxes(s).subscriptions();
+    n.allSet = QSet<QString>(n.all.cbegin(), n.all.cend());
+    n.subSet = QSet<QString>(n.subs.cbegin(), n.subs.cend());
+    for (const QString& name : n.all)
+        for (qsizetype at = name.indexOf(kSeparator); at > 0; at = name.indexOf(kSeparator, at + 1))
+            n.parents.insert(name.left(at));
+    for (const QByteArray& pat : a.patterns) {
         QString p;
-        if (utf8(s))
+        if (Commands::utf8(s))
             p = QString::fromUtf8(pat);
         else {
             auto d = store::decodeMUtf7(QString::fromLatin1(pat));
             p = d ? *d : QString::fromLatin1(pat);
         }
-        compiled.append(MailboxPattern(QString(ref + p), kSeparator));
+        n.compiled.append(MailboxPattern(QString(a.ref + p), kSeparator));
     }
-    auto matchesAny = [&](const QString& name) {
-        for (const MailboxPattern& p : compiled)
-            if (p.matches(name)) return true;
-        return false;
-    };
-    // Which names meet the selection criteria (RFC 5258 3.3): existing mailboxes, or the
-    // subscribed names (existing or not), narrowed to special-use mailboxes when asked.
-    auto selected = [&](const QString& name) {
-        if (selectSubscribed ? !subSet.contains(name) : !allSet.contains(name)) return false;
-        return !selectSpecialUse || !specialUseOf(name).isEmpty();
-    };
-    QStringList base = (lsub || selectSubscribed) ? subs : all;
-    if (lsub || selectSubscribed) std::sort(base.begin(), base.end());  // (the file keeps them in the order they came)
-    // Names shown only because of a descendant: RECURSIVEMATCH's CHILDINFO (RFC 5258 3.5)
-    // and LSUB's \Noselect parents (RFC 3501 6.3.9: LSUB "%" shows "foo" \Noselect when only
-    // "foo/bar" is subscribed). Only for descendants that the patterns do not already show
-    // (RFC 5258 3.5: redundant CHILDINFO SHOULD be suppressed). Linear in names x depth.
-    QSet<QString> byDescendant;
+    return n;
+}
+
+bool matchesAny(const QList<MailboxPattern>& compiled, const QString& name) {
+    for (const MailboxPattern& p : compiled)
+        if (p.matches(name)) return true;
+    return false;
+}
+
+// Whether a name meets the selection criteria (RFC 5258 3.3): existing mailboxes, or the
+// subscribed names (existing or not), narrowed to special-use mailboxes when asked.
+bool meetsSelection(const ListArgs& a, const ListNames& n, const QString& name) {
+    if (a.selectSubscribed ? !n.subSet.contains(name) : !n.allSet.contains(name)) return false;
+    return !a.selectSpecialUse || !specialUseOf(name).isEmpty();
+}
+
+// The names the patterns are matched against, sorted. With RECURSIVEMATCH or for LSUB
+// also the names shown only because of a descendant (they go into n.byDescendant):
+// RECURSIVEMATCH's CHILDINFO (RFC 5258 3.5) and LSUB's \Noselect parents (RFC 3501
+// 6.3.9: LSUB "%" shows "foo" \Noselect when only "foo/bar" is subscribed). Only for
+// descendants that the patterns do not already show (RFC 5258 3.5: redundant CHILDINFO
+// SHOULD be suppressed). Linear in names x depth.
+QStringList listUniverse(const ListArgs& a, ListNames& n) {
+    QStringList base = (a.lsub || a.selectSubscribed) ? n.subs : n.all;
+    if (a.lsub || a.selectSubscribed)
+        std::sort(base.begin(), base.end());  // (the file keeps them in the order they came)
     QStringList universe = base;
-    if (recursive || lsub) {
-        for (const QString& name : base) {
-            if (!lsub && !selected(name)) continue;
-            if (matchesAny(name)) continue;
-            for (qsizetype at = name.lastIndexOf(kSeparator); at > 0; at = name.lastIndexOf(kSeparator, at - 1)) {
-                const QString parent = name.left(at);
-                if (byDescendant.contains(parent)) break;  // and its ancestors are in already
-                byDescendant.insert(parent);
-            }
+    if (!a.recursive && !a.lsub) return universe;
+    for (const QString& name : base) {
+        if (!a.lsub && !meetsSelection(a, n, name)) continue;
+        if (matchesAny(n.compiled, name)) continue;
+        for (qsizetype at = name.lastIndexOf(kSeparator); at > 0; at = name.lastIndexOf(kSeparator, at - 1)) {
+            const QString parent = name.left(at);
+            if (n.byDescendant.contains(parent)) break;  // and its ancestors are in already
+            n.byDescendant.insert(parent);
         }
-        for (const QString& p : byDescendant)
-            if (!subSet.contains(p) || !selectSubscribed) universe << p;
-        std::sort(universe.begin(), universe.end());
-        universe.erase(std::unique(universe.begin(), universe.end()), universe.end());
     }
+    for (const QString& p : n.byDescendant)
+        if (!n.subSet.contains(p) || !a.selectSubscribed) universe << p;
+    std::sort(universe.begin(), universe.end());
+    universe.erase(std::unique(universe.begin(), universe.end()), universe.end());
+    return universe;
+}
+
+// The names of `universe` that a pattern matches, in the order of the patterns, each once.
+QStringList matchedNames(const QList<MailboxPattern>& compiled, const QStringList& universe) {
     QStringList matched;
     QSet<QString> matchedSet;
-    for (const MailboxPattern& pattern : compiled) {  // in the order of the patterns
+    for (const MailboxPattern& pattern : compiled) {
         for (const QString& name : universe) {
             if (matchedSet.contains(name) || !pattern.matches(name)) continue;
             matched << name;
             matchedSet.insert(name);
         }
     }
-    QByteArrayList criteria;  // CHILDINFO's selection criteria
-    if (selectSubscribed) criteria << "\"SUBSCRIBED\"";
-    if (selectSpecialUse) criteria << "\"SPECIAL-USE\"";
-    for (const QString& name : matched) {
-        QStringList attrs;
-        const bool exists = allSet.contains(name);
-        QByteArray extended;
-        if (lsub) {
-            // LSUB: \Noselect for a parent shown for its subscribed child, and for a subscribed
-            // name that does not exist (RFC 3501 6.3.9; LSUB knows no \NonExistent).
-            if (!subSet.contains(name) && !byDescendant.contains(name)) continue;
-            if (!subSet.contains(name) || !exists) attrs << QStringLiteral("\\Noselect");
-        } else {
-            const bool meets = selected(name);
-            const bool childInfo = recursive && byDescendant.contains(name);
-            if (!meets && !childInfo) continue;
-            if (!exists)
-                attrs << QStringLiteral("\\NonExistent");
-            else if (returnChildren)
-                attrs << (parents.contains(name) ? QStringLiteral("\\HasChildren") : QStringLiteral("\\HasNoChildren"));
-            if (childInfo) extended = " (\"CHILDINFO\" (" + criteria.join(' ') + "))";
+    return matched;
+}
+
+// The LIST/LSUB response for a matched name, or nullopt when the name is not shown.
+std::optional<QByteArray> listLine(ImapSession& s, const ListArgs& a, const ListNames& n, const QString& name) {
+    QStringList attrs;
+    const bool exists = n.allSet.contains(name);
+    QByteArray extended;
+    if (a.lsub) {
+        // LSUB: \Noselect for a parent shown for its subscribed child, and for a subscribed
+        // name that does not exist (RFC 3501 6.3.9; LSUB knows no \NonExistent).
+        if (!n.subSet.contains(name) && !n.byDescendant.contains(name)) return std::nullopt;
+        if (!n.subSet.contains(name) || !exists) attrs << QStringLiteral("\\Noselect");
+    } else {
+        const bool meets = meetsSelection(a, n, name);
+        const bool childInfo = a.recursive && n.byDescendant.contains(name);
+        if (!meets && !childInfo) return std::nullopt;
+        if (!exists)
+            attrs << QStringLiteral("\\NonExistent");
+        else if (a.returnChildren)
+            attrs << (n.parents.contains(name) ? QStringLiteral("\\HasChildren") : QStringLiteral("\\HasNoChildren"));
+        if (childInfo) {
+            QByteArrayList criteria;  // CHILDINFO's selection criteria
+            if (a.selectSubscribed) criteria << "\"SUBSCRIBED\"";
+            if (a.selectSpecialUse) criteria << "\"SPECIAL-USE\"";
+            extended = " (\"CHILDINFO\" (" + criteria.join(' ') + "))";
         }
-        if (returnSpecialUse && exists) {
-            const QString su = specialUseOf(name);
-            if (!su.isEmpty()) attrs << su;
-        }
-        if ((returnSubscribed || selectSubscribed) && subSet.contains(name)) attrs << QStringLiteral("\\Subscribed");
-        s.untagged((lsub ? "LSUB (" : "LIST (") + attrs.join(QLatin1Char(' ')).toUtf8() + ") \"/\" " +
-                   quotedName(s, name) + extended);
-        if (statusReq && exists) {
-            MailboxName m;
-            m.name = name;
-            if (name != u"INBOX") m.parts = name.split(kSeparator);
-            if (auto line = statusItems(s, m, *statusReq); line && !line->isEmpty()) s.untagged(*line);
-        }
+    }
+    if (a.returnSpecialUse && exists) {
+        const QString su = specialUseOf(name);
+        if (!su.isEmpty()) attrs << su;
+    }
+    if ((a.returnSubscribed || a.selectSubscribed) && n.subSet.contains(name)) attrs << QStringLiteral("\\Subscribed");
+    return (a.lsub ? "LSUB (" : "LIST (") + attrs.join(QLatin1Char(' ')).toUtf8() + ") \"/\" " + quotedName(s, name) +
+           extended;
+}
+
+// LIST-STATUS (RFC 5819): the STATUS response for an existing listed mailbox.
+void sendListStatus(ImapSession& s, const QString& name, const Token& statusReq) {
+    MailboxName m;
+    m.name = name;
+    if (name != u"INBOX") m.parts = name.split(kSeparator);
+    if (auto line = statusItems(s, m, statusReq); line && !line->isEmpty()) s.untagged(*line);
+}
+
+}  // namespace
+
+void Commands::list(ImapSession& s, const R& r) {
+    ListArgs a;
+    if (!parseListArgs(s, r, a)) return;
+    if (a.patterns.size() == 1 && a.patterns.first().isEmpty()) {
+        s.untagged((a.lsub ? "LSUB" : "LIST") + QByteArray(" (\\Noselect) \"/\" \"\""));
+        s.ok(r, QStringLiteral("%1 completed").arg(QString::fromLatin1(r.name)));
+        return;
+    }
+    ListNames n = listNames(s, a);
+    const QStringList universe = listUniverse(a, n);
+    for (const QString& name : matchedNames(n.compiled, universe)) {
+        const auto line = listLine(s, a, n, name);
+        if (!line) continue;
+        s.untagged(*line);
+        if (a.statusReq && n.allSet.contains(name)) sendListStatus(s, name, *a.statusReq);
     }
     s.ok(r, QStringLiteral("%1 completed").arg(QString::fromLatin1(r.name)));
 }

@@ -99,6 +99,19 @@ public:
     bool usedModseq() const { return m_modseq; }
 
 private:
+    // One row of the table of search keys: the key's name (upper case), the type it
+    // makes, the header field it reads (text keys) and the parser of its arguments
+    // (the name's token already taken).
+    struct KeyRow;
+    using KeyParse = std::optional<Key> (Parser::*)(const KeyRow& row, int depth);
+    struct KeyRow {
+        const char* name;
+        Key::Type type;
+        const char* field;
+        KeyParse parse;
+    };
+    static const QList<KeyRow>& keyTable();
+
     std::optional<QByteArray> str() {
         if (m_i >= m_t.size() || !m_t.at(m_i).isString()) {
             m_error = QStringLiteral("search key needs an argument");
@@ -119,7 +132,6 @@ private:
             return std::nullopt;
         }
         const Token& t = m_t.at(m_i++);
-        Key k;
         if (t.kind == Token::Kind::List) {
             Parser sub(t.items, 0, m_view, m_keys);
             auto inner = sub.parseAll(depth + 1);
@@ -132,160 +144,154 @@ private:
             return std::nullopt;
         }
         const QByteArray a = t.text.toUpper();
-        static const QList<std::pair<const char*, Key::Type>> simple = {{"ALL", Key::All},
-                                                                        {"ANSWERED", Key::Answered},
-                                                                        {"DELETED", Key::Deleted},
-                                                                        {"DRAFT", Key::Draft},
-                                                                        {"FLAGGED", Key::Flagged},
-                                                                        {"SEEN", Key::Seen},
-                                                                        {"UNANSWERED", Key::Unanswered},
-                                                                        {"UNDELETED", Key::Undeleted},
-                                                                        {"UNDRAFT", Key::Undraft},
-                                                                        {"UNFLAGGED", Key::Unflagged},
-                                                                        {"UNSEEN", Key::Unseen},
-                                                                        {"NEW", Key::New},
-                                                                        {"OLD", Key::Old},
-                                                                        {"RECENT", Key::Recent}};
-        for (const auto& [name, type] : simple)
-            if (a == name) {
-                k.type = type;
-                return k;
-            }
-        auto textKey = [&](Key::Type type, const char* header) -> std::optional<Key> {
-            auto s = str();
-            if (!s) return std::nullopt;
-            k.type = type;
-            k.field = header;
-            k.needle = QString::fromUtf8(*s).toLower();
-            return k;
-        };
-        // RFC 9051 6.4.4: "contain the specified string in the envelope structure's FROM field":
-        // the addresses as ENVELOPE has them (display names decoded, comments and folding
-        // gone), not the raw header text.
-        if (a == "FROM") return textKey(Key::Address, "from");
-        if (a == "TO") return textKey(Key::Address, "to");
-        if (a == "CC") return textKey(Key::Address, "cc");
-        if (a == "BCC") return textKey(Key::Address, "bcc");
-        if (a == "SUBJECT") return textKey(Key::Header, "subject");
-        if (a == "BODY") return textKey(Key::Body, "");
-        if (a == "TEXT") return textKey(Key::Text, "");
-        if (a == "HEADER") {
-            auto f = str();
-            if (!f) return std::nullopt;
-            auto v = str();
-            if (!v) return std::nullopt;
-            k.type = Key::Header;
-            k.field = f->toLower();
-            k.needle = QString::fromUtf8(*v).toLower();
-            return k;
-        }
-        if (a == "KEYWORD" || a == "UNKEYWORD") {
-            auto f = str();
-            if (!f) return std::nullopt;
-            k.type = a == "KEYWORD" ? Key::Keyword : Key::Unkeyword;
-            k.field = *f;
-            return k;
-        }
-        if (a == "MODSEQ") {
-            // MODSEQ [entry-name entry-type] mod-sequence (RFC 7162 3.1.5); per-flag entries are
-            // answered with the message's own mod-sequence (we keep one per message).
-            if (m_i < m_t.size() && m_t.at(m_i).kind == Token::Kind::String) {
-                ++m_i;
-                if (m_i >= m_t.size() ||
-                    !(m_t.at(m_i).isAtom("priv") || m_t.at(m_i).isAtom("shared") || m_t.at(m_i).isAtom("all"))) {
-                    m_error = QStringLiteral("MODSEQ entry type must be priv, shared or all");
-                    return std::nullopt;
-                }
-                ++m_i;
-            }
-            auto n = m_i < m_t.size() ? parseModseq(m_t.at(m_i++), true) : std::nullopt;
-            if (!n) {
-                m_error = QStringLiteral("MODSEQ needs a mod-sequence");
-                return std::nullopt;
-            }
-            if (m_view.highestModseq() == 0) {
-                m_error = QStringLiteral("this mailbox has no mod-sequences (NOMODSEQ)");
-                return std::nullopt;
-            }
-            k.type = Key::Modseq;
-            k.number = qint64(*n);
-            m_modseq = true;
-            return k;
-        }
-        if (a == "LARGER" || a == "SMALLER") {
-            auto n = str();
-            bool ok = false;
-            if (n) k.number = n->toLongLong(&ok);
-            if (!ok || k.number < 0) {
-                m_error = QStringLiteral("%1 needs a number").arg(QString::fromLatin1(a));
-                return std::nullopt;
-            }
-            k.type = a == "LARGER" ? Key::Larger : Key::Smaller;
-            return k;
-        }
-        static const QList<std::pair<const char*, Key::Type>> dates = {
-            {"BEFORE", Key::Before},         {"ON", Key::On},         {"SINCE", Key::Since},
-            {"SENTBEFORE", Key::SentBefore}, {"SENTON", Key::SentOn}, {"SENTSINCE", Key::SentSince}};
-        for (const auto& [name, type] : dates) {
-            if (a != name) continue;
-            auto s = str();
-            if (!s) return std::nullopt;
-            auto d = parseImapDate(*s);
-            if (!d) {
-                m_error = QStringLiteral("bad date (expected e.g. 1-Feb-2026)");
-                return std::nullopt;
-            }
-            k.type = type;
-            k.date = *d;
-            return k;
-        }
-        if (a == "NOT") {
-            if (m_i >= m_t.size()) {
-                m_error = QStringLiteral("NOT needs a key");
-                return std::nullopt;
-            }
-            auto c = parseOne(depth + 1);
-            if (!c) return std::nullopt;
-            k.type = Key::Not;
-            k.children << *c;
-            return k;
-        }
-        if (a == "OR") {
-            for (int n = 0; n < 2; ++n) {
-                if (m_i >= m_t.size()) {
-                    m_error = QStringLiteral("OR needs two keys");
-                    return std::nullopt;
-                }
-                auto c = parseOne(depth + 1);
-                if (!c) return std::nullopt;
-                k.children << *c;
-            }
-            k.type = Key::Or;
-            return k;
-        }
-        if (a == "UID") {
-            auto s = str();
-            if (!s) return std::nullopt;
-            auto set = resolveSequenceRanges(*s, m_view, true);
-            k.type = Key::Uid;
-            k.set = set.value_or(IndexRanges{});
-            if (!set && !s->isEmpty() && !m_view.messages().isEmpty()) {
-                m_error = QStringLiteral("bad UID set");
-                return std::nullopt;
-            }
-            return k;
-        }
-        // A sequence set.
-        bool looksLikeSet = !t.text.isEmpty();
-        for (char c : t.text)
-            if (!(std::isdigit(uchar(c)) || c == ':' || c == ',' || c == '*')) looksLikeSet = false;
-        if (looksLikeSet) {
+        for (const KeyRow& row : keyTable())
+            if (a == row.name) return (this->*row.parse)(row, depth);
+        if (looksLikeSequenceSet(t.text)) {
+            Key k;
             k.type = Key::Seq;
             k.set = resolveSequenceRanges(t.text, m_view, false).value_or(IndexRanges{});
             return k;
         }
         m_error = QStringLiteral("unknown search key %1").arg(QString::fromLatin1(a.left(40)));
         return std::nullopt;
+    }
+    static bool looksLikeSequenceSet(const QByteArray& text) {
+        for (char c : text)
+            if (!(std::isdigit(uchar(c)) || c == ':' || c == ',' || c == '*')) return false;
+        return !text.isEmpty();
+    }
+    // ALL, ANSWERED, ..., RECENT: no arguments.
+    std::optional<Key> flagKey(const KeyRow& row, int) {
+        Key k;
+        k.type = row.type;
+        return k;
+    }
+    // FROM/TO/CC/BCC, SUBJECT, BODY, TEXT: one string, matched lower-cased.
+    std::optional<Key> textKey(const KeyRow& row, int) {
+        auto s = str();
+        if (!s) return std::nullopt;
+        Key k;
+        k.type = row.type;
+        k.field = row.field;
+        k.needle = QString::fromUtf8(*s).toLower();
+        return k;
+    }
+    // HEADER field-name string.
+    std::optional<Key> headerKey(const KeyRow& row, int) {
+        auto f = str();
+        if (!f) return std::nullopt;
+        auto v = str();
+        if (!v) return std::nullopt;
+        Key k;
+        k.type = row.type;
+        k.field = f->toLower();
+        k.needle = QString::fromUtf8(*v).toLower();
+        return k;
+    }
+    // KEYWORD / UNKEYWORD flag.
+    std::optional<Key> keywordKey(const KeyRow& row, int) {
+        auto f = str();
+        if (!f) return std::nullopt;
+        Key k;
+        k.type = row.type;
+        k.field = *f;
+        return k;
+    }
+    // MODSEQ [entry-name entry-type] mod-sequence (RFC 7162 3.1.5); per-flag entries are
+    // answered with the message's own mod-sequence (we keep one per message).
+    std::optional<Key> modseqKey(const KeyRow& row, int) {
+        if (m_i < m_t.size() && m_t.at(m_i).kind == Token::Kind::String) {
+            ++m_i;
+            if (m_i >= m_t.size() ||
+                !(m_t.at(m_i).isAtom("priv") || m_t.at(m_i).isAtom("shared") || m_t.at(m_i).isAtom("all"))) {
+                m_error = QStringLiteral("MODSEQ entry type must be priv, shared or all");
+                return std::nullopt;
+            }
+            ++m_i;
+        }
+        auto n = m_i < m_t.size() ? parseModseq(m_t.at(m_i++), true) : std::nullopt;
+        if (!n) {
+            m_error = QStringLiteral("MODSEQ needs a mod-sequence");
+            return std::nullopt;
+        }
+        if (m_view.highestModseq() == 0) {
+            m_error = QStringLiteral("this mailbox has no mod-sequences (NOMODSEQ)");
+            return std::nullopt;
+        }
+        Key k;
+        k.type = row.type;
+        k.number = qint64(*n);
+        m_modseq = true;
+        return k;
+    }
+    // LARGER / SMALLER n.
+    std::optional<Key> sizeKey(const KeyRow& row, int) {
+        auto n = str();
+        bool ok = false;
+        Key k;
+        if (n) k.number = n->toLongLong(&ok);
+        if (!ok || k.number < 0) {
+            m_error = QStringLiteral("%1 needs a number").arg(QString::fromLatin1(row.name));
+            return std::nullopt;
+        }
+        k.type = row.type;
+        return k;
+    }
+    // BEFORE, ON, SINCE, SENTBEFORE, SENTON, SENTSINCE date.
+    std::optional<Key> dateKey(const KeyRow& row, int) {
+        auto s = str();
+        if (!s) return std::nullopt;
+        auto d = parseImapDate(*s);
+        if (!d) {
+            m_error = QStringLiteral("bad date (expected e.g. 1-Feb-2026)");
+            return std::nullopt;
+        }
+        Key k;
+        k.type = row.type;
+        k.date = *d;
+        return k;
+    }
+    // NOT key.
+    std::optional<Key> notKey(const KeyRow& row, int depth) {
+        if (m_i >= m_t.size()) {
+            m_error = QStringLiteral("NOT needs a key");
+            return std::nullopt;
+        }
+        auto c = parseOne(depth + 1);
+        if (!c) return std::nullopt;
+        Key k;
+        k.type = row.type;
+        k.children << *c;
+        return k;
+    }
+    // OR key key.
+    std::optional<Key> orKey(const KeyRow& row, int depth) {
+        Key k;
+        for (int n = 0; n < 2; ++n) {
+            if (m_i >= m_t.size()) {
+                m_error = QStringLiteral("OR needs two keys");
+                return std::nullopt;
+            }
+            auto c = parseOne(depth + 1);
+            if (!c) return std::nullopt;
+            k.children << *c;
+        }
+        k.type = row.type;
+        return k;
+    }
+    // UID set (an empty mailbox takes any set: it matches nothing).
+    std::optional<Key> uidKey(const KeyRow& row, int) {
+        auto s = str();
+        if (!s) return std::nullopt;
+        auto set = resolveSequenceRanges(*s, m_view, true);
+        Key k;
+        k.type = row.type;
+        k.set = set.value_or(IndexRanges{});
+        if (!set && !s->isEmpty() && !m_view.messages().isEmpty()) {
+            m_error = QStringLiteral("bad UID set");
+            return std::nullopt;
+        }
+        return k;
     }
     const QList<Token>& m_t;
     qsizetype m_i;
@@ -295,6 +301,53 @@ private:
     QString m_error;
     bool m_modseq = false;  // a MODSEQ key was used (the response reports the highest)
 };
+
+// The search keys of RFC 9051 6.4.4 (and RFC 7162's MODSEQ). A sequence set is the one key
+// without a name (Parser::parseOne).
+const QList<Parser::KeyRow>& Parser::keyTable() {
+    static const QList<KeyRow> rows = {
+        {"ALL", Key::All, nullptr, &Parser::flagKey},
+        {"ANSWERED", Key::Answered, nullptr, &Parser::flagKey},
+        {"DELETED", Key::Deleted, nullptr, &Parser::flagKey},
+        {"DRAFT", Key::Draft, nullptr, &Parser::flagKey},
+        {"FLAGGED", Key::Flagged, nullptr, &Parser::flagKey},
+        {"SEEN", Key::Seen, nullptr, &Parser::flagKey},
+        {"UNANSWERED", Key::Unanswered, nullptr, &Parser::flagKey},
+        {"UNDELETED", Key::Undeleted, nullptr, &Parser::flagKey},
+        {"UNDRAFT", Key::Undraft, nullptr, &Parser::flagKey},
+        {"UNFLAGGED", Key::Unflagged, nullptr, &Parser::flagKey},
+        {"UNSEEN", Key::Unseen, nullptr, &Parser::flagKey},
+        {"NEW", Key::New, nullptr, &Parser::flagKey},
+        {"OLD", Key::Old, nullptr, &Parser::flagKey},
+        {"RECENT", Key::Recent, nullptr, &Parser::flagKey},
+        // RFC 9051 6.4.4: "contain the specified string in the envelope structure's FROM
+        // field": the addresses as ENVELOPE has them (display names decoded, comments and
+        // folding gone), not the raw header text.
+        {"FROM", Key::Address, "from", &Parser::textKey},
+        {"TO", Key::Address, "to", &Parser::textKey},
+        {"CC", Key::Address, "cc", &Parser::textKey},
+        {"BCC", Key::Address, "bcc", &Parser::textKey},
+        {"SUBJECT", Key::Header, "subject", &Parser::textKey},
+        {"BODY", Key::Body, "", &Parser::textKey},
+        {"TEXT", Key::Text, "", &Parser::textKey},
+        {"HEADER", Key::Header, nullptr, &Parser::headerKey},
+        {"KEYWORD", Key::Keyword, nullptr, &Parser::keywordKey},
+        {"UNKEYWORD", Key::Unkeyword, nullptr, &Parser::keywordKey},
+        {"MODSEQ", Key::Modseq, nullptr, &Parser::modseqKey},
+        {"LARGER", Key::Larger, nullptr, &Parser::sizeKey},
+        {"SMALLER", Key::Smaller, nullptr, &Parser::sizeKey},
+        {"BEFORE", Key::Before, nullptr, &Parser::dateKey},
+        {"ON", Key::On, nullptr, &Parser::dateKey},
+        {"SINCE", Key::Since, nullptr, &Parser::dateKey},
+        {"SENTBEFORE", Key::SentBefore, nullptr, &Parser::dateKey},
+        {"SENTON", Key::SentOn, nullptr, &Parser::dateKey},
+        {"SENTSINCE", Key::SentSince, nullptr, &Parser::dateKey},
+        {"NOT", Key::Not, nullptr, &Parser::notKey},
+        {"OR", Key::Or, nullptr, &Parser::orKey},
+        {"UID", Key::Uid, nullptr, &Parser::uidKey},
+    };
+    return rows;
+}
 
 // Header blocks of messages, for SEARCH on header keys (and SORT/THREAD): kept in
 // memory per folder for the whole process (shared by its sessions, at most
@@ -533,20 +586,11 @@ QDate sentDate(Context& c) {
     return d.isValid() ? d.date() : QDateTime::fromMSecsSinceEpoch(c.view.messages().at(c.index).mtimeMs).date();
 }
 
-// `depth`: how many NOT, OR and parentheses enclose k (as in the parser). The parser
-// refuses deeper programs; the check here keeps the recursion bounded on its own.
-bool matches(const Key& k, Context& c, int depth) {
-    if (depth > kMaxSearchDepth) {
-        c.tooDeep = true;
-        return false;
-    }
+// The flag keys (system flags, \Recent, keywords) against message c.index.
+bool flagKeyMatches(const Key& k, const Context& c) {
     const Message& m = c.view.messages().at(c.index);
     auto has = [&](char f) { return m.flags.contains(QLatin1Char(f)); };
-    // Only the date keys need it: a local-time conversion is not free (time zone lookups).
-    auto internal = [&] { return QDateTime::fromMSecsSinceEpoch(m.mtimeMs).date(); };
     switch (k.type) {
-        case Key::All:
-            return true;
         case Key::Answered:
             return has('R');
         case Key::Deleted:
@@ -582,12 +626,16 @@ bool matches(const Key& k, Context& c, int depth) {
                 if (f.compare(QString::fromUtf8(k.field), Qt::CaseInsensitive) == 0) found = true;
             return k.type == Key::Keyword ? found : !found;
         }
-        case Key::Modseq:
-            return m.modseq >= quint64(k.number);
-        case Key::Larger:
-            return m.vsize > k.number;
-        case Key::Smaller:
-            return m.vsize < k.number;
+        default:  // not a flag key (matches() passes only those)
+            return false;
+    }
+}
+
+// The date keys: INTERNALDATE (BEFORE, ON, SINCE) or the Date header (SENT*).
+bool dateKeyMatches(const Key& k, Context& c) {
+    // Only the date keys need it: a local-time conversion is not free (time zone lookups).
+    auto internal = [&] { return QDateTime::fromMSecsSinceEpoch(c.view.messages().at(c.index).mtimeMs).date(); };
+    switch (k.type) {
         case Key::Before:
             return internal() < k.date;
         case Key::On:
@@ -600,6 +648,14 @@ bool matches(const Key& k, Context& c, int depth) {
             return sentDate(c) == k.date;
         case Key::SentSince:
             return sentDate(c) >= k.date;
+        default:  // not a date key (matches() passes only those)
+            return false;
+    }
+}
+
+// The text keys: HEADER and SUBJECT, FROM/TO/CC/BCC, BODY, TEXT.
+bool textKeyMatches(const Key& k, Context& c) {
+    switch (k.type) {
         case Key::Header:
             if (k.needle.isEmpty()) {
                 c.headers();
@@ -621,6 +677,56 @@ bool matches(const Key& k, Context& c, int depth) {
             }
             return false;
         }
+        default:  // not a text key (matches() passes only those)
+            return false;
+    }
+}
+
+// `depth`: how many NOT, OR and parentheses enclose k (as in the parser). The parser
+// refuses deeper programs; the check here keeps the recursion bounded on its own.
+bool matches(const Key& k, Context& c, int depth) {
+    if (depth > kMaxSearchDepth) {
+        c.tooDeep = true;
+        return false;
+    }
+    const Message& m = c.view.messages().at(c.index);
+    switch (k.type) {
+        case Key::All:
+            return true;
+        case Key::Answered:
+        case Key::Deleted:
+        case Key::Draft:
+        case Key::Flagged:
+        case Key::Seen:
+        case Key::Unanswered:
+        case Key::Undeleted:
+        case Key::Undraft:
+        case Key::Unflagged:
+        case Key::Unseen:
+        case Key::New:
+        case Key::Recent:
+        case Key::Old:
+        case Key::Keyword:
+        case Key::Unkeyword:
+            return flagKeyMatches(k, c);
+        case Key::Modseq:
+            return m.modseq >= quint64(k.number);
+        case Key::Larger:
+            return m.vsize > k.number;
+        case Key::Smaller:
+            return m.vsize < k.number;
+        case Key::Before:
+        case Key::On:
+        case Key::Since:
+        case Key::SentBefore:
+        case Key::SentOn:
+        case Key::SentSince:
+            return dateKeyMatches(k, c);
+        case Key::Header:
+        case Key::Address:
+        case Key::Body:
+        case Key::Text:
+            return textKeyMatches(k, c);
         case Key::Uid:
         case Key::Seq:
             return inIndexRanges(k.set, c.index);
@@ -643,16 +749,17 @@ bool matchesProgram(const Key& program, Context& c) {
     return true;
 }
 
-}  // namespace
-
-std::optional<QList<int>> evaluateSearchProgram(const QList<Token>& args, qsizetype start, const MailboxView& view,
-                                                QString* error) {
+// The program args[start..] parsed and run over `view` (see evaluateSearchProgram);
+// *usedModseq: the program has a MODSEQ key.
+std::optional<QList<int>> runSearchProgram(const QList<Token>& args, qsizetype start, const MailboxView& view,
+                                           QString* error, bool* usedModseq) {
     Parser p(args, start, view);
     auto program = p.parseAll();
     if (!program) {
         *error = p.error();
         return std::nullopt;
     }
+    *usedModseq = p.usedModseq();
     QList<int> hits;
     HeaderCache cache;
     for (int idx = 0; idx < view.messages().size(); ++idx) {
@@ -668,93 +775,124 @@ std::optional<QList<int>> evaluateSearchProgram(const QList<Token>& args, qsizet
     return hits;
 }
 
-void Commands::search(ImapSession& s, const R& r) {
-    MailboxView& v = *selected(s);
-    qsizetype i = 0;
-    QByteArrayList returns;
+// SEARCH's options before the program: RETURN (...) (RFC 4731: an ESEARCH answer) and
+// CHARSET name.
+struct SearchOptions {
+    QByteArrayList returns;  // MIN MAX COUNT ALL
     bool esearch = false;
+    qsizetype programAt = 0;  // where the search program starts in the arguments
+};
+
+// Reads the options; sends BAD (or NO [BADCHARSET]) and returns false when they are wrong.
+bool parseSearchOptions(ImapSession& s, const ImapSession::Request& r, SearchOptions& o) {
+    qsizetype i = 0;
     if (i < r.args.size() && r.args.at(i).isAtom("RETURN")) {
         if (i + 1 >= r.args.size() || r.args.at(i + 1).kind != Token::Kind::List) {
             s.bad(r, QStringLiteral("RETURN needs a list"));
-            return;
+            return false;
         }
         for (const Token& t : r.args.at(i + 1).items) {
-            const QByteArray o = t.text.toUpper();
-            if (o != "MIN" && o != "MAX" && o != "COUNT" && o != "ALL") {
+            const QByteArray opt = t.text.toUpper();
+            if (opt != "MIN" && opt != "MAX" && opt != "COUNT" && opt != "ALL") {
                 s.bad(r, QStringLiteral("Unknown RETURN option"));
-                return;
+                return false;
             }
-            returns << o;
+            o.returns << opt;
         }
-        if (returns.isEmpty()) returns << "ALL";
-        esearch = true;
+        if (o.returns.isEmpty()) o.returns << "ALL";
+        o.esearch = true;
         i += 2;
     }
     if (i < r.args.size() && r.args.at(i).isAtom("CHARSET")) {
         if (i + 1 >= r.args.size()) {
             s.bad(r, QStringLiteral("CHARSET needs a name"));
-            return;
+            return false;
         }
         const QByteArray cs = r.args.at(i + 1).text.toUpper();
         if (cs != "UTF-8" && cs != "US-ASCII") {
             s.no(r, QStringLiteral("Unsupported charset"), "BADCHARSET (UTF-8 US-ASCII)");
-            return;
+            return false;
         }
         i += 2;
     }
-    Parser p(r.args, i, v);
-    auto program = p.parseAll();
-    if (!program) {
-        s.bad(r, QStringLiteral("Search syntax error: %1").arg(p.error()));
+    o.programAt = i;
+    return true;
+}
+
+// The matches as the answer numbers them (UIDs or sequence numbers), with their
+// mod-sequences and the highest of those (for (MODSEQ n), RFC 7162 3.1.5).
+struct SearchHits {
+    QList<quint32> numbers;
+    QList<quint64> modseqs;  // of each hit
+    quint64 highest = 0;
+};
+
+SearchHits searchHits(const MailboxView& v, const QList<int>& indexes, bool uid) {
+    SearchHits h;
+    for (int idx : indexes) {
+        h.numbers << (uid ? v.messages().at(idx).uid : quint32(idx + 1));
+        h.modseqs << v.messages().at(idx).modseq;
+        h.highest = std::max(h.highest, v.messages().at(idx).modseq);
+    }
+    return h;
+}
+
+// "SEARCH 2 5 7 [(MODSEQ n)]".
+QByteArray searchLine(const SearchHits& h, bool reportModseq) {
+    QByteArray line = "SEARCH";
+    for (quint32 n : h.numbers) line += ' ' + QByteArray::number(n);
+    if (reportModseq) line += " (MODSEQ " + QByteArray::number(h.highest) + ')';
+    return line;
+}
+
+// "ESEARCH (TAG "a1") [UID] [MIN n] [MAX n] [ALL set] [COUNT n] [MODSEQ n]" (RFC 4731).
+QByteArray esearchLine(const ImapSession::Request& r, const QByteArrayList& returns, const SearchHits& h,
+                       bool reportModseq) {
+    QByteArray line = "ESEARCH (TAG " + quoteString(r.tag) + ')';
+    if (r.uid) line += " UID";
+    if (!h.numbers.isEmpty()) {
+        if (returns.contains("MIN")) line += " MIN " + QByteArray::number(h.numbers.first());
+        if (returns.contains("MAX")) line += " MAX " + QByteArray::number(h.numbers.last());
+        if (returns.contains("ALL")) line += " ALL " + compactSet(h.numbers);
+    }
+    if (returns.contains("COUNT")) line += " COUNT " + QByteArray::number(h.numbers.size());
+    if (reportModseq) {
+        // RFC 7162 3.1.5 (with RFC 4731): the highest mod-sequence of the messages the
+        // result returns: with only MIN and/or MAX, those one or two messages.
+        quint64 returned = h.highest;
+        if (!returns.contains("ALL") && !returns.contains("COUNT")) {
+            returned = 0;
+            if (returns.contains("MIN")) returned = std::max(returned, h.modseqs.first());
+            if (returns.contains("MAX")) returned = std::max(returned, h.modseqs.last());
+        }
+        line += " MODSEQ " + QByteArray::number(returned);
+    }
+    return line;
+}
+
+}  // namespace
+
+std::optional<QList<int>> evaluateSearchProgram(const QList<Token>& args, qsizetype start, const MailboxView& view,
+                                                QString* error) {
+    bool usedModseq = false;
+    return runSearchProgram(args, start, view, error, &usedModseq);
+}
+
+void Commands::search(ImapSession& s, const R& r) {
+    MailboxView& v = *selected(s);
+    SearchOptions o;
+    if (!parseSearchOptions(s, r, o)) return;
+    QString error;
+    bool usedModseq = false;
+    const auto indexes = runSearchProgram(r.args, o.programAt, v, &error, &usedModseq);
+    if (!indexes) {
+        s.bad(r, QStringLiteral("Search syntax error: %1").arg(error));
         return;
     }
-    QList<quint32> hits;
-    QList<quint64> modseqs;  // of each hit
-    quint64 highest = 0;     // of the matches, for (MODSEQ n) (RFC 7162 3.1.5)
-    HeaderCache cache;
-    for (int idx = 0; idx < v.messages().size(); ++idx) {
-        if (v.messages().at(idx).expunged) continue;  // gone (not reported yet): matches nothing
-        Context c{v, idx, &cache};
-        const bool hit = matchesProgram(*program, c);
-        if (c.tooDeep) {
-            s.bad(r, QStringLiteral("Search syntax error: search keys nested too deeply (limit: %1 levels)")
-                         .arg(kMaxSearchDepth));
-            return;
-        }
-        if (!hit) continue;
-        hits << (r.uid ? v.messages().at(idx).uid : quint32(idx + 1));
-        modseqs << v.messages().at(idx).modseq;
-        highest = std::max(highest, v.messages().at(idx).modseq);
-    }
-    if (p.usedModseq()) s.enableCondstore();
-    const bool reportModseq = p.usedModseq() && !hits.isEmpty();
-    if (!esearch) {
-        QByteArray line = "SEARCH";
-        for (quint32 h : hits) line += ' ' + QByteArray::number(h);
-        if (reportModseq) line += " (MODSEQ " + QByteArray::number(highest) + ')';
-        s.untagged(line);
-    } else {
-        QByteArray line = "ESEARCH (TAG " + quoteString(r.tag) + ')';
-        if (r.uid) line += " UID";
-        if (!hits.isEmpty()) {
-            if (returns.contains("MIN")) line += " MIN " + QByteArray::number(hits.first());
-            if (returns.contains("MAX")) line += " MAX " + QByteArray::number(hits.last());
-            if (returns.contains("ALL")) line += " ALL " + compactSet(hits);
-        }
-        if (returns.contains("COUNT")) line += " COUNT " + QByteArray::number(hits.size());
-        if (reportModseq) {
-            // RFC 7162 3.1.5 (with RFC 4731): the highest mod-sequence of the messages the
-            // result returns: with only MIN and/or MAX, those one or two messages.
-            quint64 returned = highest;
-            if (!returns.contains("ALL") && !returns.contains("COUNT")) {
-                returned = 0;
-                if (returns.contains("MIN")) returned = std::max(returned, modseqs.first());
-                if (returns.contains("MAX")) returned = std::max(returned, modseqs.last());
-            }
-            line += " MODSEQ " + QByteArray::number(returned);
-        }
-        s.untagged(line);
-    }
+    const SearchHits hits = searchHits(v, *indexes, r.uid);
+    if (usedModseq) s.enableCondstore();
+    const bool reportModseq = usedModseq && !hits.numbers.isEmpty();
+    s.untagged(o.esearch ? esearchLine(r, o.returns, hits, reportModseq) : searchLine(hits, reportModseq));
     s.ok(r, QStringLiteral("SEARCH completed"));
 }
 

@@ -133,64 +133,126 @@ void Commands::expunge(ImapSession& s, const R& r) {
     s.ok(r, QStringLiteral("EXPUNGE completed"));  // the EXPUNGE/VANISHED responses come right before
 }
 
-void Commands::store(ImapSession& s, const R& r) {
-    // STORE set [(UNCHANGEDSINCE modseq)] FLAGS|+FLAGS|-FLAGS[.SILENT] (flags)   (RFC 9051 6.4.6, RFC 7162 3.1.3)
-    MailboxView& v = *selected(s);
-    const bool modifiers = r.args.size() == 4 && r.args.at(1).kind == Token::Kind::List;
-    const qsizetype at = modifiers ? 2 : 1;
-    if (r.args.size() != at + 2 || r.args.at(0).kind != Token::Kind::Atom || r.args.at(at).kind != Token::Kind::Atom) {
-        s.bad(r, QStringLiteral("Usage: STORE set [(UNCHANGEDSINCE modseq)] FLAGS|+FLAGS|-FLAGS[.SILENT] (flags)"));
-        return;
-    }
+namespace {
+
+// STORE's arguments once checked.
+struct StoreArgs {
+    QList<int> set;  // message indexes, ascending
+    int mode = 0;    // 0 replace, 1 add, -1 remove
+    bool silent = false;
+    QStringList flags;
     std::optional<quint64> unchangedSince;
-    if (modifiers) {
-        const QList<Token>& mods = r.args.at(1).items;
-        if (mods.size() != 2 || !mods.at(0).isAtom("UNCHANGEDSINCE") ||
-            !(unchangedSince = parseModseq(mods.at(1), true))) {
-            s.bad(r, QStringLiteral("The only STORE modifier is (UNCHANGEDSINCE mod-sequence)"));
-            return;
-        }
-        if (v.highestModseq() == 0) {
-            s.bad(r, QStringLiteral("This mailbox has no mod-sequences (NOMODSEQ)"));
-            return;
-        }
+};
+
+// The modifiers list (UNCHANGEDSINCE mod-sequence) (RFC 7162 3.1.3). Sends BAD and
+// returns false when it is anything else, or the mailbox has no mod-sequences.
+bool parseStoreModifiers(ImapSession& s, const ImapSession::Request& r, const MailboxView& v, StoreArgs& a) {
+    const QList<Token>& mods = r.args.at(1).items;
+    if (mods.size() != 2 || !mods.at(0).isAtom("UNCHANGEDSINCE") ||
+        !(a.unchangedSince = parseModseq(mods.at(1), true))) {
+        s.bad(r, QStringLiteral("The only STORE modifier is (UNCHANGEDSINCE mod-sequence)"));
+        return false;
     }
-    if (v.readOnly()) {
-        s.no(r, QStringLiteral("Mailbox is read-only"), "READ-ONLY");
-        return;
+    if (v.highestModseq() == 0) {
+        s.bad(r, QStringLiteral("This mailbox has no mod-sequences (NOMODSEQ)"));
+        return false;
     }
-    auto set = resolveSequenceSet(r.args.at(0).text, v, r.uid);
-    if (!set) {
-        s.bad(r, QStringLiteral("Bad sequence set"));
-        return;
-    }
+    return true;
+}
+
+// FLAGS|+FLAGS|-FLAGS[.SILENT] (flags) at args[at]: the mode and the flag names. Sends BAD
+// and returns false on an unknown item, a bad flag list or an unknown system flag.
+bool parseStoreItem(ImapSession& s, const ImapSession::Request& r, qsizetype at, StoreArgs& a) {
     QByteArray item = r.args.at(at).text.toUpper();
-    const bool silent = item.endsWith(".SILENT");
-    if (silent) item.chop(7);
-    int mode = 0;  // 0 replace, 1 add, -1 remove
+    a.silent = item.endsWith(".SILENT");
+    if (a.silent) item.chop(7);
     if (item == "+FLAGS")
-        mode = 1;
+        a.mode = 1;
     else if (item == "-FLAGS")
-        mode = -1;
+        a.mode = -1;
     else if (item != "FLAGS") {
         s.bad(r, QStringLiteral("Unknown STORE item"));
-        return;
+        return false;
     }
     auto flags = parseFlagList(r.args.at(at + 1));
     if (!flags) {
         s.bad(r, QStringLiteral("Bad flag list"));
-        return;
+        return false;
     }
     for (const QString& f : *flags) {
         if (f.startsWith(QLatin1Char('\\')) && store::systemFlagLetter(f).isEmpty() &&
             f.compare(QLatin1String("\\Recent"), Qt::CaseInsensitive) != 0) {
             s.bad(r, QStringLiteral("Invalid system flag %1").arg(f));
-            return;
+            return false;
         }
     }
-    if (unchangedSince) s.enableCondstore();
+    a.flags = *flags;
+    return true;
+}
+
+// STORE set [(UNCHANGEDSINCE modseq)] FLAGS|+FLAGS|-FLAGS[.SILENT] (flags)   (RFC 9051
+// 6.4.6, RFC 7162 3.1.3). Sends BAD (NO [READ-ONLY] for a read-only mailbox) and returns
+// false when the command cannot go on.
+bool parseStoreArgs(ImapSession& s, const ImapSession::Request& r, const MailboxView& v, StoreArgs& a) {
+    const bool modifiers = r.args.size() == 4 && r.args.at(1).kind == Token::Kind::List;
+    const qsizetype at = modifiers ? 2 : 1;
+    if (r.args.size() != at + 2 || r.args.at(0).kind != Token::Kind::Atom || r.args.at(at).kind != Token::Kind::Atom) {
+        s.bad(r, QStringLiteral("Usage: STORE set [(UNCHANGEDSINCE modseq)] FLAGS|+FLAGS|-FLAGS[.SILENT] (flags)"));
+        return false;
+    }
+    if (modifiers && !parseStoreModifiers(s, r, v, a)) return false;
+    if (v.readOnly()) {
+        s.no(r, QStringLiteral("Mailbox is read-only"), "READ-ONLY");
+        return false;
+    }
+    auto set = resolveSequenceSet(r.args.at(0).text, v, r.uid);
+    if (!set) {
+        s.bad(r, QStringLiteral("Bad sequence set"));
+        return false;
+    }
+    a.set = *set;
+    return parseStoreItem(s, r, at, a);
+}
+
+// What became of one message of the set.
+enum class StoreResult { Stored, Modified, Gone };
+
+// Applies the change to message i and sends its FETCH response unless .SILENT asks not to.
+StoreResult storeOne(ImapSession& s, const ImapSession::Request& r, MailboxView& v, int i, const StoreArgs& a,
+                     const QString& letters) {
+    if (v.messages().at(i).expunged) return StoreResult::Gone;
+    if (a.unchangedSince) {
+        // Changed after the client's mod-sequence, as far as we know, or renamed by another
+        // session since we looked (its change has a mod-sequence we have not seen yet).
+        const auto file = v.currentFile(i);
+        if (v.messages().at(i).modseq > *a.unchangedSince || (file && file->first != v.messages().at(i).fileName))
+            return StoreResult::Modified;
+    }
+    // Applied to the file's flags as they are now (another session's change is kept).
+    auto change = v.changeFlags(i, a.mode, letters);
+    if (!change) return StoreResult::Gone;  // expunged meanwhile by another session
+    const QByteArray uidItem =
+        r.uid || Commands::condstore(s) ? " UID " + QByteArray::number(v.messages().at(i).uid) : QByteArray();
+    // .SILENT: no FETCH, unless the result is not what the client asked for because another
+    // session changed the flags too (RFC 9051 6.4.6: the server SHOULD then say so).
+    if (!a.silent || change->merged)
+        s.untagged(QByteArray::number(i + 1) + " FETCH (FLAGS " + Commands::flagList(v.imapFlags(i)) + uidItem +
+                   Commands::modseqItem(s, i) + ')');
+    else if (Commands::condstore(s) &&
+             change->changed)  // the new mod-sequence is reported even when silent (RFC 7162 3.1.3)
+        s.untagged(QByteArray::number(i + 1) + " FETCH (" + uidItem.mid(1) + Commands::modseqItem(s, i) + ')');
+    return StoreResult::Stored;
+}
+
+}  // namespace
+
+void Commands::store(ImapSession& s, const R& r) {
+    MailboxView& v = *selected(s);
+    StoreArgs a;
+    if (!parseStoreArgs(s, r, v, a)) return;
+    if (a.unchangedSince) s.enableCondstore();
     const QStringList keywordsBefore = v.keywords();
-    auto letters = v.lettersFor(*flags, mode >= 0);
+    auto letters = v.lettersFor(a.flags, a.mode >= 0);
     if (!letters) {
         s.no(r, letters.errorMessage(), "LIMIT");
         return;
@@ -199,35 +261,10 @@ void Commands::store(ImapSession& s, const R& r) {
     if (v.keywords() != keywordsBefore) flagsResponse(s);
     QList<quint32> modified;  // failed the UNCHANGEDSINCE test: UIDs or sequence numbers
     bool gone = false;        // some messages no longer exist (another session expunged them)
-    for (int i : *set) {
-        if (v.messages().at(i).expunged) {
-            gone = true;
-            continue;
-        }
-        if (unchangedSince) {
-            // Changed after the client's mod-sequence, as far as we know, or renamed by another
-            // session since we looked (its change has a mod-sequence we have not seen yet).
-            const auto file = v.currentFile(i);
-            if (v.messages().at(i).modseq > *unchangedSince || (file && file->first != v.messages().at(i).fileName)) {
-                modified << (r.uid ? v.messages().at(i).uid : quint32(i + 1));
-                continue;
-            }
-        }
-        // Applied to the file's flags as they are now (another session's change is kept).
-        auto change = v.changeFlags(i, mode, *letters);
-        if (!change) {
-            gone = true;  // expunged meanwhile by another session
-            continue;
-        }
-        const QByteArray uidItem =
-            r.uid || condstore(s) ? " UID " + QByteArray::number(v.messages().at(i).uid) : QByteArray();
-        // .SILENT: no FETCH, unless the result is not what the client asked for because another
-        // session changed the flags too (RFC 9051 6.4.6: the server SHOULD then say so).
-        if (!silent || change->merged)
-            s.untagged(QByteArray::number(i + 1) + " FETCH (FLAGS " + flagList(v.imapFlags(i)) + uidItem +
-                       modseqItem(s, i) + ')');
-        else if (condstore(s) && change->changed)  // the new mod-sequence is reported even when silent (RFC 7162 3.1.3)
-            s.untagged(QByteArray::number(i + 1) + " FETCH (" + uidItem.mid(1) + modseqItem(s, i) + ')');
+    for (int i : a.set) {
+        const StoreResult result = storeOne(s, r, v, i, a, *letters);
+        if (result == StoreResult::Gone) gone = true;
+        if (result == StoreResult::Modified) modified << (r.uid ? v.messages().at(i).uid : quint32(i + 1));
     }
     if (!modified.isEmpty()) {
         s.ok(r, QStringLiteral("Conditional STORE failed for some messages"), "MODIFIED " + compactSet(modified));

@@ -151,13 +151,12 @@ std::optional<QList<int>> charsetAndSearch(ImapSession& s, const ImapSession::Re
     return hits;
 }
 
-}  // namespace
-
-void Commands::sort(ImapSession& s, const R& r) {
-    MailboxView& v = *selected(s);
+// The sort criteria of args[0]: "(" ["REVERSE"] key *(SP ["REVERSE"] key) ")". Sends BAD
+// and returns nullopt when they are not that.
+std::optional<QList<Criterion>> parseSortCriteria(ImapSession& s, const ImapSession::Request& r) {
     if (r.args.isEmpty() || r.args.at(0).kind != Token::Kind::List) {
         s.bad(r, QStringLiteral("Usage: SORT (criteria) charset search-keys"));
-        return;
+        return std::nullopt;
     }
     QList<Criterion> criteria;
     bool reverse = false;
@@ -170,7 +169,7 @@ void Commands::sort(ImapSession& s, const R& r) {
         const auto key = sortKeyNamed(a);
         if (!key) {
             s.bad(r, QStringLiteral("Unknown sort criterion %1").arg(QString::fromUtf8(t.text.left(40))));
-            return;
+            return std::nullopt;
         }
         criteria << Criterion{*key, reverse};
         reverse = false;
@@ -178,18 +177,13 @@ void Commands::sort(ImapSession& s, const R& r) {
     if (criteria.isEmpty() || reverse) {
         s.bad(r, reverse ? QStringLiteral("REVERSE must be followed by a sort key")
                          : QStringLiteral("Empty sort criteria"));
-        return;
+        return std::nullopt;
     }
-    auto hits = charsetAndSearch(s, r, 1, v);
-    if (!hits) return;
+    return criteria;
+}
 
-    bool needHeader = false;
-    for (const Criterion& c : criteria)
-        if (c.key != SortKey::Arrival && c.key != SortKey::Size) needHeader = true;
-    QList<SortData> data;
-    data.reserve(hits->size());
-    std::optional<HeaderBlocks> blocks;
-    if (needHeader) blocks.emplace(v);
+// The header fields the criteria read, each once, in the order of the criteria.
+QList<const char*> sortFields(const QList<Criterion>& criteria) {
     QList<const char*> fields;
     auto use = [&](const char* f) {
         if (!fields.contains(f)) fields << f;
@@ -218,14 +212,27 @@ void Commands::sort(ImapSession& s, const R& r) {
                 break;
         }
     }
-    for (int idx : *hits) {
+    return fields;
+}
+
+// What the criteria compare, for each message of `hits`. Headers are read only when a
+// criterion needs one, and then only the fields the criteria use (parsing whole headers
+// of a large folder was most of SORT's time).
+QList<SortData> sortData(const MailboxView& v, const QList<int>& hits, const QList<Criterion>& criteria) {
+    bool needHeader = false;
+    for (const Criterion& c : criteria)
+        if (c.key != SortKey::Arrival && c.key != SortKey::Size) needHeader = true;
+    QList<SortData> data;
+    data.reserve(hits.size());
+    std::optional<HeaderBlocks> blocks;
+    if (needHeader) blocks.emplace(v);
+    const QList<const char*> fields = sortFields(criteria);
+    for (int idx : hits) {
         const Message& m = v.messages().at(idx);
         SortData d;
         d.arrival = m.mtimeMs;
         d.size = m.vsize;
         if (needHeader) {
-            // Only the fields the criteria use (parsing whole headers of a large folder
-            // was most of SORT's time).
             const QByteArray block = blocks->block(idx);
             mail::Header h;
             for (const char* field : fields) {
@@ -242,8 +249,13 @@ void Commands::sort(ImapSession& s, const R& r) {
         }
         data << d;
     }
-    QList<int> order;  // positions in hits (ascending sequence numbers)
-    for (int i = 0; i < hits->size(); ++i) order << i;
+    return data;
+}
+
+// Positions in `data` in the order of the criteria; ties go by sequence number (RFC 5256 3).
+QList<int> sortOrder(const QList<SortData>& data, const QList<Criterion>& criteria) {
+    QList<int> order;
+    for (int i = 0; i < data.size(); ++i) order << i;
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
         for (const Criterion& c : criteria) {
             const int res = compareBy(c.key, data.at(a), data.at(b));
@@ -251,8 +263,20 @@ void Commands::sort(ImapSession& s, const R& r) {
         }
         return a < b;  // RFC 5256 3: ties go by sequence number
     });
+    return order;
+}
+
+}  // namespace
+
+void Commands::sort(ImapSession& s, const R& r) {
+    MailboxView& v = *selected(s);
+    const auto criteria = parseSortCriteria(s, r);
+    if (!criteria) return;
+    auto hits = charsetAndSearch(s, r, 1, v);
+    if (!hits) return;
+    const QList<SortData> data = sortData(v, *hits, *criteria);
     QByteArray line = "SORT";
-    for (int i : order) {
+    for (int i : sortOrder(data, *criteria)) {  // positions in hits (ascending sequence numbers)
         const int idx = hits->at(i);
         line += ' ' + QByteArray::number(r.uid ? v.messages().at(idx).uid : quint32(idx + 1));
     }
