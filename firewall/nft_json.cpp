@@ -322,9 +322,11 @@ QList<Term> transportTerms(const QString& proto, const QString& field, const Mat
     if (proto != u"th") out << protocolTerm({protocolNumber(proto)}, false, proto);
     if (proto == u"th" || proto == u"tcp") {
         if (field == u"dport" || field == u"sport") return out << portTerm(field, m);
-        if (field == u"flags" && proto == u"tcp") return out << unknownTerm(m.text);
+        // Any other field of the TCP header (flags, checksum, ...), or of whatever transport
+        // header th is: unknown. (th with such a field used to yield no term at all, and read()
+        // then took the last of none.)
+        return out << unknownTerm(m.text);
     }
-    if (proto == u"tcp") return out << unknownTerm(m.text);
     return out;  // udp/sctp/... fields: the protocol term already decides for TCP probes
 }
 
