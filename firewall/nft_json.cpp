@@ -61,11 +61,16 @@ private:
     QString m_table;
 };
 
-Term unknownTerm(const QString& text) {
+// A term of `type` with nothing but its text (an unknown expression, state we cannot see).
+Term textTerm(Term::Type type, const QString& text) {
     Term t;
-    t.type = Term::Type::Unknown;
+    t.type = type;
     t.text = text;
     return t;
+}
+
+Term unknownTerm(const QString& text) {
+    return textTerm(Term::Type::Unknown, text);
 }
 
 Term protocolTerm(const QList<int>& protos, bool negate, const QString& text) {
@@ -255,14 +260,6 @@ Term namesTerm(Term::Type type, const Match& m) {
     return t;
 }
 
-// A term that depends on state we cannot see (marks, labels, socket owners).
-Term stateTerm(const QString& text) {
-    Term t;
-    t.type = Term::Type::State;
-    t.text = text;
-    return t;
-}
-
 // Protocol numbers of the right-hand side's names; nullopt when one is not a protocol.
 std::optional<QList<int>> protocolsFrom(const QJsonArray& values) {
     QList<int> protos;
@@ -409,7 +406,7 @@ QList<Term> metaTerms(const QString& key, const Match& m) {
     if (key == u"iifname" || key == u"iif") return {namesTerm(Term::Type::InInterface, m)};
     if (key == u"pkttype") return {namesTerm(Term::Type::PktType, m)};
     if (key == u"mark" || key == u"secmark" || key == u"skuid" || key == u"skgid" || key == u"cgroup")
-        return {stateTerm(m.text)};
+        return {textTerm(Term::Type::State, m.text)};  // marks, labels, socket owners: state we cannot see
     return {unknownTerm(m.text)};
 }
 
@@ -424,7 +421,8 @@ QList<Term> ctTerms(const QString& key, const Match& m) {
         t.text = m.text;
         return {t};
     }
-    if (key == u"mark" || key == u"label") return {stateTerm(m.text)};
+    if (key == u"mark" || key == u"label")
+        return {textTerm(Term::Type::State, m.text)};  // marks, labels, socket owners: state we cannot see
     return {unknownTerm(m.text)};
 }
 

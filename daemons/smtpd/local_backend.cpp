@@ -385,21 +385,27 @@ void logSieve(QStringView event, const LocalDelivery& d, const QString& mailbox,
                          .add("detail", detail));
 }
 
+// The spool file after a copy's head (our Received header first): all of it, or, when forged
+// results were removed, the cleaned header and the body range. Never the message in memory.
+template <typename Part>
+void addSpoolFile(const LocalDelivery& d, Part* part) {
+    part->fd = d.job.body->fd();
+    part->length = d.job.body->size();
+    if (!d.p.inbound.cleanHeader.isEmpty()) {
+        part->head += d.p.inbound.cleanHeader;
+        part->offset = d.p.message->bodyOffset();
+        part->length = d.p.message->bodySize();
+    }
+}
+
 // Sieve redirects go into the queue first (common/sieve/sieve_outbound.h); one that
 // cannot be queued becomes a copy into INBOX.
 void queueSieveRedirects(LocalDelivery& d, const sieve::Outbound& outbound) {
-    const InboundOutcome& inbound = d.p.inbound;
     for (qsizetype i = 0; i < d.mailboxes.size(); ++i) {
         if (d.plans.at(i).redirects.isEmpty() || d.plans.at(i).reject) continue;
         sieve::Original original;
-        original.head = inbound.results + d.spam.headers;
-        original.fd = d.job.body->fd();
-        original.length = d.job.body->size();
-        if (!inbound.cleanHeader.isEmpty()) {
-            original.head += inbound.cleanHeader;
-            original.offset = d.p.message->bodyOffset();
-            original.length = d.p.message->bodySize();
-        }
+        original.head = d.p.inbound.results + d.spam.headers;
+        addSpoolFile(d, &original);
         original.sender = d.job.sender;
         original.eightBit = d.job.eightBit;
         original.smtpUtf8 = d.job.smtpUtf8;
@@ -412,17 +418,10 @@ void queueSieveRedirects(LocalDelivery& d, const sieve::Outbound& outbound) {
 // Received header first) — or, when forged results were removed, the cleaned header
 // and the body range of the spool file. Never the whole message in memory.
 store::Content copyContent(const LocalDelivery& d, const QString& mailbox) {
-    const InboundOutcome& inbound = d.p.inbound;
     store::Content content;
     content.head = (QStringLiteral("Return-Path: <%1>\r\nDelivered-To: %2\r\n").arg(d.job.sender, mailbox)).toUtf8() +
-                   inbound.results + d.spam.headers;
-    content.fd = d.job.body->fd();
-    content.length = d.job.body->size();
-    if (!inbound.cleanHeader.isEmpty()) {
-        content.head += inbound.cleanHeader;
-        content.offset = d.p.message->bodyOffset();
-        content.length = d.p.message->bodySize();
-    }
+                   d.p.inbound.results + d.spam.headers;
+    addSpoolFile(d, &content);
     return content;
 }
 
