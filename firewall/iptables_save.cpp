@@ -138,168 +138,216 @@ Status LineReader::read(const QStringList& words, const QList<bool>& quoted, Rul
     return {};
 }
 
-// Long on purpose: one branch per iptables option and match module (-p, --dport, -m
-// conntrack, -m set, ...), like the option table of iptables-extensions(8); each branch is
-// a few lines over the same arguments.
+// One option being read: its name and arguments, the term it makes (negation and text set),
+// the rule it adds to, and the reader's current "-m" module.
+struct OptionCall {
+    const QString& opt;
+    const QStringList& args;
+    Term t;
+    Rule* rule;
+    QString* module;
+
+    // Fails unless the option has exactly n arguments.
+    Status need(qsizetype n) const {
+        return args.size() == n ? Status() : Status::fail(QStringLiteral("%1 expects %2 argument(s)").arg(opt).arg(n));
+    }
+    // Adds the term with this type to the rule.
+    Status add(Term::Type type) {
+        t.type = type;
+        rule->terms << t;
+        return {};
+    }
+};
+using OptionReader = Status (*)(OptionCall&);
+
+Status readModule(OptionCall& c) {
+    if (auto s = c.need(1); !s) return s;
+    *c.module = c.args.first();
+    return {};
+}
+
+Status readProtocol(OptionCall& c) {
+    if (auto s = c.need(1); !s) return s;
+    if (c.args.first() == u"all" || c.args.first() == u"0") return {};
+    const int num = protocolNumber(c.args.first() == u"icmpv6" ? QStringLiteral("ipv6-icmp") : c.args.first());
+    if (num < 0) return c.add(Term::Type::Unknown);
+    c.t.protocols << num;
+    return c.add(Term::Type::Protocol);
+}
+
+Status readAddress(OptionCall& c) {
+    if (auto s = c.need(1); !s) return s;
+    const bool src = c.opt == u"-s" || c.opt == u"--source" || c.opt == u"--src-range" || c.opt == u"--mac-source";
+    c.t.names = c.args.first().split(QLatin1Char(','));
+    return c.add(src ? Term::Type::SrcAddr : Term::Type::DstAddr);
+}
+
+Status readInInterface(OptionCall& c) {
+    if (auto s = c.need(1); !s) return s;
+    c.t.names << c.args.first();
+    return c.add(Term::Type::InInterface);
+}
+
+Status readPorts(OptionCall& c) {
+    if (auto s = c.need(1); !s) return s;
+    Term::Type type = c.opt.contains(u"--d") ? Term::Type::DstPort : Term::Type::SrcPort;
+    if (!parsePorts(c.args.first(), &c.t.ports)) type = Term::Type::Unknown;
+    return c.add(type);
+}
+
+Status readEitherPort(OptionCall& c) {  // multiport --ports: depends on the client's port as well
+    return c.add(Term::Type::Unknown);
+}
+
+Status readSyn(OptionCall& c) {
+    c.t.flagMask = 0x17;  // FIN,SYN,RST,ACK
+    c.t.flagValue = 0x02;
+    return c.add(Term::Type::TcpFlags);
+}
+
+// "SYN,ACK" -> bits; *ok false for a name that is not a flag.
+int tcpFlagBits(const QString& list, bool* ok) {
+    static const QHash<QString, int> kFlags = {{QStringLiteral("FIN"), 1},  {QStringLiteral("SYN"), 2},
+                                               {QStringLiteral("RST"), 4},  {QStringLiteral("PSH"), 8},
+                                               {QStringLiteral("ACK"), 16}, {QStringLiteral("URG"), 32},
+                                               {QStringLiteral("ALL"), 63}, {QStringLiteral("NONE"), 0}};
+    int b = 0;
+    for (const QString& f : list.split(QLatin1Char(','))) {
+        if (!kFlags.contains(f)) *ok = false;
+        b |= kFlags.value(f);
+    }
+    return b;
+}
+
+Status readTcpFlags(OptionCall& c) {
+    if (auto s = c.need(2); !s) return s;
+    bool ok = true;
+    c.t.flagMask = tcpFlagBits(c.args.at(0), &ok);
+    c.t.flagValue = tcpFlagBits(c.args.at(1), &ok);
+    return c.add(ok ? Term::Type::TcpFlags : Term::Type::Unknown);
+}
+
+Status readCtState(OptionCall& c) {
+    if (auto s = c.need(1); !s) return s;
+    for (const QString& s : c.args.first().split(QLatin1Char(','))) c.t.names << s.toLower();
+    return c.add(c.opt == u"--ctstatus" ? Term::Type::CtStatus : Term::Type::CtState);
+}
+
+Status readAddrType(OptionCall& c) {
+    if (auto s = c.need(1); !s) return s;
+    c.t.names = c.args.first().toUpper().split(QLatin1Char(','));
+    return c.add(c.opt == u"--dst-type" ? Term::Type::DstAddrType : Term::Type::SrcAddrType);
+}
+
+// Modifiers of another option, or always-matching (recent --set); --comment names the rule.
+Status readModifier(OptionCall& c) {
+    if (c.opt == u"--comment" && !c.args.isEmpty()) c.rule->comment = c.args.first();
+    return {};
+}
+
+Status readRecentCheck(OptionCall& c) {  // recent --update/--rcheck: matches only clients seen before
+    return c.add(Term::Type::Rate);
+}
+
+Status readNothing(OptionCall&) {  // --hitcount refines --update/--rcheck; -p icmp already excludes TCP
+    return {};
+}
+
+Status readRate(OptionCall& c) {
+    c.t.typicallyMatches = !c.opt.contains(u"above");
+    return c.add(Term::Type::Rate);
+}
+
+Status readMatchSet(OptionCall& c) {
+    if (auto s = c.need(2); !s) return s;
+    Term::Type type = c.args.at(1).startsWith(u"dst") ? Term::Type::DstAddr : Term::Type::SrcAddr;
+    if (c.args.at(1).contains(QLatin1Char(','))) type = Term::Type::State;
+    c.t.names << QStringLiteral("set ") + c.args.at(0);
+    return c.add(type);
+}
+
+Status readPktType(OptionCall& c) {
+    if (auto s = c.need(1); !s) return s;
+    c.t.names << c.args.first().toLower();
+    return c.add(Term::Type::PktType);
+}
+
+Status readIp6Header(OptionCall& c) {  // -m rt / frag / hbh / dst / mh: only packets with that header
+    return c.add(Term::Type::Ip6Header);
+}
+
+Status readMark(OptionCall& c) {
+    return c.add(Term::Type::State);
+}
+
+// The one table of the options iptables-save writes (iptables(8), iptables-extensions(8)):
+// option name -> reader. An option not in it becomes an unknown term.
+const QHash<QString, OptionReader>& optionReaders() {
+    static const QHash<QString, OptionReader> kReaders = [] {
+        QHash<QString, OptionReader> t;
+        auto add = [&t](std::initializer_list<const char*> names, OptionReader read) {
+            for (const char* name : names) t.insert(QLatin1String(name), read);
+        };
+        add({"-m", "--match"}, readModule);
+        add({"-p", "--protocol"}, readProtocol);
+        add({"-s", "--source", "-d", "--destination", "--src-range", "--dst-range", "--mac-source"}, readAddress);
+        add({"-i", "--in-interface"}, readInInterface);
+        add({"--dport", "--destination-port", "--sport", "--source-port", "--dports", "--destination-ports", "--sports",
+             "--source-ports"},
+            readPorts);
+        add({"--ports"}, readEitherPort);
+        add({"--syn"}, readSyn);
+        add({"--tcp-flags"}, readTcpFlags);
+        add({"--ctstate", "--state", "--ctstatus"}, readCtState);
+        add({"--dst-type", "--src-type"}, readAddrType);
+        add({"--limit-iface-in",
+             "--comment",
+             "--limit-burst",
+             "--name",
+             "--mask",
+             "--rsource",
+             "--rdest",
+             "--seconds",
+             "--reap",
+             "--rttl",
+             "--set",
+             "--hashlimit-name",
+             "--hashlimit-mode",
+             "--hashlimit-burst",
+             "--hashlimit-htable-expire",
+             "--hashlimit-srcmask",
+             "--connlimit-mask",
+             "--connlimit-saddr",
+             "--log-prefix",
+             "--log-level"},
+            readModifier);
+        add({"--update", "--rcheck"}, readRecentCheck);
+        add({"--hitcount", "--icmp-type", "--icmpv6-type"}, readNothing);
+        add({"--limit", "--hashlimit-upto", "--hashlimit-above", "--hashlimit", "--connlimit-above", "--connlimit-upto",
+             "--quota"},
+            readRate);
+        add({"--match-set"}, readMatchSet);
+        add({"--pkt-type"}, readPktType);
+        add({"--rt-type", "--rt-segsleft", "--rt-len", "--rt-0-res", "--rt-0-addrs", "--rt-0-not-strict", "--fragid",
+             "--fraglen", "--fragres", "--fragfirst", "--fragmore", "--fraglast", "--hbh-len", "--hbh-opts",
+             "--dst-len", "--dst-opts", "--mh-type"},
+            readIp6Header);
+        add({"--mark", "--ctmark"}, readMark);
+        return t;
+    }();
+    return kReaders;
+}
+
 Status LineReader::option(const QString& opt, const QStringList& args, bool negate, Rule* rule) {
     const QString text = (negate ? QStringLiteral("! ") : QString()) + opt +
                          (args.isEmpty() ? QString() : QLatin1Char(' ') + args.join(QLatin1Char(' ')));
-    Term t;
-    t.negate = negate;
-    t.text = text;
-    auto need = [&](int n) {
-        return args.size() == n ? Status() : Status::fail(QStringLiteral("%1 expects %2 argument(s)").arg(opt).arg(n));
-    };
-    if (opt == u"-m" || opt == u"--match") {
-        if (!need(1)) return need(1);
-        m_module = args.first();
-        return {};
-    }
-    if (opt == u"-p" || opt == u"--protocol") {
-        if (!need(1)) return need(1);
-        if (args.first() == u"all" || args.first() == u"0") return {};
-        const int num = protocolNumber(args.first() == u"icmpv6" ? QStringLiteral("ipv6-icmp") : args.first());
-        if (num < 0) {
-            t.type = Term::Type::Unknown;
-        } else {
-            t.type = Term::Type::Protocol;
-            t.protocols << num;
-        }
-        rule->terms << t;
-        return {};
-    }
-    if (opt == u"-s" || opt == u"--source" || opt == u"-d" || opt == u"--destination" || opt == u"--src-range" ||
-        opt == u"--dst-range" || opt == u"--mac-source") {
-        if (!need(1)) return need(1);
-        const bool src = opt == u"-s" || opt == u"--source" || opt == u"--src-range" || opt == u"--mac-source";
-        t.type = src ? Term::Type::SrcAddr : Term::Type::DstAddr;
-        t.names = args.first().split(QLatin1Char(','));
-        rule->terms << t;
-        return {};
-    }
-    if (opt == u"-i" || opt == u"--in-interface") {
-        if (!need(1)) return need(1);
-        t.type = Term::Type::InInterface;
-        t.names << args.first();
-        rule->terms << t;
-        return {};
-    }
-    if (opt == u"--dport" || opt == u"--destination-port" || opt == u"--sport" || opt == u"--source-port" ||
-        opt == u"--dports" || opt == u"--destination-ports" || opt == u"--sports" || opt == u"--source-ports") {
-        if (!need(1)) return need(1);
-        t.type = opt.contains(u"--d") ? Term::Type::DstPort : Term::Type::SrcPort;
-        if (!parsePorts(args.first(), &t.ports)) t.type = Term::Type::Unknown;
-        rule->terms << t;
-        return {};
-    }
-    if (opt == u"--ports") {  // multiport on either side: depends on the client's port as well
-        t.type = Term::Type::Unknown;
-        rule->terms << t;
-        return {};
-    }
-    if (opt == u"--syn") {
-        t.type = Term::Type::TcpFlags;
-        t.flagMask = 0x17;  // FIN,SYN,RST,ACK
-        t.flagValue = 0x02;
-        rule->terms << t;
-        return {};
-    }
-    if (opt == u"--tcp-flags") {
-        if (!need(2)) return need(2);
-        static const QHash<QString, int> kFlags = {{QStringLiteral("FIN"), 1},  {QStringLiteral("SYN"), 2},
-                                                   {QStringLiteral("RST"), 4},  {QStringLiteral("PSH"), 8},
-                                                   {QStringLiteral("ACK"), 16}, {QStringLiteral("URG"), 32},
-                                                   {QStringLiteral("ALL"), 63}, {QStringLiteral("NONE"), 0}};
-        auto bits = [&](const QString& list, bool* ok) {
-            int b = 0;
-            for (const QString& f : list.split(QLatin1Char(','))) {
-                if (!kFlags.contains(f)) *ok = false;
-                b |= kFlags.value(f);
-            }
-            return b;
-        };
-        bool ok = true;
-        t.type = Term::Type::TcpFlags;
-        t.flagMask = bits(args.at(0), &ok);
-        t.flagValue = bits(args.at(1), &ok);
-        if (!ok) t.type = Term::Type::Unknown;
-        rule->terms << t;
-        return {};
-    }
-    if (opt == u"--ctstate" || opt == u"--state" || opt == u"--ctstatus") {
-        if (!need(1)) return need(1);
-        t.type = opt == u"--ctstatus" ? Term::Type::CtStatus : Term::Type::CtState;
-        for (const QString& s : args.first().split(QLatin1Char(','))) t.names << s.toLower();
-        rule->terms << t;
-        return {};
-    }
-    if (opt == u"--dst-type" || opt == u"--src-type") {
-        if (!need(1)) return need(1);
-        t.type = opt == u"--dst-type" ? Term::Type::DstAddrType : Term::Type::SrcAddrType;
-        t.names = args.first().toUpper().split(QLatin1Char(','));
-        rule->terms << t;
-        return {};
-    }
-    if (opt == u"--limit-iface-in" || opt == u"--comment" || opt == u"--limit-burst" || opt == u"--name" ||
-        opt == u"--mask" || opt == u"--rsource" || opt == u"--rdest" || opt == u"--seconds" || opt == u"--reap" ||
-        opt == u"--rttl" || opt == u"--set" || opt == u"--hashlimit-name" || opt == u"--hashlimit-mode" ||
-        opt == u"--hashlimit-burst" || opt == u"--hashlimit-htable-expire" || opt == u"--hashlimit-srcmask" ||
-        opt == u"--connlimit-mask" || opt == u"--connlimit-saddr" || opt == u"--log-prefix" || opt == u"--log-level") {
-        if (opt == u"--comment" && !args.isEmpty()) rule->comment = args.first();
-        return {};  // modifiers of another option, or always-matching (recent --set)
-    }
-    if (opt == u"--limit" || opt == u"--hitcount" || opt == u"--update" || opt == u"--rcheck" ||
-        opt == u"--hashlimit-upto" || opt == u"--hashlimit-above" || opt == u"--hashlimit" ||
-        opt == u"--connlimit-above" || opt == u"--connlimit-upto" || opt == u"--quota") {
-        if (opt == u"--update" || opt == u"--rcheck") {
-            // recent --update/--rcheck: matches only for clients seen before.
-            t.type = Term::Type::Rate;
-            rule->terms << t;
-            return {};
-        }
-        if (opt == u"--hitcount") return {};  // refines --update/--rcheck
-        t.type = Term::Type::Rate;
-        t.typicallyMatches = !opt.contains(u"above");
-        rule->terms << t;
-        return {};
-    }
-    if (opt == u"--match-set") {
-        if (!need(2)) return need(2);
-        t.type = args.at(1).startsWith(u"dst") ? Term::Type::DstAddr : Term::Type::SrcAddr;
-        if (args.at(1).contains(QLatin1Char(','))) t.type = Term::Type::State;
-        t.names << QStringLiteral("set ") + args.at(0);
-        rule->terms << t;
-        return {};
-    }
-    if (opt == u"--pkt-type") {
-        if (!need(1)) return need(1);
-        t.type = Term::Type::PktType;
-        t.names << args.first().toLower();
-        rule->terms << t;
-        return {};
-    }
-    static const QStringList kIp6HeaderOptions = {
-        QStringLiteral("--rt-type"),   QStringLiteral("--rt-segsleft"), QStringLiteral("--rt-len"),
-        QStringLiteral("--rt-0-res"),  QStringLiteral("--rt-0-addrs"),  QStringLiteral("--rt-0-not-strict"),
-        QStringLiteral("--fragid"),    QStringLiteral("--fraglen"),     QStringLiteral("--fragres"),
-        QStringLiteral("--fragfirst"), QStringLiteral("--fragmore"),    QStringLiteral("--fraglast"),
-        QStringLiteral("--hbh-len"),   QStringLiteral("--hbh-opts"),    QStringLiteral("--dst-len"),
-        QStringLiteral("--dst-opts"),  QStringLiteral("--mh-type")};
-    if (kIp6HeaderOptions.contains(opt)) {  // -m rt / frag / hbh / dst / mh: only packets with that header
-        t.type = Term::Type::Ip6Header;
-        rule->terms << t;
-        return {};
-    }
-    if (opt == u"--icmp-type" || opt == u"--icmpv6-type") return {};  // -p icmp already excludes TCP
-    if (opt == u"--mark" || opt == u"--ctmark") {
-        t.type = Term::Type::State;
-        rule->terms << t;
-        return {};
-    }
-    t.type = Term::Type::Unknown;
-    if (!m_module.isEmpty()) t.text = QStringLiteral("-m %1 %2").arg(m_module, text);
-    rule->terms << t;
-    return {};
+    OptionCall call{opt, args, Term{}, rule, &m_module};
+    call.t.negate = negate;
+    call.t.text = text;
+    const auto it = optionReaders().constFind(opt);
+    if (it != optionReaders().cend()) return (*it)(call);
+    if (!m_module.isEmpty()) call.t.text = QStringLiteral("-m %1 %2").arg(m_module, text);
+    return call.add(Term::Type::Unknown);
 }
 
 }  // namespace

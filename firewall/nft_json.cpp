@@ -15,6 +15,8 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 
+#include <optional>
+
 namespace postern::firewall {
 
 namespace {
@@ -28,6 +30,14 @@ struct TableSets {
 QString setKey(const QString& family, const QString& table, const QString& name) {
     return family + QLatin1Char(' ') + table + QLatin1Char(' ') + name;
 }
+
+// A rule being read: its terms and verdict so far, its statements as text, and the rules a
+// vmap forks it into.
+struct RuleDraft {
+    Rule base;
+    QStringList text;
+    QList<Rule> expanded;  // from a vmap
+};
 
 class RuleReader {
 public:
@@ -43,6 +53,7 @@ private:
     // Elements a right-hand side stands for (set contents, list items, or itself).
     QJsonArray atoms(const QJsonValue& right, bool* dynamic, bool* tooLarge) const;
     QList<Term> matchTerms(const QString& op, const QJsonValue& left, const QJsonValue& right) const;
+    void readVmap(const QJsonObject& vm, RuleDraft* d) const;
     static bool verdictOf(const QJsonObject& stmt, Verdict* v, QString* target);
 
     const TableSets& m_sets;
@@ -50,11 +61,16 @@ private:
     QString m_table;
 };
 
-Term unknownTerm(const QString& text) {
+// A term of `type` with nothing but its text (an unknown expression, state we cannot see).
+Term textTerm(Term::Type type, const QString& text) {
     Term t;
-    t.type = Term::Type::Unknown;
+    t.type = type;
     t.text = text;
     return t;
+}
+
+Term unknownTerm(const QString& text) {
+    return textTerm(Term::Type::Unknown, text);
 }
 
 Term protocolTerm(const QList<int>& protos, bool negate, const QString& text) {
@@ -222,216 +238,240 @@ QStringList namesFrom(const QJsonArray& atoms) {
     return out;
 }
 
-// Long on purpose: one branch per nft match expression (meta, payload, ct, fib, sets...),
-// each a few lines, read top to bottom like nft(8)'s list; split, the branches would only
-// pass the same four values around.
+// One match statement as the term readers see it: the operator, the right-hand side and what
+// follows from them.
+struct Match {
+    QString op;
+    QJsonValue right;
+    QString text;       // the statement as nft(8) lists it, for messages
+    bool negate;        // op "!="
+    bool plainOp;       // "==", "!=" or "in"; only ports also take "<", "<=", ">", ">="
+    bool dynamic;       // the right-hand side is a set updated at run time
+    QJsonArray values;  // its elements (RuleReader::atoms)
+};
+
+// A term over the right-hand side's names (addresses, interfaces, packet types).
+Term namesTerm(Term::Type type, const Match& m) {
+    Term t;
+    t.type = type;
+    t.names = namesFrom(m.values);
+    t.negate = m.negate;
+    t.text = m.text;
+    return t;
+}
+
+// Protocol numbers of the right-hand side's names; nullopt when one is not a protocol.
+std::optional<QList<int>> protocolsFrom(const QJsonArray& values) {
+    QList<int> protos;
+    for (const QString& n : namesFrom(values)) {
+        const int num = protocolNumber(n);
+        if (num < 0) return std::nullopt;
+        protos << num;
+    }
+    return protos;
+}
+
+// "ip saddr", "ip6 daddr", "ip protocol", "ip6 nexthdr": the family term, then the field's.
+QList<Term> ipHeaderTerms(const QString& proto, const QString& field, const Match& m) {
+    QList<Term> out{familyTerm(proto == u"ip" ? IpFamily::V4 : IpFamily::V6, proto)};
+    if (field == u"saddr" || field == u"daddr") {
+        if (!m.plainOp) return out << unknownTerm(m.text);
+        return out << namesTerm(field == u"saddr" ? Term::Type::SrcAddr : Term::Type::DstAddr, m);
+    }
+    if (field == u"protocol" || field == u"nexthdr") {
+        const std::optional<QList<int>> protos = protocolsFrom(m.values);
+        if (!protos) return out << unknownTerm(m.text);
+        if (!m.plainOp) return out << unknownTerm(m.text);
+        return out << protocolTerm(*protos, m.negate, m.text);
+    }
+    return out << unknownTerm(m.text);
+}
+
+// "th dport 25", "tcp sport < 1024", "tcp dport { 25, 587 }": a port set or a bound.
+Term portTerm(const QString& field, const Match& m) {
+    Term t;
+    t.type = field == u"dport" ? Term::Type::DstPort : Term::Type::SrcPort;
+    t.text = m.text;
+    if (m.plainOp) {
+        if (!portsFrom(m.values, &t.ports)) return unknownTerm(m.text);
+        t.negate = m.negate;
+    } else {
+        const int v = m.right.isDouble() ? m.right.toInt() : -1;
+        if (v < 0) return unknownTerm(m.text);
+        if (m.op == u"<")
+            t.ports.ranges << qMakePair(0, v - 1);
+        else if (m.op == u"<=")
+            t.ports.ranges << qMakePair(0, v);
+        else if (m.op == u">")
+            t.ports.ranges << qMakePair(v + 1, 65535);
+        else if (m.op == u">=")
+            t.ports.ranges << qMakePair(v, 65535);
+        else
+            return unknownTerm(m.text);
+    }
+    if (m.dynamic) t.type = Term::Type::State;  // contents change at run time
+    return t;
+}
+
+// "th ...", "tcp ...", "udp ...", "sctp ...": the protocol term (not for th), then the field's.
+QList<Term> transportTerms(const QString& proto, const QString& field, const Match& m) {
+    QList<Term> out;
+    if (proto != u"th") out << protocolTerm({protocolNumber(proto)}, false, proto);
+    if (proto == u"th" || proto == u"tcp") {
+        if (field == u"dport" || field == u"sport") return out << portTerm(field, m);
+        // Any other field of the TCP header (flags, checksum, ...), or of whatever transport
+        // header th is: unknown. (th with such a field used to yield no term at all, and read()
+        // then took the last of none.)
+        return out << unknownTerm(m.text);
+    }
+    return out;  // udp/sctp/... fields: the protocol term already decides for TCP probes
+}
+
+// {"payload": {protocol, field}} on the left: by header.
+QList<Term> payloadTerms(const QJsonObject& payload, const Match& m) {
+    const QString proto = payload.value(u"protocol").toString();
+    const QString field = payload.value(u"field").toString();
+    if (proto.isEmpty()) return {unknownTerm(m.text)};
+    if (proto == u"ip" || proto == u"ip6") return ipHeaderTerms(proto, field, m);
+    if (proto == u"th" || proto == u"tcp" || proto == u"udp" || proto == u"sctp" || proto == u"dccp" ||
+        proto == u"udplite")
+        return transportTerms(proto, field, m);
+    // icmp, icmpv6, ah, esp, ...: the header implies the protocol, which is not TCP.
+    const int num = protocolNumber(proto == u"icmpv6" ? QStringLiteral("ipv6-icmp") : proto);
+    if (num >= 0 && num != kProtoTcp) return {protocolTerm({num}, false, proto)};
+    return {unknownTerm(m.text)};
+}
+
+// TCP flag bits of a value: numbers or flag names, alone or in a list; *ok false for others.
+int tcpFlagBits(const QJsonValue& v, bool* ok) {
+    static const QHash<QString, int> kFlags = {{QStringLiteral("fin"), 1},  {QStringLiteral("syn"), 2},
+                                               {QStringLiteral("rst"), 4},  {QStringLiteral("psh"), 8},
+                                               {QStringLiteral("ack"), 16}, {QStringLiteral("urg"), 32},
+                                               {QStringLiteral("ecn"), 64}, {QStringLiteral("cwr"), 128}};
+    int b = 0;
+    const QJsonArray list = v.isArray() ? v.toArray() : QJsonArray{v};
+    for (const QJsonValue& x : list) {
+        if (x.isDouble())
+            b |= x.toInt();
+        else if (kFlags.contains(x.toString()))
+            b |= kFlags.value(x.toString());
+        else
+            *ok = false;
+    }
+    return b;
+}
+
+// {"&": [left, mask]} on the left: only "tcp flags & mask ==|!= value" is understood.
+QList<Term> maskedTerms(const QJsonArray& a, const Match& m) {
+    const QJsonObject inner = a.at(0).toObject().value(u"payload").toObject();
+    if (a.size() == 2 && inner.value(u"protocol").toString() == u"tcp" &&
+        inner.value(u"field").toString() == u"flags" && (m.op == u"==" || m.op == u"!=")) {
+        bool ok = true;
+        Term t;
+        t.type = Term::Type::TcpFlags;
+        t.flagMask = tcpFlagBits(a.at(1), &ok);
+        t.flagValue = tcpFlagBits(m.right, &ok);
+        t.negate = m.negate;
+        t.text = m.text;
+        if (ok) return {protocolTerm({kProtoTcp}, false, QStringLiteral("tcp")), t};
+    }
+    return {unknownTerm(m.text)};
+}
+
+// "meta nfproto ipv4", "meta protocol ip6": one family value; != names the other family.
+QList<Term> metaFamilyTerms(const Match& m) {
+    const QStringList n = namesFrom(m.values);
+    if (n.size() != 1) return {unknownTerm(m.text)};
+    const QString v = n.first();
+    IpFamily f;
+    if (v == u"ipv4" || v == u"ip")
+        f = IpFamily::V4;
+    else if (v == u"ipv6" || v == u"ip6")
+        f = IpFamily::V6;
+    else
+        return {unknownTerm(m.text)};
+    if (m.negate) f = f == IpFamily::V4 ? IpFamily::V6 : IpFamily::V4;
+    return {familyTerm(f, m.text)};
+}
+
+// {"meta": {key}} on the left.
+QList<Term> metaTerms(const QString& key, const Match& m) {
+    if (!m.plainOp) return {unknownTerm(m.text)};
+    if (key == u"l4proto") {
+        const std::optional<QList<int>> protos = protocolsFrom(m.values);
+        if (!protos) return {unknownTerm(m.text)};
+        return {protocolTerm(*protos, m.negate, m.text)};
+    }
+    if (key == u"nfproto" || key == u"protocol") return metaFamilyTerms(m);
+    if (key == u"iifname" || key == u"iif") return {namesTerm(Term::Type::InInterface, m)};
+    if (key == u"pkttype") return {namesTerm(Term::Type::PktType, m)};
+    if (key == u"mark" || key == u"secmark" || key == u"skuid" || key == u"skgid" || key == u"cgroup")
+        return {textTerm(Term::Type::State, m.text)};  // marks, labels, socket owners: state we cannot see
+    return {unknownTerm(m.text)};
+}
+
+// {"ct": {key}} on the left.
+QList<Term> ctTerms(const QString& key, const Match& m) {
+    if (!m.plainOp) return {unknownTerm(m.text)};
+    if (key == u"state" || key == u"status") {
+        Term t;
+        t.type = key == u"state" ? Term::Type::CtState : Term::Type::CtStatus;
+        for (const QString& n : namesFrom(m.values)) t.names << n.toLower();
+        t.negate = m.negate;
+        t.text = m.text;
+        return {t};
+    }
+    if (key == u"mark" || key == u"label")
+        return {textTerm(Term::Type::State, m.text)};  // marks, labels, socket owners: state we cannot see
+    return {unknownTerm(m.text)};
+}
+
+// {"fib": {flags, result}} on the left: address types, and reverse-path checks.
+QList<Term> fibTerms(const QJsonObject& f, const Match& m) {
+    const QJsonArray flags = f.value(u"flags").toArray();
+    if (f.value(u"result").toString() == u"type" && flags.size() == 1 && m.plainOp) {
+        Term t;
+        t.type = flags.at(0).toString() == u"daddr" ? Term::Type::DstAddrType : Term::Type::SrcAddrType;
+        if (flags.at(0).toString() != u"daddr" && flags.at(0).toString() != u"saddr") return {unknownTerm(m.text)};
+        for (const QString& n : namesFrom(m.values)) t.names << n.toUpper();
+        t.negate = m.negate;
+        t.text = m.text;
+        return {t};
+    }
+    // Reverse-path checks (fib saddr . iif oif missing) depend on the client's address.
+    if (flags.contains(QJsonValue(QStringLiteral("saddr")))) {
+        Term t;
+        t.type = Term::Type::SrcAddr;
+        t.names << m.text;
+        t.text = m.text;
+        return {t};
+    }
+    return {unknownTerm(m.text)};
+}
+
+// One match statement: the text and the right-hand side's elements, then by the kind of the
+// left-hand expression (payload, masked payload, meta, ct, fib), as nft(8) lists them.
 QList<Term> RuleReader::matchTerms(const QString& op, const QJsonValue& left, const QJsonValue& right) const {
-    const QString text =
+    Match m;
+    m.op = op;
+    m.right = right;
+    m.text =
         exprText(left) + (op == u"==" || op == u"in" ? QString() : QLatin1Char(' ') + op) + QLatin1Char(' ') +
         (right.isString() && exprText(left).contains(u"ifname") ? QLatin1Char('"') + right.toString() + QLatin1Char('"')
                                                                 : valueText(right));
-    const bool negate = op == u"!=";
-    bool dynamic = false;
+    m.negate = op == u"!=";
+    m.dynamic = false;
     bool tooLarge = false;
-    const QJsonArray values = atoms(right, &dynamic, &tooLarge);
-    if (tooLarge) return {unknownTerm(text + QStringLiteral(" (set too large to read)"))};
-    const bool plainOp = op == u"==" || op == u"!=" || op == u"in";
+    m.values = atoms(right, &m.dynamic, &tooLarge);
+    if (tooLarge) return {unknownTerm(m.text + QStringLiteral(" (set too large to read)"))};
+    m.plainOp = op == u"==" || op == u"!=" || op == u"in";
     const QJsonObject l = left.toObject();
-
-    if (l.contains(u"payload")) {
-        const QJsonObject p = l.value(u"payload").toObject();
-        const QString proto = p.value(u"protocol").toString();
-        const QString field = p.value(u"field").toString();
-        if (proto.isEmpty()) return {unknownTerm(text)};
-        QList<Term> out;
-        if (proto == u"ip" || proto == u"ip6") {
-            const IpFamily fam = proto == u"ip" ? IpFamily::V4 : IpFamily::V6;
-            out << familyTerm(fam, proto);
-            if (field == u"saddr" || field == u"daddr") {
-                if (!plainOp) return out << unknownTerm(text);
-                Term t;
-                t.type = field == u"saddr" ? Term::Type::SrcAddr : Term::Type::DstAddr;
-                t.names = namesFrom(values);
-                t.negate = negate;
-                t.text = text;
-                return out << t;
-            }
-            if (field == u"protocol" || field == u"nexthdr") {
-                QList<int> protos;
-                for (const QString& n : namesFrom(values)) {
-                    const int num = protocolNumber(n);
-                    if (num < 0) return out << unknownTerm(text);
-                    protos << num;
-                }
-                if (!plainOp) return out << unknownTerm(text);
-                return out << protocolTerm(protos, negate, text);
-            }
-            return out << unknownTerm(text);
-        }
-        if (proto == u"th" || proto == u"tcp" || proto == u"udp" || proto == u"sctp" || proto == u"dccp" ||
-            proto == u"udplite") {
-            if (proto != u"th") out << protocolTerm({protocolNumber(proto)}, false, proto);
-            if (proto == u"th" || proto == u"tcp") {
-                if (field == u"dport" || field == u"sport") {
-                    Term t;
-                    t.type = field == u"dport" ? Term::Type::DstPort : Term::Type::SrcPort;
-                    t.text = text;
-                    if (plainOp) {
-                        if (!portsFrom(values, &t.ports)) return out << unknownTerm(text);
-                        t.negate = negate;
-                    } else {
-                        const int v = right.isDouble() ? right.toInt() : -1;
-                        if (v < 0) return out << unknownTerm(text);
-                        if (op == u"<")
-                            t.ports.ranges << qMakePair(0, v - 1);
-                        else if (op == u"<=")
-                            t.ports.ranges << qMakePair(0, v);
-                        else if (op == u">")
-                            t.ports.ranges << qMakePair(v + 1, 65535);
-                        else if (op == u">=")
-                            t.ports.ranges << qMakePair(v, 65535);
-                        else
-                            return out << unknownTerm(text);
-                    }
-                    if (dynamic) t.type = Term::Type::State;  // contents change at run time
-                    return out << t;
-                }
-                if (field == u"flags" && proto == u"tcp") return out << unknownTerm(text);
-            }
-            if (proto == u"tcp") return out << unknownTerm(text);
-            return out;  // udp/sctp/... fields: the protocol term already decides for TCP probes
-        }
-        // icmp, icmpv6, ah, esp, ...: the header implies the protocol, which is not TCP.
-        const int num = protocolNumber(proto == u"icmpv6" ? QStringLiteral("ipv6-icmp") : proto);
-        if (num >= 0 && num != kProtoTcp) return {protocolTerm({num}, false, proto)};
-        return {unknownTerm(text)};
-    }
-    if (l.contains(u"&")) {
-        const QJsonArray a = l.value(u"&").toArray();
-        const QJsonObject inner = a.at(0).toObject().value(u"payload").toObject();
-        if (a.size() == 2 && inner.value(u"protocol").toString() == u"tcp" &&
-            inner.value(u"field").toString() == u"flags" && (op == u"==" || op == u"!=")) {
-            static const QHash<QString, int> kFlags = {{QStringLiteral("fin"), 1},  {QStringLiteral("syn"), 2},
-                                                       {QStringLiteral("rst"), 4},  {QStringLiteral("psh"), 8},
-                                                       {QStringLiteral("ack"), 16}, {QStringLiteral("urg"), 32},
-                                                       {QStringLiteral("ecn"), 64}, {QStringLiteral("cwr"), 128}};
-            auto bits = [&](const QJsonValue& v, bool* ok) {
-                int b = 0;
-                const QJsonArray list = v.isArray() ? v.toArray() : QJsonArray{v};
-                for (const QJsonValue& x : list) {
-                    if (x.isDouble())
-                        b |= x.toInt();
-                    else if (kFlags.contains(x.toString()))
-                        b |= kFlags.value(x.toString());
-                    else
-                        *ok = false;
-                }
-                return b;
-            };
-            bool ok = true;
-            Term t;
-            t.type = Term::Type::TcpFlags;
-            t.flagMask = bits(a.at(1), &ok);
-            t.flagValue = bits(right, &ok);
-            t.negate = negate;
-            t.text = text;
-            if (ok) return {protocolTerm({kProtoTcp}, false, QStringLiteral("tcp")), t};
-        }
-        return {unknownTerm(text)};
-    }
-    if (l.contains(u"meta")) {
-        const QString key = l.value(u"meta").toObject().value(u"key").toString();
-        if (!plainOp) return {unknownTerm(text)};
-        if (key == u"l4proto") {
-            QList<int> protos;
-            for (const QString& n : namesFrom(values)) {
-                const int num = protocolNumber(n);
-                if (num < 0) return {unknownTerm(text)};
-                protos << num;
-            }
-            return {protocolTerm(protos, negate, text)};
-        }
-        if (key == u"nfproto" || key == u"protocol") {
-            // One family value: == ipv4 means "only v4"; != ipv4 means "only v6".
-            const QStringList n = namesFrom(values);
-            if (n.size() != 1) return {unknownTerm(text)};
-            const QString v = n.first();
-            IpFamily f;
-            if (v == u"ipv4" || v == u"ip")
-                f = IpFamily::V4;
-            else if (v == u"ipv6" || v == u"ip6")
-                f = IpFamily::V6;
-            else
-                return {unknownTerm(text)};
-            if (negate) f = f == IpFamily::V4 ? IpFamily::V6 : IpFamily::V4;
-            return {familyTerm(f, text)};
-        }
-        if (key == u"iifname" || key == u"iif") {
-            Term t;
-            t.type = Term::Type::InInterface;
-            t.names = namesFrom(values);
-            t.negate = negate;
-            t.text = text;
-            return {t};
-        }
-        if (key == u"pkttype") {
-            Term t;
-            t.type = Term::Type::PktType;
-            t.names = namesFrom(values);
-            t.negate = negate;
-            t.text = text;
-            return {t};
-        }
-        if (key == u"mark" || key == u"secmark" || key == u"skuid" || key == u"skgid" || key == u"cgroup") {
-            Term t;
-            t.type = Term::Type::State;
-            t.text = text;
-            return {t};
-        }
-        return {unknownTerm(text)};
-    }
-    if (l.contains(u"ct")) {
-        const QString key = l.value(u"ct").toObject().value(u"key").toString();
-        if (!plainOp) return {unknownTerm(text)};
-        if (key == u"state" || key == u"status") {
-            Term t;
-            t.type = key == u"state" ? Term::Type::CtState : Term::Type::CtStatus;
-            for (const QString& n : namesFrom(values)) t.names << n.toLower();
-            t.negate = negate;
-            t.text = text;
-            return {t};
-        }
-        if (key == u"mark" || key == u"label") {
-            Term t;
-            t.type = Term::Type::State;
-            t.text = text;
-            return {t};
-        }
-        return {unknownTerm(text)};
-    }
-    if (l.contains(u"fib")) {
-        const QJsonObject f = l.value(u"fib").toObject();
-        const QJsonArray flags = f.value(u"flags").toArray();
-        if (f.value(u"result").toString() == u"type" && flags.size() == 1 && plainOp) {
-            Term t;
-            t.type = flags.at(0).toString() == u"daddr" ? Term::Type::DstAddrType : Term::Type::SrcAddrType;
-            if (flags.at(0).toString() != u"daddr" && flags.at(0).toString() != u"saddr") return {unknownTerm(text)};
-            for (const QString& n : namesFrom(values)) t.names << n.toUpper();
-            t.negate = negate;
-            t.text = text;
-            return {t};
-        }
-        // Reverse-path checks (fib saddr . iif oif missing) depend on the client's address.
-        if (flags.contains(QJsonValue(QStringLiteral("saddr")))) {
-            Term t;
-            t.type = Term::Type::SrcAddr;
-            t.names << text;
-            t.text = text;
-            return {t};
-        }
-        return {unknownTerm(text)};
-    }
-    return {unknownTerm(text)};
+    if (l.contains(u"payload")) return payloadTerms(l.value(u"payload").toObject(), m);
+    if (l.contains(u"&")) return maskedTerms(l.value(u"&").toArray(), m);
+    if (l.contains(u"meta")) return metaTerms(l.value(u"meta").toObject().value(u"key").toString(), m);
+    if (l.contains(u"ct")) return ctTerms(l.value(u"ct").toObject().value(u"key").toString(), m);
+    if (l.contains(u"fib")) return fibTerms(l.value(u"fib").toObject(), m);
+    return {unknownTerm(m.text)};
 }
 
 bool RuleReader::verdictOf(const QJsonObject& stmt, Verdict* v, QString* target) {
@@ -455,114 +495,130 @@ bool RuleReader::verdictOf(const QJsonObject& stmt, Verdict* v, QString* target)
     return false;
 }
 
-// Long on purpose: one pass over a rule's statements (matches, counters, verdicts, NAT,
-// limits), each a short branch, which must see them in order to fork on vmaps and sets.
+// A verdict as nft(8) lists it: "accept", "jump x", "reject with icmpx admin-prohibited".
+QString verdictText(const QJsonObject& stmt, Verdict v, const QString& target) {
+    QString vt = target.isEmpty() ? toString(v) : toString(v) + QLatin1Char(' ') + target;
+    const QJsonObject rej = stmt.value(u"reject").toObject();
+    if (!rej.isEmpty())  // "reject with icmpx admin-prohibited", "reject with tcp reset"
+        vt += QStringLiteral(" with ") + rej.value(u"type").toString() +
+              (rej.contains(u"expr") ? QLatin1Char(' ') + scalarText(rej.value(u"expr")) : QString());
+    return vt;
+}
+
+// limit, quota, ct count, meter, connlimit: "over" limits (inv) match only clients above the
+// rate; the others match typical clients.
+Term rateTerm(const QString& kind, const QJsonObject& stmt) {
+    const QJsonObject body = stmt.value(kind).toObject();
+    const QJsonObject inner = kind == u"meter" ? body.value(u"stmt").toObject().value(u"limit").toObject() : body;
+    Term t;
+    t.type = Term::Type::Rate;
+    t.typicallyMatches = !inner.value(u"inv").toBool();
+    t.text = inner.value(u"inv").toBool() ? kind + QStringLiteral(" over") : kind;
+    if (kind == u"limit")
+        t.text += QStringLiteral(" rate %1/%2").arg(inner.value(u"rate").toInt()).arg(inner.value(u"per").toString());
+    return t;
+}
+
+// A statement that is neither a match, a verdict nor a vmap, by its kind: rate terms, NAT
+// and queue verdicts, xt, actions without effect on the verdict, and unknown ones.
+void readAction(const QString& kind, const QJsonObject& stmt, RuleDraft* d) {
+    if (kind == u"limit" || kind == u"quota" || kind == u"ct count" || kind == u"meter" || kind == u"connlimit") {
+        const Term t = rateTerm(kind, stmt);
+        d->base.terms << t;
+        d->text << t.text;
+    } else if (kind == u"dnat" || kind == u"redirect" || kind == u"tproxy") {
+        const QJsonObject nat = stmt.value(kind).toObject();
+        d->base.verdict = Verdict::Redirect;
+        d->base.target = nat.value(u"addr").toString();
+        if (nat.contains(u"port")) d->base.target += QLatin1Char(':') + scalarText(nat.value(u"port"));
+        if (d->base.target.isEmpty()) d->base.target = kind;
+        d->text << kind + (nat.isEmpty() ? QString() : QStringLiteral(" to ") + d->base.target);
+    } else if (kind == u"queue") {
+        d->base.verdict = Verdict::Unknown;
+        d->base.target = QStringLiteral("queue to user space");
+        d->text << kind;
+    } else if (kind == u"xt") {
+        const QJsonObject x = stmt.value(kind).toObject();
+        const QString name = x.value(u"name").toString();
+        if (x.value(u"type").toString() == u"target") {
+            d->base.verdict = Verdict::Unknown;
+            d->base.target = QStringLiteral("xt target ") + name;
+        } else {
+            d->base.terms << unknownTerm(QStringLiteral("xt match ") + name);
+        }
+        d->text << QStringLiteral("xt ") + name;
+    } else if (kind == u"counter" || kind == u"log" || kind == u"mangle" || kind == u"notrack" || kind == u"set" ||
+               kind == u"map" || kind == u"snat" || kind == u"masquerade" || kind == u"ct helper" ||
+               kind == u"ct timeout" || kind == u"ct expectation" || kind == u"secmark" || kind == u"dup" ||
+               kind == u"flow") {
+        if (kind != u"counter") d->text << kind;  // no effect on the verdict
+    } else {
+        d->base.terms << unknownTerm(kind);
+        d->text << kind;
+    }
+}
+
+// {"vmap": {key, data}}: one rule per element, matching the key against the element's value.
+void RuleReader::readVmap(const QJsonObject& vm, RuleDraft* d) const {
+    const QJsonValue key = vm.value(u"key");
+    const QJsonValue data = vm.value(u"data");
+    d->text << exprText(key) + QStringLiteral(" vmap ") + valueText(data);
+    QJsonArray pairs;
+    if (data.isString() && data.toString().startsWith(QLatin1Char('@')))
+        pairs = m_sets.elements.value(setKey(m_family, m_table, data.toString().mid(1)));
+    else
+        pairs = data.toObject().value(u"set").toArray();
+    for (const QJsonValue& pv : pairs) {
+        const QJsonArray pair = pv.toArray();
+        Rule r;
+        r.terms = matchTerms(QStringLiteral("=="), key,
+                             pair.at(0).isObject() && pair.at(0).toObject().contains(u"elem")
+                                 ? pair.at(0).toObject().value(u"elem").toObject().value(u"val")
+                                 : pair.at(0));
+        if (!verdictOf(pair.at(1).toObject(), &r.verdict, &r.target)) r.verdict = Verdict::Unknown;
+        d->expanded << r;
+    }
+}
+
+// One pass over a rule's statements in order (matches, verdicts, vmaps, actions); a vmap
+// forks the rule into one per element, each with the terms before it.
 QList<Rule> RuleReader::read(const QJsonObject& rule) const {
-    Rule base;
-    base.handle = QString::number(rule.value(u"handle").toInteger());
-    base.comment = rule.value(u"comment").toString();
-    QStringList text;
-    QList<Rule> expanded;  // from a vmap
+    RuleDraft d;
+    d.base.handle = QString::number(rule.value(u"handle").toInteger());
+    d.base.comment = rule.value(u"comment").toString();
     for (const QJsonValue& sv : rule.value(u"expr").toArray()) {
         const QJsonObject stmt = sv.toObject();
         if (stmt.contains(u"match")) {
             const QJsonObject m = stmt.value(u"match").toObject();
             const QList<Term> terms = matchTerms(m.value(u"op").toString(), m.value(u"left"), m.value(u"right"));
-            base.terms << terms;
-            text << terms.last().text;
+            d.base.terms << terms;
+            d.text << terms.last().text;
             continue;
         }
         Verdict v = Verdict::None;
         QString target;
         if (verdictOf(stmt, &v, &target)) {
-            base.verdict = v;
-            base.target = target;
-            QString vt = target.isEmpty() ? toString(v) : toString(v) + QLatin1Char(' ') + target;
-            const QJsonObject rej = stmt.value(u"reject").toObject();
-            if (!rej.isEmpty())  // "reject with icmpx admin-prohibited", "reject with tcp reset"
-                vt += QStringLiteral(" with ") + rej.value(u"type").toString() +
-                      (rej.contains(u"expr") ? QLatin1Char(' ') + scalarText(rej.value(u"expr")) : QString());
-            text << vt;
+            d.base.verdict = v;
+            d.base.target = target;
+            d.text << verdictText(stmt, v, target);
             continue;
         }
         if (stmt.contains(u"vmap")) {
-            const QJsonObject vm = stmt.value(u"vmap").toObject();
-            const QJsonValue key = vm.value(u"key");
-            const QJsonValue data = vm.value(u"data");
-            text << exprText(key) + QStringLiteral(" vmap ") + valueText(data);
-            QJsonArray pairs;
-            if (data.isString() && data.toString().startsWith(QLatin1Char('@')))
-                pairs = m_sets.elements.value(setKey(m_family, m_table, data.toString().mid(1)));
-            else
-                pairs = data.toObject().value(u"set").toArray();
-            for (const QJsonValue& pv : pairs) {
-                const QJsonArray pair = pv.toArray();
-                Rule r;
-                r.terms = matchTerms(QStringLiteral("=="), key,
-                                     pair.at(0).isObject() && pair.at(0).toObject().contains(u"elem")
-                                         ? pair.at(0).toObject().value(u"elem").toObject().value(u"val")
-                                         : pair.at(0));
-                if (!verdictOf(pair.at(1).toObject(), &r.verdict, &r.target)) r.verdict = Verdict::Unknown;
-                expanded << r;
-            }
+            readVmap(stmt.value(u"vmap").toObject(), &d);
             continue;
         }
-        const QString kind = stmt.keys().value(0);
-        if (kind == u"limit" || kind == u"quota" || kind == u"ct count" || kind == u"meter" || kind == u"connlimit") {
-            // "over" limits (inv) match only clients above the rate; the others match typical clients.
-            const QJsonObject body = stmt.value(kind).toObject();
-            const QJsonObject inner =
-                kind == u"meter" ? body.value(u"stmt").toObject().value(u"limit").toObject() : body;
-            Term t;
-            t.type = Term::Type::Rate;
-            t.typicallyMatches = !inner.value(u"inv").toBool();
-            t.text = inner.value(u"inv").toBool() ? kind + QStringLiteral(" over") : kind;
-            if (kind == u"limit")
-                t.text +=
-                    QStringLiteral(" rate %1/%2").arg(inner.value(u"rate").toInt()).arg(inner.value(u"per").toString());
-            base.terms << t;
-            text << t.text;
-        } else if (kind == u"dnat" || kind == u"redirect" || kind == u"tproxy") {
-            const QJsonObject d = stmt.value(kind).toObject();
-            base.verdict = Verdict::Redirect;
-            base.target = d.value(u"addr").toString();
-            if (d.contains(u"port")) base.target += QLatin1Char(':') + scalarText(d.value(u"port"));
-            if (base.target.isEmpty()) base.target = kind;
-            text << kind + (d.isEmpty() ? QString() : QStringLiteral(" to ") + base.target);
-        } else if (kind == u"queue") {
-            base.verdict = Verdict::Unknown;
-            base.target = QStringLiteral("queue to user space");
-            text << kind;
-        } else if (kind == u"xt") {
-            const QJsonObject x = stmt.value(kind).toObject();
-            const QString name = x.value(u"name").toString();
-            if (x.value(u"type").toString() == u"target") {
-                base.verdict = Verdict::Unknown;
-                base.target = QStringLiteral("xt target ") + name;
-            } else {
-                base.terms << unknownTerm(QStringLiteral("xt match ") + name);
-            }
-            text << QStringLiteral("xt ") + name;
-        } else if (kind == u"counter" || kind == u"log" || kind == u"mangle" || kind == u"notrack" || kind == u"set" ||
-                   kind == u"map" || kind == u"snat" || kind == u"masquerade" || kind == u"ct helper" ||
-                   kind == u"ct timeout" || kind == u"ct expectation" || kind == u"secmark" || kind == u"dup" ||
-                   kind == u"flow") {
-            if (kind != u"counter") text << kind;  // no effect on the verdict
-        } else {
-            base.terms << unknownTerm(kind);
-            text << kind;
-        }
+        readAction(stmt.keys().value(0), stmt, &d);
     }
-    base.text = text.join(QLatin1Char(' '));
-    if (!base.comment.isEmpty()) base.text += QStringLiteral(" comment \"%1\"").arg(base.comment);
-    if (expanded.isEmpty()) return {base};
+    d.base.text = d.text.join(QLatin1Char(' '));
+    if (!d.base.comment.isEmpty()) d.base.text += QStringLiteral(" comment \"%1\"").arg(d.base.comment);
+    if (d.expanded.isEmpty()) return {d.base};
     // vmap: each element is a rule with the preceding terms, checked in order.
     QList<Rule> out;
-    for (Rule r : expanded) {
-        r.terms = base.terms + r.terms;
-        r.handle = base.handle;
-        r.comment = base.comment;
-        r.text = base.text;
+    for (Rule r : d.expanded) {
+        r.terms = d.base.terms + r.terms;
+        r.handle = d.base.handle;
+        r.comment = d.base.comment;
+        r.text = d.base.text;
         out << r;
     }
     return out;

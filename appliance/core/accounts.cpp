@@ -74,118 +74,134 @@ Result<QString> Accounts::normalizeTarget(const QString& target) {
     return normalizeSource(target);
 }
 
-Result<Accounts> Accounts::parse(const QByteArray& domains, const QByteArray& users, const QByteArray& aliases,
-                                 const QString& configDir) {
-    Accounts a;
-    auto where = [&](const char* file, int line) {
-        return configDir.isEmpty() ? QStringLiteral("%1:%2").arg(QLatin1String(file)).arg(line)
-                                   : QStringLiteral("%1/%2:%3").arg(configDir, QLatin1String(file)).arg(line);
-    };
+namespace {
+// "file:line" for errors, under configDir when one is given.
+QString fileLine(const QString& configDir, const char* file, int line) {
+    return configDir.isEmpty() ? QStringLiteral("%1:%2").arg(QLatin1String(file)).arg(line)
+                               : QStringLiteral("%1/%2:%3").arg(configDir, QLatin1String(file)).arg(line);
+}
+
+// The extra fields of a users line (after the seventh ':'): quota, administrator and disabled
+// flags read, anything else kept verbatim. `where` is "file:line" for errors.
+Status readUserExtraFields(const QString& extra, const QString& where, UserRecord* u) {
+    for (const QString& field : extra.split(QLatin1Char(' '), Qt::SkipEmptyParts)) {
+        if (field.startsWith(u"userdb_quota_rule=")) {
+            qint64 q = parseQuotaRule(field.mid(18));
+            if (q < 0)
+                return Status::fail(
+                    QStringLiteral("%1: cannot read quota '%2' (expected *:storage=<size>)").arg(where, field.mid(18)));
+            u->quotaBytes = q;
+        } else if (field == u"postern_admin=yes") {
+            u->admin = true;
+        } else if (field.startsWith(u"postern_admin=")) {
+            // "no" (or anything else) is not an administrator; dropped on the next write.
+        } else if (field == u"postern_disabled=yes") {
+            u->disabled = true;
+        } else if (field.startsWith(u"postern_disabled=")) {
+            // "no" (or anything else) is enabled; dropped on the next write.
+        } else {
+            u->otherExtra << field;
+        }
+    }
+    return {};
+}
+}  // namespace
+
+Status Accounts::parseDomains(const QByteArray& domains, const QString& configDir) {
     int n = 0;
     for (const QByteArray& raw : splitLines(domains)) {
         ++n;
         const QString line = QString::fromUtf8(raw);
         if (isCommentOrBlank(line)) {
-            a.m_domainLines.append({{}, line});
+            m_domainLines.append({{}, line});
             continue;
         }
+        const QString where = fileLine(configDir, kDomainsFile, n);
         auto d = normalizeDomain(line.trimmed());
-        if (!d) return Result<Accounts>::fail(QStringLiteral("%1: %2").arg(where(kDomainsFile, n), d.errorMessage()));
-        if (a.m_domains.contains(*d))
-            return Result<Accounts>::fail(QStringLiteral("%1: domain %2 listed twice").arg(where(kDomainsFile, n), *d));
-        a.m_domains << *d;
-        a.m_domainLines.append({*d, {}});
+        if (!d) return Status::fail(QStringLiteral("%1: %2").arg(where, d.errorMessage()));
+        if (m_domains.contains(*d)) return Status::fail(QStringLiteral("%1: domain %2 listed twice").arg(where, *d));
+        m_domains << *d;
+        m_domainLines.append({*d, {}});
     }
-    n = 0;
+    return {};
+}
+
+Status Accounts::parseUsers(const QByteArray& users, const QString& configDir) {
+    int n = 0;
     for (const QByteArray& raw : splitLines(users)) {
         ++n;
         const QString line = QString::fromUtf8(raw);
         if (isCommentOrBlank(line)) {
-            a.m_userLines.append({{}, line});
+            m_userLines.append({{}, line});
             continue;
         }
+        const QString where = fileLine(configDir, kUsersFile, n);
         // user:password:uid:gid:gecos:home:shell:extra_fields — the password never contains ':'
         // in the schemes we accept, and the extra fields (which may) come last.
         const QStringList f = line.split(QLatin1Char(':'));
         if (f.size() < 2)
-            return Result<Accounts>::fail(
-                QStringLiteral("%1: expected user:password:... (Dovecot passwd-file)").arg(where(kUsersFile, n)));
+            return Status::fail(QStringLiteral("%1: expected user:password:... (Dovecot passwd-file)").arg(where));
         auto addr = normalizeAddress(f.at(0));
-        if (!addr)
-            return Result<Accounts>::fail(QStringLiteral("%1: %2").arg(where(kUsersFile, n), addr.errorMessage()));
-        if (a.m_users.contains(*addr))
-            return Result<Accounts>::fail(QStringLiteral("%1: user %2 listed twice").arg(where(kUsersFile, n), *addr));
+        if (!addr) return Status::fail(QStringLiteral("%1: %2").arg(where, addr.errorMessage()));
+        if (m_users.contains(*addr)) return Status::fail(QStringLiteral("%1: user %2 listed twice").arg(where, *addr));
         UserRecord u;
         u.address = *addr;
         u.passwordHash = f.at(1);
         for (qsizetype i = 2; i < std::min<qsizetype>(f.size(), 7); ++i) u.otherFields << f.at(i);
-        if (f.size() > 7) {
-            const QString extra = f.mid(7).join(QLatin1Char(':'));
-            for (const QString& field : extra.split(QLatin1Char(' '), Qt::SkipEmptyParts)) {
-                if (field.startsWith(u"userdb_quota_rule=")) {
-                    qint64 q = parseQuotaRule(field.mid(18));
-                    if (q < 0)
-                        return Result<Accounts>::fail(
-                            QStringLiteral("%1: cannot read quota '%2' (expected *:storage=<size>)")
-                                .arg(where(kUsersFile, n), field.mid(18)));
-                    u.quotaBytes = q;
-                } else if (field == u"postern_admin=yes") {
-                    u.admin = true;
-                } else if (field.startsWith(u"postern_admin=")) {
-                    // "no" (or anything else) is not an administrator; dropped on the next write.
-                } else if (field == u"postern_disabled=yes") {
-                    u.disabled = true;
-                } else if (field.startsWith(u"postern_disabled=")) {
-                    // "no" (or anything else) is enabled; dropped on the next write.
-                } else {
-                    u.otherExtra << field;
-                }
-            }
-        }
-        a.m_users.insert(u.address, u);
-        a.m_userLines.append({u.address, {}});
+        if (f.size() > 7)
+            if (auto st = readUserExtraFields(f.mid(7).join(QLatin1Char(':')), where, &u); !st) return st;
+        m_users.insert(u.address, u);
+        m_userLines.append({u.address, {}});
     }
-    n = 0;
+    return {};
+}
+
+Status Accounts::parseAliases(const QByteArray& aliases, const QString& configDir) {
+    int n = 0;
     QString current;  // source of the entry a continuation line extends
     for (const QByteArray& raw : splitLines(aliases)) {
         ++n;
         const QString line = QString::fromUtf8(raw);
         if (isCommentOrBlank(line)) {
-            a.m_aliasLines.append({{}, line});
+            m_aliasLines.append({{}, line});
             continue;
         }
+        const QString where = fileLine(configDir, kAliasesFile, n);
         QString targetsText;
         if (line.front().isSpace()) {  // continuation (virtual(5))
             if (current.isEmpty())
-                return Result<Accounts>::fail(
-                    QStringLiteral("%1: continuation line without an entry before it").arg(where(kAliasesFile, n)));
+                return Status::fail(QStringLiteral("%1: continuation line without an entry before it").arg(where));
             targetsText = line;
         } else {
             const QString t = line.trimmed();
             const qsizetype sp = t.indexOf(QRegularExpression(QStringLiteral("\\s")));
-            if (sp < 0)
-                return Result<Accounts>::fail(
-                    QStringLiteral("%1: expected 'source target[, target...]'").arg(where(kAliasesFile, n)));
+            if (sp < 0) return Status::fail(QStringLiteral("%1: expected 'source target[, target...]'").arg(where));
             auto src = normalizeSource(t.left(sp));
-            if (!src)
-                return Result<Accounts>::fail(QStringLiteral("%1: %2").arg(where(kAliasesFile, n), src.errorMessage()));
+            if (!src) return Status::fail(QStringLiteral("%1: %2").arg(where, src.errorMessage()));
             current = *src;
             targetsText = t.mid(sp + 1);
-            if (a.m_aliases.contains(current))
-                return Result<Accounts>::fail(
-                    QStringLiteral("%1: alias %2 listed twice").arg(where(kAliasesFile, n), current));
-            a.m_aliases.insert(current, {});
-            a.m_aliasLines.append({current, {}});
+            if (m_aliases.contains(current))
+                return Status::fail(QStringLiteral("%1: alias %2 listed twice").arg(where, current));
+            m_aliases.insert(current, {});
+            m_aliasLines.append({current, {}});
         }
         for (const QString& part :
              targetsText.split(QRegularExpression(QStringLiteral("[,\\s]+")), Qt::SkipEmptyParts)) {
             auto tgt = normalizeTarget(part);
-            if (!tgt)
-                return Result<Accounts>::fail(QStringLiteral("%1: %2").arg(where(kAliasesFile, n), tgt.errorMessage()));
-            QStringList& list = a.m_aliases[current];
+            if (!tgt) return Status::fail(QStringLiteral("%1: %2").arg(where, tgt.errorMessage()));
+            QStringList& list = m_aliases[current];
             if (!list.contains(*tgt)) list << *tgt;
         }
     }
+    return {};
+}
+
+Result<Accounts> Accounts::parse(const QByteArray& domains, const QByteArray& users, const QByteArray& aliases,
+                                 const QString& configDir) {
+    Accounts a;
+    if (auto st = a.parseDomains(domains, configDir); !st) return st.error();
+    if (auto st = a.parseUsers(users, configDir); !st) return st.error();
+    if (auto st = a.parseAliases(aliases, configDir); !st) return st.error();
     return a;
 }
 

@@ -132,6 +132,10 @@ private:
         QString key;   // domain / user address / alias source; empty for comments
         QString text;  // comment text, or the entry's own extra text (unused for entries)
     };
+    // The three files, read in this order by parse(); errors name file and line.
+    Status parseDomains(const QByteArray& domains, const QString& configDir);
+    Status parseUsers(const QByteArray& users, const QString& configDir);
+    Status parseAliases(const QByteArray& aliases, const QString& configDir);
     void expand(const QString& address, const QString& delimiters, QStringList& path, Resolution& out, int depth) const;
     QString userLine(const UserRecord& u) const;
     Status checkLoops() const;

@@ -46,12 +46,10 @@ QString statusFromReply(const QString& reply, const QString& fallback) {
     return fallback;
 }
 
-QByteArray buildDsn(const DsnInput& in, const QDateTime& now) {
-    bool anyFailed = false;
-    for (const DsnRecipient& r : in.recipients) anyFailed |= !r.delayed;
-    const QString boundary = QStringLiteral("=_postern_%1_%2")
-                                 .arg(now.toSecsSinceEpoch())
-                                 .arg(QRandomGenerator::system()->generate64(), 16, 16, QLatin1Char('0'));
+namespace {
+
+// The report's own header fields (RFC 3464 2, RFC 3834 for Auto-Submitted).
+QByteArray dsnHeader(const DsnInput& in, const QDateTime& now, bool anyFailed, const QString& boundary) {
     const QString date = mail::formatDate(now);
     QByteArray out;
     out += crlf(QStringLiteral("From: Mail Delivery System <MAILER-DAEMON@%1>").arg(in.reportingMta));
@@ -69,8 +67,12 @@ QByteArray buildDsn(const DsnInput& in, const QDateTime& now) {
                     .arg(boundary));
     out += "\r\n";
     out += "This is a MIME-encapsulated delivery status notification.\r\n\r\n";
+    return out;
+}
 
-    // Part 1: in words.
+// Part 1: in words.
+QByteArray humanPart(const DsnInput& in, bool anyFailed, const QString& boundary) {
+    QByteArray out;
     out += crlf(QStringLiteral("--%1").arg(boundary));
     out += "Content-Type: text/plain; charset=us-ascii\r\nContent-Description: Notification\r\n\r\n";
     out += crlf(QStringLiteral("This is the mail system at host %1.").arg(in.reportingMta));
@@ -90,32 +92,44 @@ QByteArray buildDsn(const DsnInput& in, const QDateTime& now) {
         out += crlf(QStringLiteral("<%1>: %2").arg(clean(r.address, 300), clean(r.diagnostic)));
     }
     out += "\r\n";
+    return out;
+}
 
-    // Part 2: for programs (RFC 3464).
+// One recipient's per-recipient fields (RFC 3464 2.3).
+QByteArray recipientFields(const DsnInput& in, const DsnRecipient& r) {
+    QByteArray out = "\r\n";
+    if (const auto o = mail::storedOrcpt(r.orcpt);
+        o && !r.orcpt.isEmpty())  // RFC 3464 2.3.1: decoded; RFC 6533 3 for utf-8
+        out += crlf(QStringLiteral("Original-Recipient: %1").arg(clean(mail::orcptForReport(*o), 600)));
+    out += crlf(QStringLiteral("Final-Recipient: rfc822; %1").arg(clean(r.address, 300)));
+    out += crlf(QStringLiteral("Action: %1").arg(r.delayed ? QStringLiteral("delayed") : QStringLiteral("failed")));
+    out += crlf(QStringLiteral("Status: %1").arg(r.status));
+    if (!r.remoteMta.isEmpty()) out += crlf(QStringLiteral("Remote-MTA: dns; %1").arg(clean(r.remoteMta, 255)));
+    static const QRegularExpression smtpReply(QStringLiteral("^[245]\\d\\d[ -]"));
+    const bool fromSmtp = smtpReply.match(r.diagnostic).hasMatch();
+    out += crlf(QStringLiteral("Diagnostic-Code: %1; %2")
+                    .arg(fromSmtp ? QStringLiteral("smtp") : QStringLiteral("x-postern"), clean(r.diagnostic)));
+    if (r.delayed && in.retryUntil.isValid())
+        out += crlf(QStringLiteral("Will-Retry-Until: %1").arg(mail::formatDate(in.retryUntil)));
+    return out;
+}
+
+// Part 2: for programs (RFC 3464).
+QByteArray statusPart(const DsnInput& in, const QString& boundary) {
+    QByteArray out;
     out += crlf(QStringLiteral("--%1").arg(boundary));
     out += "Content-Type: message/delivery-status\r\nContent-Description: Delivery report\r\n\r\n";
     out += crlf(QStringLiteral("Reporting-MTA: dns; %1").arg(in.reportingMta));
     if (!in.envid.isEmpty()) out += crlf(QStringLiteral("Original-Envelope-Id: %1").arg(clean(in.envid, 100)));
     if (in.arrival.isValid()) out += crlf(QStringLiteral("Arrival-Date: %1").arg(mail::formatDate(in.arrival)));
-    for (const DsnRecipient& r : in.recipients) {
-        out += "\r\n";
-        if (const auto o = mail::storedOrcpt(r.orcpt);
-            o && !r.orcpt.isEmpty())  // RFC 3464 2.3.1: decoded; RFC 6533 3 for utf-8
-            out += crlf(QStringLiteral("Original-Recipient: %1").arg(clean(mail::orcptForReport(*o), 600)));
-        out += crlf(QStringLiteral("Final-Recipient: rfc822; %1").arg(clean(r.address, 300)));
-        out += crlf(QStringLiteral("Action: %1").arg(r.delayed ? QStringLiteral("delayed") : QStringLiteral("failed")));
-        out += crlf(QStringLiteral("Status: %1").arg(r.status));
-        if (!r.remoteMta.isEmpty()) out += crlf(QStringLiteral("Remote-MTA: dns; %1").arg(clean(r.remoteMta, 255)));
-        static const QRegularExpression smtpReply(QStringLiteral("^[245]\\d\\d[ -]"));
-        const bool fromSmtp = smtpReply.match(r.diagnostic).hasMatch();
-        out += crlf(QStringLiteral("Diagnostic-Code: %1; %2")
-                        .arg(fromSmtp ? QStringLiteral("smtp") : QStringLiteral("x-postern"), clean(r.diagnostic)));
-        if (r.delayed && in.retryUntil.isValid())
-            out += crlf(QStringLiteral("Will-Retry-Until: %1").arg(mail::formatDate(in.retryUntil)));
-    }
+    for (const DsnRecipient& r : in.recipients) out += recipientFields(in, r);
     out += "\r\n";
+    return out;
+}
 
-    // Part 3: the message, or its header.
+// Part 3: the message, or its header; then the closing boundary.
+QByteArray returnedPart(const DsnInput& in, const QString& boundary) {
+    QByteArray out;
     const bool full =
         in.ret.compare(QStringLiteral("HDRS"), Qt::CaseInsensitive) != 0 && in.original.size() <= in.maxReturnBytes;
     out += crlf(QStringLiteral("--%1").arg(boundary));
@@ -128,6 +142,21 @@ QByteArray buildDsn(const DsnInput& in, const QDateTime& now) {
     }
     if (!out.endsWith("\r\n")) out += "\r\n";
     out += crlf(QStringLiteral("--%1--").arg(boundary));
+    return out;
+}
+
+}  // namespace
+
+QByteArray buildDsn(const DsnInput& in, const QDateTime& now) {
+    bool anyFailed = false;
+    for (const DsnRecipient& r : in.recipients) anyFailed |= !r.delayed;
+    const QString boundary = QStringLiteral("=_postern_%1_%2")
+                                 .arg(now.toSecsSinceEpoch())
+                                 .arg(QRandomGenerator::system()->generate64(), 16, 16, QLatin1Char('0'));
+    QByteArray out = dsnHeader(in, now, anyFailed, boundary);  // after the boundary: the second random number
+    out += humanPart(in, anyFailed, boundary);
+    out += statusPart(in, boundary);
+    out += returnedPart(in, boundary);
     return out;
 }
 

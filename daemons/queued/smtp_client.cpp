@@ -151,94 +151,41 @@ void SmtpClient::onReadyRead() {
     if (!m_finished && m_replies.failed()) finish(QStringLiteral("%1: %2").arg(m_req.mxName, m_replies.error()));
 }
 
+// The client's state machine: one step per command sent, its reply decides the next step.
+// Steps with more than one outcome have a function of their own below.
 void SmtpClient::handleReply(const Reply& r, const QStringList& lines) {
     switch (m_step) {
         case Step::Greeting:
-            if (!r.ok()) {
-                m_result.transaction = r;
-                return finish();
-            }
+            if (!r.ok()) return failTransaction(r);
             m_step = Step::Ehlo;
             sendEhlo();
             return;
         case Step::Ehlo:
         case Step::Ehlo2:
-            if (!r.ok()) {
-                if (m_step == Step::Ehlo && (r.code == 500 || r.code == 502)) {  // an old server: HELO
-                    m_step = Step::Helo;
-                    send("HELO " + m_req.helo.toUtf8());
-                    return;
-                }
-                m_result.transaction = r;
-                return finish();
-            }
-            afterEhlo(lines);
-            return;
+            return ehloReplied(r, lines);
         case Step::Helo:
-            if (!r.ok()) {
-                m_result.transaction = r;
-                return finish();
-            }
+            if (!r.ok()) return failTransaction(r);
             afterEhlo({});
             return;
         case Step::StartTls:
-            if (r.code != 220) {
-                if (m_req.tls.mode != TlsPolicy::Mode::Opportunistic)
-                    return finish(QStringLiteral("%1 refused STARTTLS (%2), which the policy requires")
-                                      .arg(m_req.mxName, r.text));
-                startTransaction();  // opportunistic: carry on without TLS
-                return;
-            }
-            m_step = Step::Connect;  // until `encrypted`
-            armTimer(m_req.connectTimeoutMs);
-            m_socket->startClientEncryption();
-            return;
+            return startTlsReplied(r);
         case Step::Auth:
-            if (r.code != 235) {
-                m_result.transaction = r;
-                return finish();
-            }
+            if (r.code != 235) return failTransaction(r);
             startTransaction();
             return;
         case Step::Mail:
-            if (!r.ok()) {
-                m_result.transaction = r;
-                // RCPT replies pipelined behind a failed MAIL are 503s; the MAIL reply decides.
-                return finish();
-            }
+            // RCPT replies pipelined behind a failed MAIL are 503s; the MAIL reply decides.
+            if (!r.ok()) return failTransaction(r);
             m_step = Step::Rcpt;
             if (!m_pipelining) {
                 m_nextRcpt = 0;
                 send(rcptCommand(0));
             }
             return;
-        case Step::Rcpt: {
-            m_result.recipients[m_nextRcpt] = r;
-            if (r.ok()) ++m_accepted;
-            ++m_nextRcpt;
-            if (m_nextRcpt < m_req.recipients.size()) {
-                if (!m_pipelining) send(rcptCommand(m_nextRcpt));
-                return;
-            }
-            if (m_accepted == 0) {
-                m_step = Step::Quit;
-                send("QUIT");
-                return;
-            }
-            m_step = Step::Data;
-            send("DATA");
-            return;
-        }
+        case Step::Rcpt:
+            return rcptReplied(r);
         case Step::Data:
-            if (r.code != 354) {
-                m_result.transaction = r;
-                return finish();
-            }
-            m_body = std::make_unique<QFile>(m_req.bodyPath);
-            if (!m_body->open(QIODevice::ReadOnly)) return finish(QStringLiteral("cannot read the queued message"));
-            m_step = Step::Body;
-            pumpBody();
-            return;
+            return dataReplied(r);
         case Step::Body:
             m_result.transaction = r;  // the final reply applies to every accepted recipient
             m_step = Step::Quit;
@@ -249,6 +196,63 @@ void SmtpClient::handleReply(const Reply& r, const QStringList& lines) {
         default:
             return;
     }
+}
+
+// A reply that ends the transaction for every recipient.
+void SmtpClient::failTransaction(const Reply& r) {
+    m_result.transaction = r;
+    finish();
+}
+
+void SmtpClient::ehloReplied(const Reply& r, const QStringList& lines) {
+    if (!r.ok()) {
+        if (m_step == Step::Ehlo && (r.code == 500 || r.code == 502)) {  // an old server: HELO
+            m_step = Step::Helo;
+            send("HELO " + m_req.helo.toUtf8());
+            return;
+        }
+        return failTransaction(r);
+    }
+    afterEhlo(lines);
+}
+
+void SmtpClient::startTlsReplied(const Reply& r) {
+    if (r.code != 220) {
+        if (m_req.tls.mode != TlsPolicy::Mode::Opportunistic)
+            return finish(
+                QStringLiteral("%1 refused STARTTLS (%2), which the policy requires").arg(m_req.mxName, r.text));
+        startTransaction();  // opportunistic: carry on without TLS
+        return;
+    }
+    m_step = Step::Connect;  // until `encrypted`
+    armTimer(m_req.connectTimeoutMs);
+    m_socket->startClientEncryption();
+}
+
+// One RCPT reply, in the order sent; after the last, DATA when any was accepted, else QUIT.
+void SmtpClient::rcptReplied(const Reply& r) {
+    m_result.recipients[m_nextRcpt] = r;
+    if (r.ok()) ++m_accepted;
+    ++m_nextRcpt;
+    if (m_nextRcpt < m_req.recipients.size()) {
+        if (!m_pipelining) send(rcptCommand(m_nextRcpt));
+        return;
+    }
+    if (m_accepted == 0) {
+        m_step = Step::Quit;
+        send("QUIT");
+        return;
+    }
+    m_step = Step::Data;
+    send("DATA");
+}
+
+void SmtpClient::dataReplied(const Reply& r) {
+    if (r.code != 354) return failTransaction(r);
+    m_body = std::make_unique<QFile>(m_req.bodyPath);
+    if (!m_body->open(QIODevice::ReadOnly)) return finish(QStringLiteral("cannot read the queued message"));
+    m_step = Step::Body;
+    pumpBody();
 }
 
 void SmtpClient::afterEhlo(const QStringList& lines) {

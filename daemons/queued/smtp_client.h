@@ -107,6 +107,11 @@ private:
     void onTimeout();
     void onError();
     void handleReply(const Reply& r, const QStringList& lines);
+    void failTransaction(const Reply& r);
+    void ehloReplied(const Reply& r, const QStringList& lines);
+    void startTlsReplied(const Reply& r);
+    void rcptReplied(const Reply& r);
+    void dataReplied(const Reply& r);
     void send(const QByteArray& line);
     void sendEhlo();
     void afterEhlo(const QStringList& lines);

@@ -335,99 +335,112 @@ Prepared prepareMessage(const DeliveryContext& c, const MessageJob& job) {
     return p;
 }
 
-// Second half, on a worker thread: queue entry prepared, Maildir copies committed (into
-// Junk when DMARC quarantine or the spam filter says so, with the filter's fields in front),
-// queue entry committed (see local_backend.h).
-DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, const Prepared& p,
-                             const SpamResult& spam) {
-    const mail::MessageFile* message = p.message.get();
-    const InboundOutcome& inbound = p.inbound;
+// The local half of storing one message: the job and what was decided about it, and its
+// local mailboxes with their Sieve plans (same order).
+struct LocalDelivery {
+    const DeliveryContext& c;
+    const MessageJob& job;
+    const Prepared& p;
+    const SpamResult& spam;
     QStringList mailboxes;
-    QList<spool::EnvelopeRecipient> remote;
-    splitRecipients(job, &mailboxes, &remote);
-    spool::QueueWriter queue(c.queueDir);
-    if (!remote.isEmpty())
-        if (auto st = queue.prepare(queueEnvelope(job, remote), job.body->path()); !st) return spoolFailure(st.error());
-    // Each mailbox's Sieve script decides where its copies go (common/sieve/sieve_delivery.h);
-    // without a script: INBOX. DMARC quarantine and the spam filter send what would go to
-    // INBOX to Junk. Scripts run after the spam filter and see its X-Spam-* fields.
     QList<sieve::Plan> plans;
-    for (const QString& m : mailboxes) {
+};
+
+// Each mailbox's Sieve script decides where its copies go (common/sieve/sieve_delivery.h);
+// without a script: INBOX. Scripts run after the spam filter and see its X-Spam-* fields.
+void planMailboxes(LocalDelivery& d) {
+    const DeliveryContext& c = d.c;
+    for (const QString& m : d.mailboxes) {
         sieve::PlanInput in;
-        in.header = spam.headers + (inbound.cleanHeader.isEmpty() ? message->header() : inbound.cleanHeader);
-        in.bodyFd = job.body->fd();
-        in.bodyOffset = message->bodyOffset();
-        in.bodyLength = message->bodySize();
-        in.size = job.body->size();
-        in.envelopeFrom = job.sender;
-        in.envelopeTo = recipientOf(job, m);
+        in.header =
+            d.spam.headers + (d.p.inbound.cleanHeader.isEmpty() ? d.p.message->header() : d.p.inbound.cleanHeader);
+        in.bodyFd = d.job.body->fd();
+        in.bodyOffset = d.p.message->bodyOffset();
+        in.bodyLength = d.p.message->bodySize();
+        in.size = d.job.body->size();
+        in.envelopeFrom = d.job.sender;
+        in.envelopeTo = recipientOf(d.job, m);
         in.delimiters = c.delimiters;
         in.maySendAs = [&c, &m](const QString& address) { return c.accounts->maySendAs(m, address, c.delimiters); };
         in.globals = c.sieveGlobals;
-        plans << sieve::planDelivery(c.mailDir, m, in, sieve::processScriptCache());
-        logPlan(job, m, plans.last());
+        d.plans << sieve::planDelivery(c.mailDir, m, in, sieve::processScriptCache());
+        logPlan(d.job, m, d.plans.last());
     }
-    // Reject (RFC 5429 2.1): refused at SMTP time when every local mailbox rejects and
-    // nothing else is to be delivered; otherwise that mailbox keeps the message (logged).
-    bool allReject = remote.isEmpty() && !plans.isEmpty();
-    for (const sieve::Plan& plan : plans) allReject = allReject && plan.reject;
-    if (allReject)
-        return refusal(550, QStringLiteral("5.7.1"), rejectText(plans.first().rejectReason),
-                       QStringLiteral("rejected by Sieve"));
-    // Sieve redirects go into the queue first (common/sieve/sieve_outbound.h); one that
-    // cannot be queued becomes a copy into INBOX.
+}
+
+// Where Sieve redirects and vacation replies go: the queue, with SRS for forwarded senders.
+sieve::Outbound sieveOutbound(const DeliveryContext& c) {
     sieve::Outbound outbound;
     outbound.queueDir = c.queueDir;
     outbound.srs = c.srs;
     outbound.isLocalDomain = [&c](const QString& domain) { return c.accounts->isLocalDomain(domain); };
-    for (qsizetype i = 0; i < mailboxes.size(); ++i) {
-        if (plans.at(i).redirects.isEmpty() || plans.at(i).reject) continue;
-        sieve::Original original;
-        original.head = inbound.results + spam.headers;
-        original.fd = job.body->fd();
-        original.length = job.body->size();
-        if (!inbound.cleanHeader.isEmpty()) {
-            original.head += inbound.cleanHeader;
-            original.offset = message->bodyOffset();
-            original.length = message->bodySize();
-        }
-        original.sender = job.sender;
-        original.eightBit = job.eightBit;
-        original.smtpUtf8 = job.smtpUtf8;
-        for (const QString& line : sieve::queueRedirects(outbound, mailboxes.at(i), plans[i], original))
-            log::info(u"sieve.redirect", log::Fields()
-                                             .add("session", job.sessionId)
-                                             .add("id", job.queueId)
-                                             .add("mailbox", mailboxes.at(i))
-                                             .add("detail", line));
+    return outbound;
+}
+
+void logSieve(QStringView event, const LocalDelivery& d, const QString& mailbox, const QString& detail) {
+    log::info(event, log::Fields()
+                         .add("session", d.job.sessionId)
+                         .add("id", d.job.queueId)
+                         .add("mailbox", mailbox)
+                         .add("detail", detail));
+}
+
+// The spool file after a copy's head (our Received header first): all of it, or, when forged
+// results were removed, the cleaned header and the body range. Never the message in memory.
+template <typename Part>
+void addSpoolFile(const LocalDelivery& d, Part* part) {
+    part->fd = d.job.body->fd();
+    part->length = d.job.body->size();
+    if (!d.p.inbound.cleanHeader.isEmpty()) {
+        part->head += d.p.inbound.cleanHeader;
+        part->offset = d.p.message->bodyOffset();
+        part->length = d.p.message->bodySize();
     }
-    // Each copy: Return-Path, Delivered-To and our results, then the spool file (our
-    // Received header first) — or, when forged results were removed, the cleaned header
-    // and the body range of the spool file. Never the whole message in memory.
+}
+
+// Sieve redirects go into the queue first (common/sieve/sieve_outbound.h); one that
+// cannot be queued becomes a copy into INBOX.
+void queueSieveRedirects(LocalDelivery& d, const sieve::Outbound& outbound) {
+    for (qsizetype i = 0; i < d.mailboxes.size(); ++i) {
+        if (d.plans.at(i).redirects.isEmpty() || d.plans.at(i).reject) continue;
+        sieve::Original original;
+        original.head = d.p.inbound.results + d.spam.headers;
+        addSpoolFile(d, &original);
+        original.sender = d.job.sender;
+        original.eightBit = d.job.eightBit;
+        original.smtpUtf8 = d.job.smtpUtf8;
+        for (const QString& line : sieve::queueRedirects(outbound, d.mailboxes.at(i), d.plans[i], original))
+            logSieve(u"sieve.redirect", d, d.mailboxes.at(i), line);
+    }
+}
+
+// Each copy: Return-Path, Delivered-To and our results, then the spool file (our
+// Received header first) — or, when forged results were removed, the cleaned header
+// and the body range of the spool file. Never the whole message in memory.
+store::Content copyContent(const LocalDelivery& d, const QString& mailbox) {
+    store::Content content;
+    content.head = (QStringLiteral("Return-Path: <%1>\r\nDelivered-To: %2\r\n").arg(d.job.sender, mailbox)).toUtf8() +
+                   d.p.inbound.results + d.spam.headers;
+    addSpoolFile(d, &content);
+    return content;
+}
+
+// Every mailbox's copies into `delivery` (not yet committed), and its script error notice.
+store::StoreStatus addCopies(const LocalDelivery& d, store::Delivery& delivery) {
     const QStringList junk{QStringLiteral("Junk")};
-    store::Delivery delivery(c.mailDir);
-    for (qsizetype i = 0; i < mailboxes.size(); ++i) {
-        const QString& m = mailboxes.at(i);
-        const UserRecord* u = c.accounts->user(m);
-        store::Content content;
-        content.head = (QStringLiteral("Return-Path: <%1>\r\nDelivered-To: %2\r\n").arg(job.sender, m)).toUtf8() +
-                       inbound.results + spam.headers;
-        content.fd = job.body->fd();
-        content.length = job.body->size();
-        if (!inbound.cleanHeader.isEmpty()) {
-            content.head += inbound.cleanHeader;
-            content.offset = message->bodyOffset();
-            content.length = message->bodySize();
-        }
+    for (qsizetype i = 0; i < d.mailboxes.size(); ++i) {
+        const QString& m = d.mailboxes.at(i);
+        const UserRecord* u = d.c.accounts->user(m);
+        const store::Content content = copyContent(d, m);
         // The folders: the Sieve plan's (no script: INBOX); what would go to INBOX goes to Junk
         // for DMARC quarantine, or for spam unless the user takes spam into INBOX (tagged).
-        const bool toJunk = inbound.junk || (spam.junk && !c.spamInboxUsers.contains(m.toLower()));
-        QList<sieve::Plan::Copy> copies = plans.at(i).copies;
-        if (plans.at(i).reject) {
+        const bool toJunk = d.p.inbound.junk || (d.spam.junk && !d.c.spamInboxUsers.contains(m.toLower()));
+        QList<sieve::Plan::Copy> copies = d.plans.at(i).copies;
+        if (d.plans.at(i).reject) {
             log::warn(u"sieve.reject_kept",
                       log::Fields()
-                          .add("session", job.sessionId)
-                          .add("id", job.queueId)
+                          .add("session", d.job.sessionId)
+                          .add("id", d.job.queueId)
                           .add("mailbox", m)
                           .add("detail", "reject cannot be answered at SMTP time with other recipients; kept"));
             copies = {sieve::Plan::Copy{}};
@@ -435,38 +448,62 @@ DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, co
         for (const sieve::Plan::Copy& copy : copies) {
             const QStringList folder = copy.folder.isEmpty() && toJunk ? junk : copy.folder;
             if (auto st = delivery.add(m, content, folder, u ? u->quotaBytes : 0, copy.flags, copy.keywords); !st)
-                return failure(st.error());
+                return st;
         }
-        if (auto st = addErrorNotice(delivery, m, plans.at(i)); !st) return failure(st.error());
+        if (auto st = addErrorNotice(delivery, m, d.plans.at(i)); !st) return st;
     }
+    return {};
+}
+
+// Vacation replies once the message is delivered; a failure here is only logged. None for
+// spam or DMARC-quarantined mail (the sender is likely forged: no backscatter).
+void sendVacations(const LocalDelivery& d, const sieve::Outbound& outbound) {
+    for (qsizetype i = 0; i < d.mailboxes.size(); ++i) {
+        if (d.plans.at(i).vacation && (d.p.inbound.junk || d.spam.junk)) {
+            logSieve(u"sieve.vacation", d, d.mailboxes.at(i),
+                     QStringLiteral("no reply to mail classified as spam or quarantined"));
+            continue;
+        }
+        for (const QString& line : sieve::sendVacation(outbound, d.c.mailDir, d.mailboxes.at(i), d.plans.at(i)))
+            logSieve(u"sieve.vacation", d, d.mailboxes.at(i), line);
+    }
+}
+
+// Second half, on a worker thread: queue entry prepared, Maildir copies committed (into
+// Junk when DMARC quarantine or the spam filter says so, with the filter's fields in front),
+// queue entry committed (see local_backend.h).
+DeliveryOutcome storeMessage(const DeliveryContext& c, const MessageJob& job, const Prepared& p,
+                             const SpamResult& spam) {
+    LocalDelivery d{c, job, p, spam, {}, {}};
+    QList<spool::EnvelopeRecipient> remote;
+    splitRecipients(job, &d.mailboxes, &remote);
+    spool::QueueWriter queue(c.queueDir);
+    if (!remote.isEmpty())
+        if (auto st = queue.prepare(queueEnvelope(job, remote), job.body->path()); !st) return spoolFailure(st.error());
+    // DMARC quarantine and the spam filter send what would go to INBOX to Junk (addCopies).
+    planMailboxes(d);
+    // Reject (RFC 5429 2.1): refused at SMTP time when every local mailbox rejects and
+    // nothing else is to be delivered; otherwise that mailbox keeps the message (logged).
+    bool allReject = remote.isEmpty() && !d.plans.isEmpty();
+    for (const sieve::Plan& plan : d.plans) allReject = allReject && plan.reject;
+    if (allReject)
+        return refusal(550, QStringLiteral("5.7.1"), rejectText(d.plans.first().rejectReason),
+                       QStringLiteral("rejected by Sieve"));
+    const sieve::Outbound outbound = sieveOutbound(c);
+    queueSieveRedirects(d, outbound);
+    store::Delivery delivery(c.mailDir);
+    if (auto st = addCopies(d, delivery); !st) return failure(st.error());
     if (auto st = delivery.commit(); !st) return failure(st.error());
     // The local copies are durable; if the remote part is not, say 4xx: a retry
     // duplicates the local copies, which is better than losing the remote ones.
     if (!remote.isEmpty())
         if (auto st = queue.commit(); !st) return spoolFailure(st.error());
-    // Vacation replies once the message is delivered; a failure here is only logged. None for
-    // spam or DMARC-quarantined mail (the sender is likely forged: no backscatter).
-    for (qsizetype i = 0; i < mailboxes.size(); ++i) {
-        if (plans.at(i).vacation && (inbound.junk || spam.junk)) {
-            log::info(u"sieve.vacation", log::Fields()
-                                             .add("session", job.sessionId)
-                                             .add("id", job.queueId)
-                                             .add("mailbox", mailboxes.at(i))
-                                             .add("detail", "no reply to mail classified as spam or quarantined"));
-            continue;
-        }
-        for (const QString& line : sieve::sendVacation(outbound, c.mailDir, mailboxes.at(i), plans.at(i)))
-            log::info(u"sieve.vacation", log::Fields()
-                                             .add("session", job.sessionId)
-                                             .add("id", job.queueId)
-                                             .add("mailbox", mailboxes.at(i))
-                                             .add("detail", line));
-    }
+    sendVacations(d, outbound);
     DeliveryOutcome ok;
     ok.status = DeliveryOutcome::Status::Delivered;
     ok.code = 250;
     ok.detail = QStringLiteral("delivered to %1 mailbox(es), queued for %2 remote recipient(s)")
-                    .arg(mailboxes.size())
+                    .arg(d.mailboxes.size())
                     .arg(remote.size());
     return ok;
 }
@@ -507,56 +544,59 @@ DeliveryOutcome spamRefusal(int code, const char* enhanced, const QString& text,
     return o;
 }
 
+// Submitted mail (authenticated user): only Rspamd's "reject" refuses (550 5.7.1); every
+// other action, and a failed scan, delivers as submitted (no Junk, no X-Spam-* fields:
+// the sender is ours and rate-limited, and its mail must not stall behind a filter).
+template <typename Store, typename Done>
+void scanOutbound(QObject* context, const DeliveryContext& c, const MessageJob& job, Prepared p, Store store,
+                  Done done) {
+    const QString sessionId = job.sessionId, queueId = job.queueId;
+    const QString user = job.authUser;
+    auto onOutbound = [sessionId, queueId, user, p, store, done](Result<spam::Verdict> r) mutable {
+        if (!r) {
+            stats::add(QStringLiteral("postern_spam_outbound_scans_total"),
+                       {{QStringLiteral("result"), QStringLiteral("unchecked")}});
+            log::warn(u"spam.scan_failed", log::Fields()
+                                               .add("session", sessionId)
+                                               .add("id", queueId)
+                                               .add("user", user)
+                                               .add("error", r.error().message)
+                                               .add("fallback", "accept (outbound)"));
+            return store(std::move(p), SpamResult{});
+        }
+        const spam::Verdict& v = *r;
+        stats::add(QStringLiteral("postern_spam_outbound_scans_total"),
+                   {{QStringLiteral("result"), spam::toString(v.action).replace(QLatin1Char(' '), QLatin1Char('_'))}});
+        const bool reject = v.action == spam::RspamdAction::Reject;
+        log::write(reject ? log::Level::Warning : log::Level::Info, sessionId, u"spam.outbound_verdict",
+                   log::Fields()
+                       .add("id", queueId)
+                       .add("user", user)
+                       .add("action", spam::toString(v.action))
+                       .add("score", QString::number(v.score, 'f', 2))
+                       .add("outcome", reject ? "reject" : "deliver")
+                       .add("symbols", v.symbols.join(QLatin1Char(','))));
+        if (reject)
+            return done(spamRefusal(
+                550, "5.7.1", QStringLiteral("Message rejected as spam"),
+                QStringLiteral("spam (outbound): reject (score %1)").arg(QString::number(v.score, 'f', 2))));
+        return store(std::move(p), SpamResult{});
+    };
+    if (!c.spamTarget) return onOutbound(Error{c.spamTargetError});
+    const qint64 length = job.body->size();
+    RspamdScan::start(context, *c.spamTarget, spam::buildCheckRequestHead(checkRequest(c, job, p), length),
+                      job.body->fd(), 0, length, c.spamTimeoutMs, std::move(onOutbound));
+}
+
 // Main thread: ask Rspamd (spam_scan.h), then store (or refuse) by the verdict and the
 // spam.* settings. Rspamd failing never loses mail: accept marked "unchecked", or 451.
 template <typename Store, typename Done>
 void scanForSpam(QObject* context, const DeliveryContext& c, const MessageJob& job, Prepared p, Store store,
                  Done done) {
+    if (c.spamOutbound) return scanOutbound(context, c, job, std::move(p), std::move(store), std::move(done));
     const QString sessionId = job.sessionId, queueId = job.queueId;
     const bool tempfailOnFailure = c.spamTempfailOnFailure;
     const spam::SpamPolicy policy = c.spamPolicy;
-    const QString user = job.authUser;
-    // Submitted mail (authenticated user): only Rspamd's "reject" refuses (550 5.7.1); every
-    // other action, and a failed scan, delivers as submitted (no Junk, no X-Spam-* fields:
-    // the sender is ours and rate-limited, and its mail must not stall behind a filter).
-    if (c.spamOutbound) {
-        auto onOutbound = [sessionId, queueId, user, p, store, done](Result<spam::Verdict> r) mutable {
-            if (!r) {
-                stats::add(QStringLiteral("postern_spam_outbound_scans_total"),
-                           {{QStringLiteral("result"), QStringLiteral("unchecked")}});
-                log::warn(u"spam.scan_failed", log::Fields()
-                                                   .add("session", sessionId)
-                                                   .add("id", queueId)
-                                                   .add("user", user)
-                                                   .add("error", r.error().message)
-                                                   .add("fallback", "accept (outbound)"));
-                return store(std::move(p), SpamResult{});
-            }
-            const spam::Verdict& v = *r;
-            stats::add(
-                QStringLiteral("postern_spam_outbound_scans_total"),
-                {{QStringLiteral("result"), spam::toString(v.action).replace(QLatin1Char(' '), QLatin1Char('_'))}});
-            const bool reject = v.action == spam::RspamdAction::Reject;
-            log::write(reject ? log::Level::Warning : log::Level::Info, sessionId, u"spam.outbound_verdict",
-                       log::Fields()
-                           .add("id", queueId)
-                           .add("user", user)
-                           .add("action", spam::toString(v.action))
-                           .add("score", QString::number(v.score, 'f', 2))
-                           .add("outcome", reject ? "reject" : "deliver")
-                           .add("symbols", v.symbols.join(QLatin1Char(','))));
-            if (reject)
-                return done(spamRefusal(
-                    550, "5.7.1", QStringLiteral("Message rejected as spam"),
-                    QStringLiteral("spam (outbound): reject (score %1)").arg(QString::number(v.score, 'f', 2))));
-            return store(std::move(p), SpamResult{});
-        };
-        if (!c.spamTarget) return onOutbound(Error{c.spamTargetError});
-        const qint64 length = job.body->size();
-        RspamdScan::start(context, *c.spamTarget, spam::buildCheckRequestHead(checkRequest(c, job, p), length),
-                          job.body->fd(), 0, length, c.spamTimeoutMs, std::move(onOutbound));
-        return;
-    }
     auto onResult = [sessionId, queueId, tempfailOnFailure, policy, p, store, done](Result<spam::Verdict> r) mutable {
         if (!r) {
             stats::add(QStringLiteral("postern_spam_scans_total"),

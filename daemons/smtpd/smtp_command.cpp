@@ -89,106 +89,101 @@ std::optional<QString> decodeXtext(const QString& x) {
 
 namespace {
 
+bool fail(QString* error, const QString& text) {
+    *error = text;
+    return false;
+}
+
+// Quoted-string local part from s[0] == '"' (RFC 5321 4.1.2); *i ends after the closing quote.
+bool parseQuotedLocal(QStringView s, qsizetype* i, QString* local, QString* error) {
+    *i = 1;
+    while (*i < s.size()) {
+        const QChar c = s.at(*i);
+        if (c == QLatin1Char('\\')) {
+            if (*i + 1 >= s.size()) break;
+            const char16_t n = s.at(*i + 1).unicode();
+            if (n < 32 || n == 127) return fail(error, QStringLiteral("control character in quoted local part"));
+            *local += s.at(*i + 1);
+            *i += 2;
+            continue;
+        }
+        if (c == QLatin1Char('"')) {
+            ++*i;
+            return true;
+        }
+        if (c.unicode() < 32 || c.unicode() == 127)
+            return fail(error, QStringLiteral("control character in quoted local part"));
+        *local += c;
+        ++*i;
+    }
+    return fail(error, QStringLiteral("unterminated quoted local part"));
+}
+
+// Dot-string local part, up to the '@' (RFC 5321 4.1.2, RFC 6531 3.3).
+bool parseDotLocal(QStringView s, qsizetype* i, QString* local, QString* error) {
+    while (*i < s.size() && s.at(*i) != QLatin1Char('@')) {
+        const QChar c = s.at(*i);
+        // Any non-ASCII passes here (the session checks it against SMTPUTF8); isDotAtom
+        // below then applies the account rule (printable, RFC 6531) to the whole local part.
+        if (!isAtext(c.unicode(), NonAscii::Any) && c != QLatin1Char('.'))
+            return fail(error, QStringLiteral("invalid character in local part"));
+        *local += c;
+        ++*i;
+    }
+    if (!isDotAtom(*local)) return fail(error, QStringLiteral("local part is not a dot-string"));
+    return true;
+}
+
+// address-literal: "[" (IPv4 | "IPv6:" IPv6) "]" (RFC 5321 4.1.3).
+bool checkAddressLiteral(QStringView domain, QString* error) {
+    if (!domain.endsWith(QLatin1Char(']'))) return fail(error, QStringLiteral("bad address literal"));
+    QStringView inner = domain.mid(1, domain.size() - 2);
+    QHostAddress a;
+    const bool v6 = inner.startsWith(u"IPv6:", Qt::CaseInsensitive);
+    if (!a.setAddress((v6 ? inner.mid(5) : inner).toString()) ||
+        (v6 != (a.protocol() == QAbstractSocket::IPv6Protocol)))
+        return fail(error, QStringLiteral("bad address literal"));
+    return true;
+}
+
+// Domain name: LDH labels, or UTF-8 labels (noted in p.hasUtf8 for the SMTPUTF8 check).
+bool checkDomainName(QStringView domain, MailPath& p, QString* error) {
+    for (QChar c : domain) {
+        if (c.unicode() >= 0x80) {
+            p.hasUtf8 = true;
+            continue;
+        }
+        const char16_t u = c.unicode();
+        const bool ldh =
+            (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') || u == '-' || u == '.';
+        if (!ldh) return fail(error, QStringLiteral("invalid character in domain"));
+    }
+    if (!isValidDomain(domain)) return fail(error, QStringLiteral("invalid domain"));
+    return true;
+}
+
 // Parses Mailbox (after any source route) from s; returns false with error text.
+// Mailbox = Local-part "@" ( Domain / address-literal ), checked in this order.
 bool parseMailbox(QStringView s, MailPath& p, QString* error) {
     qsizetype i = 0;
     QString local;
     if (s.startsWith(QLatin1Char('"'))) {
         p.quotedLocal = true;
-        i = 1;
-        bool closed = false;
-        while (i < s.size()) {
-            const QChar c = s.at(i);
-            if (c == QLatin1Char('\\')) {
-                if (i + 1 >= s.size()) break;
-                const char16_t n = s.at(i + 1).unicode();
-                if (n < 32 || n == 127) {
-                    *error = QStringLiteral("control character in quoted local part");
-                    return false;
-                }
-                local += s.at(i + 1);
-                i += 2;
-                continue;
-            }
-            if (c == QLatin1Char('"')) {
-                closed = true;
-                ++i;
-                break;
-            }
-            if (c.unicode() < 32 || c.unicode() == 127) {
-                *error = QStringLiteral("control character in quoted local part");
-                return false;
-            }
-            local += c;
-            ++i;
-        }
-        if (!closed) {
-            *error = QStringLiteral("unterminated quoted local part");
-            return false;
-        }
-    } else {
-        while (i < s.size() && s.at(i) != QLatin1Char('@')) {
-            const QChar c = s.at(i);
-            // Any non-ASCII passes here (the session checks it against SMTPUTF8); isDotAtom
-            // below then applies the account rule (printable, RFC 6531) to the whole local part.
-            if (!isAtext(c.unicode(), NonAscii::Any) && c != QLatin1Char('.')) {
-                *error = QStringLiteral("invalid character in local part");
-                return false;
-            }
-            local += c;
-            ++i;
-        }
-        if (!isDotAtom(local)) {
-            *error = QStringLiteral("local part is not a dot-string");
-            return false;
-        }
-    }
-    if (i >= s.size() || s.at(i) != QLatin1Char('@')) {
-        *error = QStringLiteral("address has no domain");
+        if (!parseQuotedLocal(s, &i, &local, error)) return false;
+    } else if (!parseDotLocal(s, &i, &local, error)) {
         return false;
     }
+    if (i >= s.size() || s.at(i) != QLatin1Char('@')) return fail(error, QStringLiteral("address has no domain"));
     ++i;
     const QStringView domain = s.mid(i);
-    if (domain.isEmpty()) {
-        *error = QStringLiteral("empty domain");
-        return false;
-    }
-    if (local.isEmpty() || local.toUtf8().size() > kMaxLocalPartOctets) {
-        *error = QStringLiteral("local part empty or longer than 64 octets");
-        return false;
-    }
+    if (domain.isEmpty()) return fail(error, QStringLiteral("empty domain"));
+    if (local.isEmpty() || local.toUtf8().size() > kMaxLocalPartOctets)
+        return fail(error, QStringLiteral("local part empty or longer than 64 octets"));
     if (domain.startsWith(QLatin1Char('['))) {
-        if (!domain.endsWith(QLatin1Char(']'))) {
-            *error = QStringLiteral("bad address literal");
-            return false;
-        }
-        QStringView inner = domain.mid(1, domain.size() - 2);
-        QHostAddress a;
-        const bool v6 = inner.startsWith(u"IPv6:", Qt::CaseInsensitive);
-        if (!a.setAddress((v6 ? inner.mid(5) : inner).toString()) ||
-            (v6 != (a.protocol() == QAbstractSocket::IPv6Protocol))) {
-            *error = QStringLiteral("bad address literal");
-            return false;
-        }
+        if (!checkAddressLiteral(domain, error)) return false;
         p.addressLiteral = true;
-    } else {
-        for (QChar c : domain) {
-            if (c.unicode() >= 0x80) {
-                p.hasUtf8 = true;
-                continue;
-            }
-            const char16_t u = c.unicode();
-            const bool ldh =
-                (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') || u == '-' || u == '.';
-            if (!ldh) {
-                *error = QStringLiteral("invalid character in domain");
-                return false;
-            }
-        }
-        if (!isValidDomain(domain)) {
-            *error = QStringLiteral("invalid domain");
-            return false;
-        }
+    } else if (!checkDomainName(domain, p, error)) {
+        return false;
     }
     for (QChar c : local)
         if (c.unicode() >= 0x80) p.hasUtf8 = true;
@@ -265,8 +260,74 @@ ParseError err(int code, const char* enh, const QString& text) {
     return ParseError{Reply(code, QString::fromLatin1(enh), text)};
 }
 
+// ESMTP parameters "KEY[=VALUE]" (RFC 5321 4.1.2): keyword syntax, no empty value, no repeats.
+std::optional<ParseError> parseParams(const QList<QStringView>& params, Command& cmd) {
+    for (QStringView p : params) {
+        const qsizetype eq = p.indexOf(QLatin1Char('='));
+        const QString key = (eq < 0 ? p : p.left(eq)).toString().toUpper();
+        const QString value = eq < 0 ? QString() : p.mid(eq + 1).toString();
+        if (!isValidEsmtpKeyword(key)) return err(501, "5.5.4", QStringLiteral("Bad parameter syntax"));
+        if (eq >= 0 && value.isEmpty())
+            return err(501, "5.5.4", QStringLiteral("Empty value for parameter %1").arg(key));
+        if (cmd.hasParam(key)) return err(501, "5.5.4", QStringLiteral("Parameter %1 given twice").arg(key));
+        cmd.params.append({key, value});
+    }
+    return std::nullopt;
+}
+
+// "MAIL FROM:<path> [parameters]" and "RCPT TO:<path> [parameters]" (RFC 5321 4.1.1.2, 4.1.1.3).
+std::optional<ParseError> parsePathCommand(const QString& rest, Command& cmd) {
+    const QString prefix = cmd.verb == Verb::Mail ? QStringLiteral("FROM:") : QStringLiteral("TO:");
+    if (!rest.startsWith(prefix, Qt::CaseInsensitive))
+        return err(501, "5.5.4", QStringLiteral("Syntax: %1 %2<address>").arg(cmd.verbText, prefix));
+    QStringView after = QStringView(rest).mid(prefix.size());
+    while (after.startsWith(QLatin1Char(' '))) after = after.mid(1);  // lenient: "FROM: <a@b>"
+    QStringView pathText;
+    QList<QStringView> params;
+    if (!splitPathAndParams(after, &pathText, &params))
+        return err(501, "5.5.4", QStringLiteral("Syntax: %1 %2<address> [parameters]").arg(cmd.verbText, prefix));
+    QString why;
+    auto path = parsePath(pathText, &why);
+    if (!path)
+        return err(501, cmd.verb == Verb::Mail ? "5.1.7" : "5.1.3", QStringLiteral("Bad address syntax: %1").arg(why));
+    if (cmd.verb == Verb::Rcpt && path->isNull)
+        return err(501, "5.1.3", QStringLiteral("Null recipient is not allowed"));
+    if (cmd.verb == Verb::Mail && path->postmaster && path->domain.isEmpty())
+        return err(501, "5.1.7", QStringLiteral("Bad sender address syntax"));
+    cmd.path = *path;
+    return parseParams(params, cmd);
+}
+
+// The other verbs' arguments: some take none, some require one.
+std::optional<ParseError> checkArgument(const Command& cmd) {
+    switch (cmd.verb) {
+        case Verb::Data:
+        case Verb::Rset:
+        case Verb::Quit:
+        case Verb::StartTls:
+            if (!cmd.argument.isEmpty())
+                return err(501, "5.5.4", QStringLiteral("%1 takes no arguments").arg(cmd.verbText));
+            break;
+        case Verb::Helo:
+        case Verb::Ehlo:
+            if (cmd.argument.isEmpty())
+                return err(501, "5.5.4", QStringLiteral("%1 requires a domain or address").arg(cmd.verbText));
+            break;
+        case Verb::Bdat:
+        case Verb::Auth:
+            if (cmd.argument.isEmpty())
+                return err(501, "5.5.4", QStringLiteral("%1 requires arguments").arg(cmd.verbText));
+            break;
+        default:
+            break;
+    }
+    return std::nullopt;
+}
+
 }  // namespace
 
+// Checks in this order: encoding and control characters, the verb, the line length, then
+// the verb's arguments.
 ParseResult parseCommand(const QByteArray& raw) {
     const QString line = QString::fromUtf8(raw);
     if (line.toUtf8() != raw) return err(500, "5.5.2", QStringLiteral("Command is not valid UTF-8"));
@@ -294,62 +355,9 @@ ParseResult parseCommand(const QByteArray& raw) {
         raw.size() > kMaxBaseCommandLine - 2)
         return err(500, "5.5.2", QStringLiteral("Line too long (limit %1 octets)").arg(kMaxBaseCommandLine));
     cmd.argument = rest.trimmed();
-
-    switch (cmd.verb) {
-        case Verb::Mail:
-        case Verb::Rcpt: {
-            const QString prefix = cmd.verb == Verb::Mail ? QStringLiteral("FROM:") : QStringLiteral("TO:");
-            if (!rest.startsWith(prefix, Qt::CaseInsensitive))
-                return err(501, "5.5.4", QStringLiteral("Syntax: %1 %2<address>").arg(cmd.verbText, prefix));
-            QStringView after = QStringView(rest).mid(prefix.size());
-            while (after.startsWith(QLatin1Char(' '))) after = after.mid(1);  // lenient: "FROM: <a@b>"
-            QStringView pathText;
-            QList<QStringView> params;
-            if (!splitPathAndParams(after, &pathText, &params))
-                return err(501, "5.5.4",
-                           QStringLiteral("Syntax: %1 %2<address> [parameters]").arg(cmd.verbText, prefix));
-            QString why;
-            auto path = parsePath(pathText, &why);
-            if (!path)
-                return err(501, cmd.verb == Verb::Mail ? "5.1.7" : "5.1.3",
-                           QStringLiteral("Bad address syntax: %1").arg(why));
-            if (cmd.verb == Verb::Rcpt && path->isNull)
-                return err(501, "5.1.3", QStringLiteral("Null recipient is not allowed"));
-            if (cmd.verb == Verb::Mail && path->postmaster && path->domain.isEmpty())
-                return err(501, "5.1.7", QStringLiteral("Bad sender address syntax"));
-            cmd.path = *path;
-            for (QStringView p : params) {
-                const qsizetype eq = p.indexOf(QLatin1Char('='));
-                const QString key = (eq < 0 ? p : p.left(eq)).toString().toUpper();
-                const QString value = eq < 0 ? QString() : p.mid(eq + 1).toString();
-                if (!isValidEsmtpKeyword(key)) return err(501, "5.5.4", QStringLiteral("Bad parameter syntax"));
-                if (eq >= 0 && value.isEmpty())
-                    return err(501, "5.5.4", QStringLiteral("Empty value for parameter %1").arg(key));
-                if (cmd.hasParam(key)) return err(501, "5.5.4", QStringLiteral("Parameter %1 given twice").arg(key));
-                cmd.params.append({key, value});
-            }
-            break;
-        }
-        case Verb::Data:
-        case Verb::Rset:
-        case Verb::Quit:
-        case Verb::StartTls:
-            if (!cmd.argument.isEmpty())
-                return err(501, "5.5.4", QStringLiteral("%1 takes no arguments").arg(cmd.verbText));
-            break;
-        case Verb::Helo:
-        case Verb::Ehlo:
-            if (cmd.argument.isEmpty())
-                return err(501, "5.5.4", QStringLiteral("%1 requires a domain or address").arg(cmd.verbText));
-            break;
-        case Verb::Bdat:
-        case Verb::Auth:
-            if (cmd.argument.isEmpty())
-                return err(501, "5.5.4", QStringLiteral("%1 requires arguments").arg(cmd.verbText));
-            break;
-        default:
-            break;
-    }
+    const std::optional<ParseError> error =
+        cmd.verb == Verb::Mail || cmd.verb == Verb::Rcpt ? parsePathCommand(rest, cmd) : checkArgument(cmd);
+    if (error) return *error;
     return cmd;
 }
 

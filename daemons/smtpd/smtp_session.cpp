@@ -270,6 +270,60 @@ void SmtpSession::cmdEhlo(const Command& c) {
 
 // ------------------------------------------------------------------ envelope
 
+// MAIL's ESMTP parameters (SIZE RFC 1870, BODY RFC 6152, SMTPUTF8 RFC 6531, RET and ENVID
+// RFC 3461, AUTH RFC 4954), checked in the order given; false after the error reply.
+bool SmtpSession::mailParameters(const Command& c, MailParameters* out) {
+    for (const auto& [key, value] : c.params) {
+        if (key == u"SIZE") {
+            bool ok = false;
+            out->declaredSize = value.toLongLong(&ok);
+            if (!ok || out->declaredSize < 0 || value.size() > 20) {
+                reply(501, "5.5.4", QStringLiteral("Bad SIZE parameter"));
+                return false;
+            }
+            if (out->declaredSize > m_config.maxMessageSize) {
+                reply(552, "5.3.4",
+                      QStringLiteral("Message size exceeds fixed limit of %1 bytes").arg(m_config.maxMessageSize));
+                return false;
+            }
+        } else if (key == u"BODY") {
+            const QString v = value.toUpper();
+            if (v == u"8BITMIME")
+                out->eightBit = true;
+            else if (v != u"7BIT") {
+                reply(555, "5.5.4", QStringLiteral("Unsupported BODY type"));
+                return false;
+            }
+        } else if (key == u"SMTPUTF8") {
+            if (!value.isEmpty()) {
+                reply(501, "5.5.4", QStringLiteral("SMTPUTF8 takes no value"));
+                return false;
+            }
+            out->smtpUtf8 = true;
+        } else if (key == u"RET") {
+            const QString v = value.toUpper();
+            if (v != u"FULL" && v != u"HDRS") {
+                reply(501, "5.5.4", QStringLiteral("RET must be FULL or HDRS"));
+                return false;
+            }
+            out->ret = v;
+        } else if (key == u"ENVID") {
+            auto decoded = decodeXtext(value);
+            if (!decoded || value.size() > 100) {
+                reply(501, "5.5.4", QStringLiteral("Bad ENVID parameter"));
+                return false;
+            }
+            out->envid = *decoded;
+        } else if (key == u"AUTH") {
+            // RFC 4954 5: accepted and not trusted (we do not relay for other servers).
+        } else {
+            reply(555, "5.5.4", QStringLiteral("Unsupported parameter %1").arg(key));
+            return false;
+        }
+    }
+    return true;
+}
+
 void SmtpSession::cmdMail(const Command& c) {
     if (m_helo.isEmpty()) {
         reply(503, "5.5.1", QStringLiteral("Send EHLO or HELO first"));
@@ -283,58 +337,9 @@ void SmtpSession::cmdMail(const Command& c) {
         reply(530, "5.7.0", QStringLiteral("Authentication required"));
         return;
     }
-    bool smtpUtf8 = false, eightBit = false;
-    QString ret, envid;
-    qint64 declared = 0;
-    for (const auto& [key, value] : c.params) {
-        if (key == u"SIZE") {
-            bool ok = false;
-            declared = value.toLongLong(&ok);
-            if (!ok || declared < 0 || value.size() > 20) {
-                reply(501, "5.5.4", QStringLiteral("Bad SIZE parameter"));
-                return;
-            }
-            if (declared > m_config.maxMessageSize) {
-                reply(552, "5.3.4",
-                      QStringLiteral("Message size exceeds fixed limit of %1 bytes").arg(m_config.maxMessageSize));
-                return;
-            }
-        } else if (key == u"BODY") {
-            const QString v = value.toUpper();
-            if (v == u"8BITMIME")
-                eightBit = true;
-            else if (v != u"7BIT") {
-                reply(555, "5.5.4", QStringLiteral("Unsupported BODY type"));
-                return;
-            }
-        } else if (key == u"SMTPUTF8") {
-            if (!value.isEmpty()) {
-                reply(501, "5.5.4", QStringLiteral("SMTPUTF8 takes no value"));
-                return;
-            }
-            smtpUtf8 = true;
-        } else if (key == u"RET") {
-            const QString v = value.toUpper();
-            if (v != u"FULL" && v != u"HDRS") {
-                reply(501, "5.5.4", QStringLiteral("RET must be FULL or HDRS"));
-                return;
-            }
-            ret = v;
-        } else if (key == u"ENVID") {
-            auto decoded = decodeXtext(value);
-            if (!decoded || value.size() > 100) {
-                reply(501, "5.5.4", QStringLiteral("Bad ENVID parameter"));
-                return;
-            }
-            envid = *decoded;
-        } else if (key == u"AUTH") {
-            // RFC 4954 5: accepted and not trusted (we do not relay for other servers).
-        } else {
-            reply(555, "5.5.4", QStringLiteral("Unsupported parameter %1").arg(key));
-            return;
-        }
-    }
-    if (c.path.hasUtf8 && !smtpUtf8) {
+    MailParameters params;
+    if (!mailParameters(c, &params)) return;
+    if (c.path.hasUtf8 && !params.smtpUtf8) {
         reply(553, "5.6.7", QStringLiteral("Non-ASCII address requires SMTPUTF8"));
         return;
     }
@@ -347,17 +352,17 @@ void SmtpSession::cmdMail(const Command& c) {
     if (!m_authUser.isEmpty() && overSendLimit(1, 0, false)) return;
     // RFC 5321 4.2.2 / RFC 3463 X.3.1 (and RFC 1870 6.1 for SIZE=): refuse while the
     // disk is nearly full, before the client sends a message we might not be able to store.
-    if (QString why; !m_backend.storageAvailable(declared, &why)) {
+    if (QString why; !m_backend.storageAvailable(params.declaredSize, &why)) {
         log::write(log::Level::Warning, m_io.info().sessionId, u"smtp.storage_low", log::Fields().add("detail", why));
         reply(452, "4.3.1", QStringLiteral("Insufficient system storage"));
         return;
     }
     m_mailFrom = c.path;
-    m_smtpUtf8 = smtpUtf8;
-    m_eightBitMime = eightBit;
-    m_ret = ret;
-    m_envid = envid;
-    m_declaredSize = declared;
+    m_smtpUtf8 = params.smtpUtf8;
+    m_eightBitMime = params.eightBit;
+    m_ret = params.ret;
+    m_envid = params.envid;
+    m_declaredSize = params.declaredSize;
     reply(250, "2.1.0", QStringLiteral("Sender OK"));
 }
 

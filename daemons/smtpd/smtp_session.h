@@ -112,6 +112,14 @@ private:
     void cmdHelo(const Command& c);
     void cmdEhlo(const Command& c);
     void cmdMail(const Command& c);
+    struct MailParameters {  // MAIL's ESMTP parameters, once checked
+        bool smtpUtf8 = false;
+        bool eightBit = false;  // BODY=8BITMIME
+        QString ret;            // RET=FULL|HDRS, empty when not given
+        QString envid;          // ENVID, decoded
+        qint64 declaredSize = 0;
+    };
+    bool mailParameters(const Command& c, MailParameters* out);
     void cmdRcpt(const Command& c);
     bool rcptParameters(const Command& c, RecipientInfo* info);
     bool overSendLimit(qint64 messages, qint64 recipients, bool record);

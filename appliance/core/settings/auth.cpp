@@ -5,6 +5,10 @@
 
 namespace postern::settings {
 
+// Long because it is the one table of the authentication settings (Argon2 cost, verification cache, failed-login
+// delay, block list and its nftables mirror, two-factor for administrators): 12 rows, one Setting declaration each
+// (key, type, default, range, doc), which parsing, validation and the generated reference all read; split into parts
+// it would be one table scattered over several functions.
 void addAuth(QList<Setting>& out) {
     const QString sec = QStringLiteral("auth");
     using T = SettingType;

@@ -3,6 +3,10 @@
 
 namespace postern::settings {
 
+// Long because it is the one table of the general settings (host identity, admin address, folders, logging, system
+// user, recipient delimiter, DNS and the bundled resolver): 19 rows, one Setting declaration each (key, type,
+// default, range, doc), which parsing, validation and the generated reference all read; split into parts it would be
+// one table scattered over several functions.
 void addGeneral(QList<Setting>& out) {
     const QString sec = QStringLiteral("general");
     using T = SettingType;

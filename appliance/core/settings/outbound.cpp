@@ -4,6 +4,10 @@
 
 namespace postern::settings {
 
+// Long because it is the one table of the outbound settings (queue lifetime and retries, smarthost, MX port,
+// timeouts, concurrency, CA file, DANE, MTA-STS, DKIM signing): 18 rows, one Setting declaration each (key, type,
+// default, range, doc), which parsing, validation and the generated reference all read; split into parts it would be
+// one table scattered over several functions.
 void addOutbound(QList<Setting>& out) {
     const QString sec = QStringLiteral("outbound");
     using T = SettingType;

@@ -4,6 +4,10 @@
 
 namespace postern::settings {
 
+// Long because it is the one table of the ManageSieve settings (line and literal limits, timeouts, error and command
+// limits, script limits, global scripts, connection limits): 13 rows, one Setting declaration each (key, type,
+// default, range, doc), which parsing, validation and the generated reference all read; split into parts it would be
+// one table scattered over several functions.
 void addManageSieve(QList<Setting>& out) {
     const QString sec = QStringLiteral("sieve");
     using T = SettingType;

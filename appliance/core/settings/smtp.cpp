@@ -4,6 +4,10 @@
 
 namespace postern::settings {
 
+// Long because it is the one table of the SMTP settings (message and line limits, timeouts, connection limits, VRFY,
+// bare LF, sender and DMARC policy, per-user sending quotas): 23 rows, one Setting declaration each (key, type,
+// default, range, doc), which parsing, validation and the generated reference all read; split into parts it would be
+// one table scattered over several functions.
 void addSmtp(QList<Setting>& out) {
     const QString sec = QStringLiteral("smtp");
     using T = SettingType;

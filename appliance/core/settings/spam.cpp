@@ -6,6 +6,10 @@
 
 namespace postern::settings {
 
+// Long because it is the one table of the spam settings (Rspamd address and timeout, the answer to each Rspamd
+// action, outbound scanning, greylisting, Bayes): 14 rows, one Setting declaration each (key, type, default, range,
+// doc), which parsing, validation and the generated reference all read; split into parts it would be one table
+// scattered over several functions.
 void addSpam(QList<Setting>& out) {
     const QString sec = QStringLiteral("spam");
     using T = SettingType;

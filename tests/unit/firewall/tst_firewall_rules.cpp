@@ -423,6 +423,26 @@ private Q_SLOTS:
             << 4 << 25 << "eth0"
             << "unknown"
             << "ip saddr . tcp dport" << 1;
+        // th with a field other than a port: an unknown term (it crashed the reader: no term).
+        QTest::newRow("nft-th-other-field")
+            << "nft"
+            << doc({chain(i, "t", "in", "input"),
+                    rule(
+                        i, "t", "in", 3,
+                        R"([{"match":{"op":"==","left":{"payload":{"protocol":"th","field":"checksum"}},"right":5}},{"drop":null}])")})
+            << 4 << 25 << "eth0"
+            << "unknown"
+            << "th checksum 5" << 1;
+        // ... and in a verdict map it made the element's rule match every packet.
+        QTest::newRow("nft-th-other-field-vmap")
+            << "nft"
+            << doc({chain(i, "t", "in", "input", 0, "drop"),
+                    rule(
+                        i, "t", "in", 3,
+                        R"([{"vmap":{"key":{"payload":{"protocol":"th","field":"checksum"}},"data":{"set":[[25,{"accept":null}]]}}}])")})
+            << 4 << 25 << "eth0"
+            << "unknown"
+            << "th checksum" << 1;
         QTest::newRow("nft-queue") << "nft"
                                    << doc({chain(i, "t", "in", "input"),
                                            rule(i, "t", "in", 3, R"([{"queue":{"num":1}}])")})
