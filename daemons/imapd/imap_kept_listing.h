@@ -33,8 +33,10 @@
 // exactly (utimensat by hand) is not seen by a new process, as with Dovecot; the
 // inotify watch (folder_watch.h) sees every later change of a running process.
 // The file is rewritten after every full listing that may be kept, unless it
-// already holds the same stamps (about 80 bytes per message, written with
-// writeFileAtomic); a listing that may not be kept removes it.
+// already holds the same stamps (about 110 bytes per message: a temporary file
+// renamed over it, not fsync'd, like the index's synchronous=NORMAL: after a
+// crash it is the old file, the new one or a damaged one, and the stamps and
+// the seal judge each); a listing that may not be kept removes it.
 // Threading: any thread; no shared state.
 #pragma once
 

@@ -426,7 +426,7 @@ bool MailboxView::adoptListing(QList<Message> messages, const store::MaildirFold
     const store::MaildirFolder before = m_folder;
     m_folder = listed;  // index() opens the index for this UIDVALIDITY
     std::shared_ptr<MailboxIndex> idx = index();
-    const quint32 lastUid = messages.isEmpty() ? 0 : messages.last().uid;
+    const quint32 lastUid = messages.isEmpty() ? 0 : messages.constLast().uid;  // (no detach)
     const bool wantRecent = m_recentMode != RecentMode::None && lastUid > m_recentChecked;
     MailboxIndex::RecentClaim claim;
     bool ok = idx ? hms != 0 : hms == 0;
@@ -502,7 +502,7 @@ void MailboxView::reselected() {
     // RFC 3501 2.3.2: what this session was told is recent has been claimed; a new
     // selection starts with nothing recent but what arrives from now on.
     m_recent.clear();
-    if (!m_messages.isEmpty()) m_recentChecked = std::max(m_recentChecked, m_messages.last().uid);
+    if (!m_messages.isEmpty()) m_recentChecked = std::max(m_recentChecked, m_messages.constLast().uid);
     // The client is told the whole state again: the next listing may renumber freely.
     m_rebuild = true;
 }
@@ -585,7 +585,7 @@ std::optional<Changes> MailboxView::applyOwnChanges(bool allowExpunge) {
     // (Whether the index is still the one this view last saw is checked inside record()'s
     // transaction.)
     if (idx ? m_highestModseq == 0 : m_highestModseq != 0) return std::nullopt;
-    const quint32 lastKnown = m_messages.isEmpty() ? 0 : m_messages.last().uid;
+    const quint32 lastKnown = m_messages.isEmpty() ? 0 : m_messages.constLast().uid;
     QList<store::MessageEntry> added;
     if (!m_appended.isEmpty()) {
         auto a = m_folder.addOwn(m_appended, m_messages.size() - m_ghosts);
@@ -739,7 +739,7 @@ QList<Message> MailboxView::mergeListing(const Listed& listed, bool allowExpunge
     const QList<store::MessageEntry>& list = listed.list;
     QList<Message> merged;
     merged.reserve(list.size() + m_ghosts);
-    const quint32 lastKnown = m_messages.isEmpty() ? 0 : m_messages.last().uid;
+    const quint32 lastKnown = m_messages.isEmpty() ? 0 : m_messages.constLast().uid;
     QList<bool> taken(list.size(), false);
     int seq = 0;              // sequence number in the new list (expunged ones removed)
     QList<int> expungedSeqs;  // old sequence numbers, ascending
@@ -829,7 +829,7 @@ Result<Changes> MailboxView::refreshListing(bool allowExpunge) {
     Changes c;
     c.keywordsChanged = reloadKeywords();
     if (std::exchange(m_rebuild, false)) restartList(listed->list);
-    const quint32 lastKnown = m_messages.isEmpty() ? 0 : m_messages.last().uid;
+    const quint32 lastKnown = m_messages.isEmpty() ? 0 : m_messages.constLast().uid;
     bool ghosted = false;  // a message went away and is kept as a ghost
     QList<Message> merged = mergeListing(*listed, allowExpunge, &c, &ghosted);
     const bool added = !merged.isEmpty() && merged.last().uid > lastKnown;
