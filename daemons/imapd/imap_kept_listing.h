@@ -4,11 +4,14 @@
 //
 // What is kept (<folder>/postern-index.sqlite-listing, written by the process
 // that writes the index, so the same owner, with the index file's permission
-// bits; a cache like the index, left out of backups the same way): the list MailboxView::refresh() made (UID, base
-// name, file name, new/ or cur/, flags, sizes, delivery time, mod-sequence per message), the uidlist's UIDVALIDITY,
-// next UID and GUID, and the stamps it was taken against: the st_mtim (nanoseconds) of cur/ and new/ read right before
-// the listing, the wall-clock time of that read, the uidlist's FileStamp as the listing left it (taken under the
-// uidlist's lock) and the index's highest mod-sequence after the listing's index sync.
+// bits; a cache like the index, left out of backups the same way): the list
+// MailboxView::refresh() made (UID, base name, file name, new/ or cur/, flags,
+// sizes, delivery time, mod-sequence per message), the uidlist's UIDVALIDITY,
+// next UID and GUID, and the stamps it was taken against: the st_mtim
+// (nanoseconds) of cur/ and new/ read right before the listing, the wall-clock
+// time of that read, the uidlist's FileStamp as the listing left it (taken
+// under the uidlist's lock) and the index's highest mod-sequence after the
+// listing's index sync.
 //
 // When it is trusted (trustworthy()): every stamp equals what the directories,
 // the uidlist and the index show now, AND both directory mtimes were more than
@@ -36,7 +39,9 @@
 // already holds the same stamps (about 110 bytes per message: a temporary file
 // renamed over it, not fsync'd, like the index's synchronous=NORMAL: after a
 // crash it is the old file, the new one or a damaged one, and the stamps and
-// the seal judge each); a listing that may not be kept removes it.
+// the seal judge each); a listing that may not be kept removes it. A process
+// that dies while writing leaves its "<name>.tmp.<pid>" behind until a process
+// with that pid writes again.
 // Threading: any thread; no shared state.
 #pragma once
 
