@@ -59,14 +59,11 @@ KeptListing sample() {
     return k;
 }
 
-void compareListings(const KeptListing& a, const KeptListing& b) {
-    QVERIFY(a.stamps == b.stamps);
-    QCOMPARE(a.uidValidity, b.uidValidity);
-    QCOMPARE(a.nextUid, b.nextUid);
-    QCOMPARE(a.guid, b.guid);
-    QCOMPARE(a.messages.size(), b.messages.size());
-    for (qsizetype i = 0; i < a.messages.size(); ++i) {
-        const Message &x = a.messages.at(i), &y = b.messages.at(i);
+// Every field of the messages of two lists (QCOMPARE returns from this function only).
+void compareMessages(const QList<Message>& a, const QList<Message>& b) {
+    QCOMPARE(a.size(), b.size());
+    for (qsizetype i = 0; i < a.size(); ++i) {
+        const Message &x = a.at(i), &y = b.at(i);
         QCOMPARE(x.uid, y.uid);
         QCOMPARE(x.base, y.base);
         QCOMPARE(x.fileName, y.fileName);
@@ -76,8 +73,16 @@ void compareListings(const KeptListing& a, const KeptListing& b) {
         QCOMPARE(x.vsize, y.vsize);
         QCOMPARE(x.mtimeMs, y.mtimeMs);
         QCOMPARE(x.modseq, y.modseq);
-        QVERIFY(!y.expunged);
+        QCOMPARE(x.expunged, y.expunged);
     }
+}
+
+void compareListings(const KeptListing& a, const KeptListing& b) {
+    QVERIFY(a.stamps == b.stamps);
+    QCOMPARE(a.uidValidity, b.uidValidity);
+    QCOMPARE(a.nextUid, b.nextUid);
+    QCOMPARE(a.guid, b.guid);
+    compareMessages(a.messages, b.messages);
 }
 
 // The stamps of `k` as the directories and uidlist would show them now.
@@ -272,15 +277,8 @@ private slots:
         QCOMPARE(second->uidValidity(), first->uidValidity());
         QCOMPARE(second->uidNext(), first->uidNext());
         QCOMPARE(second->highestModseq(), first->highestModseq());
-        for (int i = 0; i < 3; ++i) {
-            const Message &a = first->messages().at(i), &b = second->messages().at(i);
-            QCOMPARE(b.uid, a.uid);
-            QCOMPARE(b.fileName, a.fileName);
-            QCOMPARE(b.flags, a.flags);
-            QCOMPARE(b.modseq, a.modseq);
-            QCOMPARE(b.size, a.size);
-            QCOMPARE(b.mtimeMs, a.mtimeMs);
-        }
+        compareMessages(first->messages(), second->messages());
+        if (QTest::currentTestFailed()) return;
 
         // A delivery into new/ changes new/'s mtime: listed, and the kept listing goes
         // (the directory was not quiet, and the listing moved the file to cur/).
