@@ -110,8 +110,9 @@ QList<PoolEntry>& pool() {
     return p;
 }
 
+// The index's files and the kept listing next to it (imap_kept_listing.h).
 void deleteFiles(const QString& path) {
-    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) QFile::remove(path + QLatin1String(suffix));
+    for (const char* suffix : {"", "-wal", "-shm", "-journal", "-listing"}) QFile::remove(path + QLatin1String(suffix));
 }
 
 qint64 freshStart() {

@@ -1,6 +1,8 @@
 // imap_mailbox.cpp — see imap_mailbox.h.
 #include "imap_mailbox.h"
 
+#include "imap_kept_listing.h"
+
 #include "common/store/maildir_delivery.h"
 #include "common/store/maildir_keywords.h"
 #include "common/store/maildir_names.h"
@@ -365,13 +367,66 @@ bool MailboxView::adoptSnapshot() {
         e->current = false;
         return false;
     }
-    const QList<Message> messages = e->messages;
-    const store::MaildirFolder listed = e->folder;
-    quint64 hms = e->hms;
+    if (!adoptListing(e->messages, e->folder, e->hms)) return false;
+    m_watch->synced();  // (nothing happened since the snapshot: its watch says so)
+    return true;
+}
+
+// A view with no list of its own takes the folder's kept listing (imap_kept_listing.h)
+// when the directories and the uidlist are as it says (and the index: adoptListing).
+// A read-write view does not take one with messages in new/: its listing moves them.
+// The watch (selected mailboxes) started before this check: later changes show there.
+bool MailboxView::adoptKeptListing() {
+    if (!m_messages.isEmpty()) return false;
+    std::optional<KeptListing> kept = KeptListing::load(m_folder.dir());
+    if (!kept || !kept->trustworthy(DirStamps::of(m_folder.dir()), FileStamp::of(uidListPath(m_folder.dir()))))
+        return false;
+    if (!m_readOnly)
+        for (const Message& m : std::as_const(kept->messages))
+            if (m.inNew) return false;
+    store::MaildirFolder listed = m_folder;
+    listed.assumeListed(kept->uidValidity, kept->nextUid, kept->guid, kept->stamps.uidList);
+    if (!adoptListing(std::move(kept->messages), listed, kept->stamps.hms)) return false;
+    m_messages = sharedListing(m_folder.dir(), m_messages);
+    if (m_watch) publishSnapshot(syncSnapshotWatch());
+    return true;
+}
+
+// Keeps this view's list on disk for views of other processes (imap_kept_listing.h) when
+// it is exactly the listing of the directories as `before` found them, and they had been
+// quiet for 2 s then; else removes a kept listing (it could only be out of date).
+void MailboxView::keepListing(const DirStamps& before) {
+    const QString dir = m_folder.dir();
+    const bool exact = before.ok && m_highestModseq != 0 && m_ghosts == 0 && !m_incomplete && m_unlinked.isEmpty() &&
+                       m_appended.isEmpty();
+    if (!exact || !KeptListing::quiet(before.curMtimeNs, before.newMtimeNs, before.atNs)) {
+        KeptListing::remove(dir);
+        return;
+    }
+    const DirStamps after = DirStamps::of(dir);  // a change during the listing: not kept
+    if (!after.ok || after.curMtimeNs != before.curMtimeNs || after.newMtimeNs != before.newMtimeNs) {
+        KeptListing::remove(dir);
+        return;
+    }
+    KeptListing kept;
+    kept.stamps = {before.curMtimeNs, before.newMtimeNs, before.atNs, m_folder.uidListStamp(), m_highestModseq};
+    if (KeptListing::loadStamps(dir) == kept.stamps) return;  // kept already (another process)
+    kept.uidValidity = m_folder.uidValidity();
+    kept.nextUid = m_folder.nextUid();
+    kept.guid = m_folder.guid();
+    kept.messages = m_messages;
+    (void)kept.save(dir);  // a cache: when it cannot be written, the next process lists
+}
+
+// Takes `messages`, a listing made elsewhere (another view's snapshot, the kept listing),
+// as this view's list when the folder's index is still at `hms` (0: there was no index,
+// and there must be none now); \Recent is claimed in the index's transaction as a
+// listing would.
+bool MailboxView::adoptListing(QList<Message> messages, const store::MaildirFolder& listed, quint64 hms) {
     const store::MaildirFolder before = m_folder;
     m_folder = listed;  // index() opens the index for this UIDVALIDITY
     std::shared_ptr<MailboxIndex> idx = index();
-    const quint32 lastUid = messages.isEmpty() ? 0 : messages.last().uid;
+    const quint32 lastUid = messages.isEmpty() ? 0 : messages.constLast().uid;  // (no detach)
     const bool wantRecent = m_recentMode != RecentMode::None && lastUid > m_recentChecked;
     MailboxIndex::RecentClaim claim;
     bool ok = idx ? hms != 0 : hms == 0;
@@ -388,16 +443,11 @@ bool MailboxView::adoptSnapshot() {
         m_folder = before;
         return false;
     }
-    if (idx && wantRecent) {
-        const quint32 from = std::max(claim.first, m_recentChecked + 1);
-        if (from <= lastUid) m_recent.append({from, lastUid});
-        m_recentChecked = lastUid;
-    }
-    m_messages = messages;
+    if (idx && wantRecent) takeRecent(claim, lastUid);
+    m_messages = std::move(messages);
     m_highestModseq = hms;
     m_ghosts = 0;
     m_listed = true;
-    m_watch->synced();  // (nothing happened since the snapshot: its watch says so)
     return true;
 }
 
@@ -452,7 +502,7 @@ void MailboxView::reselected() {
     // RFC 3501 2.3.2: what this session was told is recent has been claimed; a new
     // selection starts with nothing recent but what arrives from now on.
     m_recent.clear();
-    if (!m_messages.isEmpty()) m_recentChecked = std::max(m_recentChecked, m_messages.last().uid);
+    if (!m_messages.isEmpty()) m_recentChecked = std::max(m_recentChecked, m_messages.constLast().uid);
     // The client is told the whole state again: the next listing may renumber freely.
     m_rebuild = true;
 }
@@ -480,7 +530,9 @@ Result<Changes> MailboxView::refresh(bool allowExpunge) {
     // for a refresh that may report them.
     // A new view of a folder that another view of this process listed, unchanged since:
     // no listing either.
-    if (!m_listed && adoptSnapshot()) return Changes();
+    // A view of a folder no view of this process listed: no listing when the folder's
+    // kept listing is still true (imap_kept_listing.h).
+    if (!m_listed && (adoptSnapshot() || adoptKeptListing())) return Changes();
     if (m_watch && m_listed && !(m_rebuild && m_incomplete) && !m_watch->changed()) {
         if (m_unlinked.isEmpty() && m_appended.isEmpty()) {
             m_rebuild = false;  // nothing changed: the list is the folder
@@ -499,8 +551,10 @@ Result<Changes> MailboxView::refresh(bool allowExpunge) {
         m_watch->synced();  // before the listing: a change during it shows up next time
         snapshotWatch = syncSnapshotWatch();
     }
+    const DirStamps before = DirStamps::of(m_folder.dir());  // before the listing reads them
     auto changes = refreshListing(allowExpunge);
     if (changes && snapshotWatch) publishSnapshot(snapshotWatch);
+    if (changes) keepListing(before);
     return changes;
 }
 
@@ -531,7 +585,7 @@ std::optional<Changes> MailboxView::applyOwnChanges(bool allowExpunge) {
     // (Whether the index is still the one this view last saw is checked inside record()'s
     // transaction.)
     if (idx ? m_highestModseq == 0 : m_highestModseq != 0) return std::nullopt;
-    const quint32 lastKnown = m_messages.isEmpty() ? 0 : m_messages.last().uid;
+    const quint32 lastKnown = m_messages.isEmpty() ? 0 : m_messages.constLast().uid;
     QList<store::MessageEntry> added;
     if (!m_appended.isEmpty()) {
         auto a = m_folder.addOwn(m_appended, m_messages.size() - m_ghosts);
@@ -574,11 +628,7 @@ std::optional<Changes> MailboxView::applyOwnChanges(bool allowExpunge) {
         auto hms = idx->record(fresh, gone, m_highestModseq, wantRecent ? &claim : nullptr);
         if (!hms) return std::nullopt;  // the listing tries again (and rebuilds a damaged index)
         m_highestModseq = *hms;
-        if (wantRecent) {
-            const quint32 from = std::max(claim.first, m_recentChecked + 1);
-            if (from <= lastUid) m_recent.append({from, lastUid});
-            m_recentChecked = lastUid;
-        }
+        if (wantRecent) takeRecent(claim, lastUid);
     }
     for (qsizetype k = expungedSeqs.size() - 1; k >= 0; --k) c.expunged << expungedSeqs.at(k);  // highest first
     std::sort(c.expungedUids.begin(), c.expungedUids.end());
@@ -609,9 +659,10 @@ quint64 MailboxView::listings() {
     return g_listings;
 }
 
-Result<Changes> MailboxView::refreshListing(bool allowExpunge) {
-    ++g_listings;
-    m_appended.clear();  // the listing finds them (their UIDs, if given, are in the uidlist)
+// Lists the folder (MaildirFolder::sync): what this view listed before, else what the
+// index knows, spares a stat(2) per file. A message this view knew that the listing
+// misses gets a second listing before it counts as gone.
+Result<MailboxView::Listed> MailboxView::listFolder() {
     // Files never change once delivered: what we listed before needs no stat(2) again.
     QHash<quint32, int> byUid;
     byUid.reserve(m_messages.size());
@@ -632,130 +683,157 @@ Result<Changes> MailboxView::refreshListing(bool allowExpunge) {
     };
     auto list = m_folder.sync(!m_readOnly, known);
     if (!list) return list.error();
-    QHash<quint32, int> fresh;  // uid -> index in *list
-    fresh.reserve(list->size());
-    for (int k = 0; k < list->size(); ++k) fresh.insert(list->at(k).uid, k);
+    Listed out;
+    out.list = std::move(*list);
+    out.fresh.reserve(out.list.size());
+    for (int k = 0; k < out.list.size(); ++k) out.fresh.insert(out.list.at(k).uid, k);
     // readdir(3) may miss a file that another session renames at that moment (a flag
     // change): before calling a known message gone, list once more.
     // (Not for the files this session unlinked itself.)
     bool missing = false;
     for (const Message& m : m_messages)
-        missing = missing || (!m.expunged && !fresh.contains(m.uid) && !m_unlinked.contains(m.uid));
+        missing = missing || (!m.expunged && !out.fresh.contains(m.uid) && !m_unlinked.contains(m.uid));
     m_unlinked.clear();
     if (missing) {
         auto again = m_folder.sync(!m_readOnly, known);
         if (!again) return again.error();
         for (int k = 0; k < again->size(); ++k)
-            if (!fresh.contains(again->at(k).uid)) {
-                list->append(again->at(k));
-                fresh.insert(again->at(k).uid, int(list->size()) - 1);
+            if (!out.fresh.contains(again->at(k).uid)) {
+                out.list.append(again->at(k));
+                out.fresh.insert(again->at(k).uid, int(out.list.size()) - 1);
             }
     }
-    // Keywords another session added (it renamed files in cur/ too, so this runs).
-    Changes c;
-    if (FileStamp::of(m_folder.dir() + QStringLiteral("/dovecot-keywords")) != m_keywordsStamp) {
-        const QStringList before = m_keywords;
-        (void)loadKeywords();
-        for (const QString& k : m_keywords)
-            if (!k.isEmpty() && !before.contains(k)) c.keywordsChanged = true;
+    return out;
+}
+
+// Keywords another session added (it renamed files in cur/ too, so a listing runs):
+// true when the table gained a keyword.
+bool MailboxView::reloadKeywords() {
+    if (FileStamp::of(m_folder.dir() + QStringLiteral("/dovecot-keywords")) == m_keywordsStamp) return false;
+    const QStringList before = m_keywords;
+    (void)loadKeywords();
+    bool added = false;
+    for (const QString& k : m_keywords)
+        if (!k.isEmpty() && !before.contains(k)) added = true;
+    return added;
+}
+
+// After a new SELECT the client learns the whole list again: every message counts as
+// new to it, in UID order (a file that reappeared under an old UID included).
+void MailboxView::restartList(const QList<store::MessageEntry>& list) {
+    QHash<quint32, quint64> modseqs;
+    for (const Message& m : m_messages) modseqs.insert(m.uid, m.modseq);
+    m_messages.clear();
+    for (const store::MessageEntry& e : list) {  // in UID order
+        m_messages << Message::fromEntry(e);
+        m_messages.last().modseq = modseqs.value(e.uid);
     }
-    // The old list, in order: present messages take their current state, vanished ones
-    // are reported (or kept as ghosts), then the new messages follow in UID order.
+    m_ghosts = 0;
+    m_incomplete = false;
+}
+
+// The old list, in order: present messages take their current state, vanished ones are
+// reported in `c` (or kept as ghosts: `ghosted`), then the new messages follow in UID
+// order. m_ghosts and m_incomplete follow.
+QList<Message> MailboxView::mergeListing(const Listed& listed, bool allowExpunge, Changes* c, bool* ghosted) {
+    const QList<store::MessageEntry>& list = listed.list;
     QList<Message> merged;
-    merged.reserve(list->size() + m_ghosts);
-    // After a new SELECT the client learns the whole list again: every message counts as
-    // new to it, in UID order (a file that reappeared under an old UID included).
-    if (std::exchange(m_rebuild, false)) {
-        QHash<quint32, quint64> modseqs;
-        for (const Message& m : m_messages) modseqs.insert(m.uid, m.modseq);
-        m_messages.clear();
-        for (const store::MessageEntry& e : *list) {  // in UID order
-            m_messages << Message::fromEntry(e);
-            m_messages.last().modseq = modseqs.value(e.uid);
-        }
-        m_ghosts = 0;
-        m_incomplete = false;
-    }
-    const quint32 lastKnown = m_messages.isEmpty() ? 0 : m_messages.last().uid;
-    QList<bool> taken(list->size(), false);
+    merged.reserve(list.size() + m_ghosts);
+    const quint32 lastKnown = m_messages.isEmpty() ? 0 : m_messages.constLast().uid;
+    QList<bool> taken(list.size(), false);
     int seq = 0;              // sequence number in the new list (expunged ones removed)
     QList<int> expungedSeqs;  // old sequence numbers, ascending
-    bool ghosted = false;     // a message went away and is kept as a ghost
     for (int i = 0; i < m_messages.size(); ++i) {
         const Message& old = m_messages.at(i);
-        auto it = fresh.constFind(old.uid);
-        if (it == fresh.cend()) {
+        auto it = listed.fresh.constFind(old.uid);
+        if (it == listed.fresh.cend()) {
             if (allowExpunge) {
                 expungedSeqs << i + 1;
-                c.expungedUids << old.uid;
+                c->expungedUids << old.uid;
                 continue;
             }
             Message ghost = old;
-            ghosted = ghosted || !old.expunged;
+            *ghosted = *ghosted || !old.expunged;
             ghost.expunged = true;
             merged << ghost;
             ++seq;
             continue;
         }
         taken[*it] = true;
-        Message now = Message::fromEntry(list->at(*it));
+        Message now = Message::fromEntry(list.at(*it));
         now.modseq = old.modseq;
         ++seq;
-        if (now.flags != old.flags) c.flagChanged << seq;  // (a ghost seen again counts as changed too)
+        if (now.flags != old.flags) c->flagChanged << seq;  // (a ghost seen again counts as changed too)
         merged << now;
     }
-    for (int k = 0; k < list->size(); ++k) {
+    for (int k = 0; k < list.size(); ++k) {
         // A UID below what the client already knows cannot get a sequence number now
         // (UIDs only grow; this is a file that a rename hid from an earlier listing).
         if (taken.at(k)) continue;
-        if (list->at(k).uid <= lastKnown) {
+        if (list.at(k).uid <= lastKnown) {
             m_incomplete = true;  // until the client is given the whole list again (a new SELECT)
             continue;
         }
-        merged << Message::fromEntry(list->at(k));
+        merged << Message::fromEntry(list.at(k));
     }
-    for (qsizetype k = expungedSeqs.size() - 1; k >= 0; --k) c.expunged << expungedSeqs.at(k);  // highest first
-    std::sort(c.expungedUids.begin(), c.expungedUids.end());
+    for (qsizetype k = expungedSeqs.size() - 1; k >= 0; --k) c->expunged << expungedSeqs.at(k);  // highest first
+    std::sort(c->expungedUids.begin(), c->expungedUids.end());
     m_ghosts = 0;
     for (const Message& m : merged) m_ghosts += m.expunged ? 1 : 0;
-    // Mod-sequences: the index assigns them when something changed (here or elsewhere),
-    // and hands out \Recent in the same transaction.
-    bool added = false;
-    for (qsizetype k = merged.size() - 1; k >= 0 && merged.at(k).uid > lastKnown; --k) added = true;
-    const bool differs = added || ghosted || merged.size() != m_messages.size() || !c.flagChanged.isEmpty();
-    if (std::shared_ptr<MailboxIndex> idx = index()) {
-        const bool first = m_highestModseq == 0;
-        const quint32 lastUid = merged.isEmpty() ? 0 : merged.last().uid;
-        const bool wantRecent = m_recentMode != RecentMode::None && lastUid > m_recentChecked;
-        if (first || differs || wantRecent || idx->highestModseq() != m_highestModseq) {
-            QList<Message> live;  // the index sees the folder as it is: no ghosts
-            live.reserve(merged.size());
-            for (const Message& m : merged)
-                if (!m.expunged) live << m;
-            MailboxIndex::RecentClaim claim;
-            claim.claim = m_recentMode == RecentMode::Claim && !m_readOnly;
-            claim.upTo = lastUid;
-            auto hms = idx->sync(live, wantRecent ? &claim : nullptr);
-            if (!hms && MailboxIndex::isDamage(hms.error().code)) {
-                // A cache: rebuild it once from the Maildir, else go on without mod-sequences.
-                // (Busy or full is not damage: another process may be using the file.)
-                MailboxIndex::forget(m_folder.dir());
-                if (std::shared_ptr<MailboxIndex> again = index())
-                    hms = again->sync(live, wantRecent ? &claim : nullptr);
-            }
-            m_highestModseq = hms ? *hms : 0;
-            if (hms) {
-                qsizetype l = 0;
-                for (Message& m : merged)
-                    if (!m.expunged) m.modseq = live.at(l++).modseq;
-                if (wantRecent) {
-                    const quint32 from = std::max(claim.first, m_recentChecked + 1);
-                    if (from <= lastUid) m_recent.append({from, lastUid});
-                    m_recentChecked = lastUid;
-                }
-            }
-        }
+    return merged;
+}
+
+// Mod-sequences: the index assigns them when something changed (here or elsewhere), and
+// hands out \Recent in the same transaction. `differs`: the merged list is not the old one.
+void MailboxView::syncIndex(QList<Message>& merged, bool differs) {
+    std::shared_ptr<MailboxIndex> idx = index();
+    if (!idx) return;
+    const bool first = m_highestModseq == 0;
+    const quint32 lastUid = merged.isEmpty() ? 0 : merged.last().uid;
+    const bool wantRecent = m_recentMode != RecentMode::None && lastUid > m_recentChecked;
+    if (!first && !differs && !wantRecent && idx->highestModseq() == m_highestModseq) return;
+    QList<Message> live;  // the index sees the folder as it is: no ghosts
+    live.reserve(merged.size());
+    for (const Message& m : merged)
+        if (!m.expunged) live << m;
+    MailboxIndex::RecentClaim claim;
+    claim.claim = m_recentMode == RecentMode::Claim && !m_readOnly;
+    claim.upTo = lastUid;
+    auto hms = idx->sync(live, wantRecent ? &claim : nullptr);
+    if (!hms && MailboxIndex::isDamage(hms.error().code)) {
+        // A cache: rebuild it once from the Maildir, else go on without mod-sequences.
+        // (Busy or full is not damage: another process may be using the file.)
+        MailboxIndex::forget(m_folder.dir());
+        if (std::shared_ptr<MailboxIndex> again = index()) hms = again->sync(live, wantRecent ? &claim : nullptr);
     }
+    m_highestModseq = hms ? *hms : 0;
+    if (!hms) return;
+    qsizetype l = 0;
+    for (Message& m : merged)
+        if (!m.expunged) m.modseq = live.at(l++).modseq;
+    if (wantRecent) takeRecent(claim, lastUid);
+}
+
+// \Recent: the UIDs the index's transaction gave this session, up to `lastUid`.
+void MailboxView::takeRecent(const MailboxIndex::RecentClaim& claim, quint32 lastUid) {
+    const quint32 from = std::max(claim.first, m_recentChecked + 1);
+    if (from <= lastUid) m_recent.append({from, lastUid});
+    m_recentChecked = lastUid;
+}
+
+Result<Changes> MailboxView::refreshListing(bool allowExpunge) {
+    ++g_listings;
+    m_appended.clear();  // the listing finds them (their UIDs, if given, are in the uidlist)
+    auto listed = listFolder();
+    if (!listed) return listed.error();
+    Changes c;
+    c.keywordsChanged = reloadKeywords();
+    if (std::exchange(m_rebuild, false)) restartList(listed->list);
+    const quint32 lastKnown = m_messages.isEmpty() ? 0 : m_messages.constLast().uid;
+    bool ghosted = false;  // a message went away and is kept as a ghost
+    QList<Message> merged = mergeListing(*listed, allowExpunge, &c, &ghosted);
+    const bool added = !merged.isEmpty() && merged.last().uid > lastKnown;
+    syncIndex(merged, added || ghosted || merged.size() != m_messages.size() || !c.flagChanged.isEmpty());
     if (added) c.exists = int(merged.size());  // EXPUNGE alone implies the new count (RFC 9051 7.5.1)
     m_messages = sharedListing(m_folder.dir(), std::move(merged));
     return c;

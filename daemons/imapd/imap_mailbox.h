@@ -37,6 +37,11 @@
 // watch of its own, for the 32 most recently used folders; a change seen by that watch,
 // a rewritten uidlist or an index written elsewhere make the next view list again): a
 // SELECT of a 100,000-message folder costs a look-up instead of a listing.
+// A view of a folder no view of its process has listed (a new process) takes the
+// folder's listing kept on disk next to the index when the directories' mtimes, the
+// uidlist and the index say nothing changed since, and the directories had been quiet
+// for 2 s when it was taken (imap_kept_listing.h); every full listing that may be kept
+// is written there.
 // Limits: the ghosts of one session are at most the messages it knew.
 #pragma once
 
@@ -59,6 +64,8 @@
 #include <optional>
 
 namespace postern::imap {
+
+struct DirStamps;
 
 inline constexpr QChar kSeparator = QLatin1Char('/');
 
@@ -207,12 +214,25 @@ public:
     std::optional<std::pair<QString, bool>> currentFile(int index) const;
 
 private:
+    struct Listed {
+        QList<store::MessageEntry> list;
+        QHash<quint32, int> fresh;  // uid -> index in list
+    };
     static QList<Message> sharedListing(const QString& dir, QList<Message> fresh);
     FolderWatch* syncSnapshotWatch();
     void publishSnapshot(const FolderWatch* snapshotWatch);
     bool adoptSnapshot();
+    bool adoptKeptListing();
+    bool adoptListing(QList<Message> messages, const store::MaildirFolder& listed, quint64 hms);
+    void keepListing(const DirStamps& before);
     Status loadKeywords();
     Result<Changes> refreshListing(bool allowExpunge);
+    Result<Listed> listFolder();
+    bool reloadKeywords();
+    void restartList(const QList<store::MessageEntry>& list);
+    QList<Message> mergeListing(const Listed& listed, bool allowExpunge, Changes* c, bool* ghosted);
+    void syncIndex(QList<Message>& merged, bool differs);
+    void takeRecent(const MailboxIndex::RecentClaim& claim, quint32 lastUid);
     std::optional<Changes> applyOwnChanges(bool allowExpunge);
     Changes dropGhosts();
     QString messageDir(bool inNew) const;

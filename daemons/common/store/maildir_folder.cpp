@@ -402,7 +402,15 @@ Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur, const KnownFn
     m_uidValidity = list.validity;
     m_nextUid = list.next;
     m_guid = list.guid;
+    m_uidListStamp = FileStamp::of(listPath);  // (still under the lock)
     return out;
+}
+
+void MaildirFolder::assumeListed(quint32 uidValidity, quint32 nextUid, const QString& guid, const FileStamp& uidList) {
+    m_uidValidity = uidValidity;
+    m_nextUid = nextUid;
+    m_guid = guid;
+    m_uidListStamp = uidList;
 }
 
 Result<QList<MessageEntry>> MaildirFolder::addOwn(const QStringList& curFileNames, qsizetype liveCount) {
@@ -443,6 +451,7 @@ Result<QList<MessageEntry>> MaildirFolder::addOwn(const QStringList& curFileName
     m_uidValidity = list.validity;
     m_nextUid = list.next;
     m_guid = list.guid;
+    m_uidListStamp = FileStamp::of(listPath);
     std::sort(out.begin(), out.end(), [](const MessageEntry& a, const MessageEntry& b) { return a.uid < b.uid; });
     return out;
 }

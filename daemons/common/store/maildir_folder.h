@@ -90,6 +90,11 @@ public:
     quint32 uidValidity() const { return m_uidValidity; }
     quint32 nextUid() const { return m_nextUid; }
     QString guid() const { return m_guid; }  // known after sync()
+    // The uidlist file as the last sync() or addOwn() left it (taken under its lock).
+    FileStamp uidListStamp() const { return m_uidListStamp; }
+    // The state a listing made elsewhere recorded (a kept listing the caller has checked
+    // against the uidlist's stamp), as if sync() had just left it.
+    void assumeListed(quint32 uidValidity, quint32 nextUid, const QString& guid, const FileStamp& uidList);
 
     // known(uid, base, &size, &mtimeMs): what the caller already knows of a message it listed
     // before (files never change), so only new files cost a stat(2). Asked only for files
@@ -112,6 +117,7 @@ private:
     quint32 m_uidValidity = 0;
     quint32 m_nextUid = 1;
     QString m_guid;
+    FileStamp m_uidListStamp;
 };
 
 // The next UIDVALIDITY for a new folder under `maildirRoot` (see above).

@@ -307,6 +307,38 @@ private Q_SLOTS:
         QCOMPARE(third->at(2).uid, 4u);
     }
 
+    // The uidlist's stamp as sync() and addOwn() leave it (the kept IMAP listing is stamped
+    // with it); assumeListed() takes a recorded state as is.
+    void uidListStampFollowsTheFile() {
+        QTemporaryDir dir;
+        const QString root = dir.filePath(QStringLiteral("Maildir"));
+        const QString list = root + QStringLiteral("/dovecot-uidlist");
+        QVERIFY(ensureMaildir(root).ok());
+        QVERIFY(writeFileAtomic(root + QStringLiteral("/cur/1000.A.host,S=3,W=3:2,"), "a\r\n").ok());
+        auto f = MaildirFolder::open(root);
+        QVERIFY(f.ok());
+        QVERIFY(!f->uidListStamp().exists);
+        QVERIFY(f->sync(true).ok());
+        QVERIFY(f->uidListStamp().exists);
+        QVERIFY(f->uidListStamp() == FileStamp::of(list));
+        QVERIFY(f->sync(true).ok());  // nothing new: the same file
+        QVERIFY(f->uidListStamp() == FileStamp::of(list));
+        const FileStamp before = f->uidListStamp();
+        QVERIFY(writeFileAtomic(root + QStringLiteral("/cur/1001.B.host,S=3,W=3:2,"), "b\r\n").ok());
+        auto own = f->addOwn({QStringLiteral("1001.B.host,S=3,W=3:2,")}, 1);
+        QVERIFY(own.ok());
+        QCOMPARE(own->size(), 1);
+        QVERIFY(f->uidListStamp() == FileStamp::of(list));
+        QVERIFY(!(f->uidListStamp() == before));  // a line was appended
+        auto g = MaildirFolder::open(root);
+        QVERIFY(g.ok());
+        g->assumeListed(f->uidValidity(), f->nextUid(), f->guid(), before);
+        QCOMPARE(g->uidValidity(), f->uidValidity());
+        QCOMPARE(g->nextUid(), 3u);
+        QCOMPARE(g->guid(), f->guid());
+        QVERIFY(g->uidListStamp() == before);
+    }
+
     void uidlistCutByACrashIsRewritten() {
         QTemporaryDir dir;
         const QString root = dir.filePath(QStringLiteral("Maildir"));
