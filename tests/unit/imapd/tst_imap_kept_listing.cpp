@@ -3,9 +3,9 @@
 // boundary (times given, no sleeping), every stamp that must match, truncated,
 // corrupt and other-version files refused; and MailboxView taking a kept listing
 // instead of listing the folder only when it is still true.
-#include "imap_index.h"
-#include "imap_kept_listing.h"
-#include "imap_mailbox.h"
+#include "imapd/imap_index.h"
+#include "imapd/imap_kept_listing.h"
+#include "imapd/imap_mailbox.h"
 
 #include "common/store/maildir_delivery.h"
 
