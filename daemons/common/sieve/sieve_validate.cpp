@@ -352,7 +352,7 @@ private:
 
     // Values of the comparator, relational and index tags (RFC 4790 9.1.1, RFC 5231 4, RFC 5260 6).
     Status tagValues(Node& n) {
-        if (n.tags.contains(QStringLiteral("comparator")]) {
+        if (n.tags.contains(QStringLiteral("comparator"))) {
             const Argument& c = n.tags[QStringLiteral("comparator")];
             const QString name = c.strings.value(0).toLower();
             if (!kComparators.contains(name))
