@@ -33,6 +33,19 @@ void auditLine(const UserPageKit& k, const QString& action, const QString& targe
                                   .add("result", result.left(300)));
 }
 
+// The session found again by its id when an answer comes later (null: it ended meanwhile).
+PanelSession* findAgain(PanelContext& ctx, const QByteArray& id) {
+    return ctx.sessions.find(id, ctx.clock ? ctx.clock() : QDateTime::currentMSecsSinceEpoch());
+}
+
+// The answer for a session that ended meanwhile: 303 to the login page.
+PanelResponse toLogin() {
+    PanelResponse login;
+    login.code = 303;
+    login.headers.append(qMakePair(QByteArray("Location"), QByteArray("/panel/login")));
+    return login;
+}
+
 // Asks webd's helper (asynchronously, account_broker.h); `then` runs later with a kit
 // rebuilt around the session, found again by its id (a 303 to the login page when it
 // ended meanwhile), and its response is the answer. Never after `life` is gone.
@@ -41,13 +54,8 @@ void withBroker(UserPageKit& k, const QStringList& request, QObject* life, const
     PanelContext& ctx = k.ctx;
     auto finish = [&ctx, id = k.sessionId, conn = k.conn, admin = k.admin, show = k.show, done = k.done, reply,
                    then = std::move(then)](const Result<QStringList>& r) {
-        PanelSession* s = ctx.sessions.find(id, ctx.clock ? ctx.clock() : QDateTime::currentMSecsSinceEpoch());
-        if (!s) {
-            PanelResponse login;
-            login.code = 303;
-            login.headers.append(qMakePair(QByteArray("Location"), QByteArray("/panel/login")));
-            return reply(login);
-        }
+        PanelSession* s = findAgain(ctx, id);
+        if (!s) return reply(toLogin());
         UserPageKit again{ctx, conn, s, id, admin, show, done};
         reply(then(again, r));
     };
@@ -329,14 +337,8 @@ void disableTwoFactorWithPassword(UserPageKit& k, const QMap<QString, QString>& 
     ctx.auth->verify(req, QLatin1String(kPanelProtocol), f.value(QStringLiteral("password")).toUtf8(),
                      [&ctx, id, conn, user, admin = k.admin, done, show, reply, offDone = twoFactorOffDone(user),
                       life = QPointer<QObject>(life)](Authenticator::Outcome o) {
-                         PanelSession* s =
-                             ctx.sessions.find(id, ctx.clock ? ctx.clock() : QDateTime::currentMSecsSinceEpoch());
-                         if (!s) {
-                             PanelResponse r;
-                             r.code = 303;
-                             r.headers.append(qMakePair(QByteArray("Location"), QByteArray("/panel/login")));
-                             return reply(r);
-                         }
+                         PanelSession* s = findAgain(ctx, id);
+                         if (!s) return reply(toLogin());
                          UserPageKit again{ctx, conn, s, id, admin, show, done};
                          if (o.ok()) return withBroker(again, {QStringLiteral("2fa.off"), user}, life, reply, offDone);
                          const Result<QString> r =
