@@ -21,6 +21,85 @@
 
 namespace postern {
 
+namespace {
+// What the account store says about a login name (empty records when unknown).
+struct Credentials {
+    QString stored;  // the account password's hash
+    bool known = false;
+    bool passwordAllowed = true;  // false once two-factor login is on: app passwords only
+    bool disabled = false;        // a disabled account (accounts.h): refused whatever the password
+    QList<AppPassword> apps;
+};
+
+Credentials credentialsOf(AccountStore& accounts, const QString& user, bool panel) {
+    Credentials c;
+    if (user.isEmpty()) return c;
+    auto snapshot = accounts.current();
+    if (const UserRecord* u = snapshot->user(user)) {
+        c.stored = u->passwordHash;
+        c.known = true;
+        c.disabled = u->disabled;
+        c.passwordAllowed = panel || !snapshot->credentials().twoFactorEnabled(user);
+        if (!panel) c.apps = snapshot->credentials().appPasswords(user);
+    }
+    return c;
+}
+
+struct Work {
+    bool match = false;
+    bool cached = false;
+    QString appName;     // set when an app password matched
+    QString usageError;  // recording its use failed (logged, the login still succeeds)
+};
+
+// The slow part of check(), on a worker thread: the app passwords whose tag fits, then the
+// account password, or the dummy hash; wipes `password` before it returns.
+Work verifyCredentials(AuthCache& cache, const QString& user, const Credentials& c, const QString& dummy,
+                       const QString& usageDir, QByteArray& password) {
+    Work w;
+    int verifies = 0;
+    // App passwords first, only those whose tag matches (account_credentials.h):
+    // nearly always none or one, so a login costs one slow verify at most here.
+    const QByteArray letters = c.known && !c.apps.isEmpty() ? normalizeAppPassword(password) : QByteArray();
+    if (!letters.isEmpty()) {
+        const quint16 tag = appPasswordTag(user, letters);
+        for (const AppPassword& a : std::as_const(c.apps)) {
+            if (a.tag != tag) continue;
+            const QString key = user + QChar(0x1f) + a.id;
+            if (cache.check(key, letters, a.hash)) {
+                w.cached = true;
+            } else {
+                ++verifies;
+                if (!verifyPassword(letters, a.hash)) continue;
+                cache.remember(key, letters, a.hash);
+            }
+            w.match = true;
+            w.appName = a.name;
+            if (c.disabled) break;  // not a use: the login is refused
+            if (auto st = recordAppPasswordUse(usageDir, a.id, QDateTime::currentSecsSinceEpoch()); !st)
+                w.usageError = st.errorMessage();
+            break;
+        }
+    }
+    // The account password, unless two-factor login is on.
+    if (!w.match && c.known && c.passwordAllowed) {
+        if (cache.check(user, password, c.stored)) {
+            w.match = true;
+            w.cached = true;
+        } else {
+            ++verifies;
+            w.match = verifyPassword(password, c.stored);
+            if (w.match) cache.remember(user, password, c.stored);
+        }
+    }
+    // Unknown user, or two-factor on and no app password fits: the same hashing
+    // time as a real check, so the answer's timing tells nothing.
+    if (!w.match && verifies == 0) (void)verifyPassword(password, dummy);
+    OPENSSL_cleanse(password.data(), size_t(password.size()));
+    return w;
+}
+}  // namespace
+
 Authenticator::Authenticator(const Config& config, AccountStore* accounts, QObject* parent)
     : QObject(parent), m_config(config), m_accounts(accounts) {
     applyConfig();
@@ -150,77 +229,78 @@ void Authenticator::verifySecondFactor(const AuthRequest& request, const QString
     }
     QPointer<QObject> guard(request.context);
     // The wait comes before the check, as for passwords (auth_throttle.h).
-    QTimer::singleShot(
-        int(std::min<qint64>(std::max<qint64>(admission.delayMs, 0), INT_MAX)), Qt::PreciseTimer, this,
-        [this, guard, request, protocol, user, admission, checkFn = std::move(checkFn),
-         done = std::move(done)]() mutable {
-            if (!guard || (request.hungUp && request.hungUp())) {
-                m_throttle.finish(admission, AuthThrottle::Outcome::Abandoned);
-                log::write(log::Level::Warning, request.sessionId, u"auth",
-                           log::Fields()
-                               .add("protocol", protocol)
-                               .add("user", user)
-                               .add("remote", request.peer.toString())
-                               .add("result", "failed")
-                               .add("credential", "second-factor")
-                               .add("reason", "client gone before the check"));
-                return;
-            }
-            auto decide = [this, guard, request, protocol, user, admission,
-                           done = std::move(done)](SecondFactor verdict) mutable {
-                Outcome o;
-                o.user = user;
-                log::Fields f =
-                    log::Fields().add("protocol", protocol).add("user", user).add("remote", request.peer.toString());
-                if (verdict == SecondFactor::Accepted) {
-                    o.verdict = AuthVerdict::Ok;
-                    m_throttle.finish(admission, AuthThrottle::Outcome::Success);
-                    stats::add(
-                        QStringLiteral("postern_auth_total"),
-                        {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("ok")}});
-                    log::write(log::Level::Info, request.sessionId, u"auth",
-                               f.add("result", "ok").add("credential", "second-factor"));
-                    answerLater(guard, 0, o, std::move(done));
-                    return;
-                }
-                if (verdict == SecondFactor::Unavailable) {
-                    // The checker could not decide (webd's helper busy or gone): not a wrong code.
-                    o.verdict = AuthVerdict::TempFail;
-                    o.reason = QString::fromLatin1(kSecondFactorUnavailable);
-                    m_throttle.finish(admission, AuthThrottle::Outcome::Abandoned);
-                    stats::add(QStringLiteral("postern_auth_total"),
-                               {{QStringLiteral("protocol"), protocol},
-                                {QStringLiteral("result"), QStringLiteral("tempfail")}});
-                    log::write(log::Level::Warning, request.sessionId, u"auth",
-                               f.add("result", "tempfail").add("credential", "second-factor").add("reason", o.reason));
-                    answerLater(guard, 0, o, std::move(done));
-                    return;
-                }
-                o.verdict = AuthVerdict::Failed;
-                o.reason = QStringLiteral("bad second factor");
-                m_throttle.record(admission, AuthThrottle::Outcome::Failure);
-                stats::add(
-                    QStringLiteral("postern_auth_total"),
-                    {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("failed")}});
-                const qint64 delay = m_throttle.penaltyAfterFailure(request.peer);
-                blockIfTooMany(request.peer, request.sessionId);
-                log::write(log::Level::Warning, request.sessionId, u"auth",
-                           f.add("result", "failed")
-                               .add("credential", "second-factor")
-                               .add("reason", o.reason)
-                               .add("delay_ms", delay));
-                answerLater(guard, delay, o, std::move(done), admission);
-            };
-            if (user.isEmpty()) return decide(SecondFactor::Refused);
-            // The answer may come later; exactly once (a second call is ignored).
-            auto once = std::make_shared<std::optional<decltype(decide)>>(std::move(decide));
-            checkFn([once](SecondFactor verdict) {
-                if (!once->has_value()) return;
-                auto d = std::move(**once);
-                once->reset();
-                d(verdict);
-            });
-        });
+    QTimer::singleShot(int(std::min<qint64>(std::max<qint64>(admission.delayMs, 0), INT_MAX)), Qt::PreciseTimer, this,
+                       [this, guard, request, protocol, user, admission, checkFn = std::move(checkFn),
+                        done = std::move(done)]() mutable {
+                           if (!guard || (request.hungUp && request.hungUp())) {
+                               m_throttle.finish(admission, AuthThrottle::Outcome::Abandoned);
+                               log::write(log::Level::Warning, request.sessionId, u"auth",
+                                          log::Fields()
+                                              .add("protocol", protocol)
+                                              .add("user", user)
+                                              .add("remote", request.peer.toString())
+                                              .add("result", "failed")
+                                              .add("credential", "second-factor")
+                                              .add("reason", "client gone before the check"));
+                               return;
+                           }
+                           auto decide = [this, guard, request, protocol, user, admission,
+                                          done = std::move(done)](SecondFactor verdict) mutable {
+                               answerSecondFactor(verdict, guard, request, protocol, user, admission, std::move(done));
+                           };
+                           if (user.isEmpty()) return decide(SecondFactor::Refused);
+                           // The answer may come later; exactly once (a second call is ignored).
+                           auto once = std::make_shared<std::optional<decltype(decide)>>(std::move(decide));
+                           checkFn([once](SecondFactor verdict) {
+                               if (!once->has_value()) return;
+                               auto d = std::move(**once);
+                               once->reset();
+                               d(verdict);
+                           });
+                       });
+}
+
+// The second factor's verdict: logged, counted in the throttle and answered (authenticator.h:
+// Refused is a failure held back by the penalty, Unavailable a TempFail not counted).
+void Authenticator::answerSecondFactor(SecondFactor verdict, QPointer<QObject> guard, const AuthRequest& request,
+                                       const QString& protocol, const QString& user,
+                                       const AuthThrottle::Admission& admission, Done done) {
+    Outcome o;
+    o.user = user;
+    log::Fields f = log::Fields().add("protocol", protocol).add("user", user).add("remote", request.peer.toString());
+    if (verdict == SecondFactor::Accepted) {
+        o.verdict = AuthVerdict::Ok;
+        m_throttle.finish(admission, AuthThrottle::Outcome::Success);
+        stats::add(QStringLiteral("postern_auth_total"),
+                   {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("ok")}});
+        log::write(log::Level::Info, request.sessionId, u"auth",
+                   f.add("result", "ok").add("credential", "second-factor"));
+        answerLater(guard, 0, o, std::move(done));
+        return;
+    }
+    if (verdict == SecondFactor::Unavailable) {
+        // The checker could not decide (webd's helper busy or gone): not a wrong code.
+        o.verdict = AuthVerdict::TempFail;
+        o.reason = QString::fromLatin1(kSecondFactorUnavailable);
+        m_throttle.finish(admission, AuthThrottle::Outcome::Abandoned);
+        stats::add(QStringLiteral("postern_auth_total"),
+                   {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("tempfail")}});
+        log::write(log::Level::Warning, request.sessionId, u"auth",
+                   f.add("result", "tempfail").add("credential", "second-factor").add("reason", o.reason));
+        answerLater(guard, 0, o, std::move(done));
+        return;
+    }
+    o.verdict = AuthVerdict::Failed;
+    o.reason = QStringLiteral("bad second factor");
+    m_throttle.record(admission, AuthThrottle::Outcome::Failure);
+    stats::add(QStringLiteral("postern_auth_total"),
+               {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("failed")}});
+    const qint64 delay = m_throttle.penaltyAfterFailure(request.peer);
+    blockIfTooMany(request.peer, request.sessionId);
+    log::write(
+        log::Level::Warning, request.sessionId, u"auth",
+        f.add("result", "failed").add("credential", "second-factor").add("reason", o.reason).add("delay_ms", delay));
+    answerLater(guard, delay, o, std::move(done), admission);
 }
 
 // The answer comes from the event loop, never from inside verify(). With `held`, the attempt
@@ -237,30 +317,11 @@ void Authenticator::answerLater(QObject* context, qint64 delayMs, Outcome outcom
 
 void Authenticator::check(const AuthRequest& request, const QString& protocol, const QString& user,
                           const AuthThrottle::Admission& admission, QByteArray password, Done done) {
-    QString stored;
-    bool known = false;
-    bool passwordAllowed = true;  // false once two-factor login is on: app passwords only
-    bool disabled = false;        // a disabled account (accounts.h): refused whatever the password
-    QList<AppPassword> apps;
     // The web panel is not a mail client: it takes the account password only (its second
     // factor is its own step), never an app password, which would skip that step.
     const bool panel = protocol == QLatin1String(kPanelProtocol);
-    if (!user.isEmpty()) {
-        auto snapshot = m_accounts->current();
-        if (const UserRecord* u = snapshot->user(user)) {
-            stored = u->passwordHash;
-            known = true;
-            disabled = u->disabled;
-            passwordAllowed = panel || !snapshot->credentials().twoFactorEnabled(user);
-            if (!panel) apps = snapshot->credentials().appPasswords(user);
-        }
-    }
-    struct Work {
-        bool match = false;
-        bool cached = false;
-        QString appName;     // set when an app password matched
-        QString usageError;  // recording its use failed (logged, the login still succeeds)
-    };
+    const Credentials creds = credentialsOf(*m_accounts, user, panel);
+    const bool known = creds.known, passwordAllowed = creds.passwordAllowed, disabled = creds.disabled;
     auto cache = m_cache;
     const QString dummy = m_dummyHash;
     const QString usageDir = appPasswordUsageDir(m_config);
@@ -269,48 +330,8 @@ void Authenticator::check(const AuthRequest& request, const QString& protocol, c
     // password is being checked still has its failure counted.
     runAsync(
         this,
-        [cache, user, stored, known, passwordAllowed, disabled, apps, dummy, usageDir, password]() mutable {
-            Work w;
-            int verifies = 0;
-            // App passwords first, only those whose tag matches (account_credentials.h):
-            // nearly always none or one, so a login costs one slow verify at most here.
-            const QByteArray letters = known && !apps.isEmpty() ? normalizeAppPassword(password) : QByteArray();
-            if (!letters.isEmpty()) {
-                const quint16 tag = appPasswordTag(user, letters);
-                for (const AppPassword& a : std::as_const(apps)) {
-                    if (a.tag != tag) continue;
-                    const QString key = user + QChar(0x1f) + a.id;
-                    if (cache->check(key, letters, a.hash)) {
-                        w.cached = true;
-                    } else {
-                        ++verifies;
-                        if (!verifyPassword(letters, a.hash)) continue;
-                        cache->remember(key, letters, a.hash);
-                    }
-                    w.match = true;
-                    w.appName = a.name;
-                    if (disabled) break;  // not a use: the login is refused
-                    if (auto st = recordAppPasswordUse(usageDir, a.id, QDateTime::currentSecsSinceEpoch()); !st)
-                        w.usageError = st.errorMessage();
-                    break;
-                }
-            }
-            // The account password, unless two-factor login is on.
-            if (!w.match && known && passwordAllowed) {
-                if (cache->check(user, password, stored)) {
-                    w.match = true;
-                    w.cached = true;
-                } else {
-                    ++verifies;
-                    w.match = verifyPassword(password, stored);
-                    if (w.match) cache->remember(user, password, stored);
-                }
-            }
-            // Unknown user, or two-factor on and no app password fits: the same hashing
-            // time as a real check, so the answer's timing tells nothing.
-            if (!w.match && verifies == 0) (void)verifyPassword(password, dummy);
-            OPENSSL_cleanse(password.data(), size_t(password.size()));
-            return w;
+        [cache, user, creds, dummy, usageDir, password]() mutable {
+            return verifyCredentials(*cache, user, creds, dummy, usageDir, password);
         },
         [this, guard, protocol, sessionId = request.sessionId, peer = request.peer, user, known, passwordAllowed,
          disabled, admission, done = std::move(done)](Work w) {

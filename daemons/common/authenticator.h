@@ -65,6 +65,7 @@
 
 #include <QHostAddress>
 #include <QObject>
+#include <QPointer>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -108,6 +109,9 @@ public:
 private:
     void check(const AuthRequest& request, const QString& protocol, const QString& user,
                const AuthThrottle::Admission& admission, QByteArray password, Done done);
+    void answerSecondFactor(SecondFactor verdict, QPointer<QObject> guard, const AuthRequest& request,
+                            const QString& protocol, const QString& user, const AuthThrottle::Admission& admission,
+                            Done done);
     void answerLater(QObject* context, qint64 delayMs, Outcome outcome, Done done,
                      std::optional<AuthThrottle::Admission> held = std::nullopt);
 

@@ -395,10 +395,9 @@ void Connection::onWritable() {
 
 // ---- feeding the session ------------------------------------------------------
 
-// One function (about 80 lines) on purpose: the loop's exits and the m_processing
-// guard have to be read together with the tail that decides what each stop means
-// (suspended, half-closed, STARTTLS); split up, the re-entrancy rule would be spread
-// over several places.
+// The loop's exits and the m_processing guard stay together here, so the re-entrancy
+// rule is read in one place; what each stop means (suspended, half-closed, STARTTLS)
+// is decided afterwards, outside the guard, by afterFeeding().
 void Connection::process() {
     if (m_processing || m_finished) return;  // re-entered from a session callback
     m_processing = true;
@@ -456,6 +455,12 @@ void Connection::process() {
     }
     m_processing = false;
     if (m_finished) return;
+    afterFeeding();
+}
+
+// process() stopped feeding the session: close after a half-close, start the STARTTLS
+// handshake, or wait for the socket (or the suspended session) again.
+void Connection::afterFeeding() {
     if (m_peerEof) {
         // The session is still working on the last command (a delivery's fsync, a password
         // check): it resumes, answers, and we come back here to send that answer.

@@ -120,6 +120,7 @@ private:
     void onReadable();
     void onWritable();
     void process();
+    void afterFeeding();  // process()'s tail: what the stop means
     bool canReadInput() const;
     ReadResult readInput(qint64 room);
     WriteResult writeSome(const char* data, qint64 size, qint64* written);

@@ -158,6 +158,33 @@ Result<std::unique_ptr<WorkerPool>> startWorkers(const Config& config, const Dae
     return workers;
 }
 
+// Step 4: the daemon's objects (spec.create) on the listeners, started.
+Result<DaemonServer*> createServer(DaemonContext& ctx, const DaemonSpec& spec, const WorkerRole& role,
+                                   QCoreApplication* app) {
+    auto server = spec.create(ctx, app);
+    if (!server) return server.error();
+    if (role.isWorker()) (*server)->adoptListeners(role.listenFds);
+    if (BlockList* blocks = bootstrap().blockList.get()) (*server)->setBlockList(blocks);
+    // Sessions of accounts disabled (or removed) while logged in are closed (daemon_server.h).
+    if (spec.accounts == AccountUse::Authenticate) (*server)->setAccounts(ctx.accounts);
+    if (auto st = (*server)->start(); !st) return st.error();
+    return *server;
+}
+
+// Counters for /metrics: <run_dir>/<program>.stats (a worker's: <program>.worker<N>.stats).
+QString statsFilePath(const Config& config, const DaemonSpec& spec, const WorkerRole& role) {
+    return config.runDir() + QLatin1Char('/') + spec.program +
+           (role.isWorker() ? QStringLiteral(".worker%1.stats").arg(role.index) : QStringLiteral(".stats"));
+}
+
+// Writes the counters now and every 5 s while `timer` lives (runDaemon writes them at exit too).
+void keepStatsFile(QTimer& timer, QCoreApplication& app, const QString& path, const QString& program) {
+    timer.setInterval(5000);
+    QObject::connect(&timer, &QTimer::timeout, &app, [path, program] { (void)stats::writeFile(path, program); });
+    timer.start();
+    (void)stats::writeFile(path, program);
+}
+
 }  // namespace
 
 // The steps are in daemon_main.h; each longer one is a function above. What is left here
@@ -195,13 +222,8 @@ int runDaemon(int argc, char** argv, const DaemonSpec& spec) {
     if (auto st = checkDataVersion(config); !st) return startFailed(st.errorMessage());
     auto ctx = loadBootstrap(config, spec);
     if (!ctx) return startFailed(ctx.errorMessage());
-    auto server = spec.create(*ctx, &app);
+    auto server = createServer(*ctx, spec, *role, &app);
     if (!server) return startFailed(server.errorMessage());
-    if (role->isWorker()) (*server)->adoptListeners(role->listenFds);
-    if (BlockList* blocks = bootstrap().blockList.get()) (*server)->setBlockList(blocks);
-    // Sessions of accounts disabled (or removed) while logged in are closed (daemon_server.h).
-    if (spec.accounts == AccountUse::Authenticate) (*server)->setAccounts(ctx->accounts);
-    if (auto st = (*server)->start(); !st) return startFailed(st.errorMessage());
     // Before "ready": a signal that comes from then on is handled (queued until the loop runs).
     UnixSignals* unixSignals = UnixSignals::install(&app);
     if (auto st = becomeDaemonUser(config, spec); !st) return startFailed(st.errorMessage());
@@ -216,16 +238,9 @@ int runDaemon(int argc, char** argv, const DaemonSpec& spec) {
               log::Fields().add("version", POSTERN_VERSION).add("config", configDir).add("process", role->index));
 
     DaemonServer* srv = *server;
-    // Counters for /metrics: <run_dir>/<program>.stats (a worker's: <program>.worker<N>.stats),
-    // rewritten every 5 s (and at exit).
-    const QString statsPath =
-        config.runDir() + QLatin1Char('/') + spec.program +
-        (role->isWorker() ? QStringLiteral(".worker%1.stats").arg(role->index) : QStringLiteral(".stats"));
+    const QString statsPath = statsFilePath(config, spec, *role);
     QTimer statsTimer;
-    statsTimer.setInterval(5000);
-    QObject::connect(&statsTimer, &QTimer::timeout, &app, [&] { (void)stats::writeFile(statsPath, spec.program); });
-    statsTimer.start();
-    (void)stats::writeFile(statsPath, spec.program);
+    keepStatsFile(statsTimer, app, statsPath, spec.program);
     bool stopping = false;
     QObject::connect(unixSignals, &UnixSignals::terminateRequested, &app, [&](int sig) {
         if (stopping) return;

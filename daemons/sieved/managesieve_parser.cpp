@@ -2,6 +2,7 @@
 #include "managesieve_parser.h"
 
 #include <cstring>
+#include <optional>
 
 namespace postern::managesieve {
 
@@ -46,6 +47,30 @@ int trailingLiteral(const QByteArray& line, quint64* n) {
     return 1;
 }
 
+// A quoted string from the '"' at line[p], past the closing '"' (RFC 5804 4: '\\' escapes
+// only '"' and '\\', no NUL or CR; at most Parser::kMaxQuoted bytes); the error, if any.
+std::optional<QString> quotedString(const QByteArray& line, qsizetype& p, QByteArray* value) {
+    ++p;
+    bool closed = false;
+    while (p < line.size()) {
+        char q = line.at(p++);
+        if (q == '"') {
+            closed = true;
+            break;
+        }
+        if (q == '\\') {
+            if (p >= line.size() || (line.at(p) != '"' && line.at(p) != '\\'))
+                return QStringLiteral("Invalid escape in a quoted string");
+            q = line.at(p++);
+        } else if (q == '\0' || q == '\r') {
+            return QStringLiteral("Invalid character in a quoted string");
+        }
+        if (value->size() >= Parser::kMaxQuoted) return QStringLiteral("Quoted string too long (use a literal)");
+        value->append(q);
+    }
+    if (!closed) return QStringLiteral("Unterminated quoted string");
+    return std::nullopt;
+}
 }  // namespace
 
 void Parser::reset() {
@@ -174,32 +199,8 @@ bool Parser::tokenizeLine(const QByteArray& line) {
         const char c = line.at(p);
         Argument arg;
         if (c == '"') {
-            ++p;
-            bool closed = false;
-            while (p < line.size()) {
-                char q = line.at(p++);
-                if (q == '"') {
-                    closed = true;
-                    break;
-                }
-                if (q == '\\') {
-                    if (p >= line.size() || (line.at(p) != '"' && line.at(p) != '\\')) {
-                        m_error = QStringLiteral("Invalid escape in a quoted string");
-                        return false;
-                    }
-                    q = line.at(p++);
-                } else if (q == '\0' || q == '\r') {
-                    m_error = QStringLiteral("Invalid character in a quoted string");
-                    return false;
-                }
-                if (arg.value.size() >= kMaxQuoted) {
-                    m_error = QStringLiteral("Quoted string too long (use a literal)");
-                    return false;
-                }
-                arg.value.append(q);
-            }
-            if (!closed) {
-                m_error = QStringLiteral("Unterminated quoted string");
+            if (auto error = quotedString(line, p, &arg.value)) {
+                m_error = *error;
                 return false;
             }
             m_command.arguments << arg;

@@ -79,111 +79,193 @@ QStringList answer(const Status& st, const QString& okText) {
 }
 }  // namespace
 
+namespace {
+// One request to the helper: its fields (r[0] is the operation) and what serve() was given.
+struct BrokerCall {
+    AccountStore& store;
+    const QString& configDir;
+    const HashParams& params;
+    const QString& adminAddress;
+    const QString& usageDir;
+    const QStringList& r;
+    TwoFactor twoFactor() const { return TwoFactor(store, usageDir); }
+};
+
+QStringList failed(const QString& message) {
+    return {QStringLiteral("error"), message};
+}
+
+QStringList unknownRequest() {
+    return failed(QStringLiteral("unknown request"));
+}
+
+QStringList enrolTwoFactor(const BrokerCall& c) {
+    auto e = c.twoFactor().beginEnrolment(c.r.at(1));
+    if (!e) return failed(e.errorMessage());
+    return {QStringLiteral("ok"), e->secretBase32, e->uri, e->svg};
+}
+
+QStringList twoFactorStatus(const BrokerCall& c) {
+    auto s = c.twoFactor().status(c.r.at(1));
+    if (!s) return failed(s.errorMessage());
+    return {QStringLiteral("ok"), QString::number(int(s->enabled)), QString::number(s->since),
+            QString::number(int(s->pending)), QString::number(s->appPasswords)};
+}
+
+QStringList addAppPassword(const BrokerCall& c) {
+    auto p = c.twoFactor().addAppPassword(c.r.at(1), c.r.at(2), c.params);
+    if (!p) return failed(p.errorMessage());
+    return {QStringLiteral("ok"), p->name, p->password};
+}
+
+QStringList addUser(const BrokerCall& c) {
+    bool ok = false;
+    const qint64 quota = c.r.at(3).toLongLong(&ok);
+    if (!ok) return failed(QStringLiteral("bad quota"));
+    auto roles = accountops::addUser(c.store, c.params, c.r.at(1), c.r.at(2).toUtf8(), quota, c.adminAddress);
+    if (!roles) return failed(roles.errorMessage());
+    return {QStringLiteral("ok"),
+            roles->isEmpty()
+                ? QStringLiteral("added")
+                : QStringLiteral("added; %1 now deliver to this user").arg(roles->join(QStringLiteral(", ")))};
+}
+
+QStringList setQuota(const BrokerCall& c) {
+    bool ok = false;
+    const qint64 quota = c.r.at(2).toLongLong(&ok);
+    if (!ok) return failed(QStringLiteral("bad quota"));
+    return answer(accountops::setQuota(c.store, c.r.at(1), quota), QStringLiteral("quota set"));
+}
+
+QStringList setAdmin(const BrokerCall& c) {
+    if (c.r.at(2) != u"on" && c.r.at(2) != u"off") return unknownRequest();
+    return answer(accountops::setAdmin(c.store, c.r.at(1), c.r.at(2) == u"on"),
+                  QStringLiteral("administrator flag set"));
+}
+
+QStringList addAlias(const BrokerCall& c) {
+    QStringList targets;
+    for (const QString& t : c.r.at(2).split(QRegularExpression(QStringLiteral("[,\\s]+")), Qt::SkipEmptyParts))
+        targets << t;
+    auto src = accountops::addAlias(c.store, c.r.at(1), targets);
+    if (!src) return failed(src.errorMessage());
+    return {QStringLiteral("ok"), QStringLiteral("alias %1 added").arg(*src)};
+}
+
+QStringList setConfig(const BrokerCall& c) {
+    // Only Setting::runtimeSafe keys (Scope::RunTimeOnly), validated by the schema here, in the helper.
+    auto change = configops::setSetting(c.configDir, c.r.at(1), c.r.at(2), configops::Scope::RunTimeOnly);
+    if (!change) return failed(change.errorMessage());
+    return {QStringLiteral("ok"), change->summary()};
+}
+
+QStringList addDomain(const BrokerCall& c) {
+    auto added = accountops::addDomain(c.store, c.configDir, c.r.at(1), c.adminAddress);
+    if (!added) return failed(added.errorMessage());
+    QString text = QStringLiteral("domain %1 added").arg(added->domain);
+    if (!added->roles.isEmpty())
+        text += QStringLiteral("; %1 deliver to %2").arg(added->roles.join(QStringLiteral(", ")), c.adminAddress);
+    if (!added->dkimError.isEmpty()) text += QStringLiteral("; DKIM keys could not be made: %1").arg(added->dkimError);
+    return {QStringLiteral("ok"), text};
+}
+
+QStringList removeDomain(const BrokerCall& c) {
+    if (c.r.at(2) != u"force" && c.r.at(2) != u"keep") return unknownRequest();
+    return answer(accountops::removeDomain(c.store, c.r.at(1), c.r.at(2) == u"force"), QStringLiteral("removed"));
+}
+
+QStringList rotateDkim(const BrokerCall& c) {
+    auto domain = normalizeDomain(c.r.at(1));
+    if (!domain) return failed(domain.errorMessage());
+    auto acc = c.store.load();
+    if (!acc) return failed(acc.errorMessage());
+    if (!acc->isLocalDomain(*domain)) return failed(QStringLiteral("unknown domain %1").arg(*domain));
+    auto made = DkimKeyStore(c.configDir).rotate(*domain);
+    if (!made) return failed(made.errorMessage());
+    QStringList selectors;
+    for (const DkimKey& k : std::as_const(*made)) selectors << k.selector;
+    return {QStringLiteral("ok"), selectors.join(QLatin1Char(' '))};
+}
+
+struct BrokerOp {
+    const char* name;
+    int minFields, maxFields;  // the request's fields, the operation's name included
+    QStringList (*run)(const BrokerCall& c);
+};
+
+// The one table of the helper's operations (account_broker.h lists them): name, number of
+// fields, handler. A request that fits no row is an "unknown request".
+const QList<BrokerOp>& brokerOps() {
+    static const QList<BrokerOp> table = {
+        {"2fa.verify", 3, 3,
+         [](const BrokerCall& c) {
+             return answer(c.twoFactor().verifyCode(c.r.at(1), c.r.at(2)), QStringLiteral("code accepted"));
+         }},
+        {"2fa.confirm", 3, 3,
+         [](const BrokerCall& c) {
+             return answer(c.twoFactor().confirmEnrolment(c.r.at(1), c.r.at(2)),
+                           QStringLiteral("two-factor login is on"));
+         }},
+        {"2fa.disable-code", 3, 3,
+         [](const BrokerCall& c) {
+             return answer(c.twoFactor().disableWithCode(c.r.at(1), c.r.at(2)),
+                           QStringLiteral("two-factor login is off"));
+         }},
+        {"2fa.off", 2, 2,
+         [](const BrokerCall& c) {
+             return answer(c.twoFactor().disableAsAdmin(c.r.at(1)), QStringLiteral("two-factor login is off"));
+         }},
+        {"2fa.enrol", 2, 2, enrolTwoFactor},
+        {"2fa.status", 2, 2, twoFactorStatus},
+        {"app.add", 3, 3, addAppPassword},
+        {"app.revoke", 3, 3,
+         [](const BrokerCall& c) {
+             return answer(c.twoFactor().revokeAppPassword(c.r.at(1), c.r.at(2)), QStringLiteral("revoked"));
+         }},
+        {"user.add", 4, 4, addUser},
+        {"user.passwd", 3, 3,
+         [](const BrokerCall& c) {
+             return answer(accountops::setPassword(c.store, c.params, c.r.at(1), c.r.at(2).toUtf8()),
+                           QStringLiteral("password changed"));
+         }},
+        {"user.quota", 3, 3, setQuota},
+        {"user.admin", 3, 3, setAdmin},
+        // ADDRESS ACTOR: the logged-in administrator cannot disable themselves
+        {"user.disable", 3, 3,
+         [](const BrokerCall& c) {
+             return answer(accountops::setDisabled(c.store, c.r.at(1), true, c.r.at(2)), QStringLiteral("disabled"));
+         }},
+        {"user.enable", 2, 2,
+         [](const BrokerCall& c) {
+             return answer(accountops::setDisabled(c.store, c.r.at(1), false), QStringLiteral("enabled"));
+         }},
+        {"user.del", 2, 2,
+         [](const BrokerCall& c) {
+             return answer(accountops::removeUser(c.store, c.r.at(1), false), QStringLiteral("removed"));
+         }},
+        {"alias.add", 3, 3, addAlias},
+        {"config.set", 3, 3, setConfig},
+        {"alias.del", 2, 3,
+         [](const BrokerCall& c) {
+             return answer(accountops::removeAlias(c.store, c.r.at(1), c.r.value(2)), QStringLiteral("removed"));
+         }},
+        {"domain.add", 2, 2, addDomain},
+        {"domain.del", 3, 3, removeDomain},
+        {"dkim.rotate", 2, 2, rotateDkim},
+    };
+    return table;
+}
+}  // namespace
+
 QStringList AccountBroker::serve(const QString& configDir, const HashParams& params, const QString& adminAddress,
                                  const QStringList& r, const QString& usageDir) {
     AccountStore store(configDir);
     const QString op = r.value(0);
     const int n = int(r.size());
-    if (op.startsWith(u"2fa.") || op.startsWith(u"app.")) {
-        TwoFactor tf(store, usageDir);
-        if (op == u"2fa.verify" && n == 3)
-            return answer(tf.verifyCode(r.at(1), r.at(2)), QStringLiteral("code accepted"));
-        if (op == u"2fa.confirm" && n == 3)
-            return answer(tf.confirmEnrolment(r.at(1), r.at(2)), QStringLiteral("two-factor login is on"));
-        if (op == u"2fa.disable-code" && n == 3)
-            return answer(tf.disableWithCode(r.at(1), r.at(2)), QStringLiteral("two-factor login is off"));
-        if (op == u"2fa.off" && n == 2)
-            return answer(tf.disableAsAdmin(r.at(1)), QStringLiteral("two-factor login is off"));
-        if (op == u"2fa.enrol" && n == 2) {
-            auto e = tf.beginEnrolment(r.at(1));
-            if (!e) return {QStringLiteral("error"), e.errorMessage()};
-            return {QStringLiteral("ok"), e->secretBase32, e->uri, e->svg};
-        }
-        if (op == u"2fa.status" && n == 2) {
-            auto s = tf.status(r.at(1));
-            if (!s) return {QStringLiteral("error"), s.errorMessage()};
-            return {QStringLiteral("ok"), QString::number(int(s->enabled)), QString::number(s->since),
-                    QString::number(int(s->pending)), QString::number(s->appPasswords)};
-        }
-        if (op == u"app.add" && n == 3) {
-            auto p = tf.addAppPassword(r.at(1), r.at(2), params);
-            if (!p) return {QStringLiteral("error"), p.errorMessage()};
-            return {QStringLiteral("ok"), p->name, p->password};
-        }
-        if (op == u"app.revoke" && n == 3)
-            return answer(tf.revokeAppPassword(r.at(1), r.at(2)), QStringLiteral("revoked"));
-        return {QStringLiteral("error"), QStringLiteral("unknown request")};
-    }
-    if (op == u"user.add" && n == 4) {
-        bool ok = false;
-        const qint64 quota = r.at(3).toLongLong(&ok);
-        if (!ok) return {QStringLiteral("error"), QStringLiteral("bad quota")};
-        auto roles = accountops::addUser(store, params, r.at(1), r.at(2).toUtf8(), quota, adminAddress);
-        if (!roles) return {QStringLiteral("error"), roles.errorMessage()};
-        return {QStringLiteral("ok"),
-                roles->isEmpty()
-                    ? QStringLiteral("added")
-                    : QStringLiteral("added; %1 now deliver to this user").arg(roles->join(QStringLiteral(", ")))};
-    }
-    if (op == u"user.passwd" && n == 3)
-        return answer(accountops::setPassword(store, params, r.at(1), r.at(2).toUtf8()),
-                      QStringLiteral("password changed"));
-    if (op == u"user.quota" && n == 3) {
-        bool ok = false;
-        const qint64 quota = r.at(2).toLongLong(&ok);
-        if (!ok) return {QStringLiteral("error"), QStringLiteral("bad quota")};
-        return answer(accountops::setQuota(store, r.at(1), quota), QStringLiteral("quota set"));
-    }
-    if (op == u"user.admin" && n == 3 && (r.at(2) == u"on" || r.at(2) == u"off"))
-        return answer(accountops::setAdmin(store, r.at(1), r.at(2) == u"on"), QStringLiteral("administrator flag set"));
-    if (op == u"user.disable" && n == 3)  // ADDRESS ACTOR: the logged-in administrator cannot disable themselves
-        return answer(accountops::setDisabled(store, r.at(1), true, r.at(2)), QStringLiteral("disabled"));
-    if (op == u"user.enable" && n == 2)
-        return answer(accountops::setDisabled(store, r.at(1), false), QStringLiteral("enabled"));
-    if (op == u"user.del" && n == 2)
-        return answer(accountops::removeUser(store, r.at(1), false), QStringLiteral("removed"));
-    if (op == u"alias.add" && n == 3) {
-        QStringList targets;
-        for (const QString& t : r.at(2).split(QRegularExpression(QStringLiteral("[,\\s]+")), Qt::SkipEmptyParts))
-            targets << t;
-        auto src = accountops::addAlias(store, r.at(1), targets);
-        if (!src) return {QStringLiteral("error"), src.errorMessage()};
-        return {QStringLiteral("ok"), QStringLiteral("alias %1 added").arg(*src)};
-    }
-    if (op == u"config.set" && n == 3) {
-        // Only Setting::runtimeSafe keys (Scope::RunTimeOnly), validated by the schema here, in the helper.
-        auto change = configops::setSetting(configDir, r.at(1), r.at(2), configops::Scope::RunTimeOnly);
-        if (!change) return {QStringLiteral("error"), change.errorMessage()};
-        return {QStringLiteral("ok"), change->summary()};
-    }
-    if (op == u"alias.del" && (n == 2 || n == 3))
-        return answer(accountops::removeAlias(store, r.at(1), r.value(2)), QStringLiteral("removed"));
-    if (op == u"domain.add" && n == 2) {
-        auto added = accountops::addDomain(store, configDir, r.at(1), adminAddress);
-        if (!added) return {QStringLiteral("error"), added.errorMessage()};
-        QString text = QStringLiteral("domain %1 added").arg(added->domain);
-        if (!added->roles.isEmpty())
-            text += QStringLiteral("; %1 deliver to %2").arg(added->roles.join(QStringLiteral(", ")), adminAddress);
-        if (!added->dkimError.isEmpty())
-            text += QStringLiteral("; DKIM keys could not be made: %1").arg(added->dkimError);
-        return {QStringLiteral("ok"), text};
-    }
-    if (op == u"domain.del" && n == 3 && (r.at(2) == u"force" || r.at(2) == u"keep"))
-        return answer(accountops::removeDomain(store, r.at(1), r.at(2) == u"force"), QStringLiteral("removed"));
-    if (op == u"dkim.rotate" && n == 2) {
-        auto domain = normalizeDomain(r.at(1));
-        if (!domain) return {QStringLiteral("error"), domain.errorMessage()};
-        auto acc = store.load();
-        if (!acc) return {QStringLiteral("error"), acc.errorMessage()};
-        if (!acc->isLocalDomain(*domain))
-            return {QStringLiteral("error"), QStringLiteral("unknown domain %1").arg(*domain)};
-        auto made = DkimKeyStore(configDir).rotate(*domain);
-        if (!made) return {QStringLiteral("error"), made.errorMessage()};
-        QStringList selectors;
-        for (const DkimKey& k : std::as_const(*made)) selectors << k.selector;
-        return {QStringLiteral("ok"), selectors.join(QLatin1Char(' '))};
-    }
-    return {QStringLiteral("error"), QStringLiteral("unknown request")};
+    const BrokerCall call{store, configDir, params, adminAddress, usageDir, r};
+    for (const BrokerOp& o : brokerOps())
+        if (op == QLatin1String(o.name) && n >= o.minFields && n <= o.maxFields) return o.run(call);
+    return unknownRequest();
 }
 
 Result<std::unique_ptr<AccountBroker>> AccountBroker::start(const QString& configDir, const HashParams& params,

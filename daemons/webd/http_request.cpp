@@ -4,6 +4,8 @@
 #include <QStringDecoder>
 #include <QUrl>
 
+#include <optional>
+
 namespace postern::web {
 
 namespace {
@@ -39,40 +41,10 @@ bool decodePath(const QByteArray& raw, QString* out) {
     *out = QString::fromUtf8(bytes);
     return true;
 }
-}  // namespace
 
-QByteArray HttpRequest::header(const QByteArray& lowerName) const {
-    for (const auto& h : headers)
-        if (h.first == lowerName) return h.second;
-    return {};
-}
-
-HttpParse parseRequestHead(const QByteArray& bytes) {
-    // The request line.
-    const qsizetype firstNl = bytes.indexOf('\n');
-    if (firstNl < 0) {
-        if (bytes.size() > kMaxRequestLine) return error(414, QStringLiteral("request line too long"));
-        return {};
-    }
-    if (firstNl > kMaxRequestLine) return error(414, QStringLiteral("request line too long"));
-    qsizetype end = bytes.indexOf("\r\n\r\n");
-    qsizetype headEnd = end < 0 ? -1 : end + 4;
-    const qsizetype lfEnd = bytes.indexOf("\n\n");
-    if (lfEnd >= 0 && (headEnd < 0 || lfEnd + 2 < headEnd)) headEnd = lfEnd + 2;
-    if (headEnd < 0) {
-        if (bytes.size() > kMaxHead) return error(431, QStringLiteral("request header too large"));
-        return {};
-    }
-    if (headEnd > kMaxHead) return error(431, QStringLiteral("request header too large"));
-    QList<QByteArray> lines = bytes.left(headEnd).split('\n');
-    for (QByteArray& l : lines)
-        if (l.endsWith('\r')) l.chop(1);
-    while (!lines.isEmpty() && lines.last().isEmpty()) lines.removeLast();
-    if (lines.isEmpty()) return error(400, QStringLiteral("empty request"));
-
-    HttpParse p;
-    HttpRequest& r = p.request;
-    const QList<QByteArray> parts = lines.first().split(' ');
+// The request line "METHOD SP origin-form SP HTTP/1.x" into r; the error to answer, if any.
+std::optional<HttpParse> parseRequestLine(const QByteArray& line, HttpRequest& r) {
+    const QList<QByteArray> parts = line.split(' ');
     if (parts.size() != 3) return error(400, QStringLiteral("malformed request line"));
     r.method = parts.at(0);
     if (r.method.isEmpty()) return error(400, QStringLiteral("malformed request line"));
@@ -99,8 +71,12 @@ HttpParse parseRequestHead(const QByteArray& bytes) {
     if (r.path.contains(QStringLiteral("..")) || r.path.contains(QStringLiteral("//")) ||
         r.path.contains(QLatin1Char('\\')))
         return error(400, QStringLiteral("path not allowed"));
+    return std::nullopt;
+}
 
-    // Header fields.
+// The header fields (lines after the request line) into r, and the Host rule; the error to
+// answer, if any.
+std::optional<HttpParse> parseHeaderFields(const QList<QByteArray>& lines, HttpRequest& r) {
     bool haveLength = false;
     for (qsizetype i = 1; i < lines.size(); ++i) {
         const QByteArray& l = lines.at(i);
@@ -140,6 +116,43 @@ HttpParse parseRequestHead(const QByteArray& bytes) {
         for (const auto& h : r.headers) present |= h.first == "host";
         if (!present) return error(400, QStringLiteral("Host header missing"));
     }
+    return std::nullopt;
+}
+}  // namespace
+
+QByteArray HttpRequest::header(const QByteArray& lowerName) const {
+    for (const auto& h : headers)
+        if (h.first == lowerName) return h.second;
+    return {};
+}
+
+HttpParse parseRequestHead(const QByteArray& bytes) {
+    // The limits of the request line and the head first, before anything is parsed.
+    const qsizetype firstNl = bytes.indexOf('\n');
+    if (firstNl < 0) {
+        if (bytes.size() > kMaxRequestLine) return error(414, QStringLiteral("request line too long"));
+        return {};
+    }
+    if (firstNl > kMaxRequestLine) return error(414, QStringLiteral("request line too long"));
+    qsizetype end = bytes.indexOf("\r\n\r\n");
+    qsizetype headEnd = end < 0 ? -1 : end + 4;
+    const qsizetype lfEnd = bytes.indexOf("\n\n");
+    if (lfEnd >= 0 && (headEnd < 0 || lfEnd + 2 < headEnd)) headEnd = lfEnd + 2;
+    if (headEnd < 0) {
+        if (bytes.size() > kMaxHead) return error(431, QStringLiteral("request header too large"));
+        return {};
+    }
+    if (headEnd > kMaxHead) return error(431, QStringLiteral("request header too large"));
+    QList<QByteArray> lines = bytes.left(headEnd).split('\n');
+    for (QByteArray& l : lines)
+        if (l.endsWith('\r')) l.chop(1);
+    while (!lines.isEmpty() && lines.last().isEmpty()) lines.removeLast();
+    if (lines.isEmpty()) return error(400, QStringLiteral("empty request"));
+
+    HttpParse p;
+    HttpRequest& r = p.request;
+    if (auto failed = parseRequestLine(lines.first(), r)) return *failed;
+    if (auto failed = parseHeaderFields(lines, r)) return *failed;
     p.status = HttpParse::Status::Complete;
     p.headerBytes = headEnd;
     return p;

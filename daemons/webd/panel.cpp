@@ -20,6 +20,7 @@
 #include <QDateTime>
 #include <QDir>
 #include <QFile>
+#include <QHash>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -457,6 +458,159 @@ void ask(Call& c, QObject* life, const PanelReply& reply, const QStringList& req
                      });
 }
 
+// The account changes of the admin pages (POST /panel/users/..., /panel/aliases/...), each
+// asking the helper through ask(); `f` is the form.
+using AdminAction = void (*)(Call& c, const QMap<QString, QString>& f, QObject* life, const PanelReply& reply);
+
+QString formAddress(const QMap<QString, QString>& f) {
+    return f.value(QStringLiteral("address")).trimmed();
+}
+
+void addUser(Call& c, const QMap<QString, QString>& f, QObject* life, const PanelReply& reply) {
+    const QString address = formAddress(f);
+    auto quota = parseQuota(f.value(QStringLiteral("quota")));
+    if (!quota)
+        return reply(
+            done(c, QStringLiteral("user.add"), address, Result<QString>::fail(quota.errorMessage()), "/panel/users"));
+    return ask(c, life, reply,
+               {QStringLiteral("user.add"), address, f.value(QStringLiteral("password")), QString::number(*quota)},
+               QStringLiteral("user.add"), address, "/panel/users", [address](const Result<QString>& r) {
+                   return r ? Result<QString>(QStringLiteral("User %1 %2.").arg(address, *r)) : r;
+               });
+}
+
+void setUserPassword(Call& c, const QMap<QString, QString>& f, QObject* life, const PanelReply& reply) {
+    PanelContext& ctx = c.ctx;
+    const QString address = formAddress(f);
+    const QString me = c.session->user;
+    return ask(
+        c, life, reply, {QStringLiteral("user.passwd"), address, f.value(QStringLiteral("password"))},
+        QStringLiteral("user.passwd"), address, userUrl(address),
+        [address](const Result<QString>& r) {
+            return r ? Result<QString>(QStringLiteral("Password of %1 changed.").arg(address)) : r;
+        },
+        [&ctx, address, me]() -> QByteArray {
+            ctx.sessions.removeUser(normalizeAddress(address).valueOr(address));  // other sessions of that user end
+            return normalizeAddress(address).valueOr(QString()) == me ? QByteArray("/panel/login")
+                                                                      : QByteArray();  // ours went with them
+        });
+}
+
+void setUserQuota(Call& c, const QMap<QString, QString>& f, QObject* life, const PanelReply& reply) {
+    const QString address = formAddress(f);
+    auto quota = parseQuota(f.value(QStringLiteral("quota")));
+    if (!quota)
+        return reply(done(c, QStringLiteral("user.quota"), address, Result<QString>::fail(quota.errorMessage()),
+                          userUrl(address)));
+    const qint64 q = *quota;
+    return ask(c, life, reply, {QStringLiteral("user.quota"), address, QString::number(q)},
+               QStringLiteral("user.quota"), address, userUrl(address), [address, q](const Result<QString>& r) {
+                   return r ? Result<QString>(QStringLiteral("Quota of %1 is %2.").arg(address, formatSize(q))) : r;
+               });
+}
+
+void setUserAdmin(Call& c, const QMap<QString, QString>& f, QObject* life, const PanelReply& reply) {
+    const QString address = formAddress(f);
+    const QString on = f.value(QStringLiteral("admin"));
+    if (normalizeAddress(address).valueOr(QString()) == c.session->user && on == u"off")
+        return reply(done(c, QStringLiteral("user.admin"), address,
+                          Result<QString>::fail(QStringLiteral(
+                              "You cannot remove your own administrator rights here (posternctl user admin can).")),
+                          userUrl(address)));
+    return ask(c, life, reply, {QStringLiteral("user.admin"), address, on}, QStringLiteral("user.admin ") + on, address,
+               userUrl(address), [address, on](const Result<QString>& r) {
+                   return r ? Result<QString>(QStringLiteral("%1 is %2 an administrator.")
+                                                  .arg(address, on == u"on" ? QString() : QStringLiteral("no longer")))
+                            : r;
+               });
+}
+
+void setUserEnabled(Call& c, const QMap<QString, QString>& f, QObject* life, const PanelReply& reply, bool disable) {
+    PanelContext& ctx = c.ctx;
+    const QString address = formAddress(f);
+    // The core refuses our own account and the last enabled administrator.
+    const QStringList request = disable ? QStringList{QStringLiteral("user.disable"), address, c.session->user}
+                                        : QStringList{QStringLiteral("user.enable"), address};
+    return ask(
+        c, life, reply, request, request.first(), address, userUrl(address),
+        [address, disable](const Result<QString>& r) {
+            return r ? Result<QString>(
+                           disable ? QStringLiteral("%1 is disabled; mail to it is still delivered.").arg(address)
+                                   : QStringLiteral("%1 is enabled.").arg(address))
+                     : r;
+        },
+        [&ctx, address, disable]() -> QByteArray {
+            if (disable) ctx.sessions.removeUser(normalizeAddress(address).valueOr(address));  // its sessions end
+            return QByteArray();
+        });
+}
+
+void disableUser(Call& c, const QMap<QString, QString>& f, QObject* life, const PanelReply& reply) {
+    setUserEnabled(c, f, life, reply, true);
+}
+
+void enableUser(Call& c, const QMap<QString, QString>& f, QObject* life, const PanelReply& reply) {
+    setUserEnabled(c, f, life, reply, false);
+}
+
+void deleteUser(Call& c, const QMap<QString, QString>& f, QObject* life, const PanelReply& reply) {
+    PanelContext& ctx = c.ctx;
+    const QString address = formAddress(f);
+    if (f.value(QStringLiteral("confirm")) != u"yes")
+        return reply(done(c, QStringLiteral("user.del"), address,
+                          Result<QString>::fail(QStringLiteral("Not deleted: tick the confirmation box.")),
+                          userUrl(address)));
+    if (normalizeAddress(address).valueOr(QString()) == c.session->user)
+        return reply(
+            done(c, QStringLiteral("user.del"), address,
+                 Result<QString>::fail(QStringLiteral("You cannot delete the account you are logged in with.")),
+                 userUrl(address)));
+    return ask(
+        c, life, reply, {QStringLiteral("user.del"), address}, QStringLiteral("user.del"), address, userUrl(address),
+        [address](const Result<QString>& r) {
+            return r ? Result<QString>(QStringLiteral("User %1 deleted; the stored mail is kept on disk.").arg(address))
+                     : r;
+        },
+        [&ctx, address]() -> QByteArray {
+            ctx.sessions.removeUser(normalizeAddress(address).valueOr(address));
+            return "/panel/users";
+        });
+}
+
+void addAlias(Call& c, const QMap<QString, QString>& f, QObject* life, const PanelReply& reply) {
+    const QString source = f.value(QStringLiteral("source")).trimmed();
+    return ask(c, life, reply, {QStringLiteral("alias.add"), source, f.value(QStringLiteral("targets"))},
+               QStringLiteral("alias.add"), source + QStringLiteral(" -> ") + f.value(QStringLiteral("targets")),
+               "/panel/aliases",
+               [](const Result<QString>& r) { return r ? Result<QString>(*r + QLatin1Char('.')) : r; });
+}
+
+void removeAlias(Call& c, const QMap<QString, QString>& f, QObject* life, const PanelReply& reply) {
+    const QString source = f.value(QStringLiteral("source")).trimmed();
+    QStringList req{QStringLiteral("alias.del"), source};
+    if (!f.value(QStringLiteral("target")).isEmpty()) req << f.value(QStringLiteral("target"));
+    return ask(c, life, reply, req, QStringLiteral("alias.del"), source, "/panel/aliases",
+               [source](const Result<QString>& r) {
+                   return r ? Result<QString>(QStringLiteral("Alias %1 removed.").arg(source)) : r;
+               });
+}
+
+// The one table of the account changes: path -> handler.
+const QHash<QString, AdminAction>& adminActions() {
+    static const QHash<QString, AdminAction> table = {
+        {QStringLiteral("/panel/users/add"), addUser},
+        {QStringLiteral("/panel/users/password"), setUserPassword},
+        {QStringLiteral("/panel/users/quota"), setUserQuota},
+        {QStringLiteral("/panel/users/admin"), setUserAdmin},
+        {QStringLiteral("/panel/users/disable"), disableUser},
+        {QStringLiteral("/panel/users/enable"), enableUser},
+        {QStringLiteral("/panel/users/delete"), deleteUser},
+        {QStringLiteral("/panel/aliases/add"), addAlias},
+        {QStringLiteral("/panel/aliases/remove"), removeAlias},
+    };
+    return table;
+}
+
 void adminPost(Call& c, const QString& path, const QMap<QString, QString>& f, QObject* life, const PanelReply& reply) {
     PanelContext& ctx = c.ctx;
     if (admin::post(ctx, path, f, life, [&ctx, id = c.sessionId, conn = c.conn, reply](admin::Change ch) {
@@ -468,113 +622,7 @@ void adminPost(Call& c, const QString& path, const QMap<QString, QString>& f, QO
         return reply(done(c, path, {},
                           Result<QString>::fail(QStringLiteral("changes are not available (no account helper)")),
                           "/panel/"));
-    const QString address = f.value(QStringLiteral("address")).trimmed();
-    if (path == u"/panel/users/add") {
-        auto quota = parseQuota(f.value(QStringLiteral("quota")));
-        if (!quota)
-            return reply(done(c, QStringLiteral("user.add"), address, Result<QString>::fail(quota.errorMessage()),
-                              "/panel/users"));
-        return ask(c, life, reply,
-                   {QStringLiteral("user.add"), address, f.value(QStringLiteral("password")), QString::number(*quota)},
-                   QStringLiteral("user.add"), address, "/panel/users", [address](const Result<QString>& r) {
-                       return r ? Result<QString>(QStringLiteral("User %1 %2.").arg(address, *r)) : r;
-                   });
-    }
-    if (path == u"/panel/users/password") {
-        const QString me = c.session->user;
-        return ask(
-            c, life, reply, {QStringLiteral("user.passwd"), address, f.value(QStringLiteral("password"))},
-            QStringLiteral("user.passwd"), address, userUrl(address),
-            [address](const Result<QString>& r) {
-                return r ? Result<QString>(QStringLiteral("Password of %1 changed.").arg(address)) : r;
-            },
-            [&ctx, address, me]() -> QByteArray {
-                ctx.sessions.removeUser(normalizeAddress(address).valueOr(address));  // other sessions of that user end
-                return normalizeAddress(address).valueOr(QString()) == me ? QByteArray("/panel/login")
-                                                                          : QByteArray();  // ours went with them
-            });
-    }
-    if (path == u"/panel/users/quota") {
-        auto quota = parseQuota(f.value(QStringLiteral("quota")));
-        if (!quota)
-            return reply(done(c, QStringLiteral("user.quota"), address, Result<QString>::fail(quota.errorMessage()),
-                              userUrl(address)));
-        const qint64 q = *quota;
-        return ask(c, life, reply, {QStringLiteral("user.quota"), address, QString::number(q)},
-                   QStringLiteral("user.quota"), address, userUrl(address), [address, q](const Result<QString>& r) {
-                       return r ? Result<QString>(QStringLiteral("Quota of %1 is %2.").arg(address, formatSize(q))) : r;
-                   });
-    }
-    if (path == u"/panel/users/admin") {
-        const QString on = f.value(QStringLiteral("admin"));
-        if (normalizeAddress(address).valueOr(QString()) == c.session->user && on == u"off")
-            return reply(done(c, QStringLiteral("user.admin"), address,
-                              Result<QString>::fail(QStringLiteral(
-                                  "You cannot remove your own administrator rights here (posternctl user admin can).")),
-                              userUrl(address)));
-        return ask(
-            c, life, reply, {QStringLiteral("user.admin"), address, on}, QStringLiteral("user.admin ") + on, address,
-            userUrl(address), [address, on](const Result<QString>& r) {
-                return r ? Result<QString>(QStringLiteral("%1 is %2 an administrator.")
-                                               .arg(address, on == u"on" ? QString() : QStringLiteral("no longer")))
-                         : r;
-            });
-    }
-    if (path == u"/panel/users/disable" || path == u"/panel/users/enable") {
-        const bool disable = path == u"/panel/users/disable";
-        // The core refuses our own account and the last enabled administrator.
-        const QStringList request = disable ? QStringList{QStringLiteral("user.disable"), address, c.session->user}
-                                            : QStringList{QStringLiteral("user.enable"), address};
-        return ask(
-            c, life, reply, request, request.first(), address, userUrl(address),
-            [address, disable](const Result<QString>& r) {
-                return r ? Result<QString>(
-                               disable ? QStringLiteral("%1 is disabled; mail to it is still delivered.").arg(address)
-                                       : QStringLiteral("%1 is enabled.").arg(address))
-                         : r;
-            },
-            [&ctx, address, disable]() -> QByteArray {
-                if (disable) ctx.sessions.removeUser(normalizeAddress(address).valueOr(address));  // its sessions end
-                return QByteArray();
-            });
-    }
-    if (path == u"/panel/users/delete") {
-        if (f.value(QStringLiteral("confirm")) != u"yes")
-            return reply(done(c, QStringLiteral("user.del"), address,
-                              Result<QString>::fail(QStringLiteral("Not deleted: tick the confirmation box.")),
-                              userUrl(address)));
-        if (normalizeAddress(address).valueOr(QString()) == c.session->user)
-            return reply(
-                done(c, QStringLiteral("user.del"), address,
-                     Result<QString>::fail(QStringLiteral("You cannot delete the account you are logged in with.")),
-                     userUrl(address)));
-        return ask(
-            c, life, reply, {QStringLiteral("user.del"), address}, QStringLiteral("user.del"), address,
-            userUrl(address),
-            [address](const Result<QString>& r) {
-                return r ? Result<QString>(
-                               QStringLiteral("User %1 deleted; the stored mail is kept on disk.").arg(address))
-                         : r;
-            },
-            [&ctx, address]() -> QByteArray {
-                ctx.sessions.removeUser(normalizeAddress(address).valueOr(address));
-                return "/panel/users";
-            });
-    }
-    const QString source = f.value(QStringLiteral("source")).trimmed();
-    if (path == u"/panel/aliases/add")
-        return ask(c, life, reply, {QStringLiteral("alias.add"), source, f.value(QStringLiteral("targets"))},
-                   QStringLiteral("alias.add"), source + QStringLiteral(" -> ") + f.value(QStringLiteral("targets")),
-                   "/panel/aliases",
-                   [](const Result<QString>& r) { return r ? Result<QString>(*r + QLatin1Char('.')) : r; });
-    if (path == u"/panel/aliases/remove") {
-        QStringList req{QStringLiteral("alias.del"), source};
-        if (!f.value(QStringLiteral("target")).isEmpty()) req << f.value(QStringLiteral("target"));
-        return ask(c, life, reply, req, QStringLiteral("alias.del"), source, "/panel/aliases",
-                   [source](const Result<QString>& r) {
-                       return r ? Result<QString>(QStringLiteral("Alias %1 removed.").arg(source)) : r;
-                   });
-    }
+    if (const AdminAction action = adminActions().value(path)) return action(c, f, life, reply);
     reply(html(404, page(QStringLiteral("Not found"), c.session, c.admin, QStringLiteral("<p>No such page.</p>"))));
 }
 
@@ -920,6 +968,59 @@ bool secondFactorRequired(const Accounts& accounts, const QString& user) {
     return accounts.credentials().twoFactorEnabled(user);
 }
 
+namespace {
+// The request's session (from its cookie) and a fresh read of the accounts; a session whose
+// account is gone or disabled ends here (c.session null).
+void findSession(Call& c) {
+    PanelContext& ctx = c.ctx;
+    c.sessionId = PanelSessions::cookieValue(c.r.header("cookie"), kSessionCookie);
+    c.session = ctx.sessions.find(c.sessionId, nowMs(ctx));
+    // A fresh read, not the daemons' once-a-second snapshot: a page shows the change just made.
+    if (auto loaded = ctx.accounts->load())
+        c.acc = std::make_shared<const Accounts>(std::move(*loaded));
+    else
+        c.acc = ctx.accounts->current();
+    if (c.session && (!c.acc || !c.acc->user(c.session->user) ||
+                      c.acc->user(c.session->user)->disabled)) {  // the account is gone or disabled
+        ctx.sessions.removeUser(c.session->user);
+        c.session = nullptr;
+    }
+}
+
+// A POST of a logged-in session: the CSRF check first, then the page the path names.
+void postChange(Call& c, UserPageKit& kit, const QMap<QString, QString>& form, const PanelReply& reply) {
+    PanelContext& ctx = c.ctx;
+    const ConnectionInfo& conn = c.conn;
+    const QString& path = c.r.path;
+    QObject* life = c.life;
+    // Every change: the session's CSRF token, compared in constant time, before anything else.
+    if (!PanelSessions::tokenEqual(form.value(QStringLiteral("csrf")).toLatin1(), c.session->csrf)) {
+        audit(conn, c.session->user, path.mid(7), {}, QStringLiteral("refused: CSRF token"));
+        return reply(html(
+            403,
+            page(QStringLiteral("Refused"), c.session, c.admin,
+                 QStringLiteral(
+                     "<p>The form was not sent from this panel (CSRF token missing or wrong). Nothing changed.</p>"))));
+    }
+    if (path == u"/panel/logout") {
+        audit(conn, c.session->user, QStringLiteral("logout"), {}, QStringLiteral("ok"));
+        ctx.sessions.remove(c.sessionId);
+        return reply(redirect("/panel/login", {{"Set-Cookie", PanelSessions::setCookie(kSessionCookie, "", 0)}}));
+    }
+    if (path == u"/panel/account/password") return ownPassword(c, form, life, reply);
+    if (isUserPage(path)) return userPagePost(kit, path, form, life, reply);
+    if (!c.admin) {
+        audit(conn, c.session->user, path.mid(7), {}, QStringLiteral("refused: not an administrator"));
+        return reply(html(403, page(QStringLiteral("Not allowed"), c.session, false,
+                                    QStringLiteral("<p>This is for administrators.</p>"))));
+    }
+    if (opsPost(ctx, path, form, life,
+                [&ctx, id = c.sessionId, conn, reply](OpsChange ch) { reply(opsDone(ctx, id, conn, std::move(ch))); }))
+        return;
+    adminPost(c, path, form, life, reply);
+}
+}  // namespace
+
 void handlePanel(PanelContext& ctx, const HttpRequest& r, const QByteArray& body, const ConnectionInfo& conn,
                  QObject* life, PanelReply replyIn) {
     PanelReply reply = [replyIn](PanelResponse resp) {
@@ -953,18 +1054,7 @@ void handlePanel(PanelContext& ctx, const HttpRequest& r, const QByteArray& body
     if (path == u"/panel/login/code") return loginCode(ctx, r, get, form, conn, life, reply);
     Call c{ctx, r, conn};
     c.life = life;
-    c.sessionId = PanelSessions::cookieValue(r.header("cookie"), kSessionCookie);
-    c.session = ctx.sessions.find(c.sessionId, nowMs(ctx));
-    // A fresh read, not the daemons' once-a-second snapshot: a page shows the change just made.
-    if (auto loaded = ctx.accounts->load())
-        c.acc = std::make_shared<const Accounts>(std::move(*loaded));
-    else
-        c.acc = ctx.accounts->current();
-    if (c.session && (!c.acc || !c.acc->user(c.session->user) ||
-                      c.acc->user(c.session->user)->disabled)) {  // the account is gone or disabled
-        ctx.sessions.removeUser(c.session->user);
-        c.session = nullptr;
-    }
+    findSession(c);
     if (!c.session)
         return reply(redirect("/panel/login", {{"Set-Cookie", PanelSessions::setCookie(kSessionCookie, "", 0)}}));
     c.admin = c.acc->user(c.session->user)->admin && !c.session->mustEnrol;
@@ -982,31 +1072,7 @@ void handlePanel(PanelContext& ctx, const HttpRequest& r, const QByteArray& body
     UserPageKit kit{ctx, conn, c.session, c.sessionId, c.admin, kitShow, kitDone};
     if (get && isUserPage(path)) return userPageGet(kit, path, life, reply);
     if (get) return reply(getPage(c, path));
-    // Every change: the session's CSRF token, compared in constant time, before anything else.
-    if (!PanelSessions::tokenEqual(form.value(QStringLiteral("csrf")).toLatin1(), c.session->csrf)) {
-        audit(conn, c.session->user, path.mid(7), {}, QStringLiteral("refused: CSRF token"));
-        return reply(html(
-            403,
-            page(QStringLiteral("Refused"), c.session, c.admin,
-                 QStringLiteral(
-                     "<p>The form was not sent from this panel (CSRF token missing or wrong). Nothing changed.</p>"))));
-    }
-    if (path == u"/panel/logout") {
-        audit(conn, c.session->user, QStringLiteral("logout"), {}, QStringLiteral("ok"));
-        ctx.sessions.remove(c.sessionId);
-        return reply(redirect("/panel/login", {{"Set-Cookie", PanelSessions::setCookie(kSessionCookie, "", 0)}}));
-    }
-    if (path == u"/panel/account/password") return ownPassword(c, form, life, reply);
-    if (isUserPage(path)) return userPagePost(kit, path, form, life, reply);
-    if (!c.admin) {
-        audit(conn, c.session->user, path.mid(7), {}, QStringLiteral("refused: not an administrator"));
-        return reply(html(403, page(QStringLiteral("Not allowed"), c.session, false,
-                                    QStringLiteral("<p>This is for administrators.</p>"))));
-    }
-    if (opsPost(ctx, path, form, life,
-                [&ctx, id = c.sessionId, conn, reply](OpsChange ch) { reply(opsDone(ctx, id, conn, std::move(ch))); }))
-        return;
-    adminPost(c, path, form, life, reply);
+    postChange(c, kit, form, reply);
 }
 
 }  // namespace postern::web

@@ -8,6 +8,7 @@
 #include "core/two_factor.h"
 
 #include <QDateTime>
+#include <QHash>
 #include <QPointer>
 
 namespace postern::web {
@@ -32,6 +33,19 @@ void auditLine(const UserPageKit& k, const QString& action, const QString& targe
                                   .add("result", result.left(300)));
 }
 
+// The session found again by its id when an answer comes later (null: it ended meanwhile).
+PanelSession* findAgain(PanelContext& ctx, const QByteArray& id) {
+    return ctx.sessions.find(id, ctx.clock ? ctx.clock() : QDateTime::currentMSecsSinceEpoch());
+}
+
+// The answer for a session that ended meanwhile: 303 to the login page.
+PanelResponse toLogin() {
+    PanelResponse login;
+    login.code = 303;
+    login.headers.append(qMakePair(QByteArray("Location"), QByteArray("/panel/login")));
+    return login;
+}
+
 // Asks webd's helper (asynchronously, account_broker.h); `then` runs later with a kit
 // rebuilt around the session, found again by its id (a 303 to the login page when it
 // ended meanwhile), and its response is the answer. Never after `life` is gone.
@@ -40,13 +54,8 @@ void withBroker(UserPageKit& k, const QStringList& request, QObject* life, const
     PanelContext& ctx = k.ctx;
     auto finish = [&ctx, id = k.sessionId, conn = k.conn, admin = k.admin, show = k.show, done = k.done, reply,
                    then = std::move(then)](const Result<QStringList>& r) {
-        PanelSession* s = ctx.sessions.find(id, ctx.clock ? ctx.clock() : QDateTime::currentMSecsSinceEpoch());
-        if (!s) {
-            PanelResponse login;
-            login.code = 303;
-            login.headers.append(qMakePair(QByteArray("Location"), QByteArray("/panel/login")));
-            return reply(login);
-        }
+        PanelSession* s = findAgain(ctx, id);
+        if (!s) return reply(toLogin());
         UserPageKit again{ctx, conn, s, id, admin, show, done};
         reply(then(again, r));
     };
@@ -272,140 +281,177 @@ void userPageGet(UserPageKit& k, const QString& path, QObject* life, PanelReply 
     reply(k.show(k, QStringLiteral("Not found"), QStringLiteral("<p>No such page.</p>"), 404));
 }
 
+namespace {
+// The POST forms of the security and filter pages; `f` is the form.
+using UserPageAction = void (*)(UserPageKit& k, const QMap<QString, QString>& f, QObject* life,
+                                const PanelReply& reply);
+
+void enrolTwoFactor(UserPageKit& k, const QMap<QString, QString>& /*f*/, QObject* life, const PanelReply& reply) {
+    const QString user = k.session->user;
+    withBroker(k, {QStringLiteral("2fa.enrol"), user}, life, reply, enrolPage);
+}
+
+void confirmTwoFactor(UserPageKit& k, const QMap<QString, QString>& f, QObject* life, const PanelReply& reply) {
+    const QString user = k.session->user;
+    return withBroker(
+        k, {QStringLiteral("2fa.confirm"), user, f.value(QStringLiteral("code"))}, life, reply,
+        [user](UserPageKit& kit, const Result<QStringList>& r) {
+            if (r) {
+                kit.session->mustEnrol = false;
+                kit.ctx.sessions.changed();
+            }
+            Result<QString> shown =
+                QStringLiteral("Two-factor login is on. Mail programs now need an app password (create one below).");
+            if (!r)
+                shown = Error{r.errorMessage() + QStringLiteral(" (enter the current code, or set up again)"),
+                              r.error().code};
+            return kit.done(kit, QStringLiteral("2fa.confirm"), user, shown, "/panel/security");
+        });
+}
+
+// The answer to "2fa.off" / "2fa.disable-code": back to the security page with the result.
+auto twoFactorOffDone(const QString& user) {
+    return [user](UserPageKit& kit, const Result<QStringList>& r) {
+        return kit.done(kit, QStringLiteral("2fa.disable"), user,
+                        r ? Result<QString>(QStringLiteral("Two-factor login is off.")) : failure(r),
+                        "/panel/security");
+    };
+}
+
+// Turning two-factor login off with the account password (no code given).
+void disableTwoFactorWithPassword(UserPageKit& k, const QMap<QString, QString>& f, QObject* life,
+                                  const PanelReply& reply) {
+    const QString user = k.session->user;
+    // The password through the login throttle, then the same core function as
+    // `posternctl user 2fa disable` without --code.
+    AuthRequest req;
+    req.context = life;
+    req.sessionId = k.conn.sessionId;
+    req.peer = k.conn.peerAddress;
+    req.login = user;
+    PanelContext& ctx = k.ctx;
+    const QByteArray id = k.sessionId;
+    const ConnectionInfo conn = k.conn;
+    auto show = k.show;
+    auto done = k.done;
+    ctx.auth->verify(req, QLatin1String(kPanelProtocol), f.value(QStringLiteral("password")).toUtf8(),
+                     [&ctx, id, conn, user, admin = k.admin, done, show, reply, offDone = twoFactorOffDone(user),
+                      life = QPointer<QObject>(life)](Authenticator::Outcome o) {
+                         PanelSession* s = findAgain(ctx, id);
+                         if (!s) return reply(toLogin());
+                         UserPageKit again{ctx, conn, s, id, admin, show, done};
+                         if (o.ok()) return withBroker(again, {QStringLiteral("2fa.off"), user}, life, reply, offDone);
+                         const Result<QString> r =
+                             Result<QString>::fail(o.verdict == AuthVerdict::TempFail
+                                                       ? QStringLiteral("Too many attempts; try again shortly.")
+                                                       : QStringLiteral("The password is wrong; nothing changed."));
+                         reply(again.done(again, QStringLiteral("2fa.disable"), user, r, "/panel/security"));
+                     });
+}
+
+void disableTwoFactor(UserPageKit& k, const QMap<QString, QString>& f, QObject* life, const PanelReply& reply) {
+    const QString user = k.session->user;
+    // auth.require_2fa_admins: an administrator keeps two-factor login (posternctl user 2fa
+    // disable, the root's override, still can turn it off).
+    if (k.admin && k.ctx.config && twoFactorRequired(*k.ctx.config, true))
+        return reply(k.done(k, QStringLiteral("2fa.disable"), user,
+                            Result<QString>::fail(QStringLiteral(
+                                "Administrators must keep two-factor login on this server (auth.require_2fa_admins).")),
+                            "/panel/security"));
+    const QString code = f.value(QStringLiteral("code")).trimmed();
+    if (!code.isEmpty())
+        return withBroker(k, {QStringLiteral("2fa.disable-code"), user, code}, life, reply, twoFactorOffDone(user));
+    if (f.value(QStringLiteral("password")).isEmpty() || !k.ctx.auth)
+        return reply(k.done(k, QStringLiteral("2fa.disable"), user,
+                            Result<QString>::fail(QStringLiteral("Enter a code or your password.")),
+                            "/panel/security"));
+    disableTwoFactorWithPassword(k, f, life, reply);
+}
+
+void addAppPassword(UserPageKit& k, const QMap<QString, QString>& f, QObject* life, const PanelReply& reply) {
+    const QString user = k.session->user;
+    const QString name = f.value(QStringLiteral("name")).trimmed();
+    return withBroker(k, {QStringLiteral("app.add"), user, name}, life, reply,
+                      [name](UserPageKit& kit, const Result<QStringList>& p) { return appAddedPage(kit, name, p); });
+}
+
+void revokeAppPassword(UserPageKit& k, const QMap<QString, QString>& f, QObject* life, const PanelReply& reply) {
+    const QString user = k.session->user;
+    const QString name = f.value(QStringLiteral("name"));
+    return withBroker(k, {QStringLiteral("app.revoke"), user, name}, life, reply,
+                      [name](UserPageKit& kit, const Result<QStringList>& r) {
+                          return kit.done(
+                              kit, QStringLiteral("app.revoke"), name,
+                              r ? Result<QString>(QStringLiteral("App password %1 revoked.").arg(name)) : failure(r),
+                              "/panel/security");
+                      });
+}
+
+void forwardFilter(UserPageKit& k, const QMap<QString, QString>& f, QObject* /*life*/, const PanelReply& reply) {
+    const QDate today = QDate::currentDate();
+    const QString to = f.value(QStringLiteral("to"));
+    auto r = installForm(
+        k, sieve::kForwardScriptName,
+        sieve::forwardingScript(to.split(u',', Qt::SkipEmptyParts), f.value(QStringLiteral("keep")) == u"yes", today),
+        QStringLiteral("Forwarding is on."));
+    return reply(k.done(k, QStringLiteral("sieve.forward"), to, r, "/panel/filters"));
+}
+
+void vacationFilter(UserPageKit& k, const QMap<QString, QString>& f, QObject* /*life*/, const PanelReply& reply) {
+    const QDate today = QDate::currentDate();
+    sieve::VacationForm form;
+    form.subject = f.value(QStringLiteral("subject"));
+    form.text = f.value(QStringLiteral("text"));
+    form.from = f.value(QStringLiteral("from"));
+    form.until = f.value(QStringLiteral("until"));
+    const QString days = f.value(QStringLiteral("days")).trimmed();
+    bool ok = true;
+    if (!days.isEmpty()) form.days = days.toInt(&ok);
+    auto r = ok ? installForm(k, sieve::kVacationScriptName, sieve::vacationScript(form, today),
+                              QStringLiteral("The vacation reply is on."))
+                : Result<QString>::fail(QStringLiteral("days must be a number"));
+    return reply(
+        k.done(k, QStringLiteral("sieve.vacation"), form.from + QLatin1Char('/') + form.until, r, "/panel/filters"));
+}
+
+void filterOff(UserPageKit& k, const QMap<QString, QString>& f, QObject* /*life*/, const PanelReply& reply) {
+    const QString user = k.session->user;
+    const QString which = f.value(QStringLiteral("which"));
+    Result<QString> r = Result<QString>::fail(QStringLiteral("That filter is not the active one; nothing changed."));
+    auto active = sieve::activeScriptName(k.ctx.mailDir, user);
+    if (!active)
+        r = active.error();
+    else if ((which == QLatin1String(sieve::kForwardScriptName) ||
+              which == QLatin1String(sieve::kVacationScriptName)) &&
+             *active == which) {
+        auto st = sieve::deactivateScripts(k.ctx.mailDir, user);
+        r = st ? Result<QString>(which == QLatin1String(sieve::kForwardScriptName)
+                                     ? QStringLiteral("Forwarding is off.")
+                                     : QStringLiteral("The vacation reply is off."))
+               : Result<QString>(st.error());
+    }
+    return reply(k.done(k, QStringLiteral("sieve.off"), which, r, "/panel/filters"));
+}
+
+// The one table of the user pages' changes: path -> handler.
+const QHash<QString, UserPageAction>& userPageActions() {
+    static const QHash<QString, UserPageAction> table = {
+        {QStringLiteral("/panel/security/2fa/enrol"), enrolTwoFactor},
+        {QStringLiteral("/panel/security/2fa/confirm"), confirmTwoFactor},
+        {QStringLiteral("/panel/security/2fa/disable"), disableTwoFactor},
+        {QStringLiteral("/panel/security/app/add"), addAppPassword},
+        {QStringLiteral("/panel/security/app/revoke"), revokeAppPassword},
+        {QStringLiteral("/panel/filters/forward"), forwardFilter},
+        {QStringLiteral("/panel/filters/vacation"), vacationFilter},
+        {QStringLiteral("/panel/filters/off"), filterOff},
+    };
+    return table;
+}
+}  // namespace
+
 void userPagePost(UserPageKit& k, const QString& path, const QMap<QString, QString>& f, QObject* life,
                   PanelReply reply) {
-    const QString user = k.session->user;
-    if (path == u"/panel/security/2fa/enrol")
-        return withBroker(k, {QStringLiteral("2fa.enrol"), user}, life, reply, enrolPage);
-    if (path == u"/panel/security/2fa/confirm") {
-        return withBroker(k, {QStringLiteral("2fa.confirm"), user, f.value(QStringLiteral("code"))}, life, reply,
-                          [user](UserPageKit& kit, const Result<QStringList>& r) {
-                              if (r) {
-                                  kit.session->mustEnrol = false;
-                                  kit.ctx.sessions.changed();
-                              }
-                              Result<QString> shown = QStringLiteral(
-                                  "Two-factor login is on. Mail programs now need an app password (create one below).");
-                              if (!r)
-                                  shown = Error{
-                                      r.errorMessage() + QStringLiteral(" (enter the current code, or set up again)"),
-                                      r.error().code};
-                              return kit.done(kit, QStringLiteral("2fa.confirm"), user, shown, "/panel/security");
-                          });
-    }
-    if (path == u"/panel/security/2fa/disable") {
-        // auth.require_2fa_admins: an administrator keeps two-factor login (posternctl user 2fa
-        // disable, the root's override, still can turn it off).
-        if (k.admin && k.ctx.config && twoFactorRequired(*k.ctx.config, true))
-            return reply(
-                k.done(k, QStringLiteral("2fa.disable"), user,
-                       Result<QString>::fail(QStringLiteral(
-                           "Administrators must keep two-factor login on this server (auth.require_2fa_admins).")),
-                       "/panel/security"));
-        const auto offDone = [user](UserPageKit& kit, const Result<QStringList>& r) {
-            return kit.done(kit, QStringLiteral("2fa.disable"), user,
-                            r ? Result<QString>(QStringLiteral("Two-factor login is off.")) : failure(r),
-                            "/panel/security");
-        };
-        const QString code = f.value(QStringLiteral("code")).trimmed();
-        if (!code.isEmpty())
-            return withBroker(k, {QStringLiteral("2fa.disable-code"), user, code}, life, reply, offDone);
-        if (f.value(QStringLiteral("password")).isEmpty() || !k.ctx.auth)
-            return reply(k.done(k, QStringLiteral("2fa.disable"), user,
-                                Result<QString>::fail(QStringLiteral("Enter a code or your password.")),
-                                "/panel/security"));
-        // The password through the login throttle, then the same core function as
-        // `posternctl user 2fa disable` without --code.
-        AuthRequest req;
-        req.context = life;
-        req.sessionId = k.conn.sessionId;
-        req.peer = k.conn.peerAddress;
-        req.login = user;
-        PanelContext& ctx = k.ctx;
-        const QByteArray id = k.sessionId;
-        const ConnectionInfo conn = k.conn;
-        auto show = k.show;
-        auto done = k.done;
-        ctx.auth->verify(req, QLatin1String(kPanelProtocol), f.value(QStringLiteral("password")).toUtf8(),
-                         [&ctx, id, conn, user, admin = k.admin, done, show, reply, offDone,
-                          life = QPointer<QObject>(life)](Authenticator::Outcome o) {
-                             PanelSession* s =
-                                 ctx.sessions.find(id, ctx.clock ? ctx.clock() : QDateTime::currentMSecsSinceEpoch());
-                             if (!s) {
-                                 PanelResponse r;
-                                 r.code = 303;
-                                 r.headers.append(qMakePair(QByteArray("Location"), QByteArray("/panel/login")));
-                                 return reply(r);
-                             }
-                             UserPageKit again{ctx, conn, s, id, admin, show, done};
-                             if (o.ok())
-                                 return withBroker(again, {QStringLiteral("2fa.off"), user}, life, reply, offDone);
-                             const Result<QString> r =
-                                 Result<QString>::fail(o.verdict == AuthVerdict::TempFail
-                                                           ? QStringLiteral("Too many attempts; try again shortly.")
-                                                           : QStringLiteral("The password is wrong; nothing changed."));
-                             reply(again.done(again, QStringLiteral("2fa.disable"), user, r, "/panel/security"));
-                         });
-        return;
-    }
-    if (path == u"/panel/security/app/add") {
-        const QString name = f.value(QStringLiteral("name")).trimmed();
-        return withBroker(
-            k, {QStringLiteral("app.add"), user, name}, life, reply,
-            [name](UserPageKit& kit, const Result<QStringList>& p) { return appAddedPage(kit, name, p); });
-    }
-    if (path == u"/panel/security/app/revoke") {
-        const QString name = f.value(QStringLiteral("name"));
-        return withBroker(
-            k, {QStringLiteral("app.revoke"), user, name}, life, reply,
-            [name](UserPageKit& kit, const Result<QStringList>& r) {
-                return kit.done(kit, QStringLiteral("app.revoke"), name,
-                                r ? Result<QString>(QStringLiteral("App password %1 revoked.").arg(name)) : failure(r),
-                                "/panel/security");
-            });
-    }
-    const QDate today = QDate::currentDate();
-    if (path == u"/panel/filters/forward") {
-        const QString to = f.value(QStringLiteral("to"));
-        auto r = installForm(k, sieve::kForwardScriptName,
-                             sieve::forwardingScript(to.split(u',', Qt::SkipEmptyParts),
-                                                     f.value(QStringLiteral("keep")) == u"yes", today),
-                             QStringLiteral("Forwarding is on."));
-        return reply(k.done(k, QStringLiteral("sieve.forward"), to, r, "/panel/filters"));
-    }
-    if (path == u"/panel/filters/vacation") {
-        sieve::VacationForm form;
-        form.subject = f.value(QStringLiteral("subject"));
-        form.text = f.value(QStringLiteral("text"));
-        form.from = f.value(QStringLiteral("from"));
-        form.until = f.value(QStringLiteral("until"));
-        const QString days = f.value(QStringLiteral("days")).trimmed();
-        bool ok = true;
-        if (!days.isEmpty()) form.days = days.toInt(&ok);
-        auto r = ok ? installForm(k, sieve::kVacationScriptName, sieve::vacationScript(form, today),
-                                  QStringLiteral("The vacation reply is on."))
-                    : Result<QString>::fail(QStringLiteral("days must be a number"));
-        return reply(k.done(k, QStringLiteral("sieve.vacation"), form.from + QLatin1Char('/') + form.until, r,
-                            "/panel/filters"));
-    }
-    if (path == u"/panel/filters/off") {
-        const QString which = f.value(QStringLiteral("which"));
-        Result<QString> r =
-            Result<QString>::fail(QStringLiteral("That filter is not the active one; nothing changed."));
-        auto active = sieve::activeScriptName(k.ctx.mailDir, user);
-        if (!active)
-            r = active.error();
-        else if ((which == QLatin1String(sieve::kForwardScriptName) ||
-                  which == QLatin1String(sieve::kVacationScriptName)) &&
-                 *active == which) {
-            auto st = sieve::deactivateScripts(k.ctx.mailDir, user);
-            r = st ? Result<QString>(which == QLatin1String(sieve::kForwardScriptName)
-                                         ? QStringLiteral("Forwarding is off.")
-                                         : QStringLiteral("The vacation reply is off."))
-                   : Result<QString>(st.error());
-        }
-        return reply(k.done(k, QStringLiteral("sieve.off"), which, r, "/panel/filters"));
-    }
+    if (const UserPageAction action = userPageActions().value(path)) return action(k, f, life, reply);
     reply(k.show(k, QStringLiteral("Not found"), QStringLiteral("<p>No such page.</p>"), 404));
 }
 

@@ -38,6 +38,88 @@ struct Token {
     QByteArray text;  // Atom: as written; Quoted: content unescaped; Literal: "[...]"; Special: the one byte
 };
 
+// From the '(' at s[i], past the matching ')' (false: unterminated or nested too deep).
+bool skipComment(const QByteArray& s, qsizetype& i, QString* error) {
+    int depth = 0;
+    while (i < s.size()) {
+        const char d = s.at(i);
+        if (d == '\\') {
+            if (i + 1 >= s.size()) break;
+            i += 2;
+            continue;
+        }
+        if (d == '(' && ++depth > kMaxCommentDepth) {
+            *error = QStringLiteral("comments nested deeper than %1").arg(kMaxCommentDepth);
+            return false;
+        }
+        if (d == ')' && --depth == 0) break;
+        if (d == '\r' || d == '\n' || d == '\0') break;
+        ++i;
+    }
+    if (i >= s.size() || s.at(i) != ')') {
+        *error = QStringLiteral("unterminated comment");
+        return false;
+    }
+    ++i;
+    return true;
+}
+
+// From the '"' at s[i], past the closing one: the content, unescaped.
+std::optional<QByteArray> quotedString(const QByteArray& s, qsizetype& i, QString* error) {
+    QByteArray content;
+    ++i;
+    bool closed = false;
+    while (i < s.size()) {
+        const char d = s.at(i);
+        if (d == '"') {
+            closed = true;
+            ++i;
+            break;
+        }
+        if (d == '\r' || d == '\n' || d == '\0') break;
+        if (d == '\\') {
+            if (i + 1 >= s.size() || s.at(i + 1) == '\r' || s.at(i + 1) == '\n' || s.at(i + 1) == '\0') break;
+            content += s.at(i + 1);
+            i += 2;
+            continue;
+        }
+        content += d;
+        ++i;
+    }
+    if (!closed) {
+        *error = QStringLiteral("unterminated quoted string");
+        return std::nullopt;
+    }
+    return content;
+}
+
+// From the '[' at s[i], past the ']': "[...]" without its white space.
+std::optional<QByteArray> domainLiteral(const QByteArray& s, qsizetype& i, QString* error) {
+    QByteArray lit("[");
+    ++i;
+    bool closed = false;
+    while (i < s.size()) {
+        const uchar d = uchar(s.at(i));
+        if (d == ']') {
+            closed = true;
+            ++i;
+            break;
+        }
+        if (isWsp(char(d))) {
+            ++i;
+            continue;
+        }
+        if (d < 33 || d == '[' || d == '\\' || d == 127) break;
+        lit += char(d);
+        ++i;
+    }
+    if (!closed) {
+        *error = QStringLiteral("bad domain literal");
+        return std::nullopt;
+    }
+    return lit + ']';
+}
+
 // Splits an unfolded field value into tokens, dropping white space and comments.
 std::optional<QList<Token>> tokenize(const QByteArray& s, QString* error) {
     QList<Token> out;
@@ -49,81 +131,19 @@ std::optional<QList<Token>> tokenize(const QByteArray& s, QString* error) {
             continue;
         }
         if (c == '(') {  // comment, nested (RFC 5322 3.2.2)
-            int depth = 0;
-            while (i < s.size()) {
-                const char d = s.at(i);
-                if (d == '\\') {
-                    if (i + 1 >= s.size()) break;
-                    i += 2;
-                    continue;
-                }
-                if (d == '(' && ++depth > kMaxCommentDepth) {
-                    *error = QStringLiteral("comments nested deeper than %1").arg(kMaxCommentDepth);
-                    return std::nullopt;
-                }
-                if (d == ')' && --depth == 0) break;
-                if (d == '\r' || d == '\n' || d == '\0') break;
-                ++i;
-            }
-            if (i >= s.size() || s.at(i) != ')') {
-                *error = QStringLiteral("unterminated comment");
-                return std::nullopt;
-            }
-            ++i;
+            if (!skipComment(s, i, error)) return std::nullopt;
             continue;
         }
         if (c == '"') {  // quoted-string (RFC 5322 3.2.4)
-            QByteArray content;
-            ++i;
-            bool closed = false;
-            while (i < s.size()) {
-                const char d = s.at(i);
-                if (d == '"') {
-                    closed = true;
-                    ++i;
-                    break;
-                }
-                if (d == '\r' || d == '\n' || d == '\0') break;
-                if (d == '\\') {
-                    if (i + 1 >= s.size() || s.at(i + 1) == '\r' || s.at(i + 1) == '\n' || s.at(i + 1) == '\0') break;
-                    content += s.at(i + 1);
-                    i += 2;
-                    continue;
-                }
-                content += d;
-                ++i;
-            }
-            if (!closed) {
-                *error = QStringLiteral("unterminated quoted string");
-                return std::nullopt;
-            }
-            out.append({Token::Quoted, content});
+            auto content = quotedString(s, i, error);
+            if (!content) return std::nullopt;
+            out.append({Token::Quoted, *content});
             continue;
         }
         if (c == '[') {  // domain-literal (RFC 5322 3.4.1), white space inside dropped
-            QByteArray lit("[");
-            ++i;
-            bool closed = false;
-            while (i < s.size()) {
-                const uchar d = uchar(s.at(i));
-                if (d == ']') {
-                    closed = true;
-                    ++i;
-                    break;
-                }
-                if (isWsp(char(d))) {
-                    ++i;
-                    continue;
-                }
-                if (d < 33 || d == '[' || d == '\\' || d == 127) break;
-                lit += char(d);
-                ++i;
-            }
-            if (!closed) {
-                *error = QStringLiteral("bad domain literal");
-                return std::nullopt;
-            }
-            out.append({Token::Literal, lit + ']'});
+            auto literal = domainLiteral(s, i, error);
+            if (!literal) return std::nullopt;
+            out.append({Token::Literal, *literal});
             continue;
         }
         if (c == '<' || c == '>' || c == '@' || c == ',' || c == ':' || c == ';' || c == '.') {

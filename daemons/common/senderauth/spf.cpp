@@ -229,27 +229,70 @@ private:
         return m_ip.isInSubnet(a, a.protocol() == QAbstractSocket::IPv4Protocol ? cidr4 : cidr6);
     }
 
+    // ip4:<network>[/len] and ip6:<network>[/len] (RFC 7208 5.6).
+    Outcome ipMechanism(const QString& mech) const {
+        const bool v4 = mech.at(2) == u'4';
+        QString net = mech.mid(4);
+        int len = v4 ? 32 : 128;
+        const qsizetype slash = net.indexOf(QLatin1Char('/'));
+        if (slash >= 0) {
+            bool ok = false;
+            len = net.mid(slash + 1).toInt(&ok);
+            if (!ok || len < 0 || len > (v4 ? 32 : 128))
+                return {Match::Perm, QStringLiteral("bad prefix length in %1").arg(mech)};
+            net = net.left(slash);
+        }
+        QHostAddress a;
+        if (!a.setAddress(net) || (a.protocol() == QAbstractSocket::IPv4Protocol) != v4)
+            return {Match::Perm, QStringLiteral("bad address in %1").arg(mech)};
+        return {m_ip.protocol() == a.protocol() && m_ip.isInSubnet(a, len) ? Match::Yes : Match::No, {}};
+    }
+
+    // include:<domain>, its lookup already counted (RFC 7208 5.2: the table of results).
+    Outcome includeMechanism(const QString& target, int depth) {
+        const HostResult r = checkHost(target, depth + 1);
+        switch (r.status) {
+            case Status::Pass:
+                return {Match::Yes, {}};
+            case Status::Fail:
+            case Status::SoftFail:
+            case Status::Neutral:
+                return {Match::No, {}};
+            case Status::TempError:
+                return {Match::Temp, r.reason};
+            case Status::None:
+            case Status::PermError:
+                return {Match::Perm, QStringLiteral("include:%1: %2")
+                                         .arg(target, r.reason.isEmpty() ? QStringLiteral("no SPF record") : r.reason)};
+        }
+        return {Match::Perm, {}};  // not reached: every status is handled above
+    }
+
+    // mx[:<domain>][/cidr], its lookup already counted (RFC 7208 5.4; at most
+    // kMaxNamesPerLookup MX names, 4.6.4).
+    Outcome mxMechanism(const QString& target, DnsType addrType, int cidr4, int cidr6) {
+        DnsAnswer mx;
+        Outcome stop;
+        if (!query(target, DnsType::MX, &mx, &stop)) return stop;
+        int names = 0;
+        for (const DnsRecord& r : mx.records) {
+            if (r.type != DnsType::MX) continue;
+            if (++names > kMaxNamesPerLookup)
+                return {Match::Perm, QStringLiteral("more than %1 MX names").arg(kMaxNamesPerLookup)};
+            DnsAnswer ans;
+            if (!query(r.target, addrType, &ans, &stop)) return stop;
+            for (const DnsRecord& a : ans.records)
+                if (a.type == addrType && addressMatches(a.address, cidr4, cidr6)) return {Match::Yes, {}};
+        }
+        return {Match::No, {}};
+    }
+
     Outcome evaluate(const QString& mech, const QString& domain, int depth) {
         QString name, spec;
         int cidr4 = 32, cidr6 = 128;
         if (mech.startsWith(QStringLiteral("ip4:"), Qt::CaseInsensitive) ||
-            mech.startsWith(QStringLiteral("ip6:"), Qt::CaseInsensitive)) {
-            const bool v4 = mech.at(2) == u'4';
-            QString net = mech.mid(4);
-            int len = v4 ? 32 : 128;
-            const qsizetype slash = net.indexOf(QLatin1Char('/'));
-            if (slash >= 0) {
-                bool ok = false;
-                len = net.mid(slash + 1).toInt(&ok);
-                if (!ok || len < 0 || len > (v4 ? 32 : 128))
-                    return {Match::Perm, QStringLiteral("bad prefix length in %1").arg(mech)};
-                net = net.left(slash);
-            }
-            QHostAddress a;
-            if (!a.setAddress(net) || (a.protocol() == QAbstractSocket::IPv4Protocol) != v4)
-                return {Match::Perm, QStringLiteral("bad address in %1").arg(mech)};
-            return {m_ip.protocol() == a.protocol() && m_ip.isInSubnet(a, len) ? Match::Yes : Match::No, {}};
-        }
+            mech.startsWith(QStringLiteral("ip6:"), Qt::CaseInsensitive))
+            return ipMechanism(mech);
         if (!splitMechanism(mech, &name, &spec, &cidr4, &cidr6))
             return {Match::Perm, QStringLiteral("syntax error in %1").arg(mech)};
         QString target = domain;
@@ -260,22 +303,7 @@ private:
         if (name == u"include") {
             if (spec.isEmpty()) return {Match::Perm, QStringLiteral("include without a domain")};
             if (!countLookup(&reason)) return {Match::Perm, reason};
-            const HostResult r = checkHost(target, depth + 1);
-            switch (r.status) {
-                case Status::Pass:
-                    return {Match::Yes, {}};
-                case Status::Fail:
-                case Status::SoftFail:
-                case Status::Neutral:
-                    return {Match::No, {}};
-                case Status::TempError:
-                    return {Match::Temp, r.reason};
-                case Status::None:
-                case Status::PermError:
-                    return {Match::Perm,
-                            QStringLiteral("include:%1: %2")
-                                .arg(target, r.reason.isEmpty() ? QStringLiteral("no SPF record") : r.reason)};
-            }
+            return includeMechanism(target, depth);
         }
         const DnsType addrType = m_ip.protocol() == QAbstractSocket::IPv4Protocol ? DnsType::A : DnsType::AAAA;
         if (name == u"a") {
@@ -289,20 +317,7 @@ private:
         }
         if (name == u"mx") {
             if (!countLookup(&reason)) return {Match::Perm, reason};
-            DnsAnswer mx;
-            Outcome stop;
-            if (!query(target, DnsType::MX, &mx, &stop)) return stop;
-            int names = 0;
-            for (const DnsRecord& r : mx.records) {
-                if (r.type != DnsType::MX) continue;
-                if (++names > kMaxNamesPerLookup)
-                    return {Match::Perm, QStringLiteral("more than %1 MX names").arg(kMaxNamesPerLookup)};
-                DnsAnswer ans;
-                if (!query(r.target, addrType, &ans, &stop)) return stop;
-                for (const DnsRecord& a : ans.records)
-                    if (a.type == addrType && addressMatches(a.address, cidr4, cidr6)) return {Match::Yes, {}};
-            }
-            return {Match::No, {}};
+            return mxMechanism(target, addrType, cidr4, cidr6);
         }
         if (name == u"ptr") {
             if (!countLookup(&reason)) return {Match::Perm, reason};
@@ -338,6 +353,82 @@ private:
         return {};
     }
 
+    // RFC 7208 7.2: the value of one macro letter (false: not a macro letter).
+    bool macroValue(QChar letter, const QString& domain, QString* value) const {
+        const QString sender = m_sender.isEmpty() ? QStringLiteral("postmaster@") + m_helo : m_sender;
+        switch (letter.unicode()) {
+            case 's':
+                *value = sender;
+                break;
+            case 'l':
+                *value = sender.section(u'@', 0, -2);
+                break;
+            case 'o':
+                *value = sender.section(u'@', -1);
+                break;
+            case 'd':
+                *value = domain;
+                break;
+            case 'i':
+                *value = ipMacro(m_ip);
+                break;
+            case 'c':
+                *value = m_ip.toString();
+                break;
+            case 'p':
+                *value = QStringLiteral("unknown");
+                break;
+            case 'v':
+                *value = m_ip.protocol() == QAbstractSocket::IPv4Protocol ? QStringLiteral("in-addr")
+                                                                          : QStringLiteral("ip6");
+                break;
+            case 'h':
+                *value = m_helo;
+                break;
+            case 'r':
+                *value = m_receiver;
+                break;
+            case 't':
+                *value = QString::number(QDateTime::currentSecsSinceEpoch());
+                break;
+            default:
+                return false;
+        }
+        return true;
+    }
+
+    // RFC 7208 7.3: the transformers and delimiters after the letter in `body` ("l1r-"),
+    // applied to `value` (nullopt: a syntax error, or a digit transformer over 128).
+    static std::optional<QString> transform(const QString& value, const QString& body) {
+        qsizetype j = 1;
+        int keep = 0;
+        while (j < body.size() && body.at(j).isDigit()) keep = keep * 10 + body.at(j++).digitValue();
+        if (keep > 128) return std::nullopt;
+        bool reverse = false;
+        if (j < body.size() && body.at(j).toLower() == u'r') {
+            reverse = true;
+            ++j;
+        }
+        QString delimiters = body.mid(j);
+        for (QChar d : delimiters)
+            if (!QStringLiteral(".-+,/_=").contains(d)) return std::nullopt;
+        if (delimiters.isEmpty()) delimiters = QStringLiteral(".");
+        QStringList parts;
+        QString cur;
+        for (QChar ch : value) {
+            if (delimiters.contains(ch)) {
+                parts << cur;
+                cur.clear();
+            } else {
+                cur += ch;
+            }
+        }
+        parts << cur;
+        if (reverse) std::reverse(parts.begin(), parts.end());
+        if (keep > 0 && keep < parts.size()) parts = parts.mid(parts.size() - keep);
+        return parts.join(QLatin1Char('.'));
+    }
+
     // RFC 7208 7: macro expansion. False on a syntax error.
     bool expand(const QString& spec, const QString& domain, QString* out) {
         QString result;
@@ -360,74 +451,11 @@ private:
                 if (close < 0 || close == i + 1) return false;
                 QString body = spec.mid(i + 1, close - i - 1);
                 i = close;
-                const QChar letter = body.at(0).toLower();
                 QString value;
-                const QString sender = m_sender.isEmpty() ? QStringLiteral("postmaster@") + m_helo : m_sender;
-                switch (letter.unicode()) {
-                    case 's':
-                        value = sender;
-                        break;
-                    case 'l':
-                        value = sender.section(u'@', 0, -2);
-                        break;
-                    case 'o':
-                        value = sender.section(u'@', -1);
-                        break;
-                    case 'd':
-                        value = domain;
-                        break;
-                    case 'i':
-                        value = ipMacro(m_ip);
-                        break;
-                    case 'c':
-                        value = m_ip.toString();
-                        break;
-                    case 'p':
-                        value = QStringLiteral("unknown");
-                        break;
-                    case 'v':
-                        value = m_ip.protocol() == QAbstractSocket::IPv4Protocol ? QStringLiteral("in-addr")
-                                                                                 : QStringLiteral("ip6");
-                        break;
-                    case 'h':
-                        value = m_helo;
-                        break;
-                    case 'r':
-                        value = m_receiver;
-                        break;
-                    case 't':
-                        value = QString::number(QDateTime::currentSecsSinceEpoch());
-                        break;
-                    default:
-                        return false;
-                }
-                qsizetype j = 1;
-                int keep = 0;
-                while (j < body.size() && body.at(j).isDigit()) keep = keep * 10 + body.at(j++).digitValue();
-                if (keep > 128) return false;
-                bool reverse = false;
-                if (j < body.size() && body.at(j).toLower() == u'r') {
-                    reverse = true;
-                    ++j;
-                }
-                QString delimiters = body.mid(j);
-                for (QChar d : delimiters)
-                    if (!QStringLiteral(".-+,/_=").contains(d)) return false;
-                if (delimiters.isEmpty()) delimiters = QStringLiteral(".");
-                QStringList parts;
-                QString cur;
-                for (QChar ch : value) {
-                    if (delimiters.contains(ch)) {
-                        parts << cur;
-                        cur.clear();
-                    } else {
-                        cur += ch;
-                    }
-                }
-                parts << cur;
-                if (reverse) std::reverse(parts.begin(), parts.end());
-                if (keep > 0 && keep < parts.size()) parts = parts.mid(parts.size() - keep);
-                result += parts.join(QLatin1Char('.'));
+                if (!macroValue(body.at(0).toLower(), domain, &value)) return false;
+                const std::optional<QString> transformed = transform(value, body);
+                if (!transformed) return false;
+                result += *transformed;
             } else {
                 return false;
             }

@@ -145,36 +145,37 @@ std::optional<QStringList> folderPartsOf(const QString& mailbox) {
     return parts;
 }
 
-Plan planDelivery(const QString& mailDir, const QString& mailbox, const PlanInput& input, ScriptCache& cache) {
+namespace {
+// What planDelivery's steps share: the inputs, the user's active script and the plan being built.
+struct Planner {
+    const QString& mailDir;
+    const QString& mailbox;
+    const PlanInput& input;
+    ScriptCache& cache;
+    std::optional<ScriptCache::Active> active;
     Plan plan;
-    QString readError;
-    const auto active = cache.active(mailDir, mailbox, &readError);
-    auto keepOnly = [&](const QString& error, const QString& shortError = {}) {
+    QString root;                  // the mailbox's Maildir
+    bool redirectDropped = false;  // a redirect that cancelled the implicit keep was not done
+
+    // Only a copy into INBOX, `error` for the log and, once per script version, the notice.
+    Plan keepOnly(const QString& error, const QString& shortError = {}) {
         plan.copies = {Plan::Copy{}};
         plan.reject = false;
         plan.error = error;
         if (active && !shortError.isEmpty() && claimErrorNotice(mailDir, mailbox, active->name, active->stamp))
             plan.notice = errorNotice(mailbox, active->name, shortError);
         return plan;
-    };
+    }
+    void sequenceScripts(QList<std::shared_ptr<const Script>>& held, QList<Runnable>& sequence);
+    Message message(bool usesBody, const Limits& limits) const;
+    void apply(const Action& a, const QByteArray& header);
+    void applyFileInto(const Action& a, const QString& flags, const QStringList& keywords);
+};
+
+// The administrator's before scripts, the user's, the after scripts (sieve_store.h
+// GlobalScripts); a global script that is missing or broken is skipped and logged.
+void Planner::sequenceScripts(QList<std::shared_ptr<const Script>>& held, QList<Runnable>& sequence) {
     const GlobalScripts& globals = input.globals;
-    if (!active && globals.before.isEmpty() && globals.after.isEmpty()) {
-        if (!readError.isEmpty()) return keepOnly(readError);
-        plan.copies << Plan::Copy{};
-        return plan;
-    }
-    if (!active && !readError.isEmpty()) plan.notes << readError;
-    if (active) {
-        plan.script = active->name;
-        if (!active->script) {
-            const QString why = active->error ? active->error->message : QString();
-            return keepOnly(QStringLiteral("script %1 does not compile: %2").arg(active->name, why), why);
-        }
-    }
-    // The administrator's before scripts, the user's, the after scripts (sieve_store.h
-    // GlobalScripts); a global script that is missing or broken is skipped and logged.
-    QList<std::shared_ptr<const Script>> held;
-    QList<Runnable> sequence;
     auto addGlobal = [&](const QString& name) {
         QString error;
         auto script = validScriptName(name) && !globals.dir.isEmpty()
@@ -191,9 +192,10 @@ Plan planDelivery(const QString& mailDir, const QString& mailbox, const PlanInpu
     for (const QString& name : globals.before) addGlobal(name);
     if (active) sequence << Runnable{active->script.get(), QStringLiteral("personal:") + active->name};
     for (const QString& name : globals.after) addGlobal(name);
-    bool usesBody = false;
-    for (const Runnable& r : std::as_const(sequence)) usesBody = usesBody || r.script->usesBody;
-    const Limits limits;
+}
+
+// The message as the scripts see it; the body only when a script has a body test.
+Message Planner::message(bool usesBody, const Limits& limits) const {
     Message m;
     m.header = input.header;
     // The header block without its empty line (callers may pass it with).
@@ -205,85 +207,116 @@ Plan planDelivery(const QString& mailDir, const QString& mailbox, const PlanInpu
     m.size = input.size;
     m.envelopeFrom = input.envelopeFrom;
     m.envelopeTo = input.envelopeTo;
-    const QString root = maildirRoot(mailDir, mailbox);
-    m.mailboxExists = [&](const QString& name) {
+    m.mailboxExists = [root = root](const QString& name) {
         auto parts = folderPartsOf(name);
         return parts && folderExists(root, *parts);
     };
     const QString personalDir = scriptDir(mailDir, mailbox);
-    m.include = [&cache, &globals, personalDir](bool global, const QString& name, QString* error) {
+    m.include = [&cache = cache, &globals = input.globals, personalDir](bool global, const QString& name,
+                                                                        QString* error) {
         const QString dir = global ? globals.dir : personalDir;
         if (dir.isEmpty() || !validScriptName(name)) return std::shared_ptr<const Script>();
         return cache.byPath(dir + QLatin1Char('/') + name + QStringLiteral(".sieve"), error);
     };
+    return m;
+}
+
+void Planner::applyFileInto(const Action& a, const QString& flags, const QStringList& keywords) {
+    auto parts = folderPartsOf(a.target);
+    if (!parts) {
+        plan.notes << QStringLiteral("fileinto \"%1\": not a valid folder name, kept in INBOX").arg(a.target);
+        addCopy(plan, {}, flags, keywords);
+    } else if (!a.create && !folderExists(root, *parts)) {
+        plan.notes << QStringLiteral("fileinto \"%1\": no such folder (and no :create), kept in INBOX").arg(a.target);
+        addCopy(plan, {}, flags, keywords);
+    } else {
+        addCopy(plan, *parts, flags, keywords);
+    }
+}
+
+// One action of the run into the plan (the table in sieve_delivery.h).
+void Planner::apply(const Action& a, const QByteArray& header) {
+    QStringList ignored, keywords, bad;
+    const QString flags = maildirFlags(a.flags, &ignored);
+    for (const QString& f : std::as_const(ignored)) {
+        if (f.compare(u"$Forwarded", Qt::CaseInsensitive) == 0 || (!f.startsWith(u'\\') && store::validKeyword(f)))
+            keywords << f;
+        else
+            bad << f;
+    }
+    if (!bad.isEmpty()) plan.notes << QStringLiteral("flags not stored (not an IMAP keyword): %1").arg(bad.join(u' '));
+    switch (a.type) {
+        case Action::Type::Keep:
+            addCopy(plan, {}, flags, keywords);
+            break;
+        case Action::Type::FileInto:
+            applyFileInto(a, flags, keywords);
+            break;
+        case Action::Type::Discard:
+            break;
+        case Action::Type::Reject:
+            plan.reject = true;
+            plan.rejectReason = a.reason;
+            break;
+        case Action::Type::Redirect:
+            if (const QString loop = forwardLoop(header, mailbox); !loop.isEmpty()) {
+                plan.notes << QStringLiteral("redirect to %1 not done: %2").arg(a.target, loop);
+                redirectDropped = redirectDropped || !a.copy;
+            } else {
+                plan.redirects << Plan::Redirect{a.target, a.copy};
+            }
+            break;
+        case Action::Type::Vacation: {
+            VacationFacts facts{header, input.envelopeFrom, input.envelopeTo, mailbox, input.delimiters};
+            if (auto why = whyNoReply(a, facts)) {
+                plan.notes << QStringLiteral("vacation: no reply (%1)").arg(*why);
+                break;
+            }
+            plan.vacation = buildReply(a, facts, replyFrom(a, input, mailbox));
+            break;
+        }
+    }
+}
+}  // namespace
+
+Plan planDelivery(const QString& mailDir, const QString& mailbox, const PlanInput& input, ScriptCache& cache) {
+    QString readError;
+    Planner p{mailDir, mailbox, input, cache, cache.active(mailDir, mailbox, &readError), {}, {}, false};
+    const GlobalScripts& globals = input.globals;
+    if (!p.active && globals.before.isEmpty() && globals.after.isEmpty()) {
+        if (!readError.isEmpty()) return p.keepOnly(readError);
+        p.plan.copies << Plan::Copy{};
+        return p.plan;
+    }
+    if (!p.active && !readError.isEmpty()) p.plan.notes << readError;
+    if (p.active) {
+        p.plan.script = p.active->name;
+        if (!p.active->script) {
+            const QString why = p.active->error ? p.active->error->message : QString();
+            return p.keepOnly(QStringLiteral("script %1 does not compile: %2").arg(p.active->name, why), why);
+        }
+    }
+    QList<std::shared_ptr<const Script>> held;
+    QList<Runnable> sequence;
+    p.sequenceScripts(held, sequence);
+    bool usesBody = false;
+    for (const Runnable& r : std::as_const(sequence)) usesBody = usesBody || r.script->usesBody;
+    const Limits limits;
+    p.root = maildirRoot(mailDir, mailbox);
+    const Message m = p.message(usesBody, limits);
     const Outcome out = run(sequence, m, limits);
-    for (const Action& a : out.actions) plan.actions << describe(a);
+    for (const Action& a : out.actions) p.plan.actions << describe(a);
     if (out.error)
-        return keepOnly(QStringLiteral("script %1 failed: %2")
-                            .arg(active ? active->name : QStringLiteral("(global)"), out.error->message),
-                        out.error->message);
-    bool redirectDropped = false;
-    for (const Action& a : out.actions) {
-        QStringList ignored, keywords, bad;
-        const QString flags = maildirFlags(a.flags, &ignored);
-        for (const QString& f : std::as_const(ignored)) {
-            if (f.compare(u"$Forwarded", Qt::CaseInsensitive) == 0 || (!f.startsWith(u'\\') && store::validKeyword(f)))
-                keywords << f;
-            else
-                bad << f;
-        }
-        if (!bad.isEmpty())
-            plan.notes << QStringLiteral("flags not stored (not an IMAP keyword): %1").arg(bad.join(u' '));
-        switch (a.type) {
-            case Action::Type::Keep:
-                addCopy(plan, {}, flags, keywords);
-                break;
-            case Action::Type::FileInto: {
-                auto parts = folderPartsOf(a.target);
-                if (!parts) {
-                    plan.notes
-                        << QStringLiteral("fileinto \"%1\": not a valid folder name, kept in INBOX").arg(a.target);
-                    addCopy(plan, {}, flags, keywords);
-                } else if (!a.create && !folderExists(root, *parts)) {
-                    plan.notes << QStringLiteral("fileinto \"%1\": no such folder (and no :create), kept in INBOX")
-                                      .arg(a.target);
-                    addCopy(plan, {}, flags, keywords);
-                } else {
-                    addCopy(plan, *parts, flags, keywords);
-                }
-                break;
-            }
-            case Action::Type::Discard:
-                break;
-            case Action::Type::Reject:
-                plan.reject = true;
-                plan.rejectReason = a.reason;
-                break;
-            case Action::Type::Redirect:
-                if (const QString loop = forwardLoop(m.header, mailbox); !loop.isEmpty()) {
-                    plan.notes << QStringLiteral("redirect to %1 not done: %2").arg(a.target, loop);
-                    redirectDropped = redirectDropped || !a.copy;
-                } else {
-                    plan.redirects << Plan::Redirect{a.target, a.copy};
-                }
-                break;
-            case Action::Type::Vacation: {
-                VacationFacts facts{m.header, input.envelopeFrom, input.envelopeTo, mailbox, input.delimiters};
-                if (auto why = whyNoReply(a, facts)) {
-                    plan.notes << QStringLiteral("vacation: no reply (%1)").arg(*why);
-                    break;
-                }
-                plan.vacation = buildReply(a, facts, replyFrom(a, input, mailbox));
-                break;
-            }
-        }
-    }
+        return p.keepOnly(QStringLiteral("script %1 failed: %2")
+                              .arg(p.active ? p.active->name : QStringLiteral("(global)"), out.error->message),
+                          out.error->message);
+    for (const Action& a : out.actions) p.apply(a, m.header);
     // The redirect cancelled the implicit keep but cannot happen: keep instead (no mail lost).
-    if (redirectDropped && plan.copies.isEmpty() && !plan.reject) {
-        plan.notes << QStringLiteral("kept in INBOX instead of the redirect");
-        addCopy(plan, {}, {});
+    if (p.redirectDropped && p.plan.copies.isEmpty() && !p.plan.reject) {
+        p.plan.notes << QStringLiteral("kept in INBOX instead of the redirect");
+        addCopy(p.plan, {}, {});
     }
-    return plan;
+    return p.plan;
 }
 
 }  // namespace postern::sieve

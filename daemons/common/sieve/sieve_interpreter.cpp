@@ -659,6 +659,22 @@ private:
 
     // ---- Tests
 
+    // RFC 5260 4: the date test on a header field's date.
+    std::optional<Failure> dateTest(const Node& n, bool* result) {
+        const auto& pos = n.positional;
+        QStringList values;
+        const QStringList fields = headerValues(n, {expand(pos.at(0).strings.value(0))});
+        if (!fields.isEmpty()) {  // RFC 5260 4: the last field for Date-like headers is ambiguous; take the first
+            QString text = fields.first();
+            // RFC 5260 4 / RFC 5322 3.6.7: a Received field's date follows its last ';'.
+            if (pos.at(0).strings.value(0).compare(u"received", Qt::CaseInsensitive) == 0 && text.contains(u';'))
+                text = text.section(u';', -1).trimmed();
+            const QDateTime d = mail::parseDate(text.toUtf8());
+            if (d.isValid()) values << datePart(inZone(d, n, true), expand(pos.at(1).strings.value(0)));
+        }
+        return test(n, values, pos.at(2).strings, result);
+    }
+
     std::optional<Failure> evaluate(const Node& n, bool* result) {
         if (auto f = step(n)) return f;
         const QString& name = n.name;
@@ -714,19 +730,7 @@ private:
             if (auto f = step(n, bytes / 64)) return f;
             return test(n, values, pos.at(0).strings, result);
         }
-        if (name == u"date") {
-            QStringList values;
-            const QStringList fields = headerValues(n, {expand(pos.at(0).strings.value(0))});
-            if (!fields.isEmpty()) {  // RFC 5260 4: the last field for Date-like headers is ambiguous; take the first
-                QString text = fields.first();
-                // RFC 5260 4 / RFC 5322 3.6.7: a Received field's date follows its last ';'.
-                if (pos.at(0).strings.value(0).compare(u"received", Qt::CaseInsensitive) == 0 && text.contains(u';'))
-                    text = text.section(u';', -1).trimmed();
-                const QDateTime d = mail::parseDate(text.toUtf8());
-                if (d.isValid()) values << datePart(inZone(d, n, true), expand(pos.at(1).strings.value(0)));
-            }
-            return test(n, values, pos.at(2).strings, result);
-        }
+        if (name == u"date") return dateTest(n, result);
         if (name == u"currentdate") {
             const QDateTime now = m_m.now.isValid() ? m_m.now : QDateTime::currentDateTime();
             return test(n, {datePart(inZone(now, n, false), expand(pos.at(0).strings.value(0)))}, pos.at(1).strings,
@@ -820,6 +824,102 @@ private:
         return true;
     }
 
+    // fileinto [:flags] [:create] [:copy] (RFC 5228 4.1, RFC 5232, RFC 5490 3.2, RFC 3894).
+    std::optional<Failure> fileIntoCommand(const Node& n) {
+        const auto& pos = n.positional;
+        Action a;
+        a.type = Action::Type::FileInto;
+        a.target = expand(pos.at(0).strings.value(0));
+        if (a.target.isEmpty()) return Failure{n.line, n.column, QStringLiteral("fileinto an empty mailbox name")};
+        a.flags = n.tags.contains(QStringLiteral("flags")) ? flagList(n.tags.value(QStringLiteral("flags")).strings)
+                                                           : m_flags;
+        a.create = n.tags.contains(QStringLiteral("create"));
+        a.copy = n.tags.contains(QStringLiteral("copy"));
+        if (!a.copy) m_implicitKeep = false;  // RFC 3894 3
+        if (sameMailbox(a.target, QStringLiteral("INBOX"))) a.type = Action::Type::Keep, a.target.clear();
+        return addAction(n, a);
+    }
+
+    // redirect [:copy] (RFC 5228 4.2, RFC 3894).
+    std::optional<Failure> redirectCommand(const Node& n) {
+        const auto& pos = n.positional;
+        Action a;
+        a.type = Action::Type::Redirect;
+        a.target = expand(pos.at(0).strings.value(0)).trimmed();
+        if (!validAddress(a.target))
+            return Failure{pos.at(0).line, pos.at(0).column,
+                           QStringLiteral("redirect to an invalid address \"%1\"").arg(a.target)};
+        a.copy = n.tags.contains(QStringLiteral("copy"));
+        if (!a.copy) m_implicitKeep = false;
+        return addAction(n, a);
+    }
+
+    // vacation (RFC 5230 4, RFC 6131 :seconds).
+    std::optional<Failure> vacationCommand(const Node& n) {
+        const auto& pos = n.positional;
+        Action a;
+        a.type = Action::Type::Vacation;
+        a.reason = expand(pos.at(0).strings.value(0));
+        if (n.tags.contains(QStringLiteral("seconds")))
+            a.periodSeconds = n.tags.value(QStringLiteral("seconds")).number;
+        else if (n.tags.contains(QStringLiteral("days")))
+            a.periodSeconds = std::max<qint64>(1, n.tags.value(QStringLiteral("days")).number) * 86400;
+        else
+            a.periodSeconds = 7 * 86400;  // RFC 5230 4.1 default
+        a.subject = expand(n.tags.value(QStringLiteral("subject")).strings.value(0));
+        a.from = expand(n.tags.value(QStringLiteral("from")).strings.value(0));
+        a.addresses = expand(n.tags.value(QStringLiteral("addresses")).strings);
+        a.mime = n.tags.contains(QStringLiteral("mime"));
+        a.handle = expand(n.tags.value(QStringLiteral("handle")).strings.value(0));
+        return addAction(n, a);
+    }
+
+    // setflag / addflag / removeflag, on the internal flags or a variable (RFC 5232 3).
+    std::optional<Failure> flagCommand(const Node& n) {
+        const QString& name = n.name;
+        const auto& pos = n.positional;
+        const bool named = pos.size() == 2;
+        const QString var = named ? expand(pos.at(0).strings.value(0)) : QString();
+        QStringList current = named ? m_vars.value(var.toLower()).split(u' ', Qt::SkipEmptyParts) : m_flags;
+        const QStringList given = flagList(pos.last().strings);
+        if (name == u"setflag")
+            current = given;
+        else if (name == u"addflag")
+            mergeFlags(current, given);
+        else
+            current.removeIf([&](const QString& f) {
+                for (const QString& g : given)
+                    if (g.compare(f, Qt::CaseInsensitive) == 0) return true;
+                return false;
+            });
+        if (!named) {
+            m_flags = current;
+            return std::nullopt;
+        }
+        return setVariable(n, var, current.join(u' '));
+    }
+
+    // set with its modifiers (RFC 5229 4).
+    std::optional<Failure> setCommand(const Node& n) {
+        const auto& pos = n.positional;
+        QString v = expand(pos.at(1).strings.value(0));
+        // RFC 5229 4.1: modifiers applied by precedence, highest first.
+        if (n.tags.contains(QStringLiteral("lower"))) v = v.toLower();
+        if (n.tags.contains(QStringLiteral("upper"))) v = v.toUpper();
+        if (n.tags.contains(QStringLiteral("lowerfirst")) && !v.isEmpty()) v[0] = v[0].toLower();
+        if (n.tags.contains(QStringLiteral("upperfirst")) && !v.isEmpty()) v[0] = v[0].toUpper();
+        if (n.tags.contains(QStringLiteral("quotewildcard"))) {
+            QString q;
+            for (QChar c : v) {
+                if (c == u'*' || c == u'?' || c == u'\\') q += u'\\';
+                q += c;
+            }
+            v = q;
+        }
+        if (n.tags.contains(QStringLiteral("length"))) v = QString::number(v.toUcs4().size());
+        return setVariable(n, pos.at(0).strings.value(0), v);
+    }
+
     std::optional<Failure> execute(const Node& n, bool& stop) {
         if (auto f = step(n)) return f;
         const QString& name = n.name;
@@ -854,30 +954,8 @@ private:
             m_actions << a;
             return std::nullopt;
         }
-        if (name == u"fileinto") {
-            Action a;
-            a.type = Action::Type::FileInto;
-            a.target = expand(pos.at(0).strings.value(0));
-            if (a.target.isEmpty()) return Failure{n.line, n.column, QStringLiteral("fileinto an empty mailbox name")};
-            a.flags = n.tags.contains(QStringLiteral("flags")) ? flagList(n.tags.value(QStringLiteral("flags")).strings)
-                                                               : m_flags;
-            a.create = n.tags.contains(QStringLiteral("create"));
-            a.copy = n.tags.contains(QStringLiteral("copy"));
-            if (!a.copy) m_implicitKeep = false;  // RFC 3894 3
-            if (sameMailbox(a.target, QStringLiteral("INBOX"))) a.type = Action::Type::Keep, a.target.clear();
-            return addAction(n, a);
-        }
-        if (name == u"redirect") {
-            Action a;
-            a.type = Action::Type::Redirect;
-            a.target = expand(pos.at(0).strings.value(0)).trimmed();
-            if (!validAddress(a.target))
-                return Failure{pos.at(0).line, pos.at(0).column,
-                               QStringLiteral("redirect to an invalid address \"%1\"").arg(a.target)};
-            a.copy = n.tags.contains(QStringLiteral("copy"));
-            if (!a.copy) m_implicitKeep = false;
-            return addAction(n, a);
-        }
+        if (name == u"fileinto") return fileIntoCommand(n);
+        if (name == u"redirect") return redirectCommand(n);
         if (name == u"reject" || name == u"ereject") {
             Action a;
             a.type = Action::Type::Reject;
@@ -886,62 +964,9 @@ private:
             m_implicitKeep = false;
             return addAction(n, a);
         }
-        if (name == u"vacation") {
-            Action a;
-            a.type = Action::Type::Vacation;
-            a.reason = expand(pos.at(0).strings.value(0));
-            if (n.tags.contains(QStringLiteral("seconds")))
-                a.periodSeconds = n.tags.value(QStringLiteral("seconds")).number;
-            else if (n.tags.contains(QStringLiteral("days")))
-                a.periodSeconds = std::max<qint64>(1, n.tags.value(QStringLiteral("days")).number) * 86400;
-            else
-                a.periodSeconds = 7 * 86400;  // RFC 5230 4.1 default
-            a.subject = expand(n.tags.value(QStringLiteral("subject")).strings.value(0));
-            a.from = expand(n.tags.value(QStringLiteral("from")).strings.value(0));
-            a.addresses = expand(n.tags.value(QStringLiteral("addresses")).strings);
-            a.mime = n.tags.contains(QStringLiteral("mime"));
-            a.handle = expand(n.tags.value(QStringLiteral("handle")).strings.value(0));
-            return addAction(n, a);
-        }
-        if (name == u"setflag" || name == u"addflag" || name == u"removeflag") {
-            const bool named = pos.size() == 2;
-            const QString var = named ? expand(pos.at(0).strings.value(0)) : QString();
-            QStringList current = named ? m_vars.value(var.toLower()).split(u' ', Qt::SkipEmptyParts) : m_flags;
-            const QStringList given = flagList(pos.last().strings);
-            if (name == u"setflag")
-                current = given;
-            else if (name == u"addflag")
-                mergeFlags(current, given);
-            else
-                current.removeIf([&](const QString& f) {
-                    for (const QString& g : given)
-                        if (g.compare(f, Qt::CaseInsensitive) == 0) return true;
-                    return false;
-                });
-            if (!named) {
-                m_flags = current;
-                return std::nullopt;
-            }
-            return setVariable(n, var, current.join(u' '));
-        }
-        if (name == u"set") {
-            QString v = expand(pos.at(1).strings.value(0));
-            // RFC 5229 4.1: modifiers applied by precedence, highest first.
-            if (n.tags.contains(QStringLiteral("lower"))) v = v.toLower();
-            if (n.tags.contains(QStringLiteral("upper"))) v = v.toUpper();
-            if (n.tags.contains(QStringLiteral("lowerfirst")) && !v.isEmpty()) v[0] = v[0].toLower();
-            if (n.tags.contains(QStringLiteral("upperfirst")) && !v.isEmpty()) v[0] = v[0].toUpper();
-            if (n.tags.contains(QStringLiteral("quotewildcard"))) {
-                QString q;
-                for (QChar c : v) {
-                    if (c == u'*' || c == u'?' || c == u'\\') q += u'\\';
-                    q += c;
-                }
-                v = q;
-            }
-            if (n.tags.contains(QStringLiteral("length"))) v = QString::number(v.toUcs4().size());
-            return setVariable(n, pos.at(0).strings.value(0), v);
-        }
+        if (name == u"vacation") return vacationCommand(n);
+        if (name == u"setflag" || name == u"addflag" || name == u"removeflag") return flagCommand(n);
+        if (name == u"set") return setCommand(n);
         return Failure{n.line, n.column, QStringLiteral("command %1 not implemented").arg(name)};
     }
 

@@ -63,6 +63,8 @@ struct Spec {
     bool control = false;  // if/elsif/else: block required
 };
 
+// Long because it is the one table of Sieve commands and tests (name, extension, tags,
+// positional arguments, sub-tests, block): a row per command, nothing else.
 const QList<Spec>& specs() {
     static const QList<Spec> table = {
         // Control (RFC 5228 3)
@@ -237,22 +239,9 @@ private:
         return {};
     }
 
-    Status node(Node& n, bool asTest) {
-        const Spec* spec = findSpec(n.name);
-        const QString what = asTest ? QStringLiteral("test") : QStringLiteral("command");
-        if (!spec || spec->isTest != asTest) {
-            if (spec)
-                return errorAt(
-                    n.line, n.column,
-                    QStringLiteral("\"%1\" is a %2, not a %3")
-                        .arg(n.name, spec->isTest ? QStringLiteral("test") : QStringLiteral("command"), what));
-            return errorAt(n.line, n.column, QStringLiteral("unknown %1 \"%2\"").arg(what, n.name));
-        }
-        if (spec->extension && !m_s.has(QLatin1String(spec->extension)))
-            return errorAt(
-                n.line, n.column,
-                QStringLiteral("%1 \"%2\" needs require \"%3\"").arg(what, n.name, QLatin1String(spec->extension)));
-        // Tags and positional arguments.
+    // Sorts the node's arguments into tags (checked against the spec: known, required, once, one
+    // per group, with their argument) and positional arguments.
+    Status sortArguments(Node& n, const Spec& spec) {
         QMap<QString, QString> groups;
         const auto& args = n.arguments;
         for (qsizetype i = 0; i < args.size(); ++i) {
@@ -264,7 +253,7 @@ private:
             if (!n.positional.isEmpty())
                 return errorAt(a.line, a.column, QStringLiteral("tag :%1 after a positional argument").arg(a.tag));
             const TagSpec* ts = nullptr;
-            for (const TagSpec& t : spec->tags)
+            for (const TagSpec& t : spec.tags)
                 if (a.tag == QLatin1String(t.name)) ts = &t;
             if (!ts) return errorAt(a.line, a.column, QStringLiteral("unknown tag :%1 for %2").arg(a.tag, n.name));
             if (ts->extension && !m_s.has(QLatin1String(ts->extension)))
@@ -289,21 +278,30 @@ private:
             }
             n.tags.insert(a.tag, value);
         }
-        const qsizetype want = spec->positional.size();
+        return {};
+    }
+
+    // The positional arguments' number and kinds; *skipped: the optional leading ones left out.
+    Status checkPositional(const Node& n, const Spec& spec, qsizetype* skipped) {
+        const qsizetype want = spec.positional.size();
         const qsizetype have = n.positional.size();
-        if (have > want || have < want - spec->optionalLeading)
+        if (have > want || have < want - spec.optionalLeading)
             return errorAt(n.line, n.column,
                            QStringLiteral("%1 takes %2 argument(s), found %3").arg(n.name).arg(want).arg(have));
         const qsizetype skip = want - have;
+        *skipped = skip;
         for (qsizetype i = 0; i < have; ++i) {
             const Argument& a = n.positional.at(i);
-            if (!fits(a, spec->positional.at(i + skip)))
+            if (!fits(a, spec.positional.at(i + skip)))
                 return errorAt(a.line, a.column,
-                               QStringLiteral("%1: expected %2").arg(n.name, kindName(spec->positional.at(i + skip))));
+                               QStringLiteral("%1: expected %2").arg(n.name, kindName(spec.positional.at(i + skip))));
         }
-        if (auto st = semantic(n, skip); !st) return st;
-        // Sub-tests and blocks.
-        switch (spec->sub) {
+        return {};
+    }
+
+    // The number of sub-tests the spec asks for.
+    Status checkTestCount(const Node& n, const Spec& spec) {
+        switch (spec.sub) {
             case Spec::Sub::None:
                 if (!n.tests.isEmpty())
                     return errorAt(n.tests.first().line, n.tests.first().column,
@@ -318,6 +316,30 @@ private:
                     return errorAt(n.line, n.column, QStringLiteral("%1 needs a test list").arg(n.name));
                 break;
         }
+        return {};
+    }
+
+    Status node(Node& n, bool asTest) {
+        const Spec* spec = findSpec(n.name);
+        const QString what = asTest ? QStringLiteral("test") : QStringLiteral("command");
+        if (!spec || spec->isTest != asTest) {
+            if (spec)
+                return errorAt(
+                    n.line, n.column,
+                    QStringLiteral("\"%1\" is a %2, not a %3")
+                        .arg(n.name, spec->isTest ? QStringLiteral("test") : QStringLiteral("command"), what));
+            return errorAt(n.line, n.column, QStringLiteral("unknown %1 \"%2\"").arg(what, n.name));
+        }
+        if (spec->extension && !m_s.has(QLatin1String(spec->extension)))
+            return errorAt(
+                n.line, n.column,
+                QStringLiteral("%1 \"%2\" needs require \"%3\"").arg(what, n.name, QLatin1String(spec->extension)));
+        if (auto st = sortArguments(n, *spec); !st) return st;
+        qsizetype skip = 0;
+        if (auto st = checkPositional(n, *spec, &skip); !st) return st;
+        if (auto st = semantic(n, skip); !st) return st;
+        // Sub-tests and blocks.
+        if (auto st = checkTestCount(n, *spec); !st) return st;
         for (Node& t : n.tests)
             if (auto st = node(t, true); !st) return st;
         if (!asTest && spec->control && !n.hasBlock)
@@ -328,8 +350,8 @@ private:
         return {};
     }
 
-    // Checks that depend on values.
-    Status semantic(Node& n, qsizetype skipped) {
+    // Values of the comparator, relational and index tags (RFC 4790 9.1.1, RFC 5231 4, RFC 5260 6).
+    Status tagValues(Node& n) {
         if (n.tags.contains(QStringLiteral("comparator"))) {
             const Argument& c = n.tags[QStringLiteral("comparator")];
             const QString name = c.strings.value(0).toLower();
@@ -361,20 +383,31 @@ private:
             const Argument& i = n.tags[QStringLiteral("index")];
             return errorAt(i.line, i.column, QStringLiteral(":index counts from 1"));  // RFC 5260 6: fieldno > 0
         }
+        return {};
+    }
+
+    // date / currentdate: the date part and :zone (RFC 5260 4, 4.1).
+    Status dateArguments(Node& n) {
+        const Argument& part = n.positional.at(n.name == u"date" ? 1 : 0);
+        if (!kDateParts.contains(part.strings.value(0).toLower()))
+            return errorAt(part.line, part.column,
+                           QStringLiteral("unknown date part \"%1\"").arg(part.strings.value(0)));
+        if (n.tags.contains(QStringLiteral("zone"))) {
+            static const QRegularExpression zone(QStringLiteral("^[+-][0-9]{4}$"));
+            const Argument& z = n.tags[QStringLiteral("zone")];
+            if (!zone.match(z.strings.value(0)).hasMatch())
+                return errorAt(z.line, z.column, QStringLiteral("zone must look like +hhmm or -hhmm"));
+        }
+        return {};
+    }
+
+    // Checks that depend on values.
+    Status semantic(Node& n, qsizetype skipped) {
+        if (auto st = tagValues(n); !st) return st;
         if (n.name == u"size" && !n.tags.contains(QStringLiteral("over")) && !n.tags.contains(QStringLiteral("under")))
             return errorAt(n.line, n.column, QStringLiteral("size needs :over or :under"));
-        if (n.name == u"date" || n.name == u"currentdate") {
-            const Argument& part = n.positional.at(n.name == u"date" ? 1 : 0);
-            if (!kDateParts.contains(part.strings.value(0).toLower()))
-                return errorAt(part.line, part.column,
-                               QStringLiteral("unknown date part \"%1\"").arg(part.strings.value(0)));
-            if (n.tags.contains(QStringLiteral("zone"))) {
-                static const QRegularExpression zone(QStringLiteral("^[+-][0-9]{4}$"));
-                const Argument& z = n.tags[QStringLiteral("zone")];
-                if (!zone.match(z.strings.value(0)).hasMatch())
-                    return errorAt(z.line, z.column, QStringLiteral("zone must look like +hhmm or -hhmm"));
-            }
-        }
+        if (n.name == u"date" || n.name == u"currentdate")
+            if (auto st = dateArguments(n); !st) return st;
         if (n.name == u"include") {
             const Argument& v = n.positional.at(0);
             if (!validIncludeName(v.strings.value(0)))
