@@ -4,6 +4,7 @@
 #include <QDateTime>
 #include <QElapsedTimer>
 
+#include <algorithm>
 #include <memory>
 
 namespace postern::senderauth {
@@ -402,7 +403,8 @@ private:
     static std::optional<QString> transform(const QString& value, const QString& body) {
         qsizetype j = 1;
         int keep = 0;
-        while (j < body.size() && body.at(j).isDigit()) keep = keep * 10 + body.at(j++).digitValue();
+        // Saturates above the limit, so a hostile run of digits cannot overflow.
+        while (j < body.size() && body.at(j).isDigit()) keep = std::min(keep * 10 + body.at(j++).digitValue(), 1000);
         if (keep > 128) return std::nullopt;
         bool reverse = false;
         if (j < body.size() && body.at(j).toLower() == u'r') {

@@ -180,6 +180,28 @@ private Q_SLOTS:
         QVERIFY(dns.now - start <= kSpfTimeBudgetMs + dns.costMs);
     }
 
+    void spfMacroDigits_data() {
+        QTest::addColumn<QString>("digits");
+        QTest::addColumn<QString>("status");
+        // RFC 7208 7.3: the digit transformer keeps that many labels; Postern allows up to 128.
+        QTest::newRow("1") << QStringLiteral("1") << QStringLiteral("fail");
+        QTest::newRow("128: the limit") << QStringLiteral("128") << QStringLiteral("fail");
+        QTest::newRow("129: over it") << QStringLiteral("129") << QStringLiteral("permerror");
+        // 4294967297 is 1 modulo 2^32: an accumulating int would wrap around to an allowed value.
+        QTest::newRow("2^32 + 1") << QStringLiteral("4294967297") << QStringLiteral("permerror");
+        QTest::newRow("600 digits") << QString(600, u'9') << QStringLiteral("permerror");
+    }
+    void spfMacroDigits() {
+        QFETCH(QString, digits);
+        QFETCH(QString, status);
+        ClockResolver dns;
+        dns.txt.insert(QStringLiteral("sender.test"),
+                       QStringLiteral("v=spf1 a:%{d%1}.x.test -all").arg(digits).toLatin1());
+        const SpfResult r = checkSpf(dns, QHostAddress(QStringLiteral("192.0.2.1")), QStringLiteral("a@sender.test"),
+                                     QStringLiteral("h.test"));
+        QCOMPARE(toString(r.status), status);
+    }
+
     void spfRealClockDefault() {
         // Without a clock the evaluator uses a steady clock; a quick evaluation is unaffected.
         ClockResolver dns;
