@@ -22,6 +22,13 @@
 namespace postern {
 
 namespace {
+// The fields every auth log line starts with.
+log::Fields authFields(const QString& protocol, const QString& user, const QHostAddress& peer) {
+    log::Fields f;
+    f.add("protocol", protocol).add("user", user).add("remote", peer.toString());
+    return f;
+}
+
 // What the account store says about a login name (empty records when unknown).
 struct Credentials {
     QString stored;  // the account password's hash
@@ -158,12 +165,7 @@ void Authenticator::verify(const AuthRequest& request, const QString& protocol, 
         stats::add(QStringLiteral("postern_auth_total"),
                    {{QStringLiteral("protocol"), protocol}, {QStringLiteral("result"), QStringLiteral("tempfail")}});
         log::write(log::Level::Warning, request.sessionId, u"auth",
-                   log::Fields()
-                       .add("protocol", protocol)
-                       .add("user", user)
-                       .add("remote", request.peer.toString())
-                       .add("result", "tempfail")
-                       .add("reason", admission.reason));
+                   authFields(protocol, user, request.peer).add("result", "tempfail").add("reason", admission.reason));
         answerLater(request.context, 0, Outcome{AuthVerdict::TempFail, user, admission.reason}, std::move(done));
         return;
     }
@@ -172,10 +174,7 @@ void Authenticator::verify(const AuthRequest& request, const QString& protocol, 
         return;
     }
     log::write(log::Level::Info, request.sessionId, u"auth.delayed",
-               log::Fields()
-                   .add("protocol", protocol)
-                   .add("user", user)
-                   .add("remote", request.peer.toString())
+               authFields(protocol, user, request.peer)
                    .add("delay_ms", admission.delayMs)
                    .add("known_address", admission.knownGood));
     // The wait comes before the check: the outcome cannot be inferred before it ends. Precise
@@ -196,10 +195,7 @@ void Authenticator::verify(const AuthRequest& request, const QString& protocol, 
             stats::add(QStringLiteral("postern_auth_total"), {{QStringLiteral("protocol"), protocol},
                                                               {QStringLiteral("result"), QStringLiteral("abandoned")}});
             log::write(log::Level::Warning, request.sessionId, u"auth",
-                       log::Fields()
-                           .add("protocol", protocol)
-                           .add("user", user)
-                           .add("remote", request.peer.toString())
+                       authFields(protocol, user, request.peer)
                            .add("result", "failed")
                            .add("reason", "client gone before the check"));
             if (guard)
@@ -213,12 +209,7 @@ void Authenticator::verifySecondFactor(const AuthRequest& request, const QString
     const QString user = normalizeLogin(request.login);
     const AuthThrottle::Admission admission = m_throttle.admit(request.peer, user);
     const auto fields = [&](const char* result) {
-        return log::Fields()
-            .add("protocol", protocol)
-            .add("user", user)
-            .add("remote", request.peer.toString())
-            .add("result", result)
-            .add("credential", "second-factor");
+        return authFields(protocol, user, request.peer).add("result", result).add("credential", "second-factor");
     };
     if (!admission.proceed()) {
         stats::add(QStringLiteral("postern_auth_total"),
@@ -235,10 +226,7 @@ void Authenticator::verifySecondFactor(const AuthRequest& request, const QString
                            if (!guard || (request.hungUp && request.hungUp())) {
                                m_throttle.finish(admission, AuthThrottle::Outcome::Abandoned);
                                log::write(log::Level::Warning, request.sessionId, u"auth",
-                                          log::Fields()
-                                              .add("protocol", protocol)
-                                              .add("user", user)
-                                              .add("remote", request.peer.toString())
+                                          authFields(protocol, user, request.peer)
                                               .add("result", "failed")
                                               .add("credential", "second-factor")
                                               .add("reason", "client gone before the check"));
@@ -267,7 +255,7 @@ void Authenticator::answerSecondFactor(SecondFactor verdict, QPointer<QObject> g
                                        const AuthThrottle::Admission& admission, Done done) {
     Outcome o;
     o.user = user;
-    log::Fields f = log::Fields().add("protocol", protocol).add("user", user).add("remote", request.peer.toString());
+    log::Fields f = authFields(protocol, user, request.peer);
     if (verdict == SecondFactor::Accepted) {
         o.verdict = AuthVerdict::Ok;
         m_throttle.finish(admission, AuthThrottle::Outcome::Success);
