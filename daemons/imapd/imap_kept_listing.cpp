@@ -237,6 +237,10 @@ std::optional<KeptListing> KeptListing::decode(QByteArrayView bytes) {
         m.uid = r.uid;
         m.inNew = r.inNew != 0;
         m.fileName = r.fullName ? tail : m.base + tail;
+        // A name is one entry of new/ or cur/: never a path out of them (as the listing
+        // itself would never produce one).
+        if (m.fileName.contains(u'/') || m.fileName.contains(QChar(0)) || m.fileName.startsWith(u'.'))
+            return std::nullopt;
         m.modseq = r.modseq;
         m.size = r.size;
         m.vsize = r.vsize;

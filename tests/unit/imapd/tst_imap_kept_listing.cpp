@@ -244,6 +244,14 @@ private slots:
         KeptListing noBase = sample();
         noBase.messages[2].base.clear();
         QVERIFY(!KeptListing::decode(noBase.encode()));
+        // A file name that is not one directory entry.
+        for (const QString& name : {QStringLiteral("../../etc/passwd"), QStringLiteral("a/b:2,S"), QStringLiteral(".."),
+                                    QString(QStringLiteral("x")) + QChar(0) + u'y'}) {
+            KeptListing path = sample();
+            path.messages[1].base = name;
+            path.messages[1].fileName = name;
+            QVERIFY2(!KeptListing::decode(path.encode()), qPrintable(name));
+        }
         // Another format version (bytes 8..11; the header is checked before the checksum).
         QByteArray other = sample().encode();
         const quint32 v = KeptListing::kVersion + 1;
