@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace postern::imap {
 
@@ -97,6 +98,10 @@ struct FolderWatchRegistry {
                 if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)) {
                     if (ev->mask & IN_IGNORED) byWd.remove(ev->wd);
                     lose(f);
+                    continue;
+                }
+                if (ev->mask & IN_ISDIR) {  // never a message: what it means is the listing's to say
+                    for (FolderWatch* w : QList<FolderWatch*>(f->subscribers)) w->markChanged();
                     continue;
                 }
                 const bool inNew = ev->wd == f->wdNew;
@@ -187,6 +192,8 @@ void FolderWatch::expect(Op op, bool inNew, const QString& name) {
     if (m_expected.size() >= kMaxExpected) {
         m_expected.clear();
         m_dirty = true;
+        m_log.clear();
+        m_logWhole = false;
         return;
     }
     m_expected.append({op, inNew, name});
@@ -194,17 +201,33 @@ void FolderWatch::expect(Op op, bool inNew, const QString& name) {
 
 void FolderWatch::deliver(Op op, bool inNew, const QString& name) {
     for (qsizetype i = 0; i < m_expected.size(); ++i) {
-        const Expected& e = m_expected.at(i);
+        const Event& e = m_expected.at(i);
         if (e.op == op && e.inNew == inNew && e.name == name) {
             m_expected.removeAt(i);
             return;
         }
     }
     if (m_holding && op == Op::Created && !inNew && m_held.size() < kMaxExpected) {
-        m_held.append(name);  // endHold() decides
+        m_held.append(name);  // endHold() decides; logged in its place meanwhile
+        if (m_log.size() < kMaxLog)
+            m_log.append({op, inNew, name});
+        else
+            m_logWhole = false;
         return;
     }
-    markChanged();
+    logChange({op, inNew, name});
+}
+
+void FolderWatch::logChange(const Event& e) {
+    if (m_log.size() < kMaxLog) {
+        m_log.append(e);
+    } else {
+        m_log.clear();
+        m_logWhole = false;
+    }
+    const bool was = m_dirty;
+    m_dirty = true;
+    if (!was && m_notify) m_notify();
 }
 
 void FolderWatch::beginHold() {
@@ -217,12 +240,31 @@ void FolderWatch::endHold(const QString& ownCurName) {
     if (!m_holding) return;
     FolderWatchRegistry::get().drain();  // the worker's rename is queued by now
     m_holding = false;
-    if (!ownCurName.isEmpty() && !m_held.removeOne(ownCurName)) expect(Op::Created, false, ownCurName);
-    if (!m_held.isEmpty()) markChanged();
+    if (!ownCurName.isEmpty()) {
+        if (m_held.removeOne(ownCurName)) {
+            // Not a change after all: out of the log too (the last such entry).
+            for (qsizetype i = m_log.size() - 1; i >= 0; --i) {
+                const Event& e = m_log.at(i);
+                if (e.op == Op::Created && !e.inNew && e.name == ownCurName) {
+                    m_log.removeAt(i);
+                    break;
+                }
+            }
+        } else {
+            expect(Op::Created, false, ownCurName);
+        }
+    }
+    if (!m_held.isEmpty()) {
+        const bool was = m_dirty;
+        m_dirty = true;  // the others are logged already
+        if (!was && m_notify) m_notify();
+    }
     m_held.clear();
 }
 
 void FolderWatch::markChanged() {
+    m_log.clear();
+    m_logWhole = false;
     const bool was = m_dirty;
     m_dirty = true;
     if (!was && m_notify) m_notify();
@@ -239,6 +281,15 @@ void FolderWatch::synced() {
     m_dirty = false;
     m_expected.clear();
     m_held.clear();  // the listing that follows sees them
+    m_log.clear();
+    m_logWhole = true;
+}
+
+std::optional<QList<FolderWatch::Event>> FolderWatch::takeChanges() {
+    FolderWatchRegistry::get().drain();
+    if (!reliable() || !m_logWhole || m_holding) return std::nullopt;
+    m_dirty = false;
+    return std::exchange(m_log, {});
 }
 
 }  // namespace postern::imap

@@ -30,6 +30,12 @@
 //                            and any other held one counts as a change then.
 //   setNotify(cb)            cb runs (on the event loop) after an unexpected change
 //                            (IDLE); nullptr stops it.
+//   takeChanges()            reads the queued events and returns the unexpected ones
+//                            since synced() (or the last takeChanges()), in the
+//                            kernel's order, forgetting them; nullopt when they are
+//                            not all known: a queue overflow, a lost directory, more
+//                            than kMaxLog of them, a hold in progress. The caller
+//                            applies them, or lists the folder (after synced()).
 //   sameFolder(other)        both watch the same directories (same inode of cur/).
 // Folders are identified by the device and inode of their cur/, so a folder
 // deleted or renamed and created again under the same name is a new watch (also
@@ -37,13 +43,16 @@
 // When a watched directory goes away (deleted, moved, unmounted) every
 // subscriber sees a change at every check from then on (reliable() false).
 // Limits: kMaxExpected expected events per subscriber (beyond: forgotten, and
-// the next check lists the folder); the kernel's per-user limits on watches
+// the next check lists the folder); kMaxLog unexpected events kept per
+// subscriber (beyond: takeChanges() says the folder must be listed); the kernel's per-user limits on watches
 // (fs.inotify.max_user_watches; 2 per selected folder and process, and for
 // at most 32 recently selected folders per process whose listing is kept:
 // imap_mailbox.h) and queued
 // events (an overflow marks every folder changed). Without a watch the folder
 // is listed after every command (correct, slower).
-// Security: names come from the kernel; only compared, never used as paths.
+// Security: names come from the kernel, one directory entry each (no '/'); MailboxView
+// takes them as file names in new/ or cur/ as a listing would (skipping names that start
+// with '.'), and a directory created there makes the folder be listed.
 // Threading: the event-loop thread only.
 #pragma once
 
@@ -52,6 +61,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 
 namespace postern::imap {
 
@@ -61,7 +71,13 @@ struct WatchedFolder;
 class FolderWatch {
 public:
     static constexpr int kMaxExpected = 1024;
+    static constexpr int kMaxLog = 1024;
     enum class Op { Created, Removed };  // a name appeared in, or left, new/ or cur/
+    struct Event {
+        Op op;
+        bool inNew;
+        QString name;
+    };
 
     static std::unique_ptr<FolderWatch> watch(const QString& folderDir);
     ~FolderWatch();
@@ -73,6 +89,7 @@ public:
     void endHold(const QString& ownCurName);
     bool changed();
     void synced();
+    std::optional<QList<Event>> takeChanges();
     bool reliable() const;
     bool sameFolder(const FolderWatch& other) const { return m_folder && m_folder == other.m_folder; }
     void setNotify(std::function<void()> notify) { m_notify = std::move(notify); }
@@ -80,15 +97,13 @@ public:
 private:
     FolderWatch() = default;
     void deliver(Op op, bool inNew, const QString& name);
-    void markChanged();
-    struct Expected {
-        Op op;
-        bool inNew;
-        QString name;
-    };
+    void markChanged();  // something changed that the log does not hold
+    void logChange(const Event& e);
     WatchedFolder* m_folder = nullptr;
-    QList<Expected> m_expected;
+    QList<Event> m_expected;
     bool m_dirty = false;
+    QList<Event> m_log;      // unexpected events since synced() / takeChanges()
+    bool m_logWhole = true;  // m_log holds every change since then
     bool m_holding = false;
     QList<QString> m_held;  // creations in cur/ seen while holding (at most kMaxExpected)
     std::function<void()> m_notify;

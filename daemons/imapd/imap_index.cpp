@@ -497,6 +497,60 @@ Result<quint64> MailboxIndex::record(QList<Message*>& added, const QList<quint32
     return finishChanges(hms, before, !expunged.isEmpty(), recent);
 }
 
+// One touched message: its row as the file is now (a row of another file under this UID,
+// or none, is replaced), its modseq filled in.
+bool MailboxIndex::reconcileRow(Message& m, qint64* hms) {
+    Stmt q(prepared(kRowSlot, "SELECT flags, modseq, base FROM msg WHERE uid = ?"));
+    if (!q.ok()) return false;
+    q.bind(1, m.uid);
+    const int rc = q.step();
+    if (rc == SQLITE_ROW && QAnyStringView::equal(QUtf8StringView(q.textBytes(2)), m.base)) {
+        if (QAnyStringView::equal(QUtf8StringView(q.textBytes(0)), m.flags)) {
+            m.modseq = quint64(q.integer(1));
+            return true;
+        }
+        q.reset();
+        Stmt upd(prepared(kUpdateFlagsSlot, "UPDATE msg SET flags = ?, modseq = ? WHERE uid = ?"));
+        if (!upd.ok()) return false;
+        upd.bindText(1, m.flags).bind(2, ++*hms).bind(3, m.uid);
+        if (upd.step() != SQLITE_DONE) return false;
+        m.modseq = quint64(*hms);
+        return true;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return false;
+    q.reset();
+    return insertRow(m, hms);
+}
+
+Result<quint64> MailboxIndex::reconcile(const std::function<bool()>& inside, QList<Message*>& touched,
+                                        QList<quint32>& gone, RecentClaim* recent) {
+    if (Status s = beginWrite(); !s) return s.error();
+    auto fail = [this](const QString& what) { return failWrite(what); };
+    if (!inside()) {
+        (void)rollbackWrite();
+        return Result<quint64>::fail(QStringLiteral("the changes are not known exactly"), kStale);
+    }
+    auto hmsNow = metaValue("hms");
+    if (!hmsNow) return fail(QStringLiteral("reading hms"));
+    qint64 hms = *hmsNow;
+    const qint64 before = hms;
+    bool expunges = false;
+    for (quint32 uid : gone) {
+        Stmt has(prepared(kRowSlot, "SELECT flags, modseq, base FROM msg WHERE uid = ?"));
+        if (!has.ok()) return fail(QStringLiteral("reading a row"));
+        has.bind(1, uid);
+        const int rc = has.step();
+        if (rc == SQLITE_DONE) continue;  // recorded already (the session that expunged it)
+        if (rc != SQLITE_ROW) return fail(QStringLiteral("reading a row"));
+        has.reset();
+        if (!expungeRow(uid, &hms)) return fail(QStringLiteral("recording an expunge"));
+        expunges = true;
+    }
+    for (Message* m : touched)
+        if (!reconcileRow(*m, &hms)) return fail(QStringLiteral("updating"));
+    return finishChanges(hms, before, expunges, recent);
+}
+
 Result<quint64> MailboxIndex::recordFlags(quint32 uid, const QString& flags) {
     if (Status s = beginWrite(); !s) return s.error();
     auto hms = metaValue("hms");

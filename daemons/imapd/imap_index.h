@@ -46,6 +46,7 @@
 #include <QList>
 #include <QString>
 
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -107,6 +108,17 @@ public:
     static constexpr int kStale = -1;
     Result<quint64> record(QList<Message*>& added, const QList<quint32>& expunged, quint64 expectedHms,
                            RecentClaim* recent = nullptr);
+    // Changes the caller learned exactly (file events of the folder, its own expunges and
+    // appends), in one write transaction: each of `touched` (a file that appeared or was
+    // renamed) gets its row inserted, or its flags updated with a new mod-sequence when they
+    // differ, and its modseq filled in; each of `gone` that still has a row is expunged.
+    // `inside` runs first, inside the transaction, while no other session or process can
+    // write: the caller takes the last changes there and may add to both lists (false:
+    // nothing is written, the error code is kStale). Every writer changes the folder before
+    // it records the change here, so a change whose record the caller would see in the
+    // returned highest mod-sequence has reached `inside`.
+    Result<quint64> reconcile(const std::function<bool()>& inside, QList<Message*>& touched, QList<quint32>& gone,
+                              RecentClaim* recent = nullptr);
     // The "recent" mark without changing it (STATUS RECENT); 0 when unreadable.
     quint32 firstRecent();
     // This session changed the flags of `uid`: record them with a new mod-sequence.
@@ -182,6 +194,7 @@ private:
 
     Result<quint64> finishChanges(qint64 hms, qint64 before, bool expunges, RecentClaim* recent);
     bool expungeRow(quint32 uid, qint64* hms);
+    bool reconcileRow(Message& m, qint64* hms);
     bool insertRow(Message& m, qint64* hms);
 
     enum {
@@ -199,6 +212,7 @@ private:
         kSavepointSlot,
         kReleaseSlot,
         kCutSlot,
+        kRowSlot,
         kSlots
     };
     sqlite3_stmt* prepared(int slot, const char* sql);

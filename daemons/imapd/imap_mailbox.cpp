@@ -533,18 +533,20 @@ Result<Changes> MailboxView::refresh(bool allowExpunge) {
     // A view of a folder no view of this process listed: no listing when the folder's
     // kept listing is still true (imap_kept_listing.h).
     if (!m_listed && (adoptSnapshot() || adoptKeptListing())) return Changes();
-    if (m_watch && m_listed && !(m_rebuild && m_incomplete) && !m_watch->changed()) {
-        if (m_unlinked.isEmpty() && m_appended.isEmpty()) {
-            m_rebuild = false;  // nothing changed: the list is the folder
-            return allowExpunge && m_ghosts ? dropGhosts() : Changes();
-        }
-        // Only this view's own expunges and appends: applied as they are.
-        if (!m_rebuild)
-            if (std::optional<Changes> c = applyOwnChanges(allowExpunge)) {
-                publishSnapshot(syncSnapshotWatch());
-                return *c;
-            }
+    if (m_watch && m_listed && !(m_rebuild && m_incomplete) && !m_watch->changed() && m_unlinked.isEmpty() &&
+        m_appended.isEmpty()) {
+        m_rebuild = false;  // nothing changed: the list is the folder
+        return allowExpunge && m_ghosts ? dropGhosts() : Changes();
     }
+    // What changed is known exactly (the watch's events, this view's own expunges and
+    // appends): applied as it is. Selected again, the list is then the folder as a listing
+    // gives it (no ghosts: allowExpunge), unless a listing met a file it could not number.
+    if (m_watch && m_listed && !(m_rebuild && m_incomplete))
+        if (std::optional<Changes> c = applyWatchedChanges(allowExpunge || m_rebuild)) {
+            m_rebuild = false;
+            publishSnapshot(syncSnapshotWatch());
+            return *c;
+        }
     m_listed = true;
     FolderWatch* snapshotWatch = nullptr;
     if (m_watch) {
@@ -575,70 +577,183 @@ Changes MailboxView::dropGhosts() {
     return c;
 }
 
-// The messages this view unlinked (m_unlinked) leave the list, the files it appended
-// (m_appended) get their UIDs (MaildirFolder::addOwn) and join it, the index records
-// both: what a listing would find when nobody else changed the folder, without the
-// listing. nullopt (nothing changed yet) when that cannot be done here: the index was
-// written by someone else, the uidlist needs a rewrite; the caller lists the folder.
-std::optional<Changes> MailboxView::applyOwnChanges(bool allowExpunge) {
+// Folds file events into w.states, in the kernel's order. A base name's first event starts
+// from the file the list knows for it (none for a ghost or a name the list lacks); a
+// removal counts only when it removes the file the state holds (an event from before the
+// last listing, or of a second file of that base, changes nothing).
+void MailboxView::foldEvents(const QList<FolderWatch::Event>& events, WatchedChanges& w) const {
+    QList<QString> bases;
+    bases.reserve(events.size());
+    QSet<QString> fresh;  // bases not looked up in the list yet
+    for (const FolderWatch::Event& e : events) {
+        const bool message = !e.name.isEmpty() && !e.name.startsWith(QLatin1Char('.'));  // (as in a listing)
+        bases << (message ? store::parseFileName(e.name).base : QString());
+        if (message && !w.states.contains(bases.last())) fresh.insert(bases.last());
+    }
+    if (!fresh.isEmpty())
+        for (int i = 0; i < m_messages.size(); ++i) {
+            const Message& m = m_messages.at(i);
+            if (!m.expunged && fresh.contains(m.base)) w.known.insert(m.base, i);
+        }
+    for (qsizetype k = 0; k < events.size(); ++k) {
+        const FolderWatch::Event& e = events.at(k);
+        const QString& base = bases.at(k);
+        if (base.isEmpty()) continue;
+        auto it = w.states.find(base);
+        if (it == w.states.end()) {
+            FileState start;
+            if (auto known = w.known.constFind(base); known != w.known.cend()) {
+                const Message& m = m_messages.at(*known);
+                start = {true, m.inNew, m.fileName};
+            }
+            it = w.states.insert(base, start);
+        }
+        if (e.op == FolderWatch::Op::Created)
+            *it = {true, e.inNew, e.name};
+        else if (it->present && it->inNew == e.inNew && it->name == e.name)
+            it->present = false;
+    }
+}
+
+// Applies what changed since the last look when it is known exactly, without listing the
+// folder: the watch's events (other sessions', processes' and deliveries' renames and
+// unlinks, files another session put into cur/) and this view's own expunges (m_unlinked)
+// and APPENDs (m_appended). The files new in cur/ get their UIDs as a listing would give
+// them (MaildirFolder::addOwn); the index records it all in one transaction, inside which
+// the watch is read once more (imap_index.h: reconcile). nullopt when that cannot be done
+// here (the watch's log is not whole, a file in new/, a message that could only be numbered
+// below what the client knows, a uidlist that needs a rewrite): the caller lists the folder.
+std::optional<Changes> MailboxView::applyWatchedChanges(bool allowExpunge) {
     std::shared_ptr<MailboxIndex> idx = index();
-    // (Whether the index is still the one this view last saw is checked inside record()'s
-    // transaction.)
     if (idx ? m_highestModseq == 0 : m_highestModseq != 0) return std::nullopt;
-    const quint32 lastKnown = m_messages.isEmpty() ? 0 : m_messages.constLast().uid;
-    QList<store::MessageEntry> added;
-    if (!m_appended.isEmpty()) {
-        auto a = m_folder.addOwn(m_appended, m_messages.size() - m_ghosts);
-        if (!a || a->size() != m_appended.size()) return std::nullopt;
-        added = std::move(*a);
-        for (const store::MessageEntry& e : added)
-            if (e.uid <= lastKnown) return std::nullopt;
-    }
-    Changes c;
-    QList<Message> merged;
-    merged.reserve(m_messages.size() + added.size());
-    QList<quint32> gone;      // for the index: every message unlinked (ghosts included)
-    QList<int> expungedSeqs;  // old sequence numbers, ascending
-    for (int i = 0; i < m_messages.size(); ++i) {
-        const Message& m = m_messages.at(i);
-        const bool unlinked = !m.expunged && m_unlinked.contains(m.uid);
-        if (!unlinked && !m.expunged) {
-            merged << m;
-            continue;
-        }
-        if (unlinked) gone << m.uid;
-        if (allowExpunge) {
-            expungedSeqs << i + 1;
-            c.expungedUids << m.uid;
-            continue;
-        }
-        Message ghost = m;
-        ghost.expunged = true;
-        merged << ghost;
-    }
-    for (const store::MessageEntry& e : added) merged << Message::fromEntry(e);
+    std::optional<QList<FolderWatch::Event>> events = m_watch->takeChanges();
+    if (!events) return std::nullopt;
+    WatchedChanges w;
+    foldEvents(*events, w);
+    for (const QString& name : std::as_const(m_appended))
+        if (w.states.contains(store::parseFileName(name).base)) return std::nullopt;  // renamed already
+    if (!numberNewFiles(w)) return std::nullopt;
+    WatchedChanges::Result r;
+    if (!mergeWatched(w, allowExpunge, r)) return std::nullopt;
     if (idx) {
-        const quint32 lastUid = merged.isEmpty() ? 0 : merged.last().uid;
+        const quint32 lastUid = r.merged.isEmpty() ? 0 : r.merged.last().uid;
         const bool wantRecent = m_recentMode != RecentMode::None && lastUid > m_recentChecked;
-        QList<Message*> fresh;  // the appended ones get their mod-sequences
-        for (qsizetype k = merged.size() - added.size(); k < merged.size(); ++k) fresh << &merged[k];
         MailboxIndex::RecentClaim claim;
         claim.claim = m_recentMode == RecentMode::Claim && !m_readOnly;
         claim.upTo = lastUid;
-        auto hms = idx->record(fresh, gone, m_highestModseq, wantRecent ? &claim : nullptr);
-        if (!hms) return std::nullopt;  // the listing tries again (and rebuilds a damaged index)
+        // With the index locked: events that arrived meanwhile join (no new file among them).
+        auto inside = [&]() -> bool {
+            std::optional<QList<FolderWatch::Event>> more = m_watch->takeChanges();
+            if (!more) return false;
+            if (more->isEmpty()) return true;
+            foldEvents(*more, w);
+            for (auto it = w.states.cbegin(); it != w.states.cend(); ++it)
+                if (it->present && !w.known.contains(it.key()) && !w.numbered.contains(it.key())) return false;
+            r = WatchedChanges::Result();
+            return mergeWatched(w, allowExpunge, r);
+        };
+        auto hms = idx->reconcile(inside, r.touched, r.gone, wantRecent ? &claim : nullptr);
+        if (!hms) return std::nullopt;  // the caller lists the folder (and rebuilds a damaged index)
         m_highestModseq = *hms;
-        if (wantRecent) takeRecent(claim, lastUid);
+        if (wantRecent) takeRecent(claim, r.merged.isEmpty() ? 0 : r.merged.last().uid);
     }
-    for (qsizetype k = expungedSeqs.size() - 1; k >= 0; --k) c.expunged << expungedSeqs.at(k);  // highest first
-    std::sort(c.expungedUids.begin(), c.expungedUids.end());
+    r.changes.keywordsChanged = reloadKeywords();
     m_ghosts = 0;
-    for (const Message& m : merged) m_ghosts += m.expunged ? 1 : 0;
-    if (!added.isEmpty()) c.exists = int(merged.size());
+    for (const Message& m : std::as_const(r.merged)) m_ghosts += m.expunged ? 1 : 0;
     m_unlinked.clear();
     m_appended.clear();
-    m_messages = sharedListing(m_folder.dir(), std::move(merged));
-    return c;
+    m_messages = sharedListing(m_folder.dir(), std::move(r.merged));
+    return r.changes;
+}
+
+// Files new in cur/ (another session's APPEND or COPY, this view's own APPENDs) get their
+// UIDs as a listing would give them; false when one cannot be numbered here (a file in new/,
+// the uidlist needs a rewrite, a UID not above what the client knows).
+bool MailboxView::numberNewFiles(WatchedChanges& w) {
+    QStringList fresh = m_appended;
+    for (auto it = w.states.cbegin(); it != w.states.cend(); ++it) {
+        if (!it->present || w.known.contains(it.key())) continue;
+        if (it->inNew) return false;  // a delivery: the listing moves it to cur/
+        fresh << it->name;
+    }
+    if (fresh.isEmpty()) return true;
+    const quint32 lastKnown = m_messages.isEmpty() ? 0 : m_messages.constLast().uid;
+    const store::MaildirFolder before = m_folder;
+    auto added = m_folder.addOwn(fresh, m_messages.size() - m_ghosts);
+    bool ok = added && added->size() == fresh.size() && m_folder.uidValidity() == before.uidValidity() &&
+              m_folder.guid() == before.guid();
+    for (qsizetype k = 0; ok && k < added->size(); ++k) ok = added->at(k).uid > lastKnown;
+    if (!ok) {
+        m_folder = before;
+        return false;
+    }
+    w.added = std::move(*added);
+    for (const store::MessageEntry& e : std::as_const(w.added)) w.numbered.insert(e.base);
+    return true;
+}
+
+// The new list: the old one in order, each message as the events left its file (renamed,
+// or gone: reported, or kept as a ghost), then the numbered new files in UID order.
+bool MailboxView::mergeWatched(const WatchedChanges& w, bool allowExpunge, WatchedChanges::Result& r) const {
+    Changes& c = r.changes;
+    r.merged.reserve(m_messages.size() + w.added.size());
+    QList<int> expungedSeqs;  // old sequence numbers, ascending
+    QList<qsizetype> touchedAt;
+    auto leave = [&](int i, const Message& old) {
+        if (allowExpunge) {
+            expungedSeqs << i + 1;
+            c.expungedUids << old.uid;
+            return;
+        }
+        Message ghost = old;
+        ghost.expunged = true;
+        r.merged << ghost;
+    };
+    for (int i = 0; i < m_messages.size(); ++i) {
+        const Message& old = m_messages.at(i);
+        auto st = w.states.constFind(old.base);
+        if (old.expunged) {
+            if (st != w.states.cend() && st->present) return false;  // a ghost's file is back: a listing sorts it out
+            leave(i, old);
+            continue;
+        }
+        bool gone = m_unlinked.contains(old.uid);
+        Message now = old;
+        if (!gone && st != w.states.cend()) {
+            gone = !st->present;
+            if (st->present) {
+                now.fileName = st->name;
+                now.inNew = st->inNew;
+                now.flags = store::sortFlags(store::parseFileName(st->name).flags);
+            }
+        }
+        if (gone) {
+            r.gone << old.uid;
+            leave(i, old);
+            continue;
+        }
+        r.merged << now;
+        if (now.flags != old.flags) c.flagChanged << int(r.merged.size());
+        if (now.fileName != old.fileName || now.inNew != old.inNew) touchedAt << r.merged.size() - 1;
+    }
+    bool added = false;
+    for (const store::MessageEntry& e : w.added) {
+        Message m = Message::fromEntry(e);
+        if (auto st = w.states.constFind(e.base); st != w.states.cend() && st->name != e.fileName) {
+            if (!st->present) continue;  // gone again before the client heard of it
+            m.fileName = st->name;
+            m.inNew = st->inNew;
+            m.flags = store::sortFlags(store::parseFileName(st->name).flags);
+        }
+        r.merged << m;
+        touchedAt << r.merged.size() - 1;
+        added = true;
+    }
+    for (qsizetype k : touchedAt) r.touched << &r.merged[k];
+    for (qsizetype k = expungedSeqs.size() - 1; k >= 0; --k) c.expunged << expungedSeqs.at(k);  // highest first
+    std::sort(c.expungedUids.begin(), c.expungedUids.end());
+    if (added) c.exists = int(r.merged.size());
+    return true;
 }
 
 void MailboxView::beginOwnAppend() {

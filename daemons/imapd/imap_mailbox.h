@@ -21,7 +21,11 @@
 // keywords) so other sessions' and deliveries' changes reach this client.
 // The selected mailbox watches its folder (folder_watch.h): a refresh after
 // which nothing but this session's own changes happened lists nothing; its own
-// expunges and APPENDs are applied to the list (and the index) as they are.
+// expunges and APPENDs, and what the watch's events say other sessions, processes
+// and deliveries did (renames, unlinks, new files in cur/), are applied to the list
+// and to the index (one transaction, MailboxIndex::reconcile) as they are; only what
+// the events cannot say exactly (a file in new/, a directory, more events than the
+// watch keeps, a queue overflow) makes it list the folder.
 // Expunges that may not be reported yet (RFC 9051 7.5.1) stay in the list as
 // ghosts (Message::expunged) until a refresh that may report them.
 // \Recent (RFC 3501 2.3.2) for IMAP4rev1 sessions: a read-write selection
@@ -214,6 +218,31 @@ public:
     std::optional<std::pair<QString, bool>> currentFile(int index) const;
 
 private:
+    // What a folder's file events say about the file of one message (by base name), folded
+    // in the kernel's order: present under `name` (created or renamed there last), or gone
+    // (`name`: the first file of that base removed).
+    struct FileState {
+        bool present = false;
+        bool inNew = false;
+        QString name;
+    };
+    static void foldEvents(const QList<FolderWatch::Event>& events, QHash<QString, FileState>& states);
+    struct WatchedChanges {
+        QHash<QString, FileState> states;  // by base name
+        QHash<QString, int> known;         // base name -> index in m_messages (of those in states)
+        QSet<QString> numbered;            // base names of `added`
+        QList<store::MessageEntry> added;  // new files in cur/, numbered (UID order)
+        struct Result {
+            Changes changes;
+            QList<Message> merged;
+            QList<Message*> touched;  // into merged: new files and renamed ones
+            QList<quint32> gone;
+        };
+    };
+    std::optional<Changes> applyWatchedChanges(bool allowExpunge);
+    void foldEvents(const QList<FolderWatch::Event>& events, WatchedChanges& w) const;
+    bool numberNewFiles(WatchedChanges& w);
+    bool mergeWatched(const WatchedChanges& w, bool allowExpunge, WatchedChanges::Result& r) const;
     struct Listed {
         QList<store::MessageEntry> list;
         QHash<quint32, int> fresh;  // uid -> index in list
@@ -233,7 +262,6 @@ private:
     QList<Message> mergeListing(const Listed& listed, bool allowExpunge, Changes* c, bool* ghosted);
     void syncIndex(QList<Message>& merged, bool differs);
     void takeRecent(const MailboxIndex::RecentClaim& claim, quint32 lastUid);
-    std::optional<Changes> applyOwnChanges(bool allowExpunge);
     Changes dropGhosts();
     QString messageDir(bool inNew) const;
 
@@ -248,7 +276,7 @@ private:
     QSet<quint32> m_unlinked;   // messages this view unlinked since its last listing
     QStringList m_appended;     // files in cur/ this view appended since its last listing
     bool m_listed = false;      // listed at least once
-    bool m_rebuild = false;     // selected again: the next listing replaces the list
+    bool m_rebuild = false;     // selected again: the next refresh gives the whole list anew
     bool m_incomplete = false;  // a listing found a message it could not number (see refreshListing)
     // The selected mailbox only: the shared watcher and \Recent.
     std::shared_ptr<FolderWatch> m_watch;
