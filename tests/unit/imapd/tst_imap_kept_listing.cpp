@@ -384,6 +384,36 @@ private slots:
         QVERIFY(!rw->messages().at(0).inNew);
         QVERIFY(QFile::exists(dir + QStringLiteral("/cur/") + rw->messages().at(0).fileName));
     }
+
+    // A selected read-write view moves new/ to cur/ itself: those renames are not somebody
+    // else's change, so the end of the command does not list the folder again; a delivery
+    // after it still is one.
+    void selectedViewsOwnMovesAreNoChange() {
+        QTemporaryDir root;
+        const QString dir = root.path();
+        QVERIFY(store::ensureMaildir(dir).ok());
+        for (int i = 1; i <= 3; ++i)
+            writeMessage(dir + QStringLiteral("/new/170000000%1.M%1P1.host").arg(i), QByteArray::number(i));
+        writeMessage(dir + QStringLiteral("/cur/1700000009.M9P1.host:2,S"), "9");
+        const quint64 listed = MailboxView::listings();
+        auto view = MailboxView::open(dir, inbox(), false, SelectOptions{});
+        QVERIFY(view.ok());
+        QCOMPARE(MailboxView::listings(), listed + 1);
+        QCOMPARE(view->messages().size(), 4);
+        for (const Message& m : view->messages()) QVERIFY(!m.inNew);
+        QVERIFY(QDir(dir + QStringLiteral("/new")).isEmpty());
+        auto end = view->refresh();  // the end of the SELECT
+        QVERIFY(end.ok());
+        QCOMPARE(MailboxView::listings(), listed + 1);
+        QCOMPARE(end->exists, -1);
+        writeMessage(dir + QStringLiteral("/new/1700000010.M10P1.host"), "10");
+        auto next = view->refresh();
+        QVERIFY(next.ok());
+        QCOMPARE(MailboxView::listings(), listed + 2);
+        QCOMPARE(view->messages().size(), 5);
+        QVERIFY(!view->messages().last().inNew);
+        QCOMPARE(view->messages().last().base, QStringLiteral("1700000010.M10P1.host"));
+    }
 };
 
 QTEST_GUILESS_MAIN(TestImapKeptListing)
