@@ -154,6 +154,27 @@ private slots:
         QVERIFY(e->messages.isEmpty());
     }
 
+    // Each row's strings are stored as QString::toUtf8() gives them (1- to 4-byte
+    // sequences), right after the row: base, then the file name's tail (or the whole
+    // name), then the flags.
+    void rowStringsAreTheirUtf8() {
+        KeptListing k = sample();
+        k.messages << message(12, QStringLiteral("12.M5P1.\u00e9t\u00e9\U0001F600\u20AC"),
+                              QStringLiteral("12.M5P1.\u00e9t\u00e9\U0001F600\u20AC:2,S"), QStringLiteral("S"), false)
+                   << message(13, QStringLiteral("13.\U0001F4E7"), QStringLiteral("\u00fcber:2,"), QString(), false);
+        k.nextUid = 14;
+        const QByteArray bytes = k.encode();
+        for (const Message& m : k.messages) {
+            const bool tailOnly = m.fileName.startsWith(m.base);
+            const QByteArray tail = tailOnly ? m.fileName.mid(m.base.size()).toUtf8() : m.fileName.toUtf8();
+            QVERIFY2(bytes.contains(m.base.toUtf8() + tail + m.flags.toUtf8()), qPrintable(m.fileName));
+        }
+        QVERIFY(bytes.contains("12.M5P1.\xc3\xa9t\xc3\xa9\xf0\x9f\x98\x80\xe2\x82\xac:2,SS"));
+        auto back = KeptListing::decode(bytes);
+        QVERIFY(back);
+        compareListings(k, *back);
+    }
+
     // Quiet means: both mtimes MORE than 2 s older than the moment they were read.
     void quietAtTheBoundary_data() {
         QTest::addColumn<qint64>("curAge");
