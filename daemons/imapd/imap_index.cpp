@@ -119,7 +119,29 @@ qint64 freshStart() {
     return QDateTime::currentMSecsSinceEpoch() * 1000;
 }
 
+// The page cache of an open index: small while idle (kIdleCachePragma, see openAt()),
+// larger while one transaction writes many rows.
+constexpr const char* kIdleCachePragma = "PRAGMA cache_size = -32";
+constexpr const char* kBulkCachePragma = "PRAGMA cache_size = -16384";  // 16 MiB, returned after
+constexpr qsizetype kBulkRows = 2000;
+
 }  // namespace
+
+// Raises the page cache for its lifetime when `on` (see kBulkCachePragma).
+class MailboxIndex::BulkCache {
+public:
+    BulkCache(MailboxIndex* index, bool on) : m_index(on ? index : nullptr) {
+        if (m_index) (void)m_index->exec(kBulkCachePragma);
+    }
+    ~BulkCache() {
+        if (m_index) (void)m_index->exec(kIdleCachePragma);
+    }
+    BulkCache(const BulkCache&) = delete;
+    BulkCache& operator=(const BulkCache&) = delete;
+
+private:
+    MailboxIndex* m_index;
+};
 
 std::shared_ptr<MailboxIndex> MailboxIndex::acquire(const QString& folderDir, quint32 uidValidity) {
     QList<PoolEntry>& p = pool();
@@ -285,8 +307,10 @@ Status MailboxIndex::openAt(const QString& path, quint32 uidValidity) {
     // lookaside (its ~120 KiB arena is allocated and touched at open) and a small page
     // cache; the OS caches the file anyway. Idle IMAP connections must stay cheap.
     sqlite3_db_config(m_db, SQLITE_DBCONFIG_LOOKASIDE, nullptr, 0, 0);
-    Status st = exec(
-        "PRAGMA cache_size = -32; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+    Status st = exec(kIdleCachePragma);
+    if (!st) return st;
+    st = exec(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
         "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
         "CREATE TABLE IF NOT EXISTS msg(uid INTEGER PRIMARY KEY, flags TEXT NOT NULL, modseq INTEGER NOT NULL,"
         " base TEXT NOT NULL, size INTEGER, mtime INTEGER, envelope BLOB, body BLOB, bodystructure BLOB, header BLOB);"
@@ -445,6 +469,10 @@ Result<quint64> MailboxIndex::sync(QList<Message>& messages, RecentClaim* recent
         }
         if (rc != SQLITE_DONE) return fail(QStringLiteral("reading messages"));
     }
+    // Many new rows in one transaction (a rebuild, an import): a page cache to hold them,
+    // else SQLite spills dirty pages to the WAL and writes the same pages again and again.
+    // Back to the idle handle's small cache after the commit.
+    const BulkCache bulk(this, messages.size() - rows.size() > kBulkRows);
     auto sameFlags = [&](const Row& row, const QString& flags) {
         const QByteArrayView stored(flagBytes.constData() + row.flagsAt, row.flagsLen);
         return QAnyStringView::equal(QUtf8StringView(stored), flags);

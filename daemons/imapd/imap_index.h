@@ -178,6 +178,7 @@ public:
     KnownFiles knownFiles();
 
 private:
+    class BulkCache;
     MailboxIndex() = default;
     Status openAt(const QString& path, quint32 uidValidity);
     // Throws the rows away (a new index, or the UIDs were renumbered) when the file's

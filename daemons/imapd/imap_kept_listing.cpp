@@ -7,6 +7,7 @@
 
 #include <QFile>
 #include <QHash>
+#include <QStringEncoder>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -67,6 +68,15 @@ quint64 checksum(QByteArrayView b) {
 template <typename T>
 void put(QByteArray& out, const T& v) {
     out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+// `text` in UTF-8 at the end of `out` (as QString::toUtf8() gives it); its length in bytes.
+quint32 appendUtf8(QByteArray& out, QStringEncoder& utf8, QStringView text) {
+    const qsizetype at = out.size();
+    out.resize(at + utf8.requiredSpace(text.size()));
+    const char* end = utf8.appendToBuffer(out.data() + at, text);
+    out.truncate(end - out.constData());
+    return quint32(out.size() - at);
 }
 
 // Bounds-checked reading of `bytes`.
@@ -177,25 +187,25 @@ QByteArray KeptListing::encode() const {
     h.guidLen = quint32(g.size());
     put(out, h);
     out += g;
+    QStringEncoder utf8(QStringEncoder::Utf8);
     for (const Message& m : messages) {
-        const QByteArray base = m.base.toUtf8(), flags = m.flags.toUtf8();
         const bool tailOnly = m.fileName.startsWith(m.base);
-        const QByteArray tail = tailOnly ? QStringView(m.fileName).sliced(m.base.size()).toUtf8() : m.fileName.toUtf8();
         Row r{};
         r.uid = m.uid;
         r.inNew = m.inNew ? 1 : 0;
         r.fullName = tailOnly ? 0 : 1;
-        r.flagsLen = quint32(flags.size());
-        r.baseLen = quint32(base.size());
-        r.tailLen = quint32(tail.size());
         r.modseq = m.modseq;
         r.size = m.size;
         r.vsize = m.vsize;
         r.mtimeMs = m.mtimeMs;
+        // The row, then its strings encoded in place (no array per string: 100,000 rows);
+        // the row's lengths are filled in after.
+        const qsizetype rowAt = out.size();
         put(out, r);
-        out += base;
-        out += tail;
-        out += flags;
+        r.baseLen = appendUtf8(out, utf8, m.base);
+        r.tailLen = appendUtf8(out, utf8, tailOnly ? QStringView(m.fileName).sliced(m.base.size()) : m.fileName);
+        r.flagsLen = appendUtf8(out, utf8, m.flags);
+        std::memcpy(out.data() + rowAt, &r, sizeof r);
     }
     const quint64 length = quint64(out.size()) + sizeof(quint64);
     std::memcpy(out.data() + offsetof(Header, length), &length, sizeof length);

@@ -550,6 +550,11 @@ Result<Changes> MailboxView::refresh(bool allowExpunge) {
     m_listed = true;
     FolderWatch* snapshotWatch = nullptr;
     if (m_watch) {
+        // new/ -> cur/ before the watch counts again: the listing's own renames (all of
+        // new/ after an import) would otherwise read as somebody's change, and list the
+        // folder again at the end of this command. (The listing still moves what arrives
+        // after this; a failure here leaves the moves to it.)
+        if (!m_readOnly) (void)m_folder.moveNewToCur();
         m_watch->synced();  // before the listing: a change during it shows up next time
         snapshotWatch = syncSnapshotWatch();
     }

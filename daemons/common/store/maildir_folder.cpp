@@ -251,6 +251,16 @@ qint64 MaildirFolder::computeVirtualSize(const QString& path) {
 }
 
 namespace {
+// Size and time of one directory entry, taken relative to its directory (no path walk
+// from the root and no path string per file). stat(2) semantics: a symlink is followed.
+bool statEntry(int dirFd, const char* name, MessageEntry* e) {
+    struct stat st {};
+    if (::fstatat(dirFd, name, &st, 0) != 0 || !S_ISREG(st.st_mode)) return false;
+    e->size = st.st_size;
+    e->mtimeMs = qint64(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
+    return true;
+}
+
 // The files of new/ and cur/, each with its UID in `list` (0: none yet), sizes and times
 // from `known`, else from stat(2).
 Result<QList<MessageEntry>> listMessages(const QString& dir, const UidList& list, const MaildirFolder::KnownFn& known) {
@@ -260,6 +270,7 @@ Result<QList<MessageEntry>> listMessages(const QString& dir, const UidList& list
         const QString sub = dir + (isNew ? QStringLiteral("/new") : QStringLiteral("/cur"));
         DIR* d = ::opendir(QFile::encodeName(sub).constData());
         if (!d) return errnoError(sub, errno);
+        const int dirFd = ::dirfd(d);
         while (dirent* de = ::readdir(d)) {
             if (!plainName(de->d_name)) continue;
             MessageEntry e;
@@ -271,13 +282,8 @@ Result<QList<MessageEntry>> listMessages(const QString& dir, const UidList& list
             e.vsize = p.vsize >= 0 ? p.vsize : -1;
             const auto numbered = list.byBase.constFind(e.base);
             if (numbered != list.byBase.cend()) e.uid = numbered->uid;
-            if (de->d_type != DT_REG || !e.uid || !known || !known(e.uid, e.base, &e.size, &e.mtimeMs)) {
-                struct stat st {};
-                const QString path = sub + QLatin1Char('/') + e.fileName;
-                if (::stat(QFile::encodeName(path).constData(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-                e.size = st.st_size;
-                e.mtimeMs = qint64(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
-            }
+            if (de->d_type != DT_REG || !e.uid || !known || !known(e.uid, e.base, &e.size, &e.mtimeMs))
+                if (!statEntry(dirFd, de->d_name, &e)) continue;
             found << e;
         }
         ::closedir(d);
@@ -285,13 +291,43 @@ Result<QList<MessageEntry>> listMessages(const QString& dir, const UidList& list
     return found;
 }
 
+// new/ and cur/ of a folder, open for many renames from one to the other: each rename is
+// relative to the two directories (no path strings, no path walk per file; an import
+// leaves tens of thousands of files in new/).
+class NewAndCur {
+public:
+    explicit NewAndCur(const QString& dir)
+        : m_new(openDir(dir + QStringLiteral("/new"))), m_cur(openDir(dir + QStringLiteral("/cur"))) {}
+    ~NewAndCur() {
+        for (const int fd : {m_new, m_cur})
+            if (fd >= 0) ::close(fd);
+    }
+    NewAndCur(const NewAndCur&) = delete;
+    NewAndCur& operator=(const NewAndCur&) = delete;
+    bool ok() const { return m_new >= 0 && m_cur >= 0; }
+    int newFd() const { return m_new; }
+    // new/<from> -> cur/<to>.
+    bool rename(const char* from, const QString& to) const {
+        return ::renameat(m_new, from, m_cur, QFile::encodeName(to).constData()) == 0;
+    }
+
+private:
+    static int openDir(const QString& path) {
+        return ::open(QFile::encodeName(path).constData(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
+    int m_new, m_cur;
+};
+
+// The listed files of new/ into cur/, as "<base>:2,<flags>" (a failed rename leaves the
+// file in new/, listed there).
 void moveToCur(const QString& dir, QList<MessageEntry>& found) {
+    if (std::none_of(found.cbegin(), found.cend(), [](const MessageEntry& e) { return e.inNew; })) return;
+    const NewAndCur dirs(dir);
+    if (!dirs.ok()) return;
     for (MessageEntry& e : found) {
         if (!e.inNew) continue;
         const QString to = withFlags(e.base, e.flags);
-        const QString from = dir + QStringLiteral("/new/") + e.fileName;
-        const QString dest = dir + QStringLiteral("/cur/") + to;
-        if (::rename(QFile::encodeName(from).constData(), QFile::encodeName(dest).constData()) == 0) {
+        if (dirs.rename(QFile::encodeName(e.fileName).constData(), to)) {
             e.inNew = false;
             e.fileName = to;
         }
@@ -411,6 +447,32 @@ void MaildirFolder::assumeListed(quint32 uidValidity, quint32 nextUid, const QSt
     m_nextUid = nextUid;
     m_guid = guid;
     m_uidListStamp = uidList;
+}
+
+Result<int> MaildirFolder::moveNewToCur() {
+    auto lock = FileLock::acquire(m_dir + QLatin1String(kUidLock));
+    if (!lock) return lock.error();
+    const NewAndCur dirs(m_dir);
+    if (!dirs.ok()) return errnoError(m_dir, errno);
+    // Our own descriptor for readdir: the renames use the other one.
+    const int listFd = ::fcntl(dirs.newFd(), F_DUPFD_CLOEXEC, 0);
+    DIR* d = listFd >= 0 ? ::fdopendir(listFd) : nullptr;
+    if (!d) {
+        const int err = errno;
+        if (listFd >= 0) ::close(listFd);
+        return errnoError(m_dir + QStringLiteral("/new"), err);
+    }
+    int moved = 0;
+    while (dirent* de = ::readdir(d)) {
+        if (!plainName(de->d_name)) continue;
+        // What sync() would list: regular files (a symlink to one included).
+        struct stat st {};
+        if (de->d_type != DT_REG && (::fstatat(listFd, de->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode))) continue;
+        const ParsedName p = parseFileName(QFile::decodeName(de->d_name));
+        if (dirs.rename(de->d_name, withFlags(p.base, p.flags))) ++moved;
+    }
+    ::closedir(d);
+    return moved;
 }
 
 Result<QList<MessageEntry>> MaildirFolder::addOwn(const QStringList& curFileNames, qsizetype liveCount) {

@@ -20,6 +20,11 @@
 //       would have to be rewritten (stale lines outnumber them, half a line,
 //       an incomplete header) nothing is done and the result is empty: the
 //       caller syncs instead.
+//   moveNewToCur()  moves every regular file of new/ to cur/ as sync(true) would
+//       ("<base>:2,<flags>", base and flags kept, so UIDs do not change), under the
+//       same lock, without listing cur/ or numbering anything; returns how many moved.
+//       For a caller whose directory watch must not count these renames as changes:
+//       it moves first, then starts watching for changes, then syncs.
 //   setFlags(entry, flags)  renames the file in cur/ to "<base>:2,<flags>".
 //   expunge(entry)          unlinks the file (and updates the quota file).
 //   messagePath(entry)      absolute path of the message file.
@@ -102,6 +107,7 @@ public:
     using KnownFn = std::function<bool(quint32 uid, const QString& base, qint64* size, qint64* mtimeMs)>;
     Result<QList<MessageEntry>> sync(bool moveNewToCur, const KnownFn& known = {});
     Result<QList<MessageEntry>> addOwn(const QStringList& curFileNames, qsizetype liveCount);
+    Result<int> moveNewToCur();
     Result<QString> setFlags(MessageEntry& entry, const QString& flags);
     Status expunge(const MessageEntry& entry);
     QString messagePath(const MessageEntry& entry) const;

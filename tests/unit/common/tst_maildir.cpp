@@ -14,6 +14,8 @@
 #include <QtTest>
 #include <cerrno>
 
+#include <unistd.h>
+
 using namespace postern;
 using namespace postern::store;
 
@@ -422,6 +424,48 @@ private Q_SLOTS:
         QCOMPARE(again->first().uid, e.uid);  // a flag change keeps the UID
         QVERIFY(f->expunge(again->first()).ok());
         QCOMPARE(f->sync(true)->size(), 0);
+    }
+
+    // moveNewToCur() renames new/'s files as sync(true) would (flags kept, "<base>:2,<flags>"),
+    // only regular files (a symlink to one included), and the UIDs do not change.
+    void moveNewToCurKeepsNamesAndUids() {
+        QTemporaryDir dir;
+        const QString root = dir.filePath(QStringLiteral("Maildir"));
+        QVERIFY(ensureMaildir(root).ok());
+        QVERIFY(writeFileAtomic(root + QStringLiteral("/new/3000.A.host,S=3,W=3"), "a\r\n").ok());
+        QVERIFY(writeFileAtomic(root + QStringLiteral("/new/3001.B.host:2,SF"), "b\r\n").ok());
+        QVERIFY(writeFileAtomic(root + QStringLiteral("/new/3002.C.host"), "c\r\n").ok());
+        QVERIFY(writeFileAtomic(root + QStringLiteral("/new/.hidden"), "x").ok());
+        QVERIFY(QDir(root + QStringLiteral("/new")).mkdir(QStringLiteral("subdir")));
+        QVERIFY(writeFileAtomic(dir.filePath(QStringLiteral("outside")), "o\r\n").ok());
+        QVERIFY(::symlink(QFile::encodeName(dir.filePath(QStringLiteral("outside"))).constData(),
+                          QFile::encodeName(root + QStringLiteral("/new/3003.L.host")).constData()) == 0);
+        QVERIFY(::symlink("nowhere", QFile::encodeName(root + QStringLiteral("/new/3004.X.host")).constData()) == 0);
+        auto f = MaildirFolder::open(root);
+        QVERIFY(f.ok());
+        auto numbered = f->sync(false);  // UIDs given while the files are in new/
+        QVERIFY(numbered.ok());
+        QCOMPARE(numbered->size(), 4);
+        auto moved = f->moveNewToCur();
+        QVERIFY(moved.ok());
+        QCOMPARE(*moved, 4);
+        QCOMPARE(QDir(root + QStringLiteral("/new"))
+                     .entryList(QDir::AllEntries | QDir::Hidden | QDir::NoDotAndDotDot | QDir::System),
+                 (QStringList{QStringLiteral(".hidden"), QStringLiteral("3004.X.host"), QStringLiteral("subdir")}));
+        QCOMPARE(files(root + QStringLiteral("/cur")),
+                 (QStringList{QStringLiteral("3000.A.host,S=3,W=3:2,"), QStringLiteral("3001.B.host:2,FS"),
+                              QStringLiteral("3002.C.host:2,"), QStringLiteral("3003.L.host:2,")}));
+        auto after = f->sync(true);
+        QVERIFY(after.ok());
+        QCOMPARE(after->size(), 4);
+        for (qsizetype i = 0; i < after->size(); ++i) {
+            QCOMPARE(after->at(i).uid, numbered->at(i).uid);
+            QCOMPARE(after->at(i).base, numbered->at(i).base);
+            QCOMPARE(after->at(i).flags, sortFlags(numbered->at(i).flags));
+            QCOMPARE(after->at(i).mtimeMs, numbered->at(i).mtimeMs);
+            QVERIFY(!after->at(i).inNew);
+        }
+        QCOMPARE(*f->moveNewToCur(), 0);  // nothing left to move
     }
 
     void missingFolderWithoutCreate() {

@@ -154,6 +154,27 @@ private slots:
         QVERIFY(e->messages.isEmpty());
     }
 
+    // Each row's strings are stored as QString::toUtf8() gives them (1- to 4-byte
+    // sequences), right after the row: base, then the file name's tail (or the whole
+    // name), then the flags.
+    void rowStringsAreTheirUtf8() {
+        KeptListing k = sample();
+        k.messages << message(12, QStringLiteral("12.M5P1.\u00e9t\u00e9\U0001F600\u20AC"),
+                              QStringLiteral("12.M5P1.\u00e9t\u00e9\U0001F600\u20AC:2,S"), QStringLiteral("S"), false)
+                   << message(13, QStringLiteral("13.\U0001F4E7"), QStringLiteral("\u00fcber:2,"), QString(), false);
+        k.nextUid = 14;
+        const QByteArray bytes = k.encode();
+        for (const Message& m : k.messages) {
+            const bool tailOnly = m.fileName.startsWith(m.base);
+            const QByteArray tail = tailOnly ? m.fileName.mid(m.base.size()).toUtf8() : m.fileName.toUtf8();
+            QVERIFY2(bytes.contains(m.base.toUtf8() + tail + m.flags.toUtf8()), qPrintable(m.fileName));
+        }
+        QVERIFY(bytes.contains("12.M5P1.\xc3\xa9t\xc3\xa9\xf0\x9f\x98\x80\xe2\x82\xac:2,SS"));
+        auto back = KeptListing::decode(bytes);
+        QVERIFY(back);
+        compareListings(k, *back);
+    }
+
     // Quiet means: both mtimes MORE than 2 s older than the moment they were read.
     void quietAtTheBoundary_data() {
         QTest::addColumn<qint64>("curAge");
@@ -383,6 +404,36 @@ private slots:
         QCOMPARE(MailboxView::listings(), listed + 2);
         QVERIFY(!rw->messages().at(0).inNew);
         QVERIFY(QFile::exists(dir + QStringLiteral("/cur/") + rw->messages().at(0).fileName));
+    }
+
+    // A selected read-write view moves new/ to cur/ itself: those renames are not somebody
+    // else's change, so the end of the command does not list the folder again; a delivery
+    // after it still is one.
+    void selectedViewsOwnMovesAreNoChange() {
+        QTemporaryDir root;
+        const QString dir = root.path();
+        QVERIFY(store::ensureMaildir(dir).ok());
+        for (int i = 1; i <= 3; ++i)
+            writeMessage(dir + QStringLiteral("/new/170000000%1.M%1P1.host").arg(i), QByteArray::number(i));
+        writeMessage(dir + QStringLiteral("/cur/1700000009.M9P1.host:2,S"), "9");
+        const quint64 listed = MailboxView::listings();
+        auto view = MailboxView::open(dir, inbox(), false, SelectOptions{});
+        QVERIFY(view.ok());
+        QCOMPARE(MailboxView::listings(), listed + 1);
+        QCOMPARE(view->messages().size(), 4);
+        for (const Message& m : view->messages()) QVERIFY(!m.inNew);
+        QVERIFY(QDir(dir + QStringLiteral("/new")).isEmpty());
+        auto end = view->refresh();  // the end of the SELECT
+        QVERIFY(end.ok());
+        QCOMPARE(MailboxView::listings(), listed + 1);
+        QCOMPARE(end->exists, -1);
+        writeMessage(dir + QStringLiteral("/new/1700000010.M10P1.host"), "10");
+        auto next = view->refresh();
+        QVERIFY(next.ok());
+        QCOMPARE(MailboxView::listings(), listed + 2);
+        QCOMPARE(view->messages().size(), 5);
+        QVERIFY(!view->messages().last().inNew);
+        QCOMPARE(view->messages().last().base, QStringLiteral("1700000010.M10P1.host"));
     }
 };
 
