@@ -626,7 +626,7 @@ void MailboxView::foldEvents(const QList<FolderWatch::Event>& events, WatchedCha
 // and APPENDs (m_appended). The files new in cur/ get their UIDs as a listing would give
 // them (MaildirFolder::addOwn); the index records it all in one transaction, inside which
 // the watch is read once more (imap_index.h: reconcile). nullopt when that cannot be done
-// here (the watch's log is not whole, a file in new/, a message that could only be numbered
+// here (the watch's log is not whole, a file in new/ of a read-only view, a message that could only be numbered
 // below what the client knows, a uidlist that needs a rewrite): the caller lists the folder.
 std::optional<Changes> MailboxView::applyWatchedChanges(bool allowExpunge) {
     std::shared_ptr<MailboxIndex> idx = index();
@@ -635,6 +635,14 @@ std::optional<Changes> MailboxView::applyWatchedChanges(bool allowExpunge) {
     if (!events) return std::nullopt;
     WatchedChanges w;
     foldEvents(*events, w);
+    if (!m_readOnly && deliveredToNew(w)) {
+        // Deliveries: moved to cur/ as a listing moves them (MaildirFolder::moveNewToCur),
+        // then numbered from the events of those moves like any new file in cur/.
+        if (!m_folder.moveNewToCur()) return std::nullopt;
+        std::optional<QList<FolderWatch::Event>> moved = m_watch->takeChanges();
+        if (!moved) return std::nullopt;
+        foldEvents(*moved, w);
+    }
     for (const QString& name : std::as_const(m_appended))
         if (w.states.contains(store::parseFileName(name).base)) return std::nullopt;  // renamed already
     if (!numberNewFiles(w)) return std::nullopt;
@@ -671,8 +679,15 @@ std::optional<Changes> MailboxView::applyWatchedChanges(bool allowExpunge) {
     return r.changes;
 }
 
+// A file in new/ the list does not know (a delivery).
+bool MailboxView::deliveredToNew(const WatchedChanges& w) {
+    for (auto it = w.states.cbegin(); it != w.states.cend(); ++it)
+        if (it->present && it->inNew && !w.known.contains(it.key())) return true;
+    return false;
+}
+
 // Files new in cur/ (another session's APPEND or COPY, this view's own APPENDs) get their
-// UIDs as a listing would give them; false when one cannot be numbered here (a file in new/,
+// UIDs as a listing would give them; false when one cannot be numbered here (a file in new/ of a read-only view,
 // the uidlist needs a rewrite, a UID not above what the client knows).
 bool MailboxView::numberNewFiles(WatchedChanges& w) {
     QStringList fresh = m_appended;

@@ -24,8 +24,9 @@
 // expunges and APPENDs, and what the watch's events say other sessions, processes
 // and deliveries did (renames, unlinks, new files in cur/), are applied to the list
 // and to the index (one transaction, MailboxIndex::reconcile) as they are; only what
-// the events cannot say exactly (a file in new/, a directory, more events than the
-// watch keeps, a queue overflow) makes it list the folder.
+// the events cannot say exactly (a file in new/ of a read-only view, a directory, more events than the
+// watch keeps, a queue overflow) makes it list the folder; deliveries into new/ are
+// moved to cur/ first, as a listing moves them (read-write views).
 // Expunges that may not be reported yet (RFC 9051 7.5.1) stay in the list as
 // ghosts (Message::expunged) until a refresh that may report them.
 // \Recent (RFC 3501 2.3.2) for IMAP4rev1 sessions: a read-write selection
@@ -241,6 +242,7 @@ private:
     };
     std::optional<Changes> applyWatchedChanges(bool allowExpunge);
     void foldEvents(const QList<FolderWatch::Event>& events, WatchedChanges& w) const;
+    static bool deliveredToNew(const WatchedChanges& w);
     bool numberNewFiles(WatchedChanges& w);
     bool mergeWatched(const WatchedChanges& w, bool allowExpunge, WatchedChanges::Result& r) const;
     struct Listed {

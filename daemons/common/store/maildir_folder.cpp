@@ -501,11 +501,18 @@ Result<QList<MessageEntry>> MaildirFolder::addOwn(const QStringList& curFileName
         if (it != list.byBase.end()) {
             e.uid = it->uid;
             if (e.vsize < 0) e.vsize = it->vsize;
+            out << e;
         } else {
-            e.uid = list.next++;
             if (e.vsize < 0) e.vsize = computeVirtualSize(path);
             added << e;
         }
+    }
+    // New ones get the next UIDs in delivery order, as sync() gives them.
+    std::sort(added.begin(), added.end(), [](const MessageEntry& a, const MessageEntry& b) {
+        return a.mtimeMs != b.mtimeMs ? a.mtimeMs < b.mtimeMs : a.base < b.base;
+    });
+    for (MessageEntry& e : added) {
+        e.uid = list.next++;
         out << e;
     }
     if (!added.isEmpty())

@@ -12,9 +12,9 @@
 //       and parsed again only when its size, inode or times change. IMAP passes true (a selected folder owns new mail,
 //       maildir(5)); POP3 may pass false. Runs under an exclusive flock on <folder>/postern-uidlist.lock, so concurrent
 //       IMAP/POP3 sessions and processes agree on UIDs.
-//   addOwn(fileNames, liveCount)  files this caller has just put into cur/
-//       itself (IMAP APPEND to the selected folder): gives them UIDs as sync()
-//       would, without listing the folder: a stat(2) per given file, the same
+//   addOwn(fileNames, liveCount)  files just put into cur/ (an IMAP APPEND, or
+//       files another session stored there that a watch reported): gives them UIDs
+//       as sync() would (in delivery order), without listing the folder: a stat(2) per given file, the same
 //       lock, cached uidlist and appended lines (one fdatasync). liveCount is
 //       how many messages the caller knows to be in the folder; when the file
 //       would have to be rewritten (stale lines outnumber them, half a line,

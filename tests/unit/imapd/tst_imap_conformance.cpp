@@ -432,12 +432,44 @@ private Q_SLOTS:
         QCOMPARE(MailboxView::listings(), listed);
     }
 
+    // A delivery into new/ reaches a read-write view without a listing: moved to cur/ as a
+    // listing moves it, numbered in delivery order (two at once here), reported as EXISTS.
+    void deliveriesMovedAndNumberedWithoutListing() {
+        H h;
+        h.start();
+        h.addMessage(QStringLiteral("INBOX"), message("Subject: m\r\n"), QStringLiteral("S"), 1);
+        MailboxName inbox;
+        inbox.name = QStringLiteral("INBOX");
+        auto a = MailboxView::open(h.root(), inbox, false, SelectOptions{});
+        QVERIFY(a);
+        const quint64 listed = MailboxView::listings();
+        const QString later = deliver(h, QStringLiteral("INBOX"), message("Subject: later\r\n"), 3);
+        const QString earlier = deliver(h, QStringLiteral("INBOX"), message("Subject: earlier\r\n"), 2);
+        QVERIFY(!later.isEmpty() && !earlier.isEmpty());
+        auto c = a->refresh(true);
+        QVERIFY(c);
+        QCOMPARE(MailboxView::listings(), listed);
+        QCOMPARE(c->exists, 3);
+        QCOMPARE(a->messages().size(), 3);
+        QCOMPARE(filesIn(h.folder(QStringLiteral("INBOX")) + QStringLiteral("/new")), QStringList());
+        QCOMPARE(a->messages().at(1).base, QFileInfo(earlier).fileName());  // delivery order: the older file first
+        QCOMPARE(a->messages().at(2).base, QFileInfo(later).fileName());
+        QVERIFY(!a->messages().at(2).inNew);
+        auto reference = MailboxView::open(h.root(), inbox, true);  // a listing: the same UIDs
+        QVERIFY(reference);
+        QCOMPARE(reference->messages().size(), 3);
+        for (int i = 0; i < 3; ++i) {
+            QCOMPARE(reference->messages().at(i).uid, a->messages().at(i).uid);
+            QCOMPARE(reference->messages().at(i).modseq, a->messages().at(i).modseq);
+        }
+    }
+
     // What the events cannot say exactly makes the next refresh list the folder, and the
-    // listing reports it: a delivery into new/ (it must move to cur/), a directory that took
-    // a message's name, more events than the watch keeps.
+    // listing reports it: a delivery into new/ seen by a read-only view (EXAMINE does not
+    // move it), a directory that took a message's name, more events than the watch keeps.
     void eventsThatNeedAListing_data() {
         QTest::addColumn<int>("kind");
-        QTest::newRow("delivery into new/") << 0;
+        QTest::newRow("delivery into new/, read-only view") << 0;
         QTest::newRow("a directory in cur/") << 1;
         QTest::newRow("more events than kept") << 2;
     }
@@ -450,7 +482,7 @@ private Q_SLOTS:
             paths << h.addMessage(QStringLiteral("INBOX"), message("Subject: m\r\n"), QStringLiteral("S"), i);
         MailboxName inbox;
         inbox.name = QStringLiteral("INBOX");
-        auto a = MailboxView::open(h.root(), inbox, false, SelectOptions{});
+        auto a = MailboxView::open(h.root(), inbox, kind == 0, SelectOptions{});
         QVERIFY(a);
         const quint64 listed = MailboxView::listings();
         if (kind == 0) {
