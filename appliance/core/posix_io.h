@@ -12,7 +12,9 @@
 //   writeAll(fd, bytes, what)  write(2) until every byte is written; the
 //                              failure names `what` (usually the path).
 //   readAll(fd, maxBytes, what)  read(2) to the end; more than maxBytes is
-//                              EFBIG ("<what>: larger than <max> bytes").
+//                              EFBIG ("<what>: larger than <max> bytes"). A
+//                              regular file is read into one buffer of its
+//                              fstat(2) size (then on to its real end).
 //   copyRange(in, offset, length, out, what)  `length` bytes of `in` from
 //                              `offset` appended at `out`'s position:
 //                              copy_file_range(2) (no copy through user space;
