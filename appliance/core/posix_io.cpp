@@ -1,6 +1,9 @@
 // posix_io.cpp — see posix_io.h.
 #include "posix_io.h"
 
+#include <QFile>
+
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <algorithm>
@@ -27,6 +30,11 @@ Status writeAll(int fd, QByteArrayView bytes, const QString& what) {
         left -= n;
     }
     return {};
+}
+
+int openForReading(const QString& path) {
+    const QByteArray native = QFile::encodeName(path);
+    return retryOnEintr([&] { return ::open(native.constData(), O_RDONLY | O_CLOEXEC); });
 }
 
 namespace {

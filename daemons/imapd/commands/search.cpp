@@ -29,7 +29,6 @@
 
 #include <QFile>
 
-#include <fcntl.h>
 #include <limits>
 
 namespace postern::imap {
@@ -443,8 +442,7 @@ struct Context {
         if (!loaded) {
             // One open, fstat and read (QFile costs more per file); a file that cannot be
             // read (gone meanwhile) has no text.
-            const FileHandle fd(retryOnEintr(
-                [&] { return ::open(QFile::encodeName(view.path(index)).constData(), O_RDONLY | O_CLOEXEC); }));
+            const FileHandle fd(openForReading(view.path(index)));
             if (fd.valid()) msg = readAll(fd.fd(), std::numeric_limits<qint64>::max(), view.path(index)).valueOr({});
             header = mail::parseHeader(msg);
             root = mail::parseMime(msg);
