@@ -709,8 +709,9 @@ QByteArray decodeTransferEncoding(const QByteArray& body, const QString& encodin
         // (rule 5); every other line break is CRLF in the decoded text (rule 4); "=XX" is
         // an octet (hex digits of either case, as established decoders accept); any other
         // "=" is kept as it is.
-        QByteArray out;
-        out.reserve(body.size());
+        // Each line gives at most its own bytes and one more (a bare LF becomes CRLF).
+        QByteArray out(body.size() + body.count('\n') + 1, Qt::Uninitialized);
+        char* w = out.data();
         qsizetype pos = 0;
         while (pos < body.size()) {
             qsizetype lineEnd = body.indexOf('\n', pos);
@@ -728,15 +729,19 @@ QByteArray decodeTransferEncoding(const QByteArray& body, const QString& encodin
                 const char c = body.at(i);
                 if (c == '=' && end - i > 2 && std::isxdigit(uchar(body.at(i + 1))) &&
                     std::isxdigit(uchar(body.at(i + 2)))) {
-                    out += char(hexValue(body.at(i + 1)) << 4 | hexValue(body.at(i + 2)));
+                    *w++ = char(hexValue(body.at(i + 1)) << 4 | hexValue(body.at(i + 2)));
                     i += 2;
                     continue;
                 }
-                out += c;
+                *w++ = c;
             }
-            if (!lastLine && !soft) out += "\r\n";
+            if (!lastLine && !soft) {
+                *w++ = '\r';
+                *w++ = '\n';
+            }
             pos = lineEnd + 1;
         }
+        out.truncate(w - out.constData());
         return out;
     }
     return body;
