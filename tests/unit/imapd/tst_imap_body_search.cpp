@@ -211,13 +211,15 @@ public:
                                  "caf",
                                  "=",
                                  "\xEF\xBF\xBD",
-                                 "\x00",
+                                 "\r",
                                  "\xCF\x83",
                                  "meeting report",
                                  "inv",
                                  "dinner",
                                  "x",
-                                 "y"};
+                                 "y",
+                                 "o\r"};
+        out << QByteArray("\0", 1) << QByteArray("a\0b", 3);
         for (int i = 0; i < 6 && !texts.isEmpty(); ++i) {
             const QString& t = texts.at(n(int(texts.size())));
             if (t.isEmpty()) continue;
