@@ -1,6 +1,10 @@
 // posix_io.cpp — see posix_io.h.
 #include "posix_io.h"
 
+#include <QFile>
+
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <algorithm>
 #include <cstring>
@@ -28,9 +32,44 @@ Status writeAll(int fd, QByteArrayView bytes, const QString& what) {
     return {};
 }
 
+int openForReading(const QString& path) {
+    const QByteArray native = QFile::encodeName(path);
+    return retryOnEintr([&] { return ::open(native.constData(), O_RDONLY | O_CLOEXEC); });
+}
+
+namespace {
+
+// readAll's first step: a regular file's rest (size less position) read straight into a
+// buffer of that size, no copy through a stack buffer. Empty when it cannot be sized;
+// shorter when the file shrank meanwhile; < 0 in *err on a read error.
+QByteArray readSized(int fd, qint64 maxBytes, int* err) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return {};
+    const off_t at = ::lseek(fd, 0, SEEK_CUR);
+    if (at < 0 || st.st_size <= at || st.st_size - at > maxBytes) return {};
+    QByteArray out(qsizetype(st.st_size - at), Qt::Uninitialized);
+    qsizetype got = 0;
+    while (got < out.size()) {
+        const ssize_t n = retryOnEintr([&] { return ::read(fd, out.data() + got, size_t(out.size() - got)); });
+        if (n < 0) {
+            *err = errno;
+            return {};
+        }
+        if (n == 0) break;
+        got += n;
+    }
+    out.truncate(got);
+    return out;
+}
+
+}  // namespace
+
 Result<QByteArray> readAll(int fd, qint64 maxBytes, const QString& what) {
-    QByteArray out;
-    char buffer[65536];
+    int sizedErr = 0;
+    QByteArray out = readSized(fd, maxBytes, &sizedErr);
+    if (sizedErr != 0)
+        return Result<QByteArray>::fail(QStringLiteral("%1: read failed: %2").arg(what, errnoText(sizedErr)), sizedErr);
+    char buffer[65536];  // the rest (all of it when the file could not be sized; what it gained since)
     for (;;) {
         const ssize_t n = retryOnEintr([&] { return ::read(fd, buffer, sizeof buffer); });
         if (n < 0) {

@@ -291,7 +291,10 @@ void parsePart(const QByteArray& d, qsizetype start, qsizetype end, int depth, i
         qsizetype partStart = -1;
         while (pos < end) {
             const qsizetype le = nextLine(d, pos, end);
-            if (d.mid(pos, delim.size()) == delim) {
+            // (d.mid(pos, delim.size()) == delim without the copy: the delimiter is compared
+            // with the bytes from pos whatever their line or part.)
+            if (d.size() - pos >= delim.size() &&
+                std::memcmp(d.constData() + pos, delim.constData(), size_t(delim.size())) == 0) {
                 const QByteArray rest = d.mid(pos + delim.size(), le - pos - delim.size()).trimmed();
                 const bool closing = rest.startsWith("--");
                 if (rest.isEmpty() || closing) {
@@ -682,12 +685,22 @@ QDateTime parseDate(const QByteArray& rawIn) {
     return QDateTime(date, time, Qt::OffsetFromUTC, offset);
 }
 
+namespace {
+
+// The value of a hex digit (either case; the caller has checked it is one).
+int hexValue(char c) {
+    return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+}
+
+}  // namespace
+
 QByteArray decodeTransferEncoding(const QByteArray& body, const QString& encoding) {
     if (encoding == u"base64") {
-        QByteArray clean;
-        clean.reserve(body.size());
+        QByteArray clean(body.size(), Qt::Uninitialized);
+        char* w = clean.data();
         for (char c : body)
-            if (std::isalnum(uchar(c)) || c == '+' || c == '/' || c == '=') clean += c;
+            if (std::isalnum(uchar(c)) || c == '+' || c == '/' || c == '=') *w++ = c;
+        clean.truncate(w - clean.constData());
         return QByteArray::fromBase64(clean);
     }
     if (encoding == u"quoted-printable") {
@@ -696,8 +709,9 @@ QByteArray decodeTransferEncoding(const QByteArray& body, const QString& encodin
         // (rule 5); every other line break is CRLF in the decoded text (rule 4); "=XX" is
         // an octet (hex digits of either case, as established decoders accept); any other
         // "=" is kept as it is.
-        QByteArray out;
-        out.reserve(body.size());
+        // Each line gives at most its own bytes and one more (a bare LF becomes CRLF).
+        QByteArray out(body.size() + body.count('\n') + 1, Qt::Uninitialized);
+        char* w = out.data();
         qsizetype pos = 0;
         while (pos < body.size()) {
             qsizetype lineEnd = body.indexOf('\n', pos);
@@ -715,15 +729,19 @@ QByteArray decodeTransferEncoding(const QByteArray& body, const QString& encodin
                 const char c = body.at(i);
                 if (c == '=' && end - i > 2 && std::isxdigit(uchar(body.at(i + 1))) &&
                     std::isxdigit(uchar(body.at(i + 2)))) {
-                    out += QByteArray::fromHex(body.mid(i + 1, 2));
+                    *w++ = char(hexValue(body.at(i + 1)) << 4 | hexValue(body.at(i + 2)));
                     i += 2;
                     continue;
                 }
-                out += c;
+                *w++ = c;
             }
-            if (!lastLine && !soft) out += "\r\n";
+            if (!lastLine && !soft) {
+                *w++ = '\r';
+                *w++ = '\n';
+            }
             pos = lineEnd + 1;
         }
+        out.truncate(w - out.constData());
         return out;
     }
     return body;

@@ -37,10 +37,13 @@
 #include "../imap_binary.h"
 
 #include "common/mail/message.h"
+#include "core/posix_io.h"
+#include "core/safe_path.h"
 
-#include <QFile>
+#include <unistd.h>
 #include <QSet>
 #include <cstring>
+#include <limits>
 #include <memory>
 
 namespace postern::imap {
@@ -114,28 +117,35 @@ QByteArray normalizeCrlf(const QByteArray& in) {
 }
 
 // The whole file, read into one buffer of the file's size (a file that grew meanwhile is
-// read to its end).
-QByteArray readWhole(QFile& f) {
-    const qint64 size = f.size();
-    if (size <= 0) return f.readAll();
+// read to its end); empty when it cannot be read.
+QByteArray readWhole(int fd, const QString& path) {
+    return readAll(fd, std::numeric_limits<qint64>::max(), path).valueOr({});
+}
+
+// Up to `size` more bytes of the file (fewer only at its end or on a read error).
+QByteArray readUpTo(int fd, qint64 size) {
     QByteArray out(qsizetype(size), Qt::Uninitialized);
-    const qint64 got = f.read(out.data(), size);
-    if (got < 0) return {};
-    out.truncate(qsizetype(got));
-    if (!f.atEnd()) out += f.readAll();
+    qsizetype got = 0;
+    while (got < out.size()) {
+        const ssize_t n = retryOnEintr([&] { return ::read(fd, out.data() + got, size_t(out.size() - got)); });
+        if (n <= 0) break;
+        got += n;
+    }
+    out.truncate(got);
     return out;
 }
 
 // The start of the file normalised to CRLF, through the blank line that ends the header
 // block (the whole file when it has none), read in growing chunks: the same bytes as the
 // start of normalizeCrlf(readWhole(f)), and the same header end (mail::parseHeader).
-QByteArray readHeaderBlock(QFile& f) {
+QByteArray readHeaderBlock(int fd) {
     QByteArray raw;
     qint64 chunk = 16 * 1024;
     for (;;) {
-        const QByteArray more = f.read(chunk);
+        const QByteArray more = readUpTo(fd, chunk);
         raw += more;
-        const bool end = more.size() < chunk || f.atEnd();
+        // (A file that ends just at a chunk's end takes one more, empty, read.)
+        const bool end = more.size() < chunk;
         QByteArray norm = normalizeCrlf(raw);
         qsizetype bodyAt = norm.size();
         mail::parseHeader(norm, &bodyAt);
@@ -663,13 +673,15 @@ bool addFetchItems(ImapSession& s, const ImapSession::Request& r, const MailboxV
 
 // Opens message i's file, or, when another session renamed it (new flags), the same message
 // under its new name. False when it is gone.
-bool openMessageFile(const MailboxView& view, int i, QFile& f) {
-    f.setFileName(view.path(i));
-    if (f.open(QIODevice::ReadOnly)) return true;
+// *path: the name it was opened under.
+FileHandle openMessageFile(const MailboxView& view, int i, QString* path) {
+    *path = view.path(i);
+    FileHandle f(openForReading(*path));
+    if (f.valid()) return f;
     const auto file = view.currentFile(i);
-    if (file)
-        f.setFileName(view.dir() + (file->second ? QStringLiteral("/new/") : QStringLiteral("/cur/")) + file->first);
-    return file && f.open(QIODevice::ReadOnly);
+    if (!file) return f;
+    *path = view.dir() + (file->second ? QStringLiteral("/new/") : QStringLiteral("/cur/")) + file->first;
+    return FileHandle(openForReading(*path));
 }
 
 // Reads what the items of message i need into job.msg, and ENVELOPE/BODY/BODYSTRUCTURE from
@@ -679,14 +691,15 @@ bool loadMessage(const MailboxView& view, int i, MailboxIndex* idx, FetchJob& jo
     const Message& m = view.messages().at(i);
     if (idx) job.cache = idx->cached(m.uid, m.base);
     if (job.needMessage || (job.needParsed && !job.cache)) {
-        QFile f;
-        if (!openMessageFile(view, i, f)) return false;
+        QString path;
+        const FileHandle f = openMessageFile(view, i, &path);
+        if (!f.valid()) return false;
         // Header items alone need only the header block, unless the structure must
         // be parsed for the index (then the whole message is read after all).
         if (job.headerOnly && !(job.needParsed && !job.cache))
-            job.msg = readHeaderBlock(f);
+            job.msg = readHeaderBlock(f.fd());
         else
-            job.msg = normalizeCrlf(readWhole(f));
+            job.msg = normalizeCrlf(readWhole(f.fd(), path));
     }
     if (job.needParsed && !job.cache) {
         const mail::MimePart& root = job.tree();

@@ -23,8 +23,13 @@
 #include "commands.h"
 
 #include "common/mail/message.h"
+#include "core/posix_io.h"
+#include "core/safe_path.h"
+#include "imapd/imap_body_search.h"
 
 #include <QFile>
+
+#include <limits>
 
 namespace postern::imap {
 
@@ -69,6 +74,7 @@ struct Key {
     } type = All;
     QByteArray field;  // HEADER field name, keyword
     QString needle;    // lower-cased text
+    BodyNeedle body;   // BODY, TEXT: the needle prepared for the body text
     qint64 number = 0;
     QDate date;
     IndexRanges set;  // message indexes for Uid/Seq
@@ -174,6 +180,7 @@ private:
         k.type = row.type;
         k.field = row.field;
         k.needle = QString::fromUtf8(*s).toLower();
+        if (row.type == Key::Body || row.type == Key::Text) k.body = BodyNeedle(*s);
         return k;
     }
     // HEADER field-name string.
@@ -428,13 +435,15 @@ struct Context {
     bool tooDeep = false;  // the evaluator met a program deeper than kMaxSearchDepth
     mail::Header header;
     mail::MimePart root;
-    std::optional<QString> bodyText;         // text parts decoded, lower case (BODY, TEXT)
+    std::optional<BodyText> bodyText;        // text parts (BODY, TEXT)
     std::optional<QStringList> headerTexts;  // header values decoded, lower case (TEXT)
     // The whole message, parsed (BODY, TEXT).
     const QByteArray& content() {
         if (!loaded) {
-            QFile f(view.path(index));
-            if (f.open(QIODevice::ReadOnly)) msg = f.readAll();
+            // One open, fstat and read (QFile costs more per file); a file that cannot be
+            // read (gone meanwhile) has no text.
+            const FileHandle fd(openForReading(view.path(index)));
+            if (fd.valid()) msg = readAll(fd.fd(), std::numeric_limits<qint64>::max(), view.path(index)).valueOr({});
             header = mail::parseHeader(msg);
             root = mail::parseMime(msg);
             loaded = headerLoaded = true;
@@ -510,31 +519,18 @@ struct Context {
     }
 };
 
-void collectText(const QByteArray& msg, const mail::MimePart& p, QString& out) {
-    if (p.isMultipart() || p.isMessage()) {
-        for (const mail::MimePart& c : p.children) collectText(msg, c, out);
-        return;
-    }
-    if (p.type != u"text") return;
-    const QByteArray raw = mail::decodeTransferEncoding(msg.mid(p.bodyStart, p.bodyEnd - p.bodyStart), p.encoding);
-    const QString charset = p.params.get(QStringLiteral("charset"));
-    // The part's charset (RFC 2046 4.1.2: US-ASCII when absent; read as UTF-8, its superset).
-    out += mail::decodeCharset(raw, charset.isEmpty() ? QByteArray("utf-8") : charset.toLatin1());
-    out += QLatin1Char('\n');
-}
-
-// The message's text parts and header values, decoded and lower-cased once per message
-// (a program may hold thousands of BODY/TEXT keys).
-const QString& bodyTextOf(Context& c) {
+// The message's text parts, transfer-decoded once per message (a program may hold
+// thousands of BODY/TEXT keys); each is charset-decoded and lower-cased only if a needle
+// needs it (imap_body_search.h).
+BodyText& bodyTextOf(Context& c) {
     if (!c.bodyText) {
         const QByteArray& msg = c.content();
-        QString text;
-        collectText(msg, c.root, text);
-        c.bodyText = text.toLower();
+        c.bodyText.emplace(msg, c.root);
     }
     return *c.bodyText;
 }
 
+// The header values decoded and lower-cased once per message (TEXT).
 const QStringList& headerTextsOf(Context& c) {
     if (!c.headerTexts) {
         c.content();
@@ -670,7 +666,7 @@ bool textKeyMatches(const Key& k, Context& c) {
             return addressMatches(c, k.field, k.needle);
         case Key::Body:
         case Key::Text: {
-            if (bodyTextOf(c).contains(k.needle)) return true;
+            if (bodyTextOf(c).contains(k.body)) return true;
             if (k.type == Key::Text) {
                 for (const QString& v : headerTextsOf(c))
                     if (v.contains(k.needle)) return true;

@@ -1,11 +1,61 @@
 // tst_message.cpp — the RFC 5322 / MIME reader: header unfolding, RFC 2047
 // words (and inputs that once stalled the decoder), RFC 2231 parameters,
-// address lists with groups, dates, multipart and message/rfc822 structure.
+// address lists with groups, dates, multipart and message/rfc822 structure,
+// transfer decoding against the previous decoder (kept here as the reference).
 #include "common/mail/message.h"
 
+#include <QRandomGenerator>
 #include <QtTest>
 
 using namespace postern::mail;
+
+namespace {
+
+// The reference: decodeTransferEncoding as it was before it wrote into a pre-sized buffer
+// (kept here unchanged, to compare with).
+QByteArray referenceDecodeTransferEncoding(const QByteArray& body, const QString& encoding) {
+    if (encoding == u"base64") {
+        QByteArray clean;
+        clean.reserve(body.size());
+        for (char c : body)
+            if (std::isalnum(uchar(c)) || c == '+' || c == '/' || c == '=') clean += c;
+        return QByteArray::fromBase64(clean);
+    }
+    if (encoding == u"quoted-printable") {
+        QByteArray out;
+        out.reserve(body.size());
+        qsizetype pos = 0;
+        while (pos < body.size()) {
+            qsizetype lineEnd = body.indexOf('\n', pos);
+            const bool lastLine = lineEnd < 0;
+            if (lastLine) lineEnd = body.size();
+            qsizetype end = lineEnd;
+            if (!lastLine && end > pos && body.at(end - 1) == '\r') --end;
+            while (end > pos && (body.at(end - 1) == ' ' || body.at(end - 1) == '\t')) --end;
+            bool soft = false;
+            if (end > pos && body.at(end - 1) == '=') {
+                soft = true;
+                --end;
+            }
+            for (qsizetype i = pos; i < end; ++i) {
+                const char c = body.at(i);
+                if (c == '=' && end - i > 2 && std::isxdigit(uchar(body.at(i + 1))) &&
+                    std::isxdigit(uchar(body.at(i + 2)))) {
+                    out += QByteArray::fromHex(body.mid(i + 1, 2));
+                    i += 2;
+                    continue;
+                }
+                out += c;
+            }
+            if (!lastLine && !soft) out += "\r\n";
+            pos = lineEnd + 1;
+        }
+        return out;
+    }
+    return body;
+}
+
+}  // namespace
 
 class TstMessage : public QObject {
     Q_OBJECT
@@ -150,6 +200,38 @@ private Q_SLOTS:
             ++depth;
         }
         QVERIFY(depth <= kMaxDepth);
+    }
+
+    // Random bodies (mostly the characters the decoders look at) decode as the reference does.
+    void transferDecodingAsReference() {
+        static const char interesting[] = "=0123456789abcdefABCDEFgG+/ \t\r\n\r\n==";
+        QRandomGenerator r(2045);
+        for (int i = 0; i < 30000; ++i) {
+            QByteArray body;
+            const int len = int(r.bounded(0, 80));
+            for (int j = 0; j < len; ++j)
+                body += r.bounded(4) == 0 ? char(r.bounded(256)) : interesting[r.bounded(int(sizeof interesting) - 1)];
+            for (const QString& enc : {QStringLiteral("quoted-printable"), QStringLiteral("base64")})
+                QCOMPARE(decodeTransferEncoding(body, enc), referenceDecodeTransferEncoding(body, enc));
+        }
+        for (const QByteArray& body :
+             {QByteArray(), QByteArray("\n"), QByteArray("=\n"), QByteArray("a="), QByteArray("=4"), QByteArray("=4g"),
+              QByteArray("=3D=3d=FF=ff"), QByteArray("a \t\r\nb"), QByteArray("x=\r\n"), QByteArray("\n\n\n")})
+            QCOMPARE(decodeTransferEncoding(body, QStringLiteral("quoted-printable")),
+                     referenceDecodeTransferEncoding(body, QStringLiteral("quoted-printable")));
+    }
+
+    // Delimiter lines at the very end of the data, cut short, or with other text after them.
+    void boundaryLinesAtTheEdges() {
+        const QByteArray head = "Content-Type: multipart/mixed; boundary=B\r\n\r\n";
+        QCOMPARE(parseMime(head + "--B\r\n\r\none\r\n--B--").children.size(), 1);
+        QCOMPARE(parseMime(head + "--B\r\n\r\none\r\n--B").children.size(), 1);
+        QCOMPARE(parseMime(head + "--B\r\n\r\none\r\n--").children.size(), 1);  // unterminated
+        const MimePart notADelimiter = parseMime(head + "--B\r\n\r\none\r\n--Bx\r\ntwo\r\n--B--\r\n");
+        QCOMPARE(notADelimiter.children.size(), 1);
+        const MimePart& only = notADelimiter.children.first();
+        QCOMPARE(only.bodyEnd - only.bodyStart, qsizetype(14));  // "one\r\n--Bx\r\ntwo"
+        QCOMPARE(parseMime(head + "--B  \r\n\r\none\r\n--B--  \r\n").children.size(), 1);
     }
 
     void transferEncodings() {

@@ -1,7 +1,10 @@
 // tst_atomic_file.cpp — atomic writes, stamps and locks (across processes).
 #include "core/atomic_file.h"
+#include "core/posix_io.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <QDir>
 #include <QProcess>
 #include <QTemporaryDir>
@@ -40,6 +43,33 @@ private Q_SLOTS:
         QVERIFY(!FileStamp::of(tmp.filePath(QStringLiteral("missing"))).exists);
     }
 
+    // readAll (posix_io.h): a regular file from its current position (read into a buffer
+    // of its size), its limit, and a pipe (no size to read into).
+    void readAllSizedAndUnsized() {
+        QTemporaryDir tmp;
+        const QString p = tmp.filePath(QStringLiteral("f"));
+        QByteArray content;
+        for (int i = 0; i < 100000; ++i) content += char('a' + i % 26);
+        QVERIFY(writeFileAtomic(p, content, 0600).ok());
+        const int fd = ::open(QFile::encodeName(p).constData(), O_RDONLY | O_CLOEXEC);
+        QVERIFY(fd >= 0);
+        QCOMPARE(*readAll(fd, content.size(), p), content);
+        QCOMPARE(::lseek(fd, 70000, SEEK_SET), off_t(70000));
+        QCOMPARE(*readAll(fd, 30000, p), content.mid(70000));
+        QCOMPARE(::lseek(fd, 70000, SEEK_SET), off_t(70000));
+        const auto tooBig = readAll(fd, 29999, p);
+        QVERIFY(!tooBig.ok());
+        QCOMPARE(tooBig.error().code, EFBIG);
+        QCOMPARE(::lseek(fd, 0, SEEK_END), off_t(content.size()));
+        QCOMPARE(*readAll(fd, 10, p), QByteArray());
+        ::close(fd);
+        int pipeFds[2];
+        QCOMPARE(::pipe(pipeFds), 0);
+        QVERIFY(writeAll(pipeFds[1], "through a pipe", QStringLiteral("pipe")).ok());
+        ::close(pipeFds[1]);
+        QCOMPARE(*readAll(pipeFds[0], 100, QStringLiteral("pipe")), QByteArray("through a pipe"));
+        ::close(pipeFds[0]);
+    }
     void ensureDirectoryNested() {
         QTemporaryDir tmp;
         QVERIFY(ensureDirectory(tmp.filePath(QStringLiteral("a/b/c"))).ok());

@@ -1,0 +1,71 @@
+// imap_body_search.h — SEARCH BODY/TEXT over one message's text parts (RFC 9051 6.4.4).
+//
+// Interface:
+//   BodyNeedle(text)       a search string as the client sent it (UTF-8), prepared once
+//                          per key: `lower` is QString::fromUtf8(text).toLower(), as for
+//                          every text key; when that is ASCII, not empty and without
+//                          '\n', it is also kept as bytes for the byte search below.
+//   BodyText(msg, root)    the text leaf parts of a message (root = mail::parseMime(msg),
+//                          multipart and message/rfc822 children walked in order); msg
+//                          and root must outlive it. Each part is transfer-decoded once.
+//   BodyText::contains(n)  exactly: "every text part, transfer-decoded, read in its
+//                          charset (mail::decodeCharset; absent: UTF-8), each followed by
+//                          '\n', joined, then QString::toLower()" contains n.lower.
+// How it stays exact while skipping the decoding where it can: a needle with a byte form
+// is looked for part by part (it has no '\n', so no match spans two parts) in the part's
+// bytes with ASCII letters lower-cased, where that is provably the same answer:
+//   - the part's charset is read byte for byte as UTF-8 (utf-8, utf8, us-ascii, ascii)
+//     or Latin-1 (iso-8859-1, latin1): ASCII bytes become the same ASCII characters,
+//     every other byte or byte sequence becomes non-ASCII characters (U+FFFD when
+//     invalid), in order, never dropped or merged with an ASCII byte;
+//   - no non-ASCII character lower-cases to anything ASCII except U+0130 (to "i" + U+0307)
+//     and U+212A KELVIN SIGN (to "k"); so a needle with 'i' or 'k' takes the byte search
+//     in a UTF-8 part only when its bytes hold neither C4 B0 nor E2 84 AA (the only
+//     encodings of those two; Latin-1 cannot express them).
+// Any other part (other charsets, or a needle with 'i'/'k' in a part with those
+// characters) is decoded and lower-cased on its own; a needle without a byte form (not
+// ASCII, empty, or with '\n') takes the whole joined text as above. tst_imap_body_search
+// checks these claims over every code point and against the reference algorithm.
+// Security: the message is untrusted; nothing here recurses beyond parseMime's tree
+// (depth kMaxDepth). Limits: memory of the decoded text parts, at most a few times the
+// message's size.
+#pragma once
+
+#include "common/mail/message.h"
+
+#include <QByteArray>
+#include <QList>
+#include <QString>
+
+#include <optional>
+
+namespace postern::imap {
+
+struct BodyNeedle {
+    explicit BodyNeedle(const QByteArray& text = {});
+    QString lower;         // the needle as every text key matches it
+    QByteArray bytes;      // lower as ASCII bytes (empty: no byte search for this needle)
+    bool hasIOrK = false;  // bytes hold 'i' or 'k' (non-ASCII characters lower-case to them)
+};
+
+class BodyText {
+public:
+    BodyText(const QByteArray& msg, const mail::MimePart& root);
+    bool contains(const BodyNeedle& needle);
+
+private:
+    struct Part {
+        enum class Charset { Utf8, Latin1, Other } kind = Charset::Other;
+        QByteArray charset;                 // as decodeCharset gets it
+        QByteArray raw;                     // transfer-decoded
+        QByteArray folded;                  // raw with ASCII letters lower-cased (made on first use)
+        std::optional<bool> hasIOrKSource;  // UTF-8: raw holds C4 B0 or E2 84 AA
+        std::optional<QString> lower;       // decodeCharset(raw, charset).toLower() (on first use)
+    };
+    void collect(const QByteArray& msg, const mail::MimePart& p);
+    bool partContains(Part& part, const BodyNeedle& needle);
+    QList<Part> m_parts;
+    std::optional<QString> m_joined;  // the whole text, lower-cased (needles without a byte form)
+};
+
+}  // namespace postern::imap

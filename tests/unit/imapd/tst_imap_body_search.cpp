@@ -1,0 +1,420 @@
+// tst_imap_body_search.cpp — SEARCH BODY/TEXT's body text (imap_body_search.h): the claims
+// its byte search rests on, checked over every code point and byte sequence that matters;
+// byte-by-byte rows for the edge cases; and a differential run against the reference (the
+// algorithm SEARCH used before: every text part decoded, joined, lower-cased, searched)
+// over thousands of generated messages and needles.
+#include "imapd/imap_body_search.h"
+
+#include <QRandomGenerator>
+#include <QtTest>
+
+using namespace postern;
+using namespace postern::imap;
+
+namespace {
+
+// ---- The reference: SEARCH's body text before imap_body_search (kept here, unchanged).
+void referenceCollectText(const QByteArray& msg, const mail::MimePart& p, QString& out) {
+    if (p.isMultipart() || p.isMessage()) {
+        for (const mail::MimePart& c : p.children) referenceCollectText(msg, c, out);
+        return;
+    }
+    if (p.type != u"text") return;
+    const QByteArray raw = mail::decodeTransferEncoding(msg.mid(p.bodyStart, p.bodyEnd - p.bodyStart), p.encoding);
+    const QString charset = p.params.get(QStringLiteral("charset"));
+    out += mail::decodeCharset(raw, charset.isEmpty() ? QByteArray("utf-8") : charset.toLatin1());
+    out += QLatin1Char('\n');
+}
+
+bool referenceContains(const QByteArray& msg, const QByteArray& needleUtf8) {
+    QString text;
+    referenceCollectText(msg, mail::parseMime(msg), text);
+    return text.toLower().contains(QString::fromUtf8(needleUtf8).toLower());
+}
+// ---- end of the reference.
+
+bool newContains(const QByteArray& msg, const QByteArray& needleUtf8) {
+    const mail::MimePart root = mail::parseMime(msg);
+    BodyText text(msg, root);
+    return text.contains(BodyNeedle(needleUtf8));
+}
+
+// Maximal runs of non-ASCII units become one 0x80 marker: the shape a byte search relies on.
+QByteArray asciiShape(const QByteArray& bytes) {
+    QByteArray out;
+    for (char c : bytes) {
+        if (uchar(c) < 0x80)
+            out += c;
+        else if (!out.endsWith('\x80'))
+            out += '\x80';
+    }
+    return out;
+}
+QByteArray asciiShape(const QString& s) {
+    QByteArray out;
+    for (QChar c : s) {
+        if (c.unicode() < 0x80)
+            out += char(c.unicode());
+        else if (!out.endsWith('\x80'))
+            out += '\x80';
+    }
+    return out;
+}
+
+QByteArray singlePart(const QByteArray& body, const QByteArray& charset, const QByteArray& cte = "8bit") {
+    QByteArray m = "From: a@example.test\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain";
+    if (!charset.isNull()) m += "; charset=\"" + charset + '"';
+    m += "\r\nContent-Transfer-Encoding: " + cte + "\r\n\r\n" + body;
+    return m;
+}
+
+// ---- The generator for the differential run.
+class Gen {
+public:
+    explicit Gen(quint32 seed) : m_r(seed) {}
+    int n(int below) { return int(m_r.bounded(below)); }
+
+    QString words() {
+        static const QStringList vocab = {
+            QStringLiteral("Hello"),      QStringLiteral("WORLD"),         QStringLiteral("invoice"),
+            QStringLiteral("Kitten"),     QStringLiteral("\u0130stanbul"), QStringLiteral("\u212Aelvin"),
+            QStringLiteral("kelvin"),     QStringLiteral("\u0131i"),       QStringLiteral("Stra\u00DFe"),
+            QStringLiteral("\u00DCber"),  QStringLiteral("\u00FCber"),     QStringLiteral("\u03A3\u0391\u03A3"),
+            QStringLiteral("caf\u00E9"),  QStringLiteral("na\u00EFve"),    QStringLiteral("\u00C5ngstr\u00F6m"),
+            QStringLiteral("\u212Bx"),    QStringLiteral("meeting"),       QStringLiteral("=3D"),
+            QStringLiteral("\U0001F600"), QStringLiteral("x\u0307y"),      QStringLiteral("DINNER"),
+            QStringLiteral("report"),     QStringLiteral("\u00C0\u00E0"),  QStringLiteral("\u1E9E"),
+        };
+        QString out;
+        const int count = 1 + n(25);
+        for (int i = 0; i < count; ++i) {
+            out += vocab.at(n(int(vocab.size())));
+            const int sep = n(10);
+            out += sep == 0 ? QStringLiteral("\r\n") : sep == 1 ? QStringLiteral("\n") : QStringLiteral(" ");
+        }
+        return out;
+    }
+    // The text in some encoding, sometimes with bytes no charset expects.
+    QByteArray bytesOf(const QString& text) {
+        QByteArray b = n(3) == 0 ? text.toLatin1() : text.toUtf8();
+        static const QList<QByteArray> odd = {
+            "\xC4", "\xB0",         "\xC4\xB0",     "\xE2\x84",         "\xE2\x84\xAA", "\xFF", "\xC0\xAF",
+            "\x00", "\xEF\xBB\xBF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE1\xBA",     "\r",   "\xCC\x87"};
+        const int corrupt = n(4) == 0 ? 1 + n(4) : 0;
+        for (int i = 0; i < corrupt; ++i) b.insert(n(int(b.size()) + 1), odd.at(n(int(odd.size()))));
+        return b;
+    }
+    QByteArray charset() {
+        static const QList<QByteArray> sets = {
+            QByteArray(), "utf-8",      "UTF-8",      "utf8",   "us-ascii",     "US-ASCII",
+            "ascii",      "iso-8859-1", "ISO-8859-1", "latin1", "windows-1252", "iso-8859-15",
+            "koi8-r",     "x-bogus",    "iso8859-1",  "",       "utf-16"};
+        return sets.at(n(int(sets.size())));
+    }
+    // Body bytes in a transfer encoding; the Content-Transfer-Encoding value goes to *cte.
+    QByteArray encode(const QByteArray& raw, QByteArray* cte) {
+        switch (n(5)) {
+            case 0: {
+                *cte = n(2) ? "base64" : "BASE64";
+                const QByteArray b64 = raw.toBase64();
+                QByteArray out;
+                for (qsizetype i = 0; i < b64.size(); i += 76) out += b64.mid(i, 76) + "\r\n";
+                return out;
+            }
+            case 1: {
+                *cte = "quoted-printable";
+                QByteArray out;
+                int col = 0;
+                for (char c : raw) {
+                    QByteArray piece;
+                    if (c == '\r' || c == '\n')
+                        piece = QByteArray(1, c);
+                    else if (uchar(c) >= 0x80 || c == '=' || uchar(c) < 0x20 || n(20) == 0)
+                        piece = '=' + (n(2) ? QByteArray(1, c).toHex().toUpper() : QByteArray(1, c).toHex());
+                    else
+                        piece = QByteArray(1, c);
+                    if (c != '\r' && c != '\n' && col + piece.size() > 72) {
+                        out += "=\r\n";
+                        col = 0;
+                    }
+                    out += piece;
+                    col = c == '\n' ? 0 : col + int(piece.size());
+                }
+                return out;
+            }
+            case 2:
+                *cte = "7bit";
+                return raw;
+            case 3:
+                *cte = "8bit";
+                return raw;
+            default:
+                *cte = "binary";
+                return raw;
+        }
+    }
+    QByteArray leaf(QList<QString>* texts) {
+        const QString text = words();
+        texts->append(text);
+        QByteArray cte;
+        const QByteArray body = encode(bytesOf(text), &cte);
+        static const QList<QByteArray> types = {"text/plain", "text/html", "TEXT/Plain", "application/octet-stream",
+                                                "image/png"};
+        QByteArray h = "Content-Type: " + types.at(n(int(types.size())));
+        const QByteArray cs = charset();
+        if (!cs.isNull()) h += "; charset=" + cs;
+        if (n(6) == 0) h = QByteArray();  // no Content-Type: text/plain; charset=us-ascii
+        if (!h.isEmpty()) h += "\r\n";
+        h += "Content-Transfer-Encoding: " + cte + "\r\n";
+        return h + "\r\n" + body;
+    }
+    QByteArray entity(int depth, QList<QString>* texts) {
+        const int kind = depth >= 3 ? 0 : n(4);
+        if (kind <= 1) return leaf(texts);
+        if (kind == 2) {
+            return "Content-Type: message/rfc822\r\n\r\nFrom: b@example.test\r\nSubject: inner\r\n" +
+                   entity(depth + 1, texts);
+        }
+        const QByteArray boundary = "b" + QByteArray::number(depth) + "_" + QByteArray::number(n(1000));
+        QByteArray out = "Content-Type: multipart/" + QByteArray(n(2) ? "mixed" : "alternative") + "; boundary=\"" +
+                         boundary + "\"\r\n\r\npreamble\r\n";
+        const int parts = 1 + n(3);
+        for (int i = 0; i < parts; ++i) out += "--" + boundary + "\r\n" + entity(depth + 1, texts) + "\r\n";
+        out += "--" + boundary + "--\r\nepilogue\r\n";
+        return out;
+    }
+    QByteArray message(QList<QString>* texts) {
+        return "From: a@example.test\r\nTo: c@example.test\r\nSubject: gen\r\nMIME-Version: 1.0\r\n" + entity(0, texts);
+    }
+    // Needles: fixed ones, and slices of the message's words in mixed case.
+    QList<QByteArray> needles(const QList<QString>& texts) {
+        QList<QByteArray> out = {"",
+                                 "hello",
+                                 "HELLO",
+                                 "world",
+                                 "i",
+                                 "k",
+                                 "K",
+                                 "\n",
+                                 "o\nw",
+                                 "\r\n",
+                                 "stanbul",
+                                 "\xC4\xB0",
+                                 "i\xCC\x87",
+                                 "elvin",
+                                 "ber",
+                                 "\xC3\xBC"
+                                 "ber",
+                                 "strasse",
+                                 "stra\xC3\x9F"
+                                 "e",
+                                 "caf",
+                                 "=",
+                                 "\xEF\xBF\xBD",
+                                 "\r",
+                                 "\xCF\x83",
+                                 "meeting report",
+                                 "inv",
+                                 "dinner",
+                                 "x",
+                                 "y",
+                                 "o\r"};
+        out << QByteArray("\0", 1) << QByteArray("a\0b", 3);
+        for (int i = 0; i < 6 && !texts.isEmpty(); ++i) {
+            const QString& t = texts.at(n(int(texts.size())));
+            if (t.isEmpty()) continue;
+            const int from = n(int(t.size()));
+            QString slice = t.mid(from, 1 + n(12));
+            if (n(2)) slice = slice.toUpper();
+            out << slice.toUtf8();
+        }
+        return out;
+    }
+
+private:
+    QRandomGenerator m_r;
+};
+
+}  // namespace
+
+class TstImapBodySearch : public QObject {
+    Q_OBJECT
+private slots:
+    // No non-ASCII character lower-cases to anything ASCII, except U+0130 (to "i" U+0307)
+    // and U+212A (to "k"): the header's second claim.
+    void nonAsciiLowersToAsciiOnlyForDottedIAndKelvin() {
+        for (char32_t cp = 0x80; cp <= 0x10FFFF; ++cp) {
+            if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+            const QString lower = QString::fromUcs4(&cp, 1).toLower();
+            QByteArray ascii;
+            for (QChar c : lower)
+                if (c.unicode() < 0x80) ascii += char(c.unicode());
+            if (cp == 0x130)
+                QCOMPARE(ascii, QByteArray("i"));
+            else if (cp == 0x212A)
+                QCOMPARE(ascii, QByteArray("k"));
+            else if (!ascii.isEmpty())
+                QFAIL(qPrintable(QStringLiteral("U+%1 lowers to ASCII").arg(quint32(cp), 4, 16, QLatin1Char('0'))));
+        }
+    }
+    // decodeCharset of the UTF-8 and Latin-1 names keeps every ASCII byte as that character,
+    // in place, and turns every other byte sequence into at least one non-ASCII character:
+    // every 1- and 2-byte non-ASCII sequence between ASCII letters, and random strings.
+    void utf8AndLatin1KeepTheAsciiShape() {
+        const QList<QByteArray> names = {"utf-8", "UTF-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin1"};
+        for (const QByteArray& cs : names) {
+            for (int a = 0x80; a < 0x100; ++a) {
+                for (int b = 0; b < 0x100; ++b) {
+                    QByteArray bytes = "x";
+                    bytes += char(a);
+                    bytes += char(b);
+                    bytes += "y";
+                    QCOMPARE(asciiShape(mail::decodeCharset(bytes, cs)), asciiShape(bytes));
+                }
+            }
+            QRandomGenerator r(7);
+            for (int i = 0; i < 20000; ++i) {
+                QByteArray bytes;
+                const int len = int(r.bounded(1, 24));
+                for (int j = 0; j < len; ++j)
+                    bytes += char(r.bounded(3) == 0 ? r.bounded(0x20, 0x7F) : r.bounded(0x100));
+                QCOMPARE(asciiShape(mail::decodeCharset(bytes, cs)), asciiShape(bytes));
+            }
+        }
+    }
+    // U+0130 and U+212A come out of UTF-8 decoding only from their own encodings.
+    void dottedIAndKelvinOnlyFromTheirEncodings() {
+        for (quint32 v = 0; v < (1u << 24); v += 1) {
+            const uchar b0 = uchar(v >> 16), b1 = uchar(v >> 8), b2 = uchar(v);
+            if (b0 < 0xC0) {  // a lead byte is needed for either
+                v |= 0xFFFF;
+                continue;
+            }
+            const char bytes[3] = {char(b0), char(b1), char(b2)};
+            const QByteArray in(bytes, 3);
+            const QString s = mail::decodeCharset(in, "utf-8");
+            if (s.contains(QChar(0x130))) QVERIFY(in.contains("\xC4\xB0"));
+            if (s.contains(QChar(0x212A))) QVERIFY(in.contains("\xE2\x84\xAA"));
+        }
+    }
+
+    void rows_data() {
+        QTest::addColumn<QByteArray>("message");
+        QTest::addColumn<QByteArray>("needle");
+        QTest::addColumn<bool>("expected");
+        const QByteArray twoParts =
+            "Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nfoo\r\n"
+            "--B\r\nContent-Type: text/plain\r\n\r\nbar\r\n--B--\r\n";
+        QTest::newRow("ascii upper") << singlePart("HELLO World", "utf-8") << QByteArray("hello w") << true;
+        QTest::newRow("needle upper") << singlePart("hello", "us-ascii") << QByteArray("HeLLo") << true;
+        QTest::newRow("dotted I is i") << singlePart("\xC4\xB0", "utf-8") << QByteArray("i") << true;
+        QTest::newRow("dotted I not istanbul")
+            << singlePart("\xC4\xB0stanbul", "utf-8") << QByteArray("istanbul") << false;
+        QTest::newRow("dotted I stanbul") << singlePart("\xC4\xB0stanbul", "utf-8") << QByteArray("stanbul") << true;
+        QTest::newRow("dotted I in latin-1") << singlePart("\xC4\xB0", "iso-8859-1") << QByteArray("i") << false;
+        QTest::newRow("kelvin is k") << singlePart("\xE2\x84\xAA", "UTF-8") << QByteArray("k") << true;
+        QTest::newRow("kelvin needle K") << singlePart(
+                                                "\xE2\x84\xAA"
+                                                "elvin",
+                                                "utf8")
+                                         << QByteArray("KELVIN") << true;
+        QTest::newRow("kelvin in qp") << singlePart("=E2=84=AAelvin", "utf-8", "quoted-printable")
+                                      << QByteArray("kelvin") << true;
+        QTest::newRow("kelvin cut") << singlePart(
+                                           "\xE2\x84"
+                                           "elvin",
+                                           "utf-8")
+                                    << QByteArray("kelvin") << false;
+        QTest::newRow("invalid between") << singlePart(
+                                                "a\xC4"
+                                                "b",
+                                                "utf-8")
+                                         << QByteArray("ab") << false;
+        QTest::newRow("invalid then ascii") << singlePart(
+                                                   "a\xC4"
+                                                   "b",
+                                                   "utf-8")
+                                            << QByteArray("b") << true;
+        QTest::newRow("replacement char") << singlePart(
+                                                 "a\xFF"
+                                                 "b",
+                                                 "utf-8")
+                                          << QByteArray(
+                                                 "a\xEF\xBF\xBD"
+                                                 "b")
+                                          << true;
+        QTest::newRow("latin-1 umlaut") << singlePart(
+                                               "\xDC"
+                                               "ber",
+                                               "latin1")
+                                        << QByteArray(
+                                               "\xC3\xBC"
+                                               "ber")
+                                        << true;
+        QTest::newRow("latin-1 ascii") << singlePart(
+                                              "\xDC"
+                                              "BER",
+                                              "ISO-8859-1")
+                                       << QByteArray("ber") << true;
+        QTest::newRow("windows-1252 euro") << singlePart("\x80", "windows-1252") << QByteArray("\xE2\x82\xAC") << true;
+        QTest::newRow("qp utf-8") << singlePart("caf=C3=A9 ok", "utf-8", "quoted-printable")
+                                  << QByteArray("CAF\xC3\x89 OK") << true;
+        QTest::newRow("qp lower hex") << singlePart("a=3db", "utf-8", "quoted-printable") << QByteArray("a=b") << true;
+        QTest::newRow("base64") << singlePart(QByteArray("Stra\xC3\x9F"
+                                                         "e")
+                                                  .toBase64(),
+                                              "utf-8", "base64")
+                                << QByteArray(
+                                       "STRA\xC3\x9F"
+                                       "E")
+                                << true;
+        QTest::newRow("no ss for sz") << singlePart(
+                                             "Stra\xC3\x9F"
+                                             "e",
+                                             "utf-8")
+                                      << QByteArray("strasse") << false;
+        QTest::newRow("not across parts") << twoParts << QByteArray("foobar") << false;
+        QTest::newRow("newline joins parts") << twoParts << QByteArray("foo\nbar") << true;
+        QTest::newRow("empty needle") << twoParts << QByteArray("") << true;
+        QTest::newRow("attachment not text")
+            << QByteArray("Content-Type: application/octet-stream\r\n\r\nhello") << QByteArray("hello") << false;
+        QTest::newRow("nul byte") << singlePart(QByteArray("a\0b", 3), "utf-8") << QByteArray("b") << true;
+    }
+    void rows() {
+        QFETCH(QByteArray, message);
+        QFETCH(QByteArray, needle);
+        QFETCH(bool, expected);
+        QCOMPARE(referenceContains(message, needle), expected);
+        QCOMPARE(newContains(message, needle), expected);
+    }
+
+    // Thousands of generated messages, each with fixed and sliced needles, through one
+    // BodyText (its per-part caches in play) and a fresh one, against the reference.
+    void sameAsReference() {
+        Gen g(20261204);
+        int hits = 0, total = 0;
+        for (int m = 0; m < 3000; ++m) {
+            QList<QString> texts;
+            const QByteArray msg = g.message(&texts);
+            const mail::MimePart root = mail::parseMime(msg);
+            BodyText shared(msg, root);
+            for (const QByteArray& needle : g.needles(texts)) {
+                const bool want = referenceContains(msg, needle);
+                const bool got = shared.contains(BodyNeedle(needle));
+                if (want != got || newContains(msg, needle) != want)
+                    QFAIL(qPrintable(QStringLiteral("message %1, needle %2: reference %3\n%4")
+                                         .arg(m)
+                                         .arg(QString::fromLatin1(needle.toHex()))
+                                         .arg(want)
+                                         .arg(QString::fromLatin1(msg.toPercentEncoding(" \r\n:;=/\"-<>@.")))));
+                hits += want;
+                ++total;
+            }
+        }
+        qInfo("%d of %d searches matched", hits, total);
+        QVERIFY(hits > total / 5);  // the needles are not all misses
+    }
+};
+
+QTEST_GUILESS_MAIN(TstImapBodySearch)
+#include "tst_imap_body_search.moc"
