@@ -188,6 +188,10 @@ bool FolderWatch::reliable() const {
 }
 
 void FolderWatch::expect(Op op, bool inNew, const QString& name) {
+    expectEvent({op, inNew, name}, true);
+}
+
+void FolderWatch::expectEvent(const Event& event, bool logged) {
     if (!reliable()) return;
     if (m_expected.size() >= kMaxExpected) {
         m_expected.clear();
@@ -196,13 +200,15 @@ void FolderWatch::expect(Op op, bool inNew, const QString& name) {
         m_logWhole = false;
         return;
     }
-    m_expected.append({op, inNew, name});
+    m_expected.append({event, logged});
 }
 
 void FolderWatch::deliver(Op op, bool inNew, const QString& name) {
     for (qsizetype i = 0; i < m_expected.size(); ++i) {
-        const Event& e = m_expected.at(i);
-        if (e.op == op && e.inNew == inNew && e.name == name) {
+        const Expected& e = m_expected.at(i);
+        if (e.event.op == op && e.event.inNew == inNew && e.event.name == name) {
+            // Not a change; logged in its place all the same (takeChanges() replays in order).
+            if (e.logged) logOwn(e.event);
             m_expected.removeAt(i);
             return;
         }
@@ -216,6 +222,22 @@ void FolderWatch::deliver(Op op, bool inNew, const QString& name) {
         return;
     }
     logChange({op, inNew, name});
+}
+
+void FolderWatch::logOwn(const Event& e) {
+    if (!m_logWhole) return;
+    if (m_log.size() < kMaxLog) {
+        m_log.append(e);
+    } else {
+        m_log.clear();
+        m_logWhole = false;
+    }
+}
+
+void FolderWatch::forgetOwn() {
+    if (m_dirty) return;
+    m_log.clear();  // nothing but own events in it (or dropped from it): the caller's list has them
+    m_logWhole = true;
 }
 
 void FolderWatch::logChange(const Event& e) {
@@ -251,7 +273,7 @@ void FolderWatch::endHold(const QString& ownCurName) {
                 }
             }
         } else {
-            expect(Op::Created, false, ownCurName);
+            expectEvent({Op::Created, false, ownCurName}, false);  // the caller numbers it (MailboxView::endOwnAppend)
         }
     }
     if (!m_held.isEmpty()) {

@@ -15,8 +15,9 @@
 // kernel's default of 128 inotify instances per user.
 //
 // Interface: FolderWatch::watch(folderDir) subscribes (never null).
-//   expect(op, inNew, name)  this subscriber is about to create or remove that
-//                            name itself: its event is not a change for it.
+//   expect(op, inNew, name)  this subscriber created or removed that name itself
+//                            (before the next read of the descriptor): its event is
+//                            not a change for it (it keeps its place in the log).
 //   changed()                reads the queued events; true when something not
 //                            expected happened since synced() (or the start),
 //                            or when the folder cannot be watched (reliable()
@@ -30,12 +31,18 @@
 //                            and any other held one counts as a change then.
 //   setNotify(cb)            cb runs (on the event loop) after an unexpected change
 //                            (IDLE); nullptr stops it.
-//   takeChanges()            reads the queued events and returns the unexpected ones
-//                            since synced() (or the last takeChanges()), in the
-//                            kernel's order, forgetting them; nullopt when they are
-//                            not all known: a queue overflow, a lost directory, more
-//                            than kMaxLog of them, a hold in progress. The caller
-//                            applies them, or lists the folder (after synced()).
+//   takeChanges()            reads the queued events and returns those since synced()
+//                            (or the last takeChanges()) in the kernel's order,
+//                            forgetting them: every unexpected one, and the expected
+//                            ones in their places (so a replay from the caller's list
+//                            ends where the folder is: another session's rename that
+//                            came before the caller's own one does not win); nullopt
+//                            when they are not all known: a queue overflow, a lost
+//                            directory, more than kMaxLog of them, a hold in
+//                            progress. The caller applies them, or lists the folder
+//                            (after synced()).
+//   forgetOwn()              nothing unexpected happened (changed() false): drops the
+//                            own events logged meanwhile (the caller's list has them).
 //   sameFolder(other)        both watch the same directories (same inode of cur/).
 // Folders are identified by the device and inode of their cur/, so a folder
 // deleted or renamed and created again under the same name is a new watch (also
@@ -90,6 +97,7 @@ public:
     bool changed();
     void synced();
     std::optional<QList<Event>> takeChanges();
+    void forgetOwn();
     bool reliable() const;
     bool sameFolder(const FolderWatch& other) const { return m_folder && m_folder == other.m_folder; }
     void setNotify(std::function<void()> notify) { m_notify = std::move(notify); }
@@ -99,8 +107,14 @@ private:
     void deliver(Op op, bool inNew, const QString& name);
     void markChanged();  // something changed that the log does not hold
     void logChange(const Event& e);
+    void logOwn(const Event& e);
+    void expectEvent(const Event& event, bool logged);
+    struct Expected {
+        Event event;
+        bool logged;  // kept in the log in its place when it arrives
+    };
     WatchedFolder* m_folder = nullptr;
-    QList<Event> m_expected;
+    QList<Expected> m_expected;
     bool m_dirty = false;
     QList<Event> m_log;      // unexpected events since synced() / takeChanges()
     bool m_logWhole = true;  // m_log holds every change since then

@@ -483,6 +483,43 @@ Result<MailboxView> MailboxView::open(const QString& maildirRoot, const MailboxN
     return v;
 }
 
+Result<MailboxView> MailboxView::openTarget(const QString& maildirRoot, const MailboxName& name) {
+    MailboxView v;
+    v.m_name = name;
+    auto folder = store::MaildirFolder::open(maildirRoot, name.parts, false);
+    if (!folder) return folder.error();
+    v.m_folder = *folder;
+    if (auto st = v.loadKeywords(); !st) return st.error();
+    return v;
+}
+
+Result<QHash<QString, quint32>> MailboxView::numberStored(const QStringList& curFileNames) {
+    QHash<QString, quint32> out;
+    if (!m_listed && !m_watch) {
+        const store::MaildirFolder before = m_folder;
+        auto added = m_folder.addOwn(curFileNames, -1);
+        if (added && added->size() == curFileNames.size()) {
+            QList<Message> rows;
+            for (const store::MessageEntry& e : std::as_const(*added)) {
+                rows << Message::fromEntry(e);
+                out.insert(e.base, e.uid);
+            }
+            QList<Message*> touched;
+            for (Message& m : rows) touched << &m;
+            QList<quint32> gone;
+            // The index is a cache: a row it misses now, the next listing of the folder adds.
+            if (std::shared_ptr<MailboxIndex> idx = index()) (void)idx->reconcile([] { return true; }, touched, gone);
+            return out;
+        }
+        m_folder = before;
+    }
+    auto changes = refresh();
+    if (!changes) return changes.error();
+    for (const Message& m : std::as_const(m_messages))
+        if (!m.expunged) out.insert(m.base, m.uid);
+    return out;
+}
+
 QString MailboxView::messageDir(bool inNew) const {
     return m_folder.dir() + (inNew ? QStringLiteral("/new/") : QStringLiteral("/cur/"));
 }
@@ -535,6 +572,7 @@ Result<Changes> MailboxView::refresh(bool allowExpunge) {
     if (!m_listed && (adoptSnapshot() || adoptKeptListing())) return Changes();
     if (m_watch && m_listed && !(m_rebuild && m_incomplete) && !m_watch->changed() && m_unlinked.isEmpty() &&
         m_appended.isEmpty()) {
+        m_watch->forgetOwn();
         m_rebuild = false;  // nothing changed: the list is the folder
         return allowExpunge && m_ghosts ? dropGhosts() : Changes();
     }

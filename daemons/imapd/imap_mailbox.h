@@ -151,6 +151,15 @@ public:
     // keeps \Recent; without it, every refresh() lists the folder (COPY/APPEND targets).
     static Result<MailboxView> open(const QString& maildirRoot, const MailboxName& name, bool readOnly,
                                     const std::optional<SelectOptions>& selected = std::nullopt);
+    // A COPY or APPEND target (not the selected mailbox): opened without listing the folder
+    // (its keywords only); numberStored() numbers what is stored into it.
+    static Result<MailboxView> openTarget(const QString& maildirRoot, const MailboxName& name);
+    // The UIDs (by base name) of files just stored into cur/: numbered as a listing would
+    // number them (MaildirFolder::addOwn) and recorded in the index, without listing the
+    // folder when this view has no list yet (openTarget); otherwise, or when that cannot be
+    // done (the uidlist needs a rewrite, a file went away), from a refresh(). A base missing
+    // from the answer was expunged by another session already.
+    Result<QHash<QString, quint32>> numberStored(const QStringList& curFileNames);
     const MailboxName& name() const { return m_name; }
     bool readOnly() const { return m_readOnly; }
     quint32 uidValidity() const { return m_folder.uidValidity(); }

@@ -482,7 +482,7 @@ Result<QList<MessageEntry>> MaildirFolder::addOwn(const QStringList& curFileName
     UidList list = readUidList(listPath);
     // Only the appending case of saveUidList(); anything else is sync()'s business.
     if (list.validity == 0 || list.guid.isEmpty() || !list.endsWithNewline ||
-        list.lines - liveCount > std::max<qsizetype>(64, liveCount + curFileNames.size()))
+        (liveCount >= 0 && list.lines - liveCount > std::max<qsizetype>(64, liveCount + curFileNames.size())))
         return QList<MessageEntry>();
     QList<MessageEntry> out, added;
     for (const QString& name : curFileNames) {

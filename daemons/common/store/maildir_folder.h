@@ -16,10 +16,10 @@
 //       files another session stored there that a watch reported): gives them UIDs
 //       as sync() would (in delivery order), without listing the folder: a stat(2) per given file, the same
 //       lock, cached uidlist and appended lines (one fdatasync). liveCount is
-//       how many messages the caller knows to be in the folder; when the file
-//       would have to be rewritten (stale lines outnumber them, half a line,
-//       an incomplete header) nothing is done and the result is empty: the
-//       caller syncs instead.
+//       how many messages the caller knows to be in the folder (-1: unknown, the
+//       stale lines are left to the next sync()); when the file would have to be
+//       rewritten (stale lines outnumber them, half a line, an incomplete header)
+//       nothing is done and the result is empty: the caller syncs instead.
 //   moveNewToCur()  moves every regular file of new/ to cur/ as sync(true) would
 //       ("<base>:2,<flags>", base and flags kept, so UIDs do not change), under the
 //       same lock, without listing cur/ or numbering anything; returns how many moved.

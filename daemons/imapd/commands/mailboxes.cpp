@@ -716,7 +716,7 @@ void Commands::append(ImapSession& s, const R& r) {
     std::optional<MailboxView> opened;
     MailboxView* target = toSelected ? &*selected(s) : nullptr;
     if (!target) {
-        auto view = MailboxView::open(mailboxes(s).root(), *m, false);
+        auto view = MailboxView::openTarget(mailboxes(s).root(), *m);
         if (!view) {
             s.no(r, QStringLiteral("Cannot open mailbox"), "SERVERBUG");
             return;
@@ -793,12 +793,15 @@ void Commands::finishAppend(ImapSession& s, const R& r, const std::shared_ptr<st
         s.no(r, QStringLiteral("The mailbox is gone"), "SERVERBUG");
         return;
     }
-    auto after = target->refresh();
     quint32 uid = 0;
-    for (const Message& x : target->messages())
-        if (x.base == stored.name) uid = x.uid;
-    if (toSelected && after)
-        sendChanges(s, *after);  // (changes to a selected mailbox are reported before the OK anyway)
+    if (toSelected) {
+        auto after = target->refresh();
+        for (const Message& x : target->messages())
+            if (x.base == stored.name) uid = x.uid;
+        if (after) sendChanges(s, *after);  // (changes to a selected mailbox are reported before the OK anyway)
+    } else if (auto uids = target->numberStored({stored.fileName})) {
+        uid = uids->value(stored.name);
+    }
     // APPEND into \Junk: the user files it as spam (queued, ImapBackend::learn).
     if (specialUseOf(mailbox.name) == u"\\Junk")
         backend(s).learn(user(s), true, target->dir() + QStringLiteral("/cur/") + stored.fileName);

@@ -473,11 +473,12 @@ std::variant<CopyOutcome, CopyFailure> copyMessages(MailboxView& from, const QLi
             return fail(CopyFailure{st.error().code ? st.error().code : EIO, st.errorMessage()});
     }
     // 3. UIDs
-    auto changes = target.refresh();
-    if (!changes) return fail(CopyFailure{changes.error().code ? changes.error().code : EIO, changes.errorMessage()});
-    QHash<QString, quint32> uidOf;
-    uidOf.reserve(target.messages().size());
-    for (const Message& t : target.messages()) uidOf.insert(t.base, t.uid);
+    QStringList stored;
+    for (const CopyPlan& p : std::as_const(plans)) stored << QFileInfo(p.final).fileName();
+    auto numbered = target.numberStored(stored);
+    if (!numbered)
+        return fail(CopyFailure{numbered.error().code ? numbered.error().code : EIO, numbered.errorMessage()});
+    const QHash<QString, quint32>& uidOf = *numbered;
     CopyOutcome out;
     for (const CopyPlan& p : plans) {
         auto it = uidOf.constFind(p.base);
@@ -516,7 +517,7 @@ void copyOrMove(ImapSession& s, const ImapSession::Request& r, bool move) {
         s.ok(r, QStringLiteral("%1 completed (nothing matched)").arg(QString::fromLatin1(r.name)));
         return;
     }
-    auto target = MailboxView::open(Commands::mailboxes(s).root(), *name, false);
+    auto target = MailboxView::openTarget(Commands::mailboxes(s).root(), *name);
     if (!target) {
         s.no(r, QStringLiteral("Cannot open target mailbox"), "SERVERBUG");
         return;

@@ -405,6 +405,62 @@ private Q_SLOTS:
         QCOMPARE(b->messages().last().uid, a->messages().last().uid);
     }
 
+    // Another session's rename that came before this view's own one (its flag change found
+    // the other's file and renamed it again) does not win when the events are replayed: the
+    // view ends with its own file, as the folder has it.
+    void ownRenameAfterAForeignOneWins() {
+        H h;
+        h.start();
+        const QString path = h.addMessage(QStringLiteral("INBOX"), message("Subject: m\r\n"), QStringLiteral("Sa"), 1);
+        MailboxName inbox;
+        inbox.name = QStringLiteral("INBOX");
+        auto a = MailboxView::open(h.root(), inbox, false, SelectOptions{});
+        auto b = MailboxView::open(h.root(), inbox, false, SelectOptions{});
+        QVERIFY(a && b);
+        QVERIFY(b->changeFlags(0, 1, QStringLiteral("b")));   // x:2,Sa -> x:2,Sab
+        QVERIFY(a->changeFlags(0, -1, QStringLiteral("a")));  // finds x:2,Sab -> x:2,Sb
+        QCOMPARE(a->messages().first().flags, QStringLiteral("Sb"));
+        const quint64 listed = MailboxView::listings();
+        auto c = a->refresh(true);
+        QVERIFY(c);
+        QCOMPARE(MailboxView::listings(), listed);
+        QCOMPARE(a->messages().first().flags, QStringLiteral("Sb"));
+        QVERIFY(QFile::exists(QFileInfo(path).path() + QLatin1Char('/') + a->messages().first().fileName));
+        c = b->refresh(true);
+        QVERIFY(c);
+        QCOMPARE(b->messages().first().flags, QStringLiteral("Sb"));
+        QCOMPARE(c->flagChanged, QList<int>{1});
+    }
+
+    // COPY into a mailbox that is not selected numbers the copies without listing the target
+    // (MailboxView::openTarget, numberStored): the COPYUID is what a listing then finds. (A
+    // folder without a uidlist yet is listed once, which creates it.)
+    void copyTargetIsNotListed() {
+        H h;
+        h.start();
+        for (int i = 1; i <= 3; ++i)
+            h.addMessage(QStringLiteral("INBOX"), message("Subject: m\r\n"), QStringLiteral("S"), i);
+        MailboxName archive;
+        archive.name = QStringLiteral("Archive");
+        archive.parts = QStringList{QStringLiteral("Archive")};
+        QVERIFY(MailboxView::open(h.root(), archive, true));  // listed once: its uidlist exists
+        QVERIFY(h.run("SELECT INBOX").tagged.startsWith("OK"));
+        const quint64 listed = MailboxView::listings();
+        const Reply r = h.run("COPY 2:3 Archive");
+        QVERIFY2(r.tagged.startsWith("OK [COPYUID "), r.tagged.constData());
+        QCOMPARE(MailboxView::listings(), listed);
+        const QList<QByteArray> code = r.tagged.mid(4, r.tagged.indexOf(']') - 4).split(' ');
+        QCOMPARE(code.size(), 4);
+        QCOMPARE(code.at(2), QByteArray("2:3"));
+        auto reference = MailboxView::open(h.root(), archive, true);
+        QVERIFY(reference);
+        QCOMPARE(code.at(1), QByteArray::number(reference->uidValidity()));
+        QCOMPARE(reference->messages().size(), 2);
+        QCOMPARE(code.at(3), QByteArray::number(reference->messages().at(0).uid) + ':' +
+                                 QByteArray::number(reference->messages().at(1).uid));
+        QVERIFY(reference->messages().at(0).modseq > 0);  // the index has the rows
+    }
+
     // Without leave to expunge (FETCH, STORE, SEARCH by sequence number), another session's
     // expunge stays a ghost until a refresh that may report it; no listing either way.
     void foreignExpungeWaitsAsAGhost() {
