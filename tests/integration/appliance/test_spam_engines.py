@@ -17,14 +17,14 @@ import subprocess
 import time
 import unittest
 
-from postern_testlib import Instance, Rspamd, wait_for
+from postern_testlib import NOW_DATE, Instance, Rspamd, wait_for
 
 RCPT = "alice@example.test"
 
 
 def message(marker):
     return (b"From: bob@remote.test\r\nTo: alice@example.test\r\nSubject: hi\r\nMessage-ID: <e1@remote.test>\r\n"
-            b"Date: Thu, 03 Dec 2026 03:00:00 +0000\r\n\r\nHello\r\n" + marker + Rspamd.GTUBE + b"\r\n")
+            b"Date: " + NOW_DATE + b"\r\n\r\nHello\r\n" + marker + Rspamd.GTUBE + b"\r\n")
 
 
 class SpamEngines(unittest.TestCase):
@@ -146,7 +146,7 @@ class SpamEngines(unittest.TestCase):
         with open(os.path.join(self.inst.config_dir, "spam", "rspamd", "local.d", "greylist.conf")) as f:
             self.assertIn("timeout = 3s;", f.read())  # generated from spam.greylist_delay
         grey = (b"From: carol@remote.test\r\nTo: alice@example.test\r\nSubject: greylist me\r\nMessage-ID: <g1@remote.test>\r\n"
-                b"Date: Thu, 03 Dec 2026 03:00:00 +0000\r\n\r\nHello from a new sender\r\n")
+                b"Date: " + NOW_DATE + b"\r\n\r\nHello from a new sender\r\n")
         before = len(self.inst.messages(RCPT))
         first = time.monotonic()
         code, text = self.send(grey)

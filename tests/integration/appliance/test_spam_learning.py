@@ -19,7 +19,7 @@ import re
 import subprocess
 import unittest
 
-from postern_testlib import Instance, wait_for
+from postern_testlib import NOW_DATE, Instance, wait_for
 
 USER = "alice@example.test"
 WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa quebec "
@@ -29,7 +29,7 @@ WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo li
 def message(n):
     body = " ".join(WORDS[(n * 7 + i * 3) % len(WORDS)] + str(n) for i in range(40))
     return (f"From: bob@remote.test\r\nTo: {USER}\r\nSubject: offer {n}\r\nMessage-ID: <learn{n}@remote.test>\r\n"
-            f"Date: Thu, 03 Dec 2026 03:00:00 +0000\r\n\r\n{body}\r\n").encode()
+            f"Date: {NOW_DATE.decode()}\r\n\r\n{body}\r\n").encode()
 
 
 BOB = "bob@example.test"
@@ -44,7 +44,7 @@ def similar(text, n, subject):
     words = text.split()
     extra = " ".join(random.Random(n).sample(words, 6))
     return (f"From: sender{n}@remote.test\r\nTo: {USER}\r\nSubject: {subject} {n}\r\n"
-            f"Message-ID: <bayes{subject}{n}@remote.test>\r\nDate: Thu, 03 Dec 2026 03:00:00 +0000\r\n\r\n"
+            f"Message-ID: <bayes{subject}{n}@remote.test>\r\nDate: {NOW_DATE.decode()}\r\n\r\n"
             f"{text} {extra}\r\n").encode()
 
 

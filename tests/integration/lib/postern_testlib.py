@@ -20,6 +20,7 @@ beyond polling with a deadline):
 Tests print what they do; a failure names the step and shows the daemon's log.
 """
 
+import email.utils
 import json
 import os
 import re
@@ -36,6 +37,11 @@ BUILD_DIR = os.environ.get("POSTERN_BUILD_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", "..", "..", "build"))
 SOURCE_DIR = os.environ.get("POSTERN_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+
+
+# A Date header for test mail that goes through Rspamd: the time of the run (a fixed date
+# ages into Rspamd's DATE_IN_PAST symbol after a day, and the score with it).
+NOW_DATE = email.utils.formatdate(usegmt=True).encode()
 
 
 def bin_path(name):

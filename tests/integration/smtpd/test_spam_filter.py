@@ -19,7 +19,7 @@ import shutil
 import threading
 import unittest
 
-from postern_testlib import Instance, Rspamd, wait_for
+from postern_testlib import NOW_DATE, Instance, Rspamd, wait_for
 
 RCPT = "alice@example.test"
 BOB = "bob@example.test"
@@ -28,7 +28,7 @@ VERA = "vera@example.test"  # has a vacation script (test_no_vacation_reply_to_s
 
 def message(marker=b"", extra_headers=b"", body=b"Hello Alice,\r\nsee you tomorrow.\r\n"):
     return (b"From: Bob <bob@remote.test>\r\nTo: alice@example.test\r\nSubject: hello\r\n"
-            b"Message-ID: <m1@remote.test>\r\nDate: Thu, 03 Dec 2026 03:00:00 +0000\r\n" + extra_headers + b"\r\n" + body +
+            b"Message-ID: <m1@remote.test>\r\nDate: " + NOW_DATE + b"\r\n" + extra_headers + b"\r\n" + body +
             (marker + Rspamd.GTUBE + b"\r\n" if marker else b""))
 
 
@@ -61,7 +61,7 @@ def submit(inst, user, password, rcpt, data):
 
 def outbound(marker=b""):
     return (b"From: Alice <alice@example.test>\r\nTo: friend@elsewhere.test\r\nSubject: news\r\n"
-            b"Message-ID: <o1@example.test>\r\nDate: Thu, 03 Dec 2026 03:00:00 +0000\r\n\r\nHi,\r\nhow are you?\r\n" +
+            b"Message-ID: <o1@example.test>\r\nDate: " + NOW_DATE + b"\r\n\r\nHi,\r\nhow are you?\r\n" +
             (marker + Rspamd.GTUBE + b"\r\n" if marker else b""))
 
 
