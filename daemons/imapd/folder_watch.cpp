@@ -208,23 +208,22 @@ void FolderWatch::deliver(Op op, bool inNew, const QString& name) {
         const Expected& e = m_expected.at(i);
         if (e.event.op == op && e.event.inNew == inNew && e.event.name == name) {
             // Not a change; logged in its place all the same (takeChanges() replays in order).
-            if (e.logged) logOwn(e.event);
+            if (e.logged) logEvent(e.event);
             m_expected.removeAt(i);
             return;
         }
     }
     if (m_holding && op == Op::Created && !inNew && m_held.size() < kMaxExpected) {
         m_held.append(name);  // endHold() decides; logged in its place meanwhile
-        if (m_log.size() < kMaxLog)
-            m_log.append({op, inNew, name});
-        else
-            m_logWhole = false;
+        logEvent({op, inNew, name});
         return;
     }
     logChange({op, inNew, name});
 }
 
-void FolderWatch::logOwn(const Event& e) {
+// Appends to the log while it is whole; beyond kMaxLog it is dropped (and stays empty until
+// synced() or forgetOwn(): takeChanges() says the folder must be listed).
+void FolderWatch::logEvent(const Event& e) {
     if (!m_logWhole) return;
     if (m_log.size() < kMaxLog) {
         m_log.append(e);
@@ -241,12 +240,7 @@ void FolderWatch::forgetOwn() {
 }
 
 void FolderWatch::logChange(const Event& e) {
-    if (m_log.size() < kMaxLog) {
-        m_log.append(e);
-    } else {
-        m_log.clear();
-        m_logWhole = false;
-    }
+    logEvent(e);  // (the same bounded log)
     const bool was = m_dirty;
     m_dirty = true;
     if (!was && m_notify) m_notify();

@@ -107,7 +107,7 @@ private:
     void deliver(Op op, bool inNew, const QString& name);
     void markChanged();  // something changed that the log does not hold
     void logChange(const Event& e);
-    void logOwn(const Event& e);
+    void logEvent(const Event& e);
     void expectEvent(const Event& event, bool logged);
     struct Expected {
         Event event;
