@@ -6,6 +6,7 @@
 #include "config_schema.h"
 #include "log.h"
 
+#include <QDeadlineTimer>
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
@@ -727,10 +728,11 @@ Status AccountStore::modifyImpl(const std::function<Status(Accounts&, TotpSecret
     return Status::fail(QStringLiteral("account files kept changing while being edited; try again"));
 }
 
-std::shared_ptr<const Accounts> AccountStore::current(QString* error) {
+std::shared_ptr<const Accounts> AccountStore::current(Freshness freshness, QString* error) {
     QMutexLocker lock(&m_mutex);
-    const qint64 now = m_clock ? m_clock() : QDateTime::currentMSecsSinceEpoch();
-    if (m_snapshot && now - m_lastCheckMs < 1000) return m_snapshot;
+    // Monotonic: a wall clock stepped back must not stop the reloads for as long.
+    const qint64 now = m_clock ? m_clock() : QDeadlineTimer::current().deadline();
+    if (m_snapshot && freshness == Freshness::Cached && now - m_lastCheckMs < 1000) return m_snapshot;
     m_lastCheckMs = now;
     QList<qint64> stamps;
     for (const QString& p : {domainsPath(), usersPath(), aliasesPath(), credentialsPath()}) {

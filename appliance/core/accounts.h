@@ -32,8 +32,14 @@
 // flock on .accounts.lock, re-reads the files, applies the change, checks that
 // no one replaced a file meanwhile (a hand edit) and writes atomically; on a
 // conflict it starts over. current() gives daemons a cached snapshot that is
-// reloaded when a file changes (checked at most once a second); a broken file
-// keeps the last good snapshot and the error is reported once.
+// reloaded when a file changes; a broken file keeps the last good snapshot and the
+// error is reported once. How often the files are looked at (four stat calls):
+//   Freshness::Cached  at most once a second (monotonic clock): recipient, alias and
+//                      sending-right lookups, which run per message and recipient;
+//   Freshness::Exact   now: every login and every panel request, so a password
+//                      changed, an account disabled or two-factor login turned on is
+//                      in force from the next login on, in every process (a write
+//                      is complete, renamed into place, before its tool answers).
 // Disabled accounts (UserRecord::disabled, Accounts::setDisabled): every login is refused
 // (the authenticator answers as for a wrong password), open sessions are closed by the
 // daemons (daemon_server.h), mail to the address is still accepted and delivered; the
@@ -164,8 +170,9 @@ public:
     // after the other files). Every modify also drops the secrets of removed users.
     Status modifyWithSecrets(const std::function<Status(Accounts&, TotpSecrets&)>& change);
     // Cached snapshot for daemons; never null after the first successful load.
-    std::shared_ptr<const Accounts> current(QString* error = nullptr);
-    // Tests: the clock that spaces current()'s checks of the files (ms since the epoch).
+    enum class Freshness { Cached, Exact };
+    std::shared_ptr<const Accounts> current(Freshness freshness = Freshness::Cached, QString* error = nullptr);
+    // Tests: the clock that spaces Cached checks of the files (ms, monotonic by default).
     void setClock(std::function<qint64()> clock) { m_clock = std::move(clock); }
 
 private:

@@ -41,7 +41,9 @@ struct Credentials {
 Credentials credentialsOf(AccountStore& accounts, const QString& user, bool panel) {
     Credentials c;
     if (user.isEmpty()) return c;
-    auto snapshot = accounts.current();
+    // Exact: a password changed, an account disabled or two-factor login turned on a
+    // moment ago (by another process) counts from this login on.
+    auto snapshot = accounts.current(AccountStore::Freshness::Exact);
     if (const UserRecord* u = snapshot->user(user)) {
         c.stored = u->passwordHash;
         c.known = true;

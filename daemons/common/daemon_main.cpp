@@ -75,7 +75,7 @@ Result<DaemonContext> loadBootstrap(Config& config, const DaemonSpec& spec) {
     Bootstrap& b = bootstrap();
     b.accounts = std::make_unique<AccountStore>(config.configDir());
     QString error;
-    b.accounts->current(&error);
+    b.accounts->current(AccountStore::Freshness::Exact, &error);
     if (!error.isEmpty()) return Result<DaemonContext>::fail(QStringLiteral("accounts: %1").arg(error));
     ctx.accounts = b.accounts.get();
     if (spec.accounts == AccountUse::Authenticate) {

@@ -658,13 +658,9 @@ void login(PanelContext& ctx, const HttpRequest& r, const QMap<QString, QString>
                 audit(conn, login.left(100), QStringLiteral("login"), {}, QStringLiteral("failed"));
                 return reply(loginPage(401, QStringLiteral("Wrong address or password."), login));
             }
-            // A fresh read, not the once-a-second snapshot: two-factor login turned on a
-            // moment ago must already be asked for.
-            std::shared_ptr<const Accounts> acc;
-            if (auto loaded = ctx.accounts->load())
-                acc = std::make_shared<const Accounts>(std::move(*loaded));
-            else
-                acc = ctx.accounts->current();
+            // Exact, not the once-a-second snapshot: two-factor login turned on a moment
+            // ago must already be asked for.
+            const auto acc = ctx.accounts->current(AccountStore::Freshness::Exact);
             if (acc && secondFactorRequired(*acc, o.user)) {
                 // The password was right; the session waits for the code (panel_pending.h).
                 const QByteArray pid = ctx.pending.create(o.user, nowMs(ctx));
@@ -777,7 +773,7 @@ void loginCode(PanelContext& ctx, const HttpRequest& r, bool get, const QMap<QSt
                 if (!left) return reply(loginPage(401, why + QStringLiteral(" Please log in again."), user));
                 return reply(codePage(o.verdict == AuthVerdict::TempFail ? 429 : 401, *left, why));
             }
-            auto acc = ctx.accounts->current();
+            auto acc = ctx.accounts->current(AccountStore::Freshness::Exact);
             if (!acc || !acc->user(user) || acc->user(user)->disabled)  // disabled during the code step
                 return reply(loginPage(401, QStringLiteral("Wrong address or password.")));
             const QByteArray id = ctx.sessions.create(user, nowMs(ctx));
@@ -975,11 +971,8 @@ void findSession(Call& c) {
     PanelContext& ctx = c.ctx;
     c.sessionId = PanelSessions::cookieValue(c.r.header("cookie"), kSessionCookie);
     c.session = ctx.sessions.find(c.sessionId, nowMs(ctx));
-    // A fresh read, not the daemons' once-a-second snapshot: a page shows the change just made.
-    if (auto loaded = ctx.accounts->load())
-        c.acc = std::make_shared<const Accounts>(std::move(*loaded));
-    else
-        c.acc = ctx.accounts->current();
+    // Exact, not the once-a-second snapshot: a page shows the change just made.
+    c.acc = ctx.accounts->current(AccountStore::Freshness::Exact);
     if (c.session && (!c.acc || !c.acc->user(c.session->user) ||
                       c.acc->user(c.session->user)->disabled)) {  // the account is gone or disabled
         ctx.sessions.removeUser(c.session->user);

@@ -379,11 +379,18 @@ private Q_SLOTS:
         QVERIFY(!store.current()->isLocalDomain(QStringLiteral("two.test")));
         nowMs += 1;
         QVERIFY(store.current()->isLocalDomain(QStringLiteral("two.test")));
+        // Exact (logins, the panel): looked at now, whatever the clock says.
+        QVERIFY(store.modify([](Accounts& a) { return a.addDomain(QStringLiteral("three.test")); }).ok());
+        QVERIFY(!store.current()->isLocalDomain(QStringLiteral("three.test")));
+        QVERIFY(store.current(AccountStore::Freshness::Exact)->isLocalDomain(QStringLiteral("three.test")));
+        // ... and unchanged files give the same snapshot, not a copy.
+        auto exact = store.current(AccountStore::Freshness::Exact);
+        QCOMPARE(store.current(AccountStore::Freshness::Exact).get(), exact.get());
         // A broken hand edit keeps the last good snapshot.
         QVERIFY(writeFileAtomic(store.domainsPath(), "bad..domain\n").ok());
         nowMs += 1000;
         QString err;
-        auto s3 = store.current(&err);
+        auto s3 = store.current(AccountStore::Freshness::Exact, &err);
         QVERIFY(s3->isLocalDomain(QStringLiteral("two.test")));
         QVERIFY(err.contains(QStringLiteral("domains:1")));
     }
