@@ -37,29 +37,31 @@ int openForReading(const QString& path) {
     return retryOnEintr([&] { return ::open(native.constData(), O_RDONLY | O_CLOEXEC); });
 }
 
+QByteArray readUpTo(int fd, qint64 size, int* err) {
+    QByteArray out(qsizetype(size), Qt::Uninitialized);
+    qsizetype got = 0;
+    while (got < out.size()) {
+        const ssize_t n = retryOnEintr([&] { return ::read(fd, out.data() + got, size_t(out.size() - got)); });
+        if (n < 0 && err) *err = errno;
+        if (n <= 0) break;
+        got += n;
+    }
+    out.truncate(got);
+    return out;
+}
+
 namespace {
 
 // readAll's first step: a regular file's rest (size less position) read straight into a
 // buffer of that size, no copy through a stack buffer. Empty when it cannot be sized;
-// shorter when the file shrank meanwhile; < 0 in *err on a read error.
+// shorter when the file shrank meanwhile; the errno in *err on a read error.
 QByteArray readSized(int fd, qint64 maxBytes, int* err) {
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return {};
     const off_t at = ::lseek(fd, 0, SEEK_CUR);
     if (at < 0 || st.st_size <= at || st.st_size - at > maxBytes) return {};
-    QByteArray out(qsizetype(st.st_size - at), Qt::Uninitialized);
-    qsizetype got = 0;
-    while (got < out.size()) {
-        const ssize_t n = retryOnEintr([&] { return ::read(fd, out.data() + got, size_t(out.size() - got)); });
-        if (n < 0) {
-            *err = errno;
-            return {};
-        }
-        if (n == 0) break;
-        got += n;
-    }
-    out.truncate(got);
-    return out;
+    QByteArray out = readUpTo(fd, st.st_size - at, err);
+    return *err ? QByteArray() : out;
 }
 
 }  // namespace

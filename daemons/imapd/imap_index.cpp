@@ -408,7 +408,7 @@ bool MailboxIndex::insertRow(Message& m, qint64* hms) {
     return true;
 }
 
-// The end of a change set (sync(), record()): hms, \Recent, pruning of the history, commit.
+// The end of a change set (sync(), reconcile(), claimRecentAt()): hms, \Recent, pruning of the history, commit.
 Result<quint64> MailboxIndex::finishChanges(qint64 hms, qint64 before, bool expunges, RecentClaim* recent) {
     auto fail = [this](const QString& what) { return failWrite(what); };
     if (hms != before) {
@@ -506,23 +506,16 @@ Result<quint64> MailboxIndex::sync(QList<Message>& messages, RecentClaim* recent
     return finishChanges(hms, before, expunges, recent);
 }
 
-Result<quint64> MailboxIndex::record(QList<Message*>& added, const QList<quint32>& expunged, quint64 expectedHms,
-                                     RecentClaim* recent) {
+Result<quint64> MailboxIndex::claimRecentAt(quint64 expectedHms, RecentClaim* recent) {
     if (Status s = beginWrite(); !s) return s.error();
     auto fail = [this](const QString& what) { return failWrite(what); };
     auto hmsNow = metaValue("hms");
     if (!hmsNow) return fail(QStringLiteral("reading hms"));
     if (*hmsNow <= 0 || quint64(*hmsNow) != expectedHms) {
-        (void)rollbackWrite();  // somebody else wrote since the caller's last look
+        (void)rollbackWrite();  // somebody else wrote since the list was taken
         return Result<quint64>::fail(QStringLiteral("the index changed"), kStale);
     }
-    qint64 hms = *hmsNow;
-    const qint64 before = hms;
-    for (quint32 uid : expunged)
-        if (!expungeRow(uid, &hms)) return fail(QStringLiteral("recording an expunge"));
-    for (Message* m : added)
-        if (!insertRow(*m, &hms)) return fail(QStringLiteral("inserting"));
-    return finishChanges(hms, before, !expunged.isEmpty(), recent);
+    return finishChanges(*hmsNow, *hmsNow, false, recent);
 }
 
 // One touched message: its row as the file is now (a row of another file under this UID,

@@ -101,13 +101,11 @@ public:
     // Bring the rows up to date with `messages` (UID order) and fill in each
     // message's modseq. Returns the highest mod-sequence.
     Result<quint64> sync(QList<Message>& messages, RecentClaim* recent = nullptr);
-    // The same for changes the caller made itself and knows exactly (no reading of every
-    // row): `added` (new UIDs, ascending; their modseq is filled in) and `expunged` UIDs.
-    // Only valid while nobody else wrote: when the file's highest mod-sequence is not
-    // `expectedHms` (the caller's), nothing is written and the error code is kStale.
+    // \Recent for a list taken from elsewhere (a snapshot, the kept listing) that was the
+    // folder at `expectedHms`: claimed as sync() would, only while the file's highest
+    // mod-sequence is still that; else nothing is written and the error code is kStale.
     static constexpr int kStale = -1;
-    Result<quint64> record(QList<Message*>& added, const QList<quint32>& expunged, quint64 expectedHms,
-                           RecentClaim* recent = nullptr);
+    Result<quint64> claimRecentAt(quint64 expectedHms, RecentClaim* recent);
     // Changes the caller learned exactly (file events of the folder, its own expunges and
     // appends), in one write transaction: each of `touched` (a file that appeared or was
     // renamed) gets its row inserted, or its flags updated with a new mod-sequence when they

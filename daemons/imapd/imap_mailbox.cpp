@@ -433,8 +433,7 @@ bool MailboxView::adoptListing(QList<Message> messages, const store::MaildirFold
     if (ok && idx && wantRecent) {
         claim.claim = m_recentMode == RecentMode::Claim && !m_readOnly;
         claim.upTo = lastUid;
-        QList<Message*> none;
-        auto now = idx->record(none, {}, hms, &claim);  // fails (kStale) when the index moved on
+        auto now = idx->claimRecentAt(hms, &claim);  // fails (kStale) when the index moved on
         ok = now && *now == hms;
     } else if (ok && idx) {
         ok = idx->highestModseq() == hms;

@@ -40,7 +40,6 @@
 #include "core/posix_io.h"
 #include "core/safe_path.h"
 
-#include <unistd.h>
 #include <QSet>
 #include <cstring>
 #include <limits>
@@ -120,19 +119,6 @@ QByteArray normalizeCrlf(const QByteArray& in) {
 // read to its end); empty when it cannot be read.
 QByteArray readWhole(int fd, const QString& path) {
     return readAll(fd, std::numeric_limits<qint64>::max(), path).valueOr({});
-}
-
-// Up to `size` more bytes of the file (fewer only at its end or on a read error).
-QByteArray readUpTo(int fd, qint64 size) {
-    QByteArray out(qsizetype(size), Qt::Uninitialized);
-    qsizetype got = 0;
-    while (got < out.size()) {
-        const ssize_t n = retryOnEintr([&] { return ::read(fd, out.data() + got, size_t(out.size() - got)); });
-        if (n <= 0) break;
-        got += n;
-    }
-    out.truncate(got);
-    return out;
 }
 
 // The start of the file normalised to CRLF, through the blank line that ends the header
