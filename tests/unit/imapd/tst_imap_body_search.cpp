@@ -5,6 +5,8 @@
 // over thousands of generated messages and needles.
 #include "imapd/imap_body_search.h"
 
+#include "body_search_reference.h"
+
 #include <QRandomGenerator>
 #include <QtTest>
 
@@ -13,25 +15,9 @@ using namespace postern::imap;
 
 namespace {
 
-// ---- The reference: SEARCH's body text before imap_body_search (kept here, unchanged).
-void referenceCollectText(const QByteArray& msg, const mail::MimePart& p, QString& out) {
-    if (p.isMultipart() || p.isMessage()) {
-        for (const mail::MimePart& c : p.children) referenceCollectText(msg, c, out);
-        return;
-    }
-    if (p.type != u"text") return;
-    const QByteArray raw = mail::decodeTransferEncoding(msg.mid(p.bodyStart, p.bodyEnd - p.bodyStart), p.encoding);
-    const QString charset = p.params.get(QStringLiteral("charset"));
-    out += mail::decodeCharset(raw, charset.isEmpty() ? QByteArray("utf-8") : charset.toLatin1());
-    out += QLatin1Char('\n');
-}
-
 bool referenceContains(const QByteArray& msg, const QByteArray& needleUtf8) {
-    QString text;
-    referenceCollectText(msg, mail::parseMime(msg), text);
-    return text.toLower().contains(QString::fromUtf8(needleUtf8).toLower());
+    return reference::contains(msg, needleUtf8);
 }
-// ---- end of the reference.
 
 bool newContains(const QByteArray& msg, const QByteArray& needleUtf8) {
     const mail::MimePart root = mail::parseMime(msg);
