@@ -17,10 +17,13 @@
 // items are top-level header items (BODY[HEADER], BODY[HEADER.FIELDS (...)],
 // RFC822.HEADER) reads just the header block, and the MIME structure is parsed
 // only for items that need it (part numbers, BINARY, a structure the index does
-// not have). A literal's bytes are sent as they are, not joined into one
-// buffer with the item's name. Responses are answered one item at
-// a time with output backpressure (runWithBackpressure, checked between
-// items), so neither FETCH 1:* BODY[] of a large mailbox nor FETCH 1
+// not have). The response text is gathered in one buffer (FetchJob::out) and
+// handed to the connection in pieces of up to kBatchBytes, so UID FETCH 1:*
+// (FLAGS) of a large folder costs one send per 64 KiB, not several per
+// message; a literal's bytes of more than kBatchBytes are sent as they are,
+// not copied into it. Responses are answered one item at a time with output
+// backpressure (runWithBackpressure, checked between items, the gathered
+// bytes counted), so neither FETCH 1:* BODY[] of a large mailbox nor FETCH 1
 // (BODY[] BODY[] ... a thousand times) ever sits in memory at once: the
 // process holds one message and one item's data per session.
 // Security: section numbers (at most 6 digits each) and partial ranges (read
@@ -41,9 +44,11 @@
 #include "core/safe_path.h"
 
 #include <QSet>
+#include <charconv>
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <utility>
 
 namespace postern::imap {
 
@@ -53,6 +58,14 @@ using mail::MimePart;
 
 // Part numbers in one section ("1.2.3"): deeper than mail::kMaxDepth cannot address a part.
 constexpr qsizetype kMaxSectionParts = 32;
+// Response bytes gathered before they go to the connection (and the largest literal copied in).
+constexpr qsizetype kBatchBytes = 64 * 1024;
+
+void appendNumber(QByteArray& out, qint64 n) {
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof buf, n);
+    out.append(buf, r.ptr - buf);
+}
 
 struct Section {
     QList<int> part;          // 1-based part numbers (empty: the whole message)
@@ -377,6 +390,7 @@ struct FetchJob {
     int current = -1;  // -1: between messages
     qsizetype nextItem = 0;
     bool firstItem = true, flagsSent = false, modseqSent = false, seenSet = false;
+    QByteArray out;  // response text not yet handed to the connection (see flush)
     QByteArray msg;  // the message normalised to CRLF, or only its header block (headerOnly)
     mail::MimePart root;
     bool parsed = false;
@@ -407,6 +421,11 @@ struct FetchJob {
     }
 };
 
+// Hands the gathered response text to the connection.
+void flush(ImapSession& s, FetchJob& job) {
+    if (!job.out.isEmpty()) s.sendRaw(std::exchange(job.out, QByteArray()));
+}
+
 bool isHeaderOnly(const FetchItem& it) {
     if (it.kind == FetchItem::Rfc822Header) return true;
     return it.kind == FetchItem::BodySection && it.section.part.isEmpty() &&
@@ -436,73 +455,93 @@ std::optional<QByteArray> sectionData(FetchJob& job, const Section& s) {
     return headerFields(msg, inner->headerStart, inner->headerEnd, s.fields, s.kind == "HEADER.FIELDS.NOT");
 }
 
-// One item's response text: `head`, then `data` (a literal's bytes, shared with the message
-// where possible), sent one after the other without joining them.
-struct ItemText {
-    QByteArray head, data;
-    bool isEmpty() const { return head.isEmpty() && data.isEmpty(); }
-};
-
-// One item of message `i`'s response ("UID 7", "BODY[1] {3}\r\nabc"); empty when the item
-// adds nothing. Literal data is built for this item only.
-ItemText fetchItemText(MailboxView& view, int i, FetchJob& job, const FetchItem& it) {
+// Appends one item of message `i`'s response to job.out ("UID 7", "BODY[1] {3}\r\n") and
+// returns the literal's bytes that follow it (empty when none); they are built for this
+// item only (shared with the message where possible).
+QByteArray appendItem(MailboxView& view, int i, FetchJob& job, const FetchItem& it) {
     const Message& m = view.messages().at(i);
+    QByteArray& out = job.out;
     switch (it.kind) {
         case FetchItem::Flags:
             job.flagsSent = true;
-            return {"FLAGS " + view.flagListText(i), {}};
+            out += "FLAGS ";
+            out += view.flagListText(i);
+            return {};
         case FetchItem::Uid:
-            return {"UID " + QByteArray::number(m.uid), {}};
+            out += "UID ";
+            appendNumber(out, m.uid);
+            return {};
         case FetchItem::Modseq:
             job.modseqSent = true;
-            return {"MODSEQ (" + QByteArray::number(m.modseq) + ')', {}};
+            out += "MODSEQ (";
+            appendNumber(out, qint64(m.modseq));
+            out += ')';
+            return {};
         case FetchItem::InternalDate:
-            return {"INTERNALDATE \"" + imapDateTime(m.mtimeMs) + '"', {}};
+            out += "INTERNALDATE \"" + imapDateTime(m.mtimeMs) + '"';
+            return {};
         case FetchItem::Size:
-            return {"RFC822.SIZE " + QByteArray::number(m.vsize), {}};
+            out += "RFC822.SIZE ";
+            appendNumber(out, m.vsize);
+            return {};
         case FetchItem::Envelope:
-            return {"ENVELOPE " + job.cache->envelope, {}};
+            out += "ENVELOPE " + job.cache->envelope;
+            return {};
         case FetchItem::Body:
-            return {"BODY " + job.cache->body, {}};
+            out += "BODY " + job.cache->body;
+            return {};
         case FetchItem::BodyStructure:
-            return {"BODYSTRUCTURE " + job.cache->bodyStructure, {}};
+            out += "BODYSTRUCTURE " + job.cache->bodyStructure;
+            return {};
         case FetchItem::Rfc822:
-            return {"RFC822 " + literalHead(job.msg.size()), job.msg};
+            out += "RFC822 " + literalHead(job.msg.size());
+            return job.msg;
         case FetchItem::Rfc822Header:
         case FetchItem::Rfc822Text: {
             const QByteArray data =
                 it.kind == FetchItem::Rfc822Header ? job.msg.left(job.headerEnd()) : job.msg.mid(job.headerEnd());
-            return {(it.kind == FetchItem::Rfc822Header ? "RFC822.HEADER " : "RFC822.TEXT ") + literalHead(data.size()),
-                    data};
+            out += (it.kind == FetchItem::Rfc822Header ? "RFC822.HEADER " : "RFC822.TEXT ") + literalHead(data.size());
+            return data;
         }
         case FetchItem::BodySection: {
             auto data = sectionData(job, it.section);
-            QByteArray name = "BODY[" + it.section.text + ']';
-            if (!data) return {name + " NIL", {}};  // a part that does not exist
+            out += "BODY[" + it.section.text + ']';
+            if (!data) {  // a part that does not exist
+                out += " NIL";
+                return {};
+            }
             if (it.partialStart >= 0) {
-                name += '<' + QByteArray::number(it.partialStart) + '>';
+                out += '<' + QByteArray::number(it.partialStart) + '>';
                 const QByteArray part =
                     data->mid(qsizetype(std::min<qint64>(it.partialStart, data->size())), qsizetype(it.partialLength));
-                return {name + ' ' + literalHead(part.size()), part};
+                out += ' ' + literalHead(part.size());
+                return part;
             }
-            return {name + ' ' + literalHead(data->size()), *data};
+            out += ' ' + literalHead(data->size());
+            return *data;
         }
         case FetchItem::Binary:
         case FetchItem::BinarySize: {
             const BinaryResult b = binarySection(job.msg, job.tree(), it.section.part);
             const bool exists = b.status == BinaryResult::Status::Ok;  // UnknownCte was refused before
-            if (it.kind == FetchItem::BinarySize)
-                return {"BINARY.SIZE[" + it.section.text + "] " + QByteArray::number(b.data.size()), {}};
-            QByteArray name = "BINARY[" + it.section.text + ']';
-            if (!exists) return {name + " NIL", {}};
-            if (it.partialStart >= 0) {
-                name += '<' + QByteArray::number(it.partialStart) + '>';
-                return {name + ' ' +
-                            binaryLiteral(b.data.mid(qsizetype(std::min<qint64>(it.partialStart, b.data.size())),
-                                                     qsizetype(it.partialLength))),
-                        {}};
+            if (it.kind == FetchItem::BinarySize) {
+                out += "BINARY.SIZE[" + it.section.text + "] ";
+                appendNumber(out, b.data.size());
+                return {};
             }
-            return {name + ' ' + binaryLiteral(b.data), {}};
+            out += "BINARY[" + it.section.text + ']';
+            if (!exists) {
+                out += " NIL";
+                return {};
+            }
+            if (it.partialStart >= 0) {
+                out += '<' + QByteArray::number(it.partialStart) + '>';
+                out += ' ' + binaryLiteral(b.data.mid(qsizetype(std::min<qint64>(it.partialStart, b.data.size())),
+                                                      qsizetype(it.partialLength)));
+                return {};
+            }
+            out += ' ' + binaryLiteral(b.data);
+            return {};
         }
     }
     return {};
@@ -723,6 +762,7 @@ MessageStart startMessage(ImapSession& s, MailboxView& view, int i, MailboxIndex
     }
     if (hasUnknownCte(job)) {
         job.endMessage();
+        flush(s, job);
         s.no(req, QStringLiteral("Unknown Content-Transfer-Encoding in message %1").arg(i + 1), "UNKNOWN-CTE");
         return MessageStart::Failed;
     }
@@ -735,7 +775,9 @@ MessageStart startMessage(ImapSession& s, MailboxView& view, int i, MailboxIndex
     job.nextItem = 0;
     job.firstItem = true;
     job.flagsSent = job.modseqSent = false;
-    s.sendRaw("* " + QByteArray::number(i + 1) + " FETCH (");
+    job.out += "* ";
+    appendNumber(job.out, i + 1);
+    job.out += " FETCH (";
     return MessageStart::Started;
 }
 
@@ -751,9 +793,9 @@ void endMessageResponse(ImapSession& s, const MailboxView& view, FetchJob& job) 
         if (!uidSent) tail << "UID " + QByteArray::number(view.messages().at(i).uid);
         tail << "MODSEQ (" + QByteArray::number(view.messages().at(i).modseq) + ')';
     }
-    QByteArray end = tail.join(' ');
-    if (!end.isEmpty() && !job.firstItem) end.prepend(' ');
-    s.sendRaw(end + ")\r\n");
+    if (!tail.isEmpty() && !job.firstItem) job.out += ' ';
+    job.out += tail.join(' ');
+    job.out += ")\r\n";
     job.endMessage();
 }
 
@@ -765,25 +807,34 @@ bool fetchTurn(ImapSession& s, FetchJob& job, const ImapSession::Request& req) {
     std::shared_ptr<MailboxIndex> batchIndex = job.needParsed ? view.index() : nullptr;
     MailboxIndex::Batch batch(batchIndex.get());  // this turn's cache writes in one transaction
     for (;;) {
-        if (Commands::io(s).pendingOutput() > kHighWater) return false;
+        if (job.out.size() >= kBatchBytes) flush(s, job);
+        if (Commands::io(s).pendingOutput() + job.out.size() > kHighWater) {
+            flush(s, job);
+            return false;
+        }
         if (job.current < 0) {
             if (job.next >= job.indexes.size()) break;
             const int i = job.indexes.at(job.next++);
             // The index is acquired once per turn, not per message.
             const MessageStart started = startMessage(s, view, i, batchIndex.get(), job, req);
-            if (started == MessageStart::Failed) return true;
+            if (started == MessageStart::Failed) return true;  // (answered, the text before it sent)
             if (started == MessageStart::Skipped) continue;
         }
         if (job.nextItem < job.items.size()) {
-            const ItemText text = fetchItemText(view, job.current, job, job.items.at(job.nextItem++));
-            if (text.isEmpty()) continue;
-            s.sendRaw(job.firstItem ? text.head : ' ' + text.head);
-            if (!text.data.isEmpty()) s.sendRaw(text.data);
+            if (!job.firstItem) job.out += ' ';
+            const QByteArray literal = appendItem(view, job.current, job, job.items.at(job.nextItem++));
             job.firstItem = false;
+            if (literal.size() > kBatchBytes) {  // sent as it is, not copied
+                flush(s, job);
+                s.sendRaw(literal);
+            } else {
+                job.out += literal;
+            }
             continue;
         }
         endMessageResponse(s, view, job);
     }
+    flush(s, job);
     if (job.gone && !job.uid) {
         // RFC 5530 EXPUNGEISSUED (as RFC 2180 4.1.2 suggests): the client should NOOP and
         // look again; a UID FETCH just omits what no longer exists.
