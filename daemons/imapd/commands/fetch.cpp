@@ -455,6 +455,50 @@ std::optional<QByteArray> sectionData(FetchJob& job, const Section& s) {
     return headerFields(msg, inner->headerStart, inner->headerEnd, s.fields, s.kind == "HEADER.FIELDS.NOT");
 }
 
+// BODY[section]<partial>: its name and literal head; returns the literal's bytes.
+QByteArray appendBodySection(FetchJob& job, const FetchItem& it) {
+    QByteArray& out = job.out;
+    auto data = sectionData(job, it.section);
+    out += "BODY[" + it.section.text + ']';
+    if (!data) {  // a part that does not exist
+        out += " NIL";
+        return {};
+    }
+    if (it.partialStart >= 0) {
+        out += '<' + QByteArray::number(it.partialStart) + '>';
+        const QByteArray part =
+            data->mid(qsizetype(std::min<qint64>(it.partialStart, data->size())), qsizetype(it.partialLength));
+        out += ' ' + literalHead(part.size());
+        return part;
+    }
+    out += ' ' + literalHead(data->size());
+    return *data;
+}
+
+// BINARY[section]<partial> (its literal8 whole) or BINARY.SIZE[section].
+void appendBinary(FetchJob& job, const FetchItem& it) {
+    QByteArray& out = job.out;
+    const BinaryResult b = binarySection(job.msg, job.tree(), it.section.part);
+    const bool exists = b.status == BinaryResult::Status::Ok;  // UnknownCte was refused before
+    if (it.kind == FetchItem::BinarySize) {
+        out += "BINARY.SIZE[" + it.section.text + "] ";
+        appendNumber(out, b.data.size());
+        return;
+    }
+    out += "BINARY[" + it.section.text + ']';
+    if (!exists) {
+        out += " NIL";
+        return;
+    }
+    if (it.partialStart >= 0) {
+        out += '<' + QByteArray::number(it.partialStart) + '>';
+        out += ' ' + binaryLiteral(b.data.mid(qsizetype(std::min<qint64>(it.partialStart, b.data.size())),
+                                              qsizetype(it.partialLength)));
+        return;
+    }
+    out += ' ' + binaryLiteral(b.data);
+}
+
 // Appends one item of message `i`'s response to job.out ("UID 7", "BODY[1] {3}\r\n") and
 // returns the literal's bytes that follow it (empty when none); they are built for this
 // item only (shared with the message where possible).
@@ -503,46 +547,12 @@ QByteArray appendItem(MailboxView& view, int i, FetchJob& job, const FetchItem& 
             out += (it.kind == FetchItem::Rfc822Header ? "RFC822.HEADER " : "RFC822.TEXT ") + literalHead(data.size());
             return data;
         }
-        case FetchItem::BodySection: {
-            auto data = sectionData(job, it.section);
-            out += "BODY[" + it.section.text + ']';
-            if (!data) {  // a part that does not exist
-                out += " NIL";
-                return {};
-            }
-            if (it.partialStart >= 0) {
-                out += '<' + QByteArray::number(it.partialStart) + '>';
-                const QByteArray part =
-                    data->mid(qsizetype(std::min<qint64>(it.partialStart, data->size())), qsizetype(it.partialLength));
-                out += ' ' + literalHead(part.size());
-                return part;
-            }
-            out += ' ' + literalHead(data->size());
-            return *data;
-        }
+        case FetchItem::BodySection:
+            return appendBodySection(job, it);
         case FetchItem::Binary:
-        case FetchItem::BinarySize: {
-            const BinaryResult b = binarySection(job.msg, job.tree(), it.section.part);
-            const bool exists = b.status == BinaryResult::Status::Ok;  // UnknownCte was refused before
-            if (it.kind == FetchItem::BinarySize) {
-                out += "BINARY.SIZE[" + it.section.text + "] ";
-                appendNumber(out, b.data.size());
-                return {};
-            }
-            out += "BINARY[" + it.section.text + ']';
-            if (!exists) {
-                out += " NIL";
-                return {};
-            }
-            if (it.partialStart >= 0) {
-                out += '<' + QByteArray::number(it.partialStart) + '>';
-                out += ' ' + binaryLiteral(b.data.mid(qsizetype(std::min<qint64>(it.partialStart, b.data.size())),
-                                                      qsizetype(it.partialLength)));
-                return {};
-            }
-            out += ' ' + binaryLiteral(b.data);
+        case FetchItem::BinarySize:
+            appendBinary(job, it);
             return {};
-        }
     }
     return {};
 }
