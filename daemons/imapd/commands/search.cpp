@@ -27,8 +27,6 @@
 #include "core/safe_path.h"
 #include "imapd/imap_body_search.h"
 
-#include <QFile>
-
 #include <limits>
 
 namespace postern::imap {
@@ -425,6 +423,22 @@ struct HeaderCache {
     }
 };
 
+// Whether data holds an empty line ("\n\n" or "\n\r\n") starting at or after `from`'s
+// newline: the end of a header block (one memchr per line, no substring search).
+bool hasBlankLine(const QByteArray& data, qsizetype from) {
+    const char* const d = data.constData();
+    const qsizetype n = data.size();
+    while (from < n) {
+        const void* hit = std::memchr(d + from, '\n', size_t(n - from));
+        if (!hit) return false;
+        const qsizetype at = static_cast<const char*>(hit) - d;
+        if (at + 1 < n && d[at + 1] == '\n') return true;
+        if (at + 2 < n && d[at + 1] == '\r' && d[at + 2] == '\n') return true;
+        from = at + 1;
+    }
+    return false;
+}
+
 struct Context {
     const MailboxView& view;
     int index;
@@ -493,18 +507,16 @@ struct Context {
                 return;
             }
         }
-        QFile f(view.path(index));
-        if (!f.open(QIODevice::ReadOnly)) return;
+        const FileHandle fd(openForReading(view.path(index)));
+        if (!fd.valid()) return;
         QByteArray head;
         constexpr qint64 kChunk = 8192, kMaxHeader = qint64(4) << 20;
         while (head.size() < kMaxHeader) {
-            const QByteArray more = f.read(kChunk);
+            const qsizetype from = std::max<qsizetype>(0, head.size() - 2);
+            const QByteArray more = readUpTo(fd.fd(), kChunk);
             if (more.isEmpty()) break;
-            const qsizetype from = std::max<qsizetype>(0, head.size() - 3);
             head += more;
-            const qsizetype crlf = head.indexOf("\r\n\r\n", from);
-            const qsizetype lf = head.indexOf("\n\n", from);
-            if (crlf >= 0 || lf >= 0) break;
+            if (hasBlankLine(head, from)) break;
         }
         qsizetype bodyAt = head.size();
         header = mail::parseHeader(head, &bodyAt);
