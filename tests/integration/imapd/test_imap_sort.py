@@ -223,6 +223,27 @@ class ImapSortThreadBinary(unittest.TestCase):
         self.assertEqual(self.sort("ARRIVAL", "UID", f"{uids[2]}:{uids[4]}", uid=True),
                          [uids[s] for s in expected_order(models, "ARRIVAL", [2, 3, 4])])
 
+    def test_sort_keys_around_eight_octets(self):
+        """Subjects and senders that agree in their first 8 octets (after case mapping) or are
+        prefixes of each other: the server compares an 8-octet prefix first and the whole key
+        only when those agree, so these orders need the whole key, the tie rule and REVERSE."""
+        subjects = ["Prefix12 b", "prefix12", "PREFIX12a", "Prefix1", "prefix123", "Prefix12", "prefiX12 B",
+                    "Prefix12é", "Prefix1 ", "prefix13", "abcdefgh", "ABCDEFGH", "abcdefg", "abcdefghi"]
+        senders = ["longname1@x.test", "LONGNAME1@x.test", "longname@x.test", "longname12@x.test", "longnamf@x.test",
+                   "LongName1a@x.test", "longname1 @x.test", "longname0@x.test", "l@x.test", "longname1@y.test",
+                   "longname2@x.test", "LONGNAME@x.test", "longnam@x.test", "longname10@x.test"]
+        days = [3, 1, 2, 5, 4, 1, 3, 2, 6, 1, 4, 2, 5, 3]
+        corpus = [message(subj, frm, "to@x.test", None, f"Sun, {d:02d} Mar 2026 12:00:00 +0000", "x" * (10 + i))
+                  for i, (subj, frm, d) in enumerate(zip(subjects, senders, days))]
+        internal = [T0 + 10 * i for i in range(len(corpus))]
+        self.fill("Prefixes", corpus, internal)
+        models = [Model(raw, when) for raw, when in zip(corpus, internal)]
+        self.assertEqual(models[1].subject, models[5].subject)  # a real tie ("PREFIX12" twice)
+        for criteria in ("SUBJECT", "REVERSE SUBJECT", "SUBJECT REVERSE DATE", "REVERSE SUBJECT SIZE", "FROM",
+                         "REVERSE FROM", "FROM REVERSE ARRIVAL"):
+            with self.subTest(criteria=criteria):
+                self.assertEqual(self.sort(criteria, "ALL"), expected_order(models, criteria))
+
     def test_sort_errors(self):
         self.fill("INBOX", CORPUS[:2], INTERNAL[:2], expunge_first=False)
         typ, data = self.m._simple_command("SORT", "(DATE)", "ISO-2022-JP", "ALL")

@@ -5,6 +5,7 @@
 #include "imapd/imap_thread.h"
 
 #include <QElapsedTimer>
+#include <QRandomGenerator>
 #include <QtTest>
 
 using namespace postern::imap;
@@ -94,6 +95,26 @@ private Q_SLOTS:
         QVERIFY(compareAsciiCasemap("\xc3\xa9", "z") > 0);
         QVERIFY(compareAsciiCasemap("\xc3\xa9", "\xc3\x89") != 0);
         QCOMPARE(asciiCasemap("a-Z_\xc3\xa9"), QByteArray("A-Z_\xc3\xa9"));
+    }
+
+    // SORT maps its keys once (asciiCasemap) and compares octets (QByteArray::compare):
+    // the same order as compareAsciiCasemap, checked over random strings of the octets
+    // where it could differ (letters of both cases, the octets around them, high octets).
+    void casemappedKeysCompareAsTheCollation() {
+        const char alphabet[] = {'a', 'z', 'A', 'Z', '@', '[', '`', '{', '_', '\x7f', '\x80', '\xc3', '\xff', ' '};
+        QRandomGenerator rng(5256);
+        auto word = [&] {
+            QByteArray w;
+            for (int n = int(rng.bounded(6)); n > 0; --n) w += alphabet[rng.bounded(int(sizeof alphabet))];
+            return w;
+        };
+        auto sign = [](int x) { return (x > 0) - (x < 0); };
+        for (int i = 0; i < 100000; ++i) {
+            const QByteArray a = word(), b = word();
+            if (sign(compareAsciiCasemap(a, b)) != sign(asciiCasemap(a).compare(asciiCasemap(b))))
+                QFAIL(qPrintable(QStringLiteral("%1 vs %2").arg(QString::fromLatin1(a.toHex()),
+                                                                QString::fromLatin1(b.toHex()))));
+        }
     }
 
     void messageIds_data() {
