@@ -112,8 +112,8 @@ private Q_SLOTS:
         for (int i = 0; i < 100000; ++i) {
             const QByteArray a = word(), b = word();
             if (sign(compareAsciiCasemap(a, b)) != sign(asciiCasemap(a).compare(asciiCasemap(b))))
-                QFAIL(qPrintable(QStringLiteral("%1 vs %2").arg(QString::fromLatin1(a.toHex()),
-                                                                QString::fromLatin1(b.toHex()))));
+                QFAIL(qPrintable(
+                    QStringLiteral("%1 vs %2").arg(QString::fromLatin1(a.toHex()), QString::fromLatin1(b.toHex()))));
         }
     }
 
