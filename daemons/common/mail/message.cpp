@@ -7,6 +7,7 @@
 #include <iconv.h>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 namespace postern::mail {
 
@@ -398,7 +399,37 @@ MimePart parseMime(const QByteArray& message) {
     return root;
 }
 
+namespace {
+// decodeHeaderText for ASCII text without "=?" (most Subject, From and To values): the same
+// result as the general loop below, without a QString and a decode per word: whitespace
+// that starts a gap is kept with CR and LF as spaces, runs between gaps are kept as they
+// are (a CR or LF inside a run included), ASCII decodes to the same characters.
+std::optional<QString> decodePlainAsciiHeaderText(const QByteArray& raw) {
+    const char* const d = raw.constData();
+    const qsizetype n = raw.size();
+    for (qsizetype i = 0; i < n; ++i)
+        if (uchar(d[i]) >= 0x80 || (d[i] == '=' && i + 1 < n && d[i + 1] == '?')) return std::nullopt;
+    QByteArray out(n, Qt::Uninitialized);
+    char* o = out.data();
+    bool inRun = false;
+    for (qsizetype i = 0; i < n; ++i) {
+        const char c = d[i];
+        if (isWsp(c)) {
+            inRun = false;
+        } else if (!inRun && (c == '\r' || c == '\n')) {
+            o[i] = ' ';
+            continue;
+        } else {
+            inRun = true;
+        }
+        o[i] = c;
+    }
+    return QString::fromLatin1(out).trimmed();
+}
+}  // namespace
+
 QString decodeHeaderText(const QByteArray& raw) {
+    if (auto plain = decodePlainAsciiHeaderText(raw)) return *plain;
     QString out;
     qsizetype i = 0;
     bool lastWasEncoded = false;

@@ -139,6 +139,27 @@ private Q_SLOTS:
         QCOMPARE(decodeHeaderText(raw), text);
     }
 
+    // Plain ASCII text without "=?" takes a shortcut; a byte 0x80 appended sends the same
+    // text through the general loop (it joins the last run, which then decodes as Latin-1:
+    // the ASCII is unchanged and the byte becomes U+0080). Both must agree, over random
+    // texts of the characters the loop looks at (CR and LF inside and between runs).
+    void plainAsciiHeaderTextAsTheGeneralLoop() {
+        const char alphabet[] = {'a', 'b', ' ', '\t', '\r', '\n', '=', '?', '_', '('};
+        QRandomGenerator rng(2047);
+        for (int k = 0; k < 50000; ++k) {
+            QByteArray raw;
+            for (int n = int(rng.bounded(12)); n > 0; --n) raw += alphabet[rng.bounded(int(sizeof alphabet))];
+            raw += 'z';  // ends in a run: the appended byte extends it
+            if (raw.contains("=?")) continue;
+            const QString general = decodeHeaderText(raw + "\x80");
+            QVERIFY(general.endsWith(QChar(0x80)));
+            if (decodeHeaderText(raw) != general.chopped(1))
+                QFAIL(qPrintable(QStringLiteral("%1: %2 vs %3")
+                                     .arg(QString::fromLatin1(raw.toHex()), decodeHeaderText(raw), general.chopped(1))));
+        }
+        QCOMPARE(decodeHeaderText(" a\r\n b\r\nc \r\n"), QStringLiteral("a\r\n b\r\nc"));
+    }
+
     void addresses() {
         const QList<Address> a = parseAddressList(
             "\"Doe, John\" <john@x.test>, plain@y.test, Team: a@z.test, b@z.test;, (comment) c@w.test");
