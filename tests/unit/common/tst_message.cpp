@@ -154,8 +154,9 @@ private Q_SLOTS:
             const QString general = decodeHeaderText(raw + "\x80");
             QVERIFY(general.endsWith(QChar(0x80)));
             if (decodeHeaderText(raw) != general.chopped(1))
-                QFAIL(qPrintable(QStringLiteral("%1: %2 vs %3")
-                                     .arg(QString::fromLatin1(raw.toHex()), decodeHeaderText(raw), general.chopped(1))));
+                QFAIL(
+                    qPrintable(QStringLiteral("%1: %2 vs %3")
+                                   .arg(QString::fromLatin1(raw.toHex()), decodeHeaderText(raw), general.chopped(1))));
         }
         QCOMPARE(decodeHeaderText(" a\r\n b\r\nc \r\n"), QStringLiteral("a\r\n b\r\nc"));
     }
