@@ -399,8 +399,12 @@ Result<QList<MessageEntry>> MaildirFolder::sync(bool moveNewToCur, const KnownFn
     if (!listed) return listed.error();
     QList<MessageEntry> found = std::move(*listed);
     if (moveNewToCur) moveToCur(m_dir, found);
-    // Known messages keep their UIDs; new ones get the next UIDs in delivery order.
-    std::sort(found.begin(), found.end(), [](const MessageEntry& a, const MessageEntry& b) {
+    // Known messages keep their UIDs (their order here does not matter: `out` is sorted by
+    // UID below); new ones, after them, get the next UIDs in delivery order. Only the new
+    // ones are sorted (a listing of a numbered folder sorts nothing).
+    const auto unnumbered =
+        std::partition(found.begin(), found.end(), [](const MessageEntry& e) { return e.uid != 0; });
+    std::sort(unnumbered, found.end(), [](const MessageEntry& a, const MessageEntry& b) {
         return a.mtimeMs != b.mtimeMs ? a.mtimeMs < b.mtimeMs : a.base < b.base;
     });
     // The same message can be in new/ and cur/ during a rename: count it once. Only the
