@@ -684,8 +684,9 @@ QDateTime parseDate(const QByteArray& rawIn) {
     static const char* const months[] = {"jan", "feb", "mar", "apr", "may", "jun",
                                          "jul", "aug", "sep", "oct", "nov", "dec"};
     int month = 0;
+    const QByteArray monthName = f.at(1).toLower();
     for (int i = 0; i < 12; ++i)
-        if (f.at(1).toLower().startsWith(months[i])) month = i + 1;
+        if (monthName.startsWith(months[i])) month = i + 1;
     if (!month) return {};
     int year = f.at(2).toInt(&ok);
     if (!ok) return {};

@@ -243,13 +243,35 @@ QList<SortData> sortData(const MailboxView& v, const QList<int>& hits, const QLi
                 const QList<QByteArray> values = mail::headerValues(block, field);
                 if (!values.isEmpty()) h.fields.append(mail::HeaderField{QByteArray(field), values.first()});
             }
-            d.date = sentDate(h, m);
-            d.subject = asciiCasemap(extractBaseSubject(h.value("subject")).text);
-            d.from = asciiCasemap(addrMailbox(h, "from"));
-            d.to = asciiCasemap(addrMailbox(h, "to"));
-            d.cc = asciiCasemap(addrMailbox(h, "cc"));
-            d.displayFrom = displayName(h, "from");
-            d.displayTo = displayName(h, "to");
+            // Only the keys the criteria compare (the others stay empty).
+            for (const Criterion& c : criteria) {
+                switch (c.key) {
+                    case SortKey::Date:
+                        d.date = sentDate(h, m);
+                        break;
+                    case SortKey::Subject:
+                        d.subject = asciiCasemap(extractBaseSubject(h.value("subject")).text);
+                        break;
+                    case SortKey::From:
+                        d.from = asciiCasemap(addrMailbox(h, "from"));
+                        break;
+                    case SortKey::To:
+                        d.to = asciiCasemap(addrMailbox(h, "to"));
+                        break;
+                    case SortKey::Cc:
+                        d.cc = asciiCasemap(addrMailbox(h, "cc"));
+                        break;
+                    case SortKey::DisplayFrom:
+                        d.displayFrom = displayName(h, "from");
+                        break;
+                    case SortKey::DisplayTo:
+                        d.displayTo = displayName(h, "to");
+                        break;
+                    case SortKey::Arrival:
+                    case SortKey::Size:
+                        break;
+                }
+            }
         }
         data << d;
     }
