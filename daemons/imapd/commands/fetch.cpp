@@ -48,6 +48,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <type_traits>
 #include <utility>
 
 namespace postern::imap {
@@ -61,7 +62,9 @@ constexpr qsizetype kMaxSectionParts = 32;
 // Response bytes gathered before they go to the connection (and the largest literal copied in).
 constexpr qsizetype kBatchBytes = 64 * 1024;
 
-void appendNumber(QByteArray& out, qint64 n) {
+template <typename Integer>
+void appendNumber(QByteArray& out, Integer n) {
+    static_assert(std::is_integral_v<Integer>);
     char buf[24];
     const auto r = std::to_chars(buf, buf + sizeof buf, n);
     out.append(buf, r.ptr - buf);
@@ -518,7 +521,7 @@ QByteArray appendItem(MailboxView& view, int i, FetchJob& job, const FetchItem& 
         case FetchItem::Modseq:
             job.modseqSent = true;
             out += "MODSEQ (";
-            appendNumber(out, qint64(m.modseq));
+            appendNumber(out, m.modseq);
             out += ')';
             return {};
         case FetchItem::InternalDate:
