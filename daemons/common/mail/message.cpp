@@ -673,46 +673,68 @@ QList<Address> parseAddressList(const QByteArray& raw) {
 // ---------------------------------------------------------------- dates
 
 QDateTime parseDate(const QByteArray& rawIn) {
-    QByteArray raw = stripComments(rawIn).simplified();
+    // Fields are views of one simplified copy (single spaces between them), not copies.
+    const QByteArray simple = stripComments(rawIn).simplified();
+    QByteArrayView raw(simple);
     const qsizetype comma = raw.indexOf(',');
-    if (comma >= 0 && comma < 10) raw = raw.mid(comma + 1).trimmed();  // day name
-    const QList<QByteArray> f = raw.split(' ');
-    if (f.size() < 4) return {};
+    if (comma >= 0 && comma < 10) raw = raw.sliced(comma + 1).trimmed();  // day name
+    QByteArrayView f[5];
+    qsizetype fields = 0;
+    for (qsizetype at = 0;;) {
+        const qsizetype space = raw.indexOf(' ', at);
+        const QByteArrayView field = space < 0 ? raw.sliced(at) : raw.sliced(at, space - at);
+        if (fields < 5) f[fields] = field;
+        ++fields;
+        if (space < 0) break;
+        at = space + 1;
+    }
+    if (fields < 4) return {};
     bool ok = false;
-    const int day = f.at(0).toInt(&ok);
+    const int day = f[0].toInt(&ok);
     if (!ok) return {};
     static const char* const months[] = {"jan", "feb", "mar", "apr", "may", "jun",
                                          "jul", "aug", "sep", "oct", "nov", "dec"};
+    auto lowerAscii = [](char c) { return c >= 'A' && c <= 'Z' ? char(c | 0x20) : c; };
     int month = 0;
-    const QByteArray monthName = f.at(1).toLower();
-    for (int i = 0; i < 12; ++i)
-        if (monthName.startsWith(months[i])) month = i + 1;
+    for (int i = 0; i < 12 && f[1].size() >= 3; ++i)
+        if (lowerAscii(f[1][0]) == months[i][0] && lowerAscii(f[1][1]) == months[i][1] &&
+            lowerAscii(f[1][2]) == months[i][2])
+            month = i + 1;
     if (!month) return {};
-    int year = f.at(2).toInt(&ok);
+    int year = f[2].toInt(&ok);
     if (!ok) return {};
-    if (f.at(2).size() <= 2)
+    if (f[2].size() <= 2)
         year += year < 50 ? 2000 : 1900;  // RFC 5322 4.3
-    else if (f.at(2).size() == 3)
+    else if (f[2].size() == 3)
         year += 1900;
-    const QList<QByteArray> hms = f.at(3).split(':');
-    if (hms.size() < 2) return {};
-    const int h = hms.at(0).toInt(), m = hms.at(1).toInt(), s = hms.value(2).toInt();
+    // h:m[:s], each 0 when not a number; fewer than two parts is no time.
+    int hms[3] = {0, 0, 0};
+    qsizetype parts = 0;
+    for (qsizetype at = 0;;) {
+        const qsizetype colon = f[3].indexOf(':', at);
+        const QByteArrayView part = colon < 0 ? f[3].sliced(at) : f[3].sliced(at, colon - at);
+        if (parts < 3) hms[parts] = part.toInt();
+        ++parts;
+        if (colon < 0) break;
+        at = colon + 1;
+    }
+    if (parts < 2) return {};
     int offset = 0;
-    if (f.size() > 4) {
-        const QByteArray z = f.at(4).toUpper();
+    if (fields > 4) {
+        const QByteArrayView z = f[4];
         if ((z.startsWith('+') || z.startsWith('-')) && z.size() == 5) {
-            const int v = z.mid(1).toInt();
+            const int v = z.sliced(1).toInt();
             offset = (v / 100 * 60 + v % 100) * 60 * (z.startsWith('-') ? -1 : 1);
         } else {
             static const QList<std::pair<const char*, int>> zones = {{"UT", 0},   {"GMT", 0},  {"Z", 0},    {"EST", -5},
                                                                      {"EDT", -4}, {"CST", -6}, {"CDT", -5}, {"MST", -7},
                                                                      {"MDT", -6}, {"PST", -8}, {"PDT", -7}};
             for (const auto& [name, hours] : zones)
-                if (z == name) offset = hours * 3600;
+                if (z.compare(QByteArrayView(name), Qt::CaseInsensitive) == 0) offset = hours * 3600;
         }
     }
     const QDate date(year, month, day);
-    const QTime time(h, m, s);
+    const QTime time(hms[0], hms[1], hms[2]);
     if (!date.isValid() || !time.isValid()) return {};
     return QDateTime(date, time, Qt::OffsetFromUTC, offset);
 }

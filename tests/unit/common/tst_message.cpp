@@ -55,6 +55,52 @@ QByteArray referenceDecodeTransferEncoding(const QByteArray& body, const QString
     return body;
 }
 
+// The reference: parseDate as it was before it parsed views of one copy (kept here
+// unchanged, from the step after comments are removed; the inputs compared have none).
+QDateTime referenceParseDateWithoutComments(const QByteArray& rawIn) {
+    QByteArray raw = rawIn.simplified();
+    const qsizetype comma = raw.indexOf(',');
+    if (comma >= 0 && comma < 10) raw = raw.mid(comma + 1).trimmed();
+    const QList<QByteArray> f = raw.split(' ');
+    if (f.size() < 4) return {};
+    bool ok = false;
+    const int day = f.at(0).toInt(&ok);
+    if (!ok) return {};
+    static const char* const months[] = {"jan", "feb", "mar", "apr", "may", "jun",
+                                         "jul", "aug", "sep", "oct", "nov", "dec"};
+    int month = 0;
+    for (int i = 0; i < 12; ++i)
+        if (f.at(1).toLower().startsWith(months[i])) month = i + 1;
+    if (!month) return {};
+    int year = f.at(2).toInt(&ok);
+    if (!ok) return {};
+    if (f.at(2).size() <= 2)
+        year += year < 50 ? 2000 : 1900;
+    else if (f.at(2).size() == 3)
+        year += 1900;
+    const QList<QByteArray> hms = f.at(3).split(':');
+    if (hms.size() < 2) return {};
+    const int h = hms.at(0).toInt(), m = hms.at(1).toInt(), s = hms.value(2).toInt();
+    int offset = 0;
+    if (f.size() > 4) {
+        const QByteArray z = f.at(4).toUpper();
+        if ((z.startsWith('+') || z.startsWith('-')) && z.size() == 5) {
+            const int v = z.mid(1).toInt();
+            offset = (v / 100 * 60 + v % 100) * 60 * (z.startsWith('-') ? -1 : 1);
+        } else {
+            static const QList<std::pair<const char*, int>> zones = {{"UT", 0},   {"GMT", 0},  {"Z", 0},    {"EST", -5},
+                                                                     {"EDT", -4}, {"CST", -6}, {"CDT", -5}, {"MST", -7},
+                                                                     {"MDT", -6}, {"PST", -8}, {"PDT", -7}};
+            for (const auto& [name, hours] : zones)
+                if (z == name) offset = hours * 3600;
+        }
+    }
+    const QDate date(year, month, day);
+    const QTime time(h, m, s);
+    if (!date.isValid() || !time.isValid()) return {};
+    return QDateTime(date, time, Qt::OffsetFromUTC, offset);
+}
+
 }  // namespace
 
 class TstMessage : public QObject {
@@ -185,6 +231,50 @@ private Q_SLOTS:
                  QDateTime(QDate(2024, 1, 1), QTime(5, 0), Qt::UTC));
         QVERIFY(!parseDate("yesterday").isValid());
         QVERIFY(!parseDate("32 Jan 2024 00:00:00 +0000").isValid());
+    }
+
+    // Dates built from the pieces the parser looks at (numbers of every width and sign,
+    // month names in any case and cut short, times with 1-4 parts, offsets and zone names,
+    // commas, extra fields, tabs) parse as the reference parses them.
+    void datesAsReference() {
+        const QList<QByteArray> pieces = {
+            "Tue,",  "tue, ",    "Mon,Tue,", "1",     "01",     "31",   "32",   "+5",    "-1",    "0",   "7x",  "Jan",
+            "jAN",   "ja",       "January",  "dec",   "Foo",    "99",   "2026", "126",   "26",    "49",  "50",  "-2026",
+            "10:00", "10:00:59", "1:2:3:4",  "25:00", ":",      "9",    "a:b",  "+0100", "-0930", "+01", "gmt", "UT",
+            "Z",     "est",      "PDT",      "XYZ",   "+99999", "0000", ",",    "\t",    "  "};
+        const QList<QList<QByteArray>> fields = {{"", "Tue, ", "tue,", "Mon , "},
+                                                 {"1", "01", "31", "29", "+5", "0", "7x"},
+                                                 {"Jan", "jAN", "Feb", "ja", "January", "dec", "Foo"},
+                                                 {"2026", "2024", "126", "26", "49", "50", "99", "-2026"},
+                                                 {"10:00", "10:00:59", "1:2:3:4", "25:00", "9", "a:b", "23:59:60"},
+                                                 {"", "+0100", "-0930", "+01", "gmt", "UT", "Z", "est", "PDT", "XYZ"},
+                                                 {"", "extra", "(x)"}};
+        QRandomGenerator rng(5322);
+        int valid = 0;
+        for (int k = 0; k < 60000; ++k) {
+            QByteArray raw;
+            if (k % 2) {  // field by field, mostly in order
+                for (const QList<QByteArray>& choices : fields) {
+                    const QByteArray piece = choices.at(rng.bounded(int(choices.size())));
+                    if (piece == "(x)") continue;  // no comments: the reference starts after them
+                    raw += piece;
+                    raw += rng.bounded(8) ? " " : "\t ";
+                }
+            } else {  // pieces in any order
+                for (int n = 1 + int(rng.bounded(7)); n > 0; --n) {
+                    raw += pieces.at(rng.bounded(int(pieces.size())));
+                    raw += rng.bounded(4) ? " " : (rng.bounded(2) ? "\t" : "");
+                }
+            }
+            const QDateTime want = referenceParseDateWithoutComments(raw), got = parseDate(raw);
+            if (want != got || want.isValid() != got.isValid() ||
+                (want.isValid() && want.offsetFromUtc() != got.offsetFromUtc()))
+                QFAIL(qPrintable(
+                    QStringLiteral("'%1': reference %2, got %3")
+                        .arg(QString::fromLatin1(raw), want.toString(Qt::ISODate), got.toString(Qt::ISODate))));
+            valid += want.isValid();
+        }
+        QVERIFY2(valid > 500, qPrintable(QString::number(valid)));  // the comparison saw real dates too
     }
 
     void mimeStructure() {
