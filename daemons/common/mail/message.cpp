@@ -672,6 +672,21 @@ QList<Address> parseAddressList(const QByteArray& raw) {
 
 // ---------------------------------------------------------------- dates
 
+namespace {
+// QByteArray::split(sep) without the copies: the first `max` pieces into out[], the number
+// of pieces returned (one for an empty text, as split gives; pieces past `max` are counted).
+qsizetype splitViews(QByteArrayView text, char sep, QByteArrayView* out, qsizetype max) {
+    qsizetype count = 0;
+    for (qsizetype at = 0;;) {
+        const qsizetype next = text.indexOf(sep, at);
+        if (count < max) out[count] = next < 0 ? text.sliced(at) : text.sliced(at, next - at);
+        ++count;
+        if (next < 0) return count;
+        at = next + 1;
+    }
+}
+}  // namespace
+
 QDateTime parseDate(const QByteArray& rawIn) {
     // Fields are views of one simplified copy (single spaces between them), not copies.
     const QByteArray simple = stripComments(rawIn).simplified();
@@ -679,15 +694,7 @@ QDateTime parseDate(const QByteArray& rawIn) {
     const qsizetype comma = raw.indexOf(',');
     if (comma >= 0 && comma < 10) raw = raw.sliced(comma + 1).trimmed();  // day name
     QByteArrayView f[5];
-    qsizetype fields = 0;
-    for (qsizetype at = 0;;) {
-        const qsizetype space = raw.indexOf(' ', at);
-        const QByteArrayView field = space < 0 ? raw.sliced(at) : raw.sliced(at, space - at);
-        if (fields < 5) f[fields] = field;
-        ++fields;
-        if (space < 0) break;
-        at = space + 1;
-    }
+    const qsizetype fields = splitViews(raw, ' ', f, 5);
     if (fields < 4) return {};
     bool ok = false;
     const int day = f[0].toInt(&ok);
@@ -708,17 +715,8 @@ QDateTime parseDate(const QByteArray& rawIn) {
     else if (f[2].size() == 3)
         year += 1900;
     // h:m[:s], each 0 when not a number; fewer than two parts is no time.
-    int hms[3] = {0, 0, 0};
-    qsizetype parts = 0;
-    for (qsizetype at = 0;;) {
-        const qsizetype colon = f[3].indexOf(':', at);
-        const QByteArrayView part = colon < 0 ? f[3].sliced(at) : f[3].sliced(at, colon - at);
-        if (parts < 3) hms[parts] = part.toInt();
-        ++parts;
-        if (colon < 0) break;
-        at = colon + 1;
-    }
-    if (parts < 2) return {};
+    QByteArrayView hms[3];
+    if (splitViews(f[3], ':', hms, 3) < 2) return {};
     int offset = 0;
     if (fields > 4) {
         const QByteArrayView z = f[4];
@@ -734,7 +732,7 @@ QDateTime parseDate(const QByteArray& rawIn) {
         }
     }
     const QDate date(year, month, day);
-    const QTime time(hms[0], hms[1], hms[2]);
+    const QTime time(hms[0].toInt(), hms[1].toInt(), hms[2].toInt());
     if (!date.isValid() || !time.isValid()) return {};
     return QDateTime(date, time, Qt::OffsetFromUTC, offset);
 }

@@ -106,6 +106,22 @@ struct SortData {
     QString displayFrom, displayTo;
 };
 
+// The octet key a criterion compares (nullptr for the others).
+const QByteArray* octetKey(SortKey key, const SortData& d) {
+    switch (key) {
+        case SortKey::Subject:
+            return &d.subject;
+        case SortKey::From:
+            return &d.from;
+        case SortKey::To:
+            return &d.to;
+        case SortKey::Cc:
+            return &d.cc;
+        default:
+            return nullptr;
+    }
+}
+
 int compareBy(SortKey key, const SortData& a, const SortData& b) {
     auto cmp = [](qint64 x, qint64 y) { return x < y ? -1 : (x > y ? 1 : 0); };
     switch (key) {
@@ -116,13 +132,11 @@ int compareBy(SortKey key, const SortData& a, const SortData& b) {
         case SortKey::Size:
             return cmp(a.size, b.size);
         case SortKey::Subject:
-            return a.subject.compare(b.subject);
         case SortKey::From:
-            return a.from.compare(b.from);
         case SortKey::To:
-            return a.to.compare(b.to);
         case SortKey::Cc:
-            return a.cc.compare(b.cc);
+            if (const QByteArray* x = octetKey(key, a), *y = octetKey(key, b); x && y) return x->compare(*y);
+            return 0;
         case SortKey::DisplayFrom:
             return a.displayFrom.compare(b.displayFrom, Qt::CaseInsensitive);
         case SortKey::DisplayTo:
@@ -276,22 +290,6 @@ QList<SortData> sortData(const MailboxView& v, const QList<int>& hits, const QLi
         data << d;
     }
     return data;
-}
-
-// The octet key a criterion compares (nullptr for the others).
-const QByteArray* octetKey(SortKey key, const SortData& d) {
-    switch (key) {
-        case SortKey::Subject:
-            return &d.subject;
-        case SortKey::From:
-            return &d.from;
-        case SortKey::To:
-            return &d.to;
-        case SortKey::Cc:
-            return &d.cc;
-        default:
-            return nullptr;
-    }
 }
 
 // The first 8 octets of a key as one big-endian number (zero-padded): two keys whose
