@@ -10,7 +10,9 @@
 #include <QStringEncoder>
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include <cerrno>
 #include <cstddef>
@@ -135,6 +137,31 @@ qint64 mtimeNs(const struct stat& st) {
     return qint64(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
 }
 
+// Local file systems that stamp times with this kernel's clock and keep nanoseconds
+// (where their inodes have room: see fineTimes).
+bool localFineFileSystem(const QByteArray& path) {
+    struct statfs fs {};
+    if (::statfs(path.constData(), &fs) != 0) return false;
+    switch (static_cast<unsigned long>(fs.f_type)) {
+        case EXT4_SUPER_MAGIC:  // (also ext2/ext3: whole seconds, caught by fineTimes)
+        case XFS_SUPER_MAGIC:
+        case BTRFS_SUPER_MAGIC:
+        case TMPFS_MAGIC:
+        case F2FS_SUPER_MAGIC:
+        case OVERLAYFS_SUPER_MAGIC:
+            return true;
+        default:
+            return false;
+    }
+}
+
+// Both mtimes carry a sub-second part: the file system keeps one (a whole-second time
+// system gives none; a fine one gives exactly .000000000 once in a billion, and then
+// only the wider window applies).
+bool fineTimes(const struct stat& a, const struct stat& b) {
+    return a.st_mtim.tv_nsec != 0 && b.st_mtim.tv_nsec != 0;
+}
+
 }  // namespace
 
 DirStamps DirStamps::of(const QString& folderDir) {
@@ -145,22 +172,24 @@ DirStamps DirStamps::of(const QString& folderDir) {
     d.atNs = qint64(now.tv_sec) * 1000000000LL + now.tv_nsec;
     struct stat cur {
     }, nw{};
-    d.ok = ::stat(QFile::encodeName(folderDir + QStringLiteral("/cur")).constData(), &cur) == 0 &&
+    const QByteArray curPath = QFile::encodeName(folderDir + QStringLiteral("/cur"));
+    d.ok = ::stat(curPath.constData(), &cur) == 0 &&
            ::stat(QFile::encodeName(folderDir + QStringLiteral("/new")).constData(), &nw) == 0;
     if (d.ok) {
         d.curMtimeNs = mtimeNs(cur);
         d.newMtimeNs = mtimeNs(nw);
+        if (fineTimes(cur, nw) && localFineFileSystem(curPath)) d.quietNs = KeptListing::kFineQuietNs;
     }
     return d;
 }
 
-bool KeptListing::quiet(qint64 curMtimeNs, qint64 newMtimeNs, qint64 atNs) {
+bool KeptListing::quiet(qint64 curMtimeNs, qint64 newMtimeNs, qint64 atNs, qint64 windowNs) {
     // (Subtractions of nanosecond times since 1970: no overflow before the year 2262.)
-    return atNs - curMtimeNs > kQuietNs && atNs - newMtimeNs > kQuietNs;
+    return atNs - curMtimeNs > windowNs && atNs - newMtimeNs > windowNs;
 }
 
 bool KeptListing::trustworthy(const DirStamps& now, const FileStamp& uidListNow) const {
-    return now.ok && stamps.hms != 0 && quiet(stamps.curMtimeNs, stamps.newMtimeNs, stamps.takenAtNs) &&
+    return now.ok && stamps.hms != 0 && quiet(stamps.curMtimeNs, stamps.newMtimeNs, stamps.takenAtNs, now.quietNs) &&
            now.curMtimeNs == stamps.curMtimeNs && now.newMtimeNs == stamps.newMtimeNs && uidListNow.exists &&
            uidListNow == stamps.uidList;
 }

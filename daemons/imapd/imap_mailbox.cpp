@@ -12,7 +12,9 @@
 
 #include <QDateTime>
 #include <QDir>
+#include <QElapsedTimer>
 #include <QFile>
+#include <QTimer>
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -258,6 +260,8 @@ struct SharedListing {
     store::MaildirFolder folder;  // UIDVALIDITY, UIDNEXT, GUID as the listing left them
     quint64 hms = 0;              // the index's highest mod-sequence then (0: no index)
     FileStamp uidList;
+    qint64 keepDueNs = 0;   // wall clock: keep it on disk then (0: not due; keepSnapshot)
+    qint64 nextKeepNs = 0;  // wall clock: not written again from the snapshot before
 };
 QList<SharedListing>& sharedListings() {
     // Most recently used first. Never destroyed: its watches must not outlive the
@@ -288,6 +292,93 @@ SharedListing* findSharedListing(const QString& dir) {
 
 QString uidListPath(const QString& dir) {
     return dir + QLatin1Char('/') + QLatin1String(store::MaildirFolder::kUidListName);
+}
+
+// The kept listing on disk is as good as one taken at `stamps`: the same directory
+// mtimes, uidlist and index, taken while quiet (only its moment may differ).
+bool keptAlready(const QString& dir, const ListingStamps& stamps, qint64 quietNs) {
+    const std::optional<ListingStamps> on = KeptListing::loadStamps(dir);
+    return on && on->curMtimeNs == stamps.curMtimeNs && on->newMtimeNs == stamps.newMtimeNs &&
+           on->uidList == stamps.uidList && on->hms == stamps.hms &&
+           KeptListing::quiet(on->curMtimeNs, on->newMtimeNs, on->takenAtNs, quietNs);
+}
+
+void writeKeptListing(const QString& dir, const ListingStamps& stamps, qint64 quietNs,
+                      const store::MaildirFolder& folder, const QList<Message>& messages) {
+    if (keptAlready(dir, stamps, quietNs)) return;  // (another process kept it)
+    KeptListing kept;
+    kept.stamps = stamps;
+    kept.uidValidity = folder.uidValidity();
+    kept.nextUid = folder.nextUid();
+    kept.guid = folder.guid();
+    kept.messages = messages;
+    (void)kept.save(dir);  // a cache: when it cannot be written, the next process lists
+}
+
+qint64 wallClockNs() {
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    return qint64(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+}
+
+// Writes the snapshot as the folder's kept listing when it is still current: the
+// directories are read first (clock, then mtimes), then the snapshot's watch, synced
+// when the snapshot was taken: no change seen means none happened up to those stamps,
+// so the snapshot is the folder at that moment whatever the mtimes could show, and a
+// moment at which they are quiet is a moment a listing may be kept for
+// (imap_kept_listing.h). Not quiet yet: due again when it will be. `rated`: at most
+// once a second per folder, and at most 1/50 of the time since the last write spent
+// writing (a 100,000-message listing is ~10 MB).
+void keepSnapshot(SharedListing& e, bool rated) {
+    e.keepDueNs = 0;
+    if (!e.current || !e.watch || e.hms == 0) return;
+    const DirStamps now = DirStamps::of(e.dir);
+    if (!now.ok) return;
+    if (e.watch->changed() || FileStamp::of(uidListPath(e.dir)) != e.uidList) {
+        e.current = false;
+        return;
+    }
+    if (!now.quiet()) {
+        e.keepDueNs = std::max(now.curMtimeNs, now.newMtimeNs) + now.quietNs + 1;
+        return;
+    }
+    if (rated && now.atNs < e.nextKeepNs) {
+        e.keepDueNs = e.nextKeepNs;
+        return;
+    }
+    QElapsedTimer took;
+    took.start();
+    writeKeptListing(e.dir, {now.curMtimeNs, now.newMtimeNs, now.atNs, e.uidList, e.hms}, now.quietNs, e.folder,
+                     e.messages);
+    e.nextKeepNs = now.atNs + std::max<qint64>(1'000'000'000, 50 * took.nsecsElapsed());
+}
+
+void keepDue(bool rated);
+
+// One timer for every snapshot due to be kept, set for the earliest (event-loop thread).
+void armKeepTimer() {
+    static QTimer* timer = nullptr;  // never destroyed, as the listings
+    if (!timer) {
+        timer = new QTimer;
+        timer->setSingleShot(true);
+        QObject::connect(timer, &QTimer::timeout, [] { keepDue(true); });
+    }
+    qint64 first = 0;
+    for (const SharedListing& e : std::as_const(sharedListings()))
+        if (e.keepDueNs && (!first || e.keepDueNs < first)) first = e.keepDueNs;
+    if (!first) {
+        timer->stop();
+        return;
+    }
+    const qint64 waitMs = std::clamp<qint64>((first - wallClockNs() + 999'999) / 1'000'000, 0, 60'000);
+    timer->start(int(waitMs));
+}
+
+void keepDue(bool rated) {
+    const qint64 now = wallClockNs();
+    for (SharedListing& e : sharedListings())
+        if (e.keepDueNs && (!rated || e.keepDueNs <= now)) keepSnapshot(e, rated);
+    armKeepTimer();
 }
 
 bool inUidRanges(const QList<std::pair<quint32, quint32>>& ranges, quint32 uid) {
@@ -354,6 +445,15 @@ void MailboxView::publishSnapshot(const FolderWatch* snapshotWatch) {
     e->hms = m_highestModseq;
     e->uidList = FileStamp::of(uidListPath(m_folder.dir()));
     e->current = true;
+    // Kept on disk for other processes once the folder is quiet (keepSnapshot).
+    if (!e->keepDueNs) {
+        e->keepDueNs = wallClockNs();
+        armKeepTimer();
+    }
+}
+
+void MailboxView::keepDueSnapshots() {
+    keepDue(false);
 }
 
 // A newly opened view takes the folder's snapshot when nothing changed since it was
@@ -393,29 +493,23 @@ bool MailboxView::adoptKeptListing() {
 }
 
 // Keeps this view's list on disk for views of other processes (imap_kept_listing.h) when
-// it is exactly the listing of the directories as `before` found them, and they had been
-// quiet for 2 s then; else removes a kept listing (it could only be out of date).
+// it is exactly the listing of the directories as `before` found them, and they were
+// quiet then; else removes a kept listing (it could only be out of date). A listing of
+// directories that were not quiet is kept from the snapshot (published just before, its
+// keep due at once) when its watch proves it: from the timer, after this command's
+// answer, as the write of a large listing costs about a tenth of the listing.
 void MailboxView::keepListing(const DirStamps& before) {
     const QString dir = m_folder.dir();
     const bool exact = before.ok && m_highestModseq != 0 && m_ghosts == 0 && !m_incomplete && m_unlinked.isEmpty() &&
                        m_appended.isEmpty();
-    if (!exact || !KeptListing::quiet(before.curMtimeNs, before.newMtimeNs, before.atNs)) {
+    const DirStamps after = exact ? DirStamps::of(dir) : DirStamps();  // a change during the listing: not kept
+    const bool still = after.ok && after.curMtimeNs == before.curMtimeNs && after.newMtimeNs == before.newMtimeNs;
+    if (!still || !before.quiet()) {
         KeptListing::remove(dir);
         return;
     }
-    const DirStamps after = DirStamps::of(dir);  // a change during the listing: not kept
-    if (!after.ok || after.curMtimeNs != before.curMtimeNs || after.newMtimeNs != before.newMtimeNs) {
-        KeptListing::remove(dir);
-        return;
-    }
-    KeptListing kept;
-    kept.stamps = {before.curMtimeNs, before.newMtimeNs, before.atNs, m_folder.uidListStamp(), m_highestModseq};
-    if (KeptListing::loadStamps(dir) == kept.stamps) return;  // kept already (another process)
-    kept.uidValidity = m_folder.uidValidity();
-    kept.nextUid = m_folder.nextUid();
-    kept.guid = m_folder.guid();
-    kept.messages = m_messages;
-    (void)kept.save(dir);  // a cache: when it cannot be written, the next process lists
+    writeKeptListing(dir, {before.curMtimeNs, before.newMtimeNs, before.atNs, m_folder.uidListStamp(), m_highestModseq},
+                     before.quietNs, m_folder, m_messages);
 }
 
 // Takes `messages`, a listing made elsewhere (another view's snapshot, the kept listing),

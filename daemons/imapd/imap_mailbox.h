@@ -45,8 +45,9 @@
 // A view of a folder no view of its process has listed (a new process) takes the
 // folder's listing kept on disk next to the index when the directories' mtimes, the
 // uidlist and the index say nothing changed since, and the directories had been quiet
-// for 2 s when it was taken (imap_kept_listing.h); every full listing that may be kept
-// is written there.
+// when it was taken (imap_kept_listing.h); every full listing that may be kept is
+// written there, and so is the snapshot once its folder is quiet after changes the
+// process followed (its watch proving that nothing else changed).
 // Limits: the ghosts of one session are at most the messages it knew.
 #pragma once
 
@@ -223,6 +224,10 @@ public:
     void endOwnAppend(const QString& curFileName);
     // How many times this process listed a folder's directories (tests, benchmarks).
     static quint64 listings();
+    // Writes the kept listing (imap_kept_listing.h) of every snapshot that is due to be
+    // kept and whose folder is quiet now, without waiting for its timer or its rate
+    // (the process is stopping; tests).
+    static void keepDueSnapshots();
     // The file of message `index` now: (name, inNew), found by its base name when another
     // session renamed it; nullopt when it is gone.
     std::optional<std::pair<QString, bool>> currentFile(int index) const;

@@ -23,6 +23,7 @@
 //   An attacker who controls it gets system_user: every mailbox of every user,
 //   the password hashes and keys its group may read, the queue. Not root.
 #include "imap_index.h"
+#include "imap_mailbox.h"
 #include "imap_session.h"
 
 #include "common/authenticator.h"
@@ -177,6 +178,9 @@ int main(int argc, char** argv) {
         return {};
     };
     spec.writableFolders = [](const Config& config) { return QStringList{config.mailDir()}; };
+    // Folder listings due to be kept on disk are written before the process goes: the
+    // next process takes them instead of listing (imap_kept_listing.h).
+    spec.stopping = [] { imap::MailboxView::keepDueSnapshots(); };
     spec.reloaded = [](DaemonServer*) {
         d.sessionConfig = sessionConfig(*d.config);
         InputBudget::process().setLimit(get(*d.config, keys::imap::maxBufferedInput));

@@ -7,7 +7,9 @@ Maildir) while a session has the folder selected and while no postern-imapd
 runs; a new process's SELECT must show exactly the folder as it is (EXISTS,
 UIDs, FLAGS), including after a change made in the same clock tick as the
 kept listing (simulated by putting cur/'s mtime back: a file system with a
-coarse clock does exactly that)."""
+coarse clock does exactly that). A listing of a folder that had just changed is
+kept once the folder is quiet, from the process's snapshot, only when that
+snapshot's inotify watch saw no change meanwhile."""
 
 import imaplib
 import os
@@ -177,6 +179,61 @@ class KeptListing(unittest.TestCase):
         self.assertEqual(exists, 5)
         self.assertEqual(now[uids[0]], ["\\Seen"], "a change within the listing's clock tick was missed")
         self.assertEqual({u: f for u, f in now.items() if u != uids[0]}, {u: f for u, f in flags.items() if u != uids[0]})
+
+    def changed_a_moment_ahead(self):
+        """cur/ and new/ changed "now" as far as any window can tell (a moment ahead of the
+        clock, sub-second: a slow machine cannot make a listing older than the change)."""
+        tick = time.time_ns() + 1500 * 10**6 + 123
+        for d in ("cur", "new"):
+            os.utime(os.path.join(self.inbox, d), ns=(tick, tick))
+        return tick
+
+    def wait_until(self, ns):
+        while time.time_ns() <= ns:
+            time.sleep(0.05)
+
+    def test_just_changed_folder_is_kept_once_quiet(self):
+        self.restart()
+        tick = self.changed_a_moment_ahead()
+        a = self.client()
+        exists, flags = self.state(a)
+        self.assertEqual(exists, 5)
+        self.assertFalse(os.path.exists(os.path.join(self.inbox, KEPT)), "not quiet: not kept with the listing")
+        # The process keeps it from its snapshot once quiet (2 s at most after the change).
+        deadline = time.monotonic() + 30
+        while not os.path.exists(os.path.join(self.inbox, KEPT)):
+            self.assertLess(time.monotonic(), deadline, "the snapshot was never kept")
+            time.sleep(0.05)
+        self.logout(a)
+        self.assertEqual(self.inst.stop("postern-imapd"), 0)
+        # A change hidden from the stamps while no process runs: a new process shows the
+        # kept listing, proof that it took the listing instead of reading the directory.
+        self.set_flags(1, "F")
+        os.utime(self.cur(), ns=(tick, tick))
+        self.inst.start("postern-imapd")
+        b = self.client()
+        self.assertEqual(self.state(b), (exists, flags))
+
+    def test_change_seen_by_the_watch_is_not_kept(self):
+        self.restart()
+        tick = self.changed_a_moment_ahead()
+        a = self.client()
+        exists, flags = self.state(a)
+        self.logout(a)
+        # Another process changes a flag in the same clock tick: cur/'s mtime stays. The
+        # process's watch saw it: its snapshot is not kept, neither once quiet nor when
+        # the process stops (which writes what is due).
+        self.set_flags(1, "F")
+        os.utime(self.cur(), ns=(tick, tick))
+        self.wait_until(tick + 2_200_000_000)  # quiet even for the 2 s window
+        self.assertEqual(self.inst.stop("postern-imapd"), 0)
+        self.assertFalse(os.path.exists(os.path.join(self.inbox, KEPT)))
+        self.inst.start("postern-imapd")
+        b = self.client()
+        exists2, now = self.state(b)
+        self.assertEqual(exists2, exists)
+        uids = sorted(flags)
+        self.assertEqual(now[uids[0]], ["\\Flagged"], "a change the watch saw was kept away")
 
     def test_unchanged_folder_is_not_read_by_a_new_process(self):
         a, (exists, flags) = self.kept_listing()

@@ -1,8 +1,11 @@
 // tst_imap_kept_listing — the folder listing kept next to the index
 // (imap_kept_listing.h): byte-exact round trip, the 2-second rule at its
-// boundary (times given, no sleeping), every stamp that must match, truncated,
-// corrupt and other-version files refused; and MailboxView taking a kept listing
-// instead of listing the folder only when it is still true.
+// boundary (times given, no sleeping), the 100 ms window where file times are this
+// kernel's own, every stamp that must match, truncated, corrupt and other-version
+// files refused; MailboxView taking a kept listing instead of listing the folder
+// only when it is still true; and a listing of a just-changed folder kept from the
+// process's snapshot once quiet, only when its watch saw no change meanwhile (also
+// one that leaves the mtime as it was: a change in the same clock tick).
 #include "imapd/imap_index.h"
 #include "imapd/imap_kept_listing.h"
 #include "imapd/imap_mailbox.h"
@@ -16,7 +19,9 @@
 #include <QTest>
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <cstring>
 
 using namespace postern;
@@ -115,6 +120,30 @@ void quieten(const QString& dir) {
     setMtime(dir + QStringLiteral("/new"), old);
 }
 
+qint64 nowNs() {
+    return QDateTime::currentMSecsSinceEpoch() * 1'000'000;
+}
+
+// A Maildir with three messages in cur/ whose directories changed at `at` (ns).
+void folderChangedAt(const QString& dir, qint64 at) {
+    QVERIFY(store::ensureMaildir(dir).ok());
+    for (int i = 1; i <= 3; ++i)
+        writeMessage(dir + QStringLiteral("/cur/170000000%1.M%1P1.host:2,").arg(i), QByteArray::number(i));
+    setMtime(dir + QStringLiteral("/cur"), at);
+    setMtime(dir + QStringLiteral("/new"), at);
+}
+
+// The file systems DirStamps gives the 100 ms window (with sub-second times).
+bool fineFileSystem(const QString& path) {
+    struct statfs fs {};
+    if (::statfs(QFile::encodeName(path).constData(), &fs) != 0) return false;
+    for (const unsigned long t :
+         std::initializer_list<unsigned long>{EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC, BTRFS_SUPER_MAGIC, TMPFS_MAGIC,
+                                              F2FS_SUPER_MAGIC, OVERLAYFS_SUPER_MAGIC})
+        if (static_cast<unsigned long>(fs.f_type) == t) return true;
+    return false;
+}
+
 MailboxName inbox() {
     MailboxName m;
     m.name = QStringLiteral("INBOX");
@@ -199,6 +228,93 @@ private slots:
         k.stamps.newMtimeNs = at - newAge;
         k.stamps.takenAtNs = at;
         QCOMPARE(k.trustworthy(dirsOf(k), k.stamps.uidList), quiet);
+    }
+
+    // Where the mtimes are the kernel's own to the nanosecond, the window is 100 ms.
+    void fineWindowAtTheBoundary() {
+        const qint64 at = 1700000000 * kSecond + 987654321;
+        const qint64 w = KeptListing::kFineQuietNs;
+        QVERIFY(KeptListing::quiet(at - w - 1, at - w - 1, at, w));
+        QVERIFY(!KeptListing::quiet(at - w, at - w - 1, at, w));
+        QVERIFY(!KeptListing::quiet(at - w - 1, at - w, at, w));
+        QVERIFY(!KeptListing::quiet(at - w - 1, at - w - 1, at, KeptListing::kQuietNs));
+        KeptListing k = sample();
+        k.stamps.curMtimeNs = k.stamps.newMtimeNs = at - w - 1;
+        k.stamps.takenAtNs = at;
+        DirStamps d = dirsOf(k);
+        QVERIFY(!k.trustworthy(d, k.stamps.uidList));  // the 2 s window: not quiet
+        d.quietNs = w;
+        QVERIFY(k.trustworthy(d, k.stamps.uidList));
+        k.stamps.takenAtNs = at - 1;
+        QVERIFY(!k.trustworthy(d, k.stamps.uidList));
+    }
+
+    // The window DirStamps reads off the folder: 2 s for whole-second times; 100 ms for
+    // sub-second ones on a local file system that keeps them.
+    void windowOfTheFolder() {
+        QTemporaryDir root;
+        const QString dir = root.path();
+        QVERIFY(store::ensureMaildir(dir).ok());
+        const qint64 then = (QDateTime::currentSecsSinceEpoch() - 60) * kSecond;
+        setMtime(dir + QStringLiteral("/cur"), then);
+        setMtime(dir + QStringLiteral("/new"), then + 250'000'000);
+        QCOMPARE(DirStamps::of(dir).quietNs, KeptListing::kQuietNs);  // cur/: whole seconds
+        setMtime(dir + QStringLiteral("/cur"), then + 1);
+        const DirStamps d = DirStamps::of(dir);
+        QVERIFY(d.ok);
+        QCOMPARE(d.curMtimeNs, then + 1);
+        QCOMPARE(d.quietNs, fineFileSystem(dir) ? KeptListing::kFineQuietNs : KeptListing::kQuietNs);
+        QVERIFY(d.quiet());
+    }
+
+    // A selected view lists a folder that changed a moment ago: not kept at once (not
+    // quiet), but from the snapshot once quiet, its watch having seen nothing; the
+    // stamps say when. Putting a directory's mtime back is no change (no event).
+    void snapshotKeptOnceQuiet() {
+        QTemporaryDir root;
+        const QString dir = root.path();
+        const qint64 ahead = nowNs() + 300'000'000 + 123;  // (ahead of the clock: no race with a slow listing)
+        folderChangedAt(dir, ahead);
+        auto view = MailboxView::open(dir, inbox(), false, SelectOptions{});
+        QVERIFY(view.ok());
+        QCOMPARE(view->messages().size(), 3);
+        QVERIFY(!QFile::exists(KeptListing::pathIn(dir)));
+        setMtime(dir + QStringLiteral("/cur"), ahead);
+        const qint64 window = DirStamps::of(dir).quietNs;
+        QTRY_VERIFY_WITH_TIMEOUT(QFile::exists(KeptListing::pathIn(dir)), 30000);  // the snapshot's timer
+        auto kept = KeptListing::load(dir);
+        QVERIFY(kept);
+        QCOMPARE(kept->stamps.curMtimeNs, ahead);
+        QCOMPARE(kept->stamps.newMtimeNs, ahead);
+        QVERIFY(kept->stamps.takenAtNs > ahead + window);
+        QCOMPARE(kept->stamps.hms, view->highestModseq());
+        QCOMPARE(kept->uidValidity, view->uidValidity());
+        compareMessages(kept->messages, view->messages());
+        QVERIFY(kept->trustworthy(DirStamps::of(dir), FileStamp::of(dir + QStringLiteral("/dovecot-uidlist"))));
+    }
+
+    // The same, but another process renames a file meanwhile and puts cur/'s mtime back
+    // (what two changes in one clock tick look like): the watch saw it, nothing is kept,
+    // and a view with no snapshot lists the folder and sees the change.
+    void snapshotNotKeptAfterAChangeItsWatchSaw() {
+        QTemporaryDir root;
+        const QString dir = root.path();
+        const qint64 ahead = nowNs() + 300'000'000 + 123;
+        folderChangedAt(dir, ahead);
+        auto view = MailboxView::open(dir, inbox(), false, SelectOptions{});
+        QVERIFY(view.ok());
+        const QString name = view->messages().at(1).fileName;
+        QVERIFY(QFile::rename(dir + QStringLiteral("/cur/") + name,
+                              dir + QStringLiteral("/cur/") + view->messages().at(1).base + QStringLiteral(":2,F")));
+        setMtime(dir + QStringLiteral("/cur"), ahead);
+        QTRY_VERIFY_WITH_TIMEOUT(DirStamps::of(dir).quiet(), 30000);
+        MailboxView::keepDueSnapshots();
+        QVERIFY(!QFile::exists(KeptListing::pathIn(dir)));
+        const quint64 listed = MailboxView::listings();
+        auto other = MailboxView::open(dir, inbox(), true);  // (no watch: takes no snapshot)
+        QVERIFY(other.ok());
+        QCOMPARE(MailboxView::listings(), listed + 1);
+        QCOMPARE(other->messages().at(1).flags, QStringLiteral("F"));
     }
 
     void everyStampMustMatch() {
