@@ -58,7 +58,6 @@ private:
         enum class Charset { Utf8, Latin1, Other } kind = Charset::Other;
         QByteArray charset;                 // as decodeCharset gets it
         QByteArray raw;                     // transfer-decoded
-        QByteArray folded;                  // raw with ASCII letters lower-cased (made on first use)
         std::optional<bool> hasIOrKSource;  // UTF-8: raw holds C4 B0 or E2 84 AA
         std::optional<QString> lower;       // decodeCharset(raw, charset).toLower() (on first use)
     };

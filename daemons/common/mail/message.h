@@ -65,7 +65,7 @@ struct MimePart {
     QString language, location, md5;
     qsizetype headerStart = 0, headerEnd = 0;  // [start, end) of this part's header (incl. blank line)
     qsizetype bodyStart = 0, bodyEnd = 0;      // [start, end) of the body
-    qint64 lines = 0;                          // body lines (text/*, message/rfc822)
+    qint64 lines = 0;                          // body lines (text/*, message/*; 0 for others)
     QList<MimePart> children;                  // multipart parts, or the one message/rfc822 part
     bool isMultipart() const { return type == u"multipart"; }
     bool isMessage() const { return type == u"message" && (subtype == u"rfc822" || subtype == u"global"); }

@@ -300,6 +300,24 @@ private Q_SLOTS:
         QCOMPARE(inner.children.at(1).subtype, QStringLiteral("html"));
     }
 
+    // A part's line count (BODYSTRUCTURE) is its '\n' bytes, plus one for a last line
+    // without one, at every length and alignment.
+    void lineCountsAsCountingBytes() {
+        QRandomGenerator rng(20261204);
+        const QByteArray alphabet("\n\n\r\x0a\x8a\x0b\x09\xff\x00aZ=");
+        for (int round = 0; round < 2000; ++round) {
+            QByteArray body;
+            const int size = int(rng.bounded(70));
+            for (int i = 0; i < size; ++i) body += alphabet.at(int(rng.bounded(int(alphabet.size()))));
+            const QByteArray prefix(int(rng.bounded(9)), 'h');
+            const QByteArray msg = "X-Pad: " + prefix + "\r\nContent-Type: text/plain\r\n\r\n" + body;
+            const MimePart root = parseMime(msg);
+            const QByteArray seen = msg.mid(root.bodyStart, root.bodyEnd - root.bodyStart);
+            const qint64 want = seen.count('\n') + (!seen.isEmpty() && !seen.endsWith('\n') ? 1 : 0);
+            QCOMPARE(root.lines, want);
+        }
+    }
+
     void nestingIsBounded() {
         QByteArray msg;
         for (int i = 0; i < 200; ++i) msg += "Content-Type: message/rfc822\r\n\r\n";

@@ -376,6 +376,29 @@ private slots:
 
     // Thousands of generated messages, each with fixed and sliced needles, through one
     // BodyText (its per-part caches in play) and a fresh one, against the reference.
+    // The byte search looks for the needle's rarest byte in either case and compares
+    // around it: every place of the needle in the text (first and last bytes included),
+    // letters in random case, and near misses (one byte changed), against the reference.
+    void caselessSearchAtEveryPlace() {
+        QRandomGenerator rng(4122026);
+        const QList<QByteArray> needles = {"invoice", "quokka", "a", "zz", "x-y 9", "e.e", "kiwi", "qq"};
+        for (const QByteArray& needle : needles) {
+            for (int at = 0; at <= 12; ++at) {
+                QByteArray word = needle;
+                for (char& c : word)
+                    if (c >= 'a' && c <= 'z' && rng.bounded(2)) c = char(c - 32);
+                QByteArray miss = word;
+                miss[rng.bounded(int(miss.size()))] = '#';
+                for (const QByteArray& placed : {word, miss}) {
+                    const QByteArray body = QByteArray(at, 'b') + placed + QByteArray(rng.bounded(3), 'c');
+                    const QByteArray msg = singlePart(body, "utf-8");
+                    QCOMPARE(newContains(msg, needle), referenceContains(msg, needle));
+                }
+                QVERIFY(newContains(singlePart(QByteArray(at, 'b') + word, "utf-8"), needle));
+            }
+        }
+    }
+
     void sameAsReference() {
         Gen g(20261204);
         int hits = 0, total = 0;
