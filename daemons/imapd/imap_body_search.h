@@ -13,7 +13,9 @@
 //                          '\n', joined, then QString::toLower()" contains n.lower.
 // How it stays exact while skipping the decoding where it can: a needle with a byte form
 // is looked for part by part (it has no '\n', so no match spans two parts) in the part's
-// bytes with ASCII letters lower-cased, where that is provably the same answer:
+// bytes with ASCII letters of either case matching (no lower-cased copy: memchr finds the
+// places of the needle's rarest byte, each is compared), where that is provably the
+// same answer:
 //   - the part's charset is read byte for byte as UTF-8 (utf-8, utf8, us-ascii, ascii)
 //     or Latin-1 (iso-8859-1, latin1): ASCII bytes become the same ASCII characters,
 //     every other byte or byte sequence becomes non-ASCII characters (U+FFFD when
