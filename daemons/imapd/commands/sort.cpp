@@ -24,13 +24,17 @@
 // Security: header values are untrusted; only the header of each message is
 // read (up to its blank line), and only when the process's header store (shared
 // with SEARCH, backed by the folder's index: HeaderBlocks, commands.h) does not
-// hold it yet. Limits: the result line grows with the mailbox (as SEARCH's
-// does); message headers are read on the event-loop thread, like SEARCH's.
+// hold it yet; the keys extracted are kept per folder, UIDVALIDITY and UID in the
+// process's sort-key cache (SortKeyCache below: 8 folders, ~64 MiB, 10 minutes).
+// Limits: the result line grows with the mailbox (as SEARCH's does); message
+// headers are read on the event-loop thread, like SEARCH's.
 #include "commands.h"
 
 #include "../imap_thread.h"
 
 #include "common/mail/message.h"
+
+#include <QElapsedTimer>
 
 #include <algorithm>
 #include <optional>
@@ -233,60 +237,155 @@ QList<const char*> sortFields(const QList<Criterion>& criteria) {
     return fields;
 }
 
-// What the criteria compare, for each message of `hits`. Headers are read only when a
-// criterion needs one, and then only the fields the criteria use (parsing whole headers
-// of a large folder was most of SORT's time).
-QList<SortData> sortData(const MailboxView& v, const QList<int>& hits, const QList<Criterion>& criteria) {
-    bool needHeader = false;
+// Sort keys of messages, kept per process for the folders sorted most recently: a message
+// file never changes, so the keys of a UID hold for as long as its UIDVALIDITY (Dovecot
+// keeps them in its index cache). Extracting them was most of a repeated SORT's time (a
+// 100,000-message folder: ~150-250 ms each time, Dovecot ~50-80 ms from its cache).
+// Bounded: kMaxFolders folders and about kMaxBytes of keys over all of them (the least
+// recently sorted folders go first; a folder whose keys alone would exceed it keeps what
+// fits); a folder not sorted for kIdleMs is dropped at the next SORT. Event-loop thread.
+struct SortKeyCache {
+    static constexpr int kMaxFolders = 8;
+    static constexpr qsizetype kMaxBytes = 64 * 1024 * 1024;
+    static constexpr qint64 kIdleMs = 10 * 60 * 1000;
+    struct Entry {
+        unsigned has = 0;  // the keys held: bit (1 << SortKey)
+        SortData keys;
+    };
+    struct Folder {
+        QString dir;
+        quint32 uidValidity = 0;
+        qint64 usedMs = 0;
+        qsizetype bytes = 0;
+        QHash<quint32, Entry> byUid;
+    };
+    QList<Folder> folders;  // most recently used first
+    qsizetype bytes = 0;
+    QElapsedTimer clock;
+
+    static SortKeyCache& instance() {
+        static auto* c = new SortKeyCache;  // (never destroyed, as the other caches)
+        if (!c->clock.isValid()) c->clock.start();
+        return *c;
+    }
+    static qsizetype sizeOf(const SortData& d) {
+        return qsizetype(sizeof(Entry)) + 64 + d.subject.size() + d.from.size() + d.to.size() + d.cc.size() +
+               2 * (d.displayFrom.size() + d.displayTo.size());
+    }
+    void drop(qsizetype i) {
+        bytes -= folders.at(i).bytes;
+        folders.removeAt(i);
+    }
+    // The folder's keys (moved to the front; emptied when its UIDVALIDITY changed).
+    Folder& folder(const QString& dir, quint32 uidValidity) {
+        const qint64 now = clock.elapsed();
+        for (qsizetype i = folders.size() - 1; i >= 0; --i)
+            if (now - folders.at(i).usedMs > kIdleMs) drop(i);
+        qsizetype at = -1;
+        for (qsizetype i = 0; i < folders.size() && at < 0; ++i)
+            if (folders.at(i).dir == dir) at = i;
+        if (at >= 0 && folders.at(at).uidValidity != uidValidity) drop(std::exchange(at, -1));
+        if (at < 0) {
+            folders.prepend(Folder{dir, uidValidity, now, 0, {}});
+            while (folders.size() > kMaxFolders) drop(folders.size() - 1);
+        } else if (at > 0) {
+            folders.move(at, 0);
+        }
+        folders.first().usedMs = now;
+        return folders.first();
+    }
+    // Keeps `keys` (holding the keys in `has`) for `uid` of the first folder, room allowing.
+    void keep(quint32 uid, unsigned has, const SortData& keys) {
+        Folder& f = folders.first();
+        Entry& e = f.byUid[uid];
+        const qsizetype before = e.has ? sizeOf(e.keys) : 0;
+        const qsizetype after = sizeOf(keys);
+        while (bytes - before + after > kMaxBytes && folders.size() > 1) drop(folders.size() - 1);
+        if (bytes - before + after > kMaxBytes) {
+            if (!e.has) f.byUid.remove(uid);
+            return;
+        }
+        e.keys = keys;
+        e.has |= has;
+        f.bytes += after - before;
+        bytes += after - before;
+    }
+};
+
+// The keys of the criteria that come from the header (bits 1 << SortKey).
+unsigned headerKeys(const QList<Criterion>& criteria) {
+    unsigned want = 0;
     for (const Criterion& c : criteria)
-        if (c.key != SortKey::Arrival && c.key != SortKey::Size) needHeader = true;
+        if (c.key != SortKey::Arrival && c.key != SortKey::Size) want |= 1u << unsigned(c.key);
+    return want;
+}
+
+// The header keys of `m` the criteria compare, into `d` (the others stay empty).
+void headerSortData(const QByteArray& block, const Message& m, const QList<const char*>& fields,
+                    const QList<Criterion>& criteria, SortData& d) {
+    mail::Header h;
+    for (const char* field : fields) {
+        const QList<QByteArray> values = mail::headerValues(block, field);
+        if (!values.isEmpty()) h.fields.append(mail::HeaderField{QByteArray(field), values.first()});
+    }
+    for (const Criterion& c : criteria) {
+        switch (c.key) {
+            case SortKey::Date:
+                d.date = sentDate(h, m);
+                break;
+            case SortKey::Subject:
+                d.subject = asciiCasemap(extractBaseSubject(h.value("subject")).text);
+                break;
+            case SortKey::From:
+                d.from = asciiCasemap(addrMailbox(h, "from"));
+                break;
+            case SortKey::To:
+                d.to = asciiCasemap(addrMailbox(h, "to"));
+                break;
+            case SortKey::Cc:
+                d.cc = asciiCasemap(addrMailbox(h, "cc"));
+                break;
+            case SortKey::DisplayFrom:
+                d.displayFrom = displayName(h, "from");
+                break;
+            case SortKey::DisplayTo:
+                d.displayTo = displayName(h, "to");
+                break;
+            case SortKey::Arrival:
+            case SortKey::Size:
+                break;
+        }
+    }
+}
+
+// What the criteria compare, for each message of `hits`. Header keys come from the
+// process's sort-key cache, else from the header (read only then, and only the fields the
+// criteria use: parsing whole headers of a large folder was most of SORT's time).
+QList<SortData> sortData(const MailboxView& v, const QList<int>& hits, const QList<Criterion>& criteria) {
+    const unsigned want = headerKeys(criteria);
     QList<SortData> data;
     data.reserve(hits.size());
     std::optional<HeaderBlocks> blocks;
-    if (needHeader) blocks.emplace(v);
+    SortKeyCache& cache = SortKeyCache::instance();
+    if (want) cache.folder(v.dir(), v.uidValidity());
     const QList<const char*> fields = sortFields(criteria);
     for (int idx : hits) {
         const Message& m = v.messages().at(idx);
         SortData d;
-        d.arrival = m.mtimeMs;
-        d.size = m.vsize;
-        if (needHeader) {
-            const QByteArray block = blocks->block(idx);
-            mail::Header h;
-            for (const char* field : fields) {
-                const QList<QByteArray> values = mail::headerValues(block, field);
-                if (!values.isEmpty()) h.fields.append(mail::HeaderField{QByteArray(field), values.first()});
-            }
-            // Only the keys the criteria compare (the others stay empty).
-            for (const Criterion& c : criteria) {
-                switch (c.key) {
-                    case SortKey::Date:
-                        d.date = sentDate(h, m);
-                        break;
-                    case SortKey::Subject:
-                        d.subject = asciiCasemap(extractBaseSubject(h.value("subject")).text);
-                        break;
-                    case SortKey::From:
-                        d.from = asciiCasemap(addrMailbox(h, "from"));
-                        break;
-                    case SortKey::To:
-                        d.to = asciiCasemap(addrMailbox(h, "to"));
-                        break;
-                    case SortKey::Cc:
-                        d.cc = asciiCasemap(addrMailbox(h, "cc"));
-                        break;
-                    case SortKey::DisplayFrom:
-                        d.displayFrom = displayName(h, "from");
-                        break;
-                    case SortKey::DisplayTo:
-                        d.displayTo = displayName(h, "to");
-                        break;
-                    case SortKey::Arrival:
-                    case SortKey::Size:
-                        break;
-                }
+        if (want) {
+            const auto& byUid = cache.folders.first().byUid;
+            const auto it = byUid.constFind(m.uid);
+            if (it != byUid.cend() && (it->has & want) == want) {
+                d = it->keys;
+            } else {
+                if (it != byUid.cend()) d = it->keys;  // (the other keys it holds stay)
+                if (!blocks) blocks.emplace(v);
+                headerSortData(blocks->block(idx), m, fields, criteria, d);
+                cache.keep(m.uid, (it != byUid.cend() ? it->has : 0u) | want, d);
             }
         }
+        d.arrival = m.mtimeMs;
+        d.size = m.vsize;
         data << d;
     }
     return data;
@@ -295,32 +394,65 @@ QList<SortData> sortData(const MailboxView& v, const QList<int>& hits, const QLi
 // The first 8 octets of a key as one big-endian number (zero-padded): two keys whose
 // prefixes differ compare as their prefixes do; equal prefixes say nothing ("A" and
 // "A\0" too), so the full comparison decides those.
-quint64 keyPrefix(const QByteArray& k) {
+quint64 keyPrefix(QByteArrayView k) {
     quint64 p = 0;
     for (qsizetype i = 0; i < 8; ++i) p = (p << 8) | (i < k.size() ? uchar(k.at(i)) : 0u);
     return p;
 }
 
+// For each of `data`, the rank of its octet key for `key` among the distinct keys: equal
+// keys share a rank, ranks ascend as the keys do. The distinct keys are sorted once (their
+// 8-octet prefixes first), so sorting the messages compares integers: comparing keys per
+// message pair was most of a large folder's SORT by subject (threads repeat their subject,
+// and equal keys compare over their whole length).
+std::vector<int> keyRanks(const QList<SortData>& data, SortKey key) {
+    QHash<QByteArrayView, int> distinct;
+    distinct.reserve(data.size());
+    std::vector<QByteArrayView> keys;
+    std::vector<int> ranks(size_t(data.size()));
+    for (qsizetype i = 0; i < data.size(); ++i) {
+        const QByteArray* bytes = octetKey(key, data.at(i));  // (views of `data`, which outlives them)
+        const QByteArrayView k = bytes ? QByteArrayView(*bytes) : QByteArrayView();
+        auto it = distinct.find(k);
+        if (it == distinct.end()) {
+            it = distinct.insert(k, int(keys.size()));
+            keys.push_back(k);
+        }
+        ranks[size_t(i)] = it.value();
+    }
+    std::vector<quint64> prefix;
+    prefix.reserve(keys.size());
+    for (const QByteArrayView k : keys) prefix.push_back(keyPrefix(k));
+    std::vector<int> ids(keys.size());
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = int(i);
+    std::sort(ids.begin(), ids.end(), [&](int a, int b) {
+        if (prefix[size_t(a)] != prefix[size_t(b)]) return prefix[size_t(a)] < prefix[size_t(b)];
+        return keys[size_t(a)].compare(keys[size_t(b)]) < 0;  // (distinct: never equal)
+    });
+    std::vector<int> rankOf(ids.size());
+    for (size_t r = 0; r < ids.size(); ++r) rankOf[size_t(ids[r])] = int(r);
+    for (int& r : ranks) r = rankOf[size_t(r)];
+    return ranks;
+}
+
 // Positions in `data` in the order of the criteria; ties go by sequence number (RFC 5256 3).
-// When the first criterion compares octets, its keys' 8-octet prefixes are kept in one
-// array and compared first: most comparisons of a large folder's sort then touch neither
-// the SortData nor the keys' bytes elsewhere in memory.
+// When the first criterion compares octets, it compares the keys' ranks (keyRanks).
 QList<int> sortOrder(const QList<SortData>& data, const QList<Criterion>& criteria) {
     QList<int> order;
     for (int i = 0; i < data.size(); ++i) order << i;
-    const bool prefixed = !criteria.isEmpty() && !data.isEmpty() && octetKey(criteria.first().key, data.first());
-    std::vector<quint64> prefix;
-    if (prefixed) {
-        prefix.reserve(size_t(data.size()));
-        for (const SortData& d : data) prefix.push_back(keyPrefix(*octetKey(criteria.first().key, d)));
-    }
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-        if (prefixed && prefix[size_t(a)] != prefix[size_t(b)])
-            return criteria.first().reverse ? prefix[size_t(a)] > prefix[size_t(b)]
-                                            : prefix[size_t(a)] < prefix[size_t(b)];
-        for (const Criterion& c : criteria) {
-            const int res = compareBy(c.key, data.at(a), data.at(b));
-            if (res != 0) return c.reverse ? res > 0 : res < 0;
+    const bool ranked = !criteria.isEmpty() && !data.isEmpty() && octetKey(criteria.first().key, data.first());
+    const std::vector<int> rank = ranked ? keyRanks(data, criteria.first().key) : std::vector<int>();
+    // (A total order: the sequence number decides last, so std::sort gives the one result.)
+    std::sort(order.begin(), order.end(), [&](int a, int b) {
+        qsizetype from = 0;
+        if (ranked) {
+            const int x = rank[size_t(a)], y = rank[size_t(b)];
+            if (x != y) return criteria.first().reverse ? x > y : x < y;
+            from = 1;  // the same key
+        }
+        for (qsizetype c = from; c < criteria.size(); ++c) {
+            const int res = compareBy(criteria.at(c).key, data.at(a), data.at(b));
+            if (res != 0) return criteria.at(c).reverse ? res > 0 : res < 0;
         }
         return a < b;  // RFC 5256 3: ties go by sequence number
     });

@@ -244,6 +244,42 @@ class ImapSortThreadBinary(unittest.TestCase):
             with self.subTest(criteria=criteria):
                 self.assertEqual(self.sort(criteria, "ALL"), expected_order(models, criteria))
 
+    def test_sort_keys_kept_between_sorts(self):
+        """The process keeps sort keys per UID and UIDVALIDITY: repeated and mixed criteria,
+        messages added and expunged, and a folder deleted and created again under the same
+        name (new UIDVALIDITY, the same UIDs for other messages) must all sort as the model."""
+        def corpus(tag):
+            subjects = [f"{tag} {w}" for w in ("kiwi", "apple", "mango", "banana", "cherry")]
+            return [message(subj, f"{w}@x.test", "to@x.test", None, f"Sun, {d:02d} Mar 2026 12:00:00 +0000")
+                    for subj, w, d in zip(subjects, ("eve", "bob", "dan", "amy", "cat"), (4, 2, 5, 1, 3))]
+        internal = [T0 + 10 * i for i in range(5)]
+        first = corpus("one")
+        self.fill("Kept", first, internal, expunge_first=False)
+        models = [Model(raw, when) for raw, when in zip(first, internal)]
+        for rnd in range(2):
+            for criteria in ("DATE", "SUBJECT DATE", "FROM", "REVERSE SUBJECT", "DISPLAYFROM"):
+                with self.subTest(round=rnd, criteria=criteria):
+                    self.assertEqual(self.sort(criteria, "ALL"), expected_order(models, criteria))
+        # One more message and one expunged: the new one's keys are read, the rest kept.
+        extra = message("one aardvark", "zed@x.test", "to@x.test", None, "Sun, 08 Mar 2026 12:00:00 +0000")
+        self.assertEqual(self.m.append("Kept", None, imaplib.Time2Internaldate(T0 + 90), extra)[0], "OK")
+        self.m.store("2", "+FLAGS", "(\\Deleted)")
+        self.m.expunge()
+        self.m.noop()
+        models = [models[0]] + models[2:] + [Model(extra, T0 + 90)]
+        for criteria in ("SUBJECT", "DATE", "REVERSE FROM"):
+            with self.subTest(after_changes=criteria):
+                self.assertEqual(self.sort(criteria, "ALL"), expected_order(models, criteria))
+        # The same name again, other messages under the same UIDs.
+        self.assertEqual(self.m.select("INBOX")[0], "OK")
+        self.assertEqual(self.m.delete("Kept")[0], "OK")
+        second = list(reversed(corpus("two")))
+        self.fill("Kept", second, internal, expunge_first=False)
+        models = [Model(raw, when) for raw, when in zip(second, internal)]
+        for criteria in ("SUBJECT", "DATE", "FROM", "DISPLAYFROM"):
+            with self.subTest(recreated=criteria):
+                self.assertEqual(self.sort(criteria, "ALL"), expected_order(models, criteria))
+
     def test_sort_errors(self):
         self.fill("INBOX", CORPUS[:2], INTERNAL[:2], expunge_first=False)
         typ, data = self.m._simple_command("SORT", "(DATE)", "ISO-2022-JP", "ALL")
