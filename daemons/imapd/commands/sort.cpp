@@ -250,6 +250,7 @@ struct SortKeyCache {
     static constexpr qint64 kIdleMs = 10 * 60 * 1000;
     struct Entry {
         unsigned has = 0;  // the keys held: bit (1 << SortKey)
+        QString base;      // the file they were read from (as the header store checks it)
         SortData keys;
     };
     struct Folder {
@@ -268,9 +269,9 @@ struct SortKeyCache {
         if (!c->clock.isValid()) c->clock.start();
         return *c;
     }
-    static qsizetype sizeOf(const SortData& d) {
-        return qsizetype(sizeof(Entry)) + 64 + d.subject.size() + d.from.size() + d.to.size() + d.cc.size() +
-               2 * (d.displayFrom.size() + d.displayTo.size());
+    static qsizetype sizeOf(const QString& base, const SortData& d) {
+        return qsizetype(sizeof(Entry)) + 64 + 2 * base.size() + d.subject.size() + d.from.size() + d.to.size() +
+               d.cc.size() + 2 * (d.displayFrom.size() + d.displayTo.size());
     }
     void drop(qsizetype i) {
         bytes -= folders.at(i).bytes;
@@ -294,19 +295,21 @@ struct SortKeyCache {
         folders.first().usedMs = now;
         return folders.first();
     }
-    // Keeps `keys` (holding the keys in `has`) for `uid` of the first folder, room allowing.
-    void keep(quint32 uid, unsigned has, const SortData& keys) {
+    // Keeps `keys` (holding the keys in `has`, read from file `base`) for `uid` of the first
+    // folder, room allowing.
+    void keep(quint32 uid, const QString& base, unsigned has, const SortData& keys) {
         Folder& f = folders.first();
         Entry& e = f.byUid[uid];
-        const qsizetype before = e.has ? sizeOf(e.keys) : 0;
-        const qsizetype after = sizeOf(keys);
+        const qsizetype before = e.has ? sizeOf(e.base, e.keys) : 0;
+        const qsizetype after = sizeOf(base, keys);
         while (bytes - before + after > kMaxBytes && folders.size() > 1) drop(folders.size() - 1);
         if (bytes - before + after > kMaxBytes) {
             if (!e.has) f.byUid.remove(uid);
             return;
         }
+        e.base = base;
         e.keys = keys;
-        e.has |= has;
+        e.has = has;
         f.bytes += after - before;
         bytes += after - before;
     }
@@ -375,13 +378,14 @@ QList<SortData> sortData(const MailboxView& v, const QList<int>& hits, const QLi
         if (want) {
             const auto& byUid = cache.folders.first().byUid;
             const auto it = byUid.constFind(m.uid);
-            if (it != byUid.cend() && (it->has & want) == want) {
-                d = it->keys;
-            } else {
-                if (it != byUid.cend()) d = it->keys;  // (the other keys it holds stay)
+            // (The same file, not an older one under this UID: as the header store checks.)
+            const bool same = it != byUid.cend() && (it->base.constData() == m.base.constData() || it->base == m.base);
+            const unsigned held = same ? it->has : 0u;
+            if (same) d = it->keys;  // (all it holds; the keys it lacks are read below)
+            if ((held & want) != want) {
                 if (!blocks) blocks.emplace(v);
                 headerSortData(blocks->block(idx), m, fields, criteria, d);
-                cache.keep(m.uid, (it != byUid.cend() ? it->has : 0u) | want, d);
+                cache.keep(m.uid, m.base, held | want, d);
             }
         }
         d.arrival = m.mtimeMs;
