@@ -1,6 +1,9 @@
 // imap_body_search.cpp — see imap_body_search.h.
 #include "imap_body_search.h"
 
+#include <QVarLengthArray>
+
+#include <algorithm>
 #include <cstring>
 
 namespace postern::imap {
@@ -85,6 +88,36 @@ BodyNeedle::BodyNeedle(const QByteArray& text) : lower(QString::fromUtf8(text).t
         if (c.unicode() >= 0x80 || c == u'\n') return;
     bytes = lower.toLatin1();
     hasIOrK = bytes.contains('i') || bytes.contains('k');
+    word = std::all_of(bytes.cbegin(), bytes.cend(),
+                       [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); });
+}
+
+QString addressSearchText(const QByteArray& raw) {
+    QString out;
+    for (const mail::Address& a : mail::parseAddressList(raw)) {
+        if (a.groupEnd) {
+            out += QLatin1Char(';');
+            continue;
+        }
+        if (!out.isEmpty() && !out.endsWith(QLatin1Char(':'))) out += QStringLiteral(", ");
+        if (a.groupStart) {
+            out += a.local + QLatin1Char(':');
+            continue;
+        }
+        const QString spec = a.domain.isEmpty() ? a.local : a.local + QLatin1Char('@') + a.domain;
+        out += a.name.isEmpty() ? spec : a.name + QStringLiteral(" <") + spec + QLatin1Char('>');
+    }
+    return out.toLower();
+}
+
+bool addressMayContain(const QByteArray& raw, const BodyNeedle& needle) {
+    if (!needle.word || needle.bytes.isEmpty()) return true;
+    if (raw.contains("=?") || raw.contains('\\') || (raw.contains('<') && raw.contains('('))) return true;
+    if (needle.hasIOrK && (containsBytes(raw, "\xC4\xB0") || containsBytes(raw, "\xE2\x84\xAA"))) return true;
+    QVarLengthArray<char, 512> squeezed;
+    for (const char c : raw)
+        if (c != ' ' && c != '\t' && c != '\r' && c != '\n') squeezed.append(c);
+    return containsAsciiCaseless(QByteArrayView(squeezed.constData(), squeezed.size()), needle.bytes);
 }
 
 BodyText::BodyText(const QByteArray& msg, const mail::MimePart& root) {

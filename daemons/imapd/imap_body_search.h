@@ -1,4 +1,5 @@
-// imap_body_search.h — SEARCH BODY/TEXT over one message's text parts (RFC 9051 6.4.4).
+// imap_body_search.h — SEARCH BODY/TEXT over one message's text parts (RFC 9051 6.4.4),
+// and the address text FROM/TO/CC/BCC match.
 //
 // Interface:
 //   BodyNeedle(text)       a search string as the client sent it (UTF-8), prepared once
@@ -28,6 +29,24 @@
 // characters) is decoded and lower-cased on its own; a needle without a byte form (not
 // ASCII, empty, or with '\n') takes the whole joined text as above. tst_imap_body_search
 // checks these claims over every code point and against the reference algorithm.
+// addressSearchText(raw)   an address field as FROM/TO/CC/BCC match it: every address as
+//                          "Display Name <local@domain>" (or "local@domain"), groups as
+//                          "name: ...;", joined by ", ", lower-cased.
+// addressMayContain(raw, n)  false only when addressSearchText(raw) certainly does not
+//                          contain n.lower, decided from the bytes without parsing. Exact
+//                          for a needle of ASCII letters and digits (BodyNeedle::word):
+//                          the address text is made of the field's display names, quoted
+//                          strings, comments, local parts, domains and group names, each a
+//                          run of the field's own bytes with only quotes, parentheses,
+//                          spaces, folding and separators added or removed around it, which
+//                          such a needle cannot span. Two steps join runs: whitespace
+//                          removed inside a domain ("exa mple.com"), covered by looking in
+//                          the bytes without their whitespace; comments removed inside
+//                          <...>, covered by answering true when '<' and '(' both occur.
+//                          Decoding steps (encoded words "=?", quoted pairs '\') answer
+//                          true too, and so does U+0130 or U+212A in the bytes for a
+//                          needle with 'i' or 'k' (as above). tst_imap_body_search checks
+//                          it against addressSearchText over generated fields.
 // Security: the message is untrusted; nothing here recurses beyond parseMime's tree
 // (depth kMaxDepth). Limits: memory of the decoded text parts, at most a few times the
 // message's size.
@@ -48,7 +67,11 @@ struct BodyNeedle {
     QString lower;         // the needle as every text key matches it
     QByteArray bytes;      // lower as ASCII bytes (empty: no byte search for this needle)
     bool hasIOrK = false;  // bytes hold 'i' or 'k' (non-ASCII characters lower-case to them)
+    bool word = false;     // bytes are ASCII letters and digits only (addressMayContain)
 };
+
+QString addressSearchText(const QByteArray& raw);
+bool addressMayContain(const QByteArray& raw, const BodyNeedle& needle);
 
 class BodyText {
 public:

@@ -72,7 +72,7 @@ struct Key {
     } type = All;
     QByteArray field;  // HEADER field name, keyword
     QString needle;    // lower-cased text
-    BodyNeedle body;   // BODY, TEXT: the needle prepared for the body text
+    BodyNeedle body;   // BODY, TEXT, FROM/TO/CC/BCC: the needle prepared for byte searches
     qint64 number = 0;
     QDate date;
     IndexRanges set;  // message indexes for Uid/Seq
@@ -178,7 +178,7 @@ private:
         k.type = row.type;
         k.field = row.field;
         k.needle = QString::fromUtf8(*s).toLower();
-        if (row.type == Key::Body || row.type == Key::Text) k.body = BodyNeedle(*s);
+        if (row.type == Key::Body || row.type == Key::Text || row.type == Key::Address) k.body = BodyNeedle(*s);
         return k;
     }
     // HEADER field-name string.
@@ -560,32 +560,11 @@ bool headerMatches(Context& c, const QByteArray& field, const QString& needle) {
     return false;
 }
 
-// An address field the way SEARCH FROM/TO/CC/BCC see it: every address as
-// "Display Name <local@domain>" (or "local@domain"), groups as "name: ...;", joined by
-// ", ", lower-cased. "user@host (Real Name)" has Real Name as its display name.
-QString addressText(const QByteArray& raw) {
-    QString out;
-    for (const mail::Address& a : mail::parseAddressList(raw)) {
-        if (a.groupEnd) {
-            out += QLatin1Char(';');
-            continue;
-        }
-        if (!out.isEmpty() && !out.endsWith(QLatin1Char(':'))) out += QStringLiteral(", ");
-        if (a.groupStart) {
-            out += a.local + QLatin1Char(':');
-            continue;
-        }
-        const QString spec = a.domain.isEmpty() ? a.local : a.local + QLatin1Char('@') + a.domain;
-        out += a.name.isEmpty() ? spec : a.name + QStringLiteral(" <") + spec + QLatin1Char('>');
-    }
-    return out.toLower();
-}
-
-bool addressMatches(Context& c, const QByteArray& field, const QString& needle) {
+bool addressMatches(Context& c, const Key& k) {
     // (The one field from the header block, not the whole header parsed: that was a third
-    // of a large folder's SEARCH FROM.)
-    for (const QByteArray& v : c.fieldValues(field))
-        if (addressText(v).contains(needle)) return true;
+    // of a large folder's SEARCH FROM; a field that cannot hold the needle is not parsed.)
+    for (const QByteArray& v : c.fieldValues(k.field))
+        if (addressMayContain(v, k.body) && addressSearchText(v).contains(k.needle)) return true;
     return false;
 }
 
@@ -673,7 +652,7 @@ bool textKeyMatches(const Key& k, Context& c) {
             return headerMatches(c, k.field, k.needle);
         case Key::Address:
             if (k.needle.isEmpty()) return !c.fieldValues(k.field).isEmpty();  // (as HEADER "" does)
-            return addressMatches(c, k.field, k.needle);
+            return addressMatches(c, k);
         case Key::Body:
         case Key::Text: {
             if (bodyTextOf(c).contains(k.body)) return true;
