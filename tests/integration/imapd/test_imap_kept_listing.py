@@ -104,6 +104,20 @@ class KeptListing(unittest.TestCase):
         os.chown(tmp, st.st_uid, st.st_gid)
         os.rename(tmp, os.path.join(self.inbox, "new", name))
 
+    def changed_a_moment_ahead(self, ahead_ns=1500 * 10**6 + 123):
+        """cur/ and new/ changed "now" as far as any window can tell (a moment ahead of the
+        clock, sub-second: a slow machine cannot make a listing older than the change)."""
+        tick = time.time_ns() + ahead_ns
+        for d in ("cur", "new"):
+            os.utime(os.path.join(self.inbox, d), ns=(tick, tick))
+        return tick
+
+    def set_flags_in_the_same_tick(self, i, letters, tick):
+        """A flag change that leaves cur/'s mtime at `tick`, as a second change in the clock
+        tick of the first does on a file system with a coarse clock."""
+        self.set_flags(i, letters)
+        os.utime(self.cur(), ns=(tick, tick))
+
     def quieten(self):
         """cur/ and new/ last changed an hour ago: a listing made now may be kept."""
         old = time.time_ns() - 3600 * 10**9
@@ -161,9 +175,7 @@ class KeptListing(unittest.TestCase):
         # machine cannot make the listing 2 s younger than the change): a listing made now
         # must not be trusted later, whatever the mtimes say then.
         self.restart()
-        tick = time.time_ns() + 5 * 10**9
-        for d in ("cur", "new"):
-            os.utime(os.path.join(self.inbox, d), ns=(tick, tick))
+        tick = self.changed_a_moment_ahead(5 * 10**9)
         a = self.client()
         exists, flags = self.state(a)
         self.assertEqual(exists, 5)
@@ -171,8 +183,7 @@ class KeptListing(unittest.TestCase):
         self.logout(a)
         self.assertEqual(self.inst.stop("postern-imapd"), 0)
         # A flag change in the same tick: cur/'s mtime stays what the listing saw.
-        self.set_flags(1, "S")
-        os.utime(self.cur(), ns=(tick, tick))
+        self.set_flags_in_the_same_tick(1, "S", tick)
         self.inst.start("postern-imapd")
         b = self.client()
         exists, now = self.state(b)
@@ -180,13 +191,6 @@ class KeptListing(unittest.TestCase):
         self.assertEqual(now[uids[0]], ["\\Seen"], "a change within the listing's clock tick was missed")
         self.assertEqual({u: f for u, f in now.items() if u != uids[0]}, {u: f for u, f in flags.items() if u != uids[0]})
 
-    def changed_a_moment_ahead(self):
-        """cur/ and new/ changed "now" as far as any window can tell (a moment ahead of the
-        clock, sub-second: a slow machine cannot make a listing older than the change)."""
-        tick = time.time_ns() + 1500 * 10**6 + 123
-        for d in ("cur", "new"):
-            os.utime(os.path.join(self.inbox, d), ns=(tick, tick))
-        return tick
 
     def wait_until(self, ns):
         while time.time_ns() <= ns:
@@ -208,8 +212,7 @@ class KeptListing(unittest.TestCase):
         self.assertEqual(self.inst.stop("postern-imapd"), 0)
         # A change hidden from the stamps while no process runs: a new process shows the
         # kept listing, proof that it took the listing instead of reading the directory.
-        self.set_flags(1, "F")
-        os.utime(self.cur(), ns=(tick, tick))
+        self.set_flags_in_the_same_tick(1, "F", tick)
         self.inst.start("postern-imapd")
         b = self.client()
         self.assertEqual(self.state(b), (exists, flags))
@@ -223,8 +226,7 @@ class KeptListing(unittest.TestCase):
         # Another process changes a flag in the same clock tick: cur/'s mtime stays. The
         # process's watch saw it: its snapshot is not kept, neither once quiet nor when
         # the process stops (which writes what is due).
-        self.set_flags(1, "F")
-        os.utime(self.cur(), ns=(tick, tick))
+        self.set_flags_in_the_same_tick(1, "F", tick)
         self.wait_until(tick + 2_200_000_000)  # quiet even for the 2 s window
         self.assertEqual(self.inst.stop("postern-imapd"), 0)
         self.assertFalse(os.path.exists(os.path.join(self.inbox, KEPT)))
@@ -242,9 +244,7 @@ class KeptListing(unittest.TestCase):
         # A change hidden from every stamp (cur/'s mtime put back by hand; the documented
         # limit, as with Dovecot): the new process shows the kept listing, proof that it did
         # not read the directory. A change that moves the mtime is seen (the other tests).
-        mtime = os.stat(self.cur()).st_mtime_ns
-        self.set_flags(1, "F")
-        os.utime(self.cur(), ns=(mtime, mtime))
+        self.set_flags_in_the_same_tick(1, "F", os.stat(self.cur()).st_mtime_ns)
         self.inst.start("postern-imapd")
         b = self.client()
         self.assertEqual(self.state(b), (exists, flags))
