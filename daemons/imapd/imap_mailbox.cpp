@@ -332,6 +332,10 @@ qint64 wallClockNs() {
 void keepSnapshot(SharedListing& e, bool rated) {
     e.keepDueNs = 0;
     if (!e.current || !e.watch || e.hms == 0) return;
+    if (rated && wallClockNs() < e.nextKeepNs) {  // (before any system call: a busy folder comes here often)
+        e.keepDueNs = e.nextKeepNs;
+        return;
+    }
     const DirStamps now = DirStamps::of(e.dir);
     if (!now.ok) return;
     if (e.watch->changed() || FileStamp::of(uidListPath(e.dir)) != e.uidList) {
@@ -340,10 +344,6 @@ void keepSnapshot(SharedListing& e, bool rated) {
     }
     if (!now.quiet()) {
         e.keepDueNs = std::max(now.curMtimeNs, now.newMtimeNs) + now.quietNs + 1;
-        return;
-    }
-    if (rated && now.atNs < e.nextKeepNs) {
-        e.keepDueNs = e.nextKeepNs;
         return;
     }
     QElapsedTimer took;
