@@ -32,6 +32,13 @@ def owner_of_connection(local_port, server_port):
     return int(m.group(1)) if m else None
 
 
+def server_sides_open(server_port):
+    """Whether a postern-imapd process still holds the server side of a connection to the port."""
+    out = subprocess.run(["ss", "-Htnp", "state", "connected", f"( sport = :{server_port} )"], capture_output=True, text=True,
+                         check=True).stdout
+    return "pid=" in out
+
+
 class ImapProcesses(unittest.TestCase):
     def setUp(self):
         self.inst = Instance(conf={"imap.processes": "3", "imap.max_sessions_per_user": "4",
@@ -129,20 +136,28 @@ class ImapProcesses(unittest.TestCase):
         self.assertIn("worker.exited", self.inst.log())
 
     def test_connection_limit_per_address_counts_over_all_processes(self):
-        socks, greetings = [], []
-        try:
-            for _ in range(22):
-                s = socket.create_connection(("127.0.0.1", self.imap), timeout=10)
-                socks.append(s)
-                greetings.append(s.makefile("rb").readline())
-            self.assertEqual(sum(1 for g in greetings if g.startswith(b"* OK")), 20, greetings)
-            self.assertTrue(all(g.startswith(b"* BYE Too many connections") for g in greetings[20:]), greetings)
-            owners = {owner_of_connection(s.getsockname()[1], self.imap) for s in socks[:20]}
-            self.assertTrue(owners <= {self.master, *self.workers}, owners)
-            self.assertGreater(len(owners), 1, "all 20 connections in one process: the limit was not tested across processes")
-        finally:
-            for s in socks:
-                s.close()
+        # The kernel hands each connection to whichever process accepts first: it may give all
+        # 20 to one process (about 1 run in 5 here). Then the limit was not tested across
+        # processes; the attempt is made again (at most 5 times) rather than passing or failing
+        # on the kernel's choice.
+        for attempt in range(5):
+            socks, greetings = [], []
+            try:
+                for _ in range(22):
+                    s = socket.create_connection(("127.0.0.1", self.imap), timeout=10)
+                    socks.append(s)
+                    greetings.append(s.makefile("rb").readline())
+                self.assertEqual(sum(1 for g in greetings if g.startswith(b"* OK")), 20, greetings)
+                self.assertTrue(all(g.startswith(b"* BYE Too many connections") for g in greetings[20:]), greetings)
+                owners = {owner_of_connection(s.getsockname()[1], self.imap) for s in socks[:20]}
+                self.assertTrue(owners <= {self.master, *self.workers}, owners)
+            finally:
+                for s in socks:
+                    s.close()
+            if len(owners) > 1:
+                break
+            wait_for(lambda: not server_sides_open(self.imap), timeout=10)  # every slot given back
+        self.assertGreater(len(owners), 1, "all 20 connections in one process, 5 times: the limit was not tested across processes")
 
     def test_metrics_sum_the_processes(self):
         import urllib.request
