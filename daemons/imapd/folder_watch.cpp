@@ -11,6 +11,7 @@
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -193,7 +194,7 @@ void FolderWatch::expect(Op op, bool inNew, const QString& name) {
 
 void FolderWatch::expectEvent(const Event& event, bool logged) {
     if (!reliable()) return;
-    if (m_expected.size() >= kMaxExpected) {
+    if (m_expected.size() >= std::max<qsizetype>(kMaxExpected, m_logLimit)) {
         m_expected.clear();
         m_dirty = true;
         m_log.clear();
@@ -221,11 +222,15 @@ void FolderWatch::deliver(Op op, bool inNew, const QString& name) {
     logChange({op, inNew, name});
 }
 
-// Appends to the log while it is whole; beyond kMaxLog it is dropped (and stays empty until
+void FolderWatch::setLogLimit(qsizetype n) {
+    m_logLimit = std::clamp<qsizetype>(n, kMaxLog, kMaxLogCeiling);
+}
+
+// Appends to the log while it is whole; beyond its limit it is dropped (and stays empty until
 // synced() or forgetOwn(): takeChanges() says the folder must be listed).
 void FolderWatch::logEvent(const Event& e) {
     if (!m_logWhole) return;
-    if (m_log.size() < kMaxLog) {
+    if (m_log.size() < m_logLimit) {
         m_log.append(e);
     } else {
         m_log.clear();

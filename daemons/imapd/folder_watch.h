@@ -44,14 +44,18 @@
 //   forgetOwn()              nothing unexpected happened (changed() false): drops the
 //                            own events logged meanwhile (the caller's list has them).
 //   sameFolder(other)        both watch the same directories (same inode of cur/).
+//   setLogLimit(n)           keeps up to n events and n expected ones (at least kMaxLog,
+//                            at most kMaxLogCeiling).
 // Folders are identified by the device and inode of their cur/, so a folder
 // deleted or renamed and created again under the same name is a new watch (also
 // when the new cur/ reuses the inode of a folder that went away).
 // When a watched directory goes away (deleted, moved, unmounted) every
 // subscriber sees a change at every check from then on (reliable() false).
-// Limits: kMaxExpected expected events per subscriber (beyond: forgotten, and
-// the next check lists the folder); kMaxLog unexpected events kept per
-// subscriber (beyond: takeChanges() says the folder must be listed); the kernel's per-user limits on watches
+// Limits: per subscriber, kMaxLog events kept and kMaxExpected expected (beyond:
+// forgotten, and takeChanges() says the folder must be listed), raised by
+// setLogLimit(n) up to kMaxLogCeiling (a large folder's subscriber: replaying
+// its events costs less than listing it; an event is 32 bytes per subscriber, its
+// name shared); the kernel's per-user limits on watches
 // (fs.inotify.max_user_watches; 2 per selected folder and process, and for
 // at most 32 recently selected folders per process whose listing is kept:
 // imap_mailbox.h) and queued
@@ -79,6 +83,7 @@ class FolderWatch {
 public:
     static constexpr int kMaxExpected = 1024;
     static constexpr int kMaxLog = 1024;
+    static constexpr int kMaxLogCeiling = 32768;
     enum class Op { Created, Removed };  // a name appeared in, or left, new/ or cur/
     struct Event {
         Op op;
@@ -101,6 +106,7 @@ public:
     bool reliable() const;
     bool sameFolder(const FolderWatch& other) const { return m_folder && m_folder == other.m_folder; }
     void setNotify(std::function<void()> notify) { m_notify = std::move(notify); }
+    void setLogLimit(qsizetype n);
 
 private:
     FolderWatch() = default;
@@ -121,6 +127,7 @@ private:
     bool m_holding = false;
     QList<QString> m_held;  // creations in cur/ seen while holding (at most kMaxExpected)
     std::function<void()> m_notify;
+    qsizetype m_logLimit = kMaxLog;  // for m_log and m_expected
     friend struct FolderWatchRegistry;
 };
 

@@ -381,6 +381,13 @@ void keepDue(bool rated) {
     armKeepTimer();
 }
 
+// Events a watch of a folder with `messages` keeps: replaying a quarter of the folder's
+// size in events still costs less than listing it, and the log (32 bytes an event per
+// subscriber) stays small beside the list (about 200 bytes a message).
+qsizetype watchLogLimit(qsizetype messages) {
+    return std::clamp<qsizetype>(messages / 4, FolderWatch::kMaxLog, FolderWatch::kMaxLogCeiling);
+}
+
 bool inUidRanges(const QList<std::pair<quint32, quint32>>& ranges, quint32 uid) {
     for (const auto& [a, b] : ranges)
         if (uid >= a && uid <= b) return true;
@@ -440,6 +447,7 @@ void MailboxView::publishSnapshot(const FolderWatch* snapshotWatch) {
     if (!e || !snapshotWatch || e->watch.get() != snapshotWatch) return;
     e->current = false;
     if (m_ghosts || m_incomplete || !m_unlinked.isEmpty() || !m_appended.isEmpty() || m_watch->changed()) return;
+    e->watch->setLogLimit(watchLogLimit(m_messages.size()));
     e->messages = m_messages;
     e->folder = m_folder;
     e->hms = m_highestModseq;
@@ -459,17 +467,49 @@ void MailboxView::keepDueSnapshots() {
 // A newly opened view takes the folder's snapshot when nothing changed since it was
 // taken: no event on its watch, the same uidlist file, the index at the same highest
 // mod-sequence (\Recent is claimed in the index's transaction as a listing would).
+// When its watch saw changes, and kept them all, the view replays them instead
+// (replaySnapshot).
 bool MailboxView::adoptSnapshot() {
     if (!m_watch || !m_watch->reliable() || !m_messages.isEmpty()) return false;
     SharedListing* e = findSharedListing(m_folder.dir());
     if (!e || !e->current || !e->watch || !e->watch->sameFolder(*m_watch)) return false;
-    if (e->watch->changed() || FileStamp::of(uidListPath(m_folder.dir())) != e->uidList) {
-        e->current = false;
-        return false;
+    const FileStamp uidList = FileStamp::of(uidListPath(m_folder.dir()));
+    if (!e->watch->changed() && uidList == e->uidList) {
+        if (!adoptListing(e->messages, e->folder, e->hms)) return false;
+        m_watch->synced();  // (nothing happened since the snapshot: its watch says so)
+        return true;
     }
-    if (!adoptListing(e->messages, e->folder, e->hms)) return false;
-    m_watch->synced();  // (nothing happened since the snapshot: its watch says so)
-    return true;
+    e->current = false;
+    // The uidlist may have gained lines (new messages: their files are in the events), not
+    // been rewritten (a rewrite can renumber what no event shows).
+    if (!uidList.exists || uidList.device != e->uidList.device || uidList.inode != e->uidList.inode) return false;
+    return replaySnapshot(e->messages, e->folder, e->hms, e->watch);
+}
+
+// This view as if it had been selected since the snapshot was taken: the snapshot's list
+// and mod-sequence, and the snapshot's watch, which holds every change since then, applied
+// as a selected view applies them (applyWatchedChanges: new files numbered, the index
+// reconciled, \Recent claimed). The snapshot keeps this view's own watch instead: it
+// started before this check, so its events are among those replayed, and the snapshot is
+// published again from this view. False (the caller lists the folder) when the changes
+// are not all known.
+bool MailboxView::replaySnapshot(const QList<Message>& messages, const store::MaildirFolder& listed, quint64 hms,
+                                 std::shared_ptr<FolderWatch>& watch) {
+    const store::MaildirFolder before = m_folder;
+    m_folder = listed;
+    m_messages = messages;
+    m_highestModseq = hms;
+    m_ghosts = 0;
+    std::swap(m_watch, watch);
+    if (applyWatchedChanges(true)) {
+        m_listed = true;
+        publishSnapshot(syncSnapshotWatch());
+        return true;
+    }
+    m_folder = before;
+    m_messages.clear();
+    m_highestModseq = 0;
+    return false;
 }
 
 // A view with no list of its own takes the folder's kept listing (imap_kept_listing.h)
@@ -655,6 +695,12 @@ int MailboxView::recentCount() const {
 }
 
 Result<Changes> MailboxView::refresh(bool allowExpunge) {
+    Result<Changes> c = refreshList(allowExpunge);
+    if (m_watch) m_watch->setLogLimit(watchLogLimit(m_messages.size()));
+    return c;
+}
+
+Result<Changes> MailboxView::refreshList(bool allowExpunge) {
     // The watcher (folder_watch.h) says whether anything but this session's own changes
     // happened since the last listing; then nothing needs to be listed. Ghosts wait
     // for a refresh that may report them.

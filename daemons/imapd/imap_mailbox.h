@@ -267,10 +267,13 @@ private:
     FolderWatch* syncSnapshotWatch();
     void publishSnapshot(const FolderWatch* snapshotWatch);
     bool adoptSnapshot();
+    bool replaySnapshot(const QList<Message>& messages, const store::MaildirFolder& listed, quint64 hms,
+                        std::shared_ptr<FolderWatch>& watch);
     bool adoptKeptListing();
     bool adoptListing(QList<Message> messages, const store::MaildirFolder& listed, quint64 hms);
     void keepListing(const DirStamps& before);
     Status loadKeywords();
+    Result<Changes> refreshList(bool allowExpunge);
     Result<Changes> refreshListing(bool allowExpunge);
     Result<Listed> listFolder();
     bool reloadKeywords();

@@ -21,6 +21,7 @@
 #include "imap_harness.h"
 
 #include "common/store/maildir_names.h"
+#include "core/atomic_file.h"
 
 #include <QDateTime>
 #include <QFile>
@@ -566,25 +567,35 @@ private Q_SLOTS:
 
     // A new session's SELECT of a folder that a session of this process listed, with nothing
     // changed since, takes that listing instead of listing the folder again (the cost of
-    // SELECT on a large folder); a delivery, a flag change or an expunge by another process,
-    // or the index written elsewhere, make the next SELECT list, and the new session sees
-    // what a listing gives. Changes after its SELECT are announced to it as before.
+    // SELECT on a large folder). A delivery, a flag change or an expunge by another process
+    // are replayed onto it from the snapshot's watch, as a selected session would see them;
+    // more changes than that watch keeps, a rewritten uidlist, or the index written
+    // elsewhere with no file changed, make the next SELECT list. Either way the new session
+    // sees what a listing gives, and changes after its SELECT are announced to it as before.
     void newSelectTakesAnUnchangedListing_data() {
         QTest::addColumn<QString>("change");
         QTest::addColumn<QStringList>("expected");  // UID:flags after the change
+        QTest::addColumn<bool>("lists");            // the new SELECT lists the folder
         const QStringList before{QStringLiteral("1:\\Seen"), QStringLiteral("2:"), QStringLiteral("3:")};
-        QTest::newRow("nothing") << QStringLiteral("nothing") << before;
-        QTest::newRow("delivery") << QStringLiteral("delivery") << before + QStringList{QStringLiteral("4:\\Recent")};
+        QTest::newRow("nothing") << QStringLiteral("nothing") << before << false;
+        QTest::newRow("delivery") << QStringLiteral("delivery") << before + QStringList{QStringLiteral("4:\\Recent")}
+                                  << false;
         QTest::newRow("flag change") << QStringLiteral("flags")
                                      << QStringList{QStringLiteral("1:\\Seen"), QStringLiteral("2:\\Flagged"),
-                                                    QStringLiteral("3:")};
+                                                    QStringLiteral("3:")}
+                                     << false;
         QTest::newRow("expunge") << QStringLiteral("expunge")
-                                 << QStringList{QStringLiteral("1:\\Seen"), QStringLiteral("2:")};
-        QTest::newRow("index written elsewhere") << QStringLiteral("index") << before;
+                                 << QStringList{QStringLiteral("1:\\Seen"), QStringLiteral("2:")} << false;
+        QTest::newRow("more changes than kept")
+            << QStringLiteral("many")
+            << QStringList{QStringLiteral("1:\\Seen"), QStringLiteral("2:\\Flagged"), QStringLiteral("3:")} << true;
+        QTest::newRow("uidlist rewritten") << QStringLiteral("uidlist") << before << true;
+        QTest::newRow("index written elsewhere") << QStringLiteral("index") << before << true;
     }
     void newSelectTakesAnUnchangedListing() {
         QFETCH(QString, change);
         QFETCH(QStringList, expected);
+        QFETCH(bool, lists);
         H a;
         a.start();
         QStringList paths;
@@ -601,6 +612,21 @@ private Q_SLOTS:
             QVERIFY(QFile::rename(paths.at(1), paths.at(1) + QStringLiteral("F")));  // another process's STORE
         } else if (change == u"expunge") {
             QVERIFY(QFile::remove(paths.at(2)));
+        } else if (change == u"many") {
+            QString path = paths.at(1);  // renamed back and forth (2 events each), left flagged
+            for (int i = 0; i <= FolderWatch::kMaxLog; ++i) {
+                const QString to = path.endsWith(u'F') ? path.chopped(1) : path + QStringLiteral("F");
+                QVERIFY(QFile::rename(path, to));
+                path = to;
+            }
+            if (!path.endsWith(u'F')) QVERIFY(QFile::rename(path, path + QStringLiteral("F")));
+        } else if (change == u"uidlist") {
+            const QString list = a.root() + QStringLiteral("/dovecot-uidlist");
+            QFile f(list);
+            QVERIFY(f.open(QIODevice::ReadOnly));
+            const QByteArray text = f.readAll();
+            f.close();
+            QVERIFY(writeFileAtomic(list, text, 0600));  // the same lines, another file
         } else if (change == u"index") {
             MailboxName inbox;
             inbox.name = QStringLiteral("INBOX");
@@ -615,10 +641,7 @@ private Q_SLOTS:
         b.start();
         const Reply r = b.run("SELECT INBOX (CONDSTORE)");
         QVERIFY2(r.tagged.startsWith("OK"), r.tagged.constData());
-        if (change == u"nothing")
-            QCOMPARE(MailboxView::listings(), listed);
-        else
-            QVERIFY(MailboxView::listings() > listed);
+        QCOMPARE(MailboxView::listings() > listed, lists);
         QVERIFY(r.untagged.contains("* " + QByteArray::number(expected.size()) + " EXISTS"));
         QVERIFY(r.untagged.contains(change == u"delivery" ? "* 1 RECENT" : "* 0 RECENT"));  // given once only
         if (change == u"nothing") {  // the same answer (UIDNEXT, HIGHESTMODSEQ...), nothing recent
