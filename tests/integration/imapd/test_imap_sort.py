@@ -270,6 +270,36 @@ class ImapSortThreadBinary(unittest.TestCase):
         for criteria in ("SUBJECT", "DATE", "REVERSE FROM"):
             with self.subTest(after_changes=criteria):
                 self.assertEqual(self.sort(criteria, "ALL"), expected_order(models, criteria))
+        # The order just sorted answers SORTs of fewer messages (a search; after an expunge,
+        # sequence numbers shifted) without sorting again; they must still agree.
+        uids = [1, 3, 4, 5, 6]
+        for criteria in ("DATE", "REVERSE FROM"):
+            with self.subTest(subset=criteria):
+                self.assertEqual(self.sort(criteria, "OR", "FROM", "eve", "FROM", "zed"),
+                                 expected_order(models, criteria, subset=[1, 5]))
+        self.m.store("1", "+FLAGS", "(\\Deleted)")
+        self.m.expunge()
+        models, uids = models[1:], uids[1:]
+        for criteria in ("DATE", "REVERSE FROM", "SUBJECT"):
+            with self.subTest(after_expunge=criteria):
+                want = expected_order(models, criteria)
+                self.assertEqual(self.sort(criteria, "ALL"), want)
+                self.assertEqual(self.sort(criteria, "ALL", uid=True), [uids[i - 1] for i in want])
+        # UIDs far apart (nine appended and expunged between): the kept order is matched to
+        # the hits by search, not by a table over their UID range.
+        for _ in range(9):
+            self.m.append("Kept", "(\\Deleted)", None, b"Subject: gone\r\n\r\nx\r\n")
+        self.m.expunge()
+        late = message("one yew", "yak@x.test", "to@x.test", None, "Sun, 09 Mar 2026 12:00:00 +0000")
+        self.assertEqual(self.m.append("Kept", None, imaplib.Time2Internaldate(T0 + 95), late)[0], "OK")
+        self.m.noop()
+        models, uids = models + [Model(late, T0 + 95)], uids + [16]
+        for criteria in ("DATE", "REVERSE SUBJECT"):
+            with self.subTest(sparse=criteria):
+                self.assertEqual(self.sort(criteria, "ALL"), expected_order(models, criteria))
+                want = expected_order(models, criteria, subset=[1, 5])
+                self.assertEqual(self.sort(criteria, "OR", "FROM", "dan", "FROM", "yak", uid=True),
+                                 [uids[i - 1] for i in want])
         # The same name again, other messages under the same UIDs.
         self.assertEqual(self.m.select("INBOX")[0], "OK")
         self.assertEqual(self.m.delete("Kept")[0], "OK")
