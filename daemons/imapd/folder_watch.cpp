@@ -194,7 +194,7 @@ void FolderWatch::expect(Op op, bool inNew, const QString& name) {
 
 void FolderWatch::expectEvent(const Event& event, bool logged) {
     if (!reliable()) return;
-    if (m_expected.size() >= std::max<qsizetype>(kMaxExpected, m_logLimit)) {
+    if (m_expected.size() >= kMaxExpected) {
         m_expected.clear();
         m_dirty = true;
         m_log.clear();

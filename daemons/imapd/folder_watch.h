@@ -44,18 +44,19 @@
 //   forgetOwn()              nothing unexpected happened (changed() false): drops the
 //                            own events logged meanwhile (the caller's list has them).
 //   sameFolder(other)        both watch the same directories (same inode of cur/).
-//   setLogLimit(n)           keeps up to n events and n expected ones (at least kMaxLog,
-//                            at most kMaxLogCeiling).
+//   setLogLimit(n)           keeps up to n events (at least kMaxLog, at most
+//                            kMaxLogCeiling).
 // Folders are identified by the device and inode of their cur/, so a folder
 // deleted or renamed and created again under the same name is a new watch (also
 // when the new cur/ reuses the inode of a folder that went away).
 // When a watched directory goes away (deleted, moved, unmounted) every
 // subscriber sees a change at every check from then on (reliable() false).
-// Limits: per subscriber, kMaxLog events kept and kMaxExpected expected (beyond:
-// forgotten, and takeChanges() says the folder must be listed), raised by
-// setLogLimit(n) up to kMaxLogCeiling (a large folder's subscriber: replaying
-// its events costs less than listing it; an event is 32 bytes per subscriber, its
-// name shared); the kernel's per-user limits on watches
+// Limits: per subscriber, kMaxExpected expected events (beyond: forgotten, and
+// the next check lists the folder; each event that arrives is compared with
+// them) and kMaxLog events kept (beyond: takeChanges() says the folder must be
+// listed), raised by setLogLimit(n) up to kMaxLogCeiling (a large folder's
+// subscriber: replaying its events costs less than listing it; an event is 32
+// bytes per subscriber, its name shared); the kernel's per-user limits on watches
 // (fs.inotify.max_user_watches; 2 per selected folder and process, and for
 // at most 32 recently selected folders per process whose listing is kept:
 // imap_mailbox.h) and queued
@@ -127,7 +128,7 @@ private:
     bool m_holding = false;
     QList<QString> m_held;  // creations in cur/ seen while holding (at most kMaxExpected)
     std::function<void()> m_notify;
-    qsizetype m_logLimit = kMaxLog;  // for m_log and m_expected
+    qsizetype m_logLimit = kMaxLog;  // for m_log
     friend struct FolderWatchRegistry;
 };
 

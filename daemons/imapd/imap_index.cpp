@@ -315,7 +315,9 @@ Status MailboxIndex::openAt(const QString& path, quint32 uidValidity) {
         "CREATE TABLE IF NOT EXISTS msg(uid INTEGER PRIMARY KEY, flags TEXT NOT NULL, modseq INTEGER NOT NULL,"
         " base TEXT NOT NULL, size INTEGER, mtime INTEGER, envelope BLOB, body BLOB, bodystructure BLOB, header BLOB);"
         "CREATE TABLE IF NOT EXISTS expunged(uid INTEGER PRIMARY KEY, modseq INTEGER NOT NULL);"
-        "CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(modseq);");
+        "CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(modseq);"
+        "CREATE TABLE IF NOT EXISTS sort_order(criteria BLOB PRIMARY KEY, generation TEXT NOT NULL,"
+        " used INTEGER NOT NULL, uids BLOB NOT NULL);");
     if (!st) return st;
     st = exec("BEGIN IMMEDIATE");
     if (!st) return st;
@@ -365,7 +367,7 @@ Status MailboxIndex::adoptValidity(quint32 uidValidity) {
         auto hms = metaValue("hms");
         if (!hms) return fail(Status::fail(hms.errorMessage(), hms.error().code));
         const qint64 start = std::max(*hms + 1, freshStart());
-        for (const char* sql : {"DELETE FROM msg", "DELETE FROM expunged"})
+        for (const char* sql : {"DELETE FROM msg", "DELETE FROM expunged", "DELETE FROM sort_order"})
             if (Status s = exec(sql); !s) return fail(s);
         // A new UIDVALIDITY renumbered every message: each is new to every session (\Recent).
         for (const auto& [k, v] : {std::pair{"uidvalidity", qint64(uidValidity)}, std::pair{"hms", start},
@@ -617,6 +619,25 @@ void MailboxIndex::storeHeader(quint32 uid, const QString& base, const QByteArra
     if (!q.ok()) return;
     q.bind(1, header).bind(2, uid).bindText(3, base);
     q.step();  // a cache
+}
+
+QByteArray MailboxIndex::sortOrder(const QByteArray& criteria, const QString& generation) {
+    Stmt q(m_db, "SELECT uids, generation FROM sort_order WHERE criteria = ?");
+    if (!q.ok()) return {};
+    q.bind(1, criteria);
+    if (q.step() != SQLITE_ROW || q.text(1) != generation) return {};
+    return q.blob(0);
+}
+
+void MailboxIndex::storeSortOrder(const QByteArray& criteria, const QString& generation, const QByteArray& uids) {
+    Stmt q(m_db, "INSERT OR REPLACE INTO sort_order(criteria, generation, used, uids) VALUES(?, ?, ?, ?)");
+    if (!q.ok()) return;
+    q.bind(1, criteria).bindText(2, generation).bind(3, QDateTime::currentMSecsSinceEpoch()).bind(4, uids);
+    if (q.step() != SQLITE_DONE) return;  // a cache
+    Stmt trim(m_db,
+              "DELETE FROM sort_order WHERE criteria NOT IN"
+              " (SELECT criteria FROM sort_order ORDER BY used DESC LIMIT ?)");
+    if (trim.ok()) trim.bind(1, kMaxSortOrders).step();
 }
 
 MailboxIndex::KnownFiles MailboxIndex::knownFiles() {

@@ -13,6 +13,8 @@
 //             of those and SEARCH on headers do not reread the file).
 //   expunged  UIDs that went away, with the mod-sequence of their removal
 //             (QRESYNC's VANISHED), the newest kMaxExpungedHistory kept.
+//   sort_order  SORT's UID orders (commands/sort.cpp), per set of criteria, with
+//             the uidlist GUID they hold for: the kMaxSortOrders stored last.
 // The Maildir stays the truth: UIDs come from dovecot-uidlist, flags from file
 // names. The index is a cache: when it is missing, unreadable or corrupt it is
 // deleted and rebuilt from the Maildir (same UIDs). A rebuilt index starts its
@@ -151,6 +153,13 @@ public:
     };
     QHash<quint32, HeaderBlock> cachedHeaders();
     void storeHeader(quint32 uid, const QString& base, const QByteArray& header);
+
+    // A UID order SORT kept for `criteria` (its own signature) under the uidlist
+    // `generation`: the UIDs, 4 bytes each in host order (empty: none, or of another
+    // generation); and keeping one (the kMaxSortOrders stored last stay).
+    static constexpr int kMaxSortOrders = 8;
+    QByteArray sortOrder(const QByteArray& criteria, const QString& generation);
+    void storeSortOrder(const QByteArray& criteria, const QString& generation, const QByteArray& uids);
 
     // Size and delivery time of the files listed before, so a newly selected mailbox needs
     // no stat(2) per message: looked up by UID, valid when the row's base name is the

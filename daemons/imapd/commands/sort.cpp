@@ -33,6 +33,7 @@
 // headers are read on the event-loop thread, like SEARCH's.
 #include "commands.h"
 
+#include "../imap_index.h"
 #include "../imap_thread.h"
 
 #include "common/mail/message.h"
@@ -41,6 +42,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <optional>
 #include <vector>
 
@@ -55,7 +57,7 @@ struct Criterion {
     bool reverse = false;
 };
 
-std::optional<SortKey> sortKeyNamed(const QByteArray& upper) {
+const QList<std::pair<const char*, SortKey>>& sortKeyNames() {
     static const QList<std::pair<const char*, SortKey>> names = {{"ARRIVAL", SortKey::Arrival},
                                                                  {"CC", SortKey::Cc},
                                                                  {"DATE", SortKey::Date},
@@ -65,7 +67,11 @@ std::optional<SortKey> sortKeyNamed(const QByteArray& upper) {
                                                                  {"TO", SortKey::To},
                                                                  {"DISPLAYFROM", SortKey::DisplayFrom},
                                                                  {"DISPLAYTO", SortKey::DisplayTo}};
-    for (const auto& [name, key] : names)
+    return names;
+}
+
+std::optional<SortKey> sortKeyNamed(const QByteArray& upper) {
+    for (const auto& [name, key] : sortKeyNames())
         if (upper == name) return key;
     return std::nullopt;
 }
@@ -359,10 +365,18 @@ struct SortKeyCache {
     }
 };
 
-// The criteria as the key of a kept order.
+// The criteria as the key of a kept order, by name ("1 DATE REVERSE SUBJECT"), as the
+// folder's index keeps them across versions. The leading number is the version of the
+// keys and their comparison: a change to either must raise it, or an order kept by an
+// older version would answer for the new one.
+constexpr int kSortOrderVersion = 1;
 QByteArray criteriaSignature(const QList<Criterion>& criteria) {
-    QByteArray sig;
-    for (const Criterion& c : criteria) sig += char('a' + int(c.key) * 2 + (c.reverse ? 1 : 0));
+    QByteArray sig = QByteArray::number(kSortOrderVersion);
+    for (const Criterion& c : criteria) {
+        if (c.reverse) sig += " REVERSE";
+        for (const auto& [name, key] : sortKeyNames())
+            if (key == c.key) sig += QByteArray(" ") + name;
+    }
     return sig;
 }
 
@@ -514,8 +528,42 @@ QList<int> sortOrder(const QList<SortData>& data, const QList<Criterion>& criter
     return order;
 }
 
+// The positions in `hitUids` (ascending) of `kept`'s UIDs, in kept's order; nullopt unless
+// it holds every one of them. Each place once (an order read from the index is not trusted
+// to be a permutation).
+std::optional<QList<int>> orderOfHits(const std::vector<quint32>& hitUids, const std::vector<quint32>& kept) {
+    if (hitUids.empty()) return std::nullopt;
+    // Each kept UID's place in the hits: a table over their UID range when it is dense
+    // (the usual case), else a binary search.
+    const quint32 first = hitUids.front();
+    const quint64 range = quint64(hitUids.back()) - first + 1;
+    std::vector<int> at;
+    if (range <= 4 * quint64(hitUids.size())) {
+        at.assign(size_t(range), -1);
+        for (size_t i = 0; i < hitUids.size(); ++i) at[hitUids[i] - first] = int(i);
+    }
+    std::vector<bool> taken(hitUids.size(), false);
+    QList<int> order;
+    order.reserve(qsizetype(hitUids.size()));
+    for (const quint32 uid : kept) {
+        int place = -1;
+        if (!at.empty()) {
+            if (uid >= first && uid - first < range) place = at[uid - first];
+        } else if (const auto it = std::lower_bound(hitUids.cbegin(), hitUids.cend(), uid);
+                   it != hitUids.cend() && *it == uid) {
+            place = int(it - hitUids.cbegin());
+        }
+        if (place < 0 || taken[size_t(place)]) continue;
+        taken[size_t(place)] = true;
+        order << place;
+    }
+    if (order.size() != qsizetype(hitUids.size())) return std::nullopt;
+    return order;
+}
+
 // sortOrder of `hits`, from the folder's kept order when it holds every one of them (then
-// no key is looked at), else sorted and kept.
+// no key is looked at): this process's, else the one the folder's index keeps for every
+// process. Else sorted, and kept in both.
 QList<int> keptSortOrder(const MailboxView& v, const QList<int>& hits, const QList<Criterion>& criteria) {
     SortKeyCache& cache = SortKeyCache::instance();
     cache.folder(v.dir(), v.uidValidity(), v.generation());
@@ -523,32 +571,27 @@ QList<int> keptSortOrder(const MailboxView& v, const QList<int>& hits, const QLi
     std::vector<quint32> hitUids;  // ascending, as the hits are
     hitUids.reserve(size_t(hits.size()));
     for (int idx : hits) hitUids.push_back(v.messages().at(idx).uid);
-    if (const SortKeyCache::Order* kept = cache.order(sig); kept && !hitUids.empty()) {
-        // Each kept UID's place in the hits: a table over their UID range when it is dense
-        // (the usual case), else a binary search.
-        const quint32 first = hitUids.front();
-        const quint64 range = quint64(hitUids.back()) - first + 1;
-        std::vector<int> at;
-        if (range <= 4 * quint64(hitUids.size())) {
-            at.assign(size_t(range), -1);
-            for (size_t i = 0; i < hitUids.size(); ++i) at[hitUids[i] - first] = int(i);
+    if (const SortKeyCache::Order* kept = cache.order(sig))
+        if (std::optional<QList<int>> order = orderOfHits(hitUids, kept->uids)) return *order;
+    const std::shared_ptr<MailboxIndex> idx = v.index();
+    if (idx) {
+        const QByteArray stored = idx->sortOrder(sig, v.generation());
+        SortKeyCache::Order o{sig, std::vector<quint32>(size_t(stored.size()) / sizeof(quint32))};
+        if (!o.uids.empty()) std::memcpy(o.uids.data(), stored.constData(), o.uids.size() * sizeof(quint32));
+        if (std::optional<QList<int>> order = orderOfHits(hitUids, o.uids)) {
+            cache.keepOrder(std::move(o));
+            return *order;
         }
-        QList<int> order;
-        order.reserve(hits.size());
-        for (const quint32 uid : kept->uids) {
-            if (!at.empty()) {
-                if (uid >= first && uid - first < range && at[uid - first] >= 0) order << at[uid - first];
-                continue;
-            }
-            const auto it = std::lower_bound(hitUids.cbegin(), hitUids.cend(), uid);
-            if (it != hitUids.cend() && *it == uid) order << int(it - hitUids.cbegin());
-        }
-        if (order.size() == hits.size()) return order;
     }
     const QList<int> order = sortOrder(sortData(v, hits, criteria), criteria);
     SortKeyCache::Order o{sig, {}};
     o.uids.reserve(size_t(order.size()));
     for (int i : order) o.uids.push_back(hitUids[size_t(i)]);
+    if (idx) {
+        idx->storeSortOrder(
+            sig, v.generation(),
+            QByteArray(reinterpret_cast<const char*>(o.uids.data()), qsizetype(o.uids.size() * sizeof(quint32))));
+    }
     cache.folder(v.dir(), v.uidValidity(), v.generation());  // (first again: sortData may have dropped it)
     cache.keepOrder(std::move(o));
     return order;

@@ -310,6 +310,56 @@ class ImapSortThreadBinary(unittest.TestCase):
             with self.subTest(recreated=criteria):
                 self.assertEqual(self.sort(criteria, "ALL"), expected_order(models, criteria))
 
+    def test_sort_order_kept_in_the_index(self):
+        """A SORT's UID order is kept in the folder's index for every process: a restarted
+        daemon (cold caches) answers from it as the model does; an order of another uidlist
+        generation, or one that is not a permutation of the UIDs, is not used."""
+        import sqlite3
+        import struct
+        self.fill("INBOX", CORPUS[:5], INTERNAL[:5])
+        models = [Model(raw, when) for raw, when in zip(CORPUS[:5], INTERNAL[:5])]
+        want = expected_order(models, "SUBJECT")
+        uid_of = uid_map(self.m)
+        self.assertEqual(self.sort("SUBJECT", "ALL"), want)
+        maildir = self.inst.maildir("alice@example.test")
+        with open(os.path.join(maildir, "dovecot-uidlist")) as f:
+            guid = re.search(r" G(\w+)", f.readline()).group(1)
+        index = os.path.join(maildir, "postern-index.sqlite")
+
+        def stored():
+            with sqlite3.connect(index) as db:
+                return db.execute("SELECT generation, uids FROM sort_order WHERE criteria = ?",
+                                  (b"1 SUBJECT",)).fetchone()
+        generation, blob = stored()
+        self.assertEqual(generation, guid)
+        self.assertEqual(list(struct.unpack(f"={len(blob) // 4}I", blob)), [uid_of[s] for s in want])
+
+        def restart_and_sort(row):
+            self.m.logout()
+            self.inst.stop("postern-imapd")
+            if row is not None:
+                with sqlite3.connect(index) as db:
+                    db.execute("UPDATE sort_order SET generation = ?, uids = ? WHERE criteria = ?",
+                               (row[0], row[1], b"1 SUBJECT"))
+            self.inst.start("postern-imapd")
+            self.imaps = self.inst.port("postern-imapd", "imaps")  # (a new port each start)
+            self.m = imaplib.IMAP4_SSL("127.0.0.1", self.imaps, ssl_context=self.ctx, timeout=30)
+            self.m.login("alice@example.test", "alice-password-1")
+            self.m.select("INBOX")
+            self.assertEqual(self.sort("SUBJECT", "ALL"), want)
+            self.assertEqual(self.sort("SUBJECT", "ALL", uid=True), [uid_of[s] for s in want])
+
+        wrong = [uid_of[s] for s in reversed(want)]
+        tampered = {
+            "kept": None,
+            "another generation": ("0" * 32, struct.pack(f"={len(wrong)}I", *wrong)),
+            "a UID twice, one missing": (guid, struct.pack(f"={len(wrong)}I", *([wrong[0]] + wrong[:-1]))),
+            "cut short": (guid, struct.pack(f"={len(wrong)}I", *wrong)[:-2]),
+        }
+        for case, row in tampered.items():
+            with self.subTest(case=case):
+                restart_and_sort(row)
+
     def test_sort_errors(self):
         self.fill("INBOX", CORPUS[:2], INTERNAL[:2], expunge_first=False)
         typ, data = self.m._simple_command("SORT", "(DATE)", "ISO-2022-JP", "ALL")

@@ -565,6 +565,45 @@ private Q_SLOTS:
         if (kind == 2) QCOMPARE(a->messages().first().flags, QStringLiteral("FS"));
     }
 
+    // A watch keeps events in proportion to its folder (a quarter of its messages, at least
+    // FolderWatch::kMaxLog): a view of 8,192 messages replays 2,048 events without listing
+    // the folder, and lists it beyond them. So does a new SELECT from the process's snapshot.
+    void largeFolderKeepsMoreEvents() {
+        H h;
+        h.start();
+        for (int i = 1; i <= 8192; ++i)
+            QVERIFY(!h.addMessage(QStringLiteral("INBOX"), message("Subject: m\r\n"), QString(), i).isEmpty());
+        MailboxName inbox;
+        inbox.name = QStringLiteral("INBOX");
+        auto a = MailboxView::open(h.root(), inbox, false, SelectOptions{});
+        QVERIFY(a);
+        QCOMPARE(a->messages().size(), 8192);
+        auto toggle = [&](int renames) {  // message 1 flagged and unflagged: 2 events each
+            QString path = a->path(0);
+            for (int i = 0; i < renames; ++i) {
+                const QString to = path.endsWith(u'F') ? path.chopped(1) : path + QStringLiteral("F");
+                if (!QFile::rename(path, to)) return QString();
+                path = to;
+            }
+            return path.endsWith(u'F') ? QStringLiteral("F") : QString();
+        };
+        for (const int renames : {1024, 1025, 1023}) {  // 2,048 events kept, 2,050 not, 2,046 kept
+            const quint64 listed = MailboxView::listings();
+            const QString flags = toggle(renames);
+            QVERIFY(a->refresh(true));
+            QCOMPARE(MailboxView::listings(), listed + (renames > 1024 ? 1 : 0));
+            QCOMPARE(a->messages().first().flags, flags);
+        }
+        // A new view of the folder: the snapshot (a's list), and the events its watch kept.
+        const quint64 listed = MailboxView::listings();
+        const QString flags = toggle(1024);
+        auto b = MailboxView::open(h.root(), inbox, false, SelectOptions{});
+        QVERIFY(b);
+        QCOMPARE(MailboxView::listings(), listed);
+        QCOMPARE(b->messages().size(), 8192);
+        QCOMPARE(b->messages().first().flags, flags);
+    }
+
     // A new session's SELECT of a folder that a session of this process listed, with nothing
     // changed since, takes that listing instead of listing the folder again (the cost of
     // SELECT on a large folder). A delivery, a flag change or an expunge by another process
