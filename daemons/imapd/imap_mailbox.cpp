@@ -473,6 +473,10 @@ bool MailboxView::adoptSnapshot() {
     if (!m_watch || !m_watch->reliable() || !m_messages.isEmpty()) return false;
     SharedListing* e = findSharedListing(m_folder.dir());
     if (!e || !e->current || !e->watch || !e->watch->sameFolder(*m_watch)) return false;
+    // (As with the kept listing: a read-write view does not take messages still in new/;
+    // its listing moves them to cur/.)
+    if (!m_readOnly && std::any_of(e->messages.cbegin(), e->messages.cend(), [](const Message& m) { return m.inNew; }))
+        return false;
     const FileStamp uidList = FileStamp::of(uidListPath(m_folder.dir()));
     if (!e->watch->changed() && uidList == e->uidList) {
         if (!adoptListing(e->messages, e->folder, e->hms)) return false;

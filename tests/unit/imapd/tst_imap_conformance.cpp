@@ -565,6 +565,25 @@ private Q_SLOTS:
         if (kind == 2) QCOMPARE(a->messages().first().flags, QStringLiteral("FS"));
     }
 
+    // EXAMINE leaves a delivery in new/, and its list is the process's snapshot; a later
+    // SELECT (read-write) does not take that list: it lists, and moves the file to cur/.
+    void selectAfterExamineMovesNewToCur() {
+        H a;
+        a.start();
+        QVERIFY(!a.addMessage(QStringLiteral("INBOX"), message("Subject: m\r\n"), QStringLiteral("S"), 1).isEmpty());
+        QVERIFY(!deliver(a, QStringLiteral("INBOX"), message("Subject: new\r\n"), 2).isEmpty());
+        QVERIFY(a.run("EXAMINE INBOX").untagged.contains("* 2 EXISTS"));
+        QCOMPARE(filesIn(a.root() + QStringLiteral("/new")).size(), 1);
+        a.session.reset();
+        H b(a.config.mailDir);
+        b.start();
+        const Reply r = b.run("SELECT INBOX");
+        QVERIFY2(r.tagged.startsWith("OK"), r.tagged.constData());
+        QVERIFY(r.untagged.contains("* 2 EXISTS"));
+        QCOMPARE(filesIn(a.root() + QStringLiteral("/new")).size(), 0);
+        QCOMPARE(filesIn(a.root() + QStringLiteral("/cur")).size(), 2);
+    }
+
     // A watch keeps events in proportion to its folder (a quarter of its messages, at least
     // FolderWatch::kMaxLog): a view of 8,192 messages replays 2,048 events without listing
     // the folder, and lists it beyond them. So does a new SELECT from the process's snapshot.
