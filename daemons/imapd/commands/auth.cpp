@@ -137,11 +137,12 @@ std::optional<QStringList> parseFlagList(const Token& t) {
     return out;
 }
 
-// "dd-Mon-yyyy hh:mm:ss +zzzz" in the system's local time (INTERNALDATE, RFC 9051 9
-// date-time). localtime_r with the zone rules re-read (tzset) at most once a second:
-// QDateTime::toLocalTime did that on every call, a stat of /etc/localtime per message
-// of a FETCH of many INTERNALDATEs.
-QByteArray imapDateTime(qint64 msecs) {
+namespace {
+// `msecs` in the system's local time, into `tm`; false outside what localtime_r and a
+// four-digit year cover. The zone rules are re-read (tzset) at most once a second:
+// QDateTime's local-time conversions did that on every call, a stat of /etc/localtime
+// per message of a FETCH of many INTERNALDATEs or a SEARCH SINCE.
+bool localTime(qint64 msecs, struct tm* tm) {
     static std::atomic<qint64> zoneReadAt{std::numeric_limits<qint64>::min()};
     timespec now{};
     ::clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
@@ -149,8 +150,21 @@ QByteArray imapDateTime(qint64 msecs) {
     // Seconds, rounded down also before 1970 (what QDateTime shows for a fraction).
     const qint64 secs = msecs >= 0 ? msecs / 1000 : -((-msecs + 999) / 1000);
     const time_t t = time_t(secs);
+    return ::localtime_r(&t, tm) && tm->tm_year + 1900 >= 0 && tm->tm_year + 1900 <= 9999;
+}
+}  // namespace
+
+QDate imapLocalDate(qint64 msecs) {
     struct tm tm {};
-    if (!::localtime_r(&t, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999) {
+    if (!localTime(msecs, &tm)) return QDateTime::fromMSecsSinceEpoch(msecs).date();  // (the general path)
+    return QDate(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
+// "dd-Mon-yyyy hh:mm:ss +zzzz" in the system's local time (INTERNALDATE, RFC 9051 9
+// date-time).
+QByteArray imapDateTime(qint64 msecs) {
+    struct tm tm {};
+    if (!localTime(msecs, &tm)) {
         // Outside what localtime_r and a four-digit year cover: the general (slower) path.
         const QDateTime dt = QDateTime::fromMSecsSinceEpoch(msecs).toLocalTime();
         const int off = dt.offsetFromUtc() / 60;

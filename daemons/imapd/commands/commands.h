@@ -100,6 +100,8 @@ std::optional<QList<int>> resolveSequenceSet(const QByteArray& set, const Mailbo
 std::optional<QStringList> parseFlagList(const Token& t);
 // IMAP date-time "24-Nov-2026 15:04:05 +0000" (RFC 9051 9: date-time).
 QByteArray imapDateTime(qint64 msecs);
+// The date of `msecs` in the system's local time (SEARCH BEFORE/ON/SINCE), as imapDateTime.
+QDate imapLocalDate(qint64 msecs);
 std::optional<QDateTime> parseImapDateTime(const QByteArray& s);
 std::optional<QDate> parseImapDate(const QByteArray& s);
 // A mod-sequence value (RFC 7162: 1 .. 2^63-1; 0 allowed where `zero`).

@@ -571,7 +571,7 @@ bool addressMatches(Context& c, const Key& k) {
 QDate sentDate(Context& c) {
     c.headers();
     const QDateTime d = mail::parseDate(c.header.value("date"));
-    return d.isValid() ? d.date() : QDateTime::fromMSecsSinceEpoch(c.view.messages().at(c.index).mtimeMs).date();
+    return d.isValid() ? d.date() : imapLocalDate(c.view.messages().at(c.index).mtimeMs);
 }
 
 // The flag keys (system flags, \Recent, keywords) against message c.index.
@@ -621,8 +621,7 @@ bool flagKeyMatches(const Key& k, const Context& c) {
 
 // The date keys: INTERNALDATE (BEFORE, ON, SINCE) or the Date header (SENT*).
 bool dateKeyMatches(const Key& k, Context& c) {
-    // Only the date keys need it: a local-time conversion is not free (time zone lookups).
-    auto internal = [&] { return QDateTime::fromMSecsSinceEpoch(c.view.messages().at(c.index).mtimeMs).date(); };
+    auto internal = [&] { return imapLocalDate(c.view.messages().at(c.index).mtimeMs); };
     switch (k.type) {
         case Key::Before:
             return internal() < k.date;

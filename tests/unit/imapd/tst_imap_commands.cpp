@@ -600,7 +600,8 @@ private Q_SLOTS:
 
     // INTERNALDATE is the local time with its offset, the zone rules as the system has them:
     // the same text as QDateTime gives, across daylight-saving changes, for zones with
-    // half-hour offsets, and before 1970.
+    // half-hour offsets, and before 1970; the date SEARCH BEFORE/ON/SINCE compare is its
+    // date.
     void internalDateInLocalTime_data() {
         QTest::addColumn<QByteArray>("zone");
         QTest::newRow("UTC") << QByteArray("UTC0");
@@ -640,7 +641,10 @@ private Q_SLOTS:
         for (qint64 t = 1767225600000LL; t < 1798761600000LL; t += 61237000) times << t;
         for (qint64 t = 1774746000000LL - 5000; t < 1774746000000LL + 5000; t += 1000) times << t;
         for (qint64 t = 1773482400000LL - 5000; t < 1773482400000LL + 5000; t += 1000) times << t;
-        for (qint64 t : times) QCOMPARE(imapDateTime(t), reference(t));
+        for (qint64 t : times) {
+            QCOMPARE(imapDateTime(t), reference(t));
+            QCOMPARE(imapLocalDate(t), QDateTime::fromMSecsSinceEpoch(t).toLocalTime().date());  // (SEARCH SINCE)
+        }
         if (hadTz)
             qputenv("TZ", saved);
         else
