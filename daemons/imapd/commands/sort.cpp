@@ -563,7 +563,7 @@ std::optional<QList<int>> orderOfHits(const std::vector<quint32>& hitUids, const
 
 // sortOrder of `hits`, from the folder's kept order when it holds every one of them (then
 // no key is looked at): this process's, else the one the folder's index keeps for every
-// process. Else sorted, and kept in both.
+// process. Else sorted, and kept in both (a SORT of no message keeps nothing).
 QList<int> keptSortOrder(const MailboxView& v, const QList<int>& hits, const QList<Criterion>& criteria) {
     SortKeyCache& cache = SortKeyCache::instance();
     cache.folder(v.dir(), v.uidValidity(), v.generation());
@@ -584,6 +584,7 @@ QList<int> keptSortOrder(const MailboxView& v, const QList<int>& hits, const QLi
         }
     }
     const QList<int> order = sortOrder(sortData(v, hits, criteria), criteria);
+    if (hitUids.empty()) return order;
     SortKeyCache::Order o{sig, {}};
     o.uids.reserve(size_t(order.size()));
     for (int i : order) o.uids.push_back(hitUids[size_t(i)]);
