@@ -25,30 +25,24 @@
 // and deliveries did (renames, unlinks, new files in cur/), are applied to the list
 // and to the index (one transaction, MailboxIndex::reconcile) as they are; only what
 // the events cannot say exactly (a file in new/ of a read-only view, a directory, more events than the
-// watch keeps, a queue overflow) makes it list the folder; deliveries into new/ are
-// moved to cur/ first, as a listing moves them (read-write views).
-// Expunges that may not be reported yet (RFC 9051 7.5.1) stay in the list as
-// ghosts (Message::expunged) until a refresh that may report them.
-// \Recent (RFC 3501 2.3.2) for IMAP4rev1 sessions: a read-write selection
-// takes the messages no session had yet (MailboxIndex's "recent" mark, in the
-// index's write transaction, so one session of one process gets each message);
-// a read-only one shows them without taking. No index, no \Recent.
-// changeFlags() applies +FLAGS/-FLAGS to the file's flags as they are when it
-// renames it (another session's rename found again by base name: no lost
-// update). Mod-sequences come from the folder's index (imap_index.h);
-// sessions that see the same messages share one copy of the list.
-// A newly selected view does not list the folder when another view of the process
-// listed it and nothing changed since (the list is kept as the folder's snapshot with a
-// watch of its own, for the 32 most recently used folders; a change seen by that watch,
-// a rewritten uidlist or an index written elsewhere make the next view list again): a
-// SELECT of a 100,000-message folder costs a look-up instead of a listing.
-// A view of a folder no view of its process has listed (a new process) takes the
-// folder's listing kept on disk next to the index when the directories' mtimes, the
-// uidlist and the index say nothing changed since, and the directories had been quiet
-// when it was taken (imap_kept_listing.h); every full listing that may be kept is
-// written there, and so is the snapshot once its folder is quiet after changes the
-// process followed (its watch proving that nothing else changed).
-// Limits: the ghosts of one session are at most the messages it knew.
+// watch keeps: a quarter of the folder's size, 1,024 to 32,768; a queue overflow) makes it list the folder; deliveries
+// into new/ are moved to cur/ first, as a listing moves them (read-write views). Expunges that may not be reported yet
+// (RFC 9051 7.5.1) stay in the list as ghosts (Message::expunged) until a refresh that may report them. \Recent (RFC
+// 3501 2.3.2) for IMAP4rev1 sessions: a read-write selection takes the messages no session had yet (MailboxIndex's
+// "recent" mark, in the index's write transaction, so one session of one process gets each message); a read-only one
+// shows them without taking. No index, no \Recent. changeFlags() applies +FLAGS/-FLAGS to the file's flags as they are
+// when it renames it (another session's rename found again by base name: no lost update). Mod-sequences come from the
+// folder's index (imap_index.h); sessions that see the same messages share one copy of the list. A newly selected view
+// does not list the folder when another view of the process listed it (the list is kept as the folder's snapshot with a
+// watch of its own, for the 32 most recently used folders): nothing changed since, it takes the list; the watch saw
+// changes and kept them all (a quarter of the folder's size in events, at least 1,024), it replays them on the list as
+// a view selected since then would. A lost event, a rewritten uidlist, messages still in new/ (read-write views) or an
+// index written elsewhere make it list. A SELECT of a 100,000-message folder costs a look-up, or a replay, instead of a
+// listing. A view of a folder no view of its process has listed (a new process) takes the folder's listing kept on disk
+// next to the index when the directories' mtimes, the uidlist and the index say nothing changed since, and the
+// directories had been quiet when it was taken (imap_kept_listing.h); every full listing that may be kept is written
+// there, and so is the snapshot once its folder is quiet after changes the process followed (its watch proving that
+// nothing else changed). Limits: the ghosts of one session are at most the messages it knew.
 #pragma once
 
 #include "folder_watch.h"

@@ -26,9 +26,11 @@
 // with SEARCH, backed by the folder's index: HeaderBlocks, commands.h) does not
 // hold it yet; the keys extracted are kept per folder, UIDVALIDITY and UID in the
 // process's sort-key cache (SortKeyCache below: 8 folders, ~64 MiB, 10 minutes), and
-// so is the UID order of the last 4 sets of criteria per folder: a SORT whose hits
-// are all in it takes that order without looking at a key (a repeated SORT of
-// 100,000 messages: ~70-110 ms -> ~10-25 ms).
+// so is the UID order of the last 4 sets of criteria per folder, also stored in the
+// folder's index for every process (MailboxIndex::sortOrder, the last 8): a SORT whose
+// hits are all in a kept order takes that order without looking at a key (a repeated
+// SORT of 100,000 messages: ~70-110 ms -> ~10-25 ms). An order read from the index is
+// used only when it names each hit exactly once (orderOfHits).
 // Limits: the result line grows with the mailbox (as SEARCH's does); message
 // headers are read on the event-loop thread, like SEARCH's.
 #include "commands.h"
@@ -593,8 +595,7 @@ QList<int> keptSortOrder(const MailboxView& v, const QList<int>& hits, const QLi
             sig, v.generation(),
             QByteArray(reinterpret_cast<const char*>(o.uids.data()), qsizetype(o.uids.size() * sizeof(quint32))));
     }
-    cache.folder(v.dir(), v.uidValidity(), v.generation());  // (first again: sortData may have dropped it)
-    cache.keepOrder(std::move(o));
+    cache.keepOrder(std::move(o));  // (the folder is still first: keeping keys drops only the last ones)
     return order;
 }
 
