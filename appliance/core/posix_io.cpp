@@ -50,6 +50,20 @@ QByteArray readUpTo(int fd, qint64 size, int* err) {
     return out;
 }
 
+QByteArray readAt(int fd, qint64 offset, qint64 size, int* err) {
+    QByteArray out(qsizetype(size), Qt::Uninitialized);
+    qsizetype got = 0;
+    while (got < out.size()) {
+        const ssize_t n =
+            retryOnEintr([&] { return ::pread(fd, out.data() + got, size_t(out.size() - got), off_t(offset + got)); });
+        if (n < 0 && err) *err = errno;
+        if (n <= 0) break;
+        got += n;
+    }
+    out.truncate(got);
+    return out;
+}
+
 namespace {
 
 // readAll's first step: a regular file's rest (size less position) read straight into a

@@ -18,6 +18,8 @@
 //   readUpTo(fd, size, err)    up to `size` bytes read(2) from the descriptor's
 //                              position, fewer only at its end or on an error (its
 //                              errno in *err when err is given).
+//   readAt(fd, offset, size, err)  the same from `offset` with pread(2): the
+//                              descriptor's position is neither used nor moved.
 //   readAll(fd, maxBytes, what)  read(2) to the end; more than maxBytes is
 //                              EFBIG ("<what>: larger than <max> bytes"). A
 //                              regular file is read into one buffer of its
@@ -59,6 +61,7 @@ auto retryOnEintr(Call&& call) -> decltype(call()) {
 Status writeAll(int fd, QByteArrayView bytes, const QString& what);
 int openForReading(const QString& path);
 QByteArray readUpTo(int fd, qint64 size, int* err = nullptr);
+QByteArray readAt(int fd, qint64 offset, qint64 size, int* err = nullptr);
 Result<QByteArray> readAll(int fd, qint64 maxBytes, const QString& what);
 Status copyRange(int in, qint64 offset, qint64 length, int out, const QString& what);
 

@@ -120,19 +120,91 @@ bool addressMayContain(const QByteArray& raw, const BodyNeedle& needle) {
     return containsAsciiCaseless(QByteArrayView(squeezed.constData(), squeezed.size()), needle.bytes);
 }
 
-BodyText::BodyText(const QByteArray& msg, const mail::MimePart& root) {
-    collect(msg, root);
-}
+namespace {
 
-void BodyText::collect(const QByteArray& msg, const mail::MimePart& p) {
+void collectSpans(const mail::MimePart& p, QList<TextPartSpan>& out) {
     if (p.isMultipart() || p.isMessage()) {
-        for (const mail::MimePart& c : p.children) collect(msg, c);
+        for (const mail::MimePart& c : p.children) collectSpans(c, out);
         return;
     }
-    if (p.type != u"text") return;
+    if (p.type == u"text") out.append(TextPartSpan{p.bodyStart, p.bodyEnd, p.encoding, partCharset(p)});
+}
+
+// The kept form: "TP1", then per span its start and end (8 bytes each, little-endian), the
+// encoding's UTF-8 length (1 byte) and bytes, the charset's length (2 bytes, little-endian)
+// and bytes.
+constexpr char kSpansMagic[] = "TP1";
+constexpr qsizetype kSpansMagicSize = sizeof kSpansMagic - 1;
+
+void putLittleEndian(QByteArray& out, quint64 v, int bytes) {
+    for (int i = 0; i < bytes; ++i) out.append(char((v >> (8 * i)) & 0xFF));
+}
+
+// Reads `bytes` little-endian bytes at *at (advanced); false when fewer are left.
+bool takeLittleEndian(QByteArrayView in, qsizetype* at, int bytes, quint64* v) {
+    if (in.size() - *at < bytes) return false;
+    *v = 0;
+    for (int i = 0; i < bytes; ++i) *v |= quint64(uchar(in[*at + i])) << (8 * i);
+    *at += bytes;
+    return true;
+}
+
+}  // namespace
+
+QList<TextPartSpan> textPartSpans(const mail::MimePart& root) {
+    QList<TextPartSpan> out;
+    collectSpans(root, out);
+    return out;
+}
+
+QByteArray encodeTextParts(const QList<TextPartSpan>& spans) {
+    QByteArray out(kSpansMagic, kSpansMagicSize);
+    qint64 previousEnd = 0;
+    for (const TextPartSpan& s : spans) {
+        const QByteArray encoding = s.encoding.toUtf8();
+        if (s.start < previousEnd || s.end < s.start || encoding.size() > 0xFF || s.charset.size() > 0xFFFF) return {};
+        previousEnd = s.end;
+        putLittleEndian(out, quint64(s.start), 8);
+        putLittleEndian(out, quint64(s.end), 8);
+        putLittleEndian(out, quint64(encoding.size()), 1);
+        out += encoding;
+        putLittleEndian(out, quint64(s.charset.size()), 2);
+        out += s.charset;
+    }
+    return out;
+}
+
+std::optional<QList<TextPartSpan>> decodeTextParts(QByteArrayView bytes, qint64 fileSize) {
+    if (!bytes.startsWith(QByteArrayView(kSpansMagic, kSpansMagicSize))) return std::nullopt;
+    QList<TextPartSpan> out;
+    qsizetype at = kSpansMagicSize;
+    quint64 previousEnd = 0;
+    while (at < bytes.size()) {
+        quint64 start = 0, end = 0, encodingSize = 0, charsetSize = 0;
+        if (!takeLittleEndian(bytes, &at, 8, &start) || !takeLittleEndian(bytes, &at, 8, &end) ||
+            !takeLittleEndian(bytes, &at, 1, &encodingSize) || bytes.size() - at < qsizetype(encodingSize))
+            return std::nullopt;
+        const QByteArrayView encoding = bytes.sliced(at, qsizetype(encodingSize));
+        at += qsizetype(encodingSize);
+        if (!takeLittleEndian(bytes, &at, 2, &charsetSize) || bytes.size() - at < qsizetype(charsetSize))
+            return std::nullopt;
+        const QByteArrayView charset = bytes.sliced(at, qsizetype(charsetSize));
+        at += qsizetype(charsetSize);
+        if (start < previousEnd || end < start || end > quint64(fileSize)) return std::nullopt;
+        previousEnd = end;
+        out.append(TextPartSpan{qint64(start), qint64(end), QString::fromUtf8(encoding), charset.toByteArray()});
+    }
+    return out;
+}
+
+BodyText::BodyText(const QByteArray& msg, const mail::MimePart& root) {
+    for (const TextPartSpan& span : textPartSpans(root)) addPart(msg.mid(span.start, span.end - span.start), span);
+}
+
+void BodyText::addPart(const QByteArray& body, const TextPartSpan& span) {
     Part part;
-    part.raw = mail::decodeTransferEncoding(msg.mid(p.bodyStart, p.bodyEnd - p.bodyStart), p.encoding);
-    part.charset = partCharset(p);
+    part.raw = mail::decodeTransferEncoding(body, span.encoding);
+    part.charset = span.charset;
     // The names decodeCharset reads as UTF-8 and as Latin-1 (it compares them lower-cased).
     const QByteArray cs = part.charset.toLower();
     if (cs == "utf-8" || cs == "utf8" || cs == "us-ascii" || cs == "ascii")

@@ -29,6 +29,17 @@
 // characters) is decoded and lower-cased on its own; a needle without a byte form (not
 // ASCII, empty, or with '\n') takes the whole joined text as above. tst_imap_body_search
 // checks these claims over every code point and against the reference algorithm.
+// textPartSpans(root)     the text leaf parts BodyText reads, in order: each body's byte
+//                          range in the message, its transfer encoding and charset.
+// encodeTextParts(spans) / decodeTextParts(bytes, fileSize)  those spans as the index
+//                          keeps them (MailboxIndex::Blob::TextParts), so a later BODY or
+//                          TEXT search reads only these ranges of the file and parses no
+//                          MIME. Encoding gives empty bytes when the spans cannot be kept
+//                          (a name over the format's limit, ranges out of order); decoding
+//                          gives nullopt for bytes that are not what encodeTextParts wrote
+//                          for a file of that size (damaged or foreign: the caller parses
+//                          the message instead).
+// BodyText() + addPart(body, span)  the same text from those ranges of the file.
 // addressSearchText(raw)   an address field as FROM/TO/CC/BCC match it: every address as
 //                          "Display Name <local@domain>" (or "local@domain"), groups as
 //                          "name: ...;", joined by ", ", lower-cased.
@@ -70,12 +81,25 @@ struct BodyNeedle {
     bool word = false;     // bytes are ASCII letters and digits only (addressMayContain)
 };
 
+struct TextPartSpan {
+    qint64 start = 0, end = 0;  // [start, end) of the part's body in the message
+    QString encoding;           // its Content-Transfer-Encoding (decodeTransferEncoding)
+    QByteArray charset;         // as decodeCharset gets it (absent: "utf-8")
+    bool operator==(const TextPartSpan&) const = default;
+};
+QList<TextPartSpan> textPartSpans(const mail::MimePart& root);
+QByteArray encodeTextParts(const QList<TextPartSpan>& spans);
+std::optional<QList<TextPartSpan>> decodeTextParts(QByteArrayView bytes, qint64 fileSize);
+
 QString addressSearchText(const QByteArray& raw);
 bool addressMayContain(const QByteArray& raw, const BodyNeedle& needle);
 
 class BodyText {
 public:
+    BodyText() = default;
     BodyText(const QByteArray& msg, const mail::MimePart& root);
+    // One more text part: `body` is the span's bytes of the message, transfer-encoded.
+    void addPart(const QByteArray& body, const TextPartSpan& span);
     bool contains(const BodyNeedle& needle);
 
 private:
@@ -86,7 +110,6 @@ private:
         std::optional<bool> hasIOrKSource;  // UTF-8: raw holds C4 B0 or E2 84 AA
         std::optional<QString> lower;       // decodeCharset(raw, charset).toLower() (on first use)
     };
-    void collect(const QByteArray& msg, const mail::MimePart& p);
     bool partContains(Part& part, const BodyNeedle& needle);
     QList<Part> m_parts;
     std::optional<QString> m_joined;  // the whole text, lower-cased (needles without a byte form)

@@ -313,7 +313,8 @@ Status MailboxIndex::openAt(const QString& path, quint32 uidValidity) {
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
         "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
         "CREATE TABLE IF NOT EXISTS msg(uid INTEGER PRIMARY KEY, flags TEXT NOT NULL, modseq INTEGER NOT NULL,"
-        " base TEXT NOT NULL, size INTEGER, mtime INTEGER, envelope BLOB, body BLOB, bodystructure BLOB, header BLOB);"
+        " base TEXT NOT NULL, size INTEGER, mtime INTEGER, envelope BLOB, body BLOB, bodystructure BLOB, header BLOB,"
+        " textparts BLOB);"
         "CREATE TABLE IF NOT EXISTS expunged(uid INTEGER PRIMARY KEY, modseq INTEGER NOT NULL);"
         "CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(modseq);"
         "CREATE TABLE IF NOT EXISTS sort_order(criteria BLOB PRIMARY KEY, generation TEXT NOT NULL,"
@@ -349,6 +350,10 @@ Status MailboxIndex::openAt(const QString& path, quint32 uidValidity) {
         if (!probe.ok()) return fail(Status::fail(QStringLiteral("index schema too old")));
         if (Status s = setMeta("schema", kSchemaVersion); !s) return fail(s);
     }
+    // A column added since (an empty cache column, so no new schema version): added in
+    // this write transaction, so two processes opening the index cannot both add it.
+    if (Stmt probe(m_db, "SELECT textparts FROM msg LIMIT 0"); !probe.ok())
+        if (Status s = exec("ALTER TABLE msg ADD COLUMN textparts BLOB"); !s) return fail(s);
     if (Status s = exec("COMMIT"); !s) return s;
     // 0: the caller has not read the uidlist yet; it is checked on a later acquire().
     return uidValidity ? adoptValidity(uidValidity) : Status();
@@ -606,18 +611,20 @@ QList<quint32> MailboxIndex::expungedSince(quint64 modseq, bool* complete) {
     return out;
 }
 
-QHash<quint32, MailboxIndex::HeaderBlock> MailboxIndex::cachedHeaders() {
-    QHash<quint32, HeaderBlock> out;
-    Stmt q(m_db, "SELECT uid, header, base FROM msg WHERE header IS NOT NULL");
+QHash<quint32, MailboxIndex::FileBlob> MailboxIndex::cachedBlobs(Blob kind) {
+    QHash<quint32, FileBlob> out;
+    Stmt q(m_db, kind == Blob::Header ? "SELECT uid, header, base FROM msg WHERE header IS NOT NULL"
+                                      : "SELECT uid, textparts, base FROM msg WHERE textparts IS NOT NULL");
     if (!q.ok()) return out;
-    while (q.step() == SQLITE_ROW) out.insert(quint32(q.integer(0)), HeaderBlock{q.text(2), q.blob(1)});
+    while (q.step() == SQLITE_ROW) out.insert(quint32(q.integer(0)), FileBlob{q.text(2), q.blob(1)});
     return out;
 }
 
-void MailboxIndex::storeHeader(quint32 uid, const QString& base, const QByteArray& header) {
-    Stmt q(prepared(kHeaderSlot, "UPDATE msg SET header = ? WHERE uid = ? AND base = ?"));
+void MailboxIndex::storeBlob(Blob kind, quint32 uid, const QString& base, const QByteArray& bytes) {
+    Stmt q(kind == Blob::Header ? prepared(kHeaderSlot, "UPDATE msg SET header = ? WHERE uid = ? AND base = ?")
+                                : prepared(kTextPartsSlot, "UPDATE msg SET textparts = ? WHERE uid = ? AND base = ?"));
     if (!q.ok()) return;
-    q.bind(1, header).bind(2, uid).bindText(3, base);
+    q.bind(1, bytes).bind(2, uid).bindText(3, base);
     q.step();  // a cache
 }
 

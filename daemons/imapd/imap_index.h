@@ -9,8 +9,9 @@
 //             process, claimed inside sync()'s write transaction).
 //   msg       per UID: the flags last seen, the mod-sequence of the last change,
 //             the file's base name, size and delivery time, and the cached
-//             ENVELOPE, BODY and BODYSTRUCTURE texts and header block (so FETCH
-//             of those and SEARCH on headers do not reread the file).
+//             ENVELOPE, BODY and BODYSTRUCTURE texts, header block and text part
+//             map (so FETCH of those, SEARCH on headers and the body search do
+//             not reread or parse the whole file).
 //   expunged  UIDs that went away, with the mod-sequence of their removal
 //             (QRESYNC's VANISHED), the newest kMaxExpungedHistory kept.
 //   sort_order  SORT's UID orders (commands/sort.cpp), per set of criteria, with
@@ -145,14 +146,19 @@ public:
     };
     void storeCached(quint32 uid, const QString& base, const Cached& c);
 
-    // The top-level header block of every message that has one cached (SEARCH on
-    // header keys reads these instead of opening each file), and storing one.
-    struct HeaderBlock {
-        QString base;  // the file the block was read from
-        QByteArray block;
+    // Bytes SEARCH derives from a message file and keeps per UID, valid while the UID's
+    // file is the one they were taken from (its base name):
+    //   Header     the top-level header block (header keys read it instead of the file);
+    //   TextParts  where the text parts' bodies are and how to decode them (BODY and TEXT
+    //              read only those ranges: imap_body_search.h, encodeTextParts).
+    // All of a kind that are cached, and storing one.
+    enum class Blob { Header, TextParts };
+    struct FileBlob {
+        QString base;  // the file the bytes were taken from
+        QByteArray bytes;
     };
-    QHash<quint32, HeaderBlock> cachedHeaders();
-    void storeHeader(quint32 uid, const QString& base, const QByteArray& header);
+    QHash<quint32, FileBlob> cachedBlobs(Blob kind);
+    void storeBlob(Blob kind, quint32 uid, const QString& base, const QByteArray& bytes);
 
     // A UID order SORT kept for `criteria` (its own signature) under the uidlist
     // `generation`: the UIDs, 4 bytes each in host order (empty: none, or of another
@@ -210,6 +216,7 @@ private:
         kCachedSlot,
         kStoreSlot,
         kHeaderSlot,
+        kTextPartsSlot,
         kSetMetaSlot,
         kUpdateFlagsSlot,
         kInsertSlot,

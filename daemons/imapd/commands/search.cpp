@@ -29,6 +29,8 @@
 
 #include <limits>
 
+#include <sys/stat.h>
+
 namespace postern::imap {
 
 namespace {
@@ -366,7 +368,11 @@ const QList<Parser::KeyRow>& Parser::keyTable() {
 struct FolderHeaders {
     quint32 uidValidity = 0;
     QString generation;
-    QHash<quint32, MailboxIndex::HeaderBlock> map;
+    QHash<quint32, MailboxIndex::FileBlob> map;
+    // BODY/TEXT: each message's text part spans (encodeTextParts), read from the index
+    // when a body key first needs them.
+    QHash<quint32, MailboxIndex::FileBlob> textParts;
+    bool textPartsLoaded = false;
     qint64 bytes = 0;
     quint64 lastUse = 0;
 };
@@ -412,13 +418,25 @@ struct HeaderCache {
                 f.uidValidity = view.uidValidity();
                 f.generation = view.generation();
                 if (index) {
-                    f.map = index->cachedHeaders();
-                    for (const MailboxIndex::HeaderBlock& h : f.map) f.bytes += h.block.size();
+                    f.map = index->cachedBlobs(MailboxIndex::Blob::Header);
+                    for (const MailboxIndex::FileBlob& h : f.map) f.bytes += h.bytes.size();
                 }
             }
             if (index) batch.emplace(index.get());
         }
         f.lastUse = ++g_headerClock;
+        return f;
+    }
+    // The folder's kept text part spans (loaded from the index on first use).
+    FolderHeaders& withTextParts(const MailboxView& view) {
+        FolderHeaders& f = folder(view);
+        if (!f.textPartsLoaded) {
+            f.textPartsLoaded = true;
+            if (index) {
+                f.textParts = index->cachedBlobs(MailboxIndex::Blob::TextParts);
+                for (const MailboxIndex::FileBlob& t : f.textParts) f.bytes += t.bytes.size();
+            }
+        }
         return f;
     }
 };
@@ -445,6 +463,7 @@ struct Context {
     HeaderCache* cache = nullptr;
     QByteArray msg;
     bool loaded = false;
+    bool fileRead = false;  // content() read the file (it could be opened and read)
     bool headerLoaded = false;
     bool tooDeep = false;  // the evaluator met a program deeper than kMaxSearchDepth
     mail::Header header;
@@ -457,7 +476,11 @@ struct Context {
             // One open, fstat and read (QFile costs more per file); a file that cannot be
             // read (gone meanwhile) has no text.
             const FileHandle fd(openForReading(view.path(index)));
-            if (fd.valid()) msg = readAll(fd.fd(), std::numeric_limits<qint64>::max(), view.path(index)).valueOr({});
+            if (fd.valid()) {
+                auto read = readAll(fd.fd(), std::numeric_limits<qint64>::max(), view.path(index));
+                fileRead = bool(read);
+                msg = read.valueOr({});
+            }
             header = mail::parseHeader(msg);
             root = mail::parseMime(msg);
             loaded = headerLoaded = true;
@@ -476,7 +499,7 @@ struct Context {
             const FolderHeaders& f = cache->folder(view);
             auto it = f.map.constFind(m.uid);
             if (it != f.map.cend() && it->base == m.base) {  // the same file, not an older one under this UID
-                block = it->block;
+                block = it->bytes;
                 return block;
             }
         }
@@ -501,9 +524,9 @@ struct Context {
             const FolderHeaders& f = cache->folder(view);
             auto it = f.map.constFind(m.uid);
             if (it != f.map.cend() && it->base == m.base) {  // the same file, not an older one under this UID
-                block = it->block;
+                block = it->bytes;
                 blockLoaded = true;
-                header = mail::parseHeader(it->block);
+                header = mail::parseHeader(it->bytes);
                 return;
             }
         }
@@ -525,8 +548,8 @@ struct Context {
         if (cache) {
             FolderHeaders& store = cache->folder(view);
             store.bytes += block.size();
-            store.map.insert(m.uid, MailboxIndex::HeaderBlock{m.base, block});
-            if (cache->index) cache->index->storeHeader(m.uid, m.base, block);
+            store.map.insert(m.uid, MailboxIndex::FileBlob{m.base, block});
+            if (cache->index) cache->index->storeBlob(MailboxIndex::Blob::Header, m.uid, m.base, block);
         }
     }
 };
@@ -534,18 +557,55 @@ struct Context {
 // The message's text parts, transfer-decoded once per message (a program may hold
 // thousands of BODY/TEXT keys); each is charset-decoded and lower-cased only if a needle
 // needs it (imap_body_search.h).
-BodyText& bodyTextOf(Context& c) {
-    if (!c.bodyText) {
-        const QByteArray& msg = c.content();
-        c.bodyText.emplace(msg, c.root);
+// From the spans kept for this file: its text parts' ranges read, no MIME parsed, the
+// rest of the file (attachments) not read. nullopt when none are kept for this file or
+// they do not fit it: the caller reads and parses the whole file.
+std::optional<BodyText> keptBodyText(Context& c) {
+    if (!c.cache) return std::nullopt;
+    const Message& m = c.view.messages().at(c.index);
+    const FolderHeaders& f = c.cache->withTextParts(c.view);
+    auto it = f.textParts.constFind(m.uid);
+    if (it == f.textParts.cend() || it->base != m.base) return std::nullopt;  // (not an older file under this UID)
+    const FileHandle fd(openForReading(c.view.path(c.index)));
+    struct stat st {};
+    if (!fd.valid() || ::fstat(fd.fd(), &st) != 0) return std::nullopt;
+    const auto spans = decodeTextParts(it->bytes, st.st_size);
+    if (!spans) return std::nullopt;
+    BodyText text;
+    for (const TextPartSpan& span : *spans) {
+        const QByteArray body = readAt(fd.fd(), span.start, span.end - span.start);
+        if (body.size() != span.end - span.start) return std::nullopt;
+        text.addPart(body, span);
     }
+    return text;
+}
+
+// Keeps the spans of a file content() read and parsed, for the next search.
+void keepTextParts(Context& c) {
+    if (!c.cache || !c.fileRead) return;
+    const QByteArray spans = encodeTextParts(textPartSpans(c.root));
+    if (spans.isEmpty()) return;
+    const Message& m = c.view.messages().at(c.index);
+    FolderHeaders& f = c.cache->withTextParts(c.view);
+    f.bytes += spans.size();
+    f.textParts.insert(m.uid, MailboxIndex::FileBlob{m.base, spans});
+    if (c.cache->index) c.cache->index->storeBlob(MailboxIndex::Blob::TextParts, m.uid, m.base, spans);
+}
+
+BodyText& bodyTextOf(Context& c) {
+    if (c.bodyText) return *c.bodyText;
+    if (!c.loaded)
+        if (std::optional<BodyText> kept = keptBodyText(c)) return c.bodyText.emplace(std::move(*kept));
+    const QByteArray& msg = c.content();
+    c.bodyText.emplace(msg, c.root);
+    keepTextParts(c);
     return *c.bodyText;
 }
 
 // The header values decoded and lower-cased once per message (TEXT).
 const QStringList& headerTextsOf(Context& c) {
     if (!c.headerTexts) {
-        c.content();
+        c.headers();
         QStringList out;
         for (const mail::HeaderField& f : c.header.fields) out << mail::decodeHeaderText(f.value).toLower();
         c.headerTexts = out;

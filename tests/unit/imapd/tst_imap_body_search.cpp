@@ -495,6 +495,55 @@ private slots:
         QVERIFY(skipped > misses / 4);  // the filter does skip work
     }
 
+    // The text part spans and their kept form, byte by byte.
+    void textPartSpansKeptForm() {
+        const QByteArray msg =
+            "Subject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+            "--b\r\nContent-Type: text/plain; charset=ISO-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+            "caf=E9\r\n"
+            "--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            "emVicmE=\r\n"
+            "--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner text\r\n"
+            "--b--\r\n";
+        const mail::MimePart root = mail::parseMime(msg);
+        const QList<TextPartSpan> spans = textPartSpans(root);
+        QCOMPARE(spans.size(), 2);  // the attachment is not text; the inner message's body is
+        QCOMPARE(msg.mid(spans[0].start, spans[0].end - spans[0].start), QByteArray("caf=E9"));
+        QCOMPARE(spans[0].encoding, QStringLiteral("quoted-printable"));
+        QCOMPARE(spans[0].charset, QByteArray("ISO-8859-1"));
+        QCOMPARE(msg.mid(spans[1].start, spans[1].end - spans[1].start), QByteArray("inner text"));
+        QCOMPARE(spans[1].charset, QByteArray("us-ascii"));  // no Content-Type: RFC 2045 5.2's default
+
+        const QByteArray kept = encodeTextParts(spans);
+        QVERIFY(kept.startsWith("TP1"));
+        QCOMPARE(decodeTextParts(kept, msg.size()), std::optional(spans));
+        QCOMPARE(decodeTextParts(encodeTextParts({}), 0),
+                 std::optional(QList<TextPartSpan>{}));  // no text part: kept too
+        // Not what encodeTextParts wrote for this file: the caller parses the message instead.
+        QCOMPARE(decodeTextParts(kept, spans[1].end - 1), std::nullopt);  // a range past the file's end
+        QCOMPARE(decodeTextParts(QByteArray("TP2") + kept.mid(3), msg.size()), std::nullopt);
+        QCOMPARE(decodeTextParts(QByteArray(), msg.size()), std::nullopt);
+        const qsizetype firstEnds = encodeTextParts({spans[0]}).size();
+        for (qsizetype cut = 4; cut < kept.size(); ++cut)  // every truncation: inside a span, refused
+            if (cut == firstEnds)
+                QCOMPARE(decodeTextParts(kept.left(cut), msg.size()), std::optional(QList<TextPartSpan>{spans[0]}));
+            else
+                QVERIFY2(!decodeTextParts(kept.left(cut), msg.size()), qPrintable(QString::number(cut)));
+        QList<TextPartSpan> reversed{spans[1], spans[0]};
+        QVERIFY(encodeTextParts(reversed).isEmpty());  // out of order: not kept
+        QVERIFY(!decodeTextParts(kept.left(3) + encodeTextParts({spans[1]}).mid(3) + encodeTextParts({spans[0]}).mid(3),
+                                 msg.size()));
+        TextPartSpan backwards = spans[0];
+        std::swap(backwards.start, backwards.end);
+        QVERIFY(encodeTextParts({backwards}).isEmpty());
+        TextPartSpan longName = spans[0];
+        longName.encoding = QString(256, u'x');
+        QVERIFY(encodeTextParts({longName}).isEmpty());  // over the format's limit: not kept
+        longName.encoding = QString(255, u'x');
+        QCOMPARE(decodeTextParts(encodeTextParts({longName}), msg.size()),
+                 std::optional(QList<TextPartSpan>{longName}));
+    }
+
     void sameAsReference() {
         Gen g(20261204);
         int hits = 0, total = 0;
@@ -503,10 +552,17 @@ private slots:
             const QByteArray msg = g.message(&texts);
             const mail::MimePart root = mail::parseMime(msg);
             BodyText shared(msg, root);
+            // The same text from the spans as the index keeps them (no parse on that path).
+            const QByteArray kept = encodeTextParts(textPartSpans(root));
+            const auto spans = decodeTextParts(kept, msg.size());
+            QVERIFY(!kept.isEmpty() && spans);
+            QCOMPARE(*spans, textPartSpans(root));
+            BodyText fromSpans;
+            for (const TextPartSpan& span : *spans) fromSpans.addPart(msg.mid(span.start, span.end - span.start), span);
             for (const QByteArray& needle : g.needles(texts)) {
                 const bool want = referenceContains(msg, needle);
                 const bool got = shared.contains(BodyNeedle(needle));
-                if (want != got || newContains(msg, needle) != want)
+                if (want != got || newContains(msg, needle) != want || fromSpans.contains(BodyNeedle(needle)) != want)
                     QFAIL(qPrintable(QStringLiteral("message %1, needle %2: reference %3\n%4")
                                          .arg(m)
                                          .arg(QString::fromLatin1(needle.toHex()))
