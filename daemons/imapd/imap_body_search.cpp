@@ -90,6 +90,16 @@ BodyNeedle::BodyNeedle(const QByteArray& text) : lower(QString::fromUtf8(text).t
     hasIOrK = bytes.contains('i') || bytes.contains('k');
     word = std::all_of(bytes.cbegin(), bytes.cend(),
                        [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); });
+    spaceless = std::none_of(bytes.cbegin(), bytes.cend(), [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); });
+}
+
+std::optional<bool> plainHeaderContains(const QByteArray& raw, const BodyNeedle& needle) {
+    if (needle.bytes.isEmpty() || !needle.spaceless) return std::nullopt;
+    const char* const d = raw.constData();
+    const qsizetype n = raw.size();
+    for (qsizetype i = 0; i < n; ++i)  // (decodeHeaderText's own test for a plain value)
+        if (uchar(d[i]) >= 0x80 || (d[i] == '=' && i + 1 < n && d[i + 1] == '?')) return std::nullopt;
+    return containsAsciiCaseless(raw, needle.bytes);
 }
 
 QString addressSearchText(const QByteArray& raw) {

@@ -40,6 +40,14 @@
 //                          for a file of that size (damaged or foreign: the caller parses
 //                          the message instead).
 // BodyText() + addPart(body, span)  the same text from those ranges of the file.
+// plainHeaderContains(raw, n)  decodeHeaderText(raw).toLower() contains n.lower, decided
+//                          from the bytes, or nullopt when the value needs decoding. A
+//                          value of ASCII without encoded words ("=?") is only unfolded and
+//                          trimmed by decodeHeaderText (line ends become spaces, white space
+//                          at either end goes), which a needle with a byte form and no white
+//                          space cannot overlap; every other byte stays. So such a needle is
+//                          looked for in the raw bytes with ASCII case folding. Other values,
+//                          and needles with white space, answer nullopt.
 // addressSearchText(raw)   an address field as FROM/TO/CC/BCC match it: every address as
 //                          "Display Name <local@domain>" (or "local@domain"), groups as
 //                          "name: ...;", joined by ", ", lower-cased.
@@ -75,11 +83,14 @@ namespace postern::imap {
 
 struct BodyNeedle {
     explicit BodyNeedle(const QByteArray& text = {});
-    QString lower;         // the needle as every text key matches it
-    QByteArray bytes;      // lower as ASCII bytes (empty: no byte search for this needle)
-    bool hasIOrK = false;  // bytes hold 'i' or 'k' (non-ASCII characters lower-case to them)
-    bool word = false;     // bytes are ASCII letters and digits only (addressMayContain)
+    QString lower;           // the needle as every text key matches it
+    QByteArray bytes;        // lower as ASCII bytes (empty: no byte search for this needle)
+    bool hasIOrK = false;    // bytes hold 'i' or 'k' (non-ASCII characters lower-case to them)
+    bool word = false;       // bytes are ASCII letters and digits only (addressMayContain)
+    bool spaceless = false;  // bytes hold no white space (' ', '\t' to '\r': plainHeaderContains)
 };
+
+std::optional<bool> plainHeaderContains(const QByteArray& raw, const BodyNeedle& needle);
 
 struct TextPartSpan {
     qint64 start = 0, end = 0;  // [start, end) of the part's body in the message

@@ -613,6 +613,22 @@ const QStringList& headerTextsOf(Context& c) {
     return *c.headerTexts;
 }
 
+// TEXT's header part: a top-level header value holds the needle once decoded and
+// lower-cased. Plain ASCII values are searched as they are (plainHeaderContains); the
+// others are decoded once per message.
+bool headerTextMatches(Context& c, const Key& k) {
+    c.headers();
+    const QList<mail::HeaderField>& fields = c.header.fields;
+    for (qsizetype i = 0; i < fields.size(); ++i) {
+        if (const std::optional<bool> plain = plainHeaderContains(fields.at(i).value, k.body)) {
+            if (*plain) return true;
+        } else if (headerTextsOf(c).at(i).contains(k.needle)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 bool headerMatches(Context& c, const QByteArray& field, const QString& needle) {
     for (const QByteArray& v : c.fieldValues(field))
         if (mail::decodeHeaderText(v).toLower().contains(needle)) return true;
@@ -713,14 +729,8 @@ bool textKeyMatches(const Key& k, Context& c) {
             if (k.needle.isEmpty()) return !c.fieldValues(k.field).isEmpty();  // (as HEADER "" does)
             return addressMatches(c, k);
         case Key::Body:
-        case Key::Text: {
-            if (bodyTextOf(c).contains(k.body)) return true;
-            if (k.type == Key::Text) {
-                for (const QString& v : headerTextsOf(c))
-                    if (v.contains(k.needle)) return true;
-            }
-            return false;
-        }
+        case Key::Text:
+            return bodyTextOf(c).contains(k.body) || (k.type == Key::Text && headerTextMatches(c, k));
         default:  // not a text key (matches() passes only those)
             return false;
     }

@@ -495,6 +495,41 @@ private slots:
         QVERIFY(skipped > misses / 4);  // the filter does skip work
     }
 
+    // plainHeaderContains against decodeHeaderText(raw).toLower() over generated header
+    // values (folds, tabs, CR/LF alone, encoded words, 8-bit bytes) and needles (with and
+    // without white space, in either case): whenever it answers, the answer is the
+    // decoder's; it answers for plain values and spaceless needles.
+    void plainHeaderSameAsDecoder() {
+        QRandomGenerator rng(20261205);
+        static const char* const pieces[] = {
+            "Budget", "budget",      " ",   "\t",  "\r\n ", "\r\n\t",  "\r", "\n", "=?", "=?utf-8?q?Caf=C3=A9?=",
+            "?=",     "caf\xc3\xa9", "Re:", "[x]", "-",     "INVOICE", "q",  "e"};
+        static const char* const needles[] = {"budget", "BUDGET", "get b", "invoice", "re:", "[x]",          "café",
+                                              "q",      "\t",     "et\r",  "=?",      "x]-", "budget budget"};
+        int answered = 0, hits = 0;
+        for (int round = 0; round < 20000; ++round) {
+            QByteArray raw;
+            const int n = int(rng.bounded(8));
+            for (int i = 0; i < n; ++i) raw += pieces[rng.bounded(int(std::size(pieces)))];
+            for (const char* text : needles) {
+                const BodyNeedle needle{QByteArray(text)};
+                const bool want = mail::decodeHeaderText(raw).toLower().contains(needle.lower);
+                const std::optional<bool> got = plainHeaderContains(raw, needle);
+                if (got && *got != want)
+                    QFAIL(qPrintable(QStringLiteral("value %1, needle %2: decoder %3")
+                                         .arg(QString::fromLatin1(raw.toPercentEncoding()), QString::fromUtf8(text))
+                                         .arg(want)));
+                const bool plain = !raw.contains("=?") &&
+                                   std::all_of(raw.cbegin(), raw.cend(), [](char c) { return uchar(c) < 0x80; });
+                QCOMPARE(bool(got), plain && needle.spaceless && !needle.bytes.isEmpty());
+                answered += bool(got);
+                hits += got.value_or(false);
+            }
+        }
+        qInfo("%d answered from the bytes, %d of them matches", answered, hits);
+        QVERIFY(hits > answered / 10);
+    }
+
     // The text part spans and their kept form, byte by byte.
     void textPartSpansKeptForm() {
         const QByteArray msg =
