@@ -700,6 +700,18 @@ std::optional<MailboxIndex::Cached> MailboxIndex::cached(quint32 uid, const QStr
     return Cached{q.blob(0), q.blob(1), q.blob(2)};
 }
 
+QHash<quint32, MailboxIndex::CachedRow> MailboxIndex::cachedRange(quint32 first, quint32 last) {
+    QHash<quint32, CachedRow> out;
+    Stmt q(prepared(kCachedRangeSlot,
+                    "SELECT uid, envelope, body, bodystructure, base FROM msg WHERE uid BETWEEN ? AND ?"
+                    " AND envelope IS NOT NULL AND body IS NOT NULL AND bodystructure IS NOT NULL"));
+    if (!q.ok()) return out;
+    q.bind(1, first).bind(2, last);
+    while (q.step() == SQLITE_ROW)
+        out.insert(quint32(q.integer(0)), CachedRow{q.text(4), Cached{q.blob(1), q.blob(2), q.blob(3)}});
+    return out;
+}
+
 void MailboxIndex::storeCached(quint32 uid, const QString& base, const Cached& c) {
     Stmt q(prepared(kStoreSlot, "UPDATE msg SET envelope = ?, body = ?, bodystructure = ? WHERE uid = ? AND base = ?"));
     if (!q.ok()) return;

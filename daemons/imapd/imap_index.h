@@ -132,6 +132,13 @@ public:
         QByteArray envelope, body, bodyStructure;
     };
     std::optional<Cached> cached(quint32 uid, const QString& base);
+    // The same for every UID in [first, last] in one query: the rows that hold all three
+    // texts, with their base names (the caller compares them as cached() does).
+    struct CachedRow {
+        QString base;
+        Cached texts;
+    };
+    QHash<quint32, CachedRow> cachedRange(quint32 first, quint32 last);
     // Groups cache writes into one transaction (within one event-loop turn only:
     // the connection is shared by every session of the process).
     class Batch {
@@ -214,6 +221,7 @@ private:
     enum {
         kMetaSlot,
         kCachedSlot,
+        kCachedRangeSlot,
         kStoreSlot,
         kHeaderSlot,
         kTextPartsSlot,

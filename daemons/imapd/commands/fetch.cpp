@@ -399,6 +399,10 @@ struct FetchJob {
     bool parsed = false;
     qsizetype bodyAt = -1;  // where the header block ends (the blank line included)
     std::optional<MailboxIndex::Cached> cache;
+    // The index's rows for UIDs [aheadFirst, aheadLast], read ahead in one query (see
+    // cachedTexts); empty range when none are.
+    QHash<quint32, MailboxIndex::CachedRow> ahead;
+    quint32 aheadFirst = 1, aheadLast = 0;
     const mail::MimePart& tree() {  // parsed once, when an item needs the structure
         if (!parsed) {
             root = mail::parseMime(msg);
@@ -722,12 +726,42 @@ FileHandle openMessageFile(const MailboxView& view, int i, QString* path) {
     return FileHandle(openForReading(*path));
 }
 
+// The index's ENVELOPE/BODY/BODYSTRUCTURE texts for message i (the job's current one:
+// job.next is the position after it). From the rows read ahead when its UID is in their
+// range; else, when the set's next messages have UIDs close above it (a run such as the
+// newest 50), their rows are read in one range query (one statement, not one per
+// message); else its one row.
+constexpr qsizetype kReadAhead = 64;
+std::optional<MailboxIndex::Cached> cachedTexts(const MailboxView& view, int i, MailboxIndex* idx, FetchJob& job) {
+    const Message& m = view.messages().at(i);
+    auto fromAhead = [&]() -> std::optional<MailboxIndex::Cached> {
+        auto it = job.ahead.constFind(m.uid);
+        if (it == job.ahead.cend() || it->base != m.base) return std::nullopt;
+        return it->texts;
+    };
+    if (m.uid >= job.aheadFirst && m.uid <= job.aheadLast) return fromAhead();
+    quint32 last = m.uid;
+    qsizetype wanted = 1;
+    const qsizetype end = std::min(job.indexes.size(), job.next + kReadAhead - 1);
+    for (qsizetype k = job.next; k < end; ++k) {
+        const int j = job.indexes.at(k);
+        if (j < 0 || j >= view.messages().size() || view.messages().at(j).uid < m.uid) continue;
+        last = std::max(last, view.messages().at(j).uid);
+        ++wanted;
+    }
+    if (wanted < 4 || qint64(last) - qint64(m.uid) >= 2 * wanted) return idx->cached(m.uid, m.base);
+    job.ahead = idx->cachedRange(m.uid, last);
+    job.aheadFirst = m.uid;
+    job.aheadLast = last;
+    return fromAhead();
+}
+
 // Reads what the items of message i need into job.msg, and ENVELOPE/BODY/BODYSTRUCTURE from
 // the index when it has them, else from one parse of the file, whose results then go into
 // the index. False when the message is gone.
 bool loadMessage(const MailboxView& view, int i, MailboxIndex* idx, FetchJob& job) {
     const Message& m = view.messages().at(i);
-    if (idx) job.cache = idx->cached(m.uid, m.base);
+    if (idx) job.cache = cachedTexts(view, i, idx, job);
     if (job.needMessage || (job.needParsed && !job.cache)) {
         QString path;
         const FileHandle f = openMessageFile(view, i, &path);

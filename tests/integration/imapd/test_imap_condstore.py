@@ -255,6 +255,41 @@ class Condstore(unittest.TestCase):
         lines, _ = c.ok("STATUS INBOX (HIGHESTMODSEQ)")
         self.assertGreater(int(re.search(r"HIGHESTMODSEQ (\d+)", lines[0]).group(1)), hms1)
 
+    def test_cached_texts_read_ahead_as_one_by_one(self):
+        """FETCH reads the index's ENVELOPE/BODYSTRUCTURE rows for a run of close UIDs in one
+        query, and one by one otherwise: every set order must give what the rows say, a row
+        under another file's name (base) must not be used, and a row without texts is parsed
+        again. Doctored rows make the index's answer visible."""
+        for i in range(5, 21):
+            self.deliver(f"Subject: message {i}\r\nFrom: bob@remote.test\r\n\r\nbody {i}\r\n")
+        a = self.raw()
+        a.ok("SELECT INBOX")
+        lines, _ = a.ok("UID FETCH 1:* (UID ENVELOPE BODYSTRUCTURE)")
+        parsed = {int(re.search(r"UID (\d+)", l).group(1)): re.sub(r"^\* \d+ FETCH ", "", l) for l in lines}
+        self.assertEqual(sorted(parsed), list(range(1, 21)))
+        a.close()
+        index = os.path.join(self.inbox, "postern-index.sqlite")
+        doctored = {3: "DOCTORED-3", 9: "DOCTORED-9", 16: "DOCTORED-16"}
+        with sqlite3.connect(index, timeout=10) as db:
+            for uid, text in doctored.items():
+                db.execute("UPDATE msg SET envelope = ? WHERE uid = ?", (f'("{text}")'.encode(), uid))
+            db.execute("UPDATE msg SET envelope = ?, base = base || 'x' WHERE uid = 6", (b'("WRONG-FILE")',))
+            db.execute("UPDATE msg SET envelope = NULL WHERE uid = 12")
+        b = self.raw()
+        b.ok("SELECT INBOX")
+        for uid_set in ("1:*", "20,19,18,17,16,15,14,13,12,11,10,9,8,7,6,5,4,3,2,1", "1,4,9,16", "2:10", "16,3:9,12",
+                        "1:3,17:20", "12", "*"):
+            with self.subTest(uid_set=uid_set):
+                lines, _ = b.ok(f"UID FETCH {uid_set} (UID ENVELOPE BODYSTRUCTURE)")
+                got = {int(re.search(r"UID (\d+)", l).group(1)): l for l in lines if " FETCH " in l}
+                self.assertTrue(got)
+                for uid, line in got.items():
+                    if uid in doctored:
+                        self.assertIn(f'ENVELOPE ("{doctored[uid]}")', line)
+                    else:
+                        self.assertNotIn("WRONG-FILE", line)
+                        self.assertEqual(re.sub(r"^\* \d+ FETCH ", "", line), parsed[uid])
+
     def test_index_is_a_rebuildable_cache(self):
         a = self.raw()
         lines, _ = a.ok("SELECT INBOX (CONDSTORE)")
