@@ -9,7 +9,9 @@
 // session and not reported yet match nothing. Header keys read header
 // blocks from a process-wide store backed by the folder's index, so files are
 // opened only the first time; it is keyed by UIDVALIDITY, the uidlist's GUID
-// and each file's name, never by folder name alone.
+// and each file's name, never by folder name alone. BODY/TEXT keep each
+// message's text part spans in the same store (and the index): after the
+// first search only those ranges of a file are read, and no MIME is parsed.
 // Limits: kMaxSearchDepth (commands.h) levels of NOT, OR and parentheses
 // around a key, checked where the recursion happens: in the parser (BAD
 // before anything runs) and again in the evaluator; kMaxSearchKeys keys in
@@ -356,7 +358,8 @@ const QList<Parser::KeyRow>& Parser::keyTable() {
     return rows;
 }
 
-// Header blocks of messages, for SEARCH on header keys (and SORT/THREAD): kept in
+// Header blocks of messages, for SEARCH on header keys (and SORT/THREAD), and their
+// text part spans (BODY/TEXT, imap_body_search.h): kept in
 // memory per folder for the whole process (shared by its sessions, at most
 // kHeaderStoreMax bytes, least recently used folders dropped), backed by the
 // folder's index (which survives restarts), read from the file only the first
