@@ -11,6 +11,8 @@
 #include <QTemporaryDir>
 #include <QTest>
 
+#include <sqlite3.h>
+
 using namespace postern::imap;
 
 namespace {
@@ -93,6 +95,61 @@ private slots:
         QVERIFY2(!idx->cached(1, QStringLiteral("other")),
                  "a different file under the same UID is not served from the cache");
         QVERIFY(!idx->cached(2, QStringLiteral("msg2")));
+    }
+
+    // The cached texts of a UID range in one query: the rows that hold all three, with
+    // their base names (the caller compares them, as cached() does).
+    void cachedRange() {
+        QTemporaryDir dir;
+        auto idx = MailboxIndex::acquire(dir.path(), 7);
+        auto msgs = messages({{1, ""}, {2, ""}, {3, ""}, {5, ""}, {9, ""}});
+        QVERIFY(idx->sync(msgs).ok());
+        for (quint32 uid : {1u, 3u, 5u, 9u})
+            idx->storeCached(uid, QStringLiteral("msg%1").arg(uid),
+                             {"(e" + QByteArray::number(uid) + ")", "(b)", "(s)"});
+        const auto rows = idx->cachedRange(2, 5);
+        QCOMPARE(rows.size(), 2);  // 2 has no texts, 9 is outside
+        QCOMPARE(rows.value(3).base, QStringLiteral("msg3"));
+        QCOMPARE(rows.value(3).texts.envelope, QByteArray("(e3)"));
+        QCOMPARE(rows.value(5).texts.bodyStructure, QByteArray("(s)"));
+        QCOMPARE(idx->cachedRange(1, 9).size(), 4);
+        QVERIFY(idx->cachedRange(6, 8).isEmpty());
+    }
+
+    // SEARCH's kept bytes by kind (header blocks, text part spans), stored only for the file
+    // the row names; and an index written before the text part column existed gains it when
+    // opened, keeping its rows (no rebuild).
+    void blobsAndAnOlderIndex() {
+        QTemporaryDir dir;
+        using Blob = MailboxIndex::Blob;
+        {
+            auto idx = MailboxIndex::acquire(dir.path(), 3);
+            auto msgs = messages({{1, ""}, {2, "S"}});
+            QVERIFY(idx->sync(msgs).ok());
+            idx->storeBlob(Blob::Header, 1, QStringLiteral("msg1"), "H1");
+            idx->storeBlob(Blob::TextParts, 2, QStringLiteral("msg2"), "T2");
+            idx->storeBlob(Blob::TextParts, 1, QStringLiteral("another file"), "X");  // not this row's file
+            const auto headers = idx->cachedBlobs(Blob::Header);
+            QCOMPARE(headers.size(), 1);
+            QCOMPARE(headers.value(1).bytes, QByteArray("H1"));
+            QCOMPARE(headers.value(1).base, QStringLiteral("msg1"));
+            const auto parts = idx->cachedBlobs(Blob::TextParts);
+            QCOMPARE(parts.size(), 1);
+            QCOMPARE(parts.value(2).bytes, QByteArray("T2"));
+        }
+        MailboxIndex::release(dir.path());
+        const QByteArray file = QFile::encodeName(dir.path() + QStringLiteral("/postern-index.sqlite"));
+        sqlite3* db = nullptr;
+        QCOMPARE(sqlite3_open(file.constData(), &db), SQLITE_OK);
+        QCOMPARE(sqlite3_exec(db, "ALTER TABLE msg DROP COLUMN textparts", nullptr, nullptr, nullptr), SQLITE_OK);
+        sqlite3_close(db);
+        auto idx = MailboxIndex::acquire(dir.path(), 3);
+        QVERIFY(idx);
+        QCOMPARE(idx->knownFiles().size(), 2);  // the rows are still there
+        QCOMPARE(idx->cachedBlobs(Blob::Header).value(1).bytes, QByteArray("H1"));
+        QVERIFY(idx->cachedBlobs(Blob::TextParts).isEmpty());
+        idx->storeBlob(Blob::TextParts, 2, QStringLiteral("msg2"), "T2 again");
+        QCOMPARE(idx->cachedBlobs(Blob::TextParts).value(2).bytes, QByteArray("T2 again"));
     }
 
     // Sizes and times of known files by UID, valid only for the same base name; dense UIDs
