@@ -313,12 +313,14 @@ Status MailboxIndex::openAt(const QString& path, quint32 uidValidity) {
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
         "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
         "CREATE TABLE IF NOT EXISTS msg(uid INTEGER PRIMARY KEY, flags TEXT NOT NULL, modseq INTEGER NOT NULL,"
-        " base TEXT NOT NULL, size INTEGER, mtime INTEGER, envelope BLOB, body BLOB, bodystructure BLOB, header BLOB,"
-        " textparts BLOB);"
+        " base TEXT NOT NULL, size INTEGER, mtime INTEGER, envelope BLOB, body BLOB, bodystructure BLOB, header BLOB);"
         "CREATE TABLE IF NOT EXISTS expunged(uid INTEGER PRIMARY KEY, modseq INTEGER NOT NULL);"
         "CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(modseq);"
         "CREATE TABLE IF NOT EXISTS sort_order(criteria BLOB PRIMARY KEY, generation TEXT NOT NULL,"
-        " used INTEGER NOT NULL, uids BLOB NOT NULL);");
+        " used INTEGER NOT NULL, uids BLOB NOT NULL);"
+        // A table of its own, not a column of msg: storing a message's spans then writes a
+        // few dozen bytes, where a new value in msg's wide rows would rewrite each row.
+        "CREATE TABLE IF NOT EXISTS textparts(uid INTEGER PRIMARY KEY, base TEXT NOT NULL, spans BLOB NOT NULL);");
     if (!st) return st;
     st = exec("BEGIN IMMEDIATE");
     if (!st) return st;
@@ -350,10 +352,6 @@ Status MailboxIndex::openAt(const QString& path, quint32 uidValidity) {
         if (!probe.ok()) return fail(Status::fail(QStringLiteral("index schema too old")));
         if (Status s = setMeta("schema", kSchemaVersion); !s) return fail(s);
     }
-    // A column added since (an empty cache column, so no new schema version): added in
-    // this write transaction, so two processes opening the index cannot both add it.
-    if (Stmt probe(m_db, "SELECT textparts FROM msg LIMIT 0"); !probe.ok())
-        if (Status s = exec("ALTER TABLE msg ADD COLUMN textparts BLOB"); !s) return fail(s);
     if (Status s = exec("COMMIT"); !s) return s;
     // 0: the caller has not read the uidlist yet; it is checked on a later acquire().
     return uidValidity ? adoptValidity(uidValidity) : Status();
@@ -372,7 +370,8 @@ Status MailboxIndex::adoptValidity(quint32 uidValidity) {
         auto hms = metaValue("hms");
         if (!hms) return fail(Status::fail(hms.errorMessage(), hms.error().code));
         const qint64 start = std::max(*hms + 1, freshStart());
-        for (const char* sql : {"DELETE FROM msg", "DELETE FROM expunged", "DELETE FROM sort_order"})
+        for (const char* sql :
+             {"DELETE FROM msg", "DELETE FROM expunged", "DELETE FROM sort_order", "DELETE FROM textparts"})
             if (Status s = exec(sql); !s) return fail(s);
         // A new UIDVALIDITY renumbered every message: each is new to every session (\Recent).
         for (const auto& [k, v] : {std::pair{"uidvalidity", qint64(uidValidity)}, std::pair{"hms", start},
@@ -399,6 +398,10 @@ bool MailboxIndex::expungeRow(quint32 uid, qint64* hms) {
     if (!del.ok()) return false;
     del.bind(1, uid);
     if (del.step() != SQLITE_DONE) return false;
+    Stmt parts(prepared(kDeletePartsSlot, "DELETE FROM textparts WHERE uid = ?"));
+    if (!parts.ok()) return false;
+    parts.bind(1, uid);
+    if (parts.step() != SQLITE_DONE) return false;
     Stmt gone(prepared(kGoneSlot, "INSERT OR REPLACE INTO expunged(uid, modseq) VALUES(?, ?)"));
     if (!gone.ok()) return false;
     gone.bind(1, uid).bind(2, ++*hms);
@@ -614,15 +617,18 @@ QList<quint32> MailboxIndex::expungedSince(quint64 modseq, bool* complete) {
 QHash<quint32, MailboxIndex::FileBlob> MailboxIndex::cachedBlobs(Blob kind) {
     QHash<quint32, FileBlob> out;
     Stmt q(m_db, kind == Blob::Header ? "SELECT uid, header, base FROM msg WHERE header IS NOT NULL"
-                                      : "SELECT uid, textparts, base FROM msg WHERE textparts IS NOT NULL");
+                                      : "SELECT uid, spans, base FROM textparts");
     if (!q.ok()) return out;
     while (q.step() == SQLITE_ROW) out.insert(quint32(q.integer(0)), FileBlob{q.text(2), q.blob(1)});
     return out;
 }
 
 void MailboxIndex::storeBlob(Blob kind, quint32 uid, const QString& base, const QByteArray& bytes) {
+    // (Only for the file the message's row names: never a row for a message that is gone.)
     Stmt q(kind == Blob::Header ? prepared(kHeaderSlot, "UPDATE msg SET header = ? WHERE uid = ? AND base = ?")
-                                : prepared(kTextPartsSlot, "UPDATE msg SET textparts = ? WHERE uid = ? AND base = ?"));
+                                : prepared(kTextPartsSlot,
+                                           "INSERT OR REPLACE INTO textparts(uid, base, spans)"
+                                           " SELECT uid, base, ? FROM msg WHERE uid = ? AND base = ?"));
     if (!q.ok()) return;
     q.bind(1, bytes).bind(2, uid).bindText(3, base);
     q.step();  // a cache

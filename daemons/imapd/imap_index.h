@@ -9,11 +9,12 @@
 //             process, claimed inside sync()'s write transaction).
 //   msg       per UID: the flags last seen, the mod-sequence of the last change,
 //             the file's base name, size and delivery time, and the cached
-//             ENVELOPE, BODY and BODYSTRUCTURE texts, header block and text part
-//             map (so FETCH of those, SEARCH on headers and the body search do
-//             not reread or parse the whole file).
+//             ENVELOPE, BODY and BODYSTRUCTURE texts and header block (so FETCH
+//             of those and SEARCH on headers do not reread the file).
 //   expunged  UIDs that went away, with the mod-sequence of their removal
 //             (QRESYNC's VANISHED), the newest kMaxExpungedHistory kept.
+//   textparts  per UID: where the message's text parts lie (SEARCH BODY/TEXT,
+//             imap_body_search.h), with the file's base name.
 //   sort_order  SORT's UID orders (commands/sort.cpp), per set of criteria, with
 //             the uidlist GUID they hold for: the kMaxSortOrders stored last.
 // The Maildir stays the truth: UIDs come from dovecot-uidlist, flags from file
@@ -229,6 +230,7 @@ private:
         kUpdateFlagsSlot,
         kInsertSlot,
         kDeleteSlot,
+        kDeletePartsSlot,
         kGoneSlot,
         kBeginSlot,
         kCommitSlot,

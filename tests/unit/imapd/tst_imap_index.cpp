@@ -117,8 +117,8 @@ private slots:
     }
 
     // SEARCH's kept bytes by kind (header blocks, text part spans), stored only for the file
-    // the row names; and an index written before the text part column existed gains it when
-    // opened, keeping its rows (no rebuild).
+    // the row names, gone with their message; and an index written before the text part
+    // table existed gains it when opened, keeping its rows (no rebuild).
     void blobsAndAnOlderIndex() {
         QTemporaryDir dir;
         using Blob = MailboxIndex::Blob;
@@ -141,7 +141,7 @@ private slots:
         const QByteArray file = QFile::encodeName(dir.path() + QStringLiteral("/postern-index.sqlite"));
         sqlite3* db = nullptr;
         QCOMPARE(sqlite3_open(file.constData(), &db), SQLITE_OK);
-        QCOMPARE(sqlite3_exec(db, "ALTER TABLE msg DROP COLUMN textparts", nullptr, nullptr, nullptr), SQLITE_OK);
+        QCOMPARE(sqlite3_exec(db, "DROP TABLE textparts", nullptr, nullptr, nullptr), SQLITE_OK);
         sqlite3_close(db);
         auto idx = MailboxIndex::acquire(dir.path(), 3);
         QVERIFY(idx);
@@ -149,7 +149,15 @@ private slots:
         QCOMPARE(idx->cachedBlobs(Blob::Header).value(1).bytes, QByteArray("H1"));
         QVERIFY(idx->cachedBlobs(Blob::TextParts).isEmpty());
         idx->storeBlob(Blob::TextParts, 2, QStringLiteral("msg2"), "T2 again");
+        idx->storeBlob(Blob::TextParts, 1, QStringLiteral("msg1"), "T1");
         QCOMPARE(idx->cachedBlobs(Blob::TextParts).value(2).bytes, QByteArray("T2 again"));
+        auto left = messages({{1, ""}});  // 2 expunged
+        QVERIFY(idx->sync(left).ok());
+        QCOMPARE(idx->cachedBlobs(Blob::TextParts).keys(), QList<quint32>{1});
+        idx.reset();
+        MailboxIndex::release(dir.path());
+        auto renumbered = MailboxIndex::acquire(dir.path(), 4);  // a new UIDVALIDITY: nothing kept
+        QVERIFY(renumbered->cachedBlobs(Blob::TextParts).isEmpty());
     }
 
     // Sizes and times of known files by UID, valid only for the same base name; dense UIDs
