@@ -380,6 +380,14 @@ struct FolderHeaders {
     quint64 lastUse = 0;
 };
 constexpr qint64 kHeaderStoreMax = qint64(32) << 20;
+// What an entry costs beside its bytes, counted against kHeaderStoreMax: the hash node, the
+// base name (its own string when read from the index) and the byte array's header. Text
+// part spans are a few dozen bytes each, so without it a large folder's would be counted at
+// a fraction of their memory.
+constexpr qint64 kStoreEntryOverhead = 160;
+qint64 storeBytes(const QByteArray& bytes) {
+    return bytes.size() + kStoreEntryOverhead;
+}
 QHash<QString, FolderHeaders>& headerStore() {
     static QHash<QString, FolderHeaders> store;
     return store;
@@ -422,7 +430,7 @@ struct HeaderCache {
                 f.generation = view.generation();
                 if (index) {
                     f.map = index->cachedBlobs(MailboxIndex::Blob::Header);
-                    for (const MailboxIndex::FileBlob& h : f.map) f.bytes += h.bytes.size();
+                    for (const MailboxIndex::FileBlob& h : f.map) f.bytes += storeBytes(h.bytes);
                 }
             }
             if (index) batch.emplace(index.get());
@@ -437,7 +445,7 @@ struct HeaderCache {
             f.textPartsLoaded = true;
             if (index) {
                 f.textParts = index->cachedBlobs(MailboxIndex::Blob::TextParts);
-                for (const MailboxIndex::FileBlob& t : f.textParts) f.bytes += t.bytes.size();
+                for (const MailboxIndex::FileBlob& t : f.textParts) f.bytes += storeBytes(t.bytes);
             }
         }
         return f;
@@ -550,7 +558,7 @@ struct Context {
         blockLoaded = true;
         if (cache) {
             FolderHeaders& store = cache->folder(view);
-            store.bytes += block.size();
+            store.bytes += storeBytes(block);
             store.map.insert(m.uid, MailboxIndex::FileBlob{m.base, block});
             if (cache->index) cache->index->storeBlob(MailboxIndex::Blob::Header, m.uid, m.base, block);
         }
@@ -590,7 +598,7 @@ void keepTextParts(Context& c) {
     if (spans.isEmpty()) return;
     const Message& m = c.view.messages().at(c.index);
     FolderHeaders& f = c.cache->withTextParts(c.view);
-    f.bytes += spans.size();
+    f.bytes += storeBytes(spans);
     f.textParts.insert(m.uid, MailboxIndex::FileBlob{m.base, spans});
     if (c.cache->index) c.cache->index->storeBlob(MailboxIndex::Blob::TextParts, m.uid, m.base, spans);
 }
