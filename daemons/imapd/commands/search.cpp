@@ -565,9 +565,6 @@ struct Context {
     }
 };
 
-// The message's text parts, transfer-decoded once per message (a program may hold
-// thousands of BODY/TEXT keys); each is charset-decoded and lower-cased only if a needle
-// needs it (imap_body_search.h).
 // From the spans kept for this file: its text parts' ranges read, no MIME parsed, the
 // rest of the file (attachments) not read. nullopt when none are kept for this file or
 // they do not fit it: the caller reads and parses the whole file.
@@ -603,6 +600,10 @@ void keepTextParts(Context& c) {
     if (c.cache->index) c.cache->index->storeBlob(MailboxIndex::Blob::TextParts, m.uid, m.base, spans);
 }
 
+// The message's text parts, transfer-decoded once per message (a program may hold
+// thousands of BODY/TEXT keys); each is charset-decoded and lower-cased only if a needle
+// needs it (imap_body_search.h). From the kept spans when there are some for this file,
+// else from the whole file, whose spans are then kept.
 BodyText& bodyTextOf(Context& c) {
     if (c.bodyText) return *c.bodyText;
     if (!c.loaded)
