@@ -11,7 +11,8 @@
 // A message another session expunged (not reported yet) is left out and a
 // FETCH by sequence number ends with NO [EXPUNGEISSUED] (RFC 2180 4.1.2,
 // RFC 5530); a file another session renamed (new flags) is found by name.
-// ENVELOPE/BODY/BODYSTRUCTURE come from the folder's index when cached there.
+// ENVELOPE/BODY/BODYSTRUCTURE come from the folder's index when cached there (a run of close
+// UIDs read in one range query, cachedTexts).
 // Messages are read whole (bounded by the message size limit), normalised to
 // CRLF so that sizes and offsets match RFC822.SIZE; a FETCH whose only message
 // items are top-level header items (BODY[HEADER], BODY[HEADER.FIELDS (...)],
